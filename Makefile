@@ -1,0 +1,36 @@
+# gridshift developer entry points. `make setup` once, then `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup test unit lint crds crds-check clean
+
+setup: $(VENV)/.installed ## create the virtualenv and install gridshift with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	@touch $@
+
+lint: setup ## ruff, mypy strict, the import-layer contract
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+crds: setup ## regenerate crds/ from the API models
+	$(VENV)/bin/gridshift crds
+
+crds-check: setup
+	$(VENV)/bin/gridshift crds --check
+
+unit: setup ## tests that need no cluster
+	GRIDSHIFT_SKIP_CLUSTER=1 $(PYTHON) -m pytest -q
+
+test: lint ## everything CI runs: lint, then all tests (clusters are built/started as needed)
+	$(PYTHON) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

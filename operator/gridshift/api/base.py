@@ -1,0 +1,75 @@
+"""Shared building blocks of the gridshift.dev API: the base model and cross-field rules.
+
+A cross-field rule is written once and serves twice: as a CEL `x-kubernetes-validations`
+entry in the generated CRD (so the apiserver refuses bad objects) and as a Python check run
+by pydantic (so `gridshift` refuses the same objects offline, with the same field path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
+
+GROUP = "gridshift.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+@dataclass(frozen=True)
+class CrossFieldRule:
+    """One rule over several fields of an object, with its CEL twin.
+
+    `field` names the field the error is reported on (relative to the object), so both the
+    apiserver (via `fieldPath`) and pydantic point users at the same path.
+    """
+
+    cel: str
+    message: str
+    field: str
+    holds: Callable[[Any], bool]
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    cross_field_rules: ClassVar[tuple[CrossFieldRule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_cross_field_rules(self) -> ApiModel:
+        for rule in type(self).cross_field_rules:
+            if not rule.holds(self):
+                raise PydanticCustomError(
+                    "cross_field", rule.message, {"field": rule.field}
+                )
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if cls.cross_field_rules:
+            target = handler.resolve_ref_schema(json_schema)
+            target["x-kubernetes-validations"] = [
+                {"rule": r.cel, "message": r.message, "fieldPath": f".{r.field}"}
+                for r in cls.cross_field_rules
+            ]
+        return json_schema
+
+    def to_wire(self) -> dict[str, Any]:
+        """The object as Kubernetes stores it: camelCase keys, no unset optional fields."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -1,0 +1,204 @@
+"""Generates CustomResourceDefinitions from the pydantic models: the one source of the API.
+
+pydantic emits JSON Schema; Kubernetes wants a *structural* OpenAPI v3 schema: no `$ref`,
+no `anyOf` for optional fields (`nullable` instead), no `additionalProperties: false`
+beside `properties`, and a description on every field for `kubectl explain`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from gridshift.api.base import GROUP, VERSION
+from gridshift.api.gpu_profile import GPUProfile
+from gridshift.api.inference_deployment import InferenceDeployment
+from gridshift.api.regional_cluster import RegionalCluster
+
+JsonDict = dict[str, Any]
+
+_DROPPED_KEYS = ("title",)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """How one kind is published: names, scope and the columns `kubectl get` shows."""
+
+    model: type[BaseModel]
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    scope: str
+    printer_columns: tuple[JsonDict, ...]
+
+
+KINDS: tuple[KindSpec, ...] = (
+    KindSpec(
+        model=InferenceDeployment,
+        kind="InferenceDeployment",
+        plural="inferencedeployments",
+        short_names=("idep",),
+        scope="Namespaced",
+        printer_columns=(
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model.servedName"},
+            {"name": "Regions", "type": "string", "jsonPath": ".status.regions"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
+            {"name": "$/Mtok", "type": "number", "jsonPath": ".status.cost.usdPerMillionTokens"},
+            {"name": "J/token", "type": "number", "jsonPath": ".status.cost.joulesPerToken"},
+            {"name": "Mode", "type": "string", "jsonPath": ".spec.migration.mode"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ),
+    ),
+    KindSpec(
+        model=RegionalCluster,
+        kind="RegionalCluster",
+        plural="regionalclusters",
+        short_names=("rc", "rcluster"),
+        scope="Cluster",
+        printer_columns=(
+            {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
+            {"name": "Reachable", "type": "boolean", "jsonPath": ".status.reachable"},
+            {"name": "Price $/kWh", "type": "number", "jsonPath": ".status.currentPriceUsdPerKwh"},
+            {"name": "PUE", "type": "number", "jsonPath": ".spec.pue"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ),
+    ),
+    KindSpec(
+        model=GPUProfile,
+        kind="GPUProfile",
+        plural="gpuprofiles",
+        short_names=("gprof",),
+        scope="Cluster",
+        printer_columns=(
+            {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
+            {"name": "GPU", "type": "string", "jsonPath": ".spec.gpuType"},
+            {"name": "TP", "type": "integer", "jsonPath": ".spec.gpusPerReplica"},
+            {"name": "Source", "type": "string", "jsonPath": ".spec.source.method"},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ),
+    ),
+)
+
+
+def _resolve(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
+    """Inline `$ref`s; keys beside a `$ref` (its description) win over the definition's."""
+    if "$ref" in node:
+        target = copy.deepcopy(defs[node["$ref"].rsplit("/", 1)[-1]])
+        beside = {k: v for k, v in node.items() if k != "$ref"}
+        return _resolve({**target, **beside}, defs)
+    if "allOf" in node and len(node["allOf"]) == 1:
+        beside = {k: v for k, v in node.items() if k != "allOf"}
+        return _resolve({**node["allOf"][0], **beside}, defs)
+    return node
+
+
+def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
+    node = _resolve(node, defs)
+    out: JsonDict = {}
+    any_of = node.get("anyOf")
+    if any_of is not None:
+        non_null = [o for o in any_of if o.get("type") != "null"]
+        if len(non_null) != 1:
+            raise ValueError(f"cannot express a union of {len(non_null)} types structurally: {node}")
+        inner = _structural(non_null[0], defs)
+        beside = {k: v for k, v in node.items() if k not in ("anyOf", *_DROPPED_KEYS)}
+        out = {**inner, **beside}
+        out["nullable"] = True
+        if out.get("default", 0) is None:
+            del out["default"]
+        return out
+    for key, value in node.items():
+        if key in _DROPPED_KEYS or key == "$defs":
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "properties":
+            out["properties"] = {
+                name: _structural(prop, defs) for name, prop in value.items()
+            }
+        elif key == "items":
+            out["items"] = _structural(value, defs)
+        elif key == "additionalProperties":
+            if isinstance(value, dict):
+                out["additionalProperties"] = _structural(value, defs) if value else {}
+            # `false` beside `properties` is not structural; extra fields are pruned instead.
+        else:
+            out[key] = copy.deepcopy(value)
+    if "properties" in out:
+        required = set(out.get("required", []))
+        for name, prop in out["properties"].items():
+            # An all-defaults sub-object gets `default: {}` so the apiserver fills its defaults in.
+            if (
+                name not in required
+                and prop.get("type") == "object"
+                and "properties" in prop
+                and not prop.get("nullable")
+                and "default" not in prop
+                and not prop.get("required")
+            ):
+                prop["default"] = {}
+    if "enum" in out and "type" not in out:
+        out["type"] = "integer" if all(isinstance(v, int) for v in out["enum"]) else "string"
+    return out
+
+
+def openapi_schema(model: type[BaseModel]) -> JsonDict:
+    """The structural openAPIV3Schema of a top-level kind."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    schema = _structural(raw, defs)
+    schema["properties"]["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    for field in ("apiVersion", "kind"):
+        schema["properties"][field].pop("enum", None)
+        schema["properties"][field].pop("default", None)
+    schema["required"] = [r for r in schema.get("required", []) if r not in ("apiVersion", "kind")]
+    return schema
+
+
+def crd_for(spec: KindSpec) -> JsonDict:
+    """A complete apiextensions.k8s.io/v1 CustomResourceDefinition."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{spec.plural}.{GROUP}",
+            "annotations": {"gridshift.dev/generated-by": "gridshift crds (from operator/gridshift/api)"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": spec.kind,
+                "listKind": f"{spec.kind}List",
+                "plural": spec.plural,
+                "singular": spec.kind.lower(),
+                "shortNames": list(spec.short_names),
+                "categories": ["gridshift"],
+            },
+            "scope": spec.scope,
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": list(spec.printer_columns),
+                    "schema": {"openAPIV3Schema": openapi_schema(spec.model)},
+                }
+            ],
+        },
+    }
+
+
+def render_crds() -> dict[str, str]:
+    """File name -> YAML text for every kind, deterministic so `--check` can diff."""
+    header = "# Generated by `gridshift crds` from operator/gridshift/api. Do not edit by hand.\n"
+    return {
+        f"{GROUP}_{spec.plural}.yaml": header
+        + yaml.safe_dump(crd_for(spec), sort_keys=False, width=100, allow_unicode=True)
+        for spec in KINDS
+    }

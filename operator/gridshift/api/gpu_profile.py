@@ -1,0 +1,64 @@
+"""The GPUProfile kind: measured performance and power of one model on one GPU type."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from gridshift.api.base import ApiModel, CrossFieldRule
+
+
+class ProfilePoint(ApiModel):
+    """One measured operating point."""
+
+    batch: int = Field(ge=1, le=4096, description="Sequences decoded together (running requests).")
+    context_tokens: int = Field(ge=0, le=2_000_000, description="KV-cache positions per sequence.")
+    step_time_ms: float = Field(gt=0, le=600_000, description="Decode step time = time per output token, ms.")
+    power_watts: float = Field(gt=0, le=10_000, description="Mean GPU power over the phase, W (all GPUs of a replica).")
+    prefill_tokens_per_second: float | None = Field(
+        default=None, gt=0, description="Prompt tokens per second when prefilling at this batch."
+    )
+
+
+class ProfileSource(ApiModel):
+    """Where the points came from, for trust and reproduction."""
+
+    method: Literal["Measured", "Published", "Fitted"] = Field(description="How the points were obtained.")
+    description: str = Field(default="", max_length=4096, description="Tool, data set, licence and attribution.")
+    measured_at: datetime | None = Field(default=None, description="When the measurement was taken.")
+
+
+class GPUProfileSpec(ApiModel):
+    """Measured points of one model on one GPU type and tensor-parallel size."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.points.exists(p, p.batch > 1)",
+            message="points need at least one batch above 1 to fit the batching curve",
+            field="points",
+            holds=lambda s: any(p.batch > 1 for p in s.points),
+        ),
+    )
+
+    model: str = Field(min_length=1, max_length=256, description="Model name or Hugging Face id.")
+    gpu_type: str = Field(min_length=1, max_length=128, description="GPU type (nvidia.com/gpu.product).")
+    gpus_per_replica: Literal[1, 2, 4, 8] = Field(default=1, description="Tensor-parallel size measured.")
+    idle_power_watts: float | None = Field(
+        default=None, ge=0, le=10_000, description="Power of the replica's GPUs loaded but idle, W."
+    )
+    prefill_tokens_per_second: float | None = Field(
+        default=None, gt=0, description="Prompt tokens per second when prefilling alone."
+    )
+    points: list[ProfilePoint] = Field(min_length=2, max_length=1024, description="Measured operating points.")
+    source: ProfileSource = Field(description="Provenance of the points.")
+
+
+class GPUProfile(ApiModel):
+    """Performance and power profile of a model on a GPU type."""
+
+    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
+    kind: Literal["GPUProfile"] = Field(default="GPUProfile", description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: GPUProfileSpec = Field(description="The profile.")

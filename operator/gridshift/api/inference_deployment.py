@@ -1,0 +1,363 @@
+"""The InferenceDeployment kind: one served model, its SLO, and where it may run.
+
+Users own `spec` (GitOps tools apply it); the operator writes `status` only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.common import DNS_LABEL, QUANTITY, CONDITIONS_LIST_SCHEMA, Condition, LabelSelector, RegionName
+
+# Pinned so that every cluster runs the same engine build; users override it per deployment.
+DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+
+class ModelSource(ApiModel):
+    """Which model weights the replicas serve."""
+
+    served_name: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        description="Model name clients ask for (vLLM --served-model-name).",
+    )
+    source: str = Field(
+        min_length=1,
+        max_length=512,
+        description="Hugging Face id (org/name) or URI (s3://, gs://, pvc://, file://) of the weights.",
+    )
+    revision: str = Field(
+        default="main",
+        min_length=1,
+        max_length=128,
+        description="Revision (branch, tag or commit) of the weights; pin a commit for reproducibility.",
+    )
+
+
+class EnvVar(ApiModel):
+    """An environment variable for the engine container."""
+
+    name: str = Field(
+        min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name."
+    )
+    value: str = Field(default="", max_length=32768, description="Variable value.")
+
+
+class EngineSpec(ApiModel):
+    """The serving engine (vLLM) each replica runs."""
+
+    image: str = Field(
+        default=DEFAULT_VLLM_IMAGE,
+        min_length=1,
+        max_length=512,
+        description="vLLM OpenAI-compatible server image; pinned by default so every region runs the same build.",
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, max_length=64, description="Extra command-line arguments for vLLM."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=64, description="Extra environment variables for vLLM."
+    )
+    port: int = Field(default=8000, ge=1, le=65535, description="Port vLLM listens on (HTTP and /metrics).")
+
+
+class ReplicaShape(ApiModel):
+    """What one replica needs: GPUs (= tensor-parallel size), GPU types it may use, CPU and memory."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.gpuTypes.all(t, self.gpuTypes.exists_one(u, u == t))",
+            message="gpuTypes must not list a GPU type twice",
+            field="gpuTypes",
+            holds=lambda s: len(set(s.gpu_types)) == len(s.gpu_types),
+        ),
+    )
+
+    gpus_per_replica: Literal[1, 2, 4, 8] = Field(
+        default=1, description="GPUs per replica, which is also vLLM's --tensor-parallel-size (1, 2, 4 or 8)."
+    )
+    gpu_types: list[str] = Field(
+        min_length=1,
+        max_length=16,
+        description="Accepted GPU types (values of the node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3).",
+    )
+    cpu: str = Field(default="8", pattern=QUANTITY, description="CPU request per replica (Kubernetes quantity).")
+    memory: str = Field(
+        default="64Gi", pattern=QUANTITY, description="Memory request per replica (Kubernetes quantity)."
+    )
+
+
+class SLOSpec(ApiModel):
+    """Latency objectives every replica must meet at the load it is given."""
+
+    ttft_p95_ms: float = Field(
+        gt=0, le=600_000, description="95th-percentile time to first token, in milliseconds."
+    )
+    tpot_p95_ms: float = Field(
+        gt=0,
+        le=60_000,
+        description="95th-percentile time per output token (inter-token latency), in milliseconds.",
+    )
+
+
+class CapacitySpec(ApiModel):
+    """Bounds on the replica count, summed over all clusters."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not exceed maxReplicas",
+            field="minReplicas",
+            holds=lambda s: s.min_replicas <= s.max_replicas,
+        ),
+        CrossFieldRule(
+            cel="self.minRegions <= self.maxReplicas",
+            message="minRegions must not exceed maxReplicas (each region needs a replica)",
+            field="minRegions",
+            holds=lambda s: s.min_regions <= s.max_replicas,
+        ),
+    )
+
+    min_replicas: int = Field(default=1, ge=0, le=10_000, description="Fewest replicas, whatever the demand.")
+    max_replicas: int = Field(default=8, ge=1, le=10_000, description="Most replicas, whatever the demand.")
+    min_regions: int = Field(
+        default=1, ge=1, le=64, description="Spread replicas over at least this many regions (for resilience)."
+    )
+
+
+class PlacementSpec(ApiModel):
+    """Where replicas may and should run. Empty allowedRegions means every registered region."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.allowedRegions.all(r, !(r in self.forbiddenRegions))",
+            message="a region cannot be both allowed and forbidden",
+            field="forbiddenRegions",
+            holds=lambda s: not set(s.allowed_regions) & set(s.forbidden_regions),
+        ),
+    )
+
+    allowed_regions: list[RegionName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Regions replicas may run in; empty means all registered regions.",
+    )
+    preferred_regions: list[RegionName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Regions that win ties in cost (e.g. data residency preferences).",
+    )
+    forbidden_regions: list[RegionName] = Field(
+        default_factory=list, max_length=64, description="Regions replicas must never run in."
+    )
+    cluster_selector: LabelSelector | None = Field(
+        default=None, description="Only RegionalClusters whose labels match this selector are used."
+    )
+
+
+class MigrationMode(StrEnum):
+    """How far the operator may act on its plans."""
+
+    AUTO = "Auto"
+    ADVISORY = "Advisory"
+    FROZEN = "Frozen"
+
+
+class MigrationSpec(ApiModel):
+    """How replicas are moved between clusters."""
+
+    mode: MigrationMode = Field(
+        default=MigrationMode.AUTO,
+        description="Auto acts on plans; Advisory plans and reports but changes nothing; Frozen keeps placement as is.",
+    )
+    max_concurrent_moves: int = Field(
+        default=1, ge=0, le=64, description="Most replicas being moved at once (make-before-break)."
+    )
+    payback_horizon_hours: float = Field(
+        default=6.0,
+        gt=0,
+        le=168,
+        description="A move must pay back its cold-start cost within this many hours, else it is not made.",
+    )
+    ready_timeout_seconds: int = Field(
+        default=1200,
+        ge=30,
+        le=86_400,
+        description="How long a new replica may take to become Ready before the move is rolled back.",
+    )
+
+
+class DemandSource(StrEnum):
+    """Where the request rate the planner sizes for comes from."""
+
+    PROMETHEUS = "Prometheus"
+    STATIC = "Static"
+
+
+class DemandSpec(ApiModel):
+    """The load to size for."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.source != 'Static' || has(self.requestsPerSecond)",
+            message="requestsPerSecond is required when source is Static",
+            field="requestsPerSecond",
+            holds=lambda s: s.source != DemandSource.STATIC or s.requests_per_second is not None,
+        ),
+    )
+
+    source: DemandSource = Field(
+        default=DemandSource.PROMETHEUS,
+        description="Prometheus: observed vLLM request rate; Static: the figures below (capacity planning).",
+    )
+    requests_per_second: float | None = Field(
+        default=None, ge=0, le=1_000_000, description="Request rate for source Static."
+    )
+    mean_prompt_tokens: float = Field(
+        default=1024, gt=0, le=2_000_000, description="Mean prompt length, used until metrics say otherwise."
+    )
+    mean_output_tokens: float = Field(
+        default=256, gt=0, le=2_000_000, description="Mean output length, used until metrics say otherwise."
+    )
+    headroom: float = Field(
+        default=0.2,
+        ge=0,
+        le=5,
+        description="Extra capacity over observed demand, as a fraction (0.2 = 20%), to absorb bursts.",
+    )
+
+
+class RoutingSpec(ApiModel):
+    """Where the operator publishes routing weights besides status."""
+
+    http_route_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_LABEL,
+        description="Gateway API HTTPRoute (same namespace) whose backendRef weights the operator sets.",
+    )
+
+
+class InferenceDeploymentSpec(ApiModel):
+    """Desired state of an InferenceDeployment."""
+
+    model: ModelSource = Field(description="The model to serve.")
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="The serving engine.")
+    replica: ReplicaShape = Field(description="Resources of one replica.")
+    slo: SLOSpec = Field(description="Latency objectives.")
+    capacity: CapacitySpec = Field(default_factory=CapacitySpec, description="Replica count bounds.")
+    placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Region constraints.")
+    migration: MigrationSpec = Field(default_factory=MigrationSpec, description="Migration behaviour.")
+    demand: DemandSpec = Field(default_factory=DemandSpec, description="Demand to size for.")
+    routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Routing weight publication.")
+
+
+# ---------------------------------------------------------------- status
+
+
+class PlacementStatus(ApiModel):
+    """Replicas of this deployment in one cluster."""
+
+    cluster: str = Field(description="RegionalCluster name.")
+    region: str = Field(description="Region of that cluster.")
+    gpu_type: str = Field(description="GPU type the replicas run on.")
+    desired: int = Field(ge=0, description="Replicas the operator wants there.")
+    ready: int = Field(ge=0, description="Replicas Ready there.")
+
+
+class RoutingWeight(ApiModel):
+    """Share of traffic sent to one cluster."""
+
+    cluster: str = Field(description="RegionalCluster name.")
+    weight: int = Field(ge=0, le=100, description="Percent of requests (weights sum to 100).")
+
+
+class CostStatus(ApiModel):
+    """Predicted or measured cost of serving this deployment now."""
+
+    usd_per_hour: float | None = Field(default=None, description="Total cost rate, USD per hour.")
+    usd_per_million_tokens: float | None = Field(
+        default=None, description="USD per million output tokens served."
+    )
+    joules_per_token: float | None = Field(default=None, description="GPU energy per output token, joules.")
+    energy_share: float | None = Field(
+        default=None, ge=0, le=1, description="Share of the cost that is electricity (the rest is GPU-hours)."
+    )
+    source: Literal["Predicted", "Measured"] | None = Field(
+        default=None, description="Predicted by the planner, or measured through Prometheus."
+    )
+
+
+class ObservedSLO(ApiModel):
+    """Latency and load as measured through Prometheus."""
+
+    ttft_p95_ms: float | None = Field(default=None, description="Observed p95 time to first token, ms.")
+    tpot_p95_ms: float | None = Field(default=None, description="Observed p95 inter-token latency, ms.")
+    requests_per_second: float | None = Field(default=None, description="Observed request rate.")
+    output_tokens_per_second: float | None = Field(default=None, description="Observed output token rate.")
+
+
+class Decision(ApiModel):
+    """The last planning decision and why it was taken."""
+
+    time: datetime = Field(description="When the decision was made (RFC 3339).")
+    reason: str = Field(description="CamelCase reason, e.g. CheaperRegion, SLOAtRisk, NoChange.")
+    summary: str = Field(max_length=1024, description="One line for humans.")
+    explanation: str = Field(
+        default="", max_length=16384, description="Chosen option versus the best alternative, binding constraints."
+    )
+    estimated_saving_usd_per_hour: float | None = Field(
+        default=None, description="Saving of the chosen plan over keeping the current placement."
+    )
+
+
+class MigrationStepStatus(ApiModel):
+    """One make-before-break step of a migration in flight."""
+
+    index: int = Field(ge=0, description="Order of the step within the migration.")
+    action: Literal["ScaleUp", "WaitReady", "ShiftRouting", "ScaleDown"] = Field(description="What the step does.")
+    cluster: str = Field(description="RegionalCluster the step acts on.")
+    replicas: int = Field(ge=0, description="Target replica count in that cluster after the step.")
+    state: Literal["Pending", "Running", "Done", "Failed", "RolledBack"] = Field(description="Progress of the step.")
+    started_at: datetime | None = Field(default=None, description="When the step started.")
+    message: str = Field(default="", max_length=4096, description="Details, e.g. why it was rolled back.")
+
+
+class InferenceDeploymentStatus(ApiModel):
+    """Observed state of an InferenceDeployment, written by the operator only."""
+
+    observed_generation: int | None = Field(default=None, ge=0, description="Spec generation last acted on.")
+    regions: str | None = Field(default=None, description="Comma-separated regions with replicas (for kubectl get).")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas over all clusters.")
+    desired_replicas: int | None = Field(default=None, ge=0, description="Desired replicas over all clusters.")
+    placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
+    routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")
+    cost: CostStatus | None = Field(default=None, description="Cost of serving now.")
+    observed_slo: ObservedSLO | None = Field(default=None, description="Measured latency and load.")
+    last_decision: Decision | None = Field(default=None, description="Most recent planning decision.")
+    migration: list[MigrationStepStatus] = Field(
+        default_factory=list, description="Steps of the migration in flight (empty when none)."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+        description="Ready, SLOAtRisk, PriceFeedStale, MetricsStale, Migrating, Advisory.",
+    )
+
+
+class InferenceDeployment(ApiModel):
+    """An LLM served by vLLM replicas that gridshift places across regional clusters."""
+
+    api_version: Literal["gridshift.dev/v1alpha1"] = Field(
+        default="gridshift.dev/v1alpha1", description="API version."
+    )
+    kind: Literal["InferenceDeployment"] = Field(default="InferenceDeployment", description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: InferenceDeploymentSpec = Field(description="Desired state, owned by the user.")
+    status: InferenceDeploymentStatus | None = Field(default=None, description="Observed state, owned by the operator.")

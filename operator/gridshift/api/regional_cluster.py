@@ -1,0 +1,267 @@
+"""The RegionalCluster kind: a member cluster, its GPUs, their cost, and its electricity price feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.common import CURRENCY_CODE, DNS_LABEL, CONDITIONS_LIST_SCHEMA, Condition, RegionName, SecretKeyRef
+
+
+class EnergyUnit(StrEnum):
+    """Energy unit a price is quoted per."""
+
+    MWH = "MWh"
+    KWH = "kWh"
+
+
+class Money(ApiModel):
+    """An amount of money in a named currency."""
+
+    amount: float = Field(ge=0, le=1_000_000, description="Amount; 0 for owned hardware whose cost is sunk.")
+    currency: str = Field(default="USD", pattern=CURRENCY_CODE, description="ISO 4217 currency code.")
+
+
+class GPUOffering(ApiModel):
+    """A GPU type available in this cluster, with its cost when used."""
+
+    gpu_type: str = Field(
+        min_length=1, max_length=128, description="Value of the node label nvidia.com/gpu.product."
+    )
+    hourly_cost: Money = Field(
+        default_factory=lambda: Money(amount=0.0),
+        description="Marginal cost of one GPU for one hour, excluding electricity (0 for owned hardware).",
+    )
+    idle_power_watts: float = Field(
+        default=75.5,
+        ge=0,
+        le=5000,
+        description="Power of a GPU held but unused, W. Default: an H100 with no process, measured (75.5 W).",
+    )
+    max_gpus: int | None = Field(
+        default=None, ge=0, description="Cap on GPUs gridshift may use here; unset means all allocatable."
+    )
+
+
+class EntsoeFeed(ApiModel):
+    """ENTSO-E Transparency Platform day-ahead prices (documentType A44)."""
+
+    area_eic: str = Field(
+        pattern=r"^[0-9]{2}[A-Z0-9-]{13}[A-Z0-9]$",
+        description="EIC code of the bidding zone, e.g. 10Y1001A1001A82H for DE-LU.",
+    )
+    token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API security token.")
+    endpoint: str = Field(
+        default="https://web-api.tp.entsoe.eu/api",
+        pattern=r"^https?://",
+        description="API base URL (override for a mirror or a test server).",
+    )
+
+
+class PrometheusPriceFeed(ApiModel):
+    """A price metric the user already has in Prometheus."""
+
+    url: str = Field(pattern=r"^https?://", description="Prometheus base URL.")
+    query: str = Field(min_length=1, max_length=4096, description="PromQL giving one series: the current price.")
+
+
+class HttpJsonFeed(ApiModel):
+    """Any HTTP endpoint answering JSON with a list of priced intervals."""
+
+    url: str = Field(pattern=r"^https?://", description="URL to GET.")
+    items_path: str = Field(
+        default="", max_length=256, description="Dot path to the list of intervals ('' = the document itself)."
+    )
+    start_field: str = Field(default="start", description="Field of an item holding the interval start (ISO 8601).")
+    end_field: str = Field(default="end", description="Field of an item holding the interval end (ISO 8601).")
+    price_field: str = Field(default="price", description="Field of an item holding the price.")
+    headers_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a JSON object of extra HTTP headers (e.g. auth)."
+    )
+
+
+class TariffPeriod(ApiModel):
+    """A time-of-use tariff period."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.startHour < self.endHour",
+            message="startHour must be before endHour",
+            field="startHour",
+            holds=lambda s: s.start_hour < s.end_hour,
+        ),
+    )
+
+    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+        min_length=1, max_length=7, description="Weekdays the period applies to."
+    )
+    start_hour: int = Field(ge=0, le=23, description="First hour (local time) of the period.")
+    end_hour: int = Field(ge=1, le=24, description="Hour (local time) the period ends, exclusive.")
+    price: float = Field(ge=-100_000, le=100_000, description="Price in the feed's currency and unit.")
+
+
+class ScheduleFeed(ApiModel):
+    """A fixed time-of-use tariff."""
+
+    timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Paris.")
+    periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods.")
+    default_price: float = Field(description="Price outside every period, in the feed's currency and unit.")
+
+
+class StaticFeed(ApiModel):
+    """One constant price."""
+
+    price: float = Field(ge=-100_000, le=100_000, description="Price in the feed's currency and unit.")
+
+
+class CsvReplayFeed(ApiModel):
+    """Replays a recorded price series (e.g. a 2024 market CSV) on a clock, for demos and simulation."""
+
+    path: str = Field(min_length=1, max_length=1024, description="CSV file path inside the operator container.")
+    column: str | None = Field(default=None, description="Column to read from a wide CSV; unset for two columns.")
+    offset_days: int = Field(default=0, description="Shift the recording by this many days.")
+
+
+class PriceFeedType(StrEnum):
+    """Kinds of electricity price feed."""
+
+    ENTSOE = "entsoe"
+    PROMETHEUS = "prometheus"
+    HTTP_JSON = "httpJson"
+    SCHEDULE = "schedule"
+    STATIC = "static"
+    CSV_REPLAY = "csvReplay"
+
+
+def _has_settings_for_type(feed: PriceFeedSpec) -> bool:
+    settings = {
+        PriceFeedType.ENTSOE: feed.entsoe,
+        PriceFeedType.PROMETHEUS: feed.prometheus,
+        PriceFeedType.HTTP_JSON: feed.http_json,
+        PriceFeedType.SCHEDULE: feed.schedule,
+        PriceFeedType.STATIC: feed.static,
+        PriceFeedType.CSV_REPLAY: feed.csv_replay,
+    }
+    return settings[feed.type] is not None
+
+
+class PriceFeedSpec(ApiModel):
+    """Where this cluster's electricity price comes from, and how to convert it to USD/kWh."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=(
+                "(self.type == 'entsoe' && has(self.entsoe)) || (self.type == 'prometheus' && has(self.prometheus))"
+                " || (self.type == 'httpJson' && has(self.httpJson)) || (self.type == 'schedule' && has(self.schedule))"
+                " || (self.type == 'static' && has(self.static)) || (self.type == 'csvReplay' && has(self.csvReplay))"
+            ),
+            message="the settings block named by type must be set (e.g. type: entsoe needs entsoe: {...})",
+            field="type",
+            holds=_has_settings_for_type,
+        ),
+    )
+
+    type: PriceFeedType = Field(description="Which feed: entsoe, prometheus, httpJson, schedule, static, csvReplay.")
+    currency: str = Field(default="EUR", pattern=CURRENCY_CODE, description="Currency the feed quotes in.")
+    unit: EnergyUnit = Field(default=EnergyUnit.MWH, description="Energy unit the feed quotes per.")
+    fx_to_usd: float = Field(
+        default=1.0, gt=0, le=1000, description="USD per one unit of currency (explicit, so plans are reproducible)."
+    )
+    stale_after_seconds: int = Field(
+        default=7200,
+        ge=60,
+        le=604_800,
+        description="After this long without a good fetch the price is stale and no price-driven move is made.",
+    )
+    refresh_seconds: int = Field(
+        default=900, ge=10, le=86_400, description="How often to fetch (day-ahead prices change daily)."
+    )
+    entsoe: EntsoeFeed | None = Field(default=None, description="Settings for type entsoe.")
+    prometheus: PrometheusPriceFeed | None = Field(default=None, description="Settings for type prometheus.")
+    http_json: HttpJsonFeed | None = Field(default=None, description="Settings for type httpJson.")
+    schedule: ScheduleFeed | None = Field(default=None, description="Settings for type schedule.")
+    static: StaticFeed | None = Field(default=None, description="Settings for type static.")
+    csv_replay: CsvReplayFeed | None = Field(default=None, description="Settings for type csvReplay.")
+
+
+class RegionalClusterSpec(ApiModel):
+    """Desired state of a RegionalCluster."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.offerings.all(o, self.offerings.exists_one(p, p.gpuType == o.gpuType))",
+            message="each gpuType may appear in offerings only once",
+            field="offerings",
+            holds=lambda s: len({o.gpu_type for o in s.offerings}) == len(s.offerings),
+        ),
+    )
+
+    region: RegionName = Field(description="Region name used in placement rules, e.g. eu-de.")
+    kubeconfig_secret_ref: SecretKeyRef = Field(
+        description="Secret key (on the hub) holding a kubeconfig for this cluster; never copied or logged."
+    )
+    workload_namespace: str = Field(
+        default="gridshift-workloads",
+        max_length=63,
+        pattern=DNS_LABEL,
+        description="Namespace in the member cluster where replicas are created.",
+    )
+    pue: float = Field(
+        default=1.2,
+        ge=1.0,
+        le=3.0,
+        description="Power usage effectiveness of the site: facility power / IT power (1.0..3.0).",
+    )
+    offerings: list[GPUOffering] = Field(min_length=1, max_length=32, description="GPU types offered here.")
+    price_feed: PriceFeedSpec = Field(description="Electricity price feed for this site.")
+    prometheus_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Prometheus with this cluster's vLLM and DCGM metrics; unset uses the operator's default.",
+    )
+
+
+class GPUCount(ApiModel):
+    """GPUs of one type in a cluster."""
+
+    gpu_type: str = Field(description="GPU type.")
+    allocatable: int = Field(ge=0, description="GPUs allocatable on Ready nodes.")
+    used: int = Field(ge=0, description="GPUs requested by scheduled pods.")
+
+
+class PricePoint(ApiModel):
+    """One priced interval of the horizon."""
+
+    start: datetime = Field(description="Interval start (UTC).")
+    usd_per_kwh: float = Field(description="Price, USD per kWh (may be negative).")
+
+
+class RegionalClusterStatus(ApiModel):
+    """Observed state of a RegionalCluster."""
+
+    reachable: bool | None = Field(default=None, description="Whether the last API call to the cluster succeeded.")
+    gpus: list[GPUCount] = Field(default_factory=list, description="GPU inventory per type.")
+    current_price_usd_per_kwh: float | None = Field(default=None, description="Electricity price now, USD/kWh.")
+    price_horizon_end: datetime | None = Field(default=None, description="End of the known price horizon.")
+    price_horizon: list[PricePoint] = Field(
+        default_factory=list, max_length=400, description="Known prices from now on (USD/kWh)."
+    )
+    last_price_fetch: datetime | None = Field(default=None, description="Last successful price fetch.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITIONS_LIST_SCHEMA, description="Reachable, PriceFeedStale, MetricsStale."
+    )
+
+
+class RegionalCluster(ApiModel):
+    """A member cluster gridshift may place replicas in."""
+
+    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
+    kind: Literal["RegionalCluster"] = Field(default="RegionalCluster", description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
+    spec: RegionalClusterSpec = Field(description="Desired state.")
+    status: RegionalClusterStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,75 @@
+"""Validates raw Kubernetes objects (dicts from YAML) against the models, with field-path errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from gridshift.api.base import API_VERSION
+from gridshift.api.gpu_profile import GPUProfile
+from gridshift.api.inference_deployment import InferenceDeployment
+from gridshift.api.regional_cluster import RegionalCluster
+
+MODELS_BY_KIND: dict[str, type[BaseModel]] = {
+    "InferenceDeployment": InferenceDeployment,
+    "RegionalCluster": RegionalCluster,
+    "GPUProfile": GPUProfile,
+}
+
+
+class InvalidResource(ValueError):
+    """A resource that the API refuses; `problems` holds (field path, message) pairs."""
+
+    def __init__(self, name: str, problems: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
+        super().__init__(f"{name} is invalid:\n{lines}")
+
+
+def field_path(loc: tuple[int | str, ...], extra_field: str | None = None) -> str:
+    """('spec', 'offerings', 0, 'gpuType') -> 'spec.offerings[0].gpuType'."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    if extra_field:
+        path = f"{path}.{extra_field}" if path else extra_field
+    return path
+
+
+def problems_of(error: ValidationError) -> list[tuple[str, str]]:
+    """Field paths (camelCase, as users write them) with messages."""
+    out = []
+    for item in error.errors(include_url=False):
+        ctx = item.get("ctx") or {}
+        extra = ctx.get("field") if item["type"] == "cross_field" else None
+        out.append((field_path(tuple(item["loc"]), extra), item["msg"]))
+    return out
+
+
+def describe(obj: Mapping[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name", "<unnamed>") if isinstance(metadata, Mapping) else "<unnamed>"
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    qualified = f"{namespace}/{name}" if namespace else str(name)
+    return f"{obj.get('kind', '<no kind>')} {qualified}"
+
+
+def validate_object(obj: Mapping[str, Any]) -> BaseModel:
+    """Parse one object; raise InvalidResource naming each bad field."""
+    name = describe(obj)
+    if obj.get("apiVersion") != API_VERSION:
+        raise InvalidResource(name, [("apiVersion", f"must be {API_VERSION}, got {obj.get('apiVersion')!r}")])
+    model = MODELS_BY_KIND.get(str(obj.get("kind")))
+    if model is None:
+        kinds = ", ".join(sorted(MODELS_BY_KIND))
+        raise InvalidResource(name, [("kind", f"must be one of {kinds}, got {obj.get('kind')!r}")])
+    try:
+        return model.model_validate(dict(obj))
+    except ValidationError as error:
+        raise InvalidResource(name, problems_of(error)) from None

@@ -1,0 +1,53 @@
+"""Entry point of the `gridshift` command: dispatches to one module per subcommand.
+
+Each subcommand module exposes `register(subparsers)` and imports its heavy dependencies
+inside its handler, so `gridshift --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from gridshift import __version__
+
+SUBCOMMAND_MODULES = (
+    "gridshift.cli.crds",
+    "gridshift.cli.validate",
+)
+
+
+class UsageError(Exception):
+    """A bad flag value or input file: printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridshift",
+        description="Place vLLM replicas across regional clusters to minimise $/token within latency SLOs.",
+    )
+    parser.add_argument("--version", action="version", version=f"gridshift {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except UsageError as error:
+        print(f"gridshift {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

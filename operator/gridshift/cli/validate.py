@@ -1,0 +1,45 @@
+"""`gridshift validate FILE...`: check gridshift.dev resources offline, as the apiserver would."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="validate InferenceDeployment/RegionalCluster/GPUProfile YAML files against the API",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="YAML files (multi-document allowed)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from gridshift.api.validation import InvalidResource, describe, validate_object
+    from gridshift.cli.main import UsageError
+
+    failures = 0
+    for path in args.files:
+        try:
+            documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        except yaml.YAMLError as error:
+            raise UsageError(f"{path} is not valid YAML: {error}") from None
+        for doc in documents:
+            if not isinstance(doc, dict):
+                print(f"{path}: a document is not a mapping", file=sys.stderr)
+                failures += 1
+                continue
+            try:
+                validate_object(doc)
+                print(f"ok  {path}: {describe(doc)}")
+            except InvalidResource as error:
+                print(f"bad {path}: {error}", file=sys.stderr)
+                failures += 1
+    return 1 if failures else 0
