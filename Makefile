@@ -4,9 +4,17 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup test unit lint crds crds-check clean
+.PHONY: setup system-deps test unit lint crds crds-check clean
 
-setup: $(VENV)/.installed ## create the virtualenv and install gridshift with its dev tools
+setup: system-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
+
+system-deps: ## Debian's Prometheus (tests start their own instances on 127.0.0.1)
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's prometheus"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null && \
+	  { systemctl disable --now prometheus >/dev/null 2>&1 || service prometheus stop >/dev/null 2>&1 || true; }; \
+	else echo "prometheus missing: run 'sudo apt-get install prometheus' (needed by cluster tests)"; fi
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)

@@ -52,9 +52,7 @@ class ApiModel(BaseModel):
     def _check_cross_field_rules(self) -> ApiModel:
         for rule in type(self).cross_field_rules:
             if not rule.holds(self):
-                raise PydanticCustomError(
-                    "cross_field", rule.message, {"field": rule.field}
-                )
+                raise PydanticCustomError("cross_field", rule.message, {"field": rule.field})
         return self
 
     @classmethod
@@ -65,8 +63,7 @@ class ApiModel(BaseModel):
         if cls.cross_field_rules:
             target = handler.resolve_ref_schema(json_schema)
             target["x-kubernetes-validations"] = [
-                {"rule": r.cel, "message": r.message, "fieldPath": f".{r.field}"}
-                for r in cls.cross_field_rules
+                {"rule": r.cel, "message": r.message, "fieldPath": f".{r.field}"} for r in cls.cross_field_rules
             ]
         return json_schema
 

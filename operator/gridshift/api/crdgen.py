@@ -118,9 +118,7 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
         if key == "const":
             out["enum"] = [value]
         elif key == "properties":
-            out["properties"] = {
-                name: _structural(prop, defs) for name, prop in value.items()
-            }
+            out["properties"] = {name: _structural(prop, defs) for name, prop in value.items()}
         elif key == "items":
             out["items"] = _structural(value, defs)
         elif key == "additionalProperties":

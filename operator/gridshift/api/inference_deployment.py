@@ -12,7 +12,14 @@ from typing import Literal
 from pydantic import Field
 
 from gridshift.api.base import ApiModel, CrossFieldRule
-from gridshift.api.common import DNS_LABEL, QUANTITY, CONDITIONS_LIST_SCHEMA, Condition, LabelSelector, RegionName
+from gridshift.api.common import (
+    CONDITIONS_LIST_SCHEMA,
+    DNS_LABEL,
+    QUANTITY,
+    Condition,
+    LabelSelector,
+    RegionName,
+)
 
 # Pinned so that every cluster runs the same engine build; users override it per deployment.
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
@@ -43,9 +50,7 @@ class ModelSource(ApiModel):
 class EnvVar(ApiModel):
     """An environment variable for the engine container."""
 
-    name: str = Field(
-        min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name."
-    )
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
     value: str = Field(default="", max_length=32768, description="Variable value.")
 
 
@@ -61,9 +66,7 @@ class EngineSpec(ApiModel):
     extra_args: list[str] = Field(
         default_factory=list, max_length=64, description="Extra command-line arguments for vLLM."
     )
-    env: list[EnvVar] = Field(
-        default_factory=list, max_length=64, description="Extra environment variables for vLLM."
-    )
+    env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for vLLM.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port vLLM listens on (HTTP and /metrics).")
 
 
@@ -96,9 +99,7 @@ class ReplicaShape(ApiModel):
 class SLOSpec(ApiModel):
     """Latency objectives every replica must meet at the load it is given."""
 
-    ttft_p95_ms: float = Field(
-        gt=0, le=600_000, description="95th-percentile time to first token, in milliseconds."
-    )
+    ttft_p95_ms: float = Field(gt=0, le=600_000, description="95th-percentile time to first token, in milliseconds.")
     tpot_p95_ms: float = Field(
         gt=0,
         le=60_000,
@@ -127,7 +128,10 @@ class CapacitySpec(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=10_000, description="Fewest replicas, whatever the demand.")
     max_replicas: int = Field(default=8, ge=1, le=10_000, description="Most replicas, whatever the demand.")
     min_regions: int = Field(
-        default=1, ge=1, le=64, description="Spread replicas over at least this many regions (for resilience)."
+        default=1,
+        ge=1,
+        le=64,
+        description="Spread replicas over at least this many regions (for resilience).",
     )
 
 
@@ -282,9 +286,7 @@ class CostStatus(ApiModel):
     """Predicted or measured cost of serving this deployment now."""
 
     usd_per_hour: float | None = Field(default=None, description="Total cost rate, USD per hour.")
-    usd_per_million_tokens: float | None = Field(
-        default=None, description="USD per million output tokens served."
-    )
+    usd_per_million_tokens: float | None = Field(default=None, description="USD per million output tokens served.")
     joules_per_token: float | None = Field(default=None, description="GPU energy per output token, joules.")
     energy_share: float | None = Field(
         default=None, ge=0, le=1, description="Share of the cost that is electricity (the rest is GPU-hours)."
@@ -310,7 +312,9 @@ class Decision(ApiModel):
     reason: str = Field(description="CamelCase reason, e.g. CheaperRegion, SLOAtRisk, NoChange.")
     summary: str = Field(max_length=1024, description="One line for humans.")
     explanation: str = Field(
-        default="", max_length=16384, description="Chosen option versus the best alternative, binding constraints."
+        default="",
+        max_length=16384,
+        description="Chosen option versus the best alternative, binding constraints.",
     )
     estimated_saving_usd_per_hour: float | None = Field(
         default=None, description="Saving of the chosen plan over keeping the current placement."
@@ -354,9 +358,7 @@ class InferenceDeploymentStatus(ApiModel):
 class InferenceDeployment(ApiModel):
     """An LLM served by vLLM replicas that gridshift places across regional clusters."""
 
-    api_version: Literal["gridshift.dev/v1alpha1"] = Field(
-        default="gridshift.dev/v1alpha1", description="API version."
-    )
+    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
     kind: Literal["InferenceDeployment"] = Field(default="InferenceDeployment", description="Kind.")
     metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
     spec: InferenceDeploymentSpec = Field(description="Desired state, owned by the user.")

@@ -9,7 +9,14 @@ from typing import Literal
 from pydantic import Field
 
 from gridshift.api.base import ApiModel, CrossFieldRule
-from gridshift.api.common import CURRENCY_CODE, DNS_LABEL, CONDITIONS_LIST_SCHEMA, Condition, RegionName, SecretKeyRef
+from gridshift.api.common import (
+    CONDITIONS_LIST_SCHEMA,
+    CURRENCY_CODE,
+    DNS_LABEL,
+    Condition,
+    RegionName,
+    SecretKeyRef,
+)
 
 
 class EnergyUnit(StrEnum):
@@ -29,9 +36,7 @@ class Money(ApiModel):
 class GPUOffering(ApiModel):
     """A GPU type available in this cluster, with its cost when used."""
 
-    gpu_type: str = Field(
-        min_length=1, max_length=128, description="Value of the node label nvidia.com/gpu.product."
-    )
+    gpu_type: str = Field(min_length=1, max_length=128, description="Value of the node label nvidia.com/gpu.product.")
     hourly_cost: Money = Field(
         default_factory=lambda: Money(amount=0.0),
         description="Marginal cost of one GPU for one hour, excluding electricity (0 for owned hardware).",
@@ -74,7 +79,9 @@ class HttpJsonFeed(ApiModel):
 
     url: str = Field(pattern=r"^https?://", description="URL to GET.")
     items_path: str = Field(
-        default="", max_length=256, description="Dot path to the list of intervals ('' = the document itself)."
+        default="",
+        max_length=256,
+        description="Dot path to the list of intervals ('' = the document itself).",
     )
     start_field: str = Field(default="start", description="Field of an item holding the interval start (ISO 8601).")
     end_field: str = Field(default="end", description="Field of an item holding the interval end (ISO 8601).")
@@ -169,7 +176,10 @@ class PriceFeedSpec(ApiModel):
     currency: str = Field(default="EUR", pattern=CURRENCY_CODE, description="Currency the feed quotes in.")
     unit: EnergyUnit = Field(default=EnergyUnit.MWH, description="Energy unit the feed quotes per.")
     fx_to_usd: float = Field(
-        default=1.0, gt=0, le=1000, description="USD per one unit of currency (explicit, so plans are reproducible)."
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="USD per one unit of currency (explicit, so plans are reproducible).",
     )
     stale_after_seconds: int = Field(
         default=7200,
@@ -197,6 +207,15 @@ class RegionalClusterSpec(ApiModel):
             message="each gpuType may appear in offerings only once",
             field="offerings",
             holds=lambda s: len({o.gpu_type for o in s.offerings}) == len(s.offerings),
+        ),
+        CrossFieldRule(
+            cel=(
+                "self.offerings.all(o, !has(o.hourlyCost) || o.hourlyCost.currency == 'USD'"
+                " || o.hourlyCost.currency == self.priceFeed.currency)"
+            ),
+            message="hourlyCost.currency must be USD or the price feed's currency (converted with fxToUsd)",
+            field="offerings",
+            holds=lambda s: all(o.hourly_cost.currency in ("USD", s.price_feed.currency) for o in s.offerings),
         ),
     )
 
@@ -253,7 +272,8 @@ class RegionalClusterStatus(ApiModel):
     last_price_fetch: datetime | None = Field(default=None, description="Last successful price fetch.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        json_schema_extra=CONDITIONS_LIST_SCHEMA, description="Reachable, PriceFeedStale, MetricsStale."
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+        description="Reachable, PriceFeedStale, MetricsStale.",
     )
 
 

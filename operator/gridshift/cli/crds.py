@@ -15,9 +15,7 @@ def register(subparsers: Any) -> None:
         description="Generate CustomResourceDefinitions from operator/gridshift/api.",
     )
     parser.add_argument("--out", type=Path, default=Path("crds"), help="directory to write (default: crds)")
-    parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 naming each stale or missing file"
-    )
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale or missing file")
     parser.set_defaults(handler=run)
 
 

@@ -1,0 +1,1 @@
+"""Member-cluster actuation: clients from kubeconfig Secrets, rendering and server-side apply of workloads."""

@@ -1,0 +1,1 @@
+"""The service layer: gather a snapshot, plan, re-validate, actuate, write status."""

@@ -1,0 +1,1 @@
+"""kopf handlers: translate Kubernetes events into service calls, nothing more."""

@@ -1,0 +1,107 @@
+"""The CRDs are generated from the models, structural, documented, and checked for staleness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import Field
+
+from gridshift.api import crdgen
+from gridshift.api.inference_deployment import InferenceDeployment, InferenceDeploymentSpec, SLOSpec
+from gridshift.cli.crds import stale_files
+from gridshift.cli.main import main
+from tests.conftest import REPO_ROOT
+
+
+def walk(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = [(path, schema)]
+    for name, prop in schema.get("properties", {}).items():
+        out += walk(prop, f"{path}.{name}")
+    if "items" in schema:
+        out += walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        out += walk(schema["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+@pytest.mark.parametrize("kind", crdgen.KINDS, ids=lambda k: k.kind)
+def test_schema_is_structural_and_documented(kind: crdgen.KindSpec) -> None:
+    schema = crdgen.openapi_schema(kind.model)
+    for path, node in walk(schema):
+        for forbidden in ("$ref", "anyOf", "allOf", "oneOf", "title", "$defs"):
+            assert forbidden not in node, f"{kind.kind}{path} has {forbidden}"
+        assert "type" in node, f"{kind.kind}{path} has no type"
+        if "properties" in node:
+            assert node.get("additionalProperties") is None, f"{kind.kind}{path}: not structural"
+            for name, prop in node["properties"].items():
+                assert prop.get("description"), f"{kind.kind}{path}.{name} has no description"
+
+
+def test_cross_field_rules_become_cel_with_field_paths() -> None:
+    schema = crdgen.openapi_schema(InferenceDeployment)
+    capacity = schema["properties"]["spec"]["properties"]["capacity"]
+    rules = {r["rule"]: r for r in capacity["x-kubernetes-validations"]}
+    assert rules["self.minReplicas <= self.maxReplicas"]["fieldPath"] == ".minReplicas"
+
+
+def test_optional_fields_are_nullable_and_defaults_are_kept() -> None:
+    spec = crdgen.openapi_schema(InferenceDeployment)["properties"]["spec"]["properties"]
+    assert spec["demand"]["properties"]["requestsPerSecond"]["nullable"] is True
+    assert spec["capacity"]["properties"]["minReplicas"]["default"] == 1
+    assert spec["engine"]["default"] == {}, "all-default sub-objects default to {} so the apiserver fills them"
+    assert spec["replica"]["properties"]["gpusPerReplica"]["enum"] == [1, 2, 4, 8]
+    assert set(crdgen.openapi_schema(InferenceDeployment)["required"]) == {"spec"}
+
+
+def test_printer_columns_and_short_names() -> None:
+    crd = crdgen.crd_for(crdgen.KINDS[0])
+    assert crd["spec"]["names"]["shortNames"] == ["idep"]
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns["$/Mtok"] == ".status.cost.usdPerMillionTokens"
+    assert columns["J/token"] == ".status.cost.joulesPerToken"
+
+
+def test_crds_on_disk_are_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["crds", "--check", "--out", str(REPO_ROOT / "crds")]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_names_the_stale_file_when_a_model_changes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class ChangedSLO(SLOSpec):
+        e2e_latency_p95_ms: float | None = Field(default=None, description="A field added to the model.")
+
+    class ChangedSpec(InferenceDeploymentSpec):
+        slo: ChangedSLO = Field(description="Latency objectives.")
+
+    class Changed(InferenceDeployment):
+        spec: ChangedSpec = Field(description="Desired state, owned by the user.")
+
+    changed = crdgen.KindSpec(**{**crdgen.KINDS[0].__dict__, "model": Changed})
+    monkeypatch.setattr(crdgen, "KINDS", (changed, *crdgen.KINDS[1:]))
+    assert stale_files(REPO_ROOT / "crds") == [str(REPO_ROOT / "crds" / "gridshift.dev_inferencedeployments.yaml")]
+    assert main(["crds", "--check", "--out", str(REPO_ROOT / "crds")]) == 1
+    assert "gridshift.dev_inferencedeployments.yaml differs" in capsys.readouterr().err
+
+
+def test_check_reports_missing_and_extra_files(tmp_path: Path) -> None:
+    assert main(["crds", "--out", str(tmp_path)]) == 0
+    assert stale_files(tmp_path) == []
+    (tmp_path / "gridshift.dev_gpuprofiles.yaml").unlink()
+    (tmp_path / "leftover.yaml").write_text("{}")
+    assert stale_files(tmp_path) == [
+        str(tmp_path / "gridshift.dev_gpuprofiles.yaml"),
+        str(tmp_path / "leftover.yaml"),
+    ]
+
+
+def test_generated_yaml_round_trips() -> None:
+    for text in crdgen.render_crds().values():
+        crd = yaml.safe_load(text)
+        assert crd["kind"] == "CustomResourceDefinition"

@@ -1,0 +1,84 @@
+"""Every example is accepted; every bad resource is refused naming the field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gridshift.api import GROUP, InferenceDeployment, MigrationMode
+from gridshift.api.validation import InvalidResource, validate_object
+from gridshift.cli.main import main
+from tests.conftest import REPO_ROOT
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+BAD = sorted((REPO_ROOT / "tests" / "fixtures" / "bad_crs").glob("*.yaml"))
+
+
+def gridshift_documents(path: Path) -> list[dict[str, Any]]:
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [d for d in docs if str(d.get("apiVersion", "")).startswith(f"{GROUP}/")]
+
+
+def expected_path(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: <field path>'"
+    return first.removeprefix("# expect: ").strip()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_is_valid(path: Path) -> None:
+    for doc in gridshift_documents(path):
+        validate_object(doc)
+
+
+def test_examples_cover_every_kind() -> None:
+    kinds = {d["kind"] for p in EXAMPLES for d in gridshift_documents(p)}
+    assert kinds == {"InferenceDeployment", "RegionalCluster", "GPUProfile"}
+
+
+def test_there_are_at_least_twenty_bad_resources() -> None:
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
+def test_bad_resource_is_refused_naming_the_field(path: Path) -> None:
+    (doc,) = gridshift_documents(path)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    paths = [p for p, _ in caught.value.problems]
+    assert expected_path(path) in paths, f"{path.name}: expected {expected_path(path)}, got {paths}"
+    assert expected_path(path) in str(caught.value)
+
+
+def test_defaults_fill_in_what_users_leave_out() -> None:
+    (doc,) = gridshift_documents(REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml")
+    idep = validate_object(doc)
+    assert isinstance(idep, InferenceDeployment)
+    assert idep.spec.engine.image.startswith("vllm/vllm-openai:v")
+    assert idep.spec.migration.mode is MigrationMode.ADVISORY
+    assert idep.spec.capacity.min_regions == 1
+
+
+def test_wrong_api_version_and_kind_are_named() -> None:
+    with pytest.raises(InvalidResource, match="apiVersion"):
+        validate_object({"apiVersion": "v1", "kind": "InferenceDeployment"})
+    with pytest.raises(InvalidResource, match="kind: must be one of"):
+        validate_object({"apiVersion": "gridshift.dev/v1alpha1", "kind": "Pod"})
+
+
+def test_validate_command_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", *map(str, EXAMPLES)]) == 0
+    assert main(["validate", str(BAD[0])]) == 1
+    assert expected_path(BAD[0]) in capsys.readouterr().err
+
+
+def test_validate_command_names_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("spec: [unclosed")
+    assert main(["validate", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
