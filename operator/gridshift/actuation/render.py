@@ -1,0 +1,172 @@
+"""Renders the member-cluster objects that serve one InferenceDeployment on one GPU type.
+
+Pure functions: API model in, manifests (plain dicts) out. Applied with server-side apply under
+the field manager `gridshift`, so a re-render of unchanged inputs is a no-op on the apiserver.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gridshift.actuation import labels as L
+from gridshift.api.inference_deployment import InferenceDeploymentSpec
+
+Manifest = dict[str, Any]
+
+# vLLM's startup (download, load, CUDA graphs) can take many minutes; the startup probe must
+# outlast it or the kubelet restarts a healthy, still-loading replica.
+_STARTUP_PERIOD_SECONDS = 10
+_GPU_TOLERATION = {"key": L.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+
+
+@dataclass(frozen=True)
+class WorkloadTarget:
+    """What to run for one deployment in one cluster on one GPU type."""
+
+    deployment_namespace: str
+    deployment_name: str
+    cluster: str
+    workload_namespace: str
+    gpu_type: str
+    replicas: int
+    max_num_seqs: int
+
+
+def workload_labels(target: WorkloadTarget) -> dict[str, str]:
+    return {
+        **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        L.GPU_TYPE: target.gpu_type,
+        L.CLUSTER: target.cluster,
+        "app.kubernetes.io/name": "vllm",
+        "app.kubernetes.io/instance": target.deployment_name,
+    }
+
+
+def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int) -> list[str]:
+    return [
+        "--model",
+        spec.model.source,
+        "--revision",
+        spec.model.revision,
+        "--served-model-name",
+        spec.model.served_name,
+        "--tensor-parallel-size",
+        str(spec.replica.gpus_per_replica),
+        "--max-num-seqs",
+        str(max_num_seqs),
+        "--port",
+        str(spec.engine.port),
+        *spec.engine.extra_args,
+    ]
+
+
+def render_namespace(name: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
+    }
+
+
+def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
+    name = L.workload_name(target.deployment_namespace, target.deployment_name, target.gpu_type)
+    pod_labels = workload_labels(target)
+    gpus = str(spec.replica.gpus_per_replica)
+    startup_failures = math.ceil(spec.migration.ready_timeout_seconds / _STARTUP_PERIOD_SECONDS)
+    container = {
+        "name": "vllm",
+        "image": spec.engine.image,
+        "args": vllm_args(spec, target.max_num_seqs),
+        "env": [{"name": e.name, "value": e.value} for e in spec.engine.env],
+        "ports": [{"name": "http", "containerPort": spec.engine.port}],
+        "resources": {
+            "requests": {"cpu": spec.replica.cpu, "memory": spec.replica.memory, L.GPU_RESOURCE: gpus},
+            "limits": {"memory": spec.replica.memory, L.GPU_RESOURCE: gpus},
+        },
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": _STARTUP_PERIOD_SECONDS,
+            "failureThreshold": startup_failures,
+        },
+        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": target.workload_namespace, "labels": pod_labels},
+        "spec": {
+            "replicas": target.replicas,
+            "selector": {
+                "matchLabels": {
+                    **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+                    L.GPU_TYPE: target.gpu_type,
+                }
+            },
+            # A new replica must be Ready before an old one goes: serving capacity never dips.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(spec.engine.port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "nodeSelector": {L.GPU_PRODUCT_NODE_LABEL: target.gpu_type},
+                    "tolerations": [_GPU_TOLERATION],
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def render_service(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
+    name = L.workload_name(target.deployment_namespace, target.deployment_name, "svc")
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": target.workload_namespace,
+            "labels": L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        },
+        "spec": {
+            "selector": L.deployment_selector(target.deployment_namespace, target.deployment_name),
+            "ports": [{"name": "http", "port": spec.engine.port, "targetPort": "http"}],
+        },
+    }
+
+
+def render_pdb(target: WorkloadTarget) -> Manifest:
+    name = L.workload_name(target.deployment_namespace, target.deployment_name, target.gpu_type)
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": target.workload_namespace, "labels": workload_labels(target)},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {
+                "matchLabels": {
+                    **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+                    L.GPU_TYPE: target.gpu_type,
+                }
+            },
+        },
+    }
+
+
+def render_workload(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> list[Manifest]:
+    """Everything one (deployment, cluster, GPU type) needs, in apply order."""
+    return [
+        render_namespace(target.workload_namespace),
+        render_deployment(spec, target),
+        render_service(spec, target),
+        render_pdb(target),
+    ]
