@@ -55,7 +55,7 @@ def test_labels_select_exactly_this_deployment() -> None:
     deployment = render_workload(example().spec, TARGET)[1]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert labels[L.MANAGED_BY] == "gridshift"
-    assert labels[L.DEPLOYMENT] == "llama3-8b-chat" and labels[L.DEPLOYMENT_NAMESPACE] == "ml-serving"
+    assert labels[L.DEPLOYMENT] == "ml-serving.llama3-8b-chat" and labels[L.DEPLOYMENT_NAMESPACE] == "ml-serving"
     assert labels[L.CLUSTER] == "eu-fr"
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert all(labels[k] == v for k, v in selector.items())

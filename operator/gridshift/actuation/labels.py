@@ -15,9 +15,17 @@ GPU_PRODUCT_NODE_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+def deployment_label_value(namespace: str, name: str) -> str:
+    """`<namespace>.<name>` of the InferenceDeployment on the hub (label values may not hold a slash).
+
+    Prometheus sees it as `gridshift_dev_deployment`, the label the signals' PromQL selects on.
+    """
+    return f"{namespace}.{name}"
+
+
 def deployment_selector(namespace: str, name: str) -> dict[str, str]:
     """Labels that select every member-cluster object of one InferenceDeployment."""
-    return {MANAGED_BY: MANAGED_BY_VALUE, DEPLOYMENT_NAMESPACE: namespace, DEPLOYMENT: name}
+    return {MANAGED_BY: MANAGED_BY_VALUE, DEPLOYMENT: deployment_label_value(namespace, name)}
 
 
 def selector_string(labels: dict[str, str]) -> str:

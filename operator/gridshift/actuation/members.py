@@ -75,9 +75,10 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
     labels = meta.get("labels") or {}
     if labels.get(L.MANAGED_BY) != L.MANAGED_BY_VALUE or L.DEPLOYMENT not in labels:
         return None
+    namespace, _, name = str(labels[L.DEPLOYMENT]).partition(".")
     return WorkloadState(
-        deployment_namespace=labels.get(L.DEPLOYMENT_NAMESPACE, ""),
-        deployment_name=labels[L.DEPLOYMENT],
+        deployment_namespace=namespace,
+        deployment_name=name,
         gpu_type=labels.get(L.GPU_TYPE, ""),
         name=meta["name"],
         namespace=meta["namespace"],

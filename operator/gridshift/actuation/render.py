@@ -37,6 +37,7 @@ class WorkloadTarget:
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
     return {
         **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        L.DEPLOYMENT_NAMESPACE: target.deployment_namespace,
         L.GPU_TYPE: target.gpu_type,
         L.CLUSTER: target.cluster,
         "app.kubernetes.io/name": "vllm",

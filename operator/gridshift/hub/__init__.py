@@ -1,0 +1,1 @@
+"""The hub cluster as the service sees it: Secrets, status writes, Events and the leader Lease."""

@@ -1,0 +1,195 @@
+"""Hub-cluster access behind one small Protocol, with a kubernetes-client adapter and an in-memory fake.
+
+Status is written through the status subresource with a JSON merge patch, and only when it
+changed, so an idle planning cycle makes no writes. Only the leader (a coordination.k8s.io
+Lease, renewed every cycle) acts, so several operator replicas can run for availability.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from gridshift.api import GROUP, VERSION
+
+PLURALS = {"InferenceDeployment": "inferencedeployments", "RegionalCluster": "regionalclusters"}
+
+
+class SecretMissing(Exception):
+    """A referenced Secret or key does not exist; the message names both."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Names one hub object (namespace empty for cluster-scoped kinds)."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+
+class Hub(Protocol):
+    """What the service needs from the hub cluster."""
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str: ...
+
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None: ...
+
+    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None: ...
+
+    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool: ...
+
+
+class KubeHub:
+    """The real hub, through the kubernetes client configured in-cluster or from a kubeconfig."""
+
+    def __init__(self, api_client: Any, timeout_seconds: float = 10.0) -> None:
+        from kubernetes import client
+
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._coordination = client.CoordinationV1Api(api_client)
+        self._timeout = timeout_seconds
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
+        except ApiException as error:
+            if error.status == 404:
+                raise SecretMissing(f"Secret {namespace}/{name} not found") from None
+            raise
+        data = secret.data or {}
+        if key not in data:
+            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data[key]).decode()
+
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        plural = PLURALS[ref.kind]
+        body = {"status": status}
+        if ref.namespace:
+            self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, plural, ref.name, body, _request_timeout=self._timeout
+            )
+        else:
+            self._custom.patch_cluster_custom_object_status(
+                GROUP, VERSION, plural, ref.name, body, _request_timeout=self._timeout
+            )
+
+    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None:
+        from kubernetes import client
+
+        now = datetime.now(UTC)
+        namespace = ref.namespace or "default"
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{ref.name}.", namespace=namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind=ref.kind,
+                name=ref.name,
+                namespace=ref.namespace or None,
+                uid=ref.uid or None,
+            ),
+            reason=reason,
+            message=message[:1024],
+            type="Warning" if warning else "Normal",
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="gridshift"),
+        )
+        self._core.create_namespaced_event(namespace, event, _request_timeout=self._timeout)
+
+    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        spec = client.V1LeaseSpec(
+            holder_identity=identity,
+            lease_duration_seconds=int(duration_seconds),
+            renew_time=now,
+        )
+        try:
+            lease = self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            spec.acquire_time = now
+            body = client.V1Lease(metadata=client.V1ObjectMeta(name=name, namespace=namespace), spec=spec)
+            try:
+                self._coordination.create_namespaced_lease(namespace, body, _request_timeout=self._timeout)
+            except ApiException as create_error:
+                if create_error.status == 409:  # another replica created it first
+                    return False
+                raise
+            return True
+        current = lease.spec or client.V1LeaseSpec()
+        held_by = current.holder_identity
+        renewed = current.renew_time
+        expired = renewed is None or renewed + timedelta(seconds=current.lease_duration_seconds or 0) < now
+        if held_by not in (None, identity) and not expired:
+            return False
+        spec.acquire_time = current.acquire_time if held_by == identity else now
+        lease.spec = spec
+        try:
+            # resourceVersion in the body makes this a compare-and-swap: two replicas cannot both win.
+            self._coordination.replace_namespaced_lease(name, namespace, lease, _request_timeout=self._timeout)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+
+@dataclass
+class FakeHub:
+    """In-memory hub for unit tests: records status patches and events, holds one lease table."""
+
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    statuses: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[ObjectRef, str, str, bool]] = field(default_factory=list)
+    leases: dict[tuple[str, str], tuple[str, datetime, float]] = field(default_factory=dict)
+    status_writes: int = 0
+
+    def read_secret(self, namespace: str, name: str, key: str) -> str:
+        data = self.secrets.get((namespace, name))
+        if data is None:
+            raise SecretMissing(f"Secret {namespace}/{name} not found")
+        if key not in data:
+            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        merged = merge_patch(self.statuses.get(ref, {}), status)
+        self.statuses[ref] = merged
+        self.status_writes += 1
+
+    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append((ref, reason, message, warning))
+
+    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool:
+        holder = self.leases.get((namespace, name))
+        if holder is not None:
+            who, renewed, duration = holder
+            if who != identity and renewed + timedelta(seconds=duration) >= now:
+                return False
+        self.leases[(namespace, name)] = (identity, now, duration_seconds)
+        return True
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch, as the apiserver applies it."""
+    out = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
