@@ -78,6 +78,13 @@ class OperatorSettings(BaseSettings):
     standalone: bool = Field(
         default=False, description="Skip peering (single replica, development). Never with replicas > 1."
     )
+    clock_url: str | None = Field(
+        default=None,
+        description=(
+            "Demo and end-to-end tests only: read 'now' from a simulated world's /clock endpoint "
+            "instead of the system clock, so accelerated days play out in minutes."
+        ),
+    )
     priority: int = Field(
         default=0, description="Peering priority of this replica; ties are broken by kopf's randomised id."
     )

@@ -11,6 +11,7 @@ DEPLOYMENT = "gridshift.dev/deployment"
 DEPLOYMENT_NAMESPACE = "gridshift.dev/deployment-namespace"
 GPU_TYPE = "gridshift.dev/gpu-type"
 CLUSTER = "gridshift.dev/cluster"
+SPEC_HASH = "gridshift.dev/spec-hash"
 GPU_PRODUCT_NODE_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
 

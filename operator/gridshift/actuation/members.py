@@ -45,6 +45,9 @@ class WorkloadState:
     namespace: str
     desired: int
     ready: int
+    gpus_per_replica: int = 1
+    spec_hash: str = ""
+    """Hash of the rendered pod template and settings (annotation): re-apply only when it changes."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,17 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         namespace=meta["namespace"],
         desired=int((obj.get("spec") or {}).get("replicas") or 0),
         ready=int((obj.get("status") or {}).get("readyReplicas") or 0),
+        gpus_per_replica=_template_gpus(obj),
+        spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
     )
+
+
+def _template_gpus(obj: Mapping[str, Any]) -> int:
+    try:
+        containers = obj["spec"]["template"]["spec"]["containers"]
+    except (KeyError, TypeError):
+        return 0
+    return sum(_gpu_quantity((c.get("resources") or {}).get("limits")) for c in containers)
 
 
 def _gpu_quantity(resources: Mapping[str, Any] | None) -> int:

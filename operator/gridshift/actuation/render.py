@@ -6,6 +6,8 @@ the field manager `gridshift`, so a re-render of unchanged inputs is a no-op on 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +65,11 @@ def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int) -> list[str]:
     ]
 
 
+def template_hash(template: Manifest) -> str:
+    """Stable digest of a pod template: a changed spec (image, args, resources) changes it."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def render_namespace(name: str) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -94,10 +101,31 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
     }
+    template = {
+        "metadata": {
+            "labels": pod_labels,
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(spec.engine.port),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            "nodeSelector": {L.GPU_PRODUCT_NODE_LABEL: target.gpu_type},
+            "tolerations": [_GPU_TOLERATION],
+            "terminationGracePeriodSeconds": 60,
+            "containers": [container],
+        },
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": target.workload_namespace, "labels": pod_labels},
+        "metadata": {
+            "name": name,
+            "namespace": target.workload_namespace,
+            "labels": pod_labels,
+            "annotations": {L.SPEC_HASH: template_hash(template)},
+        },
         "spec": {
             "replicas": target.replicas,
             "selector": {
@@ -108,22 +136,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
             },
             # A new replica must be Ready before an old one goes: serving capacity never dips.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(spec.engine.port),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": {
-                    "nodeSelector": {L.GPU_PRODUCT_NODE_LABEL: target.gpu_type},
-                    "tolerations": [_GPU_TOLERATION],
-                    "terminationGracePeriodSeconds": 60,
-                    "containers": [container],
-                },
-            },
+            "template": template,
         },
     }
 

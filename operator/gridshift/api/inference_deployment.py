@@ -322,12 +322,17 @@ class Decision(ApiModel):
 
 
 class MigrationStepStatus(ApiModel):
-    """One make-before-break step of a migration in flight."""
+    """One make-before-break step of a migration in flight (persisted so a restarted operator resumes)."""
 
     index: int = Field(ge=0, description="Order of the step within the migration.")
     action: Literal["ScaleUp", "WaitReady", "ShiftRouting", "ScaleDown"] = Field(description="What the step does.")
-    cluster: str = Field(description="RegionalCluster the step acts on.")
-    replicas: int = Field(ge=0, description="Target replica count in that cluster after the step.")
+    cluster: str = Field(description="RegionalCluster the step acts on ('*' for ShiftRouting).")
+    gpu_type: str = Field(default="", description="GPU type of the replicas the step acts on.")
+    replicas: int = Field(ge=0, description="Replica count of (cluster, GPU type) after the step.")
+    from_replicas: int | None = Field(
+        default=None, ge=0, description="Replica count before a ScaleUp, restored if the move is rolled back."
+    )
+    routing: list[RoutingWeight] = Field(default_factory=list, description="Weights a ShiftRouting step sets.")
     state: Literal["Pending", "Running", "Done", "Failed", "RolledBack"] = Field(description="Progress of the step.")
     started_at: datetime | None = Field(default=None, description="When the step started.")
     message: str = Field(default="", max_length=4096, description="Details, e.g. why it was rolled back.")

@@ -269,7 +269,9 @@ class RegionalClusterStatus(ApiModel):
     price_horizon: list[PricePoint] = Field(
         default_factory=list, max_length=400, description="Known prices from now on (USD/kWh)."
     )
-    last_price_fetch: datetime | None = Field(default=None, description="Last successful price fetch.")
+    last_price_fetch: datetime | None = Field(
+        default=None, description="Last successful fetch that changed the known prices."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra=CONDITIONS_LIST_SCHEMA,

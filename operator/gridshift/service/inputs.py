@@ -1,0 +1,157 @@
+"""Turns what the hub, member clusters, Prometheus and price feeds say into the planner's Snapshot.
+
+Each translation is a small pure function so the service cycle can be tested with fakes; the
+I/O (who is asked, and when) is the cycle's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from gridshift.actuation.members import GpuInventory, WorkloadState
+from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api.inference_deployment import DemandSource
+from gridshift.api.validation import problems_of
+from gridshift.planner import snapshot as S
+from gridshift.signals.metrics import DeploymentSignals
+from gridshift.signals.price_service import PriceReading
+from gridshift.signals.prices import usd_per_kwh
+from gridshift.signals.promql import Signal
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """A hub object parsed into its model, or the reason it could not be."""
+
+    key: str
+    model: T | None
+    error: str | None
+    body: Mapping[str, Any]
+
+
+def parse_bodies(bodies: Iterable[Mapping[str, Any]], model: type[T]) -> list[Parsed[T]]:
+    out: list[Parsed[T]] = []
+    for body in bodies:
+        meta = body.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+        try:
+            parsed = model.model_validate(  # type: ignore[attr-defined]
+                {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+            )
+            out.append(Parsed(key, parsed, None, body))
+        except ValidationError as error:
+            problems = "; ".join(f"{path}: {msg}" for path, msg in problems_of(error))
+            out.append(Parsed(key, None, problems, body))
+    return sorted(out, key=lambda p: p.key)
+
+
+def currency_to_usd(cluster: RegionalCluster, currency: str) -> float:
+    """FX rate for money quoted in `currency` at this cluster (validated: USD or the feed's currency)."""
+    return 1.0 if currency == "USD" else cluster.spec.price_feed.fx_to_usd
+
+
+def planner_cluster(
+    name: str, cluster: RegionalCluster, inventory: Sequence[GpuInventory] | None, held_by_us: Mapping[str, int]
+) -> S.Cluster:
+    """The planner's view of a cluster. `held_by_us`: GPUs per type our replicas already hold there.
+
+    Unreachable clusters (inventory None) keep their offerings but count as unreachable: the
+    planner neither counts their replicas as capacity nor places new ones there.
+    """
+    by_type = {i.gpu_type: i for i in inventory or ()}
+    offerings = []
+    for offer in cluster.spec.offerings:
+        seen = by_type.get(offer.gpu_type)
+        free_for_us = 0 if seen is None else max(0, seen.allocatable - seen.used + held_by_us.get(offer.gpu_type, 0))
+        if offer.max_gpus is not None:
+            free_for_us = min(free_for_us, offer.max_gpus)
+        offerings.append(
+            S.Offering(
+                gpu_type=offer.gpu_type,
+                available_gpus=free_for_us,
+                hourly_cost_usd=offer.hourly_cost.amount * currency_to_usd(cluster, offer.hourly_cost.currency),
+                idle_power_watts=offer.idle_power_watts,
+            )
+        )
+    raw_labels = cluster.metadata.get("labels")
+    labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(raw_labels, Mapping) else {}
+    return S.Cluster(
+        name=name,
+        region=cluster.spec.region,
+        pue=cluster.spec.pue,
+        offerings=tuple(offerings),
+        labels=labels,
+        reachable=inventory is not None,
+    )
+
+
+def price_horizon(reading: PriceReading | None) -> S.PriceHorizon:
+    """Prices in USD/kWh from the feed's reading; stale (or never fetched) readings are flagged, not dropped."""
+    if reading is None or reading.series is None:
+        return S.PriceHorizon(intervals=(), stale=True)
+    intervals = tuple(
+        S.PriceInterval(
+            start=i.start,
+            end=i.end,
+            usd_per_kwh=usd_per_kwh(i, reading.fx_to_usd),
+            kind=S.PriceKind(i.kind.value),
+        )
+        for i in reading.series.intervals
+    )
+    return S.PriceHorizon(intervals=intervals, stale=reading.stale)
+
+
+def placements_of(
+    namespace: str, name: str, workloads_by_cluster: Mapping[str, Sequence[WorkloadState] | None]
+) -> tuple[S.Placement, ...]:
+    """Where the deployment runs now, from the member clusters' Deployments.
+
+    An unreachable cluster's replicas are reported with ready=0: they cannot be counted on.
+    """
+    out = []
+    for cluster, workloads in sorted(workloads_by_cluster.items()):
+        for w in workloads or ():
+            if (w.deployment_namespace, w.deployment_name) == (namespace, name):
+                out.append(S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready))
+    return tuple(out)
+
+
+def observed_demand(idep: InferenceDeployment, signals: Sequence[DeploymentSignals]) -> S.ObservedDemand:
+    """Static demand from the spec, or the sum over clusters of what Prometheus measured.
+
+    Missing metrics give None fields: the planner then never scales below the Ready count.
+    """
+    demand = idep.spec.demand
+    if demand.source is DemandSource.STATIC:
+        return S.ObservedDemand(demand.requests_per_second, demand.mean_prompt_tokens, demand.mean_output_tokens)
+    rates = [s.scalar(Signal.REQUEST_RATE) for s in signals]
+    if not signals or any(r is None for r in rates):
+        return S.ObservedDemand(None, demand.mean_prompt_tokens, demand.mean_output_tokens)
+    total_rate = sum(r for r in rates if r is not None)
+    prompt = sum(s.scalar(Signal.PROMPT_TOKEN_RATE) or 0.0 for s in signals)
+    generated = sum(s.scalar(Signal.GENERATION_TOKEN_RATE) or 0.0 for s in signals)
+    if total_rate <= 0:
+        return S.ObservedDemand(0.0, demand.mean_prompt_tokens, demand.mean_output_tokens)
+    return S.ObservedDemand(
+        total_rate,
+        prompt / total_rate if prompt > 0 else demand.mean_prompt_tokens,
+        generated / total_rate if generated > 0 else demand.mean_output_tokens,
+    )
+
+
+def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
+    """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica)."""
+    from gridshift.planner.profiles import from_api
+
+    chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
+    for item in parsed:
+        if item.model is not None:
+            model = from_api(item.model)
+            chosen[(model.model, model.gpu_type, model.gpus_per_replica)] = model
+    return tuple(chosen[k] for k in sorted(chosen))

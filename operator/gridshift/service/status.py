@@ -1,0 +1,248 @@
+"""Composes InferenceDeployment and RegionalCluster status, and the minimal merge patch to reach it.
+
+Status is rebuilt from scratch each cycle, then compared with what is stored: timestamps of
+unchanged conditions and decisions are carried over, and measured numbers are rounded to three
+significant figures, so a cycle in which nothing meaningful changed produces an empty patch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from gridshift.actuation.members import GpuInventory
+from gridshift.api import InferenceDeployment, MigrationMode
+from gridshift.planner import snapshot as S
+from gridshift.planner.plan import DeploymentPlan
+from gridshift.signals.price_service import PriceReading
+from gridshift.signals.prices import usd_per_kwh
+
+if TYPE_CHECKING:
+    from gridshift.service.operator import ClusterView
+
+_HORIZON_POINTS = 48
+
+
+def sig(value: float | None, digits: int = 3) -> float | None:
+    """Round to `digits` significant figures (None and non-finite values become None)."""
+    if value is None or not math.isfinite(value):
+        return None
+    if value == 0:
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+
+
+def _condition(
+    kind: str, holds: bool, reason: str, message: str, now: datetime, old: Mapping[str, Any], generation: int | None
+) -> dict[str, Any]:
+    status = "True" if holds else "False"
+    previous = next((c for c in old.get("conditions") or [] if c.get("type") == kind), None)
+    changed = previous is None or previous.get("status") != status
+    condition = {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
+    }
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return condition
+
+
+def _decision(now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]) -> dict[str, Any]:
+    explanation = plan.explanation
+    details = "\n".join(explanation.details)
+    decision = {
+        "reason": explanation.reason,
+        "summary": explanation.summary[:1024],
+        "explanation": details[:16384],
+        "estimatedSavingUsdPerHour": sig(explanation.saving_usd_per_hour_vs_current),
+    }
+    previous = old.get("lastDecision") or {}
+    same = previous.get("reason") == decision["reason"] and previous.get("summary") == decision["summary"]
+    decision["time"] = previous["time"] if same and "time" in previous else now.isoformat()
+    if same:  # keep the explanation as first written: its figures move with prices every cycle
+        decision["explanation"] = previous.get("explanation", decision["explanation"])
+        decision["estimatedSavingUsdPerHour"] = previous.get("estimatedSavingUsdPerHour")
+    return {k: v for k, v in decision.items() if v is not None}
+
+
+def deployment_status(
+    now: datetime,
+    body: Mapping[str, Any],
+    idep: InferenceDeployment,
+    deployment: S.Deployment,
+    plan: DeploymentPlan,
+    steps: Sequence[Mapping[str, Any]],
+    routing: Sequence[Mapping[str, Any]],
+    views: Mapping[str, ClusterView],
+    old: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The InferenceDeployment's status as it should be after this cycle (wire format)."""
+    generation = body["metadata"].get("generation")
+    placements: list[dict[str, Any]] = [
+        {
+            "cluster": p.cluster,
+            "region": views[p.cluster].spec.spec.region if p.cluster in views else "",
+            "gpuType": p.gpu_type,
+            "desired": p.desired,
+            "ready": p.ready,
+        }
+        for p in deployment.placements
+        if p.desired > 0 or p.ready > 0
+    ]
+    ready = sum(p["ready"] for p in placements)
+    desired = sum(p["desired"] for p in placements)
+    regions = sorted({p["region"] for p in placements if p["desired"] > 0})
+    cost = plan.cost
+    unreachable = sorted(c for c, v in views.items() if v.inventory is None)
+    stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
+    metrics_missing = deployment.demand.requests_per_second is None
+    slo_at_risk = (not plan.feasible) or (
+        plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + 1e-9 < plan.needed_tokens_per_s
+    )
+    migrating = bool(steps)
+    ready_ok = ready >= max(1, idep.spec.capacity.min_replicas) or (
+        idep.spec.capacity.min_replicas == 0 and desired == 0
+    )
+    conditions = [
+        _condition(
+            "Ready",
+            ready_ok and not slo_at_risk,
+            "ReplicasReady" if ready_ok else "ReplicasNotReady",
+            f"{ready}/{desired} replicas Ready",
+            now,
+            old,
+            generation,
+        ),
+        _condition(
+            "SLOAtRisk",
+            slo_at_risk,
+            "CapacityShort" if slo_at_risk else "CapacityCoversDemand",
+            plan.infeasible_reason or ("capacity below demand" if slo_at_risk else ""),
+            now,
+            old,
+            generation,
+        ),
+        _condition(
+            "PriceFeedStale",
+            bool(stale_prices),
+            "Stale" if stale_prices else "Fresh",
+            f"no fresh prices from: {', '.join(stale_prices)}; no price-driven moves" if stale_prices else "",
+            now,
+            old,
+            generation,
+        ),
+        _condition(
+            "MetricsStale",
+            metrics_missing and idep.spec.demand.source.value == "Prometheus",
+            "NoDemandMetrics" if metrics_missing else "MetricsFresh",
+            "request rate unknown: never scaling below the Ready count" if metrics_missing else "",
+            now,
+            old,
+            generation,
+        ),
+        _condition(
+            "Migrating",
+            migrating,
+            "MigrationInFlight" if migrating else "Idle",
+            f"{sum(1 for s in steps if s.get('state') == 'Done')}/{len(steps)} steps done" if migrating else "",
+            now,
+            old,
+            generation,
+        ),
+        _condition(
+            "Advisory",
+            plan.mode is not MigrationMode.AUTO,
+            plan.mode.value,
+            "plan reported, member clusters untouched" if plan.mode is not MigrationMode.AUTO else "",
+            now,
+            old,
+            generation,
+        ),
+    ]
+    if unreachable:
+        conditions[0]["message"] += f"; unreachable clusters not counted: {', '.join(unreachable)}"
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "regions": ",".join(regions),
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "placements": placements,
+        "routing": [dict(r) for r in routing],
+        "cost": {
+            k: v
+            for k, v in {
+                "usdPerHour": sig(cost.usd_per_hour),
+                "usdPerMillionTokens": sig(cost.usd_per_million_tokens),
+                "joulesPerToken": sig(cost.joules_per_token),
+                "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
+                "source": "Predicted",
+            }.items()
+            if v is not None
+        },
+        "lastDecision": _decision(now, plan, old),
+        "migration": [dict(s) for s in steps],
+        "conditions": conditions,
+    }
+    if deployment.demand.requests_per_second is not None:
+        status["observedSLO"] = {"requestsPerSecond": sig(deployment.demand.requests_per_second)}
+    if plan.mode is not MigrationMode.AUTO:
+        targets = ", ".join(f"{t.cluster}/{t.gpu_type}={t.replicas}" for t in plan.targets if t.replicas > 0)
+        status["lastDecision"]["summary"] = f"[{plan.mode.value}] would run: {targets or 'nothing'}"[:1024]
+    return {k: v for k, v in status.items() if v is not None}
+
+
+def cluster_status(
+    now: datetime,
+    reading: PriceReading | None,
+    inventory: Sequence[GpuInventory] | None,
+    error: str | None,
+    old: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The RegionalCluster's status after this cycle (wire format)."""
+    status: dict[str, Any] = {"reachable": inventory is not None}
+    status["gpus"] = [
+        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used} for i in inventory or ()
+    ] or old.get("gpus", [])
+    stale = reading is None or reading.stale
+    if reading is not None and reading.series is not None:
+        upcoming = [i for i in reading.series.intervals if i.end > now][:_HORIZON_POINTS]
+        current = reading.series.at(now)
+        if current is not None:
+            status["currentPriceUsdPerKwh"] = sig(usd_per_kwh(current, reading.fx_to_usd), 4)
+        if upcoming:
+            status["priceHorizonEnd"] = upcoming[-1].end.isoformat()
+            status["priceHorizon"] = [
+                {"start": i.start.isoformat(), "usdPerKwh": sig(usd_per_kwh(i, reading.fx_to_usd), 4)} for i in upcoming
+            ]
+        if reading.last_good_fetch is not None:
+            # Refreshes that bring the same prices are not news: keep the time the prices last changed.
+            unchanged = old.get("priceHorizon") == status.get("priceHorizon") and "lastPriceFetch" in old
+            status["lastPriceFetch"] = old["lastPriceFetch"] if unchanged else reading.last_good_fetch.isoformat()
+    feed_error = str(reading.error) if reading is not None and reading.error is not None else ""
+    status["conditions"] = [
+        _condition(
+            "Reachable",
+            inventory is not None,
+            "Reachable" if error is None else "Unreachable",
+            error or "",
+            now,
+            old,
+            None,
+        ),
+        _condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error, now, old, None),
+    ]
+    return status
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch taking `old` to `new` at the top level; empty when nothing changed."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch

@@ -1,0 +1,77 @@
+"""Builds the OperatorService with real adapters: the hub's kubernetes client, kubeconfig-based
+member clusters, Prometheus and HTTP price feeds. Kept apart so tests build it with fakes instead."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import yaml
+
+from gridshift.actuation.members import KubeMemberCluster, MemberCluster
+from gridshift.api import RegionalCluster
+from gridshift.api.common import SecretKeyRef
+from gridshift.hub.client import Hub, KubeHub
+from gridshift.service.operator import OperatorService
+from gridshift.settings import OperatorSettings
+from gridshift.signals.metrics import MetricsSource, PrometheusMetricsSource
+from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
+
+
+class HubSecretResolver:
+    """Resolves price-feed Secret references on the hub (namespace defaults to the operator's)."""
+
+    def __init__(self, hub: Hub, default_namespace: str) -> None:
+        self._hub = hub
+        self._namespace = default_namespace
+
+    def resolve(self, ref: SecretKeyRef) -> str:
+        return self._hub.read_secret(ref.namespace or self._namespace, ref.name, ref.key)
+
+
+def world_clock(url: str) -> Callable[[], datetime]:
+    """A clock read from a simulated world's /clock endpoint (demo and end-to-end tests only)."""
+
+    def now() -> datetime:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return datetime.fromisoformat(json.loads(answer.read())["sim_time"])
+
+    return now
+
+
+def hub_api_client() -> Any:
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except ConfigException:
+        return config.new_client_from_config()
+
+
+def real_service(settings: OperatorSettings) -> OperatorService:
+    from gridshift.profiles_catalog import default_profiles
+
+    hub = KubeHub(hub_api_client(), settings.api_timeout_seconds)
+    clock = world_clock(settings.clock_url) if settings.clock_url else (lambda: datetime.now(UTC))
+    http = httpx.Client(timeout=settings.api_timeout_seconds)
+    secrets = HubSecretResolver(hub, settings.namespace)
+
+    def member(name: str, kubeconfig: str) -> MemberCluster:
+        return KubeMemberCluster(name, yaml.safe_load(kubeconfig), settings.api_timeout_seconds)
+
+    def metrics(url: str) -> MetricsSource:
+        return PrometheusMetricsSource(url)
+
+    def feed(name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
+        return build_price_feed(
+            cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, sleep=time.sleep
+        )
+
+    return OperatorService(settings, hub, member, metrics, feed, clock=clock, default_profiles=default_profiles())

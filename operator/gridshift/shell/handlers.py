@@ -1,0 +1,71 @@
+"""kopf handlers: index the three kinds, poke the service on changes, clean up on delete.
+
+Nothing here decides anything: the service (gridshift.service.operator) plans and acts.
+Run with `kopf run -m gridshift.shell.handlers --all-namespaces --standalone` (leader election
+is the service's Lease, so several replicas may run; kopf's own peering is not needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+
+from gridshift.api import GROUP, VERSION
+from gridshift.service.operator import OperatorService
+from gridshift.settings import OperatorSettings
+
+IDEP = (GROUP, VERSION, "inferencedeployments")
+RCLUSTER = (GROUP, VERSION, "regionalclusters")
+GPROFILE = (GROUP, VERSION, "gpuprofiles")
+
+
+@kopf.index(*IDEP)
+def deployments_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+    return {(namespace or "", name): dict(body)}
+
+
+@kopf.index(*RCLUSTER)
+def clusters_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: dict(body)}
+
+
+@kopf.index(*GPROFILE)
+def profiles_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
+    return {name: dict(body)}
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/cleanup"
+    settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
+    service = OperatorService.from_environment(OperatorSettings())
+    memo.service = service
+    memo.loop_task = asyncio.create_task(
+        service.run_forever(indices["deployments_index"], indices["clusters_index"], indices["profiles_index"])
+    )
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.loop_task.cancel()
+    await asyncio.gather(memo.loop_task, return_exceptions=True)
+
+
+@kopf.on.create(*IDEP)
+@kopf.on.update(*IDEP, field="spec")
+@kopf.on.resume(*IDEP)
+def spec_changed(memo: kopf.Memo, **_: Any) -> None:
+    memo.service.request_replan()
+
+
+@kopf.on.delete(*IDEP)
+async def deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    await memo.service.delete_everywhere(namespace or "", name)
+
+
+@kopf.on.probe(id="planCycle")
+def plan_cycle_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    health: dict[str, Any] = memo.service.health()
+    return health

@@ -1,0 +1,148 @@
+"""The service cycle against fakes: placement, idle cycles, modes, leadership, migration and safety."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gridshift.hub.client import ObjectRef
+from tests.service.harness import World, deployment_body
+
+
+def condition(status: dict, kind: str) -> str:
+    return next(c["status"] for c in status["conditions"] if c["type"] == kind)
+
+
+def test_new_deployment_lands_in_the_cheapest_region_with_cost_in_status() -> None:
+    world = World(["eu-de", "eu-fr", "us-tx"], prices={"eu-de": 90.0, "eu-fr": 20.0, "us-tx": 60.0})
+    world.add(deployment_body())
+    world.cycle()
+    world.cycle()  # Ready counts are observed at the start of a cycle
+    replicas = world.replicas()
+    assert replicas["eu-fr"] >= 1 and replicas["eu-de"] == 0 and replicas["us-tx"] == 0
+    status = world.status()
+    assert status["regions"] == "eu-fr"
+    assert status["readyReplicas"] == status["desiredReplicas"] == replicas["eu-fr"]
+    assert status["cost"]["usdPerMillionTokens"] > 0 and status["cost"]["joulesPerToken"] > 0
+    assert condition(status, "Ready") == "True"
+    assert status["routing"] == [{"cluster": "eu-fr", "weight": 100}]
+    assert world.hub.events and world.hub.events[0][0].name == "chat"
+
+
+def test_an_idle_cycle_writes_nothing() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body())
+    world.cycle()
+    world.cycle()  # settles status written in the first cycle
+    report = world.cycle()
+    assert (report.member_writes, report.status_writes, report.events) == (0, 0, 0)
+    assert report.leader
+
+
+def test_advisory_reports_the_plan_but_touches_no_member_cluster() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body(mode="Advisory"))
+    world.cycle()
+    assert all(m.writes == 0 for m in world.members.values())
+    status = world.status()
+    assert condition(status, "Advisory") == "True"
+    assert "would run: eu-fr/" in status["lastDecision"]["summary"]
+
+
+def test_only_the_lease_holder_acts() -> None:
+    world = World(["eu-de"])
+    world.add(deployment_body())
+    other = world.make_service("op-2")
+    world.cycle()  # op-1 takes the lease
+    writes = sum(m.writes for m in world.members.values()) + world.hub.status_writes
+    report = world.cycle(service=other)
+    assert not report.leader
+    assert sum(m.writes for m in world.members.values()) + world.hub.status_writes == writes
+    # When op-1 stops renewing, op-2 takes over after the lease expires.
+    report = world.cycle(service=other, advance=timedelta(minutes=10))
+    assert report.leader
+
+
+def test_a_price_drop_that_pays_back_moves_replicas_make_before_break() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    before = world.replicas()
+    assert before["eu-de"] > 0 and before["eu-fr"] == 0
+    needed = sum(before.values())
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    seen_ready = []
+    for _ in range(30):
+        world.cycle()
+        seen_ready.append(sum(world.ready().values()))
+        for member in world.members.values():
+            member.mark_all_ready()  # replicas started last cycle are Ready by the next
+        if world.replicas()["eu-de"] == 0 and not world.status().get("migration"):
+            break
+    assert world.replicas()["eu-fr"] >= needed and world.replicas()["eu-de"] == 0
+    assert min(seen_ready) >= needed, f"Ready replicas dipped below demand: {seen_ready}"
+    assert condition(world.status(), "Migrating") == "False"
+
+
+def test_a_small_price_wiggle_that_does_not_pay_back_moves_nothing() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 41.0})
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    placed = world.replicas()
+    world.prices.update({"eu-de": 41.0, "eu-fr": 40.0})
+    for _ in range(3):
+        report = world.cycle()
+    assert world.replicas() == placed
+    assert report.member_writes == 0
+
+
+def test_an_unreachable_cluster_is_not_counted_and_capacity_is_raised_elsewhere() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    placed = world.replicas()["eu-de"]
+    world.members["eu-de"].reachable = False
+    world.cycle()
+    world.cycle()
+    assert world.members["eu-fr"].workloads()[0].desired >= placed
+    status = world.status()
+    assert "unreachable clusters not counted: eu-de" in next(
+        c["message"] for c in status["conditions"] if c["type"] == "Ready"
+    )
+    # When it returns, its replicas are reconciled rather than left running unmanaged.
+    world.members["eu-de"].reachable = True
+    for _ in range(6):
+        world.cycle()
+    total = world.replicas()
+    assert total["eu-de"] + total["eu-fr"] <= placed + 2
+
+
+def test_frozen_keeps_placement_even_when_prices_change() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    placed = world.replicas()
+    body["spec"]["migration"]["mode"] = "Frozen"
+    world.prices.update({"eu-de": 900.0, "eu-fr": 1.0})
+    for _ in range(3):
+        world.cycle()
+    assert world.replicas() == placed
+
+
+def test_delete_removes_objects_from_every_member_cluster() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 40.0})
+    world.add(deployment_body(rps=30.0, capacity={"minReplicas": 2, "maxReplicas": 8, "minRegions": 2}))
+    world.cycle()
+    assert all(v > 0 for v in world.replicas().values())
+    assert world.service.delete_from_members("ml", "chat") > 0
+    assert all(not m.workloads() for m in world.members.values())
+
+
+def test_status_is_written_to_the_right_object() -> None:
+    world = World(["eu-de"])
+    world.add(deployment_body())
+    world.cycle()
+    assert ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat") in world.hub.statuses
+    assert ObjectRef("RegionalCluster", "", "eu-de") in world.hub.statuses
