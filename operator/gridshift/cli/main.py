@@ -16,6 +16,7 @@ from gridshift import __version__
 SUBCOMMAND_MODULES = (
     "gridshift.cli.crds",
     "gridshift.cli.validate",
+    "gridshift.cli.prices",
 )
 
 

@@ -1,0 +1,118 @@
+"""`gridshift prices`: fetch or read one price feed document and print the parsed series."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "prices",
+        help="parse an ENTSO-E A44 document or a price CSV (file or URL) and print the series",
+        description=(
+            "Read one electricity price source and print its intervals as published (currency and unit "
+            "unchanged). SOURCE is a file path or an http(s) URL."
+        ),
+    )
+    parser.add_argument("source", metavar="SOURCE", help="file path or URL of an ENTSO-E XML document or a price CSV")
+    parser.add_argument(
+        "--format",
+        choices=("entsoe", "csv"),
+        default=None,
+        help="document format (default: guessed from the name, then from the content)",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--column", default=None, help="column of a wide CSV to read (e.g. DE-LU_EUR_per_MWh)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL to answer (default: 10)")
+    parser.set_defaults(handler=run)
+
+
+def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
+    from gridshift.cli.main import UsageError
+
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        from gridshift.signals.http import get_body
+        from gridshift.signals.prices import PriceFeedError
+
+        try:
+            with httpx.Client() as client:
+                _, body = get_body(
+                    client, source, source, timeout_seconds=timeout_seconds, max_body_bytes=64 * 1024 * 1024
+                )
+        except PriceFeedError as error:
+            raise UsageError(str(error)) from error
+        return body, source.split("?", 1)[0]
+    path = Path(source)
+    try:
+        return path.read_bytes(), path.name
+    except OSError as error:
+        raise UsageError(f"cannot read {source}: {error.strerror}") from error
+
+
+def _guess_format(name: str, body: bytes) -> str:
+    lowered = name.lower()
+    if lowered.endswith(".xml"):
+        return "entsoe"
+    if lowered.endswith(".csv"):
+        return "csv"
+    return "entsoe" if body.lstrip().startswith(b"<") else "csv"
+
+
+def run(args: argparse.Namespace) -> int:
+    from gridshift.cli.main import UsageError
+    from gridshift.signals.entsoe import parse_a44
+    from gridshift.signals.price_csv import parse_price_csv
+    from gridshift.signals.prices import PriceFeedError, PriceInterval
+
+    body, name = _read_source(args.source, args.timeout)
+    document_format = args.format or _guess_format(name, body)
+    if args.column is not None and document_format != "csv":
+        raise UsageError("--column applies to CSV sources only")
+    intervals: list[PriceInterval]
+    try:
+        if document_format == "entsoe":
+            intervals = parse_a44(body, feed=name)
+        else:
+            intervals = parse_price_csv(body.decode("utf-8-sig"), feed=name, column=args.column)
+    except PriceFeedError as error:
+        raise UsageError(str(error)) from error
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{name}: not UTF-8 text ({error.reason})") from error
+
+    if args.json:
+        rows = [
+            {
+                "start": interval.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "end": interval.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "price": interval.price,
+                "currency": interval.currency,
+                "unit": interval.unit.value,
+                "resolution": interval.resolution,
+            }
+            for interval in intervals
+        ]
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{name}: {len(intervals)} intervals", title_justify="left")
+    for column, justify in (("start (UTC)", "left"), ("end (UTC)", "left"), ("resolution", "left"), ("price", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for interval in intervals:
+        table.add_row(
+            interval.start.strftime("%Y-%m-%d %H:%M"),
+            interval.end.strftime("%Y-%m-%d %H:%M"),
+            interval.resolution,
+            f"{interval.price:g} {interval.currency}/{interval.unit.value}",
+        )
+    Console().print(table)
+    return 0

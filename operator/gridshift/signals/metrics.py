@@ -1,0 +1,267 @@
+"""Measured load, latency and power of a deployment: the `MetricsSource` Protocol and its adapters.
+
+`PrometheusMetricsSource` evaluates the PromQL of `gridshift.signals.promql` through
+prometheus-api-client; `FakeMetricsSource` holds values set by a test or the simulated world.
+Both answer `deployment_signals(ref, at)` the same way (tests/signals/test_metrics_contract.py).
+A signal with no series (no traffic yet, exporter missing) is reported missing, never as 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import requests
+import urllib3
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.promql import PER_POD_SIGNALS, Signal, build_queries
+from gridshift.signals.settings import MetricsSettings
+
+
+class MetricsError(Exception):
+    """A query could not be answered; `retryable` when trying again later may succeed."""
+
+    def __init__(self, source: str, signal: str, message: str, *, retryable: bool) -> None:
+        super().__init__(f"metrics source {source!r}, signal {signal}: {message}")
+        self.source = source
+        self.signal = signal
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One series of an instant-vector answer."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+SignalValue = float | Mapping[str, float]
+"""One number, or one number per replica pod for `PER_POD_SIGNALS`."""
+
+
+@dataclass(frozen=True)
+class DeploymentSignals:
+    """What was measured for one deployment in one cluster, at one instant."""
+
+    deployment: DeploymentRef
+    observed_at: datetime
+    values: Mapping[Signal, SignalValue] = field(default_factory=dict)
+    """Signals that had data; a signal absent here is in `missing`."""
+
+    @property
+    def missing(self) -> frozenset[Signal]:
+        """Signals with no series (or an undefined value such as a quantile with no traffic)."""
+        return frozenset(Signal) - frozenset(self.values)
+
+    def scalar(self, signal: Signal) -> float | None:
+        """The value of a one-number signal, None when missing."""
+        if signal in PER_POD_SIGNALS:
+            raise ValueError(f"{signal} is per pod; use per_pod()")
+        value = self.values.get(signal)
+        return value if value is None or isinstance(value, float) else None
+
+    def per_pod(self, signal: Signal) -> Mapping[str, float]:
+        """The value of a per-pod signal by pod name, empty when missing."""
+        if signal not in PER_POD_SIGNALS:
+            raise ValueError(f"{signal} is one number; use scalar()")
+        value = self.values.get(signal)
+        return value if isinstance(value, Mapping) else {}
+
+
+class MetricsSource(Protocol):
+    """Where measured signals come from."""
+
+    def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
+        """Every signal of `ref` evaluated at `at`; raises MetricsError when the source fails."""
+        ...
+
+
+def signals_from_samples(
+    source: str, ref: DeploymentRef, at: datetime, answers: Mapping[Signal, list[Sample]], pod_label: str
+) -> DeploymentSignals:
+    """Turns query answers into DeploymentSignals: undefined values are missing, not zero."""
+    values: dict[Signal, SignalValue] = {}
+    for signal, samples in answers.items():
+        if signal in PER_POD_SIGNALS:
+            per_pod: dict[str, float] = {}
+            for sample in samples:
+                pod = sample.labels.get(pod_label)
+                if pod is None:
+                    raise MetricsError(source, signal, f"a series lacks the {pod_label!r} label", retryable=False)
+                if math.isfinite(sample.value):
+                    # Summed, so an answer with one series per GPU still gives one figure per pod.
+                    per_pod[pod] = per_pod.get(pod, 0.0) + sample.value
+            if per_pod:
+                values[signal] = per_pod
+            continue
+        if len(samples) > 1:
+            raise MetricsError(
+                source, signal, f"expected one series, got {len(samples)}: the query must aggregate", retryable=False
+            )
+        if samples and math.isfinite(samples[0].value):
+            values[signal] = samples[0].value
+    return DeploymentSignals(deployment=ref, observed_at=at, values=values)
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether a requests error was, underneath, a timeout (connect, read, or a stalled body)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError):
+            return True
+        nested = [a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)]
+        seen = nested[0] if nested else seen.__cause__ or seen.__context__
+    return False
+
+
+_STATUS_IN_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\s*$", re.DOTALL)
+
+
+def _explain_http_error(text: str) -> tuple[int | None, str]:
+    """Status code and Prometheus' own `error` text from prometheus-api-client's exception message."""
+    match = _STATUS_IN_MESSAGE.search(text)
+    if match is None:
+        return None, text
+    status, body = int(match.group(1)), match.group(2)
+    start, end = body.find("{"), body.rfind("}")
+    if start >= 0 and end > start:
+        try:
+            document = json.loads(body[start : end + 1].encode().decode("unicode_escape"))
+            if isinstance(document, dict) and "error" in document:
+                return status, f"{document.get('errorType', 'error')}: {document['error']}"
+        except ValueError:
+            pass
+    return status, body[:200]
+
+
+def _parse_vector(source: str, signal: str, result: Any) -> list[Sample]:
+    if not isinstance(result, list):
+        raise MetricsError(source, signal, "answer's data.result is not a list", retryable=False)
+    samples = []
+    for index, item in enumerate(result):
+        try:
+            labels = item["metric"]
+            _, text = item["value"]
+            samples.append(Sample(labels={str(k): str(v) for k, v in labels.items()}, value=float(text)))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise MetricsError(
+                source, signal, f"result[{index}] is not an instant-vector sample ({error!r})", retryable=False
+            ) from error
+    return samples
+
+
+class PrometheusMetricsSource:
+    """Reads signals from one Prometheus (one per member cluster, or one for all with a cluster label)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: MetricsSettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings or MetricsSettings()
+        self._sleep = sleep
+        # Retries are ours (injected sleep, one policy for every adapter), so urllib3's are off.
+        self._client = PrometheusConnect(
+            url=self.url,
+            headers=dict(headers) if headers else None,
+            retry=Retry(total=False),
+            session=session,
+            timeout=self.settings.query_timeout_seconds,
+        )
+
+    def query_vector(self, promql: str, at: datetime, *, signal: str = "query") -> list[Sample]:
+        """Evaluates `promql` at `at`; retries transient failures, then raises MetricsError."""
+        policy = self.settings.retry
+        for attempt in range(1, policy.max_attempts + 1):
+            try:
+                return self._query_once(promql, at, signal)
+            except MetricsError as error:
+                if not error.retryable or attempt == policy.max_attempts:
+                    raise
+                self._sleep(policy.backoff_seconds(attempt))
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def _query_once(self, promql: str, at: datetime, signal: str) -> list[Sample]:
+        source = self.url
+        try:
+            result = self._client.custom_query(query=promql, params={"time": f"{at.timestamp():.3f}"})
+        except PrometheusApiClientException as error:
+            status, explanation = _explain_http_error(str(error))
+            retryable = status is None or status == 429 or status >= 500
+            raise MetricsError(source, signal, f"HTTP {status}: {explanation}", retryable=retryable) from error
+        except requests.exceptions.Timeout as error:
+            raise MetricsError(
+                source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
+            ) from error
+        except requests.exceptions.JSONDecodeError as error:
+            raise MetricsError(source, signal, f"answer is not JSON ({error})", retryable=False) from error
+        except requests.exceptions.RequestException as error:
+            if is_timeout(error):  # a body that stalls is a ConnectionError in requests
+                raise MetricsError(
+                    source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
+                ) from error
+            raise MetricsError(source, signal, f"request failed ({type(error).__name__})", retryable=True) from error
+        except (KeyError, TypeError) as error:
+            # prometheus-api-client indexes ["data"]["result"] without checking "status".
+            raise MetricsError(
+                source, signal, f"answer has no data.result (status is not success?): {error!r}", retryable=False
+            ) from error
+        return _parse_vector(source, signal, result)
+
+    def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
+        queries = build_queries(self.settings.labels, ref, self.settings.windows)
+        answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
+        return signals_from_samples(self.url, ref, at, answers, self.settings.labels.pod_label)
+
+
+class FakeMetricsSource:
+    """Holds signal values set by tests or the simulated world; answers like the Prometheus adapter."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self._values: dict[DeploymentRef, dict[Signal, SignalValue]] = {}
+        self._failure: MetricsError | None = None
+
+    def set_signal(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
+        """Makes `signal` of `ref` read `value` (a float, or pod -> float for per-pod signals)."""
+        if (signal in PER_POD_SIGNALS) != isinstance(value, Mapping):
+            raise TypeError(f"{signal}: {'per-pod mapping' if signal in PER_POD_SIGNALS else 'float'} expected")
+        self._values.setdefault(ref, {})[signal] = dict(value) if isinstance(value, Mapping) else float(value)
+
+    def fail(self, message: str, *, retryable: bool) -> None:
+        """Makes every later read raise MetricsError until `recover()`."""
+        self._failure = MetricsError(self.name, "all", message, retryable=retryable)
+
+    def recover(self) -> None:
+        self._failure = None
+
+    def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
+        if self._failure is not None:
+            raise self._failure
+        answers: dict[Signal, list[Sample]] = {}
+        for signal in Signal:
+            value = self._values.get(ref, {}).get(signal)
+            if value is None:
+                answers[signal] = []
+            elif isinstance(value, Mapping):
+                answers[signal] = [Sample(labels={"pod": pod}, value=v) for pod, v in value.items()]
+            else:
+                answers[signal] = [Sample(labels={}, value=value)]
+        return signals_from_samples(self.name, ref, at, answers, "pod")

@@ -1,0 +1,303 @@
+"""Price feeds other than ENTSO-E and CSV replay: static, schedule, httpJson, prometheus, and the fake.
+
+Each implements `gridshift.signals.prices.PriceFeed`: `fetch(now)` returns a validated series
+holding the interval in progress, in the currency and unit the feed publishes, or raises
+PriceFeedError naming the feed and the field. None reads the clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from gridshift.api.regional_cluster import (
+    EnergyUnit,
+    HttpJsonFeed,
+    PrometheusPriceFeed,
+    ScheduleFeed,
+    StaticFeed,
+)
+from gridshift.signals.http import get_body
+from gridshift.signals.metrics import is_timeout
+from gridshift.signals.prices import (
+    PriceDataError,
+    PriceFeedError,
+    PriceFetchError,
+    PriceInterval,
+    PriceKind,
+    PriceSeries,
+    floor_to,
+    require_covers,
+    validate_intervals,
+)
+from gridshift.signals.settings import PriceFeedSettings
+
+HOUR = timedelta(hours=1)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
+    checked = validate_intervals(name, intervals, expected_currency=currency)
+    require_covers(name, checked, now)
+    return PriceSeries(feed=name, intervals=checked, fetched_at=now)
+
+
+class StaticPriceFeed:
+    """One constant price over the whole horizon."""
+
+    def __init__(
+        self, name: str, *, spec: StaticFeed, currency: str, unit: EnergyUnit, settings: PriceFeedSettings | None = None
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.currency = currency
+        self.unit = unit
+        self.settings = settings or PriceFeedSettings()
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        start = floor_to(now, HOUR)
+        end = start + timedelta(hours=self.settings.horizon_hours)
+        interval = PriceInterval(start, end, self.spec.price, self.currency, self.unit, PriceKind.ACTUAL)
+        return _series(self.name, [interval], self.currency, now)
+
+
+class SchedulePriceFeed:
+    """A time-of-use tariff: hourly intervals in the tariff's local time zone, DST included."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: ScheduleFeed,
+        currency: str,
+        unit: EnergyUnit,
+        settings: PriceFeedSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.currency = currency
+        self.unit = unit
+        self.settings = settings or PriceFeedSettings()
+        try:
+            self.zone = ZoneInfo(spec.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise PriceDataError(name, "schedule.timezone", f"unknown IANA time zone {spec.timezone!r}") from error
+        self._price_by_day_hour: dict[tuple[str, int], float] = {}
+        for index, period in enumerate(spec.periods):
+            for day in period.days:
+                for hour in range(period.start_hour, period.end_hour):
+                    if (day, hour) in self._price_by_day_hour:
+                        raise PriceDataError(
+                            name, f"schedule.periods[{index}]", f"{day} {hour:02d}:00 is already in an earlier period"
+                        )
+                    self._price_by_day_hour[(day, hour)] = period.price
+
+    def price_at_local(self, local: datetime) -> float:
+        """The tariff for a local wall-clock time."""
+        key = (WEEKDAYS[local.weekday()], local.hour)
+        return self._price_by_day_hour.get(key, self.spec.default_price)
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        # Step in UTC from the start of the local hour in progress: a DST change then just relabels
+        # the local hour (23 or 25 of them that day), and zones offset by 30 min stay aligned.
+        local_now = now.astimezone(self.zone)
+        start = local_now.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        hours = math.ceil(self.settings.horizon_hours)
+        intervals = []
+        for step in range(hours):
+            slot = start + step * HOUR
+            price = self.price_at_local(slot.astimezone(self.zone))
+            intervals.append(PriceInterval(slot, slot + HOUR, price, self.currency, self.unit, PriceKind.ACTUAL))
+        return _series(self.name, intervals, self.currency, now)
+
+
+def _dig(document: Any, path: str, feed: str) -> Any:
+    value = document
+    walked = []
+    for part in [p for p in path.split(".") if p]:
+        walked.append(part)
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise PriceDataError(feed, "httpJson.itemsPath", f"{'.'.join(walked)!r} not found in the answer")
+    return value
+
+
+def _json_time(feed: str, field: str, value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise PriceDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise PriceDataError(feed, field, f"not an ISO 8601 time: {value!r}") from error
+    if parsed.tzinfo is None:
+        raise PriceDataError(feed, field, f"time without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def parse_http_json(
+    body: bytes, *, feed: str, spec: HttpJsonFeed, currency: str, unit: EnergyUnit
+) -> list[PriceInterval]:
+    """Intervals from a JSON answer, located by the spec's items path and field names."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise PriceDataError(feed, "http.body", f"not JSON ({error}); truncated?") from error
+    items = _dig(document, spec.items_path, feed)
+    if not isinstance(items, list):
+        raise PriceDataError(feed, "httpJson.itemsPath", f"points at {type(items).__name__}, not a list")
+    intervals = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        if not isinstance(item, Mapping):
+            raise PriceDataError(feed, where, "not an object")
+        for field in (spec.start_field, spec.end_field, spec.price_field):
+            if field not in item:
+                raise PriceDataError(feed, f"{where}.{field}", "missing")
+        price = item[spec.price_field]
+        if isinstance(price, bool) or not isinstance(price, int | float | str):
+            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}")
+        try:
+            value = float(price)
+        except ValueError as error:
+            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}") from error
+        if not math.isfinite(value):
+            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a finite number: {price!r}")
+        start = _json_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
+        end = _json_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
+        intervals.append(PriceInterval(start, end, value, currency, unit, PriceKind.ACTUAL))
+    return intervals
+
+
+class HttpJsonPriceFeed:
+    """Any HTTP endpoint answering JSON with a list of priced intervals."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: HttpJsonFeed,
+        currency: str,
+        unit: EnergyUnit,
+        http: httpx.Client,
+        headers: Mapping[str, str] | None = None,
+        settings: PriceFeedSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.currency = currency
+        self.unit = unit
+        self._http = http
+        self._headers = dict(headers or {})
+        self.settings = settings or PriceFeedSettings()
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        _, body = get_body(
+            self._http,
+            self.name,
+            self.spec.url,
+            headers=self._headers,
+            timeout_seconds=self.settings.http_timeout_seconds,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        intervals = parse_http_json(body, feed=self.name, spec=self.spec, currency=self.currency, unit=self.unit)
+        return _series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
+
+
+class PrometheusMetricPriceFeed:
+    """A price metric the user already has in Prometheus: its current value, valid until next refresh."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: PrometheusPriceFeed,
+        currency: str,
+        unit: EnergyUnit,
+        valid_for: timedelta,
+        settings: PriceFeedSettings | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.currency = currency
+        self.unit = unit
+        self.valid_for = valid_for
+        self.settings = settings or PriceFeedSettings()
+        self._client = PrometheusConnect(
+            url=spec.url.rstrip("/"),
+            retry=Retry(total=False),
+            session=session,
+            timeout=self.settings.http_timeout_seconds,
+        )
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        try:
+            result = self._client.custom_query(query=self.spec.query, params={"time": f"{now.timestamp():.3f}"})
+        except PrometheusApiClientException as error:
+            text = str(error)
+            status = int(text[17:20]) if text.startswith("HTTP Status Code ") and text[17:20].isdigit() else None
+            retryable = status is None or status == 429 or status >= 500
+            raise PriceFetchError(
+                self.name, "http.status", f"Prometheus answered HTTP {status}", retryable=retryable
+            ) from error
+        except requests.exceptions.JSONDecodeError as error:
+            raise PriceDataError(self.name, "http.body", f"Prometheus answer is not JSON ({error})") from error
+        except requests.exceptions.RequestException as error:
+            if is_timeout(error):
+                raise PriceFetchError(self.name, "http", "Prometheus did not answer in time", retryable=True) from error
+            raise PriceFetchError(
+                self.name, "http", f"request failed ({type(error).__name__})", retryable=True
+            ) from error
+        except (KeyError, TypeError) as error:
+            raise PriceDataError(self.name, "http.body", "Prometheus answer has no data.result") from error
+        if not isinstance(result, list) or len(result) != 1:
+            count = len(result) if isinstance(result, list) else "no"
+            raise PriceDataError(
+                self.name, "prometheus.query", f"gave {count} series; it must give exactly one (the current price)"
+            )
+        try:
+            value = float(result[0]["value"][1])
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise PriceDataError(
+                self.name, "prometheus.query", f"result is not an instant vector ({error!r})"
+            ) from error
+        interval = PriceInterval(now, now + self.valid_for, value, self.currency, self.unit, PriceKind.ACTUAL)
+        return _series(self.name, [interval], self.currency, now)
+
+
+class FakePriceFeed:
+    """A feed whose answer is set directly: a fixed series, a function of `now`, or an error."""
+
+    def __init__(self, name: str, *, currency: str = "EUR") -> None:
+        self.name = name
+        self.currency = currency
+        self._intervals: Callable[[datetime], Sequence[PriceInterval]] = lambda now: ()
+        self._failures: list[PriceFeedError] = []
+        self.fetches: list[datetime] = []
+
+    def serve(self, intervals: Sequence[PriceInterval] | Callable[[datetime], Sequence[PriceInterval]]) -> None:
+        """Answer with these intervals (or with what the function gives for `now`)."""
+        self._intervals = intervals if callable(intervals) else (lambda now: tuple(intervals))
+
+    def fail_next(self, *errors: PriceFeedError) -> None:
+        """Raise these errors on the next fetches, in order, then serve again."""
+        self._failures.extend(errors)
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        self.fetches.append(now)
+        if self._failures:
+            raise self._failures.pop(0)
+        return _series(self.name, list(self._intervals(now)), self.currency, now)

@@ -1,0 +1,230 @@
+"""Electricity price series: the data every price feed returns, its validation, and USD/kWh.
+
+A `PriceSeries` is what a feed published, as published (currency and unit included); it reaches
+the planner only through `validate_intervals` (which refuses NaN/inf, unknown currencies or
+units, and intervals that overlap or go backwards) and `to_usd_per_kwh`. Negative prices are
+valid: markets clear below zero when renewables exceed demand.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from gridshift.api.regional_cluster import EnergyUnit, PricePoint
+
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+KWH_PER_MWH = 1000.0
+
+
+class PriceKind(StrEnum):
+    """Whether a price is the one that will be (or was) charged, or an estimate of it."""
+
+    ACTUAL = "actual"
+    """Cleared or tariffed: day-ahead auction results, fixed tariffs, recorded market prices."""
+    FORECAST = "forecast"
+    """An estimate that the market has not fixed yet."""
+
+
+class PriceFeedError(Exception):
+    """A feed gave no usable prices. Names the feed and the field at fault."""
+
+    def __init__(self, feed: str, field: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"price feed {feed!r}: {field}: {message}")
+        self.feed = feed
+        self.field = field
+        self.detail = message
+        self.retryable = retryable
+
+
+class PriceDataError(PriceFeedError):
+    """The feed answered, but what it answered is not a valid price series."""
+
+
+class NoPriceDataError(PriceFeedError):
+    """The feed answered that it has no prices for the requested window."""
+
+
+class PriceFetchError(PriceFeedError):
+    """The feed could not be reached or answered with an HTTP error."""
+
+    def __init__(
+        self, feed: str, field: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None
+    ) -> None:
+        super().__init__(feed, field, message, retryable=retryable)
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass(frozen=True)
+class PriceInterval:
+    """One priced interval [start, end), UTC, in the currency and unit the feed publishes."""
+
+    start: datetime
+    end: datetime
+    price: float
+    currency: str
+    unit: EnergyUnit
+    kind: PriceKind = PriceKind.ACTUAL
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def resolution(self) -> str:
+        """ISO 8601 duration of the interval, as ENTSO-E writes it (PT15M, PT60M)."""
+        return iso_duration(self.duration)
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+@dataclass(frozen=True)
+class PriceSeries:
+    """A feed's validated intervals, sorted, with when they were fetched and whether they went stale."""
+
+    feed: str
+    intervals: tuple[PriceInterval, ...]
+    fetched_at: datetime
+    stale: bool = False
+    """Set by the managed feed once no good fetch happened for staleAfterSeconds: the planner must
+    not move load on these prices."""
+
+    def at(self, instant: datetime) -> PriceInterval | None:
+        """The interval holding `instant`, if any."""
+        return next((interval for interval in self.intervals if interval.contains(instant)), None)
+
+    def marked_stale(self) -> PriceSeries:
+        return replace(self, stale=True)
+
+    @property
+    def start(self) -> datetime:
+        return self.intervals[0].start
+
+    @property
+    def end(self) -> datetime:
+        return self.intervals[-1].end
+
+
+class PriceFeed(Protocol):
+    """One source of electricity prices. `now` comes from the caller's clock, never read inside."""
+
+    name: str
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        """The prices around `now` (at least the interval in progress); raises PriceFeedError."""
+        ...
+
+
+def iso_duration(duration: timedelta) -> str:
+    """`PT15M`, `PT60M`, `PT30M`; minutes as ENTSO-E writes them (PT60M, not PT1H)."""
+    seconds = duration.total_seconds()
+    if seconds > 0 and seconds % 60 == 0:
+        return f"PT{int(seconds // 60)}M"
+    return f"PT{seconds:g}S"
+
+
+_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+
+
+def parse_iso_duration(text: str) -> timedelta:
+    """`PT15M`, `PT60M`, `PT1H`, `P1D` as a timedelta; ValueError otherwise."""
+    match = _ISO_DURATION.match(text.strip())
+    if match is None or not any(match.groups()):
+        raise ValueError(f"not an ISO 8601 duration of days, hours or minutes: {text!r}")
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    duration = timedelta(days=days, hours=hours, minutes=minutes)
+    if duration <= timedelta(0):
+        raise ValueError(f"duration must be positive: {text!r}")
+    return duration
+
+
+def parse_unit(feed: str, field: str, text: str) -> EnergyUnit:
+    """`MWh`, `MWH`, `kWh`, `KWH` (any case) as an EnergyUnit; PriceDataError for anything else."""
+    for unit in EnergyUnit:
+        if text.strip().lower() == unit.value.lower():
+            return unit
+    raise PriceDataError(feed, field, f"unknown energy unit {text!r}; expected one of MWh, kWh")
+
+
+def validate_intervals(
+    feed: str, intervals: Sequence[PriceInterval], *, expected_currency: str, field: str = "intervals"
+) -> tuple[PriceInterval, ...]:
+    """The intervals, if they can be trusted; PriceDataError naming the first fault otherwise.
+
+    `expected_currency` is the one the feed is configured with (its fxToUsd converts that one), so
+    a document quoting any other currency cannot be converted and is refused.
+    """
+    if not intervals:
+        raise PriceDataError(feed, field, "no prices (empty series)")
+    previous: PriceInterval | None = None
+    for index, interval in enumerate(intervals):
+        where = f"{field}[{index}]"
+        if interval.start.tzinfo is None or interval.end.tzinfo is None:
+            raise PriceDataError(feed, f"{where}.start", "timestamp without a UTC offset")
+        if not interval.start < interval.end:
+            raise PriceDataError(
+                feed, f"{where}.end", f"interval ends ({interval.end:%Y-%m-%dT%H:%MZ}) before it starts"
+            )
+        if not math.isfinite(interval.price):
+            raise PriceDataError(feed, f"{where}.price", f"not a finite number: {interval.price!r}")
+        if not CURRENCY_CODE.match(interval.currency):
+            raise PriceDataError(feed, f"{where}.currency", f"not an ISO 4217 code: {interval.currency!r}")
+        if interval.currency != expected_currency:
+            raise PriceDataError(
+                feed,
+                f"{where}.currency",
+                f"prices are in {interval.currency} but the feed is configured for {expected_currency} "
+                "(set priceFeed.currency and fxToUsd to match)",
+            )
+        if not isinstance(interval.unit, EnergyUnit):
+            raise PriceDataError(feed, f"{where}.unit", f"unknown energy unit {interval.unit!r}")
+        if previous is not None and interval.start < previous.end:
+            problem = "goes backwards" if interval.start < previous.start else "overlaps the previous one"
+            raise PriceDataError(
+                feed,
+                f"{where}.start",
+                f"interval starting {_utc(interval.start)} {problem} (ending {_utc(previous.end)})",
+            )
+        previous = interval
+    return tuple(intervals)
+
+
+def _utc(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def usd_per_kwh(interval: PriceInterval, fx_to_usd: float) -> float:
+    """The interval's price in USD per kWh, with `fx_to_usd` USD per unit of its currency."""
+    per_kwh = interval.price / KWH_PER_MWH if interval.unit is EnergyUnit.MWH else interval.price
+    return per_kwh * fx_to_usd
+
+
+def to_usd_per_kwh(series: PriceSeries, fx_to_usd: float) -> list[PricePoint]:
+    """The series as the API's PricePoints (start, USD/kWh)."""
+    if not (math.isfinite(fx_to_usd) and fx_to_usd > 0):
+        raise PriceDataError(series.feed, "fxToUsd", f"must be a positive number, got {fx_to_usd!r}")
+    return [PricePoint(start=i.start, usd_per_kwh=usd_per_kwh(i, fx_to_usd)) for i in series.intervals]
+
+
+def floor_to(instant: datetime, step: timedelta) -> datetime:
+    """`instant` rounded down to a multiple of `step` since the Unix epoch (UTC)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((instant - epoch) // step) * step
+
+
+def window_of(intervals: Iterable[PriceInterval], start: datetime, end: datetime) -> list[PriceInterval]:
+    """Intervals overlapping [start, end)."""
+    return [interval for interval in intervals if interval.end > start and interval.start < end]
+
+
+def require_covers(feed: str, intervals: Sequence[PriceInterval], now: datetime) -> None:
+    """PriceDataError unless some interval holds `now`: without the current price nothing is decided."""
+    if not any(interval.contains(now) for interval in intervals):
+        covered = f"{_utc(intervals[0].start)}..{_utc(intervals[-1].end)}" if intervals else "nothing"
+        raise PriceDataError(feed, "intervals", f"no price for now ({_utc(now)}); the series covers {covered}")

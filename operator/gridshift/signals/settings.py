@@ -1,0 +1,71 @@
+"""Typed settings of the signal adapters: each field says its unit and why its default."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gridshift.signals.labels import LabelScheme
+from gridshift.signals.promql import QueryWindows
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries with exponential backoff for transient failures (timeouts, 429, 5xx)."""
+
+    max_attempts: int = 3
+    """Attempts per fetch, first included: rides out a restart of the upstream without holding a
+    reconcile loop for long."""
+    initial_backoff_seconds: float = 2.0
+    """Wait before the second attempt; doubled each time after."""
+    max_backoff_seconds: float = 60.0
+    """Cap on one wait, also applied to a server's Retry-After, so a loop is never parked for long."""
+
+    def backoff_seconds(self, failed_attempts: int, retry_after_seconds: float | None = None) -> float:
+        """Wait after `failed_attempts` failures (1-based), honouring the server's Retry-After."""
+        exponential = self.initial_backoff_seconds * math.pow(2.0, failed_attempts - 1)
+        wanted = max(exponential, retry_after_seconds or 0.0)
+        return min(wanted, self.max_backoff_seconds)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """How Prometheus is queried for vLLM and DCGM signals."""
+
+    labels: LabelScheme = field(default_factory=LabelScheme)
+    """Which labels tie series to a deployment (see gridshift.signals.labels)."""
+    windows: QueryWindows = field(default_factory=QueryWindows)
+    """rate()/increase() windows and the latency quantile."""
+    query_timeout_seconds: float = 10.0
+    """Per HTTP request, s: Prometheus' own default query timeout is 2 min, but a reconcile loop
+    should give up well before that; these queries touch a few hundred series."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Retries of one query on connection errors and 5xx."""
+
+
+class ResolutionPreference(StrEnum):
+    """Which series to keep when a price document has the same hours at two resolutions."""
+
+    FINEST = "finest"
+    COARSEST = "coarsest"
+
+
+@dataclass(frozen=True)
+class PriceFeedSettings:
+    """How price feeds fetch and how far ahead they read."""
+
+    horizon_hours: float = 48.0
+    """Hours from now to request or generate: day-ahead auctions publish the next day around noon
+    CET, so at most ~35 h are ever known; 48 h covers that with margin."""
+    lookback_hours: float = 1.0
+    """Hours before now to include, so the interval in progress is always in the series."""
+    http_timeout_seconds: float = 10.0
+    """Connect/read/write timeout per request, s: ENTSO-E usually answers within 1-3 s."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Largest body accepted, bytes: a two-day A44 document at PT15M is ~40 kB; anything near this
+    is not a price document."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """Retries of one fetch on timeouts, truncated bodies, 429 and 5xx."""
+    prefer_resolution: ResolutionPreference = ResolutionPreference.FINEST
+    """Finest by default: 15-minute prices are what is settled since the 2025 SDAC switch."""

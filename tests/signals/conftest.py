@@ -1,0 +1,123 @@
+"""Helpers for signal tests: a real HTTP server on 127.0.0.1 answering what each test scripts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "signals"
+ENTSOE_FIXTURES = FIXTURES / "entsoe"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the server received."""
+
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class Reply:
+    """What the server answers: a body, or a misbehaviour (delay before the body, truncation)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_seconds: float = 0.0
+    """Sleep after the headers and before the body: a slow server."""
+    truncate_to: int | None = None
+    """Announce the full Content-Length but send only this many bytes, then close."""
+
+
+Responder = Callable[[Request], Reply]
+
+
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1; `respond` decides each answer."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.respond: Responder = lambda request: Reply(status=404, body=b"no responder")
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                request = Request(
+                    path=parts.path,
+                    params={k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                )
+                server.requests.append(request)
+                reply = server.respond(request)
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(reply.body)))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.truncate_to is not None:
+                    self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.flush()
+                if reply.delay_seconds:
+                    time.sleep(reply.delay_seconds)
+                try:
+                    self.wfile.write(reply.body if reply.truncate_to is None else reply.body[: reply.truncate_to])
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                if reply.truncate_to is not None:
+                    self.close_connection = True
+
+            do_POST = do_GET
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+
+    def answer(self, reply: Reply) -> None:
+        """Answer every request with `reply`."""
+        self.respond = lambda request: reply
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def local_server() -> Iterator[LocalServer]:
+    server = LocalServer()
+    yield server
+    server.close()
+
+
+class RecordingSleep:
+    """Stands in for time.sleep: records waits, never waits."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture
+def recording_sleep() -> RecordingSleep:
+    return RecordingSleep()

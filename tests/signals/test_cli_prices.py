@@ -1,0 +1,99 @@
+"""`gridshift prices`: files and URLs, table and JSON output, clear usage errors.
+
+Until gridshift.cli.prices is listed in cli/main.py's SUBCOMMAND_MODULES, the subcommand is
+registered on a local parser built the same way main does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from gridshift.cli import prices
+from gridshift.cli.main import UsageError
+from tests.signals.conftest import ENTSOE_FIXTURES, LocalServer, Reply
+
+HOURLY = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_2024-10-08.xml"
+MIX = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_15M_mix_2024-10-06_possibly-edited.xml"
+
+
+def run(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="gridshift")
+    prices.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["prices", *argv])
+    result: int = args.handler(args)
+    return result
+
+
+def test_entsoe_file_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(str(HOURLY), "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 24
+    assert rows[0] == {
+        "start": "2024-10-07T22:00:00Z",
+        "end": "2024-10-07T23:00:00Z",
+        "price": 64.98,
+        "currency": "EUR",
+        "unit": "MWh",
+        "resolution": "PT60M",
+    }
+    assert rows[19]["price"] == 115.47
+
+
+def test_mixed_resolutions_are_reported_per_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(str(MIX), "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["resolution"] for r in rows].count("PT15M") == 192
+    assert [r["resolution"] for r in rows].count("PT60M") == 24
+
+
+def test_wide_csv_column_as_json(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wide = shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv"
+    assert run(str(wide), "--column", "US-TEX-ERCO_USD_per_MWh", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0] == {
+        "start": "2024-01-01T00:00:00Z",
+        "end": "2024-01-01T01:00:00Z",
+        "price": 24.84,
+        "currency": "USD",
+        "unit": "MWh",
+        "resolution": "PT60M",
+    }
+
+
+def test_url_source_is_fetched_and_printed_as_a_table(
+    local_server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local_server.answer(Reply(body=HOURLY.read_bytes(), content_type="application/xml"))
+    assert run(local_server.url + "/api?documentType=A44", "--format", "entsoe") == 0
+    out = capsys.readouterr().out
+    assert "24 intervals" in out
+    assert "2024-10-08 17:00" in out and "115.47 EUR/MWh" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["missing.xml"], "cannot read missing.xml"),
+        ([str(ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml")], "No matching data found"),
+        ([str(HOURLY), "--column", "BE"], "--column applies to CSV sources only"),
+    ],
+)
+def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
+    with pytest.raises(UsageError, match=words):
+        run(*argv)
+
+
+def test_truncated_document_names_the_field(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(HOURLY.read_bytes()[:1200])
+    with pytest.raises(UsageError, match=r"price feed 'broken.xml': document: malformed or truncated XML"):
+        run(str(broken))
+
+
+def test_http_error_is_a_usage_error(local_server: LocalServer) -> None:
+    local_server.answer(Reply(status=401, body=b"no"))
+    with pytest.raises(UsageError, match="HTTP 401"):
+        run(local_server.url + "/x.xml")

@@ -1,0 +1,267 @@
+"""The A44 parser against recorded and derived ENTSO-E documents, and the writer round trip.
+
+Expected prices below were read by hand from the XML files in tests/fixtures/signals/entsoe.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridshift.api.regional_cluster import EnergyUnit
+from gridshift.signals.entsoe import parse_a44, write_a44
+from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceInterval, PriceKind
+from gridshift.signals.settings import ResolutionPreference
+from tests.signals.conftest import ENTSOE_FIXTURES
+
+BE = "10YBE----------2"
+HOURLY = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_2024-10-08.xml"
+MIX = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_15M_mix_2024-10-06_possibly-edited.xml"
+SPRING = ENTSOE_FIXTURES / "derived_BE_60M_DST_23h_2024-03-31.xml"
+AUTUMN = ENTSOE_FIXTURES / "derived_BE_60M_DST_25h_2024-10-27.xml"
+OVERLAP = ENTSOE_FIXTURES / "derived_BE_15M_and_60M_same_day_2024-10-06.xml"
+ACK = ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml"
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def price_at(intervals: list[PriceInterval], instant: str) -> float:
+    matches = [i for i in intervals if i.start <= utc(instant) < i.end]
+    assert len(matches) == 1, f"{len(matches)} intervals hold {instant}"
+    return matches[0].price
+
+
+def assert_contiguous(intervals: list[PriceInterval]) -> None:
+    for earlier, later in itertools.pairwise(intervals):
+        assert earlier.end == later.start
+
+
+def test_hourly_document_gives_24_hourly_prices_in_eur_per_mwh() -> None:
+    intervals = parse_a44(HOURLY.read_bytes(), expected_area_eic=BE)
+    assert len(intervals) == 24
+    assert intervals[0].start == utc("2024-10-07T22:00")
+    assert intervals[-1].end == utc("2024-10-08T22:00")
+    assert {i.resolution for i in intervals} == {"PT60M"}
+    assert {(i.currency, i.unit) for i in intervals} == {("EUR", EnergyUnit.MWH)}
+    assert_contiguous(intervals)
+    assert price_at(intervals, "2024-10-07T22:00") == 64.98  # position 1
+    assert price_at(intervals, "2024-10-08T06:00") == 100  # position 9
+    assert price_at(intervals, "2024-10-08T17:00") == 115.47  # position 20
+    assert price_at(intervals, "2024-10-08T21:00") == 50  # position 24
+
+
+def test_mixed_document_fills_a03_gaps_forward_to_each_period_end() -> None:
+    intervals = parse_a44(MIX.read_bytes(), expected_area_eic=BE)
+    assert len(intervals) == 96 + 96 + 24
+    assert_contiguous(intervals)
+    # Period 1 (PT15M from 2024-10-05T22:00Z): position 1 = 55.35, positions 2-4 omitted.
+    assert price_at(intervals, "2024-10-05T22:00") == 55.35
+    assert price_at(intervals, "2024-10-05T22:45") == 55.35  # position 4, filled
+    assert price_at(intervals, "2024-10-05T23:00") == 44.22  # position 5
+    # Positions 53..60 are one value (-0.01, a negative price) across two hours: 54-60 omitted.
+    assert price_at(intervals, "2024-10-06T11:00") == -0.01  # position 53
+    assert price_at(intervals, "2024-10-06T12:45") == -0.01  # position 60, filled
+    assert price_at(intervals, "2024-10-06T13:00") == 0.2  # position 61
+    # The last point is position 93: 94-96 are filled to the period end.
+    assert price_at(intervals, "2024-10-06T21:00") == 52.33
+    assert price_at(intervals, "2024-10-06T21:45") == 52.33
+    # Period 2 position 73 and period 3 (PT60M) position 20.
+    assert price_at(intervals, "2024-10-07T16:00") == 159.2
+    assert price_at(intervals, "2024-10-08T17:00") == 115.47
+    assert [i.resolution for i in intervals[190:194]] == ["PT15M", "PT15M", "PT60M", "PT60M"]
+
+
+def test_spring_dst_day_has_23_hourly_utc_intervals() -> None:
+    intervals = parse_a44(SPRING.read_bytes(), expected_area_eic=BE)
+    assert len(intervals) == 23
+    assert intervals[0].start == utc("2024-03-30T23:00")  # 00:00 CET
+    assert intervals[-1].end == utc("2024-03-31T22:00")  # 24:00 CEST
+    assert_contiguous(intervals)
+    assert price_at(intervals, "2024-03-31T01:00") == 52.68  # position 3
+    assert price_at(intervals, "2024-03-31T06:00") == 70  # position 8, omitted: repeats position 7
+    assert price_at(intervals, "2024-03-31T21:00") == 50.29  # position 23
+
+
+def test_autumn_dst_day_has_25_hourly_utc_intervals() -> None:
+    intervals = parse_a44(AUTUMN.read_bytes(), expected_area_eic=BE)
+    assert len(intervals) == 25
+    assert intervals[0].start == utc("2024-10-26T22:00")  # 00:00 CEST
+    assert intervals[-1].end == utc("2024-10-27T23:00")  # 24:00 CET
+    assert_contiguous(intervals)
+    assert price_at(intervals, "2024-10-27T01:00") == 81.33  # position 4, omitted: repeats position 3
+    assert price_at(intervals, "2024-10-27T02:00") == 67.95  # position 5
+    assert price_at(intervals, "2024-10-27T22:00") == 102.99  # position 25
+
+
+@pytest.mark.parametrize(
+    ("preference", "resolution", "count"),
+    [(ResolutionPreference.FINEST, "PT15M", 96), (ResolutionPreference.COARSEST, "PT60M", 24)],
+)
+def test_same_day_at_two_resolutions_keeps_one_never_both(
+    preference: ResolutionPreference, resolution: str, count: int
+) -> None:
+    intervals = parse_a44(OVERLAP.read_bytes(), expected_area_eic=BE, prefer=preference)
+    assert len(intervals) == count
+    assert {i.resolution for i in intervals} == {resolution}
+    assert intervals[0].start == utc("2024-10-05T22:00")
+    assert intervals[-1].end == utc("2024-10-06T22:00")
+    assert_contiguous(intervals)
+    assert price_at(intervals, "2024-10-06T12:00") == -0.01
+
+
+def test_acknowledgement_becomes_no_data_error_with_reason() -> None:
+    with pytest.raises(NoPriceDataError) as caught:
+        parse_a44(ACK.read_bytes(), feed="eu-be")
+    assert caught.value.field == "Reason"
+    assert "999" in str(caught.value) and "No matching data found" in str(caught.value)
+    assert "eu-be" in str(caught.value)
+
+
+def test_wrong_bidding_zone_is_refused() -> None:
+    with pytest.raises(PriceDataError, match=r"TimeSeries\[0\]\.in_Domain\.mRID.*10YBE----------2.*10YNL"):
+        parse_a44(HOURLY.read_bytes(), expected_area_eic="10YNL----------L")
+
+
+def _edit(old: str, new: str, source: str = HOURLY.read_text(), count: int = 1) -> str:
+    assert old in source
+    return source.replace(old, new, count)
+
+
+def _without_position_2() -> str:
+    text = HOURLY.read_text()
+    start = text.index("<Point>", text.index("<position>1</position>"))
+    end = text.index("</Point>", start) + len("</Point>")
+    assert "<position>2</position>" in text[start:end]
+    return text[:start] + text[end:]
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "message"),
+    [
+        (b"", "document", "empty"),
+        (HOURLY.read_bytes()[:2000], "document", "malformed or truncated XML"),
+        (_edit("publicationdocument:7:3", "publicationdocument:6:0"), "document", "namespace"),
+        (_edit("<type>A44</type>", "<type>A65</type>"), "type", "not A44"),
+        (_edit("<currency_Unit.name>EUR</currency_Unit.name>", ""), "TimeSeries[0].currency_Unit.name", "missing"),
+        (_edit(">MWH<", ">GWH<"), "TimeSeries[0].price_Measure_Unit.name", "unknown energy unit"),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>NaN</price.amount>"),
+            "Point[8].price.amount",
+            "not a finite",
+        ),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>inf</price.amount>"),
+            "Point[8].price.amount",
+            "not a finite",
+        ),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>1OO</price.amount>"),
+            "Point[8].price.amount",
+            "not a number",
+        ),
+        (_edit("<position>24</position>", "<position>25</position>"), "Point[23].position", "outside 1..24"),
+        (_edit("<position>10</position>", "<position>8</position>"), "Point[9].position", "out of order"),
+        (
+            _edit("<resolution>PT60M</resolution>", "<resolution>PT7M</resolution>"),
+            "Period[0].resolution",
+            "does not divide",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", _without_position_2()),
+            "Period[0].Point",
+            "A01 must list every position",
+        ),
+        (_edit("<curveType>A03</curveType>", "<curveType>A99</curveType>"), "TimeSeries[0].curveType", "A99"),
+        (
+            _edit(
+                "<start>2024-10-07T22:00Z</start>\n              <end>2024-10-08T22:00Z</end>",
+                "<start>2024-10-07T22:00</start>\n              <end>2024-10-08T22:00Z</end>",
+            ),
+            "Period[0].timeInterval.start",
+            "without a UTC offset",
+        ),
+        (b"<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>", "document", "DTD"),
+        (
+            b'<Publication_MarketDocument xmlns="urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3">'
+            b"<type>A44</type></Publication_MarketDocument>",
+            "TimeSeries",
+            "no TimeSeries",
+        ),
+        (b"<html><body>Service Unavailable</body></html>", "document", "not Publication_MarketDocument"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 40 else None,
+)
+def test_malformed_documents_are_refused_naming_the_field(document: str | bytes, field: str, message: str) -> None:
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(document, feed="eu-be", expected_area_eic=BE)
+    assert field in caught.value.field
+    assert message in caught.value.detail
+    assert str(caught.value).startswith("price feed 'eu-be': ")
+
+
+def test_two_series_with_conflicting_prices_for_the_same_hour_are_refused() -> None:
+    text = HOURLY.read_text()
+    series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]
+    conflicting = series.replace("<price.amount>100</price.amount>", "<price.amount>101</price.amount>")
+    with pytest.raises(PriceDataError, match="conflicts with"):
+        parse_a44(text.replace(series, series + "\n" + conflicting), expected_area_eic=BE)
+    # The same series twice is a duplicate, not a conflict.
+    assert len(parse_a44(text.replace(series, series + "\n" + series), expected_area_eic=BE)) == 24
+
+
+# --- writer -------------------------------------------------------------------------------------
+
+prices = st.one_of(
+    st.integers(min_value=-500, max_value=4000).map(float),
+    st.decimals(min_value=-500, max_value=4000, places=2).map(float),
+)
+
+
+@st.composite
+def series_runs(draw: st.DrawFn) -> list[PriceInterval]:
+    """Contiguous or gapped runs of PT15M/PT60M intervals with repeated and negative prices."""
+    start = datetime(2024, 10, 26, 22, tzinfo=UTC) + timedelta(hours=draw(st.integers(0, 48)))
+    intervals: list[PriceInterval] = []
+    for _ in range(draw(st.integers(1, 3))):
+        resolution = timedelta(minutes=draw(st.sampled_from([15, 60])))
+        start += timedelta(hours=draw(st.integers(0, 3)))
+        count = draw(st.integers(1, 30))
+        values = draw(st.lists(prices, min_size=1, max_size=4))
+        for index in range(count):
+            price = values[draw(st.integers(0, len(values) - 1))] if index else values[0]
+            intervals.append(PriceInterval(start, start + resolution, price, "EUR", EnergyUnit.MWH, PriceKind.ACTUAL))
+            start += resolution
+    return intervals
+
+
+@settings(max_examples=60, deadline=None)
+@given(series_runs(), st.sampled_from(["A01", "A03"]))
+def test_writer_then_parser_gives_back_the_series(intervals: list[PriceInterval], curve: str) -> None:
+    document = write_a44(intervals, area_eic=BE, created_at=datetime(2024, 10, 25, 12, tzinfo=UTC), curve_type=curve)
+    assert parse_a44(document, expected_area_eic=BE) == intervals
+
+
+def test_writer_output_round_trips_a_recorded_document_and_omits_repeats_in_a03() -> None:
+    recorded = parse_a44(MIX.read_bytes(), expected_area_eic=BE)
+    written = write_a44(recorded, area_eic=BE, created_at=datetime(2024, 10, 7, 14, 36, tzinfo=UTC))
+    assert parse_a44(written, expected_area_eic=BE) == recorded
+    # A03 drops repeated positions: the recorded file lists 71 points for its 216 positions.
+    assert written.count("<Point>") == MIX.read_text().count("<Point>")
+    full = write_a44(recorded, area_eic=BE, created_at=datetime(2024, 10, 7, tzinfo=UTC), curve_type="A01")
+    assert full.count("<Point>") == 216
+
+
+def test_a_year_of_real_prices_with_gaps_round_trips(shared_data: Path) -> None:
+    from gridshift.signals.price_csv import parse_price_csv
+
+    text = (shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv").read_text()
+    year = parse_price_csv(text, column="DE-LU_EUR_per_MWh")  # 26 missing hours, negative prices
+    document = write_a44(year, area_eic="10Y1001A1001A82H", created_at=datetime(2023, 12, 31, tzinfo=UTC))
+    assert parse_a44(document, expected_area_eic="10Y1001A1001A82H") == year

@@ -1,0 +1,292 @@
+"""MetricsSource contract, shared by the Prometheus adapter (against a local HTTP server that
+answers like Prometheus) and the fake; then Prometheus-specific answers, recorded and crafted."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+import pytest
+
+from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.metrics import (
+    FakeMetricsSource,
+    MetricsError,
+    MetricsSource,
+    PrometheusMetricsSource,
+    SignalValue,
+)
+from gridshift.signals.promql import PER_POD_SIGNALS, QueryWindows, Signal, build_queries
+from gridshift.signals.settings import MetricsSettings, RetryPolicy
+from tests.signals.conftest import FIXTURES, LocalServer, RecordingSleep, Reply, Request
+
+AT = datetime(2026, 3, 10, 3, 41, 29, 943000, tzinfo=UTC)
+LLAMA = DeploymentRef("prod", "llama", "gridshift-workloads", "meta-llama/Llama-3.1-8B-Instruct")
+MISTRAL = DeploymentRef("prod", "mistral", "gridshift-workloads", "mistralai/Mistral-7B-Instruct-v0.3")
+RECORDED_DCGM = FIXTURES / "prometheus" / "prometheus_api_query_DCGM_FI_DEV_POWER_USAGE_8xH100.json"
+
+
+def vector(samples: list[tuple[dict[str, str], float]], at: datetime = AT) -> bytes:
+    result = [{"metric": labels, "value": [at.timestamp(), repr(value)]} for labels, value in samples]
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+
+
+class World(Protocol):
+    @property
+    def source(self) -> MetricsSource: ...
+
+    def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None: ...
+    def fail(self, retryable: bool) -> None: ...
+
+
+@dataclass
+class PrometheusWorld:
+    """A Prometheus stand-in on a local port: answers each builder's exact query with the set value."""
+
+    server: LocalServer
+    sleep: RecordingSleep
+    answers: dict[str, bytes] = field(default_factory=dict)
+    failure: Reply | None = None
+
+    def __post_init__(self) -> None:
+        self.settings = MetricsSettings(retry=RetryPolicy(max_attempts=2))
+        self.source = PrometheusMetricsSource(self.server.url, settings=self.settings, sleep=self.sleep)
+        self.server.respond = self._respond
+
+    def _respond(self, request: Request) -> Reply:
+        if self.failure is not None:
+            return self.failure
+        assert request.path == "/api/v1/query"
+        return Reply(body=self.answers.get(request.params["query"], vector([])))
+
+    def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
+        query = build_queries(self.settings.labels, ref, self.settings.windows)[signal]
+        if isinstance(value, Mapping):
+            samples = [({"namespace": ref.workload_namespace, "pod": pod}, v) for pod, v in value.items()]
+        else:
+            samples = [({}, float(value))]
+        self.answers[query] = vector(samples)
+
+    def fail(self, retryable: bool) -> None:
+        body = json.dumps(
+            {"status": "error", "errorType": "unavailable" if retryable else "bad_data", "error": "scripted failure"}
+        ).encode()
+        self.failure = Reply(status=503 if retryable else 400, body=body)
+
+
+@dataclass
+class FakeWorld:
+    source: FakeMetricsSource = field(default_factory=FakeMetricsSource)
+
+    def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
+        self.source.set_signal(ref, signal, value)
+
+    def fail(self, retryable: bool) -> None:
+        self.source.fail("scripted failure", retryable=retryable)
+
+
+@pytest.fixture(params=["prometheus", "fake"])
+def world(
+    request: pytest.FixtureRequest, local_server: LocalServer, recording_sleep: RecordingSleep
+) -> Iterator[World]:
+    if request.param == "prometheus":
+        yield PrometheusWorld(local_server, recording_sleep)
+    else:
+        yield FakeWorld()
+
+
+VALUES: dict[Signal, SignalValue] = {
+    Signal.REQUEST_RATE: 3.5,
+    Signal.PROMPT_TOKEN_RATE: 4100.0,
+    Signal.GENERATION_TOKEN_RATE: 738.5,
+    Signal.TTFT_P95: 0.46,
+    Signal.ITL_P95: 0.031,
+    Signal.REQUESTS_RUNNING: 8.0,
+    Signal.REQUESTS_WAITING: 0.0,
+    Signal.KV_CACHE_USAGE: 0.42,
+    Signal.WATTS_PER_REPLICA: {"llama-7d9f-a": 412.5, "llama-7d9f-b": 389.25},
+    Signal.JOULES_PER_TOKEN: 0.165,
+}
+
+
+def test_every_signal_set_in_the_world_is_read_back(world: World) -> None:
+    for signal, value in VALUES.items():
+        world.set(LLAMA, signal, value)
+    signals = world.source.deployment_signals(LLAMA, AT)
+    assert signals.deployment == LLAMA and signals.observed_at == AT
+    assert signals.missing == frozenset()
+    for signal, value in VALUES.items():
+        read = signals.per_pod(signal) if signal in PER_POD_SIGNALS else signals.scalar(signal)
+        assert read == value, signal
+    # A zero is a measurement, kept as zero (requests waiting above).
+    assert signals.scalar(Signal.REQUESTS_WAITING) == 0.0
+
+
+def test_signals_without_series_are_missing_not_zero(world: World) -> None:
+    world.set(LLAMA, Signal.REQUESTS_RUNNING, 2.0)
+    signals = world.source.deployment_signals(LLAMA, AT)
+    assert signals.missing == frozenset(Signal) - {Signal.REQUESTS_RUNNING}
+    assert signals.scalar(Signal.TTFT_P95) is None
+    assert signals.per_pod(Signal.WATTS_PER_REPLICA) == {}
+
+
+def test_undefined_values_such_as_a_quantile_without_traffic_are_missing(world: World) -> None:
+    world.set(LLAMA, Signal.TTFT_P95, math.nan)
+    world.set(LLAMA, Signal.JOULES_PER_TOKEN, math.inf)  # energy over zero tokens
+    signals = world.source.deployment_signals(LLAMA, AT)
+    assert {Signal.TTFT_P95, Signal.JOULES_PER_TOKEN} <= signals.missing
+
+
+def test_deployments_do_not_see_each_others_values(world: World) -> None:
+    world.set(LLAMA, Signal.REQUEST_RATE, 3.0)
+    world.set(MISTRAL, Signal.REQUEST_RATE, 9.0)
+    assert world.source.deployment_signals(LLAMA, AT).scalar(Signal.REQUEST_RATE) == 3.0
+    assert world.source.deployment_signals(MISTRAL, AT).scalar(Signal.REQUEST_RATE) == 9.0
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_a_failing_source_raises_metrics_error_saying_whether_to_retry(world: World, retryable: bool) -> None:
+    world.fail(retryable)
+    with pytest.raises(MetricsError) as caught:
+        world.source.deployment_signals(LLAMA, AT)
+    assert caught.value.retryable is retryable
+    assert "scripted failure" in str(caught.value)
+
+
+# --- Prometheus adapter only: recorded answers and crafted errors ---------------------------------
+
+
+def adapter(
+    server: LocalServer, sleep: Callable[[float], None], attempts: int = 3, timeout: float = 5.0
+) -> PrometheusMetricsSource:
+    settings = MetricsSettings(
+        retry=RetryPolicy(max_attempts=attempts, initial_backoff_seconds=2.0), query_timeout_seconds=timeout
+    )
+    return PrometheusMetricsSource(server.url, settings=settings, sleep=sleep)
+
+
+def test_recorded_dcgm_answer_is_parsed_with_its_pod_labels(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    local_server.answer(Reply(body=RECORDED_DCGM.read_bytes()))
+    samples = adapter(local_server, recording_sleep).query_vector("DCGM_FI_DEV_POWER_USAGE", AT)
+    assert len(samples) == 16
+    vllm_gpu = [s for s in samples if s.labels["pod"] == "vllm-agg-0-vllmdecodeworker-s65j5"]
+    assert [(s.labels["namespace"], s.labels["gpu"], s.value) for s in vllm_gpu] == [("dynamo-workload", "0", 113.611)]
+    assert local_server.requests[0].params == {"query": "DCGM_FI_DEV_POWER_USAGE", "time": f"{AT.timestamp():.3f}"}
+
+
+def test_recorded_answer_as_watts_per_replica_sums_gpus_of_one_pod(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    watts_query = build_queries(MetricsSettings().labels, LLAMA, QueryWindows())[Signal.WATTS_PER_REPLICA]
+    recorded = RECORDED_DCGM.read_bytes()
+    local_server.respond = lambda r: Reply(body=recorded if r.params["query"] == watts_query else vector([]))
+    per_pod = adapter(local_server, recording_sleep).deployment_signals(LLAMA, AT).per_pod(Signal.WATTS_PER_REPLICA)
+    assert per_pod["vllm-agg-0-vllmdecodeworker-s65j5"] == pytest.approx(113.611)
+    # The exporter pod of gpu-node-1 carries GPUs 1-7 (values read from the recorded file).
+    assert per_pod["nvidia-dcgm-exporter-wqqqn"] == pytest.approx(
+        68.347 + 65.709 + 67.316 + 68.717 + 65.742 + 67.328 + 66.997
+    )
+    assert len(per_pod) == 3
+
+
+@pytest.mark.parametrize(
+    ("reply", "retryable", "message"),
+    [
+        (Reply(status=500, body=b"internal error"), True, "HTTP 500"),
+        (
+            Reply(
+                status=503,
+                body=json.dumps({"status": "error", "errorType": "unavailable", "error": "too many queries"}).encode(),
+            ),
+            True,
+            "too many queries",
+        ),
+        (
+            Reply(
+                status=422,
+                body=json.dumps(
+                    {
+                        "status": "error",
+                        "errorType": "execution",
+                        "error": "query processing would load too many samples",
+                    }
+                ).encode(),
+            ),
+            False,
+            "too many samples",
+        ),
+        (Reply(status=200, body=b'{"status": "success", "data": {"resultType": "vec'), False, "not JSON"),
+        (
+            Reply(
+                status=200,
+                body=json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error"}).encode(),
+            ),
+            False,
+            "no data.result",
+        ),
+        (
+            Reply(
+                status=200,
+                body=json.dumps({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "2"]}}).encode(),
+            ),
+            False,
+            "not an instant-vector sample",
+        ),
+    ],
+    ids=["500", "503-error-json", "422-status-error", "bad-json", "200-status-error", "not-a-vector"],
+)
+def test_error_answers_raise_metrics_error_and_retry_only_transient_ones(
+    local_server: LocalServer, recording_sleep: RecordingSleep, reply: Reply, retryable: bool, message: str
+) -> None:
+    local_server.answer(reply)
+    with pytest.raises(MetricsError) as caught:
+        adapter(local_server, recording_sleep).deployment_signals(LLAMA, AT)
+    assert caught.value.retryable is retryable
+    assert message in str(caught.value)
+    assert caught.value.signal == Signal.REQUEST_RATE  # the first query, named
+    assert len(local_server.requests) == (3 if retryable else 1)
+    assert recording_sleep.waits == ([2.0, 4.0] if retryable else [])
+
+
+def test_empty_result_is_missing_data_not_an_error(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=vector([])))
+    signals = adapter(local_server, recording_sleep).deployment_signals(LLAMA, AT)
+    assert signals.missing == frozenset(Signal)
+    assert len(local_server.requests) == len(Signal)
+
+
+def test_a_scalar_signal_answered_with_several_series_is_refused(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    local_server.answer(Reply(body=RECORDED_DCGM.read_bytes()))
+    with pytest.raises(MetricsError, match="expected one series, got 16"):
+        adapter(local_server, recording_sleep).deployment_signals(LLAMA, AT)
+
+
+def test_slow_prometheus_times_out_and_is_retryable(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=vector([]), delay_seconds=1.0))
+    with pytest.raises(MetricsError) as caught:
+        adapter(local_server, recording_sleep, attempts=1, timeout=0.2).query_vector("up", AT)
+    assert caught.value.retryable
+    assert "0.2 s" in str(caught.value)
+
+
+def test_recovery_after_a_transient_failure(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    replies = [Reply(status=503, body=b"{}"), Reply(body=vector([({}, 1.5)]))]
+    local_server.respond = lambda request: replies.pop(0) if len(replies) > 1 else replies[0]
+    assert adapter(local_server, recording_sleep).query_vector("up", AT)[0].value == 1.5
+    assert recording_sleep.waits == [2.0]
+
+
+def test_fake_refuses_a_value_of_the_wrong_shape() -> None:
+    fake = FakeMetricsSource()
+    with pytest.raises(TypeError):
+        fake.set_signal(LLAMA, Signal.WATTS_PER_REPLICA, 300.0)
+    with pytest.raises(TypeError):
+        fake.set_signal(LLAMA, Signal.REQUEST_RATE, {"pod": 1.0})

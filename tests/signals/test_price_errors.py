@@ -1,0 +1,430 @@
+"""Bad prices never reach the planner: each failure gives a clear error naming feed and field, and
+the managed feed's stale flag says whether the last good prices may still be used."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gridshift.api.common import SecretKeyRef
+from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed, PriceFeedSpec
+from gridshift.signals.entsoe import EntsoePriceFeed
+from gridshift.signals.price_csv import CsvReplayPriceFeed
+from gridshift.signals.price_feeds import (
+    HttpJsonPriceFeed,
+    PrometheusMetricPriceFeed,
+    SchedulePriceFeed,
+    StaticPriceFeed,
+)
+from gridshift.signals.price_service import ManagedPriceFeed, MappingSecretResolver, build_price_feed
+from gridshift.signals.prices import (
+    NoPriceDataError,
+    PriceDataError,
+    PriceFeed,
+    PriceFeedError,
+    PriceFetchError,
+)
+from gridshift.signals.settings import PriceFeedSettings, RetryPolicy
+from tests.signals.conftest import ENTSOE_FIXTURES, LocalServer, RecordingSleep, Reply
+from tests.signals.price_worlds import (
+    BE,
+    HTTP_JSON_SPEC_FIELDS,
+    NOW,
+    RECORDED_HOURLY,
+    TOKEN,
+    http_json_body,
+    recorded_intervals,
+)
+
+REFRESH_S = 900
+STALE_AFTER_S = 7200
+SETTINGS = PriceFeedSettings(http_timeout_seconds=0.3, retry=RetryPolicy(max_attempts=3, initial_backoff_seconds=2.0))
+RECORDED = RECORDED_HOURLY.read_bytes()
+
+
+@dataclass
+class FakeClock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def entsoe_feed(server: LocalServer) -> EntsoePriceFeed:
+    spec = EntsoeFeed(
+        area_eic=BE, token_secret_ref=SecretKeyRef(name="entsoe", key="token"), endpoint=server.url + "/api"
+    )
+    return EntsoePriceFeed("eu-be", spec=spec, token=TOKEN, currency="EUR", http=httpx.Client(), settings=SETTINGS)
+
+
+def http_json_feed(server: LocalServer) -> HttpJsonPriceFeed:
+    spec = HttpJsonFeed(url=server.url + "/prices", **HTTP_JSON_SPEC_FIELDS)
+    return HttpJsonPriceFeed(
+        "eu-be-json", spec=spec, currency="EUR", unit=EnergyUnit.MWH, http=httpx.Client(), settings=SETTINGS
+    )
+
+
+def managed(feed: PriceFeed, clock: FakeClock, sleep: RecordingSleep) -> ManagedPriceFeed:
+    return ManagedPriceFeed(
+        feed,
+        currency="EUR",
+        fx_to_usd=1.1,
+        refresh_seconds=REFRESH_S,
+        stale_after_seconds=STALE_AFTER_S,
+        clock=clock,
+        sleep=sleep,
+        settings=SETTINGS,
+    )
+
+
+def xml_edit(old: bytes, new: bytes) -> bytes:
+    assert old in RECORDED
+    return RECORDED.replace(old, new)
+
+
+def json_items(*items: tuple[str, str, object]) -> bytes:
+    return json.dumps({"data": {"prices": [{"from": a, "to": b, "eurPerMwh": p} for a, b, p in items]}}).encode()
+
+
+HOUR_NOW = ("2024-10-08T10:00:00+00:00", "2024-10-08T11:00:00+00:00")
+
+# (feed, reply, error type, field, words in the message, requests made, waits between them)
+CASES = {
+    "nan": (
+        "entsoe",
+        Reply(body=xml_edit(b">60.56<", b">NaN<")),
+        PriceDataError,
+        "TimeSeries[0].Period[0].Point[12].price.amount",
+        "not a finite number",
+        1,
+        [],
+    ),
+    "inf": (
+        "httpJson",
+        Reply(body=json_items((*HOUR_NOW, "inf"))),
+        PriceDataError,
+        "items[0].eurPerMwh",
+        "not a finite number",
+        1,
+        [],
+    ),
+    "currency-not-configured": (
+        "entsoe",
+        Reply(body=xml_edit(b">EUR<", b">USD<")),
+        PriceDataError,
+        "intervals[0].currency",
+        "in USD but the feed is configured for EUR",
+        1,
+        [],
+    ),
+    "currency-not-iso": (
+        "entsoe",
+        Reply(body=xml_edit(b">EUR<", b">EURO<")),
+        PriceDataError,
+        "intervals[0].currency",
+        "not an ISO 4217 code",
+        1,
+        [],
+    ),
+    "unit": (
+        "entsoe",
+        Reply(body=xml_edit(b">MWH<", b">GWH<")),
+        PriceDataError,
+        "TimeSeries[0].price_Measure_Unit.name",
+        "unknown energy unit 'GWH'",
+        1,
+        [],
+    ),
+    "overlap": (
+        "httpJson",
+        Reply(body=json_items((*HOUR_NOW, 60.56), ("2024-10-08T10:30:00+00:00", "2024-10-08T11:30:00+00:00", 61.0))),
+        PriceDataError,
+        "intervals[1].start",
+        "overlaps the previous one",
+        1,
+        [],
+    ),
+    "backwards": (
+        "httpJson",
+        Reply(body=json_items((HOUR_NOW[1], HOUR_NOW[0], 60.56))),
+        PriceDataError,
+        "intervals[0].end",
+        "before it starts",
+        1,
+        [],
+    ),
+    "empty-body": ("entsoe", Reply(body=b""), PriceDataError, "document", "empty body", 1, []),
+    "empty-list": ("httpJson", Reply(body=json_items()), PriceDataError, "intervals", "empty series", 1, []),
+    "no-data-acknowledgement": (
+        "entsoe",
+        Reply(status=200, body=(ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml").read_bytes()),
+        NoPriceDataError,
+        "Reason",
+        "999 'No matching data found",
+        1,
+        [],
+    ),
+    "acknowledgement-on-400": (
+        "entsoe",
+        Reply(status=400, body=(ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml").read_bytes()),
+        NoPriceDataError,
+        "Reason",
+        "999",
+        1,
+        [],
+    ),
+    "http-401": ("entsoe", Reply(status=401, body=b"Unauthorized"), PriceFetchError, "http.status", "HTTP 401", 1, []),
+    "http-429": (
+        "entsoe",
+        Reply(status=429, body=b"", headers={"Retry-After": "7"}),
+        PriceFetchError,
+        "http.status",
+        "HTTP 429",
+        3,
+        [7.0, 7.0],
+    ),
+    "http-500": ("entsoe", Reply(status=500, body=b"oops"), PriceFetchError, "http.status", "HTTP 500", 3, [2.0, 4.0]),
+    "http-503-json": (
+        "httpJson",
+        Reply(status=503, body=b"{}"),
+        PriceFetchError,
+        "http.status",
+        "HTTP 503",
+        3,
+        [2.0, 4.0],
+    ),
+    "slow-body": (
+        "entsoe",
+        Reply(body=RECORDED, delay_seconds=1.0),
+        PriceFetchError,
+        "http",
+        "no complete answer within 0.3 s",
+        3,
+        [2.0, 4.0],
+    ),
+    "truncated-transfer": (
+        "entsoe",
+        Reply(body=RECORDED, truncate_to=1500),
+        PriceFetchError,
+        "http.body",
+        "closed before the body was complete",
+        3,
+        [2.0, 4.0],
+    ),
+    "truncated-json": (
+        "httpJson",
+        Reply(body=http_json_body(recorded_intervals())[:700]),
+        PriceDataError,
+        "http.body",
+        "not JSON",
+        1,
+        [],
+    ),
+    "truncated-xml": (
+        "entsoe",
+        Reply(body=RECORDED[:3000]),
+        PriceDataError,
+        "document",
+        "malformed or truncated XML",
+        1,
+        [],
+    ),
+    "wrong-zone": (
+        "entsoe",
+        Reply(body=xml_edit(b">10YBE----------2</in_Domain", b">10YNL----------L</in_Domain")),
+        PriceDataError,
+        "TimeSeries[0].in_Domain.mRID",
+        "bidding zone 10YNL----------L, requested",
+        1,
+        [],
+    ),
+    "wrong-json-path": (
+        "httpJson",
+        Reply(body=b'{"prices": []}'),
+        PriceDataError,
+        "httpJson.itemsPath",
+        "'data' not found",
+        1,
+        [],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_failure_is_named_and_leaves_the_feed_stale(
+    case: str, local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    kind, reply, error_type, field, words, requests, waits = CASES[case]
+    local_server.answer(reply)
+    feed = entsoe_feed(local_server) if kind == "entsoe" else http_json_feed(local_server)
+    reading = managed(feed, FakeClock(), recording_sleep).read()
+
+    assert reading.error is not None and type(reading.error) is error_type
+    assert reading.error.feed == feed.name
+    assert reading.error.field == field
+    assert words in str(reading.error)
+    assert TOKEN not in str(reading.error)
+    assert reading.stale and not reading.usable and reading.series is None
+    with pytest.raises(PriceDataError, match="stale"):
+        reading.usd_per_kwh()
+    assert len(local_server.requests) == requests
+    assert recording_sleep.waits == waits
+
+
+def test_a_series_not_covering_now_is_refused(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=RECORDED))
+    clock = FakeClock(datetime(2024, 10, 9, 10, tzinfo=UTC))  # the document ends 2024-10-08T22:00Z
+    reading = managed(entsoe_feed(local_server), clock, recording_sleep).read()
+    assert isinstance(reading.error, PriceDataError) and reading.error.field == "intervals"
+    assert "no price for now (2024-10-09T10:00:00Z)" in str(reading.error)
+    assert reading.stale
+
+
+def test_negative_prices_are_valid(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=xml_edit(b">60.56<", b">-127.5<")))
+    reading = managed(entsoe_feed(local_server), FakeClock(), recording_sleep).read()
+    assert reading.error is None and reading.usable
+    assert reading.series is not None and reading.series.at(NOW).price == -127.5  # type: ignore[union-attr]
+    assert reading.usd_per_kwh()[12].usd_per_kwh == pytest.approx(-0.127_5 * 1.1)
+
+
+def test_entsoe_request_carries_the_window_zone_and_token(local_server: LocalServer) -> None:
+    local_server.answer(Reply(body=RECORDED))
+    entsoe_feed(local_server).fetch(NOW)
+    (request,) = local_server.requests
+    assert request.path == "/api"
+    assert request.params == {
+        "securityToken": TOKEN,
+        "documentType": "A44",
+        "in_Domain": BE,
+        "out_Domain": BE,
+        "periodStart": "202410080900",  # the hour in progress (10:00Z) minus 1 h of lookback
+        "periodEnd": "202410101000",  # plus 48 h of horizon
+    }
+
+
+def test_cache_refresh_stale_and_recovery(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=RECORDED))
+    clock = FakeClock()
+    feed = managed(entsoe_feed(local_server), clock, recording_sleep)
+
+    first = feed.read()
+    assert first.usable and first.error is None and first.last_good_fetch == NOW
+    assert first.usd_per_kwh()[12].usd_per_kwh == pytest.approx(0.060_56 * 1.1)
+
+    clock.advance(REFRESH_S - 1)
+    assert feed.read().series == first.series
+    assert len(local_server.requests) == 1  # cached within refreshSeconds
+
+    clock.advance(1)
+    local_server.answer(Reply(status=503, body=b""))
+    failing = feed.read()
+    assert isinstance(failing.error, PriceFetchError)
+    assert not failing.stale and failing.usable  # the last good prices are younger than staleAfterSeconds
+    assert failing.series == first.series
+
+    clock.advance(STALE_AFTER_S - REFRESH_S)
+    stale = feed.read()
+    assert stale.stale and not stale.usable
+    assert stale.series is not None and stale.series.stale
+    with pytest.raises(PriceDataError, match=r"stale, not to be planned on"):
+        stale.usd_per_kwh()
+
+    clock.advance(REFRESH_S)
+    local_server.answer(Reply(body=RECORDED))
+    recovered = feed.read()
+    assert recovered.usable and recovered.error is None and recovered.last_good_fetch == clock.now
+
+
+def test_force_fetches_inside_the_refresh_interval(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    local_server.answer(Reply(body=RECORDED))
+    feed = managed(entsoe_feed(local_server), FakeClock(), recording_sleep)
+    feed.read()
+    feed.read(force=True)
+    assert len(local_server.requests) == 2
+
+
+def test_real_au_csv_with_a_repeated_hour_is_refused_naming_the_row(shared_data: Path) -> None:
+    from gridshift.signals.price_csv import parse_price_csv
+
+    text = (shared_data / "prices-2024" / "AU-NSW_electricity_prices_2024.csv").read_text()
+    with pytest.raises(PriceDataError) as caught:
+        parse_price_csv(text, feed="au-nsw")
+    assert caught.value.field == "row 747.datetime"
+    assert "overlap or go backwards" in caught.value.detail
+
+
+# --- factory ---------------------------------------------------------------------------------------
+
+
+def spec(**fields: object) -> PriceFeedSpec:
+    return PriceFeedSpec.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("wire", "adapter"),
+    [
+        (
+            {"type": "entsoe", "entsoe": {"areaEic": BE, "tokenSecretRef": {"name": "entsoe", "key": "token"}}},
+            EntsoePriceFeed,
+        ),
+        (
+            {
+                "type": "httpJson",
+                "httpJson": {"url": "http://127.0.0.1:1/p", "headersSecretRef": {"name": "h", "key": "k"}},
+            },
+            HttpJsonPriceFeed,
+        ),
+        (
+            {"type": "prometheus", "prometheus": {"url": "http://127.0.0.1:1", "query": "price"}},
+            PrometheusMetricPriceFeed,
+        ),
+        (
+            {
+                "type": "schedule",
+                "schedule": {
+                    "timezone": "Europe/Paris",
+                    "defaultPrice": 80,
+                    "periods": [{"days": ["Mon"], "startHour": 8, "endHour": 20, "price": 120}],
+                },
+            },
+            SchedulePriceFeed,
+        ),
+        ({"type": "static", "static": {"price": 70}}, StaticPriceFeed),
+        ({"type": "csvReplay", "csvReplay": {"path": "prices.csv"}}, CsvReplayPriceFeed),
+    ],
+)
+def test_factory_builds_the_adapter_named_by_type(wire: dict[str, object], adapter: type) -> None:
+    secrets = MappingSecretResolver(
+        {(None, "entsoe", "token"): TOKEN, (None, "h", "k"): '{"Authorization": "Bearer x"}'}
+    )
+    built = build_price_feed(
+        spec(**wire, fxToUsd=1.08, staleAfterSeconds=3600, refreshSeconds=600),
+        name="eu-de",
+        secrets=secrets,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        sleep=RecordingSleep(),
+    )
+    assert type(built.feed) is adapter
+    assert (built.fx_to_usd, built.stale_after, built.refresh) == (1.08, timedelta(hours=1), timedelta(minutes=10))
+
+
+def test_factory_refuses_http_headers_secret_that_is_not_json() -> None:
+    secrets = MappingSecretResolver({(None, "h", "k"): "Bearer x"})
+    wire = {
+        "type": "httpJson",
+        "httpJson": {"url": "http://127.0.0.1:1/p", "headersSecretRef": {"name": "h", "key": "k"}},
+    }
+    with pytest.raises(PriceFeedError, match=r"httpJson.headersSecretRef"):
+        build_price_feed(
+            spec(**wire), name="x", secrets=secrets, http=httpx.Client(), clock=FakeClock(), sleep=RecordingSleep()
+        )

@@ -1,0 +1,217 @@
+"""Feed-specific behaviour: time-of-use schedules across DST, CSV replay windows, Prometheus answers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gridshift.api.regional_cluster import CsvReplayFeed, EnergyUnit, PrometheusPriceFeed, ScheduleFeed, TariffPeriod
+from gridshift.signals.price_csv import CsvReplayPriceFeed, parse_price_csv
+from gridshift.signals.price_feeds import PrometheusMetricPriceFeed, SchedulePriceFeed
+from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFetchError
+from gridshift.signals.settings import PriceFeedSettings
+from tests.signals.conftest import LocalServer, Reply
+
+PARIS = ZoneInfo("Europe/Paris")
+PEAK_OFFPEAK = ScheduleFeed(
+    timezone="Europe/Paris",
+    periods=[
+        TariffPeriod(days=["Mon", "Tue", "Wed", "Thu", "Fri"], start_hour=7, end_hour=22, price=150.0),
+        TariffPeriod(days=["Sat", "Sun"], start_hour=0, end_hour=3, price=-5.0),
+    ],
+    default_price=90.0,
+)
+
+
+def schedule(horizon_hours: float = 24) -> SchedulePriceFeed:
+    return SchedulePriceFeed(
+        "tariff",
+        spec=PEAK_OFFPEAK,
+        currency="EUR",
+        unit=EnergyUnit.MWH,
+        settings=PriceFeedSettings(horizon_hours=horizon_hours),
+    )
+
+
+@pytest.mark.parametrize(
+    ("local_midnight", "hours"),
+    [
+        (datetime(2024, 3, 31, tzinfo=PARIS), 23),
+        (datetime(2024, 10, 27, tzinfo=PARIS), 25),
+        (datetime(2024, 10, 28, tzinfo=PARIS), 24),
+    ],
+)
+def test_schedule_has_one_interval_per_local_hour_across_dst(local_midnight: datetime, hours: int) -> None:
+    now = local_midnight.astimezone(UTC) + timedelta(minutes=5)
+    series = schedule(horizon_hours=26).fetch(now)
+    next_midnight = (local_midnight + timedelta(days=1, hours=2)).replace(hour=0)  # wall clock, zone-aware
+    day = [i for i in series.intervals if i.start < next_midnight.astimezone(UTC)]
+    assert len(day) == hours
+    assert day[0].start == local_midnight.astimezone(UTC)
+
+
+def test_schedule_prices_follow_local_weekday_and_hour() -> None:
+    # Saturday 2024-10-26 23:30 UTC is Sunday 01:30 CEST: the weekend night tariff (negative).
+    series = schedule().fetch(datetime(2024, 10, 26, 23, 30, tzinfo=UTC))
+    prices = {i.start.astimezone(PARIS).strftime("%a %H:%M %Z"): i.price for i in series.intervals}
+    assert prices["Sun 01:00 CEST"] == -5.0
+    assert prices["Sun 02:00 CEST"] == -5.0
+    assert prices["Sun 02:00 CET"] == -5.0  # the repeated hour is still 02:00 local
+    assert prices["Sun 03:00 CET"] == 90.0
+    # Monday 2024-10-28: peak from 07:00 CET (06:00 UTC) to 22:00 CET.
+    monday = schedule(horizon_hours=48).fetch(datetime(2024, 10, 27, 23, 0, tzinfo=UTC))
+    by_utc = {i.start: i.price for i in monday.intervals}
+    assert by_utc[datetime(2024, 10, 28, 5, tzinfo=UTC)] == 90.0
+    assert by_utc[datetime(2024, 10, 28, 6, tzinfo=UTC)] == 150.0
+    assert by_utc[datetime(2024, 10, 28, 20, tzinfo=UTC)] == 150.0
+    assert by_utc[datetime(2024, 10, 28, 21, tzinfo=UTC)] == 90.0
+
+
+def test_schedule_refuses_periods_claiming_the_same_hour_and_unknown_zones() -> None:
+    overlapping = PEAK_OFFPEAK.model_copy(
+        update={"periods": [*PEAK_OFFPEAK.periods, TariffPeriod(days=["Fri"], start_hour=21, end_hour=23, price=10.0)]}
+    )
+    with pytest.raises(PriceDataError, match=r"schedule\.periods\[2\].*Fri 21:00"):
+        SchedulePriceFeed("t", spec=overlapping, currency="EUR", unit=EnergyUnit.MWH)
+    with pytest.raises(PriceDataError, match=r"schedule.timezone"):
+        SchedulePriceFeed(
+            "t", spec=PEAK_OFFPEAK.model_copy(update={"timezone": "Mars/Olympus"}), currency="EUR", unit=EnergyUnit.MWH
+        )
+
+
+# --- CSV ---------------------------------------------------------------------------------------------
+
+
+def test_wide_csv_column_is_read_in_its_currency_with_missing_hours_as_gaps(shared_data: Path) -> None:
+    text = (shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv").read_text()
+    de = parse_price_csv(text, column="DE-LU_EUR_per_MWh")
+    assert len(de) == 8784 - 26 - 0  # 26 empty cells upstream (DE-LU), as the data README says
+    # The missing day (Brussels 2024-01-31 = 2024-01-30T23:00Z..2024-01-31T23:00Z) is a gap, not filled.
+    gap_start, gap_end = datetime(2024, 1, 30, 23, tzinfo=UTC), datetime(2024, 1, 31, 23, tzinfo=UTC)
+    assert not [i for i in de if gap_start <= i.start < gap_end]
+    before = next(i for i in de if i.end == gap_start)
+    assert before.resolution == "PT60M"  # the hour before the gap does not stretch over it
+    jp = parse_price_csv(text, column="JP-TK_JPY_per_MWh")
+    assert (jp[0].currency, jp[0].unit, jp[0].price) == ("JPY", EnergyUnit.MWH, 5670.0)
+    ch = parse_price_csv(text, column="CH_EUR_per_MWh")
+    assert min(i.price for i in ch) < -400  # real negative prices are kept (README: down to -427)
+
+
+def test_wide_csv_needs_a_column_and_names_the_choices(shared_data: Path) -> None:
+    text = (shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv").read_text()
+    with pytest.raises(PriceDataError, match=r"the file has 17 price columns") as caught:
+        parse_price_csv(text)
+    assert "BE_EUR_per_MWh" in str(caught.value)
+    with pytest.raises(PriceDataError, match="no column 'XX'"):
+        parse_price_csv(text, column="XX")
+
+
+def test_per_market_csv_reads_offsets_and_header_currency(shared_data: Path) -> None:
+    ercot = parse_price_csv((shared_data / "prices-2024" / "US-TEX-ERCO_electricity_prices_2024.csv").read_text())
+    assert ercot[0].start == datetime(2024, 1, 1, 6, tzinfo=UTC)  # 00:00-06:00
+    assert (ercot[0].price, ercot[0].currency) == (16.62, "USD")
+    be = parse_price_csv((shared_data / "prices-2024" / "BE_electricity_prices_2024.csv").read_text())
+    assert (be[0].start, be[0].price, be[0].resolution) == (datetime(2024, 1, 1, tzinfo=UTC), 0.1, "PT60M")
+
+
+def test_csv_replay_reads_the_window_around_now_shifted_by_offset_days(tmp_path: Path, shared_data: Path) -> None:
+    source = shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv"
+    settings = PriceFeedSettings(horizon_hours=24, lookback_hours=1)
+    # Replay 2024-10-08 as if it were 2026-10-08 (730 days later).
+    feed = CsvReplayPriceFeed(
+        "replay",
+        spec=CsvReplayFeed(path=str(source), column="BE_EUR_per_MWh", offset_days=730),
+        currency="EUR",
+        settings=settings,
+    )
+    now = datetime(2026, 10, 8, 10, 17, tzinfo=UTC)
+    series = feed.fetch(now)
+    assert series.at(now) is not None and series.at(now).price == 60.56  # type: ignore[union-attr]
+    assert series.start == datetime(2026, 10, 8, 9, tzinfo=UTC)  # the hour holding now - 1 h
+    assert series.end == datetime(2026, 10, 9, 11, tzinfo=UTC)  # the hour holding now + 24 h, included
+    with pytest.raises(NoPriceDataError, match=r"csvReplay.offsetDays.*covers 2025-12-31..2026-12-31"):
+        feed.fetch(datetime(2030, 1, 1, tzinfo=UTC))
+
+
+def test_csv_replay_relative_path_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,10\n2024-01-01 01:00:00,12\n")
+    feed = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="p.csv"), currency="EUR", base_directory=tmp_path)
+    assert feed.fetch(datetime(2024, 1, 1, 1, 30, tzinfo=UTC)).at(datetime(2024, 1, 1, 1, 30, tzinfo=UTC)).price == 12  # type: ignore[union-attr]
+    missing = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="nope.csv"), currency="EUR", base_directory=tmp_path)
+    with pytest.raises(PriceDataError, match=r"csvReplay.path: cannot read"):
+        missing.fetch(datetime(2024, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,ten\n", "row 2.Price (EUR/MWh)", "not a number"),
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,inf\n", "row 2.Price (EUR/MWh)", "not a finite"),
+        ("Datetime,Price (EUR/MWh)\nyesterday,1\n", "row 2.datetime", "not an ISO 8601"),
+        ("Datetime,Price (EUR/GWh)\n2024-01-01 00:00:00,1\n", "column 'Price (EUR/GWh)' unit", "unknown energy unit"),
+        ("Datetime,Cost\n2024-01-01 00:00:00,1\n", "column", "does not say currency and unit"),
+        ("Datetime,Price (EUR/MWh)\n", "Price (EUR/MWh)", "no prices"),
+        ("", "header", "not a price CSV"),
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 01:00:00,1\n2024-01-01 00:00:00,2\n", "row 3.datetime", "go backwards"),
+    ],
+)
+def test_bad_csv_is_refused_naming_row_and_column(text: str, field: str, words: str) -> None:
+    with pytest.raises(PriceDataError) as caught:
+        parse_price_csv(text, feed="replay")
+    assert caught.value.field == field
+    assert words in caught.value.detail
+
+
+# --- Prometheus price metric -----------------------------------------------------------------------
+
+
+def prometheus_feed(server: LocalServer) -> PrometheusMetricPriceFeed:
+    return PrometheusMetricPriceFeed(
+        "prom",
+        spec=PrometheusPriceFeed(url=server.url, query="price"),
+        currency="EUR",
+        unit=EnergyUnit.KWH,
+        valid_for=timedelta(minutes=15),
+        settings=PriceFeedSettings(http_timeout_seconds=0.3),
+    )
+
+
+def answer(result: list[object]) -> Reply:
+    return Reply(body=json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode())
+
+
+def test_prometheus_price_holds_for_the_refresh_interval(local_server: LocalServer) -> None:
+    now = datetime(2024, 10, 8, 10, 17, tzinfo=UTC)
+    local_server.answer(answer([{"metric": {}, "value": [now.timestamp(), "0.2315"]}]))
+    (interval,) = prometheus_feed(local_server).fetch(now).intervals
+    assert (interval.start, interval.end, interval.price, interval.unit) == (
+        now,
+        now + timedelta(minutes=15),
+        0.2315,
+        EnergyUnit.KWH,
+    )
+    assert local_server.requests[0].params == {"query": "price", "time": f"{now.timestamp():.3f}"}
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "words"),
+    [
+        (answer([]), PriceDataError, "gave 0 series"),
+        (
+            answer([{"metric": {"a": "1"}, "value": [0, "1"]}, {"metric": {"a": "2"}, "value": [0, "2"]}]),
+            PriceDataError,
+            "gave 2 series",
+        ),
+        (Reply(status=503, body=b"{}"), PriceFetchError, "HTTP 503"),
+        (Reply(status=200, body=b"{not json"), PriceDataError, "not JSON"),
+        (Reply(body=b"{}", delay_seconds=1.0), PriceFetchError, "did not answer in time"),
+    ],
+)
+def test_prometheus_price_errors(local_server: LocalServer, reply: Reply, error: type, words: str) -> None:
+    local_server.answer(reply)
+    with pytest.raises(error, match=words):
+        prometheus_feed(local_server).fetch(datetime(2024, 10, 8, tzinfo=UTC))

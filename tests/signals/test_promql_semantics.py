@@ -1,0 +1,184 @@
+"""The PromQL builders evaluated by the real Prometheus engine (`promtool test rules`).
+
+Input series have the label sets of the recorded scrapes (vLLM V1 names and `engine`/`model_name`
+labels; DCGM `gpu`/`UUID`/`modelName` with the pod mapping) plus the target labels Prometheus
+adds. Expected values are worked out by hand in the comments. Skipped where promtool is absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridshift.signals.labels import DeploymentRef, LabelScheme, SelectBy
+from gridshift.signals.promql import QueryWindows, Signal, build_queries
+
+PROMTOOL = shutil.which("promtool")
+pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Prometheus) is not installed")
+
+NS = "gridshift-workloads"
+MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+LLAMA = DeploymentRef("prod", "llama", NS, MODEL)
+LEGACY = DeploymentRef("prod", "legacy", NS, "legacy-model")
+BOTH = DeploymentRef("prod", "both", NS, "both-model")
+
+
+def vllm(metric: str, pod: str, deployment: str, model: str, **extra: str) -> str:
+    labels = {
+        "engine": "0",
+        "model_name": model,
+        "namespace": NS,
+        "pod": pod,
+        "gridshift_dev_deployment": deployment,
+        **extra,
+    }
+    return metric + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def dcgm(metric: str, gpu: int, namespace: str, pod: str) -> str:
+    return (
+        f'{metric}{{gpu="{gpu}",UUID="GPU-{gpu}",device="nvidia{gpu}",modelName="NVIDIA H100 80GB HBM3",'
+        f'Hostname="gpu-node-1",container="main",namespace="{namespace}",pod="{pod}"}}'
+    )
+
+
+def histogram(name: str, pod: str, deployment: str, model: str, per_minute: dict[str, int]) -> list[dict[str, str]]:
+    return [
+        {"series": vllm(f"{name}_bucket", pod, deployment, model, le=le), "values": f"0+{n}x20"}
+        for le, n in per_minute.items()
+    ]
+
+
+def input_series() -> list[dict[str, str]]:
+    series = []
+    for pod, success_per_min, tokens_per_min, running, waiting, kv in (
+        ("llama-a", {"stop": 60, "length": 30}, 6000, 3, 1, 0.2),
+        ("llama-b", {"stop": 120}, 12000, 5, 2, 0.6),
+    ):
+        for reason, n in success_per_min.items():
+            series.append(
+                {
+                    "series": vllm("vllm:request_success_total", pod, "prod.llama", MODEL, finished_reason=reason),
+                    "values": f"0+{n}x20",
+                }
+            )
+        series += [
+            {
+                "series": vllm("vllm:generation_tokens_total", pod, "prod.llama", MODEL),
+                "values": f"0+{tokens_per_min}x20",
+            },
+            {"series": vllm("vllm:prompt_tokens_total", pod, "prod.llama", MODEL), "values": "0+3000x20"},
+            {"series": vllm("vllm:num_requests_running", pod, "prod.llama", MODEL), "values": f"{running}x20"},
+            {"series": vllm("vllm:num_requests_waiting", pod, "prod.llama", MODEL), "values": f"{waiting}x20"},
+            {"series": vllm("vllm:kv_cache_usage_perc", pod, "prod.llama", MODEL), "values": f"{kv}x20"},
+        ]
+        series += histogram(
+            "vllm:time_to_first_token_seconds", pod, "prod.llama", MODEL, {"0.1": 25, "0.5": 50, "+Inf": 50}
+        )
+        series += histogram(
+            "vllm:inter_token_latency_seconds", pod, "prod.llama", MODEL, {"0.01": 45, "0.05": 50, "+Inf": 50}
+        )
+    # Another deployment in the same namespace: must never leak into prod.llama's figures.
+    series += [
+        {
+            "series": vllm("vllm:request_success_total", "other-a", "prod.other", "other", finished_reason="stop"),
+            "values": "0+600x20",
+        },
+        {"series": vllm("vllm:num_requests_running", "other-a", "prod.other", "other"), "values": "7x20"},
+    ]
+    # A deployment on an older vLLM: only the pre-rename names.
+    series += [
+        {"series": vllm("vllm:num_requests_running", "legacy-a", "prod.legacy", "legacy-model"), "values": "1x20"},
+        {"series": vllm("vllm:gpu_cache_usage_perc", "legacy-a", "prod.legacy", "legacy-model"), "values": "0.7x20"},
+    ]
+    series += histogram(
+        "vllm:time_per_output_token_seconds",
+        "legacy-a",
+        "prod.legacy",
+        "legacy-model",
+        {"0.02": 10, "0.1": 20, "+Inf": 20},
+    )
+    # A server exporting both names (deprecation period) with different values: the new one wins.
+    series += histogram(
+        "vllm:inter_token_latency_seconds", "both-a", "prod.both", "both-model", {"0.01": 45, "0.05": 50, "+Inf": 50}
+    )
+    series += histogram(
+        "vllm:time_per_output_token_seconds", "both-a", "prod.both", "both-model", {"0.02": 10, "0.1": 20, "+Inf": 20}
+    )
+    # DCGM: llama-a holds GPU 0 (300 W), llama-b GPUs 1 and 2 (250 + 150 W); GPU 3 is idle and carries
+    # the exporter's own pod labels; GPU 4 belongs to the other deployment. Energy in mJ per minute.
+    for gpu, namespace, pod, watts in (
+        (0, NS, "llama-a", 300),
+        (1, NS, "llama-b", 250),
+        (2, NS, "llama-b", 150),
+        (3, "gpu-operator", "nvidia-dcgm-exporter-wqqqn", 68),
+        (4, NS, "other-a", 500),
+    ):
+        series.append({"series": dcgm("DCGM_FI_DEV_POWER_USAGE", gpu, namespace, pod), "values": f"{watts}x20"})
+        series.append(
+            {
+                "series": dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", gpu, namespace, pod),
+                "values": f"1000000+{watts * 60 * 1000}x20",
+            }
+        )
+    return series
+
+
+def expectations(scheme: LabelScheme) -> list[dict[str, object]]:
+    queries = build_queries(scheme, LLAMA, QueryWindows())
+    legacy = build_queries(scheme, LEGACY, QueryWindows())
+    both = build_queries(scheme, BOTH, QueryWindows())
+    at = "20m"
+
+    def scalar(query: str, value: float) -> dict[str, object]:
+        return {"expr": query, "eval_time": at, "exp_samples": [{"labels": "{}", "value": value}]}
+
+    def micro(query: str, value: float) -> dict[str, object]:
+        # promtool compares floats exactly; quantile interpolation is off by an ulp, so compare in µ-units.
+        return scalar(f"round(({query}) * 1e6)", round(value * 1e6))
+
+    return [
+        scalar(queries[Signal.REQUEST_RATE], 3.5),  # (60 + 30 + 120) / 60 s
+        scalar(queries[Signal.GENERATION_TOKEN_RATE], 300),  # (6000 + 12000) / 60 s
+        scalar(queries[Signal.PROMPT_TOKEN_RATE], 100),  # 2 x 3000 / 60 s
+        # 95th of 100 obs/min: 50 below 0.1 s, 50 in (0.1, 0.5]: 0.1 + 0.4 * (95 - 50) / 50 = 0.46 s
+        micro(queries[Signal.TTFT_P95], 0.46),
+        # 95th of 100: 90 below 10 ms, 10 in (10, 50] ms: 0.01 + 0.04 * (95 - 90) / 10 = 0.03 s
+        micro(queries[Signal.ITL_P95], 0.03),
+        scalar(queries[Signal.REQUESTS_RUNNING], 8),
+        scalar(queries[Signal.REQUESTS_WAITING], 3),
+        scalar(queries[Signal.KV_CACHE_USAGE], 0.4),
+        {
+            "expr": queries[Signal.WATTS_PER_REPLICA],
+            "eval_time": at,
+            "exp_samples": [
+                {"labels": f'{{namespace="{NS}", pod="llama-a"}}', "value": 300},
+                {"labels": f'{{namespace="{NS}", pod="llama-b"}}', "value": 400},
+            ],
+        },
+        # 700 W for 15 min = 630,000 J over 300 tok/s x 900 s = 270,000 tokens
+        micro(queries[Signal.JOULES_PER_TOKEN], 630000 / 270000),
+        # 95th of 20: 10 below 20 ms, 10 in (20, 100] ms: 0.02 + 0.08 * (19 - 10) / 10 = 0.092 s
+        micro(legacy[Signal.ITL_P95], 0.092),
+        scalar(legacy[Signal.KV_CACHE_USAGE], 0.7),
+        micro(both[Signal.ITL_P95], 0.03),
+    ]
+
+
+@pytest.mark.parametrize("select_by", list(SelectBy))
+def test_builders_give_the_expected_values_on_the_real_engine(select_by: SelectBy, tmp_path: Path) -> None:
+    scheme = LabelScheme(select_by=select_by)
+    document = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series(), "promql_expr_test": expectations(scheme)}],
+    }
+    path = tmp_path / "signals_test.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert PROMTOOL is not None
+    result = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
