@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup system-deps test unit lint crds crds-check clean
 
-setup: system-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
+setup: system-deps chart-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
 
 system-deps: ## Debian's Prometheus (tests start their own instances on 127.0.0.1)
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
@@ -42,3 +42,7 @@ test: lint ## everything CI runs: lint, then all tests (clusters are built/start
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+include e2e/cluster/cluster.mk
+include chart.mk
+include gpu-check.mk

@@ -37,6 +37,8 @@ def test_schema_is_structural_and_documented(kind: crdgen.KindSpec) -> None:
         if "properties" in node:
             assert node.get("additionalProperties") is None, f"{kind.kind}{path}: not structural"
             for name, prop in node["properties"].items():
+                if (path, name) == ("", "metadata"):
+                    continue  # the apiserver refuses anything but `type` on metadata
                 assert prop.get("description"), f"{kind.kind}{path}.{name} has no description"
 
 
@@ -51,9 +53,17 @@ def test_optional_fields_are_nullable_and_defaults_are_kept() -> None:
     spec = crdgen.openapi_schema(InferenceDeployment)["properties"]["spec"]["properties"]
     assert spec["demand"]["properties"]["requestsPerSecond"]["nullable"] is True
     assert spec["capacity"]["properties"]["minReplicas"]["default"] == 1
-    assert spec["engine"]["default"] == {}, "all-default sub-objects default to {} so the apiserver fills them"
+    # All-default sub-objects default to their complete value, which must pass their own CEL rules.
+    assert spec["capacity"]["default"] == {"minReplicas": 1, "maxReplicas": 8, "minRegions": 1}
+    assert spec["engine"]["default"]["port"] == 8000
+
     assert spec["replica"]["properties"]["gpusPerReplica"]["enum"] == [1, 2, 4, 8]
     assert set(crdgen.openapi_schema(InferenceDeployment)["required"]) == {"spec"}
+
+
+def test_exclusive_bounds_use_the_openapi_v3_0_form() -> None:
+    slo = crdgen.openapi_schema(InferenceDeployment)["properties"]["spec"]["properties"]["slo"]["properties"]
+    assert slo["ttftP95Ms"]["minimum"] == 0 and slo["ttftP95Ms"]["exclusiveMinimum"] is True
 
 
 def test_printer_columns_and_short_names() -> None:

@@ -121,6 +121,10 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
             out["properties"] = {name: _structural(prop, defs) for name, prop in value.items()}
         elif key == "items":
             out["items"] = _structural(value, defs)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):
+            # JSON Schema 2020 gives the bound; OpenAPI v3.0 (Kubernetes) wants the bound plus a flag.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         elif key == "additionalProperties":
             if isinstance(value, dict):
                 out["additionalProperties"] = _structural(value, defs) if value else {}
@@ -130,7 +134,13 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
     if "properties" in out:
         required = set(out.get("required", []))
         for name, prop in out["properties"].items():
-            # An all-defaults sub-object gets `default: {}` so the apiserver fills its defaults in.
+            # pydantic omits defaults made by default_factory; an optional list defaults to empty so
+            # CEL rules can read it without has() guards.
+            if name not in required and prop.get("type") == "array" and "default" not in prop:
+                if not prop.get("nullable"):
+                    prop["default"] = []
+            # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
+            # the default itself passes the object's CEL rules (the apiserver checks that).
             if (
                 name not in required
                 and prop.get("type") == "object"
@@ -139,7 +149,7 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
                 and "default" not in prop
                 and not prop.get("required")
             ):
-                prop["default"] = {}
+                prop["default"] = {k: v["default"] for k, v in prop["properties"].items() if "default" in v}
     if "enum" in out and "type" not in out:
         out["type"] = "integer" if all(isinstance(v, int) for v in out["enum"]) else "string"
     return out
@@ -150,7 +160,8 @@ def openapi_schema(model: type[BaseModel]) -> JsonDict:
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.get("$defs", {})
     schema = _structural(raw, defs)
-    schema["properties"]["metadata"] = {"type": "object", "description": "Standard object metadata."}
+    # The apiserver allows nothing but `type` here (metadata's schema is its own).
+    schema["properties"]["metadata"] = {"type": "object"}
     for field in ("apiVersion", "kind"):
         schema["properties"][field].pop("enum", None)
         schema["properties"][field].pop("default", None)

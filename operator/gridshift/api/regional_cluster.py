@@ -30,7 +30,7 @@ class Money(ApiModel):
     """An amount of money in a named currency."""
 
     amount: float = Field(ge=0, le=1_000_000, description="Amount; 0 for owned hardware whose cost is sunk.")
-    currency: str = Field(default="USD", pattern=CURRENCY_CODE, description="ISO 4217 currency code.")
+    currency: str = Field(default="USD", max_length=3, pattern=CURRENCY_CODE, description="ISO 4217 currency code.")
 
 
 class GPUOffering(ApiModel):
@@ -173,7 +173,9 @@ class PriceFeedSpec(ApiModel):
     )
 
     type: PriceFeedType = Field(description="Which feed: entsoe, prometheus, httpJson, schedule, static, csvReplay.")
-    currency: str = Field(default="EUR", pattern=CURRENCY_CODE, description="Currency the feed quotes in.")
+    currency: str = Field(
+        default="EUR", max_length=3, pattern=CURRENCY_CODE, description="Currency the feed quotes in."
+    )
     unit: EnergyUnit = Field(default=EnergyUnit.MWH, description="Energy unit the feed quotes per.")
     fx_to_usd: float = Field(
         default=1.0,

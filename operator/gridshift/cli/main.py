@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.crds",
     "gridshift.cli.validate",
     "gridshift.cli.prices",
+    "gridshift.cli.chart",
 )
 
 

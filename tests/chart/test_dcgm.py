@@ -1,0 +1,101 @@
+"""dcgm/: the counters CSV has dcgm-exporter's format and the fields gridshift reads, which real
+scrapes (../shared/data/metrics-scrapes/dcgm_*.prom) contain; the scrape configs keep the labels the
+operator's queries and recording rules join on."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridshift.cli.chart import GPU_TYPE_LABEL, REGION_LABEL
+from gridshift.signals import promql
+from gridshift.signals.labels import POD_LABEL_KEY, LabelScheme
+
+from .conftest import REPO_ROOT
+
+DCGM = REPO_ROOT / "dcgm"
+FIELDS_READ = {
+    "DCGM_FI_DEV_POWER_USAGE": "gauge",
+    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": "counter",
+    "DCGM_FI_DEV_GPU_UTIL": "gauge",
+    "DCGM_FI_DEV_SM_CLOCK": "gauge",
+    "DCGM_FI_DEV_FB_USED": "gauge",
+    "DCGM_FI_DEV_FB_FREE": "gauge",
+}
+
+
+def counters() -> dict[str, tuple[str, str]]:
+    """Field -> (Prometheus type, help), parsed the way dcgm-exporter does: '#' comments, 3 columns."""
+    rows = {}
+    lines = (DCGM / "gridshift-counters.csv").read_text().splitlines()
+    for row in csv.reader(line for line in lines if line.strip() and not line.startswith("#")):
+        assert len(row) == 3, row
+        field, kind, help_text = (cell.strip() for cell in row)
+        rows[field] = (kind, help_text)
+    return rows
+
+
+def test_counters_csv_has_exactly_the_fields_we_read_with_their_types() -> None:
+    assert {field: kind for field, (kind, _) in counters().items()} == FIELDS_READ
+    assert all(help_text for _, help_text in counters().values())
+
+
+def test_every_dcgm_metric_the_operator_queries_is_collected() -> None:
+    queried = {value for name, value in vars(promql).items() if name.startswith("DCGM_") and isinstance(value, str)}
+    assert queried and queried <= set(counters())
+
+
+def test_fields_exist_in_real_scrapes_with_pod_attribution(shared_data: Path) -> None:
+    scrapes = sorted((shared_data / "metrics-scrapes").glob("dcgm_*.prom"))
+    assert len(scrapes) >= 4
+    seen: set[str] = set()
+    for scrape in scrapes:
+        text = scrape.read_text()
+        seen |= set(re.findall(r"^(DCGM_FI_\w+)\{", text, re.M))
+    assert set(FIELDS_READ) <= seen, set(FIELDS_READ) - seen
+    attributed = (shared_data / "metrics-scrapes" / "dcgm_8xH100_eks_sampled_with_vllm_pod_labels.prom").read_text()
+    power = [line for line in attributed.splitlines() if line.startswith("DCGM_FI_DEV_POWER_USAGE{")]
+    with_pod = [line for line in power if re.search(r'[{,]namespace="[^"]+".*[{,]pod="[^"]+"', line)]
+    # With DCGM_EXPORTER_KUBERNETES=true the GPU held by the vLLM pod carries namespace and pod: the join keys.
+    scheme = LabelScheme()
+    assert with_pod and f'{scheme.dcgm_pod_label}="vllm-' in with_pod[0]
+
+
+def test_exporter_values_turn_on_pod_attribution_and_our_counters() -> None:
+    values = yaml.safe_load((DCGM / "values-dcgm-exporter.yaml").read_text())
+    env = {e["name"]: e["value"] for e in values["extraEnv"]}
+    assert env["DCGM_EXPORTER_KUBERNETES"] == "true"
+    mount = values["extraVolumeMounts"][0]["mountPath"]
+    assert values["arguments"] == ["-f", f"{mount}/gridshift-counters.csv"]
+    assert values["extraConfigMapVolumes"][0]["name"] == values["extraVolumeMounts"][0]["name"]
+
+
+def test_service_monitor_honours_the_workload_labels_and_adds_the_region() -> None:
+    monitor = yaml.safe_load((DCGM / "servicemonitor.yaml").read_text())
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["honorLabels"] is True
+    assert REGION_LABEL in {r["targetLabel"] for r in endpoint["relabelings"]}
+
+
+def test_vllm_pod_monitor_copies_the_pod_labels_the_queries_select_on() -> None:
+    monitor = yaml.safe_load((DCGM / "vllm-podmonitor.yaml").read_text())
+    relabelings = monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    copied = {r["targetLabel"]: r.get("sourceLabels", []) for r in relabelings}
+
+    def meta(label_key: str) -> str:
+        return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", label_key)
+
+    assert copied[LabelScheme().deployment_label] == [meta(POD_LABEL_KEY)]
+    assert copied[GPU_TYPE_LABEL] == [meta("gridshift.dev/gpu-type")]
+    assert REGION_LABEL in copied
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS_READ))
+def test_readme_says_what_each_field_is_for(field: str) -> None:
+    readme = (DCGM / "README.md").read_text()
+    row = next((line for line in readme.splitlines() if line.startswith(f"| `{field}`")), "")
+    assert len(row) > len(field) + 40, f"dcgm/README.md has no table row explaining {field}"

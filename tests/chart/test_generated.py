@@ -1,0 +1,137 @@
+"""The chart's generated files are current, and the values schema catches what it should (no helm needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from gridshift.cli import chart as chart_cli
+from gridshift.settings import OperatorSettings
+
+from .conftest import CHART_DIR, REPO_ROOT
+
+
+def _values() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    return loaded
+
+
+def _schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((CHART_DIR / "values.schema.json").read_text())
+    return loaded
+
+
+def test_generated_files_are_current() -> None:
+    stale = chart_cli.stale_files(CHART_DIR)
+    assert not stale, f"run `gridshift chart` (make chart): stale {[str(p) for p in stale]}"
+
+
+def test_check_flag_reports_a_stale_schema(tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "repo" / "charts" / "gridshift"
+    shutil.copytree(CHART_DIR, copy)
+    shutil.copytree(REPO_ROOT / "crds", tmp_path / "repo" / "crds")
+    schema = copy / "values.schema.json"
+    schema.write_text(schema.read_text().replace('"additionalProperties": false', '"additionalProperties": true', 1))
+    assert chart_cli.stale_files(copy) == [schema]
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    """files/crds holds the spec of each file in crds/ verbatim: same bytes from `spec:` on."""
+    sources = sorted((REPO_ROOT / "crds").glob("*.yaml"))
+    assert sources, "crds/ is empty"
+    copies = {p.name: p.read_text() for p in (CHART_DIR / "files" / "crds").glob("*.yaml")}
+    for source in sources:
+        text = source.read_text()
+        name = yaml.safe_load(text)["metadata"]["name"]
+        copy = copies.pop(f"{name}.yaml")
+        assert copy.split("\nspec:\n", 1)[1] == text.split("\nspec:\n", 1)[1], source.name
+    assert not copies, f"CRD copies without a source in crds/: {sorted(copies)}"
+
+
+def test_values_yaml_satisfies_the_schema() -> None:
+    jsonschema.Draft7Validator.check_schema(_schema())
+    jsonschema.Draft7Validator(_schema()).validate(_values())
+
+
+@pytest.mark.parametrize(
+    ("path", "bad_key"),
+    [((), "replicas"), (("operator",), "planIntervalSecs"), (("metrics", "serviceMonitor"), "enable")],
+)
+def test_schema_refuses_typos_naming_the_key(path: tuple[str, ...], bad_key: str) -> None:
+    values = _values()
+    node = values
+    for key in path:
+        node = node[key]
+    node[bad_key] = 1
+    errors = list(jsonschema.Draft7Validator(_schema()).iter_errors(values))
+    assert len(errors) == 1
+    assert bad_key in errors[0].message and list(errors[0].absolute_path) == list(path)
+
+
+def test_schema_refuses_out_of_range_settings() -> None:
+    values = _values()
+    values["operator"]["planIntervalSeconds"] = 0.5  # OperatorSettings: ge=1
+    values["operator"]["metricsWindow"] = "5 minutes"  # pattern ^[0-9]+[smh]$
+    failing = {tuple(e.absolute_path) for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)}
+    assert failing == {("operator", "planIntervalSeconds"), ("operator", "metricsWindow")}
+
+
+def test_operator_values_mirror_the_settings_model() -> None:
+    """Every setting but the namespace is a value, with the model's default and bounds."""
+    operator_values = _values()["operator"]
+    operator_schema = _schema()["properties"]["operator"]["properties"]
+    fields = OperatorSettings.model_fields
+    expected = {chart_cli.camel_case(name) for name in fields} - {"namespace"}
+    assert set(operator_values) == expected == set(operator_schema)
+    for name, field in fields.items():
+        if name == "namespace":
+            continue
+        key = chart_cli.camel_case(name)
+        assert operator_values[key] == field.default, key
+        assert f"GRIDSHIFT_{name.upper()}" in operator_schema[key]["description"]
+    assert operator_schema["planIntervalSeconds"]["minimum"] == 1
+
+
+def test_camel_case_round_trips_through_sprig_snakecase_rules() -> None:
+    # sprig's snakecase inserts "_" before each upper-case letter and lower-cases; mirror it here
+    # (the helm render test checks the real thing).
+    for name in OperatorSettings.model_fields:
+        camel = chart_cli.camel_case(name)
+        assert re.sub(r"([A-Z])", r"_\1", camel).lower() == name
+
+
+def test_every_value_is_documented() -> None:
+    assert chart_cli.undocumented_leaves((CHART_DIR / "values.yaml").read_text()) == []
+
+
+def test_readme_table_lists_every_documented_value_with_its_default() -> None:
+    readme = (CHART_DIR / "README.md").read_text()
+    docs = chart_cli.value_docs((CHART_DIR / "values.yaml").read_text(), _schema())
+    assert len(docs) > 40
+    for doc in docs:
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{doc.path}` |")), None)
+        assert row is not None, doc.path
+        assert json.dumps(doc.default, separators=(", ", ": ")).replace("|", "\\|") in row
+
+
+def test_readme_parser_joins_continuations_and_ignores_flag_lines() -> None:
+    text = "a:\n  # -- first line\n  # --flag continues it\n  b: 1\n# -- top\nc: [x]\n"
+    assert chart_cli.documented_keys(text) == {"a.b": "first line --flag continues it", "c": "top"}
+
+
+def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from gridshift.cli.main import UsageError
+
+    assert chart_cli.run(argparse.Namespace(chart_dir=CHART_DIR, check=True)) == 0
+    with pytest.raises(UsageError, match=r"no Chart\.yaml"):
+        chart_cli.run(argparse.Namespace(chart_dir=tmp_path, check=True))

@@ -1,0 +1,87 @@
+"""RBAC sources: no wildcards, every rule says why, and the hub role grants exactly the operator's needs.
+
+These read the templates and the member manifest as text, so they run without helm; test_render.py
+repeats the checks on what helm renders.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import CHART_DIR
+
+RBAC_TEMPLATE = CHART_DIR / "templates" / "rbac.yaml"
+MEMBER_RBAC = CHART_DIR / "member-rbac" / "gridshift-member.yaml"
+
+HUB_CLUSTER_RULES = {
+    ("gridshift.dev", "inferencedeployments"): {"list", "watch", "patch"},
+    ("gridshift.dev", "regionalclusters"): {"list", "watch"},
+    ("gridshift.dev", "gpuprofiles"): {"list", "watch"},
+    ("gridshift.dev", "inferencedeployments/status"): {"get", "patch"},
+    ("gridshift.dev", "regionalclusters/status"): {"get", "patch"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+    ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
+}
+"""(API group, resource) -> verbs: what the operator does on the hub cluster-wide, and nothing else."""
+HUB_NAMESPACE_RULES = {("", "secrets"): {"get"}, ("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+
+
+def rule_blocks(text: str) -> list[tuple[str, str]]:
+    """(comment line just above, rule text) for every `- apiGroups:` rule in a YAML text."""
+    lines = text.splitlines()
+    blocks = []
+    for index, line in enumerate(lines):
+        if re.match(r"^\s*- apiGroups:", line):
+            above = next((lines[i] for i in range(index - 1, -1, -1) if "{{" not in lines[i]), "")
+            blocks.append((above.strip(), line))
+    return blocks
+
+
+def grants(documents: list[dict[str, Any]], kind: str) -> dict[tuple[str, str], set[str]]:
+    table: dict[tuple[str, str], set[str]] = {}
+    for document in documents:
+        if document.get("kind") != kind:
+            continue
+        for rule in document["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    table.setdefault((group, resource), set()).update(rule["verbs"])
+    return table
+
+
+@pytest.mark.parametrize("path", [RBAC_TEMPLATE, MEMBER_RBAC], ids=["hub-template", "member-manifest"])
+def test_every_rule_has_a_why_comment(path: Path) -> None:
+    blocks = rule_blocks(path.read_text())
+    assert len(blocks) >= 6
+    for above, rule in blocks:
+        assert above.startswith("# why: ") and len(above) > 20, f"{path.name}: rule {rule!r} lacks a '# why:' comment"
+
+
+@pytest.mark.parametrize("path", [RBAC_TEMPLATE, MEMBER_RBAC], ids=["hub-template", "member-manifest"])
+def test_no_wildcards(path: Path) -> None:
+    code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
+    assert '"*"' not in code and "'*'" not in code and not re.search(r"\[\s*\*", code)
+
+
+def test_member_manifest_grants_only_reads_cluster_wide_and_writes_in_the_workload_namespace() -> None:
+    documents = [d for d in yaml.safe_load_all(MEMBER_RBAC.read_text()) if d]
+    cluster = grants(documents, "ClusterRole")
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    assert {key: verbs & writes for key, verbs in cluster.items() if verbs & writes} == {
+        ("", "namespaces"): {"create", "patch"}
+    }
+    assert cluster[("", "nodes")] == {"list"} and cluster[("", "pods")] == {"list"}
+    assert ("", "secrets") not in cluster
+    roles = [d for d in documents if d["kind"] == "Role"]
+    assert [r["metadata"]["namespace"] for r in roles] == ["gridshift-workloads"]
+    namespaced = grants(roles, "Role")
+    for key in (("apps", "deployments"), ("", "services"), ("policy", "poddisruptionbudgets")):
+        assert namespaced[key] == {"get", "list", "watch", "create", "patch", "delete"}

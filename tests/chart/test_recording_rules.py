@@ -1,0 +1,158 @@
+"""The recording rules (charts/gridshift/files/prometheus/gridshift.rules.yaml) load into Prometheus
+(`promtool check rules`) and compute J/token and USD per million tokens per deployment and region
+from vLLM, DCGM and operator series (`promtool test rules`), with metric and label names taken from
+gridshift.signals so they cannot drift from the operator's own queries."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gridshift.cli.chart import GPU_TYPE_LABEL, REGION_LABEL, RULE_NAMES
+from gridshift.signals.labels import LabelScheme
+from gridshift.signals.promql import (
+    DCGM_POWER,
+    DCGM_TOTAL_ENERGY,
+    VLLM_GENERATION_TOKENS,
+    VLLM_REQUESTS_RUNNING,
+)
+
+from .conftest import CHART_DIR
+
+RULES = CHART_DIR / "files" / "prometheus" / "gridshift.rules.yaml"
+PROMTOOL = shutil.which("promtool")
+pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (make system-deps installs Debian's)")
+
+H100, L40S = "NVIDIA-H100-80GB-HBM3", "NVIDIA-L40S"
+WORKLOADS = "gridshift-workloads"
+# pod -> (deployment label, GPU type, output tokens/s, W per GPU for each GPU); p-other is not gridshift's.
+PODS: dict[str, tuple[str | None, str, float, list[float]]] = {
+    "chat-a": ("llm.chat", H100, 100.0, [300.0]),
+    "chat-b": ("llm.chat", H100, 200.0, [400.0, 400.0]),
+    "code-a": ("llm.code", L40S, 50.0, [200.0]),
+    "other": (None, H100, 0.0, [500.0]),
+}
+GPU_HOUR_USD = {H100: 2.5, L40S: 1.0}
+ENERGY_USD_PER_KWH = 0.2
+MINUTES = 40
+
+
+def labels(**pairs: str) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def series(metric: str, pairs: dict[str, str], start: float, per_minute: float) -> dict[str, str]:
+    return {"series": metric + labels(**pairs), "values": f"{start:g}+{per_minute:g}x{MINUTES}"}
+
+
+def input_series() -> list[dict[str, str]]:
+    scheme = LabelScheme()
+    out = []
+    gpu_index = 0
+    for pod, (deployment, gpu_type, tokens_per_second, watts) in PODS.items():
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: "eu-de"}
+        if deployment is not None:
+            vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: gpu_type, "instance": f"{pod}:8000"}
+            out.append(series(VLLM_REQUESTS_RUNNING, vllm, 3, 0))
+            out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens_per_second * 60))
+        for gpu_watts in watts:
+            # dcgm-exporter's labels (honorLabels: the workload's namespace/pod), as in the real scrapes.
+            dcgm = target | {
+                "gpu": str(gpu_index),
+                "UUID": f"GPU-{gpu_index}",
+                "modelName": gpu_type,
+                "Hostname": "node-1",
+                "container": "vllm",
+                "instance": "dcgm:9400",
+            }
+            gpu_index += 1
+            out.append(series(DCGM_POWER, dcgm, gpu_watts, 0))
+            out.append(series(DCGM_TOTAL_ENERGY, dcgm, 5e9, gpu_watts * 60 * 1000))  # mJ
+    for replica in ("operator-0", "operator-1"):  # two operator replicas export the same prices
+        operator = {"pod": replica, "namespace": "gridshift-system", "job": "gridshift-metrics"}
+        for gpu_type, usd in GPU_HOUR_USD.items():
+            price = operator | {REGION_LABEL: "eu-de", "gpu_type": gpu_type}
+            out.append(series(RULE_NAMES.gpu_hour_price, price, usd, 0))
+        out.append(series(RULE_NAMES.energy_price, operator | {REGION_LABEL: "eu-de"}, ENERGY_USD_PER_KWH, 0))
+    return out
+
+
+def expected_samples() -> dict[str, list[dict[str, Any]]]:
+    """What each rule must give, computed here from PODS (not from PromQL)."""
+    scheme = LabelScheme()
+    by_deployment: dict[str, dict[str, float]] = {}
+    for deployment, gpu_type, tokens_per_second, watts in PODS.values():
+        if deployment is None:
+            continue
+        totals = by_deployment.setdefault(deployment, {"watts": 0.0, "tokens": 0.0, "gpu_usd": 0.0})
+        totals["watts"] += sum(watts)
+        totals["tokens"] += tokens_per_second
+        totals["gpu_usd"] += len(watts) * GPU_HOUR_USD[gpu_type]
+
+    def samples(value_of: Any) -> list[dict[str, Any]]:
+        return [
+            {"labels": labels(**{scheme.deployment_label: name, REGION_LABEL: "eu-de"}), "value": value_of(t)}
+            for name, t in sorted(by_deployment.items())
+        ]
+
+    def cost(t: dict[str, float]) -> float:
+        return t["gpu_usd"] + t["watts"] / 1000 * ENERGY_USD_PER_KWH
+
+    return {
+        RULE_NAMES.power_watts: samples(lambda t: t["watts"]),
+        RULE_NAMES.token_rate: samples(lambda t: t["tokens"]),
+        RULE_NAMES.joules_per_token: samples(lambda t: t["watts"] / t["tokens"]),
+        RULE_NAMES.gpu_cost: samples(lambda t: t["gpu_usd"]),
+        RULE_NAMES.cost: samples(cost),
+        RULE_NAMES.usd_per_mtok: samples(lambda t: cost(t) / (t["tokens"] * 3600) * 1e6),
+    }
+
+
+def test_rules_file_loads_into_prometheus() -> None:
+    proc = subprocess.run([str(PROMTOOL), "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS: 10 rules found" in proc.stdout
+
+
+def test_rules_compute_joules_per_token_and_usd_per_million_tokens(tmp_path: Path) -> None:
+    expected = expected_samples()
+    # Hand-checked anchor: chat holds 3 H100s drawing 1,100 W for 300 tokens/s.
+    assert expected[RULE_NAMES.joules_per_token][0]["value"] == pytest.approx(1100 / 300)
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": input_series(),
+                "promql_expr_test": [
+                    {
+                        "expr": f"round({name} * 1e6) / 1e6",
+                        "eval_time": "30m",
+                        "exp_samples": [s | {"value": round(s["value"] * 1e6) / 1e6} for s in samples],
+                    }
+                    for name, samples in expected.items()
+                ],
+            }
+        ],
+    }
+    test_file = tmp_path / "rules_test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rules_use_the_operator_metric_and_label_names() -> None:
+    text = RULES.read_text()
+    scheme = LabelScheme()
+    for name in (VLLM_GENERATION_TOKENS, DCGM_TOTAL_ENERGY, DCGM_POWER, scheme.deployment_label, REGION_LABEL):
+        assert name in text
+    records = [r["record"] for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+    assert len(records) == len(set(records)) == 10

@@ -1,0 +1,226 @@
+"""`helm lint` and `helm template` of the chart with the Go-built helm (no cluster needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gridshift.cli import chart as chart_cli
+from gridshift.settings import OperatorSettings
+
+from .conftest import CHART_DIR, REPO_ROOT, Helm
+from .test_rbac_static import HUB_CLUSTER_RULES, HUB_NAMESPACE_RULES, grants, rule_blocks
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind} objects"
+    return found[0]
+
+
+def kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return sorted(o["kind"] for o in objects)
+
+
+def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_lint_strict(helm: Helm) -> None:
+    helm.run("lint", str(CHART_DIR), "--strict")
+    helm.run(
+        "lint",
+        str(CHART_DIR),
+        "--strict",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "networkPolicy.enabled=true",
+    )
+
+
+def test_default_objects(rendered: list[dict[str, Any]]) -> None:
+    assert kinds(rendered) == sorted(
+        ["CustomResourceDefinition"] * 3
+        + ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Deployment", "Service"]
+        + ["PodDisruptionBudget"]
+    )
+
+
+def test_rbac_grants_exactly_what_the_operator_uses(rendered: list[dict[str, Any]]) -> None:
+    assert grants(rendered, "ClusterRole") == HUB_CLUSTER_RULES
+    assert grants(rendered, "Role") == HUB_NAMESPACE_RULES
+    assert only(rendered, "Role")["metadata"]["namespace"] == "gridshift-system"
+    for rule in only(rendered, "ClusterRole")["rules"] + only(rendered, "Role")["rules"]:
+        for field in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[field]
+        assert "resourceNames" not in rule or rule["resourceNames"]
+
+
+def test_rendered_rules_keep_their_why_comments(helm: Helm) -> None:
+    text = helm.template("--show-only", "templates/rbac.yaml").stdout
+    blocks = rule_blocks(text)
+    assert len(blocks) == len(HUB_CLUSTER_RULES) - 2 + len(HUB_NAMESPACE_RULES)  # rules list several resources
+    assert all(above.startswith("# why: ") for above, _ in blocks)
+
+
+def test_http_routes_rule_is_optional(helm: Helm) -> None:
+    cluster_role = only(helm.render("--set", "rbac.httpRoutes=false"), "ClusterRole")
+    assert "gateway.networking.k8s.io" not in {g for r in cluster_role["rules"] for g in r["apiGroups"]}
+
+
+def test_security_context(rendered: list[dict[str, Any]]) -> None:
+    pod = only(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_probes_and_ports_follow_the_settings(helm: Helm) -> None:
+    container = operator_container(
+        helm.render("--set", "operator.probePort=8181", "--set", "operator.metricsPort=9191")
+    )
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"probes": 8181, "metrics": 9191}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+    assert container["command"] + container["args"][:4] == [
+        "kopf",
+        "run",
+        "-m",
+        "gridshift.shell.handlers",
+        "--all-namespaces",
+        "--standalone",
+    ]
+
+
+def test_env_loads_into_the_operator_settings(helm: Helm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every operator value reaches OperatorSettings under the right name, with its value."""
+    overrides = {
+        "planIntervalSeconds": 120.0,
+        "movePenaltyUsd": 0.5,
+        "prometheusUrl": "http://prom:9090",
+        "metricsWindow": "10m",
+        "standalone": False,
+        "apiTimeoutSeconds": 2.5,
+    }
+    # A values file: `--set` turns 0.5 into a string, which the schema rightly refuses.
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"operator": overrides}))
+    flags = ["--values", str(values_file)]
+    container = operator_container(helm.render(*flags))
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert all(name.startswith("GRIDSHIFT_") for name in env)
+    for name in list(os.environ):
+        if name.startswith("GRIDSHIFT_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GRIDSHIFT_NAMESPACE", "gridshift-system")  # the downward API's job in the pod
+    settings = OperatorSettings()
+    assert settings.plan_interval_seconds == 120
+    assert settings.move_penalty_usd == 0.5
+    assert settings.prometheus_url == "http://prom:9090"
+    assert settings.metrics_window == "10m"
+    assert settings.api_timeout_seconds == 2.5
+    defaults = OperatorSettings.model_fields
+    set_names = {f"GRIDSHIFT_{name.upper()}" for name in defaults if defaults[name].default is not None} - {
+        "GRIDSHIFT_NAMESPACE"
+    }
+    assert set_names <= set(env), "every non-null setting is passed"
+    namespace_env = next(e for e in container["env"] if e["name"] == "GRIDSHIFT_NAMESPACE")
+    assert namespace_env["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_crds_are_templated_kept_and_identical_to_crds_dir(rendered: list[dict[str, Any]]) -> None:
+    crds = {o["metadata"]["name"]: o for o in rendered if o["kind"] == "CustomResourceDefinition"}
+    for source in sorted((REPO_ROOT / "crds").glob("*.yaml")):
+        expected = yaml.safe_load(source.read_text())
+        crd = crds.pop(expected["metadata"]["name"])
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["spec"] == expected["spec"]
+    assert not crds
+
+
+def test_crds_opt_out_and_keep_off(helm: Helm) -> None:
+    assert "CustomResourceDefinition" not in kinds(helm.render("--set", "crds.install=false"))
+    unkept = [o for o in helm.render("--set", "crds.keep=false") if o["kind"] == "CustomResourceDefinition"]
+    assert unkept and all("helm.sh/resource-policy" not in o["metadata"]["annotations"] for o in unkept)
+
+
+def test_optional_monitoring_networkpolicy_and_extra_objects(helm: Helm, tmp_path: Path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(
+        yaml.safe_dump(
+            {
+                "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+                "networkPolicy": {"enabled": True},
+                "extraObjects": [
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "{{ .Release.Name }}-x"}},
+                    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-y\n",
+                ],
+            }
+        )
+    )
+    objects = helm.render("--values", str(values_file))
+    monitor = only(objects, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    service = only(objects, "Service")
+    assert service["spec"]["ports"][0]["name"] == "metrics"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    rule = only(objects, "PrometheusRule")
+    plain = yaml.safe_load((CHART_DIR / "files" / "prometheus" / "gridshift.rules.yaml").read_text())
+    assert rule["spec"] == plain
+    policy = only(objects, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert {p["port"] for r in policy["spec"]["ingress"] for p in r["ports"]} == {"probes", "metrics"}
+    assert only(objects, "ConfigMap")["metadata"]["name"] == "gridshift-x"
+    assert only(objects, "Secret")["metadata"]["name"] == "gridshift-y"
+
+
+def test_pdb_only_with_several_replicas(helm: Helm) -> None:
+    assert "PodDisruptionBudget" not in kinds(helm.render("--set", "replicaCount=1"))
+
+
+def test_standalone_with_replicas_is_refused(helm: Helm) -> None:
+    proc = helm.template("--set", "operator.standalone=true", check=False)
+    assert proc.returncode != 0 and "set replicaCount to 1" in proc.stderr
+    assert helm.template("--set", "operator.standalone=true", "--set", "replicaCount=1").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [
+        ("operator.planIntervalSecs=3", "planIntervalSecs"),
+        ("replicas=3", "replicas"),
+        ("metrics.serviceMonitor.enable=true", "enable"),
+        ("operator.planIntervalSeconds=0", "planIntervalSeconds"),
+    ],
+)
+def test_typos_and_bad_values_fail_with_the_key_named(helm: Helm, flag: str, named: str) -> None:
+    proc = helm.template("--set", flag, check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stderr
+    assert named in proc.stderr
+
+
+def test_camel_case_keys_become_the_settings_env_names(rendered: list[dict[str, Any]]) -> None:
+    names = {e["name"] for e in operator_container(rendered)["env"]}
+    for field in OperatorSettings.model_fields:
+        if OperatorSettings.model_fields[field].default is not None:
+            assert f"GRIDSHIFT_{field.upper()}" in names, chart_cli.camel_case(field)
