@@ -136,9 +136,13 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
         for name, prop in out["properties"].items():
             # pydantic omits defaults made by default_factory; an optional list defaults to empty so
             # CEL rules can read it without has() guards.
-            if name not in required and prop.get("type") == "array" and "default" not in prop:
-                if not prop.get("nullable"):
-                    prop["default"] = []
+            if (
+                name not in required
+                and prop.get("type") == "array"
+                and "default" not in prop
+                and not prop.get("nullable")
+            ):
+                prop["default"] = []
             # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
             # the default itself passes the object's CEL rules (the apiserver checks that).
             if (
