@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real data not found at {SHARED_DATA}; set GRIDSHIFT_SHARED_DATA")
     return SHARED_DATA
+
+
+# Real control planes (e2e/cluster): one session world shared by every test directory that asks for it.
+_CLUSTER_DIR = str(REPO_ROOT / "e2e" / "cluster")
+if _CLUSTER_DIR not in sys.path:
+    sys.path.insert(0, _CLUSTER_DIR)
+
+from gscluster.pytest_plugin import (  # noqa: E402
+    gridshift_world,
+    prometheus_factory,
+    pytest_collection_finish,
+    pytest_collection_modifyitems,
+)
+
+__all__ = ["gridshift_world", "prometheus_factory", "pytest_collection_finish", "pytest_collection_modifyitems"]

@@ -1,0 +1,23 @@
+# Multi-region test clusters (issue 3).  Included from the top-level Makefile.
+#   make cluster-build   build/reuse etcd, kube-*, kubectl, kwok, kwokctl, helm (~30 min cold on 2 cores)
+#   make cluster-up      hub + eu-de + eu-fr + us-tx; kubeconfigs in .gridshift/kubeconfigs/<name>.yaml
+#   make cluster-down    stop them (and reap worlds left behind by killed test runs)
+#   make cluster-status  processes, RSS, node counts
+# READY_DELAY=<seconds> overrides how long a scheduled pod takes to become Ready.
+PYTHON ?= .venv/bin/python
+CLUSTER_PY := e2e/cluster/cluster.py
+READY_DELAY ?=
+
+.PHONY: cluster-build cluster-up cluster-down cluster-status
+
+cluster-build: ## build (or reuse from ~/.cache/gridshift/bin) every cluster binary from Go modules
+	python3 $(CLUSTER_PY) build
+
+cluster-up: cluster-build ## start hub + regional clusters (kwokctl, binary runtime)
+	$(PYTHON) $(CLUSTER_PY) up $(if $(READY_DELAY),--ready-delay $(READY_DELAY))
+
+cluster-down: ## stop every cluster started by cluster-up
+	$(PYTHON) $(CLUSTER_PY) down
+
+cluster-status:
+	$(PYTHON) $(CLUSTER_PY) status

@@ -1,0 +1,30 @@
+"""gridshift test clusters: real Kubernetes control planes + kwok GPU nodes + Prometheus.
+
+Import with ``sys.path.insert(0, "<repo>/e2e/cluster")`` (tests/cluster/conftest.py
+does this) and then ``import gscluster``.  See e2e/cluster/README.md.
+
+The heavy submodules are imported lazily so ``gscluster.build`` works with a
+bare python3 (standard library only).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .prometheus import Prometheus, start_prometheus
+    from .world import World, load_world, start_world, world_from_state
+
+__all__ = ["Prometheus", "World", "load_world", "start_prometheus", "start_world", "world_from_state"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Prometheus", "start_prometheus"):
+        from . import prometheus
+
+        return getattr(prometheus, name)
+    if name in ("World", "load_world", "start_world", "world_from_state"):
+        from . import world
+
+        return getattr(world, name)
+    raise AttributeError(name)
