@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.validate",
     "gridshift.cli.prices",
     "gridshift.cli.chart",
+    "gridshift.cli.profile",
 )
 
 

@@ -20,6 +20,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from gridshift.api import GROUP
     from gridshift.api.validation import InvalidResource, describe, validate_object
     from gridshift.cli.main import UsageError
 
@@ -35,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
             if not isinstance(doc, dict):
                 print(f"{path}: a document is not a mapping", file=sys.stderr)
                 failures += 1
+                continue
+            if not str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
+                print(f"skip {path}: {doc.get('kind')} is not a {GROUP} resource")
                 continue
             try:
                 validate_object(doc)

@@ -1,0 +1,362 @@
+"""`gridshift profile`: measure a served model across concurrency and write (or apply) its GPUProfile.
+
+Drives an OpenAI-compatible endpoint (vLLM) through a concurrency sweep, reads GPU energy from NVML
+on the node (or DCGM through Prometheus when run elsewhere), fits the planner's performance model
+to check the points, and writes the GPUProfile YAML to stdout or --output, or applies it (--apply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from gridshift.api import GPUProfile
+    from gridshift.profiling import EnergyMeter, LevelMeasurement
+
+DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64"
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _non_negative_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected GPU indices >= 0, got {text!r}")
+    return values
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "profile",
+        help="measure a served model's latency, throughput and GPU energy across concurrency; write a GPUProfile",
+        description=__doc__,
+    )
+    target = parser.add_argument_group("endpoint")
+    target.add_argument("--endpoint", required=True, help="base URL of the OpenAI-compatible server (vLLM)")
+    target.add_argument("--served-model", help="model name to request (default: the first the server lists)")
+    target.add_argument("--model", help="spec.model of the profile, e.g. a Hugging Face id (default: served model)")
+    target.add_argument("--api", choices=("completions", "chat"), default="completions", help="API to stream from")
+    target.add_argument(
+        "--no-vllm-extensions",
+        action="store_true",
+        help="do not send vLLM's ignore_eos/min_tokens/continuous_usage_stats (for other servers)",
+    )
+    load = parser.add_argument_group("load")
+    load.add_argument("--concurrency", type=_positive_ints, default=_positive_ints(DEFAULT_CONCURRENCY))
+    load.add_argument("--prompt-tokens", type=int, default=1024, help="prompt length without --trace")
+    load.add_argument("--output-tokens", type=int, default=256, help="output length without --trace")
+    load.add_argument("--trace", type=Path, help="take request lengths from an Azure-format trace CSV")
+    load.add_argument("--trace-limit", type=int, default=5000, help="requests read from --trace")
+    load.add_argument("--max-prompt-tokens", type=int, default=8192, help="clip trace prompts to this")
+    load.add_argument("--max-output-tokens", type=int, default=1024, help="clip trace outputs to this")
+    load.add_argument("--warmup-seconds", type=float, default=10.0, help="load before each window, s")
+    load.add_argument("--measure-seconds", type=float, default=30.0, help="measured window per level, s")
+    load.add_argument("--idle-seconds", type=float, default=10.0, help="idle-power phase first, s (0: skip)")
+    energy = parser.add_argument_group("energy (NVML on this node by default)")
+    energy.add_argument("--gpus", type=_non_negative_ints, help="NVML indices of the replica's GPUs (default: all)")
+    energy.add_argument("--prometheus", metavar="URL", help="read DCGM energy from this Prometheus instead of NVML")
+    energy.add_argument(
+        "--selector", help='PromQL matchers of the replica\'s GPU series, e.g. pod="vllm-0",namespace="ml"'
+    )
+    energy.add_argument("--scrape-wait-seconds", type=float, default=30.0, help="wait for the last DCGM scrape, s")
+    energy.add_argument("--power-trace", type=Path, help="replay a recorded power trace CSV instead (dry runs)")
+    energy.add_argument("--gpu-type", help="nvidia.com/gpu.product of the GPUs (default: from NVML)")
+    energy.add_argument("--gpus-per-replica", type=int, help="tensor-parallel size (default: GPUs sampled)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--name", help="metadata.name of the GPUProfile (default: from model, GPU type and TP)")
+    output.add_argument("--output", "-o", type=Path, help="write the YAML here (default: stdout)")
+    output.add_argument("--apply", action="store_true", help="create or replace the GPUProfile in the cluster")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    parser.set_defaults(handler=run)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    from gridshift.cli.main import UsageError
+
+    if args.prometheus and not args.selector:
+        raise UsageError('--prometheus needs --selector naming the vLLM pod\'s GPU series, e.g. pod="vllm-0"')
+    if args.selector and not args.prometheus:
+        raise UsageError("--selector is only used with --prometheus")
+    if args.prometheus and args.power_trace:
+        raise UsageError("--prometheus and --power-trace are two energy sources: choose one")
+    if args.prometheus and args.gpus:
+        raise UsageError("--gpus selects NVML GPUs on this node; with --prometheus, --selector selects the GPUs")
+    if (args.prometheus or args.power_trace) and not args.gpu_type:
+        raise UsageError("--gpu-type is required with --prometheus or --power-trace (NVML cannot tell it)")
+    if args.gpus_per_replica is not None and args.gpus_per_replica not in (1, 2, 4, 8):
+        raise UsageError(f"--gpus-per-replica must be 1, 2, 4 or 8, got {args.gpus_per_replica}")
+    if args.trace is not None and not args.trace.is_file():
+        raise UsageError(f"--trace {args.trace}: no such file")
+    if args.power_trace is not None and not args.power_trace.is_file():
+        raise UsageError(f"--power-trace {args.power_trace}: no such file")
+    for flag in ("trace_limit", "max_prompt_tokens", "max_output_tokens"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+
+
+def _served_model(endpoint: str) -> str:
+    import httpx
+
+    from gridshift.cli.main import UsageError
+
+    url = endpoint.rstrip("/") + "/v1/models"
+    try:
+        response = httpx.get(url, timeout=30.0, trust_env=False)
+        response.raise_for_status()
+        models = [m["id"] for m in response.json()["data"]]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"cannot list models at {url} ({error}); pass --served-model") from None
+    if not models:
+        raise UsageError(f"{url} lists no model; pass --served-model")
+    return str(models[0])
+
+
+def node_label_of(gpu_name: str) -> str:
+    """nvidia.com/gpu.product value of an NVML GPU name (GPU feature discovery replaces spaces by '-')."""
+    from gridshift.planner.profiles import gpu_product_label
+
+    try:
+        return gpu_product_label(gpu_name)
+    except ValueError:
+        return gpu_name.strip().replace(" ", "-")
+
+
+def default_name(model: str, gpu_type: str, gpus_per_replica: int) -> str:
+    """A DNS-subdomain metadata.name such as meta-llama-3-8b-instruct-nvidia-h100-80gb-hbm3-tp1."""
+    raw = f"{model.rsplit('/', 1)[-1]}-{gpu_type}-tp{gpus_per_replica}".lower()
+    return re.sub(r"[^a-z0-9.-]+", "-", raw).strip("-.")[:253]
+
+
+class _RichObserver:
+    """Progress bars on stderr: one per phase, with the tokens streamed so far."""
+
+    def __init__(self, console: Console, progress: Progress) -> None:
+        self._console = console
+        self._progress = progress
+        self._task: TaskID | None = None
+        self._total = 0.0
+
+    def _finish_task(self) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._total)
+
+    def phase_started(self, label: str, seconds: float) -> None:
+        self._finish_task()
+        self._total = seconds
+        self._task = self._progress.add_task(label, total=seconds, tokens=0)
+
+    def phase_progress(self, label: str, elapsed_s: float, tokens: int) -> None:
+        if self._task is not None:
+            self._progress.update(self._task, completed=elapsed_s, tokens=tokens)
+
+    def level_finished(self, level: LevelMeasurement) -> None:
+        self._finish_task()
+        s = level.stats
+        self._console.print(
+            f"  concurrency {level.concurrency}: batch {s.mean_in_flight:.1f}, ITL {s.itl_ms_mean:.1f} ms, "
+            f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
+        )
+
+
+def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...], str, Any]:
+    """The energy source, its GPU names, a description for the profile, and what to close after."""
+    from gridshift.cli.main import UsageError
+    from gridshift.nvml import NvmlPowerSampler, NvmlUnavailable, PowerTrace, SamplerSettings, TracePowerSampler
+    from gridshift.profiling import PrometheusEnergyMeter, PrometheusEnergySettings
+
+    if args.prometheus:
+        settings = PrometheusEnergySettings(
+            url=args.prometheus, selector=args.selector, scrape_wait_seconds=args.scrape_wait_seconds
+        )
+        return PrometheusEnergyMeter(settings), (), f"DCGM energy counter via Prometheus {{{args.selector}}}", None
+    sampler_settings = SamplerSettings(gpu_indices=args.gpus)
+    if args.power_trace:
+        try:
+            trace = PowerTrace.from_csv(args.power_trace)
+        except ValueError as error:
+            raise UsageError(f"--power-trace: {error}") from None
+        sampler = TracePowerSampler(trace, sampler_settings, gpu_count=args.gpus_per_replica or 1)
+        return sampler, sampler.gpu_names(), f"replayed power trace {args.power_trace.name} (not measured)", sampler
+    try:
+        nvml = NvmlPowerSampler(sampler_settings)
+    except NvmlUnavailable as error:
+        raise UsageError(f"{error}; run on the GPU node, or pass --prometheus URL --selector ...") from None
+    return nvml, nvml.gpu_names(), f"NVML ({nvml.power_reading} power every 20 ms, energy counter)", nvml
+
+
+def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"GPUProfile {profile.metadata.get('name')}", title_justify="left")
+    for column in ("batch", "context", "step ms", "fit ms", "fit error", "W", "J/token"):
+        table.add_column(column, justify="right")
+    for check in checks:
+        p = check.point
+        table.add_row(
+            str(p.batch),
+            str(p.context_tokens),
+            f"{p.step_time_ms:.2f}",
+            f"{check.predicted_step_ms:.2f}",
+            f"{check.relative_error * 100:+.1f}%",
+            f"{p.power_watts:.0f}",
+            f"{p.power_watts * p.step_time_ms / 1000 / p.batch:.3f}",
+        )
+    console.print(table)
+
+
+def apply_profile(profile: GPUProfile) -> str:
+    """Create the GPUProfile, or replace the one of that name; returns what was done."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    from gridshift.api import GROUP, VERSION
+    from gridshift.cli.main import UsageError
+
+    try:
+        config.load_incluster_config()
+    except ConfigException:
+        try:
+            config.load_kube_config()
+        except (ConfigException, OSError) as error:
+            raise UsageError(f"--apply: no in-cluster config and no usable kubeconfig ({error})") from None
+    api = client.CustomObjectsApi()
+    body = profile.to_wire()
+    name = str(body["metadata"]["name"])
+    try:
+        api.create_cluster_custom_object(GROUP, VERSION, "gpuprofiles", body)
+        return f"gpuprofile.{GROUP}/{name} created"
+    except ApiException as error:
+        if error.status != 409:
+            raise UsageError(f"--apply: the API server refused gpuprofile {name}: {error.reason}") from None
+    existing = cast(dict[str, Any], api.get_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name))
+    body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+    api.replace_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name, body)
+    return f"gpuprofile.{GROUP}/{name} replaced"
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import yaml
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gridshift.cli.main import UsageError
+    from gridshift.profiling import (
+        EndpointError,
+        EnergyMeterError,
+        LoadSettings,
+        build_gpu_profile,
+        cycle_shapes,
+        fixed_shapes,
+        load_trace_shapes,
+        run_sweep,
+    )
+
+    _check_flags(args)
+    console = Console(stderr=True, quiet=args.quiet)
+    served_model = args.served_model or _served_model(args.endpoint)
+    try:
+        settings = LoadSettings(
+            endpoint=args.endpoint,
+            served_model=served_model,
+            concurrency_levels=args.concurrency,
+            prompt_tokens=args.prompt_tokens,
+            output_tokens=args.output_tokens,
+            api=args.api,
+            warmup_seconds=args.warmup_seconds,
+            measure_seconds=args.measure_seconds,
+            idle_seconds=args.idle_seconds,
+            vllm_extensions=not args.no_vllm_extensions,
+        )
+        if args.trace:
+            trace_shapes = load_trace_shapes(
+                args.trace,
+                max_prompt_tokens=args.max_prompt_tokens,
+                max_output_tokens=args.max_output_tokens,
+                limit=args.trace_limit,
+            )
+            shapes = cycle_shapes(trace_shapes)
+            workload = f"request lengths from {args.trace.name} ({len(trace_shapes)} requests)"
+        else:
+            shapes = fixed_shapes(args.prompt_tokens, args.output_tokens)
+            workload = f"{args.prompt_tokens}-token prompts, {args.output_tokens} output tokens"
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+    meter, gpu_names, energy_source, closable = _open_meter(args)
+    try:
+        gpu_type = args.gpu_type or node_label_of(gpu_names[0])
+        gpus_per_replica = args.gpus_per_replica or max(1, len(gpu_names))
+        if gpus_per_replica not in (1, 2, 4, 8):
+            raise UsageError(f"sampling {gpus_per_replica} GPUs: a replica has 1, 2, 4 or 8; pass --gpus")
+        model = args.model or served_model
+        console.print(
+            f"profiling {served_model} at {args.endpoint} on {gpus_per_replica}x {gpu_type}: "
+            f"concurrency {','.join(map(str, settings.concurrency_levels))}, {workload}; energy: {energy_source}"
+        )
+        progress = Progress(
+            TextColumn("{task.description:>16}"),
+            BarColumn(),
+            TextColumn("{task.fields[tokens]:>9,} tokens"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=args.quiet,
+        )
+        try:
+            with progress:
+                result = run_sweep(settings, meter, shapes, observer=_RichObserver(console, progress))
+        except (EndpointError, EnergyMeterError) as error:
+            print(f"gridshift profile: {error}", file=sys.stderr)
+            return 1
+    finally:
+        if closable is not None:
+            closable.close()
+
+    description = (
+        f"gridshift profile of {served_model} at {args.endpoint} via /v1/{args.api}: {workload}; "
+        f"{settings.measure_seconds:g} s per level after {settings.warmup_seconds:g} s warm-up; energy: {energy_source}"
+    )
+    try:
+        profile, _, checks = build_gpu_profile(
+            result,
+            name=args.name or default_name(model, gpu_type, gpus_per_replica),
+            model=model,
+            gpu_type=gpu_type,
+            gpus_per_replica=gpus_per_replica,
+            description=description,
+            measured_at=datetime.now(UTC).replace(microsecond=0),
+        )
+    except (ValueError, ValidationError) as error:
+        print(f"gridshift profile: the sweep cannot make a profile: {error}", file=sys.stderr)
+        return 1
+    _print_summary(console, profile, checks)
+    text = yaml.safe_dump(profile.to_wire(), sort_keys=False)
+    if args.output:
+        args.output.write_text(text)
+        console.print(f"wrote {args.output}")
+    elif not args.apply:
+        sys.stdout.write(text)
+    if args.apply:
+        console.print(apply_profile(profile))
+    return 0

@@ -1,0 +1,28 @@
+"""GPU power and energy measurement around workload phases, through NVML or a trace-replaying fake."""
+
+from gridshift.nvml.fake import PowerTrace, TracePowerSampler
+from gridshift.nvml.phases import PhaseEnergy, PowerSample, summarise_phase
+from gridshift.nvml.sampler import (
+    NvmlPowerSampler,
+    NvmlUnavailable,
+    PowerSampler,
+    SamplerSettings,
+    SamplerStateError,
+    ThreadedPowerSampler,
+    measured_phase,
+)
+
+__all__ = [
+    "NvmlPowerSampler",
+    "NvmlUnavailable",
+    "PhaseEnergy",
+    "PowerSample",
+    "PowerSampler",
+    "PowerTrace",
+    "SamplerSettings",
+    "SamplerStateError",
+    "ThreadedPowerSampler",
+    "TracePowerSampler",
+    "measured_phase",
+    "summarise_phase",
+]

@@ -1,0 +1,175 @@
+"""A PowerSampler without a GPU: replays a synthetic or recorded power trace against the wall clock.
+
+The trace is piecewise constant (each sample holds until the next); the fake's energy counter is
+the trace's exact integral, so its counter and its sampled power agree as a real GPU's should.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gridshift.nvml.sampler import NvmlUnavailable, SamplerSettings, ThreadedPowerSampler
+
+
+@dataclass(frozen=True)
+class PowerTrace:
+    """Power of one GPU over time: `watts[i]` holds from `offsets_s[i]` until the next offset."""
+
+    offsets_s: tuple[float, ...]
+    """Start of each sample from the trace's start, s; the first is 0, strictly increasing."""
+    watts: tuple[float, ...]
+    duration_s: float
+    """Length of the trace, s; it repeats after this."""
+
+    def __post_init__(self) -> None:
+        if not self.offsets_s or len(self.offsets_s) != len(self.watts):
+            raise ValueError("trace: offsets_s and watts must be non-empty and of equal length")
+        if self.offsets_s[0] != 0.0:
+            raise ValueError(f"trace: offsets_s must start at 0, got {self.offsets_s[0]}")
+        if any(b <= a for a, b in zip(self.offsets_s, self.offsets_s[1:], strict=False)):
+            raise ValueError("trace: offsets_s must be strictly increasing")
+        if self.duration_s <= self.offsets_s[-1]:
+            raise ValueError(f"trace: duration_s must exceed the last offset, got {self.duration_s}")
+        if any(not w >= 0 for w in self.watts):
+            raise ValueError("trace: watts must be >= 0")
+
+    @classmethod
+    def steps(cls, levels: Sequence[tuple[float, float]]) -> PowerTrace:
+        """A synthetic trace of (seconds, watts) steps."""
+        offsets, watts, at = [], [], 0.0
+        for seconds, level in levels:
+            if seconds <= 0:
+                raise ValueError(f"trace: step lengths must be > 0 s, got {seconds}")
+            offsets.append(at)
+            watts.append(level)
+            at += seconds
+        return cls(tuple(offsets), tuple(watts), at)
+
+    @classmethod
+    def from_csv(cls, path: Path, *, run: str | None = None, phase: str | None = None) -> PowerTrace:
+        """Read a recorded trace with columns `t_s,power_w` (and optionally `run,phase` to select rows).
+
+        The format of shared/data/h100-llama3-8b-power/power_trace.csv (20 ms NVML samples).
+        """
+        times: list[float] = []
+        watts: list[float] = []
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+            for row in reader:
+                if (run is not None and row.get("run") != run) or (phase is not None and row.get("phase") != phase):
+                    continue
+                times.append(float(row["t_s"]))
+                watts.append(float(row["power_w"]))
+        if len(times) < 2:
+            raise ValueError(f"{path}: fewer than 2 samples match run={run!r} phase={phase!r}")
+        steps = np.diff(times)
+        period = float(np.median(steps[steps > 0]))
+        # Each phase's clock restarts at 0: phases selected together are laid end to end, a period apart.
+        offsets = [0.0]
+        for step in steps:
+            offsets.append(offsets[-1] + (float(step) if step > 0 else period))
+        return cls(tuple(offsets), tuple(watts), offsets[-1] + period)
+
+    def mean_watts(self) -> float:
+        """Time-weighted mean power over one repetition, W."""
+        return self.energy_joules(self.duration_s) / self.duration_s
+
+    def power_at(self, elapsed_s: float) -> float:
+        """Power at `elapsed_s` from the start of the replay (the trace repeats), W."""
+        position = elapsed_s % self.duration_s
+        index = int(np.searchsorted(np.asarray(self.offsets_s), position, side="right")) - 1
+        return float(self.watts[max(index, 0)])
+
+    def energy_joules(self, elapsed_s: float) -> float:
+        """Exact energy from the start of the replay to `elapsed_s`, J."""
+        offsets = np.asarray(self.offsets_s)
+        widths = np.diff(np.append(offsets, self.duration_s))
+        per_repeat = float(np.dot(widths, self.watts))
+        repeats, position = divmod(max(elapsed_s, 0.0), self.duration_s)
+        index = int(np.searchsorted(offsets, position, side="right")) - 1
+        partial = float(np.dot(widths[:index], self.watts[:index])) + (position - offsets[index]) * self.watts[index]
+        return float(repeats * per_repeat + partial)
+
+
+class TracePowerReader:
+    """Reads power from a trace at the clock's time; `gpu_count` identical GPUs."""
+
+    def __init__(
+        self,
+        trace: PowerTrace,
+        *,
+        gpu_count: int = 1,
+        gpu_name: str = "Fake GPU (trace replay)",
+        speed: float = 1.0,
+        has_energy_counter: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if gpu_count < 1:
+            raise NvmlUnavailable("the fake sampler was given no GPU (gpu_count=0)")
+        if speed <= 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self._trace = trace
+        self._gpu_count = gpu_count
+        self._gpu_name = gpu_name
+        self._speed = speed
+        self._has_counter = has_energy_counter
+        self._clock = clock
+        self._origin = clock()
+        # A real counter counts since driver load, not from zero.
+        self._counter_offset_mj = 123_456_789
+
+    def _trace_time(self) -> float:
+        return (self._clock() - self._origin) * self._speed
+
+    def gpu_names(self) -> tuple[str, ...]:
+        return (self._gpu_name,) * self._gpu_count
+
+    def read_power_watts(self) -> list[float]:
+        return [self._trace.power_at(self._trace_time())] * self._gpu_count
+
+    def read_energy_millijoules(self) -> list[int] | None:
+        if not self._has_counter:
+            return None
+        # Energy over wall time: the trace's energy over trace time, scaled back by the replay speed.
+        joules = self._trace.energy_joules(self._trace_time()) / self._speed
+        return [self._counter_offset_mj + int(joules * 1000.0)] * self._gpu_count
+
+    def shutdown(self) -> None:
+        return None
+
+
+class TracePowerSampler(ThreadedPowerSampler):
+    """PowerSampler that replays a PowerTrace (`speed` times faster than recorded) instead of reading GPUs."""
+
+    def __init__(
+        self,
+        trace: PowerTrace,
+        settings: SamplerSettings | None = None,
+        *,
+        gpu_count: int = 1,
+        gpu_name: str = "Fake GPU (trace replay)",
+        speed: float = 1.0,
+        has_energy_counter: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = settings or SamplerSettings()
+        if settings.gpu_indices is not None:
+            gpu_count = len(settings.gpu_indices)
+        reader = TracePowerReader(
+            trace,
+            gpu_count=gpu_count,
+            gpu_name=gpu_name,
+            speed=speed,
+            has_energy_counter=has_energy_counter,
+            clock=clock,
+        )
+        super().__init__(reader, settings, clock)

@@ -1,0 +1,117 @@
+"""From a sweep to a GPUProfile: operating points, the planner's fitted model and how well it fits.
+
+Each concurrency level becomes one `ProfilePoint`: its running batch (mean requests in flight),
+mean context, mean inter-token latency as the step time, and GPU power over the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from gridshift.api import GPUProfile
+from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
+from gridshift.profiling.sweep import LevelMeasurement, SweepResult
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    """How far the fitted model's step time is from one measured point."""
+
+    point: ProfilePoint
+    predicted_step_ms: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.predicted_step_ms / self.point.step_time_ms - 1.0
+
+
+def prefill_rate(levels: Sequence[LevelMeasurement]) -> float:
+    """Prompt tokens per second at the lowest concurrency measured, where prefill waits on nothing else."""
+    for level in sorted(levels, key=lambda m: m.concurrency):
+        if level.stats.prefill_tokens_per_s is not None:
+            return level.stats.prefill_tokens_per_s
+    raise ValueError("no level saw a first token inside its window: cannot estimate the prefill rate")
+
+
+def profile_points(levels: Sequence[LevelMeasurement], prefill_tokens_per_s: float) -> list[ProfilePoint]:
+    return [
+        ProfilePoint(
+            batch=max(1, round(level.stats.mean_in_flight)),
+            context_tokens=round(level.stats.mean_context_tokens),
+            step_time_ms=level.stats.itl_ms_mean,
+            power_watts=level.power_watts,
+            prefill_tokens_per_s=prefill_tokens_per_s,
+        )
+        for level in levels
+    ]
+
+
+def fit_and_check(
+    points: Sequence[ProfilePoint],
+    *,
+    model: str,
+    gpu_type: str,
+    gpus_per_replica: int,
+    idle_power_watts: float | None,
+    prefill_tokens_per_s: float,
+) -> tuple[PerformanceModel, list[FitCheck]]:
+    """The planner's model fitted to the points, and its step time at each point."""
+    fitted = fit_performance_model(
+        points,
+        model=model,
+        gpu_type=gpu_type,
+        gpus_per_replica=gpus_per_replica,
+        idle_power_watts=idle_power_watts,
+        prefill_tokens_per_s=prefill_tokens_per_s,
+    )
+    checks = [FitCheck(p, fitted.step_time_ms(p.batch, p.context_tokens)) for p in points]
+    return fitted, checks
+
+
+def build_gpu_profile(
+    result: SweepResult,
+    *,
+    name: str,
+    model: str,
+    gpu_type: str,
+    gpus_per_replica: int,
+    description: str,
+    measured_at: datetime,
+) -> tuple[GPUProfile, PerformanceModel, list[FitCheck]]:
+    """The GPUProfile of a sweep, validated by the API model and checked by fitting the planner's model.
+
+    Raises ValueError naming the problem when the sweep cannot make a profile (too few batch sizes).
+    """
+    rate = prefill_rate(result.levels)
+    points = profile_points(result.levels, rate)
+    fitted, checks = fit_and_check(
+        points,
+        model=model,
+        gpu_type=gpu_type,
+        gpus_per_replica=gpus_per_replica,
+        idle_power_watts=result.idle_power_watts,
+        prefill_tokens_per_s=rate,
+    )
+    spec: dict[str, object] = {
+        "model": model,
+        "gpuType": gpu_type,
+        "gpusPerReplica": gpus_per_replica,
+        "prefillTokensPerSecond": round(rate, 1),
+        "points": [
+            {
+                "batch": p.batch,
+                "contextTokens": p.context_tokens,
+                "stepTimeMs": round(p.step_time_ms, 3),
+                "powerWatts": round(p.power_watts, 1),
+                "prefillTokensPerSecond": round(rate, 1),
+            }
+            for p in points
+        ],
+        "source": {"method": "Measured", "description": description, "measuredAt": measured_at.isoformat()},
+    }
+    if result.idle_power_watts is not None:
+        spec["idlePowerWatts"] = round(result.idle_power_watts, 1)
+    profile = GPUProfile.model_validate({"metadata": {"name": name}, "spec": spec})
+    return profile, fitted, checks

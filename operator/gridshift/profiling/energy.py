@@ -1,0 +1,133 @@
+"""Where a profiling sweep reads energy: the `EnergyMeter` protocol and its DCGM-through-Prometheus adapter.
+
+On the GPU node, gridshift.nvml's samplers are EnergyMeters as they are (the CLI passes one in);
+run remotely, `PrometheusEnergyMeter` reads the increase of dcgm-exporter's
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter (mJ) for the vLLM pod over each phase.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+DCGM_ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+
+
+class MeasuredPhase(Protocol):
+    """Energy of the replica's GPUs over one phase."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    @property
+    def energy_joules(self) -> float: ...
+
+
+class EnergyMeter(Protocol):
+    """Measures the energy of a replica's GPUs over consecutive named phases."""
+
+    def begin_phase(self, name: str) -> None: ...
+
+    def end_phase(self) -> MeasuredPhase: ...
+
+
+class EnergyMeterError(RuntimeError):
+    """The energy of a phase could not be read; the message names the source and what to check."""
+
+
+@dataclass(frozen=True)
+class MeteredPhase:
+    """A phase's energy as read from a counter outside this process."""
+
+    name: str
+    duration_s: float
+    energy_joules: float
+
+
+@dataclass(frozen=True)
+class PrometheusEnergySettings:
+    """Where dcgm-exporter's energy counter is queried."""
+
+    url: str
+    """Prometheus base URL, e.g. http://prometheus.monitoring:9090."""
+    selector: str
+    """PromQL label matchers of the replica's GPUs, e.g. pod="vllm-0",namespace="ml" (dcgm-exporter
+    with Kubernetes mapping labels GPU series with the pod that holds them)."""
+    scrape_wait_seconds: float = 30.0
+    """Wait after a phase before querying, s, so the scrape that follows its end is stored:
+    dcgm-exporter is commonly scraped every 15-30 s."""
+    timeout_seconds: float = 10.0
+    """Timeout of each query, s."""
+
+
+class PrometheusEnergyMeter:
+    """EnergyMeter reading increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION) over each phase from Prometheus.
+
+    Phases should last several scrape intervals: increase() extrapolates between the samples it sees.
+    """
+
+    def __init__(
+        self,
+        settings: PrometheusEnergySettings,
+        *,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._client = client or httpx.Client()
+        self._clock = clock
+        self._sleep = sleep
+        self._open: tuple[str, float] | None = None
+
+    def query(self, duration_s: float) -> str:
+        """The PromQL of a phase that lasted `duration_s`."""
+        window = max(1, round(duration_s))
+        return f"sum(increase({DCGM_ENERGY_METRIC}{{{self._settings.selector}}}[{window}s]))"
+
+    def begin_phase(self, name: str) -> None:
+        if self._open is not None:
+            raise EnergyMeterError(f"cannot begin phase {name!r}: phase {self._open[0]!r} is still open")
+        self._open = (name, self._clock())
+
+    def end_phase(self) -> MeteredPhase:
+        if self._open is None:
+            raise EnergyMeterError("cannot end a phase: no phase is open")
+        name, started = self._open
+        self._open = None
+        ended = self._clock()
+        duration = ended - started
+        self._sleep(self._settings.scrape_wait_seconds)
+        promql = self.query(duration)
+        url = self._settings.url.rstrip("/") + "/api/v1/query"
+        try:
+            response = self._client.get(
+                url, params={"query": promql, "time": f"{ended:.3f}"}, timeout=self._settings.timeout_seconds
+            )
+        except httpx.HTTPError as error:
+            raise EnergyMeterError(
+                f"Prometheus at {self._settings.url} unreachable ({type(error).__name__})"
+            ) from error
+        if response.status_code != 200:
+            raise EnergyMeterError(
+                f"Prometheus at {self._settings.url} answered HTTP {response.status_code} to {promql}"
+            )
+        try:
+            body = response.json()
+            results = body["data"]["result"]
+            millijoules = float(results[0]["value"][1]) if results else None
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            raise EnergyMeterError(f"Prometheus at {self._settings.url}: unexpected answer to {promql}") from error
+        if millijoules is None:
+            raise EnergyMeterError(
+                f"no {DCGM_ENERGY_METRIC} series matches {{{self._settings.selector}}} in Prometheus at "
+                f"{self._settings.url}: is dcgm-exporter scraped, with Kubernetes pod labels on?"
+            )
+        return MeteredPhase(name=name, duration_s=duration, energy_joules=millijoules / 1000.0)

@@ -1,0 +1,88 @@
+"""What each profiling request asks for: prompt and output lengths, fixed or from a recorded trace.
+
+Traces use the Azure LLM inference trace format (`TIMESTAMP,ContextTokens,GeneratedTokens`,
+Patel et al., "Splitwise", ISCA 2024); only the lengths are used, as the sweep sets the concurrency.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# Token ids drawn for prompts: above the special and byte tokens of common vocabularies (Llama 3's
+# 128k, Qwen's 151k, Mistral's 32k) and below the smallest of them.
+PROMPT_TOKEN_ID_RANGE = (1000, 30000)
+PROMPT_WORDS = ("energy", "grid", "power", "token", "model", "region", "price", "batch", "cluster", "latency")
+
+
+@dataclass(frozen=True)
+class RequestShape:
+    """Lengths of one request."""
+
+    prompt_tokens: int
+    output_tokens: int
+
+
+def fixed_shapes(prompt_tokens: int, output_tokens: int) -> Iterator[RequestShape]:
+    """The same shape forever."""
+    return itertools.repeat(RequestShape(prompt_tokens, output_tokens))
+
+
+def load_trace_shapes(
+    path: Path,
+    *,
+    max_prompt_tokens: int,
+    max_output_tokens: int,
+    limit: int | None = None,
+) -> list[RequestShape]:
+    """Request lengths of an Azure-format trace, clipped to the server's limits.
+
+    Outputs shorter than 2 tokens are raised to 2 so each request has an inter-token gap.
+    """
+    shapes: list[RequestShape] = []
+    try:
+        handle = path.open(newline="")
+    except OSError as error:
+        raise ValueError(f"trace {path}: cannot read ({error.strerror})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = {"ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"trace {path}: missing column(s) {sorted(missing)} (Azure trace format expected)")
+        for line, row in enumerate(reader, start=2):
+            try:
+                prompt, output = int(row["ContextTokens"]), int(row["GeneratedTokens"])
+            except ValueError:
+                raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
+            if prompt < 1:
+                continue
+            shapes.append(RequestShape(min(prompt, max_prompt_tokens), min(max(output, 2), max_output_tokens)))
+            if limit is not None and len(shapes) >= limit:
+                break
+    if not shapes:
+        raise ValueError(f"trace {path}: no request with a prompt")
+    return shapes
+
+
+def cycle_shapes(shapes: Sequence[RequestShape]) -> Iterator[RequestShape]:
+    """The trace's shapes in order, repeated."""
+    return itertools.cycle(shapes)
+
+
+class PromptMaker:
+    """Prompts of a given length that differ between requests, so the server's prefix cache cannot
+    serve one request's prefill from another's."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def token_ids(self, count: int) -> list[int]:
+        low, high = PROMPT_TOKEN_ID_RANGE
+        return [self._random.randrange(low, high) for _ in range(count)]
+
+    def words(self, count: int) -> str:
+        return " ".join(self._random.choice(PROMPT_WORDS) for _ in range(count))

@@ -1,0 +1,158 @@
+"""Phase energy arithmetic and trace replay, checked against hand-made samples and the recorded H100 run."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+import pytest
+
+from gridshift.nvml import (
+    PowerSample,
+    PowerTrace,
+    SamplerSettings,
+    TracePowerSampler,
+    measured_phase,
+    summarise_phase,
+)
+from tests.conftest import SHARED_DATA
+
+H100_DIR = SHARED_DATA / "h100-llama3-8b-power"
+
+
+def test_integrated_energy_of_a_linear_ramp_is_exact() -> None:
+    # 100 W rising to 300 W over 1 s: 200 J, mean 200 W.
+    samples = [PowerSample(at_s=t, watts=100.0 + 200.0 * t) for t in np.linspace(0.0, 1.0, 11)]
+    phase = summarise_phase(
+        "ramp",
+        samples,
+        started_at_s=0.0,
+        ended_at_s=1.0,
+        gpu_count=1,
+        counter_start_millijoules=5_000_000,
+        counter_end_millijoules=5_210_000,
+    )
+    assert phase.integrated_energy_joules == pytest.approx(200.0)
+    assert phase.mean_power_watts == pytest.approx(200.0)
+    assert phase.counter_energy_joules == pytest.approx(210.0)
+    assert phase.counter_vs_integrated == pytest.approx(0.05)
+    assert phase.energy_joules == pytest.approx(210.0)
+    assert phase.p95_power_watts == pytest.approx(290.0)
+
+
+def test_edges_between_samples_hold_the_nearest_sample_and_outside_samples_are_ignored() -> None:
+    samples = [
+        PowerSample(0.0, 999.0),
+        PowerSample(0.2, 100.0),
+        PowerSample(0.8, 100.0),
+        PowerSample(1.5, 999.0),
+    ]
+    phase = summarise_phase(
+        "hold",
+        samples,
+        started_at_s=0.1,
+        ended_at_s=1.1,
+        gpu_count=1,
+        counter_start_millijoules=None,
+        counter_end_millijoules=None,
+    )
+    assert phase.sample_count == 2
+    assert phase.integrated_energy_joules == pytest.approx(100.0)
+    assert phase.counter_energy_joules is None and phase.counter_vs_integrated is None
+    assert phase.energy_joules == phase.integrated_energy_joules
+
+
+def test_a_counter_that_did_not_advance_is_not_trusted() -> None:
+    phase = summarise_phase(
+        "stuck",
+        [PowerSample(0.0, 50.0), PowerSample(1.0, 50.0)],
+        started_at_s=0.0,
+        ended_at_s=1.0,
+        gpu_count=1,
+        counter_start_millijoules=7,
+        counter_end_millijoules=7,
+    )
+    assert phase.counter_energy_joules is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "samples", "message"),
+    [
+        (1.0, 1.0, [PowerSample(1.0, 1.0)], "ended_at_s must be after started_at_s"),
+        (0.0, 1.0, [PowerSample(2.0, 1.0)], "no power sample"),
+    ],
+)
+def test_bad_phases_are_refused(start: float, end: float, samples: list[PowerSample], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        summarise_phase(
+            "bad",
+            samples,
+            started_at_s=start,
+            ended_at_s=end,
+            gpu_count=1,
+            counter_start_millijoules=None,
+            counter_end_millijoules=None,
+        )
+
+
+def test_trace_energy_matches_a_fine_numerical_integral() -> None:
+    trace = PowerTrace.steps([(0.25, 100.0), (0.5, 400.0), (0.25, 200.0)])
+    assert trace.duration_s == pytest.approx(1.0)
+    assert trace.mean_watts() == pytest.approx(275.0)
+    for elapsed in (0.1, 0.6, 0.99, 1.0, 2.37):
+        grid = np.linspace(0.0, elapsed, 20001)
+        numeric = float(np.mean([trace.power_at(t) for t in grid[:-1]])) * elapsed
+        assert trace.energy_joules(elapsed) == pytest.approx(numeric, rel=2e-3)
+    assert trace.power_at(1.3) == trace.power_at(0.3) == 400.0
+
+
+@pytest.mark.parametrize(
+    ("offsets", "watts", "duration", "message"),
+    [
+        ((), (), 1.0, "non-empty"),
+        ((0.1,), (5.0,), 1.0, "start at 0"),
+        ((0.0, 0.0), (5.0, 5.0), 1.0, "strictly increasing"),
+        ((0.0, 0.5), (5.0, 5.0), 0.5, "duration_s must exceed"),
+        ((0.0,), (-1.0,), 1.0, "watts must be >= 0"),
+    ],
+)
+def test_bad_traces_are_refused(
+    offsets: tuple[float, ...], watts: tuple[float, ...], duration: float, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        PowerTrace(offsets, watts, duration)
+
+
+def _recorded_rows() -> list[dict[str, str]]:
+    with (H100_DIR / "measurements.csv").open(newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["kind"] == "decode"]
+
+
+def test_recorded_decode_traces_average_to_the_published_phase_power(shared_data: object) -> None:
+    rows = [r for r in _recorded_rows() if r["run"] == "run1"]
+    assert len(rows) >= 5
+    for row in rows:
+        trace = PowerTrace.from_csv(H100_DIR / "power_trace.csv", run=row["run"], phase=row["phase"])
+        assert trace.mean_watts() == pytest.approx(float(row["avg_power_w"]), rel=0.02), row["phase"]
+
+
+def test_the_fake_replays_a_recorded_phase_at_its_recorded_power(shared_data: object) -> None:
+    trace = PowerTrace.from_csv(H100_DIR / "power_trace.csv", run="run1", phase="decode_b128_ctx2048")
+    speed = 10.0
+    sampler = TracePowerSampler(trace, SamplerSettings(sample_period_ms=5.0), speed=speed)
+    with sampler, measured_phase(sampler, "replay") as result:
+        time.sleep(trace.duration_s / speed)
+    (phase,) = result
+    assert phase.mean_power_watts == pytest.approx(trace.mean_watts(), rel=0.03)
+    assert phase.counter_energy_joules == pytest.approx(trace.mean_watts() * phase.duration_s, rel=0.03)
+
+
+def test_the_fake_sums_its_gpus() -> None:
+    trace = PowerTrace.steps([(1.0, 250.0)])
+    sampler = TracePowerSampler(trace, SamplerSettings(gpu_indices=(0, 1, 2, 3)))
+    assert len(sampler.gpu_names()) == 4
+    with sampler, measured_phase(sampler, "four") as result:
+        time.sleep(0.2)
+    assert result[0].mean_power_watts == pytest.approx(1000.0)
+    assert result[0].counter_energy_joules == pytest.approx(1000.0 * result[0].duration_s, rel=0.02)

@@ -1,0 +1,135 @@
+"""`gridshift profile` end to end against the local stub server, with a replayed power trace."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gridshift.api import GPUProfile
+from gridshift.cli import profile as profile_cli
+from gridshift.cli.main import UsageError
+from tests.profiling.openai_stub import OpenAIStub, StubBehaviour
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    # Until the lead registers the module in SUBCOMMAND_MODULES, build the same parser locally.
+    parser = argparse.ArgumentParser(prog="gridshift")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    profile_cli.register(subparsers)
+    return parser.parse_args(["profile", *argv])
+
+
+@pytest.fixture
+def power_trace(tmp_path: Path) -> Path:
+    path = tmp_path / "trace.csv"
+    rows = ["t_s,power_w"] + [f"{i * 0.02:.2f},{300 + (i % 5) * 10}" for i in range(50)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+FAST = ["--warmup-seconds", "0.3", "--measure-seconds", "1.0", "--idle-seconds", "0.3", "--quiet"]
+
+
+def test_profile_writes_a_valid_gpu_profile(tmp_path: Path, power_trace: Path) -> None:
+    behaviour = StubBehaviour(served_model="org/stub-8b", base_step_ms=6.0, step_ms_per_running=1.0)
+    out = tmp_path / "profile.yaml"
+    with OpenAIStub(behaviour) as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--concurrency", "1,2,4", "--prompt-tokens", "32", "--output-tokens", "16",
+             "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-H100-80GB-HBM3", "--output", str(out), *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+    profile = GPUProfile.model_validate(yaml.safe_load(out.read_text()))
+    spec = profile.spec
+    assert profile.metadata["name"] == "stub-8b-nvidia-h100-80gb-hbm3-tp1"
+    assert (spec.model, spec.gpu_type, spec.gpus_per_replica) == ("org/stub-8b", "NVIDIA-H100-80GB-HBM3", 1)
+    assert [p.batch for p in spec.points] == [1, 2, 4]
+    steps = [p.step_time_ms for p in spec.points]
+    assert steps == sorted(steps) and steps[0] >= 6.0
+    # The replayed trace averages 320 W.
+    assert all(p.power_watts == pytest.approx(320.0, rel=0.05) for p in spec.points)
+    assert spec.idle_power_watts == pytest.approx(320.0, rel=0.1)
+    assert spec.source.method == "Measured" and "replayed power trace" in spec.source.description
+    assert all(r["model"] == "org/stub-8b" and len(r["prompt"]) == 32 for r in behaviour.requests)
+
+
+def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with OpenAIStub() as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--model", "org/m", "--concurrency", "1,3",
+             "--prompt-tokens", "8", "--output-tokens", "8", "--power-trace", str(power_trace),
+             "--gpu-type", "NVIDIA-L40S", "--gpus-per-replica", "2", "--name", "m-l40s", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+    document = yaml.safe_load(capsys.readouterr().out)
+    profile = GPUProfile.model_validate(document)
+    assert profile.metadata["name"] == "m-l40s"
+    assert profile.spec.gpus_per_replica == 2
+    # Two replayed GPUs: twice the trace's power.
+    assert profile.spec.points[0].power_watts == pytest.approx(640.0, rel=0.05)
+
+
+def test_a_server_that_refuses_requests_fails_the_run(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with OpenAIStub() as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "not-served", "--concurrency", "1,2",
+             "--power-trace", str(power_trace), "--gpu-type", "X", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--prometheus", "http://p:9090", "--gpu-type", "X"], "--prometheus needs --selector"),
+        (["--selector", 'pod="a"'], "--selector is only used with --prometheus"),
+        (["--power-trace", "/nonexistent.csv", "--gpu-type", "X"], "--power-trace /nonexistent.csv: no such file"),
+        (["--prometheus", "http://p:9090", "--selector", 'pod="a"'], "--gpu-type is required"),
+        (["--trace", "/nonexistent.csv"], "--trace /nonexistent.csv: no such file"),
+        (["--gpus-per-replica", "3"], "--gpus-per-replica must be 1, 2, 4 or 8"),
+        (["--trace-limit", "0"], "--trace-limit must be >= 1"),
+    ],
+)
+def test_bad_flags_are_refused_naming_the_flag(argv: list[str], message: str) -> None:
+    args = parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", *argv])
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        profile_cli.run(args)
+
+
+def test_bad_load_settings_are_refused_naming_the_setting(power_trace: Path) -> None:
+    args = parse(
+        ["--endpoint", "vllm:8000", "--served-model", "m", "--power-trace", str(power_trace), "--gpu-type", "X"]
+    )
+    with pytest.raises(UsageError, match="endpoint must be an http"):
+        profile_cli.run(args)
+
+
+def test_without_nvml_the_error_says_what_to_do() -> None:
+    args = parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m"])
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        pynvml.nvmlShutdown()
+        pytest.skip("this machine has NVML")
+    except pynvml.NVMLError:
+        pass
+    with pytest.raises(UsageError, match=r"NVML could not start.*--prometheus URL"):
+        profile_cli.run(args)
+
+
+def test_concurrency_must_be_positive_integers() -> None:
+    with pytest.raises(SystemExit):
+        parse(["--endpoint", "http://x", "--concurrency", "1,0"])
+
+
+def test_the_default_name_is_a_dns_subdomain() -> None:
+    assert profile_cli.default_name("meta-llama/Meta-Llama-3-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1) == (
+        "meta-llama-3-8b-instruct-nvidia-h100-80gb-hbm3-tp1"
+    )
+    assert profile_cli.node_label_of("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
+    assert profile_cli.node_label_of("NVIDIA H200") == "NVIDIA-H200"

@@ -1,0 +1,107 @@
+"""Window statistics of streamed requests and request shapes, on hand-made timelines and the Azure trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridshift.profiling import RequestShape, StreamRecord, load_trace_shapes, summarise_window
+from gridshift.profiling.workload import PROMPT_TOKEN_ID_RANGE, PromptMaker
+
+
+def record(
+    start: float, first: float, gap: float, tokens: int, prompt: int = 100, end: float | None = None
+) -> StreamRecord:
+    times = [first + i * gap for i in range(tokens)]
+    return StreamRecord(
+        shape=RequestShape(prompt, tokens),
+        started_at=start,
+        first_token_at=first,
+        chunk_times=times,
+        chunk_token_counts=list(range(1, tokens + 1)),
+        ended_at=times[-1] if end is None else end,
+        completed=end is None,
+    )
+
+
+def test_two_steady_streams_give_their_step_time_batch_and_throughput() -> None:
+    # Two streams, a token every 10 ms each, in flight over the whole window [1, 2].
+    records = [record(0.0, 0.05, 0.010, 300), record(0.0, 0.055, 0.010, 300)]
+    stats = summarise_window(records, 1.0, 2.0)
+    assert stats.itl_ms_mean == pytest.approx(10.0)
+    assert stats.itl_ms_p50 == pytest.approx(10.0) and stats.itl_ms_p95 == pytest.approx(10.0)
+    assert stats.mean_in_flight == pytest.approx(2.0)
+    assert stats.output_tokens_per_s == pytest.approx(200.0, abs=2.0)
+    # Tokens at t in [1, 2] of a stream whose first token came at 0.05: indices 95..195 -> contexts 100+95..
+    assert stats.mean_context_tokens == pytest.approx(100 + 145, abs=1.5)
+    assert stats.ttft_ms_p50 is None  # no first token inside the window
+    assert stats.requests_completed == 0
+
+
+def test_ttft_prefill_rate_and_completions_inside_the_window() -> None:
+    records = [record(1.0, 1.2, 0.01, 20, prompt=2000), record(1.5, 1.6, 0.01, 20, prompt=2000)]
+    stats = summarise_window(records, 1.0, 3.0)
+    assert stats.ttft_ms_p50 == pytest.approx(150.0)
+    assert stats.ttft_ms_p95 == pytest.approx(195.0)
+    assert stats.prefill_tokens_per_s == pytest.approx((2000 / 0.2 + 2000 / 0.1) / 2)
+    assert stats.requests_completed == 2
+    assert stats.output_tokens == 40
+    # In flight: [1.0, 1.39] and [1.5, 1.79] over a 2 s window.
+    assert stats.mean_in_flight == pytest.approx((0.39 + 0.29) / 2.0)
+
+
+def test_chunks_holding_several_tokens_count_each_token() -> None:
+    # One chunk every 20 ms holding 2 tokens: 10 ms per token.
+    times = [0.02 * i for i in range(1, 101)]
+    multi = StreamRecord(
+        shape=RequestShape(10, 200),
+        started_at=0.0,
+        first_token_at=times[0],
+        chunk_times=times,
+        chunk_token_counts=[2 * i for i in range(1, 101)],
+        ended_at=times[-1],
+        completed=True,
+    )
+    stats = summarise_window([multi], 0.0, 2.0)
+    assert stats.itl_ms_mean == pytest.approx(10.0)
+    assert stats.output_tokens == 200
+
+
+def test_a_window_without_consecutive_tokens_is_refused() -> None:
+    with pytest.raises(ValueError, match="measure longer"):
+        summarise_window([record(0.0, 0.5, 1.0, 2)], 0.6, 1.4)
+    with pytest.raises(ValueError, match="window must be positive"):
+        summarise_window([], 1.0, 1.0)
+
+
+def test_azure_trace_lengths_are_read_and_clipped(shared_data: Path) -> None:
+    path = shared_data / "llm-traces" / "AzureLLMInferenceTrace_conv.csv"
+    shapes = load_trace_shapes(path, max_prompt_tokens=2048, max_output_tokens=128, limit=500)
+    assert len(shapes) == 500
+    assert shapes[0] == RequestShape(374, 44)  # the trace's first row
+    assert max(s.prompt_tokens for s in shapes) == 2048
+    assert max(s.output_tokens for s in shapes) == 128
+    assert min(s.output_tokens for s in shapes) >= 2
+
+
+def test_bad_traces_are_refused_naming_the_problem(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("time,prompt\n1,2\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['ContextTokens', 'GeneratedTokens'\]"):
+        load_trace_shapes(wrong, max_prompt_tokens=10, max_output_tokens=10)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nx,many,3\n")
+    with pytest.raises(ValueError, match="line 2"):
+        load_trace_shapes(bad, max_prompt_tokens=10, max_output_tokens=10)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_trace_shapes(tmp_path / "absent.csv", max_prompt_tokens=10, max_output_tokens=10)
+
+
+def test_prompts_have_the_asked_length_and_differ() -> None:
+    maker = PromptMaker(seed=7)
+    first, second = maker.token_ids(512), maker.token_ids(512)
+    assert len(first) == 512 and first != second
+    assert all(PROMPT_TOKEN_ID_RANGE[0] <= t < PROMPT_TOKEN_ID_RANGE[1] for t in first)
+    assert len(maker.words(300).split()) == 300
+    assert PromptMaker(seed=7).token_ids(512) == first

@@ -1,0 +1,123 @@
+"""Energy read from dcgm-exporter's counter through a Prometheus HTTP API served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from gridshift.profiling import EnergyMeterError, PrometheusEnergyMeter, PrometheusEnergySettings
+
+
+class FakePrometheus:
+    """Answers /api/v1/query with a fixed vector and remembers each query's parameters."""
+
+    def __init__(self) -> None:
+        self.value_millijoules: float | None = 0.0
+        self.status = 200
+        self.queries: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                parsed = urlparse(self.path)
+                outer.queries.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
+                result = [] if outer.value_millijoules is None else [
+                    {"metric": {}, "value": [1764200000.0, str(outer.value_millijoules)]}
+                ]  # fmt: skip
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def prometheus() -> Iterator[FakePrometheus]:
+    server = FakePrometheus()
+    yield server
+    server.close()
+
+
+class StepClock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def meter_for(prometheus: FakePrometheus, clock: StepClock, waits: list[float]) -> PrometheusEnergyMeter:
+    settings = PrometheusEnergySettings(
+        url=prometheus.url, selector='pod="vllm-0",namespace="ml"', scrape_wait_seconds=30.0
+    )
+    return PrometheusEnergyMeter(settings, clock=clock, sleep=waits.append)
+
+
+def test_a_phase_is_the_counter_increase_over_its_duration(prometheus: FakePrometheus) -> None:
+    clock, waits = StepClock(1_764_200_000.0), list[float]()
+    meter = meter_for(prometheus, clock, waits)
+    prometheus.value_millijoules = 12_345_000.0  # 12,345 J over 30 s: 411.5 W
+    meter.begin_phase("decode_c8")
+    clock.now += 30.0
+    phase = meter.end_phase()
+    assert (phase.name, phase.duration_s, phase.energy_joules) == ("decode_c8", 30.0, 12_345.0)
+    (query,) = prometheus.queries
+    assert query["query"] == 'sum(increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{pod="vllm-0",namespace="ml"}[30s]))'
+    assert float(query["time"]) == pytest.approx(1_764_200_030.0)
+    assert waits == [30.0]  # waited for the scrape after the phase before asking
+
+
+def test_no_matching_series_names_the_selector(prometheus: FakePrometheus) -> None:
+    clock = StepClock(1000.0)
+    meter = meter_for(prometheus, clock, [])
+    prometheus.value_millijoules = None
+    meter.begin_phase("idle")
+    clock.now += 20.0
+    with pytest.raises(
+        EnergyMeterError, match=r'no DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION series matches \{pod="vllm-0"'
+    ):
+        meter.end_phase()
+
+
+def test_an_error_status_and_an_unreachable_server_are_reported(prometheus: FakePrometheus) -> None:
+    clock = StepClock(1000.0)
+    meter = meter_for(prometheus, clock, [])
+    prometheus.status = 503
+    meter.begin_phase("idle")
+    clock.now += 20.0
+    with pytest.raises(EnergyMeterError, match="answered HTTP 503"):
+        meter.end_phase()
+    url = prometheus.url
+    prometheus.close()
+    gone = PrometheusEnergyMeter(
+        PrometheusEnergySettings(url=url, selector='pod="x"', scrape_wait_seconds=0), clock=clock
+    )
+    gone.begin_phase("idle")
+    with pytest.raises(EnergyMeterError, match=rf"Prometheus at {url} unreachable"):
+        gone.end_phase()
+
+
+def test_phase_misuse_is_refused(prometheus: FakePrometheus) -> None:
+    meter = meter_for(prometheus, StepClock(0.0), [])
+    with pytest.raises(EnergyMeterError, match="no phase is open"):
+        meter.end_phase()
+    meter.begin_phase("a")
+    with pytest.raises(EnergyMeterError, match="'a' is still open"):
+        meter.begin_phase("b")
