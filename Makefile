@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps test unit lint crds crds-check clean
+.PHONY: setup system-deps e2e test unit lint crds crds-check clean
 
 setup: system-deps chart-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
 
@@ -39,6 +39,9 @@ unit: setup ## tests that need no cluster
 
 test: lint ## everything CI runs: lint, then all tests (clusters are built/started as needed)
 	$(PYTHON) -m pytest -q
+
+e2e: setup cluster-build ## end-to-end tests of the operator on real control planes (starts and stops what they need)
+	$(PYTHON) -m pytest -q tests/e2e
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

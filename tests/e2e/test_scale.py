@@ -1,0 +1,49 @@
+"""1,000 InferenceDeployments on the hub (Advisory): a steady-state cycle makes no writes; cycle time and RSS."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.operator_env import OperatorProcess, dump, inference_deployment, install_hub, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+COUNT = 1000
+CYCLE = re.compile(r"cycle leader=True ([0-9.]+)s member_writes=(\d+) status_writes=(\d+)")
+
+
+def test_thousand_advisory_deployments_reach_a_quiet_steady_state(gridshift_world: Any, tmp_path: Path) -> None:
+    fleet = install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+    objects = [inference_deployment(f"bulk-{i:04d}", rps=0.5 + (i % 7), mode="Advisory") for i in range(COUNT)]
+    started = time.monotonic()
+    fleet.hub("apply", "--server-side", "-f", "-", input=dump(objects), check=True)
+    applied_s = time.monotonic() - started
+    operator = OperatorProcess(
+        gridshift_world.kubeconfigs[gridshift_world.hub], tmp_path, "scale", plan_interval_seconds=5
+    ).start()
+    try:
+
+        def quiet_cycles() -> list[tuple[float, int, int]]:
+            cycles = [(float(s), int(m), int(w)) for s, m, w in CYCLE.findall(operator.log())]
+            return cycles if len(cycles) >= 3 and cycles[-1][2] == 0 and cycles[-2][2] == 0 else []
+
+        cycles = wait_until(quiet_cycles, 900, "two cycles without writes", every=5)
+        rss_mb = operator.rss_bytes() / 2**20
+        first_writes = next(w for _, _, w in cycles if w > 0)
+        steady = [s for s, _, w in cycles if w == 0]
+        print(
+            f"\n{COUNT} InferenceDeployments: apply {applied_s:.1f}s; first cycle wrote {first_writes} statuses; "
+            f"steady cycle {min(steady):.2f}-{max(steady):.2f}s; operator RSS {rss_mb:.0f} MiB"
+        )
+        assert first_writes >= COUNT, "every deployment gets a status on its first cycle"
+        assert all(m == 0 for _, m, _ in cycles), "Advisory deployments must never touch member clusters"
+        assert cycles[-1][1:] == (0, 0) and cycles[-2][1:] == (0, 0)
+        (tmp_path / "scale.txt").write_text(f"rss_mb={rss_mb:.0f} steady_s={max(steady):.2f}\n")
+    finally:
+        operator.stop()
+        fleet.hub("delete", "idep", "-n", "ml", "--all", "--wait=false", check=False)
