@@ -146,3 +146,12 @@ def test_status_is_written_to_the_right_object() -> None:
     world.cycle()
     assert ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat") in world.hub.statuses
     assert ObjectRef("RegionalCluster", "", "eu-de") in world.hub.statuses
+
+
+def test_an_idle_advisory_cycle_writes_nothing() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body(mode="Advisory"))
+    world.cycle()
+    world.cycle()
+    report = world.cycle()
+    assert (report.member_writes, report.status_writes, report.events) == (0, 0, 0)

@@ -55,9 +55,13 @@ def _condition(
 def _decision(now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]) -> dict[str, Any]:
     explanation = plan.explanation
     details = "\n".join(explanation.details)
+    summary = explanation.summary
+    if plan.mode is not MigrationMode.AUTO:
+        targets = ", ".join(f"{t.cluster}/{t.gpu_type}={t.replicas}" for t in plan.targets if t.replicas > 0)
+        summary = f"[{plan.mode.value}] would run: {targets or 'nothing'}"
     decision = {
         "reason": explanation.reason,
-        "summary": explanation.summary[:1024],
+        "summary": summary[:1024],
         "explanation": details[:16384],
         "estimatedSavingUsdPerHour": sig(explanation.saving_usd_per_hour_vs_current),
     }
@@ -190,9 +194,6 @@ def deployment_status(
     }
     if deployment.demand.requests_per_second is not None:
         status["observedSLO"] = {"requestsPerSecond": sig(deployment.demand.requests_per_second)}
-    if plan.mode is not MigrationMode.AUTO:
-        targets = ", ".join(f"{t.cluster}/{t.gpu_type}={t.replicas}" for t in plan.targets if t.replicas > 0)
-        status["lastDecision"]["summary"] = f"[{plan.mode.value}] would run: {targets or 'nothing'}"[:1024]
     return {k: v for k, v in status.items() if v is not None}
 
 

@@ -56,7 +56,7 @@ def hub_api_client() -> Any:
 
 
 def real_service(settings: OperatorSettings) -> OperatorService:
-    from gridshift.profiles_catalog import default_profiles
+    from gridshift.profiles_catalog import default_performance_models
 
     hub = KubeHub(hub_api_client(), settings.api_timeout_seconds)
     clock = world_clock(settings.clock_url) if settings.clock_url else (lambda: datetime.now(UTC))
@@ -74,4 +74,4 @@ def real_service(settings: OperatorSettings) -> OperatorService:
             cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, sleep=time.sleep
         )
 
-    return OperatorService(settings, hub, member, metrics, feed, clock=clock, default_profiles=default_profiles())
+    return OperatorService(settings, hub, member, metrics, feed, clock=clock, default_profiles=default_performance_models())
