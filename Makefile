@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup system-deps e2e test unit lint crds crds-check clean
+.PHONY: setup system-deps demo e2e test unit lint crds crds-check clean
 
 setup: system-deps chart-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
 
@@ -23,8 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 lint: setup ## ruff, mypy strict, the import-layer contract
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench e2e
+	$(VENV)/bin/ruff format --check operator tests bench e2e
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -43,9 +43,17 @@ test: lint ## everything CI runs: lint, then all tests (clusters are built/start
 e2e: setup cluster-build ## end-to-end tests of the operator on real control planes (starts and stops what they need)
 	$(PYTHON) -m pytest -q tests/e2e
 
+DEMO_HOURS ?= 24
+
+demo: setup cluster-build ## set up what is missing, start hub + 3 regions + world + operator, watch accelerated days
+	$(MAKE) cluster-up READY_DELAY=1
+	$(MAKE) world-up WORLD_PROMETHEUS=1
+	$(PYTHON) e2e/demo.py --hours $(DEMO_HOURS); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 include e2e/cluster/cluster.mk
 include chart.mk
 include gpu-check.mk
+include e2e/world/world.mk

@@ -42,10 +42,18 @@ class OperatorSettings(BaseSettings):
         default=None,
         description="Prometheus for clusters whose RegionalCluster sets no prometheusUrl.",
     )
-    metrics_window: str = Field(
-        default="5m",
-        pattern=r"^[0-9]+[smh]$",
-        description="PromQL range for rates and quantiles; 5m smooths scrape jitter yet follows load within minutes.",
+    metrics_window_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86_400,
+        description="PromQL range for rates and quantiles, s; 5 min smooths scrape jitter yet follows load in minutes.",
+    )
+    metrics_cluster_label: str | None = Field(
+        default=None,
+        description=(
+            "Prometheus label naming the member cluster, when one Prometheus (Thanos, Mimir) holds "
+            "several clusters' series; unset when each cluster has its own."
+        ),
     )
     metrics_stale_after_seconds: float = Field(
         default=600.0,

@@ -79,9 +79,9 @@ def test_schema_refuses_typos_naming_the_key(path: tuple[str, ...], bad_key: str
 def test_schema_refuses_out_of_range_settings() -> None:
     values = _values()
     values["operator"]["planIntervalSeconds"] = 0.5  # OperatorSettings: ge=1
-    values["operator"]["metricsWindow"] = "5 minutes"  # pattern ^[0-9]+[smh]$
+    values["operator"]["metricsWindowSeconds"] = 5  # OperatorSettings: ge=10
     failing = {tuple(e.absolute_path) for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)}
-    assert failing == {("operator", "planIntervalSeconds"), ("operator", "metricsWindow")}
+    assert failing == {("operator", "planIntervalSeconds"), ("operator", "metricsWindowSeconds")}
 
 
 def test_operator_values_mirror_the_settings_model() -> None:

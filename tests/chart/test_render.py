@@ -115,7 +115,7 @@ def test_env_loads_into_the_operator_settings(helm: Helm, tmp_path: Path, monkey
         "planIntervalSeconds": 120.0,
         "movePenaltyUsd": 0.5,
         "prometheusUrl": "http://prom:9090",
-        "metricsWindow": "10m",
+        "metricsWindowSeconds": 600,
         "standalone": False,
         "apiTimeoutSeconds": 2.5,
     }
@@ -136,7 +136,7 @@ def test_env_loads_into_the_operator_settings(helm: Helm, tmp_path: Path, monkey
     assert settings.plan_interval_seconds == 120
     assert settings.move_penalty_usd == 0.5
     assert settings.prometheus_url == "http://prom:9090"
-    assert settings.metrics_window == "10m"
+    assert settings.metrics_window_seconds == 600
     assert settings.api_timeout_seconds == 2.5
     defaults = OperatorSettings.model_fields
     set_names = {f"GRIDSHIFT_{name.upper()}" for name in defaults if defaults[name].default is not None} - {

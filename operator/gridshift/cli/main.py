@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.prices",
     "gridshift.cli.chart",
     "gridshift.cli.profile",
+    "gridshift.cli.simulate",
 )
 
 

@@ -122,9 +122,14 @@ def placements_of(
     return tuple(out)
 
 
-def observed_demand(idep: InferenceDeployment, signals: Sequence[DeploymentSignals]) -> S.ObservedDemand:
+def observed_demand(
+    idep: InferenceDeployment, signals: Sequence[DeploymentSignals], queue_drain_seconds: float = 300.0
+) -> S.ObservedDemand:
     """Static demand from the spec, or the sum over clusters of what Prometheus measured.
 
+    vLLM counts finished requests, so an overloaded fleet under-reports its arrivals; requests
+    left waiting are added as if they had to be served within `queue_drain_seconds` (the metrics
+    window), which raises capacity exactly when the queue says the SLO is at risk.
     Missing metrics give None fields: the planner then never scales below the Ready count.
     """
     demand = idep.spec.demand
@@ -133,7 +138,8 @@ def observed_demand(idep: InferenceDeployment, signals: Sequence[DeploymentSigna
     rates = [s.scalar(Signal.REQUEST_RATE) for s in signals]
     if not signals or any(r is None for r in rates):
         return S.ObservedDemand(None, demand.mean_prompt_tokens, demand.mean_output_tokens)
-    total_rate = sum(r for r in rates if r is not None)
+    waiting = sum(s.scalar(Signal.REQUESTS_WAITING) or 0.0 for s in signals)
+    total_rate = sum(r for r in rates if r is not None) + waiting / queue_drain_seconds
     prompt = sum(s.scalar(Signal.PROMPT_TOKEN_RATE) or 0.0 for s in signals)
     generated = sum(s.scalar(Signal.GENERATION_TOKEN_RATE) or 0.0 for s in signals)
     if total_rate <= 0:

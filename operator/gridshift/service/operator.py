@@ -105,6 +105,7 @@ class OperatorService:
         default_profiles: Sequence[Any] = (),
         planner_settings: PlannerSettings | None = None,
         identity: str | None = None,
+        metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -112,6 +113,7 @@ class OperatorService:
         self._metrics_factory = metrics_factory
         self._feed_factory = feed_factory
         self._clock = clock
+        self._metrics_clock = metrics_clock
         self._default_profiles = tuple(default_profiles)
         self.planner_settings = planner_settings or PlannerSettings(
             cold_start_seconds=settings.cold_start_seconds, move_penalty_usd=settings.move_penalty_usd
@@ -169,6 +171,8 @@ class OperatorService:
                     report.status_writes,
                     len(report.errors),
                 )
+                for error in report.errors:
+                    log.warning("%s", error)
             except Exception:  # one bad cycle must not stop the operator; the next one retries
                 log.exception("planning cycle failed")
             with contextlib.suppress(TimeoutError):
@@ -297,9 +301,16 @@ class OperatorService:
             if url is None or view.inventory is None:
                 return None
             source = self._metrics.setdefault(url, self._metrics_factory(url))
-            ref = DeploymentRef(ns, name, view.spec.spec.workload_namespace, idep.spec.model.served_name)
+            ref = DeploymentRef(
+                ns,
+                name,
+                view.spec.spec.workload_namespace,
+                idep.spec.model.served_name,
+                cluster=view.name if self.settings.metrics_cluster_label else None,
+            )
             try:
-                out.append(source.deployment_signals(ref, now))
+                # Prometheus evaluates at its own (wall-clock) time, whatever clock the planner runs on.
+                out.append(source.deployment_signals(ref, self._metrics_clock()))
             except MetricsError as error:
                 report.errors.append(str(error))
                 return None
@@ -327,7 +338,7 @@ class OperatorService:
             name = str(parsed.body["metadata"]["name"])
             signals = self._signals(parsed.model, ns, name, views, now, report)
             demand = (
-                inputs.observed_demand(parsed.model, signals)
+                inputs.observed_demand(parsed.model, signals, self.settings.metrics_window_seconds)
                 if signals is not None
                 else S.ObservedDemand(
                     None, parsed.model.spec.demand.mean_prompt_tokens, parsed.model.spec.demand.mean_output_tokens

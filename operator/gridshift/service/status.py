@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gridshift.actuation.members import GpuInventory
-from gridshift.api import InferenceDeployment, MigrationMode
+from gridshift.api import InferenceDeployment, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
+from gridshift.api.base import ApiModel
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.signals.price_service import PriceReading
@@ -193,8 +194,14 @@ def deployment_status(
         "conditions": conditions,
     }
     if deployment.demand.requests_per_second is not None:
-        status["observedSLO"] = {"requestsPerSecond": sig(deployment.demand.requests_per_second)}
-    return {k: v for k, v in status.items() if v is not None}
+        status["observedSlo"] = {"requestsPerSecond": sig(deployment.demand.requests_per_second)}
+    return _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None})
+
+
+def _as_stored(model: type[ApiModel], status: dict[str, Any]) -> dict[str, Any]:
+    """Validated against the API model (a misspelt key fails here, not silently pruned by the
+    apiserver) and serialised as the apiserver will store it, so comparisons next cycle are exact."""
+    return model.model_validate(status).model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
 def cluster_status(
@@ -221,9 +228,7 @@ def cluster_status(
                 {"start": i.start.isoformat(), "usdPerKwh": sig(usd_per_kwh(i, reading.fx_to_usd), 4)} for i in upcoming
             ]
         if reading.last_good_fetch is not None:
-            # Refreshes that bring the same prices are not news: keep the time the prices last changed.
-            unchanged = old.get("priceHorizon") == status.get("priceHorizon") and "lastPriceFetch" in old
-            status["lastPriceFetch"] = old["lastPriceFetch"] if unchanged else reading.last_good_fetch.isoformat()
+            status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
     feed_error = str(reading.error) if reading is not None and reading.error is not None else ""
     status["conditions"] = [
         _condition(
@@ -237,7 +242,11 @@ def cluster_status(
         ),
         _condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error, now, old, None),
     ]
-    return status
+    stored = _as_stored(RegionalClusterStatus, status)
+    if old.get("priceHorizon") == stored.get("priceHorizon") and "lastPriceFetch" in old:
+        # Refreshes that bring the same prices are not news: keep the time the prices last changed.
+        stored["lastPriceFetch"] = old["lastPriceFetch"]
+    return stored
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,11 @@ from gridshift.api.common import SecretKeyRef
 from gridshift.hub.client import Hub, KubeHub
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
+from gridshift.signals.labels import LabelScheme
 from gridshift.signals.metrics import MetricsSource, PrometheusMetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
+from gridshift.signals.promql import QueryWindows
+from gridshift.signals.settings import MetricsSettings
 
 
 class HubSecretResolver:
@@ -66,12 +69,19 @@ def real_service(settings: OperatorSettings) -> OperatorService:
     def member(name: str, kubeconfig: str) -> MemberCluster:
         return KubeMemberCluster(name, yaml.safe_load(kubeconfig), settings.api_timeout_seconds)
 
+    metrics_settings = MetricsSettings(
+        labels=LabelScheme(cluster_label=settings.metrics_cluster_label),
+        windows=QueryWindows(rate_seconds=settings.metrics_window_seconds),
+    )
+
     def metrics(url: str) -> MetricsSource:
-        return PrometheusMetricsSource(url)
+        return PrometheusMetricsSource(url, settings=metrics_settings)
 
     def feed(name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
         return build_price_feed(
             cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, sleep=time.sleep
         )
 
-    return OperatorService(settings, hub, member, metrics, feed, clock=clock, default_profiles=default_performance_models())
+    return OperatorService(
+        settings, hub, member, metrics, feed, clock=clock, default_profiles=default_performance_models()
+    )

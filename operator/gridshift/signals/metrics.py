@@ -69,7 +69,7 @@ class DeploymentSignals:
         if signal in PER_POD_SIGNALS:
             raise ValueError(f"{signal} is per pod; use per_pod()")
         value = self.values.get(signal)
-        return value if value is None or isinstance(value, float) else None
+        return float(value) if isinstance(value, int | float) else None
 
     def per_pod(self, signal: Signal) -> Mapping[str, float]:
         """The value of a per-pod signal by pod name, empty when missing."""

@@ -1,0 +1,161 @@
+"""The world's control server: JSON over HTTP on 127.0.0.1, for tests, the demo and people.
+
+    GET  /clock                      {"sim_time": ISO 8601 UTC, "speed": sim s per real s}
+    POST /clock                      {"speed": 720}
+    GET  /status                     clock, replicas, loads, routing, faults, endpoints
+    GET  /endpoints                  URLs of the price server, ENTSO-E endpoint and exporters
+    POST /load                       {"deployment": "<ns>.<name>", "trace": "conv"|"code", "ratePerSecond": 12}
+    GET  /faults
+    POST /faults/feed                {"zone": "FR"|"*", "mode": "error"|"stall"|"ok", "stallSeconds": 30}
+    POST /faults/exporter            {"cluster": "eu-de", "down": true}
+    POST /faults/apiserver           {"cluster": "eu-de", "down": true}
+    POST /faults/readiness           {"cluster": "eu-de", "namespace": "ns", "pod": "p", "delaySimSeconds": 600}
+
+Bad input answers 400 with {"error": "..."} naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from .fleet import LoadSpec
+from .trace import TraceName
+
+if TYPE_CHECKING:
+    from .world import World
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    if name not in body:
+        if default is ...:
+            raise BadRequest(f"{name}: required")
+        return default
+    value = body[name]
+    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise BadRequest(f"{name}: expected {getattr(kind, '__name__', kind)}, got a boolean")
+    if not isinstance(value, kind):
+        raise BadRequest(f"{name}: expected {getattr(kind, '__name__', kind)}, got {type(value).__name__}")
+    return value
+
+
+class ControlServer:
+    def __init__(self, world: World, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.world = world
+        self.host = host
+        routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
+            ("GET", "/clock"): lambda _: world.clock.read().as_json(),
+            ("POST", "/clock"): self._set_clock,
+            ("GET", "/status"): lambda _: world.status(),
+            ("GET", "/endpoints"): lambda _: world.endpoints(),
+            ("POST", "/load"): self._set_load,
+            ("GET", "/faults"): lambda _: world.faults(),
+            ("POST", "/faults/feed"): self._feed_fault,
+            ("POST", "/faults/exporter"): self._exporter_fault,
+            ("POST", "/faults/apiserver"): self._apiserver_fault,
+            ("POST", "/faults/readiness"): self._readiness_fault,
+        }
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self, method: str) -> None:
+                path = self.path.split("?", 1)[0].rstrip("/") or "/"
+                route = routes.get((method, path))
+                if route is None:
+                    known = sorted(f"{m} {p}" for m, p in routes)
+                    self._reply(404, {"error": f"no route {method} {path}", "routes": known})
+                    return
+                try:
+                    body: dict[str, Any] = {}
+                    if method == "POST":
+                        length = int(self.headers.get("Content-Length") or 0)
+                        parsed = json.loads(self.rfile.read(length) or b"{}")
+                        if not isinstance(parsed, dict):
+                            raise BadRequest("body: expected a JSON object")
+                        body = parsed
+                    self._reply(200, route(body))
+                except (BadRequest, ValueError, json.JSONDecodeError) as error:
+                    self._reply(400, {"error": str(error)})
+                except Exception as error:  # a failing fault action (e.g. kwokctl) is the caller's news
+                    self._reply(500, {"error": f"{type(error).__name__}: {error}"})
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def _reply(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="world-control", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _set_clock(self, body: dict[str, Any]) -> Any:
+        speed = float(_field(body, "speed", (int, float)))
+        self.world.set_speed(speed)
+        return self.world.clock.read().as_json()
+
+    def _set_load(self, body: dict[str, Any]) -> Any:
+        deployment = _field(body, "deployment", str)
+        trace = _field(body, "trace", str, TraceName.CONVERSATION.value)
+        if trace not in {t.value for t in TraceName}:
+            raise BadRequest(f"trace: {trace!r} is not one of {[t.value for t in TraceName]}")
+        rate = float(_field(body, "ratePerSecond", (int, float)))
+        if rate < 0:
+            raise BadRequest(f"ratePerSecond: must be >= 0, got {rate}")
+        self.world.set_load(deployment, LoadSpec(TraceName(trace), rate))
+        return {"deployment": deployment, "trace": trace, "ratePerSecond": rate}
+
+    def _feed_fault(self, body: dict[str, Any]) -> Any:
+        zone = _field(body, "zone", str)
+        mode = _field(body, "mode", str)
+        if mode not in ("ok", "error", "stall"):
+            raise BadRequest(f"mode: {mode!r} is not one of ok, error, stall")
+        stall = float(_field(body, "stallSeconds", (int, float), 30.0))
+        self.world.set_feed_fault(zone, mode, stall)
+        return self.world.faults()
+
+    def _exporter_fault(self, body: dict[str, Any]) -> Any:
+        self.world.set_exporter_down(_field(body, "cluster", str), _field(body, "down", bool))
+        return self.world.faults()
+
+    def _apiserver_fault(self, body: dict[str, Any]) -> Any:
+        self.world.set_apiserver_down(_field(body, "cluster", str), _field(body, "down", bool))
+        return self.world.faults()
+
+    def _readiness_fault(self, body: dict[str, Any]) -> Any:
+        self.world.delay_readiness(
+            _field(body, "cluster", str),
+            _field(body, "namespace", str),
+            _field(body, "pod", str),
+            float(_field(body, "delaySimSeconds", (int, float))),
+        )
+        return self.world.faults()

@@ -1,0 +1,258 @@
+"""`gridshift simulate`: replay real prices and request traces through the planner and the baselines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="replay 2024 prices and Azure LLM traces: gridshift against static, reactive, greedy and hindsight",
+        description=(
+            "Counterfactual replay in minute steps: N deployments over D days, placed by each policy (static, "
+            "reactive, greedy, gridshift = the real planner) and by the hindsight bound (an LP with perfect "
+            "knowledge). Reports cost, USD per million output tokens, energy, SLO attainment and migrations for "
+            "owned and rented GPUs. With no flags it replays the 2024 prices and Azure traces gridshift ships."
+        ),
+    )
+    parser.add_argument("--days", type=float, default=7.0, help="replay length in days (default: 7)")
+    parser.add_argument("--deployments", type=int, default=10, help="number of simulated deployments (default: 10)")
+    parser.add_argument(
+        "--start",
+        default="2024-03-04",
+        help="first day (UTC, YYYY-MM-DD or ISO time) of the replay (default: 2024-03-04)",
+    )
+    parser.add_argument(
+        "--scenario", choices=("owned", "rented", "both"), default="both", help="GPU cost scenario (default: both)"
+    )
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="price CSV as in shared/data/prices-2024 (wide UTC or per market); repeatable (default: shipped 2024)",
+    )
+    parser.add_argument(
+        "--markets",
+        default=None,
+        help="comma-separated markets to simulate (default: DE-LU,FR,ES,US-TEX-ERCO,US-CAL-CISO, or all in --prices)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="request trace: Azure CSV or JSONL (timestamp, input_length, output_length), .gz allowed; repeatable "
+        "(default: the shipped Azure 2023 conversation and code traces)",
+    )
+    parser.add_argument(
+        "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
+    )
+    parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
+    parser.add_argument("--cold-start-seconds", type=float, default=180.0, help="replica cold start (default: 180)")
+    parser.add_argument(
+        "--gpus-per-market", type=int, default=24, help="GPUs each market's cluster offers (default: 24)"
+    )
+    parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
+    parser.add_argument(
+        "--gpu-price",
+        action="append",
+        default=[],
+        metavar="[MARKET=]USD",
+        help="rented scenario: USD per GPU-hour, everywhere or for one market (default: H100 2.50)",
+    )
+    parser.add_argument(
+        "--diurnal-trough", type=float, default=0.35, help="nightly load as a share of the daily peak (default: 0.35)"
+    )
+    parser.add_argument(
+        "--hindsight",
+        choices=("fast", "lp"),
+        default="fast",
+        help="hindsight bound: fast (GPU-hours and electricity bounded apart) or lp (joint minute LP, slow)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="processes to run the scenarios in (default: up to 2, one per CPU)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(handler=run)
+
+
+def _start(text: str) -> datetime:
+    from gridshift.cli.main import UsageError
+
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise UsageError(f"--start: not a date or ISO time: {text!r}") from error
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | None, dict[str, float]]:
+    """`[KEY=]NUMBER` flags: (the unkeyed value, {key: value})."""
+    from gridshift.cli.main import UsageError
+
+    plain: float | None = None
+    keyed: dict[str, float] = {}
+    for value in values:
+        key, sep, number = value.partition("=")
+        if not sep and keyed_only:
+            raise UsageError(f"{flag}: {value!r} needs the form CUR=NUMBER, e.g. EUR=1.08")
+        if not sep:
+            key, number = "", value
+        try:
+            parsed = float(number)
+        except ValueError as error:
+            raise UsageError(f"{flag}: {value!r} is not [KEY=]NUMBER") from error
+        if not sep:
+            plain = parsed
+        else:
+            keyed[key.strip()] = parsed
+    return plain, keyed
+
+
+def build_settings(args: argparse.Namespace) -> Any:
+    from gridshift.cli.main import UsageError
+    from gridshift.simulation.settings import (
+        DEFAULT_FX_TO_USD,
+        DEFAULT_MARKETS,
+        RENTED_USD_PER_GPU_HOUR,
+        Scenario,
+        SimulationSettings,
+    )
+
+    _, fx = _pairs("--fx", args.fx, keyed_only=True)
+    for currency, rate in fx.items():
+        if len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+            raise UsageError(f"--fx: {currency!r} is not an ISO 4217 code (three capitals, e.g. EUR)")
+        if not rate > 0:
+            raise UsageError(f"--fx: {currency} rate must be > 0, got {rate}")
+    pue, pue_by_market = _pairs("--pue", args.pue, keyed_only=False)
+    price, price_by_market = _pairs("--gpu-price", args.gpu_price, keyed_only=False)
+    for value in [price, *price_by_market.values()]:
+        if value is not None and value < 0:
+            raise UsageError(f"--gpu-price: must be >= 0, got {value}")
+    if args.markets is not None:
+        markets = tuple(m.strip() for m in args.markets.split(",") if m.strip())
+        if not markets:
+            raise UsageError("--markets: name at least one market")
+    else:
+        markets = () if args.prices else DEFAULT_MARKETS
+    rented = dict(RENTED_USD_PER_GPU_HOUR)
+    if price is not None:
+        rented = dict.fromkeys(rented, price)
+    scenarios = (Scenario.OWNED, Scenario.RENTED) if args.scenario == "both" else (Scenario(args.scenario),)
+    try:
+        return SimulationSettings(
+            start=_start(args.start),
+            days=args.days,
+            deployments=args.deployments,
+            # With --prices and no --markets, every market in the files: named once they are read.
+            markets=markets or ("all",),
+            fx_to_usd={**DEFAULT_FX_TO_USD, **fx},
+            pue=1.2 if pue is None else pue,
+            pue_by_market=pue_by_market,
+            gpus_per_market=args.gpus_per_market,
+            rented_usd_per_gpu_hour=rented,
+            rented_usd_per_gpu_hour_by_market=price_by_market,
+            replan_minutes=args.replan_minutes,
+            cold_start_seconds=args.cold_start_seconds,
+            diurnal_trough=args.diurnal_trough,
+            scenarios=scenarios,
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def price_csv_parser() -> Any:
+    """gridshift.signals' csvReplay parser, with its errors as SimulationInputError."""
+    from gridshift.signals.price_csv import parse_price_csv
+    from gridshift.signals.prices import PriceFeedError
+    from gridshift.simulation.data import PricedInterval, SimulationInputError
+
+    def parse(text: str, *, feed: str, column: str | None) -> list[PricedInterval]:
+        try:
+            return list(parse_price_csv(text, feed=feed, column=column))
+        except PriceFeedError as error:
+            raise SimulationInputError(str(error)) from error
+
+    return parse
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gridshift.cli.main import UsageError
+    from gridshift.profiles_catalog import default_performance_models
+    from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
+    from gridshift.simulation.report import print_tables, write_plot
+    from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_world, run_replay
+
+    settings = build_settings(args)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot: {args.plot} must end in .png")
+    try:
+        wanted = None if not args.markets and args.prices else list(settings.markets)
+        prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
+        settings = replace(settings, markets=tuple(p.market for p in prices))
+        if args.trace:
+            loaded = [load_trace(path) for path in args.trace]
+            traces = {}
+            for path, trace in zip(args.trace, loaded, strict=True):
+                name = path.name.split(".")[0]
+                if name in traces:
+                    raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
+                traces[name] = trace
+        else:
+            traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
+        world = prepare_world(settings, traces, prices, default_performance_models())
+    except SimulationInputError as error:
+        raise UsageError(str(error)) from error
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    method = HindsightMethod(args.hindsight)
+    jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    stderr = Console(stderr=True)
+    show = not args.no_progress
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not show,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("replay", total=policy_minutes(world, settings.scenarios))
+
+        def advance(label: str, minutes: int) -> None:
+            progress.update(task, advance=minutes, description=label)
+
+        result = run_replay(world, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
+    if args.plot is not None:
+        try:
+            write_plot(result, args.plot)
+        except OSError as error:
+            raise UsageError(f"--plot: cannot write {args.plot}: {error.strerror}") from error
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    else:
+        print_tables(result, Console())
+        if args.plot is not None:
+            print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,38 @@
+"""The pure planning core: SLO capacity, the $/token cost model and joint cross-region placement.
+
+No I/O, no wall clock: a `Snapshot` (deployments, clusters, GPU profiles, price horizons, now) goes
+in, a `Plan` comes out. `make_plan` is the entry point.
+"""
+
+from gridshift.planner.plan import CostPrediction, DeploymentPlan, Explanation, Plan, TargetPlacement, make_plan
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.snapshot import (
+    Cluster,
+    Deployment,
+    ObservedDemand,
+    Offering,
+    Placement,
+    PriceHorizon,
+    PriceInterval,
+    PriceKind,
+    Snapshot,
+)
+
+__all__ = [
+    "Cluster",
+    "CostPrediction",
+    "Deployment",
+    "DeploymentPlan",
+    "Explanation",
+    "ObservedDemand",
+    "Offering",
+    "Placement",
+    "Plan",
+    "PlannerSettings",
+    "PriceHorizon",
+    "PriceInterval",
+    "PriceKind",
+    "Snapshot",
+    "TargetPlacement",
+    "make_plan",
+]

@@ -1,0 +1,509 @@
+"""Greedy placement for problems too large for the MILP within the planning budget.
+
+Same inputs and objective as the MILP (gridshift.planner.solution). Deployments are served in order
+of *regret per GPU* (how much more their second-cheapest pool costs than their cheapest, per GPU the
+cheapest needs), each taking the best of a few candidate fills given the inventory earlier ones left:
+
+- the cheapest capacity per token first, finishing with the cheapest option that completes the demand;
+- as much of its cheapest option as the demand needs, then as above;
+- with an LP start (solve_lp_floor), the LP's counts rounded down, then its largest cut-off fractions.
+
+Every fill first puts one replica in each of the cheapest minRegions regions and keeps replicas where
+the price is stale. Keeping a current replica costs its window cost; a new one also its start cost,
+so the MILP's payback rule decides moves here too. Moves beyond maxConcurrentMoves are undone, then
+single-replica swaps and drops that lower the objective are applied. Two joint passes follow:
+deployments left short get room by moving other deployments' replicas out of the pools they need
+(repair), and replicas move into cheaper pools the same way while the joint objective falls
+(exchange, within a deterministic budget).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from gridshift.planner.problem import DeploymentProblem, Problem
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.solution import Solution, Solver, deployment_objective, move_delta, moves
+
+Key = tuple[str, str]
+_HOMOGENEOUS_CANDIDATES = 1
+# Deployments holding a wanted pool that the repair step asks to move, per pool and attempt.
+_REPAIR_HOLDERS = 16
+# Exchange pass, per deployment: at most this many candidate moves (the total budget is
+# PlannerSettings.greedy_exchange_budget, spread evenly: the planner reads no clock, so effort is
+# bounded by problem size), and how widely each candidate looks (cheaper pools, holders asked).
+_EXCHANGE_MAX_EVALUATIONS = 64
+_EXCHANGE_WIDE = (3, 8)
+_EXCHANGE_NARROW = (2, 4)
+
+
+class _Filler:
+    """Builds one deployment's counts against a private copy of the free inventory."""
+
+    def __init__(self, problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings):
+        self.problem = problem
+        self.options = problem.options
+        self.candidates = range(len(problem.options))
+        self.free = {o.key: free.get(o.key, 0) for o in problem.options}
+        self.settings = settings
+        self.counts = [0] * len(problem.options)
+        self.units = problem.columns.unit
+        self.covered = 0.0
+        self.total = 0
+
+    def seed(self, counts: tuple[int, ...], fractions: tuple[float, ...]) -> None:
+        """Start from an LP solution rounded down, as far as the replica cap and the free inventory
+        allow; then round up the largest cut-off fractions while demand is still uncovered."""
+        for j, wanted in enumerate(counts):
+            while self.counts[j] < wanted and self.total < self.problem.max_replicas and self.room(j):
+                self.add(j)
+        for j in sorted(range(len(fractions)), key=lambda j: (-fractions[j], j)):
+            if fractions[j] < 0.05 or self.covered >= self.problem.coverage_target - 1e-9:
+                break
+            if self.total < self.problem.max_replicas and self.room(j):
+                self.add(j)
+
+    def room(self, j: int) -> bool:
+        option = self.options[j]
+        return self.counts[j] < option.upper and self.free[option.key] >= option.gpus
+
+    def add(self, j: int) -> None:
+        option = self.options[j]
+        self.counts[j] += 1
+        self.free[option.key] -= option.gpus
+        self.covered += self.units[j]
+        self.total += 1
+
+    def remove(self, j: int) -> None:
+        option = self.options[j]
+        self.counts[j] -= 1
+        self.free[option.key] += option.gpus
+        self.covered -= self.units[j]
+        self.total -= 1
+
+    def cost(self, j: int) -> float:
+        """Cost of one more replica at option j given its count now."""
+        option = self.options[j]
+        cost = option.window_cost_usd
+        if self.counts[j] >= option.current:
+            cost += option.start_cost_usd
+            if option.stale:
+                cost += self.settings.stale_change_penalty_usd
+        elif option.stale:
+            cost -= self.settings.stale_change_penalty_usd
+        return cost
+
+    def cheapest(self, per_unit: bool, among: list[int] | range | None = None) -> int | None:
+        best_cost = 0.0
+        best: int | None = None
+        options, counts, free, units = self.options, self.counts, self.free, self.units
+        stale_penalty = self.settings.stale_change_penalty_usd
+        for j in self.candidates if among is None else among:
+            option = options[j]
+            count = counts[j]
+            if count >= option.upper or free[option.key] < option.gpus:
+                continue
+            # Inlined self.cost(j): this loop is the greedy solver's hottest.
+            cost = option.window_cost_usd
+            if count >= option.current:
+                cost += option.start_cost_usd
+                if option.stale:
+                    cost += stale_penalty
+            elif option.stale:
+                cost -= stale_penalty
+            if per_unit:
+                cost /= units[j]
+            if best is None or cost < best_cost:
+                best, best_cost = j, cost
+        return best
+
+    def fill(self, first: int | None) -> list[int]:
+        problem = self.problem
+        for j, option in enumerate(self.options):
+            if option.stale:
+                for _ in range(option.current):
+                    if self.total < problem.max_replicas and self.room(j):
+                        self.add(j)
+        if problem.min_regions >= 2:
+            self._spread_over_regions()
+        target = problem.coverage_target - 1e-9
+        if first is not None:
+            while self.total < problem.max_replicas and self.covered < target and self.room(first):
+                self.add(first)
+        while self.total < problem.max_replicas and self.covered < target:
+            missing = problem.coverage_target - self.covered
+            completing = [j for j in self.candidates if self.units[j] >= missing - 1e-9]
+            pick = self.cheapest(per_unit=False, among=completing)
+            per_unit = self.cheapest(per_unit=True)
+            if per_unit is not None and (
+                pick is None or self.cost(per_unit) / self.units[per_unit] < self.cost(pick) / missing
+            ):
+                pick = per_unit
+            if pick is None:
+                break
+            self.add(pick)
+            if pick == per_unit:
+                # Its marginal cost stays the same up to its current count (keeping) and beyond it
+                # (starting), so replicas that leave demand uncovered go in at once, as one by one.
+                self._add_more(pick, problem.coverage_target - self.covered)
+        while self.total < min(problem.min_replicas, problem.max_replicas):
+            pick = self.cheapest(per_unit=False)
+            if pick is None:
+                break
+            self.add(pick)
+        self._limit_moves()
+        return self.counts
+
+    def _add_more(self, j: int, missing: float) -> None:
+        """Add replicas at option j while its marginal cost is unchanged and demand stays uncovered."""
+        option = self.options[j]
+        count = self.counts[j]
+        more = math.ceil(missing / self.units[j] - 1e-9) - 1
+        if count < option.current:
+            more = min(more, option.current - count)
+        more = min(
+            more,
+            option.upper - count,
+            self.problem.max_replicas - self.total,
+            self.free[option.key] // option.gpus if option.gpus else more,
+        )
+        for _ in range(max(0, more)):
+            self.add(j)
+
+    def _spread_over_regions(self) -> None:
+        problem = self.problem
+        by_region: dict[str, list[int]] = {}
+        for j in self.candidates:
+            by_region.setdefault(self.options[j].region, []).append(j)
+        used = {self.options[j].region for j, n in enumerate(self.counts) if n > 0}
+        ranked: list[tuple[float, str, int]] = []
+        for region, members in by_region.items():
+            pick = self.cheapest(per_unit=True, among=members)
+            if pick is not None:
+                ranked.append((self.cost(pick) / self.units[pick], region, pick))
+        for _, region, j in sorted(ranked):
+            if len(used) >= problem.min_regions or self.total >= problem.max_replicas:
+                break
+            if region in used or not self.room(j):
+                continue
+            self.add(j)
+            used.add(region)
+
+    def _limit_moves(self) -> None:
+        problem = self.problem
+        options = self.options
+        while True:
+            started, stopped = moves(problem, self.counts)
+            if min(started, stopped) <= problem.max_moves:
+                return
+            # Undo the cheapest way: drop a new replica, keep a stopped one, or both (a swap back).
+            new = [j for j, o in enumerate(options) if self.counts[j] > o.current]
+            gone = [j for j, o in enumerate(options) if self.counts[j] < o.current and self.room(j)]
+            changes: list[tuple[int | None, int | None]] = [(i, None) for i in new]
+            if self.total < problem.max_replicas:
+                changes += [(None, k) for k in gone]
+            changes += [(i, k) for i in new for k in gone]
+            best: tuple[float, int | None, int | None] | None = None
+            for drop, keep in changes:
+                if drop is not None:
+                    self.counts[drop] -= 1
+                if keep is not None:
+                    self.counts[keep] += 1
+                value = deployment_objective(problem, self.counts, self.settings)
+                if drop is not None:
+                    self.counts[drop] += 1
+                if keep is not None:
+                    self.counts[keep] -= 1
+                if best is None or value < best[0]:
+                    best = (value, drop, keep)
+            if best is None:
+                return
+            _, drop, keep = best
+            if drop is not None:
+                self.remove(drop)
+            if keep is not None:
+                self.add(keep)
+
+    def local_search(self) -> None:
+        """Drop surplus replicas and swap single replicas to cheaper options while the objective falls."""
+        problem = self.problem
+        settings = self.settings
+        base = deployment_objective(problem, self.counts, settings)
+        by_unit_cost = sorted(self.candidates, key=lambda j: self.cost(j) / self.units[j])
+        for _ in range(3):
+            improved = False
+            for i in [j for j, n in enumerate(self.counts) if n > 0]:
+                if self.counts[i] == 0:
+                    continue
+                self.remove(i)
+                trial = deployment_objective(problem, self.counts, settings)
+                if trial < base - 1e-9 and min(moves(problem, self.counts)) <= problem.max_moves:
+                    base, improved = trial, True
+                    continue
+                for k in by_unit_cost[:8]:
+                    if k == i or not self.room(k):
+                        continue
+                    self.add(k)
+                    trial = deployment_objective(problem, self.counts, settings)
+                    if trial < base - 1e-9 and min(moves(problem, self.counts)) <= problem.max_moves:
+                        base, improved = trial, True
+                        break
+                    self.remove(k)
+                else:
+                    self.add(i)
+            if not improved:
+                return
+
+
+def _regret(problem: DeploymentProblem) -> float:
+    """What the deployment loses if its cheapest pool is taken, per GPU: second-cheapest cover minus
+    cheapest, over the GPUs the cheapest cover takes. A cover serves the whole demand from one pool."""
+    covers = []
+    for option, unit in zip(problem.options, problem.columns.unit, strict=True):
+        if unit <= 0:
+            continue
+        replicas = max(problem.min_replicas, math.ceil(problem.coverage_target / unit - 1e-9), 1)
+        start = option.start_cost_usd if option.current == 0 else 0.0
+        covers.append((replicas * (option.window_cost_usd + start), replicas * option.gpus))
+    if not covers:
+        return 0.0
+    covers.sort()
+    if len(covers) == 1:
+        return abs(covers[0][0]) + 1.0
+    return (covers[1][0] - covers[0][0]) / covers[0][1]
+
+
+def _best_fill(
+    problem: DeploymentProblem,
+    free: dict[Key, int],
+    settings: PlannerSettings,
+    seed: tuple[tuple[int, ...], tuple[float, ...]] | None,
+) -> list[int]:
+    if problem.frozen:
+        return [o.current for o in problem.options]
+    if not problem.options:
+        return []
+    columns = problem.columns
+
+    def first_replica_cost(j: int) -> float:
+        started = columns.start_cost[j] if columns.current[j] == 0 else 0.0
+        return (columns.window_cost[j] + started) / columns.unit[j]
+
+    ranked = sorted(range(len(problem.options)), key=lambda j: (first_replica_cost(j), j))
+    starts: list[int | None] = [None, *ranked[:_HOMOGENEOUS_CANDIDATES]]
+    # A fill that put every replica on one option makes the "all on that option" candidate redundant.
+    pure: set[int] = set()
+    best: tuple[float, _Filler] | None = None
+    # An LP start is followed as it is, its allocation being jointly good even where a deployment alone
+    # would fill differently, unless it leaves the deployment short; then the usual fills compete.
+    candidates: list[int | None] = [-1] if seed is not None else list(starts)
+    position = 0
+    while position < len(candidates):
+        first = candidates[position]
+        position += 1
+        if first is not None and first in pure:
+            continue
+        filler = _Filler(problem, free, settings)
+        if first == -1 and seed is not None:
+            filler.seed(*seed)
+            first = None
+        filler.fill(first)
+        value = deployment_objective(problem, filler.counts, settings)
+        if best is None or value < best[0] - 1e-9:
+            best = (value, filler)
+        used = [j for j, n in enumerate(filler.counts) if n > 0]
+        if len(used) == 1:
+            pure.add(used[0])
+        if seed is not None and position == 1 and value >= settings.bound_violation_penalty_usd / 2:
+            candidates.extend(starts)
+    assert best is not None
+    best[1].local_search()
+    return best[1].counts
+
+
+def solve_greedy(problem: Problem, settings: PlannerSettings, start: Solution | None = None) -> Solution:
+    """Greedy counts; with `start` (e.g. a rounded LP solution) each deployment's fill begins from it."""
+    free = dict(problem.inventory)
+    counts: list[list[int]] = [[] for _ in problem.deployments]
+    frozen = [p for p in problem.deployments if p.frozen]
+    others = sorted(
+        (p for p in problem.deployments if not p.frozen),
+        key=lambda p: (-_regret(p), p.deployment.id),
+    )
+    for deployment in frozen + others:
+        seed = None
+        if start is not None:
+            fractions = start.fractions[deployment.index] if start.fractions else (0.0,) * len(deployment.options)
+            seed = (start.counts[deployment.index], fractions)
+        chosen = _best_fill(deployment, free, settings, seed)
+        for option, count in zip(deployment.options, chosen, strict=True):
+            free[option.key] = free.get(option.key, 0) - count * option.gpus
+        counts[deployment.index] = chosen
+    holders = _Holders(problem, counts)
+    _repair(problem, counts, free, holders, settings)
+    _exchange(problem, counts, free, holders, settings)
+    return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY if start is None else start.solver)
+
+
+class _Holders:
+    """Who holds replicas in each pool, in a fixed order; entries whose count fell to 0 are skipped."""
+
+    def __init__(self, problem: Problem, counts: list[list[int]]):
+        self.by_pool: dict[Key, dict[int, DeploymentProblem]] = {}
+        for deployment in problem.deployments:
+            if not deployment.frozen:
+                for option, count in zip(deployment.options, counts[deployment.index], strict=True):
+                    if count > 0:
+                        self.add(option.key, deployment)
+
+    def add(self, key: Key, deployment: DeploymentProblem) -> None:
+        self.by_pool.setdefault(key, {})[deployment.index] = deployment
+
+    def of(self, key: Key) -> Iterable[DeploymentProblem]:
+        return self.by_pool.get(key, {}).values()
+
+
+Move = tuple[DeploymentProblem, int, int]
+
+
+def _apply(counts: list[int], free: dict[Key, int], deployment: DeploymentProblem, source: int, target: int) -> None:
+    counts[source] -= 1
+    counts[target] += 1
+    free[deployment.options[source].key] += deployment.options[source].gpus
+    free[deployment.options[target].key] -= deployment.options[target].gpus
+
+
+def _evict(
+    key: Key,
+    needed_gpus: int,
+    exempt: DeploymentProblem,
+    max_loss: float,
+    holders_asked: int,
+    counts: list[list[int]],
+    free: dict[Key, int],
+    holders: _Holders,
+    settings: PlannerSettings,
+) -> list[Move] | None:
+    """Free `needed_gpus` in pool `key` by moving other deployments' replicas, one at a time, to their
+    next cheapest pool with room, if that costs them less than `max_loss` in all; else change nothing.
+    """
+    done: list[Move] = []
+    loss = 0.0
+    while free.get(key, 0) < needed_gpus:
+        best: tuple[float, DeploymentProblem, int, int] | None = None
+        asked = 0
+        for other in holders.of(key):
+            if asked >= holders_asked:
+                break
+            theirs = counts[other.index]
+            out = other.position[key]
+            if other is exempt or theirs[out] == 0:
+                continue
+            asked += 1
+            for into in other.by_unit_cost:
+                option = other.options[into]
+                if into == out or option.key == key or theirs[into] >= option.upper:
+                    continue
+                if free.get(option.key, 0) < option.gpus:
+                    continue
+                change, legal = move_delta(other, theirs, out, into, settings)
+                if legal and (best is None or change < best[0]):
+                    best = (change, other, out, into)
+                break
+        if best is None or loss + best[0] >= max_loss - 1e-9:
+            for other, out, into in reversed(done):
+                _apply(counts[other.index], free, other, into, out)
+            return None
+        change, other, out, into = best
+        _apply(counts[other.index], free, other, out, into)
+        holders.add(other.options[into].key, other)
+        done.append((other, out, into))
+        loss += change
+    return done
+
+
+def _repair(
+    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+) -> None:
+    """Serve deployments left short by making room in a pool they accept.
+
+    A deployment served late can find the only pools it accepts taken by deployments that could have
+    run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
+    """
+    threshold = settings.bound_violation_penalty_usd / 2
+    for short in problem.deployments:
+        if short.frozen or not short.options:
+            continue
+        mine = counts[short.index]
+        for _ in range(short.max_replicas):
+            value = deployment_objective(short, mine, settings)
+            if value < threshold or sum(mine) >= short.max_replicas:
+                break
+            served = False
+            for j in short.by_unit_cost:
+                wanted = short.options[j]
+                if mine[j] >= wanted.upper:
+                    continue
+                mine[j] += 1
+                gain = value - deployment_objective(short, mine, settings)
+                mine[j] -= 1
+                if gain <= 0:
+                    continue
+                moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, counts, free, holders, settings)
+                if moved is not None:
+                    mine[j] += 1
+                    free[wanted.key] -= wanted.gpus
+                    holders.add(wanted.key, short)
+                    served = True
+                    break
+            if not served:
+                break
+
+
+def _exchange(
+    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+) -> None:
+    """Move a replica into a cheaper pool, making room there by moving other deployments' replicas out.
+
+    Served in regret order, early deployments take cheap pools that later ones valued more; this
+    pass trades one replica at a time while the joint objective falls.
+    """
+    per_deployment = min(_EXCHANGE_MAX_EVALUATIONS, settings.greedy_exchange_budget // max(1, len(problem.deployments)))
+    if per_deployment <= 0:
+        return
+    pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
+    for mover in problem.deployments:
+        if mover.frozen or not mover.options:
+            continue
+        mine = counts[mover.index]
+        order = mover.by_unit_cost
+        rank = {j: r for r, j in enumerate(order)}
+        budget = per_deployment
+        progress = True
+        while progress and budget > 0:
+            progress = False
+            used = sorted((i for i, n in enumerate(mine) if n > 0), key=lambda i: -rank[i])
+            for i in used:
+                cheaper = [k for k in order if rank[k] < rank[i] and mine[k] < mover.options[k].upper]
+                for k in cheaper[:pools]:
+                    budget -= 1
+                    change, legal = move_delta(mover, mine, i, k, settings)
+                    if change >= -1e-9 or not legal:
+                        continue
+                    source, target = mover.options[i], mover.options[k]
+                    # The replica leaves its pool first, so an evicted one may land there.
+                    mine[i] -= 1
+                    free[source.key] += source.gpus
+                    moved = _evict(target.key, target.gpus, mover, -change, asked, counts, free, holders, settings)
+                    if moved is None:
+                        mine[i] += 1
+                        free[source.key] -= source.gpus
+                        continue
+                    mine[k] += 1
+                    free[target.key] -= target.gpus
+                    holders.add(target.key, mover)
+                    progress = True
+                    break
+                if progress or budget <= 0:
+                    break

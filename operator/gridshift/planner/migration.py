@@ -1,0 +1,147 @@
+"""Make-before-break migration steps and routing weights, as data.
+
+A migration goes in batches of at most maxConcurrentMoves new replicas: ScaleUp the target
+clusters, WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only
+as far as the Ready capacity left still covers what demand needs. Pure growth starts everything at
+once; pure shrinkage shifts routing first and then scales down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+Key = tuple[str, str]
+
+
+class StepAction(StrEnum):
+    SCALE_UP = "ScaleUp"
+    WAIT_READY = "WaitReady"
+    SHIFT_ROUTING = "ShiftRouting"
+    SCALE_DOWN = "ScaleDown"
+
+
+@dataclass(frozen=True)
+class RouteWeight:
+    """Percent of a deployment's requests sent to one cluster."""
+
+    cluster: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class MigrationStep:
+    """One step; `replicas` is the replica count of (cluster, gpu_type) after it (Ready for WaitReady)."""
+
+    index: int
+    action: StepAction
+    cluster: str
+    gpu_type: str
+    replicas: int
+    routing: tuple[RouteWeight, ...] = ()
+
+
+def routing_weights(replicas: Mapping[Key, int], capacity_per_replica: Mapping[Key, float]) -> tuple[RouteWeight, ...]:
+    """Integer percents per cluster, proportional to capacity, summing to 100 (largest remainder)."""
+    per_cluster: dict[str, float] = {}
+    for key, count in replicas.items():
+        if count > 0:
+            per_cluster[key[0]] = per_cluster.get(key[0], 0.0) + count * capacity_per_replica.get(key, 0.0)
+    total = sum(per_cluster.values())
+    if total <= 0:
+        return ()
+    clusters = sorted(per_cluster)
+    exact = {c: 100.0 * per_cluster[c] / total for c in clusters}
+    floors = {c: int(exact[c]) for c in clusters}
+    left = 100 - sum(floors.values())
+    by_remainder = sorted(clusters, key=lambda c: (-(exact[c] - floors[c]), c))
+    for cluster in by_remainder[:left]:
+        floors[cluster] += 1
+    return tuple(RouteWeight(c, floors[c]) for c in clusters if floors[c] > 0)
+
+
+def _capacity(ready: Mapping[Key, int], capacity_per_replica: Mapping[Key, float]) -> float:
+    return sum(n * capacity_per_replica.get(k, 0.0) for k, n in ready.items())
+
+
+def migration_steps(
+    desired: Mapping[Key, int],
+    ready: Mapping[Key, int],
+    target: Mapping[Key, int],
+    capacity_per_replica: Mapping[Key, float],
+    needed: float,
+    max_concurrent_moves: int,
+) -> tuple[MigrationStep, ...]:
+    """Steps from the current placement (desired, ready) to `target`, never below the needed Ready capacity.
+
+    `needed` is in the unit of `capacity_per_replica`. The floor kept at every step is the smallest of
+    `needed`, the Ready capacity now and the target's capacity (one cannot keep more than one has).
+    """
+    if all(target.get(k, 0) == n for k, n in desired.items()) and all(
+        desired.get(k, 0) == n for k, n in target.items()
+    ):
+        return ()
+    keys = sorted(set(desired) | set(ready) | set(target))
+    now_desired = {k: desired.get(k, 0) for k in keys}
+    now_ready = {k: min(ready.get(k, 0), now_desired[k]) for k in keys}
+    goal = {k: target.get(k, 0) for k in keys}
+    floor = min(needed, _capacity(now_ready, capacity_per_replica), _capacity(goal, capacity_per_replica))
+    adds = [k for k in keys for _ in range(max(0, goal[k] - now_desired[k]))]
+    removes = sorted(
+        (k for k in keys for _ in range(max(0, now_desired[k] - goal[k]))),
+        key=lambda k: (capacity_per_replica.get(k, 0.0), k),
+    )
+    steps: list[MigrationStep] = []
+
+    def emit(action: StepAction, key: Key, replicas: int, routing: tuple[RouteWeight, ...] = ()) -> None:
+        steps.append(MigrationStep(len(steps), action, key[0], key[1], replicas, routing))
+
+    if not adds and not removes:
+        return ()
+    # Replicas already starting count only once Ready: wait for them before anything is taken away.
+    if removes:
+        for key in keys:
+            expected = min(now_desired[key], goal[key])
+            if now_ready[key] < expected:
+                emit(StepAction.WAIT_READY, key, expected)
+                now_ready[key] = expected
+    batch_size = max(1, max_concurrent_moves) if removes else max(1, len(adds))
+    while adds or removes:
+        batch, adds = adds[:batch_size], adds[batch_size:]
+        started: list[Key] = []
+        for key in batch:
+            now_desired[key] += 1
+            if key not in started:
+                started.append(key)
+        for key in started:
+            emit(StepAction.SCALE_UP, key, now_desired[key])
+        for key in started:
+            emit(StepAction.WAIT_READY, key, now_desired[key])
+            now_ready[key] = now_desired[key]
+        quota = len(batch) if adds else len(removes)
+        stopping: list[Key] = []
+        for key in list(removes):
+            if len(stopping) >= quota:
+                break
+            after = dict(now_ready)
+            for other in [*stopping, key]:
+                after[other] = min(after[other], now_desired[other] - stopping.count(other) - (other == key))
+            if _capacity(after, capacity_per_replica) >= floor - 1e-9:
+                stopping.append(key)
+                removes.remove(key)
+        if not stopping and not adds:
+            # Only reachable when the floor cannot hold: take the rest down as the plan says.
+            stopping, removes = removes, []
+        remaining = {k: now_desired[k] - stopping.count(k) for k in keys}
+        emit(
+            StepAction.SHIFT_ROUTING,
+            ("*", "*"),
+            sum(remaining.values()),
+            routing_weights(remaining, capacity_per_replica),
+        )
+        for key in dict.fromkeys(stopping):
+            now_desired[key] = remaining[key]
+            now_ready[key] = min(now_ready[key], now_desired[key])
+            emit(StepAction.SCALE_DOWN, key, now_desired[key])
+    return tuple(steps)

@@ -1,0 +1,396 @@
+"""Turns a Snapshot into the optimisation problem both solvers share.
+
+An *option* is one (deployment, cluster, GPU type) where a replica may run, with its SLO capacity,
+its cost per replica over the deployment's payback window, and the cost of starting one there.
+Costs (USD):
+
+    replica cost per hour   = GPUs x (marginal GPU-hour cost + P_load x PUE x price / 1000)
+    window cost             = replica cost per hour integrated over the window's hourly prices
+    cost of starting one    = cold start hours x GPUs x (GPU-hour cost + idle W x PUE x price now / 1000)
+                              + per-move penalty
+
+where P_load is the replica's power at its SLO capacity (a replica the optimiser buys carries a full
+share of the load when demand binds). Prices are not clamped: a negative price makes energy a
+credit. GPUs that gridshift does not hold are not its cost, so no idle power is charged for them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from gridshift.api import MigrationMode
+from gridshift.api.inference_deployment import DemandSource
+from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
+from gridshift.planner.prices import PriceView, view
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.snapshot import Cluster, Deployment, Snapshot, label_selector_matches
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What a deployment must serve, after filling missing metrics from its spec."""
+
+    requests_per_second: float | None
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+    headroom: float
+
+    @property
+    def output_tokens_per_second(self) -> float | None:
+        if self.requests_per_second is None:
+            return None
+        return self.requests_per_second * self.mean_output_tokens
+
+    @property
+    def needed_tokens_per_second(self) -> float | None:
+        tokens = self.output_tokens_per_second
+        return None if tokens is None else tokens * (1.0 + self.headroom)
+
+
+@dataclass(slots=True)
+class Option:
+    """One place a replica of one deployment may run."""
+
+    deployment: int
+    cluster: str
+    region: str
+    gpu_type: str
+    gpus: int
+    capacity_rps: float
+    capacity_tokens_per_s: float
+    power_at_capacity_watts: float
+    pue: float
+    gpu_hour_usd: float
+    window_cost_usd: float
+    hourly_cost_now_usd: float
+    start_cost_usd: float
+    current: int
+    ready: int
+    upper: int
+    stale: bool
+    preferred: bool
+    model: PerformanceModel
+    key: tuple[str, str] = ("", "")
+    """(cluster, gpu_type): the inventory pool this option draws from."""
+
+    def __post_init__(self) -> None:
+        self.key = (self.cluster, self.gpu_type)
+
+
+@dataclass(frozen=True)
+class OptionColumns:
+    window_cost: tuple[float, ...]
+    start_cost: tuple[float, ...]
+    current: tuple[int, ...]
+    stale: tuple[bool, ...]
+    unit: tuple[float, ...]
+    region: tuple[str, ...]
+
+
+@dataclass
+class DeploymentProblem:
+    """One deployment's part of the joint problem."""
+
+    index: int
+    deployment: Deployment
+    workload: Workload
+    window_hours: float
+    options: list[Option]
+    coverage_target: float
+    """Demand to cover, in the unit of `Option.capacity_tokens_per_s` (or replicas when demand is unknown)."""
+    demand_known: bool
+    min_replicas: int
+    max_replicas: int
+    min_regions: int
+    max_moves: int
+    frozen: bool
+    advisory: bool
+    unreachable: list[tuple[str, str, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def unit_capacity(self, option: Option) -> float:
+        return option.capacity_tokens_per_s if self.demand_known else 1.0
+
+    @cached_property
+    def columns(self) -> OptionColumns:
+        """The options' numbers as parallel tuples, for the solvers' inner loops."""
+        return OptionColumns(
+            window_cost=tuple(o.window_cost_usd for o in self.options),
+            start_cost=tuple(o.start_cost_usd for o in self.options),
+            current=tuple(o.current for o in self.options),
+            stale=tuple(o.stale for o in self.options),
+            unit=tuple(self.unit_capacity(o) for o in self.options),
+            region=tuple(o.region for o in self.options),
+        )
+
+    @cached_property
+    def strongest_unit(self) -> float:
+        """The largest capacity of one replica over the options, in coverage units (1.0 without options)."""
+        return max(self.columns.unit, default=1.0)
+
+    @cached_property
+    def position(self) -> dict[tuple[str, str], int]:
+        """Index of the option drawing from each (cluster, GPU type) pool."""
+        return {o.key: j for j, o in enumerate(self.options)}
+
+    @cached_property
+    def by_unit_cost(self) -> tuple[int, ...]:
+        """Option indices from the cheapest window cost per unit of capacity up, ties by index."""
+        columns = self.columns
+        return tuple(sorted(range(len(self.options)), key=lambda j: (columns.window_cost[j] / columns.unit[j], j)))
+
+    @property
+    def current_total(self) -> int:
+        return sum(o.current for o in self.options)
+
+
+@dataclass
+class Problem:
+    """The joint problem: deployments competing for GPU inventory."""
+
+    deployments: list[DeploymentProblem]
+    inventory: dict[tuple[str, str], int]
+    price_views: dict[str, PriceView]
+    stale_clusters: frozenset[str]
+    clusters: Mapping[str, Cluster]
+
+    @cached_property
+    def variable_count(self) -> int:
+        """Size of the MILP: replica counts, start/stop and slack variables, region indicators."""
+        count = 0
+        for problem in self.deployments:
+            count += len(problem.options) + 2 + len({o.region for o in problem.options})
+            count += 2 * sum(1 for o in problem.options if o.current > 0 or o.stale)
+        return count
+
+
+def workload_of(deployment: Deployment) -> Workload:
+    spec = deployment.spec.demand
+    observed = deployment.demand
+    rate = spec.requests_per_second if spec.source == DemandSource.STATIC else observed.requests_per_second
+    return Workload(
+        requests_per_second=rate,
+        mean_prompt_tokens=observed.mean_prompt_tokens or spec.mean_prompt_tokens,
+        mean_output_tokens=observed.mean_output_tokens or spec.mean_output_tokens,
+        headroom=spec.headroom,
+    )
+
+
+def _profile_index(profiles: tuple[PerformanceModel, ...]) -> dict[tuple[str, str, int], PerformanceModel]:
+    index: dict[tuple[str, str, int], PerformanceModel] = {}
+    for profile in profiles:
+        index.setdefault((profile.model, profile.gpu_type, profile.gpus_per_replica), profile)
+    return index
+
+
+def _eligible_cluster(deployment: Deployment, cluster: Cluster) -> str | None:
+    """Why the cluster is out for this deployment, or None when it may be used."""
+    placement = deployment.spec.placement
+    if placement.allowed_regions and cluster.region not in placement.allowed_regions:
+        return "not in allowedRegions"
+    if cluster.region in placement.forbidden_regions:
+        return "in forbiddenRegions"
+    if not label_selector_matches(placement.cluster_selector, cluster.labels):
+        return "does not match clusterSelector"
+    return None
+
+
+def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
+    clusters = {c.name: c for c in snapshot.clusters}
+    profiles = _profile_index(snapshot.profiles)
+    stale = frozenset(
+        c.name for c in snapshot.clusters if (h := snapshot.prices.get(c.name)) is None or h.stale or not h.intervals
+    )
+    view_cache: dict[tuple[str, float], PriceView] = {}
+
+    def price_view(cluster: str, hours: float) -> PriceView:
+        key = (cluster, hours)
+        if key not in view_cache:
+            view_cache[key] = view(
+                snapshot.prices.get(cluster), snapshot.now, hours, settings.missing_price_usd_per_kwh
+            )
+        return view_cache[key]
+
+    # First pass: which (deployment, GPU type) pairs need a capacity, so that all are computed at once.
+    pair_keys: list[tuple[int, str]] = []
+    pair_models: list[PerformanceModel] = []
+    workloads: list[Workload] = []
+    for d_index, deployment in enumerate(snapshot.deployments):
+        workload = workload_of(deployment)
+        workloads.append(workload)
+        spec = deployment.spec
+        for gpu_type in spec.replica.gpu_types:
+            model = profiles.get((spec.model.source, gpu_type, spec.replica.gpus_per_replica)) or profiles.get(
+                (spec.model.served_name, gpu_type, spec.replica.gpus_per_replica)
+            )
+            if model is not None:
+                pair_keys.append((d_index, gpu_type))
+                pair_models.append(model)
+    inputs = CapacityInputs.of(
+        pair_models,
+        [workloads[d].mean_prompt_tokens for d, _ in pair_keys],
+        [workloads[d].mean_output_tokens for d, _ in pair_keys],
+        [snapshot.deployments[d].spec.slo.tpot_p95_ms for d, _ in pair_keys],
+        [snapshot.deployments[d].spec.slo.ttft_p95_ms for d, _ in pair_keys],
+    )
+    rates = capacity_requests_per_second(inputs, settings) if pair_keys else np.zeros(0)
+    powers = power_at(pair_models, batch_at(inputs, rates, settings)) if pair_keys else np.zeros(0)
+    capacity: dict[tuple[int, str], tuple[float, PerformanceModel, float]] = {
+        key: (float(rate), model, float(power))
+        for key, rate, model, power in zip(pair_keys, rates, pair_models, powers, strict=True)
+    }
+
+    offerings = {c.name: {o.gpu_type: o for o in c.offerings} for c in snapshot.clusters}
+    inventory: dict[tuple[str, str], int] = {}
+    for site in snapshot.clusters:
+        for offered in site.offerings:
+            inventory[(site.name, offered.gpu_type)] = offered.available_gpus
+
+    problems: list[DeploymentProblem] = []
+    for d_index, deployment in enumerate(snapshot.deployments):
+        spec = deployment.spec
+        workload = workloads[d_index]
+        window = min(spec.migration.payback_horizon_hours, settings.max_horizon_hours)
+        gpus = spec.replica.gpus_per_replica
+        frozen = spec.migration.mode == MigrationMode.FROZEN
+        current = {(p.cluster, p.gpu_type): p for p in deployment.placements}
+        notes: list[str] = []
+        unreachable: list[tuple[str, str, int]] = []
+        options: list[Option] = []
+        missing_profiles: set[str] = set()
+        unreachable_slo: set[str] = set()
+        for cluster in snapshot.clusters:
+            if not cluster.reachable:
+                for gpu_type in spec.replica.gpu_types:
+                    placed = current.get((cluster.name, gpu_type))
+                    if placed is not None and placed.desired > 0:
+                        unreachable.append((cluster.name, gpu_type, placed.desired))
+                continue
+            excluded = _eligible_cluster(deployment, cluster)
+            prices = price_view(cluster.name, window)
+            pue = cluster.pue
+            energy_now_per_watt = pue * prices.now_usd_per_kwh / 1000.0
+            energy_window_per_watt = pue * prices.window_mean_usd_per_kwh / 1000.0
+            preferred = cluster.region in spec.placement.preferred_regions
+            stale_here = cluster.name in stale
+            for gpu_type in spec.replica.gpu_types:
+                offering = offerings[cluster.name].get(gpu_type)
+                placed = current.get((cluster.name, gpu_type))
+                if offering is None or (excluded is not None and not frozen):
+                    if placed is not None and placed.desired > 0:
+                        why = excluded or f"offers no {gpu_type}"
+                        notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
+                    continue
+                entry = capacity.get((d_index, gpu_type))
+                if entry is None:
+                    missing_profiles.add(gpu_type)
+                    continue
+                rate, model, power = entry
+                if rate <= 0.0:
+                    unreachable_slo.add(gpu_type)
+                    continue
+                gpu_hour = offering.hourly_cost_usd
+                window_cost = window * (gpus * gpu_hour + power * energy_window_per_watt)
+                idle_watts = gpus * offering.idle_power_watts
+                start_cost = (
+                    settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * energy_now_per_watt)
+                    + settings.move_penalty_usd
+                )
+                if preferred:
+                    # Scale toward zero by the discount whatever the sign, so preference always helps.
+                    window_cost -= abs(window_cost) * settings.preferred_region_discount
+                options.append(
+                    Option(
+                        deployment=d_index,
+                        cluster=cluster.name,
+                        region=cluster.region,
+                        gpu_type=gpu_type,
+                        gpus=gpus,
+                        capacity_rps=rate,
+                        capacity_tokens_per_s=rate * workload.mean_output_tokens,
+                        power_at_capacity_watts=power,
+                        pue=pue,
+                        gpu_hour_usd=gpu_hour,
+                        window_cost_usd=window_cost,
+                        hourly_cost_now_usd=gpus * gpu_hour + power * energy_now_per_watt,
+                        start_cost_usd=start_cost,
+                        current=placed.desired if placed else 0,
+                        ready=placed.ready if placed else 0,
+                        upper=min(spec.capacity.max_replicas, offering.available_gpus // gpus),
+                        stale=stale_here,
+                        preferred=preferred,
+                        model=model,
+                    )
+                )
+        for placed in deployment.placements:
+            if placed.cluster not in clusters and placed.desired > 0:
+                notes.append(f"{placed.desired} replica(s) in unknown cluster {placed.cluster}: not counted")
+        for gpu_type in sorted(missing_profiles):
+            notes.append(
+                f"no GPUProfile for {spec.model.source} on {gpu_type} with {gpus} GPU(s) per replica: not used"
+            )
+        for gpu_type in sorted(unreachable_slo):
+            notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
+        needed = workload.needed_tokens_per_second
+        demand_known = needed is not None
+        reachable_current = sum(o.current for o in options)
+        if needed is None:
+            coverage = float(max(spec.capacity.min_replicas, reachable_current))
+            notes.append(f"demand unknown (no request-rate metric): keeping at least {int(coverage)} replica(s)")
+        else:
+            coverage = needed
+        regions = {o.region for o in options}
+        min_regions = spec.capacity.min_regions
+        if min_regions > len(regions) and not frozen:
+            notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
+            min_regions = len(regions)
+        max_replicas = spec.capacity.max_replicas
+        if options and not frozen:
+            weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+            # No more replicas than a minimal cover needs, so that a negative price does not buy idle
+            # replicas; what is held now, plus room to spread over regions without stopping any (a move
+            # limit may forbid stopping), stays allowed.
+            enough = math.ceil(coverage / weakest - 1e-9) if weakest > 0 else max_replicas
+            max_replicas = min(
+                max_replicas,
+                max(spec.capacity.min_replicas, min_regions, enough, reachable_current) + max(0, min_regions - 1),
+            )
+        problems.append(
+            DeploymentProblem(
+                index=d_index,
+                deployment=deployment,
+                workload=workload,
+                window_hours=window,
+                options=options,
+                coverage_target=coverage,
+                demand_known=demand_known,
+                min_replicas=spec.capacity.min_replicas,
+                max_replicas=max_replicas,
+                min_regions=min_regions,
+                max_moves=spec.migration.max_concurrent_moves,
+                frozen=frozen,
+                advisory=spec.migration.mode == MigrationMode.ADVISORY,
+                unreachable=unreachable,
+                notes=notes,
+            )
+        )
+    # Frozen deployments keep what they hold even where inventory has since shrunk.
+    for problem in problems:
+        if problem.frozen:
+            for option in problem.options:
+                option.upper = option.current
+    frozen_use: dict[tuple[str, str], int] = {}
+    for problem in problems:
+        if problem.frozen:
+            for option in problem.options:
+                frozen_use[option.key] = frozen_use.get(option.key, 0) + option.current * option.gpus
+    for key, used in frozen_use.items():
+        inventory[key] = max(inventory.get(key, 0), used)
+    price_views = {c.name: price_view(c.name, 0.0) for c in snapshot.clusters}
+    return Problem(problems, inventory, price_views, stale, clusters)

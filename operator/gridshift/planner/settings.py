@@ -1,0 +1,95 @@
+"""Planner settings: every knob with its unit and the reason for its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    """Tunables of the capacity model, the cost model and the optimiser."""
+
+    # --- capacity under SLO -------------------------------------------------------------------
+    latency_quantile: float = 0.95
+    """Quantile the SLO speaks of (SLOSpec fields are p95)."""
+
+    prefill_chunk_tokens: int = 512
+    """Prompt tokens one engine step may prefill alongside decoding (vLLM chunked prefill,
+    --max-num-batched-tokens). It bounds the stall a prompt adds to other requests' inter-token
+    latency: 512 tokens at the measured H100 prefill rate (~15k tokens/s) is 34 ms, inside common
+    50 ms TPOT objectives; vLLM's throughput-oriented defaults (2048-8192) would stall 0.1-0.5 s."""
+
+    prompt_p95_to_mean: float = 3.55
+    """p95 prompt length / mean prompt length. Azure LLM conversation trace 2023: 4083 / 1155 = 3.54;
+    code trace: 7315 / 2048 = 3.57."""
+
+    prompt_length_scv: float = 0.92
+    """Squared coefficient of variation of prompt length (= of prefill service time), for the
+    Kingman queueing term. Azure conversation trace: 0.92; code trace: 0.93."""
+
+    arrival_scv: float = 1.0
+    """Squared coefficient of variation of request inter-arrival times; 1.0 is Poisson arrivals."""
+
+    # --- switching ----------------------------------------------------------------------------
+    cold_start_seconds: float = 180.0
+    """Time a new replica holds its GPUs before it serves. The measured floor (weights from local disk
+    plus CUDA graph capture, H100, 8 B model) is 18 s; real vLLM replicas with image pull, weight
+    download and engine start take 2-5 min, so 3 min."""
+
+    move_penalty_usd: float = 0.10
+    """Charged per replica started elsewhere, on top of its cold-start GPU time: the operational risk
+    of a move (a failed start, a routing blip). Small so that the cold start dominates."""
+
+    # --- horizon and prices -------------------------------------------------------------------
+    max_horizon_hours: float = 168.0
+    """Upper bound of the cost window; each deployment's window is its migration.paybackHorizonHours."""
+
+    missing_price_usd_per_kwh: float = 0.10
+    """Price assumed for a cluster with no known price at all (and then treated as stale, so it never
+    drives a move). 0.10 USD/kWh is near the 2024 median of the markets in shared/data/prices-2024."""
+
+    # --- optimiser ----------------------------------------------------------------------------
+    milp_max_variables: int = 2000
+    """Up to this many decision variables the MILP solves the problem. HiGHS takes up to about a
+    second at 2,000 (about 50 deployments on 12 clusters x 3 GPU types) on the 2-core CI machine,
+    and minutes on some 8,000-variable snapshots."""
+
+    lp_max_variables: int = 20_000
+    """Up to this many variables (and above milp_max_variables) the LP relaxation, rounded down,
+    seeds the greedy solver: about 0.5 s for the LP at 20,000. Larger problems run greedy alone."""
+
+    greedy_exchange_budget: int = 10_000
+    """Candidate single-replica exchanges the greedy solver's last pass may evaluate, over all
+    deployments (about 5 microseconds each): enough to be thorough up to a few hundred deployments,
+    and to stay within the planning budget at 1,000 and more."""
+
+    mip_relative_gap: float = 1e-6
+    """HiGHS relative optimality gap. Tight, so that plans are optimal enough to be monotone in prices."""
+
+    shortfall_penalty_usd: float = 1e7
+    """Objective cost of leaving a deployment's whole demand unserved; uncovered demand is priced
+    so far above any real cost that capacity is always bought when inventory allows it."""
+
+    bound_violation_penalty_usd: float = 1e6
+    """Objective cost of each replica or region short of minReplicas or minRegions."""
+
+    stale_change_penalty_usd: float = 1e4
+    """Objective cost of each replica added to or removed from a cluster whose price is stale: large
+    enough that only an SLO need (priced at shortfall_penalty_usd) makes such a change."""
+
+    preferred_region_discount: float = 1e-3
+    """Fraction taken off the cost of options in a deployment's preferredRegions, so they win ties."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.latency_quantile < 1.0:
+            raise ValueError(f"latency_quantile must be within [0.5, 1), got {self.latency_quantile}")
+        if self.prefill_chunk_tokens < 1:
+            raise ValueError(f"prefill_chunk_tokens must be >= 1, got {self.prefill_chunk_tokens}")
+        if self.prompt_p95_to_mean < 1.0:
+            raise ValueError(f"prompt_p95_to_mean must be >= 1, got {self.prompt_p95_to_mean}")
+        if self.cold_start_seconds < 0:
+            raise ValueError(f"cold_start_seconds must be >= 0, got {self.cold_start_seconds}")
+        if self.move_penalty_usd < 0:
+            raise ValueError(f"move_penalty_usd must be >= 0, got {self.move_penalty_usd}")
+        if self.milp_max_variables < 0:
+            raise ValueError(f"milp_max_variables must be >= 0, got {self.milp_max_variables}")

@@ -1,0 +1,184 @@
+"""The planner's input: an immutable picture of deployments, clusters, GPUs and prices at one instant.
+
+The shell builds a `Snapshot` from the API objects, Prometheus and the price feeds; the planner
+reads nothing else. Time is `Snapshot.now`, never the wall clock. Money is USD throughout: the
+shell converts feed currencies with PriceFeedSpec.fxToUsd before building the snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from gridshift.api import InferenceDeploymentSpec
+from gridshift.api.common import LabelSelector
+from gridshift.planner.profiles import PerformanceModel
+
+
+class PriceKind(StrEnum):
+    """Whether a priced interval is a published (day-ahead or real-time) price or a forecast."""
+
+    ACTUAL = "actual"
+    FORECAST = "forecast"
+
+
+@dataclass(frozen=True)
+class PriceInterval:
+    """Electricity price over [start, end), USD per kWh; negative prices are real and kept."""
+
+    start: datetime
+    end: datetime
+    usd_per_kwh: float
+    kind: PriceKind = PriceKind.ACTUAL
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"PriceInterval.end ({self.end}) must be after start ({self.start})")
+
+
+@dataclass(frozen=True)
+class PriceHorizon:
+    """Known prices of one cluster from about now on, possibly partial; `stale` when the feed went quiet."""
+
+    intervals: tuple[PriceInterval, ...] = ()
+    stale: bool = False
+
+    def __post_init__(self) -> None:
+        for earlier, later in zip(self.intervals, self.intervals[1:], strict=False):
+            if later.start < earlier.end:
+                raise ValueError(
+                    f"PriceHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
+                )
+
+
+@dataclass(frozen=True)
+class Offering:
+    """A GPU type in a cluster: how many gridshift may use, what one costs, and its idle draw.
+
+    `available_gpus` counts every GPU of this type gridshift may hold here, including those its
+    replicas already hold (the shell derives it from allocatable minus others' use, capped by
+    GPUOffering.maxGpus).
+    """
+
+    gpu_type: str
+    available_gpus: int
+    hourly_cost_usd: float
+    idle_power_watts: float
+
+    def __post_init__(self) -> None:
+        if self.available_gpus < 0:
+            raise ValueError(f"Offering({self.gpu_type}).available_gpus must be >= 0, got {self.available_gpus}")
+        if self.hourly_cost_usd < 0:
+            raise ValueError(f"Offering({self.gpu_type}).hourly_cost_usd must be >= 0, got {self.hourly_cost_usd}")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A RegionalCluster as the planner sees it."""
+
+    name: str
+    region: str
+    pue: float
+    offerings: tuple[Offering, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)
+    reachable: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.pue <= 3.0:
+            raise ValueError(f"Cluster({self.name}).pue must be within 1.0..3.0, got {self.pue}")
+        types = [o.gpu_type for o in self.offerings]
+        if len(set(types)) != len(types):
+            raise ValueError(f"Cluster({self.name}).offerings lists a GPU type twice: {types}")
+
+    def offering(self, gpu_type: str) -> Offering | None:
+        for candidate in self.offerings:
+            if candidate.gpu_type == gpu_type:
+                return candidate
+        return None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Replicas of one deployment on one GPU type in one cluster: wanted (desired) and serving (ready)."""
+
+    cluster: str
+    gpu_type: str
+    desired: int
+    ready: int
+
+    def __post_init__(self) -> None:
+        if self.desired < 0 or self.ready < 0:
+            raise ValueError(f"Placement({self.cluster}, {self.gpu_type}): desired and ready must be >= 0")
+
+
+@dataclass(frozen=True)
+class ObservedDemand:
+    """Load measured through Prometheus; a field is None when the metric is missing."""
+
+    requests_per_second: float | None = None
+    mean_prompt_tokens: float | None = None
+    mean_output_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """An InferenceDeployment: its spec, where it runs now, and what it is asked to serve."""
+
+    namespace: str
+    name: str
+    spec: InferenceDeploymentSpec
+    placements: tuple[Placement, ...] = ()
+    demand: ObservedDemand = field(default_factory=ObservedDemand)
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one planning round needs. `profiles` holds one model per (model, GPU type, GPUs per replica)."""
+
+    now: datetime
+    deployments: tuple[Deployment, ...]
+    clusters: tuple[Cluster, ...]
+    profiles: tuple[PerformanceModel, ...]
+    prices: Mapping[str, PriceHorizon] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.clusters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Snapshot.clusters: cluster names must be unique, got {names}")
+        ids = [d.id for d in self.deployments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("Snapshot.deployments: deployment ids (namespace/name) must be unique")
+        unknown = set(self.prices) - set(names)
+        if unknown:
+            raise ValueError(f"Snapshot.prices names unknown clusters: {sorted(unknown)}")
+
+
+def label_selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics: every matchLabels pair and every expression must hold."""
+    if selector is None:
+        return True
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        actual = labels.get(requirement.key)
+        if requirement.operator == "In" and (not present or actual not in requirement.values):
+            return False
+        if requirement.operator == "NotIn" and present and actual in requirement.values:
+            return False
+        if requirement.operator == "Exists" and not present:
+            return False
+        if requirement.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def hours_between(start: datetime, end: datetime) -> float:
+    return (end - start) / timedelta(hours=1)

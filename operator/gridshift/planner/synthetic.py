@@ -1,0 +1,226 @@
+"""Random but realistic snapshots, for the planner benchmark and tests (seeded, no I/O).
+
+GPU types other than the profiled one get a profile scaled from it by published ratios: decode is
+memory-bound, so step time scales with HBM bandwidth (A100-80GB 2.0 TB/s, H100 3.35, B200 8.0,
+L40S 0.86 TB/s), and power with board power (400, 700, 1000, 350 W).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from gridshift.api import InferenceDeploymentSpec
+from gridshift.planner.capacity import CapacityInputs, capacity_requests_per_second
+from gridshift.planner.profiles import GPU_PRODUCT_LABELS, PerformanceModel
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.snapshot import (
+    Cluster,
+    Deployment,
+    ObservedDemand,
+    Offering,
+    Placement,
+    PriceHorizon,
+    PriceInterval,
+    PriceKind,
+    Snapshot,
+)
+
+# label -> (HBM TB/s, board W, typical marginal USD per GPU-hour, idle W)
+GPU_TRAITS: dict[str, tuple[float, float, float, float]] = {
+    GPU_PRODUCT_LABELS["H100"]: (3.35, 700.0, 2.5, 75.5),
+    GPU_PRODUCT_LABELS["A100-80GB"]: (2.0, 400.0, 1.5, 55.0),
+    GPU_PRODUCT_LABELS["B200"]: (8.0, 1000.0, 5.0, 140.0),
+    GPU_PRODUCT_LABELS["L40S"]: (0.86, 350.0, 0.9, 35.0),
+}
+REGIONS = (
+    "eu-de",
+    "eu-fr",
+    "eu-es",
+    "eu-nl",
+    "eu-se",
+    "us-tx",
+    "us-ca",
+    "us-va",
+    "us-ny",
+    "ca-on",
+    "au-nsw",
+    "jp-tk",
+    "sg",
+    "eu-ch",
+    "eu-at",
+    "eu-pl",
+)
+
+
+def scaled_model(base: PerformanceModel, gpu_type: str) -> PerformanceModel:
+    """A profile of the same model on another GPU type, scaled by bandwidth and board power."""
+    if base.gpu_type == gpu_type:
+        return base
+    base_bw, base_w, _, _ = GPU_TRAITS[base.gpu_type]
+    bw, watts, _, _ = GPU_TRAITS[gpu_type]
+    speed = base_bw / bw
+    power = watts / base_w
+    return replace(
+        base,
+        gpu_type=gpu_type,
+        step_base_ms=base.step_base_ms * speed,
+        step_ms_per_kv_position=base.step_ms_per_kv_position * speed,
+        step_ms_per_sequence=base.step_ms_per_sequence * speed,
+        power_base_watts=base.power_base_watts * power,
+        power_watts_per_sequence=base.power_watts_per_sequence * power,
+        power_watts_per_log_batch=base.power_watts_per_log_batch * power,
+        power_cap_watts=base.power_cap_watts * power,
+        idle_power_watts=base.idle_power_watts * power,
+        prefill_tokens_per_s=base.prefill_tokens_per_s / speed,
+    )
+
+
+def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> PriceHorizon:
+    base = rng.uniform(0.03, 0.25)
+    swing = rng.uniform(0.1, 0.6) * base
+    phase = rng.uniform(0, 24)
+    intervals = []
+    for hour in range(hours):
+        price = base + swing * math.sin(2 * math.pi * (hour + phase) / 24) + rng.normal(0, 0.1 * base)
+        if rng.random() < 0.02:
+            price = -abs(price)
+        start = now + timedelta(hours=hour)
+        kind = PriceKind.ACTUAL if hour < 12 else PriceKind.FORECAST
+        intervals.append(PriceInterval(start, start + timedelta(hours=1), round(float(price), 5), kind))
+    return PriceHorizon(tuple(intervals), stale=False)
+
+
+def random_snapshot(
+    base_models: Sequence[PerformanceModel],
+    *,
+    deployments: int,
+    clusters: int,
+    gpu_types: int,
+    seed: int = 0,
+    now: datetime = datetime(2024, 6, 1, 12, 0),
+    horizon_hours: int = 24,
+    occupancy: float = 0.6,
+) -> Snapshot:
+    """A snapshot whose total demand fills about `occupancy` of the GPU inventory."""
+    if not base_models:
+        raise ValueError("base_models: need at least one performance model")
+    if not 1 <= gpu_types <= len(GPU_TRAITS):
+        raise ValueError(f"gpu_types must be within 1..{len(GPU_TRAITS)}, got {gpu_types}")
+    rng = np.random.default_rng(seed)
+    types = list(GPU_TRAITS)[:gpu_types]
+    profiles: dict[tuple[str, str, int], PerformanceModel] = {}
+    for base in base_models:
+        if base.gpu_type not in GPU_TRAITS:
+            continue
+        for gpu_type in types:
+            model = scaled_model(base, gpu_type)
+            profiles.setdefault((model.model, model.gpu_type, model.gpus_per_replica), model)
+    usable = sorted({(m.model, m.gpus_per_replica) for m in profiles.values()})
+    if not usable:
+        raise ValueError("base_models: none is on a GPU type the synthetic snapshot knows")
+
+    specs = []
+    for index in range(deployments):
+        model_name, gpus = usable[int(rng.integers(len(usable)))]
+        accepted = sorted(rng.choice(types, size=int(rng.integers(1, len(types) + 1)), replace=False).tolist())
+        min_replicas = int(rng.integers(1, 3))
+        min_regions = int(rng.integers(1, 3)) if clusters > 1 else 1
+        spec = InferenceDeploymentSpec.model_validate(
+            {
+                "model": {"servedName": f"m{index}", "source": model_name},
+                "replica": {"gpusPerReplica": gpus, "gpuTypes": accepted},
+                "slo": {
+                    "ttftP95Ms": float(rng.choice([1000, 2000, 3000, 5000])),
+                    "tpotP95Ms": float(rng.choice([50, 75, 100, 150])),
+                },
+                "capacity": {
+                    "minReplicas": min_replicas,
+                    "maxReplicas": int(rng.integers(max(4, min_regions), 33)),
+                    "minRegions": min_regions,
+                },
+                "migration": {
+                    "maxConcurrentMoves": int(rng.integers(1, 4)),
+                    "paybackHorizonHours": float(rng.choice([2, 6, 12, 24])),
+                },
+                "demand": {"meanPromptTokens": 1000, "meanOutputTokens": 250},
+            }
+        )
+        rate = float(rng.lognormal(mean=0.5, sigma=1.0))
+        prompt = float(rng.uniform(200, 2000))
+        output = float(rng.uniform(100, 500))
+        specs.append((spec, ObservedDemand(rate, prompt, output)))
+
+    # Size the inventory from what the deployments need on their best accepted GPU type.
+    pairs = [(i, g) for i, (spec, _) in enumerate(specs) for g in spec.replica.gpu_types]
+    models = [profiles[(specs[i][0].model.source, g, specs[i][0].replica.gpus_per_replica)] for i, g in pairs]
+    inputs = CapacityInputs.of(
+        models,
+        [specs[i][1].mean_prompt_tokens or 1000.0 for i, _ in pairs],
+        [specs[i][1].mean_output_tokens or 250.0 for i, _ in pairs],
+        [specs[i][0].slo.tpot_p95_ms for i, _ in pairs],
+        [specs[i][0].slo.ttft_p95_ms for i, _ in pairs],
+    )
+    rates = capacity_requests_per_second(inputs, PlannerSettings())
+    best_rate = [0.0] * len(specs)
+    for (i, _), rate in zip(pairs, rates, strict=True):
+        best_rate[i] = max(best_rate[i], float(rate))
+    replicas_wanted = 0
+    for i, (spec, demand) in enumerate(specs):
+        if best_rate[i] <= 0:
+            # Keep every synthetic deployment servable: relax an SLO the chosen GPUs cannot meet.
+            loose = spec.slo.model_copy(update={"ttft_p95_ms": 30000.0, "tpot_p95_ms": 500.0})
+            specs[i] = (spec.model_copy(update={"slo": loose}), demand)
+            best_rate[i] = demand.requests_per_second or 1.0
+        needed = math.ceil((demand.requests_per_second or 0.0) * 1.2 / best_rate[i])
+        if needed > spec.capacity.max_replicas // 2:
+            # Users size maxReplicas above their demand; keep twice the need as the cap.
+            capacity = spec.capacity.model_copy(update={"max_replicas": min(10_000, 2 * needed)})
+            specs[i] = (specs[i][0].model_copy(update={"capacity": capacity}), demand)
+        replicas_wanted += spec.replica.gpus_per_replica * max(spec.capacity.min_replicas, needed)
+
+    per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
+    cluster_list = []
+    prices = {}
+    for index in range(clusters):
+        region = REGIONS[index % len(REGIONS)] + ("" if index < len(REGIONS) else f"-{index // len(REGIONS)}")
+        offerings = []
+        for gpu_type in types:
+            _, _, cost, idle = GPU_TRAITS[gpu_type]
+            offerings.append(
+                Offering(
+                    gpu_type=gpu_type,
+                    available_gpus=int(per_offering * rng.uniform(0.5, 1.5)),
+                    hourly_cost_usd=round(float(cost * rng.uniform(0.0, 1.2)), 3),
+                    idle_power_watts=idle,
+                )
+            )
+        name = f"c{index:02d}-{region}"
+        cluster_list.append(
+            Cluster(name=name, region=region, pue=round(float(rng.uniform(1.1, 1.5)), 2), offerings=tuple(offerings))
+        )
+        prices[name] = _price_series(rng, now, horizon_hours)
+
+    deployment_list = []
+    for index, (spec, demand) in enumerate(specs):
+        placements: list[Placement] = []
+        for _ in range(int(rng.integers(0, 3))):
+            cluster = cluster_list[int(rng.integers(len(cluster_list)))]
+            gpu_type = spec.replica.gpu_types[int(rng.integers(len(spec.replica.gpu_types)))]
+            if all(p.cluster != cluster.name or p.gpu_type != gpu_type for p in placements):
+                count = int(rng.integers(1, 4))
+                placements.append(Placement(cluster.name, gpu_type, count, count))
+        deployment_list.append(
+            Deployment(namespace="bench", name=f"d{index:05d}", spec=spec, placements=tuple(placements), demand=demand)
+        )
+    return Snapshot(
+        now=now,
+        deployments=tuple(deployment_list),
+        clusters=tuple(cluster_list),
+        profiles=tuple(profiles.values()),
+        prices=prices,
+    )

@@ -1,0 +1,347 @@
+"""Inputs of a replay: price CSVs and request traces, read from files or from the slices gridshift ships.
+
+Prices are read with the csvReplay parser (gridshift.signals.price_csv.parse_price_csv, handed in by
+the caller: the import contract keeps this layer from importing gridshift.signals), so the simulator
+accepts exactly the CSV layouts the operator replays: the wide UTC file of shared/data/prices-2024 and
+the per-market files. They are converted to USD/kWh with explicit FX rates and put on an hourly UTC axis;
+a missing hour carries the previous price forward (the planner's persistence rule).
+
+Traces are the Azure LLM inference trace 2023 CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`) or
+JSONL with `timestamp`, `input_length`, `output_length` per line (gzip-compressed or not). They are
+reduced to what the replay uses: requests per minute and mean prompt and output lengths.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+DATA_PACKAGE = "gridshift.data"
+SHIPPED_PRICES = "prices/prices_2024_5markets_utc_hourly_wide.csv"
+SHIPPED_TRACES: Mapping[str, str] = {
+    "conv": "traces/AzureLLMInferenceTrace_conv.csv.gz",
+    "code": "traces/AzureLLMInferenceTrace_code.csv.gz",
+}
+
+
+KWH_PER_MWH = 1000.0
+
+
+class SimulationInputError(ValueError):
+    """A price file, trace or setting the replay cannot use; the message names the file and field."""
+
+
+class PricedInterval(Protocol):
+    """One parsed CSV row: a price over [start, end) in a currency per MWh or kWh."""
+
+    @property
+    def start(self) -> datetime: ...
+    @property
+    def end(self) -> datetime: ...
+    @property
+    def price(self) -> float: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def unit(self) -> object: ...
+
+
+class PriceCsvParser(Protocol):
+    """parse_price_csv's shape; raises SimulationInputError (the caller translates the parser's errors)."""
+
+    def __call__(self, text: str, *, feed: str, column: str | None) -> Sequence[PricedInterval]: ...
+
+
+@dataclass(frozen=True)
+class MarketPrices:
+    """Hourly USD/kWh of one market on a UTC axis starting at `start`; NaN where nothing is known."""
+
+    market: str
+    currency: str
+    start: datetime
+    usd_per_kwh: FloatArray
+
+    def window(self, start: datetime, hours: int) -> FloatArray:
+        """Prices of `hours` hours from `start`, carrying the last known price over gaps."""
+        offset = round((start - self.start) / timedelta(hours=1))
+        if offset < 0 or offset + hours > len(self.usd_per_kwh):
+            end = self.start + timedelta(hours=len(self.usd_per_kwh))
+            raise SimulationInputError(
+                f"prices of {self.market}: the replay needs {start:%Y-%m-%d %H:%M}Z + {hours} h but the file covers "
+                f"{self.start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z"
+            )
+        # Fill from the whole series so that a gap at the window's start takes the price before it.
+        filled = _forward_fill(self.usd_per_kwh[: offset + hours])
+        window = filled[offset:]
+        if np.isnan(window).any():
+            raise SimulationInputError(f"prices of {self.market}: no price at or before {start:%Y-%m-%d %H:%M}Z")
+        return window
+
+
+def _forward_fill(values: FloatArray) -> FloatArray:
+    known = ~np.isnan(values)
+    index = np.where(known, np.arange(len(values)), -1)
+    np.maximum.accumulate(index, out=index)
+    filled: FloatArray = np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
+    return filled
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise SimulationInputError(f"cannot read {path}: {error.strerror}") from error
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SimulationInputError(f"{path}: not UTF-8 text") from error
+
+
+def shipped_text(name: str) -> str:
+    raw = resources.files(DATA_PACKAGE).joinpath(name).read_bytes()
+    return (gzip.decompress(raw) if name.endswith(".gz") else raw).decode("utf-8")
+
+
+def price_columns(text: str) -> list[str]:
+    """Price column names of a price CSV (header fields after the time column)."""
+    header = next(csv.reader(io.StringIO(text)), [])
+    return [name.strip() for name in header[1:]]
+
+
+def market_of_column(column: str) -> str:
+    """`DE-LU_EUR_per_MWh` -> `DE-LU`; a per-market `Price (EUR/MWh)` column has no market name."""
+    return column.split("_", 1)[0] if "_per_" in column else column
+
+
+def parse_prices(
+    text: str,
+    *,
+    source: str,
+    fx_to_usd: Mapping[str, float],
+    parser: PriceCsvParser,
+    markets: Sequence[str] | None = None,
+    market_name: str | None = None,
+) -> list[MarketPrices]:
+    """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market)."""
+    columns = price_columns(text)
+    if not columns:
+        raise SimulationInputError(f"{source}: not a price CSV (needs a time column and price columns)")
+    by_market = {market_of_column(c): c for c in columns}
+    if len(columns) == 1 and "_per_" not in columns[0]:
+        by_market = {market_name or Path(source).name.split("_", 1)[0]: columns[0]}
+    chosen = list(markets) if markets else list(by_market)
+    missing = [m for m in chosen if m not in by_market]
+    if missing:
+        raise SimulationInputError(
+            f"{source}: no price column for market(s) {', '.join(missing)}; it has {', '.join(sorted(by_market))}"
+        )
+    result = []
+    for market in chosen:
+        intervals = parser(text, feed=source, column=by_market[market])
+        currency = intervals[0].currency
+        if currency not in fx_to_usd:
+            raise SimulationInputError(
+                f"{source}: market {market} quotes {currency}; give its rate with --fx {currency}=<USD per {currency}>"
+            )
+        rate = fx_to_usd[currency]
+        start = intervals[0].start.replace(minute=0, second=0, microsecond=0)
+        hours = math.ceil((intervals[-1].end - start) / timedelta(hours=1))
+        values = np.full(hours, np.nan)
+        for interval in intervals:
+            per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
+            # Sub-hourly prices (15-min markets) are averaged into their hour.
+            first = math.floor((interval.start - start) / timedelta(hours=1))
+            last = math.ceil((interval.end - start) / timedelta(hours=1))
+            for hour in range(first, last):
+                values[hour] = per_kwh if np.isnan(values[hour]) else (values[hour] + per_kwh) / 2.0
+        result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
+    return result
+
+
+def load_prices(
+    paths: Sequence[Path],
+    *,
+    fx_to_usd: Mapping[str, float],
+    markets: Sequence[str] | None,
+    parser: PriceCsvParser,
+) -> list[MarketPrices]:
+    """Markets from the given CSVs, or from the shipped 2024 slice when no path is given."""
+    if not paths:
+        return parse_prices(
+            shipped_text(SHIPPED_PRICES), source=SHIPPED_PRICES, fx_to_usd=fx_to_usd, markets=markets, parser=parser
+        )
+    found: dict[str, MarketPrices] = {}
+    for path in paths:
+        text = _read_text(path)
+        wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
+        wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
+        if wide and markets is not None and not wanted:
+            continue
+        for series in parse_prices(text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser):
+            found.setdefault(series.market, series)
+    chosen = list(markets) if markets else list(found)
+    missing = [m for m in chosen if m not in found]
+    if missing:
+        raise SimulationInputError(
+            f"--prices: no file has market(s) {', '.join(missing)}; found {', '.join(sorted(found)) or 'none'}"
+        )
+    return [found[m] for m in chosen]
+
+
+def _markets_in(text: str) -> set[str]:
+    return {market_of_column(c) for c in price_columns(text)}
+
+
+@dataclass(frozen=True)
+class TraceProfile:
+    """A request trace reduced to requests per minute and mean lengths."""
+
+    name: str
+    requests_per_minute: FloatArray
+    mean_prompt_tokens: float
+    mean_output_tokens: float
+    prompt_tokens: npt.NDArray[np.int64]
+    output_tokens: npt.NDArray[np.int64]
+    arrival_seconds: FloatArray
+
+    @property
+    def mean_requests_per_second(self) -> float:
+        return float(self.requests_per_minute.mean()) / 60.0
+
+    def shape(self) -> FloatArray:
+        """Each minute's request count over the trace's mean: the burst pattern the replay cycles."""
+        mean = float(self.requests_per_minute.mean())
+        result: FloatArray = self.requests_per_minute / mean
+        return result
+
+
+def _parse_time(text: str, where: str) -> datetime:
+    cleaned = text.strip()
+    if cleaned.endswith("Z"):
+        cleaned = cleaned[:-1] + "+00:00"
+    # Azure writes seven fractional digits; Python reads at most six.
+    if "." in cleaned:
+        head, _, tail = cleaned.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        rest = tail[len(digits) :]
+        cleaned = f"{head}.{digits[:6]}{rest}"
+    try:
+        parsed = datetime.fromisoformat(cleaned)
+    except ValueError as error:
+        raise SimulationInputError(f"{where}: not an ISO 8601 time: {text!r}") from error
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _parse_length(value: object, where: str) -> int:
+    try:
+        number = float(str(value))
+    except ValueError as error:
+        raise SimulationInputError(f"{where}: not a number: {value!r}") from error
+    if not math.isfinite(number) or number < 0:
+        raise SimulationInputError(f"{where}: must be a non-negative number, got {value!r}")
+    return round(number)
+
+
+def parse_trace(text: str, *, source: str) -> TraceProfile:
+    """An Azure-format CSV or a JSONL trace as a TraceProfile."""
+    stripped = text.lstrip()
+    records: list[tuple[datetime, int, int]] = []
+    if stripped.startswith("{"):
+        for line_number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise SimulationInputError(f"{source}: line {line_number}: not JSON ({error.msg})") from error
+            if not isinstance(item, dict):
+                raise SimulationInputError(f"{source}: line {line_number}: expected a JSON object")
+            for field in ("timestamp", "input_length", "output_length"):
+                if field not in item:
+                    raise SimulationInputError(f"{source}: line {line_number}: missing field {field!r}")
+            where = f"{source}: line {line_number}"
+            stamp = item["timestamp"]
+            moment = (
+                datetime.fromtimestamp(float(stamp), tz=UTC)
+                if isinstance(stamp, int | float)
+                else _parse_time(str(stamp), f"{where}.timestamp")
+            )
+            records.append(
+                (
+                    moment,
+                    _parse_length(item["input_length"], f"{where}.input_length"),
+                    _parse_length(item["output_length"], f"{where}.output_length"),
+                )
+            )
+    else:
+        rows = list(csv.reader(io.StringIO(text)))
+        expected = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+        if not rows or [c.strip() for c in rows[0][:3]] != expected:
+            raise SimulationInputError(
+                f"{source}: not a trace: expected an Azure CSV header {','.join(expected)} or JSONL lines with "
+                "timestamp, input_length, output_length"
+            )
+        for row_number, row in enumerate(rows[1:], start=2):
+            if not row or not row[0].strip():
+                continue
+            if len(row) < 3:
+                raise SimulationInputError(f"{source}: row {row_number}: expected 3 fields, got {len(row)}")
+            where = f"{source}: row {row_number}"
+            records.append(
+                (
+                    _parse_time(row[0], f"{where}.TIMESTAMP"),
+                    _parse_length(row[1], f"{where}.ContextTokens"),
+                    _parse_length(row[2], f"{where}.GeneratedTokens"),
+                )
+            )
+    if len(records) < 2:
+        raise SimulationInputError(f"{source}: the trace needs at least 2 requests, got {len(records)}")
+    records.sort(key=lambda r: r[0])
+    first = records[0][0]
+    seconds = np.asarray([(r[0] - first).total_seconds() for r in records])
+    prompts = np.asarray([r[1] for r in records], dtype=np.int64)
+    outputs = np.asarray([r[2] for r in records], dtype=np.int64)
+    # Only whole minutes: the last, partial minute would read as a lull (or a burst).
+    whole_minutes = int(seconds[-1] // 60)
+    if whole_minutes < 1:
+        raise SimulationInputError(f"{source}: the trace spans less than one minute ({seconds[-1]:.0f} s)")
+    minute = (seconds // 60).astype(np.int64)
+    counts = np.bincount(minute[minute < whole_minutes], minlength=whole_minutes).astype(np.float64)
+    if counts.sum() <= 0 or outputs.mean() <= 0 or prompts.mean() <= 0:
+        raise SimulationInputError(f"{source}: the trace has no requests with tokens")
+    return TraceProfile(
+        name=Path(source).name.split(".")[0],
+        requests_per_minute=counts,
+        mean_prompt_tokens=float(prompts.mean()),
+        mean_output_tokens=float(outputs.mean()),
+        prompt_tokens=prompts,
+        output_tokens=outputs,
+        arrival_seconds=seconds,
+    )
+
+
+def load_trace(path: Path) -> TraceProfile:
+    return parse_trace(_read_text(path), source=str(path))
+
+
+def shipped_trace(name: str) -> TraceProfile:
+    """One of the shipped Azure 2023 traces: 'conv' or 'code'."""
+    if name not in SHIPPED_TRACES:
+        raise SimulationInputError(f"no shipped trace {name!r}; shipped: {', '.join(SHIPPED_TRACES)}")
+    return parse_trace(shipped_text(SHIPPED_TRACES[name]), source=SHIPPED_TRACES[name])

@@ -1,0 +1,304 @@
+"""The minute-step simulator: replicas starting, serving and stopping, and what each minute costs.
+
+Every policy runs through the same actuator and the same accounting:
+
+- A policy sets target replica counts per (deployment, market). The actuator starts missing
+  replicas where GPUs are free; a started replica holds its GPUs for the cold start (whole minutes)
+  before it serves. Surplus replicas still starting are cancelled at once; surplus Ready replicas are
+  stopped make-before-break: only while the Ready replicas left cover the target total (or what was
+  Ready, if less).
+- In each minute a deployment's requests are shared equally by its Ready replicas. The minute is
+  within the SLO when its rate per replica is at most the replica's SLO capacity (the planner's
+  capacity model: p95 TTFT and TPOT both within their objectives). An overloaded replica serves at its
+  throughput limit.
+- Cost (see `account`): GPU-hours of held GPUs (rented only) plus electricity: a Ready replica draws
+  the profile's power at its batch, a starting replica its GPUs' idle power; times PUE and the hour's
+  price. Owned fleets report what a policy adds above all GPUs idling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.simulation.settings import Scenario
+from gridshift.simulation.world import World
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class FleetView(Protocol):
+    """What a policy may look at before minute `minute`'s requests arrive."""
+
+    @property
+    def ready(self) -> IntArray: ...
+    @property
+    def held(self) -> IntArray: ...
+    @property
+    def targets(self) -> IntArray: ...
+    def free_gpus(self) -> IntArray: ...
+
+
+class Policy(Protocol):
+    """An online (or offline) placement policy."""
+
+    name: str
+
+    def initial_targets(self) -> IntArray:
+        """Replicas per (deployment, market) Ready at minute 0."""
+        ...
+
+    def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
+        """New targets before minute `minute`, or None to keep the current ones."""
+        ...
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Replicas per minute, deployment and market: held (GPUs allocated) and Ready (serving)."""
+
+    held: npt.NDArray[np.int32]
+    ready: npt.NDArray[np.int32]
+    migrations: int
+    """Replicas moved between markets: per decision, min(replicas started, replicas stopped) of a deployment."""
+    decisions: int
+
+
+class Fleet:
+    """Replica state of every deployment in every market, driven by targets."""
+
+    def __init__(self, world: World, initial: IntArray) -> None:
+        self.world = world
+        deployments = len(world.deployments)
+        markets = len(world.markets)
+        self.gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.int64)
+        self.inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
+        self.cold = world.settings.cold_start_minutes
+        self._ready = np.asarray(initial, dtype=np.int64).copy()
+        # pending[k, d, m]: replicas that become Ready after k more minute boundaries (k = 0 is "next minute").
+        self.pending = np.zeros((max(self.cold, 1), deployments, markets), dtype=np.int64)
+        self._targets = self._ready.copy()
+        used = (self._ready * self.gpus[:, None]).sum(axis=0)
+        if (used > self.inventory).any():
+            raise ValueError(f"initial placement needs {used.tolist()} GPUs per market, more than {self.inventory}")
+
+    @property
+    def ready(self) -> IntArray:
+        return self._ready
+
+    @property
+    def held(self) -> IntArray:
+        held: IntArray = self._ready + self.pending.sum(axis=0)
+        return held
+
+    @property
+    def targets(self) -> IntArray:
+        return self._targets
+
+    def free_gpus(self) -> IntArray:
+        free: IntArray = self.inventory - (self.held * self.gpus[:, None]).sum(axis=0)
+        return free
+
+    def apply(self, targets: IntArray) -> int:
+        """Move toward `targets`; returns replicas migrated by this change of targets."""
+        targets = np.maximum(np.asarray(targets, dtype=np.int64), 0)
+        moved = 0
+        changed = targets != self._targets
+        if changed.any():
+            for d in np.flatnonzero(changed.any(axis=1)):
+                old, new = self._targets[d], targets[d]
+                moved += int(min(np.maximum(new - old, 0).sum(), np.maximum(old - new, 0).sum()))
+        self._targets = targets
+        self.act()
+        return moved
+
+    def act(self) -> None:
+        """One minute's actuation toward the current targets."""
+        targets = self._targets
+        held = self.held
+        if (held == targets).all():
+            return
+        # Cancel surplus replicas still starting, latest first.
+        surplus = held - targets
+        for k in range(self.pending.shape[0] - 1, -1, -1):
+            if not (surplus > 0).any():
+                break
+            cancel = np.minimum(self.pending[k], np.maximum(surplus, 0))
+            self.pending[k] -= cancel
+            surplus -= cancel
+        # Stop surplus Ready replicas, make-before-break.
+        stop = np.minimum(np.maximum(surplus, 0), self._ready)
+        if stop.any():
+            ready_total = self._ready.sum(axis=1)
+            floor = np.minimum(targets.sum(axis=1), ready_total)
+            allowed = np.maximum(ready_total - floor, 0)
+            for d in np.flatnonzero(stop.any(axis=1)):
+                budget = int(allowed[d])
+                for m in np.flatnonzero(stop[d]):
+                    take = min(budget, int(stop[d, m]))
+                    self._ready[d, m] -= take
+                    budget -= take
+        # Start missing replicas where GPUs are free (deployments in order).
+        deficit = targets - self.held
+        if (deficit > 0).any():
+            free = self.free_gpus()
+            for d, m in zip(*np.nonzero(deficit > 0), strict=True):
+                fits = int(free[m] // self.gpus[d])
+                start = min(int(deficit[d, m]), fits)
+                if start <= 0:
+                    continue
+                free[m] -= start * self.gpus[d]
+                if self.cold == 0:
+                    self._ready[d, m] += start
+                else:
+                    self.pending[self.cold - 1, d, m] += start
+
+    def advance(self) -> None:
+        """The minute boundary: replicas whose cold start ends become Ready."""
+        if self.cold == 0:
+            return
+        self._ready += self.pending[0]
+        self.pending[:-1] = self.pending[1:]
+        self.pending[-1] = 0
+
+
+def simulate(
+    world: World, policy: Policy, progress: Callable[[int], None] | None = None, progress_every: int = 60
+) -> Schedule:
+    """Run one policy over the whole replay."""
+    fleet = Fleet(world, policy.initial_targets())
+    minutes = world.minutes
+    shape = (minutes, len(world.deployments), len(world.markets))
+    held = np.zeros(shape, dtype=np.int32)
+    ready = np.zeros(shape, dtype=np.int32)
+    migrations = 0
+    decisions = 0
+    for minute in range(minutes):
+        if minute > 0:
+            fleet.advance()
+        targets = policy.decide(minute, fleet)
+        if targets is not None:
+            decisions += 1
+            migrations += fleet.apply(targets)
+        else:
+            fleet.act()
+        held[minute] = fleet.held
+        ready[minute] = fleet.ready
+        if progress is not None and (minute + 1) % progress_every == 0:
+            progress(progress_every)
+    if progress is not None and minutes % progress_every:
+        progress(minutes % progress_every)
+    return Schedule(held=held, ready=ready, migrations=migrations, decisions=decisions)
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Totals of one schedule in one scenario."""
+
+    cost_usd: float
+    gpu_usd: float
+    energy_usd: float
+    energy_kwh: float
+    """Facility energy (IT x PUE); for owned fleets, what the policy adds above the idle fleet."""
+    served_tokens: float
+    demand_tokens: float
+    slo_ok_minutes: int
+    deployment_minutes: int
+    gpu_hours: float
+    cost_by_minute: FloatArray
+    """Cost of each minute, summed over deployments and markets, USD."""
+
+    @property
+    def usd_per_mtok(self) -> float | None:
+        return None if self.served_tokens <= 0 else self.cost_usd / (self.served_tokens / 1e6)
+
+    @property
+    def slo_ok_pct(self) -> float:
+        return 100.0 * self.slo_ok_minutes / self.deployment_minutes
+
+
+@dataclass(frozen=True)
+class CostRates:
+    """Per-minute cost coefficients shared by the accounting and the hindsight bound.
+
+    held_usd[t, d, m]: a replica holding its GPUs for minute t, drawing its GPUs' idle power.
+    serving_watts_to_usd[t, m]: USD per watt drawn for minute t in market m (PUE x price / 60 000).
+    idle_watts[d]: idle draw of one replica's GPUs (gpus x idle W per GPU).
+    """
+
+    held_usd: FloatArray
+    serving_watts_to_usd: FloatArray
+    idle_watts: FloatArray
+    owned: bool
+
+
+def cost_rates(world: World, scenario: Scenario) -> CostRates:
+    prices = world.price_per_minute()
+    pue = np.asarray([m.pue for m in world.markets])
+    watts_to_usd = prices * pue[None, :] / 60_000.0
+    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+    idle = gpus * world.settings.gpu_idle_watts
+    gpu_hour = world.gpu_usd_per_hour(scenario)
+    owned = scenario == Scenario.OWNED
+    gpu_minute = gpus[:, None] * gpu_hour[None, :] / 60.0
+    # Owned: a held replica's GPUs would idle anyway (the fleet baseline), so holding adds nothing.
+    idle_energy = np.zeros_like(watts_to_usd[:, None, :]) if owned else idle[None, :, None] * watts_to_usd[:, None, :]
+    held_usd = gpu_minute[None, :, :] + idle_energy
+    return CostRates(held_usd=held_usd, serving_watts_to_usd=watts_to_usd, idle_watts=idle, owned=owned)
+
+
+def fleet_idle_baseline(world: World) -> tuple[float, float]:
+    """(USD, kWh) of every GPU of every market idling for the whole replay: the owned fleet's floor."""
+    prices = world.price_per_minute()
+    pue = np.asarray([m.pue for m in world.markets])
+    gpus = np.asarray([m.gpus for m in world.markets], dtype=np.float64)
+    watts = gpus * world.settings.gpu_idle_watts
+    usd = float((prices * (watts * pue)[None, :]).sum() / 60_000.0)
+    kwh = float((watts * pue).sum() * world.minutes / 60_000.0)
+    return usd, kwh
+
+
+def account(world: World, schedule: Schedule, scenario: Scenario, rates: CostRates | None = None) -> Accounting:
+    """What a schedule costs, serves and whether each minute met the SLO."""
+    rates = rates or cost_rates(world, scenario)
+    held = schedule.held.astype(np.float64)
+    ready = schedule.ready.astype(np.float64)
+    ready_total = schedule.ready.sum(axis=2).astype(np.int64)
+    power = world.serving_power(ready_total)
+    # A Ready replica draws `power`; the held rate already charged its GPUs' idle draw (rented) or the
+    # fleet baseline did (owned), so serving adds the difference.
+    extra_watts = power - rates.idle_watts[None, :]
+    serving_usd = ready * extra_watts[:, :, None] * rates.serving_watts_to_usd[:, None, :]
+    held_usd = held * rates.held_usd
+    cost_by_minute = (serving_usd + held_usd).sum(axis=(1, 2))
+    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+    gpu_hour = world.gpu_usd_per_hour(scenario)
+    gpu_usd = float((held * gpus[None, :, None] * gpu_hour[None, None, :]).sum() / 60.0)
+    pue = np.asarray([m.pue for m in world.markets])
+    idle = rates.idle_watts[None, :, None]
+    it_watts = ready * extra_watts[:, :, None] + (0.0 if rates.owned else held * idle)
+    energy_kwh = float((it_watts * pue[None, None, :]).sum() / 60_000.0)
+    rates_rps = np.stack([d.rate_rps for d in world.deployments], axis=1)
+    capacity = np.asarray([d.capacity_rps for d in world.deployments])
+    limit = np.asarray([d.limit_rps for d in world.deployments])
+    output = np.asarray([d.mean_output_tokens for d in world.deployments])
+    served_rps = np.minimum(rates_rps, ready_total * limit[None, :])
+    ok = np.where(ready_total > 0, rates_rps <= ready_total * capacity[None, :] * (1 + 1e-9), rates_rps <= 0)
+    cost = float(cost_by_minute.sum())
+    return Accounting(
+        cost_usd=cost,
+        gpu_usd=gpu_usd,
+        energy_usd=cost - gpu_usd,
+        energy_kwh=energy_kwh,
+        served_tokens=float((served_rps * output[None, :]).sum() * 60.0),
+        demand_tokens=float((rates_rps * output[None, :]).sum() * 60.0),
+        slo_ok_minutes=int(ok.sum()),
+        deployment_minutes=int(ok.size),
+        gpu_hours=float((held * gpus[None, :, None]).sum() / 60.0),
+        cost_by_minute=cost_by_minute,
+    )

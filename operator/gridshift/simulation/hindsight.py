@@ -1,0 +1,384 @@
+"""The hindsight bound: the simulator's cost model minimised with the whole replay's prices and load known.
+
+A linear programme (HiGHS through scipy.optimize.milp) over every minute t, deployment d and market m:
+
+    h[t,d,m] >= 0   replicas holding GPUs (paid `CostRates.held_usd`: GPU-hours, idle draw)
+    s[t,d,m] >= 0   replicas started at minute t (s >= h[t] - h[t-1]); Ready from t + cold-start minutes
+    y[t,d,m] >= 0   replicas serving, y <= h[t] - (replicas started in the last cold-start minutes)
+
+    minimise  sum h * held_usd + y * (P[t,d] - idle[d]) * watts_to_usd[t,m]
+    subject to  sum_m y[t,d,m] >= N[t,d]            (the fewest Ready replicas within the SLO)
+                sum_m h[t,d,m] <= maxReplicas[d]
+                sum_d gpus[d] * h[t,d,m] <= GPUs of market m
+
+P[t,d] is a Ready replica's power when N[t,d] replicas share the minute's load, exactly the
+simulator's accounting for a schedule with N Ready replicas. Why the optimum is a lower bound on
+every policy's cost (in the minutes where the policy met the SLO):
+
+- any policy schedule maps to a feasible point (its held replicas and starts; y = N of its Ready
+  ones, the cheapest); with more Ready replicas than N the policy's total draw is at least N*P plus an
+  idle draw per extra replica, because a replica's power never falls below its GPUs' idle power
+  (`tests/simulation` checks this of the shipped profiles);
+- integrality is relaxed (an LP's optimum is at most the integer one);
+- the replay is cut into windows (a day by default), each starting from whatever placement suits
+  it, Ready at no cost: each window's optimum is at most the cost a policy pays in it, so their sum is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix
+
+from gridshift.simulation.engine import CostRates
+from gridshift.simulation.settings import Scenario
+from gridshift.simulation.world import World
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class HindsightError(RuntimeError):
+    """HiGHS found no optimum (infeasible inventory, or a solver failure)."""
+
+
+@dataclass(frozen=True)
+class HindsightResult:
+    cost_usd: float
+    held: FloatArray
+    """Replicas holding GPUs per (minute, deployment, market); fractional where the LP splits."""
+    serving: FloatArray
+    started: float
+    migrations: float
+    windows: int
+    exact: bool
+    """True when solved with integer replicas (a MILP), False for the LP relaxation."""
+
+
+def _window(
+    world: World,
+    rates: CostRates,
+    serving_power: FloatArray,
+    required: IntArray,
+    first: int,
+    last: int,
+    integer: bool,
+) -> tuple[float, FloatArray, FloatArray, FloatArray]:
+    minutes = last - first
+    deployments = len(world.deployments)
+    markets = len(world.markets)
+    cells = minutes * deployments * markets
+    cold = world.settings.cold_start_minutes
+    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.int64)
+    inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
+    max_replicas = np.asarray([d.setup.max_replicas for d in world.deployments], dtype=np.float64)
+
+    cell = np.arange(cells).reshape(minutes, deployments, markets)
+    h_index = cell
+    s_index = cells + cell
+    y_index = 2 * cells + cell
+    held_cost = rates.held_usd[first:last].reshape(-1)
+    serving_cost = (
+        (serving_power[first:last] - rates.idle_watts[None, :])[:, :, None]
+        * rates.serving_watts_to_usd[first:last, None, :]
+    ).reshape(-1)
+    cost = np.concatenate([held_cost, np.zeros(cells), serving_cost])
+
+    upper_h = np.broadcast_to((inventory[None, :] // gpus[:, None]).astype(np.float64), (minutes, deployments, markets))
+    upper_h = np.minimum(upper_h, max_replicas[None, :, None])
+    upper = np.concatenate([upper_h.reshape(-1), upper_h.reshape(-1), upper_h.reshape(-1)])
+    upper[s_index[0].reshape(-1)] = 0.0  # the window starts from a free placement: nothing is starting
+    lower = np.zeros(3 * cells)
+
+    rows: list[IntArray] = []
+    cols: list[IntArray] = []
+    vals: list[FloatArray] = []
+    row_lower: list[FloatArray] = []
+    row_upper: list[FloatArray] = []
+    next_row = 0
+
+    def add(row_ids: IntArray, col_ids: IntArray, values: float | FloatArray) -> None:
+        rows.append(row_ids.reshape(-1))
+        cols.append(col_ids.reshape(-1))
+        vals.append(np.broadcast_to(np.asarray(values, dtype=np.float64), row_ids.shape).reshape(-1))
+
+    # Starts: s[t] - h[t] + h[t-1] >= 0 for t >= 1.
+    if minutes > 1:
+        count = (minutes - 1) * deployments * markets
+        ids = next_row + np.arange(count).reshape(minutes - 1, deployments, markets)
+        add(ids, s_index[1:], 1.0)
+        add(ids, h_index[1:], -1.0)
+        add(ids, h_index[:-1], 1.0)
+        row_lower.append(np.zeros(count))
+        row_upper.append(np.full(count, np.inf))
+        next_row += count
+    # Serving: y[t] - h[t] + sum of starts in the last `cold` minutes <= 0.
+    ids = next_row + np.arange(cells).reshape(minutes, deployments, markets)
+    add(ids, y_index, 1.0)
+    add(ids, h_index, -1.0)
+    for lag in range(cold):
+        if lag >= minutes:
+            break
+        add(ids[lag:], s_index[: minutes - lag], 1.0)
+    row_lower.append(np.full(cells, -np.inf))
+    row_upper.append(np.zeros(cells))
+    next_row += cells
+    # Coverage: sum_m y >= N.
+    count = minutes * deployments
+    coverage_ids = next_row + np.arange(count).reshape(minutes, deployments)
+    add(np.repeat(coverage_ids[:, :, None], markets, axis=2), y_index, 1.0)
+    row_lower.append(required[first:last].reshape(-1).astype(np.float64))
+    row_upper.append(np.full(count, np.inf))
+    next_row += count
+    # maxReplicas: sum_m h <= max.
+    bound_ids = next_row + np.arange(count).reshape(minutes, deployments)
+    add(np.repeat(bound_ids[:, :, None], markets, axis=2), h_index, 1.0)
+    row_lower.append(np.full(count, -np.inf))
+    row_upper.append(np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1).copy())
+    next_row += count
+    # Inventory: sum_d gpus * h <= GPUs.
+    count = minutes * markets
+    inventory_ids = next_row + np.arange(count).reshape(minutes, markets)
+    add(
+        np.repeat(inventory_ids[:, None, :], deployments, axis=1),
+        h_index,
+        np.broadcast_to(gpus[None, :, None].astype(np.float64), (minutes, deployments, markets)),
+    )
+    row_lower.append(np.full(count, -np.inf))
+    row_upper.append(np.broadcast_to(inventory[None, :].astype(np.float64), (minutes, markets)).reshape(-1).copy())
+    next_row += count
+
+    matrix = coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(next_row, 3 * cells)
+    ).tocsr()
+    integrality = np.zeros(3 * cells)
+    if integer:
+        integrality[: 2 * cells] = 1
+    result = milp(
+        c=cost,
+        integrality=integrality,
+        bounds=Bounds(lower, upper),
+        constraints=[LinearConstraint(matrix, np.concatenate(row_lower), np.concatenate(row_upper))],
+        options={"presolve": True, "mip_rel_gap": 1e-9},
+    )
+    if result.x is None or result.status not in (0,):
+        raise HindsightError(f"hindsight minutes {first}..{last}: HiGHS found no optimum ({result.message})")
+    x = result.x
+    held = x[:cells].reshape(minutes, deployments, markets)
+    started = x[cells : 2 * cells].reshape(minutes, deployments, markets)
+    serving = x[2 * cells :].reshape(minutes, deployments, markets)
+    return float(result.fun), held, started, serving
+
+
+def solve_hindsight_lp(
+    world: World,
+    rates: CostRates,
+    *,
+    required: IntArray | None = None,
+    window_minutes: int = 1440,
+    integer: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> HindsightResult:
+    """The joint LP over the whole replay, cut into windows.
+
+    `required[t, d]` overrides the Ready replicas needed (default: every minute within the SLO); 0 drops a
+    minute's SLO requirement, for bounding a policy that missed it."""
+    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    required = needed if required is None else required
+    serving_power = world.serving_power(needed)
+    if (required < needed).any():
+        # Where the SLO is waived, a policy's replicas may be overloaded: price serving at the most a replica
+        # draws, so that negative prices cannot make a policy's overloaded minute cheaper than the bound.
+        count = len(world.deployments)
+        limits = np.asarray([d.limit_rps for d in world.deployments])
+        at_limit = world.replica_power_watts(np.arange(count), limits)
+        serving_power = np.where(required < needed, at_limit[None, :], serving_power)
+    minutes = world.minutes
+    total = 0.0
+    held_parts = []
+    serving_parts = []
+    started = 0.0
+    migrations = 0.0
+    windows = 0
+    for first in range(0, minutes, window_minutes):
+        last = min(minutes, first + window_minutes)
+        value, held, starts, serving = _window(world, rates, serving_power, required, first, last, integer)
+        total += value
+        held_parts.append(held)
+        serving_parts.append(serving)
+        started += float(starts.sum())
+        # A move: within a minute, replicas started in one market while another market's count falls.
+        drops = np.maximum(held[:-1] - held[1:], 0.0).sum(axis=2)
+        migrations += float(np.minimum(starts[1:].sum(axis=2), drops).sum())
+        windows += 1
+        if progress is not None:
+            progress(last - first)
+    return HindsightResult(
+        cost_usd=total,
+        held=np.concatenate(held_parts),
+        serving=np.concatenate(serving_parts),
+        started=started,
+        migrations=migrations,
+        windows=windows,
+        exact=integer,
+    )
+
+
+def _replica_minutes(required: IntArray, cold: int) -> float:
+    """Fewest replica-minutes held that keep `required[t]` replicas Ready in every minute, with cold starts.
+
+    Replicas are interchangeable and each start costs `cold` held minutes before the replica serves, so
+    the optimum decomposes into levels: the k-th replica is needed in the minutes where required >= k; a
+    gap of L minutes before a needed stretch (including the start of the replay, where replicas may begin
+    Ready) costs min(L, cold): hold on through it, or stop and start again in time.
+    """
+    total = 0.0
+    for level in range(1, int(required.max(initial=0)) + 1):
+        needed = required >= level
+        total += float(needed.sum())
+        padded = np.concatenate([[True], needed, [False]])
+        edges = np.diff(padded.astype(np.int8))
+        starts = np.flatnonzero(edges == 1)  # first minute of each needed stretch
+        ends = np.flatnonzero(edges == -1)  # one past the last minute of each stretch (shifted by the pad)
+        # The padding makes a virtual stretch end at minute 0; each real stretch start follows a gap.
+        gaps = starts - ends[: len(starts)] if len(starts) else np.zeros(0, dtype=np.int64)
+        total += float(np.minimum(np.maximum(gaps, 0), cold).sum())
+    return total
+
+
+def _energy_block(
+    world: World,
+    rates: CostRates,
+    serving_power: FloatArray,
+    required: IntArray,
+    first: int,
+    last: int,
+) -> tuple[float, FloatArray]:
+    """Least electricity cost of minutes [first, last), each minute on its own (cold starts relaxed)."""
+    minutes = last - first
+    deployments = len(world.deployments)
+    markets = len(world.markets)
+    cells = minutes * deployments * markets
+    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+    inventory = np.asarray([m.gpus for m in world.markets], dtype=np.float64)
+    max_replicas = np.asarray([d.setup.max_replicas for d in world.deployments], dtype=np.float64)
+    watts_to_usd = rates.serving_watts_to_usd[first:last]
+    power = serving_power[first:last]
+    idle = rates.idle_watts
+    # A Ready replica adds (P - idle) on top of its held GPUs' idle draw, which an owned fleet pays anyway.
+    ready_cost = ((power - idle[None, :])[:, :, None] * watts_to_usd[:, None, :]).reshape(-1)
+    spare_cost = np.zeros(cells) if rates.owned else (idle[None, :, None] * watts_to_usd[:, None, :]).reshape(-1)
+    if not rates.owned:
+        ready_cost = ready_cost + spare_cost
+    cost = np.concatenate([ready_cost, spare_cost])
+    cell = np.arange(cells).reshape(minutes, deployments, markets)
+    upper_cell = np.broadcast_to(
+        np.minimum(inventory[None, :] // gpus[:, None], max_replicas[:, None])[None], (minutes, deployments, markets)
+    ).reshape(-1)
+    upper = np.concatenate([upper_cell, upper_cell if not rates.owned else np.zeros(cells)])
+    rows = []
+    cols = []
+    vals = []
+    count = minutes * deployments
+    coverage = np.arange(count).reshape(minutes, deployments)
+    rows.append(np.repeat(coverage[:, :, None], markets, axis=2).reshape(-1))
+    cols.append(cell.reshape(-1))
+    vals.append(np.ones(cells))
+    held_rows = count + np.repeat(coverage[:, :, None], markets, axis=2).reshape(-1)
+    for offset in (0, cells):
+        rows.append(held_rows)
+        cols.append(offset + cell.reshape(-1))
+        vals.append(np.ones(cells))
+    inventory_rows = 2 * count + np.repeat(
+        np.arange(minutes * markets).reshape(minutes, 1, markets), deployments, axis=1
+    ).reshape(-1)
+    weights = np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets)).reshape(-1)
+    for offset in (0, cells):
+        rows.append(inventory_rows)
+        cols.append(offset + cell.reshape(-1))
+        vals.append(weights)
+    total_rows = 2 * count + minutes * markets
+    matrix = coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(total_rows, 2 * cells)
+    ).tocsr()
+    lower_rows = np.concatenate(
+        [required[first:last].reshape(-1).astype(np.float64), np.full(count + minutes * markets, -np.inf)]
+    )
+    upper_rows = np.concatenate(
+        [
+            np.full(count, np.inf),
+            np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1),
+            np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1),
+        ]
+    )
+    result = milp(
+        c=cost,
+        integrality=np.zeros(2 * cells),
+        bounds=Bounds(np.zeros(2 * cells), upper),
+        constraints=[LinearConstraint(matrix, lower_rows, upper_rows)],
+        options={"presolve": True},
+    )
+    if result.x is None or result.status != 0:
+        raise HindsightError(f"hindsight energy, minutes {first}..{last}: HiGHS found no optimum ({result.message})")
+    ready = result.x[:cells].reshape(minutes, deployments, markets)
+    return float(result.fun), ready
+
+
+def solve_hindsight(
+    world: World,
+    rates: CostRates,
+    *,
+    required: IntArray | None = None,
+    block_minutes: int = 360,
+    progress: Callable[[int], None] | None = None,
+) -> HindsightResult:
+    """The fast bound: GPU-hours and electricity minimised separately, each exactly, and added.
+
+    The cost is GPU-hours (rented: held replica-minutes x GPUs x hourly price) plus electricity. The least
+    sum is at least the least GPU-hours plus the least electricity, so their sum is still a lower bound on
+    every policy. GPU-hours: per deployment, exactly (`_replica_minutes`, cold starts included) at the
+    cheapest market's GPU price, shared inventory relaxed. Electricity: per minute, the LP over where the
+    Ready replicas run (shared inventory and maxReplicas kept), with cold starts relaxed: for an owned fleet
+    a starting replica adds nothing above the idle fleet, so that relaxation costs almost nothing there.
+    """
+    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    required = needed if required is None else required
+    serving_power = world.serving_power(needed)
+    if (required < needed).any():
+        count = len(world.deployments)
+        limits = np.asarray([d.limit_rps for d in world.deployments])
+        at_limit = world.replica_power_watts(np.arange(count), limits)
+        serving_power = np.where(required < needed, at_limit[None, :], serving_power)
+    gpu_total = 0.0
+    if not rates.owned:
+        cold = world.settings.cold_start_minutes
+        gpu_hour = world.gpu_usd_per_hour(Scenario.RENTED)
+        per_gpu_minute = float(gpu_hour.min()) / 60.0
+        for index, deployment in enumerate(world.deployments):
+            gpu_total += _replica_minutes(required[:, index], cold) * deployment.gpus * per_gpu_minute
+    energy_total = 0.0
+    parts = []
+    for first in range(0, world.minutes, block_minutes):
+        last = min(world.minutes, first + block_minutes)
+        value, ready = _energy_block(world, rates, serving_power, required, first, last)
+        energy_total += value
+        parts.append(ready)
+        if progress is not None:
+            progress(last - first)
+    serving = np.concatenate(parts)
+    moves = np.minimum(
+        np.maximum(np.diff(serving, axis=0), 0.0).sum(axis=2), np.maximum(-np.diff(serving, axis=0), 0.0).sum(axis=2)
+    )
+    return HindsightResult(
+        cost_usd=gpu_total + energy_total,
+        held=serving,
+        serving=serving,
+        started=float(np.maximum(np.diff(serving, axis=0), 0.0).sum()),
+        migrations=float(moves.sum()),
+        windows=len(parts),
+        exact=False,
+    )

@@ -1,0 +1,321 @@
+"""The online policies compared in a replay: static, reactive, greedy and gridshift.
+
+Each sees only the past: the request rate of minutes before the current one, and prices as far as
+markets have published them. None of them is tuned against the hindsight bound.
+
+- static: each deployment in its home market with the replicas its highest-load minute of the whole
+  replay needs (so the SLO always holds), never changed. The most a careful operator without
+  autoscaling provisions; sizing it from the peak is hindsight in its favour.
+- reactive: an HPA-like autoscaler in the home market: every minute, replicas for the last minute's
+  rate x (1 + headroom) at the SLO capacity per replica; scale-downs wait for the largest
+  recommendation of the last 5 minutes (the HPA's downscale stabilisation).
+- greedy: reactive sizing, but the replicas live in the market with the cheapest cost per replica-hour
+  right now (GPU-hour plus power at capacity x PUE x the current price), moving all of them there when
+  that changes, at most once per cooldown; ignores cold-start costs and future prices.
+- gridshift: the real planner (gridshift.planner.make_plan) on a Snapshot of the fleet every
+  `replan_minutes`, and at once when observed demand x (1 + headroom) outgrows the planned capacity.
+  Observed demand is the last 5 minutes' mean rate; prices are the published day-ahead ones.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.api import InferenceDeploymentSpec
+from gridshift.planner import (
+    Cluster,
+    Deployment,
+    ObservedDemand,
+    Offering,
+    Placement,
+    PriceHorizon,
+    PriceInterval,
+    Snapshot,
+    make_plan,
+)
+from gridshift.simulation.engine import FleetView
+from gridshift.simulation.settings import DeploymentSetup, Scenario
+from gridshift.simulation.world import World
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+def _clamp_replicas(world: World, counts: IntArray) -> IntArray:
+    low = np.asarray([d.setup.min_replicas for d in world.deployments])
+    high = np.asarray([d.setup.max_replicas for d in world.deployments])
+    clamped: IntArray = np.clip(counts, low, high).astype(np.int64)
+    return clamped
+
+
+def _home(world: World) -> IntArray:
+    return np.asarray([world.market_index(d.setup.home_market) for d in world.deployments], dtype=np.int64)
+
+
+class _Autoscaler:
+    """HPA-like replica counts: last minute's rate x (1 + headroom) / capacity, slow to scale down."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.rates = np.stack([d.rate_rps for d in world.deployments], axis=1)
+        self.factor = np.asarray([(1.0 + d.setup.headroom) / d.capacity_rps for d in world.deployments])
+        self.window = world.settings.reactive_downscale_minutes
+        self.history: list[IntArray] = []
+
+    def recommend(self, minute: int) -> IntArray:
+        observed = self.rates[max(minute - 1, 0)]
+        wanted = _clamp_replicas(self.world, np.ceil(observed * self.factor - 1e-9).astype(np.int64))
+        self.history.append(wanted)
+        if len(self.history) > self.window:
+            self.history.pop(0)
+        stabilised: IntArray = np.max(np.stack(self.history), axis=0)
+        return stabilised
+
+
+class StaticPolicy:
+    name = "static"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def initial_targets(self) -> IntArray:
+        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
+        peak = _clamp_replicas(self.world, np.asarray([int(d.needed.max()) for d in self.world.deployments]))
+        targets[np.arange(len(peak)), _home(self.world)] = peak
+        return targets
+
+    def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
+        return None
+
+
+class ReactivePolicy:
+    name = "reactive"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.autoscaler = _Autoscaler(world)
+        self.home = _home(world)
+
+    def _targets(self, counts: IntArray) -> IntArray:
+        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
+        targets[np.arange(len(counts)), self.home] = counts
+        return targets
+
+    def initial_targets(self) -> IntArray:
+        return self._targets(self.autoscaler.recommend(0))
+
+    def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
+        targets = self._targets(self.autoscaler.recommend(minute))
+        return None if np.array_equal(targets, fleet.targets) else targets
+
+
+class GreedyPolicy:
+    name = "greedy"
+
+    def __init__(self, world: World, scenario: Scenario) -> None:
+        self.world = world
+        self.autoscaler = _Autoscaler(world)
+        self.prices = world.price_per_minute()
+        pue = np.asarray([m.pue for m in world.markets])
+        gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+        capacity = np.asarray([d.capacity_rps for d in world.deployments])
+        power = world.replica_power_watts(np.arange(len(world.deployments)), capacity)
+        self.gpu_cost = gpus[:, None] * world.gpu_usd_per_hour(scenario)[None, :]
+        self.energy_watts = power[:, None] * pue[None, :]
+        self.gpus = gpus.astype(np.int64)
+        self.cooldown = world.settings.greedy_cooldown_minutes
+        self.last_move = np.full(len(world.deployments), -(10**9))
+        self.inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
+
+    def _hourly_cost(self, minute: int) -> FloatArray:
+        cost: FloatArray = self.gpu_cost + self.energy_watts * self.prices[minute][None, :] / 1000.0
+        return cost
+
+    def _place(self, minute: int, counts: IntArray, current: IntArray, held: IntArray) -> IntArray:
+        cost = self._hourly_cost(minute)
+        free = self.inventory - (held * self.gpus[:, None]).sum(axis=0)
+        targets = np.zeros_like(current)
+        for d in range(len(counts)):
+            own = held[d] * self.gpus[d]
+            room = (free + own) // self.gpus[d]
+            order = np.argsort(cost[d], kind="stable")
+            home = int(np.argmax(current[d])) if current[d].any() else int(order[0])
+            cheapest = next((int(m) for m in order if room[m] >= counts[d]), home)
+            chosen = home
+            if cheapest != home and cost[d, cheapest] < cost[d, home] and minute - self.last_move[d] >= self.cooldown:
+                chosen = cheapest
+                if minute > 0:
+                    self.last_move[d] = minute
+            left = int(counts[d])
+            for m in [chosen, *(int(m) for m in order if m != chosen)]:
+                take = min(left, max(int(room[m]), 0))
+                targets[d, m] = take
+                left -= take
+                if left <= 0:
+                    break
+            free -= np.maximum(targets[d] - held[d], 0) * self.gpus[d]
+        return targets
+
+    def initial_targets(self) -> IntArray:
+        deployments, markets = len(self.world.deployments), len(self.world.markets)
+        empty = np.zeros((deployments, markets), dtype=np.int64)
+        return self._place(0, self.autoscaler.recommend(0), empty, empty)
+
+    def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
+        counts = self.autoscaler.recommend(minute)
+        targets = self._place(minute, counts, fleet.targets, fleet.held)
+        return None if np.array_equal(targets, fleet.targets) else targets
+
+
+class GridshiftPolicy:
+    """The planner in the loop, seeing what the operator would see."""
+
+    name = "gridshift"
+
+    def __init__(self, world: World, scenario: Scenario) -> None:
+        self.world = world
+        settings = world.settings
+        self.rates = np.stack([d.rate_rps for d in world.deployments], axis=1)
+        self.window = settings.demand_window_minutes
+        self.replan = settings.replan_minutes
+        self.capacity = np.asarray([d.capacity_rps for d in world.deployments])
+        self.headroom = np.asarray([1.0 + d.setup.headroom for d in world.deployments])
+        self.last_plan = -(10**9)
+        self.plans = 0
+        gpu_hour = world.gpu_usd_per_hour(scenario)
+        self.clusters = tuple(
+            Cluster(
+                name=market.cluster,
+                region=market.cluster,
+                pue=market.pue,
+                offerings=(
+                    Offering(
+                        gpu_type=settings.gpu_type,
+                        available_gpus=market.gpus,
+                        hourly_cost_usd=float(gpu_hour[index]),
+                        idle_power_watts=settings.gpu_idle_watts,
+                    ),
+                ),
+            )
+            for index, market in enumerate(world.markets)
+        )
+        self.cluster_index = {c.name: i for i, c in enumerate(self.clusters)}
+        self.specs = tuple(self._spec(d.setup, d.mean_prompt_tokens, d.mean_output_tokens) for d in world.deployments)
+
+    @staticmethod
+    def _spec(setup: DeploymentSetup, prompt: float, output: float) -> InferenceDeploymentSpec:
+        return InferenceDeploymentSpec.model_validate(
+            {
+                "model": {"servedName": setup.name, "source": setup.model},
+                "replica": {"gpusPerReplica": setup.gpus_per_replica, "gpuTypes": [setup.gpu_type]},
+                "slo": {"ttftP95Ms": setup.ttft_p95_ms, "tpotP95Ms": setup.tpot_p95_ms},
+                "capacity": {"minReplicas": setup.min_replicas, "maxReplicas": setup.max_replicas},
+                "migration": {
+                    "mode": "Auto",
+                    "maxConcurrentMoves": setup.max_concurrent_moves,
+                    "paybackHorizonHours": setup.payback_horizon_hours,
+                },
+                "demand": {
+                    "source": "Prometheus",
+                    "meanPromptTokens": prompt,
+                    "meanOutputTokens": output,
+                    "headroom": setup.headroom,
+                },
+            }
+        )
+
+    def observed(self, minute: int) -> FloatArray:
+        """Mean rate of the last `window` minutes (the first minute's rate before any history)."""
+        if minute <= 0:
+            first: FloatArray = self.rates[0]
+            return first
+        past: FloatArray = self.rates[max(0, minute - self.window) : minute].mean(axis=0)
+        return past
+
+    def known_hours(self, minute: int) -> int:
+        """Hours of prices published at `minute`, counted from the current hour (day-ahead publication)."""
+        now = self.world.start + timedelta(minutes=minute)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        if now.hour >= self.world.settings.price_publication_hour_utc:
+            midnight += timedelta(days=1)
+        hour_start = now.replace(minute=0, second=0, microsecond=0)
+        return max(1, math.ceil((midnight - hour_start) / timedelta(hours=1)))
+
+    def snapshot(self, minute: int, fleet: FleetView | None) -> Snapshot:
+        world = self.world
+        now = world.start + timedelta(minutes=minute)
+        hour = minute // 60
+        hour_start = world.start + timedelta(hours=hour)
+        horizon = self.known_hours(minute)
+        prices = {}
+        for market in world.markets:
+            values = market.usd_per_kwh[hour : hour + horizon]
+            intervals = tuple(
+                PriceInterval(
+                    hour_start + timedelta(hours=offset),
+                    hour_start + timedelta(hours=offset + 1),
+                    float(value),
+                )
+                for offset, value in enumerate(values)
+                if not math.isnan(value)
+            )
+            prices[market.cluster] = PriceHorizon(intervals)
+        observed = self.observed(minute)
+        deployments = []
+        for index, (deployment, spec) in enumerate(zip(world.deployments, self.specs, strict=True)):
+            placements: tuple[Placement, ...] = ()
+            if fleet is not None:
+                placements = tuple(
+                    Placement(
+                        cluster=market.cluster,
+                        gpu_type=world.settings.gpu_type,
+                        desired=int(fleet.targets[index, m]),
+                        ready=int(min(fleet.ready[index, m], fleet.targets[index, m])),
+                    )
+                    for m, market in enumerate(world.markets)
+                    if fleet.targets[index, m] > 0 or fleet.ready[index, m] > 0
+                )
+            deployments.append(
+                Deployment(
+                    namespace="simulation",
+                    name=deployment.name,
+                    spec=spec,
+                    placements=placements,
+                    demand=ObservedDemand(
+                        requests_per_second=float(observed[index]),
+                        mean_prompt_tokens=deployment.mean_prompt_tokens,
+                        mean_output_tokens=deployment.mean_output_tokens,
+                    ),
+                )
+            )
+        return Snapshot(
+            now=now, deployments=tuple(deployments), clusters=self.clusters, profiles=world.models, prices=prices
+        )
+
+    def plan(self, minute: int, fleet: FleetView | None) -> IntArray:
+        plan = make_plan(self.snapshot(minute, fleet), self.world.planner_settings)
+        self.plans += 1
+        self.last_plan = minute
+        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
+        for index, deployment in enumerate(self.world.deployments):
+            for target in plan.for_deployment(f"simulation/{deployment.name}").targets:
+                targets[index, self.cluster_index[target.cluster]] += target.replicas
+        return targets
+
+    def initial_targets(self) -> IntArray:
+        return self.plan(0, None)
+
+    def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
+        due = minute - self.last_plan >= self.replan
+        if not due:
+            needed = self.observed(minute) * self.headroom
+            planned = fleet.targets.sum(axis=1) * self.capacity
+            due = bool((needed > planned * (1 + 1e-9)).any())
+        if not due:
+            return None
+        targets = self.plan(minute, fleet)
+        return None if np.array_equal(targets, fleet.targets) else targets

@@ -1,0 +1,339 @@
+"""One replay end to end: every policy in every scenario, with totals, ratios and series for plots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.simulation.data import MarketPrices, TraceProfile
+from gridshift.simulation.engine import Accounting, Policy, Schedule, account, cost_rates, fleet_idle_baseline, simulate
+from gridshift.simulation.hindsight import HindsightResult, solve_hindsight, solve_hindsight_lp
+from gridshift.simulation.policies import GreedyPolicy, GridshiftPolicy, ReactivePolicy, StaticPolicy
+from gridshift.simulation.settings import DeploymentSetup, Scenario, SimulationSettings
+from gridshift.simulation.world import World, build_world, default_deployments
+
+FloatArray = npt.NDArray[np.float64]
+
+POLICY_NAMES: tuple[str, ...] = ("static", "reactive", "greedy", "gridshift", "hindsight")
+
+
+class HindsightMethod(StrEnum):
+    FAST = "fast"
+    """GPU-hours and electricity bounded separately (solve_hindsight); seconds for a week."""
+    LP = "lp"
+    """The joint minute-level LP in day windows (solve_hindsight_lp); tighter by well under 1%, minutes for a week."""
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    name: str
+    cost_usd: float
+    usd_per_mtok: float | None
+    energy_kwh: float
+    slo_ok_minutes_pct: float
+    migrations: float | None
+    """Replicas moved between markets; None for the hindsight bound, whose electricity part places each minute
+    on its own (cold starts relaxed), so its moves are not a schedule anyone could follow."""
+    gpu_hours: float
+    served_mtok: float
+    replicas_by_market: FloatArray
+    """Mean replicas held per market in each hour, shape (hours, markets)."""
+    cumulative_cost_usd: FloatArray
+    """Cost so far at the end of each hour."""
+    plans: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "cost_usd": round(self.cost_usd, 4),
+            "usd_per_mtok": None if self.usd_per_mtok is None else round(self.usd_per_mtok, 6),
+            "energy_kwh": round(self.energy_kwh, 3),
+            "slo_ok_minutes_pct": round(self.slo_ok_minutes_pct, 3),
+            "migrations": None if self.migrations is None else round(self.migrations, 1),
+            "gpu_hours": round(self.gpu_hours, 2),
+            "served_mtok": round(self.served_mtok, 4),
+        }
+        if self.plans is not None:
+            result["planner_calls"] = self.plans
+        return result
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    scenario: Scenario
+    policies: Mapping[str, PolicyResult]
+    idle_baseline_usd: float | None
+    idle_baseline_kwh: float | None
+    hindsight_method: HindsightMethod
+
+    def ratio(self, numerator: str, denominator: str) -> float | None:
+        bottom = self.policies[denominator].cost_usd
+        return None if bottom == 0 else self.policies[numerator].cost_usd / bottom
+
+    def to_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "policies": {name: p.to_json() for name, p in self.policies.items()},
+            "ratios": {
+                f"gridshift/{other}": None if (r := self.ratio("gridshift", other)) is None else round(r, 4)
+                for other in ("hindsight", "static", "reactive", "greedy")
+            },
+            "hindsight_method": self.hindsight_method.value,
+        }
+        if self.idle_baseline_usd is not None:
+            result["fleet_idle_baseline_usd"] = round(self.idle_baseline_usd, 4)
+            result["fleet_idle_baseline_kwh"] = round(self.idle_baseline_kwh or 0.0, 3)
+        return result
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    world: World
+    scenarios: Mapping[Scenario, ScenarioResult]
+    prices_by_hour: FloatArray = field(repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        settings = self.world.settings
+        first = next(iter(self.scenarios.values()))
+        return {
+            "scenario": first.scenario.value,
+            "policies": first.to_json()["policies"],
+            "markets": [m.name for m in self.world.markets],
+            "days": settings.days,
+            "start": settings.start.isoformat().replace("+00:00", "Z"),
+            "scenarios": {s.value: r.to_json() for s, r in self.scenarios.items()},
+            "deployments": [
+                {
+                    "name": d.name,
+                    "model": d.setup.model,
+                    "trace": d.setup.trace,
+                    "home_market": d.setup.home_market,
+                    "peak_requests_per_second": round(d.setup.peak_requests_per_second, 3),
+                    "headroom": d.setup.headroom,
+                    "ttft_p95_ms": d.setup.ttft_p95_ms,
+                    "tpot_p95_ms": d.setup.tpot_p95_ms,
+                    "capacity_rps_per_replica": round(d.capacity_rps, 3),
+                }
+                for d in self.world.deployments
+            ],
+            "settings": {
+                "replan_minutes": settings.replan_minutes,
+                "cold_start_seconds": settings.cold_start_seconds,
+                "gpus_per_market": settings.gpus_per_market,
+                "pue": {m.name: m.pue for m in self.world.markets},
+                "fx_to_usd": dict(settings.fx_to_usd),
+                "rented_usd_per_gpu_hour": {
+                    m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.world.markets
+                },
+                "diurnal_trough": settings.diurnal_trough,
+            },
+        }
+
+
+def _hourly(values: FloatArray, hours: int) -> FloatArray:
+    """Mean of each hour along axis 0 (the last hour may be partial)."""
+    minutes = values.shape[0]
+    padded = np.full((hours * 60, *values.shape[1:]), np.nan)
+    padded[:minutes] = values
+    result: FloatArray = np.nanmean(padded.reshape(hours, 60, *values.shape[1:]), axis=1)
+    return result
+
+
+def _policy_result(world: World, name: str, schedule: Schedule, totals: Accounting, plans: int | None) -> PolicyResult:
+    cumulative = np.cumsum(totals.cost_by_minute)
+    hour_ends = np.minimum(np.arange(1, world.hours + 1) * 60, world.minutes) - 1
+    return PolicyResult(
+        name=name,
+        cost_usd=totals.cost_usd,
+        usd_per_mtok=totals.usd_per_mtok,
+        energy_kwh=totals.energy_kwh,
+        slo_ok_minutes_pct=totals.slo_ok_pct,
+        migrations=float(schedule.migrations),
+        gpu_hours=totals.gpu_hours,
+        served_mtok=totals.served_tokens / 1e6,
+        replicas_by_market=_hourly(schedule.held.sum(axis=1).astype(np.float64), world.hours),
+        cumulative_cost_usd=cumulative[hour_ends],
+        plans=plans,
+    )
+
+
+def _hindsight_result(world: World, scenario: Scenario, bound: HindsightResult, served: Accounting) -> PolicyResult:
+    """The bound's totals. It serves every minute within the SLO, so it serves what demand asks."""
+    rates = cost_rates(world, scenario)
+    pue = np.asarray([m.pue for m in world.markets])
+    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    power = world.serving_power(needed)
+    extra = (power - rates.idle_watts[None, :])[:, :, None] * bound.serving
+    it_watts = extra if rates.owned else extra + bound.held * rates.idle_watts[None, :, None]
+    energy_kwh = float((it_watts * pue[None, None, :]).sum() / 60_000.0)
+    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+    prices = rates.serving_watts_to_usd
+    energy_by_minute = (extra * prices[:, None, :]).sum(axis=(1, 2))
+    if not rates.owned:
+        energy_by_minute = energy_by_minute + (bound.held * rates.idle_watts[None, :, None] * prices[:, None, :]).sum(
+            axis=(1, 2)
+        )
+    # Spread the GPU-hour part evenly over held replica-minutes; the electricity part is per minute.
+    gpu_part = bound.cost_usd - float(energy_by_minute.sum())
+    held_minutes = bound.held.sum(axis=(1, 2))
+    gpu_by_minute = gpu_part * held_minutes / held_minutes.sum() if held_minutes.sum() > 0 else held_minutes * 0.0
+    cumulative = np.cumsum(energy_by_minute + gpu_by_minute)
+    hour_ends = np.minimum(np.arange(1, world.hours + 1) * 60, world.minutes) - 1
+    return PolicyResult(
+        name="hindsight",
+        cost_usd=bound.cost_usd,
+        usd_per_mtok=None if served.demand_tokens <= 0 else bound.cost_usd / (served.demand_tokens / 1e6),
+        energy_kwh=energy_kwh,
+        slo_ok_minutes_pct=100.0,
+        migrations=None,
+        gpu_hours=float((bound.held * gpus[None, :, None]).sum() / 60.0),
+        served_mtok=served.demand_tokens / 1e6,
+        replicas_by_market=_hourly(bound.held.sum(axis=1), world.hours),
+        cumulative_cost_usd=cumulative[hour_ends],
+    )
+
+
+ProgressHook = Callable[[str, int], None]
+
+
+def policy_minutes(world: World, scenarios: Sequence[Scenario]) -> int:
+    """Simulated minutes a replay runs through, for progress bars: 2 shared + 3 per scenario."""
+    return world.minutes * (2 + 3 * len(scenarios))
+
+
+def _shared_schedules(world: World, progress: ProgressHook | None) -> dict[str, Schedule]:
+    """Static and reactive: they do not look at costs, so one run serves every scenario."""
+    schedules = {}
+    for policy in (StaticPolicy(world), ReactivePolicy(world)):
+        hook = None if progress is None else (lambda advance, name=policy.name: progress(name, advance))
+        schedules[policy.name] = simulate(world, policy, hook)
+    return schedules
+
+
+def _scenario_results(
+    world: World, scenario: Scenario, hindsight: HindsightMethod, progress: ProgressHook | None
+) -> tuple[dict[str, PolicyResult], HindsightResult, dict[str, Schedule]]:
+    """Greedy, gridshift and the hindsight bound in one scenario."""
+    rates = cost_rates(world, scenario)
+    results: dict[str, PolicyResult] = {}
+    schedules: dict[str, Schedule] = {}
+    online: list[Policy] = [GreedyPolicy(world, scenario), GridshiftPolicy(world, scenario)]
+    for policy in online:
+        label = f"{policy.name} ({scenario.value})"
+        hook = None if progress is None else (lambda advance, label=label: progress(label, advance))
+        schedule = simulate(world, policy, hook)
+        totals = account(world, schedule, scenario, rates)
+        plans = policy.plans if isinstance(policy, GridshiftPolicy) else None
+        results[policy.name] = _policy_result(world, policy.name, schedule, totals, plans)
+        schedules[policy.name] = schedule
+    bound_label = f"hindsight ({scenario.value})"
+    bound_hook = None if progress is None else (lambda advance: progress(bound_label, advance))
+    bound = (
+        solve_hindsight_lp(world, rates, progress=bound_hook)
+        if hindsight == HindsightMethod.LP
+        else solve_hindsight(world, rates, progress=bound_hook)
+    )
+    return results, bound, schedules
+
+
+_QUEUE: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _QUEUE
+    _QUEUE = queue
+
+
+def _queued_progress(label: str, advance: int) -> None:
+    if _QUEUE is not None:
+        _QUEUE.put((label, advance))
+
+
+def _worker(task: tuple[str, World, Scenario | None, HindsightMethod]) -> Any:
+    kind, world, scenario, hindsight = task
+    if kind == "shared":
+        return _shared_schedules(world, _queued_progress)
+    assert scenario is not None
+    return _scenario_results(world, scenario, hindsight, _queued_progress)
+
+
+def run_replay(
+    world: World,
+    scenarios: Sequence[Scenario],
+    *,
+    hindsight: HindsightMethod = HindsightMethod.FAST,
+    progress: ProgressHook | None = None,
+    jobs: int = 1,
+) -> ReplayResult:
+    """Every policy in every scenario; with `jobs` > 1 the scenarios run in parallel processes.
+
+    Results do not depend on `jobs`: every policy is deterministic and sees only its own run.
+    """
+    outcomes: dict[Scenario, tuple[dict[str, PolicyResult], HindsightResult, dict[str, Schedule]]] = {}
+    if jobs <= 1:
+        shared = _shared_schedules(world, progress)
+        for scenario in scenarios:
+            outcomes[scenario] = _scenario_results(world, scenario, hindsight, progress)
+    else:
+        import multiprocessing
+        import queue as queue_module
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("fork")
+        messages = context.Queue()
+        tasks: list[tuple[str, World, Scenario | None, HindsightMethod]] = [
+            ("scenario", world, scenario, hindsight) for scenario in scenarios
+        ]
+        tasks.append(("shared", world, None, hindsight))
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_init_worker, initargs=(messages,)
+        ) as pool:
+            futures = [pool.submit(_worker, task) for task in tasks]
+            while not all(f.done() for f in futures):
+                try:
+                    label, advance = messages.get(timeout=0.2)
+                except queue_module.Empty:
+                    continue
+                if progress is not None:
+                    progress(label, advance)
+            values = [f.result() for f in futures]
+        shared = values[-1]
+        for scenario, value in zip(scenarios, values[:-1], strict=True):
+            outcomes[scenario] = value
+    results: dict[Scenario, ScenarioResult] = {}
+    for scenario in scenarios:
+        rates = cost_rates(world, scenario)
+        online, bound, _ = outcomes[scenario]
+        policies: dict[str, PolicyResult] = {}
+        for name in ("static", "reactive"):
+            totals = account(world, shared[name], scenario, rates)
+            policies[name] = _policy_result(world, name, shared[name], totals, None)
+        policies.update(online)
+        static_totals = account(world, shared["static"], scenario, rates)
+        policies["hindsight"] = _hindsight_result(world, scenario, bound, static_totals)
+        baseline_usd, baseline_kwh = fleet_idle_baseline(world) if scenario == Scenario.OWNED else (None, None)
+        results[scenario] = ScenarioResult(
+            scenario=scenario,
+            policies={name: policies[name] for name in POLICY_NAMES},
+            idle_baseline_usd=baseline_usd,
+            idle_baseline_kwh=baseline_kwh,
+            hindsight_method=hindsight,
+        )
+    prices = np.stack([m.usd_per_kwh[: world.hours] for m in world.markets], axis=1)
+    return ReplayResult(world=world, scenarios=results, prices_by_hour=prices)
+
+
+def prepare_world(
+    settings: SimulationSettings,
+    traces: Mapping[str, TraceProfile],
+    prices: Sequence[MarketPrices],
+    models: Sequence[PerformanceModel],
+    setups: Sequence[DeploymentSetup] | None = None,
+) -> World:
+    """The world of a replay with the default deployments unless `setups` are given."""
+    chosen = list(setups) if setups is not None else default_deployments(settings, traces)
+    return build_world(settings, chosen, traces, prices, models)

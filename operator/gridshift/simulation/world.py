@@ -1,0 +1,368 @@
+"""The replayed world: deployments and their per-minute demand, markets and their prices, and the cost model.
+
+Everything every policy is judged by lives here, so that the online policies, the simulator's
+accounting and the hindsight bound share one model:
+
+- demand: requests per second of each deployment in each minute, from a trace's per-minute counts
+  (several copies of the trace at different offsets, as independent tenants add up) times a daily
+  load shape in the deployment's home market's local time;
+- SLO capacity, throughput limit and power of a replica at a load, from the planner's capacity model
+  (gridshift.planner.capacity) and the deployment's GPU profile;
+- prices: USD/kWh per market and hour, converted with explicit FX rates;
+- cost rates per replica-minute in each scenario (owned or rented).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.settings import PlannerSettings
+from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
+from gridshift.simulation.settings import MARKET_TIMEZONES, DeploymentSetup, Scenario, SimulationSettings
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# Hours of prices beyond the replay's end that the planner's horizon may look at.
+LOOKAHEAD_HOURS = 48
+_MS_PER_S = 1000.0
+_MINUTES_PER_HOUR = 60.0
+_WATT_MINUTES_PER_KWH = 1000.0 * 60.0
+
+
+@dataclass(frozen=True)
+class Market:
+    name: str
+    cluster: str
+    pue: float
+    gpus: int
+    usd_per_kwh: FloatArray
+    """Hourly prices from the replay's first hour to LOOKAHEAD_HOURS past its end (NaN where unknown)."""
+
+
+def cluster_name(market: str) -> str:
+    """A RegionalCluster/region name for a market: lower case, DNS-label characters only."""
+    cleaned = "".join(ch if ch.isalnum() else "-" for ch in market.lower()).strip("-")
+    return cleaned or "market"
+
+
+def daily_shape(minutes: int, start: datetime, timezone: str, trough: float, peak_hour: float) -> FloatArray:
+    """Load relative to the daily peak in each minute: a cosine from `peak_hour` local time to 12 h later."""
+    zone = ZoneInfo(timezone)
+    offsets = np.empty(minutes)
+    # The UTC offset changes at most twice a year; evaluate it hourly.
+    for hour in range(math.ceil(minutes / 60)):
+        moment = start + timedelta(hours=hour)
+        offset = moment.astimezone(zone).utcoffset()
+        offsets[hour * 60 : (hour + 1) * 60] = 0.0 if offset is None else offset.total_seconds() / 3600.0
+    utc_hours = (start.hour + start.minute / 60.0) + np.arange(minutes) / 60.0
+    local = utc_hours + offsets
+    cosine = (1.0 + np.cos(2.0 * np.pi * (local - peak_hour) / 24.0)) / 2.0
+    shape: FloatArray = trough + (1.0 - trough) * cosine
+    return shape
+
+
+def superposed_trace(trace: TraceProfile, copies: int, first_offset: int, minutes: int) -> FloatArray:
+    """Mean of `copies` copies of the trace's burst pattern, each shifted by an equal share of its length."""
+    shape = trace.shape()
+    length = len(shape)
+    index = np.arange(minutes)
+    total = np.zeros(minutes)
+    for copy in range(copies):
+        offset = first_offset + (copy * length) // copies
+        total += shape[(index + offset) % length]
+    result: FloatArray = total / copies
+    return result
+
+
+def burst_headroom(rate: FloatArray, window: int, lag: int, quantile: float = 0.99) -> float:
+    """Headroom over the `window`-minute mean rate that covers `quantile` of minutes `lag` minutes later.
+
+    The headroom a user sets after looking at their traffic: sizing at (1 + headroom) x the observed rate
+    must still hold when replicas started now become ready.
+    """
+    kernel = np.ones(window) / window
+    observed = np.convolve(rate, kernel, mode="valid")
+    # observed[i] is the mean of rate[i : i + window]; compare with the rate `lag` minutes after that window.
+    later = rate[window + lag :]
+    basis = observed[: len(later)]
+    usable = basis > 0
+    if not usable.any():
+        return 0.2
+    ratio = later[usable] / basis[usable]
+    headroom = float(np.quantile(ratio, quantile)) - 1.0
+    return round(min(5.0, max(0.1, math.ceil(headroom * 20.0) / 20.0)), 2)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A simulated deployment with everything the replay derives from its setup."""
+
+    setup: DeploymentSetup
+    model: PerformanceModel
+    trace: TraceProfile
+    rate_rps: FloatArray
+    """Requests per second in each minute of the replay."""
+    capacity_rps: float
+    """Largest request rate one replica serves within the SLO (planner capacity model)."""
+    limit_rps: float
+    """Largest request rate one replica sustains at all (SLO ignored): what an overloaded replica serves."""
+    needed: IntArray
+    """Fewest ready replicas that keep each minute within the SLO (at least minReplicas)."""
+
+    @property
+    def name(self) -> str:
+        return self.setup.name
+
+    @property
+    def gpus(self) -> int:
+        return self.setup.gpus_per_replica
+
+    @property
+    def mean_prompt_tokens(self) -> float:
+        return self.trace.mean_prompt_tokens
+
+    @property
+    def mean_output_tokens(self) -> float:
+        return self.trace.mean_output_tokens
+
+
+@dataclass(frozen=True)
+class World:
+    """The replay's inputs, shared by every policy and scenario."""
+
+    settings: SimulationSettings
+    planner_settings: PlannerSettings
+    start: datetime
+    minutes: int
+    deployments: tuple[Deployment, ...]
+    markets: tuple[Market, ...]
+    models: tuple[PerformanceModel, ...]
+
+    @property
+    def hours(self) -> int:
+        return math.ceil(self.minutes / 60)
+
+    def market_index(self, market: str) -> int:
+        for index, candidate in enumerate(self.markets):
+            if candidate.name == market:
+                return index
+        raise KeyError(market)
+
+    def price_per_minute(self) -> FloatArray:
+        """USD/kWh of each market in each minute, shape (minutes, markets)."""
+        hourly = np.stack([m.usd_per_kwh[: self.hours] for m in self.markets], axis=1)
+        per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: self.minutes]
+        return per_minute
+
+    def gpu_usd_per_hour(self, scenario: Scenario) -> FloatArray:
+        """Marginal cost of one GPU-hour in each market (0 when owned)."""
+        if scenario == Scenario.OWNED:
+            return np.zeros(len(self.markets))
+        return np.asarray([self.settings.rented_price(m.name, self.settings.gpu_type) for m in self.markets])
+
+    # ---------------------------------------------------------------------------- capacity model
+
+    def _inputs(self, deployment_index: IntArray) -> CapacityInputs:
+        models = [self.deployments[int(d)].model for d in range(len(self.deployments))]
+        columns = CapacityInputs.of(
+            models,
+            [d.mean_prompt_tokens for d in self.deployments],
+            [d.mean_output_tokens for d in self.deployments],
+            [d.setup.tpot_p95_ms for d in self.deployments],
+            [d.setup.ttft_p95_ms for d in self.deployments],
+        )
+        return CapacityInputs(
+            step_base_ms=columns.step_base_ms[deployment_index],
+            step_ms_per_kv_position=columns.step_ms_per_kv_position[deployment_index],
+            step_ms_per_sequence=columns.step_ms_per_sequence[deployment_index],
+            prefill_tokens_per_s=columns.prefill_tokens_per_s[deployment_index],
+            max_batch=columns.max_batch[deployment_index],
+            mean_prompt_tokens=columns.mean_prompt_tokens[deployment_index],
+            mean_output_tokens=columns.mean_output_tokens[deployment_index],
+            tpot_slo_ms=columns.tpot_slo_ms[deployment_index],
+            ttft_slo_ms=columns.ttft_slo_ms[deployment_index],
+        )
+
+    def replica_power_watts(self, deployment_index: IntArray, rate_per_replica: FloatArray) -> FloatArray:
+        """Power of one ready replica of each deployment at its request rate (its idle power at rate 0)."""
+        inputs = self._inputs(deployment_index)
+        rate = np.minimum(rate_per_replica, np.asarray([self.deployments[int(d)].limit_rps for d in deployment_index]))
+        models = [self.deployments[int(d)].model for d in deployment_index]
+        batch = batch_at(inputs, np.maximum(rate, 0.0), self.planner_settings)
+        power: FloatArray = power_at(models, np.where(rate > 0, batch, 0.0))
+        return power
+
+    def serving_power(self, ready_total: IntArray) -> FloatArray:
+        """Power of one ready replica of deployment d in minute t when `ready_total[t, d]` replicas share the load.
+
+        Shape (minutes, deployments); 0 where no replica is ready.
+        """
+        minutes, count = ready_total.shape
+        rates = np.stack([d.rate_rps for d in self.deployments], axis=1)
+        share = np.where(ready_total > 0, rates / np.maximum(ready_total, 1), 0.0)
+        index = np.tile(np.arange(count), minutes)
+        power = self.replica_power_watts(index, share.reshape(-1)).reshape(minutes, count)
+        result: FloatArray = np.where(ready_total > 0, power, 0.0)
+        return result
+
+
+def _capacity(model: PerformanceModel, setup: DeploymentSetup, trace: TraceProfile, settings: PlannerSettings) -> float:
+    inputs = CapacityInputs.of(
+        [model], [trace.mean_prompt_tokens], [trace.mean_output_tokens], [setup.tpot_p95_ms], [setup.ttft_p95_ms]
+    )
+    return float(capacity_requests_per_second(inputs, settings)[0])
+
+
+def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettings) -> float:
+    inputs = CapacityInputs.of([model], [trace.mean_prompt_tokens], [trace.mean_output_tokens], [math.inf], [math.inf])
+    return float(capacity_requests_per_second(inputs, settings)[0])
+
+
+def build_world(
+    settings: SimulationSettings,
+    setups: Sequence[DeploymentSetup],
+    traces: Mapping[str, TraceProfile],
+    prices: Sequence[MarketPrices],
+    models: Sequence[PerformanceModel],
+    planner_settings: PlannerSettings | None = None,
+) -> World:
+    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
+    planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
+    minutes = settings.minutes
+    start = settings.start
+    hours = math.ceil(minutes / 60)
+    markets = []
+    for series in prices:
+        available = len(series.usd_per_kwh) - round((start - series.start) / timedelta(hours=1))
+        window = series.window(start, hours)
+        extra = max(0, min(LOOKAHEAD_HOURS, available - hours))
+        ahead = series.window(start + timedelta(hours=hours), extra) if extra else np.zeros(0)
+        markets.append(
+            Market(
+                name=series.market,
+                cluster=cluster_name(series.market),
+                pue=settings.pue_of(series.market),
+                gpus=settings.gpus_per_market,
+                usd_per_kwh=np.concatenate([window, ahead]),
+            )
+        )
+    if len({m.cluster for m in markets}) != len(markets):
+        raise SimulationInputError(f"markets {[m.name for m in markets]} give clashing cluster names")
+    market_names = {m.name for m in markets}
+    index = {(m.model, m.gpu_type, m.gpus_per_replica): m for m in models}
+    deployments = []
+    for setup in setups:
+        key = (setup.model, setup.gpu_type, setup.gpus_per_replica)
+        if key not in index:
+            raise SimulationInputError(
+                f"deployment {setup.name}: no GPU profile for {setup.model} on {setup.gpu_type} "
+                f"x{setup.gpus_per_replica}"
+            )
+        if setup.home_market not in market_names:
+            raise SimulationInputError(f"deployment {setup.name}: home market {setup.home_market} is not simulated")
+        if setup.trace not in traces:
+            raise SimulationInputError(f"deployment {setup.name}: no trace {setup.trace!r}")
+        model = index[key]
+        trace = traces[setup.trace]
+        capacity = _capacity(model, setup, trace, planner_settings)
+        if capacity <= 0:
+            raise SimulationInputError(
+                f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
+                f"TPOT {setup.tpot_p95_ms} ms even at one request"
+            )
+        copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
+        bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
+        zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
+        day = daily_shape(minutes, start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
+        rate = setup.peak_requests_per_second * day * bursts
+        needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
+        if needed.max() > setup.max_replicas:
+            raise SimulationInputError(
+                f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
+                f"{setup.max_replicas}"
+            )
+        deployments.append(
+            Deployment(
+                setup=setup,
+                model=model,
+                trace=trace,
+                rate_rps=rate,
+                capacity_rps=capacity,
+                limit_rps=max(_limit(model, trace, planner_settings), capacity),
+                needed=needed,
+            )
+        )
+    return World(
+        settings=settings,
+        planner_settings=planner_settings,
+        start=start,
+        minutes=minutes,
+        deployments=tuple(deployments),
+        markets=tuple(markets),
+        models=tuple(models),
+    )
+
+
+# Models of the default deployments: four single-GPU models whose profiles gridshift ships, and their SLOs.
+_DEFAULT_MODELS: tuple[tuple[str, int, float, float], ...] = (
+    ("meta-llama/Meta-Llama-3-8B-Instruct", 1, 1000.0, 50.0),
+    ("meta-llama/Llama-3.1-8B-Instruct", 1, 1000.0, 50.0),
+    ("Qwen/Qwen3-8B", 1, 1000.0, 50.0),
+    ("openai/gpt-oss-20b", 1, 1000.0, 50.0),
+)
+# Request rate at the daily peak per deployment, requests/s: mid-sized services of 5 to 16 replicas at peak,
+# each made of whole copies of the trace (one copy of the Azure conversation sample is 5.5 req/s, code 2.5).
+_DEFAULT_PEAK_RPS: tuple[float, ...] = (60.0, 90.0, 45.0, 75.0, 120.0, 60.0, 45.0, 90.0, 75.0, 60.0)
+
+
+def default_deployments(
+    settings: SimulationSettings, traces: Mapping[str, TraceProfile], planner_settings: PlannerSettings | None = None
+) -> list[DeploymentSetup]:
+    """`settings.deployments` deployments cycling over models, traces (2 conversation : 1 code) and home markets.
+
+    Each one's peak rate is a whole number of trace copies; its headroom is what covers 99% of its minutes
+    over the actuation lag (see `burst_headroom`), the same for gridshift and the reactive autoscaler.
+    """
+    names = sorted(traces)
+    conversation = "conv" if "conv" in traces else names[0]
+    code = "code" if "code" in traces else names[-1]
+    setups = []
+    minutes = settings.minutes
+    lag = settings.cold_start_minutes + 1
+    for index in range(settings.deployments):
+        model, gpus, ttft, tpot = _DEFAULT_MODELS[index % len(_DEFAULT_MODELS)]
+        trace_name = code if index % 3 == 2 else conversation
+        trace = traces[trace_name]
+        copies = max(1, round(_DEFAULT_PEAK_RPS[index % len(_DEFAULT_PEAK_RPS)] / trace.mean_requests_per_second))
+        home = settings.markets[index % len(settings.markets)]
+        offset = (index * 17) % len(trace.requests_per_minute)
+        bursts = superposed_trace(trace, copies, offset, minutes)
+        zone = MARKET_TIMEZONES.get(home, "UTC")
+        day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
+        headroom = burst_headroom(day * bursts, settings.demand_window_minutes, lag)
+        setups.append(
+            DeploymentSetup(
+                name=f"{trace_name}-{index:02d}",
+                model=model,
+                gpu_type=settings.gpu_type,
+                gpus_per_replica=gpus,
+                trace=trace_name,
+                peak_requests_per_second=copies * trace.mean_requests_per_second,
+                ttft_p95_ms=ttft if trace_name == conversation else 2.0 * ttft,
+                tpot_p95_ms=tpot,
+                headroom=headroom,
+                home_market=home,
+                trace_offset_minutes=offset,
+            )
+        )
+    return setups

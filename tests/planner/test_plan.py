@@ -1,0 +1,334 @@
+"""Planning rounds on small, fully written-out worlds: cost, modes, constraints and explanations."""
+
+from __future__ import annotations
+
+import pytest
+
+from gridshift.api import MigrationMode
+from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner.capacity import operating_point, replica_capacity
+from gridshift.planner.migration import StepAction
+from tests.planner.planner_world import (
+    A100,
+    H100,
+    H100_MODEL,
+    cluster,
+    deployment,
+    flat_prices,
+    snapshot,
+)
+
+SETTINGS = PlannerSettings()
+CAPACITY = replica_capacity(
+    H100_MODEL, mean_prompt_tokens=1000, mean_output_tokens=250, tpot_slo_ms=50, ttft_slo_ms=2000, settings=SETTINGS
+)
+
+
+def replicas_in(plan_for, cluster_name: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(t.replicas for t in plan_for.targets if t.cluster == cluster_name and t.reachable)
+
+
+def test_replicas_go_to_the_cheaper_region_and_cover_demand() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.05), "b": flat_prices(0.30)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    needed = 20.0 * 250 * 1.2
+    assert plan.feasible
+    assert replicas_in(plan, "b") == 0
+    assert replicas_in(plan, "a") * CAPACITY.output_tokens_per_second >= needed
+    assert (replicas_in(plan, "a") - 1) * CAPACITY.output_tokens_per_second < needed
+    assert plan.capacity_tokens_per_s >= needed
+    assert plan.routing == (plan.routing[0],) and plan.routing[0].cluster == "a" and plan.routing[0].weight == 100
+
+
+def test_cost_prediction_follows_the_formula_at_the_observed_load() -> None:
+    world = snapshot([deployment("chat", 10.0)], [cluster("a", gpu_hour=1.5, pue=1.3)], {"a": flat_prices(0.2)})
+    plan = make_plan(world).for_deployment("ns/chat")
+    replicas = plan.total_replicas
+    per_replica_rps = 10.0 / replicas
+    power = operating_point(
+        H100_MODEL,
+        requests_per_second=per_replica_rps,
+        mean_prompt_tokens=1000,
+        mean_output_tokens=250,
+        settings=SETTINGS,
+    ).power_watts
+    energy = replicas * power * 1.3 * 0.2 / 1000
+    gpu = replicas * 1.5
+    assert plan.cost.gpu_usd_per_hour == pytest.approx(gpu)
+    assert plan.cost.energy_usd_per_hour == pytest.approx(energy, rel=1e-6)
+    assert plan.cost.usd_per_hour == pytest.approx(gpu + energy, rel=1e-6)
+    tokens_per_s = 10.0 * 250
+    assert plan.cost.usd_per_million_tokens == pytest.approx((gpu + energy) / (tokens_per_s * 3600 / 1e6), rel=1e-6)
+    assert plan.cost.joules_per_token == pytest.approx(replicas * power / tokens_per_s, rel=1e-6)
+    assert plan.cost.energy_share == pytest.approx(energy / (gpu + energy), rel=1e-6)
+
+
+def test_negative_prices_are_a_credit_not_clamped_and_buy_no_idle_replicas() -> None:
+    world = snapshot(
+        [deployment("chat", 10.0, max_replicas=16)],
+        [cluster("a", gpu_hour=0.0)],
+        {"a": flat_prices(-0.05)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.cost.energy_usd_per_hour < 0
+    assert plan.cost.usd_per_hour < 0
+    # A negative price must not fill the cluster with replicas that would idle.
+    needed = 10.0 * 250 * 1.2
+    assert (plan.total_replicas - 1) * CAPACITY.output_tokens_per_second < needed
+
+
+def test_frozen_keeps_the_current_placement_and_does_not_act() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], mode="Frozen")],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.50)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.mode == MigrationMode.FROZEN and not plan.act
+    assert replicas_in(plan, "b") == 3 and replicas_in(plan, "a") == 0
+    assert plan.steps == ()
+    assert plan.explanation.reason == "Frozen"
+
+
+def test_advisory_plans_the_move_but_does_not_act() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], mode="Advisory")],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.50)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert not plan.act
+    assert replicas_in(plan, "a") >= 3 and replicas_in(plan, "b") == 0
+    assert plan.steps
+    assert any("Advisory" in c for c in plan.explanation.binding_constraints)
+
+
+def test_a_stale_price_drives_no_move_away() -> None:
+    # b looks dear, but its price is stale: the replicas there stay.
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90, stale=True)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert replicas_in(plan, "b") == 3 and replicas_in(plan, "a") == 0
+    assert plan.steps == ()
+
+
+def test_a_stale_price_drives_no_move_towards() -> None:
+    # b looks cheap, but its price is stale: nothing moves there.
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("a", H100, 3)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.40), "b": flat_prices(0.001, stale=True)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert replicas_in(plan, "a") == 3 and replicas_in(plan, "b") == 0
+
+
+def test_a_stale_price_still_yields_to_the_slo() -> None:
+    # Demand doubled; a (stale) is the only cluster: it must grow anyway.
+    world = snapshot(
+        [deployment("chat", 40.0, placements=[("a", H100, 3)])],
+        [cluster("a")],
+        {"a": flat_prices(0.40, stale=True)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.feasible
+    assert plan.capacity_tokens_per_s >= 40.0 * 250 * 1.2
+
+
+def test_missing_prices_count_as_stale() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert replicas_in(plan, "b") == 3
+
+
+def test_replicas_in_an_unreachable_cluster_are_not_capacity() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)])],
+        [cluster("a"), cluster("b", reachable=False)],
+        {"a": flat_prices(0.30), "b": flat_prices(0.01)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.capacity_tokens_per_s >= 20.0 * 250 * 1.2
+    assert replicas_in(plan, "a") >= 3
+    unreachable = [t for t in plan.targets if not t.reachable]
+    assert [(t.cluster, t.replicas) for t in unreachable] == [("b", 3)]
+    assert all(w.cluster != "b" for w in plan.routing)
+    assert all(s.cluster != "b" for s in plan.steps)
+
+
+def test_min_regions_spreads_replicas() -> None:
+    world = snapshot(
+        [deployment("chat", 5.0, min_regions=2, min_replicas=2)],
+        [cluster("a"), cluster("b"), cluster("c")],
+        {"a": flat_prices(0.05), "b": flat_prices(0.10), "c": flat_prices(0.50)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    regions = {t.region for t in plan.targets if t.replicas > 0}
+    assert regions == {"a", "b"}
+
+
+def test_allowed_forbidden_and_selector_limit_the_clusters() -> None:
+    clusters = [cluster("a", labels={"tier": "gold"}), cluster("b"), cluster("c", labels={"tier": "gold"})]
+    prices = {"a": flat_prices(0.01), "b": flat_prices(0.02), "c": flat_prices(0.03)}
+    forbidden = make_plan(snapshot([deployment("x", 5.0, forbidden=["a"])], clusters, prices)).for_deployment("ns/x")
+    assert {t.cluster for t in forbidden.targets if t.replicas} == {"b"}
+    allowed = make_plan(snapshot([deployment("x", 5.0, allowed=["c"])], clusters, prices)).for_deployment("ns/x")
+    assert {t.cluster for t in allowed.targets if t.replicas} == {"c"}
+    selected = make_plan(snapshot([deployment("x", 5.0, selector={"tier": "gold"})], clusters, prices))
+    assert {t.cluster for t in selected.for_deployment("ns/x").targets if t.replicas} == {"a"}
+
+
+def test_preferred_regions_win_ties() -> None:
+    world = snapshot(
+        [deployment("chat", 5.0, preferred=["b"])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert {t.cluster for t in plan.targets if t.replicas} == {"b"}
+
+
+def test_too_little_inventory_gives_a_reason_not_an_exception() -> None:
+    world = snapshot([deployment("chat", 100.0)], [cluster("a", gpus={H100: 2})], {"a": flat_prices(0.1)})
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert not plan.feasible
+    assert plan.infeasible_reason is not None and "tokens/s" in plan.infeasible_reason
+    assert plan.total_replicas == 2
+    assert plan.explanation.reason == "Infeasible"
+
+
+def test_a_gpu_type_without_a_profile_gives_a_reason() -> None:
+    world = snapshot(
+        [deployment("chat", 5.0, gpu_types=["NVIDIA-L40S"])],
+        [cluster("a", gpus={"NVIDIA-L40S": 8})],
+        {"a": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert not plan.feasible
+    assert plan.infeasible_reason is not None and "no GPUProfile" in plan.infeasible_reason
+
+
+def test_deployments_compete_for_the_cheap_region() -> None:
+    # a holds 4 GPUs; both want it. The one that would pay more elsewhere (A100 only) gets it.
+    world = snapshot(
+        [deployment("flexible", 10.0, gpu_types=[H100, A100]), deployment("rigid", 10.0, gpu_types=[A100])],
+        [cluster("a", gpus={A100: 4}), cluster("b", gpus={H100: 16, A100: 16}, gpu_hour=2.0)],
+        {"a": flat_prices(0.01), "b": flat_prices(0.40)},
+    )
+    plan = make_plan(world)
+    total_a = sum(replicas_in(plan.for_deployment(d), "a") for d in ("ns/flexible", "ns/rigid"))
+    assert total_a <= 4
+    assert all(plan.for_deployment(d).feasible for d in ("ns/flexible", "ns/rigid"))
+
+
+def test_max_concurrent_moves_limits_a_migration() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], max_moves=1)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    started = sum(max(0, t.replicas - t.current_desired) for t in plan.targets)
+    stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets)
+    assert min(started, stopped) <= 1
+    assert started >= 1
+
+
+def test_unknown_demand_keeps_the_replica_count() -> None:
+    world = snapshot(
+        [deployment("chat", None, placements=[("a", H100, 3)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.total_replicas == 3
+    assert plan.cost.usd_per_million_tokens is None
+    assert any("demand unknown" in d for d in plan.explanation.details)
+
+
+def test_static_demand_is_sized_from_the_spec() -> None:
+    world = snapshot([deployment("chat", None, static_rps=20.0)], [cluster("a")], {"a": flat_prices(0.1)})
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.capacity_tokens_per_s >= 20.0 * 250 * 1.2
+
+
+def test_routing_is_proportional_to_capacity() -> None:
+    world = snapshot(
+        [deployment("chat", 30.0, min_regions=3, min_replicas=3)],
+        [cluster("a"), cluster("b"), cluster("c")],
+        {"a": flat_prices(0.05), "b": flat_prices(0.06), "c": flat_prices(0.07)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    weights = {w.cluster: w.weight for w in plan.routing}
+    assert sum(weights.values()) == 100
+    counts = {c: replicas_in(plan, c) for c in "abc"}
+    total = sum(counts.values())
+    for name, count in counts.items():
+        assert abs(weights.get(name, 0) - 100 * count / total) < 1.0
+
+
+def test_explanation_names_the_alternative_and_why_not_moved() -> None:
+    # b is a little cheaper, not enough to pay back a cold start: the plan keeps a and says why.
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("a", H100, 3)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.100), "b": flat_prices(0.099)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.reason == "NoChange"
+    assert plan.explanation.alternative == f"b/{H100}"
+    assert any("not paid back" in d for d in plan.explanation.details)
+
+
+def test_the_same_snapshot_gives_the_same_plan() -> None:
+    world = snapshot(
+        [deployment(f"d{i}", 3.0 + i, placements=[("b", H100, 1)], min_regions=2) for i in range(4)],
+        [cluster("a"), cluster("b"), cluster("c", gpus={H100: 8, A100: 8})],
+        {"a": flat_prices(0.05), "b": flat_prices(0.07), "c": flat_prices(0.03)},
+    )
+    assert make_plan(world) == make_plan(world)
+    greedy = PlannerSettings(milp_max_variables=0, lp_max_variables=0)
+    assert make_plan(world, greedy) == make_plan(world, greedy)
+
+
+def test_steps_are_make_before_break() -> None:
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], max_moves=1)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    actions = [s.action for s in plan.steps]
+    first_down = actions.index(StepAction.SCALE_DOWN)
+    assert StepAction.SCALE_UP in actions[:first_down]
+    assert StepAction.WAIT_READY in actions[:first_down]
+    assert actions[first_down - 1] == StepAction.SHIFT_ROUTING
+
+
+def test_frozen_keeps_replicas_the_planner_has_no_profile_for() -> None:
+    world = snapshot(
+        [deployment("chat", 5.0, gpu_types=[H100, "NVIDIA-L40S"], placements=[("a", "NVIDIA-L40S", 2)], mode="Frozen")],
+        [cluster("a", gpus={H100: 8, "NVIDIA-L40S": 8})],
+        {"a": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert [(t.gpu_type, t.replicas) for t in plan.targets] == [("NVIDIA-L40S", 2)]
+    assert plan.steps == ()
+
+
+def test_replicas_in_an_unknown_cluster_are_noted() -> None:
+    world = snapshot([deployment("chat", 5.0, placements=[("gone", H100, 2)])], [cluster("a")], {"a": flat_prices(0.1)})
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert any("unknown cluster gone" in d for d in plan.explanation.details)
+    assert plan.feasible and plan.total_replicas >= 1

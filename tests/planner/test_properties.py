@@ -1,0 +1,167 @@
+"""Properties of every plan, over random small worlds (hypothesis)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridshift.planner import PlannerSettings, Snapshot, make_plan
+from gridshift.planner.capacity import replica_capacity
+from tests.planner.planner_world import A100, A100_MODEL, H100, H100_MODEL, cluster, deployment, flat_prices, snapshot
+
+PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SOLVERS = {
+    "milp": PlannerSettings(),
+    "lp+greedy": PlannerSettings(milp_max_variables=0),
+    "greedy": PlannerSettings(milp_max_variables=0, lp_max_variables=0),
+}
+
+
+@st.composite
+def worlds(draw: Any, ample: bool = False) -> Snapshot:
+    cluster_count = draw(st.integers(2 if ample else 1, 4))
+    clusters = []
+    prices = {}
+    for index in range(cluster_count):
+        name = f"c{index}"
+        gpus = {}
+        offered = [H100, A100] if ample else draw(st.sampled_from([[H100], [A100], [H100, A100]]))
+        for gpu_type in offered:
+            gpus[gpu_type] = 64 if ample else draw(st.integers(0, 12))
+        clusters.append(
+            cluster(
+                name,
+                gpus=gpus,
+                gpu_hour=draw(st.sampled_from([0.0, 1.0, 2.5])),
+                pue=draw(st.sampled_from([1.1, 1.3])),
+            )
+        )
+        prices[name] = flat_prices(draw(st.floats(-0.05, 0.5)), stale=draw(st.booleans()) and not ample)
+    deployments = []
+    for index in range(draw(st.integers(1, 4))):
+        min_replicas = draw(st.integers(0, 2))
+        max_replicas = 16 if ample else draw(st.integers(max(1, min_replicas), 6))
+        placements = []
+        for position, c in enumerate(clusters):
+            if draw(st.booleans()):
+                placements.append((c.name, c.offerings[0].gpu_type, draw(st.integers(1, 2))))
+            if position > 1:
+                break
+        deployments.append(
+            deployment(
+                f"d{index}",
+                draw(st.floats(0.5, 12.0)),
+                placements=placements,
+                gpu_types=draw(st.sampled_from([[H100], [A100], [H100, A100]])),
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
+                min_regions=draw(st.integers(1, min(2, max_replicas))),
+                max_moves=draw(st.integers(0, 3)),
+                mode="Auto",
+            )
+        )
+    return snapshot(deployments, clusters, prices)
+
+
+def gpus_used(world: Snapshot, plan_settings: PlannerSettings) -> dict[tuple[str, str], int]:
+    used: dict[tuple[str, str], int] = {}
+    for plan in make_plan(world, plan_settings).deployments:
+        for target in plan.targets:
+            used[(target.cluster, target.gpu_type)] = used.get((target.cluster, target.gpu_type), 0) + target.replicas
+    return used
+
+
+@PROPERTY
+@given(world=worlds(), solver=st.sampled_from(sorted(SOLVERS)))
+def test_bounds_inventory_and_coverage_hold(world: Snapshot, solver: str) -> None:
+    plan = make_plan(world, SOLVERS[solver])
+    by_id = {d.id: d for d in world.deployments}
+    for deployment_plan in plan.deployments:
+        spec = by_id[deployment_plan.id].spec
+        assert deployment_plan.total_replicas <= spec.capacity.max_replicas
+        if deployment_plan.feasible:
+            assert deployment_plan.total_replicas >= spec.capacity.min_replicas
+            assert deployment_plan.capacity_tokens_per_s >= (deployment_plan.needed_tokens_per_s or 0) * (1 - 1e-9)
+            regions = {t.region for t in deployment_plan.targets if t.replicas > 0}
+            assert len(regions) >= min(spec.capacity.min_regions, deployment_plan.total_replicas)
+        else:
+            assert deployment_plan.infeasible_reason
+    for (name, gpu_type), replicas in gpus_used(world, SOLVERS[solver]).items():
+        offering = next(c for c in world.clusters if c.name == name).offering(gpu_type)
+        assert offering is not None
+        assert replicas <= offering.available_gpus
+
+
+@PROPERTY
+@given(world=worlds(ample=True), solver=st.sampled_from(sorted(SOLVERS)))
+def test_with_ample_inventory_every_deployment_is_served(world: Snapshot, solver: str) -> None:
+    plan = make_plan(world, SOLVERS[solver])
+    for deployment_plan in plan.deployments:
+        assert deployment_plan.feasible, deployment_plan.infeasible_reason
+        assert deployment_plan.capacity_tokens_per_s >= (deployment_plan.needed_tokens_per_s or 0) * (1 - 1e-9)
+
+
+@PROPERTY
+@given(world=worlds(), solver=st.sampled_from(sorted(SOLVERS)))
+def test_plans_are_deterministic(world: Snapshot, solver: str) -> None:
+    assert make_plan(world, SOLVERS[solver]) == make_plan(world, SOLVERS[solver])
+
+
+@PROPERTY
+@given(
+    rps=st.floats(0.5, 40.0),
+    price_a=st.floats(-0.05, 0.5),
+    price_b=st.floats(-0.05, 0.5),
+    cut=st.floats(0.001, 0.3),
+    gpus_a=st.integers(0, 8),
+    gpus_b=st.integers(0, 8),
+    min_regions=st.integers(1, 2),
+    gpu_hour=st.sampled_from([0.0, 2.0]),
+)
+def test_a_cheaper_region_never_loses_replicas(
+    rps: float,
+    price_a: float,
+    price_b: float,
+    cut: float,
+    gpus_a: int,
+    gpus_b: int,
+    min_regions: int,
+    gpu_hour: float,
+) -> None:
+    clusters = [
+        cluster("a", gpus={H100: gpus_a}, gpu_hour=gpu_hour),
+        cluster("b", gpus={H100: gpus_b}, gpu_hour=gpu_hour),
+    ]
+    deployments = [deployment("chat", rps, min_regions=min_regions, min_replicas=min_regions)]
+    before = make_plan(snapshot(deployments, clusters, {"a": flat_prices(price_a), "b": flat_prices(price_b)}))
+    after = make_plan(snapshot(deployments, clusters, {"a": flat_prices(price_a - cut), "b": flat_prices(price_b)}))
+
+    def in_a(plan: Any) -> int:
+        return sum(t.replicas for t in plan.deployments[0].targets if t.cluster == "a")
+
+    assert in_a(after) >= in_a(before)
+    # Otherwise-equal clusters: the strictly cheaper one holds at least as many replicas.
+    if gpus_a == gpus_b:
+        equal = make_plan(snapshot(deployments, clusters, {"a": flat_prices(price_b - cut), "b": flat_prices(price_b)}))
+        in_b = sum(t.replicas for t in equal.deployments[0].targets if t.cluster == "b")
+        assert in_a(equal) >= in_b
+
+
+def test_the_world_generator_reaches_both_gpu_models() -> None:
+    # The property tests are only as good as the worlds: both profiles give positive capacity.
+    for model in (H100_MODEL, A100_MODEL):
+        assert (
+            replica_capacity(
+                model,
+                mean_prompt_tokens=1000,
+                mean_output_tokens=250,
+                tpot_slo_ms=50,
+                ttft_slo_ms=2000,
+                settings=PlannerSettings(),
+            ).output_tokens_per_second
+            > 0
+        )
+    assert replace(H100_MODEL, max_batch=1).max_batch == 1

@@ -1,0 +1,170 @@
+"""Trace and price inputs, the `gridshift simulate` command, and reproducibility of a replay."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridshift.cli import simulate
+from gridshift.cli.main import UsageError
+from gridshift.cli.simulate import price_csv_parser
+from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, parse_trace, shipped_trace
+from gridshift.simulation.runner import run_replay
+from gridshift.simulation.settings import Scenario
+from tests.simulation.sim_world import shipped_world
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    simulate.register(subparsers)
+    return parser.parse_args(["simulate", *argv])
+
+
+def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -> None:
+    rows = [("2023-11-16 18:00:00.5000000", 100, 10), ("2023-11-16 18:00:30.0", 300, 30)]
+    rows += [("2023-11-16 18:01:10.0", 200, 20), ("2023-11-16 18:02:05.0", 50, 5)]
+    csv_text = "TIMESTAMP,ContextTokens,GeneratedTokens\n" + "".join(f"{t},{p},{o}\n" for t, p, o in rows)
+    jsonl = "".join(
+        json.dumps({"timestamp": t.replace(" ", "T") + "Z", "input_length": p, "output_length": o}) + "\n"
+        for t, p, o in rows
+    )
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(csv_text.encode()))
+    (tmp_path / "t.jsonl").write_text(jsonl)
+    from_csv = load_trace(tmp_path / "t.csv.gz")
+    from_jsonl = load_trace(tmp_path / "t.jsonl")
+    # 18:00:00.5 .. 18:02:05: one whole minute with 2 requests and one with 1; the partial last minute is dropped.
+    assert from_csv.requests_per_minute.tolist() == [2.0, 1.0]
+    assert from_jsonl.requests_per_minute.tolist() == [2.0, 1.0]
+    assert from_csv.mean_prompt_tokens == pytest.approx(162.5)
+    assert from_jsonl.mean_output_tokens == pytest.approx(16.25)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a,b,c\n1,2,3\n", "expected an Azure CSV header"),
+        (
+            '{"timestamp": 1, "input_length": 5}\n{"timestamp": 2, "input_length": 5, "output_length": 1}\n',
+            "output_length",
+        ),
+        ("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,1\n2023-11-16 18:00:00,1,1\n", "TIMESTAMP"),
+        (
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,-4,1\n2023-11-16 18:09:00,1,1\n",
+            "ContextTokens",
+        ),
+    ],
+)
+def test_bad_traces_name_the_field(text: str, message: str) -> None:
+    with pytest.raises(SimulationInputError, match=message):
+        parse_trace(text, source="bad")
+
+
+def test_shipped_traces_are_the_azure_2023_samples() -> None:
+    conversation = shipped_trace("conv")
+    code = shipped_trace("code")
+    assert conversation.mean_prompt_tokens == pytest.approx(1155, abs=1)
+    assert conversation.mean_output_tokens == pytest.approx(211, abs=1)
+    assert code.mean_prompt_tokens == pytest.approx(2048, abs=1)
+    assert 5.0 < conversation.mean_requests_per_second < 6.0
+
+
+def test_prices_from_wide_and_per_market_files_agree_after_fx(shared_data: Path) -> None:
+    parser = price_csv_parser()
+    fx = {"EUR": 1.1, "USD": 1.0}
+    shipped = load_prices([], fx_to_usd=fx, markets=["FR"], parser=parser)[0]
+    per_market = load_prices(
+        [shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"], fx_to_usd=fx, markets=None, parser=parser
+    )[0]
+    assert per_market.market == "FR"
+    # The per-market FR file is naive French local time read as UTC here; compare the wide file with itself and
+    # the FX conversion: first hour 0.01 EUR/MWh x 1.1.
+    assert shipped.usd_per_kwh[0] == pytest.approx(0.01 * 1.1 / 1000.0)
+    assert np.nanmean(per_market.usd_per_kwh) == pytest.approx(np.nanmean(shipped.usd_per_kwh), rel=0.01)
+
+
+def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
+    with pytest.raises(SimulationInputError, match="--fx JPY="):
+        load_prices(
+            [shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv"],
+            fx_to_usd={"USD": 1.0, "EUR": 1.08},
+            markets=["JP-TK"],
+            parser=price_csv_parser(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fx", "EUR"], "CUR=NUMBER"),
+        (["--fx", "eur=1.1"], "ISO 4217"),
+        (["--prices", "/nonexistent/prices.csv"], "cannot read"),
+        (["--start", "2025-06-01"], "covers"),
+        (["--markets", "DE-LU,XX"], "XX"),
+        (["--days", "0"], "days"),
+        (["--plot", "out.svg"], ".png"),
+        (["--jobs", "0"], "--jobs"),
+    ],
+)
+def test_bad_flags_are_usage_errors(argv: list[str], message: str) -> None:
+    args = _parse([*argv, "--no-progress"])
+    with pytest.raises(UsageError, match=message):
+        args.handler(args)
+
+
+@pytest.fixture(scope="module")
+def tiny_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("sim")
+    args = _parse(
+        [
+            "--days",
+            "0.125",
+            "--deployments",
+            "3",
+            "--json",
+            "--no-progress",
+            "--jobs",
+            "1",
+            "--plot",
+            str(out / "p.png"),
+        ]
+    )
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    assert (out / "p.png").stat().st_size > 10_000
+    result: dict[str, object] = json.loads(buffer.getvalue())
+    return result
+
+
+def test_json_has_every_policy_and_both_scenarios(tiny_json: dict[str, object]) -> None:
+    assert tiny_json["scenario"] == "owned"
+    assert tiny_json["markets"] == ["DE-LU", "FR", "ES", "US-TEX-ERCO", "US-CAL-CISO"]
+    assert tiny_json["days"] == 0.125
+    policies = tiny_json["policies"]
+    assert isinstance(policies, dict)
+    assert set(policies) == {"static", "reactive", "greedy", "gridshift", "hindsight"}
+    for values in policies.values():
+        assert {"cost_usd", "usd_per_mtok", "energy_kwh", "slo_ok_minutes_pct", "migrations"} <= set(values)
+    scenarios = tiny_json["scenarios"]
+    assert isinstance(scenarios, dict)
+    assert set(scenarios) == {"owned", "rented"}
+    assert scenarios["owned"]["policies"] == policies
+    rented = scenarios["rented"]["policies"]
+    # Renting GPUs costs far more than the electricity an owned fleet adds.
+    assert rented["static"]["cost_usd"] > 10 * policies["static"]["cost_usd"]
+
+
+def test_identical_inputs_give_identical_results_in_one_process_or_two() -> None:
+    world = shipped_world(days=0.1, deployments=3)
+    first = run_replay(world, [Scenario.OWNED, Scenario.RENTED], jobs=1).to_json()
+    second = run_replay(world, [Scenario.OWNED, Scenario.RENTED], jobs=2).to_json()
+    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
