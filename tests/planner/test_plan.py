@@ -332,3 +332,32 @@ def test_replicas_in_an_unknown_cluster_are_noted() -> None:
     plan = make_plan(world).for_deployment("ns/chat")
     assert any("unknown cluster gone" in d for d in plan.explanation.details)
     assert plan.feasible and plan.total_replicas >= 1
+
+
+def test_zero_demand_scales_to_min_replicas() -> None:
+    world = snapshot(
+        [deployment("idle", 0.0, placements=[("a", H100, 3)], min_replicas=0)],
+        [cluster("a")],
+        {"a": flat_prices(0.1)},
+    )
+    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+        plan = make_plan(world, settings).for_deployment("ns/idle")
+        assert plan.total_replicas == 0
+        assert plan.feasible
+        assert plan.routing == ()
+        assert plan.cost.usd_per_million_tokens is None
+        assert [s.action for s in plan.steps][-1] == StepAction.SCALE_DOWN
+
+
+def test_negative_prices_everywhere_buy_no_idle_replicas_with_either_solver() -> None:
+    world = snapshot(
+        [deployment(f"d{i}", 8.0, max_replicas=16, min_regions=2) for i in range(3)],
+        [cluster("a", gpu_hour=0.0), cluster("b", gpu_hour=0.0)],
+        {"a": flat_prices(-0.2), "b": flat_prices(-0.1)},
+    )
+    needed = 8.0 * 250 * 1.2
+    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+        for plan in make_plan(world, settings).deployments:
+            assert plan.feasible
+            # A minimal cover plus at most one replica to reach a second region.
+            assert (plan.total_replicas - 2) * CAPACITY.output_tokens_per_second < needed

@@ -155,3 +155,12 @@ def test_an_idle_advisory_cycle_writes_nothing() -> None:
     world.cycle()
     report = world.cycle()
     assert (report.member_writes, report.status_writes, report.events) == (0, 0, 0)
+
+
+def test_no_saving_is_claimed_against_a_placement_that_leaves_demand_unserved() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body())
+    world.cycle()
+    decision = world.status()["lastDecision"]
+    assert decision["reason"] == "ScaleUp"
+    assert "estimatedSavingUsdPerHour" not in decision

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.chart",
     "gridshift.cli.profile",
     "gridshift.cli.simulate",
+    "gridshift.cli.bench",
 )
 
 

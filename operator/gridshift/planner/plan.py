@@ -10,7 +10,7 @@ explanation. A deployment that cannot be served gets a reason, never an exceptio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -227,7 +227,10 @@ def _explain(
     hours = deployment.window_hours
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
-    saving = None if not options else (keep_objective - chosen_objective) / hours
+    keep_without_shortfall = deployment_objective(deployment, current, replace(settings, shortfall_penalty_usd=0.0))
+    # Against a placement that leaves demand unserved, a "saving" would only count the penalty.
+    current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
+    saving = (keep_objective - chosen_objective) / hours if options and current_covers_demand else None
     if deployment.frozen:
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:

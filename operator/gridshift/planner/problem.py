@@ -113,6 +113,8 @@ class DeploymentProblem:
     advisory: bool
     unreachable: list[tuple[str, str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
+    """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution._aggregates)."""
 
     def unit_capacity(self, option: Option) -> float:
         return option.capacity_tokens_per_s if self.demand_known else 1.0
@@ -357,9 +359,11 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             # replicas; what is held now, plus room to spread over regions without stopping any (a move
             # limit may forbid stopping), stays allowed.
             enough = math.ceil(coverage / weakest - 1e-9) if weakest > 0 else max_replicas
+            regions_held = len({o.region for o in options if o.current > 0})
+            spread_room = max(0, min_regions - regions_held) if reachable_current > 0 else 0
             max_replicas = min(
                 max_replicas,
-                max(spec.capacity.min_replicas, min_regions, enough, reachable_current) + max(0, min_regions - 1),
+                max(spec.capacity.min_replicas, min_regions, enough, reachable_current) + spread_room,
             )
         problems.append(
             DeploymentProblem(

@@ -111,10 +111,10 @@ _AGGREGATE_CACHE_SIZE = 4
 
 def _aggregates(problem: DeploymentProblem, counts: list[int]) -> _Aggregates:
     key = tuple(counts)
-    cache: dict[tuple[int, ...], _Aggregates] = problem.__dict__.setdefault("_aggregate_cache", {})
-    found = cache.get(key)
-    if found is not None:
-        return found
+    cache = problem.aggregate_cache
+    cached = cache.get(key)
+    if isinstance(cached, _Aggregates):
+        return cached
     columns = problem.columns
     started = stopped = 0
     covered = 0.0
