@@ -19,7 +19,11 @@ PLURALS = {"InferenceDeployment": "inferencedeployments", "RegionalCluster": "re
 
 
 class SecretMissing(Exception):
-    """A referenced Secret or key does not exist; the message names both."""
+    """A referenced Secret or key does not exist, or may not be read; the message names both."""
+
+
+class HubForbidden(SecretMissing):
+    """The operator's ServiceAccount lacks a permission on the hub; the message names verb and resource."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class KubeHub:
         except ApiException as error:
             if error.status == 404:
                 raise SecretMissing(f"Secret {namespace}/{name} not found") from None
+            if error.status == 403:
+                raise HubForbidden(
+                    f"forbidden: cannot get Secret {namespace}/{name} ({error.reason}); "
+                    "the operator's Role needs get on secrets in its namespace"
+                ) from None
             raise
         data = secret.data or {}
         if key not in data:
