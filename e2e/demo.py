@@ -50,6 +50,14 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
     return proc.stdout
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as answer:
         return json.loads(answer.read())
@@ -154,6 +162,7 @@ def start_operator(world: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
         GRIDSHIFT_CLOCK_URL=f"{world['control']}/clock",
         GRIDSHIFT_PLAN_INTERVAL_SECONDS="3",
         GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
+        GRIDSHIFT_METRICS_PORT=str(free_port()),
         PYTHONUNBUFFERED="1",
         # one Prometheus holds every region; counters follow the world clock, so 30 s real = 3 h simulated
         GRIDSHIFT_METRICS_CLUSTER_LABEL="cluster",

@@ -35,6 +35,7 @@ class OperatorProcess:
     def __init__(self, hub_kubeconfig: Path, log_dir: Path, name: str, **settings: Any) -> None:
         self.log_path = log_dir / f"operator-{name}.log"
         self.port = free_port()
+        self.metrics_port = free_port()
         env = dict(os.environ)
         env.update(
             KUBECONFIG=str(hub_kubeconfig),
@@ -42,6 +43,7 @@ class OperatorProcess:
             GRIDSHIFT_PLAN_INTERVAL_SECONDS="2",
             GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
             GRIDSHIFT_COLD_START_SECONDS="60",
+            GRIDSHIFT_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
         )
         env.update({f"GRIDSHIFT_{k.upper()}": str(v) for k, v in settings.items()})

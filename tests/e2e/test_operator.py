@@ -242,3 +242,15 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         if stopped:
             kwokctl(gridshift_world, "start", "cluster", "--name", "gs-eu-de")
         delete(fleet, "survivor")
+
+
+def test_operator_metrics_are_served(fleet: Fleet, operator: OperatorProcess) -> None:
+    import urllib.request
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as answer:
+            return str(answer.read().decode())
+
+    text = wait_until(lambda: "gridshift_plan_seconds_count" in scrape() and scrape(), 60, "operator metrics")
+    assert 'gridshift_energy_price_usd_per_kwh{region="eu-de"}' in text
+    assert "gridshift_leader 1.0" in text

@@ -34,8 +34,9 @@ def test_thousand_advisory_deployments_reach_a_quiet_steady_state(gridshift_worl
 
         cycles = wait_until(quiet_cycles, 900, "two cycles without writes", every=5)
         rss_mb = operator.rss_bytes() / 2**20
-        first_writes = next(w for _, _, w in cycles if w > 0)
-        steady = [s for s, _, w in cycles if w == 0]
+        first = next(i for i, (_, _, w) in enumerate(cycles) if w > 0)
+        first_writes = cycles[first][2]
+        steady = [s for s, _, w in cycles[first + 1 :] if w == 0]
         print(
             f"\n{COUNT} InferenceDeployments: apply {applied_s:.1f}s; first cycle wrote {first_writes} statuses; "
             f"steady cycle {min(steady):.2f}-{max(steady):.2f}s; operator RSS {rss_mb:.0f} MiB"

@@ -164,3 +164,17 @@ def test_no_saving_is_claimed_against_a_placement_that_leaves_demand_unserved() 
     decision = world.status()["lastDecision"]
     assert decision["reason"] == "ScaleUp"
     assert "estimatedSavingUsdPerHour" not in decision
+
+
+def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
+    from prometheus_client import generate_latest
+
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body())
+    world.cycle()
+    text = generate_latest(world.service.metrics.registry).decode()
+    assert 'gridshift_energy_price_usd_per_kwh{region="eu-fr"} 0.024' in text  # 20 USD/MWh x PUE 1.2
+    assert 'gridshift_gpu_hourly_cost_usd{gpu_type="NVIDIA-H100-80GB-HBM3",region="eu-de"} 2.0' in text
+    assert 'gridshift_estimated_usd_per_hour{deployment="ml/chat",region="eu-fr"}' in text
+    assert 'gridshift_decisions_total{reason="ScaleUp"} 1.0' in text
+    assert "gridshift_plan_seconds_count 1.0" in text

@@ -44,6 +44,7 @@ from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
 from gridshift.planner.settings import PlannerSettings
 from gridshift.service import inputs
+from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.status import cluster_status, deployment_status, status_patch
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
@@ -88,6 +89,8 @@ class CycleReport:
     member_writes: int = 0
     status_writes: int = 0
     events: int = 0
+    decisions: list[str] = field(default_factory=list)
+    """Reasons of the decisions that changed this cycle (one per deployment whose decision changed)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -128,6 +131,7 @@ class OperatorService:
         self._applied: dict[str, dict[tuple[str, str], int]] = {}
         self._wake: asyncio.Event | None = None
         self.last_report: CycleReport | None = None
+        self.metrics = OperatorMetrics()
 
     # ------------------------------------------------------------------ construction
 
@@ -209,6 +213,7 @@ class OperatorService:
         if not self.hub.hold_lease(LEASE_NAME, self.settings.namespace, self.identity, lease_seconds, now):
             report.seconds = time.perf_counter() - started
             self.last_report = report
+            self.metrics.record(report, {})
             return report
         report.leader = True
 
@@ -235,6 +240,7 @@ class OperatorService:
             self._write_cluster_status(now, view, report)
         report.seconds = time.perf_counter() - started
         self.last_report = report
+        self.metrics.record(report, by_cluster)
         return report
 
     # ------------------------------------------------------------------ gathering
@@ -394,6 +400,7 @@ class OperatorService:
             old_decision = (old_status.get("lastDecision") or {}).get("summary")
             if new_status.get("lastDecision", {}).get("summary") != old_decision:
                 decision = new_status["lastDecision"]
+                report.decisions.append(decision["reason"])
                 self.hub.emit_event(
                     ref,
                     decision["reason"],

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import kopf
+import prometheus_client
 
 from gridshift.api import GROUP, VERSION
 from gridshift.service.operator import OperatorService
@@ -21,27 +22,42 @@ RCLUSTER = (GROUP, VERSION, "regionalclusters")
 GPROFILE = (GROUP, VERSION, "gpuprofiles")
 
 
+def essence(body: kopf.Body) -> dict[str, Any]:
+    """What the service reads of an object; managedFields and annotations stay out of memory."""
+    meta = body.get("metadata", {})
+    kept = ("name", "namespace", "uid", "generation", "labels")
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: meta[k] for k in kept if k in meta},
+        "spec": body.get("spec"),
+        "status": body.get("status"),
+    }
+
+
 @kopf.index(*IDEP)
 def deployments_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-    return {(namespace or "", name): dict(body)}
+    return {(namespace or "", name): essence(body)}
 
 
 @kopf.index(*RCLUSTER)
 def clusters_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {name: dict(body)}
+    return {name: essence(body)}
 
 
 @kopf.index(*GPROFILE)
 def profiles_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
-    return {name: dict(body)}
+    return {name: essence(body)}
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
-    service = OperatorService.from_environment(OperatorSettings())
+    operator_settings = OperatorSettings()
+    service = OperatorService.from_environment(operator_settings)
     memo.service = service
+    prometheus_client.start_http_server(operator_settings.metrics_port, registry=service.metrics.registry)
     memo.loop_task = asyncio.create_task(
         service.run_forever(indices["deployments_index"], indices["clusters_index"], indices["profiles_index"])
     )
