@@ -246,3 +246,34 @@ def test_apiserver_stop_and_restart(world: World, gridshift_world: Any) -> None:
         world.set_apiserver_down("eu-fr", False)
     _wait(lambda: "eu-fr" not in world.cluster_errors, 90, "the apiserver back")
     assert httpx.get(world.control.url + "/faults").json()["apiserversDown"] == []
+
+
+def test_chart_recording_rules_compute_joules_per_token_from_the_worlds_metrics(world: World) -> None:
+    """The chart's recording rules, loaded into the real Prometheus, agree with the operator's own query."""
+    rules = (
+        Path(__file__).resolve().parents[2] / "charts" / "gridshift" / "files" / "prometheus" / "gridshift.rules.yaml"
+    )
+    server = importlib.import_module("gscluster.prometheus").start_prometheus(
+        scrape_interval="1s", extra_scrape_configs=scrape_configs(world.endpoints()["exporters"]), rule_files=[rules]
+    )
+    try:
+        _wait(lambda: len(_replicas(world, "eu-de")) >= 2, 60, "eu-de replicas in the world")
+        selector = f'{{gridshift_dev_deployment="{DEPLOYMENT[0]}.{DEPLOYMENT[1]}",region="eu-de"}}'
+
+        def recorded() -> float | None:
+            answer = server.query(f"gridshift_deployment_region:joules_per_token:ratio_rate15m{selector}")["result"]
+            return float(answer[0]["value"][1]) if answer else None
+
+        _wait(lambda: recorded() is not None, 240, "the recording rule to produce a value")
+        windows = QueryWindows(rate_seconds=WINDOW_S, energy_seconds=900)
+        source = PrometheusMetricsSource(
+            server.url, settings=MetricsSettings(labels=LabelScheme(cluster_label="cluster"), windows=windows)
+        )
+        ref = DeploymentRef(*DEPLOYMENT, NAMESPACE, "llama3-8b-chat", cluster="eu-de")
+        direct = source.deployment_signals(ref, datetime.now(UTC)).scalar(Signal.JOULES_PER_TOKEN)
+        value = recorded()
+        assert direct is not None and value is not None
+        assert value == pytest.approx(direct, rel=0.25)
+        assert 0.02 < value < 5, "J/token of a batching H100 replica"
+    finally:
+        server.stop()

@@ -41,7 +41,12 @@ def prometheus_binary() -> str:
     return exe
 
 
-def _config(targets: Targets, scrape_interval: str, extra_scrape_configs: Sequence[dict[str, object]]) -> str:
+def _config(
+    targets: Targets,
+    scrape_interval: str,
+    extra_scrape_configs: Sequence[dict[str, object]],
+    rule_files: Sequence[Path] = (),
+) -> str:
     jobs: Mapping[str, Sequence[str]] = targets if isinstance(targets, Mapping) else {"targets": list(targets)}
     scrape_configs: list[dict[str, object]] = []
     for job, tgts in jobs.items():
@@ -58,6 +63,7 @@ def _config(targets: Targets, scrape_interval: str, extra_scrape_configs: Sequen
     return yaml.safe_dump(
         {
             "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+            "rule_files": [str(p) for p in rule_files],
             "scrape_configs": scrape_configs,
         },
         sort_keys=False,
@@ -118,12 +124,13 @@ def start_prometheus(
     extra_scrape_configs: Sequence[dict[str, object]] = (),
     retention: str = "2h",
     timeout: float = 60,
+    rule_files: Sequence[Path] = (),
 ) -> Prometheus:
     """Start Prometheus scraping ``targets`` (list of host:port, or {job: [host:port]})."""
     workdir = Path(tempfile.mkdtemp(prefix="gs-prometheus-"))
     port = free_ports(1)[0]
     cfg = workdir / "prometheus.yml"
-    cfg.write_text(_config(targets, scrape_interval, extra_scrape_configs))
+    cfg.write_text(_config(targets, scrape_interval, extra_scrape_configs, rule_files))
     log_path = workdir / "prometheus.log"
     cmd = [
         prometheus_binary(),
