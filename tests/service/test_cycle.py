@@ -178,3 +178,27 @@ def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
     assert 'gridshift_estimated_usd_per_hour{deployment="ml/chat",region="eu-fr"}' in text
     assert 'gridshift_decisions_total{reason="ScaleUp"} 1.0' in text
     assert "gridshift_plan_seconds_count 1.0" in text
+
+
+def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:
+    world = World(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world.hub.routes[("ml", "chat-route")] = [
+        {"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "other"}]}
+    ]
+    world.add(deployment_body(routing={"httpRouteName": "chat-route"}))
+    world.cycle()
+    world.cycle()
+    refs = world.hub.routes[("ml", "chat-route")][0]["backendRefs"]
+    assert refs == [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}, {"name": "other"}]
+    writes = world.hub.route_writes
+    world.cycle()
+    assert world.hub.route_writes == writes
+
+
+def test_a_missing_httproute_is_reported_not_fatal() -> None:
+    world = World(["eu-de"])
+    world.add(deployment_body(routing={"httpRouteName": "nope"}))
+    world.cycle()
+    report = world.cycle()
+    assert any("HTTPRoute ml/nope not found" in e for e in report.errors)
+    assert world.replicas()["eu-de"] > 0

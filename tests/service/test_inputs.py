@@ -51,3 +51,15 @@ def test_missing_metrics_mean_unknown_demand_and_static_ignores_metrics() -> Non
     missing = DeploymentSignals(REF, AT, {})
     assert observed_demand(idep(), [missing], 300).requests_per_second is None  # type: ignore[arg-type]
     assert observed_demand(idep("Static"), [], 300).requests_per_second == 3.0  # type: ignore[arg-type]
+
+
+def test_measured_cost_weights_joules_by_token_rate() -> None:
+    from gridshift.service.inputs import measured_cost
+
+    a = DeploymentSignals(REF, AT, {Signal.GENERATION_TOKEN_RATE: 300.0, Signal.JOULES_PER_TOKEN: 0.2})
+    b = DeploymentSignals(REF, AT, {Signal.GENERATION_TOKEN_RATE: 100.0, Signal.JOULES_PER_TOKEN: 0.6})
+    measured = measured_cost([a, b])
+    assert measured is not None
+    assert measured.generation_tokens_per_second == 400.0
+    assert measured.joules_per_token == 0.3
+    assert measured_cost([]) is None and measured_cost(None) is None

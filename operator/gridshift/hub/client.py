@@ -36,6 +36,25 @@ class ObjectRef:
     uid: str = ""
 
 
+class RouteMissing(Exception):
+    """The HTTPRoute an InferenceDeployment names does not exist (or the Gateway API is not installed)."""
+
+
+def weighted_rules(rules: list[dict[str, Any]], weights: dict[str, int], clusters: set[str]) -> list[dict[str, Any]]:
+    """The route's rules with each backendRef named after a cluster given that cluster's weight.
+
+    Convention (docs/routing.md): one backendRef per RegionalCluster, named like it (a
+    ServiceImport or an ExternalName Service reaching that cluster). A cluster without replicas
+    gets weight 0; backendRefs named after no cluster are left as they are.
+    """
+    out = copy.deepcopy(rules)
+    for rule in out:
+        for ref in rule.get("backendRefs") or []:
+            if ref.get("name") in clusters:
+                ref["weight"] = weights.get(ref["name"], 0)
+    return out
+
+
 class Hub(Protocol):
     """What the service needs from the hub cluster."""
 
@@ -46,6 +65,10 @@ class Hub(Protocol):
     def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None: ...
 
     def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool: ...
+
+    def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
+        """Set backendRef weights of an HTTPRoute; True when it had to be written."""
+        ...
 
 
 class KubeHub:
@@ -114,6 +137,27 @@ class KubeHub:
         )
         self._core.create_namespaced_event(namespace, event, _request_timeout=self._timeout)
 
+    def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        group, version, plural = "gateway.networking.k8s.io", "v1", "httproutes"
+        try:
+            route = self._custom.get_namespaced_custom_object(
+                group, version, namespace, plural, name, _request_timeout=self._timeout
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise RouteMissing(f"HTTPRoute {namespace}/{name} not found (is the Gateway API installed?)") from None
+            raise
+        rules: list[dict[str, Any]] = (dict(route).get("spec") or {}).get("rules") or []
+        wanted = weighted_rules(rules, weights, clusters)
+        if wanted == rules:
+            return False
+        self._custom.patch_namespaced_custom_object(
+            group, version, namespace, plural, name, {"spec": {"rules": wanted}}, _request_timeout=self._timeout
+        )
+        return True
+
     def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
@@ -163,7 +207,20 @@ class FakeHub:
     statuses: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
     events: list[tuple[ObjectRef, str, str, bool]] = field(default_factory=list)
     leases: dict[tuple[str, str], tuple[str, datetime, float]] = field(default_factory=dict)
+    routes: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     status_writes: int = 0
+    route_writes: int = 0
+
+    def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
+        rules = self.routes.get((namespace, name))
+        if rules is None:
+            raise RouteMissing(f"HTTPRoute {namespace}/{name} not found")
+        wanted = weighted_rules(rules, weights, clusters)
+        if wanted == rules:
+            return False
+        self.routes[(namespace, name)] = wanted
+        self.route_writes += 1
+        return True
 
     def read_secret(self, namespace: str, name: str, key: str) -> str:
         data = self.secrets.get((namespace, name))

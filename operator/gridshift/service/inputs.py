@@ -161,3 +161,24 @@ def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any])
             model = from_api(item.model)
             chosen[(model.model, model.gpu_type, model.gpus_per_replica)] = model
     return tuple(chosen[k] for k in sorted(chosen))
+
+
+@dataclass(frozen=True)
+class MeasuredCost:
+    """What Prometheus says a deployment's replicas did over the metrics window."""
+
+    generation_tokens_per_second: float
+    joules_per_token: float | None
+
+
+def measured_cost(signals: Sequence[DeploymentSignals] | None) -> MeasuredCost | None:
+    """Token rate summed over clusters and J/token weighted by each cluster's token rate; None without data."""
+    if not signals:
+        return None
+    tokens = [(s.scalar(Signal.GENERATION_TOKEN_RATE), s.scalar(Signal.JOULES_PER_TOKEN)) for s in signals]
+    rate = sum(t for t, _ in tokens if t is not None)
+    if rate <= 0:
+        return None
+    weighted = [(t, j) for t, j in tokens if t is not None and j is not None and t > 0]
+    joules = sum(t * j for t, j in weighted) / sum(t for t, _ in weighted) if weighted else None
+    return MeasuredCost(rate, joules)

@@ -38,7 +38,7 @@ from gridshift.actuation.members import (
 from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
 from gridshift.api import GPUProfile, InferenceDeployment, MigrationMode, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
-from gridshift.hub.client import Hub, ObjectRef, SecretMissing
+from gridshift.hub.client import Hub, ObjectRef, RouteMissing, SecretMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
@@ -129,6 +129,7 @@ class OperatorService:
         self._pending: dict[str, tuple[str, datetime]] = {}
         self._profiles: dict[tuple[str, str, int], Any] = {}
         self._applied: dict[str, dict[tuple[str, str], int]] = {}
+        self._measured: dict[str, inputs.MeasuredCost | None] = {}
         self._wake: asyncio.Event | None = None
         self.last_report: CycleReport | None = None
         self.metrics = OperatorMetrics()
@@ -343,6 +344,7 @@ class OperatorService:
             ns = str(parsed.body["metadata"]["namespace"])
             name = str(parsed.body["metadata"]["name"])
             signals = self._signals(parsed.model, ns, name, views, now, report)
+            self._measured[f"{ns}/{name}"] = inputs.measured_cost(signals)
             demand = (
                 inputs.observed_demand(parsed.model, signals, self.settings.metrics_window_seconds)
                 if signals is not None
@@ -386,10 +388,20 @@ class OperatorService:
                 if not steps and plan.routing:
                     routing = [{"cluster": r.cluster, "weight": r.weight} for r in plan.routing]
             steps, routing = self._advance(now, idep, deployment, steps, routing, views, report)
+        route = idep.spec.routing.http_route_name
+        if route and plan.mode is MigrationMode.AUTO and routing:
+            try:
+                weights = {r["cluster"]: int(r["weight"]) for r in routing}
+                if self.hub.set_route_weights(deployment.namespace, route, weights, set(views)):
+                    report.member_writes += 1
+            except (RouteMissing, SecretMissing) as error:
+                report.errors.append(f"{deployment.id}: {error}")
         applied = self._applied.pop(deployment.id, {})
         if applied:
             deployment = _with_desired(deployment, applied)
-        new_status = deployment_status(now, body, idep, deployment, plan, steps, routing, views, old_status)
+        new_status = deployment_status(
+            now, body, idep, deployment, plan, steps, routing, views, old_status, self._measured.get(deployment.id)
+        )
         patch = status_patch(old_status, new_status)
         if patch:
             ref = ObjectRef(

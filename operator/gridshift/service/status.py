@@ -16,7 +16,8 @@ from gridshift.actuation.members import GpuInventory
 from gridshift.api import InferenceDeployment, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
 from gridshift.planner import snapshot as S
-from gridshift.planner.plan import DeploymentPlan
+from gridshift.planner.plan import CostPrediction, DeploymentPlan
+from gridshift.service.inputs import MeasuredCost
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import usd_per_kwh
 
@@ -85,8 +86,14 @@ def deployment_status(
     routing: Sequence[Mapping[str, Any]],
     views: Mapping[str, ClusterView],
     old: Mapping[str, Any],
+    measured: MeasuredCost | None = None,
 ) -> dict[str, Any]:
-    """The InferenceDeployment's status as it should be after this cycle (wire format)."""
+    """The InferenceDeployment's status as it should be after this cycle (wire format).
+
+    With metrics, $/Mtok and J/token are measured (source Measured): energy and tokens from
+    Prometheus, the cost rate from the plan's prices. Measured figures keep two significant
+    digits so that ordinary jitter is not a status change.
+    """
     generation = body["metadata"].get("generation")
     placements: list[dict[str, Any]] = [
         {
@@ -178,17 +185,7 @@ def deployment_status(
         "desiredReplicas": desired,
         "placements": placements,
         "routing": [dict(r) for r in routing],
-        "cost": {
-            k: v
-            for k, v in {
-                "usdPerHour": sig(cost.usd_per_hour),
-                "usdPerMillionTokens": sig(cost.usd_per_million_tokens),
-                "joulesPerToken": sig(cost.joules_per_token),
-                "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
-                "source": "Predicted",
-            }.items()
-            if v is not None
-        },
+        "cost": _cost(cost, measured),
         "lastDecision": _decision(now, plan, old),
         "migration": [dict(s) for s in steps],
         "conditions": conditions,
@@ -202,6 +199,22 @@ def _as_stored(model: type[ApiModel], status: dict[str, Any]) -> dict[str, Any]:
     """Validated against the API model (a misspelt key fails here, not silently pruned by the
     apiserver) and serialised as the apiserver will store it, so comparisons next cycle are exact."""
     return model.model_validate(status).model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _cost(cost: CostPrediction, measured: MeasuredCost | None) -> dict[str, Any]:
+    out = {
+        "usdPerHour": sig(cost.usd_per_hour),
+        "usdPerMillionTokens": sig(cost.usd_per_million_tokens),
+        "joulesPerToken": sig(cost.joules_per_token),
+        "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
+        "source": "Predicted",
+    }
+    if measured is not None and measured.joules_per_token is not None:
+        tokens_per_hour = measured.generation_tokens_per_second * 3600
+        out["usdPerMillionTokens"] = sig(cost.usd_per_hour / tokens_per_hour * 1e6, 2)
+        out["joulesPerToken"] = sig(measured.joules_per_token, 2)
+        out["source"] = "Measured"
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def cluster_status(

@@ -1,0 +1,95 @@
+"""With the simulated fleet serving real traffic, status $/Mtok and J/token are measured and agree with Prometheus."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.world.fleet import LoadSpec
+from e2e.world.prometheus import scrape_configs
+from e2e.world.world import World, WorldSettings
+
+from gridshift.signals.labels import DeploymentRef, LabelScheme
+from gridshift.signals.metrics import PrometheusMetricsSource
+from gridshift.signals.promql import QueryWindows, Signal
+from gridshift.signals.settings import MetricsSettings
+from tests.e2e.operator_env import Fleet, OperatorProcess, inference_deployment, install_hub, wait_until
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+WINDOW_S = 20
+
+
+@pytest.fixture(scope="module")
+def served(gridshift_world: Any) -> Iterator[tuple[Fleet, Any]]:
+    fleet = install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+    settings = WorldSettings(speed=60, default_load=LoadSpec(rate_per_s=6.0), poll_interval_s=0.5)
+    world = World.from_kubeconfigs(settings, kubeconfigs=gridshift_world.kubeconfigs, hub=gridshift_world.hub).start()
+    prometheus = importlib.import_module("gscluster.prometheus").start_prometheus(
+        scrape_interval="1s", extra_scrape_configs=scrape_configs(world.endpoints()["exporters"])
+    )
+    for region in gridshift_world.regions:
+        fleet.hub(
+            "patch",
+            "regionalcluster",
+            region,
+            "--type=merge",
+            "-p",
+            f'{{"spec": {{"prometheusUrl": "{prometheus.url}"}}}}',
+        )
+    try:
+        yield fleet, prometheus
+    finally:
+        prometheus.stop()
+        world.stop()
+
+
+def test_status_cost_is_measured_and_consistent_with_prometheus(
+    served: tuple[Fleet, Any], gridshift_world: Any, tmp_path: Path
+) -> None:
+    fleet, prometheus = served
+    operator = OperatorProcess(
+        gridshift_world.kubeconfigs[gridshift_world.hub],
+        tmp_path,
+        "measured",
+        metrics_cluster_label="cluster",
+        metrics_window_seconds=WINDOW_S,
+    ).start()
+    body = inference_deployment("served", rps=1.0)
+    body["spec"]["demand"] = {"source": "Prometheus", "meanPromptTokens": 1155, "meanOutputTokens": 211}
+    fleet.apply_hub(body)
+    try:
+        status = wait_until(
+            lambda: (s := fleet.status("served")).get("cost", {}).get("source") == "Measured" and s,
+            240,
+            "a measured cost in status",
+            every=2,
+        )
+        source = PrometheusMetricsSource(
+            prometheus.url,
+            settings=MetricsSettings(
+                labels=LabelScheme(cluster_label="cluster"), windows=QueryWindows(rate_seconds=WINDOW_S)
+            ),
+        )
+        joules: list[float] = []
+        tokens = 0.0
+        for region in status["regions"].split(","):
+            signals = source.deployment_signals(
+                DeploymentRef("ml", "served", "gridshift-workloads", "served", cluster=region), datetime.now(UTC)
+            )
+            rate = signals.scalar(Signal.GENERATION_TOKEN_RATE) or 0.0
+            tokens += rate
+            if (j := signals.scalar(Signal.JOULES_PER_TOKEN)) is not None:
+                joules.append(j)
+        cost = fleet.status("served")["cost"]
+        assert joules, "Prometheus has J/token for the deployment"
+        assert cost["joulesPerToken"] == pytest.approx(sum(joules) / len(joules), rel=0.2)
+        expected_usd_per_mtok = cost["usdPerHour"] / (tokens * 3600) * 1e6
+        assert cost["usdPerMillionTokens"] == pytest.approx(expected_usd_per_mtok, rel=0.3)
+        assert 0.02 < cost["joulesPerToken"] < 5
+    finally:
+        operator.stop()
+        fleet.hub("delete", "idep", "-n", "ml", "served", "--wait=false", check=False)
