@@ -149,7 +149,8 @@ class KubeHub:
             if error.status == 404:
                 raise RouteMissing(f"HTTPRoute {namespace}/{name} not found (is the Gateway API installed?)") from None
             raise
-        rules: list[dict[str, Any]] = (dict(route).get("spec") or {}).get("rules") or []
+        body: dict[str, Any] = route if isinstance(route, dict) else {}
+        rules: list[dict[str, Any]] = (body.get("spec") or {}).get("rules") or []
         wanted = weighted_rules(rules, weights, clusters)
         if wanted == rules:
             return False
