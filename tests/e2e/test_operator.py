@@ -251,6 +251,58 @@ def test_operator_metrics_are_served(fleet: Fleet, operator: OperatorProcess) ->
         with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as answer:
             return str(answer.read().decode())
 
-    text = wait_until(lambda: "gridshift_plan_seconds_count" in scrape() and scrape(), 60, "operator metrics")
-    assert 'gridshift_energy_price_usd_per_kwh{region="eu-de"}' in text
+    price = 'gridshift_energy_price_usd_per_kwh{region="eu-de"}'
+    text = wait_until(lambda: price in (body := scrape()) and body, 60, "operator metrics with prices")
+    assert "gridshift_plan_seconds_count" in text
     assert "gridshift_leader 1.0" in text
+
+
+# A stand-in for the Gateway API's HTTPRoute CRD (not reachable offline): same group, kind and version.
+HTTPROUTE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {
+        "name": "httproutes.gateway.networking.k8s.io",
+        "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/1538"},
+    },
+    "spec": {
+        "group": "gateway.networking.k8s.io",
+        "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute", "listKind": "HTTPRouteList"},
+        "scope": "Namespaced",
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
+}
+
+
+def test_routing_weights_land_on_the_named_httproute(fleet: Fleet, operator: OperatorProcess) -> None:
+    fleet.set_price("eu-de", 40.0)
+    fleet.set_price("eu-fr", 90.0)
+    fleet.apply_hub(HTTPROUTE_CRD)
+    fleet.hub("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io", "--timeout=60s")
+    route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "routed", "namespace": WORKLOADS},
+        "spec": {
+            "rules": [{"backendRefs": [{"name": r, "port": 8000, "weight": 1} for r in ("eu-de", "eu-fr", "us-tx")]}]
+        },
+    }
+    fleet.apply_hub(route)
+    fleet.apply_hub(inference_deployment("routed", rps=4.0, routing={"httpRouteName": "routed"}))
+    try:
+
+        def weights() -> dict[str, int] | None:
+            got = json.loads(fleet.hub("get", "httproute", "-n", WORKLOADS, "routed", "-o", "json"))
+            found = {r["name"]: r["weight"] for r in got["spec"]["rules"][0]["backendRefs"]}
+            return found if found.get("eu-de") == 100 else None
+
+        assert wait_until(weights, 90, "weights on the HTTPRoute") == {"eu-de": 100, "eu-fr": 0, "us-tx": 0}
+    finally:
+        delete(fleet, "routed")
