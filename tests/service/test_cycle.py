@@ -202,3 +202,14 @@ def test_a_missing_httproute_is_reported_not_fatal() -> None:
     report = world.cycle()
     assert any("HTTPRoute ml/nope not found" in e for e in report.errors)
     assert world.replicas()["eu-de"] > 0
+
+
+def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:
+    world = World(["eu-de"])
+    world.add(deployment_body("gone"))
+    world.add(deployment_body("kept"))
+    world.hub.deleted.add(("ml", "gone"))
+    report = world.cycle()
+    assert report.leader
+    assert world.status("kept")["desiredReplicas"] > 0
+    assert "status" not in world.deployments["gone"]

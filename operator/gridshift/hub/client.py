@@ -36,6 +36,10 @@ class ObjectRef:
     uid: str = ""
 
 
+class ObjectGone(Exception):
+    """The object was deleted between reading it and writing its status."""
+
+
 class RouteMissing(Exception):
     """The HTTPRoute an InferenceDeployment names does not exist (or the Gateway API is not installed)."""
 
@@ -102,6 +106,16 @@ class KubeHub:
         return base64.b64decode(data[key]).decode()
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self._patch_status(ref, status)
+        except ApiException as error:
+            if error.status == 404:
+                raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted") from None
+            raise
+
+    def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         plural = PLURALS[ref.kind]
         body = {"status": status}
         if ref.namespace:
@@ -209,6 +223,8 @@ class FakeHub:
     events: list[tuple[ObjectRef, str, str, bool]] = field(default_factory=list)
     leases: dict[tuple[str, str], tuple[str, datetime, float]] = field(default_factory=dict)
     routes: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    deleted: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, name) of objects to treat as deleted since they were read."""
     status_writes: int = 0
     route_writes: int = 0
 
@@ -232,6 +248,8 @@ class FakeHub:
         return data[key]
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        if (ref.namespace, ref.name) in self.deleted:
+            raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted")
         merged = merge_patch(self.statuses.get(ref, {}), status)
         self.statuses[ref] = merged
         self.status_writes += 1

@@ -38,7 +38,7 @@ from gridshift.actuation.members import (
 from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
 from gridshift.api import GPUProfile, InferenceDeployment, MigrationMode, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
-from gridshift.hub.client import Hub, ObjectRef, RouteMissing, SecretMissing
+from gridshift.hub.client import Hub, ObjectGone, ObjectRef, RouteMissing, SecretMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
@@ -131,6 +131,7 @@ class OperatorService:
         self._applied: dict[str, dict[tuple[str, str], int]] = {}
         self._measured: dict[str, inputs.MeasuredCost | None] = {}
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.last_report: CycleReport | None = None
         self.metrics = OperatorMetrics()
 
@@ -146,8 +147,9 @@ class OperatorService:
     # ------------------------------------------------------------------ shell-facing API
 
     def request_replan(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        # kopf runs sync callbacks in worker threads: wake the loop thread-safely.
+        if self._wake is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def health(self) -> dict[str, Any]:
         report = self.last_report
@@ -163,6 +165,7 @@ class OperatorService:
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
         """The global planning loop: every planIntervalSeconds, or sooner when a spec changes."""
         self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         while True:
             try:
                 report = await asyncio.to_thread(
@@ -407,7 +410,10 @@ class OperatorService:
             ref = ObjectRef(
                 "InferenceDeployment", deployment.namespace, deployment.name, str(body["metadata"].get("uid", ""))
             )
-            self.hub.patch_status(ref, patch)
+            try:
+                self.hub.patch_status(ref, patch)
+            except ObjectGone:
+                return  # deleted mid-cycle: its finalizer handler cleans up
             report.status_writes += 1
             old_decision = (old_status.get("lastDecision") or {}).get("summary")
             if new_status.get("lastDecision", {}).get("summary") != old_decision:
@@ -580,7 +586,10 @@ class OperatorService:
         new = cluster_status(now, view.reading, view.inventory, view.error, view.old_status)
         patch = status_patch(view.old_status, new)
         if patch:
-            self.hub.patch_status(ObjectRef("RegionalCluster", "", view.name), patch)
+            try:
+                self.hub.patch_status(ObjectRef("RegionalCluster", "", view.name), patch)
+            except ObjectGone:
+                return
             report.status_writes += 1
 
 
