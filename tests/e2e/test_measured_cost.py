@@ -43,6 +43,8 @@ def served(gridshift_world: Any) -> Iterator[tuple[Fleet, Any]]:
     try:
         yield fleet, prometheus
     finally:
+        for region in gridshift_world.regions:  # later modules share these RegionalClusters
+            fleet.hub("patch", "regionalcluster", region, "--type=merge", "-p", '{"spec": {"prometheusUrl": null}}')
         prometheus.stop()
         world.stop()
 
@@ -91,5 +93,6 @@ def test_status_cost_is_measured_and_consistent_with_prometheus(
         assert cost["usdPerMillionTokens"] == pytest.approx(expected_usd_per_mtok, rel=0.3)
         assert 0.02 < cost["joulesPerToken"] < 5
     finally:
+        # Deleted while the operator still runs, so its finalizer is processed and nothing is left behind.
+        fleet.hub("delete", "idep", "-n", "ml", "served", "--wait=true", "--timeout=60s", check=False)
         operator.stop()
-        fleet.hub("delete", "idep", "-n", "ml", "served", "--wait=false", check=False)

@@ -324,6 +324,9 @@ class OperatorService:
             except MetricsError as error:
                 report.errors.append(str(error))
                 return None
+            except Exception as error:  # an adapter bug must not stop planning for everyone else
+                report.errors.append(f"metrics for {ns}/{name} in {view.name}: {type(error).__name__}: {error}")
+                return None
         return out
 
     def _snapshot(

@@ -217,6 +217,9 @@ class PrometheusMetricsSource:
                     source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
                 ) from error
             raise MetricsError(source, signal, f"request failed ({type(error).__name__})", retryable=True) from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            # With urllib3's own retries off, a refused connection surfaces unwrapped by requests.
+            raise MetricsError(source, signal, f"cannot connect ({type(error).__name__})", retryable=True) from error
         except (KeyError, TypeError) as error:
             # prometheus-api-client indexes ["data"]["result"] without checking "status".
             raise MetricsError(
