@@ -221,6 +221,11 @@ def install_hub(world: Any, prices: dict[str, float]) -> Fleet:
             "yaml",
         )
         fleet.hub("apply", "-f", "-", input=secret)
+    # Other suites share this hub (tests/cluster applies the examples): keep only the world's regions.
+    existing = json.loads(fleet.hub("get", "regionalclusters", "-o", "json"))["items"]
+    for cluster in existing:
+        if cluster["metadata"]["name"] not in world.regions:
+            fleet.hub("delete", "regionalcluster", cluster["metadata"]["name"], "--wait=false", check=False)
     fleet.apply_hub(*(regional_cluster(r, prices.get(r, 50.0)) for r in world.regions))
     return fleet
 
