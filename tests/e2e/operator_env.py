@@ -221,7 +221,15 @@ def install_hub(world: Any, prices: dict[str, float]) -> Fleet:
             "yaml",
         )
         fleet.hub("apply", "-f", "-", input=secret)
-    # Other suites share this hub (tests/cluster applies the examples): keep only the world's regions.
+    # Other suites share this hub (tests/cluster applies the examples): keep only the world's regions,
+    # and refuse to start beside InferenceDeployments this module did not make, which every operator
+    # started here would plan too.
+    foreign = [
+        f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in json.loads(fleet.hub("get", "idep", "-A", "-o", "json"))["items"]
+        if d["metadata"]["namespace"] != WORKLOADS
+    ]
+    assert not foreign, f"another suite left InferenceDeployments on the shared hub: {foreign}"
     existing = json.loads(fleet.hub("get", "regionalclusters", "-o", "json"))["items"]
     for cluster in existing:
         if cluster["metadata"]["name"] not in world.regions:

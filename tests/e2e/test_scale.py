@@ -32,7 +32,11 @@ def test_thousand_advisory_deployments_reach_a_quiet_steady_state(gridshift_worl
             cycles = [(float(s), int(m), int(w)) for s, m, w in CYCLE.findall(operator.log())]
             return cycles if len(cycles) >= 3 and cycles[-1][2] == 0 and cycles[-2][2] == 0 else []
 
-        cycles = wait_until(quiet_cycles, 900, "two cycles without writes", every=5)
+        try:  # within pytest's own timeout, so that a failure shows the operator's last cycles
+            cycles = wait_until(quiet_cycles, 480, "two cycles without writes", every=5)
+        except AssertionError as error:
+            last = [line for line in operator.log().splitlines() if " cycle " in line][-5:]
+            raise AssertionError(f"{error}; last cycles (log {operator.log_path}):\n" + "\n".join(last)) from None
         rss_mb = operator.rss_bytes() / 2**20
         last_write = max(i for i, (_, _, w) in enumerate(cycles) if w > 0)
         first_writes = sum(w for _, _, w in cycles[: last_write + 1])
