@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gscluster.world import free_ports
 
 from tests.conftest import REPO_ROOT
 
@@ -23,19 +23,12 @@ H100 = "NVIDIA-H100-80GB-HBM3"
 MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class OperatorProcess:
     """One `kopf run` of gridshift's handlers; logs to a file the test names on failure."""
 
     def __init__(self, hub_kubeconfig: Path, log_dir: Path, name: str, **settings: Any) -> None:
         self.log_path = log_dir / f"operator-{name}.log"
-        self.port = free_port()
-        self.metrics_port = free_port()
+        self.port, self.metrics_port = free_ports(2)
         env = dict(os.environ)
         env.update(
             KUBECONFIG=str(hub_kubeconfig),

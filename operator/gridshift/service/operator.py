@@ -24,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -598,8 +598,6 @@ class OperatorService:
 
 def _with_desired(deployment: S.Deployment, applied: Mapping[tuple[str, str], int]) -> S.Deployment:
     """The deployment with the replica counts this cycle applied (Ready counts stay as observed)."""
-    from dataclasses import replace
-
     placements = {(p.cluster, p.gpu_type): p for p in deployment.placements}
     for (cluster, gpu_type), replicas in applied.items():
         ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
@@ -613,8 +611,6 @@ def _waits_on_unreachable(steps: Sequence[Mapping[str, Any]], views: Mapping[str
 
 
 def _not_ready(workload: WorkloadState) -> WorkloadState:
-    from dataclasses import replace
-
     return replace(workload, ready=0)
 
 
