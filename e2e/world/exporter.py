@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -32,6 +32,7 @@ from . import dcgm_metrics as dm
 from . import labels as L
 from . import vllm_metrics as vm
 from .fleet import Fleet
+from .httpserver import WorldHTTPServer
 from .labels import dcgm_model_name
 
 _TARGET_LABELS = ("namespace", "pod", L.PROM_DEPLOYMENT_LABEL)
@@ -138,7 +139,7 @@ class RegionExporter:
         self.port = port
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(VllmCollector(fleet, cluster))
-        self._server: ThreadingHTTPServer | None = None
+        self._server: WorldHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -175,8 +176,7 @@ class RegionExporter:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
+        server = WorldHTTPServer((self.host, self.port), Handler)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name=f"exporter-{self.cluster}", daemon=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +36,7 @@ from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.signals.entsoe import PERIOD_FORMAT, write_a44
 from gridshift.signals.prices import PriceInterval
 
+from .httpserver import WorldHTTPServer
 from .trace import shared_data_dir
 
 HOUR = timedelta(hours=1)
@@ -336,8 +337,7 @@ class PriceServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = WorldHTTPServer((host, port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="price-server", daemon=True)
 

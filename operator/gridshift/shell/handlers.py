@@ -16,6 +16,7 @@ import prometheus_client
 from gridshift.api import GROUP, VERSION
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
+from gridshift.shell import connections
 
 IDEP = (GROUP, VERSION, "inferencedeployments")
 RCLUSTER = (GROUP, VERSION, "regionalclusters")
@@ -48,6 +49,11 @@ def clusters_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
 @kopf.index(*GPROFILE)
 def profiles_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {name: essence(body)}
+
+
+@kopf.on.login()
+async def login(**kwargs: Any) -> kopf.AiohttpSession:
+    return connections.login(OperatorSettings().hub_connections, **kwargs)
 
 
 @kopf.on.startup()
