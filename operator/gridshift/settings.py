@@ -89,20 +89,10 @@ class OperatorSettings(BaseSettings):
     )
     probe_port: int = Field(default=8080, ge=1, le=65535, description="Port of the liveness/readiness probes.")
     metrics_port: int = Field(default=9090, ge=1, le=65535, description="Port of the operator's /metrics.")
-    peering_name: str = Field(
-        default="gridshift",
-        description="kopf peering object: of several operator replicas only the highest-priority one acts.",
-    )
-    standalone: bool = Field(
-        default=False, description="Skip peering (single replica, development). Never with replicas > 1."
-    )
     clock_url: str | None = Field(
         default=None,
         description=(
             "Demo and end-to-end tests only: read 'now' from a simulated world's /clock endpoint "
             "instead of the system clock, so accelerated days play out in minutes."
         ),
-    )
-    priority: int = Field(
-        default=0, description="Peering priority of this replica; ties are broken by kopf's randomised id."
     )

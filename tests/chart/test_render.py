@@ -116,7 +116,7 @@ def test_env_loads_into_the_operator_settings(helm: Helm, tmp_path: Path, monkey
         "movePenaltyUsd": 0.5,
         "prometheusUrl": "http://prom:9090",
         "metricsWindowSeconds": 600,
-        "standalone": False,
+        "hubConnections": 8,
         "apiTimeoutSeconds": 2.5,
     }
     # A values file: `--set` turns 0.5 into a string, which the schema rightly refuses.
@@ -195,12 +195,6 @@ def test_optional_monitoring_networkpolicy_and_extra_objects(helm: Helm, tmp_pat
 
 def test_pdb_only_with_several_replicas(helm: Helm) -> None:
     assert "PodDisruptionBudget" not in kinds(helm.render("--set", "replicaCount=1"))
-
-
-def test_standalone_with_replicas_is_refused(helm: Helm) -> None:
-    proc = helm.template("--set", "operator.standalone=true", check=False)
-    assert proc.returncode != 0 and "set replicaCount to 1" in proc.stderr
-    assert helm.template("--set", "operator.standalone=true", "--set", "replicaCount=1").returncode == 0
 
 
 @pytest.mark.parametrize(
