@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import kopf
@@ -77,18 +78,25 @@ def test_an_unbounded_pool_would_open_a_socket_per_request() -> None:
     assert peak > 4
 
 
-def test_session_keeps_endpoint_and_credentials() -> None:
-    async def build() -> kopf.AiohttpSession:
-        info = kopf.ConnectionInfo(
-            server="https://hub.example:6443", token="t0ken", scheme="Bearer", default_namespace="gridshift-system"
-        )
-        context = bounded_session(info, 7)
-        assert context.aiohttp_session.connector is not None
-        assert context.aiohttp_session.connector.limit == 7
-        await context.aiohttp_session.close()
-        return context
+def _made_in_a_loop(make: Callable[[], kopf.AiohttpSession]) -> tuple[kopf.AiohttpSession, int]:
+    """A session is made inside a running loop (as kopf does); returns it, closed, and its pool limit."""
 
-    context = asyncio.run(build())
+    async def run() -> tuple[kopf.AiohttpSession, int]:
+        context = make()
+        assert context.aiohttp_session.connector is not None
+        limit = context.aiohttp_session.connector.limit
+        await context.aiohttp_session.close()
+        return context, limit
+
+    return asyncio.run(run())
+
+
+def test_session_keeps_endpoint_and_credentials() -> None:
+    info = kopf.ConnectionInfo(
+        server="https://hub.example:6443", token="t0ken", scheme="Bearer", default_namespace="gridshift-system"
+    )
+    context, limit = _made_in_a_loop(lambda: bounded_session(info, 7))
+    assert limit == 7
     assert context.server == "https://hub.example:6443"
     assert context.default_namespace == "gridshift-system"
     assert context.aiohttp_session.headers["Authorization"] == "Bearer t0ken"
@@ -111,13 +119,9 @@ def test_login_reads_the_kubeconfig_like_kopf(tmp_path: Path, monkeypatch: pytes
     # Loading a kubeconfig sets the library's default configuration: restore it for other tests.
     monkeypatch.setattr(kubernetes.client.Configuration, "_default", kubernetes.client.Configuration._default)
 
-    async def run() -> kopf.AiohttpSession:
-        context = login(5, logger=logging.getLogger("test"), settings=kopf.OperatorSettings())
-        assert context.aiohttp_session.connector is not None
-        assert context.aiohttp_session.connector.limit == 5
-        await context.aiohttp_session.close()
-        return context
-
-    context = asyncio.run(run())
+    context, limit = _made_in_a_loop(
+        lambda: login(5, logger=logging.getLogger("test"), settings=kopf.OperatorSettings())
+    )
+    assert limit == 5
     assert context.server == "http://127.0.0.1:6443"
     assert context.aiohttp_session.headers["Authorization"] == "Bearer s3cret"
