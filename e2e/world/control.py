@@ -17,13 +17,11 @@ Bad input answers 400 with {"error": "..."} naming the field.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from .fleet import LoadSpec
-from .httpserver import WorldHTTPServer
+from .httpserver import QuietHandler, WorldHTTPServer
 from .trace import TraceName
 
 if TYPE_CHECKING:
@@ -64,7 +62,7 @@ class ControlServer:
             ("POST", "/faults/readiness"): self._readiness_fault,
         }
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _handle(self, method: str) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/") or "/"
                 route = routes.get((method, path))
@@ -100,23 +98,18 @@ class ControlServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = WorldHTTPServer((host, port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="world-control", daemon=True)
+        self._server = WorldHTTPServer((host, port), Handler, "world-control")
+        self.port = self._server.port
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _set_clock(self, body: dict[str, Any]) -> Any:
         speed = float(_field(body, "speed", (int, float)))

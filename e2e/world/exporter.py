@@ -18,11 +18,8 @@ Scrape with `honor_labels: true` (as for dcgm-exporter) so `namespace`/`pod` are
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -32,7 +29,7 @@ from . import dcgm_metrics as dm
 from . import labels as L
 from . import vllm_metrics as vm
 from .fleet import Fleet
-from .httpserver import WorldHTTPServer
+from .httpserver import QuietHandler, WorldHTTPServer
 from .labels import dcgm_model_name
 
 _TARGET_LABELS = ("namespace", "pod", L.PROM_DEPLOYMENT_LABEL)
@@ -140,7 +137,6 @@ class RegionExporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(VllmCollector(fleet, cluster))
         self._server: WorldHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -155,7 +151,7 @@ class RegionExporter:
             return
         exporter = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0].rstrip("/")
                 if path == "/metrics/vllm":
@@ -173,21 +169,13 @@ class RegionExporter:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = WorldHTTPServer((self.host, self.port), Handler)
-        self.port = server.server_address[1]
+        server = WorldHTTPServer((self.host, self.port), Handler, f"exporter-{self.cluster}")
+        self.port = server.port
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"exporter-{self.cluster}", daemon=True)
-        self._thread.start()
+        server.start()
 
     def stop(self) -> None:
         """Closes the socket: scrapes get connection refused, Prometheus marks the targets down."""
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+            server.stop()

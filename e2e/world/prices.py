@@ -26,9 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -36,7 +34,7 @@ from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.signals.entsoe import PERIOD_FORMAT, write_a44
 from gridshift.signals.prices import PriceInterval
 
-from .httpserver import WorldHTTPServer
+from .httpserver import QuietHandler, WorldHTTPServer
 from .trace import shared_data_dir
 
 HOUR = timedelta(hours=1)
@@ -308,7 +306,7 @@ class PriceServer:
         self._stall_release = threading.Event()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -334,24 +332,19 @@ class PriceServer:
                 with server._lock:
                     server.requests_served += 1
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = WorldHTTPServer((host, port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="price-server", daemon=True)
+        self._server = WorldHTTPServer((host, port), Handler, "price-server")
+        self.port = self._server.port
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
         self._stall_release.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def zone_of(self, path: str, query: dict[str, str]) -> str | None:
         if path.rstrip("/") == "/api":

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import pytest
-from e2e.world.httpserver import WorldHTTPServer
+from e2e.world.httpserver import QuietHandler, WorldHTTPServer
 
 
 def _serve(error: Exception) -> WorldHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             raise error
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = WorldHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = WorldHTTPServer(("127.0.0.1", 0), Handler, "test-server")
+    server.start()
     return server
 
 
@@ -33,8 +27,12 @@ def test_only_real_errors_are_printed(error: Exception, reported: bool, capfd: p
     server = _serve(error)
     try:
         with pytest.raises((urllib.error.URLError, ConnectionError)):
-            urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/", timeout=5)
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     assert ("Traceback" in capfd.readouterr().err) is reported
+
+
+def test_a_server_never_started_stops_at_once() -> None:
+    server = WorldHTTPServer(("127.0.0.1", 0), QuietHandler, "never-started")
+    server.stop()  # shutdown() alone would wait forever for a serve_forever that never ran
