@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gridshift.service.inputs import currency_to_usd
+from gridshift.signals.prices import usd_per_kwh
+
 if TYPE_CHECKING:
     from gridshift.service.operator import ClusterView, CycleReport
 
@@ -86,9 +89,7 @@ class OperatorMetrics:
             series = view.reading.series if view.reading is not None else None
             current = series.at(report.started_at) if series is not None else None
             if current is not None and view.reading is not None:
-                from gridshift.signals.prices import usd_per_kwh
-
                 self.energy_price.labels(region).set(usd_per_kwh(current, view.reading.fx_to_usd) * view.spec.spec.pue)
             for offer in view.spec.spec.offerings:
-                fx = 1.0 if offer.hourly_cost.currency == "USD" else view.spec.spec.price_feed.fx_to_usd
+                fx = currency_to_usd(view.spec, offer.hourly_cost.currency)
                 self.gpu_hourly_cost.labels(region, offer.gpu_type).set(offer.hourly_cost.amount * fx)

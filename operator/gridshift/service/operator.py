@@ -345,6 +345,7 @@ class OperatorService:
             planner_clusters.append(inputs.planner_cluster(view.name, view.spec, view.inventory, held))
         planner_deployments = []
         workloads = {v.name: v.workloads for v in views}
+        self._measured = {}  # this cycle's deployments only: deleted ones leave nothing behind
         for parsed in deployments:
             assert parsed.model is not None
             ns = str(parsed.body["metadata"]["namespace"])
