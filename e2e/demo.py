@@ -26,6 +26,9 @@ from rich.live import Live
 from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "e2e" / "cluster"))
+from gscluster.world import free_ports  # noqa: E402  (the cluster helpers live beside this script)
+
 STATE = REPO / ".gridshift"
 NAMESPACE = "gridshift-system"
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -48,14 +51,6 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise SystemExit(f"kubectl {' '.join(args)} failed:\n{proc.stderr}")
     return proc.stdout
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str) -> Any:
@@ -162,7 +157,7 @@ def start_operator(world: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
         GRIDSHIFT_CLOCK_URL=f"{world['control']}/clock",
         GRIDSHIFT_PLAN_INTERVAL_SECONDS="3",
         GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
-        GRIDSHIFT_METRICS_PORT=str(free_port()),
+        GRIDSHIFT_METRICS_PORT=str(free_ports(1)[0]),
         PYTHONUNBUFFERED="1",
         # one Prometheus holds every region; counters follow the world clock, so 30 s real = 3 h simulated
         GRIDSHIFT_METRICS_CLUSTER_LABEL="cluster",
