@@ -52,6 +52,10 @@ class PriceHorizon:
                     f"PriceHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
                 )
 
+    def interval_at(self, instant: datetime) -> PriceInterval | None:
+        """The interval holding `instant`, if any (no carrying forward: see planner.prices for that)."""
+        return next((i for i in self.intervals if i.start <= instant < i.end), None)
+
 
 @dataclass(frozen=True)
 class Offering:

@@ -30,7 +30,7 @@ class Parsed(Generic[T]):
     """A hub object parsed into its model, or the reason it could not be."""
 
     key: str
-    model: T | None
+    resource: T | None
     error: str | None
     body: Mapping[str, Any]
 
@@ -157,9 +157,9 @@ def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any])
 
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
     for item in parsed:
-        if item.model is not None:
-            model = from_api(item.model)
-            chosen[(model.model, model.gpu_type, model.gpus_per_replica)] = model
+        if item.resource is not None:
+            profile = from_api(item.resource)
+            chosen[(profile.model, profile.gpu_type, profile.gpus_per_replica)] = profile
     return tuple(chosen[k] for k in sorted(chosen))
 
 

@@ -4,16 +4,9 @@ gridshift_gpu_hourly_cost_usd)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gridshift.service.inputs import currency_to_usd
-from gridshift.signals.prices import usd_per_kwh
-
-if TYPE_CHECKING:
-    from gridshift.service.operator import ClusterView, CycleReport
+from gridshift.service.state import CycleReport, Observation
 
 
 class OperatorMetrics:
@@ -64,9 +57,9 @@ class OperatorMetrics:
             registry=self.registry,
         )
 
-    def record(self, report: CycleReport, views: Mapping[str, ClusterView]) -> None:
+    def record(self, report: CycleReport, observation: Observation | None) -> None:
         self.leader.set(1 if report.leader else 0)
-        if not report.leader or report.plan is None:
+        if not report.leader or report.plan is None or observation is None:
             return
         self.plan_seconds.observe(report.seconds)
         self.member_writes.inc(report.member_writes)
@@ -84,12 +77,9 @@ class OperatorMetrics:
                 self.usd_per_hour.labels(plan.id, target.region).inc(plan.cost.usd_per_hour * share)
                 if plan.cost.joules_per_token is not None:
                     self.joules_per_token.labels(plan.id, target.region).set(plan.cost.joules_per_token)
-        for view in views.values():
-            region = view.spec.spec.region
-            series = view.reading.series if view.reading is not None else None
-            current = series.at(report.started_at) if series is not None else None
-            if current is not None and view.reading is not None:
-                self.energy_price.labels(region).set(usd_per_kwh(current, view.reading.fx_to_usd) * view.spec.spec.pue)
-            for offer in view.spec.spec.offerings:
-                fx = currency_to_usd(view.spec, offer.hourly_cost.currency)
-                self.gpu_hourly_cost.labels(region, offer.gpu_type).set(offer.hourly_cost.amount * fx)
+        for cluster in observation.snapshot.clusters:
+            current = observation.views[cluster.name].prices.interval_at(report.started_at)
+            if current is not None:
+                self.energy_price.labels(cluster.region).set(current.usd_per_kwh * cluster.pue)
+            for offering in cluster.offerings:
+                self.gpu_hourly_cost.labels(cluster.region, offering.gpu_type).set(offering.hourly_cost_usd)

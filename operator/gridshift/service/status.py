@@ -8,21 +8,17 @@ significant figures, so a cycle in which nothing meaningful changed produces an 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gridshift.actuation.members import GpuInventory
-from gridshift.api import InferenceDeployment, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
+from gridshift.api import InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import CostPrediction, DeploymentPlan
 from gridshift.service.inputs import MeasuredCost
-from gridshift.signals.price_service import PriceReading
-from gridshift.signals.prices import usd_per_kwh
-
-if TYPE_CHECKING:
-    from gridshift.service.operator import ClusterView
+from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
+from gridshift.service.state import ClusterView, ObservedDeployment
 
 _HORIZON_POINTS = 48
 
@@ -78,15 +74,11 @@ def _decision(now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]) -> di
 
 def deployment_status(
     now: datetime,
-    body: Mapping[str, Any],
-    idep: InferenceDeployment,
-    deployment: S.Deployment,
+    deployment: ObservedDeployment,
+    applied: S.Deployment,
     plan: DeploymentPlan,
-    steps: Sequence[Mapping[str, Any]],
-    routing: Sequence[Mapping[str, Any]],
+    progress: MigrationProgress,
     views: Mapping[str, ClusterView],
-    old: Mapping[str, Any],
-    measured: MeasuredCost | None = None,
 ) -> dict[str, Any]:
     """The InferenceDeployment's status as it should be after this cycle (wire format).
 
@@ -94,25 +86,27 @@ def deployment_status(
     Prometheus, the cost rate from the plan's prices. Measured figures keep two significant
     digits so that ordinary jitter is not a status change.
     """
+    body, idep, old, measured = deployment.body, deployment.resource, deployment.old_status, deployment.measured
+    steps = progress.steps
     generation = body["metadata"].get("generation")
     placements: list[dict[str, Any]] = [
         {
             "cluster": p.cluster,
-            "region": views[p.cluster].spec.spec.region if p.cluster in views else "",
+            "region": views[p.cluster].region if p.cluster in views else "",
             "gpuType": p.gpu_type,
             "desired": p.desired,
             "ready": p.ready,
         }
-        for p in deployment.placements
+        for p in applied.placements
         if p.desired > 0 or p.ready > 0
     ]
     ready = sum(p["ready"] for p in placements)
     desired = sum(p["desired"] for p in placements)
     regions = sorted({p["region"] for p in placements if p["desired"] > 0})
     cost = plan.cost
-    unreachable = sorted(c for c, v in views.items() if v.inventory is None)
+    unreachable = sorted(c for c, v in views.items() if not v.reachable)
     stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
-    metrics_missing = deployment.demand.requests_per_second is None
+    metrics_missing = applied.demand.requests_per_second is None
     slo_at_risk = (not plan.feasible) or (
         plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + 1e-9 < plan.needed_tokens_per_s
     )
@@ -161,7 +155,7 @@ def deployment_status(
             "Migrating",
             migrating,
             "MigrationInFlight" if migrating else "Idle",
-            f"{sum(1 for s in steps if s.get('state') == 'Done')}/{len(steps)} steps done" if migrating else "",
+            f"{sum(1 for s in steps if s.state is StepState.DONE)}/{len(steps)} steps done" if migrating else "",
             now,
             old,
             generation,
@@ -184,14 +178,14 @@ def deployment_status(
         "readyReplicas": ready,
         "desiredReplicas": desired,
         "placements": placements,
-        "routing": [dict(r) for r in routing],
+        "routing": routing_to_wire(progress.routing),
         "cost": _cost(cost, measured),
         "lastDecision": _decision(now, plan, old),
-        "migration": [dict(s) for s in steps],
+        "migration": [s.to_wire() for s in steps],
         "conditions": conditions,
     }
-    if deployment.demand.requests_per_second is not None:
-        status["observedSlo"] = {"requestsPerSecond": sig(deployment.demand.requests_per_second)}
+    if applied.demand.requests_per_second is not None:
+        status["observedSlo"] = {"requestsPerSecond": sig(applied.demand.requests_per_second)}
     return _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None})
 
 
@@ -217,38 +211,30 @@ def _cost(cost: CostPrediction, measured: MeasuredCost | None) -> dict[str, Any]
     return {k: v for k, v in out.items() if v is not None}
 
 
-def cluster_status(
-    now: datetime,
-    reading: PriceReading | None,
-    inventory: Sequence[GpuInventory] | None,
-    error: str | None,
-    old: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The RegionalCluster's status after this cycle (wire format)."""
-    status: dict[str, Any] = {"reachable": inventory is not None}
+def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
+    """The RegionalCluster's status after this cycle (wire format). Prices in USD/kWh, PUE not included."""
+    old, reading = view.old_status, view.reading
+    status: dict[str, Any] = {"reachable": view.reachable}
     status["gpus"] = [
-        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used} for i in inventory or ()
+        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used} for i in view.inventory or ()
     ] or old.get("gpus", [])
     stale = reading is None or reading.stale
-    if reading is not None and reading.series is not None:
-        upcoming = [i for i in reading.series.intervals if i.end > now][:_HORIZON_POINTS]
-        current = reading.series.at(now)
-        if current is not None:
-            status["currentPriceUsdPerKwh"] = sig(usd_per_kwh(current, reading.fx_to_usd), 4)
-        if upcoming:
-            status["priceHorizonEnd"] = upcoming[-1].end.isoformat()
-            status["priceHorizon"] = [
-                {"start": i.start.isoformat(), "usdPerKwh": sig(usd_per_kwh(i, reading.fx_to_usd), 4)} for i in upcoming
-            ]
-        if reading.last_good_fetch is not None:
-            status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
+    upcoming = [i for i in view.prices.intervals if i.end > now][:_HORIZON_POINTS]
+    current = view.prices.interval_at(now)
+    if current is not None:
+        status["currentPriceUsdPerKwh"] = sig(current.usd_per_kwh, 4)
+    if upcoming:
+        status["priceHorizonEnd"] = upcoming[-1].end.isoformat()
+        status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
+    if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
+        status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
     feed_error = str(reading.error) if reading is not None and reading.error is not None else ""
     status["conditions"] = [
         _condition(
             "Reachable",
-            inventory is not None,
-            "Reachable" if error is None else "Unreachable",
-            error or "",
+            view.reachable,
+            "Reachable" if view.error is None else "Unreachable",
+            view.error or "",
             now,
             old,
             None,

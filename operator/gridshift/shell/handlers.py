@@ -14,7 +14,7 @@ import kopf
 import prometheus_client
 
 from gridshift.api import GROUP, VERSION
-from gridshift.service.operator import OperatorService
+from gridshift.service.wiring import real_service
 from gridshift.settings import OperatorSettings
 from gridshift.shell import connections
 
@@ -61,7 +61,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
     operator_settings = OperatorSettings()
-    service = OperatorService.from_environment(operator_settings)
+    service = real_service(operator_settings)
     memo.service = service
     prometheus_client.start_http_server(operator_settings.metrics_port, registry=service.metrics.registry)
     memo.loop_task = asyncio.create_task(

@@ -1,0 +1,118 @@
+"""The actuate stage: member-cluster workloads and HTTPRoute weights, written only when they change.
+
+`Actuator.set_replicas` renders a deployment's workload for one (cluster, GPU type) and applies it
+unless the cluster already runs that replica count with that template (spec-hash annotation), so an
+idle cycle writes nothing. It remembers what it applied this cycle, so status shows the new desired
+counts at once. `route` writes routing weights to the HTTPRoute a deployment names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
+from gridshift.api import MigrationMode
+from gridshift.hub.client import Hub, RouteMissing, SecretMissing
+from gridshift.planner import snapshot as S
+from gridshift.planner.capacity import replica_capacity
+from gridshift.planner.migration import Key, RouteWeight
+from gridshift.planner.plan import DeploymentPlan
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.settings import PlannerSettings
+from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+
+_DEFAULT_MAX_NUM_SEQS = 256
+"""vLLM's own default of --max-num-seqs, used when no profile describes the GPU type."""
+
+
+class Actuator:
+    """Writes workloads and routes for this cycle; see the module docstring."""
+
+    def __init__(self, hub: Hub, planner_settings: PlannerSettings) -> None:
+        self.hub = hub
+        self.planner_settings = planner_settings
+        self._profiles: dict[tuple[str, str, int], PerformanceModel] = {}
+        self._applied: dict[str, dict[Key, int]] = {}
+
+    def begin(self, profiles: Sequence[PerformanceModel]) -> None:
+        """A new cycle: the profiles the planner used this time."""
+        self._profiles = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in profiles}
+
+    def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
+        """Apply the workload with `replicas` unless it already has that count and template. Returns writes."""
+        assert view.member is not None
+        spec = deployment.resource.spec
+        target = WorkloadTarget(
+            deployment_namespace=deployment.planned.namespace,
+            deployment_name=deployment.planned.name,
+            cluster=view.name,
+            workload_namespace=view.workload_namespace,
+            gpu_type=gpu_type,
+            replicas=replicas,
+            max_num_seqs=self._max_num_seqs(deployment, gpu_type),
+        )
+        wanted_hash = render_deployment(spec, target)["metadata"]["annotations"]
+        current = next(
+            (
+                w
+                for w in view.workloads or ()
+                if (w.deployment_namespace, w.deployment_name, w.gpu_type)
+                == (deployment.planned.namespace, deployment.planned.name, gpu_type)
+            ),
+            None,
+        )
+        if current is not None and current.desired == replicas and current.spec_hash in wanted_hash.values():
+            return 0
+        view.member.apply(render_workload(spec, target))
+        self._applied.setdefault(deployment.id, {})[(view.name, gpu_type)] = replicas
+        return 1
+
+    def route(
+        self,
+        deployment: ObservedDeployment,
+        plan: DeploymentPlan,
+        routing: Sequence[RouteWeight],
+        views: Mapping[str, ClusterView],
+        report: CycleReport,
+    ) -> None:
+        """Publish the routing weights on the deployment's HTTPRoute, if it names one (Auto mode only)."""
+        route = deployment.resource.spec.routing.http_route_name
+        if not route or plan.mode is not MigrationMode.AUTO or not routing:
+            return
+        try:
+            weights = {r.cluster: r.weight for r in routing}
+            if self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)):
+                report.member_writes += 1
+        except (RouteMissing, SecretMissing) as error:
+            report.errors.append(f"{deployment.id}: {error}")
+
+    def as_applied(self, deployment: ObservedDeployment) -> S.Deployment:
+        """The deployment with the replica counts applied this cycle (Ready counts stay as observed)."""
+        applied = self._applied.pop(deployment.id, {})
+        if not applied:
+            return deployment.planned
+        placements = {(p.cluster, p.gpu_type): p for p in deployment.planned.placements}
+        for (cluster, gpu_type), replicas in applied.items():
+            ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
+            placements[(cluster, gpu_type)] = S.Placement(cluster, gpu_type, replicas, min(ready, replicas))
+        return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
+
+    def _max_num_seqs(self, deployment: ObservedDeployment, gpu_type: str) -> int:
+        """vLLM --max-num-seqs: the batch at which the profile still meets the SLO (256 without a profile)."""
+        spec = deployment.resource.spec
+        model = self._profiles.get((spec.model.source, gpu_type, spec.replica.gpus_per_replica)) or self._profiles.get(
+            (spec.model.served_name, gpu_type, spec.replica.gpus_per_replica)
+        )
+        if model is None:
+            return _DEFAULT_MAX_NUM_SEQS
+        capacity = replica_capacity(
+            model,
+            mean_prompt_tokens=spec.demand.mean_prompt_tokens,
+            mean_output_tokens=spec.demand.mean_output_tokens,
+            tpot_slo_ms=spec.slo.tpot_p95_ms,
+            ttft_slo_ms=spec.slo.ttft_p95_ms,
+            settings=self.planner_settings,
+        )
+        return max(1, min(model.max_batch, math.ceil(capacity.batch))) if capacity.batch > 0 else 1

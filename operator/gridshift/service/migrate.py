@@ -1,0 +1,281 @@
+"""The migrate stage: the make-before-break state machine of one deployment, persisted in its status.
+
+The planner says which steps lead from the current placement to the target
+(gridshift.planner.migration); this module carries them out across cycles:
+
+- A planned migration starts only once the same target was planned twice revalidateDelaySeconds
+  apart (one noisy sample must not move replicas); pure growth starts at once, since more capacity
+  is never the risky direction and waiting would leave demand unserved.
+- Steps run in order: ScaleUp and ScaleDown write to a member cluster (through `ReplicaSetter`),
+  WaitReady waits until the replicas are Ready, ShiftRouting changes the routing weights. A step
+  that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
+  restarted operator carries on where it stopped.
+- A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp done is scaled
+  back to its count before the move, and every step is marked RolledBack with the reason.
+- A migration that waits on an unreachable cluster is abandoned and planned afresh.
+
+Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
+(`MigrationStepStatus`) only at the edges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable
+from gridshift.api import MigrationMode
+from gridshift.api.inference_deployment import MigrationStepStatus
+from gridshift.planner.migration import Key, RouteWeight, StepAction
+from gridshift.planner.plan import DeploymentPlan
+from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+
+ROUTING_CLUSTER = "*"
+"""The cluster name of a ShiftRouting step, which acts on the routing of every cluster."""
+
+
+class StepState(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    DONE = "Done"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+
+    @property
+    def finished(self) -> bool:
+        return self in (StepState.DONE, StepState.ROLLED_BACK, StepState.FAILED)
+
+
+@dataclass
+class StepRecord:
+    """One step of a migration in flight, as persisted in status.migration."""
+
+    index: int
+    action: StepAction
+    cluster: str
+    gpu_type: str
+    replicas: int
+    state: StepState = StepState.PENDING
+    from_replicas: int | None = None
+    """Replica count before a ScaleUp, restored if the move is rolled back."""
+    routing: tuple[RouteWeight, ...] = ()
+    started_at: datetime | None = None
+    message: str = ""
+
+    @property
+    def key(self) -> Key:
+        return (self.cluster, self.gpu_type)
+
+    @classmethod
+    def from_status(cls, step: MigrationStepStatus) -> StepRecord:
+        return cls(
+            index=step.index,
+            action=StepAction(step.action),
+            cluster=step.cluster,
+            gpu_type=step.gpu_type,
+            replicas=step.replicas,
+            state=StepState(step.state),
+            from_replicas=step.from_replicas,
+            routing=tuple(RouteWeight(r.cluster, r.weight) for r in step.routing),
+            started_at=step.started_at,
+            message=step.message,
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "index": self.index,
+            "action": self.action.value,
+            "cluster": self.cluster,
+            "gpuType": self.gpu_type,
+            "replicas": self.replicas,
+            "state": self.state.value,
+        }
+        if self.from_replicas is not None:
+            wire["fromReplicas"] = self.from_replicas
+        if self.routing:
+            wire["routing"] = routing_to_wire(self.routing)
+        if self.started_at is not None:
+            wire["startedAt"] = self.started_at.isoformat()
+        if self.message:
+            wire["message"] = self.message
+        return wire
+
+
+def routing_to_wire(routing: Sequence[RouteWeight]) -> list[dict[str, Any]]:
+    return [{"cluster": r.cluster, "weight": r.weight} for r in routing]
+
+
+def routing_from_wire(routing: Sequence[Mapping[str, Any]]) -> tuple[RouteWeight, ...]:
+    return tuple(RouteWeight(str(r["cluster"]), int(r["weight"])) for r in routing)
+
+
+@dataclass
+class MigrationProgress:
+    """Where one deployment's migration stands after this cycle: the steps in flight and the routing."""
+
+    steps: list[StepRecord] = field(default_factory=list)
+    routing: tuple[RouteWeight, ...] = ()
+
+    @classmethod
+    def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:
+        """The migration persisted in status (steps that do not parse are dropped: the plan starts afresh)."""
+        try:
+            steps = [
+                StepRecord.from_status(MigrationStepStatus.model_validate(s)) for s in status.get("migration") or []
+            ]
+        except (ValidationError, ValueError):
+            steps = []
+        return cls(steps, routing_from_wire(status.get("routing") or []))
+
+    @property
+    def in_flight(self) -> bool:
+        return any(not s.state.finished for s in self.steps)
+
+
+class ReplicaSetter(Protocol):
+    """The actuate stage as the state machine needs it: set a workload's replica count, return writes.
+
+    Raises ClusterUnreachable or ActuationForbidden when the member cluster refuses."""
+
+    def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class _PendingTarget:
+    targets: tuple[tuple[str, str, int], ...]
+    first_seen: datetime
+
+
+class Migrations:
+    """Starts, advances and rolls back the migrations of every deployment; see the module docstring."""
+
+    def __init__(self, revalidate_delay_seconds: float) -> None:
+        self._revalidate_delay = timedelta(seconds=revalidate_delay_seconds)
+        self._pending: dict[str, _PendingTarget] = {}
+
+    def run(
+        self,
+        now: datetime,
+        deployment: ObservedDeployment,
+        plan: DeploymentPlan,
+        views: Mapping[str, ClusterView],
+        actuator: ReplicaSetter,
+        report: CycleReport,
+    ) -> MigrationProgress:
+        """This cycle's progress of the deployment's migration (Auto mode only; others keep status as is)."""
+        progress = MigrationProgress.from_status(deployment.old_status)
+        if plan.mode is not MigrationMode.AUTO:
+            return progress
+        if _waits_on_unreachable(progress.steps, views):
+            # The move cannot finish while its cluster is away; plan afresh from what is reachable.
+            report.errors.append(f"{deployment.id}: migration abandoned, a cluster it needs is unreachable")
+            progress.steps = []
+        if not progress.in_flight:
+            progress.steps = self._start(now, deployment, plan)
+            if not progress.steps and plan.routing:
+                progress.routing = plan.routing
+        self._advance(now, deployment, progress, views, actuator, report)
+        return progress
+
+    def _start(self, now: datetime, deployment: ObservedDeployment, plan: DeploymentPlan) -> list[StepRecord]:
+        """The plan's steps, once revalidated (see the module docstring); [] while waiting."""
+        if not plan.steps:
+            self._pending.pop(deployment.id, None)
+            return []
+        targets = tuple((t.cluster, t.gpu_type, t.replicas) for t in plan.targets)
+        growth_only = all(s.action is not StepAction.SCALE_DOWN for s in plan.steps)
+        if not growth_only and self._revalidate_delay > timedelta(0):
+            first = self._pending.get(deployment.id)
+            if first is None or first.targets != targets:
+                self._pending[deployment.id] = _PendingTarget(targets, now)
+                return []
+            if now - first.first_seen < self._revalidate_delay:
+                return []
+        self._pending.pop(deployment.id, None)
+        current = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
+        return [
+            StepRecord(
+                index=s.index,
+                action=s.action,
+                cluster=s.cluster,
+                gpu_type=s.gpu_type,
+                replicas=s.replicas,
+                from_replicas=current.get((s.cluster, s.gpu_type), 0) if s.action is StepAction.SCALE_UP else None,
+                routing=s.routing,
+            )
+            for s in plan.steps
+        ]
+
+    def _advance(
+        self,
+        now: datetime,
+        deployment: ObservedDeployment,
+        progress: MigrationProgress,
+        views: Mapping[str, ClusterView],
+        actuator: ReplicaSetter,
+        report: CycleReport,
+    ) -> None:
+        """Carry out steps in order until one must wait; a finished migration leaves no steps."""
+        ready = {(p.cluster, p.gpu_type): p.ready for p in deployment.planned.placements}
+        timeout = deployment.resource.spec.migration.ready_timeout_seconds
+        for step in progress.steps:
+            if step.state.finished:
+                continue
+            if step.state is StepState.PENDING:
+                step.state = StepState.RUNNING
+                step.started_at = now
+            if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+                view = views.get(step.cluster)
+                if view is None or view.member is None or not view.reachable:
+                    step.message = f"cluster {step.cluster} unreachable; will retry"
+                    break
+                try:
+                    report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
+                except (ClusterUnreachable, ActuationForbidden) as error:
+                    step.message = str(error)
+                    report.errors.append(str(error))
+                    break
+                step.state = StepState.DONE
+            elif step.action is StepAction.WAIT_READY:
+                if ready.get(step.key, 0) >= step.replicas:
+                    step.state = StepState.DONE
+                    continue
+                assert step.started_at is not None
+                if now - step.started_at > timedelta(seconds=timeout):
+                    self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
+                break
+            elif step.action is StepAction.SHIFT_ROUTING:
+                progress.routing = step.routing
+                step.state = StepState.DONE
+        if progress.steps and not progress.in_flight:
+            progress.steps = []
+
+    @staticmethod
+    def _roll_back(
+        deployment: ObservedDeployment,
+        steps: Sequence[StepRecord],
+        views: Mapping[str, ClusterView],
+        actuator: ReplicaSetter,
+        report: CycleReport,
+        timeout: float,
+    ) -> None:
+        reason = f"replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
+        for step in steps:
+            if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
+                view = views.get(step.cluster)
+                if view is not None and view.member is not None and view.reachable:
+                    report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.from_replicas)
+            if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
+                step.state = StepState.ROLLED_BACK
+                step.message = reason
+        report.errors.append(f"{deployment.id}: {reason}")
+
+
+def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
+    pending = [s for s in steps if not s.state.finished and s.cluster != ROUTING_CLUSTER]
+    return any(s.cluster in views and not views[s.cluster].reachable for s in pending)
