@@ -8,10 +8,10 @@ PYTHON ?= $(VENV)/bin/python
 .PHONY: chart chart-check chart-deps chart-test
 
 chart: setup ## regenerate charts/gridshift's generated files
-	$(VENV)/bin/gridshift chart
+	$(PYTHON) -m gridshift_dev chart
 
 chart-check: setup
-	$(VENV)/bin/gridshift chart --check
+	$(PYTHON) -m gridshift_dev chart --check
 
 chart-deps: ## Lua 5.1 (Argo CD's dialect) and 5.4 for the health-check tests; promtool comes with system-deps
 	@if command -v lua5.1 >/dev/null && command -v lua5.4 >/dev/null; then :; \

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from gridshift.planner.profiles import from_api
-from gridshift.profiles_catalog import (
+from gridshift_dev.profile_fit import (
     measured_h100_profile,
     mlenergy_v2_profiles,
     mlenergy_v3_profiles,

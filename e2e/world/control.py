@@ -18,14 +18,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .clock import WorldClock
 from .fleet import LoadSpec
 from .httpserver import QuietHandler, WorldHTTPServer
 from .trace import TraceName
 
-if TYPE_CHECKING:
-    from .world import World
+
+class Controllable(Protocol):
+    """What the control server drives: the World (world.World), named here so control.py needs no import of it."""
+
+    clock: WorldClock
+
+    def status(self) -> dict[str, Any]: ...
+
+    def endpoints(self) -> dict[str, Any]: ...
+
+    def faults(self) -> dict[str, Any]: ...
+
+    def set_speed(self, speed: float) -> None: ...
+
+    def set_load(self, deployment: str, load: LoadSpec) -> None: ...
+
+    def set_feed_fault(self, zone: str, mode: str, stall_seconds: float = 30.0) -> None: ...
+
+    def set_exporter_down(self, cluster: str, down: bool) -> None: ...
+
+    def set_apiserver_down(self, cluster: str, down: bool) -> None: ...
+
+    def delay_readiness(self, cluster: str, namespace: str, pod: str, sim_seconds: float) -> None: ...
 
 
 class BadRequest(ValueError):
@@ -46,7 +68,7 @@ def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], defau
 
 
 class ControlServer:
-    def __init__(self, world: World, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, world: Controllable, port: int = 0, host: str = "127.0.0.1") -> None:
         self.world = world
         self.host = host
         routes: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import WorldClock
+from .control import ControlServer
 from .exporter import RegionExporter
 from .fleet import Fleet, LoadSpec
 from .kube import (
@@ -135,8 +136,6 @@ class World:
             settings.price_port,
             settings.host,
         )
-        from .control import ControlServer
-
         self.control = ControlServer(self, settings.control_port, settings.host)
         self.stopped_apiservers: set[str] = set()
         self.cluster_errors: dict[str, str] = {}

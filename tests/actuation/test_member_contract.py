@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from gridshift.actuation.members import ClusterUnreachable, FakeMemberCluster, MemberCluster
+from gridshift.actuation.members import ClusterUnreachable, MemberCluster
 from gridshift.actuation.render import WorkloadTarget, render_workload
 from gridshift.api import InferenceDeploymentSpec
+from gridshift.testing import FakeMemberCluster
 
 SPEC = InferenceDeploymentSpec.model_validate(
     {

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gridshift.cli.chart import GPU_TYPE_LABEL, REGION_LABEL
 from gridshift.signals import promql
 from gridshift.signals.labels import POD_LABEL_KEY, LabelScheme
+from gridshift_dev.chart import GPU_TYPE_LABEL, REGION_LABEL
 
 from .conftest import REPO_ROOT
 

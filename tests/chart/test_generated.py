@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from gridshift.cli import chart as chart_cli
 from gridshift.settings import OperatorSettings
+from gridshift_dev import chart as chart_cli
 
 from .conftest import CHART_DIR, REPO_ROOT
 
@@ -29,7 +29,7 @@ def _schema() -> dict[str, Any]:
 
 def test_generated_files_are_current() -> None:
     stale = chart_cli.stale_files(CHART_DIR)
-    assert not stale, f"run `gridshift chart` (make chart): stale {[str(p) for p in stale]}"
+    assert not stale, f"run `make chart`: stale {[str(p) for p in stale]}"
 
 
 def test_check_flag_reports_a_stale_schema(tmp_path: Path) -> None:
@@ -128,10 +128,8 @@ def test_readme_parser_joins_continuations_and_ignores_flag_lines() -> None:
 
 
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
+    from gridshift_dev.__main__ import main
 
-    from gridshift.cli.main import UsageError
-
-    assert chart_cli.run(argparse.Namespace(chart_dir=CHART_DIR, check=True)) == 0
-    with pytest.raises(UsageError, match=r"no Chart\.yaml"):
-        chart_cli.run(argparse.Namespace(chart_dir=tmp_path, check=True))
+    assert main(["chart", "--check", "--chart-dir", str(CHART_DIR)]) == 0
+    assert main(["chart", "--check", "--chart-dir", str(tmp_path)]) == 2
+    assert "no Chart.yaml" in capsys.readouterr().err

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from gridshift.cli.chart import GPU_TYPE_LABEL, REGION_LABEL, RULE_NAMES
 from gridshift.signals.labels import LabelScheme
 from gridshift.signals.promql import (
     DCGM_POWER,
@@ -21,6 +20,7 @@ from gridshift.signals.promql import (
     VLLM_GENERATION_TOKENS,
     VLLM_REQUESTS_RUNNING,
 )
+from gridshift_dev.chart import GPU_TYPE_LABEL, REGION_LABEL, RULE_NAMES
 
 from .conftest import CHART_DIR
 

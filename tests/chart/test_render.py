@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gridshift.cli import chart as chart_cli
 from gridshift.settings import OperatorSettings
+from gridshift_dev import chart as chart_cli
 
 from .conftest import CHART_DIR, REPO_ROOT, Helm
 from .test_rbac_static import HUB_CLUSTER_RULES, HUB_NAMESPACE_RULES, grants, rule_blocks

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gridshift.nvml import NvmlPowerSampler, NvmlUnavailable, SamplerSettings, TracePowerSampler
-from gridshift.nvml.fake import PowerTrace
+from gridshift.nvml.trace import PowerTrace
 
 
 class _NVMLError(Exception):

@@ -15,9 +15,8 @@ from gridshift.planner.profiles import (
     from_api,
     gpu_product_label,
 )
-from gridshift.profiles_catalog import (
-    default_performance_models,
-    load_default_profiles,
+from gridshift.profiles_catalog import default_performance_models, load_default_profiles
+from gridshift_dev.profile_fit import (
     measured_h100_profile,
     mlenergy_v2_profiles,
     mlenergy_v3_profiles,

@@ -9,17 +9,18 @@ from typing import Any
 
 import yaml
 
-from gridshift.actuation.members import FakeMemberCluster, MemberCluster
+from gridshift.actuation.members import MemberCluster
 from gridshift.api import GPUProfile, RegionalCluster
 from gridshift.api.regional_cluster import EnergyUnit
-from gridshift.hub.client import FakeHub, ObjectRef
+from gridshift.hub.client import ObjectRef
 from gridshift.planner.profiles import from_api
-from gridshift.service.operator import CycleReport, OperatorService
+from gridshift.service.operator import OperatorService
+from gridshift.service.state import CycleReport
 from gridshift.settings import OperatorSettings
-from gridshift.signals.metrics import FakeMetricsSource, MetricsSource
-from gridshift.signals.price_feeds import FakePriceFeed
+from gridshift.signals.metrics import MetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed
 from gridshift.signals.prices import PriceInterval, PriceKind
+from gridshift.testing import FakeHub, FakeMemberCluster, FakeMetricsSource, FakePriceFeed
 from tests.conftest import REPO_ROOT
 
 H100 = "NVIDIA-H100-80GB-HBM3"

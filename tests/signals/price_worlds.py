@@ -27,7 +27,6 @@ from gridshift.api.regional_cluster import (
 from gridshift.signals.entsoe import EntsoePriceFeed, parse_a44
 from gridshift.signals.price_csv import CsvReplayPriceFeed
 from gridshift.signals.price_feeds import (
-    FakePriceFeed,
     HttpJsonPriceFeed,
     PrometheusMetricPriceFeed,
     SchedulePriceFeed,
@@ -35,6 +34,7 @@ from gridshift.signals.price_feeds import (
 )
 from gridshift.signals.prices import PriceFeed, PriceFetchError, PriceInterval
 from gridshift.signals.settings import PriceFeedSettings
+from gridshift.testing import FakePriceFeed
 from tests.signals.conftest import ENTSOE_FIXTURES, LocalServer, Reply
 
 NOW = datetime(2024, 10, 8, 10, 17, tzinfo=UTC)

@@ -14,7 +14,6 @@ import pytest
 
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import (
-    FakeMetricsSource,
     MetricsError,
     MetricsSource,
     PrometheusMetricsSource,
@@ -22,6 +21,7 @@ from gridshift.signals.metrics import (
 )
 from gridshift.signals.promql import PER_POD_SIGNALS, QueryWindows, Signal, build_queries
 from gridshift.signals.settings import MetricsSettings, RetryPolicy
+from gridshift.testing import FakeMetricsSource
 from tests.signals.conftest import FIXTURES, LocalServer, RecordingSleep, Reply, Request
 
 AT = datetime(2026, 3, 10, 3, 41, 29, 943000, tzinfo=UTC)

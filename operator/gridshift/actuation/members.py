@@ -1,15 +1,14 @@
 """Member-cluster access behind one small Protocol: apply workloads, read their state and GPU inventory.
 
 `KubeMemberCluster` talks to a real apiserver with a kubeconfig taken from a Secret (the
-kubeconfig is held in memory only: never logged, never written to status). `FakeMemberCluster`
+kubeconfig is held in memory only: never logged, never written to status). `gridshift.testing.FakeMemberCluster`
 keeps objects in memory for unit tests; both pass tests/actuation/test_member_contract.py.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from gridshift.actuation import labels as L
@@ -97,10 +96,10 @@ def _template_gpus(obj: Mapping[str, Any]) -> int:
         containers = obj["spec"]["template"]["spec"]["containers"]
     except (KeyError, TypeError):
         return 0
-    return sum(_gpu_quantity((c.get("resources") or {}).get("limits")) for c in containers)
+    return sum(gpu_quantity((c.get("resources") or {}).get("limits")) for c in containers)
 
 
-def _gpu_quantity(resources: Mapping[str, Any] | None) -> int:
+def gpu_quantity(resources: Mapping[str, Any] | None) -> int:
     if not resources:
         return 0
     return int(str(resources.get(L.GPU_RESOURCE, "0")))
@@ -117,16 +116,14 @@ def inventory_from(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[st
         if product is None or not ready or (node.get("spec") or {}).get("unschedulable"):
             continue
         product_of_node[node["metadata"]["name"]] = product
-        allocatable[product] = allocatable.get(product, 0) + _gpu_quantity(
-            (node.get("status") or {}).get("allocatable")
-        )
+        allocatable[product] = allocatable.get(product, 0) + gpu_quantity((node.get("status") or {}).get("allocatable"))
     used = dict.fromkeys(allocatable, 0)
     for pod in pods:
         product = product_of_node.get((pod.get("spec") or {}).get("nodeName", ""))
         if product is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
         for container in pod["spec"].get("containers", []):
-            used[product] += _gpu_quantity((container.get("resources") or {}).get("requests"))
+            used[product] += gpu_quantity((container.get("resources") or {}).get("requests"))
     return [GpuInventory(gpu_type=t, allocatable=allocatable[t], used=used[t]) for t in sorted(allocatable)]
 
 
@@ -239,72 +236,3 @@ def _message(error: Any) -> str:
         return str(json.loads(error.body).get("message", ""))
     except (TypeError, ValueError):
         return ""
-
-
-@dataclass
-class FakeMemberCluster:
-    """In-memory member cluster: stores applied objects; Deployments become Ready at once unless told not to."""
-
-    name: str
-    gpus: dict[str, int] = field(default_factory=dict)
-    reachable: bool = True
-    ready_immediately: bool = True
-    objects: dict[tuple[str, str, str], Manifest] = field(default_factory=dict)
-    writes: int = 0
-
-    def _check(self) -> None:
-        if not self.reachable:
-            raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
-
-    def apply(self, manifests: Sequence[Manifest]) -> None:
-        self._check()
-        for manifest in manifests:
-            meta = manifest["metadata"]
-            key = (manifest["kind"], meta.get("namespace", ""), meta["name"])
-            stored = copy.deepcopy(manifest)
-            previous = self.objects.get(key)
-            if manifest["kind"] == "Deployment":
-                ready = stored["spec"]["replicas"] if self.ready_immediately else 0
-                if previous is not None and not self.ready_immediately:
-                    ready = min(previous.get("status", {}).get("readyReplicas", 0), stored["spec"]["replicas"])
-                stored["status"] = {"readyReplicas": ready}
-            if previous != stored:
-                self.writes += 1
-            self.objects[key] = stored
-
-    def mark_all_ready(self) -> None:
-        for (kind, _, _), obj in self.objects.items():
-            if kind == "Deployment":
-                obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
-
-    def workloads(self) -> list[WorkloadState]:
-        self._check()
-        states = [state_from_deployment(o) for (k, _, _), o in self.objects.items() if k == "Deployment"]
-        return sorted((s for s in states if s is not None), key=lambda s: (s.namespace, s.name))
-
-    def delete_deployment_objects(self, deployment_namespace: str, deployment_name: str) -> int:
-        self._check()
-        selector = L.deployment_selector(deployment_namespace, deployment_name)
-        doomed = [
-            key
-            for key, obj in self.objects.items()
-            if key[0] != "Namespace"
-            and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
-        ]
-        for key in doomed:
-            del self.objects[key]
-        self.writes += len(doomed)
-        return len(doomed)
-
-    def gpu_inventory(self) -> list[GpuInventory]:
-        self._check()
-        used = dict.fromkeys(self.gpus, 0)
-        for (kind, _, _), obj in self.objects.items():
-            if kind != "Deployment":
-                continue
-            pod = obj["spec"]["template"]["spec"]
-            product = pod.get("nodeSelector", {}).get(L.GPU_PRODUCT_NODE_LABEL)
-            if product in used:
-                per_pod = _gpu_quantity(pod["containers"][0]["resources"]["requests"])
-                used[product] += per_pod * obj["spec"]["replicas"]
-        return [GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items())]

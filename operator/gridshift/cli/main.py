@@ -17,7 +17,6 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.crds",
     "gridshift.cli.validate",
     "gridshift.cli.prices",
-    "gridshift.cli.chart",
     "gridshift.cli.profile",
     "gridshift.cli.simulate",
     "gridshift.cli.bench",

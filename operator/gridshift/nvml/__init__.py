@@ -1,6 +1,5 @@
 """GPU power and energy measurement around workload phases, through NVML or a trace-replaying fake."""
 
-from gridshift.nvml.fake import PowerTrace, TracePowerSampler
 from gridshift.nvml.phases import PhaseEnergy, PowerSample, summarise_phase
 from gridshift.nvml.sampler import (
     NvmlPowerSampler,
@@ -11,6 +10,7 @@ from gridshift.nvml.sampler import (
     ThreadedPowerSampler,
     measured_phase,
 )
+from gridshift.nvml.trace import PowerTrace, TracePowerSampler
 
 __all__ = [
     "NvmlPowerSampler",

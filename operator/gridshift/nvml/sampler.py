@@ -3,7 +3,7 @@
 A sampler reads the power of its GPUs every few milliseconds in a thread and their total-energy
 counters at the edges of each phase; `end_phase` returns the phase's `PhaseEnergy` measured both
 ways (counter delta and integrated power). `NvmlPowerSampler` reads real GPUs through nvidia-ml-py;
-`gridshift.nvml.fake.TracePowerSampler` replays a power trace and honours the same contract.
+`gridshift.nvml.trace.TracePowerSampler` replays a power trace and honours the same contract.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Measured load, latency and power of a deployment: the `MetricsSource` Protocol and its adapters.
 
 `PrometheusMetricsSource` evaluates the PromQL of `gridshift.signals.promql` through
-prometheus-api-client; `FakeMetricsSource` holds values set by a test or the simulated world.
+prometheus-api-client; `gridshift.testing.FakeMetricsSource` holds values set by a test.
 Both answer `deployment_signals(ref, at)` the same way (tests/signals/test_metrics_contract.py).
 A signal with no series (no traffic yet, exporter missing) is reported missing, never as 0.
 """
@@ -231,40 +231,3 @@ class PrometheusMetricsSource:
         queries = build_queries(self.settings.labels, ref, self.settings.windows)
         answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
         return signals_from_samples(self.url, ref, at, answers, self.settings.labels.pod_label)
-
-
-class FakeMetricsSource:
-    """Holds signal values set by tests or the simulated world; answers like the Prometheus adapter."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self._values: dict[DeploymentRef, dict[Signal, SignalValue]] = {}
-        self._failure: MetricsError | None = None
-
-    def set_signal(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
-        """Makes `signal` of `ref` read `value` (a float, or pod -> float for per-pod signals)."""
-        if (signal in PER_POD_SIGNALS) != isinstance(value, Mapping):
-            raise TypeError(f"{signal}: {'per-pod mapping' if signal in PER_POD_SIGNALS else 'float'} expected")
-        self._values.setdefault(ref, {})[signal] = dict(value) if isinstance(value, Mapping) else float(value)
-
-    def fail(self, message: str, *, retryable: bool) -> None:
-        """Makes every later read raise MetricsError until `recover()`."""
-        self._failure = MetricsError(self.name, "all", message, retryable=retryable)
-
-    def recover(self) -> None:
-        self._failure = None
-
-    def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
-        if self._failure is not None:
-            raise self._failure
-        answers: dict[Signal, list[Sample]] = {}
-        for signal in Signal:
-            value = self._values.get(ref, {}).get(signal)
-            if value is None:
-                answers[signal] = []
-            elif isinstance(value, Mapping):
-                answers[signal] = [Sample(labels={"pod": pod}, value=v) for pod, v in value.items()]
-            else:
-                answers[signal] = [Sample(labels={}, value=value)]
-        return signals_from_samples(self.name, ref, at, answers, "pod")

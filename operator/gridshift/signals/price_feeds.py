@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,25 +31,17 @@ from gridshift.signals.http import get_body
 from gridshift.signals.metrics import is_timeout
 from gridshift.signals.prices import (
     PriceDataError,
-    PriceFeedError,
     PriceFetchError,
     PriceInterval,
     PriceKind,
     PriceSeries,
     floor_to,
-    require_covers,
-    validate_intervals,
+    validated_series,
 )
 from gridshift.signals.settings import PriceFeedSettings
 
 HOUR = timedelta(hours=1)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def _series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
-    checked = validate_intervals(name, intervals, expected_currency=currency)
-    require_covers(name, checked, now)
-    return PriceSeries(feed=name, intervals=checked, fetched_at=now)
 
 
 class StaticPriceFeed:
@@ -68,7 +60,7 @@ class StaticPriceFeed:
         start = floor_to(now, HOUR)
         end = start + timedelta(hours=self.settings.horizon_hours)
         interval = PriceInterval(start, end, self.spec.price, self.currency, self.unit, PriceKind.ACTUAL)
-        return _series(self.name, [interval], self.currency, now)
+        return validated_series(self.name, [interval], self.currency, now)
 
 
 class SchedulePriceFeed:
@@ -118,7 +110,7 @@ class SchedulePriceFeed:
             slot = start + step * HOUR
             price = self.price_at_local(slot.astimezone(self.zone))
             intervals.append(PriceInterval(slot, slot + HOUR, price, self.currency, self.unit, PriceKind.ACTUAL))
-        return _series(self.name, intervals, self.currency, now)
+        return validated_series(self.name, intervals, self.currency, now)
 
 
 def _dig(document: Any, path: str, feed: str) -> Any:
@@ -213,7 +205,7 @@ class HttpJsonPriceFeed:
             max_body_bytes=self.settings.max_body_bytes,
         )
         intervals = parse_http_json(body, feed=self.name, spec=self.spec, currency=self.currency, unit=self.unit)
-        return _series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
+        return validated_series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
 
 
 class PrometheusMetricPriceFeed:
@@ -275,29 +267,4 @@ class PrometheusMetricPriceFeed:
                 self.name, "prometheus.query", f"result is not an instant vector ({error!r})"
             ) from error
         interval = PriceInterval(now, now + self.valid_for, value, self.currency, self.unit, PriceKind.ACTUAL)
-        return _series(self.name, [interval], self.currency, now)
-
-
-class FakePriceFeed:
-    """A feed whose answer is set directly: a fixed series, a function of `now`, or an error."""
-
-    def __init__(self, name: str, *, currency: str = "EUR") -> None:
-        self.name = name
-        self.currency = currency
-        self._intervals: Callable[[datetime], Sequence[PriceInterval]] = lambda now: ()
-        self._failures: list[PriceFeedError] = []
-        self.fetches: list[datetime] = []
-
-    def serve(self, intervals: Sequence[PriceInterval] | Callable[[datetime], Sequence[PriceInterval]]) -> None:
-        """Answer with these intervals (or with what the function gives for `now`)."""
-        self._intervals = intervals if callable(intervals) else (lambda now: tuple(intervals))
-
-    def fail_next(self, *errors: PriceFeedError) -> None:
-        """Raise these errors on the next fetches, in order, then serve again."""
-        self._failures.extend(errors)
-
-    def fetch(self, now: datetime) -> PriceSeries:
-        self.fetches.append(now)
-        if self._failures:
-            raise self._failures.pop(0)
-        return _series(self.name, list(self._intervals(now)), self.currency, now)
+        return validated_series(self.name, [interval], self.currency, now)

@@ -228,3 +228,10 @@ def require_covers(feed: str, intervals: Sequence[PriceInterval], now: datetime)
     if not any(interval.contains(now) for interval in intervals):
         covered = f"{_utc(intervals[0].start)}..{_utc(intervals[-1].end)}" if intervals else "nothing"
         raise PriceDataError(feed, "intervals", f"no price for now ({_utc(now)}); the series covers {covered}")
+
+
+def validated_series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
+    """What a feed returns: its intervals validated (validate_intervals) and covering `now` (require_covers)."""
+    checked = validate_intervals(name, intervals, expected_currency=currency)
+    require_covers(name, checked, now)
+    return PriceSeries(feed=name, intervals=checked, fetched_at=now)

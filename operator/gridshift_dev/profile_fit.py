@@ -1,0 +1,267 @@
+"""How the GPU profiles gridshift ships are made from the measured data sets (build time only).
+
+Shipped profiles are GPUProfile YAML files in gridshift/data/profiles/, loaded at run time by
+gridshift.profiles_catalog. bench/fit_default_profiles.py generates them from ../shared/data through
+the pure functions below, which turn CSV rows into GPUProfile objects:
+
+- our H100 measurements of a Llama-3-8B-shaped decoder (h100-llama3-8b-power/measurements.csv);
+- ML.ENERGY v3 (H100, B200) and v2 (A100-40GB, H100) vLLM runs (gpu-energy-mlenergy/DERIVED_*_flat.csv).
+
+ML.ENERGY rows give batch, inter-token latency and power but not the prompt length or the prefill
+rate, so a documented assumption fills each: the mean context during decode is an assumed prompt
+length plus half the measured output length, and the prefill rate follows from the GPU's dense
+peak FLOP/s at the model-FLOP utilisation our H100 prefill measured (see PREFILL_MFU).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import yaml
+
+from gridshift.api import GPUProfile
+from gridshift.planner.profiles import gpu_product_label
+
+# Our H100 prefill of an 8.03 B model ran at 23,685 tokens/s (512-token prompts): 2 x 8.03e9 x 23,685
+# / 989e12 dense BF16 FLOP/s = 0.385 of peak.
+PREFILL_MFU = 0.385
+# Dense peak FLOP/s per GPU by precision, from NVIDIA's data sheets (without sparsity).
+PEAK_FLOPS: Mapping[str, Mapping[str, float]] = {
+    "NVIDIA-H100-80GB-HBM3": {"bf16": 989e12, "fp8": 1979e12},
+    "NVIDIA-B200": {"bf16": 2250e12, "fp8": 4500e12},
+    "NVIDIA-A100-SXM4-40GB": {"bf16": 312e12, "fp8": 312e12},
+    "NVIDIA-A100-SXM4-80GB": {"bf16": 312e12, "fp8": 312e12},
+}
+# Loaded-but-idle power of one H100 holding its weights (coldstart.json: 126 W).
+H100_IDLE_WATTS_PER_GPU = 126.0
+# Prompt length assumed per ML.ENERGY task, tokens (the data set does not publish it): LMArena and
+# ShareGPT chat turns are short; GPQA questions with their choices run to a few hundred tokens.
+ASSUMED_PROMPT_TOKENS: Mapping[str, float] = {"lm-arena-chat": 500.0, "gpqa": 250.0, "chat": 250.0}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One profile to fit: a model on a GPU with a tensor-parallel size from one data set's task."""
+
+    model: str
+    gpu: str
+    gpus: int
+    task: str
+    active_params_billion: float
+    precision: str = "bf16"
+
+
+V3_SELECTION: tuple[Selection, ...] = (
+    Selection("meta-llama/Llama-3.1-8B-Instruct", "H100", 1, "lm-arena-chat", 8.0),
+    Selection("meta-llama/Llama-3.1-8B-Instruct", "B200", 1, "lm-arena-chat", 8.0),
+    Selection("meta-llama/Llama-3.1-70B-Instruct", "H100", 4, "lm-arena-chat", 70.0),
+    Selection("meta-llama/Llama-3.1-70B-Instruct", "B200", 2, "lm-arena-chat", 70.0),
+    Selection("Qwen/Qwen3-8B", "H100", 1, "lm-arena-chat", 8.0),
+    Selection("Qwen/Qwen3-8B", "B200", 1, "lm-arena-chat", 8.0),
+    Selection("Qwen/Qwen3-32B", "H100", 2, "lm-arena-chat", 32.0),
+    Selection("Qwen/Qwen3-32B", "B200", 1, "lm-arena-chat", 32.0),
+    Selection("openai/gpt-oss-20b", "H100", 1, "gpqa", 3.6),
+    Selection("openai/gpt-oss-20b", "B200", 1, "gpqa", 3.6),
+)
+V2_SELECTION: tuple[Selection, ...] = (
+    Selection("meta-llama/Meta-Llama-3.1-8B-Instruct", "A100-40GB", 1, "chat", 8.0),
+    Selection("meta-llama/Meta-Llama-3.1-8B-Instruct", "H100", 1, "chat", 8.0),
+    Selection("meta-llama/Meta-Llama-3.1-70B-Instruct", "A100-40GB", 8, "chat", 70.0),
+    Selection("meta-llama/Meta-Llama-3.1-70B-Instruct", "H100", 4, "chat", 70.0),
+    Selection("mistralai/Mistral-7B-Instruct-v0.3", "A100-40GB", 1, "chat", 7.2),
+    Selection("mistralai/Mistral-7B-Instruct-v0.3", "H100", 1, "chat", 7.2),
+)
+
+MEASURED_H100_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
+MLENERGY_V3_ATTRIBUTION = (
+    "ML.ENERGY Benchmark V3 Dataset (ml-energy/leaderboard @0cd52dab, Apache-2.0), vLLM, task {task}; "
+    "step time = median inter-token latency, power = avg_power_watts; context assumed {prompt:g} prompt "
+    "tokens + half the mean output; prefill rate estimated at {mfu:.3f} of dense peak FLOP/s."
+)
+MLENERGY_V2_ATTRIBUTION = (
+    "ML.ENERGY leaderboard v2 (ml-energy/leaderboard-v2 @c3af7f31, Apache-2.0), vLLM, task {task}; "
+    "step time = avg_tpot_s, power = avg_power_W_derived (energy per request / mean output tokens x "
+    "throughput); context assumed {prompt:g} prompt tokens + half the mean output; prefill rate estimated "
+    "at {mfu:.3f} of dense peak FLOP/s."
+)
+MEASURED_ATTRIBUTION = (
+    "gridshift H100 measurements 2026-11-27 (NVIDIA H100 80GB HBM3, driver 580.159.04, 700 W limit, NVML "
+    "power), Llama-3-8B-shaped decoder in CUDA graphs; shared/data/h100-llama3-8b-power. Prefill rate: mean "
+    "of the prefill phases with prompts up to 2048 tokens; idle: weights resident (coldstart.json)."
+)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def estimated_prefill_tokens_per_s(gpu_label: str, gpus: int, active_params_billion: float, precision: str) -> float:
+    """Compute-bound prefill: 2 FLOPs per active parameter per token at PREFILL_MFU of dense peak."""
+    peak = PEAK_FLOPS[gpu_label][precision] * gpus
+    return round(PREFILL_MFU * peak / (2.0 * active_params_billion * 1e9), 1)
+
+
+def _profile(
+    name: str,
+    model: str,
+    gpu_label: str,
+    gpus: int,
+    points: list[dict[str, float | int]],
+    description: str,
+    method: str,
+    idle_watts: float | None,
+    prefill: float,
+    measured_at: str | None = None,
+) -> GPUProfile:
+    spec: dict[str, object] = {
+        "model": model,
+        "gpuType": gpu_label,
+        "gpusPerReplica": gpus,
+        "prefillTokensPerSecond": prefill,
+        "points": points,
+        "source": {"method": method, "description": description},
+    }
+    if idle_watts is not None:
+        spec["idlePowerWatts"] = idle_watts
+    if measured_at is not None:
+        spec["source"] = {**spec["source"], "measuredAt": measured_at}  # type: ignore[dict-item]
+    return GPUProfile.model_validate({"metadata": {"name": name}, "spec": spec})
+
+
+def measured_h100_profile(rows: Iterable[Mapping[str, str]]) -> GPUProfile:
+    """Our H100 measurements (measurements.csv rows) as a GPUProfile."""
+    rows = list(rows)
+    points: list[dict[str, float | int]] = [
+        {
+            "batch": int(r["batch"]),
+            "contextTokens": int(r["context"]),
+            "stepTimeMs": float(r["step_ms"]),
+            "powerWatts": float(r["avg_power_w"]),
+        }
+        for r in rows
+        if r["kind"] == "decode"
+    ]
+    prefill = [float(r["tokens_per_s"]) for r in rows if r["kind"] == "prefill" and int(r["prompt_tokens"]) <= 2048]
+    if not points or not prefill:
+        raise ValueError("measurements: need decode rows and prefill rows with prompt_tokens <= 2048")
+    return _profile(
+        name="meta-llama-3-8b-instruct-h100-tp1-measured",
+        model=MEASURED_H100_MODEL,
+        gpu_label=gpu_product_label("H100"),
+        gpus=1,
+        points=points,
+        description=MEASURED_ATTRIBUTION,
+        method="Measured",
+        idle_watts=H100_IDLE_WATTS_PER_GPU,
+        prefill=round(sum(prefill) / len(prefill), 1),
+        measured_at="2026-11-27T00:00:00Z",
+    )
+
+
+def _idle_watts(gpu_label: str, gpus: int) -> float | None:
+    # Only the H100's loaded-idle power is measured; other GPUs get the fit's documented estimate.
+    return H100_IDLE_WATTS_PER_GPU * gpus if gpu_label == gpu_product_label("H100") else None
+
+
+def mlenergy_v3_profiles(
+    rows: Iterable[Mapping[str, str]], selection: Sequence[Selection] = V3_SELECTION
+) -> list[GPUProfile]:
+    """ML.ENERGY v3 rows (DERIVED_v3_llm_configs_flat.csv) as GPUProfiles, one per selection."""
+    rows = list(rows)
+    profiles = []
+    for chosen in selection:
+        label = gpu_product_label(chosen.gpu)
+        prompt = ASSUMED_PROMPT_TOKENS[chosen.task]
+        matching = [
+            r
+            for r in rows
+            if r["model_id"] == chosen.model
+            and r["task"] == chosen.task
+            and gpu_product_label(r["gpu_model"]) == label
+            and int(r["num_gpus"]) == chosen.gpus
+        ]
+        if len(matching) < 2:
+            raise ValueError(f"ML.ENERGY v3 has {len(matching)} rows for {chosen}; need 2 or more")
+        points: list[dict[str, float | int]] = [
+            {
+                "batch": max(1, round(float(r["avg_batch_size"]))),
+                "contextTokens": round(prompt + float(r["avg_output_len"]) / 2),
+                "stepTimeMs": round(float(r["median_itl_ms"]), 4),
+                "powerWatts": round(float(r["avg_power_watts"]), 2),
+            }
+            for r in sorted(matching, key=lambda r: int(r["max_num_seqs"]))
+        ]
+        profiles.append(
+            _profile(
+                name=f"{slug(chosen.model.split('/')[-1])}-{slug(chosen.gpu)}-tp{chosen.gpus}-mlenergy-v3",
+                model=chosen.model,
+                gpu_label=label,
+                gpus=chosen.gpus,
+                points=points,
+                description=MLENERGY_V3_ATTRIBUTION.format(task=chosen.task, prompt=prompt, mfu=PREFILL_MFU),
+                method="Published",
+                idle_watts=_idle_watts(label, chosen.gpus),
+                prefill=estimated_prefill_tokens_per_s(
+                    label, chosen.gpus, chosen.active_params_billion, chosen.precision
+                ),
+            )
+        )
+    return profiles
+
+
+def mlenergy_v2_profiles(
+    rows: Iterable[Mapping[str, str]], selection: Sequence[Selection] = V2_SELECTION
+) -> list[GPUProfile]:
+    """ML.ENERGY v2 rows (DERIVED_v2_llm_configs_flat.csv) as GPUProfiles, one per selection."""
+    rows = list(rows)
+    profiles = []
+    for chosen in selection:
+        label = gpu_product_label(chosen.gpu)
+        prompt = ASSUMED_PROMPT_TOKENS[chosen.task]
+        matching = [
+            r
+            for r in rows
+            if r["model"] == chosen.model
+            and r["task"] == chosen.task
+            and gpu_product_label(r["gpu"]) == label
+            and int(r["tp"]) * int(r["pp"]) == chosen.gpus
+        ]
+        if len(matching) < 2:
+            raise ValueError(f"ML.ENERGY v2 has {len(matching)} rows for {chosen}; need 2 or more")
+        points: list[dict[str, float | int]] = [
+            {
+                "batch": max(1, round(float(r["avg_batch_size"]))),
+                "contextTokens": round(prompt + float(r["avg_output_tokens"]) / 2),
+                "stepTimeMs": round(float(r["avg_tpot_s"]) * 1000.0, 4),
+                "powerWatts": round(float(r["avg_power_W_derived"]), 2),
+            }
+            for r in sorted(matching, key=lambda r: int(r["max_batch_size"]))
+        ]
+        profiles.append(
+            _profile(
+                name=f"{slug(chosen.model.split('/')[-1])}-{slug(chosen.gpu)}-tp{chosen.gpus}-mlenergy-v2",
+                model=chosen.model,
+                gpu_label=label,
+                gpus=chosen.gpus,
+                points=points,
+                description=MLENERGY_V2_ATTRIBUTION.format(task=chosen.task, prompt=prompt, mfu=PREFILL_MFU),
+                method="Published",
+                idle_watts=_idle_watts(label, chosen.gpus),
+                prefill=estimated_prefill_tokens_per_s(
+                    label, chosen.gpus, chosen.active_params_billion, chosen.precision
+                ),
+            )
+        )
+    return profiles
+
+
+def render_profile_yaml(profile: GPUProfile) -> str:
+    """The YAML text a shipped profile file holds (deterministic, so regeneration can be diffed)."""
+    header = "# Generated by bench/fit_default_profiles.py from shared/data; see README.md here. Do not edit.\n"
+    return header + yaml.safe_dump(profile.to_wire(), sort_keys=False, width=110, allow_unicode=True)
+
+
+def profile_file_name(profile: GPUProfile) -> str:
+    return f"{profile.metadata['name']}.yaml"
