@@ -30,10 +30,10 @@ if _CLUSTER_DIR not in sys.path:
     sys.path.insert(0, _CLUSTER_DIR)
 
 from gscluster.pytest_plugin import (  # noqa: E402
-    gridshift_world,
+    control_planes,
     prometheus_factory,
     pytest_collection_finish,
     pytest_collection_modifyitems,
 )
 
-__all__ = ["gridshift_world", "prometheus_factory", "pytest_collection_finish", "pytest_collection_modifyitems"]
+__all__ = ["control_planes", "prometheus_factory", "pytest_collection_finish", "pytest_collection_modifyitems"]

@@ -60,10 +60,10 @@ def _cluster_power() -> Any:
     if not CLUSTER_STATE_FILE.exists():
         return None
     sys.path.insert(0, str(REPO_ROOT / "e2e" / "cluster"))
-    cluster_world = importlib.import_module("gscluster.world").world_from_state(CLUSTER_STATE_FILE)
-    if cluster_world is None:
+    control_planes = importlib.import_module("gscluster.planes").planes_from_state(CLUSTER_STATE_FILE)
+    if control_planes is None:
         return None
-    return KwokctlClusterPower(str(cluster_world.bin_dir / "kwokctl"), env=cluster_world.env())
+    return KwokctlClusterPower(str(control_planes.bin_dir / "kwokctl"), env=control_planes.env())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -260,7 +260,7 @@ class KwokctlClusterPower:
         self._kwokctl = kwokctl
         self._env = dict(env) if env is not None else None
         self._prefix = name_prefix
-        """e2e/cluster names kwokctl clusters `gs-<name>` (gscluster.world.CLUSTER_PREFIX)."""
+        """e2e/cluster names kwokctl clusters `gs-<name>` (gscluster.planes.CLUSTER_PREFIX)."""
 
     def _run(self, verb: str, cluster: str) -> None:
         command = [self._kwokctl, verb, "cluster", "--name", self._prefix + cluster]

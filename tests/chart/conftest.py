@@ -132,15 +132,15 @@ def hub() -> Iterator[Hub]:
     """A hub kube-apiserver for the chart tests: `make cluster-up`'s, or a hub-only world started here."""
     if cluster_skipped():
         pytest.skip(f"{SKIP_ENV}=1")
-    from gscluster.world import start_world, world_from_state
+    from gscluster.planes import planes_from_state, start_planes
 
     if os.environ.get("GRIDSHIFT_USE_RUNNING_WORLD"):
-        running = world_from_state()
+        running = planes_from_state()
         if running is None:
             pytest.fail("GRIDSHIFT_USE_RUNNING_WORLD is set but no world is running (make cluster-up)")
         yield Hub(running.kubeconfigs[running.hub], running.bin_dir / "kubectl")
         return
-    world = start_world(only=["hub"], ready_delay_s=1, ready_jitter_s=0.2)
+    world = start_planes(only=["hub"], ready_delay_s=1, ready_jitter_s=0.2)
     try:
         yield Hub(world.kubeconfigs[world.hub], world.bin_dir / "kubectl")
     finally:

@@ -52,8 +52,8 @@ def _namespaces(paths: list[Path]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def hub(gridshift_world: Any) -> Iterator[Any]:
-    w = gridshift_world
+def hub(control_planes: Any) -> Iterator[Any]:
+    w = control_planes
     crds = _files(CRD_DIR)
     if not crds:
         pytest.skip("crds/ is empty")
@@ -144,9 +144,9 @@ spec:
 """
 
 
-def test_machinery_reports_field_paths(gridshift_world: Any) -> None:
+def test_machinery_reports_field_paths(control_planes: Any) -> None:
     """Self-test with a throw-away CRD: how the apiserver words schema and CEL errors."""
-    w = gridshift_world
+    w = control_planes
     w.kubectl(w.hub, "apply", "--server-side", "-f", "-", input=TINY_CRD)
     w.kubectl(w.hub, "wait", "--for=condition=Established", "--timeout=60s", "crd/widgets.machinery.gridshift.test")
     try:

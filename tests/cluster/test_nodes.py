@@ -17,16 +17,16 @@ EXPECTED = {
 }
 
 
-def test_world_has_hub_and_three_regions(gridshift_world: Any) -> None:
-    assert gridshift_world.hub == "hub"
-    assert sorted(gridshift_world.regions) == ["eu-de", "eu-fr", "us-tx"]
-    for path in gridshift_world.kubeconfigs.values():
+def test_world_has_hub_and_three_regions(control_planes: Any) -> None:
+    assert control_planes.hub == "hub"
+    assert sorted(control_planes.regions) == ["eu-de", "eu-fr", "us-tx"]
+    for path in control_planes.kubeconfigs.values():
         assert path.is_file()
 
 
 @pytest.mark.parametrize("region", sorted(EXPECTED))
-def test_gpu_nodes_visible_with_kubectl(gridshift_world: Any, region: str) -> None:
-    nodes = kubectl_json(gridshift_world, region, "get", "nodes")["items"]
+def test_gpu_nodes_visible_with_kubectl(control_planes: Any, region: str) -> None:
+    nodes = kubectl_json(control_planes, region, "get", "nodes")["items"]
     by_product: dict[str, int] = {}
     for n in nodes:
         labels = n["metadata"]["labels"]
@@ -43,7 +43,7 @@ def test_gpu_nodes_visible_with_kubectl(gridshift_world: Any, region: str) -> No
     assert by_product == EXPECTED[region]
 
     # and the human-facing view works too
-    out = gridshift_world.kubectl(
+    out = control_planes.kubectl(
         region,
         "get",
         "nodes",
@@ -55,17 +55,17 @@ def test_gpu_nodes_visible_with_kubectl(gridshift_world: Any, region: str) -> No
     assert f"{region}-" in out
 
 
-def test_hub_has_no_gpus(gridshift_world: Any) -> None:
-    nodes = kubectl_json(gridshift_world, "hub", "get", "nodes")["items"]
+def test_hub_has_no_gpus(control_planes: Any) -> None:
+    nodes = kubectl_json(control_planes, "hub", "get", "nodes")["items"]
     assert nodes, "hub should have one plain node"
     for n in nodes:
         assert "nvidia.com/gpu" not in n["status"]["capacity"]
 
 
-def test_python_kubernetes_client_reads_kubeconfig(gridshift_world: Any) -> None:
+def test_python_kubernetes_client_reads_kubeconfig(control_planes: Any) -> None:
     kubernetes = pytest.importorskip("kubernetes")
     api = kubernetes.client.CoreV1Api(
-        kubernetes.config.new_client_from_config(config_file=str(gridshift_world.kubeconfigs["us-tx"]))
+        kubernetes.config.new_client_from_config(config_file=str(control_planes.kubeconfigs["us-tx"]))
     )
     nodes = api.list_node(label_selector="nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB").items
     assert len(nodes) == 8

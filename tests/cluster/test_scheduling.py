@@ -47,8 +47,8 @@ def pods(world: Any, cluster: str, ns: str, app: str) -> list[dict[str, Any]]:
     return list(kubectl_json(world, cluster, "get", "pods", "-n", ns, "-l", f"app={app}")["items"])
 
 
-def test_gpu_deployment_scheduled_and_ready(gridshift_world: Any) -> None:
-    w = gridshift_world
+def test_gpu_deployment_scheduled_and_ready(control_planes: Any) -> None:
+    w = control_planes
     ns = fresh_namespace(w, "eu-fr")
     try:
         t0 = time.monotonic()
@@ -91,9 +91,9 @@ def test_gpu_deployment_scheduled_and_ready(gridshift_world: Any) -> None:
         w.kubectl("eu-fr", "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
 
 
-def test_gpu_capacity_is_enforced(gridshift_world: Any) -> None:
+def test_gpu_capacity_is_enforced(control_planes: Any) -> None:
     """eu-de has 4 x 8 H100: 4 pods of 8 GPUs fit, the 5th stays Pending."""
-    w = gridshift_world
+    w = control_planes
     ns = fresh_namespace(w, "eu-de")
     try:
         w.kubectl(
@@ -115,8 +115,8 @@ def test_gpu_capacity_is_enforced(gridshift_world: Any) -> None:
         w.kubectl("eu-de", "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
 
 
-def test_unknown_gpu_product_stays_pending(gridshift_world: Any) -> None:
-    w = gridshift_world
+def test_unknown_gpu_product_stays_pending(control_planes: Any) -> None:
+    w = control_planes
     ns = fresh_namespace(w, "us-tx")
     try:
         w.kubectl("us-tx", "apply", "-n", ns, "-f", "-", input=deployment("ghost", "NVIDIA-B200", replicas=1))
@@ -142,9 +142,9 @@ def test_unknown_gpu_product_stays_pending(gridshift_world: Any) -> None:
         w.kubectl("us-tx", "delete", "namespace", ns, "--wait=true", "--timeout=90s", check=False)
 
 
-def test_per_pod_ready_delay_annotation(gridshift_world: Any) -> None:
+def test_per_pod_ready_delay_annotation(control_planes: Any) -> None:
     """A pod can ask for a longer cold start than the world default (kwok stage annotation)."""
-    w = gridshift_world
+    w = control_planes
     ns = fresh_namespace(w, "eu-de")
     try:
         t0 = time.monotonic()

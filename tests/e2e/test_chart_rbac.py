@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-def chart_fleet(gridshift_world: Any) -> Iterator[Fleet]:
-    fleet = install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
-    helm = [str(gridshift_world.bin_dir / "helm"), "--kubeconfig", str(gridshift_world.kubeconfigs["hub"])]
+def chart_fleet(control_planes: Any) -> Iterator[Fleet]:
+    fleet = install_hub(control_planes, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+    helm = [str(control_planes.bin_dir / "helm"), "--kubeconfig", str(control_planes.kubeconfigs["hub"])]
     subprocess.run(
         [
             *helm,
@@ -59,10 +59,10 @@ def service_account_kubeconfig(world: Any, path: Path) -> Path:
 
 
 def test_operator_works_as_the_charts_service_account_and_names_a_missing_rule(
-    chart_fleet: Fleet, gridshift_world: Any, tmp_path: Path
+    chart_fleet: Fleet, control_planes: Any, tmp_path: Path
 ) -> None:
-    kubeconfig = service_account_kubeconfig(gridshift_world, tmp_path / "sa.yaml")
-    who = gridshift_world.kubectl("hub", "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json", check=False)
+    kubeconfig = service_account_kubeconfig(control_planes, tmp_path / "sa.yaml")
+    who = control_planes.kubectl("hub", "--kubeconfig", str(kubeconfig), "auth", "whoami", "-o", "json", check=False)
     operator = OperatorProcess(kubeconfig, tmp_path, "chart-sa").start()
     try:
         chart_fleet.apply_hub(inference_deployment("rbac", rps=4.0))

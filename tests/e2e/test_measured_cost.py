@@ -24,14 +24,14 @@ WINDOW_S = 20
 
 
 @pytest.fixture(scope="module")
-def served(gridshift_world: Any) -> Iterator[tuple[Fleet, Any]]:
-    fleet = install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+def served(control_planes: Any) -> Iterator[tuple[Fleet, Any]]:
+    fleet = install_hub(control_planes, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
     settings = WorldSettings(speed=60, default_load=LoadSpec(rate_per_s=6.0), poll_interval_s=0.5)
-    world = World.from_kubeconfigs(settings, kubeconfigs=gridshift_world.kubeconfigs, hub=gridshift_world.hub).start()
+    world = World.from_kubeconfigs(settings, kubeconfigs=control_planes.kubeconfigs, hub=control_planes.hub).start()
     prometheus = importlib.import_module("gscluster.prometheus").start_prometheus(
         scrape_interval="1s", extra_scrape_configs=scrape_configs(world.endpoints()["exporters"])
     )
-    for region in gridshift_world.regions:
+    for region in control_planes.regions:
         fleet.hub(
             "patch",
             "regionalcluster",
@@ -43,18 +43,18 @@ def served(gridshift_world: Any) -> Iterator[tuple[Fleet, Any]]:
     try:
         yield fleet, prometheus
     finally:
-        for region in gridshift_world.regions:  # later modules share these RegionalClusters
+        for region in control_planes.regions:  # later modules share these RegionalClusters
             fleet.hub("patch", "regionalcluster", region, "--type=merge", "-p", '{"spec": {"prometheusUrl": null}}')
         prometheus.stop()
         world.stop()
 
 
 def test_status_cost_is_measured_and_consistent_with_prometheus(
-    served: tuple[Fleet, Any], gridshift_world: Any, tmp_path: Path
+    served: tuple[Fleet, Any], control_planes: Any, tmp_path: Path
 ) -> None:
     fleet, prometheus = served
     operator = OperatorProcess(
-        gridshift_world.kubeconfigs[gridshift_world.hub],
+        control_planes.kubeconfigs[control_planes.hub],
         tmp_path,
         "measured",
         metrics_cluster_label="cluster",

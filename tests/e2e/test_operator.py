@@ -28,14 +28,14 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
-def fleet(gridshift_world: Any) -> Fleet:
-    return install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+def fleet(control_planes: Any) -> Fleet:
+    return install_hub(control_planes, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
 
 
 @pytest.fixture(scope="module")
-def operator(fleet: Fleet, gridshift_world: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(fleet: Fleet, control_planes: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     logs = tmp_path_factory.mktemp("operator-logs")
-    process = OperatorProcess(gridshift_world.kubeconfigs[gridshift_world.hub], logs, "main").start()
+    process = OperatorProcess(control_planes.kubeconfigs[control_planes.hub], logs, "main").start()
     yield process
     process.stop()
     print(f"operator log: {process.log_path}")
@@ -126,7 +126,7 @@ def test_deleting_the_resource_cleans_every_member_cluster(fleet: Fleet, operato
 
 
 def test_restart_during_a_migration_completes_it_without_duplicates(
-    fleet: Fleet, operator: OperatorProcess, gridshift_world: Any, tmp_path: Path
+    fleet: Fleet, operator: OperatorProcess, control_planes: Any, tmp_path: Path
 ) -> None:
     fleet.set_price("eu-de", 40.0)
     fleet.set_price("eu-fr", 90.0)
@@ -167,9 +167,9 @@ def test_restart_during_a_migration_completes_it_without_duplicates(
 
 
 def test_two_operator_processes_only_one_acts(
-    fleet: Fleet, operator: OperatorProcess, gridshift_world: Any, tmp_path: Path
+    fleet: Fleet, operator: OperatorProcess, control_planes: Any, tmp_path: Path
 ) -> None:
-    second = OperatorProcess(gridshift_world.kubeconfigs[gridshift_world.hub], tmp_path, "second").start()
+    second = OperatorProcess(control_planes.kubeconfigs[control_planes.hub], tmp_path, "second").start()
     try:
         lease = wait_until(
             lambda: json.loads(fleet.hub("get", "lease", "-n", NAMESPACE, "gridshift-leader", "-o", "json")),
@@ -277,7 +277,7 @@ def kwokctl(world: Any, *args: str) -> None:
 
 # Last in the module: a region restarted by kwokctl may not turn new pods Ready again in this world.
 def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_returns(
-    fleet: Fleet, operator: OperatorProcess, gridshift_world: Any
+    fleet: Fleet, operator: OperatorProcess, control_planes: Any
 ) -> None:
     fleet.set_price("eu-de", 40.0)
     fleet.set_price("eu-fr", 90.0)
@@ -288,7 +288,7 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(lambda: not fleet.status("survivor").get("migration"), 60, "initial steps done")
         needed = fleet.status("survivor")["readyReplicas"]
         assert fleet.replicas("survivor")["eu-de"][0] == needed
-        kwokctl(gridshift_world, "stop", "cluster", "--name", "gs-eu-de")
+        kwokctl(control_planes, "stop", "cluster", "--name", "gs-eu-de")
         stopped = True
 
         def elsewhere_ready() -> bool:
@@ -302,7 +302,7 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(elsewhere_ready, 120, "capacity raised outside the lost region")
         ready_condition = next(c for c in fleet.status("survivor")["conditions"] if c["type"] == "Ready")
         assert "eu-de" in ready_condition["message"]
-        kwokctl(gridshift_world, "start", "cluster", "--name", "gs-eu-de")
+        kwokctl(control_planes, "start", "cluster", "--name", "gs-eu-de")
         stopped = False
 
         def settled() -> bool:
@@ -313,5 +313,5 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(settled, 180, "no replicas beyond the plan once the region is back", every=2)
     finally:
         if stopped:
-            kwokctl(gridshift_world, "start", "cluster", "--name", "gs-eu-de")
+            kwokctl(control_planes, "start", "cluster", "--name", "gs-eu-de")
         delete(fleet, "survivor")

@@ -17,14 +17,14 @@ COUNT = 1000
 CYCLE = re.compile(r"cycle leader=True ([0-9.]+)s member_writes=(\d+) status_writes=(\d+)")
 
 
-def test_thousand_advisory_deployments_reach_a_quiet_steady_state(gridshift_world: Any, tmp_path: Path) -> None:
-    fleet = install_hub(gridshift_world, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
+def test_thousand_advisory_deployments_reach_a_quiet_steady_state(control_planes: Any, tmp_path: Path) -> None:
+    fleet = install_hub(control_planes, {"eu-de": 40.0, "eu-fr": 90.0, "us-tx": 60.0})
     objects = [inference_deployment(f"bulk-{i:04d}", rps=0.5 + (i % 7), mode="Advisory") for i in range(COUNT)]
     started = time.monotonic()
     fleet.hub("apply", "--server-side", "-f", "-", input=dump(objects), check=True)
     applied_s = time.monotonic() - started
     operator = OperatorProcess(
-        gridshift_world.kubeconfigs[gridshift_world.hub], tmp_path, "scale", plan_interval_seconds=5
+        control_planes.kubeconfigs[control_planes.hub], tmp_path, "scale", plan_interval_seconds=5
     ).start()
     try:
 

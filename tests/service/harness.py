@@ -66,7 +66,7 @@ def cluster_body(name: str, pue: float = 1.2) -> dict[str, Any]:
 
 
 @dataclass
-class World:
+class ServiceHarness:
     """Fakes around one OperatorService; `prices` maps cluster -> USD/MWh (settable per hour)."""
 
     clusters: list[str]

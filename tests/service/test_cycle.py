@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from gridshift.hub.client import ObjectRef
-from tests.service.harness import World, deployment_body
+from tests.service.harness import ServiceHarness, deployment_body
 
 
 def condition(status: dict, kind: str) -> str:
@@ -13,7 +13,7 @@ def condition(status: dict, kind: str) -> str:
 
 
 def test_new_deployment_lands_in_the_cheapest_region_with_cost_in_status() -> None:
-    world = World(["eu-de", "eu-fr", "us-tx"], prices={"eu-de": 90.0, "eu-fr": 20.0, "us-tx": 60.0})
+    world = ServiceHarness(["eu-de", "eu-fr", "us-tx"], prices={"eu-de": 90.0, "eu-fr": 20.0, "us-tx": 60.0})
     world.add(deployment_body())
     world.cycle()
     world.cycle()  # Ready counts are observed at the start of a cycle
@@ -29,7 +29,7 @@ def test_new_deployment_lands_in_the_cheapest_region_with_cost_in_status() -> No
 
 
 def test_an_idle_cycle_writes_nothing() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body())
     world.cycle()
     world.cycle()  # settles status written in the first cycle
@@ -39,7 +39,7 @@ def test_an_idle_cycle_writes_nothing() -> None:
 
 
 def test_advisory_reports_the_plan_but_touches_no_member_cluster() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body(mode="Advisory"))
     world.cycle()
     assert all(m.writes == 0 for m in world.members.values())
@@ -49,7 +49,7 @@ def test_advisory_reports_the_plan_but_touches_no_member_cluster() -> None:
 
 
 def test_only_the_lease_holder_acts() -> None:
-    world = World(["eu-de"])
+    world = ServiceHarness(["eu-de"])
     world.add(deployment_body())
     other = world.make_service("op-2")
     world.cycle()  # op-1 takes the lease
@@ -63,7 +63,7 @@ def test_only_the_lease_holder_acts() -> None:
 
 
 def test_a_price_drop_that_pays_back_moves_replicas_make_before_break() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
     world.add(deployment_body(rps=30.0))
     world.cycle()
     before = world.replicas()
@@ -86,7 +86,7 @@ def test_a_price_drop_that_pays_back_moves_replicas_make_before_break() -> None:
 
 
 def test_a_small_price_wiggle_that_does_not_pay_back_moves_nothing() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 41.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 41.0})
     world.add(deployment_body(rps=30.0))
     world.cycle()
     placed = world.replicas()
@@ -98,7 +98,7 @@ def test_a_small_price_wiggle_that_does_not_pay_back_moves_nothing() -> None:
 
 
 def test_an_unreachable_cluster_is_not_counted_and_capacity_is_raised_elsewhere() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
     world.add(deployment_body(rps=30.0))
     world.cycle()
     placed = world.replicas()["eu-de"]
@@ -119,7 +119,7 @@ def test_an_unreachable_cluster_is_not_counted_and_capacity_is_raised_elsewhere(
 
 
 def test_frozen_keeps_placement_even_when_prices_change() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
     body = deployment_body(rps=30.0)
     world.add(body)
     world.cycle()
@@ -132,7 +132,7 @@ def test_frozen_keeps_placement_even_when_prices_change() -> None:
 
 
 def test_delete_removes_objects_from_every_member_cluster() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 40.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 40.0})
     world.add(deployment_body(rps=30.0, capacity={"minReplicas": 2, "maxReplicas": 8, "minRegions": 2}))
     world.cycle()
     assert all(v > 0 for v in world.replicas().values())
@@ -141,7 +141,7 @@ def test_delete_removes_objects_from_every_member_cluster() -> None:
 
 
 def test_status_is_written_to_the_right_object() -> None:
-    world = World(["eu-de"])
+    world = ServiceHarness(["eu-de"])
     world.add(deployment_body())
     world.cycle()
     assert ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat") in world.hub.statuses
@@ -149,7 +149,7 @@ def test_status_is_written_to_the_right_object() -> None:
 
 
 def test_an_idle_advisory_cycle_writes_nothing() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body(mode="Advisory"))
     world.cycle()
     world.cycle()
@@ -158,7 +158,7 @@ def test_an_idle_advisory_cycle_writes_nothing() -> None:
 
 
 def test_no_saving_is_claimed_against_a_placement_that_leaves_demand_unserved() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body())
     world.cycle()
     decision = world.status()["lastDecision"]
@@ -169,7 +169,7 @@ def test_no_saving_is_claimed_against_a_placement_that_leaves_demand_unserved() 
 def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
     from prometheus_client import generate_latest
 
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body())
     world.cycle()
     text = generate_latest(world.service.metrics.registry).decode()
@@ -181,7 +181,7 @@ def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
 
 
 def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:
-    world = World(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
     world.hub.routes[("ml", "chat-route")] = [
         {"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "other"}]}
     ]
@@ -196,7 +196,7 @@ def test_routing_weights_are_written_to_the_named_httproute_only_when_they_chang
 
 
 def test_a_missing_httproute_is_reported_not_fatal() -> None:
-    world = World(["eu-de"])
+    world = ServiceHarness(["eu-de"])
     world.add(deployment_body(routing={"httpRouteName": "nope"}))
     world.cycle()
     report = world.cycle()
@@ -205,7 +205,7 @@ def test_a_missing_httproute_is_reported_not_fatal() -> None:
 
 
 def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:
-    world = World(["eu-de"])
+    world = ServiceHarness(["eu-de"])
     world.add(deployment_body("gone"))
     world.add(deployment_body("kept"))
     world.hub.deleted.add(("ml", "gone"))

@@ -35,7 +35,7 @@ def vector(samples: list[tuple[dict[str, str], float]], at: datetime = AT) -> by
     return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
 
 
-class World(Protocol):
+class MetricsWorld(Protocol):
     @property
     def source(self) -> MetricsSource: ...
 
@@ -92,7 +92,7 @@ class FakeWorld:
 @pytest.fixture(params=["prometheus", "fake"])
 def world(
     request: pytest.FixtureRequest, local_server: LocalServer, recording_sleep: RecordingSleep
-) -> Iterator[World]:
+) -> Iterator[MetricsWorld]:
     if request.param == "prometheus":
         yield PrometheusWorld(local_server, recording_sleep)
     else:
@@ -113,7 +113,7 @@ VALUES: dict[Signal, SignalValue] = {
 }
 
 
-def test_every_signal_set_in_the_world_is_read_back(world: World) -> None:
+def test_every_signal_set_in_the_world_is_read_back(world: MetricsWorld) -> None:
     for signal, value in VALUES.items():
         world.set(LLAMA, signal, value)
     signals = world.source.deployment_signals(LLAMA, AT)
@@ -126,7 +126,7 @@ def test_every_signal_set_in_the_world_is_read_back(world: World) -> None:
     assert signals.scalar(Signal.REQUESTS_WAITING) == 0.0
 
 
-def test_signals_without_series_are_missing_not_zero(world: World) -> None:
+def test_signals_without_series_are_missing_not_zero(world: MetricsWorld) -> None:
     world.set(LLAMA, Signal.REQUESTS_RUNNING, 2.0)
     signals = world.source.deployment_signals(LLAMA, AT)
     assert signals.missing == frozenset(Signal) - {Signal.REQUESTS_RUNNING}
@@ -134,14 +134,14 @@ def test_signals_without_series_are_missing_not_zero(world: World) -> None:
     assert signals.per_pod(Signal.WATTS_PER_REPLICA) == {}
 
 
-def test_undefined_values_such_as_a_quantile_without_traffic_are_missing(world: World) -> None:
+def test_undefined_values_such_as_a_quantile_without_traffic_are_missing(world: MetricsWorld) -> None:
     world.set(LLAMA, Signal.TTFT_P95, math.nan)
     world.set(LLAMA, Signal.JOULES_PER_TOKEN, math.inf)  # energy over zero tokens
     signals = world.source.deployment_signals(LLAMA, AT)
     assert {Signal.TTFT_P95, Signal.JOULES_PER_TOKEN} <= signals.missing
 
 
-def test_deployments_do_not_see_each_others_values(world: World) -> None:
+def test_deployments_do_not_see_each_others_values(world: MetricsWorld) -> None:
     world.set(LLAMA, Signal.REQUEST_RATE, 3.0)
     world.set(MISTRAL, Signal.REQUEST_RATE, 9.0)
     assert world.source.deployment_signals(LLAMA, AT).scalar(Signal.REQUEST_RATE) == 3.0
@@ -149,7 +149,7 @@ def test_deployments_do_not_see_each_others_values(world: World) -> None:
 
 
 @pytest.mark.parametrize("retryable", [True, False])
-def test_a_failing_source_raises_metrics_error_saying_whether_to_retry(world: World, retryable: bool) -> None:
+def test_a_failing_source_raises_metrics_error_saying_whether_to_retry(world: MetricsWorld, retryable: bool) -> None:
     world.fail(retryable)
     with pytest.raises(MetricsError) as caught:
         world.source.deployment_signals(LLAMA, AT)

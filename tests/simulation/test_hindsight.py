@@ -11,7 +11,7 @@ from gridshift.simulation.engine import Schedule, account, cost_rates, simulate
 from gridshift.simulation.hindsight import _replica_minutes, solve_hindsight, solve_hindsight_lp
 from gridshift.simulation.policies import GreedyPolicy, GridshiftPolicy, ReactivePolicy, StaticPolicy
 from gridshift.simulation.settings import Scenario
-from tests.simulation.sim_world import flat_world, hourly_prices, models, setup, shipped_world
+from tests.simulation.sim_replay import flat_replay, hourly_prices, models, setup, shipped_replay
 
 MINUTES = 120
 
@@ -28,19 +28,19 @@ def _capacity() -> float:
     ).requests_per_second
 
 
-def _two_market_world():  # type: ignore[no-untyped-def]
+def _two_market_replay():  # type: ignore[no-untyped-def]
     # Constant load of 1.5 replicas' SLO capacity: two Ready replicas are needed in every minute.
     deployment = setup("chat", 1.5 * _capacity(), "CHEAP")
     prices = [hourly_prices("CHEAP", [50.0] * 4), hourly_prices("DEAR", [100.0] * 4)]
-    return flat_world([deployment], prices, minutes=MINUTES)
+    return flat_replay([deployment], prices, minutes=MINUTES)
 
 
 @pytest.mark.parametrize("scenario", [Scenario.RENTED, Scenario.OWNED])
 def test_hand_solved_case_two_replicas_in_the_cheap_market(scenario: Scenario) -> None:
-    world = _two_market_world()
-    assert world.deployments[0].needed.tolist() == [2] * MINUTES
-    rate = world.deployments[0].rate_rps[0]
-    power = float(world.replica_power_watts(np.asarray([0]), np.asarray([rate / 2.0]))[0])
+    replay = _two_market_replay()
+    assert replay.deployments[0].needed.tolist() == [2] * MINUTES
+    rate = replay.deployments[0].rate_rps[0]
+    power = float(replay.replica_power_watts(np.asarray([0]), np.asarray([rate / 2.0]))[0])
     pue, price_usd_per_kwh, gpu_hour, idle = 1.2, 0.05, 2.5, 75.5
     # By hand: both replicas in CHEAP all the time, no start (the replay begins from a free placement).
     if scenario == Scenario.RENTED:
@@ -48,12 +48,12 @@ def test_hand_solved_case_two_replicas_in_the_cheap_market(scenario: Scenario) -
     else:
         per_minute = 2 * (power - idle) * pue * price_usd_per_kwh / 60_000.0
     expected = MINUTES * per_minute
-    rates = cost_rates(world, scenario)
-    assert solve_hindsight(world, rates).cost_usd == pytest.approx(expected, rel=1e-9)
-    assert solve_hindsight_lp(world, rates).cost_usd == pytest.approx(expected, rel=1e-7)
+    rates = cost_rates(replay, scenario)
+    assert solve_hindsight(replay, rates).cost_usd == pytest.approx(expected, rel=1e-9)
+    assert solve_hindsight_lp(replay, rates).cost_usd == pytest.approx(expected, rel=1e-7)
     # Static, homed in CHEAP and sized for the peak, runs exactly that schedule: the simulator's accounting
     # must give the bound's value to the cent, which is what makes the bound the simulator's own cost model.
-    static = account(world, simulate(world, StaticPolicy(world)), scenario, rates)
+    static = account(replay, simulate(replay, StaticPolicy(replay)), scenario, rates)
     assert static.cost_usd == pytest.approx(expected, rel=1e-9)
     assert static.slo_ok_pct == 100.0
 
@@ -74,12 +74,12 @@ def test_replica_minutes_counts_cold_starts_and_bridges_short_gaps() -> None:
 
 
 def test_fast_bound_is_below_the_joint_lp_which_is_below_the_integer_optimum() -> None:
-    world = shipped_world(days=1 / 24, deployments=3)
+    replay = shipped_replay(days=1 / 24, deployments=3)
     for scenario in (Scenario.OWNED, Scenario.RENTED):
-        rates = cost_rates(world, scenario)
-        fast = solve_hindsight(world, rates).cost_usd
-        joint = solve_hindsight_lp(world, rates).cost_usd
-        exact = solve_hindsight_lp(world, rates, integer=True).cost_usd
+        rates = cost_rates(replay, scenario)
+        fast = solve_hindsight(replay, rates).cost_usd
+        joint = solve_hindsight_lp(replay, rates).cost_usd
+        exact = solve_hindsight_lp(replay, rates, integer=True).cost_usd
         assert fast <= joint + 1e-9
         assert joint <= exact + 1e-9
         # The relaxations are tight on this workload (within 2%).
@@ -88,17 +88,17 @@ def test_fast_bound_is_below_the_joint_lp_which_is_below_the_integer_optimum() -
 
 @pytest.fixture(scope="module")
 def short_replay():  # type: ignore[no-untyped-def]
-    world = shipped_world(days=0.25, deployments=4)
+    replay = shipped_replay(days=0.25, deployments=4)
     runs = {}
     for scenario in (Scenario.OWNED, Scenario.RENTED):
         for policy in (
-            StaticPolicy(world),
-            ReactivePolicy(world),
-            GreedyPolicy(world, scenario),
-            GridshiftPolicy(world, scenario),
+            StaticPolicy(replay),
+            ReactivePolicy(replay),
+            GreedyPolicy(replay, scenario),
+            GridshiftPolicy(replay, scenario),
         ):
-            runs[(scenario, policy.name)] = simulate(world, policy)
-    return world, runs
+            runs[(scenario, policy.name)] = simulate(replay, policy)
+    return replay, runs
 
 
 def _ready_totals(schedule: Schedule) -> np.ndarray:  # type: ignore[type-arg]
@@ -106,33 +106,33 @@ def _ready_totals(schedule: Schedule) -> np.ndarray:  # type: ignore[type-arg]
 
 
 def test_hindsight_is_below_every_policy(short_replay) -> None:  # type: ignore[no-untyped-def]
-    world, runs = short_replay
-    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    replay, runs = short_replay
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
     for scenario in (Scenario.OWNED, Scenario.RENTED):
-        rates = cost_rates(world, scenario)
-        bound = solve_hindsight(world, rates).cost_usd
+        rates = cost_rates(replay, scenario)
+        bound = solve_hindsight(replay, rates).cost_usd
         for (run_scenario, name), schedule in runs.items():
             if run_scenario != scenario:
                 continue
-            totals = account(world, schedule, scenario, rates)
+            totals = account(replay, schedule, scenario, rates)
             if totals.slo_ok_pct == 100.0:
                 assert bound <= totals.cost_usd + 1e-9, (scenario, name)
             # A policy that missed the SLO in some minutes is bounded by the hindsight that may miss them too.
             met = _ready_totals(schedule) >= needed
-            waived = solve_hindsight(world, rates, required=np.where(met, needed, 0)).cost_usd
+            waived = solve_hindsight(replay, rates, required=np.where(met, needed, 0)).cost_usd
             assert waived <= totals.cost_usd + 1e-9, (scenario, name)
             assert waived <= bound + 1e-9
 
 
 def test_a_replica_never_draws_less_than_its_gpus_idle_power_so_extra_replicas_never_undercut_the_bound() -> None:
     # The bound's validity for policies holding more Ready replicas than needed rests on this (module docstring).
-    world = shipped_world(days=1 / 24, deployments=4)
-    for index, deployment in enumerate(world.deployments):
+    replay = shipped_replay(days=1 / 24, deployments=4)
+    for index, deployment in enumerate(replay.deployments):
         rate = float(deployment.rate_rps.max())
         needed = int(np.ceil(rate / deployment.capacity_rps))
         counts = np.arange(needed, needed + 20)
-        power = world.replica_power_watts(np.full(len(counts), index), rate / counts)
+        power = replay.replica_power_watts(np.full(len(counts), index), rate / counts)
         total = counts * power
-        idle = deployment.gpus * world.settings.gpu_idle_watts
+        idle = deployment.gpus * replay.settings.gpu_idle_watts
         assert np.all(total[1:] - total[0] >= (counts[1:] - counts[0]) * idle - 1e-9)
         assert np.all(power >= idle)

@@ -16,7 +16,7 @@ from gridshift.cli.simulate import price_csv_parser
 from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, parse_trace, shipped_trace
 from gridshift.simulation.runner import run_replay
 from gridshift.simulation.settings import Scenario
-from tests.simulation.sim_world import shipped_world
+from tests.simulation.sim_replay import shipped_replay
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -164,7 +164,7 @@ def test_json_has_every_policy_and_both_scenarios(tiny_json: dict[str, object]) 
 
 
 def test_identical_inputs_give_identical_results_in_one_process_or_two() -> None:
-    world = shipped_world(days=0.1, deployments=3)
-    first = run_replay(world, [Scenario.OWNED, Scenario.RENTED], jobs=1).to_json()
-    second = run_replay(world, [Scenario.OWNED, Scenario.RENTED], jobs=2).to_json()
+    replay = shipped_replay(days=0.1, deployments=3)
+    first = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=1).to_json()
+    second = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=2).to_json()
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)

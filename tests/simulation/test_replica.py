@@ -8,7 +8,7 @@ from gridshift.planner.capacity import operating_point, replica_capacity
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import shipped_trace
 from gridshift.simulation.replica import simulate_replica
-from tests.simulation.sim_world import models
+from tests.simulation.sim_replay import models
 
 
 @pytest.mark.parametrize("share", [0.5, 0.75])

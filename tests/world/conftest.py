@@ -72,6 +72,6 @@ def local_prometheus() -> Iterator[Callable[..., Any]]:
 # The session world of e2e/cluster (hub + eu-de + eu-fr + us-tx). Imported here as in
 # tests/cluster/conftest.py; registering the plugin once in tests/conftest.py would let both
 # directories share one world.
-gridshift_world = importlib.import_module("gscluster.pytest_plugin").gridshift_world
+control_planes = importlib.import_module("gscluster.pytest_plugin").control_planes
 
-__all__ = ["gridshift_world"]
+__all__ = ["control_planes"]

@@ -90,8 +90,8 @@ def vllm_deployment(cluster: str, replicas: int, name: str = "llama3-8b-chat-h10
 
 
 @pytest.fixture(scope="module")
-def world(gridshift_world: Any) -> Iterator[World]:
-    cluster_world = gridshift_world
+def world(control_planes: Any) -> Iterator[World]:
+    cluster_world = control_planes
     for cluster in ("eu-de", "eu-fr"):
         cluster_world.kubectl(cluster, "create", "namespace", NAMESPACE, check=False)
         cluster_world.apply(cluster, [vllm_deployment(cluster, 2)])
@@ -160,29 +160,29 @@ def test_hand_scaled_deployment_reads_through_prometheus(world: World, prometheu
     assert values[Signal.JOULES_PER_TOKEN] == pytest.approx(expected, rel=0.2)
 
 
-def test_scaling_by_hand_adds_and_removes_replicas(world: World, gridshift_world: Any, prometheus: Any) -> None:
-    gridshift_world.kubectl("eu-de", "-n", NAMESPACE, "scale", "deployment/llama3-8b-chat-h100", "--replicas=3")
+def test_scaling_by_hand_adds_and_removes_replicas(world: World, control_planes: Any, prometheus: Any) -> None:
+    control_planes.kubectl("eu-de", "-n", NAMESPACE, "scale", "deployment/llama3-8b-chat-h100", "--replicas=3")
     pods = _wait(lambda: len(_replicas(world, "eu-de")) == 3 and _replicas(world, "eu-de"), 60, "a third replica")
     query = f'count(DCGM_FI_DEV_POWER_USAGE{{cluster="eu-de",namespace="{NAMESPACE}"}})'
     _wait(lambda: prometheus.query(query)["result"][0]["value"][1] == "3", 30, "3 held GPUs in Prometheus")
-    gridshift_world.kubectl("eu-de", "-n", NAMESPACE, "scale", "deployment/llama3-8b-chat-h100", "--replicas=2")
+    control_planes.kubectl("eu-de", "-n", NAMESPACE, "scale", "deployment/llama3-8b-chat-h100", "--replicas=2")
     _wait(lambda: len(_replicas(world, "eu-de")) == 2, 60, "back to 2 replicas")
     assert _replicas(world, "eu-de") < pods
 
 
-def test_routing_weights_come_from_the_hub(world: World, gridshift_world: Any) -> None:
-    hub = gridshift_world.hub
-    gridshift_world.kubectl(hub, "apply", "-f", str(REPO / "crds" / "gridshift.dev_inferencedeployments.yaml"))
-    gridshift_world.kubectl(hub, "create", "namespace", DEPLOYMENT[0], check=False)
+def test_routing_weights_come_from_the_hub(world: World, control_planes: Any) -> None:
+    hub = control_planes.hub
+    control_planes.kubectl(hub, "apply", "-f", str(REPO / "crds" / "gridshift.dev_inferencedeployments.yaml"))
+    control_planes.kubectl(hub, "create", "namespace", DEPLOYMENT[0], check=False)
     _wait(
-        lambda: gridshift_world.kubectl(
+        lambda: control_planes.kubectl(
             hub, "apply", "-f", str(REPO / "examples" / "inferencedeployment-llama3-8b.yaml")
         ),
         30,
         "the InferenceDeployment to apply",
     )
     status = {"status": {"routing": [{"cluster": "eu-de", "weight": 80}, {"cluster": "eu-fr", "weight": 20}]}}
-    gridshift_world.kubectl(
+    control_planes.kubectl(
         hub,
         "-n",
         DEPLOYMENT[0],
@@ -215,11 +215,11 @@ def test_exporter_down_is_a_down_target(world: World, prometheus: Any) -> None:
     _wait(lambda: prometheus.query(up)["result"][0]["value"][1] == "1", 20, "target up again")
 
 
-def test_readiness_delay_on_a_real_pod(world: World, gridshift_world: Any) -> None:
+def test_readiness_delay_on_a_real_pod(world: World, control_planes: Any) -> None:
     pod = sorted(_replicas(world, "eu-fr"))[0]
 
     def ready() -> str:
-        out = gridshift_world.kubectl("eu-fr", "-n", NAMESPACE, "get", "pod", pod, "-o", "json").stdout
+        out = control_planes.kubectl("eu-fr", "-n", NAMESPACE, "get", "pod", pod, "-o", "json").stdout
         conditions = json.loads(out)["status"].get("conditions", [])
         return str(next(c["status"] for c in conditions if c["type"] == "Ready"))
 
@@ -229,12 +229,12 @@ def test_readiness_delay_on_a_real_pod(world: World, gridshift_world: Any) -> No
     _wait(lambda: ready() == "True" and pod in _replicas(world, "eu-fr"), 40, "the pod Ready and serving again")
 
 
-def test_apiserver_stop_and_restart(world: World, gridshift_world: Any) -> None:
+def test_apiserver_stop_and_restart(world: World, control_planes: Any) -> None:
     before = _replicas(world, "eu-fr")
     world.set_apiserver_down("eu-fr", True)
     try:
         with pytest.raises(Exception):  # noqa: B017 - any client error: the apiserver is gone
-            gridshift_world.kubectl("eu-fr", "get", "nodes", timeout=15)
+            control_planes.kubectl("eu-fr", "get", "nodes", timeout=15)
         _wait(lambda: "eu-fr" in world.cluster_errors, 20, "the world to notice")
         # The data plane outlives its control plane: replicas keep serving.
         assert _replicas(world, "eu-fr") == before

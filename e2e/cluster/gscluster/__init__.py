@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .planes import ControlPlanes, load_planes, planes_from_state, start_planes
     from .prometheus import Prometheus, start_prometheus
-    from .world import World, load_world, start_world, world_from_state
 
-__all__ = ["Prometheus", "World", "load_world", "start_prometheus", "start_world", "world_from_state"]
+__all__ = ["ControlPlanes", "Prometheus", "load_planes", "planes_from_state", "start_planes", "start_prometheus"]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,8 +23,8 @@ def __getattr__(name: str) -> Any:
         from . import prometheus
 
         return getattr(prometheus, name)
-    if name in ("World", "load_world", "start_world", "world_from_state"):
-        from . import world
+    if name in ("ControlPlanes", "load_planes", "start_planes", "planes_from_state"):
+        from . import planes
 
-        return getattr(world, name)
+        return getattr(planes, name)
     raise AttributeError(name)

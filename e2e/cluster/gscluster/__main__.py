@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--only", nargs="*")
     sub.add_parser("bin-dir", help="print the binary cache dir")
     up = sub.add_parser("up", help="start the world; kubeconfigs in .gridshift/kubeconfigs/")
-    up.add_argument("--world", default=None, help="world file (default e2e/cluster/world.yaml)")
+    up.add_argument("--world", default=None, help="world file (default e2e/cluster/planes.yaml)")
     up.add_argument("--ready-delay", type=float, default=None, help="seconds until a scheduled pod is Ready")
     up.add_argument("--only", nargs="*", help="start only these clusters")
     up.add_argument("--serial", action="store_true", help="create clusters one after another")
@@ -36,13 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     from . import world as W
 
     if args.cmd == "up":
-        old = W.world_from_state()
+        old = W.planes_from_state()
         if old is not None:
             W._log(f"stopping previous world {old.workdir}")
             old.stop()
-        world_file = Path(args.world) if args.world else W.DEFAULT_WORLD_FILE
+        world_file = Path(args.world) if args.world else W.DEFAULT_PLANES_FILE
         t0 = time.monotonic()
-        world = W.start_world(
+        world = W.start_planes(
             world_file,
             args.ready_delay,
             kubeconfig_dir=W.DEFAULT_KUBECONFIG_DIR,
@@ -61,16 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  binaries (kubectl, helm): {world.bin_dir}")
         return 0
     if args.cmd == "down":
-        world = W.world_from_state()
+        world = W.planes_from_state()
         if world is not None:
             world.stop()
         else:
             print("no world recorded in .gridshift/world.json", file=sys.stderr)
         W.STATE_FILE.unlink(missing_ok=True)
-        W.reap_stale_worlds()
+        W.reap_stale_planes()
         return 0
     if args.cmd == "status":
-        world = W.world_from_state()
+        world = W.planes_from_state()
         if world is None:
             print("no world running (per .gridshift/world.json)")
             return 1

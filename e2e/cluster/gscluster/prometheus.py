@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .world import free_ports
+from .planes import free_ports
 
 Targets = Mapping[str, Sequence[str]] | Sequence[str]
 

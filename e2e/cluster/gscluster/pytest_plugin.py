@@ -56,19 +56,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def gridshift_world() -> Iterator[object]:
+def control_planes() -> Iterator[object]:
     """The running world: ``.kubeconfigs`` (name -> Path), ``.kubectl()``, ``.hub``, ``.regions``."""
     if cluster_skipped():
         pytest.skip(f"{SKIP_ENV}=1")
-    from .world import start_world, world_from_state
+    from .planes import planes_from_state, start_planes
 
     if os.environ.get("GRIDSHIFT_USE_RUNNING_WORLD"):
-        w = world_from_state()
+        w = planes_from_state()
         if w is None:
             pytest.fail("GRIDSHIFT_USE_RUNNING_WORLD is set but no world is running (make cluster-up)")
         yield w
         return
-    world = start_world(ready_delay_s=float(os.environ.get("GRIDSHIFT_READY_DELAY", "2")), ready_jitter_s=0.5)
+    world = start_planes(ready_delay_s=float(os.environ.get("GRIDSHIFT_READY_DELAY", "2")), ready_jitter_s=0.5)
     try:
         yield world
     finally:

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.profiles_catalog import default_performance_models
     from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
     from gridshift.simulation.report import print_tables, write_plot
-    from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_world, run_replay
+    from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
     settings = build_settings(args)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
                 traces[name] = trace
         else:
             traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
-        world = prepare_world(settings, traces, prices, default_performance_models())
+        replay = prepare_replay(settings, traces, prices, default_performance_models())
     except SimulationInputError as error:
         raise UsageError(str(error)) from error
     except ValueError as error:
@@ -238,12 +238,12 @@ def run(args: argparse.Namespace) -> int:
         disable=not show,
         transient=True,
     ) as progress:
-        task = progress.add_task("replay", total=policy_minutes(world, settings.scenarios))
+        task = progress.add_task("replay", total=policy_minutes(replay, settings.scenarios))
 
         def advance(label: str, minutes: int) -> None:
             progress.update(task, advance=minutes, description=label)
 
-        result = run_replay(world, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
+        result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
     if args.plot is not None:
         try:
             write_plot(result, args.plot)

@@ -32,22 +32,28 @@ def sig(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
-def _condition(
-    kind: str, holds: bool, reason: str, message: str, now: datetime, old: Mapping[str, Any], generation: int | None
-) -> dict[str, Any]:
-    status = "True" if holds else "False"
-    previous = next((c for c in old.get("conditions") or [] if c.get("type") == kind), None)
-    changed = previous is None or previous.get("status") != status
-    condition = {
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
-    }
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return condition
+class _Conditions:
+    """Builds conditions for one object, carrying each lastTransitionTime over while its status holds."""
+
+    def __init__(self, now: datetime, old: Mapping[str, Any], generation: int | None) -> None:
+        self.now = now
+        self.previous = {c.get("type"): c for c in old.get("conditions") or []}
+        self.generation = generation
+
+    def __call__(self, kind: str, holds: bool, reason: str, message: str) -> dict[str, Any]:
+        status = "True" if holds else "False"
+        previous = self.previous.get(kind)
+        changed = previous is None or previous.get("status") != status
+        condition = {
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": self.now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
+        }
+        if self.generation is not None:
+            condition["observedGeneration"] = self.generation
+        return condition
 
 
 def _decision(now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,24 +92,13 @@ def deployment_status(
     Prometheus, the cost rate from the plan's prices. Measured figures keep two significant
     digits so that ordinary jitter is not a status change.
     """
-    body, idep, old, measured = deployment.body, deployment.resource, deployment.old_status, deployment.measured
+    idep, old = deployment.resource, deployment.old_status
     steps = progress.steps
-    generation = body["metadata"].get("generation")
-    placements: list[dict[str, Any]] = [
-        {
-            "cluster": p.cluster,
-            "region": views[p.cluster].region if p.cluster in views else "",
-            "gpuType": p.gpu_type,
-            "desired": p.desired,
-            "ready": p.ready,
-        }
-        for p in applied.placements
-        if p.desired > 0 or p.ready > 0
-    ]
+    generation = deployment.body["metadata"].get("generation")
+    placements = _placements(applied, views)
     ready = sum(p["ready"] for p in placements)
     desired = sum(p["desired"] for p in placements)
     regions = sorted({p["region"] for p in placements if p["desired"] > 0})
-    cost = plan.cost
     unreachable = sorted(c for c, v in views.items() if not v.reachable)
     stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
     metrics_missing = applied.demand.requests_per_second is None
@@ -114,64 +109,44 @@ def deployment_status(
     ready_ok = ready >= max(1, idep.spec.capacity.min_replicas) or (
         idep.spec.capacity.min_replicas == 0 and desired == 0
     )
+    advisory = plan.mode is not MigrationMode.AUTO
+    condition = _Conditions(now, old, generation)
     conditions = [
-        _condition(
+        condition(
             "Ready",
             ready_ok and not slo_at_risk,
             "ReplicasReady" if ready_ok else "ReplicasNotReady",
-            f"{ready}/{desired} replicas Ready",
-            now,
-            old,
-            generation,
+            f"{ready}/{desired} replicas Ready"
+            + (f"; unreachable clusters not counted: {', '.join(unreachable)}" if unreachable else ""),
         ),
-        _condition(
+        condition(
             "SLOAtRisk",
             slo_at_risk,
             "CapacityShort" if slo_at_risk else "CapacityCoversDemand",
             plan.infeasible_reason or ("capacity below demand" if slo_at_risk else ""),
-            now,
-            old,
-            generation,
         ),
-        _condition(
+        condition(
             "PriceFeedStale",
             bool(stale_prices),
             "Stale" if stale_prices else "Fresh",
             f"no fresh prices from: {', '.join(stale_prices)}; no price-driven moves" if stale_prices else "",
-            now,
-            old,
-            generation,
         ),
-        _condition(
+        condition(
             "MetricsStale",
             metrics_missing and idep.spec.demand.source.value == "Prometheus",
             "NoDemandMetrics" if metrics_missing else "MetricsFresh",
             "request rate unknown: never scaling below the Ready count" if metrics_missing else "",
-            now,
-            old,
-            generation,
         ),
-        _condition(
+        condition(
             "Migrating",
             migrating,
             "MigrationInFlight" if migrating else "Idle",
             f"{sum(1 for s in steps if s.state is StepState.DONE)}/{len(steps)} steps done" if migrating else "",
-            now,
-            old,
-            generation,
         ),
-        _condition(
-            "Advisory",
-            plan.mode is not MigrationMode.AUTO,
-            plan.mode.value,
-            "plan reported, member clusters untouched" if plan.mode is not MigrationMode.AUTO else "",
-            now,
-            old,
-            generation,
+        condition(
+            "Advisory", advisory, plan.mode.value, "plan reported, member clusters untouched" if advisory else ""
         ),
     ]
-    if unreachable:
-        conditions[0]["message"] += f"; unreachable clusters not counted: {', '.join(unreachable)}"
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "regions": ",".join(regions),
@@ -179,7 +154,7 @@ def deployment_status(
         "desiredReplicas": desired,
         "placements": placements,
         "routing": routing_to_wire(progress.routing),
-        "cost": _cost(cost, measured),
+        "cost": _cost(plan.cost, deployment.measured),
         "lastDecision": _decision(now, plan, old),
         "migration": [s.to_wire() for s in steps],
         "conditions": conditions,
@@ -187,6 +162,20 @@ def deployment_status(
     if applied.demand.requests_per_second is not None:
         status["observedSlo"] = {"requestsPerSecond": sig(applied.demand.requests_per_second)}
     return _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None})
+
+
+def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list[dict[str, Any]]:
+    return [
+        {
+            "cluster": p.cluster,
+            "region": views[p.cluster].region if p.cluster in views else "",
+            "gpuType": p.gpu_type,
+            "desired": p.desired,
+            "ready": p.ready,
+        }
+        for p in applied.placements
+        if p.desired > 0 or p.ready > 0
+    ]
 
 
 def _as_stored(model: type[ApiModel], status: dict[str, Any]) -> dict[str, Any]:
@@ -229,17 +218,10 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
     feed_error = str(reading.error) if reading is not None and reading.error is not None else ""
+    condition = _Conditions(now, old, None)
     status["conditions"] = [
-        _condition(
-            "Reachable",
-            view.reachable,
-            "Reachable" if view.error is None else "Unreachable",
-            view.error or "",
-            now,
-            old,
-            None,
-        ),
-        _condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error, now, old, None),
+        condition("Reachable", view.reachable, "Reachable" if view.error is None else "Unreachable", view.error or ""),
+        condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error),
     ]
     stored = _as_stored(RegionalClusterStatus, status)
     if old.get("priceHorizon") == stored.get("priceHorizon") and "lastPriceFetch" in old:

@@ -25,8 +25,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import Scenario
-from gridshift.simulation.world import World
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -72,13 +72,13 @@ class Schedule:
 class Fleet:
     """Replica state of every deployment in every market, driven by targets."""
 
-    def __init__(self, world: World, initial: IntArray) -> None:
-        self.world = world
-        deployments = len(world.deployments)
-        markets = len(world.markets)
-        self.gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.int64)
-        self.inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
-        self.cold = world.settings.cold_start_minutes
+    def __init__(self, replay: Replay, initial: IntArray) -> None:
+        self.replay = replay
+        deployments = len(replay.deployments)
+        markets = len(replay.markets)
+        self.gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.int64)
+        self.inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.int64)
+        self.cold = replay.settings.cold_start_minutes
         self._ready = np.asarray(initial, dtype=np.int64).copy()
         # pending[k, d, m]: replicas that become Ready after k more minute boundaries (k = 0 is "next minute").
         self.pending = np.zeros((max(self.cold, 1), deployments, markets), dtype=np.int64)
@@ -168,12 +168,12 @@ class Fleet:
 
 
 def simulate(
-    world: World, policy: Policy, progress: Callable[[int], None] | None = None, progress_every: int = 60
+    replay: Replay, policy: Policy, progress: Callable[[int], None] | None = None, progress_every: int = 60
 ) -> Schedule:
     """Run one policy over the whole replay."""
-    fleet = Fleet(world, policy.initial_targets())
-    minutes = world.minutes
-    shape = (minutes, len(world.deployments), len(world.markets))
+    fleet = Fleet(replay, policy.initial_targets())
+    minutes = replay.minutes
+    shape = (minutes, len(replay.deployments), len(replay.markets))
     held = np.zeros(shape, dtype=np.int32)
     ready = np.zeros(shape, dtype=np.int32)
     migrations = 0
@@ -237,13 +237,13 @@ class CostRates:
     owned: bool
 
 
-def cost_rates(world: World, scenario: Scenario) -> CostRates:
-    prices = world.price_per_minute()
-    pue = np.asarray([m.pue for m in world.markets])
+def cost_rates(replay: Replay, scenario: Scenario) -> CostRates:
+    prices = replay.price_per_minute()
+    pue = np.asarray([m.pue for m in replay.markets])
     watts_to_usd = prices * pue[None, :] / 60_000.0
-    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
-    idle = gpus * world.settings.gpu_idle_watts
-    gpu_hour = world.gpu_usd_per_hour(scenario)
+    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
+    idle = gpus * replay.settings.gpu_idle_watts
+    gpu_hour = replay.gpu_usd_per_hour(scenario)
     owned = scenario == Scenario.OWNED
     gpu_minute = gpus[:, None] * gpu_hour[None, :] / 60.0
     # Owned: a held replica's GPUs would idle anyway (the fleet baseline), so holding adds nothing.
@@ -252,41 +252,41 @@ def cost_rates(world: World, scenario: Scenario) -> CostRates:
     return CostRates(held_usd=held_usd, serving_watts_to_usd=watts_to_usd, idle_watts=idle, owned=owned)
 
 
-def fleet_idle_baseline(world: World) -> tuple[float, float]:
+def fleet_idle_baseline(replay: Replay) -> tuple[float, float]:
     """(USD, kWh) of every GPU of every market idling for the whole replay: the owned fleet's floor."""
-    prices = world.price_per_minute()
-    pue = np.asarray([m.pue for m in world.markets])
-    gpus = np.asarray([m.gpus for m in world.markets], dtype=np.float64)
-    watts = gpus * world.settings.gpu_idle_watts
+    prices = replay.price_per_minute()
+    pue = np.asarray([m.pue for m in replay.markets])
+    gpus = np.asarray([m.gpus for m in replay.markets], dtype=np.float64)
+    watts = gpus * replay.settings.gpu_idle_watts
     usd = float((prices * (watts * pue)[None, :]).sum() / 60_000.0)
-    kwh = float((watts * pue).sum() * world.minutes / 60_000.0)
+    kwh = float((watts * pue).sum() * replay.minutes / 60_000.0)
     return usd, kwh
 
 
-def account(world: World, schedule: Schedule, scenario: Scenario, rates: CostRates | None = None) -> Accounting:
+def account(replay: Replay, schedule: Schedule, scenario: Scenario, rates: CostRates | None = None) -> Accounting:
     """What a schedule costs, serves and whether each minute met the SLO."""
-    rates = rates or cost_rates(world, scenario)
+    rates = rates or cost_rates(replay, scenario)
     held = schedule.held.astype(np.float64)
     ready = schedule.ready.astype(np.float64)
     ready_total = schedule.ready.sum(axis=2).astype(np.int64)
-    power = world.serving_power(ready_total)
+    power = replay.serving_power(ready_total)
     # A Ready replica draws `power`; the held rate already charged its GPUs' idle draw (rented) or the
     # fleet baseline did (owned), so serving adds the difference.
     extra_watts = power - rates.idle_watts[None, :]
     serving_usd = ready * extra_watts[:, :, None] * rates.serving_watts_to_usd[:, None, :]
     held_usd = held * rates.held_usd
     cost_by_minute = (serving_usd + held_usd).sum(axis=(1, 2))
-    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
-    gpu_hour = world.gpu_usd_per_hour(scenario)
+    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
+    gpu_hour = replay.gpu_usd_per_hour(scenario)
     gpu_usd = float((held * gpus[None, :, None] * gpu_hour[None, None, :]).sum() / 60.0)
-    pue = np.asarray([m.pue for m in world.markets])
+    pue = np.asarray([m.pue for m in replay.markets])
     idle = rates.idle_watts[None, :, None]
     it_watts = ready * extra_watts[:, :, None] + (0.0 if rates.owned else held * idle)
     energy_kwh = float((it_watts * pue[None, None, :]).sum() / 60_000.0)
-    rates_rps = np.stack([d.rate_rps for d in world.deployments], axis=1)
-    capacity = np.asarray([d.capacity_rps for d in world.deployments])
-    limit = np.asarray([d.limit_rps for d in world.deployments])
-    output = np.asarray([d.mean_output_tokens for d in world.deployments])
+    rates_rps = np.stack([d.rate_rps for d in replay.deployments], axis=1)
+    capacity = np.asarray([d.capacity_rps for d in replay.deployments])
+    limit = np.asarray([d.limit_rps for d in replay.deployments])
+    output = np.asarray([d.mean_output_tokens for d in replay.deployments])
     served_rps = np.minimum(rates_rps, ready_total * limit[None, :])
     ok = np.where(ready_total > 0, rates_rps <= ready_total * capacity[None, :] * (1 + 1e-9), rates_rps <= 0)
     cost = float(cost_by_minute.sum())

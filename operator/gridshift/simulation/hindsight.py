@@ -35,8 +35,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
 from gridshift.simulation.engine import CostRates
+from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import Scenario
-from gridshift.simulation.world import World
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -60,7 +60,7 @@ class HindsightResult:
 
 
 def _window(
-    world: World,
+    replay: Replay,
     rates: CostRates,
     serving_power: FloatArray,
     required: IntArray,
@@ -69,13 +69,13 @@ def _window(
     integer: bool,
 ) -> tuple[float, FloatArray, FloatArray, FloatArray]:
     minutes = last - first
-    deployments = len(world.deployments)
-    markets = len(world.markets)
+    deployments = len(replay.deployments)
+    markets = len(replay.markets)
     cells = minutes * deployments * markets
-    cold = world.settings.cold_start_minutes
-    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.int64)
-    inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in world.deployments], dtype=np.float64)
+    cold = replay.settings.cold_start_minutes
+    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.int64)
+    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.int64)
+    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
 
     cell = np.arange(cells).reshape(minutes, deployments, markets)
     h_index = cell
@@ -175,7 +175,7 @@ def _window(
 
 
 def solve_hindsight_lp(
-    world: World,
+    replay: Replay,
     rates: CostRates,
     *,
     required: IntArray | None = None,
@@ -187,17 +187,17 @@ def solve_hindsight_lp(
 
     `required[t, d]` overrides the Ready replicas needed (default: every minute within the SLO); 0 drops a
     minute's SLO requirement, for bounding a policy that missed it."""
-    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
     required = needed if required is None else required
-    serving_power = world.serving_power(needed)
+    serving_power = replay.serving_power(needed)
     if (required < needed).any():
         # Where the SLO is waived, a policy's replicas may be overloaded: price serving at the most a replica
         # draws, so that negative prices cannot make a policy's overloaded minute cheaper than the bound.
-        count = len(world.deployments)
-        limits = np.asarray([d.limit_rps for d in world.deployments])
-        at_limit = world.replica_power_watts(np.arange(count), limits)
+        count = len(replay.deployments)
+        limits = np.asarray([d.limit_rps for d in replay.deployments])
+        at_limit = replay.replica_power_watts(np.arange(count), limits)
         serving_power = np.where(required < needed, at_limit[None, :], serving_power)
-    minutes = world.minutes
+    minutes = replay.minutes
     total = 0.0
     held_parts = []
     serving_parts = []
@@ -206,7 +206,7 @@ def solve_hindsight_lp(
     windows = 0
     for first in range(0, minutes, window_minutes):
         last = min(minutes, first + window_minutes)
-        value, held, starts, serving = _window(world, rates, serving_power, required, first, last, integer)
+        value, held, starts, serving = _window(replay, rates, serving_power, required, first, last, integer)
         total += value
         held_parts.append(held)
         serving_parts.append(serving)
@@ -251,7 +251,7 @@ def _replica_minutes(required: IntArray, cold: int) -> float:
 
 
 def _energy_block(
-    world: World,
+    replay: Replay,
     rates: CostRates,
     serving_power: FloatArray,
     required: IntArray,
@@ -260,12 +260,12 @@ def _energy_block(
 ) -> tuple[float, FloatArray]:
     """Least electricity cost of minutes [first, last), each minute on its own (cold starts relaxed)."""
     minutes = last - first
-    deployments = len(world.deployments)
-    markets = len(world.markets)
+    deployments = len(replay.deployments)
+    markets = len(replay.markets)
     cells = minutes * deployments * markets
-    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
-    inventory = np.asarray([m.gpus for m in world.markets], dtype=np.float64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in world.deployments], dtype=np.float64)
+    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
+    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.float64)
+    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
     watts_to_usd = rates.serving_watts_to_usd[first:last]
     power = serving_power[first:last]
     idle = rates.idle_watts
@@ -329,7 +329,7 @@ def _energy_block(
 
 
 def solve_hindsight(
-    world: World,
+    replay: Replay,
     rates: CostRates,
     *,
     required: IntArray | None = None,
@@ -345,26 +345,26 @@ def solve_hindsight(
     Ready replicas run (shared inventory and maxReplicas kept), with cold starts relaxed: for an owned fleet
     a starting replica adds nothing above the idle fleet, so that relaxation costs almost nothing there.
     """
-    needed = np.stack([d.needed for d in world.deployments], axis=1)
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
     required = needed if required is None else required
-    serving_power = world.serving_power(needed)
+    serving_power = replay.serving_power(needed)
     if (required < needed).any():
-        count = len(world.deployments)
-        limits = np.asarray([d.limit_rps for d in world.deployments])
-        at_limit = world.replica_power_watts(np.arange(count), limits)
+        count = len(replay.deployments)
+        limits = np.asarray([d.limit_rps for d in replay.deployments])
+        at_limit = replay.replica_power_watts(np.arange(count), limits)
         serving_power = np.where(required < needed, at_limit[None, :], serving_power)
     gpu_total = 0.0
     if not rates.owned:
-        cold = world.settings.cold_start_minutes
-        gpu_hour = world.gpu_usd_per_hour(Scenario.RENTED)
+        cold = replay.settings.cold_start_minutes
+        gpu_hour = replay.gpu_usd_per_hour(Scenario.RENTED)
         per_gpu_minute = float(gpu_hour.min()) / 60.0
-        for index, deployment in enumerate(world.deployments):
+        for index, deployment in enumerate(replay.deployments):
             gpu_total += _replica_minutes(required[:, index], cold) * deployment.gpus * per_gpu_minute
     energy_total = 0.0
     parts = []
-    for first in range(0, world.minutes, block_minutes):
-        last = min(world.minutes, first + block_minutes)
-        value, ready = _energy_block(world, rates, serving_power, required, first, last)
+    for first in range(0, replay.minutes, block_minutes):
+        last = min(replay.minutes, first + block_minutes)
+        value, ready = _energy_block(replay, rates, serving_power, required, first, last)
         energy_total += value
         parts.append(ready)
         if progress is not None:

@@ -38,37 +38,37 @@ from gridshift.planner import (
     make_plan,
 )
 from gridshift.simulation.engine import FleetView
+from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import DeploymentSetup, Scenario
-from gridshift.simulation.world import World
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def _clamp_replicas(world: World, counts: IntArray) -> IntArray:
-    low = np.asarray([d.setup.min_replicas for d in world.deployments])
-    high = np.asarray([d.setup.max_replicas for d in world.deployments])
+def _clamp_replicas(replay: Replay, counts: IntArray) -> IntArray:
+    low = np.asarray([d.setup.min_replicas for d in replay.deployments])
+    high = np.asarray([d.setup.max_replicas for d in replay.deployments])
     clamped: IntArray = np.clip(counts, low, high).astype(np.int64)
     return clamped
 
 
-def _home(world: World) -> IntArray:
-    return np.asarray([world.market_index(d.setup.home_market) for d in world.deployments], dtype=np.int64)
+def _home(replay: Replay) -> IntArray:
+    return np.asarray([replay.market_index(d.setup.home_market) for d in replay.deployments], dtype=np.int64)
 
 
 class _Autoscaler:
     """HPA-like replica counts: last minute's rate x (1 + headroom) / capacity, slow to scale down."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.rates = np.stack([d.rate_rps for d in world.deployments], axis=1)
-        self.factor = np.asarray([(1.0 + d.setup.headroom) / d.capacity_rps for d in world.deployments])
-        self.window = world.settings.reactive_downscale_minutes
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
+        self.factor = np.asarray([(1.0 + d.setup.headroom) / d.capacity_rps for d in replay.deployments])
+        self.window = replay.settings.reactive_downscale_minutes
         self.history: list[IntArray] = []
 
     def recommend(self, minute: int) -> IntArray:
         observed = self.rates[max(minute - 1, 0)]
-        wanted = _clamp_replicas(self.world, np.ceil(observed * self.factor - 1e-9).astype(np.int64))
+        wanted = _clamp_replicas(self.replay, np.ceil(observed * self.factor - 1e-9).astype(np.int64))
         self.history.append(wanted)
         if len(self.history) > self.window:
             self.history.pop(0)
@@ -79,13 +79,13 @@ class _Autoscaler:
 class StaticPolicy:
     name = "static"
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
 
     def initial_targets(self) -> IntArray:
-        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
-        peak = _clamp_replicas(self.world, np.asarray([int(d.needed.max()) for d in self.world.deployments]))
-        targets[np.arange(len(peak)), _home(self.world)] = peak
+        targets = np.zeros((len(self.replay.deployments), len(self.replay.markets)), dtype=np.int64)
+        peak = _clamp_replicas(self.replay, np.asarray([int(d.needed.max()) for d in self.replay.deployments]))
+        targets[np.arange(len(peak)), _home(self.replay)] = peak
         return targets
 
     def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
@@ -95,13 +95,13 @@ class StaticPolicy:
 class ReactivePolicy:
     name = "reactive"
 
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.autoscaler = _Autoscaler(world)
-        self.home = _home(world)
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.autoscaler = _Autoscaler(replay)
+        self.home = _home(replay)
 
     def _targets(self, counts: IntArray) -> IntArray:
-        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
+        targets = np.zeros((len(self.replay.deployments), len(self.replay.markets)), dtype=np.int64)
         targets[np.arange(len(counts)), self.home] = counts
         return targets
 
@@ -116,20 +116,20 @@ class ReactivePolicy:
 class GreedyPolicy:
     name = "greedy"
 
-    def __init__(self, world: World, scenario: Scenario) -> None:
-        self.world = world
-        self.autoscaler = _Autoscaler(world)
-        self.prices = world.price_per_minute()
-        pue = np.asarray([m.pue for m in world.markets])
-        gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
-        capacity = np.asarray([d.capacity_rps for d in world.deployments])
-        power = world.replica_power_watts(np.arange(len(world.deployments)), capacity)
-        self.gpu_cost = gpus[:, None] * world.gpu_usd_per_hour(scenario)[None, :]
+    def __init__(self, replay: Replay, scenario: Scenario) -> None:
+        self.replay = replay
+        self.autoscaler = _Autoscaler(replay)
+        self.prices = replay.price_per_minute()
+        pue = np.asarray([m.pue for m in replay.markets])
+        gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
+        capacity = np.asarray([d.capacity_rps for d in replay.deployments])
+        power = replay.replica_power_watts(np.arange(len(replay.deployments)), capacity)
+        self.gpu_cost = gpus[:, None] * replay.gpu_usd_per_hour(scenario)[None, :]
         self.energy_watts = power[:, None] * pue[None, :]
         self.gpus = gpus.astype(np.int64)
-        self.cooldown = world.settings.greedy_cooldown_minutes
-        self.last_move = np.full(len(world.deployments), -(10**9))
-        self.inventory = np.asarray([m.gpus for m in world.markets], dtype=np.int64)
+        self.cooldown = replay.settings.greedy_cooldown_minutes
+        self.last_move = np.full(len(replay.deployments), -(10**9))
+        self.inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.int64)
 
     def _hourly_cost(self, minute: int) -> FloatArray:
         cost: FloatArray = self.gpu_cost + self.energy_watts * self.prices[minute][None, :] / 1000.0
@@ -161,7 +161,7 @@ class GreedyPolicy:
         return targets
 
     def initial_targets(self) -> IntArray:
-        deployments, markets = len(self.world.deployments), len(self.world.markets)
+        deployments, markets = len(self.replay.deployments), len(self.replay.markets)
         empty = np.zeros((deployments, markets), dtype=np.int64)
         return self._place(0, self.autoscaler.recommend(0), empty, empty)
 
@@ -176,17 +176,17 @@ class GridshiftPolicy:
 
     name = "gridshift"
 
-    def __init__(self, world: World, scenario: Scenario) -> None:
-        self.world = world
-        settings = world.settings
-        self.rates = np.stack([d.rate_rps for d in world.deployments], axis=1)
+    def __init__(self, replay: Replay, scenario: Scenario) -> None:
+        self.replay = replay
+        settings = replay.settings
+        self.rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
         self.window = settings.demand_window_minutes
         self.replan = settings.replan_minutes
-        self.capacity = np.asarray([d.capacity_rps for d in world.deployments])
-        self.headroom = np.asarray([1.0 + d.setup.headroom for d in world.deployments])
+        self.capacity = np.asarray([d.capacity_rps for d in replay.deployments])
+        self.headroom = np.asarray([1.0 + d.setup.headroom for d in replay.deployments])
         self.last_plan = -(10**9)
         self.plans = 0
-        gpu_hour = world.gpu_usd_per_hour(scenario)
+        gpu_hour = replay.gpu_usd_per_hour(scenario)
         self.clusters = tuple(
             Cluster(
                 name=market.cluster,
@@ -201,10 +201,10 @@ class GridshiftPolicy:
                     ),
                 ),
             )
-            for index, market in enumerate(world.markets)
+            for index, market in enumerate(replay.markets)
         )
         self.cluster_index = {c.name: i for i, c in enumerate(self.clusters)}
-        self.specs = tuple(self._spec(d.setup, d.mean_prompt_tokens, d.mean_output_tokens) for d in world.deployments)
+        self.specs = tuple(self._spec(d.setup, d.mean_prompt_tokens, d.mean_output_tokens) for d in replay.deployments)
 
     @staticmethod
     def _spec(setup: DeploymentSetup, prompt: float, output: float) -> InferenceDeploymentSpec:
@@ -238,21 +238,21 @@ class GridshiftPolicy:
 
     def known_hours(self, minute: int) -> int:
         """Hours of prices published at `minute`, counted from the current hour (day-ahead publication)."""
-        now = self.world.start + timedelta(minutes=minute)
+        now = self.replay.start + timedelta(minutes=minute)
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        if now.hour >= self.world.settings.price_publication_hour_utc:
+        if now.hour >= self.replay.settings.price_publication_hour_utc:
             midnight += timedelta(days=1)
         hour_start = now.replace(minute=0, second=0, microsecond=0)
         return max(1, math.ceil((midnight - hour_start) / timedelta(hours=1)))
 
     def snapshot(self, minute: int, fleet: FleetView | None) -> Snapshot:
-        world = self.world
-        now = world.start + timedelta(minutes=minute)
+        replay = self.replay
+        now = replay.start + timedelta(minutes=minute)
         hour = minute // 60
-        hour_start = world.start + timedelta(hours=hour)
+        hour_start = replay.start + timedelta(hours=hour)
         horizon = self.known_hours(minute)
         prices = {}
-        for market in world.markets:
+        for market in replay.markets:
             values = market.usd_per_kwh[hour : hour + horizon]
             intervals = tuple(
                 PriceInterval(
@@ -266,17 +266,17 @@ class GridshiftPolicy:
             prices[market.cluster] = PriceHorizon(intervals)
         observed = self.observed(minute)
         deployments = []
-        for index, (deployment, spec) in enumerate(zip(world.deployments, self.specs, strict=True)):
+        for index, (deployment, spec) in enumerate(zip(replay.deployments, self.specs, strict=True)):
             placements: tuple[Placement, ...] = ()
             if fleet is not None:
                 placements = tuple(
                     Placement(
                         cluster=market.cluster,
-                        gpu_type=world.settings.gpu_type,
+                        gpu_type=replay.settings.gpu_type,
                         desired=int(fleet.targets[index, m]),
                         ready=int(min(fleet.ready[index, m], fleet.targets[index, m])),
                     )
-                    for m, market in enumerate(world.markets)
+                    for m, market in enumerate(replay.markets)
                     if fleet.targets[index, m] > 0 or fleet.ready[index, m] > 0
                 )
             deployments.append(
@@ -293,15 +293,15 @@ class GridshiftPolicy:
                 )
             )
         return Snapshot(
-            now=now, deployments=tuple(deployments), clusters=self.clusters, profiles=world.models, prices=prices
+            now=now, deployments=tuple(deployments), clusters=self.clusters, profiles=replay.models, prices=prices
         )
 
     def plan(self, minute: int, fleet: FleetView | None) -> IntArray:
-        plan = make_plan(self.snapshot(minute, fleet), self.world.planner_settings)
+        plan = make_plan(self.snapshot(minute, fleet), self.replay.planner_settings)
         self.plans += 1
         self.last_plan = minute
-        targets = np.zeros((len(self.world.deployments), len(self.world.markets)), dtype=np.int64)
-        for index, deployment in enumerate(self.world.deployments):
+        targets = np.zeros((len(self.replay.deployments), len(self.replay.markets)), dtype=np.int64)
+        for index, deployment in enumerate(self.replay.deployments):
             for target in plan.for_deployment(f"simulation/{deployment.name}").targets:
                 targets[index, self.cluster_index[target.cluster]] += target.replicas
         return targets

@@ -18,10 +18,10 @@ def _money(value: float) -> str:
 
 
 def scenario_table(result: ReplayResult, scenario: ScenarioResult) -> Table:
-    world = result.world
+    replay = result.replay
     title = (
-        f"{scenario.scenario.value}: {world.settings.days:g} days from {world.start:%Y-%m-%d}, "
-        f"{len(world.deployments)} deployments, markets {', '.join(m.name for m in world.markets)}"
+        f"{scenario.scenario.value}: {replay.settings.days:g} days from {replay.start:%Y-%m-%d}, "
+        f"{len(replay.deployments)} deployments, markets {', '.join(m.name for m in replay.markets)}"
     )
     table = Table(title=title, title_justify="left")
     for column in ("policy", "cost USD", "USD/Mtok", "energy kWh", "SLO ok % of minutes", "migrations", "GPU-hours"):
@@ -73,9 +73,9 @@ def write_plot(result: ReplayResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    world = result.world
-    hours = world.hours
-    times = [world.start + timedelta(hours=h) for h in range(hours)]
+    replay = result.replay
+    hours = replay.hours
+    times = [replay.start + timedelta(hours=h) for h in range(hours)]
     scenario = (
         result.scenarios.get(Scenario.RENTED)
         or result.scenarios.get(Scenario.OWNED)
@@ -90,7 +90,7 @@ def write_plot(result: ReplayResult, path: Path) -> None:
         sharex=True,
         gridspec_kw={"height_ratios": [1.6] + [1.0] * len(policies) + [1.6]},
     )
-    markets = [m.name for m in world.markets]
+    markets = [m.name for m in replay.markets]
     colours = plt.get_cmap("tab10")
     prices_axis = axes[0]
     for index, market in enumerate(markets):

@@ -15,8 +15,8 @@ from gridshift.simulation.data import MarketPrices, TraceProfile
 from gridshift.simulation.engine import Accounting, Policy, Schedule, account, cost_rates, fleet_idle_baseline, simulate
 from gridshift.simulation.hindsight import HindsightResult, solve_hindsight, solve_hindsight_lp
 from gridshift.simulation.policies import GreedyPolicy, GridshiftPolicy, ReactivePolicy, StaticPolicy
+from gridshift.simulation.replay import Replay, build_replay, default_deployments
 from gridshift.simulation.settings import DeploymentSetup, Scenario, SimulationSettings
-from gridshift.simulation.world import World, build_world, default_deployments
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -92,17 +92,17 @@ class ScenarioResult:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    world: World
+    replay: Replay
     scenarios: Mapping[Scenario, ScenarioResult]
     prices_by_hour: FloatArray = field(repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        settings = self.world.settings
+        settings = self.replay.settings
         first = next(iter(self.scenarios.values()))
         return {
             "scenario": first.scenario.value,
             "policies": first.to_json()["policies"],
-            "markets": [m.name for m in self.world.markets],
+            "markets": [m.name for m in self.replay.markets],
             "days": settings.days,
             "start": settings.start.isoformat().replace("+00:00", "Z"),
             "scenarios": {s.value: r.to_json() for s, r in self.scenarios.items()},
@@ -118,16 +118,16 @@ class ReplayResult:
                     "tpot_p95_ms": d.setup.tpot_p95_ms,
                     "capacity_rps_per_replica": round(d.capacity_rps, 3),
                 }
-                for d in self.world.deployments
+                for d in self.replay.deployments
             ],
             "settings": {
                 "replan_minutes": settings.replan_minutes,
                 "cold_start_seconds": settings.cold_start_seconds,
                 "gpus_per_market": settings.gpus_per_market,
-                "pue": {m.name: m.pue for m in self.world.markets},
+                "pue": {m.name: m.pue for m in self.replay.markets},
                 "fx_to_usd": dict(settings.fx_to_usd),
                 "rented_usd_per_gpu_hour": {
-                    m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.world.markets
+                    m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.replay.markets
                 },
                 "diurnal_trough": settings.diurnal_trough,
             },
@@ -143,9 +143,11 @@ def _hourly(values: FloatArray, hours: int) -> FloatArray:
     return result
 
 
-def _policy_result(world: World, name: str, schedule: Schedule, totals: Accounting, plans: int | None) -> PolicyResult:
+def _policy_result(
+    replay: Replay, name: str, schedule: Schedule, totals: Accounting, plans: int | None
+) -> PolicyResult:
     cumulative = np.cumsum(totals.cost_by_minute)
-    hour_ends = np.minimum(np.arange(1, world.hours + 1) * 60, world.minutes) - 1
+    hour_ends = np.minimum(np.arange(1, replay.hours + 1) * 60, replay.minutes) - 1
     return PolicyResult(
         name=name,
         cost_usd=totals.cost_usd,
@@ -155,22 +157,22 @@ def _policy_result(world: World, name: str, schedule: Schedule, totals: Accounti
         migrations=float(schedule.migrations),
         gpu_hours=totals.gpu_hours,
         served_mtok=totals.served_tokens / 1e6,
-        replicas_by_market=_hourly(schedule.held.sum(axis=1).astype(np.float64), world.hours),
+        replicas_by_market=_hourly(schedule.held.sum(axis=1).astype(np.float64), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
         plans=plans,
     )
 
 
-def _hindsight_result(world: World, scenario: Scenario, bound: HindsightResult, served: Accounting) -> PolicyResult:
+def _hindsight_result(replay: Replay, scenario: Scenario, bound: HindsightResult, served: Accounting) -> PolicyResult:
     """The bound's totals. It serves every minute within the SLO, so it serves what demand asks."""
-    rates = cost_rates(world, scenario)
-    pue = np.asarray([m.pue for m in world.markets])
-    needed = np.stack([d.needed for d in world.deployments], axis=1)
-    power = world.serving_power(needed)
+    rates = cost_rates(replay, scenario)
+    pue = np.asarray([m.pue for m in replay.markets])
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
+    power = replay.serving_power(needed)
     extra = (power - rates.idle_watts[None, :])[:, :, None] * bound.serving
     it_watts = extra if rates.owned else extra + bound.held * rates.idle_watts[None, :, None]
     energy_kwh = float((it_watts * pue[None, None, :]).sum() / 60_000.0)
-    gpus = np.asarray([d.gpus for d in world.deployments], dtype=np.float64)
+    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
     prices = rates.serving_watts_to_usd
     energy_by_minute = (extra * prices[:, None, :]).sum(axis=(1, 2))
     if not rates.owned:
@@ -182,7 +184,7 @@ def _hindsight_result(world: World, scenario: Scenario, bound: HindsightResult, 
     held_minutes = bound.held.sum(axis=(1, 2))
     gpu_by_minute = gpu_part * held_minutes / held_minutes.sum() if held_minutes.sum() > 0 else held_minutes * 0.0
     cumulative = np.cumsum(energy_by_minute + gpu_by_minute)
-    hour_ends = np.minimum(np.arange(1, world.hours + 1) * 60, world.minutes) - 1
+    hour_ends = np.minimum(np.arange(1, replay.hours + 1) * 60, replay.minutes) - 1
     return PolicyResult(
         name="hindsight",
         cost_usd=bound.cost_usd,
@@ -192,7 +194,7 @@ def _hindsight_result(world: World, scenario: Scenario, bound: HindsightResult, 
         migrations=None,
         gpu_hours=float((bound.held * gpus[None, :, None]).sum() / 60.0),
         served_mtok=served.demand_tokens / 1e6,
-        replicas_by_market=_hourly(bound.held.sum(axis=1), world.hours),
+        replicas_by_market=_hourly(bound.held.sum(axis=1), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
     )
 
@@ -200,42 +202,42 @@ def _hindsight_result(world: World, scenario: Scenario, bound: HindsightResult, 
 ProgressHook = Callable[[str, int], None]
 
 
-def policy_minutes(world: World, scenarios: Sequence[Scenario]) -> int:
+def policy_minutes(replay: Replay, scenarios: Sequence[Scenario]) -> int:
     """Simulated minutes a replay runs through, for progress bars: 2 shared + 3 per scenario."""
-    return world.minutes * (2 + 3 * len(scenarios))
+    return replay.minutes * (2 + 3 * len(scenarios))
 
 
-def _shared_schedules(world: World, progress: ProgressHook | None) -> dict[str, Schedule]:
+def _shared_schedules(replay: Replay, progress: ProgressHook | None) -> dict[str, Schedule]:
     """Static and reactive: they do not look at costs, so one run serves every scenario."""
     schedules = {}
-    for policy in (StaticPolicy(world), ReactivePolicy(world)):
+    for policy in (StaticPolicy(replay), ReactivePolicy(replay)):
         hook = None if progress is None else (lambda advance, name=policy.name: progress(name, advance))
-        schedules[policy.name] = simulate(world, policy, hook)
+        schedules[policy.name] = simulate(replay, policy, hook)
     return schedules
 
 
 def _scenario_results(
-    world: World, scenario: Scenario, hindsight: HindsightMethod, progress: ProgressHook | None
+    replay: Replay, scenario: Scenario, hindsight: HindsightMethod, progress: ProgressHook | None
 ) -> tuple[dict[str, PolicyResult], HindsightResult, dict[str, Schedule]]:
     """Greedy, gridshift and the hindsight bound in one scenario."""
-    rates = cost_rates(world, scenario)
+    rates = cost_rates(replay, scenario)
     results: dict[str, PolicyResult] = {}
     schedules: dict[str, Schedule] = {}
-    online: list[Policy] = [GreedyPolicy(world, scenario), GridshiftPolicy(world, scenario)]
+    online: list[Policy] = [GreedyPolicy(replay, scenario), GridshiftPolicy(replay, scenario)]
     for policy in online:
         label = f"{policy.name} ({scenario.value})"
         hook = None if progress is None else (lambda advance, label=label: progress(label, advance))
-        schedule = simulate(world, policy, hook)
-        totals = account(world, schedule, scenario, rates)
+        schedule = simulate(replay, policy, hook)
+        totals = account(replay, schedule, scenario, rates)
         plans = policy.plans if isinstance(policy, GridshiftPolicy) else None
-        results[policy.name] = _policy_result(world, policy.name, schedule, totals, plans)
+        results[policy.name] = _policy_result(replay, policy.name, schedule, totals, plans)
         schedules[policy.name] = schedule
     bound_label = f"hindsight ({scenario.value})"
     bound_hook = None if progress is None else (lambda advance: progress(bound_label, advance))
     bound = (
-        solve_hindsight_lp(world, rates, progress=bound_hook)
+        solve_hindsight_lp(replay, rates, progress=bound_hook)
         if hindsight == HindsightMethod.LP
-        else solve_hindsight(world, rates, progress=bound_hook)
+        else solve_hindsight(replay, rates, progress=bound_hook)
     )
     return results, bound, schedules
 
@@ -253,16 +255,16 @@ def _queued_progress(label: str, advance: int) -> None:
         _QUEUE.put((label, advance))
 
 
-def _worker(task: tuple[str, World, Scenario | None, HindsightMethod]) -> Any:
-    kind, world, scenario, hindsight = task
+def _worker(task: tuple[str, Replay, Scenario | None, HindsightMethod]) -> Any:
+    kind, replay, scenario, hindsight = task
     if kind == "shared":
-        return _shared_schedules(world, _queued_progress)
+        return _shared_schedules(replay, _queued_progress)
     assert scenario is not None
-    return _scenario_results(world, scenario, hindsight, _queued_progress)
+    return _scenario_results(replay, scenario, hindsight, _queued_progress)
 
 
 def run_replay(
-    world: World,
+    replay: Replay,
     scenarios: Sequence[Scenario],
     *,
     hindsight: HindsightMethod = HindsightMethod.FAST,
@@ -275,9 +277,9 @@ def run_replay(
     """
     outcomes: dict[Scenario, tuple[dict[str, PolicyResult], HindsightResult, dict[str, Schedule]]] = {}
     if jobs <= 1:
-        shared = _shared_schedules(world, progress)
+        shared = _shared_schedules(replay, progress)
         for scenario in scenarios:
-            outcomes[scenario] = _scenario_results(world, scenario, hindsight, progress)
+            outcomes[scenario] = _scenario_results(replay, scenario, hindsight, progress)
     else:
         import multiprocessing
         import queue as queue_module
@@ -285,10 +287,10 @@ def run_replay(
 
         context = multiprocessing.get_context("fork")
         messages = context.Queue()
-        tasks: list[tuple[str, World, Scenario | None, HindsightMethod]] = [
-            ("scenario", world, scenario, hindsight) for scenario in scenarios
+        tasks: list[tuple[str, Replay, Scenario | None, HindsightMethod]] = [
+            ("scenario", replay, scenario, hindsight) for scenario in scenarios
         ]
-        tasks.append(("shared", world, None, hindsight))
+        tasks.append(("shared", replay, None, hindsight))
         with ProcessPoolExecutor(
             max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_init_worker, initargs=(messages,)
         ) as pool:
@@ -306,16 +308,16 @@ def run_replay(
             outcomes[scenario] = value
     results: dict[Scenario, ScenarioResult] = {}
     for scenario in scenarios:
-        rates = cost_rates(world, scenario)
+        rates = cost_rates(replay, scenario)
         online, bound, _ = outcomes[scenario]
         policies: dict[str, PolicyResult] = {}
         for name in ("static", "reactive"):
-            totals = account(world, shared[name], scenario, rates)
-            policies[name] = _policy_result(world, name, shared[name], totals, None)
+            totals = account(replay, shared[name], scenario, rates)
+            policies[name] = _policy_result(replay, name, shared[name], totals, None)
         policies.update(online)
-        static_totals = account(world, shared["static"], scenario, rates)
-        policies["hindsight"] = _hindsight_result(world, scenario, bound, static_totals)
-        baseline_usd, baseline_kwh = fleet_idle_baseline(world) if scenario == Scenario.OWNED else (None, None)
+        static_totals = account(replay, shared["static"], scenario, rates)
+        policies["hindsight"] = _hindsight_result(replay, scenario, bound, static_totals)
+        baseline_usd, baseline_kwh = fleet_idle_baseline(replay) if scenario == Scenario.OWNED else (None, None)
         results[scenario] = ScenarioResult(
             scenario=scenario,
             policies={name: policies[name] for name in POLICY_NAMES},
@@ -323,17 +325,17 @@ def run_replay(
             idle_baseline_kwh=baseline_kwh,
             hindsight_method=hindsight,
         )
-    prices = np.stack([m.usd_per_kwh[: world.hours] for m in world.markets], axis=1)
-    return ReplayResult(world=world, scenarios=results, prices_by_hour=prices)
+    prices = np.stack([m.usd_per_kwh[: replay.hours] for m in replay.markets], axis=1)
+    return ReplayResult(replay=replay, scenarios=results, prices_by_hour=prices)
 
 
-def prepare_world(
+def prepare_replay(
     settings: SimulationSettings,
     traces: Mapping[str, TraceProfile],
     prices: Sequence[MarketPrices],
     models: Sequence[PerformanceModel],
     setups: Sequence[DeploymentSetup] | None = None,
-) -> World:
-    """The world of a replay with the default deployments unless `setups` are given."""
+) -> Replay:
+    """The replay inputs with the default deployments unless `setups` are given."""
     chosen = list(setups) if setups is not None else default_deployments(settings, traces)
-    return build_world(settings, chosen, traces, prices, models)
+    return build_replay(settings, chosen, traces, prices, models)

@@ -6,8 +6,8 @@ kube-controller-manager, kube-scheduler and kwok-controller, all bound to
 127.0.0.1 on free ports.  Fake GPU nodes are then created from the world file
 and kwok simulates node heartbeats and pod lifecycles (see :mod:`stages`).
 
-    from gscluster import start_world
-    world = start_world(ready_delay_s=2)
+    from gscluster import start_planes
+    world = start_planes(ready_delay_s=2)
     world.kubeconfigs["eu-de"]     # Path to a kubeconfig
     world.kubectl("eu-de", "get", "nodes")
     world.stop()
@@ -39,7 +39,7 @@ from . import versions as V
 from .stages import build_stages
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_WORLD_FILE = Path(__file__).resolve().parents[1] / "world.yaml"
+DEFAULT_PLANES_FILE = Path(__file__).resolve().parents[1] / "planes.yaml"
 DEFAULT_KUBECONFIG_DIR = REPO_ROOT / ".gridshift" / "kubeconfigs"
 STATE_FILE = REPO_ROOT / ".gridshift" / "world.json"
 RUNS_DIR = _build.CACHE_ROOT / "kwok"
@@ -77,13 +77,13 @@ class ClusterSpec:
 
 
 @dataclass
-class WorldSpec:
+class PlanesSpec:
     clusters: list[ClusterSpec]
     ready_delay_s: float = 120.0
     ready_jitter_s: float = 0.0
 
 
-def load_world(path: str | Path = DEFAULT_WORLD_FILE) -> WorldSpec:
+def load_planes(path: str | Path = DEFAULT_PLANES_FILE) -> PlanesSpec:
     raw = yaml.safe_load(Path(path).read_text())
     clusters = []
     for c in raw["clusters"]:
@@ -108,7 +108,7 @@ def load_world(path: str | Path = DEFAULT_WORLD_FILE) -> WorldSpec:
                 name=c["name"], role=c.get("role", "region"), region=c.get("region", c["name"]), node_pools=pools
             )
         )
-    return WorldSpec(
+    return PlanesSpec(
         clusters=clusters,
         ready_delay_s=float(raw.get("readyDelaySeconds", 120)),
         ready_jitter_s=float(raw.get("readyJitterSeconds", 0)),
@@ -211,13 +211,13 @@ def _rss_of_matching(needle: str) -> tuple[int, list[tuple[int, str, int]]]:
 
 
 @dataclass
-class World:
+class ControlPlanes:
     """A running set of clusters.  ``kubeconfigs`` maps cluster name -> path."""
 
     workdir: Path
     bin_dir: Path
     kubeconfigs: dict[str, Path]
-    spec: WorldSpec
+    spec: PlanesSpec
     persistent: bool = False
     _stopped: bool = False
 
@@ -280,7 +280,7 @@ class World:
             "persistent": self.persistent,
         }
 
-    def __enter__(self) -> World:
+    def __enter__(self) -> ControlPlanes:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -338,7 +338,7 @@ def _teardown_workdir(workdir: Path, bin_dir: Path, cluster_names: Sequence[str]
     _log(f"stopped world {workdir}")
 
 
-def reap_stale_worlds() -> None:
+def reap_stale_planes() -> None:
     """Tear down worlds whose owning process died without cleaning up."""
     if not RUNS_DIR.is_dir():
         return
@@ -358,7 +358,7 @@ def reap_stale_worlds() -> None:
         _teardown_workdir(d, Path(owner.get("bin_dir", _build.bin_dir())))
 
 
-def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec: WorldSpec) -> str:
+def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec: PlanesSpec) -> str:
     etcd_port, etcd_peer, apiserver, kwok_ctrl, kcm, sched = ports
     conf = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
@@ -420,7 +420,7 @@ def _wait(cond: Any, timeout: float, what: str, interval: float = 0.5) -> None:
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last}" if last else ""))
 
 
-def _create_cluster(world: World, cluster: ClusterSpec, spec: WorldSpec, timeout: float) -> None:
+def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec, timeout: float) -> None:
     name = f"{CLUSTER_PREFIX}{cluster.name}"
     cfg = world.workdir / "configs" / f"{cluster.name}.yaml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
@@ -486,8 +486,8 @@ def _create_cluster(world: World, cluster: ClusterSpec, spec: WorldSpec, timeout
     _log(f"{cluster.name}: ready with {len(want)} nodes after {time.monotonic() - t0:.1f}s")
 
 
-def start_world(
-    world_file: str | Path = DEFAULT_WORLD_FILE,
+def start_planes(
+    world_file: str | Path = DEFAULT_PLANES_FILE,
     ready_delay_s: float | None = None,
     *,
     ready_jitter_s: float | None = None,
@@ -497,7 +497,7 @@ def start_world(
     build_if_missing: bool = True,
     parallel: bool = True,
     timeout: float = 300,
-) -> World:
+) -> ControlPlanes:
     """Start every cluster of ``world_file``; returns once all are ready.
 
     ready_delay_s   seconds from a pod being scheduled until it is Ready
@@ -508,7 +508,7 @@ def start_world(
     persistent      leave running when this process exits (``cluster-up``)
     """
     t0 = time.monotonic()
-    spec = load_world(world_file)
+    spec = load_planes(world_file)
     if ready_delay_s is not None:
         spec.ready_delay_s = float(ready_delay_s)
     if ready_jitter_s is not None:
@@ -523,14 +523,14 @@ def start_world(
         _build.build()
     bin_dir = _build.bin_dir()
 
-    reap_stale_worlds()
+    reap_stale_planes()
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=RUNS_DIR))
     (workdir / "owner.json").write_text(
         json.dumps({"pid": os.getpid(), "persistent": persistent, "bin_dir": str(bin_dir), "started": time.time()})
     )
     kdir = Path(kubeconfig_dir) if kubeconfig_dir else workdir / "kubeconfigs"
-    world = World(
+    world = ControlPlanes(
         workdir=workdir,
         bin_dir=bin_dir,
         kubeconfigs={c.name: kdir / f"{c.name}.yaml" for c in spec.clusters},
@@ -580,7 +580,7 @@ def start_world(
     return world
 
 
-def world_from_state(path: Path = STATE_FILE) -> World | None:
+def planes_from_state(path: Path = STATE_FILE) -> ControlPlanes | None:
     """The world started by ``cluster-up`` (if its state file exists)."""
     if not path.exists():
         return None
@@ -588,10 +588,10 @@ def world_from_state(path: Path = STATE_FILE) -> World | None:
     wd = Path(st["workdir"])
     if not wd.is_dir():
         return None
-    return World(
+    return ControlPlanes(
         workdir=wd,
         bin_dir=Path(st["bin_dir"]),
         kubeconfigs={k: Path(v) for k, v in st["kubeconfigs"].items()},
-        spec=load_world(st.get("world_file", DEFAULT_WORLD_FILE)),
+        spec=load_planes(st.get("world_file", DEFAULT_PLANES_FILE)),
         persistent=True,
     )

@@ -1,4 +1,4 @@
-"""Small replay worlds built from hand-made prices and traces, for the simulation tests."""
+"""Small replays built from hand-made prices and traces, for the simulation tests."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from gridshift.cli.simulate import price_csv_parser
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import default_performance_models
 from gridshift.simulation.data import MarketPrices, TraceProfile, load_prices, shipped_trace
+from gridshift.simulation.replay import Replay, build_replay, default_deployments
 from gridshift.simulation.settings import H100, DeploymentSetup, SimulationSettings
-from gridshift.simulation.world import World, build_world, default_deployments
 
 START = datetime(2024, 3, 4, tzinfo=UTC)
 MEASURED_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -69,7 +69,7 @@ def setup(
     )
 
 
-def flat_world(
+def flat_replay(
     setups: Sequence[DeploymentSetup],
     prices: Sequence[MarketPrices],
     *,
@@ -77,8 +77,8 @@ def flat_world(
     gpus_per_market: int = 16,
     traces: dict[str, TraceProfile] | None = None,
     **settings_args: object,
-) -> World:
-    """A world with no daily swing: demand is each deployment's peak rate times its trace's bursts."""
+) -> Replay:
+    """A replay with no daily swing: demand is each deployment's peak rate times its trace's bursts."""
     settings = SimulationSettings(
         start=START,
         days=minutes / 1440.0,
@@ -87,20 +87,20 @@ def flat_world(
         diurnal_trough=1.0,
         **settings_args,  # type: ignore[arg-type]
     )
-    return build_world(settings, setups, traces or {"flat": flat_trace()}, prices, models())
+    return build_replay(settings, setups, traces or {"flat": flat_trace()}, prices, models())
 
 
-def shipped_world(days: float = 0.25, deployments: int = 4, **settings_args: object) -> World:
+def shipped_replay(days: float = 0.25, deployments: int = 4, **settings_args: object) -> Replay:
     """The default replay (shipped prices and traces), shortened."""
     settings = SimulationSettings(days=days, deployments=deployments, **settings_args)  # type: ignore[arg-type]
     traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
     prices = load_prices([], fx_to_usd=settings.fx_to_usd, markets=settings.markets, parser=price_csv_parser())
-    return build_world(settings, default_deployments(settings, traces), traces, prices, models())
+    return build_replay(settings, default_deployments(settings, traces), traces, prices, models())
 
 
 def shifted(start: datetime, minutes: int) -> datetime:
     return start + timedelta(minutes=minutes)
 
 
-def with_settings(world: World, **changes: object) -> World:
-    return replace(world, settings=replace(world.settings, **changes))  # type: ignore[arg-type]
+def with_settings(replay: Replay, **changes: object) -> Replay:
+    return replace(replay, settings=replace(replay.settings, **changes))  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The replayed world: deployments and their per-minute demand, markets and their prices, and the cost model.
+"""What a replay runs on: deployments and their per-minute demand, markets and their prices, and the cost model.
 
 Everything every policy is judged by lives here, so that the online policies, the simulator's
 accounting and the hindsight bound share one model:
@@ -137,7 +137,7 @@ class Deployment:
 
 
 @dataclass(frozen=True)
-class World:
+class Replay:
     """The replay's inputs, shared by every policy and scenario."""
 
     settings: SimulationSettings
@@ -228,14 +228,14 @@ def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettin
     return float(capacity_requests_per_second(inputs, settings)[0])
 
 
-def build_world(
+def build_replay(
     settings: SimulationSettings,
     setups: Sequence[DeploymentSetup],
     traces: Mapping[str, TraceProfile],
     prices: Sequence[MarketPrices],
     models: Sequence[PerformanceModel],
     planner_settings: PlannerSettings | None = None,
-) -> World:
+) -> Replay:
     """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
     planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
     minutes = settings.minutes
@@ -302,7 +302,7 @@ def build_world(
                 needed=needed,
             )
         )
-    return World(
+    return Replay(
         settings=settings,
         planner_settings=planner_settings,
         start=start,
