@@ -109,6 +109,20 @@ def regional_clusters(world: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+PURPOSE = "gridshift.dev/secret-purpose"
+WORKLOAD_NAMESPACE = {
+    "apiVersion": "v1",
+    "kind": "Namespace",
+    "metadata": {
+        "name": "gridshift-workloads",
+        "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+        },
+    },
+}
+
+
 def install(world: dict[str, Any]) -> None:
     console.print("[bold]1/3[/] CRDs, Secrets and RegionalClusters on the hub")
     kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
@@ -145,6 +159,21 @@ def install(world: dict[str, Any]) -> None:
         )
     )
     kubectl("apply", "-f", "-", input="---\n".join(secrets))
+    # gridshift reads a Secret only for the purpose its label names (docs/security.md).
+    for region in ("eu-de", "eu-fr", "us-tx"):
+        kubectl(
+            "label", "secret", f"kubeconfig-{region}", "-n", NAMESPACE, f"{PURPOSE}=member-kubeconfig", "--overwrite"
+        )
+        # The member cluster's administrator creates the workload namespace (charts/gridshift-member).
+        kubectl(
+            "--kubeconfig",
+            str(STATE / "kubeconfigs" / f"{region}.yaml"),
+            "apply",
+            "-f",
+            "-",
+            input=yaml.safe_dump(WORKLOAD_NAMESPACE),
+        )
+    kubectl("label", "secret", "entsoe-token", "-n", NAMESPACE, f"{PURPOSE}=price-feed-token", "--overwrite")
     kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(regional_clusters(world)))
 
 

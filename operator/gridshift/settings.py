@@ -6,7 +6,7 @@ Read from environment variables prefixed `GRIDSHIFT_` (the Helm chart sets them 
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,11 +55,6 @@ class OperatorSettings(BaseSettings):
             "several clusters' series; unset when each cluster has its own."
         ),
     )
-    metrics_stale_after_seconds: float = Field(
-        default=600.0,
-        ge=30,
-        description="Metrics older than this are treated as missing: no scale-down below the Ready count.",
-    )
     cold_start_seconds: float = Field(
         default=180.0,
         ge=0,
@@ -87,6 +82,30 @@ class OperatorSettings(BaseSettings):
             "with 20 the operator stays near 230 MB and handles them just as fast."
         ),
     )
+    lease_duration_seconds: float = Field(
+        default=15.0,
+        ge=2,
+        le=600,
+        description=(
+            "Leader election: seconds a candidate waits, on its own clock, after the Lease last changed before "
+            "taking it over (client-go's default 15 s)."
+        ),
+    )
+    lease_renew_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Leader election: a leader that has not renewed for this long stops acting, before any other "
+            "replica may take over; below leaseDurationSeconds (client-go's default 10 s)."
+        ),
+    )
+    lease_retry_period_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Leader election: seconds between renewals, and between a candidate's tries (client-go's 2 s).",
+    )
     probe_port: int = Field(default=8080, ge=1, le=65535, description="Port of the liveness/readiness probes.")
     metrics_port: int = Field(default=9090, ge=1, le=65535, description="Port of the operator's /metrics.")
     clock_url: str | None = Field(
@@ -96,3 +115,12 @@ class OperatorSettings(BaseSettings):
             "instead of the system clock, so accelerated days play out in minutes."
         ),
     )
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> OperatorSettings:
+        if not self.lease_retry_period_seconds < self.lease_renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                "leaseRetryPeriodSeconds < leaseRenewDeadlineSeconds < leaseDurationSeconds must hold, got "
+                f"{self.lease_retry_period_seconds}, {self.lease_renew_deadline_seconds}, {self.lease_duration_seconds}"
+            )
+        return self

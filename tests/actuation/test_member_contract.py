@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
-from gridshift.actuation.members import ClusterUnreachable, MemberCluster
+from gridshift.actuation.members import ClusterUnreachable, ForeignObject, MemberCluster, NamespaceMissing, Owner
 from gridshift.actuation.render import WorkloadTarget, render_workload
 from gridshift.api import InferenceDeploymentSpec
 from gridshift.testing import FakeMemberCluster
@@ -22,8 +23,15 @@ SPEC = InferenceDeploymentSpec.model_validate(
 GPU = "NVIDIA-H100-80GB-HBM3"
 
 
+WORKLOADS = "gridshift-contract"
+
+
 def target(name: str, replicas: int, namespace: str = "team-a") -> WorkloadTarget:
-    return WorkloadTarget(namespace, name, "c1", "gridshift-contract", GPU, replicas, 64)
+    return WorkloadTarget(namespace, name, "c1", WORKLOADS, GPU, replicas, 64, owner_uid=f"uid-{namespace}-{name}")
+
+
+def owner(name: str, namespace: str = "team-a") -> Owner:
+    return Owner(namespace, name, f"uid-{namespace}-{name}")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -35,39 +43,52 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
-    """Run against any MemberCluster that has `total_gpus` free GPUs of type GPU."""
-    before = {i.gpu_type: i for i in cluster.gpu_inventory()}
+    """Run against any MemberCluster that has `total_gpus` free GPUs of type GPU and namespace WORKLOADS."""
+    before = {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}
     assert before[GPU].allocatable == total_gpus
 
     cluster.apply(render_workload(SPEC, target("alpha", 2)))
     cluster.apply(render_workload(SPEC, target("beta", 1)))
-    wait_for(lambda: sum(w.ready for w in cluster.workloads() if w.namespace == "gridshift-contract") == 3)
-    states = {w.deployment_name: w for w in cluster.workloads() if w.namespace == "gridshift-contract"}
+    wait_for(lambda: sum(w.ready for w in cluster.workloads([WORKLOADS])) == 3)
+    states = {w.deployment_name: w for w in cluster.workloads([WORKLOADS])}
     assert (states["alpha"].desired, states["alpha"].gpu_type, states["alpha"].deployment_namespace) == (
         2,
         GPU,
         "team-a",
     )
-    wait_for(lambda: {i.gpu_type: i for i in cluster.gpu_inventory()}[GPU].used == before[GPU].used + 3)
+    assert states["alpha"].owner_uid == "uid-team-a-alpha" and states["alpha"].owned
+    wait_for(lambda: {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used == before[GPU].used + 3)
 
     # Re-applying with another count scales the same object.
     cluster.apply(render_workload(SPEC, target("alpha", 1)))
-    wait_for(lambda: [w.desired for w in cluster.workloads() if w.deployment_name == "alpha"] == [1])
+    wait_for(lambda: [w.desired for w in cluster.workloads([WORKLOADS]) if w.deployment_name == "alpha"] == [1])
 
-    assert cluster.delete_deployment_objects("team-a", "alpha") >= 3  # Deployment, Service, PDB
-    assert [w.deployment_name for w in cluster.workloads() if w.namespace == "gridshift-contract"] == ["beta"]
-    cluster.delete_deployment_objects("team-a", "beta")
-    assert cluster.delete_deployment_objects("team-a", "beta") == 0
+    # Another owner (a re-created deployment with a new UID) may not overwrite alpha's objects.
+    other = WorkloadTarget("team-a", "alpha", "c1", WORKLOADS, GPU, 5, 64, owner_uid="uid-impostor")
+    with pytest.raises(ForeignObject, match="not overwritten"):
+        cluster.apply(render_workload(SPEC, other))
+    assert [w.desired for w in cluster.workloads([WORKLOADS]) if w.deployment_name == "alpha"] == [1]
+    # Nor can it delete them: deletion goes by owner annotations, UID included.
+    assert cluster.delete_deployment_objects(Owner("team-a", "alpha", "uid-impostor"), [WORKLOADS]) == 0
+
+    # A namespace that does not exist is named, not created.
+    with pytest.raises(NamespaceMissing, match="gridshift-nowhere"):
+        cluster.apply(render_workload(SPEC, replace(target("gamma", 1), workload_namespace="gridshift-nowhere")))
+
+    assert cluster.delete_deployment_objects(owner("alpha"), [WORKLOADS]) == 4  # Deployment, Service, PDB, policy
+    assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == ["beta"]
+    cluster.delete_deployment_objects(owner("beta"), [WORKLOADS])
+    assert cluster.delete_deployment_objects(owner("beta"), [WORKLOADS]) == 0
 
 
 def test_fake_member_cluster_honours_the_contract() -> None:
-    check_member_contract(FakeMemberCluster("c1", gpus={GPU: 16}), total_gpus=16)
+    check_member_contract(FakeMemberCluster("c1", gpus={GPU: 16}, namespaces={WORKLOADS}), total_gpus=16)
 
 
 def test_fake_unreachable_cluster_raises_naming_it() -> None:
     cluster = FakeMemberCluster("eu-de", gpus={GPU: 8}, reachable=False)
     with pytest.raises(ClusterUnreachable, match="eu-de"):
-        cluster.workloads()
+        cluster.workloads([WORKLOADS])
 
 
 def test_fake_counts_only_real_changes_as_writes() -> None:

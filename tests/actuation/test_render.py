@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import yaml
 
 from gridshift.actuation import labels as L
@@ -23,13 +25,14 @@ TARGET = WorkloadTarget(
     gpu_type="NVIDIA-H100-80GB-HBM3",
     replicas=3,
     max_num_seqs=96,
+    owner_uid="0f3c1d2e-uid",
 )
 
 
 def test_deployment_requests_gpus_on_the_right_product_with_vllm_args() -> None:
     idep = example()
-    ns, deployment, service, pdb = render_workload(idep.spec, TARGET)
-    assert ns["kind"] == "Namespace" and service["kind"] == "Service" and pdb["kind"] == "PodDisruptionBudget"
+    deployment, service, pdb, policy = render_workload(idep.spec, TARGET)
+    assert service["kind"] == "Service" and pdb["kind"] == "PodDisruptionBudget" and policy["kind"] == "NetworkPolicy"
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert deployment["spec"]["replicas"] == 3
@@ -45,14 +48,14 @@ def test_deployment_requests_gpus_on_the_right_product_with_vllm_args() -> None:
 
 def test_startup_probe_outlasts_the_ready_timeout() -> None:
     idep = example()
-    deployment = render_workload(idep.spec, TARGET)[1]
+    deployment = render_workload(idep.spec, TARGET)[0]
     probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     assert probe["periodSeconds"] * probe["failureThreshold"] >= idep.spec.migration.ready_timeout_seconds
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_labels_select_exactly_this_deployment() -> None:
-    deployment = render_workload(example().spec, TARGET)[1]
+    deployment = render_workload(example().spec, TARGET)[0]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert labels[L.MANAGED_BY] == "gridshift"
     assert labels[L.DEPLOYMENT] == "ml-serving.llama3-8b-chat" and labels[L.DEPLOYMENT_NAMESPACE] == "ml-serving"
@@ -68,3 +71,57 @@ def test_workload_names_are_short_valid_and_distinct() -> None:
     assert len({a, b, c}) == 3
     assert all(len(n) <= 63 and n[0].isalpha() for n in (a, b, c))
     assert L.workload_name("ns", "9lives", "g")[0].isalpha()
+
+
+def test_every_object_names_its_owner_by_hub_uid() -> None:
+    for manifest in render_workload(example().spec, TARGET):
+        annotations = manifest["metadata"]["annotations"]
+        assert annotations[L.OWNER] == "ml-serving/llama3-8b-chat", manifest["kind"]
+        assert annotations[L.OWNER_UID] == "0f3c1d2e-uid", manifest["kind"]
+
+
+def test_replicas_meet_pod_security_restricted_and_carry_no_token() -> None:
+    pod = render_workload(example().spec, TARGET)[0]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+    assert {v["name"] for v in pod["volumes"]} == {"scratch", "shm"}
+    assert all(set(v) <= {"name", "emptyDir"} for v in pod["volumes"])  # restricted allows emptyDir, not hostPath
+
+
+def test_the_network_policy_admits_only_labelled_namespaces_to_this_deployment() -> None:
+    deployment, _, _, policy = render_workload(example().spec, TARGET)
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert all(pod_labels[k] == v for k, v in selector.items()) and L.DEPLOYMENT in selector
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"gridshift.dev/serving-ingress": "true"}}}]
+
+
+def test_labels_stay_valid_for_the_longest_names_the_crds_admit() -> None:
+    import re
+
+    long = WorkloadTarget(
+        deployment_namespace="n" * 63,
+        deployment_name="d" * 253,
+        cluster="c" * 253,
+        workload_namespace="gridshift-workloads",
+        gpu_type="NVIDIA-H100-80GB-HBM3",
+        replicas=1,
+        max_num_seqs=8,
+        owner_uid="u",
+    )
+    valid = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+    for manifest in render_workload(example().spec, long):
+        meta = manifest["metadata"]
+        assert len(meta["name"]) <= 63, meta["name"]
+        for value in meta["labels"].values():
+            assert len(value) <= 63 and valid.match(value), value
+    other = render_workload(example().spec, replace(long, deployment_name="d" * 252 + "e"))[0]
+    first = render_workload(example().spec, long)[0]
+    assert other["metadata"]["labels"][L.DEPLOYMENT] != first["metadata"]["labels"][L.DEPLOYMENT]

@@ -23,6 +23,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "gridshift"
+MEMBER_CHART_DIR = REPO_ROOT / "charts" / "gridshift-member"
 KUBE_VERSION = "1.36.3"
 """Kubernetes version of the test clusters (e2e/cluster/gscluster/versions.py), for `helm template`."""
 SKIP_ENV = "GRIDSHIFT_SKIP_CLUSTER"
@@ -87,6 +88,12 @@ class Helm:
     def render(self, *args: str) -> list[dict[str, Any]]:
         """Objects of `helm template` with the given extra flags."""
         return [doc for doc in yaml.safe_load_all(self.template(*args).stdout) if doc]
+
+    def render_member(self, *args: str) -> str:
+        """`helm template` of the member-cluster chart (charts/gridshift-member), as YAML text."""
+        return self.run(
+            "template", "gridshift-member", str(MEMBER_CHART_DIR), "--kube-version", KUBE_VERSION, *args
+        ).stdout
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,6 @@ import yaml
 from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub, Release
 
 pytestmark = pytest.mark.cluster
-
-MEMBER_RBAC = CHART_DIR / "member-rbac" / "gridshift-member.yaml"
 
 
 def can_i(hub: Hub, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = "") -> bool:
@@ -136,6 +133,9 @@ ALLOWED = [
     ("create", "events.events.k8s.io", "llm", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None, ""),
     ("watch", "namespaces", None, ""),
+    ("get", "namespaces", None, ""),
+    ("get", "inferencedeployments.gridshift.dev", "llm", ""),
+    ("list", "regionalclusters.gridshift.dev", None, ""),
     ("patch", "httproutes.gateway.networking.k8s.io", "llm", ""),
 ]
 DENIED = [
@@ -157,6 +157,8 @@ DENIED = [
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None, ""),
     ("delete", "events", "llm", ""),
     ("get", "nodes", None, ""),
+    ("patch", "namespaces", None, ""),
+    ("update", "httproutes.gateway.networking.k8s.io", "llm", ""),
 ]
 
 
@@ -195,7 +197,8 @@ def test_hub_adapter_works_as_the_chart_service_account(
     hub: Hub, installed_chart: Release, chart_sa_api_client: Any
 ) -> None:
     """gridshift's own hub adapter (secrets, status patches, events, the leader Lease) as the chart's SA."""
-    from gridshift.hub.client import KubeHub, ObjectRef
+    from gridshift.hub.client import KubeHub, ObjectRef, SecretMissing, SecretPurpose
+    from gridshift.hub.lease import LeaderElector, LeaseTiming
 
     ns = installed_chart.namespace
     workload_ns = f"gs-idep-{uuid.uuid4().hex[:6]}"
@@ -208,7 +211,15 @@ def test_hub_adapter_works_as_the_chart_service_account(
             "create", "secret", "generic", "eu-de-kubeconfig", "-n", ns, "--from-literal=kubeconfig=apiVersion: v1"
         )
         adapter = KubeHub(chart_sa_api_client)
-        assert adapter.read_secret(ns, "eu-de-kubeconfig", "kubeconfig") == "apiVersion: v1"
+        with pytest.raises(SecretMissing, match=r"not labelled gridshift\.dev/secret-purpose=member-kubeconfig"):
+            adapter.read_secret(ns, "eu-de-kubeconfig", "kubeconfig", SecretPurpose.MEMBER_KUBECONFIG)
+        hub.kubectl("label", "secret", "eu-de-kubeconfig", "-n", ns, "gridshift.dev/secret-purpose=member-kubeconfig")
+        assert (
+            adapter.read_secret(ns, "eu-de-kubeconfig", "kubeconfig", SecretPurpose.MEMBER_KUBECONFIG)
+            == "apiVersion: v1"
+        )
+        with pytest.raises(SecretMissing, match="price-feed-token"):
+            adapter.read_secret(ns, "eu-de-kubeconfig", "kubeconfig", SecretPurpose.PRICE_FEED_TOKEN)
         ref = ObjectRef("InferenceDeployment", workload_ns, example["metadata"]["name"])
         adapter.patch_status(
             ref,
@@ -226,8 +237,12 @@ def test_hub_adapter_works_as_the_chart_service_account(
             },
         )
         adapter.emit_event(ref, "Planned", "2 replicas in eu-de")
-        assert adapter.hold_lease("gridshift-leader", ns, "replica-a", 30, datetime.now(UTC)) is True
-        assert adapter.hold_lease("gridshift-leader", ns, "replica-b", 30, datetime.now(UTC)) is False
+        timing = LeaseTiming(30, 20, 5)
+        first = LeaderElector(adapter, "gridshift-leader", ns, "replica-a", timing)
+        second = LeaderElector(adapter, "gridshift-leader", ns, "replica-b", timing)
+        assert first.try_acquire_or_renew() is True and first.leading()
+        assert second.try_acquire_or_renew() is False and not second.leading()
+        assert first.try_acquire_or_renew() is True  # a renewal is a compare-and-swap on the current version
         stored = yaml.safe_load(hub.kubectl("get", "idep", ref.name, "-n", workload_ns, "-o", "yaml").stdout)
         assert stored["status"]["conditions"][0]["reason"] == "ReplicasStarting"
         assert stored["spec"] == example["spec"] | stored["spec"], "spec untouched"
@@ -244,10 +259,13 @@ def test_hub_adapter_works_as_the_chart_service_account(
         hub.kubectl("delete", "namespace", workload_ns, "--wait=false", check=False)
 
 
+MEMBER_NAMESPACE = "gridshift-member-test"
+
+
 @pytest.fixture(scope="module")
-def member_rbac(hub: Hub) -> Iterator[str]:
-    """The member-side manifest applied to the hub API server, standing in for a member cluster."""
-    text = MEMBER_RBAC.read_text()
+def member_rbac(hub: Hub, helm: Helm) -> Iterator[str]:
+    """The member chart (charts/gridshift-member) applied to the hub API server, standing in for a member cluster."""
+    text = helm.render_member("--set", f"workloadNamespaces={{{MEMBER_NAMESPACE}}}")
     hub.kubectl("apply", "-f", "-", input=text)
     yield "system:serviceaccount:gridshift-system:gridshift-member"
     hub.kubectl("delete", "-f", "-", "--ignore-not-found", "--timeout=60s", input=text, check=False)
@@ -255,35 +273,74 @@ def member_rbac(hub: Hub) -> Iterator[str]:
 
 def test_member_role_allows_actuation_in_the_workload_namespace_only(hub: Hub, member_rbac: str) -> None:
     allowed = [
+        (verb, kind, MEMBER_NAMESPACE)
+        for verb in ("get", "list", "create", "patch", "delete")
+        for kind in ("deployments.apps", "services", "poddisruptionbudgets.policy", "networkpolicies.networking.k8s.io")
+    ] + [("list", "pods", MEMBER_NAMESPACE)]
+    denied = [
+        # nothing cluster-wide: no node or pod reads, no namespaces, no cluster-wide lists of workloads
         ("list", "nodes", None),
         ("list", "pods", None),
+        ("get", "namespaces", None),
         ("create", "namespaces", None),
-        ("patch", "namespaces", None),
+        ("patch", "namespaces", MEMBER_NAMESPACE),
         ("list", "deployments.apps", None),
         ("list", "services", None),
-        ("list", "poddisruptionbudgets.policy", None),
-    ] + [
-        (verb, kind, "gridshift-workloads")
-        for verb in ("get", "create", "patch", "delete")
-        for kind in ("deployments.apps", "services", "poddisruptionbudgets.policy")
-    ]
-    denied = [
+        # no reach into other namespaces, no Secrets, no pods of its own making, no RBAC
         ("create", "deployments.apps", "default"),
+        ("list", "deployments.apps", "kube-system"),
         ("delete", "services", "kube-system"),
         ("get", "secrets", None),
-        ("list", "secrets", "gridshift-workloads"),
-        ("delete", "namespaces", None),
-        ("create", "pods", "gridshift-workloads"),
+        ("list", "secrets", MEMBER_NAMESPACE),
+        ("get", "pods", MEMBER_NAMESPACE),
+        ("create", "pods", MEMBER_NAMESPACE),
         ("patch", "nodes", None),
+        ("create", "roles.rbac.authorization.k8s.io", MEMBER_NAMESPACE),
         ("create", "clusterroles.rbac.authorization.k8s.io", None),
     ]
     assert [c for c in allowed if not can_i(hub, member_rbac, *c)] == []
     assert [c for c in denied if can_i(hub, member_rbac, *c)] == []
 
 
+def test_member_namespace_enforces_pod_security_restricted(hub: Hub, member_rbac: str) -> None:
+    """The real apiserver refuses a privileged pod in a workload namespace, and admits gridshift's replica pod."""
+    from gridshift.actuation.render import WorkloadTarget, render_deployment
+    from gridshift.api import InferenceDeploymentSpec
+
+    privileged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "escape", "namespace": MEMBER_NAMESPACE},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
+    }
+    refused = hub.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(privileged), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr and "restricted" in refused.stderr
+
+    spec = InferenceDeploymentSpec.model_validate(
+        {
+            "model": {"servedName": "chat", "source": "meta-llama/Meta-Llama-3-8B-Instruct"},
+            "replica": {"gpuTypes": ["NVIDIA-H100-80GB-HBM3"]},
+            "slo": {"ttftP95Ms": 500, "tpotP95Ms": 50},
+        }
+    )
+    target = WorkloadTarget("llm", "chat", "c1", MEMBER_NAMESPACE, "NVIDIA-H100-80GB-HBM3", 1, 64, "uid-1")
+    template = render_deployment(spec, target)["spec"]["template"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {**template["metadata"], "name": "replica", "namespace": MEMBER_NAMESPACE},
+        "spec": template["spec"],
+    }
+    admitted = hub.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert admitted.returncode == 0, admitted.stderr
+    assert "Warning" not in admitted.stderr, admitted.stderr
+
+
 def test_member_adapter_works_with_the_member_role(hub: Hub, member_rbac: str, tmp_path: Path) -> None:
     """gridshift's member-cluster adapter (server-side apply, list, delete, GPU inventory) with only that Role."""
-    from gridshift.actuation.members import KubeMemberCluster
+    from gridshift.actuation.members import KubeMemberCluster, Owner
+    from gridshift.actuation.render import WorkloadTarget, render_workload
+    from gridshift.api import InferenceDeploymentSpec
 
     token = hub.kubectl("create", "token", "gridshift-member", "-n", "gridshift-system", check=False).stdout.strip()
     if not token:
@@ -291,26 +348,18 @@ def test_member_adapter_works_with_the_member_role(hub: Hub, member_rbac: str, t
     config = yaml.safe_load(hub.kubeconfig.read_text())
     config["users"] = [{"name": config["users"][0]["name"], "user": {"token": token}}]
     member = KubeMemberCluster("stand-in", config)
-    labels = {"app.kubernetes.io/managed-by": "gridshift", "gridshift.dev/deployment": "llm.chat"}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "chat-h100", "namespace": "gridshift-workloads", "labels": labels},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai:v0.11.0"}]},
-            },
-        },
-    }
-    namespace = {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": "gridshift-workloads", "labels": {"app.kubernetes.io/managed-by": "gridshift"}},
-    }
-    member.apply([namespace, deployment])
-    assert [w.name for w in member.workloads()] == ["chat-h100"]
-    assert isinstance(member.gpu_inventory(), list)
-    assert member.delete_deployment_objects("llm", "chat") == 1
+    spec = InferenceDeploymentSpec.model_validate(
+        {
+            "model": {"servedName": "chat", "source": "meta-llama/Meta-Llama-3-8B-Instruct"},
+            "replica": {"gpuTypes": ["NVIDIA-H100-80GB-HBM3"]},
+            "slo": {"ttftP95Ms": 500, "tpotP95Ms": 50},
+        }
+    )
+    target = WorkloadTarget("llm", "chat", "stand-in", MEMBER_NAMESPACE, "NVIDIA-H100-80GB-HBM3", 0, 64, "uid-chat")
+    member.apply(render_workload(spec, target))
+    assert [(w.deployment_namespace, w.deployment_name, w.owner_uid) for w in member.workloads([MEMBER_NAMESPACE])] == [
+        ("llm", "chat", "uid-chat")
+    ]
+    inventory = member.gpu_inventory([MEMBER_NAMESPACE])
+    assert not inventory.nodes_visible and inventory.gpus == ()  # no cluster-wide reads: offerings' maxGpus apply
+    assert member.delete_deployment_objects(Owner("llm", "chat", "uid-chat"), [MEMBER_NAMESPACE]) == 4

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART_DIR
+from .conftest import CHART_DIR, MEMBER_CHART_DIR, Helm
 
 RBAC_TEMPLATE = CHART_DIR / "templates" / "rbac.yaml"
-MEMBER_RBAC = CHART_DIR / "member-rbac" / "gridshift-member.yaml"
+MEMBER_TEMPLATES = MEMBER_CHART_DIR / "templates"
 
 HUB_CLUSTER_RULES = {
-    ("gridshift.dev", "inferencedeployments"): {"list", "watch", "patch"},
+    ("gridshift.dev", "inferencedeployments"): {"get", "list", "watch", "patch"},
     ("gridshift.dev", "regionalclusters"): {"list", "watch"},
     ("gridshift.dev", "gpuprofiles"): {"list", "watch"},
     ("gridshift.dev", "inferencedeployments/status"): {"get", "patch"},
@@ -27,7 +27,7 @@ HUB_CLUSTER_RULES = {
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
 }
 """(API group, resource) -> verbs: what the operator does on the hub cluster-wide, and nothing else."""
@@ -57,31 +57,52 @@ def grants(documents: list[dict[str, Any]], kind: str) -> dict[tuple[str, str], 
     return table
 
 
-@pytest.mark.parametrize("path", [RBAC_TEMPLATE, MEMBER_RBAC], ids=["hub-template", "member-manifest"])
+RBAC_SOURCES = [RBAC_TEMPLATE, MEMBER_TEMPLATES / "workload-namespaces.yaml", MEMBER_TEMPLATES / "inventory.yaml"]
+
+
+@pytest.mark.parametrize("path", RBAC_SOURCES, ids=["hub", "member-namespaced", "member-inventory"])
 def test_every_rule_has_a_why_comment(path: Path) -> None:
     blocks = rule_blocks(path.read_text())
-    assert len(blocks) >= 6
+    assert len(blocks) >= 2
     for above, rule in blocks:
         assert above.startswith("# why: ") and len(above) > 20, f"{path.name}: rule {rule!r} lacks a '# why:' comment"
 
 
-@pytest.mark.parametrize("path", [RBAC_TEMPLATE, MEMBER_RBAC], ids=["hub-template", "member-manifest"])
+@pytest.mark.parametrize("path", RBAC_SOURCES, ids=["hub", "member-namespaced", "member-inventory"])
 def test_no_wildcards(path: Path) -> None:
     code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
     assert '"*"' not in code and "'*'" not in code and not re.search(r"\[\s*\*", code)
 
 
-def test_member_manifest_grants_only_reads_cluster_wide_and_writes_in_the_workload_namespace() -> None:
-    documents = [d for d in yaml.safe_load_all(MEMBER_RBAC.read_text()) if d]
-    cluster = grants(documents, "ClusterRole")
-    writes = {"create", "update", "patch", "delete", "deletecollection"}
-    assert {key: verbs & writes for key, verbs in cluster.items() if verbs & writes} == {
-        ("", "namespaces"): {"create", "patch"}
-    }
-    assert cluster[("", "nodes")] == {"list"} and cluster[("", "pods")] == {"list"}
-    assert ("", "secrets") not in cluster
+def test_member_chart_grants_nothing_cluster_wide_by_default_and_writes_only_in_workload_namespaces(
+    helm: Helm,
+) -> None:
+    documents = [d for d in yaml.safe_load_all(helm.render_member("--set", "workloadNamespaces={gs-a,gs-b}")) if d]
+    assert not [d for d in documents if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
     roles = [d for d in documents if d["kind"] == "Role"]
-    assert [r["metadata"]["namespace"] for r in roles] == ["gridshift-workloads"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["gs-a", "gs-b"]
     namespaced = grants(roles, "Role")
-    for key in (("apps", "deployments"), ("", "services"), ("policy", "poddisruptionbudgets")):
-        assert namespaced[key] == {"get", "list", "watch", "create", "patch", "delete"}
+    writes = {"get", "list", "watch", "create", "patch", "delete"}
+    for key in (
+        ("apps", "deployments"),
+        ("", "services"),
+        ("policy", "poddisruptionbudgets"),
+        ("networking.k8s.io", "networkpolicies"),
+    ):
+        assert namespaced[key] == writes, key
+    assert namespaced[("", "pods")] == {"list"}
+    assert ("", "secrets") not in namespaced and ("", "namespaces") not in namespaced
+    for namespace in (d for d in documents if d["kind"] == "Namespace" and d["metadata"]["name"].startswith("gs-")):
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> None:
+    documents = [
+        d
+        for d in yaml.safe_load_all(
+            helm.render_member("--set", "inventory.nodes=true", "--set", "inventory.allPods=true")
+        )
+        if d
+    ]
+    cluster = grants(documents, "ClusterRole")
+    assert cluster == {("", "nodes"): {"list"}, ("", "pods"): {"list"}}

@@ -19,6 +19,9 @@ from tests.conftest import REPO_ROOT
 
 NAMESPACE = "gridshift-system"
 WORKLOADS = "ml"
+MEMBER_WORKLOADS = "gridshift-workloads"
+"""The workload namespace in every member cluster (RegionalCluster.workloadNamespace)."""
+PURPOSE_LABEL = "gridshift.dev/secret-purpose"
 H100 = "NVIDIA-H100-80GB-HBM3"
 MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
@@ -43,7 +46,8 @@ class OperatorProcess:
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> OperatorProcess:
+    def start(self, verbose: bool = False) -> OperatorProcess:
+        """`kopf run` as the chart runs it; `verbose` adds kopf's --verbose (every logger at DEBUG)."""
         kopf = Path(sys.executable).parent / "kopf"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -55,6 +59,7 @@ class OperatorProcess:
                 "--all-namespaces",
                 "--standalone",
                 f"--liveness=http://127.0.0.1:{self.port}/healthz",
+                *(["--verbose"] if verbose else []),
             ],
             env=self.env,
             stdout=log,
@@ -108,7 +113,7 @@ def regional_cluster(name: str, price_usd_per_mwh: float, *, hourly_cost: float 
         "spec": {
             "region": name,
             "kubeconfigSecretRef": {"name": f"kubeconfig-{name}", "namespace": NAMESPACE, "key": "kubeconfig"},
-            "workloadNamespace": "gridshift-workloads",
+            "workloadNamespace": MEMBER_WORKLOADS,
             "pue": 1.2,
             "offerings": [
                 {"gpuType": H100, "hourlyCost": {"amount": hourly_cost, "currency": "USD"}},
@@ -193,6 +198,21 @@ class Fleet:
         return out
 
 
+def workload_namespace(name: str) -> dict[str, Any]:
+    """A workload namespace as charts/gridshift-member makes it: Pod Security `restricted` enforced."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
+
+
 def install_hub(world: Any, prices: dict[str, float]) -> Fleet:
     """CRDs, the operator's namespace, member kubeconfig Secrets and RegionalClusters on the hub."""
     fleet = Fleet(world)
@@ -214,6 +234,17 @@ def install_hub(world: Any, prices: dict[str, float]) -> Fleet:
             "yaml",
         )
         fleet.hub("apply", "-f", "-", input=secret)
+        fleet.hub(
+            "label",
+            "secret",
+            f"kubeconfig-{region}",
+            "-n",
+            NAMESPACE,
+            f"{PURPOSE_LABEL}=member-kubeconfig",
+            "--overwrite",
+        )
+        # The member cluster's administrator creates the workload namespace (gridshift never does).
+        world.apply(region, [workload_namespace(MEMBER_WORKLOADS)])
     # Other suites share this hub (tests/cluster applies the examples): keep only the world's regions,
     # and refuse to start beside InferenceDeployments this module did not make, which every operator
     # started here would plan too.

@@ -240,7 +240,7 @@ def test_routing_weights_land_on_the_named_httproute(fleet: Fleet, operator: Ope
     route = {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": {"name": "routed", "namespace": WORKLOADS},
+        "metadata": {"name": "routed", "namespace": WORKLOADS, "labels": {"gridshift.dev/managed-route": "true"}},
         "spec": {
             "rules": [{"backendRefs": [{"name": r, "port": 8000, "weight": 1} for r in ("eu-de", "eu-fr", "us-tx")]}]
         },

@@ -25,6 +25,8 @@ from tests.conftest import REPO_ROOT
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
+WORKLOADS = "gridshift-workloads"
+"""RegionalCluster.workloadNamespace's default: where every tenant's replicas go in these tests."""
 
 
 def example_profile() -> Any:
@@ -85,6 +87,7 @@ class ServiceHarness:
         self.feeds: dict[str, FakePriceFeed] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.cluster_bodies = {c: cluster_body(c) for c in self.clusters}
+        self.hub.clusters = list(self.cluster_bodies.values())
         for c in self.clusters:
             self.hub.secrets[("gridshift-system", f"kc-{c}")] = {"kubeconfig": f"kubeconfig of {c}"}
             self.prices.setdefault(c, 50.0)
@@ -136,10 +139,14 @@ class ServiceHarness:
             clock=lambda: self.now,
             default_profiles=[example_profile()],
             identity=identity,
+            # The Lease is judged on each process's own monotonic clock: here, the simulated one.
+            monotonic=lambda: (self.now - T0).total_seconds(),
         )
 
     def add(self, body: dict[str, Any]) -> None:
         self.deployments[body["metadata"]["name"]] = body
+        meta = body["metadata"]
+        self.hub.deployments[(meta["namespace"], meta["name"])] = meta["uid"]
 
     def cycle(self, service: OperatorService | None = None, advance: timedelta = timedelta(minutes=1)) -> CycleReport:
         """One planning cycle; stored status is fed back into the bodies, as kopf's index would."""
@@ -158,10 +165,10 @@ class ServiceHarness:
 
     def replicas(self) -> dict[str, int]:
         """Desired replicas per cluster, summed over deployments."""
-        return {c: sum(w.desired for w in m.workloads()) for c, m in self.members.items() if m.reachable}
+        return {c: sum(w.desired for w in m.workloads([WORKLOADS])) for c, m in self.members.items() if m.reachable}
 
     def ready(self) -> dict[str, int]:
-        return {c: sum(w.ready for w in m.workloads()) for c, m in self.members.items() if m.reachable}
+        return {c: sum(w.ready for w in m.workloads([WORKLOADS])) for c, m in self.members.items() if m.reachable}
 
     def status(self, name: str = "chat") -> dict[str, Any]:
         status: dict[str, Any] = self.deployments[name].get("status", {})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gridshift.hub.client import ObjectRef
-from tests.service.harness import ServiceHarness, deployment_body
+from gridshift.hub.client import MANAGED_ROUTE_LABEL, ObjectRef
+from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 
 
 def condition(status: dict, kind: str) -> str:
@@ -105,7 +105,7 @@ def test_an_unreachable_cluster_is_not_counted_and_capacity_is_raised_elsewhere(
     world.members["eu-de"].reachable = False
     world.cycle()
     world.cycle()
-    assert world.members["eu-fr"].workloads()[0].desired >= placed
+    assert world.members["eu-fr"].workloads([WORKLOADS])[0].desired >= placed
     status = world.status()
     assert "unreachable clusters not counted: eu-de" in next(
         c["message"] for c in status["conditions"] if c["type"] == "Ready"
@@ -136,8 +136,8 @@ def test_delete_removes_objects_from_every_member_cluster() -> None:
     world.add(deployment_body(rps=30.0, capacity={"minReplicas": 2, "maxReplicas": 8, "minRegions": 2}))
     world.cycle()
     assert all(v > 0 for v in world.replicas().values())
-    assert world.service.delete_from_members("ml", "chat") > 0
-    assert all(not m.workloads() for m in world.members.values())
+    assert world.service.delete_from_members("ml", "chat", "uid-chat") > 0
+    assert all(not m.workloads([WORKLOADS]) for m in world.members.values())
 
 
 def test_status_is_written_to_the_right_object() -> None:
@@ -182,13 +182,15 @@ def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
 
 def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:
     world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
-    world.hub.routes[("ml", "chat-route")] = [
-        {"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "other"}]}
-    ]
+    rules = [{"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "other"}]}]
+    world.hub.routes[("ml", "chat-route")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": rules},
+    }
     world.add(deployment_body(routing={"httpRouteName": "chat-route"}))
     world.cycle()
     world.cycle()
-    refs = world.hub.routes[("ml", "chat-route")][0]["backendRefs"]
+    refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
     assert refs == [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}, {"name": "other"}]
     writes = world.hub.route_writes
     world.cycle()

@@ -1,41 +1,105 @@
 """Member-cluster access behind one small Protocol: apply workloads, read their state and GPU inventory.
 
 `KubeMemberCluster` talks to a real apiserver with a kubeconfig taken from a Secret (the
-kubeconfig is held in memory only: never logged, never written to status). `gridshift.testing.FakeMemberCluster`
-keeps objects in memory for unit tests; both pass tests/actuation/test_member_contract.py.
+kubeconfig is held in memory only: never logged, never written to status or into an error).
+`gridshift.testing.FakeMemberCluster` keeps objects in memory for unit tests; both pass
+tests/actuation/test_member_contract.py.
+
+Least privilege: every read and write is namespaced to the workload namespaces the caller names
+(the RegionalCluster's), so the member credentials need only a namespaced Role there. GPU inventory
+reads Nodes (cluster-scoped) and, to see GPUs other workloads hold, Pods of every namespace; both
+are optional grants: without them the inventory says what it could not see and the caller falls back
+to the GPUs the RegionalCluster declares (offerings[].maxGpus).
+
+Ownership: objects are gridshift's only with the owner annotations (gridshift.api.labels); `apply`
+never overwrites an object that another owner (or nobody) annotated, and deletes go by owner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.render import Manifest
+from gridshift.api.labels import owner_value
 
 FIELD_MANAGER = "gridshift"
 
 
-class ClusterUnreachable(Exception):
+class MemberError(Exception):
+    """A member cluster refused or failed an operation; the message names the cluster and never holds credentials."""
+
+    def __init__(self, cluster: str, message: str) -> None:
+        super().__init__(message)
+        self.cluster = cluster
+
+
+class ClusterUnreachable(MemberError):
     """The member cluster's apiserver did not answer (or answered 5xx)."""
 
     def __init__(self, cluster: str, detail: str) -> None:
-        super().__init__(f"cluster {cluster} unreachable: {detail}")
-        self.cluster = cluster
+        super().__init__(cluster, f"cluster {cluster} unreachable: {detail}")
 
 
-class ActuationForbidden(Exception):
+class ActuationForbidden(MemberError):
     """The credentials lack a permission; the message names the verb and resource."""
 
     def __init__(self, cluster: str, detail: str) -> None:
-        super().__init__(f"cluster {cluster}: forbidden: {detail}")
-        self.cluster = cluster
+        super().__init__(cluster, f"cluster {cluster}: forbidden: {detail}")
+
+
+class KubeconfigInvalid(MemberError):
+    """The kubeconfig in the Secret cannot be used; the message says why without quoting it."""
+
+    def __init__(self, cluster: str, detail: str) -> None:
+        super().__init__(cluster, f"cluster {cluster}: kubeconfig invalid: {detail}")
+
+
+class NamespaceMissing(MemberError):
+    """The workload namespace does not exist: its administrator creates it (charts/gridshift/member-rbac)."""
+
+    def __init__(self, cluster: str, namespace: str) -> None:
+        super().__init__(
+            cluster,
+            f"cluster {cluster}: workload namespace {namespace!r} does not exist; create it with gridshift's "
+            "member RBAC (docs/rbac.md)",
+        )
+        self.namespace = namespace
+
+
+class ForeignObject(MemberError):
+    """An object gridshift would write exists and is not gridshift's (or another deployment's): left alone."""
+
+    def __init__(self, cluster: str, kind: str, namespace: str, name: str, owner: str) -> None:
+        super().__init__(
+            cluster,
+            f"cluster {cluster}: {kind} {namespace}/{name} exists and belongs to {owner or 'no gridshift deployment'}; "
+            "not overwritten",
+        )
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The InferenceDeployment on the hub that owns member objects."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        return owner_value(self.namespace, self.name)
 
 
 @dataclass(frozen=True)
 class WorkloadState:
-    """One gridshift-managed Deployment in a member cluster."""
+    """One Deployment labelled as gridshift's in a workload namespace of a member cluster.
+
+    `owner_uid` is empty when the owner annotations are missing: such an object is foreign, whatever
+    its labels say, and is never counted as anyone's replicas.
+    """
 
     deployment_namespace: str
     deployment_name: str
@@ -47,6 +111,11 @@ class WorkloadState:
     gpus_per_replica: int = 1
     spec_hash: str = ""
     """Hash of the rendered pod template and settings (annotation): re-apply only when it changes."""
+    owner_uid: str = ""
+
+    @property
+    def owned(self) -> bool:
+        return bool(self.owner_uid and self.deployment_name)
 
 
 @dataclass(frozen=True)
@@ -58,37 +127,89 @@ class GpuInventory:
     used: int
 
 
+@dataclass(frozen=True)
+class Inventory:
+    """What a member cluster shows of its GPUs to gridshift's credentials."""
+
+    gpus: tuple[GpuInventory, ...] = ()
+    nodes_visible: bool = True
+    """False when Nodes may not be listed: allocatable GPUs are unknown (use the declared maxGpus)."""
+    others_visible: bool = True
+    """False when Pods outside the workload namespaces may not be listed: GPUs others hold are unknown."""
+
+
 class MemberCluster(Protocol):
     """What the service needs from a member cluster."""
 
     name: str
 
-    def apply(self, manifests: Sequence[Manifest]) -> None: ...
+    def apply(self, manifests: Sequence[Manifest]) -> None:
+        """Server-side apply; ForeignObject if an object exists with another owner, NamespaceMissing if its
+        namespace does not exist."""
+        ...
 
-    def workloads(self) -> list[WorkloadState]: ...
+    def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]: ...
 
-    def delete_deployment_objects(self, deployment_namespace: str, deployment_name: str) -> int: ...
+    def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
+        """Delete every object of `owner` (by owner annotations, not labels) in `namespaces`; returns how many."""
+        ...
 
-    def gpu_inventory(self) -> list[GpuInventory]: ...
+    def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
+
+
+MANAGED_KINDS: tuple[tuple[str, str], ...] = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+)
+"""Everything gridshift writes in a member cluster, in apply order."""
+
+
+def owner_of(obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(namespace, name, uid) from an object's owner annotations, or None when it has none."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    owner, uid = annotations.get(L.OWNER), annotations.get(L.OWNER_UID)
+    if not isinstance(owner, str) or not isinstance(uid, str) or "/" not in owner or not uid:
+        return None
+    namespace, _, name = owner.partition("/")
+    return namespace, name, uid
+
+
+def owned_by(obj: Mapping[str, Any], owner: Owner) -> bool:
+    found = owner_of(obj)
+    return found is not None and found[:2] == (owner.namespace, owner.name) and (not owner.uid or found[2] == owner.uid)
 
 
 def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
     meta = obj.get("metadata", {})
     labels = meta.get("labels") or {}
-    if labels.get(L.MANAGED_BY) != L.MANAGED_BY_VALUE or L.DEPLOYMENT not in labels:
+    if labels.get(L.MANAGED_BY) != L.MANAGED_BY_VALUE:
         return None
-    namespace, _, name = str(labels[L.DEPLOYMENT]).partition(".")
+    owner = owner_of(obj)
+    namespace, name, uid = owner if owner is not None else ("", "", "")
     return WorkloadState(
         deployment_namespace=namespace,
         deployment_name=name,
-        gpu_type=labels.get(L.GPU_TYPE, ""),
+        gpu_type=_template_gpu_type(obj) or labels.get(L.GPU_TYPE, ""),
         name=meta["name"],
         namespace=meta["namespace"],
         desired=int((obj.get("spec") or {}).get("replicas") or 0),
         ready=int((obj.get("status") or {}).get("readyReplicas") or 0),
         gpus_per_replica=_template_gpus(obj),
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
+        owner_uid=uid,
     )
+
+
+def _template_gpu_type(obj: Mapping[str, Any]) -> str | None:
+    """The GPU product a Deployment's pods are pinned to (the label may be a bounded digest of it)."""
+    try:
+        selector = obj["spec"]["template"]["spec"].get("nodeSelector") or {}
+    except (KeyError, TypeError, AttributeError):
+        return None
+    value = selector.get(L.GPU_PRODUCT_NODE_LABEL)
+    return str(value) if value else None
 
 
 def _template_gpus(obj: Mapping[str, Any]) -> int:
@@ -128,25 +249,26 @@ def inventory_from(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[st
 
 
 class KubeMemberCluster:
-    """A real member cluster, reached with a kubeconfig (text held in memory only)."""
+    """A real member cluster, reached with a kubeconfig (held in memory only)."""
 
-    _KINDS: ClassVar[frozenset[tuple[str, str]]] = frozenset(
-        {
-            ("v1", "Namespace"),
-            ("apps/v1", "Deployment"),
-            ("v1", "Service"),
-            ("policy/v1", "PodDisruptionBudget"),
-        }
-    )
+    _KINDS: ClassVar[frozenset[tuple[str, str]]] = frozenset(MANAGED_KINDS)
 
     def __init__(self, name: str, kubeconfig: Mapping[str, Any], timeout_seconds: float = 10.0) -> None:
         from kubernetes import config
-        from kubernetes.dynamic import DynamicClient
+        from kubernetes.config.config_exception import ConfigException
 
         self.name = name
         self._timeout = timeout_seconds
-        self._api_client = config.new_client_from_config_dict(dict(kubeconfig))
-        self._dynamic: DynamicClient | None = None
+        if not isinstance(kubeconfig, Mapping):
+            raise KubeconfigInvalid(name, "not a YAML mapping")
+        if not kubeconfig.get("current-context"):
+            raise KubeconfigInvalid(name, "no current-context")
+        try:
+            self._api_client = config.new_client_from_config_dict(dict(kubeconfig))
+        except (ConfigException, KeyError, TypeError, ValueError, AttributeError) as error:
+            # The client's messages can quote the kubeconfig (tokens included): name the class only.
+            raise KubeconfigInvalid(name, f"the Kubernetes client refused it ({type(error).__name__})") from None
+        self._dynamic: Any = None
 
     def __repr__(self) -> str:  # never show credentials
         return f"KubeMemberCluster({self.name!r})"
@@ -169,69 +291,132 @@ class KubeMemberCluster:
                 raise ActuationForbidden(self.name, f"{what}: {error.reason}: {_message(error)}") from None
             if error.status is None or error.status >= 500 or error.status == 0:
                 raise ClusterUnreachable(self.name, f"{what}: HTTP {error.status} {error.reason}") from None
-            raise
+            if error.status in (404, 409):
+                raise  # the callers know what a missing object or a conflict means for them
+            # e.g. 422: the apiserver refused what gridshift rendered. Say what, never the request itself.
+            raise MemberError(
+                self.name, f"cluster {self.name}: {what}: HTTP {error.status} {error.reason}: {_message(error)}"
+            ) from None
         except (HTTPError, OSError) as error:
             raise ClusterUnreachable(self.name, f"{what}: {type(error).__name__}") from None
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._client().resources.get(api_version=api_version, kind=kind)
 
+    def _get(self, resource: Any, name: str, namespace: str | None) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = self._call(
+                lambda: resource.get(name=name, namespace=namespace, _request_timeout=self._timeout),
+                f"get {resource.kind} {namespace}/{name}",
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        result: dict[str, Any] = found.to_dict()
+        return result
+
     def apply(self, manifests: Sequence[Manifest]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in self._KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
             resource = self._resource(manifest["apiVersion"], manifest["kind"])
             meta = manifest["metadata"]
-            self._call(
-                lambda r=resource, m=manifest, meta=meta: r.server_side_apply(
-                    body=m,
-                    name=meta["name"],
-                    namespace=meta.get("namespace"),
-                    field_manager=FIELD_MANAGER,
-                    force_conflicts=True,
-                    _request_timeout=self._timeout,
-                ),
-                f"apply {manifest['kind']} {meta.get('namespace', '')}/{meta['name']}",
-            )
+            namespace = meta.get("namespace")
+            existing = self._get(resource, meta["name"], namespace)
+            wanted = owner_of(manifest)
+            if existing is not None and (wanted is None or owner_of(existing) != wanted):
+                found = owner_of(existing)
+                raise ForeignObject(
+                    self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
+                )
+            try:
+                self._call(
+                    lambda r=resource, m=manifest, meta=meta, ours=existing is not None: r.server_side_apply(
+                        body=m,
+                        name=meta["name"],
+                        namespace=meta.get("namespace"),
+                        field_manager=FIELD_MANAGER,
+                        # Force only over our own object (a field another manager took, e.g. a hand scale);
+                        # a new object is created without force.
+                        force_conflicts=ours,
+                        _request_timeout=self._timeout,
+                    ),
+                    f"apply {manifest['kind']} {namespace or ''}/{meta['name']}",
+                )
+            except ApiException as error:
+                if error.status == 404 and namespace:
+                    raise NamespaceMissing(self.name, namespace) from None
+                raise
 
-    def _list(self, api_version: str, kind: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def _list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        from kubernetes.client.exceptions import ApiException
+
         resource = self._resource(api_version, kind)
-        result = self._call(
-            lambda: resource.get(label_selector=label_selector, _request_timeout=self._timeout), f"list {kind}"
-        )
+        where = f" in {namespace}" if namespace else ""
+        try:
+            result = self._call(
+                lambda: resource.get(
+                    namespace=namespace, label_selector=label_selector, _request_timeout=self._timeout
+                ),
+                f"list {kind}{where}",
+            )
+        except ApiException as error:
+            if error.status == 404 and namespace:
+                return []  # the namespace is gone, or not created yet: nothing of ours there
+            raise
         return [item.to_dict() for item in result.items]
 
-    def workloads(self) -> list[WorkloadState]:
-        objs = self._list("apps/v1", "Deployment", f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}")
+    def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
+        objs = [
+            obj
+            for namespace in sorted(set(namespaces))
+            for obj in self._list("apps/v1", "Deployment", namespace, f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}")
+        ]
         return sorted(
             (s for s in map(state_from_deployment, objs) if s is not None), key=lambda s: (s.namespace, s.name)
         )
 
-    def delete_deployment_objects(self, deployment_namespace: str, deployment_name: str) -> int:
-        selector = L.selector_string(L.deployment_selector(deployment_namespace, deployment_name))
+    def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
+        selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
         deleted = 0
-        for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget")):
-            resource = self._resource(api_version, kind)
-            for obj in self._list(api_version, kind, selector):
-                meta = obj["metadata"]
-                self._call(
-                    lambda r=resource, meta=meta: r.delete(
-                        name=meta["name"], namespace=meta["namespace"], _request_timeout=self._timeout
-                    ),
-                    f"delete {kind} {meta['namespace']}/{meta['name']}",
-                )
-                deleted += 1
+        for namespace in sorted(set(namespaces)):
+            for api_version, kind in MANAGED_KINDS:
+                resource = self._resource(api_version, kind)
+                for obj in self._list(api_version, kind, namespace, selector):
+                    if not owned_by(obj, owner):
+                        continue  # the label says so, the owner annotations do not: not ours to delete
+                    meta = obj["metadata"]
+                    self._call(
+                        lambda r=resource, meta=meta: r.delete(
+                            name=meta["name"], namespace=meta["namespace"], _request_timeout=self._timeout
+                        ),
+                        f"delete {kind} {meta['namespace']}/{meta['name']}",
+                    )
+                    deleted += 1
         return deleted
 
-    def gpu_inventory(self) -> list[GpuInventory]:
-        nodes = self._list("v1", "Node")
-        pods = self._list("v1", "Pod")
-        return inventory_from(nodes, pods)
+    def gpu_inventory(self, namespaces: Collection[str]) -> Inventory:
+        try:
+            nodes = self._list("v1", "Node")
+        except ActuationForbidden:
+            return Inventory(nodes_visible=False, others_visible=False)
+        try:
+            pods = self._list("v1", "Pod")
+            others_visible = True
+        except ActuationForbidden:
+            pods = [pod for namespace in sorted(set(namespaces)) for pod in self._list("v1", "Pod", namespace)]
+            others_visible = False
+        return Inventory(tuple(inventory_from(nodes, pods)), nodes_visible=True, others_visible=others_visible)
 
 
 def _message(error: Any) -> str:
-    import json
-
     try:
         return str(json.loads(error.body).get("message", ""))
     except (TypeError, ValueError):

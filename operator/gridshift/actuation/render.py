@@ -2,6 +2,17 @@
 
 Pure functions: API model in, manifests (plain dicts) out. Applied with server-side apply under
 the field manager `gridshift`, so a re-render of unchanged inputs is a no-op on the apiserver.
+
+Every object carries the owner annotations (hub namespace/name and UID), without which the
+operator treats an object as foreign. Replica pods meet Pod Security Admission's `restricted`
+profile (non-root, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp) and
+mount no service-account token: vLLM needs no Kubernetes API. A NetworkPolicy admits traffic to the
+replicas only from namespaces labelled SERVING_INGRESS_LABEL (the gateway, Prometheus), so tenants
+sharing a cluster cannot reach each other's models.
+
+The workload namespace is not rendered: the member cluster's administrator creates it (with its
+Pod Security labels and gridshift's namespaced Role, charts/gridshift/member-rbac), so gridshift
+needs no cluster-wide rights there.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from typing import Any
 
 from gridshift.actuation import labels as L
 from gridshift.api.inference_deployment import InferenceDeploymentSpec
+from gridshift.api.labels import bounded_label_value
 
 Manifest = dict[str, Any]
 
@@ -21,6 +33,12 @@ Manifest = dict[str, Any]
 # outlast it or the kubelet restarts a healthy, still-loading replica.
 _STARTUP_PERIOD_SECONDS = 10
 _GPU_TOLERATION = {"key": L.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+REPLICA_UID = 1000
+"""The non-root user replicas run as (vLLM's images default to root, which `restricted` refuses)."""
+SCRATCH_DIR = "/tmp"
+"""Writable scratch (HOME, Hugging Face and torch caches): an emptyDir, the image's root stays untouched."""
+SERVING_INGRESS_LABEL = "gridshift.dev/serving-ingress"
+"""Namespaces labelled `<this>=true` may reach replicas (NetworkPolicy): the gateway's, Prometheus'."""
 
 
 @dataclass(frozen=True)
@@ -34,16 +52,35 @@ class WorkloadTarget:
     gpu_type: str
     replicas: int
     max_num_seqs: int
+    owner_uid: str = ""
+    """metadata.uid of the InferenceDeployment on the hub (owner annotation)."""
 
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
     return {
         **L.deployment_selector(target.deployment_namespace, target.deployment_name),
         L.DEPLOYMENT_NAMESPACE: target.deployment_namespace,
-        L.GPU_TYPE: target.gpu_type,
-        L.CLUSTER: target.cluster,
+        L.GPU_TYPE: bounded_label_value(target.gpu_type),
+        L.CLUSTER: bounded_label_value(target.cluster),
         "app.kubernetes.io/name": "vllm",
-        "app.kubernetes.io/instance": target.deployment_name,
+        "app.kubernetes.io/instance": bounded_label_value(target.deployment_name),
+    }
+
+
+def _metadata(name: str, target: WorkloadTarget, labels: dict[str, str], **annotations: str) -> Manifest:
+    owner = L.owner_annotations(target.deployment_namespace, target.deployment_name, target.owner_uid)
+    return {
+        "name": name,
+        "namespace": target.workload_namespace,
+        "labels": labels,
+        "annotations": {**annotations, **owner},
+    }
+
+
+def _pod_selector(target: WorkloadTarget) -> dict[str, str]:
+    return {
+        **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        L.GPU_TYPE: bounded_label_value(target.gpu_type),
     }
 
 
@@ -70,14 +107,6 @@ def template_hash(template: Manifest) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def render_namespace(name: str) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
-    }
-
-
 def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
     name = L.workload_name(target.deployment_namespace, target.deployment_name, target.gpu_type)
     pod_labels = workload_labels(target)
@@ -87,7 +116,11 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         "name": "vllm",
         "image": spec.engine.image,
         "args": vllm_args(spec, target.max_num_seqs),
-        "env": [{"name": e.name, "value": e.value} for e in spec.engine.env],
+        "env": [
+            {"name": "HOME", "value": SCRATCH_DIR},
+            {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},
+            *({"name": e.name, "value": e.value} for e in spec.engine.env),
+        ],
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
         "resources": {
             "requests": {"cpu": spec.replica.cpu, "memory": spec.replica.memory, L.GPU_RESOURCE: gpus},
@@ -100,6 +133,13 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         },
         "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH_DIR}, {"name": "shm", "mountPath": "/dev/shm"}],
     }
     template = {
         "metadata": {
@@ -114,26 +154,30 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
             "nodeSelector": {L.GPU_PRODUCT_NODE_LABEL: target.gpu_type},
             "tolerations": [_GPU_TOLERATION],
             "terminationGracePeriodSeconds": 60,
+            # vLLM calls no Kubernetes API: no token to steal from a compromised replica.
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": REPLICA_UID,
+                "runAsGroup": REPLICA_UID,
+                "fsGroup": REPLICA_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumes": [
+                {"name": "scratch", "emptyDir": {}},
+                # Tensor-parallel workers exchange tensors through shared memory.
+                {"name": "shm", "emptyDir": {"medium": "Memory"}},
+            ],
             "containers": [container],
         },
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": target.workload_namespace,
-            "labels": pod_labels,
-            "annotations": {L.SPEC_HASH: template_hash(template)},
-        },
+        "metadata": _metadata(name, target, pod_labels, **{L.SPEC_HASH: template_hash(template)}),
         "spec": {
             "replicas": target.replicas,
-            "selector": {
-                "matchLabels": {
-                    **L.deployment_selector(target.deployment_namespace, target.deployment_name),
-                    L.GPU_TYPE: target.gpu_type,
-                }
-            },
+            "selector": {"matchLabels": _pod_selector(target)},
             # A new replica must be Ready before an old one goes: serving capacity never dips.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": template,
@@ -146,11 +190,7 @@ def render_service(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Man
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": target.workload_namespace,
-            "labels": L.deployment_selector(target.deployment_namespace, target.deployment_name),
-        },
+        "metadata": _metadata(name, target, L.deployment_selector(target.deployment_namespace, target.deployment_name)),
         "spec": {
             "selector": L.deployment_selector(target.deployment_namespace, target.deployment_name),
             "ports": [{"name": "http", "port": spec.engine.port, "targetPort": "http"}],
@@ -163,15 +203,27 @@ def render_pdb(target: WorkloadTarget) -> Manifest:
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
-        "metadata": {"name": name, "namespace": target.workload_namespace, "labels": workload_labels(target)},
+        "metadata": _metadata(name, target, workload_labels(target)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _pod_selector(target)}},
+    }
+
+
+def render_network_policy(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
+    """Ingress to the deployment's replicas only from namespaces labelled SERVING_INGRESS_LABEL=true."""
+    name = L.workload_name(target.deployment_namespace, target.deployment_name, "ingress")
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(name, target, L.deployment_selector(target.deployment_namespace, target.deployment_name)),
         "spec": {
-            "maxUnavailable": 1,
-            "selector": {
-                "matchLabels": {
-                    **L.deployment_selector(target.deployment_namespace, target.deployment_name),
-                    L.GPU_TYPE: target.gpu_type,
+            "podSelector": {"matchLabels": L.deployment_selector(target.deployment_namespace, target.deployment_name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"namespaceSelector": {"matchLabels": {SERVING_INGRESS_LABEL: "true"}}}],
+                    "ports": [{"protocol": "TCP", "port": spec.engine.port}],
                 }
-            },
+            ],
         },
     }
 
@@ -179,8 +231,8 @@ def render_pdb(target: WorkloadTarget) -> Manifest:
 def render_workload(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> list[Manifest]:
     """Everything one (deployment, cluster, GPU type) needs, in apply order."""
     return [
-        render_namespace(target.workload_namespace),
         render_deployment(spec, target),
         render_service(spec, target),
         render_pdb(target),
+        render_network_policy(spec, target),
     ]

@@ -12,11 +12,16 @@ from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.common import (
     CONDITIONS_LIST_SCHEMA,
     CURRENCY_CODE,
-    DNS_LABEL,
     Condition,
+    LabelSelector,
     RegionName,
     SecretKeyRef,
 )
+from gridshift.api.labels import HASH_HEX_DIGITS, digest
+
+NAMESPACE_PLACEHOLDER = "{namespace}"
+WORKLOAD_NAMESPACE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[a-z0-9-]*\{namespace\}[a-z0-9-]*)$"
+"""A DNS label, or a template with one `{namespace}` placeholder (prefix and suffix in DNS-label characters)."""
 
 
 class EnergyUnit(StrEnum):
@@ -228,8 +233,21 @@ class RegionalClusterSpec(ApiModel):
     workload_namespace: str = Field(
         default="gridshift-workloads",
         max_length=63,
-        pattern=DNS_LABEL,
-        description="Namespace in the member cluster where replicas are created.",
+        pattern=WORKLOAD_NAMESPACE,
+        description=(
+            "Namespace in the member cluster where replicas are created. `{namespace}` in it stands for the "
+            "InferenceDeployment's namespace on the hub, giving each tenant its own namespace (recommended when "
+            "several teams share the cluster: docs/security.md); without it every tenant shares this one. "
+            "The cluster's administrator creates these namespaces (docs/rbac.md): gridshift never does."
+        ),
+    )
+    tenant_namespace_selector: LabelSelector | None = Field(
+        default=None,
+        description=(
+            "Hub namespaces whose InferenceDeployments may place replicas here, selected by the namespaces' labels "
+            "(every namespace when unset). Every namespace carries kubernetes.io/metadata.name=<name>, so a list "
+            "of names is one matchExpressions entry with operator In."
+        ),
     )
     pue: float = Field(
         default=1.2,
@@ -244,6 +262,20 @@ class RegionalClusterSpec(ApiModel):
         pattern=r"^https?://",
         description="Prometheus with this cluster's vLLM and DCGM metrics; unset uses the operator's default.",
     )
+
+
+def workload_namespace_for(spec: RegionalClusterSpec, hub_namespace: str) -> str:
+    """The member-cluster namespace of an InferenceDeployment in `hub_namespace` on this cluster.
+
+    A template longer than a namespace may be once filled keeps a readable prefix and a 64-bit digest.
+    """
+    template = spec.workload_namespace
+    if NAMESPACE_PLACEHOLDER not in template:
+        return template
+    name = template.replace(NAMESPACE_PLACEHOLDER, hub_namespace)
+    if len(name) <= 63:
+        return name
+    return f"{name[: 63 - HASH_HEX_DIGITS - 1].rstrip('-')}-{digest(name)}"
 
 
 class GPUCount(ApiModel):

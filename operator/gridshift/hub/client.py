@@ -1,8 +1,13 @@
-"""Hub-cluster access behind one small Protocol, with a kubernetes-client adapter and an in-memory fake.
+"""Hub-cluster access behind one small Protocol, with a kubernetes-client adapter (its fake: gridshift.testing).
 
 Status is written through the status subresource with a JSON merge patch, and only when it
-changed, so an idle planning cycle makes no writes. Only the leader (a coordination.k8s.io
-Lease, renewed every cycle) acts, so several operator replicas can run for availability.
+changed, so an idle planning cycle makes no writes. Leader election (gridshift.hub.lease) reads
+and writes one coordination.k8s.io Lease through `read_lease`/`write_lease`, a compare-and-swap.
+
+Secrets are read by purpose: a Secret must carry the label SECRET_PURPOSE_LABEL with the purpose
+it is read for, so that whoever may write a RegionalCluster cannot point a price feed's token at a
+member kubeconfig (and send it to a URL of their choice). HTTPRoutes are written only when they
+carry MANAGED_ROUTE_LABEL, with the resourceVersion they were read at (optimistic concurrency).
 """
 
 from __future__ import annotations
@@ -10,16 +15,27 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from gridshift.api import GROUP, VERSION
 
 PLURALS = {"InferenceDeployment": "inferencedeployments", "RegionalCluster": "regionalclusters"}
+SECRET_PURPOSE_LABEL = "gridshift.dev/secret-purpose"
+MANAGED_ROUTE_LABEL = "gridshift.dev/managed-route"
+"""An HTTPRoute gridshift may set weights on carries `<this>: "true"`."""
+
+
+class SecretPurpose(StrEnum):
+    """What a Secret may be used for; its SECRET_PURPOSE_LABEL must say so."""
+
+    MEMBER_KUBECONFIG = "member-kubeconfig"
+    PRICE_FEED_TOKEN = "price-feed-token"
 
 
 class SecretMissing(Exception):
-    """A referenced Secret or key does not exist, or may not be read; the message names both."""
+    """A referenced Secret or key does not exist, may not be read, or is not labelled for the purpose."""
 
 
 class HubForbidden(SecretMissing):
@@ -44,6 +60,26 @@ class RouteMissing(Exception):
     """The HTTPRoute an InferenceDeployment names does not exist (or the Gateway API is not installed)."""
 
 
+class RouteNotManaged(RouteMissing):
+    """The HTTPRoute exists but does not carry MANAGED_ROUTE_LABEL: gridshift leaves it alone."""
+
+
+class RouteConflict(Exception):
+    """The HTTPRoute changed between read and write; the next cycle reads it again."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The leader Lease as stored: who holds it, for how long, and its resourceVersion (for compare-and-swap)."""
+
+    holder: str | None
+    duration_seconds: int
+    renew_time: datetime | None
+    acquire_time: datetime | None
+    transitions: int = 0
+    resource_version: str | None = None
+
+
 def weighted_rules(rules: list[dict[str, Any]], weights: dict[str, int], clusters: set[str]) -> list[dict[str, Any]]:
     """The route's rules with each backendRef named after a cluster given that cluster's weight.
 
@@ -59,19 +95,79 @@ def weighted_rules(rules: list[dict[str, Any]], weights: dict[str, int], cluster
     return out
 
 
+def secret_value(
+    namespace: str, name: str, key: str, purpose: SecretPurpose, labels: dict[str, str], data: dict[str, str]
+) -> str:
+    """The decoded value of `key` if the Secret is labelled for `purpose`; else SecretMissing saying how to fix it."""
+    if labels.get(SECRET_PURPOSE_LABEL) != purpose.value:
+        raise SecretMissing(
+            f"Secret {namespace}/{name} is not labelled {SECRET_PURPOSE_LABEL}={purpose.value}: gridshift reads a "
+            "Secret only for the purpose its owner labelled it for (docs/security.md)"
+        )
+    if key not in data:
+        raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
+    return base64.b64decode(data[key]).decode()
+
+
+def micro_time(instant: datetime | None) -> datetime | None:
+    """A datetime the Kubernetes client serialises as a valid MicroTime.
+
+    The client writes datetimes with isoformat(), which drops the fraction when microseconds are 0, and
+    the API server then refuses the Lease ("cannot parse ... as .000000"): one write in a million would
+    fail. Such an instant is moved by one microsecond."""
+    if instant is None:
+        return None
+    return instant.replace(microsecond=1) if instant.microsecond == 0 else instant
+
+
+def route_update(
+    namespace: str, name: str, route: dict[str, Any], weights: dict[str, int], clusters: set[str]
+) -> list[dict[str, Any]] | None:
+    """The rules to write on a managed route, or None when its weights are already right."""
+    meta = route.get("metadata") or {}
+    if (meta.get("labels") or {}).get(MANAGED_ROUTE_LABEL) != "true":
+        raise RouteNotManaged(
+            f"HTTPRoute {namespace}/{name} is not labelled {MANAGED_ROUTE_LABEL}=true; its weights are left alone"
+        )
+    rules: list[dict[str, Any]] = (route.get("spec") or {}).get("rules") or []
+    wanted = weighted_rules(rules, weights, clusters)
+    return None if wanted == rules else wanted
+
+
 class Hub(Protocol):
     """What the service needs from the hub cluster."""
 
-    def read_secret(self, namespace: str, name: str, key: str) -> str: ...
+    def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
+        """One key of a Secret labelled for `purpose`; SecretMissing (naming Secret, key and label) otherwise."""
+        ...
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        """Labels of a hub namespace ({} when it does not exist)."""
+        ...
+
+    def deployment_uid(self, namespace: str, name: str) -> str | None:
+        """metadata.uid of an InferenceDeployment, read from the API server (not a cache); None when gone."""
+        ...
+
+    def regional_clusters(self) -> list[dict[str, Any]]:
+        """Every RegionalCluster, read from the API server (deletion must not trust a cache still filling)."""
+        ...
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None: ...
 
     def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None: ...
 
-    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool: ...
+    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None: ...
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+        """Create (resource_version None) or replace the Lease; False when another writer got there first."""
+        ...
 
     def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
-        """Set backendRef weights of an HTTPRoute; True when it had to be written."""
+        """Set backendRef weights of a managed HTTPRoute; True when it had to be written.
+
+        RouteMissing / RouteNotManaged when it is absent or not labelled MANAGED_ROUTE_LABEL; RouteConflict
+        when it changed after it was read."""
         ...
 
 
@@ -86,7 +182,7 @@ class KubeHub:
         self._coordination = client.CoordinationV1Api(api_client)
         self._timeout = timeout_seconds
 
-    def read_secret(self, namespace: str, name: str, key: str) -> str:
+    def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         from kubernetes.client.exceptions import ApiException
 
         try:
@@ -100,10 +196,41 @@ class KubeHub:
                     "the operator's Role needs get on secrets in its namespace"
                 ) from None
             raise
-        data = secret.data or {}
-        if key not in data:
-            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
+        labels = (secret.metadata.labels if secret.metadata is not None else None) or {}
+        data: dict[str, str] = {str(k): str(v) for k, v in (secret.data or {}).items()}
+        return secret_value(namespace, name, key, purpose, labels, data)
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            namespace = self._core.read_namespace(name, _request_timeout=self._timeout)
+        except ApiException as error:
+            if error.status == 404:
+                return {}
+            raise
+        return dict((namespace.metadata.labels if namespace.metadata is not None else None) or {})
+
+    def deployment_uid(self, namespace: str, name: str) -> str | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            found = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS["InferenceDeployment"], name, _request_timeout=self._timeout
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        body: dict[str, Any] = found if isinstance(found, dict) else {}
+        return str((body.get("metadata") or {}).get("uid") or "") or None
+
+    def regional_clusters(self) -> list[dict[str, Any]]:
+        answer = self._custom.list_cluster_custom_object(
+            GROUP, VERSION, PLURALS["RegionalCluster"], _request_timeout=self._timeout
+        )
+        body: dict[str, Any] = answer if isinstance(answer, dict) else {}
+        return list(body.get("items") or [])
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         from kubernetes.client.exceptions import ApiException
@@ -164,49 +291,62 @@ class KubeHub:
                 raise RouteMissing(f"HTTPRoute {namespace}/{name} not found (is the Gateway API installed?)") from None
             raise
         body: dict[str, Any] = route if isinstance(route, dict) else {}
-        rules: list[dict[str, Any]] = (body.get("spec") or {}).get("rules") or []
-        wanted = weighted_rules(rules, weights, clusters)
-        if wanted == rules:
+        wanted = route_update(namespace, name, body, weights, clusters)
+        if wanted is None:
             return False
-        self._custom.patch_namespaced_custom_object(
-            group, version, namespace, plural, name, {"spec": {"rules": wanted}}, _request_timeout=self._timeout
-        )
+        # resourceVersion makes the patch conditional: a route edited since it was read is not overwritten.
+        version_read = (body.get("metadata") or {}).get("resourceVersion")
+        patch = {"metadata": {"resourceVersion": version_read}, "spec": {"rules": wanted}}
+        try:
+            self._custom.patch_namespaced_custom_object(
+                group, version, namespace, plural, name, patch, _request_timeout=self._timeout
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise RouteConflict(
+                    f"HTTPRoute {namespace}/{name} changed while being updated; retried next cycle"
+                ) from None
+            raise
         return True
 
-    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool:
+    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            lease = self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        spec = lease.spec
+        return LeaseRecord(
+            holder=spec.holder_identity if spec else None,
+            duration_seconds=int((spec.lease_duration_seconds if spec else 0) or 0),
+            renew_time=spec.renew_time if spec else None,
+            acquire_time=spec.acquire_time if spec else None,
+            transitions=int((spec.lease_transitions if spec else 0) or 0),
+            resource_version=lease.metadata.resource_version if lease.metadata else None,
+        )
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         spec = client.V1LeaseSpec(
-            holder_identity=identity,
-            lease_duration_seconds=int(duration_seconds),
-            renew_time=now,
+            holder_identity=record.holder,
+            lease_duration_seconds=record.duration_seconds,
+            renew_time=micro_time(record.renew_time),
+            acquire_time=micro_time(record.acquire_time),
+            lease_transitions=record.transitions,
         )
+        meta = client.V1ObjectMeta(name=name, namespace=namespace, resource_version=record.resource_version)
+        body = client.V1Lease(metadata=meta, spec=spec)
         try:
-            lease = self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            spec.acquire_time = now
-            body = client.V1Lease(metadata=client.V1ObjectMeta(name=name, namespace=namespace), spec=spec)
-            try:
+            if record.resource_version is None:
                 self._coordination.create_namespaced_lease(namespace, body, _request_timeout=self._timeout)
-            except ApiException as create_error:
-                if create_error.status == 409:  # another replica created it first
-                    return False
-                raise
-            return True
-        current = lease.spec or client.V1LeaseSpec()
-        held_by = current.holder_identity
-        renewed = current.renew_time
-        expired = renewed is None or renewed + timedelta(seconds=current.lease_duration_seconds or 0) < now
-        if held_by not in (None, identity) and not expired:
-            return False
-        spec.acquire_time = current.acquire_time if held_by == identity else now
-        lease.spec = spec
-        try:
-            # resourceVersion in the body makes this a compare-and-swap: two replicas cannot both win.
-            self._coordination.replace_namespaced_lease(name, namespace, lease, _request_timeout=self._timeout)
+            else:
+                # resourceVersion in the body makes this a compare-and-swap: two replicas cannot both win.
+                self._coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=self._timeout)
         except ApiException as error:
             if error.status == 409:
                 return False

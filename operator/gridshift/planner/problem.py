@@ -194,6 +194,8 @@ def _profile_index(profiles: tuple[PerformanceModel, ...]) -> dict[tuple[str, st
 def _eligible_cluster(deployment: Deployment, cluster: Cluster) -> str | None:
     """Why the cluster is out for this deployment, or None when it may be used."""
     placement = deployment.spec.placement
+    if cluster.admitted_namespaces is not None and deployment.namespace not in cluster.admitted_namespaces:
+        return f"does not admit namespace {deployment.namespace} (tenantNamespaceSelector)"
     if placement.allowed_regions and cluster.region not in placement.allowed_regions:
         return "not in allowedRegions"
     if cluster.region in placement.forbidden_regions:

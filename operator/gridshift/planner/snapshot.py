@@ -88,6 +88,8 @@ class Cluster:
     offerings: tuple[Offering, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
     reachable: bool = True
+    admitted_namespaces: frozenset[str] | None = None
+    """Hub namespaces whose deployments may run here (RegionalCluster.tenantNamespaceSelector); None: all."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.pue <= 3.0:

@@ -12,9 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from gridshift.actuation.labels import SPEC_HASH
 from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
 from gridshift.api import MigrationMode
-from gridshift.hub.client import Hub, RouteMissing, SecretMissing
+from gridshift.hub.client import Hub, RouteConflict, RouteMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.migration import Key, RouteWeight
@@ -48,12 +49,13 @@ class Actuator:
             deployment_namespace=deployment.planned.namespace,
             deployment_name=deployment.planned.name,
             cluster=view.name,
-            workload_namespace=view.workload_namespace,
+            workload_namespace=view.workload_namespace_for(deployment.planned.namespace),
             gpu_type=gpu_type,
             replicas=replicas,
             max_num_seqs=self._max_num_seqs(deployment, gpu_type),
+            owner_uid=deployment.uid,
         )
-        wanted_hash = render_deployment(spec, target)["metadata"]["annotations"]
+        wanted_hash = render_deployment(spec, target)["metadata"]["annotations"][SPEC_HASH]
         current = next(
             (
                 w
@@ -63,7 +65,7 @@ class Actuator:
             ),
             None,
         )
-        if current is not None and current.desired == replicas and current.spec_hash in wanted_hash.values():
+        if current is not None and current.desired == replicas and current.spec_hash == wanted_hash:
             return 0
         view.member.apply(render_workload(spec, target))
         self._applied.setdefault(deployment.id, {})[(view.name, gpu_type)] = replicas
@@ -85,7 +87,7 @@ class Actuator:
             weights = {r.cluster: r.weight for r in routing}
             if self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)):
                 report.member_writes += 1
-        except (RouteMissing, SecretMissing) as error:
+        except (RouteMissing, RouteConflict) as error:
             report.errors.append(f"{deployment.id}: {error}")
 
     def as_applied(self, deployment: ObservedDeployment) -> S.Deployment:

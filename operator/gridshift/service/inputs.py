@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from gridshift.actuation.members import GpuInventory, WorkloadState
+from gridshift.actuation.members import Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.validation import problems_of
@@ -57,20 +57,28 @@ def currency_to_usd(cluster: RegionalCluster, currency: str) -> float:
 
 
 def planner_cluster(
-    name: str, cluster: RegionalCluster, inventory: Sequence[GpuInventory] | None, held_by_us: Mapping[str, int]
+    name: str, cluster: RegionalCluster, inventory: Inventory | None, held_by_us: Mapping[str, int]
 ) -> S.Cluster:
     """The planner's view of a cluster. `held_by_us`: GPUs per type our replicas already hold there.
 
-    Unreachable clusters (inventory None) keep their offerings but count as unreachable: the
-    planner neither counts their replicas as capacity nor places new ones there.
+    GPUs gridshift may use of a type: allocatable on Ready nodes, minus what other workloads request,
+    capped by the offering's maxGpus. Credentials that may not list Nodes leave allocatable unknown:
+    then the offering's maxGpus is the budget (none without it). Unreachable clusters (inventory
+    None) keep their offerings but count as unreachable: the planner neither counts their replicas
+    as capacity nor places new ones there.
     """
-    by_type = {i.gpu_type: i for i in inventory or ()}
+    by_type = {i.gpu_type: i for i in inventory.gpus} if inventory is not None else {}
     offerings = []
     for offer in cluster.spec.offerings:
         seen = by_type.get(offer.gpu_type)
-        free_for_us = 0 if seen is None else max(0, seen.allocatable - seen.used + held_by_us.get(offer.gpu_type, 0))
-        if offer.max_gpus is not None:
-            free_for_us = min(free_for_us, offer.max_gpus)
+        if inventory is not None and not inventory.nodes_visible:
+            free_for_us = offer.max_gpus if offer.max_gpus is not None else held_by_us.get(offer.gpu_type, 0)
+        else:
+            free_for_us = (
+                0 if seen is None else max(0, seen.allocatable - seen.used + held_by_us.get(offer.gpu_type, 0))
+            )
+            if offer.max_gpus is not None:
+                free_for_us = min(free_for_us, offer.max_gpus)
         offerings.append(
             S.Offering(
                 gpu_type=offer.gpu_type,

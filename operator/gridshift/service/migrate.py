@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable
+from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import MigrationStepStatus
 from gridshift.planner.migration import Key, RouteWeight, StepAction
@@ -120,6 +120,8 @@ class MigrationProgress:
 
     steps: list[StepRecord] = field(default_factory=list)
     routing: tuple[RouteWeight, ...] = ()
+    error: str | None = None
+    """Why a member cluster refused this cycle's write (the step waits and is retried next cycle)."""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:
@@ -140,7 +142,8 @@ class MigrationProgress:
 class ReplicaSetter(Protocol):
     """The actuate stage as the state machine needs it: set a workload's replica count, return writes.
 
-    Raises ClusterUnreachable or ActuationForbidden when the member cluster refuses."""
+    Raises MemberError (ClusterUnreachable, ActuationForbidden, ForeignObject, ...) when the member cluster
+    refuses."""
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int: ...
 
@@ -236,9 +239,9 @@ class Migrations:
                     break
                 try:
                     report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
-                except (ClusterUnreachable, ActuationForbidden) as error:
-                    step.message = str(error)
-                    report.errors.append(str(error))
+                except MemberError as error:
+                    step.message = progress.error = str(error)
+                    report.errors.append(f"{deployment.id}: {error}")
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -269,7 +272,12 @@ class Migrations:
             if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
                 view = views.get(step.cluster)
                 if view is not None and view.member is not None and view.reachable:
-                    report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.from_replicas)
+                    try:
+                        report.member_writes += actuator.set_replicas(
+                            deployment, view, step.gpu_type, step.from_replicas
+                        )
+                    except MemberError as error:
+                        report.errors.append(f"{deployment.id}: roll-back in {step.cluster}: {error}")
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
                 step.message = reason

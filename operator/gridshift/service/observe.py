@@ -4,10 +4,14 @@
 spec, metrics sources per Prometheus URL, and each cluster's last known workloads) and asks each
 source once per cycle. The translations themselves are the pure functions of service.inputs.
 
-Failure rules kept here: a broken feed or an unreachable cluster is reported in the cycle report
-and its view, never fatal; an unreachable cluster's last known replicas are kept but none counts
-as Ready; metrics that cannot be read make a deployment's demand unknown (the planner then never
-scales below the Ready count).
+Failure rules kept here: a broken feed, an invalid kubeconfig or an unreachable cluster is reported
+in the cycle report and its view (with a message that never quotes a credential), never fatal; an
+unreachable cluster's last known replicas are kept but none counts as Ready; metrics that cannot be
+read make a deployment's demand unknown (the planner then never scales below the Ready count).
+
+Ownership: a member Deployment counts as a deployment's replica only when its owner annotations name
+that InferenceDeployment *and its UID*. Those naming a UID that is not live are orphans (swept by
+service.sweep); those without owner annotations are foreign, reported and left alone.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, MemberCluster, WorkloadState
+from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
-from gridshift.hub.client import Hub, SecretMissing
+from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, workload_namespace_for
+from gridshift.hub.client import Hub, SecretMissing, SecretPurpose
 from gridshift.planner import snapshot as S
 from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.snapshot import label_selector_matches
 from gridshift.service import inputs
+from gridshift.service.errors import describe
 from gridshift.service.state import ClusterView, CycleReport, Observation, ObservedDeployment
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
@@ -75,11 +82,13 @@ class Observer:
         profile_bodies: Sequence[Mapping[str, Any]],
         report: CycleReport,
     ) -> Observation:
-        deployments = inputs.parse_bodies(deployment_bodies, InferenceDeployment)
+        deployments = [d for d in inputs.parse_bodies(deployment_bodies, InferenceDeployment) if d.resource]
         clusters = inputs.parse_bodies(cluster_bodies, RegionalCluster)
         profiles = inputs.parse_bodies(profile_bodies, GPUProfile)
+        live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in deployments}
+        tenants = sorted({ns for ns, _ in live})
         views = [
-            self._observe_cluster(c.key, c.resource, c.body.get("status") or {}, report)
+            self._observe_cluster(c.key, c.resource, c.body.get("status") or {}, tenants, live, report)
             for c in clusters
             if c.resource is not None
         ]
@@ -88,14 +97,13 @@ class Observer:
             held: dict[str, int] = {}
             for w in view.workloads or ():
                 held[w.gpu_type] = held.get(w.gpu_type, 0) + w.desired * w.gpus_per_replica
-            planner_clusters.append(inputs.planner_cluster(view.name, view.resource, view.inventory, held))
+            cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held)
+            planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
         workloads = {v.name: v.workloads for v in views}
         observed = []
         for parsed in deployments:
-            if parsed.resource is None:
-                continue
-            meta = parsed.body["metadata"]
-            ns, name = str(meta["namespace"]), str(meta["name"])
+            assert parsed.resource is not None
+            ns, name = _ns_name(parsed.body)
             signals = self._signals(parsed.resource, ns, name, views, report)
             demand = (
                 inputs.observed_demand(parsed.resource, signals, self.settings.metrics_window_seconds)
@@ -115,17 +123,27 @@ class Observer:
         )
         return Observation(snapshot, tuple(observed), {v.name: v for v in views})
 
-    # ------------------------------------------------------------------ adapters, cached
+    def member(self, name: str, cluster: RegionalCluster) -> MemberCluster:
+        """The member client of a cluster, made from its kubeconfig Secret (cached while the Secret is unchanged).
 
-    def _member(self, name: str, cluster: RegionalCluster) -> MemberCluster:
+        Raises SecretMissing or MemberError (KubeconfigInvalid, ...): messages never quote the kubeconfig."""
         ref = cluster.spec.kubeconfig_secret_ref
-        kubeconfig = self.hub.read_secret(ref.namespace or self.settings.namespace, ref.name, ref.key)
+        kubeconfig = self.hub.read_secret(
+            ref.namespace or self.settings.namespace, ref.name, ref.key, SecretPurpose.MEMBER_KUBECONFIG
+        )
         cached = self._members.get(name)
         if cached is not None and cached[0] == kubeconfig:
             return cached[1]
-        member = self._member_factory(name, kubeconfig)
+        try:
+            member = self._member_factory(name, kubeconfig)
+        except MemberError:
+            raise
+        except Exception as error:  # a factory that fails some other way must not leak what it parsed
+            raise KubeconfigInvalid(name, f"cannot be used ({type(error).__name__})") from None
         self._members[name] = (kubeconfig, member)
         return member
+
+    # ------------------------------------------------------------------ adapters, cached
 
     def _feed(self, name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
         key = cluster.spec.price_feed.model_dump_json()
@@ -139,26 +157,73 @@ class Observer:
     # ------------------------------------------------------------------ sources
 
     def _observe_cluster(
-        self, name: str, cluster: RegionalCluster, old_status: Mapping[str, Any], report: CycleReport
+        self,
+        name: str,
+        cluster: RegionalCluster,
+        old_status: Mapping[str, Any],
+        tenants: Sequence[str],
+        live: Mapping[tuple[str, str], str],
+        report: CycleReport,
     ) -> ClusterView:
         view = ClusterView(name, cluster, None, None, None, None, old_status=old_status)
         try:
             view.reading = self._feed(name, cluster).read()
         except Exception as error:  # a broken feed config is reported, never fatal
-            report.errors.append(f"price feed of {name}: {error}")
+            view.feed_error = f"price feed of {name}: {describe(error)}"
+            report.errors.append(view.feed_error)
         view.prices = inputs.price_horizon(view.reading)
+        view.admitted_namespaces = self._admitted(cluster, tenants)
+        namespaces = sorted(self._workload_namespaces(cluster, tenants) | self._known_namespaces(name))
         try:
-            view.member = self._member(name, cluster)
-            view.workloads = view.member.workloads()
-            view.inventory = view.member.gpu_inventory()
-            self._last_workloads[name] = view.workloads
-        except (ClusterUnreachable, ActuationForbidden, SecretMissing, ValueError) as error:
+            view.member = self.member(name, cluster)
+            found = view.member.workloads(namespaces)
+            view.inventory = view.member.gpu_inventory(namespaces)
+        except (MemberError, SecretMissing) as error:
             view.error = str(error)
+        except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
+            view.error = f"cluster {name}: {describe(error)}"
+        if view.error is not None:
             view.inventory = None
             # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
             view.workloads = [replace(w, ready=0) for w in self._last_workloads.get(name, [])]
-            report.errors.append(str(error))
+            report.errors.append(view.error)
+            return view
+        view.workloads = [
+            w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid
+        ]
+        view.orphans = [w for w in found if w.owned and w not in view.workloads]
+        view.foreign = [w for w in found if not w.owned]
+        for w in view.foreign:
+            report.errors.append(
+                f"cluster {name}: Deployment {w.namespace}/{w.name} is labelled as gridshift's but "
+                "has no owner annotations: ignored"
+            )
+        self._last_workloads[name] = view.workloads
         return view
+
+    @staticmethod
+    def _workload_namespaces(cluster: RegionalCluster, tenants: Sequence[str]) -> set[str]:
+        """The shared workload namespace always (leftovers of a tenant's last deployment are found there);
+        with a per-tenant template, the namespaces of the tenants that have deployments."""
+        if NAMESPACE_PLACEHOLDER not in cluster.spec.workload_namespace:
+            return {cluster.spec.workload_namespace}
+        return {workload_namespace_for(cluster.spec, ns) for ns in tenants}
+
+    def _known_namespaces(self, cluster: str) -> set[str]:
+        """Workload namespaces of the replicas last seen there (so that a tenant's last leftovers are seen)."""
+        return {w.namespace for w in self._last_workloads.get(cluster, [])}
+
+    def _admitted(self, cluster: RegionalCluster, tenants: Sequence[str]) -> frozenset[str] | None:
+        selector = cluster.spec.tenant_namespace_selector
+        if selector is None:
+            return None
+        return frozenset(ns for ns in tenants if label_selector_matches(selector, self._namespace_labels(ns)))
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        try:
+            return self.hub.namespace_labels(namespace)
+        except Exception:  # unknown labels admit nothing: a selector fails closed
+            return {}
 
     def _signals(
         self, idep: InferenceDeployment, ns: str, name: str, views: Iterable[ClusterView], report: CycleReport
@@ -180,7 +245,7 @@ class Observer:
             ref = DeploymentRef(
                 ns,
                 name,
-                view.workload_namespace,
+                view.workload_namespace_for(ns),
                 idep.spec.model.served_name,
                 cluster=view.name if self.settings.metrics_cluster_label else None,
             )
@@ -194,3 +259,8 @@ class Observer:
                 report.errors.append(f"metrics for {ns}/{name} in {view.name}: {type(error).__name__}: {error}")
                 return None
         return out
+
+
+def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
+    meta = body["metadata"]
+    return str(meta["namespace"]), str(meta["name"])

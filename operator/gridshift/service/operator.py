@@ -3,8 +3,9 @@
 `run_cycle` is the whole decision, stage by stage, each stage its own module with typed state
 between them (service.state):
 
-1. lead      only the Lease holder plans and acts; others write nothing;
-2. observe   hub objects, member clusters, Prometheus and price feeds -> one Snapshot (service.observe);
+1. lead      only the Lease holder plans and acts; others write nothing (gridshift.hub.lease);
+2. observe   hub objects, member clusters, Prometheus and price feeds -> one Snapshot (service.observe),
+             then orphans of deleted InferenceDeployments are swept (service.sweep);
 3. decide    the pure planner: Snapshot -> Plan (gridshift.planner);
 4. migrate   make-before-break steps, persisted in status.migration (service.migrate), carried out by
 5. actuate   member-cluster workloads and HTTPRoute weights, written only when changed (service.actuate);
@@ -15,6 +16,10 @@ The kopf shell only feeds it the indexed hub objects and pokes it on spec change
 the same against the fakes of gridshift.testing in unit tests and real apiservers in e2e.
 
 Safety rules, and where they are kept:
+- Fencing: the Lease is renewed by its own task; a replica whose last renewal is older than the
+  renew deadline stops writing at once, mid-cycle included, before any other can take over.
+- Isolation: whatever goes wrong with one cluster or one deployment is reported on it; the cycle
+  goes on for the others (service.observe, and the per-deployment guard below).
 - An idle cycle writes nothing: status is patched only when it changed (service.status rounds
   measured values), member objects only when replicas or the rendered template changed.
 - A replica not Ready by readyTimeoutSeconds is rolled back and the reason recorded (service.migrate).
@@ -33,16 +38,20 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gridshift.actuation.members import Owner
 from gridshift.hub.client import Hub
-from gridshift.planner.plan import make_plan
+from gridshift.hub.lease import LeaderElector, LeaseTiming
+from gridshift.planner.plan import DeploymentPlan, make_plan
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.service.actuate import Actuator
+from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations
 from gridshift.service.observe import FeedFactory, MemberFactory, MetricsFactory, Observer
 from gridshift.service.report import Reporter
-from gridshift.service.state import CycleReport, Observation
+from gridshift.service.state import CycleReport, Observation, ObservedDeployment
+from gridshift.service.sweep import delete_everywhere, sweep_orphans
 from gridshift.settings import OperatorSettings
 
 log = logging.getLogger("gridshift.service")
@@ -65,6 +74,7 @@ class OperatorService:
         planner_settings: PlannerSettings | None = None,
         identity: str | None = None,
         metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -73,6 +83,10 @@ class OperatorService:
             cold_start_seconds=settings.cold_start_seconds, move_penalty_usd=settings.move_penalty_usd
         )
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
+        timing = LeaseTiming(
+            settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
+        )
+        self.elector = LeaderElector(hub, LEASE_NAME, settings.namespace, self.identity, timing, monotonic)
         self.observer = Observer(
             settings, hub, member_factory, metrics_factory, feed_factory, default_profiles, metrics_clock
         )
@@ -103,44 +117,53 @@ class OperatorService:
         }
 
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
-        """The global planning loop: every planIntervalSeconds, or sooner when a spec changes."""
+        """The global planning loop: every planIntervalSeconds, or sooner when a spec changes.
+
+        The leader Lease is renewed beside it, every retry period, by a task of its own."""
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        renewing = asyncio.create_task(self._renew_forever())
+        try:
+            while True:
+                try:
+                    report = await asyncio.to_thread(
+                        self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
+                    )
+                    log.info(
+                        "cycle leader=%s %.2fs member_writes=%d status_writes=%d errors=%d",
+                        report.leader,
+                        report.seconds,
+                        report.member_writes,
+                        report.status_writes,
+                        len(report.errors),
+                    )
+                    for error in report.errors:
+                        log.warning("%s", error)
+                except Exception as error:  # one bad cycle must not stop the operator; the next one retries
+                    log.error("planning cycle failed: %s", describe(error))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.settings.plan_interval_seconds)
+                self._wake.clear()
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            await asyncio.to_thread(self.elector.release)
+
+    async def _renew_forever(self) -> None:
         while True:
-            try:
-                report = await asyncio.to_thread(
-                    self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
-                )
-                log.info(
-                    "cycle leader=%s %.2fs member_writes=%d status_writes=%d errors=%d",
-                    report.leader,
-                    report.seconds,
-                    report.member_writes,
-                    report.status_writes,
-                    len(report.errors),
-                )
-                for error in report.errors:
-                    log.warning("%s", error)
-            except Exception:  # one bad cycle must not stop the operator; the next one retries
-                log.exception("planning cycle failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.plan_interval_seconds)
-            self._wake.clear()
+            await asyncio.to_thread(self.elector.try_acquire_or_renew)
+            await asyncio.sleep(self.elector.timing.retry_period_seconds)
 
-    async def delete_everywhere(self, namespace: str, name: str) -> None:
-        await asyncio.to_thread(self.delete_from_members, namespace, name)
+    async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
+        await asyncio.to_thread(self.delete_from_members, namespace, name, uid)
 
-    def delete_from_members(self, namespace: str, name: str) -> int:
-        """Remove a deleted InferenceDeployment's objects from every known member cluster.
+    def delete_from_members(self, namespace: str, name: str, uid: str) -> int:
+        """Remove a deleted InferenceDeployment's objects from every member cluster a RegionalCluster names.
 
-        Raises if a member cluster cannot be reached, so the finalizer stays and kopf retries:
-        nothing is left orphaned when the cluster returns.
+        Raises CleanupIncomplete if a cluster cannot be cleaned, so the finalizer stays and kopf retries:
+        nothing is left orphaned when the cluster returns (service.sweep).
         """
-        deleted = 0
-        for cluster, member in self.observer.known_members():
-            deleted += member.delete_deployment_objects(namespace, name)
-            log.info("deleted %d objects of %s/%s in %s", deleted, namespace, name, cluster)
-        return deleted
+        return delete_everywhere(self.hub, self.observer, Owner(namespace, name, uid))
 
     # ------------------------------------------------------------------ the cycle
 
@@ -155,29 +178,53 @@ class OperatorService:
         report = CycleReport(leader=False, started_at=now)
 
         # 1. Lead: only the Lease holder plans and acts.
-        lease_seconds = max(3 * self.settings.plan_interval_seconds, 30.0)
-        report.leader = self.hub.hold_lease(LEASE_NAME, self.settings.namespace, self.identity, lease_seconds, now)
+        report.leader = self.elector.ensure()
         if not report.leader:
             return self._finish(report, started, None)
 
-        # 2. Observe: one snapshot of hub objects, member clusters, metrics and prices.
+        # 2. Observe: one snapshot of hub objects, member clusters, metrics and prices; sweep orphans.
         seen = self.observer.observe(now, deployment_bodies, cluster_bodies, profile_bodies, report)
+        if self._still_leading(report):
+            sweep_orphans(self.hub, seen, report)
 
         # 3. Decide: the pure planner.
         plan = report.plan = make_plan(seen.snapshot, self.planner_settings)
         self.actuator.begin(seen.snapshot.profiles)
 
         for deployment in seen.deployments:
-            planned = plan.for_deployment(deployment.id)
-            # 4 and 5. Migrate (make-before-break steps) and actuate (workloads, routing weights).
-            progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
-            self.actuator.route(deployment, planned, progress.routing, seen.views, report)
-            # 6. Report: the deployment's status and its decision Event.
-            applied = self.actuator.as_applied(deployment)
-            self.reporter.deployment(now, deployment, applied, planned, progress, seen.views, report)
+            if not self._still_leading(report):
+                break
+            try:
+                self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
+            except Exception as error:  # one deployment's failure must not stop the others
+                report.errors.append(f"{deployment.id}: not acted on this cycle: {describe(error)}")
         for view in seen.views.values():
+            if not self._still_leading(report):
+                break
             self.reporter.cluster(now, view, report)
         return self._finish(report, started, seen)
+
+    def _act_on(
+        self,
+        now: datetime,
+        deployment: ObservedDeployment,
+        planned: DeploymentPlan,
+        seen: Observation,
+        report: CycleReport,
+    ) -> None:
+        # 4 and 5. Migrate (make-before-break steps) and actuate (workloads, routing weights).
+        progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
+        self.actuator.route(deployment, planned, progress.routing, seen.views, report)
+        # 6. Report: the deployment's status and its decision Event.
+        applied = self.actuator.as_applied(deployment)
+        self.reporter.deployment(now, deployment, applied, planned, progress, seen.views, report)
+
+    def _still_leading(self, report: CycleReport) -> bool:
+        """Fencing: stop writing the moment the Lease may have lapsed."""
+        if self.elector.leading():
+            return True
+        report.errors.append("leader Lease not renewed within the renew deadline: stopped acting this cycle")
+        return False
 
     def _finish(self, report: CycleReport, started: float, seen: Observation | None) -> CycleReport:
         report.seconds = time.perf_counter() - started

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gridshift.actuation.members import GpuInventory, MemberCluster, WorkloadState
+from gridshift.actuation.members import Inventory, MemberCluster, WorkloadState
 from gridshift.api import InferenceDeployment, RegionalCluster
+from gridshift.api.regional_cluster import workload_namespace_for
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import Plan
 from gridshift.service.inputs import MeasuredCost
@@ -28,19 +29,33 @@ class ClusterView:
     name: str
     resource: RegionalCluster
     member: MemberCluster | None
-    inventory: list[GpuInventory] | None
+    inventory: Inventory | None
     """GPUs on Ready nodes; None when the cluster could not be reached this cycle."""
     workloads: list[WorkloadState] | None
+    """gridshift's replicas here: Deployments whose owner annotations name a live InferenceDeployment."""
     reading: PriceReading | None
     """The price feed's reading as published (feed currency), for status fields about the feed itself."""
     prices: S.PriceHorizon = field(default_factory=lambda: S.PriceHorizon(stale=True))
     """The same prices in USD/kWh, converted once (service.inputs.price_horizon); PUE not included."""
     error: str | None = None
+    """Why the member cluster could not be read this cycle."""
+    feed_error: str | None = None
+    """Why the price feed could not even be built (a Secret refused, a bad setting)."""
     old_status: Mapping[str, Any] = field(default_factory=dict)
+    orphans: list[WorkloadState] = field(default_factory=list)
+    """Deployments owned (by annotation) by an InferenceDeployment that no longer exists: swept."""
+    foreign: list[WorkloadState] = field(default_factory=list)
+    """Deployments labelled as gridshift's without valid owner annotations: never counted or touched."""
+    admitted_namespaces: frozenset[str] | None = None
+    """Hub namespaces allowed here by tenantNamespaceSelector, of those with deployments (None: all)."""
 
     @property
     def reachable(self) -> bool:
         return self.inventory is not None
+
+    def workload_namespace_for(self, hub_namespace: str) -> str:
+        """Where the replicas of a deployment in `hub_namespace` live in this cluster."""
+        return workload_namespace_for(self.resource.spec, hub_namespace)
 
     @property
     def region(self) -> str:
@@ -49,10 +64,6 @@ class ClusterView:
     @property
     def pue(self) -> float:
         return self.resource.spec.pue
-
-    @property
-    def workload_namespace(self) -> str:
-        return self.resource.spec.workload_namespace
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class ObservedDeployment:
     @property
     def id(self) -> str:
         return self.planned.id
+
+    @property
+    def uid(self) -> str:
+        return str(self.body["metadata"].get("uid", ""))
 
     @property
     def old_status(self) -> Mapping[str, Any]:

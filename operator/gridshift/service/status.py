@@ -114,9 +114,10 @@ def deployment_status(
     conditions = [
         condition(
             "Ready",
-            ready_ok and not slo_at_risk,
-            "ReplicasReady" if ready_ok else "ReplicasNotReady",
-            f"{ready}/{desired} replicas Ready"
+            ready_ok and not slo_at_risk and progress.error is None,
+            "ActuationFailed" if progress.error else "ReplicasReady" if ready_ok else "ReplicasNotReady",
+            (f"{progress.error}; " if progress.error else "")
+            + f"{ready}/{desired} replicas Ready"
             + (f"; unreachable clusters not counted: {', '.join(unreachable)}" if unreachable else ""),
         ),
         condition(
@@ -205,7 +206,8 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     old, reading = view.old_status, view.reading
     status: dict[str, Any] = {"reachable": view.reachable}
     status["gpus"] = [
-        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used} for i in view.inventory or ()
+        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used}
+        for i in (view.inventory.gpus if view.inventory is not None else ())
     ] or old.get("gpus", [])
     stale = reading is None or reading.stale
     upcoming = [i for i in view.prices.intervals if i.end > now][:_HORIZON_POINTS]
@@ -217,11 +219,22 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
-    feed_error = str(reading.error) if reading is not None and reading.error is not None else ""
+    feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
     condition = _Conditions(now, old, None)
     status["conditions"] = [
         condition("Reachable", view.reachable, "Reachable" if view.error is None else "Unreachable", view.error or ""),
         condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error),
+        condition(
+            "ForeignObjects",
+            bool(view.foreign),
+            "LabelledWithoutOwner" if view.foreign else "None",
+            (
+                "labelled as gridshift's without owner annotations, ignored: "
+                + ", ".join(f"Deployment {w.namespace}/{w.name}" for w in view.foreign[:20])
+            )
+            if view.foreign
+            else "",
+        ),
     ]
     stored = _as_stored(RegionalClusterStatus, status)
     if old.get("priceHorizon") == stored.get("priceHorizon") and "lastPriceFetch" in old:

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import yaml
 
-from gridshift.actuation.members import KubeMemberCluster, MemberCluster
+from gridshift.actuation.members import KubeconfigInvalid, KubeMemberCluster, MemberCluster
 from gridshift.api import RegionalCluster
 from gridshift.api.common import SecretKeyRef
-from gridshift.hub.client import Hub, KubeHub
+from gridshift.hub.client import Hub, KubeHub, SecretPurpose
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import LabelScheme
@@ -34,7 +34,25 @@ class HubSecretResolver:
         self._namespace = default_namespace
 
     def resolve(self, ref: SecretKeyRef) -> str:
-        return self._hub.read_secret(ref.namespace or self._namespace, ref.name, ref.key)
+        return self._hub.read_secret(
+            ref.namespace or self._namespace, ref.name, ref.key, SecretPurpose.PRICE_FEED_TOKEN
+        )
+
+
+def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
+    """The kubeconfig as a mapping; KubeconfigInvalid naming only the line and column of a YAML error.
+
+    PyYAML's messages quote the offending line, which in a kubeconfig is likely a token or a key.
+    """
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise KubeconfigInvalid(cluster, f"not valid YAML{where}") from None
+    if not isinstance(loaded, dict):
+        raise KubeconfigInvalid(cluster, "not a YAML mapping")
+    return loaded
 
 
 def world_clock(url: str) -> Callable[[], datetime]:
@@ -58,7 +76,7 @@ def hub_api_client() -> Any:
         return config.new_client_from_config()
 
 
-def real_service(settings: OperatorSettings) -> OperatorService:
+def real_service(settings: OperatorSettings, identity: str | None = None) -> OperatorService:
     from gridshift.profiles_catalog import default_performance_models
 
     hub = KubeHub(hub_api_client(), settings.api_timeout_seconds)
@@ -67,7 +85,7 @@ def real_service(settings: OperatorSettings) -> OperatorService:
     secrets = HubSecretResolver(hub, settings.namespace)
 
     def member(name: str, kubeconfig: str) -> MemberCluster:
-        return KubeMemberCluster(name, yaml.safe_load(kubeconfig), settings.api_timeout_seconds)
+        return KubeMemberCluster(name, parse_kubeconfig(name, kubeconfig), settings.api_timeout_seconds)
 
     metrics_settings = MetricsSettings(
         labels=LabelScheme(cluster_label=settings.metrics_cluster_label),
@@ -83,5 +101,12 @@ def real_service(settings: OperatorSettings) -> OperatorService:
         )
 
     return OperatorService(
-        settings, hub, member, metrics, feed, clock=clock, default_profiles=default_performance_models()
+        settings,
+        hub,
+        member,
+        metrics,
+        feed,
+        clock=clock,
+        default_profiles=default_performance_models(),
+        identity=identity,
     )

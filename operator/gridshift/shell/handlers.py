@@ -14,6 +14,7 @@ import kopf
 import prometheus_client
 
 from gridshift.api import GROUP, VERSION
+from gridshift.service.sweep import CleanupIncomplete
 from gridshift.service.wiring import real_service
 from gridshift.settings import OperatorSettings
 from gridshift.shell import connections
@@ -83,8 +84,13 @@ def spec_changed(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(*IDEP)
-async def deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    await memo.service.delete_everywhere(namespace or "", name)
+async def deleted(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+    # Every replica runs this, leader or not: it lists the RegionalClusters itself, and keeps the finalizer
+    # (kopf retries) until every member cluster is clean.
+    try:
+        await memo.service.delete_everywhere(namespace or "", name, uid)
+    except CleanupIncomplete as error:
+        raise kopf.TemporaryError(str(error), delay=30) from None
 
 
 @kopf.on.probe(id="planCycle")

@@ -2,7 +2,8 @@
 
 The operator labels every replica pod it creates with `gridshift.dev/deployment: <ns>.<name>`
 (the InferenceDeployment's namespace and name on the hub; a dot, because label values may not
-contain a slash). A PodMonitor (or scrape config) copies that pod label into a target label, so
+contain a slash; bounded to 63 characters with a digest for long names: gridshift.api.labels).
+A PodMonitor (or scrape config) copies that pod label into a target label, so
 every vLLM series carries:
 
     namespace="<member-cluster namespace>", pod="<replica pod>", gridshift_dev_deployment="<ns>.<name>"
@@ -23,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-POD_LABEL_KEY = "gridshift.dev/deployment"
+from gridshift.api.labels import DEPLOYMENT, deployment_label_value
+
+POD_LABEL_KEY = DEPLOYMENT
 """Kubernetes label the operator puts on every replica pod; value from `deployment_label_value`."""
 
 
@@ -52,11 +55,6 @@ class DeploymentRef:
     def __str__(self) -> str:
         where = f" in cluster {self.cluster}" if self.cluster else ""
         return f"{self.namespace}/{self.name}{where}"
-
-
-def deployment_label_value(namespace: str, name: str) -> str:
-    """Value of the pod label (and of the Prometheus label) naming an InferenceDeployment."""
-    return f"{namespace}.{name}"
 
 
 @dataclass(frozen=True)

@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
+import base64
 import copy
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gridshift.hub.client import ObjectGone, ObjectRef, RouteMissing, SecretMissing, weighted_rules
+from gridshift.hub.client import (
+    SECRET_PURPOSE_LABEL,
+    LeaseRecord,
+    ObjectGone,
+    ObjectRef,
+    RouteMissing,
+    SecretMissing,
+    SecretPurpose,
+    route_update,
+    secret_value,
+)
 
 
 @dataclass
 class FakeHub:
-    """In-memory hub for unit tests: records status patches and events, holds one lease table."""
+    """In-memory hub for unit tests: records status patches and events, holds one lease table.
+
+    `secrets` maps (namespace, name) to plain-text data; `secret_labels` to the Secret's labels (a Secret
+    without an entry there is labelled for every purpose, so tests that are not about purposes stay short).
+    `routes` holds whole HTTPRoute bodies.
+    """
 
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    secret_labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     statuses: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
     events: list[tuple[ObjectRef, str, str, bool]] = field(default_factory=list)
-    leases: dict[tuple[str, str], tuple[str, datetime, float]] = field(default_factory=dict)
-    routes: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    leases: dict[tuple[str, str], LeaseRecord] = field(default_factory=dict)
+    routes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    deployments: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(namespace, name) -> uid of the InferenceDeployments that exist (for deployment_uid)."""
+    clusters: list[dict[str, Any]] = field(default_factory=list)
     deleted: set[tuple[str, str]] = field(default_factory=set)
     """(namespace, name) of objects to treat as deleted since they were read."""
     status_writes: int = 0
     route_writes: int = 0
+    lease_versions: int = 0
 
-    def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
-        rules = self.routes.get((namespace, name))
-        if rules is None:
-            raise RouteMissing(f"HTTPRoute {namespace}/{name} not found")
-        wanted = weighted_rules(rules, weights, clusters)
-        if wanted == rules:
-            return False
-        self.routes[(namespace, name)] = wanted
-        self.route_writes += 1
-        return True
-
-    def read_secret(self, namespace: str, name: str, key: str) -> str:
+    def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         data = self.secrets.get((namespace, name))
         if data is None:
             raise SecretMissing(f"Secret {namespace}/{name} not found")
-        if key not in data:
-            raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
-        return data[key]
+        labels = self.secret_labels.get((namespace, name), {SECRET_PURPOSE_LABEL: purpose.value})
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        return secret_value(namespace, name, key, purpose, labels, encoded)
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        labels = self.namespaces.get(name)
+        if labels is None:
+            return {"kubernetes.io/metadata.name": name}
+        return {"kubernetes.io/metadata.name": name, **labels}
+
+    def deployment_uid(self, namespace: str, name: str) -> str | None:
+        return self.deployments.get((namespace, name))
+
+    def regional_clusters(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.clusters)
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         if (ref.namespace, ref.name) in self.deleted:
@@ -53,13 +75,27 @@ class FakeHub:
     def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None:
         self.events.append((ref, reason, message, warning))
 
-    def hold_lease(self, name: str, namespace: str, identity: str, duration_seconds: float, now: datetime) -> bool:
-        holder = self.leases.get((namespace, name))
-        if holder is not None:
-            who, renewed, duration = holder
-            if who != identity and renewed + timedelta(seconds=duration) >= now:
-                return False
-        self.leases[(namespace, name)] = (identity, now, duration_seconds)
+    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+        return self.leases.get((namespace, name))
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+        current = self.leases.get((namespace, name))
+        stored_version = current.resource_version if current is not None else None
+        if record.resource_version != stored_version:
+            return False  # a compare-and-swap lost to another writer (or a create of an existing Lease)
+        self.lease_versions += 1
+        self.leases[(namespace, name)] = replace(record, resource_version=str(self.lease_versions))
+        return True
+
+    def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
+        route = self.routes.get((namespace, name))
+        if route is None:
+            raise RouteMissing(f"HTTPRoute {namespace}/{name} not found")
+        wanted = route_update(namespace, name, route, weights, clusters)
+        if wanted is None:
+            return False
+        route.setdefault("spec", {})["rules"] = wanted
+        self.route_writes += 1
         return True
 
 

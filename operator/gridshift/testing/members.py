@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
+    MANAGED_KINDS,
     ClusterUnreachable,
+    ForeignObject,
     GpuInventory,
+    Inventory,
+    NamespaceMissing,
+    Owner,
     WorkloadState,
     gpu_quantity,
+    owned_by,
+    owner_of,
     state_from_deployment,
 )
 from gridshift.actuation.render import Manifest
@@ -19,7 +26,11 @@ from gridshift.actuation.render import Manifest
 
 @dataclass
 class FakeMemberCluster:
-    """In-memory member cluster: stores applied objects; Deployments become Ready at once unless told not to."""
+    """In-memory member cluster: stores applied objects; Deployments become Ready at once unless told not to.
+
+    `namespaces` are the namespaces that exist (None: any namespace exists); `nodes_visible` and
+    `others_visible` mimic credentials without the optional inventory grants.
+    """
 
     name: str
     gpus: dict[str, int] = field(default_factory=dict)
@@ -27,18 +38,39 @@ class FakeMemberCluster:
     ready_immediately: bool = True
     objects: dict[tuple[str, str, str], Manifest] = field(default_factory=dict)
     writes: int = 0
+    namespaces: set[str] | None = None
+    nodes_visible: bool = True
+    others_visible: bool = True
+    foreign_gpus: dict[str, int] = field(default_factory=dict)
+    """GPUs per type held by workloads outside gridshift's namespaces."""
 
     def _check(self) -> None:
         if not self.reachable:
             raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
 
+    def plant(self, manifest: Manifest) -> None:
+        """Put an object in place as someone else would (no ownership check): for spoofing tests."""
+        meta = manifest["metadata"]
+        self.objects[(manifest["kind"], meta.get("namespace", ""), meta["name"])] = copy.deepcopy(manifest)
+
     def apply(self, manifests: Sequence[Manifest]) -> None:
         self._check()
         for manifest in manifests:
+            if (manifest["apiVersion"], manifest["kind"]) not in MANAGED_KINDS:
+                raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
             meta = manifest["metadata"]
-            key = (manifest["kind"], meta.get("namespace", ""), meta["name"])
-            stored = copy.deepcopy(manifest)
+            namespace = meta.get("namespace", "")
+            if self.namespaces is not None and namespace not in self.namespaces:
+                raise NamespaceMissing(self.name, namespace)
+            key = (manifest["kind"], namespace, meta["name"])
             previous = self.objects.get(key)
+            wanted = owner_of(manifest)
+            if previous is not None and (wanted is None or owner_of(previous) != wanted):
+                found = owner_of(previous)
+                raise ForeignObject(
+                    self.name, manifest["kind"], namespace, meta["name"], "/".join(found[:2]) if found else ""
+                )
+            stored = copy.deepcopy(manifest)
             if manifest["kind"] == "Deployment":
                 ready = stored["spec"]["replicas"] if self.ready_immediately else 0
                 if previous is not None and not self.ready_immediately:
@@ -53,34 +85,42 @@ class FakeMemberCluster:
             if kind == "Deployment":
                 obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
 
-    def workloads(self) -> list[WorkloadState]:
+    def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
         self._check()
-        states = [state_from_deployment(o) for (k, _, _), o in self.objects.items() if k == "Deployment"]
+        states = [
+            state_from_deployment(o)
+            for (kind, namespace, _), o in self.objects.items()
+            if kind == "Deployment" and namespace in namespaces
+        ]
         return sorted((s for s in states if s is not None), key=lambda s: (s.namespace, s.name))
 
-    def delete_deployment_objects(self, deployment_namespace: str, deployment_name: str) -> int:
+    def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         self._check()
-        selector = L.deployment_selector(deployment_namespace, deployment_name)
+        selector = L.deployment_selector(owner.namespace, owner.name)
         doomed = [
             key
             for key, obj in self.objects.items()
-            if key[0] != "Namespace"
+            if key[1] in namespaces
             and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            and owned_by(obj, owner)
         ]
         for key in doomed:
             del self.objects[key]
         self.writes += len(doomed)
         return len(doomed)
 
-    def gpu_inventory(self) -> list[GpuInventory]:
+    def gpu_inventory(self, namespaces: Collection[str]) -> Inventory:
         self._check()
-        used = dict.fromkeys(self.gpus, 0)
-        for (kind, _, _), obj in self.objects.items():
-            if kind != "Deployment":
+        if not self.nodes_visible:
+            return Inventory(nodes_visible=False, others_visible=False)
+        used = {t: (self.foreign_gpus.get(t, 0) if self.others_visible else 0) for t in self.gpus}
+        for (kind, namespace, _), obj in self.objects.items():
+            if kind != "Deployment" or (not self.others_visible and namespace not in namespaces):
                 continue
             pod = obj["spec"]["template"]["spec"]
             product = pod.get("nodeSelector", {}).get(L.GPU_PRODUCT_NODE_LABEL)
             if product in used:
                 per_pod = gpu_quantity(pod["containers"][0]["resources"]["requests"])
                 used[product] += per_pod * obj["spec"]["replicas"]
-        return [GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items())]
+        gpus = tuple(GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items()))
+        return Inventory(gpus, nodes_visible=True, others_visible=self.others_visible)

@@ -1,0 +1,149 @@
+"""Leader election on one coordination.k8s.io Lease, as client-go's leaderelection package does it.
+
+Rules (the reasons are client-go's):
+- Expiry is judged on this process's own monotonic clock, never on the renewTime another replica
+  wrote with its clock: a candidate notes *when it observed* the record last change, and takes the
+  Lease only once that many seconds of its own time have passed with no change (`duration`).
+- The holder renews every `retry_period` from its own task (`LeaderElector.run` in a thread or the
+  shell's loop), not once per planning cycle: a long cycle cannot let the Lease lapse.
+- Fencing: a holder that has not renewed successfully within `renew_deadline` (< `duration`) stops
+  acting: `leading()` turns False before any other replica can consider the Lease expired, so two
+  replicas never act at once as long as clocks *run* at the same rate (no agreement on time needed).
+- Every write is a compare-and-swap on resourceVersion: of two candidates only one wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from gridshift.hub.client import Hub, LeaseRecord
+
+log = logging.getLogger("gridshift.lease")
+
+Monotonic = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    """client-go's defaults: 15 s lease, 10 s renew deadline, 2 s retry period."""
+
+    duration_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period_seconds < self.renew_deadline_seconds < self.duration_seconds:
+            raise ValueError(
+                "lease timing must satisfy 0 < retryPeriod < renewDeadline < leaseDuration, got "
+                f"{self.retry_period_seconds}, {self.renew_deadline_seconds}, {self.duration_seconds}"
+            )
+
+
+class LeaderElector:
+    """Acquires and renews the Lease for `identity`; `leading()` says whether this replica may act now."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        name: str,
+        namespace: str,
+        identity: str,
+        timing: LeaseTiming,
+        monotonic: Monotonic = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.hub = hub
+        self.name = name
+        self.namespace = namespace
+        self.identity = identity
+        self.timing = timing
+        self._monotonic = monotonic
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._observed: LeaseRecord | None = None
+        self._observed_at: float | None = None
+        self._renewed_at: float | None = None
+        self._last_attempt: float | None = None
+
+    def leading(self) -> bool:
+        """True while the last successful renewal is younger than the renew deadline (fencing)."""
+        with self._lock:
+            renewed = self._renewed_at
+        return renewed is not None and self._monotonic() - renewed < self.timing.renew_deadline_seconds
+
+    def ensure(self) -> bool:
+        """Try to acquire or renew unless a try happened within the retry period; then `leading()`."""
+        now = self._monotonic()
+        with self._lock:
+            due = self._last_attempt is None or now - self._last_attempt >= self.timing.retry_period_seconds
+        if due:
+            self.try_acquire_or_renew()
+        return self.leading()
+
+    def try_acquire_or_renew(self) -> bool:
+        """One round of client-go's tryAcquireOrRenew; True when this replica holds the Lease afterwards."""
+        now = self._monotonic()
+        with self._lock:
+            self._last_attempt = now
+        try:
+            current = self.hub.read_lease(self.name, self.namespace)
+        except Exception as error:  # the hub is unreachable: not renewed; leading() lapses at the deadline
+            log.warning("leader lease %s/%s: read failed: %s", self.namespace, self.name, type(error).__name__)
+            return False
+        with self._lock:
+            if current is None or self._observed is None or _record_changed(self._observed, current):
+                self._observed, self._observed_at = current, now
+            observed_at = self._observed_at if self._observed_at is not None else now
+        wall = self._wall()
+        duration = int(self.timing.duration_seconds)
+        if current is None:
+            record = LeaseRecord(self.identity, duration, wall, wall, 0, None)
+        elif current.holder not in (None, "", self.identity):
+            if now - observed_at < max(current.duration_seconds, 1):
+                return False  # held by another replica, and not yet expired by our own clock
+            record = LeaseRecord(self.identity, duration, wall, wall, current.transitions + 1, current.resource_version)
+        else:
+            acquired = current.acquire_time if current.holder == self.identity else wall
+            transitions = current.transitions if current.holder == self.identity else current.transitions + 1
+            record = LeaseRecord(self.identity, duration, wall, acquired, transitions, current.resource_version)
+        try:
+            won = self.hub.write_lease(self.name, self.namespace, record)
+        except Exception as error:
+            log.warning("leader lease %s/%s: write failed: %s", self.namespace, self.name, type(error).__name__)
+            return False
+        if won:
+            with self._lock:
+                self._renewed_at = now
+                self._observed, self._observed_at = replace(record, resource_version=None), now
+        return won
+
+    def run(self, stop: threading.Event) -> None:
+        """Renew every retry period until `stop` is set (the renewing task; a thread of its own)."""
+        while not stop.is_set():
+            self.try_acquire_or_renew()
+            stop.wait(self.timing.retry_period_seconds)
+
+    def release(self) -> None:
+        """Give the Lease up on shutdown, so another replica takes over at once rather than after expiry."""
+        if not self.leading():
+            return
+        try:
+            current = self.hub.read_lease(self.name, self.namespace)
+            if current is not None and current.holder == self.identity:
+                self.hub.write_lease(self.name, self.namespace, replace(current, holder="", renew_time=None))
+        except Exception as error:
+            log.warning("leader lease %s/%s: release failed: %s", self.namespace, self.name, type(error).__name__)
+        with self._lock:
+            self._renewed_at = None
+
+
+def _record_changed(before: LeaseRecord, after: LeaseRecord) -> bool:
+    """Whether the stored record moved since it was last observed (its resourceVersion, else its content)."""
+    if before.resource_version is not None and after.resource_version is not None:
+        return before.resource_version != after.resource_version
+    return (before.holder, before.renew_time, before.transitions) != (after.holder, after.renew_time, after.transitions)

@@ -1,0 +1,26 @@
+"""How an unexpected error is described in logs, Events and status: what failed, never what it was given.
+
+Exceptions of the Kubernetes and HTTP clients can carry request bodies, headers or URLs, and a YAML
+parser quotes the line it failed on: any of these may hold a credential. Messages of our own error
+types are written to be safe; anything else is described by its type and HTTP status alone.
+"""
+
+from __future__ import annotations
+
+from gridshift.actuation.members import MemberError
+from gridshift.hub.client import RouteConflict, RouteMissing, SecretMissing
+from gridshift.signals.metrics import MetricsError
+from gridshift.signals.prices import PriceFeedError
+
+_SAFE = (MemberError, SecretMissing, RouteMissing, RouteConflict, MetricsError, PriceFeedError)
+"""gridshift's own errors, whose messages name objects and fields, never secrets."""
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, _SAFE):
+        return str(error)
+    status = getattr(error, "status", None)
+    reason = getattr(error, "reason", None)
+    if status is not None:
+        return f"{type(error).__name__}: HTTP {status} {reason or ''}".rstrip()
+    return f"internal error ({type(error).__name__})"

@@ -1,0 +1,5 @@
+"""Fixtures of the security suite: the real control planes with the operator's service wired as the chart runs it."""
+
+from tests.security.harness import all_logs, secure, world
+
+__all__ = ["all_logs", "secure", "world"]

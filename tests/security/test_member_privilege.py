@@ -1,0 +1,89 @@
+"""Finding 6 of issue 15: the operator places replicas with only what charts/gridshift-member grants.
+
+On a real member cluster: the gridshift-member chart (a ServiceAccount, a workload namespace with Pod
+Security `restricted` enforced, a namespaced Role, no cluster-wide rights), a kubeconfig for that
+ServiceAccount in a Secret on the hub, and a RegionalCluster whose offering declares maxGpus (the
+credentials may not list Nodes). The deployment is placed; the pods pass `restricted`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.e2e.operator_env import regional_cluster
+from tests.security.harness import SecureWorld, inference_deployment, kubeconfig_text, unique, with_token
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+KUBE_VERSION = "1.36.3"
+
+
+def render_member_chart(planes: Any, namespace: str, account_namespace: str) -> str:
+    return subprocess.run(
+        [
+            str(planes.bin_dir / "helm"),
+            "template",
+            "gridshift-member",
+            str(REPO_ROOT / "charts" / "gridshift-member"),
+            "--kube-version",
+            KUBE_VERSION,
+            "--set",
+            f"workloadNamespaces={{{namespace}}}",
+            "--set",
+            "serviceAccount.name=gridshift-least",
+            "--set",
+            f"serviceAccount.namespace={account_namespace}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={"HOME": str(Path.home()), "PATH": "/usr/bin:/bin"},
+    ).stdout
+
+
+def test_placement_with_only_the_member_charts_namespaced_role(world: SecureWorld) -> None:
+    region = "eu-de"  # where H100 nodes are
+    namespace, account_namespace = unique("gs-least"), unique("gs-account")
+    manifests = render_member_chart(world.planes, namespace, account_namespace)
+    world.planes.kubectl(region, "apply", "-f", "-", input=manifests)
+    try:
+        token = world.planes.kubectl(
+            region, "create", "token", "gridshift-least", "-n", account_namespace, "--duration", "1h"
+        ).stdout.strip()
+        world.secret(
+            "kubeconfig-least",
+            {"kubeconfig": with_token(kubeconfig_text(world.planes, region), token)},
+            "member-kubeconfig",
+        )
+        body = regional_cluster("least", 1.0)  # the cheapest region: the planner wants it
+        body["spec"]["region"] = "least"
+        body["spec"]["kubeconfigSecretRef"]["name"] = "kubeconfig-least"
+        body["spec"]["workloadNamespace"] = namespace
+        # The credentials may not list Nodes: the offering declares what gridshift may use there.
+        body["spec"]["offerings"] = [dict(body["spec"]["offerings"][0], maxGpus=4)]
+        world.regional_cluster(body)
+        name = unique("least")
+        world.deploy(inference_deployment(name, rps=4.0, placement={"allowedRegions": ["least"]}))
+        service = world.service()
+
+        def placed() -> int:
+            out = world.planes.kubectl(region, "get", "deployments", "-n", namespace, "-o", "yaml").stdout
+            items = yaml.safe_load(out)["items"]
+            return sum(int(d["status"].get("readyReplicas") or 0) for d in items if d.get("status"))
+
+        world.cycles_until(service, placed, "Ready replicas placed with the namespaced Role only", 120)
+        report = world.report
+        assert not [e for e in report.errors if "least" in e and "forbidden" in e.lower()], report.errors
+        pods = yaml.safe_load(world.planes.kubectl(region, "get", "pods", "-n", namespace, "-o", "yaml").stdout)
+        assert pods["items"], "no replica pod was admitted"
+        for pod in pods["items"]:
+            assert pod["spec"]["automountServiceAccountToken"] is False
+    finally:
+        world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=manifests, check=False)
