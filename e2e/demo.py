@@ -145,6 +145,16 @@ def install(world: dict[str, Any]) -> None:
         )
     )
     kubectl("apply", "-f", "-", input="---\n".join(secrets))
+    # Feeds may read only Secrets marked for feed tokens (docs/signals.md, Credentials).
+    kubectl(
+        "label",
+        "secret",
+        "entsoe-token",
+        "-n",
+        NAMESPACE,
+        "gridshift.dev/secret-purpose=price-feed-token",
+        "--overwrite",
+    )
     kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(regional_clusters(world)))
 
 

@@ -4,7 +4,6 @@ member clusters, Prometheus and HTTP price feeds. Kept apart so tests build it w
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from gridshift import redaction
 from gridshift.actuation.members import KubeMemberCluster, MemberCluster
 from gridshift.api import RegionalCluster
 from gridshift.api.common import SecretKeyRef
@@ -27,14 +27,22 @@ from gridshift.signals.settings import MetricsSettings
 
 
 class HubSecretResolver:
-    """Resolves price-feed Secret references on the hub (namespace defaults to the operator's)."""
+    """Resolves price-feed Secret references on the hub (namespace defaults to the operator's).
+
+    The hub refuses a Secret not marked for `purpose`; each value handed out is remembered for
+    redaction from logs (gridshift.redaction).
+    """
 
     def __init__(self, hub: Hub, default_namespace: str) -> None:
         self._hub = hub
         self._namespace = default_namespace
 
-    def resolve(self, ref: SecretKeyRef) -> str:
-        return self._hub.read_secret(ref.namespace or self._namespace, ref.name, ref.key)
+    def resolve(self, ref: SecretKeyRef, purpose: str) -> str:
+        value = self._hub.read_secret(  # type: ignore[call-arg]  # until Hub.read_secret takes purpose (issue 15)
+            ref.namespace or self._namespace, ref.name, ref.key, purpose=purpose
+        )
+        redaction.remember(value)
+        return value
 
 
 def world_clock(url: str) -> Callable[[], datetime]:
@@ -78,8 +86,10 @@ def real_service(settings: OperatorSettings) -> OperatorService:
         return PrometheusMetricsSource(url, settings=metrics_settings)
 
     def feed(name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
+        # Refreshed in the background: the cycle's read() never waits on the network (nor on the hub
+        # for the token); the first refresh starts here. Close a feed that is replaced or dropped.
         return build_price_feed(
-            cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, sleep=time.sleep
+            cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, background=True
         )
 
     return OperatorService(
