@@ -75,5 +75,10 @@ class PriceFeedSettings:
     is not a price document."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Retries of one fetch on timeouts, truncated bodies, 429 and 5xx."""
+    max_csv_bytes: int = 32 * 1024 * 1024
+    """Largest local price file a csvReplay feed reads, bytes: a year of hourly prices of 17 markets
+    (the shared wide CSV) is 1.2 MB, so this holds decades, or years at 15-minute resolution. Read
+    row by row into an index of 16 bytes a row, a file of this size stays far below the chart's
+    512 MiB memory limit (see bench/price_csv_bench.py)."""
     prefer_resolution: ResolutionPreference = ResolutionPreference.FINEST
     """Finest by default: 15-minute prices are what is settled since the 2025 SDAC switch."""
