@@ -23,6 +23,7 @@ import pytest
 
 from gridshift import redaction
 from gridshift.api.regional_cluster import PriceFeedSpec
+from gridshift.signals.http import _QUERY_FILTER
 from gridshift.signals.price_service import ManagedPriceFeed, MappingSecretResolver, build_price_feed
 from gridshift.signals.settings import PriceFeedSettings, RetryPolicy
 from tests.signals.conftest import DripServer, LocalServer, Reply
@@ -194,3 +195,17 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
     kopf_debug_logging.exceptions.append(reading.error)
     assert_token_absent(kopf_debug_logging, secret)
     assert_token_absent(kopf_debug_logging, "key=abc")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        httpx.URL("https://user:planted-secret-1@prices.test/api?securityToken=planted-secret-2"),
+        "https://user:planted-secret-1@prices.test/api?securityToken=planted-secret-2",
+    ],
+)
+def test_httpx_records_lose_query_strings_and_user_info(url: object) -> None:
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s", ("GET", url), None)
+    assert _QUERY_FILTER.filter(record)
+    message = record.getMessage()
+    assert "planted-secret" not in message and "prices.test/api" in message, message

@@ -40,15 +40,21 @@ from gridshift.signals.prices import PriceFetchError
 
 
 class _QueryStringsDropped(logging.Filter):
-    """Rewrites URLs in httpx's log records without their query string (which may hold a token)."""
+    """Rewrites URLs in httpx's log records without their query string (which may hold a token) and
+    without user:password@ (admission refuses those in feed URLs; this keeps any other out of logs)."""
 
     @staticmethod
     def _safe(value: object) -> object:
-        if isinstance(value, httpx.URL) and value.query:
-            return f"{value.copy_with(query=None)}?<query omitted>"
-        if isinstance(value, str) and value.startswith(("http://", "https://")) and "?" in value:
-            return value.split("?", 1)[0] + "?<query omitted>"
-        return value
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            try:
+                value = httpx.URL(value)
+            except httpx.InvalidURL:
+                return "<unparsable URL omitted>"
+        if not isinstance(value, httpx.URL):
+            return value
+        if value.userinfo:
+            value = value.copy_with(userinfo=b"REDACTED")
+        return f"{value.copy_with(query=None)}?<query omitted>" if value.query else str(value)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
