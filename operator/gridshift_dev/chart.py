@@ -262,6 +262,18 @@ def chart_values_schema() -> JsonDict:
                 "egress": _array("Egress rules; empty: egress unrestricted."),
             },
         ),
+        "admissionPolicy": _closed(
+            "Admission policies shipped with the chart.",
+            {
+                "engineImage": _closed(
+                    "Warnings about InferenceDeployments whose engine image is not pinned.",
+                    {
+                        "warnUnpinned": _boolean("Warn when spec.engine.image has no tag or :latest."),
+                        "requireDigest": _boolean("Warn also when it has a tag but no @sha256 digest."),
+                    },
+                ),
+            },
+        ),
         "podDisruptionBudget": _closed(
             "PodDisruptionBudget of the operator.",
             {

@@ -50,7 +50,7 @@ def test_default_objects(rendered: list[dict[str, Any]]) -> None:
     assert kinds(rendered) == sorted(
         ["CustomResourceDefinition"] * 3
         + ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Deployment", "Service"]
-        + ["PodDisruptionBudget"]
+        + ["PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,3 +123,76 @@ class RecordingSleep:
 @pytest.fixture
 def recording_sleep() -> RecordingSleep:
     return RecordingSleep()
+
+
+class DripServer:
+    """An HTTP server on 127.0.0.1 that answers slowly but steadily: one byte every `interval` seconds.
+
+    Each byte arrives well within any per-read timeout, so only a total deadline ends the exchange.
+    `drip_headers` drips the status line and headers too (not just the body). `hangups` records, per
+    connection, the seconds from accept to the client closing its end.
+    """
+
+    def __init__(
+        self,
+        body: bytes,
+        *,
+        interval: float = 1.0,
+        drip_headers: bool = False,
+        fast_first: int = 0,
+        content_type: str = "application/xml",
+    ) -> None:
+        self.body = body
+        self.interval = interval
+        self.drip_headers = drip_headers
+        self.fast_first = fast_first
+        """The first `fast_first` connections are answered at once, whole: a healthy upstream that then degrades."""
+        self.content_type = content_type
+        self.hangups: list[float] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._closed = threading.Event()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            fast = self.connections <= self.fast_first
+            threading.Thread(target=self._serve, args=(connection, fast), daemon=True).start()
+
+    def _serve(self, connection: socket.socket, fast: bool) -> None:
+        accepted = time.monotonic()
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {self.content_type}\r\n"
+            f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with connection:
+            connection.recv(65536)  # the request
+            if fast:
+                connection.sendall(head + self.body)
+                return
+            if not self.drip_headers:
+                connection.sendall(head)
+            payload = (head if self.drip_headers else b"") + self.body
+            try:
+                for byte in payload:
+                    # Between bytes, watch for the client's end closing (readable with nothing to read).
+                    readable, _, _ = select.select([connection], [], [], self.interval)
+                    if self._closed.is_set() or (readable and not connection.recv(1)):
+                        break
+                    connection.sendall(bytes([byte]))
+                else:
+                    connection.recv(1)  # all sent: wait for the client to close its end
+            except OSError:
+                pass
+            if not self._closed.is_set():
+                self.hangups.append(time.monotonic() - accepted)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()

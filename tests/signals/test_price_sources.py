@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridshift.api.regional_cluster import CsvReplayFeed, EnergyUnit, PrometheusPriceFeed, ScheduleFeed, TariffPeriod
-from gridshift.signals.price_csv import CsvReplayPriceFeed, parse_price_csv
+from gridshift.signals.price_csv import CsvReplayPriceFeed, parse_price_csv, read_price_csv
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed, SchedulePriceFeed
 from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFetchError
 from gridshift.signals.settings import PriceFeedSettings
@@ -215,3 +218,68 @@ def test_prometheus_price_errors(local_server: LocalServer, reply: Reply, error:
     local_server.answer(reply)
     with pytest.raises(error, match=words):
         prometheus_feed(local_server).fetch(datetime(2024, 10, 8, tzinfo=UTC))
+
+
+# --- csvReplay: a local file is capped and read row by row --------------------------------------------
+
+
+def test_a_price_file_over_the_cap_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    rows = "".join(f"2024-01-01 {h:02d}:00:00,{h}\n" for h in range(24))
+    (tmp_path / "p.csv").write_text("Datetime,Price (EUR/MWh)\n" + rows)
+    size = (tmp_path / "p.csv").stat().st_size
+    capped = CsvReplayPriceFeed(
+        "r",
+        spec=CsvReplayFeed(path="p.csv"),
+        currency="EUR",
+        base_directory=tmp_path,
+        settings=PriceFeedSettings(max_csv_bytes=size - 1),
+    )
+    with pytest.raises(PriceDataError) as caught:
+        capped.fetch(datetime(2024, 1, 1, 5, tzinfo=UTC))
+    assert caught.value.field == "csvReplay.path"
+    assert f"larger than the {size - 1}-byte cap on local price files" in caught.value.detail
+    assert f"it has {size} bytes" in caught.value.detail
+    fits = CsvReplayPriceFeed(
+        "r",
+        spec=CsvReplayFeed(path="p.csv"),
+        currency="EUR",
+        base_directory=tmp_path,
+        settings=PriceFeedSettings(max_csv_bytes=size),
+    )
+    assert fits.fetch(datetime(2024, 1, 1, 5, tzinfo=UTC)).at(datetime(2024, 1, 1, 5, tzinfo=UTC)).price == 5  # type: ignore[union-attr]
+
+
+def test_a_device_or_an_endless_line_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    device = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="zero.csv"), currency="EUR", base_directory=tmp_path)
+    with pytest.raises(PriceDataError, match=r"csvReplay.path: .*zero.csv is not a regular file"):
+        device.fetch(datetime(2024, 1, 1, tzinfo=UTC))
+    (tmp_path / "long.csv").write_text("Datetime,Price (EUR/MWh)\n" + "1" * 100_000 + "\n")
+    long = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="long.csv"), currency="EUR", base_directory=tmp_path)
+    with pytest.raises(PriceDataError, match=r"csvReplay.path: .*has a line longer than 65536 characters"):
+        long.fetch(datetime(2024, 1, 1, tzinfo=UTC))
+
+
+@given(
+    gaps=st.lists(st.sampled_from([1, 1, 1, 2, 5]), min_size=1, max_size=60),
+    window_start=st.integers(min_value=-10, max_value=200),
+    window_hours=st.integers(min_value=1, max_value=60),
+    offset_days=st.integers(min_value=-3, max_value=3),
+)
+def test_the_index_window_is_every_interval_overlapping_it(
+    gaps: list[int], window_start: int, window_hours: int, offset_days: int
+) -> None:
+    hours = [0]
+    for gap in gaps:
+        hours.append(hours[-1] + gap)
+    base = datetime(2024, 3, 30, tzinfo=UTC)
+    text = "Datetime,Price (EUR/MWh)\n" + "".join(
+        f"{(base + timedelta(hours=h)).isoformat()},{i}\n" for i, h in enumerate(hours)
+    )
+    recording = read_price_csv(io.StringIO(text))
+    shift = timedelta(days=offset_days)
+    everything = recording.intervals(shift)
+    assert [i.end - i.start for i in everything] == [timedelta(hours=min(gaps))] * len(hours)  # the usual step
+    start = base + shift + timedelta(hours=window_start)
+    end = start + timedelta(hours=window_hours)
+    assert recording.window(start, end, shift) == [i for i in everything if i.end > start and i.start < end]

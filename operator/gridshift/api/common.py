@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic.config import JsonDict
 
-from gridshift.api.base import ApiModel
+from gridshift.api.base import ApiModel, CrossFieldRule
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""A Kubernetes object name (RFC 1123 subdomain), at most 253 characters: Secrets, for instance."""
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+"""A key of a Secret's data, as the apiserver allows them."""
+LABEL_VALUE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+"""A non-empty Kubernetes label value (at most 63 characters, set apart)."""
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+"""A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters."""
+HTTP_URL = r"^https?://[^/?#@\s]+([/?#]\S*)?$"
+"""An http(s) URL without user:password@ (credentials belong in Secrets, and URLs reach logs)."""
 REGION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 CURRENCY_CODE = r"^[A-Z]{3}$"
 # Conditions merge by type under server-side apply, as Kubernetes' own conditions do.
 CONDITIONS_LIST_SCHEMA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 RegionName = Annotated[str, Field(min_length=1, max_length=63, pattern=REGION_NAME)]
+GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)]
+"""A value of the node label nvidia.com/gpu.product: it becomes a nodeSelector, so it must be a label value."""
+LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
+HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 
@@ -23,31 +41,66 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 class SecretKeyRef(ApiModel):
     """Points at one key of a Secret on the hub cluster."""
 
-    name: str = Field(min_length=1, max_length=253, description="Name of the Secret.")
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
     namespace: str | None = Field(
         default=None,
+        min_length=1,
         max_length=63,
+        pattern=DNS_LABEL,
         description="Namespace of the Secret. Defaults to the namespace the operator runs in.",
     )
-    key: str = Field(min_length=1, max_length=253, description="Key within the Secret's data.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret's data.")
+
+
+def _values_match_operator(requirement: LabelSelectorRequirement) -> bool:
+    return (requirement.operator in ("In", "NotIn")) == bool(requirement.values)
 
 
 class LabelSelectorRequirement(ApiModel):
     """A label selector requirement, as in Kubernetes' metav1.LabelSelectorRequirement."""
 
-    key: str = Field(min_length=1, description="The label key the selector applies to.")
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="(self.operator == 'In' || self.operator == 'NotIn') == (size(self.values) > 0)",
+            message="values must be set for In and NotIn, and empty for Exists and DoesNotExist",
+            field="values",
+            holds=_values_match_operator,
+        ),
+    )
+
+    key: str = Field(
+        min_length=1, max_length=317, pattern=LABEL_KEY, description="The label key the selector applies to."
+    )
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="How the key relates to the values.")
-    values: list[str] = Field(
+    values: list[LabelValue] = Field(
         default_factory=list,
         max_length=64,
         description="Values for In and NotIn; must be empty for Exists and DoesNotExist.",
     )
 
 
+def _label_keys_valid(selector: LabelSelector) -> bool:
+    return all(len(key) <= 317 and re.match(LABEL_KEY, key) for key in selector.match_labels)
+
+
 class LabelSelector(ApiModel):
     """Selects RegionalClusters by their labels (matchLabels AND matchExpressions)."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels a cluster must carry, all of them.")
+    cross_field_rules = (
+        CrossFieldRule(
+            # Map keys have no schema of their own in a CRD (no propertyNames): checked here.
+            cel=f"self.matchLabels.all(k, size(k) <= 317 && k.matches(r'{LABEL_KEY}'))",
+            message="matchLabels keys must be label keys ([prefix/]name, name at most 63 characters)",
+            field="matchLabels",
+            holds=_label_keys_valid,
+        ),
+    )
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Labels a cluster must carry, all of them.",
+    )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, max_length=32, description="Further requirements, all of them."
     )

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.common import GpuType
 
 
 class ProfilePoint(ApiModel):
@@ -35,15 +36,26 @@ class GPUProfileSpec(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel="self.points.exists(p, p.batch > 1)",
-            message="points need at least one batch above 1 to fit the batching curve",
+            # What planner.profiles.fit_performance_model needs to fit step time against batch.
+            cel="self.points.exists(p, p.batch != self.points[0].batch)",
+            message="points need at least two distinct batch sizes to fit how step time grows with batch",
             field="points",
-            holds=lambda s: any(p.batch > 1 for p in s.points),
+            holds=lambda s: len({p.batch for p in s.points}) >= 2,
+        ),
+        CrossFieldRule(
+            # The SLO capacity model needs a prefill rate: the profile's, or the mean of its points'.
+            cel="has(self.prefillTokensPerSecond) || self.points.exists(p, has(p.prefillTokensPerSecond))",
+            message="prefillTokensPerSecond must be set on the profile or on at least one point",
+            field="prefillTokensPerSecond",
+            holds=lambda s: (
+                s.prefill_tokens_per_second is not None
+                or any(p.prefill_tokens_per_second is not None for p in s.points)
+            ),
         ),
     )
 
     model: str = Field(min_length=1, max_length=256, description="Model name or Hugging Face id.")
-    gpu_type: str = Field(min_length=1, max_length=128, description="GPU type (nvidia.com/gpu.product).")
+    gpu_type: GpuType = Field(description="GPU type (the node label nvidia.com/gpu.product, a label value).")
     gpus_per_replica: Literal[1, 2, 4, 8] = Field(default=1, description="Tensor-parallel size measured.")
     idle_power_watts: float | None = Field(
         default=None, ge=0, le=10_000, description="Power of the replica's GPUs loaded but idle, W."

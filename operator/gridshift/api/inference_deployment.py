@@ -17,12 +17,29 @@ from gridshift.api.common import (
     DNS_LABEL,
     QUANTITY,
     Condition,
+    GpuType,
     LabelSelector,
     RegionName,
 )
 
 # Pinned so that every cluster runs the same engine build; users override it per deployment.
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
+
+OPERATOR_OWNED_VLLM_FLAGS = (
+    "--model",
+    "--revision",
+    "--served-model-name",
+    "--tensor-parallel-size",
+    "-tp",
+    "--max-num-seqs",
+    "--port",
+)
+"""vLLM flags the operator sets from the spec (actuation.render.vllm_args): repeated in extraArgs they
+would win (argparse keeps the last) and break what the operator relies on, e.g. the port it probes."""
+
+
+def _no_owned_flags(engine: EngineSpec) -> bool:
+    return not any(arg.split("=", 1)[0] in OPERATOR_OWNED_VLLM_FLAGS for arg in engine.extra_args)
 
 
 class ModelSource(ApiModel):
@@ -54,17 +71,38 @@ class EnvVar(ApiModel):
     value: str = Field(default="", max_length=32768, description="Variable value.")
 
 
+_OWNED_FLAGS_CEL = "[" + ", ".join(f"'{flag}'" for flag in OPERATOR_OWNED_VLLM_FLAGS) + "]"
+
+
 class EngineSpec(ApiModel):
     """The serving engine (vLLM) each replica runs."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"self.extraArgs.all(a, !(a.split('=', 2)[0] in {_OWNED_FLAGS_CEL}))",
+            message=(
+                "extraArgs must not set a flag the operator sets from the spec "
+                f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): use the spec's fields instead"
+            ),
+            field="extraArgs",
+            holds=_no_owned_flags,
+        ),
+    )
 
     image: str = Field(
         default=DEFAULT_VLLM_IMAGE,
         min_length=1,
         max_length=512,
-        description="vLLM OpenAI-compatible server image; pinned by default so every region runs the same build.",
+        pattern=r"^[^\s]+$",
+        description=(
+            "vLLM OpenAI-compatible server image; pinned by default so every region runs the same build. "
+            "Pin a digest (image@sha256:...): the chart's admission policy warns about an unpinned image."
+        ),
     )
-    extra_args: list[str] = Field(
-        default_factory=list, max_length=64, description="Extra command-line arguments for vLLM."
+    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Extra command-line arguments for vLLM (not the flags the operator sets from the spec).",
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for vLLM.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port vLLM listens on (HTTP and /metrics).")
@@ -76,7 +114,7 @@ class ReplicaShape(ApiModel):
     gpus_per_replica: Literal[1, 2, 4, 8] = Field(
         default=1, description="GPUs per replica, which is also vLLM's --tensor-parallel-size (1, 2, 4 or 8)."
     )
-    gpu_types: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+    gpu_types: list[GpuType] = Field(
         min_length=1,
         max_length=16,
         # The apiserver refuses duplicates in a set-typed list by itself (no CEL cost).
@@ -251,6 +289,20 @@ class RoutingSpec(ApiModel):
 
 class InferenceDeploymentSpec(ApiModel):
     """Desired state of an InferenceDeployment."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=(
+                "size(self.placement.allowedRegions) == 0"
+                " || self.capacity.minRegions <= size(self.placement.allowedRegions)"
+            ),
+            message="minRegions must not exceed the number of allowedRegions",
+            field="capacity.minRegions",
+            holds=lambda s: (
+                not s.placement.allowed_regions or s.capacity.min_regions <= len(set(s.placement.allowed_regions))
+            ),
+        ),
+    )
 
     model: ModelSource = Field(description="The model to serve.")
     engine: EngineSpec = Field(default_factory=EngineSpec, description="The serving engine.")

@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.common import (
     CONDITIONS_LIST_SCHEMA,
     CURRENCY_CODE,
     Condition,
+    GpuType,
+    HttpUrl,
     LabelSelector,
     RegionName,
     SecretKeyRef,
@@ -41,7 +44,7 @@ class Money(ApiModel):
 class GPUOffering(ApiModel):
     """A GPU type available in this cluster, with its cost when used."""
 
-    gpu_type: str = Field(min_length=1, max_length=128, description="Value of the node label nvidia.com/gpu.product.")
+    gpu_type: GpuType = Field(description="Value of the node label nvidia.com/gpu.product (a label value).")
     hourly_cost: Money = Field(
         default_factory=lambda: Money(amount=0.0),
         description="Marginal cost of one GPU for one hour, excluding electricity (0 for owned hardware).",
@@ -65,32 +68,40 @@ class EntsoeFeed(ApiModel):
         description="EIC code of the bidding zone, e.g. 10Y1001A1001A82H for DE-LU.",
     )
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API security token.")
-    endpoint: str = Field(
+    endpoint: HttpUrl = Field(
         default="https://web-api.tp.entsoe.eu/api",
-        pattern=r"^https?://",
-        description="API base URL (override for a mirror or a test server).",
+        description="API base URL (override for a mirror or a test server); no user:password@.",
     )
 
 
 class PrometheusPriceFeed(ApiModel):
     """A price metric the user already has in Prometheus."""
 
-    url: str = Field(pattern=r"^https?://", description="Prometheus base URL.")
+    url: HttpUrl = Field(description="Prometheus base URL; no user:password@.")
     query: str = Field(min_length=1, max_length=4096, description="PromQL giving one series: the current price.")
 
 
 class HttpJsonFeed(ApiModel):
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
 
-    url: str = Field(pattern=r"^https?://", description="URL to GET.")
+    url: HttpUrl = Field(description="URL to GET; credentials go in headersSecretRef, never in the URL.")
     items_path: str = Field(
         default="",
         max_length=256,
         description="Dot path to the list of intervals ('' = the document itself).",
     )
-    start_field: str = Field(default="start", description="Field of an item holding the interval start (ISO 8601).")
-    end_field: str = Field(default="end", description="Field of an item holding the interval end (ISO 8601).")
-    price_field: str = Field(default="price", description="Field of an item holding the price.")
+    start_field: str = Field(
+        default="start",
+        min_length=1,
+        max_length=128,
+        description="Field of an item holding the interval start (ISO 8601).",
+    )
+    end_field: str = Field(
+        default="end", min_length=1, max_length=128, description="Field of an item holding the interval end (ISO 8601)."
+    )
+    price_field: str = Field(
+        default="price", min_length=1, max_length=128, description="Field of an item holding the price."
+    )
     headers_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding a JSON object of extra HTTP headers (e.g. auth)."
     )
@@ -109,19 +120,76 @@ class TariffPeriod(ApiModel):
     )
 
     days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
-        min_length=1, max_length=7, description="Weekdays the period applies to."
+        min_length=1,
+        max_length=7,
+        # The apiserver refuses a day listed twice by itself (no CEL cost).
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Weekdays the period applies to, each once.",
     )
+
+    @field_validator("days")
+    @classmethod
+    def _no_day_twice(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("days must not list a weekday twice")
+        return value
+
     start_hour: int = Field(ge=0, le=23, description="First hour (local time) of the period.")
     end_hour: int = Field(ge=1, le=24, description="Hour (local time) the period ends, exclusive.")
     price: float = Field(ge=-100_000, le=100_000, description="Price in the feed's currency and unit.")
 
 
+def _periods_disjoint(feed: ScheduleFeed) -> bool:
+    periods = feed.periods
+    for index, period in enumerate(periods):
+        for other in periods[index + 1 :]:
+            shared_day = set(period.days) & set(other.days)
+            if shared_day and period.start_hour < other.end_hour and other.start_hour < period.end_hour:
+                return False
+    return True
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris, America/Los_Angeles, UTC)") from None
+    return name
+
+
 class ScheduleFeed(ApiModel):
     """A fixed time-of-use tariff."""
 
-    timezone: str = Field(min_length=1, max_length=64, description="IANA time zone, e.g. Europe/Paris.")
-    periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods.")
+    cross_field_rules = (
+        CrossFieldRule(
+            # Pairs of distinct periods, and no period listed twice (exists_one): an hour of a weekday
+            # belongs to one period at most.
+            cel=(
+                "self.periods.all(p, self.periods.exists_one(q, q == p))"
+                " && self.periods.all(p, self.periods.all(q, p == q || p.endHour <= q.startHour"
+                " || q.endHour <= p.startHour || !p.days.exists(d, d in q.days)))"
+            ),
+            message="periods must not overlap: an hour of a weekday may be in one period only",
+            field="periods",
+            holds=_periods_disjoint,
+        ),
+    )
+
+    timezone: str = Field(
+        min_length=1,
+        max_length=64,
+        # The apiserver checks the shape; the tz database itself only pydantic (and `gridshift validate`)
+        # can consult, and the feed reports an unknown zone in its PriceFeedStale condition.
+        pattern=r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$",
+        description="IANA time zone, e.g. Europe/Paris.",
+    )
+    periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods, none overlapping.")
     default_price: float = Field(description="Price outside every period, in the feed's currency and unit.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str) -> str:
+        return _known_time_zone(value)
 
 
 class StaticFeed(ApiModel):
@@ -133,9 +201,20 @@ class StaticFeed(ApiModel):
 class CsvReplayFeed(ApiModel):
     """Replays a recorded price series (e.g. a 2024 market CSV) on a clock, for demos and simulation."""
 
-    path: str = Field(min_length=1, max_length=1024, description="CSV file path inside the operator container.")
-    column: str | None = Field(default=None, description="Column to read from a wide CSV; unset for two columns.")
-    offset_days: int = Field(default=0, description="Shift the recording by this many days.")
+    path: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="CSV file path inside the operator container (read once, capped in size).",
+    )
+    column: str | None = Field(
+        default=None, min_length=1, max_length=256, description="Column to read from a wide CSV; unset for two columns."
+    )
+    offset_days: int = Field(
+        default=0,
+        ge=-36_500,
+        le=36_500,
+        description="Shift the recording by this many days (at most 100 years either way).",
+    )
 
 
 class PriceFeedType(StrEnum):
@@ -174,6 +253,18 @@ class PriceFeedSpec(ApiModel):
             message="the settings block named by type must be set (e.g. type: entsoe needs entsoe: {...})",
             field="type",
             holds=_has_settings_for_type,
+        ),
+        CrossFieldRule(
+            cel="self.staleAfterSeconds > self.refreshSeconds",
+            message="staleAfterSeconds must exceed refreshSeconds, or prices go stale between good fetches",
+            field="staleAfterSeconds",
+            holds=lambda s: s.stale_after_seconds > s.refresh_seconds,
+        ),
+        CrossFieldRule(
+            cel="self.currency != 'USD' || self.fxToUsd == 1.0",
+            message="fxToUsd must be 1 when the currency is USD",
+            field="fxToUsd",
+            holds=lambda s: s.currency != "USD" or s.fx_to_usd == 1.0,
         ),
     )
 
@@ -257,9 +348,8 @@ class RegionalClusterSpec(ApiModel):
     )
     offerings: list[GPUOffering] = Field(min_length=1, max_length=32, description="GPU types offered here.")
     price_feed: PriceFeedSpec = Field(description="Electricity price feed for this site.")
-    prometheus_url: str | None = Field(
+    prometheus_url: HttpUrl | None = Field(
         default=None,
-        pattern=r"^https?://",
         description="Prometheus with this cluster's vLLM and DCGM metrics; unset uses the operator's default.",
     )
 

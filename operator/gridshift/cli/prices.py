@@ -42,8 +42,13 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
 
         try:
             with httpx.Client() as client:
+                # The feed is named without the query string: it may hold a token, and errors name the feed.
                 _, body = get_body(
-                    client, source, source, timeout_seconds=timeout_seconds, max_body_bytes=64 * 1024 * 1024
+                    client,
+                    source.split("?", 1)[0],
+                    source,
+                    timeout_seconds=timeout_seconds,
+                    max_body_bytes=64 * 1024 * 1024,
                 )
         except PriceFeedError as error:
             raise UsageError(str(error)) from error

@@ -92,6 +92,9 @@ class Observer:
             for c in clusters
             if c.resource is not None
         ]
+        self._forget_clusters_except({c.key for c in clusters})
+        for invalid in (c for c in clusters if c.resource is None):
+            report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
         planner_clusters = []
         for view in views:
             held: dict[str, int] = {}
@@ -150,9 +153,19 @@ class Observer:
         cached = self._feeds.get(name)
         if cached is not None and cached[0] == key:
             return cached[1]
+        if cached is not None:
+            cached[1].close()  # the spec changed: its background refresh stops
         feed = self._feed_factory(name, cluster)
         self._feeds[name] = (key, feed)
         return feed
+
+    def _forget_clusters_except(self, names: set[str]) -> None:
+        """Drop the adapters of RegionalClusters that are gone (their feeds stop refreshing)."""
+        for name in [n for n in self._feeds if n not in names]:
+            self._feeds.pop(name)[1].close()
+        for name in [n for n in self._members if n not in names]:
+            del self._members[name]
+            self._last_workloads.pop(name, None)
 
     # ------------------------------------------------------------------ sources
 

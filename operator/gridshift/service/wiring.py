@@ -4,7 +4,6 @@ member clusters, Prometheus and HTTP price feeds. Kept apart so tests build it w
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from gridshift import redaction
 from gridshift.actuation.members import KubeconfigInvalid, KubeMemberCluster, MemberCluster
 from gridshift.api import RegionalCluster
 from gridshift.api.common import SecretKeyRef
@@ -27,16 +27,24 @@ from gridshift.signals.settings import MetricsSettings
 
 
 class HubSecretResolver:
-    """Resolves price-feed Secret references on the hub (namespace defaults to the operator's)."""
+    """Resolves price-feed Secret references on the hub (namespace defaults to the operator's).
+
+    The hub refuses a Secret not marked for `purpose`; each value handed out is remembered for
+    redaction from logs (gridshift.redaction).
+    """
 
     def __init__(self, hub: Hub, default_namespace: str) -> None:
         self._hub = hub
         self._namespace = default_namespace
 
-    def resolve(self, ref: SecretKeyRef) -> str:
-        return self._hub.read_secret(
-            ref.namespace or self._namespace, ref.name, ref.key, SecretPurpose.PRICE_FEED_TOKEN
-        )
+    def resolve(self, ref: SecretKeyRef, purpose: str) -> str:
+        value = self._hub.read_secret(ref.namespace or self._namespace, ref.name, ref.key, SecretPurpose(purpose))
+        redaction.remember(value)
+        return value
+
+
+_CREDENTIAL_KEYS = ("token", "password", "client-key-data")
+"""Kubeconfig user fields that are secrets: remembered for log redaction (gridshift.redaction)."""
 
 
 def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
@@ -52,6 +60,12 @@ def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
         raise KubeconfigInvalid(cluster, f"not valid YAML{where}") from None
     if not isinstance(loaded, dict):
         raise KubeconfigInvalid(cluster, "not a YAML mapping")
+    for user in loaded.get("users") or []:
+        credentials = (user or {}).get("user") if isinstance(user, dict) else None
+        for key in _CREDENTIAL_KEYS:
+            value = credentials.get(key) if isinstance(credentials, dict) else None
+            if isinstance(value, str):
+                redaction.remember(value)
     return loaded
 
 
@@ -96,8 +110,10 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
         return PrometheusMetricsSource(url, settings=metrics_settings)
 
     def feed(name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
+        # Refreshed in the background: the cycle's read() never waits on the network (nor on the hub
+        # for the token); the first refresh starts here. Close a feed that is replaced or dropped.
         return build_price_feed(
-            cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, sleep=time.sleep
+            cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, background=True
         )
 
     return OperatorService(

@@ -17,7 +17,7 @@ from gridshift.api import GROUP, VERSION
 from gridshift.service.sweep import CleanupIncomplete
 from gridshift.service.wiring import real_service
 from gridshift.settings import OperatorSettings
-from gridshift.shell import connections
+from gridshift.shell import connections, logs
 
 IDEP = (GROUP, VERSION, "inferencedeployments")
 RCLUSTER = (GROUP, VERSION, "regionalclusters")
@@ -59,6 +59,7 @@ async def login(**kwargs: Any) -> kopf.AiohttpSession:
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
+    logs.install()  # before any Secret is read: no credential in a log line
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
     operator_settings = OperatorSettings()

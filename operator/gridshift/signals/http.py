@@ -1,20 +1,233 @@
-"""One GET with the error handling every HTTP price feed shares.
+"""HTTP for price feeds: one exchange under a total deadline, and the error handling feeds share.
 
-Turns transport failures and HTTP statuses into PriceFetchError naming the feed, without ever
-putting the request's query string (which may hold a security token) into a message.
+Deadlines. httpx's timeouts apply to each network operation, so a server sending one byte a
+second never trips a 10 s read timeout (a drip-feeding endpoint held one read for 81 s). Every
+exchange here runs under a *total* deadline: the thread's `fetch_deadline(seconds)` (the managed
+feed sets one per attempt) or, outside one, the per-operation timeout itself. A watchdog timer
+shuts the exchange's socket down when the deadline passes, which wakes a blocked read at once in
+any phase (TLS handshake, headers, body); the socket is learnt from httpcore's public `trace`
+extension when the connection is made, and `Connection: close` keeps every exchange on a fresh
+connection of its own (a feed fetches every few minutes; reuse gains nothing). The Prometheus
+client (requests) is routed through the same exchange by `HttpxAdapter`, so every price-feed
+request obeys one deadline.
+
+Credentials. A request URL may carry a token (ENTSO-E's `securityToken`), so no URL is ever put
+in a message here, and httpx's own request log line (INFO, with the full URL) is filtered at the
+source: `quiet_request_urls()` (run at import) strips query strings from URLs in httpx's records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import io
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
+import requests
+import requests.adapters
+import requests.structures
 
 from gridshift.signals.prices import PriceFetchError
 
+# ---------------------------------------------------------------- credentials out of httpx's log
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+
+class _QueryStringsDropped(logging.Filter):
+    """Rewrites URLs in httpx's log records without their query string (which may hold a token) and
+    without user:password@ (admission refuses those in feed URLs; this keeps any other out of logs)."""
+
+    @staticmethod
+    def _safe(value: object) -> object:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            try:
+                value = httpx.URL(value)
+            except httpx.InvalidURL:
+                return "<unparsable URL omitted>"
+        if not isinstance(value, httpx.URL):
+            return value
+        if value.userinfo:
+            value = value.copy_with(userinfo=b"REDACTED")
+        return f"{value.copy_with(query=None)}?<query omitted>" if value.query else str(value)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._safe(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: self._safe(arg) for key, arg in record.args.items()}
+        return True
+
+
+_QUERY_FILTER = _QueryStringsDropped()
+
+
+def quiet_request_urls() -> None:
+    """Keep query strings out of httpx's log (idempotent): its INFO line names every request's URL."""
+    logger = logging.getLogger("httpx")
+    if _QUERY_FILTER not in logger.filters:
+        logger.addFilter(_QUERY_FILTER)
+
+
+quiet_request_urls()
+
+
+# ---------------------------------------------------------------- total deadlines
+
+_DEADLINE: ContextVar[tuple[float, float] | None] = ContextVar("gridshift_fetch_deadline", default=None)
+"""(time.monotonic() by which the current fetch must be over, its length in s); None outside fetch_deadline()."""
+
+
+@contextlib.contextmanager
+def fetch_deadline(seconds: float) -> Iterator[None]:
+    """Every exchange in this block (this thread) ends by `seconds` from now; nested blocks only shorten it."""
+    at = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set((at, seconds) if outer is None or at < outer[0] else outer)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def seconds_left() -> float | None:
+    """Time left before the current fetch deadline; None outside fetch_deadline()."""
+    current = _DEADLINE.get()
+    return None if current is None else current[0] - time.monotonic()
+
+
+class FetchDeadlineExceeded(httpx.TimeoutException):
+    """The exchange did not complete within its total deadline and was abandoned."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within the total deadline of {seconds:g} s")
+        self.seconds = seconds
+
+
+class _Watchdog:
+    """Shuts the exchange's sockets down at the deadline, so a blocked read returns at once."""
+
+    def __init__(self, left: float, deadline_seconds: float) -> None:
+        self.seconds = deadline_seconds
+        self.deadline = time.monotonic() + left
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(left, self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's `trace` extension: learn each socket as its TCP connection is made."""
+        if event != "connection.connect_tcp.complete":
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sockets.append(sock)
+            late = self.fired
+        if late:
+            self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # already closed: the exchange ended on its own
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._shut(sock)
+
+    def check(self) -> None:
+        """FetchDeadlineExceeded once the deadline has passed (between chunks, for any transport)."""
+        if self.fired or time.monotonic() >= self.deadline:
+            self.fired = True
+            raise FetchDeadlineExceeded(self.seconds)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete HTTP answer."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class BodyTooLarge(Exception):
+    """The body passed `max_body_bytes`; reading stopped there."""
+
+
+def exchange(
+    http: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    timeout_seconds: float,
+    max_body_bytes: int,
+) -> Answer:
+    """One request and its whole body, within the total deadline (see the module docstring).
+
+    Raises httpx's errors (FetchDeadlineExceeded at the deadline) and BodyTooLarge; never formats
+    the URL. Outside fetch_deadline() the total deadline is `timeout_seconds` itself.
+    """
+    current = _DEADLINE.get()
+    total = timeout_seconds if current is None else current[0] - time.monotonic()
+    if current is not None and total <= 0:
+        raise FetchDeadlineExceeded(current[1])
+    deadline_seconds = timeout_seconds if current is None else current[1]
+    per_operation = httpx.Timeout(min(timeout_seconds, total))
+    watchdog = _Watchdog(total, deadline_seconds)
+    with watchdog:
+        try:
+            with http.stream(
+                method,
+                url,
+                params=dict(params) if params else None,
+                headers={**(headers or {}), "Connection": "close"},
+                content=content,
+                timeout=per_operation,
+                extensions={"trace": watchdog.trace},
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    watchdog.check()
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise BodyTooLarge(max_body_bytes)
+                    chunks.append(chunk)
+                watchdog.check()
+                return Answer(response.status_code, response.headers, b"".join(chunks))
+        except httpx.HTTPError as error:
+            if watchdog.fired and not isinstance(error, FetchDeadlineExceeded):
+                raise FetchDeadlineExceeded(deadline_seconds) from error
+            raise
+
+
+# ---------------------------------------------------------------- the GET every HTTP feed shares
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("Retry-After")
     try:
         return float(value) if value is not None else None
     except ValueError:
@@ -32,49 +245,114 @@ def get_body(
     max_body_bytes: int,
     pass_statuses: frozenset[int] = frozenset(),
 ) -> tuple[int, bytes]:
-    """Status and full body of GET `url`; statuses in `pass_statuses` are returned, not raised."""
+    """Status and full body of GET `url`; statuses in `pass_statuses` are returned, not raised.
+
+    PriceFetchError names the feed, never the URL (its query string may hold a token).
+    """
     try:
-        with http.stream(
-            "GET", url, params=dict(params or {}), headers=dict(headers or {}), timeout=timeout_seconds
-        ) as response:
-            status = response.status_code
-            if status in (401, 403):
-                raise PriceFetchError(
-                    feed, "http.status", f"HTTP {status}: credentials refused (check the token Secret)", retryable=False
-                )
-            if status == 429:
-                raise PriceFetchError(
-                    feed,
-                    "http.status",
-                    "HTTP 429: rate limited",
-                    retryable=True,
-                    retry_after_seconds=_retry_after(response),
-                )
-            if status >= 500 and status not in pass_statuses:
-                raise PriceFetchError(feed, "http.status", f"HTTP {status}: server error", retryable=True)
-            if status >= 300 and status not in pass_statuses:
-                raise PriceFetchError(feed, "http.status", f"HTTP {status}", retryable=False)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_body_bytes:
-                    raise PriceFetchError(
-                        feed,
-                        "http.body",
-                        f"body larger than {max_body_bytes} bytes; not a price document",
-                        retryable=False,
-                    )
-                chunks.append(chunk)
-            return status, b"".join(chunks)
+        answer = exchange(
+            http,
+            "GET",
+            url,
+            params=params,
+            headers=headers,
+            timeout_seconds=timeout_seconds,
+            max_body_bytes=max_body_bytes,
+        )
+    except BodyTooLarge:
+        raise PriceFetchError(
+            feed, "http.body", f"body larger than {max_body_bytes} bytes; not a price document", retryable=False
+        ) from None
+    except FetchDeadlineExceeded as error:
+        raise PriceFetchError(feed, "http", f"{error}; abandoned", retryable=True) from None
     except httpx.TimeoutException as error:
         raise PriceFetchError(
             feed, "http", f"no complete answer within {timeout_seconds} s ({type(error).__name__})", retryable=True
-        ) from error
-    except httpx.RemoteProtocolError as error:
+        ) from None
+    except httpx.RemoteProtocolError:
         raise PriceFetchError(
-            feed, "http.body", f"connection closed before the body was complete ({error})", retryable=True
-        ) from error
+            feed, "http.body", "connection closed before the body was complete", retryable=True
+        ) from None
     except httpx.HTTPError as error:
-        # Transport errors only; the message is the class name so no URL (and no token) leaks.
-        raise PriceFetchError(feed, "http", f"request failed ({type(error).__name__})", retryable=True) from error
+        # The class name only, and no chained cause: httpx errors carry the request (and its URL).
+        raise PriceFetchError(feed, "http", f"request failed ({type(error).__name__})", retryable=True) from None
+    status = answer.status
+    if status in (401, 403):
+        raise PriceFetchError(
+            feed, "http.status", f"HTTP {status}: credentials refused (check the token Secret)", retryable=False
+        )
+    if status == 429:
+        raise PriceFetchError(
+            feed,
+            "http.status",
+            "HTTP 429: rate limited",
+            retryable=True,
+            retry_after_seconds=_retry_after(answer.headers),
+        )
+    if status >= 500 and status not in pass_statuses:
+        raise PriceFetchError(feed, "http.status", f"HTTP {status}: server error", retryable=True)
+    if status >= 300 and status not in pass_statuses:
+        raise PriceFetchError(feed, "http.status", f"HTTP {status}", retryable=False)
+    return status, answer.body
+
+
+# ---------------------------------------------------------------- requests through the same exchange
+
+
+class HttpxAdapter(requests.adapters.BaseAdapter):
+    """A requests transport adapter that sends through `exchange` (total deadline, body cap).
+
+    Mounted on the Prometheus client's session, so its requests obey the same deadline as every
+    other feed's. Errors come out as requests' own (ReadTimeout, ConnectionError), which is what
+    code written against requests expects; BodyTooLarge becomes PriceFetchError naming the feed.
+    """
+
+    def __init__(self, http: httpx.Client, feed: str, *, timeout_seconds: float, max_body_bytes: int) -> None:
+        super().__init__()
+        self._http = http
+        self._feed = feed
+        self._timeout_seconds = timeout_seconds
+        self._max_body_bytes = max_body_bytes
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        try:
+            answer = exchange(
+                self._http,
+                request.method or "GET",
+                request.url or "",
+                headers={k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()},
+                content=body if isinstance(body, bytes) else None,
+                timeout_seconds=self._timeout_seconds,
+                max_body_bytes=self._max_body_bytes,
+            )
+        except BodyTooLarge:
+            raise PriceFetchError(
+                self._feed, "http.body", f"body larger than {self._max_body_bytes} bytes", retryable=False
+            ) from None
+        except httpx.ConnectTimeout:
+            raise requests.exceptions.ConnectTimeout("connection not made in time", request=request) from None
+        except httpx.TimeoutException as error:
+            raise requests.exceptions.ReadTimeout(str(error), request=request) from None
+        except httpx.HTTPError as error:
+            raise requests.exceptions.ConnectionError(type(error).__name__, request=request) from None
+        response = requests.Response()
+        response.status_code = answer.status
+        response.headers = requests.structures.CaseInsensitiveDict(answer.headers.items())
+        response.raw = io.BytesIO(answer.body)
+        response.reason = httpx.codes.get_reason_phrase(answer.status)
+        response.url = request.url or ""
+        response.request = request
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        return response
+
+    def close(self) -> None:
+        return None

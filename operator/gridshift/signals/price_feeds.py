@@ -27,7 +27,7 @@ from gridshift.api.regional_cluster import (
     ScheduleFeed,
     StaticFeed,
 )
-from gridshift.signals.http import get_body
+from gridshift.signals.http import HttpxAdapter, get_body
 from gridshift.signals.metrics import is_timeout
 from gridshift.signals.prices import (
     PriceDataError,
@@ -221,6 +221,7 @@ class PrometheusMetricPriceFeed:
         valid_for: timedelta,
         settings: PriceFeedSettings | None = None,
         session: requests.Session | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -228,12 +229,21 @@ class PrometheusMetricPriceFeed:
         self.unit = unit
         self.valid_for = valid_for
         self.settings = settings or PriceFeedSettings()
+        session = session or requests.Session()
+        url = spec.url.rstrip("/")
         self._client = PrometheusConnect(
-            url=spec.url.rstrip("/"),
-            retry=Retry(total=False),
-            session=session,
-            timeout=self.settings.http_timeout_seconds,
+            url=url, retry=Retry(total=False), session=session, timeout=self.settings.http_timeout_seconds
         )
+        # Requests go through the feeds' own exchange (total deadline, body cap): mounted after the
+        # client, which mounts its own adapter on `url`; the longest matching prefix wins in requests.
+        adapter = HttpxAdapter(
+            http or httpx.Client(),
+            name,
+            timeout_seconds=self.settings.http_timeout_seconds,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        for prefix in (url, "http://", "https://"):
+            session.mount(prefix, adapter)
 
     def fetch(self, now: datetime) -> PriceSeries:
         try:

@@ -2,13 +2,29 @@
 
 `ManagedPriceFeed.read()` never raises: it answers a `PriceReading` with the series (fresh, or
 the last good one), the last error, and `stale`. Stale means no good fetch for
-`staleAfterSeconds`; a stale reading must not move load. Time comes from the injected clock and
-waits go through the injected sleep, so tests run instantly.
+`staleAfterSeconds`; a stale reading must not move load. Time comes from the injected clock.
+
+A refresh is one fetch with retries and backoff; each attempt runs under a total deadline
+(`PriceFeedSettings.fetch_deadline_seconds`, enforced on the socket by `signals.http`). Two modes:
+- synchronous (the default; the CLI, the simulator and tests): `read()` refreshes inline when
+  `refreshSeconds` have passed since the last attempt;
+- background (`start()`; the operator): `read()` returns what is known at once and, when a refresh
+  is due, starts one on a thread of its own. The cycle never waits on the network for prices, except
+  the very first read, which waits up to `first_read_wait_seconds` for the first fetch.
+
+One short-lived thread per refresh in flight (at most one per feed), not a shared pool: a hostile
+endpoint holding its refresh for the whole deadline and retries cannot delay another feed's, no pool
+needs sizing, and no scheduler needs starting or stopping. Refreshes are started by reads, so they
+follow the injected clock (an accelerated world clock included), and a feed the operator dropped
+(its RegionalCluster changed or went away) is simply never refreshed again; `close()` also ends its
+backoff waits at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +34,11 @@ from typing import Protocol
 import httpx
 import requests
 
+from gridshift import redaction
 from gridshift.api.common import SecretKeyRef
 from gridshift.api.regional_cluster import PriceFeedSpec, PriceFeedType, PricePoint
 from gridshift.signals.entsoe import EntsoePriceFeed
+from gridshift.signals.http import fetch_deadline
 from gridshift.signals.price_csv import CsvReplayPriceFeed
 from gridshift.signals.price_feeds import (
     HttpJsonPriceFeed,
@@ -43,26 +61,44 @@ from gridshift.signals.settings import PriceFeedSettings
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], None]
 
+log = logging.getLogger(__name__)
+
+FEED_TOKEN_PURPOSE = "price-feed-token"
+"""The purpose a Secret must be marked for (label `gridshift.dev/secret-purpose`) before a price
+feed may read it: a RegionalCluster writer can then not send, say, a member kubeconfig to an
+endpoint of their choosing as a feed token."""
+
 
 class SecretResolver(Protocol):
-    """Reads one key of a Secret (the adapter receives the value, never the Secret)."""
+    """Reads one key of a Secret marked for `purpose` (the adapter receives the value, never the Secret).
 
-    def resolve(self, ref: SecretKeyRef) -> str: ...
+    Implementations refuse a Secret not marked for `purpose`, and `redaction.remember` each value
+    they hand out.
+    """
+
+    def resolve(self, ref: SecretKeyRef, purpose: str) -> str: ...
 
 
 class MappingSecretResolver:
-    """Secrets from a mapping (namespace or None, name, key) -> value: for tests, the CLI and the simulator."""
+    """Secrets from a mapping (namespace or None, name, key) -> value: for tests, the CLI and the simulator.
+
+    Every Secret of the mapping counts as marked for every purpose; `requests` records what was asked.
+    """
 
     def __init__(self, values: Mapping[tuple[str | None, str, str], str]) -> None:
         self._values = dict(values)
+        self.requests: list[tuple[SecretKeyRef, str]] = []
 
-    def resolve(self, ref: SecretKeyRef) -> str:
+    def resolve(self, ref: SecretKeyRef, purpose: str) -> str:
+        self.requests.append((ref, purpose))
         try:
-            return self._values[(ref.namespace, ref.name, ref.key)]
+            value = self._values[(ref.namespace, ref.name, ref.key)]
         except KeyError as error:
             raise KeyError(
                 f"secret {ref.namespace or '<operator namespace>'}/{ref.name} has no key {ref.key}"
             ) from error
+        redaction.remember(value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -93,7 +129,7 @@ class PriceReading:
 
 
 class ManagedPriceFeed:
-    """A feed with a TTL cache, retries with backoff, and the stale state."""
+    """A feed with a TTL cache, retries with backoff, a total deadline per attempt, and the stale state."""
 
     def __init__(
         self,
@@ -104,7 +140,7 @@ class ManagedPriceFeed:
         refresh_seconds: float,
         stale_after_seconds: float,
         clock: Clock,
-        sleep: Sleep,
+        sleep: Sleep | None = None,
         settings: PriceFeedSettings | None = None,
     ) -> None:
         self.feed = feed
@@ -115,6 +151,10 @@ class ManagedPriceFeed:
         self._clock = clock
         self._sleep = sleep
         self.settings = settings or PriceFeedSettings()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._background = False
+        self._in_flight: threading.Thread | None = None
         self._series: PriceSeries | None = None
         self._last_good: datetime | None = None
         self._last_error: PriceFeedError | None = None
@@ -124,58 +164,215 @@ class ManagedPriceFeed:
     def name(self) -> str:
         return self.feed.name
 
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> ManagedPriceFeed:
+        """Refresh in the background from now on, starting with a refresh now; returns the feed."""
+        with self._lock:
+            self._background = True
+            self._start_refresh_locked(self._clock())
+        return self
+
+    def close(self) -> None:
+        """Start no more refreshes; a refresh in flight stops at its deadline or next backoff, unrecorded."""
+        self._closed.set()
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether a background refresh is in flight."""
+        thread = self._in_flight
+        return thread is not None and thread.is_alive()
+
+    # ------------------------------------------------------------------ refreshing
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._closed.wait(seconds)
+
     def _fetch_with_retries(self) -> PriceSeries:
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
             now = self._clock()
             try:
-                series = self.feed.fetch(now)
+                with fetch_deadline(self.settings.fetch_deadline_seconds):
+                    series = self.feed.fetch(now)
                 # Every adapter validates; checked again here so no feed can hand the planner bad data.
                 validate_intervals(self.name, series.intervals, expected_currency=self.currency)
                 require_covers(self.name, series.intervals, now)
                 return series
             except PriceFeedError as error:
-                if not error.retryable or attempt == policy.max_attempts:
+                if not error.retryable or attempt == policy.max_attempts or self._closed.is_set():
                     raise
                 retry_after = error.retry_after_seconds if isinstance(error, PriceFetchError) else None
-                self._sleep(policy.backoff_seconds(attempt, retry_after))
+                self._wait(policy.backoff_seconds(attempt, retry_after))
+                if self._closed.is_set():
+                    raise
         raise AssertionError("unreachable: the last attempt raises")
 
+    def refresh_now(self) -> None:
+        """One refresh here and now (retries and backoff included); the result is what read() answers next."""
+        try:
+            series = self._fetch_with_retries()
+        except PriceFeedError as error:
+            outcome: PriceSeries | PriceFeedError = error
+        except Exception as error:  # a bug in an adapter must not kill the refresh thread unseen
+            log.warning("price feed %r: refresh failed unexpectedly", self.name, exc_info=True)
+            outcome = PriceFeedError(self.name, "fetch", f"failed unexpectedly ({type(error).__name__}: {error})")
+        else:
+            outcome = series
+        with self._lock:
+            if self._background and self._closed.is_set():
+                return  # closed while in flight: the owner has moved on
+            if isinstance(outcome, PriceSeries):
+                self._series, self._last_good, self._last_error = outcome, outcome.fetched_at, None
+            else:
+                self._last_error = outcome
+
+    def _start_refresh_locked(self, now: datetime) -> None:
+        if self._closed.is_set() or self.refreshing:
+            return
+        self._last_attempt = now
+        thread = threading.Thread(target=self.refresh_now, name=f"price-feed {self.name}", daemon=True)
+        self._in_flight = thread
+        thread.start()
+
+    def _due(self, now: datetime) -> bool:
+        return self._last_attempt is None or now - self._last_attempt >= self.refresh
+
+    # ------------------------------------------------------------------ reading
+
     def read(self, *, force: bool = False) -> PriceReading:
-        """The current prices: cached within refreshSeconds of the last attempt, fetched otherwise."""
+        """The current prices. Synchronous mode: fetched inline once refreshSeconds have passed since
+        the last attempt. Background mode: never waits (but on the first read, see the module
+        docstring); a due refresh is started on its own thread."""
         now = self._clock()
-        due = self._last_attempt is None or now - self._last_attempt >= self.refresh
-        if force or due:
+        if self._background:
+            with self._lock:
+                if force or self._due(now):
+                    self._start_refresh_locked(now)
+                first = self._in_flight if self._last_good is None and self._last_error is None else None
+            if first is not None:
+                first.join(self.settings.first_read_wait_seconds)
+        elif force or self._due(now):
             self._last_attempt = now
-            try:
-                self._series = self._fetch_with_retries()
-                self._last_good = self._series.fetched_at
-                self._last_error = None
-            except PriceFeedError as error:
-                self._last_error = error
+            self.refresh_now()
+        return self._reading()
+
+    def _reading(self) -> PriceReading:
+        with self._lock:
+            series, last_good, error = self._series, self._last_good, self._last_error
         now = self._clock()
-        stale = self._last_good is None or now - self._last_good >= self.stale_after
-        series = self._series
+        stale = last_good is None or now - last_good >= self.stale_after
         if series is not None and stale:
             series = series.marked_stale()
         return PriceReading(
             feed=self.name,
             series=series,
             stale=stale,
-            error=self._last_error,
-            last_good_fetch=self._last_good,
+            error=error,
+            last_good_fetch=last_good,
             fx_to_usd=self.fx_to_usd,
         )
+
+
+class DeferredPriceFeed:
+    """A feed whose adapter is built at its first fetch, and built again after a failed build.
+
+    Building resolves Secrets; deferred, that happens off the planning cycle, and a failure (a
+    Secret missing or not marked for feeds, an unknown time zone) becomes the reading's error, with
+    its field, instead of a feed that does not exist. A Secret created or fixed later is picked up at
+    the next refresh without any change to the RegionalCluster.
+    """
+
+    def __init__(self, name: str, build: Callable[[], PriceFeed]) -> None:
+        self.name = name
+        self._build = build
+        self._feed: PriceFeed | None = None
+
+    @property
+    def adapter(self) -> PriceFeed | None:
+        """The adapter, once built."""
+        return self._feed
+
+    def fetch(self, now: datetime) -> PriceSeries:
+        if self._feed is None:
+            self._feed = self._build()
+        return self._feed.fetch(now)
 
 
 def _json_headers(feed: str, text: str) -> dict[str, str]:
     try:
         headers = json.loads(text)
-    except ValueError as error:
-        raise PriceDataError(feed, "httpJson.headersSecretRef", "the secret is not a JSON object") from error
+    except ValueError:
+        # No chained cause: the decoder's message quotes the text, which is a secret.
+        raise PriceDataError(feed, "httpJson.headersSecretRef", "the secret is not a JSON object") from None
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise PriceDataError(feed, "httpJson.headersSecretRef", "the secret must be a JSON object of strings")
+    for value in headers.values():
+        redaction.remember(value)
     return {str(k): v for k, v in headers.items()}
+
+
+def _feed_secret(secrets: SecretResolver, ref: SecretKeyRef, feed: str, field: str) -> str:
+    """A feed credential, from a Secret marked for feed tokens; PriceDataError naming the field otherwise."""
+    try:
+        return secrets.resolve(ref, FEED_TOKEN_PURPOSE)
+    except PriceFeedError:
+        raise
+    except Exception as error:  # the resolver's own error (missing, forbidden, not marked): names, never values
+        raise PriceDataError(feed, field, f"cannot read the Secret: {error}") from None
+
+
+def price_feed_adapter(
+    spec: PriceFeedSpec,
+    *,
+    name: str,
+    secrets: SecretResolver,
+    http: httpx.Client,
+    settings: PriceFeedSettings,
+    prometheus_session: requests.Session | None = None,
+    csv_base_directory: Path | None = None,
+) -> PriceFeed:
+    """The adapter named by `spec.type`, its Secrets resolved now; PriceFeedError naming the field otherwise."""
+    if spec.type is PriceFeedType.ENTSOE and spec.entsoe is not None:
+        token = _feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
+        return EntsoePriceFeed(
+            name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
+        )
+    if spec.type is PriceFeedType.PROMETHEUS and spec.prometheus is not None:
+        return PrometheusMetricPriceFeed(
+            name,
+            spec=spec.prometheus,
+            currency=spec.currency,
+            unit=spec.unit,
+            valid_for=timedelta(seconds=spec.refresh_seconds),
+            settings=settings,
+            session=prometheus_session,
+            http=http,
+        )
+    if spec.type is PriceFeedType.HTTP_JSON and spec.http_json is not None:
+        ref = spec.http_json.headers_secret_ref
+        text = _feed_secret(secrets, ref, name, "httpJson.headersSecretRef") if ref is not None else None
+        return HttpJsonPriceFeed(
+            name,
+            spec=spec.http_json,
+            currency=spec.currency,
+            unit=spec.unit,
+            http=http,
+            headers=_json_headers(name, text) if text is not None else {},
+            settings=settings,
+        )
+    if spec.type is PriceFeedType.SCHEDULE and spec.schedule is not None:
+        return SchedulePriceFeed(name, spec=spec.schedule, currency=spec.currency, unit=spec.unit, settings=settings)
+    if spec.type is PriceFeedType.STATIC and spec.static is not None:
+        return StaticPriceFeed(name, spec=spec.static, currency=spec.currency, unit=spec.unit, settings=settings)
+    if spec.type is PriceFeedType.CSV_REPLAY and spec.csv_replay is not None:
+        return CsvReplayPriceFeed(
+            name, spec=spec.csv_replay, currency=spec.currency, settings=settings, base_directory=csv_base_directory
+        )
+    raise PriceDataError(name, "type", f"no settings block for feed type {spec.type}")
 
 
 def build_price_feed(
@@ -185,53 +382,34 @@ def build_price_feed(
     secrets: SecretResolver,
     http: httpx.Client,
     clock: Clock,
-    sleep: Sleep,
+    sleep: Sleep | None = None,
     settings: PriceFeedSettings | None = None,
     prometheus_session: requests.Session | None = None,
     csv_base_directory: Path | None = None,
+    background: bool = False,
 ) -> ManagedPriceFeed:
-    """The managed feed for a RegionalCluster's priceFeed; `name` labels its errors (e.g. the cluster)."""
+    """The managed feed for a RegionalCluster's priceFeed; `name` labels its errors (e.g. the cluster).
+
+    Synchronous (the default): the adapter is built now, and a feed that cannot be built raises
+    PriceFeedError naming the field. `background=True` (the operator): the adapter is built at the
+    first refresh (`DeferredPriceFeed`), so nothing here waits on the hub or the network, build
+    errors arrive in the readings, and the first refresh has already started when this returns.
+    """
     settings = settings or PriceFeedSettings()
-    feed: PriceFeed
-    if spec.type is PriceFeedType.ENTSOE and spec.entsoe is not None:
-        token = secrets.resolve(spec.entsoe.token_secret_ref)
-        feed = EntsoePriceFeed(
-            name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
-        )
-    elif spec.type is PriceFeedType.PROMETHEUS and spec.prometheus is not None:
-        feed = PrometheusMetricPriceFeed(
-            name,
-            spec=spec.prometheus,
-            currency=spec.currency,
-            unit=spec.unit,
-            valid_for=timedelta(seconds=spec.refresh_seconds),
-            settings=settings,
-            session=prometheus_session,
-        )
-    elif spec.type is PriceFeedType.HTTP_JSON and spec.http_json is not None:
-        ref = spec.http_json.headers_secret_ref
-        headers = _json_headers(name, secrets.resolve(ref)) if ref is not None else {}
-        feed = HttpJsonPriceFeed(
-            name,
-            spec=spec.http_json,
-            currency=spec.currency,
-            unit=spec.unit,
+
+    def adapter() -> PriceFeed:
+        return price_feed_adapter(
+            spec,
+            name=name,
+            secrets=secrets,
             http=http,
-            headers=headers,
             settings=settings,
+            prometheus_session=prometheus_session,
+            csv_base_directory=csv_base_directory,
         )
-    elif spec.type is PriceFeedType.SCHEDULE and spec.schedule is not None:
-        feed = SchedulePriceFeed(name, spec=spec.schedule, currency=spec.currency, unit=spec.unit, settings=settings)
-    elif spec.type is PriceFeedType.STATIC and spec.static is not None:
-        feed = StaticPriceFeed(name, spec=spec.static, currency=spec.currency, unit=spec.unit, settings=settings)
-    elif spec.type is PriceFeedType.CSV_REPLAY and spec.csv_replay is not None:
-        feed = CsvReplayPriceFeed(
-            name, spec=spec.csv_replay, currency=spec.currency, settings=settings, base_directory=csv_base_directory
-        )
-    else:
-        raise PriceDataError(name, "type", f"no settings block for feed type {spec.type}")
-    return ManagedPriceFeed(
-        feed,
+
+    managed = ManagedPriceFeed(
+        DeferredPriceFeed(name, adapter) if background else adapter(),
         currency=spec.currency,
         fx_to_usd=spec.fx_to_usd,
         refresh_seconds=spec.refresh_seconds,
@@ -240,3 +418,4 @@ def build_price_feed(
         sleep=sleep,
         settings=settings,
     )
+    return managed.start() if background else managed

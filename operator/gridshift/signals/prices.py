@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
+from gridshift import redaction
 from gridshift.api.regional_cluster import EnergyUnit, PricePoint
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -35,6 +36,8 @@ class PriceFeedError(Exception):
     """A feed gave no usable prices. Names the feed and the field at fault."""
 
     def __init__(self, feed: str, field: str, message: str, *, retryable: bool = False) -> None:
+        # Messages reach status conditions: a remembered secret (gridshift.redaction) never does.
+        message = redaction.redact(message)
         super().__init__(f"price feed {feed!r}: {field}: {message}")
         self.feed = feed
         self.field = field

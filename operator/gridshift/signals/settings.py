@@ -61,11 +61,24 @@ class PriceFeedSettings:
     lookback_hours: float = 1.0
     """Hours before now to include, so the interval in progress is always in the series."""
     http_timeout_seconds: float = 10.0
-    """Connect/read/write timeout per request, s: ENTSO-E usually answers within 1-3 s."""
+    """Connect/read/write timeout per network operation, s: ENTSO-E usually answers within 1-3 s."""
+    fetch_deadline_seconds: float = 20.0
+    """Total time one fetch attempt may take, s: connect, headers and body together (the exchange is
+    abandoned then, however steadily a server drips bytes). Twice the per-operation timeout: a healthy
+    answer takes 1-3 s, and three attempts with backoff still end within about a minute."""
+    first_read_wait_seconds: float = 3.0
+    """How long the first read of a background feed waits for its first fetch, s, so a restarted
+    operator does not plan one cycle on no prices. Later reads never wait. Bounded so a hostile
+    endpoint delays only the first cycle, and by this much."""
     max_body_bytes: int = 16 * 1024 * 1024
     """Largest body accepted, bytes: a two-day A44 document at PT15M is ~40 kB; anything near this
     is not a price document."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Retries of one fetch on timeouts, truncated bodies, 429 and 5xx."""
+    max_csv_bytes: int = 32 * 1024 * 1024
+    """Largest local price file a csvReplay feed reads, bytes: a year of hourly prices of 17 markets
+    (the shared wide CSV) is 1.2 MB, so this holds decades, or years at 15-minute resolution. Read
+    row by row into an index of 16 bytes a row, a file of this size stays far below the chart's
+    512 MiB memory limit (see bench/price_csv_bench.py)."""
     prefer_resolution: ResolutionPreference = ResolutionPreference.FINEST
     """Finest by default: 15-minute prices are what is settled since the 2025 SDAC switch."""

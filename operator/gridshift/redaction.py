@@ -1,0 +1,120 @@
+"""Secret values this process has handed out, and their removal from log records and error texts.
+
+Credentials are kept out of logs at the source (no URL with a token is formatted, no Secret is
+printed); this is the net under that. Whoever resolves a secret for use (a price feed's token or
+header, a member kubeconfig's credential) calls `remember(value)`; from then on `redact(text)`
+replaces the value, and its URL- and base64-encoded forms, with `<redacted>`. The shell calls
+`install_log_redaction()` once at start-up: every log record created afterwards, by any logger and
+for any handler (kopf's, Events posted from logs, tests' captures), has its message, exception text
+and stack redacted before a handler sees it.
+
+Values shorter than `MIN_SECRET_LENGTH` are not remembered: redacting every "abc" in the log would
+garble it, and a credential that short is not one.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+REDACTED = "<redacted>"
+MIN_SECRET_LENGTH = 8
+
+_lock = threading.Lock()
+_values: frozenset[str] = frozenset()
+_previous_factory: Callable[..., logging.LogRecord] | None = None
+"""The record factory in place before install_log_redaction(); None while not installed."""
+
+
+def _forms(value: str) -> set[str]:
+    """The value as it may appear in text: plain, URL-encoded (query strings), base64 (Secret data)."""
+    forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    forms.add(base64.b64encode(value.encode()).decode())
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def remember(value: str) -> None:
+    """Redact `value` (and its encoded forms) from every text passed to `redact` from now on."""
+    global _values
+    value = value.strip()
+    if len(value) < MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        _values = frozenset(_values | _forms(value))
+
+
+def redact(text: str) -> str:
+    """`text` with every remembered secret value replaced by `<redacted>`."""
+    values = _values
+    if not values:
+        return text
+    for value in sorted(values, key=len, reverse=True):  # longest first: a value holding another goes whole
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def contains_secret(text: str) -> bool:
+    values = _values
+    return any(value in text for value in values)
+
+
+_formatter = logging.Formatter()
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """The record with remembered secrets removed from its message, exception text and stack."""
+    if not _values:
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string: logging reports it at emit time, with the raw message
+        message = str(record.msg)
+    if contains_secret(message):
+        record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_text is None:
+        text = _formatter.formatException(record.exc_info)
+        if contains_secret(text):
+            # Formatters reuse exc_text when set, so the traceback is never formatted from the live exception.
+            record.exc_text = redact(text)
+    elif record.exc_text and contains_secret(record.exc_text):
+        record.exc_text = redact(record.exc_text)
+    if record.stack_info and contains_secret(record.stack_info):
+        record.stack_info = redact(record.stack_info)
+    return record
+
+
+def install_log_redaction() -> None:
+    """Pass every log record created from now on through `redact_record` (idempotent).
+
+    A record factory rather than a handler filter: it covers every logger, propagated records, and
+    handlers added later (kopf configures its own), which a filter on the root logger does not.
+    """
+    global _previous_factory
+    with _lock:
+        if _previous_factory is not None:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return redact_record(previous(*args, **kwargs))
+
+        logging.setLogRecordFactory(factory)
+        _previous_factory = previous
+
+
+def log_redaction_installed() -> bool:
+    return _previous_factory is not None
+
+
+def uninstall_log_redaction() -> None:
+    """Restore the record factory found by install_log_redaction() (tests)."""
+    global _previous_factory
+    with _lock:
+        if _previous_factory is not None:
+            logging.setLogRecordFactory(_previous_factory)
+            _previous_factory = None

@@ -1,0 +1,184 @@
+"""Fields whose validity depends on later use are refused at admission, not found at runtime.
+
+Each rule's refusals are files of tests/fixtures/bad_crs (checked against pydantic here and against
+the real apiserver in tests/cluster/test_crds_apiserver.py). This file covers what those cannot:
+the time-zone database (which CEL cannot consult), the edge cases each rule must still accept, and
+the message a zone unknown to the running operator gives at runtime.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gridshift.api.inference_deployment import OPERATOR_OWNED_VLLM_FLAGS, InferenceDeployment
+from gridshift.api.regional_cluster import PriceFeedSpec, ScheduleFeed
+from gridshift.api.validation import InvalidResource, validate_object
+from gridshift.cli.main import main
+from gridshift.signals.price_service import MappingSecretResolver, build_price_feed
+from gridshift.signals.prices import PriceDataError
+
+
+def cluster(price_feed: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gridshift.dev/v1alpha1",
+        "kind": "RegionalCluster",
+        "metadata": {"name": "c"},
+        "spec": {
+            "region": "eu-de",
+            "kubeconfigSecretRef": {"name": "kc", "key": "kubeconfig"},
+            "offerings": [{"gpuType": "NVIDIA-H100-80GB-HBM3"}],
+            "priceFeed": price_feed,
+            **spec,
+        },
+    }
+
+
+def schedule(timezone: str = "Europe/Berlin", periods: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "type": "schedule",
+        "schedule": {
+            "timezone": timezone,
+            "defaultPrice": 80,
+            "periods": periods or [{"days": ["Mon"], "startHour": 8, "endHour": 20, "price": 120}],
+        },
+    }
+
+
+def deployment(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gridshift.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": "d", "namespace": "default"},
+        "spec": {
+            "model": {"servedName": "m", "source": "org/m"},
+            "replica": {"gpuTypes": ["NVIDIA-H100-80GB-HBM3"]},
+            "slo": {"ttftP95Ms": 500, "tpotP95Ms": 50},
+            **spec,
+        },
+    }
+
+
+def test_a_zone_missing_from_the_tz_database_is_refused_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(cluster(schedule("Mars/Olympus_Mons")))
+    ((path, message),) = caught.value.problems
+    assert path == "spec.priceFeed.schedule.timezone"
+    assert "'Mars/Olympus_Mons' is not an IANA time zone" in message
+    manifest = tmp_path / "rc.yaml"
+    manifest.write_text(
+        "apiVersion: gridshift.dev/v1alpha1\nkind: RegionalCluster\nmetadata: {name: c}\nspec:\n"
+        "  region: eu-de\n  kubeconfigSecretRef: {name: kc, key: kubeconfig}\n"
+        "  offerings: [{gpuType: NVIDIA-H100-80GB-HBM3}]\n"
+        "  priceFeed: {type: schedule, schedule: {timezone: Mars/Olympus_Mons, defaultPrice: 1,"
+        " periods: [{days: [Mon], startHour: 1, endHour: 2, price: 2}]}}\n"
+    )
+    assert main(["validate", str(manifest)]) == 1
+    assert "spec.priceFeed.schedule.timezone: Value error, 'Mars/Olympus_Mons' is not an IANA time zone" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5", "EST5EDT"])
+def test_real_zones_are_accepted(zone: str) -> None:
+    validate_object(cluster(schedule(zone)))
+
+
+def test_a_zone_the_running_operator_does_not_know_is_named_in_the_feed_error() -> None:
+    # Accepted where it was validated, unknown to this process's tz database (e.g. an older one):
+    # the reading's error, hence the PriceFeedStale condition, says which field and why.
+    spec = PriceFeedSpec.model_construct(
+        **{
+            **PriceFeedSpec.model_validate(schedule()).__dict__,
+            "schedule": ScheduleFeed.model_construct(
+                **{**ScheduleFeed.model_validate(schedule()["schedule"]).__dict__, "timezone": "Mars/Olympus_Mons"}
+            ),
+        }
+    )
+    feed = build_price_feed(
+        spec,
+        name="eu-de",
+        secrets=MappingSecretResolver({}),
+        http=httpx.Client(),
+        clock=lambda: datetime(2024, 10, 8, tzinfo=UTC),
+        background=True,
+    )
+    reading = feed.read()
+    assert isinstance(reading.error, PriceDataError)
+    assert str(reading.error) == "price feed 'eu-de': schedule.timezone: unknown IANA time zone 'Mars/Olympus_Mons'"
+
+
+@pytest.mark.parametrize(
+    "periods",
+    [
+        # Back to back on one day, and the same hours on other days: no hour in two periods.
+        [
+            {"days": ["Mon", "Tue"], "startHour": 8, "endHour": 12, "price": 1},
+            {"days": ["Mon", "Tue"], "startHour": 12, "endHour": 20, "price": 2},
+            {"days": ["Wed"], "startHour": 8, "endHour": 20, "price": 3},
+        ],
+        [{"days": ["Sat", "Sun"], "startHour": 0, "endHour": 24, "price": 1}],
+    ],
+)
+def test_periods_that_touch_but_do_not_overlap_are_accepted(periods: list[dict[str, Any]]) -> None:
+    validate_object(cluster(schedule(periods=periods)))
+
+
+def test_two_identical_periods_overlap() -> None:
+    period = {"days": ["Mon"], "startHour": 8, "endHour": 12, "price": 1}
+    with pytest.raises(InvalidResource, match=r"spec\.priceFeed\.schedule\.periods: periods must not overlap"):
+        validate_object(cluster(schedule(periods=[period, dict(period)])))
+
+
+def test_staleness_just_over_the_refresh_interval_is_accepted() -> None:
+    validate_object(
+        cluster({"type": "static", "static": {"price": 1}, "refreshSeconds": 900, "staleAfterSeconds": 901})
+    )
+    with pytest.raises(InvalidResource, match=r"spec\.priceFeed\.staleAfterSeconds"):
+        validate_object(
+            cluster({"type": "static", "static": {"price": 1}, "refreshSeconds": 900, "staleAfterSeconds": 900})
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://web-api.tp.entsoe.eu/api", "http://127.0.0.1:8080/prices?zone=DE&key=a@b", "https://h/p#f"],
+)
+def test_feed_urls_without_user_info_are_accepted(url: str) -> None:
+    validate_object(cluster({"type": "httpJson", "httpJson": {"url": url}}))
+
+
+def test_extra_args_may_set_anything_but_the_operators_flags() -> None:
+    ok = deployment(engine={"extraArgs": ["--enable-prefix-caching", "--portal=1", "--max-model-len=8192"]})
+    validate_object(ok)
+    for flag in OPERATOR_OWNED_VLLM_FLAGS:
+        for arg in (flag, f"{flag}=1"):
+            with pytest.raises(InvalidResource, match=r"spec.engine.extraArgs: extraArgs must not set a flag"):
+                validate_object(deployment(engine={"extraArgs": [arg]}))
+
+
+def test_label_selectors_accept_what_kubernetes_accepts() -> None:
+    selector = {
+        "matchLabels": {"gridshift.dev/jurisdiction": "eu", "tier": ""},
+        "matchExpressions": [
+            {"key": "example.com/zone", "operator": "In", "values": ["a", "b.c"]},
+            {"key": "gpu", "operator": "Exists"},
+        ],
+    }
+    parsed = validate_object(deployment(placement={"clusterSelector": selector}))
+    assert isinstance(parsed, InferenceDeployment)
+
+
+def test_min_regions_up_to_the_allowed_regions_is_accepted() -> None:
+    validate_object(
+        deployment(
+            capacity={"minReplicas": 2, "maxReplicas": 4, "minRegions": 2}, placement={"allowedRegions": ["a", "b"]}
+        )
+    )
+    validate_object(deployment(capacity={"minReplicas": 2, "maxReplicas": 4, "minRegions": 2}))  # all regions

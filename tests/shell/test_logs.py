@@ -1,0 +1,114 @@
+"""The redaction net under every log source: installed by the shell before any Secret is read, it
+removes each secret value a resolver handed out from every log record, whatever logger made it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+
+from gridshift import redaction
+from gridshift.api.common import SecretKeyRef
+from gridshift.service.wiring import HubSecretResolver
+from gridshift.shell import handlers
+from gridshift.signals.http import _QUERY_FILTER
+from gridshift.signals.price_service import FEED_TOKEN_PURPOSE, MappingSecretResolver
+
+
+@pytest.fixture
+def kopf_output() -> Iterator[io.StringIO]:
+    """Logging as `kopf run --debug` configures it, its output captured, the net installed."""
+    root = logging.getLogger()
+    handlers_before, level = root.handlers[:], root.level
+    kopf.configure(debug=True)
+    (kopf_handler,) = [h for h in root.handlers if h not in handlers_before]
+    assert isinstance(kopf_handler, logging.StreamHandler)
+    stream = io.StringIO()
+    kopf_handler.setStream(stream)
+    redaction.install_log_redaction()
+    try:
+        yield stream
+    finally:
+        redaction.uninstall_log_redaction()
+        root.handlers[:] = handlers_before
+        root.setLevel(level)
+
+
+class PurposeHub:
+    """The hub's read_secret with the purpose keyword (issue 15's hub side), from a dict."""
+
+    def __init__(self, values: dict[tuple[str, str, str], str]) -> None:
+        self.values = values
+        self.asked: list[tuple[str, str, str, str]] = []
+
+    def read_secret(self, namespace: str, name: str, key: str, purpose: str) -> str:
+        self.asked.append((namespace, name, key, purpose))
+        return self.values[(namespace, name, key)]
+
+
+def test_every_record_is_redacted_whatever_its_source(kopf_output: io.StringIO) -> None:
+    token = f"planted-{uuid.uuid4()}+/="
+    redaction.remember(token)
+    log = logging.getLogger("some.library.deep.down")
+    log.debug("connecting with %s", token)
+    log.info(f"formatted early: {token}")
+    log.warning("as a URL: https://example.test/api?securityToken=%s", urllib.parse.quote(token, safe=""))
+    log.warning("as Secret data: %s", base64.b64encode(token.encode()).decode())
+    try:
+        raise ValueError(f"a parser quoting its input: {token!r}")
+    except ValueError:
+        log.exception("parse failed")
+    logging.getLogger("kopf.objects").error("posted as an Event: %s", token)
+    out = kopf_output.getvalue()
+    assert token not in out
+    assert urllib.parse.quote(token, safe="") not in out
+    assert base64.b64encode(token.encode()).decode() not in out
+    assert out.count(redaction.REDACTED) >= 6, out
+    assert "ValueError: a parser quoting its input: '<redacted>'" in out
+
+
+def test_short_values_are_not_remembered() -> None:
+    redaction.remember("abc")
+    assert redaction.redact("abc appears in many words: abcdef") == "abc appears in many words: abcdef"
+
+
+def test_resolvers_remember_what_they_hand_out(kopf_output: io.StringIO) -> None:
+    from_mapping = f"mapped-{uuid.uuid4()}"
+    from_hub = f"hub-{uuid.uuid4()}"
+    ref = SecretKeyRef(name="entsoe", key="token")
+    mapping = MappingSecretResolver({(None, "entsoe", "token"): from_mapping})
+    assert mapping.resolve(ref, FEED_TOKEN_PURPOSE) == from_mapping
+    assert mapping.requests == [(ref, FEED_TOKEN_PURPOSE)]
+    hub = PurposeHub({("gridshift-system", "entsoe", "token"): from_hub})
+    assert HubSecretResolver(hub, "gridshift-system").resolve(ref, FEED_TOKEN_PURPOSE) == from_hub
+    assert hub.asked == [("gridshift-system", "entsoe", "token", FEED_TOKEN_PURPOSE)]
+    logging.getLogger("gridshift").error("tokens %s and %s", from_mapping, from_hub)
+    out = kopf_output.getvalue()
+    assert from_mapping not in out and from_hub not in out
+    assert "tokens <redacted> and <redacted>" in out
+
+
+def test_start_installs_both_guards_before_building_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[bool, bool]] = []
+
+    def real_service(settings: Any) -> Any:
+        seen.append((redaction.log_redaction_installed(), _QUERY_FILTER in logging.getLogger("httpx").filters))
+        raise RuntimeError("stop before anything else starts")
+
+    monkeypatch.setattr(handlers, "real_service", real_service)
+    logging.getLogger("httpx").removeFilter(_QUERY_FILTER)
+    try:
+        with pytest.raises(RuntimeError, match="stop before"):
+            asyncio.run(handlers.start(settings=kopf.OperatorSettings(), memo=kopf.Memo()))
+        assert seen == [(True, True)]
+    finally:
+        redaction.uninstall_log_redaction()
+        logging.getLogger("httpx").addFilter(_QUERY_FILTER)
