@@ -209,6 +209,7 @@ def chart_values_schema() -> JsonDict:
             {
                 "create": _boolean("Create the ClusterRole, Role and bindings."),
                 "httpRoutes": _boolean("Allow get/patch of Gateway API HTTPRoutes."),
+                "userRoles": _boolean("Aggregate gridshift's kinds into the view, edit and admin roles."),
             },
         ),
         "podAnnotations": _string_map("Pod annotations."),

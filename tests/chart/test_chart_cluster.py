@@ -5,6 +5,7 @@ the operator's own hub adapter running as the chart's ServiceAccount."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +184,30 @@ def test_service_account_cannot_do_anything_else(hub: Hub, installed_chart: Rele
     checks = [(v, r, installed_chart.namespace if n == "RELEASE" else n, s) for v, r, n, s in DENIED]
     granted = [c for c in checks if can_i(hub, user, c[0], c[1], c[2], c[3])]
     assert granted == []
+
+
+def test_namespace_editors_deploy_models_but_only_admins_register_clusters(hub: Hub, installed_chart: Release) -> None:
+    """The chart's user roles, aggregated by the real controller-manager into Kubernetes' edit and admin."""
+    team = f"team-{uuid.uuid4().hex[:6]}"
+    hub.kubectl("create", "namespace", team)
+    hub.kubectl("create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", team)
+    hub.kubectl("create", "clusterrolebinding", f"{team}-root", "--clusterrole=admin", f"--user=root-{team}")
+    try:
+        deadline = time.monotonic() + 60
+        while not can_i(hub, "alice", "create", "inferencedeployments.gridshift.dev", team):
+            assert time.monotonic() < deadline, "edit never aggregated InferenceDeployment write"
+            time.sleep(1)
+        assert not can_i(hub, "alice", "create", "inferencedeployments.gridshift.dev", "default")
+        assert not can_i(hub, "alice", "create", "regionalclusters.gridshift.dev")
+        assert not can_i(hub, "alice", "patch", "inferencedeployments.gridshift.dev", team, "status")
+        assert can_i(hub, "alice", "get", "regionalclusters.gridshift.dev")
+        deadline = time.monotonic() + 60
+        while not can_i(hub, f"root-{team}", "create", "regionalclusters.gridshift.dev"):
+            assert time.monotonic() < deadline, "admin never aggregated RegionalCluster write"
+            time.sleep(1)
+    finally:
+        hub.kubectl("delete", "clusterrolebinding", f"{team}-root", check=False)
+        hub.kubectl("delete", "namespace", team, "--wait=false", check=False)
 
 
 def test_can_i_list_has_no_wildcards(hub: Hub, installed_chart: Release) -> None:

@@ -26,6 +26,18 @@ def kinds(objects: list[dict[str, Any]]) -> list[str]:
     return sorted(o["kind"] for o in objects)
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def aggregated(o: dict[str, Any]) -> bool:
+    """A user-facing role aggregated into view/edit/admin (templates/user-roles.yaml), not the operator's."""
+    return any(key.startswith(AGGREGATE) for key in (o["metadata"].get("labels") or {}))
+
+
+def operator_rbac(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if not aggregated(o)]
+
+
 def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     container: dict[str, Any] = only(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     return container
@@ -50,15 +62,17 @@ def test_default_objects(rendered: list[dict[str, Any]]) -> None:
     assert kinds(rendered) == sorted(
         ["CustomResourceDefinition"] * 3
         + ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Deployment", "Service"]
+        + ["ClusterRole"] * 3  # view, edit and platform-admin, aggregated into the user-facing roles
         + ["PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
     )
 
 
 def test_rbac_grants_exactly_what_the_operator_uses(rendered: list[dict[str, Any]]) -> None:
-    assert grants(rendered, "ClusterRole") == HUB_CLUSTER_RULES
-    assert grants(rendered, "Role") == HUB_NAMESPACE_RULES
-    assert only(rendered, "Role")["metadata"]["namespace"] == "gridshift-system"
-    for rule in only(rendered, "ClusterRole")["rules"] + only(rendered, "Role")["rules"]:
+    ours = operator_rbac(rendered)
+    assert grants(ours, "ClusterRole") == HUB_CLUSTER_RULES
+    assert grants(ours, "Role") == HUB_NAMESPACE_RULES
+    assert only(ours, "Role")["metadata"]["namespace"] == "gridshift-system"
+    for rule in only(ours, "ClusterRole")["rules"] + only(ours, "Role")["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field]
         assert "resourceNames" not in rule or rule["resourceNames"]
@@ -73,7 +87,7 @@ def test_rendered_rules_keep_their_why_comments(helm: Helm) -> None:
 
 
 def test_http_routes_rule_is_optional(helm: Helm) -> None:
-    cluster_role = only(helm.render("--set", "rbac.httpRoutes=false"), "ClusterRole")
+    cluster_role = only(operator_rbac(helm.render("--set", "rbac.httpRoutes=false")), "ClusterRole")
     assert "gateway.networking.k8s.io" not in {g for r in cluster_role["rules"] for g in r["apiGroups"]}
 
 
@@ -219,3 +233,24 @@ def test_camel_case_keys_become_the_settings_env_names(rendered: list[dict[str, 
     for field in OperatorSettings.model_fields:
         if OperatorSettings.model_fields[field].default is not None:
             assert f"GRIDSHIFT_{field.upper()}" in names, chart_cli.camel_case(field)
+
+
+def test_user_roles_keep_member_cluster_access_away_from_namespace_editors(helm: Helm) -> None:
+    roles = {o["metadata"]["name"]: o for o in helm.render() if o["kind"] == "ClusterRole" and aggregated(o)}
+    into = {
+        name: {key.removeprefix(AGGREGATE) for key in role["metadata"]["labels"] if key.startswith(AGGREGATE)}
+        for name, role in roles.items()
+    }
+    writes = {"create", "update", "patch", "delete"}
+    written_by = {}
+    for name, role in roles.items():
+        for (_, resource), verbs in grants([role], "ClusterRole").items():
+            if verbs & writes:
+                written_by.setdefault(resource, set()).update(into[name])
+    # RegionalClusters name member kubeconfigs and feed endpoints: admin only, never edit.
+    assert written_by == {
+        "inferencedeployments": {"edit", "admin"},
+        "regionalclusters": {"admin"},
+        "gpuprofiles": {"admin"},
+    }
+    assert not [o for o in helm.render("--set", "rbac.userRoles=false") if o["kind"] == "ClusterRole" and aggregated(o)]

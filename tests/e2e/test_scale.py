@@ -52,5 +52,9 @@ def test_thousand_advisory_deployments_reach_a_quiet_steady_state(control_planes
         assert rss_mb < 384, f"operator RSS {rss_mb:.0f} MiB leaves too little below the chart's 512Mi limit"
         (tmp_path / "scale.txt").write_text(f"rss_mb={rss_mb:.0f} steady_s={max(steady):.2f}\n")
     finally:
-        operator.stop()
+        # Deleted while the operator still serves the finalizers, so nothing is left for later suites.
         fleet.hub("delete", "idep", "-n", "ml", "--all", "--wait=false", check=False)
+        try:
+            wait_until(lambda: not fleet.hub("get", "idep", "-n", "ml", "-o", "name").strip(), 300, "cleanup", every=5)
+        finally:
+            operator.stop()

@@ -35,6 +35,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,6 +98,10 @@ class OperatorService:
         self.last_report: CycleReport | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Threads of their own: kopf's handlers (a burst of deletions, say) share the default pool, and
+        # must neither delay a cycle nor, above all, a Lease renewal (fencing would stop the leader).
+        self._cycle_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-cycle")
+        self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-lease")
 
     # ------------------------------------------------------------------ shell-facing API
 
@@ -126,8 +131,8 @@ class OperatorService:
         try:
             while True:
                 try:
-                    report = await asyncio.to_thread(
-                        self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
+                    report = await self._loop.run_in_executor(
+                        self._cycle_thread, self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
                     )
                     log.info(
                         "cycle leader=%s %.2fs member_writes=%d status_writes=%d errors=%d",
@@ -150,8 +155,9 @@ class OperatorService:
             await asyncio.to_thread(self.elector.release)
 
     async def _renew_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.to_thread(self.elector.try_acquire_or_renew)
+            await loop.run_in_executor(self._lease_thread, self.elector.try_acquire_or_renew)
             await asyncio.sleep(self.elector.timing.retry_period_seconds)
 
     async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:

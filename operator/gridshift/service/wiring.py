@@ -4,6 +4,7 @@ member clusters, Prometheus and HTTP price feeds. Kept apart so tests build it w
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,7 +88,8 @@ def hub_api_client() -> Any:
         config.load_incluster_config()
         return client.ApiClient()
     except ConfigException:
-        return config.new_client_from_config()
+        # KUBECONFIG read now: the client's own default was fixed when the module was first imported.
+        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
 
 
 def real_service(settings: OperatorSettings, identity: str | None = None) -> OperatorService:
