@@ -374,11 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-module", type=int, help="sample size per module (default: modules.toml)")
     parser.add_argument("--seed", type=int, help="sample seed (default: MUTATION_SEED or modules.toml)")
     parser.add_argument("--keep", action="store_true", help="reuse .mutation/mutants and its cached results")
+    parser.add_argument("--only", help="only the modules whose path contains this text (while iterating)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="mutants tested in parallel")
     args = parser.parse_args(argv)
     try:
         modules, per_module, seed = load_modules()
-        equivalents = load_equivalents()
+        if args.only:
+            modules = [m for m in modules if args.only in m.path]
+            if not modules:
+                raise SetupError(f"--only {args.only!r}: no module in modules.toml matches")
+        equivalents = {n: e for n, e in load_equivalents().items() if module_of(n, modules)}
         if args.per_module is not None:
             per_module = args.per_module
         seed = args.seed if args.seed is not None else int(os.environ.get("MUTATION_SEED", seed))
