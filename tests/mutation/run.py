@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import os
 import random
 import re
@@ -240,15 +241,22 @@ def module_of(mutant: str, modules: list[Module]) -> Module | None:
     return None
 
 
-def mutant_diff(mutant: str, module: Module) -> tuple[int, list[str]]:
-    """(line in the original file, changed lines as '-old' / '+new') of one mutant, from the mutated file."""
-    mutated = WORK / "mutants" / "src" / module.path
-    source = mutated.read_text()
+@functools.cache
+def mutated_functions(path: Path) -> tuple[str, dict[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    """Source and functions (by name) of a mutated file; parsed once, they are large."""
+    source = path.read_text()
     functions = {
         node.name: node
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
+    return source, functions
+
+
+def mutant_diff(mutant: str, module: Module) -> tuple[int, list[str]]:
+    """(line in the original file, changed lines as '-old' / '+new') of one mutant, from the mutated file."""
+    mutated = WORK / "mutants" / "src" / module.path
+    source, functions = mutated_functions(mutated)
     name = mutant.removeprefix(module.dotted + ".")
     orig_name = name.rpartition("__mutmut_")[0] + "__mutmut_orig"
     if name not in functions or orig_name not in functions:

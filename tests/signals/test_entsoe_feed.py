@@ -6,6 +6,7 @@ ENTSO-E specifics, fast enough for mutation testing.)
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
@@ -36,16 +37,29 @@ def feed(server: LocalServer, currency: str = "EUR", **settings: object) -> Ents
 def test_the_request_asks_for_the_zone_around_the_current_hour(local_server: LocalServer) -> None:
     client = feed(local_server, lookback_hours=2.0, horizon_hours=30.0)
     assert client.name == "eu-be" and client.currency == "EUR"
-    # 12:17 at +02:00 is 10:17Z: the window starts 2 h before 10:00Z and ends 30 h after it.
-    params = client.request_params(datetime(2024, 10, 8, 12, 17, tzinfo=timezone(timedelta(hours=2))))
+    # 13:17 at +02:00 is 11:17Z: the window starts 2 h before 11:00Z and ends 30 h after it.
+    params = client.request_params(datetime(2024, 10, 8, 13, 17, tzinfo=timezone(timedelta(hours=2))))
     assert params == {
         "securityToken": TOKEN,
         "documentType": "A44",
         "in_Domain": BE,
         "out_Domain": BE,
-        "periodStart": "202410080800",
-        "periodEnd": "202410091600",
+        "periodStart": "202410080900",
+        "periodEnd": "202410091700",
     }
+
+
+def test_the_request_window_is_utc_whatever_the_machines_timezone(
+    local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        params = feed(local_server, lookback_hours=2.0, horizon_hours=30.0).request_params(NOW)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (params["periodStart"], params["periodEnd"]) == ("202410080800", "202410091600")
 
 
 def test_fetch_sends_that_request_and_returns_the_documents_prices(local_server: LocalServer) -> None:
@@ -71,15 +85,17 @@ def test_fetch_keeps_the_preferred_resolution(
 
 def test_an_acknowledgement_with_http_400_is_no_data_with_its_reason(local_server: LocalServer) -> None:
     local_server.answer(Reply(status=400, body=ACK, content_type="application/xml"))
-    with pytest.raises(NoPriceDataError, match="999"):
+    with pytest.raises(NoPriceDataError, match="999") as caught:
         feed(local_server).fetch(NOW)
+    assert caught.value.feed == "eu-be"
 
 
 def test_a_price_document_with_http_400_is_refused(local_server: LocalServer) -> None:
     local_server.answer(Reply(status=400, body=HOURLY, content_type="application/xml"))
     with pytest.raises(PriceFetchError) as caught:
         feed(local_server).fetch(NOW)
-    assert (caught.value.field, caught.value.detail, caught.value.retryable) == (
+    assert (caught.value.feed, caught.value.field, caught.value.detail, caught.value.retryable) == (
+        "eu-be",
         "http.status",
         "HTTP 400 with a price document",
         False,
@@ -88,20 +104,31 @@ def test_a_price_document_with_http_400_is_refused(local_server: LocalServer) ->
 
 def test_a_document_for_another_zone_is_refused(local_server: LocalServer) -> None:
     local_server.answer(Reply(body=HOURLY.replace(BE.encode(), b"10YNL----------L"), content_type="application/xml"))
-    with pytest.raises(PriceDataError, match=r"in_Domain\.mRID: document is for bidding zone 10YNL"):
+    with pytest.raises(PriceDataError, match=r"^price feed 'eu-be': TimeSeries\[0\]\.in_Domain\.mRID: document is for"):
         feed(local_server).fetch(NOW)
 
 
 def test_prices_in_another_currency_are_refused(local_server: LocalServer) -> None:
     local_server.answer(Reply(body=HOURLY, content_type="application/xml"))
-    with pytest.raises(PriceDataError, match="EUR"):
+    with pytest.raises(PriceDataError, match=r"^price feed 'eu-be': intervals\[0\]\.currency: prices are in EUR"):
         feed(local_server, currency="USD").fetch(NOW)
 
 
 def test_a_document_without_the_current_hour_is_refused(local_server: LocalServer) -> None:
     local_server.answer(Reply(body=HOURLY, content_type="application/xml"))
-    with pytest.raises(PriceDataError, match=r"no price for now"):
+    with pytest.raises(PriceDataError, match=r"^price feed 'eu-be': intervals: no price for now"):
         feed(local_server).fetch(NOW + timedelta(days=2))
+
+
+def test_http_failures_name_the_feed(local_server: LocalServer) -> None:
+    local_server.answer(Reply(status=503, body=b"<html>Service Unavailable</html>"))
+    with pytest.raises(PriceFetchError) as caught:
+        feed(local_server).fetch(NOW)
+    assert (caught.value.feed, caught.value.field, caught.value.detail) == (
+        "eu-be",
+        "http.status",
+        "HTTP 503: server error",
+    )
 
 
 def test_the_timeout_and_body_limit_come_from_the_settings(local_server: LocalServer) -> None:

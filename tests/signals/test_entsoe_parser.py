@@ -288,9 +288,20 @@ def _points_removed(keep: int) -> str:
     return text[:kept_end] + text[end:]
 
 
-def _only(old: str, new: str) -> str:
-    """HOURLY with every `old` replaced."""
-    return _edit(old, new, count=-1)
+def _first_point_removed() -> str:
+    text = HOURLY.read_text()
+    start = text.index("<Point>")
+    end = text.index("</Point>", start) + len("</Point>")
+    assert "<position>1</position>" in text[start:end]
+    return text[:start] + text[end:]
+
+
+def _last_point_removed() -> str:
+    text = HOURLY.read_text()
+    start = text.rindex("<Point>")
+    end = text.index("</Point>", start) + len("</Point>")
+    assert "<position>24</position>" in text[start:end]
+    return text[:start] + text[end:]
 
 
 @pytest.mark.parametrize(
@@ -429,6 +440,37 @@ def _only(old: str, new: str) -> str:
             "TimeSeries[0].price_Measure_Unit.name",
             "unknown energy unit 'GWH'; expected one of MWh, kWh",
         ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType/>"),
+            "TimeSeries[0].curveType",
+            "'' is neither A01 nor A03",
+        ),
+        (
+            _edit("<price_Measure_Unit.name>MWH</price_Measure_Unit.name>", ""),
+            "TimeSeries[0].price_Measure_Unit.name",
+            "missing",
+        ),
+        (
+            b'<Publication_MarketDocument xmlns="urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3">'
+            b"<type>A44</type></Publication_MarketDocument>",
+            "TimeSeries",
+            "document holds no TimeSeries",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", _first_point_removed()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [1]",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", _last_point_removed()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [24]",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", MIX.read_text()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [2, 3, 4, 6, 7]",
+        ),
     ],
 )
 def test_every_refusal_names_the_field_and_says_why(document: str | bytes, field: str, detail: str) -> None:
@@ -438,12 +480,23 @@ def test_every_refusal_names_the_field_and_says_why(document: str | bytes, field
     assert str(caught.value) == f"price feed 'eu-be': {field}: {detail}"
 
 
-def test_a_dtd_past_the_first_4096_bytes_is_left_to_the_parser() -> None:
-    # Only the head is scanned (a price document declares nothing there); expat refuses what follows.
-    late = b"<x>" + b" " * 5000 + b"<!DOCTYPE y></x>"
+def test_only_the_first_4096_bytes_are_scanned_for_a_dtd() -> None:
+    # A price document declares nothing in its head; what follows is left to expat, which refuses it.
+    def at(offset: int) -> bytes:
+        body = b"<x>" + b" " * (offset - 3) + b"<!DOCTYPE y></x>"
+        assert body.index(b"<!DOCTYPE") == offset
+        return body
+
+    for offset, detail in [(4087, "declares a DTD or entities; refused"), (4088, "malformed or truncated XML")]:
+        with pytest.raises(PriceDataError) as caught:
+            parse_a44(at(offset), feed="eu-be")
+        assert caught.value.detail.startswith(detail), offset
+
+
+def test_the_default_feed_name_is_entsoe() -> None:
     with pytest.raises(PriceDataError) as caught:
-        parse_a44(late, feed="eu-be")
-    assert caught.value.detail.startswith("malformed or truncated XML")
+        parse_a44(b"")
+    assert caught.value.feed == "entsoe"
 
 
 def _acknowledgement(reasons: str) -> bytes:
@@ -458,6 +511,8 @@ def _acknowledgement(reasons: str) -> bytes:
     [
         ("", "ENTSO-E acknowledged without data: no reason given"),
         ("<Reason><code>999</code></Reason>", "ENTSO-E acknowledged without data: 999 ''"),
+        ("<Reason><code>999</code><text/></Reason>", "ENTSO-E acknowledged without data: 999 ''"),
+        ("<Reason><code/><text>none</text></Reason>", "ENTSO-E acknowledged without data: 'none'"),
         ("<Reason><text> no data </text></Reason>", "ENTSO-E acknowledged without data: 'no data'"),
         (
             "<Reason><code> 999 </code><text>none</text></Reason><Reason><code>A01</code><text>later</text></Reason>",
@@ -494,7 +549,7 @@ def test_conflicting_prices_name_both_places() -> None:
     conflicting = series.replace("<price.amount>100</price.amount>", "<price.amount>101</price.amount>")
     with pytest.raises(PriceDataError) as caught:
         parse_a44(text.replace(series, series + "\n" + conflicting), feed="eu-be")
-    assert caught.value.field == "TimeSeries[1].Period[0].Point position 9"
+    assert (caught.value.feed, caught.value.field) == ("eu-be", "TimeSeries[1].Period[0].Point position 9")
     assert caught.value.detail == (
         "price 101.0 for 2024-10-08T06:00Z conflicts with 100.0 at TimeSeries[0].Period[0].Point position 9"
     )

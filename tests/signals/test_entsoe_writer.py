@@ -3,7 +3,10 @@ prices is that day's document, element for element, header fields included."""
 
 from __future__ import annotations
 
+import math
+import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.signals.entsoe import parse_a44, write_a44
-from gridshift.signals.prices import PriceInterval, PriceKind
+from gridshift.signals.prices import PriceDataError, PriceInterval, PriceKind
 from tests.signals.conftest import ENTSOE_FIXTURES
 
 BE = "10YBE----------2"
@@ -148,3 +151,34 @@ def test_writer_refuses_an_unknown_curve_type_and_mixed_units() -> None:
     kwh = PriceInterval(start + hour, start + 2 * hour, 0.05, "EUR", EnergyUnit.KWH, PriceKind.ACTUAL)
     with pytest.raises(ValueError, match=r"^all intervals must share one unit; kWh differs from MWh$"):
         write_a44([mwh, kwh], area_eic=BE, created_at=start)
+
+
+@pytest.fixture
+def machine_in_new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local timezone far from UTC (the writer must not use it)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("machine_in_new_york")
+def test_writer_times_are_utc_whatever_the_machines_timezone() -> None:
+    recorded = (ENTSOE_FIXTURES / HOURLY_NAME).read_bytes()
+    assert elements(rewrite(recorded)) == elements(recorded)
+
+
+def test_writer_refuses_intervals_it_cannot_trust_as_the_writer() -> None:
+    with pytest.raises(PriceDataError) as caught:
+        write_a44([], area_eic=BE, created_at=datetime(2024, 10, 7, tzinfo=UTC))
+    assert (caught.value.feed, caught.value.field, caught.value.detail) == (
+        "writer",
+        "intervals",
+        "no prices (empty series)",
+    )
+    start = datetime(2024, 10, 8, tzinfo=UTC)
+    nan = PriceInterval(start, start + timedelta(hours=1), math.nan, "EUR", EnergyUnit.MWH, PriceKind.ACTUAL)
+    with pytest.raises(PriceDataError) as caught:
+        write_a44([nan], area_eic=BE, created_at=start)
+    assert (caught.value.feed, caught.value.field) == ("writer", "intervals[0].price")
