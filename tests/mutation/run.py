@@ -391,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             modules = [m for m in modules if args.only in m.path]
             if not modules:
                 raise SetupError(f"--only {args.only!r}: no module in modules.toml matches")
-        equivalents = {n: e for n, e in load_equivalents().items() if module_of(n, modules)}
+        equivalents = load_equivalents()
+        if args.only:
+            equivalents = {n: e for n, e in equivalents.items() if module_of(n, modules)}
         if args.per_module is not None:
             per_module = args.per_module
         seed = args.seed if args.seed is not None else int(os.environ.get("MUTATION_SEED", seed))
