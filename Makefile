@@ -51,9 +51,10 @@ demo: setup cluster-build ## set up what is missing, start hub + 3 regions + wor
 	$(PYTHON) e2e/demo.py --hours $(DEMO_HOURS); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation
 
 include e2e/cluster/cluster.mk
 include chart.mk
 include gpu-check.mk
 include e2e/world/world.mk
+include mutation.mk

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridshift.planner.capacity import CapacityLimit, operating_point, replica_capacity
+from gridshift.planner.capacity import (
+    CapacityInputs,
+    CapacityLimit,
+    OperatingPoint,
+    ReplicaCapacity,
+    batch_at,
+    capacity_requests_per_second,
+    operating_point,
+    power_at,
+    replica_capacity,
+)
+from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from tests.planner.planner_world import H100_MODEL
 
@@ -82,12 +95,8 @@ def test_larger_prefill_chunks_stall_decode_more() -> None:
 
 
 def test_max_batch_caps_capacity() -> None:
-    from dataclasses import replace
-
-    from gridshift.planner.capacity import replica_capacity as capacity_of
-
     small = replace(H100_MODEL, max_batch=4)
-    result = capacity_of(
+    result = replica_capacity(
         small, mean_prompt_tokens=200, mean_output_tokens=500, tpot_slo_ms=1000, ttft_slo_ms=60000, settings=SETTINGS
     )
     assert result.limit == CapacityLimit.MAX_BATCH
@@ -130,3 +139,229 @@ def test_latency_rises_with_load(prompt: float, output: float, share: float) -> 
     assert lower.tpot_p95_ms <= result.tpot_p95_ms + 1e-9
     assert lower.power_watts <= result.power_watts + 1e-9
     assert math.isfinite(lower.step_time_ms)
+
+
+# --- the model, pinned against values worked out by hand -----------------------------------------
+
+# A profile with round numbers: decode step 10 ms + per sequence (1e-4 ms x context + 0.02 ms), prefill
+# 20,000 tokens/s. With prompts of 1000 and outputs of 200 tokens: context = 1000 + 200/2 = 1100, so
+# g = (1e-4 x 1100 + 0.02) / 1000 = 1.3e-4 s per sequence per step.
+ROUND = PerformanceModel(
+    model="round-numbers",
+    gpu_type="test-gpu",
+    gpus_per_replica=1,
+    step_base_ms=10.0,
+    step_ms_per_kv_position=1e-4,
+    step_ms_per_sequence=0.02,
+    power_base_watts=300.0,
+    power_watts_per_sequence=2.0,
+    power_watts_per_log_batch=10.0,
+    power_cap_watts=700.0,
+    idle_power_watts=100.0,
+    prefill_tokens_per_s=20000.0,
+    max_batch=64,
+)
+PROMPT, OUTPUT = 1000.0, 200.0
+
+
+def by_hand(rate: float) -> dict[str, float]:
+    """The docstring's model for ROUND at `rate`, one scalar at a time (default settings: 512-token
+    chunks, p95, arrival SCV 1, prompt SCV 0.92, p95 prompt = 3.55 x mean)."""
+    base, g = 0.010, 1.3e-4
+    prefill_share = rate * PROMPT / 20000.0
+    batch = rate * OUTPUT * base / (1.0 - prefill_share - rate * OUTPUT * g)  # Little's law, closed form
+    step = base + g * batch
+    chunk_steps = rate * 2 * step / (1.0 - prefill_share)  # ceil(1000 / 512) = 2 chunks per prompt
+    stall = 512 / 20000.0  # min(C, P) / R_pf = 25.6 ms
+    tpot = step + (stall if chunk_steps > 0.05 else 0.0)
+    service = PROMPT * (step / 512 + 1 / 20000.0)
+    utilisation = rate * service
+    mean_wait = utilisation / (1 - utilisation) * (1.0 + 0.92) / 2 * service  # Kingman
+    wait_q = mean_wait / utilisation * math.log(utilisation / 0.05) if utilisation > 0.05 else 0.0
+    prompt_q = PROMPT * 3.55  # 3550 tokens: ceil(3550 / 512) = 7 chunks
+    ttft = wait_q + 7 * step + prompt_q / 20000.0
+    return {"batch": batch, "step_ms": step * 1000, "tpot_ms": tpot * 1000, "ttft_ms": ttft * 1000}
+
+
+def point(rate: float, prompt: float = PROMPT, output: float = OUTPUT) -> OperatingPoint:
+    return operating_point(
+        ROUND, requests_per_second=rate, mean_prompt_tokens=prompt, mean_output_tokens=output, settings=SETTINGS
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "batch", "step_ms", "tpot_ms", "ttft_ms"),
+    [
+        # 0.5 req/s: prefill utilisation 0.035 < 0.05, so no p95 queueing wait; 1.0 % of steps carry a chunk.
+        (0.5, 1.039501040, 10.135135135, 10.135135135, 248.445945946),
+        # 2 req/s: utilisation 0.141, p95 wait 82.2 ms; 4.72 % of steps carry a chunk: p95 TPOT without it.
+        (2.0, 4.716981132, 10.613207547, 10.613207547, 334.041542033),
+        # 2.2 req/s: 5.28 % of steps carry a chunk, so p95 TPOT includes the 25.6 ms stall.
+        (2.2, 5.283381364, 10.686839577, 36.286839577, 343.982586673),
+        (3.0, 7.772020725, 11.010362694, 36.610362694, 381.844550206),
+    ],
+)
+def test_operating_point_matches_the_queueing_model_worked_by_hand(
+    rate: float, batch: float, step_ms: float, tpot_ms: float, ttft_ms: float
+) -> None:
+    result = point(rate)
+    assert by_hand(rate) == pytest.approx(
+        {"batch": batch, "step_ms": step_ms, "tpot_ms": tpot_ms, "ttft_ms": ttft_ms}, rel=1e-9
+    )
+    assert result.batch == pytest.approx(batch, rel=1e-9)
+    assert result.step_time_ms == pytest.approx(step_ms, rel=1e-9)
+    assert result.tpot_p95_ms == pytest.approx(tpot_ms, rel=1e-9)
+    assert result.ttft_p95_ms == pytest.approx(ttft_ms, rel=1e-9)
+    assert result.feasible
+    # Power at the mean batch: 300 + 2 B + 10 ln B.
+    assert result.power_watts == pytest.approx(300 + 2 * batch + 10 * math.log(batch), rel=1e-9)
+
+
+def test_an_idle_replica_has_no_batch_and_idle_power() -> None:
+    idle = point(0.0)
+    assert idle.batch == 0.0
+    assert idle.step_time_ms == pytest.approx(10.0)
+    assert idle.tpot_p95_ms == pytest.approx(10.0)
+    assert idle.ttft_p95_ms == pytest.approx(7 * 10.0 + 3550 / 20000 * 1000)  # its own p95 prompt only
+    assert idle.power_watts == 100.0
+    assert idle.feasible
+
+
+def test_a_replica_past_saturation_is_infeasible_with_idle_power() -> None:
+    # 20 req/s: prefill alone would take 100 % of the engine. No finite batch exists, so the step is the
+    # bare 10 ms and the latencies are reported at a placeholder utilisation of 0.5 (flagged infeasible).
+    beyond = point(20.0)
+    assert not beyond.feasible
+    assert beyond.batch == math.inf
+    assert beyond.step_time_ms == pytest.approx(10.0)
+    assert beyond.power_watts == ROUND.idle_power_watts
+    service = 1000 * (0.010 / 512 + 1 / 20000)
+    placeholder_wait = 0.5 / 0.5 * 0.96 * service / 0.5 * math.log(0.5 / 0.05)
+    assert beyond.ttft_p95_ms == pytest.approx((placeholder_wait + 7 * 0.010 + 0.1775) * 1000, rel=1e-9)
+    assert beyond.tpot_p95_ms == pytest.approx(10.0 + 25.6, rel=1e-9)  # every step carries a chunk
+
+
+def test_below_one_request_per_second_power_is_the_batchs() -> None:
+    assert point(0.5).power_watts == pytest.approx(300 + 2 * 1.039501040 + 10 * math.log(1.039501040), rel=1e-9)
+
+
+def capacity_of(tpot: float, ttft: float, model: PerformanceModel = ROUND, **workload: float) -> ReplicaCapacity:
+    return replica_capacity(
+        model,
+        mean_prompt_tokens=workload.get("prompt", PROMPT),
+        mean_output_tokens=workload.get("output", OUTPUT),
+        tpot_slo_ms=tpot,
+        ttft_slo_ms=ttft,
+        settings=SETTINGS,
+    )
+
+
+def test_a_tpot_bound_capacity_meets_the_tpot_slo_exactly() -> None:
+    # TPOT 40 ms with the stall (25.6 ms) in: the step may take 14.4 ms, so g B = 4.4 ms, B = 33.85,
+    # and Little's law gives rate = B (1 - 0.05 rate) / (200 x 10 ms + 200 x 0.13 ms x B) = 7.40242 req/s.
+    result = capacity_of(40.0, 1e6)
+    assert result.limit == CapacityLimit.TPOT
+    assert result.requests_per_second == pytest.approx(7.402422611, rel=1e-9)
+    assert result.output_tokens_per_second == pytest.approx(200 * 7.402422611, rel=1e-9)
+    assert result.batch == pytest.approx(4.4 / 0.13, rel=1e-9)
+    assert result.step_time_ms == pytest.approx(14.4, rel=1e-9)
+    assert result.tpot_p95_ms == pytest.approx(40.0, rel=1e-9)
+    assert by_hand(result.requests_per_second)["ttft_ms"] == pytest.approx(result.ttft_p95_ms, rel=1e-9)
+    assert result.power_watts == pytest.approx(300 + 2 * result.batch + 10 * math.log(result.batch), rel=1e-9)
+
+
+def test_a_ttft_bound_capacity_meets_the_ttft_slo_exactly() -> None:
+    result = capacity_of(1e6, 600.0)
+    assert result.limit == CapacityLimit.TTFT
+    assert result.requests_per_second == pytest.approx(6.482722830, rel=1e-9)
+    assert by_hand(result.requests_per_second)["ttft_ms"] == pytest.approx(600.0, rel=1e-9)
+    assert by_hand(result.requests_per_second * (1 + 1e-6))["ttft_ms"] > 600.0
+    assert result.ttft_p95_ms == pytest.approx(600.0, rel=1e-9)
+    assert result.tpot_p95_ms == pytest.approx(by_hand(result.requests_per_second)["tpot_ms"], rel=1e-9)
+
+
+def test_the_binding_limit_is_judged_just_past_the_capacity() -> None:
+    # TTFT 1000 ms binds at 8.59 req/s, 0.7 req/s short of the batch cap (9.32): the label says TTFT,
+    # although 1 req/s more would already exceed max_batch.
+    result = capacity_of(1e6, 1000.0)
+    assert result.limit == CapacityLimit.TTFT
+    assert result.ttft_p95_ms == pytest.approx(1000.0, rel=1e-9)
+    assert not point(result.requests_per_second + 1.0).feasible
+
+
+def test_a_max_batch_bound_capacity_is_where_the_batch_reaches_it() -> None:
+    # B = 64: rate = 64 (1 - 0.05 rate - 0.026 rate) / 2, i.e. 32 = rate (1 + 32 x 0.076) -> 9.32401 req/s.
+    result = capacity_of(1e6, 1e9)
+    assert result.limit == CapacityLimit.MAX_BATCH
+    assert result.requests_per_second == pytest.approx(32 / (1 + 32 * 0.076), rel=1e-9)
+    assert result.batch == pytest.approx(64.0, rel=1e-9)
+
+
+def test_the_prefill_stall_sets_the_tpot_limit_where_5_percent_of_steps_carry_a_chunk() -> None:
+    # TPOT 11 ms: the step alone stays below it up to B = 5 (10.65 ms), but there 5 % of steps carry a
+    # chunk (2 rate x 10.65 ms / (1 - 0.05 rate) = 0.05 at rate 2.10084) and p95 TPOT jumps by 25.6 ms.
+    result = capacity_of(11.0, 1e9)
+    assert result.limit == CapacityLimit.TPOT
+    assert result.requests_per_second == pytest.approx(2.100840336, rel=1e-9)
+    assert result.tpot_p95_ms == pytest.approx(10.65, rel=1e-9)
+
+
+def test_capacity_is_not_capped_before_the_decode_room_runs_out() -> None:
+    # One-token prompts, long outputs, SLOs nobody misses and no batch cap: the capacity approaches the
+    # decode saturation rate 1 / (P / R_pf + O g) with context 1 + 1000/2 = 501 tokens.
+    model = replace(ROUND, max_batch=10**9)
+    result = capacity_of(1e9, 1e12, model, prompt=1.0, output=1000.0)
+    g = (1e-4 * 501 + 0.02) / 1000
+    # (Within 0.1 %: prompt queueing diverges a little before the decode room is gone.)
+    assert result.requests_per_second == pytest.approx(1 / (1 / 20000 + 1000 * g), rel=1e-3)
+
+
+def test_capacity_below_one_request_per_second_is_reported() -> None:
+    # Long prompts and outputs: feasible, but well under 1 req/s.
+    result = capacity_of(60.0, 20000.0, prompt=8000.0, output=2000.0)
+    assert 0.1 < result.requests_per_second < 1.0
+    assert result.limit == CapacityLimit.TPOT
+    assert result.tpot_p95_ms == pytest.approx(60.0, rel=1e-9)
+    assert result.output_tokens_per_second == pytest.approx(2000 * result.requests_per_second)
+
+
+def test_an_unreachable_slo_reports_the_first_requests_latency_and_idle_power() -> None:
+    result = capacity_of(9.0, 1e6)  # below the bare 10 ms step
+    assert result.limit == CapacityLimit.UNREACHABLE_SLO
+    assert (result.requests_per_second, result.output_tokens_per_second, result.batch) == (0.0, 0.0, 0.0)
+    assert result.step_time_ms == pytest.approx(10.0, rel=1e-9)
+    assert result.tpot_p95_ms == pytest.approx(10.0, rel=1e-9)
+    assert result.ttft_p95_ms == pytest.approx(70.0 + 177.5, rel=1e-9)
+    assert result.power_watts == ROUND.idle_power_watts
+
+
+def test_capacity_of_many_pairs_at_once_matches_one_at_a_time() -> None:
+    pairs = [(40.0, 1e6), (1e6, 600.0), (1e6, 1e9), (9.0, 1e6)]
+    inputs = CapacityInputs.of(
+        [ROUND] * len(pairs),
+        [1000, 1000, 1000, 1000],
+        [200, 200, 200, 200],
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    assert all(column.dtype == np.float64 for column in vars(inputs).values())
+    rates = capacity_requests_per_second(inputs, SETTINGS)
+    assert list(rates) == pytest.approx([capacity_of(*p).requests_per_second for p in pairs], rel=1e-12)
+    assert list(batch_at(inputs, rates, SETTINGS)) == pytest.approx([point(r).batch for r in rates], rel=1e-12)
+
+
+def test_power_at_follows_the_profile_over_arrays() -> None:
+    batches = np.asarray([0.0, 0.5, 1.0, 4.5, 1000.0, math.inf])
+    power = power_at([ROUND] * len(batches), batches)
+    assert list(power) == pytest.approx(
+        [
+            100.0,  # idle
+            300 + 2 * 0.5,  # ln is taken of max(B, 1)
+            300 + 2.0,
+            300 + 2 * 4.5 + 10 * math.log(4.5),
+            700.0,  # capped
+            100.0,  # no finite batch: idle
+        ],
+        rel=1e-12,
+    )
+    assert list(power) == pytest.approx([ROUND.power_watts(b if math.isfinite(b) else 0) for b in batches])

@@ -265,3 +265,291 @@ def test_a_year_of_real_prices_with_gaps_round_trips(shared_data: Path) -> None:
     year = parse_price_csv(text, column="DE-LU_EUR_per_MWh")  # 26 missing hours, negative prices
     document = write_a44(year, area_eic="10Y1001A1001A82H", created_at=datetime(2023, 12, 31, tzinfo=UTC))
     assert parse_a44(document, expected_area_eic="10Y1001A1001A82H") == year
+
+
+# --- every refusal, with its exact field and reason ------------------------------------------------
+
+NL = "10YNL----------L"
+_PERIOD_TIMES = "<start>2024-10-07T22:00Z</start>\n              <end>2024-10-08T22:00Z</end>"
+
+
+def _period_times(start: str, end: str) -> str:
+    return _edit(_PERIOD_TIMES, f"<start>{start}</start>\n              <end>{end}</end>")
+
+
+def _points_removed(keep: int) -> str:
+    """HOURLY with all but the first `keep` points of its period removed."""
+    text = HOURLY.read_text()
+    first = text.index("<Point>")
+    end = text.rindex("</Point>") + len("</Point>")
+    kept_end = first
+    for _ in range(keep):
+        kept_end = text.index("</Point>", kept_end) + len("</Point>")
+    return text[:kept_end] + text[end:]
+
+
+def _first_point_removed() -> str:
+    text = HOURLY.read_text()
+    start = text.index("<Point>")
+    end = text.index("</Point>", start) + len("</Point>")
+    assert "<position>1</position>" in text[start:end]
+    return text[:start] + text[end:]
+
+
+def _last_point_removed() -> str:
+    text = HOURLY.read_text()
+    start = text.rindex("<Point>")
+    end = text.index("</Point>", start) + len("</Point>")
+    assert "<position>24</position>" in text[start:end]
+    return text[:start] + text[end:]
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "detail"),
+    [
+        (_edit("<type>A44</type>", "<type>  </type>"), "type", "missing"),
+        (_edit("<type>A44</type>", ""), "type", "missing"),
+        (
+            _edit('<in_Domain.mRID codingScheme="A01">10YBE----------2</in_Domain.mRID>', ""),
+            "TimeSeries[0].in_Domain.mRID",
+            "missing",
+        ),
+        (
+            _edit(
+                f'<out_Domain.mRID codingScheme="A01">{BE}</out_Domain.mRID>',
+                f"<out_Domain.mRID>{NL}</out_Domain.mRID>",
+            ),
+            "TimeSeries[0].out_Domain.mRID",
+            f"document is for bidding zone {NL}, requested {BE}",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "", _without_position_2()),  # no curveType: A01, every position
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [2]",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType> </curveType>"),
+            "TimeSeries[0].curveType",
+            "'' is neither A01 nor A03",
+        ),
+        (
+            _edit(
+                HOURLY.read_text()[HOURLY.read_text().index("<Period>") : HOURLY.read_text().index("</Period>") + 9], ""
+            ),
+            "TimeSeries[0].Period",
+            "TimeSeries has no Period",
+        ),
+        (_period_times("", "2024-10-08T22:00Z"), "TimeSeries[0].Period[0].timeInterval.start", "missing"),
+        (_period_times("2024-10-07T22:00Z", ""), "TimeSeries[0].Period[0].timeInterval.end", "missing"),
+        (
+            _period_times("yesterday", "2024-10-08T22:00Z"),
+            "TimeSeries[0].Period[0].timeInterval.start",
+            "not an ISO 8601 time: 'yesterday'",
+        ),
+        (
+            _period_times("2024-10-07T22:00Z", "2024-10-08T22:00"),
+            "TimeSeries[0].Period[0].timeInterval.end",
+            "time without a UTC offset: '2024-10-08T22:00'",
+        ),
+        (
+            _period_times("2024-10-07T22:00Z", "2024-10-07T22:00Z"),
+            "TimeSeries[0].Period[0].timeInterval.end",
+            "not after timeInterval.start",
+        ),
+        (
+            _period_times("2024-10-08T22:00Z", "2024-10-07T22:00Z"),
+            "TimeSeries[0].Period[0].timeInterval.end",
+            "not after timeInterval.start",
+        ),
+        (_edit("<resolution>PT60M</resolution>", ""), "TimeSeries[0].Period[0].resolution", "missing"),
+        (
+            _edit("<resolution>PT60M</resolution>", "<resolution>P1X</resolution>"),
+            "TimeSeries[0].Period[0].resolution",
+            "not an ISO 8601 duration of days, hours or minutes: 'P1X'",
+        ),
+        (
+            _edit("<resolution>PT60M</resolution>", "<resolution>PT7M</resolution>"),
+            "TimeSeries[0].Period[0].resolution",
+            "PT7M does not divide the period 22:00..22:00",
+        ),
+        (
+            _edit("<position>1</position>", "<position>one</position>"),
+            "TimeSeries[0].Period[0].Point[0].position",
+            "not an integer: 'one'",
+        ),
+        (_edit("<position>1</position>", ""), "TimeSeries[0].Period[0].Point[0].position", "missing"),
+        (
+            _edit("<price.amount>64.98</price.amount>", ""),
+            "TimeSeries[0].Period[0].Point[0].price.amount",
+            "missing",
+        ),
+        (
+            _edit("<position>1</position>", "<position>0</position>"),
+            "TimeSeries[0].Period[0].Point[0].position",
+            "0 is out of order or outside 1..24 (24 x PT60M)",
+        ),
+        (
+            _edit("<position>24</position>", "<position>25</position>"),
+            "TimeSeries[0].Period[0].Point[23].position",
+            "25 is out of order or outside 1..24 (24 x PT60M)",
+        ),
+        (_points_removed(0), "TimeSeries[0].Period[0].Point", "period has no points"),
+        (
+            _edit("<position>1</position>", "<position>2</position>", _without_position_2()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A03 must start at position 1",
+        ),
+        (
+            _edit(' xmlns="urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3"', ""),
+            "document",
+            "namespace '' is not 'urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3'",
+        ),
+        (
+            _edit("publicationdocument:7:3", "publicationdocument:6:0"),
+            "document",
+            "namespace 'urn:iec62325.351:tc57wg16:451-3:publicationdocument:6:0' is not "
+            "'urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3'",
+        ),
+        (_edit("<type>A44</type>", "<type>A65</type>"), "type", "document type A65 is not A44 (day-ahead prices)"),
+        (
+            b"<html><body>Service Unavailable</body></html>",
+            "document",
+            "root element is html, not Publication_MarketDocument",
+        ),
+        (b"  \n ", "document", "empty body"),
+        (b"<Publication_MarketDocument", "document", "malformed or truncated XML (unclosed token: line 1, column 0)"),
+        (b"<!doctype x><x/>", "document", "declares a DTD or entities; refused"),
+        (b'<?xml version="1.0"?><!ENTITY a "b"><x/>', "document", "declares a DTD or entities; refused"),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>-inf</price.amount>"),
+            "TimeSeries[0].Period[0].Point[8].price.amount",
+            "not a finite number: '-inf'",
+        ),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>1OO</price.amount>"),
+            "TimeSeries[0].Period[0].Point[8].price.amount",
+            "not a number: '1OO'",
+        ),
+        (
+            _edit("<currency_Unit.name>EUR</currency_Unit.name>", ""),
+            "TimeSeries[0].currency_Unit.name",
+            "missing",
+        ),
+        (
+            _edit(">MWH<", ">GWH<"),
+            "TimeSeries[0].price_Measure_Unit.name",
+            "unknown energy unit 'GWH'; expected one of MWh, kWh",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType/>"),
+            "TimeSeries[0].curveType",
+            "'' is neither A01 nor A03",
+        ),
+        (
+            _edit("<price_Measure_Unit.name>MWH</price_Measure_Unit.name>", ""),
+            "TimeSeries[0].price_Measure_Unit.name",
+            "missing",
+        ),
+        (
+            b'<Publication_MarketDocument xmlns="urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3">'
+            b"<type>A44</type></Publication_MarketDocument>",
+            "TimeSeries",
+            "document holds no TimeSeries",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", _first_point_removed()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [1]",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", _last_point_removed()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [24]",
+        ),
+        (
+            _edit("<curveType>A03</curveType>", "<curveType>A01</curveType>", MIX.read_text()),
+            "TimeSeries[0].Period[0].Point",
+            "curveType A01 must list every position; missing [2, 3, 4, 6, 7]",
+        ),
+    ],
+)
+def test_every_refusal_names_the_field_and_says_why(document: str | bytes, field: str, detail: str) -> None:
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(document, feed="eu-be", expected_area_eic=BE)
+    assert (caught.value.feed, caught.value.field, caught.value.detail) == ("eu-be", field, detail)
+    assert str(caught.value) == f"price feed 'eu-be': {field}: {detail}"
+
+
+def test_only_the_first_4096_bytes_are_scanned_for_a_dtd() -> None:
+    # A price document declares nothing in its head; what follows is left to expat, which refuses it.
+    def at(offset: int) -> bytes:
+        body = b"<x>" + b" " * (offset - 3) + b"<!DOCTYPE y></x>"
+        assert body.index(b"<!DOCTYPE") == offset
+        return body
+
+    for offset, detail in [(4087, "declares a DTD or entities; refused"), (4088, "malformed or truncated XML")]:
+        with pytest.raises(PriceDataError) as caught:
+            parse_a44(at(offset), feed="eu-be")
+        assert caught.value.detail.startswith(detail), offset
+
+
+def test_the_default_feed_name_is_entsoe() -> None:
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(b"")
+    assert caught.value.feed == "entsoe"
+
+
+def _acknowledgement(reasons: str) -> bytes:
+    return (
+        '<Acknowledgement_MarketDocument xmlns="urn:iec62325.351:tc57wg16:451-1:acknowledgementdocument:7:0">'
+        f"<mRID>x</mRID>{reasons}</Acknowledgement_MarketDocument>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("reasons", "detail"),
+    [
+        ("", "ENTSO-E acknowledged without data: no reason given"),
+        ("<Reason><code>999</code></Reason>", "ENTSO-E acknowledged without data: 999 ''"),
+        ("<Reason><code>999</code><text/></Reason>", "ENTSO-E acknowledged without data: 999 ''"),
+        ("<Reason><code/><text>none</text></Reason>", "ENTSO-E acknowledged without data: 'none'"),
+        ("<Reason><text> no data </text></Reason>", "ENTSO-E acknowledged without data: 'no data'"),
+        (
+            "<Reason><code> 999 </code><text>none</text></Reason><Reason><code>A01</code><text>later</text></Reason>",
+            "ENTSO-E acknowledged without data: 999 'none'; A01 'later'",
+        ),
+    ],
+)
+def test_acknowledgements_give_each_reason(reasons: str, detail: str) -> None:
+    with pytest.raises(NoPriceDataError) as caught:
+        parse_a44(_acknowledgement(reasons), feed="eu-be")
+    assert (caught.value.feed, caught.value.field, caught.value.detail) == ("eu-be", "Reason", detail)
+
+
+def test_the_recorded_acknowledgement_reads_in_full() -> None:
+    with pytest.raises(NoPriceDataError) as caught:
+        parse_a44(ACK.read_bytes(), feed="eu-be")
+    assert caught.value.detail.startswith("ENTSO-E acknowledged without data: 999 'No matching data found")
+
+
+def test_period_times_with_an_offset_are_read_in_utc() -> None:
+    document = _period_times("2024-10-08T00:00+02:00", "2024-10-09T00:00+02:00")
+    intervals = parse_a44(document, expected_area_eic=BE)
+    assert (intervals[0].start, intervals[-1].end) == (utc("2024-10-07T22:00"), utc("2024-10-08T22:00"))
+    assert intervals[0].start.tzinfo is UTC
+
+
+def test_any_bidding_zone_is_read_when_none_is_expected() -> None:
+    assert len(parse_a44(HOURLY.read_bytes())) == 24
+
+
+def test_conflicting_prices_name_both_places() -> None:
+    text = HOURLY.read_text()
+    series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]
+    conflicting = series.replace("<price.amount>100</price.amount>", "<price.amount>101</price.amount>")
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(text.replace(series, series + "\n" + conflicting), feed="eu-be")
+    assert (caught.value.feed, caught.value.field) == ("eu-be", "TimeSeries[1].Period[0].Point position 9")
+    assert caught.value.detail == (
+        "price 101.0 for 2024-10-08T06:00Z conflicts with 100.0 at TimeSeries[0].Period[0].Point position 9"
+    )

@@ -1,0 +1,231 @@
+"""Break the code on purpose, one mutant of issue 22 at a time, and check that the named tests fail.
+
+Each probe edits one line of a copy of operator/ (never the working tree), runs the tests said to
+guard against it with that copy first on the path, and passes when every one of them fails.
+`python tests/mutation/probes.py` (or `make mutation-probes`); exit 1 if a named test lets its mutant through.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MIGRATION = "gridshift/planner/migration.py"
+CAPACITY = "gridshift/planner/capacity.py"
+ENTSOE = "gridshift/signals/entsoe.py"
+T_MIGRATION = "tests/planner/test_migration.py"
+T_CAPACITY = "tests/planner/test_capacity.py"
+T_WRITER = "tests/signals/test_entsoe_writer.py"
+
+
+@dataclass(frozen=True)
+class Probe:
+    what: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+PROBES = [
+    Probe(
+        "floor check: - stopping.count(other) -> + (two removals from one pool in one batch)",
+        MIGRATION,
+        "now_desired[other] - stopping.count(other) - (other == key)",
+        "now_desired[other] + stopping.count(other) - (other == key)",
+        (
+            f"{T_MIGRATION}::test_two_removals_from_one_pool_in_one_batch_keep_the_floor",
+            f"{T_MIGRATION}::test_two_removals_from_one_pool_count_replicas_already_not_ready",
+            f"{T_MIGRATION}::test_make_before_break_holds_on_targeted_migrations",
+        ),
+    ),
+    Probe(
+        "growth check: and -> or (a cluster absent from desired)",
+        MIGRATION,
+        "for k, n in desired.items()) and all(",
+        "for k, n in desired.items()) or all(",
+        (f"{T_MIGRATION}::test_growing_onto_a_cluster_absent_from_desired_starts_it",),
+    ),
+    Probe(
+        "batch limit: >= -> > (one replica too many per batch)",
+        MIGRATION,
+        "if len(stopping) >= quota:",
+        "if len(stopping) > quota:",
+        (
+            f"{T_MIGRATION}::test_a_batch_stops_no_more_replicas_than_it_started_even_when_capacity_allows",
+            f"{T_MIGRATION}::test_make_before_break_holds_on_targeted_migrations",
+        ),
+    ),
+    Probe(
+        "routing: total <= 0 -> <= 1 (capacities below 1 req/s)",
+        MIGRATION,
+        "if total <= 0:",
+        "if total <= 1:",
+        (f"{T_MIGRATION}::test_routing_weights_with_capacities_below_one_request_per_second",),
+    ),
+    Probe(
+        "step action string ScaleUp -> ScaleUP",
+        MIGRATION,
+        'SCALE_UP = "ScaleUp"',
+        'SCALE_UP = "ScaleUP"',
+        (
+            f"{T_MIGRATION}::test_step_actions_are_the_names_the_shell_reads",
+            f"{T_MIGRATION}::test_pure_growth_starts_everything_at_once",
+        ),
+    ),
+    Probe(
+        'routing step key ("*", "*") -> ("all", "*")',
+        MIGRATION,
+        '("*", "*"),',
+        '("all", "*"),',
+        (
+            f"{T_MIGRATION}::test_pure_growth_starts_everything_at_once",
+            f"{T_MIGRATION}::test_make_before_break_holds_on_targeted_migrations",
+        ),
+    ),
+    Probe(
+        "p95 wait: mean_wait_s / util -> * (capacity overestimated)",
+        CAPACITY,
+        "mean_wait_s / np.maximum(safe_util, 1e-300)",
+        "mean_wait_s * np.maximum(safe_util, 1e-300)",
+        (
+            f"{T_CAPACITY}::test_operating_point_matches_the_queueing_model_worked_by_hand",
+            f"{T_CAPACITY}::test_a_ttft_bound_capacity_meets_the_ttft_slo_exactly",
+        ),
+    ),
+    Probe(
+        "unreachable check: rate <= 0.0 -> <= 1.0",
+        CAPACITY,
+        "if rate <= 0.0:",
+        "if rate <= 1.0:",
+        (f"{T_CAPACITY}::test_capacity_below_one_request_per_second_is_reported",),
+    ),
+    Probe(
+        "prefill stall left out of p95 TPOT",
+        CAPACITY,
+        "np.where(steps_with_prefill > 1.0 - quantile, chunk_stall_s, 0.0)",
+        "np.where(steps_with_prefill > 1.0 - quantile, 0.0, 0.0)",
+        (
+            f"{T_CAPACITY}::test_operating_point_matches_the_queueing_model_worked_by_hand",
+            f"{T_CAPACITY}::test_the_prefill_stall_sets_the_tpot_limit_where_5_percent_of_steps_carry_a_chunk",
+        ),
+    ),
+    Probe(
+        "stall boundary moved: > 1 - q -> > 1.01 - q",
+        CAPACITY,
+        "steps_with_prefill > 1.0 - quantile",
+        "steps_with_prefill > 1.01 - quantile",
+        (f"{T_CAPACITY}::test_the_prefill_stall_sets_the_tpot_limit_where_5_percent_of_steps_carry_a_chunk",),
+    ),
+    Probe(
+        "decode context: prompt + output / 2 -> prompt + output",
+        CAPACITY,
+        "    context = prompt + output / 2.0\n    base_s",
+        "    context = prompt + output\n    base_s",
+        (f"{T_CAPACITY}::test_operating_point_matches_the_queueing_model_worked_by_hand",),
+    ),
+    Probe(
+        "binding-limit labels TPOT and TTFT swapped",
+        CAPACITY,
+        "        limit = CapacityLimit.TPOT\n    else:\n        limit = CapacityLimit.TTFT",
+        "        limit = CapacityLimit.TTFT\n    else:\n        limit = CapacityLimit.TPOT",
+        (
+            f"{T_CAPACITY}::test_a_tpot_bound_capacity_meets_the_tpot_slo_exactly",
+            f"{T_CAPACITY}::test_a_ttft_bound_capacity_meets_the_ttft_slo_exactly",
+        ),
+    ),
+    Probe(
+        "A44 writer: sender role A32 -> A33",
+        ENTSOE,
+        '"sender_MarketParticipant.marketRole.type", "A32"',
+        '"sender_MarketParticipant.marketRole.type", "A33"',
+        (
+            f"{T_WRITER}::test_writer_reproduces_a_recorded_day_ahead_document_element_for_element",
+            f"{T_WRITER}::test_writer_header_fields_are_the_day_ahead_documents",
+        ),
+    ),
+    Probe(
+        "A44 writer: in_Domain without codingScheme",
+        ENTSOE,
+        'add(series, "in_Domain.mRID", area_eic, codingScheme="A01")',
+        'add(series, "in_Domain.mRID", area_eic)',
+        (
+            f"{T_WRITER}::test_writer_reproduces_a_recorded_day_ahead_document_element_for_element",
+            f"{T_WRITER}::test_writer_header_fields_are_the_day_ahead_documents",
+        ),
+    ),
+]
+
+
+def run_probe(probe: Probe, scratch: Path) -> list[str]:
+    """The named tests that passed (should be none) with `probe` applied to a copy of operator/."""
+    source_root = scratch / "operator"
+    if source_root.exists():
+        shutil.rmtree(source_root)
+    shutil.copytree(REPO / "operator", source_root, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    target = source_root / probe.path
+    text = target.read_text()
+    if text.count(probe.old) != 1:
+        raise SystemExit(f"probe {probe.what!r}: {probe.old!r} occurs {text.count(probe.old)} times in {probe.path}")
+    target.write_text(text.replace(probe.old, probe.new))
+    env = dict(os.environ, PYTHONPATH=str(source_root), GRIDSHIFT_SKIP_CLUSTER="1", PYTHONDONTWRITEBYTECODE="1")
+    passed = []
+    for test in probe.tests:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        verdict = "FAILS (guards it)" if done.returncode == 1 else f"exit {done.returncode}: LETS IT THROUGH"
+        print(f"    {test.split('::')[-1]}: {verdict}", flush=True)
+        if done.returncode != 1:
+            passed.append(test)
+    return passed
+
+
+def control(scratch: Path) -> bool:
+    """The named tests pass on an unmodified copy (else a failure below would prove nothing)."""
+    source_root = scratch / "operator"
+    shutil.copytree(REPO / "operator", source_root, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    tests = sorted({test for probe in PROBES for test in probe.tests})
+    env = dict(os.environ, PYTHONPATH=str(source_root), GRIDSHIFT_SKIP_CLUSTER="1", PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"control (no mutant): {len(tests)} named tests {'pass' if done.returncode == 0 else 'FAIL'}", flush=True)
+    if done.returncode != 0:
+        print(done.stdout[-3000:], file=sys.stderr)
+    return done.returncode == 0
+
+
+def main() -> int:
+    escaped = []
+    with tempfile.TemporaryDirectory(prefix="gridshift-probes-") as scratch:
+        if not control(Path(scratch)):
+            return 2
+        for probe in PROBES:
+            print(f"{probe.path}: {probe.what}", flush=True)
+            escaped += run_probe(probe, Path(scratch))
+    if escaped:
+        print(f"\n{len(escaped)} named test(s) did not fail on their mutant", file=sys.stderr)
+        return 1
+    print(f"\nall {len(PROBES)} probes: every named test fails on its mutant")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
