@@ -200,7 +200,7 @@ def test_namespace_editors_deploy_models_but_only_admins_register_clusters(hub: 
         assert not can_i(hub, "alice", "create", "inferencedeployments.gridshift.dev", "default")
         assert not can_i(hub, "alice", "create", "regionalclusters.gridshift.dev")
         assert not can_i(hub, "alice", "patch", "inferencedeployments.gridshift.dev", team, "status")
-        assert can_i(hub, "alice", "get", "regionalclusters.gridshift.dev")
+        assert can_i(hub, "alice", "get", "inferencedeployments.gridshift.dev", team, "status")
         deadline = time.monotonic() + 60
         while not can_i(hub, f"root-{team}", "create", "regionalclusters.gridshift.dev"):
             assert time.monotonic() < deadline, "admin never aggregated RegionalCluster write"
