@@ -298,7 +298,7 @@ def test_the_same_snapshot_gives_the_same_plan() -> None:
         {"a": flat_prices(0.05), "b": flat_prices(0.07), "c": flat_prices(0.03)},
     )
     assert make_plan(world) == make_plan(world)
-    greedy = PlannerSettings(milp_max_variables=0, lp_max_variables=0)
+    greedy = PlannerSettings(exact_search=False)
     assert make_plan(world, greedy) == make_plan(world, greedy)
 
 
@@ -340,7 +340,7 @@ def test_zero_demand_scales_to_min_replicas() -> None:
         [cluster("a")],
         {"a": flat_prices(0.1)},
     )
-    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+    for settings in (PlannerSettings(), PlannerSettings(exact_search=False)):
         plan = make_plan(world, settings).for_deployment("ns/idle")
         assert plan.total_replicas == 0
         assert plan.feasible
@@ -356,7 +356,7 @@ def test_negative_prices_everywhere_buy_no_idle_replicas_with_either_solver() ->
         {"a": flat_prices(-0.2), "b": flat_prices(-0.1)},
     )
     needed = 8.0 * 250 * 1.2
-    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+    for settings in (PlannerSettings(), PlannerSettings(exact_search=False)):
         for plan in make_plan(world, settings).deployments:
             assert plan.feasible
             # A minimal cover plus at most one replica to reach a second region.

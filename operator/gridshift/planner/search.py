@@ -1,0 +1,306 @@
+"""The anytime search: always a valid plan in hand, improved while the time budget lasts.
+
+Order of work (each step only ever replaces the incumbent by a valid plan with a lower objective):
+
+1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
+2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
+3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
+4. HiGHS branch and bound on the whole problem, started from the incumbent, with the time left, when
+   the problem has at most `settings.milp_max_variables` columns;
+5. otherwise large-neighbourhood search: HiGHS re-solves groups of deployments that share pools,
+   the others held fixed, each group started from the incumbent.
+
+The planner reads no clock. Time comes from a `Clock` the caller injects (the operator passes
+`time.monotonic`; tests pass a fake); without one the budget still bounds HiGHS, which reads its own
+clock through its `time_limit` option, and the greedy's effort is bounded by problem size.
+
+Determinism: with one HiGHS thread and a fixed seed, a run that finishes before its time limit is a
+pure function of the snapshot and settings. Only when the budget truly runs out (HiGHS stopped by
+its time limit, or a step skipped because the clock says so) may two runs of the same snapshot
+differ; the result then says `budget_exhausted`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from gridshift.planner.greedy import solve_greedy
+from gridshift.planner.milp import build_model, run_milp
+from gridshift.planner.problem import DeploymentProblem, Problem
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+
+
+class Clock(Protocol):
+    """Seconds from an arbitrary origin, never decreasing (time.monotonic in the operator)."""
+
+    def __call__(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    solution: Solution
+    objective_usd_per_hour: float
+    bound_usd_per_hour: float | None
+    """The best lower bound HiGHS proved, when it ran on the whole problem."""
+    proven_optimal: bool
+    budget_exhausted: bool
+    steps: tuple[str, ...]
+    """What ran, in order, with the objective after each step (for the plan's explanation and logs)."""
+
+
+class _Deadline:
+    def __init__(self, clock: Clock | None, budget: float) -> None:
+        self.clock = clock
+        self.budget = budget
+        self.started = clock() if clock is not None else 0.0
+        self.exhausted = False
+
+    def left(self) -> float:
+        """Seconds left; without a clock, the whole budget (HiGHS then enforces it)."""
+        if self.clock is None:
+            return self.budget
+        return self.budget - (self.clock() - self.started)
+
+    def allows(self, seconds: float) -> bool:
+        if self.left() >= seconds:
+            return True
+        self.exhausted = True
+        return False
+
+
+def violations(problem: Problem, solution: Solution) -> list[str]:
+    """Why `solution` is not a plan the operator may apply (empty when it is)."""
+    found: list[str] = []
+    used: dict[tuple[str, str], int] = {}
+    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
+        name = deployment.deployment.id
+        if len(counts) != len(deployment.options):
+            found.append(f"{name}: {len(counts)} counts for {len(deployment.options)} options")
+            continue
+        for option, count in zip(deployment.options, counts, strict=True):
+            used[option.key] = used.get(option.key, 0) + count * option.gpus
+            if count < 0:
+                found.append(f"{name}: negative count at {option.cluster}/{option.gpu_type}")
+        if deployment.frozen:
+            if any(c != o.current for c, o in zip(counts, deployment.options, strict=True)):
+                found.append(f"{name}: Frozen placement changed")
+            continue
+        for option, count in zip(deployment.options, counts, strict=True):
+            if count > option.upper:
+                found.append(f"{name}: {count} replicas above the {option.upper} allowed at {option.key}")
+        if sum(counts) > deployment.max_replicas:
+            found.append(f"{name}: {sum(counts)} replicas above the cap {deployment.max_replicas}")
+        if min(moves(deployment, counts)) > deployment.max_moves:
+            found.append(f"{name}: more than maxConcurrentMoves {deployment.max_moves} moves")
+    for key, gpus in used.items():
+        if gpus > problem.inventory.get(key, 0):
+            found.append(f"{key[0]}/{key[1]}: {gpus} GPUs planned, {problem.inventory.get(key, 0)} available")
+    return found
+
+
+def revalidated_current(problem: Problem) -> Solution:
+    """The placement running now, trimmed to a valid plan: counts above an option's upper bound or the
+    replica cap are cut, and where inventory shrank below what runs, replicas of the dearest options
+    go first. Only stops, never starts, so no move limit can be broken."""
+    counts: list[list[int]] = []
+    for deployment in problem.deployments:
+        mine = [o.current if deployment.frozen else min(o.current, max(o.upper, 0)) for o in deployment.options]
+        if not deployment.frozen:
+            by_cost = sorted(range(len(mine)), key=lambda j: (-deployment.columns.window_cost[j], j))
+            excess = sum(mine) - deployment.max_replicas
+            for j in by_cost:
+                if excess <= 0:
+                    break
+                cut = min(mine[j], excess)
+                mine[j] -= cut
+                excess -= cut
+        counts.append(mine)
+    used: dict[tuple[str, str], int] = {}
+    for deployment, mine in zip(problem.deployments, counts, strict=True):
+        for option, count in zip(deployment.options, mine, strict=True):
+            used[option.key] = used.get(option.key, 0) + count * option.gpus
+    over = {key: gpus - problem.inventory.get(key, 0) for key, gpus in used.items()}
+    if any(v > 0 for v in over.values()):
+        holders = sorted(
+            (
+                (-deployment.columns.window_cost[j] / max(option.gpus, 1), deployment.index, j)
+                for deployment in problem.deployments
+                if not deployment.frozen
+                for j, option in enumerate(deployment.options)
+                if counts[deployment.index][j] > 0 and over.get(option.key, 0) > 0
+            ),
+        )
+        for _, index, j in holders:
+            option = problem.deployments[index].options[j]
+            while over[option.key] > 0 and counts[index][j] > 0:
+                counts[index][j] -= 1
+                over[option.key] -= option.gpus
+    return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.CURRENT)
+
+
+def _mapped(problem: Problem, previous: dict[str, dict[tuple[str, str], int]]) -> Solution | None:
+    """The previous plan's targets as counts of this problem, or None when they no longer fit it."""
+    counts: list[tuple[int, ...]] = []
+    for deployment in problem.deployments:
+        targets = previous.get(deployment.deployment.id)
+        if targets is None or deployment.frozen:
+            counts.append(tuple(o.current for o in deployment.options))
+            continue
+        counts.append(tuple(targets.get(o.key, 0) for o in deployment.options))
+    solution = Solution(counts=tuple(counts), solver=Solver.WARM)
+    return None if violations(problem, solution) else solution
+
+
+@dataclass
+class _Best:
+    problem: Problem
+    settings: PlannerSettings
+    solution: Solution
+    value: float
+    steps: list[str]
+
+    def offer(self, candidate: Solution | None, step: str) -> bool:
+        if candidate is None:
+            self.steps.append(f"{step}: no solution")
+            return False
+        problems = violations(self.problem, candidate)
+        if problems:
+            # A solver bug must never reach the cluster: the candidate is dropped, and says why.
+            self.steps.append(f"{step}: invalid, dropped ({problems[0]})")
+            return False
+        value = objective(self.problem, candidate, self.settings)
+        better = value < self.value - 1e-9 * max(1.0, abs(self.value))
+        self.steps.append(f"{step}: {value:.4f} USD/h" + ("" if better else " (kept the incumbent)"))
+        if better:
+            self.solution, self.value = candidate, value
+        return better
+
+
+def search(
+    problem: Problem,
+    settings: PlannerSettings,
+    *,
+    clock: Clock | None = None,
+    previous: dict[str, dict[tuple[str, str], int]] | None = None,
+) -> SearchResult:
+    deadline = _Deadline(clock, settings.time_budget_seconds)
+    current = revalidated_current(problem)
+    best = _Best(problem, settings, current, objective(problem, current, settings), [])
+    best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
+    if previous:
+        best.offer(_mapped(problem, previous), "previous plan")
+    if deadline.allows(0.0):
+        greedy = solve_greedy(problem, settings)
+        best.offer(greedy, "greedy")
+    bound: float | None = None
+    optimal = False
+    size = problem.variable_count
+    if not settings.exact_search:
+        pass
+    elif size <= settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
+        model = build_model(problem, settings)
+        limit = deadline.left()
+        result = run_milp(problem, settings, start=best.solution, time_limit=limit, model=model)
+        deadline.exhausted |= result.timed_out
+        if result.solution is not None:
+            best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
+            optimal = result.optimal and best.solution.solver == Solver.MILP
+            bound = result.bound
+        else:
+            best.steps.append("HiGHS, whole problem: no solution within the time limit")
+        if result.optimal and best.solution.solver != Solver.MILP:
+            # HiGHS proved the incumbent optimal (it found nothing better than its start).
+            optimal = True
+            bound = result.bound
+    elif size > settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
+        _neighbourhoods(problem, settings, best, deadline)
+    return SearchResult(
+        solution=best.solution,
+        objective_usd_per_hour=best.value,
+        bound_usd_per_hour=bound,
+        proven_optimal=optimal,
+        budget_exhausted=deadline.exhausted,
+        steps=tuple(best.steps),
+    )
+
+
+def _neighbourhoods(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> None:
+    """Large-neighbourhood search: deployments grouped by the pool they hold most GPUs in (the
+    contention a per-deployment fill cannot price), groups of settings.neighbourhood_deployments
+    re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
+    lasts and a pass improved anything."""
+    for _ in range(settings.neighbourhood_passes):
+        groups = _groups(problem, best.solution, settings.neighbourhood_deployments)
+        improved = False
+        for members in groups:
+            if not deadline.allows(settings.min_solver_seconds):
+                return
+            sub = _subproblem(problem, best.solution, members)
+            start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
+            limit = min(deadline.left(), settings.neighbourhood_seconds) if deadline.clock else None
+            result = run_milp(sub, settings, start=start, time_limit=limit or settings.neighbourhood_seconds)
+            deadline.exhausted |= result.timed_out and deadline.clock is not None and deadline.left() <= 0
+            if result.solution is None:
+                continue
+            merged = list(best.solution.counts)
+            for position, index in enumerate(members):
+                merged[index] = result.solution.counts[position]
+            if best.offer(Solution(tuple(merged), Solver.LNS), f"HiGHS on {len(members)} deployments"):
+                improved = True
+            else:
+                best.steps.pop()
+        if not improved:
+            return
+
+
+def _groups(problem: Problem, solution: Solution, size: int) -> list[list[int]]:
+    """Deployments ordered by the pool they use most (then by id), cut into groups of `size`."""
+
+    def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
+        counts = solution.counts[deployment.index]
+        best_key = ("", "")
+        best_gpus = 0
+        for option, count in zip(deployment.options, counts, strict=True):
+            if count * option.gpus > best_gpus:
+                best_key, best_gpus = option.key, count * option.gpus
+        return best_key
+
+    movable = [d for d in problem.deployments if not d.frozen and d.options]
+    movable.sort(key=lambda d: (main_pool(d), d.deployment.id))
+    return [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
+
+
+def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Problem:
+    """The problem restricted to `members`, with the inventory the other deployments leave free."""
+    chosen = set(members)
+    fixed_use: dict[tuple[str, str], int] = {}
+    for deployment in problem.deployments:
+        if deployment.index in chosen:
+            continue
+        for option, count in zip(deployment.options, solution.counts[deployment.index], strict=True):
+            fixed_use[option.key] = fixed_use.get(option.key, 0) + count * option.gpus
+    inventory = {key: total - fixed_use.get(key, 0) for key, total in problem.inventory.items()}
+    deployments = [problem.deployments[i] for i in members]
+    sub = Problem(
+        deployments=[_reindexed(d, position) for position, d in enumerate(deployments)],
+        inventory=inventory,
+        price_views=problem.price_views,
+        stale_clusters=problem.stale_clusters,
+        clusters=problem.clusters,
+    )
+    return sub
+
+
+def _reindexed(deployment: DeploymentProblem, index: int) -> DeploymentProblem:
+    return replace(deployment, index=index)
+
+
+def usd_per_hour(problem: Problem, solution: Solution, settings: PlannerSettings) -> float:
+    """The objective without penalties: what the plan costs per hour (window mean, starts amortised)."""
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    return math.fsum(
+        deployment_objective(d, c, free) for d, c in zip(problem.deployments, solution.counts, strict=True)
+    )
