@@ -27,6 +27,7 @@ def test_greedy_is_valid_and_close_to_the_milp_on_small_snapshots() -> None:
         assert exact is not None
         milp_cost = objective(problem, exact, SETTINGS)
         greedy = solve_greedy(problem, SETTINGS)
+        assert greedy is not None
         assert violations(problem, greedy) == []
         greedy_cost = objective(problem, greedy, SETTINGS)
         assert milp_cost < PENALTY / 100, "the snapshot should be feasible"
@@ -47,7 +48,8 @@ def test_greedy_respects_the_move_limit_under_contention(seed: int) -> None:
     # used to start replicas there beyond maxConcurrentMoves.
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=seed, occupancy=0.9)
     problem = build_problem(world, SETTINGS)
-    assert violations(problem, solve_greedy(problem, SETTINGS)) == []
+    greedy = solve_greedy(problem, SETTINGS)
+    assert greedy is not None and violations(problem, greedy) == []
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -74,6 +76,18 @@ def test_the_search_never_returns_more_than_the_revalidated_current_placement() 
         assert result.objective_usd_per_hour <= objective(problem, current, settings) + 1e-9
 
 
+def test_the_greedy_stops_when_asked_and_the_search_keeps_a_valid_plan() -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=80, clusters=4, gpu_types=2, seed=4)
+    problem = build_problem(world, SETTINGS)
+    assert solve_greedy(problem, SETTINGS, stop=lambda: True) is None
+    # A clock already past the deadline: nothing runs but the re-validated current placement.
+    ticks = iter(range(0, 10**6, 100))
+    result = search(problem, PlannerSettings(time_budget_seconds=1.0), clock=lambda: float(next(ticks)))
+    assert result.budget_exhausted
+    assert result.solution.solver == Solver.CURRENT
+    assert violations(problem, result.solution) == []
+
+
 def test_the_revalidated_current_placement_fits_shrunk_inventory() -> None:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=20, clusters=3, gpu_types=2, seed=2)
     problem = build_problem(world, SETTINGS)
@@ -88,6 +102,7 @@ def test_a_start_is_kept_by_highs_when_time_runs_out() -> None:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=40, clusters=4, gpu_types=3, seed=3, occupancy=0.8)
     problem = build_problem(world, SETTINGS)
     start = solve_greedy(problem, SETTINGS)
+    assert start is not None
     result = run_milp(problem, SETTINGS, start=start, time_limit=0.001)
     assert result.solution is not None
     assert objective(problem, result.solution, SETTINGS) <= objective(problem, start, SETTINGS) + 1e-6
@@ -120,6 +135,7 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=6, clusters=3, gpu_types=2, seed=seed)
     problem = build_problem(world, SETTINGS)
     solution = solve_greedy(problem, SETTINGS)
+    assert solution is not None
     checked = 0
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         mine = list(counts)

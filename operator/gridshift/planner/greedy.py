@@ -19,7 +19,7 @@ deployments left short get room by moving other deployments' replicas out of the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
@@ -35,6 +35,8 @@ _REPAIR_HOLDERS = 16
 _EXCHANGE_MAX_EVALUATIONS = 64
 _EXCHANGE_WIDE = (3, 8)
 _EXCHANGE_NARROW = (2, 4)
+# Deployments between two questions to the search's deadline: a few milliseconds of work.
+_STOP_EVERY = 32
 
 
 class _Filler:
@@ -293,8 +295,15 @@ def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: Plann
     return best[1].counts
 
 
-def solve_greedy(problem: Problem, settings: PlannerSettings) -> Solution:
-    """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold."""
+def solve_greedy(
+    problem: Problem, settings: PlannerSettings, stop: Callable[[], bool] | None = None
+) -> Solution | None:
+    """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold.
+
+    `stop` (the search's deadline) is asked every few deployments: during the fills it abandons the
+    greedy (None: the caller keeps its incumbent); during repair and exchange it ends that pass,
+    which leaves a valid plan.
+    """
     free = dict(problem.inventory)
     counts: list[list[int]] = [[] for _ in problem.deployments]
     frozen = [p for p in problem.deployments if p.frozen]
@@ -302,14 +311,16 @@ def solve_greedy(problem: Problem, settings: PlannerSettings) -> Solution:
         (p for p in problem.deployments if not p.frozen),
         key=lambda p: (-_regret(p), p.deployment.id),
     )
-    for deployment in frozen + others:
+    for position, deployment in enumerate(frozen + others):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            return None
         chosen = _best_fill(deployment, free, settings)
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen
     holders = _Holders(problem, counts)
-    _repair(problem, counts, free, holders, settings)
-    _exchange(problem, counts, free, holders, settings)
+    _repair(problem, counts, free, holders, settings, stop)
+    _exchange(problem, counts, free, holders, settings, stop)
     return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
 
 
@@ -391,7 +402,12 @@ def _evict(
 
 
 def _repair(
-    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+    problem: Problem,
+    counts: list[list[int]],
+    free: dict[Key, int],
+    holders: _Holders,
+    settings: PlannerSettings,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Serve deployments left short by making room in a pool they accept.
 
@@ -399,7 +415,9 @@ def _repair(
     run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
     """
     threshold = settings.bound_violation_penalty_usd / 2
-    for short in problem.deployments:
+    for position, short in enumerate(problem.deployments):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            return
         if short.frozen or not short.options:
             continue
         mine = counts[short.index]
@@ -431,7 +449,12 @@ def _repair(
 
 
 def _exchange(
-    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+    problem: Problem,
+    counts: list[list[int]],
+    free: dict[Key, int],
+    holders: _Holders,
+    settings: PlannerSettings,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Move a replica into a cheaper pool, making room there by moving other deployments' replicas out.
 
@@ -442,7 +465,9 @@ def _exchange(
     if per_deployment <= 0:
         return
     pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
-    for mover in problem.deployments:
+    for position, mover in enumerate(problem.deployments):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            return
         if mover.frozen or not mover.options:
             continue
         mine = counts[mover.index]

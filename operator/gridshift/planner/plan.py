@@ -335,7 +335,7 @@ def _explain(
         reason = "Frozen"
     elif not started and not stopped:
         reason = "NoChange"
-    elif keep_objective >= settings.bound_violation_penalty_usd and started:
+    elif started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
         reason = "SLOAtRisk"
     elif started > stopped:
         reason = "ScaleUp"

@@ -65,6 +65,9 @@ class _Deadline:
         return self.budget - (self.clock() - self.started)
 
     def allows(self, seconds: float) -> bool:
+        """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
+        if self.exhausted:
+            return False
         if self.left() >= seconds:
             return True
         self.exhausted = True
@@ -193,8 +196,11 @@ def search(
     if previous:
         best.offer(_mapped(problem, previous), "previous plan")
     if deadline.allows(0.0):
-        greedy = solve_greedy(problem, settings)
-        best.offer(greedy, "greedy")
+        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
+        if greedy is None:
+            best.steps.append("greedy: stopped by the budget")
+        else:
+            best.offer(greedy, "greedy")
     bound: float | None = None
     optimal = False
     size = problem.variable_count
