@@ -239,7 +239,7 @@ def _neighbourhoods(problem: Problem, settings: PlannerSettings, best: _Best, de
     re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
     lasts and a pass improved anything."""
     for _ in range(settings.neighbourhood_passes):
-        groups = _groups(problem, best.solution, settings.neighbourhood_deployments)
+        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings)
         improved = False
         for members in groups:
             if not deadline.allows(settings.min_solver_seconds):
@@ -262,21 +262,32 @@ def _neighbourhoods(problem: Problem, settings: PlannerSettings, best: _Best, de
             return
 
 
-def _groups(problem: Problem, solution: Solution, size: int) -> list[list[int]]:
-    """Deployments ordered by the pool they use most (then by id), cut into groups of `size`."""
+def _groups(problem: Problem, solution: Solution, size: int, settings: PlannerSettings) -> list[list[int]]:
+    """Deployments ordered by the pool they use most (a deployment using none: the pool of its
+    cheapest option per unit of capacity, the one it wants), then by id, cut into groups of `size`.
+    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most."""
 
     def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
         counts = solution.counts[deployment.index]
-        best_key = ("", "")
+        best_key = deployment.options[deployment.by_unit_cost[0]].key
         best_gpus = 0
         for option, count in zip(deployment.options, counts, strict=True):
             if count * option.gpus > best_gpus:
                 best_key, best_gpus = option.key, count * option.gpus
         return best_key
 
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+
+    def penalty(index: int) -> float:
+        deployment, counts = problem.deployments[index], solution.counts[index]
+        return deployment_objective(deployment, counts, settings) - deployment_objective(deployment, counts, free)
+
     movable = [d for d in problem.deployments if not d.frozen and d.options]
     movable.sort(key=lambda d: (main_pool(d), d.deployment.id))
-    return [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
+    groups = [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
+    weight = [sum(penalty(i) for i in group) for group in groups]
+    order = sorted(range(len(groups)), key=lambda g: (-weight[g] if weight[g] > 1e-6 else 0.0, g))
+    return [groups[g] for g in order]
 
 
 def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Problem:
