@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from gridshift.planner import PlannerSettings, make_plan
@@ -79,7 +81,16 @@ def test_the_search_never_returns_more_than_the_revalidated_current_placement() 
 def test_the_greedy_stops_when_asked_and_the_search_keeps_a_valid_plan() -> None:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=80, clusters=4, gpu_types=2, seed=4)
     problem = build_problem(world, SETTINGS)
-    assert solve_greedy(problem, SETTINGS, stop=lambda: True) is None
+    # Stopped at once, the greedy keeps what runs (trimmed to a valid plan).
+    stopped = solve_greedy(problem, SETTINGS, stop=lambda: True)
+    assert violations(problem, stopped) == []
+    for stop_after in (1, 2, 3):
+        questions = iter(range(10**6))
+
+        def stop(n: int = stop_after, asked: Iterator[int] = questions) -> bool:
+            return next(asked) >= n
+
+        assert violations(problem, solve_greedy(problem, SETTINGS, stop=stop)) == []
     # A clock already past the deadline: nothing runs but the re-validated current placement.
     ticks = iter(range(0, 10**6, 100))
     result = search(problem, PlannerSettings(time_budget_seconds=1.0), clock=lambda: float(next(ticks)))

@@ -300,9 +300,10 @@ def solve_greedy(
 ) -> Solution | None:
     """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold.
 
-    `stop` (the search's deadline) is asked every few deployments: during the fills it abandons the
-    greedy (None: the caller keeps its incumbent); during repair and exchange it ends that pass,
-    which leaves a valid plan.
+    `stop` (the search's deadline) is asked every few deployments: during the fills, the deployments
+    not yet filled keep what runs now, trimmed to the inventory left (dearest replicas first; only
+    stops, so no move limit breaks); during repair and exchange it ends that pass. Either way the
+    plan is valid.
     """
     free = dict(problem.inventory)
     counts: list[list[int]] = [[] for _ in problem.deployments]
@@ -311,9 +312,11 @@ def solve_greedy(
         (p for p in problem.deployments if not p.frozen),
         key=lambda p: (-_regret(p), p.deployment.id),
     )
-    for position, deployment in enumerate(frozen + others):
+    order = frozen + others
+    for position, deployment in enumerate(order):
         if stop is not None and position % _STOP_EVERY == 0 and stop():
-            return None
+            _keep_running(order[position:], counts, free)
+            return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
         chosen = _best_fill(deployment, free, settings)
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
@@ -322,6 +325,26 @@ def solve_greedy(
     _repair(problem, counts, free, holders, settings, stop)
     _exchange(problem, counts, free, holders, settings, stop)
     return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
+
+
+def _keep_running(rest: list[DeploymentProblem], counts: list[list[int]], free: dict[Key, int]) -> None:
+    """Deployments the greedy had no time for keep their running replicas, as far as the inventory
+    left allows (an option's bound and the replica cap too), dropping the dearest first."""
+    for deployment in rest:
+        if deployment.frozen:
+            mine = [o.current for o in deployment.options]
+        else:
+            mine = [0] * len(deployment.options)
+            room = deployment.max_replicas
+            by_cost = sorted(range(len(mine)), key=lambda j: (deployment.columns.window_cost[j], j))
+            for j in by_cost:
+                option = deployment.options[j]
+                keep = min(option.current, max(option.upper, 0), room, max(free.get(option.key, 0), 0) // option.gpus)
+                mine[j] = keep
+                room -= keep
+        for option, count in zip(deployment.options, mine, strict=True):
+            free[option.key] = free.get(option.key, 0) - count * option.gpus
+        counts[deployment.index] = mine
 
 
 class _Holders:

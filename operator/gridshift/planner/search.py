@@ -197,10 +197,7 @@ def search(
         best.offer(_mapped(problem, previous), "previous plan")
     if deadline.allows(0.0):
         greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
-        if greedy is None:
-            best.steps.append("greedy: stopped by the budget")
-        else:
-            best.offer(greedy, "greedy")
+        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
     bound: float | None = None
     optimal = False
     size = problem.variable_count
