@@ -425,3 +425,20 @@ def test_a_previous_plan_is_a_warm_start() -> None:
     assert any(step.startswith("previous plan") for step in again.search_steps)
     assert again.objective_usd_per_hour <= first.objective_usd_per_hour + 1e-9
     assert again.targets() == first.targets()
+
+
+def test_a_warm_start_with_nothing_changed_keeps_the_proven_plan_and_a_change_is_replanned() -> None:
+    from dataclasses import replace as changed
+
+    clusters = [cluster("a"), cluster("b")]
+    prices = {"a": flat_prices(0.05), "b": flat_prices(0.30)}
+    world = snapshot([deployment("chat", 20.0), deployment("code", 5.0)], clusters, prices)
+    first = make_plan(world)
+    assert first.proven_optimal
+    same = make_plan(world, previous=first)
+    assert "nothing changed" in same.search_steps[-1]
+    assert same.targets() == first.targets()
+    busier = changed(world, deployments=(deployment("chat", 40.0), deployment("code", 5.0)))
+    replanned = make_plan(busier, previous=first)
+    assert not any("nothing changed" in step for step in replanned.search_steps)
+    assert replanned.for_deployment("ns/chat").total_replicas > first.for_deployment("ns/chat").total_replicas

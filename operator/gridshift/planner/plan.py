@@ -11,7 +11,7 @@ deployment that cannot be served gets a reason, never an exception.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -20,7 +20,7 @@ from gridshift.api import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, power_at
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, migration_steps, routing_weights
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
-from gridshift.planner.search import Clock, search
+from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves
@@ -103,6 +103,8 @@ class Plan:
     """The time budget ended the search; the plan is the best found, and may differ between runs."""
     search_steps: tuple[str, ...]
     deployments: tuple[DeploymentPlan, ...]
+    snapshot: Snapshot | None = field(default=None, repr=False)
+    """The input, kept so that the next cycle can tell what changed (make_plan's `previous`)."""
 
     def for_deployment(self, deployment_id: str) -> DeploymentPlan:
         for plan in self.deployments:
@@ -134,7 +136,7 @@ def make_plan(
     """
     settings = settings or PlannerSettings()
     problem = build_problem(snapshot, settings)
-    result = search(problem, settings, clock=clock, previous=previous.targets() if previous else None)
+    result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot))
     solution = result.solution
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
@@ -155,7 +157,29 @@ def make_plan(
         budget_exhausted=result.budget_exhausted,
         search_steps=result.steps,
         deployments=plans,
+        snapshot=snapshot,
     )
+
+
+def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
+    """Last cycle's targets, and which deployments changed since: those whose spec, placement or
+    demand differ, or all of them when any cluster, price horizon or profile changed, or time moved
+    (a later `now` slides every price window, so pool prices moved)."""
+    if previous is None:
+        return None
+    before = previous.snapshot
+    ids = frozenset(d.id for d in snapshot.deployments)
+    if before is None or (before.now, before.clusters, before.prices, before.profiles) != (
+        snapshot.now,
+        snapshot.clusters,
+        snapshot.prices,
+        snapshot.profiles,
+    ):
+        changed = ids
+    else:
+        earlier = {d.id: d for d in before.deployments}
+        changed = frozenset(d.id for d in snapshot.deployments if earlier.get(d.id) != d)
+    return WarmStart(previous.targets(), changed, previous.proven_optimal)
 
 
 def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings) -> dict[tuple[int, int], float]:

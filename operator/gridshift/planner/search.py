@@ -40,6 +40,17 @@ class Clock(Protocol):
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """What the previous cycle leaves the next: its targets per deployment id and (cluster, GPU type),
+    which deployments' inputs changed since (all of them when prices or inventory moved), and whether
+    the previous plan was proven optimal."""
+
+    targets: dict[str, dict[tuple[str, str], int]]
+    changed: frozenset[str]
+    proven_optimal: bool = False
+
+
+@dataclass(frozen=True)
 class SearchResult:
     solution: Solution
     objective_usd_per_hour: float
@@ -187,14 +198,20 @@ def search(
     settings: PlannerSettings,
     *,
     clock: Clock | None = None,
-    previous: dict[str, dict[tuple[str, str], int]] | None = None,
+    previous: WarmStart | None = None,
 ) -> SearchResult:
     deadline = _Deadline(clock, settings.time_budget_seconds)
     current = revalidated_current(problem)
     best = _Best(problem, settings, current, objective(problem, current, settings), [])
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
-    if previous:
-        best.offer(_mapped(problem, previous), "previous plan")
+    changed: frozenset[str] = frozenset()
+    if previous is not None:
+        changed = previous.changed
+        kept = best.offer(_mapped(problem, previous.targets), "previous plan")
+        if kept and not changed and previous.proven_optimal:
+            # Nothing changed since a plan proven optimal: it still is.
+            best.steps.append("nothing changed since the previous plan, proven optimal: kept")
+            return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
     if deadline.allows(0.0):
         greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
         best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
@@ -219,7 +236,7 @@ def search(
             optimal = True
             bound = result.bound
     elif size > settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
-        _neighbourhoods(problem, settings, best, deadline)
+        _neighbourhoods(problem, settings, best, deadline, changed)
     return SearchResult(
         solution=best.solution,
         objective_usd_per_hour=best.value,
@@ -230,13 +247,15 @@ def search(
     )
 
 
-def _neighbourhoods(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> None:
+def _neighbourhoods(
+    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, changed: frozenset[str]
+) -> None:
     """Large-neighbourhood search: deployments grouped by the pool they hold most GPUs in (the
     contention a per-deployment fill cannot price), groups of settings.neighbourhood_deployments
     re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
     lasts and a pass improved anything."""
     for _ in range(settings.neighbourhood_passes):
-        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings)
+        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings, changed)
         improved = False
         for members in groups:
             if not deadline.allows(settings.min_solver_seconds):
@@ -259,10 +278,13 @@ def _neighbourhoods(problem: Problem, settings: PlannerSettings, best: _Best, de
             return
 
 
-def _groups(problem: Problem, solution: Solution, size: int, settings: PlannerSettings) -> list[list[int]]:
+def _groups(
+    problem: Problem, solution: Solution, size: int, settings: PlannerSettings, changed: frozenset[str]
+) -> list[list[int]]:
     """Deployments ordered by the pool they use most (a deployment using none: the pool of its
     cheapest option per unit of capacity, the one it wants), then by id, cut into groups of `size`.
-    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most."""
+    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most;
+    then groups with deployments whose inputs changed since the previous plan (warm start)."""
 
     def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
         counts = solution.counts[deployment.index]
@@ -283,7 +305,8 @@ def _groups(problem: Problem, solution: Solution, size: int, settings: PlannerSe
     movable.sort(key=lambda d: (main_pool(d), d.deployment.id))
     groups = [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
     weight = [sum(penalty(i) for i in group) for group in groups]
-    order = sorted(range(len(groups)), key=lambda g: (-weight[g] if weight[g] > 1e-6 else 0.0, g))
+    fresh = [sum(1 for i in group if problem.deployments[i].deployment.id in changed) for group in groups]
+    order = sorted(range(len(groups)), key=lambda g: (-weight[g] if weight[g] > 1e-6 else 0.0, -fresh[g], g))
     return [groups[g] for g in order]
 
 
