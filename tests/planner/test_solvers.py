@@ -167,3 +167,21 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
                 assert delta == pytest.approx(after - before, rel=1e-9, abs=1e-6)
                 checked += 1
     assert checked > 10
+
+
+def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridshift.planner import search as search_module
+
+    limits: list[float] = []
+    real = search_module.run_milp
+
+    def recording(*args: object, **kwargs: object) -> object:
+        limits.append(float(kwargs["time_limit"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module, "run_milp", recording)
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
+    search(problem, budget)
+    assert limits and sum(limits) <= 1.2 + 1e-9

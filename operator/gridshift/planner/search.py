@@ -12,7 +12,8 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 
 The planner reads no clock. Time comes from a `Clock` the caller injects (the operator passes
 `time.monotonic`; tests pass a fake); without one the budget still bounds HiGHS, which reads its own
-clock through its `time_limit` option, and the greedy's effort is bounded by problem size.
+clock through its `time_limit` option: the limits handed to it add up to at most the budget. The
+greedy's effort is then bounded by problem size only.
 
 Determinism: with one HiGHS thread and a fixed seed, a run that finishes before its time limit is a
 pure function of the snapshot and settings. Only when the budget truly runs out (HiGHS stopped by
@@ -63,17 +64,27 @@ class SearchResult:
 
 
 class _Deadline:
+    """The budget on the injected clock; without one, on the time limits handed to HiGHS so far
+    (their sum never exceeds the budget, so HiGHS's own clock enforces it)."""
+
     def __init__(self, clock: Clock | None, budget: float) -> None:
         self.clock = clock
         self.budget = budget
         self.started = clock() if clock is not None else 0.0
+        self.allotted = 0.0
         self.exhausted = False
 
     def left(self) -> float:
-        """Seconds left; without a clock, the whole budget (HiGHS then enforces it)."""
         if self.clock is None:
-            return self.budget
+            return self.budget - self.allotted
         return self.budget - (self.clock() - self.started)
+
+    def allot(self, seconds: float) -> float:
+        """A time limit of at most `seconds` for HiGHS, counted against the budget without a clock."""
+        limit = max(0.0, min(seconds, self.left()))
+        if self.clock is None:
+            self.allotted += limit
+        return limit
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -222,7 +233,7 @@ def search(
         pass
     elif size <= settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
         model = build_model(problem, settings)
-        limit = deadline.left()
+        limit = deadline.allot(deadline.left())
         result = run_milp(problem, settings, start=best.solution, time_limit=limit, model=model)
         deadline.exhausted |= result.timed_out
         if result.solution is not None:
@@ -262,9 +273,8 @@ def _neighbourhoods(
                 return
             sub = _subproblem(problem, best.solution, members)
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
-            limit = min(deadline.left(), settings.neighbourhood_seconds) if deadline.clock else None
-            result = run_milp(sub, settings, start=start, time_limit=limit or settings.neighbourhood_seconds)
-            deadline.exhausted |= result.timed_out and deadline.clock is not None and deadline.left() <= 0
+            limit = deadline.allot(settings.neighbourhood_seconds)
+            result = run_milp(sub, settings, start=start, time_limit=limit)
             if result.solution is None:
                 continue
             merged = list(best.solution.counts)
