@@ -5,10 +5,12 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
 2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
 3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
-4. HiGHS branch and bound on the whole problem, started from the incumbent, with the time left, when
-   the problem has at most `settings.milp_max_variables` columns;
-5. otherwise large-neighbourhood search: HiGHS re-solves groups of deployments that share pools,
-   the others held fixed, each group started from the incumbent.
+4. HiGHS branch and bound on the whole problem, started from the incumbent, with
+   `whole_problem_share` of the time left, when the problem has at most
+   `settings.milp_max_variables` columns;
+5. otherwise, or when that did not prove optimality, large-neighbourhood search: HiGHS re-solves
+   groups of deployments that share pools, the others held fixed, each group started from the
+   incumbent.
 
 The planner reads no clock. Time comes from a `Clock` the caller injects (the operator passes
 `time.monotonic`; tests pass a fake); without one the budget still bounds HiGHS, which reads its own
@@ -233,9 +235,9 @@ def search(
         pass
     elif size <= settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
         model = build_model(problem, settings)
-        limit = deadline.allot(deadline.left())
+        # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
+        limit = deadline.allot(deadline.left() * settings.whole_problem_share)
         result = run_milp(problem, settings, start=best.solution, time_limit=limit, model=model)
-        deadline.exhausted |= result.timed_out
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
@@ -246,6 +248,10 @@ def search(
             # HiGHS proved the incumbent optimal (it found nothing better than its start).
             optimal = True
             bound = result.bound
+        if not result.optimal and deadline.allows(settings.min_solver_seconds):
+            _neighbourhoods(problem, settings, best, deadline, changed)
+        elif not result.optimal:
+            deadline.exhausted = True
     elif size > settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
         _neighbourhoods(problem, settings, best, deadline, changed)
     return SearchResult(

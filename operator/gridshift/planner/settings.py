@@ -66,6 +66,11 @@ class PlannerSettings:
     on the whole problem; above, it re-solves groups of deployments in turn, which improved the plan
     faster at 1,000 deployments (docs/planner.md, "Choosing the method")."""
 
+    whole_problem_share: float = 0.6
+    """Share of the time left that HiGHS gets on the whole problem; when it does not prove the plan
+    optimal in it, the neighbourhood search has the rest (on a loaded machine HiGHS can spend all
+    of a budget without improving a greedy plan that leaves demand unserved)."""
+
     neighbourhood_deployments: int = 40
     """Deployments per group in the large-neighbourhood search: about the size HiGHS re-solves in a
     fraction of a second on the 2-core CI machine."""
@@ -114,5 +119,7 @@ class PlannerSettings:
             raise ValueError(f"milp_max_variables must be >= 0, got {self.milp_max_variables}")
         if not self.time_budget_seconds > 0:
             raise ValueError(f"time_budget_seconds must be > 0, got {self.time_budget_seconds}")
+        if not 0 < self.whole_problem_share <= 1:
+            raise ValueError(f"whole_problem_share must be within (0, 1], got {self.whole_problem_share}")
         if self.neighbourhood_deployments < 1:
             raise ValueError(f"neighbourhood_deployments must be >= 1, got {self.neighbourhood_deployments}")
