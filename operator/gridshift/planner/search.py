@@ -270,9 +270,10 @@ def _neighbourhoods(
     """Large-neighbourhood search: deployments grouped by the pool they hold most GPUs in (the
     contention a per-deployment fill cannot price), groups of settings.neighbourhood_deployments
     re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
-    lasts and a pass improved anything."""
-    for _ in range(settings.neighbourhood_passes):
-        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings, changed)
+    lasts and one of the last two passes improved anything."""
+    idle = 0
+    for round_ in range(settings.neighbourhood_passes):
+        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings, changed, round_)
         improved = False
         for members in groups:
             if not deadline.allows(settings.min_solver_seconds):
@@ -290,20 +291,33 @@ def _neighbourhoods(
                 improved = True
             else:
                 best.steps.pop()
-        if not improved:
+        # The two groupings alternate: stop once neither improves the plan any more.
+        idle = 0 if improved else idle + 1
+        if idle >= 2:
             return
 
 
 def _groups(
-    problem: Problem, solution: Solution, size: int, settings: PlannerSettings, changed: frozenset[str]
+    problem: Problem,
+    solution: Solution,
+    size: int,
+    settings: PlannerSettings,
+    changed: frozenset[str],
+    round_: int = 0,
 ) -> list[list[int]]:
     """Deployments ordered by the pool they use most (a deployment using none: the pool of its
     cheapest option per unit of capacity, the one it wants), then by id, cut into groups of `size`.
     Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most;
-    then groups with deployments whose inputs changed since the previous plan (warm start)."""
+    then groups with deployments whose inputs changed since the previous plan (warm start).
+    Odd rounds group by the pool each deployment would rather be in (its cheapest option per unit
+    not in use) instead, so that those who hold a pool meet those who want it."""
 
     def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
         counts = solution.counts[deployment.index]
+        if round_ % 2 == 1:
+            for j in deployment.by_unit_cost:
+                if counts[j] == 0:
+                    return deployment.options[j].key
         best_key = deployment.options[deployment.by_unit_cost[0]].key
         best_gpus = 0
         for option, count in zip(deployment.options, counts, strict=True):

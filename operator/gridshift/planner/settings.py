@@ -78,8 +78,9 @@ class PlannerSettings:
     neighbourhood_seconds: float = 0.5
     """Time limit of HiGHS on one group."""
 
-    neighbourhood_passes: int = 3
-    """Passes over all groups, while a pass still improves the plan and the budget lasts."""
+    neighbourhood_passes: int = 6
+    """Passes over all groups (alternating two groupings), while one of the last two improved the
+    plan and the budget lasts."""
 
     greedy_exchange_budget: int = 10_000
     """Candidate single-replica exchanges the greedy solver's last pass may evaluate, over all
