@@ -185,3 +185,21 @@ def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(mon
     budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
     search(problem, budget)
     assert limits and sum(limits) <= 1.2 + 1e-9
+
+
+def test_highs_stops_when_the_callers_clock_says_so() -> None:
+    # The injected clock decides (it may count CPU seconds); HiGHS's wall-clock limit only backs it up.
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=6, gpu_types=3, seed=3, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    start = solve_greedy(problem, SETTINGS)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True
+
+    result = run_milp(problem, SETTINGS, start=start, time_limit=600.0, stop=stop)
+    assert asked, "HiGHS never asked"
+    assert result.timed_out and not result.optimal
+    assert result.solution is not None
+    assert objective(problem, result.solution, SETTINGS) <= objective(problem, start, SETTINGS) + 1e-6

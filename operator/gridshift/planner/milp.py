@@ -15,7 +15,9 @@ module reads none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
@@ -213,9 +215,13 @@ def run_milp(
     relative_gap: float | None = None,
     absolute_gap: float | None = None,
     model: Model | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> MilpResult:
     """Branch and bound on the whole problem. `start` must be a valid plan (moves within the limit,
-    inventory held): HiGHS then never returns anything worse. `time_limit` in seconds (HiGHS's clock)."""
+    inventory held): HiGHS then never returns anything worse. `time_limit` in seconds (HiGHS's own
+    wall clock). `stop`, asked by HiGHS's interrupt callbacks during simplex and branch and bound,
+    ends the search on the caller's clock instead (the planner's injected one, which may count CPU
+    seconds); `time_limit` then only backs it up."""
     model = model or build_model(problem, settings)
     if model.column_count == 0:
         empty = Solution(counts=tuple(() for _ in problem.deployments), solver=Solver.MILP)
@@ -230,10 +236,18 @@ def run_milp(
         value = np.asarray([n for counts in start.counts for n in counts], dtype=np.float64)
         # A partial start: HiGHS completes the start/stop, indicator and slack columns itself.
         highs.setSolution(len(index), index, value)
+    if stop is not None:
+
+        def interrupt(event: Any) -> None:
+            if stop():
+                event.interrupt()
+
+        highs.cbMipInterrupt.subscribe(interrupt)
+        highs.cbSimplexInterrupt.subscribe(interrupt)
     highs.run()
     status = highs.getModelStatus()
     info = highs.getInfo()
-    timed_out = status == highspy.HighsModelStatus.kTimeLimit
+    timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
         return MilpResult(None, False, None, timed_out)
     values = np.rint(np.asarray(highs.getSolution().col_value)).astype(int)

@@ -26,6 +26,7 @@ differ; the result then says `budget_exhausted`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -87,6 +88,20 @@ class _Deadline:
         if self.clock is None:
             self.allotted += limit
         return limit
+
+    def stopper(self, seconds: float) -> Callable[[], bool] | None:
+        """With a clock: what HiGHS's interrupt callbacks ask, true once `seconds` have passed on the
+        injected clock or the budget is spent. HiGHS's wall-clock limit then only backs it up."""
+        clock = self.clock
+        if clock is None:
+            return None
+        until = clock() + seconds
+        return lambda: self.exhausted or clock() >= until or not self.allows(0.0)
+
+    def backstop(self, seconds: float) -> float:
+        """HiGHS's own (wall-clock) limit when the injected clock decides: generous, for a loaded
+        machine where wall time runs ahead of CPU time; without a clock, the limit itself."""
+        return seconds if self.clock is None else max(10.0 * seconds, 60.0)
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -237,7 +252,14 @@ def search(
         model = build_model(problem, settings)
         # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
         limit = deadline.allot(deadline.left() * settings.whole_problem_share)
-        result = run_milp(problem, settings, start=best.solution, time_limit=limit, model=model)
+        result = run_milp(
+            problem,
+            settings,
+            start=best.solution,
+            time_limit=deadline.backstop(limit),
+            model=model,
+            stop=deadline.stopper(limit),
+        )
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
@@ -281,7 +303,9 @@ def _neighbourhoods(
             sub = _subproblem(problem, best.solution, members)
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
             limit = deadline.allot(settings.neighbourhood_seconds)
-            result = run_milp(sub, settings, start=start, time_limit=limit)
+            result = run_milp(
+                sub, settings, start=start, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit)
+            )
             if result.solution is None:
                 continue
             merged = list(best.solution.counts)
