@@ -59,7 +59,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=100, help="first seed (default 100: not the seeds tuned on)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=float, default=None, help="planner time budget, seconds")
-    parser.add_argument("--reference-seconds", type=float, default=900.0)
+    parser.add_argument("--reference-seconds", type=float, default=120.0, help="CPU seconds per exact reference")
     parser.add_argument("--lp-only", action="store_true", help="skip the exact reference (large sizes)")
     args = parser.parse_args()
     print(
