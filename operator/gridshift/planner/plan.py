@@ -61,8 +61,13 @@ class Explanation:
     details: tuple[str, ...]
     binding_constraints: tuple[str, ...]
     alternative: str | None
+    """The unused option ("cluster/GPU type") that would serve the whole demand most cheaply alone."""
     alternative_usd_per_hour: float | None
+    """What serving the whole demand there would cost per hour now (replicas needed x cost per
+    replica-hour), comparable with `CostPrediction.usd_per_hour` across GPU types."""
     saving_usd_per_hour_vs_current: float | None
+    """Objective per hour of keeping the current placement minus the plan's (None when the current
+    placement leaves demand unserved: the saving would only count the penalty)."""
 
 
 @dataclass(frozen=True)
