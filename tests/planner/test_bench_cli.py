@@ -28,20 +28,22 @@ def test_json_output_has_the_documented_keys(capsys: pytest.CaptureFixture[str])
             "3",
             "--gpu-types",
             "2",
-            "--repeat",
-            "2",
             "--seed",
             "3",
             "--json",
         ]
     )
     assert args.handler(args) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert {"deployments", "clusters", "gpu_types", "median_s", "p95_s", "solver"} <= set(result)
-    assert (result["deployments"], result["clusters"], result["gpu_types"]) == (12, 3, 2)
-    assert 0 < result["median_s"] <= result["p95_s"]
-    assert result["solver"] == "milp"
-    assert result["replicas"] >= 12
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    run, summary = lines
+    assert {"deployments", "tightness", "seed", "solver", "cpu_s", "wall_s", "cost_usd_per_h"} <= set(run)
+    assert {"underserved", "move_limit_violations"} <= set(run)
+    assert (run["deployments"], run["clusters"], run["gpu_types"], run["seed"]) == (12, 3, 2, 3)
+    # HiGHS proves the plan optimal, whichever step found it.
+    assert run["proven_optimal"]
+    assert run["replicas"] >= 12
+    assert summary["summary"] and summary["runs"] == 1
+    assert 0 < summary["median_s"] <= summary["p95_s"]
 
 
 def test_forcing_greedy_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,7 +51,26 @@ def test_forcing_greedy_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
         ["bench", "planner", "--deployments", "5", "--clusters", "2", "--repeat", "1", "--solver", "greedy", "--json"]
     )
     args.handler(args)
-    assert json.loads(capsys.readouterr().out)["solver"] == "greedy"
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["solver"] in ("greedy", "current")
+
+
+def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(
+        [
+            *("bench", "planner", "--deployments", "8", "--clusters", "3", "--tightness", "0.8", "--seeds", "2"),
+            *("--quality", "--solver", "greedy", "--json"),
+        ]
+    )
+    assert args.handler(args) == 0
+    *runs, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["seed"] for r in runs] == [0, 1]
+    for run in runs:
+        assert {"optimum_usd_per_h", "lp_bound_usd_per_h", "gap_pct", "optimum_underserved"} <= set(run)
+        assert run["optimum_usd_per_h"] is not None
+        # Greedy alone is never better than the proven optimum, and the LP bounds both from below.
+        assert run["gap_pct"] >= -1e-6
+        assert run["lp_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+    assert summary["gap_max_pct"] == max(r["gap_pct"] for r in runs)
 
 
 def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,7 +81,17 @@ def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--deployments", "0"), ("--clusters", "0"), ("--gpu-types", "5"), ("--repeat", "0")]
+    ("flag", "value"),
+    [
+        ("--deployments", "0"),
+        ("--clusters", "0"),
+        ("--gpu-types", "5"),
+        ("--repeat", "0"),
+        ("--tightness", "0"),
+        ("--tightness", "1.5"),
+        ("--seeds", "0"),
+        ("--budget", "0"),
+    ],
 )
 def test_bad_flags_are_usage_errors(flag: str, value: str) -> None:
     args = parse(["bench", "planner", flag, value])

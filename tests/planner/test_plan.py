@@ -298,7 +298,7 @@ def test_the_same_snapshot_gives_the_same_plan() -> None:
         {"a": flat_prices(0.05), "b": flat_prices(0.07), "c": flat_prices(0.03)},
     )
     assert make_plan(world) == make_plan(world)
-    greedy = PlannerSettings(milp_max_variables=0, lp_max_variables=0)
+    greedy = PlannerSettings(exact_search=False)
     assert make_plan(world, greedy) == make_plan(world, greedy)
 
 
@@ -340,7 +340,7 @@ def test_zero_demand_scales_to_min_replicas() -> None:
         [cluster("a")],
         {"a": flat_prices(0.1)},
     )
-    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+    for settings in (PlannerSettings(), PlannerSettings(exact_search=False)):
         plan = make_plan(world, settings).for_deployment("ns/idle")
         assert plan.total_replicas == 0
         assert plan.feasible
@@ -356,8 +356,89 @@ def test_negative_prices_everywhere_buy_no_idle_replicas_with_either_solver() ->
         {"a": flat_prices(-0.2), "b": flat_prices(-0.1)},
     )
     needed = 8.0 * 250 * 1.2
-    for settings in (PlannerSettings(), PlannerSettings(milp_max_variables=0, lp_max_variables=0)):
+    for settings in (PlannerSettings(), PlannerSettings(exact_search=False)):
         for plan in make_plan(world, settings).deployments:
             assert plan.feasible
             # A minimal cover plus at most one replica to reach a second region.
             assert (plan.total_replicas - 2) * CAPACITY.output_tokens_per_second < needed
+
+
+def test_the_replica_cap_is_named_only_when_the_users_max_replicas_is_reached() -> None:
+    prices = {"a": flat_prices(0.1)}
+    covered = make_plan(snapshot([deployment("chat", 20.0, max_replicas=16)], [cluster("a")], prices))
+    assert not any(
+        "maxReplicas" in b or "cap" in b for b in covered.for_deployment("ns/chat").explanation.binding_constraints
+    )
+    capped = make_plan(snapshot([deployment("chat", 200.0, max_replicas=3)], [cluster("a")], prices))
+    assert "maxReplicas 3 reached" in capped.for_deployment("ns/chat").explanation.binding_constraints
+
+
+def test_min_replicas_binds_only_when_demand_alone_needs_fewer() -> None:
+    prices = {"a": flat_prices(0.1)}
+    one_suffices = make_plan(snapshot([deployment("chat", 1.0, min_replicas=1)], [cluster("a")], prices))
+    plan = one_suffices.for_deployment("ns/chat")
+    assert plan.total_replicas == 1
+    assert not any(b.startswith("minReplicas") for b in plan.explanation.binding_constraints)
+    held_up = make_plan(snapshot([deployment("chat", 1.0, min_replicas=2)], [cluster("a")], prices))
+    assert "minReplicas 2" in held_up.for_deployment("ns/chat").explanation.binding_constraints
+
+
+def test_a_downsize_with_a_move_is_a_scale_down_and_the_summary_shows_saving_and_split() -> None:
+    # 3 replicas in dear b, demand for 1: the plan stops 3 and starts 1 in cheap a.
+    world = snapshot(
+        [deployment("chat", 3.0, placements=[("b", H100, 3)], max_moves=1)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.reason == "ScaleDown"
+    assert any("also moves 1 replica" in d for d in plan.explanation.details)
+    summary = plan.explanation.summary
+    assert "GPU-hours" in summary and "energy" in summary
+    assert plan.explanation.saving_usd_per_hour_vs_current is not None
+    assert f"saves {plan.explanation.saving_usd_per_hour_vs_current:.3f} USD/h" in summary
+
+
+def test_the_alternative_is_priced_for_the_whole_demand_and_the_winner_says_why() -> None:
+    # A100 replicas are slower: covering the demand there takes more of them, which the
+    # alternative's price must show (it used to be the cost of a single replica-hour).
+    world = snapshot(
+        [deployment("chat", 20.0, gpu_types=[H100, A100])],
+        [cluster("a", gpus={H100: 16, A100: 16})],
+        {"a": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.alternative == f"a/{A100}"
+    assert plan.explanation.alternative_usd_per_hour is not None
+    assert plan.explanation.alternative_usd_per_hour > plan.cost.usd_per_hour
+    assert any(f"a/{H100} wins over a/{A100} on" in d for d in plan.explanation.details)
+
+
+def test_a_previous_plan_is_a_warm_start() -> None:
+    world = snapshot(
+        [deployment(f"d{i}", 4.0 + i, min_regions=2) for i in range(4)],
+        [cluster("a"), cluster("b"), cluster("c", gpus={H100: 8, A100: 8})],
+        {"a": flat_prices(0.05), "b": flat_prices(0.07), "c": flat_prices(0.03)},
+    )
+    first = make_plan(world)
+    again = make_plan(world, previous=first)
+    assert any(step.startswith("previous plan") for step in again.search_steps)
+    assert again.objective_usd_per_hour <= first.objective_usd_per_hour + 1e-9
+    assert again.targets() == first.targets()
+
+
+def test_a_warm_start_with_nothing_changed_keeps_the_proven_plan_and_a_change_is_replanned() -> None:
+    from dataclasses import replace as changed
+
+    clusters = [cluster("a"), cluster("b")]
+    prices = {"a": flat_prices(0.05), "b": flat_prices(0.30)}
+    world = snapshot([deployment("chat", 20.0), deployment("code", 5.0)], clusters, prices)
+    first = make_plan(world)
+    assert first.proven_optimal
+    same = make_plan(world, previous=first)
+    assert "nothing changed" in same.search_steps[-1]
+    assert same.targets() == first.targets()
+    busier = changed(world, deployments=(deployment("chat", 40.0), deployment("code", 5.0)))
+    replanned = make_plan(busier, previous=first)
+    assert not any("nothing changed" in step for step in replanned.search_steps)
+    assert replanned.for_deployment("ns/chat").total_replicas > first.for_deployment("ns/chat").total_replicas

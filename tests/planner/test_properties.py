@@ -15,8 +15,8 @@ from tests.planner.planner_world import A100, A100_MODEL, H100, H100_MODEL, clus
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SOLVERS = {
     "milp": PlannerSettings(),
-    "lp+greedy": PlannerSettings(milp_max_variables=0),
-    "greedy": PlannerSettings(milp_max_variables=0, lp_max_variables=0),
+    "neighbourhoods": PlannerSettings(milp_max_variables=0),
+    "greedy": PlannerSettings(exact_search=False),
 }
 
 
@@ -165,3 +165,79 @@ def test_the_world_generator_reaches_both_gpu_models() -> None:
             > 0
         )
     assert replace(H100_MODEL, max_batch=1).max_batch == 1
+
+
+@PROPERTY
+@given(world=worlds(), solver=st.sampled_from(sorted(SOLVERS)))
+def test_the_move_limit_always_holds(world: Snapshot, solver: str) -> None:
+    plan = make_plan(world, SOLVERS[solver])
+    by_id = {d.id: d for d in world.deployments}
+    for deployment_plan in plan.deployments:
+        limit = by_id[deployment_plan.id].spec.migration.max_concurrent_moves
+        started = sum(max(0, t.replicas - t.current_desired) for t in deployment_plan.targets if t.reachable)
+        stopped = sum(max(0, t.current_desired - t.replicas) for t in deployment_plan.targets if t.reachable)
+        assert min(started, stopped) <= limit, deployment_plan.id
+
+
+@PROPERTY
+@given(world=worlds(), solver=st.sampled_from(sorted(SOLVERS)))
+def test_the_plan_never_costs_more_than_the_revalidated_current_placement(world: Snapshot, solver: str) -> None:
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import revalidated_current, violations
+    from gridshift.planner.solution import objective
+
+    chosen = SOLVERS[solver]
+    plan = make_plan(world, chosen)
+    problem = build_problem(world, chosen)
+    current = revalidated_current(problem)
+    assert violations(problem, current) == []
+    assert plan.objective_usd_per_hour <= objective(problem, current, chosen) + 1e-9
+
+
+class SteppingClock:
+    """A fake monotonic clock: each reading is `step` seconds after the previous one."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.readings: list[float] = []
+
+    def __call__(self) -> float:
+        self.readings.append(self.step * (len(self.readings) + 1))
+        return self.readings[-1]
+
+
+@PROPERTY
+@given(world=worlds(), step=st.sampled_from([0.001, 0.5, 5.0, 100.0]), budget=st.sampled_from([0.01, 1.0, 10.0]))
+def test_the_search_keeps_to_its_budget_on_the_injected_clock(world: Snapshot, step: float, budget: float) -> None:
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import search, violations
+
+    chosen = replace(SOLVERS["neighbourhoods"], time_budget_seconds=budget)
+    clock = SteppingClock(step)
+    problem = build_problem(world, chosen)
+    result = search(problem, chosen, clock=clock)
+    assert violations(problem, result.solution) == []
+    # The clock is read before each step and within long ones: once a reading is past the deadline
+    # nothing more starts (and the clock is not read again).
+    deadline = clock.readings[0] + budget
+    late = [t for t in clock.readings if t > deadline]
+    assert len(late) <= 1, (clock.readings, budget)
+    if late:
+        assert result.budget_exhausted
+
+
+@PROPERTY
+@given(world=worlds(), solver=st.sampled_from(["milp", "neighbourhoods"]))
+def test_the_search_keeps_to_its_budget_in_real_time(world: Snapshot, solver: str) -> None:
+    import time
+
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import search
+
+    budget = 0.2
+    chosen = replace(SOLVERS[solver], time_budget_seconds=budget)
+    problem = build_problem(world, chosen)
+    started = time.monotonic()
+    search(problem, chosen, clock=time.monotonic)
+    # Margin: the greedy step (milliseconds on these worlds) and a loaded 2-core machine.
+    assert time.monotonic() - started <= budget + 0.5

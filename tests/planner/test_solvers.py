@@ -1,13 +1,16 @@
-"""The two solvers behind one signature: the greedy fallback against the MILP, and the size switch."""
+"""The solvers behind the anytime search: greedy against the exact MILP, the search's steps, the MILP's size."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.greedy import solve_greedy
-from gridshift.planner.milp import solve_milp
+from gridshift.planner.milp import build_model, lp_bound, run_milp, solve_milp
 from gridshift.planner.problem import build_problem
+from gridshift.planner.search import revalidated_current, search, violations
 from gridshift.planner.solution import Solver, objective
 from gridshift.planner.synthetic import random_snapshot
 from tests.planner.planner_world import A100_MODEL, H100_MODEL
@@ -17,57 +20,123 @@ SETTINGS = PlannerSettings()
 PENALTY = SETTINGS.bound_violation_penalty_usd
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_greedy_is_feasible_and_close_to_the_milp_on_small_snapshots(seed: int) -> None:
-    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=12, clusters=4, gpu_types=3, seed=seed)
-    problem = build_problem(world, SETTINGS)
-    exact = solve_milp(problem, SETTINGS)
-    assert exact is not None
-    milp_cost = objective(problem, exact, SETTINGS)
-    greedy_cost = objective(problem, solve_greedy(problem, SETTINGS), SETTINGS)
-    assert milp_cost < PENALTY, "the snapshot should be feasible"
-    assert greedy_cost < PENALTY, "greedy left demand or bounds unmet where the MILP did not"
-    assert greedy_cost >= milp_cost - 1e-6 * abs(milp_cost)
-    # Measured over seeds 0-19: mean 1.7% above the MILP, worst 5.7%.
-    assert greedy_cost <= milp_cost * 1.10 + 1e-6
-
-
-def test_greedy_stays_close_to_the_milp_under_contention() -> None:
+def test_greedy_is_valid_and_close_to_the_milp_on_small_snapshots() -> None:
     gaps = []
-    for seed in range(4):
-        world = random_snapshot([H100_MODEL, A100_MODEL], deployments=30, clusters=6, gpu_types=3, seed=seed)
+    for seed in range(12):
+        world = random_snapshot([H100_MODEL, A100_MODEL], deployments=12, clusters=4, gpu_types=3, seed=seed)
         problem = build_problem(world, SETTINGS)
         exact = solve_milp(problem, SETTINGS)
         assert exact is not None
         milp_cost = objective(problem, exact, SETTINGS)
-        gaps.append(objective(problem, solve_greedy(problem, SETTINGS), SETTINGS) / milp_cost - 1)
-    # Measured: mean 4.1%, worst 5.9% over seeds 0-4.
-    assert sum(gaps) / len(gaps) <= 0.07, gaps
-    assert max(gaps) <= 0.10, gaps
+        greedy = solve_greedy(problem, SETTINGS)
+        assert greedy is not None
+        assert violations(problem, greedy) == []
+        greedy_cost = objective(problem, greedy, SETTINGS)
+        assert milp_cost < PENALTY / 100, "the snapshot should be feasible"
+        assert greedy_cost >= milp_cost - 1e-6 * abs(milp_cost)
+        if greedy_cost < PENALTY / 100:
+            gaps.append(greedy_cost / milp_cost - 1)
+    # The greedy is the search's first step, not its answer (HiGHS follows). Since it keeps
+    # maxConcurrentMoves it leaves demand short on 2 of these 12 seeds where the MILP finds room by
+    # keeping running replicas; on the others, measured: median 0.2% above the optimum, worst 62%.
+    assert len(gaps) >= 10
+    gaps.sort()
+    assert gaps[len(gaps) // 2] <= 0.05, gaps
 
 
-def test_the_solver_is_chosen_by_problem_size() -> None:
+@pytest.mark.parametrize("seed", range(8))
+def test_greedy_respects_the_move_limit_under_contention(seed: int) -> None:
+    # Tight inventory makes the greedy's repair step move replicas of deployments left short; it
+    # used to start replicas there beyond maxConcurrentMoves.
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=seed, occupancy=0.9)
+    problem = build_problem(world, SETTINGS)
+    greedy = solve_greedy(problem, SETTINGS)
+    assert greedy is not None and violations(problem, greedy) == []
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_search_ends_at_the_proven_optimum_on_small_snapshots(seed: int) -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=10, clusters=3, gpu_types=2, seed=seed)
+    problem = build_problem(world, SETTINGS)
+    result = search(problem, SETTINGS)
+    exact = solve_milp(problem, SETTINGS)
+    assert exact is not None
+    assert result.proven_optimal
+    assert result.objective_usd_per_hour == pytest.approx(objective(problem, exact, SETTINGS), rel=1e-6)
+    bound = lp_bound(problem, SETTINGS)
+    assert bound is not None and bound <= result.objective_usd_per_hour + 1e-6
+
+
+def test_the_search_never_returns_more_than_the_revalidated_current_placement() -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=30, clusters=4, gpu_types=2, seed=5, occupancy=0.9)
+    problem = build_problem(world, SETTINGS)
+    current = revalidated_current(problem)
+    assert violations(problem, current) == []
+    for settings in (SETTINGS, PlannerSettings(exact_search=False), PlannerSettings(milp_max_variables=0)):
+        result = search(problem, settings)
+        assert violations(problem, result.solution) == []
+        assert result.objective_usd_per_hour <= objective(problem, current, settings) + 1e-9
+
+
+def test_the_greedy_stops_when_asked_and_the_search_keeps_a_valid_plan() -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=80, clusters=4, gpu_types=2, seed=4)
+    problem = build_problem(world, SETTINGS)
+    # Stopped at once, the greedy keeps what runs (trimmed to a valid plan).
+    stopped = solve_greedy(problem, SETTINGS, stop=lambda: True)
+    assert violations(problem, stopped) == []
+    for stop_after in (1, 2, 3):
+        questions = iter(range(10**6))
+
+        def stop(n: int = stop_after, asked: Iterator[int] = questions) -> bool:
+            return next(asked) >= n
+
+        assert violations(problem, solve_greedy(problem, SETTINGS, stop=stop)) == []
+    # A clock already past the deadline: nothing runs but the re-validated current placement.
+    ticks = iter(range(0, 10**6, 100))
+    result = search(problem, PlannerSettings(time_budget_seconds=1.0), clock=lambda: float(next(ticks)))
+    assert result.budget_exhausted
+    assert result.solution.solver == Solver.CURRENT
+    assert violations(problem, result.solution) == []
+
+
+def test_the_revalidated_current_placement_fits_shrunk_inventory() -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=20, clusters=3, gpu_types=2, seed=2)
+    problem = build_problem(world, SETTINGS)
+    for key in problem.inventory:
+        problem.inventory[key] = problem.inventory[key] // 4
+    current = revalidated_current(problem)
+    assert violations(problem, current) == []
+
+
+def test_a_start_is_kept_by_highs_when_time_runs_out() -> None:
+    # With almost no time, HiGHS must hand back (at worst) the valid start it was given.
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=40, clusters=4, gpu_types=3, seed=3, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    start = solve_greedy(problem, SETTINGS)
+    assert start is not None
+    result = run_milp(problem, SETTINGS, start=start, time_limit=0.001)
+    assert result.solution is not None
+    assert objective(problem, result.solution, SETTINGS) <= objective(problem, start, SETTINGS) + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_variable_count_is_the_milp_column_count(seed: int) -> None:
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=15, clusters=4, gpu_types=3, seed=seed)
+    problem = build_problem(world, SETTINGS)
+    assert problem.variable_count == build_model(problem, SETTINGS).column_count
+
+
+def test_the_search_method_follows_the_settings() -> None:
     world = random_snapshot([H100_MODEL], deployments=6, clusters=3, gpu_types=1, seed=1)
     size = build_problem(world, SETTINGS).variable_count
-    assert make_plan(world, PlannerSettings(milp_max_variables=size)).solver == Solver.MILP
-    assert make_plan(world, PlannerSettings(milp_max_variables=size - 1)).solver == Solver.LP_GREEDY
-    only_greedy = PlannerSettings(milp_max_variables=size - 1, lp_max_variables=size - 1)
-    assert make_plan(world, only_greedy).solver == Solver.GREEDY
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_the_lp_start_is_feasible_and_close_to_the_milp(seed: int) -> None:
-    from gridshift.planner.milp import solve_lp_floor
-
-    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=12, clusters=4, gpu_types=3, seed=seed)
-    problem = build_problem(world, SETTINGS)
-    exact = solve_milp(problem, SETTINGS)
-    start = solve_lp_floor(problem, SETTINGS)
-    assert exact is not None and start is not None
-    milp_cost = objective(problem, exact, SETTINGS)
-    seeded = objective(problem, solve_greedy(problem, SETTINGS, start), SETTINGS)
-    assert seeded < PENALTY
-    assert milp_cost - 1e-6 * abs(milp_cost) <= seeded <= milp_cost * 1.10 + 1e-6
+    whole = make_plan(world, PlannerSettings(milp_max_variables=size))
+    assert whole.proven_optimal
+    assert any("whole problem" in step for step in whole.search_steps)
+    groups = make_plan(world, PlannerSettings(milp_max_variables=size - 1))
+    assert not any("whole problem" in step for step in groups.search_steps)
+    greedy_only = make_plan(world, PlannerSettings(exact_search=False))
+    assert greedy_only.solver in (Solver.GREEDY, Solver.CURRENT)
+    assert not greedy_only.proven_optimal
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -77,6 +146,7 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=6, clusters=3, gpu_types=2, seed=seed)
     problem = build_problem(world, SETTINGS)
     solution = solve_greedy(problem, SETTINGS)
+    assert solution is not None
     checked = 0
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         mine = list(counts)
@@ -97,3 +167,39 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
                 assert delta == pytest.approx(after - before, rel=1e-9, abs=1e-6)
                 checked += 1
     assert checked > 10
+
+
+def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridshift.planner import search as search_module
+
+    limits: list[float] = []
+    real = search_module.run_milp
+
+    def recording(*args: object, **kwargs: object) -> object:
+        limits.append(float(kwargs["time_limit"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module, "run_milp", recording)
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
+    search(problem, budget)
+    assert limits and sum(limits) <= 1.2 + 1e-9
+
+
+def test_highs_stops_when_the_callers_clock_says_so() -> None:
+    # The injected clock decides (it may count CPU seconds); HiGHS's wall-clock limit only backs it up.
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=6, gpu_types=3, seed=3, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    start = solve_greedy(problem, SETTINGS)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True
+
+    result = run_milp(problem, SETTINGS, start=start, time_limit=600.0, stop=stop)
+    assert asked, "HiGHS never asked"
+    assert result.timed_out and not result.optimal
+    assert result.solution is not None
+    assert objective(problem, result.solution, SETTINGS) <= objective(problem, start, SETTINGS) + 1e-6

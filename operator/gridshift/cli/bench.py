@@ -1,20 +1,37 @@
-"""`gridshift bench planner`: time the planner on a random but realistic snapshot.
+"""`gridshift bench planner`: time the planner, and with --quality score it against the proven optimum.
 
 The snapshot comes from gridshift.planner.synthetic with the shipped GPU profiles: deployments of
 the profiled models with random SLOs, demand and current placements, clusters with random PUE,
-GPU-hour costs and a day of hourly prices. Each round builds the joint problem, solves it and
-assembles the plan, as the operator does once per reconcile.
+GPU-hour costs and a day of hourly prices; `--tightness` is the share of the GPU inventory the
+demand needs. Each run calls `make_plan` as the operator does once per cycle, and measures CPU
+seconds (time.process_time: the figure a loaded machine disturbs least) and wall seconds. The
+budget runs on this process's CPU time by default (--clock cpu), so that other jobs on a shared
+machine change the wall time, not the plan; HiGHS's own time limits stay wall-clock.
+
+With --quality, each run also solves the same problem exactly (HiGHS, started from the plan, with
+--reference-seconds) and its LP relaxation, and prints the plan's gap to the proven optimum:
+
+    gap_pct = (plan objective - optimum objective) / optimum cost x 100
+
+where the objective is USD/h plus the penalties for unserved demand and unmet bounds, and the cost
+is USD/h without them: a plan that serves less than the optimum shows a huge gap, not a saving.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gridshift.cli.main import UsageError
+
+SOLVERS = ("auto", "greedy", "milp", "neighbourhoods")
 
 
 def register(subparsers: Any) -> None:
@@ -26,21 +43,46 @@ def register(subparsers: Any) -> None:
     benches = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     planner = benches.add_parser(
         "planner",
-        help="time planning rounds on a random snapshot",
-        description="Plan a random but realistic snapshot repeatedly; print median and p95 seconds.",
+        help="time planning rounds on random snapshots, optionally against the proven optimum",
+        description=(
+            "Plan random but realistic snapshots (one per seed); print time per run and, with --quality, "
+            "the gap to the optimum HiGHS proves for the same problem."
+        ),
     )
     planner.add_argument("--deployments", type=int, default=100, help="InferenceDeployments (default 100)")
     planner.add_argument("--clusters", type=int, default=12, help="RegionalClusters (default 12)")
     planner.add_argument("--gpu-types", type=int, default=3, help="GPU types per cluster, 1-4 (default 3)")
-    planner.add_argument("--repeat", type=int, default=5, help="planning rounds to time (default 5)")
-    planner.add_argument("--seed", type=int, default=0, help="seed of the random snapshot (default 0)")
+    planner.add_argument(
+        "--tightness", type=float, default=0.6, help="share of the GPU inventory the demand needs, (0, 1] (default 0.6)"
+    )
+    planner.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    planner.add_argument("--seeds", type=int, default=1, help="snapshots, seeds --seed, --seed+1, ... (default 1)")
+    planner.add_argument("--repeat", type=int, default=1, help="planning rounds timed per snapshot (default 1)")
+    planner.add_argument(
+        "--budget", type=float, default=None, help="PlannerSettings.time_budget_seconds (default: the setting's)"
+    )
     planner.add_argument(
         "--solver",
-        choices=("auto", "milp", "greedy"),
+        choices=SOLVERS,
         default="auto",
-        help="auto: by problem size (default); milp or greedy: force one",
+        help="auto: the planner as shipped (default); greedy: greedy only; milp: HiGHS on the whole problem "
+        "whatever its size; neighbourhoods: HiGHS on groups of deployments whatever the size",
     )
-    planner.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    planner.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="the clock make_plan's budget runs on: cpu (this process's CPU seconds, so that other jobs on a "
+        "shared machine do not change the plan; default) or wall (time.monotonic, as the operator runs it)",
+    )
+    planner.add_argument("--quality", action="store_true", help="also solve exactly and report the gap")
+    planner.add_argument(
+        "--reference-seconds",
+        type=float,
+        default=600.0,
+        help="time limit of the exact reference solve per snapshot, on --clock (default 600)",
+    )
+    planner.add_argument("--json", action="store_true", help="print one JSON object per run, then a summary")
     planner.set_defaults(handler=run)
 
 
@@ -51,77 +93,216 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--clusters must be >= 1, got {args.clusters}")
     if not 1 <= args.gpu_types <= 4:
         raise UsageError(f"--gpu-types must be within 1..4, got {args.gpu_types}")
+    if not 0 < args.tightness <= 1:
+        raise UsageError(f"--tightness must be within (0, 1], got {args.tightness}")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     if args.repeat < 1:
         raise UsageError(f"--repeat must be >= 1, got {args.repeat}")
+    if args.budget is not None and not args.budget > 0:
+        raise UsageError(f"--budget must be > 0 seconds, got {args.budget}")
+    if not args.reference_seconds > 0:
+        raise UsageError(f"--reference-seconds must be > 0, got {args.reference_seconds}")
 
 
 def _percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
     return ordered[index]
+
+
+def _cpu_deadline(seconds: float) -> Callable[[], bool]:
+    until = time.process_time() + seconds
+    return lambda: time.process_time() > until
+
+
+def _quiet_highs() -> None:
+    """HiGHS prints a banner to stdout when the first solver object is made; make it go to stderr,
+    so that --json output stays one JSON object per line."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    from dataclasses import replace
+
     from gridshift.planner import PlannerSettings, make_plan
-    from gridshift.planner.problem import build_problem
+    from gridshift.planner.milp import lp_bound, run_milp
+    from gridshift.planner.problem import Problem, build_problem
+    from gridshift.planner.search import usd_per_hour, violations
+    from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
     from gridshift.planner.synthetic import random_snapshot
     from gridshift.profiles_catalog import default_performance_models
 
-    unlimited = 10**12
+    _quiet_highs()
+    base = PlannerSettings() if args.budget is None else PlannerSettings(time_budget_seconds=args.budget)
     settings = {
-        "auto": PlannerSettings(),
-        "milp": PlannerSettings(milp_max_variables=unlimited),
-        "lp+greedy": PlannerSettings(milp_max_variables=0, lp_max_variables=unlimited),
-        "greedy": PlannerSettings(milp_max_variables=0, lp_max_variables=0),
+        "auto": base,
+        "greedy": replace(base, exact_search=False),
+        "milp": replace(base, milp_max_variables=10**12),
+        "neighbourhoods": replace(base, milp_max_variables=0),
     }[args.solver]
-    snapshot = random_snapshot(
-        default_performance_models(),
-        deployments=args.deployments,
-        clusters=args.clusters,
-        gpu_types=args.gpu_types,
-        seed=args.seed,
-    )
-    wall: list[float] = []
-    cpu: list[float] = []
-    plan = None
-    for _ in range(args.repeat):
-        started_wall, started_cpu = time.perf_counter(), time.process_time()
-        plan = make_plan(snapshot, settings)
-        wall.append(time.perf_counter() - started_wall)
-        cpu.append(time.process_time() - started_cpu)
-    assert plan is not None
-    result = {
-        "deployments": args.deployments,
-        "clusters": args.clusters,
-        "gpu_types": args.gpu_types,
-        "repeat": args.repeat,
-        "seed": args.seed,
-        "median_s": statistics.median(wall),
-        "p95_s": _percentile(wall, 0.95),
-        "min_s": min(wall),
-        "median_cpu_s": statistics.median(cpu),
-        "solver": str(plan.solver),
-        "variables": build_problem(snapshot, settings).variable_count,
-        "milp_max_variables": settings.milp_max_variables,
-        "lp_max_variables": settings.lp_max_variables,
-        "objective_usd": plan.objective_usd,
-        "infeasible_deployments": sum(1 for d in plan.deployments if not d.feasible),
-        "replicas": sum(d.total_replicas for d in plan.deployments),
-    }
+    models = default_performance_models()
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    results: list[dict[str, Any]] = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        snapshot = random_snapshot(
+            models,
+            deployments=args.deployments,
+            clusters=args.clusters,
+            gpu_types=args.gpu_types,
+            seed=seed,
+            occupancy=args.tightness,
+        )
+        wall: list[float] = []
+        cpu: list[float] = []
+        plan = None
+        for _ in range(args.repeat):
+            started_wall, started_cpu = time.perf_counter(), time.process_time()
+            plan = make_plan(snapshot, settings, clock=time.process_time if args.clock == "cpu" else time.monotonic)
+            wall.append(time.perf_counter() - started_wall)
+            cpu.append(time.process_time() - started_cpu)
+        assert plan is not None
+        problem = build_problem(snapshot, settings)
+        # The plan's counts, read back from its targets, scored by the one objective.
+        targets = plan.targets()
+        counts = tuple(
+            tuple(targets[d.deployment.id].get(o.key, 0) if not d.frozen else o.current for o in d.options)
+            for d in problem.deployments
+        )
+        solution = Solution(counts, plan.solver)
+
+        def underserved(candidate: Solution, problem: Problem = problem) -> int:
+            return sum(
+                1
+                for d, c in zip(problem.deployments, candidate.counts, strict=True)
+                if deployment_objective(d, c, settings) - deployment_objective(d, c, free) > 1e-6
+            )
+
+        result: dict[str, Any] = {
+            "deployments": args.deployments,
+            "clusters": args.clusters,
+            "gpu_types": args.gpu_types,
+            "tightness": args.tightness,
+            "seed": seed,
+            "solver": str(plan.solver),
+            "budget_s": settings.time_budget_seconds,
+            "clock": args.clock,
+            "budget_exhausted": plan.budget_exhausted,
+            "proven_optimal": plan.proven_optimal,
+            "variables": plan.variable_count,
+            "cpu_s": statistics.median(cpu),
+            "wall_s": statistics.median(wall),
+            "objective_usd_per_h": plan.objective_usd_per_hour,
+            "cost_usd_per_h": usd_per_hour(problem, solution, settings),
+            "underserved": underserved(solution),
+            "move_limit_violations": sum(
+                1 for d, c in zip(problem.deployments, counts, strict=True) if min(moves(d, c)) > d.max_moves
+            ),
+            "invalid": len(violations(problem, solution)),
+            "replicas": sum(d.total_replicas for d in plan.deployments),
+        }
+        if args.quality:
+            print(f"seed {seed}: exact reference (HiGHS, up to {args.reference_seconds:g} s)...", file=sys.stderr)
+            bound = lp_bound(problem, settings)
+            stop = _cpu_deadline(args.reference_seconds) if args.clock == "cpu" else None
+            reference = run_milp(
+                problem,
+                settings,
+                start=solution,
+                # CPU seconds with --clock cpu, like the plan's budget; HiGHS's wall limit backs it up.
+                time_limit=args.reference_seconds * (10 if args.clock == "cpu" else 1),
+                stop=stop,
+                relative_gap=0.0,
+                # Proven to 1e-6 of the plan's cost, however large the penalties in the objective.
+                absolute_gap=1e-6 * max(1.0, result["cost_usd_per_h"]),
+            )
+            plan_objective = objective(problem, solution, settings)
+            result["lp_bound_usd_per_h"] = bound
+            result["lp_gap_pct"] = (
+                None if bound is None else 100.0 * (plan_objective - bound) / max(result["cost_usd_per_h"], 1e-9)
+            )
+            if reference.solution is not None and reference.optimal:
+                optimum = Solution(reference.solution.counts, Solver.MILP)
+                optimum_cost = usd_per_hour(problem, optimum, settings)
+                result["optimum_usd_per_h"] = optimum_cost
+                result["optimum_underserved"] = underserved(optimum)
+                result["gap_pct"] = 100.0 * (plan_objective - objective(problem, optimum, settings)) / optimum_cost
+            else:
+                result["optimum_usd_per_h"] = None
+                result["optimum_underserved"] = None
+                result["gap_pct"] = None
+                result["optimum_reason"] = f"not proven within {args.reference_seconds:g} s" + (
+                    "" if reference.bound is None else f" (best bound {reference.bound:.2f})"
+                )
+        results.append(result)
+        if args.json:
+            print(json.dumps(result, sort_keys=True), flush=True)
+        else:
+            line = (
+                f"seed {seed}: {result['solver']}, cpu {result['cpu_s']:.3f} s, wall {result['wall_s']:.3f} s, "
+                f"{result['cost_usd_per_h']:.2f} USD/h, {result['underserved']} underserved"
+            )
+            if args.quality:
+                gap = result["gap_pct"]
+                line += ", gap " + ("n/a: " + result["optimum_reason"] if gap is None else f"{gap:.3f}%")
+            print(line, flush=True)
+    summary = _summary(args, results)
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(summary, sort_keys=True))
     else:
         print(
             f"planner: {args.deployments} deployments x {args.clusters} clusters x {args.gpu_types} GPU types, "
-            f"{result['variables']} variables, solver {result['solver']}"
+            f"tightness {args.tightness:g}, {len(results)} snapshot(s)"
         )
         print(
-            f"  median {result['median_s']:.3f} s  p95 {result['p95_s']:.3f} s  min {result['min_s']:.3f} s "
-            f"(cpu median {result['median_cpu_s']:.3f} s) over {args.repeat} rounds"
+            f"  median {summary['median_s']:.3f} s  p95 {summary['p95_s']:.3f} s wall; "
+            f"cpu median {summary['median_cpu_s']:.3f} s  p95 {summary['p95_cpu_s']:.3f} s"
         )
-        print(
-            f"  {result['replicas']} replicas, {result['infeasible_deployments']} deployment(s) infeasible, "
-            f"objective {result['objective_usd']:.2f} USD"
-        )
+        if args.quality:
+            print(
+                f"  gap median {summary['gap_median_pct']}%, max {summary['gap_max_pct']}%; "
+                f"runs serving less than the optimum: {summary['underserved_above_optimum']}; "
+                f"move-limit violations: {summary['move_limit_violations']}"
+            )
     return 0
+
+
+def _summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[str, Any]:
+    wall = [r["wall_s"] for r in results]
+    cpu = [r["cpu_s"] for r in results]
+    summary: dict[str, Any] = {
+        "summary": True,
+        "deployments": args.deployments,
+        "clusters": args.clusters,
+        "gpu_types": args.gpu_types,
+        "tightness": args.tightness,
+        "runs": len(results),
+        "median_s": statistics.median(wall),
+        "p95_s": _percentile(wall, 0.95),
+        "median_cpu_s": statistics.median(cpu),
+        "p95_cpu_s": _percentile(cpu, 0.95),
+        "move_limit_violations": sum(r["move_limit_violations"] for r in results),
+        "invalid_plans": sum(1 for r in results if r["invalid"]),
+        "loadavg_1min": os.getloadavg()[0],
+    }
+    if args.quality:
+        gaps = [r["gap_pct"] for r in results if r["gap_pct"] is not None]
+        summary["gap_median_pct"] = statistics.median(gaps) if gaps else None
+        summary["gap_max_pct"] = max(gaps) if gaps else None
+        summary["optimum_unproven"] = sum(1 for r in results if r["gap_pct"] is None)
+        summary["underserved_above_optimum"] = sum(
+            1 for r in results if r["optimum_underserved"] is not None and r["underserved"] > r["optimum_underserved"]
+        )
+        lp = [r["lp_gap_pct"] for r in results if r.get("lp_gap_pct") is not None]
+        summary["lp_gap_median_pct"] = statistics.median(lp) if lp else None
+    return summary

@@ -5,8 +5,7 @@ of *regret per GPU* (how much more their second-cheapest pool costs than their c
 cheapest needs), each taking the best of a few candidate fills given the inventory earlier ones left:
 
 - the cheapest capacity per token first, finishing with the cheapest option that completes the demand;
-- as much of its cheapest option as the demand needs, then as above;
-- with an LP start (solve_lp_floor), the LP's counts rounded down, then its largest cut-off fractions.
+- as much of its cheapest option as the demand needs, then as above.
 
 Every fill first puts one replica in each of the cheapest minRegions regions and keeps replicas where
 the price is stale. Keeping a current replica costs its window cost; a new one also its start cost,
@@ -20,7 +19,7 @@ deployments left short get room by moving other deployments' replicas out of the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
@@ -36,6 +35,8 @@ _REPAIR_HOLDERS = 16
 _EXCHANGE_MAX_EVALUATIONS = 64
 _EXCHANGE_WIDE = (3, 8)
 _EXCHANGE_NARROW = (2, 4)
+# Deployments between two questions to the search's deadline: a few milliseconds of work.
+_STOP_EVERY = 32
 
 
 class _Filler:
@@ -51,18 +52,6 @@ class _Filler:
         self.units = problem.columns.unit
         self.covered = 0.0
         self.total = 0
-
-    def seed(self, counts: tuple[int, ...], fractions: tuple[float, ...]) -> None:
-        """Start from an LP solution rounded down, as far as the replica cap and the free inventory
-        allow; then round up the largest cut-off fractions while demand is still uncovered."""
-        for j, wanted in enumerate(counts):
-            while self.counts[j] < wanted and self.total < self.problem.max_replicas and self.room(j):
-                self.add(j)
-        for j in sorted(range(len(fractions)), key=lambda j: (-fractions[j], j)):
-            if fractions[j] < 0.05 or self.covered >= self.problem.coverage_target - 1e-9:
-                break
-            if self.total < self.problem.max_replicas and self.room(j):
-                self.add(j)
 
     def room(self, j: int) -> bool:
         option = self.options[j]
@@ -85,9 +74,9 @@ class _Filler:
     def cost(self, j: int) -> float:
         """Cost of one more replica at option j given its count now."""
         option = self.options[j]
-        cost = option.window_cost_usd
+        cost = option.hourly_usd
         if self.counts[j] >= option.current:
-            cost += option.start_cost_usd
+            cost += option.start_per_hour_usd
             if option.stale:
                 cost += self.settings.stale_change_penalty_usd
         elif option.stale:
@@ -105,9 +94,9 @@ class _Filler:
             if count >= option.upper or free[option.key] < option.gpus:
                 continue
             # Inlined self.cost(j): this loop is the greedy solver's hottest.
-            cost = option.window_cost_usd
+            cost = option.hourly_usd
             if count >= option.current:
-                cost += option.start_cost_usd
+                cost += option.start_per_hour_usd
                 if option.stale:
                     cost += stale_penalty
             elif option.stale:
@@ -264,8 +253,8 @@ def _regret(problem: DeploymentProblem) -> float:
         if unit <= 0:
             continue
         replicas = max(problem.min_replicas, math.ceil(problem.coverage_target / unit - 1e-9), 1)
-        start = option.start_cost_usd if option.current == 0 else 0.0
-        covers.append((replicas * (option.window_cost_usd + start), replicas * option.gpus))
+        start = option.start_per_hour_usd if option.current == 0 else 0.0
+        covers.append((replicas * (option.hourly_usd + start), replicas * option.gpus))
     if not covers:
         return 0.0
     covers.sort()
@@ -274,12 +263,7 @@ def _regret(problem: DeploymentProblem) -> float:
     return (covers[1][0] - covers[0][0]) / covers[0][1]
 
 
-def _best_fill(
-    problem: DeploymentProblem,
-    free: dict[Key, int],
-    settings: PlannerSettings,
-    seed: tuple[tuple[int, ...], tuple[float, ...]] | None,
-) -> list[int]:
+def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings) -> list[int]:
     if problem.frozen:
         return [o.current for o in problem.options]
     if not problem.options:
@@ -295,19 +279,10 @@ def _best_fill(
     # A fill that put every replica on one option makes the "all on that option" candidate redundant.
     pure: set[int] = set()
     best: tuple[float, _Filler] | None = None
-    # An LP start is followed as it is, its allocation being jointly good even where a deployment alone
-    # would fill differently, unless it leaves the deployment short; then the usual fills compete.
-    candidates: list[int | None] = [-1] if seed is not None else list(starts)
-    position = 0
-    while position < len(candidates):
-        first = candidates[position]
-        position += 1
+    for first in starts:
         if first is not None and first in pure:
             continue
         filler = _Filler(problem, free, settings)
-        if first == -1 and seed is not None:
-            filler.seed(*seed)
-            first = None
         filler.fill(first)
         value = deployment_objective(problem, filler.counts, settings)
         if best is None or value < best[0] - 1e-9:
@@ -315,15 +290,21 @@ def _best_fill(
         used = [j for j, n in enumerate(filler.counts) if n > 0]
         if len(used) == 1:
             pure.add(used[0])
-        if seed is not None and position == 1 and value >= settings.bound_violation_penalty_usd / 2:
-            candidates.extend(starts)
     assert best is not None
     best[1].local_search()
     return best[1].counts
 
 
-def solve_greedy(problem: Problem, settings: PlannerSettings, start: Solution | None = None) -> Solution:
-    """Greedy counts; with `start` (e.g. a rounded LP solution) each deployment's fill begins from it."""
+def solve_greedy(
+    problem: Problem, settings: PlannerSettings, stop: Callable[[], bool] | None = None
+) -> Solution | None:
+    """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold.
+
+    `stop` (the search's deadline) is asked every few deployments: during the fills, the deployments
+    not yet filled keep what runs now, trimmed to the inventory left (dearest replicas first; only
+    stops, so no move limit breaks); during repair and exchange it ends that pass. Either way the
+    plan is valid.
+    """
     free = dict(problem.inventory)
     counts: list[list[int]] = [[] for _ in problem.deployments]
     frozen = [p for p in problem.deployments if p.frozen]
@@ -331,19 +312,39 @@ def solve_greedy(problem: Problem, settings: PlannerSettings, start: Solution | 
         (p for p in problem.deployments if not p.frozen),
         key=lambda p: (-_regret(p), p.deployment.id),
     )
-    for deployment in frozen + others:
-        seed = None
-        if start is not None:
-            fractions = start.fractions[deployment.index] if start.fractions else (0.0,) * len(deployment.options)
-            seed = (start.counts[deployment.index], fractions)
-        chosen = _best_fill(deployment, free, settings, seed)
+    order = frozen + others
+    for position, deployment in enumerate(order):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            _keep_running(order[position:], counts, free)
+            return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
+        chosen = _best_fill(deployment, free, settings)
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen
     holders = _Holders(problem, counts)
-    _repair(problem, counts, free, holders, settings)
-    _exchange(problem, counts, free, holders, settings)
-    return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY if start is None else start.solver)
+    _repair(problem, counts, free, holders, settings, stop)
+    _exchange(problem, counts, free, holders, settings, stop)
+    return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
+
+
+def _keep_running(rest: list[DeploymentProblem], counts: list[list[int]], free: dict[Key, int]) -> None:
+    """Deployments the greedy had no time for keep their running replicas, as far as the inventory
+    left allows (an option's bound and the replica cap too), dropping the dearest first."""
+    for deployment in rest:
+        if deployment.frozen:
+            mine = [o.current for o in deployment.options]
+        else:
+            mine = [0] * len(deployment.options)
+            room = deployment.max_replicas
+            by_cost = sorted(range(len(mine)), key=lambda j: (deployment.columns.window_cost[j], j))
+            for j in by_cost:
+                option = deployment.options[j]
+                keep = min(option.current, max(option.upper, 0), room, max(free.get(option.key, 0), 0) // option.gpus)
+                mine[j] = keep
+                room -= keep
+        for option, count in zip(deployment.options, mine, strict=True):
+            free[option.key] = free.get(option.key, 0) - count * option.gpus
+        counts[deployment.index] = mine
 
 
 class _Holders:
@@ -424,7 +425,12 @@ def _evict(
 
 
 def _repair(
-    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+    problem: Problem,
+    counts: list[list[int]],
+    free: dict[Key, int],
+    holders: _Holders,
+    settings: PlannerSettings,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Serve deployments left short by making room in a pool they accept.
 
@@ -432,7 +438,9 @@ def _repair(
     run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
     """
     threshold = settings.bound_violation_penalty_usd / 2
-    for short in problem.deployments:
+    for position, short in enumerate(problem.deployments):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            return
         if short.frozen or not short.options:
             continue
         mine = counts[short.index]
@@ -447,8 +455,10 @@ def _repair(
                     continue
                 mine[j] += 1
                 gain = value - deployment_objective(short, mine, settings)
+                # The added replica is a start: it must not take the deployment past maxConcurrentMoves.
+                legal = min(moves(short, mine)) <= short.max_moves
                 mine[j] -= 1
-                if gain <= 0:
+                if gain <= 0 or not legal:
                     continue
                 moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, counts, free, holders, settings)
                 if moved is not None:
@@ -462,7 +472,12 @@ def _repair(
 
 
 def _exchange(
-    problem: Problem, counts: list[list[int]], free: dict[Key, int], holders: _Holders, settings: PlannerSettings
+    problem: Problem,
+    counts: list[list[int]],
+    free: dict[Key, int],
+    holders: _Holders,
+    settings: PlannerSettings,
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Move a replica into a cheaper pool, making room there by moving other deployments' replicas out.
 
@@ -473,7 +488,9 @@ def _exchange(
     if per_deployment <= 0:
         return
     pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
-    for mover in problem.deployments:
+    for position, mover in enumerate(problem.deployments):
+        if stop is not None and position % _STOP_EVERY == 0 and stop():
+            return
         if mover.frozen or not mover.options:
             continue
         mine = counts[mover.index]

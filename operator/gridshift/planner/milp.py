@@ -1,26 +1,34 @@
-"""The joint placement MILP, solved by HiGHS through scipy.optimize.milp.
+"""The joint problem as a mixed-integer program, solved by HiGHS (highspy).
 
-Per deployment d and option j (a cluster and GPU type): integer replicas x_j. Each option that
-holds replicas now (current_j > 0) gets a continuous "started" a_j >= x_j - current_j and, when
-needed, a "stopped" r_j >= current_j - x_j; for the others, started is x_j itself. Minimise
-
-    sum window_cost_j x_j + start_cost_j a_j  (+ penalties on slacks and stale-price changes)
-
-subject to: demand coverage sum cap_j x_j / D + u >= 1 (u: unserved share, heavily priced),
+Per deployment: integer replicas x_j per option; started_j >= x_j - current_j (and stopped_j >=
+current_j - x_j where needed); sum_j cap_j x_j / demand + u >= 1 (u: unserved share, heavily priced),
 sum x_j + v >= minReplicas, sum x_j <= maxReplicas, region indicators y_r <= sum_{j in r} x_j with
 sum y_r + w >= minRegions, at most maxConcurrentMoves moves (min(started, stopped) <= M, one
 binary per deployment), and per (cluster, GPU type) sum over deployments of GPUs x_j <= inventory.
+The objective is USD per hour (gridshift.planner.problem).
+
+HiGHS is called through highspy rather than scipy.optimize.milp because the anytime planner needs
+what scipy does not pass on: a start solution (a valid plan HiGHS must not do worse than) and the
+best solution found when the time limit ends. HiGHS reads its own clock for `time_limit`; this
+module reads none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import highspy
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
+import numpy.typing as npt
 from scipy.sparse import coo_matrix
 
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, shortfall_penalty_per_unit
+
+FloatArray = npt.NDArray[np.float64]
 
 
 class _Builder:
@@ -28,7 +36,7 @@ class _Builder:
         self.cost: list[float] = []
         self.lower: list[float] = []
         self.upper: list[float] = []
-        self.integer: list[int] = []
+        self.integer: list[bool] = []
         self.rows: list[int] = []
         self.cols: list[int] = []
         self.values: list[float] = []
@@ -39,7 +47,7 @@ class _Builder:
         self.cost.append(cost)
         self.lower.append(lower)
         self.upper.append(upper)
-        self.integer.append(1 if integer else 0)
+        self.integer.append(integer)
         return len(self.cost) - 1
 
     def row(self, terms: list[tuple[int, float]], lower: float, upper: float) -> None:
@@ -52,21 +60,40 @@ class _Builder:
         self.row_upper.append(upper)
 
 
-def solve_milp(problem: Problem, settings: PlannerSettings) -> Solution | None:
-    """The optimal counts, or None if HiGHS reports no solution (the caller falls back to greedy)."""
-    return _solve(problem, settings, relax=False)
+@dataclass(frozen=True)
+class Model:
+    """The MILP in column form, and where each deployment's replica counts are."""
+
+    cost: FloatArray
+    lower: FloatArray
+    upper: FloatArray
+    integer: npt.NDArray[np.bool_]
+    rows: npt.NDArray[np.int64]
+    cols: npt.NDArray[np.int64]
+    values: FloatArray
+    row_lower: FloatArray
+    row_upper: FloatArray
+    x_columns: tuple[tuple[int, ...], ...]
+
+    @property
+    def column_count(self) -> int:
+        return len(self.cost)
 
 
-def solve_lp_floor(problem: Problem, settings: PlannerSettings) -> Solution | None:
-    """The LP relaxation's replica counts, rounded down: a start for the greedy solver on problems too
-    large for branch and bound. Placement problems are close to transport problems, whose LP optima
-    are mostly integral, so little is lost in the rounding."""
-    return _solve(problem, settings, relax=True)
+@dataclass(frozen=True)
+class MilpResult:
+    """What HiGHS returned: a solution (None if it found none), whether it is proven optimal within
+    the gap, the best bound it proved (USD/h), and whether the time limit ended the search."""
+
+    solution: Solution | None
+    optimal: bool
+    bound: float | None
+    timed_out: bool
 
 
-def _solve(problem: Problem, settings: PlannerSettings, *, relax: bool) -> Solution | None:
+def build_model(problem: Problem, settings: PlannerSettings) -> Model:
     builder = _Builder()
-    x_columns: list[list[int]] = []
+    x_columns: list[tuple[int, ...]] = []
     inventory_terms: dict[tuple[str, str], list[tuple[int, float]]] = {}
     big_penalty = settings.bound_violation_penalty_usd
     stale_penalty = settings.stale_change_penalty_usd
@@ -74,22 +101,18 @@ def _solve(problem: Problem, settings: PlannerSettings, *, relax: bool) -> Solut
         columns: list[int] = []
         started_terms: list[tuple[int, float]] = []
         stopped_terms: list[tuple[int, float]] = []
-        limit_moves = (
-            not deployment.frozen
-            and deployment.current_total > 0
-            and deployment.max_moves < deployment.max_replicas + deployment.current_total
-        )
+        limit_moves = deployment.limits_moves
         for option in deployment.options:
             if deployment.frozen:
-                column = builder.variable(option.window_cost_usd, option.current, option.current, True)
+                column = builder.variable(option.hourly_usd, option.current, option.current, True)
             elif option.current == 0:
-                cost = option.window_cost_usd + option.start_cost_usd + (stale_penalty if option.stale else 0.0)
+                cost = option.hourly_usd + option.start_per_hour_usd + (stale_penalty if option.stale else 0.0)
                 column = builder.variable(cost, 0, option.upper, True)
                 started_terms.append((column, 1.0))
             else:
                 upper = max(option.upper, 0)
-                column = builder.variable(option.window_cost_usd, 0, upper, True)
-                started_cost = option.start_cost_usd + (stale_penalty if option.stale else 0.0)
+                column = builder.variable(option.hourly_usd, 0, upper, True)
+                started_cost = option.start_per_hour_usd + (stale_penalty if option.stale else 0.0)
                 started = builder.variable(started_cost, 0, np.inf, False)
                 builder.row([(column, 1.0), (started, -1.0)], -np.inf, option.current)
                 started_terms.append((started, 1.0))
@@ -99,7 +122,7 @@ def _solve(problem: Problem, settings: PlannerSettings, *, relax: bool) -> Solut
                     stopped_terms.append((stopped, 1.0))
             columns.append(column)
             inventory_terms.setdefault(option.key, []).append((column, float(option.gpus)))
-        x_columns.append(columns)
+        x_columns.append(tuple(columns))
         if deployment.frozen or not columns:
             continue
         if deployment.coverage_target > 0:
@@ -135,30 +158,118 @@ def _solve(problem: Problem, settings: PlannerSettings, *, relax: bool) -> Solut
             builder.row([*stopped_terms, (choose, big)], -np.inf, deployment.max_moves + big)
     for key in sorted(inventory_terms):
         builder.row(inventory_terms[key], -np.inf, problem.inventory.get(key, 0))
-    if not builder.cost:
-        return Solution(
-            counts=tuple(() for _ in problem.deployments), solver=Solver.LP_GREEDY if relax else Solver.MILP
-        )
-    count = len(builder.cost)
-    constraints = []
-    if builder.row_lower:
-        matrix = coo_matrix(
-            (builder.values, (builder.rows, builder.cols)), shape=(len(builder.row_lower), count)
-        ).tocsr()
-        constraints.append(LinearConstraint(matrix, builder.row_lower, builder.row_upper))
-    result = milp(
-        c=np.asarray(builder.cost),
-        integrality=np.zeros(len(builder.integer)) if relax else np.asarray(builder.integer),
-        bounds=Bounds(np.asarray(builder.lower, dtype=float), np.asarray(builder.upper, dtype=float)),
-        constraints=constraints,
-        options={"mip_rel_gap": settings.mip_relative_gap, "presolve": True},
+    return Model(
+        cost=np.asarray(builder.cost, dtype=np.float64),
+        lower=np.asarray(builder.lower, dtype=np.float64),
+        upper=np.asarray(builder.upper, dtype=np.float64),
+        integer=np.asarray(builder.integer, dtype=bool),
+        rows=np.asarray(builder.rows, dtype=np.int64),
+        cols=np.asarray(builder.cols, dtype=np.int64),
+        values=np.asarray(builder.values, dtype=np.float64),
+        row_lower=np.asarray(builder.row_lower, dtype=np.float64),
+        row_upper=np.asarray(builder.row_upper, dtype=np.float64),
+        x_columns=tuple(x_columns),
     )
-    if result.x is None:
+
+
+def _highs(model: Model, *, relax: bool, time_limit: float | None, options: dict[str, float | bool]) -> highspy.Highs:
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    # One thread: the result must not depend on thread timing (determinism), and the operator shares
+    # its cores with the rest of its work.
+    highs.setOptionValue("threads", 1)
+    highs.setOptionValue("random_seed", 0)
+    if time_limit is not None:
+        highs.setOptionValue("time_limit", max(1e-3, float(time_limit)))
+    for name, value in options.items():
+        highs.setOptionValue(name, value)
+    count = model.column_count
+    row_count = len(model.row_lower)
+    matrix = coo_matrix((model.values, (model.rows, model.cols)), shape=(row_count, count)).tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_ = count
+    lp.num_row_ = row_count
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = model.lower
+    lp.col_upper_ = np.where(np.isinf(model.upper), highspy.kHighsInf, model.upper)
+    lp.row_lower_ = np.where(np.isinf(model.row_lower), -highspy.kHighsInf, model.row_lower)
+    lp.row_upper_ = np.where(np.isinf(model.row_upper), highspy.kHighsInf, model.row_upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    if not relax:
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in model.integer
+        ]
+    highs.passModel(lp)
+    return highs
+
+
+def run_milp(
+    problem: Problem,
+    settings: PlannerSettings,
+    *,
+    start: Solution | None = None,
+    time_limit: float | None = None,
+    relative_gap: float | None = None,
+    absolute_gap: float | None = None,
+    model: Model | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> MilpResult:
+    """Branch and bound on the whole problem. `start` must be a valid plan (moves within the limit,
+    inventory held): HiGHS then never returns anything worse. `time_limit` in seconds (HiGHS's own
+    wall clock). `stop`, asked by HiGHS's interrupt callbacks during simplex and branch and bound,
+    ends the search on the caller's clock instead (the planner's injected one, which may count CPU
+    seconds); `time_limit` then only backs it up."""
+    model = model or build_model(problem, settings)
+    if model.column_count == 0:
+        empty = Solution(counts=tuple(() for _ in problem.deployments), solver=Solver.MILP)
+        return MilpResult(empty, True, 0.0, False)
+    gap = settings.mip_relative_gap if relative_gap is None else relative_gap
+    options: dict[str, float | bool] = {"mip_rel_gap": gap}
+    if absolute_gap is not None:
+        options["mip_abs_gap"] = absolute_gap
+    highs = _highs(model, relax=False, time_limit=time_limit, options=options)
+    if start is not None:
+        index = np.asarray([c for columns in model.x_columns for c in columns], dtype=np.int32)
+        value = np.asarray([n for counts in start.counts for n in counts], dtype=np.float64)
+        # A partial start: HiGHS completes the start/stop, indicator and slack columns itself.
+        highs.setSolution(len(index), index, value)
+    if stop is not None:
+
+        def interrupt(event: Any) -> None:
+            if stop():
+                event.interrupt()
+
+        highs.cbMipInterrupt.subscribe(interrupt)
+        highs.cbSimplexInterrupt.subscribe(interrupt)
+    highs.run()
+    status = highs.getModelStatus()
+    info = highs.getInfo()
+    timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
+    if info.primal_solution_status != 2:  # kSolutionStatusFeasible
+        return MilpResult(None, False, None, timed_out)
+    values = np.rint(np.asarray(highs.getSolution().col_value)).astype(int)
+    solution = Solution(
+        counts=tuple(tuple(int(values[c]) for c in columns) for columns in model.x_columns), solver=Solver.MILP
+    )
+    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out)
+
+
+def solve_milp(problem: Problem, settings: PlannerSettings, time_limit: float | None = None) -> Solution | None:
+    """The optimal counts (within settings.mip_relative_gap), or None if HiGHS reports no solution."""
+    return run_milp(problem, settings, time_limit=time_limit).solution
+
+
+def lp_bound(problem: Problem, settings: PlannerSettings, time_limit: float | None = None) -> float | None:
+    """The LP relaxation's optimum (USD/h): a lower bound on every plan's objective."""
+    model = build_model(problem, settings)
+    if model.column_count == 0:
+        return 0.0
+    highs = _highs(model, relax=True, time_limit=time_limit, options={})
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    values = np.floor(result.x + 1e-6).astype(int) if relax else np.rint(result.x).astype(int)
-    cut = np.clip(result.x - values, 0.0, 1.0) if relax else np.zeros(0)
-    return Solution(
-        counts=tuple(tuple(int(values[c]) for c in columns) for columns in x_columns),
-        solver=Solver.LP_GREEDY if relax else Solver.MILP,
-        fractions=tuple(tuple(float(cut[c]) for c in columns) for columns in x_columns) if relax else (),
-    )
+    return float(highs.getInfo().objective_function_value)

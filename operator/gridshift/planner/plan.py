@@ -1,29 +1,29 @@
-"""The planner's entry point: `make_plan(snapshot, settings) -> Plan`, and the Plan it returns.
+"""The planner's entry point: `make_plan(snapshot, settings, clock=..., previous=...) -> Plan`.
 
 One joint problem covers every deployment, because deployments compete for GPUs in cheap regions.
-It is solved by the MILP when its size allows (settings.milp_max_variables), else by the greedy
-solver, started from the rounded LP relaxation up to settings.lp_max_variables; all see the same
-costs, so plans differ only in optimality. The Plan carries, per
-deployment, target placements, make-before-break steps, routing weights, predicted cost and an
-explanation. A deployment that cannot be served gets a reason, never an exception.
+The anytime search (gridshift.planner.search) holds a valid plan from the start (the running
+placement, re-validated) and improves it within `settings.time_budget_seconds`: greedy, then HiGHS
+on the whole problem or on groups of deployments. The Plan carries, per deployment, target
+placements, make-before-break steps, routing weights, predicted cost and an explanation. A
+deployment that cannot be served gets a reason, never an exception.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
 from gridshift.api import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, power_at
-from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, migration_steps, routing_weights
-from gridshift.planner.milp import solve_lp_floor, solve_milp
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
+from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
-from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+from gridshift.planner.solution import Solution, Solver, deployment_objective, moves
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,13 @@ class Explanation:
     details: tuple[str, ...]
     binding_constraints: tuple[str, ...]
     alternative: str | None
+    """The unused option ("cluster/GPU type") that would serve the whole demand most cheaply alone."""
     alternative_usd_per_hour: float | None
+    """What serving the whole demand there would cost per hour now (replicas needed x cost per
+    replica-hour), comparable with `CostPrediction.usd_per_hour` across GPU types."""
     saving_usd_per_hour_vs_current: float | None
+    """Objective per hour of keeping the current placement minus the plan's (None when the current
+    placement leaves demand unserved: the saving would only count the penalty)."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,20 @@ class DeploymentPlan:
 class Plan:
     now: datetime
     solver: Solver
+    """The search step whose plan won (gridshift.planner.solution.Solver)."""
     variable_count: int
-    objective_usd: float
+    """Columns of the whole problem's MILP."""
+    objective_usd_per_hour: float
+    """Fleet cost per hour (window mean, starts amortised over the payback window) plus penalties."""
+    bound_usd_per_hour: float | None
+    """A lower bound on the objective HiGHS proved, when it ran on the whole problem."""
+    proven_optimal: bool
+    budget_exhausted: bool
+    """The time budget ended the search; the plan is the best found, and may differ between runs."""
+    search_steps: tuple[str, ...]
     deployments: tuple[DeploymentPlan, ...]
+    snapshot: Snapshot | None = field(default=None, repr=False)
+    """The input, kept so that the next cycle can tell what changed (make_plan's `previous`)."""
 
     def for_deployment(self, deployment_id: str) -> DeploymentPlan:
         for plan in self.deployments:
@@ -101,32 +117,32 @@ class Plan:
                 return plan
         raise KeyError(f"no plan for deployment {deployment_id!r}")
 
-
-def solve(problem: Problem, settings: PlannerSettings) -> Solution:
-    """By problem size: the MILP; else the better of greedy alone and greedy completing the LP
-    relaxation rounded down; else greedy alone. Greedy also whenever HiGHS returns nothing."""
-    size = problem.variable_count
-    if size <= settings.milp_max_variables:
-        solution = solve_milp(problem, settings)
-        if solution is not None:
-            return solution
-    elif size <= settings.lp_max_variables:
-        start = solve_lp_floor(problem, settings)
-        plain = solve_greedy(problem, settings)
-        if start is None:
-            return plain
-        seeded = solve_greedy(problem, settings, start)
-        # The LP start usually helps, but rounding can strand a deployment: keep the better plan.
-        if objective(problem, seeded, settings) <= objective(problem, plain, settings):
-            return seeded
-        return plain
-    return solve_greedy(problem, settings)
+    def targets(self) -> dict[str, dict[tuple[str, str], int]]:
+        """Replicas per (cluster, GPU type) of every deployment: the warm start of the next cycle."""
+        return {
+            plan.id: {(t.cluster, t.gpu_type): t.replicas for t in plan.targets if t.reachable}
+            for plan in self.deployments
+        }
 
 
-def make_plan(snapshot: Snapshot, settings: PlannerSettings | None = None) -> Plan:
+def make_plan(
+    snapshot: Snapshot,
+    settings: PlannerSettings | None = None,
+    *,
+    clock: Clock | None = None,
+    previous: Plan | None = None,
+) -> Plan:
+    """Plan every deployment of `snapshot`.
+
+    `clock` (seconds, monotonic: the operator passes time.monotonic) lets the search keep to
+    settings.time_budget_seconds; without it only HiGHS's own time limit bounds the search.
+    `previous` (last cycle's Plan) is a warm start: its targets are kept as a candidate while they
+    stay valid, so a cycle in which little changed starts from last cycle's answer.
+    """
     settings = settings or PlannerSettings()
     problem = build_problem(snapshot, settings)
-    solution = solve(problem, settings)
+    result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot))
+    solution = result.solution
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         for option, count in zip(deployment.options, counts, strict=True):
@@ -140,9 +156,35 @@ def make_plan(snapshot: Snapshot, settings: PlannerSettings | None = None) -> Pl
         now=snapshot.now,
         solver=solution.solver,
         variable_count=problem.variable_count,
-        objective_usd=objective(problem, solution, settings),
+        objective_usd_per_hour=result.objective_usd_per_hour,
+        bound_usd_per_hour=result.bound_usd_per_hour,
+        proven_optimal=result.proven_optimal,
+        budget_exhausted=result.budget_exhausted,
+        search_steps=result.steps,
         deployments=plans,
+        snapshot=snapshot,
     )
+
+
+def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
+    """Last cycle's targets, and which deployments changed since: those whose spec, placement or
+    demand differ, or all of them when any cluster, price horizon or profile changed, or time moved
+    (a later `now` slides every price window, so pool prices moved)."""
+    if previous is None:
+        return None
+    before = previous.snapshot
+    ids = frozenset(d.id for d in snapshot.deployments)
+    if before is None or (before.now, before.clusters, before.prices, before.profiles) != (
+        snapshot.now,
+        snapshot.clusters,
+        snapshot.prices,
+        snapshot.profiles,
+    ):
+        changed = ids
+    else:
+        earlier = {d.id: d for d in before.deployments}
+        changed = frozenset(d.id for d in snapshot.deployments if earlier.get(d.id) != d)
+    return WarmStart(previous.targets(), changed, previous.proven_optimal)
 
 
 def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings) -> dict[tuple[int, int], float]:
@@ -209,6 +251,33 @@ def _label(option: Option) -> str:
     return f"{option.cluster}/{option.gpu_type}"
 
 
+def _cover_cost_now(deployment: DeploymentProblem, option: Option) -> tuple[int, float, float]:
+    """Replicas of `option` alone that cover the deployment's need, and their GPU and energy cost per
+    hour at the price now: the yardstick that makes options of different GPU types comparable."""
+    unit = deployment.unit_capacity(option)
+    replicas = max(1, deployment.min_replicas, math.ceil(deployment.coverage_target / unit - 1e-9) if unit > 0 else 1)
+    gpu = replicas * option.gpus * option.gpu_hour_usd
+    return replicas, gpu, replicas * option.hourly_cost_now_usd - gpu
+
+
+def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> str:
+    """Which part of the cost (GPU-hours or energy) decided between the plan's main option and `other`."""
+    _, gpu_a, energy_a = _cover_cost_now(deployment, chosen)
+    n_b, gpu_b, energy_b = _cover_cost_now(deployment, other)
+    gpu_gain, energy_gain = gpu_b - gpu_a, energy_b - energy_a
+    if gpu_gain >= 0 and energy_gain >= 0:
+        what = "both GPU-hours and energy"
+    elif abs(gpu_gain) >= abs(energy_gain):
+        what = "GPU-hours" if gpu_gain > 0 else "nothing at today's price (the window's prices or a start cost decide)"
+    else:
+        what = "energy" if energy_gain > 0 else "nothing at today's price (the window's prices or a start cost decide)"
+    return (
+        f"{_label(chosen)} wins over {_label(other)} on {what}: covering the demand there would take "
+        f"{n_b} replica(s) at {gpu_b:.3f} USD/h of GPU-hours and {energy_b:.3f} USD/h of energy, against "
+        f"{gpu_a:.3f} and {energy_a:.3f} here"
+    )
+
+
 def _explain(
     problem: Problem,
     deployment: DeploymentProblem,
@@ -230,7 +299,8 @@ def _explain(
     keep_without_shortfall = deployment_objective(deployment, current, replace(settings, shortfall_penalty_usd=0.0))
     # Against a placement that leaves demand unserved, a "saving" would only count the penalty.
     current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
-    saving = (keep_objective - chosen_objective) / hours if options and current_covers_demand else None
+    # The objective is already per hour (window mean, starts amortised over the window).
+    saving = keep_objective - chosen_objective if options and current_covers_demand else None
     if deployment.frozen:
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:
@@ -241,40 +311,52 @@ def _explain(
     if deployment.unreachable:
         lost = ", ".join(f"{c}/{g} x{n}" for c, g, n in deployment.unreachable)
         binding.append(f"unreachable: {lost} not counted as capacity")
-    if sum(counts) >= deployment.max_replicas and not deployment.frozen:
-        binding.append(f"replica cap {deployment.max_replicas} reached")
-    if deployment.min_replicas and sum(counts) <= deployment.min_replicas:
+    total = sum(counts)
+    if total >= deployment.user_max_replicas and not deployment.frozen:
+        binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
+    covered = sum(n * deployment.unit_capacity(o) for o, n in used)
+    weakest_used = min((deployment.unit_capacity(o) for o, _ in used), default=0.0)
+    # minReplicas binds only when demand alone would be covered with fewer replicas.
+    if (
+        deployment.min_replicas
+        and total <= deployment.min_replicas
+        and (total == 0 or covered - weakest_used >= deployment.coverage_target - 1e-9)
+    ):
         binding.append(f"minReplicas {deployment.min_replicas}")
-    if deployment.min_regions >= 2:
+    regions_used = len({o.region for o, _ in used})
+    if deployment.min_regions >= 2 and regions_used <= deployment.min_regions:
         binding.append(f"minRegions {deployment.min_regions}")
     if min(started, stopped) >= deployment.max_moves and started and stopped:
         binding.append(f"maxConcurrentMoves {deployment.max_moves}")
-    # The best alternative: the cheapest option per unit of capacity that the plan does not fill.
+    # The best alternative: the option not used that would cover the demand most cheaply on its own
+    # (replicas needed x cost per hour now), comparable across GPU types of different capacity.
     alternative: str | None = None
     alternative_hourly: float | None = None
-    dearest = max(used, key=lambda item: item[0].window_cost_usd / deployment.unit_capacity(item[0]), default=None)
-    dearest_used = None if dearest is None else dearest[0].window_cost_usd / deployment.unit_capacity(dearest[0])
-    for j in deployment.by_unit_cost:
+    main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
+    unused = [j for j in range(len(options)) if counts[j] == 0]
+    if unused:
+        j = min(unused, key=lambda k: (sum(_cover_cost_now(deployment, options[k])[1:]), k))
         option = options[j]
-        if counts[j] > 0:
-            continue
-        unit_cost = option.window_cost_usd / deployment.unit_capacity(option)
         alternative = _label(option)
-        alternative_hourly = option.window_cost_usd / hours
-        if dearest_used is not None and unit_cost < dearest_used:
+        alternative_hourly = sum(_cover_cost_now(deployment, option)[1:])
+        dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
+        if dearest is not None and option.hourly_usd / deployment.unit_capacity(option) < dearest[
+            0
+        ].hourly_usd / deployment.unit_capacity(dearest[0]):
             if free.get(option.key, 0) < option.gpus:
                 binding.append(f"inventory: {alternative} has no free GPUs")
                 details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
             elif option.stale:
                 details.append(f"not moved to {alternative}: its price is stale")
-            elif dearest is not None:
-                gain = (dearest[0].window_cost_usd - option.window_cost_usd) / hours
+            else:
+                gain = dearest[0].hourly_usd - option.hourly_usd
                 details.append(
                     f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, but a start costs "
                     f"{option.start_cost_usd:.4f} USD, not paid back within {hours:g} h "
                     "(or a limit above binds)"
                 )
-        break
+        if main is not None and not deployment.frozen:
+            details.append(_why_won(deployment, main[0], option))
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
     if infeasible_reason:
         reason = "Infeasible"
@@ -282,17 +364,24 @@ def _explain(
         reason = "Frozen"
     elif not started and not stopped:
         reason = "NoChange"
-    elif started and stopped:
-        reason = "CheaperPlacement" if keep_objective < settings.bound_violation_penalty_usd else "SLOAtRisk"
-    elif started:
+    elif started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
+        reason = "SLOAtRisk"
+    elif started > stopped:
         reason = "ScaleUp"
-    else:
+    elif stopped > started:
         reason = "ScaleDown"
+    else:
+        reason = "CheaperPlacement"
+    if started and stopped and reason in ("ScaleUp", "ScaleDown"):
+        details.append(f"also moves {min(started, stopped)} replica(s) to cheaper capacity")
     summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
     if cost.usd_per_million_tokens is not None:
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
+    summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
+    if saving is not None and (started or stopped):
+        summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
-        summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h per replica"
+        summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
     return Explanation(
         reason=reason,
         summary=summary[:1024],
@@ -323,8 +412,8 @@ def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str 
     regions = {o.region for n, o in zip(counts, deployment.options, strict=True) if n > 0}
     if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
         problems.append(f"spread over {len(regions)} of minRegions {deployment.min_regions}")
-    if deployment.min_regions < deployment.deployment.spec.capacity.min_regions:
-        problems.append(f"minRegions {deployment.deployment.spec.capacity.min_regions} exceeds the eligible regions")
+    if deployment.min_regions < deployment.user_min_regions:
+        problems.append(f"minRegions {deployment.user_min_regions} exceeds the eligible regions")
     return "; ".join(problems) or None
 
 

@@ -1,4 +1,4 @@
-"""Turns a Snapshot into the optimisation problem both solvers share.
+"""Turns a Snapshot into the optimisation problem every solver shares.
 
 An *option* is one (deployment, cluster, GPU type) where a replica may run, with its SLO capacity,
 its cost per replica over the deployment's payback window, and the cost of starting one there.
@@ -8,6 +8,11 @@ Costs (USD):
     window cost             = replica cost per hour integrated over the window's hourly prices
     cost of starting one    = cold start hours x GPUs x (GPU-hour cost + idle W x PUE x price now / 1000)
                               + per-move penalty
+
+The objective is in USD per hour: each deployment's window cost and start costs divided by its
+window (the mean cost per hour over the payback window, starts amortised over it). Deployments with
+different payback windows then compete for a cheap pool on what they save per hour, and the
+objective reads as the fleet's cost per hour.
 
 where P_load is the replica's power at its SLO capacity (a replica the optimiser buys carries a full
 share of the load when demand binds). Prices are not clamped: a negative price makes energy a
@@ -70,6 +75,10 @@ class Option:
     window_cost_usd: float
     hourly_cost_now_usd: float
     start_cost_usd: float
+    hourly_usd: float
+    """Objective coefficient: window cost / window hours (USD/h of one replica, mean over the window)."""
+    start_per_hour_usd: float
+    """Objective coefficient: start cost / window hours (a start amortised over the payback window)."""
     current: int
     ready: int
     upper: int
@@ -85,6 +94,9 @@ class Option:
 
 @dataclass(frozen=True)
 class OptionColumns:
+    """Objective coefficients per option, in USD/h: `window_cost` is the replica's mean cost per hour
+    over the window, `start_cost` a start amortised over the window."""
+
     window_cost: tuple[float, ...]
     start_cost: tuple[float, ...]
     current: tuple[int, ...]
@@ -107,10 +119,15 @@ class DeploymentProblem:
     demand_known: bool
     min_replicas: int
     max_replicas: int
+    """The cap the optimiser uses: the user's maxReplicas, lowered to a minimal cover (see build_problem)."""
     min_regions: int
     max_moves: int
     frozen: bool
     advisory: bool
+    user_max_replicas: int = 0
+    """spec.capacity.maxReplicas as written: an explanation names it only when the plan reaches it."""
+    user_min_regions: int = 0
+    """spec.capacity.minRegions as written (min_regions may be lowered to the eligible regions)."""
     unreachable: list[tuple[str, str, int]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
@@ -123,8 +140,8 @@ class DeploymentProblem:
     def columns(self) -> OptionColumns:
         """The options' numbers as parallel tuples, for the solvers' inner loops."""
         return OptionColumns(
-            window_cost=tuple(o.window_cost_usd for o in self.options),
-            start_cost=tuple(o.start_cost_usd for o in self.options),
+            window_cost=tuple(o.hourly_usd for o in self.options),
+            start_cost=tuple(o.start_per_hour_usd for o in self.options),
             current=tuple(o.current for o in self.options),
             stale=tuple(o.stale for o in self.options),
             unit=tuple(self.unit_capacity(o) for o in self.options),
@@ -151,6 +168,11 @@ class DeploymentProblem:
     def current_total(self) -> int:
         return sum(o.current for o in self.options)
 
+    @cached_property
+    def limits_moves(self) -> bool:
+        """Whether maxConcurrentMoves can bind: replicas run now and the limit is below any change."""
+        return not self.frozen and self.current_total > 0 and self.max_moves < self.max_replicas + self.current_total
+
 
 @dataclass
 class Problem:
@@ -164,11 +186,20 @@ class Problem:
 
     @cached_property
     def variable_count(self) -> int:
-        """Size of the MILP: replica counts, start/stop and slack variables, region indicators."""
+        """Columns of the MILP exactly as gridshift.planner.milp builds it (its test checks the equality)."""
         count = 0
         for problem in self.deployments:
-            count += len(problem.options) + 2 + len({o.region for o in problem.options})
-            count += 2 * sum(1 for o in problem.options if o.current > 0 or o.stale)
+            count += len(problem.options)
+            if problem.frozen or not problem.options:
+                continue
+            limit = problem.limits_moves
+            for option in problem.options:
+                if option.current > 0:
+                    count += 1 + (1 if option.stale or limit else 0)
+            count += (1 if problem.coverage_target > 0 else 0) + (1 if problem.min_replicas > 0 else 0)
+            if problem.min_regions >= 2:
+                count += len({o.region for o in problem.options}) + 1
+            count += 1 if limit else 0
         return count
 
 
@@ -324,6 +355,8 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
                         window_cost_usd=window_cost,
                         hourly_cost_now_usd=gpus * gpu_hour + power * energy_now_per_watt,
                         start_cost_usd=start_cost,
+                        hourly_usd=window_cost / window if window > 0 else window_cost,
+                        start_per_hour_usd=start_cost / window if window > 0 else start_cost,
                         current=placed.desired if placed else 0,
                         ready=placed.ready if placed else 0,
                         upper=min(spec.capacity.max_replicas, offering.available_gpus // gpus),
@@ -382,6 +415,8 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
                 max_moves=spec.migration.max_concurrent_moves,
                 frozen=frozen,
                 advisory=spec.migration.mode == MigrationMode.ADVISORY,
+                user_max_replicas=spec.capacity.max_replicas,
+                user_min_regions=spec.capacity.min_regions,
                 unreachable=unreachable,
                 notes=notes,
             )

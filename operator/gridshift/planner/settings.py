@@ -49,33 +49,58 @@ class PlannerSettings:
     drives a move). 0.10 USD/kWh is near the 2024 median of the markets in shared/data/prices-2024."""
 
     # --- optimiser ----------------------------------------------------------------------------
-    milp_max_variables: int = 2000
-    """Up to this many decision variables the MILP solves the problem. HiGHS takes up to about a
-    second at 2,000 (about 50 deployments on 12 clusters x 3 GPU types) on the 2-core CI machine,
-    and minutes on some 8,000-variable snapshots."""
+    time_budget_seconds: float = 10.0
+    """Seconds the search may spend improving the plan (gridshift.planner.search). The operator plans
+    every 60 s (OperatorSettings.plan_interval_seconds); 10 s leaves the rest of the cycle for
+    reading inputs and acting. The planner reads no clock: the caller passes one to make_plan, and
+    without it only HiGHS's own time limit enforces the budget."""
 
-    lp_max_variables: int = 20_000
-    """Up to this many variables (and above milp_max_variables) the LP relaxation, rounded down,
-    seeds the greedy solver: about 0.5 s for the LP at 20,000. Larger problems run greedy alone."""
+    exact_search: bool = True
+    """False: greedy only, no HiGHS (a quick plan; the benchmark's --solver greedy and tests)."""
+
+    min_solver_seconds: float = 0.05
+    """HiGHS is not started with less time left than this: it could not return a better plan."""
+
+    milp_max_variables: int = 12_000
+    """Up to this many MILP columns (about 300 deployments on 12 clusters x 3 GPU types) HiGHS runs
+    on the whole problem; above, it re-solves groups of deployments in turn, which improved the plan
+    faster at 1,000 deployments (docs/planner.md, "Choosing the method")."""
+
+    whole_problem_share: float = 0.6
+    """Share of the time left that HiGHS gets on the whole problem; when it does not prove the plan
+    optimal in it, the neighbourhood search has the rest (on a loaded machine HiGHS can spend all
+    of a budget without improving a greedy plan that leaves demand unserved)."""
+
+    neighbourhood_deployments: int = 40
+    """Deployments per group in the large-neighbourhood search: about the size HiGHS re-solves in a
+    fraction of a second on the 2-core CI machine."""
+
+    neighbourhood_seconds: float = 0.5
+    """Time limit of HiGHS on one group."""
+
+    neighbourhood_passes: int = 6
+    """Passes over all groups (alternating two groupings), while one of the last two improved the
+    plan and the budget lasts."""
 
     greedy_exchange_budget: int = 10_000
     """Candidate single-replica exchanges the greedy solver's last pass may evaluate, over all
     deployments (about 5 microseconds each): enough to be thorough up to a few hundred deployments,
-    and to stay within the planning budget at 1,000 and more."""
+    and bounded at 1,000 and more."""
 
     mip_relative_gap: float = 1e-6
     """HiGHS relative optimality gap. Tight, so that plans are optimal enough to be monotone in prices."""
 
     shortfall_penalty_usd: float = 1e7
-    """Objective cost of leaving a deployment's whole demand unserved; uncovered demand is priced
-    so far above any real cost that capacity is always bought when inventory allows it."""
+    """Objective cost (per hour, like every objective term) of leaving a deployment's whole demand
+    unserved; uncovered demand is priced so far above any real cost that capacity is always bought
+    when inventory allows it."""
 
     bound_violation_penalty_usd: float = 1e6
-    """Objective cost of each replica or region short of minReplicas or minRegions."""
+    """Objective cost per hour of each replica or region short of minReplicas or minRegions."""
 
     stale_change_penalty_usd: float = 1e4
-    """Objective cost of each replica added to or removed from a cluster whose price is stale: large
-    enough that only an SLO need (priced at shortfall_penalty_usd) makes such a change."""
+    """Objective cost per hour of each replica added to or removed from a cluster whose price is stale:
+    large enough that only an SLO need (priced at shortfall_penalty_usd) makes such a change."""
 
     preferred_region_discount: float = 1e-3
     """Fraction taken off the cost of options in a deployment's preferredRegions, so they win ties."""
@@ -93,3 +118,9 @@ class PlannerSettings:
             raise ValueError(f"move_penalty_usd must be >= 0, got {self.move_penalty_usd}")
         if self.milp_max_variables < 0:
             raise ValueError(f"milp_max_variables must be >= 0, got {self.milp_max_variables}")
+        if not self.time_budget_seconds > 0:
+            raise ValueError(f"time_budget_seconds must be > 0, got {self.time_budget_seconds}")
+        if not 0 < self.whole_problem_share <= 1:
+            raise ValueError(f"whole_problem_share must be within (0, 1], got {self.whole_problem_share}")
+        if self.neighbourhood_deployments < 1:
+            raise ValueError(f"neighbourhood_deployments must be >= 1, got {self.neighbourhood_deployments}")

@@ -1,4 +1,4 @@
-"""What a solver returns, and the one objective both solvers are judged by."""
+"""What a solver returns, and the one objective every solver is judged by (USD per hour)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,17 @@ from gridshift.planner.settings import PlannerSettings
 
 
 class Solver(StrEnum):
-    MILP = "milp"
-    LP_GREEDY = "lp+greedy"
+    """Which step of the anytime search produced the plan (gridshift.planner.search)."""
+
+    CURRENT = "current"
+    """The running placement, re-validated: nothing found was cheaper."""
+    WARM = "warm"
+    """The previous cycle's plan, still valid and not beaten."""
     GREEDY = "greedy"
+    MILP = "milp"
+    """HiGHS on the whole problem (optimal when Plan.proven_optimal)."""
+    LNS = "milp-neighbourhoods"
+    """HiGHS on groups of deployments, the rest fixed (large-neighbourhood search)."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +30,6 @@ class Solution:
 
     counts: tuple[tuple[int, ...], ...]
     solver: Solver
-    fractions: tuple[tuple[float, ...], ...] = ()
-    """For an LP start: what the rounding down cut off each count (0 <= f < 1), else empty."""
 
 
 def moves(problem: DeploymentProblem, counts: tuple[int, ...] | list[int]) -> tuple[int, int]:

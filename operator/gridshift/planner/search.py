@@ -1,0 +1,397 @@
+"""The anytime search: always a valid plan in hand, improved while the time budget lasts.
+
+Order of work (each step only ever replaces the incumbent by a valid plan with a lower objective):
+
+1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
+2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
+3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
+4. HiGHS branch and bound on the whole problem, started from the incumbent, with
+   `whole_problem_share` of the time left, when the problem has at most
+   `settings.milp_max_variables` columns;
+5. otherwise, or when that did not prove optimality, large-neighbourhood search: HiGHS re-solves
+   groups of deployments that share pools, the others held fixed, each group started from the
+   incumbent.
+
+The planner reads no clock. Time comes from a `Clock` the caller injects (the operator passes
+`time.monotonic`; tests pass a fake); without one the budget still bounds HiGHS, which reads its own
+clock through its `time_limit` option: the limits handed to it add up to at most the budget. The
+greedy's effort is then bounded by problem size only.
+
+Determinism: with one HiGHS thread and a fixed seed, a run that finishes before its time limit is a
+pure function of the snapshot and settings. Only when the budget truly runs out (HiGHS stopped by
+its time limit, or a step skipped because the clock says so) may two runs of the same snapshot
+differ; the result then says `budget_exhausted`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from gridshift.planner.greedy import solve_greedy
+from gridshift.planner.milp import build_model, run_milp
+from gridshift.planner.problem import DeploymentProblem, Problem
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+
+
+class Clock(Protocol):
+    """Seconds from an arbitrary origin, never decreasing (time.monotonic in the operator)."""
+
+    def __call__(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """What the previous cycle leaves the next: its targets per deployment id and (cluster, GPU type),
+    which deployments' inputs changed since (all of them when prices or inventory moved), and whether
+    the previous plan was proven optimal."""
+
+    targets: dict[str, dict[tuple[str, str], int]]
+    changed: frozenset[str]
+    proven_optimal: bool = False
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    solution: Solution
+    objective_usd_per_hour: float
+    bound_usd_per_hour: float | None
+    """The best lower bound HiGHS proved, when it ran on the whole problem."""
+    proven_optimal: bool
+    budget_exhausted: bool
+    steps: tuple[str, ...]
+    """What ran, in order, with the objective after each step (for the plan's explanation and logs)."""
+
+
+class _Deadline:
+    """The budget on the injected clock; without one, on the time limits handed to HiGHS so far
+    (their sum never exceeds the budget, so HiGHS's own clock enforces it)."""
+
+    def __init__(self, clock: Clock | None, budget: float) -> None:
+        self.clock = clock
+        self.budget = budget
+        self.started = clock() if clock is not None else 0.0
+        self.allotted = 0.0
+        self.exhausted = False
+
+    def left(self) -> float:
+        if self.clock is None:
+            return self.budget - self.allotted
+        return self.budget - (self.clock() - self.started)
+
+    def allot(self, seconds: float) -> float:
+        """A time limit of at most `seconds` for HiGHS, counted against the budget without a clock."""
+        limit = max(0.0, min(seconds, self.left()))
+        if self.clock is None:
+            self.allotted += limit
+        return limit
+
+    def stopper(self, seconds: float) -> Callable[[], bool] | None:
+        """With a clock: what HiGHS's interrupt callbacks ask, true once `seconds` have passed on the
+        injected clock or the budget is spent. HiGHS's wall-clock limit then only backs it up."""
+        clock = self.clock
+        if clock is None:
+            return None
+        until = clock() + seconds
+        return lambda: self.exhausted or clock() >= until or not self.allows(0.0)
+
+    def backstop(self, seconds: float) -> float:
+        """HiGHS's own (wall-clock) limit when the injected clock decides: generous, for a loaded
+        machine where wall time runs ahead of CPU time; without a clock, the limit itself."""
+        return seconds if self.clock is None else max(10.0 * seconds, 60.0)
+
+    def allows(self, seconds: float) -> bool:
+        """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
+        if self.exhausted:
+            return False
+        if self.left() >= seconds:
+            return True
+        self.exhausted = True
+        return False
+
+
+def violations(problem: Problem, solution: Solution) -> list[str]:
+    """Why `solution` is not a plan the operator may apply (empty when it is)."""
+    found: list[str] = []
+    used: dict[tuple[str, str], int] = {}
+    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
+        name = deployment.deployment.id
+        if len(counts) != len(deployment.options):
+            found.append(f"{name}: {len(counts)} counts for {len(deployment.options)} options")
+            continue
+        for option, count in zip(deployment.options, counts, strict=True):
+            used[option.key] = used.get(option.key, 0) + count * option.gpus
+            if count < 0:
+                found.append(f"{name}: negative count at {option.cluster}/{option.gpu_type}")
+        if deployment.frozen:
+            if any(c != o.current for c, o in zip(counts, deployment.options, strict=True)):
+                found.append(f"{name}: Frozen placement changed")
+            continue
+        for option, count in zip(deployment.options, counts, strict=True):
+            if count > option.upper:
+                found.append(f"{name}: {count} replicas above the {option.upper} allowed at {option.key}")
+        if sum(counts) > deployment.max_replicas:
+            found.append(f"{name}: {sum(counts)} replicas above the cap {deployment.max_replicas}")
+        if min(moves(deployment, counts)) > deployment.max_moves:
+            found.append(f"{name}: more than maxConcurrentMoves {deployment.max_moves} moves")
+    for key, gpus in used.items():
+        if gpus > problem.inventory.get(key, 0):
+            found.append(f"{key[0]}/{key[1]}: {gpus} GPUs planned, {problem.inventory.get(key, 0)} available")
+    return found
+
+
+def revalidated_current(problem: Problem) -> Solution:
+    """The placement running now, trimmed to a valid plan: counts above an option's upper bound or the
+    replica cap are cut, and where inventory shrank below what runs, replicas of the dearest options
+    go first. Only stops, never starts, so no move limit can be broken."""
+    counts: list[list[int]] = []
+    for deployment in problem.deployments:
+        mine = [o.current if deployment.frozen else min(o.current, max(o.upper, 0)) for o in deployment.options]
+        if not deployment.frozen:
+            by_cost = sorted(range(len(mine)), key=lambda j: (-deployment.columns.window_cost[j], j))
+            excess = sum(mine) - deployment.max_replicas
+            for j in by_cost:
+                if excess <= 0:
+                    break
+                cut = min(mine[j], excess)
+                mine[j] -= cut
+                excess -= cut
+        counts.append(mine)
+    used: dict[tuple[str, str], int] = {}
+    for deployment, mine in zip(problem.deployments, counts, strict=True):
+        for option, count in zip(deployment.options, mine, strict=True):
+            used[option.key] = used.get(option.key, 0) + count * option.gpus
+    over = {key: gpus - problem.inventory.get(key, 0) for key, gpus in used.items()}
+    if any(v > 0 for v in over.values()):
+        holders = sorted(
+            (
+                (-deployment.columns.window_cost[j] / max(option.gpus, 1), deployment.index, j)
+                for deployment in problem.deployments
+                if not deployment.frozen
+                for j, option in enumerate(deployment.options)
+                if counts[deployment.index][j] > 0 and over.get(option.key, 0) > 0
+            ),
+        )
+        for _, index, j in holders:
+            option = problem.deployments[index].options[j]
+            while over[option.key] > 0 and counts[index][j] > 0:
+                counts[index][j] -= 1
+                over[option.key] -= option.gpus
+    return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.CURRENT)
+
+
+def _mapped(problem: Problem, previous: dict[str, dict[tuple[str, str], int]]) -> Solution | None:
+    """The previous plan's targets as counts of this problem, or None when they no longer fit it."""
+    counts: list[tuple[int, ...]] = []
+    for deployment in problem.deployments:
+        targets = previous.get(deployment.deployment.id)
+        if targets is None or deployment.frozen:
+            counts.append(tuple(o.current for o in deployment.options))
+            continue
+        counts.append(tuple(targets.get(o.key, 0) for o in deployment.options))
+    solution = Solution(counts=tuple(counts), solver=Solver.WARM)
+    return None if violations(problem, solution) else solution
+
+
+@dataclass
+class _Best:
+    problem: Problem
+    settings: PlannerSettings
+    solution: Solution
+    value: float
+    steps: list[str]
+
+    def offer(self, candidate: Solution | None, step: str) -> bool:
+        if candidate is None:
+            self.steps.append(f"{step}: no solution")
+            return False
+        problems = violations(self.problem, candidate)
+        if problems:
+            # A solver bug must never reach the cluster: the candidate is dropped, and says why.
+            self.steps.append(f"{step}: invalid, dropped ({problems[0]})")
+            return False
+        value = objective(self.problem, candidate, self.settings)
+        better = value < self.value - 1e-9 * max(1.0, abs(self.value))
+        self.steps.append(f"{step}: {value:.4f} USD/h" + ("" if better else " (kept the incumbent)"))
+        if better:
+            self.solution, self.value = candidate, value
+        return better
+
+
+def search(
+    problem: Problem,
+    settings: PlannerSettings,
+    *,
+    clock: Clock | None = None,
+    previous: WarmStart | None = None,
+) -> SearchResult:
+    deadline = _Deadline(clock, settings.time_budget_seconds)
+    current = revalidated_current(problem)
+    best = _Best(problem, settings, current, objective(problem, current, settings), [])
+    best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
+    changed: frozenset[str] = frozenset()
+    if previous is not None:
+        changed = previous.changed
+        kept = best.offer(_mapped(problem, previous.targets), "previous plan")
+        if kept and not changed and previous.proven_optimal:
+            # Nothing changed since a plan proven optimal: it still is.
+            best.steps.append("nothing changed since the previous plan, proven optimal: kept")
+            return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
+    if deadline.allows(0.0):
+        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
+        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
+    bound: float | None = None
+    optimal = False
+    size = problem.variable_count
+    if not settings.exact_search:
+        pass
+    elif size <= settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
+        model = build_model(problem, settings)
+        # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
+        limit = deadline.allot(deadline.left() * settings.whole_problem_share)
+        result = run_milp(
+            problem,
+            settings,
+            start=best.solution,
+            time_limit=deadline.backstop(limit),
+            model=model,
+            stop=deadline.stopper(limit),
+        )
+        if result.solution is not None:
+            best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
+            optimal = result.optimal and best.solution.solver == Solver.MILP
+            bound = result.bound
+        else:
+            best.steps.append("HiGHS, whole problem: no solution within the time limit")
+        if result.optimal and best.solution.solver != Solver.MILP:
+            # HiGHS proved the incumbent optimal (it found nothing better than its start).
+            optimal = True
+            bound = result.bound
+        if not result.optimal and deadline.allows(settings.min_solver_seconds):
+            _neighbourhoods(problem, settings, best, deadline, changed)
+        elif not result.optimal:
+            deadline.exhausted = True
+    elif size > settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
+        _neighbourhoods(problem, settings, best, deadline, changed)
+    return SearchResult(
+        solution=best.solution,
+        objective_usd_per_hour=best.value,
+        bound_usd_per_hour=bound,
+        proven_optimal=optimal,
+        budget_exhausted=deadline.exhausted,
+        steps=tuple(best.steps),
+    )
+
+
+def _neighbourhoods(
+    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, changed: frozenset[str]
+) -> None:
+    """Large-neighbourhood search: deployments grouped by the pool they hold most GPUs in (the
+    contention a per-deployment fill cannot price), groups of settings.neighbourhood_deployments
+    re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
+    lasts and one of the last two passes improved anything."""
+    idle = 0
+    for round_ in range(settings.neighbourhood_passes):
+        groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings, changed, round_)
+        improved = False
+        for members in groups:
+            if not deadline.allows(settings.min_solver_seconds):
+                return
+            sub = _subproblem(problem, best.solution, members)
+            start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
+            limit = deadline.allot(settings.neighbourhood_seconds)
+            result = run_milp(
+                sub, settings, start=start, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit)
+            )
+            if result.solution is None:
+                continue
+            merged = list(best.solution.counts)
+            for position, index in enumerate(members):
+                merged[index] = result.solution.counts[position]
+            if best.offer(Solution(tuple(merged), Solver.LNS), f"HiGHS on {len(members)} deployments"):
+                improved = True
+            else:
+                best.steps.pop()
+        # The two groupings alternate: stop once neither improves the plan any more.
+        idle = 0 if improved else idle + 1
+        if idle >= 2:
+            return
+
+
+def _groups(
+    problem: Problem,
+    solution: Solution,
+    size: int,
+    settings: PlannerSettings,
+    changed: frozenset[str],
+    round_: int = 0,
+) -> list[list[int]]:
+    """Deployments ordered by the pool they use most (a deployment using none: the pool of its
+    cheapest option per unit of capacity, the one it wants), then by id, cut into groups of `size`.
+    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most;
+    then groups with deployments whose inputs changed since the previous plan (warm start).
+    Odd rounds group by the pool each deployment would rather be in (its cheapest option per unit
+    not in use) instead, so that those who hold a pool meet those who want it."""
+
+    def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
+        counts = solution.counts[deployment.index]
+        if round_ % 2 == 1:
+            for j in deployment.by_unit_cost:
+                if counts[j] == 0:
+                    return deployment.options[j].key
+        best_key = deployment.options[deployment.by_unit_cost[0]].key
+        best_gpus = 0
+        for option, count in zip(deployment.options, counts, strict=True):
+            if count * option.gpus > best_gpus:
+                best_key, best_gpus = option.key, count * option.gpus
+        return best_key
+
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+
+    def penalty(index: int) -> float:
+        deployment, counts = problem.deployments[index], solution.counts[index]
+        return deployment_objective(deployment, counts, settings) - deployment_objective(deployment, counts, free)
+
+    movable = [d for d in problem.deployments if not d.frozen and d.options]
+    movable.sort(key=lambda d: (main_pool(d), d.deployment.id))
+    groups = [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
+    weight = [sum(penalty(i) for i in group) for group in groups]
+    fresh = [sum(1 for i in group if problem.deployments[i].deployment.id in changed) for group in groups]
+    order = sorted(range(len(groups)), key=lambda g: (-weight[g] if weight[g] > 1e-6 else 0.0, -fresh[g], g))
+    return [groups[g] for g in order]
+
+
+def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Problem:
+    """The problem restricted to `members`, with the inventory the other deployments leave free."""
+    chosen = set(members)
+    fixed_use: dict[tuple[str, str], int] = {}
+    for deployment in problem.deployments:
+        if deployment.index in chosen:
+            continue
+        for option, count in zip(deployment.options, solution.counts[deployment.index], strict=True):
+            fixed_use[option.key] = fixed_use.get(option.key, 0) + count * option.gpus
+    inventory = {key: total - fixed_use.get(key, 0) for key, total in problem.inventory.items()}
+    deployments = [problem.deployments[i] for i in members]
+    sub = Problem(
+        deployments=[_reindexed(d, position) for position, d in enumerate(deployments)],
+        inventory=inventory,
+        price_views=problem.price_views,
+        stale_clusters=problem.stale_clusters,
+        clusters=problem.clusters,
+    )
+    return sub
+
+
+def _reindexed(deployment: DeploymentProblem, index: int) -> DeploymentProblem:
+    return replace(deployment, index=index)
+
+
+def usd_per_hour(problem: Problem, solution: Solution, settings: PlannerSettings) -> float:
+    """The objective without penalties: what the plan costs per hour (window mean, starts amortised)."""
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    return math.fsum(
+        deployment_objective(d, c, free) for d, c in zip(problem.deployments, solution.counts, strict=True)
+    )
