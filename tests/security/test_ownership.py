@@ -90,7 +90,7 @@ def test_planted_deployments_are_neither_counted_nor_overwritten(world: SecureWo
     unowned["metadata"]["namespace"] = MEMBER_WORKLOADS
     unowned["metadata"]["name"] = "unowned-" + ours["metadata"]["name"][:40]
     unowned["metadata"]["annotations"] = {}
-    unowned["spec"]["replicas"] = 0
+    unowned["spec"]["replicas"] = 2
     world.planes.apply(region, [unowned])
     try:
         report = world.cycle(service)
