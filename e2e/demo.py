@@ -185,6 +185,7 @@ def start_operator(world: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
         GRIDSHIFT_NAMESPACE=NAMESPACE,
         GRIDSHIFT_CLOCK_URL=f"{world['control']}/clock",
         GRIDSHIFT_PLAN_INTERVAL_SECONDS="3",
+        GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS="2",
         GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
         GRIDSHIFT_METRICS_PORT=str(free_ports(1)[0]),
         PYTHONUNBUFFERED="1",

@@ -82,6 +82,15 @@ class OperatorSettings(BaseSettings):
             "with 20 the operator stays near 230 MB and handles them just as fast."
         ),
     )
+    planner_time_budget_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds (wall clock) the planner's search may spend improving each cycle's plan; small fleets are "
+            "solved to proven optimality well within it. Keep it below planIntervalSeconds."
+        ),
+    )
     lease_duration_seconds: float = Field(
         default=15.0,
         ge=2,
@@ -115,6 +124,15 @@ class OperatorSettings(BaseSettings):
             "instead of the system clock, so accelerated days play out in minutes."
         ),
     )
+
+    @model_validator(mode="after")
+    def _planner_budget(self) -> OperatorSettings:
+        if self.planner_time_budget_seconds >= self.plan_interval_seconds:
+            raise ValueError(
+                f"plannerTimeBudgetSeconds ({self.planner_time_budget_seconds}) must be below planIntervalSeconds "
+                f"({self.plan_interval_seconds}): the planner must leave time to act within a cycle"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lease_timing(self) -> OperatorSettings:

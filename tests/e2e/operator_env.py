@@ -37,6 +37,7 @@ class OperatorProcess:
             KUBECONFIG=str(hub_kubeconfig),
             GRIDSHIFT_NAMESPACE=NAMESPACE,
             GRIDSHIFT_PLAN_INTERVAL_SECONDS="2",
+            GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS="1",
             GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
             GRIDSHIFT_COLD_START_SECONDS="60",
             GRIDSHIFT_METRICS_PORT=str(self.metrics_port),

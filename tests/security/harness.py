@@ -54,6 +54,7 @@ class SecureWorld:
             "namespace": NAMESPACE,
             "revalidate_delay_seconds": 0,
             "plan_interval_seconds": 5,
+            "planner_time_budget_seconds": 2,
             "cold_start_seconds": 60,
         }
         return real_service(OperatorSettings(**{**defaults, **settings}), identity=identity)

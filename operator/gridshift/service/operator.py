@@ -42,7 +42,7 @@ from typing import Any
 from gridshift.actuation.members import Owner
 from gridshift.hub.client import Hub
 from gridshift.hub.lease import LeaderElector, LeaseTiming
-from gridshift.planner.plan import DeploymentPlan, make_plan
+from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.service.actuate import Actuator
@@ -81,8 +81,12 @@ class OperatorService:
         self.hub = hub
         self._clock = clock
         self.planner_settings = planner_settings or PlannerSettings(
-            cold_start_seconds=settings.cold_start_seconds, move_penalty_usd=settings.move_penalty_usd
+            cold_start_seconds=settings.cold_start_seconds,
+            move_penalty_usd=settings.move_penalty_usd,
+            time_budget_seconds=settings.planner_time_budget_seconds,
         )
+        self._monotonic = monotonic
+        self._last_plan: Plan | None = None
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
         timing = LeaseTiming(
             settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
@@ -194,7 +198,9 @@ class OperatorService:
             sweep_orphans(self.hub, seen, report)
 
         # 3. Decide: the pure planner.
-        plan = report.plan = make_plan(seen.snapshot, self.planner_settings)
+        # The search's budget runs on this process's clock; the last plan is its warm start.
+        plan = make_plan(seen.snapshot, self.planner_settings, clock=self._monotonic, previous=self._last_plan)
+        report.plan = self._last_plan = plan
         self.actuator.begin(seen.snapshot.profiles)
 
         for deployment in seen.deployments:
