@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from gridshift.planner.profiles import from_api
+from gridshift.profiles_catalog import performance_model
 from gridshift_dev.profile_fit import (
     measured_h100_profile,
     mlenergy_v2_profiles,
@@ -42,7 +42,7 @@ def generate() -> dict[str, str]:
     report = ["| profile | points | step a ms | b ns/pos | c ms/seq | max step error | max power error |"]
     report.append("|---|---|---|---|---|---|---|")
     for profile in profiles:
-        model = from_api(profile)
+        model = performance_model(profile)
         step_errors = [
             abs(model.step_time_ms(p.batch, p.context_tokens) / p.step_time_ms - 1) for p in profile.spec.points
         ]

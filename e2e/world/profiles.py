@@ -4,7 +4,7 @@ The world uses the planner's own `PerformanceModel` (gridshift.planner.profiles)
 in the world follows exactly the curves the operator plans with:
 
 1. GPUProfile YAML/JSON files shipped in operator/gridshift/data/profiles/ (or a directory given),
-   fitted with `gridshift.planner.profiles.from_api`;
+   fitted with `gridshift.profiles_catalog.performance_model`;
 2. else, for H100, a fit of the measured H100 Llama-3-8B points shipped in e2e/world/data/;
 3. else a GPU type is derived from the H100 fit by memory bandwidth (decode reads the weights and
    KV cache every step, so step time scales with 1/bandwidth) and board power (see docs/world.md).
@@ -26,7 +26,8 @@ from pathlib import Path
 import yaml
 
 from gridshift.api import GPUProfile
-from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model, from_api
+from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
+from gridshift.profiles_catalog import performance_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_PROFILES = REPO_ROOT / "operator" / "gridshift" / "data" / "profiles"
@@ -194,7 +195,7 @@ class ProfileCatalog:
         self._shipped: dict[tuple[str, str, int], tuple[PerformanceModel, str]] = {}
         found = list(_read_profiles(profile_dir)) if profile_dir is not None else []
         for path, profile in sorted(found, key=lambda item: _preference(item[0])):
-            model = from_api(profile)
+            model = performance_model(profile)
             key = (model_key(model.model), model.gpu_type, model.gpus_per_replica)
             self._shipped.setdefault(key, (model, path.name))
 

@@ -1,4 +1,5 @@
-"""The GPU profiles gridshift ships: GPUProfile YAML files in gridshift/data/profiles/, read with
+"""GPUProfiles as the planner sees them: `performance_model` fits one (API object in, PerformanceModel
+out), and the profiles gridshift ships are GPUProfile YAML files in gridshift/data/profiles/, read with
 importlib.resources. How they are made from the measured data sets is build-time code
 (gridshift_dev.profile_fit, run by bench/fit_default_profiles.py)."""
 
@@ -9,7 +10,7 @@ from importlib import resources
 import yaml
 
 from gridshift.api import GPUProfile
-from gridshift.planner.profiles import PerformanceModel, from_api
+from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
 
 PROFILES_PACKAGE = "gridshift.data"
 PROFILES_DIR = "profiles"
@@ -27,4 +28,31 @@ def load_default_profiles() -> tuple[GPUProfile, ...]:
 
 def default_performance_models() -> tuple[PerformanceModel, ...]:
     """The shipped profiles, fitted."""
-    return tuple(from_api(profile) for profile in load_default_profiles())
+    return tuple(performance_model(profile) for profile in load_default_profiles())
+
+
+def performance_model(profile: GPUProfile) -> PerformanceModel:
+    """The performance model a GPUProfile object describes."""
+    spec = profile.spec
+    points = [
+        ProfilePoint(
+            batch=p.batch,
+            context_tokens=p.context_tokens,
+            step_time_ms=p.step_time_ms,
+            power_watts=p.power_watts,
+            prefill_tokens_per_s=p.prefill_tokens_per_second,
+        )
+        for p in spec.points
+    ]
+    try:
+        return fit_performance_model(
+            points,
+            model=spec.model,
+            gpu_type=spec.gpu_type,
+            gpus_per_replica=spec.gpus_per_replica,
+            idle_power_watts=spec.idle_power_watts,
+            prefill_tokens_per_s=spec.prefill_tokens_per_second,
+        )
+    except ValueError as error:
+        name = profile.metadata.get("name", "<unnamed>")
+        raise ValueError(f"GPUProfile {name}: spec.{error}") from None

@@ -15,14 +15,15 @@ from gridshift.api import InferenceDeploymentSpec
 from gridshift.planner import (
     Cluster,
     Deployment,
+    EnergyPrice,
     ObservedDemand,
     Offering,
     Placement,
     PriceHorizon,
-    PriceInterval,
     Snapshot,
 )
 from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
+from gridshift.service.inputs import requirements_of
 
 REPO = Path(__file__).resolve().parents[2]
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -133,7 +134,7 @@ def deployment(
     return Deployment(
         namespace="ns",
         name=name,
-        spec=spec(**spec_args),
+        requirements=requirements_of(spec(**spec_args)),
         placements=tuple(Placement(c, g, n, n) for c, g, n in placements),
         demand=ObservedDemand(rps, prompt, output),
     )
@@ -169,7 +170,7 @@ def flat_prices(usd_per_kwh: float, hours: int = 24, *, stale: bool = False) -> 
 
 def hourly_prices(values: Sequence[float], *, stale: bool = False) -> PriceHorizon:
     return PriceHorizon(
-        tuple(PriceInterval(NOW + timedelta(hours=h), NOW + timedelta(hours=h + 1), v) for h, v in enumerate(values)),
+        tuple(EnergyPrice(NOW + timedelta(hours=h), NOW + timedelta(hours=h + 1), v) for h, v in enumerate(values)),
         stale=stale,
     )
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from gridshift.planner import Deployment, Placement, PlannerSettings, make_plan
-from gridshift.planner.snapshot import PriceHorizon, PriceInterval
+from gridshift.planner.snapshot import EnergyPrice, PriceHorizon
 from tests.planner.planner_world import H100, NOW, cluster, deployment, snapshot
 
 
@@ -18,7 +18,7 @@ def oscillating(mean: float, amplitude: float, phase_hours: float, start_hour: i
         hour = start_hour + h
         price = mean + amplitude * math.sin(2 * math.pi * (hour + phase_hours) / 12)
         begin = NOW + timedelta(hours=hour)
-        intervals.append(PriceInterval(begin, begin + timedelta(hours=1), price))
+        intervals.append(EnergyPrice(begin, begin + timedelta(hours=1), price))
     return PriceHorizon(tuple(intervals))
 
 
@@ -63,8 +63,8 @@ def test_the_payback_horizon_decides_a_marginal_move() -> None:
     start_cost = settings.cold_start_seconds / 3600 * (2.0 + 0.0755 * 1.2 * 0.1) + settings.move_penalty_usd
     margin = start_cost / 10 / power_kw  # USD/kWh that saves start_cost over 10 hours
     prices = {
-        "a": PriceHorizon((PriceInterval(NOW, NOW + timedelta(hours=48), 0.10),)),
-        "b": PriceHorizon((PriceInterval(NOW, NOW + timedelta(hours=48), 0.10 - margin),)),
+        "a": PriceHorizon((EnergyPrice(NOW, NOW + timedelta(hours=48), 0.10),)),
+        "b": PriceHorizon((EnergyPrice(NOW, NOW + timedelta(hours=48), 0.10 - margin),)),
     }
     for hours, moves in ((6.0, False), (24.0, True)):
         world = snapshot(

@@ -12,10 +12,9 @@ from gridshift.planner.profiles import (
     GPU_PRODUCT_LABELS,
     ProfilePoint,
     fit_performance_model,
-    from_api,
     gpu_product_label,
 )
-from gridshift.profiles_catalog import default_performance_models, load_default_profiles
+from gridshift.profiles_catalog import default_performance_models, load_default_profiles, performance_model
 from gridshift_dev.profile_fit import (
     measured_h100_profile,
     mlenergy_v2_profiles,
@@ -91,7 +90,7 @@ def test_one_context_puts_the_slope_on_kv_reads() -> None:
     assert model.step_time_ms(64, 2000) > model.step_time_ms(64, 1000)
 
 
-def test_from_api_fits_a_gpu_profile_and_reports_bad_profiles_by_name() -> None:
+def test_performance_model_fits_a_gpu_profile_and_reports_bad_profiles_by_name() -> None:
     profile = GPUProfile.model_validate(
         {
             "metadata": {"name": "tiny"},
@@ -109,7 +108,7 @@ def test_from_api_fits_a_gpu_profile_and_reports_bad_profiles_by_name() -> None:
             },
         }
     )
-    model = from_api(profile)
+    model = performance_model(profile)
     assert model.idle_power_watts == 100
     assert model.max_batch == 64
     assert model.step_time_ms(64, 4096) == pytest.approx(22.0, rel=0.05)
@@ -117,7 +116,7 @@ def test_from_api_fits_a_gpu_profile_and_reports_bad_profiles_by_name() -> None:
         update={"spec": profile.spec.model_copy(update={"prefill_tokens_per_second": None})}
     )
     with pytest.raises(ValueError, match=r"GPUProfile tiny: spec\.prefill_tokens_per_s"):
-        from_api(no_prefill)
+        performance_model(no_prefill)
 
 
 @pytest.mark.parametrize(

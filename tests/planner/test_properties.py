@@ -80,13 +80,13 @@ def test_bounds_inventory_and_coverage_hold(world: Snapshot, solver: str) -> Non
     plan = make_plan(world, SOLVERS[solver])
     by_id = {d.id: d for d in world.deployments}
     for deployment_plan in plan.deployments:
-        spec = by_id[deployment_plan.id].spec
-        assert deployment_plan.total_replicas <= spec.capacity.max_replicas
+        required = by_id[deployment_plan.id].requirements
+        assert deployment_plan.total_replicas <= required.max_replicas
         if deployment_plan.feasible:
-            assert deployment_plan.total_replicas >= spec.capacity.min_replicas
+            assert deployment_plan.total_replicas >= required.min_replicas
             assert deployment_plan.capacity_tokens_per_s >= (deployment_plan.needed_tokens_per_s or 0) * (1 - 1e-9)
             regions = {t.region for t in deployment_plan.targets if t.replicas > 0}
-            assert len(regions) >= min(spec.capacity.min_regions, deployment_plan.total_replicas)
+            assert len(regions) >= min(required.min_regions, deployment_plan.total_replicas)
         else:
             assert deployment_plan.infeasible_reason
     for (name, gpu_type), replicas in gpus_used(world, SOLVERS[solver]).items():
@@ -173,7 +173,7 @@ def test_the_move_limit_always_holds(world: Snapshot, solver: str) -> None:
     plan = make_plan(world, SOLVERS[solver])
     by_id = {d.id: d for d in world.deployments}
     for deployment_plan in plan.deployments:
-        limit = by_id[deployment_plan.id].spec.migration.max_concurrent_moves
+        limit = by_id[deployment_plan.id].requirements.max_concurrent_moves
         started = sum(max(0, t.replicas - t.current_desired) for t in deployment_plan.targets if t.reachable)
         stopped = sum(max(0, t.current_desired - t.replicas) for t in deployment_plan.targets if t.reachable)
         assert min(started, stopped) <= limit, deployment_plan.id

@@ -13,7 +13,7 @@ from gridshift.actuation.members import MemberCluster
 from gridshift.api import GPUProfile, RegionalCluster
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.hub.client import ObjectRef
-from gridshift.planner.profiles import from_api
+from gridshift.profiles_catalog import performance_model
 from gridshift.service.operator import OperatorService
 from gridshift.service.state import CycleReport
 from gridshift.settings import OperatorSettings
@@ -31,7 +31,7 @@ WORKLOADS = "gridshift-workloads"
 
 def example_profile() -> Any:
     doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
-    return from_api(GPUProfile.model_validate(doc))
+    return performance_model(GPUProfile.model_validate(doc))
 
 
 def deployment_body(name: str = "chat", *, mode: str = "Auto", rps: float = 20.0, **spec: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from gridshift.api.inference_deployment import (
     InferenceDeployment,
     InferenceDeploymentSpec,
     InferenceDeploymentStatus,
-    MigrationMode,
 )
 from gridshift.api.regional_cluster import (
     PriceFeedSpec,
@@ -15,6 +14,7 @@ from gridshift.api.regional_cluster import (
     RegionalClusterSpec,
     RegionalClusterStatus,
 )
+from gridshift.modes import MigrationMode
 
 __all__ = [
     "API_VERSION",

@@ -21,6 +21,7 @@ from gridshift.api.common import (
     LabelSelector,
     RegionName,
 )
+from gridshift.modes import MigrationMode
 
 # Pinned so that every cluster runs the same engine build; users override it per deployment.
 DEFAULT_VLLM_IMAGE = "vllm/vllm-openai:v0.11.0"
@@ -202,14 +203,6 @@ class PlacementSpec(ApiModel):
     cluster_selector: LabelSelector | None = Field(
         default=None, description="Only RegionalClusters whose labels match this selector are used."
     )
-
-
-class MigrationMode(StrEnum):
-    """How far the operator may act on its plans."""
-
-    AUTO = "Auto"
-    ADVISORY = "Advisory"
-    FROZEN = "Frozen"
 
 
 class MigrationSpec(ApiModel):

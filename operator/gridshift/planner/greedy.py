@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 
+from gridshift.planner.migration import Key
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, deployment_objective, move_delta, moves
 
-Key = tuple[str, str]
 _HOMOGENEOUS_CANDIDATES = 1
 # Deployments holding a wanted pool that the repair step asks to move, per pool and attempt.
 _REPAIR_HOLDERS = 16

@@ -11,13 +11,15 @@ deployment that cannot be served gets a reason, never an exception.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
 
-from gridshift.api import MigrationMode
+from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, power_at
+from gridshift.planner.cost import energy_usd_per_hour, joules_per_token, usd_per_million_tokens
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, migration_steps, routing_weights
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
 from gridshift.planner.search import Clock, WarmStart, search
@@ -86,6 +88,9 @@ class DeploymentPlan:
     demand_tokens_per_s: float | None
     needed_tokens_per_s: float | None
     capacity_tokens_per_s: float
+    max_num_seqs: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """vLLM --max-num-seqs per (cluster, GPU type) the deployment may use: the batch at SLO capacity at the
+    observed request sizes. The engine is configured with the same numbers the plan was made with."""
 
     @property
     def total_replicas(self) -> int:
@@ -167,7 +172,7 @@ def make_plan(
 
 
 def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
-    """Last cycle's targets, and which deployments changed since: those whose spec, placement or
+    """Last cycle's targets, and which deployments changed since: those whose requirements, placement or
     demand differ, or all of them when any cluster, price horizon or profile changed, or time moved
     (a later `now` slides every price window, so pool prices moved)."""
     if previous is None:
@@ -237,12 +242,12 @@ def _cost_prediction(
         power = powers[(deployment.index, j)]
         price = problem.price_views[option.cluster].now_usd_per_kwh
         gpu_cost += count * option.gpus * option.gpu_hour_usd
-        energy_cost += count * power * option.pue * price / 1000.0
+        energy_cost += energy_usd_per_hour(count * power, option.pue, price)
         power_total += count * power
     total = gpu_cost + energy_cost
     served_tokens = None if served_rps is None else min(served_rps, capacity_rps) * workload.mean_output_tokens
-    per_million = None if not served_tokens else total / (served_tokens * 3600.0 / 1e6)
-    joules = None if not served_tokens else power_total / served_tokens
+    per_million = usd_per_million_tokens(total, served_tokens)
+    joules = joules_per_token(power_total, served_tokens)
     energy_share = None if total == 0 else energy_cost / total
     return CostPrediction(total, gpu_cost, energy_cost, per_million, joules, energy_share, power_total)
 
@@ -425,7 +430,7 @@ def _deployment_plan(
     powers: dict[tuple[int, int], float],
     settings: PlannerSettings,
 ) -> DeploymentPlan:
-    spec = deployment.deployment.spec
+    required = deployment.deployment.requirements
     options = deployment.options
     if deployment.frozen:
         counts = [o.current for o in options]
@@ -489,8 +494,8 @@ def _deployment_plan(
     capacity_rps = {o.key: o.capacity_rps for o in options}
     return DeploymentPlan(
         id=deployment.deployment.id,
-        mode=spec.migration.mode,
-        act=spec.migration.mode == MigrationMode.AUTO,
+        mode=required.mode,
+        act=required.mode == MigrationMode.AUTO,
         feasible=infeasible is None,
         infeasible_reason=infeasible,
         targets=tuple(targets),
@@ -501,4 +506,5 @@ def _deployment_plan(
         demand_tokens_per_s=deployment.workload.output_tokens_per_second,
         needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
         capacity_tokens_per_s=sum(o.capacity_tokens_per_s * n for o, n in zip(options, counts, strict=True)),
+        max_num_seqs={o.key: o.max_num_seqs for o in options},
     )

@@ -4,9 +4,9 @@ An *option* is one (deployment, cluster, GPU type) where a replica may run, with
 its cost per replica over the deployment's payback window, and the cost of starting one there.
 Costs (USD):
 
-    replica cost per hour   = GPUs x (marginal GPU-hour cost + P_load x PUE x price / 1000)
+    replica cost per hour   = GPUs x marginal GPU-hour cost + P_load x PUE x price / 1000   (planner.cost)
     window cost             = replica cost per hour integrated over the window's hourly prices
-    cost of starting one    = cold start hours x GPUs x (GPU-hour cost + idle W x PUE x price now / 1000)
+    cost of starting one    = cold start hours x (GPUs x GPU-hour cost + idle W x PUE x price now / 1000)
                               + per-move penalty
 
 The objective is in USD per hour: each deployment's window cost and start costs divided by its
@@ -26,15 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import numpy as np
-
-from gridshift.api import MigrationMode
-from gridshift.api.inference_deployment import DemandSource
+from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
+from gridshift.planner.cost import usd_per_watt_hour
 from gridshift.planner.prices import PriceView, view
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import Cluster, Deployment, Snapshot, label_selector_matches
+from gridshift.planner.snapshot import Cluster, Deployment, Offering, Placement, Requirements, Snapshot
 
 
 @dataclass(frozen=True)
@@ -85,6 +83,8 @@ class Option:
     stale: bool
     preferred: bool
     model: PerformanceModel
+    max_num_seqs: int = 1
+    """vLLM --max-num-seqs of a replica here: the batch at SLO capacity, at the observed request sizes."""
     key: tuple[str, str] = ("", "")
     """(cluster, gpu_type): the inventory pool this option draws from."""
 
@@ -204,14 +204,14 @@ class Problem:
 
 
 def workload_of(deployment: Deployment) -> Workload:
-    spec = deployment.spec.demand
+    required = deployment.requirements
     observed = deployment.demand
-    rate = spec.requests_per_second if spec.source == DemandSource.STATIC else observed.requests_per_second
+    static = required.static_requests_per_second
     return Workload(
-        requests_per_second=rate,
-        mean_prompt_tokens=observed.mean_prompt_tokens or spec.mean_prompt_tokens,
-        mean_output_tokens=observed.mean_output_tokens or spec.mean_output_tokens,
-        headroom=spec.headroom,
+        requests_per_second=static if static is not None else observed.requests_per_second,
+        mean_prompt_tokens=observed.mean_prompt_tokens or required.mean_prompt_tokens,
+        mean_output_tokens=observed.mean_output_tokens or required.mean_output_tokens,
+        headroom=required.headroom,
     )
 
 
@@ -222,23 +222,141 @@ def _profile_index(profiles: tuple[PerformanceModel, ...]) -> dict[tuple[str, st
     return index
 
 
+def _profile_for(
+    profiles: Mapping[tuple[str, str, int], PerformanceModel], required: Requirements, gpu_type: str
+) -> PerformanceModel | None:
+    """The deployment's profile on a GPU type: the first of its model names a profile carries."""
+    for name in required.model_names:
+        found = profiles.get((name, gpu_type, required.gpus_per_replica))
+        if found is not None:
+            return found
+    return None
+
+
 def _eligible_cluster(deployment: Deployment, cluster: Cluster) -> str | None:
     """Why the cluster is out for this deployment, or None when it may be used."""
-    placement = deployment.spec.placement
+    required = deployment.requirements
     if cluster.admitted_namespaces is not None and deployment.namespace not in cluster.admitted_namespaces:
         return f"does not admit namespace {deployment.namespace} (tenantNamespaceSelector)"
-    if placement.allowed_regions and cluster.region not in placement.allowed_regions:
+    if required.allowed_regions and cluster.region not in required.allowed_regions:
         return "not in allowedRegions"
-    if cluster.region in placement.forbidden_regions:
+    if cluster.region in required.forbidden_regions:
         return "in forbiddenRegions"
-    if not label_selector_matches(placement.cluster_selector, cluster.labels):
+    if required.cluster_selector is not None and not required.cluster_selector.matches(cluster.labels):
         return "does not match clusterSelector"
     return None
 
 
+@dataclass(frozen=True)
+class _Capacity:
+    """One replica of a deployment on one GPU type, at its SLO capacity."""
+
+    rate: float
+    model: PerformanceModel
+    power: float
+    batch: float
+
+
+def _capacities(
+    snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings
+) -> dict[tuple[int, str], _Capacity]:
+    """SLO capacity, power and batch at capacity of every (deployment, GPU type) with a profile, in one pass."""
+    profiles = _profile_index(snapshot.profiles)
+    pair_keys: list[tuple[int, str]] = []
+    pair_models: list[PerformanceModel] = []
+    for d_index, deployment in enumerate(snapshot.deployments):
+        for gpu_type in deployment.requirements.gpu_types:
+            model = _profile_for(profiles, deployment.requirements, gpu_type)
+            if model is not None:
+                pair_keys.append((d_index, gpu_type))
+                pair_models.append(model)
+    if not pair_keys:
+        return {}
+    required = [snapshot.deployments[d].requirements for d, _ in pair_keys]
+    inputs = CapacityInputs.of(
+        pair_models,
+        [workloads[d].mean_prompt_tokens for d, _ in pair_keys],
+        [workloads[d].mean_output_tokens for d, _ in pair_keys],
+        [r.tpot_slo_ms for r in required],
+        [r.ttft_slo_ms for r in required],
+    )
+    rates = capacity_requests_per_second(inputs, settings)
+    batches = batch_at(inputs, rates, settings)
+    powers = power_at(pair_models, batches)
+    return {
+        key: _Capacity(float(rate), model, float(power), float(batch))
+        for key, rate, model, power, batch in zip(pair_keys, rates, pair_models, powers, batches, strict=True)
+    }
+
+
+def max_num_seqs(model: PerformanceModel, batch_at_capacity: float) -> int:
+    """vLLM --max-num-seqs for a replica: the batch at which the profile still meets the SLO."""
+    return max(1, min(model.max_batch, math.ceil(batch_at_capacity))) if batch_at_capacity > 0 else 1
+
+
+@dataclass
+class _Site:
+    """What one cluster offers one deployment: its prices over the deployment's window."""
+
+    cluster: Cluster
+    excluded: str | None
+    window_usd_per_watt_hour: float
+    now_usd_per_watt_hour: float
+    stale: bool
+    preferred: bool
+
+
+def _option(
+    d_index: int,
+    site: _Site,
+    offering: Offering,
+    capacity: _Capacity,
+    placed: Placement | None,
+    required: Requirements,
+    workload: Workload,
+    window: float,
+    settings: PlannerSettings,
+) -> Option:
+    gpus = required.gpus_per_replica
+    gpu_hour = offering.hourly_cost_usd
+    power = capacity.power
+    window_cost = window * (gpus * gpu_hour + power * site.window_usd_per_watt_hour)
+    idle_watts = gpus * offering.idle_power_watts
+    start_cost = (
+        settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * site.now_usd_per_watt_hour)
+        + settings.move_penalty_usd
+    )
+    if site.preferred:
+        # Scale toward zero by the discount whatever the sign, so preference always helps.
+        window_cost -= abs(window_cost) * settings.preferred_region_discount
+    return Option(
+        deployment=d_index,
+        cluster=site.cluster.name,
+        region=site.cluster.region,
+        gpu_type=offering.gpu_type,
+        gpus=gpus,
+        capacity_rps=capacity.rate,
+        capacity_tokens_per_s=capacity.rate * workload.mean_output_tokens,
+        power_at_capacity_watts=power,
+        pue=site.cluster.pue,
+        gpu_hour_usd=gpu_hour,
+        window_cost_usd=window_cost,
+        hourly_cost_now_usd=gpus * gpu_hour + power * site.now_usd_per_watt_hour,
+        start_cost_usd=start_cost,
+        hourly_usd=window_cost / window if window > 0 else window_cost,
+        start_per_hour_usd=start_cost / window if window > 0 else start_cost,
+        current=placed.desired if placed else 0,
+        ready=placed.ready if placed else 0,
+        upper=min(required.max_replicas, offering.available_gpus // gpus),
+        stale=site.stale,
+        preferred=site.preferred,
+        model=capacity.model,
+        max_num_seqs=max_num_seqs(capacity.model, capacity.batch),
+    )
+
+
 def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     clusters = {c.name: c for c in snapshot.clusters}
-    profiles = _profile_index(snapshot.profiles)
     stale = frozenset(
         c.name for c in snapshot.clusters if (h := snapshot.prices.get(c.name)) is None or h.stale or not h.intervals
     )
@@ -252,36 +370,8 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             )
         return view_cache[key]
 
-    # First pass: which (deployment, GPU type) pairs need a capacity, so that all are computed at once.
-    pair_keys: list[tuple[int, str]] = []
-    pair_models: list[PerformanceModel] = []
-    workloads: list[Workload] = []
-    for d_index, deployment in enumerate(snapshot.deployments):
-        workload = workload_of(deployment)
-        workloads.append(workload)
-        spec = deployment.spec
-        for gpu_type in spec.replica.gpu_types:
-            model = profiles.get((spec.model.source, gpu_type, spec.replica.gpus_per_replica)) or profiles.get(
-                (spec.model.served_name, gpu_type, spec.replica.gpus_per_replica)
-            )
-            if model is not None:
-                pair_keys.append((d_index, gpu_type))
-                pair_models.append(model)
-    inputs = CapacityInputs.of(
-        pair_models,
-        [workloads[d].mean_prompt_tokens for d, _ in pair_keys],
-        [workloads[d].mean_output_tokens for d, _ in pair_keys],
-        [snapshot.deployments[d].spec.slo.tpot_p95_ms for d, _ in pair_keys],
-        [snapshot.deployments[d].spec.slo.ttft_p95_ms for d, _ in pair_keys],
-    )
-    rates = capacity_requests_per_second(inputs, settings) if pair_keys else np.zeros(0)
-    powers = power_at(pair_models, batch_at(inputs, rates, settings)) if pair_keys else np.zeros(0)
-    capacity: dict[tuple[int, str], tuple[float, PerformanceModel, float]] = {
-        key: (float(rate), model, float(power))
-        for key, rate, model, power in zip(pair_keys, rates, pair_models, powers, strict=True)
-    }
-
-    offerings = {c.name: {o.gpu_type: o for o in c.offerings} for c in snapshot.clusters}
+    workloads = [workload_of(deployment) for deployment in snapshot.deployments]
+    capacity = _capacities(snapshot, workloads, settings)
     inventory: dict[tuple[str, str], int] = {}
     for site in snapshot.clusters:
         for offered in site.offerings:
@@ -289,137 +379,23 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
 
     problems: list[DeploymentProblem] = []
     for d_index, deployment in enumerate(snapshot.deployments):
-        spec = deployment.spec
-        workload = workloads[d_index]
-        window = min(spec.migration.payback_horizon_hours, settings.max_horizon_hours)
-        gpus = spec.replica.gpus_per_replica
-        frozen = spec.migration.mode == MigrationMode.FROZEN
-        current = {(p.cluster, p.gpu_type): p for p in deployment.placements}
-        notes: list[str] = []
-        unreachable: list[tuple[str, str, int]] = []
-        options: list[Option] = []
-        missing_profiles: set[str] = set()
-        unreachable_slo: set[str] = set()
+        required = deployment.requirements
+        window = min(required.payback_horizon_hours, settings.max_horizon_hours)
+        sites = []
         for cluster in snapshot.clusters:
-            if not cluster.reachable:
-                for gpu_type in spec.replica.gpu_types:
-                    placed = current.get((cluster.name, gpu_type))
-                    if placed is not None and placed.desired > 0:
-                        unreachable.append((cluster.name, gpu_type, placed.desired))
-                continue
-            excluded = _eligible_cluster(deployment, cluster)
             prices = price_view(cluster.name, window)
-            pue = cluster.pue
-            energy_now_per_watt = pue * prices.now_usd_per_kwh / 1000.0
-            energy_window_per_watt = pue * prices.window_mean_usd_per_kwh / 1000.0
-            preferred = cluster.region in spec.placement.preferred_regions
-            stale_here = cluster.name in stale
-            for gpu_type in spec.replica.gpu_types:
-                offering = offerings[cluster.name].get(gpu_type)
-                placed = current.get((cluster.name, gpu_type))
-                if offering is None or (excluded is not None and not frozen):
-                    if placed is not None and placed.desired > 0:
-                        why = excluded or f"offers no {gpu_type}"
-                        notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
-                    continue
-                entry = capacity.get((d_index, gpu_type))
-                if entry is None:
-                    missing_profiles.add(gpu_type)
-                    continue
-                rate, model, power = entry
-                if rate <= 0.0:
-                    unreachable_slo.add(gpu_type)
-                    continue
-                gpu_hour = offering.hourly_cost_usd
-                window_cost = window * (gpus * gpu_hour + power * energy_window_per_watt)
-                idle_watts = gpus * offering.idle_power_watts
-                start_cost = (
-                    settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * energy_now_per_watt)
-                    + settings.move_penalty_usd
+            sites.append(
+                _Site(
+                    cluster=cluster,
+                    excluded=_eligible_cluster(deployment, cluster),
+                    window_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.window_mean_usd_per_kwh),
+                    now_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.now_usd_per_kwh),
+                    stale=cluster.name in stale,
+                    preferred=cluster.region in required.preferred_regions,
                 )
-                if preferred:
-                    # Scale toward zero by the discount whatever the sign, so preference always helps.
-                    window_cost -= abs(window_cost) * settings.preferred_region_discount
-                options.append(
-                    Option(
-                        deployment=d_index,
-                        cluster=cluster.name,
-                        region=cluster.region,
-                        gpu_type=gpu_type,
-                        gpus=gpus,
-                        capacity_rps=rate,
-                        capacity_tokens_per_s=rate * workload.mean_output_tokens,
-                        power_at_capacity_watts=power,
-                        pue=pue,
-                        gpu_hour_usd=gpu_hour,
-                        window_cost_usd=window_cost,
-                        hourly_cost_now_usd=gpus * gpu_hour + power * energy_now_per_watt,
-                        start_cost_usd=start_cost,
-                        hourly_usd=window_cost / window if window > 0 else window_cost,
-                        start_per_hour_usd=start_cost / window if window > 0 else start_cost,
-                        current=placed.desired if placed else 0,
-                        ready=placed.ready if placed else 0,
-                        upper=min(spec.capacity.max_replicas, offering.available_gpus // gpus),
-                        stale=stale_here,
-                        preferred=preferred,
-                        model=model,
-                    )
-                )
-        for placed in deployment.placements:
-            if placed.cluster not in clusters and placed.desired > 0:
-                notes.append(f"{placed.desired} replica(s) in unknown cluster {placed.cluster}: not counted")
-        for gpu_type in sorted(missing_profiles):
-            notes.append(
-                f"no GPUProfile for {spec.model.source} on {gpu_type} with {gpus} GPU(s) per replica: not used"
-            )
-        for gpu_type in sorted(unreachable_slo):
-            notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
-        needed = workload.needed_tokens_per_second
-        demand_known = needed is not None
-        reachable_current = sum(o.current for o in options)
-        if needed is None:
-            coverage = float(max(spec.capacity.min_replicas, reachable_current))
-            notes.append(f"demand unknown (no request-rate metric): keeping at least {int(coverage)} replica(s)")
-        else:
-            coverage = needed
-        regions = {o.region for o in options}
-        min_regions = spec.capacity.min_regions
-        if min_regions > len(regions) and not frozen:
-            notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
-            min_regions = len(regions)
-        max_replicas = spec.capacity.max_replicas
-        if options and not frozen:
-            weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
-            # No more replicas than a minimal cover needs, so that a negative price does not buy idle
-            # replicas; what is held now, plus room to spread over regions without stopping any (a move
-            # limit may forbid stopping), stays allowed.
-            enough = math.ceil(coverage / weakest - 1e-9) if weakest > 0 else max_replicas
-            regions_held = len({o.region for o in options if o.current > 0})
-            spread_room = max(0, min_regions - regions_held) if reachable_current > 0 else 0
-            max_replicas = min(
-                max_replicas,
-                max(spec.capacity.min_replicas, min_regions, enough, reachable_current) + spread_room,
             )
         problems.append(
-            DeploymentProblem(
-                index=d_index,
-                deployment=deployment,
-                workload=workload,
-                window_hours=window,
-                options=options,
-                coverage_target=coverage,
-                demand_known=demand_known,
-                min_replicas=spec.capacity.min_replicas,
-                max_replicas=max_replicas,
-                min_regions=min_regions,
-                max_moves=spec.migration.max_concurrent_moves,
-                frozen=frozen,
-                advisory=spec.migration.mode == MigrationMode.ADVISORY,
-                user_max_replicas=spec.capacity.max_replicas,
-                user_min_regions=spec.capacity.min_regions,
-                unreachable=unreachable,
-                notes=notes,
-            )
+            _deployment_problem(d_index, deployment, workloads[d_index], window, sites, capacity, clusters, settings)
         )
     # Frozen deployments keep what they hold even where inventory has since shrunk.
     for problem in problems:
@@ -435,3 +411,101 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
         inventory[key] = max(inventory.get(key, 0), used)
     price_views = {c.name: price_view(c.name, 0.0) for c in snapshot.clusters}
     return Problem(problems, inventory, price_views, stale, clusters)
+
+
+def _deployment_problem(
+    d_index: int,
+    deployment: Deployment,
+    workload: Workload,
+    window: float,
+    sites: list[_Site],
+    capacity: Mapping[tuple[int, str], _Capacity],
+    clusters: Mapping[str, Cluster],
+    settings: PlannerSettings,
+) -> DeploymentProblem:
+    required = deployment.requirements
+    frozen = required.mode == MigrationMode.FROZEN
+    current = {(p.cluster, p.gpu_type): p for p in deployment.placements}
+    notes: list[str] = []
+    unreachable: list[tuple[str, str, int]] = []
+    options: list[Option] = []
+    missing_profiles: set[str] = set()
+    unreachable_slo: set[str] = set()
+    for site in sites:
+        cluster = site.cluster
+        if not cluster.reachable:
+            for gpu_type in required.gpu_types:
+                placed = current.get((cluster.name, gpu_type))
+                if placed is not None and placed.desired > 0:
+                    unreachable.append((cluster.name, gpu_type, placed.desired))
+            continue
+        for gpu_type in required.gpu_types:
+            offering = cluster.offering(gpu_type)
+            placed = current.get((cluster.name, gpu_type))
+            if offering is None or (site.excluded is not None and not frozen):
+                if placed is not None and placed.desired > 0:
+                    why = site.excluded or f"offers no {gpu_type}"
+                    notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
+                continue
+            entry = capacity.get((d_index, gpu_type))
+            if entry is None:
+                missing_profiles.add(gpu_type)
+                continue
+            if entry.rate <= 0.0:
+                unreachable_slo.add(gpu_type)
+                continue
+            options.append(_option(d_index, site, offering, entry, placed, required, workload, window, settings))
+    for placed in deployment.placements:
+        if placed.cluster not in clusters and placed.desired > 0:
+            notes.append(f"{placed.desired} replica(s) in unknown cluster {placed.cluster}: not counted")
+    for gpu_type in sorted(missing_profiles):
+        notes.append(
+            f"no GPUProfile for {required.model_names[0]} on {gpu_type} with {required.gpus_per_replica} GPU(s) "
+            "per replica: not used"
+        )
+    for gpu_type in sorted(unreachable_slo):
+        notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
+    needed = workload.needed_tokens_per_second
+    demand_known = needed is not None
+    reachable_current = sum(o.current for o in options)
+    if needed is None:
+        coverage = float(max(required.min_replicas, reachable_current))
+        notes.append(f"demand unknown (no request-rate metric): keeping at least {int(coverage)} replica(s)")
+    else:
+        coverage = needed
+    regions = {o.region for o in options}
+    min_regions = required.min_regions
+    if min_regions > len(regions) and not frozen:
+        notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
+        min_regions = len(regions)
+    max_replicas = required.max_replicas
+    if options and not frozen:
+        weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+        # No more replicas than a minimal cover needs, so that a negative price does not buy idle
+        # replicas; what is held now, plus room to spread over regions without stopping any (a move
+        # limit may forbid stopping), stays allowed.
+        enough = math.ceil(coverage / weakest - 1e-9) if weakest > 0 else max_replicas
+        regions_held = len({o.region for o in options if o.current > 0})
+        spread_room = max(0, min_regions - regions_held) if reachable_current > 0 else 0
+        max_replicas = min(
+            max_replicas, max(required.min_replicas, min_regions, enough, reachable_current) + spread_room
+        )
+    return DeploymentProblem(
+        index=d_index,
+        deployment=deployment,
+        workload=workload,
+        window_hours=window,
+        options=options,
+        coverage_target=coverage,
+        demand_known=demand_known,
+        min_replicas=required.min_replicas,
+        max_replicas=max_replicas,
+        min_regions=min_regions,
+        max_moves=required.max_concurrent_moves,
+        frozen=frozen,
+        advisory=required.mode == MigrationMode.ADVISORY,
+        user_max_replicas=required.max_replicas,
+        user_min_regions=required.min_regions,
+        unreachable=unreachable,
+        notes=notes,
+    )

@@ -12,7 +12,8 @@ the highest power measured follows both the slow rise at small batch and the fla
 
     power_W(B) = min(cap, p0 + p1 * B + p2 * ln B)
 
-This module does no I/O; profiles arrive as `ProfilePoint`s or `gridshift.api.GPUProfile`s.
+This module does no I/O and knows no API object: profiles arrive as `ProfilePoint`s (a GPUProfile is
+turned into them by gridshift.profiles_catalog.performance_model).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import nnls
-
-from gridshift.api import GPUProfile
 
 # Idle power of a replica holding its weights, as a fraction of the lowest decode power seen,
 # when a profile does not say: our H100 drew 126 W loaded-but-idle against 373 W at batch 8.
@@ -210,30 +209,3 @@ def fit_performance_model(
         prefill_tokens_per_s=float(prefill_tokens_per_s),
         max_batch=max(p.batch for p in points),
     )
-
-
-def from_api(profile: GPUProfile) -> PerformanceModel:
-    """The performance model a GPUProfile object describes."""
-    spec = profile.spec
-    points = [
-        ProfilePoint(
-            batch=p.batch,
-            context_tokens=p.context_tokens,
-            step_time_ms=p.step_time_ms,
-            power_watts=p.power_watts,
-            prefill_tokens_per_s=p.prefill_tokens_per_second,
-        )
-        for p in spec.points
-    ]
-    try:
-        return fit_performance_model(
-            points,
-            model=spec.model,
-            gpu_type=spec.gpu_type,
-            gpus_per_replica=spec.gpus_per_replica,
-            idle_power_watts=spec.idle_power_watts,
-            prefill_tokens_per_s=spec.prefill_tokens_per_second,
-        )
-    except ValueError as error:
-        name = profile.metadata.get("name", "<unnamed>")
-        raise ValueError(f"GPUProfile {name}: spec.{error}") from None

@@ -10,39 +10,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-from gridshift.api import InferenceDeploymentSpec
-from gridshift.api.common import LabelSelector
+from gridshift.modes import MigrationMode
 from gridshift.planner.profiles import PerformanceModel
 
 
-class PriceKind(StrEnum):
-    """Whether a priced interval is a published (day-ahead or real-time) price or a forecast."""
-
-    ACTUAL = "actual"
-    FORECAST = "forecast"
-
-
 @dataclass(frozen=True)
-class PriceInterval:
-    """Electricity price over [start, end), USD per kWh; negative prices are real and kept."""
+class EnergyPrice:
+    """Electricity price over [start, end), USD per kWh without PUE; negative prices are real and kept.
+
+    What a feed published (gridshift.signals.prices.PriceInterval, in its own currency and unit) after
+    the service converted it once, in service.inputs.price_horizon."""
 
     start: datetime
     end: datetime
     usd_per_kwh: float
-    kind: PriceKind = PriceKind.ACTUAL
+    forecast: bool = False
+    """An estimate the market has not fixed yet (rather than a cleared or tariffed price)."""
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
-            raise ValueError(f"PriceInterval.end ({self.end}) must be after start ({self.start})")
+            raise ValueError(f"EnergyPrice.end ({self.end}) must be after start ({self.start})")
 
 
 @dataclass(frozen=True)
 class PriceHorizon:
     """Known prices of one cluster from about now on, possibly partial; `stale` when the feed went quiet."""
 
-    intervals: tuple[PriceInterval, ...] = ()
+    intervals: tuple[EnergyPrice, ...] = ()
     stale: bool = False
 
     def __post_init__(self) -> None:
@@ -52,7 +47,7 @@ class PriceHorizon:
                     f"PriceHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
                 )
 
-    def interval_at(self, instant: datetime) -> PriceInterval | None:
+    def interval_at(self, instant: datetime) -> EnergyPrice | None:
         """The interval holding `instant`, if any (no carrying forward: see planner.prices for that)."""
         return next((i for i in self.intervals if i.start <= instant < i.end), None)
 
@@ -129,12 +124,83 @@ class ObservedDemand:
 
 
 @dataclass(frozen=True)
+class SelectorRequirement:
+    """One requirement of a label selector (Kubernetes' metav1.LabelSelectorRequirement)."""
+
+    key: str
+    operator: str
+    """In, NotIn, Exists or DoesNotExist."""
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A Kubernetes label selector: every matchLabels pair and every expression must hold."""
+
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    match_expressions: tuple[SelectorRequirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        for key, value in self.match_labels.items():
+            if labels.get(key) != value:
+                return False
+        for requirement in self.match_expressions:
+            present = requirement.key in labels
+            actual = labels.get(requirement.key)
+            if requirement.operator == "In" and (not present or actual not in requirement.values):
+                return False
+            if requirement.operator == "NotIn" and present and actual in requirement.values:
+                return False
+            if requirement.operator == "Exists" and not present:
+                return False
+            if requirement.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What one InferenceDeployment asks of the planner: its spec, translated once by the service.
+
+    SLO fields are objectives (`*_slo_ms`); what a replica achieves is capacity.ReplicaCapacity's.
+    """
+
+    model_names: tuple[str, ...]
+    """Names a GPUProfile may carry for the model, tried in order (the model's source, then its served name)."""
+    gpu_types: tuple[str, ...]
+    gpus_per_replica: int
+    ttft_slo_ms: float
+    """p95 time to first token the deployment must meet, ms."""
+    tpot_slo_ms: float
+    """p95 time per output token the deployment must meet, ms."""
+    min_replicas: int
+    max_replicas: int
+    min_regions: int
+    mode: MigrationMode
+    max_concurrent_moves: int
+    payback_horizon_hours: float
+    mean_prompt_tokens: float
+    """Used when no prompt length is measured."""
+    mean_output_tokens: float
+    """Used when no output length is measured."""
+    headroom: float
+    """Share added to the demand the replicas must cover."""
+    static_requests_per_second: float | None = None
+    """A Static demand source's rate (then measured rates are ignored); None: demand is measured."""
+    allowed_regions: frozenset[str] = frozenset()
+    """Empty: every region."""
+    forbidden_regions: frozenset[str] = frozenset()
+    preferred_regions: frozenset[str] = frozenset()
+    cluster_selector: Selector | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
-    """An InferenceDeployment: its spec, where it runs now, and what it is asked to serve."""
+    """An InferenceDeployment: what it requires, where it runs now, and what it is asked to serve."""
 
     namespace: str
     name: str
-    spec: InferenceDeploymentSpec
+    requirements: Requirements
     placements: tuple[Placement, ...] = ()
     demand: ObservedDemand = field(default_factory=ObservedDemand)
 
@@ -163,27 +229,6 @@ class Snapshot:
         unknown = set(self.prices) - set(names)
         if unknown:
             raise ValueError(f"Snapshot.prices names unknown clusters: {sorted(unknown)}")
-
-
-def label_selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
-    """Kubernetes label-selector semantics: every matchLabels pair and every expression must hold."""
-    if selector is None:
-        return True
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for requirement in selector.match_expressions:
-        present = requirement.key in labels
-        actual = labels.get(requirement.key)
-        if requirement.operator == "In" and (not present or actual not in requirement.values):
-            return False
-        if requirement.operator == "NotIn" and present and actual in requirement.values:
-            return False
-        if requirement.operator == "Exists" and not present:
-            return False
-        if requirement.operator == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def hours_between(start: datetime, end: datetime) -> float:

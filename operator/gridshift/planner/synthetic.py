@@ -14,21 +14,24 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from gridshift.api import InferenceDeploymentSpec
+from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, capacity_requests_per_second
 from gridshift.planner.profiles import GPU_PRODUCT_LABELS, PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import (
     Cluster,
     Deployment,
+    EnergyPrice,
     ObservedDemand,
     Offering,
     Placement,
     PriceHorizon,
-    PriceInterval,
-    PriceKind,
+    Requirements,
     Snapshot,
 )
+
+SYNTHETIC_HEADROOM = 0.2
+"""Demand headroom of every synthetic deployment (InferenceDeployment's default)."""
 
 # label -> (HBM TB/s, board W, typical marginal USD per GPU-hour, idle W)
 GPU_TRAITS: dict[str, tuple[float, float, float, float]] = {
@@ -90,8 +93,7 @@ def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> PriceH
         if rng.random() < 0.02:
             price = -abs(price)
         start = now + timedelta(hours=hour)
-        kind = PriceKind.ACTUAL if hour < 12 else PriceKind.FORECAST
-        intervals.append(PriceInterval(start, start + timedelta(hours=1), round(float(price), 5), kind))
+        intervals.append(EnergyPrice(start, start + timedelta(hours=1), round(float(price), 5), forecast=hour >= 12))
     return PriceHorizon(tuple(intervals), stale=False)
 
 
@@ -130,25 +132,22 @@ def random_snapshot(
         accepted = sorted(rng.choice(types, size=int(rng.integers(1, len(types) + 1)), replace=False).tolist())
         min_replicas = int(rng.integers(1, 3))
         min_regions = int(rng.integers(1, 3)) if clusters > 1 else 1
-        spec = InferenceDeploymentSpec.model_validate(
-            {
-                "model": {"servedName": f"m{index}", "source": model_name},
-                "replica": {"gpusPerReplica": gpus, "gpuTypes": accepted},
-                "slo": {
-                    "ttftP95Ms": float(rng.choice([1000, 2000, 3000, 5000])),
-                    "tpotP95Ms": float(rng.choice([50, 75, 100, 150])),
-                },
-                "capacity": {
-                    "minReplicas": min_replicas,
-                    "maxReplicas": int(rng.integers(max(4, min_regions), 33)),
-                    "minRegions": min_regions,
-                },
-                "migration": {
-                    "maxConcurrentMoves": int(rng.integers(1, 4)),
-                    "paybackHorizonHours": float(rng.choice([2, 6, 12, 24])),
-                },
-                "demand": {"meanPromptTokens": 1000, "meanOutputTokens": 250},
-            }
+        # Keyword arguments are evaluated in order: the draws keep the order of the seeded snapshots.
+        spec = Requirements(
+            model_names=(model_name, f"m{index}"),
+            gpu_types=tuple(accepted),
+            gpus_per_replica=gpus,
+            ttft_slo_ms=float(rng.choice([1000, 2000, 3000, 5000])),
+            tpot_slo_ms=float(rng.choice([50, 75, 100, 150])),
+            min_replicas=min_replicas,
+            max_replicas=int(rng.integers(max(4, min_regions), 33)),
+            min_regions=min_regions,
+            mode=MigrationMode.AUTO,
+            max_concurrent_moves=int(rng.integers(1, 4)),
+            payback_horizon_hours=float(rng.choice([2, 6, 12, 24])),
+            mean_prompt_tokens=1000.0,
+            mean_output_tokens=250.0,
+            headroom=SYNTHETIC_HEADROOM,
         )
         rate = float(rng.lognormal(mean=0.5, sigma=1.0))
         prompt = float(rng.uniform(200, 2000))
@@ -156,14 +155,14 @@ def random_snapshot(
         specs.append((spec, ObservedDemand(rate, prompt, output)))
 
     # Size the inventory from what the deployments need on their best accepted GPU type.
-    pairs = [(i, g) for i, (spec, _) in enumerate(specs) for g in spec.replica.gpu_types]
-    models = [profiles[(specs[i][0].model.source, g, specs[i][0].replica.gpus_per_replica)] for i, g in pairs]
+    pairs = [(i, g) for i, (spec, _) in enumerate(specs) for g in spec.gpu_types]
+    models = [profiles[(specs[i][0].model_names[0], g, specs[i][0].gpus_per_replica)] for i, g in pairs]
     inputs = CapacityInputs.of(
         models,
         [specs[i][1].mean_prompt_tokens or 1000.0 for i, _ in pairs],
         [specs[i][1].mean_output_tokens or 250.0 for i, _ in pairs],
-        [specs[i][0].slo.tpot_p95_ms for i, _ in pairs],
-        [specs[i][0].slo.ttft_p95_ms for i, _ in pairs],
+        [specs[i][0].tpot_slo_ms for i, _ in pairs],
+        [specs[i][0].ttft_slo_ms for i, _ in pairs],
     )
     rates = capacity_requests_per_second(inputs, PlannerSettings())
     best_rate = [0.0] * len(specs)
@@ -173,15 +172,13 @@ def random_snapshot(
     for i, (spec, demand) in enumerate(specs):
         if best_rate[i] <= 0:
             # Keep every synthetic deployment servable: relax an SLO the chosen GPUs cannot meet.
-            loose = spec.slo.model_copy(update={"ttft_p95_ms": 30000.0, "tpot_p95_ms": 500.0})
-            specs[i] = (spec.model_copy(update={"slo": loose}), demand)
+            specs[i] = (replace(spec, ttft_slo_ms=30000.0, tpot_slo_ms=500.0), demand)
             best_rate[i] = demand.requests_per_second or 1.0
         needed = math.ceil((demand.requests_per_second or 0.0) * 1.2 / best_rate[i])
-        if needed > spec.capacity.max_replicas // 2:
+        if needed > spec.max_replicas // 2:
             # Users size maxReplicas above their demand; keep twice the need as the cap.
-            capacity = spec.capacity.model_copy(update={"max_replicas": min(10_000, 2 * needed)})
-            specs[i] = (specs[i][0].model_copy(update={"capacity": capacity}), demand)
-        replicas_wanted += spec.replica.gpus_per_replica * max(spec.capacity.min_replicas, needed)
+            specs[i] = (replace(specs[i][0], max_replicas=min(10_000, 2 * needed)), demand)
+        replicas_wanted += spec.gpus_per_replica * max(spec.min_replicas, needed)
 
     per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
     cluster_list = []
@@ -210,12 +207,14 @@ def random_snapshot(
         placements: list[Placement] = []
         for _ in range(int(rng.integers(0, 3))):
             cluster = cluster_list[int(rng.integers(len(cluster_list)))]
-            gpu_type = spec.replica.gpu_types[int(rng.integers(len(spec.replica.gpu_types)))]
+            gpu_type = spec.gpu_types[int(rng.integers(len(spec.gpu_types)))]
             if all(p.cluster != cluster.name or p.gpu_type != gpu_type for p in placements):
                 count = int(rng.integers(1, 4))
                 placements.append(Placement(cluster.name, gpu_type, count, count))
         deployment_list.append(
-            Deployment(namespace="bench", name=f"d{index:05d}", spec=spec, placements=tuple(placements), demand=demand)
+            Deployment(
+                namespace="bench", name=f"d{index:05d}", requirements=spec, placements=tuple(placements), demand=demand
+            )
         )
     return Snapshot(
         now=now,

@@ -8,7 +8,6 @@ counts at once. `route` writes routing weights to the HTTPRoute a deployment nam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -17,29 +16,25 @@ from gridshift.actuation.render import WorkloadTarget, render_deployment, render
 from gridshift.api import MigrationMode
 from gridshift.hub.client import Hub, RouteConflict, RouteMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.migration import Key, RouteWeight
-from gridshift.planner.plan import DeploymentPlan
-from gridshift.planner.profiles import PerformanceModel
-from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.plan import DeploymentPlan, Plan
 from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
 
 _DEFAULT_MAX_NUM_SEQS = 256
-"""vLLM's own default of --max-num-seqs, used when no profile describes the GPU type."""
+"""vLLM's own default of --max-num-seqs, for a GPU type the plan has no option for (no profile)."""
 
 
 class Actuator:
     """Writes workloads and routes for this cycle; see the module docstring."""
 
-    def __init__(self, hub: Hub, planner_settings: PlannerSettings) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.planner_settings = planner_settings
-        self._profiles: dict[tuple[str, str, int], PerformanceModel] = {}
+        self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
 
-    def begin(self, profiles: Sequence[PerformanceModel]) -> None:
-        """A new cycle: the profiles the planner used this time."""
-        self._profiles = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in profiles}
+    def begin(self, plan: Plan) -> None:
+        """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
+        self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
         """Apply the workload with `replicas` unless it already has that count and template. Returns writes."""
@@ -52,7 +47,7 @@ class Actuator:
             workload_namespace=view.workload_namespace_for(deployment.planned.namespace),
             gpu_type=gpu_type,
             replicas=replicas,
-            max_num_seqs=self._max_num_seqs(deployment, gpu_type),
+            max_num_seqs=self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type), _DEFAULT_MAX_NUM_SEQS),
             owner_uid=deployment.uid,
         )
         wanted_hash = render_deployment(spec, target)["metadata"]["annotations"][SPEC_HASH]
@@ -100,21 +95,3 @@ class Actuator:
             ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
             placements[(cluster, gpu_type)] = S.Placement(cluster, gpu_type, replicas, min(ready, replicas))
         return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
-
-    def _max_num_seqs(self, deployment: ObservedDeployment, gpu_type: str) -> int:
-        """vLLM --max-num-seqs: the batch at which the profile still meets the SLO (256 without a profile)."""
-        spec = deployment.resource.spec
-        model = self._profiles.get((spec.model.source, gpu_type, spec.replica.gpus_per_replica)) or self._profiles.get(
-            (spec.model.served_name, gpu_type, spec.replica.gpus_per_replica)
-        )
-        if model is None:
-            return _DEFAULT_MAX_NUM_SEQS
-        capacity = replica_capacity(
-            model,
-            mean_prompt_tokens=spec.demand.mean_prompt_tokens,
-            mean_output_tokens=spec.demand.mean_output_tokens,
-            tpot_slo_ms=spec.slo.tpot_p95_ms,
-            ttft_slo_ms=spec.slo.ttft_p95_ms,
-            settings=self.planner_settings,
-        )
-        return max(1, min(model.max_batch, math.ceil(capacity.batch))) if capacity.batch > 0 else 1

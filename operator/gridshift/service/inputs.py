@@ -13,13 +13,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from gridshift.actuation.members import Inventory, WorkloadState
-from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
+from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.signals.metrics import DeploymentSignals
 from gridshift.signals.price_service import PriceReading
-from gridshift.signals.prices import usd_per_kwh
+from gridshift.signals.prices import PriceKind, usd_per_kwh
 from gridshift.signals.promql import Signal
 
 T = TypeVar("T")
@@ -49,6 +50,44 @@ def parse_bodies(bodies: Iterable[Mapping[str, Any]], model: type[T]) -> list[Pa
             problems = "; ".join(f"{path}: {msg}" for path, msg in problems_of(error))
             out.append(Parsed(key, None, problems, body))
     return sorted(out, key=lambda p: p.key)
+
+
+def selector_of(selector: LabelSelector | None) -> S.Selector | None:
+    """A Kubernetes label selector as the planner matches it."""
+    if selector is None:
+        return None
+    return S.Selector(
+        match_labels=dict(selector.match_labels),
+        match_expressions=tuple(
+            S.SelectorRequirement(r.key, r.operator, tuple(r.values)) for r in selector.match_expressions
+        ),
+    )
+
+
+def requirements_of(spec: InferenceDeploymentSpec) -> S.Requirements:
+    """What the planner reads of an InferenceDeployment's spec: the one translation of it."""
+    demand = spec.demand
+    return S.Requirements(
+        model_names=(spec.model.source, spec.model.served_name),
+        gpu_types=tuple(spec.replica.gpu_types),
+        gpus_per_replica=spec.replica.gpus_per_replica,
+        ttft_slo_ms=spec.slo.ttft_p95_ms,
+        tpot_slo_ms=spec.slo.tpot_p95_ms,
+        min_replicas=spec.capacity.min_replicas,
+        max_replicas=spec.capacity.max_replicas,
+        min_regions=spec.capacity.min_regions,
+        mode=spec.migration.mode,
+        max_concurrent_moves=spec.migration.max_concurrent_moves,
+        payback_horizon_hours=spec.migration.payback_horizon_hours,
+        mean_prompt_tokens=demand.mean_prompt_tokens,
+        mean_output_tokens=demand.mean_output_tokens,
+        headroom=demand.headroom,
+        static_requests_per_second=demand.requests_per_second if demand.source is DemandSource.STATIC else None,
+        allowed_regions=frozenset(spec.placement.allowed_regions),
+        forbidden_regions=frozenset(spec.placement.forbidden_regions),
+        preferred_regions=frozenset(spec.placement.preferred_regions),
+        cluster_selector=selector_of(spec.placement.cluster_selector),
+    )
 
 
 def currency_to_usd(cluster: RegionalCluster, currency: str) -> float:
@@ -104,11 +143,11 @@ def price_horizon(reading: PriceReading | None) -> S.PriceHorizon:
     if reading is None or reading.series is None:
         return S.PriceHorizon(intervals=(), stale=True)
     intervals = tuple(
-        S.PriceInterval(
+        S.EnergyPrice(
             start=i.start,
             end=i.end,
             usd_per_kwh=usd_per_kwh(i, reading.fx_to_usd),
-            kind=S.PriceKind(i.kind.value),
+            forecast=i.kind is PriceKind.FORECAST,
         )
         for i in reading.series.intervals
     )
@@ -161,12 +200,12 @@ def observed_demand(
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
     """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica)."""
-    from gridshift.planner.profiles import from_api
+    from gridshift.profiles_catalog import performance_model
 
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
     for item in parsed:
         if item.resource is not None:
-            profile = from_api(item.resource)
+            profile = performance_model(item.resource)
             chosen[(profile.model, profile.gpu_type, profile.gpus_per_replica)] = profile
     return tuple(chosen[k] for k in sorted(chosen))
 

@@ -28,7 +28,6 @@ from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, workload_names
 from gridshift.hub.client import Hub, SecretMissing, SecretPurpose
 from gridshift.planner import snapshot as S
 from gridshift.planner.profiles import PerformanceModel
-from gridshift.planner.snapshot import label_selector_matches
 from gridshift.service import inputs
 from gridshift.service.errors import describe
 from gridshift.service.state import ClusterView, CycleReport, Observation, ObservedDeployment
@@ -115,7 +114,8 @@ class Observer:
                     None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens
                 )
             )
-            planned = S.Deployment(ns, name, parsed.resource.spec, inputs.placements_of(ns, name, workloads), demand)
+            required = inputs.requirements_of(parsed.resource.spec)
+            planned = S.Deployment(ns, name, required, inputs.placements_of(ns, name, workloads), demand)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
         snapshot = S.Snapshot(
             now=now,
@@ -227,10 +227,10 @@ class Observer:
         return {w.namespace for w in self._last_workloads.get(cluster, [])}
 
     def _admitted(self, cluster: RegionalCluster, tenants: Sequence[str]) -> frozenset[str] | None:
-        selector = cluster.spec.tenant_namespace_selector
+        selector = inputs.selector_of(cluster.spec.tenant_namespace_selector)
         if selector is None:
             return None
-        return frozenset(ns for ns in tenants if label_selector_matches(selector, self._namespace_labels(ns)))
+        return frozenset(ns for ns in tenants if selector.matches(self._namespace_labels(ns)))
 
     def _namespace_labels(self, namespace: str) -> dict[str, str]:
         try:

@@ -96,7 +96,7 @@ class OperatorService:
             settings, hub, member_factory, metrics_factory, feed_factory, default_profiles, metrics_clock
         )
         self.migrations = Migrations(settings.revalidate_delay_seconds)
-        self.actuator = Actuator(hub, self.planner_settings)
+        self.actuator = Actuator(hub)
         self.reporter = Reporter(hub)
         self.metrics = OperatorMetrics()
         self.last_report: CycleReport | None = None
@@ -201,7 +201,7 @@ class OperatorService:
         # The search's budget runs on this process's clock; the last plan is its warm start.
         plan = make_plan(seen.snapshot, self.planner_settings, clock=self._monotonic, previous=self._last_plan)
         report.plan = self._last_plan = plan
-        self.actuator.begin(seen.snapshot.profiles)
+        self.actuator.begin(plan)
 
         for deployment in seen.deployments:
             if not self._still_leading(report):

@@ -25,15 +25,16 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from gridshift.api import InferenceDeploymentSpec
+from gridshift.modes import MigrationMode
 from gridshift.planner import (
     Cluster,
     Deployment,
+    EnergyPrice,
     ObservedDemand,
     Offering,
     Placement,
     PriceHorizon,
-    PriceInterval,
+    Requirements,
     Snapshot,
     make_plan,
 )
@@ -207,25 +208,22 @@ class GridshiftPolicy:
         self.specs = tuple(self._spec(d.setup, d.mean_prompt_tokens, d.mean_output_tokens) for d in replay.deployments)
 
     @staticmethod
-    def _spec(setup: DeploymentSetup, prompt: float, output: float) -> InferenceDeploymentSpec:
-        return InferenceDeploymentSpec.model_validate(
-            {
-                "model": {"servedName": setup.name, "source": setup.model},
-                "replica": {"gpusPerReplica": setup.gpus_per_replica, "gpuTypes": [setup.gpu_type]},
-                "slo": {"ttftP95Ms": setup.ttft_p95_ms, "tpotP95Ms": setup.tpot_p95_ms},
-                "capacity": {"minReplicas": setup.min_replicas, "maxReplicas": setup.max_replicas},
-                "migration": {
-                    "mode": "Auto",
-                    "maxConcurrentMoves": setup.max_concurrent_moves,
-                    "paybackHorizonHours": setup.payback_horizon_hours,
-                },
-                "demand": {
-                    "source": "Prometheus",
-                    "meanPromptTokens": prompt,
-                    "meanOutputTokens": output,
-                    "headroom": setup.headroom,
-                },
-            }
+    def _spec(setup: DeploymentSetup, prompt: float, output: float) -> Requirements:
+        return Requirements(
+            model_names=(setup.model, setup.name),
+            gpu_types=(setup.gpu_type,),
+            gpus_per_replica=setup.gpus_per_replica,
+            ttft_slo_ms=setup.ttft_p95_ms,
+            tpot_slo_ms=setup.tpot_p95_ms,
+            min_replicas=setup.min_replicas,
+            max_replicas=setup.max_replicas,
+            min_regions=1,
+            mode=MigrationMode.AUTO,
+            max_concurrent_moves=setup.max_concurrent_moves,
+            payback_horizon_hours=setup.payback_horizon_hours,
+            mean_prompt_tokens=prompt,
+            mean_output_tokens=output,
+            headroom=setup.headroom,
         )
 
     def observed(self, minute: int) -> FloatArray:
@@ -255,7 +253,7 @@ class GridshiftPolicy:
         for market in replay.markets:
             values = market.usd_per_kwh[hour : hour + horizon]
             intervals = tuple(
-                PriceInterval(
+                EnergyPrice(
                     hour_start + timedelta(hours=offset),
                     hour_start + timedelta(hours=offset + 1),
                     float(value),
@@ -283,7 +281,7 @@ class GridshiftPolicy:
                 Deployment(
                     namespace="simulation",
                     name=deployment.name,
-                    spec=spec,
+                    requirements=spec,
                     placements=placements,
                     demand=ObservedDemand(
                         requests_per_second=float(observed[index]),

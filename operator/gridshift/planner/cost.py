@@ -1,0 +1,48 @@
+"""The cost formulas, defined once: energy cost, a replica's cost per hour, $/Mtok and J/token.
+
+Every figure gridshift reports or optimises comes from here (the planner's options and plan figures,
+the service's status and metrics, the chart's recording rules through gridshift_dev.chart), so that
+"cost" means one thing everywhere:
+
+    energy USD/h        = GPU watts x PUE x price (USD/kWh) / 1000     (PUE included: the facility's bill)
+    replica USD/h       = GPUs x GPU-hour cost + energy USD/h
+    USD per Mtok        = USD/h / (output tokens/s x 3600 / 1e6)
+    J per output token  = GPU watts / output tokens/s                  (PUE excluded: the GPUs' own energy)
+
+Prices are USD/kWh without PUE (as the price feeds publish them and the snapshot holds them).
+"""
+
+from __future__ import annotations
+
+WATT_HOURS_PER_KWH = 1000.0
+SECONDS_PER_HOUR = 3600.0
+TOKENS_PER_MILLION = 1e6
+
+
+def usd_per_watt_hour(pue: float, usd_per_kwh: float) -> float:
+    """What one watt of GPU power costs per hour at a site: the price with the facility's PUE included."""
+    return pue * usd_per_kwh / WATT_HOURS_PER_KWH
+
+
+def energy_usd_per_hour(watts: float, pue: float, usd_per_kwh: float) -> float:
+    """Electricity cost of `watts` of GPU power for an hour, PUE included."""
+    return watts * usd_per_watt_hour(pue, usd_per_kwh)
+
+
+def replica_usd_per_hour(gpus: int, gpu_hour_usd: float, watts: float, pue: float, usd_per_kwh: float) -> float:
+    """A replica's cost per hour: its GPU-hours and its energy (PUE included)."""
+    return gpus * gpu_hour_usd + watts * usd_per_watt_hour(pue, usd_per_kwh)
+
+
+def usd_per_million_tokens(usd_per_hour: float, output_tokens_per_second: float | None) -> float | None:
+    """Cost per million output tokens; None without tokens."""
+    if not output_tokens_per_second:
+        return None
+    return usd_per_hour / (output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
+
+
+def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -> float | None:
+    """GPU energy per output token (PUE excluded); None without tokens."""
+    if not output_tokens_per_second:
+        return None
+    return gpu_watts / output_tokens_per_second
