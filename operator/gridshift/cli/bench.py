@@ -135,11 +135,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     from dataclasses import replace
 
-    from gridshift.planner import PlannerSettings, make_plan
-    from gridshift.planner.milp import lp_bound, run_milp
-    from gridshift.planner.problem import Problem, build_problem
-    from gridshift.planner.search import usd_per_hour, violations
-    from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+    from gridshift.planner import PlannerSettings
     from gridshift.planner.synthetic import random_snapshot
     from gridshift.profiles_catalog import default_performance_models
 
@@ -152,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
         "neighbourhoods": replace(base, milp_max_variables=0),
     }[args.solver]
     models = default_performance_models()
-    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
     results: list[dict[str, Any]] = []
     for seed in range(args.seed, args.seed + args.seeds):
         snapshot = random_snapshot(
@@ -163,118 +158,157 @@ def run(args: argparse.Namespace) -> int:
             seed=seed,
             occupancy=args.tightness,
         )
-        wall: list[float] = []
-        cpu: list[float] = []
-        plan = None
-        for _ in range(args.repeat):
-            started_wall, started_cpu = time.perf_counter(), time.process_time()
-            plan = make_plan(snapshot, settings, clock=time.process_time if args.clock == "cpu" else time.monotonic)
-            wall.append(time.perf_counter() - started_wall)
-            cpu.append(time.process_time() - started_cpu)
-        assert plan is not None
-        problem = build_problem(snapshot, settings)
-        # The plan's counts, read back from its targets, scored by the one objective.
-        targets = plan.targets()
-        counts = tuple(
-            tuple(targets[d.deployment.id].get(o.key, 0) if not d.frozen else o.current for o in d.options)
-            for d in problem.deployments
-        )
-        solution = Solution(counts, plan.solver)
-
-        def underserved(candidate: Solution, problem: Problem = problem) -> int:
-            return sum(
-                1
-                for d, c in zip(problem.deployments, candidate.counts, strict=True)
-                if deployment_objective(d, c, settings) - deployment_objective(d, c, free) > 1e-6
-            )
-
-        result: dict[str, Any] = {
-            "deployments": args.deployments,
-            "clusters": args.clusters,
-            "gpu_types": args.gpu_types,
-            "tightness": args.tightness,
-            "seed": seed,
-            "solver": str(plan.solver),
-            "budget_s": settings.time_budget_seconds,
-            "clock": args.clock,
-            "budget_exhausted": plan.budget_exhausted,
-            "proven_optimal": plan.proven_optimal,
-            "variables": plan.variable_count,
-            "cpu_s": statistics.median(cpu),
-            "wall_s": statistics.median(wall),
-            "objective_usd_per_h": plan.objective_usd_per_hour,
-            "cost_usd_per_h": usd_per_hour(problem, solution, settings),
-            "underserved": underserved(solution),
-            "move_limit_violations": sum(
-                1 for d, c in zip(problem.deployments, counts, strict=True) if min(moves(d, c)) > d.max_moves
-            ),
-            "invalid": len(violations(problem, solution)),
-            "replicas": sum(d.total_replicas for d in plan.deployments),
-        }
-        if args.quality:
-            print(f"seed {seed}: exact reference (HiGHS, up to {args.reference_seconds:g} s)...", file=sys.stderr)
-            bound = lp_bound(problem, settings)
-            stop = _cpu_deadline(args.reference_seconds) if args.clock == "cpu" else None
-            reference = run_milp(
-                problem,
-                settings,
-                start=solution,
-                # CPU seconds with --clock cpu, like the plan's budget; HiGHS's wall limit backs it up.
-                time_limit=args.reference_seconds * (10 if args.clock == "cpu" else 1),
-                stop=stop,
-                relative_gap=0.0,
-                # Proven to 1e-6 of the plan's cost, however large the penalties in the objective.
-                absolute_gap=1e-6 * max(1.0, result["cost_usd_per_h"]),
-            )
-            plan_objective = objective(problem, solution, settings)
-            result["lp_bound_usd_per_h"] = bound
-            result["lp_gap_pct"] = (
-                None if bound is None else 100.0 * (plan_objective - bound) / max(result["cost_usd_per_h"], 1e-9)
-            )
-            if reference.solution is not None and reference.optimal:
-                optimum = Solution(reference.solution.counts, Solver.MILP)
-                optimum_cost = usd_per_hour(problem, optimum, settings)
-                result["optimum_usd_per_h"] = optimum_cost
-                result["optimum_underserved"] = underserved(optimum)
-                result["gap_pct"] = 100.0 * (plan_objective - objective(problem, optimum, settings)) / optimum_cost
-            else:
-                result["optimum_usd_per_h"] = None
-                result["optimum_underserved"] = None
-                result["gap_pct"] = None
-                result["optimum_reason"] = f"not proven within {args.reference_seconds:g} s" + (
-                    "" if reference.bound is None else f" (best bound {reference.bound:.2f})"
-                )
+        result = _measure(args, snapshot, settings, seed)
         results.append(result)
-        if args.json:
-            print(json.dumps(result, sort_keys=True), flush=True)
-        else:
-            line = (
-                f"seed {seed}: {result['solver']}, cpu {result['cpu_s']:.3f} s, wall {result['wall_s']:.3f} s, "
-                f"{result['cost_usd_per_h']:.2f} USD/h, {result['underserved']} underserved"
-            )
-            if args.quality:
-                gap = result["gap_pct"]
-                line += ", gap " + ("n/a: " + result["optimum_reason"] if gap is None else f"{gap:.3f}%")
-            print(line, flush=True)
-    summary = _summary(args, results)
+        _print_result(args, result)
+    _print_summary(args, _summary(args, results))
+    return 0
+
+
+def _measure(args: argparse.Namespace, snapshot: Any, settings: Any, seed: int) -> dict[str, Any]:
+    """Plan one snapshot `args.repeat` times; score the plan, and with --quality against the proven optimum."""
+    from dataclasses import replace
+
+    from gridshift.planner import make_plan
+    from gridshift.planner.problem import Problem, build_problem
+    from gridshift.planner.search import usd_per_hour, violations
+    from gridshift.planner.solution import Solution, deployment_objective, moves
+
+    wall: list[float] = []
+    cpu: list[float] = []
+    plan = None
+    for _ in range(args.repeat):
+        started_wall, started_cpu = time.perf_counter(), time.process_time()
+        plan = make_plan(snapshot, settings, clock=time.process_time if args.clock == "cpu" else time.monotonic)
+        wall.append(time.perf_counter() - started_wall)
+        cpu.append(time.process_time() - started_cpu)
+    assert plan is not None
+    problem = build_problem(snapshot, settings)
+    # The plan's counts, read back from its targets, scored by the one objective.
+    targets = plan.targets()
+    counts = tuple(
+        tuple(targets[d.deployment.id].get(o.key, 0) if not d.frozen else o.current for o in d.options)
+        for d in problem.deployments
+    )
+    solution = Solution(counts, plan.solver)
+    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+
+    def underserved(candidate: Solution, problem: Problem = problem) -> int:
+        return sum(
+            1
+            for d, c in zip(problem.deployments, candidate.counts, strict=True)
+            if deployment_objective(d, c, settings) - deployment_objective(d, c, free) > 1e-6
+        )
+
+    result: dict[str, Any] = {
+        "deployments": args.deployments,
+        "clusters": args.clusters,
+        "gpu_types": args.gpu_types,
+        "tightness": args.tightness,
+        "seed": seed,
+        "solver": str(plan.solver),
+        "budget_s": settings.time_budget_seconds,
+        "clock": args.clock,
+        "budget_exhausted": plan.budget_exhausted,
+        "proven_optimal": plan.proven_optimal,
+        "variables": plan.variable_count,
+        "cpu_s": statistics.median(cpu),
+        "wall_s": statistics.median(wall),
+        "objective_usd_per_h": plan.objective_usd_per_hour,
+        "cost_usd_per_h": usd_per_hour(problem, solution, settings),
+        "underserved": underserved(solution),
+        "move_limit_violations": sum(
+            1 for d, c in zip(problem.deployments, counts, strict=True) if min(moves(d, c)) > d.max_moves
+        ),
+        "invalid": len(violations(problem, solution)),
+        "replicas": sum(d.total_replicas for d in plan.deployments),
+    }
+    if args.quality:
+        result.update(_reference(args, seed, problem, solution, settings, result["cost_usd_per_h"], underserved))
+    return result
+
+
+def _reference(
+    args: argparse.Namespace,
+    seed: int,
+    problem: Any,
+    solution: Any,
+    settings: Any,
+    cost_usd_per_h: float,
+    underserved: Any,
+) -> dict[str, Any]:
+    """The exact reference of one snapshot: the LP bound, and HiGHS proving the optimum from the plan."""
+    from gridshift.planner.milp import lp_bound, run_milp
+    from gridshift.planner.search import usd_per_hour
+    from gridshift.planner.solution import Solution, Solver, objective
+
+    print(f"seed {seed}: exact reference (HiGHS, up to {args.reference_seconds:g} s)...", file=sys.stderr)
+    bound = lp_bound(problem, settings)
+    stop = _cpu_deadline(args.reference_seconds) if args.clock == "cpu" else None
+    reference = run_milp(
+        problem,
+        settings,
+        start=solution,
+        # CPU seconds with --clock cpu, like the plan's budget; HiGHS's wall limit backs it up.
+        time_limit=args.reference_seconds * (10 if args.clock == "cpu" else 1),
+        stop=stop,
+        relative_gap=0.0,
+        # Proven to 1e-6 of the plan's cost, however large the penalties in the objective.
+        absolute_gap=1e-6 * max(1.0, cost_usd_per_h),
+    )
+    plan_objective = objective(problem, solution, settings)
+    out: dict[str, Any] = {
+        "lp_bound_usd_per_h": bound,
+        "lp_gap_pct": None if bound is None else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
+    }
+    if reference.solution is not None and reference.optimal:
+        optimum = Solution(reference.solution.counts, Solver.MILP)
+        optimum_cost = usd_per_hour(problem, optimum, settings)
+        out["optimum_usd_per_h"] = optimum_cost
+        out["optimum_underserved"] = underserved(optimum)
+        out["gap_pct"] = 100.0 * (plan_objective - objective(problem, optimum, settings)) / optimum_cost
+    else:
+        out["optimum_usd_per_h"] = None
+        out["optimum_underserved"] = None
+        out["gap_pct"] = None
+        out["optimum_reason"] = f"not proven within {args.reference_seconds:g} s" + (
+            "" if reference.bound is None else f" (best bound {reference.bound:.2f})"
+        )
+    return out
+
+
+def _print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(result, sort_keys=True), flush=True)
+        return
+    line = (
+        f"seed {result['seed']}: {result['solver']}, cpu {result['cpu_s']:.3f} s, wall {result['wall_s']:.3f} s, "
+        f"{result['cost_usd_per_h']:.2f} USD/h, {result['underserved']} underserved"
+    )
+    if args.quality:
+        gap = result["gap_pct"]
+        line += ", gap " + ("n/a: " + result["optimum_reason"] if gap is None else f"{gap:.3f}%")
+    print(line, flush=True)
+
+
+def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
-    else:
+        return
+    print(
+        f"planner: {args.deployments} deployments x {args.clusters} clusters x {args.gpu_types} GPU types, "
+        f"tightness {args.tightness:g}, {summary['runs']} snapshot(s)"
+    )
+    print(
+        f"  median {summary['median_s']:.3f} s  p95 {summary['p95_s']:.3f} s wall; "
+        f"cpu median {summary['median_cpu_s']:.3f} s  p95 {summary['p95_cpu_s']:.3f} s"
+    )
+    if args.quality:
         print(
-            f"planner: {args.deployments} deployments x {args.clusters} clusters x {args.gpu_types} GPU types, "
-            f"tightness {args.tightness:g}, {len(results)} snapshot(s)"
+            f"  gap median {summary['gap_median_pct']}%, max {summary['gap_max_pct']}%; "
+            f"runs serving less than the optimum: {summary['underserved_above_optimum']}; "
+            f"move-limit violations: {summary['move_limit_violations']}"
         )
-        print(
-            f"  median {summary['median_s']:.3f} s  p95 {summary['p95_s']:.3f} s wall; "
-            f"cpu median {summary['median_cpu_s']:.3f} s  p95 {summary['p95_cpu_s']:.3f} s"
-        )
-        if args.quality:
-            print(
-                f"  gap median {summary['gap_median_pct']}%, max {summary['gap_max_pct']}%; "
-                f"runs serving less than the optimum: {summary['underserved_above_optimum']}; "
-                f"move-limit violations: {summary['move_limit_violations']}"
-            )
-    return 0
 
 
 def _summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -297,8 +297,6 @@ def _explain(
     current = list(deployment.columns.current)
     started, stopped = moves(deployment, counts)
     details = list(deployment.notes)
-    binding: list[str] = []
-    hours = deployment.window_hours
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
     keep_without_shortfall = deployment_objective(deployment, current, replace(settings, shortfall_penalty_usd=0.0))
@@ -306,6 +304,37 @@ def _explain(
     current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = keep_objective - chosen_objective if options and current_covers_demand else None
+    binding = _binding_constraints(deployment, counts, used, started, stopped)
+    alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
+    reason = _reason(deployment, started, stopped, keep_objective, settings, infeasible_reason)
+    if started and stopped and reason in ("ScaleUp", "ScaleDown"):
+        details.append(f"also moves {min(started, stopped)} replica(s) to cheaper capacity")
+    placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
+    summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
+    if cost.usd_per_million_tokens is not None:
+        summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
+    summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
+    if saving is not None and (started or stopped):
+        summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
+    if alternative is not None and alternative_hourly is not None:
+        summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
+    return Explanation(
+        reason=reason,
+        summary=summary[:1024],
+        details=tuple(details),
+        binding_constraints=tuple(binding),
+        alternative=alternative,
+        alternative_usd_per_hour=alternative_hourly,
+        saving_usd_per_hour_vs_current=saving,
+    )
+
+
+def _binding_constraints(
+    deployment: DeploymentProblem, counts: list[int], used: list[tuple[Option, int]], started: int, stopped: int
+) -> list[str]:
+    """The modes, prices, reachability and limits that shaped the plan, in the order users read them."""
+    options = deployment.options
+    binding: list[str] = []
     if deployment.frozen:
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:
@@ -333,69 +362,72 @@ def _explain(
         binding.append(f"minRegions {deployment.min_regions}")
     if min(started, stopped) >= deployment.max_moves and started and stopped:
         binding.append(f"maxConcurrentMoves {deployment.max_moves}")
-    # The best alternative: the option not used that would cover the demand most cheaply on its own
-    # (replicas needed x cost per hour now), comparable across GPU types of different capacity.
-    alternative: str | None = None
-    alternative_hourly: float | None = None
-    main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
+    return binding
+
+
+def _alternative(
+    deployment: DeploymentProblem,
+    counts: list[int],
+    used: list[tuple[Option, int]],
+    free: dict[Key, int],
+    details: list[str],
+    binding: list[str],
+) -> tuple[str | None, float | None]:
+    """The best option not used: the one that would cover the demand most cheaply on its own (replicas
+    needed x cost per hour now, comparable across GPU types), and why the plan did not move there
+    (appended to details and binding)."""
+    options = deployment.options
     unused = [j for j in range(len(options)) if counts[j] == 0]
-    if unused:
-        j = min(unused, key=lambda k: (sum(_cover_cost_now(deployment, options[k])[1:]), k))
-        option = options[j]
-        alternative = _label(option)
-        alternative_hourly = sum(_cover_cost_now(deployment, option)[1:])
-        dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
-        if dearest is not None and option.hourly_usd / deployment.unit_capacity(option) < dearest[
-            0
-        ].hourly_usd / deployment.unit_capacity(dearest[0]):
-            if free.get(option.key, 0) < option.gpus:
-                binding.append(f"inventory: {alternative} has no free GPUs")
-                details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
-            elif option.stale:
-                details.append(f"not moved to {alternative}: its price is stale")
-            else:
-                gain = dearest[0].hourly_usd - option.hourly_usd
-                details.append(
-                    f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, but a start costs "
-                    f"{option.start_cost_usd:.4f} USD, not paid back within {hours:g} h "
-                    "(or a limit above binds)"
-                )
-        if main is not None and not deployment.frozen:
-            details.append(_why_won(deployment, main[0], option))
-    placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
+    if not unused:
+        return None, None
+    main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
+    j = min(unused, key=lambda k: (sum(_cover_cost_now(deployment, options[k])[1:]), k))
+    option = options[j]
+    alternative = _label(option)
+    alternative_hourly = sum(_cover_cost_now(deployment, option)[1:])
+    dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
+    if dearest is not None and option.hourly_usd / deployment.unit_capacity(option) < dearest[
+        0
+    ].hourly_usd / deployment.unit_capacity(dearest[0]):
+        if free.get(option.key, 0) < option.gpus:
+            binding.append(f"inventory: {alternative} has no free GPUs")
+            details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
+        elif option.stale:
+            details.append(f"not moved to {alternative}: its price is stale")
+        else:
+            gain = dearest[0].hourly_usd - option.hourly_usd
+            details.append(
+                f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, but a start costs "
+                f"{option.start_cost_usd:.4f} USD, not paid back within {deployment.window_hours:g} h "
+                "(or a limit above binds)"
+            )
+    if main is not None and not deployment.frozen:
+        details.append(_why_won(deployment, main[0], option))
+    return alternative, alternative_hourly
+
+
+def _reason(
+    deployment: DeploymentProblem,
+    started: int,
+    stopped: int,
+    keep_objective: float,
+    settings: PlannerSettings,
+    infeasible_reason: str | None,
+) -> str:
+    """The decision's reason: what the plan does, or why it cannot."""
     if infeasible_reason:
-        reason = "Infeasible"
-    elif deployment.frozen:
-        reason = "Frozen"
-    elif not started and not stopped:
-        reason = "NoChange"
-    elif started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
-        reason = "SLOAtRisk"
-    elif started > stopped:
-        reason = "ScaleUp"
-    elif stopped > started:
-        reason = "ScaleDown"
-    else:
-        reason = "CheaperPlacement"
-    if started and stopped and reason in ("ScaleUp", "ScaleDown"):
-        details.append(f"also moves {min(started, stopped)} replica(s) to cheaper capacity")
-    summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
-    if cost.usd_per_million_tokens is not None:
-        summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
-    summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
-    if saving is not None and (started or stopped):
-        summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
-    if alternative is not None and alternative_hourly is not None:
-        summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
-    return Explanation(
-        reason=reason,
-        summary=summary[:1024],
-        details=tuple(details),
-        binding_constraints=tuple(binding),
-        alternative=alternative,
-        alternative_usd_per_hour=alternative_hourly,
-        saving_usd_per_hour_vs_current=saving,
-    )
+        return "Infeasible"
+    if deployment.frozen:
+        return "Frozen"
+    if not started and not stopped:
+        return "NoChange"
+    if started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
+        return "SLOAtRisk"
+    if started > stopped:
+        return "ScaleUp"
+    if stopped > started:
+        return "ScaleDown"
+    return "CheaperPlacement"
 
 
 def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str | None:
@@ -443,6 +475,30 @@ def _deployment_plan(
     needed = deployment.coverage_target
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
     cost = _cost_prediction(problem, deployment, counts, powers)
+    targets = _targets(problem, deployment, counts)
+    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
+    capacity_rps = {o.key: o.capacity_rps for o in options}
+    return DeploymentPlan(
+        id=deployment.deployment.id,
+        mode=required.mode,
+        act=required.mode == MigrationMode.AUTO,
+        feasible=infeasible is None,
+        infeasible_reason=infeasible,
+        targets=tuple(targets),
+        steps=steps,
+        routing=routing_weights(target, capacity_rps),
+        cost=cost,
+        explanation=explanation,
+        demand_tokens_per_s=deployment.workload.output_tokens_per_second,
+        needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
+        capacity_tokens_per_s=sum(o.capacity_tokens_per_s * n for o, n in zip(options, counts, strict=True)),
+        max_num_seqs={o.key: o.max_num_seqs for o in options},
+    )
+
+
+def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int]) -> list[TargetPlacement]:
+    """Replicas per pool the plan wants, plus those it cannot count (unreachable; Frozen without option)."""
+    options = deployment.options
     targets = [
         TargetPlacement(
             cluster=o.cluster,
@@ -490,21 +546,4 @@ def _deployment_plan(
                         reachable=known is not None and known.reachable,
                     )
                 )
-    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
-    capacity_rps = {o.key: o.capacity_rps for o in options}
-    return DeploymentPlan(
-        id=deployment.deployment.id,
-        mode=required.mode,
-        act=required.mode == MigrationMode.AUTO,
-        feasible=infeasible is None,
-        infeasible_reason=infeasible,
-        targets=tuple(targets),
-        steps=steps,
-        routing=routing_weights(target, capacity_rps),
-        cost=cost,
-        explanation=explanation,
-        demand_tokens_per_s=deployment.workload.output_tokens_per_second,
-        needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
-        capacity_tokens_per_s=sum(o.capacity_tokens_per_s * n for o, n in zip(options, counts, strict=True)),
-        max_num_seqs={o.key: o.max_num_seqs for o in options},
-    )
+    return targets

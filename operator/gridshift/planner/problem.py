@@ -413,7 +413,7 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     return Problem(problems, inventory, price_views, stale, clusters)
 
 
-def _deployment_problem(
+def _options(
     d_index: int,
     deployment: Deployment,
     workload: Workload,
@@ -422,7 +422,9 @@ def _deployment_problem(
     capacity: Mapping[tuple[int, str], _Capacity],
     clusters: Mapping[str, Cluster],
     settings: PlannerSettings,
-) -> DeploymentProblem:
+) -> tuple[list[Option], list[tuple[str, str, int]], list[str]]:
+    """Where the deployment's replicas may run, the replicas held in unreachable clusters, and notes on
+    every place ruled out (a cluster excluded, a GPU type without profile or unable to meet the SLO)."""
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
     current = {(p.cluster, p.gpu_type): p for p in deployment.placements}
@@ -465,6 +467,22 @@ def _deployment_problem(
         )
     for gpu_type in sorted(unreachable_slo):
         notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
+    return options, unreachable, notes
+
+
+def _deployment_problem(
+    d_index: int,
+    deployment: Deployment,
+    workload: Workload,
+    window: float,
+    sites: list[_Site],
+    capacity: Mapping[tuple[int, str], _Capacity],
+    clusters: Mapping[str, Cluster],
+    settings: PlannerSettings,
+) -> DeploymentProblem:
+    required = deployment.requirements
+    frozen = required.mode == MigrationMode.FROZEN
+    options, unreachable, notes = _options(d_index, deployment, workload, window, sites, capacity, clusters, settings)
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)

@@ -108,13 +108,36 @@ def random_snapshot(
     horizon_hours: int = 24,
     occupancy: float = 0.6,
 ) -> Snapshot:
-    """A snapshot whose total demand fills about `occupancy` of the GPU inventory."""
+    """A snapshot whose total demand fills about `occupancy` of the GPU inventory.
+
+    The draws come in a fixed order (deployments, then clusters and prices, then placements), so a
+    seed always gives the same snapshot."""
     if not base_models:
         raise ValueError("base_models: need at least one performance model")
     if not 1 <= gpu_types <= len(GPU_TRAITS):
         raise ValueError(f"gpu_types must be within 1..{len(GPU_TRAITS)}, got {gpu_types}")
     rng = np.random.default_rng(seed)
     types = list(GPU_TRAITS)[:gpu_types]
+    profiles = _scaled_profiles(base_models, types)
+    usable = sorted({(m.model, m.gpus_per_replica) for m in profiles.values()})
+    if not usable:
+        raise ValueError("base_models: none is on a GPU type the synthetic snapshot knows")
+    specs = [_deployment_draw(rng, index, usable, types, clusters) for index in range(deployments)]
+    replicas_wanted = _servable(specs, profiles)
+    per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
+    cluster_list, prices = _clusters(rng, clusters, types, per_offering, now, horizon_hours)
+    return Snapshot(
+        now=now,
+        deployments=tuple(_deployments(rng, specs, cluster_list)),
+        clusters=tuple(cluster_list),
+        profiles=tuple(profiles.values()),
+        prices=prices,
+    )
+
+
+def _scaled_profiles(
+    base_models: Sequence[PerformanceModel], types: Sequence[str]
+) -> dict[tuple[str, str, int], PerformanceModel]:
     profiles: dict[tuple[str, str, int], PerformanceModel] = {}
     for base in base_models:
         if base.gpu_type not in GPU_TRAITS:
@@ -122,39 +145,44 @@ def random_snapshot(
         for gpu_type in types:
             model = scaled_model(base, gpu_type)
             profiles.setdefault((model.model, model.gpu_type, model.gpus_per_replica), model)
-    usable = sorted({(m.model, m.gpus_per_replica) for m in profiles.values()})
-    if not usable:
-        raise ValueError("base_models: none is on a GPU type the synthetic snapshot knows")
+    return profiles
 
-    specs = []
-    for index in range(deployments):
-        model_name, gpus = usable[int(rng.integers(len(usable)))]
-        accepted = sorted(rng.choice(types, size=int(rng.integers(1, len(types) + 1)), replace=False).tolist())
-        min_replicas = int(rng.integers(1, 3))
-        min_regions = int(rng.integers(1, 3)) if clusters > 1 else 1
-        # Keyword arguments are evaluated in order: the draws keep the order of the seeded snapshots.
-        spec = Requirements(
-            model_names=(model_name, f"m{index}"),
-            gpu_types=tuple(accepted),
-            gpus_per_replica=gpus,
-            ttft_slo_ms=float(rng.choice([1000, 2000, 3000, 5000])),
-            tpot_slo_ms=float(rng.choice([50, 75, 100, 150])),
-            min_replicas=min_replicas,
-            max_replicas=int(rng.integers(max(4, min_regions), 33)),
-            min_regions=min_regions,
-            mode=MigrationMode.AUTO,
-            max_concurrent_moves=int(rng.integers(1, 4)),
-            payback_horizon_hours=float(rng.choice([2, 6, 12, 24])),
-            mean_prompt_tokens=1000.0,
-            mean_output_tokens=250.0,
-            headroom=SYNTHETIC_HEADROOM,
-        )
-        rate = float(rng.lognormal(mean=0.5, sigma=1.0))
-        prompt = float(rng.uniform(200, 2000))
-        output = float(rng.uniform(100, 500))
-        specs.append((spec, ObservedDemand(rate, prompt, output)))
 
-    # Size the inventory from what the deployments need on their best accepted GPU type.
+def _deployment_draw(
+    rng: np.random.Generator, index: int, usable: Sequence[tuple[str, int]], types: Sequence[str], clusters: int
+) -> tuple[Requirements, ObservedDemand]:
+    model_name, gpus = usable[int(rng.integers(len(usable)))]
+    accepted = sorted(rng.choice(types, size=int(rng.integers(1, len(types) + 1)), replace=False).tolist())
+    min_replicas = int(rng.integers(1, 3))
+    min_regions = int(rng.integers(1, 3)) if clusters > 1 else 1
+    # Keyword arguments are evaluated in order: the draws keep the order of the seeded snapshots.
+    spec = Requirements(
+        model_names=(model_name, f"m{index}"),
+        gpu_types=tuple(accepted),
+        gpus_per_replica=gpus,
+        ttft_slo_ms=float(rng.choice([1000, 2000, 3000, 5000])),
+        tpot_slo_ms=float(rng.choice([50, 75, 100, 150])),
+        min_replicas=min_replicas,
+        max_replicas=int(rng.integers(max(4, min_regions), 33)),
+        min_regions=min_regions,
+        mode=MigrationMode.AUTO,
+        max_concurrent_moves=int(rng.integers(1, 4)),
+        payback_horizon_hours=float(rng.choice([2, 6, 12, 24])),
+        mean_prompt_tokens=1000.0,
+        mean_output_tokens=250.0,
+        headroom=SYNTHETIC_HEADROOM,
+    )
+    rate = float(rng.lognormal(mean=0.5, sigma=1.0))
+    prompt = float(rng.uniform(200, 2000))
+    output = float(rng.uniform(100, 500))
+    return spec, ObservedDemand(rate, prompt, output)
+
+
+def _servable(
+    specs: list[tuple[Requirements, ObservedDemand]], profiles: dict[tuple[str, str, int], PerformanceModel]
+) -> int:
+    """Make every deployment servable on its best accepted GPU type (in place), and return the GPUs
+    they need there: the inventory is sized from it."""
     pairs = [(i, g) for i, (spec, _) in enumerate(specs) for g in spec.gpu_types]
     models = [profiles[(specs[i][0].model_names[0], g, specs[i][0].gpus_per_replica)] for i, g in pairs]
     inputs = CapacityInputs.of(
@@ -179,8 +207,17 @@ def random_snapshot(
             # Users size maxReplicas above their demand; keep twice the need as the cap.
             specs[i] = (replace(specs[i][0], max_replicas=min(10_000, 2 * needed)), demand)
         replicas_wanted += spec.gpus_per_replica * max(spec.min_replicas, needed)
+    return replicas_wanted
 
-    per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
+
+def _clusters(
+    rng: np.random.Generator,
+    clusters: int,
+    types: Sequence[str],
+    per_offering: int,
+    now: datetime,
+    horizon_hours: int,
+) -> tuple[list[Cluster], dict[str, PriceHorizon]]:
     cluster_list = []
     prices = {}
     for index in range(clusters):
@@ -201,7 +238,13 @@ def random_snapshot(
             Cluster(name=name, region=region, pue=round(float(rng.uniform(1.1, 1.5)), 2), offerings=tuple(offerings))
         )
         prices[name] = _price_series(rng, now, horizon_hours)
+    return cluster_list, prices
 
+
+def _deployments(
+    rng: np.random.Generator, specs: list[tuple[Requirements, ObservedDemand]], cluster_list: list[Cluster]
+) -> list[Deployment]:
+    """The deployments, each running a few replicas somewhere already."""
     deployment_list = []
     for index, (spec, demand) in enumerate(specs):
         placements: list[Placement] = []
@@ -216,10 +259,4 @@ def random_snapshot(
                 namespace="bench", name=f"d{index:05d}", requirements=spec, placements=tuple(placements), demand=demand
             )
         )
-    return Snapshot(
-        now=now,
-        deployments=tuple(deployment_list),
-        clusters=tuple(cluster_list),
-        profiles=tuple(profiles.values()),
-        prices=prices,
-    )
+    return deployment_list
