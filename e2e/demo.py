@@ -27,7 +27,7 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "e2e" / "cluster"))
-from gscluster.planes import free_ports  # noqa: E402  (the cluster helpers live beside this script)
+from gscluster.ports import free_ports  # noqa: E402  (the cluster helpers live beside this script)
 
 STATE = REPO / ".gridshift"
 NAMESPACE = "gridshift-system"

@@ -13,11 +13,11 @@ READY_DELAY ?=
 cluster-build: ## build (or reuse from ~/.cache/gridshift/bin) every cluster binary from Go modules
 	python3 $(CLUSTER_PY) build
 
-cluster-up: cluster-build ## start hub + regional clusters (kwokctl, binary runtime)
+cluster-up: setup cluster-build ## start hub + regional clusters (kwokctl, binary runtime)
 	$(PYTHON) $(CLUSTER_PY) up $(if $(READY_DELAY),--ready-delay $(READY_DELAY))
 
-cluster-down: ## stop every cluster started by cluster-up
+cluster-down: setup ## stop every cluster started by cluster-up
 	$(PYTHON) $(CLUSTER_PY) down
 
-cluster-status:
+cluster-status: setup ## processes, RSS and node counts of the running world
 	$(PYTHON) $(CLUSTER_PY) status

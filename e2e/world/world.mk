@@ -12,7 +12,7 @@ WORLD_PID := .gridshift/sim-world.pid
 
 .PHONY: world-up world-down world-status
 
-world-up: ## start the simulated world over the clusters of `make cluster-up`
+world-up: setup ## start the simulated world over the clusters of `make cluster-up`
 	@mkdir -p .gridshift
 	@if [ -f $(WORLD_PID) ] && kill -0 $$(cat $(WORLD_PID)) 2>/dev/null; then echo "world already running (pid $$(cat $(WORLD_PID)))"; exit 0; fi
 	@rm -f .gridshift/sim-world.json
@@ -25,5 +25,5 @@ world-down: ## stop the simulated world
 	@if [ -f $(WORLD_PID) ]; then kill $$(cat $(WORLD_PID)) 2>/dev/null || true; rm -f $(WORLD_PID); fi
 	@echo "world stopped"
 
-world-status:
+world-status: ## clock, replicas and loads of the running world
 	@if [ -f .gridshift/sim-world.json ]; then curl -s $$(python3 -c 'import json;print(json.load(open(".gridshift/sim-world.json"))["control"])')/status | python3 -m json.tool | head -40; else echo "world not running"; fi
