@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -204,6 +205,12 @@ def run(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot} must end in .png")
+    if args.plot is not None:
+        # Checked before the replay runs, not after minutes of it: matplotlib is an optional extra.
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            raise UsageError("--plot needs matplotlib, which is not installed: pip install 'gridshift[plot]'") from None
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
         prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
