@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup system-deps demo e2e test unit lint crds crds-check clean
 
-setup: system-deps chart-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
+setup: system-deps chart-deps image-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
 
 system-deps: ## Debian's Prometheus (tests start their own instances on 127.0.0.1)
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
@@ -51,10 +51,11 @@ demo: setup cluster-build ## set up what is missing, start hub + 3 regions + wor
 	$(PYTHON) e2e/demo.py --hours $(DEMO_HOURS); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation build
 
 include e2e/cluster/cluster.mk
 include chart.mk
 include gpu-check.mk
 include e2e/world/world.mk
 include mutation.mk
+include image.mk

@@ -42,10 +42,12 @@ app.kubernetes.io/part-of: gridshift
 {{- end }}
 {{- end }}
 
+{{- /* repository:tag, and @digest when pinned: the digest decides what runs, the tag tells people which. */ -}}
 {{- define "gridshift.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
 {{- end }}
 {{- end }}
