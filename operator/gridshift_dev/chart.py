@@ -171,11 +171,61 @@ def _probe(description: str) -> JsonDict:
     )
 
 
+RELABEL_ACTIONS = [
+    "replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase",
+    "keepequal", "dropequal",
+]  # fmt: skip
+"""Prometheus' relabel actions, in either case as the Prometheus Operator accepts them."""
+
+
+def _relabelings(description: str) -> JsonDict:
+    rule = _closed(
+        "A Prometheus relabel rule (Prometheus Operator RelabelConfig).",
+        {
+            "sourceLabels": {"type": "array", "items": {"type": "string"}, "description": "Labels to read."},
+            "separator": _string("Separator of the joined source labels."),
+            "targetLabel": _string("Label to write."),
+            "regex": _string("Regular expression matched against the joined source labels."),
+            "modulus": {"type": "integer", "minimum": 1, "description": "Modulus of hashmod."},
+            "replacement": _string("Replacement value."),
+            "action": {
+                "enum": RELABEL_ACTIONS + [a.capitalize() for a in RELABEL_ACTIONS] + ["HashMod", "LabelMap"],
+                "description": "Relabel action.",
+            },
+        },
+    )
+    return {"type": "array", "description": description, "items": rule}
+
+
+def _monitor_extras() -> JsonDict:
+    return {
+        "annotations": _string_map("Annotations."),
+        "relabelings": _relabelings("Relabelings of the target, before the scrape."),
+        "metricRelabelings": _relabelings("Relabelings of the scraped series."),
+    }
+
+
 def chart_values_schema() -> JsonDict:
     """The complete values.schema.json."""
     properties: JsonDict = {
         "nameOverride": _string("Replaces the chart name in resource names."),
         "fullnameOverride": _string("Replaces the release-derived full name of every resource."),
+        # Helm hands `global` to every subchart of an umbrella chart: open, or gridshift could not be one.
+        "global": {
+            "type": "object",
+            "description": "Values shared by an umbrella chart with its subcharts; unknown keys are ignored.",
+            "properties": {
+                "imageRegistry": _string("Registry replacing the one of image.repository."),
+                "imagePullSecrets": {
+                    "type": "array",
+                    "description": "Pull secrets added to the chart's (names or {name: ...}).",
+                    "items": {"type": ["string", "object"]},
+                },
+                "commonLabels": _string_map("Labels on every object, under the chart's commonLabels."),
+            },
+        },
+        "commonLabels": _string_map("Labels on every object and on the pods."),
+        "commonAnnotations": _string_map("Annotations on every object but the RBAC roles and bindings."),
         "crds": _closed(
             "CustomResourceDefinitions of gridshift.dev.",
             {
@@ -195,6 +245,10 @@ def chart_values_schema() -> JsonDict:
         "imagePullSecrets": _array("Secrets for pulling the image."),
         "command": _array("Container command.", {"type": "string"}),
         "extraArgs": _array("Arguments after the chart's kopf arguments.", {"type": "string"}),
+        "logLevel": {
+            "enum": ["debug", "info", "warning"],
+            "description": "Operator log level: debug (kopf --verbose), info, warning (kopf --quiet).",
+        },
         "replicaCount": {"type": "integer", "minimum": 0, "description": "Operator replicas (one leads)."},
         "serviceAccount": _closed(
             "The operator's ServiceAccount.",
@@ -202,6 +256,7 @@ def chart_values_schema() -> JsonDict:
                 "create": _boolean("Create it."),
                 "name": _string("Name; empty means the full name."),
                 "annotations": _string_map("Annotations."),
+                "labels": _string_map("Labels."),
             },
         ),
         "rbac": _closed(
@@ -212,6 +267,7 @@ def chart_values_schema() -> JsonDict:
                 "userRoles": _boolean("Aggregate gridshift's kinds into the view, edit and admin roles."),
             },
         ),
+        "deploymentAnnotations": _string_map("Deployment annotations."),
         "podAnnotations": _string_map("Pod annotations."),
         "podLabels": _string_map("Pod labels."),
         "podSecurityContext": _free_object("Pod securityContext."),
@@ -227,6 +283,8 @@ def chart_values_schema() -> JsonDict:
         "topologySpreadConstraints": _array("Topology spread constraints."),
         "priorityClassName": _string("Priority class."),
         "extraEnv": _array("Extra container env entries."),
+        "volumes": _array("Extra pod volumes."),
+        "volumeMounts": _array("Extra volume mounts of the operator container."),
         "operator": operator_settings_schema(),
         "metrics": _closed(
             "The operator's Prometheus metrics.",
@@ -237,6 +295,7 @@ def chart_values_schema() -> JsonDict:
                         "enabled": _boolean("Create it."),
                         "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"], "description": "Type."},
                         "annotations": _string_map("Annotations."),
+                        "labels": _string_map("Labels."),
                     },
                 ),
                 "serviceMonitor": _closed(
@@ -247,11 +306,27 @@ def chart_values_schema() -> JsonDict:
                         "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
                         "honorLabels": _boolean("Keep the operator's region labels."),
                         "labels": _string_map("Labels (to match the Prometheus selector)."),
+                        **_monitor_extras(),
+                    },
+                ),
+                "podMonitor": _closed(
+                    "Prometheus Operator PodMonitor (instead of the ServiceMonitor).",
+                    {
+                        "enabled": _boolean("Create it."),
+                        "interval": _string("Scrape interval.", pattern=DURATION),
+                        "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
+                        "honorLabels": _boolean("Keep the operator's region labels."),
+                        "labels": _string_map("Labels (to match the Prometheus selector)."),
+                        **_monitor_extras(),
                     },
                 ),
                 "prometheusRule": _closed(
                     "Prometheus Operator PrometheusRule with the recording rules.",
-                    {"enabled": _boolean("Create it."), "labels": _string_map("Labels.")},
+                    {
+                        "enabled": _boolean("Create it."),
+                        "labels": _string_map("Labels."),
+                        "annotations": _string_map("Annotations."),
+                    },
                 ),
             },
         ),
