@@ -373,6 +373,7 @@ class World:
                     "waiting": float(engine.waiting[r.slot]),
                     "batch": float(engine.batch[r.slot]),
                     "powerWatts": float(engine.power_w[r.slot]),
+                    "abandoned": float(engine.abandoned[r.slot]),
                     "profile": engine.params(r.key).performance.source,
                 }
                 for r in fleet.replicas.values()
