@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, Inventory, MemberError
 from gridshift.api import InferenceDeployment, MigrationMode, RegionalCluster
 from gridshift.api.inference_deployment import MigrationStepStatus
+from gridshift.hub.client import MANAGED_ROUTE_LABEL
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, StepAction, migration_steps, routing_weights
 from gridshift.planner.plan import CostPrediction, DeploymentPlan, Explanation, TargetPlacement
@@ -41,8 +42,9 @@ from gridshift.service.migrate import (
     routing_to_wire,
 )
 from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.settings import OperatorSettings
 from gridshift.testing import FakeMemberCluster
-from tests.service.harness import T0, cluster_body, deployment_body
+from tests.service.harness import T0, ServiceHarness, cluster_body, deployment_body
 
 G = "NVIDIA-H100-80GB-HBM3"
 CLUSTERS = ("a", "b", "c")
@@ -547,3 +549,54 @@ def test_a_cluster_that_stops_answering_mid_write_is_a_refusal_like_any_other() 
     progress, report = fleet.cycle(fleet.plan({"b": 2}))
     assert progress.error == "cluster b unreachable: connection refused"
     assert report.errors == ["ml/chat: cluster b unreachable: connection refused"]
+
+
+# --- regressions: each failed before its fix in service/migrate.py ------------------------------------
+
+
+def test_routing_stays_where_it_is_while_a_move_waits_for_its_revalidation() -> None:
+    # The target's routing used to be published while the move waited revalidateDelaySeconds: all
+    # traffic went to b, which had no replica yet, and stayed there until b's first batch was Ready.
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2})
+    progress, _ = fleet.cycle(plan)
+    assert progress.steps == [] and fleet.writes == []
+    assert fleet.routing == (RouteWeight("a", 100),)
+    progress, _ = fleet.cycle(plan)  # revalidated: the move starts, routing waits for b to be Ready
+    assert fleet.writes == [("b", G, 1)] and fleet.routing == (RouteWeight("a", 100),)
+    fleet.make_ready()
+    fleet.cycle(plan)
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+
+
+def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
+    # The same through the whole service, with the default revalidation delay and an HTTPRoute.
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        prices={"eu-de": 40.0, "eu-fr": 60.0},
+        settings=OperatorSettings(revalidate_delay_seconds=15, plan_interval_seconds=60),
+    )
+    backends = [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}]
+    world.hub.routes[("ml", "chat-route")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": [{"backendRefs": backends}]},
+    }
+    world.add(deployment_body(rps=30.0, routing={"httpRouteName": "chat-route"}))
+    world.cycle()
+    world.cycle()
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    moved = False
+    for _ in range(40):  # the planner moves one replica per plan here: three cycles each
+        world.cycle()
+        refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+        ready = world.ready()
+        assert all(ready[r["name"]] > 0 for r in refs if r["weight"] > 0), (refs, ready)
+        moved = moved or any(r["name"] == "eu-fr" and r["weight"] > 0 for r in refs)
+        for member in world.members.values():
+            member.mark_all_ready()
+        if world.replicas()["eu-de"] == 0:
+            break
+    assert moved and world.replicas()["eu-de"] == 0

@@ -7,7 +7,9 @@ The planner says which steps lead from the current placement to the target
   apart (one noisy sample must not move replicas); pure growth starts at once, since more capacity
   is never the risky direction and waiting would leave demand unserved.
 - Steps run in order: ScaleUp and ScaleDown write to a member cluster (through `ReplicaSetter`),
-  WaitReady waits until the replicas are Ready, ShiftRouting changes the routing weights. A step
+  WaitReady waits until the replicas are Ready, ShiftRouting changes the routing weights; routing
+  changes nowhere else while there is something to move (only a plan without steps routes to its
+  target at once, which then runs). A step
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp done is scaled
@@ -180,7 +182,9 @@ class Migrations:
             progress.steps = []
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
-            if not progress.steps and plan.routing:
+            if not plan.steps and plan.routing:
+                # Nothing to move: the target runs now, route to it. A move waiting for its
+                # revalidation keeps the routing as it is (its target may have no replica yet).
                 progress.routing = plan.routing
         self._advance(now, deployment, progress, views, actuator, report)
         return progress
