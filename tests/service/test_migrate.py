@@ -570,6 +570,25 @@ def test_routing_stays_where_it_is_while_a_move_waits_for_its_revalidation() -> 
     assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
 
 
+def test_a_roll_back_in_a_later_batch_keeps_the_batches_already_shifted() -> None:
+    # Every ScaleUp done used to be scaled back to the count before the whole migration, batches
+    # whose sources were already stopped included: a 4-replica move timing out in its second batch
+    # left 2 replicas (a's) for demand that needs 4, with half the traffic routed to b's none.
+    fleet = Fleet.of(a=4)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 4}, max_moves=2)
+    fleet.cycle(plan)  # batch 1: b to 2
+    fleet.make_ready()
+    fleet.cycle(plan)  # b Ready: half the traffic, a down to 2; batch 2: b to 4
+    assert fleet.counts() == {"a": 2, "b": 4} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # b's new two never got Ready
+    assert "not Ready within readyTimeoutSeconds" in report.errors[-1]
+    assert fleet.writes[-1] == ("b", G, 2) and report.member_writes == 1  # one write: b never went to 0 meanwhile
+    assert fleet.counts() == {"a": 2, "b": 2}
+    assert sum(fleet.ready.values()) == 4
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and progress.steps == []
+
+
 def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
     # The same through the whole service, with the default revalidation delay and an HTTPRoute.
     world = ServiceHarness(

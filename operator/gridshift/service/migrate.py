@@ -12,8 +12,10 @@ The planner says which steps lead from the current placement to the target
   target at once, which then runs). A step
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
-- A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp done is scaled
-  back to its count before the move, and every step is marked RolledBack with the reason.
+- A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
+  flight (done since the last ShiftRouting) is scaled back to its count before it, and every step is
+  marked RolledBack with the reason. Batches already shifted stay: their sources were scaled down
+  once their replicas were Ready, so taking those replicas back would leave too few.
 - A migration that waits on an unreachable cluster is abandoned and planned afresh.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
@@ -64,7 +66,7 @@ class StepRecord:
     replicas: int
     state: StepState = StepState.PENDING
     from_replicas: int | None = None
-    """Replica count before a ScaleUp, restored if the move is rolled back."""
+    """Replica count before this ScaleUp (after the migration's earlier steps), restored if its batch is rolled back."""
     routing: tuple[RouteWeight, ...] = ()
     started_at: datetime | None = None
     message: str = ""
@@ -204,19 +206,24 @@ class Migrations:
             if now - first.first_seen < self._revalidate_delay:
                 return []
         self._pending.pop(deployment.id, None)
-        current = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
-        return [
-            StepRecord(
-                index=s.index,
-                action=s.action,
-                cluster=s.cluster,
-                gpu_type=s.gpu_type,
-                replicas=s.replicas,
-                from_replicas=current.get((s.cluster, s.gpu_type), 0) if s.action is StepAction.SCALE_UP else None,
-                routing=s.routing,
+        count = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
+        records = []
+        for s in plan.steps:
+            before = count.get((s.cluster, s.gpu_type), 0)
+            if s.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+                count[(s.cluster, s.gpu_type)] = s.replicas
+            records.append(
+                StepRecord(
+                    index=s.index,
+                    action=s.action,
+                    cluster=s.cluster,
+                    gpu_type=s.gpu_type,
+                    replicas=s.replicas,
+                    from_replicas=before if s.action is StepAction.SCALE_UP else None,
+                    routing=s.routing,
+                )
             )
-            for s in plan.steps
-        ]
+        return records
 
     def _advance(
         self,
@@ -272,7 +279,11 @@ class Migrations:
         timeout: float,
     ) -> None:
         reason = f"replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
-        for step in steps:
+        shifted = max(
+            (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
+            default=-1,
+        )
+        for step in steps[shifted + 1 :]:
             if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
                 view = views.get(step.cluster)
                 if view is not None and view.member is not None and view.reachable:
@@ -282,6 +293,7 @@ class Migrations:
                         )
                     except MemberError as error:
                         report.errors.append(f"{deployment.id}: roll-back in {step.cluster}: {error}")
+        for step in steps:
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
