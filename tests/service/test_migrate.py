@@ -589,6 +589,22 @@ def test_a_roll_back_in_a_later_batch_keeps_the_batches_already_shifted() -> Non
     assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and progress.steps == []
 
 
+def test_a_migration_waiting_on_a_cluster_that_is_gone_is_abandoned_and_planned_afresh() -> None:
+    # A step on a cluster whose RegionalCluster was deleted used to wait for it forever: the
+    # deployment was never planned again, not even to grow with its demand.
+    fleet = Fleet.of(a=1, b=2)
+    fleet.cycle(fleet.plan({"a": 3}))  # moving off b: a to 2 first, b's ScaleDowns to come
+    fleet.gone = {"b"}  # deleted before the move finished
+    fleet.make_ready()
+    progress, report = fleet.cycle(fleet.plan({"a": 4}))  # demand grew meanwhile
+    assert report.errors == ["ml/chat: migration abandoned, a cluster it needs is unreachable"]
+    assert fleet.writes == [("a", G, 2), ("a", G, 4)]
+    fleet.make_ready()
+    progress, _ = fleet.cycle(fleet.plan({"a": 4}))
+    assert fleet.counts() == {"a": 4, "b": 2} and progress.steps == []
+    assert fleet.routing == (RouteWeight("a", 100),)
+
+
 def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
     # The same through the whole service, with the default revalidation delay and an HTTPRoute.
     world = ServiceHarness(

@@ -16,7 +16,8 @@ The planner says which steps lead from the current placement to the target
   flight (done since the last ShiftRouting) is scaled back to its count before it, and every step is
   marked RolledBack with the reason. Batches already shifted stay: their sources were scaled down
   once their replicas were Ready, so taking those replicas back would leave too few.
-- A migration that waits on an unreachable cluster is abandoned and planned afresh.
+- A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
+  was deleted), is abandoned and planned afresh.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
 (`MigrationStepStatus`) only at the edges.
@@ -302,4 +303,4 @@ class Migrations:
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
     pending = [s for s in steps if not s.state.finished and s.cluster != ROUTING_CLUSTER]
-    return any(s.cluster in views and not views[s.cluster].reachable for s in pending)
+    return any(s.cluster not in views or not views[s.cluster].reachable for s in pending)
