@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, Inventory, MemberError
@@ -635,3 +635,94 @@ def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_read
         if world.replicas()["eu-de"] == 0:
             break
     assert moved and world.replicas()["eu-de"] == 0
+
+
+# --- random migrations ---------------------------------------------------------------------------------
+
+COUNTS = st.fixed_dictionaries({c: st.integers(0, 4) for c in CLUSTERS})
+EVENTS = st.lists(
+    st.tuples(
+        # What happens before a cycle: "ready", replicas started so far get Ready (60 s later);
+        # "slow", they do not; "stall", they do not for 150 s, past readyTimeoutSeconds; "unreachable"
+        # and "refuse", one cluster does not answer or refuses writes this cycle.
+        st.sampled_from(["ready", "ready", "slow", "stall", "stall", "unreachable", "refuse"]),
+        st.sampled_from(CLUSTERS),
+    ),
+    max_size=16,
+)
+
+
+@dataclass
+class Migration:
+    """What the property test remembers of the migration in flight."""
+
+    started_from: dict[Key, int]
+
+
+def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory: Migration, advance: int = 60) -> None:
+    """One cycle, and the properties that must hold after it (see the module docstring)."""
+    plan = fleet.plan(target, max_moves)
+    before = dict(fleet.desired)
+    old_routing = fleet.routing
+    old_steps = MigrationProgress.from_status(fleet.status).steps
+    writes = len(fleet.writes)
+    progress, report = fleet.cycle(plan, timedelta(seconds=advance))
+    wrote = len(fleet.writes) > writes
+    if progress.steps and all(s.started_at in (None, fleet.now) for s in progress.steps):
+        memory.started_from = before  # a migration started this cycle
+    # Routing changes only at a ShiftRouting step.
+    if progress.steps:
+        shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+        assert progress.routing == (shifted[-1].routing if shifted else old_routing)
+    elif plan.steps and not wrote:
+        assert progress.routing == old_routing, "routing moved though no migration step ran"
+    elif not plan.steps and not old_steps:
+        assert progress.routing == (plan.routing or old_routing)
+    for kind in ("not Ready within", "abandoned", "forbidden"):
+        if any(kind in e for e in report.errors):
+            event(kind)  # how often each path is taken: pytest --hypothesis-show-statistics
+    # A roll-back takes back the batch in flight, never a batch already shifted (its sources are gone).
+    if any("not Ready within" in e for e in report.errors):
+        shifted = [s for s in old_steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+        kept = shifted[-1].replicas if shifted else sum(memory.started_from.values())
+        total = sum(fleet.desired.values())
+        assert total >= kept, f"roll-back left {total} replicas of the {kept} the routing counts on"
+        if not fleet.unreachable and not fleet.refuse:
+            assert total == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=COUNTS,
+    not_ready=COUNTS,
+    target=COUNTS.filter(lambda t: sum(t.values()) > 0),
+    max_moves=st.integers(1, 3),
+    revalidate=st.sampled_from([0.0, 15.0]),
+    events=EVENTS,
+)
+def test_random_migrations_keep_make_before_break_and_reach_their_target(
+    start: dict[str, int],
+    not_ready: dict[str, int],
+    target: dict[str, int],
+    max_moves: int,
+    revalidate: float,
+    events: list[tuple[str, str]],
+) -> None:
+    fleet = Fleet.of({c: max(0, n - not_ready[c]) for c, n in start.items()}, revalidate, **start)
+    # Ready replicas the migration must keep: those Ready now, or fewer if the target has fewer.
+    floor = min(sum(fleet.ready.values()), sum(target.values()))
+    memory = Migration(dict(fleet.desired))
+    for what, cluster in events:
+        if what == "ready":
+            fleet.make_ready()
+        fleet.unreachable = {cluster} if what == "unreachable" else set()
+        fleet.refuse = {cluster: ActuationForbidden(cluster, "no")} if what == "refuse" else {}
+        _check_cycle(fleet, target, max_moves, memory, 150 if what == "stall" else 60)
+        assert sum(fleet.ready.values()) >= floor
+    fleet.unreachable, fleet.refuse = set(), {}
+    for _ in range(30):  # every cluster answers and replicas get Ready by the next cycle
+        fleet.make_ready()
+        _check_cycle(fleet, target, max_moves, memory)
+        assert sum(fleet.ready.values()) >= floor
+    assert fleet.counts() == {c: n for c, n in target.items() if n > 0}
+    assert fleet.status["migration"] == []
