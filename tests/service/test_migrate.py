@@ -466,6 +466,32 @@ def test_a_roll_back_restores_each_scale_up_of_the_batch_to_its_own_count_before
     assert fleet.counts() == {"a": 1, "c": 4} and progress.steps == []
 
 
+def test_from_replicas_is_the_count_before_each_scale_up_after_the_earlier_steps() -> None:
+    fleet = Fleet.of(a=2)
+    steps = (
+        MigrationStep(0, StepAction.SCALE_DOWN, "a", G, 1),
+        MigrationStep(1, StepAction.SCALE_UP, "a", G, 3),
+        MigrationStep(2, StepAction.SCALE_UP, "b", G, 1),
+        MigrationStep(3, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(4, StepAction.WAIT_READY, "b", G, 2),
+    )
+    progress, _ = fleet.cycle(fleet.plan({"a": 3, "b": 2}, steps=steps))
+    assert [s.from_replicas for s in progress.steps] == [None, 1, 0, 1, None]
+
+
+def test_a_rolled_back_move_is_revalidated_before_it_is_tried_again() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.cycle(plan)  # revalidated: b to 1
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # never Ready: rolled back
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)] and "not Ready" in report.errors[-1]
+    fleet.cycle(plan)  # the same target again: a new sighting, not the one from before the move
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)]
+    fleet.cycle(plan)
+    assert fleet.writes[-1] == ("b", G, 1)
+
+
 def test_a_roll_back_leaves_unreachable_clusters_alone_and_reports_a_refused_write() -> None:
     fleet = Fleet.of(c=2)
     plan = fleet.plan({"a": 1, "b": 1}, max_moves=2)
