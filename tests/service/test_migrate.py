@@ -479,6 +479,21 @@ def test_from_replicas_is_the_count_before_each_scale_up_after_the_earlier_steps
     assert [s.from_replicas for s in progress.steps] == [None, 1, 0, 1, None]
 
 
+def test_a_roll_back_writes_each_key_once_back_to_its_count_before_the_batch() -> None:
+    # The planner starts each key once per batch; were it to start one twice, the roll-back must
+    # still end at the count before the batch, without a detour.
+    fleet = Fleet.of(a=2)
+    steps = (
+        MigrationStep(0, StepAction.SCALE_UP, "b", G, 1),
+        MigrationStep(1, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(2, StepAction.WAIT_READY, "b", G, 2),
+    )
+    plan = fleet.plan({"a": 2, "b": 2}, steps=steps)
+    fleet.cycle(plan)
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("b", G, 1), ("b", G, 2), ("b", G, 0)] and report.member_writes == 1
+
+
 def test_a_rolled_back_move_is_revalidated_before_it_is_tried_again() -> None:
     fleet = Fleet.of(revalidate_seconds=15, a=2)
     plan = fleet.plan({"b": 2})

@@ -284,16 +284,17 @@ class Migrations:
             (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
             default=-1,
         )
+        undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
         for step in steps[shifted + 1 :]:
             if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
-                view = views.get(step.cluster)
-                if view is not None and view.member is not None and view.reachable:
-                    try:
-                        report.member_writes += actuator.set_replicas(
-                            deployment, view, step.gpu_type, step.from_replicas
-                        )
-                    except MemberError as error:
-                        report.errors.append(f"{deployment.id}: roll-back in {step.cluster}: {error}")
+                undo.setdefault(step.key, step.from_replicas)
+        for (cluster, gpu_type), replicas in undo.items():
+            view = views.get(cluster)
+            if view is not None and view.member is not None and view.reachable:
+                try:
+                    report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
+                except MemberError as error:
+                    report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
         for step in steps:
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
