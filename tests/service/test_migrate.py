@@ -479,6 +479,18 @@ def test_from_replicas_is_the_count_before_each_scale_up_after_the_earlier_steps
     assert [s.from_replicas for s in progress.steps] == [None, 1, 0, 1, None]
 
 
+def test_a_roll_back_touches_only_what_the_batch_in_flight_started() -> None:
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"b": 1, "c": 1})  # one at a time: b's batch, then c's
+    progress, _ = fleet.cycle(plan)
+    assert [(s.action.value, s.cluster, s.from_replicas) for s in progress.steps if s.from_replicas is not None] == [
+        ("ScaleUp", "b", 0),
+        ("ScaleUp", "c", 0),
+    ]
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)] and report.member_writes == 1  # c was never started
+
+
 def test_a_roll_back_writes_each_key_once_back_to_its_count_before_the_batch() -> None:
     # The planner starts each key once per batch; were it to start one twice, the roll-back must
     # still end at the count before the batch, without a detour.
