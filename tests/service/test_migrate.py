@@ -8,9 +8,10 @@ generator (planner.migration.migration_steps) from the fleet's counts to a targe
 those the service really carries out. One replica serves one unit of demand throughout.
 
 The safety properties are asserted by example and over random migrations (hypothesis): routing
-changes only at a ShiftRouting step, a roll-back takes back the batch in flight and never a batch
-already shifted, Ready replicas never fall below what the migration must keep, nothing is written to
-an unreachable cluster, and every migration ends at its target once the clusters answer again.
+changes only at a ShiftRouting step, a WaitReady never waits past readyTimeoutSeconds, a roll-back
+takes back the batch in flight and never a batch already shifted, Ready replicas never fall below
+what the migration must keep, nothing is written to an unreachable cluster, and every migration
+ends at its target once the clusters answer again.
 """
 
 from __future__ import annotations
@@ -731,6 +732,9 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
         assert progress.routing == old_routing, "routing moved though no migration step ran"
     elif not plan.steps and not old_steps:
         assert progress.routing == (plan.routing or old_routing)
+    # A WaitReady never waits past readyTimeoutSeconds: it is met, or the batch is rolled back.
+    waiting = [s for s in progress.steps if s.action is StepAction.WAIT_READY and s.state is StepState.RUNNING]
+    assert all(s.started_at is not None and fleet.now - s.started_at <= timedelta(seconds=TIMEOUT) for s in waiting)
     for kind in ("not Ready within", "abandoned", "forbidden"):
         if any(kind in e for e in report.errors):
             event(kind)  # how often each path is taken: pytest --hypothesis-show-statistics
