@@ -16,6 +16,7 @@ import yaml
 from gridshift.actuation.members import GpuInventory, Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.regional_cluster import EnergyUnit
+from gridshift.modes import MigrationMode
 from gridshift.planner import snapshot as S
 from gridshift.service.inputs import (
     MeasuredCost,
@@ -28,6 +29,8 @@ from gridshift.service.inputs import (
     planner_cluster,
     price_horizon,
     profiles_from,
+    requirements_of,
+    selector_of,
 )
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals
@@ -267,6 +270,9 @@ def test_without_node_visibility_max_gpus_or_what_we_hold_is_the_budget() -> Non
 def test_an_unreachable_cluster_keeps_its_offerings_with_no_gpus_and_no_labels_is_no_labels() -> None:
     planned = planner_cluster("eu-fr", eu_cluster(labels={}), None, {H100: 4})
     assert not planned.reachable and planned.labels == {}
+    unlabelled = eu_cluster()
+    del unlabelled.metadata["labels"]
+    assert planner_cluster("eu-fr", unlabelled, None, {}).labels == {}
     assert [o.available_gpus for o in planned.offerings] == [0, 0]
     assert [o.gpu_type for o in planned.offerings] == [H100, "NVIDIA-L40S"]
 
@@ -327,3 +333,70 @@ def test_measured_cost_without_tokens_is_none_and_joules_skip_clusters_without_t
     # A cluster without J/token, or without tokens, does not dilute the others' J/token.
     assert measured((100.0, None), (300.0, 0.2)) == MeasuredCost(400.0, 0.2)
     assert measured((100.0, None), (0.0, 0.7)) == MeasuredCost(100.0, None)
+
+
+# --- the spec as the planner reads it (one translation) -------------------------------------------------------
+
+
+def test_requirements_carry_every_field_the_planner_reads_from_the_spec() -> None:
+    body = deployment_body(
+        replica={"gpuTypes": [H100, "NVIDIA-L40S"], "gpusPerReplica": 2},
+        capacity={"minReplicas": 2, "maxReplicas": 9, "minRegions": 2},
+        migration={"mode": "Advisory", "paybackHorizonHours": 4, "maxConcurrentMoves": 3},
+        demand={"source": "Static", "requestsPerSecond": 7.5, "meanPromptTokens": 700, "meanOutputTokens": 150},
+        placement={
+            "allowedRegions": ["eu-de", "eu-fr"],
+            "preferredRegions": ["eu-fr"],
+            "forbiddenRegions": ["us-tx"],
+            "clusterSelector": {
+                "matchLabels": {"tier": "gold"},
+                "matchExpressions": [
+                    {"key": "gridshift.dev/jurisdiction", "operator": "In", "values": ["eu", "ch"]},
+                    {"key": "spot", "operator": "DoesNotExist"},
+                ],
+            },
+        },
+    )
+    body["spec"]["demand"]["headroom"] = 0.3
+    required = requirements_of(InferenceDeployment.model_validate(body).spec)
+    assert required == S.Requirements(
+        model_names=("meta-llama/Meta-Llama-3-8B-Instruct", "chat"),
+        gpu_types=(H100, "NVIDIA-L40S"),
+        gpus_per_replica=2,
+        ttft_slo_ms=500,
+        tpot_slo_ms=50,
+        min_replicas=2,
+        max_replicas=9,
+        min_regions=2,
+        mode=MigrationMode.ADVISORY,
+        max_concurrent_moves=3,
+        payback_horizon_hours=4,
+        mean_prompt_tokens=700,
+        mean_output_tokens=150,
+        headroom=0.3,
+        static_requests_per_second=7.5,
+        allowed_regions=frozenset({"eu-de", "eu-fr"}),
+        forbidden_regions=frozenset({"us-tx"}),
+        preferred_regions=frozenset({"eu-fr"}),
+        cluster_selector=S.Selector(
+            match_labels={"tier": "gold"},
+            match_expressions=(
+                S.SelectorRequirement("gridshift.dev/jurisdiction", "In", ("eu", "ch")),
+                S.SelectorRequirement("spot", "DoesNotExist", ()),
+            ),
+        ),
+    )
+    assert required.cluster_selector is not None
+    assert required.cluster_selector.matches({"tier": "gold", "gridshift.dev/jurisdiction": "ch"})
+    assert not required.cluster_selector.matches({"tier": "gold", "gridshift.dev/jurisdiction": "ch", "spot": "1"})
+
+
+def test_measured_demand_has_no_static_rate_and_no_selector_selects_everything() -> None:
+    required = requirements_of(prometheus_idep().spec)
+    assert required.static_requests_per_second is None
+    # A rate left in the spec of a measured deployment is not a static demand.
+    body = deployment_body()
+    body["spec"]["demand"] = {"source": "Prometheus", "requestsPerSecond": 5.0}
+    assert requirements_of(InferenceDeployment.model_validate(body).spec).static_requests_per_second is None
+    assert required.cluster_selector is None and selector_of(None) is None
+    assert (required.allowed_regions, required.forbidden_regions, required.preferred_regions) == (frozenset(),) * 3
