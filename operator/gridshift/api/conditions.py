@@ -119,7 +119,10 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
         _reasons(
             ReadyReason,
             {
-                R.PLACED: ("True", "Every replica the plan wants is Ready, and their capacity covers the demand."),
+                R.PLACED: (
+                    "True",
+                    "The Ready replicas' capacity covers the demand (replicas still starting: Reconciling says so).",
+                ),
                 R.MIGRATING: (
                     "True",
                     "A make-before-break move is in flight (status.migration); the Ready replicas cover the "
@@ -228,8 +231,7 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
     ),
     ConditionType(
         "PriceFeedStale",
-        "True when a cluster the deployment may use has no fresh electricity prices: no price-driven move "
-        "is made there.",
+        "True when a RegionalCluster has no fresh electricity prices: no price-driven move is made there.",
         _reasons(
             PriceFeedReason,
             {

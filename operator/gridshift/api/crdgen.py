@@ -163,6 +163,17 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
                 and not prop.get("nullable")
             ):
                 prop["default"] = []
+            # Likewise an optional map (additionalProperties, no properties) defaults to empty: a selector
+            # with matchExpressions only must still pass `self.matchLabels.all(...)`.
+            if (
+                name not in required
+                and prop.get("type") == "object"
+                and isinstance(prop.get("additionalProperties"), dict)
+                and "properties" not in prop
+                and not prop.get("nullable")
+                and "default" not in prop
+            ):
+                prop["default"] = {}
             # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
             # the default itself passes the object's CEL rules (the apiserver checks that).
             if (

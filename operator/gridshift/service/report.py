@@ -70,13 +70,28 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
 
 class EventAction(StrEnum):
     PLACE = "Place"
-    """Auto mode: gridshift carries the decision out."""
     RECOMMEND = "Recommend"
-    """Advisory mode: the decision is reported, nothing is changed."""
+
+
+EVENT_ACTIONS: Mapping[EventAction, str] = {
+    EventAction.PLACE: "Auto mode: gridshift carries the decision out (make-before-break).",
+    EventAction.RECOMMEND: "Advisory mode: the decision is reported; nothing is changed in any member cluster.",
+}
 
 
 QUIET_DECISIONS = frozenset({"NoChange", "Frozen"})
 """Decision reasons that change nothing: stored in status.lastDecision, never an Event."""
+
+DECISION_REASONS: Mapping[str, str] = {
+    "NoChange": "The plan keeps the placement as it is.",
+    "ScaleUp": "The plan adds replicas.",
+    "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
+    "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped.",
+    "SLOAtRisk": "The plan moves replicas because the current placement leaves demand unserved within the SLO.",
+    "Infeasible": "No placement covers the demand within the SLO and the spec's bounds; what fits is planned.",
+    "Frozen": "Mode Frozen: the placement is kept whatever the plan would be.",
+}
+"""The planner's decision reasons (status.lastDecision.reason; gridshift.planner.plan)."""
 
 
 _CLUSTER_PROBLEM = {

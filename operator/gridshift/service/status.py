@@ -254,7 +254,7 @@ def deployment_health(
     if plan.mode is MigrationMode.ADVISORY:
         return health(
             ReadyReason.ADVISORY,
-            f"mode Advisory: gridshift places and changes nothing; the plan would run {decision_target(plan)}",
+            f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
         )
     if progress.error is not None:
         return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
@@ -285,7 +285,7 @@ def deployment_health(
         )
     still = ReconcilingReason.STARTING if starting else None
     if frozen:
-        return health(ReadyReason.FROZEN, f"mode Frozen: placement kept; {counts}", still)
+        return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
     return health(ReadyReason.PLACED, f"{counts}, covering the demand", still)
 
 
