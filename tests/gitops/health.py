@@ -8,7 +8,7 @@ real Lua interpreter: 5.1 is the language of gopher-lua, Argo CD's interpreter; 
 lean on one dialect. `kstatus` classifies objects with sigs.k8s.io/cli-utils' kstatus library, as Flux
 does, through the Go-built e2e/cluster/kstatus-check.
 
-The testdata are statuses the real operator wrote (tests/e2e/test_status_cases.py on the real control
+The testdata are statuses the real operator wrote (tests/e2e/test_health_cases.py on the real control
 planes, tests/gitops/test_recorded_status.py through the service harness), normalised by `recorded`:
 only name, namespace and generation of metadata, fixed timestamps, a short price horizon.
 """

@@ -5,6 +5,9 @@ RegionalCluster reachable or with a bad kubeconfig) produces the documented cond
 `kubectl get idep`, Argo CD's health (docs/gitops/resource_customizations) and kstatus' classification.
 The statuses are compared with the testdata of the Argo CD health checks, or written there with
 GRIDSHIFT_RECORD_TESTDATA=1 (tests/gitops/health.py). The operator logs JSON here (logFormat json).
+
+Named to run before test_operator.py, whose last test restarts a region with kwokctl (after which that
+region may not turn new pods Ready in this world).
 """
 
 from __future__ import annotations
