@@ -513,3 +513,35 @@ def test_an_idle_cycle_writes_nothing_but_a_price_change_alone_is_no_decision() 
     assert world.status()["lastDecision"]["time"] != first["lastDecision"]["time"]
     assert world.status()["cost"]["time"] != first["cost"]["time"]
     assert H100 in world.status()["lastDecision"]["target"]
+
+
+def test_a_status_or_event_the_hub_refuses_is_reported_and_stops_nothing() -> None:
+    """Without patch on gpuprofiles/status (the chart's ClusterRole must grant it), or when an Event cannot be
+    written, the cycle goes on and says so by reason."""
+    from gridshift.hub.client import HubForbidden
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    patch_status = world.hub.patch_status
+
+    def refuse_profiles(ref: ObjectRef, status: dict[str, Any]) -> None:
+        if ref.kind == "GPUProfile":
+            raise HubForbidden("forbidden: cannot patch gpuprofiles/status (Forbidden); the ClusterRole needs it")
+        patch_status(ref, status)
+
+    def refuse_events(*args: Any, **kwargs: Any) -> None:
+        raise HubForbidden("forbidden: cannot create events")
+
+    world.hub.patch_status = refuse_profiles  # type: ignore[method-assign]
+    world.hub.emit_event = refuse_events  # type: ignore[method-assign]
+    world.cycle()
+    bodies = list(world.deployments.values()), list(world.cluster_bodies.values())
+    report = world.service.run_cycle(*bodies, [_profile([])])
+    assert report.leader and world.status()["desiredReplicas"] > 0
+    assert {p.reason.value for p in report.problems} == {"StatusWriteFailed"}
+    first = ServiceHarness(["eu-de"])
+    first.add(deployment_body())
+    first.hub.emit_event = refuse_events  # type: ignore[method-assign]
+    report = first.cycle()
+    assert [p.reason.value for p in report.problems] == ["EventFailed"] and report.events == 0
+    assert first.status()["lastDecision"]["reason"] == "ScaleUp"

@@ -313,6 +313,11 @@ class KubeHub:
         except ApiException as error:
             if error.status == 404:
                 raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted") from None
+            if error.status == 403:
+                raise HubForbidden(
+                    f"forbidden: cannot patch {PLURALS[ref.kind]}/status ({error.reason}); the operator's "
+                    f"ClusterRole needs patch on {PLURALS[ref.kind]}/status (charts/gridshift RBAC)"
+                ) from None
             raise
 
     def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:

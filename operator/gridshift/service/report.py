@@ -21,6 +21,7 @@ from gridshift.api.inference_deployment import DemandSource
 from gridshift.hub.client import Hub, ObjectGone, ObjectRef
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import DeploymentPlan
+from gridshift.service.errors import describe
 from gridshift.service.migrate import MigrationProgress
 from gridshift.service.state import (
     ClusterView,
@@ -133,14 +134,20 @@ class Reporter:
         change = composed.decision
         if change is not None and change.reason not in QUIET_DECISIONS:
             report.decisions.append(change.reason)
-            self.hub.emit_event(
-                ref,
-                change.reason,
-                change.summary,
-                warning=change.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
-                action=EventAction.RECOMMEND if change.mode is MigrationMode.ADVISORY else EventAction.PLACE,
-            )
-            report.events += 1
+            try:
+                self.hub.emit_event(
+                    ref,
+                    change.reason,
+                    change.summary,
+                    warning=change.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
+                    action=EventAction.RECOMMEND if change.mode is MigrationMode.ADVISORY else EventAction.PLACE,
+                )
+            except Exception as error:  # Events are best effort: the decision is in status already
+                message = f"{deployment.id}: Event {change.reason} not written: {describe(error)}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
+            else:
+                report.events += 1
         return composed
 
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:
@@ -164,6 +171,11 @@ class Reporter:
             try:
                 self.hub.patch_status(ObjectRef("GPUProfile", "", str(meta["name"])), patch)
             except ObjectGone:
+                continue
+            except Exception as error:  # a profile's status must not stop the cycle (nor hide the others')
+                message = f"GPUProfile {meta['name']}: status not written: {describe(error)}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message))
                 continue
             report.status_writes += 1
 

@@ -117,6 +117,8 @@ class CycleErrorReason(StrEnum):
     ROUTE_FAILED = "RouteFailed"
     DEPLOYMENT_FAILED = "DeploymentFailed"
     INVALID_RESOURCE = "InvalidResource"
+    STATUS_WRITE_FAILED = "StatusWriteFailed"
+    EVENT_FAILED = "EventFailed"
     LEASE_LOST = "LeaseLost"
     CYCLE_FAILED = "CycleFailed"
 
@@ -132,6 +134,8 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, or changed meanwhile.",
     CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
     CycleErrorReason.INVALID_RESOURCE: "A RegionalCluster does not validate and is not used.",
+    CycleErrorReason.STATUS_WRITE_FAILED: "A status could not be written (e.g. no RBAC patch on gpuprofiles/status).",
+    CycleErrorReason.EVENT_FAILED: "A decision's Event could not be written (its status was).",
     CycleErrorReason.LEASE_LOST: "The leader Lease was not renewed in time: the cycle stopped writing.",
     CycleErrorReason.CYCLE_FAILED: "A whole planning cycle failed unexpectedly; the next one retries.",
 }
