@@ -19,9 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 MIGRATION = "gridshift/planner/migration.py"
 CAPACITY = "gridshift/planner/capacity.py"
 ENTSOE = "gridshift/signals/entsoe.py"
+MIGRATE = "gridshift/service/migrate.py"
+INPUTS = "gridshift/service/inputs.py"
+STATUS = "gridshift/service/status.py"
 T_MIGRATION = "tests/planner/test_migration.py"
 T_CAPACITY = "tests/planner/test_capacity.py"
 T_WRITER = "tests/signals/test_entsoe_writer.py"
+T_MIGRATE = "tests/service/test_migrate.py"
+T_INPUTS = "tests/service/test_inputs.py"
+T_FAILSAFES = "tests/service/test_failsafes.py"
+RANDOM_MIGRATIONS = f"{T_MIGRATE}::test_random_migrations_keep_make_before_break_and_reach_their_target"
 
 
 @dataclass(frozen=True)
@@ -159,6 +166,101 @@ PROBES = [
             f"{T_WRITER}::test_writer_reproduces_a_recorded_day_ahead_document_element_for_element",
             f"{T_WRITER}::test_writer_header_fields_are_the_day_ahead_documents",
         ),
+    ),
+    # The service's migration state machine and fail-safes (the second part of issue 22): the bugs
+    # found while adding service/migrate.py, re-applied, and the fail-safes broken.
+    Probe(
+        "routing published while a move waits for its revalidation",
+        MIGRATE,
+        "if not plan.steps and plan.routing:",
+        "if not progress.steps and plan.routing:",
+        (
+            f"{T_MIGRATE}::test_routing_stays_where_it_is_while_a_move_waits_for_its_revalidation",
+            f"{T_MIGRATE}::test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready",
+            RANDOM_MIGRATIONS,
+        ),
+    ),
+    Probe(
+        "roll-back takes back batches already shifted",
+        MIGRATE,
+        "for step in steps[shifted + 1 :]:",
+        "for step in steps:",
+        (
+            f"{T_MIGRATE}::test_a_roll_back_in_a_later_batch_keeps_the_batches_already_shifted",
+            RANDOM_MIGRATIONS,
+        ),
+    ),
+    Probe(
+        "a WaitReady timeout never rolls back",
+        MIGRATE,
+        "if now - step.started_at > timedelta(seconds=timeout):",
+        "if False:",
+        (
+            f"{T_MIGRATE}::test_replicas_not_ready_within_the_timeout_are_scaled_back_and_the_reason_reported",
+            RANDOM_MIGRATIONS,
+        ),
+    ),
+    Probe(
+        "a move starts without revalidation",
+        MIGRATE,
+        "if not growth_only and self._revalidate_delay > timedelta(0):",
+        "if False:",
+        (f"{T_MIGRATE}::test_a_move_starts_only_once_the_same_target_was_planned_revalidate_delay_apart",),
+    ),
+    Probe(
+        "a migration waiting on a cluster that is gone is never abandoned",
+        MIGRATE,
+        "return any(s.cluster not in views or not views[s.cluster].reachable for s in pending)",
+        "return any(s.cluster in views and not views[s.cluster].reachable for s in pending)",
+        (f"{T_MIGRATE}::test_a_migration_waiting_on_a_cluster_that_is_gone_is_abandoned_and_planned_afresh",),
+    ),
+    Probe(
+        "a refused member write is not recorded in progress.error",
+        MIGRATE,
+        "step.message = progress.error = str(error)",
+        "step.message = str(error)",
+        (f"{T_MIGRATE}::test_a_refused_write_leaves_the_step_running_with_the_reason_and_is_retried",),
+    ),
+    Probe(
+        "missing request rate read as zero demand",
+        INPUTS,
+        "return S.ObservedDemand(None, demand.mean_prompt_tokens, demand.mean_output_tokens)",
+        "return S.ObservedDemand(0.0, demand.mean_prompt_tokens, demand.mean_output_tokens)",
+        (
+            f"{T_INPUTS}::test_a_cluster_without_a_request_rate_makes_the_whole_demand_unknown_not_smaller",
+            f"{T_FAILSAFES}::test_missing_demand_metrics_never_scale_below_what_runs_and_say_so",
+        ),
+    ),
+    Probe(
+        "a cluster without a request rate left out of the sum",
+        INPUTS,
+        "if not signals or any(r is None for r in rates):",
+        "if not signals or all(r is None for r in rates):",
+        (f"{T_INPUTS}::test_a_cluster_without_a_request_rate_makes_the_whole_demand_unknown_not_smaller",),
+    ),
+    Probe(
+        "stale prices taken as fresh by the planner",
+        INPUTS,
+        "return S.PriceHorizon(intervals=intervals, stale=reading.stale)",
+        "return S.PriceHorizon(intervals=intervals, stale=False)",
+        (
+            f"{T_INPUTS}::test_a_stale_reading_keeps_its_prices_and_is_flagged",
+            f"{T_FAILSAFES}::test_a_stale_price_feed_is_flagged_where_it_matters_and_moves_nothing",
+        ),
+    ),
+    Probe(
+        "PriceFeedStale not set on the deployment",
+        STATUS,
+        "stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)",
+        "stale_prices = sorted(c for c, v in views.items() if v.reading is None)",
+        (f"{T_FAILSAFES}::test_a_stale_price_feed_is_flagged_where_it_matters_and_moves_nothing",),
+    ),
+    Probe(
+        "MetricsStale never set",
+        STATUS,
+        "metrics_missing = applied.demand.requests_per_second is None",
+        "metrics_missing = False",
+        (f"{T_FAILSAFES}::test_missing_demand_metrics_never_scale_below_what_runs_and_say_so",),
     ),
 ]
 

@@ -33,9 +33,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = REPO / ".mutation"
-LINKS = ("src", "tests", "e2e")
+LINKS = ("src", "tests", "e2e", "examples")
 """Work-folder links: src -> operator/ (the name mutmut strips from module names), tests, e2e (its
-cluster plugin is imported by tests/conftest.py, with GRIDSHIFT_SKIP_CLUSTER=1 it starts nothing)."""
+cluster plugin is imported by tests/conftest.py, with GRIDSHIFT_SKIP_CLUSTER=1 it starts nothing),
+examples (the service tests' GPUProfile, read from the repository root)."""
 
 DETECTED = {"killed", "timeout"}
 """A mutant that makes a test fail or hang is caught; `timeout` is mutmut's CPU-time limit."""
@@ -142,7 +143,7 @@ def mutmut_config(modules: list[Module]) -> str:
             # Same examples on every run and no example database shared between mutants: a kill does
             # not depend on which mutant ran before.
             'pytest_add_cli_args = ["-p", "tests.mutation.hypothesis_profile", "-p", "no:cacheprovider"]',
-            'also_copy = ["e2e/cluster"]',
+            'also_copy = ["e2e/cluster", "examples"]',
             "",
         ]
     )

@@ -1,14 +1,44 @@
-"""Demand from metrics: finished requests plus the queue that an overloaded fleet builds."""
+"""service.inputs: hub bodies, clusters, prices, placements and demand as the planner's Snapshot needs them.
+
+Two fail-safes live here: missing metrics give unknown demand (never a smaller or zero one), and
+stale or missing prices are flagged stale (never dropped, never taken as fresh). Demand from metrics
+is finished requests plus the queue that an overloaded fleet builds.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from gridshift.service.inputs import observed_demand
+import pytest
+import yaml
+
+from gridshift.actuation.members import GpuInventory, Inventory, WorkloadState
+from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api.regional_cluster import EnergyUnit
+from gridshift.modes import MigrationMode
+from gridshift.planner import snapshot as S
+from gridshift.service.inputs import (
+    MeasuredCost,
+    Parsed,
+    currency_to_usd,
+    measured_cost,
+    observed_demand,
+    parse_bodies,
+    placements_of,
+    planner_cluster,
+    price_horizon,
+    profiles_from,
+    requirements_of,
+    selector_of,
+)
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals
+from gridshift.signals.price_service import PriceReading
+from gridshift.signals.prices import PriceInterval, PriceKind, PriceSeries
 from gridshift.signals.promql import Signal
-from tests.service.harness import deployment_body
+from tests.conftest import REPO_ROOT
+from tests.service.harness import H100, cluster_body, deployment_body, example_profile
 
 REF = DeploymentRef("ml", "chat", "w", "chat")
 AT = datetime(2024, 6, 3, tzinfo=UTC)
@@ -63,3 +93,326 @@ def test_measured_cost_weights_joules_by_token_rate() -> None:
     assert measured.generation_tokens_per_second == 400.0
     assert measured.joules_per_token == 0.3
     assert measured_cost([]) is None and measured_cost(None) is None
+
+
+# --- fail-safe: missing metrics give unknown demand, never zero -------------------------------------------
+
+
+def prometheus_idep() -> InferenceDeployment:
+    """Prometheus demand with token means of its own, so a fallback to them is told apart."""
+    body = deployment_body()
+    body["spec"]["demand"] = {"source": "Prometheus", "meanPromptTokens": 700, "meanOutputTokens": 150}
+    return InferenceDeployment.model_validate(body)
+
+
+def test_a_cluster_without_a_request_rate_makes_the_whole_demand_unknown_not_smaller() -> None:
+    # Summing what is there would plan for less than the real load: the planner then never scales
+    # below the Ready count, and status says MetricsStale.
+    partial = DeploymentSignals(REF, AT, {Signal.REQUESTS_WAITING: 50.0, Signal.PROMPT_TOKEN_RATE: 900.0})
+    for measured in ([signals(2.0, 0, 2000, 400), partial], [partial], []):
+        assert observed_demand(prometheus_idep(), measured, 300) == S.ObservedDemand(None, 700, 150)
+
+
+def test_static_demand_is_the_spec_whatever_the_metrics_say() -> None:
+    body = deployment_body()
+    body["spec"]["demand"] = {
+        "source": "Static",
+        "requestsPerSecond": 3.0,
+        "meanPromptTokens": 700,
+        "meanOutputTokens": 150,
+    }
+    static = InferenceDeployment.model_validate(body)
+    assert observed_demand(static, [signals(9.0, 90, 1, 1)], 300) == S.ObservedDemand(3.0, 700, 150)
+    assert observed_demand(static, [], 300) == S.ObservedDemand(3.0, 700, 150)
+
+
+def test_no_traffic_at_all_is_zero_demand_with_the_spec_token_means() -> None:
+    quiet = signals(0.0, 0, 0, 0)
+    assert observed_demand(prometheus_idep(), [quiet, quiet], 300) == S.ObservedDemand(0.0, 700, 150)
+    # Token counters rated over a window that still holds the last request: no division by zero.
+    tail = signals(0.0, 0, 50, 10)
+    assert observed_demand(prometheus_idep(), [tail], 300) == S.ObservedDemand(0.0, 700, 150)
+
+
+def test_token_means_are_measured_tokens_per_request_and_fall_back_per_field() -> None:
+    # 0.5 req/s with 0.5 prompt and 0.25 generated tokens/s: tiny, but measured, so used as they are.
+    tiny = observed_demand(prometheus_idep(), [signals(0.5, 0, 0.5, 0.25)], 300)
+    assert tiny == S.ObservedDemand(0.5, 1.0, 0.5)
+    # A cluster that reports no token rates adds nothing to them (not one token per second).
+    bare = DeploymentSignals(REF, AT, {Signal.REQUEST_RATE: 1.0})
+    both = observed_demand(prometheus_idep(), [signals(1.0, 0, 1000, 200), bare], 300)
+    assert both == S.ObservedDemand(2.0, 500.0, 100.0)
+    # No prompt tokens measured: the spec's mean, while output tokens are measured.
+    no_prompt = observed_demand(prometheus_idep(), [signals(2.0, 0, 0, 300)], 300)
+    assert no_prompt == S.ObservedDemand(2.0, 700, 150.0)
+    no_output = observed_demand(prometheus_idep(), [signals(2.0, 0, 1200, 0)], 300)
+    assert no_output == S.ObservedDemand(2.0, 600.0, 150)
+
+
+def test_the_queue_is_drained_over_the_metrics_window_by_default() -> None:
+    queued = observed_demand(prometheus_idep(), [signals(2.0, 600, 2000, 400)])
+    assert queued.requests_per_second == 4.0
+
+
+# --- fail-safe: stale prices are flagged, never dropped or taken as fresh -----------------------------------
+
+
+def reading(*, stale: bool, series: bool = True, fx: float = 1.08) -> PriceReading:
+    start = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    intervals = (
+        PriceInterval(start, start + timedelta(hours=1), 100.0, "EUR", EnergyUnit.MWH, PriceKind.ACTUAL),
+        PriceInterval(
+            start + timedelta(hours=1), start + timedelta(hours=2), 0.2, "EUR", EnergyUnit.KWH, PriceKind.FORECAST
+        ),
+    )
+    return PriceReading("eu-de", PriceSeries("eu-de", intervals, start) if series else None, stale, None, start, fx)
+
+
+def test_prices_are_converted_once_to_usd_per_kwh_and_forecasts_marked() -> None:
+    horizon = price_horizon(reading(stale=False))
+    assert not horizon.stale
+    assert [(i.start.hour, i.end.hour, i.forecast) for i in horizon.intervals] == [(10, 11, False), (11, 12, True)]
+    assert [i.usd_per_kwh for i in horizon.intervals] == pytest.approx([0.108, 0.216])
+
+
+def test_a_stale_reading_keeps_its_prices_and_is_flagged() -> None:
+    horizon = price_horizon(reading(stale=True))
+    assert horizon.stale and len(horizon.intervals) == 2
+
+
+def test_no_reading_or_no_series_is_stale_with_no_prices() -> None:
+    for nothing in (None, reading(stale=False, series=False), reading(stale=True, series=False)):
+        assert price_horizon(nothing) == S.PriceHorizon(intervals=(), stale=True)
+
+
+# --- hub bodies, clusters, placements, profiles, measured cost ------------------------------------------------
+
+
+def test_bodies_are_parsed_by_key_sorted_and_errors_name_every_field() -> None:
+    bad = deployment_body("chat")
+    bad["spec"]["capacity"] = {"minReplicas": -1, "maxReplicas": 0}
+    good = deployment_body("alpha")
+    good["status"] = {"anything": "the status is not validated here"}
+    parsed = parse_bodies([bad, good], InferenceDeployment)
+    assert [(p.key, p.resource is not None, p.error) for p in parsed] == [
+        ("ml/alpha", True, None),
+        (
+            "ml/chat",
+            False,
+            "spec.capacity.minReplicas: Input should be greater than or equal to 0; "
+            "spec.capacity.maxReplicas: Input should be greater than or equal to 1",
+        ),
+    ]
+    assert parsed[1].body is bad and parsed[0].body is good
+    assert parsed[0].resource is not None and parsed[0].resource.metadata["name"] == "alpha"
+    [cluster] = parse_bodies([cluster_body("eu-de")], RegionalCluster)
+    assert cluster.key == "eu-de" and cluster.resource is not None
+
+
+def test_a_body_of_another_version_or_kind_is_refused_naming_the_field() -> None:
+    other_version = {**deployment_body(), "apiVersion": "gridshift.dev/v2"}
+    other_kind = {**deployment_body(), "kind": "GPUProfile"}
+    assert parse_bodies([other_version], InferenceDeployment)[0].error == (
+        "apiVersion: Input should be 'gridshift.dev/v1alpha1'"
+    )
+    assert parse_bodies([other_kind], InferenceDeployment)[0].error == "kind: Input should be 'InferenceDeployment'"
+
+
+def eu_cluster(*, max_gpus: int | None = None, labels: dict[str, Any] | None = None) -> RegionalCluster:
+    body = cluster_body("eu-fr", pue=1.3)
+    body["metadata"]["labels"] = labels if labels is not None else {"gridshift.dev/jurisdiction": "eu", "tier": 2}
+    offering: dict[str, Any] = {
+        "gpuType": H100,
+        "hourlyCost": {"amount": 2.10, "currency": "EUR"},
+        "idlePowerWatts": 60,
+    }
+    if max_gpus is not None:
+        offering["maxGpus"] = max_gpus
+    body["spec"]["offerings"] = [offering, {"gpuType": "NVIDIA-L40S", "hourlyCost": {"amount": 0.5, "currency": "USD"}}]
+    body["spec"]["priceFeed"] = {"type": "static", "currency": "EUR", "fxToUsd": 1.08, "static": {"price": 50}}
+    return RegionalCluster.model_validate(body)
+
+
+def test_gpu_costs_are_converted_to_usd_once_with_the_feeds_rate() -> None:
+    cluster = eu_cluster()
+    assert currency_to_usd(cluster, "USD") == 1.0 and currency_to_usd(cluster, "EUR") == 1.08
+    planned = planner_cluster("eu-fr", cluster, Inventory(), {})
+    assert [o.hourly_cost_usd for o in planned.offerings] == pytest.approx([2.268, 0.5])
+
+
+def test_free_gpus_are_allocatable_minus_others_plus_ours_capped_by_max_gpus() -> None:
+    inventory = Inventory((GpuInventory(H100, allocatable=16, used=10), GpuInventory("NVIDIA-L40S", 4, 6)))
+    planned = planner_cluster("eu-fr", eu_cluster(), inventory, {H100: 4})
+    assert planned == S.Cluster(
+        name="eu-fr",
+        region="eu-fr",
+        pue=1.3,
+        offerings=(
+            S.Offering(H100, 10, 2.10 * 1.08, 60.0),  # 16 - 10 used (4 of them ours) + 4
+            S.Offering("NVIDIA-L40S", 0, 0.5, 75.5),  # over-committed: none, not negative
+        ),
+        labels={"gridshift.dev/jurisdiction": "eu", "tier": "2"},
+        reachable=True,
+    )
+    capped = planner_cluster("eu-fr", eu_cluster(max_gpus=3), inventory, {H100: 4})
+    assert capped.offerings[0].available_gpus == 3
+    unlisted = planner_cluster("eu-fr", eu_cluster(), Inventory((GpuInventory(H100, 8, 0),)), {})
+    assert [o.available_gpus for o in unlisted.offerings] == [8, 0]  # no L40S node: none
+
+
+def test_without_node_visibility_max_gpus_or_what_we_hold_is_the_budget() -> None:
+    blind = Inventory(nodes_visible=False, others_visible=False)
+    assert [o.available_gpus for o in planner_cluster("eu-fr", eu_cluster(max_gpus=5), blind, {}).offerings] == [5, 0]
+    held = planner_cluster("eu-fr", eu_cluster(), blind, {H100: 2, "NVIDIA-L40S": 1})
+    assert [o.available_gpus for o in held.offerings] == [2, 1]
+
+
+def test_an_unreachable_cluster_keeps_its_offerings_with_no_gpus_and_no_labels_is_no_labels() -> None:
+    planned = planner_cluster("eu-fr", eu_cluster(labels={}), None, {H100: 4})
+    assert not planned.reachable and planned.labels == {}
+    unlabelled = eu_cluster()
+    del unlabelled.metadata["labels"]
+    assert planner_cluster("eu-fr", unlabelled, None, {}).labels == {}
+    assert [o.available_gpus for o in planned.offerings] == [0, 0]
+    assert [o.gpu_type for o in planned.offerings] == [H100, "NVIDIA-L40S"]
+
+
+def test_placements_are_the_deployments_workloads_per_cluster_sorted() -> None:
+    def workload(ns: str, name: str, gpu: str, desired: int, ready: int) -> WorkloadState:
+        return WorkloadState(ns, name, gpu, f"{name}-{gpu}", "gridshift-workloads", desired, ready)
+
+    placements = placements_of(
+        "ml",
+        "chat",
+        {
+            "us-tx": [workload("ml", "chat", H100, 2, 1), workload("ml", "other", H100, 5, 5)],
+            "eu-de": [workload("ml", "chat", "NVIDIA-L40S", 3, 3), workload("team", "chat", H100, 4, 4)],
+            "gone": None,
+        },
+    )
+    assert placements == (
+        S.Placement("eu-de", "NVIDIA-L40S", 3, 3),
+        S.Placement("us-tx", H100, 2, 1),
+    )
+
+
+def test_user_profiles_replace_shipped_ones_for_the_same_model_gpu_and_size() -> None:
+    shipped = example_profile()
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    doc["spec"]["idlePowerWatts"] = 99
+    user = GPUProfile.model_validate(doc)
+    other = {**doc, "spec": {**doc["spec"], "gpusPerReplica": 2}}
+    broken = Parsed("bad", None, "spec: broken", {})
+    chosen = profiles_from(
+        [Parsed("u", user, None, doc), broken, Parsed("o", GPUProfile.model_validate(other), None, other)], [shipped]
+    )
+    assert [(p.gpus_per_replica, p.idle_power_watts) for p in chosen] == [(1, 99.0), (2, 99.0)]
+    assert profiles_from([broken], [shipped]) == (shipped,)
+
+
+def test_measured_cost_without_tokens_is_none_and_joules_skip_clusters_without_them() -> None:
+    def measured(*values: tuple[float | None, float | None]) -> MeasuredCost | None:
+        return measured_cost(
+            [
+                DeploymentSignals(
+                    REF,
+                    AT,
+                    {
+                        s: v
+                        for s, v in ((Signal.GENERATION_TOKEN_RATE, t), (Signal.JOULES_PER_TOKEN, j))
+                        if v is not None
+                    },
+                )
+                for t, j in values
+            ]
+        )
+
+    assert measured((0.0, 0.5)) is None  # no tokens: no cost per token
+    assert measured((None, 0.5)) is None
+    assert measured((0.5, 0.4)) == MeasuredCost(0.5, 0.4)
+    # A cluster without J/token, or without tokens, does not dilute the others' J/token.
+    assert measured((100.0, None), (300.0, 0.2)) == MeasuredCost(400.0, 0.2)
+    assert measured((100.0, None), (0.0, 0.7)) == MeasuredCost(100.0, None)
+
+
+# --- the spec as the planner reads it (one translation) -------------------------------------------------------
+
+
+def test_requirements_carry_every_field_the_planner_reads_from_the_spec() -> None:
+    body = deployment_body(
+        replica={"gpuTypes": [H100, "NVIDIA-L40S"], "gpusPerReplica": 2},
+        capacity={"minReplicas": 2, "maxReplicas": 9, "minRegions": 2},
+        migration={"mode": "Advisory", "paybackHorizonHours": 4, "maxConcurrentMoves": 3},
+        demand={"source": "Static", "requestsPerSecond": 7.5, "meanPromptTokens": 700, "meanOutputTokens": 150},
+        placement={
+            "allowedRegions": ["eu-de", "eu-fr"],
+            "preferredRegions": ["eu-fr"],
+            "forbiddenRegions": ["us-tx"],
+            "clusterSelector": {
+                "matchLabels": {"tier": "gold"},
+                "matchExpressions": [
+                    {"key": "gridshift.dev/jurisdiction", "operator": "In", "values": ["eu", "ch"]},
+                    {"key": "spot", "operator": "DoesNotExist"},
+                ],
+            },
+        },
+    )
+    body["spec"]["demand"]["headroom"] = 0.3
+    required = requirements_of(InferenceDeployment.model_validate(body).spec)
+    assert required == S.Requirements(
+        model_names=("meta-llama/Meta-Llama-3-8B-Instruct", "chat"),
+        gpu_types=(H100, "NVIDIA-L40S"),
+        gpus_per_replica=2,
+        ttft_slo_ms=500,
+        tpot_slo_ms=50,
+        min_replicas=2,
+        max_replicas=9,
+        min_regions=2,
+        mode=MigrationMode.ADVISORY,
+        max_concurrent_moves=3,
+        payback_horizon_hours=4,
+        mean_prompt_tokens=700,
+        mean_output_tokens=150,
+        headroom=0.3,
+        static_requests_per_second=7.5,
+        allowed_regions=frozenset({"eu-de", "eu-fr"}),
+        forbidden_regions=frozenset({"us-tx"}),
+        preferred_regions=frozenset({"eu-fr"}),
+        cluster_selector=S.Selector(
+            match_labels={"tier": "gold"},
+            match_expressions=(
+                S.SelectorRequirement("gridshift.dev/jurisdiction", "In", ("eu", "ch")),
+                S.SelectorRequirement("spot", "DoesNotExist", ()),
+            ),
+        ),
+    )
+    assert required.cluster_selector is not None
+    assert required.cluster_selector.matches({"tier": "gold", "gridshift.dev/jurisdiction": "ch"})
+    assert not required.cluster_selector.matches({"tier": "gold", "gridshift.dev/jurisdiction": "ch", "spot": "1"})
+
+
+def test_measured_demand_has_no_static_rate_and_no_selector_selects_everything() -> None:
+    required = requirements_of(prometheus_idep().spec)
+    assert required.static_requests_per_second is None
+    # A rate left in the spec of a measured deployment is not a static demand.
+    body = deployment_body()
+    body["spec"]["demand"] = {"source": "Prometheus", "requestsPerSecond": 5.0}
+    assert requirements_of(InferenceDeployment.model_validate(body).spec).static_requests_per_second is None
+    assert required.cluster_selector is None and selector_of(None) is None
+    assert (required.allowed_regions, required.forbidden_regions, required.preferred_regions) == (frozenset(),) * 3
+
+
+def test_measured_latency_is_the_worst_regions_p95_and_missing_when_unmeasured() -> None:
+    """p95s of separate clusters do not combine into one; the SLO binds each, so status shows the worst."""
+
+    def cluster(ttft: float | None, itl: float | None) -> DeploymentSignals:
+        values = {Signal.GENERATION_TOKEN_RATE: 100.0}
+        values |= {Signal.TTFT_P95: ttft} if ttft is not None else {}
+        values |= {Signal.ITL_P95: itl} if itl is not None else {}
+        return DeploymentSignals(REF, AT, values)
+
+    measured = measured_cost([cluster(0.2, 0.05), cluster(0.6, 0.02), cluster(None, None)])
+    assert measured is not None
+    assert (measured.ttft_p95_seconds, measured.tpot_p95_seconds) == (0.6, 0.05)
+    unmeasured = measured_cost([cluster(None, None)])
+    assert unmeasured is not None and (unmeasured.ttft_p95_seconds, unmeasured.tpot_p95_seconds) == (None, None)

@@ -259,6 +259,8 @@ def search(
             time_limit=deadline.backstop(limit),
             model=model,
             stop=deadline.stopper(limit),
+            absolute_gap=_proof_gap(problem, best.solution, settings),
+            relative_gap=0.0,
         )
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
@@ -304,7 +306,13 @@ def _neighbourhoods(
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
             limit = deadline.allot(settings.neighbourhood_seconds)
             result = run_milp(
-                sub, settings, start=start, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit)
+                sub,
+                settings,
+                start=start,
+                time_limit=deadline.backstop(limit),
+                stop=deadline.stopper(limit),
+                absolute_gap=_proof_gap(sub, start, settings),
+                relative_gap=0.0,
             )
             if result.solution is None:
                 continue
@@ -387,6 +395,13 @@ def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Pro
 
 def _reindexed(deployment: DeploymentProblem, index: int) -> DeploymentProblem:
     return replace(deployment, index=index)
+
+
+def _proof_gap(problem: Problem, start: Solution, settings: PlannerSettings) -> float:
+    """HiGHS's optimality gap, absolute and measured against what the plan costs, not against the
+    objective: where demand cannot be met, penalties of millions dominate it, and a relative gap of
+    1e-6 would let tens of dollars an hour of real cost through as "optimal"."""
+    return settings.mip_relative_gap * max(1.0, usd_per_hour(problem, start, settings))
 
 
 def usd_per_hour(problem: Problem, solution: Solution, settings: PlannerSettings) -> float:

@@ -7,12 +7,17 @@ The planner says which steps lead from the current placement to the target
   apart (one noisy sample must not move replicas); pure growth starts at once, since more capacity
   is never the risky direction and waiting would leave demand unserved.
 - Steps run in order: ScaleUp and ScaleDown write to a member cluster (through `ReplicaSetter`),
-  WaitReady waits until the replicas are Ready, ShiftRouting changes the routing weights. A step
+  WaitReady waits until the replicas are Ready, ShiftRouting changes the routing weights; routing
+  changes nowhere else while there is something to move (only a plan without steps routes to its
+  target at once, which then runs). A step
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
-- A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp done is scaled
-  back to its count before the move, and every step is marked RolledBack with the reason.
-- A migration that waits on an unreachable cluster is abandoned and planned afresh.
+- A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
+  flight (done since the last ShiftRouting) is scaled back to its count before it, and every step is
+  marked RolledBack with the reason. Batches already shifted stay: their sources were scaled down
+  once their replicas were Ready, so taking those replicas back would leave too few.
+- A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
+  was deleted), is abandoned and planned afresh.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
 (`MigrationStepStatus`) only at the edges.
@@ -62,7 +67,7 @@ class StepRecord:
     replicas: int
     state: StepState = StepState.PENDING
     from_replicas: int | None = None
-    """Replica count before a ScaleUp, restored if the move is rolled back."""
+    """Replica count before this ScaleUp (after the migration's earlier steps), restored if its batch is rolled back."""
     routing: tuple[RouteWeight, ...] = ()
     started_at: datetime | None = None
     message: str = ""
@@ -180,7 +185,9 @@ class Migrations:
             progress.steps = []
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
-            if not progress.steps and plan.routing:
+            if not plan.steps and plan.routing:
+                # Nothing to move: the target runs now, route to it. A move waiting for its
+                # revalidation keeps the routing as it is (its target may have no replica yet).
                 progress.routing = plan.routing
         self._advance(now, deployment, progress, views, actuator, report)
         return progress
@@ -200,19 +207,24 @@ class Migrations:
             if now - first.first_seen < self._revalidate_delay:
                 return []
         self._pending.pop(deployment.id, None)
-        current = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
-        return [
-            StepRecord(
-                index=s.index,
-                action=s.action,
-                cluster=s.cluster,
-                gpu_type=s.gpu_type,
-                replicas=s.replicas,
-                from_replicas=current.get((s.cluster, s.gpu_type), 0) if s.action is StepAction.SCALE_UP else None,
-                routing=s.routing,
+        count = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
+        records = []
+        for s in plan.steps:
+            before = count.get((s.cluster, s.gpu_type), 0)
+            if s.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+                count[(s.cluster, s.gpu_type)] = s.replicas
+            records.append(
+                StepRecord(
+                    index=s.index,
+                    action=s.action,
+                    cluster=s.cluster,
+                    gpu_type=s.gpu_type,
+                    replicas=s.replicas,
+                    from_replicas=before if s.action is StepAction.SCALE_UP else None,
+                    routing=s.routing,
+                )
             )
-            for s in plan.steps
-        ]
+        return records
 
     def _advance(
         self,
@@ -268,16 +280,22 @@ class Migrations:
         timeout: float,
     ) -> None:
         reason = f"replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
-        for step in steps:
+        shifted = max(
+            (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
+            default=-1,
+        )
+        undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
+        for step in steps[shifted + 1 :]:
             if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
-                view = views.get(step.cluster)
-                if view is not None and view.member is not None and view.reachable:
-                    try:
-                        report.member_writes += actuator.set_replicas(
-                            deployment, view, step.gpu_type, step.from_replicas
-                        )
-                    except MemberError as error:
-                        report.errors.append(f"{deployment.id}: roll-back in {step.cluster}: {error}")
+                undo.setdefault(step.key, step.from_replicas)
+        for (cluster, gpu_type), replicas in undo.items():
+            view = views.get(cluster)
+            if view is not None and view.member is not None and view.reachable:
+                try:
+                    report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
+                except MemberError as error:
+                    report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
+        for step in steps:
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
@@ -286,4 +304,4 @@ class Migrations:
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
     pending = [s for s in steps if not s.state.finished and s.cluster != ROUTING_CLUSTER]
-    return any(s.cluster in views and not views[s.cluster].reachable for s in pending)
+    return any(s.cluster not in views or not views[s.cluster].reachable for s in pending)

@@ -1,0 +1,120 @@
+"""The fail-safes through the whole service, cluster-free (the same on real control planes: tests/security).
+
+Missing demand metrics give unknown demand, never zero: replicas are not scaled below what runs and
+MetricsStale says why. A price feed without a good fetch for staleAfterSeconds is flagged on its
+RegionalCluster and on every deployment, and no price-driven move is made while it is stale.
+Translations (observed_demand, price_horizon) are pinned in test_inputs.py; here, what the service
+does with them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from gridshift.settings import OperatorSettings
+from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.prices import PriceFetchError
+from gridshift.signals.promql import Signal
+from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+
+PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
+REF = DeploymentRef("ml", "chat", WORKLOADS, "chat")
+
+
+def condition(status: dict[str, Any], kind: str) -> tuple[str, str, str]:
+    found = next(c for c in status["conditions"] if c["type"] == kind)
+    return found["status"], found["reason"], found["message"]
+
+
+def test_missing_demand_metrics_never_scale_below_what_runs_and_say_so() -> None:
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    placed = world.replicas()["eu-de"]
+    assert placed > 1
+    assert condition(world.status(), "MetricsStale") == ("False", "MetricsFresh", "")  # Static: no metrics needed
+    # Demand is now read from Prometheus, which has no series for it: unknown, not zero.
+    body["spec"]["demand"] = PROMETHEUS
+    for _ in range(3):
+        world.cycle()
+        assert world.replicas()["eu-de"] >= placed
+    status = world.status()
+    assert condition(status, "MetricsStale") == (
+        "True",
+        "NoDemandMetrics",
+        "request rate unknown: never scaling below the Ready count",
+    )
+    assert "observedSlo" not in status
+    # Metrics arrive: a small measured load is believed, and the fleet shrinks to it.
+    for signal, value in ((Signal.REQUEST_RATE, 1.0), (Signal.PROMPT_TOKEN_RATE, 1000.0)):
+        world.metrics.set_signal(REF, signal, value)
+    world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, 200.0)
+    for _ in range(3):
+        world.cycle()
+    status = world.status()
+    assert condition(status, "MetricsStale") == ("False", "MetricsFresh", "")
+    assert status["observedSlo"]["requestsPerSecond"] == 1.0
+    shrunk = world.replicas()["eu-de"]
+    assert shrunk < placed
+    # Prometheus stops answering: unknown again, and nothing is scaled down on it.
+    world.metrics.fail("connection refused", retryable=True)
+    world.metrics.set_signal(REF, Signal.REQUEST_RATE, 0.0)
+    for _ in range(3):
+        world.cycle()
+        assert world.replicas()["eu-de"] >= shrunk
+    assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+
+
+def stale_home_feed(*, fail: bool) -> ServiceHarness:
+    """eu-de runs the deployment; its price jumps tenfold and eu-fr's falls, which pays back a move.
+
+    The deployment is Frozen while eu-de's feed publishes the jump, so no move starts then. With
+    `fail`, eu-de's feed answers 503 from then on: its last good prices (the jump) are what the
+    planner has, and they go stale after staleAfterSeconds (7200 s). Then the deployment is Auto again.
+    """
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    assert world.replicas() == {"eu-de": 10, "eu-fr": 0}
+    body["spec"]["migration"]["mode"] = "Frozen"
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    world.cycle()
+    if fail:
+        errors = [PriceFetchError("eu-de", "url", "endpoint answered 503", retryable=True) for _ in range(100)]
+        world.feeds["eu-de"].fail_next(*errors)
+    world.cycle(advance=timedelta(minutes=40))
+    # Failing, but within staleAfterSeconds: not stale yet, the error is on the RegionalCluster.
+    stale = ("False", "Fresh", "price feed 'eu-de': url: endpoint answered 503" if fail else "")
+    assert condition(world.cluster_bodies["eu-de"]["status"], "PriceFeedStale") == stale
+    for _ in range(3):
+        world.cycle(advance=timedelta(minutes=40))
+    body["spec"]["migration"]["mode"] = "Auto"
+    return world
+
+
+def test_a_stale_price_feed_is_flagged_where_it_matters_and_moves_nothing() -> None:
+    world = stale_home_feed(fail=True)
+    for _ in range(6):
+        world.cycle()
+        assert world.replicas() == {"eu-de": 10, "eu-fr": 0}
+    cluster = world.cluster_bodies["eu-de"]["status"]
+    assert condition(cluster, "PriceFeedStale") == ("True", "Stale", "price feed 'eu-de': url: endpoint answered 503")
+    assert condition(world.cluster_bodies["eu-fr"]["status"], "PriceFeedStale")[:2] == ("False", "Fresh")
+    assert condition(world.status(), "PriceFeedStale") == (
+        "True",
+        "Stale",
+        "no fresh prices from: eu-de; no price-driven moves",
+    )
+    # Control: the same prices from a feed that works move the replicas to eu-fr.
+    control = stale_home_feed(fail=False)
+    for _ in range(6):
+        control.cycle()
+    assert control.replicas()["eu-fr"] > 0
+    assert condition(control.status(), "PriceFeedStale") == ("False", "Fresh", "")

@@ -1,0 +1,785 @@
+"""The migrate stage's state machine (service.migrate) across cycles, against a small fake fleet.
+
+`Fleet` stands in for everything around `Migrations.run`: the member clusters (desired and Ready
+replicas per (cluster, GPU type), which clusters answer, which refuse writes) as the `ReplicaSetter`,
+and the hub, which keeps the progress in status through the wire format (as the apiserver stores
+it) and hands it back next cycle, as the service does. Plans come from the planner's own step
+generator (planner.migration.migration_steps) from the fleet's counts to a target, so the steps are
+those the service really carries out. One replica serves one unit of demand throughout.
+
+The safety properties are asserted by example and over random migrations (hypothesis): routing
+changes only at a ShiftRouting step, a WaitReady never waits past readyTimeoutSeconds, a roll-back
+takes back the batch in flight and never a batch already shifted, Ready replicas never fall below
+what the migration must keep, nothing is written to an unreachable cluster, and every migration
+ends at its target once the clusters answer again.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, Inventory, MemberError
+from gridshift.api import InferenceDeployment, MigrationMode, RegionalCluster
+from gridshift.api.inference_deployment import MigrationStepStatus
+from gridshift.hub.client import MANAGED_ROUTE_LABEL
+from gridshift.planner import snapshot as S
+from gridshift.planner.migration import Key, MigrationStep, RouteWeight, StepAction, migration_steps, routing_weights
+from gridshift.planner.plan import CostPrediction, DeploymentPlan, Explanation, TargetPlacement
+from gridshift.service.inputs import requirements_of
+from gridshift.service.migrate import (
+    ROUTING_CLUSTER,
+    MigrationProgress,
+    Migrations,
+    StepRecord,
+    StepState,
+    routing_from_wire,
+    routing_to_wire,
+)
+from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.settings import OperatorSettings
+from gridshift.testing import FakeMemberCluster
+from tests.service.harness import T0, ServiceHarness, cluster_body, deployment_body
+
+G = "NVIDIA-H100-80GB-HBM3"
+CLUSTERS = ("a", "b", "c")
+RESOURCES = {c: RegionalCluster.model_validate(cluster_body(c)) for c in CLUSTERS}
+TIMEOUT = 120
+"""readyTimeoutSeconds of the fleet's deployment: a WaitReady not met for more than two 60 s cycles rolls back."""
+CYCLE = timedelta(seconds=60)
+COST = CostPrediction(1.0, 1.0, 0.0, None, None, None, 0.0)
+EXPLANATION = Explanation("Move", "test plan", (), (), None, None, None)
+
+
+def idep(mode: str = "Auto", timeout: int = TIMEOUT) -> InferenceDeployment:
+    body = deployment_body(migration={"mode": mode, "paybackHorizonHours": 6, "readyTimeoutSeconds": timeout})
+    return InferenceDeployment.model_validate(body)
+
+
+def stored(step: StepRecord) -> dict[str, Any]:
+    """A step as the apiserver stores it (status.py validates through the API model the same way)."""
+    return MigrationStepStatus.model_validate(step.to_wire()).model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def key(cluster: str) -> Key:
+    return (cluster, G)
+
+
+@dataclass
+class Fleet:
+    """Member clusters and the hub's status around one Migrations; see the module docstring."""
+
+    desired: dict[Key, int]
+    ready: dict[Key, int]
+    revalidate_seconds: float = 0.0
+    resource: InferenceDeployment = field(default_factory=idep)
+    now: datetime = T0
+    unreachable: set[str] = field(default_factory=set)
+    """Clusters that do not answer this cycle (their view has no inventory; replicas keep running)."""
+    gone: set[str] = field(default_factory=set)
+    """Clusters without a RegionalCluster any more: absent from the views."""
+    memberless: set[str] = field(default_factory=set)
+    """Clusters whose view has no member client although they answered (a defensive case)."""
+    refuse: dict[str, MemberError] = field(default_factory=dict)
+    writes: list[tuple[str, str, int]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    migrations: Migrations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.migrations = Migrations(self.revalidate_seconds)
+
+    @classmethod
+    def of(cls, ready: Mapping[str, int] | None = None, revalidate_seconds: float = 0.0, **desired: int) -> Fleet:
+        """Replicas per cluster, all Ready unless `ready` says otherwise."""
+        counts = {key(c): n for c, n in desired.items()}
+        ready_counts = {key(c): n for c, n in (ready if ready is not None else desired).items()}
+        return cls(counts, ready_counts, revalidate_seconds)
+
+    # ------------------------------------------------------------------ ReplicaSetter
+
+    def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
+        assert deployment.id == "ml/chat"
+        assert view.reachable and view.member is not None, f"a write to {view.name}, which did not answer"
+        if view.name in self.refuse:
+            raise self.refuse[view.name]
+        self.writes.append((view.name, gpu_type, replicas))
+        k = (view.name, gpu_type)
+        if self.desired.get(k) == replicas:
+            return 0  # as the Actuator: an unchanged count is not written
+        self.desired[k] = replicas
+        self.ready[k] = min(self.ready.get(k, 0), replicas)  # the worst case: Ready replicas stop first
+        return 1
+
+    # ------------------------------------------------------------------ what one cycle observes
+
+    def views(self) -> dict[str, ClusterView]:
+        return {
+            c: ClusterView(
+                c,
+                RESOURCES[c],
+                None if c in self.memberless else FakeMemberCluster(c),
+                None if c in self.unreachable else Inventory(),
+                [],
+                None,
+            )
+            for c in CLUSTERS
+            if c not in self.gone
+        }
+
+    def visible(self) -> dict[Key, int]:
+        """Desired counts as the observe stage reports them: nothing of a cluster that is gone."""
+        return {k: n for k, n in sorted(self.desired.items()) if k[0] not in self.gone}
+
+    def observed(self) -> ObservedDeployment:
+        placements = tuple(
+            S.Placement(c, g, n, 0 if c in self.unreachable else self.ready.get((c, g), 0))
+            for (c, g), n in self.visible().items()
+        )
+        meta = {"name": "chat", "namespace": "ml", "uid": "uid-chat"}
+        body = {"metadata": meta, "status": copy.deepcopy(self.status)}
+        planned = S.Deployment("ml", "chat", requirements_of(self.resource.spec), placements)
+        return ObservedDeployment(body, self.resource, planned, None)
+
+    def observed_ready(self) -> dict[Key, int]:
+        return {k: 0 if k[0] in self.unreachable else n for k, n in self.ready.items() if k[0] not in self.gone}
+
+    def plan(
+        self,
+        target: Mapping[str, int],
+        max_moves: int = 1,
+        mode: MigrationMode = MigrationMode.AUTO,
+        steps: tuple[MigrationStep, ...] | None = None,
+    ) -> DeploymentPlan:
+        """The planner's plan from the fleet's counts to `target` (replicas per cluster)."""
+        goal = {key(c): n for c, n in target.items()}
+        capacity = {k: 1.0 for k in {*goal, *self.desired}}
+        if steps is None:
+            steps = migration_steps(
+                self.visible(), self.observed_ready(), goal, capacity, float(sum(goal.values())), max_moves
+            )
+        targets = tuple(
+            TargetPlacement(c, c, g, n, self.desired.get((c, g), 0), self.ready.get((c, g), 0), 1.0)
+            for (c, g), n in sorted(goal.items())
+        )
+        return DeploymentPlan(
+            "ml/chat",
+            mode,
+            mode is MigrationMode.AUTO,
+            True,
+            None,
+            targets,
+            steps,
+            routing_weights(goal, capacity),
+            COST,
+            EXPLANATION,
+            None,
+            None,
+            0.0,
+        )
+
+    # ------------------------------------------------------------------ one cycle
+
+    def cycle(self, plan: DeploymentPlan, advance: timedelta = CYCLE) -> tuple[MigrationProgress, CycleReport]:
+        """Migrations.run once, `advance` after the last cycle; the progress is stored in status."""
+        self.now += advance
+        report = CycleReport(leader=True, started_at=self.now)
+        progress = self.migrations.run(self.now, self.observed(), plan, self.views(), self, report)
+        self.status = {"migration": [stored(s) for s in progress.steps], "routing": routing_to_wire(progress.routing)}
+        return progress, report
+
+    def make_ready(self) -> None:
+        """Replicas started in clusters that answer are Ready (by the next cycle, in the tests)."""
+        for k, n in self.desired.items():
+            if k[0] not in self.unreachable:
+                self.ready[k] = n
+
+    @property
+    def routing(self) -> tuple[RouteWeight, ...]:
+        return routing_from_wire(self.status.get("routing") or [])
+
+    def counts(self) -> dict[str, int]:
+        return {c: n for (c, _), n in sorted(self.desired.items()) if n > 0}
+
+
+def actions(progress: MigrationProgress) -> list[tuple[str, str, int, str]]:
+    return [(s.action.value, s.cluster, s.replicas, s.state.value) for s in progress.steps]
+
+
+# --- StepRecord and MigrationProgress: the wire format ---------------------------------------------
+
+ROUTES = st.lists(st.builds(RouteWeight, st.sampled_from(CLUSTERS), st.integers(0, 100)), max_size=3).map(tuple)
+RECORDS = st.builds(
+    StepRecord,
+    index=st.integers(0, 50),
+    action=st.sampled_from(StepAction),
+    cluster=st.sampled_from([*CLUSTERS, ROUTING_CLUSTER]),
+    gpu_type=st.sampled_from(["", G, "*"]),
+    replicas=st.integers(0, 64),
+    state=st.sampled_from(StepState),
+    from_replicas=st.none() | st.integers(0, 64),
+    routing=ROUTES,
+    started_at=st.none() | st.datetimes(timezones=st.just(UTC)),
+    message=st.text(max_size=40),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(RECORDS)
+def test_a_step_record_survives_the_wire_format_as_stored_losslessly(record: StepRecord) -> None:
+    assert StepRecord.from_status(MigrationStepStatus.model_validate(stored(record))) == record
+
+
+def test_the_wire_format_names_every_field_as_the_crd_does_and_leaves_out_defaults() -> None:
+    record = StepRecord(
+        3,
+        StepAction.SCALE_UP,
+        "b",
+        G,
+        4,
+        StepState.DONE,
+        from_replicas=0,
+        routing=(RouteWeight("a", 40), RouteWeight("b", 60)),
+        started_at=T0,
+        message="ok",
+    )
+    assert record.to_wire() == {
+        "index": 3,
+        "action": "ScaleUp",
+        "cluster": "b",
+        "gpuType": G,
+        "replicas": 4,
+        "state": "Done",
+        "fromReplicas": 0,
+        "routing": [{"cluster": "a", "weight": 40}, {"cluster": "b", "weight": 60}],
+        "startedAt": "2024-06-03T10:00:00+00:00",
+        "message": "ok",
+    }
+    bare = StepRecord(0, StepAction.WAIT_READY, "b", G, 4)
+    assert bare.to_wire() == {
+        "index": 0,
+        "action": "WaitReady",
+        "cluster": "b",
+        "gpuType": G,
+        "replicas": 4,
+        "state": "Pending",
+    }
+    assert bare.key == ("b", G) and bare.from_replicas is None and bare.routing == () and bare.message == ""
+
+
+def test_progress_is_read_back_from_status_steps_and_routing() -> None:
+    steps = [
+        StepRecord(0, StepAction.SCALE_UP, "b", G, 2, StepState.DONE, from_replicas=0, started_at=T0),
+        StepRecord(1, StepAction.WAIT_READY, "b", G, 2, StepState.RUNNING, started_at=T0, message="waiting"),
+        StepRecord(2, StepAction.SHIFT_ROUTING, "*", "*", 2, routing=(RouteWeight("b", 100),)),
+    ]
+    status = {"migration": [stored(s) for s in steps], "routing": [{"cluster": "a", "weight": 100}]}
+    progress = MigrationProgress.from_status(status)
+    assert progress.steps == steps
+    assert progress.routing == (RouteWeight("a", 100),)
+    assert progress.error is None and progress.in_flight
+    assert routing_to_wire(progress.routing) == status["routing"]
+
+
+def test_steps_that_do_not_parse_are_dropped_so_the_plan_starts_afresh_but_routing_is_kept() -> None:
+    good = stored(StepRecord(0, StepAction.SCALE_UP, "b", G, 2))
+    for bad in ({**good, "replicas": -1}, {**good, "action": "Teleport"}, {**good, "state": "Lost"}):
+        status = {"migration": [good, bad], "routing": [{"cluster": "a", "weight": 100}]}
+        progress = MigrationProgress.from_status(status)
+        assert progress.steps == [] and not progress.in_flight
+        assert progress.routing == (RouteWeight("a", 100),)
+    empty = MigrationProgress.from_status({})
+    assert (empty.steps, empty.routing, empty.in_flight) == ([], (), False)
+    assert MigrationProgress.from_status({"migration": None, "routing": None}).steps == []
+
+
+def test_only_pending_and_running_steps_are_in_flight() -> None:
+    assert [s.finished for s in StepState] == [False, False, True, True, True]
+    for state in StepState:
+        progress = MigrationProgress([StepRecord(0, StepAction.SCALE_UP, "b", G, 1, state)])
+        assert progress.in_flight is (not state.finished)
+
+
+# --- carrying out the steps --------------------------------------------------------------------------
+
+
+def test_pure_growth_starts_at_once_and_routing_moves_only_when_the_replicas_are_ready() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"a": 2, "b": 2})
+    progress, report = fleet.cycle(plan)
+    # Both ScaleUps in one cycle, then the WaitReady holds the rest; routing has not moved yet.
+    assert fleet.writes == [("a", G, 2), ("b", G, 2)]
+    assert report.member_writes == 2 and report.errors == []
+    assert actions(progress) == [
+        ("ScaleUp", "a", 2, "Done"),
+        ("ScaleUp", "b", 2, "Done"),
+        ("WaitReady", "a", 2, "Running"),
+        ("WaitReady", "b", 2, "Pending"),
+        ("ShiftRouting", "*", 4, "Pending"),
+    ]
+    assert [s.from_replicas for s in progress.steps] == [1, 0, None, None, None]
+    assert progress.steps[2].started_at == fleet.now and progress.steps[3].started_at is None
+    assert fleet.routing == (RouteWeight("a", 100),)
+    # Ready by the next cycle: routing moves to both clusters and the migration is over.
+    fleet.make_ready()
+    progress, report = fleet.cycle(plan)
+    assert progress.steps == [] and report.member_writes == 0
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+
+
+def test_a_move_runs_make_before_break_batch_by_batch_across_cycles() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    seen = []
+    for _ in range(6):
+        progress, _ = fleet.cycle(fleet.plan({"b": 2}))
+        seen.append((fleet.counts(), fleet.routing, [s.state.value for s in progress.steps]))
+        fleet.make_ready()
+    assert seen[:3] == [
+        # ScaleUp b, then wait for it; a keeps all traffic.
+        ({"a": 2, "b": 1}, (RouteWeight("a", 100),), ["Done", "Running", "Pending", "Pending"] + ["Pending"] * 4),
+        # b is Ready: half the traffic, a loses one replica, the next ScaleUp waits.
+        (
+            {"a": 1, "b": 2},
+            (RouteWeight("a", 50), RouteWeight("b", 50)),
+            ["Done", "Done", "Done", "Done", "Done", "Running", "Pending", "Pending"],
+        ),
+        # Done: all traffic on b, a stopped, no steps left in status.
+        ({"b": 2}, (RouteWeight("b", 100),), []),
+    ]
+    assert seen[3:] == [seen[2]] * 3  # nothing more to do: the plan has no steps
+    assert fleet.writes == [("b", G, 1), ("a", G, 1), ("b", G, 2), ("a", G, 0)]
+
+
+def test_a_restarted_operator_resumes_the_migration_from_status() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    stored_steps = copy.deepcopy(fleet.status["migration"])
+    fleet.migrations = Migrations(15)  # a new process: nothing in memory, a revalidation delay
+    fleet.make_ready()
+    # While a migration is in flight the new plan is not started, whatever it says.
+    progress, _ = fleet.cycle(fleet.plan({"c": 3}))
+    assert [s["index"] for s in fleet.status["migration"]] == [s["index"] for s in stored_steps]
+    assert {s.cluster for s in progress.steps} == {"a", "b", "*"}
+    assert fleet.counts() == {"a": 1, "b": 2}
+    assert ("c", G, 3) not in fleet.writes
+
+
+def test_modes_other_than_auto_keep_status_as_it_is_and_touch_nothing() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    before, writes = copy.deepcopy(fleet.status), list(fleet.writes)
+    for mode in (MigrationMode.ADVISORY, MigrationMode.FROZEN):
+        fleet.make_ready()
+        progress, report = fleet.cycle(fleet.plan({"c": 2}, mode=mode))
+        assert fleet.status == before and fleet.writes == writes
+        assert report.member_writes == 0 and report.errors == []
+        assert progress.routing == routing_from_wire(before["routing"])
+
+
+def test_without_steps_the_plans_routing_is_published_and_an_empty_one_keeps_the_stored_routing() -> None:
+    fleet = Fleet.of(a=1, b=1)
+    progress, _ = fleet.cycle(fleet.plan({"a": 1, "b": 1}))
+    assert progress.steps == [] and progress.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    no_routing = fleet.plan({"a": 1, "b": 1})
+    progress, _ = fleet.cycle(replace(no_routing, routing=()))
+    assert progress.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+
+
+# --- revalidation ------------------------------------------------------------------------------------
+
+
+def test_a_move_starts_only_once_the_same_target_was_planned_revalidate_delay_apart() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    plan = fleet.plan({"b": 2})
+    progress, _ = fleet.cycle(plan)  # first seen: wait
+    assert progress.steps == [] and fleet.writes == []
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=14))  # not yet 15 s
+    assert progress.steps == [] and fleet.writes == []
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=1))  # 15 s after the first sighting
+    assert fleet.writes == [("b", G, 1)] and progress.in_flight
+
+
+def test_a_changed_target_restarts_the_revalidation_wait() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    fleet.cycle(fleet.plan({"c": 2}))  # another target: its own wait starts now
+    assert fleet.writes == []
+    fleet.cycle(fleet.plan({"c": 2}))
+    assert fleet.writes == [("c", G, 1)]
+
+
+def test_a_plan_without_steps_in_between_restarts_the_revalidation_wait() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    fleet.cycle(fleet.plan({"a": 2}))  # the move is off for a cycle
+    fleet.cycle(fleet.plan({"b": 2}), advance=timedelta(seconds=5))  # seen again: waits anew
+    assert fleet.writes == []
+    fleet.cycle(fleet.plan({"b": 2}), advance=timedelta(seconds=15))
+    assert fleet.writes == [("b", G, 1)]
+
+
+def test_without_a_revalidation_delay_a_move_starts_at_once() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    assert fleet.writes == [("b", G, 1)]
+
+
+# --- WaitReady timeout: roll-back ----------------------------------------------------------------------
+
+
+def test_replicas_not_ready_within_the_timeout_are_scaled_back_and_the_reason_reported() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"a": 1, "b": 1})
+    progress, _ = fleet.cycle(plan)
+    started = progress.steps[1].started_at
+    assert actions(progress)[:2] == [("ScaleUp", "b", 1, "Done"), ("WaitReady", "b", 1, "Running")]
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # exactly the timeout: waits on
+    assert progress.in_flight and report.errors == [] and fleet.counts() == {"a": 2, "b": 1}
+    assert progress.steps[1].started_at == started
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=1))
+    assert fleet.writes[-1] == ("b", G, 0) and fleet.counts() == {"a": 2}
+    assert report.member_writes == 1
+    assert report.errors == [
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move"
+    ]
+    # The move is over (nothing left in status) and routing never left a.
+    assert progress.steps == [] and fleet.status["migration"] == []
+    assert fleet.routing == (RouteWeight("a", 100),)
+
+
+def test_a_roll_back_restores_each_scale_up_of_the_batch_to_its_own_count_before_it() -> None:
+    # Two clusters started in one batch, a already had a replica, b none; neither gets Ready.
+    fleet = Fleet.of(a=1, c=4)
+    plan = fleet.plan({"a": 2, "b": 1, "c": 2}, max_moves=2)
+    progress, _ = fleet.cycle(plan)
+    assert fleet.writes == [("a", G, 2), ("b", G, 1)]
+    assert [s.from_replicas for s in progress.steps[:2]] == [1, 0]
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes[2:] == [("a", G, 1), ("b", G, 0)] and report.member_writes == 2
+    assert fleet.counts() == {"a": 1, "c": 4} and progress.steps == []
+
+
+def test_from_replicas_is_the_count_before_each_scale_up_after_the_earlier_steps() -> None:
+    fleet = Fleet.of(a=2)
+    steps = (
+        MigrationStep(0, StepAction.SCALE_DOWN, "a", G, 1),
+        MigrationStep(1, StepAction.SCALE_UP, "a", G, 3),
+        MigrationStep(2, StepAction.SCALE_UP, "b", G, 1),
+        MigrationStep(3, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(4, StepAction.WAIT_READY, "b", G, 2),
+    )
+    progress, _ = fleet.cycle(fleet.plan({"a": 3, "b": 2}, steps=steps))
+    assert [s.from_replicas for s in progress.steps] == [None, 1, 0, 1, None]
+
+
+def test_a_roll_back_touches_only_what_the_batch_in_flight_started() -> None:
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"b": 1, "c": 1})  # one at a time: b's batch, then c's
+    progress, _ = fleet.cycle(plan)
+    assert [(s.action.value, s.cluster, s.from_replicas) for s in progress.steps if s.from_replicas is not None] == [
+        ("ScaleUp", "b", 0),
+        ("ScaleUp", "c", 0),
+    ]
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)] and report.member_writes == 1  # c was never started
+
+
+def test_a_roll_back_writes_each_key_once_back_to_its_count_before_the_batch() -> None:
+    # The planner starts each key once per batch; were it to start one twice, the roll-back must
+    # still end at the count before the batch, without a detour.
+    fleet = Fleet.of(a=2)
+    steps = (
+        MigrationStep(0, StepAction.SCALE_UP, "b", G, 1),
+        MigrationStep(1, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(2, StepAction.WAIT_READY, "b", G, 2),
+    )
+    plan = fleet.plan({"a": 2, "b": 2}, steps=steps)
+    fleet.cycle(plan)
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("b", G, 1), ("b", G, 2), ("b", G, 0)] and report.member_writes == 1
+
+
+def test_a_rolled_back_move_is_revalidated_before_it_is_tried_again() -> None:
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.cycle(plan)  # revalidated: b to 1
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # never Ready: rolled back
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)] and "not Ready" in report.errors[-1]
+    fleet.cycle(plan)  # the same target again: a new sighting, not the one from before the move
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)]
+    fleet.cycle(plan)
+    assert fleet.writes[-1] == ("b", G, 1)
+
+
+def test_a_roll_back_leaves_unreachable_clusters_alone_and_reports_a_refused_write() -> None:
+    fleet = Fleet.of(c=2)
+    plan = fleet.plan({"a": 1, "b": 1}, max_moves=2)
+    fleet.cycle(plan)
+    fleet.ready[key("a")] = 1  # a gets Ready, b never does
+    fleet.cycle(plan)
+    fleet.unreachable = {"a"}  # a's WaitReady is done: the migration does not wait on a
+    fleet.refuse = {"b": ActuationForbidden("b", "deployments.apps is forbidden")}
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("a", G, 1), ("b", G, 1)]  # nothing written in the roll-back
+    assert report.errors == [
+        "ml/chat: roll-back in b: cluster b: forbidden: deployments.apps is forbidden",
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move",
+    ]
+    assert report.member_writes == 0
+
+
+# --- unreachable clusters and refused writes ----------------------------------------------------------
+
+
+def test_a_migration_waiting_on_an_unreachable_cluster_is_abandoned_and_planned_afresh() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    assert fleet.writes == [("b", G, 1)]
+    fleet.unreachable = {"b"}
+    progress, report = fleet.cycle(fleet.plan({"a": 1, "c": 1}))
+    assert report.errors[0] == "ml/chat: migration abandoned, a cluster it needs is unreachable"
+    # The fresh plan started at once: ScaleUp c, wait for it; nothing was sent to b.
+    assert fleet.writes == [("b", G, 1), ("c", G, 1)]
+    assert actions(progress)[:2] == [("ScaleUp", "c", 1, "Done"), ("WaitReady", "c", 1, "Running")]
+
+
+def test_a_finished_step_on_an_unreachable_cluster_does_not_abandon_the_migration() -> None:
+    fleet = Fleet.of(c=2)
+    plan = fleet.plan({"a": 1, "b": 1}, max_moves=2)
+    fleet.cycle(plan)
+    fleet.ready[key("a")] = 1
+    fleet.cycle(plan)  # a's WaitReady is done, b's waits
+    fleet.unreachable = {"a"}
+    progress, report = fleet.cycle(plan)
+    assert report.errors == [] and progress.in_flight
+    fleet.make_ready()
+    fleet.ready[key("b")] = 1
+    fleet.cycle(plan)
+    assert fleet.counts() == {"a": 1, "b": 1}
+
+
+def test_a_step_on_a_cluster_that_does_not_answer_waits_without_writing() -> None:
+    steps = (
+        MigrationStep(0, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(1, StepAction.WAIT_READY, "b", G, 2),
+    )
+    for blocked in ("unreachable", "memberless", "gone"):
+        fleet = Fleet.of(a=2)
+        setattr(fleet, blocked, {"b"})
+        progress, report = fleet.cycle(fleet.plan({"b": 2}, steps=steps))
+        assert fleet.writes == [] and report.member_writes == 0, blocked
+        assert actions(progress) == [("ScaleUp", "b", 2, "Running"), ("WaitReady", "b", 2, "Pending")]
+        assert progress.steps[0].message == "cluster b unreachable; will retry"
+        assert progress.error is None
+
+
+def test_a_refused_write_leaves_the_step_running_with_the_reason_and_is_retried() -> None:
+    fleet = Fleet.of(a=2)
+    refusal = ActuationForbidden("b", 'cannot patch resource "deployments" in "gridshift-workloads"')
+    fleet.refuse = {"b": refusal}
+    plan = fleet.plan({"b": 2})
+    progress, report = fleet.cycle(plan)
+    assert progress.error == str(refusal) == progress.steps[0].message
+    assert progress.steps[0].state is StepState.RUNNING and progress.steps[1].state is StepState.PENDING
+    assert report.errors == [f"ml/chat: {refusal}"] and fleet.writes == []
+    fleet.refuse = {}
+    progress, report = fleet.cycle(plan)
+    assert fleet.writes == [("b", G, 1)] and progress.error is None and report.errors == []
+    assert progress.steps[0].state is StepState.DONE
+
+
+def test_a_cluster_that_stops_answering_mid_write_is_a_refusal_like_any_other() -> None:
+    fleet = Fleet.of(a=2)
+    fleet.refuse = {"b": ClusterUnreachable("b", "connection refused")}
+    progress, report = fleet.cycle(fleet.plan({"b": 2}))
+    assert progress.error == "cluster b unreachable: connection refused"
+    assert report.errors == ["ml/chat: cluster b unreachable: connection refused"]
+
+
+# --- regressions: each failed before its fix in service/migrate.py ------------------------------------
+
+
+def test_routing_stays_where_it_is_while_a_move_waits_for_its_revalidation() -> None:
+    # The target's routing used to be published while the move waited revalidateDelaySeconds: all
+    # traffic went to b, which had no replica yet, and stayed there until b's first batch was Ready.
+    fleet = Fleet.of(revalidate_seconds=15, a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2})
+    progress, _ = fleet.cycle(plan)
+    assert progress.steps == [] and fleet.writes == []
+    assert fleet.routing == (RouteWeight("a", 100),)
+    progress, _ = fleet.cycle(plan)  # revalidated: the move starts, routing waits for b to be Ready
+    assert fleet.writes == [("b", G, 1)] and fleet.routing == (RouteWeight("a", 100),)
+    fleet.make_ready()
+    fleet.cycle(plan)
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+
+
+def test_a_roll_back_in_a_later_batch_keeps_the_batches_already_shifted() -> None:
+    # Every ScaleUp done used to be scaled back to the count before the whole migration, batches
+    # whose sources were already stopped included: a 4-replica move timing out in its second batch
+    # left 2 replicas (a's) for demand that needs 4, with half the traffic routed to b's none.
+    fleet = Fleet.of(a=4)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 4}, max_moves=2)
+    fleet.cycle(plan)  # batch 1: b to 2
+    fleet.make_ready()
+    fleet.cycle(plan)  # b Ready: half the traffic, a down to 2; batch 2: b to 4
+    assert fleet.counts() == {"a": 2, "b": 4} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # b's new two never got Ready
+    assert "not Ready within readyTimeoutSeconds" in report.errors[-1]
+    assert fleet.writes[-1] == ("b", G, 2) and report.member_writes == 1  # one write: b never went to 0 meanwhile
+    assert fleet.counts() == {"a": 2, "b": 2}
+    assert sum(fleet.ready.values()) == 4
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and progress.steps == []
+
+
+def test_a_migration_waiting_on_a_cluster_that_is_gone_is_abandoned_and_planned_afresh() -> None:
+    # A step on a cluster whose RegionalCluster was deleted used to wait for it forever: the
+    # deployment was never planned again, not even to grow with its demand.
+    fleet = Fleet.of(a=1, b=2)
+    fleet.cycle(fleet.plan({"a": 3}))  # moving off b: a to 2 first, b's ScaleDowns to come
+    fleet.gone = {"b"}  # deleted before the move finished
+    fleet.make_ready()
+    progress, report = fleet.cycle(fleet.plan({"a": 4}))  # demand grew meanwhile
+    assert report.errors == ["ml/chat: migration abandoned, a cluster it needs is unreachable"]
+    assert fleet.writes == [("a", G, 2), ("a", G, 4)]
+    fleet.make_ready()
+    progress, _ = fleet.cycle(fleet.plan({"a": 4}))
+    assert fleet.counts() == {"a": 4, "b": 2} and progress.steps == []
+    assert fleet.routing == (RouteWeight("a", 100),)
+
+
+def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
+    # The same through the whole service, with the default revalidation delay and an HTTPRoute.
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        prices={"eu-de": 40.0, "eu-fr": 60.0},
+        settings=OperatorSettings(revalidate_delay_seconds=15, plan_interval_seconds=60),
+    )
+    backends = [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}]
+    world.hub.routes[("ml", "chat-route")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": [{"backendRefs": backends}]},
+    }
+    world.add(deployment_body(rps=30.0, routing={"httpRouteName": "chat-route"}))
+    world.cycle()
+    world.cycle()
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    moved = False
+    for _ in range(40):  # the planner moves one replica per plan here: three cycles each
+        world.cycle()
+        refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+        ready = world.ready()
+        assert all(ready[r["name"]] > 0 for r in refs if r["weight"] > 0), (refs, ready)
+        moved = moved or any(r["name"] == "eu-fr" and r["weight"] > 0 for r in refs)
+        for member in world.members.values():
+            member.mark_all_ready()
+        if world.replicas()["eu-de"] == 0:
+            break
+    assert moved and world.replicas()["eu-de"] == 0
+
+
+# --- random migrations ---------------------------------------------------------------------------------
+
+COUNTS = st.fixed_dictionaries({c: st.integers(0, 4) for c in CLUSTERS})
+EVENTS = st.lists(
+    st.tuples(
+        # What happens before a cycle: "ready", replicas started so far get Ready (60 s later);
+        # "slow", they do not; "stall", they do not for 150 s, past readyTimeoutSeconds; "unreachable"
+        # and "refuse", one cluster does not answer or refuses writes this cycle.
+        st.sampled_from(["ready", "ready", "slow", "stall", "stall", "unreachable", "refuse"]),
+        st.sampled_from(CLUSTERS),
+    ),
+    max_size=16,
+)
+
+
+@dataclass
+class Migration:
+    """What the property test remembers of the migration in flight."""
+
+    started_from: dict[Key, int]
+
+
+def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory: Migration, advance: int = 60) -> None:
+    """One cycle, and the properties that must hold after it (see the module docstring)."""
+    plan = fleet.plan(target, max_moves)
+    before = dict(fleet.desired)
+    old_routing = fleet.routing
+    old_steps = MigrationProgress.from_status(fleet.status).steps
+    writes = len(fleet.writes)
+    progress, report = fleet.cycle(plan, timedelta(seconds=advance))
+    wrote = len(fleet.writes) > writes
+    if progress.steps and all(s.started_at in (None, fleet.now) for s in progress.steps):
+        memory.started_from = before  # a migration started this cycle
+    # Routing changes only at a ShiftRouting step.
+    if progress.steps:
+        shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+        assert progress.routing == (shifted[-1].routing if shifted else old_routing)
+    elif plan.steps and not wrote:
+        assert progress.routing == old_routing, "routing moved though no migration step ran"
+    elif not plan.steps and not old_steps:
+        assert progress.routing == (plan.routing or old_routing)
+    # A WaitReady never waits past readyTimeoutSeconds: it is met, or the batch is rolled back.
+    waiting = [s for s in progress.steps if s.action is StepAction.WAIT_READY and s.state is StepState.RUNNING]
+    assert all(s.started_at is not None and fleet.now - s.started_at <= timedelta(seconds=TIMEOUT) for s in waiting)
+    for kind in ("not Ready within", "abandoned", "forbidden"):
+        if any(kind in e for e in report.errors):
+            event(kind)  # how often each path is taken: pytest --hypothesis-show-statistics
+    # A roll-back takes back the batch in flight, never a batch already shifted (its sources are gone).
+    if any("not Ready within" in e for e in report.errors):
+        shifted = [s for s in old_steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+        kept = shifted[-1].replicas if shifted else sum(memory.started_from.values())
+        total = sum(fleet.desired.values())
+        assert total >= kept, f"roll-back left {total} replicas of the {kept} the routing counts on"
+        if not fleet.unreachable and not fleet.refuse:
+            assert total == kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=COUNTS,
+    not_ready=COUNTS,
+    target=COUNTS.filter(lambda t: sum(t.values()) > 0),
+    max_moves=st.integers(1, 3),
+    revalidate=st.sampled_from([0.0, 15.0]),
+    events=EVENTS,
+)
+def test_random_migrations_keep_make_before_break_and_reach_their_target(
+    start: dict[str, int],
+    not_ready: dict[str, int],
+    target: dict[str, int],
+    max_moves: int,
+    revalidate: float,
+    events: list[tuple[str, str]],
+) -> None:
+    fleet = Fleet.of({c: max(0, n - not_ready[c]) for c, n in start.items()}, revalidate, **start)
+    # Ready replicas the migration must keep: those Ready now, or fewer if the target has fewer.
+    floor = min(sum(fleet.ready.values()), sum(target.values()))
+    memory = Migration(dict(fleet.desired))
+    for what, cluster in events:
+        if what == "ready":
+            fleet.make_ready()
+        fleet.unreachable = {cluster} if what == "unreachable" else set()
+        fleet.refuse = {cluster: ActuationForbidden(cluster, "no")} if what == "refuse" else {}
+        _check_cycle(fleet, target, max_moves, memory, 150 if what == "stall" else 60)
+        assert sum(fleet.ready.values()) >= floor
+    fleet.unreachable, fleet.refuse = set(), {}
+    for _ in range(30):  # every cluster answers and replicas get Ready by the next cycle
+        fleet.make_ready()
+        _check_cycle(fleet, target, max_moves, memory)
+        assert sum(fleet.ready.values()) >= floor
+    assert fleet.counts() == {c: n for c, n in target.items() if n > 0}
+    assert fleet.status["migration"] == []
