@@ -394,9 +394,10 @@ class Watcher:
         self.decisions[name] = stamp
         if decision.get("reason") in ("NoChange", "ScaleUp", "ScaleDown", None):
             return []  # scaling is told when it is done, with the load that caused it
-        parts = [part.strip() for part in decision["summary"].split(";")]
-        saving = next((part for part in parts if part.startswith("saves")), "")
-        return [f"{clock(now)}  {name:<12} decides {parts[0]}" + (f"; {saving}" if saving else "")]
+        # The summary is "<reason>: <target placement>"; the saving is a figure of its own, as decided.
+        saving = decision.get("estimatedSavingUsdPerHour")
+        told = f"; saves {saving:.3f} USD/h against keeping the current placement" if saving else ""
+        return [f"{clock(now)}  {name:<12} decides {decision['summary']}{told}"]
 
     def _steps(self, now: datetime, name: str, steps: list[dict[str, Any]]) -> list[str]:
         out = []

@@ -164,3 +164,24 @@ def test_the_summary_keeps_one_line_per_deployment_off_a_terminal() -> None:
     assert len(rows) == 2, buffer.getvalue()  # one line each: never wrapped into 80 columns
     assert "USD" in rows[1] and "%" in rows[1]
     assert report["total"]["kwh"] == pytest.approx(0.75 * 24 * demo.PUE)
+
+
+def test_a_price_driven_decision_is_told_once_with_its_saving_and_scaling_decisions_are_not() -> None:
+    watcher = demo.Watcher()
+    cheaper = {
+        "time": "2024-05-08T17:04:00Z",
+        "reason": "CheaperPlacement",
+        "target": "eu-fr/NVIDIA-H100-80GB-HBM3 x1",
+        "summary": "CheaperPlacement: eu-fr/NVIDIA-H100-80GB-HBM3 x1",
+        "estimatedSavingUsdPerHour": 0.0165,
+    }
+    idep = status({"us-tx": 1}) | {"status": status({"us-tx": 1})["status"] | {"lastDecision": cheaper}}
+    lines = watcher.events(MONDAY, [idep])
+    assert (
+        f"{demo.clock(MONDAY)}  chat         decides CheaperPlacement: eu-fr/NVIDIA-H100-80GB-HBM3 x1; "
+        "saves 0.017 USD/h against keeping the current placement" in lines
+    )
+    assert not [line for line in watcher.events(MONDAY, [idep]) if "decides" in line], "told once"
+    scale = cheaper | {"time": "2024-05-08T18:00:00Z", "reason": "ScaleUp", "summary": "ScaleUp: eu-fr x2"}
+    idep["status"]["lastDecision"] = scale
+    assert not [line for line in watcher.events(MONDAY, [idep]) if "decides" in line]
