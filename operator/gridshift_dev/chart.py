@@ -15,6 +15,8 @@ The chart has one hand-written source per fact and generates the rest, so nothin
 - `docs/status.md`'s reference tables (conditions, reasons, decisions, Events, cycle errors, metrics,
   rules, alerts), by `gridshift_dev.status_doc`; `docs/gitops/argocd-cm-health.yaml` from the Argo CD
   health checks;
+- `files/dashboards/gridshift.json`, the Grafana dashboard, by `gridshift_dev.dashboard` from the same
+  metric, rule and label names;
 - `README.md` is `README.tmpl.md` with a values table built from the `# --` comments of `values.yaml`.
 """
 
@@ -352,6 +354,15 @@ def chart_values_schema() -> JsonDict:
                         "requireDigest": _boolean("Warn also when it has a tag but no @sha256 digest."),
                     },
                 ),
+            },
+        ),
+        "dashboards": _closed(
+            "The Grafana dashboard (files/dashboards/gridshift.json) as a ConfigMap for Grafana's sidecar.",
+            {
+                "enabled": _boolean("Create the ConfigMap."),
+                "namespace": _string("Namespace of the ConfigMap; empty: the release namespace."),
+                "labels": _string_map("Labels the Grafana sidecar selects on."),
+                "annotations": _string_map("Annotations (e.g. the sidecar's grafana_folder)."),
             },
         ),
         "podDisruptionBudget": _closed(
@@ -849,6 +860,8 @@ def render_readme(template: str, values_text: str, schema: JsonDict) -> str:
 
 def expected_files(chart_dir: Path) -> dict[Path, str]:
     """Every generated file of the chart -> the content it should have now."""
+    from gridshift_dev.dashboard import render_dashboard
+
     values_path = chart_dir / "values.yaml"
     values_text = values_with_operator_block(values_path.read_text())
     schema = chart_values_schema()
@@ -857,6 +870,7 @@ def expected_files(chart_dir: Path) -> dict[Path, str]:
         chart_dir / "values.schema.json": json.dumps(schema, indent=2) + "\n",
         chart_dir / "README.md": render_readme((chart_dir / "README.tmpl.md").read_text(), values_text, schema),
         chart_dir / "files" / "prometheus" / "gridshift.rules.yaml": render_rules_file(),
+        chart_dir / "files" / "dashboards" / "gridshift.json": render_dashboard(),
     }
     repo_root = chart_dir.resolve().parents[1]
     for name, text in chart_crd_files(repo_root / "crds").items():

@@ -50,6 +50,8 @@ def test_lint_strict_with_every_option(helm: Helm, tmp_path: Path) -> None:
         "commonLabels": {"team": "ml"},
         "commonAnnotations": {"owner": "platform"},
         "logLevel": "debug",
+        "operator": {"logFormat": "json"},
+        "dashboards": {"enabled": True, "annotations": {"grafana_folder": "gridshift"}},
         "volumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
         "volumeMounts": [{"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
     }
