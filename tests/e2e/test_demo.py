@@ -1,7 +1,8 @@
 """`make demo`'s own logic, without clusters: the cost ledger (priced where replicas ran, at home, and
 at the cheapest allowed region), moves told apart from scaling through a make-before-break
 migration, the load curves, the clock's pacing, and output readable without a terminal.
-`make demo` itself runs in CI (.ci/run)."""
+`make demo` itself (8 min, real control planes) is not part of `make test`; it exits non-zero when
+the week shows no move or no scaling."""
 
 from __future__ import annotations
 
