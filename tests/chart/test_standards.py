@@ -142,6 +142,16 @@ def test_log_level_flags_exist_in_kopf_and_bad_levels_are_refused(helm: Helm) ->
     assert proc.returncode != 0 and "logLevel" in proc.stderr
 
 
+def test_a_planner_budget_not_below_the_plan_interval_is_refused_at_install(helm: Helm) -> None:
+    """OperatorSettings refuses it at start: an install would crash-loop instead of failing here."""
+    proc = helm.template("--set", "operator.planIntervalSeconds=2", check=False)
+    assert proc.returncode != 0
+    assert "plannerTimeBudgetSeconds (10) must be below planIntervalSeconds (2)" in proc.stderr
+    proc = helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=null")
+    assert proc.returncode == 0, "a null budget leaves the operator's own default and check"
+    assert helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=1")
+
+
 def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
     proc = helm.template("--set", "operator.leaseRenewDeadlineSeconds=20", check=False)
     assert proc.returncode != 0

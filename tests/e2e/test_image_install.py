@@ -140,6 +140,7 @@ def installed(
                 "replicaCount": 1,
                 "operator": {
                     "planIntervalSeconds": 2,
+                    "plannerTimeBudgetSeconds": 1,  # below the interval (OperatorSettings refuses otherwise)
                     "revalidateDelaySeconds": 0,
                     "coldStartSeconds": 60,
                     # The container shares the host's network here: ports nobody else holds.
@@ -197,7 +198,10 @@ def test_the_pulled_image_runs_the_charts_command_as_its_service_account_and_pla
             with urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/healthz", timeout=2) as answer:
                 return bool(answer.status == 200)
 
-        wait_until(healthy, 120, "the operator's /healthz in the container")
+        try:
+            wait_until(healthy, 120, "the operator's /healthz in the container")
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nthe container's log ends:\n{operator.log()[-3000:]}") from None
         fleet.apply_hub(inference_deployment("from-image", rps=4.0))
         wait_until(
             lambda: fleet.status("from-image").get("readyReplicas", 0) >= 1,
