@@ -370,6 +370,9 @@ class Watcher:
     """Each deployment's placement when no migration was in flight."""
     moves: list[str] = field(default_factory=list)
     scalings: list[str] = field(default_factory=list)
+    opened: dict[str, dict[str, int]] = field(default_factory=dict)
+    """The placement before a scale-up that opened a region: a scale-down that then leaves another
+    region completes a move made as two placements (seen between polls without its steps)."""
     spikes_told: set[tuple[str, str]] = field(default_factory=set)
     """(region, day) of the spikes already told."""
 
@@ -438,6 +441,15 @@ class Watcher:
             return [f"{clock(now)}  {name:<12} placed: {text}"]
         gained = sorted(c for c in current if current[c] > before.get(c, 0))
         lost = sorted(c for c in before if before[c] > current.get(c, 0))
+        opened = self.opened.pop(name, None)
+        if not gained and lost and opened is not None and set(current) != set(opened):
+            # Up in a new region, then down in the old one: a make-before-break move in two placements.
+            gained = sorted(set(current) - set(opened))
+            lost = sorted(set(opened) - set(current))
+            if gained and lost and self.scalings:
+                self.scalings.pop()  # its first half was told as a scale-up
+        elif gained and not lost and any(c not in before for c in gained):
+            self.opened[name] = before
         if gained and lost:
             self.moves.append(f"{clock(now)} {name}: {', '.join(lost)} -> {', '.join(gained)}")
             return [f"{clock(now)}  {name:<12} MOVED {', '.join(lost)} -> {', '.join(gained)}: now {text}"]
@@ -674,14 +686,22 @@ class Pace:
     slowest: float = math.inf
     told_at: float = 0.0
 
+    slowed_at: float = -math.inf
+
     SLOW_DOWN_LAG_S = 1800.0
     """Simulated seconds the fleet may trail the clock before the clock slows."""
     SPEED_UP_LAG_S = 600.0
+    SLOW_DOWN_EVERY_S = 10.0
+    """Real seconds a slow-down gets to shrink the lag before the next: polled every second, the clock
+    would otherwise fall to its floor before the fleet could catch up once."""
 
     def adjust(self, world: dict[str, Any], status: dict[str, Any]) -> list[str]:
         speed, lag = float(status["speed"]), float(status["lagSimSeconds"])
         wanted = speed
         if lag > self.SLOW_DOWN_LAG_S:
+            if time.monotonic() - self.slowed_at < self.SLOW_DOWN_EVERY_S:
+                return []
+            self.slowed_at = time.monotonic()
             wanted = float(round(max(60.0, speed * 0.7)))
         elif lag < self.SPEED_UP_LAG_S and speed < self.target:
             wanted = float(round(min(self.target, speed * 1.25)))

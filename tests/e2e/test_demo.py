@@ -133,6 +133,10 @@ def test_the_clock_slows_while_the_fleet_trails_it_and_recovers(monkeypatch: pyt
     assert posted[-1] == 1260
     pace.adjust(world, {"speed": 1260, "lagSimSeconds": 0, "fleetTime": "2024-05-06T12:00:00Z"})
     assert posted[-1] == 1440 and pace.slowest == 1008
+    lagging = {"speed": 1440, "lagSimSeconds": 3600, "fleetTime": "2024-05-06T13:00:00Z"}
+    pace.slowed_at -= demo.Pace.SLOW_DOWN_EVERY_S  # the last slow-down was long ago
+    pace.adjust(world, lagging)
+    assert pace.adjust(world, lagging | {"speed": 1008}) == [] and posted[-1] == 1008, "one slow-down at a time"
 
 
 def test_plain_output_is_lines_without_escape_codes_or_frames() -> None:
@@ -186,3 +190,17 @@ def test_a_price_driven_decision_is_told_once_with_its_saving_and_scaling_decisi
     scale = cheaper | {"time": "2024-05-08T18:00:00Z", "reason": "ScaleUp", "summary": "ScaleUp: eu-fr x2"}
     idep["status"]["lastDecision"] = scale
     assert not [line for line in watcher.events(MONDAY, [idep]) if "decides" in line]
+
+
+def test_a_move_seen_as_two_placements_is_one_move() -> None:
+    """Up in us-tx, then down in eu-fr, with no migration steps seen between polls: a move, not two scalings."""
+    watcher = demo.Watcher()
+    watcher.events(MONDAY, [status({"eu-fr": 1})])
+    watcher.events(MONDAY, [status({"eu-fr": 1, "us-tx": 1})])
+    lines = watcher.events(MONDAY, [status({"us-tx": 1})])
+    assert lines == [f"{demo.clock(MONDAY)}  chat         MOVED eu-fr -> us-tx: now us-tx x1"]
+    assert len(watcher.moves) == 1 and not watcher.scalings
+    # A scale-up within a region and back down stays two scalings.
+    watcher.events(MONDAY, [status({"us-tx": 2})])
+    watcher.events(MONDAY, [status({"us-tx": 1})])
+    assert len(watcher.moves) == 1 and len(watcher.scalings) == 2
