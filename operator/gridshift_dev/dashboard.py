@@ -8,7 +8,7 @@ region and per deployment, USD per million tokens and J per token per deployment
 planner's prediction beside), the planner's decisions, its cycle time.
 
 Every query uses one Grafana variable, `$deployment` (a regex over the deployment label, `.*` for
-all); `panel_queries()` gives each query with it replaced, for promtool and for the test that runs
+all); `panel_queries(...)` gives each query with it replaced, for promtool and for the test that runs
 every one against a live Prometheus (tests/chart/test_dashboard.py).
 """
 
@@ -50,10 +50,10 @@ def _names() -> tuple[str, str, str]:
     return DEPLOYMENT_LABEL, REGION_LABEL, CLUSTER_LABEL
 
 
-def panels() -> tuple[Panel, ...]:
-    from gridshift_dev.chart import RULE_NAMES as n
-    from gridshift_dev.chart import operator_metric_names
-
+def panels(n: Any, exposed: frozenset[str]) -> tuple[Panel, ...]:
+    """The panels, reading the recording rules `n` (gridshift_dev.chart.RULE_NAMES) and the operator
+    series `exposed` (chart.operator_metric_names()); passed in, so this module and chart.py, which
+    writes the dashboard file, do not import each other."""
     deployment, region, _ = _names()
     only = f'{{{deployment}=~"$deployment"}}'
     found = (
@@ -148,7 +148,6 @@ def panels() -> tuple[Panel, ...]:
             ),
         ),
     )
-    exposed = operator_metric_names()
     for panel in found:
         for query in panel.queries:
             for name in _operator_names_in(query.expr):
@@ -165,9 +164,9 @@ def _operator_names_in(expr: str) -> list[str]:
     return [m for m in re.findall(r"\bgridshift_[a-z_]+\b(?![:=])", expr) if not m.startswith("gridshift_dev_")]
 
 
-def panel_queries(deployment_regex: str = ALL_DEPLOYMENTS) -> list[tuple[str, str]]:
+def panel_queries(n: Any, exposed: frozenset[str], deployment_regex: str = ALL_DEPLOYMENTS) -> list[tuple[str, str]]:
     """(panel title, PromQL) of every query, with `$deployment` replaced as Grafana would."""
-    return [(p.title, q.expr.replace("$deployment", deployment_regex)) for p in panels() for q in p.queries]
+    return [(p.title, q.expr.replace("$deployment", deployment_regex)) for p in panels(n, exposed) for q in p.queries]
 
 
 def _panel_json(panel: Panel, index: int) -> JsonDict:
@@ -200,7 +199,7 @@ def _panel_json(panel: Panel, index: int) -> JsonDict:
     }
 
 
-def dashboard() -> JsonDict:
+def dashboard(n: Any, exposed: frozenset[str]) -> JsonDict:
     deployment, _, _ = _names()
     return {
         "uid": DASHBOARD_UID,
@@ -238,9 +237,9 @@ def dashboard() -> JsonDict:
                 },
             ]
         },
-        "panels": [_panel_json(panel, i) for i, panel in enumerate(panels())],
+        "panels": [_panel_json(panel, i) for i, panel in enumerate(panels(n, exposed))],
     }
 
 
-def render_dashboard() -> str:
-    return json.dumps(dashboard(), indent=2) + "\n"
+def render_dashboard(n: Any, exposed: frozenset[str]) -> str:
+    return json.dumps(dashboard(n, exposed), indent=2) + "\n"
