@@ -214,7 +214,12 @@ def test_the_pulled_image_runs_the_charts_command_as_its_service_account_and_pla
         assert "Forbidden" not in log and "Traceback" not in log, log[-3000:]
         # Deletion goes through the finalizer, served by the same container.
         fleet.hub("delete", "idep", "-n", WORKLOADS, "from-image", "--timeout=120s")
-        assert not any(desired for desired, _ in fleet.replicas("from-image").values())
+        # kubectl's wait can run out on a loaded machine before the finalizer has cleaned every member.
+        wait_until(
+            lambda: not any(desired for desired, _ in fleet.replicas("from-image").values()),
+            120,
+            "the finalizer to remove the replicas from the member clusters",
+        )
     finally:
         fleet.hub(
             "patch",
