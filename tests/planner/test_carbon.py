@@ -130,7 +130,7 @@ def test_a_max_intensity_limit_makes_replicas_leave_make_before_break() -> None:
     assert actions.index((StepAction.SCALE_UP, "b")) < first_down
     assert any(a is StepAction.WAIT_READY for a, _ in actions[:first_down])
     assert any("carbon limit" in c for c in plan.explanation.binding_constraints)
-    assert any("above maxIntensity 400" in note for note in plan.explanation.details)
+    assert any("above maxGramsPerKwh 400" in note for note in plan.explanation.details)
     # Below the limit again, with the replicas in b, the (much) cheaper a takes them back.
     back = carbon_deployment(max_intensity=400.0, placements=[("b", H100, 3)])
     carbon = {"a": flat_carbon(350.0), "b": flat_carbon(50.0)}

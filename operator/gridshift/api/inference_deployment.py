@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     CONDITIONS_LIST_SCHEMA,
     DNS_LABEL,
@@ -306,6 +307,7 @@ class InferenceDeploymentSpec(ApiModel):
     migration: MigrationSpec = Field(default_factory=MigrationSpec, description="Migration behaviour.")
     demand: DemandSpec = Field(default_factory=DemandSpec, description="Demand to size for.")
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Routing weight publication.")
+    carbon: CarbonSpec = Field(default_factory=CarbonSpec, description="Carbon price and limits (docs/carbon.md).")
 
 
 # ---------------------------------------------------------------- status

@@ -1,4 +1,4 @@
-"""The RegionalCluster kind: a member cluster, its GPUs, their cost, and its electricity price feed."""
+"""The RegionalCluster kind: a member cluster, its GPUs, their cost, its electricity price feed and carbon feed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CONDITIONS_LIST_SCHEMA,
     CURRENCY_CODE,
@@ -348,6 +349,13 @@ class RegionalClusterSpec(ApiModel):
     )
     offerings: list[GPUOffering] = Field(min_length=1, max_length=32, description="GPU types offered here.")
     price_feed: PriceFeedSpec = Field(description="Electricity price feed for this site.")
+    carbon_feed: CarbonFeedSpec | None = Field(
+        default=None,
+        description=(
+            "Grid carbon-intensity feed for this site; unset: deployments with a carbon price or limit assume a "
+            "coal grid here (820 gCO2eq/kWh) and report no emissions for it."
+        ),
+    )
     prometheus_url: HttpUrl | None = Field(
         default=None,
         description="Prometheus with this cluster's vLLM and DCGM metrics; unset uses the operator's default.",

@@ -3,7 +3,7 @@
 Intensities are read exactly like prices (planner.prices.step_at / step_mean: piecewise constant,
 the last value carried forward over gaps and past the end). The carbon price uses the mean over
 the deployment's window, like the electricity price, so a forecast of a cleaner night counts;
-the limits (maxIntensity, maxGramsPerMillionTokens) hold *now*: they say where replicas may run
+the limits (maxGramsPerKwh, maxGramsPerMillionTokens) hold *now*: they say where replicas may run
 while the grid is as it is.
 
 Fail-safe, as for prices: a cluster whose carbon feed is stale (or answered nothing usable) is
@@ -60,7 +60,7 @@ def limit_broken(
     if carbon.stale:
         return None
     if required.carbon_max_g_per_kwh is not None and carbon.now_g_per_kwh > required.carbon_max_g_per_kwh:
-        return f"intensity {carbon.now_g_per_kwh:.0f} gCO2/kWh above maxIntensity {required.carbon_max_g_per_kwh:g}"
+        return f"intensity {carbon.now_g_per_kwh:.0f} gCO2/kWh above maxGramsPerKwh {required.carbon_max_g_per_kwh:g}"
     budget = required.carbon_budget_g_per_mtok
     if budget is not None:
         per_mtok = grams_per_million_tokens(

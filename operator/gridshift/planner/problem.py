@@ -22,7 +22,7 @@ Carbon (planner.carbon), only for deployments that use it (a carbon price or a c
 
     carbon cost per hour    = P_load x PUE x window mean intensity / 1000 / 1e6 x carbon price
                               (added to the window cost; a start adds its idle draw's at the intensity now)
-    carbon limit            = an option that breaks maxIntensity or maxGramsPerMillionTokens now costs
+    carbon limit            = an option that breaks maxGramsPerKwh or maxGramsPerMillionTokens now costs
                               carbon_limit_penalty_usd x its share of the demand per hour, so replicas
                               leave it whenever another place can serve (make-before-break, like any move)
 

@@ -234,11 +234,11 @@ class Requirements:
     """Internal carbon price added to the cost of energy (spec.carbon.priceUsdPerTonne, or the
     operator-wide default); 0: carbon does not enter the cost."""
     carbon_max_g_per_kwh: float | None = None
-    """spec.carbon.maxIntensity: a cluster whose intensity now is above it takes no replicas, and
+    """spec.carbon.maxGramsPerKwh: a cluster whose intensity now is above it takes no replicas, and
     replicas there leave it (make-before-break); None: no such limit."""
     carbon_budget_g_per_mtok: float | None = None
     """spec.carbon.maxGramsPerMillionTokens: a placement whose replicas would emit more per million
-    output tokens at SLO capacity, at the intensity now, is treated like one above maxIntensity."""
+    output tokens at SLO capacity, at the intensity now, is treated like one above maxGramsPerKwh."""
 
     def __post_init__(self) -> None:
         if not self.carbon_price_usd_per_tonne >= 0:

@@ -64,9 +64,13 @@ def selector_of(selector: LabelSelector | None) -> S.Selector | None:
     )
 
 
-def requirements_of(spec: InferenceDeploymentSpec) -> S.Requirements:
-    """What the planner reads of an InferenceDeployment's spec: the one translation of it."""
+def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: float = 0.0) -> S.Requirements:
+    """What the planner reads of an InferenceDeployment's spec: the one translation of it.
+
+    `default_carbon_price` (USD/t, OperatorSettings.default_carbon_price_usd_per_tonne) applies when
+    spec.carbon.priceUsdPerTonne is unset."""
     demand = spec.demand
+    carbon = spec.carbon
     return S.Requirements(
         model_names=(spec.model.source, spec.model.served_name),
         gpu_types=tuple(spec.replica.gpu_types),
@@ -87,6 +91,11 @@ def requirements_of(spec: InferenceDeploymentSpec) -> S.Requirements:
         forbidden_regions=frozenset(spec.placement.forbidden_regions),
         preferred_regions=frozenset(spec.placement.preferred_regions),
         cluster_selector=selector_of(spec.placement.cluster_selector),
+        carbon_price_usd_per_tonne=(
+            carbon.price_usd_per_tonne if carbon.price_usd_per_tonne is not None else default_carbon_price
+        ),
+        carbon_max_g_per_kwh=carbon.max_grams_per_kwh,
+        carbon_budget_g_per_mtok=carbon.max_grams_per_million_tokens,
     )
 
 

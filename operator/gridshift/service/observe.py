@@ -114,7 +114,9 @@ class Observer:
                     None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens
                 )
             )
-            required = inputs.requirements_of(parsed.resource.spec)
+            required = inputs.requirements_of(
+                parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
+            )
             planned = S.Deployment(ns, name, required, inputs.placements_of(ns, name, workloads), demand)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
         snapshot = S.Snapshot(
