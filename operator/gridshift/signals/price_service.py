@@ -390,14 +390,22 @@ def _json_headers(feed: str, text: str) -> dict[str, str]:
     return {str(k): v for k, v in headers.items()}
 
 
-def _feed_secret(secrets: SecretResolver, ref: SecretKeyRef, feed: str, field: str) -> str:
-    """A feed credential, from a Secret marked for feed tokens; PriceDataError naming the field otherwise."""
+def feed_secret(
+    secrets: SecretResolver,
+    ref: SecretKeyRef,
+    feed: str,
+    field: str,
+    *,
+    error: type[PriceDataError] = PriceDataError,
+) -> str:
+    """A feed credential (price or carbon feed), from a Secret marked for feed tokens; `error` naming
+    the field otherwise."""
     try:
         return secrets.resolve(ref, FEED_TOKEN_PURPOSE)
     except PriceFeedError:
         raise
-    except Exception as error:  # the resolver's own error (missing, forbidden, not marked): names, never values
-        raise PriceDataError(feed, field, f"cannot read the Secret: {error}") from None
+    except Exception as failure:  # the resolver's own error (missing, forbidden, not marked): names, never values
+        raise error(feed, field, f"cannot read the Secret: {failure}") from None
 
 
 def price_feed_adapter(
@@ -412,7 +420,7 @@ def price_feed_adapter(
 ) -> PriceFeed:
     """The adapter named by `spec.type`, its Secrets resolved now; PriceFeedError naming the field otherwise."""
     if spec.type is PriceFeedType.ENTSOE and spec.entsoe is not None:
-        token = _feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
+        token = feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
         return EntsoePriceFeed(
             name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
         )
@@ -429,7 +437,7 @@ def price_feed_adapter(
         )
     if spec.type is PriceFeedType.HTTP_JSON and spec.http_json is not None:
         ref = spec.http_json.headers_secret_ref
-        text = _feed_secret(secrets, ref, name, "httpJson.headersSecretRef") if ref is not None else None
+        text = feed_secret(secrets, ref, name, "httpJson.headersSecretRef") if ref is not None else None
         return HttpJsonPriceFeed(
             name,
             spec=spec.http_json,
