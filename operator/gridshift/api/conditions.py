@@ -97,6 +97,12 @@ class PriceFeedReason(StrEnum):
     FRESH = "Fresh"
 
 
+class CarbonFeedReason(StrEnum):
+    STALE = "Stale"
+    FRESH = "Fresh"
+    NOT_CONFIGURED = "NotConfigured"
+
+
 class MetricsReason(StrEnum):
     NO_DEMAND_METRICS = "NoDemandMetrics"
     METRICS_FRESH = "MetricsFresh"
@@ -345,6 +351,23 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
                 PriceFeedReason.FRESH: (
                     "False",
                     "Prices are fresh (a failing fetch still within staleAfterSeconds is named in the message).",
+                ),
+            },
+        ),
+    ),
+    ConditionType(
+        "CarbonFeedStale",
+        "True when the cluster's carbon-intensity feed has had no good fetch for staleAfterSeconds: no "
+        "carbon-driven change (carbon price or limit) is made here, and carbon limits are not enforced on the "
+        "stale figures (docs/carbon.md).",
+        _reasons(
+            CarbonFeedReason,
+            {
+                CarbonFeedReason.STALE: ("True", "No fresh intensity; the message gives the feed's last error."),
+                CarbonFeedReason.FRESH: ("False", "The intensity is fresh."),
+                CarbonFeedReason.NOT_CONFIGURED: (
+                    "False",
+                    "No spec.carbonFeed: deployments with a carbon price or limit assume a coal grid here.",
                 ),
             },
         ),

@@ -417,8 +417,13 @@ class RegionalClusterStatus(ApiModel):
     last_price_fetch: datetime | None = Field(
         default=None, description="Last successful fetch that changed the known prices."
     )
+    current_carbon_intensity_g_per_kwh: float | None = Field(
+        default=None, description="Grid carbon intensity now, gCO2eq/kWh on the carbon feed's basis; PUE not included."
+    )
+    carbon_basis: str | None = Field(default=None, description="direct, lifecycle or marginal (spec.carbonFeed.basis).")
+    last_carbon_fetch: datetime | None = Field(default=None, description="Last successful carbon-intensity fetch.")
     conditions: list[Condition] = conditions_field(
-        "Ready, Reachable, Stalled, PriceFeedStale, ForeignObjects (docs/status.md)."
+        "Ready, Reachable, Stalled, PriceFeedStale, CarbonFeedStale, ForeignObjects (docs/status.md)."
     )
 
 

@@ -68,6 +68,8 @@ class CostPrediction:
     carbon_usd_per_hour: float = 0.0
     """Internal carbon cost at the deployment's carbon price (not in `usd_per_hour`, which is money
     spent); unmeasured clusters count at PlannerSettings.missing_carbon_g_per_kwh."""
+    co2_grams_per_hour_by_region: Mapping[str, float] = field(default_factory=dict)
+    """`co2_grams_per_hour` split by region (empty when it is None)."""
 
     @property
     def carbon_share(self) -> float | None:
@@ -261,6 +263,7 @@ def _cost_prediction(
     capacity_rps = sum(o.capacity_rps * n for o, n in zip(deployment.options, counts, strict=True))
     served_rps = workload.requests_per_second
     gpu_cost = energy_cost = power_total = grams = 0.0
+    by_region: dict[str, float] = {}
     measured = bool(problem.carbon_views)
     for j, (option, count) in enumerate(zip(deployment.options, counts, strict=True)):
         if count <= 0:
@@ -273,7 +276,9 @@ def _cost_prediction(
         carbon = problem.carbon_views.get(option.cluster)
         measured = measured and carbon is not None
         intensity = carbon.now_g_per_kwh if carbon is not None else settings.missing_carbon_g_per_kwh
-        grams += grams_co2_per_hour(count * power, option.pue, intensity)
+        here = grams_co2_per_hour(count * power, option.pue, intensity)
+        grams += here
+        by_region[option.region] = by_region.get(option.region, 0.0) + here
     total = gpu_cost + energy_cost
     served_tokens = None if served_rps is None else min(served_rps, capacity_rps) * workload.mean_output_tokens
     per_million = usd_per_million_tokens(total, served_tokens)
@@ -291,6 +296,7 @@ def _cost_prediction(
         co2_grams_per_hour=grams if measured else None,
         co2_grams_per_million_tokens=grams_per_million_tokens(grams, served_tokens) if measured else None,
         carbon_usd_per_hour=carbon_usd_per_hour(grams, carbon_price) if carbon_price > 0 else 0.0,
+        co2_grams_per_hour_by_region=by_region if measured else {},
     )
 
 
@@ -346,18 +352,26 @@ def _explain(
     current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = keep_objective - chosen_objective if options and current_covers_demand else None
+    if saving is not None:
+        # The carbon limit penalty steers the plan but is no money: the saving is in real cost.
+        saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
     reason = _reason(deployment, started, stopped, keep_objective, settings, infeasible_reason)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
-        details.append(f"also moves {min(started, stopped)} replica(s) to cheaper capacity")
+        leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
+        where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
+        details.append(f"also moves {min(started, stopped)} replica(s) to {where}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
     summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
     if cost.usd_per_million_tokens is not None:
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
     if saving is not None and (started or stopped):
-        summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
+        if saving >= 0:
+            summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
+        else:
+            summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
         summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
     if deployment.deployment.requirements.uses_carbon:

@@ -103,6 +103,8 @@ class Option:
     0 for deployments without a carbon price."""
     carbon_limit: str | None = None
     """The carbon limit a replica here breaks now (its penalty is in `hourly_usd`), or None."""
+    carbon_penalty_usd: float = 0.0
+    """The carbon limit penalty per replica-hour included in `hourly_usd` (not a cost: explanations leave it out)."""
 
     def __post_init__(self) -> None:
         self.key = (self.cluster, self.gpu_type)
@@ -594,5 +596,6 @@ def _charge_carbon_limits(
     for option in broken:
         unit = option.capacity_tokens_per_s if demand_known else 1.0
         share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
-        option.hourly_usd += settings.carbon_limit_penalty_usd * share
+        option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
+        option.hourly_usd += option.carbon_penalty_usd
         notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit ({option.carbon_limit}): avoided")

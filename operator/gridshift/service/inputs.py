@@ -18,6 +18,7 @@ from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
+from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceKind, usd_per_kwh
@@ -161,6 +162,17 @@ def price_horizon(reading: PriceReading | None) -> S.PriceHorizon:
         for i in reading.series.intervals
     )
     return S.PriceHorizon(intervals=intervals, stale=reading.stale)
+
+
+def carbon_horizon(reading: CarbonReading | None) -> S.CarbonHorizon:
+    """Intensities (gCO2eq/kWh, the feed's basis) from the carbon feed's reading; stale readings are flagged."""
+    if reading is None or reading.series is None:
+        return S.CarbonHorizon(intervals=(), stale=True)
+    intervals = tuple(
+        S.CarbonIntensity(start=i.start, end=i.end, g_per_kwh=i.g_per_kwh, forecast=i.kind is PriceKind.FORECAST)
+        for i in reading.series.intervals
+    )
+    return S.CarbonHorizon(intervals=intervals, stale=reading.stale)
 
 
 def placements_of(

@@ -28,6 +28,7 @@ from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
 from gridshift.api.conditions import (
+    CarbonFeedReason,
     ClusterReadyReason,
     ClusterStalledReason,
     ForeignObjectsReason,
@@ -375,6 +376,9 @@ def _cost(
         "joulesPerToken": sig(cost.joules_per_token),
         "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
         "source": CostSource.HYPOTHETICAL.value if plan.mode is MigrationMode.ADVISORY else CostSource.PREDICTED.value,
+        "gramsCo2PerMillionTokens": sig(cost.co2_grams_per_million_tokens),
+        "kgCo2PerHour": sig(cost.co2_grams_per_hour / 1000.0) if cost.co2_grams_per_hour is not None else None,
+        "carbonUsdPerHour": sig(cost.carbon_usd_per_hour) if cost.carbon_usd_per_hour else None,
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
@@ -382,10 +386,14 @@ def _cost(
         out["source"] = CostSource.MEASURED.value
         out["usdPerMillionTokens"] = sig(cost.usd_per_hour / tokens_per_hour * 1e6, 2)
         out["joulesPerToken"] = sig(measured.joules_per_token, 2)
+        if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
+            # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
+            grams_per_watt_hour = cost.co2_grams_per_hour / cost.power_watts
+            out["gramsCo2PerMillionTokens"] = sig(measured.joules_per_token * 1e6 / 3600.0 * grams_per_watt_hour, 2)
         if not refresh and previous.get("source") == CostSource.MEASURED.value:
             moved = [
                 key
-                for key in ("usdPerMillionTokens", "joulesPerToken")
+                for key in ("usdPerMillionTokens", "joulesPerToken", "gramsCo2PerMillionTokens")
                 if _steady(previous.get(key), out[key]) != previous.get(key)
             ]
             if not moved:
@@ -560,6 +568,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
+    carbon_condition = _carbon_status(now, view, status)
     feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
     failure = cluster_failure(view)
     ready = failure or (ClusterReadyReason.PRICE_FEED_STALE if stale else ClusterReadyReason.REACHABLE)
@@ -575,6 +584,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
             "" if ready is ClusterReadyReason.REACHABLE else ready_message.rstrip(": "),
         ),
         condition("PriceFeedStale", stale, PriceFeedReason.STALE if stale else PriceFeedReason.FRESH, feed_error),
+        condition("CarbonFeedStale", *carbon_condition),
         condition(
             "ForeignObjects",
             bool(view.foreign),
@@ -591,7 +601,30 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     if old.get("priceHorizon") == stored.get("priceHorizon") and "lastPriceFetch" in old:
         # Refreshes that bring the same prices are not news: keep the time the prices last changed.
         stored["lastPriceFetch"] = old["lastPriceFetch"]
+    if (
+        old.get("currentCarbonIntensityGPerKwh") == stored.get("currentCarbonIntensityGPerKwh")
+        and "lastCarbonFetch" in old
+        and "lastCarbonFetch" in stored
+    ):
+        stored["lastCarbonFetch"] = old["lastCarbonFetch"]  # likewise for an unchanged intensity
     return stored
+
+
+def _carbon_status(now: datetime, view: ClusterView, status: dict[str, Any]) -> tuple[bool, CarbonFeedReason, str]:
+    """The carbon fields of a RegionalCluster's status (set in `status`), and its CarbonFeedStale condition."""
+    if view.resource.spec.carbon_feed is None:
+        return False, CarbonFeedReason.NOT_CONFIGURED, ""
+    reading = view.carbon_reading
+    status["carbonBasis"] = view.resource.spec.carbon_feed.basis.value
+    if reading is not None and reading.series is not None:
+        current = reading.series.at(now)
+        if current is not None:
+            status["currentCarbonIntensityGPerKwh"] = sig(current.g_per_kwh, 4)
+        if reading.last_good_fetch is not None:
+            status["lastCarbonFetch"] = reading.last_good_fetch.isoformat()
+    stale = reading is None or reading.stale
+    error = str(reading.error) if reading is not None and reading.error is not None else view.carbon_feed_error or ""
+    return stale, CarbonFeedReason.STALE if stale else CarbonFeedReason.FRESH, error
 
 
 # ---------------------------------------------------------------- GPUProfile
