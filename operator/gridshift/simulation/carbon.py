@@ -276,34 +276,39 @@ def frontier_json(scenario: Scenario, carbon: ReplayCarbon, points: Sequence[Fro
 
 
 def write_frontier_plot(points: Sequence[FrontierPoint], path: Path, title: str) -> None:
-    """Cost against emissions: gridshift's points joined in carbon-price order, references as markers."""
+    """Left: cost against emissions of every policy (gridshift's points joined in carbon-price order).
+    Right: gridshift alone, its cost above the 0 USD/t run against its emissions (the trade it makes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 5.5))
+    figure, (overview, zoom) = plt.subplots(1, 2, figsize=(13, 5.5))
     priced = sorted((p for p in points if p.usd_per_tonne is not None), key=lambda p: p.usd_per_tonne or 0.0)
-    axis.plot([p.co2_kg for p in priced], [p.cost_usd for p in priced], "-o", color="tab:green", label="gridshift")
-    for p in priced:
-        axis.annotate(
-            f"{p.usd_per_tonne:g} USD/t", (p.co2_kg, p.cost_usd), textcoords="offset points", xytext=(6, 4), fontsize=8
-        )
-    markers = {
-        "static": ("s", "tab:gray"),
-        "reactive": ("^", "tab:blue"),
-        "greedy": ("D", "tab:orange"),
-        "hindsight": ("*", "black"),
-    }
+    markers = {"static": ("s", "tab:gray"), "reactive": ("^", "tab:blue"), "greedy": ("D", "tab:orange")}
+    markers["hindsight"] = ("*", "black")
+    overview.plot([p.co2_kg for p in priced], [p.cost_usd for p in priced], "-o", color="tab:green", label="gridshift")
     for p in points:
         if p.usd_per_tonne is None:
             marker, colour = markers.get(p.policy, ("x", "tab:purple"))
-            axis.plot([p.co2_kg], [p.cost_usd], marker, color=colour, label=f"{p.policy} (ignores carbon)", ms=8)
-    axis.set_xlabel("emissions, kgCO2eq")
-    axis.set_ylabel("cost, USD (real prices)")
-    axis.set_title(title, loc="left", fontsize=10)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+            overview.plot([p.co2_kg], [p.cost_usd], marker, color=colour, label=f"{p.policy} (ignores carbon)", ms=8)
+    overview.set_xlabel("emissions, kgCO2eq")
+    overview.set_ylabel("cost, USD (real prices)")
+    overview.set_title(title, loc="left", fontsize=9)
+    overview.grid(alpha=0.3)
+    overview.legend(fontsize=8)
+    if priced:
+        base = priced[0].cost_usd
+        zoom.plot([p.co2_kg for p in priced], [p.cost_usd - base for p in priced], "-o", color="tab:green")
+        for index, p in enumerate(priced):
+            offset = (6, 6) if index % 2 == 0 else (6, -12)
+            zoom.annotate(
+                f"{p.usd_per_tonne:g} USD/t", (p.co2_kg, p.cost_usd - base), textcoords="offset points", xytext=offset
+            )
+        zoom.set_xlabel("emissions, kgCO2eq")
+        zoom.set_ylabel(f"cost above gridshift at {priced[0].usd_per_tonne:g} USD/t, USD")
+        zoom.set_title("gridshift: the carbon price's trade (cost-vs-carbon frontier)", loc="left", fontsize=9)
+        zoom.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
