@@ -123,3 +123,17 @@ def test_a_bad_carbon_price_is_a_usage_error(flag: str, message: str, capsys: py
 
     assert main(["simulate", "--days", "0.1", "--carbon-price", flag]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_default_markets_without_recordings_give_null_co2_and_say_what_is_known(shared_data: Path) -> None:
+    parser = build_parser()
+    flags = ["--days", "0.05", "--deployments", "2", "--scenario", "rented", "--json", "--no-progress", "--jobs", "1"]
+    args = parser.parse_args(["simulate", *flags, "--carbon", str(shared_data / "carbon-2024")])
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    document = json.loads(buffer.getvalue())
+    assert document["carbon"]["markets_without_data"] == ["FR", "ES"]
+    for policy in document["policies"].values():
+        assert policy["co2_kg"] is None and policy["g_co2_per_mtok"] is None
+        assert policy["co2_kg_markets_with_data"] >= 0 and policy["energy_kwh_without_carbon_data"] >= 0

@@ -223,6 +223,10 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
     settings = build_settings(args)
+    if args.json:
+        from gridshift.cli.bench import _quiet_highs
+
+        _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot} must end in .png")
     carbon_prices = carbon_price_list(args.carbon_price)

@@ -106,6 +106,19 @@ def co2_kg(replay: Replay, policy: PolicyResult, carbon: ReplayCarbon) -> float 
     return float((policy.energy_kwh_by_minute * intensity).sum() / 1000.0)
 
 
+def _partial_co2(replay: Replay, energy: FloatArray, carbon: ReplayCarbon) -> tuple[float, float]:
+    """(kgCO2 in the markets with a recording, kWh used in those without): what is known when not all is."""
+    kg = unknown = 0.0
+    for index, market in enumerate(replay.markets):
+        hourly = carbon.g_per_kwh.get(market.name)
+        if hourly is None:
+            unknown += float(energy[:, index].sum())
+            continue
+        per_minute = np.repeat(hourly[: replay.hours], 60)[: replay.minutes]
+        kg += float((energy[:, index] * per_minute).sum() / 1000.0)
+    return kg, unknown
+
+
 def annotate(document: dict[str, Any], result: ReplayResult, carbon: ReplayCarbon) -> dict[str, Any]:
     """Add `co2_kg` and `g_co2_per_mtok` to every policy of a replay's JSON, and what they rest on."""
     replay = result.replay
@@ -116,6 +129,10 @@ def annotate(document: dict[str, Any], result: ReplayResult, carbon: ReplayCarbo
             policies[name]["co2_kg"] = None if kg is None else round(kg, 3)
             per_mtok = None if kg is None or policy.served_mtok <= 0 else kg * 1000.0 / policy.served_mtok
             policies[name]["g_co2_per_mtok"] = None if per_mtok is None else round(per_mtok, 3)
+            if kg is None and policy.energy_kwh_by_minute is not None and carbon.g_per_kwh:
+                partial, unknown_kwh = _partial_co2(replay, policy.energy_kwh_by_minute, carbon)
+                policies[name]["co2_kg_markets_with_data"] = round(partial, 3)
+                policies[name]["energy_kwh_without_carbon_data"] = round(unknown_kwh, 3)
     first = next(iter(result.scenarios))
     document["policies"] = document["scenarios"][first.value]["policies"]
     document["carbon"] = {
