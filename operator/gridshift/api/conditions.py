@@ -100,7 +100,6 @@ class PriceFeedReason(StrEnum):
 class CarbonFeedReason(StrEnum):
     STALE = "Stale"
     FRESH = "Fresh"
-    NOT_CONFIGURED = "NotConfigured"
 
 
 class MetricsReason(StrEnum):
@@ -357,7 +356,7 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
     ),
     ConditionType(
         "CarbonFeedStale",
-        "True when the cluster's carbon-intensity feed has had no good fetch for staleAfterSeconds: no "
+        "Only on clusters with a spec.carbonFeed. True when the feed has had no good fetch for staleAfterSeconds: no "
         "carbon-driven change (carbon price or limit) is made here, and carbon limits are not enforced on the "
         "stale figures (docs/carbon.md).",
         _reasons(
@@ -365,10 +364,6 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
             {
                 CarbonFeedReason.STALE: ("True", "No fresh intensity; the message gives the feed's last error."),
                 CarbonFeedReason.FRESH: ("False", "The intensity is fresh."),
-                CarbonFeedReason.NOT_CONFIGURED: (
-                    "False",
-                    "No spec.carbonFeed: deployments with a carbon price or limit assume a coal grid here.",
-                ),
             },
         ),
     ),

@@ -584,7 +584,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
             "" if ready is ClusterReadyReason.REACHABLE else ready_message.rstrip(": "),
         ),
         condition("PriceFeedStale", stale, PriceFeedReason.STALE if stale else PriceFeedReason.FRESH, feed_error),
-        condition("CarbonFeedStale", *carbon_condition),
+        *([condition("CarbonFeedStale", *carbon_condition)] if carbon_condition is not None else []),
         condition(
             "ForeignObjects",
             bool(view.foreign),
@@ -610,10 +610,13 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     return stored
 
 
-def _carbon_status(now: datetime, view: ClusterView, status: dict[str, Any]) -> tuple[bool, CarbonFeedReason, str]:
-    """The carbon fields of a RegionalCluster's status (set in `status`), and its CarbonFeedStale condition."""
+def _carbon_status(
+    now: datetime, view: ClusterView, status: dict[str, Any]
+) -> tuple[bool, CarbonFeedReason, str] | None:
+    """The carbon fields of a RegionalCluster's status (set in `status`), and its CarbonFeedStale condition
+    (None without a carbon feed: the condition is then not written at all)."""
     if view.resource.spec.carbon_feed is None:
-        return False, CarbonFeedReason.NOT_CONFIGURED, ""
+        return None
     reading = view.carbon_reading
     status["carbonBasis"] = view.resource.spec.carbon_feed.basis.value
     if reading is not None and reading.series is not None:
