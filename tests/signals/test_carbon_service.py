@@ -204,3 +204,29 @@ def test_an_unknown_zone_is_a_clear_error(local_server: LocalServer, shared_data
     reading = feed.read()
     assert isinstance(reading.error, CarbonFetchError)
     assert reading.error.detail == "HTTP 404"
+
+
+def test_electricity_maps_latest_hour_stands_until_the_next_is_published(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    # At 10:17 the history ends with 09:00-10:00 (10:00 not published yet): 09:00's value holds now.
+    api = _api(shared_data)
+    body = json.loads(api.electricity_maps("history", {"zone": "DE-LU"}, NOW).body)
+    body["history"] = body["history"][:-1]
+    local_server.answer(Reply(body=json.dumps(body).encode()))
+    feed = build_carbon_feed(
+        spec({"type": "electricityMaps", "electricityMaps": {"zone": "DE-LU", "endpoint": local_server.url + "/v3"}}),
+        name="eu-de",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=(clock := FakeClock()),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert reading.usable and reading.series is not None
+    current = reading.series.at(NOW)
+    assert current is not None and current.g_per_kwh == body["history"][-1]["carbonIntensity"]
+    # Three hours on with nothing new, the feed does not pretend: no intensity for now.
+    clock.advance(3 * 3600)
+    later = feed.read()
+    assert later.error is not None and "no intensity for now" in str(later.error)

@@ -34,7 +34,7 @@ import math
 import stat
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,8 +191,16 @@ class ElectricityMapsCarbonFeed:
             )
         return body
 
+    LATEST_HOLDS_FOR = timedelta(hours=2)
+    """How long the latest published hour stands for the hours after it that are not published yet:
+    Electricity Maps publishes an hour's value once it is estimated, sometimes after the hour began."""
+
     def fetch(self, now: datetime) -> CarbonSeries:
         intervals = parse_electricity_maps(self._get("history"), feed=self.name, basis=self.basis)
+        if intervals and intervals[-1].end <= now < intervals[-1].end + self.LATEST_HOLDS_FOR:
+            latest = intervals[-1]
+            step = latest.end - latest.start
+            intervals[-1] = replace(latest, end=floor_to(now, step) + step)
         if self.spec.forecast:
             ahead = parse_electricity_maps(
                 self._get("forecast"), feed=self.name, basis=self.basis, list_field="forecast", kind=PriceKind.FORECAST
