@@ -82,6 +82,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, help="processes to run the scenarios in (default: up to 2, one per CPU)"
     )
+    _carbon_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.set_defaults(handler=run)
+
+
+def _carbon_arguments(parser: Any) -> None:
+    """The carbon flags (docs/carbon.md)."""
     parser.add_argument(
         "--carbon",
         type=Path,
@@ -103,10 +112,6 @@ def register(subparsers: Any) -> None:
         "cost-vs-carbon frontier (in the JSON as carbon_frontier; --frontier-plot for a PNG)",
     )
     parser.add_argument("--frontier-plot", type=Path, default=None, metavar="FILE.png", help="write the frontier PNG")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    parser.set_defaults(handler=run)
 
 
 def _start(text: str) -> datetime:
@@ -219,19 +224,11 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.cli.main import UsageError
     from gridshift.profiles_catalog import default_performance_models
     from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
-    from gridshift.simulation.report import print_tables, write_plot
+    from gridshift.simulation.report import write_plot
     from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
     settings = build_settings(args)
-    if args.json:
-        from gridshift.cli.bench import _quiet_highs
-
-        _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot: {args.plot} must end in .png")
-    carbon_prices = carbon_price_list(args.carbon_price)
-    if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
-        raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")
+    carbon_prices = _check_output_flags(args)
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
         prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
@@ -278,6 +275,16 @@ def run(args: argparse.Namespace) -> int:
             write_plot(result, args.plot)
         except OSError as error:
             raise UsageError(f"--plot: cannot write {args.plot}: {error.strerror}") from error
+    _output(args, result, carbon, frontier)
+    return 0
+
+
+def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[str, Any] | None) -> None:
+    """The results as JSON or tables, with the carbon figures when there are."""
+    from rich.console import Console
+
+    from gridshift.simulation.report import print_tables
+
     document = result.to_json()
     if carbon is not None:
         from gridshift.simulation.carbon import annotate
@@ -287,14 +294,29 @@ def run(args: argparse.Namespace) -> int:
         document["carbon_frontier"] = frontier
     if args.json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
-    else:
-        print_tables(result, Console())
-        print_carbon(document)
-        if args.plot is not None:
-            print(f"wrote {args.plot}")
-        if args.frontier_plot is not None:
-            print(f"wrote {args.frontier_plot}")
-    return 0
+        return
+    print_tables(result, Console())
+    print_carbon(document)
+    if args.plot is not None:
+        print(f"wrote {args.plot}")
+    if args.frontier_plot is not None:
+        print(f"wrote {args.frontier_plot}")
+
+
+def _check_output_flags(args: argparse.Namespace) -> list[float]:
+    """UsageError for a bad --plot, --carbon-price or --frontier-plot; the carbon prices to sweep."""
+    from gridshift.cli.main import UsageError
+
+    if args.json:
+        from gridshift.cli.bench import _quiet_highs
+
+        _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot: {args.plot} must end in .png")
+    carbon_prices = carbon_price_list(args.carbon_price)
+    if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
+        raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")
+    return carbon_prices
 
 
 def carbon_price_list(text: str | None) -> list[float]:
