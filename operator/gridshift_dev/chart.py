@@ -482,6 +482,7 @@ def alerts() -> tuple[Alert, ...]:
 def recording_rules() -> JsonDict:
     """The Prometheus rules file (`groups:`): J/token and $/Mtok per deployment and region, measured
     against predicted cost, and the alerts."""
+    from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION, WATT_HOURS_PER_KWH
     from gridshift.service.metrics import GPU_TYPE_LABEL as OPERATOR_GPU_TYPE_LABEL
     from gridshift.service.metrics import REGION_LABEL as OPERATOR_REGION_LABEL
     from gridshift.signals.labels import LabelScheme
@@ -587,7 +588,7 @@ def recording_rules() -> JsonDict:
         rule(
             n.energy_cost,
             f"""
-              {n.power_watts} / 1000
+              {n.power_watts} / {_number(WATT_HOURS_PER_KWH)}
             * on ({REGION_LABEL}) group_left ()
               max by ({REGION_LABEL}) ({n.energy_price})
             """,
@@ -599,8 +600,8 @@ def recording_rules() -> JsonDict:
             f"""
               {n.cost}
             / on ({group_keys})
-              ({n.token_rate} * 3600)
-            * 1e6
+              ({n.token_rate} * {_number(SECONDS_PER_HOUR)})
+            * {_number(TOKENS_PER_MILLION)}
             """,
             "USD per million generated tokens.",
         ),
@@ -639,6 +640,11 @@ def recording_rules() -> JsonDict:
         "_comments": {r["record"]: r["why"] for r in energy_rules + cost_rules}
         | {a.name: a.summary.replace("{{ $labels.", "<").replace(" }}", ">") for a in found},
     }
+
+
+def _number(value: float) -> str:
+    """A constant of planner.cost as PromQL writes it: 1000, 3600, 1e6."""
+    return f"{value:g}".replace("e+0", "e")
 
 
 def _without_comment(rule: JsonDict) -> JsonDict:

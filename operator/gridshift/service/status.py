@@ -46,6 +46,7 @@ from gridshift.api.inference_deployment import CostSource, DemandSource, Inferen
 from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
+from gridshift.planner.cost import usd_per_million_tokens
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
@@ -225,24 +226,7 @@ def deployment_health(
     latency = _latency_above(idep, measured)
     counts = f"{ready}/{desired} replicas Ready"
 
-    if plan.mode is MigrationMode.ADVISORY:
-        slo, slo_message = SLOReason.NOT_SERVED, "mode Advisory: gridshift serves nothing"
-    elif needed is None:
-        slo, slo_message = SLOReason.DEMAND_UNKNOWN, "request rate unknown: capacity cannot be compared with demand"
-    elif latency:
-        slo, slo_message = SLOReason.LATENCY_ABOVE_SLO, latency
-    elif ready_capacity + _EPS < needed:
-        slo, slo_message = (
-            SLOReason.CAPACITY_SHORT,
-            f"Ready capacity {_figure(ready_capacity)} tokens/s is below the {_figure(needed)} tokens/s "
-            "the demand needs within the SLO (headroom included)",
-        )
-    else:
-        slo, slo_message = (
-            SLOReason.WITHIN_SLO,
-            f"Ready capacity {_figure(ready_capacity)} tokens/s covers the {_figure(needed)} tokens/s the demand "
-            "needs" + ("; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""),
-        )
+    slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured)
 
     def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
         is_ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
@@ -288,6 +272,34 @@ def deployment_health(
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
     return health(ReadyReason.PLACED, f"{counts}, covering the demand", still)
+
+
+def _slo_state(
+    mode: MigrationMode,
+    needed: float | None,
+    ready_capacity: float,
+    latency: str | None,
+    measured: MeasuredCost | None,
+) -> tuple[SLOReason, str]:
+    """The SLO state and its message: nothing served (Advisory) or unknown demand, then measured latency,
+    then Ready capacity against what the demand needs."""
+    if mode is MigrationMode.ADVISORY:
+        return SLOReason.NOT_SERVED, "mode Advisory: gridshift serves nothing"
+    if needed is None:
+        return SLOReason.DEMAND_UNKNOWN, "request rate unknown: capacity cannot be compared with demand"
+    if latency:
+        return SLOReason.LATENCY_ABOVE_SLO, latency
+    if ready_capacity + _EPS < needed:
+        return (
+            SLOReason.CAPACITY_SHORT,
+            f"Ready capacity {_figure(ready_capacity)} tokens/s is below the {_figure(needed)} tokens/s "
+            "the demand needs within the SLO (headroom included)",
+        )
+    return (
+        SLOReason.WITHIN_SLO,
+        f"Ready capacity {_figure(ready_capacity)} tokens/s covers the {_figure(needed)} tokens/s the demand "
+        "needs" + ("; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""),
+    )
 
 
 def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> str | None:
@@ -382,9 +394,10 @@ def _cost(
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
-        tokens_per_hour = measured.generation_tokens_per_second * 3600
         out["source"] = CostSource.MEASURED.value
-        out["usdPerMillionTokens"] = sig(cost.usd_per_hour / tokens_per_hour * 1e6, 2)
+        out["usdPerMillionTokens"] = sig(
+            usd_per_million_tokens(cost.usd_per_hour, measured.generation_tokens_per_second), 2
+        )
         out["joulesPerToken"] = sig(measured.joules_per_token, 2)
         if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
             # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
