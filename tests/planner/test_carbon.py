@@ -238,3 +238,10 @@ def test_a_carbon_price_changes_synthetic_fleet_plans_towards_less_carbon() -> N
     # (Money at today's price need not rise monotonically: the objective weighs the window's prices
     # and start costs, so only the emissions are compared.)
     assert grams[0] > grams[1] > grams[2]
+
+
+def test_measured_energy_per_token_becomes_grams_per_million_tokens() -> None:
+    from gridshift.planner.cost import grams_per_million_tokens_from_energy
+
+    # 0.36 J/token = 0.1 Wh per 1000 tokens = 100 Wh per Mtok; at 0.36 g per GPU Wh (PUE 1.2 x 300 g/kWh): 36 g.
+    assert grams_per_million_tokens_from_energy(0.36, 1.2 * 300.0 / 1000.0) == pytest.approx(36.0)

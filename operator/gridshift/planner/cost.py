@@ -70,6 +70,12 @@ def carbon_usd_per_hour(grams_per_hour: float, usd_per_tonne: float) -> float:
     return grams_per_hour / GRAMS_PER_TONNE * usd_per_tonne
 
 
+def grams_per_million_tokens_from_energy(joules_per_token: float, grams_per_watt_hour: float) -> float:
+    """Emissions per million output tokens from GPU energy per token and a site's grams per GPU watt-hour
+    (PUE x intensity / 1000): how a measured J/token becomes gCO2/Mtok."""
+    return joules_per_token * TOKENS_PER_MILLION / SECONDS_PER_HOUR * grams_per_watt_hour
+
+
 def grams_per_million_tokens(grams_per_hour: float, output_tokens_per_second: float | None) -> float | None:
     """Emissions per million output tokens; None without tokens."""
     if not output_tokens_per_second:

@@ -46,7 +46,7 @@ from gridshift.api.inference_deployment import CostSource, DemandSource, Inferen
 from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.cost import usd_per_million_tokens
+from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
@@ -402,7 +402,9 @@ def _cost(
         if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
             # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
             grams_per_watt_hour = cost.co2_grams_per_hour / cost.power_watts
-            out["gramsCo2PerMillionTokens"] = sig(measured.joules_per_token * 1e6 / 3600.0 * grams_per_watt_hour, 2)
+            out["gramsCo2PerMillionTokens"] = sig(
+                grams_per_million_tokens_from_energy(measured.joules_per_token, grams_per_watt_hour), 2
+            )
         if not refresh and previous.get("source") == CostSource.MEASURED.value:
             moved = [
                 key
