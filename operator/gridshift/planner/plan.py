@@ -368,10 +368,11 @@ def _explain(
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
     if saving is not None and (started or stopped):
-        if saving >= 0:
-            summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
-        else:
+        if saving < 0 and deployment.deployment.requirements.uses_carbon:
+            # Leaving a region for a carbon limit can cost money: said as such.
             summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
+        else:
+            summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
         summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
     if deployment.deployment.requirements.uses_carbon:
