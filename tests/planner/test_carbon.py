@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -245,3 +246,21 @@ def test_measured_energy_per_token_becomes_grams_per_million_tokens() -> None:
 
     # 0.36 J/token = 0.1 Wh per 1000 tokens = 100 Wh per Mtok; at 0.36 g per GPU Wh (PUE 1.2 x 300 g/kWh): 36 g.
     assert grams_per_million_tokens_from_energy(0.36, 1.2 * 300.0 / 1000.0) == pytest.approx(36.0)
+
+
+def test_bench_planner_takes_a_carbon_price_and_keeps_the_seeds_snapshots(capsys: pytest.CaptureFixture[str]) -> None:
+    from gridshift.cli.main import main
+    from gridshift.planner.synthetic import with_synthetic_carbon
+
+    base = random_snapshot(default_performance_models(), deployments=6, clusters=3, gpu_types=1, seed=4)
+    priced = with_synthetic_carbon(base, 100.0, seed=4)
+    assert priced.clusters == base.clusters and priced.prices == base.prices
+    assert [replace(d.requirements, carbon_price_usd_per_tonne=0.0) for d in priced.deployments] == [
+        d.requirements for d in base.deployments
+    ]
+    assert set(priced.carbon) == {c.name for c in base.clusters}
+    flags = ["--deployments", "6", "--clusters", "3", "--gpu-types", "1", "--quality", "--reference-seconds", "20"]
+    assert main(["bench", "planner", *flags, "--carbon-price", "100", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["gap_max_pct"] <= 1e-3 and summary["invalid_plans"] == 0
+    assert main(["bench", "planner", "--carbon-price", "-1"]) == 2
