@@ -50,8 +50,8 @@ from gridshift.service.actuate import Actuator
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations
-from gridshift.service.observe import FeedFactory, MemberFactory, MetricsFactory, Observer
-from gridshift.service.report import Reporter
+from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer
+from gridshift.service.report import Reporter, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
 from gridshift.settings import OperatorSettings
@@ -77,6 +77,7 @@ class OperatorService:
         identity: str | None = None,
         metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        carbon_feed_factory: CarbonFeedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -94,7 +95,14 @@ class OperatorService:
         )
         self.elector = LeaderElector(hub, LEASE_NAME, settings.namespace, self.identity, timing, monotonic)
         self.observer = Observer(
-            settings, hub, member_factory, metrics_factory, feed_factory, default_profiles, metrics_clock
+            settings,
+            hub,
+            member_factory,
+            metrics_factory,
+            feed_factory,
+            default_profiles,
+            metrics_clock,
+            carbon_feed_factory=carbon_feed_factory,
         )
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)
@@ -265,31 +273,6 @@ class OperatorService:
         self.last_report = report
         self.metrics.record(report, seen)
         return report
-
-
-def log_problems(report: CycleReport) -> None:
-    """Each error of the cycle, once, at WARNING, with its reason and the deployment or cluster it concerns as
-    record attributes (`reason`, `deployment`, `cluster`: keys of the JSON log format, shell.logs)."""
-    by_message = {p.message: p for p in report.problems}
-    for error in report.errors:
-        problem = by_message.pop(error, None)
-        log.warning("%s", error, extra=_keys(problem, error, report))
-    for problem in by_message.values():
-        log.warning("%s", problem.message, extra=_keys(problem, problem.message, report))
-
-
-def _keys(problem: Problem | None, message: str, report: CycleReport) -> dict[str, str]:
-    if problem is not None:
-        keys = {"reason": problem.reason.value}
-        if problem.deployment:
-            keys["deployment"] = problem.deployment
-        if problem.cluster:
-            keys["cluster"] = problem.cluster
-        return keys
-    # Errors of the stages that keep plain texts name their deployment first ("namespace/name: ...").
-    deployments = {d.id for d in report.plan.deployments} if report.plan is not None else set()
-    head = message.split(": ", 1)[0]
-    return {"deployment": head} if head in deployments else {}
 
 
 def _names(bodies: Sequence[Mapping[str, Any]]) -> set[str]:

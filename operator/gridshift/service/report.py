@@ -10,6 +10,7 @@ the same and becomes a series of one Event.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +41,8 @@ from gridshift.service.status import (
     refusal_reason,
     status_patch,
 )
+
+_log = logging.getLogger("gridshift.service")  # the cycle's own logger: its records read as the loop's
 
 
 class EventReason(StrEnum):
@@ -239,3 +242,28 @@ def _deployment_problems(
                 deployment=deployment.id,
             )
         )
+
+
+def log_problems(report: CycleReport) -> None:
+    """Each error of the cycle, once, at WARNING, with its reason and the deployment or cluster it concerns as
+    record attributes (`reason`, `deployment`, `cluster`: keys of the JSON log format, shell.logs)."""
+    by_message = {p.message: p for p in report.problems}
+    for error in report.errors:
+        problem = by_message.pop(error, None)
+        _log.warning("%s", error, extra=_keys(problem, error, report))
+    for problem in by_message.values():
+        _log.warning("%s", problem.message, extra=_keys(problem, problem.message, report))
+
+
+def _keys(problem: Problem | None, message: str, report: CycleReport) -> dict[str, str]:
+    if problem is not None:
+        keys = {"reason": problem.reason.value}
+        if problem.deployment:
+            keys["deployment"] = problem.deployment
+        if problem.cluster:
+            keys["cluster"] = problem.cluster
+        return keys
+    # Errors of the stages that keep plain texts name their deployment first ("namespace/name: ...").
+    deployments = {d.id for d in report.plan.deployments} if report.plan is not None else set()
+    head = message.split(": ", 1)[0]
+    return {"deployment": head} if head in deployments else {}
