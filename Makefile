@@ -48,7 +48,8 @@ DEMO_SPEED ?= 1440
 
 demo: setup cluster-build ## a week of real prices (about 8 min idle, more on a busy machine): hub + 3 regions + world + operator, three models moved and scaled
 	$(MAKE) cluster-up CLUSTER_WORLD=e2e/cluster/demo-planes.yaml READY_DELAY=1.25
-	$(MAKE) world-up WORLD_PROMETHEUS=1 WORLD_SPEED=60 WORLD_TICK=2 WORLD_CATCH_UP=0 WORLD_START=2024-05-06T00:00:00Z WORLD_RATE=0
+	$(MAKE) world-up WORLD_PROMETHEUS=1 WORLD_SPEED=60 WORLD_TICK=2 WORLD_CATCH_UP=0 WORLD_START=2024-05-06T00:00:00Z WORLD_RATE=0 \
+	  || { $(MAKE) world-down; $(MAKE) cluster-down; exit 1; }
 	$(PYTHON) e2e/demo.py --days $(DEMO_DAYS) --speed $(DEMO_SPEED); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
 
 clean:
