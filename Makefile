@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup system-deps demo e2e test unit lint crds crds-check clean
 
-setup: system-deps chart-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
+setup: system-deps chart-deps image-deps $(VENV)/.installed ## system packages, the virtualenv, gridshift with its dev tools
 
 system-deps: ## Debian's Prometheus (tests start their own instances on 127.0.0.1)
 	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
@@ -43,18 +43,21 @@ test: lint ## everything CI runs: lint, then all tests (clusters are built/start
 e2e: setup cluster-build ## end-to-end tests of the operator on real control planes (starts and stops what they need)
 	$(PYTHON) -m pytest -q tests/e2e
 
-DEMO_HOURS ?= 24
+DEMO_DAYS ?= 7
+DEMO_SPEED ?= 1440
 
-demo: setup cluster-build ## set up what is missing, start hub + 3 regions + world + operator, watch accelerated days
-	$(MAKE) cluster-up READY_DELAY=1
-	$(MAKE) world-up WORLD_PROMETHEUS=1
-	$(PYTHON) e2e/demo.py --hours $(DEMO_HOURS); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
+demo: setup cluster-build ## a week of real prices (about 8 min idle, more on a busy machine): hub + 3 regions + world + operator, three models moved and scaled
+	$(MAKE) cluster-up CLUSTER_WORLD=e2e/cluster/demo-planes.yaml READY_DELAY=1.25
+	$(MAKE) world-up WORLD_PROMETHEUS=1 WORLD_SPEED=60 WORLD_TICK=2 WORLD_CATCH_UP=0 WORLD_START=2024-05-06T00:00:00Z WORLD_RATE=0 \
+	  || { $(MAKE) world-down; $(MAKE) cluster-down; exit 1; }
+	$(PYTHON) e2e/demo.py --days $(DEMO_DAYS) --speed $(DEMO_SPEED); status=$$?; $(MAKE) world-down; $(MAKE) cluster-down; exit $$status
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .mutation build
 
 include e2e/cluster/cluster.mk
 include chart.mk
 include gpu-check.mk
 include e2e/world/world.mk
 include mutation.mk
+include image.mk

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,10 +31,53 @@ if _CLUSTER_DIR not in sys.path:
     sys.path.insert(0, _CLUSTER_DIR)
 
 from gscluster.pytest_plugin import (  # noqa: E402
+    cluster_skipped,
     control_planes,
     prometheus_factory,
     pytest_collection_finish,
-    pytest_collection_modifyitems,
 )
+from gscluster.pytest_plugin import pytest_collection_modifyitems as _skip_cluster_tests  # noqa: E402
 
-__all__ = ["control_planes", "prometheus_factory", "pytest_collection_finish", "pytest_collection_modifyitems"]
+SKIP_IMAGE_ENV = "GRIDSHIFT_SKIP_IMAGE"
+
+
+def image_skipped() -> str | None:
+    """Why tests marked `image` are skipped, or None: they need root, mmdebstrap and umoci (make image-deps)."""
+    if cluster_skipped():
+        return "GRIDSHIFT_SKIP_CLUSTER=1"
+    if os.environ.get(SKIP_IMAGE_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return f"{SKIP_IMAGE_ENV}=1"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _skip_cluster_tests(config, items)
+    reason = image_skipped()
+    if reason:
+        for item in items:
+            if item.get_closest_marker("image") is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def operator_image() -> Any:
+    """The operator image of this tree (`make image`; cached layers make a rebuild take seconds):
+    a gridshift_dev.image.ImageInfo. Building needs root, mmdebstrap and umoci, and fails saying so."""
+    reason = image_skipped()
+    if reason:
+        pytest.skip(reason)
+    from gridshift_dev import image
+
+    try:
+        return image.build()
+    except image.ImageBuildError as error:
+        pytest.fail(f"make image failed: {error}")
+
+
+__all__ = [
+    "control_planes",
+    "operator_image",
+    "prometheus_factory",
+    "pytest_collection_finish",
+    "pytest_collection_modifyitems",
+]

@@ -38,6 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kubeconfigs", type=Path, default=REPO_ROOT / ".gridshift" / "kubeconfigs")
     run.add_argument("--hub", default="hub", help="name of the hub's kubeconfig (default: hub)")
     run.add_argument("--speed", type=float, default=360.0, help="simulated seconds per real second")
+    run.add_argument(
+        "--tick",
+        type=float,
+        default=None,
+        help="simulation step, simulated seconds (default speed/180 within [0.25, 2]); coarser steps cost less CPU",
+    )
+    run.add_argument(
+        "--no-catch-up",
+        action="store_true",
+        help="keep the step when the simulation trails the clock (slow the clock instead: POST /clock)",
+    )
     run.add_argument("--start", default="2024-06-03T00:00:00Z", help="simulated start time (UTC, 2024)")
     run.add_argument("--trace", choices=[t.value for t in TraceName], default="conv")
     run.add_argument("--rate", type=float, default=10.0, help="requests per simulated second per deployment")
@@ -78,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     settings = WorldSettings(
         start=start,
         speed=args.speed,
+        tick_sim_seconds=args.tick,
+        catch_up=not args.no_catch_up,
         default_load=LoadSpec(TraceName(args.trace), args.rate),
         control_port=args.control_port,
         price_port=args.price_port,

@@ -36,6 +36,10 @@ from .trace import Arrivals
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+CLIENT_TIMEOUT_S = 120.0
+"""Simulated seconds a client waits for a request to be admitted before giving up (a gateway's or
+SDK's timeout): an overloaded replica drops what it cannot serve, as a real one does."""
+
 WAITING, RUNNING = 0, 1
 _GROUP_LIFT = 1e7
 """Larger than any span of simulated seconds in one step, so per-replica prefix maxima do not mix."""
@@ -128,7 +132,7 @@ def _le(bound: float) -> str:
 
 _SLOT_STATE = (
     "prefill_debt_s", "stall_s", "prompt_tokens", "generation_tokens", "requests_finished", "energy_j",
-    "running", "waiting", "kv_usage", "batch", "decode_busy_s", "batch_seconds",
+    "running", "waiting", "kv_usage", "batch", "decode_busy_s", "batch_seconds", "abandoned",
 )  # fmt: skip
 """Per-replica state that starts from zero with each new replica (a new vLLM process)."""
 _SLOT_FIELDS = (
@@ -182,6 +186,8 @@ class FleetEngine:
         self.batch_seconds = np.zeros(slots)
         """Integral of the decode batch over decoding time (unscaled): a window's mean batch is
         its increase divided by decode_busy_s's."""
+        self.abandoned = np.zeros(slots)
+        """Requests whose client gave up waiting (CLIENT_TIMEOUT_S) before they were admitted (unscaled)."""
 
     def _grow_slots(self) -> None:
         old = len(self.active)
@@ -282,6 +288,15 @@ class FleetEngine:
             grown[: self._n] = array[: self._n]
             setattr(self, name, grown)
 
+    def _abandon(self, t0: float) -> None:
+        """Clients give up on requests still waiting CLIENT_TIMEOUT_S after they arrived (vLLM then
+        aborts them); an overloaded replica's queue stays bounded instead of growing without end."""
+        n = self._n
+        expired = (self.r_state[:n] == WAITING) & (self.r_arrival[:n] < t0 - CLIENT_TIMEOUT_S)
+        if expired.any():
+            self.abandoned += _bincount(self.r_slot[:n][expired], minlength=len(self.active))
+            self._compact(~expired)
+
     def _compact(self, keep: npt.NDArray[np.bool_]) -> None:
         kept = int(keep.sum())
         for name in self._REQUEST_FIELDS:
@@ -332,6 +347,7 @@ class FleetEngine:
         if dt <= 0:
             raise ValueError(f"advance: t1 must be after t0, got [{t0}, {t1})")
         slots = len(self.active)
+        self._abandon(t0)
         n = self._n
         slot = self.r_slot[:n]
         state = self.r_state[:n]

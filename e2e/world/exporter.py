@@ -28,11 +28,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from . import dcgm_metrics as dm
 from . import labels as L
 from . import vllm_metrics as vm
-from .fleet import Fleet
+from .fleet import Fleet, Replica
 from .httpserver import QuietHandler, WorldHTTPServer
 from .labels import dcgm_model_name
 
-_TARGET_LABELS = ("namespace", "pod", L.PROM_DEPLOYMENT_LABEL)
+_TARGET_LABELS = ("namespace", "pod", L.PROM_DEPLOYMENT_LABEL, L.PROM_GPU_TYPE_LABEL)
 
 
 class VllmCollector(Collector):
@@ -42,6 +42,15 @@ class VllmCollector(Collector):
         self.fleet = fleet
         self.cluster = cluster
         self.started = time.time()
+
+    def _gpu_type(self, replica: Replica) -> str:
+        """What the PodMonitor copies from the pod label gridshift.dev/gpu-type (the operator sets it to
+        the node's nvidia.com/gpu.product); a hand-made pod without it gets its node's product."""
+        labelled = replica.pod.labels.get(L.GPU_TYPE)
+        if labelled:
+            return labelled
+        node = self.fleet.clusters[replica.cluster].nodes.get(replica.pod.node or "")
+        return node.gpu_product if node is not None else ""
 
     def collect(self) -> Iterator[Metric]:
         base_labels = ["engine", "model_name", *_TARGET_LABELS]
@@ -66,6 +75,7 @@ class VllmCollector(Collector):
                     replica.pod.namespace,
                     replica.pod.name,
                     replica.deployment,
+                    self._gpu_type(replica),
                 ]
                 running.add_metric(values, float(engine.running[slot]))
                 waiting.add_metric(values, float(engine.waiting[slot]))

@@ -39,8 +39,11 @@ from .profiles import REPO_ROOT, SHIPPED_PROFILES, ProfileCatalog
 log = logging.getLogger("gridshift.world")
 
 DEFAULT_KUBECONFIG_DIR = REPO_ROOT / ".gridshift" / "kubeconfigs"
+MAX_REAL_SECONDS_PER_TICK = 2.0
+"""Real time one step may account for: a machine that stalled for longer does not book its stall as load."""
 MAX_CATCH_UP_TICK_S = 5.0
-"""Longest simulation step when catching up, simulated s: still shorter than most requests."""
+"""Longest simulation step when catching up, simulated s: still shorter than most requests (or twice
+the chosen step, when a coarse step was chosen)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class WorldSettings:
     """Simulation step, simulated s; None picks speed/180 within [0.25, 2] (2 s at speed 360, so 180
     steps per real second, ~15% of a core): the CPU cost is per step, so faster clocks take coarser
     steps. Only queueing is resolved at step granularity (docs/world.md)."""
+    catch_up: bool = True
+    """Lengthen steps (up to MAX_CATCH_UP_TICK_S) while the simulation trails the clock. Longer steps
+    admit a waiting request only at their start, which starves a replica whose batch is full;
+    make demo turns this off and slows its clock instead."""
     poll_interval_s: float = 1.0
     """Real seconds between reads of the clusters' pods and the hub's routing: a scaled pod shows up
     in the fleet within about this long."""
@@ -151,6 +158,7 @@ class World:
         self._threads: list[threading.Thread] = []
         self.tick_s = settings.tick()
         self.sim_cpu_seconds = 0.0
+        self._last_tick_real: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,13 +243,31 @@ class World:
             with self.fleet.lock:
                 t0 = self.fleet.now_s
                 lag = target_s - t0
-                tick = self.tick_s if lag <= 5 * self.tick_s else min(MAX_CATCH_UP_TICK_S, max(self.tick_s, lag / 5))
+                longest = max(MAX_CATCH_UP_TICK_S, 2 * self.tick_s)  # never below the chosen step
+                behind = self.settings.catch_up and lag > 5 * self.tick_s
+                tick = max(self.tick_s, min(longest, lag / 5)) if behind else self.tick_s
                 if t0 + tick > target_s + 1e-9:
                     break
-                self.fleet.tick(t0, t0 + tick, counter_scale=1.0 / self.clock.speed)
+                self.fleet.tick(t0, t0 + tick, counter_scale=self._counter_scale(tick))
             ticks += 1
         self.sim_cpu_seconds += time.thread_time() - started
         return ticks
+
+    def _counter_scale(self, tick: float) -> float:
+        """Real seconds per simulated second of this step, which scales every counter increment.
+
+        Counters then grow by the simulated rate per real second whatever the pace: 1/speed while
+        the simulation keeps up with the clock, more while it trails a busy machine (or a clock
+        slowed to let it catch up), less while it catches up. So `rate()` in Prometheus reads the
+        simulated rate per simulated second in all three cases, not a rate off by the lag.
+        """
+        now = time.perf_counter()
+        if self._last_tick_real is None:
+            real = tick / self.clock.speed
+        else:
+            real = min(now - self._last_tick_real, MAX_REAL_SECONDS_PER_TICK)
+        self._last_tick_real = now
+        return real / tick
 
     def _simulate(self) -> None:
         while not self._stop.is_set():
@@ -389,6 +415,7 @@ class World:
                     "waiting": float(engine.waiting[r.slot]),
                     "batch": float(engine.batch[r.slot]),
                     "powerWatts": float(engine.power_w[r.slot]),
+                    "abandoned": float(engine.abandoned[r.slot]),
                     "profile": engine.params(r.key).performance.source,
                 }
                 for r in fleet.replicas.values()

@@ -15,6 +15,8 @@ The chart has one hand-written source per fact and generates the rest, so nothin
 - `docs/status.md`'s reference tables (conditions, reasons, decisions, Events, cycle errors, metrics,
   rules, alerts), by `gridshift_dev.status_doc`; `docs/gitops/argocd-cm-health.yaml` from the Argo CD
   health checks;
+- `files/dashboards/gridshift.json`, the Grafana dashboard, by `gridshift_dev.dashboard` from the same
+  metric, rule and label names;
 - `README.md` is `README.tmpl.md` with a values table built from the `# --` comments of `values.yaml`.
 """
 
@@ -31,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gridshift_dev import dashboard
 
 JsonDict = dict[str, Any]
 
@@ -175,11 +179,61 @@ def _probe(description: str) -> JsonDict:
     )
 
 
+RELABEL_ACTIONS = [
+    "replace", "keep", "drop", "hashmod", "labelmap", "labeldrop", "labelkeep", "lowercase", "uppercase",
+    "keepequal", "dropequal",
+]  # fmt: skip
+"""Prometheus' relabel actions, in either case as the Prometheus Operator accepts them."""
+
+
+def _relabelings(description: str) -> JsonDict:
+    rule = _closed(
+        "A Prometheus relabel rule (Prometheus Operator RelabelConfig).",
+        {
+            "sourceLabels": {"type": "array", "items": {"type": "string"}, "description": "Labels to read."},
+            "separator": _string("Separator of the joined source labels."),
+            "targetLabel": _string("Label to write."),
+            "regex": _string("Regular expression matched against the joined source labels."),
+            "modulus": {"type": "integer", "minimum": 1, "description": "Modulus of hashmod."},
+            "replacement": _string("Replacement value."),
+            "action": {
+                "enum": RELABEL_ACTIONS + [a.capitalize() for a in RELABEL_ACTIONS] + ["HashMod", "LabelMap"],
+                "description": "Relabel action.",
+            },
+        },
+    )
+    return {"type": "array", "description": description, "items": rule}
+
+
+def _monitor_extras() -> JsonDict:
+    return {
+        "annotations": _string_map("Annotations."),
+        "relabelings": _relabelings("Relabelings of the target, before the scrape."),
+        "metricRelabelings": _relabelings("Relabelings of the scraped series."),
+    }
+
+
 def chart_values_schema() -> JsonDict:
     """The complete values.schema.json."""
     properties: JsonDict = {
         "nameOverride": _string("Replaces the chart name in resource names."),
         "fullnameOverride": _string("Replaces the release-derived full name of every resource."),
+        # Helm hands `global` to every subchart of an umbrella chart: open, or gridshift could not be one.
+        "global": {
+            "type": "object",
+            "description": "Values shared by an umbrella chart with its subcharts; unknown keys are ignored.",
+            "properties": {
+                "imageRegistry": _string("Registry replacing the one of image.repository."),
+                "imagePullSecrets": {
+                    "type": "array",
+                    "description": "Pull secrets added to the chart's (names or {name: ...}).",
+                    "items": {"type": ["string", "object"]},
+                },
+                "commonLabels": _string_map("Labels on every object, under the chart's commonLabels."),
+            },
+        },
+        "commonLabels": _string_map("Labels on every object and on the pods."),
+        "commonAnnotations": _string_map("Annotations on every object but the RBAC roles and bindings."),
         "crds": _closed(
             "CustomResourceDefinitions of gridshift.dev.",
             {
@@ -199,6 +253,10 @@ def chart_values_schema() -> JsonDict:
         "imagePullSecrets": _array("Secrets for pulling the image."),
         "command": _array("Container command.", {"type": "string"}),
         "extraArgs": _array("Arguments after the chart's kopf arguments.", {"type": "string"}),
+        "logLevel": {
+            "enum": ["debug", "info", "warning"],
+            "description": "Operator log level: debug (kopf --verbose), info, warning (kopf --quiet).",
+        },
         "replicaCount": {"type": "integer", "minimum": 0, "description": "Operator replicas (one leads)."},
         "serviceAccount": _closed(
             "The operator's ServiceAccount.",
@@ -206,6 +264,7 @@ def chart_values_schema() -> JsonDict:
                 "create": _boolean("Create it."),
                 "name": _string("Name; empty means the full name."),
                 "annotations": _string_map("Annotations."),
+                "labels": _string_map("Labels."),
             },
         ),
         "rbac": _closed(
@@ -216,6 +275,7 @@ def chart_values_schema() -> JsonDict:
                 "userRoles": _boolean("Aggregate gridshift's kinds into the view, edit and admin roles."),
             },
         ),
+        "deploymentAnnotations": _string_map("Deployment annotations."),
         "podAnnotations": _string_map("Pod annotations."),
         "podLabels": _string_map("Pod labels."),
         "podSecurityContext": _free_object("Pod securityContext."),
@@ -231,6 +291,8 @@ def chart_values_schema() -> JsonDict:
         "topologySpreadConstraints": _array("Topology spread constraints."),
         "priorityClassName": _string("Priority class."),
         "extraEnv": _array("Extra container env entries."),
+        "volumes": _array("Extra pod volumes."),
+        "volumeMounts": _array("Extra volume mounts of the operator container."),
         "operator": operator_settings_schema(),
         "metrics": _closed(
             "The operator's Prometheus metrics.",
@@ -241,6 +303,7 @@ def chart_values_schema() -> JsonDict:
                         "enabled": _boolean("Create it."),
                         "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"], "description": "Type."},
                         "annotations": _string_map("Annotations."),
+                        "labels": _string_map("Labels."),
                     },
                 ),
                 "serviceMonitor": _closed(
@@ -251,11 +314,27 @@ def chart_values_schema() -> JsonDict:
                         "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
                         "honorLabels": _boolean("Keep the operator's region labels."),
                         "labels": _string_map("Labels (to match the Prometheus selector)."),
+                        **_monitor_extras(),
+                    },
+                ),
+                "podMonitor": _closed(
+                    "Prometheus Operator PodMonitor (instead of the ServiceMonitor).",
+                    {
+                        "enabled": _boolean("Create it."),
+                        "interval": _string("Scrape interval.", pattern=DURATION),
+                        "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
+                        "honorLabels": _boolean("Keep the operator's region labels."),
+                        "labels": _string_map("Labels (to match the Prometheus selector)."),
+                        **_monitor_extras(),
                     },
                 ),
                 "prometheusRule": _closed(
                     "Prometheus Operator PrometheusRule with the recording rules and alerts.",
-                    {"enabled": _boolean("Create it."), "labels": _string_map("Labels.")},
+                    {
+                        "enabled": _boolean("Create it."),
+                        "labels": _string_map("Labels."),
+                        "annotations": _string_map("Annotations."),
+                    },
                 ),
             },
         ),
@@ -277,6 +356,15 @@ def chart_values_schema() -> JsonDict:
                         "requireDigest": _boolean("Warn also when it has a tag but no @sha256 digest."),
                     },
                 ),
+            },
+        ),
+        "dashboards": _closed(
+            "The Grafana dashboard (files/dashboards/gridshift.json) as a ConfigMap for Grafana's sidecar.",
+            {
+                "enabled": _boolean("Create the ConfigMap."),
+                "namespace": _string("Namespace of the ConfigMap; empty: the release namespace."),
+                "labels": _string_map("Labels the Grafana sidecar selects on."),
+                "annotations": _string_map("Annotations (e.g. the sidecar's grafana_folder)."),
             },
         ),
         "podDisruptionBudget": _closed(
@@ -788,6 +876,9 @@ def expected_files(chart_dir: Path) -> dict[Path, str]:
         chart_dir / "values.schema.json": json.dumps(schema, indent=2) + "\n",
         chart_dir / "README.md": render_readme((chart_dir / "README.tmpl.md").read_text(), values_text, schema),
         chart_dir / "files" / "prometheus" / "gridshift.rules.yaml": render_rules_file(),
+        chart_dir / "files" / "dashboards" / "gridshift.json": dashboard.render_dashboard(
+            RULE_NAMES, operator_metric_names()
+        ),
     }
     repo_root = chart_dir.resolve().parents[1]
     for name, text in chart_crd_files(repo_root / "crds").items():

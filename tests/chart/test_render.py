@@ -254,3 +254,10 @@ def test_user_roles_keep_member_cluster_access_away_from_namespace_editors(helm:
         "gpuprofiles": {"admin"},
     }
     assert not [o for o in helm.render("--set", "rbac.userRoles=false") if o["kind"] == "ClusterRole" and aggregated(o)]
+
+
+def test_image_is_pinned_by_digest_when_one_is_given(helm: Helm) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    assert operator_container(helm.render())["image"] == "ghcr.io/gridshift/gridshift:0.1.0"
+    pinned = operator_container(helm.render("--set", f"image.digest={digest}", "--set", "image.tag=v9"))
+    assert pinned["image"] == f"ghcr.io/gridshift/gridshift:v9@{digest}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from gscluster.planes import free_ports
+from gscluster.ports import free_ports
 
 from tests.conftest import REPO_ROOT
 

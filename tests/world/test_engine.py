@@ -132,11 +132,13 @@ def test_removing_a_replica_drops_its_requests_and_a_new_one_starts_from_zero(h1
     b = engine.add_replica("b", ReplicaParams(h100))
     engine.enqueue(np.array([a, b, b]), _arrivals([0.0, 0.0, 0.0], 100, 5000))
     _run(engine, 2.0)
+    engine.abandoned[b] = 3.0  # as if clients had given up on it (CLIENT_TIMEOUT_S)
     engine.remove_replica("b")
     assert engine.live_requests == 1
     c = engine.add_replica("c", ReplicaParams(h100))
     assert c == b  # the slot is reused...
     assert engine.generation_tokens[c] == 0  # ...with fresh counters, like a new vLLM process
+    assert engine.abandoned[c] == 0 and engine.waiting[c] == 0
     with pytest.raises(ValueError, match="no replica"):
         engine.enqueue(np.array([5]), _arrivals([3.0], 10, 10))
 

@@ -11,6 +11,7 @@ import pytest
 from e2e.world import labels as L
 from e2e.world import vllm_metrics as vm
 from e2e.world.fleet import LoadSpec
+from e2e.world.profiles import H100
 from e2e.world.world import World, WorldSettings
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -64,7 +65,7 @@ def test_vllm_families_match_the_real_scrape(world: World, real_vllm: dict[str, 
         # vLLM's labels plus the per-pod target labels, nothing else.
         real_labels = {k for s in real_samples for k in s.labels}
         our_labels = {k for s in our_samples for k in s.labels}
-        assert our_labels == real_labels | {"namespace", "pod", L.PROM_DEPLOYMENT_LABEL}, name
+        assert our_labels == real_labels | {"namespace", "pod", L.PROM_DEPLOYMENT_LABEL, L.PROM_GPU_TYPE_LABEL}, name
         real_le = [s.labels["le"] for s in real_samples if "le" in s.labels]
         our_le = [s.labels["le"] for s in our_samples if "le" in s.labels and s.labels["pod"] == "chat-a"]
         assert our_le == real_le, name
@@ -78,6 +79,8 @@ def test_vllm_series_carry_the_pod_and_deployment(world: World) -> None:
         (s.labels["namespace"], s.labels["pod"], s.labels[L.PROM_DEPLOYMENT_LABEL], s.labels["model_name"])
         for s in samples
     } == {("workloads", "chat-a", "default.chat", "llama-3-8b"), ("workloads", "chat-b", "default.chat", "llama-3-8b")}
+    # The GPU type the PodMonitor copies from the pod label (here the node's product: these pods lack the label).
+    assert {s.labels[L.PROM_GPU_TYPE_LABEL] for s in samples} == {H100}
 
 
 def test_dcgm_series_match_the_real_exporter(world: World, shared_data: Path) -> None:
@@ -124,4 +127,7 @@ def test_labels_agree_with_the_operator() -> None:
     assert (L.DEPLOYMENT, L.DEPLOYMENT_NAMESPACE) == (actuation.DEPLOYMENT, actuation.DEPLOYMENT_NAMESPACE)
     assert (L.GPU_PRODUCT_NODE_LABEL, L.GPU_RESOURCE) == (actuation.GPU_PRODUCT_NODE_LABEL, actuation.GPU_RESOURCE)
     assert signals.LabelScheme().deployment_label == L.PROM_DEPLOYMENT_LABEL
+    api_labels = pytest.importorskip("gridshift.api.labels")
+    metrics = pytest.importorskip("gridshift.service.metrics")
+    assert (L.GPU_TYPE, L.PROM_GPU_TYPE_LABEL) == (api_labels.GPU_TYPE, metrics.GPU_TYPE_LABEL)
     assert L.deployment_key("ns", "name") == signals.deployment_label_value("ns", "name")

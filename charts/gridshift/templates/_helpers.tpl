@@ -32,6 +32,34 @@ helm.sh/chart: {{ include "gridshift.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: gridshift
+{{- with include "gridshift.commonLabels" . | fromYaml }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- /* commonLabels, over global.commonLabels (an umbrella chart's): on every object and on the pods. */ -}}
+{{- define "gridshift.commonLabels" -}}
+{{- $global := (.Values.global | default dict).commonLabels | default dict }}
+{{- with merge (dict) (.Values.commonLabels | default dict) $global }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- /*
+An `annotations:` block under an object's metadata (a newline first, indented by 2): its own annotations
+(the list after the root context, first wins) over commonAnnotations; nothing when both are empty.
+Use on its own line after the labels: `  {{- include "gridshift.annotations" (list $ .Values.x.annotations) }}`
+*/ -}}
+{{- define "gridshift.annotations" -}}
+{{- $root := first . }}
+{{- $merged := dict }}
+{{- range $own := rest . }}
+{{- $merged = merge $merged ($own | default dict) }}
+{{- end }}
+{{- $merged = merge $merged ($root.Values.commonAnnotations | default dict) }}
+{{- with $merged }}
+{{- printf "\n  annotations:\n%s" (toYaml . | indent 4) }}
+{{- end }}
 {{- end }}
 
 {{- define "gridshift.serviceAccountName" -}}
@@ -42,10 +70,35 @@ app.kubernetes.io/part-of: gridshift
 {{- end }}
 {{- end }}
 
+{{- /* repository:tag, and @digest when pinned: the digest decides what runs, the tag tells people which. */ -}}
 {{- define "gridshift.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- $repository := .Values.image.repository }}
+{{- with (.Values.global | default dict).imageRegistry }}
+{{- /* An umbrella chart's registry replaces the registry part of the repository. */ -}}
+{{- $parts := splitList "/" $repository }}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts)) (eq (first $parts) "localhost")) }}
+{{- $repository = join "/" (rest $parts) }}
+{{- end }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s:%s@%s" $repository $tag .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- /* imagePullSecrets of the pods: the chart's and global.imagePullSecrets (names or {name: ...}). */ -}}
+{{- define "gridshift.imagePullSecrets" -}}
+{{- $secrets := list }}
+{{- range concat (.Values.imagePullSecrets | default list) ((.Values.global | default dict).imagePullSecrets | default list) }}
+{{- $entry := kindIs "string" . | ternary (dict "name" .) . }}
+{{- if not (has $entry $secrets) }}
+{{- $secrets = append $secrets $entry }}
+{{- end }}
+{{- end }}
+{{- with $secrets }}
+{{- toYaml . }}
 {{- end }}
 {{- end }}

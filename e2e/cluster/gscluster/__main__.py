@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(B.bin_dir())
         return 0
 
-    from . import world as W
+    from . import planes as W
 
     if args.cmd == "up":
         old = W.planes_from_state()

@@ -21,13 +21,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import yaml
 
 from . import build as _build
 from . import versions as V
+from .ports import free_ports
 from .stages import build_stages
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -164,19 +164,6 @@ def node_objects(cluster: ClusterSpec) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- helpers
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -184,6 +171,10 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # A zombie (exited, not yet reaped by its parent) answers signal 0 but runs nothing.
+    with contextlib.suppress(OSError, IndexError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
     return True
 
 
@@ -407,10 +398,63 @@ def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec:
     return yaml.safe_dump_all([conf, *stages], sort_keys=False)
 
 
-def _wait(cond: Any, timeout: float, what: str, interval: float = 0.5) -> None:
+BIND_CONFLICT = "address already in use"
+CREATE_ATTEMPTS = 3
+"""Tries per cluster when a component could not bind its port (something outside gridshift took it)."""
+
+
+class ComponentDied(RuntimeError):
+    """A control-plane process of a cluster exited while the world was starting."""
+
+    def __init__(self, cluster: str, component: str, log: Path) -> None:
+        self.cluster = cluster
+        self.component = component
+        self.log = log
+        self.last_lines = _last_lines(log)
+        self.bind_conflict = any(BIND_CONFLICT in line.lower() for line in self.last_lines)
+        shown = "\n  ".join(self.last_lines) or "(its log is empty)"
+        super().__init__(f"{cluster}: {component} exited while starting; the end of {log}:\n  {shown}")
+
+
+def _last_lines(log: Path, count: int = 3, width: int = 400) -> list[str]:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+    return [line if len(line) <= width else line[:width] + " ..." for line in lines[-count:]]
+
+
+def cluster_dir(workdir: Path, cluster: str) -> Path:
+    return workdir / "clusters" / f"{CLUSTER_PREFIX}{cluster}"
+
+
+def dead_components(workdir: Path, cluster: str) -> list[str]:
+    """Components of a cluster whose pid file names a process that is gone (kwokctl writes
+    `pids/<component>.pid` and `logs/<component>.log` as it starts each)."""
+    dead = []
+    for pid_file in sorted((cluster_dir(workdir, cluster) / "pids").glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue  # being written
+        if not _pid_alive(pid):
+            dead.append(pid_file.stem)
+    return dead
+
+
+def raise_if_dead(workdir: Path, cluster: str) -> None:
+    """ComponentDied for the first dead component of `cluster`, with its last log lines."""
+    for component in dead_components(workdir, cluster):
+        raise ComponentDied(cluster, component, cluster_dir(workdir, cluster) / "logs" / f"{component}.log")
+
+
+def _wait(cond: Any, timeout: float, what: str, interval: float = 0.5, watch: Callable[[], None] | None = None) -> None:
+    """Poll `cond` until it holds; `watch` runs first on every poll and raises to stop at once."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
+        if watch is not None:
+            watch()
         try:
             if cond():
                 return
@@ -421,16 +465,41 @@ def _wait(cond: Any, timeout: float, what: str, interval: float = 0.5) -> None:
 
 
 def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec, timeout: float) -> None:
-    name = f"{CLUSTER_PREFIX}{cluster.name}"
-    cfg = world.workdir / "configs" / f"{cluster.name}.yaml"
-    cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(_kwokctl_config(cluster, free_ports(6), world.bin_dir, spec))
-    log = world.workdir / "logs" / f"{cluster.name}-kwokctl.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    rc = _kwokctl(
+    """Create one cluster; a component that could not bind its port is retried with fresh ports."""
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            _create_cluster_once(world, cluster, spec, timeout)
+            return
+        except ComponentDied as died:
+            if not died.bind_conflict or attempt == CREATE_ATTEMPTS:
+                raise
+            _log(f"{cluster.name}: {died.component} could not bind its port; retrying with new ports ({died})")
+            _discard_cluster(world, cluster.name)
+
+
+def _discard_cluster(world: ControlPlanes, cluster: str) -> None:
+    """Remove a half-started cluster completely: kwokctl's delete, leftovers killed, its folder gone."""
+    _kwokctl(
         world.workdir,
         world.bin_dir,
+        "delete", "cluster", "--name", f"{CLUSTER_PREFIX}{cluster}", "--kubeconfig", "",
+        log=world.workdir / "logs" / f"{cluster}-kwokctl.log",
+        timeout=120,
+    )  # fmt: skip
+    folder = cluster_dir(world.workdir, cluster)
+    for pid, _comm, _rss in _rss_of_matching(str(folder))[1]:
+        if pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_kwokctl_create(world: ControlPlanes, cluster: ClusterSpec, cfg: Path, log: Path, timeout: float) -> None:
+    """`kwokctl create cluster`, stopped as soon as one of the cluster's components has died
+    (kwokctl itself would wait for its whole timeout)."""
+    name = f"{CLUSTER_PREFIX}{cluster.name}"
+    cmd = [
+        str(world.bin_dir / "kwokctl"),
         "create", "cluster",
         "--name", name,
         "--runtime", "binary",
@@ -438,13 +507,39 @@ def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec
         "--kubeconfig", "",
         "--wait", f"{int(timeout)}s",
         "--timeout", f"{int(timeout)}s",
-        log=log,
-        timeout=timeout + 60,
-    )  # fmt: skip
-    if rc != 0:
+    ]  # fmt: skip
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, env=world.env(), stdout=fh, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout + 60
+        try:
+            while proc.poll() is None:
+                raise_if_dead(world.workdir, cluster.name)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"kwokctl create cluster {name}: no answer in {timeout + 60:.0f}s; see {log}")
+                time.sleep(0.25)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    raise_if_dead(world.workdir, cluster.name)
+    if proc.returncode != 0:
         raise RuntimeError(
-            f"kwokctl create cluster {name} failed (rc={rc}); see {log} and {world.workdir}/clusters/{name}/logs/"
+            f"kwokctl create cluster {name} failed (rc={proc.returncode}): {' | '.join(_last_lines(log))}; "
+            f"see {log} and {cluster_dir(world.workdir, cluster.name)}/logs/"
         )
+
+
+def _create_cluster_once(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec, timeout: float) -> None:
+    name = f"{CLUSTER_PREFIX}{cluster.name}"
+    cfg = world.workdir / "configs" / f"{cluster.name}.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(_kwokctl_config(cluster, free_ports(6), world.bin_dir, spec))
+    log = world.workdir / "logs" / f"{cluster.name}-kwokctl.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    _run_kwokctl_create(world, cluster, cfg, log, timeout)
     kc = subprocess.run(
         [str(world.bin_dir / "kwokctl"), "get", "kubeconfig", "--name", name],
         env=world.env(),
@@ -457,6 +552,9 @@ def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec
     path.write_text(kc)
     path.chmod(0o600)
     _log(f"{cluster.name}: control plane up in {time.monotonic() - t0:.1f}s")
+
+    def watch() -> None:
+        raise_if_dead(world.workdir, cluster.name)
 
     nodes = node_objects(cluster)
     if nodes:
@@ -472,7 +570,7 @@ def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec
         }
         return want <= ready
 
-    _wait(nodes_ready, timeout, f"{cluster.name} nodes Ready")
+    _wait(nodes_ready, timeout, f"{cluster.name} nodes Ready", watch=watch)
 
     # Pods can only be created once the controller-manager has made the default ServiceAccount.
     _wait(
@@ -482,6 +580,7 @@ def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec
         ),
         timeout,
         f"{cluster.name} default ServiceAccount (kube-controller-manager running)",
+        watch=watch,
     )
     _log(f"{cluster.name}: ready with {len(want)} nodes after {time.monotonic() - t0:.1f}s")
 

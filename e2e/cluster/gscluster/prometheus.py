@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from .planes import free_ports
+from .ports import free_ports
 
 Targets = Mapping[str, Sequence[str]] | Sequence[str]
 

@@ -59,7 +59,7 @@ class KubeconfigInvalid(MemberError):
 
 
 class NamespaceMissing(MemberError):
-    """The workload namespace does not exist: its administrator creates it (charts/gridshift/member-rbac)."""
+    """The workload namespace does not exist: its administrator creates it (charts/gridshift-member)."""
 
     def __init__(self, cluster: str, namespace: str) -> None:
         super().__init__(

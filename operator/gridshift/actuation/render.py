@@ -11,7 +11,7 @@ replicas only from namespaces labelled SERVING_INGRESS_LABEL (the gateway, Prome
 sharing a cluster cannot reach each other's models.
 
 The workload namespace is not rendered: the member cluster's administrator creates it (with its
-Pod Security labels and gridshift's namespaced Role, charts/gridshift/member-rbac), so gridshift
+Pod Security labels and gridshift's namespaced Role, charts/gridshift-member), so gridshift
 needs no cluster-wide rights there.
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -313,6 +314,12 @@ def _check_output_flags(args: argparse.Namespace) -> list[float]:
         _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot} must end in .png")
+    if args.plot is not None or args.frontier_plot is not None:
+        # Checked before the replay runs, not after minutes of it: matplotlib is an optional extra.
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            raise UsageError("--plot needs matplotlib, which is not installed: pip install 'gridshift[plot]'") from None
     carbon_prices = carbon_price_list(args.carbon_price)
     if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
         raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")

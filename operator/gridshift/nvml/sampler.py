@@ -198,7 +198,7 @@ def _import_pynvml() -> Any:
         import pynvml
     except ImportError as error:
         raise NvmlUnavailable(
-            "the Python package nvidia-ml-py (module pynvml) is not installed: pip install nvidia-ml-py"
+            "the Python package nvidia-ml-py (module pynvml) is not installed: pip install 'gridshift[nvml]'"
         ) from error
     return pynvml
 

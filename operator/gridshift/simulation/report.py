@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -11,6 +12,12 @@ from rich.table import Table
 
 from gridshift.simulation.runner import ReplayResult, ScenarioResult
 from gridshift.simulation.settings import Scenario
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
 
 
 def _money(value: float) -> str:
@@ -57,17 +64,34 @@ def print_tables(result: ReplayResult, console: Console) -> None:
         console.print()
 
 
-POLICY_COLOURS = {
-    "static": "tab:gray",
-    "reactive": "tab:blue",
-    "greedy": "tab:orange",
-    "gridshift": "tab:green",
-    "hindsight": "black",
+POLICY_STYLES = {
+    "static": {"color": "0.55", "linestyle": (0, (6, 3)), "lw": 1.4},
+    "reactive": {"color": "0.35", "linestyle": (0, (1, 1.5)), "lw": 1.8},
+    "greedy": {"color": "0.35", "linestyle": (0, (6, 2, 1, 2)), "lw": 1.4},
+    "gridshift": {"color": "black", "linestyle": "solid", "lw": 2.4},
 }
+"""Policies are told apart by greys and line styles, so that colour always means a market."""
+OTHER_POLICY_STYLE = {"color": "0.2", "linestyle": (0, (3, 1, 1, 1, 1, 1)), "lw": 1.4}
+LEGEND_OUTSIDE = {"loc": "upper left", "bbox_to_anchor": (1.005, 1.0), "fontsize": 8, "frameon": False}
+"""Legends right of their panel: never over the first hours of a line."""
 
 
-def write_plot(result: ReplayResult, path: Path) -> None:
-    """Price lanes per market, replicas per market over time per policy, and cumulative cost per scenario."""
+def market_colours(count: int) -> list[Any]:
+    """One colour per market (tab10, then tab20 beyond ten markets)."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10" if count <= 10 else "tab20")
+    return [cmap(index % cmap.N) for index in range(count)]
+
+
+def _edges(values: FloatArray) -> FloatArray:
+    """Hourly values with the last one repeated: a step plot over N+1 hour edges draws all N hours."""
+    return np.concatenate([values, values[-1:]], axis=0)
+
+
+def plot_figure(result: ReplayResult) -> Figure:
+    """Price lanes per market; per policy, the replicas it holds per market; per scenario, how far each
+    policy's cumulative cost is above the hindsight bound."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,58 +99,77 @@ def write_plot(result: ReplayResult, path: Path) -> None:
 
     replay = result.replay
     hours = replay.hours
-    times = [replay.start + timedelta(hours=h) for h in range(hours)]
-    scenario = (
+    edges = [replay.start + timedelta(hours=h) for h in range(hours + 1)]
+    shown = (
         result.scenarios.get(Scenario.RENTED)
         or result.scenarios.get(Scenario.OWNED)
         or next(iter(result.scenarios.values()))
     )
-    policies = list(scenario.policies)
-    rows = 1 + len(policies) + 1
+    policies = [name for name in shown.policies]
+    cost_scenarios = list(result.scenarios.values())
+    rows = 1 + len(policies) + len(cost_scenarios)
     figure, axes = plt.subplots(
         rows,
         1,
-        figsize=(13, 2.0 * rows + 1.5),
+        figsize=(14, 1.9 * rows + 1.5),
         sharex=True,
-        gridspec_kw={"height_ratios": [1.6] + [1.0] * len(policies) + [1.6]},
+        gridspec_kw={"height_ratios": [1.6] + [1.0] * len(policies) + [1.5] * len(cost_scenarios)},
+        layout="constrained",
     )
     markets = [m.name for m in replay.markets]
-    colours = plt.get_cmap("tab10")
+    colours = market_colours(len(markets))
     prices_axis = axes[0]
     for index, market in enumerate(markets):
         prices_axis.step(
-            times, result.prices_by_hour[:, index] * 1000.0, where="post", label=market, color=colours(index), lw=1.1
+            edges,
+            _edges(result.prices_by_hour[:, index] * 1000.0),
+            where="post",
+            label=market,
+            color=colours[index],
+            lw=1.1,
         )
     prices_axis.axhline(0.0, color="0.6", lw=0.6)
     prices_axis.set_ylabel("USD/MWh")
     prices_axis.set_title("Electricity price per market (hourly, converted to USD)", loc="left", fontsize=10)
-    prices_axis.legend(ncol=len(markets), fontsize=8, loc="upper left")
-    peak = max(float(np.nanmax(p.replicas_by_market.sum(axis=1))) for p in scenario.policies.values())
+    prices_axis.legend(title="market", **LEGEND_OUTSIDE)
+    peak = max(float(np.nanmax(p.replicas_by_market.sum(axis=1))) for p in shown.policies.values())
     for axis, name in zip(axes[1 : 1 + len(policies)], policies, strict=True):
-        replicas = scenario.policies[name].replicas_by_market
-        axis.stackplot(times, replicas.T, colors=[colours(i) for i in range(len(markets))], step="post", alpha=0.85)
+        replicas = _edges(shown.policies[name].replicas_by_market)
+        axis.stackplot(edges, replicas.T, colors=colours, step="post", alpha=0.85, labels=markets)
         axis.set_ylim(0, peak * 1.05)
         axis.set_ylabel("replicas")
         axis.set_title(
-            f"{name} ({scenario.scenario.value}): replicas held per market, hourly mean", loc="left", fontsize=10
+            f"{name} ({shown.scenario.value}): replicas held per market, hourly mean", loc="left", fontsize=10
         )
-    cost_axis = axes[-1]
-    for scenario_result in result.scenarios.values():
-        style = "-" if scenario_result.scenario == Scenario.RENTED else "--"
-        for name, policy in scenario_result.policies.items():
-            cost_axis.plot(
-                times,
-                policy.cumulative_cost_usd,
-                style,
-                color=POLICY_COLOURS.get(name, "tab:purple"),
-                lw=1.4,
-                label=f"{name} ({scenario_result.scenario.value})",
+        axis.legend(title="market", reverse=True, **LEGEND_OUTSIDE)
+    for axis, scenario in zip(axes[1 + len(policies) :], cost_scenarios, strict=True):
+        bound = np.concatenate([[0.0], scenario.policies["hindsight"].cumulative_cost_usd])
+        axis.axhline(0.0, color="black", lw=0.8, label=f"hindsight bound {_money(bound[-1])} USD")
+        for name, policy in scenario.policies.items():
+            if name == "hindsight":
+                continue
+            above = np.concatenate([[0.0], policy.cumulative_cost_usd]) - bound
+            total = policy.cost_usd
+            share = "" if bound[-1] <= 0 else f" ({100 * (total / bound[-1] - 1):+.1f} %)"
+            axis.plot(
+                edges, above, label=f"{name} {_money(total)} USD{share}", **POLICY_STYLES.get(name, OTHER_POLICY_STYLE)
             )
-    cost_axis.set_yscale("symlog", linthresh=1.0)
-    cost_axis.set_ylabel("USD (symlog)")
-    cost_axis.set_title("Cumulative cost (solid: rented, dashed: owned above the idle fleet)", loc="left", fontsize=10)
-    cost_axis.legend(ncol=5, fontsize=7, loc="upper left")
+        axis.set_ylabel("USD above bound")
+        what = "rented GPUs" if scenario.scenario == Scenario.RENTED else "owned GPUs, above the idle fleet"
+        axis.set_title(
+            f"Cumulative cost above the hindsight bound ({scenario.scenario.value}: {what}); total in the legend",
+            loc="left",
+            fontsize=10,
+        )
+        axis.legend(title="policy: total cost", **LEGEND_OUTSIDE)
     figure.autofmt_xdate()
-    figure.tight_layout()
+    return figure
+
+
+def write_plot(result: ReplayResult, path: Path) -> None:
+    """The figure of plot_figure as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = plot_figure(result)
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -1,0 +1,322 @@
+"""The chart next to cert-manager's and KEDA's: `global` accepted (gridshift as a subchart, installed
+on the real hub inside an umbrella chart), commonLabels/commonAnnotations on every object, extra
+volumes, the log level, leader-election timings checked at render time, a PodMonitor with
+relabelings, NOTES that hold for the packaged chart, upgrade notes, `helm lint --strict`."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import CHART_DIR, KUBE_VERSION, Helm, Hub
+
+RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+"""Their templates belong to the RBAC owners: commonLabels reach them through the shared labels, annotations do not."""
+
+
+def values_file(tmp_path: Path, values: dict[str, Any], name: str = "values.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} {kind}"
+    return found[0]
+
+
+def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    spec: dict[str, Any] = only(objects, "Deployment")["spec"]["template"]["spec"]
+    return spec
+
+
+EVERYTHING = {
+    "replicaCount": 2,
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "networkPolicy": {"enabled": True},
+}
+
+
+def test_lint_strict_with_every_option(helm: Helm, tmp_path: Path) -> None:
+    everything = {
+        **EVERYTHING,
+        "global": {"imageRegistry": "registry.example:5000", "imagePullSecrets": ["pull"], "anything": {"x": 1}},
+        "commonLabels": {"team": "ml"},
+        "commonAnnotations": {"owner": "platform"},
+        "logLevel": "debug",
+        "operator": {"logFormat": "json"},
+        "dashboards": {"enabled": True, "annotations": {"grafana_folder": "gridshift"}},
+        "volumes": [{"name": "ca", "configMap": {"name": "corp-ca"}}],
+        "volumeMounts": [{"name": "ca", "mountPath": "/etc/corp-ca", "readOnly": True}],
+    }
+    helm.run("lint", str(CHART_DIR), "--strict", "--values", values_file(tmp_path, everything))
+    pod_monitor = {"metrics": {"podMonitor": {"enabled": True, "relabelings": [{"action": "labeldrop", "regex": "x"}]}}}
+    helm.run("lint", str(CHART_DIR), "--strict", "--values", values_file(tmp_path, pod_monitor, "pm.yaml"))
+
+
+def test_common_labels_and_annotations_reach_every_object(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        **EVERYTHING,
+        "commonLabels": {"team": "ml", "cost-centre": "42"},
+        "commonAnnotations": {"owner": "platform", "shared": "common"},
+        "deploymentAnnotations": {"shared": "own"},
+        "global": {"commonLabels": {"team": "global-loses", "from-global": "yes"}},
+    }
+    objects = helm.render("--values", values_file(tmp_path, values))
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "Deployment",
+        "Service",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+    } <= kinds
+    for o in objects:
+        labels = o["metadata"]["labels"]
+        assert labels["team"] == "ml" and labels["cost-centre"] == "42", o["kind"]
+        assert labels["from-global"] == "yes", o["kind"]
+        if o["kind"] not in RBAC_KINDS:
+            annotations = o["metadata"].get("annotations") or {}
+            assert annotations.get("owner") == "platform", o["kind"]
+    deployment = only(objects, "Deployment")
+    assert deployment["metadata"]["annotations"]["shared"] == "own", "an object's own annotation wins"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["team"] == "ml" and pod_labels["from-global"] == "yes"
+    # The selector stays the stable pair, so adding labels never orphans pods on upgrade.
+    assert set(deployment["spec"]["selector"]["matchLabels"]) == {
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+    }
+
+
+def test_global_is_accepted_and_its_image_registry_and_pull_secrets_are_used(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        "imagePullSecrets": [{"name": "own"}],
+        "global": {
+            "imageRegistry": "mirror.internal:5000",
+            "imagePullSecrets": ["shared", {"name": "own"}],
+            "storageClass": "fast",  # another chart's global: accepted, ignored
+        },
+    }
+    spec = pod_spec(helm.render("--values", values_file(tmp_path, values)))
+    assert spec["containers"][0]["image"] == "mirror.internal:5000/gridshift/gridshift:0.1.0"
+    assert spec["imagePullSecrets"] == [{"name": "own"}, {"name": "shared"}]
+    no_registry = pod_spec(
+        helm.render("--set", "image.repository=gridshift/gridshift", "--set", "global.imageRegistry=r.io")
+    )
+    assert no_registry["containers"][0]["image"] == "r.io/gridshift/gridshift:0.1.0"
+
+
+def test_extra_volumes_are_mounted_beside_tmp(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        "volumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca-bundle"}}],
+        "volumeMounts": [{"name": "corp-ca", "mountPath": "/etc/ssl/corp", "readOnly": True}],
+        "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/ssl/corp/ca.crt"}],
+    }
+    spec = pod_spec(helm.render("--values", values_file(tmp_path, values)))
+    assert [v["name"] for v in spec["volumes"]] == ["tmp", "corp-ca"]
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in mounts
+    assert {"name": "corp-ca", "mountPath": "/etc/ssl/corp", "readOnly": True} in mounts
+
+
+@pytest.mark.parametrize(("level", "flags"), [("debug", ["--verbose"]), ("info", []), ("warning", ["--quiet"])])
+def test_log_level_becomes_kopfs_flag(helm: Helm, level: str, flags: list[str]) -> None:
+    args = pod_spec(helm.render("--set", f"logLevel={level}"))["containers"][0]["args"]
+    assert [a for a in args if a in ("--verbose", "--quiet", "--debug")] == flags
+
+
+def test_log_level_flags_exist_in_kopf_and_bad_levels_are_refused(helm: Helm) -> None:
+    import kopf.cli
+
+    options = {opt for param in kopf.cli.run.params for opt in param.opts}
+    assert {"--verbose", "--quiet"} <= options
+    proc = helm.template("--set", "logLevel=trace", check=False)
+    assert proc.returncode != 0 and "logLevel" in proc.stderr
+
+
+def test_a_planner_budget_not_below_the_plan_interval_is_refused_at_install(helm: Helm) -> None:
+    """OperatorSettings refuses it at start: an install would crash-loop instead of failing here."""
+    proc = helm.template("--set", "operator.planIntervalSeconds=2", check=False)
+    assert proc.returncode != 0
+    assert "plannerTimeBudgetSeconds (10) must be below planIntervalSeconds (2)" in proc.stderr
+    proc = helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=null")
+    assert proc.returncode == 0, "a null budget leaves the operator's own default and check"
+    assert helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=1")
+
+
+def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
+    proc = helm.template("--set", "operator.leaseRenewDeadlineSeconds=20", check=False)
+    assert proc.returncode != 0
+    assert "leaseRetryPeriodSeconds (2) < leaseRenewDeadlineSeconds (20) < leaseDurationSeconds (15)" in proc.stderr
+    env = {
+        e["name"]: e.get("value")
+        for e in pod_spec(
+            helm.render(
+                "--set", "operator.leaseDurationSeconds=30",
+                "--set", "operator.leaseRenewDeadlineSeconds=20",
+                "--set", "operator.leaseRetryPeriodSeconds=4",
+            )
+        )["containers"][0]["env"]
+    }  # fmt: skip
+    assert (env["GRIDSHIFT_LEASE_DURATION_SECONDS"], env["GRIDSHIFT_LEASE_RENEW_DEADLINE_SECONDS"]) == ("30", "20")
+    assert env["GRIDSHIFT_LEASE_RETRY_PERIOD_SECONDS"] == "4"
+
+
+def test_pod_monitor_scrapes_the_metrics_port_with_relabelings(helm: Helm, tmp_path: Path) -> None:
+    relabelings = [{"targetLabel": "cluster", "replacement": "hub-eu"}]
+    metric_relabelings = [{"sourceLabels": ["__name__"], "regex": "go_.*", "action": "drop"}]
+    values = {
+        "metrics": {
+            "podMonitor": {
+                "enabled": True,
+                "labels": {"release": "kube-prometheus"},
+                "annotations": {"a": "b"},
+                "relabelings": relabelings,
+                "metricRelabelings": metric_relabelings,
+            }
+        }
+    }
+    objects = helm.render("--values", values_file(tmp_path, values))
+    monitor = only(objects, "PodMonitor")
+    assert "ServiceMonitor" not in {o["kind"] for o in objects}
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    container = pod_spec(objects)["containers"][0]
+    assert endpoint["port"] in {p["name"] for p in container["ports"]}
+    assert endpoint["relabelings"] == relabelings and endpoint["metricRelabelings"] == metric_relabelings
+    pod_labels = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus"
+    service_monitor = {"metrics": {"serviceMonitor": {"enabled": True, "relabelings": relabelings}}}
+    endpoint = only(helm.render("--values", values_file(tmp_path, service_monitor, "sm.yaml")), "ServiceMonitor")
+    assert endpoint["spec"]["endpoints"][0]["relabelings"] == relabelings
+
+
+def test_monitor_misconfigurations_are_refused(helm: Helm, tmp_path: Path) -> None:
+    both = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}
+    proc = helm.template("--values", values_file(tmp_path, both), check=False)
+    assert proc.returncode != 0 and "choose one" in proc.stderr
+    bad = {"metrics": {"podMonitor": {"enabled": True, "relabelings": [{"action": "rename"}]}}}
+    proc = helm.template("--values", values_file(tmp_path, bad, "bad.yaml"), check=False)
+    assert proc.returncode != 0 and "action" in proc.stderr
+
+
+def package(helm: Helm, tmp_path: Path) -> Path:
+    out = helm.run("package", str(CHART_DIR), "--destination", str(tmp_path)).stdout
+    return Path(re.search(r"saved it to: (\S+)", out)[1])  # type: ignore[index]
+
+
+@pytest.mark.cluster
+def test_notes_hold_for_the_packaged_chart(helm: Helm, hub: Hub, tmp_path: Path) -> None:
+    tgz = package(helm, tmp_path)
+    with tarfile.open(tgz) as archive:
+        packaged = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert "README.tmpl.md" not in packaged
+    proc = helm.run(
+        "install", "notes", str(tgz), "--dry-run=server", "--namespace", "gs-notes",
+        "--set", "image.digest=sha256:" + "0" * 64, "--set", "crds.install=false",
+        kubeconfig=hub.kubeconfig,
+    )  # fmt: skip
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    # Every path the notes name is in the package, and nothing of the repository is assumed.
+    for path in re.findall(r"\b[\w./-]+/[\w.-]+\.(?:yaml|md|json|txt)\b", notes):
+        assert path in packaged or path.startswith("docs/"), f"NOTES name {path}, which the package lacks"
+    # Paths of the repository (a relative `charts/...`, `examples/`) and make targets are not there for a chart user.
+    for repository_only in (r"examples/", r"member-rbac", r"(?<![/\w])charts/gridshift", r"\bmake "):
+        assert not re.search(repository_only, notes), repository_only
+    assert "kubectl get idep -A" in notes and "gridshift.dev/secret-purpose=member-kubeconfig" in notes
+    assert "oci://<registry>/charts/gridshift-member --version 0.1.0" in notes
+    assert "not pinned by digest" not in notes
+    unpinned = helm.run(
+        "install",
+        "notes-unpinned",
+        str(tgz),
+        "--dry-run=server",
+        "--set",
+        "crds.install=false",
+        kubeconfig=hub.kubeconfig,
+    ).stdout
+    assert "not pinned by digest" in unpinned
+
+
+def test_readme_has_upgrade_notes_and_never_advises_reuse_values() -> None:
+    readme = (CHART_DIR / "README.md").read_text()
+    assert "## Upgrading" in readme and "### Version notes" in readme
+    commands = [line for line in readme.splitlines() if line.startswith(("helm ", "  helm "))]
+    assert commands and not [line for line in commands if "--reuse-values" in line]
+    chart_version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["version"]
+    assert f"| {chart_version} |" in readme, "a version note for the chart's version"
+
+
+def umbrella_chart(helm: Helm, tmp_path: Path) -> Path:
+    """A platform chart with gridshift as a dependency, setting globals and gridshift's values."""
+    umbrella = tmp_path / "platform"
+    (umbrella / "templates").mkdir(parents=True)
+    (umbrella / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": "platform",
+                "version": "1.0.0",
+                "dependencies": [{"name": "gridshift", "version": "0.1.0", "repository": f"file://{CHART_DIR}"}],
+            }
+        )
+    )
+    (umbrella / "values.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"commonLabels": {"platform": "gpu"}, "imagePullSecrets": ["platform-pull"], "env": "prod"},
+                "gridshift": {"replicaCount": 1, "crds": {"install": False}, "logLevel": "warning"},
+            }
+        )
+    )
+    (umbrella / "templates" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: platform\ndata:\n  env: {{ .Values.global.env }}\n"
+    )
+    helm.run("dependency", "build", str(umbrella))
+    return umbrella
+
+
+def test_gridshift_as_a_dependency_of_an_umbrella_chart(helm: Helm, tmp_path: Path) -> None:
+    umbrella = umbrella_chart(helm, tmp_path)
+    helm.run("lint", str(umbrella), "--strict")
+    objects = [
+        o
+        for o in yaml.safe_load_all(
+            helm.run("template", "platform", str(umbrella), "--namespace", "gpu", "--kube-version", KUBE_VERSION).stdout
+        )
+        if o
+    ]
+    deployment = only(objects, "Deployment")
+    assert deployment["metadata"]["labels"]["platform"] == "gpu"
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["imagePullSecrets"] == [{"name": "platform-pull"}]
+    assert "--quiet" in spec["containers"][0]["args"] and deployment["spec"]["replicas"] == 1
+    assert "CustomResourceDefinition" not in {o["kind"] for o in objects}
+
+
+@pytest.mark.cluster
+def test_the_umbrella_chart_installs_on_the_real_hub(helm: Helm, hub: Hub, tmp_path: Path) -> None:
+    umbrella = umbrella_chart(helm, tmp_path)
+    namespace = "gs-umbrella"
+    try:
+        helm.run(
+            "install", "platform", str(umbrella), "--namespace", namespace, "--create-namespace",
+            kubeconfig=hub.kubeconfig,
+        )  # fmt: skip
+        status = yaml.safe_load(
+            helm.run("status", "platform", "-n", namespace, "-o", "yaml", kubeconfig=hub.kubeconfig).stdout
+        )
+        assert status["info"]["status"] == "deployed"
+        labels = hub.kubectl("get", "deployment", "-n", namespace, "-l", "platform=gpu", "-o", "name").stdout
+        assert labels.strip() == "deployment.apps/platform-gridshift"
+    finally:
+        helm.run("uninstall", "platform", "-n", namespace, kubeconfig=hub.kubeconfig, check=False)
+        hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
