@@ -168,3 +168,15 @@ def test_identical_inputs_give_identical_results_in_one_process_or_two() -> None
     first = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=1).to_json()
     second = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=2).to_json()
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
+    import argparse
+
+    from gridshift.cli.simulate import build_settings, register
+    from gridshift.simulation.settings import SimulationSettings
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simulate"])
+    assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market

@@ -12,6 +12,8 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from gridshift.simulation.settings import SimulationSettings
+
     parser = subparsers.add_parser(
         "simulate",
         help="replay 2024 prices and Azure LLM traces: gridshift against static, reactive, greedy and hindsight",
@@ -60,7 +62,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
     parser.add_argument("--cold-start-seconds", type=float, default=180.0, help="replica cold start (default: 180)")
     parser.add_argument(
-        "--gpus-per-market", type=int, default=24, help="GPUs each market's cluster offers (default: 24)"
+        "--gpus-per-market",
+        type=int,
+        default=SimulationSettings.gpus_per_market,
+        help=f"GPUs each market's cluster offers (default: {SimulationSettings.gpus_per_market})",
     )
     parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
     parser.add_argument(
