@@ -6,6 +6,8 @@ Read from environment variables prefixed `GRIDSHIFT_` (the Helm chart sets them 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -117,6 +119,14 @@ class OperatorSettings(BaseSettings):
     )
     probe_port: int = Field(default=8080, ge=1, le=65535, description="Port of the liveness/readiness probes.")
     metrics_port: int = Field(default=9090, ge=1, le=65535, description="Port of the operator's /metrics.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description=(
+            "text: kopf's lines; json: one JSON object per line (timestamp, severity, logger, message) with "
+            "`deployment` (namespace/name) and `cluster` keys on the lines about one, and `reason` on errors, "
+            "for Loki, Elasticsearch or Cloud Logging. Secrets are redacted from every field either way."
+        ),
+    )
     clock_url: str | None = Field(
         default=None,
         description=(

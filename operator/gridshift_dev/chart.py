@@ -9,8 +9,12 @@ The chart has one hand-written source per fact and generates the rest, so nothin
 - `files/crds/*.yaml` are the `spec:` of the CRDs in the repository's `crds/` (the chart templates
   them, because Helm never upgrades CRDs placed in a chart's `crds/` folder);
 - `files/prometheus/gridshift.rules.yaml` holds the recording rules (J/token, $/Mtok per deployment
-  and region), a plain Prometheus rules file that the PrometheusRule template embeds and
-  `promtool check rules` reads; metric and label names come from `gridshift.signals`;
+  and region, measured against predicted cost) and the alerts, a plain Prometheus rules file that the
+  PrometheusRule template embeds and `promtool check rules` reads; metric and label names come from
+  `gridshift.signals` and the operator's own registry (`gridshift.service.metrics`);
+- `docs/status.md`'s reference tables (conditions, reasons, decisions, Events, cycle errors, metrics,
+  rules, alerts), by `gridshift_dev.status_doc`; `docs/gitops/argocd-cm-health.yaml` from the Argo CD
+  health checks;
 - `README.md` is `README.tmpl.md` with a values table built from the `# --` comments of `values.yaml`.
 """
 
@@ -250,7 +254,7 @@ def chart_values_schema() -> JsonDict:
                     },
                 ),
                 "prometheusRule": _closed(
-                    "Prometheus Operator PrometheusRule with the recording rules.",
+                    "Prometheus Operator PrometheusRule with the recording rules and alerts.",
                     {"enabled": _boolean("Create it."), "labels": _string_map("Labels.")},
                 ),
             },
@@ -355,9 +359,12 @@ class RuleNames:
     energy_cost: str = "gridshift_deployment_region:energy_cost_usd_per_hour:sum"
     cost: str = "gridshift_deployment_region:cost_usd_per_hour:sum"
     usd_per_mtok: str = "gridshift_deployment_region:usd_per_million_tokens:ratio_rate5m"
-    # Exported by the operator's /metrics (one series per region, or region and GPU type):
-    energy_price: str = "gridshift_energy_price_usd_per_kwh"
-    gpu_hour_price: str = "gridshift_gpu_hourly_cost_usd"
+    predicted_cost_max: str = "gridshift_deployment_region:predicted_cost_usd_per_hour:max"
+    measured_over_predicted: str = "gridshift_deployment_region:cost_measured_over_predicted:ratio"
+    # Exported by the operator's /metrics (gridshift.service.metrics):
+    energy_price: str = "gridshift_energy_price_with_pue_usd_per_kwh"
+    gpu_hour_price: str = "gridshift_gpu_cost_usd_per_hour"
+    predicted_cost: str = "gridshift_deployment_predicted_cost_usd_per_hour"
 
 
 RULE_NAMES = RuleNames()
@@ -367,8 +374,117 @@ GPU_TYPE_LABEL = "gridshift_dev_gpu_type"
 """Target label copied from the replica pod label gridshift.dev/gpu-type."""
 
 
+def operator_metric_names() -> frozenset[str]:
+    """Every series name the operator's registry exposes (counters with `_total`, histograms' parts)."""
+    from gridshift.service.metrics import OperatorMetrics
+
+    names = set()
+    for family in OperatorMetrics().registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}_{part}" for part in ("bucket", "count", "sum"))
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule, with the operator metrics it reads (checked against the operator's registry)."""
+
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str
+    description: str
+    reads: tuple[str, ...]
+
+
+def alerts() -> tuple[Alert, ...]:
+    """The alerts of the PrometheusRule: what an on-call engineer must know about gridshift itself."""
+    from gridshift.service.metrics import CLUSTER_LABEL, DEPLOYMENT_LABEL
+    from gridshift.service.metrics import REGION_LABEL as REGION
+    from gridshift.service.state import CycleErrorReason
+
+    where = f"{CLUSTER_LABEL}, {REGION}"
+    # Unreachable clusters and failing feeds have their own alerts (a stale feed is when a failing one matters).
+    covered = "|".join((CycleErrorReason.UNREACHABLE, CycleErrorReason.PRICE_FEED_FAILED))
+    found = (
+        Alert(
+            "GridshiftPriceFeedStale",
+            f"max by ({where}) (gridshift_price_feed_stale) == 1",
+            "15m",
+            "warning",
+            "Electricity prices of cluster {{ $labels.cluster }} ({{ $labels.region }}) are stale",
+            "No good price fetch for the feed's staleAfterSeconds: gridshift makes no price-driven move there. "
+            "The RegionalCluster's PriceFeedStale condition names the feed's last error.",
+            ("gridshift_price_feed_stale",),
+        ),
+        Alert(
+            "GridshiftClusterUnreachable",
+            f"max by ({where}) (gridshift_cluster_reachable) == 0",
+            "5m",
+            "warning",
+            "Member cluster {{ $labels.cluster }} ({{ $labels.region }}) is unreachable",
+            "Its replicas are not counted as capacity and are replaced elsewhere. The RegionalCluster's Ready "
+            "condition says why (Unreachable, Forbidden, KubeconfigInvalid).",
+            ("gridshift_cluster_reachable",),
+        ),
+        Alert(
+            "GridshiftCycleErrors",
+            f'sum by (reason) (increase(gridshift_cycle_errors_total{{reason!~"{covered}"}}[10m])) > 0',
+            "10m",
+            "warning",
+            "gridshift planning cycles report {{ $labels.reason }} errors",
+            "Cycles keep going, but some object is not acted on as it should be; the operator's log has each "
+            "error with its deployment or cluster (docs/status.md lists the reasons).",
+            ("gridshift_cycle_errors_total",),
+        ),
+        Alert(
+            "GridshiftCyclesStopped",
+            "time() - max(gridshift_last_cycle_timestamp_seconds and on (instance) (gridshift_leader == 1)) > 600",
+            "5m",
+            "critical",
+            "The gridshift leader has not finished a planning cycle for 10 minutes",
+            "The leader holds its Lease (renewed by its own task) but its planning loop is stuck: nothing is "
+            "placed, moved or reported.",
+            ("gridshift_last_cycle_timestamp_seconds", "gridshift_leader"),
+        ),
+        Alert(
+            "GridshiftSLOAtRisk",
+            f"max by ({DEPLOYMENT_LABEL}) (gridshift_deployment_slo_at_risk) == 1",
+            "10m",
+            "warning",
+            "The latency SLO of {{ $labels.gridshift_dev_deployment }} is at risk",
+            "Ready capacity is below what the demand needs at the SLO, or measured p95 latency is above it. "
+            "The InferenceDeployment's Ready and SLOAtRisk conditions say which and why.",
+            ("gridshift_deployment_slo_at_risk",),
+        ),
+        Alert(
+            "GridshiftLeaderMissing",
+            "sum(gridshift_leader) < 1 or absent(gridshift_leader)",
+            "5m",
+            "critical",
+            "No gridshift replica holds the leader Lease",
+            "No replica plans or acts: demand changes, price moves and lost clusters go unanswered.",
+            ("gridshift_leader",),
+        ),
+    )
+    exposed = operator_metric_names()
+    for alert in found:
+        missing = [name for name in alert.reads if name not in exposed]
+        if missing:
+            raise ValueError(f"alert {alert.name} reads {missing}, which the operator does not export")
+    return found
+
+
 def recording_rules() -> JsonDict:
-    """The Prometheus rules file (`groups:`) with J/token and $/Mtok per deployment and region."""
+    """The Prometheus rules file (`groups:`): J/token and $/Mtok per deployment and region, measured
+    against predicted cost, and the alerts."""
+    from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION, WATT_HOURS_PER_KWH
+    from gridshift.service.metrics import GPU_TYPE_LABEL as OPERATOR_GPU_TYPE_LABEL
+    from gridshift.service.metrics import REGION_LABEL as OPERATOR_REGION_LABEL
     from gridshift.signals.labels import LabelScheme
     from gridshift.signals.promql import (
         DCGM_POWER,
@@ -381,6 +497,12 @@ def recording_rules() -> JsonDict:
     scheme = LabelScheme()
     n = RULE_NAMES
     deployment = scheme.deployment_label
+    if (OPERATOR_GPU_TYPE_LABEL, OPERATOR_REGION_LABEL) != (GPU_TYPE_LABEL, REGION_LABEL):
+        raise ValueError("the operator's metrics and the recording rules must share one label scheme")
+    exposed = operator_metric_names()
+    for name in (n.energy_price, n.gpu_hour_price, n.predicted_cost):
+        if name not in exposed:
+            raise ValueError(f"recording rules read {name}, which the operator does not export")
     pod_keys = f"{scheme.namespace_label}, {scheme.pod_label}, {REGION_LABEL}"
     group_keys = f"{deployment}, {REGION_LABEL}"
     # DCGM series keep the workload's namespace/pod only when scraped with honorLabels (dcgm/).
@@ -458,10 +580,7 @@ def recording_rules() -> JsonDict:
                 * on ({pod_keys}) group_left ({deployment}, {GPU_TYPE_LABEL})
                 {n.replica_info}
               * on ({REGION_LABEL}, {GPU_TYPE_LABEL}) group_left ()
-                label_replace(
-                  max by ({REGION_LABEL}, gpu_type) ({n.gpu_hour_price}),
-                  "{GPU_TYPE_LABEL}", "$1", "gpu_type", "(.*)"
-                )
+                max by ({REGION_LABEL}, {GPU_TYPE_LABEL}) ({n.gpu_hour_price})
             )
             """,
             "GPU-hours cost (USD/h) of each deployment in each region: GPUs held x hourly price of that GPU type.",
@@ -469,11 +588,11 @@ def recording_rules() -> JsonDict:
         rule(
             n.energy_cost,
             f"""
-              {n.power_watts} / 1000
+              {n.power_watts} / {_number(WATT_HOURS_PER_KWH)}
             * on ({REGION_LABEL}) group_left ()
               max by ({REGION_LABEL}) ({n.energy_price})
             """,
-            "Electricity cost (USD/h): kW drawn by the GPUs x USD/kWh (the operator's price, PUE included).",
+            "Electricity cost (USD/h): kW drawn by the GPUs x USD/kWh with the site's PUE, as the planner charges it.",
         ),
         rule(n.cost, f"{n.gpu_cost} + on ({group_keys}) {n.energy_cost}", "Total serving cost, USD/h."),
         rule(
@@ -481,23 +600,51 @@ def recording_rules() -> JsonDict:
             f"""
               {n.cost}
             / on ({group_keys})
-              ({n.token_rate} * 3600)
-            * 1e6
+              ({n.token_rate} * {_number(SECONDS_PER_HOUR)})
+            * {_number(TOKENS_PER_MILLION)}
             """,
             "USD per million generated tokens.",
+        ),
+        rule(
+            n.predicted_cost_max,
+            f"max by ({group_keys}) ({n.predicted_cost})",
+            "The operator's predicted cost (USD/h) of each deployment in each region, one series over replicas.",
+        ),
+        rule(
+            n.measured_over_predicted,
+            f"{n.cost} / on ({group_keys}) {n.predicted_cost_max}",
+            "Measured over predicted cost: 1 when the planner's model matches what the GPUs draw and hold.",
         ),
     ]
 
     def group(name: str, rules: list[JsonDict]) -> JsonDict:
         return {"name": name, "interval": "1m", "rules": [_without_comment(r) for r in rules]}
 
+    found = alerts()
+    alert_rules = [
+        {
+            "alert": a.name,
+            "expr": _LiteralStr(a.expr + "\n"),
+            "for": a.for_,
+            "labels": {"severity": a.severity},
+            "annotations": {"summary": a.summary, "description": a.description},
+        }
+        for a in found
+    ]
     return {
         "groups": [
             group("gridshift-energy", energy_rules),
             group("gridshift-cost", cost_rules),
+            {"name": "gridshift-alerts", "interval": "1m", "rules": alert_rules},
         ],
-        "_comments": {r["record"]: r["why"] for r in energy_rules + cost_rules},
+        "_comments": {r["record"]: r["why"] for r in energy_rules + cost_rules}
+        | {a.name: a.summary.replace("{{ $labels.", "<").replace(" }}", ">") for a in found},
     }
+
+
+def _number(value: float) -> str:
+    """A constant of planner.cost as PromQL writes it: 1000, 3600, 1e6."""
+    return f"{value:g}".replace("e+0", "e")
 
 
 def _without_comment(rule: JsonDict) -> JsonDict:
@@ -508,18 +655,18 @@ def render_rules_file() -> str:
     rules = recording_rules()
     comments: dict[str, str] = rules.pop("_comments")
     body = yaml.dump(rules, Dumper=_RulesDumper, sort_keys=False, width=200)
-    # A comment above each rule says what it records (YAML dumpers cannot emit comments).
+    # A comment above each rule says what it records or alerts on (YAML dumpers cannot emit comments).
     lines = []
     for line in body.splitlines():
-        match = re.match(r"^(\s*)- record: (\S+)$", line)
+        match = re.match(r"^(\s*)- (?:record|alert): (\S+)$", line)
         if match:
             lines.append(f"{match[1]}# {comments[match[2]]}")
         lines.append(line)
     header = (
-        "# Generated by `make chart` from gridshift.signals (metric and label names); do not edit.\n"
-        "# Plain Prometheus rules file: `promtool check rules` reads it, the chart's PrometheusRule embeds it.\n"
-        "# gridshift-energy needs only a region's vLLM and DCGM series; gridshift-cost also needs the\n"
-        f"# operator's {RULE_NAMES.energy_price} and {RULE_NAMES.gpu_hour_price} (same Prometheus or Thanos).\n"
+        "# Generated by `make chart` from gridshift.signals and gridshift.service.metrics (metric and label\n"
+        "# names); do not edit. Plain Prometheus rules file: `promtool check rules` reads it, the chart's\n"
+        "# PrometheusRule embeds it. gridshift-energy needs only a region's vLLM and DCGM series;\n"
+        "# gridshift-cost and gridshift-alerts also need the operator's own metrics (same Prometheus or Thanos).\n"
     )
     return header + "\n".join(lines) + "\n"
 
@@ -645,25 +792,37 @@ def expected_files(chart_dir: Path) -> dict[Path, str]:
     repo_root = chart_dir.resolve().parents[1]
     for name, text in chart_crd_files(repo_root / "crds").items():
         files[chart_dir / "files" / "crds" / name] = text
+    from gridshift_dev import status_doc
+
+    status_md = repo_root / "docs" / "status.md"
+    if status_md.is_file():
+        files[status_md] = status_doc.with_reference(status_md.read_text(), recording_rules(), alerts())
     gitops = repo_root / "docs" / "gitops"
-    health_lua = gitops / "inferencedeployment-health.lua"
-    if health_lua.is_file():
-        files[gitops / "argocd-cm-health.yaml"] = render_argocd_health_patch(health_lua.read_text())
+    scripts = {kind: gitops / ARGOCD_CUSTOMIZATIONS / kind / "health.lua" for kind in ARGOCD_KINDS}
+    if all(path.is_file() for path in scripts.values()):
+        files[gitops / "argocd-cm-health.yaml"] = render_argocd_health_patch(
+            {kind: path.read_text() for kind, path in scripts.items()}
+        )
     return files
 
 
-ARGOCD_HEALTH_KEY = "resource.customizations.health.gridshift.dev_InferenceDeployment"
+ARGOCD_CUSTOMIZATIONS = "resource_customizations/gridshift.dev"
+"""Argo CD's own layout (resource_customizations/<group>/<kind>/health.lua), so the checks can be upstreamed."""
+ARGOCD_KINDS = ("InferenceDeployment", "RegionalCluster")
 
 
-def render_argocd_health_patch(lua: str) -> str:
-    """A patch of Argo CD's argocd-cm that installs the InferenceDeployment health check."""
+def render_argocd_health_patch(scripts: dict[str, str]) -> str:
+    """A patch of Argo CD's argocd-cm that installs the health checks of `scripts` (kind -> Lua)."""
     header = (
-        "# Generated by `make chart` from inferencedeployment-health.lua; do not edit.\n"
-        "# Merge into Argo CD's ConfigMap:\n"
+        f"# Generated by `make chart` from {ARGOCD_CUSTOMIZATIONS}/*/health.lua; do not edit.\n"
+        "# Merge into Argo CD's ConfigMap (or upstream the resource_customizations folder to Argo CD):\n"
         "#   kubectl -n argocd patch configmap argocd-cm --patch-file argocd-cm-health.yaml\n"
     )
-    indented = "".join(f"    {line}" if line.strip() else line for line in lua.splitlines(keepends=True))
-    return header + f"data:\n  {ARGOCD_HEALTH_KEY}: |\n{indented}"
+    body = "data:\n"
+    for kind, lua in scripts.items():
+        indented = "".join(f"    {line}" if line.strip() else line for line in lua.splitlines(keepends=True))
+        body += f"  resource.customizations.health.gridshift.dev_{kind}: |\n{indented}"
+    return header + body
 
 
 def stale_files(chart_dir: Path) -> list[Path]:

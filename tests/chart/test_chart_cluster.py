@@ -256,7 +256,7 @@ def test_hub_adapter_works_as_the_chart_service_account(
                     {
                         "type": "Ready",
                         "status": "False",
-                        "reason": "ReplicasStarting",
+                        "reason": "Starting",
                         "message": "0/2",
                         "lastTransitionTime": "2026-01-01T00:00:00Z",
                     }
@@ -271,7 +271,7 @@ def test_hub_adapter_works_as_the_chart_service_account(
         assert second.try_acquire_or_renew() is False and not second.leading()
         assert first.try_acquire_or_renew() is True  # a renewal is a compare-and-swap on the current version
         stored = yaml.safe_load(hub.kubectl("get", "idep", ref.name, "-n", workload_ns, "-o", "yaml").stdout)
-        assert stored["status"]["conditions"][0]["reason"] == "ReplicasStarting"
+        assert stored["status"]["conditions"][0]["reason"] == "Starting"
         assert stored["spec"] == example["spec"] | stored["spec"], "spec untouched"
         events = hub.kubectl("get", "events", "-n", workload_ns, "-o", "yaml").stdout
         assert "2 replicas in eu-de" in events

@@ -1,7 +1,8 @@
 """The recording rules (charts/gridshift/files/prometheus/gridshift.rules.yaml) load into Prometheus
 (`promtool check rules`) and compute J/token and USD per million tokens per deployment and region
-from vLLM, DCGM and operator series (`promtool test rules`), with metric and label names taken from
-gridshift.signals so they cannot drift from the operator's own queries."""
+from vLLM, DCGM and operator series (`promtool test rules`), and the measured cost over the operator's
+predicted cost, joined on the one label scheme without relabelling. Metric and label names are taken
+from gridshift.signals and the operator's registry so they cannot drift from what it exports."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ PODS: dict[str, tuple[str | None, str, float, list[float]]] = {
     "other": (None, H100, 0.0, [500.0]),
 }
 GPU_HOUR_USD = {H100: 2.5, L40S: 1.0}
+PREDICTED_USD_PER_HOUR = {"llm.chat": 8.0, "llm.code": 1.0}
+"""What the operator predicted for each deployment in eu-de (gridshift_deployment_predicted_cost_usd_per_hour)."""
 ENERGY_USD_PER_KWH = 0.2
 MINUTES = 40
 
@@ -74,11 +77,15 @@ def input_series() -> list[dict[str, str]]:
             out.append(series(DCGM_POWER, dcgm, gpu_watts, 0))
             out.append(series(DCGM_TOTAL_ENERGY, dcgm, 5e9, gpu_watts * 60 * 1000))  # mJ
     for replica in ("operator-0", "operator-1"):  # two operator replicas export the same prices
-        operator = {"pod": replica, "namespace": "gridshift-system", "job": "gridshift-metrics"}
+        # The labels the operator's registry writes (test_operator_series_carry_the_rules_labels).
+        operator = {"pod": replica, "namespace": "gridshift-system", "job": "gridshift-metrics", "cluster": "de-1"}
         for gpu_type, usd in GPU_HOUR_USD.items():
-            price = operator | {REGION_LABEL: "eu-de", "gpu_type": gpu_type}
+            price = operator | {REGION_LABEL: "eu-de", GPU_TYPE_LABEL: gpu_type}
             out.append(series(RULE_NAMES.gpu_hour_price, price, usd, 0))
         out.append(series(RULE_NAMES.energy_price, operator | {REGION_LABEL: "eu-de"}, ENERGY_USD_PER_KWH, 0))
+        for deployment, predicted in PREDICTED_USD_PER_HOUR.items():
+            where = operator | {scheme.deployment_label: deployment, REGION_LABEL: "eu-de"}
+            out.append(series(RULE_NAMES.predicted_cost, where, predicted, 0))
     return out
 
 
@@ -103,7 +110,17 @@ def expected_samples() -> dict[str, list[dict[str, Any]]]:
     def cost(t: dict[str, float]) -> float:
         return t["gpu_usd"] + t["watts"] / 1000 * ENERGY_USD_PER_KWH
 
+    def measured_over_predicted(name: str) -> float:
+        return cost(by_deployment[name]) / PREDICTED_USD_PER_HOUR[name]
+
     return {
+        RULE_NAMES.measured_over_predicted: [
+            {
+                "labels": labels(**{scheme.deployment_label: name, REGION_LABEL: "eu-de"}),
+                "value": measured_over_predicted(name),
+            }
+            for name in sorted(by_deployment)
+        ],
         RULE_NAMES.power_watts: samples(lambda t: t["watts"]),
         RULE_NAMES.token_rate: samples(lambda t: t["tokens"]),
         RULE_NAMES.joules_per_token: samples(lambda t: t["watts"] / t["tokens"]),
@@ -116,13 +133,15 @@ def expected_samples() -> dict[str, list[dict[str, Any]]]:
 def test_rules_file_loads_into_prometheus() -> None:
     proc = subprocess.run([str(PROMTOOL), "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS: 10 rules found" in proc.stdout
+    assert "SUCCESS: 18 rules found" in proc.stdout
 
 
 def test_rules_compute_joules_per_token_and_usd_per_million_tokens(tmp_path: Path) -> None:
     expected = expected_samples()
     # Hand-checked anchor: chat holds 3 H100s drawing 1,100 W for 300 tokens/s.
     assert expected[RULE_NAMES.joules_per_token][0]["value"] == pytest.approx(1100 / 300)
+    # ... and 3 x 2.5 USD/h of GPUs plus 1.1 kW x 0.2 USD/kWh, against the 8 USD/h the operator predicted.
+    assert expected[RULE_NAMES.measured_over_predicted][0]["value"] == pytest.approx((7.5 + 0.22) / 8.0)
     tests = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
@@ -154,5 +173,28 @@ def test_rules_use_the_operator_metric_and_label_names() -> None:
     scheme = LabelScheme()
     for name in (VLLM_GENERATION_TOKENS, DCGM_TOTAL_ENERGY, DCGM_POWER, scheme.deployment_label, REGION_LABEL):
         assert name in text
-    records = [r["record"] for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
-    assert len(records) == len(set(records)) == 10
+    records = [r["record"] for g in yaml.safe_load(text)["groups"] for r in g["rules"] if "record" in r]
+    assert len(records) == len(set(records)) == 12
+    # One label scheme: no rule renames a label to join the operator's series with vLLM's and DCGM's.
+    assert "label_replace" not in text
+
+
+def test_operator_series_carry_the_rules_labels() -> None:
+    """The series the rules read from the operator carry, in its real exposition, the labels the rules join on."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.service.harness import ServiceHarness, deployment_body
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    world.cycle()
+    exposed = {
+        sample.name: set(sample.labels)
+        for family in text_string_to_metric_families(generate_latest(world.service.metrics.registry).decode())
+        for sample in family.samples
+    }
+    scheme = LabelScheme()
+    assert exposed[RULE_NAMES.gpu_hour_price] == {"cluster", REGION_LABEL, GPU_TYPE_LABEL}
+    assert exposed[RULE_NAMES.energy_price] == {"cluster", REGION_LABEL}
+    assert exposed[RULE_NAMES.predicted_cost] == {scheme.deployment_label, REGION_LABEL}

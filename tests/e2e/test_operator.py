@@ -63,8 +63,10 @@ def test_new_deployment_runs_ready_in_the_cheapest_region(fleet: Fleet, operator
         assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
         table = fleet.hub("get", "idep", "-n", WORKLOADS, "cheapest")
         assert "eu-de" in table and "$/MTOK" in table.upper()
-        events = fleet.hub("get", "events", "-n", WORKLOADS, "--field-selector", "involvedObject.name=cheapest")
-        assert "gridshift" in events or "ScaleUp" in events or len(events.splitlines()) > 1
+        events = fleet.hub(
+            "get", "events.events.k8s.io", "-n", WORKLOADS, "--field-selector", "regarding.name=cheapest", "-o", "json"
+        )
+        assert any(e["reason"] == "ScaleUp" for e in json.loads(events)["items"]), events
     finally:
         delete(fleet, "cheapest")
 
@@ -104,7 +106,8 @@ def test_advisory_changes_nothing_but_reports_the_plan(fleet: Fleet, operator: O
             lambda: fleet.status("advisor").get("lastDecision") and fleet.status("advisor"), 60, "advisory status"
         )
         assert "would run" in status["lastDecision"]["summary"]
-        assert {c["type"]: c["status"] for c in status["conditions"]}["Advisory"] == "True"
+        assert status["mode"] == "Advisory" and status["cost"]["source"] == "Hypothetical"
+        assert {c["type"]: c["reason"] for c in status["conditions"]}["Ready"] == "Advisory"
         time.sleep(5)
         assert all(d == (0, 0) for d in fleet.replicas("advisor").values())
     finally:
@@ -202,10 +205,11 @@ def test_operator_metrics_are_served(fleet: Fleet, operator: OperatorProcess) ->
         with urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics", timeout=5) as answer:
             return str(answer.read().decode())
 
-    price = 'gridshift_energy_price_usd_per_kwh{region="eu-de"}'
+    price = 'gridshift_energy_price_usd_per_kwh{cluster="eu-de",region="eu-de"}'
     text = wait_until(lambda: price in (body := scrape()) and body, 60, "operator metrics with prices")
-    assert "gridshift_plan_seconds_count" in text
+    assert "gridshift_cycle_duration_seconds_count" in text and "gridshift_planner_duration_seconds_count" in text
     assert "gridshift_leader 1.0" in text
+    assert 'gridshift_cluster_reachable{cluster="eu-de",region="eu-de"} 1.0' in text
 
 
 # A stand-in for the Gateway API's HTTPRoute CRD (not reachable offline): same group, kind and version.

@@ -69,7 +69,8 @@ def cluster_body(name: str, pue: float = 1.2) -> dict[str, Any]:
 
 @dataclass
 class ServiceHarness:
-    """Fakes around one OperatorService; `prices` maps cluster -> USD/MWh (settable per hour)."""
+    """Fakes around one OperatorService; `prices` maps cluster -> USD/MWh (settable per hour), unless
+    `price_series` gives a cluster its own intervals (e.g. a recorded day in 15-minute steps)."""
 
     clusters: list[str]
     gpus_per_cluster: int = 16
@@ -79,6 +80,7 @@ class ServiceHarness:
     now: datetime = T0
     prices: dict[str, float] = field(default_factory=dict)
     identity: str = "op-1"
+    price_series: dict[str, list[PriceInterval]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.hub = FakeHub()
@@ -118,7 +120,7 @@ class ServiceHarness:
                     for h in range(24)
                 ]
 
-            fake.serve(hourly)
+            fake.serve(self.price_series.get(name) or hourly)
             self.feeds[name] = fake
             return ManagedPriceFeed(
                 fake,

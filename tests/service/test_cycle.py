@@ -12,6 +12,10 @@ def condition(status: dict, kind: str) -> str:
     return next(c["status"] for c in status["conditions"] if c["type"] == kind)
 
 
+def reason(status: dict, kind: str) -> str:
+    return next(c["reason"] for c in status["conditions"] if c["type"] == kind)
+
+
 def test_new_deployment_lands_in_the_cheapest_region_with_cost_in_status() -> None:
     world = ServiceHarness(["eu-de", "eu-fr", "us-tx"], prices={"eu-de": 90.0, "eu-fr": 20.0, "us-tx": 60.0})
     world.add(deployment_body())
@@ -44,7 +48,8 @@ def test_advisory_reports_the_plan_but_touches_no_member_cluster() -> None:
     world.cycle()
     assert all(m.writes == 0 for m in world.members.values())
     status = world.status()
-    assert condition(status, "Advisory") == "True"
+    assert status["mode"] == "Advisory"
+    assert reason(status, "Ready") == "Advisory" and status["cost"]["source"] == "Hypothetical"
     assert "would run: eu-fr/" in status["lastDecision"]["summary"]
 
 
@@ -82,7 +87,8 @@ def test_a_price_drop_that_pays_back_moves_replicas_make_before_break() -> None:
             break
     assert world.replicas()["eu-fr"] >= needed and world.replicas()["eu-de"] == 0
     assert min(seen_ready) >= needed, f"Ready replicas dipped below demand: {seen_ready}"
-    assert condition(world.status(), "Migrating") == "False"
+    assert condition(world.status(), "Reconciling") == "False"
+    assert reason(world.status(), "Ready") == "Placed"
 
 
 def test_a_small_price_wiggle_that_does_not_pay_back_moves_nothing() -> None:
@@ -173,11 +179,17 @@ def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
     world.add(deployment_body())
     world.cycle()
     text = generate_latest(world.service.metrics.registry).decode()
-    assert 'gridshift_energy_price_usd_per_kwh{region="eu-fr"} 0.024' in text  # 20 USD/MWh x PUE 1.2
-    assert 'gridshift_gpu_hourly_cost_usd{gpu_type="NVIDIA-H100-80GB-HBM3",region="eu-de"} 2.0' in text
-    assert 'gridshift_estimated_usd_per_hour{deployment="ml/chat",region="eu-fr"}' in text
+    assert 'gridshift_energy_price_usd_per_kwh{cluster="eu-fr",region="eu-fr"} 0.02' in text  # 20 USD/MWh
+    assert 'gridshift_energy_price_with_pue_usd_per_kwh{cluster="eu-fr",region="eu-fr"} 0.024' in text  # x PUE 1.2
+    assert (
+        'gridshift_gpu_cost_usd_per_hour{cluster="eu-de",gridshift_dev_gpu_type="NVIDIA-H100-80GB-HBM3",region="eu-de"}'
+        " 2.0" in text
+    )
+    # The deployment label is the replica pods' (ns.name), so predicted and measured cost join without relabelling.
+    assert 'gridshift_deployment_predicted_cost_usd_per_hour{gridshift_dev_deployment="ml.chat",region="eu-fr"}' in text
     assert 'gridshift_decisions_total{reason="ScaleUp"} 1.0' in text
-    assert "gridshift_plan_seconds_count 1.0" in text
+    assert "gridshift_cycle_duration_seconds_count 1.0" in text
+    assert "gridshift_planner_duration_seconds_count 1.0" in text
 
 
 def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:

@@ -400,3 +400,19 @@ def test_measured_demand_has_no_static_rate_and_no_selector_selects_everything()
     assert requirements_of(InferenceDeployment.model_validate(body).spec).static_requests_per_second is None
     assert required.cluster_selector is None and selector_of(None) is None
     assert (required.allowed_regions, required.forbidden_regions, required.preferred_regions) == (frozenset(),) * 3
+
+
+def test_measured_latency_is_the_worst_regions_p95_and_missing_when_unmeasured() -> None:
+    """p95s of separate clusters do not combine into one; the SLO binds each, so status shows the worst."""
+
+    def cluster(ttft: float | None, itl: float | None) -> DeploymentSignals:
+        values = {Signal.GENERATION_TOKEN_RATE: 100.0}
+        values |= {Signal.TTFT_P95: ttft} if ttft is not None else {}
+        values |= {Signal.ITL_P95: itl} if itl is not None else {}
+        return DeploymentSignals(REF, AT, values)
+
+    measured = measured_cost([cluster(0.2, 0.05), cluster(0.6, 0.02), cluster(None, None)])
+    assert measured is not None
+    assert (measured.ttft_p95_seconds, measured.tpot_p95_seconds) == (0.6, 0.05)
+    unmeasured = measured_cost([cluster(None, None)])
+    assert unmeasured is not None and (unmeasured.ttft_p95_seconds, unmeasured.tpot_p95_seconds) == (None, None)

@@ -42,7 +42,10 @@ else:  # run as a plain script: python3 e2e/cluster/gscluster/build.py
 CACHE_ROOT = Path(os.environ.get("GRIDSHIFT_CACHE", Path.home() / ".cache" / "gridshift"))
 
 K8S_BINARIES = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
-ALL_BINARIES = ["etcd", "kwok", "kwokctl", *K8S_BINARIES, "helm"]
+KSTATUS_CHECK = "kstatus-check"
+"""Classifies objects with kstatus (sigs.k8s.io/cli-utils), as Flux does: e2e/cluster/kstatus-check/main.go."""
+ALL_BINARIES = ["etcd", "kwok", "kwokctl", *K8S_BINARIES, "helm", KSTATUS_CHECK]
+KSTATUS_SOURCE = Path(__file__).resolve().parents[1] / "kstatus-check" / "main.go"
 
 
 def bin_dir() -> Path:
@@ -149,6 +152,29 @@ def write_wrapper(name: str, module: str, version: str, replace_version: str) ->
     return wdir
 
 
+def write_kstatus_module() -> Path:
+    """A main module for kstatus-check: this repository's main.go, requiring the pinned cli-utils."""
+    wdir = CACHE_ROOT / "gowrap" / f"{KSTATUS_CHECK}-{V.CLI_UTILS}"
+    wdir.mkdir(parents=True, exist_ok=True)
+    gomod = "\n".join(
+        [
+            f"module gridshift.local/clusterbuild/{KSTATUS_CHECK}",
+            "",
+            "go 1.22",
+            "",
+            f"require sigs.k8s.io/cli-utils {V.CLI_UTILS}",
+            "",
+        ]
+    )
+    gm = wdir / "go.mod"
+    if not gm.exists() or gm.read_text() != gomod:
+        gm.write_text(gomod)
+        (wdir / "go.sum").unlink(missing_ok=True)
+    shutil.copyfile(KSTATUS_SOURCE, wdir / "main.go")
+    _log(f"module for {KSTATUS_CHECK} (sigs.k8s.io/cli-utils {V.CLI_UTILS}): {wdir}")
+    return wdir
+
+
 def _k8s_ldflags() -> str:
     v = V.KUBERNETES
     major, minor = v.lstrip("v").split(".")[:2]
@@ -169,6 +195,13 @@ def _k8s_ldflags() -> str:
 def _works(path: Path) -> bool:
     if not (path.is_file() and os.access(path, os.X_OK)):
         return False
+    if path.name == KSTATUS_CHECK:
+        # Built from this repository's source against a pinned cli-utils: rebuilt when the pin moves.
+        try:
+            out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return out.returncode == 0 and out.stdout.strip() == V.CLI_UTILS
     arg = {"kwok": "--version", "kwokctl": "--version", "helm": "version", "etcd": "--version"}.get(
         path.name, "--version"
     )
@@ -273,6 +306,24 @@ def _build_locked(out: Path, only: list[str] | None) -> Path:
                         f"sigs.k8s.io/kwok/cmd/{name}@{V.KWOK}",
                     ],
                     env=env,
+                )
+            elif name == KSTATUS_CHECK:
+                w = write_kstatus_module()
+                _run(
+                    [
+                        go_exe(),
+                        "build",
+                        "-p",
+                        "2",
+                        "-trimpath",
+                        "-ldflags",
+                        f"-s -w -X main.cliUtilsVersion={V.CLI_UTILS}",
+                        "-o",
+                        str(target),
+                        ".",
+                    ],
+                    cwd=w,
+                    env=go_env(),
                 )
             elif name == "helm":
                 env = go_env(None)

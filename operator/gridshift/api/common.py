@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -106,18 +106,42 @@ class LabelSelector(ApiModel):
     )
 
 
-class Condition(ApiModel):
-    """A status condition, following Kubernetes' metav1.Condition conventions."""
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+"""metav1.Condition's type pattern: a CamelCase name, optionally prefixed by a DNS subdomain and `/`."""
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+"""metav1.Condition's reason pattern: CamelCase (gridshift.api.conditions lists the reasons of each type)."""
+MAX_CONDITIONS = 16
+"""A bound on status.conditions, so that the CEL rule over them has a cost the apiserver accepts."""
 
-    type: str = Field(min_length=1, max_length=316, description="Condition type, e.g. Ready or SLOAtRisk.")
+
+class Condition(ApiModel):
+    """A status condition, following Kubernetes' metav1.Condition conventions (reason and time required)."""
+
+    type: str = Field(
+        min_length=1, max_length=316, pattern=CONDITION_TYPE, description="Condition type, e.g. Ready or SLOAtRisk."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field(
-        default="Unknown",
+        min_length=1,
         max_length=1024,
-        description="CamelCase reason for the last transition, for machines.",
+        pattern=CONDITION_REASON,
+        description="CamelCase reason for the condition's status, for machines; docs/status.md lists them per type.",
     )
-    message: str = Field(default="", max_length=32768, description="Human-readable details of the last transition.")
-    last_transition_time: datetime | None = Field(default=None, description="When the status last changed (RFC 3339).")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: datetime = Field(description="When the status last changed (RFC 3339).")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The spec generation this condition was computed from."
+    )
+
+
+def conditions_field(description: str) -> Any:
+    """The `conditions` list of a status: a map keyed by type (server-side apply merges by type), bounded."""
+    return Field(
+        default_factory=list,
+        max_length=MAX_CONDITIONS,
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+        description=description,
     )

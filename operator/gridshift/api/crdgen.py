@@ -36,6 +36,11 @@ class KindSpec:
     printer_columns: tuple[JsonDict, ...]
 
 
+def _condition(type_: str, field: str) -> str:
+    """JSONPath of one field of one condition (kubectl evaluates filters in printer columns)."""
+    return f'.status.conditions[?(@.type=="{type_}")].{field}'
+
+
 KINDS: tuple[KindSpec, ...] = (
     KindSpec(
         model=InferenceDeployment,
@@ -45,12 +50,16 @@ KINDS: tuple[KindSpec, ...] = (
         scope="Namespaced",
         printer_columns=(
             {"name": "Model", "type": "string", "jsonPath": ".spec.model.servedName"},
-            {"name": "Regions", "type": "string", "jsonPath": ".status.regions"},
-            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+            {"name": "Mode", "type": "string", "jsonPath": ".status.mode"},
+            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
+            {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason")},
+            {"name": "SLO", "type": "string", "jsonPath": _condition("SLOAtRisk", "reason")},
+            {"name": "Available", "type": "integer", "jsonPath": ".status.readyReplicas"},
             {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
+            {"name": "Regions", "type": "string", "jsonPath": ".status.regions"},
             {"name": "$/Mtok", "type": "number", "jsonPath": ".status.cost.usdPerMillionTokens"},
-            {"name": "J/token", "type": "number", "jsonPath": ".status.cost.joulesPerToken"},
-            {"name": "Mode", "type": "string", "jsonPath": ".spec.migration.mode"},
+            {"name": "Cost", "type": "string", "jsonPath": ".status.cost.source"},
+            {"name": "J/token", "type": "number", "jsonPath": ".status.cost.joulesPerToken", "priority": 1},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ),
     ),
@@ -58,13 +67,21 @@ KINDS: tuple[KindSpec, ...] = (
         model=RegionalCluster,
         kind="RegionalCluster",
         plural="regionalclusters",
-        short_names=("rc", "rcluster"),
+        # Not `rc`: that is ReplicationController's, and the core resource wins (kubectl warns).
+        short_names=("rcluster",),
         scope="Cluster",
         printer_columns=(
             {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
-            {"name": "Reachable", "type": "boolean", "jsonPath": ".status.reachable"},
+            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
+            {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason")},
             {"name": "Price $/kWh", "type": "number", "jsonPath": ".status.currentPriceUsdPerKwh"},
             {"name": "PUE", "type": "number", "jsonPath": ".spec.pue"},
+            {
+                "name": "With PUE $/kWh",
+                "type": "number",
+                "jsonPath": ".status.currentPriceWithPueUsdPerKwh",
+                "priority": 1,
+            },
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ),
     ),
@@ -79,6 +96,9 @@ KINDS: tuple[KindSpec, ...] = (
             {"name": "GPU", "type": "string", "jsonPath": ".spec.gpuType"},
             {"name": "TP", "type": "integer", "jsonPath": ".spec.gpusPerReplica"},
             {"name": "Source", "type": "string", "jsonPath": ".spec.source.method"},
+            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
+            {"name": "Step err", "type": "number", "jsonPath": ".status.fit.stepTimeMaxRelativeError"},
+            {"name": "Power err", "type": "number", "jsonPath": ".status.fit.powerMaxRelativeError"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ),
     ),
@@ -143,6 +163,17 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
                 and not prop.get("nullable")
             ):
                 prop["default"] = []
+            # Likewise an optional map (additionalProperties, no properties) defaults to empty: a selector
+            # with matchExpressions only must still pass `self.matchLabels.all(...)`.
+            if (
+                name not in required
+                and prop.get("type") == "object"
+                and isinstance(prop.get("additionalProperties"), dict)
+                and "properties" not in prop
+                and not prop.get("nullable")
+                and "default" not in prop
+            ):
+                prop["default"] = {}
             # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
             # the default itself passes the object's CEL rules (the apiserver checks that).
             if (

@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import Field
 
 from gridshift.api.base import ApiModel, CrossFieldRule
-from gridshift.api.common import GpuType
+from gridshift.api.common import Condition, GpuType, conditions_field
+from gridshift.api.conditions import GPU_PROFILE_CONDITIONS, conditions_rule
 
 
 class ProfilePoint(ApiModel):
@@ -67,6 +68,30 @@ class GPUProfileSpec(ApiModel):
     source: ProfileSource = Field(description="Provenance of the points.")
 
 
+class ProfileFit(ApiModel):
+    """How well the planner's performance model fits the measured points: relative residuals
+    |model - measured| / measured over the points."""
+
+    points: int = Field(ge=0, description="Points the model was fitted to.")
+    step_time_rms_relative_error: float = Field(ge=0, description="Root mean square relative error of step time.")
+    step_time_max_relative_error: float = Field(ge=0, description="Largest relative error of step time.")
+    power_rms_relative_error: float = Field(ge=0, description="Root mean square relative error of power.")
+    power_max_relative_error: float = Field(ge=0, description="Largest relative error of power.")
+    tolerance: float = Field(
+        gt=0, description="Largest relative error accepted before PoorFit turns True (a fraction)."
+    )
+
+
+class GPUProfileStatus(ApiModel):
+    """What the operator made of the profile: whether it could be fitted, and how well."""
+
+    cross_field_rules = (conditions_rule("GPUProfile", GPU_PROFILE_CONDITIONS),)
+
+    observed_generation: int | None = Field(default=None, ge=0, description="Spec generation last checked.")
+    fit: ProfileFit | None = Field(default=None, description="Residuals of the fitted model (absent when invalid).")
+    conditions: list[Condition] = conditions_field("Ready, PoorFit (docs/status.md).")
+
+
 class GPUProfile(ApiModel):
     """Performance and power profile of a model on a GPU type."""
 
@@ -74,3 +99,4 @@ class GPUProfile(ApiModel):
     kind: Literal["GPUProfile"] = Field(default="GPUProfile", description="Kind.")
     metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
     spec: GPUProfileSpec = Field(description="The profile.")
+    status: GPUProfileStatus | None = Field(default=None, description="Observed state, written by the operator.")

@@ -13,14 +13,15 @@ from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.common import (
-    CONDITIONS_LIST_SCHEMA,
     DNS_LABEL,
     QUANTITY,
     Condition,
     GpuType,
     LabelSelector,
     RegionName,
+    conditions_field,
 )
+from gridshift.api.conditions import INFERENCE_DEPLOYMENT_CONDITIONS, conditions_rule
 from gridshift.modes import MigrationMode
 
 # Pinned so that every cluster runs the same engine build; users override it per deployment.
@@ -328,8 +329,21 @@ class RoutingWeight(ApiModel):
     weight: int = Field(ge=0, le=100, description="Percent of requests (weights sum to 100).")
 
 
+class CostSource(StrEnum):
+    """Where the figures of status.cost come from."""
+
+    PREDICTED = "Predicted"
+    MEASURED = "Measured"
+    HYPOTHETICAL = "Hypothetical"
+
+
 class CostStatus(ApiModel):
-    """Predicted or measured cost of serving this deployment now."""
+    """Cost of serving this deployment, as of `time`.
+
+    The figures are those of the placement as decided: they are refreshed when the decision or the
+    spec changes, or when measured energy or throughput moves by more than a tenth, never for a price
+    change alone (the live figures are the operator's metrics, docs/status.md).
+    """
 
     usd_per_hour: float | None = Field(default=None, description="Total cost rate, USD per hour.")
     usd_per_million_tokens: float | None = Field(default=None, description="USD per million output tokens served.")
@@ -337,33 +351,61 @@ class CostStatus(ApiModel):
     energy_share: float | None = Field(
         default=None, ge=0, le=1, description="Share of the cost that is electricity (the rest is GPU-hours)."
     )
-    source: Literal["Predicted", "Measured"] | None = Field(
-        default=None, description="Predicted by the planner, or measured through Prometheus."
+    source: CostSource | None = Field(
+        default=None,
+        description=(
+            "Predicted by the planner for the placement; Measured through Prometheus (J/token and tokens "
+            "served); Hypothetical in Advisory mode: the cost the plan would have, for replicas that do not exist."
+        ),
     )
+    time: datetime | None = Field(default=None, description="When these figures were computed (RFC 3339).")
 
 
 class ObservedSLO(ApiModel):
-    """Latency and load as measured through Prometheus."""
+    """Latency and load as measured through Prometheus over the metrics window (absent for Static demand)."""
 
-    ttft_p95_ms: float | None = Field(default=None, description="Observed p95 time to first token, ms.")
-    tpot_p95_ms: float | None = Field(default=None, description="Observed p95 inter-token latency, ms.")
-    requests_per_second: float | None = Field(default=None, description="Observed request rate.")
-    output_tokens_per_second: float | None = Field(default=None, description="Observed output token rate.")
+    ttft_p95_ms: float | None = Field(
+        default=None, description="Observed p95 time to first token, ms (the worst of the regions it runs in)."
+    )
+    tpot_p95_ms: float | None = Field(
+        default=None,
+        description="Observed p95 time per output token (inter-token latency), ms (the worst of its regions).",
+    )
+    requests_per_second: float | None = Field(default=None, description="Observed request rate, summed over regions.")
+    output_tokens_per_second: float | None = Field(
+        default=None, description="Observed output token rate, summed over regions."
+    )
 
 
 class Decision(ApiModel):
     """The last planning decision and why it was taken."""
 
     time: datetime = Field(description="When the decision was made (RFC 3339).")
-    reason: str = Field(description="CamelCase reason, e.g. CheaperRegion, SLOAtRisk, NoChange.")
-    summary: str = Field(max_length=1024, description="One line for humans.")
+    reason: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z][A-Za-z0-9]*$",
+        description=(
+            "The planner's CamelCase reason: NoChange, ScaleUp, ScaleDown, CheaperPlacement, SLOAtRisk, "
+            "Infeasible or Frozen (docs/status.md)."
+        ),
+    )
+    target: str = Field(
+        default="",
+        max_length=4096,
+        description="The placement decided: cluster/GPU type xN, comma-separated ('nothing' when none).",
+    )
+    summary: str = Field(
+        max_length=1024,
+        description="The decision in one stable line: its reason and target placement (no figures).",
+    )
     explanation: str = Field(
         default="",
         max_length=16384,
-        description="Chosen option versus the best alternative, binding constraints.",
+        description="Chosen option versus the best alternative, binding constraints, with the figures as decided.",
     )
     estimated_saving_usd_per_hour: float | None = Field(
-        default=None, description="Saving of the chosen plan over keeping the current placement."
+        default=None, description="Saving of the chosen plan over keeping the current placement, as decided."
     )
 
 
@@ -387,22 +429,25 @@ class MigrationStepStatus(ApiModel):
 class InferenceDeploymentStatus(ApiModel):
     """Observed state of an InferenceDeployment, written by the operator only."""
 
+    cross_field_rules = (conditions_rule("InferenceDeployment", INFERENCE_DEPLOYMENT_CONDITIONS),)
+
     observed_generation: int | None = Field(default=None, ge=0, description="Spec generation last acted on.")
+    mode: MigrationMode | None = Field(
+        default=None, description="The migration mode acted on (spec.migration.mode at observedGeneration)."
+    )
     regions: str | None = Field(default=None, description="Comma-separated regions with replicas (for kubectl get).")
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas over all clusters.")
     desired_replicas: int | None = Field(default=None, ge=0, description="Desired replicas over all clusters.")
     placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
     routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")
-    cost: CostStatus | None = Field(default=None, description="Cost of serving now.")
+    cost: CostStatus | None = Field(default=None, description="Cost of serving, as decided.")
     observed_slo: ObservedSLO | None = Field(default=None, description="Measured latency and load.")
     last_decision: Decision | None = Field(default=None, description="Most recent planning decision.")
     migration: list[MigrationStepStatus] = Field(
         default_factory=list, description="Steps of the migration in flight (empty when none)."
     )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra=CONDITIONS_LIST_SCHEMA,
-        description="Ready, SLOAtRisk, PriceFeedStale, MetricsStale, Migrating, Advisory.",
+    conditions: list[Condition] = conditions_field(
+        "Ready, Reconciling, Stalled, SLOAtRisk, PriceFeedStale, MetricsStale (docs/status.md)."
     )
 
 

@@ -11,7 +11,6 @@ from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.common import (
-    CONDITIONS_LIST_SCHEMA,
     CURRENCY_CODE,
     Condition,
     GpuType,
@@ -19,7 +18,9 @@ from gridshift.api.common import (
     LabelSelector,
     RegionName,
     SecretKeyRef,
+    conditions_field,
 )
+from gridshift.api.conditions import REGIONAL_CLUSTER_CONDITIONS, conditions_rule
 from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
@@ -380,26 +381,36 @@ class PricePoint(ApiModel):
     """One priced interval of the horizon."""
 
     start: datetime = Field(description="Interval start (UTC).")
-    usd_per_kwh: float = Field(description="Price, USD per kWh (may be negative).")
+    usd_per_kwh: float = Field(description="Price, USD per kWh (may be negative); PUE not included.")
 
 
 class RegionalClusterStatus(ApiModel):
     """Observed state of a RegionalCluster."""
 
+    cross_field_rules = (conditions_rule("RegionalCluster", REGIONAL_CLUSTER_CONDITIONS),)
+
+    observed_generation: int | None = Field(default=None, ge=0, description="Spec generation last acted on.")
     reachable: bool | None = Field(default=None, description="Whether the last API call to the cluster succeeded.")
     gpus: list[GPUCount] = Field(default_factory=list, description="GPU inventory per type.")
-    current_price_usd_per_kwh: float | None = Field(default=None, description="Electricity price now, USD/kWh.")
+    current_price_usd_per_kwh: float | None = Field(
+        default=None, description="Electricity price now as the grid charges it, USD/kWh; PUE not included."
+    )
+    current_price_with_pue_usd_per_kwh: float | None = Field(
+        default=None,
+        description=(
+            "Electricity price now per kWh the GPUs draw, USD/kWh: the price times the site's PUE (what the "
+            "planner charges for GPU energy)."
+        ),
+    )
     price_horizon_end: datetime | None = Field(default=None, description="End of the known price horizon.")
     price_horizon: list[PricePoint] = Field(
-        default_factory=list, max_length=400, description="Known prices from now on (USD/kWh)."
+        default_factory=list, max_length=400, description="Known prices from now on (USD/kWh, PUE not included)."
     )
     last_price_fetch: datetime | None = Field(
         default=None, description="Last successful fetch that changed the known prices."
     )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra=CONDITIONS_LIST_SCHEMA,
-        description="Reachable, PriceFeedStale, MetricsStale.",
+    conditions: list[Condition] = conditions_field(
+        "Ready, Reachable, Stalled, PriceFeedStale, ForeignObjects (docs/status.md)."
     )
 
 

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
     from gridshift.api import GPUProfile
-    from gridshift.profiling import EnergyMeter, LevelMeasurement
+    from gridshift.profiling import EnergyMeter, LevelMeasurement, LoadSettings
+    from gridshift.profiling.workload import RequestShape
 
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64"
 
@@ -253,29 +256,11 @@ def apply_profile(profile: GPUProfile) -> str:
     return f"gpuprofile.{GROUP}/{name} replaced"
 
 
-def run(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    import yaml
-    from pydantic import ValidationError
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:
+    """The load generator's settings, the request shapes it sends and a line saying what they are."""
     from gridshift.cli.main import UsageError
-    from gridshift.profiling import (
-        EndpointError,
-        EnergyMeterError,
-        LoadSettings,
-        build_gpu_profile,
-        cycle_shapes,
-        fixed_shapes,
-        load_trace_shapes,
-        run_sweep,
-    )
+    from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
 
-    _check_flags(args)
-    console = Console(stderr=True, quiet=args.quiet)
-    served_model = args.served_model or _served_model(args.endpoint)
     try:
         settings = LoadSettings(
             endpoint=args.endpoint,
@@ -304,6 +289,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
 
+    return settings, shapes, workload
+
+
+def run(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import yaml
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gridshift.cli.main import UsageError
+    from gridshift.profiling import EndpointError, EnergyMeterError, build_gpu_profile, run_sweep
+
+    _check_flags(args)
+    console = Console(stderr=True, quiet=args.quiet)
+    served_model = args.served_model or _served_model(args.endpoint)
+    settings, shapes, workload = _load(args, served_model)
     meter, gpu_names, energy_source, closable = _open_meter(args)
     try:
         gpu_type = args.gpu_type or node_label_of(gpu_names[0])

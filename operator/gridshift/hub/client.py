@@ -4,6 +4,10 @@ Status is written through the status subresource with a JSON merge patch, and on
 changed, so an idle planning cycle makes no writes. Leader election (gridshift.hub.lease) reads
 and writes one coordination.k8s.io Lease through `read_lease`/`write_lease`, a compare-and-swap.
 
+Events are events.k8s.io/v1, reported by REPORTING_CONTROLLER and this process as reportingInstance;
+a repeat of an Event (same object, reason, action, note and type) updates the first one's `series`
+(count, lastObservedTime) rather than making another object, as client-go's event recorder does.
+
 Secrets are read by purpose: a Secret must carry the label SECRET_PURPOSE_LABEL with the purpose
 it is read for, so that whoever may write a RegionalCluster cannot point a price feed's token at a
 member kubeconfig (and send it to a URL of their choice). HTTPRoutes are written only when they
@@ -14,6 +18,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
+import secrets
+import socket
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +29,15 @@ from typing import Any, Protocol
 
 from gridshift.api import GROUP, VERSION
 
-PLURALS = {"InferenceDeployment": "inferencedeployments", "RegionalCluster": "regionalclusters"}
+PLURALS = {
+    "InferenceDeployment": "inferencedeployments",
+    "RegionalCluster": "regionalclusters",
+    "GPUProfile": "gpuprofiles",
+}
+REPORTING_CONTROLLER = "gridshift.dev/operator"
+"""events.k8s.io reportingController of every Event gridshift emits."""
+EVENT_SERIES_MEMORY = 4096
+"""Events remembered for series updates (the oldest are forgotten first; a forgotten repeat is a new Event)."""
 SECRET_PURPOSE_LABEL = "gridshift.dev/secret-purpose"
 MANAGED_ROUTE_LABEL = "gridshift.dev/managed-route"
 """An HTTPRoute gridshift may set weights on carries `<this>: "true"`."""
@@ -50,6 +66,55 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str = ""
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class EventKey:
+    """What makes two Events the same occurrence repeated: the object, and every field but time and count."""
+
+    ref: ObjectRef
+    reason: str
+    action: str
+    note: str
+    type: EventType
+
+
+def micro_time_text(instant: datetime) -> str:
+    """An instant as a Kubernetes MicroTime (RFC 3339, UTC, six fraction digits)."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[str, Any]:
+    """A new events.k8s.io/v1 Event about key.ref (cluster-scoped objects' Events go to `default`)."""
+    ref = key.ref
+    regarding: dict[str, Any] = {"apiVersion": f"{GROUP}/{VERSION}", "kind": ref.kind, "name": ref.name}
+    if ref.namespace:
+        regarding["namespace"] = ref.namespace
+    if ref.uid:
+        regarding["uid"] = ref.uid
+    return {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": ref.namespace or "default"},
+        "eventTime": micro_time_text(now),
+        "reportingController": REPORTING_CONTROLLER,
+        "reportingInstance": instance[:128],
+        "action": key.action[:128],
+        "reason": key.reason[:128],
+        "note": key.note[:1024],
+        "type": key.type.value,
+        "regarding": regarding,
+    }
+
+
+def event_name(ref: ObjectRef) -> str:
+    """A unique Event name: the object's name (shortened to fit) and 16 random hex digits."""
+    return f"{ref.name[:200]}.{secrets.token_hex(8)}"
 
 
 class ObjectGone(Exception):
@@ -155,7 +220,11 @@ class Hub(Protocol):
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None: ...
 
-    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None: ...
+    def emit_event(
+        self, ref: ObjectRef, reason: str, note: str, *, warning: bool = False, action: str = "Plan"
+    ) -> None:
+        """An events.k8s.io/v1 Event about `ref`; a repeat of the same one updates its series."""
+        ...
 
     def read_lease(self, name: str, namespace: str) -> LeaseRecord | None: ...
 
@@ -174,13 +243,17 @@ class Hub(Protocol):
 class KubeHub:
     """The real hub, through the kubernetes client configured in-cluster or from a kubeconfig."""
 
-    def __init__(self, api_client: Any, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, api_client: Any, timeout_seconds: float = 10.0, instance: str | None = None) -> None:
         from kubernetes import client
 
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._coordination = client.CoordinationV1Api(api_client)
+        self._events = client.EventsV1Api(api_client)
         self._timeout = timeout_seconds
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
+        self._series: OrderedDict[EventKey, tuple[str, int]] = OrderedDict()
+        """Event name and count of each Event emitted, for series updates on repeats."""
 
     def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -240,6 +313,11 @@ class KubeHub:
         except ApiException as error:
             if error.status == 404:
                 raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted") from None
+            if error.status == 403:
+                raise HubForbidden(
+                    f"forbidden: cannot patch {PLURALS[ref.kind]}/status ({error.reason}); the operator's "
+                    f"ClusterRole needs patch on {PLURALS[ref.kind]}/status (charts/gridshift RBAC)"
+                ) from None
             raise
 
     def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
@@ -254,29 +332,46 @@ class KubeHub:
                 GROUP, VERSION, plural, ref.name, body, _request_timeout=self._timeout
             )
 
-    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None:
-        from kubernetes import client
+    def emit_event(
+        self, ref: ObjectRef, reason: str, note: str, *, warning: bool = False, action: str = "Plan"
+    ) -> None:
+        from kubernetes.client.exceptions import ApiException
 
+        key = EventKey(ref, reason, action, note, EventType.WARNING if warning else EventType.NORMAL)
         now = datetime.now(UTC)
         namespace = ref.namespace or "default"
-        event = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{ref.name}.", namespace=namespace),
-            involved_object=client.V1ObjectReference(
-                api_version=f"{GROUP}/{VERSION}",
-                kind=ref.kind,
-                name=ref.name,
-                namespace=ref.namespace or None,
-                uid=ref.uid or None,
-            ),
-            reason=reason,
-            message=message[:1024],
-            type="Warning" if warning else "Normal",
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-            source=client.V1EventSource(component="gridshift"),
-        )
-        self._core.create_namespaced_event(namespace, event, _request_timeout=self._timeout)
+        known = self._series.get(key)
+        if known is not None:
+            name, count = known
+            patch = {"series": {"count": count + 1, "lastObservedTime": micro_time_text(now)}}
+            try:
+                self._events.patch_namespaced_event(
+                    name,
+                    namespace,
+                    patch,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=self._timeout,
+                )
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+                # Expired (the apiserver's event TTL): this occurrence starts a new Event.
+            else:
+                self._remember(key, name, count + 1)
+                return
+        from kubernetes import client
+
+        name = event_name(ref)
+        event = client.EventsV1Event.model_validate(event_body(key, name, now, self.instance))
+        event.event_time = micro_time(now) or now  # the client writes isoformat(): no fraction at .000000
+        self._events.create_namespaced_event(namespace, event, _request_timeout=self._timeout)
+        self._remember(key, name, 1)
+
+    def _remember(self, key: EventKey, name: str, count: int) -> None:
+        self._series[key] = (name, count)
+        self._series.move_to_end(key)
+        while len(self._series) > EVENT_SERIES_MEMORY:
+            self._series.popitem(last=False)
 
     def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
         from kubernetes.client.exceptions import ApiException

@@ -18,7 +18,7 @@ from gridshift.hub.client import Hub, RouteConflict, RouteMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
-from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 
 _DEFAULT_MAX_NUM_SEQS = 256
 """vLLM's own default of --max-num-seqs, for a GPU type the plan has no option for (no profile)."""
@@ -83,7 +83,9 @@ class Actuator:
             if self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)):
                 report.member_writes += 1
         except (RouteMissing, RouteConflict) as error:
-            report.errors.append(f"{deployment.id}: {error}")
+            message = f"{deployment.id}: {error}"
+            report.errors.append(message)
+            report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
 
     def as_applied(self, deployment: ObservedDeployment) -> S.Deployment:
         """The deployment with the replica counts applied this cycle (Ready counts stay as observed)."""

@@ -216,10 +216,21 @@ class MeasuredCost:
 
     generation_tokens_per_second: float
     joules_per_token: float | None
+    ttft_p95_seconds: float | None = None
+    """The worst (largest) p95 time to first token of the clusters it runs in: the SLO holds in each."""
+    tpot_p95_seconds: float | None = None
+    """The worst p95 inter-token latency (time per output token) of the clusters it runs in."""
+
+
+def _worst(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]  # undefined quantiles are already missing (signals)
+    return max(known) if known else None
 
 
 def measured_cost(signals: Sequence[DeploymentSignals] | None) -> MeasuredCost | None:
-    """Token rate summed over clusters and J/token weighted by each cluster's token rate; None without data."""
+    """Token rate summed over clusters, J/token weighted by each cluster's token rate, and the worst
+    cluster's p95 latencies (quantiles of separate clusters do not add up; the SLO binds each);
+    None without data."""
     if not signals:
         return None
     tokens = [(s.scalar(Signal.GENERATION_TOKEN_RATE), s.scalar(Signal.JOULES_PER_TOKEN)) for s in signals]
@@ -228,4 +239,9 @@ def measured_cost(signals: Sequence[DeploymentSignals] | None) -> MeasuredCost |
         return None
     weighted = [(t, j) for t, j in tokens if t is not None and j is not None and t > 0]
     joules = sum(t * j for t, j in weighted) / sum(t for t, _ in weighted) if weighted else None
-    return MeasuredCost(rate, joules)
+    return MeasuredCost(
+        rate,
+        joules,
+        ttft_p95_seconds=_worst([s.scalar(Signal.TTFT_P95) for s in signals]),
+        tpot_p95_seconds=_worst([s.scalar(Signal.ITL_P95) for s in signals]),
+    )

@@ -1,85 +1,310 @@
-"""The operator's own Prometheus metrics: planning time, decisions, and the cost figures the chart's
-recording rules join with vLLM and DCGM series (gridshift_energy_price_usd_per_kwh,
-gridshift_gpu_hourly_cost_usd)."""
+"""The operator's own Prometheus metrics: cycles and their errors, the planner, clusters and price feeds,
+and the predicted cost of each deployment, which the chart's recording rules join with the measured cost.
+
+Names follow Prometheus' conventions (base units in the name: `_seconds`, `_usd_per_hour`,
+`_usd_per_kwh`, `_ratio`; counters end in `_total`). One label scheme is shared with the recording
+rules and alerts (gridshift_dev.chart) and with the vLLM and DCGM series the PodMonitor relabels:
+
+    gridshift_dev_deployment  "<namespace>.<name>" of the InferenceDeployment, exactly the replica pods'
+                              label gridshift.dev/deployment (gridshift.api.labels), so predicted and
+                              measured series join `on (gridshift_dev_deployment, region)`;
+    region, cluster           the RegionalCluster's region and name;
+    gridshift_dev_gpu_type    the GPU type, as the pods' label gridshift.dev/gpu-type.
+
+Only the leader exports what it planned (cluster, deployment and plan series); a replica that is not
+leading drops them, so that `max by (...)` over replicas never reads a deposed leader's old values.
+docs/status.md lists every metric (generated from this registry).
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from gridshift.service.state import CycleReport, Observation
+from gridshift.api import MigrationMode
+from gridshift.api.labels import deployment_label_value
+from gridshift.service.state import CycleErrorReason, CycleReport, Observation
+from gridshift.signals.labels import LabelScheme
+
+DEPLOYMENT_LABEL = LabelScheme().deployment_label
+"""`gridshift_dev_deployment`: the target label the PodMonitor copies from the pod label gridshift.dev/deployment."""
+GPU_TYPE_LABEL = "gridshift_dev_gpu_type"
+"""The target label copied from the replica pods' label gridshift.dev/gpu-type."""
+REGION_LABEL = "region"
+CLUSTER_LABEL = "cluster"
+
+_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class OperatorMetrics:
     """One registry per service, so tests can read it without global state."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.plan_seconds = Histogram(
-            "gridshift_plan_seconds",
-            "Seconds one planning cycle took (gather, plan, act, status).",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=self.registry,
+    def __init__(self, leading: Callable[[], bool] | None = None) -> None:
+        self.registry = r = CollectorRegistry()
+        deployment, region, cluster = DEPLOYMENT_LABEL, REGION_LABEL, CLUSTER_LABEL
+        # -- cycles
+        self.cycle_seconds = Histogram(
+            "gridshift_cycle_duration_seconds",
+            "Wall-clock seconds of one planning cycle (observe, plan, act, report), leader cycles only.",
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
         )
+        self.planner_seconds = Histogram(
+            "gridshift_planner_duration_seconds",
+            "Wall-clock seconds the planner's search took in a cycle (bounded by plannerTimeBudgetSeconds).",
+            buckets=_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.cycles = Counter("gridshift_cycles", "Planning cycles run, leader or not.", registry=r)
+        self.last_cycle = Gauge(
+            "gridshift_last_cycle_timestamp_seconds",
+            "Unix time the last planning cycle ended (a stuck loop stops advancing it).",
+            registry=r,
+        )
+        self.cycle_errors = Counter(
+            "gridshift_cycle_errors",
+            "Errors of planning cycles by reason (per object and cycle: an unreachable cluster counts every cycle).",
+            ["reason"],
+            registry=r,
+        )
+        self.leader = Gauge("gridshift_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
+        if leading is not None:
+            self.leader.set_function(lambda: 1.0 if leading() else 0.0)
+        # -- what the leader did
         self.decisions = Counter(
             "gridshift_decisions",
-            "Planning decisions that changed, by reason (CheaperRegion, ScaleUp, ...).",
+            "New decisions (each with an Event), by reason (ScaleUp, ScaleDown, CheaperPlacement, SLOAtRisk, ...).",
             ["reason"],
-            registry=self.registry,
+            registry=r,
         )
-        self.member_writes = Counter(
-            "gridshift_member_writes", "Objects applied to member clusters.", registry=self.registry
+        self.member_writes = Counter("gridshift_member_writes", "Objects applied to member clusters.", registry=r)
+        self.status_writes = Counter("gridshift_status_writes", "Status patches on the hub.", registry=r)
+        self.plans = Counter(
+            "gridshift_plans",
+            "Plans made, by the search step whose plan won (current, warm, greedy, milp, milp-neighbourhoods) and "
+            "outcome (optimal: proven; budget_exhausted: the time budget ended the search; feasible: otherwise).",
+            ["solver", "outcome"],
+            registry=r,
         )
-        self.status_writes = Counter("gridshift_status_writes", "Status patches on the hub.", registry=self.registry)
-        self.leader = Gauge("gridshift_leader", "1 while this replica holds the leader Lease.", registry=self.registry)
-        self.usd_per_hour = Gauge(
-            "gridshift_estimated_usd_per_hour",
-            "Predicted cost of a deployment's replicas in a region, USD/h.",
-            ["deployment", "region"],
-            registry=self.registry,
+        # -- the last plan (leader only)
+        self.plan_solver = Gauge(
+            "gridshift_plan_solver_info", "1 for the search step whose plan won the last cycle.", ["solver"], registry=r
         )
-        self.joules_per_token = Gauge(
-            "gridshift_estimated_joules_per_token",
-            "Predicted GPU energy per output token, J (the deployment's "
-            "figure in each region it runs in: routing by capacity gives every replica the same load).",
-            ["deployment", "region"],
-            registry=self.registry,
+        self.plan_objective = Gauge(
+            "gridshift_plan_objective_usd_per_hour",
+            "The last plan's objective: fleet cost per hour plus penalties, USD/h.",
+            registry=r,
+        )
+        self.plan_gap = Gauge(
+            "gridshift_plan_gap_ratio",
+            "(objective - proven lower bound) / objective of the last plan; 0 if proven optimal, NaN without a bound.",
+            registry=r,
+        )
+        # -- clusters (leader only)
+        self.cluster_reachable = Gauge(
+            "gridshift_cluster_reachable",
+            "1 when the member cluster answered in the last cycle, else 0.",
+            [cluster, region],
+            registry=r,
+        )
+        self.price_feed_stale = Gauge(
+            "gridshift_price_feed_stale",
+            "1 when the cluster's electricity prices are stale (no good fetch for staleAfterSeconds), else 0.",
+            [cluster, region],
+            registry=r,
+        )
+        self.price_feed_age = Gauge(
+            "gridshift_price_feed_age_seconds",
+            "Seconds since the cluster's price feed last fetched successfully (absent before the first).",
+            [cluster, region],
+            registry=r,
         )
         self.energy_price = Gauge(
             "gridshift_energy_price_usd_per_kwh",
-            "Electricity price now, USD/kWh, PUE included.",
-            ["region"],
-            registry=self.registry,
+            "Electricity price now as the grid charges it, USD/kWh (PUE not included).",
+            [cluster, region],
+            registry=r,
         )
-        self.gpu_hourly_cost = Gauge(
-            "gridshift_gpu_hourly_cost_usd",
-            "Marginal hourly cost of one GPU, USD (0 for owned hardware).",
-            ["region", "gpu_type"],
-            registry=self.registry,
+        self.energy_price_with_pue = Gauge(
+            "gridshift_energy_price_with_pue_usd_per_kwh",
+            "Electricity price now per kWh the GPUs draw, USD/kWh: price x the site's PUE.",
+            [cluster, region],
+            registry=r,
         )
+        self.gpu_cost = Gauge(
+            "gridshift_gpu_cost_usd_per_hour",
+            "Marginal cost of one GPU for an hour, excluding electricity, USD/h (0 for owned hardware).",
+            [cluster, region, GPU_TYPE_LABEL],
+            registry=r,
+        )
+        # -- deployments (leader only)
+        self.predicted_cost = Gauge(
+            "gridshift_deployment_predicted_cost_usd_per_hour",
+            "Predicted cost of the deployment's planned replicas in a region at the price now, USD/h "
+            "(joins gridshift_deployment_region:cost_usd_per_hour:sum, the measured cost).",
+            [deployment, region],
+            registry=r,
+        )
+        self.predicted_joules = Gauge(
+            "gridshift_deployment_predicted_joules_per_token",
+            "Predicted GPU energy per output token, J (the deployment's figure in each region it runs in).",
+            [deployment, region],
+            registry=r,
+        )
+        self.desired_replicas = Gauge(
+            "gridshift_deployment_desired_replicas",
+            "Replicas gridshift wants in a region.",
+            [deployment, region],
+            registry=r,
+        )
+        self.ready_replicas = Gauge(
+            "gridshift_deployment_ready_replicas", "Replicas Ready in a region.", [deployment, region], registry=r
+        )
+        self.deployment_ready = Gauge(
+            "gridshift_deployment_ready",
+            "1 when the deployment's Ready condition is True, else 0.",
+            [deployment],
+            registry=r,
+        )
+        self.slo_at_risk = Gauge(
+            "gridshift_deployment_slo_at_risk",
+            "1 when the deployment's SLOAtRisk condition is True (capacity short or measured latency above), else 0.",
+            [deployment],
+            registry=r,
+        )
+        self.ttft_slo = Gauge(
+            "gridshift_deployment_ttft_slo_seconds",
+            "The deployment's p95 time-to-first-token objective, s (to compare with vLLM's histogram).",
+            [deployment],
+            registry=r,
+        )
+        self.tpot_slo = Gauge(
+            "gridshift_deployment_tpot_slo_seconds",
+            "The deployment's p95 time-per-output-token objective, s.",
+            [deployment],
+            registry=r,
+        )
+        self._leader_only: tuple[Gauge, ...] = (
+            self.plan_solver,
+            self.cluster_reachable,
+            self.price_feed_stale,
+            self.price_feed_age,
+            self.energy_price,
+            self.energy_price_with_pue,
+            self.gpu_cost,
+            self.predicted_cost,
+            self.predicted_joules,
+            self.desired_replicas,
+            self.ready_replicas,
+            self.deployment_ready,
+            self.slo_at_risk,
+            self.ttft_slo,
+            self.tpot_slo,
+        )
+        self._exported: dict[Gauge, set[tuple[str, ...]]] = {g: set() for g in self._leader_only}
+        """Label values each leader-only gauge carries: replaced series are removed after the new ones are set,
+        so that a scrape never finds a series missing half-way through a cycle (alerts' `for` would restart)."""
+        self._setting: dict[Gauge, set[tuple[str, ...]]] = {}
+
+    def _set(self, gauge: Gauge, value: float, **labels: str) -> None:
+        key = tuple(labels[name] for name in gauge._labelnames)
+        gauge.labels(*key).set(value)
+        self._setting.setdefault(gauge, set()).add(key)
+
+    def _drop_unset(self) -> None:
+        """Remove the leader-only series this cycle did not set (all of them when not leading)."""
+        for gauge in self._leader_only:
+            kept = self._setting.get(gauge, set())
+            for key in self._exported[gauge] - kept:
+                gauge.remove(*key)
+            self._exported[gauge] = kept
+        self._setting = {}
+
+    def cycle_failed(self) -> None:
+        """A whole cycle raised (run_forever caught it)."""
+        self.cycle_errors.labels(reason=CycleErrorReason.CYCLE_FAILED.value).inc()
 
     def record(self, report: CycleReport, observation: Observation | None) -> None:
-        self.leader.set(1 if report.leader else 0)
+        self.cycles.inc()
+        self.last_cycle.set(time.time())
+        for problem in report.problems:
+            self.cycle_errors.labels(reason=problem.reason.value).inc()
         if not report.leader or report.plan is None or observation is None:
+            self.plan_objective.set(math.nan)
+            self.plan_gap.set(math.nan)
+            self._drop_unset()
             return
-        self.plan_seconds.observe(report.seconds)
+        self.cycle_seconds.observe(report.seconds)
+        if report.planner_seconds is not None:
+            self.planner_seconds.observe(report.planner_seconds)
         self.member_writes.inc(report.member_writes)
         self.status_writes.inc(report.status_writes)
         for reason in report.decisions:
             self.decisions.labels(reason=reason).inc()
-        self.usd_per_hour.clear()
-        self.joules_per_token.clear()
-        for plan in report.plan.deployments:
-            replicas = sum(t.replicas for t in plan.targets)
-            for target in plan.targets:
-                if target.replicas <= 0 or replicas <= 0:
-                    continue
-                share = target.replicas / replicas
-                self.usd_per_hour.labels(plan.id, target.region).inc(plan.cost.usd_per_hour * share)
-                if plan.cost.joules_per_token is not None:
-                    self.joules_per_token.labels(plan.id, target.region).set(plan.cost.joules_per_token)
+        self._plan(report)
+        self._clusters(report, observation)
+        self._deployments(report)
+        self._drop_unset()
+
+    def _plan(self, report: CycleReport) -> None:
+        plan = report.plan
+        assert plan is not None
+        outcome = "optimal" if plan.proven_optimal else "budget_exhausted" if plan.budget_exhausted else "feasible"
+        self.plans.labels(solver=plan.solver.value, outcome=outcome).inc()
+        self._set(self.plan_solver, 1, solver=plan.solver.value)
+        objective = plan.objective_usd_per_hour
+        self.plan_objective.set(objective)
+        if plan.proven_optimal:
+            self.plan_gap.set(0.0)
+        elif plan.bound_usd_per_hour is not None and objective > 0:
+            self.plan_gap.set(max(0.0, (objective - plan.bound_usd_per_hour) / objective))
+        else:
+            self.plan_gap.set(math.nan)
+
+    def _clusters(self, report: CycleReport, observation: Observation) -> None:
+        now = report.started_at
         for cluster in observation.snapshot.clusters:
-            current = observation.views[cluster.name].prices.interval_at(report.started_at)
+            view = observation.views[cluster.name]
+            where = {CLUSTER_LABEL: cluster.name, REGION_LABEL: cluster.region}
+            self._set(self.cluster_reachable, 1 if view.reachable else 0, **where)
+            reading = view.reading
+            self._set(self.price_feed_stale, 1 if reading is None or reading.stale else 0, **where)
+            if reading is not None and reading.last_good_fetch is not None:
+                self._set(self.price_feed_age, max(0.0, (now - reading.last_good_fetch).total_seconds()), **where)
+            current = view.prices.interval_at(now)
             if current is not None:
-                self.energy_price.labels(cluster.region).set(current.usd_per_kwh * cluster.pue)
+                self._set(self.energy_price, current.usd_per_kwh, **where)
+                self._set(self.energy_price_with_pue, current.usd_per_kwh * cluster.pue, **where)
             for offering in cluster.offerings:
-                self.gpu_hourly_cost.labels(cluster.region, offering.gpu_type).set(offering.hourly_cost_usd)
+                self._set(self.gpu_cost, offering.hourly_cost_usd, **where, **{GPU_TYPE_LABEL: offering.gpu_type})
+
+    def _deployments(self, report: CycleReport) -> None:
+        assert report.plan is not None
+        labels = {}
+        for outcome in report.outcomes:
+            value = deployment_label_value(outcome.namespace, outcome.name)
+            labels[f"{outcome.namespace}/{outcome.name}"] = value
+            one = {DEPLOYMENT_LABEL: value}
+            self._set(self.deployment_ready, 1 if outcome.ready else 0, **one)
+            self._set(self.slo_at_risk, 1 if outcome.slo_at_risk else 0, **one)
+            self._set(self.ttft_slo, outcome.ttft_slo_seconds, **one)
+            self._set(self.tpot_slo, outcome.tpot_slo_seconds, **one)
+            for region, desired, ready in outcome.replicas:
+                self._set(self.desired_replicas, desired, **one, **{REGION_LABEL: region})
+                self._set(self.ready_replicas, ready, **one, **{REGION_LABEL: region})
+        for plan in report.plan.deployments:
+            if plan.id not in labels or plan.mode is MigrationMode.ADVISORY:
+                continue  # not reported this cycle; or Advisory, whose cost is hypothetical (status.cost)
+            replicas = sum(t.replicas for t in plan.targets)
+            shares: dict[str, float] = {}
+            for target in plan.targets:
+                if target.replicas > 0 and replicas > 0:
+                    shares[target.region] = shares.get(target.region, 0.0) + target.replicas / replicas
+            for region, share in shares.items():
+                where = {DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region}
+                self._set(self.predicted_cost, plan.cost.usd_per_hour * share, **where)
+                if plan.cost.joules_per_token is not None:
+                    self._set(self.predicted_joules, plan.cost.joules_per_token, **where)

@@ -192,7 +192,7 @@ class Observer:
             found = view.member.workloads(namespaces)
             view.inventory = view.member.gpu_inventory(namespaces)
         except (MemberError, SecretMissing) as error:
-            view.error = str(error)
+            view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:

@@ -9,7 +9,8 @@ between them (service.state):
 3. decide    the pure planner: Snapshot -> Plan (gridshift.planner);
 4. migrate   make-before-break steps, persisted in status.migration (service.migrate), carried out by
 5. actuate   member-cluster workloads and HTTPRoute weights, written only when changed (service.actuate);
-6. report    status and decision Events (service.report), then the operator's metrics (service.metrics).
+6. report    status and decision Events (service.report), GPUProfile fits, then the operator's metrics
+             (service.metrics); the cycle's problems, by reason, go to metrics and the log.
 
 The kopf shell only feeds it the indexed hub objects and pokes it on spec changes. Every adapter
 (Hub, MemberCluster, MetricsSource, ManagedPriceFeed) is injected at construction, so the cycle runs
@@ -50,8 +51,8 @@ from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations
 from gridshift.service.observe import FeedFactory, MemberFactory, MetricsFactory, Observer
-from gridshift.service.report import Reporter
-from gridshift.service.state import CycleReport, Observation, ObservedDeployment
+from gridshift.service.report import Reporter, log_problems
+from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
 from gridshift.settings import OperatorSettings
 
@@ -98,7 +99,7 @@ class OperatorService:
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)
         self.reporter = Reporter(hub)
-        self.metrics = OperatorMetrics()
+        self.metrics = OperatorMetrics(leading=self.elector.leading)
         self.last_report: CycleReport | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -123,6 +124,7 @@ class OperatorService:
             "lastCycle": report.started_at.isoformat(),
             "seconds": round(report.seconds, 3),
             "errors": len(report.errors),
+            "problems": sorted({p.reason.value for p in report.problems}),
         }
 
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
@@ -139,17 +141,19 @@ class OperatorService:
                         self._cycle_thread, self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
                     )
                     log.info(
-                        "cycle leader=%s %.2fs member_writes=%d status_writes=%d errors=%d",
+                        "cycle leader=%s %.2fs member_writes=%d status_writes=%d events=%d errors=%d",
                         report.leader,
                         report.seconds,
                         report.member_writes,
                         report.status_writes,
+                        report.events,
                         len(report.errors),
                     )
-                    for error in report.errors:
-                        log.warning("%s", error)
+                    log_problems(report)
                 except Exception as error:  # one bad cycle must not stop the operator; the next one retries
-                    log.error("planning cycle failed: %s", describe(error))
+                    message = f"planning cycle failed: {describe(error)}"
+                    self.metrics.cycle_failed()
+                    log.error(message, extra={"reason": CycleErrorReason.CYCLE_FAILED.value})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.plan_interval_seconds)
                 self._wake.clear()
@@ -197,9 +201,20 @@ class OperatorService:
         if self._still_leading(report):
             sweep_orphans(self.hub, seen, report)
 
+        for name in sorted(_names(cluster_bodies) - set(seen.views)):
+            report.problems.append(
+                Problem(
+                    CycleErrorReason.INVALID_RESOURCE,
+                    f"RegionalCluster {name} is invalid, not used (the cycle's error names the field)",
+                    cluster=name,
+                )
+            )
+
         # 3. Decide: the pure planner.
         # The search's budget runs on this process's clock; the last plan is its warm start.
+        planning = time.perf_counter()
         plan = make_plan(seen.snapshot, self.planner_settings, clock=self._monotonic, previous=self._last_plan)
+        report.planner_seconds = time.perf_counter() - planning
         report.plan = self._last_plan = plan
         self.actuator.begin(plan)
 
@@ -209,11 +224,15 @@ class OperatorService:
             try:
                 self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
             except Exception as error:  # one deployment's failure must not stop the others
-                report.errors.append(f"{deployment.id}: not acted on this cycle: {describe(error)}")
+                message = f"{deployment.id}: not acted on this cycle: {describe(error)}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id))
         for view in seen.views.values():
             if not self._still_leading(report):
                 break
             self.reporter.cluster(now, view, report)
+        if self._still_leading(report):
+            self.reporter.profiles(now, profile_bodies, report)
         return self._finish(report, started, seen)
 
     def _act_on(
@@ -235,7 +254,10 @@ class OperatorService:
         """Fencing: stop writing the moment the Lease may have lapsed."""
         if self.elector.leading():
             return True
-        report.errors.append("leader Lease not renewed within the renew deadline: stopped acting this cycle")
+        message = "leader Lease not renewed within the renew deadline: stopped acting this cycle"
+        if message not in report.errors:
+            report.errors.append(message)
+            report.problems.append(Problem(CycleErrorReason.LEASE_LOST, message))
         return False
 
     def _finish(self, report: CycleReport, started: float, seen: Observation | None) -> CycleReport:
@@ -243,6 +265,10 @@ class OperatorService:
         self.last_report = report
         self.metrics.record(report, seen)
         return report
+
+
+def _names(bodies: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {str((b.get("metadata") or {}).get("name")) for b in bodies if (b.get("metadata") or {}).get("name")}
 
 
 def _bodies(index: Any) -> list[Mapping[str, Any]]:

@@ -1,28 +1,112 @@
-"""The report stage: status patches and decision Events on the hub, written only when something changed.
+"""The report stage: status patches and decision Events on the hub, written only when something changed,
+and the cycle's problems by reason (for metrics and structured logs).
 
-Status is composed by service.status (from the observation, the plan and the migration's
-progress) and compared with what is stored; the merge patch is empty in an idle cycle, so nothing
-is written. An Event goes out only when the decision itself changed.
+Status is composed by service.status (from the observation, the plan and the migration's progress)
+and compared with what is stored; the merge patch is empty in an idle cycle, so nothing is written.
+An Event goes out only for a new decision (a new placement, mode or feasibility), with a message
+built from the decision's reason and placement alone, so that the same decision taken again reads
+the same and becomes a series of one Event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
+from gridshift.api import MigrationMode
+from gridshift.api.conditions import ClusterReadyReason, SLOReason
+from gridshift.api.inference_deployment import DemandSource
 from gridshift.hub.client import Hub, ObjectGone, ObjectRef
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import DeploymentPlan
+from gridshift.service.errors import describe
 from gridshift.service.migrate import MigrationProgress
-from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
-from gridshift.service.status import cluster_status, deployment_status, status_patch
+from gridshift.service.state import (
+    ClusterView,
+    CycleErrorReason,
+    CycleReport,
+    DeploymentOutcome,
+    ObservedDeployment,
+    Problem,
+)
+from gridshift.service.status import (
+    DeploymentReport,
+    cluster_failure,
+    cluster_status,
+    deployment_status,
+    profile_status,
+    refusal_reason,
+    status_patch,
+)
 
-WARNING_REASONS = frozenset({"Infeasible", "RolledBack", "SLOAtRisk"})
-"""Decision reasons published as Warning Events."""
+_log = logging.getLogger("gridshift.service")  # the cycle's own logger: its records read as the loop's
+
+
+class EventReason(StrEnum):
+    """Reasons of the Events gridshift emits (events.k8s.io/v1), one per new decision."""
+
+    SCALE_UP = "ScaleUp"
+    SCALE_DOWN = "ScaleDown"
+    CHEAPER_PLACEMENT = "CheaperPlacement"
+    SLO_AT_RISK = "SLOAtRisk"
+    INFEASIBLE = "Infeasible"
+
+
+EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
+    EventReason.SCALE_UP: ("Normal", "The plan adds replicas (more demand, or minReplicas/minRegions)."),
+    EventReason.SCALE_DOWN: ("Normal", "The plan removes replicas (less demand)."),
+    EventReason.CHEAPER_PLACEMENT: (
+        "Normal",
+        "The plan moves replicas to cheaper capacity (make-before-break), the move paying back within "
+        "paybackHorizonHours.",
+    ),
+    EventReason.SLO_AT_RISK: ("Warning", "The plan moves replicas because the current placement misses the SLO."),
+    EventReason.INFEASIBLE: (
+        "Warning",
+        "No placement serves the demand within the SLO (the Ready condition says why); what fits runs.",
+    ),
+}
+"""Type and meaning of each Event reason (docs/status.md)."""
+
+
+class EventAction(StrEnum):
+    PLACE = "Place"
+    RECOMMEND = "Recommend"
+
+
+EVENT_ACTIONS: Mapping[EventAction, str] = {
+    EventAction.PLACE: "Auto mode: gridshift carries the decision out (make-before-break).",
+    EventAction.RECOMMEND: "Advisory mode: the decision is reported; nothing is changed in any member cluster.",
+}
+
+
+QUIET_DECISIONS = frozenset({"NoChange", "Frozen"})
+"""Decision reasons that change nothing: stored in status.lastDecision, never an Event."""
+
+DECISION_REASONS: Mapping[str, str] = {
+    "NoChange": "The plan keeps the placement as it is.",
+    "ScaleUp": "The plan adds replicas.",
+    "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
+    "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped.",
+    "SLOAtRisk": "The plan moves replicas because the current placement leaves demand unserved within the SLO.",
+    "Infeasible": "No placement covers the demand within the SLO and the spec's bounds; what fits is planned.",
+    "Frozen": "Mode Frozen: the placement is kept whatever the plan would be.",
+}
+"""The planner's decision reasons (status.lastDecision.reason; gridshift.planner.plan)."""
+
+
+_CLUSTER_PROBLEM = {
+    ClusterReadyReason.UNREACHABLE: CycleErrorReason.UNREACHABLE,
+    ClusterReadyReason.FORBIDDEN: CycleErrorReason.FORBIDDEN,
+    ClusterReadyReason.KUBECONFIG_INVALID: CycleErrorReason.KUBECONFIG_INVALID,
+}
 
 
 class Reporter:
-    """Writes each object's status and decision Events through the hub."""
+    """Writes each object's status and decision Events through the hub, and records the cycle's problems."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -36,29 +120,41 @@ class Reporter:
         progress: MigrationProgress,
         views: Mapping[str, ClusterView],
         report: CycleReport,
-    ) -> None:
-        old_status = deployment.old_status
-        new_status = deployment_status(now, deployment, applied, plan, progress, views)
-        patch = status_patch(old_status, new_status)
+    ) -> DeploymentReport:
+        composed = deployment_status(now, deployment, applied, plan, progress, views)
+        _deployment_problems(deployment, applied, progress, report)
+        report.outcomes.append(_outcome(deployment, applied, composed, views))
+        patch = status_patch(deployment.old_status, composed.status)
         if not patch:
-            return
+            return composed
         meta = deployment.body["metadata"]
         ref = ObjectRef("InferenceDeployment", applied.namespace, applied.name, str(meta.get("uid", "")))
         try:
             self.hub.patch_status(ref, patch)
         except ObjectGone:
-            return  # deleted mid-cycle: its finalizer handler cleans up
+            return composed  # deleted mid-cycle: its finalizer handler cleans up
         report.status_writes += 1
-        old_decision = (old_status.get("lastDecision") or {}).get("summary")
-        if new_status.get("lastDecision", {}).get("summary") != old_decision:
-            decision = new_status["lastDecision"]
-            report.decisions.append(decision["reason"])
-            self.hub.emit_event(
-                ref, decision["reason"], decision["summary"], warning=decision["reason"] in WARNING_REASONS
-            )
-            report.events += 1
+        change = composed.decision
+        if change is not None and change.reason not in QUIET_DECISIONS:
+            report.decisions.append(change.reason)
+            try:
+                self.hub.emit_event(
+                    ref,
+                    change.reason,
+                    change.summary,
+                    warning=change.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
+                    action=EventAction.RECOMMEND if change.mode is MigrationMode.ADVISORY else EventAction.PLACE,
+                )
+            except Exception as error:  # Events are best effort: the decision is in status already
+                message = f"{deployment.id}: Event {change.reason} not written: {describe(error)}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
+            else:
+                report.events += 1
+        return composed
 
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:
+        _cluster_problems(view, report)
         patch = status_patch(view.old_status, cluster_status(now, view))
         if not patch:
             return
@@ -67,3 +163,107 @@ class Reporter:
         except ObjectGone:
             return
         report.status_writes += 1
+
+    def profiles(self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport) -> None:
+        """Each GPUProfile's fit (written when its spec changed, so in practice once per generation)."""
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            patch = status_patch(body.get("status") or {}, profile_status(now, body))
+            if not patch or not meta.get("name"):
+                continue
+            try:
+                self.hub.patch_status(ObjectRef("GPUProfile", "", str(meta["name"])), patch)
+            except ObjectGone:
+                continue
+            except Exception as error:  # a profile's status must not stop the cycle (nor hide the others')
+                message = f"GPUProfile {meta['name']}: status not written: {describe(error)}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message))
+                continue
+            report.status_writes += 1
+
+
+def _outcome(
+    deployment: ObservedDeployment, applied: S.Deployment, composed: DeploymentReport, views: Mapping[str, ClusterView]
+) -> DeploymentOutcome:
+    by_region: dict[str, tuple[int, int]] = {}
+    for p in applied.placements:
+        region = views[p.cluster].region if p.cluster in views else ""
+        desired, ready = by_region.get(region, (0, 0))
+        by_region[region] = (desired + p.desired, ready + p.ready)
+    slo = deployment.resource.spec.slo
+    return DeploymentOutcome(
+        namespace=applied.namespace,
+        name=applied.name,
+        ready=composed.health.ready,
+        slo_at_risk=composed.health.slo in (SLOReason.CAPACITY_SHORT, SLOReason.LATENCY_ABOVE_SLO),
+        replicas=tuple((region, d, r) for region, (d, r) in sorted(by_region.items()) if d or r),
+        ttft_slo_seconds=slo.ttft_p95_ms / 1000,
+        tpot_slo_seconds=slo.tpot_p95_ms / 1000,
+    )
+
+
+def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
+    failure = cluster_failure(view)
+    if failure is not None and view.error is not None:
+        report.problems.append(Problem(_CLUSTER_PROBLEM[failure], view.error, cluster=view.name))
+    reading = view.reading
+    feed_error = view.feed_error or (str(reading.error) if reading is not None and reading.error is not None else None)
+    if feed_error:
+        report.problems.append(Problem(CycleErrorReason.PRICE_FEED_FAILED, feed_error, cluster=view.name))
+    if view.foreign:
+        report.problems.append(
+            Problem(
+                CycleErrorReason.FOREIGN_OBJECTS,
+                f"cluster {view.name}: {len(view.foreign)} Deployment(s) labelled as gridshift's without owner "
+                "annotations, ignored (RegionalCluster condition ForeignObjects names them)",
+                cluster=view.name,
+            )
+        )
+
+
+def _deployment_problems(
+    deployment: ObservedDeployment, applied: S.Deployment, progress: MigrationProgress, report: CycleReport
+) -> None:
+    if progress.error is not None:
+        reason = refusal_reason(progress.error)
+        report.problems.append(
+            Problem(
+                CycleErrorReason.FORBIDDEN if reason.value == "Forbidden" else CycleErrorReason.ACTUATION_FAILED,
+                f"{deployment.id}: {progress.error}",
+                deployment=deployment.id,
+            )
+        )
+    if deployment.resource.spec.demand.source is DemandSource.PROMETHEUS and applied.demand.requests_per_second is None:
+        report.problems.append(
+            Problem(
+                CycleErrorReason.METRICS_UNAVAILABLE,
+                f"{deployment.id}: request rate unknown (Prometheus): never scaling below the Ready count",
+                deployment=deployment.id,
+            )
+        )
+
+
+def log_problems(report: CycleReport) -> None:
+    """Each error of the cycle, once, at WARNING, with its reason and the deployment or cluster it concerns as
+    record attributes (`reason`, `deployment`, `cluster`: keys of the JSON log format, shell.logs)."""
+    by_message = {p.message: p for p in report.problems}
+    for error in report.errors:
+        problem = by_message.pop(error, None)
+        _log.warning("%s", error, extra=_keys(problem, error, report))
+    for problem in by_message.values():
+        _log.warning("%s", problem.message, extra=_keys(problem, problem.message, report))
+
+
+def _keys(problem: Problem | None, message: str, report: CycleReport) -> dict[str, str]:
+    if problem is not None:
+        keys = {"reason": problem.reason.value}
+        if problem.deployment:
+            keys["deployment"] = problem.deployment
+        if problem.cluster:
+            keys["cluster"] = problem.cluster
+        return keys
+    # Errors of the stages that keep plain texts name their deployment first ("namespace/name: ...").
+    deployments = {d.id for d in report.plan.deployments} if report.plan is not None else set()
+    head = message.split(": ", 1)[0]
+    return {"deployment": head} if head in deployments else {}

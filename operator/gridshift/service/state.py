@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from gridshift.actuation.members import Inventory, MemberCluster, WorkloadState
@@ -39,6 +40,9 @@ class ClusterView:
     """The same prices in USD/kWh, converted once (service.inputs.price_horizon); PUE not included."""
     error: str | None = None
     """Why the member cluster could not be read this cycle."""
+    failure: Exception | None = None
+    """The error behind `error` when it is one of gridshift's own (MemberError, SecretMissing): its type
+    gives the RegionalCluster's Ready reason. Never formatted anywhere but through `error`."""
     feed_error: str | None = None
     """Why the price feed could not even be built (a Secret refused, a bad setting)."""
     old_status: Mapping[str, Any] = field(default_factory=dict)
@@ -100,6 +104,72 @@ class Observation:
     views: Mapping[str, ClusterView]
 
 
+class CycleErrorReason(StrEnum):
+    """Reasons of gridshift_cycle_errors_total: what went wrong in a cycle (each also in the log)."""
+
+    UNREACHABLE = "Unreachable"
+    FORBIDDEN = "Forbidden"
+    KUBECONFIG_INVALID = "KubeconfigInvalid"
+    PRICE_FEED_FAILED = "PriceFeedFailed"
+    FOREIGN_OBJECTS = "ForeignObjects"
+    ACTUATION_FAILED = "ActuationFailed"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    ROUTE_FAILED = "RouteFailed"
+    DEPLOYMENT_FAILED = "DeploymentFailed"
+    INVALID_RESOURCE = "InvalidResource"
+    STATUS_WRITE_FAILED = "StatusWriteFailed"
+    EVENT_FAILED = "EventFailed"
+    LEASE_LOST = "LeaseLost"
+    CYCLE_FAILED = "CycleFailed"
+
+
+CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
+    CycleErrorReason.UNREACHABLE: "A member cluster's API server could not be reached (per cluster, per cycle).",
+    CycleErrorReason.FORBIDDEN: "A member cluster, or the hub for a Secret, refused gridshift's credentials or write.",
+    CycleErrorReason.KUBECONFIG_INVALID: "A member kubeconfig Secret is missing, unlabelled, or does not parse.",
+    CycleErrorReason.PRICE_FEED_FAILED: "A price feed's last fetch failed, or the feed cannot be built.",
+    CycleErrorReason.FOREIGN_OBJECTS: "Deployments labelled as gridshift's without owner annotations were found.",
+    CycleErrorReason.ACTUATION_FAILED: "A member cluster refused a write for a deployment (retried next cycle).",
+    CycleErrorReason.METRICS_UNAVAILABLE: "A deployment's request rate could not be read from Prometheus.",
+    CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, or changed meanwhile.",
+    CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
+    CycleErrorReason.INVALID_RESOURCE: "A RegionalCluster does not validate and is not used.",
+    CycleErrorReason.STATUS_WRITE_FAILED: "A status could not be written (e.g. no RBAC patch on gpuprofiles/status).",
+    CycleErrorReason.EVENT_FAILED: "A decision's Event could not be written (its status was).",
+    CycleErrorReason.LEASE_LOST: "The leader Lease was not renewed in time: the cycle stopped writing.",
+    CycleErrorReason.CYCLE_FAILED: "A whole planning cycle failed unexpectedly; the next one retries.",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that went wrong in a cycle, by reason, with the object it concerns (for metrics and logs).
+
+    The message never holds a credential (it is one of the cycle's error texts, or built like them).
+    """
+
+    reason: CycleErrorReason
+    message: str
+    deployment: str | None = None
+    """namespace/name of the InferenceDeployment concerned."""
+    cluster: str | None = None
+    """RegionalCluster concerned."""
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    """What the report stage concluded about one deployment this cycle (for the operator's metrics)."""
+
+    namespace: str
+    name: str
+    ready: bool
+    slo_at_risk: bool
+    replicas: tuple[tuple[str, int, int], ...]
+    """(region, desired, ready) per region the deployment has replicas in."""
+    ttft_slo_seconds: float
+    tpot_slo_seconds: float
+
+
 @dataclass
 class CycleReport:
     """Outcome of one cycle, for logs, probes, metrics and tests."""
@@ -107,6 +177,8 @@ class CycleReport:
     leader: bool
     started_at: datetime
     seconds: float = 0.0
+    planner_seconds: float | None = None
+    """Time the planner's search took this cycle (None when it did not run)."""
     plan: Plan | None = None
     member_writes: int = 0
     status_writes: int = 0
@@ -114,3 +186,6 @@ class CycleReport:
     decisions: list[str] = field(default_factory=list)
     """Reasons of the decisions that changed this cycle (one per deployment whose decision changed)."""
     errors: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    """The cycle's errors by reason and object; the report stage derives them from typed state."""
+    outcomes: list[DeploymentOutcome] = field(default_factory=list)

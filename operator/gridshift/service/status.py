@@ -1,26 +1,66 @@
-"""Composes InferenceDeployment and RegionalCluster status, and the minimal merge patch to reach it.
+"""Composes InferenceDeployment, RegionalCluster and GPUProfile status, and the minimal merge patch to reach it.
 
-Status is rebuilt from scratch each cycle, then compared with what is stored: timestamps of
-unchanged conditions and decisions are carried over, and measured numbers are rounded to three
-significant figures, so a cycle in which nothing meaningful changed produces an empty patch.
+Status is rebuilt from scratch each cycle, then compared with what is stored, so a cycle in which
+nothing meaningful changed produces an empty patch:
+- conditions carry their lastTransitionTime over while their status holds, and their messages hold no
+  figure that moves with prices or load;
+- the last decision is kept, with its figures as decided, while the decided placement is the same
+  (`decision_target`): a price change that moves nothing rewrites nothing and emits no Event;
+- cost figures are those of the decision (refreshed when it or the spec changes); measured figures
+  are kept until they move by more than MEASURED_DRIFT.
+
+The words (condition types and reasons) come from gridshift.api.conditions; `deployment_health`
+decides them, in one pure function.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from gridshift.api import InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
+from pydantic import ValidationError
+
+from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
+from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
+from gridshift.api.conditions import (
+    ClusterReadyReason,
+    ClusterStalledReason,
+    ForeignObjectsReason,
+    MetricsReason,
+    PoorFitReason,
+    PriceFeedReason,
+    ProfileReadyReason,
+    ReadyReason,
+    ReconcilingReason,
+    SLOReason,
+    StalledReason,
+)
+from gridshift.api.gpu_profile import GPUProfileStatus
+from gridshift.api.inference_deployment import CostSource, DemandSource, InferenceDeployment
+from gridshift.api.validation import problems_of
+from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.plan import CostPrediction, DeploymentPlan
+from gridshift.planner.cost import usd_per_million_tokens
+from gridshift.planner.plan import DeploymentPlan
+from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
 from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
 from gridshift.service.state import ClusterView, ObservedDeployment
 
 _HORIZON_POINTS = 48
+MEASURED_DRIFT = 0.1
+"""A measured figure in status (observedSlo, a Measured cost) is rewritten when it moves by more than this
+fraction: Prometheus' rates jitter every cycle, and a tenth is well inside what the SLO margins absorb."""
+PROFILE_FIT_TOLERANCE = 0.25
+"""Largest relative residual of a GPUProfile's fitted model against one of its points before PoorFit.
+A quarter: beyond it the capacity model's batch (and so the SLO capacity) is off by more than the
+default 20% demand headroom covers."""
+_EPS = 1e-6
 
 
 def sig(value: float | None, digits: int = 3) -> float | None:
@@ -32,6 +72,22 @@ def sig(value: float | None, digits: int = 3) -> float | None:
     return round(value, digits - 1 - math.floor(math.log10(abs(value))))
 
 
+def _steady(previous: Any, new: float | None, tolerance: float = MEASURED_DRIFT) -> float | None:
+    """`previous` while `new` is within `tolerance` (relative) of it, else `new`: measured figures are
+    not rewritten for jitter."""
+    if new is None or not isinstance(previous, int | float) or isinstance(previous, bool):
+        return new
+    if previous == new or (previous != 0 and abs(new - previous) <= tolerance * abs(previous)):
+        return float(previous)
+    return new
+
+
+def _figure(value: float) -> str:
+    """A figure for a message: three significant digits, no trailing noise."""
+    rounded = sig(value)
+    return f"{rounded:g}" if rounded is not None else "?"
+
+
 class _Conditions:
     """Builds conditions for one object, carrying each lastTransitionTime over while its status holds."""
 
@@ -40,14 +96,14 @@ class _Conditions:
         self.previous = {c.get("type"): c for c in old.get("conditions") or []}
         self.generation = generation
 
-    def __call__(self, kind: str, holds: bool, reason: str, message: str) -> dict[str, Any]:
-        status = "True" if holds else "False"
+    def __call__(self, kind: str, holds: bool | None, reason: StrEnum, message: str) -> dict[str, Any]:
+        status = "Unknown" if holds is None else "True" if holds else "False"
         previous = self.previous.get(kind)
-        changed = previous is None or previous.get("status") != status
+        changed = previous is None or previous.get("status") != status or "lastTransitionTime" not in previous
         condition = {
             "type": kind,
             "status": status,
-            "reason": reason,
+            "reason": reason.value,
             "message": message,
             "lastTransitionTime": self.now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
         }
@@ -56,26 +112,329 @@ class _Conditions:
         return condition
 
 
-def _decision(now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]) -> dict[str, Any]:
+# ---------------------------------------------------------------- InferenceDeployment health
+
+
+@dataclass(frozen=True)
+class DeploymentHealth:
+    """What Ready, Reconciling, Stalled and SLOAtRisk say about one deployment this cycle."""
+
+    ready: bool
+    reason: ReadyReason
+    message: str
+    reconciling: ReconcilingReason | None
+    """Why gridshift is changing the placement (Reconciling=True), or None."""
+    slo: SLOReason
+    slo_message: str
+
+    @property
+    def stalled(self) -> StalledReason | None:
+        return _STALLED.get(self.reason)
+
+
+_STALLED = {
+    ReadyReason.INFEASIBLE: StalledReason.INFEASIBLE,
+    ReadyReason.INSUFFICIENT_CAPACITY: StalledReason.INSUFFICIENT_CAPACITY,
+    ReadyReason.FORBIDDEN: StalledReason.FORBIDDEN,
+    ReadyReason.ACTUATION_FAILED: StalledReason.ACTUATION_FAILED,
+    ReadyReason.SLO_AT_RISK: StalledReason.SLO_AT_RISK,
+}
+_SLO_STATUS = {
+    SLOReason.WITHIN_SLO: False,
+    SLOReason.CAPACITY_SHORT: True,
+    SLOReason.LATENCY_ABOVE_SLO: True,
+    SLOReason.DEMAND_UNKNOWN: None,
+    SLOReason.NOT_SERVED: None,
+}
+
+
+def refusal_reason(error: str) -> ReadyReason:
+    """Ready's reason for a member cluster's refusal, as MigrationProgress.error keeps it (its text).
+
+    ActuationForbidden and NamespaceMissing need an administrator (Forbidden); anything else, such as
+    an object of that name that is not gridshift's, is retried every cycle (ActuationFailed). The text
+    is the one gridshift.actuation.members writes: tests/service/test_status.py builds each error."""
+    if ": forbidden: " in error or ("workload namespace" in error and "does not exist" in error):
+        return ReadyReason.FORBIDDEN
+    return ReadyReason.ACTUATION_FAILED
+
+
+def decision_target(plan: DeploymentPlan) -> str:
+    """The decided placement in one stable line: `cluster/GPU type xN`, reachable targets only."""
+    placed = [f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in plan.targets if t.reachable and t.replicas > 0]
+    return ", ".join(placed) or "nothing"
+
+
+def _namespace_refused(idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]) -> bool:
+    """Whether every cluster in a region the deployment may use refuses its namespace (tenantNamespaceSelector)."""
+    placement = idep.spec.placement
+    candidates = [
+        v
+        for v in views.values()
+        if (not placement.allowed_regions or v.region in placement.allowed_regions)
+        and v.region not in placement.forbidden_regions
+    ]
+    return bool(candidates) and all(
+        v.admitted_namespaces is not None and namespace not in v.admitted_namespaces for v in candidates
+    )
+
+
+def _plan_problem(
+    plan: DeploymentPlan, idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]
+) -> tuple[ReadyReason, str]:
+    """Why an infeasible plan is infeasible, in Ready's words."""
+    why = plan.infeasible_reason or "the plan cannot meet the spec"
+    if _namespace_refused(idep, namespace, views):
+        return ReadyReason.FORBIDDEN, f"no RegionalCluster admits namespace {namespace} (tenantNamespaceSelector)"
+    places = any(t.reachable and t.replicas > 0 for t in plan.targets)
+    short = plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + _EPS < plan.needed_tokens_per_s
+    if places and (short or plan.total_replicas < idep.spec.capacity.min_replicas):
+        return ReadyReason.INSUFFICIENT_CAPACITY, why
+    return ReadyReason.INFEASIBLE, why
+
+
+def deployment_health(
+    idep: InferenceDeployment,
+    namespace: str,
+    applied: S.Deployment,
+    plan: DeploymentPlan,
+    progress: MigrationProgress,
+    views: Mapping[str, ClusterView],
+    measured: MeasuredCost | None,
+) -> DeploymentHealth:
+    """Ready (with its reason), Reconciling and the SLO state of one deployment; see gridshift.api.conditions.
+
+    Ready is True only when the Ready replicas' capacity covers what the demand needs at the SLO (with
+    the spec's headroom) and measured latency, when there is any, is within the SLO; in Advisory mode,
+    when the reported plan would. The first problem found names the reason: the plan (Forbidden,
+    Infeasible, InsufficientCapacity), a member's refusal (Forbidden, ActuationFailed), capacity not
+    Ready yet (Unreachable, Starting), then measured latency (SLOAtRisk)."""
+    spec = idep.spec
+    per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
+    reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
+    ready = sum(p.ready for p in applied.placements)
+    desired = sum(p.desired for p in applied.placements)
+    ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
+    needed = plan.needed_tokens_per_s
+    if needed is None:  # demand unknown: every replica the plan keeps must be Ready
+        covered = ready >= desired and (desired > 0 or spec.capacity.min_replicas == 0)
+    else:
+        covered = ready_capacity + _EPS >= needed and ready >= spec.capacity.min_replicas
+    starting = any(p.ready < p.desired for p in reachable)
+    lost = sorted({p.cluster for p in applied.placements if p.desired > 0 and p not in reachable})
+    latency = _latency_above(idep, measured)
+    counts = f"{ready}/{desired} replicas Ready"
+
+    slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured)
+
+    def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
+        is_ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
+        reconciling = None if reason in _STALLED else reconciling
+        return DeploymentHealth(is_ready, reason, message, reconciling, slo, slo_message)
+
+    if plan.mode is not MigrationMode.FROZEN and not plan.feasible:
+        reason, why = _plan_problem(plan, idep, applied.namespace, views)
+        return health(reason, f"{why}; {counts}")
+    if plan.mode is MigrationMode.ADVISORY:
+        return health(
+            ReadyReason.ADVISORY,
+            f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
+        )
+    if progress.error is not None:
+        return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
+    frozen = plan.mode is MigrationMode.FROZEN
+    if not covered:
+        if lost:
+            return health(
+                ReadyReason.UNREACHABLE,
+                f"replicas in unreachable {', '.join(lost)} not counted; "
+                + ("mode Frozen: nothing is moved" if frozen else "raising capacity in reachable clusters")
+                + f"; {counts}",
+                ReconcilingReason.UNREACHABLE,
+            )
+        if frozen and not starting:
+            return health(
+                ReadyReason.INSUFFICIENT_CAPACITY,
+                f"mode Frozen: the kept placement does not cover the demand ({slo_message}); {counts}",
+            )
+        return health(ReadyReason.STARTING, f"waiting for replicas to be Ready; {counts}", ReconcilingReason.STARTING)
+    if latency:
+        return health(ReadyReason.SLO_AT_RISK, f"{latency}; {counts}")
+    if progress.in_flight:
+        done = sum(1 for s in progress.steps if s.state is StepState.DONE)
+        return health(
+            ReadyReason.MIGRATING,
+            f"make-before-break move, {done}/{len(progress.steps)} steps done; {counts}",
+            ReconcilingReason.MIGRATING,
+        )
+    still = ReconcilingReason.STARTING if starting else None
+    if frozen:
+        return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
+    return health(ReadyReason.PLACED, f"{counts}, covering the demand", still)
+
+
+def _slo_state(
+    mode: MigrationMode,
+    needed: float | None,
+    ready_capacity: float,
+    latency: str | None,
+    measured: MeasuredCost | None,
+) -> tuple[SLOReason, str]:
+    """The SLO state and its message: nothing served (Advisory) or unknown demand, then measured latency,
+    then Ready capacity against what the demand needs."""
+    if mode is MigrationMode.ADVISORY:
+        return SLOReason.NOT_SERVED, "mode Advisory: gridshift serves nothing"
+    if needed is None:
+        return SLOReason.DEMAND_UNKNOWN, "request rate unknown: capacity cannot be compared with demand"
+    if latency:
+        return SLOReason.LATENCY_ABOVE_SLO, latency
+    if ready_capacity + _EPS < needed:
+        return (
+            SLOReason.CAPACITY_SHORT,
+            f"Ready capacity {_figure(ready_capacity)} tokens/s is below the {_figure(needed)} tokens/s "
+            "the demand needs within the SLO (headroom included)",
+        )
+    return (
+        SLOReason.WITHIN_SLO,
+        f"Ready capacity {_figure(ready_capacity)} tokens/s covers the {_figure(needed)} tokens/s the demand "
+        "needs" + ("; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""),
+    )
+
+
+def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> str | None:
+    """Which measured p95 latency exceeds the SLO, as a message; None when none does (or none is measured)."""
+    if measured is None:
+        return None
+    slo = idep.spec.slo
+    over = []
+    for what, seconds, objective_ms in (
+        ("time to first token", measured.ttft_p95_seconds, slo.ttft_p95_ms),
+        ("time per output token", measured.tpot_p95_seconds, slo.tpot_p95_ms),
+    ):
+        if seconds is not None and seconds * 1000 > objective_ms:
+            over.append(f"p95 {what} {_figure(seconds * 1000)} ms > {objective_ms:g} ms")
+    return "measured " + " and ".join(over) if over else None
+
+
+def _measures_latency(measured: MeasuredCost) -> bool:
+    return measured.ttft_p95_seconds is not None or measured.tpot_p95_seconds is not None
+
+
+# ---------------------------------------------------------------- InferenceDeployment status
+
+
+@dataclass(frozen=True)
+class DecisionChange:
+    """A decision that differs from the stored one: its Event is emitted by the report stage."""
+
+    reason: str
+    summary: str
+    mode: MigrationMode
+
+
+def _summary(plan: DeploymentPlan, target: str) -> str:
+    if plan.mode is MigrationMode.ADVISORY:
+        return f"Advisory: would run: {target}"
+    if plan.mode is MigrationMode.FROZEN:
+        return f"Frozen: keeps {target}"
+    return f"{plan.explanation.reason}: {target}"
+
+
+def _decision(
+    now: datetime, plan: DeploymentPlan, old: Mapping[str, Any]
+) -> tuple[dict[str, Any], DecisionChange | None]:
+    """The lastDecision to store, and the change when it is a new decision.
+
+    A decision is its placement (`decision_target`), mode and feasibility: while they hold, the stored
+    decision is kept as first written, its reason, figures and time included. The planner's reason
+    alone moves as a migration progresses (a move is CheaperPlacement, then ScaleDown against the
+    placement half-way), and its figures move with every price."""
     explanation = plan.explanation
-    details = "\n".join(explanation.details)
-    summary = explanation.summary
-    if plan.mode is not MigrationMode.AUTO:
-        targets = ", ".join(f"{t.cluster}/{t.gpu_type}={t.replicas}" for t in plan.targets if t.replicas > 0)
-        summary = f"[{plan.mode.value}] would run: {targets or 'nothing'}"
+    target = decision_target(plan)
+    previous = old.get("lastDecision") or {}
+    same = (
+        previous.get("target") == target
+        and old.get("mode") == plan.mode.value
+        and (previous.get("reason") == "Infeasible") == (explanation.reason == "Infeasible")
+        and "time" in previous
+    )
+    if same:
+        return dict(previous), None
+    summary = _summary(plan, target)
     decision = {
+        "time": now.isoformat(),
         "reason": explanation.reason,
+        "target": target,
         "summary": summary[:1024],
-        "explanation": details[:16384],
+        "explanation": "\n".join(explanation.details)[:16384],
         "estimatedSavingUsdPerHour": sig(explanation.saving_usd_per_hour_vs_current),
     }
-    previous = old.get("lastDecision") or {}
-    same = previous.get("reason") == decision["reason"] and previous.get("summary") == decision["summary"]
-    decision["time"] = previous["time"] if same and "time" in previous else now.isoformat()
-    if same:  # keep the explanation as first written: its figures move with prices every cycle
-        decision["explanation"] = previous.get("explanation", decision["explanation"])
-        decision["estimatedSavingUsdPerHour"] = previous.get("estimatedSavingUsdPerHour")
-    return {k: v for k, v in decision.items() if v is not None}
+    return {k: v for k, v in decision.items() if v is not None}, DecisionChange(explanation.reason, summary, plan.mode)
+
+
+def _cost(
+    now: datetime,
+    plan: DeploymentPlan,
+    measured: MeasuredCost | None,
+    old: Mapping[str, Any],
+    refresh: bool,
+) -> dict[str, Any]:
+    """status.cost: the plan's figures as decided (refreshed with `refresh`), measured ones when there are."""
+    cost = plan.cost
+    out: dict[str, Any] = {
+        "usdPerHour": sig(cost.usd_per_hour),
+        "usdPerMillionTokens": sig(cost.usd_per_million_tokens),
+        "joulesPerToken": sig(cost.joules_per_token),
+        "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
+        "source": CostSource.HYPOTHETICAL.value if plan.mode is MigrationMode.ADVISORY else CostSource.PREDICTED.value,
+    }
+    previous: Mapping[str, Any] = old.get("cost") or {}
+    if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
+        out["source"] = CostSource.MEASURED.value
+        out["usdPerMillionTokens"] = sig(
+            usd_per_million_tokens(cost.usd_per_hour, measured.generation_tokens_per_second), 2
+        )
+        out["joulesPerToken"] = sig(measured.joules_per_token, 2)
+        if not refresh and previous.get("source") == CostSource.MEASURED.value:
+            moved = [
+                key
+                for key in ("usdPerMillionTokens", "joulesPerToken")
+                if _steady(previous.get(key), out[key]) != previous.get(key)
+            ]
+            if not moved:
+                return dict(previous)
+    elif not refresh and previous.get("source") == out["source"] and "time" in previous:
+        return dict(previous)  # as decided: a price change alone is not news (metrics carry the live figure)
+    out["time"] = now.isoformat()
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _observed_slo(
+    idep: InferenceDeployment, applied: S.Deployment, measured: MeasuredCost | None, old: Mapping[str, Any]
+) -> dict[str, Any]:
+    """status.observedSlo from what Prometheus measured (nothing for Static demand)."""
+    previous: Mapping[str, Any] = old.get("observedSlo") or {}
+    figures: dict[str, float | None] = {}
+    if idep.spec.demand.source is DemandSource.PROMETHEUS:
+        figures["requestsPerSecond"] = sig(applied.demand.requests_per_second)
+    if measured is not None:
+        figures["outputTokensPerSecond"] = sig(measured.generation_tokens_per_second)
+        if measured.ttft_p95_seconds is not None:
+            figures["ttftP95Ms"] = sig(measured.ttft_p95_seconds * 1000, 2)
+        if measured.tpot_p95_seconds is not None:
+            figures["tpotP95Ms"] = sig(measured.tpot_p95_seconds * 1000, 2)
+    steady = {k: _steady(previous.get(k), v) for k, v in figures.items()}
+    return {k: v for k, v in steady.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class DeploymentReport:
+    """The status an InferenceDeployment should have after this cycle, and what it says."""
+
+    status: dict[str, Any]
+    health: DeploymentHealth
+    decision: DecisionChange | None
+    """Set when the decision differs from the stored one."""
 
 
 def deployment_status(
@@ -85,13 +444,8 @@ def deployment_status(
     plan: DeploymentPlan,
     progress: MigrationProgress,
     views: Mapping[str, ClusterView],
-) -> dict[str, Any]:
-    """The InferenceDeployment's status as it should be after this cycle (wire format).
-
-    With metrics, $/Mtok and J/token are measured (source Measured): energy and tokens from
-    Prometheus, the cost rate from the plan's prices. Measured figures keep two significant
-    digits so that ordinary jitter is not a status change.
-    """
+) -> DeploymentReport:
+    """The InferenceDeployment's status as it should be after this cycle (wire format), with its health."""
     idep, old = deployment.resource, deployment.old_status
     steps = progress.steps
     generation = deployment.body["metadata"].get("generation")
@@ -102,67 +456,63 @@ def deployment_status(
     unreachable = sorted(c for c, v in views.items() if not v.reachable)
     stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
     metrics_missing = applied.demand.requests_per_second is None
-    slo_at_risk = (not plan.feasible) or (
-        plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + 1e-9 < plan.needed_tokens_per_s
-    )
-    migrating = bool(steps)
-    ready_ok = ready >= max(1, idep.spec.capacity.min_replicas) or (
-        idep.spec.capacity.min_replicas == 0 and desired == 0
-    )
-    advisory = plan.mode is not MigrationMode.AUTO
+    health = deployment_health(idep, applied.namespace, applied, plan, progress, views, deployment.measured)
+    decision, change = _decision(now, plan, old)
+    refresh = change is not None or old.get("observedGeneration") != generation
     condition = _Conditions(now, old, generation)
+    no_metrics = metrics_missing and idep.spec.demand.source is DemandSource.PROMETHEUS
+    stalled = health.stalled
     conditions = [
         condition(
             "Ready",
-            ready_ok and not slo_at_risk and progress.error is None,
-            "ActuationFailed" if progress.error else "ReplicasReady" if ready_ok else "ReplicasNotReady",
-            (f"{progress.error}; " if progress.error else "")
-            + f"{ready}/{desired} replicas Ready"
-            + (f"; unreachable clusters not counted: {', '.join(unreachable)}" if unreachable else ""),
+            health.ready,
+            health.reason,
+            health.message + (f"; unreachable clusters not counted: {', '.join(unreachable)}" if unreachable else ""),
         ),
         condition(
-            "SLOAtRisk",
-            slo_at_risk,
-            "CapacityShort" if slo_at_risk else "CapacityCoversDemand",
-            plan.infeasible_reason or ("capacity below demand" if slo_at_risk else ""),
+            "Reconciling",
+            health.reconciling is not None,
+            health.reconciling or (ReconcilingReason.STALLED if stalled is not None else ReconcilingReason.RECONCILED),
+            "" if health.reconciling is None else health.message,
         ),
+        condition(
+            "Stalled",
+            stalled is not None,
+            stalled or (StalledReason.PROGRESSING if health.reconciling is not None else StalledReason.RECONCILED),
+            health.message if stalled is not None else "",
+        ),
+        condition("SLOAtRisk", _SLO_STATUS[health.slo], health.slo, health.slo_message),
         condition(
             "PriceFeedStale",
             bool(stale_prices),
-            "Stale" if stale_prices else "Fresh",
+            PriceFeedReason.STALE if stale_prices else PriceFeedReason.FRESH,
             f"no fresh prices from: {', '.join(stale_prices)}; no price-driven moves" if stale_prices else "",
         ),
         condition(
             "MetricsStale",
-            metrics_missing and idep.spec.demand.source.value == "Prometheus",
-            "NoDemandMetrics" if metrics_missing else "MetricsFresh",
-            "request rate unknown: never scaling below the Ready count" if metrics_missing else "",
-        ),
-        condition(
-            "Migrating",
-            migrating,
-            "MigrationInFlight" if migrating else "Idle",
-            f"{sum(1 for s in steps if s.state is StepState.DONE)}/{len(steps)} steps done" if migrating else "",
-        ),
-        condition(
-            "Advisory", advisory, plan.mode.value, "plan reported, member clusters untouched" if advisory else ""
+            no_metrics,
+            MetricsReason.NO_DEMAND_METRICS if no_metrics else MetricsReason.METRICS_FRESH,
+            "request rate unknown: never scaling below the Ready count" if no_metrics else "",
         ),
     ]
     status: dict[str, Any] = {
         "observedGeneration": generation,
+        "mode": plan.mode.value,
         "regions": ",".join(regions),
         "readyReplicas": ready,
         "desiredReplicas": desired,
         "placements": placements,
         "routing": routing_to_wire(progress.routing),
-        "cost": _cost(plan.cost, deployment.measured),
-        "lastDecision": _decision(now, plan, old),
+        "cost": _cost(now, plan, deployment.measured, old, refresh),
+        "lastDecision": decision,
         "migration": [s.to_wire() for s in steps],
         "conditions": conditions,
     }
-    if applied.demand.requests_per_second is not None:
-        status["observedSlo"] = {"requestsPerSecond": sig(applied.demand.requests_per_second)}
-    return _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None})
+    observed = _observed_slo(idep, applied, deployment.measured, old)
+    if observed:
+        status["observedSlo"] = observed
+    stored = _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None})
+    return DeploymentReport(stored, health, change)
 
 
 def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list[dict[str, Any]]:
@@ -180,31 +530,34 @@ def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list
 
 
 def _as_stored(model: type[ApiModel], status: dict[str, Any]) -> dict[str, Any]:
-    """Validated against the API model (a misspelt key fails here, not silently pruned by the
-    apiserver) and serialised as the apiserver will store it, so comparisons next cycle are exact."""
+    """Validated against the API model (a misspelt key, or a condition reason not documented for its type,
+    fails here rather than at the apiserver) and serialised as the apiserver will store it, so comparisons
+    next cycle are exact."""
     return model.model_validate(status).model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-def _cost(cost: CostPrediction, measured: MeasuredCost | None) -> dict[str, Any]:
-    out = {
-        "usdPerHour": sig(cost.usd_per_hour),
-        "usdPerMillionTokens": sig(cost.usd_per_million_tokens),
-        "joulesPerToken": sig(cost.joules_per_token),
-        "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
-        "source": "Predicted",
-    }
-    if measured is not None and measured.joules_per_token is not None:
-        tokens_per_hour = measured.generation_tokens_per_second * 3600
-        out["usdPerMillionTokens"] = sig(cost.usd_per_hour / tokens_per_hour * 1e6, 2)
-        out["joulesPerToken"] = sig(measured.joules_per_token, 2)
-        out["source"] = "Measured"
-    return {k: v for k, v in out.items() if v is not None}
+# ---------------------------------------------------------------- RegionalCluster
+
+
+def cluster_failure(view: ClusterView) -> ClusterReadyReason | None:
+    """Ready's reason for a cluster that could not be read this cycle (None when it was read)."""
+    if view.error is None:
+        return None
+    failure = view.failure
+    if isinstance(failure, ActuationForbidden | HubForbidden):
+        return ClusterReadyReason.FORBIDDEN
+    if isinstance(failure, KubeconfigInvalid | SecretMissing):  # SecretMissing: missing, unlabelled, no such key
+        return ClusterReadyReason.KUBECONFIG_INVALID
+    return ClusterReadyReason.UNREACHABLE
 
 
 def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
-    """The RegionalCluster's status after this cycle (wire format). Prices in USD/kWh, PUE not included."""
+    """The RegionalCluster's status after this cycle (wire format). Prices in USD/kWh, with and without PUE."""
     old, reading = view.old_status, view.reading
+    generation = view.resource.metadata.get("generation")
     status: dict[str, Any] = {"reachable": view.reachable}
+    if isinstance(generation, int):
+        status["observedGeneration"] = generation
     status["gpus"] = [
         {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used}
         for i in (view.inventory.gpus if view.inventory is not None else ())
@@ -214,20 +567,31 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     current = view.prices.interval_at(now)
     if current is not None:
         status["currentPriceUsdPerKwh"] = sig(current.usd_per_kwh, 4)
+        status["currentPriceWithPueUsdPerKwh"] = sig(current.usd_per_kwh * view.pue, 4)
     if upcoming:
         status["priceHorizonEnd"] = upcoming[-1].end.isoformat()
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
     feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
-    condition = _Conditions(now, old, None)
+    failure = cluster_failure(view)
+    ready = failure or (ClusterReadyReason.PRICE_FEED_STALE if stale else ClusterReadyReason.REACHABLE)
+    ready_message = view.error or (f"no fresh prices: {feed_error}" if stale else "")
+    condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
     status["conditions"] = [
-        condition("Reachable", view.reachable, "Reachable" if view.error is None else "Unreachable", view.error or ""),
-        condition("PriceFeedStale", stale, "Stale" if stale else "Fresh", feed_error),
+        condition("Ready", ready is ClusterReadyReason.REACHABLE, ready, ready_message.rstrip(": ")),
+        condition("Reachable", view.reachable, failure or ClusterReadyReason.REACHABLE, view.error or ""),
+        condition(
+            "Stalled",
+            ready is not ClusterReadyReason.REACHABLE,
+            ClusterStalledReason.RECONCILED if ready is ClusterReadyReason.REACHABLE else ClusterStalledReason(ready),
+            "" if ready is ClusterReadyReason.REACHABLE else ready_message.rstrip(": "),
+        ),
+        condition("PriceFeedStale", stale, PriceFeedReason.STALE if stale else PriceFeedReason.FRESH, feed_error),
         condition(
             "ForeignObjects",
             bool(view.foreign),
-            "LabelledWithoutOwner" if view.foreign else "None",
+            ForeignObjectsReason.LABELLED_WITHOUT_OWNER if view.foreign else ForeignObjectsReason.NO_FOREIGN_OBJECTS,
             (
                 "labelled as gridshift's without owner annotations, ignored: "
                 + ", ".join(f"Deployment {w.namespace}/{w.name}" for w in view.foreign[:20])
@@ -241,6 +605,75 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
         # Refreshes that bring the same prices are not news: keep the time the prices last changed.
         stored["lastPriceFetch"] = old["lastPriceFetch"]
     return stored
+
+
+# ---------------------------------------------------------------- GPUProfile
+
+
+def _relative_errors(pairs: Sequence[tuple[float, float]]) -> tuple[float, float, int]:
+    """RMS and largest |model - measured| / measured, and the index of the largest."""
+    errors = [abs(model - measured) / measured for model, measured in pairs]
+    worst = max(range(len(errors)), key=errors.__getitem__)
+    return math.sqrt(sum(e * e for e in errors) / len(errors)), errors[worst], worst
+
+
+def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The GPUProfile's status: whether the planner can fit its model, and the residuals against its points."""
+    old: Mapping[str, Any] = body.get("status") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
+    status: dict[str, Any] = {"observedGeneration": generation if isinstance(generation, int) else None}
+    invalid: str | None = None
+    try:
+        kept = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+        profile = GPUProfile.model_validate(kept)
+        model = performance_model(profile)
+    except ValidationError as error:
+        problem = "; ".join(f"{path}: {message}" for path, message in problems_of(error))
+        invalid = problem
+    except ValueError as error:
+        invalid = str(error)
+    if invalid is not None:
+        status["conditions"] = [
+            condition("Ready", False, ProfileReadyReason.INVALID, f"not used by the planner: {invalid}"[:32768]),
+            condition("PoorFit", None, PoorFitReason.NOT_FITTED, ""),
+        ]
+        return _as_stored(GPUProfileStatus, {k: v for k, v in status.items() if v is not None})
+    points = profile.spec.points
+    step_rms, step_max, step_worst = _relative_errors(
+        [(model.step_time_ms(p.batch, max(p.context_tokens, 1)), p.step_time_ms) for p in points]
+    )
+    power_rms, power_max, power_worst = _relative_errors([(model.power_watts(p.batch), p.power_watts) for p in points])
+    status["fit"] = {
+        "points": len(points),
+        "stepTimeRmsRelativeError": sig(step_rms),
+        "stepTimeMaxRelativeError": sig(step_max),
+        "powerRmsRelativeError": sig(power_rms),
+        "powerMaxRelativeError": sig(power_max),
+        "tolerance": PROFILE_FIT_TOLERANCE,
+    }
+    poor = []
+    if step_max > PROFILE_FIT_TOLERANCE:
+        p = points[step_worst]
+        poor.append(f"step time at batch {p.batch}, context {p.context_tokens} is off by {step_max:.0%}")
+    if power_max > PROFILE_FIT_TOLERANCE:
+        p = points[power_worst]
+        poor.append(f"power at batch {p.batch} is off by {power_max:.0%}")
+    status["conditions"] = [
+        condition(
+            "Ready",
+            True,
+            ProfileReadyReason.FITTED,
+            f"fitted to {len(points)} points; largest errors: step time {step_max:.0%}, power {power_max:.0%}",
+        ),
+        condition(
+            "PoorFit",
+            bool(poor),
+            PoorFitReason.RESIDUALS_ABOVE_TOLERANCE if poor else PoorFitReason.RESIDUALS_WITHIN_TOLERANCE,
+            "; ".join(poor) + f" (tolerance {PROFILE_FIT_TOLERANCE:.0%})" if poor else "",
+        ),
+    ]
+    return _as_stored(GPUProfileStatus, status)
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

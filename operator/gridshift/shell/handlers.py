@@ -60,9 +60,10 @@ async def login(**kwargs: Any) -> kopf.AiohttpSession:
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
     logs.install()  # before any Secret is read: no credential in a log line
+    operator_settings = OperatorSettings()
+    logs.apply_format(operator_settings.log_format)
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
-    operator_settings = OperatorSettings()
     service = real_service(operator_settings)
     memo.service = service
     prometheus_client.start_http_server(operator_settings.metrics_port, registry=service.metrics.registry)

@@ -1,14 +1,17 @@
-"""`FakeHub`: the hub Protocol (gridshift.hub.client.Hub) in memory, recording status patches and Events."""
+"""`FakeHub`: the hub Protocol (gridshift.hub.client.Hub) in memory, recording status patches and Events
+(with series for repeats, as the real hub's events.k8s.io Events)."""
 
 from __future__ import annotations
 
 import base64
 import copy
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from gridshift.hub.client import (
     SECRET_PURPOSE_LABEL,
+    EventKey,
+    EventType,
     LeaseRecord,
     ObjectGone,
     ObjectRef,
@@ -18,6 +21,17 @@ from gridshift.hub.client import (
     route_update,
     secret_value,
 )
+
+
+class RecordedEvent(NamedTuple):
+    """One Event as the fake hub holds it; `occurrences` is its series count (1 for a singleton)."""
+
+    ref: ObjectRef
+    reason: str
+    note: str
+    warning: bool
+    action: str
+    occurrences: int = 1
 
 
 @dataclass
@@ -32,7 +46,10 @@ class FakeHub:
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     secret_labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     statuses: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
-    events: list[tuple[ObjectRef, str, str, bool]] = field(default_factory=list)
+    events: list[RecordedEvent] = field(default_factory=list)
+    """Events as stored: a repeat of an Event raises its occurrences instead of adding one."""
+    event_writes: int = 0
+    """Creates and series updates, as the API server would count them."""
     leases: dict[tuple[str, str], LeaseRecord] = field(default_factory=dict)
     routes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -72,8 +89,16 @@ class FakeHub:
         self.statuses[ref] = merged
         self.status_writes += 1
 
-    def emit_event(self, ref: ObjectRef, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append((ref, reason, message, warning))
+    def emit_event(
+        self, ref: ObjectRef, reason: str, note: str, *, warning: bool = False, action: str = "Plan"
+    ) -> None:
+        key = EventKey(ref, reason, action, note, EventType.WARNING if warning else EventType.NORMAL)
+        self.event_writes += 1
+        for index, event in enumerate(self.events):
+            if EventKey(event.ref, event.reason, event.action, event.note, _type(event.warning)) == key:
+                self.events[index] = event._replace(occurrences=event.occurrences + 1)
+                return
+        self.events.append(RecordedEvent(ref, reason, note, warning, action))
 
     def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
         return self.leases.get((namespace, name))
@@ -97,6 +122,10 @@ class FakeHub:
         route.setdefault("spec", {})["rules"] = wanted
         self.route_writes += 1
         return True
+
+
+def _type(warning: bool) -> EventType:
+    return EventType.WARNING if warning else EventType.NORMAL
 
 
 def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,434 @@
+"""The status vocabulary: every condition type of every kind, the reasons each may carry, and what they mean.
+
+This is the one source of the words the operator writes into `status.conditions`: the status code
+(gridshift.service.status) takes its reasons from the enums below, the CRDs refuse a reason that is
+not documented for its condition type (CEL, with a pydantic twin on each status model), and
+docs/status.md is generated from the tables here (`make chart`).
+
+Conditions follow the Kubernetes API conventions (metav1.Condition): `reason` is required and
+CamelCase, `lastTransitionTime` is required. InferenceDeployment and RegionalCluster also carry the two
+abnormal-true conditions of kstatus (sigs.k8s.io/cli-utils), so that Flux and every other kstatus
+user reads them without a custom health check: `Reconciling=True` means InProgress, `Stalled=True`
+means Failed, otherwise `Ready` decides (True: Current).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from gridshift.api.base import CrossFieldRule
+
+Status = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason a condition may carry, the status it goes with, and what it means."""
+
+    name: str
+    status: Status
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ConditionType:
+    """A condition type of one kind: what it says, and every reason it may carry."""
+
+    type: str
+    meaning: str
+    reasons: tuple[Reason, ...]
+
+    def reason_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.reasons)
+
+
+# ---------------------------------------------------------------- InferenceDeployment
+
+
+class ReadyReason(StrEnum):
+    """Reasons of an InferenceDeployment's Ready condition."""
+
+    PLACED = "Placed"
+    MIGRATING = "Migrating"
+    FROZEN = "Frozen"
+    ADVISORY = "Advisory"
+    STARTING = "Starting"
+    UNREACHABLE = "Unreachable"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    INFEASIBLE = "Infeasible"
+    FORBIDDEN = "Forbidden"
+    ACTUATION_FAILED = "ActuationFailed"
+    SLO_AT_RISK = "SLOAtRisk"
+
+
+class ReconcilingReason(StrEnum):
+    MIGRATING = "Migrating"
+    STARTING = "Starting"
+    UNREACHABLE = "Unreachable"
+    RECONCILED = "Reconciled"
+    STALLED = "Stalled"
+
+
+class StalledReason(StrEnum):
+    INFEASIBLE = "Infeasible"
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    FORBIDDEN = "Forbidden"
+    ACTUATION_FAILED = "ActuationFailed"
+    SLO_AT_RISK = "SLOAtRisk"
+    PROGRESSING = "Progressing"
+    RECONCILED = "Reconciled"
+
+
+class SLOReason(StrEnum):
+    """Reasons of the SLOAtRisk condition (the SLO column of `kubectl get idep`)."""
+
+    WITHIN_SLO = "WithinSLO"
+    CAPACITY_SHORT = "CapacityShort"
+    LATENCY_ABOVE_SLO = "LatencyAboveSLO"
+    DEMAND_UNKNOWN = "DemandUnknown"
+    NOT_SERVED = "NotServed"
+
+
+class PriceFeedReason(StrEnum):
+    STALE = "Stale"
+    FRESH = "Fresh"
+
+
+class MetricsReason(StrEnum):
+    NO_DEMAND_METRICS = "NoDemandMetrics"
+    METRICS_FRESH = "MetricsFresh"
+
+
+def _reasons(enum: type[StrEnum], table: Mapping[StrEnum, tuple[Status, str]]) -> tuple[Reason, ...]:
+    missing = [member for member in enum if member not in table]
+    if missing:  # every reason the code can write is documented (caught at import, not in production)
+        raise ValueError(f"{enum.__name__}: no meaning for {missing}")
+    return tuple(Reason(member.value, *table[member]) for member in enum)
+
+
+R, K, S, L = ReadyReason, ReconcilingReason, StalledReason, SLOReason
+
+INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
+    ConditionType(
+        "Ready",
+        "True when the deployment's placement serves its demand within its SLO (in Advisory mode: when the "
+        "reported plan would). The reason says why, or what is in the way; the message gives the figures.",
+        _reasons(
+            ReadyReason,
+            {
+                R.PLACED: (
+                    "True",
+                    "The Ready replicas' capacity covers the demand (replicas still starting: Reconciling says so).",
+                ),
+                R.MIGRATING: (
+                    "True",
+                    "A make-before-break move is in flight (status.migration); the Ready replicas cover the "
+                    "demand throughout.",
+                ),
+                R.FROZEN: ("True", "Mode Frozen: the placement is kept as it is, and it covers the demand."),
+                R.ADVISORY: (
+                    "True",
+                    "Mode Advisory: the plan in status.lastDecision would cover the demand; gridshift runs and "
+                    "changes nothing (status.cost is hypothetical).",
+                ),
+                R.STARTING: (
+                    "False",
+                    "Replicas the plan needs are not Ready yet (a new deployment, a scale-up); gridshift waits "
+                    "for them.",
+                ),
+                R.UNREACHABLE: (
+                    "False",
+                    "Replicas in unreachable clusters are not counted, and what is Ready elsewhere does not "
+                    "cover the demand yet; capacity is being raised in reachable clusters.",
+                ),
+                R.INSUFFICIENT_CAPACITY: (
+                    "False",
+                    "The best placement within free inventory and maxReplicas cannot cover the demand within "
+                    "the SLO (or cannot give minReplicas); what fits runs.",
+                ),
+                R.INFEASIBLE: (
+                    "False",
+                    "No placement at all: no cluster offers an accepted GPU type whose profile meets the SLO "
+                    "in an allowed region, or minRegions cannot be met.",
+                ),
+                R.FORBIDDEN: (
+                    "False",
+                    "No RegionalCluster admits the deployment's namespace (tenantNamespaceSelector), or a member "
+                    "cluster refused gridshift's write (RBAC, or a workload namespace that does not exist).",
+                ),
+                R.ACTUATION_FAILED: (
+                    "False",
+                    "A member cluster refused a write for another reason (e.g. an object of that name that is "
+                    "not gridshift's); retried every cycle.",
+                ),
+                R.SLO_AT_RISK: (
+                    "False",
+                    "Measured p95 time to first token or time per output token is above the SLO "
+                    "(status.observedSlo), although the capacity model says the placement covers the demand.",
+                ),
+            },
+        ),
+    ),
+    ConditionType(
+        "Reconciling",
+        "kstatus' abnormal-true condition: True while gridshift is changing the placement (kstatus: InProgress).",
+        _reasons(
+            ReconcilingReason,
+            {
+                K.MIGRATING: ("True", "A make-before-break move is in flight."),
+                K.STARTING: ("True", "Replicas are starting, or a scale-up waits for them to be Ready."),
+                K.UNREACHABLE: ("True", "Capacity lost with an unreachable cluster is being replaced elsewhere."),
+                K.RECONCILED: ("False", "Nothing is in progress."),
+                K.STALLED: ("False", "Nothing is in progress because gridshift cannot progress (see Stalled)."),
+            },
+        ),
+    ),
+    ConditionType(
+        "Stalled",
+        "kstatus' abnormal-true condition: True when gridshift cannot make the deployment Ready by itself; "
+        "a person (or freed capacity) must act (kstatus: Failed).",
+        _reasons(
+            StalledReason,
+            {
+                S.INFEASIBLE: ("True", "As Ready's reason Infeasible."),
+                S.INSUFFICIENT_CAPACITY: ("True", "As Ready's reason InsufficientCapacity."),
+                S.FORBIDDEN: ("True", "As Ready's reason Forbidden."),
+                S.ACTUATION_FAILED: ("True", "As Ready's reason ActuationFailed."),
+                S.SLO_AT_RISK: ("True", "As Ready's reason SLOAtRisk."),
+                S.PROGRESSING: ("False", "Not stalled: a change is in progress (see Reconciling)."),
+                S.RECONCILED: ("False", "Not stalled: nothing is in progress."),
+            },
+        ),
+    ),
+    ConditionType(
+        "SLOAtRisk",
+        "True when the latency SLO is at risk now: the Ready replicas' capacity is below the demand, or the "
+        "measured p95 latency is above the SLO. Its reason is the SLO column of `kubectl get idep`.",
+        _reasons(
+            SLOReason,
+            {
+                L.WITHIN_SLO: (
+                    "False",
+                    "The Ready replicas' capacity covers the demand, and measured p95 latencies (when measured) "
+                    "are within the SLO.",
+                ),
+                L.CAPACITY_SHORT: (
+                    "True",
+                    "The Ready replicas' capacity (capacity model, per GPU profile) is below what the demand "
+                    "needs at the SLO.",
+                ),
+                L.LATENCY_ABOVE_SLO: ("True", "Measured p95 TTFT or TPOT is above the SLO."),
+                L.DEMAND_UNKNOWN: (
+                    "Unknown",
+                    "The request rate is not measured (MetricsStale): capacity cannot be compared with demand.",
+                ),
+                L.NOT_SERVED: ("Unknown", "Mode Advisory: gridshift serves nothing, there is no SLO to judge."),
+            },
+        ),
+    ),
+    ConditionType(
+        "PriceFeedStale",
+        "True when a RegionalCluster has no fresh electricity prices: no price-driven move is made there.",
+        _reasons(
+            PriceFeedReason,
+            {
+                PriceFeedReason.STALE: ("True", "The message names the clusters whose prices are stale."),
+                PriceFeedReason.FRESH: ("False", "Every cluster's prices are fresh."),
+            },
+        ),
+    ),
+    ConditionType(
+        "MetricsStale",
+        "True when demand is read from Prometheus and the request rate is missing: the planner then never "
+        "scales below the Ready count.",
+        _reasons(
+            MetricsReason,
+            {
+                MetricsReason.NO_DEMAND_METRICS: ("True", "No request rate for the deployment in Prometheus."),
+                MetricsReason.METRICS_FRESH: ("False", "The request rate is measured, or demand is Static."),
+            },
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------- RegionalCluster
+
+
+class ClusterReadyReason(StrEnum):
+    """Reasons of a RegionalCluster's Ready condition (also its Reachable and Stalled conditions)."""
+
+    REACHABLE = "Reachable"
+    UNREACHABLE = "Unreachable"
+    FORBIDDEN = "Forbidden"
+    KUBECONFIG_INVALID = "KubeconfigInvalid"
+    PRICE_FEED_STALE = "PriceFeedStale"
+
+
+class ClusterStalledReason(StrEnum):
+    UNREACHABLE = "Unreachable"
+    FORBIDDEN = "Forbidden"
+    KUBECONFIG_INVALID = "KubeconfigInvalid"
+    PRICE_FEED_STALE = "PriceFeedStale"
+    RECONCILED = "Reconciled"
+
+
+class ForeignObjectsReason(StrEnum):
+    LABELLED_WITHOUT_OWNER = "LabelledWithoutOwner"
+    NO_FOREIGN_OBJECTS = "NoForeignObjects"
+
+
+C = ClusterReadyReason
+_CLUSTER_FAILURES: dict[StrEnum, tuple[Status, str]] = {
+    C.UNREACHABLE: ("False", "The member cluster's API server could not be reached (network, TLS, HTTP 5xx)."),
+    C.FORBIDDEN: (
+        "False",
+        "The member cluster refused gridshift's credentials (HTTP 401/403), or the hub refused reading "
+        "the kubeconfig Secret.",
+    ),
+    C.KUBECONFIG_INVALID: (
+        "False",
+        "The kubeconfig Secret is missing, not labelled gridshift.dev/secret-purpose=member-kubeconfig, "
+        "lacks its key, or does not parse (the message names line and column, never content).",
+    ),
+}
+
+REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
+    ConditionType(
+        "Ready",
+        "True when gridshift can place replicas in the cluster and judge them by fresh prices.",
+        _reasons(
+            ClusterReadyReason,
+            {
+                C.REACHABLE: ("True", "The member cluster answered and its price feed is fresh."),
+                **_CLUSTER_FAILURES,
+                C.PRICE_FEED_STALE: (
+                    "False",
+                    "Reachable, but no good price fetch for staleAfterSeconds: no price-driven move is made here.",
+                ),
+            },
+        ),
+    ),
+    ConditionType(
+        "Reachable",
+        "True when the last call to the member cluster's API server succeeded.",
+        (
+            Reason(C.REACHABLE.value, "True", "The member cluster answered."),
+            *(Reason(reason.value, *meaning) for reason, meaning in _CLUSTER_FAILURES.items()),
+        ),
+    ),
+    ConditionType(
+        "Stalled",
+        "kstatus' abnormal-true condition: True while the cluster is not Ready (kstatus: Failed).",
+        _reasons(
+            ClusterStalledReason,
+            {
+                ClusterStalledReason.UNREACHABLE: ("True", "As Ready's reason Unreachable."),
+                ClusterStalledReason.FORBIDDEN: ("True", "As Ready's reason Forbidden."),
+                ClusterStalledReason.KUBECONFIG_INVALID: ("True", "As Ready's reason KubeconfigInvalid."),
+                ClusterStalledReason.PRICE_FEED_STALE: ("True", "As Ready's reason PriceFeedStale."),
+                ClusterStalledReason.RECONCILED: ("False", "The cluster is Ready."),
+            },
+        ),
+    ),
+    ConditionType(
+        "PriceFeedStale",
+        "True when the cluster's price feed has had no good fetch for staleAfterSeconds (the message gives "
+        "the feed's last error).",
+        _reasons(
+            PriceFeedReason,
+            {
+                PriceFeedReason.STALE: ("True", "No fresh prices: no price-driven move is made here."),
+                PriceFeedReason.FRESH: (
+                    "False",
+                    "Prices are fresh (a failing fetch still within staleAfterSeconds is named in the message).",
+                ),
+            },
+        ),
+    ),
+    ConditionType(
+        "ForeignObjects",
+        "True when Deployments labelled as gridshift's but without its owner annotations were found in the "
+        "workload namespaces: they are neither counted nor touched.",
+        _reasons(
+            ForeignObjectsReason,
+            {
+                ForeignObjectsReason.LABELLED_WITHOUT_OWNER: ("True", "The message names them (first 20)."),
+                ForeignObjectsReason.NO_FOREIGN_OBJECTS: ("False", "None found."),
+            },
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------- GPUProfile
+
+
+class ProfileReadyReason(StrEnum):
+    FITTED = "Fitted"
+    INVALID = "Invalid"
+
+
+class PoorFitReason(StrEnum):
+    RESIDUALS_ABOVE_TOLERANCE = "ResidualsAboveTolerance"
+    RESIDUALS_WITHIN_TOLERANCE = "ResidualsWithinTolerance"
+    NOT_FITTED = "NotFitted"
+
+
+GPU_PROFILE_CONDITIONS: tuple[ConditionType, ...] = (
+    ConditionType(
+        "Ready",
+        "True when the planner's performance model could be fitted to the points (the profile is used).",
+        _reasons(
+            ProfileReadyReason,
+            {
+                ProfileReadyReason.FITTED: ("True", "Fitted; status.fit gives the residuals against the points."),
+                ProfileReadyReason.INVALID: (
+                    "False",
+                    "The points cannot be fitted (the message names the field); the planner does not use it.",
+                ),
+            },
+        ),
+    ),
+    ConditionType(
+        "PoorFit",
+        "True when the fitted model misses a measured point by more than the tolerance (status.fit): "
+        "capacity and energy predictions for this GPU type may be off.",
+        _reasons(
+            PoorFitReason,
+            {
+                PoorFitReason.RESIDUALS_ABOVE_TOLERANCE: ("True", "The message names the worst point."),
+                PoorFitReason.RESIDUALS_WITHIN_TOLERANCE: ("False", "Every point within the tolerance."),
+                PoorFitReason.NOT_FITTED: ("Unknown", "No model could be fitted (see Ready)."),
+            },
+        ),
+    ),
+)
+
+
+# ---------------------------------------------------------------- admission
+
+
+def conditions_rule(kind: str, conditions: tuple[ConditionType, ...]) -> CrossFieldRule:
+    """A status model's rule: each condition is a (type, status, reason) documented in `conditions`.
+
+    The CEL twin makes the apiserver refuse an undocumented reason, or a reason with the wrong status, so
+    docs/status.md cannot fall behind what the operator writes."""
+    allowed = frozenset(f"{c.type}/{r.status}/{r.name}" for c in conditions for r in c.reasons)
+    listed = ", ".join(f"'{triple}'" for triple in sorted(allowed))
+
+    def holds(status: object) -> bool:
+        return all(f"{c.type}/{c.status}/{c.reason}" in allowed for c in getattr(status, "conditions", []))
+
+    return CrossFieldRule(
+        cel=f"self.conditions.all(c, c.type + '/' + c.status + '/' + c.reason in [{listed}])",
+        message=(
+            f"conditions: each must be a type, status and reason documented for {kind} in docs/status.md "
+            f"(types: {', '.join(c.type for c in conditions)})"
+        ),
+        field="conditions",
+        holds=holds,
+    )

@@ -1,0 +1,547 @@
+"""What status says, through the whole service against the fakes: each case's conditions, the words they may
+use, Events only for new decisions (with series for repeats), and nothing written in an idle day."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from gridshift.actuation.members import ActuationForbidden, ForeignObject, KubeconfigInvalid, NamespaceMissing
+from gridshift.api import InferenceDeploymentStatus, RegionalClusterStatus
+from gridshift.api.conditions import (
+    GPU_PROFILE_CONDITIONS,
+    INFERENCE_DEPLOYMENT_CONDITIONS,
+    REGIONAL_CLUSTER_CONDITIONS,
+)
+from gridshift.api.regional_cluster import EnergyUnit
+from gridshift.hub.client import EventKey, EventType, ObjectRef, SecretMissing, event_body
+from gridshift.service.status import refusal_reason
+from gridshift.settings import OperatorSettings
+from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.prices import PriceInterval, PriceKind
+from gridshift.signals.promql import Signal
+from tests.conftest import REPO_ROOT
+from tests.service.harness import H100, T0, WORKLOADS, ServiceHarness, deployment_body
+
+PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
+REF = DeploymentRef("ml", "chat", WORKLOADS, "chat")
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def message(status: dict[str, Any], kind: str) -> str:
+    return str(next(c["message"] for c in status["conditions"] if c["type"] == kind))
+
+
+def settled(world: ServiceHarness, cycles: int = 3) -> dict[str, Any]:
+    for _ in range(cycles):
+        world.cycle()
+    return world.status()
+
+
+# ---------------------------------------------------------------- the vocabulary
+
+
+@pytest.mark.parametrize(
+    ("kind", "vocabulary"),
+    [
+        ("InferenceDeployment", INFERENCE_DEPLOYMENT_CONDITIONS),
+        ("RegionalCluster", REGIONAL_CLUSTER_CONDITIONS),
+        ("GPUProfile", GPU_PROFILE_CONDITIONS),
+    ],
+)
+def test_every_reason_is_camel_case_and_has_a_meaning(kind: str, vocabulary: Any) -> None:
+    for condition in vocabulary:
+        assert condition.meaning, f"{kind} {condition.type}"
+        names = condition.reason_names()
+        assert len(names) == len(set(names)), f"{kind} {condition.type} lists a reason twice"
+        for reason in condition.reasons:
+            assert reason.name[0].isupper() and reason.name.isalnum(), reason.name
+            assert len(reason.meaning) > 10, f"{kind} {condition.type}/{reason.name}"
+
+
+def _status_with(condition: dict[str, Any]) -> dict[str, Any]:
+    return {"conditions": [{"lastTransitionTime": "2024-06-03T10:00:00Z", "message": "", **condition}]}
+
+
+def test_a_reason_not_documented_for_its_type_or_status_is_refused() -> None:
+    ok = _status_with({"type": "Ready", "status": "True", "reason": "Placed"})
+    InferenceDeploymentStatus.model_validate(ok)
+    for wrong in (
+        {"type": "Ready", "status": "True", "reason": "ReplicasReady"},  # the old, undocumented reason
+        {"type": "Ready", "status": "False", "reason": "Placed"},  # a True reason with status False
+        {"type": "Advisory", "status": "True", "reason": "Advisory"},  # mode is a field, not a condition
+        {"type": "SLOAtRisk", "status": "True", "reason": "WithinSLO"},
+    ):
+        with pytest.raises(ValidationError, match="documented for InferenceDeployment"):
+            InferenceDeploymentStatus.model_validate(_status_with(wrong))
+    with pytest.raises(ValidationError, match="documented for RegionalCluster"):
+        RegionalClusterStatus.model_validate(_status_with({"type": "Ready", "status": "True", "reason": "Placed"}))
+
+
+def test_reason_and_last_transition_time_are_required() -> None:
+    for missing in ("reason", "lastTransitionTime"):
+        condition = {"type": "Ready", "status": "True", "reason": "Placed", "lastTransitionTime": "2024-06-03T10:00Z"}
+        del condition[missing]
+        with pytest.raises(ValidationError, match=missing):
+            InferenceDeploymentStatus.model_validate({"conditions": [condition]})
+
+
+def test_refusals_are_classified_from_the_errors_members_raise() -> None:
+    assert refusal_reason(str(ActuationForbidden("eu-de", "apps/deployments create: Forbidden"))) == "Forbidden"
+    assert refusal_reason(str(NamespaceMissing("eu-de", "gridshift-ml"))) == "Forbidden"
+    foreign = ForeignObject("eu-de", "Deployment", "w", "chat-h100", "other/one")
+    assert refusal_reason(str(foreign)) == "ActuationFailed"
+
+
+# ---------------------------------------------------------------- each case
+
+
+def test_a_healthy_deployment_is_placed_current_and_within_its_slo() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body())
+    status = settled(world)
+    assert conditions(status) == {
+        "Ready": ("True", "Placed"),
+        "Reconciling": ("False", "Reconciled"),
+        "Stalled": ("False", "Reconciled"),
+        "SLOAtRisk": ("False", "WithinSLO"),
+        "PriceFeedStale": ("False", "Fresh"),
+        "MetricsStale": ("False", "MetricsFresh"),
+    }
+    assert status["mode"] == "Auto" and status["cost"]["source"] == "Predicted"
+    assert all(c["observedGeneration"] == 1 and c["lastTransitionTime"] for c in status["conditions"])
+
+
+def test_a_deployment_short_of_capacity_is_not_ready_and_says_why() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0, capacity={"minReplicas": 1, "maxReplicas": 2}))
+    status = settled(world)
+    # All its replicas are Ready, yet it cannot serve the demand: not "ReplicasReady" any more.
+    assert status["readyReplicas"] == status["desiredReplicas"] == 2
+    assert conditions(status)["Ready"] == ("False", "InsufficientCapacity")
+    assert conditions(status)["Stalled"] == ("True", "InsufficientCapacity")
+    assert conditions(status)["Reconciling"] == ("False", "Stalled")
+    assert conditions(status)["SLOAtRisk"] == ("True", "CapacityShort")
+    assert "maxReplicas" in message(status, "Ready") and "2/2 replicas Ready" in message(status, "Ready")
+
+
+def test_a_deployment_no_cluster_can_run_is_infeasible() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(replica={"gpuTypes": ["NVIDIA-L40S"]}))
+    status = settled(world)
+    assert conditions(status)["Ready"] == ("False", "Infeasible")
+    assert conditions(status)["Stalled"] == ("True", "Infeasible")
+    assert status["desiredReplicas"] == 0
+    assert world.hub.events[-1].reason == "Infeasible" and world.hub.events[-1].warning
+
+
+def test_advisory_is_ready_as_advice_with_a_hypothetical_cost_and_no_slo_to_judge() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.add(deployment_body(mode="Advisory"))
+    status = settled(world)
+    assert status["mode"] == "Advisory" and status["desiredReplicas"] == 0
+    assert conditions(status)["Ready"] == ("True", "Advisory")
+    assert conditions(status)["SLOAtRisk"] == ("Unknown", "NotServed")
+    assert status["cost"]["source"] == "Hypothetical" and status["cost"]["usdPerMillionTokens"] > 0
+    assert "would run eu-fr/" in message(status, "Ready")
+    (event,) = world.hub.events
+    assert (event.reason, event.action) == ("ScaleUp", "Recommend") and event.note.startswith("Advisory: would run")
+
+
+def test_frozen_keeps_its_placement_and_says_so() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    settled(world)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    world.prices.update({"eu-de": 900.0, "eu-fr": 1.0})
+    status = settled(world)
+    assert status["mode"] == "Frozen" and status["observedGeneration"] == 2
+    assert conditions(status)["Ready"] == ("True", "Frozen")
+    assert status["lastDecision"]["summary"].startswith("Frozen: keeps eu-de/")
+
+
+def test_a_move_in_flight_is_ready_and_reconciling_then_placed() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    world.add(deployment_body(rps=30.0))
+    settled(world)
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    seen = []
+    targets = [world.status()["lastDecision"]["target"]]
+    events = len(world.hub.events)
+    for _ in range(30):
+        status = world.cycle() and world.status()
+        seen.append(conditions(status)["Ready"] + conditions(status)["Reconciling"])
+        if status["lastDecision"]["target"] != targets[-1]:
+            targets.append(status["lastDecision"]["target"])
+        for member in world.members.values():
+            member.mark_all_ready()
+        if world.replicas()["eu-de"] == 0 and not status.get("migration"):
+            break
+    assert ("True", "Migrating", "True", "Migrating") in seen
+    assert seen[-1] == ("True", "Placed", "False", "Reconciled")
+    # Capacity covered demand throughout the move: Ready never went False.
+    assert all(state[0] == "True" for state in seen)
+    # With maxConcurrentMoves 1 the planner moves one replica per decision: one Event per new target placement,
+    # none in the cycles between (the planner's reason for a later step reads ScaleDown, as the replica just
+    # started counts as placed).
+    assert len(targets) > 2
+    assert len(world.hub.events) - events == len(targets) - 1
+    assert world.hub.events[events].reason == "CheaperPlacement"
+
+
+def test_replicas_starting_are_reconciling_and_not_ready() -> None:
+    world = ServiceHarness(["eu-de"])
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.add(deployment_body())
+    status = settled(world, 2)
+    assert conditions(status)["Ready"] == ("False", "Starting")
+    assert conditions(status)["Reconciling"] == ("True", "Starting")
+    assert conditions(status)["Stalled"] == ("False", "Progressing")
+    for member in world.members.values():
+        member.mark_all_ready()
+    assert conditions(settled(world, 1))["Ready"] == ("True", "Placed")
+
+
+def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    body["spec"]["demand"] = PROMETHEUS
+    for signal, value in (
+        (Signal.REQUEST_RATE, 4.0),
+        (Signal.PROMPT_TOKEN_RATE, 4000.0),
+        (Signal.GENERATION_TOKEN_RATE, 800.0),
+        (Signal.JOULES_PER_TOKEN, 0.5),
+        (Signal.TTFT_P95, 0.2),
+        (Signal.ITL_P95, 0.03),
+    ):
+        world.metrics.set_signal(REF, signal, value)
+    status = settled(world)
+    assert status["observedSlo"] == {
+        "requestsPerSecond": 4.0,
+        "outputTokensPerSecond": 800.0,
+        "ttftP95Ms": 200.0,
+        "tpotP95Ms": 30.0,
+    }
+    assert conditions(status)["Ready"] == ("True", "Placed")
+    assert status["cost"]["source"] == "Measured" and status["cost"]["joulesPerToken"] == 0.5
+    # Jitter within a tenth rewrites nothing; p95 TTFT above the 500 ms SLO turns the deployment SLOAtRisk.
+    world.metrics.set_signal(REF, Signal.TTFT_P95, 0.21)
+    report = world.cycle()
+    assert report.status_writes == 0, world.status()["observedSlo"]
+    world.metrics.set_signal(REF, Signal.TTFT_P95, 0.9)
+    status = settled(world, 1)
+    assert conditions(status)["Ready"] == ("False", "SLOAtRisk")
+    assert conditions(status)["SLOAtRisk"] == ("True", "LatencyAboveSLO")
+    assert conditions(status)["Stalled"] == ("True", "SLOAtRisk")
+    assert "p95 time to first token 900 ms > 500 ms" in message(status, "Ready")
+
+
+def test_a_member_that_refuses_writes_is_forbidden_and_a_foreign_object_fails_actuation() -> None:
+    world = ServiceHarness(["eu-de"])
+
+    def refuse(manifests: Any) -> None:
+        raise ActuationForbidden("eu-de", "deployments.apps is forbidden: User cannot create")
+
+    world.members["eu-de"].apply = refuse  # type: ignore[method-assign]
+    world.add(deployment_body())
+    status = settled(world, 2)
+    assert conditions(status)["Ready"] == ("False", "Forbidden")
+    assert conditions(status)["Stalled"] == ("True", "Forbidden")
+    assert "forbidden" in message(status, "Ready")
+    assert {p.reason for p in world.cycle().problems} == {"Forbidden"}
+
+
+def test_a_namespace_no_cluster_admits_is_forbidden() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "search"}}
+    world.add(deployment_body())
+    status = settled(world, 2)
+    assert conditions(status)["Ready"] == ("False", "Forbidden")
+    assert "no RegionalCluster admits namespace ml" in message(status, "Ready")
+
+
+def test_lost_capacity_is_unreachable_until_replaced_then_placed() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    settled(world)
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.members["eu-de"].reachable = False
+    world.cycle()
+    status = world.status()
+    assert conditions(status)["Ready"] == ("False", "Unreachable")
+    assert conditions(status)["Reconciling"] == ("True", "Unreachable")
+    world.members["eu-fr"].mark_all_ready()
+    status = settled(world, 1)
+    assert conditions(status)["Ready"] == ("True", "Placed")
+    assert "unreachable clusters not counted: eu-de" in message(status, "Ready")
+
+
+# ---------------------------------------------------------------- RegionalCluster and GPUProfile
+
+
+def test_cluster_ready_reasons_name_what_failed() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr", "us-tx"])
+    world.add(deployment_body())
+    world.members["eu-fr"].reachable = False
+    world.hub.secret_labels[("gridshift-system", "kc-us-tx")] = {}  # not labelled for its purpose
+    world.cluster_bodies["eu-de"]["metadata"]["generation"] = 4
+    world.cycle()
+    status = {name: body["status"] for name, body in world.cluster_bodies.items()}
+    assert conditions(status["eu-de"])["Ready"] == ("True", "Reachable")
+    assert conditions(status["eu-de"])["Stalled"] == ("False", "Reconciled")
+    assert status["eu-de"]["observedGeneration"] == 4
+    assert conditions(status["eu-fr"])["Ready"] == ("False", "Unreachable")
+    assert conditions(status["eu-fr"])["Reachable"] == ("False", "Unreachable")
+    assert conditions(status["eu-fr"])["Stalled"] == ("True", "Unreachable")
+    assert conditions(status["us-tx"])["Ready"] == ("False", "KubeconfigInvalid")
+    assert "gridshift.dev/secret-purpose=member-kubeconfig" in message(status["us-tx"], "Ready")
+    # Prices with and without PUE, clearly named (50 USD/MWh, PUE 1.2).
+    assert status["eu-de"]["currentPriceUsdPerKwh"] == 0.05
+    assert status["eu-de"]["currentPriceWithPueUsdPerKwh"] == 0.06
+
+
+def test_cluster_failures_map_to_their_reasons() -> None:
+    from gridshift.hub.client import HubForbidden
+    from gridshift.service.state import ClusterView
+    from gridshift.service.status import cluster_failure
+
+    def view(failure: Exception | None, error: str | None = "x") -> ClusterView:
+        return ClusterView("c", None, None, None, None, None, error=error, failure=failure)  # type: ignore[arg-type]
+
+    assert cluster_failure(view(KubeconfigInvalid("c", "no current-context"))) == "KubeconfigInvalid"
+    assert cluster_failure(view(SecretMissing("Secret a/b not found"))) == "KubeconfigInvalid"
+    assert cluster_failure(view(HubForbidden("forbidden: cannot get Secret a/b"))) == "Forbidden"
+    assert cluster_failure(view(ActuationForbidden("c", "nodes list"))) == "Forbidden"
+    assert cluster_failure(view(None, "cluster c: internal error (KeyError)")) == "Unreachable"
+    assert cluster_failure(view(None, None)) is None
+
+
+def test_a_stale_feed_makes_its_cluster_not_ready() -> None:
+    from gridshift.signals.prices import PriceFetchError
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    world.cycle()
+    errors = [PriceFetchError("eu-de", "url", "endpoint answered 503", retryable=True) for _ in range(100)]
+    world.feeds["eu-de"].fail_next(*errors)
+    for _ in range(4):
+        world.cycle(advance=timedelta(minutes=40))
+    status = world.cluster_bodies["eu-de"]["status"]
+    assert conditions(status)["Ready"] == ("False", "PriceFeedStale")
+    assert conditions(status)["Stalled"] == ("True", "PriceFeedStale")
+    assert "endpoint answered 503" in message(status, "Ready")
+
+
+def _profile(points: list[dict[str, Any]], generation: int = 1) -> dict[str, Any]:
+    import yaml
+
+    body: dict[str, Any] = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    body["metadata"] = {"name": "llama", "generation": generation}
+    if points:
+        body["spec"]["points"] = points
+    return body
+
+
+def test_gpu_profile_status_reports_its_fit() -> None:
+    from gridshift.service.status import PROFILE_FIT_TOLERANCE, profile_status
+
+    now = T0
+    good = profile_status(now, _profile([]))
+    assert conditions(good) == {"Ready": ("True", "Fitted"), "PoorFit": ("False", "ResidualsWithinTolerance")}
+    assert good["observedGeneration"] == 1
+    assert good["fit"]["points"] == 16 and 0 < good["fit"]["stepTimeMaxRelativeError"] < PROFILE_FIT_TOLERANCE
+    # A point measured far off the curve the others describe: PoorFit names it.
+    points = _profile([])["spec"]["points"]
+    points[-1] = {**points[-1], "stepTimeMs": points[-1]["stepTimeMs"] * 3}
+    poor = profile_status(now, _profile(points))
+    assert conditions(poor)["PoorFit"] == ("True", "ResidualsAboveTolerance")
+    assert f"batch {points[-1]['batch']}" in message(poor, "PoorFit")
+    # No prefill rate anywhere: the planner cannot use it.
+    bare = [{k: v for k, v in p.items() if k != "prefillTokensPerSecond"} for p in points]
+    body = _profile(bare)
+    body["spec"].pop("prefillTokensPerSecond", None)
+    invalid = profile_status(now, body)
+    assert conditions(invalid) == {"Ready": ("False", "Invalid"), "PoorFit": ("Unknown", "NotFitted")}
+    assert "prefillTokensPerSecond" in message(invalid, "Ready")
+
+
+def test_gpu_profile_status_is_written_once_per_generation() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    body = _profile([])
+    writes = []
+    for _ in range(3):
+        world.cycle()
+        world.service.run_cycle(list(world.deployments.values()), list(world.cluster_bodies.values()), [body])
+        stored = world.hub.statuses.get(ObjectRef("GPUProfile", "", "llama"))
+        if stored is not None:
+            body["status"] = stored
+        writes.append(world.hub.status_writes)
+    assert conditions(body["status"])["Ready"] == ("True", "Fitted")
+    assert writes[2] == writes[1], "an unchanged profile was written again"
+
+
+# ---------------------------------------------------------------- Events
+
+
+def test_events_are_events_k8s_io_with_a_reporting_controller() -> None:
+    ref = ObjectRef("InferenceDeployment", "ml", "chat", "u-1")
+    key = EventKey(ref, "ScaleUp", "Place", "ScaleUp: a", EventType.NORMAL)
+    body = event_body(key, "chat.0123", datetime(2024, 6, 3, 10, 0, tzinfo=UTC), "op-1")
+    assert body["apiVersion"] == "events.k8s.io/v1"
+    assert body["reportingController"] == "gridshift.dev/operator" and body["reportingInstance"] == "op-1"
+    assert body["eventTime"] == "2024-06-03T10:00:00.000000Z"
+    assert body["regarding"] == {
+        "apiVersion": "gridshift.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "name": "chat",
+        "namespace": "ml",
+        "uid": "u-1",
+    }
+    cluster = EventKey(ObjectRef("RegionalCluster", "", "eu-de"), "X", "Place", "n", EventType.WARNING)
+    assert event_body(cluster, "eu-de.1", T0, "op")["metadata"]["namespace"] == "default"
+
+
+def test_the_same_decision_taken_again_is_a_series_of_one_event() -> None:
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    # Demand up and down again: the placement of the first decision is decided anew, as a repeat.
+    for rps in (30.0, 4.0, 30.0):
+        body["spec"]["demand"]["requestsPerSecond"] = rps
+        settled(world, 2)
+    reasons = [(e.reason, e.occurrences) for e in world.hub.events]
+    assert reasons == [("ScaleUp", 1), ("ScaleUp", 2), ("ScaleDown", 1)], reasons
+
+
+# ---------------------------------------------------------------- idle: nothing written
+
+
+def quarter_hours(column: str, day: datetime) -> list[PriceInterval]:
+    """One day of a market's real 2024 day-ahead prices in 15-minute steps, interpolated linearly between the
+    hourly figures (the EU day-ahead market trades quarter-hours since October 2025). Figures as published,
+    in the market's currency, read here as USD: only their movement matters."""
+    path = REPO_ROOT / "operator" / "gridshift" / "data" / "prices" / "prices_2024_5markets_utc_hourly_wide.csv"
+    hourly: dict[datetime, float] = {}
+    with path.open() as rows:
+        for row in csv.DictReader(rows):
+            start = datetime.fromisoformat(row["datetime_utc"].replace("Z", "+00:00"))
+            if day <= start <= day + timedelta(days=2) and row[column]:
+                hourly[start] = float(row[column])
+    out = []
+    for quarter in range(4 * 36):
+        start = day + timedelta(minutes=15 * quarter)
+        hour = start.replace(minute=0)
+        share = start.minute / 60
+        price = hourly[hour] * (1 - share) + hourly[hour + timedelta(hours=1)] * share
+        out.append(PriceInterval(start, start + timedelta(minutes=15), price, "USD", EnergyUnit.MWH, PriceKind.ACTUAL))
+    return out
+
+
+def test_a_day_of_15_minute_prices_with_no_decision_change_writes_nothing_after_the_first_cycle() -> None:
+    """24 simulated hours, a cycle a minute: DE-LU and FR prices of 2024-06-03 change every quarter-hour
+    (DE-LU 67-215 per MWh), never enough to move replicas. Every deployment is written once, then never."""
+    day = datetime(2024, 6, 3, tzinfo=UTC)
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        now=day,
+        price_series={"eu-de": quarter_hours("DE-LU_EUR_per_MWh", day), "eu-fr": quarter_hours("FR_EUR_per_MWh", day)},
+    )
+    world.add(deployment_body("auto", rps=20.0))
+    world.add(deployment_body("advisory", mode="Advisory", rps=20.0))
+    frozen = deployment_body("frozen", rps=8.0)
+    world.add(frozen)
+    world.cycle()
+    world.cycle()  # Ready counts are observed at the start of the next cycle
+    frozen["spec"]["migration"]["mode"] = "Frozen"
+    frozen["metadata"]["generation"] = 2
+    world.cycle()
+    placed = world.replicas()
+    statuses = {name: world.status(name) for name in world.deployments}
+    events = len(world.hub.events)
+    deployment_writes = cluster_writes = 0
+    prices_seen: set[float] = set()
+    for _ in range(24 * 60):
+        before = {ref: dict(status) for ref, status in world.hub.statuses.items()}
+        world.cycle()
+        for ref, status in world.hub.statuses.items():
+            if status != before.get(ref):
+                if ref.kind == "InferenceDeployment":
+                    deployment_writes += 1
+                else:
+                    cluster_writes += 1
+        prices_seen.add(world.cluster_bodies["eu-de"]["status"]["currentPriceUsdPerKwh"])
+        assert world.replicas() == placed, "the precondition failed: a decision changed the placement"
+    assert len(prices_seen) >= 90, "prices must change every quarter-hour for this test to mean anything"
+    assert (len(world.hub.events), deployment_writes) == (events, 0)
+    assert {name: world.status(name) for name in world.deployments} == statuses
+    # RegionalClusters show the price now: one write per cluster per quarter-hour, no more.
+    assert cluster_writes <= 2 * 24 * 4 + 2
+
+
+def test_an_idle_cycle_writes_nothing_but_a_price_change_alone_is_no_decision() -> None:
+    """The figures of a decision stay as decided (cost, saving, explanation), so prices that move but do not
+    move replicas rewrite nothing; a new decision rewrites them all."""
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    first = settled(world)
+    world.prices.update({"eu-de": 47.0, "eu-fr": 95.0})
+    report = world.cycle()
+    assert report.events == 0
+    assert world.status()["cost"] == first["cost"] and world.status()["lastDecision"] == first["lastDecision"]
+    world.prices.update({"eu-de": 900.0, "eu-fr": 5.0})
+    settled(world, 5)
+    assert world.status()["lastDecision"]["time"] != first["lastDecision"]["time"]
+    assert world.status()["cost"]["time"] != first["cost"]["time"]
+    assert H100 in world.status()["lastDecision"]["target"]
+
+
+def test_a_status_or_event_the_hub_refuses_is_reported_and_stops_nothing() -> None:
+    """Without patch on gpuprofiles/status (the chart's ClusterRole must grant it), or when an Event cannot be
+    written, the cycle goes on and says so by reason."""
+    from gridshift.hub.client import HubForbidden
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    patch_status = world.hub.patch_status
+
+    def refuse_profiles(ref: ObjectRef, status: dict[str, Any]) -> None:
+        if ref.kind == "GPUProfile":
+            raise HubForbidden("forbidden: cannot patch gpuprofiles/status (Forbidden); the ClusterRole needs it")
+        patch_status(ref, status)
+
+    def refuse_events(*args: Any, **kwargs: Any) -> None:
+        raise HubForbidden("forbidden: cannot create events")
+
+    world.hub.patch_status = refuse_profiles  # type: ignore[method-assign]
+    world.hub.emit_event = refuse_events  # type: ignore[method-assign]
+    world.cycle()
+    bodies = list(world.deployments.values()), list(world.cluster_bodies.values())
+    report = world.service.run_cycle(*bodies, [_profile([])])
+    assert report.leader and world.status()["desiredReplicas"] > 0
+    assert {p.reason.value for p in report.problems} == {"StatusWriteFailed"}
+    first = ServiceHarness(["eu-de"])
+    first.add(deployment_body())
+    first.hub.emit_event = refuse_events  # type: ignore[method-assign]
+    report = first.cycle()
+    assert [p.reason.value for p in report.problems] == ["EventFailed"] and report.events == 0
+    assert first.status()["lastDecision"]["reason"] == "ScaleUp"
