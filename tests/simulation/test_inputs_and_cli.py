@@ -180,3 +180,16 @@ def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["simulate"])
     assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market
+
+
+def test_json_on_stdout_is_parseable_even_when_the_planners_solver_prints() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = "from gridshift.cli.main import main; main()"
+    argv = [sys.executable, "-c", script, "simulate", "--json", "--no-progress", "--days", "0.05"]
+    argv += ["--deployments", "2", "--scenario", "owned", "--jobs", "1"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=600, check=True)
+    assert "gridshift" in json.loads(done.stdout)["scenarios"]["owned"]["policies"]

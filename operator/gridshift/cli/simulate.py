@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,24 @@ def price_csv_parser() -> Any:
     return parse
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Keep stdout for the JSON: HiGHS (C++, in the planner) prints its banner on file descriptor 1 the first
+    time a process creates a solver, which made `--json` output unparseable."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -248,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
         def advance(label: str, minutes: int) -> None:
             progress.update(task, advance=minutes, description=label)
 
-        result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
+        with _stdout_to_stderr(args.json):
+            result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
     if args.plot is not None:
         try:
             write_plot(result, args.plot)
