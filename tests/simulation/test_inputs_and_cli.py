@@ -193,3 +193,24 @@ def test_json_on_stdout_is_parseable_even_when_the_planners_solver_prints() -> N
     argv += ["--deployments", "2", "--scenario", "owned", "--jobs", "1"]
     done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=600, check=True)
     assert "gridshift" in json.loads(done.stdout)["scenarios"]["owned"]["policies"]
+
+
+def _jsonl(stamps: list[float]) -> str:
+    return "".join(f'{{"timestamp": {t}, "input_length": 100, "output_length": 10}}\n' for t in stamps)
+
+
+def test_a_relative_millisecond_clock_is_refused_not_read_as_41_days() -> None:
+    # Two requests a second for an hour, timestamps in milliseconds from 0: as seconds, 41 days.
+    stamps = [i * 500.0 for i in range(7200)]
+    with pytest.raises(SimulationInputError, match="--trace-time-unit ms"):
+        parse_trace(_jsonl(stamps), source="ms.jsonl")
+    trace = parse_trace(_jsonl(stamps), source="ms.jsonl", time_unit="ms")
+    assert len(trace.requests_per_minute) == 59
+    assert trace.mean_requests_per_second == pytest.approx(2.0)
+
+
+def test_epoch_timestamps_in_milliseconds_are_detected() -> None:
+    epoch_ms = 1_700_000_000_000.0
+    seconds = parse_trace(_jsonl([1_700_000_000.0 + i * 0.5 for i in range(600)]), source="s.jsonl")
+    millis = parse_trace(_jsonl([epoch_ms + i * 500.0 for i in range(600)]), source="ms.jsonl")
+    assert millis.requests_per_minute.tolist() == seconds.requests_per_minute.tolist() == [120.0] * 4

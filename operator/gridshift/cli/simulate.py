@@ -59,6 +59,13 @@ def register(subparsers: Any) -> None:
         "(default: the shipped Azure 2023 conversation and code traces)",
     )
     parser.add_argument(
+        "--trace-time-unit",
+        default="auto",
+        choices=("auto", "s", "ms", "us", "ns"),
+        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
+        "refused if that makes the requests implausibly sparse)",
+    )
+    parser.add_argument(
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
     parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
@@ -234,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
         settings = replace(settings, markets=tuple(p.market for p in prices))
         if args.trace:
-            loaded = [load_trace(path) for path in args.trace]
+            loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]
             traces = {}
             for path, trace in zip(args.trace, loaded, strict=True):
                 name = path.name.split(".")[0]

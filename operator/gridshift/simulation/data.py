@@ -258,11 +258,57 @@ def _parse_length(value: object, where: str) -> int:
     return round(number)
 
 
-def parse_trace(text: str, *, source: str) -> TraceProfile:
-    """An Azure-format CSV or a JSONL trace as a TraceProfile."""
+TIME_UNITS: Mapping[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+"""Seconds per unit of a JSONL trace's numeric timestamps."""
+
+# Numeric timestamps at or above these are Unix epochs in that unit (2001-09-09 in seconds is 1e9).
+_EPOCH_FLOORS: tuple[tuple[float, str], ...] = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (1e8, "s"))
+_MAX_MEDIAN_GAP_S = 10.0
+"""A trace whose median gap between requests is longer than this (under 0.1 req/s) is implausible for a
+deployment worth placing; a relative millisecond clock read as seconds lands here (an hour becomes 41 days)."""
+
+
+def _time_unit(stamps: Sequence[float], unit: str, source: str) -> float:
+    """Seconds per unit of numeric timestamps: given, or detected (epoch magnitude, else seconds if plausible)."""
+    if unit != "auto":
+        if unit not in TIME_UNITS:
+            raise SimulationInputError(f"--trace-time-unit: one of auto, {', '.join(TIME_UNITS)}; got {unit!r}")
+        return TIME_UNITS[unit]
+    largest = max(abs(value) for value in stamps)
+    for floor, name in _EPOCH_FLOORS:
+        if largest >= floor:
+            return TIME_UNITS[name]
+    ordered = np.sort(np.asarray(stamps, dtype=np.float64))
+    median_gap = float(np.median(np.diff(ordered))) if len(ordered) > 1 else 0.0
+    if median_gap > _MAX_MEDIAN_GAP_S:
+        raise SimulationInputError(
+            f"{source}: timestamp: read as seconds, the median gap between requests is {median_gap:,.0f} s "
+            f"({len(ordered)} requests over {(ordered[-1] - ordered[0]) / 86400.0:,.1f} days), implausible for a "
+            "trace; if they are milliseconds (or us, ns), say so with --trace-time-unit ms"
+        )
+    return 1.0
+
+
+def parse_trace(text: str, *, source: str, time_unit: str = "auto") -> TraceProfile:
+    """An Azure-format CSV or a JSONL trace as a TraceProfile.
+
+    Numeric JSONL timestamps are seconds, milliseconds, microseconds or nanoseconds (`time_unit`, or
+    detected: a Unix epoch by its magnitude; a relative clock is seconds unless that makes the median gap
+    between requests implausibly long, which is refused with a message naming the flag).
+    """
     stripped = text.lstrip()
     records: list[tuple[datetime, int, int]] = []
     if stripped.startswith("{"):
+        numeric: list[float] = []
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    stamp = json.loads(line).get("timestamp")
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+                if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                    numeric.append(float(stamp))
+        seconds_per_unit = _time_unit(numeric, time_unit, source) if numeric else 1.0
         for line_number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -278,7 +324,7 @@ def parse_trace(text: str, *, source: str) -> TraceProfile:
             where = f"{source}: line {line_number}"
             stamp = item["timestamp"]
             moment = (
-                datetime.fromtimestamp(float(stamp), tz=UTC)
+                datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
                 if isinstance(stamp, int | float)
                 else _parse_time(str(stamp), f"{where}.timestamp")
             )
@@ -336,8 +382,8 @@ def parse_trace(text: str, *, source: str) -> TraceProfile:
     )
 
 
-def load_trace(path: Path) -> TraceProfile:
-    return parse_trace(_read_text(path), source=str(path))
+def load_trace(path: Path, time_unit: str = "auto") -> TraceProfile:
+    return parse_trace(_read_text(path), source=str(path), time_unit=time_unit)
 
 
 def shipped_trace(name: str) -> TraceProfile:
