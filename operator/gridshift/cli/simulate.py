@@ -59,6 +59,13 @@ def register(subparsers: Any) -> None:
         "(default: the shipped Azure 2023 conversation and code traces)",
     )
     parser.add_argument(
+        "--prices-timezone",
+        default=None,
+        metavar="ZONE",
+        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
+        "naive timestamps is refused without it",
+    )
+    parser.add_argument(
         "--trace-time-unit",
         default="auto",
         choices=("auto", "s", "ms", "us", "ns"),
@@ -238,7 +245,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--plot: {args.plot} must end in .png")
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
-        prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
+        prices = load_prices(
+            args.prices,
+            fx_to_usd=settings.fx_to_usd,
+            markets=wanted,
+            parser=price_csv_parser(),
+            timezone=args.prices_timezone,
+        )
         settings = replace(settings, markets=tuple(p.market for p in prices))
         if args.trace:
             loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]

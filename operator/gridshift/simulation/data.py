@@ -18,12 +18,14 @@ import gzip
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
@@ -137,8 +139,13 @@ def parse_prices(
     parser: PriceCsvParser,
     markets: Sequence[str] | None = None,
     market_name: str | None = None,
+    naive_timezone: str | None = None,
 ) -> list[MarketPrices]:
-    """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market)."""
+    """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market).
+
+    Timestamps without an offset are local time of `naive_timezone` (an IANA zone, e.g. Europe/Paris for the
+    EU per-market files of shared/data/prices-2024); the parser reads them as UTC, so they are moved here.
+    """
     columns = price_columns(text)
     if not columns:
         raise SimulationInputError(f"{source}: not a price CSV (needs a time column and price columns)")
@@ -160,18 +167,39 @@ def parse_prices(
                 f"{source}: market {market} quotes {currency}; give its rate with --fx {currency}=<USD per {currency}>"
             )
         rate = fx_to_usd[currency]
-        start = intervals[0].start.replace(minute=0, second=0, microsecond=0)
-        hours = math.ceil((intervals[-1].end - start) / timedelta(hours=1))
+        spans = [(_local(i.start, naive_timezone), _local(i.end, naive_timezone)) for i in intervals]
+        start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
+        hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
         values = np.full(hours, np.nan)
-        for interval in intervals:
+        for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
             # Sub-hourly prices (15-min markets) are averaged into their hour.
-            first = math.floor((interval.start - start) / timedelta(hours=1))
-            last = math.ceil((interval.end - start) / timedelta(hours=1))
+            first = math.floor((begin - start) / timedelta(hours=1))
+            last = math.ceil((finish - start) / timedelta(hours=1))
             for hour in range(first, last):
                 values[hour] = per_kwh if np.isnan(values[hour]) else (values[hour] + per_kwh) / 2.0
         result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
     return result
+
+
+def _local(moment: datetime, timezone: str | None) -> datetime:
+    """A naive timestamp the parser read as UTC, moved from local time of `timezone` to UTC."""
+    if timezone is None:
+        return moment
+    return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def naive_times(text: str) -> bool:
+    """True when the first data row's timestamp carries no UTC offset (nor Z)."""
+    rows = csv.reader(io.StringIO(text))
+    next(rows, None)
+    for row in rows:
+        if row and row[0].strip():
+            return _OFFSET.search(row[0].strip()) is None
+    return False
 
 
 def load_prices(
@@ -180,8 +208,19 @@ def load_prices(
     fx_to_usd: Mapping[str, float],
     markets: Sequence[str] | None,
     parser: PriceCsvParser,
+    timezone: str | None = None,
 ) -> list[MarketPrices]:
-    """Markets from the given CSVs, or from the shipped 2024 slice when no path is given."""
+    """Markets from the given CSVs, or from the shipped 2024 slice when no path is given.
+
+    A file whose timestamps carry no offset is refused unless `timezone` says whose local time they are
+    (UTC included): the EU per-market files of shared/data/prices-2024 are French local time, and reading
+    them as UTC shifted every price by one or two hours without a word.
+    """
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise SimulationInputError(f"--prices-timezone: unknown time zone {timezone!r}") from error
     if not paths:
         return parse_prices(
             shipped_text(SHIPPED_PRICES), source=SHIPPED_PRICES, fx_to_usd=fx_to_usd, markets=markets, parser=parser
@@ -189,11 +228,19 @@ def load_prices(
     found: dict[str, MarketPrices] = {}
     for path in paths:
         text = _read_text(path)
+        if timezone is None and naive_times(text):
+            raise SimulationInputError(
+                f"{path}: its timestamps carry no UTC offset; say whose local time they are with --prices-timezone "
+                "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC), or use the wide UTC file"
+            )
         wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
         if wide and markets is not None and not wanted:
             continue
-        for series in parse_prices(text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser):
+        zone = timezone if naive_times(text) else None
+        for series in parse_prices(
+            text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser, naive_timezone=zone
+        ):
             found.setdefault(series.market, series)
     chosen = list(markets) if markets else list(found)
     missing = [m for m in chosen if m not in found]
