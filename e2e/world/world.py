@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .carbon import CarbonApi, CarbonBook, CarbonServer
 from .clock import WorldClock
 from .control import ControlServer
 from .exporter import RegionExporter
@@ -78,6 +79,9 @@ class WorldSettings:
     """Wide hourly price CSV; None = shared/data/prices-2024/prices_2024_utc_hourly_wide.csv."""
     entsoe_tokens: frozenset[str] | None = None
     """securityTokens the ENTSO-E endpoint accepts; None accepts any non-empty token."""
+    carbon_dir: Path | None = None
+    """Hourly carbon-intensity CSVs per zone; None = shared/data/carbon-2024."""
+    carbon_port: int = 0
     profile_dir: Path | None = SHIPPED_PROFILES
     """GPUProfile documents to simulate with (operator/gridshift/data/profiles by default)."""
 
@@ -136,6 +140,9 @@ class World:
             settings.price_port,
             settings.host,
         )
+        self.carbon = CarbonServer(
+            CarbonApi(CarbonBook(settings.carbon_dir)), self.clock.now, settings.carbon_port, settings.host
+        )
         self.control = ControlServer(self, settings.control_port, settings.host)
         self.stopped_apiservers: set[str] = set()
         self.cluster_errors: dict[str, str] = {}
@@ -178,6 +185,7 @@ class World:
         for exporter in self.exporters.values():
             exporter.start()
         self.prices.start()
+        self.carbon.start()
         self.control.start()
         self.poll_once()
         for target, name in ((self._simulate, "world-sim"), (self._poll, "world-poll")):
@@ -193,6 +201,7 @@ class World:
         for exporter in self.exporters.values():
             exporter.stop()
         self.prices.stop()
+        self.carbon.stop()
         self.control.stop()
         if self.power is not None:
             for cluster in sorted(self.stopped_apiservers):
@@ -288,6 +297,12 @@ class World:
             raise ValueError(f"stall_seconds: must be > 0, got {stall_seconds}")
         self.prices.set_fault(zone, FeedFault(FeedFaultMode(mode), stall_seconds))
 
+    def set_carbon_fault(self, zone: str, mode: FeedFaultMode | str, stall_seconds: float = 30.0) -> None:
+        """A zone's carbon feeds (or "*" for all) answer 500 (`error`), stall (`stall`), or recover (`ok`)."""
+        if not stall_seconds > 0:
+            raise ValueError(f"stall_seconds: must be > 0, got {stall_seconds}")
+        self.carbon.set_fault(zone, FeedFault(FeedFaultMode(mode), stall_seconds))
+
     def set_exporter_down(self, cluster: str, down: bool) -> None:
         exporter = self._exporter(cluster)
         if down:
@@ -353,6 +368,7 @@ class World:
             "control": self.control.url,
             "prices": self.prices.url,
             "entsoe": f"{self.prices.url}/api",
+            "carbon": self.carbon.url,
             "exporters": {name: exporter.url for name, exporter in self.exporters.items()},
         }
 

@@ -71,6 +71,16 @@ class OperatorSettings(BaseSettings):
         ge=0,
         description="Extra cost charged per replica moved, USD, for the risk and disruption of a move.",
     )
+    default_carbon_price_usd_per_tonne: float = Field(
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description=(
+            "Internal carbon price, USD per tonne CO2eq, for InferenceDeployments that set no spec.carbon."
+            "priceUsdPerTonne. 0: carbon enters no cost unless a deployment asks (the EU ETS traded near "
+            "65 EUR/t in 2024; the US EPA's 2023 social cost of carbon is 190 USD/t)."
+        ),
+    )
     api_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Timeout of one call to a member cluster's API server."
     )

@@ -17,10 +17,12 @@ from gridshift.profiles_catalog import performance_model
 from gridshift.service.operator import OperatorService
 from gridshift.service.state import CycleReport
 from gridshift.settings import OperatorSettings
+from gridshift.signals.carbon import CarbonInterval
+from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.metrics import MetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed
 from gridshift.signals.prices import PriceInterval, PriceKind
-from gridshift.testing import FakeHub, FakeMemberCluster, FakeMetricsSource, FakePriceFeed
+from gridshift.testing import FakeCarbonFeed, FakeHub, FakeMemberCluster, FakeMetricsSource, FakePriceFeed
 from tests.conftest import REPO_ROOT
 
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -81,6 +83,8 @@ class ServiceHarness:
     prices: dict[str, float] = field(default_factory=dict)
     identity: str = "op-1"
     price_series: dict[str, list[PriceInterval]] = field(default_factory=dict)
+    carbon: dict[str, float] = field(default_factory=dict)
+    """Cluster -> grid intensity now, gCO2/kWh (settable); clusters named here get a carbonFeed."""
 
     def __post_init__(self) -> None:
         self.hub = FakeHub()
@@ -89,6 +93,14 @@ class ServiceHarness:
         self.feeds: dict[str, FakePriceFeed] = {}
         self.deployments: dict[str, dict[str, Any]] = {}
         self.cluster_bodies = {c: cluster_body(c) for c in self.clusters}
+        self.carbon_feeds: dict[str, FakeCarbonFeed] = {}
+        for c in self.carbon:
+            self.cluster_bodies[c]["spec"]["carbonFeed"] = {
+                "type": "static",
+                "static": {"gPerKwh": self.carbon[c]},
+                "refreshSeconds": 60,
+                "staleAfterSeconds": 600,
+            }
         self.hub.clusters = list(self.cluster_bodies.values())
         for c in self.clusters:
             self.hub.secrets[("gridshift-system", f"kc-{c}")] = {"kubeconfig": f"kubeconfig of {c}"}
@@ -132,6 +144,31 @@ class ServiceHarness:
                 sleep=lambda s: None,
             )
 
+        def carbon_feed(name: str, cluster: RegionalCluster) -> ManagedCarbonFeed:
+            fake = FakeCarbonFeed(name)
+
+            def hourly(now: datetime) -> list[CarbonInterval]:
+                start = now.replace(minute=0, second=0, microsecond=0)
+                return [
+                    CarbonInterval(
+                        start + timedelta(hours=h), start + timedelta(hours=h + 1), self.carbon[name], fake.basis
+                    )
+                    for h in range(24)
+                ]
+
+            fake.serve(hourly)
+            self.carbon_feeds[name] = fake
+            spec = cluster.spec.carbon_feed
+            assert spec is not None
+            return ManagedCarbonFeed(
+                fake,
+                basis=fake.basis,
+                refresh_seconds=spec.refresh_seconds,
+                stale_after_seconds=spec.stale_after_seconds,
+                clock=lambda: self.now,
+                sleep=lambda s: None,
+            )
+
         return OperatorService(
             self.settings,
             self.hub,
@@ -143,6 +180,7 @@ class ServiceHarness:
             identity=identity,
             # The Lease is judged on each process's own monotonic clock: here, the simulated one.
             monotonic=lambda: (self.now - T0).total_seconds(),
+            carbon_feed_factory=carbon_feed,
         )
 
     def add(self, body: dict[str, Any]) -> None:

@@ -97,6 +97,11 @@ class PriceFeedReason(StrEnum):
     FRESH = "Fresh"
 
 
+class CarbonFeedReason(StrEnum):
+    STALE = "Stale"
+    FRESH = "Fresh"
+
+
 class MetricsReason(StrEnum):
     NO_DEMAND_METRICS = "NoDemandMetrics"
     METRICS_FRESH = "MetricsFresh"
@@ -346,6 +351,19 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
                     "False",
                     "Prices are fresh (a failing fetch still within staleAfterSeconds is named in the message).",
                 ),
+            },
+        ),
+    ),
+    ConditionType(
+        "CarbonFeedStale",
+        "Only on clusters with a spec.carbonFeed. True when the feed has had no good fetch for staleAfterSeconds: no "
+        "carbon-driven change (carbon price or limit) is made here, and carbon limits are not enforced on the "
+        "stale figures (docs/carbon.md).",
+        _reasons(
+            CarbonFeedReason,
+            {
+                CarbonFeedReason.STALE: ("True", "No fresh intensity; the message gives the feed's last error."),
+                CarbonFeedReason.FRESH: ("False", "The intensity is fresh."),
             },
         ),
     ),

@@ -60,6 +60,7 @@ KINDS: tuple[KindSpec, ...] = (
             {"name": "$/Mtok", "type": "number", "jsonPath": ".status.cost.usdPerMillionTokens"},
             {"name": "Cost", "type": "string", "jsonPath": ".status.cost.source"},
             {"name": "J/token", "type": "number", "jsonPath": ".status.cost.joulesPerToken", "priority": 1},
+            {"name": "gCO2/Mtok", "type": "number", "jsonPath": ".status.cost.gramsCo2PerMillionTokens"},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ),
     ),
@@ -75,6 +76,7 @@ KINDS: tuple[KindSpec, ...] = (
             {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
             {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason")},
             {"name": "Price $/kWh", "type": "number", "jsonPath": ".status.currentPriceUsdPerKwh"},
+            {"name": "gCO2/kWh", "type": "number", "jsonPath": ".status.currentCarbonIntensityGPerKwh"},
             {"name": "PUE", "type": "number", "jsonPath": ".spec.pue"},
             {
                 "name": "With PUE $/kWh",

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     DNS_LABEL,
     QUANTITY,
@@ -307,6 +308,7 @@ class InferenceDeploymentSpec(ApiModel):
     migration: MigrationSpec = Field(default_factory=MigrationSpec, description="Migration behaviour.")
     demand: DemandSpec = Field(default_factory=DemandSpec, description="Demand to size for.")
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Routing weight publication.")
+    carbon: CarbonSpec = Field(default_factory=CarbonSpec, description="Carbon price and limits (docs/carbon.md).")
 
 
 # ---------------------------------------------------------------- status
@@ -348,6 +350,18 @@ class CostStatus(ApiModel):
     usd_per_hour: float | None = Field(default=None, description="Total cost rate, USD per hour.")
     usd_per_million_tokens: float | None = Field(default=None, description="USD per million output tokens served.")
     joules_per_token: float | None = Field(default=None, description="GPU energy per output token, joules.")
+    grams_co2_per_million_tokens: float | None = Field(
+        default=None,
+        description=(
+            "Emissions per million output tokens, gCO2eq: power (measured when the source is Measured) x PUE x "
+            "grid intensity now; absent unless every cluster used has a carbon feed."
+        ),
+    )
+    kg_co2_per_hour: float | None = Field(default=None, description="Emissions rate of the placement, kgCO2eq/h.")
+    carbon_usd_per_hour: float | None = Field(
+        default=None,
+        description="Internal carbon cost at spec.carbon's price, USD/h (not in usdPerHour, which is money spent).",
+    )
     energy_share: float | None = Field(
         default=None, ge=0, le=1, description="Share of the cost that is electricity (the rest is GPU-hours)."
     )

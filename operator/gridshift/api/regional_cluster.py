@@ -1,4 +1,4 @@
-"""The RegionalCluster kind: a member cluster, its GPUs, their cost, and its electricity price feed."""
+"""The RegionalCluster kind: a member cluster, its GPUs, their cost, its electricity price feed and carbon feed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CURRENCY_CODE,
     Condition,
@@ -349,6 +350,13 @@ class RegionalClusterSpec(ApiModel):
     )
     offerings: list[GPUOffering] = Field(min_length=1, max_length=32, description="GPU types offered here.")
     price_feed: PriceFeedSpec = Field(description="Electricity price feed for this site.")
+    carbon_feed: CarbonFeedSpec | None = Field(
+        default=None,
+        description=(
+            "Grid carbon-intensity feed for this site; unset: deployments with a carbon price or limit assume a "
+            "coal grid here (820 gCO2eq/kWh) and report no emissions for it."
+        ),
+    )
     prometheus_url: HttpUrl | None = Field(
         default=None,
         description="Prometheus with this cluster's vLLM and DCGM metrics; unset uses the operator's default.",
@@ -409,8 +417,13 @@ class RegionalClusterStatus(ApiModel):
     last_price_fetch: datetime | None = Field(
         default=None, description="Last successful fetch that changed the known prices."
     )
+    current_carbon_intensity_g_per_kwh: float | None = Field(
+        default=None, description="Grid carbon intensity now, gCO2eq/kWh on the carbon feed's basis; PUE not included."
+    )
+    carbon_basis: str | None = Field(default=None, description="direct, lifecycle or marginal (spec.carbonFeed.basis).")
+    last_carbon_fetch: datetime | None = Field(default=None, description="Last successful carbon-intensity fetch.")
     conditions: list[Condition] = conditions_field(
-        "Ready, Reachable, Stalled, PriceFeedStale, ForeignObjects (docs/status.md)."
+        "Ready, Reachable, Stalled, PriceFeedStale, CarbonFeedStale, ForeignObjects (docs/status.md)."
     )
 
 

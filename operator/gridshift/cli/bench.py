@@ -75,6 +75,14 @@ def register(subparsers: Any) -> None:
         help="the clock make_plan's budget runs on: cpu (this process's CPU seconds, so that other jobs on a "
         "shared machine do not change the plan; default) or wall (time.monotonic, as the operator runs it)",
     )
+    planner.add_argument(
+        "--carbon-price",
+        type=float,
+        default=0.0,
+        metavar="USD_PER_T",
+        help="give every deployment this internal carbon price and each cluster a synthetic hourly carbon "
+        "intensity (default 0: no carbon, the snapshots as before)",
+    )
     planner.add_argument("--quality", action="store_true", help="also solve exactly and report the gap")
     planner.add_argument(
         "--reference-seconds",
@@ -101,6 +109,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--repeat must be >= 1, got {args.repeat}")
     if args.budget is not None and not args.budget > 0:
         raise UsageError(f"--budget must be > 0 seconds, got {args.budget}")
+    if not 0 <= args.carbon_price <= 10_000:
+        raise UsageError(f"--carbon-price must be within 0..10000 USD/t, got {args.carbon_price}")
     if not args.reference_seconds > 0:
         raise UsageError(f"--reference-seconds must be > 0, got {args.reference_seconds}")
 
@@ -136,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from gridshift.planner import PlannerSettings
-    from gridshift.planner.synthetic import random_snapshot
+    from gridshift.planner.synthetic import random_snapshot, with_synthetic_carbon
     from gridshift.profiles_catalog import default_performance_models
 
     _quiet_highs()
@@ -158,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             seed=seed,
             occupancy=args.tightness,
         )
+        if args.carbon_price > 0:
+            snapshot = with_synthetic_carbon(snapshot, args.carbon_price, seed=seed)
         result = _measure(args, snapshot, settings, seed)
         results.append(result)
         _print_result(args, result)

@@ -103,10 +103,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--jobs", type=int, default=None, help="processes to run the scenarios in (default: up to 2, one per CPU)"
     )
+    _carbon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(handler=run)
+
+
+def _carbon_arguments(parser: Any) -> None:
+    """The carbon flags (docs/carbon.md)."""
+    parser.add_argument(
+        "--carbon",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="hourly carbon-intensity CSVs, <MARKET>_carbon_2024_hourly.csv (default: shared/data/carbon-2024)",
+    )
+    parser.add_argument(
+        "--carbon-basis",
+        choices=("lifecycle", "direct"),
+        default="lifecycle",
+        help="carbon intensity counted: life-cycle or direct emissions (default: lifecycle)",
+    )
+    parser.add_argument(
+        "--carbon-price",
+        default=None,
+        metavar="USD_PER_T[,...]",
+        help="replay gridshift with each internal carbon price (USD/tonne), e.g. 0,25,50,100,200: the "
+        "cost-vs-carbon frontier (in the JSON as carbon_frontier; --frontier-plot for a PNG)",
+    )
+    parser.add_argument("--frontier-plot", type=Path, default=None, metavar="FILE.png", help="write the frontier PNG")
 
 
 def _start(text: str) -> datetime:
@@ -237,12 +263,11 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.cli.main import UsageError
     from gridshift.profiles_catalog import default_performance_models
     from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
-    from gridshift.simulation.report import print_tables, write_plot
+    from gridshift.simulation.report import write_plot
     from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
     settings = build_settings(args)
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot: {args.plot} must end in .png")
+    carbon_prices = _check_output_flags(args)
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
         prices = load_prices(
@@ -290,15 +315,137 @@ def run(args: argparse.Namespace) -> int:
 
         with _stdout_to_stderr(args.json):
             result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
+            carbon, frontier = carbon_outcome(args, replay, result, carbon_prices, progress, task)
     if args.plot is not None:
         try:
             write_plot(result, args.plot)
         except OSError as error:
             raise UsageError(f"--plot: cannot write {args.plot}: {error.strerror}") from error
-    if args.json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
-    else:
-        print_tables(result, Console())
-        if args.plot is not None:
-            print(f"wrote {args.plot}")
+    _output(args, result, carbon, frontier)
     return 0
+
+
+def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[str, Any] | None) -> None:
+    """The results as JSON or tables, with the carbon figures when there are."""
+    from rich.console import Console
+
+    from gridshift.simulation.report import print_tables
+
+    document = result.to_json()
+    if carbon is not None:
+        from gridshift.simulation.carbon import annotate
+
+        annotate(document, result, carbon)
+    if frontier is not None:
+        document["carbon_frontier"] = frontier
+    if args.json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return
+    print_tables(result, Console())
+    print_carbon(document)
+    if args.plot is not None:
+        print(f"wrote {args.plot}")
+    if args.frontier_plot is not None:
+        print(f"wrote {args.frontier_plot}")
+
+
+def _check_output_flags(args: argparse.Namespace) -> list[float]:
+    """UsageError for a bad --plot, --carbon-price or --frontier-plot; the carbon prices to sweep."""
+    from gridshift.cli.main import UsageError
+
+    if args.json:
+        from gridshift.cli.bench import _quiet_highs
+
+        _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot: {args.plot} must end in .png")
+    carbon_prices = carbon_price_list(args.carbon_price)
+    if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
+        raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")
+    return carbon_prices
+
+
+def carbon_price_list(text: str | None) -> list[float]:
+    """--carbon-price: comma-separated USD/t, each >= 0."""
+    from gridshift.cli.main import UsageError
+
+    if text is None:
+        return []
+    prices = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            value = float(part)
+        except ValueError as error:
+            raise UsageError(f"--carbon-price: {part!r} is not a number (USD per tonne)") from error
+        if not (value >= 0 and value <= 10_000):
+            raise UsageError(f"--carbon-price: {part} must be within 0..10000 USD/t")
+        prices.append(value)
+    return prices
+
+
+def carbon_outcome(
+    args: argparse.Namespace, replay: Any, result: Any, prices: list[float], progress: Any, task: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    """The replay's recorded intensities (None when none is found) and, with --carbon-price, the frontier."""
+    from gridshift.api.carbon import CarbonBasis
+    from gridshift.cli.main import UsageError
+    from gridshift.simulation.carbon import (
+        default_carbon_dir,
+        frontier_json,
+        load_replay_carbon,
+        sweep,
+        write_frontier_plot,
+    )
+    from gridshift.simulation.data import SimulationInputError
+
+    directory = args.carbon or default_carbon_dir()
+    if not directory.is_dir():
+        if args.carbon is not None or prices:
+            raise UsageError(f"--carbon: {directory} is not a folder of carbon-intensity CSVs")
+        return None, None
+    try:
+        carbon = load_replay_carbon(replay, directory, CarbonBasis(args.carbon_basis))
+        if not prices:
+            return carbon, None
+        scenario = next(iter(result.scenarios))
+        references = {k: v for k, v in result.scenarios[scenario].policies.items() if k != "gridshift"}
+        progress.update(task, total=progress.tasks[0].total + replay.minutes * len(prices))
+
+        def advance(label: str, minutes: int) -> None:
+            progress.update(task, advance=minutes, description=label)
+
+        points = sweep(replay, scenario, carbon, prices, references, advance)
+    except SimulationInputError as error:
+        raise UsageError(str(error)) from error
+    if args.frontier_plot is not None:
+        title = (
+            f"Cost vs carbon, {scenario.value}: {replay.settings.days:g} days from {replay.start:%Y-%m-%d}, "
+            f"{', '.join(m.name for m in replay.markets)} ({carbon.basis.value} intensity)"
+        )
+        try:
+            write_frontier_plot(points, args.frontier_plot, title)
+        except OSError as error:
+            raise UsageError(f"--frontier-plot: cannot write {args.frontier_plot}: {error.strerror}") from error
+    return carbon, frontier_json(scenario, carbon, points)
+
+
+def print_carbon(document: dict[str, Any]) -> None:
+    """The carbon lines of the human output."""
+    carbon = document.get("carbon")
+    if carbon is None:
+        return
+    for name, scenario in document["scenarios"].items():
+        parts = [
+            f"{policy} {'-' if p['co2_kg'] is None else format(p['co2_kg'], ',.1f')}"
+            for policy, p in scenario["policies"].items()
+        ]
+        print(f"kgCO2eq ({carbon['basis']}, {name}): " + ", ".join(parts))
+    if carbon["markets_without_data"]:
+        print(f"no carbon recording for {', '.join(carbon['markets_without_data'])}: co2_kg not known")
+    frontier = document.get("carbon_frontier")
+    if frontier is not None:
+        print(f"cost-vs-carbon frontier ({frontier['scenario']}):")
+        for point in frontier["points"]:
+            price = point["carbon_price_usd_per_tonne"]
+            label = f"{point['policy']} at {price:g} USD/t" if price is not None else point["policy"]
+            print(f"  {label:<28} {point['cost_usd']:>12,.2f} USD {point['co2_kg']:>12,.1f} kgCO2eq")

@@ -46,3 +46,38 @@ def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -
     if not output_tokens_per_second:
         return None
     return gpu_watts / output_tokens_per_second
+
+
+# --- carbon ---------------------------------------------------------------------------------------
+#
+#     gCO2/h              = GPU watts x PUE x intensity (gCO2/kWh) / 1000    (PUE included: the facility's draw)
+#     carbon USD/h        = gCO2/h / 1e6 x carbon price (USD/t)
+#     gCO2 per Mtok       = gCO2/h / (output tokens/s x 3600 / 1e6)
+#
+# A carbon price p USD/t adds intensity x p / 1e6 USD to each kWh: 300 g/kWh at 100 USD/t is
+# 0.03 USD/kWh (30 USD/MWh), the size of a typical 2024 wholesale price.
+
+GRAMS_PER_TONNE = 1e6
+
+
+def grams_co2_per_hour(watts: float, pue: float, g_per_kwh: float) -> float:
+    """Emissions of `watts` of GPU power for an hour at a site, PUE included."""
+    return watts * pue * g_per_kwh / WATT_HOURS_PER_KWH
+
+
+def carbon_usd_per_hour(grams_per_hour: float, usd_per_tonne: float) -> float:
+    """The internal cost of emitting `grams_per_hour` at a carbon price in USD per tonne."""
+    return grams_per_hour / GRAMS_PER_TONNE * usd_per_tonne
+
+
+def grams_per_million_tokens_from_energy(joules_per_token: float, grams_per_watt_hour: float) -> float:
+    """Emissions per million output tokens from GPU energy per token and a site's grams per GPU watt-hour
+    (PUE x intensity / 1000): how a measured J/token becomes gCO2/Mtok."""
+    return joules_per_token * TOKENS_PER_MILLION / SECONDS_PER_HOUR * grams_per_watt_hour
+
+
+def grams_per_million_tokens(grams_per_hour: float, output_tokens_per_second: float | None) -> float | None:
+    """Emissions per million output tokens; None without tokens."""
+    if not output_tokens_per_second:
+        return None
+    return grams_per_hour / (output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)

@@ -19,7 +19,14 @@ import numpy as np
 
 from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, power_at
-from gridshift.planner.cost import energy_usd_per_hour, joules_per_token, usd_per_million_tokens
+from gridshift.planner.cost import (
+    carbon_usd_per_hour,
+    energy_usd_per_hour,
+    grams_co2_per_hour,
+    grams_per_million_tokens,
+    joules_per_token,
+    usd_per_million_tokens,
+)
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, migration_steps, routing_weights
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
 from gridshift.planner.search import Clock, WarmStart, search
@@ -54,6 +61,21 @@ class CostPrediction:
     energy_share: float | None
     """Electricity's share of the cost; may leave [0, 1] when prices are negative."""
     power_watts: float
+    co2_grams_per_hour: float | None = None
+    """Emissions at the observed load and the intensity now, PUE included; None unless every
+    cluster used has a carbon feed (planner.carbon)."""
+    co2_grams_per_million_tokens: float | None = None
+    carbon_usd_per_hour: float = 0.0
+    """Internal carbon cost at the deployment's carbon price (not in `usd_per_hour`, which is money
+    spent); unmeasured clusters count at PlannerSettings.missing_carbon_g_per_kwh."""
+    co2_grams_per_hour_by_region: Mapping[str, float] = field(default_factory=dict)
+    """`co2_grams_per_hour` split by region (empty when it is None)."""
+
+    @property
+    def carbon_share(self) -> float | None:
+        """The carbon price's share of the cost the decision weighed (money plus internal carbon cost)."""
+        total = self.usd_per_hour + self.carbon_usd_per_hour
+        return None if self.carbon_usd_per_hour == 0 or total == 0 else self.carbon_usd_per_hour / total
 
 
 @dataclass(frozen=True)
@@ -173,16 +195,17 @@ def make_plan(
 
 def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
     """Last cycle's targets, and which deployments changed since: those whose requirements, placement or
-    demand differ, or all of them when any cluster, price horizon or profile changed, or time moved
+    demand differ, or all of them when any cluster, price or carbon horizon or profile changed, or time moved
     (a later `now` slides every price window, so pool prices moved)."""
     if previous is None:
         return None
     before = previous.snapshot
     ids = frozenset(d.id for d in snapshot.deployments)
-    if before is None or (before.now, before.clusters, before.prices, before.profiles) != (
+    if before is None or (before.now, before.clusters, before.prices, before.carbon, before.profiles) != (
         snapshot.now,
         snapshot.clusters,
         snapshot.prices,
+        snapshot.carbon,
         snapshot.profiles,
     ):
         changed = ids
@@ -230,12 +253,18 @@ def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings
 
 
 def _cost_prediction(
-    problem: Problem, deployment: DeploymentProblem, counts: list[int], powers: dict[tuple[int, int], float]
+    problem: Problem,
+    deployment: DeploymentProblem,
+    counts: list[int],
+    powers: dict[tuple[int, int], float],
+    settings: PlannerSettings,
 ) -> CostPrediction:
     workload = deployment.workload
     capacity_rps = sum(o.capacity_rps * n for o, n in zip(deployment.options, counts, strict=True))
     served_rps = workload.requests_per_second
-    gpu_cost = energy_cost = power_total = 0.0
+    gpu_cost = energy_cost = power_total = grams = 0.0
+    by_region: dict[str, float] = {}
+    measured = bool(problem.carbon_views)
     for j, (option, count) in enumerate(zip(deployment.options, counts, strict=True)):
         if count <= 0:
             continue
@@ -244,12 +273,31 @@ def _cost_prediction(
         gpu_cost += count * option.gpus * option.gpu_hour_usd
         energy_cost += energy_usd_per_hour(count * power, option.pue, price)
         power_total += count * power
+        carbon = problem.carbon_views.get(option.cluster)
+        measured = measured and carbon is not None
+        intensity = carbon.now_g_per_kwh if carbon is not None else settings.missing_carbon_g_per_kwh
+        here = grams_co2_per_hour(count * power, option.pue, intensity)
+        grams += here
+        by_region[option.region] = by_region.get(option.region, 0.0) + here
     total = gpu_cost + energy_cost
     served_tokens = None if served_rps is None else min(served_rps, capacity_rps) * workload.mean_output_tokens
     per_million = usd_per_million_tokens(total, served_tokens)
     joules = joules_per_token(power_total, served_tokens)
     energy_share = None if total == 0 else energy_cost / total
-    return CostPrediction(total, gpu_cost, energy_cost, per_million, joules, energy_share, power_total)
+    carbon_price = deployment.deployment.requirements.carbon_price_usd_per_tonne
+    return CostPrediction(
+        total,
+        gpu_cost,
+        energy_cost,
+        per_million,
+        joules,
+        energy_share,
+        power_total,
+        co2_grams_per_hour=grams if measured else None,
+        co2_grams_per_million_tokens=grams_per_million_tokens(grams, served_tokens) if measured else None,
+        carbon_usd_per_hour=carbon_usd_per_hour(grams, carbon_price) if carbon_price > 0 else 0.0,
+        co2_grams_per_hour_by_region=by_region if measured else {},
+    )
 
 
 def _label(option: Option) -> str:
@@ -304,20 +352,31 @@ def _explain(
     current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = keep_objective - chosen_objective if options and current_covers_demand else None
-    binding = _binding_constraints(deployment, counts, used, started, stopped)
+    if saving is not None:
+        # The carbon limit penalty steers the plan but is no money: the saving is in real cost.
+        saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
+    binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
     reason = _reason(deployment, started, stopped, keep_objective, settings, infeasible_reason)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
-        details.append(f"also moves {min(started, stopped)} replica(s) to cheaper capacity")
+        leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
+        where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
+        details.append(f"also moves {min(started, stopped)} replica(s) to {where}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
     summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
     if cost.usd_per_million_tokens is not None:
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
     if saving is not None and (started or stopped):
-        summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
+        if saving < 0 and deployment.deployment.requirements.uses_carbon:
+            # Leaving a region for a carbon limit can cost money: said as such.
+            summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
+        else:
+            summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
         summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
+    if deployment.deployment.requirements.uses_carbon:
+        summary += _carbon_summary(deployment, cost)
     return Explanation(
         reason=reason,
         summary=summary[:1024],
@@ -330,7 +389,12 @@ def _explain(
 
 
 def _binding_constraints(
-    deployment: DeploymentProblem, counts: list[int], used: list[tuple[Option, int]], started: int, stopped: int
+    problem: Problem,
+    deployment: DeploymentProblem,
+    counts: list[int],
+    used: list[tuple[Option, int]],
+    started: int,
+    stopped: int,
 ) -> list[str]:
     """The modes, prices, reachability and limits that shaped the plan, in the order users read them."""
     options = deployment.options
@@ -340,8 +404,15 @@ def _binding_constraints(
     if deployment.advisory:
         binding.append("mode Advisory: plan reported, nothing changed")
     stale_here = sorted({o.cluster for o, stale in zip(options, deployment.columns.stale, strict=True) if stale})
-    if stale_here:
-        binding.append(f"price stale in {', '.join(stale_here)}: no price-driven change there")
+    price_stale = [c for c in stale_here if c in problem.stale_clusters]
+    carbon_stale = [c for c in stale_here if c not in problem.stale_clusters]
+    if price_stale:
+        binding.append(f"price stale in {', '.join(price_stale)}: no price-driven change there")
+    if carbon_stale:
+        binding.append(f"carbon intensity stale in {', '.join(carbon_stale)}: no carbon-driven change there")
+    limited = sorted({o.cluster for o in options if o.carbon_limit is not None})
+    if limited and not deployment.frozen:
+        binding.append(f"carbon limit: {', '.join(limited)} avoided while above it")
     if deployment.unreachable:
         lost = ", ".join(f"{c}/{g} x{n}" for c, g, n in deployment.unreachable)
         binding.append(f"unreachable: {lost} not counted as capacity")
@@ -474,7 +545,7 @@ def _deployment_plan(
     infeasible = _infeasible_reason(deployment, counts)
     needed = deployment.coverage_target
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
-    cost = _cost_prediction(problem, deployment, counts, powers)
+    cost = _cost_prediction(problem, deployment, counts, powers, settings)
     targets = _targets(problem, deployment, counts)
     explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
     capacity_rps = {o.key: o.capacity_rps for o in options}
@@ -547,3 +618,19 @@ def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int])
                     )
                 )
     return targets
+
+
+def _carbon_summary(deployment: DeploymentProblem, cost: CostPrediction) -> str:
+    """The carbon part of the summary: emissions, and the carbon price's share of the decision."""
+    text = ""
+    if cost.co2_grams_per_hour is not None:
+        text += f"; {cost.co2_grams_per_hour / 1000.0:.3f} kgCO2/h"
+        if cost.co2_grams_per_million_tokens is not None:
+            text += f", {cost.co2_grams_per_million_tokens:.0f} gCO2/Mtok"
+    price = deployment.deployment.requirements.carbon_price_usd_per_tonne
+    share = cost.carbon_share
+    if price > 0:
+        text += f"; carbon at {price:g} USD/t adds {cost.carbon_usd_per_hour:.3f} USD/h"
+        if share is not None:
+            text += f" ({share:.1%} of the cost decided on)"
+    return text

@@ -4,15 +4,28 @@ Prices are piecewise constant. Where the horizon has a gap or ends before the wi
 last known price carries on (a persistence forecast); before its first interval the first price
 applies. A horizon with no intervals has no price: callers substitute a fallback and treat the
 cluster as stale, so that an invented price never drives a move.
+
+Carbon intensity horizons are read by the same two functions (`step_at`, `step_mean`), so that
+"the value now" and "the window's mean" mean one thing for money and for carbon (planner.carbon).
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, TypeVar
 
 from gridshift.planner.snapshot import PriceHorizon
+
+
+class Step(Protocol):
+    @property
+    def start(self) -> datetime: ...
+
+
+S = TypeVar("S", bound=Step)
 
 
 @dataclass(frozen=True)
@@ -24,32 +37,42 @@ class PriceView:
     known: bool
 
 
-def price_at(horizon: PriceHorizon, moment: datetime) -> float | None:
-    """The price in force at `moment`, carrying the last known price forward; None without prices."""
-    if not horizon.intervals:
+def step_at(intervals: Sequence[S], value: Callable[[S], float], moment: datetime) -> float | None:
+    """The value in force at `moment`, carrying the last known one forward; None without intervals."""
+    if not intervals:
         return None
-    current = horizon.intervals[0].usd_per_kwh
-    for interval in horizon.intervals:
+    current = value(intervals[0])
+    for interval in intervals:
         if interval.start > moment:
             break
-        current = interval.usd_per_kwh
+        current = value(interval)
     return current
+
+
+def step_mean(intervals: Sequence[S], value: Callable[[S], float], start: datetime, hours: float) -> float | None:
+    """Time-weighted mean value over [start, start + hours); None without intervals."""
+    if not intervals:
+        return None
+    if hours <= 0:
+        return step_at(intervals, value, start)
+    end = start + timedelta(hours=hours)
+    breakpoints = sorted({start, end, *(i.start for i in intervals if start < i.start < end)})
+    total = 0.0
+    for left, right in itertools.pairwise(breakpoints):
+        here = step_at(intervals, value, left)
+        assert here is not None
+        total += here * (right - left).total_seconds()
+    return total / (end - start).total_seconds()
+
+
+def price_at(horizon: PriceHorizon, moment: datetime) -> float | None:
+    """The price in force at `moment`, carrying the last known price forward; None without prices."""
+    return step_at(horizon.intervals, lambda i: i.usd_per_kwh, moment)
 
 
 def window_mean(horizon: PriceHorizon, start: datetime, hours: float) -> float | None:
     """Time-weighted mean price over [start, start + hours); None without prices."""
-    if not horizon.intervals:
-        return None
-    if hours <= 0:
-        return price_at(horizon, start)
-    end = start + timedelta(hours=hours)
-    breakpoints = sorted({start, end, *(i.start for i in horizon.intervals if start < i.start < end)})
-    total = 0.0
-    for left, right in itertools.pairwise(breakpoints):
-        price = price_at(horizon, left)
-        assert price is not None
-        total += price * (right - left).total_seconds()
-    return total / (end - start).total_seconds()
+    return step_mean(horizon.intervals, lambda i: i.usd_per_kwh, start, hours)
 
 
 def view(horizon: PriceHorizon | None, now: datetime, hours: float, fallback_usd_per_kwh: float) -> PriceView:

@@ -17,6 +17,16 @@ objective reads as the fleet's cost per hour.
 where P_load is the replica's power at its SLO capacity (a replica the optimiser buys carries a full
 share of the load when demand binds). Prices are not clamped: a negative price makes energy a
 credit. GPUs that gridshift does not hold are not its cost, so no idle power is charged for them.
+
+Carbon (planner.carbon), only for deployments that use it (a carbon price or a carbon limit):
+
+    carbon cost per hour    = P_load x PUE x window mean intensity / 1000 / 1e6 x carbon price
+                              (added to the window cost; a start adds its idle draw's at the intensity now)
+    carbon limit            = an option that breaks maxGramsPerKwh or maxGramsPerMillionTokens now costs
+                              carbon_limit_penalty_usd x its share of the demand per hour, so replicas
+                              leave it whenever another place can serve (make-before-break, like any move)
+
+A deployment without a carbon price or limit gets exactly the options it had before carbon existed.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from functools import cached_property
 
 from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
-from gridshift.planner.cost import usd_per_watt_hour
+from gridshift.planner.carbon import CarbonView, carbon_view, limit_broken
+from gridshift.planner.cost import carbon_usd_per_hour, grams_co2_per_hour, usd_per_watt_hour
 from gridshift.planner.prices import PriceView, view
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
@@ -87,6 +98,13 @@ class Option:
     """vLLM --max-num-seqs of a replica here: the batch at SLO capacity, at the observed request sizes."""
     key: tuple[str, str] = ("", "")
     """(cluster, gpu_type): the inventory pool this option draws from."""
+    carbon_usd_per_hour: float = 0.0
+    """Internal carbon cost of one replica at SLO capacity, mean over the window (in `hourly_usd`);
+    0 for deployments without a carbon price."""
+    carbon_limit: str | None = None
+    """The carbon limit a replica here breaks now (its penalty is in `hourly_usd`), or None."""
+    carbon_penalty_usd: float = 0.0
+    """The carbon limit penalty per replica-hour included in `hourly_usd` (not a cost: explanations leave it out)."""
 
     def __post_init__(self) -> None:
         self.key = (self.cluster, self.gpu_type)
@@ -183,6 +201,8 @@ class Problem:
     price_views: dict[str, PriceView]
     stale_clusters: frozenset[str]
     clusters: Mapping[str, Cluster]
+    carbon_views: dict[str, CarbonView] = field(default_factory=dict)
+    """Intensity now of each cluster with a carbon feed (for the plan's gCO2 figures)."""
 
     @cached_property
     def variable_count(self) -> int:
@@ -304,6 +324,8 @@ class _Site:
     now_usd_per_watt_hour: float
     stale: bool
     preferred: bool
+    carbon: CarbonView | None = None
+    """Set only for deployments that use carbon (Requirements.uses_carbon)."""
 
 
 def _option(
@@ -326,6 +348,22 @@ def _option(
         settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * site.now_usd_per_watt_hour)
         + settings.move_penalty_usd
     )
+    carbon_hourly = 0.0
+    carbon_limit = None
+    if site.carbon is not None:
+        pue = site.cluster.pue
+        price = required.carbon_price_usd_per_tonne
+        carbon_hourly = carbon_usd_per_hour(grams_co2_per_hour(power, pue, site.carbon.window_mean_g_per_kwh), price)
+        window_cost += window * carbon_hourly
+        idle_carbon = carbon_usd_per_hour(grams_co2_per_hour(idle_watts, pue, site.carbon.now_g_per_kwh), price)
+        start_cost += settings.cold_start_seconds / 3600.0 * idle_carbon
+        carbon_limit = limit_broken(
+            required,
+            site.carbon,
+            power_watts=power,
+            pue=pue,
+            capacity_tokens_per_s=capacity.rate * workload.mean_output_tokens,
+        )
     if site.preferred:
         # Scale toward zero by the discount whatever the sign, so preference always helps.
         window_cost -= abs(window_cost) * settings.preferred_region_discount
@@ -352,6 +390,8 @@ def _option(
         preferred=site.preferred,
         model=capacity.model,
         max_num_seqs=max_num_seqs(capacity.model, capacity.batch),
+        carbon_usd_per_hour=carbon_hourly,
+        carbon_limit=carbon_limit,
     )
 
 
@@ -370,6 +410,16 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             )
         return view_cache[key]
 
+    carbon_cache: dict[tuple[str, float], CarbonView] = {}
+
+    def intensity_view(cluster: str, hours: float) -> CarbonView:
+        key = (cluster, hours)
+        if key not in carbon_cache:
+            carbon_cache[key] = carbon_view(
+                snapshot.carbon.get(cluster), snapshot.now, hours, settings.missing_carbon_g_per_kwh
+            )
+        return carbon_cache[key]
+
     workloads = [workload_of(deployment) for deployment in snapshot.deployments]
     capacity = _capacities(snapshot, workloads, settings)
     inventory: dict[tuple[str, str], int] = {}
@@ -384,14 +434,16 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
         sites = []
         for cluster in snapshot.clusters:
             prices = price_view(cluster.name, window)
+            carbon = intensity_view(cluster.name, window) if required.uses_carbon else None
             sites.append(
                 _Site(
                     cluster=cluster,
                     excluded=_eligible_cluster(deployment, cluster),
                     window_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.window_mean_usd_per_kwh),
                     now_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.now_usd_per_kwh),
-                    stale=cluster.name in stale,
+                    stale=cluster.name in stale or (carbon is not None and carbon.stale),
                     preferred=cluster.region in required.preferred_regions,
+                    carbon=carbon,
                 )
             )
         problems.append(
@@ -410,7 +462,8 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     for key, used in frozen_use.items():
         inventory[key] = max(inventory.get(key, 0), used)
     price_views = {c.name: price_view(c.name, 0.0) for c in snapshot.clusters}
-    return Problem(problems, inventory, price_views, stale, clusters)
+    carbon_views = {c.name: intensity_view(c.name, 0.0) for c in snapshot.clusters if c.name in snapshot.carbon}
+    return Problem(problems, inventory, price_views, stale, clusters, carbon_views)
 
 
 def _options(
@@ -496,6 +549,7 @@ def _deployment_problem(
     if min_regions > len(regions) and not frozen:
         notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
         min_regions = len(regions)
+    _charge_carbon_limits(options, coverage, demand_known, notes, settings)
     max_replicas = required.max_replicas
     if options and not frozen:
         weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
@@ -527,3 +581,21 @@ def _deployment_problem(
         unreachable=unreachable,
         notes=notes,
     )
+
+
+def _charge_carbon_limits(
+    options: list[Option], coverage: float, demand_known: bool, notes: list[str], settings: PlannerSettings
+) -> None:
+    """Add the carbon limit penalty to the objective of every option that breaks a limit now: per
+    replica, carbon_limit_penalty_usd times the replica's share of the demand (at least of the
+    strongest replica's), as the shortfall penalty is shared (planner.solution)."""
+    broken = [o for o in options if o.carbon_limit is not None]
+    if not broken:
+        return
+    strongest = max((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+    for option in broken:
+        unit = option.capacity_tokens_per_s if demand_known else 1.0
+        share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
+        option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
+        option.hourly_usd += option.carbon_penalty_usd
+        notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit ({option.carbon_limit}): avoided")

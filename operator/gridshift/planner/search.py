@@ -389,6 +389,7 @@ def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Pro
         price_views=problem.price_views,
         stale_clusters=problem.stale_clusters,
         clusters=problem.clusters,
+        carbon_views=problem.carbon_views,
     )
     return sub
 

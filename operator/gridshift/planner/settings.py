@@ -48,6 +48,20 @@ class PlannerSettings:
     """Price assumed for a cluster with no known price at all (and then treated as stale, so it never
     drives a move). 0.10 USD/kWh is near the 2024 median of the markets in shared/data/prices-2024."""
 
+    # --- carbon -------------------------------------------------------------------------------
+    missing_carbon_g_per_kwh: float = 820.0
+    """Intensity assumed for a cluster without a carbon feed, gCO2eq/kWh: the IPCC AR5 life-cycle
+    median of coal power (820), so that a cluster nobody measures never looks cleaner than one that
+    is measured (the dirtiest 2024 zone in shared/data/carbon-2024, AU-NSW, averages 500 direct)."""
+
+    carbon_limit_penalty_usd: float = 1e5
+    """Objective cost per hour of running the deployment's whole demand on placements that break a
+    carbon limit (maxGramsPerKwh, maxGramsPerMillionTokens), charged per replica in proportion to its
+    share of the demand (as shortfall_penalty_usd is). Far above any real cost (100 USD/h per
+    replica even in a 1,000-replica deployment), so such placements are left whenever another place
+    can serve; a hundredth of shortfall_penalty_usd and a tenth of bound_violation_penalty_usd per
+    replica, so a deployment keeps serving demand and minReplicas where it must rather than drop them."""
+
     # --- optimiser ----------------------------------------------------------------------------
     time_budget_seconds: float = 10.0
     """Seconds the search may spend improving the plan (gridshift.planner.search). The operator plans
@@ -116,6 +130,10 @@ class PlannerSettings:
             raise ValueError(f"cold_start_seconds must be >= 0, got {self.cold_start_seconds}")
         if self.move_penalty_usd < 0:
             raise ValueError(f"move_penalty_usd must be >= 0, got {self.move_penalty_usd}")
+        if not self.missing_carbon_g_per_kwh >= 0:
+            raise ValueError(f"missing_carbon_g_per_kwh must be >= 0, got {self.missing_carbon_g_per_kwh}")
+        if not self.carbon_limit_penalty_usd >= 0:
+            raise ValueError(f"carbon_limit_penalty_usd must be >= 0, got {self.carbon_limit_penalty_usd}")
         if self.milp_max_variables < 0:
             raise ValueError(f"milp_max_variables must be >= 0, got {self.milp_max_variables}")
         if not self.time_budget_seconds > 0:

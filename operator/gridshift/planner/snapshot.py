@@ -1,8 +1,10 @@
 """The planner's input: an immutable picture of deployments, clusters, GPUs and prices at one instant.
 
-The shell builds a `Snapshot` from the API objects, Prometheus and the price feeds; the planner
-reads nothing else. Time is `Snapshot.now`, never the wall clock. Money is USD throughout: the
-shell converts feed currencies with PriceFeedSpec.fxToUsd before building the snapshot.
+The shell builds a `Snapshot` from the API objects, Prometheus and the price and carbon feeds; the
+planner reads nothing else. Time is `Snapshot.now`, never the wall clock. Money is USD throughout:
+the shell converts feed currencies with PriceFeedSpec.fxToUsd before building the snapshot. Carbon
+intensity is gCO2eq per kWh of grid electricity (PUE excluded), on the basis the cluster's carbon
+feed selects (direct or life-cycle).
 """
 
 from __future__ import annotations
@@ -50,6 +52,42 @@ class PriceHorizon:
     def interval_at(self, instant: datetime) -> EnergyPrice | None:
         """The interval holding `instant`, if any (no carrying forward: see planner.prices for that)."""
         return next((i for i in self.intervals if i.start <= instant < i.end), None)
+
+
+@dataclass(frozen=True)
+class CarbonIntensity:
+    """Grid carbon intensity over [start, end), gCO2eq per kWh (PUE excluded); never negative.
+
+    What a carbon feed published (gridshift.signals.carbon.CarbonInterval) on the basis its
+    RegionalCluster selects, carried over once in service.inputs."""
+
+    start: datetime
+    end: datetime
+    g_per_kwh: float
+    forecast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"CarbonIntensity.end ({self.end}) must be after start ({self.start})")
+        if not self.g_per_kwh >= 0:
+            raise ValueError(f"CarbonIntensity.g_per_kwh must be >= 0, got {self.g_per_kwh}")
+
+
+@dataclass(frozen=True)
+class CarbonHorizon:
+    """Known carbon intensities of one cluster from about now on; `stale` when its feed went quiet.
+
+    Read like a PriceHorizon (planner.prices: piecewise constant, the last value carried forward)."""
+
+    intervals: tuple[CarbonIntensity, ...] = ()
+    stale: bool = False
+
+    def __post_init__(self) -> None:
+        for earlier, later in zip(self.intervals, self.intervals[1:], strict=False):
+            if later.start < earlier.end:
+                raise ValueError(
+                    f"CarbonHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
+                )
 
 
 @dataclass(frozen=True)
@@ -192,6 +230,32 @@ class Requirements:
     forbidden_regions: frozenset[str] = frozenset()
     preferred_regions: frozenset[str] = frozenset()
     cluster_selector: Selector | None = None
+    carbon_price_usd_per_tonne: float = 0.0
+    """Internal carbon price added to the cost of energy (spec.carbon.priceUsdPerTonne, or the
+    operator-wide default); 0: carbon does not enter the cost."""
+    carbon_max_g_per_kwh: float | None = None
+    """spec.carbon.maxGramsPerKwh: a cluster whose intensity now is above it takes no replicas, and
+    replicas there leave it (make-before-break); None: no such limit."""
+    carbon_budget_g_per_mtok: float | None = None
+    """spec.carbon.maxGramsPerMillionTokens: a placement whose replicas would emit more per million
+    output tokens at SLO capacity, at the intensity now, is treated like one above maxGramsPerKwh."""
+
+    def __post_init__(self) -> None:
+        if not self.carbon_price_usd_per_tonne >= 0:
+            raise ValueError(f"carbon_price_usd_per_tonne must be >= 0, got {self.carbon_price_usd_per_tonne}")
+        for name in ("carbon_max_g_per_kwh", "carbon_budget_g_per_mtok"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+
+    @property
+    def uses_carbon(self) -> bool:
+        """Whether carbon intensity enters this deployment's decision at all (a price or a limit)."""
+        return (
+            self.carbon_price_usd_per_tonne > 0
+            or self.carbon_max_g_per_kwh is not None
+            or self.carbon_budget_g_per_mtok is not None
+        )
 
 
 @dataclass(frozen=True)
@@ -218,6 +282,9 @@ class Snapshot:
     clusters: tuple[Cluster, ...]
     profiles: tuple[PerformanceModel, ...]
     prices: Mapping[str, PriceHorizon] = field(default_factory=dict)
+    carbon: Mapping[str, CarbonHorizon] = field(default_factory=dict)
+    """Carbon intensity per cluster that has a carbon feed; a cluster without one is absent (the
+    planner then assumes PlannerSettings.missing_carbon_g_per_kwh for it)."""
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.clusters]
@@ -229,6 +296,9 @@ class Snapshot:
         unknown = set(self.prices) - set(names)
         if unknown:
             raise ValueError(f"Snapshot.prices names unknown clusters: {sorted(unknown)}")
+        unknown = set(self.carbon) - set(names)
+        if unknown:
+            raise ValueError(f"Snapshot.carbon names unknown clusters: {sorted(unknown)}")
 
 
 def hours_between(start: datetime, end: datetime) -> float:

@@ -19,6 +19,8 @@ from gridshift.planner.capacity import CapacityInputs, capacity_requests_per_sec
 from gridshift.planner.profiles import GPU_PRODUCT_LABELS, PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import (
+    CarbonHorizon,
+    CarbonIntensity,
     Cluster,
     Deployment,
     EnergyPrice,
@@ -260,3 +262,29 @@ def _deployments(
             )
         )
     return deployment_list
+
+
+def with_synthetic_carbon(snapshot: Snapshot, usd_per_tonne: float, *, seed: int, hours: int = 48) -> Snapshot:
+    """`snapshot` with an hourly carbon horizon per cluster and every deployment pricing carbon at
+    `usd_per_tonne` (gridshift bench planner --carbon-price).
+
+    Each cluster's mean intensity is drawn from 30..700 gCO2/kWh (the 2024 range of shared/data/carbon-2024's
+    zones, CA-ON to AU-NSW life-cycle), each hour within +-30% of it. Drawn from a generator of its own, so
+    the snapshot's other draws (random_snapshot) are those of the seed without carbon."""
+    rng = np.random.default_rng([seed, 19])
+    start = snapshot.now.replace(minute=0, second=0, microsecond=0)
+    carbon = {}
+    for cluster in snapshot.clusters:
+        mean = rng.uniform(30.0, 700.0)
+        values = mean * rng.uniform(0.7, 1.3, size=hours)
+        carbon[cluster.name] = CarbonHorizon(
+            tuple(
+                CarbonIntensity(start + timedelta(hours=h), start + timedelta(hours=h + 1), float(v))
+                for h, v in enumerate(values)
+            )
+        )
+    deployments = tuple(
+        replace(d, requirements=replace(d.requirements, carbon_price_usd_per_tonne=usd_per_tonne))
+        for d in snapshot.deployments
+    )
+    return replace(snapshot, deployments=deployments, carbon=carbon)

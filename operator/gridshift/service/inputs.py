@@ -18,6 +18,7 @@ from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
+from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceKind, usd_per_kwh
@@ -64,9 +65,13 @@ def selector_of(selector: LabelSelector | None) -> S.Selector | None:
     )
 
 
-def requirements_of(spec: InferenceDeploymentSpec) -> S.Requirements:
-    """What the planner reads of an InferenceDeployment's spec: the one translation of it."""
+def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: float = 0.0) -> S.Requirements:
+    """What the planner reads of an InferenceDeployment's spec: the one translation of it.
+
+    `default_carbon_price` (USD/t, OperatorSettings.default_carbon_price_usd_per_tonne) applies when
+    spec.carbon.priceUsdPerTonne is unset."""
     demand = spec.demand
+    carbon = spec.carbon
     return S.Requirements(
         model_names=(spec.model.source, spec.model.served_name),
         gpu_types=tuple(spec.replica.gpu_types),
@@ -87,6 +92,11 @@ def requirements_of(spec: InferenceDeploymentSpec) -> S.Requirements:
         forbidden_regions=frozenset(spec.placement.forbidden_regions),
         preferred_regions=frozenset(spec.placement.preferred_regions),
         cluster_selector=selector_of(spec.placement.cluster_selector),
+        carbon_price_usd_per_tonne=(
+            carbon.price_usd_per_tonne if carbon.price_usd_per_tonne is not None else default_carbon_price
+        ),
+        carbon_max_g_per_kwh=carbon.max_grams_per_kwh,
+        carbon_budget_g_per_mtok=carbon.max_grams_per_million_tokens,
     )
 
 
@@ -152,6 +162,17 @@ def price_horizon(reading: PriceReading | None) -> S.PriceHorizon:
         for i in reading.series.intervals
     )
     return S.PriceHorizon(intervals=intervals, stale=reading.stale)
+
+
+def carbon_horizon(reading: CarbonReading | None) -> S.CarbonHorizon:
+    """Intensities (gCO2eq/kWh, the feed's basis) from the carbon feed's reading; stale readings are flagged."""
+    if reading is None or reading.series is None:
+        return S.CarbonHorizon(intervals=(), stale=True)
+    intervals = tuple(
+        S.CarbonIntensity(start=i.start, end=i.end, g_per_kwh=i.g_per_kwh, forecast=i.kind is PriceKind.FORECAST)
+        for i in reading.series.intervals
+    )
+    return S.CarbonHorizon(intervals=intervals, stale=reading.stale)
 
 
 def placements_of(

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gridshift.api import MigrationMode
 from gridshift.api.labels import deployment_label_value
+from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation
 from gridshift.signals.labels import LabelScheme
 
@@ -134,6 +135,32 @@ class OperatorMetrics:
             [cluster, region],
             registry=r,
         )
+        self.carbon_intensity = Gauge(
+            "gridshift_carbon_intensity_grams_per_kwh",
+            "Grid carbon intensity now, gCO2eq/kWh on the carbon feed's basis, PUE not included (clusters "
+            "with a carbonFeed).",
+            [cluster, region],
+            registry=r,
+        )
+        self.carbon_feed_stale = Gauge(
+            "gridshift_carbon_feed_stale",
+            "1 while the cluster's carbon feed is stale (no carbon-driven change there), else 0.",
+            [cluster, region],
+            registry=r,
+        )
+        self.predicted_co2 = Gauge(
+            "gridshift_deployment_predicted_co2_kg_per_hour",
+            "Predicted emissions of the deployment's planned replicas in a region, kgCO2eq/h (power x PUE x "
+            "intensity now; clusters with a carbon feed).",
+            [deployment, region],
+            registry=r,
+        )
+        self.predicted_co2_per_mtok = Gauge(
+            "gridshift_deployment_predicted_co2_grams_per_million_tokens",
+            "Predicted emissions per million output tokens of the deployment, gCO2eq.",
+            [deployment],
+            registry=r,
+        )
         self.gpu_cost = Gauge(
             "gridshift_gpu_cost_usd_per_hour",
             "Marginal cost of one GPU for an hour, excluding electricity, USD/h (0 for owned hardware).",
@@ -195,6 +222,10 @@ class OperatorMetrics:
             self.energy_price,
             self.energy_price_with_pue,
             self.gpu_cost,
+            self.carbon_intensity,
+            self.carbon_feed_stale,
+            self.predicted_co2,
+            self.predicted_co2_per_mtok,
             self.predicted_cost,
             self.predicted_joules,
             self.desired_replicas,
@@ -280,6 +311,12 @@ class OperatorMetrics:
                 self._set(self.energy_price_with_pue, current.usd_per_kwh * cluster.pue, **where)
             for offering in cluster.offerings:
                 self._set(self.gpu_cost, offering.hourly_cost_usd, **where, **{GPU_TYPE_LABEL: offering.gpu_type})
+            if view.resource.spec.carbon_feed is not None:
+                carbon = view.carbon_reading
+                self._set(self.carbon_feed_stale, 1 if carbon is None or carbon.stale else 0, **where)
+                intensity = carbon.series.at(now) if carbon is not None and carbon.series is not None else None
+                if intensity is not None:
+                    self._set(self.carbon_intensity, intensity.g_per_kwh, **where)
 
     def _deployments(self, report: CycleReport) -> None:
         assert report.plan is not None
@@ -308,3 +345,13 @@ class OperatorMetrics:
                 self._set(self.predicted_cost, plan.cost.usd_per_hour * share, **where)
                 if plan.cost.joules_per_token is not None:
                     self._set(self.predicted_joules, plan.cost.joules_per_token, **where)
+            self._carbon(plan, labels[plan.id])
+
+    def _carbon(self, plan: DeploymentPlan, deployment: str) -> None:
+        """A deployment's predicted emissions, where every cluster it uses has a carbon feed."""
+        for region, grams in plan.cost.co2_grams_per_hour_by_region.items():
+            self._set(self.predicted_co2, grams / 1000.0, **{DEPLOYMENT_LABEL: deployment, REGION_LABEL: region})
+        if plan.cost.co2_grams_per_million_tokens is not None:
+            self._set(
+                self.predicted_co2_per_mtok, plan.cost.co2_grams_per_million_tokens, **{DEPLOYMENT_LABEL: deployment}
+            )

@@ -32,6 +32,7 @@ from gridshift.service import inputs
 from gridshift.service.errors import describe
 from gridshift.service.state import ClusterView, CycleReport, Observation, ObservedDeployment
 from gridshift.settings import OperatorSettings
+from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, MetricsError, MetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed
@@ -42,6 +43,8 @@ MetricsFactory = Callable[[str], MetricsSource]
 """(Prometheus URL) -> metrics source."""
 FeedFactory = Callable[[str, RegionalCluster], ManagedPriceFeed]
 """(cluster name, RegionalCluster) -> managed price feed."""
+CarbonFeedFactory = Callable[[str, RegionalCluster], ManagedCarbonFeed]
+"""(cluster name, RegionalCluster with a carbonFeed) -> managed carbon feed."""
 
 
 class Observer:
@@ -56,6 +59,7 @@ class Observer:
         feed_factory: FeedFactory,
         default_profiles: Sequence[PerformanceModel],
         metrics_clock: Callable[[], datetime],
+        carbon_feed_factory: CarbonFeedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -66,6 +70,8 @@ class Observer:
         self._metrics_clock = metrics_clock
         self._members: dict[str, tuple[str, MemberCluster]] = {}
         self._feeds: dict[str, tuple[str, ManagedPriceFeed]] = {}
+        self._carbon_feed_factory = carbon_feed_factory
+        self._carbon_feeds: dict[str, tuple[str, ManagedCarbonFeed]] = {}
         self._metrics: dict[str, MetricsSource] = {}
         self._last_workloads: dict[str, list[WorkloadState]] = {}
 
@@ -114,7 +120,9 @@ class Observer:
                     None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens
                 )
             )
-            required = inputs.requirements_of(parsed.resource.spec)
+            required = inputs.requirements_of(
+                parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
+            )
             planned = S.Deployment(ns, name, required, inputs.placements_of(ns, name, workloads), demand)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
         snapshot = S.Snapshot(
@@ -123,6 +131,7 @@ class Observer:
             clusters=tuple(planner_clusters),
             profiles=inputs.profiles_from(profiles, self._default_profiles),
             prices={v.name: v.prices for v in views},
+            carbon={v.name: v.carbon for v in views if v.carbon is not None},
         )
         return Observation(snapshot, tuple(observed), {v.name: v for v in views})
 
@@ -159,10 +168,27 @@ class Observer:
         self._feeds[name] = (key, feed)
         return feed
 
+    def _carbon_feed(self, name: str, cluster: RegionalCluster) -> ManagedCarbonFeed | None:
+        """The cluster's managed carbon feed (None without spec.carbonFeed), rebuilt when the spec changes."""
+        spec = cluster.spec.carbon_feed
+        cached = self._carbon_feeds.get(name)
+        key = spec.model_dump_json() if spec is not None else ""
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if cached is not None:
+            self._carbon_feeds.pop(name)[1].close()
+        if spec is None or self._carbon_feed_factory is None:
+            return None
+        feed = self._carbon_feed_factory(name, cluster)
+        self._carbon_feeds[name] = (key, feed)
+        return feed
+
     def _forget_clusters_except(self, names: set[str]) -> None:
         """Drop the adapters of RegionalClusters that are gone (their feeds stop refreshing)."""
         for name in [n for n in self._feeds if n not in names]:
             self._feeds.pop(name)[1].close()
+        for name in [n for n in self._carbon_feeds if n not in names]:
+            self._carbon_feeds.pop(name)[1].close()
         for name in [n for n in self._members if n not in names]:
             del self._members[name]
             self._last_workloads.pop(name, None)
@@ -185,6 +211,15 @@ class Observer:
             view.feed_error = f"price feed of {name}: {describe(error)}"
             report.errors.append(view.feed_error)
         view.prices = inputs.price_horizon(view.reading)
+        if cluster.spec.carbon_feed is not None:
+            try:
+                carbon_feed = self._carbon_feed(name, cluster)
+                view.carbon_reading = carbon_feed.read() if carbon_feed is not None else None
+            except Exception as error:  # a broken carbon feed config is reported, never fatal
+                view.carbon_feed_error = f"carbon feed of {name}: {describe(error)}"
+                report.errors.append(view.carbon_feed_error)
+            # Configured but unread is stale: the planner then makes no carbon-driven change here.
+            view.carbon = inputs.carbon_horizon(view.carbon_reading)
         view.admitted_namespaces = self._admitted(cluster, tenants)
         namespaces = sorted(self._workload_namespaces(cluster, tenants) | self._known_namespaces(name))
         try:

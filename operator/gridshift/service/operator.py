@@ -50,7 +50,7 @@ from gridshift.service.actuate import Actuator
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations
-from gridshift.service.observe import FeedFactory, MemberFactory, MetricsFactory, Observer
+from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer
 from gridshift.service.report import Reporter, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
@@ -77,6 +77,7 @@ class OperatorService:
         identity: str | None = None,
         metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        carbon_feed_factory: CarbonFeedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -94,7 +95,14 @@ class OperatorService:
         )
         self.elector = LeaderElector(hub, LEASE_NAME, settings.namespace, self.identity, timing, monotonic)
         self.observer = Observer(
-            settings, hub, member_factory, metrics_factory, feed_factory, default_profiles, metrics_clock
+            settings,
+            hub,
+            member_factory,
+            metrics_factory,
+            feed_factory,
+            default_profiles,
+            metrics_clock,
+            carbon_feed_factory=carbon_feed_factory,
         )
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)

@@ -20,6 +20,7 @@ from gridshift.api.regional_cluster import workload_namespace_for
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import Plan
 from gridshift.service.inputs import MeasuredCost
+from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.price_service import PriceReading
 
 
@@ -52,6 +53,12 @@ class ClusterView:
     """Deployments labelled as gridshift's without valid owner annotations: never counted or touched."""
     admitted_namespaces: frozenset[str] | None = None
     """Hub namespaces allowed here by tenantNamespaceSelector, of those with deployments (None: all)."""
+    carbon_reading: CarbonReading | None = None
+    """The carbon feed's reading (None without spec.carbonFeed)."""
+    carbon: S.CarbonHorizon | None = None
+    """The same intensities for the planner (service.inputs.carbon_horizon); None without a carbon feed."""
+    carbon_feed_error: str | None = None
+    """Why the carbon feed could not even be built."""
 
     @property
     def reachable(self) -> bool:

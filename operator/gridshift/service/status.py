@@ -28,6 +28,7 @@ from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
 from gridshift.api.conditions import (
+    CarbonFeedReason,
     ClusterReadyReason,
     ClusterStalledReason,
     ForeignObjectsReason,
@@ -45,7 +46,7 @@ from gridshift.api.inference_deployment import CostSource, DemandSource, Inferen
 from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.cost import usd_per_million_tokens
+from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
@@ -387,6 +388,9 @@ def _cost(
         "joulesPerToken": sig(cost.joules_per_token),
         "energyShare": sig(min(1.0, max(0.0, cost.energy_share))) if cost.energy_share is not None else None,
         "source": CostSource.HYPOTHETICAL.value if plan.mode is MigrationMode.ADVISORY else CostSource.PREDICTED.value,
+        "gramsCo2PerMillionTokens": sig(cost.co2_grams_per_million_tokens),
+        "kgCo2PerHour": sig(cost.co2_grams_per_hour / 1000.0) if cost.co2_grams_per_hour is not None else None,
+        "carbonUsdPerHour": sig(cost.carbon_usd_per_hour) if cost.carbon_usd_per_hour else None,
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
@@ -395,10 +399,16 @@ def _cost(
             usd_per_million_tokens(cost.usd_per_hour, measured.generation_tokens_per_second), 2
         )
         out["joulesPerToken"] = sig(measured.joules_per_token, 2)
+        if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
+            # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
+            grams_per_watt_hour = cost.co2_grams_per_hour / cost.power_watts
+            out["gramsCo2PerMillionTokens"] = sig(
+                grams_per_million_tokens_from_energy(measured.joules_per_token, grams_per_watt_hour), 2
+            )
         if not refresh and previous.get("source") == CostSource.MEASURED.value:
             moved = [
                 key
-                for key in ("usdPerMillionTokens", "joulesPerToken")
+                for key in ("usdPerMillionTokens", "joulesPerToken", "gramsCo2PerMillionTokens")
                 if _steady(previous.get(key), out[key]) != previous.get(key)
             ]
             if not moved:
@@ -573,6 +583,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
+    carbon_condition = _carbon_status(now, view, status)
     feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
     failure = cluster_failure(view)
     ready = failure or (ClusterReadyReason.PRICE_FEED_STALE if stale else ClusterReadyReason.REACHABLE)
@@ -588,6 +599,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
             "" if ready is ClusterReadyReason.REACHABLE else ready_message.rstrip(": "),
         ),
         condition("PriceFeedStale", stale, PriceFeedReason.STALE if stale else PriceFeedReason.FRESH, feed_error),
+        *([condition("CarbonFeedStale", *carbon_condition)] if carbon_condition is not None else []),
         condition(
             "ForeignObjects",
             bool(view.foreign),
@@ -604,7 +616,33 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     if old.get("priceHorizon") == stored.get("priceHorizon") and "lastPriceFetch" in old:
         # Refreshes that bring the same prices are not news: keep the time the prices last changed.
         stored["lastPriceFetch"] = old["lastPriceFetch"]
+    if (
+        old.get("currentCarbonIntensityGPerKwh") == stored.get("currentCarbonIntensityGPerKwh")
+        and "lastCarbonFetch" in old
+        and "lastCarbonFetch" in stored
+    ):
+        stored["lastCarbonFetch"] = old["lastCarbonFetch"]  # likewise for an unchanged intensity
     return stored
+
+
+def _carbon_status(
+    now: datetime, view: ClusterView, status: dict[str, Any]
+) -> tuple[bool, CarbonFeedReason, str] | None:
+    """The carbon fields of a RegionalCluster's status (set in `status`), and its CarbonFeedStale condition
+    (None without a carbon feed: the condition is then not written at all)."""
+    if view.resource.spec.carbon_feed is None:
+        return None
+    reading = view.carbon_reading
+    status["carbonBasis"] = view.resource.spec.carbon_feed.basis.value
+    if reading is not None and reading.series is not None:
+        current = reading.series.at(now)
+        if current is not None:
+            status["currentCarbonIntensityGPerKwh"] = sig(current.g_per_kwh, 4)
+        if reading.last_good_fetch is not None:
+            status["lastCarbonFetch"] = reading.last_good_fetch.isoformat()
+    stale = reading is None or reading.stale
+    error = str(reading.error) if reading is not None and reading.error is not None else view.carbon_feed_error or ""
+    return stale, CarbonFeedReason.STALE if stale else CarbonFeedReason.FRESH, error
 
 
 # ---------------------------------------------------------------- GPUProfile

@@ -20,6 +20,7 @@ from gridshift.api.common import SecretKeyRef
 from gridshift.hub.client import Hub, KubeHub, SecretPurpose
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
+from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
 from gridshift.signals.labels import LabelScheme
 from gridshift.signals.metrics import MetricsSource, PrometheusMetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
@@ -118,6 +119,11 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
             cluster.spec.price_feed, name=name, secrets=secrets, http=http, clock=clock, background=True
         )
 
+    def carbon_feed(name: str, cluster: RegionalCluster) -> ManagedCarbonFeed:
+        spec = cluster.spec.carbon_feed
+        assert spec is not None  # the observer asks only for clusters that set one
+        return build_carbon_feed(spec, name=name, secrets=secrets, http=http, clock=clock, background=True)
+
     return OperatorService(
         settings,
         hub,
@@ -127,4 +133,5 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
         clock=clock,
         default_profiles=default_performance_models(),
         identity=identity,
+        carbon_feed_factory=carbon_feed,
     )

@@ -246,6 +246,12 @@ class PrometheusMetricPriceFeed:
             session.mount(prefix, adapter)
 
     def fetch(self, now: datetime) -> PriceSeries:
+        value = self.instant_value(now)
+        interval = PriceInterval(now, now + self.valid_for, value, self.currency, self.unit, PriceKind.ACTUAL)
+        return validated_series(self.name, [interval], self.currency, now)
+
+    def instant_value(self, now: datetime) -> float:
+        """The query's one value at `now` (also read by signals.carbon_feeds for an intensity metric)."""
         try:
             result = self._client.custom_query(query=self.spec.query, params={"time": f"{now.timestamp():.3f}"})
         except PrometheusApiClientException as error:
@@ -268,13 +274,11 @@ class PrometheusMetricPriceFeed:
         if not isinstance(result, list) or len(result) != 1:
             count = len(result) if isinstance(result, list) else "no"
             raise PriceDataError(
-                self.name, "prometheus.query", f"gave {count} series; it must give exactly one (the current price)"
+                self.name, "prometheus.query", f"gave {count} series; it must give exactly one (the current value)"
             )
         try:
-            value = float(result[0]["value"][1])
+            return float(result[0]["value"][1])
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise PriceDataError(
                 self.name, "prometheus.query", f"result is not an instant vector ({error!r})"
             ) from error
-        interval = PriceInterval(now, now + self.valid_for, value, self.currency, self.unit, PriceKind.ACTUAL)
-        return validated_series(self.name, [interval], self.currency, now)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, Self, TypeVar
 
 import httpx
 import requests
@@ -128,15 +128,41 @@ class PriceReading:
         return to_usd_per_kwh(self.series, self.fx_to_usd)
 
 
-class ManagedPriceFeed:
-    """A feed with a TTL cache, retries with backoff, a total deadline per attempt, and the stale state."""
+class FeedSeries(Protocol):
+    """What a managed feed caches: a validated series, when it was fetched, and a stale copy of it."""
+
+    @property
+    def fetched_at(self) -> datetime: ...
+
+    def marked_stale(self) -> Self: ...
+
+
+SeriesT = TypeVar("SeriesT", bound=FeedSeries)
+SeriesT_co = TypeVar("SeriesT_co", bound=FeedSeries, covariant=True)
+
+
+class SeriesFeed(Protocol[SeriesT_co]):
+    """A source of a series (PriceFeed for prices, signals.carbon.CarbonFeed for carbon intensity)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def fetch(self, now: datetime) -> SeriesT_co: ...
+
+
+class ManagedFeed(Generic[SeriesT]):
+    """A feed with a TTL cache, retries with backoff, a total deadline per attempt, and the stale state.
+
+    One machinery for every kind of series: ManagedPriceFeed (prices) and
+    signals.carbon_service.ManagedCarbonFeed (carbon intensity) differ only in their check and reading."""
+
+    noun = "price feed"
 
     def __init__(
         self,
-        feed: PriceFeed,
+        feed: SeriesFeed[SeriesT],
         *,
-        currency: str,
-        fx_to_usd: float,
+        check: Callable[[str, SeriesT, datetime], None],
         refresh_seconds: float,
         stale_after_seconds: float,
         clock: Clock,
@@ -144,8 +170,7 @@ class ManagedPriceFeed:
         settings: PriceFeedSettings | None = None,
     ) -> None:
         self.feed = feed
-        self.currency = currency
-        self.fx_to_usd = fx_to_usd
+        self._check = check
         self.refresh = timedelta(seconds=refresh_seconds)
         self.stale_after = timedelta(seconds=stale_after_seconds)
         self._clock = clock
@@ -155,7 +180,7 @@ class ManagedPriceFeed:
         self._closed = threading.Event()
         self._background = False
         self._in_flight: threading.Thread | None = None
-        self._series: PriceSeries | None = None
+        self._series: SeriesT | None = None
         self._last_good: datetime | None = None
         self._last_error: PriceFeedError | None = None
         self._last_attempt: datetime | None = None
@@ -166,7 +191,7 @@ class ManagedPriceFeed:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> ManagedPriceFeed:
+    def start(self) -> Self:
         """Refresh in the background from now on, starting with a refresh now; returns the feed."""
         with self._lock:
             self._background = True
@@ -191,7 +216,7 @@ class ManagedPriceFeed:
         else:
             self._closed.wait(seconds)
 
-    def _fetch_with_retries(self) -> PriceSeries:
+    def _fetch_with_retries(self) -> SeriesT:
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
             now = self._clock()
@@ -199,8 +224,7 @@ class ManagedPriceFeed:
                 with fetch_deadline(self.settings.fetch_deadline_seconds):
                     series = self.feed.fetch(now)
                 # Every adapter validates; checked again here so no feed can hand the planner bad data.
-                validate_intervals(self.name, series.intervals, expected_currency=self.currency)
-                require_covers(self.name, series.intervals, now)
+                self._check(self.name, series, now)
                 return series
             except PriceFeedError as error:
                 if not error.retryable or attempt == policy.max_attempts or self._closed.is_set():
@@ -213,28 +237,34 @@ class ManagedPriceFeed:
 
     def refresh_now(self) -> None:
         """One refresh here and now (retries and backoff included); the result is what read() answers next."""
+        error_outcome: PriceFeedError | None = None
+        series: SeriesT | None = None
         try:
             series = self._fetch_with_retries()
         except PriceFeedError as error:
-            outcome: PriceSeries | PriceFeedError = error
+            error_outcome = error
         except Exception as error:  # a bug in an adapter must not kill the refresh thread unseen
-            log.warning("price feed %r: refresh failed unexpectedly", self.name, exc_info=True)
-            outcome = PriceFeedError(self.name, "fetch", f"failed unexpectedly ({type(error).__name__}: {error})")
-        else:
-            outcome = series
+            log.warning("%s %r: refresh failed unexpectedly", self.noun, self.name, exc_info=True)
+            error_outcome = self._unexpected(f"failed unexpectedly ({type(error).__name__}: {error})")
         with self._lock:
             if self._background and self._closed.is_set():
                 return  # closed while in flight: the owner has moved on
-            if isinstance(outcome, PriceSeries):
-                self._series, self._last_good, self._last_error = outcome, outcome.fetched_at, None
+            if series is not None:
+                self._series, self._last_good, self._last_error = series, series.fetched_at, None
             else:
-                self._last_error = outcome
+                self._last_error = error_outcome
+
+    def _unexpected(self, message: str) -> PriceFeedError:
+        """The error recorded when an adapter fails outside the PriceFeedError contract."""
+        return PriceFeedError(self.name, "fetch", message)
 
     def _start_refresh_locked(self, now: datetime) -> None:
         if self._closed.is_set() or self.refreshing:
             return
         self._last_attempt = now
-        thread = threading.Thread(target=self.refresh_now, name=f"price-feed {self.name}", daemon=True)
+        thread = threading.Thread(
+            target=self.refresh_now, name=f"{self.noun.replace(' ', '-')} {self.name}", daemon=True
+        )
         self._in_flight = thread
         thread.start()
 
@@ -243,10 +273,10 @@ class ManagedPriceFeed:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, *, force: bool = False) -> PriceReading:
-        """The current prices. Synchronous mode: fetched inline once refreshSeconds have passed since
-        the last attempt. Background mode: never waits (but on the first read, see the module
-        docstring); a due refresh is started on its own thread."""
+    def _refresh_if_due(self, force: bool) -> None:
+        """Synchronous mode: fetch inline once refreshSeconds have passed since the last attempt.
+        Background mode: never wait (but on the first read, see the module docstring); a due
+        refresh is started on its own thread."""
         now = self._clock()
         if self._background:
             with self._lock:
@@ -258,15 +288,57 @@ class ManagedPriceFeed:
         elif force or self._due(now):
             self._last_attempt = now
             self.refresh_now()
-        return self._reading()
 
-    def _reading(self) -> PriceReading:
+    def _state(self) -> tuple[SeriesT | None, bool, PriceFeedError | None, datetime | None]:
+        """(series, marked stale when stale; stale; last error; last good fetch)."""
         with self._lock:
             series, last_good, error = self._series, self._last_good, self._last_error
         now = self._clock()
         stale = last_good is None or now - last_good >= self.stale_after
         if series is not None and stale:
             series = series.marked_stale()
+        return series, stale, error, last_good
+
+
+def _check_prices(currency: str) -> Callable[[str, PriceSeries, datetime], None]:
+    def check(name: str, series: PriceSeries, now: datetime) -> None:
+        validate_intervals(name, series.intervals, expected_currency=currency)
+        require_covers(name, series.intervals, now)
+
+    return check
+
+
+class ManagedPriceFeed(ManagedFeed[PriceSeries]):
+    """A price feed managed (ManagedFeed), its intervals checked in the configured currency."""
+
+    def __init__(
+        self,
+        feed: PriceFeed,
+        *,
+        currency: str,
+        fx_to_usd: float,
+        refresh_seconds: float,
+        stale_after_seconds: float,
+        clock: Clock,
+        sleep: Sleep | None = None,
+        settings: PriceFeedSettings | None = None,
+    ) -> None:
+        super().__init__(
+            feed,
+            check=_check_prices(currency),
+            refresh_seconds=refresh_seconds,
+            stale_after_seconds=stale_after_seconds,
+            clock=clock,
+            sleep=sleep,
+            settings=settings,
+        )
+        self.currency = currency
+        self.fx_to_usd = fx_to_usd
+
+    def read(self, *, force: bool = False) -> PriceReading:
+        """The current prices (see ManagedFeed._refresh_if_due for when a fetch happens)."""
+        self._refresh_if_due(force)
+        series, stale, error, last_good = self._state()
         return PriceReading(
             feed=self.name,
             series=series,
@@ -277,7 +349,7 @@ class ManagedPriceFeed:
         )
 
 
-class DeferredPriceFeed:
+class DeferredFeed(Generic[SeriesT]):
     """A feed whose adapter is built at its first fetch, and built again after a failed build.
 
     Building resolves Secrets; deferred, that happens off the planning cycle, and a failure (a
@@ -286,20 +358,23 @@ class DeferredPriceFeed:
     the next refresh without any change to the RegionalCluster.
     """
 
-    def __init__(self, name: str, build: Callable[[], PriceFeed]) -> None:
+    def __init__(self, name: str, build: Callable[[], SeriesFeed[SeriesT]]) -> None:
         self.name = name
         self._build = build
-        self._feed: PriceFeed | None = None
+        self._feed: SeriesFeed[SeriesT] | None = None
 
     @property
-    def adapter(self) -> PriceFeed | None:
+    def adapter(self) -> SeriesFeed[SeriesT] | None:
         """The adapter, once built."""
         return self._feed
 
-    def fetch(self, now: datetime) -> PriceSeries:
+    def fetch(self, now: datetime) -> SeriesT:
         if self._feed is None:
             self._feed = self._build()
         return self._feed.fetch(now)
+
+
+DeferredPriceFeed = DeferredFeed[PriceSeries]
 
 
 def _json_headers(feed: str, text: str) -> dict[str, str]:
@@ -315,14 +390,22 @@ def _json_headers(feed: str, text: str) -> dict[str, str]:
     return {str(k): v for k, v in headers.items()}
 
 
-def _feed_secret(secrets: SecretResolver, ref: SecretKeyRef, feed: str, field: str) -> str:
-    """A feed credential, from a Secret marked for feed tokens; PriceDataError naming the field otherwise."""
+def feed_secret(
+    secrets: SecretResolver,
+    ref: SecretKeyRef,
+    feed: str,
+    field: str,
+    *,
+    error: type[PriceDataError] = PriceDataError,
+) -> str:
+    """A feed credential (price or carbon feed), from a Secret marked for feed tokens; `error` naming
+    the field otherwise."""
     try:
         return secrets.resolve(ref, FEED_TOKEN_PURPOSE)
     except PriceFeedError:
         raise
-    except Exception as error:  # the resolver's own error (missing, forbidden, not marked): names, never values
-        raise PriceDataError(feed, field, f"cannot read the Secret: {error}") from None
+    except Exception as failure:  # the resolver's own error (missing, forbidden, not marked): names, never values
+        raise error(feed, field, f"cannot read the Secret: {failure}") from None
 
 
 def price_feed_adapter(
@@ -337,7 +420,7 @@ def price_feed_adapter(
 ) -> PriceFeed:
     """The adapter named by `spec.type`, its Secrets resolved now; PriceFeedError naming the field otherwise."""
     if spec.type is PriceFeedType.ENTSOE and spec.entsoe is not None:
-        token = _feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
+        token = feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
         return EntsoePriceFeed(
             name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
         )
@@ -354,7 +437,7 @@ def price_feed_adapter(
         )
     if spec.type is PriceFeedType.HTTP_JSON and spec.http_json is not None:
         ref = spec.http_json.headers_secret_ref
-        text = _feed_secret(secrets, ref, name, "httpJson.headersSecretRef") if ref is not None else None
+        text = feed_secret(secrets, ref, name, "httpJson.headersSecretRef") if ref is not None else None
         return HttpJsonPriceFeed(
             name,
             spec=spec.http_json,

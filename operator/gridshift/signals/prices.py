@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.api.regional_cluster import EnergyUnit, PricePoint
@@ -35,10 +35,13 @@ class PriceKind(StrEnum):
 class PriceFeedError(Exception):
     """A feed gave no usable prices. Names the feed and the field at fault."""
 
+    noun: ClassVar[str] = "price feed"
+    """How messages name the feed (signals.carbon's errors say "carbon feed")."""
+
     def __init__(self, feed: str, field: str, message: str, *, retryable: bool = False) -> None:
         # Messages reach status conditions: a remembered secret (gridshift.redaction) never does.
         message = redaction.redact(message)
-        super().__init__(f"price feed {feed!r}: {field}: {message}")
+        super().__init__(f"{self.noun} {feed!r}: {field}: {message}")
         self.feed = feed
         self.field = field
         self.detail = message

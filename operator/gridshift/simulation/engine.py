@@ -259,6 +259,9 @@ class Accounting:
     gpu_hours: float
     cost_by_minute: FloatArray
     """Cost of each minute, summed over deployments and markets, USD."""
+    energy_kwh_by_minute: FloatArray | None = None
+    """Facility energy of each minute in each market (the parts of `energy_kwh`), shape (minutes,
+    markets): what gridshift.simulation.carbon multiplies by each market's intensity."""
 
     @property
     def usd_per_mtok(self) -> float | None:
@@ -353,4 +356,5 @@ def account(replay: Replay, schedule: Schedule, scenario: Scenario, rates: CostR
         deployment_minutes=int(ok.size),
         gpu_hours=float((held * gpus[None, :, None]).sum() / 60.0),
         cost_by_minute=cost_by_minute,
+        energy_kwh_by_minute=(np.asarray(it_watts) * pue[None, None, :]).sum(axis=1) / 60_000.0,
     )

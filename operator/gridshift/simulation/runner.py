@@ -60,6 +60,9 @@ class PolicyResult:
     cumulative_cost_usd: FloatArray
     """Cost so far at the end of each hour."""
     plans: int | None = None
+    energy_kwh_by_minute: FloatArray | None = field(default=None, repr=False)
+    """Facility kWh of each minute in each market, shape (minutes, markets), for carbon accounting
+    (gridshift.simulation.carbon)."""
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -195,6 +198,7 @@ def _policy_result(
         replicas_by_market=_hourly(schedule.held.sum(axis=1).astype(np.float64), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
         plans=plans,
+        energy_kwh_by_minute=totals.energy_kwh_by_minute,
     )
 
 
@@ -240,6 +244,7 @@ def _hindsight_result(
         served_mtok=served.demand_tokens / 1e6,
         replicas_by_market=_hourly(bound.held.sum(axis=1), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
+        energy_kwh_by_minute=(it_watts * pue[None, None, :]).sum(axis=1) / 60_000.0,
     )
 
 

@@ -6,9 +6,10 @@ its fake cloud provider in `cloudprovider/fake`. An import-linter contract keeps
 from importing this package.
 """
 
+from gridshift.testing.carbon import FakeCarbonFeed
 from gridshift.testing.hub import FakeHub, merge_patch
 from gridshift.testing.members import FakeMemberCluster
 from gridshift.testing.metrics import FakeMetricsSource
 from gridshift.testing.prices import FakePriceFeed
 
-__all__ = ["FakeHub", "FakeMemberCluster", "FakeMetricsSource", "FakePriceFeed", "merge_patch"]
+__all__ = ["FakeCarbonFeed", "FakeHub", "FakeMemberCluster", "FakeMetricsSource", "FakePriceFeed", "merge_patch"]

@@ -1,0 +1,233 @@
+"""Carbon in the API: a RegionalCluster's carbon-intensity feed and an InferenceDeployment's carbon policy.
+
+Intensity is gCO2eq per kWh of grid electricity. `basis` says which number a feed gives: `direct`
+(operational, smokestack emissions), `lifecycle` (plus the plants' construction, fuel chain and
+decommissioning; Electricity Maps' default) or `marginal` (what one more kWh emits now: WattTime's
+MOER). Each provider publishes only some of them; the rules below refuse a basis a provider does
+not publish, so a cluster never quietly mixes two kinds of number.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.common import HttpUrl, SecretKeyRef
+
+
+class CarbonBasis(StrEnum):
+    """Which carbon intensity a feed gives (see the module docstring)."""
+
+    DIRECT = "direct"
+    LIFECYCLE = "lifecycle"
+    MARGINAL = "marginal"
+
+
+class CarbonFeedType(StrEnum):
+    """Kinds of carbon-intensity feed."""
+
+    ELECTRICITY_MAPS = "electricityMaps"
+    WATTTIME = "watttime"
+    GB_CARBON_INTENSITY = "gbCarbonIntensity"
+    PROMETHEUS = "prometheus"
+    CSV_REPLAY = "csvReplay"
+    STATIC = "static"
+
+
+class ElectricityMapsFeed(ApiModel):
+    """Electricity Maps API v3: the last 24 hours (carbon-intensity/history) and, optionally, the forecast."""
+
+    zone: str = Field(
+        min_length=2,
+        max_length=32,
+        pattern=r"^[A-Z]{2}(-[A-Z0-9]+)*$",
+        description="Electricity Maps zone key, e.g. DE, GB, US-CAL-CISO.",
+    )
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the API token (sent as the auth-token header)."
+    )
+    endpoint: HttpUrl = Field(
+        default="https://api.electricitymap.org/v3",
+        description="API base URL (override for a mirror or a test server); no user:password@.",
+    )
+    forecast: bool = Field(
+        default=False, description="Also read carbon-intensity/forecast (a paid endpoint) for the horizon."
+    )
+
+
+class WattTimeFeed(ApiModel):
+    """WattTime API v3: the marginal operating emissions rate (co2_moer) forecast of a grid region."""
+
+    region: str = Field(
+        min_length=2, max_length=64, pattern=r"^[A-Z0-9_]+$", description="WattTime region, e.g. CAISO_NORTH."
+    )
+    username: str = Field(min_length=1, max_length=128, description="WattTime account name (for /login).")
+    password_secret_ref: SecretKeyRef = Field(description="Secret key holding the WattTime account's password.")
+    endpoint: HttpUrl = Field(
+        default="https://api.watttime.org",
+        description="API base URL (override for a mirror or a test server); no user:password@.",
+    )
+
+
+class GbCarbonIntensityFeed(ApiModel):
+    """National Grid ESO's Carbon Intensity API for Great Britain (no account): 48 h forward from now."""
+
+    region_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=17,
+        description="Regional series (1..17, the API's regionid); unset for the national series.",
+    )
+    endpoint: HttpUrl = Field(
+        default="https://api.carbonintensity.org.uk",
+        description="API base URL (override for a mirror or a test server); no user:password@.",
+    )
+
+
+class PrometheusCarbonFeed(ApiModel):
+    """A carbon-intensity metric (gCO2eq/kWh) the user already has in Prometheus."""
+
+    url: HttpUrl = Field(description="Prometheus base URL; no user:password@.")
+    query: str = Field(
+        min_length=1, max_length=4096, description="PromQL giving one series: the intensity now, gCO2eq/kWh."
+    )
+
+
+class CsvReplayCarbonFeed(ApiModel):
+    """Replays a recorded hourly intensity series (the Electricity Maps 2024 CSVs) on a clock."""
+
+    path: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="CSV file path inside the operator container (read once, capped in size).",
+    )
+    column: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="Column to read; unset picks the Electricity Maps column of the feed's basis.",
+    )
+    offset_days: int = Field(
+        default=0,
+        ge=-36_500,
+        le=36_500,
+        description="Shift the recording by this many days (at most 100 years either way).",
+    )
+
+
+class StaticCarbonFeed(ApiModel):
+    """One constant intensity."""
+
+    g_per_kwh: float = Field(ge=0, le=5000, description="Carbon intensity, gCO2eq/kWh.")
+
+
+def _has_settings_for_type(feed: CarbonFeedSpec) -> bool:
+    settings = {
+        CarbonFeedType.ELECTRICITY_MAPS: feed.electricity_maps,
+        CarbonFeedType.WATTTIME: feed.watttime,
+        CarbonFeedType.GB_CARBON_INTENSITY: feed.gb_carbon_intensity,
+        CarbonFeedType.PROMETHEUS: feed.prometheus,
+        CarbonFeedType.CSV_REPLAY: feed.csv_replay,
+        CarbonFeedType.STATIC: feed.static,
+    }
+    return settings[feed.type] is not None
+
+
+class CarbonFeedSpec(ApiModel):
+    """Where this cluster's grid carbon intensity comes from; the same cache, staleness and fail-safe
+    rules as the price feed (a stale intensity never moves a replica)."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=(
+                "(self.type == 'electricityMaps' && has(self.electricityMaps))"
+                " || (self.type == 'watttime' && has(self.watttime))"
+                " || (self.type == 'gbCarbonIntensity' && has(self.gbCarbonIntensity))"
+                " || (self.type == 'prometheus' && has(self.prometheus))"
+                " || (self.type == 'csvReplay' && has(self.csvReplay)) || (self.type == 'static' && has(self.static))"
+            ),
+            message="the settings block named by type must be set (e.g. type: watttime needs watttime: {...})",
+            field="type",
+            holds=_has_settings_for_type,
+        ),
+        CrossFieldRule(
+            cel="(self.type == 'watttime') == (self.basis == 'marginal') || self.type == 'prometheus'",
+            message=(
+                "basis marginal goes with type watttime (WattTime publishes marginal emissions only, the others "
+                "average ones); prometheus may be any basis"
+            ),
+            field="basis",
+            holds=lambda s: (
+                s.type is CarbonFeedType.PROMETHEUS
+                or (s.type is CarbonFeedType.WATTTIME) == (s.basis is CarbonBasis.MARGINAL)
+            ),
+        ),
+        CrossFieldRule(
+            cel="self.type != 'gbCarbonIntensity' || self.basis == 'direct'",
+            message="the GB Carbon Intensity API publishes direct emissions only: set basis: direct",
+            field="basis",
+            holds=lambda s: s.type is not CarbonFeedType.GB_CARBON_INTENSITY or s.basis is CarbonBasis.DIRECT,
+        ),
+        CrossFieldRule(
+            cel="self.staleAfterSeconds > self.refreshSeconds",
+            message="staleAfterSeconds must exceed refreshSeconds, or the intensity goes stale between good fetches",
+            field="staleAfterSeconds",
+            holds=lambda s: s.stale_after_seconds > s.refresh_seconds,
+        ),
+    )
+
+    type: CarbonFeedType = Field(
+        description="Which feed: electricityMaps, watttime, gbCarbonIntensity, prometheus, csvReplay, static."
+    )
+    basis: CarbonBasis = Field(
+        default=CarbonBasis.LIFECYCLE, description="direct, lifecycle (the default) or marginal (watttime)."
+    )
+    stale_after_seconds: int = Field(
+        default=7200,
+        ge=60,
+        le=604_800,
+        description="After this long without a good fetch the intensity is stale and no carbon-driven move is made.",
+    )
+    refresh_seconds: int = Field(default=900, ge=10, le=86_400, description="How often to fetch.")
+    electricity_maps: ElectricityMapsFeed | None = Field(default=None, description="Settings for type electricityMaps.")
+    watttime: WattTimeFeed | None = Field(default=None, description="Settings for type watttime.")
+    gb_carbon_intensity: GbCarbonIntensityFeed | None = Field(
+        default=None, description="Settings for type gbCarbonIntensity."
+    )
+    prometheus: PrometheusCarbonFeed | None = Field(default=None, description="Settings for type prometheus.")
+    csv_replay: CsvReplayCarbonFeed | None = Field(default=None, description="Settings for type csvReplay.")
+    static: StaticCarbonFeed | None = Field(default=None, description="Settings for type static.")
+
+
+class CarbonSpec(ApiModel):
+    """How carbon weighs on this deployment's placement: an internal price, and optional limits."""
+
+    price_usd_per_tonne: float | None = Field(
+        default=None,
+        ge=0,
+        le=10_000,
+        description=(
+            "Internal carbon price, USD per tonne CO2eq, added to the cost the planner minimises (100 USD/t adds "
+            "0.03 USD/kWh on a 300 g/kWh grid); unset uses the operator's default (0 unless configured)."
+        ),
+    )
+    max_grams_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=5000,
+        description=(
+            "Leave a cluster (make-before-break) while its grid intensity now is above this, gCO2eq/kWh, and come "
+            "back when it falls; yields only where no other cluster can serve the demand."
+        ),
+    )
+    max_grams_per_million_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Avoid placements whose replicas would emit more than this per million output tokens at SLO capacity "
+            "(measured power x PUE x intensity now)."
+        ),
+    )

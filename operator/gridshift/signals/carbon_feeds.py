@@ -1,0 +1,585 @@
+"""Carbon-intensity feeds: Electricity Maps, WattTime, the GB Carbon Intensity API, a Prometheus metric,
+a CSV replay of recorded intensities, and a constant.
+
+Each implements `gridshift.signals.carbon.CarbonFeed`: `fetch(now)` returns a validated series in
+gCO2eq/kWh holding the interval in progress, on the basis the RegionalCluster configures, or raises
+CarbonFeedError naming the feed and the field. None reads the clock. The body parsers are
+functions (`parse_electricity_maps`, `parse_watttime`, `parse_gb_carbon_intensity`,
+`read_carbon_csv`), tested on recorded answers.
+
+Formats, as the providers document them:
+- Electricity Maps API v3, `GET /carbon-intensity/history?zone=Z&emissionFactorType=lifecycle|direct`
+  (`auth-token` header): `{"zone", "history": [{"carbonIntensity", "datetime", "emissionFactorType",
+  "isEstimated", ...}]}`, hourly, the hour's start; `/carbon-intensity/forecast` answers
+  `{"zone", "forecast": [{"carbonIntensity", "datetime"}]}`.
+- WattTime API v3: `GET /login` with HTTP basic auth answers `{"token"}`; `GET /v3/forecast?region=R
+  &signal_type=co2_moer` (bearer token) answers `{"data": [{"point_time", "value"}], "meta":
+  {"data_point_period_seconds", "units": "lbs_co2_per_mwh", ...}}`: marginal emissions.
+- GB Carbon Intensity API: `GET /intensity/{from}/fw48h` answers `{"data": [{"from", "to",
+  "intensity": {"forecast", "actual", "index"}}]}` (half hours, direct emissions; `actual` is null
+  ahead of time); `GET /regional/intensity/{from}/fw48h/regionid/{id}` nests that list in
+  `{"data": {"regionid", "shortname", "data": [...]}}` (or a one-element list of it).
+- CSV: Electricity Maps' hourly history files (`Datetime (UTC),...,Carbon Intensity gCO₂eq/kWh
+  (direct),Carbon Intensity gCO₂eq/kWh (LCA),...`), as in ../shared/data/carbon-2024.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import csv
+import itertools
+import json
+import math
+import stat
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import requests
+
+from gridshift import redaction
+from gridshift.api.carbon import (
+    CarbonBasis,
+    CsvReplayCarbonFeed,
+    ElectricityMapsFeed,
+    GbCarbonIntensityFeed,
+    PrometheusCarbonFeed,
+    StaticCarbonFeed,
+    WattTimeFeed,
+)
+from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
+from gridshift.signals.carbon import (
+    LBS_PER_MWH_IN_G_PER_KWH,
+    CarbonDataError,
+    CarbonFetchError,
+    CarbonInterval,
+    CarbonSeries,
+    NoCarbonDataError,
+    as_carbon_errors,
+    validated_carbon_series,
+)
+from gridshift.signals.http import get_body
+from gridshift.signals.price_csv import _bounded_lines
+from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
+from gridshift.signals.prices import PriceKind, floor_to
+from gridshift.signals.settings import PriceFeedSettings
+
+HOUR = timedelta(hours=1)
+HALF_HOUR = timedelta(minutes=30)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _json(feed: str, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise CarbonDataError(feed, "http.body", f"not JSON ({error}); truncated?") from None
+
+
+def _time(feed: str, field: str, value: object) -> datetime:
+    if not isinstance(value, str):
+        raise CarbonDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CarbonDataError(feed, field, f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise CarbonDataError(feed, field, f"time without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def _number(feed: str, field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise CarbonDataError(feed, field, f"not a number: {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise CarbonDataError(feed, field, f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise CarbonDataError(feed, field, f"not a finite number: {value!r}")
+    return number
+
+
+def _list(feed: str, field: str, value: object) -> list[Any]:
+    if not isinstance(value, list):
+        raise CarbonDataError(feed, field, f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _object(feed: str, field: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise CarbonDataError(feed, field, f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _step_between(starts: Sequence[datetime], default: timedelta) -> timedelta:
+    """The usual step of a series of starts (the smallest gap), or `default` with fewer than two."""
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts) if later > earlier]
+    return min(gaps, default=default)
+
+
+# ---------------------------------------------------------------------------------------- Electricity Maps
+
+_EM_BASIS = {"lifecycle": CarbonBasis.LIFECYCLE, "direct": CarbonBasis.DIRECT}
+
+
+def parse_electricity_maps(
+    body: bytes, *, feed: str, basis: CarbonBasis, list_field: str = "history", kind: PriceKind = PriceKind.ACTUAL
+) -> list[CarbonInterval]:
+    """Intervals of an Electricity Maps v3 history (`list_field="history"`) or forecast answer."""
+    document = _object(feed, "http.body", _json(feed, body))
+    if "error" in document and list_field not in document:
+        raise CarbonDataError(feed, "http.body", f"Electricity Maps answered an error: {str(document['error'])[:200]}")
+    items = _list(feed, list_field, document.get(list_field))
+    starts: list[datetime] = []
+    values: list[tuple[float, CarbonBasis]] = []
+    for index, raw in enumerate(items):
+        where = f"{list_field}[{index}]"
+        item = _object(feed, where, raw)
+        if item.get("carbonIntensity") is None:
+            continue  # an hour Electricity Maps has no value for: a gap
+        value = _number(feed, f"{where}.carbonIntensity", item["carbonIntensity"])
+        stated = item.get("emissionFactorType")
+        if stated is not None and stated not in _EM_BASIS:
+            raise CarbonDataError(feed, f"{where}.emissionFactorType", f"unknown emission factor type {stated!r}")
+        starts.append(_time(feed, f"{where}.datetime", item.get("datetime")))
+        values.append((value, _EM_BASIS[stated] if stated is not None else basis))
+    step = _step_between(starts, HOUR)
+    return [
+        CarbonInterval(start, start + step, value, stated_basis, kind)
+        for start, (value, stated_basis) in zip(starts, values, strict=True)
+    ]
+
+
+class ElectricityMapsCarbonFeed:
+    """Electricity Maps v3: the last 24 hours, and the forecast when the spec asks for it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: ElectricityMapsFeed,
+        basis: CarbonBasis,
+        token: str | None,
+        http: httpx.Client,
+        settings: PriceFeedSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.basis = basis
+        self._headers = {"auth-token": token} if token else {}
+        self._http = http
+        self.settings = settings or PriceFeedSettings()
+
+    def _get(self, path: str) -> bytes:
+        with as_carbon_errors():
+            _, body = get_body(
+                self._http,
+                self.name,
+                f"{self.spec.endpoint.rstrip('/')}/carbon-intensity/{path}",
+                params={"zone": self.spec.zone, "emissionFactorType": self.basis.value},
+                headers=self._headers,
+                timeout_seconds=self.settings.http_timeout_seconds,
+                max_body_bytes=self.settings.max_body_bytes,
+            )
+        return body
+
+    LATEST_HOLDS_FOR = timedelta(hours=2)
+    """How long the latest published hour stands for the hours after it that are not published yet:
+    Electricity Maps publishes an hour's value once it is estimated, sometimes after the hour began."""
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        intervals = parse_electricity_maps(self._get("history"), feed=self.name, basis=self.basis)
+        if intervals and intervals[-1].end <= now < intervals[-1].end + self.LATEST_HOLDS_FOR:
+            latest = intervals[-1]
+            step = latest.end - latest.start
+            intervals[-1] = replace(latest, end=floor_to(now, step) + step)
+        if self.spec.forecast:
+            ahead = parse_electricity_maps(
+                self._get("forecast"), feed=self.name, basis=self.basis, list_field="forecast", kind=PriceKind.FORECAST
+            )
+            known_until = max((i.end for i in intervals), default=now)
+            intervals += [i for i in ahead if i.start >= known_until]
+        return validated_carbon_series(self.name, sorted(intervals, key=lambda i: i.start), self.basis, now)
+
+
+# ---------------------------------------------------------------------------------------- WattTime
+
+_WATTTIME_UNITS = {"lbs_co2_per_mwh": LBS_PER_MWH_IN_G_PER_KWH, "g_co2_per_kwh": 1.0, "kg_co2_per_mwh": 1.0}
+
+
+def parse_watttime(body: bytes, *, feed: str) -> list[CarbonInterval]:
+    """Intervals of a WattTime v3 forecast (or historical) answer, converted to gCO2/kWh (marginal)."""
+    document = _object(feed, "http.body", _json(feed, body))
+    meta = _object(feed, "meta", document.get("meta", {}))
+    units = meta.get("units", "lbs_co2_per_mwh")
+    if units not in _WATTTIME_UNITS:
+        raise CarbonDataError(feed, "meta.units", f"unknown unit {units!r}; expected one of {sorted(_WATTTIME_UNITS)}")
+    factor = _WATTTIME_UNITS[units]
+    signal = meta.get("signal_type", "co2_moer")
+    if signal != "co2_moer":
+        raise CarbonDataError(feed, "meta.signal_type", f"{signal!r} is not the co2_moer signal")
+    period = meta.get("data_point_period_seconds")
+    step = timedelta(seconds=_number(feed, "meta.data_point_period_seconds", period)) if period is not None else None
+    if step is not None and step <= timedelta(0):
+        raise CarbonDataError(feed, "meta.data_point_period_seconds", f"must be positive, got {period!r}")
+    items = _list(feed, "data", document.get("data"))
+    starts: list[datetime] = []
+    values: list[float] = []
+    for index, raw in enumerate(items):
+        item = _object(feed, f"data[{index}]", raw)
+        values.append(_number(feed, f"data[{index}].value", item.get("value")) * factor)
+        starts.append(_time(feed, f"data[{index}].point_time", item.get("point_time")))
+    step = step or _step_between(starts, timedelta(minutes=5))
+    return [
+        CarbonInterval(start, start + step, value, CarbonBasis.MARGINAL, PriceKind.FORECAST)
+        for start, value in zip(starts, values, strict=True)
+    ]
+
+
+class WattTimeCarbonFeed:
+    """WattTime v3: logs in (basic auth) for a token, then reads the co2_moer forecast from now on.
+
+    The token (valid 30 minutes) is kept and fetched again when refused."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: WattTimeFeed,
+        password: str,
+        http: httpx.Client,
+        settings: PriceFeedSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self._basic = "Basic " + base64.b64encode(f"{spec.username}:{password}".encode()).decode()
+        redaction.remember(self._basic)
+        self._http = http
+        self.settings = settings or PriceFeedSettings()
+        self._token: str | None = None
+
+    def _call(self, path: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None) -> bytes:
+        with as_carbon_errors():
+            _, body = get_body(
+                self._http,
+                self.name,
+                f"{self.spec.endpoint.rstrip('/')}{path}",
+                params=params,
+                headers=headers,
+                timeout_seconds=self.settings.http_timeout_seconds,
+                max_body_bytes=self.settings.max_body_bytes,
+            )
+        return body
+
+    def _login(self) -> str:
+        document = _object(
+            self.name, "login", _json(self.name, self._call("/login", headers={"Authorization": self._basic}))
+        )
+        token = document.get("token")
+        if not isinstance(token, str) or not token:
+            raise CarbonDataError(self.name, "login.token", "the login answer holds no token")
+        redaction.remember(token)
+        return token
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        params = {"region": self.spec.region, "signal_type": "co2_moer"}
+        for attempt in (1, 2):
+            if self._token is None:
+                self._token = self._login()
+            try:
+                body = self._call("/v3/forecast", headers={"Authorization": f"Bearer {self._token}"}, params=params)
+                break
+            except CarbonFetchError as error:
+                if attempt == 2 or not error.detail.startswith(("HTTP 401", "HTTP 403")):
+                    raise
+                self._token = None  # expired: log in again once
+        intervals = parse_watttime(body, feed=self.name)
+        return validated_carbon_series(self.name, intervals, CarbonBasis.MARGINAL, now)
+
+
+# ---------------------------------------------------------------------------------------- GB Carbon Intensity
+
+
+def parse_gb_carbon_intensity(body: bytes, *, feed: str) -> list[CarbonInterval]:
+    """Intervals of a GB Carbon Intensity API answer (national or regional), gCO2/kWh direct.
+
+    An interval's `actual` is used when published, its `forecast` otherwise (then kind FORECAST)."""
+    document = _object(feed, "http.body", _json(feed, body))
+    if "error" in document:
+        error = document["error"]
+        message = error.get("message") if isinstance(error, Mapping) else error
+        raise CarbonDataError(feed, "http.body", f"the API answered an error: {str(message)[:200]}")
+    data: object = document.get("data")
+    field = "data"
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping) and "regionid" in data[0]:
+        data = data[0]
+    if isinstance(data, Mapping):  # regional: the list is one level down
+        data, field = data.get("data"), "data.data"
+    items = _list(feed, field, data)
+    intervals = []
+    for index, raw in enumerate(items):
+        where = f"{field}[{index}]"
+        item = _object(feed, where, raw)
+        intensity = _object(feed, f"{where}.intensity", item.get("intensity"))
+        actual = intensity.get("actual")
+        kind = PriceKind.ACTUAL if actual is not None else PriceKind.FORECAST
+        chosen = "actual" if actual is not None else "forecast"
+        value = _number(feed, f"{where}.intensity.{chosen}", intensity.get(chosen))
+        start = _time(feed, f"{where}.from", item.get("from"))
+        end = _time(feed, f"{where}.to", item.get("to"))
+        intervals.append(CarbonInterval(start, end, value, CarbonBasis.DIRECT, kind))
+    return intervals
+
+
+class GbCarbonIntensityCarbonFeed:
+    """National Grid ESO's Carbon Intensity API: from the half hour in progress, 48 hours forward."""
+
+    def __init__(
+        self, name: str, *, spec: GbCarbonIntensityFeed, http: httpx.Client, settings: PriceFeedSettings | None = None
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self._http = http
+        self.settings = settings or PriceFeedSettings()
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        start = floor_to(now, HALF_HOUR).strftime("%Y-%m-%dT%H:%MZ")
+        path = f"/intensity/{start}/fw48h"
+        if self.spec.region_id is not None:
+            path = f"/regional/intensity/{start}/fw48h/regionid/{self.spec.region_id}"
+        with as_carbon_errors():
+            _, body = get_body(
+                self._http,
+                self.name,
+                f"{self.spec.endpoint.rstrip('/')}{path}",
+                headers={"Accept": "application/json"},
+                timeout_seconds=self.settings.http_timeout_seconds,
+                max_body_bytes=self.settings.max_body_bytes,
+            )
+        intervals = parse_gb_carbon_intensity(body, feed=self.name)
+        return validated_carbon_series(self.name, intervals, CarbonBasis.DIRECT, now)
+
+
+# ---------------------------------------------------------------------------------------- Prometheus, static
+
+
+class PrometheusCarbonMetricFeed:
+    """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid until the next refresh.
+
+    The query runs through the price feed's Prometheus client (PrometheusMetricPriceFeed.instant_value:
+    the same deadline, body cap and error mapping)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: PrometheusCarbonFeed,
+        basis: CarbonBasis,
+        valid_for: timedelta,
+        settings: PriceFeedSettings | None = None,
+        session: requests.Session | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.name = name
+        self.basis = basis
+        self.valid_for = valid_for
+        self._query = PrometheusMetricPriceFeed(
+            name,
+            spec=PrometheusPriceFeed(url=spec.url, query=spec.query),
+            currency="XXX",  # ISO 4217's "no currency": only instant_value is used
+            unit=EnergyUnit.KWH,
+            valid_for=valid_for,
+            settings=settings,
+            session=session,
+            http=http,
+        )
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        with as_carbon_errors():
+            value = self._query.instant_value(now)
+        interval = CarbonInterval(now, now + self.valid_for, value, self.basis, PriceKind.ACTUAL)
+        return validated_carbon_series(self.name, [interval], self.basis, now)
+
+
+class StaticCarbonIntensityFeed:
+    """One constant intensity over the whole horizon."""
+
+    def __init__(
+        self, name: str, *, spec: StaticCarbonFeed, basis: CarbonBasis, settings: PriceFeedSettings | None = None
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.basis = basis
+        self.settings = settings or PriceFeedSettings()
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        start = floor_to(now, HOUR)
+        end = start + timedelta(hours=self.settings.horizon_hours)
+        return validated_carbon_series(
+            self.name, [CarbonInterval(start, end, self.spec.g_per_kwh, self.basis)], self.basis, now
+        )
+
+
+# ---------------------------------------------------------------------------------------- CSV replay
+
+_CSV_COLUMN_OF_BASIS = {CarbonBasis.DIRECT: "(direct)", CarbonBasis.LIFECYCLE: "(LCA)"}
+
+
+@dataclass(frozen=True)
+class CarbonRecording:
+    """A parsed intensity CSV, kept compact: each row's start (UTC epoch seconds) and value, in arrays."""
+
+    column: str
+    basis: CarbonBasis
+    starts: array[float]
+    values: array[float]
+    step: timedelta
+
+    def window(self, start: datetime, end: datetime, shift: timedelta = timedelta(0)) -> list[CarbonInterval]:
+        """Intervals (moved by `shift`) overlapping [start, end), found by bisection."""
+        low = bisect.bisect_right(self.starts, (start - shift - self.step).timestamp())
+        high = bisect.bisect_left(self.starts, (end - shift).timestamp())
+        out = []
+        for index in range(low, high):
+            begin = datetime.fromtimestamp(self.starts[index], UTC) + shift
+            if begin + self.step > start and begin < end:
+                out.append(CarbonInterval(begin, begin + self.step, self.values[index], self.basis))
+        return out
+
+    def span(self, shift: timedelta = timedelta(0)) -> str:
+        first = datetime.fromtimestamp(self.starts[0], UTC) + shift
+        last = datetime.fromtimestamp(self.starts[-1], UTC) + self.step + shift
+        return f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
+
+
+def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: CarbonBasis) -> tuple[int, str]:
+    named = list(enumerate(header))[1:]
+    if column is not None:
+        matches = [(i, n) for i, n in named if n == column]
+        if not matches:
+            raise CarbonDataError(feed, "csvReplay.column", f"no column {column!r}; the file has: {', '.join(header)}")
+        return matches[0]
+    suffix = _CSV_COLUMN_OF_BASIS.get(basis)
+    matches = [(i, n) for i, n in named if suffix is not None and "Carbon Intensity" in n and n.endswith(suffix)]
+    if len(matches) != 1:
+        raise CarbonDataError(
+            feed,
+            "csvReplay.column",
+            f"no single Electricity Maps column for basis {basis.value} "
+            f"('Carbon Intensity gCO2eq/kWh {suffix or '(?)'}'); name one of: {', '.join(n for _, n in named)}",
+        )
+    return matches[0]
+
+
+def read_carbon_csv(
+    lines: Iterable[str], *, feed: str = "csv", column: str | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
+) -> CarbonRecording:
+    """An Electricity Maps hourly CSV (or any `time,value...` CSV with `column`), row by row; naive times are UTC."""
+    rows = csv.reader(lines)
+    header = next(rows, None)
+    if header is None or len(header) < 2:
+        raise CarbonDataError(feed, "header", "not an intensity CSV (needs a time column and an intensity column)")
+    index, name = _carbon_column(feed, header, column, basis)
+    starts: array[float] = array("d")
+    values: array[float] = array("d")
+    step: float | None = None
+    for row_number, row in enumerate(rows, start=2):
+        if not row or not row[0].strip():
+            continue
+        if len(row) <= index:
+            raise CarbonDataError(feed, f"row {row_number}", f"has {len(row)} fields; column {index + 1} missing")
+        cell = row[index].strip()
+        if not cell:
+            continue  # a missing hour: a gap
+        value = _number(feed, f"row {row_number}.{name}", cell)
+        try:
+            start = datetime.fromisoformat(row[0].strip())
+        except ValueError:
+            raise CarbonDataError(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {row[0]!r}") from None
+        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+        if starts:
+            gap = start.timestamp() - starts[-1]
+            if gap <= 0:
+                raise CarbonDataError(
+                    feed, f"row {row_number}.datetime", f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row"
+                )
+            step = gap if step is None else min(step, gap)
+        starts.append(start.timestamp())
+        values.append(value)
+    if not starts:
+        raise CarbonDataError(feed, name, "no intensities in the file")
+    return CarbonRecording(name, basis, starts, values, timedelta(seconds=step) if step else HOUR)
+
+
+class CsvReplayCarbonIntensityFeed:
+    """Replays a recorded intensity CSV: the window around the supplied `now`, shifted by offsetDays.
+
+    Read once, row by row, capped in size like price CSVs (PriceFeedSettings.max_csv_bytes)."""
+
+    MAX_LINE_CHARS = 64 * 1024
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: CsvReplayCarbonFeed,
+        basis: CarbonBasis,
+        settings: PriceFeedSettings | None = None,
+        base_directory: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.basis = basis
+        self.settings = settings or PriceFeedSettings()
+        path = Path(spec.path)
+        self.path = path if path.is_absolute() or base_directory is None else base_directory / path
+        self._recording: CarbonRecording | None = None
+
+    def _load(self) -> CarbonRecording:
+        if self._recording is None:
+            cap = self.settings.max_csv_bytes
+            try:
+                info = self.path.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    raise CarbonDataError(self.name, "csvReplay.path", f"{self.path} is not a regular file")
+                if info.st_size > cap:
+                    raise CarbonDataError(
+                        self.name, "csvReplay.path", f"{self.path} has {info.st_size} bytes, over the {cap}-byte cap"
+                    )
+                with self.path.open(encoding="utf-8-sig", newline="") as handle, as_carbon_errors():
+                    lines = _bounded_lines(
+                        handle, feed=self.name, path=self.path, max_bytes=cap, max_line=self.MAX_LINE_CHARS
+                    )
+                    self._recording = read_carbon_csv(lines, feed=self.name, column=self.spec.column, basis=self.basis)
+            except OSError as error:
+                raise CarbonDataError(
+                    self.name, "csvReplay.path", f"cannot read {self.path}: {error.strerror}"
+                ) from None
+            except UnicodeDecodeError as error:
+                raise CarbonDataError(
+                    self.name, "csvReplay.path", f"{self.path} is not UTF-8 text (byte {error.start})"
+                ) from None
+        return self._recording
+
+    def fetch(self, now: datetime) -> CarbonSeries:
+        recording = self._load()
+        shift = timedelta(days=self.spec.offset_days)
+        start = now - timedelta(hours=self.settings.lookback_hours)
+        end = now + timedelta(hours=self.settings.horizon_hours)
+        window = recording.window(start, end, shift)
+        if not window:
+            raise NoCarbonDataError(
+                self.name,
+                "csvReplay.offsetDays",
+                f"no recorded intensities between {start:%Y-%m-%dT%H:%MZ} and {end:%Y-%m-%dT%H:%MZ}; the recording "
+                f"(shifted by {self.spec.offset_days} days) covers {recording.span(shift)}",
+            )
+        return validated_carbon_series(self.name, window, self.basis, now)

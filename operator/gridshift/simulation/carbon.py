@@ -1,0 +1,331 @@
+"""Carbon in the replay: each market's recorded intensity, kgCO2 per policy, and the carbon-price sweep.
+
+- Intensities come from Electricity Maps' hourly 2024 history files (shared/data/carbon-2024,
+  `<MARKET>_carbon_2024_hourly.csv`), read by the operator's own csvReplay parser
+  (signals.carbon_feeds.read_carbon_csv), direct or life-cycle. A market without a file has no
+  intensity: the policies' totals then carry `co2_kg: null` and the markets are named.
+- kgCO2 of a policy = sum over minutes and markets of its facility energy (the accounting's own
+  kWh, IT x PUE: simulation.engine.account) x the market's intensity in that hour / 1000.
+- The sweep replays the gridshift policy with an internal carbon price (the planner's own carbon
+  cost: planner.problem), sees the recorded intensities of the hours its prices are known for
+  (a perfect forecast, like the day-ahead prices), and accounts each run at real prices: points
+  of (USD, kgCO2), the cost-vs-carbon frontier. The other policies do not look at carbon, so one
+  run of each is the reference.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gridshift.api.carbon import CarbonBasis
+from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
+from gridshift.signals.carbon import CarbonFeedError
+from gridshift.signals.carbon_feeds import read_carbon_csv
+from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text
+from gridshift.simulation.engine import FleetView, account, cost_rates, simulate
+from gridshift.simulation.policies import GridshiftPolicy
+from gridshift.simulation.replay import FloatArray, Replay
+from gridshift.simulation.runner import PolicyResult, ReplayResult
+from gridshift.simulation.settings import Scenario
+
+CARBON_FILE = "{market}_carbon_2024_hourly.csv"
+
+
+def default_carbon_dir() -> Path:
+    """shared/data/carbon-2024 next to the repository (GRIDSHIFT_SHARED_DATA overrides the data root)."""
+    root = os.environ.get("GRIDSHIFT_SHARED_DATA")
+    base = Path(root) if root else Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return base / "carbon-2024"
+
+
+@dataclass(frozen=True)
+class ReplayCarbon:
+    """Hourly intensity (gCO2eq/kWh) of each market that has a recording, aligned with the replay's
+    price arrays (from its first hour, as far as its prices look ahead)."""
+
+    basis: CarbonBasis
+    source: str
+    g_per_kwh: Mapping[str, FloatArray]
+    missing: tuple[str, ...]
+    """Markets of the replay without a recording."""
+
+    def per_minute(self, replay: Replay) -> FloatArray | None:
+        """Intensity of each market in each minute, shape (minutes, markets); None if a market has none."""
+        if self.missing:
+            return None
+        hourly = np.stack([self.g_per_kwh[m.name][: replay.hours] for m in replay.markets], axis=1)
+        per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: replay.minutes]
+        return per_minute
+
+
+def load_replay_carbon(
+    replay: Replay, directory: Path | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
+) -> ReplayCarbon:
+    """The recorded intensities of the replay's markets; SimulationInputError for an unreadable file."""
+    folder = directory or default_carbon_dir()
+    found: dict[str, FloatArray] = {}
+    missing: list[str] = []
+    for market in replay.markets:
+        path = folder / CARBON_FILE.format(market=market.name)
+        if not path.is_file():
+            missing.append(market.name)
+            continue
+        try:
+            recording = read_carbon_csv(io.StringIO(_read_text(path)), feed=path.name, basis=basis)
+        except CarbonFeedError as error:
+            raise SimulationInputError(str(error)) from error
+        hours = len(market.usd_per_kwh)
+        values = np.full(hours, np.nan)
+        for interval in recording.window(replay.start, replay.start + timedelta(hours=hours)):
+            index = round((interval.start - replay.start) / timedelta(hours=1))
+            if 0 <= index < hours:
+                values[index] = interval.g_per_kwh
+        if np.isnan(values[: replay.hours]).all():
+            raise SimulationInputError(
+                f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
+                f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
+            )
+        found[market.name] = _forward_fill(values)
+    return ReplayCarbon(basis, str(folder), found, tuple(missing))
+
+
+def co2_kg(replay: Replay, policy: PolicyResult, carbon: ReplayCarbon) -> float | None:
+    """The policy's emissions, kgCO2eq; None without per-minute energy or a market without intensity."""
+    intensity = carbon.per_minute(replay)
+    if intensity is None or policy.energy_kwh_by_minute is None:
+        return None
+    return float((policy.energy_kwh_by_minute * intensity).sum() / 1000.0)
+
+
+def _partial_co2(replay: Replay, energy: FloatArray, carbon: ReplayCarbon) -> tuple[float, float]:
+    """(kgCO2 in the markets with a recording, kWh used in those without): what is known when not all is."""
+    kg = unknown = 0.0
+    for index, market in enumerate(replay.markets):
+        hourly = carbon.g_per_kwh.get(market.name)
+        if hourly is None:
+            unknown += float(energy[:, index].sum())
+            continue
+        per_minute = np.repeat(hourly[: replay.hours], 60)[: replay.minutes]
+        kg += float((energy[:, index] * per_minute).sum() / 1000.0)
+    return kg, unknown
+
+
+def annotate(document: dict[str, Any], result: ReplayResult, carbon: ReplayCarbon) -> dict[str, Any]:
+    """Add `co2_kg` and `g_co2_per_mtok` to every policy of a replay's JSON, and what they rest on."""
+    replay = result.replay
+    for scenario, scenario_result in result.scenarios.items():
+        policies = document["scenarios"][scenario.value]["policies"]
+        for name, policy in scenario_result.policies.items():
+            kg = co2_kg(replay, policy, carbon)
+            policies[name]["co2_kg"] = None if kg is None else round(kg, 3)
+            per_mtok = None if kg is None or policy.served_mtok <= 0 else kg * 1000.0 / policy.served_mtok
+            policies[name]["g_co2_per_mtok"] = None if per_mtok is None else round(per_mtok, 3)
+            if kg is None and policy.energy_kwh_by_minute is not None and carbon.g_per_kwh:
+                partial, unknown_kwh = _partial_co2(replay, policy.energy_kwh_by_minute, carbon)
+                policies[name]["co2_kg_markets_with_data"] = round(partial, 3)
+                policies[name]["energy_kwh_without_carbon_data"] = round(unknown_kwh, 3)
+    first = next(iter(result.scenarios))
+    document["policies"] = document["scenarios"][first.value]["policies"]
+    document["carbon"] = {
+        "basis": carbon.basis.value,
+        "source": "Electricity Maps 2024 hourly history (via HewlettPackard/green-dcc), " + carbon.source,
+        "markets_without_data": list(carbon.missing),
+    }
+    return document
+
+
+# ---------------------------------------------------------------------------------------- the sweep
+
+
+class CarbonPricedGridshiftPolicy(GridshiftPolicy):
+    """The gridshift policy planning with an internal carbon price and the markets' intensities."""
+
+    def __init__(self, replay: Replay, scenario: Scenario, carbon: ReplayCarbon, usd_per_tonne: float) -> None:
+        super().__init__(replay, scenario)
+        if carbon.missing:
+            raise SimulationInputError(
+                f"--carbon-price: markets {', '.join(carbon.missing)} have no carbon recording; "
+                "choose --markets among those with one"
+            )
+        self.carbon = carbon
+        self.usd_per_tonne = usd_per_tonne
+        self.specs = tuple(replace(spec, carbon_price_usd_per_tonne=usd_per_tonne) for spec in self.specs)
+
+    def snapshot(self, minute: int, fleet: FleetView | None) -> Snapshot:
+        base = super().snapshot(minute, fleet)
+        replay = self.replay
+        hour = minute // 60
+        hour_start = replay.start + timedelta(hours=hour)
+        horizon = self.known_hours(minute)
+        carbon = {}
+        for market in replay.markets:
+            values = self.carbon.g_per_kwh[market.name][hour : hour + horizon]
+            carbon[market.cluster] = CarbonHorizon(
+                tuple(
+                    CarbonIntensity(
+                        hour_start + timedelta(hours=offset), hour_start + timedelta(hours=offset + 1), float(value)
+                    )
+                    for offset, value in enumerate(values)
+                    if not math.isnan(value)
+                )
+            )
+        return replace(base, carbon=carbon)
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One replay of a policy: what it cost (real prices) and emitted."""
+
+    policy: str
+    usd_per_tonne: float | None
+    """The carbon price gridshift planned with; None for the policies that ignore carbon."""
+    cost_usd: float
+    co2_kg: float
+    energy_kwh: float
+    usd_per_mtok: float | None
+    g_co2_per_mtok: float | None
+    slo_ok_minutes_pct: float
+    migrations: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "carbon_price_usd_per_tonne": self.usd_per_tonne,
+            "cost_usd": round(self.cost_usd, 4),
+            "co2_kg": round(self.co2_kg, 3),
+            "energy_kwh": round(self.energy_kwh, 3),
+            "usd_per_mtok": None if self.usd_per_mtok is None else round(self.usd_per_mtok, 6),
+            "g_co2_per_mtok": None if self.g_co2_per_mtok is None else round(self.g_co2_per_mtok, 3),
+            "slo_ok_minutes_pct": round(self.slo_ok_minutes_pct, 3),
+            "migrations": self.migrations,
+        }
+
+
+def sweep(
+    replay: Replay,
+    scenario: Scenario,
+    carbon: ReplayCarbon,
+    prices: Sequence[float],
+    references: Mapping[str, PolicyResult],
+    progress: Callable[[str, int], None] | None = None,
+) -> list[FrontierPoint]:
+    """Gridshift replayed at each carbon price, plus the reference policies' single points."""
+    intensity = carbon.per_minute(replay)
+    if intensity is None:
+        raise SimulationInputError(f"--carbon-price: no carbon recording for {', '.join(carbon.missing)}")
+    rates = cost_rates(replay, scenario)
+    points = []
+    for name, policy in references.items():
+        kg = co2_kg(replay, policy, carbon)
+        assert kg is not None
+        points.append(_point(name, None, policy.cost_usd, kg, policy.energy_kwh, policy.served_mtok, policy))
+    for price in prices:
+        policy_run = CarbonPricedGridshiftPolicy(replay, scenario, carbon, price)
+        label = f"gridshift at {price:g} USD/t ({scenario.value})"
+        hook = None if progress is None else (lambda advance, label=label: progress(label, advance))
+        schedule = simulate(replay, policy_run, hook)
+        totals = account(replay, schedule, scenario, rates)
+        assert totals.energy_kwh_by_minute is not None
+        kg = float((totals.energy_kwh_by_minute * intensity).sum() / 1000.0)
+        points.append(
+            FrontierPoint(
+                policy="gridshift",
+                usd_per_tonne=price,
+                cost_usd=totals.cost_usd,
+                co2_kg=kg,
+                energy_kwh=totals.energy_kwh,
+                usd_per_mtok=totals.usd_per_mtok,
+                g_co2_per_mtok=None if totals.served_tokens <= 0 else kg * 1000.0 / (totals.served_tokens / 1e6),
+                slo_ok_minutes_pct=totals.slo_ok_pct,
+                migrations=float(schedule.migrations),
+            )
+        )
+    return points
+
+
+def _point(
+    name: str, price: float | None, cost: float, kg: float, kwh: float, mtok: float, policy: PolicyResult
+) -> FrontierPoint:
+    return FrontierPoint(
+        policy=name,
+        usd_per_tonne=price,
+        cost_usd=cost,
+        co2_kg=kg,
+        energy_kwh=kwh,
+        usd_per_mtok=policy.usd_per_mtok,
+        g_co2_per_mtok=None if mtok <= 0 else kg * 1000.0 / mtok,
+        slo_ok_minutes_pct=policy.slo_ok_minutes_pct,
+        migrations=0.0 if policy.migrations is None else policy.migrations,
+    )
+
+
+def frontier_json(scenario: Scenario, carbon: ReplayCarbon, points: Sequence[FrontierPoint]) -> dict[str, Any]:
+    priced = sorted((p for p in points if p.usd_per_tonne is not None), key=lambda p: p.usd_per_tonne or 0.0)
+    summary = None
+    if priced:
+        low, high = priced[0], priced[-1]
+        summary = {
+            "from_usd_per_tonne": low.usd_per_tonne,
+            "to_usd_per_tonne": high.usd_per_tonne,
+            "cost_change_pct": None if low.cost_usd == 0 else round(100.0 * (high.cost_usd / low.cost_usd - 1), 3),
+            "co2_change_pct": None if low.co2_kg == 0 else round(100.0 * (high.co2_kg / low.co2_kg - 1), 3),
+            "implied_usd_per_tonne_avoided": (
+                None
+                if high.co2_kg >= low.co2_kg
+                else round((high.cost_usd - low.cost_usd) / ((low.co2_kg - high.co2_kg) / 1000.0), 2)
+            ),
+        }
+    return {
+        "scenario": scenario.value,
+        "basis": carbon.basis.value,
+        "points": [p.to_json() for p in points],
+        "summary": summary,
+    }
+
+
+def write_frontier_plot(points: Sequence[FrontierPoint], path: Path, title: str) -> None:
+    """Left: cost against emissions of every policy (gridshift's points joined in carbon-price order).
+    Right: gridshift alone, its cost above the 0 USD/t run against its emissions (the trade it makes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (overview, zoom) = plt.subplots(1, 2, figsize=(13, 5.5))
+    priced = sorted((p for p in points if p.usd_per_tonne is not None), key=lambda p: p.usd_per_tonne or 0.0)
+    markers = {"static": ("s", "tab:gray"), "reactive": ("^", "tab:blue"), "greedy": ("D", "tab:orange")}
+    markers["hindsight"] = ("*", "black")
+    overview.plot([p.co2_kg for p in priced], [p.cost_usd for p in priced], "-o", color="tab:green", label="gridshift")
+    for p in points:
+        if p.usd_per_tonne is None:
+            marker, colour = markers.get(p.policy, ("x", "tab:purple"))
+            overview.plot([p.co2_kg], [p.cost_usd], marker, color=colour, label=f"{p.policy} (ignores carbon)", ms=8)
+    overview.set_xlabel("emissions, kgCO2eq")
+    overview.set_ylabel("cost, USD (real prices)")
+    overview.set_title(title, loc="left", fontsize=9)
+    overview.grid(alpha=0.3)
+    overview.legend(fontsize=8)
+    if priced:
+        base = priced[0].cost_usd
+        zoom.plot([p.co2_kg for p in priced], [p.cost_usd - base for p in priced], "-o", color="tab:green")
+        for index, p in enumerate(priced):
+            offset = (6, 6) if index % 2 == 0 else (6, -12)
+            zoom.annotate(
+                f"{p.usd_per_tonne:g} USD/t", (p.co2_kg, p.cost_usd - base), textcoords="offset points", xytext=offset
+            )
+        zoom.set_xlabel("emissions, kgCO2eq")
+        zoom.set_ylabel(f"cost above gridshift at {priced[0].usd_per_tonne:g} USD/t, USD")
+        zoom.set_title("gridshift: the carbon price's trade (cost-vs-carbon frontier)", loc="left", fontsize=9)
+        zoom.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

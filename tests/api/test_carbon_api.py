@@ -1,0 +1,80 @@
+"""The carbon fields of the API: each feed type accepted with its basis, defaults, the one translation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec
+from gridshift.api.validation import InvalidResource, validate_object
+from gridshift.service.inputs import requirements_of
+from tests.planner.planner_world import spec
+
+
+def cluster(carbon_feed: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "gridshift.dev/v1alpha1",
+        "kind": "RegionalCluster",
+        "metadata": {"name": "c"},
+        "spec": {
+            "region": "eu-de",
+            "kubeconfigSecretRef": {"name": "kc", "key": "kubeconfig"},
+            "offerings": [{"gpuType": "NVIDIA-H100-80GB-HBM3"}],
+            "priceFeed": {"type": "static", "static": {"price": 80}},
+            "carbonFeed": carbon_feed,
+        },
+    }
+
+
+GOOD_FEEDS = [
+    {"type": "electricityMaps", "electricityMaps": {"zone": "DE", "tokenSecretRef": {"name": "em", "key": "token"}}},
+    {"type": "electricityMaps", "basis": "direct", "electricityMaps": {"zone": "US-CAL-CISO", "forecast": True}},
+    {
+        "type": "watttime",
+        "basis": "marginal",
+        "watttime": {"region": "CAISO_NORTH", "username": "me", "passwordSecretRef": {"name": "wt", "key": "pw"}},
+    },
+    {"type": "gbCarbonIntensity", "basis": "direct", "gbCarbonIntensity": {"regionId": 13}},
+    {"type": "prometheus", "basis": "marginal", "prometheus": {"url": "http://prom:9090", "query": "grid_g_per_kwh"}},
+    {"type": "csvReplay", "csvReplay": {"path": "/data/DE-LU_carbon_2024_hourly.csv", "offsetDays": 700}},
+    {"type": "static", "static": {"gPerKwh": 0}},
+]
+
+
+@pytest.mark.parametrize("feed", GOOD_FEEDS, ids=lambda f: f"{f['type']}-{f.get('basis', 'lifecycle')}")
+def test_each_feed_type_is_accepted_with_a_basis_it_publishes(feed: dict[str, Any]) -> None:
+    validate_object(cluster(feed))
+
+
+def test_the_default_basis_is_lifecycle_and_the_feed_is_optional() -> None:
+    parsed = CarbonFeedSpec.model_validate({"type": "static", "static": {"gPerKwh": 100}})
+    assert parsed.basis is CarbonBasis.LIFECYCLE
+    assert (parsed.refresh_seconds, parsed.stale_after_seconds) == (900, 7200)
+    document = cluster({"type": "static", "static": {"gPerKwh": 1}})
+    del document["spec"]["carbonFeed"]
+    validate_object(document)
+
+
+def test_a_marginal_basis_on_an_average_provider_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(cluster({"type": "electricityMaps", "basis": "marginal", "electricityMaps": {"zone": "DE"}}))
+    assert "spec.carbonFeed.basis" in [p for p, _ in caught.value.problems]
+    assert "marginal goes with type watttime" in str(caught.value)
+
+
+def test_the_operator_default_carbon_price_applies_only_where_the_spec_sets_none() -> None:
+    plain = spec()
+    assert requirements_of(plain).carbon_price_usd_per_tonne == 0.0
+    assert not requirements_of(plain).uses_carbon
+    assert requirements_of(plain, default_carbon_price=80.0).carbon_price_usd_per_tonne == 80.0
+    own = plain.model_copy(update={"carbon": plain.carbon.model_copy(update={"price_usd_per_tonne": 0.0})})
+    assert requirements_of(own, default_carbon_price=80.0).carbon_price_usd_per_tonne == 0.0
+    limited = plain.model_copy(
+        update={
+            "carbon": plain.carbon.model_copy(update={"max_grams_per_kwh": 300, "max_grams_per_million_tokens": 40})
+        }
+    )
+    required = requirements_of(limited)
+    assert (required.carbon_max_g_per_kwh, required.carbon_budget_g_per_mtok) == (300, 40)
+    assert required.uses_carbon

@@ -1,0 +1,232 @@
+"""Managed carbon feeds: the price feeds' cache, retries, staleness and fail-safe, and what each
+provider's requests carry (credentials never in errors)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gridshift import redaction
+from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec
+from gridshift.signals.carbon import CarbonDataError, CarbonFetchError
+from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
+from gridshift.signals.price_service import MappingSecretResolver
+from gridshift.testing import FakeCarbonFeed
+from tests.signals.carbon_worlds import NOW, PASSWORD, SETTINGS, TOKEN, _api, _serve
+from tests.signals.conftest import LocalServer, RecordingSleep, Reply
+
+
+@dataclass
+class FakeClock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+SECRETS = MappingSecretResolver({(None, "em", "token"): TOKEN, (None, "wt", "password"): PASSWORD})
+
+
+def spec(document: dict[str, object]) -> CarbonFeedSpec:
+    return CarbonFeedSpec.model_validate({"refreshSeconds": 900, "staleAfterSeconds": 3600, **document})
+
+
+def test_electricity_maps_asks_for_the_configured_basis_with_the_token(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    _serve(local_server, _api(shared_data))
+    feed = build_carbon_feed(
+        spec(
+            {
+                "type": "electricityMaps",
+                "basis": "direct",
+                "electricityMaps": {
+                    "zone": "GB",
+                    "endpoint": local_server.url + "/v3",
+                    "tokenSecretRef": {"name": "em", "key": "token"},
+                },
+            }
+        ),
+        name="uk",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert reading.usable and reading.series is not None and reading.basis is CarbonBasis.DIRECT
+    current = reading.series.at(NOW)
+    assert current is not None and current.g_per_kwh == 109  # GB direct, 2024-10-08T10:00Z, rounded by the API
+    (request,) = local_server.requests
+    assert request.path == "/v3/carbon-intensity/history"
+    assert request.params == {"zone": "GB", "emissionFactorType": "direct"}
+    assert request.headers["auth-token"] == TOKEN
+
+
+def test_an_answer_on_another_basis_is_refused(local_server: LocalServer, shared_data: Path) -> None:
+    api = _api(shared_data)
+    answer = api.electricity_maps("history", {"zone": "DE-LU", "emissionFactorType": "direct"}, NOW)
+    local_server.answer(Reply(body=answer.body.encode()))
+    feed = build_carbon_feed(
+        spec({"type": "electricityMaps", "electricityMaps": {"zone": "DE-LU", "endpoint": local_server.url + "/v3"}}),
+        name="eu-de",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert not reading.usable
+    assert isinstance(reading.error, CarbonDataError)
+    assert reading.error.field == "intervals[0].basis"
+    assert "direct but the feed is configured for lifecycle" in str(reading.error)
+
+
+def test_watttime_logs_in_again_when_its_token_expires_and_never_shows_the_password(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    api = _api(shared_data)
+    _serve(local_server, api)
+    feed = build_carbon_feed(
+        spec(
+            {
+                "type": "watttime",
+                "basis": "marginal",
+                "watttime": {
+                    "region": "CAISO_NORTH",
+                    "username": "gridshift",
+                    "passwordSecretRef": {"name": "wt", "key": "password"},
+                    "endpoint": local_server.url,
+                },
+            }
+        ),
+        name="us-west",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=(clock := FakeClock()),
+        settings=SETTINGS,
+    )
+    assert feed.read().usable
+    api.tokens.clear()  # the 30-minute token expired
+    clock.advance(900)
+    assert feed.read().usable
+    logins = [r for r in local_server.requests if r.path == "/login"]
+    assert len(logins) == 2
+    # Credentials refused: the error names the feed and the field, and no secret.
+    local_server.answer(Reply(status=401, body=json.dumps({"error": f"bad password {PASSWORD}"}).encode()))
+    clock.advance(900)
+    reading = feed.read()
+    assert isinstance(reading.error, CarbonFetchError)
+    assert reading.error.field == "http.status"
+    assert PASSWORD not in str(reading.error)
+    assert redaction.redact(PASSWORD) != PASSWORD  # remembered: redacted wherever it would be logged
+
+
+def managed(feed: FakeCarbonFeed, clock: FakeClock, sleep: RecordingSleep) -> ManagedCarbonFeed:
+    return ManagedCarbonFeed(
+        feed,
+        basis=CarbonBasis.DIRECT,
+        refresh_seconds=900,
+        stale_after_seconds=3600,
+        clock=clock,
+        sleep=sleep,
+        settings=SETTINGS,
+    )
+
+
+def test_a_failing_feed_keeps_its_last_good_series_until_it_goes_stale(recording_sleep: RecordingSleep) -> None:
+    from tests.signals.carbon_worlds import fake_world
+
+    world = fake_world()
+    assert isinstance(world.feed, FakeCarbonFeed)
+    clock = FakeClock()
+    feed = managed(world.feed, clock, recording_sleep)
+    first = feed.read()
+    assert first.usable
+    world.break_()  # type: ignore[misc]
+    clock.advance(900)
+    failing = feed.read()
+    # The last good series is still used, with the error, until staleAfterSeconds.
+    assert failing.usable and failing.error is not None and failing.series == first.series
+    assert recording_sleep.waits, "a retryable error is retried with backoff"
+    clock.advance(2700)
+    stale = feed.read()
+    assert stale.stale and not stale.usable
+    assert stale.series is not None and stale.series.stale
+    assert str(stale.error).startswith("carbon feed 'fake': ")
+
+
+def test_a_broken_build_is_a_reading_error_naming_the_field() -> None:
+    feed = build_carbon_feed(
+        spec(
+            {
+                "type": "watttime",
+                "basis": "marginal",
+                "watttime": {"region": "XX", "username": "u", "passwordSecretRef": {"name": "missing", "key": "pw"}},
+            }
+        ),
+        name="us",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        settings=SETTINGS,
+        background=True,
+    )
+    try:
+        reading = feed.read()
+    finally:
+        feed.close()
+    assert reading.stale
+    assert isinstance(reading.error, CarbonDataError)
+    assert reading.error.field == "watttime.passwordSecretRef"
+    assert "cannot read the Secret" in str(reading.error)
+
+
+@pytest.mark.parametrize("zone", ["XX"])
+def test_an_unknown_zone_is_a_clear_error(local_server: LocalServer, shared_data: Path, zone: str) -> None:
+    _serve(local_server, _api(shared_data))
+    feed = build_carbon_feed(
+        spec({"type": "electricityMaps", "electricityMaps": {"zone": zone, "endpoint": local_server.url + "/v3"}}),
+        name="nowhere",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert isinstance(reading.error, CarbonFetchError)
+    assert reading.error.detail == "HTTP 404"
+
+
+def test_electricity_maps_latest_hour_stands_until_the_next_is_published(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    # At 10:17 the history ends with 09:00-10:00 (10:00 not published yet): 09:00's value holds now.
+    api = _api(shared_data)
+    body = json.loads(api.electricity_maps("history", {"zone": "DE-LU"}, NOW).body)
+    body["history"] = body["history"][:-1]
+    local_server.answer(Reply(body=json.dumps(body).encode()))
+    feed = build_carbon_feed(
+        spec({"type": "electricityMaps", "electricityMaps": {"zone": "DE-LU", "endpoint": local_server.url + "/v3"}}),
+        name="eu-de",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=(clock := FakeClock()),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert reading.usable and reading.series is not None
+    current = reading.series.at(NOW)
+    assert current is not None and current.g_per_kwh == body["history"][-1]["carbonIntensity"]
+    # Three hours on with nothing new, the feed does not pretend: no intensity for now.
+    clock.advance(3 * 3600)
+    later = feed.read()
+    assert later.error is not None and "no intensity for now" in str(later.error)

@@ -1,0 +1,139 @@
+"""Carbon in the replay: kgCO2 from the accounting's own energy, the carbon-priced gridshift, the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gridshift.api.carbon import CarbonBasis
+from gridshift.cli.main import build_parser
+from gridshift.simulation.carbon import co2_kg, load_replay_carbon, sweep
+from gridshift.simulation.engine import account, simulate
+from gridshift.simulation.policies import StaticPolicy
+from gridshift.simulation.runner import _policy_result
+from gridshift.simulation.settings import Scenario
+from tests.simulation.sim_replay import flat_replay, hourly_prices, setup
+
+MINUTES = 6 * 60
+
+
+def two_market_replay(ercot_usd_per_mwh: float = 20.0):  # type: ignore[no-untyped-def]
+    # ERCOT cheap and dirty (~430 g/kWh life-cycle in March 2024), CAISO dearer and cleaner (~200).
+    prices = [hourly_prices("US-TEX-ERCO", [ercot_usd_per_mwh] * 60), hourly_prices("US-CAL-CISO", [40.0] * 60)]
+    return flat_replay([setup("a", 8.0, "US-CAL-CISO"), setup("b", 8.0, "US-CAL-CISO")], prices, minutes=MINUTES)
+
+
+def test_emissions_are_the_accounted_energy_times_each_markets_recorded_intensity(shared_data: Path) -> None:
+    replay = two_market_replay()
+    carbon = load_replay_carbon(replay, shared_data / "carbon-2024", CarbonBasis.LIFECYCLE)
+    assert carbon.missing == ()
+    schedule = simulate(replay, StaticPolicy(replay))
+    totals = account(replay, schedule, Scenario.RENTED)
+    assert totals.energy_kwh_by_minute is not None
+    # The per-market split is the accounting's energy, to rounding.
+    assert totals.energy_kwh_by_minute.sum() == pytest.approx(totals.energy_kwh, rel=1e-12)
+    policy = _policy_result(replay, "static", schedule, totals, None)
+    kg = co2_kg(replay, policy, carbon)
+    # Static keeps everything in CAISO: its kWh times CAISO's hourly life-cycle intensity.
+    caiso = carbon.g_per_kwh["US-CAL-CISO"][: replay.hours]
+    kwh_by_hour = totals.energy_kwh_by_minute[:, 1].reshape(replay.hours, 60).sum(axis=1)
+    assert totals.energy_kwh_by_minute[:, 0].sum() == 0.0
+    assert kg == pytest.approx(float((kwh_by_hour * caiso).sum() / 1000.0))
+    assert 150 < float(np.mean(caiso)) < 300  # CAISO, March 2024, life-cycle
+    direct = load_replay_carbon(replay, shared_data / "carbon-2024", CarbonBasis.DIRECT)
+    assert (direct.g_per_kwh["US-CAL-CISO"] < carbon.g_per_kwh["US-CAL-CISO"]).all()
+
+
+def test_a_market_without_a_recording_has_no_emissions_figure(shared_data: Path) -> None:
+    prices = [hourly_prices("FR", [50.0] * 60), hourly_prices("US-CAL-CISO", [40.0] * 60)]
+    replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)
+    carbon = load_replay_carbon(replay, shared_data / "carbon-2024")
+    assert carbon.missing == ("FR",)
+    assert carbon.per_minute(replay) is None
+
+
+def test_a_carbon_price_moves_gridshift_to_the_cleaner_market(shared_data: Path) -> None:
+    replay = two_market_replay()
+    carbon = load_replay_carbon(replay, shared_data / "carbon-2024", CarbonBasis.LIFECYCLE)
+    points = sweep(replay, Scenario.RENTED, carbon, [0.0, 300.0], {})
+    free, priced = points
+    # At 0 USD/t ERCOT's 20 USD/MWh wins; at 300 USD/t its ~230 g/kWh more cost ~69 USD/MWh more.
+    assert priced.co2_kg < 0.8 * free.co2_kg
+    assert priced.cost_usd > free.cost_usd
+    assert priced.slo_ok_minutes_pct == pytest.approx(free.slo_ok_minutes_pct, abs=1.0)
+
+
+def test_simulate_json_reports_co2_for_every_policy_and_the_frontier(shared_data: Path, tmp_path: Path) -> None:
+    parser = build_parser()
+    plot = tmp_path / "frontier.png"
+    args = parser.parse_args(
+        [
+            "simulate",
+            "--days",
+            "0.125",
+            "--deployments",
+            "3",
+            "--scenario",
+            "rented",
+            "--prices",
+            str(shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv"),
+            "--markets",
+            "US-CAL-CISO,US-TEX-ERCO",
+            "--gpus-per-market",
+            "48",
+            "--carbon",
+            str(shared_data / "carbon-2024"),
+            "--carbon-price",
+            "0,50,100,200,400",
+            "--frontier-plot",
+            str(plot),
+            "--json",
+            "--no-progress",
+            "--jobs",
+            "1",
+        ]
+    )
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    document = json.loads(buffer.getvalue())
+    for name, policy in document["policies"].items():
+        assert isinstance(policy["co2_kg"], float) and policy["co2_kg"] > 0, name
+        assert policy["g_co2_per_mtok"] > 0
+    assert document["carbon"]["basis"] == "lifecycle"
+    frontier = document["carbon_frontier"]
+    priced = [p for p in frontier["points"] if p["carbon_price_usd_per_tonne"] is not None]
+    assert [p["carbon_price_usd_per_tonne"] for p in priced] == [0, 50, 100, 200, 400]
+    assert priced[-1]["co2_kg"] <= priced[0]["co2_kg"]
+    assert {p["policy"] for p in frontier["points"]} >= {"static", "reactive", "greedy", "hindsight", "gridshift"}
+    assert plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("-5", "within 0..10000"), ("10,lots", "'lots' is not a number")],
+)
+def test_a_bad_carbon_price_is_a_usage_error(flag: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from gridshift.cli.main import main
+
+    assert main(["simulate", "--days", "0.1", "--carbon-price", flag]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_default_markets_without_recordings_give_null_co2_and_say_what_is_known(shared_data: Path) -> None:
+    parser = build_parser()
+    flags = ["--days", "0.05", "--deployments", "2", "--scenario", "rented", "--json", "--no-progress", "--jobs", "1"]
+    args = parser.parse_args(["simulate", *flags, "--carbon", str(shared_data / "carbon-2024")])
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    document = json.loads(buffer.getvalue())
+    assert document["carbon"]["markets_without_data"] == ["FR", "ES"]
+    for policy in document["policies"].values():
+        assert policy["co2_kg"] is None and policy["g_co2_per_mtok"] is None
+        assert policy["co2_kg_markets_with_data"] >= 0 and policy["energy_kwh_without_carbon_data"] >= 0
