@@ -344,7 +344,9 @@ def test_capacity_of_many_pairs_at_once_matches_one_at_a_time() -> None:
         [p[0] for p in pairs],
         [p[1] for p in pairs],
     )
-    assert all(column.dtype == np.float64 for column in vars(inputs).values())
+    measured = ("prompt_p95_tokens", "work_dispersion")
+    assert all(column.dtype == np.float64 for name, column in vars(inputs).items() if name not in measured)
+    assert inputs.prompt_p95_tokens is None and inputs.work_dispersion is None  # the settings' defaults apply
     rates = capacity_requests_per_second(inputs, SETTINGS)
     assert list(rates) == pytest.approx([capacity_of(*p).requests_per_second for p in pairs], rel=1e-12)
     assert list(batch_at(inputs, rates, SETTINGS)) == pytest.approx([point(r).batch for r in rates], rel=1e-12)
@@ -365,3 +367,27 @@ def test_power_at_follows_the_profile_over_arrays() -> None:
         rel=1e-12,
     )
     assert list(power) == pytest.approx([ROUND.power_watts(b if math.isfinite(b) else 0) for b in batches])
+
+
+def test_measured_burstiness_and_prompt_tail_replace_the_defaults() -> None:
+    default = point(3.0)
+    same = operating_point(
+        ROUND,
+        requests_per_second=3.0,
+        mean_prompt_tokens=PROMPT,
+        mean_output_tokens=OUTPUT,
+        settings=SETTINGS,
+        prompt_p95_tokens=PROMPT * SETTINGS.prompt_p95_to_mean,
+        work_dispersion=SETTINGS.arrival_scv + SETTINGS.prompt_length_scv,
+    )
+    assert same.ttft_p95_ms == pytest.approx(default.ttft_p95_ms, rel=1e-12)
+    bursty = operating_point(
+        ROUND,
+        requests_per_second=3.0,
+        mean_prompt_tokens=PROMPT,
+        mean_output_tokens=OUTPUT,
+        settings=SETTINGS,
+        work_dispersion=5.0,
+    )
+    assert bursty.ttft_p95_ms > default.ttft_p95_ms
+    assert bursty.tpot_p95_ms == pytest.approx(default.tpot_p95_ms)

@@ -136,3 +136,24 @@ def test_a_replica_never_draws_less_than_its_gpus_idle_power_so_extra_replicas_n
         idle = deployment.gpus * replay.settings.gpu_idle_watts
         assert np.all(total[1:] - total[0] >= (counts[1:] - counts[0]) * idle - 1e-9)
         assert np.all(power >= idle)
+
+
+@pytest.mark.parametrize("scenario", [Scenario.RENTED, Scenario.OWNED])
+def test_at_negative_prices_the_bound_buys_no_phantom_replicas(scenario: Scenario) -> None:
+    deployment = setup("chat", 1.5 * _capacity(), "NEG")
+    prices = [hourly_prices("NEG", [-400.0] * 4), hourly_prices("POS", [50.0] * 4)]
+    replay = flat_replay([deployment], prices, minutes=MINUTES)
+    bound = solve_hindsight(replay, cost_rates(replay, scenario))
+    # Exactly the two replicas needed serve, in the negative market; none held idle for credit.
+    assert bound.serving.sum(axis=(1, 2)) == pytest.approx(np.full(MINUTES, 2.0))
+    assert bound.serving[:, 0, 0] == pytest.approx(np.full(MINUTES, 2.0))
+
+
+def test_the_bounds_gpu_hours_include_cold_starts() -> None:
+    replay = shipped_replay(days=0.25, deployments=2)
+    bound = solve_hindsight(replay, cost_rates(replay, Scenario.RENTED))
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
+    cold = replay.settings.cold_start_minutes
+    expected = sum(_replica_minutes(needed[:, d], cold) for d in range(needed.shape[1])) / 60.0
+    assert bound.gpu_hours == pytest.approx(expected)
+    assert bound.gpu_hours > needed.sum() / 60.0  # starts held GPUs before they served

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from gridshift.cli import simulate
@@ -77,15 +77,31 @@ def test_shipped_traces_are_the_azure_2023_samples() -> None:
 def test_prices_from_wide_and_per_market_files_agree_after_fx(shared_data: Path) -> None:
     parser = price_csv_parser()
     fx = {"EUR": 1.1, "USD": 1.0}
-    shipped = load_prices([], fx_to_usd=fx, markets=["FR"], parser=parser)[0]
-    per_market = load_prices(
-        [shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"], fx_to_usd=fx, markets=None, parser=parser
+    path = shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"
+    wide = load_prices(
+        [shared_data / "prices-2024" / "prices_2024_utc_hourly_wide.csv"], fx_to_usd=fx, markets=["FR"], parser=parser
     )[0]
+    per_market = load_prices([path], fx_to_usd=fx, markets=None, parser=parser, timezone="Europe/Paris")[0]
     assert per_market.market == "FR"
-    # The per-market FR file is naive French local time read as UTC here; compare the wide file with itself and
-    # the FX conversion: first hour 0.01 EUR/MWh x 1.1.
-    assert shipped.usd_per_kwh[0] == pytest.approx(0.01 * 1.1 / 1000.0)
-    assert np.nanmean(per_market.usd_per_kwh) == pytest.approx(np.nanmean(shipped.usd_per_kwh), rel=0.01)
+    # French local time moved to UTC: the per-market file's first hour (00:00 CET) is 2023-12-31 23:00Z.
+    assert per_market.start == datetime(2023, 12, 31, 23, tzinfo=UTC)
+    week = datetime(2024, 3, 4, tzinfo=UTC)
+    assert per_market.window(week, 168) == pytest.approx(wide.window(week, 168), rel=1e-9)
+    summer = datetime(2024, 7, 1, tzinfo=UTC)  # CEST: two hours
+    assert per_market.window(summer, 168) == pytest.approx(wide.window(summer, 168), rel=1e-9)
+
+
+def test_naive_price_timestamps_need_a_time_zone(shared_data: Path) -> None:
+    path = shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"
+    with pytest.raises(SimulationInputError, match="--prices-timezone"):
+        load_prices([path], fx_to_usd={"EUR": 1.08}, markets=None, parser=price_csv_parser())
+    with pytest.raises(SimulationInputError, match="unknown time zone"):
+        load_prices([path], fx_to_usd={"EUR": 1.08}, markets=None, parser=price_csv_parser(), timezone="Mars/Olympus")
+    # An offset in the file is its own answer: ERCOT's carry -06:00 / -05:00.
+    ercot = shared_data / "prices-2024" / "US-TEX-ERCO_electricity_prices_2024.csv"
+    assert load_prices([ercot], fx_to_usd={"USD": 1.0}, markets=None, parser=price_csv_parser())[0].start == datetime(
+        2024, 1, 1, 6, tzinfo=UTC
+    )
 
 
 def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
@@ -168,3 +184,49 @@ def test_identical_inputs_give_identical_results_in_one_process_or_two() -> None
     first = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=1).to_json()
     second = run_replay(replay, [Scenario.OWNED, Scenario.RENTED], jobs=2).to_json()
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
+    import argparse
+
+    from gridshift.cli.simulate import build_settings, register
+    from gridshift.simulation.settings import SimulationSettings
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["simulate"])
+    assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market
+
+
+def test_json_on_stdout_is_parseable_even_when_the_planners_solver_prints() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = "from gridshift.cli.main import main; main()"
+    argv = [sys.executable, "-c", script, "simulate", "--json", "--no-progress", "--days", "0.05"]
+    argv += ["--deployments", "2", "--scenario", "owned", "--jobs", "1"]
+    done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=600, check=True)
+    assert "gridshift" in json.loads(done.stdout)["scenarios"]["owned"]["policies"]
+
+
+def _jsonl(stamps: list[float]) -> str:
+    return "".join(f'{{"timestamp": {t}, "input_length": 100, "output_length": 10}}\n' for t in stamps)
+
+
+def test_a_relative_millisecond_clock_is_refused_not_read_as_41_days() -> None:
+    # Two requests a second for an hour, timestamps in milliseconds from 0: as seconds, 41 days.
+    stamps = [i * 500.0 for i in range(7200)]
+    with pytest.raises(SimulationInputError, match="--trace-time-unit ms"):
+        parse_trace(_jsonl(stamps), source="ms.jsonl")
+    trace = parse_trace(_jsonl(stamps), source="ms.jsonl", time_unit="ms")
+    assert len(trace.requests_per_minute) == 59
+    assert trace.mean_requests_per_second == pytest.approx(2.0)
+
+
+def test_epoch_timestamps_in_milliseconds_are_detected() -> None:
+    epoch_ms = 1_700_000_000_000.0
+    seconds = parse_trace(_jsonl([1_700_000_000.0 + i * 0.5 for i in range(600)]), source="s.jsonl")
+    millis = parse_trace(_jsonl([epoch_ms + i * 500.0 for i in range(600)]), source="ms.jsonl")
+    assert millis.requests_per_minute.tolist() == seconds.requests_per_minute.tolist() == [120.0] * 4

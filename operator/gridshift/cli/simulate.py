@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    from gridshift.simulation.settings import SimulationSettings
+
     parser = subparsers.add_parser(
         "simulate",
         help="replay 2024 prices and Azure LLM traces: gridshift against static, reactive, greedy and hindsight",
@@ -56,12 +60,29 @@ def register(subparsers: Any) -> None:
         "(default: the shipped Azure 2023 conversation and code traces)",
     )
     parser.add_argument(
+        "--prices-timezone",
+        default=None,
+        metavar="ZONE",
+        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
+        "naive timestamps is refused without it",
+    )
+    parser.add_argument(
+        "--trace-time-unit",
+        default="auto",
+        choices=("auto", "s", "ms", "us", "ns"),
+        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
+        "refused if that makes the requests implausibly sparse)",
+    )
+    parser.add_argument(
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
     parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
     parser.add_argument("--cold-start-seconds", type=float, default=180.0, help="replica cold start (default: 180)")
     parser.add_argument(
-        "--gpus-per-market", type=int, default=24, help="GPUs each market's cluster offers (default: 24)"
+        "--gpus-per-market",
+        type=int,
+        default=SimulationSettings.gpus_per_market,
+        help=f"GPUs each market's cluster offers (default: {SimulationSettings.gpus_per_market})",
     )
     parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
     parser.add_argument(
@@ -216,6 +237,24 @@ def price_csv_parser() -> Any:
     return parse
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Keep stdout for the JSON: HiGHS (C++, in the planner) prints its banner on file descriptor 1 the first
+    time a process creates a solver, which made `--json` output unparseable."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -232,10 +271,16 @@ def run(args: argparse.Namespace) -> int:
     carbon_prices = _check_output_flags(args)
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
-        prices = load_prices(args.prices, fx_to_usd=settings.fx_to_usd, markets=wanted, parser=price_csv_parser())
+        prices = load_prices(
+            args.prices,
+            fx_to_usd=settings.fx_to_usd,
+            markets=wanted,
+            parser=price_csv_parser(),
+            timezone=args.prices_timezone,
+        )
         settings = replace(settings, markets=tuple(p.market for p in prices))
         if args.trace:
-            loaded = [load_trace(path) for path in args.trace]
+            loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]
             traces = {}
             for path, trace in zip(args.trace, loaded, strict=True):
                 name = path.name.split(".")[0]
@@ -269,8 +314,9 @@ def run(args: argparse.Namespace) -> int:
         def advance(label: str, minutes: int) -> None:
             progress.update(task, advance=minutes, description=label)
 
-        result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
-        carbon, frontier = carbon_outcome(args, replay, result, carbon_prices, progress, task)
+        with _stdout_to_stderr(args.json):
+            result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
+            carbon, frontier = carbon_outcome(args, replay, result, carbon_prices, progress, task)
     if args.plot is not None:
         try:
             write_plot(result, args.plot)

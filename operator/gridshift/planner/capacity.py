@@ -12,6 +12,11 @@ mean prompt P and output O tokens, decode step s(B) = a + g*B with g = b*ctx + c
 - TTFT: prompts queue for the prefill channel, which moves C prompt tokens per step, so a prompt of
   P tokens needs P*(s/C + 1/R_pf) seconds. Kingman's G/G/1 mean wait with an exponential tail
   gives the q-quantile wait; TTFT_q = wait_q + ceil(Pq/C)*s + Pq/R_pf for the q-quantile prompt Pq.
+  Kingman's (c_a^2 + c_s^2) is the index of dispersion of the prompt work arriving for renewal
+  arrivals with independent sizes; real traffic is not renewal (the Azure code trace's inter-arrivals
+  have c_a^2 near 1, yet its long prompts come in clumps), so a pair may carry the index measured from
+  its traffic (`work_dispersion`, gridshift.simulation.requests.measure) and its measured p95 prompt;
+  without them the settings' defaults apply (Poisson arrivals, the Azure traces' prompt tail).
 
 Every term rises with lam, so the capacity is found by bisection, vectorised over many
 (deployment, GPU type) pairs at once.
@@ -91,6 +96,11 @@ class CapacityInputs:
     mean_output_tokens: FloatArray
     tpot_slo_ms: FloatArray
     ttft_slo_ms: FloatArray
+    prompt_p95_tokens: FloatArray | None = None
+    """Measured p95 prompt length; None: mean x settings.prompt_p95_to_mean."""
+    work_dispersion: FloatArray | None = None
+    """Measured index of dispersion of the prompt work arriving (Kingman's c_a^2 + c_s^2); None:
+    settings.arrival_scv + settings.prompt_length_scv."""
 
     @staticmethod
     def of(
@@ -99,6 +109,8 @@ class CapacityInputs:
         output_tokens: list[float],
         tpot_slo_ms: list[float],
         ttft_slo_ms: list[float],
+        prompt_p95_tokens: list[float] | None = None,
+        work_dispersion: list[float] | None = None,
     ) -> CapacityInputs:
         def column(values: list[float]) -> FloatArray:
             return np.asarray(values, dtype=np.float64)
@@ -113,6 +125,8 @@ class CapacityInputs:
             mean_output_tokens=column(output_tokens),
             tpot_slo_ms=column(tpot_slo_ms),
             ttft_slo_ms=column(ttft_slo_ms),
+            prompt_p95_tokens=None if prompt_p95_tokens is None else column(prompt_p95_tokens),
+            work_dispersion=None if work_dispersion is None else column(work_dispersion),
         )
 
 
@@ -143,14 +157,21 @@ def _latency(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings
     utilisation = rate * service_s
     stable &= utilisation < 1.0
     safe_util = np.where(stable, utilisation, 0.5)
-    mean_wait_s = safe_util / (1.0 - safe_util) * (settings.arrival_scv + settings.prompt_length_scv) / 2.0 * service_s
+    dispersion = (
+        inputs.work_dispersion
+        if inputs.work_dispersion is not None
+        else settings.arrival_scv + settings.prompt_length_scv
+    )
+    mean_wait_s = safe_util / (1.0 - safe_util) * dispersion / 2.0 * service_s
     tail_scale_s = np.where(safe_util > 0, mean_wait_s / np.maximum(safe_util, 1e-300), 0.0)
     wait_q_s = np.where(
         safe_util > 1.0 - quantile,
         tail_scale_s * np.log(np.maximum(safe_util, 1e-300) / (1.0 - quantile)),
         0.0,
     )
-    prompt_q = prompt * settings.prompt_p95_to_mean
+    prompt_q = (
+        inputs.prompt_p95_tokens if inputs.prompt_p95_tokens is not None else prompt * settings.prompt_p95_to_mean
+    )
     own_prefill_s = np.ceil(prompt_q / chunk) * step_s + prompt_q / prefill_rate
     ttft_s = wait_q_s + own_prefill_s
     return _Latency(batch=batch, step_s=step_s, tpot_s=tpot_s, ttft_s=ttft_s, stable=stable)
@@ -206,8 +227,24 @@ def power_at(models: list[PerformanceModel], batch: FloatArray) -> FloatArray:
     return power
 
 
-def _single(model: PerformanceModel, prompt: float, output: float, tpot: float, ttft: float) -> CapacityInputs:
-    return CapacityInputs.of([model], [prompt], [output], [tpot], [ttft])
+def _single(
+    model: PerformanceModel,
+    prompt: float,
+    output: float,
+    tpot: float,
+    ttft: float,
+    prompt_p95: float | None = None,
+    dispersion: float | None = None,
+) -> CapacityInputs:
+    return CapacityInputs.of(
+        [model],
+        [prompt],
+        [output],
+        [tpot],
+        [ttft],
+        None if prompt_p95 is None else [prompt_p95],
+        None if dispersion is None else [dispersion],
+    )
 
 
 def operating_point(
@@ -217,9 +254,13 @@ def operating_point(
     mean_prompt_tokens: float,
     mean_output_tokens: float,
     settings: PlannerSettings,
+    prompt_p95_tokens: float | None = None,
+    work_dispersion: float | None = None,
 ) -> OperatingPoint:
     """Batch, latencies and power of one replica at a request rate (latency SLOs not applied)."""
-    inputs = _single(model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf)
+    inputs = _single(
+        model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf, prompt_p95_tokens, work_dispersion
+    )
     latency = _latency(inputs, np.asarray([requests_per_second], dtype=np.float64), settings)
     batch = float(latency.batch[0])
     feasible = bool(latency.stable[0]) and batch <= model.max_batch
@@ -242,9 +283,14 @@ def replica_capacity(
     tpot_slo_ms: float,
     ttft_slo_ms: float,
     settings: PlannerSettings,
+    prompt_p95_tokens: float | None = None,
+    work_dispersion: float | None = None,
 ) -> ReplicaCapacity:
     """The SLO capacity of one replica and what limits it."""
-    inputs = _single(model, mean_prompt_tokens, mean_output_tokens, tpot_slo_ms, ttft_slo_ms)
+    inputs = _single(
+        model, mean_prompt_tokens, mean_output_tokens, tpot_slo_ms, ttft_slo_ms, prompt_p95_tokens, work_dispersion
+    )
+    measured = {"prompt_p95_tokens": prompt_p95_tokens, "work_dispersion": work_dispersion}
     rate = float(capacity_requests_per_second(inputs, settings)[0])
     if rate <= 0.0:
         point = operating_point(
@@ -253,6 +299,7 @@ def replica_capacity(
             mean_prompt_tokens=mean_prompt_tokens,
             mean_output_tokens=mean_output_tokens,
             settings=settings,
+            **measured,
         )
         return ReplicaCapacity(
             0.0,
@@ -270,6 +317,7 @@ def replica_capacity(
         mean_prompt_tokens=mean_prompt_tokens,
         mean_output_tokens=mean_output_tokens,
         settings=settings,
+        **measured,
     )
     beyond = operating_point(
         model,
@@ -277,6 +325,7 @@ def replica_capacity(
         mean_prompt_tokens=mean_prompt_tokens,
         mean_output_tokens=mean_output_tokens,
         settings=settings,
+        **measured,
     )
     if not beyond.feasible:
         limit = CapacityLimit.MAX_BATCH

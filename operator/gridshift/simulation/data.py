@@ -18,12 +18,14 @@ import gzip
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
@@ -137,8 +139,13 @@ def parse_prices(
     parser: PriceCsvParser,
     markets: Sequence[str] | None = None,
     market_name: str | None = None,
+    naive_timezone: str | None = None,
 ) -> list[MarketPrices]:
-    """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market)."""
+    """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market).
+
+    Timestamps without an offset are local time of `naive_timezone` (an IANA zone, e.g. Europe/Paris for the
+    EU per-market files of shared/data/prices-2024); the parser reads them as UTC, so they are moved here.
+    """
     columns = price_columns(text)
     if not columns:
         raise SimulationInputError(f"{source}: not a price CSV (needs a time column and price columns)")
@@ -160,18 +167,39 @@ def parse_prices(
                 f"{source}: market {market} quotes {currency}; give its rate with --fx {currency}=<USD per {currency}>"
             )
         rate = fx_to_usd[currency]
-        start = intervals[0].start.replace(minute=0, second=0, microsecond=0)
-        hours = math.ceil((intervals[-1].end - start) / timedelta(hours=1))
+        spans = [(_local(i.start, naive_timezone), _local(i.end, naive_timezone)) for i in intervals]
+        start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
+        hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
         values = np.full(hours, np.nan)
-        for interval in intervals:
+        for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
             # Sub-hourly prices (15-min markets) are averaged into their hour.
-            first = math.floor((interval.start - start) / timedelta(hours=1))
-            last = math.ceil((interval.end - start) / timedelta(hours=1))
+            first = math.floor((begin - start) / timedelta(hours=1))
+            last = math.ceil((finish - start) / timedelta(hours=1))
             for hour in range(first, last):
                 values[hour] = per_kwh if np.isnan(values[hour]) else (values[hour] + per_kwh) / 2.0
         result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
     return result
+
+
+def _local(moment: datetime, timezone: str | None) -> datetime:
+    """A naive timestamp the parser read as UTC, moved from local time of `timezone` to UTC."""
+    if timezone is None:
+        return moment
+    return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
+
+
+def naive_times(text: str) -> bool:
+    """True when the first data row's timestamp carries no UTC offset (nor Z)."""
+    rows = csv.reader(io.StringIO(text))
+    next(rows, None)
+    for row in rows:
+        if row and row[0].strip():
+            return _OFFSET.search(row[0].strip()) is None
+    return False
 
 
 def load_prices(
@@ -180,8 +208,19 @@ def load_prices(
     fx_to_usd: Mapping[str, float],
     markets: Sequence[str] | None,
     parser: PriceCsvParser,
+    timezone: str | None = None,
 ) -> list[MarketPrices]:
-    """Markets from the given CSVs, or from the shipped 2024 slice when no path is given."""
+    """Markets from the given CSVs, or from the shipped 2024 slice when no path is given.
+
+    A file whose timestamps carry no offset is refused unless `timezone` says whose local time they are
+    (UTC included): the EU per-market files of shared/data/prices-2024 are French local time, and reading
+    them as UTC shifted every price by one or two hours without a word.
+    """
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise SimulationInputError(f"--prices-timezone: unknown time zone {timezone!r}") from error
     if not paths:
         return parse_prices(
             shipped_text(SHIPPED_PRICES), source=SHIPPED_PRICES, fx_to_usd=fx_to_usd, markets=markets, parser=parser
@@ -189,11 +228,19 @@ def load_prices(
     found: dict[str, MarketPrices] = {}
     for path in paths:
         text = _read_text(path)
+        if timezone is None and naive_times(text):
+            raise SimulationInputError(
+                f"{path}: its timestamps carry no UTC offset; say whose local time they are with --prices-timezone "
+                "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC), or use the wide UTC file"
+            )
         wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
         if wide and markets is not None and not wanted:
             continue
-        for series in parse_prices(text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser):
+        zone = timezone if naive_times(text) else None
+        for series in parse_prices(
+            text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser, naive_timezone=zone
+        ):
             found.setdefault(series.market, series)
     chosen = list(markets) if markets else list(found)
     missing = [m for m in chosen if m not in found]
@@ -258,11 +305,57 @@ def _parse_length(value: object, where: str) -> int:
     return round(number)
 
 
-def parse_trace(text: str, *, source: str) -> TraceProfile:
-    """An Azure-format CSV or a JSONL trace as a TraceProfile."""
+TIME_UNITS: Mapping[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+"""Seconds per unit of a JSONL trace's numeric timestamps."""
+
+# Numeric timestamps at or above these are Unix epochs in that unit (2001-09-09 in seconds is 1e9).
+_EPOCH_FLOORS: tuple[tuple[float, str], ...] = ((1e17, "ns"), (1e14, "us"), (1e11, "ms"), (1e8, "s"))
+_MAX_MEDIAN_GAP_S = 10.0
+"""A trace whose median gap between requests is longer than this (under 0.1 req/s) is implausible for a
+deployment worth placing; a relative millisecond clock read as seconds lands here (an hour becomes 41 days)."""
+
+
+def _time_unit(stamps: Sequence[float], unit: str, source: str) -> float:
+    """Seconds per unit of numeric timestamps: given, or detected (epoch magnitude, else seconds if plausible)."""
+    if unit != "auto":
+        if unit not in TIME_UNITS:
+            raise SimulationInputError(f"--trace-time-unit: one of auto, {', '.join(TIME_UNITS)}; got {unit!r}")
+        return TIME_UNITS[unit]
+    largest = max(abs(value) for value in stamps)
+    for floor, name in _EPOCH_FLOORS:
+        if largest >= floor:
+            return TIME_UNITS[name]
+    ordered = np.sort(np.asarray(stamps, dtype=np.float64))
+    median_gap = float(np.median(np.diff(ordered))) if len(ordered) > 1 else 0.0
+    if median_gap > _MAX_MEDIAN_GAP_S:
+        raise SimulationInputError(
+            f"{source}: timestamp: read as seconds, the median gap between requests is {median_gap:,.0f} s "
+            f"({len(ordered)} requests over {(ordered[-1] - ordered[0]) / 86400.0:,.1f} days), implausible for a "
+            "trace; if they are milliseconds (or us, ns), say so with --trace-time-unit ms"
+        )
+    return 1.0
+
+
+def parse_trace(text: str, *, source: str, time_unit: str = "auto") -> TraceProfile:
+    """An Azure-format CSV or a JSONL trace as a TraceProfile.
+
+    Numeric JSONL timestamps are seconds, milliseconds, microseconds or nanoseconds (`time_unit`, or
+    detected: a Unix epoch by its magnitude; a relative clock is seconds unless that makes the median gap
+    between requests implausibly long, which is refused with a message naming the flag).
+    """
     stripped = text.lstrip()
     records: list[tuple[datetime, int, int]] = []
     if stripped.startswith("{"):
+        numeric: list[float] = []
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    stamp = json.loads(line).get("timestamp")
+                except (json.JSONDecodeError, AttributeError):
+                    continue
+                if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                    numeric.append(float(stamp))
+        seconds_per_unit = _time_unit(numeric, time_unit, source) if numeric else 1.0
         for line_number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -278,7 +371,7 @@ def parse_trace(text: str, *, source: str) -> TraceProfile:
             where = f"{source}: line {line_number}"
             stamp = item["timestamp"]
             moment = (
-                datetime.fromtimestamp(float(stamp), tz=UTC)
+                datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
                 if isinstance(stamp, int | float)
                 else _parse_time(str(stamp), f"{where}.timestamp")
             )
@@ -336,8 +429,8 @@ def parse_trace(text: str, *, source: str) -> TraceProfile:
     )
 
 
-def load_trace(path: Path) -> TraceProfile:
-    return parse_trace(_read_text(path), source=str(path))
+def load_trace(path: Path, time_unit: str = "auto") -> TraceProfile:
+    return parse_trace(_read_text(path), source=str(path), time_unit=time_unit)
 
 
 def shipped_trace(name: str) -> TraceProfile:

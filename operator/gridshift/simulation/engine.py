@@ -7,10 +7,11 @@ Every policy runs through the same actuator and the same accounting:
   before it serves. Surplus replicas still starting are cancelled at once; surplus Ready replicas are
   stopped make-before-break: only while the Ready replicas left cover the target total (or what was
   Ready, if less).
-- In each minute a deployment's requests are shared equally by its Ready replicas. The minute is
-  within the SLO when its rate per replica is at most the replica's SLO capacity (the planner's
-  capacity model: p95 TTFT and TPOT both within their objectives). An overloaded replica serves at its
-  throughput limit.
+- In each minute a deployment's requests are shared equally (round-robin) by its Ready replicas. The
+  minute is within the SLO when its requests' p95 TTFT and p95 TPOT, replayed request by request
+  through the request-level engine (`request_level`, `gridshift.simulation.requests`), are within the
+  objectives. The planner's fluid test (rate per replica at most the capacity model's SLO capacity)
+  is kept alongside. An overloaded replica serves at its throughput limit.
 - Cost (see `account`): GPU-hours of held GPUs (rented only) plus electricity: a Ready replica draws
   the profile's power at its batch, a starting replica its GPUs' idle power; times PUE and the hour's
   price. Owned fleets report what a policy adds above all GPUs idling.
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.simulation.replay import Replay
+from gridshift.simulation.requests import minute_latency, serve, thinned_arrivals
 from gridshift.simulation.settings import Scenario
 
 FloatArray = npt.NDArray[np.float64]
@@ -67,6 +69,8 @@ class Schedule:
     migrations: int
     """Replicas moved between markets: per decision, min(replicas started, replicas stopped) of a deployment."""
     decisions: int
+    latency_ok: npt.NDArray[np.bool_] | None = None
+    """Request-level verdict per (minute, deployment): p95 TTFT and p95 TPOT within the SLO (`request_level`)."""
 
 
 class Fleet:
@@ -193,7 +197,46 @@ def simulate(
             progress(progress_every)
     if progress is not None and minutes % progress_every:
         progress(minutes % progress_every)
-    return Schedule(held=held, ready=ready, migrations=migrations, decisions=decisions)
+    latency_ok = request_level(replay, ready.sum(axis=2).astype(np.int64))
+    return Schedule(held=held, ready=ready, migrations=migrations, decisions=decisions, latency_ok=latency_ok)
+
+
+REQUEST_SEED = 20240304
+"""Seed of the round-robin phases: the same for every policy (common random numbers), so policies with the
+same Ready replicas in a minute see the same requests."""
+
+
+def request_level(replay: Replay, ready_total: IntArray, seed: int = REQUEST_SEED) -> npt.NDArray[np.bool_]:
+    """Per (minute, deployment): did p95 TTFT and p95 TPOT meet the SLO, request by request?
+
+    One Ready replica of each deployment is replayed with the request-level engine
+    (`gridshift.simulation.requests`), fed round-robin: 1/R of the deployment's requests when R replicas
+    are Ready. A minute with requests and no Ready replica misses the SLO.
+    """
+    minutes, count = ready_total.shape
+    ok = np.ones((minutes, count), dtype=bool)
+    quantile = replay.planner_settings.latency_quantile
+    for index, deployment in enumerate(replay.deployments):
+        ready = ready_total[:, index]
+        day = deployment.day_shape if deployment.day_shape is not None else np.ones(minutes)
+        keep = np.where(ready > 0, day[:minutes] / np.maximum(ready, 1), 0.0)
+        stream, minute_of = thinned_arrivals(
+            deployment.trace,
+            copies=deployment.copies,
+            first_offset=deployment.setup.trace_offset_minutes,
+            keep=keep,
+            rng=np.random.default_rng([seed, index]),
+        )
+        served = serve(deployment.model, stream, prefill_chunk_tokens=replay.planner_settings.prefill_chunk_tokens)
+        latency = minute_latency(
+            served,
+            minute_of,
+            minutes,
+            ttft_slo_ms=deployment.setup.ttft_p95_ms,
+            tpot_slo_ms=deployment.setup.tpot_p95_ms,
+        )
+        ok[:, index] = latency.within(quantile) & ~((ready == 0) & (deployment.rate_rps[:minutes] > 0))
+    return ok
 
 
 @dataclass(frozen=True)
@@ -208,6 +251,10 @@ class Accounting:
     served_tokens: float
     demand_tokens: float
     slo_ok_minutes: int
+    """Deployment-minutes whose p95 TTFT and p95 TPOT met the SLO request by request (the fluid test where the
+    schedule carries no request-level verdict)."""
+    slo_ok_minutes_fluid: int
+    """Deployment-minutes within the planner's fluid model: rate per Ready replica at most its SLO capacity."""
     deployment_minutes: int
     gpu_hours: float
     cost_by_minute: FloatArray
@@ -223,6 +270,10 @@ class Accounting:
     @property
     def slo_ok_pct(self) -> float:
         return 100.0 * self.slo_ok_minutes / self.deployment_minutes
+
+    @property
+    def slo_ok_fluid_pct(self) -> float:
+        return 100.0 * self.slo_ok_minutes_fluid / self.deployment_minutes
 
 
 @dataclass(frozen=True)
@@ -300,7 +351,8 @@ def account(replay: Replay, schedule: Schedule, scenario: Scenario, rates: CostR
         energy_kwh=energy_kwh,
         served_tokens=float((served_rps * output[None, :]).sum() * 60.0),
         demand_tokens=float((rates_rps * output[None, :]).sum() * 60.0),
-        slo_ok_minutes=int(ok.sum()),
+        slo_ok_minutes=int(ok.sum() if schedule.latency_ok is None else schedule.latency_ok.sum()),
+        slo_ok_minutes_fluid=int(ok.sum()),
         deployment_minutes=int(ok.size),
         gpu_hours=float((held * gpus[None, :, None]).sum() / 60.0),
         cost_by_minute=cost_by_minute,

@@ -57,6 +57,9 @@ class HindsightResult:
     windows: int
     exact: bool
     """True when solved with integer replicas (a MILP), False for the LP relaxation."""
+    gpu_hours: float | None = None
+    """GPU-hours held, cold starts included (the fast bound's `held` leaves them out: its placements are per
+    minute); None: sum `held`."""
 
 
 def _window(
@@ -279,7 +282,9 @@ def _energy_block(
     upper_cell = np.broadcast_to(
         np.minimum(inventory[None, :] // gpus[:, None], max_replicas[:, None])[None], (minutes, deployments, markets)
     ).reshape(-1)
-    upper = np.concatenate([upper_cell, upper_cell if not rates.owned else np.zeros(cells)])
+    # Held-but-not-Ready replicas are cold starts, which this bound relaxes: none, so that a negative price
+    # cannot buy idle replicas for credit.
+    upper = np.concatenate([upper_cell, np.zeros(cells)])
     rows = []
     cols = []
     vals = []
@@ -308,9 +313,12 @@ def _energy_block(
     lower_rows = np.concatenate(
         [required[first:last].reshape(-1).astype(np.float64), np.full(count + minutes * markets, -np.inf)]
     )
+    # Exact coverage: Ready replicas are charged the power of a replica sharing the minute's load among
+    # `required`; one more would share it too and draw less each, so at a negative price the LP must not buy
+    # extra Ready replicas for credit ("phantom" replicas).
     upper_rows = np.concatenate(
         [
-            np.full(count, np.inf),
+            required[first:last].reshape(-1).astype(np.float64),
             np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1),
             np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1),
         ]
@@ -354,12 +362,14 @@ def solve_hindsight(
         at_limit = replay.replica_power_watts(np.arange(count), limits)
         serving_power = np.where(required < needed, at_limit[None, :], serving_power)
     gpu_total = 0.0
+    cold = replay.settings.cold_start_minutes
+    gpu_minutes = sum(
+        _replica_minutes(required[:, index], cold) * deployment.gpus
+        for index, deployment in enumerate(replay.deployments)
+    )
     if not rates.owned:
-        cold = replay.settings.cold_start_minutes
         gpu_hour = replay.gpu_usd_per_hour(Scenario.RENTED)
-        per_gpu_minute = float(gpu_hour.min()) / 60.0
-        for index, deployment in enumerate(replay.deployments):
-            gpu_total += _replica_minutes(required[:, index], cold) * deployment.gpus * per_gpu_minute
+        gpu_total = gpu_minutes * float(gpu_hour.min()) / 60.0
     energy_total = 0.0
     parts = []
     for first in range(0, replay.minutes, block_minutes):
@@ -381,4 +391,5 @@ def solve_hindsight(
         migrations=float(moves.sum()),
         windows=len(parts),
         exact=False,
+        gpu_hours=gpu_minutes / 60.0,
     )

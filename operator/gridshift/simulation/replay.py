@@ -118,6 +118,10 @@ class Deployment:
     """Largest request rate one replica sustains at all (SLO ignored): what an overloaded replica serves."""
     needed: IntArray
     """Fewest ready replicas that keep each minute within the SLO (at least minReplicas)."""
+    copies: int = 1
+    """Copies of the trace (tenants) whose requests make up the deployment's demand."""
+    day_shape: FloatArray | None = None
+    """Load relative to the daily peak in each minute; None means flat (1.0)."""
 
     @property
     def name(self) -> str:
@@ -300,6 +304,8 @@ def build_replay(
                 capacity_rps=capacity,
                 limit_rps=max(_limit(model, trace, planner_settings), capacity),
                 needed=needed,
+                copies=copies,
+                day_shape=day,
             )
         )
     return Replay(

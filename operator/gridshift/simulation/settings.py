@@ -103,10 +103,11 @@ class SimulationSettings:
     """Power usage effectiveness of every site (facility / IT power): a modern colocation site; the Uptime
     Institute's 2024 fleet average is 1.56, hyperscalers report 1.1."""
     pue_by_market: Mapping[str, float] = field(default_factory=dict)
-    gpus_per_market: int = 48
-    """GPUs of the simulated type each market's cluster offers: enough for the deployments homed there at peak,
-    too few for all deployments at once (about 60 replicas on average), so the cheapest market fills up and
-    placement is a joint choice."""
+    gpus_per_market: int = 24
+    """GPUs of the simulated type each market's cluster offers: about what the two deployments homed there
+    hold at their peaks, far too few for all deployments at once (about 60 replicas on average), so the
+    cheapest market fills up and placement is a joint choice. The one default: the CLI's --gpus-per-market
+    reads it (it said 24 while this said 48; the published figures were the 24 run)."""
     gpu_idle_watts: float = 75.5
     """Power of a GPU no replica holds (and of each GPU of a starting replica): an H100 with no process, measured
     (GPUOffering.idlePowerWatts default)."""

@@ -1,0 +1,338 @@
+"""The request-level replica engine simulate judges the SLO with: every request of a replica, vectorised.
+
+A week of a fleet is hundreds of millions of requests and, stepped token by token as
+`gridshift.simulation.replica.simulate_replica` does, billions of engine steps: far beyond a 2-core
+budget in Python. This engine keeps what decides p95 TTFT and TPOT request by request and drops the
+per-step bookkeeping, so that it runs as a handful of numpy passes over the requests:
+
+- **Prefill queue (TTFT).** vLLM's chunked prefill gives waiting prompts, in arrival order, up to C
+  prompt tokens per engine step; a step that carries a chunk lasts s + C/R_pf (s: the decode step
+  for the running batch, R_pf: prefill tokens/s). The prefill channel therefore moves a prompt of P
+  tokens in (P/C + 1/2)*s + P/R_pf seconds (a prompt that does not fill its last chunk still pays
+  part of a step: half of one on average): a FIFO single server. Waiting times follow
+  Lindley's recursion, solved in closed form with a running maximum:
+  finish_i = cumS_i + max_{k<=i}(A_k - cumS_{k-1}). A request's first token comes at the end of the
+  step that finishes its prompt, so its own part is rounded up to whole steps: TTFT_i = finish_i - A_i
+  + (ceil(P_i/C) - P_i/C)*s_i.
+- **Decode (TPOT).** A request decodes one token per step from its first token on, for O_i - 1 more
+  tokens. The decode step s(t) = a + b*KV(t) + c*B(t) depends on the running batch B(t) and its KV
+  positions KV(t), counted from every request's decode interval on a 0.25 s grid and averaged over
+  the request's own decode interval. A step also carries a prefill chunk while the prefill channel
+  is busy; the share of a request's inter-token intervals that do is the channel's busy share over
+  its decode interval, counted in steps. Its intervals are s_i (decode only) and
+  s_i + C/R_pf (with a chunk); p95 TPOT is over intervals, as vLLM's inter-token-latency histogram
+  counts them.
+- The step times and the decode intervals depend on each other; a few fixed-point passes settle them
+  (an overloaded replica does not settle: its queue grows without bound, as it should).
+
+Left out: admission waiting for a free batch slot at `max_batch` (a replica there is far beyond its
+TPOT objective on every shipped profile), and preemption. `tests/simulation/test_requests.py` checks
+it against the stepped engine.
+
+Arrivals (`thinned_arrivals`): a deployment's requests are several copies of a trace at spread offsets
+(independent tenants), thinned to the day's load; replicas are fed round-robin, so one replica sees
+every R-th request of each tenant (systematic sampling with a random phase per minute): the trace's
+own second-level timing and request sizes, at 1/R of the deployment's rate. Replicas of a deployment
+are alike, so one such replica per deployment is simulated: its per-minute p95 is an unbiased estimate
+of the deployment's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.simulation.data import TraceProfile
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_FIXED_POINT_PASSES = 2
+
+
+@dataclass(frozen=True)
+class RequestStream:
+    """Requests of one replica in arrival order."""
+
+    arrival_s: FloatArray
+    prompt_tokens: IntArray
+    output_tokens: IntArray
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+@dataclass(frozen=True)
+class ServedRequests:
+    """What each request of a stream saw."""
+
+    ttft_s: FloatArray
+    decode_step_s: FloatArray
+    """Inter-token time of the request's decode steps that carry no prefill chunk."""
+    chunk_share: FloatArray
+    """Share of the request's inter-token intervals that also carry a prefill chunk (they last chunk_stall_s more)."""
+    chunk_stall_s: float
+    intervals: FloatArray
+    """Inter-token intervals of the request (output tokens - 1)."""
+    mean_batch: float
+
+    def ttft_quantile(self, quantile: float) -> float:
+        return float(np.quantile(self.ttft_s, quantile)) if len(self.ttft_s) else float("nan")
+
+    def tpot_quantile(self, quantile: float) -> float:
+        """Quantile over inter-token intervals (each request's intervals are two values, with and without a chunk)."""
+        values = np.concatenate([self.decode_step_s, self.decode_step_s + self.chunk_stall_s])
+        weights = np.concatenate([self.intervals * (1.0 - self.chunk_share), self.intervals * self.chunk_share])
+        if weights.sum() <= 0:
+            return float("nan")
+        order = np.argsort(values, kind="stable")
+        cumulative = np.cumsum(weights[order])
+        index = int(np.searchsorted(cumulative, quantile * cumulative[-1]))
+        return float(values[order][min(index, len(order) - 1)])
+
+    def tpot_over(self, limit_s: float) -> FloatArray:
+        """Intervals of each request above `limit_s`."""
+        over: FloatArray = self.intervals * (
+            (1.0 - self.chunk_share) * (self.decode_step_s > limit_s)
+            + self.chunk_share * (self.decode_step_s + self.chunk_stall_s > limit_s)
+        )
+        return over
+
+
+GRID_SECONDS = 0.25
+"""Resolution of the batch, KV and prefill-busy time series (a decode step is 7-40 ms, a decode 0.2-10 s)."""
+
+
+class _Grid:
+    """Time series on a fixed grid, and times located on it once so that many series are read cheaply."""
+
+    def __init__(self, horizon_s: float) -> None:
+        self.size = int(horizon_s / GRID_SECONDS) + 3
+
+    def locate(self, times: FloatArray) -> tuple[IntArray, FloatArray]:
+        position = np.minimum(times * (1.0 / GRID_SECONDS), self.size - 2.0)
+        whole = position.astype(np.int64)
+        return whole, position - whole
+
+    def level(self, begin: IntArray, end: IntArray, weights: FloatArray | None) -> FloatArray:
+        """Sum of `weights` of the intervals open in each grid cell (intervals given by their cells)."""
+        opened = np.bincount(begin, weights=weights, minlength=self.size)
+        closed = np.bincount(end, weights=weights, minlength=self.size)
+        result: FloatArray = np.cumsum(opened - closed, dtype=np.float64)
+        return result
+
+    @staticmethod
+    def mean(
+        series: FloatArray, begin: tuple[IntArray, FloatArray], end: tuple[IntArray, FloatArray], span: FloatArray
+    ) -> FloatArray:
+        """Mean of `series` over each [begin, end] (its value at `begin` for intervals within one cell)."""
+        running = np.concatenate([[0.0], np.cumsum(series) * GRID_SECONDS])
+
+        def at(where: tuple[IntArray, FloatArray]) -> FloatArray:
+            whole, fraction = where
+            low = running[whole]
+            value: FloatArray = low + (running[whole + 1] - low) * fraction
+            return value
+
+        long = span > GRID_SECONDS
+        averaged = (at(end) - at(begin)) / np.where(long, span, 1.0)
+        result: FloatArray = np.where(long, averaged, series[begin[0]])
+        return result
+
+
+def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_tokens: int = 512) -> ServedRequests:
+    """TTFT and inter-token intervals of every request of one replica (see the module docstring)."""
+    count = len(stream)
+    if count == 0:
+        empty = np.zeros(0)
+        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0)
+    arrival = stream.arrival_s
+    prompt = stream.prompt_tokens.astype(np.float64)
+    output = np.maximum(stream.output_tokens, 1).astype(np.float64)
+    intervals = output - 1.0
+    chunk = float(prefill_chunk_tokens)
+    per_token_s = 1.0 / model.prefill_tokens_per_s
+    stall_s = chunk * per_token_s
+    base_s = model.step_base_ms / 1000.0
+    per_kv_s = model.step_ms_per_kv_position / 1000.0
+    per_sequence_s = model.step_ms_per_sequence / 1000.0
+    batch_cap = float(model.max_batch)
+    context = prompt + output / 2.0
+    # Start the fixed point from Little's law per minute (the capacity model's batch), not from an empty
+    # replica: two passes then land where four from empty would.
+    minute = ((arrival - arrival[0]) // 60.0).astype(np.int64)
+    per_minute = np.bincount(minute).astype(np.float64)
+    rate = per_minute / 60.0
+    mean_of = np.maximum(per_minute, 1.0)
+    prompt_m = np.bincount(minute, weights=prompt) / mean_of
+    output_m = np.bincount(minute, weights=output) / mean_of
+    context_m = prompt_m + output_m / 2.0
+    room = 1.0 - rate * prompt_m * per_token_s - rate * output_m * (per_kv_s * context_m + per_sequence_s)
+    batch_m = np.where(room > 0.05, rate * output_m * base_s / np.maximum(room, 0.05), rate * output_m * base_s / 0.05)
+    step_m = base_s + (per_kv_s * context_m + per_sequence_s) * np.minimum(batch_m, batch_cap)
+    prefill_step = step_m[minute]
+    decode_step = prefill_step.copy()
+    share = np.zeros(count)
+    steps_own = np.ceil(prompt / chunk)
+    batch = np.zeros(count)
+    finish = arrival
+    for _ in range(_FIXED_POINT_PASSES):
+        service = (prompt / chunk + 0.5) * prefill_step + prompt * per_token_s
+        total = np.cumsum(service)
+        before = total - service
+        finish = total + np.maximum.accumulate(arrival - before)
+        start = finish - service
+        first = finish + (steps_own - prompt / chunk) * prefill_step
+        last = first + intervals * (decode_step + share * stall_s)
+        grid = _Grid(float(last.max()))
+        at_first, at_last = grid.locate(first), grid.locate(last)
+        at_start, at_finish = grid.locate(start)[0], grid.locate(finish)[0]
+        span = last - first
+        batch_series = grid.level(at_first[0], at_last[0], None)
+        kv_series = grid.level(at_first[0], at_last[0], context)
+        busy_series = np.minimum(grid.level(at_start, at_finish, None), 1.0)
+        prefill_step = (
+            base_s + per_kv_s * kv_series[at_start] + per_sequence_s * np.minimum(batch_series[at_start], batch_cap)
+        )
+        batch = grid.mean(batch_series, at_first, at_last, span)
+        kv = grid.mean(kv_series, at_first, at_last, span)
+        decode_step = base_s + per_kv_s * kv + per_sequence_s * np.minimum(batch, batch_cap)
+        busy = np.clip(grid.mean(busy_series, at_first, at_last, span), 0.0, 1.0)
+        with_chunk = busy / (decode_step + stall_s)
+        without = (1.0 - busy) / decode_step
+        share = with_chunk / np.maximum(with_chunk + without, 1e-300)
+    ttft = finish - arrival + (steps_own - prompt / chunk) * prefill_step
+    return ServedRequests(
+        ttft_s=ttft,
+        decode_step_s=decode_step,
+        chunk_share=share,
+        chunk_stall_s=stall_s,
+        intervals=intervals,
+        mean_batch=float(np.mean(batch)),
+    )
+
+
+def thinned_arrivals(
+    trace: TraceProfile,
+    *,
+    copies: int,
+    first_offset: int,
+    keep: FloatArray,
+    rng: np.random.Generator,
+) -> tuple[RequestStream, IntArray]:
+    """One replica's requests, minute by minute, and the minute of each.
+
+    The deployment's requests in minute t are `copies` copies of the trace (copy j shifted by
+    first_offset + j*L//copies minutes, L the trace's length in minutes); the replica receives a share
+    `keep[t]` of them (the day's load over the Ready replicas), every (1/keep[t])-th request from a
+    random phase.
+    """
+    length = len(trace.requests_per_minute)
+    seconds = trace.arrival_seconds
+    trace_minute = (seconds // 60.0).astype(np.int64)
+    counts = np.bincount(trace_minute[trace_minute < length], minlength=length).astype(np.int64)
+    first_request = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    minutes = len(keep)
+    offsets = first_offset + (np.arange(copies) * length) // copies
+    cell_minute = (np.arange(minutes)[:, None] + offsets[None, :]) % length
+    cell_count = counts[cell_minute]
+    union = cell_count.sum(axis=1)
+    share = np.clip(keep, 0.0, 1.0)
+    phase = rng.random(minutes)
+    taken = np.where(share > 0, np.maximum(np.ceil(union * share - phase), 0.0), 0.0).astype(np.int64)
+    taken = np.minimum(taken, union)
+    total = int(taken.sum())
+    minute_of = np.repeat(np.arange(minutes), taken)
+    rank = np.arange(total) - np.repeat(np.cumsum(taken) - taken, taken)
+    safe_share = np.where(share > 0, share, 1.0)
+    position = np.floor((rank + phase[minute_of]) / safe_share[minute_of]).astype(np.int64)
+    row_start = np.cumsum(union) - union
+    cell_end = (np.cumsum(cell_count, axis=1) + row_start[:, None]).ravel()
+    global_position = row_start[minute_of] + np.minimum(position, union[minute_of] - 1)
+    cell = np.searchsorted(cell_end, global_position, side="right")
+    flat_count = cell_count.ravel()
+    within = global_position - (cell_end[cell] - flat_count[cell])
+    source_minute = cell_minute.ravel()[cell]
+    request = first_request[source_minute] + within
+    arrival = minute_of * 60.0 + (seconds[request] - source_minute * 60.0)
+    order = np.argsort(arrival, kind="stable")
+    stream = RequestStream(
+        arrival_s=arrival[order],
+        prompt_tokens=trace.prompt_tokens[request][order],
+        output_tokens=trace.output_tokens[request][order],
+    )
+    return stream, minute_of[order]
+
+
+@dataclass(frozen=True)
+class MinuteLatency:
+    """Per minute: requests, and the share of requests (TTFT) and of inter-token intervals (TPOT) over the SLO."""
+
+    requests: IntArray
+    ttft_over_share: FloatArray
+    tpot_over_share: FloatArray
+
+    def within(self, quantile: float) -> npt.NDArray[np.bool_]:
+        """p95 (the quantile) within the SLO: at most 1 - quantile of requests / intervals over it."""
+        allowed = 1.0 - quantile + 1e-12
+        ok: npt.NDArray[np.bool_] = (self.ttft_over_share <= allowed) & (self.tpot_over_share <= allowed)
+        return ok
+
+
+def minute_latency(
+    served: ServedRequests, minute_of: IntArray, minutes: int, *, ttft_slo_ms: float, tpot_slo_ms: float
+) -> MinuteLatency:
+    requests = np.bincount(minute_of, minlength=minutes)
+    ttft_over = np.bincount(
+        minute_of, weights=(served.ttft_s * 1000.0 > ttft_slo_ms).astype(np.float64), minlength=minutes
+    )
+    intervals = np.bincount(minute_of, weights=served.intervals, minlength=minutes)
+    tpot_over = np.bincount(minute_of, weights=served.tpot_over(tpot_slo_ms / 1000.0), minlength=minutes)
+    return MinuteLatency(
+        requests=requests.astype(np.int64),
+        ttft_over_share=np.where(requests > 0, ttft_over / np.maximum(requests, 1), 0.0),
+        tpot_over_share=np.where(intervals > 0, tpot_over / np.maximum(intervals, 1e-300), 0.0),
+    )
+
+
+BURST_WINDOW_SECONDS = 10.0
+"""Window over which the prompt work's index of dispersion is measured: long enough to hold the code
+trace's clumps of long prompts (a few seconds), short against the minute over which a deployment's rate
+is known; the queue of a replica near its SLO capacity drains within it."""
+
+
+@dataclass(frozen=True)
+class Burstiness:
+    """What a replica's request stream says about its queue: measured, not assumed."""
+
+    arrival_scv: float
+    """Squared coefficient of variation of inter-arrival times (1 for Poisson)."""
+    work_dispersion: float
+    """Var(prompt tokens arriving in a window) / (E[same] x mean prompt): c_a^2 + c_s^2 for renewal arrivals."""
+    prompt_mean_tokens: float
+    prompt_p95_tokens: float
+
+
+def measure(stream: RequestStream, window_s: float = BURST_WINDOW_SECONDS) -> Burstiness:
+    """Burstiness and prompt tail of a request stream (minute-level rate changes removed: per-minute sizing
+    follows them; what is left is what one replica's queue sees within a minute)."""
+    if len(stream) < 3:
+        raise ValueError("measure: need at least 3 requests")
+    prompts = stream.prompt_tokens.astype(np.float64)
+    gaps = np.diff(stream.arrival_s)
+    windows = (stream.arrival_s // window_s).astype(np.int64)
+    work = np.bincount(windows - windows[0], weights=prompts)
+    minute = (np.arange(len(work)) * window_s + windows[0] * window_s) // 60.0
+    minute_index = (minute - minute[0]).astype(np.int64)
+    minute_mean = np.bincount(minute_index, weights=work) / np.bincount(minute_index)
+    residual = work - minute_mean[minute_index]
+    mean_work = float(work.mean())
+    return Burstiness(
+        arrival_scv=float(gaps.var() / gaps.mean() ** 2) if gaps.mean() > 0 else 0.0,
+        work_dispersion=float((residual**2).mean() / (mean_work * prompts.mean())) if mean_work > 0 else 0.0,
+        prompt_mean_tokens=float(prompts.mean()),
+        prompt_p95_tokens=float(np.quantile(prompts, 0.95)),
+    )
