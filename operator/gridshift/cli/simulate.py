@@ -15,8 +15,6 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from gridshift.simulation.settings import SimulationSettings
-
     parser = subparsers.add_parser(
         "simulate",
         help="replay 2024 prices and Azure LLM traces: gridshift against static, reactive, greedy and hindsight",
@@ -81,8 +79,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--gpus-per-market",
         type=int,
-        default=SimulationSettings.gpus_per_market,
-        help=f"GPUs each market's cluster offers (default: {SimulationSettings.gpus_per_market})",
+        default=None,
+        # The default lives in SimulationSettings alone; reading it here would import the simulation
+        # package whenever the `gridshift` command starts, and the operator needs none of it.
+        help="GPUs each market's cluster offers (default: SimulationSettings.gpus_per_market, see docs/simulate.md)",
     )
     parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
     parser.add_argument(
@@ -210,7 +210,7 @@ def build_settings(args: argparse.Namespace) -> Any:
             fx_to_usd={**DEFAULT_FX_TO_USD, **fx},
             pue=1.2 if pue is None else pue,
             pue_by_market=pue_by_market,
-            gpus_per_market=args.gpus_per_market,
+            **({} if args.gpus_per_market is None else {"gpus_per_market": args.gpus_per_market}),
             rented_usd_per_gpu_hour=rented,
             rented_usd_per_gpu_hour_by_market=price_by_market,
             replan_minutes=args.replan_minutes,
