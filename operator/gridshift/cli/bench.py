@@ -131,14 +131,10 @@ def _quiet_highs() -> None:
     so that --json output stays one JSON object per line."""
     import highspy
 
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
+    from gridshift.cli.streams import stdout_to_stderr
+
+    with stdout_to_stderr():
         highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def run(args: argparse.Namespace) -> int:

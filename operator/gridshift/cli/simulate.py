@@ -8,7 +8,6 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -237,24 +236,6 @@ def price_csv_parser() -> Any:
     return parse
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr(active: bool) -> Iterator[None]:
-    """Keep stdout for the JSON: HiGHS (C++, in the planner) prints its banner on file descriptor 1 the first
-    time a process creates a solver, which made `--json` output unparseable."""
-    if not active:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -262,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gridshift.cli.main import UsageError
+    from gridshift.cli.streams import stdout_to_stderr
     from gridshift.profiles_catalog import default_performance_models
     from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
     from gridshift.simulation.report import write_plot
@@ -314,7 +296,8 @@ def run(args: argparse.Namespace) -> int:
         def advance(label: str, minutes: int) -> None:
             progress.update(task, advance=minutes, description=label)
 
-        with _stdout_to_stderr(args.json):
+        # Keep stdout for the JSON: HiGHS, in the planner, prints its banner there (cli.streams).
+        with stdout_to_stderr() if args.json else contextlib.nullcontext():
             result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
             carbon, frontier = carbon_outcome(args, replay, result, carbon_prices, progress, task)
     if args.plot is not None:
@@ -354,10 +337,6 @@ def _check_output_flags(args: argparse.Namespace) -> list[float]:
     """UsageError for a bad --plot, --carbon-price or --frontier-plot; the carbon prices to sweep."""
     from gridshift.cli.main import UsageError
 
-    if args.json:
-        from gridshift.cli.bench import _quiet_highs
-
-        _quiet_highs()  # HiGHS' banner would precede the JSON on stdout (forked workers inherit the quiet)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot} must end in .png")
     if args.plot is not None or args.frontier_plot is not None:
