@@ -268,19 +268,10 @@ def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettin
     return float(capacity_requests_per_second(inputs, settings)[0])
 
 
-def build_replay(
-    settings: SimulationSettings,
-    setups: Sequence[DeploymentSetup],
-    traces: Mapping[str, TraceProfile],
-    prices: Sequence[MarketPrices],
-    models: Sequence[PerformanceModel],
-    planner_settings: PlannerSettings | None = None,
-) -> Replay:
-    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
-    planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
-    minutes = settings.minutes
+def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tuple[Market, ...]:
+    """Each market's hourly prices over the replay and up to LOOKAHEAD_HOURS beyond it."""
     start = settings.start
-    hours = math.ceil(minutes / 60)
+    hours = math.ceil(settings.minutes / 60)
     markets = []
     for series in prices:
         available = len(series.usd_per_kwh) - round((start - series.start) / timedelta(hours=1))
@@ -298,6 +289,64 @@ def build_replay(
         )
     if len({m.cluster for m in markets}) != len(markets):
         raise SimulationInputError(f"markets {[m.name for m in markets]} give clashing cluster names")
+    return tuple(markets)
+
+
+def _deployment(
+    setup: DeploymentSetup,
+    model: PerformanceModel,
+    trace: TraceProfile,
+    settings: SimulationSettings,
+    planner_settings: PlannerSettings,
+) -> Deployment:
+    """A setup's demand, capacities and fewest replicas within the SLO; SimulationInputError if it cannot fit."""
+    minutes = settings.minutes
+    copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
+    planner_capacity = _capacity(model, setup, trace, planner_settings)
+    capacity = planner_capacity
+    if planner_capacity > 0:
+        burstiness = measured_burstiness(model, setup, trace, copies, planner_settings)
+        capacity = _capacity(model, setup, trace, planner_settings, burstiness)
+    if capacity <= 0:
+        raise SimulationInputError(
+            f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
+            f"TPOT {setup.tpot_p95_ms} ms even at one request"
+        )
+    bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
+    zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
+    day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
+    rate = setup.peak_requests_per_second * day * bursts
+    needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
+    if needed.max() > setup.max_replicas:
+        raise SimulationInputError(
+            f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
+            f"{setup.max_replicas}"
+        )
+    return Deployment(
+        setup=setup,
+        model=model,
+        trace=trace,
+        rate_rps=rate,
+        capacity_rps=capacity,
+        limit_rps=max(_limit(model, trace, planner_settings), capacity),
+        needed=needed,
+        copies=copies,
+        day_shape=day,
+        planner_capacity_rps=planner_capacity,
+    )
+
+
+def build_replay(
+    settings: SimulationSettings,
+    setups: Sequence[DeploymentSetup],
+    traces: Mapping[str, TraceProfile],
+    prices: Sequence[MarketPrices],
+    models: Sequence[PerformanceModel],
+    planner_settings: PlannerSettings | None = None,
+) -> Replay:
+    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
+    planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
+    markets = _markets(settings, prices)
     market_names = {m.name for m in markets}
     index = {(m.model, m.gpu_type, m.gpus_per_replica): m for m in models}
     deployments = []
@@ -312,57 +361,14 @@ def build_replay(
             raise SimulationInputError(f"deployment {setup.name}: home market {setup.home_market} is not simulated")
         if setup.trace not in traces:
             raise SimulationInputError(f"deployment {setup.name}: no trace {setup.trace!r}")
-        model = index[key]
-        trace = traces[setup.trace]
-        copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
-        planner_capacity = _capacity(model, setup, trace, planner_settings)
-        capacity = (
-            _capacity(
-                model,
-                setup,
-                trace,
-                planner_settings,
-                measured_burstiness(model, setup, trace, copies, planner_settings),
-            )
-            if planner_capacity > 0
-            else planner_capacity
-        )
-        if capacity <= 0:
-            raise SimulationInputError(
-                f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
-                f"TPOT {setup.tpot_p95_ms} ms even at one request"
-            )
-        bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
-        zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
-        day = daily_shape(minutes, start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
-        rate = setup.peak_requests_per_second * day * bursts
-        needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
-        if needed.max() > setup.max_replicas:
-            raise SimulationInputError(
-                f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
-                f"{setup.max_replicas}"
-            )
-        deployments.append(
-            Deployment(
-                setup=setup,
-                model=model,
-                trace=trace,
-                rate_rps=rate,
-                capacity_rps=capacity,
-                limit_rps=max(_limit(model, trace, planner_settings), capacity),
-                needed=needed,
-                copies=copies,
-                day_shape=day,
-                planner_capacity_rps=planner_capacity,
-            )
-        )
+        deployments.append(_deployment(setup, index[key], traces[setup.trace], settings, planner_settings))
     return Replay(
         settings=settings,
         planner_settings=planner_settings,
-        start=start,
-        minutes=minutes,
+        start=settings.start,
+        minutes=settings.minutes,
         deployments=tuple(deployments),
-        markets=tuple(markets),
+        markets=markets,
         models=tuple(models),
     )
 
