@@ -41,43 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario", choices=("owned", "rented", "both"), default="both", help="GPU cost scenario (default: both)"
     )
-    parser.add_argument(
-        "--prices",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="CSV",
-        help="price CSV as in shared/data/prices-2024 (wide UTC or per market); repeatable (default: shipped 2024)",
-    )
-    parser.add_argument(
-        "--markets",
-        default=None,
-        help="comma-separated markets to simulate (default: DE-LU,US-TEX-ERCO,US-CAL-CISO,US-MIDA-PJM,US-NY-NYIS, "
-        "the markets with both a 2024 price and carbon recording; or all in --prices)",
-    )
-    parser.add_argument(
-        "--trace",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="request trace: Azure CSV or JSONL (timestamp, input_length, output_length), .gz allowed; repeatable "
-        "(default: the shipped Azure 2023 conversation and code traces)",
-    )
-    parser.add_argument(
-        "--prices-timezone",
-        default=None,
-        metavar="ZONE",
-        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
-        "naive timestamps is refused without it",
-    )
-    parser.add_argument(
-        "--trace-time-unit",
-        default="auto",
-        choices=("auto", "s", "ms", "us", "ns"),
-        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
-        "refused if that makes the requests implausibly sparse)",
-    )
+    _input_arguments(parser)
     parser.add_argument(
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
@@ -116,6 +80,47 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(handler=run)
+
+
+def _input_arguments(parser: Any) -> None:
+    """The flags naming a user's own prices and traces, and how to read them."""
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="price CSV as in shared/data/prices-2024 (wide UTC or per market); repeatable (default: shipped 2024)",
+    )
+    parser.add_argument(
+        "--markets",
+        default=None,
+        help="comma-separated markets to simulate (default: DE-LU,US-TEX-ERCO,US-CAL-CISO,US-MIDA-PJM,US-NY-NYIS, "
+        "the markets with both a 2024 price and carbon recording; or all in --prices)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="request trace: Azure CSV or JSONL (timestamp, input_length, output_length), .gz allowed; repeatable "
+        "(default: the shipped Azure 2023 conversation and code traces)",
+    )
+    parser.add_argument(
+        "--prices-timezone",
+        default=None,
+        metavar="ZONE",
+        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
+        "naive timestamps is refused without it",
+    )
+    parser.add_argument(
+        "--trace-time-unit",
+        default="auto",
+        choices=("auto", "s", "ms", "us", "ns"),
+        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
+        "refused if that makes the requests implausibly sparse)",
+    )
 
 
 def _carbon_arguments(parser: Any) -> None:
