@@ -26,15 +26,11 @@ Formats, as the providers document them:
 from __future__ import annotations
 
 import base64
-import bisect
-import csv
 import itertools
 import json
 import math
-import stat
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,19 +50,19 @@ from gridshift.api.carbon import (
 )
 from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
 from gridshift.signals.carbon import (
+    INTENSITIES,
     LBS_PER_MWH_IN_G_PER_KWH,
     CarbonDataError,
     CarbonFetchError,
     CarbonInterval,
     CarbonSeries,
-    NoCarbonDataError,
     as_carbon_errors,
     validated_carbon_series,
 )
 from gridshift.signals.http import get_body
-from gridshift.signals.price_csv import _bounded_lines
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
+from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
 from gridshift.signals.settings import PriceFeedSettings
 
 HOUR = timedelta(hours=1)
@@ -433,31 +429,7 @@ class StaticCarbonIntensityFeed:
 _CSV_COLUMN_OF_BASIS = {CarbonBasis.DIRECT: "(direct)", CarbonBasis.LIFECYCLE: "(LCA)"}
 
 
-@dataclass(frozen=True)
-class CarbonRecording:
-    """A parsed intensity CSV, kept compact: each row's start (UTC epoch seconds) and value, in arrays."""
-
-    column: str
-    basis: CarbonBasis
-    starts: array[float]
-    values: array[float]
-    step: timedelta
-
-    def window(self, start: datetime, end: datetime, shift: timedelta = timedelta(0)) -> list[CarbonInterval]:
-        """Intervals (moved by `shift`) overlapping [start, end), found by bisection."""
-        low = bisect.bisect_right(self.starts, (start - shift - self.step).timestamp())
-        high = bisect.bisect_left(self.starts, (end - shift).timestamp())
-        out = []
-        for index in range(low, high):
-            begin = datetime.fromtimestamp(self.starts[index], UTC) + shift
-            if begin + self.step > start and begin < end:
-                out.append(CarbonInterval(begin, begin + self.step, self.values[index], self.basis))
-        return out
-
-    def span(self, shift: timedelta = timedelta(0)) -> str:
-        first = datetime.fromtimestamp(self.starts[0], UTC) + shift
-        last = datetime.fromtimestamp(self.starts[-1], UTC) + self.step + shift
-        return f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
+CarbonRecording = Recording[CarbonInterval]
 
 
 def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: CarbonBasis) -> tuple[int, str]:
@@ -479,52 +451,33 @@ def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: 
     return matches[0]
 
 
+def intensity_column(
+    feed: str, column: str | None, basis: CarbonBasis
+) -> Callable[[Sequence[str]], RecordedColumn[CarbonInterval]]:
+    """How signals.recorded finds the intensity column of a header (`column`, or Electricity Maps'
+    column for `basis`) and makes its intervals."""
+
+    def choose(header: Sequence[str]) -> RecordedColumn[CarbonInterval]:
+        index, name = _carbon_column(feed, header, column, basis)
+
+        def interval(start: datetime, end: datetime, value: float) -> CarbonInterval:
+            return CarbonInterval(start, end, value, basis)
+
+        return RecordedColumn(index, name, interval)
+
+    return choose
+
+
 def read_carbon_csv(
     lines: Iterable[str], *, feed: str = "csv", column: str | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
 ) -> CarbonRecording:
     """An Electricity Maps hourly CSV (or any `time,value...` CSV with `column`), row by row; naive times are UTC."""
-    rows = csv.reader(lines)
-    header = next(rows, None)
-    if header is None or len(header) < 2:
-        raise CarbonDataError(feed, "header", "not an intensity CSV (needs a time column and an intensity column)")
-    index, name = _carbon_column(feed, header, column, basis)
-    starts: array[float] = array("d")
-    values: array[float] = array("d")
-    step: float | None = None
-    for row_number, row in enumerate(rows, start=2):
-        if not row or not row[0].strip():
-            continue
-        if len(row) <= index:
-            raise CarbonDataError(feed, f"row {row_number}", f"has {len(row)} fields; column {index + 1} missing")
-        cell = row[index].strip()
-        if not cell:
-            continue  # a missing hour: a gap
-        value = _number(feed, f"row {row_number}.{name}", cell)
-        try:
-            start = datetime.fromisoformat(row[0].strip())
-        except ValueError:
-            raise CarbonDataError(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {row[0]!r}") from None
-        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
-        if starts:
-            gap = start.timestamp() - starts[-1]
-            if gap <= 0:
-                raise CarbonDataError(
-                    feed, f"row {row_number}.datetime", f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row"
-                )
-            step = gap if step is None else min(step, gap)
-        starts.append(start.timestamp())
-        values.append(value)
-    if not starts:
-        raise CarbonDataError(feed, name, "no intensities in the file")
-    return CarbonRecording(name, basis, starts, values, timedelta(seconds=step) if step else HOUR)
+    return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis))
 
 
 class CsvReplayCarbonIntensityFeed:
-    """Replays a recorded intensity CSV: the window around the supplied `now`, shifted by offsetDays.
-
-    Read once, row by row, capped in size like price CSVs (PriceFeedSettings.max_csv_bytes)."""
-
-    MAX_LINE_CHARS = 64 * 1024
+    """Replays a recorded intensity CSV (signals.recorded.CsvReplay): the window around the supplied
+    `now`, shifted by offsetDays, validated on the configured basis."""
 
     def __init__(
         self,
@@ -539,47 +492,8 @@ class CsvReplayCarbonIntensityFeed:
         self.spec = spec
         self.basis = basis
         self.settings = settings or PriceFeedSettings()
-        path = Path(spec.path)
-        self.path = path if path.is_absolute() or base_directory is None else base_directory / path
-        self._recording: CarbonRecording | None = None
-
-    def _load(self) -> CarbonRecording:
-        if self._recording is None:
-            cap = self.settings.max_csv_bytes
-            try:
-                info = self.path.stat()
-                if not stat.S_ISREG(info.st_mode):
-                    raise CarbonDataError(self.name, "csvReplay.path", f"{self.path} is not a regular file")
-                if info.st_size > cap:
-                    raise CarbonDataError(
-                        self.name, "csvReplay.path", f"{self.path} has {info.st_size} bytes, over the {cap}-byte cap"
-                    )
-                with self.path.open(encoding="utf-8-sig", newline="") as handle, as_carbon_errors():
-                    lines = _bounded_lines(
-                        handle, feed=self.name, path=self.path, max_bytes=cap, max_line=self.MAX_LINE_CHARS
-                    )
-                    self._recording = read_carbon_csv(lines, feed=self.name, column=self.spec.column, basis=self.basis)
-            except OSError as error:
-                raise CarbonDataError(
-                    self.name, "csvReplay.path", f"cannot read {self.path}: {error.strerror}"
-                ) from None
-            except UnicodeDecodeError as error:
-                raise CarbonDataError(
-                    self.name, "csvReplay.path", f"{self.path} is not UTF-8 text (byte {error.start})"
-                ) from None
-        return self._recording
+        choose = intensity_column(name, spec.column, basis)
+        self.replay = CsvReplay(name, INTENSITIES, spec, choose, self.settings, base_directory=base_directory)
 
     def fetch(self, now: datetime) -> CarbonSeries:
-        recording = self._load()
-        shift = timedelta(days=self.spec.offset_days)
-        start = now - timedelta(hours=self.settings.lookback_hours)
-        end = now + timedelta(hours=self.settings.horizon_hours)
-        window = recording.window(start, end, shift)
-        if not window:
-            raise NoCarbonDataError(
-                self.name,
-                "csvReplay.offsetDays",
-                f"no recorded intensities between {start:%Y-%m-%dT%H:%MZ} and {end:%Y-%m-%dT%H:%MZ}; the recording "
-                f"(shifted by {self.spec.offset_days} days) covers {recording.span(shift)}",
-            )
-        return validated_carbon_series(self.name, window, self.basis, now)
+        return validated_carbon_series(self.name, self.replay.window(now), self.basis, now)
