@@ -19,10 +19,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Generic, Self, TypeVar
+from typing import Generic, Self, TypeVar
 
-if TYPE_CHECKING:  # the error classes live in signals.prices, which builds its Measure from this module
-    from gridshift.signals.prices import NoPriceDataError, PriceDataError
+FeedErrorType = Callable[[str, str, str], Exception]
+"""An error class of signals.prices or signals.carbon: (feed, field, message) -> the error naming both."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ class Measure(Generic[IntervalT]):
     """"prices", "intensities": in "no prices (empty series)", "no recorded prices between ..."."""
     field: str
     """How an interval's value is named in error fields (`intervals[3].price`)."""
-    error: type[PriceDataError]
+    error: FeedErrorType
     """Raised for a value or series that cannot be trusted."""
-    no_data: type[NoPriceDataError]
+    no_data: FeedErrorType
     """Raised when a recording has nothing for the window asked."""
 
     @property
