@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from gridshift.cli.crds import report_check
 from gridshift_dev import dashboard
 
 JsonDict = dict[str, Any]
@@ -991,12 +992,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.check:
-            stale = stale_files(chart_dir)
-            for path in stale:
-                print(f"stale: {path}; run `make chart`", file=sys.stderr)
-            if not stale:
-                print(f"{chart_dir} generated files are up to date")
-            return 1 if stale else 0
+            up_to_date = f"{chart_dir} generated files are up to date"
+            return report_check(stale_files(chart_dir), stale_note="; run `make chart`", up_to_date=up_to_date)
         expected = expected_files(chart_dir)
     except ValueError as error:
         print(f"chart: error: {error}", file=sys.stderr)

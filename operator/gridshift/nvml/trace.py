@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -100,6 +101,16 @@ class PowerTrace:
         return float(repeats * per_repeat + partial)
 
 
+class TraceReplay(TypedDict, total=False):
+    """How a trace is replayed (TracePowerReader's and TracePowerSampler's options)."""
+
+    gpu_count: int
+    gpu_name: str
+    speed: float
+    has_energy_counter: bool
+    clock: Callable[[], float]
+
+
 class TracePowerReader:
     """Reads power from a trace at the clock's time; `gpu_count` identical GPUs."""
 
@@ -151,25 +162,10 @@ class TracePowerSampler(ThreadedPowerSampler):
     """PowerSampler that replays a PowerTrace (`speed` times faster than recorded) instead of reading GPUs."""
 
     def __init__(
-        self,
-        trace: PowerTrace,
-        settings: SamplerSettings | None = None,
-        *,
-        gpu_count: int = 1,
-        gpu_name: str = "Fake GPU (trace replay)",
-        speed: float = 1.0,
-        has_energy_counter: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        self, trace: PowerTrace, settings: SamplerSettings | None = None, **replay: Unpack[TraceReplay]
     ) -> None:
+        """`replay` as TracePowerReader takes it; the settings' gpu_indices, when given, set the GPU count."""
         settings = settings or SamplerSettings()
         if settings.gpu_indices is not None:
-            gpu_count = len(settings.gpu_indices)
-        reader = TracePowerReader(
-            trace,
-            gpu_count=gpu_count,
-            gpu_name=gpu_name,
-            speed=speed,
-            has_energy_counter=has_energy_counter,
-            clock=clock,
-        )
-        super().__init__(reader, settings, clock)
+            replay["gpu_count"] = len(settings.gpu_indices)
+        super().__init__(TracePowerReader(trace, **replay), settings, replay.get("clock", time.monotonic))

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ from gridshift.signals.carbon import (
     as_carbon_errors,
     validated_carbon_series,
 )
+from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import get_body
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
@@ -73,34 +72,15 @@ HALF_HOUR = timedelta(minutes=30)
 
 
 def _json(feed: str, body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise CarbonDataError(feed, "http.body", f"not JSON ({error}); truncated?") from None
+    return json_body(feed, body, CarbonDataError)
 
 
 def _time(feed: str, field: str, value: object) -> datetime:
-    if not isinstance(value, str):
-        raise CarbonDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CarbonDataError(feed, field, f"not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise CarbonDataError(feed, field, f"time without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+    return iso_time(feed, field, value, CarbonDataError)
 
 
 def _number(feed: str, field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise CarbonDataError(feed, field, f"not a number: {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise CarbonDataError(feed, field, f"not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise CarbonDataError(feed, field, f"not a finite number: {value!r}")
-    return number
+    return finite_number(feed, field, value, CarbonDataError)
 
 
 def _list(feed: str, field: str, value: object) -> list[Any]:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from gridshift.api.regional_cluster import EntsoeFeed
+from gridshift.signals.fields import iso_time
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import (
     NoPriceDataError,
@@ -67,16 +68,6 @@ def _text(element: ET.Element, path: str, feed: str, field: str) -> str:
     return found.text.strip()
 
 
-def _utc_time(text: str, feed: str, field: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise PriceDataError(feed, field, f"not an ISO 8601 time: {text!r}") from error
-    if parsed.tzinfo is None:
-        raise PriceDataError(feed, field, f"time without a UTC offset: {text!r}")
-    return parsed.astimezone(UTC)
-
-
 def _reject_entity_declarations(body: bytes, feed: str) -> None:
     # Price documents never declare a DTD; refusing one keeps entity expansion attacks out of expat.
     head = body[:4096].lower()
@@ -106,15 +97,15 @@ def _parse_period(
     period: ET.Element, where: str, feed: str, curve: str, currency: str, series_unit_field: str, unit_text: str
 ) -> list[_Slot]:
     unit = parse_unit(feed, series_unit_field, unit_text)
-    start = _utc_time(
-        _text(period, f"{_q('timeInterval')}/{_q('start')}", feed, f"{where}.timeInterval.start"),
+    start = iso_time(
         feed,
         f"{where}.timeInterval.start",
+        _text(period, f"{_q('timeInterval')}/{_q('start')}", feed, f"{where}.timeInterval.start"),
     )
-    end = _utc_time(
-        _text(period, f"{_q('timeInterval')}/{_q('end')}", feed, f"{where}.timeInterval.end"),
+    end = iso_time(
         feed,
         f"{where}.timeInterval.end",
+        _text(period, f"{_q('timeInterval')}/{_q('end')}", feed, f"{where}.timeInterval.end"),
     )
     resolution_text = _text(period, _q("resolution"), feed, f"{where}.resolution")
     try:

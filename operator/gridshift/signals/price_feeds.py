@@ -7,7 +7,6 @@ PriceFeedError naming the feed and the field. None reads the clock.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from gridshift.api.regional_cluster import (
     ScheduleFeed,
     StaticFeed,
 )
+from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import HttpxAdapter, get_body
 from gridshift.signals.metrics import is_timeout
 from gridshift.signals.prices import (
@@ -127,26 +127,11 @@ def _dig(document: Any, path: str, feed: str) -> Any:
     return value
 
 
-def _json_time(feed: str, field: str, value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise PriceDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise PriceDataError(feed, field, f"not an ISO 8601 time: {value!r}") from error
-    if parsed.tzinfo is None:
-        raise PriceDataError(feed, field, f"time without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
-
-
 def parse_http_json(
     body: bytes, *, feed: str, spec: HttpJsonFeed, currency: str, unit: EnergyUnit
 ) -> list[PriceInterval]:
     """Intervals from a JSON answer, located by the spec's items path and field names."""
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise PriceDataError(feed, "http.body", f"not JSON ({error}); truncated?") from error
+    document = json_body(feed, body)
     items = _dig(document, spec.items_path, feed)
     if not isinstance(items, list):
         raise PriceDataError(feed, "httpJson.itemsPath", f"points at {type(items).__name__}, not a list")
@@ -158,17 +143,9 @@ def parse_http_json(
         for field in (spec.start_field, spec.end_field, spec.price_field):
             if field not in item:
                 raise PriceDataError(feed, f"{where}.{field}", "missing")
-        price = item[spec.price_field]
-        if isinstance(price, bool) or not isinstance(price, int | float | str):
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}")
-        try:
-            value = float(price)
-        except ValueError as error:
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}") from error
-        if not math.isfinite(value):
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a finite number: {price!r}")
-        start = _json_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
-        end = _json_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
+        value = finite_number(feed, f"{where}.{spec.price_field}", item[spec.price_field])
+        start = iso_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
+        end = iso_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
         intervals.append(PriceInterval(start, end, value, currency, unit, PriceKind.ACTUAL))
     return intervals
 

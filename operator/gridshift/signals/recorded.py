@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import csv
-import math
 import stat
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Generic, Protocol, TextIO
 
+from gridshift.signals.fields import finite_number
 from gridshift.signals.series import IntervalT, Measure
 from gridshift.signals.settings import PriceFeedSettings
 
@@ -106,16 +106,6 @@ def _parse_time(measure: Measure[IntervalT], feed: str, row_number: int, text: s
     return parsed.astimezone(UTC)
 
 
-def _parse_value(measure: Measure[IntervalT], feed: str, field: str, cell: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise measure.error(feed, field, f"not a number: {cell!r}") from None
-    if not math.isfinite(value):
-        raise measure.error(feed, field, f"not a finite number: {cell!r}")
-    return value
-
-
 def read_recording(
     lines: Iterable[str],
     measure: Measure[IntervalT],
@@ -142,7 +132,7 @@ def read_recording(
         cell = row[column.index].strip()
         if not cell:
             continue  # a missing interval upstream: a gap, not a value
-        value = _parse_value(measure, feed, f"row {row_number}.{column.name}", cell)
+        value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
         start = _parse_time(measure, feed, row_number, row[0], naive_timezone)
         if previous is not None:
             if start <= previous:
