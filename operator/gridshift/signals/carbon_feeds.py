@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -315,16 +315,15 @@ def parse_gb_carbon_intensity(body: bytes, *, feed: str) -> list[CarbonInterval]
     return intervals
 
 
+@dataclass(eq=False)
 class GbCarbonIntensityCarbonFeed:
     """National Grid ESO's Carbon Intensity API: from the half hour in progress, 48 hours forward."""
 
-    def __init__(
-        self, name: str, *, spec: GbCarbonIntensityFeed, http: httpx.Client, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: GbCarbonIntensityFeed
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HALF_HOUR).strftime("%Y-%m-%dT%H:%MZ")
@@ -333,7 +332,7 @@ class GbCarbonIntensityCarbonFeed:
             path = f"/regional/intensity/{start}/fw48h/regionid/{self.spec.region_id}"
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}{path}",
                 headers={"Accept": "application/json"},
@@ -385,16 +384,15 @@ class PrometheusCarbonMetricFeed:
         return validated_carbon_series(self.name, [interval], self.basis, now)
 
 
+@dataclass(eq=False)
 class StaticCarbonIntensityFeed:
     """One constant intensity over the whole horizon."""
 
-    def __init__(
-        self, name: str, *, spec: StaticCarbonFeed, basis: CarbonBasis, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: StaticCarbonFeed
+    basis: CarbonBasis
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HOUR)
@@ -455,25 +453,21 @@ def read_carbon_csv(
     return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis))
 
 
+@dataclass(eq=False)
 class CsvReplayCarbonIntensityFeed:
     """Replays a recorded intensity CSV (signals.recorded.CsvReplay): the window around the supplied
     `now`, shifted by offsetDays, validated on the configured basis."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: CsvReplayCarbonFeed,
-        basis: CarbonBasis,
-        settings: PriceFeedSettings | None = None,
-        base_directory: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
-        self.settings = settings or PriceFeedSettings()
-        choose = intensity_column(name, spec.column, basis)
-        self.replay = CsvReplay(name, INTENSITIES, spec, choose, self.settings, base_directory=base_directory)
+    name: str
+    _: KW_ONLY
+    spec: CsvReplayCarbonFeed
+    basis: CarbonBasis
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    base_directory: InitVar[Path | None] = None
+
+    def __post_init__(self, base_directory: Path | None) -> None:
+        choose = intensity_column(self.name, self.spec.column, self.basis)
+        self.replay = CsvReplay(self.name, INTENSITIES, self.spec, choose, self.settings, base_directory=base_directory)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         return validated_carbon_series(self.name, self.replay.window(now), self.basis, now)

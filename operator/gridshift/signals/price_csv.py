@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -109,27 +109,29 @@ def parse_price_csv(
     return recording.intervals()
 
 
+@dataclass(eq=False)
 class CsvReplayPriceFeed:
     """Replays a recorded price CSV (signals.recorded.CsvReplay): the window around the supplied `now`,
     shifted by offsetDays, validated in the configured currency."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: CsvReplayFeed,
-        currency: str,
-        settings: PriceFeedSettings | None = None,
-        naive_timezone: tzinfo = UTC,
-        base_directory: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.settings = settings or PriceFeedSettings()
-        choose = price_column(name, spec.column)
+    name: str
+    _: KW_ONLY
+    spec: CsvReplayFeed
+    currency: str
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    naive_timezone: InitVar[tzinfo] = UTC
+    base_directory: InitVar[Path | None] = None
+
+    def __post_init__(self, naive_timezone: tzinfo, base_directory: Path | None) -> None:
+        choose = price_column(self.name, self.spec.column)
         self.replay = CsvReplay(
-            name, PRICES, spec, choose, self.settings, naive_timezone=naive_timezone, base_directory=base_directory
+            self.name,
+            PRICES,
+            self.spec,
+            choose,
+            self.settings,
+            naive_timezone=naive_timezone,
+            base_directory=base_directory,
         )
 
     @property

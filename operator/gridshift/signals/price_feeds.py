@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,17 +45,16 @@ HOUR = timedelta(hours=1)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+@dataclass(eq=False)
 class StaticPriceFeed:
     """One constant price over the whole horizon."""
 
-    def __init__(
-        self, name: str, *, spec: StaticFeed, currency: str, unit: EnergyUnit, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: StaticFeed
+    currency: str
+    unit: EnergyUnit
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         start = floor_to(now, HOUR)
@@ -63,23 +63,19 @@ class StaticPriceFeed:
         return validated_series(self.name, [interval], self.currency, now)
 
 
+@dataclass(eq=False)
 class SchedulePriceFeed:
     """A time-of-use tariff: hourly intervals in the tariff's local time zone, DST included."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: ScheduleFeed,
-        currency: str,
-        unit: EnergyUnit,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: ScheduleFeed
+    currency: str
+    unit: EnergyUnit
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self) -> None:
+        name, spec = self.name, self.spec
         try:
             self.zone = ZoneInfo(spec.timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
@@ -140,9 +136,9 @@ def parse_http_json(
         where = f"items[{index}]"
         if not isinstance(item, Mapping):
             raise PriceDataError(feed, where, "not an object")
-        for field in (spec.start_field, spec.end_field, spec.price_field):
-            if field not in item:
-                raise PriceDataError(feed, f"{where}.{field}", "missing")
+        for name in (spec.start_field, spec.end_field, spec.price_field):
+            if name not in item:
+                raise PriceDataError(feed, f"{where}.{name}", "missing")
         value = finite_number(feed, f"{where}.{spec.price_field}", item[spec.price_field])
         start = iso_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
         end = iso_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
@@ -150,34 +146,26 @@ def parse_http_json(
     return intervals
 
 
+@dataclass(eq=False)
 class HttpJsonPriceFeed:
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: HttpJsonFeed,
-        currency: str,
-        unit: EnergyUnit,
-        http: httpx.Client,
-        headers: Mapping[str, str] | None = None,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self._http = http
-        self._headers = dict(headers or {})
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: HttpJsonFeed
+    currency: str
+    unit: EnergyUnit
+    http: httpx.Client = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """From the headersSecretRef Secret: never in a repr."""
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         _, body = get_body(
-            self._http,
+            self.http,
             self.name,
             self.spec.url,
-            headers=self._headers,
+            headers=dict(self.headers),
             timeout_seconds=self.settings.http_timeout_seconds,
             max_body_bytes=self.settings.max_body_bytes,
         )
