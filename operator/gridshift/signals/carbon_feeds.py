@@ -134,30 +134,25 @@ def parse_electricity_maps(
     ]
 
 
+@dataclass(eq=False)
 class ElectricityMapsCarbonFeed:
     """Electricity Maps v3: the last 24 hours, and the forecast when the spec asks for it."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: ElectricityMapsFeed,
-        basis: CarbonBasis,
-        token: str | None,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
+    name: str
+    _: KW_ONLY
+    spec: ElectricityMapsFeed
+    basis: CarbonBasis
+    token: InitVar[str | None]
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self, token: str | None) -> None:
         self._headers = {"auth-token": token} if token else {}
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
 
     def _get(self, path: str) -> bytes:
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}/carbon-intensity/{path}",
                 params={"zone": self.spec.zone, "emissionFactorType": self.basis.value},
@@ -220,32 +215,28 @@ def parse_watttime(body: bytes, *, feed: str) -> list[CarbonInterval]:
     ]
 
 
+@dataclass(eq=False)
 class WattTimeCarbonFeed:
     """WattTime v3: logs in (basic auth) for a token, then reads the co2_moer forecast from now on.
 
     The token (valid 30 minutes) is kept and fetched again when refused."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: WattTimeFeed,
-        password: str,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._basic = "Basic " + base64.b64encode(f"{spec.username}:{password}".encode()).decode()
+    name: str
+    _: KW_ONLY
+    spec: WattTimeFeed
+    password: InitVar[str]
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self, password: str) -> None:
+        self._basic = "Basic " + base64.b64encode(f"{self.spec.username}:{password}".encode()).decode()
         redaction.remember(self._basic)
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
         self._token: str | None = None
 
     def _call(self, path: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None) -> bytes:
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}{path}",
                 params=params,
@@ -346,33 +337,30 @@ class GbCarbonIntensityCarbonFeed:
 # ---------------------------------------------------------------------------------------- Prometheus, static
 
 
+@dataclass(eq=False)
 class PrometheusCarbonMetricFeed:
     """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid until the next refresh.
 
     The query runs through the price feed's Prometheus client (PrometheusMetricPriceFeed.instant_value:
     the same deadline, body cap and error mapping)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: PrometheusCarbonFeed,
-        basis: CarbonBasis,
-        valid_for: timedelta,
-        settings: PriceFeedSettings | None = None,
-        session: requests.Session | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.name = name
-        self.basis = basis
-        self.valid_for = valid_for
+    name: str
+    _: KW_ONLY
+    spec: PrometheusCarbonFeed
+    basis: CarbonBasis
+    valid_for: timedelta
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    session: InitVar[requests.Session | None] = None
+    http: InitVar[httpx.Client | None] = None
+
+    def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
         self._query = PrometheusMetricPriceFeed(
-            name,
-            spec=PrometheusPriceFeed(url=spec.url, query=spec.query),
+            self.name,
+            spec=PrometheusPriceFeed(url=self.spec.url, query=self.spec.query),
             currency="XXX",  # ISO 4217's "no currency": only instant_value is used
             unit=EnergyUnit.KWH,
-            valid_for=valid_for,
-            settings=settings,
+            valid_for=self.valid_for,
+            settings=self.settings,
             session=session,
             http=http,
         )

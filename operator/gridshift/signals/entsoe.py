@@ -16,7 +16,7 @@ import bisect
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -326,25 +326,18 @@ def write_a44(
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+@dataclass(eq=False)
 class EntsoePriceFeed:
     """Fetches day-ahead prices of one bidding zone from the Transparency Platform REST API."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: EntsoeFeed,
-        token: str,
-        currency: str,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._token = token
-        self.currency = currency
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: EntsoeFeed
+    token: str = field(repr=False)
+    """The securityToken, from a Secret: never in a repr."""
+    currency: str
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def request_params(self, now: datetime) -> dict[str, str]:
         """Query parameters for the window around `now` (token included)."""
@@ -352,7 +345,7 @@ class EntsoePriceFeed:
         start = hour - timedelta(hours=self.settings.lookback_hours)
         end = hour + timedelta(hours=self.settings.horizon_hours)
         return {
-            "securityToken": self._token,
+            "securityToken": self.token,
             "documentType": DAY_AHEAD_DOCUMENT_TYPE,
             "in_Domain": self.spec.area_eic,
             "out_Domain": self.spec.area_eic,
@@ -362,7 +355,7 @@ class EntsoePriceFeed:
 
     def fetch(self, now: datetime) -> PriceSeries:
         status, body = get_body(
-            self._http,
+            self.http,
             self.name,
             self.spec.endpoint,
             params=self.request_params(now),

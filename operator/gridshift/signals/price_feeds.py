@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -173,29 +173,24 @@ class HttpJsonPriceFeed:
         return validated_series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
 
 
+@dataclass(eq=False)
 class PrometheusMetricPriceFeed:
     """A price metric the user already has in Prometheus: its current value, valid until next refresh."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: PrometheusPriceFeed,
-        currency: str,
-        unit: EnergyUnit,
-        valid_for: timedelta,
-        settings: PriceFeedSettings | None = None,
-        session: requests.Session | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.valid_for = valid_for
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: PrometheusPriceFeed
+    currency: str
+    unit: EnergyUnit
+    valid_for: timedelta
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    session: InitVar[requests.Session | None] = None
+    http: InitVar[httpx.Client | None] = None
+
+    def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
+        name = self.name
         session = session or requests.Session()
-        url = spec.url.rstrip("/")
+        url = self.spec.url.rstrip("/")
         self._client = PrometheusConnect(
             url=url, retry=Retry(total=False), session=session, timeout=self.settings.http_timeout_seconds
         )
