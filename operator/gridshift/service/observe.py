@@ -77,6 +77,8 @@ class Observer:
         # One thread per cluster queried at once (a dozen regions is the design point); a late query
         # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
         self._metrics_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gridshift-metrics")
+        # Member clusters are listed in parallel too; each call is bounded by api_timeout_seconds.
+        self._cluster_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gridshift-observe")
         self._last_workloads: dict[str, list[WorkloadState]] = {}
 
     def known_members(self) -> list[tuple[str, MemberCluster]]:
@@ -96,11 +98,7 @@ class Observer:
         profiles = inputs.parse_bodies(profile_bodies, GPUProfile)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in deployments}
         tenants = sorted({ns for ns, _ in live})
-        views = [
-            self._observe_cluster(c.key, c.resource, c.body.get("status") or {}, tenants, live, report)
-            for c in clusters
-            if c.resource is not None
-        ]
+        views = self._observe_clusters(now, [c for c in clusters if c.resource is not None], tenants, live, report)
         self._forget_clusters_except({c.key for c in clusters})
         for invalid in (c for c in clusters if c.resource is None):
             report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
@@ -200,6 +198,29 @@ class Observer:
             self._last_workloads.pop(name, None)
 
     # ------------------------------------------------------------------ sources
+
+    def _observe_clusters(
+        self,
+        now: datetime,
+        clusters: Sequence[inputs.Parsed[RegionalCluster]],
+        tenants: Sequence[str],
+        live: Mapping[tuple[str, str], str],
+        report: CycleReport,
+    ) -> list[ClusterView]:
+        """Every cluster observed at once (a dozen regions cost one slow answer, not the sum of twelve);
+        views and errors kept in the clusters' order, so a cycle's report reads the same whatever answers first."""
+
+        def one(parsed: inputs.Parsed[RegionalCluster]) -> tuple[ClusterView, list[str]]:
+            assert parsed.resource is not None
+            own = CycleReport(leader=True, started_at=now)
+            status = parsed.body.get("status") or {}
+            return self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, own), own.errors
+
+        views = []
+        for view, errors in self._cluster_pool.map(one, clusters):
+            views.append(view)
+            report.errors.extend(errors)
+        return views
 
     def _observe_cluster(
         self,
