@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from tests.e2e.operator_env import (  # noqa: E402
     inference_deployment,
     install_hub,
 )
+from tests.signals.conftest import LocalServer, Reply  # noqa: E402
 
 from gridshift.actuation.render import WorkloadTarget, render_deployment  # noqa: E402
 from gridshift.api import InferenceDeployment  # noqa: E402
@@ -102,33 +102,11 @@ def world_file(regions: int, nodes: int, path: Path) -> Path:
     return path
 
 
-class CountingPrometheus:
-    """Answers every instant query with an empty vector and counts them."""
-
-    def __init__(self) -> None:
-        self.queries = 0
-        self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                with owner._lock:
-                    owner.queries += 1
-                body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+def counting_prometheus() -> LocalServer:
+    """Answers every instant query with an empty vector; `len(server.requests)` counts them."""
+    server = LocalServer()
+    server.answer(Reply(body=b'{"status":"success","data":{"resultType":"vector","result":[]}}'))
+    return server
 
 
 def rss_mib() -> tuple[float, float]:
@@ -232,7 +210,7 @@ def run(args: argparse.Namespace) -> Result:
             with phase(result, "member replicas"):
                 for region, manifests in member_replicas(bodies("inferencedeployments"), world.regions).items():
                     apply_chunks(world, region, manifests)
-        prometheus = CountingPrometheus()
+        prometheus = counting_prometheus()
         os.environ["KUBECONFIG"] = str(world.kubeconfigs[world.hub])
         settings = OperatorSettings(
             namespace=NAMESPACE,
@@ -265,7 +243,7 @@ def run(args: argparse.Namespace) -> Result:
         def cycle() -> CycleFigures:
             hub_bodies = (bodies("inferencedeployments"), bodies("regionalclusters"), bodies("gpuprofiles"))
             counter.reset()
-            queries = prometheus.queries
+            queries = len(prometheus.requests)
             wall, cpu = time.perf_counter(), time.process_time()
             report: CycleReport = service.run_cycle(*hub_bodies)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -280,7 +258,7 @@ def run(args: argparse.Namespace) -> Result:
                 requests=counter.total(),
                 writes=counter.total(writes_only=True, exclude=frozenset({"leases"})),
                 lease_writes=sum(n for (m, k), n in counter.counts.items() if k == "leases" and m != "GET"),
-                prometheus_queries=prometheus.queries - queries,
+                prometheus_queries=len(prometheus.requests) - queries,
                 errors=len(report.errors),
             )
             print(f"  cycle: {figures}", file=sys.stderr, flush=True)

@@ -107,7 +107,12 @@ def main() -> int:
             random_snapshot(models, deployments=args.deployments, clusters=12, gpu_types=3, seed=seed), args.tenants
         )
         joint, joint_cpu = planned(snapshot, settings)
-        print(f"  seed {seed}: joint {joint.objective_usd_per_hour:.2f} USD/h in {joint_cpu:.1f} s", file=sys.stderr)
+        bound = f", bound {joint.bound_usd_per_hour:.2f}" if joint.bound_usd_per_hour is not None else ""
+        proven = " (proven optimal)" if joint.proven_optimal else bound
+        print(
+            f"  seed {seed}: joint {joint.objective_usd_per_hour:.2f} USD/h{proven} in {joint_cpu:.1f} s",
+            file=sys.stderr,
+        )
         for shards in args.shards:
             for quota in args.quota:
                 parts = [planned(s, settings) for s in shard_snapshots(snapshot, shards, quota)]
@@ -120,6 +125,8 @@ def main() -> int:
                     "joint_usd_per_hour": joint.objective_usd_per_hour,
                     "sharded_usd_per_hour": cost,
                     "ratio": cost / joint.objective_usd_per_hour,
+                    "joint_proven_optimal": joint.proven_optimal,
+                    "joint_bound_usd_per_hour": joint.bound_usd_per_hour,
                     "joint_infeasible": infeasible(joint),
                     "sharded_infeasible": sum(infeasible(p) for p, _ in parts),
                     "joint_cpu_s": joint_cpu,

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +18,9 @@ from gridshift.actuation.members import APPLY_CONFLICT_ATTEMPTS, KubeMemberClust
 from gridshift.hub.client import CONFLICT_ATTEMPTS, KubeHub, ObjectRef
 from gridshift.hub.requests import RequestCounter
 from gridshift.service.writes import Fenced, WritePool
+from tests.signals.conftest import LocalServer, Reply, Request, local_server
+
+__all__ = ["local_server"]
 
 
 def test_the_pool_keeps_at_most_its_concurrency_in_flight_and_folds_results_in_order() -> None:
@@ -80,50 +82,25 @@ def test_a_failing_write_is_handed_to_its_callback_not_raised() -> None:
     pool.close()
 
 
-class ScriptedApiserver:
-    """Answers PATCHes with the scripted statuses in turn (then 200), and records each request."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = list(statuses)
-        self.requests: list[tuple[str, str]] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_PATCH(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                owner.requests.append(("PATCH", self.path))
-                status = owner.statuses.pop(0) if owner.statuses else 200
-                body = (
-                    {"kind": "Status", "code": 409, "reason": "Conflict", "message": "the object has been modified"}
-                    if status == 409
-                    else {"apiVersion": "gridshift.dev/v1alpha1", "kind": "InferenceDeployment", "metadata": {}}
-                )
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+CONFLICT = json.dumps({"kind": "Status", "code": 409, "reason": "Conflict", "message": "modified"}).encode()
+PATCHED = json.dumps({"apiVersion": "gridshift.dev/v1alpha1", "kind": "InferenceDeployment", "metadata": {}}).encode()
 
 
 @pytest.fixture
-def apiserver_factory() -> Iterator[Any]:
-    started: list[ScriptedApiserver] = []
+def apiserver_factory(local_server: LocalServer) -> Iterator[Any]:
+    """`make(statuses)`: the local server answers each request with the next status (then 200)."""
 
-    def make(statuses: list[int]) -> ScriptedApiserver:
-        started.append(ScriptedApiserver(statuses))
-        return started[-1]
+    def make(statuses: list[int]) -> LocalServer:
+        left = list(statuses)
+
+        def respond(request: Request) -> Reply:
+            status = left.pop(0) if left else 200
+            return Reply(status=status, body=CONFLICT if status == 409 else PATCHED)
+
+        local_server.respond = respond
+        return local_server
 
     yield make
-    for server in started:
-        server.server.shutdown()
 
 
 def hub_at(url: str, counter: RequestCounter) -> KubeHub:
