@@ -70,6 +70,17 @@ class OperatorSettings(BaseSettings):
             "max-in-flight share (kube-apiserver --max-mutating-requests-inflight 200)."
         ),
     )
+    queue_drain_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        le=86_400,
+        description=(
+            "Seconds within which requests left waiting in vLLM's queue should be served, s: the queue is "
+            "a stock, so it adds waiting / this to the measured request rate. 300 s: about the planner's "
+            "reaction time (a cold start plus a cycle). Independent of metricsWindowSeconds, so a short "
+            "rate window does not inflate demand."
+        ),
+    )
     metrics_cluster_label: str | None = Field(
         default=None,
         description=(
