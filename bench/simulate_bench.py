@@ -26,7 +26,7 @@ from gridshift.planner.settings import PlannerSettings
 from gridshift.profiles_catalog import default_performance_models
 from gridshift.simulation.data import TraceProfile, shipped_trace
 from gridshift.simulation.replica import simulate_replica
-from gridshift.simulation.requests import RequestStream, ServedRequests, measure, serve, thinned_arrivals
+from gridshift.simulation.requests import RequestStream, ServedRequests, measure, serve, steady_stream
 
 SHARES = (0.25, 0.5, 0.75, 1.0)
 MINUTES = 60
@@ -49,12 +49,7 @@ def long_context_trace(seed: int = 7) -> TraceProfile:
 
 
 def stream_at(trace: TraceProfile, copies: int, offset: int, rate: float, seed: int) -> RequestStream:
-    length = len(trace.requests_per_minute)
-    offsets = offset + (np.arange(copies) * length) // copies
-    union = trace.requests_per_minute[(np.arange(MINUTES)[:, None] + offsets[None, :]) % length].sum(axis=1)
-    keep = rate * 60.0 / union
-    stream, _ = thinned_arrivals(trace, copies=copies, first_offset=offset, keep=keep, rng=np.random.default_rng(seed))
-    return stream
+    return steady_stream(trace, copies, offset=offset, rate=rate, seed=seed, minutes=MINUTES)
 
 
 def after_warmup(served: ServedRequests, stream: RequestStream) -> ServedRequests:

@@ -467,7 +467,7 @@ def quarter_hours(column: str, day: datetime) -> list[PriceInterval]:
     """One day of a market's real 2024 day-ahead prices in 15-minute steps, interpolated linearly between the
     hourly figures (the EU day-ahead market trades quarter-hours since October 2025). Figures as published,
     in the market's currency, read here as USD: only their movement matters."""
-    path = REPO_ROOT / "operator" / "gridshift" / "data" / "prices" / "prices_2024_5markets_utc_hourly_wide.csv"
+    path = REPO_ROOT / "operator" / "gridshift" / "data" / "prices" / "prices_2024_7markets_utc_hourly_wide.csv"
     hourly: dict[datetime, float] = {}
     with path.open() as rows:
         for row in csv.DictReader(rows):

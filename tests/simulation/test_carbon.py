@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -125,14 +126,30 @@ def test_a_bad_carbon_price_is_a_usage_error(flag: str, message: str, capsys: py
     assert message in capsys.readouterr().err
 
 
-def test_default_markets_without_recordings_give_null_co2_and_say_what_is_known(shared_data: Path) -> None:
+def _carbon_json(shared_data: Path, *extra: str) -> dict[str, Any]:
     parser = build_parser()
     flags = ["--days", "0.05", "--deployments", "2", "--scenario", "rented", "--json", "--no-progress", "--jobs", "1"]
-    args = parser.parse_args(["simulate", *flags, "--carbon", str(shared_data / "carbon-2024")])
+    args = parser.parse_args(["simulate", *flags, "--carbon", str(shared_data / "carbon-2024"), *extra])
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert args.handler(args) == 0
-    document = json.loads(buffer.getvalue())
+    document: dict[str, Any] = json.loads(buffer.getvalue())
+    return document
+
+
+def test_the_default_markets_all_have_recordings_so_every_policy_reports_co2(shared_data: Path) -> None:
+    """Issue 19: the defaults are markets with a real price AND a real carbon recording (the old defaults had FR
+    and ES, which shared/data/carbon-2024 lacks, so co2_kg was null for every policy)."""
+    document = _carbon_json(shared_data)
+    assert document["markets"] == ["DE-LU", "US-TEX-ERCO", "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS"]
+    assert document["carbon"]["markets_without_data"] == []
+    for policy in document["policies"].values():
+        assert policy["co2_kg"] is not None and policy["co2_kg"] > 0
+        assert policy["g_co2_per_mtok"] is not None and policy["g_co2_per_mtok"] > 0
+
+
+def test_markets_without_recordings_give_null_co2_and_say_what_is_known(shared_data: Path) -> None:
+    document = _carbon_json(shared_data, "--markets", "DE-LU,FR,ES")
     assert document["carbon"]["markets_without_data"] == ["FR", "ES"]
     for policy in document["policies"].values():
         assert policy["co2_kg"] is None and policy["g_co2_per_mtok"] is None

@@ -157,3 +157,22 @@ def test_the_bounds_gpu_hours_include_cold_starts() -> None:
     expected = sum(_replica_minutes(needed[:, d], cold) for d in range(needed.shape[1])) / 60.0
     assert bound.gpu_hours == pytest.approx(expected)
     assert bound.gpu_hours > needed.sum() / 60.0  # starts held GPUs before they served
+
+
+def test_the_request_level_bound_takes_the_fewest_passing_replicas_and_spends_the_allowance_where_it_saves_most() -> (
+    None
+):
+    from gridshift.simulation.runner import request_level_required
+
+    needed = np.full((200, 2), 4, dtype=np.int64)
+    levels = [needed, needed + 1, needed + 2]
+    passes = [np.ones((200, 2), dtype=bool) for _ in levels]
+    passes[0][10:20, 0] = False  # 10 minutes need one more
+    passes[0][50, 1] = passes[1][50, 1] = False  # one minute needs two more
+    passes[0][60, 1] = passes[1][60, 1] = passes[2][60, 1] = False  # one minute fails even with two more
+    required, ok = request_level_required(needed, levels, passes)
+    # 1% of 400 deployment-minutes = 4 may miss: the two that cost two more first, then two of the +1 minutes.
+    assert required[50, 1] == 4 and required[60, 1] == 4 and not ok[50, 1] and not ok[60, 1]
+    assert (required[10:20, 0] == 5).sum() == 8 and (required[10:20, 0] == 4).sum() == 2
+    assert ok.sum() == 400 - 4
+    assert (required[:10] == 4).all() and (required[100:] == 4).all()

@@ -163,7 +163,8 @@ def tiny_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_json_has_every_policy_and_both_scenarios(tiny_json: dict[str, object]) -> None:
     assert tiny_json["scenario"] == "owned"
-    assert tiny_json["markets"] == ["DE-LU", "FR", "ES", "US-TEX-ERCO", "US-CAL-CISO"]
+    # The default markets have both a price and a carbon recording (issue 19: FR and ES have no carbon data).
+    assert tiny_json["markets"] == ["DE-LU", "US-TEX-ERCO", "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS"]
     assert tiny_json["days"] == 0.125
     policies = tiny_json["policies"]
     assert isinstance(policies, dict)

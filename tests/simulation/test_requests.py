@@ -9,7 +9,7 @@ from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import shipped_trace
-from gridshift.simulation.engine import request_level
+from gridshift.simulation.engine import request_level, request_levels
 from gridshift.simulation.replica import simulate_replica
 from gridshift.simulation.requests import RequestStream, minute_latency, serve, thinned_arrivals
 from tests.simulation.sim_replay import MEASURED_MODEL, models, shipped_replay
@@ -96,3 +96,21 @@ def test_simulate_judges_minutes_request_by_request() -> None:
     assert not none_ready[busy].any()
     # Half the replicas the fluid model needs: the queues grow and most busy minutes miss.
     assert request_level(replay, np.maximum(needed // 2, 1))[needed >= 4].mean() < 0.5
+
+
+def test_schedules_judged_together_get_each_their_own_verdict() -> None:
+    """engine.request_levels replays each (deployment, replica count) once for all schedules: a schedule's
+    verdict must still be its own (a minute judged at another schedule's count would pass the starved one)."""
+    replay = shipped_replay(days=0.1, deployments=3)
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
+    ample, starved = needed * 3, np.maximum(needed // 2, 1)
+    together = request_levels(replay, [ample, starved, ample])
+    assert together[0].all() and together[2].all()
+    assert together[1][needed >= 4].mean() < 0.5
+    alone = request_level(replay, starved)
+    assert (together[1] == alone).mean() >= 0.98
+    # A schedule whose count changes minute by minute agrees with the same minutes judged alone wherever
+    # the count holds from the minute before.
+    mixed = np.where(np.arange(len(needed))[:, None] % 20 < 10, needed, needed + 1)
+    held = np.vstack([np.zeros((1, mixed.shape[1]), dtype=bool), mixed[1:] == mixed[:-1]])
+    assert (request_levels(replay, [mixed, needed])[0][held] == request_level(replay, mixed)[held]).mean() >= 0.98

@@ -25,7 +25,14 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--days", type=float, default=7.0, help="replay length in days (default: 7)")
-    parser.add_argument("--deployments", type=int, default=10, help="number of simulated deployments (default: 10)")
+    parser.add_argument(
+        "--deployments",
+        default="10",
+        metavar="N|FILE",
+        help="number of built-in deployments (default: 10), or a YAML file of InferenceDeployments (the operator's "
+        "API; spec.demand.requestsPerSecond is the daily peak, placement.preferredRegions[0] the home market; "
+        "see docs/simulate.md) that replaces them",
+    )
     parser.add_argument(
         "--start",
         default="2024-03-04",
@@ -34,42 +41,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario", choices=("owned", "rented", "both"), default="both", help="GPU cost scenario (default: both)"
     )
-    parser.add_argument(
-        "--prices",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="CSV",
-        help="price CSV as in shared/data/prices-2024 (wide UTC or per market); repeatable (default: shipped 2024)",
-    )
-    parser.add_argument(
-        "--markets",
-        default=None,
-        help="comma-separated markets to simulate (default: DE-LU,FR,ES,US-TEX-ERCO,US-CAL-CISO, or all in --prices)",
-    )
-    parser.add_argument(
-        "--trace",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="request trace: Azure CSV or JSONL (timestamp, input_length, output_length), .gz allowed; repeatable "
-        "(default: the shipped Azure 2023 conversation and code traces)",
-    )
-    parser.add_argument(
-        "--prices-timezone",
-        default=None,
-        metavar="ZONE",
-        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
-        "naive timestamps is refused without it",
-    )
-    parser.add_argument(
-        "--trace-time-unit",
-        default="auto",
-        choices=("auto", "s", "ms", "us", "ns"),
-        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
-        "refused if that makes the requests implausibly sparse)",
-    )
+    _input_arguments(parser)
     parser.add_argument(
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
@@ -108,6 +80,47 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.set_defaults(handler=run)
+
+
+def _input_arguments(parser: Any) -> None:
+    """The flags naming a user's own prices and traces, and how to read them."""
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="price CSV as in shared/data/prices-2024 (wide UTC or per market); repeatable (default: shipped 2024)",
+    )
+    parser.add_argument(
+        "--markets",
+        default=None,
+        help="comma-separated markets to simulate (default: DE-LU,US-TEX-ERCO,US-CAL-CISO,US-MIDA-PJM,US-NY-NYIS, "
+        "the markets with both a 2024 price and carbon recording; or all in --prices)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="request trace: Azure CSV or JSONL (timestamp, input_length, output_length), .gz allowed; repeatable "
+        "(default: the shipped Azure 2023 conversation and code traces)",
+    )
+    parser.add_argument(
+        "--prices-timezone",
+        default=None,
+        metavar="ZONE",
+        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
+        "naive timestamps is refused without it",
+    )
+    parser.add_argument(
+        "--trace-time-unit",
+        default="auto",
+        choices=("auto", "s", "ms", "us", "ns"),
+        help="unit of numeric JSONL timestamps (default: auto: a Unix epoch by its magnitude, else seconds, "
+        "refused if that makes the requests implausibly sparse)",
+    )
 
 
 def _carbon_arguments(parser: Any) -> None:
@@ -199,11 +212,12 @@ def build_settings(args: argparse.Namespace) -> Any:
     if price is not None:
         rented = dict.fromkeys(rented, price)
     scenarios = (Scenario.OWNED, Scenario.RENTED) if args.scenario == "both" else (Scenario(args.scenario),)
+    count, _ = deployments_flag(args.deployments)
     try:
         return SimulationSettings(
             start=_start(args.start),
             days=args.days,
-            deployments=args.deployments,
+            deployments=count,
             # With --prices and no --markets, every market in the files: named once they are read.
             markets=markets or ("all",),
             fx_to_usd={**DEFAULT_FX_TO_USD, **fx},
@@ -219,6 +233,19 @@ def build_settings(args: argparse.Namespace) -> Any:
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
+
+
+def deployments_flag(value: str) -> tuple[int, Path | None]:
+    """--deployments: (a count of built-in deployments, None) or (1, the InferenceDeployment YAML file)."""
+    from gridshift.cli.main import UsageError
+
+    text = str(value).strip()
+    if text.lstrip("+-").isdigit():
+        return int(text), None
+    path = Path(text)
+    if not path.is_file():
+        raise UsageError(f"--deployments: {text!r} is neither a number of deployments nor a YAML file")
+    return 1, path
 
 
 def price_csv_parser() -> Any:
@@ -271,7 +298,13 @@ def run(args: argparse.Namespace) -> int:
                 traces[name] = trace
         else:
             traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
-        replay = prepare_replay(settings, traces, prices, default_performance_models())
+        _, deployments_file = deployments_flag(args.deployments)
+        setups = None
+        if deployments_file is not None:
+            from gridshift.simulation.deployments_file import load_deployments
+
+            setups = load_deployments(deployments_file, settings, traces)
+        replay = prepare_replay(settings, traces, prices, default_performance_models(), setups)
     except SimulationInputError as error:
         raise UsageError(str(error)) from error
     except ValueError as error:

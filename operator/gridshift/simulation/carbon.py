@@ -31,7 +31,7 @@ from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
 from gridshift.signals.carbon_feeds import read_carbon_csv
 from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text
-from gridshift.simulation.engine import FleetView, account, cost_rates, simulate
+from gridshift.simulation.engine import FleetView, account, cost_rates, request_levels, simulate
 from gridshift.simulation.policies import GridshiftPolicy
 from gridshift.simulation.replay import FloatArray, Replay
 from gridshift.simulation.runner import PolicyResult, ReplayResult
@@ -228,11 +228,16 @@ def sweep(
         kg = co2_kg(replay, policy, carbon)
         assert kg is not None
         points.append(_point(name, None, policy.cost_usd, kg, policy.energy_kwh, policy.served_mtok, policy))
+    schedules = []
     for price in prices:
         policy_run = CarbonPricedGridshiftPolicy(replay, scenario, carbon, price)
         label = f"gridshift at {price:g} USD/t ({scenario.value})"
         hook = None if progress is None else (lambda advance, label=label: progress(label, advance))
-        schedule = simulate(replay, policy_run, hook)
+        schedules.append(simulate(replay, policy_run, hook, judge=False))
+    # Judged together: the sweep's schedules share most (minute, replica count) pairs (engine.request_levels).
+    verdicts = request_levels(replay, [s.ready.sum(axis=2).astype(np.int64) for s in schedules])
+    for price, unjudged, verdict in zip(prices, schedules, verdicts, strict=True):
+        schedule = replace(unjudged, latency_ok=verdict)
         totals = account(replay, schedule, scenario, rates)
         assert totals.energy_kwh_by_minute is not None
         kg = float((totals.energy_kwh_by_minute * intensity).sum() / 1000.0)

@@ -33,7 +33,7 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 DATA_PACKAGE = "gridshift.data"
-SHIPPED_PRICES = "prices/prices_2024_5markets_utc_hourly_wide.csv"
+SHIPPED_PRICES = "prices/prices_2024_7markets_utc_hourly_wide.csv"
 SHIPPED_TRACES: Mapping[str, str] = {
     "conv": "traces/AzureLLMInferenceTrace_conv.csv.gz",
     "code": "traces/AzureLLMInferenceTrace_code.csv.gz",

@@ -19,7 +19,7 @@ Every policy runs through the same actuator and the same accounting:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -172,9 +172,15 @@ class Fleet:
 
 
 def simulate(
-    replay: Replay, policy: Policy, progress: Callable[[int], None] | None = None, progress_every: int = 60
+    replay: Replay,
+    policy: Policy,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 60,
+    *,
+    judge: bool = True,
 ) -> Schedule:
-    """Run one policy over the whole replay."""
+    """Run one policy over the whole replay; with `judge` False, leave the request-level verdict to the caller
+    (`request_levels` judges several schedules for little more than one)."""
     fleet = Fleet(replay, policy.initial_targets())
     minutes = replay.minutes
     shape = (minutes, len(replay.deployments), len(replay.markets))
@@ -197,7 +203,7 @@ def simulate(
             progress(progress_every)
     if progress is not None and minutes % progress_every:
         progress(minutes % progress_every)
-    latency_ok = request_level(replay, ready.sum(axis=2).astype(np.int64))
+    latency_ok = request_level(replay, ready.sum(axis=2).astype(np.int64)) if judge else None
     return Schedule(held=held, ready=ready, migrations=migrations, decisions=decisions, latency_ok=latency_ok)
 
 
@@ -211,32 +217,60 @@ def request_level(replay: Replay, ready_total: IntArray, seed: int = REQUEST_SEE
 
     One Ready replica of each deployment is replayed with the request-level engine
     (`gridshift.simulation.requests`), fed round-robin: 1/R of the deployment's requests when R replicas
-    are Ready. A minute with requests and no Ready replica misses the SLO.
+    are Ready. A minute with requests and no Ready replica misses the SLO. See `request_levels`.
     """
-    minutes, count = ready_total.shape
-    ok = np.ones((minutes, count), dtype=bool)
+    return request_levels(replay, [ready_total], seed)[0]
+
+
+def request_levels(
+    replay: Replay,
+    ready_totals: Sequence[IntArray],
+    seed: int = REQUEST_SEED,
+    deployments: Sequence[int] | None = None,
+) -> list[npt.NDArray[np.bool_]]:
+    """`request_level` of several schedules at once, each (minute, deployment, replica count) replayed once.
+
+    A minute's verdict depends on the deployment, the minute and its Ready replicas R (the requests are the
+    same for every schedule: common random numbers). So each deployment is replayed once per count R, over
+    the minutes where some schedule has R Ready, those minutes back to back: a minute's queue and batch
+    carry over from the previous minute at the same count, exactly the single schedule's replay wherever
+    its count did not change (and, after a change, as if the count had held: a few seconds of a minute).
+    Policies agree on most minutes, so seven schedules cost about twice one. `deployments`: judge only these
+    (the other columns stay True), so that a process pool can split the work.
+    """
+    minutes = replay.minutes
+    verdicts = [np.ones((minutes, len(replay.deployments)), dtype=bool) for _ in ready_totals]
     quantile = replay.planner_settings.latency_quantile
-    for index, deployment in enumerate(replay.deployments):
-        ready = ready_total[:, index]
+    for index in range(len(replay.deployments)) if deployments is None else deployments:
+        deployment = replay.deployments[index]
+        counts = np.stack([np.asarray(r[:, index], dtype=np.int64) for r in ready_totals])
         day = deployment.day_shape if deployment.day_shape is not None else np.ones(minutes)
-        keep = np.where(ready > 0, day[:minutes] / np.maximum(ready, 1), 0.0)
-        stream, minute_of = thinned_arrivals(
-            deployment.trace,
-            copies=deployment.copies,
-            first_offset=deployment.setup.trace_offset_minutes,
-            keep=keep,
-            rng=np.random.default_rng([seed, index]),
-        )
-        served = serve(deployment.model, stream, prefill_chunk_tokens=replay.planner_settings.prefill_chunk_tokens)
-        latency = minute_latency(
-            served,
-            minute_of,
-            minutes,
-            ttft_slo_ms=deployment.setup.ttft_p95_ms,
-            tpot_slo_ms=deployment.setup.tpot_p95_ms,
-        )
-        ok[:, index] = latency.within(quantile) & ~((ready == 0) & (deployment.rate_rps[:minutes] > 0))
-    return ok
+        ok_at = np.zeros(counts.shape, dtype=bool)
+        for level in np.unique(counts[counts > 0]):
+            rows = np.flatnonzero((counts == level).any(axis=0))
+            stream, row_of = thinned_arrivals(
+                deployment.trace,
+                copies=deployment.copies,
+                first_offset=deployment.setup.trace_offset_minutes,
+                keep=day[rows] / level,
+                rng=np.random.default_rng([seed, index]),
+                rows=rows,
+            )
+            served = serve(deployment.model, stream, prefill_chunk_tokens=replay.planner_settings.prefill_chunk_tokens)
+            latency = minute_latency(
+                served,
+                row_of,
+                len(rows),
+                ttft_slo_ms=deployment.setup.ttft_p95_ms,
+                tpot_slo_ms=deployment.setup.tpot_p95_ms,
+            )
+            within = np.zeros(minutes, dtype=bool)
+            within[rows] = latency.within(quantile)
+            ok_at |= (counts == level) & within[None, :]
+        idle = deployment.rate_rps[:minutes] <= 0
+        for verdict, ok, count in zip(verdicts, ok_at, counts, strict=True):
+            verdict[:, index] = np.where(count > 0, ok, idle)
+    return verdicts
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,11 @@ markets have published them. None of them is tuned against the hindsight bound.
   right now (GPU-hour plus power at capacity x PUE x the current price), moving all of them there when
   that changes, at most once per cooldown; ignores cold-start costs and future prices.
 - gridshift: the real planner (gridshift.planner.make_plan) on a Snapshot of the fleet every
-  `replan_minutes`, and at once when observed demand x (1 + headroom) outgrows the planned capacity.
-  Observed demand is the last 5 minutes' mean rate; prices are the published day-ahead ones.
+  `replan_minutes`, and at once when the forecast-driven sizing (gridshift.simulation.forecast) asks for
+  more replicas than are planned; prices are the published day-ahead ones. When the sizing asks for fewer,
+  the surplus is stopped that minute where a replica costs most now, without a new plan (the operator
+  plans every minute; a planner call every minute of a week is too slow for a benchmark, and a
+  scale-down never needs a new placement).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from gridshift.planner import (
     make_plan,
 )
 from gridshift.simulation.engine import FleetView
+from gridshift.simulation.forecast import required_replicas, sized_rates
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import DeploymentSetup, Scenario
 
@@ -172,6 +176,22 @@ class GreedyPolicy:
         return None if np.array_equal(targets, fleet.targets) else targets
 
 
+def forecast_sizing(replay: Replay) -> tuple[FloatArray, IntArray]:
+    """gridshift's sizing of every minute, from the past alone: (sized request rate, Ready replicas asked for).
+
+    Causal (minute t reads rates before t), so computing it for the whole replay up front is what the
+    policy would compute minute by minute; the same-information bound uses the same replicas.
+    """
+    settings = replay.settings
+    rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
+    lag = settings.cold_start_minutes + 1
+    sized = sized_rates(rates, replay.start.hour * 60 + replay.start.minute, lag, settings.forecast)
+    capacity = np.asarray([d.capacity_rps for d in replay.deployments])
+    low = np.asarray([d.setup.min_replicas for d in replay.deployments], dtype=np.int64)
+    high = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.int64)
+    return sized, required_replicas(sized, capacity, settings.cold_start_minutes, low, high)
+
+
 class GridshiftPolicy:
     """The planner in the loop, seeing what the operator would see."""
 
@@ -180,11 +200,12 @@ class GridshiftPolicy:
     def __init__(self, replay: Replay, scenario: Scenario) -> None:
         self.replay = replay
         settings = replay.settings
-        self.rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
-        self.window = settings.demand_window_minutes
         self.replan = settings.replan_minutes
         self.capacity = np.asarray([d.capacity_rps for d in replay.deployments])
-        self.headroom = np.asarray([1.0 + d.setup.headroom for d in replay.deployments])
+        self.planner_capacity = np.asarray(
+            [d.capacity_rps if d.planner_capacity_rps is None else d.planner_capacity_rps for d in replay.deployments]
+        )
+        _, self.required = forecast_sizing(replay)
         self.last_plan = -(10**9)
         self.plans = 0
         gpu_hour = replay.gpu_usd_per_hour(scenario)
@@ -205,6 +226,12 @@ class GridshiftPolicy:
             for index, market in enumerate(replay.markets)
         )
         self.cluster_index = {c.name: i for i, c in enumerate(self.clusters)}
+        self.prices = replay.price_per_minute()
+        pue = np.asarray([m.pue for m in replay.markets])
+        power = replay.replica_power_watts(np.arange(len(replay.deployments)), self.capacity)
+        gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
+        self.gpu_cost = gpus[:, None] * gpu_hour[None, :]
+        self.energy_watts = power[:, None] * pue[None, :]
         self.specs = tuple(self._spec(d.setup, d.mean_prompt_tokens, d.mean_output_tokens) for d in replay.deployments)
 
     @staticmethod
@@ -223,16 +250,14 @@ class GridshiftPolicy:
             payback_horizon_hours=setup.payback_horizon_hours,
             mean_prompt_tokens=prompt,
             mean_output_tokens=output,
-            headroom=setup.headroom,
+            # The forecast-driven sizing puts its margin into the demand it reports (`demand`).
+            headroom=0.0,
         )
 
-    def observed(self, minute: int) -> FloatArray:
-        """Mean rate of the last `window` minutes (the first minute's rate before any history)."""
-        if minute <= 0:
-            first: FloatArray = self.rates[0]
-            return first
-        past: FloatArray = self.rates[max(0, minute - self.window) : minute].mean(axis=0)
-        return past
+    def demand(self, minute: int) -> FloatArray:
+        """Requests/s that the planner sizes exactly `required[minute]` replicas for (ceil(rate / its capacity))."""
+        rate: FloatArray = (self.required[minute] - 1e-6) * self.planner_capacity
+        return rate
 
     def known_hours(self, minute: int) -> int:
         """Hours of prices published at `minute`, counted from the current hour (day-ahead publication)."""
@@ -262,7 +287,7 @@ class GridshiftPolicy:
                 if not math.isnan(value)
             )
             prices[market.cluster] = PriceHorizon(intervals)
-        observed = self.observed(minute)
+        observed = self.demand(minute)
         deployments = []
         for index, (deployment, spec) in enumerate(zip(replay.deployments, self.specs, strict=True)):
             placements: tuple[Placement, ...] = ()
@@ -308,12 +333,26 @@ class GridshiftPolicy:
         return self.plan(0, None)
 
     def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
-        due = minute - self.last_plan >= self.replan
-        if not due:
-            needed = self.observed(minute) * self.headroom
-            planned = fleet.targets.sum(axis=1) * self.capacity
-            due = bool((needed > planned * (1 + 1e-9)).any())
-        if not due:
+        wanted = self.required[minute]
+        planned = fleet.targets.sum(axis=1)
+        if minute - self.last_plan >= self.replan or (wanted > planned).any():
+            targets = self.plan(minute, fleet)
+        elif (wanted < planned).any():
+            targets = self.scale_down(minute, fleet.targets, wanted)
+        else:
             return None
-        targets = self.plan(minute, fleet)
         return None if np.array_equal(targets, fleet.targets) else targets
+
+    def scale_down(self, minute: int, current: IntArray, wanted: IntArray) -> IntArray:
+        """Stop the surplus replicas where one costs most this minute (GPU-hour + power at capacity x PUE x price)."""
+        cost = self.gpu_cost + self.energy_watts * self.prices[minute][None, :] / 1000.0
+        targets = current.copy()
+        for d in np.flatnonzero(current.sum(axis=1) > wanted):
+            surplus = int(current[d].sum() - wanted[d])
+            for m in np.argsort(-cost[d], kind="stable"):
+                take = min(surplus, int(targets[d, m]))
+                targets[d, m] -= take
+                surplus -= take
+                if surplus == 0:
+                    break
+        return targets

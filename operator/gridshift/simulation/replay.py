@@ -27,6 +27,7 @@ from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_reques
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
+from gridshift.simulation.requests import Burstiness, measure, steady_stream
 from gridshift.simulation.settings import MARKET_TIMEZONES, DeploymentSetup, Scenario, SimulationSettings
 
 FloatArray = npt.NDArray[np.float64]
@@ -113,7 +114,9 @@ class Deployment:
     rate_rps: FloatArray
     """Requests per second in each minute of the replay."""
     capacity_rps: float
-    """Largest request rate one replica serves within the SLO (planner capacity model)."""
+    """Largest request rate one replica serves within the SLO: the planner's capacity model with the burstiness
+    and prompt tail measured from the deployment's traffic (`measured_burstiness`). Every policy sizes with it
+    and the fluid SLO test and the hindsight bound use it."""
     limit_rps: float
     """Largest request rate one replica sustains at all (SLO ignored): what an overloaded replica serves."""
     needed: IntArray
@@ -122,6 +125,10 @@ class Deployment:
     """Copies of the trace (tenants) whose requests make up the deployment's demand."""
     day_shape: FloatArray | None = None
     """Load relative to the daily peak in each minute; None means flat (1.0)."""
+    planner_capacity_rps: float | None = None
+    """The capacity the planner computes from the mean request sizes alone (Poisson arrivals, the settings'
+    prompt tail), as the operator's Snapshot carries no burstiness; gridshift's policy converts its replica
+    count into a demand the planner sizes exactly with it. None: the same as `capacity_rps`."""
 
     @property
     def name(self) -> str:
@@ -220,11 +227,40 @@ class Replay:
         return result
 
 
-def _capacity(model: PerformanceModel, setup: DeploymentSetup, trace: TraceProfile, settings: PlannerSettings) -> float:
+def _capacity(
+    model: PerformanceModel,
+    setup: DeploymentSetup,
+    trace: TraceProfile,
+    settings: PlannerSettings,
+    burstiness: Burstiness | None = None,
+) -> float:
     inputs = CapacityInputs.of(
-        [model], [trace.mean_prompt_tokens], [trace.mean_output_tokens], [setup.tpot_p95_ms], [setup.ttft_p95_ms]
+        [model],
+        [trace.mean_prompt_tokens],
+        [trace.mean_output_tokens],
+        [setup.tpot_p95_ms],
+        [setup.ttft_p95_ms],
+        None if burstiness is None else [burstiness.prompt_p95_tokens],
+        None if burstiness is None else [burstiness.work_dispersion],
     )
     return float(capacity_requests_per_second(inputs, settings)[0])
+
+
+CALIBRATION_SEED = 1
+"""Seed of the calibration hour (the request-level replay uses engine.REQUEST_SEED)."""
+
+
+def measured_burstiness(
+    model: PerformanceModel, setup: DeploymentSetup, trace: TraceProfile, copies: int, settings: PlannerSettings
+) -> Burstiness:
+    """What one replica's traffic says about its queue, as the operator would measure it from live traffic:
+    an hour at 3/4 of the Poisson capacity, from the other half of the trace than the replay starts at and
+    with its own seed, so the replay is not scored on the hour it was calibrated on (bench/simulate_bench.py
+    checks the model against the request-level engine the same way)."""
+    poisson = _capacity(model, setup, trace, settings)
+    length = len(trace.requests_per_minute)
+    offset = (setup.trace_offset_minutes + length // 2) % length
+    return measure(steady_stream(trace, copies, offset=offset, rate=0.75 * poisson, seed=CALIBRATION_SEED))
 
 
 def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettings) -> float:
@@ -232,19 +268,10 @@ def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettin
     return float(capacity_requests_per_second(inputs, settings)[0])
 
 
-def build_replay(
-    settings: SimulationSettings,
-    setups: Sequence[DeploymentSetup],
-    traces: Mapping[str, TraceProfile],
-    prices: Sequence[MarketPrices],
-    models: Sequence[PerformanceModel],
-    planner_settings: PlannerSettings | None = None,
-) -> Replay:
-    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
-    planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
-    minutes = settings.minutes
+def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tuple[Market, ...]:
+    """Each market's hourly prices over the replay and up to LOOKAHEAD_HOURS beyond it."""
     start = settings.start
-    hours = math.ceil(minutes / 60)
+    hours = math.ceil(settings.minutes / 60)
     markets = []
     for series in prices:
         available = len(series.usd_per_kwh) - round((start - series.start) / timedelta(hours=1))
@@ -262,6 +289,64 @@ def build_replay(
         )
     if len({m.cluster for m in markets}) != len(markets):
         raise SimulationInputError(f"markets {[m.name for m in markets]} give clashing cluster names")
+    return tuple(markets)
+
+
+def _deployment(
+    setup: DeploymentSetup,
+    model: PerformanceModel,
+    trace: TraceProfile,
+    settings: SimulationSettings,
+    planner_settings: PlannerSettings,
+) -> Deployment:
+    """A setup's demand, capacities and fewest replicas within the SLO; SimulationInputError if it cannot fit."""
+    minutes = settings.minutes
+    copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
+    planner_capacity = _capacity(model, setup, trace, planner_settings)
+    capacity = planner_capacity
+    if planner_capacity > 0:
+        burstiness = measured_burstiness(model, setup, trace, copies, planner_settings)
+        capacity = _capacity(model, setup, trace, planner_settings, burstiness)
+    if capacity <= 0:
+        raise SimulationInputError(
+            f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
+            f"TPOT {setup.tpot_p95_ms} ms even at one request"
+        )
+    bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
+    zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
+    day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
+    rate = setup.peak_requests_per_second * day * bursts
+    needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
+    if needed.max() > setup.max_replicas:
+        raise SimulationInputError(
+            f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
+            f"{setup.max_replicas}"
+        )
+    return Deployment(
+        setup=setup,
+        model=model,
+        trace=trace,
+        rate_rps=rate,
+        capacity_rps=capacity,
+        limit_rps=max(_limit(model, trace, planner_settings), capacity),
+        needed=needed,
+        copies=copies,
+        day_shape=day,
+        planner_capacity_rps=planner_capacity,
+    )
+
+
+def build_replay(
+    settings: SimulationSettings,
+    setups: Sequence[DeploymentSetup],
+    traces: Mapping[str, TraceProfile],
+    prices: Sequence[MarketPrices],
+    models: Sequence[PerformanceModel],
+    planner_settings: PlannerSettings | None = None,
+) -> Replay:
+    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
+    planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
+    markets = _markets(settings, prices)
     market_names = {m.name for m in markets}
     index = {(m.model, m.gpu_type, m.gpus_per_replica): m for m in models}
     deployments = []
@@ -276,45 +361,14 @@ def build_replay(
             raise SimulationInputError(f"deployment {setup.name}: home market {setup.home_market} is not simulated")
         if setup.trace not in traces:
             raise SimulationInputError(f"deployment {setup.name}: no trace {setup.trace!r}")
-        model = index[key]
-        trace = traces[setup.trace]
-        capacity = _capacity(model, setup, trace, planner_settings)
-        if capacity <= 0:
-            raise SimulationInputError(
-                f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
-                f"TPOT {setup.tpot_p95_ms} ms even at one request"
-            )
-        copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
-        bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
-        zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
-        day = daily_shape(minutes, start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
-        rate = setup.peak_requests_per_second * day * bursts
-        needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
-        if needed.max() > setup.max_replicas:
-            raise SimulationInputError(
-                f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
-                f"{setup.max_replicas}"
-            )
-        deployments.append(
-            Deployment(
-                setup=setup,
-                model=model,
-                trace=trace,
-                rate_rps=rate,
-                capacity_rps=capacity,
-                limit_rps=max(_limit(model, trace, planner_settings), capacity),
-                needed=needed,
-                copies=copies,
-                day_shape=day,
-            )
-        )
+        deployments.append(_deployment(setup, index[key], traces[setup.trace], settings, planner_settings))
     return Replay(
         settings=settings,
         planner_settings=planner_settings,
-        start=start,
-        minutes=minutes,
+        start=settings.start,
+        minutes=settings.minutes,
         deployments=tuple(deployments),
-        markets=tuple(markets),
+        markets=markets,
         models=tuple(models),
     )
 
@@ -331,6 +385,20 @@ _DEFAULT_MODELS: tuple[tuple[str, int, float, float], ...] = (
 _DEFAULT_PEAK_RPS: tuple[float, ...] = (60.0, 90.0, 45.0, 75.0, 120.0, 60.0, 45.0, 90.0, 75.0, 60.0)
 
 
+def burst_headroom_for(
+    settings: SimulationSettings, trace: TraceProfile, peak_rps: float, offset: int, home: str
+) -> float:
+    """`burst_headroom` of a deployment of `peak_rps` on `trace` homed in `home`, over the replay's minutes:
+    the headroom the reactive and greedy baselines size with (a user's `demand.headroom` read off their
+    traffic; gridshift sizes from its forecast instead)."""
+    copies = max(1, round(peak_rps / trace.mean_requests_per_second))
+    minutes = settings.minutes
+    bursts = superposed_trace(trace, copies, offset, minutes)
+    zone = MARKET_TIMEZONES.get(home, "UTC")
+    day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
+    return burst_headroom(day * bursts, settings.demand_window_minutes, settings.cold_start_minutes + 1)
+
+
 def default_deployments(
     settings: SimulationSettings, traces: Mapping[str, TraceProfile], planner_settings: PlannerSettings | None = None
 ) -> list[DeploymentSetup]:
@@ -343,8 +411,6 @@ def default_deployments(
     conversation = "conv" if "conv" in traces else names[0]
     code = "code" if "code" in traces else names[-1]
     setups = []
-    minutes = settings.minutes
-    lag = settings.cold_start_minutes + 1
     for index in range(settings.deployments):
         model, gpus, ttft, tpot = _DEFAULT_MODELS[index % len(_DEFAULT_MODELS)]
         trace_name = code if index % 3 == 2 else conversation
@@ -352,10 +418,7 @@ def default_deployments(
         copies = max(1, round(_DEFAULT_PEAK_RPS[index % len(_DEFAULT_PEAK_RPS)] / trace.mean_requests_per_second))
         home = settings.markets[index % len(settings.markets)]
         offset = (index * 17) % len(trace.requests_per_minute)
-        bursts = superposed_trace(trace, copies, offset, minutes)
-        zone = MARKET_TIMEZONES.get(home, "UTC")
-        day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)
-        headroom = burst_headroom(day * bursts, settings.demand_window_minutes, lag)
+        headroom = burst_headroom_for(settings, trace, copies * trace.mean_requests_per_second, offset, home)
         setups.append(
             DeploymentSetup(
                 name=f"{trace_name}-{index:02d}",

@@ -222,13 +222,16 @@ def thinned_arrivals(
     first_offset: int,
     keep: FloatArray,
     rng: np.random.Generator,
+    rows: IntArray | None = None,
 ) -> tuple[RequestStream, IntArray]:
     """One replica's requests, minute by minute, and the minute of each.
 
     The deployment's requests in minute t are `copies` copies of the trace (copy j shifted by
     first_offset + j*L//copies minutes, L the trace's length in minutes); the replica receives a share
     `keep[t]` of them (the day's load over the Ready replicas), every (1/keep[t])-th request from a
-    random phase.
+    random phase. With `rows`, keep[i] is the share of minute rows[i] (increasing) and the stream runs the
+    chosen minutes back to back (minute i of the stream is rows[i]); each minute keeps the phase it has
+    without `rows`, so runs over different minutes share their random numbers.
     """
     length = len(trace.requests_per_minute)
     seconds = trace.arrival_seconds
@@ -236,12 +239,13 @@ def thinned_arrivals(
     counts = np.bincount(trace_minute[trace_minute < length], minlength=length).astype(np.int64)
     first_request = np.concatenate([[0], np.cumsum(counts)[:-1]])
     minutes = len(keep)
+    replay_minute = np.arange(minutes) if rows is None else np.asarray(rows, dtype=np.int64)
     offsets = first_offset + (np.arange(copies) * length) // copies
-    cell_minute = (np.arange(minutes)[:, None] + offsets[None, :]) % length
+    cell_minute = (replay_minute[:, None] + offsets[None, :]) % length
     cell_count = counts[cell_minute]
     union = cell_count.sum(axis=1)
     share = np.clip(keep, 0.0, 1.0)
-    phase = rng.random(minutes)
+    phase = rng.random(minutes) if rows is None else rng.random(int(replay_minute[-1]) + 1 if minutes else 0)[rows]
     taken = np.where(share > 0, np.maximum(np.ceil(union * share - phase), 0.0), 0.0).astype(np.int64)
     taken = np.minimum(taken, union)
     total = int(taken.sum())
@@ -336,3 +340,16 @@ def measure(stream: RequestStream, window_s: float = BURST_WINDOW_SECONDS) -> Bu
         prompt_mean_tokens=float(prompts.mean()),
         prompt_p95_tokens=float(np.quantile(prompts, 0.95)),
     )
+
+
+def steady_stream(
+    trace: TraceProfile, copies: int, *, offset: int, rate: float, seed: int, minutes: int = 60
+) -> RequestStream:
+    """One replica's requests at a steady `rate` (req/s) for `minutes`: `copies` tenants of the trace from
+    `offset`, thinned round-robin as `thinned_arrivals` does. For calibration (`measure`) and benchmarks."""
+    length = len(trace.requests_per_minute)
+    offsets = offset + (np.arange(copies) * length) // copies
+    union = trace.requests_per_minute[(np.arange(minutes)[:, None] + offsets[None, :]) % length].sum(axis=1)
+    keep = rate * 60.0 / np.maximum(union, 1e-9)
+    stream, _ = thinned_arrivals(trace, copies=copies, first_offset=offset, keep=keep, rng=np.random.default_rng(seed))
+    return stream

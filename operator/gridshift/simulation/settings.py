@@ -10,11 +10,17 @@ from types import MappingProxyType
 
 from gridshift.planner.profiles import GPU_PRODUCT_LABELS
 from gridshift.planner.synthetic import GPU_TRAITS
+from gridshift.simulation.forecast import ForecastSettings
 
 H100 = GPU_PRODUCT_LABELS["H100"]
 
-DEFAULT_MARKETS: tuple[str, ...] = ("DE-LU", "FR", "ES", "US-TEX-ERCO", "US-CAL-CISO")
-"""Five markets of the shipped 2024 slice: three European day-ahead zones and two US hubs."""
+DEFAULT_MARKETS: tuple[str, ...] = ("DE-LU", "US-TEX-ERCO", "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS")
+"""Five markets where every signal the replay judges has real 2024 data: an hourly price (the shipped slice,
+gridshift/data/prices) and an hourly carbon intensity (shared/data/carbon-2024). The defaults used to be DE-LU,
+FR, ES, ERCOT and CAISO, but the carbon recording has no FR or ES zone, so kgCO2 was unknown for every policy
+on the defaults (issue 19). One European day-ahead zone (the only EU zone with both), four US ones: ERCOT and
+CAISO (day-ahead hubs), PJM (DOM zone, real-time LMP) and NYISO (CAPITL day-ahead); six time zones of load
+peaks from Berlin to Los Angeles. FR and ES stay in the shipped slice for --markets."""
 
 MARKET_TIMEZONES: Mapping[str, str] = MappingProxyType(
     {
@@ -139,6 +145,8 @@ class SimulationSettings:
     """Local hour of the daily load peak."""
     scenarios: tuple[Scenario, ...] = (Scenario.OWNED, Scenario.RENTED)
     gpu_type: str = H100
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    """gridshift's forecast-driven sizing (gridshift.simulation.forecast)."""
 
     def __post_init__(self) -> None:
         if self.days <= 0 or self.days > 366:

@@ -1,0 +1,130 @@
+"""`gridshift simulate --deployments FILE`: a user's InferenceDeployments (the operator's own API) as the replay's set.
+
+Every document is validated by the API models (`gridshift.api.validation.validate_object`: the same
+field paths as the admission webhook's); what the CR says is taken as the operator would take it:
+`spec.model.source` (the model a GPU profile is matched by), `spec.replica` (GPU type and count), `spec.slo`,
+`spec.capacity`, `spec.migration` and `spec.demand.headroom` (what the reactive baseline sizes with; gridshift
+sizes from its forecast). What only a replay needs comes from the same object:
+
+- `spec.demand.requestsPerSecond`: the rate at the daily peak (required: a replay needs a load);
+- the home market: the first of `spec.placement.preferredRegions`, as a market name or its region name
+  (`de-lu` for DE-LU), else the markets in turn;
+- the trace: annotation `gridshift.dev/simulate-trace` naming a `--trace` (file name without extensions) or
+  a shipped one (`conv`, `code`); default `conv` when there is one, else the first `--trace`.
+
+Errors are SimulationInputError naming the file, the document and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gridshift.api.inference_deployment import InferenceDeployment
+from gridshift.api.validation import InvalidResource, describe, validate_object
+from gridshift.simulation.data import SimulationInputError
+from gridshift.simulation.replay import burst_headroom_for, cluster_name
+from gridshift.simulation.settings import DeploymentSetup, SimulationSettings
+
+TRACE_ANNOTATION = "gridshift.dev/simulate-trace"
+
+
+def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[str, Any]) -> list[DeploymentSetup]:
+    """The deployments of a YAML file of InferenceDeployments (one or more documents)."""
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except OSError as error:
+        raise SimulationInputError(f"--deployments: cannot read {path}: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise SimulationInputError(f"--deployments: {path} is not YAML: {error}") from error
+    if not documents:
+        raise SimulationInputError(f"--deployments: {path} holds no InferenceDeployment")
+    setups: list[DeploymentSetup] = []
+    for number, document in enumerate(documents):
+        where = f"--deployments: {path} document {number + 1}"
+        if not isinstance(document, Mapping):
+            raise SimulationInputError(f"{where}: not a Kubernetes object (a mapping)")
+        if document.get("kind") != "InferenceDeployment":
+            raise SimulationInputError(f"{where} ({describe(document)}): kind must be InferenceDeployment")
+        try:
+            parsed = validate_object(document)
+        except InvalidResource as error:
+            raise SimulationInputError(f"{where}: {error}") from None
+        assert isinstance(parsed, InferenceDeployment)
+        setups.append(_setup(parsed, document, where, len(setups), settings, traces))
+    names = [s.name for s in setups]
+    if len(set(names)) != len(names):
+        raise SimulationInputError(f"--deployments: {path}: metadata.name repeats: {names}")
+    return setups
+
+
+def _field(where: str, path: str, message: str) -> SimulationInputError:
+    return SimulationInputError(f"{where}: {path}: {message}")
+
+
+def _home(resource: InferenceDeployment, where: str, index: int, markets: Sequence[str]) -> str:
+    preferred = resource.spec.placement.preferred_regions
+    if not preferred:
+        return markets[index % len(markets)]
+    wanted = str(preferred[0])
+    for market in markets:
+        if wanted in (market, cluster_name(market)):
+            return market
+    known = ", ".join(f"{m} ({cluster_name(m)})" for m in markets)
+    raise _field(where, "spec.placement.preferredRegions[0]", f"{wanted!r} is not a simulated market; markets: {known}")
+
+
+def _setup(
+    resource: InferenceDeployment,
+    document: Mapping[str, Any],
+    where: str,
+    index: int,
+    settings: SimulationSettings,
+    traces: Mapping[str, Any],
+) -> DeploymentSetup:
+    spec = resource.spec
+    peak = spec.demand.requests_per_second
+    if peak is None or peak <= 0:
+        raise _field(where, "spec.demand.requestsPerSecond", "the replay needs the rate at the daily peak (> 0)")
+    metadata = resource.metadata
+    annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), Mapping) else {}
+    assert isinstance(annotations, Mapping)
+    trace = str(annotations.get(TRACE_ANNOTATION, "conv" if "conv" in traces else next(iter(traces))))
+    if trace not in traces:
+        raise _field(
+            where, f"metadata.annotations[{TRACE_ANNOTATION}]", f"no trace {trace!r}; traces: {', '.join(traces)}"
+        )
+    if len(spec.replica.gpu_types) != 1:
+        raise _field(where, "spec.replica.gpuTypes", "the replay simulates one GPU type: name exactly one")
+    gpu_type = str(spec.replica.gpu_types[0])
+    if gpu_type != settings.gpu_type:
+        raise _field(
+            where, "spec.replica.gpuTypes[0]", f"the replay's markets offer {settings.gpu_type}, not {gpu_type}"
+        )
+    name = resource.metadata.get("name")
+    if not isinstance(name, str) or not name:
+        raise _field(where, "metadata.name", "required")
+    home = _home(resource, where, index, settings.markets)
+    offset = (index * 17) % len(traces[trace].requests_per_minute)
+    return DeploymentSetup(
+        name=name,
+        model=spec.model.source,
+        gpu_type=gpu_type,
+        gpus_per_replica=spec.replica.gpus_per_replica,
+        trace=trace,
+        peak_requests_per_second=float(peak),
+        ttft_p95_ms=spec.slo.ttft_p95_ms,
+        tpot_p95_ms=spec.slo.tpot_p95_ms,
+        headroom=spec.demand.headroom
+        if "headroom" in (document.get("spec", {}).get("demand") or {})
+        else burst_headroom_for(settings, traces[trace], peak, offset, home),
+        home_market=home,
+        trace_offset_minutes=offset,
+        min_replicas=max(spec.capacity.min_replicas, 1),
+        max_replicas=spec.capacity.max_replicas,
+        max_concurrent_moves=spec.migration.max_concurrent_moves,
+        payback_horizon_hours=spec.migration.payback_horizon_hours,
+    )

@@ -1,0 +1,84 @@
+"""`gridshift simulate --deployments FILE`: InferenceDeployments (the operator's API) replace the built-in set."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from gridshift.cli.main import UsageError, build_parser
+from gridshift.simulation.data import SimulationInputError, shipped_trace
+from gridshift.simulation.deployments_file import load_deployments
+from gridshift.simulation.settings import SimulationSettings
+
+EXAMPLE = Path(__file__).parent / "data" / "deployments.yaml"
+TRACES = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
+
+
+def test_the_example_file_gives_its_deployments_with_the_fields_the_operator_reads() -> None:
+    setups = load_deployments(EXAMPLE, SimulationSettings(days=0.1), TRACES)
+    assert [s.name for s in setups] == ["chat", "coder"]
+    chat, coder = setups
+    assert (chat.model, chat.home_market, chat.trace, chat.headroom) == (
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        "DE-LU",
+        "conv",
+        0.15,
+    )
+    assert (chat.ttft_p95_ms, chat.tpot_p95_ms, chat.peak_requests_per_second, chat.max_replicas) == (
+        1000.0,
+        50.0,
+        44.0,
+        32,
+    )
+    assert (coder.model, coder.home_market, coder.trace) == ("Qwen/Qwen3-8B", "US-CAL-CISO", "code")
+
+
+def test_the_cli_replays_the_file_instead_of_the_built_in_set() -> None:
+    args = build_parser().parse_args(
+        ["simulate", "--deployments", str(EXAMPLE), "--days", "0.05", "--json", "--no-progress", "--jobs", "1"]
+    )
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    document = json.loads(buffer.getvalue())
+    assert [d["name"] for d in document["deployments"]] == ["chat", "coder"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (
+            ("ttftP95Ms: 1000", "ttftP95Ms: -3"),
+            "document 1: InferenceDeployment ml-serving/chat is invalid:\n  spec.slo.ttftP95Ms",
+        ),
+        (("requestsPerSecond: 44", "requestsPerSecond: 0"), "document 1: spec.demand.requestsPerSecond"),
+        (("preferredRegions: [de-lu]", "preferredRegions: [eu-fr]"), "spec.placement.preferredRegions[0]: 'eu-fr'"),
+        (
+            ("gridshift.dev/simulate-trace: code", "gridshift.dev/simulate-trace: chat2"),
+            "document 2: metadata.annotations",
+        ),
+        (("gpuTypes: [NVIDIA-H100-80GB-HBM3]", "gpuTypes: [NVIDIA-A100-80GB]"), "spec.replica.gpuTypes[0]"),
+        (("kind: InferenceDeployment", "kind: RegionalCluster"), "kind must be InferenceDeployment"),
+    ],
+)
+def test_a_bad_field_is_refused_naming_file_document_and_field(
+    edit: tuple[str, str], field: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(EXAMPLE.read_text().replace(*edit, 1))
+    with pytest.raises(SimulationInputError) as caught:
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)
+    assert f"--deployments: {path}" in str(caught.value)
+    assert field in str(caught.value)
+
+
+def test_neither_a_count_nor_a_file_is_a_usage_error() -> None:
+    from gridshift.cli.simulate import build_settings
+
+    args = build_parser().parse_args(["simulate", "--deployments", "no-such.yaml"])
+    with pytest.raises(UsageError, match="neither a number of deployments nor a YAML file"):
+        build_settings(args)
