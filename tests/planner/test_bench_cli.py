@@ -51,7 +51,7 @@ def test_forcing_greedy_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
         ["bench", "planner", "--deployments", "5", "--clusters", "2", "--repeat", "1", "--solver", "greedy", "--json"]
     )
     args.handler(args)
-    assert json.loads(capsys.readouterr().out.splitlines()[0])["solver"] in ("greedy", "current")
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["solver"] in ("greedy", "greedy-priced", "current")
 
 
 def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.CaptureFixture[str]) -> None:

@@ -129,7 +129,8 @@ class Plan:
     objective_usd_per_hour: float
     """Fleet cost per hour (window mean, starts amortised over the payback window) plus penalties."""
     bound_usd_per_hour: float | None
-    """A lower bound on the objective HiGHS proved, when it ran on the whole problem."""
+    """A lower bound on the objective: HiGHS's when it ran on the whole problem, else the LP relaxation's
+    that priced the pools (gridshift.planner.pricing); None when neither finished."""
     proven_optimal: bool
     budget_exhausted: bool
     """The time budget ended the search; the plan is the best found, and may differ between runs."""

@@ -5,6 +5,9 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
 2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
 3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
+3b. the greedy again with every pool priced at its shadow price from the LP relaxation
+   (gridshift.planner.pricing): the contention a per-deployment fill cannot see; the LP's optimum
+   is the plan's lower bound until HiGHS proves a better one;
 4. HiGHS branch and bound on the whole problem, started from the incumbent, with
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
@@ -32,9 +35,13 @@ from typing import Protocol
 
 from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.milp import build_model, run_milp
+from gridshift.planner.pricing import pool_prices
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+
+_PRICING_SHARE = 0.25
+"""At most this share of the time left goes to the LP that prices the pools."""
 
 
 class Clock(Protocol):
@@ -59,7 +66,7 @@ class SearchResult:
     solution: Solution
     objective_usd_per_hour: float
     bound_usd_per_hour: float | None
-    """The best lower bound HiGHS proved, when it ran on the whole problem."""
+    """The best lower bound proved: HiGHS's when it ran on the whole problem, else the pool-pricing LP's."""
     proven_optimal: bool
     budget_exhausted: bool
     steps: tuple[str, ...]
@@ -243,7 +250,8 @@ def search(
     if deadline.allows(0.0):
         greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
         best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
-    bound: float | None = None
+    # The LP's bound until HiGHS proves a better one (it always does: it starts from a tighter LP).
+    bound = _priced_greedy(problem, settings, best, deadline)
     optimal = False
     size = problem.variable_count
     if not settings.exact_search:
@@ -265,13 +273,13 @@ def search(
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
-            bound = result.bound
+            bound = _tighter(bound, result.bound)
         else:
             best.steps.append("HiGHS, whole problem: no solution within the time limit")
         if result.optimal and best.solution.solver != Solver.MILP:
             # HiGHS proved the incumbent optimal (it found nothing better than its start).
             optimal = True
-            bound = result.bound
+            bound = _tighter(bound, result.bound)
         if not result.optimal and deadline.allows(settings.min_solver_seconds):
             _neighbourhoods(problem, settings, best, deadline, changed)
         elif not result.optimal:
@@ -286,6 +294,31 @@ def search(
         budget_exhausted=deadline.exhausted,
         steps=tuple(best.steps),
     )
+
+
+def _tighter(bound: float | None, other: float | None) -> float | None:
+    return other if bound is None else bound if other is None else max(bound, other)
+
+
+def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> float | None:
+    """The greedy again, each pool priced at its LP shadow price (gridshift.planner.pricing); returns
+    the LP's lower bound on the objective, or None when the LP did not finish."""
+    if not deadline.allows(settings.min_solver_seconds):
+        return None
+    # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
+    # so that HiGHS's later limits still fit the budget.
+    limit = deadline.allot(deadline.left() * _PRICING_SHARE)
+    prices = pool_prices(problem, settings, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit))
+    if prices is None:
+        best.steps.append("pool prices (LP relaxation): not found within the time limit")
+        return None
+    if any(price > 0 for price in prices.per_gpu.values()) and deadline.allows(0.0):
+        priced = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0), pool_prices=prices.per_gpu)
+        cut = " (cut short by the budget)" if deadline.exhausted else ""
+        best.offer(
+            priced if priced is None else Solution(priced.counts, Solver.PRICED), "greedy at LP pool prices" + cut
+        )
+    return prices.bound
 
 
 def _neighbourhoods(
