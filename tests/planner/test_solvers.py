@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -185,6 +186,26 @@ def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(mon
     budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
     search(problem, budget)
     assert limits and sum(limits) <= 1.2 + 1e-9
+
+
+def test_with_a_clock_highs_own_limit_stays_close_to_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    # HiGHS does not ask its interrupt callbacks everywhere (9 CPU-s in one stretch at 1,000
+    # deployments): its own wall-clock limit must bound it near its share, not at 10x.
+    from gridshift.planner import search as search_module
+
+    limits: list[float] = []
+    real = search_module.run_milp
+
+    def recording(*args: object, **kwargs: object) -> object:
+        limits.append(float(kwargs["time_limit"]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_module, "run_milp", recording)
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    budget = 1.0
+    search(problem, PlannerSettings(time_budget_seconds=budget), clock=time.process_time)
+    assert limits and max(limits) <= 1.25 * budget * SETTINGS.whole_problem_share + 0.25 + 1e-9
 
 
 def test_highs_stops_when_the_callers_clock_says_so() -> None:

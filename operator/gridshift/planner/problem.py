@@ -276,6 +276,10 @@ class _Capacity:
     power: float
     batch: float
 
+    @cached_property
+    def max_num_seqs(self) -> int:
+        return max_num_seqs(self.model, self.batch)
+
 
 def _capacities(
     snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings
@@ -389,7 +393,7 @@ def _option(
         stale=site.stale,
         preferred=site.preferred,
         model=capacity.model,
-        max_num_seqs=max_num_seqs(capacity.model, capacity.batch),
+        max_num_seqs=capacity.max_num_seqs,
         carbon_usd_per_hour=carbon_hourly,
         carbon_limit=carbon_limit,
     )
