@@ -10,7 +10,7 @@ import pytest
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.milp import build_model, lp_bound, run_milp, solve_milp
-from gridshift.planner.problem import build_problem
+from gridshift.planner.problem import Problem, build_problem
 from gridshift.planner.search import revalidated_current, search, usd_per_hour, violations
 from gridshift.planner.solution import Solution, Solver, objective
 from gridshift.planner.synthetic import random_snapshot
@@ -170,7 +170,8 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
     assert checked > 10
 
 
-def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+def _time_limits_given_to_highs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The time_limit of every run_milp call the search makes from now on, in order."""
     from gridshift.planner import search as search_module
 
     limits: list[float] = []
@@ -181,8 +182,17 @@ def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(mon
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(search_module, "run_milp", recording)
+    return limits
+
+
+def _contended_problem() -> Problem:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
-    problem = build_problem(world, SETTINGS)
+    return build_problem(world, SETTINGS)
+
+
+def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = _time_limits_given_to_highs(monkeypatch)
+    problem = _contended_problem()
     budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
     search(problem, budget)
     assert limits and sum(limits) <= 1.2 + 1e-9
@@ -191,18 +201,8 @@ def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(mon
 def test_with_a_clock_highs_own_limit_stays_close_to_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
     # HiGHS does not ask its interrupt callbacks everywhere (9 CPU-s in one stretch at 1,000
     # deployments): its own wall-clock limit must bound it near its share, not at 10x.
-    from gridshift.planner import search as search_module
-
-    limits: list[float] = []
-    real = search_module.run_milp
-
-    def recording(*args: object, **kwargs: object) -> object:
-        limits.append(float(kwargs["time_limit"]))  # type: ignore[arg-type]
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(search_module, "run_milp", recording)
-    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
-    problem = build_problem(world, SETTINGS)
+    limits = _time_limits_given_to_highs(monkeypatch)
+    problem = _contended_problem()
     budget = 1.0
     search(problem, PlannerSettings(time_budget_seconds=budget), clock=time.process_time)
     assert limits and max(limits) <= 1.25 * budget * SETTINGS.whole_problem_share + 0.25 + 1e-9
