@@ -15,7 +15,7 @@ module reads none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +172,11 @@ def build_model(problem: Problem, settings: PlannerSettings) -> Model:
     )
 
 
-def _highs(model: Model, *, relax: bool, time_limit: float | None, options: dict[str, float | bool]) -> highspy.Highs:
+def new_highs(
+    time_limit: float | None, options: Mapping[str, float | bool | str], stop: Callable[[], bool] | None = None
+) -> highspy.Highs:
+    """A quiet HiGHS on one thread with a fixed seed, `time_limit` seconds on its own clock, and `stop`
+    asked by its interrupt callbacks (simplex and branch and bound)."""
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     # One thread: the result must not depend on thread timing (determinism), and the operator shares
@@ -183,6 +187,26 @@ def _highs(model: Model, *, relax: bool, time_limit: float | None, options: dict
         highs.setOptionValue("time_limit", max(1e-3, float(time_limit)))
     for name, value in options.items():
         highs.setOptionValue(name, value)
+    if stop is not None:
+
+        def interrupt(event: Any) -> None:
+            if stop():
+                event.interrupt()
+
+        highs.cbMipInterrupt.subscribe(interrupt)
+        highs.cbSimplexInterrupt.subscribe(interrupt)
+    return highs
+
+
+def _highs(
+    model: Model,
+    *,
+    relax: bool,
+    time_limit: float | None,
+    options: dict[str, float | bool],
+    stop: Callable[[], bool] | None = None,
+) -> highspy.Highs:
+    highs = new_highs(time_limit, options, stop)
     count = model.column_count
     row_count = len(model.row_lower)
     matrix = coo_matrix((model.values, (model.rows, model.cols)), shape=(row_count, count)).tocsc()
@@ -230,20 +254,12 @@ def run_milp(
     options: dict[str, float | bool] = {"mip_rel_gap": gap}
     if absolute_gap is not None:
         options["mip_abs_gap"] = absolute_gap
-    highs = _highs(model, relax=False, time_limit=time_limit, options=options)
+    highs = _highs(model, relax=False, time_limit=time_limit, options=options, stop=stop)
     if start is not None:
         index = np.asarray([c for columns in model.x_columns for c in columns], dtype=np.int32)
         value = np.asarray([n for counts in start.counts for n in counts], dtype=np.float64)
         # A partial start: HiGHS completes the start/stop, indicator and slack columns itself.
         highs.setSolution(len(index), index, value)
-    if stop is not None:
-
-        def interrupt(event: Any) -> None:
-            if stop():
-                event.interrupt()
-
-        highs.cbMipInterrupt.subscribe(interrupt)
-        highs.cbSimplexInterrupt.subscribe(interrupt)
     highs.run()
     status = highs.getModelStatus()
     info = highs.getInfo()

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import highspy
 import numpy as np
 from scipy.sparse import csc_matrix
 
 from gridshift.planner.migration import Key
+from gridshift.planner.milp import new_highs
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import shortfall_penalty_per_unit
@@ -108,7 +108,7 @@ def pool_prices(
         (np.asarray(value), np.asarray(index, dtype=np.int32), np.asarray(col_start, dtype=np.int32)),
         shape=(row, len(cost)),
     )
-    highs = _solver(time_limit, stop)
+    highs = new_highs(time_limit, {"solver": "simplex"}, stop)
     lp = highspy.HighsLp()
     lp.num_col_ = len(cost)
     lp.num_row_ = row
@@ -129,22 +129,3 @@ def pool_prices(
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
     return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost)
-
-
-def _solver(time_limit: float | None, stop: Callable[[], bool] | None) -> highspy.Highs:
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    # One thread and a fixed seed, as in gridshift.planner.milp: the prices must not depend on timing.
-    highs.setOptionValue("threads", 1)
-    highs.setOptionValue("random_seed", 0)
-    highs.setOptionValue("solver", "simplex")
-    if time_limit is not None:
-        highs.setOptionValue("time_limit", max(1e-3, float(time_limit)))
-    if stop is not None:
-
-        def interrupt(event: Any) -> None:
-            if stop():
-                event.interrupt()
-
-        highs.cbSimplexInterrupt.subscribe(interrupt)
-    return highs
