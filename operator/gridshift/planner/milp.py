@@ -89,6 +89,8 @@ class MilpResult:
     optimal: bool
     bound: float | None
     timed_out: bool
+    run_seconds: float = 0.0
+    """How long HiGHS ran on its own (wall) clock."""
 
 
 def build_model(problem: Problem, settings: PlannerSettings) -> Model:
@@ -265,13 +267,13 @@ def run_milp(
     info = highs.getInfo()
     timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-        return MilpResult(None, False, None, timed_out)
+        return MilpResult(None, False, None, timed_out, highs.getRunTime())
     values = np.rint(np.asarray(highs.getSolution().col_value)).astype(int)
     solution = Solution(
         counts=tuple(tuple(int(values[c]) for c in columns) for columns in model.x_columns), solver=Solver.MILP
     )
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out)
+    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out, highs.getRunTime())
 
 
 def solve_milp(problem: Problem, settings: PlannerSettings, time_limit: float | None = None) -> Solution | None:

@@ -40,10 +40,13 @@ from gridshift.planner.solution import shortfall_penalty_per_unit
 @dataclass(frozen=True)
 class PoolPrices:
     """USD/h per GPU of each pool (>= 0; pools with GPUs to spare price at 0), and the LP's lower bound
-    on the objective (USD/h, penalties included)."""
+    on the objective (USD/h, penalties included); both empty (None) when HiGHS ended without the LP's
+    optimum (time limit or `stop`), since a suboptimal basis prices nothing reliably and bounds nothing."""
 
     per_gpu: dict[Key, float]
-    bound: float
+    bound: float | None
+    run_seconds: float = 0.0
+    """How long HiGHS ran on its own (wall) clock."""
 
 
 def pool_prices(
@@ -52,9 +55,8 @@ def pool_prices(
     *,
     time_limit: float | None = None,
     stop: Callable[[], bool] | None = None,
-) -> PoolPrices | None:
-    """Solve the compact LP (dual simplex, one thread); None when HiGHS ends without its optimum
-    (time limit or `stop`), since a suboptimal basis prices nothing reliably and bounds nothing."""
+) -> PoolPrices:
+    """Solve the compact LP (simplex, one thread)."""
     keys = sorted(problem.inventory)
     pool_row = {key: i for i, key in enumerate(keys)}
     pools = len(keys)
@@ -124,8 +126,8 @@ def pool_prices(
     highs.passModel(lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
+        return PoolPrices({}, None, highs.getRunTime())
     duals = np.asarray(highs.getSolution().row_dual[:pools])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
-    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost)
+    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, highs.getRunTime())

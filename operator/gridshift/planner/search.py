@@ -43,6 +43,10 @@ from gridshift.planner.solution import Solution, Solver, deployment_objective, m
 _PRICING_SHARE = 0.25
 _BACKSTOP_FACTOR = 1.25
 _BACKSTOP_SECONDS = 0.25
+# The clocks' rate is learnt from HiGHS calls of at least this many (HiGHS) seconds, and taken as no
+# lower than the floor (a CPU clock at a load of 20 on one core).
+_RATE_MIN_SECONDS = 0.02
+_RATE_FLOOR = 0.05
 """At most this share of the time left goes to the LP that prices the pools."""
 
 
@@ -85,6 +89,8 @@ class _Deadline:
         self.started = clock() if clock is not None else 0.0
         self.allotted = 0.0
         self.exhausted = False
+        self.rate = 1.0
+        """Injected-clock seconds per HiGHS (wall) second, as last measured."""
 
     def left(self) -> float:
         if self.clock is None:
@@ -110,10 +116,27 @@ class _Deadline:
     def backstop(self, seconds: float) -> float:
         """HiGHS's own (wall-clock) limit beside the injected clock: a little above the share, because
         HiGHS does not ask its interrupt callbacks everywhere (at 1,000 deployments it spent 9 CPU-s
-        in one stretch without asking, measured). One-threaded HiGHS uses no more CPU seconds than
-        wall seconds, so this bounds it on either clock; on a loaded machine with a CPU clock it may
-        end HiGHS before its share of CPU is spent. Without a clock, the limit itself."""
-        return seconds if self.clock is None else _BACKSTOP_FACTOR * seconds + _BACKSTOP_SECONDS
+        in one stretch without asking, measured), converted to HiGHS's clock at the rate the two
+        clocks ran during the last HiGHS call (a CPU clock on a loaded machine runs slower than
+        HiGHS's wall clock). Without a clock, the limit itself."""
+        if self.clock is None:
+            return seconds
+        return (_BACKSTOP_FACTOR * seconds + _BACKSTOP_SECONDS) / self.rate
+
+    def before_highs(self) -> float | None:
+        """The injected clock before a HiGHS call (None without a clock, or once the budget is spent)."""
+        return None if self.clock is None or self.exhausted else self.clock()
+
+    def after_highs(self, before: float | None, highs_seconds: float) -> None:
+        """Learn the rate of the injected clock against HiGHS's from one call. A reading past the
+        deadline ends the search, so the clock is not read again."""
+        if before is None or self.clock is None:
+            return
+        now = self.clock()
+        if now - self.started >= self.budget:
+            self.exhausted = True
+        if highs_seconds >= _RATE_MIN_SECONDS:
+            self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / highs_seconds))
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -265,6 +288,7 @@ def search(
         model = build_model(problem, settings)
         # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
         limit = deadline.allot(deadline.left() * settings.whole_problem_share)
+        before = deadline.before_highs()
         result = run_milp(
             problem,
             settings,
@@ -275,6 +299,7 @@ def search(
             absolute_gap=_proof_gap(problem, best.solution, settings),
             relative_gap=0.0,
         )
+        deadline.after_highs(before, result.run_seconds)
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
@@ -313,8 +338,10 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
     # so that HiGHS's later limits still fit the budget.
     limit = deadline.allot(deadline.left() * _PRICING_SHARE)
+    before = deadline.before_highs()
     prices = pool_prices(problem, settings, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit))
-    if prices is None:
+    deadline.after_highs(before, prices.run_seconds)
+    if prices.bound is None:
         best.steps.append("pool prices (LP relaxation): not found within the time limit")
         return None
     if any(price > 0 for price in prices.per_gpu.values()) and deadline.allows(0.0):
@@ -343,6 +370,7 @@ def _neighbourhoods(
             sub = _subproblem(problem, best.solution, members)
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
             limit = deadline.allot(settings.neighbourhood_seconds)
+            before = deadline.before_highs()
             result = run_milp(
                 sub,
                 settings,
@@ -352,6 +380,7 @@ def _neighbourhoods(
                 absolute_gap=_proof_gap(sub, start, settings),
                 relative_gap=0.0,
             )
+            deadline.after_highs(before, result.run_seconds)
             if result.solution is None:
                 continue
             merged = list(best.solution.counts)
