@@ -70,6 +70,8 @@ def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.C
         # Greedy alone is never better than the proven optimum, and the LP bounds both from below.
         assert run["gap_pct"] >= -1e-6
         assert run["lp_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+        # HiGHS's bound from the reference solve: at the optimum once it is proven.
+        assert run["reference_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
     assert summary["gap_max_pct"] == max(r["gap_pct"] for r in runs)
 
 
