@@ -212,15 +212,17 @@ def test_with_a_clock_highs_own_limit_stays_close_to_its_share(monkeypatch: pyte
 def test_highs_own_limit_follows_the_rate_of_the_injected_clock() -> None:
     # A CPU clock on a machine loaded 4x runs at a quarter of HiGHS's wall clock: HiGHS's own
     # limit must then be 4x the share, or it would stop HiGHS after a quarter of its share.
+    from gridshift.planner.milp import RunTime
     from gridshift.planner.search import _Deadline
 
-    readings = iter([0.0, 1.0, 1.5, 3.0, 3.5])
-    deadline = _Deadline(lambda: next(readings), budget=10.0)
+    deadline = _Deadline(lambda: 0.0, budget=10.0)
     assert deadline.backstop(2.0) == pytest.approx(1.25 * 2.0 + 0.25)
-    deadline.after_highs(deadline.before_highs(), highs_seconds=2.0)  # 0.5 s on the injected clock
+    deadline.after_highs(RunTime(2.0, (1.0, 1.5)))  # 0.5 s on the injected clock, 2 s on HiGHS's
     assert deadline.backstop(2.0) == pytest.approx((1.25 * 2.0 + 0.25) * 4)
-    deadline.after_highs(deadline.before_highs(), highs_seconds=0.5)  # as fast as HiGHS's (or faster)
+    deadline.after_highs(RunTime(0.5, (3.0, 3.5)))  # as fast as HiGHS's (or faster)
     assert deadline.backstop(2.0) == pytest.approx(1.25 * 2.0 + 0.25)
+    deadline.after_highs(RunTime(1.0, (3.5, 10.5)))  # a reading past the deadline ends the search
+    assert not deadline.allows(0.0)
 
 
 def test_highs_stops_when_the_callers_clock_says_so() -> None:

@@ -16,7 +16,7 @@ module reads none.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
@@ -81,6 +81,24 @@ class Model:
 
 
 @dataclass(frozen=True)
+class RunTime:
+    """How long one HiGHS run took on HiGHS's own (wall) clock, and the caller's clock readings just
+    before and after it (None without a caller's clock)."""
+
+    highs_seconds: float
+    clock_span: tuple[float, float] | None
+
+
+def timed_run(highs: highspy.Highs, clock: Callable[[], float] | None) -> RunTime:
+    """Run HiGHS, reading the caller's clock right around it (so that the caller can learn how fast
+    its clock runs against HiGHS's)."""
+    before = clock() if clock is not None else None
+    highs.run()
+    span = None if clock is None or before is None else (before, clock())
+    return RunTime(highs.getRunTime(), span)
+
+
+@dataclass(frozen=True)
 class MilpResult:
     """What HiGHS returned: a solution (None if it found none), whether it is proven optimal within
     the gap, the best bound it proved (USD/h), and whether the time limit ended the search."""
@@ -89,8 +107,7 @@ class MilpResult:
     optimal: bool
     bound: float | None
     timed_out: bool
-    run_seconds: float = 0.0
-    """How long HiGHS ran on its own (wall) clock."""
+    run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
 
 
 def build_model(problem: Problem, settings: PlannerSettings) -> Model:
@@ -242,12 +259,14 @@ def run_milp(
     absolute_gap: float | None = None,
     model: Model | None = None,
     stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> MilpResult:
     """Branch and bound on the whole problem. `start` must be a valid plan (moves within the limit,
     inventory held): HiGHS then never returns anything worse. `time_limit` in seconds (HiGHS's own
     wall clock). `stop`, asked by HiGHS's interrupt callbacks during simplex and branch and bound,
     ends the search on the caller's clock instead (the planner's injected one, which may count CPU
-    seconds); `time_limit` then only backs it up."""
+    seconds); `time_limit` then only backs it up. `clock`, when given, is read just before and after
+    HiGHS runs (MilpResult.run)."""
     model = model or build_model(problem, settings)
     if model.column_count == 0:
         empty = Solution(counts=tuple(() for _ in problem.deployments), solver=Solver.MILP)
@@ -262,18 +281,18 @@ def run_milp(
         value = np.asarray([n for counts in start.counts for n in counts], dtype=np.float64)
         # A partial start: HiGHS completes the start/stop, indicator and slack columns itself.
         highs.setSolution(len(index), index, value)
-    highs.run()
+    run = timed_run(highs, clock)
     status = highs.getModelStatus()
     info = highs.getInfo()
     timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-        return MilpResult(None, False, None, timed_out, highs.getRunTime())
+        return MilpResult(None, False, None, timed_out, run)
     values = np.rint(np.asarray(highs.getSolution().col_value)).astype(int)
     solution = Solution(
         counts=tuple(tuple(int(values[c]) for c in columns) for columns in model.x_columns), solver=Solver.MILP
     )
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out, highs.getRunTime())
+    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out, run)
 
 
 def solve_milp(problem: Problem, settings: PlannerSettings, time_limit: float | None = None) -> Solution | None:

@@ -24,14 +24,14 @@ cost, is still a lower bound on every plan's objective (`PoolPrices.bound`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
 from scipy.sparse import csc_matrix
 
 from gridshift.planner.migration import Key
-from gridshift.planner.milp import new_highs
+from gridshift.planner.milp import RunTime, new_highs, timed_run
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import shortfall_penalty_per_unit
@@ -45,8 +45,7 @@ class PoolPrices:
 
     per_gpu: dict[Key, float]
     bound: float | None
-    run_seconds: float = 0.0
-    """How long HiGHS ran on its own (wall) clock."""
+    run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
 
 
 def pool_prices(
@@ -55,6 +54,7 @@ def pool_prices(
     *,
     time_limit: float | None = None,
     stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> PoolPrices:
     """Solve the compact LP (simplex, one thread)."""
     keys = sorted(problem.inventory)
@@ -124,10 +124,10 @@ def pool_prices(
     lp.a_matrix_.index_ = matrix.indices
     lp.a_matrix_.value_ = matrix.data
     highs.passModel(lp)
-    highs.run()
+    run = timed_run(highs, clock)
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return PoolPrices({}, None, highs.getRunTime())
+        return PoolPrices({}, None, run)
     duals = np.asarray(highs.getSolution().row_dual[:pools])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
-    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, highs.getRunTime())
+    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, run)

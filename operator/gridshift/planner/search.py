@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gridshift.planner.greedy import solve_greedy
-from gridshift.planner.milp import build_model, run_milp
+from gridshift.planner.milp import RunTime, build_model, run_milp
 from gridshift.planner.pricing import pool_prices
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
@@ -123,20 +123,20 @@ class _Deadline:
             return seconds
         return (_BACKSTOP_FACTOR * seconds + _BACKSTOP_SECONDS) / self.rate
 
-    def before_highs(self) -> float | None:
-        """The injected clock before a HiGHS call (None without a clock, or once the budget is spent)."""
-        return None if self.clock is None or self.exhausted else self.clock()
+    def highs_clock(self) -> Clock | None:
+        """The clock HiGHS calls read right around HiGHS's run (None without one, or once the budget is spent)."""
+        return None if self.exhausted else self.clock
 
-    def after_highs(self, before: float | None, highs_seconds: float) -> None:
-        """Learn the rate of the injected clock against HiGHS's from one call. A reading past the
+    def after_highs(self, run: RunTime) -> None:
+        """Learn the rate of the injected clock against HiGHS's from one run. A reading past the
         deadline ends the search, so the clock is not read again."""
-        if before is None or self.clock is None:
+        if run.clock_span is None:
             return
-        now = self.clock()
+        before, now = run.clock_span
         if now - self.started >= self.budget:
             self.exhausted = True
-        if highs_seconds >= _RATE_MIN_SECONDS:
-            self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / highs_seconds))
+        if run.highs_seconds >= _RATE_MIN_SECONDS:
+            self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / run.highs_seconds))
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -288,7 +288,6 @@ def search(
         model = build_model(problem, settings)
         # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
         limit = deadline.allot(deadline.left() * settings.whole_problem_share)
-        before = deadline.before_highs()
         result = run_milp(
             problem,
             settings,
@@ -296,10 +295,11 @@ def search(
             time_limit=deadline.backstop(limit),
             model=model,
             stop=deadline.stopper(limit),
+            clock=deadline.highs_clock(),
             absolute_gap=_proof_gap(problem, best.solution, settings),
             relative_gap=0.0,
         )
-        deadline.after_highs(before, result.run_seconds)
+        deadline.after_highs(result.run)
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
@@ -338,9 +338,14 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
     # so that HiGHS's later limits still fit the budget.
     limit = deadline.allot(deadline.left() * _PRICING_SHARE)
-    before = deadline.before_highs()
-    prices = pool_prices(problem, settings, time_limit=deadline.backstop(limit), stop=deadline.stopper(limit))
-    deadline.after_highs(before, prices.run_seconds)
+    prices = pool_prices(
+        problem,
+        settings,
+        time_limit=deadline.backstop(limit),
+        stop=deadline.stopper(limit),
+        clock=deadline.highs_clock(),
+    )
+    deadline.after_highs(prices.run)
     if prices.bound is None:
         best.steps.append("pool prices (LP relaxation): not found within the time limit")
         return None
@@ -370,17 +375,17 @@ def _neighbourhoods(
             sub = _subproblem(problem, best.solution, members)
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
             limit = deadline.allot(settings.neighbourhood_seconds)
-            before = deadline.before_highs()
             result = run_milp(
                 sub,
                 settings,
                 start=start,
                 time_limit=deadline.backstop(limit),
                 stop=deadline.stopper(limit),
+                clock=deadline.highs_clock(),
                 absolute_gap=_proof_gap(sub, start, settings),
                 relative_gap=0.0,
             )
-            deadline.after_highs(before, result.run_seconds)
+            deadline.after_highs(result.run)
             if result.solution is None:
                 continue
             merged = list(best.solution.counts)
