@@ -16,6 +16,7 @@ Importable as `e2e.world` (repository root on sys.path) or `world` (e2e/ on sys.
 from __future__ import annotations
 
 from .clock import ClockReading, WorldClock
+from .feedserver import FeedFaultMode
 from .fleet import Fleet, LoadSpec
 from .kube import (
     FakeClusterReader,
@@ -25,7 +26,7 @@ from .kube import (
     NodeInfo,
     PodInfo,
 )
-from .prices import FeedFaultMode, PriceApi, PriceBook
+from .prices import PriceApi, PriceBook
 from .prometheus import scrape_configs
 from .trace import TraceName
 from .world import World, WorldSettings

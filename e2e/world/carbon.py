@@ -17,7 +17,7 @@ and life-cycle, via HewlettPackard/green-dcc; see docs/carbon.md for source and 
   set for half hours that have ended, `forecast` always (the recorded direct intensity of GB).
 - `GET /carbon/zones`: the zones served.
 
-Faults are e2e.world.prices.FeedFault, by zone (or "*"): an error answer (500) or a stall.
+Faults are e2e.world.feedserver.FeedFault, by zone (or "*"): an error answer (500) or a stall.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
-from .httpserver import QuietHandler, WorldHTTPServer
-from .prices import Answer, FeedFault, FeedFaultMode
+from .feedserver import Answer, SeriesServer
 from .trace import shared_data_dir
 
 HOUR = timedelta(hours=1)
@@ -235,58 +233,16 @@ def _gb_index(value: float) -> str:
     return "very high"
 
 
-class CarbonServer:
+class CarbonServer(SeriesServer):
     """The carbon APIs over HTTP on 127.0.0.1, reading simulated time from `now`."""
 
     def __init__(self, api: CarbonApi, now: Callable[[], datetime], port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__("carbon-server", now, port, host)
         self.api = api
-        self.now = now
-        self.host = host
-        self.faults: dict[str, FeedFault] = {}
-        self.requests_served = 0
-        self._lock = threading.Lock()
-        self._stall_release = threading.Event()
-        server = self
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                fault = server.fault_for(server.zone_of(parts.path, query))
-                if fault.mode is FeedFaultMode.STALL:
-                    server._stall_release.wait(fault.stall_seconds)
-                if fault.mode is FeedFaultMode.ERROR:
-                    self._send(Answer(500, "Internal Server Error (simulated fault)\n", "text/plain"))
-                    return
-                self._send(server.answer(parts.path, query, headers))
-
-            def _send(self, answer: Answer) -> None:
-                body = answer.body.encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", answer.content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-                with server._lock:
-                    server.requests_served += 1
-
-        self._server = WorldHTTPServer((host, port), Handler, "carbon-server")
-        self.port = self._server.port
 
     @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._stall_release.set()
-        self._server.stop()
+    def known_zones(self) -> list[str]:
+        return self.api.book.zones
 
     def zone_of(self, path: str, query: dict[str, str]) -> str | None:
         if path.startswith("/v3/carbon-intensity/"):
@@ -297,22 +253,6 @@ class CarbonServer:
         if path.startswith(("/intensity/", "/regional/")):
             return "GB"
         return None
-
-    def fault_for(self, zone: str | None) -> FeedFault:
-        with self._lock:
-            return self.faults.get(zone or "", self.faults.get("*", FeedFault()))
-
-    def set_fault(self, zone: str, fault: FeedFault) -> None:
-        if zone != "*" and zone not in self.api.book.zones:
-            raise ValueError(f"fault zone: {zone!r} is not one of {self.api.book.zones} or '*'")
-        with self._lock:
-            if fault.mode is FeedFaultMode.OK:
-                self.faults.pop(zone, None)
-            else:
-                self.faults[zone] = fault
-            if not any(f.mode is FeedFaultMode.STALL for f in self.faults.values()):
-                self._stall_release.set()
-                self._stall_release = threading.Event()
 
     def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         now = self.now()

@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import csv
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.signals.entsoe import PERIOD_FORMAT, write_a44
 from gridshift.signals.prices import PriceInterval
 
-from .httpserver import QuietHandler, WorldHTTPServer
+from .feedserver import Answer, SeriesServer
 from .trace import shared_data_dir
 
 HOUR = timedelta(hours=1)
@@ -154,21 +152,6 @@ def _local_midnight(day: date, timezone: str) -> datetime:
 # ---------------------------------------------------------------------------------------- faults
 
 
-class FeedFaultMode(StrEnum):
-    OK = "ok"
-    ERROR = "error"
-    """Answer HTTP 500."""
-    STALL = "stall"
-    """Hold the request for `stall_seconds` (real) before answering: client timeouts fire."""
-
-
-@dataclass(frozen=True)
-class FeedFault:
-    mode: FeedFaultMode = FeedFaultMode.OK
-    stall_seconds: float = 30.0
-    """Real seconds a stalled request is held."""
-
-
 # ---------------------------------------------------------------------------------------- documents
 
 
@@ -193,13 +176,6 @@ def acknowledgement(reason_code: str, text: str, now: datetime) -> str:
 
 def _xml_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str
-    content_type: str
 
 
 class PriceApi:
@@ -292,59 +268,16 @@ def _z(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class PriceServer:
+class PriceServer(SeriesServer):
     """The price API over HTTP on 127.0.0.1, reading simulated time from `now`."""
 
     def __init__(self, api: PriceApi, now: Callable[[], datetime], port: int = 0, host: str = "127.0.0.1") -> None:
+        super().__init__("price-server", now, port, host)
         self.api = api
-        self.now = now
-        self.host = host
-        self.faults: dict[str, FeedFault] = {}
-        """Zone name (or "*") -> fault."""
-        self.requests_served = 0
-        self._lock = threading.Lock()
-        self._stall_release = threading.Event()
-        server = self
-
-        class Handler(QuietHandler):
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                zone = server.zone_of(parts.path, query)
-                fault = server.fault_for(zone)
-                if fault.mode is FeedFaultMode.STALL:
-                    server._stall_release.wait(fault.stall_seconds)
-                if fault.mode is FeedFaultMode.ERROR:
-                    self._send(Answer(500, "Internal Server Error (simulated fault)\n", "text/plain"))
-                    return
-                self._send(server.answer(parts.path, query))
-
-            def _send(self, answer: Answer) -> None:
-                body = answer.body.encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", answer.content_type)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a stall fault outlived its timeout)
-                with server._lock:
-                    server.requests_served += 1
-
-        self._server = WorldHTTPServer((host, port), Handler, "price-server")
-        self.port = self._server.port
 
     @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> None:
-        self._server.start()
-
-    def stop(self) -> None:
-        self._stall_release.set()
-        self._server.stop()
+    def known_zones(self) -> list[str]:
+        return sorted(ZONES)
 
     def zone_of(self, path: str, query: dict[str, str]) -> str | None:
         if path.rstrip("/") == "/api":
@@ -354,23 +287,7 @@ class PriceServer:
             return path[len("/json/") :].strip("/")
         return None
 
-    def fault_for(self, zone: str | None) -> FeedFault:
-        with self._lock:
-            return self.faults.get(zone or "", self.faults.get("*", FeedFault()))
-
-    def set_fault(self, zone: str, fault: FeedFault) -> None:
-        if zone != "*" and zone not in ZONES:
-            raise ValueError(f"fault zone: {zone!r} is not one of {sorted(ZONES)} or '*'")
-        with self._lock:
-            if fault.mode is FeedFaultMode.OK:
-                self.faults.pop(zone, None)
-            else:
-                self.faults[zone] = fault
-            if not any(f.mode is FeedFaultMode.STALL for f in self.faults.values()):
-                self._stall_release.set()
-                self._stall_release = threading.Event()
-
-    def answer(self, path: str, query: dict[str, str]) -> Answer:
+    def answer(self, path: str, query: dict[str, str], headers: dict[str, str]) -> Answer:
         now = self.now()
         stripped = path.rstrip("/")
         if stripped == "/api":

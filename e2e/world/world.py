@@ -22,6 +22,7 @@ from .carbon import CarbonApi, CarbonBook, CarbonServer
 from .clock import WorldClock
 from .control import ControlServer
 from .exporter import RegionExporter
+from .feedserver import FeedFault, FeedFaultMode
 from .fleet import Fleet, LoadSpec
 from .kube import (
     ClusterPower,
@@ -33,7 +34,7 @@ from .kube import (
     ReadinessWriter,
     RoutingReader,
 )
-from .prices import FeedFault, FeedFaultMode, PriceApi, PriceBook, PriceServer
+from .prices import PriceApi, PriceBook, PriceServer
 from .profiles import REPO_ROOT, SHIPPED_PROFILES, ProfileCatalog
 
 log = logging.getLogger("gridshift.world")

@@ -50,6 +50,17 @@ class OperatorSettings(BaseSettings):
         le=86_400,
         description="PromQL range for rates and quantiles, s; 5 min smooths scrape jitter yet follows load in minutes.",
     )
+    queue_drain_seconds: float = Field(
+        default=300.0,
+        ge=10,
+        le=86_400,
+        description=(
+            "Seconds within which requests left waiting in vLLM's queue should be served, s: the queue is "
+            "a stock, so it adds waiting / this to the measured request rate. 300 s: about the planner's "
+            "reaction time (a cold start plus a cycle). Independent of metricsWindowSeconds, so a short "
+            "rate window does not inflate demand."
+        ),
+    )
     metrics_cluster_label: str | None = Field(
         default=None,
         description=(

@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from gridshift.cli.crds import report_check
 from gridshift_dev import dashboard
 
 JsonDict = dict[str, Any]
@@ -213,9 +214,24 @@ def _monitor_extras() -> JsonDict:
     }
 
 
-def chart_values_schema() -> JsonDict:
-    """The complete values.schema.json."""
-    properties: JsonDict = {
+def _monitor(description: str) -> JsonDict:
+    """A ServiceMonitor's or PodMonitor's values (the chart creates one or the other)."""
+    return _closed(
+        description,
+        {
+            "enabled": _boolean("Create it."),
+            "interval": _string("Scrape interval.", pattern=DURATION),
+            "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
+            "honorLabels": _boolean("Keep the operator's region labels."),
+            "labels": _string_map("Labels (to match the Prometheus selector)."),
+            **_monitor_extras(),
+        },
+    )
+
+
+def _release_values() -> JsonDict:
+    """Names, labels shared with an umbrella chart, and the CRDs."""
+    return {
         "nameOverride": _string("Replaces the chart name in resource names."),
         "fullnameOverride": _string("Replaces the release-derived full name of every resource."),
         # Helm hands `global` to every subchart of an umbrella chart: open, or gridshift could not be one.
@@ -241,6 +257,12 @@ def chart_values_schema() -> JsonDict:
                 "keep": _boolean("Annotate the CRDs helm.sh/resource-policy: keep (survive uninstall)."),
             },
         ),
+    }
+
+
+def _operator_container_values() -> JsonDict:
+    """The operator's image, command, replicas, ServiceAccount and roles."""
+    return {
         "image": _closed(
             "Operator image.",
             {
@@ -275,6 +297,12 @@ def chart_values_schema() -> JsonDict:
                 "userRoles": _boolean("Aggregate gridshift's kinds into the view, edit and admin roles."),
             },
         ),
+    }
+
+
+def _pod_values() -> JsonDict:
+    """The operator pod's metadata, security, resources, probes and scheduling."""
+    return {
         "deploymentAnnotations": _string_map("Deployment annotations."),
         "podAnnotations": _string_map("Pod annotations."),
         "podLabels": _string_map("Pod labels."),
@@ -293,7 +321,12 @@ def chart_values_schema() -> JsonDict:
         "extraEnv": _array("Extra container env entries."),
         "volumes": _array("Extra pod volumes."),
         "volumeMounts": _array("Extra volume mounts of the operator container."),
-        "operator": operator_settings_schema(),
+    }
+
+
+def _metrics_values() -> JsonDict:
+    """The operator's metrics Service, its ServiceMonitor or PodMonitor, and the PrometheusRule."""
+    return {
         "metrics": _closed(
             "The operator's Prometheus metrics.",
             {
@@ -306,28 +339,8 @@ def chart_values_schema() -> JsonDict:
                         "labels": _string_map("Labels."),
                     },
                 ),
-                "serviceMonitor": _closed(
-                    "Prometheus Operator ServiceMonitor.",
-                    {
-                        "enabled": _boolean("Create it."),
-                        "interval": _string("Scrape interval.", pattern=DURATION),
-                        "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
-                        "honorLabels": _boolean("Keep the operator's region labels."),
-                        "labels": _string_map("Labels (to match the Prometheus selector)."),
-                        **_monitor_extras(),
-                    },
-                ),
-                "podMonitor": _closed(
-                    "Prometheus Operator PodMonitor (instead of the ServiceMonitor).",
-                    {
-                        "enabled": _boolean("Create it."),
-                        "interval": _string("Scrape interval.", pattern=DURATION),
-                        "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
-                        "honorLabels": _boolean("Keep the operator's region labels."),
-                        "labels": _string_map("Labels (to match the Prometheus selector)."),
-                        **_monitor_extras(),
-                    },
-                ),
+                "serviceMonitor": _monitor("Prometheus Operator ServiceMonitor."),
+                "podMonitor": _monitor("Prometheus Operator PodMonitor (instead of the ServiceMonitor)."),
                 "prometheusRule": _closed(
                     "Prometheus Operator PrometheusRule with the recording rules and alerts.",
                     {
@@ -338,6 +351,12 @@ def chart_values_schema() -> JsonDict:
                 ),
             },
         ),
+    }
+
+
+def _policy_values() -> JsonDict:
+    """NetworkPolicy, admission policies, dashboards, PodDisruptionBudget and extra objects."""
+    return {
         "networkPolicy": _closed(
             "NetworkPolicy of the operator pods.",
             {
@@ -379,6 +398,18 @@ def chart_values_schema() -> JsonDict:
             "description": "Extra manifests: maps, or strings rendered with tpl.",
             "items": {"type": ["object", "string"]},
         },
+    }
+
+
+def chart_values_schema() -> JsonDict:
+    """The complete values.schema.json, section by section in the order values.yaml reads."""
+    properties: JsonDict = {
+        **_release_values(),
+        **_operator_container_values(),
+        **_pod_values(),
+        "operator": operator_settings_schema(),
+        **_metrics_values(),
+        **_policy_values(),
     }
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -567,13 +598,46 @@ def alerts() -> tuple[Alert, ...]:
     return found
 
 
-def recording_rules() -> JsonDict:
-    """The Prometheus rules file (`groups:`): J/token and $/Mtok per deployment and region, measured
-    against predicted cost, and the alerts."""
-    from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION, WATT_HOURS_PER_KWH
+@dataclass(frozen=True)
+class _RuleKeys:
+    """The label keys the recording rules group and join on, checked to be the operator's and DCGM's."""
+
+    deployment: str
+    pod_keys: str
+    group_keys: str
+    dcgm_workload: str
+
+
+def _rule_keys() -> _RuleKeys:
     from gridshift.service.metrics import GPU_TYPE_LABEL as OPERATOR_GPU_TYPE_LABEL
     from gridshift.service.metrics import REGION_LABEL as OPERATOR_REGION_LABEL
     from gridshift.signals.labels import LabelScheme
+
+    scheme = LabelScheme()
+    n = RULE_NAMES
+    if (OPERATOR_GPU_TYPE_LABEL, OPERATOR_REGION_LABEL) != (GPU_TYPE_LABEL, REGION_LABEL):
+        raise ValueError("the operator's metrics and the recording rules must share one label scheme")
+    exposed = operator_metric_names()
+    for name in (n.energy_price, n.gpu_hour_price, n.predicted_cost):
+        if name not in exposed:
+            raise ValueError(f"recording rules read {name}, which the operator does not export")
+    if (scheme.dcgm_namespace_label, scheme.dcgm_pod_label) != (scheme.namespace_label, scheme.pod_label):
+        raise ValueError("recording rules assume DCGM series carry namespace/pod (honorLabels in dcgm/)")
+    return _RuleKeys(
+        deployment=scheme.deployment_label,
+        pod_keys=f"{scheme.namespace_label}, {scheme.pod_label}, {REGION_LABEL}",
+        group_keys=f"{scheme.deployment_label}, {REGION_LABEL}",
+        # DCGM series keep the workload's namespace/pod only when scraped with honorLabels (dcgm/).
+        dcgm_workload=f'{scheme.dcgm_pod_label}!=""',
+    )
+
+
+def _rule(record: str, expr: str, why: str) -> JsonDict:
+    return {"record": record, "expr": _LiteralStr(textwrap.dedent(expr).strip() + "\n"), "why": why}
+
+
+def _energy_rules(keys: _RuleKeys) -> list[JsonDict]:
+    """Power and J/token per deployment and region, from vLLM's and DCGM's series alone."""
     from gridshift.signals.promql import (
         DCGM_POWER,
         DCGM_TOTAL_ENERGY,
@@ -582,27 +646,10 @@ def recording_rules() -> JsonDict:
         VLLM_REQUESTS_RUNNING,
     )
 
-    scheme = LabelScheme()
-    n = RULE_NAMES
-    deployment = scheme.deployment_label
-    if (OPERATOR_GPU_TYPE_LABEL, OPERATOR_REGION_LABEL) != (GPU_TYPE_LABEL, REGION_LABEL):
-        raise ValueError("the operator's metrics and the recording rules must share one label scheme")
-    exposed = operator_metric_names()
-    for name in (n.energy_price, n.gpu_hour_price, n.predicted_cost):
-        if name not in exposed:
-            raise ValueError(f"recording rules read {name}, which the operator does not export")
-    pod_keys = f"{scheme.namespace_label}, {scheme.pod_label}, {REGION_LABEL}"
-    group_keys = f"{deployment}, {REGION_LABEL}"
-    # DCGM series keep the workload's namespace/pod only when scraped with honorLabels (dcgm/).
-    dcgm_workload = f'{scheme.dcgm_pod_label}!=""'
-    if (scheme.dcgm_namespace_label, scheme.dcgm_pod_label) != (scheme.namespace_label, scheme.pod_label):
-        raise ValueError("recording rules assume DCGM series carry namespace/pod (honorLabels in dcgm/)")
-
-    def rule(record: str, expr: str, why: str) -> JsonDict:
-        return {"record": record, "expr": _LiteralStr(textwrap.dedent(expr).strip() + "\n"), "why": why}
-
-    energy_rules = [
-        rule(
+    n, deployment, pod_keys, group_keys = RULE_NAMES, keys.deployment, keys.pod_keys, keys.group_keys
+    dcgm_workload = keys.dcgm_workload
+    return [
+        _rule(
             n.replica_info,
             f"""
             group by ({pod_keys}, {deployment}, {GPU_TYPE_LABEL}) (
@@ -611,12 +658,12 @@ def recording_rules() -> JsonDict:
             """,
             "1 per gridshift replica pod: carries the deployment and GPU type labels to DCGM series.",
         ),
-        rule(
+        _rule(
             n.pod_gpus,
             f"count by ({pod_keys}) ({DCGM_POWER}{{{dcgm_workload}}})",
             "GPUs held by each pod (one DCGM series per GPU).",
         ),
-        rule(
+        _rule(
             n.pod_energy_watts,
             f"""
             sum by ({pod_keys}) (
@@ -625,7 +672,7 @@ def recording_rules() -> JsonDict:
             """,
             "GPU energy per second (W) of each pod, from the mJ energy counter.",
         ),
-        rule(
+        _rule(
             n.power_watts,
             f"""
             sum by ({group_keys}) (
@@ -636,7 +683,7 @@ def recording_rules() -> JsonDict:
             """,
             "GPU power (W) of each deployment in each region.",
         ),
-        rule(
+        _rule(
             n.token_rate,
             f"""
             sum by ({group_keys}) (
@@ -645,7 +692,7 @@ def recording_rules() -> JsonDict:
             """,
             "Generated tokens per second of each deployment in each region.",
         ),
-        rule(
+        _rule(
             n.joules_per_token,
             f"""
               sum by ({group_keys}) (
@@ -659,8 +706,15 @@ def recording_rules() -> JsonDict:
             "J per generated token over 15 min (the window the operator's J/token query uses).",
         ),
     ]
-    cost_rules = [
-        rule(
+
+
+def _cost_rules(keys: _RuleKeys) -> list[JsonDict]:
+    """GPU, energy and total cost, $/Mtok, and measured against predicted cost (the operator's metrics)."""
+    from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION, WATT_HOURS_PER_KWH
+
+    n, deployment, pod_keys, group_keys = RULE_NAMES, keys.deployment, keys.pod_keys, keys.group_keys
+    return [
+        _rule(
             n.gpu_cost,
             f"""
             sum by ({group_keys}) (
@@ -673,7 +727,7 @@ def recording_rules() -> JsonDict:
             """,
             "GPU-hours cost (USD/h) of each deployment in each region: GPUs held x hourly price of that GPU type.",
         ),
-        rule(
+        _rule(
             n.energy_cost,
             f"""
               {n.power_watts} / {_number(WATT_HOURS_PER_KWH)}
@@ -682,8 +736,8 @@ def recording_rules() -> JsonDict:
             """,
             "Electricity cost (USD/h): kW drawn by the GPUs x USD/kWh with the site's PUE, as the planner charges it.",
         ),
-        rule(n.cost, f"{n.gpu_cost} + on ({group_keys}) {n.energy_cost}", "Total serving cost, USD/h."),
-        rule(
+        _rule(n.cost, f"{n.gpu_cost} + on ({group_keys}) {n.energy_cost}", "Total serving cost, USD/h."),
+        _rule(
             n.usd_per_mtok,
             f"""
               {n.cost}
@@ -693,17 +747,24 @@ def recording_rules() -> JsonDict:
             """,
             "USD per million generated tokens.",
         ),
-        rule(
+        _rule(
             n.predicted_cost_max,
             f"max by ({group_keys}) ({n.predicted_cost})",
             "The operator's predicted cost (USD/h) of each deployment in each region, one series over replicas.",
         ),
-        rule(
+        _rule(
             n.measured_over_predicted,
             f"{n.cost} / on ({group_keys}) {n.predicted_cost_max}",
             "Measured over predicted cost: 1 when the planner's model matches what the GPUs draw and hold.",
         ),
     ]
+
+
+def recording_rules() -> JsonDict:
+    """The Prometheus rules file (`groups:`): J/token and $/Mtok per deployment and region, measured
+    against predicted cost, and the alerts."""
+    keys = _rule_keys()
+    energy_rules, cost_rules = _energy_rules(keys), _cost_rules(keys)
 
     def group(name: str, rules: list[JsonDict]) -> JsonDict:
         return {"name": name, "interval": "1m", "rules": [_without_comment(r) for r in rules]}
@@ -931,12 +992,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.check:
-            stale = stale_files(chart_dir)
-            for path in stale:
-                print(f"stale: {path}; run `make chart`", file=sys.stderr)
-            if not stale:
-                print(f"{chart_dir} generated files are up to date")
-            return 1 if stale else 0
+            up_to_date = f"{chart_dir} generated files are up to date"
+            return report_check(stale_files(chart_dir), stale_note="; run `make chart`", up_to_date=up_to_date)
         expected = expected_files(chart_dir)
     except ValueError as error:
         print(f"chart: error: {error}", file=sys.stderr)

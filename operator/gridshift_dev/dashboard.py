@@ -56,7 +56,20 @@ def panels(n: Any, exposed: frozenset[str]) -> tuple[Panel, ...]:
     writes the dashboard file, do not import each other."""
     deployment, region, _ = _names()
     only = f'{{{deployment}=~"$deployment"}}'
-    found = (
+    found = (*_placement_panels(deployment, region, only), *_cost_panels(n, deployment, only), *_planner_panels())
+    for panel in found:
+        for query in panel.queries:
+            for name in _operator_names_in(query.expr):
+                if name not in exposed:
+                    raise ValueError(
+                        f"dashboard panel {panel.title!r} reads {name}, which the operator does not export"
+                    )
+    return found
+
+
+def _placement_panels(deployment: str, region: str, only: str) -> tuple[Panel, ...]:
+    """Where replicas run: the price lanes per region, and replicas per region and per deployment."""
+    return (
         Panel(
             "Electricity price per region",
             "The price the operator plans with now, as the grid charges it (PUE not included), USD/MWh: "
@@ -88,6 +101,12 @@ def panels(n: Any, exposed: frozenset[str]) -> tuple[Panel, ...]:
             ),
             step=True,
         ),
+    )
+
+
+def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
+    """What serving costs: USD per million tokens, J per token, and measured against predicted cost."""
+    return (
         Panel(
             "USD per million tokens per deployment",
             "Measured: GPU-hours plus electricity (PUE included) over the output tokens served, from vLLM and "
@@ -127,6 +146,12 @@ def panels(n: Any, exposed: frozenset[str]) -> tuple[Panel, ...]:
                 Query(f"sum by ({deployment}) ({n.predicted_cost_max}{only})", "{{" + deployment + "}} predicted"),
             ),
         ),
+    )
+
+
+def _planner_panels() -> tuple[Panel, ...]:
+    """What the planner does: its decisions and its cycle time and errors."""
+    return (
         Panel(
             "Decisions per hour",
             "The planner's decisions by reason (CheaperPlacement is a price-driven move, ScaleUp/ScaleDown follow "
@@ -148,14 +173,6 @@ def panels(n: Any, exposed: frozenset[str]) -> tuple[Panel, ...]:
             ),
         ),
     )
-    for panel in found:
-        for query in panel.queries:
-            for name in _operator_names_in(query.expr):
-                if name not in exposed:
-                    raise ValueError(
-                        f"dashboard panel {panel.title!r} reads {name}, which the operator does not export"
-                    )
-    return found
 
 
 def _operator_names_in(expr: str) -> list[str]:

@@ -549,6 +549,28 @@ def _copy_layout(source: Path, target: Path) -> None:
         (target / name).write_bytes(copy)
 
 
+def _config_flags(version: str, revision: str, created: str) -> list[str]:
+    """umoci config's flags: the user, entrypoint, ports, environment and OCI labels of the image."""
+    labels = {
+        "org.opencontainers.image.title": "gridshift",
+        "org.opencontainers.image.description": "gridshift operator: vLLM replicas placed across regions by $/token",
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.source": SOURCE_URL,
+        "org.opencontainers.image.licenses": "Apache-2.0",
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.base.name": f"debian:{DEBIAN_SUITE} (mmdebstrap essential)",
+    }
+    config_flags = [f"--config.user={USER_ID}:{USER_ID}", f"--config.workingdir=/home/{USER_NAME}"]
+    config_flags += [f"--config.entrypoint={part}" for part in ENTRYPOINT]
+    config_flags += [f"--config.cmd={part}" for part in DEFAULT_ARGS]
+    config_flags += [f"--config.exposedports={port}/tcp" for port in (PROBE_PORT, METRICS_PORT)]
+    config_flags += [f"--config.env={entry}" for entry in ENV]
+    config_flags += [f"--config.label={name}={value}" for name, value in labels.items()]
+    config_flags += [f"--created={created}", "--author=gridshift", "--no-history"]
+    return config_flags
+
+
 def assemble(base: Base, deps: Deps, wheel: Path, out: Path = OUT_DIR) -> ImageInfo:
     version = project_version()
     tag = version
@@ -585,23 +607,7 @@ def assemble(base: Base, deps: Deps, wheel: Path, out: Path = OUT_DIR) -> ImageI
             str(stage / VENV.lstrip("/")), VENV,
             what="umoci insert (app)",
         )  # fmt: skip
-    labels = {
-        "org.opencontainers.image.title": "gridshift",
-        "org.opencontainers.image.description": "gridshift operator: vLLM replicas placed across regions by $/token",
-        "org.opencontainers.image.version": version,
-        "org.opencontainers.image.revision": revision,
-        "org.opencontainers.image.source": SOURCE_URL,
-        "org.opencontainers.image.licenses": "Apache-2.0",
-        "org.opencontainers.image.created": created,
-        "org.opencontainers.image.base.name": f"debian:{DEBIAN_SUITE} (mmdebstrap essential)",
-    }
-    config_flags = [f"--config.user={USER_ID}:{USER_ID}", f"--config.workingdir=/home/{USER_NAME}"]
-    config_flags += [f"--config.entrypoint={part}" for part in ENTRYPOINT]
-    config_flags += [f"--config.cmd={part}" for part in DEFAULT_ARGS]
-    config_flags += [f"--config.exposedports={port}/tcp" for port in (PROBE_PORT, METRICS_PORT)]
-    config_flags += [f"--config.env={entry}" for entry in ENV]
-    config_flags += [f"--config.label={name}={value}" for name, value in labels.items()]
-    config_flags += [f"--created={created}", "--author=gridshift", "--no-history"]
+    config_flags = _config_flags(version, revision, created)
     _umoci("config", "--image", f"{layout}:{tag}", *config_flags, what="umoci config")
     _umoci("tag", "--image", f"{layout}:{tag}", "latest", what="umoci tag")
     _umoci("rm", "--image", f"{layout}:deps", what="umoci rm")

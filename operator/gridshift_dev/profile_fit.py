@@ -16,7 +16,7 @@ peak FLOP/s at the model-FLOP utilisation our H100 prefill measured (see PREFILL
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -165,10 +165,52 @@ def _idle_watts(gpu_label: str, gpus: int) -> float | None:
     return H100_IDLE_WATTS_PER_GPU * gpus if gpu_label == gpu_product_label("H100") else None
 
 
-def mlenergy_v3_profiles(
-    rows: Iterable[Mapping[str, str]], selection: Sequence[Selection] = V3_SELECTION
+def _published(chosen: Selection, points: list[dict[str, float | int]], release: str, attribution: str) -> GPUProfile:
+    """The profile of one ML.ENERGY selection (`release` v2 or v3), from its measured points."""
+    label = gpu_product_label(chosen.gpu)
+    prompt = ASSUMED_PROMPT_TOKENS[chosen.task]
+    return _profile(
+        name=f"{slug(chosen.model.split('/')[-1])}-{slug(chosen.gpu)}-tp{chosen.gpus}-mlenergy-{release}",
+        model=chosen.model,
+        gpu_label=label,
+        gpus=chosen.gpus,
+        points=points,
+        description=attribution.format(task=chosen.task, prompt=prompt, mfu=PREFILL_MFU),
+        method="Published",
+        idle_watts=_idle_watts(label, chosen.gpus),
+        prefill=estimated_prefill_tokens_per_s(label, chosen.gpus, chosen.active_params_billion, chosen.precision),
+    )
+
+
+@dataclass(frozen=True)
+class _Release:
+    """How one ML.ENERGY release names the columns a profile is fitted from."""
+
+    name: str
+    attribution: str
+    model: str
+    gpu: str
+    output_tokens: str
+    power_watts: str
+    sweep: str
+    """The column the benchmark swept (the rows' order)."""
+    gpus: Callable[[Mapping[str, str]], int]
+    step_time_ms: Callable[[Mapping[str, str]], float]
+
+
+_V3 = _Release(
+    "v3", MLENERGY_V3_ATTRIBUTION, "model_id", "gpu_model", "avg_output_len", "avg_power_watts", "max_num_seqs",
+    gpus=lambda r: int(r["num_gpus"]), step_time_ms=lambda r: float(r["median_itl_ms"]),
+)  # fmt: skip
+_V2 = _Release(
+    "v2", MLENERGY_V2_ATTRIBUTION, "model", "gpu", "avg_output_tokens", "avg_power_W_derived", "max_batch_size",
+    gpus=lambda r: int(r["tp"]) * int(r["pp"]), step_time_ms=lambda r: float(r["avg_tpot_s"]) * 1000.0,
+)  # fmt: skip
+
+
+def _mlenergy_profiles(
+    release: _Release, rows: Iterable[Mapping[str, str]], selection: Sequence[Selection]
 ) -> list[GPUProfile]:
-    """ML.ENERGY v3 rows (DERIVED_v3_llm_configs_flat.csv) as GPUProfiles, one per selection."""
     rows = list(rows)
     profiles = []
     for chosen in selection:
@@ -177,84 +219,38 @@ def mlenergy_v3_profiles(
         matching = [
             r
             for r in rows
-            if r["model_id"] == chosen.model
+            if r[release.model] == chosen.model
             and r["task"] == chosen.task
-            and gpu_product_label(r["gpu_model"]) == label
-            and int(r["num_gpus"]) == chosen.gpus
+            and gpu_product_label(r[release.gpu]) == label
+            and release.gpus(r) == chosen.gpus
         ]
         if len(matching) < 2:
-            raise ValueError(f"ML.ENERGY v3 has {len(matching)} rows for {chosen}; need 2 or more")
+            raise ValueError(f"ML.ENERGY {release.name} has {len(matching)} rows for {chosen}; need 2 or more")
         points: list[dict[str, float | int]] = [
             {
                 "batch": max(1, round(float(r["avg_batch_size"]))),
-                "contextTokens": round(prompt + float(r["avg_output_len"]) / 2),
-                "stepTimeMs": round(float(r["median_itl_ms"]), 4),
-                "powerWatts": round(float(r["avg_power_watts"]), 2),
+                "contextTokens": round(prompt + float(r[release.output_tokens]) / 2),
+                "stepTimeMs": round(release.step_time_ms(r), 4),
+                "powerWatts": round(float(r[release.power_watts]), 2),
             }
-            for r in sorted(matching, key=lambda r: int(r["max_num_seqs"]))
+            for r in sorted(matching, key=lambda r: int(r[release.sweep]))
         ]
-        profiles.append(
-            _profile(
-                name=f"{slug(chosen.model.split('/')[-1])}-{slug(chosen.gpu)}-tp{chosen.gpus}-mlenergy-v3",
-                model=chosen.model,
-                gpu_label=label,
-                gpus=chosen.gpus,
-                points=points,
-                description=MLENERGY_V3_ATTRIBUTION.format(task=chosen.task, prompt=prompt, mfu=PREFILL_MFU),
-                method="Published",
-                idle_watts=_idle_watts(label, chosen.gpus),
-                prefill=estimated_prefill_tokens_per_s(
-                    label, chosen.gpus, chosen.active_params_billion, chosen.precision
-                ),
-            )
-        )
+        profiles.append(_published(chosen, points, release.name, release.attribution))
     return profiles
+
+
+def mlenergy_v3_profiles(
+    rows: Iterable[Mapping[str, str]], selection: Sequence[Selection] = V3_SELECTION
+) -> list[GPUProfile]:
+    """ML.ENERGY v3 rows (DERIVED_v3_llm_configs_flat.csv) as GPUProfiles, one per selection."""
+    return _mlenergy_profiles(_V3, rows, selection)
 
 
 def mlenergy_v2_profiles(
     rows: Iterable[Mapping[str, str]], selection: Sequence[Selection] = V2_SELECTION
 ) -> list[GPUProfile]:
     """ML.ENERGY v2 rows (DERIVED_v2_llm_configs_flat.csv) as GPUProfiles, one per selection."""
-    rows = list(rows)
-    profiles = []
-    for chosen in selection:
-        label = gpu_product_label(chosen.gpu)
-        prompt = ASSUMED_PROMPT_TOKENS[chosen.task]
-        matching = [
-            r
-            for r in rows
-            if r["model"] == chosen.model
-            and r["task"] == chosen.task
-            and gpu_product_label(r["gpu"]) == label
-            and int(r["tp"]) * int(r["pp"]) == chosen.gpus
-        ]
-        if len(matching) < 2:
-            raise ValueError(f"ML.ENERGY v2 has {len(matching)} rows for {chosen}; need 2 or more")
-        points: list[dict[str, float | int]] = [
-            {
-                "batch": max(1, round(float(r["avg_batch_size"]))),
-                "contextTokens": round(prompt + float(r["avg_output_tokens"]) / 2),
-                "stepTimeMs": round(float(r["avg_tpot_s"]) * 1000.0, 4),
-                "powerWatts": round(float(r["avg_power_W_derived"]), 2),
-            }
-            for r in sorted(matching, key=lambda r: int(r["max_batch_size"]))
-        ]
-        profiles.append(
-            _profile(
-                name=f"{slug(chosen.model.split('/')[-1])}-{slug(chosen.gpu)}-tp{chosen.gpus}-mlenergy-v2",
-                model=chosen.model,
-                gpu_label=label,
-                gpus=chosen.gpus,
-                points=points,
-                description=MLENERGY_V2_ATTRIBUTION.format(task=chosen.task, prompt=prompt, mfu=PREFILL_MFU),
-                method="Published",
-                idle_watts=_idle_watts(label, chosen.gpus),
-                prefill=estimated_prefill_tokens_per_s(
-                    label, chosen.gpus, chosen.active_params_billion, chosen.precision
-                ),
-            )
-        )
-    return profiles
+    return _mlenergy_profiles(_V2, rows, selection)
 
 
 def render_profile_yaml(profile: GPUProfile) -> str:

@@ -19,7 +19,8 @@ from gridshift.api.inference_deployment import OPERATOR_OWNED_VLLM_FLAGS, Infere
 from gridshift.api.regional_cluster import PriceFeedSpec, ScheduleFeed
 from gridshift.api.validation import InvalidResource, validate_object
 from gridshift.cli.main import main
-from gridshift.signals.price_service import MappingSecretResolver, build_price_feed
+from gridshift.signals.feed_service import MappingSecretResolver
+from gridshift.signals.price_service import build_price_feed
 from gridshift.signals.prices import PriceDataError
 
 

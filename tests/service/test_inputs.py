@@ -149,7 +149,7 @@ def test_token_means_are_measured_tokens_per_request_and_fall_back_per_field() -
     assert no_output == S.ObservedDemand(2.0, 600.0, 150)
 
 
-def test_the_queue_is_drained_over_the_metrics_window_by_default() -> None:
+def test_the_queue_is_drained_over_the_default_drain_time() -> None:
     queued = observed_demand(prometheus_idep(), [signals(2.0, 600, 2000, 400)])
     assert queued.requests_per_second == 4.0
 

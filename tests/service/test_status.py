@@ -214,6 +214,33 @@ def test_replicas_starting_are_reconciling_and_not_ready() -> None:
     assert conditions(settled(world, 1))["Ready"] == ("True", "Placed")
 
 
+def test_the_queue_adds_waiting_over_the_drain_time_not_over_the_rate_window() -> None:
+    """A 10 s rate window (the demo's) once read 600 waiting requests as +60 req/s: the queue is a
+    stock, drained over queue_drain_seconds whatever the window."""
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(
+            revalidate_delay_seconds=0,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_window_seconds=10,
+            queue_drain_seconds=300,
+        ),
+    )
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    body["spec"]["demand"] = PROMETHEUS
+    for signal, value in (
+        (Signal.REQUEST_RATE, 2.0),
+        (Signal.REQUESTS_WAITING, 600.0),
+        (Signal.PROMPT_TOKEN_RATE, 4000.0),
+        (Signal.GENERATION_TOKEN_RATE, 800.0),
+    ):
+        world.metrics.set_signal(REF, signal, value)
+    assert settled(world)["observedSlo"]["requestsPerSecond"] == 4.0
+
+
 def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
     world = ServiceHarness(
         ["eu-de"],

@@ -19,8 +19,8 @@ from gridshift import redaction
 from gridshift.api.common import SecretKeyRef
 from gridshift.service.wiring import HubSecretResolver
 from gridshift.shell import handlers
+from gridshift.signals.feed_service import FEED_TOKEN_PURPOSE, MappingSecretResolver
 from gridshift.signals.http import _QUERY_FILTER
-from gridshift.signals.price_service import FEED_TOKEN_PURPOSE, MappingSecretResolver
 
 
 @pytest.fixture

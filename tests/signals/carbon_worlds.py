@@ -223,11 +223,11 @@ def csv_world(shared_data: Path, tmp_path: Path) -> CarbonWorld:
                 cells[5] = value
                 lines[number] = ",".join(cells)
         copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        feed._recording = None  # re-read, as a restarted operator would
+        feed.replay._recording = None  # re-read, as a restarted operator would
 
     def break_() -> None:
         copy.unlink()
-        feed._recording = None
+        feed.replay._recording = None
 
     return CarbonWorld(
         "csvReplay",

@@ -194,11 +194,11 @@ def csv_world(shared_data: Path, tmp_path: Path) -> PriceWorld:
                 cells[column] = "nan"
                 lines[number] = ",".join(cells)
         copy.write_text("\n".join(lines) + "\n")
-        feed._recording = None  # re-read the file, as a restarted operator would
+        feed.replay._recording = None  # re-read the file, as a restarted operator would
 
     def break_() -> None:
         copy.unlink()
-        feed._recording = None
+        feed.replay._recording = None
 
     return PriceWorld("csvReplay", feed, corrupt=corrupt, corrupt_field="row 6756.BE_EUR_per_MWh", break_=break_)
 

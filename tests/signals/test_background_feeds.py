@@ -21,15 +21,10 @@ import pytest
 from gridshift.api.common import SecretKeyRef
 from gridshift.api.regional_cluster import EnergyUnit, PriceFeedSpec, PrometheusPriceFeed
 from gridshift.signals.entsoe import EntsoePriceFeed
+from gridshift.signals.feed_service import FEED_TOKEN_PURPOSE, MappingSecretResolver
 from gridshift.signals.http import fetch_deadline, get_body
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
-from gridshift.signals.price_service import (
-    FEED_TOKEN_PURPOSE,
-    DeferredPriceFeed,
-    ManagedPriceFeed,
-    MappingSecretResolver,
-    build_price_feed,
-)
+from gridshift.signals.price_service import DeferredPriceFeed, ManagedPriceFeed, build_price_feed
 from gridshift.signals.prices import PriceDataError, PriceFetchError, PriceSeries
 from gridshift.signals.settings import PriceFeedSettings, RetryPolicy
 from gridshift.testing import FakePriceFeed

@@ -15,7 +15,7 @@ from gridshift import redaction
 from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec
 from gridshift.signals.carbon import CarbonDataError, CarbonFetchError
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
-from gridshift.signals.price_service import MappingSecretResolver
+from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.testing import FakeCarbonFeed
 from tests.signals.carbon_worlds import NOW, PASSWORD, SETTINGS, TOKEN, _api, _serve
 from tests.signals.conftest import LocalServer, RecordingSleep, Reply

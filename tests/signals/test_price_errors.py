@@ -14,6 +14,7 @@ import pytest
 from gridshift.api.common import SecretKeyRef
 from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed, PriceFeedSpec
 from gridshift.signals.entsoe import EntsoePriceFeed
+from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.signals.price_csv import CsvReplayPriceFeed
 from gridshift.signals.price_feeds import (
     HttpJsonPriceFeed,
@@ -21,7 +22,7 @@ from gridshift.signals.price_feeds import (
     SchedulePriceFeed,
     StaticPriceFeed,
 )
-from gridshift.signals.price_service import ManagedPriceFeed, MappingSecretResolver, build_price_feed
+from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
 from gridshift.signals.prices import (
     NoPriceDataError,
     PriceDataError,

@@ -23,8 +23,9 @@ import pytest
 
 from gridshift import redaction
 from gridshift.api.regional_cluster import PriceFeedSpec
+from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.signals.http import _QUERY_FILTER
-from gridshift.signals.price_service import ManagedPriceFeed, MappingSecretResolver, build_price_feed
+from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
 from gridshift.signals.settings import PriceFeedSettings, RetryPolicy
 from tests.signals.conftest import DripServer, LocalServer, Reply
 from tests.signals.price_worlds import BE, NOW, RECORDED_HOURLY

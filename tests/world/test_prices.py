@@ -10,7 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e.world.prices import ZONES, FeedFault, FeedFaultMode, PriceApi, PriceBook, PriceServer, default_price_csv
+from e2e.world.feedserver import FeedFault, FeedFaultMode
+from e2e.world.prices import ZONES, PriceApi, PriceBook, PriceServer, default_price_csv
 
 from gridshift.api.common import SecretKeyRef
 from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed

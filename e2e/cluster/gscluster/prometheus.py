@@ -13,14 +13,11 @@ waits for ``/-/ready``.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -30,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .ports import free_ports
+from .process import LocalServer
 
 Targets = Mapping[str, Sequence[str]] | Sequence[str]
 
@@ -71,7 +69,7 @@ def _config(
 
 
 @dataclass
-class Prometheus:
+class Prometheus(LocalServer):
     url: str
     port: int
     workdir: Path
@@ -100,21 +98,9 @@ class Prometheus:
         with urllib.request.urlopen(f"{self.url}/api/v1/query?{q}", timeout=10) as r:
             return json.loads(r.read())["data"]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> Prometheus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def _log_tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-4000:]
 
 
 def start_prometheus(
@@ -153,21 +139,14 @@ def start_prometheus(
         _extra=list(extra_scrape_configs),
     )
     atexit.register(prom.stop)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            out = log_path.read_text(errors="replace")
-            prom.stop()
-            raise RuntimeError(f"prometheus exited with {proc.returncode}:\n{out[-4000:]}")
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2) as r,
-        ):
-            if r.status == 200:
-                break
-        if time.monotonic() > deadline:
-            prom.stop()
-            raise TimeoutError(f"prometheus not ready after {timeout}s; log {log_path}")
-        time.sleep(0.2)
+    prom.wait_ready(
+        f"{prom.url}/-/ready",
+        timeout=timeout,
+        poll=0.2,
+        exited=lambda code: RuntimeError(
+            f"prometheus exited with {code}:\n{log_path.read_text(errors='replace')[-4000:]}"
+        ),
+        not_ready=f"prometheus not ready after {timeout}s; log {log_path}",
+    )
     print(f"[gridshift-prometheus] {prom.url} (config {cfg}, log {log_path})", file=sys.stderr, flush=True)
     return prom

@@ -12,21 +12,17 @@ with the end of its log; one that could not bind its port is retried on another.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from .ports import free_ports
+from .process import LocalServer
 
 BINARY = "docker-registry"
 
@@ -39,7 +35,7 @@ def registry_binary() -> str:
 
 
 @dataclass
-class Registry:
+class Registry(LocalServer):
     host: str
     workdir: Path
     proc: subprocess.Popen[bytes]
@@ -48,22 +44,6 @@ class Registry:
     @property
     def url(self) -> str:
         return f"http://{self.host}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _start_once(timeout: float) -> Registry:
@@ -86,22 +66,14 @@ def _start_once(timeout: float) -> Registry:
             start_new_session=True,
         )
     registry = Registry(host, workdir, proc, log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-            registry.stop()
-            raise RegistryExited(proc.returncode, tail)
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(f"{registry.url}/v2/", timeout=2) as answer,
-        ):
-            if answer.status == 200:
-                return registry
-        if time.monotonic() > deadline:
-            registry.stop()
-            raise TimeoutError(f"docker-registry not ready after {timeout}s; log {log_path}")
-        time.sleep(0.1)
+    registry.wait_ready(
+        f"{registry.url}/v2/",
+        timeout=timeout,
+        poll=0.1,
+        exited=lambda code: RegistryExited(code, log_path.read_text(errors="replace").strip().splitlines()[-3:]),
+        not_ready=f"docker-registry not ready after {timeout}s; log {log_path}",
+    )
+    return registry
 
 
 class RegistryExited(RuntimeError):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -70,3 +70,20 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as Kubernetes stores it: camelCase keys, no unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+T = TypeVar("T")
+
+SET_LIST: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+"""A list the apiserver treats as a set: it refuses duplicates by itself (no CEL cost)."""
+
+
+def unique_items(field: str, item: str) -> AfterValidator:
+    """The pydantic twin of SET_LIST: `<field> must not list <item> twice`."""
+
+    def check(value: list[T]) -> list[T]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{field} must not list {item} twice")
+        return value
+
+    return AfterValidator(check)

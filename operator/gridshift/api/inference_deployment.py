@@ -9,9 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.base import SET_LIST, ApiModel, CrossFieldRule, unique_items
 from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     DNS_LABEL,
@@ -117,20 +117,12 @@ class ReplicaShape(ApiModel):
     gpus_per_replica: Literal[1, 2, 4, 8] = Field(
         default=1, description="GPUs per replica, which is also vLLM's --tensor-parallel-size (1, 2, 4 or 8)."
     )
-    gpu_types: list[GpuType] = Field(
+    gpu_types: Annotated[list[GpuType], unique_items("gpuTypes", "a GPU type")] = Field(
         min_length=1,
         max_length=16,
-        # The apiserver refuses duplicates in a set-typed list by itself (no CEL cost).
-        json_schema_extra={"x-kubernetes-list-type": "set"},
+        json_schema_extra=SET_LIST,
         description="Accepted GPU types (values of the node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3).",
     )
-
-    @field_validator("gpu_types")
-    @classmethod
-    def _no_duplicate_gpu_types(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("gpuTypes must not list a GPU type twice")
-        return value
 
     cpu: str = Field(default="8", pattern=QUANTITY, description="CPU request per replica (Kubernetes quantity).")
     memory: str = Field(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.base import SET_LIST, ApiModel, CrossFieldRule, unique_items
 from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CURRENCY_CODE,
@@ -121,20 +121,14 @@ class TariffPeriod(ApiModel):
         ),
     )
 
-    days: list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]] = Field(
+    days: Annotated[
+        list[Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]], unique_items("days", "a weekday")
+    ] = Field(
         min_length=1,
         max_length=7,
-        # The apiserver refuses a day listed twice by itself (no CEL cost).
-        json_schema_extra={"x-kubernetes-list-type": "set"},
+        json_schema_extra=SET_LIST,
         description="Weekdays the period applies to, each once.",
     )
-
-    @field_validator("days")
-    @classmethod
-    def _no_day_twice(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("days must not list a weekday twice")
-        return value
 
     start_hour: int = Field(ge=0, le=23, description="First hour (local time) of the period.")
     end_hour: int = Field(ge=1, le=24, description="Hour (local time) the period ends, exclusive.")

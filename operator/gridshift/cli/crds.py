@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +34,23 @@ def stale_files(out: Path) -> list[str]:
     return stale
 
 
+def report_check(stale: Sequence[object], *, stale_note: str, up_to_date: str) -> int:
+    """A generator's `--check` answer (here and `make chart`): each stale file on stderr, or that all is
+    current; the exit status (1 when something is stale)."""
+    for path in stale:
+        print(f"stale: {path}{stale_note}", file=sys.stderr)
+    if not stale:
+        print(up_to_date)
+    return 1 if stale else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from gridshift.api.crdgen import render_crds
 
     out: Path = args.out
     if args.check:
-        stale = stale_files(out)
-        for path in stale:
-            print(f"stale: {path} differs from the API models; run `gridshift crds`", file=sys.stderr)
-        if not stale:
-            print(f"{out}/ is up to date with the API models")
-        return 1 if stale else 0
+        note = " differs from the API models; run `gridshift crds`"
+        return report_check(stale_files(out), stale_note=note, up_to_date=f"{out}/ is up to date with the API models")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in render_crds().items():
         (out / name).write_text(text)

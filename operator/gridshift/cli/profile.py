@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -26,24 +26,23 @@ if TYPE_CHECKING:
 DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64"
 
 
-def _positive_ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
+def _ints_at_least(minimum: int, meaning: str) -> Callable[[str], tuple[int, ...]]:
+    """An argparse type: comma-separated integers, each at least `minimum` (`meaning` names them in errors)."""
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        if not values or any(v < minimum for v in values):
+            raise argparse.ArgumentTypeError(f"expected {meaning}, got {text!r}")
+        return values
+
+    return parse
 
 
-def _non_negative_ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected GPU indices >= 0, got {text!r}")
-    return values
+_positive_ints = _ints_at_least(1, "positive integers")
+_non_negative_ints = _ints_at_least(0, "GPU indices >= 0")
 
 
 def register(subparsers: Any) -> None:

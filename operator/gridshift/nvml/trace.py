@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -100,48 +101,52 @@ class PowerTrace:
         return float(repeats * per_repeat + partial)
 
 
+class TraceReplay(TypedDict, total=False):
+    """How a trace is replayed (TracePowerReader's and TracePowerSampler's options)."""
+
+    gpu_count: int
+    gpu_name: str
+    speed: float
+    has_energy_counter: bool
+    clock: Callable[[], float]
+
+
+@dataclass(eq=False)
 class TracePowerReader:
     """Reads power from a trace at the clock's time; `gpu_count` identical GPUs."""
 
-    def __init__(
-        self,
-        trace: PowerTrace,
-        *,
-        gpu_count: int = 1,
-        gpu_name: str = "Fake GPU (trace replay)",
-        speed: float = 1.0,
-        has_energy_counter: bool = True,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if gpu_count < 1:
+    trace: PowerTrace
+    _: KW_ONLY
+    gpu_count: int = 1
+    gpu_name: str = "Fake GPU (trace replay)"
+    speed: float = 1.0
+    has_energy_counter: bool = True
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.gpu_count < 1:
             raise NvmlUnavailable("the fake sampler was given no GPU (gpu_count=0)")
-        if speed <= 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
-        self._trace = trace
-        self._gpu_count = gpu_count
-        self._gpu_name = gpu_name
-        self._speed = speed
-        self._has_counter = has_energy_counter
-        self._clock = clock
-        self._origin = clock()
+        if self.speed <= 0:
+            raise ValueError(f"speed must be > 0, got {self.speed}")
+        self._origin = self.clock()
         # A real counter counts since driver load, not from zero.
         self._counter_offset_mj = 123_456_789
 
     def _trace_time(self) -> float:
-        return (self._clock() - self._origin) * self._speed
+        return (self.clock() - self._origin) * self.speed
 
     def gpu_names(self) -> tuple[str, ...]:
-        return (self._gpu_name,) * self._gpu_count
+        return (self.gpu_name,) * self.gpu_count
 
     def read_power_watts(self) -> list[float]:
-        return [self._trace.power_at(self._trace_time())] * self._gpu_count
+        return [self.trace.power_at(self._trace_time())] * self.gpu_count
 
     def read_energy_millijoules(self) -> list[int] | None:
-        if not self._has_counter:
+        if not self.has_energy_counter:
             return None
         # Energy over wall time: the trace's energy over trace time, scaled back by the replay speed.
-        joules = self._trace.energy_joules(self._trace_time()) / self._speed
-        return [self._counter_offset_mj + int(joules * 1000.0)] * self._gpu_count
+        joules = self.trace.energy_joules(self._trace_time()) / self.speed
+        return [self._counter_offset_mj + int(joules * 1000.0)] * self.gpu_count
 
     def shutdown(self) -> None:
         return None
@@ -151,25 +156,10 @@ class TracePowerSampler(ThreadedPowerSampler):
     """PowerSampler that replays a PowerTrace (`speed` times faster than recorded) instead of reading GPUs."""
 
     def __init__(
-        self,
-        trace: PowerTrace,
-        settings: SamplerSettings | None = None,
-        *,
-        gpu_count: int = 1,
-        gpu_name: str = "Fake GPU (trace replay)",
-        speed: float = 1.0,
-        has_energy_counter: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        self, trace: PowerTrace, settings: SamplerSettings | None = None, **replay: Unpack[TraceReplay]
     ) -> None:
+        """`replay` as TracePowerReader takes it; the settings' gpu_indices, when given, set the GPU count."""
         settings = settings or SamplerSettings()
         if settings.gpu_indices is not None:
-            gpu_count = len(settings.gpu_indices)
-        reader = TracePowerReader(
-            trace,
-            gpu_count=gpu_count,
-            gpu_name=gpu_name,
-            speed=speed,
-            has_energy_counter=has_energy_counter,
-            clock=clock,
-        )
-        super().__init__(reader, settings, clock)
+            replay["gpu_count"] = len(settings.gpu_indices)
+        super().__init__(TracePowerReader(trace, **replay), settings, replay.get("clock", time.monotonic))

@@ -196,8 +196,10 @@ def observed_demand(
     """Static demand from the spec, or the sum over clusters of what Prometheus measured.
 
     vLLM counts finished requests, so an overloaded fleet under-reports its arrivals; requests
-    left waiting are added as if they had to be served within `queue_drain_seconds` (the metrics
-    window), which raises capacity exactly when the queue says the SLO is at risk.
+    left waiting are added as if they had to be served within `queue_drain_seconds`, which raises
+    capacity exactly when the queue says the SLO is at risk. The queue is a stock, not a flow: its
+    drain time is a setting of its own (OperatorSettings.queue_drain_seconds), never the rate
+    window, or a 10 s window would read 600 waiting requests as +60 req/s.
     Missing metrics give None fields: the planner then never scales below the Ready count.
     """
     demand = idep.spec.demand

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -40,201 +42,281 @@ CLUSTER_LABEL = "cluster"
 _SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+MetricT = TypeVar("MetricT", Counter, Gauge, Histogram)
+
+
+@dataclass(frozen=True)
+class Declared(Generic[MetricT]):
+    """One metric of the operator's registry: its kind, name, help and labels.
+
+    `leader_only` gauges carry what the leader planned; a replica that is not leading drops their
+    series (OperatorMetrics._drop_unset)."""
+
+    kind: type[MetricT]
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] | None = None
+    leader_only: bool = False
+
+
+class _Registering:
+    """Registers declared metrics in one registry, in declaration order, noting the leader-only gauges."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.leader_only: list[Gauge] = []
+
+    def __call__(self, declared: Declared[MetricT]) -> MetricT:
+        extra: dict[str, Any] = {"buckets": declared.buckets} if declared.buckets is not None else {}
+        metric = declared.kind(declared.name, declared.documentation, declared.labels, registry=self.registry, **extra)
+        if declared.leader_only and isinstance(metric, Gauge):
+            self.leader_only.append(metric)
+        return metric
+
+
+# The registry, in the order it is exposed; OperatorMetrics gives each an attribute of the same name.
+_CLUSTER = (CLUSTER_LABEL, REGION_LABEL)
+_DEPLOYMENT_REGION = (DEPLOYMENT_LABEL, REGION_LABEL)
+_DEPLOYMENT = (DEPLOYMENT_LABEL,)
+
+# -- cycles
+CYCLE_SECONDS = Declared(
+    Histogram,
+    "gridshift_cycle_duration_seconds",
+    "Wall-clock seconds of one planning cycle (observe, plan, act, report), leader cycles only.",
+    buckets=_SECONDS_BUCKETS,
+)
+PLANNER_SECONDS = Declared(
+    Histogram,
+    "gridshift_planner_duration_seconds",
+    "Wall-clock seconds the planner's search took in a cycle (bounded by plannerTimeBudgetSeconds).",
+    buckets=_SECONDS_BUCKETS,
+)
+CYCLES = Declared(Counter, "gridshift_cycles", "Planning cycles run, leader or not.")
+LAST_CYCLE = Declared(
+    Gauge,
+    "gridshift_last_cycle_timestamp_seconds",
+    "Unix time the last planning cycle ended (a stuck loop stops advancing it).",
+)
+CYCLE_ERRORS = Declared(
+    Counter,
+    "gridshift_cycle_errors",
+    "Errors of planning cycles by reason (per object and cycle: an unreachable cluster counts every cycle).",
+    ("reason",),
+)
+LEADER = Declared(Gauge, "gridshift_leader", "1 while this replica holds the leader Lease, else 0.")
+
+# -- what the leader did
+DECISIONS = Declared(
+    Counter,
+    "gridshift_decisions",
+    "New decisions (each with an Event), by reason (ScaleUp, ScaleDown, CheaperPlacement, SLOAtRisk, ...).",
+    ("reason",),
+)
+MEMBER_WRITES = Declared(Counter, "gridshift_member_writes", "Objects applied to member clusters.")
+STATUS_WRITES = Declared(Counter, "gridshift_status_writes", "Status patches on the hub.")
+PLANS = Declared(
+    Counter,
+    "gridshift_plans",
+    "Plans made, by the search step whose plan won (current, warm, greedy, milp, milp-neighbourhoods) and "
+    "outcome (optimal: proven; budget_exhausted: the time budget ended the search; feasible: otherwise).",
+    ("solver", "outcome"),
+)
+
+# -- the last plan (leader only)
+PLAN_SOLVER = Declared(
+    Gauge,
+    "gridshift_plan_solver_info",
+    "1 for the search step whose plan won the last cycle.",
+    ("solver",),
+    leader_only=True,
+)
+PLAN_OBJECTIVE = Declared(
+    Gauge,
+    "gridshift_plan_objective_usd_per_hour",
+    "The last plan's objective: fleet cost per hour plus penalties, USD/h.",
+)
+PLAN_GAP = Declared(
+    Gauge,
+    "gridshift_plan_gap_ratio",
+    "(objective - proven lower bound) / objective of the last plan; 0 if proven optimal, NaN without a bound.",
+)
+
+# -- clusters (leader only)
+CLUSTER_REACHABLE = Declared(
+    Gauge,
+    "gridshift_cluster_reachable",
+    "1 when the member cluster answered in the last cycle, else 0.",
+    _CLUSTER,
+    leader_only=True,
+)
+PRICE_FEED_STALE = Declared(
+    Gauge,
+    "gridshift_price_feed_stale",
+    "1 when the cluster's electricity prices are stale (no good fetch for staleAfterSeconds), else 0.",
+    _CLUSTER,
+    leader_only=True,
+)
+PRICE_FEED_AGE = Declared(
+    Gauge,
+    "gridshift_price_feed_age_seconds",
+    "Seconds since the cluster's price feed last fetched successfully (absent before the first).",
+    _CLUSTER,
+    leader_only=True,
+)
+ENERGY_PRICE = Declared(
+    Gauge,
+    "gridshift_energy_price_usd_per_kwh",
+    "Electricity price now as the grid charges it, USD/kWh (PUE not included).",
+    _CLUSTER,
+    leader_only=True,
+)
+ENERGY_PRICE_WITH_PUE = Declared(
+    Gauge,
+    "gridshift_energy_price_with_pue_usd_per_kwh",
+    "Electricity price now per kWh the GPUs draw, USD/kWh: price x the site's PUE.",
+    _CLUSTER,
+    leader_only=True,
+)
+CARBON_INTENSITY = Declared(
+    Gauge,
+    "gridshift_carbon_intensity_grams_per_kwh",
+    "Grid carbon intensity now, gCO2eq/kWh on the carbon feed's basis, PUE not included (clusters with a carbonFeed).",
+    _CLUSTER,
+    leader_only=True,
+)
+CARBON_FEED_STALE = Declared(
+    Gauge,
+    "gridshift_carbon_feed_stale",
+    "1 while the cluster's carbon feed is stale (no carbon-driven change there), else 0.",
+    _CLUSTER,
+    leader_only=True,
+)
+PREDICTED_CO2 = Declared(
+    Gauge,
+    "gridshift_deployment_predicted_co2_kg_per_hour",
+    "Predicted emissions of the deployment's planned replicas in a region, kgCO2eq/h (power x PUE x "
+    "intensity now; clusters with a carbon feed).",
+    _DEPLOYMENT_REGION,
+    leader_only=True,
+)
+PREDICTED_CO2_PER_MTOK = Declared(
+    Gauge,
+    "gridshift_deployment_predicted_co2_grams_per_million_tokens",
+    "Predicted emissions per million output tokens of the deployment, gCO2eq.",
+    _DEPLOYMENT,
+    leader_only=True,
+)
+GPU_COST = Declared(
+    Gauge,
+    "gridshift_gpu_cost_usd_per_hour",
+    "Marginal cost of one GPU for an hour, excluding electricity, USD/h (0 for owned hardware).",
+    (*_CLUSTER, GPU_TYPE_LABEL),
+    leader_only=True,
+)
+
+# -- deployments (leader only)
+PREDICTED_COST = Declared(
+    Gauge,
+    "gridshift_deployment_predicted_cost_usd_per_hour",
+    "Predicted cost of the deployment's planned replicas in a region at the price now, USD/h "
+    "(joins gridshift_deployment_region:cost_usd_per_hour:sum, the measured cost).",
+    _DEPLOYMENT_REGION,
+    leader_only=True,
+)
+PREDICTED_JOULES = Declared(
+    Gauge,
+    "gridshift_deployment_predicted_joules_per_token",
+    "Predicted GPU energy per output token, J (the deployment's figure in each region it runs in).",
+    _DEPLOYMENT_REGION,
+    leader_only=True,
+)
+DESIRED_REPLICAS = Declared(
+    Gauge,
+    "gridshift_deployment_desired_replicas",
+    "Replicas gridshift wants in a region.",
+    _DEPLOYMENT_REGION,
+    leader_only=True,
+)
+READY_REPLICAS = Declared(
+    Gauge, "gridshift_deployment_ready_replicas", "Replicas Ready in a region.", _DEPLOYMENT_REGION, leader_only=True
+)
+DEPLOYMENT_READY = Declared(
+    Gauge,
+    "gridshift_deployment_ready",
+    "1 when the deployment's Ready condition is True, else 0.",
+    _DEPLOYMENT,
+    leader_only=True,
+)
+SLO_AT_RISK = Declared(
+    Gauge,
+    "gridshift_deployment_slo_at_risk",
+    "1 when the deployment's SLOAtRisk condition is True (capacity short or measured latency above), else 0.",
+    _DEPLOYMENT,
+    leader_only=True,
+)
+TTFT_SLO = Declared(
+    Gauge,
+    "gridshift_deployment_ttft_slo_seconds",
+    "The deployment's p95 time-to-first-token objective, s (to compare with vLLM's histogram).",
+    _DEPLOYMENT,
+    leader_only=True,
+)
+TPOT_SLO = Declared(
+    Gauge,
+    "gridshift_deployment_tpot_slo_seconds",
+    "The deployment's p95 time-per-output-token objective, s.",
+    _DEPLOYMENT,
+    leader_only=True,
+)
+
+
 class OperatorMetrics:
     """One registry per service, so tests can read it without global state."""
 
     def __init__(self, leading: Callable[[], bool] | None = None) -> None:
-        self.registry = r = CollectorRegistry()
-        deployment, region, cluster = DEPLOYMENT_LABEL, REGION_LABEL, CLUSTER_LABEL
+        self.registry = CollectorRegistry()
+        made = _Registering(self.registry)
         # -- cycles
-        self.cycle_seconds = Histogram(
-            "gridshift_cycle_duration_seconds",
-            "Wall-clock seconds of one planning cycle (observe, plan, act, report), leader cycles only.",
-            buckets=_SECONDS_BUCKETS,
-            registry=r,
-        )
-        self.planner_seconds = Histogram(
-            "gridshift_planner_duration_seconds",
-            "Wall-clock seconds the planner's search took in a cycle (bounded by plannerTimeBudgetSeconds).",
-            buckets=_SECONDS_BUCKETS,
-            registry=r,
-        )
-        self.cycles = Counter("gridshift_cycles", "Planning cycles run, leader or not.", registry=r)
-        self.last_cycle = Gauge(
-            "gridshift_last_cycle_timestamp_seconds",
-            "Unix time the last planning cycle ended (a stuck loop stops advancing it).",
-            registry=r,
-        )
-        self.cycle_errors = Counter(
-            "gridshift_cycle_errors",
-            "Errors of planning cycles by reason (per object and cycle: an unreachable cluster counts every cycle).",
-            ["reason"],
-            registry=r,
-        )
-        self.leader = Gauge("gridshift_leader", "1 while this replica holds the leader Lease, else 0.", registry=r)
+        self.cycle_seconds = made(CYCLE_SECONDS)
+        self.planner_seconds = made(PLANNER_SECONDS)
+        self.cycles = made(CYCLES)
+        self.last_cycle = made(LAST_CYCLE)
+        self.cycle_errors = made(CYCLE_ERRORS)
+        self.leader = made(LEADER)
         if leading is not None:
             self.leader.set_function(lambda: 1.0 if leading() else 0.0)
         # -- what the leader did
-        self.decisions = Counter(
-            "gridshift_decisions",
-            "New decisions (each with an Event), by reason (ScaleUp, ScaleDown, CheaperPlacement, SLOAtRisk, ...).",
-            ["reason"],
-            registry=r,
-        )
-        self.member_writes = Counter("gridshift_member_writes", "Objects applied to member clusters.", registry=r)
-        self.status_writes = Counter("gridshift_status_writes", "Status patches on the hub.", registry=r)
-        self.plans = Counter(
-            "gridshift_plans",
-            "Plans made, by the search step whose plan won (current, warm, greedy, milp, milp-neighbourhoods) and "
-            "outcome (optimal: proven; budget_exhausted: the time budget ended the search; feasible: otherwise).",
-            ["solver", "outcome"],
-            registry=r,
-        )
+        self.decisions = made(DECISIONS)
+        self.member_writes = made(MEMBER_WRITES)
+        self.status_writes = made(STATUS_WRITES)
+        self.plans = made(PLANS)
         # -- the last plan (leader only)
-        self.plan_solver = Gauge(
-            "gridshift_plan_solver_info", "1 for the search step whose plan won the last cycle.", ["solver"], registry=r
-        )
-        self.plan_objective = Gauge(
-            "gridshift_plan_objective_usd_per_hour",
-            "The last plan's objective: fleet cost per hour plus penalties, USD/h.",
-            registry=r,
-        )
-        self.plan_gap = Gauge(
-            "gridshift_plan_gap_ratio",
-            "(objective - proven lower bound) / objective of the last plan; 0 if proven optimal, NaN without a bound.",
-            registry=r,
-        )
+        self.plan_solver = made(PLAN_SOLVER)
+        self.plan_objective = made(PLAN_OBJECTIVE)
+        self.plan_gap = made(PLAN_GAP)
         # -- clusters (leader only)
-        self.cluster_reachable = Gauge(
-            "gridshift_cluster_reachable",
-            "1 when the member cluster answered in the last cycle, else 0.",
-            [cluster, region],
-            registry=r,
-        )
-        self.price_feed_stale = Gauge(
-            "gridshift_price_feed_stale",
-            "1 when the cluster's electricity prices are stale (no good fetch for staleAfterSeconds), else 0.",
-            [cluster, region],
-            registry=r,
-        )
-        self.price_feed_age = Gauge(
-            "gridshift_price_feed_age_seconds",
-            "Seconds since the cluster's price feed last fetched successfully (absent before the first).",
-            [cluster, region],
-            registry=r,
-        )
-        self.energy_price = Gauge(
-            "gridshift_energy_price_usd_per_kwh",
-            "Electricity price now as the grid charges it, USD/kWh (PUE not included).",
-            [cluster, region],
-            registry=r,
-        )
-        self.energy_price_with_pue = Gauge(
-            "gridshift_energy_price_with_pue_usd_per_kwh",
-            "Electricity price now per kWh the GPUs draw, USD/kWh: price x the site's PUE.",
-            [cluster, region],
-            registry=r,
-        )
-        self.carbon_intensity = Gauge(
-            "gridshift_carbon_intensity_grams_per_kwh",
-            "Grid carbon intensity now, gCO2eq/kWh on the carbon feed's basis, PUE not included (clusters "
-            "with a carbonFeed).",
-            [cluster, region],
-            registry=r,
-        )
-        self.carbon_feed_stale = Gauge(
-            "gridshift_carbon_feed_stale",
-            "1 while the cluster's carbon feed is stale (no carbon-driven change there), else 0.",
-            [cluster, region],
-            registry=r,
-        )
-        self.predicted_co2 = Gauge(
-            "gridshift_deployment_predicted_co2_kg_per_hour",
-            "Predicted emissions of the deployment's planned replicas in a region, kgCO2eq/h (power x PUE x "
-            "intensity now; clusters with a carbon feed).",
-            [deployment, region],
-            registry=r,
-        )
-        self.predicted_co2_per_mtok = Gauge(
-            "gridshift_deployment_predicted_co2_grams_per_million_tokens",
-            "Predicted emissions per million output tokens of the deployment, gCO2eq.",
-            [deployment],
-            registry=r,
-        )
-        self.gpu_cost = Gauge(
-            "gridshift_gpu_cost_usd_per_hour",
-            "Marginal cost of one GPU for an hour, excluding electricity, USD/h (0 for owned hardware).",
-            [cluster, region, GPU_TYPE_LABEL],
-            registry=r,
-        )
+        self.cluster_reachable = made(CLUSTER_REACHABLE)
+        self.price_feed_stale = made(PRICE_FEED_STALE)
+        self.price_feed_age = made(PRICE_FEED_AGE)
+        self.energy_price = made(ENERGY_PRICE)
+        self.energy_price_with_pue = made(ENERGY_PRICE_WITH_PUE)
+        self.carbon_intensity = made(CARBON_INTENSITY)
+        self.carbon_feed_stale = made(CARBON_FEED_STALE)
+        self.predicted_co2 = made(PREDICTED_CO2)
+        self.predicted_co2_per_mtok = made(PREDICTED_CO2_PER_MTOK)
+        self.gpu_cost = made(GPU_COST)
         # -- deployments (leader only)
-        self.predicted_cost = Gauge(
-            "gridshift_deployment_predicted_cost_usd_per_hour",
-            "Predicted cost of the deployment's planned replicas in a region at the price now, USD/h "
-            "(joins gridshift_deployment_region:cost_usd_per_hour:sum, the measured cost).",
-            [deployment, region],
-            registry=r,
-        )
-        self.predicted_joules = Gauge(
-            "gridshift_deployment_predicted_joules_per_token",
-            "Predicted GPU energy per output token, J (the deployment's figure in each region it runs in).",
-            [deployment, region],
-            registry=r,
-        )
-        self.desired_replicas = Gauge(
-            "gridshift_deployment_desired_replicas",
-            "Replicas gridshift wants in a region.",
-            [deployment, region],
-            registry=r,
-        )
-        self.ready_replicas = Gauge(
-            "gridshift_deployment_ready_replicas", "Replicas Ready in a region.", [deployment, region], registry=r
-        )
-        self.deployment_ready = Gauge(
-            "gridshift_deployment_ready",
-            "1 when the deployment's Ready condition is True, else 0.",
-            [deployment],
-            registry=r,
-        )
-        self.slo_at_risk = Gauge(
-            "gridshift_deployment_slo_at_risk",
-            "1 when the deployment's SLOAtRisk condition is True (capacity short or measured latency above), else 0.",
-            [deployment],
-            registry=r,
-        )
-        self.ttft_slo = Gauge(
-            "gridshift_deployment_ttft_slo_seconds",
-            "The deployment's p95 time-to-first-token objective, s (to compare with vLLM's histogram).",
-            [deployment],
-            registry=r,
-        )
-        self.tpot_slo = Gauge(
-            "gridshift_deployment_tpot_slo_seconds",
-            "The deployment's p95 time-per-output-token objective, s.",
-            [deployment],
-            registry=r,
-        )
-        self._leader_only: tuple[Gauge, ...] = (
-            self.plan_solver,
-            self.cluster_reachable,
-            self.price_feed_stale,
-            self.price_feed_age,
-            self.energy_price,
-            self.energy_price_with_pue,
-            self.gpu_cost,
-            self.carbon_intensity,
-            self.carbon_feed_stale,
-            self.predicted_co2,
-            self.predicted_co2_per_mtok,
-            self.predicted_cost,
-            self.predicted_joules,
-            self.desired_replicas,
-            self.ready_replicas,
-            self.deployment_ready,
-            self.slo_at_risk,
-            self.ttft_slo,
-            self.tpot_slo,
-        )
+        self.predicted_cost = made(PREDICTED_COST)
+        self.predicted_joules = made(PREDICTED_JOULES)
+        self.desired_replicas = made(DESIRED_REPLICAS)
+        self.ready_replicas = made(READY_REPLICAS)
+        self.deployment_ready = made(DEPLOYMENT_READY)
+        self.slo_at_risk = made(SLO_AT_RISK)
+        self.ttft_slo = made(TTFT_SLO)
+        self.tpot_slo = made(TPOT_SLO)
+        self._leader_only: tuple[Gauge, ...] = tuple(made.leader_only)
         self._exported: dict[Gauge, set[tuple[str, ...]]] = {g: set() for g in self._leader_only}
         """Label values each leader-only gauge carries: replaced series are removed after the new ones are set,
         so that a scrape never finds a series missing half-way through a cycle (alerts' `for` would restart)."""

@@ -114,7 +114,7 @@ class Observer:
             ns, name = _ns_name(parsed.body)
             signals = self._signals(parsed.resource, ns, name, views, report)
             demand = (
-                inputs.observed_demand(parsed.resource, signals, self.settings.metrics_window_seconds)
+                inputs.observed_demand(parsed.resource, signals, self.settings.queue_drain_seconds)
                 if signals is not None
                 else S.ObservedDemand(
                     None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens

@@ -13,15 +13,16 @@ retries, deadline, stale state), and their errors are PriceFeedErrors that name 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from gridshift.api.carbon import CarbonBasis
+from gridshift.signals import series
 from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFeedError, PriceFetchError, PriceKind
+from gridshift.signals.series import Interval, IntervalCheck, Measure, Series
 
 LBS_PER_MWH_IN_G_PER_KWH = 0.45359237
 """1 lb/MWh = 453.59237 g per 1000 kWh."""
@@ -70,44 +71,26 @@ def as_carbon_errors() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class CarbonInterval:
+class CarbonInterval(Interval):
     """Carbon intensity over [start, end), UTC, gCO2eq per kWh, on one basis."""
 
-    start: datetime
-    end: datetime
     g_per_kwh: float
     basis: CarbonBasis
     kind: PriceKind = PriceKind.ACTUAL
     """FORECAST for a value the provider predicts (and will revise)."""
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
-
-
-@dataclass(frozen=True)
-class CarbonSeries:
-    """A feed's validated intervals, sorted, with when they were fetched and whether they went stale."""
-
-    feed: str
-    intervals: tuple[CarbonInterval, ...]
-    fetched_at: datetime
-    stale: bool = False
-    """Set by the managed feed once no good fetch happened for staleAfterSeconds: the planner must
-    not move load on these intensities."""
-
-    def at(self, instant: datetime) -> CarbonInterval | None:
-        return next((interval for interval in self.intervals if interval.contains(instant)), None)
-
-    def marked_stale(self) -> CarbonSeries:
-        return replace(self, stale=True)
-
     @property
-    def start(self) -> datetime:
-        return self.intervals[0].start
+    def value(self) -> float:
+        return self.g_per_kwh
 
-    @property
-    def end(self) -> datetime:
-        return self.intervals[-1].end
+
+class CarbonSeries(Series[CarbonInterval]):
+    """A carbon feed's validated intervals (signals.series.Series)."""
+
+
+INTENSITIES: Measure[CarbonInterval] = Measure(
+    one="intensity", many="intensities", field="gPerKwh", error=CarbonDataError, no_data=NoCarbonDataError
+)
 
 
 class CarbonFeed(Protocol):
@@ -121,26 +104,9 @@ class CarbonFeed(Protocol):
         ...
 
 
-def _utc(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def validate_carbon_intervals(
-    feed: str, intervals: Sequence[CarbonInterval], *, basis: CarbonBasis, field: str = "intervals"
-) -> tuple[CarbonInterval, ...]:
-    """The intervals, if they can be trusted; CarbonDataError naming the first fault otherwise."""
-    if not intervals:
-        raise CarbonDataError(feed, field, "no intensities (empty series)")
-    previous: CarbonInterval | None = None
-    for index, interval in enumerate(intervals):
-        where = f"{field}[{index}]"
-        if interval.start.tzinfo is None or interval.end.tzinfo is None:
-            raise CarbonDataError(feed, f"{where}.start", "timestamp without a UTC offset")
-        if not interval.start < interval.end:
-            raise CarbonDataError(feed, f"{where}.end", f"interval ends ({_utc(interval.end)}) before it starts")
+def _range_and_basis(feed: str, basis: CarbonBasis) -> IntervalCheck[CarbonInterval]:
+    def check(where: str, interval: CarbonInterval) -> None:
         value = interval.g_per_kwh
-        if not math.isfinite(value):
-            raise CarbonDataError(feed, f"{where}.gPerKwh", f"not a finite number: {value!r}")
         if value < 0:
             raise CarbonDataError(feed, f"{where}.gPerKwh", f"negative intensity {value:g} gCO2eq/kWh")
         if value > MAX_G_PER_KWH:
@@ -155,28 +121,26 @@ def validate_carbon_intervals(
                 f"{where}.basis",
                 f"intensity is {interval.basis.value} but the feed is configured for {basis.value} (carbonFeed.basis)",
             )
-        if previous is not None and interval.start < previous.end:
-            problem = "goes backwards" if interval.start < previous.start else "overlaps the previous one"
-            raise CarbonDataError(
-                feed,
-                f"{where}.start",
-                f"interval starting {_utc(interval.start)} {problem} (ending {_utc(previous.end)})",
-            )
-        previous = interval
-    return tuple(intervals)
+
+    return check
+
+
+def validate_carbon_intervals(
+    feed: str, intervals: Sequence[CarbonInterval], *, basis: CarbonBasis, field: str = "intervals"
+) -> tuple[CarbonInterval, ...]:
+    """The intervals, if they can be trusted (signals.series.validate_intervals: UTC, ordered, finite;
+    here also within a grid's range and on `basis`); CarbonDataError naming the first fault otherwise."""
+    return series.validate_intervals(INTENSITIES, feed, intervals, _range_and_basis(feed, basis), field=field)
 
 
 def require_carbon_covers(feed: str, intervals: Sequence[CarbonInterval], now: datetime) -> None:
     """CarbonDataError unless some interval holds `now`: without the intensity now nothing is decided."""
-    if not any(interval.contains(now) for interval in intervals):
-        covered = f"{_utc(intervals[0].start)}..{_utc(intervals[-1].end)}" if intervals else "nothing"
-        raise CarbonDataError(feed, "intervals", f"no intensity for now ({_utc(now)}); the series covers {covered}")
+    series.require_covers(INTENSITIES, feed, intervals, now)
 
 
 def validated_carbon_series(
     name: str, intervals: Sequence[CarbonInterval], basis: CarbonBasis, now: datetime
 ) -> CarbonSeries:
     """What a carbon feed returns: its intervals validated and covering `now`."""
-    checked = validate_carbon_intervals(name, intervals, basis=basis)
-    require_carbon_covers(name, checked, now)
+    checked = series.validated(INTENSITIES, name, intervals, _range_and_basis(name, basis), now)
     return CarbonSeries(feed=name, intervals=checked, fetched_at=now)

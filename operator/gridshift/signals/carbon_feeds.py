@@ -26,16 +26,10 @@ Formats, as the providers document them:
 from __future__ import annotations
 
 import base64
-import bisect
-import csv
 import itertools
-import json
-import math
-import stat
-from array import array
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +48,20 @@ from gridshift.api.carbon import (
 )
 from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
 from gridshift.signals.carbon import (
+    INTENSITIES,
     LBS_PER_MWH_IN_G_PER_KWH,
     CarbonDataError,
     CarbonFetchError,
     CarbonInterval,
     CarbonSeries,
-    NoCarbonDataError,
     as_carbon_errors,
     validated_carbon_series,
 )
+from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import get_body
-from gridshift.signals.price_csv import _bounded_lines
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
+from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
 from gridshift.signals.settings import PriceFeedSettings
 
 HOUR = timedelta(hours=1)
@@ -77,34 +72,15 @@ HALF_HOUR = timedelta(minutes=30)
 
 
 def _json(feed: str, body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as error:
-        raise CarbonDataError(feed, "http.body", f"not JSON ({error}); truncated?") from None
+    return json_body(feed, body, CarbonDataError)
 
 
 def _time(feed: str, field: str, value: object) -> datetime:
-    if not isinstance(value, str):
-        raise CarbonDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CarbonDataError(feed, field, f"not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise CarbonDataError(feed, field, f"time without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
+    return iso_time(feed, field, value, CarbonDataError)
 
 
 def _number(feed: str, field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise CarbonDataError(feed, field, f"not a number: {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise CarbonDataError(feed, field, f"not a number: {value!r}") from None
-    if not math.isfinite(number):
-        raise CarbonDataError(feed, field, f"not a finite number: {value!r}")
-    return number
+    return finite_number(feed, field, value, CarbonDataError)
 
 
 def _list(feed: str, field: str, value: object) -> list[Any]:
@@ -158,30 +134,25 @@ def parse_electricity_maps(
     ]
 
 
+@dataclass(eq=False)
 class ElectricityMapsCarbonFeed:
     """Electricity Maps v3: the last 24 hours, and the forecast when the spec asks for it."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: ElectricityMapsFeed,
-        basis: CarbonBasis,
-        token: str | None,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
+    name: str
+    _: KW_ONLY
+    spec: ElectricityMapsFeed
+    basis: CarbonBasis
+    token: InitVar[str | None]
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self, token: str | None) -> None:
         self._headers = {"auth-token": token} if token else {}
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
 
     def _get(self, path: str) -> bytes:
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}/carbon-intensity/{path}",
                 params={"zone": self.spec.zone, "emissionFactorType": self.basis.value},
@@ -244,32 +215,28 @@ def parse_watttime(body: bytes, *, feed: str) -> list[CarbonInterval]:
     ]
 
 
+@dataclass(eq=False)
 class WattTimeCarbonFeed:
     """WattTime v3: logs in (basic auth) for a token, then reads the co2_moer forecast from now on.
 
     The token (valid 30 minutes) is kept and fetched again when refused."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: WattTimeFeed,
-        password: str,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._basic = "Basic " + base64.b64encode(f"{spec.username}:{password}".encode()).decode()
+    name: str
+    _: KW_ONLY
+    spec: WattTimeFeed
+    password: InitVar[str]
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self, password: str) -> None:
+        self._basic = "Basic " + base64.b64encode(f"{self.spec.username}:{password}".encode()).decode()
         redaction.remember(self._basic)
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
         self._token: str | None = None
 
     def _call(self, path: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None) -> bytes:
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}{path}",
                 params=params,
@@ -339,16 +306,15 @@ def parse_gb_carbon_intensity(body: bytes, *, feed: str) -> list[CarbonInterval]
     return intervals
 
 
+@dataclass(eq=False)
 class GbCarbonIntensityCarbonFeed:
     """National Grid ESO's Carbon Intensity API: from the half hour in progress, 48 hours forward."""
 
-    def __init__(
-        self, name: str, *, spec: GbCarbonIntensityFeed, http: httpx.Client, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: GbCarbonIntensityFeed
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HALF_HOUR).strftime("%Y-%m-%dT%H:%MZ")
@@ -357,7 +323,7 @@ class GbCarbonIntensityCarbonFeed:
             path = f"/regional/intensity/{start}/fw48h/regionid/{self.spec.region_id}"
         with as_carbon_errors():
             _, body = get_body(
-                self._http,
+                self.http,
                 self.name,
                 f"{self.spec.endpoint.rstrip('/')}{path}",
                 headers={"Accept": "application/json"},
@@ -371,33 +337,30 @@ class GbCarbonIntensityCarbonFeed:
 # ---------------------------------------------------------------------------------------- Prometheus, static
 
 
+@dataclass(eq=False)
 class PrometheusCarbonMetricFeed:
     """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid until the next refresh.
 
     The query runs through the price feed's Prometheus client (PrometheusMetricPriceFeed.instant_value:
     the same deadline, body cap and error mapping)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: PrometheusCarbonFeed,
-        basis: CarbonBasis,
-        valid_for: timedelta,
-        settings: PriceFeedSettings | None = None,
-        session: requests.Session | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.name = name
-        self.basis = basis
-        self.valid_for = valid_for
+    name: str
+    _: KW_ONLY
+    spec: PrometheusCarbonFeed
+    basis: CarbonBasis
+    valid_for: timedelta
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    session: InitVar[requests.Session | None] = None
+    http: InitVar[httpx.Client | None] = None
+
+    def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
         self._query = PrometheusMetricPriceFeed(
-            name,
-            spec=PrometheusPriceFeed(url=spec.url, query=spec.query),
+            self.name,
+            spec=PrometheusPriceFeed(url=self.spec.url, query=self.spec.query),
             currency="XXX",  # ISO 4217's "no currency": only instant_value is used
             unit=EnergyUnit.KWH,
-            valid_for=valid_for,
-            settings=settings,
+            valid_for=self.valid_for,
+            settings=self.settings,
             session=session,
             http=http,
         )
@@ -409,16 +372,15 @@ class PrometheusCarbonMetricFeed:
         return validated_carbon_series(self.name, [interval], self.basis, now)
 
 
+@dataclass(eq=False)
 class StaticCarbonIntensityFeed:
     """One constant intensity over the whole horizon."""
 
-    def __init__(
-        self, name: str, *, spec: StaticCarbonFeed, basis: CarbonBasis, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: StaticCarbonFeed
+    basis: CarbonBasis
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HOUR)
@@ -433,31 +395,7 @@ class StaticCarbonIntensityFeed:
 _CSV_COLUMN_OF_BASIS = {CarbonBasis.DIRECT: "(direct)", CarbonBasis.LIFECYCLE: "(LCA)"}
 
 
-@dataclass(frozen=True)
-class CarbonRecording:
-    """A parsed intensity CSV, kept compact: each row's start (UTC epoch seconds) and value, in arrays."""
-
-    column: str
-    basis: CarbonBasis
-    starts: array[float]
-    values: array[float]
-    step: timedelta
-
-    def window(self, start: datetime, end: datetime, shift: timedelta = timedelta(0)) -> list[CarbonInterval]:
-        """Intervals (moved by `shift`) overlapping [start, end), found by bisection."""
-        low = bisect.bisect_right(self.starts, (start - shift - self.step).timestamp())
-        high = bisect.bisect_left(self.starts, (end - shift).timestamp())
-        out = []
-        for index in range(low, high):
-            begin = datetime.fromtimestamp(self.starts[index], UTC) + shift
-            if begin + self.step > start and begin < end:
-                out.append(CarbonInterval(begin, begin + self.step, self.values[index], self.basis))
-        return out
-
-    def span(self, shift: timedelta = timedelta(0)) -> str:
-        first = datetime.fromtimestamp(self.starts[0], UTC) + shift
-        last = datetime.fromtimestamp(self.starts[-1], UTC) + self.step + shift
-        return f"{first:%Y-%m-%d}..{last:%Y-%m-%d}"
+CarbonRecording = Recording[CarbonInterval]
 
 
 def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: CarbonBasis) -> tuple[int, str]:
@@ -479,107 +417,45 @@ def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: 
     return matches[0]
 
 
+def intensity_column(
+    feed: str, column: str | None, basis: CarbonBasis
+) -> Callable[[Sequence[str]], RecordedColumn[CarbonInterval]]:
+    """How signals.recorded finds the intensity column of a header (`column`, or Electricity Maps'
+    column for `basis`) and makes its intervals."""
+
+    def choose(header: Sequence[str]) -> RecordedColumn[CarbonInterval]:
+        index, name = _carbon_column(feed, header, column, basis)
+
+        def interval(start: datetime, end: datetime, value: float) -> CarbonInterval:
+            return CarbonInterval(start, end, value, basis)
+
+        return RecordedColumn(index, name, interval)
+
+    return choose
+
+
 def read_carbon_csv(
     lines: Iterable[str], *, feed: str = "csv", column: str | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
 ) -> CarbonRecording:
     """An Electricity Maps hourly CSV (or any `time,value...` CSV with `column`), row by row; naive times are UTC."""
-    rows = csv.reader(lines)
-    header = next(rows, None)
-    if header is None or len(header) < 2:
-        raise CarbonDataError(feed, "header", "not an intensity CSV (needs a time column and an intensity column)")
-    index, name = _carbon_column(feed, header, column, basis)
-    starts: array[float] = array("d")
-    values: array[float] = array("d")
-    step: float | None = None
-    for row_number, row in enumerate(rows, start=2):
-        if not row or not row[0].strip():
-            continue
-        if len(row) <= index:
-            raise CarbonDataError(feed, f"row {row_number}", f"has {len(row)} fields; column {index + 1} missing")
-        cell = row[index].strip()
-        if not cell:
-            continue  # a missing hour: a gap
-        value = _number(feed, f"row {row_number}.{name}", cell)
-        try:
-            start = datetime.fromisoformat(row[0].strip())
-        except ValueError:
-            raise CarbonDataError(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {row[0]!r}") from None
-        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
-        if starts:
-            gap = start.timestamp() - starts[-1]
-            if gap <= 0:
-                raise CarbonDataError(
-                    feed, f"row {row_number}.datetime", f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row"
-                )
-            step = gap if step is None else min(step, gap)
-        starts.append(start.timestamp())
-        values.append(value)
-    if not starts:
-        raise CarbonDataError(feed, name, "no intensities in the file")
-    return CarbonRecording(name, basis, starts, values, timedelta(seconds=step) if step else HOUR)
+    return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis))
 
 
+@dataclass(eq=False)
 class CsvReplayCarbonIntensityFeed:
-    """Replays a recorded intensity CSV: the window around the supplied `now`, shifted by offsetDays.
+    """Replays a recorded intensity CSV (signals.recorded.CsvReplay): the window around the supplied
+    `now`, shifted by offsetDays, validated on the configured basis."""
 
-    Read once, row by row, capped in size like price CSVs (PriceFeedSettings.max_csv_bytes)."""
+    name: str
+    _: KW_ONLY
+    spec: CsvReplayCarbonFeed
+    basis: CarbonBasis
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    base_directory: InitVar[Path | None] = None
 
-    MAX_LINE_CHARS = 64 * 1024
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: CsvReplayCarbonFeed,
-        basis: CarbonBasis,
-        settings: PriceFeedSettings | None = None,
-        base_directory: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.basis = basis
-        self.settings = settings or PriceFeedSettings()
-        path = Path(spec.path)
-        self.path = path if path.is_absolute() or base_directory is None else base_directory / path
-        self._recording: CarbonRecording | None = None
-
-    def _load(self) -> CarbonRecording:
-        if self._recording is None:
-            cap = self.settings.max_csv_bytes
-            try:
-                info = self.path.stat()
-                if not stat.S_ISREG(info.st_mode):
-                    raise CarbonDataError(self.name, "csvReplay.path", f"{self.path} is not a regular file")
-                if info.st_size > cap:
-                    raise CarbonDataError(
-                        self.name, "csvReplay.path", f"{self.path} has {info.st_size} bytes, over the {cap}-byte cap"
-                    )
-                with self.path.open(encoding="utf-8-sig", newline="") as handle, as_carbon_errors():
-                    lines = _bounded_lines(
-                        handle, feed=self.name, path=self.path, max_bytes=cap, max_line=self.MAX_LINE_CHARS
-                    )
-                    self._recording = read_carbon_csv(lines, feed=self.name, column=self.spec.column, basis=self.basis)
-            except OSError as error:
-                raise CarbonDataError(
-                    self.name, "csvReplay.path", f"cannot read {self.path}: {error.strerror}"
-                ) from None
-            except UnicodeDecodeError as error:
-                raise CarbonDataError(
-                    self.name, "csvReplay.path", f"{self.path} is not UTF-8 text (byte {error.start})"
-                ) from None
-        return self._recording
+    def __post_init__(self, base_directory: Path | None) -> None:
+        choose = intensity_column(self.name, self.spec.column, self.basis)
+        self.replay = CsvReplay(self.name, INTENSITIES, self.spec, choose, self.settings, base_directory=base_directory)
 
     def fetch(self, now: datetime) -> CarbonSeries:
-        recording = self._load()
-        shift = timedelta(days=self.spec.offset_days)
-        start = now - timedelta(hours=self.settings.lookback_hours)
-        end = now + timedelta(hours=self.settings.horizon_hours)
-        window = recording.window(start, end, shift)
-        if not window:
-            raise NoCarbonDataError(
-                self.name,
-                "csvReplay.offsetDays",
-                f"no recorded intensities between {start:%Y-%m-%dT%H:%MZ} and {end:%Y-%m-%dT%H:%MZ}; the recording "
-                f"(shifted by {self.spec.offset_days} days) covers {recording.span(shift)}",
-            )
-        return validated_carbon_series(self.name, window, self.basis, now)
+        return validated_carbon_series(self.name, self.replay.window(now), self.basis, now)

@@ -1,29 +1,19 @@
-"""Managed carbon feeds: build the adapter a CarbonFeedSpec names, and manage it like a price feed.
+"""Managed carbon feeds: build the adapter a CarbonFeedSpec names, and manage it (signals.feed_service).
 
-`ManagedCarbonFeed` is signals.price_service.ManagedFeed with the carbon check: the same TTL
+`ManagedCarbonFeed` is signals.feed_service.ManagedFeed with the carbon check: the same TTL
 cache, retries with backoff, total deadline per attempt, background refresh and stale state
-(no good fetch for staleAfterSeconds). `read()` never raises; a stale reading must not move load,
-and the planner makes sure it does not (planner.carbon).
+(no good fetch for staleAfterSeconds) as price feeds. `read()` never raises; a stale reading must
+not move load, and the planner makes sure it does not (planner.carbon).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-
-import httpx
-import requests
+from typing import Unpack
 
 from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec, CarbonFeedType
-from gridshift.signals.carbon import (
-    CarbonDataError,
-    CarbonFeed,
-    CarbonSeries,
-    require_carbon_covers,
-    validate_carbon_intervals,
-)
+from gridshift.signals.carbon import CarbonDataError, CarbonFeed, CarbonSeries, validated_carbon_series
 from gridshift.signals.carbon_feeds import (
     CsvReplayCarbonIntensityFeed,
     ElectricityMapsCarbonFeed,
@@ -32,95 +22,48 @@ from gridshift.signals.carbon_feeds import (
     StaticCarbonIntensityFeed,
     WattTimeCarbonFeed,
 )
-from gridshift.signals.price_service import (
-    Clock,
-    DeferredFeed,
+from gridshift.signals.feed_service import (
+    AdapterContext,
+    FeedOptions,
+    FeedTiming,
     ManagedFeed,
-    SecretResolver,
-    Sleep,
+    Reading,
+    build_managed,
     feed_secret,
 )
 from gridshift.signals.prices import PriceFeedError
-from gridshift.signals.settings import PriceFeedSettings
 
 
 @dataclass(frozen=True)
-class CarbonReading:
-    """What a managed carbon feed knows now."""
+class CarbonReading(Reading[CarbonSeries]):
+    """What a managed carbon feed knows now, and on which basis."""
 
-    feed: str
-    series: CarbonSeries | None
-    """The fresh series, or the last good one (then `error` says why it was not refreshed)."""
-    stale: bool
-    """No good fetch for staleAfterSeconds (or ever): do not move load on these intensities."""
-    error: PriceFeedError | None
-    last_good_fetch: datetime | None
     basis: CarbonBasis
 
-    @property
-    def usable(self) -> bool:
-        return self.series is not None and not self.stale
 
-
-def _check_carbon(basis: CarbonBasis) -> Callable[[str, CarbonSeries, datetime], None]:
-    def check(name: str, series: CarbonSeries, now: datetime) -> None:
-        validate_carbon_intervals(name, series.intervals, basis=basis)
-        require_carbon_covers(name, series.intervals, now)
-
-    return check
-
-
-class ManagedCarbonFeed(ManagedFeed[CarbonSeries]):
+class ManagedCarbonFeed(ManagedFeed[CarbonSeries, CarbonReading]):
     """A carbon feed managed like a price feed (ManagedFeed), its intervals checked on the configured basis."""
 
     noun = "carbon feed"
 
-    def __init__(
-        self,
-        feed: CarbonFeed,
-        *,
-        basis: CarbonBasis,
-        refresh_seconds: float,
-        stale_after_seconds: float,
-        clock: Clock,
-        sleep: Sleep | None = None,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
+    def __init__(self, feed: CarbonFeed, *, basis: CarbonBasis, **timing: Unpack[FeedTiming]) -> None:
         super().__init__(
-            feed,
-            check=_check_carbon(basis),
-            refresh_seconds=refresh_seconds,
-            stale_after_seconds=stale_after_seconds,
-            clock=clock,
-            sleep=sleep,
-            settings=settings,
+            feed, check=lambda name, series, now: validated_carbon_series(name, series.intervals, basis, now), **timing
         )
         self.basis = basis
 
     def _unexpected(self, message: str) -> PriceFeedError:
         return CarbonDataError(self.name, "fetch", message)
 
-    def read(self, *, force: bool = False) -> CarbonReading:
-        """The current intensities (see ManagedFeed._refresh_if_due for when a fetch happens)."""
-        self._refresh_if_due(force)
-        series, stale, error, last_good = self._state()
-        return CarbonReading(
-            feed=self.name, series=series, stale=stale, error=error, last_good_fetch=last_good, basis=self.basis
-        )
+    def _reading(
+        self, series: CarbonSeries | None, stale: bool, error: PriceFeedError | None, last_good: datetime | None
+    ) -> CarbonReading:
+        return CarbonReading(self.name, series, stale, error, last_good, self.basis)
 
 
-def carbon_feed_adapter(
-    spec: CarbonFeedSpec,
-    *,
-    name: str,
-    secrets: SecretResolver,
-    http: httpx.Client,
-    settings: PriceFeedSettings,
-    prometheus_session: requests.Session | None = None,
-    csv_base_directory: Path | None = None,
-) -> CarbonFeed:
+def carbon_feed_adapter(spec: CarbonFeedSpec, context: AdapterContext) -> CarbonFeed:
     """The adapter named by `spec.type`, its Secrets resolved now; CarbonDataError naming the field otherwise."""
-    basis = spec.basis
+    name, secrets, http, settings, basis = context.name, context.secrets, context.http, context.settings, spec.basis
     if spec.type is CarbonFeedType.ELECTRICITY_MAPS and spec.electricity_maps is not None:
         ref = spec.electricity_maps.token_secret_ref
         token = (
@@ -143,52 +86,22 @@ def carbon_feed_adapter(
             basis=basis,
             valid_for=timedelta(seconds=spec.refresh_seconds),
             settings=settings,
-            session=prometheus_session,
+            session=context.prometheus_session,
             http=http,
         )
     if spec.type is CarbonFeedType.CSV_REPLAY and spec.csv_replay is not None:
         return CsvReplayCarbonIntensityFeed(
-            name, spec=spec.csv_replay, basis=basis, settings=settings, base_directory=csv_base_directory
+            name, spec=spec.csv_replay, basis=basis, settings=settings, base_directory=context.csv_base_directory
         )
     if spec.type is CarbonFeedType.STATIC and spec.static is not None:
         return StaticCarbonIntensityFeed(name, spec=spec.static, basis=basis, settings=settings)
     raise CarbonDataError(name, "type", f"no settings block for feed type {spec.type}")
 
 
-def build_carbon_feed(
-    spec: CarbonFeedSpec,
-    *,
-    name: str,
-    secrets: SecretResolver,
-    http: httpx.Client,
-    clock: Clock,
-    sleep: Sleep | None = None,
-    settings: PriceFeedSettings | None = None,
-    prometheus_session: requests.Session | None = None,
-    csv_base_directory: Path | None = None,
-    background: bool = False,
-) -> ManagedCarbonFeed:
+def build_carbon_feed(spec: CarbonFeedSpec, **options: Unpack[FeedOptions]) -> ManagedCarbonFeed:
     """The managed feed for a RegionalCluster's carbonFeed (as build_price_feed is for its priceFeed)."""
-    settings = settings or PriceFeedSettings()
 
-    def adapter() -> CarbonFeed:
-        return carbon_feed_adapter(
-            spec,
-            name=name,
-            secrets=secrets,
-            http=http,
-            settings=settings,
-            prometheus_session=prometheus_session,
-            csv_base_directory=csv_base_directory,
-        )
+    def manage(feed: CarbonFeed, timing: FeedTiming) -> ManagedCarbonFeed:
+        return ManagedCarbonFeed(feed, basis=spec.basis, **timing)
 
-    managed = ManagedCarbonFeed(
-        DeferredFeed[CarbonSeries](name, adapter) if background else adapter(),
-        basis=spec.basis,
-        refresh_seconds=spec.refresh_seconds,
-        stale_after_seconds=spec.stale_after_seconds,
-        clock=clock,
-        sleep=sleep,
-        settings=settings,
-    )
-    return managed.start() if background else managed
+    return build_managed(lambda context: carbon_feed_adapter(spec, context), manage, spec, options)

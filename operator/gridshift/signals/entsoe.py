@@ -16,12 +16,13 @@ import bisect
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
 
 from gridshift.api.regional_cluster import EntsoeFeed
+from gridshift.signals.fields import iso_time
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import (
     NoPriceDataError,
@@ -67,16 +68,6 @@ def _text(element: ET.Element, path: str, feed: str, field: str) -> str:
     return found.text.strip()
 
 
-def _utc_time(text: str, feed: str, field: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise PriceDataError(feed, field, f"not an ISO 8601 time: {text!r}") from error
-    if parsed.tzinfo is None:
-        raise PriceDataError(feed, field, f"time without a UTC offset: {text!r}")
-    return parsed.astimezone(UTC)
-
-
 def _reject_entity_declarations(body: bytes, feed: str) -> None:
     # Price documents never declare a DTD; refusing one keeps entity expansion attacks out of expat.
     head = body[:4096].lower()
@@ -106,15 +97,15 @@ def _parse_period(
     period: ET.Element, where: str, feed: str, curve: str, currency: str, series_unit_field: str, unit_text: str
 ) -> list[_Slot]:
     unit = parse_unit(feed, series_unit_field, unit_text)
-    start = _utc_time(
-        _text(period, f"{_q('timeInterval')}/{_q('start')}", feed, f"{where}.timeInterval.start"),
+    start = iso_time(
         feed,
         f"{where}.timeInterval.start",
+        _text(period, f"{_q('timeInterval')}/{_q('start')}", feed, f"{where}.timeInterval.start"),
     )
-    end = _utc_time(
-        _text(period, f"{_q('timeInterval')}/{_q('end')}", feed, f"{where}.timeInterval.end"),
+    end = iso_time(
         feed,
         f"{where}.timeInterval.end",
+        _text(period, f"{_q('timeInterval')}/{_q('end')}", feed, f"{where}.timeInterval.end"),
     )
     resolution_text = _text(period, _q("resolution"), feed, f"{where}.resolution")
     try:
@@ -335,25 +326,18 @@ def write_a44(
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+@dataclass(eq=False)
 class EntsoePriceFeed:
     """Fetches day-ahead prices of one bidding zone from the Transparency Platform REST API."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: EntsoeFeed,
-        token: str,
-        currency: str,
-        http: httpx.Client,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self._token = token
-        self.currency = currency
-        self._http = http
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: EntsoeFeed
+    token: str = field(repr=False)
+    """The securityToken, from a Secret: never in a repr."""
+    currency: str
+    http: httpx.Client = field(repr=False)
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def request_params(self, now: datetime) -> dict[str, str]:
         """Query parameters for the window around `now` (token included)."""
@@ -361,7 +345,7 @@ class EntsoePriceFeed:
         start = hour - timedelta(hours=self.settings.lookback_hours)
         end = hour + timedelta(hours=self.settings.horizon_hours)
         return {
-            "securityToken": self._token,
+            "securityToken": self.token,
             "documentType": DAY_AHEAD_DOCUMENT_TYPE,
             "in_Domain": self.spec.area_eic,
             "out_Domain": self.spec.area_eic,
@@ -371,7 +355,7 @@ class EntsoePriceFeed:
 
     def fetch(self, now: datetime) -> PriceSeries:
         status, body = get_body(
-            self._http,
+            self.http,
             self.name,
             self.spec.endpoint,
             params=self.request_params(now),

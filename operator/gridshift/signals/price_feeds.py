@@ -7,9 +7,9 @@ PriceFeedError naming the feed and the field. None reads the clock.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +27,7 @@ from gridshift.api.regional_cluster import (
     ScheduleFeed,
     StaticFeed,
 )
+from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import HttpxAdapter, get_body
 from gridshift.signals.metrics import is_timeout
 from gridshift.signals.prices import (
@@ -44,17 +45,16 @@ HOUR = timedelta(hours=1)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+@dataclass(eq=False)
 class StaticPriceFeed:
     """One constant price over the whole horizon."""
 
-    def __init__(
-        self, name: str, *, spec: StaticFeed, currency: str, unit: EnergyUnit, settings: PriceFeedSettings | None = None
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: StaticFeed
+    currency: str
+    unit: EnergyUnit
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         start = floor_to(now, HOUR)
@@ -63,23 +63,19 @@ class StaticPriceFeed:
         return validated_series(self.name, [interval], self.currency, now)
 
 
+@dataclass(eq=False)
 class SchedulePriceFeed:
     """A time-of-use tariff: hourly intervals in the tariff's local time zone, DST included."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: ScheduleFeed,
-        currency: str,
-        unit: EnergyUnit,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: ScheduleFeed
+    currency: str
+    unit: EnergyUnit
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+
+    def __post_init__(self) -> None:
+        name, spec = self.name, self.spec
         try:
             self.zone = ZoneInfo(spec.timezone)
         except (ZoneInfoNotFoundError, ValueError) as error:
@@ -127,26 +123,11 @@ def _dig(document: Any, path: str, feed: str) -> Any:
     return value
 
 
-def _json_time(feed: str, field: str, value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise PriceDataError(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as error:
-        raise PriceDataError(feed, field, f"not an ISO 8601 time: {value!r}") from error
-    if parsed.tzinfo is None:
-        raise PriceDataError(feed, field, f"time without a UTC offset: {value!r}")
-    return parsed.astimezone(UTC)
-
-
 def parse_http_json(
     body: bytes, *, feed: str, spec: HttpJsonFeed, currency: str, unit: EnergyUnit
 ) -> list[PriceInterval]:
     """Intervals from a JSON answer, located by the spec's items path and field names."""
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise PriceDataError(feed, "http.body", f"not JSON ({error}); truncated?") from error
+    document = json_body(feed, body)
     items = _dig(document, spec.items_path, feed)
     if not isinstance(items, list):
         raise PriceDataError(feed, "httpJson.itemsPath", f"points at {type(items).__name__}, not a list")
@@ -155,52 +136,36 @@ def parse_http_json(
         where = f"items[{index}]"
         if not isinstance(item, Mapping):
             raise PriceDataError(feed, where, "not an object")
-        for field in (spec.start_field, spec.end_field, spec.price_field):
-            if field not in item:
-                raise PriceDataError(feed, f"{where}.{field}", "missing")
-        price = item[spec.price_field]
-        if isinstance(price, bool) or not isinstance(price, int | float | str):
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}")
-        try:
-            value = float(price)
-        except ValueError as error:
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a number: {price!r}") from error
-        if not math.isfinite(value):
-            raise PriceDataError(feed, f"{where}.{spec.price_field}", f"not a finite number: {price!r}")
-        start = _json_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
-        end = _json_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
+        for name in (spec.start_field, spec.end_field, spec.price_field):
+            if name not in item:
+                raise PriceDataError(feed, f"{where}.{name}", "missing")
+        value = finite_number(feed, f"{where}.{spec.price_field}", item[spec.price_field])
+        start = iso_time(feed, f"{where}.{spec.start_field}", item[spec.start_field])
+        end = iso_time(feed, f"{where}.{spec.end_field}", item[spec.end_field])
         intervals.append(PriceInterval(start, end, value, currency, unit, PriceKind.ACTUAL))
     return intervals
 
 
+@dataclass(eq=False)
 class HttpJsonPriceFeed:
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: HttpJsonFeed,
-        currency: str,
-        unit: EnergyUnit,
-        http: httpx.Client,
-        headers: Mapping[str, str] | None = None,
-        settings: PriceFeedSettings | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self._http = http
-        self._headers = dict(headers or {})
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: HttpJsonFeed
+    currency: str
+    unit: EnergyUnit
+    http: httpx.Client = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """From the headersSecretRef Secret: never in a repr."""
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         _, body = get_body(
-            self._http,
+            self.http,
             self.name,
             self.spec.url,
-            headers=self._headers,
+            headers=dict(self.headers),
             timeout_seconds=self.settings.http_timeout_seconds,
             max_body_bytes=self.settings.max_body_bytes,
         )
@@ -208,29 +173,24 @@ class HttpJsonPriceFeed:
         return validated_series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
 
 
+@dataclass(eq=False)
 class PrometheusMetricPriceFeed:
     """A price metric the user already has in Prometheus: its current value, valid until next refresh."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        spec: PrometheusPriceFeed,
-        currency: str,
-        unit: EnergyUnit,
-        valid_for: timedelta,
-        settings: PriceFeedSettings | None = None,
-        session: requests.Session | None = None,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.name = name
-        self.spec = spec
-        self.currency = currency
-        self.unit = unit
-        self.valid_for = valid_for
-        self.settings = settings or PriceFeedSettings()
+    name: str
+    _: KW_ONLY
+    spec: PrometheusPriceFeed
+    currency: str
+    unit: EnergyUnit
+    valid_for: timedelta
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
+    session: InitVar[requests.Session | None] = None
+    http: InitVar[httpx.Client | None] = None
+
+    def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
+        name = self.name
         session = session or requests.Session()
-        url = spec.url.rstrip("/")
+        url = self.spec.url.rstrip("/")
         self._client = PrometheusConnect(
             url=url, retry=Retry(total=False), session=session, timeout=self.settings.http_timeout_seconds
         )

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.api.regional_cluster import EnergyUnit, PricePoint
+from gridshift.signals import series
+from gridshift.signals.series import Interval, IntervalCheck, Measure, Series
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 KWH_PER_MWH = 1000.0
@@ -67,15 +69,17 @@ class PriceFetchError(PriceFeedError):
 
 
 @dataclass(frozen=True)
-class PriceInterval:
+class PriceInterval(Interval):
     """One priced interval [start, end), UTC, in the currency and unit the feed publishes."""
 
-    start: datetime
-    end: datetime
     price: float
     currency: str
     unit: EnergyUnit
     kind: PriceKind = PriceKind.ACTUAL
+
+    @property
+    def value(self) -> float:
+        return self.price
 
     @property
     def duration(self) -> timedelta:
@@ -86,35 +90,14 @@ class PriceInterval:
         """ISO 8601 duration of the interval, as ENTSO-E writes it (PT15M, PT60M)."""
         return iso_duration(self.duration)
 
-    def contains(self, instant: datetime) -> bool:
-        return self.start <= instant < self.end
+
+class PriceSeries(Series[PriceInterval]):
+    """A price feed's validated intervals (signals.series.Series)."""
 
 
-@dataclass(frozen=True)
-class PriceSeries:
-    """A feed's validated intervals, sorted, with when they were fetched and whether they went stale."""
-
-    feed: str
-    intervals: tuple[PriceInterval, ...]
-    fetched_at: datetime
-    stale: bool = False
-    """Set by the managed feed once no good fetch happened for staleAfterSeconds: the planner must
-    not move load on these prices."""
-
-    def at(self, instant: datetime) -> PriceInterval | None:
-        """The interval holding `instant`, if any."""
-        return next((interval for interval in self.intervals if interval.contains(instant)), None)
-
-    def marked_stale(self) -> PriceSeries:
-        return replace(self, stale=True)
-
-    @property
-    def start(self) -> datetime:
-        return self.intervals[0].start
-
-    @property
-    def end(self) -> datetime:
-        return self.intervals[-1].end
+PRICES: Measure[PriceInterval] = Measure(
+    one="price", many="prices", field="price", error=PriceDataError, no_data=NoPriceDataError
+)
 
 
 class PriceFeed(Protocol):
@@ -158,27 +141,8 @@ def parse_unit(feed: str, field: str, text: str) -> EnergyUnit:
     raise PriceDataError(feed, field, f"unknown energy unit {text!r}; expected one of MWh, kWh")
 
 
-def validate_intervals(
-    feed: str, intervals: Sequence[PriceInterval], *, expected_currency: str, field: str = "intervals"
-) -> tuple[PriceInterval, ...]:
-    """The intervals, if they can be trusted; PriceDataError naming the first fault otherwise.
-
-    `expected_currency` is the one the feed is configured with (its fxToUsd converts that one), so
-    a document quoting any other currency cannot be converted and is refused.
-    """
-    if not intervals:
-        raise PriceDataError(feed, field, "no prices (empty series)")
-    previous: PriceInterval | None = None
-    for index, interval in enumerate(intervals):
-        where = f"{field}[{index}]"
-        if interval.start.tzinfo is None or interval.end.tzinfo is None:
-            raise PriceDataError(feed, f"{where}.start", "timestamp without a UTC offset")
-        if not interval.start < interval.end:
-            raise PriceDataError(
-                feed, f"{where}.end", f"interval ends ({interval.end:%Y-%m-%dT%H:%MZ}) before it starts"
-            )
-        if not math.isfinite(interval.price):
-            raise PriceDataError(feed, f"{where}.price", f"not a finite number: {interval.price!r}")
+def _currency_and_unit(feed: str, expected_currency: str) -> IntervalCheck[PriceInterval]:
+    def check(where: str, interval: PriceInterval) -> None:
         if not CURRENCY_CODE.match(interval.currency):
             raise PriceDataError(feed, f"{where}.currency", f"not an ISO 4217 code: {interval.currency!r}")
         if interval.currency != expected_currency:
@@ -190,19 +154,20 @@ def validate_intervals(
             )
         if not isinstance(interval.unit, EnergyUnit):
             raise PriceDataError(feed, f"{where}.unit", f"unknown energy unit {interval.unit!r}")
-        if previous is not None and interval.start < previous.end:
-            problem = "goes backwards" if interval.start < previous.start else "overlaps the previous one"
-            raise PriceDataError(
-                feed,
-                f"{where}.start",
-                f"interval starting {_utc(interval.start)} {problem} (ending {_utc(previous.end)})",
-            )
-        previous = interval
-    return tuple(intervals)
+
+    return check
 
 
-def _utc(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def validate_intervals(
+    feed: str, intervals: Sequence[PriceInterval], *, expected_currency: str, field: str = "intervals"
+) -> tuple[PriceInterval, ...]:
+    """The intervals, if they can be trusted (signals.series.validate_intervals: UTC, ordered, finite);
+    PriceDataError naming the first fault otherwise.
+
+    `expected_currency` is the one the feed is configured with (its fxToUsd converts that one), so
+    a document quoting any other currency cannot be converted and is refused.
+    """
+    return series.validate_intervals(PRICES, feed, intervals, _currency_and_unit(feed, expected_currency), field=field)
 
 
 def usd_per_kwh(interval: PriceInterval, fx_to_usd: float) -> float:
@@ -231,13 +196,10 @@ def window_of(intervals: Iterable[PriceInterval], start: datetime, end: datetime
 
 def require_covers(feed: str, intervals: Sequence[PriceInterval], now: datetime) -> None:
     """PriceDataError unless some interval holds `now`: without the current price nothing is decided."""
-    if not any(interval.contains(now) for interval in intervals):
-        covered = f"{_utc(intervals[0].start)}..{_utc(intervals[-1].end)}" if intervals else "nothing"
-        raise PriceDataError(feed, "intervals", f"no price for now ({_utc(now)}); the series covers {covered}")
+    series.require_covers(PRICES, feed, intervals, now)
 
 
 def validated_series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
     """What a feed returns: its intervals validated (validate_intervals) and covering `now` (require_covers)."""
-    checked = validate_intervals(name, intervals, expected_currency=currency)
-    require_covers(name, checked, now)
+    checked = series.validated(PRICES, name, intervals, _currency_and_unit(name, currency), now)
     return PriceSeries(feed=name, intervals=checked, fetched_at=now)

@@ -1,7 +1,7 @@
 """Fakes of every adapter the service uses, for unit tests and the simulator; never imported by production code.
 
 Each fake passes the same contract suite as its real adapter (tests/actuation/test_member_contract.py,
-tests/signals/test_metrics_contract.py, tests/signals/test_price_contract.py ...), as Karpenter keeps
+tests/signals/test_metrics_contract.py, tests/signals/test_feed_contract.py ...), as Karpenter keeps
 its fake cloud provider in `cloudprovider/fake`. An import-linter contract keeps production modules
 from importing this package.
 """

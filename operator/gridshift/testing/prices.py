@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from gridshift.signals.prices import PriceFeedError, PriceInterval, PriceSeries, validated_series
+from gridshift.signals.prices import PriceInterval, PriceSeries, validated_series
+from gridshift.testing.feeds import FakeFeed
 
 
-class FakePriceFeed:
-    """A feed whose answer is set directly: a fixed series, a function of `now`, or an error."""
+class FakePriceFeed(FakeFeed[PriceInterval, PriceSeries]):
+    """A price feed whose answer is set directly (FakeFeed), validated in `currency`."""
 
     def __init__(self, name: str, *, currency: str = "EUR") -> None:
-        self.name = name
+        super().__init__(name, self._validate)
         self.currency = currency
-        self._intervals: Callable[[datetime], Sequence[PriceInterval]] = lambda now: ()
-        self._failures: list[PriceFeedError] = []
-        self.fetches: list[datetime] = []
 
-    def serve(self, intervals: Sequence[PriceInterval] | Callable[[datetime], Sequence[PriceInterval]]) -> None:
-        """Answer with these intervals (or with what the function gives for `now`)."""
-        self._intervals = intervals if callable(intervals) else (lambda now: tuple(intervals))
-
-    def fail_next(self, *errors: PriceFeedError) -> None:
-        """Raise these errors on the next fetches, in order, then serve again."""
-        self._failures.extend(errors)
-
-    def fetch(self, now: datetime) -> PriceSeries:
-        self.fetches.append(now)
-        if self._failures:
-            raise self._failures.pop(0)
-        return validated_series(self.name, list(self._intervals(now)), self.currency, now)
+    def _validate(self, name: str, intervals: Sequence[PriceInterval], now: datetime) -> PriceSeries:
+        return validated_series(name, intervals, self.currency, now)

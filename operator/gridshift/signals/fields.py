@@ -1,0 +1,47 @@
+"""One field of a feed's answer (JSON, XML or CSV) read as a time, a number or JSON: each error names the
+feed and the field, in the error class of the feed's measure (signals.prices.PriceDataError by default,
+signals.carbon.CarbonDataError for carbon feeds). One copy for every feed."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from gridshift.signals.prices import PriceDataError
+from gridshift.signals.series import FeedErrorType
+
+
+def json_body(feed: str, body: bytes, error: FeedErrorType = PriceDataError) -> Any:
+    """The answer's JSON document; the error naming `http.body` when it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError as failure:
+        raise error(feed, "http.body", f"not JSON ({failure}); truncated?") from None
+
+
+def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> datetime:
+    """An ISO 8601 time with a UTC offset (or Z), in UTC; a time without an offset is refused."""
+    if not isinstance(value, str):
+        raise error(feed, field, f"expected an ISO 8601 string, got {type(value).__name__}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise error(feed, field, f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise error(feed, field, f"time without a UTC offset: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:
+    """A finite number, given as a JSON number or a numeric string (never a boolean, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise error(feed, field, f"not a number: {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise error(feed, field, f"not a number: {value!r}") from None
+    if not math.isfinite(number):
+        raise error(feed, field, f"not a finite number: {value!r}")
+    return number

@@ -1,0 +1,248 @@
+"""Recorded series: a CSV of values read once into a compact index, and replayed on a supplied clock.
+
+One reader and one replay for every measure (prices: signals.price_csv; carbon intensity:
+signals.carbon_feeds). A file is `<time>,<value>,...`: the caller picks the value column from the
+header (a price column declares its currency and unit; an intensity column its basis); timestamps
+with an offset are honoured, naive ones are read in `naive_timezone` (UTC unless told otherwise).
+An empty cell is a missing interval (a gap). Each interval lasts the file's usual step (the smallest
+gap between rows). A replayed file is read once, row by row, and is capped in size
+(`PriceFeedSettings.max_csv_bytes`): a 50 MB price CSV once took 279 s and 1.38 GB as interval objects.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import stat
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Generic, Protocol, TextIO
+
+from gridshift.signals.fields import finite_number
+from gridshift.signals.series import IntervalT, Measure
+from gridshift.signals.settings import PriceFeedSettings
+
+MakeInterval = Callable[[datetime, datetime, float], IntervalT]
+"""(start, end, value) -> the measure's interval, in what the column declares (currency and unit, basis)."""
+
+
+@dataclass(frozen=True)
+class RecordedColumn(Generic[IntervalT]):
+    """The column a recording reads: its index in each row, its header, and how its values become intervals."""
+
+    index: int
+    name: str
+    interval: MakeInterval[IntervalT]
+
+
+@dataclass(frozen=True)
+class Recording(Generic[IntervalT]):
+    """A parsed CSV, kept compact: each row's start (UTC epoch seconds) and value, in arrays.
+
+    Every interval lasts the file's usual step (the smallest gap between rows): rows are strictly
+    increasing, so the next row starts exactly one step later, or later still where rows are
+    missing (a gap). 16 bytes a row instead of an interval object; intervals are made only for
+    the window asked.
+    """
+
+    column: RecordedColumn[IntervalT]
+    starts: array[float]
+    values: array[float]
+    step: timedelta
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _interval(self, index: int, shift: timedelta) -> IntervalT:
+        start = datetime.fromtimestamp(self.starts[index], UTC) + shift
+        return self.column.interval(start, start + self.step, self.values[index])
+
+    def intervals(self, shift: timedelta = timedelta(0)) -> list[IntervalT]:
+        """Every row as an interval, moved by `shift`."""
+        return [self._interval(i, shift) for i in range(len(self))]
+
+    def window(self, start: datetime, end: datetime, shift: timedelta = timedelta(0)) -> list[IntervalT]:
+        """Intervals (moved by `shift`) overlapping [start, end), found by bisection."""
+        low = bisect.bisect_right(self.starts, (start - shift - self.step).timestamp())
+        high = bisect.bisect_left(self.starts, (end - shift).timestamp())
+        out = [self._interval(i, shift) for i in range(low, high)]
+        return [i for i in out if i.end > start and i.start < end]
+
+    def first_start(self, shift: timedelta = timedelta(0)) -> datetime:
+        return datetime.fromtimestamp(self.starts[0], UTC) + shift
+
+    def last_end(self, shift: timedelta = timedelta(0)) -> datetime:
+        return datetime.fromtimestamp(self.starts[-1], UTC) + self.step + shift
+
+    def span(self, shift: timedelta = timedelta(0)) -> str:
+        """`2024-01-01..2025-01-01`: the days the recording (moved by `shift`) covers."""
+        return f"{self.first_start(shift):%Y-%m-%d}..{self.last_end(shift):%Y-%m-%d}"
+
+
+class ReplaySpec(Protocol):
+    """A csvReplay block (api.regional_cluster.CsvReplayFeed, api.carbon.CsvReplayCarbonFeed)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def offset_days(self) -> int: ...
+
+
+ChooseColumn = Callable[[Sequence[str]], RecordedColumn[IntervalT]]
+"""The header -> the column to read; raises the measure's error naming `column` when none fits."""
+
+
+def _parse_time(measure: Measure[IntervalT], feed: str, row_number: int, text: str, naive_timezone: tzinfo) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise measure.error(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {text!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=naive_timezone)
+    return parsed.astimezone(UTC)
+
+
+def read_recording(
+    lines: Iterable[str],
+    measure: Measure[IntervalT],
+    feed: str,
+    choose_column: ChooseColumn[IntervalT],
+    naive_timezone: tzinfo = UTC,
+) -> Recording[IntervalT]:
+    """A CSV read row by row (nothing but the current row in memory); the measure's error naming
+    the row and column at the first fault."""
+    rows = csv.reader(lines)
+    header = next(rows, None)
+    if header is None or len(header) < 2:
+        raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
+    column = choose_column(header)
+    starts: array[float] = array("d")
+    values: array[float] = array("d")
+    step: float | None = None
+    previous: datetime | None = None
+    for row_number, row in enumerate(rows, start=2):
+        if not row or not row[0].strip():
+            continue
+        if len(row) <= column.index:
+            raise measure.error(feed, f"row {row_number}", f"has {len(row)} fields; column {column.index + 1} missing")
+        cell = row[column.index].strip()
+        if not cell:
+            continue  # a missing interval upstream: a gap, not a value
+        value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
+        start = _parse_time(measure, feed, row_number, row[0], naive_timezone)
+        if previous is not None:
+            if start <= previous:
+                raise measure.error(
+                    feed,
+                    f"row {row_number}.datetime",
+                    f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row ({previous:%Y-%m-%dT%H:%MZ}): "
+                    "times overlap or go backwards",
+                )
+            gap = (start - previous).total_seconds()
+            step = gap if step is None else min(step, gap)
+        starts.append(start.timestamp())
+        values.append(value)
+        previous = start
+    if not starts:
+        raise measure.error(feed, column.name, f"no {measure.many} in the file")
+    return Recording(column, starts, values, timedelta(seconds=step) if step is not None else timedelta(hours=1))
+
+
+def bounded_lines(
+    handle: TextIO, measure: Measure[IntervalT], feed: str, path: Path, max_bytes: int, max_line: int
+) -> Iterator[str]:
+    """The file's lines, refusing one longer than `max_line` or a total past `max_bytes` (a file that
+    grew, or a device whose size says nothing), so no read is unbounded."""
+    total = 0
+    while True:
+        line = handle.readline(max_line + 1)
+        if not line:
+            return
+        total += len(line)
+        if len(line) > max_line:
+            raise measure.error(feed, "csvReplay.path", f"{path} has a line longer than {max_line} characters")
+        if total > max_bytes:
+            raise measure.error(feed, "csvReplay.path", _too_large(measure, path, max_bytes))
+        yield line
+
+
+def _too_large(measure: Measure[IntervalT], path: Path, max_bytes: int) -> str:
+    return (
+        f"{path} is larger than the {max_bytes}-byte cap on local {measure.one} files "
+        f"(PriceFeedSettings.max_csv_bytes, {max_bytes / 2**20:g} MiB): keep only the dates the replay needs"
+    )
+
+
+class CsvReplay(Generic[IntervalT]):
+    """A recorded file replayed: the window around the supplied `now`, shifted by offsetDays.
+
+    The file is read once, row by row, into a compact index (`Recording`); each fetch makes
+    intervals for its window only. Files over `PriceFeedSettings.max_csv_bytes` are refused before
+    reading, naming `csvReplay.path` and the cap. The feeds (signals.price_csv.CsvReplayPriceFeed,
+    signals.carbon_feeds.CsvReplayCarbonIntensityFeed) validate the window as any other fetch.
+    """
+
+    MAX_LINE_CHARS = 64 * 1024
+    """No recorded CSV row is near this (the wide price file's rows are ~150 characters)."""
+
+    def __init__(
+        self,
+        name: str,
+        measure: Measure[IntervalT],
+        spec: ReplaySpec,
+        choose_column: ChooseColumn[IntervalT],
+        settings: PriceFeedSettings,
+        *,
+        naive_timezone: tzinfo = UTC,
+        base_directory: Path | None = None,
+    ) -> None:
+        self.name, self.measure, self.settings = name, measure, settings
+        self.offset_days = spec.offset_days
+        self._choose_column = choose_column
+        self._naive_timezone = naive_timezone
+        relative = Path(spec.path)
+        self.path = relative if relative.is_absolute() or base_directory is None else base_directory / relative
+        self._recording: Recording[IntervalT] | None = None
+
+    def recording(self) -> Recording[IntervalT]:
+        """The file, read at the first call; the measure's error naming `csvReplay.path` if it cannot be."""
+        if self._recording is None:
+            self._recording = self._read()
+        return self._recording
+
+    def _read(self) -> Recording[IntervalT]:
+        cap, error = self.settings.max_csv_bytes, self.measure.error
+        try:
+            info = self.path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise error(self.name, "csvReplay.path", f"{self.path} is not a regular file")
+            if info.st_size > cap:
+                too_large = _too_large(self.measure, self.path, cap)
+                raise error(self.name, "csvReplay.path", f"{too_large}; it has {info.st_size} bytes")
+            with self.path.open(encoding="utf-8-sig", newline="") as handle:
+                lines = bounded_lines(handle, self.measure, self.name, self.path, cap, self.MAX_LINE_CHARS)
+                return read_recording(lines, self.measure, self.name, self._choose_column, self._naive_timezone)
+        except OSError as failure:
+            raise error(self.name, "csvReplay.path", f"cannot read {self.path}: {failure.strerror}") from failure
+        except UnicodeDecodeError as failure:
+            raise error(self.name, "csvReplay.path", f"{self.path} is not UTF-8 text (byte {failure.start})") from None
+
+    def window(self, now: datetime) -> list[IntervalT]:
+        """The recorded intervals around `now` (the settings' lookback and horizon); the measure's no-data
+        error naming `csvReplay.offsetDays` if there are none."""
+        recording = self.recording()
+        shift = timedelta(days=self.offset_days)
+        start = now - timedelta(hours=self.settings.lookback_hours)
+        end = now + timedelta(hours=self.settings.horizon_hours)
+        window = recording.window(start, end, shift)
+        if not window:
+            between = f"between {start:%Y-%m-%dT%H:%MZ} and {end:%Y-%m-%dT%H:%MZ}"
+            covers = f"the recording (shifted by {self.offset_days} days) covers {recording.span(shift)}"
+            raise self.measure.no_data(
+                self.name, "csvReplay.offsetDays", f"no recorded {self.measure.many} {between}; {covers}"
+            )
+        return window
