@@ -50,6 +50,26 @@ class OperatorSettings(BaseSettings):
         le=86_400,
         description="PromQL range for rates and quantiles, s; 5 min smooths scrape jitter yet follows load in minutes.",
     )
+    metrics_deadline_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=600,
+        description=(
+            "Seconds the observe stage waits for every cluster's Prometheus answers (queried in parallel, "
+            "one query per signal per cluster); a cluster still unanswered then has unknown demand this "
+            "cycle. 20 s: two 10 s query timeouts, far below the 60 s planning interval."
+        ),
+    )
+    write_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description=(
+            "Hub status patches in flight at once. 16: 1,000 patches of ~30 ms each take about 2 s instead "
+            "of 30 s one after another, while staying under the apiserver's default per-client "
+            "max-in-flight share (kube-apiserver --max-mutating-requests-inflight 200)."
+        ),
+    )
     queue_drain_seconds: float = Field(
         default=300.0,
         ge=10,

@@ -118,3 +118,58 @@ def test_a_stale_price_feed_is_flagged_where_it_matters_and_moves_nothing() -> N
         control.cycle()
     assert control.replicas()["eu-fr"] > 0
     assert condition(control.status(), "PriceFeedStale") == ("False", "Fresh", "")
+
+
+def measured_world(count: int, *, settings: OperatorSettings | None = None) -> ServiceHarness:
+    """`count` Prometheus-demand deployments over three clusters, placed by a first (Static) cycle."""
+    world = ServiceHarness(
+        ["eu-de", "eu-fr", "us-tx"],
+        gpus_per_cluster=64,
+        settings=settings
+        or OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    for index in range(count):
+        world.add(deployment_body(f"chat-{index:03d}", rps=2.0))
+    world.cycle()
+    for body in world.deployments.values():
+        body["spec"]["demand"] = PROMETHEUS
+    return world
+
+
+def test_prometheus_queries_per_cycle_do_not_grow_with_the_deployments() -> None:
+    queries = {}
+    for count in (2, 40):
+        world = measured_world(count)
+        clusters = {c for c, n in world.replicas().items() if n > 0}
+        world.metrics.queries = 0
+        world.cycle()
+        queries[count] = world.metrics.queries
+        assert queries[count] == len(Signal) * len(clusters), (count, clusters)
+    # 40 deployments (400 queries one by one) still cost one query per signal per cluster.
+    assert queries[40] <= len(Signal) * 3, queries
+
+
+def test_a_prometheus_slower_than_the_deadline_leaves_demand_unknown_and_the_cycle_goes_on() -> None:
+    import threading
+    import time
+
+    settings = OperatorSettings(
+        revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom", metrics_deadline_seconds=0.5
+    )
+    world = measured_world(3, settings=settings)
+    release = threading.Event()
+    answer = world.metrics.cluster_signals
+
+    def slow(refs: Any, at: Any) -> Any:
+        release.wait(30)
+        return answer(refs, at)
+
+    world.metrics.cluster_signals = slow  # type: ignore[method-assign]
+    started = time.monotonic()
+    try:
+        report = world.cycle()
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10, "the cycle waited past the metrics deadline"
+    assert any("no answer within the 0.5 s deadline" in e for e in report.errors), report.errors
+    assert condition(world.status("chat-000"), "MetricsStale")[:2] == ("True", "NoDemandMetrics")

@@ -59,6 +59,8 @@ class LocalServer:
                 return
 
             def do_GET(self) -> None:
+                # A body (POST, PATCH) is read, so the next request on a kept-alive connection parses.
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 parts = urlsplit(self.path)
                 request = Request(
                     path=parts.path,
@@ -87,6 +89,7 @@ class LocalServer:
                     self.close_connection = True
 
             do_POST = do_GET
+            do_PATCH = do_GET
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -19,7 +19,16 @@ from gridshift.signals.metrics import (
     PrometheusMetricsSource,
     SignalValue,
 )
-from gridshift.signals.promql import PER_POD_SIGNALS, QueryWindows, Signal, build_queries
+from gridshift.signals.promql import (
+    PER_POD_SIGNALS,
+    GroupScope,
+    QueryWindows,
+    Signal,
+    build_grouped_queries,
+    build_queries,
+    group_key,
+    group_labels,
+)
 from gridshift.signals.settings import MetricsSettings, RetryPolicy
 from gridshift.testing import FakeMetricsSource
 from tests.signals.conftest import FIXTURES, LocalServer, RecordingSleep, Reply, Request
@@ -50,6 +59,7 @@ class PrometheusWorld:
     server: LocalServer
     sleep: RecordingSleep
     answers: dict[str, bytes] = field(default_factory=dict)
+    values: dict[DeploymentRef, dict[Signal, SignalValue]] = field(default_factory=dict)
     failure: Reply | None = None
 
     def __post_init__(self) -> None:
@@ -61,7 +71,24 @@ class PrometheusWorld:
         if self.failure is not None:
             return self.failure
         assert request.path == "/api/v1/query"
-        return Reply(body=self.answers.get(request.params["query"], vector([])))
+        query = request.params["query"]
+        return Reply(body=self.answers.get(query) or self._grouped_answer(query))
+
+    def _grouped_answer(self, query: str) -> bytes:
+        """A grouped query's answer: each deployment's value set, labelled by group_labels (as Prometheus does)."""
+        scheme = self.settings.labels
+        samples: list[tuple[dict[str, str], float]] = []
+        for ref, values in self.values.items():
+            queries = build_grouped_queries(scheme, GroupScope((ref.workload_namespace,)), self.settings.windows)
+            for signal, value in values.items():
+                if queries[signal] != query:
+                    continue
+                labels = dict(zip(group_labels(scheme), group_key(scheme, ref), strict=True))
+                if isinstance(value, Mapping):
+                    samples += [({**labels, "pod": pod}, v) for pod, v in value.items()]
+                else:
+                    samples.append((labels, float(value)))
+        return vector(samples)
 
     def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
         query = build_queries(self.settings.labels, ref, self.settings.windows)[signal]
@@ -70,6 +97,7 @@ class PrometheusWorld:
         else:
             samples = [({}, float(value))]
         self.answers[query] = vector(samples)
+        self.values.setdefault(ref, {})[signal] = value
 
     def fail(self, retryable: bool) -> None:
         body = json.dumps(
@@ -148,12 +176,46 @@ def test_deployments_do_not_see_each_others_values(world: MetricsWorld) -> None:
     assert world.source.deployment_signals(MISTRAL, AT).scalar(Signal.REQUEST_RATE) == 9.0
 
 
+def test_cluster_signals_give_each_deployment_what_deployment_signals_give(world: MetricsWorld) -> None:
+    for signal, value in VALUES.items():
+        world.set(LLAMA, signal, value)
+    world.set(MISTRAL, Signal.REQUEST_RATE, 9.0)
+    world.set(MISTRAL, Signal.WATTS_PER_REPLICA, {"mistral-a": 300.0})
+    both = world.source.cluster_signals([LLAMA, MISTRAL], AT)
+    assert set(both) == {LLAMA, MISTRAL}
+    for ref in (LLAMA, MISTRAL):
+        alone = world.source.deployment_signals(ref, AT)
+        assert both[ref].values == alone.values, ref
+        assert both[ref].deployment == ref and both[ref].observed_at == AT
+    assert both[MISTRAL].missing == frozenset(Signal) - {Signal.REQUEST_RATE, Signal.WATTS_PER_REPLICA}
+
+
+def fleet_of(count: int) -> list[DeploymentRef]:
+    return [DeploymentRef("prod", f"model-{i:05d}", "gridshift-workloads", f"org/model-{i}") for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 40, 2000])
+def test_prometheus_queries_per_cluster_do_not_grow_with_the_deployments(
+    local_server: LocalServer, recording_sleep: RecordingSleep, count: int
+) -> None:
+    world = PrometheusWorld(local_server, recording_sleep)
+    refs = fleet_of(count)
+    for index, ref in enumerate(refs):
+        world.set(ref, Signal.REQUEST_RATE, float(index))
+    signals = world.source.cluster_signals(refs, AT)
+    assert len(local_server.requests) == len(Signal), "one query per signal, whatever the number of deployments"
+    assert [signals[ref].scalar(Signal.REQUEST_RATE) for ref in refs] == [float(i) for i in range(count)]
+
+
 @pytest.mark.parametrize("retryable", [True, False])
 def test_a_failing_source_raises_metrics_error_saying_whether_to_retry(world: MetricsWorld, retryable: bool) -> None:
     world.fail(retryable)
     with pytest.raises(MetricsError) as caught:
         world.source.deployment_signals(LLAMA, AT)
     assert caught.value.retryable is retryable
+    with pytest.raises(MetricsError) as grouped:
+        world.source.cluster_signals([LLAMA, MISTRAL], AT)
+    assert grouped.value.retryable is retryable
     assert "scripted failure" in str(caught.value)
 
 

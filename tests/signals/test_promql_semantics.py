@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from gridshift.signals.labels import DeploymentRef, LabelScheme, SelectBy
-from gridshift.signals.promql import QueryWindows, Signal, build_queries
+from gridshift.signals.promql import GroupScope, QueryWindows, Signal, build_grouped_queries, build_queries
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Prometheus) is not installed")
@@ -171,14 +171,72 @@ def expectations(scheme: LabelScheme) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("select_by", list(SelectBy))
 def test_builders_give_the_expected_values_on_the_real_engine(select_by: SelectBy, tmp_path: Path) -> None:
-    scheme = LabelScheme(select_by=select_by)
+    promtool_passes(expectations(LabelScheme(select_by=select_by)), tmp_path / "signals_test.yaml")
+
+
+def promtool_passes(tests: list[dict[str, object]], path: Path) -> None:
+    """`promtool test rules` evaluates `tests` on input_series(); every expectation must hold."""
     document = {
         "rule_files": [],
         "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series(), "promql_expr_test": expectations(scheme)}],
+        "tests": [{"interval": "1m", "input_series": input_series(), "promql_expr_test": tests}],
     }
-    path = tmp_path / "signals_test.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     assert PROMTOOL is not None
     result = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Grouped queries: one per signal for every deployment of the namespace ---------------------------
+
+
+def grouped_expectations(scheme: LabelScheme) -> list[dict[str, object]]:
+    """Each deployment's value in the grouped answer equals its per-deployment value above."""
+    queries = build_grouped_queries(scheme, GroupScope((NS,)), QueryWindows())
+    at = "20m"
+    key = scheme.deployment_label if scheme.select_by is SelectBy.DEPLOYMENT_LABEL else scheme.model_name_label
+    names = {
+        "llama": ("prod.llama", MODEL),
+        "other": ("prod.other", "other"),
+        "legacy": ("prod.legacy", "legacy-model"),
+        "both": ("prod.both", "both-model"),
+    }
+
+    def labels(deployment: str, **extra: str) -> str:
+        value = names[deployment][0 if scheme.select_by is SelectBy.DEPLOYMENT_LABEL else 1]
+        pairs = {"namespace": NS, key: value, **extra}
+        return "{" + ", ".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+    def each(query: str, values: dict[str, float], *, scale: float = 1.0) -> dict[str, object]:
+        expr = query if scale == 1.0 else f"round(({query}) * {scale:g})"
+        samples = [{"labels": labels(d), "value": round(v * scale) if scale != 1.0 else v} for d, v in values.items()]
+        return {"expr": expr, "eval_time": at, "exp_samples": samples}
+
+    return [
+        each(queries[Signal.REQUEST_RATE], {"llama": 3.5, "other": 10}),  # other: 600 / 60 s
+        each(queries[Signal.GENERATION_TOKEN_RATE], {"llama": 300}),
+        each(queries[Signal.PROMPT_TOKEN_RATE], {"llama": 100}),
+        each(queries[Signal.TTFT_P95], {"llama": 0.46}, scale=1e6),
+        each(queries[Signal.ITL_P95], {"llama": 0.03, "legacy": 0.092, "both": 0.03}, scale=1e6),
+        each(queries[Signal.REQUESTS_RUNNING], {"llama": 8, "other": 7, "legacy": 1}),
+        each(queries[Signal.REQUESTS_WAITING], {"llama": 3}),
+        each(queries[Signal.KV_CACHE_USAGE], {"llama": 0.4, "legacy": 0.7}),
+        {
+            "expr": queries[Signal.WATTS_PER_REPLICA],
+            "eval_time": at,
+            "exp_samples": [
+                {"labels": labels("llama", pod="llama-a"), "value": 300},
+                {"labels": labels("llama", pod="llama-b"), "value": 400},
+                {"labels": labels("other", pod="other-a"), "value": 500},
+            ],
+        },
+        # other-a draws 500 W but generated no tokens: no J/token (missing, as per deployment).
+        each(queries[Signal.JOULES_PER_TOKEN], {"llama": 630000 / 270000}, scale=1e6),
+    ]
+
+
+@pytest.mark.parametrize("select_by", list(SelectBy))
+def test_grouped_queries_give_each_deployment_its_own_value_on_the_real_engine(
+    select_by: SelectBy, tmp_path: Path
+) -> None:
+    promtool_passes(grouped_expectations(LabelScheme(select_by=select_by)), tmp_path / "grouped_test.yaml")

@@ -399,8 +399,14 @@ def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec:
 
 
 BIND_CONFLICT = "address already in use"
+STARVED = "failed to wait for apiserver being healthy"
+"""kube-controller-manager's words when its apiserver did not answer /healthz within 10 s."""
 CREATE_ATTEMPTS = 3
-"""Tries per cluster when a component could not bind its port (something outside gridshift took it)."""
+"""Tries per cluster when a component could not bind its port (something outside gridshift took it)
+or gave up while starting on a loaded machine."""
+MAX_PARALLEL_STARTS = 4
+"""Clusters started at once: the default world (hub + 3 regions) all together; a 12-region world in
+four waves (the whole of it at once timed the hub's kube-controller-manager out on 2 loaded cores)."""
 
 
 class ComponentDied(RuntimeError):
@@ -412,6 +418,8 @@ class ComponentDied(RuntimeError):
         self.log = log
         self.last_lines = _last_lines(log)
         self.bind_conflict = any(BIND_CONFLICT in line.lower() for line in self.last_lines)
+        self.starved = any(STARVED in line for line in self.last_lines)
+        """It gave up waiting for its apiserver (a loaded machine), not a broken configuration."""
         shown = "\n  ".join(self.last_lines) or "(its log is empty)"
         super().__init__(f"{cluster}: {component} exited while starting; the end of {log}:\n  {shown}")
 
@@ -465,15 +473,19 @@ def _wait(cond: Any, timeout: float, what: str, interval: float = 0.5, watch: Ca
 
 
 def _create_cluster(world: ControlPlanes, cluster: ClusterSpec, spec: PlanesSpec, timeout: float) -> None:
-    """Create one cluster; a component that could not bind its port is retried with fresh ports."""
+    """Create one cluster; a component that could not bind its port is retried with fresh ports, and one
+    that gave up waiting for its apiserver (kube-controller-manager waits only 10 s for /healthz, which
+    a loaded machine starting a dozen planes can exceed) is retried from scratch. Any other death stops
+    the start at once."""
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             _create_cluster_once(world, cluster, spec, timeout)
             return
         except ComponentDied as died:
-            if not died.bind_conflict or attempt == CREATE_ATTEMPTS:
+            if not (died.bind_conflict or died.starved) or attempt == CREATE_ATTEMPTS:
                 raise
-            _log(f"{cluster.name}: {died.component} could not bind its port; retrying with new ports ({died})")
+            why = "could not bind its port; retrying with new ports" if died.bind_conflict else "starved; retrying"
+            _log(f"{cluster.name}: {died.component} {why} (attempt {attempt} of {CREATE_ATTEMPTS}): {died}")
             _discard_cluster(world, cluster.name)
 
 
@@ -646,11 +658,14 @@ def start_planes(
         errors: list[BaseException] = []
         if parallel:
             threads = []
+            # A dozen planes started at once on 2 cores starve each other's health checks: a few at a time.
+            starting = threading.BoundedSemaphore(MAX_PARALLEL_STARTS)
             for c in spec.clusters:
 
                 def run(c: ClusterSpec = c) -> None:
                     try:
-                        _create_cluster(world, c, spec, timeout)
+                        with starting:
+                            _create_cluster(world, c, spec, timeout)
                     except BaseException as e:
                         errors.append(e)
 

@@ -29,6 +29,10 @@ from gridshift.api.labels import owner_value
 FIELD_MANAGER = "gridshift"
 
 
+APPLY_CONFLICT_ATTEMPTS = 3
+"""Tries of one member apply answered 409 Conflict before it is reported as the step's failure."""
+
+
 class MemberError(Exception):
     """A member cluster refused or failed an operation; the message names the cluster and never holds credentials."""
 
@@ -319,39 +323,63 @@ class KubeMemberCluster:
         return result
 
     def apply(self, manifests: Sequence[Manifest]) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in self._KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
-            resource = self._resource(manifest["apiVersion"], manifest["kind"])
-            meta = manifest["metadata"]
-            namespace = meta.get("namespace")
-            existing = self._get(resource, meta["name"], namespace)
-            wanted = owner_of(manifest)
-            if existing is not None and (wanted is None or owner_of(existing) != wanted):
-                found = owner_of(existing)
-                raise ForeignObject(
-                    self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
-                )
+            self._apply_retrying(manifest)
+
+    def _apply_retrying(self, manifest: Manifest) -> None:
+        """One manifest, applied again on 409 Conflict (up to APPLY_CONFLICT_ATTEMPTS): a create raced by
+        another writer, or a field taken by another manager between our read and our apply. Each try
+        reads the object again, so ownership is judged on what is there now."""
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(1, APPLY_CONFLICT_ATTEMPTS + 1):
             try:
-                self._call(
-                    lambda r=resource, m=manifest, meta=meta, ours=existing is not None: r.server_side_apply(
-                        body=m,
-                        name=meta["name"],
-                        namespace=meta.get("namespace"),
-                        field_manager=FIELD_MANAGER,
-                        # Force only over our own object (a field another manager took, e.g. a hand scale);
-                        # a new object is created without force.
-                        force_conflicts=ours,
-                        _request_timeout=self._timeout,
-                    ),
-                    f"apply {manifest['kind']} {namespace or ''}/{meta['name']}",
-                )
+                self._apply_one(manifest)
+                return
             except ApiException as error:
-                if error.status == 404 and namespace:
-                    raise NamespaceMissing(self.name, namespace) from None
-                raise
+                if error.status != 409:
+                    raise
+                if attempt == APPLY_CONFLICT_ATTEMPTS:
+                    meta = manifest["metadata"]
+                    raise MemberError(
+                        self.name,
+                        f"cluster {self.name}: apply {manifest['kind']} {meta.get('namespace') or ''}/{meta['name']}: "
+                        f"HTTP 409 Conflict {APPLY_CONFLICT_ATTEMPTS} times: {_message(error)}",
+                    ) from None
+
+    def _apply_one(self, manifest: Manifest) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        resource = self._resource(manifest["apiVersion"], manifest["kind"])
+        meta = manifest["metadata"]
+        namespace = meta.get("namespace")
+        existing = self._get(resource, meta["name"], namespace)
+        wanted = owner_of(manifest)
+        if existing is not None and (wanted is None or owner_of(existing) != wanted):
+            found = owner_of(existing)
+            raise ForeignObject(
+                self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
+            )
+        try:
+            self._call(
+                lambda: resource.server_side_apply(
+                    body=manifest,
+                    name=meta["name"],
+                    namespace=namespace,
+                    field_manager=FIELD_MANAGER,
+                    # Force only over our own object (a field another manager took, e.g. a hand scale);
+                    # a new object is created without force.
+                    force_conflicts=existing is not None,
+                    _request_timeout=self._timeout,
+                ),
+                f"apply {manifest['kind']} {namespace or ''}/{meta['name']}",
+            )
+        except ApiException as error:
+            if error.status == 404 and namespace:
+                raise NamespaceMissing(self.name, namespace) from None
+            raise
 
     def _list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None

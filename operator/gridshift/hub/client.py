@@ -36,6 +36,8 @@ PLURALS = {
 }
 REPORTING_CONTROLLER = "gridshift.dev/operator"
 """events.k8s.io reportingController of every Event gridshift emits."""
+CONFLICT_ATTEMPTS = 3
+"""Sends of one status patch or member apply answered 409 Conflict before the cycle reports it."""
 EVENT_SERIES_MEMORY = 4096
 """Events remembered for series updates (the oldest are forgotten first; a forgotten repeat is a new Event)."""
 SECRET_PURPOSE_LABEL = "gridshift.dev/secret-purpose"
@@ -246,6 +248,8 @@ class KubeHub:
     def __init__(self, api_client: Any, timeout_seconds: float = 10.0, instance: str | None = None) -> None:
         from kubernetes import client
 
+        self.api_client = api_client
+        """The client every request goes through (a RequestCounter can be attached to it)."""
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._coordination = client.CoordinationV1Api(api_client)
@@ -309,7 +313,7 @@ class KubeHub:
         from kubernetes.client.exceptions import ApiException
 
         try:
-            self._patch_status(ref, status)
+            self._patch_status_retrying(ref, status)
         except ApiException as error:
             if error.status == 404:
                 raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted") from None
@@ -319,6 +323,20 @@ class KubeHub:
                     f"ClusterRole needs patch on {PLURALS[ref.kind]}/status (charts/gridshift RBAC)"
                 ) from None
             raise
+
+    def _patch_status_retrying(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        """The patch, sent again on 409 Conflict (up to CONFLICT_ATTEMPTS): a merge patch carries no
+        resourceVersion, so a conflict is the apiserver's own optimistic-concurrency retry running out
+        under concurrent writers (an admission webhook, another controller); the same patch applies."""
+        from kubernetes.client.exceptions import ApiException
+
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                self._patch_status(ref, status)
+                return
+            except ApiException as error:
+                if error.status != 409 or attempt == CONFLICT_ATTEMPTS:
+                    raise
 
     def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         plural = PLURALS[ref.kind]

@@ -16,7 +16,8 @@ service.sweep); those without owner annotations are foreign, reported and left a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,11 @@ class Observer:
         self._carbon_feed_factory = carbon_feed_factory
         self._carbon_feeds: dict[str, tuple[str, ManagedCarbonFeed]] = {}
         self._metrics: dict[str, MetricsSource] = {}
+        # One thread per cluster queried at once (a dozen regions is the design point); a late query
+        # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
+        self._metrics_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gridshift-metrics")
+        # Member clusters are listed in parallel too; each call is bounded by api_timeout_seconds.
+        self._cluster_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gridshift-observe")
         self._last_workloads: dict[str, list[WorkloadState]] = {}
 
     def known_members(self) -> list[tuple[str, MemberCluster]]:
@@ -92,11 +98,7 @@ class Observer:
         profiles = inputs.parse_bodies(profile_bodies, GPUProfile)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in deployments}
         tenants = sorted({ns for ns, _ in live})
-        views = [
-            self._observe_cluster(c.key, c.resource, c.body.get("status") or {}, tenants, live, report)
-            for c in clusters
-            if c.resource is not None
-        ]
+        views = self._observe_clusters(now, [c for c in clusters if c.resource is not None], tenants, live, report)
         self._forget_clusters_except({c.key for c in clusters})
         for invalid in (c for c in clusters if c.resource is None):
             report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
@@ -109,10 +111,12 @@ class Observer:
             planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
         workloads = {v.name: v.workloads for v in views}
         observed = []
+        running = {v.name: _running(v) for v in views}
+        measured = self._measure(deployments, views, running, report)
         for parsed in deployments:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
-            signals = self._signals(parsed.resource, ns, name, views, report)
+            signals = self._signals(parsed.resource, ns, name, running, measured)
             demand = (
                 inputs.observed_demand(parsed.resource, signals, self.settings.queue_drain_seconds)
                 if signals is not None
@@ -195,6 +199,29 @@ class Observer:
 
     # ------------------------------------------------------------------ sources
 
+    def _observe_clusters(
+        self,
+        now: datetime,
+        clusters: Sequence[inputs.Parsed[RegionalCluster]],
+        tenants: Sequence[str],
+        live: Mapping[tuple[str, str], str],
+        report: CycleReport,
+    ) -> list[ClusterView]:
+        """Every cluster observed at once (a dozen regions cost one slow answer, not the sum of twelve);
+        views and errors kept in the clusters' order, so a cycle's report reads the same whatever answers first."""
+
+        def one(parsed: inputs.Parsed[RegionalCluster]) -> tuple[ClusterView, list[str]]:
+            assert parsed.resource is not None
+            own = CycleReport(leader=True, started_at=now)
+            status = parsed.body.get("status") or {}
+            return self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, own), own.errors
+
+        views = []
+        for view, errors in self._cluster_pool.map(one, clusters):
+            views.append(view)
+            report.errors.extend(errors)
+        return views
+
     def _observe_cluster(
         self,
         name: str,
@@ -274,39 +301,93 @@ class Observer:
             return {}
 
     def _signals(
-        self, idep: InferenceDeployment, ns: str, name: str, views: Iterable[ClusterView], report: CycleReport
+        self,
+        idep: InferenceDeployment,
+        ns: str,
+        name: str,
+        running: Mapping[str, frozenset[tuple[str, str]]],
+        measured: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
     ) -> list[DeploymentSignals] | None:
         """Each cluster's vLLM/DCGM signals of the deployment; [] for Static demand, None when unknown."""
         if idep.spec.demand.source is DemandSource.STATIC:
             return []
         out = []
-        for view in views:
-            if not any(
-                (w.deployment_namespace, w.deployment_name) == (ns, name) and w.desired > 0
-                for w in view.workloads or ()
-            ):
+        for cluster, names in running.items():
+            if (ns, name) not in names:
                 continue
+            answers = measured.get(cluster)
+            found = answers.get((ns, name)) if answers is not None else None
+            if found is None:  # no Prometheus, cluster unreachable, or its query failed (reported once)
+                return None
+            out.append(found)
+        return out
+
+    def _measure(
+        self,
+        deployments: Sequence[inputs.Parsed[InferenceDeployment]],
+        views: Sequence[ClusterView],
+        running: Mapping[str, frozenset[tuple[str, str]]],
+        report: CycleReport,
+    ) -> dict[str, dict[tuple[str, str], DeploymentSignals] | None]:
+        """Every cluster's signals of the deployments running there: one `cluster_signals` call (one query
+        per signal) per cluster, clusters in parallel, all within metrics_deadline_seconds.
+
+        A cluster without Prometheus, unreachable, failing or late maps to None: the demand of its
+        deployments is unknown this cycle (reported once per cluster, not once per deployment)."""
+        wanted: dict[str, list[DeploymentRef]] = {}
+        for parsed in deployments:
+            assert parsed.resource is not None
+            if parsed.resource.spec.demand.source is DemandSource.STATIC:
+                continue
+            ns, name = _ns_name(parsed.body)
+            for view in views:
+                if (ns, name) in running[view.name]:
+                    wanted.setdefault(view.name, []).append(
+                        DeploymentRef(
+                            ns,
+                            name,
+                            view.workload_namespace_for(ns),
+                            parsed.resource.spec.model.served_name,
+                            cluster=view.name if self.settings.metrics_cluster_label else None,
+                        )
+                    )
+        out: dict[str, dict[tuple[str, str], DeploymentSignals] | None] = {}
+        pending: dict[str, Future[dict[DeploymentRef, DeploymentSignals]]] = {}
+        by_name = {v.name: v for v in views}
+        for cluster, refs in sorted(wanted.items()):
+            view = by_name[cluster]
             url = view.resource.spec.prometheus_url or self.settings.prometheus_url
             if url is None or view.inventory is None:
-                return None
+                out[cluster] = None
+                continue
             source = self._metrics.setdefault(url, self._metrics_factory(url))
-            ref = DeploymentRef(
-                ns,
-                name,
-                view.workload_namespace_for(ns),
-                idep.spec.model.served_name,
-                cluster=view.name if self.settings.metrics_cluster_label else None,
-            )
+            # Prometheus evaluates at its own (wall-clock) time, whatever clock the planner runs on.
+            pending[cluster] = self._metrics_pool.submit(source.cluster_signals, refs, self._metrics_clock())
+        deadline = self.settings.metrics_deadline_seconds
+        wait(pending.values(), timeout=deadline)
+        for cluster, future in sorted(pending.items()):
+            if not future.done():
+                future.cancel()  # a query still running ends by its own timeout; its answer is dropped
+                out[cluster] = None
+                report.errors.append(f"metrics of cluster {cluster}: no answer within the {deadline:g} s deadline")
+                continue
             try:
-                # Prometheus evaluates at its own (wall-clock) time, whatever clock the planner runs on.
-                out.append(source.deployment_signals(ref, self._metrics_clock()))
+                answers = future.result()
             except MetricsError as error:
+                out[cluster] = None
                 report.errors.append(str(error))
-                return None
+                continue
             except Exception as error:  # an adapter bug must not stop planning for everyone else
-                report.errors.append(f"metrics for {ns}/{name} in {view.name}: {type(error).__name__}: {error}")
-                return None
+                out[cluster] = None
+                report.errors.append(f"metrics of cluster {cluster}: {type(error).__name__}: {error}")
+                continue
+            out[cluster] = {(ref.namespace, ref.name): signals for ref, signals in answers.items()}
         return out
+
+
+def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
+    """The deployments with replicas wanted in the cluster (and so series to read there)."""
+    return frozenset((w.deployment_namespace, w.deployment_name) for w in view.workloads or () if w.desired > 0)
 
 
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:

@@ -54,6 +54,7 @@ from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFact
 from gridshift.service.report import Reporter, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
+from gridshift.service.writes import WritePool
 from gridshift.settings import OperatorSettings
 
 log = logging.getLogger("gridshift.service")
@@ -106,7 +107,8 @@ class OperatorService:
         )
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)
-        self.reporter = Reporter(hub)
+        self.writes = WritePool(settings.write_concurrency, fence=self.elector.leading)
+        self.reporter = Reporter(hub, self.writes)
         self.metrics = OperatorMetrics(leading=self.elector.leading)
         self.last_report: CycleReport | None = None
         self._wake: asyncio.Event | None = None
@@ -226,15 +228,22 @@ class OperatorService:
         report.plan = self._last_plan = plan
         self.actuator.begin(plan)
 
-        for deployment in seen.deployments:
-            if not self._still_leading(report):
-                break
-            try:
-                self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
-            except Exception as error:  # one deployment's failure must not stop the others
-                message = f"{deployment.id}: not acted on this cycle: {describe(error)}"
-                report.errors.append(message)
-                report.problems.append(Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id))
+        try:
+            for deployment in seen.deployments:
+                if not self._still_leading(report):
+                    break
+                try:
+                    self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
+                except Exception as error:  # one deployment's failure must not stop the others
+                    message = f"{deployment.id}: not acted on this cycle: {describe(error)}"
+                    report.errors.append(message)
+                    report.problems.append(
+                        Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id)
+                    )
+        finally:
+            # Status patches and Events went to the write pool (bounded concurrency): all end in this cycle.
+            self.writes.drain()
+        self._still_leading(report)  # a write fenced off mid-drain is reported as the lost Lease
         for view in seen.views.values():
             if not self._still_leading(report):
                 break

@@ -41,6 +41,7 @@ from gridshift.service.status import (
     refusal_reason,
     status_patch,
 )
+from gridshift.service.writes import Fenced, WritePool
 
 _log = logging.getLogger("gridshift.service")  # the cycle's own logger: its records read as the loop's
 
@@ -108,8 +109,10 @@ _CLUSTER_PROBLEM = {
 class Reporter:
     """Writes each object's status and decision Events through the hub, and records the cycle's problems."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, writes: WritePool | None = None) -> None:
         self.hub = hub
+        self.writes = writes
+        """Where deployment status patches and Events go (bounded concurrency); None: written at once."""
 
     def deployment(
         self,
@@ -129,28 +132,52 @@ class Reporter:
             return composed
         meta = deployment.body["metadata"]
         ref = ObjectRef("InferenceDeployment", applied.namespace, applied.name, str(meta.get("uid", "")))
-        try:
-            self.hub.patch_status(ref, patch)
-        except ObjectGone:
-            return composed  # deleted mid-cycle: its finalizer handler cleans up
-        report.status_writes += 1
         change = composed.decision
-        if change is not None and change.reason not in QUIET_DECISIONS:
-            report.decisions.append(change.reason)
+        event = change if change is not None and change.reason not in QUIET_DECISIONS else None
+
+        def write() -> str | None:
+            """The patch, then the decision's Event; the Event's failure as text (the patch's raises)."""
+            self.hub.patch_status(ref, patch)
+            if event is None:
+                return None
             try:
                 self.hub.emit_event(
                     ref,
-                    change.reason,
-                    change.summary,
-                    warning=change.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
-                    action=EventAction.RECOMMEND if change.mode is MigrationMode.ADVISORY else EventAction.PLACE,
+                    event.reason,
+                    event.summary,
+                    warning=event.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
+                    action=EventAction.RECOMMEND if event.mode is MigrationMode.ADVISORY else EventAction.PLACE,
                 )
             except Exception as error:  # Events are best effort: the decision is in status already
-                message = f"{deployment.id}: Event {change.reason} not written: {describe(error)}"
+                return describe(error)
+            return None
+
+        def done(outcome: str | BaseException | None) -> None:
+            if isinstance(outcome, ObjectGone | Fenced):
+                return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
+            if isinstance(outcome, BaseException):
+                message = f"{deployment.id}: not acted on this cycle: {describe(outcome)}"
                 report.errors.append(message)
-                report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
-            else:
+                report.problems.append(Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id))
+                return
+            report.status_writes += 1
+            if event is None:
+                return
+            report.decisions.append(event.reason)
+            if outcome is None:
                 report.events += 1
+                return
+            message = f"{deployment.id}: Event {event.reason} not written: {outcome}"
+            report.errors.append(message)
+            report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
+
+        if self.writes is None:
+            try:
+                done(write())
+            except Exception as error:
+                done(error)
+        else:
+            self.writes.submit(write, done)
         return composed
 
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:

@@ -81,22 +81,29 @@ def world_clock(url: str) -> Callable[[], datetime]:
     return now
 
 
-def hub_api_client() -> Any:
+def hub_api_client(connections: int = 10) -> Any:
+    """The hub's ApiClient, keeping up to `connections` sockets open (the client's default is 5 per CPU:
+    10 on 2 cores, fewer than the write pool's threads, and urllib3 then opens and drops a TLS
+    connection per write beyond them)."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)
     except ConfigException:
         # KUBECONFIG read now: the client's own default was fixed when the module was first imported.
-        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG"))
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, connections)
+    return client.ApiClient(configuration)
 
 
 def real_service(settings: OperatorSettings, identity: str | None = None) -> OperatorService:
     from gridshift.profiles_catalog import default_performance_models
 
-    hub = KubeHub(hub_api_client(), settings.api_timeout_seconds)
+    # The write pool's threads, the Lease renewal and the cycle's own reads each hold a connection.
+    hub = KubeHub(hub_api_client(settings.write_concurrency + 4), settings.api_timeout_seconds)
     clock = world_clock(settings.clock_url) if settings.clock_url else (lambda: datetime.now(UTC))
     http = httpx.Client(timeout=settings.api_timeout_seconds)
     secrets = HubSecretResolver(hub, settings.namespace)

@@ -2,7 +2,9 @@
 
 `PrometheusMetricsSource` evaluates the PromQL of `gridshift.signals.promql` through
 prometheus-api-client; `gridshift.testing.FakeMetricsSource` holds values set by a test.
-Both answer `deployment_signals(ref, at)` the same way (tests/signals/test_metrics_contract.py).
+Both answer `deployment_signals(ref, at)` (one deployment) and `cluster_signals(refs, at)` (every
+deployment of one cluster, one query per signal whatever their number: the operator's cycle uses this)
+the same way (tests/signals/test_metrics_contract.py).
 A signal with no series (no traffic yet, exporter missing) is reported missing, never as 0.
 """
 
@@ -12,7 +14,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,8 +25,16 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from gridshift.signals.labels import DeploymentRef
-from gridshift.signals.promql import PER_POD_SIGNALS, Signal, build_queries
+from gridshift.signals.labels import DeploymentRef, LabelScheme
+from gridshift.signals.promql import (
+    PER_POD_SIGNALS,
+    GroupScope,
+    Signal,
+    build_grouped_queries,
+    build_queries,
+    group_key,
+    group_labels,
+)
 from gridshift.signals.settings import MetricsSettings
 
 
@@ -84,6 +94,11 @@ class MetricsSource(Protocol):
 
     def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
         """Every signal of `ref` evaluated at `at`; raises MetricsError when the source fails."""
+        ...
+
+    def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
+        """Every signal of every ref (all in one member cluster), as `deployment_signals` gives each,
+        with one query per signal whatever the number of refs; raises MetricsError when the source fails."""
         ...
 
 
@@ -231,3 +246,38 @@ class PrometheusMetricsSource:
         queries = build_queries(self.settings.labels, ref, self.settings.windows)
         answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
         return signals_from_samples(self.url, ref, at, answers, self.settings.labels.pod_label)
+
+    def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
+        scheme = self.settings.labels
+        by_cluster: dict[str | None, list[DeploymentRef]] = {}
+        for ref in refs:
+            by_cluster.setdefault(ref.cluster if scheme.cluster_label is not None else None, []).append(ref)
+        out: dict[DeploymentRef, DeploymentSignals] = {}
+        for cluster, members in sorted(by_cluster.items(), key=lambda item: item[0] or ""):
+            scope = GroupScope(tuple(sorted({r.workload_namespace for r in members})), cluster)
+            queries = build_grouped_queries(scheme, scope, self.settings.windows)
+            answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
+            out.update(split_grouped(self.url, members, at, answers, scheme))
+        return out
+
+
+def split_grouped(
+    source: str,
+    refs: Sequence[DeploymentRef],
+    at: datetime,
+    answers: Mapping[Signal, list[Sample]],
+    scheme: LabelScheme,
+) -> dict[DeploymentRef, DeploymentSignals]:
+    """Grouped answers (series labelled by `group_labels`) split into each ref's DeploymentSignals."""
+    labels = group_labels(scheme)
+    by_key: dict[tuple[str, ...], dict[Signal, list[Sample]]] = {}
+    for signal, samples in answers.items():
+        for sample in samples:
+            key = tuple(sample.labels.get(label, "") for label in labels)
+            by_key.setdefault(key, {}).setdefault(signal, []).append(sample)
+    out = {}
+    for ref in refs:
+        found = by_key.get(group_key(scheme, ref), {})
+        per_ref = {signal: found.get(signal, []) for signal in answers}
+        out[ref] = signals_from_samples(source, ref, at, per_ref, scheme.pod_label)
+    return out

@@ -7,11 +7,21 @@ the current (V1 engine) name first, the older one only when the current one has 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gridshift.signals.labels import DeploymentRef, LabelScheme, dcgm_selector, join_labels, vllm_selector
+from gridshift.api.labels import deployment_label_value
+from gridshift.signals.labels import (
+    DeploymentRef,
+    LabelScheme,
+    SelectBy,
+    dcgm_selector,
+    join_labels,
+    promql_string,
+    vllm_selector,
+)
 
 # vLLM V1 engine names (vllm/v1/metrics/loggers.py), as in the recorded V1 scrape.
 VLLM_REQUEST_SUCCESS = "vllm:request_success_total"
@@ -182,3 +192,121 @@ PER_POD_SIGNALS = frozenset({Signal.WATTS_PER_REPLICA})
 def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> dict[Signal, str]:
     """Every signal's PromQL for `ref`."""
     return {signal: builder(scheme, ref, windows) for signal, builder in BUILDERS.items()}
+
+
+# --- Grouped queries: one query per signal per cluster, every deployment at once ------------------
+#
+# The per-deployment builders above cost one query per signal per deployment: 10 x 1,000 queries a
+# cycle for 1,000 deployments. The grouped ones below select every gridshift series of the workload
+# namespaces and aggregate `by` the labels that name a deployment (`group_labels`), so a cluster costs
+# one query per signal whatever the number of deployments; the answer is split by `group_key`.
+# Each gives, for every deployment, the value its per-deployment builder gives
+# (tests/signals/test_promql_semantics.py evaluates both on the real engine).
+
+
+def group_labels(scheme: LabelScheme) -> tuple[str, ...]:
+    """Labels that name one deployment's series in a grouped answer (namespace, deployment or model, cluster)."""
+    key = scheme.deployment_label if scheme.select_by is SelectBy.DEPLOYMENT_LABEL else scheme.model_name_label
+    labels = (scheme.namespace_label, key)
+    return (*labels, scheme.cluster_label) if scheme.cluster_label is not None else labels
+
+
+def group_key(scheme: LabelScheme, ref: DeploymentRef) -> tuple[str, ...]:
+    """The values of `group_labels` on the series of `ref`."""
+    if scheme.select_by is SelectBy.DEPLOYMENT_LABEL:
+        value = deployment_label_value(ref.namespace, ref.name)
+    else:
+        value = ref.served_model_name
+    key = (ref.workload_namespace, value)
+    if scheme.cluster_label is not None:
+        if ref.cluster is None:
+            raise ValueError(f"deployment {ref}: cluster is required when LabelScheme.cluster_label is set")
+        return (*key, ref.cluster)
+    return key
+
+
+@dataclass(frozen=True)
+class GroupScope:
+    """What one grouped query covers: the workload namespaces of one member cluster."""
+
+    workload_namespaces: tuple[str, ...]
+    cluster: str | None = None
+    """Value of LabelScheme.cluster_label, when one Prometheus holds several clusters."""
+
+
+def _namespace_matcher(label: str, namespaces: tuple[str, ...]) -> tuple[str, str, str]:
+    if len(namespaces) == 1:
+        return (label, "=", namespaces[0])
+    # Namespaces are DNS labels ([a-z0-9-]), so the alternation needs no escaping beyond '-'.
+    return (label, "=~", "|".join(re.escape(n) for n in sorted(namespaces)))
+
+
+def _scope_matchers(scheme: LabelScheme, scope: GroupScope, namespace_label: str) -> list[tuple[str, str, str]]:
+    if not scope.workload_namespaces:
+        raise ValueError("a grouped query needs at least one workload namespace")
+    matchers = [_namespace_matcher(namespace_label, scope.workload_namespaces)]
+    if scheme.cluster_label is not None:
+        if scope.cluster is None:
+            raise ValueError("cluster is required when LabelScheme.cluster_label is set")
+        matchers.append((scheme.cluster_label, "=", scope.cluster))
+    return matchers
+
+
+def _selector(matchers: list[tuple[str, str, str]]) -> str:
+    return "{" + ",".join(f"{label}{op}{promql_string(value)}" for label, op, value in matchers) + "}"
+
+
+def grouped_vllm_selector(scheme: LabelScheme, scope: GroupScope) -> str:
+    """The vLLM series of every deployment in `scope` (those carrying the deployment or model label)."""
+    key = group_labels(scheme)[1]
+    return _selector([*_scope_matchers(scheme, scope, scheme.namespace_label), (key, "!=", "")])
+
+
+def grouped_dcgm_selector(scheme: LabelScheme, scope: GroupScope) -> str:
+    """The DCGM series of the GPUs held by pods of the workload namespaces of `scope`."""
+    return _selector(_scope_matchers(scheme, scope, scheme.dcgm_namespace_label))
+
+
+def build_grouped_queries(scheme: LabelScheme, scope: GroupScope, windows: QueryWindows) -> dict[Signal, str]:
+    """Every signal's PromQL for all deployments of `scope` at once, aggregated by `group_labels`."""
+    by = ", ".join(group_labels(scheme))
+    key = group_labels(scheme)[1]
+    on = ", ".join(join_labels(scheme))
+    sel = grouped_vllm_selector(scheme, scope)
+    dsel = grouped_dcgm_selector(scheme, scope)
+    rate = f"{windows.rate_seconds}s"
+    energy_window = f"{windows.energy_seconds}s"
+    q = windows.quantile
+
+    def summed(metric: str) -> str:
+        return f"sum by ({by}) (rate({metric}{sel}[{rate}]))"
+
+    def buckets(histogram: str) -> str:
+        return f"sum by ({by}, le) (rate({histogram}_bucket{sel}[{rate}]))"
+
+    def renamed(current: str, legacy: str) -> str:
+        # As _renamed, per deployment: a deployment's legacy series count only when it has no current one.
+        return f"({current}) or (({legacy}) unless on ({by}) ({current}))"
+
+    # 1 per replica pod, carrying the deployment's key label: joins DCGM series (which lack it) to a deployment.
+    pods = f"group by ({on}, {key}) ({VLLM_REQUESTS_RUNNING}{sel})"
+    kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
+    power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
+    energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
+    tokens = f"sum by ({by}) (increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}]))"
+    return {
+        Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
+        Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
+        Signal.GENERATION_TOKEN_RATE: summed(VLLM_GENERATION_TOKENS),
+        Signal.TTFT_P95: f"histogram_quantile({q}, {buckets(VLLM_TTFT_HISTOGRAM)})",
+        Signal.ITL_P95: (
+            f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
+        ),
+        Signal.REQUESTS_RUNNING: f"sum by ({by}) ({VLLM_REQUESTS_RUNNING}{sel})",
+        Signal.REQUESTS_WAITING: f"sum by ({by}) ({VLLM_REQUESTS_WAITING}{sel})",
+        Signal.KV_CACHE_USAGE: f"avg by ({by}) ({renamed(kv_current, kv_legacy)})",
+        Signal.WATTS_PER_REPLICA: f"sum by ({by}, {scheme.pod_label}) ({power} * on ({on}) group_left ({key}) {pods})",
+        Signal.JOULES_PER_TOKEN: (
+            f"(sum by ({by}) ({energy} * on ({on}) group_left ({key}) {pods}) / {MILLIJOULES_PER_JOULE}) / {tokens}"
+        ),
+    }

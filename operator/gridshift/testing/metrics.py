@@ -3,7 +3,7 @@ tests/signals/test_metrics_contract.py."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from gridshift.signals.labels import DeploymentRef
@@ -19,6 +19,8 @@ class FakeMetricsSource:
     def __init__(self) -> None:
         self._values: dict[DeploymentRef, dict[Signal, SignalValue]] = {}
         self._failure: MetricsError | None = None
+        self.queries = 0
+        """Queries a Prometheus would have answered: one per signal per call, as the real adapter makes."""
 
     def set_signal(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
         """Makes `signal` of `ref` read `value` (a float, or pod -> float for per-pod signals)."""
@@ -33,9 +35,19 @@ class FakeMetricsSource:
     def recover(self) -> None:
         self._failure = None
 
+    def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
+        if self._failure is not None:
+            raise self._failure
+        self.queries += len(Signal) * len({ref.cluster for ref in refs})
+        return {ref: self._answer(ref, at) for ref in refs}
+
     def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
         if self._failure is not None:
             raise self._failure
+        self.queries += len(Signal)
+        return self._answer(ref, at)
+
+    def _answer(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
         answers: dict[Signal, list[Sample]] = {}
         for signal in Signal:
             value = self._values.get(ref, {}).get(signal)

@@ -1,0 +1,352 @@
+"""The operator at fleet scale: N InferenceDeployments x R regions on real control planes.
+
+Starts a hub and R regional clusters (real etcd + kube-apiserver + kcm + scheduler, kwok GPU nodes:
+e2e/cluster), installs N Advisory InferenceDeployments whose demand is read from Prometheus, gives
+each one replica in one region (a member Deployment rendered by gridshift, owned by the hub object, as
+an earlier Auto period would have left), and runs the operator's service with its real adapters
+(`gridshift.service.wiring.real_service`) cycle by cycle, as the operator process does:
+
+- first cycle: wall and CPU seconds, status patches, Events, apiserver requests (hub + members);
+- cycles until quiet (no status write), then `--steady` idle cycles: wall and CPU seconds, writes,
+  apiserver requests, Prometheus queries;
+- operator RSS (this process: the service, its adapters' caches and the hub bodies a kopf index holds).
+
+Requests are counted by the client (gridshift.hub.requests.RequestCounter) on every ApiClient the
+service uses; the hub bodies handed to each cycle are listed on a separate, uncounted client, standing
+for kopf's watch-fed index. Prometheus is a local stand-in that counts queries and answers empty
+vectors (demand then reads unknown: Advisory reports it and keeps the replicas).
+
+Ratios against references computed in the same run: Prometheus queries per cycle against the
+per-deployment scheme (10 signals x deployments with replicas), writes per idle cycle against
+one write per deployment, RSS against the chart's memory limit (charts/gridshift values: 512Mi).
+
+Usage (repo root): PYTHONPATH=operator .venv/bin/python bench/operator_scale.py --deployments 1000 --regions 12
+  [--json out.json] [--steady 3] [--write-concurrency 16] [--nodes 2]
+The machine's load changes wall times: CPU seconds (time.process_time, all threads) are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "e2e" / "cluster")]
+
+from gscluster import start_planes  # noqa: E402
+from tests.e2e.operator_env import (  # noqa: E402
+    H100,
+    MEMBER_WORKLOADS,
+    NAMESPACE,
+    inference_deployment,
+    install_hub,
+)
+from tests.signals.conftest import LocalServer, Reply  # noqa: E402
+
+from gridshift.actuation.render import WorkloadTarget, render_deployment  # noqa: E402
+from gridshift.api import InferenceDeployment  # noqa: E402
+from gridshift.hub.requests import RequestCounter  # noqa: E402
+from gridshift.service.state import CycleReport  # noqa: E402
+from gridshift.service.wiring import real_service  # noqa: E402
+from gridshift.settings import OperatorSettings  # noqa: E402
+from gridshift.signals.promql import Signal  # noqa: E402
+
+CHART_MEMORY_LIMIT_MIB = 512
+"""charts/gridshift values.yaml resources.limits.memory."""
+CHUNK = 250
+"""Objects per kubectl apply (a few hundred kB of YAML each)."""
+
+
+def world_file(regions: int, nodes: int, path: Path) -> Path:
+    """A hub and `regions` regional clusters of `nodes` 8-GPU H100 nodes each."""
+    clusters: list[dict[str, Any]] = [
+        {
+            "name": "hub",
+            "role": "hub",
+            "region": "hub",
+            "nodePools": [{"name": "cpu", "count": 1, "cpu": "32", "memory": "128Gi", "zones": ["hub-a"]}],
+        }
+    ]
+    for index in range(regions):
+        name = f"r{index:02d}"
+        clusters.append(
+            {
+                "name": name,
+                "role": "region",
+                "region": name,
+                "nodePools": [
+                    {
+                        "name": "h100",
+                        "count": nodes,
+                        "gpus": 8,
+                        "product": H100,
+                        "gpuMemoryMiB": 81559,
+                        "zones": [f"{name}-a"],
+                    }
+                ],
+            }
+        )
+    path.write_text(yaml.safe_dump({"readyDelaySeconds": 1, "readyJitterSeconds": 0.5, "clusters": clusters}))
+    return path
+
+
+def counting_prometheus() -> LocalServer:
+    """Answers every instant query with an empty vector; `len(server.requests)` counts them."""
+    server = LocalServer()
+    server.answer(Reply(body=b'{"status":"success","data":{"resultType":"vector","result":[]}}'))
+    return server
+
+
+def rss_mib() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process, MiB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+@dataclass
+class CycleFigures:
+    wall_s: float
+    cpu_s: float
+    planner_s: float
+    status_writes: int
+    member_writes: int
+    events: int
+    requests: int
+    writes: int
+    """Write requests (POST/PUT/PATCH/DELETE) to any apiserver, the Lease renewal excluded."""
+    lease_writes: int
+    prometheus_queries: int
+    errors: int
+
+
+@dataclass
+class Result:
+    deployments: int
+    regions: int
+    write_concurrency: int
+    with_replicas: int
+    setup_s: dict[str, float] = field(default_factory=dict)
+    first: CycleFigures | None = None
+    cycles_to_quiet: int = 0
+    steady: list[CycleFigures] = field(default_factory=list)
+    rss_mib: float = 0.0
+    peak_rss_mib: float = 0.0
+    peak_writes_in_flight: int = 0
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@contextmanager
+def phase(result: Result, name: str) -> Iterator[None]:
+    started = time.monotonic()
+    print(f"  {name} ...", file=sys.stderr, flush=True)
+    yield
+    result.setup_s[name] = round(time.monotonic() - started, 1)
+    print(f"  {name}: {result.setup_s[name]:.1f} s", file=sys.stderr, flush=True)
+
+
+def apply_chunks(world: Any, cluster: str, objects: list[dict[str, Any]]) -> None:
+    # JSON, not YAML: PyYAML leaves a spec hash such as 1234e567 unquoted, and kubectl reads it as a number.
+    for start in range(0, len(objects), CHUNK):
+        items = {"apiVersion": "v1", "kind": "List", "items": objects[start : start + CHUNK]}
+        world.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(items))
+
+
+def member_replicas(bodies: list[dict[str, Any]], regions: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """One replica of deployment i in region i mod R, rendered and owned as gridshift renders it."""
+    out: dict[str, list[dict[str, Any]]] = {r: [] for r in regions}
+    for index, body in enumerate(sorted(bodies, key=lambda b: b["metadata"]["name"])):
+        region = regions[index % len(regions)]
+        spec = InferenceDeployment.model_validate(body).spec
+        target = WorkloadTarget(
+            deployment_namespace=body["metadata"]["namespace"],
+            deployment_name=body["metadata"]["name"],
+            cluster=region,
+            workload_namespace=MEMBER_WORKLOADS,
+            gpu_type=H100,
+            replicas=1,
+            max_num_seqs=256,
+            owner_uid=body["metadata"]["uid"],
+        )
+        out[region].append(render_deployment(spec, target))
+    return out
+
+
+def run(args: argparse.Namespace) -> Result:
+    result = Result(args.deployments, args.regions, args.write_concurrency, int(not args.no_replicas))
+    workdir = Path(tempfile.mkdtemp(prefix="gridshift-scale-"))
+    with phase(result, "start planes"):
+        world = start_planes(world_file(args.regions, args.nodes, workdir / "world.yaml"), ready_delay_s=1)
+    try:
+        with phase(result, "install hub"):
+            install_hub(world, {r: 40.0 + 7.0 * i for i, r in enumerate(world.regions)})
+        objects = []
+        for index in range(args.deployments):
+            body = inference_deployment(f"scale-{index:05d}", rps=0.5 + index % 7, mode="Advisory")
+            body["spec"]["demand"] = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
+            objects.append(body)
+        with phase(result, "apply deployments"):
+            apply_chunks(world, world.hub, objects)
+        from kubernetes import client, config
+
+        lister = client.CustomObjectsApi(config.new_client_from_config(str(world.kubeconfigs[world.hub])))
+
+        def bodies(plural: str) -> list[dict[str, Any]]:
+            answer = lister.list_cluster_custom_object("gridshift.dev", "v1alpha1", plural, _request_timeout=120)
+            return list(answer["items"])
+
+        if not args.no_replicas:
+            with phase(result, "member replicas"):
+                for region, manifests in member_replicas(bodies("inferencedeployments"), world.regions).items():
+                    apply_chunks(world, region, manifests)
+        prometheus = counting_prometheus()
+        os.environ["KUBECONFIG"] = str(world.kubeconfigs[world.hub])
+        settings = OperatorSettings(
+            namespace=NAMESPACE,
+            prometheus_url=prometheus.url,
+            write_concurrency=args.write_concurrency,
+            planner_time_budget_seconds=args.planner_budget,
+        )
+        service = real_service(settings, identity="bench")
+        counter = RequestCounter()
+        counter.attach(service.hub.api_client)  # type: ignore[attr-defined]
+        make_member = service.observer._member_factory
+
+        def counted_member(name: str, kubeconfig: str) -> Any:
+            member = make_member(name, kubeconfig)
+            counter.attach(member._api_client)
+            return member
+
+        service.observer._member_factory = counted_member
+        # The Lease is renewed beside the cycles by a thread of its own, as run_forever's task does;
+        # without it a cycle longer than the renew deadline fences itself off before writing.
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.is_set():
+                service.elector.try_acquire_or_renew()
+                stop.wait(service.elector.timing.retry_period_seconds)
+
+        threading.Thread(target=renew, name="lease", daemon=True).start()
+
+        def cycle() -> CycleFigures:
+            hub_bodies = (bodies("inferencedeployments"), bodies("regionalclusters"), bodies("gpuprofiles"))
+            counter.reset()
+            queries = len(prometheus.requests)
+            wall, cpu = time.perf_counter(), time.process_time()
+            report: CycleReport = service.run_cycle(*hub_bodies)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            result.peak_writes_in_flight = max(result.peak_writes_in_flight, counter.peak_writes_in_flight)
+            figures = CycleFigures(
+                wall_s=round(wall, 3),
+                cpu_s=round(cpu, 3),
+                planner_s=round(report.planner_seconds, 3),
+                status_writes=report.status_writes,
+                member_writes=report.member_writes,
+                events=report.events,
+                requests=counter.total(),
+                writes=counter.total(writes_only=True, exclude=frozenset({"leases"})),
+                lease_writes=sum(n for (m, k), n in counter.counts.items() if k == "leases" and m != "GET"),
+                prometheus_queries=len(prometheus.requests) - queries,
+                errors=len(report.errors),
+            )
+            print(f"  cycle: {figures}", file=sys.stderr, flush=True)
+            if report.errors and (args.verbose or not report.leader):
+                print("   " + "\n   ".join(report.errors[:5]), file=sys.stderr)
+            return figures
+
+        result.first = cycle()
+        quiet = result.first.status_writes == 0
+        while not quiet and result.cycles_to_quiet < 10:
+            result.cycles_to_quiet += 1
+            quiet = cycle().status_writes == 0
+        result.steady = [cycle() for _ in range(args.steady)]
+        result.rss_mib, result.peak_rss_mib = (round(v, 1) for v in rss_mib())
+        result.load_average = os.getloadavg()
+        stop.set()
+        service.writes.close()
+        return result
+    finally:
+        world.stop()
+
+
+def table(result: Result) -> str:
+    first = result.first
+    assert first is not None
+    steady = result.steady
+    with_series = result.deployments if result.with_replicas else 0
+    per_deployment_queries = len(Signal) * with_series
+    mean = (lambda xs: sum(xs) / len(xs)) if steady else (lambda xs: float("nan"))
+    steady_queries = mean([c.prometheus_queries for c in steady])
+    rows = [
+        ("deployments x regions", f"{result.deployments} x {result.regions}", ""),
+        ("first cycle wall / CPU", f"{first.wall_s:.1f} s / {first.cpu_s:.1f} s", f"planner {first.planner_s:.1f} s"),
+        (
+            "first cycle writes",
+            f"{first.status_writes} status, {first.events} Events",
+            f"peak {result.peak_writes_in_flight} in flight (limit {result.write_concurrency})",
+        ),
+        ("cycles until quiet", f"{result.cycles_to_quiet}", ""),
+        (
+            "steady cycle wall / CPU",
+            f"{max(c.wall_s for c in steady):.1f} s / {max(c.cpu_s for c in steady):.1f} s (max of {len(steady)})",
+            f"planner {max(c.planner_s for c in steady):.1f} s",
+        ),
+        (
+            "writes per idle cycle",
+            f"{max(c.writes for c in steady)} (+{max(c.lease_writes for c in steady)} Lease)",
+            f"{max(c.writes for c in steady) / result.deployments:.3f} of one per deployment",
+        ),
+        ("apiserver requests per idle cycle", f"{mean([c.requests for c in steady]):.0f}", "hub + members"),
+        (
+            "Prometheus queries per cycle",
+            f"{steady_queries:.0f}",
+            f"{steady_queries / per_deployment_queries:.4f} of per-deployment ({per_deployment_queries})"
+            if per_deployment_queries
+            else "",
+        ),
+        (
+            "operator RSS (peak)",
+            f"{result.rss_mib:.0f} MiB ({result.peak_rss_mib:.0f})",
+            f"{result.peak_rss_mib / CHART_MEMORY_LIMIT_MIB:.2f} of the chart's {CHART_MEMORY_LIMIT_MIB} MiB",
+        ),
+        ("load average", " ".join(f"{v:.1f}" for v in result.load_average), "2 cores, shared"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--regions", type=int, default=12)
+    parser.add_argument("--nodes", type=int, default=2, help="8-GPU H100 nodes per region")
+    parser.add_argument("--steady", type=int, default=3, help="idle cycles measured after the quiet one")
+    parser.add_argument("--write-concurrency", type=int, default=OperatorSettings().write_concurrency)
+    parser.add_argument("--planner-budget", type=float, default=OperatorSettings().planner_time_budget_seconds)
+    parser.add_argument("--no-replicas", action="store_true", help="no member replicas (no Prometheus series read)")
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    if args.deployments < 1 or args.regions < 1 or args.steady < 1:
+        parser.error("--deployments, --regions and --steady must be at least 1")
+    result = run(args)
+    print(table(result))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Hub writes of one cycle with bounded concurrency: `WritePool`.
+
+A first cycle over 1,000 deployments writes 1,000 status patches (and as many decision Events);
+one after another at ~30 ms each that was 30-50 s of a cycle. The pool keeps at most
+`OperatorSettings.write_concurrency` of them in flight and the cycle goes on composing the next
+ones meanwhile. What each write did is folded into the cycle's report by its `done` callback, run
+in the cycle's own thread when the pool is drained (so the report is never touched by two threads),
+in the order the writes were submitted.
+
+Fencing holds for queued writes too: each checks `fence()` just before it goes out, so a replica
+that lost the Lease while writes were queued sends none of the rest (they end as `Fenced`).
+Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Fenced(Exception):
+    """The write was not sent: this replica was no longer sure to hold the Lease."""
+
+
+class WritePool:
+    """At most `concurrency` hub writes in flight; results folded in by `drain()`; see the module docstring."""
+
+    def __init__(self, concurrency: int, fence: Callable[[], bool]) -> None:
+        if concurrency < 1:
+            raise ValueError(f"write_concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self._fence = fence
+        self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gridshift-write")
+        self._pending: list[tuple[Future[Any], Callable[[Any], None]]] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        """Most writes seen in flight at once since construction (for tests and the bench)."""
+
+    def submit(self, write: Callable[[], T], done: Callable[[T | BaseException], None]) -> None:
+        """Queue `write`; `done` gets its result, or the exception it raised (Fenced when not sent)."""
+        self._pending.append((self._executor.submit(self._guarded, write), done))
+
+    def _guarded(self, write: Callable[[], T]) -> T:
+        if not self._fence():
+            raise Fenced("leader Lease not renewed within the renew deadline: write not sent")
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            return write()
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def drain(self) -> None:
+        """Wait for every queued write and run each `done` in this thread, in submission order."""
+        pending, self._pending = self._pending, []
+        for future, done in pending:
+            try:
+                result: Any = future.result()
+            except Exception as error:  # handed to `done`, which knows what a failure means for its write
+                result = error
+            done(result)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

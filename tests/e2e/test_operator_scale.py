@@ -1,0 +1,49 @@
+"""The fleet-scale case CI runs: bench/operator_scale.py at 1,000 Advisory deployments x 12 regions.
+
+Real control planes (hub + 12 regions, started 4 at a time), one member replica per deployment, the
+service's real adapters cycle by cycle (see the bench's docstring). Asserts the bounds of issue 20 that
+do not depend on the machine's load: Prometheus queries per cycle are 10 per region whatever the
+number of deployments, an idle cycle writes nothing (the Lease renewal aside), every deployment gets
+its status in the first cycle through at most write_concurrency writes at once, RSS within the
+chart's limit. The wall times are printed, not asserted (a shared 2-core machine; docs/scale.md).
+About 6 minutes here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from bench.operator_scale import CHART_MEMORY_LIMIT_MIB, run, table
+
+from gridshift.signals.promql import Signal
+
+pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
+
+DEPLOYMENTS, REGIONS, CONCURRENCY = 1000, 12, 16
+
+
+def test_a_thousand_deployments_in_twelve_regions_stay_within_the_bounds() -> None:
+    # The bench starts its own 13 planes (beside the session's world, if one runs) and stops them.
+    args = argparse.Namespace(
+        deployments=DEPLOYMENTS,
+        regions=REGIONS,
+        nodes=2,
+        steady=2,
+        write_concurrency=CONCURRENCY,
+        planner_budget=10.0,
+        no_replicas=False,
+        verbose=True,
+    )
+    result = run(args)
+    print("\n" + table(result))
+    assert result.first is not None
+    assert result.first.status_writes >= DEPLOYMENTS + REGIONS
+    # The pool's writes plus the Lease renewal beside them.
+    assert result.peak_writes_in_flight <= CONCURRENCY + 1
+    assert result.cycles_to_quiet <= 2
+    for cycle in result.steady:
+        assert (cycle.writes, cycle.status_writes, cycle.member_writes, cycle.events) == (0, 0, 0, 0)
+        assert cycle.prometheus_queries == len(Signal) * REGIONS, "one query per signal per region"
+        assert cycle.errors == 0
+    assert result.peak_rss_mib < 0.75 * CHART_MEMORY_LIMIT_MIB
