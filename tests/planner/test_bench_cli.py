@@ -51,7 +51,7 @@ def test_forcing_greedy_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
         ["bench", "planner", "--deployments", "5", "--clusters", "2", "--repeat", "1", "--solver", "greedy", "--json"]
     )
     args.handler(args)
-    assert json.loads(capsys.readouterr().out.splitlines()[0])["solver"] in ("greedy", "current")
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["solver"] in ("greedy", "greedy-priced", "current")
 
 
 def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,6 +70,8 @@ def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.C
         # Greedy alone is never better than the proven optimum, and the LP bounds both from below.
         assert run["gap_pct"] >= -1e-6
         assert run["lp_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+        # HiGHS's bound from the reference solve: at the optimum once it is proven.
+        assert run["reference_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
     assert summary["gap_max_pct"] == max(r["gap_pct"] for r in runs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.milp import build_model, lp_bound, run_milp, solve_milp
-from gridshift.planner.problem import build_problem
+from gridshift.planner.problem import Problem, build_problem
 from gridshift.planner.search import revalidated_current, search, usd_per_hour, violations
 from gridshift.planner.solution import Solution, Solver, objective
 from gridshift.planner.synthetic import random_snapshot
@@ -135,7 +136,7 @@ def test_the_search_method_follows_the_settings() -> None:
     groups = make_plan(world, PlannerSettings(milp_max_variables=size - 1))
     assert not any("whole problem" in step for step in groups.search_steps)
     greedy_only = make_plan(world, PlannerSettings(exact_search=False))
-    assert greedy_only.solver in (Solver.GREEDY, Solver.CURRENT)
+    assert greedy_only.solver in (Solver.GREEDY, Solver.PRICED, Solver.CURRENT)
     assert not greedy_only.proven_optimal
 
 
@@ -169,7 +170,8 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
     assert checked > 10
 
 
-def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+def _time_limits_given_to_highs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The time_limit of every run_milp call the search makes from now on, in order."""
     from gridshift.planner import search as search_module
 
     limits: list[float] = []
@@ -180,11 +182,47 @@ def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(mon
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(search_module, "run_milp", recording)
+    return limits
+
+
+def _contended_problem() -> Problem:
     world = random_snapshot([H100_MODEL, A100_MODEL], deployments=60, clusters=4, gpu_types=2, seed=1, occupancy=0.8)
-    problem = build_problem(world, SETTINGS)
+    return build_problem(world, SETTINGS)
+
+
+def test_without_a_clock_the_time_limits_given_to_highs_add_up_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = _time_limits_given_to_highs(monkeypatch)
+    problem = _contended_problem()
     budget = PlannerSettings(milp_max_variables=0, neighbourhood_deployments=5, time_budget_seconds=1.2)
     search(problem, budget)
     assert limits and sum(limits) <= 1.2 + 1e-9
+
+
+def test_with_a_clock_highs_own_limit_stays_close_to_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    # HiGHS does not ask its interrupt callbacks everywhere (9 CPU-s in one stretch at 1,000
+    # deployments): its own wall-clock limit must bound it near its share, not at 10x.
+    limits = _time_limits_given_to_highs(monkeypatch)
+    problem = _contended_problem()
+    budget = 1.0
+    # A wall clock, as the operator's: it runs as fast as HiGHS's own, so no conversion.
+    search(problem, PlannerSettings(time_budget_seconds=budget), clock=time.monotonic)
+    assert limits and max(limits) <= 1.25 * budget * SETTINGS.whole_problem_share + 0.25 + 1e-9
+
+
+def test_highs_own_limit_follows_the_rate_of_the_injected_clock() -> None:
+    # A CPU clock on a machine loaded 4x runs at a quarter of HiGHS's wall clock: HiGHS's own
+    # limit must then be 4x the share, or it would stop HiGHS after a quarter of its share.
+    from gridshift.planner.milp import RunTime
+    from gridshift.planner.search import _Deadline
+
+    deadline = _Deadline(lambda: 0.0, budget=10.0)
+    assert deadline.backstop(2.0) == pytest.approx(1.25 * 2.0 + 0.25)
+    deadline.after_highs(RunTime(2.0, (1.0, 1.5)))  # 0.5 s on the injected clock, 2 s on HiGHS's
+    assert deadline.backstop(2.0) == pytest.approx((1.25 * 2.0 + 0.25) * 4)
+    deadline.after_highs(RunTime(0.5, (3.0, 3.5)))  # as fast as HiGHS's (or faster)
+    assert deadline.backstop(2.0) == pytest.approx(1.25 * 2.0 + 0.25)
+    deadline.after_highs(RunTime(1.0, (3.5, 10.5)))  # a reading past the deadline ends the search
+    assert not deadline.allows(0.0)
 
 
 def test_highs_stops_when_the_callers_clock_says_so() -> None:

@@ -266,6 +266,8 @@ def _reference(
     )
     plan_objective = objective(problem, solution, settings)
     out: dict[str, Any] = {
+        # HiGHS's best bound from the reference solve (proven or not): the yardstick when no optimum is proven.
+        "reference_bound_usd_per_h": reference.bound,
         "lp_bound_usd_per_h": bound,
         "lp_gap_pct": None if bound is None else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
     }

@@ -19,7 +19,7 @@ deployments left short get room by moving other deployments' replicas out of the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from gridshift.planner.migration import Key
 from gridshift.planner.problem import DeploymentProblem, Problem
@@ -42,8 +42,9 @@ _STOP_EVERY = 32
 class _Filler:
     """Builds one deployment's counts against a private copy of the free inventory."""
 
-    def __init__(self, problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings):
+    def __init__(self, problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float]):
         self.problem = problem
+        self.extra = extra
         self.options = problem.options
         self.candidates = range(len(problem.options))
         self.free = {o.key: free.get(o.key, 0) for o in problem.options}
@@ -74,7 +75,7 @@ class _Filler:
     def cost(self, j: int) -> float:
         """Cost of one more replica at option j given its count now."""
         option = self.options[j]
-        cost = option.hourly_usd
+        cost = option.hourly_usd + self.extra[j]
         if self.counts[j] >= option.current:
             cost += option.start_per_hour_usd
             if option.stale:
@@ -86,7 +87,7 @@ class _Filler:
     def cheapest(self, per_unit: bool, among: list[int] | range | None = None) -> int | None:
         best_cost = 0.0
         best: int | None = None
-        options, counts, free, units = self.options, self.counts, self.free, self.units
+        options, counts, free, units, extra = self.options, self.counts, self.free, self.units, self.extra
         stale_penalty = self.settings.stale_change_penalty_usd
         for j in self.candidates if among is None else among:
             option = options[j]
@@ -94,7 +95,7 @@ class _Filler:
             if count >= option.upper or free[option.key] < option.gpus:
                 continue
             # Inlined self.cost(j): this loop is the greedy solver's hottest.
-            cost = option.hourly_usd
+            cost = option.hourly_usd + extra[j]
             if count >= option.current:
                 cost += option.start_per_hour_usd
                 if option.stale:
@@ -245,16 +246,16 @@ class _Filler:
                 return
 
 
-def _regret(problem: DeploymentProblem) -> float:
+def _regret(problem: DeploymentProblem, extra: list[float]) -> float:
     """What the deployment loses if its cheapest pool is taken, per GPU: second-cheapest cover minus
     cheapest, over the GPUs the cheapest cover takes. A cover serves the whole demand from one pool."""
     covers = []
-    for option, unit in zip(problem.options, problem.columns.unit, strict=True):
+    for option, unit, price in zip(problem.options, problem.columns.unit, extra, strict=True):
         if unit <= 0:
             continue
         replicas = max(problem.min_replicas, math.ceil(problem.coverage_target / unit - 1e-9), 1)
         start = option.start_per_hour_usd if option.current == 0 else 0.0
-        covers.append((replicas * (option.hourly_usd + start), replicas * option.gpus))
+        covers.append((replicas * (option.hourly_usd + price + start), replicas * option.gpus))
     if not covers:
         return 0.0
     covers.sort()
@@ -263,7 +264,9 @@ def _regret(problem: DeploymentProblem) -> float:
     return (covers[1][0] - covers[0][0]) / covers[0][1]
 
 
-def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings) -> list[int]:
+def _best_fill(
+    problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float]
+) -> list[int]:
     if problem.frozen:
         return [o.current for o in problem.options]
     if not problem.options:
@@ -272,7 +275,7 @@ def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: Plann
 
     def first_replica_cost(j: int) -> float:
         started = columns.start_cost[j] if columns.current[j] == 0 else 0.0
-        return (columns.window_cost[j] + started) / columns.unit[j]
+        return (columns.window_cost[j] + extra[j] + started) / columns.unit[j]
 
     ranked = sorted(range(len(problem.options)), key=lambda j: (first_replica_cost(j), j))
     starts: list[int | None] = [None, *ranked[:_HOMOGENEOUS_CANDIDATES]]
@@ -282,7 +285,7 @@ def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: Plann
     for first in starts:
         if first is not None and first in pure:
             continue
-        filler = _Filler(problem, free, settings)
+        filler = _Filler(problem, free, settings, extra)
         filler.fill(first)
         value = deployment_objective(problem, filler.counts, settings)
         if best is None or value < best[0] - 1e-9:
@@ -296,9 +299,16 @@ def _best_fill(problem: DeploymentProblem, free: dict[Key, int], settings: Plann
 
 
 def solve_greedy(
-    problem: Problem, settings: PlannerSettings, stop: Callable[[], bool] | None = None
+    problem: Problem,
+    settings: PlannerSettings,
+    stop: Callable[[], bool] | None = None,
+    pool_prices: Mapping[Key, float] | None = None,
 ) -> Solution | None:
     """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold.
+
+    `pool_prices` (USD/h per GPU, gridshift.planner.pricing) are added to each option's cost while
+    deployments are ordered and filled, so that contended pools go to those who save most there;
+    the joint passes (repair, exchange) and the plan's value use the true objective.
 
     `stop` (the search's deadline) is asked every few deployments: during the fills, the deployments
     not yet filled keep what runs now, trimmed to the inventory left (dearest replicas first; only
@@ -307,17 +317,19 @@ def solve_greedy(
     """
     free = dict(problem.inventory)
     counts: list[list[int]] = [[] for _ in problem.deployments]
+    prices = pool_prices or {}
+    extra = [[prices.get(o.key, 0.0) * o.gpus for o in p.options] for p in problem.deployments]
     frozen = [p for p in problem.deployments if p.frozen]
     others = sorted(
         (p for p in problem.deployments if not p.frozen),
-        key=lambda p: (-_regret(p), p.deployment.id),
+        key=lambda p: (-_regret(p, extra[p.index]), p.deployment.id),
     )
     order = frozen + others
     for position, deployment in enumerate(order):
         if stop is not None and position % _STOP_EVERY == 0 and stop():
             _keep_running(order[position:], counts, free)
             return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
-        chosen = _best_fill(deployment, free, settings)
+        chosen = _best_fill(deployment, free, settings, extra[deployment.index])
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen

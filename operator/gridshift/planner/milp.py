@@ -15,8 +15,8 @@ module reads none.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
@@ -81,6 +81,24 @@ class Model:
 
 
 @dataclass(frozen=True)
+class RunTime:
+    """How long one HiGHS run took on HiGHS's own (wall) clock, and the caller's clock readings just
+    before and after it (None without a caller's clock)."""
+
+    highs_seconds: float
+    clock_span: tuple[float, float] | None
+
+
+def timed_run(highs: highspy.Highs, clock: Callable[[], float] | None) -> RunTime:
+    """Run HiGHS, reading the caller's clock right around it (so that the caller can learn how fast
+    its clock runs against HiGHS's)."""
+    before = clock() if clock is not None else None
+    highs.run()
+    span = None if clock is None or before is None else (before, clock())
+    return RunTime(highs.getRunTime(), span)
+
+
+@dataclass(frozen=True)
 class MilpResult:
     """What HiGHS returned: a solution (None if it found none), whether it is proven optimal within
     the gap, the best bound it proved (USD/h), and whether the time limit ended the search."""
@@ -89,6 +107,7 @@ class MilpResult:
     optimal: bool
     bound: float | None
     timed_out: bool
+    run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
 
 
 def build_model(problem: Problem, settings: PlannerSettings) -> Model:
@@ -172,7 +191,11 @@ def build_model(problem: Problem, settings: PlannerSettings) -> Model:
     )
 
 
-def _highs(model: Model, *, relax: bool, time_limit: float | None, options: dict[str, float | bool]) -> highspy.Highs:
+def new_highs(
+    time_limit: float | None, options: Mapping[str, float | bool | str], stop: Callable[[], bool] | None = None
+) -> highspy.Highs:
+    """A quiet HiGHS on one thread with a fixed seed, `time_limit` seconds on its own clock, and `stop`
+    asked by its interrupt callbacks (simplex and branch and bound)."""
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     # One thread: the result must not depend on thread timing (determinism), and the operator shares
@@ -183,6 +206,26 @@ def _highs(model: Model, *, relax: bool, time_limit: float | None, options: dict
         highs.setOptionValue("time_limit", max(1e-3, float(time_limit)))
     for name, value in options.items():
         highs.setOptionValue(name, value)
+    if stop is not None:
+
+        def interrupt(event: Any) -> None:
+            if stop():
+                event.interrupt()
+
+        highs.cbMipInterrupt.subscribe(interrupt)
+        highs.cbSimplexInterrupt.subscribe(interrupt)
+    return highs
+
+
+def _highs(
+    model: Model,
+    *,
+    relax: bool,
+    time_limit: float | None,
+    options: dict[str, float | bool],
+    stop: Callable[[], bool] | None = None,
+) -> highspy.Highs:
+    highs = new_highs(time_limit, options, stop)
     count = model.column_count
     row_count = len(model.row_lower)
     matrix = coo_matrix((model.values, (model.rows, model.cols)), shape=(row_count, count)).tocsc()
@@ -216,12 +259,14 @@ def run_milp(
     absolute_gap: float | None = None,
     model: Model | None = None,
     stop: Callable[[], bool] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> MilpResult:
     """Branch and bound on the whole problem. `start` must be a valid plan (moves within the limit,
     inventory held): HiGHS then never returns anything worse. `time_limit` in seconds (HiGHS's own
     wall clock). `stop`, asked by HiGHS's interrupt callbacks during simplex and branch and bound,
     ends the search on the caller's clock instead (the planner's injected one, which may count CPU
-    seconds); `time_limit` then only backs it up."""
+    seconds); `time_limit` then only backs it up. `clock`, when given, is read just before and after
+    HiGHS runs (MilpResult.run)."""
     model = model or build_model(problem, settings)
     if model.column_count == 0:
         empty = Solution(counts=tuple(() for _ in problem.deployments), solver=Solver.MILP)
@@ -230,32 +275,24 @@ def run_milp(
     options: dict[str, float | bool] = {"mip_rel_gap": gap}
     if absolute_gap is not None:
         options["mip_abs_gap"] = absolute_gap
-    highs = _highs(model, relax=False, time_limit=time_limit, options=options)
+    highs = _highs(model, relax=False, time_limit=time_limit, options=options, stop=stop)
     if start is not None:
         index = np.asarray([c for columns in model.x_columns for c in columns], dtype=np.int32)
         value = np.asarray([n for counts in start.counts for n in counts], dtype=np.float64)
         # A partial start: HiGHS completes the start/stop, indicator and slack columns itself.
         highs.setSolution(len(index), index, value)
-    if stop is not None:
-
-        def interrupt(event: Any) -> None:
-            if stop():
-                event.interrupt()
-
-        highs.cbMipInterrupt.subscribe(interrupt)
-        highs.cbSimplexInterrupt.subscribe(interrupt)
-    highs.run()
+    run = timed_run(highs, clock)
     status = highs.getModelStatus()
     info = highs.getInfo()
     timed_out = status in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kInterrupt)
     if info.primal_solution_status != 2:  # kSolutionStatusFeasible
-        return MilpResult(None, False, None, timed_out)
+        return MilpResult(None, False, None, timed_out, run)
     values = np.rint(np.asarray(highs.getSolution().col_value)).astype(int)
     solution = Solution(
         counts=tuple(tuple(int(values[c]) for c in columns) for columns in model.x_columns), solver=Solver.MILP
     )
     bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out)
+    return MilpResult(solution, status == highspy.HighsModelStatus.kOptimal, bound, timed_out, run)
 
 
 def solve_milp(problem: Problem, settings: PlannerSettings, time_limit: float | None = None) -> Solution | None:

@@ -10,6 +10,7 @@ deployment that cannot be served gets a reason, never an exception.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -129,7 +130,8 @@ class Plan:
     objective_usd_per_hour: float
     """Fleet cost per hour (window mean, starts amortised over the payback window) plus penalties."""
     bound_usd_per_hour: float | None
-    """A lower bound on the objective HiGHS proved, when it ran on the whole problem."""
+    """A lower bound on the objective: HiGHS's when it ran on the whole problem, else the LP relaxation's
+    that priced the pools (gridshift.planner.pricing); None when neither finished."""
     proven_optimal: bool
     budget_exhausted: bool
     """The time budget ended the search; the plan is the best found, and may differ between runs."""
@@ -331,6 +333,11 @@ def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> st
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _without_shortfall(settings: PlannerSettings) -> PlannerSettings:
+    return replace(settings, shortfall_penalty_usd=0.0)
+
+
 def _explain(
     problem: Problem,
     deployment: DeploymentProblem,
@@ -347,7 +354,7 @@ def _explain(
     details = list(deployment.notes)
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
-    keep_without_shortfall = deployment_objective(deployment, current, replace(settings, shortfall_penalty_usd=0.0))
+    keep_without_shortfall = deployment_objective(deployment, current, _without_shortfall(settings))
     # Against a placement that leaves demand unserved, a "saving" would only count the penalty.
     current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
     # The objective is already per hour (window mean, starts amortised over the window).
@@ -452,10 +459,9 @@ def _alternative(
     if not unused:
         return None, None
     main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
-    j = min(unused, key=lambda k: (sum(_cover_cost_now(deployment, options[k])[1:]), k))
+    alternative_hourly, j = min((sum(_cover_cost_now(deployment, options[k])[1:]), k) for k in unused)
     option = options[j]
     alternative = _label(option)
-    alternative_hourly = sum(_cover_cost_now(deployment, option)[1:])
     dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
     if dearest is not None and option.hourly_usd / deployment.unit_capacity(option) < dearest[
         0

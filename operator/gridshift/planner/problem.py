@@ -31,6 +31,7 @@ A deployment without a carbon price or limit gets exactly the options it had bef
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -276,6 +277,10 @@ class _Capacity:
     power: float
     batch: float
 
+    @cached_property
+    def max_num_seqs(self) -> int:
+        return max_num_seqs(self.model, self.batch)
+
 
 def _capacities(
     snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings
@@ -389,7 +394,7 @@ def _option(
         stale=site.stale,
         preferred=site.preferred,
         model=capacity.model,
-        max_num_seqs=max_num_seqs(capacity.model, capacity.batch),
+        max_num_seqs=capacity.max_num_seqs,
         carbon_usd_per_hour=carbon_hourly,
         carbon_limit=carbon_limit,
     )
@@ -400,25 +405,15 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     stale = frozenset(
         c.name for c in snapshot.clusters if (h := snapshot.prices.get(c.name)) is None or h.stale or not h.intervals
     )
-    view_cache: dict[tuple[str, float], PriceView] = {}
 
+    # Views per (cluster, window hours): deployments share a handful of windows.
+    @functools.cache
     def price_view(cluster: str, hours: float) -> PriceView:
-        key = (cluster, hours)
-        if key not in view_cache:
-            view_cache[key] = view(
-                snapshot.prices.get(cluster), snapshot.now, hours, settings.missing_price_usd_per_kwh
-            )
-        return view_cache[key]
+        return view(snapshot.prices.get(cluster), snapshot.now, hours, settings.missing_price_usd_per_kwh)
 
-    carbon_cache: dict[tuple[str, float], CarbonView] = {}
-
+    @functools.cache
     def intensity_view(cluster: str, hours: float) -> CarbonView:
-        key = (cluster, hours)
-        if key not in carbon_cache:
-            carbon_cache[key] = carbon_view(
-                snapshot.carbon.get(cluster), snapshot.now, hours, settings.missing_carbon_g_per_kwh
-            )
-        return carbon_cache[key]
+        return carbon_view(snapshot.carbon.get(cluster), snapshot.now, hours, settings.missing_carbon_g_per_kwh)
 
     workloads = [workload_of(deployment) for deployment in snapshot.deployments]
     capacity = _capacities(snapshot, workloads, settings)

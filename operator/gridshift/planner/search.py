@@ -5,6 +5,9 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
 2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
 3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
+3b. the greedy again with every pool priced at its shadow price from the LP relaxation
+   (gridshift.planner.pricing): the contention a per-deployment fill cannot see; the LP's optimum
+   is the plan's lower bound until HiGHS proves a better one;
 4. HiGHS branch and bound on the whole problem, started from the incumbent, with
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
@@ -31,10 +34,20 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gridshift.planner.greedy import solve_greedy
-from gridshift.planner.milp import build_model, run_milp
+from gridshift.planner.milp import RunTime, build_model, run_milp
+from gridshift.planner.pricing import pool_prices
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+
+_PRICING_SHARE = 0.25
+_BACKSTOP_FACTOR = 1.25
+_BACKSTOP_SECONDS = 0.25
+# The clocks' rate is learnt from HiGHS calls of at least this many (HiGHS) seconds, and taken as no
+# lower than the floor (a CPU clock at a load of 20 on one core).
+_RATE_MIN_SECONDS = 0.02
+_RATE_FLOOR = 0.05
+"""At most this share of the time left goes to the LP that prices the pools."""
 
 
 class Clock(Protocol):
@@ -59,7 +72,7 @@ class SearchResult:
     solution: Solution
     objective_usd_per_hour: float
     bound_usd_per_hour: float | None
-    """The best lower bound HiGHS proved, when it ran on the whole problem."""
+    """The best lower bound proved: HiGHS's when it ran on the whole problem, else the pool-pricing LP's."""
     proven_optimal: bool
     budget_exhausted: bool
     steps: tuple[str, ...]
@@ -76,6 +89,8 @@ class _Deadline:
         self.started = clock() if clock is not None else 0.0
         self.allotted = 0.0
         self.exhausted = False
+        self.rate = 1.0
+        """Injected-clock seconds per HiGHS (wall) second, as last measured."""
 
     def left(self) -> float:
         if self.clock is None:
@@ -99,9 +114,29 @@ class _Deadline:
         return lambda: self.exhausted or clock() >= until or not self.allows(0.0)
 
     def backstop(self, seconds: float) -> float:
-        """HiGHS's own (wall-clock) limit when the injected clock decides: generous, for a loaded
-        machine where wall time runs ahead of CPU time; without a clock, the limit itself."""
-        return seconds if self.clock is None else max(10.0 * seconds, 60.0)
+        """HiGHS's own (wall-clock) limit beside the injected clock: a little above the share, because
+        HiGHS does not ask its interrupt callbacks everywhere (at 1,000 deployments it spent 9 CPU-s
+        in one stretch without asking, measured), converted to HiGHS's clock at the rate the two
+        clocks ran during the last HiGHS call (a CPU clock on a loaded machine runs slower than
+        HiGHS's wall clock). Without a clock, the limit itself."""
+        if self.clock is None:
+            return seconds
+        return (_BACKSTOP_FACTOR * seconds + _BACKSTOP_SECONDS) / self.rate
+
+    def highs_clock(self) -> Clock | None:
+        """The clock HiGHS calls read right around HiGHS's run (None without one, or once the budget is spent)."""
+        return None if self.exhausted else self.clock
+
+    def after_highs(self, run: RunTime) -> None:
+        """Learn the rate of the injected clock against HiGHS's from one run. A reading past the
+        deadline ends the search, so the clock is not read again."""
+        if run.clock_span is None:
+            return
+        before, now = run.clock_span
+        if now - self.started >= self.budget:
+            self.exhausted = True
+        if run.highs_seconds >= _RATE_MIN_SECONDS:
+            self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / run.highs_seconds))
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -150,9 +185,9 @@ def revalidated_current(problem: Problem) -> Solution:
     counts: list[list[int]] = []
     for deployment in problem.deployments:
         mine = [o.current if deployment.frozen else min(o.current, max(o.upper, 0)) for o in deployment.options]
-        if not deployment.frozen:
+        excess = sum(mine) - deployment.max_replicas
+        if not deployment.frozen and excess > 0:
             by_cost = sorted(range(len(mine)), key=lambda j: (-deployment.columns.window_cost[j], j))
-            excess = sum(mine) - deployment.max_replicas
             for j in by_cost:
                 if excess <= 0:
                     break
@@ -243,7 +278,8 @@ def search(
     if deadline.allows(0.0):
         greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
         best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
-    bound: float | None = None
+    # The LP's bound until HiGHS proves a better one (it always does: it starts from a tighter LP).
+    bound = _priced_greedy(problem, settings, best, deadline)
     optimal = False
     size = problem.variable_count
     if not settings.exact_search:
@@ -259,19 +295,21 @@ def search(
             time_limit=deadline.backstop(limit),
             model=model,
             stop=deadline.stopper(limit),
+            clock=deadline.highs_clock(),
             absolute_gap=_proof_gap(problem, best.solution, settings),
             relative_gap=0.0,
         )
+        deadline.after_highs(result.run)
         if result.solution is not None:
             best.offer(Solution(result.solution.counts, Solver.MILP), "HiGHS, whole problem")
             optimal = result.optimal and best.solution.solver == Solver.MILP
-            bound = result.bound
+            bound = _tighter(bound, result.bound)
         else:
             best.steps.append("HiGHS, whole problem: no solution within the time limit")
         if result.optimal and best.solution.solver != Solver.MILP:
             # HiGHS proved the incumbent optimal (it found nothing better than its start).
             optimal = True
-            bound = result.bound
+            bound = _tighter(bound, result.bound)
         if not result.optimal and deadline.allows(settings.min_solver_seconds):
             _neighbourhoods(problem, settings, best, deadline, changed)
         elif not result.optimal:
@@ -286,6 +324,38 @@ def search(
         budget_exhausted=deadline.exhausted,
         steps=tuple(best.steps),
     )
+
+
+def _tighter(bound: float | None, other: float | None) -> float | None:
+    return other if bound is None else bound if other is None else max(bound, other)
+
+
+def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> float | None:
+    """The greedy again, each pool priced at its LP shadow price (gridshift.planner.pricing); returns
+    the LP's lower bound on the objective, or None when the LP did not finish."""
+    if not deadline.allows(settings.min_solver_seconds):
+        return None
+    # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
+    # so that HiGHS's later limits still fit the budget.
+    limit = deadline.allot(deadline.left() * _PRICING_SHARE)
+    prices = pool_prices(
+        problem,
+        settings,
+        time_limit=deadline.backstop(limit),
+        stop=deadline.stopper(limit),
+        clock=deadline.highs_clock(),
+    )
+    deadline.after_highs(prices.run)
+    if prices.bound is None:
+        best.steps.append("pool prices (LP relaxation): not found within the time limit")
+        return None
+    if any(price > 0 for price in prices.per_gpu.values()) and deadline.allows(0.0):
+        priced = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0), pool_prices=prices.per_gpu)
+        cut = " (cut short by the budget)" if deadline.exhausted else ""
+        best.offer(
+            priced if priced is None else Solution(priced.counts, Solver.PRICED), "greedy at LP pool prices" + cut
+        )
+    return prices.bound
 
 
 def _neighbourhoods(
@@ -311,9 +381,11 @@ def _neighbourhoods(
                 start=start,
                 time_limit=deadline.backstop(limit),
                 stop=deadline.stopper(limit),
+                clock=deadline.highs_clock(),
                 absolute_gap=_proof_gap(sub, start, settings),
                 relative_gap=0.0,
             )
+            deadline.after_highs(result.run)
             if result.solution is None:
                 continue
             merged = list(best.solution.counts)

@@ -18,6 +18,8 @@ class Solver(StrEnum):
     WARM = "warm"
     """The previous cycle's plan, still valid and not beaten."""
     GREEDY = "greedy"
+    PRICED = "greedy-priced"
+    """The greedy with each pool priced at its LP shadow price (gridshift.planner.pricing)."""
     MILP = "milp"
     """HiGHS on the whole problem (optimal when Plan.proven_optimal)."""
     LNS = "milp-neighbourhoods"
