@@ -62,6 +62,48 @@ class HindsightResult:
     minute); None: sum `held`."""
 
 
+@dataclass(frozen=True)
+class _Span:
+    """Minutes [first, last) of the replay as one LP: its prices, the Ready replicas required per minute and
+    deployment, and a Ready replica's power in each."""
+
+    replay: Replay
+    rates: CostRates
+    serving_power: FloatArray
+    required: IntArray
+    first: int
+    last: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """minutes x deployments x markets: one LP column per cell and kind of replica."""
+        return (self.last - self.first, len(self.replay.deployments), len(self.replay.markets))
+
+    @property
+    def gpus(self) -> FloatArray:
+        """GPUs per replica, per deployment."""
+        return np.asarray([d.gpus for d in self.replay.deployments], dtype=np.float64)
+
+    @property
+    def inventory(self) -> FloatArray:
+        """GPUs per market."""
+        return np.asarray([m.gpus for m in self.replay.markets], dtype=np.float64)
+
+    @property
+    def max_replicas(self) -> FloatArray:
+        return np.asarray([d.setup.max_replicas for d in self.replay.deployments], dtype=np.float64)
+
+    @property
+    def replica_limit(self) -> FloatArray:
+        """deployments x markets: the most replicas a market's inventory and maxReplicas allow."""
+        return np.minimum(self.inventory[None, :] // self.gpus[:, None], self.max_replicas[:, None])
+
+    @property
+    def covered(self) -> FloatArray:
+        """The Ready replicas required, minute by minute (row-major), as row bounds."""
+        return self.required[self.first : self.last].reshape(-1).astype(np.float64)
+
+
 class _Rows:
     """The constraint rows of one LP, gathered block by block: sparse coefficients and each row's bounds."""
 
@@ -95,35 +137,12 @@ class _Rows:
         return LinearConstraint(matrix, np.concatenate(self.lower), np.concatenate(self.upper))
 
 
-def _window_bounds(replay: Replay, minutes: int) -> tuple[FloatArray, IntArray, IntArray, FloatArray]:
-    """Each column's upper bound for a window (h, s and y alike: what a market's inventory and maxReplicas
-    allow), and the GPUs per replica, market inventories and maxReplicas it came from."""
-    deployments = len(replay.deployments)
-    markets = len(replay.markets)
-    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.int64)
-    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.int64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
-    upper_h = np.broadcast_to((inventory[None, :] // gpus[:, None]).astype(np.float64), (minutes, deployments, markets))
-    upper_h = np.minimum(upper_h, max_replicas[None, :, None])
-    upper = np.concatenate([upper_h.reshape(-1), upper_h.reshape(-1), upper_h.reshape(-1)])
-    return upper, gpus, inventory, max_replicas
-
-
-def _window_rows(
-    replay: Replay,
-    required: IntArray,
-    first: int,
-    last: int,
-    gpus: IntArray,
-    inventory: IntArray,
-    max_replicas: FloatArray,
-) -> _Rows:
+def _window_rows(span: _Span) -> _Rows:
     """The window's constraints (module docstring) over columns h, s, y of `minutes x deployments x markets`."""
-    minutes = last - first
-    deployments = len(replay.deployments)
-    markets = len(replay.markets)
+    minutes, deployments, markets = span.shape
     cells = minutes * deployments * markets
-    cold = replay.settings.cold_start_minutes
+    cold = span.replay.settings.cold_start_minutes
+    gpus, inventory, max_replicas = span.gpus, span.inventory, span.max_replicas
     cell = np.arange(cells).reshape(minutes, deployments, markets)
     h_index = cell
     s_index = cells + cell
@@ -146,9 +165,7 @@ def _window_rows(
         rows.add(ids[lag:], s_index[: minutes - lag], 1.0)
     # Coverage: sum_m y >= N.
     count = minutes * deployments
-    coverage_ids = rows.block(
-        (minutes, deployments), required[first:last].reshape(-1).astype(np.float64), np.full(count, np.inf)
-    )
+    coverage_ids = rows.block((minutes, deployments), span.covered, np.full(count, np.inf))
     rows.add(np.repeat(coverage_ids[:, :, None], markets, axis=2), y_index, 1.0)
     # maxReplicas: sum_m h <= max.
     bound_ids = rows.block(
@@ -162,38 +179,32 @@ def _window_rows(
     inventory_ids = rows.block(
         (minutes, markets),
         np.full(count, -np.inf),
-        np.broadcast_to(inventory[None, :].astype(np.float64), (minutes, markets)).reshape(-1).copy(),
+        np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1).copy(),
     )
     rows.add(
         np.repeat(inventory_ids[:, None, :], deployments, axis=1),
         h_index,
-        np.broadcast_to(gpus[None, :, None].astype(np.float64), (minutes, deployments, markets)),
+        np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets)),
     )
     return rows
 
 
-def _window(
-    replay: Replay,
-    rates: CostRates,
-    serving_power: FloatArray,
-    required: IntArray,
-    first: int,
-    last: int,
-    integer: bool,
-) -> tuple[float, FloatArray, FloatArray, FloatArray]:
-    """The joint LP of minutes [first, last): its cost and the held, started and serving replicas."""
-    minutes = last - first
-    shape = (minutes, len(replay.deployments), len(replay.markets))
+def _window(span: _Span, integer: bool) -> tuple[float, FloatArray, FloatArray, FloatArray]:
+    """The joint LP of the span's minutes: its cost and the held, started and serving replicas."""
+    rates, first, last = span.rates, span.first, span.last
+    shape = span.shape
     cells = int(np.prod(shape))
     held_cost = rates.held_usd[first:last].reshape(-1)
     serving_cost = (
-        (serving_power[first:last] - rates.idle_watts[None, :])[:, :, None]
+        (span.serving_power[first:last] - rates.idle_watts[None, :])[:, :, None]
         * rates.serving_watts_to_usd[first:last, None, :]
     ).reshape(-1)
     cost = np.concatenate([held_cost, np.zeros(cells), serving_cost])
-    upper, gpus, inventory, max_replicas = _window_bounds(replay, minutes)
+    # h, s and y alike: at most what the market's inventory and maxReplicas allow.
+    upper_h = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
+    upper = np.concatenate([upper_h, upper_h, upper_h])
     upper[cells : cells + shape[1] * shape[2]] = 0.0  # the window starts from a free placement: nothing is starting
-    rows = _window_rows(replay, required, first, last, gpus, inventory, max_replicas)
+    rows = _window_rows(span)
     integrality = np.zeros(3 * cells)
     if integer:
         integrality[: 2 * cells] = 1
@@ -252,7 +263,7 @@ def solve_hindsight_lp(
     windows = 0
     for first in range(0, minutes, window_minutes):
         last = min(minutes, first + window_minutes)
-        value, held, starts, serving = _window(replay, rates, serving_power, required, first, last, integer)
+        value, held, starts, serving = _window(_Span(replay, rates, serving_power, required, first, last), integer)
         total += value
         held_parts.append(held)
         serving_parts.append(serving)
@@ -296,10 +307,11 @@ def _replica_minutes(required: IntArray, cold: int) -> float:
     return total
 
 
-def _energy_costs(rates: CostRates, serving_power: FloatArray, first: int, last: int) -> FloatArray:
+def _energy_costs(span: _Span) -> FloatArray:
     """Each column's price in a block: Ready replicas, then held-but-not-Ready ones (rented: their idle draw)."""
-    watts_to_usd = rates.serving_watts_to_usd[first:last]
-    power = serving_power[first:last]
+    rates = span.rates
+    watts_to_usd = rates.serving_watts_to_usd[span.first : span.last]
+    power = span.serving_power[span.first : span.last]
     idle = rates.idle_watts
     # A Ready replica adds (P - idle) on top of its held GPUs' idle draw, which an owned fleet pays anyway.
     ready_cost = ((power - idle[None, :])[:, :, None] * watts_to_usd[:, None, :]).reshape(-1)
@@ -310,19 +322,15 @@ def _energy_costs(rates: CostRates, serving_power: FloatArray, first: int, last:
     return np.concatenate([ready_cost, spare_cost])
 
 
-def _energy_rows(replay: Replay, required: IntArray, first: int, last: int) -> _Rows:
+def _energy_rows(span: _Span) -> _Rows:
     """A block's constraints over Ready and held-but-not-Ready replicas: exact coverage, maxReplicas and
     each market's inventory, minute by minute."""
-    minutes = last - first
-    deployments = len(replay.deployments)
-    markets = len(replay.markets)
-    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
-    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.float64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
+    minutes, deployments, markets = span.shape
+    gpus, inventory, max_replicas = span.gpus, span.inventory, span.max_replicas
     cells = minutes * deployments * markets
     cell = np.arange(cells).reshape(minutes, deployments, markets)
     count = minutes * deployments
-    covered = required[first:last].reshape(-1).astype(np.float64)
+    covered = span.covered
     rows = _Rows()
     # Exact coverage: Ready replicas are charged the power of a replica sharing the minute's load among
     # `required`; one more would share it too and draw less each, so at a negative price the LP must not buy
@@ -347,35 +355,25 @@ def _energy_rows(replay: Replay, required: IntArray, first: int, last: int) -> _
     return rows
 
 
-def _energy_block(
-    replay: Replay,
-    rates: CostRates,
-    serving_power: FloatArray,
-    required: IntArray,
-    first: int,
-    last: int,
-) -> tuple[float, FloatArray]:
-    """Least electricity cost of minutes [first, last), each minute on its own (cold starts relaxed)."""
-    shape = (last - first, len(replay.deployments), len(replay.markets))
+def _energy_block(span: _Span) -> tuple[float, FloatArray]:
+    """Least electricity cost of the span's minutes, each minute on its own (cold starts relaxed)."""
+    shape = span.shape
     cells = int(np.prod(shape))
-    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
-    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.float64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
-    upper_cell = np.broadcast_to(
-        np.minimum(inventory[None, :] // gpus[:, None], max_replicas[:, None])[None], shape
-    ).reshape(-1)
+    upper_cell = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
     # Held-but-not-Ready replicas are cold starts, which this bound relaxes: none, so that a negative price
     # cannot buy idle replicas for credit.
     upper = np.concatenate([upper_cell, np.zeros(cells)])
     result = milp(
-        c=_energy_costs(rates, serving_power, first, last),
+        c=_energy_costs(span),
         integrality=np.zeros(2 * cells),
         bounds=Bounds(np.zeros(2 * cells), upper),
-        constraints=[_energy_rows(replay, required, first, last).constraint(2 * cells)],
+        constraints=[_energy_rows(span).constraint(2 * cells)],
         options={"presolve": True},
     )
     if result.x is None or result.status != 0:
-        raise HindsightError(f"hindsight energy, minutes {first}..{last}: HiGHS found no optimum ({result.message})")
+        raise HindsightError(
+            f"hindsight energy, minutes {span.first}..{span.last}: HiGHS found no optimum ({result.message})"
+        )
     ready = result.x[:cells].reshape(shape)
     return float(result.fun), ready
 
@@ -411,7 +409,7 @@ def solve_hindsight(
     parts = []
     for first in range(0, replay.minutes, block_minutes):
         last = min(replay.minutes, first + block_minutes)
-        value, ready = _energy_block(replay, rates, serving_power, required, first, last)
+        value, ready = _energy_block(_Span(replay, rates, serving_power, required, first, last))
         energy_total += value
         parts.append(ready)
         if progress is not None:

@@ -44,6 +44,15 @@ def _weighted_quantile(values: FloatArray, weights: FloatArray, quantile: float)
     return float(values[order][min(index, len(order) - 1)])
 
 
+@dataclass(frozen=True)
+class _Requests:
+    """The requests of one run, in arrival order: arrival times (s), prompt and output lengths (tokens)."""
+
+    arrivals: FloatArray
+    prompts: npt.NDArray[np.int64]
+    outputs: npt.NDArray[np.int64]
+
+
 def _scheduled_requests(
     arrival_seconds: FloatArray,
     prompt_tokens: npt.NDArray[np.int64],
@@ -51,9 +60,9 @@ def _scheduled_requests(
     requests_per_second: float,
     duration_seconds: float,
     poisson_seed: int | None,
-) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Arrival times and lengths of the run's requests: the trace scaled to the rate (or seeded Poisson
-    arrivals), cycled until `duration_seconds`."""
+) -> _Requests:
+    """The run's requests: the trace scaled to the rate (or seeded Poisson arrivals), cycled until
+    `duration_seconds`."""
     if poisson_seed is not None:
         gaps = np.random.default_rng(poisson_seed).exponential(1.0 / requests_per_second, len(arrival_seconds))
         scaled = np.cumsum(gaps) - gaps[0]
@@ -67,7 +76,7 @@ def _scheduled_requests(
     prompts = np.tile(prompt_tokens, repeats)
     outputs = np.maximum(np.tile(output_tokens, repeats), 1)
     keep = arrivals < duration_seconds
-    return arrivals[keep], prompts[keep], outputs[keep]
+    return _Requests(arrivals[keep], prompts[keep], outputs[keep])
 
 
 @dataclass
@@ -100,14 +109,10 @@ def _prefill_chunk(waiting: deque[int], prefill_left: dict[int, int], budget: in
 
 
 def _run_engine(
-    model: PerformanceModel,
-    arrivals: FloatArray,
-    prompts: npt.NDArray[np.int64],
-    outputs: npt.NDArray[np.int64],
-    prefill_chunk_tokens: int,
-    duration_seconds: float,
+    model: PerformanceModel, requests: _Requests, prefill_chunk_tokens: int, duration_seconds: float
 ) -> _Engine:
     """Step the engine (module docstring) until `duration_seconds` or until every request is done."""
+    arrivals, prompts, outputs = requests.arrivals, requests.prompts, requests.outputs
     per_kv_s = model.step_ms_per_kv_position / 1000.0
     per_sequence_s = model.step_ms_per_sequence / 1000.0
     base_s = model.step_base_ms / 1000.0
@@ -185,10 +190,11 @@ def simulate_replica(
     """
     if requests_per_second <= 0:
         raise ValueError(f"requests_per_second must be > 0, got {requests_per_second}")
-    arrivals, prompts, outputs = _scheduled_requests(
+    requests = _scheduled_requests(
         arrival_seconds, prompt_tokens, output_tokens, requests_per_second, duration_seconds, poisson_seed
     )
-    engine = _run_engine(model, arrivals, prompts, outputs, prefill_chunk_tokens, duration_seconds)
+    engine = _run_engine(model, requests, prefill_chunk_tokens, duration_seconds)
+    arrivals = requests.arrivals
     measured = (arrivals >= warmup_seconds) & (arrivals < duration_seconds)
     ttft = engine.first_token[measured] - arrivals[measured]
     unfinished = np.isnan(ttft)
