@@ -64,7 +64,9 @@ class _CompactLp:
     value: list[float] = field(default_factory=list)
     row_lower: list[float] = field(default_factory=list)
     row_upper: list[float] = field(default_factory=list)
-    rows: int = 0
+    rows: int = field(init=False)
+    """Rows so far: one per pool, then three per deployment."""
+    pool_row: dict[Key, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.pool_row = {key: i for i, key in enumerate(self.keys)}
