@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from gridshift.service.state import CycleErrorReason
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.prices import PriceFetchError
@@ -173,3 +174,14 @@ def test_a_prometheus_slower_than_the_deadline_leaves_demand_unknown_and_the_cyc
     assert time.monotonic() - started < 10, "the cycle waited past the metrics deadline"
     assert any("no answer within the 0.5 s deadline" in e for e in report.errors), report.errors
     assert condition(world.status("chat-000"), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+
+
+def test_an_invalid_regional_cluster_is_a_named_problem_and_the_others_still_serve() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.cluster_bodies["eu-fr"]["spec"]["pue"] = 99  # beyond the API's 3.0
+    world.add(deployment_body(rps=4.0))
+    report = world.cycle()
+    invalid = [p for p in report.problems if p.reason is CycleErrorReason.INVALID_RESOURCE]
+    assert [p.cluster for p in invalid] == ["eu-fr"]
+    assert "RegionalCluster eu-fr is invalid, not used" in invalid[0].message
+    assert world.members["eu-de"].workloads([WORKLOADS]) and not world.members["eu-fr"].workloads([WORKLOADS])

@@ -51,7 +51,7 @@ from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer
-from gridshift.service.report import Reporter, log_problems
+from gridshift.service.report import Reporter, invalid_cluster_problems, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
 from gridshift.service.writes import WritePool
@@ -211,14 +211,7 @@ class OperatorService:
         if self._still_leading(report):
             sweep_orphans(self.hub, seen, report)
 
-        for name in sorted(_names(cluster_bodies) - set(seen.views)):
-            report.problems.append(
-                Problem(
-                    CycleErrorReason.INVALID_RESOURCE,
-                    f"RegionalCluster {name} is invalid, not used (the cycle's error names the field)",
-                    cluster=name,
-                )
-            )
+        invalid_cluster_problems(cluster_bodies, seen, report)
 
         # 3. Decide: the pure planner.
         # The search's budget runs on this process's clock; the last plan is its warm start.
@@ -282,10 +275,6 @@ class OperatorService:
         self.last_report = report
         self.metrics.record(report, seen)
         return report
-
-
-def _names(bodies: Sequence[Mapping[str, Any]]) -> set[str]:
-    return {str((b.get("metadata") or {}).get("name")) for b in bodies if (b.get("metadata") or {}).get("name")}
 
 
 def _bodies(index: Any) -> list[Mapping[str, Any]]:

@@ -29,6 +29,7 @@ from gridshift.service.state import (
     CycleErrorReason,
     CycleReport,
     DeploymentOutcome,
+    Observation,
     ObservedDeployment,
     Problem,
 )
@@ -245,6 +246,21 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
                 f"cluster {view.name}: {len(view.foreign)} Deployment(s) labelled as gridshift's without owner "
                 "annotations, ignored (RegionalCluster condition ForeignObjects names them)",
                 cluster=view.name,
+            )
+        )
+
+
+def invalid_cluster_problems(
+    cluster_bodies: Sequence[Mapping[str, Any]], seen: Observation, report: CycleReport
+) -> None:
+    """A RegionalCluster body that observe could not turn into a cluster view: refused, named."""
+    named = {str(m.get("name")) for b in cluster_bodies if (m := b.get("metadata") or {}).get("name")}
+    for name in sorted(named - set(seen.views)):
+        report.problems.append(
+            Problem(
+                CycleErrorReason.INVALID_RESOURCE,
+                f"RegionalCluster {name} is invalid, not used (the cycle's error names the field)",
+                cluster=name,
             )
         )
 

@@ -316,7 +316,9 @@ def write_frontier_plot(points: Sequence[FrontierPoint], path: Path, title: str)
             overview.plot([p.co2_kg], [p.cost_usd], marker, color=colour, label=f"{p.policy} (ignores carbon)", ms=8)
     overview.set_xlabel("emissions, kgCO2eq")
     overview.set_ylabel("cost, USD (real prices)")
-    overview.set_title(title, loc="left", fontsize=9)
+    # The run's description spans the figure: as the left panel's title it ran into the right one's.
+    figure.suptitle(title, x=0.01, ha="left", fontsize=9)
+    overview.set_title("every policy", loc="left", fontsize=9)
     overview.grid(alpha=0.3)
     overview.legend(fontsize=8)
     if priced:
