@@ -22,7 +22,7 @@ from typing import Any
 import highspy
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csc_matrix
 
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
@@ -217,6 +217,30 @@ def new_highs(
     return highs
 
 
+def column_lp(
+    cost: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    row_lower: FloatArray,
+    row_upper: FloatArray,
+    matrix: csc_matrix,
+) -> highspy.HighsLp:
+    """A HiGHS LP from its columns' costs and bounds, its rows' bounds and its column-wise matrix."""
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(cost)
+    lp.num_row_ = len(row_lower)
+    lp.col_cost_ = cost
+    lp.col_lower_ = lower
+    lp.col_upper_ = upper
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    return lp
+
+
 def _highs(
     model: Model,
     *,
@@ -229,18 +253,14 @@ def _highs(
     count = model.column_count
     row_count = len(model.row_lower)
     matrix = coo_matrix((model.values, (model.rows, model.cols)), shape=(row_count, count)).tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_ = count
-    lp.num_row_ = row_count
-    lp.col_cost_ = model.cost
-    lp.col_lower_ = model.lower
-    lp.col_upper_ = np.where(np.isinf(model.upper), highspy.kHighsInf, model.upper)
-    lp.row_lower_ = np.where(np.isinf(model.row_lower), -highspy.kHighsInf, model.row_lower)
-    lp.row_upper_ = np.where(np.isinf(model.row_upper), highspy.kHighsInf, model.row_upper)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
+    lp = column_lp(
+        model.cost,
+        model.lower,
+        np.where(np.isinf(model.upper), highspy.kHighsInf, model.upper),
+        np.where(np.isinf(model.row_lower), -highspy.kHighsInf, model.row_lower),
+        np.where(np.isinf(model.row_upper), highspy.kHighsInf, model.row_upper),
+        matrix,
+    )
     if not relax:
         lp.integrality_ = [
             highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in model.integer

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 from scipy.sparse import csc_matrix
 
 from gridshift.planner.migration import Key
-from gridshift.planner.milp import RunTime, new_highs, timed_run
-from gridshift.planner.problem import Problem
+from gridshift.planner.milp import RunTime, column_lp, new_highs, timed_run
+from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import shortfall_penalty_per_unit
 
@@ -48,6 +49,94 @@ class PoolPrices:
     run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
 
 
+@dataclass
+class _CompactLp:
+    """The compact LP (module docstring) as HiGHS's column-wise arrays, built one deployment at a time."""
+
+    keys: list[Key]
+    capacity: npt.NDArray[np.float64]
+    """GPUs per pool (row), less those Frozen deployments hold."""
+    frozen_cost: float = 0.0
+    cost: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    col_start: list[int] = field(default_factory=lambda: [0])
+    index: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    row_lower: list[float] = field(default_factory=list)
+    row_upper: list[float] = field(default_factory=list)
+    rows: int = field(init=False)
+    """Rows so far: one per pool, then three per deployment."""
+    pool_row: dict[Key, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool_row = {key: i for i, key in enumerate(self.keys)}
+        self.rows = len(self.keys)
+
+    def add_frozen(self, deployment: DeploymentProblem) -> None:
+        """A Frozen deployment keeps its replicas: their cost is fixed, their GPUs leave the pools."""
+        for option in deployment.options:
+            self.frozen_cost += option.current * option.hourly_usd
+            self.capacity[self.pool_row[option.key]] -= option.current * option.gpus
+
+    def add_deployment(self, deployment: DeploymentProblem, settings: PlannerSettings) -> None:
+        """A deployment's keep/new columns per option, its two slack columns and its three rows."""
+        options = deployment.options
+        columns = deployment.columns
+        cover, cap, floor = self.rows, self.rows + 1, self.rows + 2
+        self.rows += 3
+        demand = deployment.coverage_target
+        for j, option in enumerate(options):
+            unit = columns.unit[j] / demand if demand > 0 else 0.0
+            keep = min(option.current, option.upper)
+            extra = columns.start_cost[j] + (settings.stale_change_penalty_usd if option.stale else 0.0)
+            for price, bound in ((columns.window_cost[j], keep), (columns.window_cost[j] + extra, option.upper - keep)):
+                if bound <= 0:
+                    continue
+                self.cost.append(price)
+                self.upper.append(float(bound))
+                self.index.extend((self.pool_row[option.key], cover, cap, floor))
+                self.value.extend((float(option.gpus), unit, 1.0, 1.0))
+                self.col_start.append(len(self.index))
+        # Slack columns: unserved share, replicas short of minReplicas.
+        self.cost.extend((shortfall_penalty_per_unit(deployment, settings), settings.bound_violation_penalty_usd))
+        self.upper.extend((1.0, highspy.kHighsInf))
+        self.index.extend((cover, floor))
+        self.value.extend((1.0, 1.0))
+        self.col_start.extend((len(self.index) - 1, len(self.index)))
+        self.row_lower.extend((1.0 if demand > 0 else 0.0, -highspy.kHighsInf, float(deployment.min_replicas)))
+        self.row_upper.extend((highspy.kHighsInf, float(deployment.max_replicas), highspy.kHighsInf))
+
+    def lp(self) -> highspy.HighsLp:
+        pools = len(self.keys)
+        matrix = csc_matrix(
+            (
+                np.asarray(self.value),
+                np.asarray(self.index, dtype=np.int32),
+                np.asarray(self.col_start, dtype=np.int32),
+            ),
+            shape=(self.rows, len(self.cost)),
+        )
+        return column_lp(
+            np.asarray(self.cost, dtype=np.float64),
+            np.zeros(len(self.cost)),
+            np.asarray(self.upper, dtype=np.float64),
+            np.concatenate((np.full(pools, -highspy.kHighsInf), np.asarray(self.row_lower))),
+            np.concatenate((np.maximum(self.capacity, 0.0), np.asarray(self.row_upper))),
+            matrix,
+        )
+
+
+def _compact_lp(problem: Problem, settings: PlannerSettings) -> _CompactLp:
+    keys = sorted(problem.inventory)
+    compact = _CompactLp(keys, np.asarray([problem.inventory[key] for key in keys], dtype=np.float64))
+    for deployment in problem.deployments:
+        if deployment.frozen:
+            compact.add_frozen(deployment)
+        elif deployment.options:
+            compact.add_deployment(deployment, settings)
+    return compact
+
+
 def pool_prices(
     problem: Problem,
     settings: PlannerSettings,
@@ -57,77 +146,16 @@ def pool_prices(
     clock: Callable[[], float] | None = None,
 ) -> PoolPrices:
     """Solve the compact LP (simplex, one thread)."""
-    keys = sorted(problem.inventory)
-    pool_row = {key: i for i, key in enumerate(keys)}
-    pools = len(keys)
-    capacity = np.asarray([problem.inventory[key] for key in keys], dtype=np.float64)
-    stale_penalty = settings.stale_change_penalty_usd
-    frozen_cost = 0.0
-    cost: list[float] = []
-    upper: list[float] = []
-    col_start = [0]
-    index: list[int] = []
-    value: list[float] = []
-    row_lower: list[float] = []
-    row_upper: list[float] = []
-    row = pools
-    for deployment in problem.deployments:
-        options = deployment.options
-        columns = deployment.columns
-        if deployment.frozen:
-            for option in options:
-                frozen_cost += option.current * option.hourly_usd
-                capacity[pool_row[option.key]] -= option.current * option.gpus
-            continue
-        if not options:
-            continue
-        cover, cap, floor = row, row + 1, row + 2
-        row += 3
-        demand = deployment.coverage_target
-        for j, option in enumerate(options):
-            unit = columns.unit[j] / demand if demand > 0 else 0.0
-            keep = min(option.current, option.upper)
-            extra = columns.start_cost[j] + (stale_penalty if option.stale else 0.0)
-            for price, bound in ((columns.window_cost[j], keep), (columns.window_cost[j] + extra, option.upper - keep)):
-                if bound <= 0:
-                    continue
-                cost.append(price)
-                upper.append(float(bound))
-                index.extend((pool_row[option.key], cover, cap, floor))
-                value.extend((float(option.gpus), unit, 1.0, 1.0))
-                col_start.append(len(index))
-        # Slack columns: unserved share, replicas short of minReplicas.
-        cost.extend((shortfall_penalty_per_unit(deployment, settings), settings.bound_violation_penalty_usd))
-        upper.extend((1.0, highspy.kHighsInf))
-        index.extend((cover, floor))
-        value.extend((1.0, 1.0))
-        col_start.extend((len(index) - 1, len(index)))
-        row_lower.extend((1.0 if demand > 0 else 0.0, -highspy.kHighsInf, float(deployment.min_replicas)))
-        row_upper.extend((highspy.kHighsInf, float(deployment.max_replicas), highspy.kHighsInf))
-    if not cost:
-        return PoolPrices({key: 0.0 for key in keys}, frozen_cost)
-    matrix = csc_matrix(
-        (np.asarray(value), np.asarray(index, dtype=np.int32), np.asarray(col_start, dtype=np.int32)),
-        shape=(row, len(cost)),
-    )
+    compact = _compact_lp(problem, settings)
+    keys = compact.keys
+    if not compact.cost:
+        return PoolPrices({key: 0.0 for key in keys}, compact.frozen_cost)
     highs = new_highs(time_limit, {"solver": "simplex"}, stop)
-    lp = highspy.HighsLp()
-    lp.num_col_ = len(cost)
-    lp.num_row_ = row
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_ = np.zeros(len(cost))
-    lp.col_upper_ = np.asarray(upper, dtype=np.float64)
-    lp.row_lower_ = np.concatenate((np.full(pools, -highspy.kHighsInf), np.asarray(row_lower)))
-    lp.row_upper_ = np.concatenate((np.maximum(capacity, 0.0), np.asarray(row_upper)))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    highs.passModel(lp)
+    highs.passModel(compact.lp())
     run = timed_run(highs, clock)
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return PoolPrices({}, None, run)
-    duals = np.asarray(highs.getSolution().row_dual[:pools])
+    duals = np.asarray(highs.getSolution().row_dual[: len(keys)])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
-    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, run)
+    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + compact.frozen_cost, run)

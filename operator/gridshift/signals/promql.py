@@ -104,19 +104,37 @@ def _replica_pods(scheme: LabelScheme, ref: DeploymentRef) -> str:
     return f"{VLLM_REQUESTS_RUNNING}{vllm_selector(scheme, ref)}"
 
 
-def request_rate(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Finished requests per second (every finished_reason), summed over replicas."""
-    return f"sum(rate({VLLM_REQUEST_SUCCESS}{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
+QueryBuilder = Callable[[LabelScheme, DeploymentRef, QueryWindows], str]
 
 
-def prompt_token_rate(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Prefill tokens per second, summed over replicas."""
-    return f"sum(rate({VLLM_PROMPT_TOKENS}{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
+def _summed_rate(counter: str) -> QueryBuilder:
+    """The builder of a vLLM counter's rate per second over the rate window, summed over replicas."""
+
+    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
+        return f"sum(rate({counter}{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
+
+    return build
 
 
-def generation_token_rate(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Generated (output) tokens per second, summed over replicas."""
-    return f"sum(rate({VLLM_GENERATION_TOKENS}{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
+def _summed_gauge(gauge: str) -> QueryBuilder:
+    """The builder of a vLLM gauge's value now, summed over replicas."""
+
+    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
+        return f"sum({gauge}{vllm_selector(scheme, ref)})"
+
+    return build
+
+
+request_rate = _summed_rate(VLLM_REQUEST_SUCCESS)
+"""Finished requests per second (every finished_reason), summed over replicas."""
+prompt_token_rate = _summed_rate(VLLM_PROMPT_TOKENS)
+"""Prefill tokens per second, summed over replicas."""
+generation_token_rate = _summed_rate(VLLM_GENERATION_TOKENS)
+"""Generated (output) tokens per second, summed over replicas."""
+requests_running = _summed_gauge(VLLM_REQUESTS_RUNNING)
+"""Requests in the running batches now, summed over replicas."""
+requests_waiting = _summed_gauge(VLLM_REQUESTS_WAITING)
+"""Requests queued now, summed over replicas."""
 
 
 def ttft_quantile(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
@@ -132,16 +150,6 @@ def itl_quantile(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows)
     buckets = f"sum by (le) (rate({VLLM_ITL_HISTOGRAM}_bucket{selector}[{window}]))"
     legacy_buckets = f"sum by (le) (rate({VLLM_ITL_HISTOGRAM_LEGACY}_bucket{selector}[{window}]))"
     return f"histogram_quantile({windows.quantile}, {_renamed(buckets, legacy_buckets)})"
-
-
-def requests_running(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Requests in the running batches now, summed over replicas."""
-    return f"sum({VLLM_REQUESTS_RUNNING}{vllm_selector(scheme, ref)})"
-
-
-def requests_waiting(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Requests queued now, summed over replicas."""
-    return f"sum({VLLM_REQUESTS_WAITING}{vllm_selector(scheme, ref)})"
 
 
 def kv_cache_usage(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
@@ -168,8 +176,6 @@ def joules_per_token(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWind
     energy_joules = f"sum({energy} and on ({on}) {_replica_pods(scheme, ref)}) / {MILLIJOULES_PER_JOULE}"
     return f"({energy_joules}) / {tokens}"
 
-
-QueryBuilder = Callable[[LabelScheme, DeploymentRef, QueryWindows], str]
 
 BUILDERS: dict[Signal, QueryBuilder] = {
     Signal.REQUEST_RATE: request_rate,

@@ -336,6 +336,10 @@ def _time_unit(stamps: Sequence[float], unit: str, source: str) -> float:
     return 1.0
 
 
+_Record = tuple[datetime, int, int]
+"""One request: arrival time, prompt tokens, output tokens."""
+
+
 def parse_trace(text: str, *, source: str, time_unit: str = "auto") -> TraceProfile:
     """An Azure-format CSV or a JSONL trace as a TraceProfile.
 
@@ -343,66 +347,80 @@ def parse_trace(text: str, *, source: str, time_unit: str = "auto") -> TraceProf
     detected: a Unix epoch by its magnitude; a relative clock is seconds unless that makes the median gap
     between requests implausibly long, which is refused with a message naming the flag).
     """
-    stripped = text.lstrip()
-    records: list[tuple[datetime, int, int]] = []
-    if stripped.startswith("{"):
-        numeric: list[float] = []
-        for line in text.splitlines():
-            if line.strip():
-                try:
-                    stamp = json.loads(line).get("timestamp")
-                except (json.JSONDecodeError, AttributeError):
-                    continue
-                if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-                    numeric.append(float(stamp))
-        seconds_per_unit = _time_unit(numeric, time_unit, source) if numeric else 1.0
-        for line_number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
+    records = _jsonl_records(text, source, time_unit) if text.lstrip().startswith("{") else _csv_records(text, source)
+    return _trace_profile(records, source)
+
+
+def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
+    """The requests of a JSONL trace, numeric timestamps read in `time_unit` (or the unit detected)."""
+    records: list[_Record] = []
+    numeric: list[float] = []
+    for line in text.splitlines():
+        if line.strip():
             try:
-                item = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise SimulationInputError(f"{source}: line {line_number}: not JSON ({error.msg})") from error
-            if not isinstance(item, dict):
-                raise SimulationInputError(f"{source}: line {line_number}: expected a JSON object")
-            for field in ("timestamp", "input_length", "output_length"):
-                if field not in item:
-                    raise SimulationInputError(f"{source}: line {line_number}: missing field {field!r}")
-            where = f"{source}: line {line_number}"
-            stamp = item["timestamp"]
-            moment = (
-                datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
-                if isinstance(stamp, int | float)
-                else _parse_time(str(stamp), f"{where}.timestamp")
-            )
-            records.append(
-                (
-                    moment,
-                    _parse_length(item["input_length"], f"{where}.input_length"),
-                    _parse_length(item["output_length"], f"{where}.output_length"),
-                )
-            )
-    else:
-        rows = list(csv.reader(io.StringIO(text)))
-        expected = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
-        if not rows or [c.strip() for c in rows[0][:3]] != expected:
-            raise SimulationInputError(
-                f"{source}: not a trace: expected an Azure CSV header {','.join(expected)} or JSONL lines with "
-                "timestamp, input_length, output_length"
-            )
-        for row_number, row in enumerate(rows[1:], start=2):
-            if not row or not row[0].strip():
+                stamp = json.loads(line).get("timestamp")
+            except (json.JSONDecodeError, AttributeError):
                 continue
-            if len(row) < 3:
-                raise SimulationInputError(f"{source}: row {row_number}: expected 3 fields, got {len(row)}")
-            where = f"{source}: row {row_number}"
-            records.append(
-                (
-                    _parse_time(row[0], f"{where}.TIMESTAMP"),
-                    _parse_length(row[1], f"{where}.ContextTokens"),
-                    _parse_length(row[2], f"{where}.GeneratedTokens"),
-                )
+            if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+                numeric.append(float(stamp))
+    seconds_per_unit = _time_unit(numeric, time_unit, source) if numeric else 1.0
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SimulationInputError(f"{source}: line {line_number}: not JSON ({error.msg})") from error
+        if not isinstance(item, dict):
+            raise SimulationInputError(f"{source}: line {line_number}: expected a JSON object")
+        for field in ("timestamp", "input_length", "output_length"):
+            if field not in item:
+                raise SimulationInputError(f"{source}: line {line_number}: missing field {field!r}")
+        where = f"{source}: line {line_number}"
+        stamp = item["timestamp"]
+        moment = (
+            datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
+            if isinstance(stamp, int | float)
+            else _parse_time(str(stamp), f"{where}.timestamp")
+        )
+        records.append(
+            (
+                moment,
+                _parse_length(item["input_length"], f"{where}.input_length"),
+                _parse_length(item["output_length"], f"{where}.output_length"),
             )
+        )
+    return records
+
+
+def _csv_records(text: str, source: str) -> list[_Record]:
+    """The requests of an Azure-format CSV trace (TIMESTAMP, ContextTokens, GeneratedTokens)."""
+    records: list[_Record] = []
+    rows = list(csv.reader(io.StringIO(text)))
+    expected = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
+    if not rows or [c.strip() for c in rows[0][:3]] != expected:
+        raise SimulationInputError(
+            f"{source}: not a trace: expected an Azure CSV header {','.join(expected)} or JSONL lines with "
+            "timestamp, input_length, output_length"
+        )
+    for row_number, row in enumerate(rows[1:], start=2):
+        if not row or not row[0].strip():
+            continue
+        if len(row) < 3:
+            raise SimulationInputError(f"{source}: row {row_number}: expected 3 fields, got {len(row)}")
+        where = f"{source}: row {row_number}"
+        records.append(
+            (
+                _parse_time(row[0], f"{where}.TIMESTAMP"),
+                _parse_length(row[1], f"{where}.ContextTokens"),
+                _parse_length(row[2], f"{where}.GeneratedTokens"),
+            )
+        )
+    return records
+
+
+def _trace_profile(records: list[_Record], source: str) -> TraceProfile:
+    """Requests sorted by arrival and counted per whole minute, with their token lengths."""
     if len(records) < 2:
         raise SimulationInputError(f"{source}: the trace needs at least 2 requests, got {len(records)}")
     records.sort(key=lambda r: r[0])

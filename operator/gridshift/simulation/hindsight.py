@@ -62,119 +62,182 @@ class HindsightResult:
     minute); None: sum `held`."""
 
 
-def _window(
-    replay: Replay,
-    rates: CostRates,
-    serving_power: FloatArray,
-    required: IntArray,
-    first: int,
-    last: int,
-    integer: bool,
-) -> tuple[float, FloatArray, FloatArray, FloatArray]:
-    minutes = last - first
-    deployments = len(replay.deployments)
-    markets = len(replay.markets)
-    cells = minutes * deployments * markets
-    cold = replay.settings.cold_start_minutes
-    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.int64)
-    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.int64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
+@dataclass(frozen=True)
+class _Span:
+    """Minutes [first, last) of the replay as one LP: its prices, the Ready replicas required per minute and
+    deployment, and a Ready replica's power in each."""
 
+    replay: Replay
+    rates: CostRates
+    serving_power: FloatArray
+    required: IntArray
+    first: int
+    last: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """minutes x deployments x markets: one LP column per cell and kind of replica."""
+        return (self.last - self.first, len(self.replay.deployments), len(self.replay.markets))
+
+    @property
+    def gpus(self) -> FloatArray:
+        """GPUs per replica, per deployment."""
+        return np.asarray([d.gpus for d in self.replay.deployments], dtype=np.float64)
+
+    @property
+    def inventory(self) -> FloatArray:
+        """GPUs per market."""
+        return np.asarray([m.gpus for m in self.replay.markets], dtype=np.float64)
+
+    @property
+    def max_replicas(self) -> FloatArray:
+        return np.asarray([d.setup.max_replicas for d in self.replay.deployments], dtype=np.float64)
+
+    @property
+    def replica_limit(self) -> FloatArray:
+        """deployments x markets: the most replicas a market's inventory and maxReplicas allow."""
+        return np.minimum(self.inventory[None, :] // self.gpus[:, None], self.max_replicas[:, None])
+
+    @property
+    def covered(self) -> FloatArray:
+        """The Ready replicas required, minute by minute (row-major), as row bounds."""
+        return self.required[self.first : self.last].reshape(-1).astype(np.float64)
+
+
+class _Rows:
+    """The constraint rows of one LP, gathered block by block: sparse coefficients and each row's bounds."""
+
+    def __init__(self) -> None:
+        self.rows: list[IntArray] = []
+        self.cols: list[IntArray] = []
+        self.vals: list[FloatArray] = []
+        self.lower: list[FloatArray] = []
+        self.upper: list[FloatArray] = []
+        self.count = 0
+
+    def block(self, shape: tuple[int, ...], lower: FloatArray, upper: FloatArray) -> IntArray:
+        """Ids of a new block of rows (one per cell of `shape`) bounded by `lower` and `upper`."""
+        size = int(np.prod(shape))
+        ids = self.count + np.arange(size).reshape(shape)
+        self.lower.append(lower)
+        self.upper.append(upper)
+        self.count += size
+        return ids
+
+    def add(self, row_ids: IntArray, col_ids: IntArray, values: float | FloatArray) -> None:
+        self.rows.append(row_ids.reshape(-1))
+        self.cols.append(col_ids.reshape(-1))
+        self.vals.append(np.broadcast_to(np.asarray(values, dtype=np.float64), row_ids.shape).reshape(-1))
+
+    def constraint(self, columns: int) -> LinearConstraint:
+        matrix = coo_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(self.count, columns),
+        ).tocsr()
+        return LinearConstraint(matrix, np.concatenate(self.lower), np.concatenate(self.upper))
+
+
+def _window_rows(span: _Span) -> _Rows:
+    """The window's constraints (module docstring) over columns h, s, y of `minutes x deployments x markets`."""
+    minutes, deployments, markets = span.shape
+    cells = minutes * deployments * markets
+    cold = span.replay.settings.cold_start_minutes
+    gpus, inventory, max_replicas = span.gpus, span.inventory, span.max_replicas
     cell = np.arange(cells).reshape(minutes, deployments, markets)
     h_index = cell
     s_index = cells + cell
     y_index = 2 * cells + cell
-    held_cost = rates.held_usd[first:last].reshape(-1)
-    serving_cost = (
-        (serving_power[first:last] - rates.idle_watts[None, :])[:, :, None]
-        * rates.serving_watts_to_usd[first:last, None, :]
-    ).reshape(-1)
-    cost = np.concatenate([held_cost, np.zeros(cells), serving_cost])
-
-    upper_h = np.broadcast_to((inventory[None, :] // gpus[:, None]).astype(np.float64), (minutes, deployments, markets))
-    upper_h = np.minimum(upper_h, max_replicas[None, :, None])
-    upper = np.concatenate([upper_h.reshape(-1), upper_h.reshape(-1), upper_h.reshape(-1)])
-    upper[s_index[0].reshape(-1)] = 0.0  # the window starts from a free placement: nothing is starting
-    lower = np.zeros(3 * cells)
-
-    rows: list[IntArray] = []
-    cols: list[IntArray] = []
-    vals: list[FloatArray] = []
-    row_lower: list[FloatArray] = []
-    row_upper: list[FloatArray] = []
-    next_row = 0
-
-    def add(row_ids: IntArray, col_ids: IntArray, values: float | FloatArray) -> None:
-        rows.append(row_ids.reshape(-1))
-        cols.append(col_ids.reshape(-1))
-        vals.append(np.broadcast_to(np.asarray(values, dtype=np.float64), row_ids.shape).reshape(-1))
-
+    rows = _Rows()
     # Starts: s[t] - h[t] + h[t-1] >= 0 for t >= 1.
     if minutes > 1:
         count = (minutes - 1) * deployments * markets
-        ids = next_row + np.arange(count).reshape(minutes - 1, deployments, markets)
-        add(ids, s_index[1:], 1.0)
-        add(ids, h_index[1:], -1.0)
-        add(ids, h_index[:-1], 1.0)
-        row_lower.append(np.zeros(count))
-        row_upper.append(np.full(count, np.inf))
-        next_row += count
+        ids = rows.block((minutes - 1, deployments, markets), np.zeros(count), np.full(count, np.inf))
+        rows.add(ids, s_index[1:], 1.0)
+        rows.add(ids, h_index[1:], -1.0)
+        rows.add(ids, h_index[:-1], 1.0)
     # Serving: y[t] - h[t] + sum of starts in the last `cold` minutes <= 0.
-    ids = next_row + np.arange(cells).reshape(minutes, deployments, markets)
-    add(ids, y_index, 1.0)
-    add(ids, h_index, -1.0)
+    ids = rows.block((minutes, deployments, markets), np.full(cells, -np.inf), np.zeros(cells))
+    rows.add(ids, y_index, 1.0)
+    rows.add(ids, h_index, -1.0)
     for lag in range(cold):
         if lag >= minutes:
             break
-        add(ids[lag:], s_index[: minutes - lag], 1.0)
-    row_lower.append(np.full(cells, -np.inf))
-    row_upper.append(np.zeros(cells))
-    next_row += cells
+        rows.add(ids[lag:], s_index[: minutes - lag], 1.0)
     # Coverage: sum_m y >= N.
     count = minutes * deployments
-    coverage_ids = next_row + np.arange(count).reshape(minutes, deployments)
-    add(np.repeat(coverage_ids[:, :, None], markets, axis=2), y_index, 1.0)
-    row_lower.append(required[first:last].reshape(-1).astype(np.float64))
-    row_upper.append(np.full(count, np.inf))
-    next_row += count
+    coverage_ids = rows.block((minutes, deployments), span.covered, np.full(count, np.inf))
+    rows.add(np.repeat(coverage_ids[:, :, None], markets, axis=2), y_index, 1.0)
     # maxReplicas: sum_m h <= max.
-    bound_ids = next_row + np.arange(count).reshape(minutes, deployments)
-    add(np.repeat(bound_ids[:, :, None], markets, axis=2), h_index, 1.0)
-    row_lower.append(np.full(count, -np.inf))
-    row_upper.append(np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1).copy())
-    next_row += count
+    bound_ids = rows.block(
+        (minutes, deployments),
+        np.full(count, -np.inf),
+        np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1).copy(),
+    )
+    rows.add(np.repeat(bound_ids[:, :, None], markets, axis=2), h_index, 1.0)
     # Inventory: sum_d gpus * h <= GPUs.
     count = minutes * markets
-    inventory_ids = next_row + np.arange(count).reshape(minutes, markets)
-    add(
+    inventory_ids = rows.block(
+        (minutes, markets),
+        np.full(count, -np.inf),
+        np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1).copy(),
+    )
+    rows.add(
         np.repeat(inventory_ids[:, None, :], deployments, axis=1),
         h_index,
-        np.broadcast_to(gpus[None, :, None].astype(np.float64), (minutes, deployments, markets)),
+        np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets)),
     )
-    row_lower.append(np.full(count, -np.inf))
-    row_upper.append(np.broadcast_to(inventory[None, :].astype(np.float64), (minutes, markets)).reshape(-1).copy())
-    next_row += count
+    return rows
 
-    matrix = coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(next_row, 3 * cells)
-    ).tocsr()
+
+def _window(span: _Span, integer: bool) -> tuple[float, FloatArray, FloatArray, FloatArray]:
+    """The joint LP of the span's minutes: its cost and the held, started and serving replicas."""
+    rates, first, last = span.rates, span.first, span.last
+    shape = span.shape
+    cells = int(np.prod(shape))
+    held_cost = rates.held_usd[first:last].reshape(-1)
+    serving_cost = (
+        (span.serving_power[first:last] - rates.idle_watts[None, :])[:, :, None]
+        * rates.serving_watts_to_usd[first:last, None, :]
+    ).reshape(-1)
+    cost = np.concatenate([held_cost, np.zeros(cells), serving_cost])
+    # h, s and y alike: at most what the market's inventory and maxReplicas allow.
+    upper_h = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
+    upper = np.concatenate([upper_h, upper_h, upper_h])
+    upper[cells : cells + shape[1] * shape[2]] = 0.0  # the window starts from a free placement: nothing is starting
+    rows = _window_rows(span)
     integrality = np.zeros(3 * cells)
     if integer:
         integrality[: 2 * cells] = 1
     result = milp(
         c=cost,
         integrality=integrality,
-        bounds=Bounds(lower, upper),
-        constraints=[LinearConstraint(matrix, np.concatenate(row_lower), np.concatenate(row_upper))],
+        bounds=Bounds(np.zeros(3 * cells), upper),
+        constraints=[rows.constraint(3 * cells)],
         options={"presolve": True, "mip_rel_gap": 1e-9},
     )
     if result.x is None or result.status not in (0,):
         raise HindsightError(f"hindsight minutes {first}..{last}: HiGHS found no optimum ({result.message})")
     x = result.x
-    held = x[:cells].reshape(minutes, deployments, markets)
-    started = x[cells : 2 * cells].reshape(minutes, deployments, markets)
-    serving = x[2 * cells :].reshape(minutes, deployments, markets)
+    held = x[:cells].reshape(shape)
+    started = x[cells : 2 * cells].reshape(shape)
+    serving = x[2 * cells :].reshape(shape)
     return float(result.fun), held, started, serving
+
+
+def _priced_power(replay: Replay, required: IntArray | None) -> tuple[IntArray, FloatArray]:
+    """The Ready replicas required per minute and deployment (default: those the SLO needs) and a Ready
+    replica's power in each such minute."""
+    needed = np.stack([d.needed for d in replay.deployments], axis=1)
+    required = needed if required is None else required
+    serving_power = replay.serving_power(needed)
+    if (required < needed).any():
+        # Where the SLO is waived, a policy's replicas may be overloaded: price serving at the most a replica
+        # draws, so that negative prices cannot make a policy's overloaded minute cheaper than the bound.
+        count = len(replay.deployments)
+        limits = np.asarray([d.limit_rps for d in replay.deployments])
+        at_limit = replay.replica_power_watts(np.arange(count), limits)
+        serving_power = np.where(required < needed, at_limit[None, :], serving_power)
+    return required, serving_power
 
 
 def solve_hindsight_lp(
@@ -190,16 +253,7 @@ def solve_hindsight_lp(
 
     `required[t, d]` overrides the Ready replicas needed (default: every minute within the SLO); 0 drops a
     minute's SLO requirement, for bounding a policy that missed it."""
-    needed = np.stack([d.needed for d in replay.deployments], axis=1)
-    required = needed if required is None else required
-    serving_power = replay.serving_power(needed)
-    if (required < needed).any():
-        # Where the SLO is waived, a policy's replicas may be overloaded: price serving at the most a replica
-        # draws, so that negative prices cannot make a policy's overloaded minute cheaper than the bound.
-        count = len(replay.deployments)
-        limits = np.asarray([d.limit_rps for d in replay.deployments])
-        at_limit = replay.replica_power_watts(np.arange(count), limits)
-        serving_power = np.where(required < needed, at_limit[None, :], serving_power)
+    required, serving_power = _priced_power(replay, required)
     minutes = replay.minutes
     total = 0.0
     held_parts = []
@@ -209,7 +263,7 @@ def solve_hindsight_lp(
     windows = 0
     for first in range(0, minutes, window_minutes):
         last = min(minutes, first + window_minutes)
-        value, held, starts, serving = _window(replay, rates, serving_power, required, first, last, integer)
+        value, held, starts, serving = _window(_Span(replay, rates, serving_power, required, first, last), integer)
         total += value
         held_parts.append(held)
         serving_parts.append(serving)
@@ -253,86 +307,74 @@ def _replica_minutes(required: IntArray, cold: int) -> float:
     return total
 
 
-def _energy_block(
-    replay: Replay,
-    rates: CostRates,
-    serving_power: FloatArray,
-    required: IntArray,
-    first: int,
-    last: int,
-) -> tuple[float, FloatArray]:
-    """Least electricity cost of minutes [first, last), each minute on its own (cold starts relaxed)."""
-    minutes = last - first
-    deployments = len(replay.deployments)
-    markets = len(replay.markets)
-    cells = minutes * deployments * markets
-    gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
-    inventory = np.asarray([m.gpus for m in replay.markets], dtype=np.float64)
-    max_replicas = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.float64)
-    watts_to_usd = rates.serving_watts_to_usd[first:last]
-    power = serving_power[first:last]
+def _energy_costs(span: _Span) -> FloatArray:
+    """Each column's price in a block: Ready replicas, then held-but-not-Ready ones (rented: their idle draw)."""
+    rates = span.rates
+    watts_to_usd = rates.serving_watts_to_usd[span.first : span.last]
+    power = span.serving_power[span.first : span.last]
     idle = rates.idle_watts
     # A Ready replica adds (P - idle) on top of its held GPUs' idle draw, which an owned fleet pays anyway.
     ready_cost = ((power - idle[None, :])[:, :, None] * watts_to_usd[:, None, :]).reshape(-1)
+    cells = ready_cost.size
     spare_cost = np.zeros(cells) if rates.owned else (idle[None, :, None] * watts_to_usd[:, None, :]).reshape(-1)
     if not rates.owned:
         ready_cost = ready_cost + spare_cost
-    cost = np.concatenate([ready_cost, spare_cost])
+    return np.concatenate([ready_cost, spare_cost])
+
+
+def _energy_rows(span: _Span) -> _Rows:
+    """A block's constraints over Ready and held-but-not-Ready replicas: exact coverage, maxReplicas and
+    each market's inventory, minute by minute."""
+    minutes, deployments, markets = span.shape
+    gpus, inventory, max_replicas = span.gpus, span.inventory, span.max_replicas
+    cells = minutes * deployments * markets
     cell = np.arange(cells).reshape(minutes, deployments, markets)
-    upper_cell = np.broadcast_to(
-        np.minimum(inventory[None, :] // gpus[:, None], max_replicas[:, None])[None], (minutes, deployments, markets)
-    ).reshape(-1)
-    # Held-but-not-Ready replicas are cold starts, which this bound relaxes: none, so that a negative price
-    # cannot buy idle replicas for credit.
-    upper = np.concatenate([upper_cell, np.zeros(cells)])
-    rows = []
-    cols = []
-    vals = []
     count = minutes * deployments
-    coverage = np.arange(count).reshape(minutes, deployments)
-    rows.append(np.repeat(coverage[:, :, None], markets, axis=2).reshape(-1))
-    cols.append(cell.reshape(-1))
-    vals.append(np.ones(cells))
-    held_rows = count + np.repeat(coverage[:, :, None], markets, axis=2).reshape(-1)
-    for offset in (0, cells):
-        rows.append(held_rows)
-        cols.append(offset + cell.reshape(-1))
-        vals.append(np.ones(cells))
-    inventory_rows = 2 * count + np.repeat(
-        np.arange(minutes * markets).reshape(minutes, 1, markets), deployments, axis=1
-    ).reshape(-1)
-    weights = np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets)).reshape(-1)
-    for offset in (0, cells):
-        rows.append(inventory_rows)
-        cols.append(offset + cell.reshape(-1))
-        vals.append(weights)
-    total_rows = 2 * count + minutes * markets
-    matrix = coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(total_rows, 2 * cells)
-    ).tocsr()
-    lower_rows = np.concatenate(
-        [required[first:last].reshape(-1).astype(np.float64), np.full(count + minutes * markets, -np.inf)]
-    )
+    covered = span.covered
+    rows = _Rows()
     # Exact coverage: Ready replicas are charged the power of a replica sharing the minute's load among
     # `required`; one more would share it too and draw less each, so at a negative price the LP must not buy
     # extra Ready replicas for credit ("phantom" replicas).
-    upper_rows = np.concatenate(
-        [
-            required[first:last].reshape(-1).astype(np.float64),
-            np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1),
-            np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1),
-        ]
+    coverage = rows.block((minutes, deployments), covered, covered)
+    held = rows.block(
+        (minutes, deployments),
+        np.full(count, -np.inf),
+        np.broadcast_to(max_replicas[None, :], (minutes, deployments)).reshape(-1),
     )
+    in_market = rows.block(
+        (minutes, markets),
+        np.full(minutes * markets, -np.inf),
+        np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1),
+    )
+    rows.add(np.repeat(coverage[:, :, None], markets, axis=2), cell, 1.0)
+    for offset in (0, cells):
+        rows.add(np.repeat(held[:, :, None], markets, axis=2), offset + cell, 1.0)
+    weights = np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets))
+    for offset in (0, cells):
+        rows.add(np.repeat(in_market[:, None, :], deployments, axis=1), offset + cell, weights)
+    return rows
+
+
+def _energy_block(span: _Span) -> tuple[float, FloatArray]:
+    """Least electricity cost of the span's minutes, each minute on its own (cold starts relaxed)."""
+    shape = span.shape
+    cells = int(np.prod(shape))
+    upper_cell = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
+    # Held-but-not-Ready replicas are cold starts, which this bound relaxes: none, so that a negative price
+    # cannot buy idle replicas for credit.
+    upper = np.concatenate([upper_cell, np.zeros(cells)])
     result = milp(
-        c=cost,
+        c=_energy_costs(span),
         integrality=np.zeros(2 * cells),
         bounds=Bounds(np.zeros(2 * cells), upper),
-        constraints=[LinearConstraint(matrix, lower_rows, upper_rows)],
+        constraints=[_energy_rows(span).constraint(2 * cells)],
         options={"presolve": True},
     )
     if result.x is None or result.status != 0:
-        raise HindsightError(f"hindsight energy, minutes {first}..{last}: HiGHS found no optimum ({result.message})")
-    ready = result.x[:cells].reshape(minutes, deployments, markets)
+        raise HindsightError(
+            f"hindsight energy, minutes {span.first}..{span.last}: HiGHS found no optimum ({result.message})"
+        )
+    ready = result.x[:cells].reshape(shape)
     return float(result.fun), ready
 
 
@@ -353,14 +395,7 @@ def solve_hindsight(
     Ready replicas run (shared inventory and maxReplicas kept), with cold starts relaxed: for an owned fleet
     a starting replica adds nothing above the idle fleet, so that relaxation costs almost nothing there.
     """
-    needed = np.stack([d.needed for d in replay.deployments], axis=1)
-    required = needed if required is None else required
-    serving_power = replay.serving_power(needed)
-    if (required < needed).any():
-        count = len(replay.deployments)
-        limits = np.asarray([d.limit_rps for d in replay.deployments])
-        at_limit = replay.replica_power_watts(np.arange(count), limits)
-        serving_power = np.where(required < needed, at_limit[None, :], serving_power)
+    required, serving_power = _priced_power(replay, required)
     gpu_total = 0.0
     cold = replay.settings.cold_start_minutes
     gpu_minutes = sum(
@@ -374,7 +409,7 @@ def solve_hindsight(
     parts = []
     for first in range(0, replay.minutes, block_minutes):
         last = min(replay.minutes, first + block_minutes)
-        value, ready = _energy_block(replay, rates, serving_power, required, first, last)
+        value, ready = _energy_block(_Span(replay, rates, serving_power, required, first, last))
         energy_total += value
         parts.append(ready)
         if progress is not None:
