@@ -45,6 +45,17 @@ def settled(world: ServiceHarness, cycles: int = 3) -> dict[str, Any]:
     return world.status()
 
 
+def measured(world: ServiceHarness, values: dict[Signal, float]) -> dict[str, Any]:
+    """A deployment placed on static demand, switched to Prometheus demand reading `values`; its status."""
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    body["spec"]["demand"] = PROMETHEUS
+    for signal, value in values.items():
+        world.metrics.set_signal(REF, signal, value)
+    return settled(world)
+
+
 # ---------------------------------------------------------------- the vocabulary
 
 
@@ -227,18 +238,16 @@ def test_the_queue_adds_waiting_over_the_drain_time_not_over_the_rate_window() -
             queue_drain_seconds=300,
         ),
     )
-    body = deployment_body(rps=4.0)
-    world.add(body)
-    settled(world)
-    body["spec"]["demand"] = PROMETHEUS
-    for signal, value in (
-        (Signal.REQUEST_RATE, 2.0),
-        (Signal.REQUESTS_WAITING, 600.0),
-        (Signal.PROMPT_TOKEN_RATE, 4000.0),
-        (Signal.GENERATION_TOKEN_RATE, 800.0),
-    ):
-        world.metrics.set_signal(REF, signal, value)
-    assert settled(world)["observedSlo"]["requestsPerSecond"] == 4.0
+    status = measured(
+        world,
+        {
+            Signal.REQUEST_RATE: 2.0,
+            Signal.REQUESTS_WAITING: 600.0,
+            Signal.PROMPT_TOKEN_RATE: 4000.0,
+            Signal.GENERATION_TOKEN_RATE: 800.0,
+        },
+    )
+    assert status["observedSlo"]["requestsPerSecond"] == 4.0
 
 
 def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
@@ -246,20 +255,17 @@ def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
         ["eu-de"],
         settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
     )
-    body = deployment_body(rps=4.0)
-    world.add(body)
-    settled(world)
-    body["spec"]["demand"] = PROMETHEUS
-    for signal, value in (
-        (Signal.REQUEST_RATE, 4.0),
-        (Signal.PROMPT_TOKEN_RATE, 4000.0),
-        (Signal.GENERATION_TOKEN_RATE, 800.0),
-        (Signal.JOULES_PER_TOKEN, 0.5),
-        (Signal.TTFT_P95, 0.2),
-        (Signal.ITL_P95, 0.03),
-    ):
-        world.metrics.set_signal(REF, signal, value)
-    status = settled(world)
+    status = measured(
+        world,
+        {
+            Signal.REQUEST_RATE: 4.0,
+            Signal.PROMPT_TOKEN_RATE: 4000.0,
+            Signal.GENERATION_TOKEN_RATE: 800.0,
+            Signal.JOULES_PER_TOKEN: 0.5,
+            Signal.TTFT_P95: 0.2,
+            Signal.ITL_P95: 0.03,
+        },
+    )
     assert status["observedSlo"] == {
         "requestsPerSecond": 4.0,
         "outputTokensPerSecond": 800.0,
