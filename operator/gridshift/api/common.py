@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic.config import JsonDict
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.conditions import ConditionType
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -137,11 +138,12 @@ class Condition(ApiModel):
     )
 
 
-def conditions_field(description: str) -> Any:
-    """The `conditions` list of a status: a map keyed by type (server-side apply merges by type), bounded."""
+def conditions_field(conditions: tuple[ConditionType, ...]) -> Any:
+    """The `conditions` list of a status: a map keyed by type (server-side apply merges by type), bounded;
+    its description lists the condition types of `conditions` (gridshift.api.conditions)."""
     return Field(
         default_factory=list,
         max_length=MAX_CONDITIONS,
         json_schema_extra=CONDITIONS_LIST_SCHEMA,
-        description=description,
+        description=f"{', '.join(c.type for c in conditions)} (docs/status.md).",
     )
