@@ -10,12 +10,18 @@ not publish, so a cluster never quietly mixes two kinds of number.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
 from gridshift.api import feeds
 from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.common import SecretKeyRef
+
+CarbonPrice = Annotated[float, Field(ge=0, le=10_000)]
+"""An internal carbon price, USD per tonne CO2eq: a deployment's spec.carbon, or the operator's default."""
+GridIntensity = Annotated[float, Field(ge=0, le=5000)]
+"""A grid's carbon intensity, gCO2eq/kWh."""
 
 
 class CarbonBasis(StrEnum):
@@ -103,7 +109,7 @@ class CsvReplayCarbonFeed(ApiModel):
 class StaticCarbonFeed(ApiModel):
     """One constant intensity."""
 
-    g_per_kwh: float = Field(ge=0, le=5000, description="Carbon intensity, gCO2eq/kWh.")
+    g_per_kwh: GridIntensity = Field(description="Carbon intensity, gCO2eq/kWh.")
 
 
 class CarbonFeedSpec(ApiModel):
@@ -154,19 +160,15 @@ class CarbonFeedSpec(ApiModel):
 class CarbonSpec(ApiModel):
     """How carbon weighs on this deployment's placement: an internal price, and optional limits."""
 
-    price_usd_per_tonne: float | None = Field(
+    price_usd_per_tonne: CarbonPrice | None = Field(
         default=None,
-        ge=0,
-        le=10_000,
         description=(
             "Internal carbon price, USD per tonne CO2eq, added to the cost the planner minimises (100 USD/t adds "
             "0.03 USD/kWh on a 300 g/kWh grid); unset uses the operator's default (0 unless configured)."
         ),
     )
-    max_grams_per_kwh: float | None = Field(
+    max_grams_per_kwh: GridIntensity | None = Field(
         default=None,
-        ge=0,
-        le=5000,
         description=(
             "Leave a cluster (make-before-break) while its grid intensity now is above this, gCO2eq/kWh, and come "
             "back when it falls; yields only where no other cluster can serve the demand."

@@ -35,6 +35,7 @@ GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
 """A value of the node label nvidia.com/gpu.product: it becomes a nodeSelector, so it must be a label value."""
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 

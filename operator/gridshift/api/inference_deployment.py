@@ -19,6 +19,7 @@ from gridshift.api.common import (
     Condition,
     GpuType,
     LabelSelector,
+    Port,
     RegionName,
     conditions_field,
 )
@@ -108,7 +109,7 @@ class EngineSpec(ApiModel):
         description="Extra command-line arguments for vLLM (not the flags the operator sets from the spec).",
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for vLLM.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port vLLM listens on (HTTP and /metrics).")
+    port: Port = Field(default=8000, description="Port vLLM listens on (HTTP and /metrics).")
 
 
 class ReplicaShape(ApiModel):
