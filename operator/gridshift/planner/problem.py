@@ -276,10 +276,12 @@ class _Capacity:
     model: PerformanceModel
     power: float
     batch: float
+    batch_limit: int | None = None
+    """The largest batch at this workload's sizes (profile and KV memory, CapacityInputs.max_batch)."""
 
     @cached_property
     def max_num_seqs(self) -> int:
-        return max_num_seqs(self.model, self.batch)
+        return max_num_seqs(self.model, self.batch, self.batch_limit)
 
 
 def _capacities(
@@ -309,14 +311,18 @@ def _capacities(
     batches = batch_at(inputs, rates, settings)
     powers = power_at(pair_models, batches)
     return {
-        key: _Capacity(float(rate), model, float(power), float(batch))
-        for key, rate, model, power, batch in zip(pair_keys, rates, pair_models, powers, batches, strict=True)
+        key: _Capacity(float(rate), model, float(power), float(batch), int(limit))
+        for key, rate, model, power, batch, limit in zip(
+            pair_keys, rates, pair_models, powers, batches, inputs.max_batch, strict=True
+        )
     }
 
 
-def max_num_seqs(model: PerformanceModel, batch_at_capacity: float) -> int:
-    """vLLM --max-num-seqs for a replica: the batch at which the profile still meets the SLO."""
-    return max(1, min(model.max_batch, math.ceil(batch_at_capacity))) if batch_at_capacity > 0 else 1
+def max_num_seqs(model: PerformanceModel, batch_at_capacity: float, batch_limit: int | None = None) -> int:
+    """vLLM --max-num-seqs for a replica: the batch at which the profile still meets the SLO, never above
+    `batch_limit` (the KV-memory limit at the workload's sizes) nor the profile's largest batch."""
+    limit = model.max_batch if batch_limit is None else min(model.max_batch, batch_limit)
+    return max(1, min(limit, math.ceil(batch_at_capacity))) if batch_at_capacity > 0 else 1
 
 
 @dataclass

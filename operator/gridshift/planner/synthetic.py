@@ -82,6 +82,8 @@ def scaled_model(base: PerformanceModel, gpu_type: str) -> PerformanceModel:
         power_cap_watts=base.power_cap_watts * power,
         idle_power_watts=base.idle_power_watts * power,
         prefill_tokens_per_s=base.prefill_tokens_per_s / speed,
+        # The base's KV-memory bound is its own GPU's memory; GPU_TRAITS carries none for the other type.
+        kv_memory=None,
     )
 
 
@@ -142,7 +144,8 @@ def _scaled_profiles(
 ) -> dict[tuple[str, str, int], PerformanceModel]:
     profiles: dict[tuple[str, str, int], PerformanceModel] = {}
     for base in base_models:
-        if base.gpu_type not in GPU_TRAITS:
+        # Scale measured profiles only: scaling a scaled one compounds two estimates.
+        if base.gpu_type not in GPU_TRAITS or base.scaled:
             continue
         for gpu_type in types:
             model = scaled_model(base, gpu_type)
