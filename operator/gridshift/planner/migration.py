@@ -31,6 +31,31 @@ class RouteWeight:
 
 
 @dataclass(frozen=True)
+class ClassRoute:
+    """Percent of one request-size class sent to one GPU type in one cluster (planner.classes); the
+    weights of a class sum to 100. A size-aware router reads these; others use the per-cluster weights."""
+
+    request_class: str
+    cluster: str
+    gpu_type: str
+    weight: int
+
+
+def percents(exact: Mapping[Key, float]) -> dict[Key, int]:
+    """Integer percents proportional to `exact`, summing to 100 (largest remainder; ties by key)."""
+    total = sum(v for v in exact.values() if v > 0)
+    if total <= 0:
+        return {}
+    keys = sorted(k for k, v in exact.items() if v > 0)
+    share = {k: 100.0 * exact[k] / total for k in keys}
+    floors = {k: int(share[k]) for k in keys}
+    left = 100 - sum(floors.values())
+    for key in sorted(keys, key=lambda k: (-(share[k] - floors[k]), k))[:left]:
+        floors[key] += 1
+    return {k: n for k, n in floors.items() if n > 0}
+
+
+@dataclass(frozen=True)
 class MigrationStep:
     """One step; `replicas` is the replica count of (cluster, gpu_type) after it (Ready for WaitReady)."""
 

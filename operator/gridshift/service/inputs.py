@@ -97,6 +97,10 @@ def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: floa
         ),
         carbon_max_g_per_kwh=carbon.max_grams_per_kwh,
         carbon_budget_g_per_mtok=carbon.max_grams_per_million_tokens,
+        request_classes=tuple(
+            S.RequestClass(c.name, c.prompt_tokens, c.output_tokens, c.share) for c in demand.request_classes
+        ),
+        variants=tuple(S.Variant(v.name, (v.profile_model,)) for v in spec.variants if v.allowed),
     )
 
 
