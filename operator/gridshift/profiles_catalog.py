@@ -1,19 +1,170 @@
 """GPUProfiles as the planner sees them: `performance_model` fits one (API object in, PerformanceModel
 out), and the profiles gridshift ships are GPUProfile YAML files in gridshift/data/profiles/, read with
 importlib.resources. How they are made from the measured data sets is build-time code
-(gridshift_dev.profile_fit, run by bench/fit_default_profiles.py)."""
+(gridshift_dev.profile_fit, run by bench/fit_default_profiles.py).
+
+The same package data holds what a profile alone does not say: GPU datasheet figures (gpus.yaml),
+model architectures (models.yaml), which together give the KV-memory batch limit
+(gridshift.planner.kvmemory), and a snapshot of public GPU list prices for benchmarks (gpu_prices.yaml).
+A profile whose GPU type or model is not in those files keeps the batch limit its points give.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import yaml
 
 from gridshift.api import GPUProfile
+from gridshift.planner.kvmemory import KvMemory, ModelArchitecture
 from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
 
 PROFILES_PACKAGE = "gridshift.data"
 PROFILES_DIR = "profiles"
+GPUS_FILE = "gpus.yaml"
+MODELS_FILE = "models.yaml"
+GPU_PRICES_FILE = "gpu_prices.yaml"
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    """Datasheet figures of one GPU type (gpus.yaml; units there)."""
+
+    gpu_type: str
+    short_name: str
+    memory_gb: float
+    memory_mib_reported: float
+    memory_bandwidth_gb_per_s: float
+    bf16_dense_tflops: float
+    fp8_dense_tflops: float
+    tdp_watts: float
+    idle_watts_measured: float | None
+    source: str
+
+    @property
+    def memory_bytes(self) -> float:
+        """The memory the driver reports (what vLLM's --gpu-memory-utilization is a fraction of), bytes."""
+        return self.memory_mib_reported * 2**20
+
+
+@dataclass(frozen=True)
+class GpuListPrice:
+    """One GPU type's public on-demand price per GPU-hour (gpu_prices.yaml: a list price snapshot)."""
+
+    gpu_type: str
+    usd_per_gpu_hour: float
+    instance: str
+    source: str
+    snapshot_date: str
+    estimate: bool
+
+
+def _read(name: str) -> Any:
+    return yaml.safe_load(resources.files(PROFILES_PACKAGE).joinpath(name).read_text())
+
+
+def _field(entry: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in entry:
+        raise ValueError(f"{where}: missing field {key}")
+    return entry[key]
+
+
+def _positive(entry: Mapping[str, Any], key: str, where: str) -> float:
+    value = _field(entry, key, where)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{where}.{key} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:
+    """gpus.yaml's content as GpuSpecs keyed by GPU type (the node label value)."""
+    specs: dict[str, GpuSpec] = {}
+    for gpu_type, entry in _field(document, "gpus", where).items():
+        at = f"{where} gpus.{gpu_type}"
+        idle = entry.get("idle_watts_measured")
+        specs[gpu_type] = GpuSpec(
+            gpu_type=gpu_type,
+            short_name=str(_field(entry, "short_name", at)),
+            memory_gb=_positive(entry, "memory_gb", at),
+            memory_mib_reported=_positive(entry, "memory_mib_reported", at),
+            memory_bandwidth_gb_per_s=_positive(entry, "memory_bandwidth_gb_per_s", at),
+            bf16_dense_tflops=_positive(entry, "bf16_dense_tflops", at),
+            fp8_dense_tflops=_positive(entry, "fp8_dense_tflops", at),
+            tdp_watts=_positive(entry, "tdp_watts", at),
+            idle_watts_measured=None if idle is None else _positive(entry, "idle_watts_measured", at),
+            source=str(_field(entry, "source", at)),
+        )
+    return specs
+
+
+def parse_model_architectures(document: Mapping[str, Any], where: str = MODELS_FILE) -> dict[str, ModelArchitecture]:
+    """models.yaml's content as ModelArchitectures keyed by every model id they list."""
+    architectures: dict[str, ModelArchitecture] = {}
+    for index, entry in enumerate(_field(document, "models", where)):
+        at = f"{where} models[{index}]"
+        weights_gb = entry.get("weights_gb")
+        try:
+            architecture = ModelArchitecture(
+                parameters_billion=_positive(entry, "parameters_billion", at),
+                layers=int(_positive(entry, "layers", at)),
+                kv_heads=int(_positive(entry, "kv_heads", at)),
+                head_dim=int(_positive(entry, "head_dim", at)),
+                weight_bytes_per_parameter=float(entry.get("weight_bytes_per_parameter", 2)),
+                weights_bytes_override=None if weights_gb is None else _positive(entry, "weights_gb", at) * 1e9,
+                sliding_window_layers=int(entry.get("sliding_window_layers", 0)),
+                sliding_window_tokens=int(entry.get("sliding_window_tokens", 0)),
+            )
+        except ValueError as error:
+            raise ValueError(f"{at}: {error}") from None
+        for model_id in _field(entry, "ids", at):
+            if model_id in architectures:
+                raise ValueError(f"{at}.ids: {model_id} is listed twice")
+            architectures[model_id] = architecture
+    return architectures
+
+
+@functools.cache
+def gpu_specs() -> Mapping[str, GpuSpec]:
+    """The shipped GPU datasheet figures, keyed by GPU type."""
+    return parse_gpu_specs(_read(GPUS_FILE))
+
+
+@functools.cache
+def model_architectures() -> Mapping[str, ModelArchitecture]:
+    """The shipped model architectures, keyed by model id."""
+    return parse_model_architectures(_read(MODELS_FILE))
+
+
+@functools.cache
+def gpu_list_prices() -> Mapping[str, GpuListPrice]:
+    """The shipped public on-demand GPU prices (a list price snapshot, for benchmarks), keyed by GPU type."""
+    document = _read(GPU_PRICES_FILE)
+    date = str(_field(document, "snapshot_date", GPU_PRICES_FILE))
+    return {
+        gpu_type: GpuListPrice(
+            gpu_type=gpu_type,
+            usd_per_gpu_hour=_positive(entry, "usd_per_gpu_hour", f"{GPU_PRICES_FILE} gpus.{gpu_type}"),
+            instance=str(entry.get("instance", "")),
+            source=str(_field(entry, "source", f"{GPU_PRICES_FILE} gpus.{gpu_type}")),
+            snapshot_date=date,
+            estimate=bool(entry.get("estimate", False)),
+        )
+        for gpu_type, entry in _field(document, "gpus", GPU_PRICES_FILE).items()
+    }
+
+
+def kv_memory_for(model: str, gpu_type: str, gpus: int) -> KvMemory | None:
+    """The memory side of a (model, GPU type, GPUs per replica), or None where the shipped data does
+    not know the GPU's memory or the model's architecture (the batch limit is then the profile's)."""
+    gpu = gpu_specs().get(gpu_type)
+    architecture = model_architectures().get(model)
+    if gpu is None or architecture is None:
+        return None
+    return KvMemory(architecture=architecture, gpu_memory_bytes=gpu.memory_bytes, gpus=gpus)
 
 
 def load_default_profiles() -> tuple[GPUProfile, ...]:
@@ -32,7 +183,7 @@ def default_performance_models() -> tuple[PerformanceModel, ...]:
 
 
 def performance_model(profile: GPUProfile) -> PerformanceModel:
-    """The performance model a GPUProfile object describes."""
+    """The performance model a GPUProfile object describes, with its KV-memory bound where known."""
     spec = profile.spec
     points = [
         ProfilePoint(
@@ -52,6 +203,7 @@ def performance_model(profile: GPUProfile) -> PerformanceModel:
             gpus_per_replica=spec.gpus_per_replica,
             idle_power_watts=spec.idle_power_watts,
             prefill_tokens_per_s=spec.prefill_tokens_per_second,
+            kv_memory=kv_memory_for(spec.model, spec.gpu_type, spec.gpus_per_replica),
         )
     except ValueError as error:
         name = profile.metadata.get("name", "<unnamed>")

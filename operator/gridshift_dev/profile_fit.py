@@ -5,7 +5,9 @@ gridshift.profiles_catalog. bench/fit_default_profiles.py generates them from ..
 the pure functions below, which turn CSV rows into GPUProfile objects:
 
 - our H100 measurements of a Llama-3-8B-shaped decoder (h100-llama3-8b-power/measurements.csv);
-- ML.ENERGY v3 (H100, B200) and v2 (A100-40GB, H100) vLLM runs (gpu-energy-mlenergy/DERIVED_*_flat.csv).
+- ML.ENERGY v3 (H100, B200) and v2 (A100-40GB, H100) vLLM runs (gpu-energy-mlenergy/DERIVED_*_flat.csv);
+- GPU types nobody measured here (L4, A10G, L40S, A100-80GB, H200): a measured profile scaled by the
+  two GPUs' datasheet figures (gridshift/data/gpus.yaml), see `scaled_profile`.
 
 ML.ENERGY rows give batch, inter-token latency and power but not the prompt length or the prefill
 rate, so a documented assumption fills each: the mean context during decode is an assumed prompt
@@ -22,17 +24,17 @@ from dataclasses import dataclass
 import yaml
 
 from gridshift.api import GPUProfile
+from gridshift.planner.kvmemory import VLLM_BLOCK_TOKENS, KvMemory, ModelArchitecture
 from gridshift.planner.profiles import gpu_product_label
+from gridshift.profiles_catalog import GpuSpec, gpu_specs, model_architectures, performance_model
 
 # Our H100 prefill of an 8.03 B model ran at 23,685 tokens/s (512-token prompts): 2 x 8.03e9 x 23,685
 # / 989e12 dense BF16 FLOP/s = 0.385 of peak.
 PREFILL_MFU = 0.385
-# Dense peak FLOP/s per GPU by precision, from NVIDIA's data sheets (without sparsity).
+# Dense peak FLOP/s per GPU by precision, from NVIDIA's data sheets (without sparsity): gpus.yaml.
 PEAK_FLOPS: Mapping[str, Mapping[str, float]] = {
-    "NVIDIA-H100-80GB-HBM3": {"bf16": 989e12, "fp8": 1979e12},
-    "NVIDIA-B200": {"bf16": 2250e12, "fp8": 4500e12},
-    "NVIDIA-A100-SXM4-40GB": {"bf16": 312e12, "fp8": 312e12},
-    "NVIDIA-A100-SXM4-80GB": {"bf16": 312e12, "fp8": 312e12},
+    label: {"bf16": spec.bf16_dense_tflops * 1e12, "fp8": spec.fp8_dense_tflops * 1e12}
+    for label, spec in gpu_specs().items()
 }
 # Loaded-but-idle power of one H100 holding its weights (coldstart.json: 126 W).
 H100_IDLE_WATTS_PER_GPU = 126.0
@@ -103,6 +105,12 @@ def estimated_prefill_tokens_per_s(gpu_label: str, gpus: int, active_params_bill
     return round(PREFILL_MFU * peak / (2.0 * active_params_billion * 1e9), 1)
 
 
+PROFILE_BASIS_LABEL = "gridshift.dev/profile-basis"
+"""metadata.labels key of every shipped profile: `measured` (fitted to measured points) or `scaled`
+(a measured profile scaled to another GPU type by datasheet figures)."""
+SCALED_FROM_ANNOTATION = "gridshift.dev/scaled-from"
+
+
 def _profile(
     name: str,
     model: str,
@@ -114,6 +122,8 @@ def _profile(
     idle_watts: float | None,
     prefill: float,
     measured_at: str | None = None,
+    basis: str = "measured",
+    annotations: Mapping[str, str] | None = None,
 ) -> GPUProfile:
     spec: dict[str, object] = {
         "model": model,
@@ -127,7 +137,10 @@ def _profile(
         spec["idlePowerWatts"] = idle_watts
     if measured_at is not None:
         spec["source"] = {**spec["source"], "measuredAt": measured_at}  # type: ignore[dict-item]
-    return GPUProfile.model_validate({"metadata": {"name": name}, "spec": spec})
+    metadata: dict[str, object] = {"name": name, "labels": {PROFILE_BASIS_LABEL: basis}}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return GPUProfile.model_validate({"metadata": metadata, "spec": spec})
 
 
 def measured_h100_profile(rows: Iterable[Mapping[str, str]]) -> GPUProfile:
@@ -261,3 +274,180 @@ def render_profile_yaml(profile: GPUProfile) -> str:
 
 def profile_file_name(profile: GPUProfile) -> str:
     return f"{profile.metadata['name']}.yaml"
+
+
+# --- Scaled profiles: GPU types without measurements -------------------------------------------------
+
+SCALED_ATTRIBUTION = (
+    "Scaled from {base} (measured on {base_gpu}; see that profile's source) to {gpu} by datasheet figures "
+    "(gridshift/data/gpus.yaml): step = fixed overhead {overhead_ms:.2f} ms + weights {weights_gb:.1f} GB/GPU read at "
+    "{bw:g} GB/s + per-sequence remainder {per_seq_ns:.0f} ns/position + KV reads at {bw:g} GB/s (the overheads "
+    "are what the {base_gpu} fit leaves beyond its {base_bw:g} GB/s reads), floored by compute at {mfu:.3f} of "
+    "{tflops:g} dense TFLOP/s; power and idle x {tdp_ratio:.3f} (board power {base_tdp:g} -> {tdp:g} W), capped at "
+    "the board power; prefill x {flops_ratio:.3f} (dense BF16 TFLOP/s); points whose batch the {gpu}'s KV cache "
+    "cannot hold at their context dropped. Not measured."
+)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """One scaled profile: a shipped measured profile (by name) moved to another GPU type, same TP size."""
+
+    base: str
+    gpu: str
+    active_params_billion: float
+
+
+SCALED_SELECTION: tuple[Scaling, ...] = (
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "L4", 8.0),
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "A10G", 8.0),
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "L40S", 8.0),
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "A100-80GB", 8.0),
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "H200", 8.0),
+    Scaling("llama-3-1-70b-instruct-h100-tp4-mlenergy-v3", "A100-80GB", 70.0),
+    Scaling("llama-3-1-70b-instruct-h100-tp4-mlenergy-v3", "H200", 70.0),
+)
+"""Llama-3.1-8B on every type (it fits a 24 GB GPU); 70B with the H100's TP 4 on the NVLink parts whose
+memory holds it at TP 4. 70B on L4, A10G, L40S would need TP 8 over PCIe, whose all-reduce cost a
+bandwidth scaling from an NVLink H100 does not capture: not shipped."""
+
+
+def scaled_profile(
+    base: GPUProfile,
+    target: GpuSpec,
+    active_params_billion: float,
+    *,
+    architecture: ModelArchitecture,
+    kv: KvMemory | None = None,
+) -> GPUProfile:
+    """The base profile's points moved to another GPU type by datasheet figures.
+
+    The base's fitted step time a + b x batch x context + c x batch is split into what reads memory at
+    the base GPU's datasheet bandwidth (the weights once per step: W/BW; each KV position: k/BW, per GPU)
+    and what is left: a fixed overhead per step (kernel launches, scheduling, all-reduce) and a
+    per-position remainder, which do not follow bandwidth (ML.ENERGY's B200 runs show the same
+    per-sequence slope as the H100's at 2.4x the bandwidth). On the target the reads take W/BW' and
+    k/BW', the rest is kept. A step is never shorter than its FLOPs (2 x active parameters per sequence)
+    at the prefill's model-FLOP utilisation, which binds on GPUs with little compute for their
+    bandwidth. Power scales with board power (both GPUs draw the same fraction of their TDP at the same
+    relative load), prefill with dense BF16 FLOP/s. Points whose batch `kv` cannot hold at their context
+    are dropped: the target could not have run them.
+    """
+    source = gpu_specs()[base.spec.gpu_type]
+    gpus = base.spec.gpus_per_replica
+    fitted = performance_model(base)
+    weights_per_gpu = architecture.weights_bytes / gpus
+    kv_per_position_per_gpu = architecture.kv_bytes_per_sequence(VLLM_BLOCK_TOKENS, gpus) / VLLM_BLOCK_TOKENS / gpus
+    bw, base_bw = target.memory_bandwidth_gb_per_s * 1e9, source.memory_bandwidth_gb_per_s * 1e9
+    overhead_ms = max(0.0, fitted.step_base_ms - weights_per_gpu / base_bw * 1000.0)
+    remainder_ms = max(0.0, fitted.step_ms_per_kv_position - kv_per_position_per_gpu / base_bw * 1000.0)
+    step_base_ms = overhead_ms + weights_per_gpu / bw * 1000.0
+    per_position_ms = remainder_ms + kv_per_position_per_gpu / bw * 1000.0
+    tdp_ratio = target.tdp_watts / source.tdp_watts
+    flops_ratio = target.bf16_dense_tflops / source.bf16_dense_tflops
+    flops_per_s = PREFILL_MFU * target.bf16_dense_tflops * 1e12 * gpus
+    power_cap = target.tdp_watts * gpus
+    points: list[dict[str, float | int]] = []
+    for point in base.spec.points:
+        if kv is not None and point.batch > kv.max_batch(point.context_tokens):
+            continue
+        memory_ms = (
+            step_base_ms
+            + per_position_ms * point.batch * point.context_tokens
+            + fitted.step_ms_per_sequence * point.batch
+        )
+        compute_ms = 2.0 * active_params_billion * 1e9 * point.batch / flops_per_s * 1000.0
+        points.append(
+            {
+                "batch": point.batch,
+                "contextTokens": point.context_tokens,
+                "stepTimeMs": round(max(memory_ms, compute_ms), 4),
+                "powerWatts": round(min(point.power_watts * tdp_ratio, power_cap), 2),
+            }
+        )
+    if len({p["batch"] for p in points}) < 2:
+        raise ValueError(f"scaling {base.metadata['name']} to {target.short_name}: fewer than 2 batches fit its memory")
+    idle = fitted.idle_power_watts * tdp_ratio
+    if target.idle_watts_measured is not None:
+        # An empty GPU draws this much; one holding weights draws no less.
+        idle = max(idle, target.idle_watts_measured * gpus)
+    base_name = str(base.metadata["name"])
+    name = base_name.replace(f"-{slug(source.short_name)}-", f"-{slug(target.short_name)}-", 1)
+    return _profile(
+        name=f"{name.rsplit('-mlenergy-', 1)[0]}-scaled-{slug(source.short_name)}",
+        model=base.spec.model,
+        gpu_label=target.gpu_type,
+        gpus=gpus,
+        points=points,
+        description=SCALED_ATTRIBUTION.format(
+            base=base_name,
+            base_gpu=source.short_name,
+            gpu=target.short_name,
+            overhead_ms=overhead_ms,
+            weights_gb=weights_per_gpu / 1e9,
+            per_seq_ns=remainder_ms * 1e6,
+            bw=target.memory_bandwidth_gb_per_s,
+            base_bw=source.memory_bandwidth_gb_per_s,
+            mfu=PREFILL_MFU,
+            tflops=target.bf16_dense_tflops,
+            tdp_ratio=tdp_ratio,
+            base_tdp=source.tdp_watts,
+            tdp=target.tdp_watts,
+            flops_ratio=flops_ratio,
+        ),
+        method="Fitted",
+        idle_watts=round(idle, 1),
+        prefill=round(fitted.prefill_tokens_per_s * flops_ratio, 1),
+        basis="scaled",
+        annotations={SCALED_FROM_ANNOTATION: base_name},
+    )
+
+
+def kv_memory_of(profile: GPUProfile, gpu_type: str | None = None) -> KvMemory | None:
+    """The KV-memory bound of a profile's model on its GPU type (or on `gpu_type`), from the shipped data."""
+    gpu = gpu_specs().get(gpu_type or profile.spec.gpu_type)
+    architecture = model_architectures().get(profile.spec.model)
+    if gpu is None or architecture is None:
+        return None
+    return KvMemory(architecture, gpu.memory_bytes, profile.spec.gpus_per_replica)
+
+
+def scaled_profiles(
+    measured: Sequence[GPUProfile], selection: Sequence[Scaling] = SCALED_SELECTION
+) -> list[GPUProfile]:
+    """The scaled profiles of `selection`, from the measured profiles they name."""
+    by_name = {str(p.metadata["name"]): p for p in measured}
+    profiles = []
+    for chosen in selection:
+        if chosen.base not in by_name:
+            raise ValueError(f"scaled profile base {chosen.base} is not among the measured profiles")
+        base = by_name[chosen.base]
+        target = gpu_specs()[gpu_product_label(chosen.gpu)]
+        kv = kv_memory_of(base, target.gpu_type)
+        architecture = model_architectures()[base.spec.model]
+        profiles.append(scaled_profile(base, target, chosen.active_params_billion, architecture=architecture, kv=kv))
+    return profiles
+
+
+def default_profiles(
+    measured_rows: Iterable[Mapping[str, str]],
+    v3_rows: Iterable[Mapping[str, str]],
+    v2_rows: Iterable[Mapping[str, str]],
+) -> list[GPUProfile]:
+    """Every profile gridshift ships: measured (ours, ML.ENERGY v3 and v2), then scaled."""
+    measured = [measured_h100_profile(measured_rows)]
+    measured += mlenergy_v3_profiles(v3_rows)
+    measured += mlenergy_v2_profiles(v2_rows)
+    return measured + scaled_profiles(measured)
+
+
+CROSS_CHECKS: tuple[tuple[str, str, float], ...] = (
+    ("meta-llama-3-1-8b-instruct-h100-tp1-mlenergy-v2", "meta-llama-3-1-8b-instruct-a100-40gb-tp1-mlenergy-v2", 8.0),
+    ("mistral-7b-instruct-v0-3-h100-tp1-mlenergy-v2", "mistral-7b-instruct-v0-3-a100-40gb-tp1-mlenergy-v2", 7.2),
+    ("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "llama-3-1-8b-instruct-b200-tp1-mlenergy-v3", 8.0),
+    ("qwen3-8b-h100-tp1-mlenergy-v3", "qwen3-8b-b200-tp1-mlenergy-v3", 8.0),
+    ("gpt-oss-20b-h100-tp1-mlenergy-v3", "gpt-oss-20b-b200-tp1-mlenergy-v3", 3.6),
+)
+"""(base, measured target, active parameters): the scaling applied where both ends are measured, with
+the same model, release and TP size (no 70B pair: ML.ENERGY ran 70B at TP 4 on H100, TP 2 on B200 and
+TP 8 on A100)."""

@@ -15,13 +15,7 @@ from gridshift.planner.profiles import (
     gpu_product_label,
 )
 from gridshift.profiles_catalog import default_performance_models, load_default_profiles, performance_model
-from gridshift_dev.profile_fit import (
-    measured_h100_profile,
-    mlenergy_v2_profiles,
-    mlenergy_v3_profiles,
-    profile_file_name,
-    render_profile_yaml,
-)
+from gridshift_dev.profile_fit import default_profiles, profile_file_name, render_profile_yaml
 from tests.planner.planner_world import H100, MODEL, REPO, fitted_measured_model, measured_points, shared_data
 
 
@@ -161,9 +155,11 @@ def test_shipped_profiles_are_what_the_data_gives() -> None:
         with data.joinpath(*parts).open(newline="") as handle:
             return list(csv.DictReader(handle))
 
-    expected = [measured_h100_profile(rows("h100-llama3-8b-power", "measurements.csv"))]
-    expected += mlenergy_v3_profiles(rows("gpu-energy-mlenergy", "DERIVED_v3_llm_configs_flat.csv"))
-    expected += mlenergy_v2_profiles(rows("gpu-energy-mlenergy", "DERIVED_v2_llm_configs_flat.csv"))
+    expected = default_profiles(
+        rows("h100-llama3-8b-power", "measurements.csv"),
+        rows("gpu-energy-mlenergy", "DERIVED_v3_llm_configs_flat.csv"),
+        rows("gpu-energy-mlenergy", "DERIVED_v2_llm_configs_flat.csv"),
+    )
     shipped = REPO / "operator" / "gridshift" / "data" / "profiles"
     for profile in expected:
         path = shipped / profile_file_name(profile)

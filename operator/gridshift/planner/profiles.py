@@ -27,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import nnls
 
+from gridshift.planner.kvmemory import KvMemory, batch_limit
+
 # Idle power of a replica holding its weights, as a fraction of the lowest decode power seen,
 # when a profile does not say: our H100 drew 126 W loaded-but-idle against 373 W at batch 8.
 IDLE_TO_MIN_ACTIVE_POWER_RATIO = 126.0 / 373.4
@@ -34,7 +36,10 @@ IDLE_TO_MIN_ACTIVE_POWER_RATIO = 126.0 / 373.4
 # Values of the node label nvidia.com/gpu.product (what GPUOffering.gpu_type and
 # ReplicaShape.gpu_types hold), keyed by the short names data sets use.
 GPU_PRODUCT_LABELS: dict[str, str] = {
+    "L4": "NVIDIA-L4",
+    "A10G": "NVIDIA-A10G",
     "H100": "NVIDIA-H100-80GB-HBM3",
+    "H200": "NVIDIA-H200",
     "A100-80GB": "NVIDIA-A100-SXM4-80GB",
     "A100-40GB": "NVIDIA-A100-SXM4-40GB",
     "L40S": "NVIDIA-L40S",
@@ -43,6 +48,9 @@ GPU_PRODUCT_LABELS: dict[str, str] = {
 
 _GPU_NAME_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"H100", "H100"),
+    (r"H200", "H200"),
+    (r"A10G", "A10G"),
+    (r"L4(?![0-9])", "L4"),
     (r"A100.*40\s*GB", "A100-40GB"),
     (r"A100", "A100-80GB"),
     (r"L40S", "L40S"),
@@ -89,6 +97,14 @@ class PerformanceModel:
     idle_power_watts: float
     prefill_tokens_per_s: float
     max_batch: int
+    """The largest batch measured: the profile says nothing beyond it."""
+    kv_memory: KvMemory | None = None
+    """GPU memory and model architecture, where both are known: bounds the batch by the KV cache."""
+
+    def batch_limit(self, context_tokens: float) -> int:
+        """The largest batch a replica runs with sequences of `context_tokens` positions: `max_batch`,
+        lowered to what the KV cache holds (gridshift.planner.kvmemory); `max_batch` without `kv_memory`."""
+        return batch_limit(self.max_batch, self.kv_memory, context_tokens)
 
     def step_time_ms(self, batch: int | float, context_tokens: float) -> float:
         """Decode step time = time per output token at this batch and mean context, ms."""
@@ -158,6 +174,7 @@ def fit_performance_model(
     gpus_per_replica: int = 1,
     idle_power_watts: float | None = None,
     prefill_tokens_per_s: float | None = None,
+    kv_memory: KvMemory | None = None,
 ) -> PerformanceModel:
     """Fit step time and power to measured points by non-negative least squares.
 
@@ -208,4 +225,5 @@ def fit_performance_model(
         idle_power_watts=float(idle_power_watts),
         prefill_tokens_per_s=float(prefill_tokens_per_s),
         max_batch=max(p.batch for p in points),
+        kv_memory=kv_memory,
     )
