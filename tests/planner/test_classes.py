@@ -6,49 +6,34 @@ lost, a variant ignored or chosen against the user's word."""
 
 from __future__ import annotations
 
-import csv
-import gzip
 from dataclasses import replace
-from importlib import resources
 
 import pytest
 
+from gridshift.cli.bench_mix import bench_offers, bench_workloads
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.classes import mix_on_type
 from gridshift.planner.snapshot import RequestClass, Variant
-from gridshift.planner.synthetic_mix import (
-    MIX_OFFERS,
-    MIX_REFERENCE_GPU,
-    MixWorkload,
-    mix_profiles,
-    mix_snapshot,
-    mix_workloads,
-)
+from gridshift.planner.synthetic_mix import MixWorkload, mix_profiles, mix_snapshot
 from gridshift.profiles_catalog import default_performance_models
 from tests.planner.planner_world import A100, H100, H100_MODEL, MODEL, cluster, deployment, flat_prices, snapshot
 
 SETTINGS = replace(PlannerSettings(), cold_start_seconds=0.0, move_penalty_usd=0.0)
-
-
-def _trace(name: str) -> list[tuple[float, float]]:
-    source = resources.files("gridshift.data").joinpath("traces").joinpath(name)
-    with gzip.open(source.open("rb"), "rt") as handle:
-        return [(float(r["ContextTokens"]), float(r["GeneratedTokens"])) for r in csv.DictReader(handle)]
+MIX_OFFERS = bench_offers()
 
 
 @pytest.fixture(scope="module")
 def workloads() -> dict[str, MixWorkload]:
-    found = mix_workloads(_trace("AzureLLMInferenceTrace_conv.csv.gz"), _trace("AzureLLMInferenceTrace_code.csv.gz"))
-    return {w.name: w for w in found}
+    return {w.name: w for w in bench_workloads()}
 
 
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, object]:
-    return dict(mix_profiles(default_performance_models(), MIX_OFFERS, MIX_REFERENCE_GPU))
+    return dict(mix_profiles(default_performance_models(), MIX_OFFERS))
 
 
 def test_long_prompts_mix_gpu_types_and_every_class_is_routed(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
-    workload = workloads["long-8rps"]
+    workload = workloads["short-16rps"]
     plan = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]
     used = {t.gpu_type for t in plan.targets if t.replicas > 0}
     assert len(used) >= 2, plan.explanation.summary
@@ -66,7 +51,7 @@ def test_long_prompts_mix_gpu_types_and_every_class_is_routed(workloads, profile
 
 
 def test_the_mix_costs_less_than_the_best_single_gpu_type(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
-    workload = workloads["long-8rps"]
+    workload = workloads["short-16rps"]
     mixed = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]
     singles = []
     for offer in MIX_OFFERS:
@@ -165,3 +150,27 @@ def test_spec_classes_reach_the_planner_and_bad_shares_name_the_field() -> None:
     with pytest.raises(pydantic.ValidationError, match="requestClasses must not list a class name twice"):
         InferenceDeploymentSpec.model_validate(document)
     assert MODEL
+
+
+def test_bench_mix_json_meets_the_target_on_twenty_workloads(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from gridshift.cli import bench
+
+    parser = argparse.ArgumentParser(prog="gridshift")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "mix", "--json"])
+    assert args.handler(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows, summary = lines[:-1], lines[-1]
+    assert summary["workloads"] == len(rows) >= 20
+    assert {r["requests_per_second"] for r in rows} >= {1.0, 64.0}
+    assert all(r["planner_covers_demand"] for r in rows)
+    assert summary["ratio_max"] <= 1.02 and summary["within_target"]
+    assert summary["mixed_fleets_exact"] >= 1 and summary["mix_saving_pct_max"] > 5.0
+    bad = parser.parse_args(["bench", "mix", "--tpot-ms", "0"])
+    from gridshift.cli.main import UsageError
+
+    with pytest.raises(UsageError, match="--tpot-ms"):
+        bad.handler(bad)

@@ -61,6 +61,25 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--usd-per-kwh must be within 0..10, got {args.usd_per_kwh}")
 
 
+def bench_offers() -> tuple[Any, ...]:
+    """The four GPU types at the shipped list prices (gridshift/data/gpu_prices.yaml)."""
+    from gridshift.planner.synthetic_mix import MIX_GPU_TYPES, GpuOffer
+    from gridshift.profiles_catalog import gpu_list_prices
+
+    prices = gpu_list_prices()
+    return tuple(
+        GpuOffer(t, prices[t].usd_per_gpu_hour, f"{prices[t].instance}, {prices[t].snapshot_date} list")
+        for t in MIX_GPU_TYPES
+    )
+
+
+def bench_workloads() -> tuple[Any, ...]:
+    """Rates x sizes from the shipped Azure traces (planner.synthetic_mix.mix_workloads)."""
+    from gridshift.planner.synthetic_mix import mix_workloads
+
+    return mix_workloads(_trace("AzureLLMInferenceTrace_conv.csv.gz"), _trace("AzureLLMInferenceTrace_code.csv.gz"))
+
+
 def _trace(name: str) -> list[tuple[float, float]]:
     source = resources.files("gridshift.data").joinpath("traces").joinpath(name)
     with gzip.open(source.open("rb"), "rt") as handle:
@@ -259,17 +278,15 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     from gridshift.cli.bench import _quiet_highs
     from gridshift.planner import PlannerSettings
-    from gridshift.planner.synthetic_mix import MIX_OFFERS, MIX_REFERENCE_GPU, mix_profiles, mix_workloads
+    from gridshift.planner.synthetic_mix import mix_profiles
     from gridshift.profiles_catalog import default_performance_models
 
     _quiet_highs()
     # Starts are free here: the exact program has none, and a fresh deployment pays them either way.
     settings = replace(PlannerSettings(), cold_start_seconds=0.0, move_penalty_usd=0.0)
-    offers = MIX_OFFERS
-    profiles = mix_profiles(default_performance_models(), offers, MIX_REFERENCE_GPU)
-    workloads = mix_workloads(
-        _trace("AzureLLMInferenceTrace_conv.csv.gz"), _trace("AzureLLMInferenceTrace_code.csv.gz")
-    )
+    offers = bench_offers()
+    profiles = mix_profiles(default_performance_models(), offers)
+    workloads = bench_workloads()
     if not args.json:
         print(
             "GPU types: " + ", ".join(f"{_short(o.gpu_type)} {o.usd_per_hour:.2f} USD/h ({o.source})" for o in offers)

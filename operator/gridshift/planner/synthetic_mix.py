@@ -4,16 +4,16 @@ One deployment of Llama-3.1-8B on one cluster that offers four GPU types; its de
 over prompt x output buckets. The sizes come from the Azure LLM inference trace 2023 (conversation:
 short prompts; code: long prompts; mixed: both), bucketed by the bucket edges vLLM's own
 `vllm:request_prompt_tokens` / `vllm:request_generation_tokens` histograms use (1-2-5 steps), and
-the rates span 1-64 requests/s. Profiles come from the shipped GPUProfiles where the GPU type has
-one, else scaled from the H100 profile by HBM bandwidth and board power (as planner.synthetic does).
-Everything here is seeded and pure: the caller passes the trace rows and the profiles in.
+the rates span 1-64 requests/s. Profiles are the shipped GPUProfiles (measured or scaled, see
+gridshift/data/profiles/README.md).
+Everything here is pure: the caller passes the trace rows, the prices and the profiles in.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -32,7 +32,7 @@ from gridshift.planner.snapshot import (
     Snapshot,
 )
 
-MIX_MODEL = "meta-llama/Meta-Llama-3.1-8B-Instruct"
+MIX_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 MIX_RATES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """Requests/s of the generated workloads (issue 21: 1-64)."""
 MIX_SIZES = ("short", "long", "mixed")
@@ -44,13 +44,10 @@ add 10000 and up)."""
 
 @dataclass(frozen=True)
 class GpuOffer:
-    """A GPU type of the bench: its hourly price and the traits a scaled profile is derived from."""
+    """A GPU type of the bench and its public hourly price per GPU."""
 
     gpu_type: str
     usd_per_hour: float
-    hbm_tb_per_s: float
-    board_watts: float
-    idle_watts: float
     source: str
     """Where the price comes from."""
 
@@ -116,35 +113,13 @@ def mix_workloads(
     return tuple(MixWorkload(f"{size}-{rate:g}rps", rate, sizes[size]) for size in MIX_SIZES for rate in MIX_RATES)
 
 
-def mix_profiles(
-    shipped: Sequence[PerformanceModel], offers: Sequence[GpuOffer], reference: str
-) -> dict[str, PerformanceModel]:
-    """One profile of MIX_MODEL per offered GPU type: the shipped one, or the `reference` GPU type's
-    scaled by bandwidth and board power."""
+def mix_profiles(shipped: Sequence[PerformanceModel], offers: Sequence[GpuOffer]) -> dict[str, PerformanceModel]:
+    """The shipped profile of MIX_MODEL (one GPU per replica) on each offered GPU type."""
     own = {m.gpu_type: m for m in shipped if m.model == MIX_MODEL and m.gpus_per_replica == 1}
-    base = own[reference]
-    traits = {o.gpu_type: o for o in offers}
-    found: dict[str, PerformanceModel] = {}
-    for offer in offers:
-        if offer.gpu_type in own:
-            found[offer.gpu_type] = own[offer.gpu_type]
-            continue
-        speed = traits[reference].hbm_tb_per_s / offer.hbm_tb_per_s
-        power = offer.board_watts / traits[reference].board_watts
-        found[offer.gpu_type] = replace(
-            base,
-            gpu_type=offer.gpu_type,
-            step_base_ms=base.step_base_ms * speed,
-            step_ms_per_kv_position=base.step_ms_per_kv_position * speed,
-            step_ms_per_sequence=base.step_ms_per_sequence * speed,
-            power_base_watts=base.power_base_watts * power,
-            power_watts_per_sequence=base.power_watts_per_sequence * power,
-            power_watts_per_log_batch=base.power_watts_per_log_batch * power,
-            power_cap_watts=base.power_cap_watts * power,
-            idle_power_watts=offer.idle_watts,
-            prefill_tokens_per_s=base.prefill_tokens_per_s / speed,
-        )
-    return found
+    missing = [o.gpu_type for o in offers if o.gpu_type not in own]
+    if missing:
+        raise ValueError(f"no shipped GPUProfile of {MIX_MODEL} on {', '.join(missing)}")
+    return {o.gpu_type: own[o.gpu_type] for o in offers}
 
 
 def mix_snapshot(
@@ -188,7 +163,9 @@ def mix_snapshot(
         name="bench",
         region="us-east",
         pue=1.0,
-        offerings=tuple(Offering(o.gpu_type, biggest, o.usd_per_hour, o.idle_watts) for o in offers),
+        offerings=tuple(
+            Offering(o.gpu_type, biggest, o.usd_per_hour, profiles[o.gpu_type].idle_power_watts) for o in offers
+        ),
     )
     price = PriceHorizon((EnergyPrice(now, now + timedelta(hours=48), usd_per_kwh),))
     return Snapshot(
@@ -200,13 +177,6 @@ def mix_snapshot(
     )
 
 
-MIX_REFERENCE_GPU = "NVIDIA-H100-80GB-HBM3"
-"""The GPU type whose shipped profile the others are scaled from when they have none."""
-
-MIX_OFFERS = (
-    GpuOffer("NVIDIA-L4", 0.70, 0.30, 72.0, 16.0, "on-demand list price as used by Melange, Griggs et al. 2024"),
-    GpuOffer("NVIDIA-A10G", 1.01, 0.60, 150.0, 20.0, "AWS g5.xlarge on-demand, us-east-1"),
-    GpuOffer("NVIDIA-A100-SXM4-80GB", 3.67, 2.04, 400.0, 55.0, "on-demand list price as used by Melange"),
-    GpuOffer("NVIDIA-H100-80GB-HBM3", 7.52, 3.35, 700.0, 75.5, "on-demand list price as used by Melange"),
-)
-"""The bench's four GPU types: hourly price per GPU, HBM TB/s, board and idle W (public spec sheets)."""
+MIX_GPU_TYPES = ("NVIDIA-L4", "NVIDIA-A10G", "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3")
+"""The bench's four GPU types (Mélange's set): prices from the shipped list-price snapshot
+(gridshift/data/gpu_prices.yaml), profiles from the shipped GPUProfiles."""
