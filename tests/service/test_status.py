@@ -578,3 +578,17 @@ def test_a_status_or_event_the_hub_refuses_is_reported_and_stops_nothing() -> No
     report = first.cycle()
     assert [p.reason.value for p in report.problems] == ["EventFailed"] and report.events == 0
     assert first.status()["lastDecision"]["reason"] == "ScaleUp"
+
+
+def test_a_deployment_planned_by_request_class_shows_per_class_weights() -> None:
+    world = ServiceHarness(["eu-de"])
+    classes = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.8},
+        {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.2},
+    ]
+    body = deployment_body(rps=6.0)
+    body["spec"]["demand"]["requestClasses"] = classes
+    world.add(body)
+    status = settled(world)
+    weights = {(r["requestClass"], r["cluster"], r["gpuType"]): r["weight"] for r in status["classRouting"]}
+    assert weights == {("short", "eu-de", H100): 100, ("long", "eu-de", H100): 100}
