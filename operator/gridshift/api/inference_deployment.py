@@ -314,6 +314,18 @@ class DemandSpec(ApiModel):
 class ModelVariant(ApiModel):
     """Another build of the same model (e.g. fp8 or int4 weights) the planner may run instead."""
 
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"!has(self.extraArgs) || self.extraArgs.all(a, !(a.split('=', 2)[0] in {_OWNED_FLAGS_CEL}))",
+            message=(
+                "extraArgs must not set a flag the operator sets from the spec "
+                f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): set the variant's source instead of --model"
+            ),
+            field="extraArgs",
+            holds=lambda v: not any(a.split("=", 1)[0] in OPERATOR_OWNED_VLLM_FLAGS for a in v.extra_args),
+        ),
+    )
+
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Variant name, e.g. fp8.")
     profile_model: str = Field(
         min_length=1,
