@@ -174,3 +174,41 @@ def test_bench_mix_json_meets_the_target_on_twenty_workloads(capsys: pytest.Capt
 
     with pytest.raises(UsageError, match="--tpot-ms"):
         bad.handler(bad)
+
+
+def _scrape_histogram(text: str, name: str) -> list[tuple[float, float]]:
+    import re
+
+    found = []
+    for line in text.splitlines():
+        match = re.match(rf'^{re.escape(name)}\{{.*le="([^"]+)".*\}} (\S+)$', line)
+        if match:
+            found.append((float(match.group(1)), float(match.group(2))))
+    return found
+
+
+def test_vllm_token_histograms_become_classes() -> None:
+    from gridshift.planner.classes import classes_from_histograms
+    from tests.planner.planner_world import shared_data
+
+    scrape = shared_data() / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom"
+    if not scrape.exists():
+        pytest.skip(f"shared data not found at {scrape}")
+    text = scrape.read_text()
+    prompt = _scrape_histogram(text, "vllm:request_prompt_tokens_bucket")
+    generation = _scrape_histogram(text, "vllm:request_generation_tokens_bucket")
+    # The metric names and edges are vLLM's own (an idle engine: no request counted, no classes).
+    assert [e for e, _ in prompt][:4] == [1.0, 2.0, 5.0, 10.0] and prompt[-1][0] == float("inf")
+    assert len(generation) == len(prompt)
+    assert classes_from_histograms(prompt, generation) == ()
+    # The same edges after traffic: 80% of prompts within 200-500 tokens, 20% within 2000-5000;
+    # outputs all within 100-200.
+    edges = [e for e, _ in prompt]
+    counts = {500.0: 80.0, 5000.0: 20.0}
+    cumulative = [(e, sum(n for top, n in counts.items() if top <= e)) for e in edges]
+    outputs = [(e, 100.0 if e >= 200 else 0.0) for e in edges]
+    classes = classes_from_histograms(cumulative, outputs)
+    assert [round(c.share, 3) for c in classes] == [0.8, 0.2]
+    short, long = classes
+    assert 200 < short.prompt_tokens < 500 and 2000 < long.prompt_tokens < 5000
+    assert 100 < short.output_tokens < 200 and long.prompt_p95_tokens == 5000

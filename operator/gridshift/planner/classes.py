@@ -259,3 +259,56 @@ def _cheapest_per_request(
         best = min(range(len(types)), key=lambda t: (per_request(t), t))
         fractions.append([1.0 if t == best else 0.0 for t in range(len(types))])
     return fractions
+
+
+def classes_from_histograms(
+    prompt_buckets: Sequence[tuple[float, float]],
+    generation_buckets: Sequence[tuple[float, float]],
+    *,
+    max_classes: int = 6,
+) -> tuple[RequestClass, ...]:
+    """Request-size classes from vLLM's two token histograms, as (upper edge `le`, cumulative count)
+    pairs over a window (`vllm:request_prompt_tokens_bucket`, `vllm:request_generation_tokens_bucket`,
+    `sum by (le) (increase(...))`). The histograms are marginals: the joint prompt x output cell is
+    taken as the product of the two shares (sizes independent), a bucket's size as the geometric
+    middle of its edges, its p95 as its upper edge. The `max_classes` largest cells stay; the others'
+    requests join the nearest one kept (in log tokens). Empty when no request was counted."""
+    prompts = _buckets_of(prompt_buckets)
+    outputs = _buckets_of(generation_buckets)
+    if not prompts or not outputs:
+        return ()
+    cells = [(p_share * o_share, p, o, p_high) for p, p_high, p_share in prompts for o, _, o_share in outputs]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    kept = [list(c) for c in cells[: max(1, max_classes)]]
+    for share, prompt, output, _ in cells[len(kept) :]:
+        nearest = min(kept, key=lambda k: (math.log(k[1] / prompt) ** 2 + math.log(k[2] / output) ** 2, k[1], k[2]))
+        nearest[0] += share
+    return tuple(
+        RequestClass(
+            name=f"p{round(prompt)}-o{round(output)}",
+            prompt_tokens=prompt,
+            output_tokens=output,
+            share=share,
+            prompt_p95_tokens=max(prompt, high),
+        )
+        for share, prompt, output, high in sorted(kept, key=lambda k: (k[1], k[2]))
+        if share > 0
+    )
+
+
+def _buckets_of(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """(representative size, upper size, share) per non-empty bucket of a cumulative histogram."""
+    ordered = sorted(cumulative)
+    total = ordered[-1][1] if ordered else 0.0
+    if total <= 0:
+        return []
+    found = []
+    lower, below = 0.0, 0.0
+    for edge, count in ordered:
+        inside = max(0.0, count - below)
+        if inside > 0:
+            upper = edge if math.isfinite(edge) else max(2.0 * lower, 1.0)
+            middle = math.sqrt(max(lower, 1.0) * upper) if lower > 0 else max(upper / 2.0, 1.0)
+            found.append((middle, upper, inside / total))
+        lower, below = edge if math.isfinite(edge) else lower, max(below, count)
+    return found
