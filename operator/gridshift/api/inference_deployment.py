@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 from pydantic.config import JsonDict
@@ -252,11 +252,16 @@ def _shares_add_up(classes: list[RequestClass]) -> bool:
     return not classes or abs(sum(c.share for c in classes) - 1.0) <= _SHARE_SUM_TOLERANCE
 
 
-def _unique_class_names(classes: list[RequestClass]) -> list[RequestClass]:
-    names = [c.name for c in classes]
-    if len(set(names)) != len(names):
-        raise ValueError("requestClasses must not list a class name twice")
-    return classes
+def _unique_names(field: str, item: str) -> AfterValidator:
+    """The pydantic twin of NAME_KEYED_LIST: `<field> must not list a <item> name twice`."""
+
+    def check(value: list[Any]) -> list[Any]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{field} must not list a {item} name twice")
+        return value
+
+    return AfterValidator(check)
 
 
 class DemandSpec(ApiModel):
@@ -300,7 +305,7 @@ class DemandSpec(ApiModel):
         le=5,
         description="Extra capacity over observed demand, as a fraction (0.2 = 20%), to absorb bursts.",
     )
-    request_classes: Annotated[list[RequestClass], AfterValidator(_unique_class_names)] = Field(
+    request_classes: Annotated[list[RequestClass], _unique_names("requestClasses", "class")] = Field(
         default_factory=list,
         max_length=32,
         json_schema_extra=NAME_KEYED_LIST,
@@ -349,13 +354,6 @@ class ModelVariant(ApiModel):
     allowed: bool = Field(default=True, description="Whether the planner may choose this build (false: never).")
 
 
-def _unique_variant_names(variants: list[ModelVariant]) -> list[ModelVariant]:
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise ValueError("variants must not list a variant name twice")
-    return variants
-
-
 class RoutingSpec(ApiModel):
     """Where the operator publishes routing weights besides status."""
 
@@ -394,7 +392,7 @@ class InferenceDeploymentSpec(ApiModel):
     demand: DemandSpec = Field(default_factory=DemandSpec, description="Demand to size for.")
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Routing weight publication.")
     carbon: CarbonSpec = Field(default_factory=CarbonSpec, description="Carbon price and limits (docs/carbon.md).")
-    variants: Annotated[list[ModelVariant], AfterValidator(_unique_variant_names)] = Field(
+    variants: Annotated[list[ModelVariant], _unique_names("variants", "variant")] = Field(
         default_factory=list,
         max_length=8,
         json_schema_extra=NAME_KEYED_LIST,
