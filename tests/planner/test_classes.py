@@ -169,6 +169,7 @@ def test_bench_mix_json_meets_the_target_on_twenty_workloads(capsys: pytest.Capt
     assert all(r["planner_covers_demand"] for r in rows)
     assert summary["ratio_max"] <= 1.02 and summary["within_target"]
     assert summary["mixed_fleets_exact"] >= 1 and summary["mix_saving_pct_max"] > 5.0
+    assert {"mean_size_replicas", "mean_size_serves_buckets", "mean_size_usd_per_hour"} <= set(rows[0])
     bad = parser.parse_args(["bench", "mix", "--tpot-ms", "0"])
     from gridshift.cli.main import UsageError
 

@@ -119,8 +119,15 @@ def _buckets(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace
     )
 
 
-def _exact(workload: Any, buckets: _Buckets, prices: dict[str, float], types: tuple[str, ...]) -> dict[str, Any] | None:
-    """The bucketed program over `types`, solved by HiGHS: cost and replicas per type (None: infeasible)."""
+def _exact(
+    workload: Any,
+    buckets: _Buckets,
+    prices: dict[str, float],
+    types: tuple[str, ...],
+    fleet: dict[str, int] | None = None,
+) -> dict[str, Any] | None:
+    """The bucketed program over `types`, solved by HiGHS: cost and replicas per type (None: infeasible).
+    With `fleet`, the replicas are fixed to it and only the routing is solved (None: it cannot serve)."""
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -130,9 +137,12 @@ def _exact(workload: Any, buckets: _Buckets, prices: dict[str, float], types: tu
     upper = np.full(len(cost), np.inf)
     integrality = np.zeros(len(cost))
     rows, lo, hi = [], [], []
+    lower = np.zeros(len(cost))
     for t, gpu_type in enumerate(types):
         cost[t] = prices[gpu_type]
         integrality[t] = 1
+        if fleet is not None:
+            lower[t] = upper[t] = fleet.get(gpu_type, 0)
     for b in range(n_b):
         row = np.zeros(len(cost))
         for t, gpu_type in enumerate(types):
@@ -162,7 +172,7 @@ def _exact(workload: Any, buckets: _Buckets, prices: dict[str, float], types: tu
         cost,
         constraints=LinearConstraint(np.vstack(rows), lo, hi),
         integrality=integrality,
-        bounds=Bounds(np.zeros(len(cost)), upper),
+        bounds=Bounds(lower, upper),
         options={"mip_rel_gap": 1e-9},
     )
     if result.x is None or result.status != 0:
@@ -214,6 +224,24 @@ def _measure(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace
     cpu = time.process_time() - started
     scored = _scored_plan(workload, buckets, prices, plan)
     best_single = min(feasible_singles, key=lambda t: (feasible_singles[t], t)) if feasible_singles else None
+    # The planner without classes (every request at the mean size): what it buys, and whether that
+    # fleet can serve the bucketed demand at all (then at what cost, routed at best).
+    mean_plan = make_plan(
+        mix_snapshot(
+            workload,
+            offers,
+            profiles,
+            usd_per_kwh=args.usd_per_kwh,
+            ttft_slo_ms=args.ttft_ms,
+            tpot_slo_ms=args.tpot_ms,
+            by_class=False,
+        ),
+        settings,
+    ).deployments[0]
+    mean_fleet: dict[str, int] = {}
+    for target in mean_plan.targets:
+        mean_fleet[target.gpu_type] = mean_fleet.get(target.gpu_type, 0) + target.replicas
+    mean_scored = _exact(workload, buckets, prices, buckets.types, fleet=mean_fleet)
     exact_usd = exact["usd_per_hour"] if exact else None
     return {
         "workload": workload.name,
@@ -231,6 +259,9 @@ def _measure(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace
             100.0 * (1.0 - exact_usd / feasible_singles[best_single]) if exact_usd and best_single else None
         ),
         "planner_cpu_seconds": cpu,
+        "mean_size_replicas": mean_fleet,
+        "mean_size_serves_buckets": mean_scored is not None,
+        "mean_size_usd_per_hour": mean_scored["usd_per_hour"] if mean_scored else None,
     }
 
 
@@ -252,7 +283,13 @@ def _print(args: argparse.Namespace, row: dict[str, Any]) -> None:
         f"{_fleet(row['exact_replicas']):<34} planner {row['planner_usd_per_hour']:8.3f} "
         f"{_fleet(row['planner_replicas']):<34} ratio {ratio if ratio else float('nan'):.4f}  "
         f"best single {_short(row['best_single_type'] or '-')} {row['best_single_usd_per_hour'] or float('nan'):.3f} "
-        f"(mix saves {row['mix_saving_pct'] if row['mix_saving_pct'] is not None else float('nan'):.1f}%)"
+        f"(mix saves {row['mix_saving_pct'] if row['mix_saving_pct'] is not None else float('nan'):.1f}%)  "
+        f"mean-size plan {_fleet(row['mean_size_replicas'])} "
+        + (
+            f"{row['mean_size_usd_per_hour']:.3f}"
+            if row["mean_size_usd_per_hour"] is not None
+            else "cannot serve the buckets"
+        )
     )
 
 
@@ -271,6 +308,15 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mix_saving_pct_max": max(savings, default=None),
         "mixed_fleets_exact": sum(1 for r in rows if len(r["exact_replicas"] or {}) > 1),
         "planner_cpu_seconds_max": max(r["planner_cpu_seconds"] for r in rows),
+        "mean_size_plans_short_of_buckets": sum(1 for r in rows if not r["mean_size_serves_buckets"]),
+        "mean_size_over_exact_max": max(
+            (
+                r["mean_size_usd_per_hour"] / r["exact_usd_per_hour"]
+                for r in rows
+                if r["mean_size_usd_per_hour"] is not None and r["exact_usd_per_hour"]
+            ),
+            default=None,
+        ),
     }
 
 
@@ -306,5 +352,11 @@ def run(args: argparse.Namespace) -> int:
             f"{'met' if summary['within_target'] else 'NOT met'}); the best mix saves "
             f"{summary['mix_saving_pct_mean']:.1f}% on average (up to {summary['mix_saving_pct_max']:.1f}%) "
             f"over the best single GPU type; {summary['mixed_fleets_exact']} of {summary['workloads']} optima mix types"
+        )
+        print(
+            "planned at the mean size instead (the planner without classes), "
+            f"{summary['mean_size_plans_short_of_buckets']} of {summary['workloads']} fleets cannot serve the "
+            "bucketed demand within the SLO; those that can cost up to "
+            f"{summary['mean_size_over_exact_max']:.3f}x the bucketed optimum"
         )
     return 0 if summary["within_target"] else 1
