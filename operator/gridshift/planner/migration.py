@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 Key = tuple[str, str]
+K = TypeVar("K", bound=str | tuple[str, str])
 
 
 class StepAction(StrEnum):
@@ -41,12 +43,13 @@ class ClassRoute:
     weight: int
 
 
-def percents(exact: Mapping[Key, float]) -> dict[Key, int]:
-    """Integer percents proportional to `exact`, summing to 100 (largest remainder; ties by key)."""
-    total = sum(v for v in exact.values() if v > 0)
+def percents(exact: Mapping[K, float]) -> dict[K, int]:
+    """Integer percents proportional to `exact` (values >= 0), summing to 100 (largest remainder;
+    ties by key); keys that get 0 are left out. Empty when nothing is positive."""
+    total = sum(exact.values())
     if total <= 0:
         return {}
-    keys = sorted(k for k, v in exact.items() if v > 0)
+    keys = sorted(exact)
     share = {k: 100.0 * exact[k] / total for k in keys}
     floors = {k: int(share[k]) for k in keys}
     left = 100 - sum(floors.values())
@@ -73,17 +76,7 @@ def routing_weights(replicas: Mapping[Key, int], capacity_per_replica: Mapping[K
     for key, count in replicas.items():
         if count > 0:
             per_cluster[key[0]] = per_cluster.get(key[0], 0.0) + count * capacity_per_replica.get(key, 0.0)
-    total = sum(per_cluster.values())
-    if total <= 0:
-        return ()
-    clusters = sorted(per_cluster)
-    exact = {c: 100.0 * per_cluster[c] / total for c in clusters}
-    floors = {c: int(exact[c]) for c in clusters}
-    left = 100 - sum(floors.values())
-    by_remainder = sorted(clusters, key=lambda c: (-(exact[c] - floors[c]), c))
-    for cluster in by_remainder[:left]:
-        floors[cluster] += 1
-    return tuple(RouteWeight(c, floors[c]) for c in clusters if floors[c] > 0)
+    return tuple(RouteWeight(c, weight) for c, weight in sorted(percents(per_cluster).items()))
 
 
 def _capacity(ready: Mapping[Key, int], capacity_per_replica: Mapping[Key, float]) -> float:

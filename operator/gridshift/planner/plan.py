@@ -767,7 +767,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
     targets = _merged_targets(plans)
     class_routing = _class_routes(groups, plans)
     steps = tuple(replace(step, index=k) for k, step in enumerate(step for plan in plans for step in plan.steps))
-    by_cluster: dict[Key, float] = {}
+    by_cluster: dict[str, float] = {}
     for route in class_routing:
         share = next(
             (
@@ -779,8 +779,8 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
             ),
             0.0,
         )
-        by_cluster[(route.cluster, "")] = by_cluster.get((route.cluster, ""), 0.0) + share * route.weight
-    routing = tuple(RouteWeight(key[0], weight) for key, weight in sorted(percents(by_cluster).items()))
+        by_cluster[route.cluster] = by_cluster.get(route.cluster, 0.0) + share * route.weight
+    routing = tuple(RouteWeight(cluster, weight) for cluster, weight in sorted(percents(by_cluster).items()))
     reasons = [p.explanation.reason for p in plans]
     reason = "Infeasible" if "Infeasible" in reasons else next((r for r in reasons if r != "NoChange"), "NoChange")
     placed = ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in targets if t.replicas > 0) or "nothing"
