@@ -18,6 +18,13 @@ mean prompt P and output O tokens, decode step s(B) = a + g*B with g = b*ctx + c
   its traffic (`work_dispersion`, gridshift.simulation.requests.measure) and its measured p95 prompt;
   without them the settings' defaults apply (Poisson arrivals, the Azure traces' prompt tail).
 
+- Batch limit: the batch B may not exceed the profile's largest measured batch, nor what the KV cache
+  holds when each sequence reaches P + O positions (gridshift.planner.kvmemory derives it from GPU
+  memory, weights and KV bytes per token). On a 24 GB GPU with long contexts the KV cache binds long
+  before compute: Llama-3.1-8B on an L4 holds 15 sequences of 2,048 positions, so capacity there is
+  at most 15 / (O x s(15)) requests/s whatever the SLO. Profiles without a known GPU memory or model
+  architecture keep the profile's limit alone.
+
 Every term rises with lam, so the capacity is found by bisection, vectorised over many
 (deployment, GPU type) pairs at once.
 """
@@ -45,6 +52,8 @@ class CapacityLimit(StrEnum):
     TPOT = "TPOT"
     TTFT = "TTFT"
     MAX_BATCH = "MaxBatch"
+    KV_MEMORY = "KVMemory"
+    """The batch the KV cache holds at the deployment's prompt + output length (below the profile's)."""
     UNREACHABLE_SLO = "SLOUnreachable"
 
 
@@ -92,6 +101,7 @@ class CapacityInputs:
     step_ms_per_sequence: FloatArray
     prefill_tokens_per_s: FloatArray
     max_batch: FloatArray
+    """Largest batch per pair: the profile's, lowered to the KV-memory limit (PerformanceModel.batch_limit)."""
     mean_prompt_tokens: FloatArray
     mean_output_tokens: FloatArray
     tpot_slo_ms: FloatArray
@@ -120,7 +130,9 @@ class CapacityInputs:
             step_ms_per_kv_position=column([m.step_ms_per_kv_position for m in models]),
             step_ms_per_sequence=column([m.step_ms_per_sequence for m in models]),
             prefill_tokens_per_s=column([m.prefill_tokens_per_s for m in models]),
-            max_batch=column([float(m.max_batch) for m in models]),
+            max_batch=column(
+                [float(m.batch_limit(p + o)) for m, p, o in zip(models, prompt_tokens, output_tokens, strict=True)]
+            ),
             mean_prompt_tokens=column(prompt_tokens),
             mean_output_tokens=column(output_tokens),
             tpot_slo_ms=column(tpot_slo_ms),
@@ -263,7 +275,7 @@ def operating_point(
     )
     latency = _latency(inputs, np.asarray([requests_per_second], dtype=np.float64), settings)
     batch = float(latency.batch[0])
-    feasible = bool(latency.stable[0]) and batch <= model.max_batch
+    feasible = bool(latency.stable[0]) and batch <= model.batch_limit(mean_prompt_tokens + mean_output_tokens)
     power = model.power_watts(batch) if requests_per_second > 0 and math.isfinite(batch) else model.idle_power_watts
     return OperatingPoint(
         batch=batch,
@@ -328,7 +340,8 @@ def replica_capacity(
         **measured,
     )
     if not beyond.feasible:
-        limit = CapacityLimit.MAX_BATCH
+        kv_bound = model.batch_limit(mean_prompt_tokens + mean_output_tokens) < model.max_batch
+        limit = CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
     elif beyond.tpot_p95_ms > tpot_slo_ms:
         limit = CapacityLimit.TPOT
     else:

@@ -19,8 +19,8 @@ The context n is the deployment's mean prompt plus mean output, the length a seq
 end: a batch of B sequences of mean size then fits even when all are near completion (the mean
 occupancy is lower, prompt + output/2, and the slack absorbs size variation around the mean).
 With the figures of the data files (gridshift/data/gpus.yaml, models.yaml): Llama-3.1-8B (16.1 GB
-bf16, 128 KiB per token) on one 24 GB L4 at u = 0.9 keeps about 3.9 GB of KV, 29,900 positions:
-14 sequences of 2,048 tokens, where an 80 GB H100 keeps 52 GB, 190 such sequences.
+bf16, 128 KiB per position) on one L4 (23,033 MiB as DCGM reports it) at u = 0.9 keeps 4.1 GB of KV,
+31,000 positions: 15 sequences of 2,048 tokens, where an 80 GB H100 keeps 59 GB, 220 such sequences.
 
 This module does no I/O: the GPU memory and the architecture arrive as values
 (gridshift.profiles_catalog reads them from the data files).

@@ -310,11 +310,13 @@ class _Capacity:
     model: PerformanceModel
     power: float
     batch: float
+    batch_limit: int | None = None
+    """The largest batch at this workload's sizes (profile and KV memory, CapacityInputs.max_batch)."""
     variant: str = ""
 
     @cached_property
     def max_num_seqs(self) -> int:
-        return max_num_seqs(self.model, self.batch)
+        return max_num_seqs(self.model, self.batch, self.batch_limit)
 
 
 def _capacities(
@@ -344,14 +346,18 @@ def _capacities(
     batches = batch_at(inputs, rates, settings)
     powers = power_at(pair_models, batches)
     return {
-        key: _Capacity(float(rate), model, float(power), float(batch))
-        for key, rate, model, power, batch in zip(pair_keys, rates, pair_models, powers, batches, strict=True)
+        key: _Capacity(float(rate), model, float(power), float(batch), int(limit))
+        for key, rate, model, power, batch, limit in zip(
+            pair_keys, rates, pair_models, powers, batches, inputs.max_batch, strict=True
+        )
     }
 
 
-def max_num_seqs(model: PerformanceModel, batch_at_capacity: float) -> int:
-    """vLLM --max-num-seqs for a replica: the batch at which the profile still meets the SLO."""
-    return max(1, min(model.max_batch, math.ceil(batch_at_capacity))) if batch_at_capacity > 0 else 1
+def max_num_seqs(model: PerformanceModel, batch_at_capacity: float, batch_limit: int | None = None) -> int:
+    """vLLM --max-num-seqs for a replica: the batch at which the profile still meets the SLO, never above
+    `batch_limit` (the KV-memory limit at the workload's sizes) nor the profile's largest batch."""
+    limit = model.max_batch if batch_limit is None else min(model.max_batch, batch_limit)
+    return max(1, min(limit, math.ceil(batch_at_capacity))) if batch_at_capacity > 0 else 1
 
 
 @dataclass
@@ -758,8 +764,10 @@ def _extra_capacities(
     batches = batch_at(inputs, rates, settings)
     powers = power_at(models, batches)
     return {
-        key: _Capacity(float(rate), model, float(power), float(batch), variant=key[2])
-        for key, rate, model, power, batch in zip(keys, rates, models, powers, batches, strict=True)
+        key: _Capacity(float(rate), model, float(power), float(batch), int(limit), variant=key[2])
+        for key, rate, model, power, batch, limit in zip(
+            keys, rates, models, powers, batches, inputs.max_batch, strict=True
+        )
     }
 
 
@@ -853,7 +861,14 @@ def _group_capacities(
             )
             model = present[0].model
             blended = (
-                _Capacity(mix.capacity_rps, model, mix.power_watts, mix.batch, variant=variant)
+                _Capacity(
+                    mix.capacity_rps,
+                    model,
+                    mix.power_watts,
+                    mix.batch,
+                    _blended_limit(classes, entries, routed),
+                    variant=variant,
+                )
                 if mix is not None
                 else _Capacity(0.0, model, model.idle_power_watts, 0.0, variant=variant)
             )
@@ -864,6 +879,21 @@ def _group_capacities(
         if others:
             alternatives[(d_index, gpu_type)] = tuple(others)
     return own, alternatives
+
+
+def _blended_limit(
+    classes: tuple[RequestClass, ...], entries: list[_Capacity | None], routed: Mapping[str, float]
+) -> int | None:
+    """A mix's batch limit (KV memory at its sizes): the classes' limits weighted by the replica time
+    each takes, as the mix's batch is (planner.classes.mix_on_type)."""
+    busy = limit = 0.0
+    for request_class, entry in zip(classes, entries, strict=True):
+        rate = routed.get(request_class.name, 0.0)
+        if entry is None or rate <= 0 or entry.rate <= 0 or entry.batch_limit is None:
+            continue
+        busy += rate / entry.rate
+        limit += rate / entry.rate * entry.batch_limit
+    return max(1, int(limit / busy)) if busy > 0 else None
 
 
 def _class_problems(

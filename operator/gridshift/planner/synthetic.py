@@ -82,6 +82,8 @@ def scaled_model(base: PerformanceModel, gpu_type: str) -> PerformanceModel:
         power_cap_watts=base.power_cap_watts * power,
         idle_power_watts=base.idle_power_watts * power,
         prefill_tokens_per_s=base.prefill_tokens_per_s / speed,
+        # The base's KV-memory bound is its own GPU's memory; GPU_TRAITS carries none for the other type.
+        kv_memory=None,
     )
 
 

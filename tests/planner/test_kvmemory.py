@@ -1,0 +1,158 @@
+"""KV-memory batch limits: the arithmetic, its use by capacity, and --max-num-seqs never above it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridshift.actuation.render import vllm_args
+from gridshift.planner import PlannerSettings, Snapshot, make_plan
+from gridshift.planner.capacity import CapacityLimit, replica_capacity
+from gridshift.planner.kvmemory import KvMemory, ModelArchitecture
+from gridshift.planner.problem import build_problem, max_num_seqs
+from gridshift.planner.profiles import PerformanceModel
+from gridshift.profiles_catalog import default_performance_models, gpu_specs, model_architectures
+from tests.planner.planner_world import MODEL, cluster, deployment, flat_prices, snapshot, spec
+
+L4 = "NVIDIA-L4"
+A10G = "NVIDIA-A10G"
+H100 = "NVIDIA-H100-80GB-HBM3"
+LLAMA_31_8B = "meta-llama/Llama-3.1-8B-Instruct"
+LLAMA_8B = ModelArchitecture(parameters_billion=8.03, layers=32, kv_heads=8, head_dim=128)
+GIB = 2**30
+
+
+def shipped(model: str, gpu_type: str, gpus: int = 1) -> PerformanceModel:
+    found = {(m.model, m.gpu_type, m.gpus_per_replica): m for m in default_performance_models()}
+    return found[(model, gpu_type, gpus)]
+
+
+def test_kv_bytes_per_token_is_layers_times_kv_heads_times_head_dim_times_k_and_v_in_bf16() -> None:
+    # Llama-3.1-8B: 32 x 8 x 128 x 2 x 2 bytes = 128 KiB per position; 16 positions per block.
+    assert LLAMA_8B.kv_bytes_per_sequence(16) == 16 * 32 * 8 * 128 * 2 * 2
+    # A sequence holds whole 16-token blocks.
+    assert LLAMA_8B.kv_bytes_per_sequence(17) == LLAMA_8B.kv_bytes_per_sequence(32)
+    # With more GPUs than KV heads vLLM replicates heads: 16 GPUs hold 16 heads' worth.
+    assert LLAMA_8B.kv_bytes_per_sequence(16, gpus=16) == 2 * LLAMA_8B.kv_bytes_per_sequence(16, gpus=8)
+
+
+def test_l4_batch_limit_is_what_is_left_of_90_percent_of_its_memory_after_weights_and_reserve() -> None:
+    memory = 23033 * 2**20  # the L4's framebuffer as DCGM reports it (shared/data/metrics-scrapes)
+    kv = KvMemory(LLAMA_8B, gpu_memory_bytes=memory)
+    budget = 0.9 * memory - 1.5 * GIB - 8.03e9 * 2
+    assert kv.kv_budget_bytes == pytest.approx(budget)
+    assert kv.max_batch(2048) == math.floor(budget / (2048 * 131072)) == 15
+    assert kv.max_batch(512) == math.floor(budget / (512 * 131072))
+
+
+def test_tensor_parallel_splits_weights_and_kv_over_the_gpus() -> None:
+    llama_70b = model_architectures()["meta-llama/Llama-3.1-70B-Instruct"]
+    h100 = gpu_specs()[H100].memory_bytes
+    one = KvMemory(llama_70b, h100, gpus=1)
+    four = KvMemory(llama_70b, h100, gpus=4)
+    assert one.max_batch(1000) == 0  # 141 GB of weights do not fit one 80 GB GPU
+    assert four.kv_budget_bytes == pytest.approx(4 * (0.9 * h100 - 1.5 * GIB) - 70.6e9 * 2)
+    assert four.max_batch(1000) > 100
+
+
+def test_sliding_window_layers_stop_growing_at_the_window() -> None:
+    gpt_oss = model_architectures()["openai/gpt-oss-20b"]
+    full_only = replace(gpt_oss, sliding_window_layers=0, sliding_window_tokens=0)
+    assert gpt_oss.kv_bytes_per_sequence(128) == full_only.kv_bytes_per_sequence(128)
+    assert gpt_oss.kv_bytes_per_sequence(8192) == pytest.approx(
+        full_only.kv_bytes_per_sequence(8192) * (12 + 12 * 128 / 8192) / 24
+    )
+
+
+def test_architecture_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="kv_heads"):
+        ModelArchitecture(parameters_billion=8, layers=32, kv_heads=0, head_dim=128)
+    with pytest.raises(ValueError, match="memory_utilization"):
+        KvMemory(LLAMA_8B, gpu_memory_bytes=1e9, memory_utilization=1.5)
+
+
+def test_every_shipped_profile_knows_its_gpu_memory_and_model_architecture() -> None:
+    # Otherwise its batch limit silently falls back to the profile's largest measured batch.
+    for model in default_performance_models():
+        assert model.kv_memory is not None, (model.model, model.gpu_type)
+        assert model.kv_memory.max_batch(512) >= 1
+
+
+def test_on_a_24_gb_gpu_long_contexts_make_the_batch_memory_bound_and_capacity_drops() -> None:
+    planner = PlannerSettings()
+    for gpu_type in (L4, A10G):
+        model = shipped(LLAMA_31_8B, gpu_type)
+        assert model.kv_memory is not None
+        # Lax latency SLOs, 1,000-token prompts and outputs: only memory limits the batch.
+        sizes = {"mean_prompt_tokens": 1000.0, "mean_output_tokens": 1000.0, "tpot_slo_ms": 400.0}
+        bound = replica_capacity(model, ttft_slo_ms=60_000.0, settings=planner, **sizes)
+        unbounded = replica_capacity(replace(model, kv_memory=None), ttft_slo_ms=60_000.0, settings=planner, **sizes)
+        limit = model.batch_limit(2000)
+        assert limit == model.kv_memory.max_batch(2000) < model.max_batch
+        assert bound.limit == CapacityLimit.KV_MEMORY
+        assert limit - 1 < bound.batch <= limit
+        # Little's law at the KV-limited batch: rate = B / (O x step time at B), less the prefill share.
+        assert bound.requests_per_second < 0.8 * unbounded.requests_per_second
+        step_s = model.step_time_ms(bound.batch, 1500.0) / 1000.0
+        assert bound.requests_per_second <= limit / (1000.0 * step_s)
+
+
+def test_on_h100_with_short_contexts_the_kv_limit_changes_nothing() -> None:
+    planner = PlannerSettings()
+    for model_name in (LLAMA_31_8B, "meta-llama/Meta-Llama-3-8B-Instruct"):
+        model = shipped(model_name, H100)
+        sizes = {"mean_prompt_tokens": 256.0, "mean_output_tokens": 256.0, "tpot_slo_ms": 50.0, "ttft_slo_ms": 2000.0}
+        with_kv = replica_capacity(model, settings=planner, **sizes)
+        without = replica_capacity(replace(model, kv_memory=None), settings=planner, **sizes)
+        assert with_kv == without
+        assert with_kv.limit != CapacityLimit.KV_MEMORY
+
+
+def _l4_world(prompt: float, output: float, rps: float) -> tuple[PerformanceModel, Snapshot]:
+    l4 = replace(shipped(LLAMA_31_8B, L4), model=MODEL)
+    h100 = replace(shipped(LLAMA_31_8B, H100), model=MODEL)
+    d = deployment("chat", rps, prompt=prompt, output=output, gpu_types=(L4, H100), tpot_ms=400.0, ttft_ms=60_000.0)
+    world = snapshot(
+        [d],
+        [cluster("a", gpus={L4: 16, H100: 4}, gpu_hour=1.0)],
+        {"a": flat_prices(0.1)},
+        profiles=(l4, h100),
+    )
+    return l4, world
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    prompt=st.floats(min_value=64, max_value=6000),
+    output=st.floats(min_value=16, max_value=2000),
+    rps=st.floats(min_value=0.05, max_value=20),
+)
+def test_max_num_seqs_never_exceeds_the_kv_limit(prompt: float, output: float, rps: float) -> None:
+    _, world = _l4_world(prompt, output, rps)
+    problem = build_problem(world, PlannerSettings())
+    for option in problem.deployments[0].options:
+        assert 1 <= option.max_num_seqs <= max(1, option.model.batch_limit(prompt + output))
+
+
+def test_the_rendered_max_num_seqs_on_an_l4_is_the_kv_limit_at_most() -> None:
+    l4, world = _l4_world(1000.0, 1000.0, 2.0)
+    plan = make_plan(world, PlannerSettings())
+    seqs = plan.deployments[0].max_num_seqs[("a", L4)]
+    limit = l4.batch_limit(2000.0)
+    assert limit < l4.max_batch  # memory, not the profile, bounds it here
+    assert seqs <= limit
+    args = vllm_args(spec(gpu_types=(L4,)), seqs)
+    assert int(args[args.index("--max-num-seqs") + 1]) <= limit
+
+
+def test_max_num_seqs_clamps_to_the_kv_limit_even_when_handed_a_larger_batch() -> None:
+    # Capacity never returns a batch above the limit; the clamp keeps --max-num-seqs safe if it ever did.
+    l4 = shipped(LLAMA_31_8B, L4)
+    limit = l4.batch_limit(2000.0)
+    assert max_num_seqs(l4, limit + 5.3, limit) == limit
+    assert max_num_seqs(l4, limit - 0.5, limit) == limit
+    assert max_num_seqs(l4, 3.2, limit) == 4
