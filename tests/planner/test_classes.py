@@ -213,3 +213,35 @@ def test_vllm_token_histograms_become_classes() -> None:
     short, long = classes
     assert 200 < short.prompt_tokens < 500 and 2000 < long.prompt_tokens < 5000
     assert 100 < short.output_tokens < 200 and long.prompt_p95_tokens == 5000
+
+
+def test_a_class_deployment_migrates_make_before_break_as_one(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    from gridshift.planner.migration import StepAction
+    from gridshift.planner.snapshot import Placement
+
+    snap = mix_snapshot(workloads["short-16rps"], MIX_OFFERS, profiles)  # type: ignore[arg-type]
+    running = Placement("bench", "NVIDIA-A100-SXM4-80GB", 5, 5)
+    moved = replace(snap.deployments[0], placements=(running,))
+    plan = make_plan(replace(snap, deployments=(moved,)), SETTINGS).deployments[0]
+    steps = plan.steps
+    assert [s.index for s in steps] == list(range(len(steps)))
+    actions = [s.action for s in steps]
+    assert StepAction.SCALE_UP in actions
+    downs = [i for i, a in enumerate(actions) if a == StepAction.SCALE_DOWN]
+    if downs:
+        # Nothing is taken down before the new replicas are Ready and routing has shifted to them.
+        assert actions.index(StepAction.WAIT_READY) < downs[0]
+        assert actions.index(StepAction.SHIFT_ROUTING) < downs[0]
+    # One ShiftRouting publishes weights for the whole deployment (summing to 100), not one group's.
+    for step in steps:
+        if step.action == StepAction.SHIFT_ROUTING:
+            assert sum(w.weight for w in step.routing) == 100
+    final = {(t.cluster, t.gpu_type): t.replicas for t in plan.targets}
+    for step in steps:
+        if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+            assert step.replicas >= 0
+    last = {}
+    for step in steps:
+        if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+            last[(step.cluster, step.gpu_type)] = step.replicas
+    assert all(final.get(k, 0) == n for k, n in last.items())

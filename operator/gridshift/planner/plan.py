@@ -730,6 +730,33 @@ def _merged_targets(plans: list[DeploymentPlan]) -> tuple[TargetPlacement, ...]:
     return tuple(by_key.values())
 
 
+def _merged_steps(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[MigrationStep, ...]:
+    """Make-before-break steps of the whole deployment, in requests/s: a replica counts for its group
+    mix's capacity, the floor is the deployment's rate with headroom (while steps run, one group's
+    surplus is taken to cover another's: the floor is the deployment's, not each group's)."""
+    desired: dict[Key, int] = {}
+    ready: dict[Key, int] = {}
+    target: dict[Key, int] = {}
+    capacity: dict[Key, tuple[float, float]] = {}
+    needed = 0.0
+    for group, plan in zip(groups, plans, strict=True):
+        workload = group.workload
+        needed += (workload.requests_per_second or 0.0) * (1.0 + workload.headroom)
+        for t in plan.targets:
+            if not t.reachable:
+                continue
+            key = (t.cluster, t.gpu_type)
+            desired[key] = max(desired.get(key, 0), t.current_desired)
+            ready[key] = max(ready.get(key, 0), t.current_ready)
+            target[key] = target.get(key, 0) + t.replicas
+            weight = float(max(t.replicas, t.current_desired, 1))
+            total, weights = capacity.get(key, (0.0, 0.0))
+            rps = t.capacity_tokens_per_s_per_replica / workload.mean_output_tokens
+            capacity[key] = (total + weight * rps, weights + weight)
+    unit = {k: total / weights for k, (total, weights) in capacity.items()}
+    return migration_steps(desired, ready, target, unit, needed, groups[0].max_moves)
+
+
 def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> CostPrediction:
     costs = [p.cost for p in plans]
     total = math.fsum(c.usd_per_hour for c in costs)
@@ -766,7 +793,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
     cost = _merged_cost(plans, served)
     targets = _merged_targets(plans)
     class_routing = _class_routes(groups, plans)
-    steps = tuple(replace(step, index=k) for k, step in enumerate(step for plan in plans for step in plan.steps))
+    steps = _merged_steps(groups, plans)
     by_cluster: dict[str, float] = {}
     for route in class_routing:
         share = next(
