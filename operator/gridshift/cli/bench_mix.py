@@ -322,12 +322,17 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    from gridshift.cli.bench import _quiet_highs
+    import highspy
+
+    from gridshift.cli.streams import stdout_to_stderr
     from gridshift.planner import PlannerSettings
     from gridshift.planner.synthetic_mix import mix_profiles
     from gridshift.profiles_catalog import default_performance_models
 
-    _quiet_highs()
+    # HiGHS prints a banner when its first solver is made: to stderr, so --json stays JSON lines.
+    # (Not gridshift.cli.bench's helper: bench imports this module to register it.)
+    with stdout_to_stderr():
+        highspy.Highs()
     # Starts are free here: the exact program has none, and a fresh deployment pays them either way.
     settings = replace(PlannerSettings(), cold_start_seconds=0.0, move_penalty_usd=0.0)
     offers = bench_offers()
