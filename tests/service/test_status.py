@@ -610,7 +610,16 @@ def test_request_classes_measured_from_vllm_token_histograms_are_routed() -> Non
         Signal.GENERATION_TOKENS_BUCKETS: output,
     }
     status = measured(world, values)
+    # Without spec.demand.requestClasses the deployment is not planned by class, measured or not.
+    assert not status.get("classRouting")
+    world.deployments["chat"]["spec"]["demand"]["requestClasses"] = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+        {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
+    ]
+    world.deployments["chat"]["metadata"]["generation"] = 3
+    status = settled(world)
     classes = {r["requestClass"] for r in status.get("classRouting", [])}
-    # 80% of prompts in the 200-500 bucket, 20% in 2000-5000: two classes, named by their sizes.
+    # 80% of prompts in the 200-500 bucket, 20% in 2000-5000: two measured classes, named by their
+    # sizes, in place of the listed ones.
     assert len(classes) == 2, status.get("classRouting")
     assert all(c.startswith("p") and "-o" in c for c in classes)

@@ -223,7 +223,8 @@ def observed_demand(
         total_rate,
         prompt / total_rate if prompt > 0 else demand.mean_prompt_tokens,
         generated / total_rate if generated > 0 else demand.mean_output_tokens,
-        request_classes=measured_classes(signals),
+        # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
+        request_classes=measured_classes(signals) if demand.request_classes else (),
     )
 
 
