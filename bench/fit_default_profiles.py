@@ -66,6 +66,28 @@ def fit_report(profiles: list[GPUProfile]) -> list[str]:
     return report
 
 
+def summary_report(profiles: list[GPUProfile]) -> list[str]:
+    """One row per profile: GPU, model, TP, basis, source and fit quality (the README's first table)."""
+    report = ["| GPU | model | TP | basis | source | fit quality |", "|---|---|---|---|---|---|"]
+    for profile in sorted(profiles, key=lambda p: (p.spec.model, gpu_specs()[p.spec.gpu_type].memory_gb)):
+        spec = profile.spec
+        step, power = _errors(performance_model(profile), profile)
+        labels = profile.metadata.get("labels", {})
+        basis = labels.get(PROFILE_BASIS_LABEL, "") if isinstance(labels, dict) else ""
+        name = str(profile.metadata["name"])
+        if basis == "scaled":
+            source = f"ML.ENERGY v3 {name.rsplit('-scaled-', 1)[1].upper()} run, scaled by datasheet"
+            quality = "not measured: step +-25%, energy +-40% (cross-check below)"
+        else:
+            source = {"measured": "gridshift H100 measurement", "v3": "ML.ENERGY v3", "v2": "ML.ENERGY v2"}[
+                name.rsplit("-", 1)[1]
+            ]
+            quality = f"residuals: step max {max(step):.0%}, power max {max(power):.0%} ({len(spec.points)} points)"
+        short = gpu_specs()[spec.gpu_type].short_name
+        report.append(f"| {short} | {spec.model} | {spec.gpus_per_replica} | {basis} | {source} | {quality} |")
+    return report
+
+
 def cross_check_report(profiles: list[GPUProfile]) -> list[str]:
     by_name = {str(p.metadata["name"]): p for p in profiles}
     report = [
@@ -99,6 +121,8 @@ def generate() -> dict[str, str]:
         read_csv(data / "gpu-energy-mlenergy" / "DERIVED_v3_llm_configs_flat.csv"),
         read_csv(data / "gpu-energy-mlenergy" / "DERIVED_v2_llm_configs_flat.csv"),
     )
+    print("\n".join(summary_report(profiles)), file=sys.stderr)
+    print("", file=sys.stderr)
     print("\n".join(fit_report(profiles)), file=sys.stderr)
     print("", file=sys.stderr)
     print("\n".join(cross_check_report(profiles)), file=sys.stderr)

@@ -28,6 +28,9 @@ PROFILES_DIR = "profiles"
 GPUS_FILE = "gpus.yaml"
 MODELS_FILE = "models.yaml"
 GPU_PRICES_FILE = "gpu_prices.yaml"
+PROFILE_BASIS_LABEL = "gridshift.dev/profile-basis"
+"""metadata.labels key of every shipped profile: `measured` (fitted to measured points) or `scaled`
+(a measured profile scaled to another GPU type by datasheet figures)."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,11 @@ def default_performance_models() -> tuple[PerformanceModel, ...]:
     return tuple(performance_model(profile) for profile in load_default_profiles())
 
 
+def _labels(profile: GPUProfile) -> Mapping[str, object]:
+    labels = profile.metadata.get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
 def performance_model(profile: GPUProfile) -> PerformanceModel:
     """The performance model a GPUProfile object describes, with its KV-memory bound where known."""
     spec = profile.spec
@@ -204,6 +212,7 @@ def performance_model(profile: GPUProfile) -> PerformanceModel:
             idle_power_watts=spec.idle_power_watts,
             prefill_tokens_per_s=spec.prefill_tokens_per_second,
             kv_memory=kv_memory_for(spec.model, spec.gpu_type, spec.gpus_per_replica),
+            scaled=_labels(profile).get(PROFILE_BASIS_LABEL) == "scaled",
         )
     except ValueError as error:
         name = profile.metadata.get("name", "<unnamed>")

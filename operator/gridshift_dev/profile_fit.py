@@ -26,7 +26,13 @@ import yaml
 from gridshift.api import GPUProfile
 from gridshift.planner.kvmemory import VLLM_BLOCK_TOKENS, KvMemory, ModelArchitecture
 from gridshift.planner.profiles import gpu_product_label
-from gridshift.profiles_catalog import GpuSpec, gpu_specs, model_architectures, performance_model
+from gridshift.profiles_catalog import (
+    PROFILE_BASIS_LABEL,
+    GpuSpec,
+    gpu_specs,
+    model_architectures,
+    performance_model,
+)
 
 # Our H100 prefill of an 8.03 B model ran at 23,685 tokens/s (512-token prompts): 2 x 8.03e9 x 23,685
 # / 989e12 dense BF16 FLOP/s = 0.385 of peak.
@@ -105,9 +111,6 @@ def estimated_prefill_tokens_per_s(gpu_label: str, gpus: int, active_params_bill
     return round(PREFILL_MFU * peak / (2.0 * active_params_billion * 1e9), 1)
 
 
-PROFILE_BASIS_LABEL = "gridshift.dev/profile-basis"
-"""metadata.labels key of every shipped profile: `measured` (fitted to measured points) or `scaled`
-(a measured profile scaled to another GPU type by datasheet figures)."""
 SCALED_FROM_ANNOTATION = "gridshift.dev/scaled-from"
 
 
@@ -284,8 +287,8 @@ SCALED_ATTRIBUTION = (
     "{bw:g} GB/s + per-sequence remainder {per_seq_ns:.0f} ns/position + KV reads at {bw:g} GB/s (the overheads "
     "are what the {base_gpu} fit leaves beyond its {base_bw:g} GB/s reads), floored by compute at {mfu:.3f} of "
     "{tflops:g} dense TFLOP/s; power and idle x {tdp_ratio:.3f} (board power {base_tdp:g} -> {tdp:g} W), capped at "
-    "the board power; prefill x {flops_ratio:.3f} (dense BF16 TFLOP/s); points whose batch the {gpu}'s KV cache "
-    "cannot hold at their context dropped. Not measured."
+    "the board power; prefill x {flops_ratio:.3f} (dense BF16 TFLOP/s); points end at the largest batch the "
+    "{gpu}'s KV cache holds at their context. Not measured."
 )
 
 
@@ -302,14 +305,18 @@ SCALED_SELECTION: tuple[Scaling, ...] = (
     Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "L4", 8.0),
     Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "A10G", 8.0),
     Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "L40S", 8.0),
+    Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "A100-40GB", 8.0),
     Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "A100-80GB", 8.0),
     Scaling("llama-3-1-8b-instruct-h100-tp1-mlenergy-v3", "H200", 8.0),
     Scaling("llama-3-1-70b-instruct-h100-tp4-mlenergy-v3", "A100-80GB", 70.0),
     Scaling("llama-3-1-70b-instruct-h100-tp4-mlenergy-v3", "H200", 70.0),
 )
-"""Llama-3.1-8B on every type (it fits a 24 GB GPU); 70B with the H100's TP 4 on the NVLink parts whose
-memory holds it at TP 4. 70B on L4, A10G, L40S would need TP 8 over PCIe, whose all-reduce cost a
-bandwidth scaling from an NVLink H100 does not capture: not shipped."""
+"""Llama-3.1-8B on every type (it fits a 24 GB GPU), all from the one v3 H100 run so that a deployment
+of that model id sees one consistent set (A100-40GB is also measured, in v2, under the id
+meta-llama/Meta-Llama-3.1-8B-Instruct, with an older vLLM: its step times are 2-3x the v3 ones).
+70B with the H100's TP 4 on the NVLink parts whose memory holds it at TP 4. 70B on L4, A10G, L40S
+would need TP 8 over PCIe, whose all-reduce cost a bandwidth scaling from an NVLink H100 does not
+capture: not shipped."""
 
 
 def scaled_profile(
@@ -330,8 +337,9 @@ def scaled_profile(
     k/BW', the rest is kept. A step is never shorter than its FLOPs (2 x active parameters per sequence)
     at the prefill's model-FLOP utilisation, which binds on GPUs with little compute for their
     bandwidth. Power scales with board power (both GPUs draw the same fraction of their TDP at the same
-    relative load), prefill with dense BF16 FLOP/s. Points whose batch `kv` cannot hold at their context
-    are dropped: the target could not have run them.
+    relative load), prefill with dense BF16 FLOP/s. The points stop where `kv` cannot hold the batch at
+    the point's context, with a last point at the largest batch it holds: the target could not have
+    run the larger ones.
     """
     source = gpu_specs()[base.spec.gpu_type]
     gpus = base.spec.gpus_per_replica
@@ -347,24 +355,32 @@ def scaled_profile(
     flops_ratio = target.bf16_dense_tflops / source.bf16_dense_tflops
     flops_per_s = PREFILL_MFU * target.bf16_dense_tflops * 1e12 * gpus
     power_cap = target.tdp_watts * gpus
+
+    def scaled_point(batch: int, context: int, power_watts: float) -> dict[str, float | int]:
+        memory_ms = step_base_ms + per_position_ms * batch * context + fitted.step_ms_per_sequence * batch
+        compute_ms = 2.0 * active_params_billion * 1e9 * batch / flops_per_s * 1000.0
+        return {
+            "batch": batch,
+            "contextTokens": context,
+            "stepTimeMs": round(max(memory_ms, compute_ms), 4),
+            "powerWatts": round(min(power_watts * tdp_ratio, power_cap), 2),
+        }
+
     points: list[dict[str, float | int]] = []
     for point in base.spec.points:
-        if kv is not None and point.batch > kv.max_batch(point.context_tokens):
+        fits = kv.max_batch(point.context_tokens) if kv is not None else point.batch
+        if point.batch <= fits:
+            points.append(scaled_point(point.batch, point.context_tokens, point.power_watts))
             continue
-        memory_ms = (
-            step_base_ms
-            + per_position_ms * point.batch * point.context_tokens
-            + fitted.step_ms_per_sequence * point.batch
-        )
-        compute_ms = 2.0 * active_params_billion * 1e9 * point.batch / flops_per_s * 1000.0
-        points.append(
-            {
-                "batch": point.batch,
-                "contextTokens": point.context_tokens,
-                "stepTimeMs": round(max(memory_ms, compute_ms), 4),
-                "powerWatts": round(min(point.power_watts * tdp_ratio, power_cap), 2),
-            }
-        )
+        # The first base batch the target cannot hold: end the profile at the largest batch that fits
+        # at this context (power interpolated in batch), so that its largest batch is memory's, not
+        # the base's sweep's.
+        if points and fits > int(points[-1]["batch"]):
+            previous = base.spec.points[len(points) - 1]
+            share = (fits - previous.batch) / (point.batch - previous.batch)
+            power = previous.power_watts + share * (point.power_watts - previous.power_watts)
+            points.append(scaled_point(fits, point.context_tokens, power))
+        break
     if len({p["batch"] for p in points}) < 2:
         raise ValueError(f"scaling {base.metadata['name']} to {target.short_name}: fewer than 2 batches fit its memory")
     idle = fitted.idle_power_watts * tdp_ratio

@@ -100,6 +100,8 @@ class PerformanceModel:
     """The largest batch measured: the profile says nothing beyond it."""
     kv_memory: KvMemory | None = None
     """GPU memory and model architecture, where both are known: bounds the batch by the KV cache."""
+    scaled: bool = False
+    """The profile's points were scaled from another GPU type's by datasheet figures, not measured."""
 
     def batch_limit(self, context_tokens: float) -> int:
         """The largest batch a replica runs with sequences of `context_tokens` positions: `max_batch`,
@@ -175,6 +177,7 @@ def fit_performance_model(
     idle_power_watts: float | None = None,
     prefill_tokens_per_s: float | None = None,
     kv_memory: KvMemory | None = None,
+    scaled: bool = False,
 ) -> PerformanceModel:
     """Fit step time and power to measured points by non-negative least squares.
 
@@ -226,4 +229,5 @@ def fit_performance_model(
         prefill_tokens_per_s=float(prefill_tokens_per_s),
         max_batch=max(p.batch for p in points),
         kv_memory=kv_memory,
+        scaled=scaled,
     )

@@ -144,7 +144,8 @@ def _scaled_profiles(
 ) -> dict[tuple[str, str, int], PerformanceModel]:
     profiles: dict[tuple[str, str, int], PerformanceModel] = {}
     for base in base_models:
-        if base.gpu_type not in GPU_TRAITS:
+        # Scale measured profiles only: scaling a scaled one compounds two estimates.
+        if base.gpu_type not in GPU_TRAITS or base.scaled:
             continue
         for gpu_type in types:
             model = scaled_model(base, gpu_type)
