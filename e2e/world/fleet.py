@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 from . import labels as L
 from .engine import FleetEngine, ReplicaParams
-from .kube import ClusterSnapshot, NodeInfo, PodInfo
+from .kube import ClassRoutes, ClusterSnapshot, NodeInfo, PodInfo
 from .profiles import ProfileCatalog, idle_gpu_watts
-from .trace import Trace, TraceLoad, TraceName, load_trace
+from .trace import Arrivals, Trace, TraceLoad, TraceName, load_trace
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ class Fleet:
         self.clusters = {name: _ClusterState(name, region) for name, region in regions.items()}
         self.replicas: dict[str, Replica] = {}
         self.routing: dict[str, dict[str, float]] = {}
+        self.class_routing: dict[str, ClassRoutes] = {}
+        """Per request-size class weights (status.classRouting): a request goes by its class's weights."""
         self.loads: dict[str, LoadSpec] = {}
         self.default_load = default_load
         self.max_num_batched_tokens = max_num_batched_tokens
@@ -267,6 +269,38 @@ class Fleet:
         weights = np.array([cluster_weight[r.routing_cluster] / per_cluster[r.routing_cluster] for r in members])
         return slots, weights
 
+    def gpu_type_of(self, replica: Replica) -> str:
+        node = self.clusters[replica.cluster].nodes.get(replica.pod.node or "")
+        return node.gpu_product if node is not None else ""
+
+    def _route_by_class(
+        self,
+        deployment: str,
+        routes: ClassRoutes,
+        arrivals: Arrivals,
+        slots: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float64],
+    ) -> None:
+        """Each request to its size class's replicas, by the class's (cluster, GPU type) weights shared
+        evenly over the replicas there; a class with no weight on a running replica goes by `weights`."""
+        members = [r for r in self.replicas.values() if r.deployment == deployment]
+        keys = [(r.routing_cluster, self.gpu_type_of(r)) for r in members]
+        per_key: dict[tuple[str, str], int] = {}
+        for key in keys:
+            per_key[key] = per_key.get(key, 0) + 1
+        nearest = routes.nearest(arrivals.prompt_tokens, arrivals.output_tokens)
+        for index, (name, _, _) in enumerate(routes.sizes):
+            mask = nearest == index
+            if not mask.any():
+                continue
+            chosen = Arrivals(arrivals.times_s[mask], arrivals.prompt_tokens[mask], arrivals.output_tokens[mask])
+            published = routes.weights.get(name, {})
+            mine = np.array([published.get(k, 0.0) / per_key[k] for k in keys])
+            if mine.sum() > 0:
+                self.engine.route(np.array([r.slot for r in members], dtype=np.int64), mine, chosen)
+            else:
+                self.engine.route(slots, weights, chosen)
+
     def deployments(self) -> set[str]:
         return {r.deployment for r in self.replicas.values()} | set(self.loads)
 
@@ -284,6 +318,10 @@ class Fleet:
             slots, weights = self.replica_weights(deployment)
             if len(slots) == 0:
                 self.unserved_requests[deployment] = self.unserved_requests.get(deployment, 0.0) + len(arrivals)
+                continue
+            routes = self.class_routing.get(deployment)
+            if routes is not None:
+                self._route_by_class(deployment, routes, arrivals, slots, weights)
                 continue
             self.engine.route(slots, weights, arrivals)
         self.engine.advance(t0, t1, counter_scale=counter_scale)

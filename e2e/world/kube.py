@@ -159,6 +159,45 @@ def node_from_manifest(node: Mapping[str, Any]) -> NodeInfo | None:
     return NodeInfo(name=str(metadata["name"]), gpu_product=str(product), gpus=_quantity_int(gpus))
 
 
+@dataclass(frozen=True)
+class ClassRoutes:
+    """One deployment's request-size classes (spec.demand.requestClasses) and the weights status.classRouting
+    publishes for each: class name -> (cluster, GPU type) -> weight. A size-aware router sends a request to
+    the class nearest its sizes (in log tokens), then by that class's weights."""
+
+    sizes: tuple[tuple[str, float, float], ...]
+    """(name, prompt tokens, output tokens) per class."""
+    weights: Mapping[str, Mapping[tuple[str, str], float]]
+
+    def nearest(self, prompt: Any, output: Any) -> Any:
+        """Index into `sizes` of each request's class (numpy arrays in and out)."""
+        import numpy as np
+
+        centres = np.log(np.asarray([[p, o] for _, p, o in self.sizes], dtype=np.float64))
+        points = np.log(np.maximum(np.stack([prompt, output], axis=1).astype(np.float64), 1.0))
+        distance = ((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+        return distance.argmin(axis=1)
+
+
+def class_routing_from_deployments(items: Sequence[Mapping[str, Any]]) -> dict[str, ClassRoutes]:
+    """Deployment key -> its classes and per-class weights, for deployments whose status has classRouting."""
+    found: dict[str, ClassRoutes] = {}
+    for item in items:
+        metadata = item.get("metadata") or {}
+        routes = (item.get("status") or {}).get("classRouting") or []
+        classes = ((item.get("spec") or {}).get("demand") or {}).get("requestClasses") or []
+        if not routes or not classes:
+            continue
+        weights: dict[str, dict[tuple[str, str], float]] = {}
+        for route in routes:
+            into = weights.setdefault(str(route.get("requestClass", "")), {})
+            into[(str(route.get("cluster", "")), str(route.get("gpuType", "")))] = float(route.get("weight", 0))
+        sizes = tuple((str(c["name"]), float(c["promptTokens"]), float(c["outputTokens"])) for c in classes)
+        key = L.deployment_key(str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+        found[key] = ClassRoutes(sizes, weights)
+    return found
+
+
 def routing_from_deployments(items: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     routing: dict[str, dict[str, float]] = {}
     for item in items:
@@ -227,6 +266,8 @@ class KubeRoutingReader:
 
         self._api = client.CustomObjectsApi(_api_client(kubeconfig))
         self._timeout = timeout_s
+        self.class_routes: dict[str, ClassRoutes] = {}
+        """Per-class routing read with the last `routing()` call (same list, no second request)."""
 
     def routing(self) -> dict[str, dict[str, float]]:
         from kubernetes.client.exceptions import ApiException
@@ -240,6 +281,7 @@ class KubeRoutingReader:
                 return {}
             raise
         items = answer.get("items", []) if isinstance(answer, dict) else []
+        self.class_routes = class_routing_from_deployments(items)
         return routing_from_deployments(items)
 
 

@@ -300,6 +300,7 @@ class World:
                 self.cluster_errors.pop("hub", None)
                 with self.fleet.lock:
                     self.fleet.routing = routing
+                    self.fleet.class_routing = dict(getattr(self.routing_reader, "class_routes", {}))
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.poll_interval_s):

@@ -125,3 +125,32 @@ def test_labels_stay_valid_for_the_longest_names_the_crds_admit() -> None:
     other = render_workload(example().spec, replace(long, deployment_name="d" * 252 + "e"))[0]
     first = render_workload(example().spec, long)[0]
     assert other["metadata"]["labels"][L.DEPLOYMENT] != first["metadata"]["labels"][L.DEPLOYMENT]
+
+
+def test_a_chosen_variant_runs_its_own_model_image_and_args() -> None:
+    idep = example()
+    document = idep.spec.model_dump(by_alias=True, exclude_none=True)
+    document["variants"] = [
+        {
+            "name": "fp8",
+            "profileModel": "meta-llama/Meta-Llama-3-8B-Instruct-FP8",
+            "source": "neuralmagic/Meta-Llama-3-8B-Instruct-FP8",
+            "image": "vllm/vllm-openai:v0.11.0-fp8",
+            "extraArgs": ["--kv-cache-dtype=fp8"],
+        }
+    ]
+    spec = type(idep.spec).model_validate(document)
+    plain = render_workload(spec, TARGET)[0]["spec"]["template"]["spec"]["containers"][0]
+    fp8 = render_workload(spec, replace(TARGET, variant="fp8"))[0]
+    container = fp8["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--model") + 1] == "neuralmagic/Meta-Llama-3-8B-Instruct-FP8"
+    assert container["image"] == "vllm/vllm-openai:v0.11.0-fp8" and "--kv-cache-dtype=fp8" in container["args"]
+    assert plain["args"][plain["args"].index("--model") + 1] == idep.spec.model.source
+    assert "--kv-cache-dtype=fp8" not in plain["args"] and plain["image"] == idep.spec.engine.image
+    # A variant's extraArgs may not take over a flag the operator owns.
+    document["variants"][0]["extraArgs"] = ["--model=other"]
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="extraArgs must not set a flag"):
+        type(idep.spec).model_validate(document)

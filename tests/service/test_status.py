@@ -578,3 +578,48 @@ def test_a_status_or_event_the_hub_refuses_is_reported_and_stops_nothing() -> No
     report = first.cycle()
     assert [p.reason.value for p in report.problems] == ["EventFailed"] and report.events == 0
     assert first.status()["lastDecision"]["reason"] == "ScaleUp"
+
+
+def test_a_deployment_planned_by_request_class_shows_per_class_weights() -> None:
+    world = ServiceHarness(["eu-de"])
+    classes = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.8},
+        {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.2},
+    ]
+    body = deployment_body(rps=6.0)
+    body["spec"]["demand"]["requestClasses"] = classes
+    world.add(body)
+    status = settled(world)
+    weights = {(r["requestClass"], r["cluster"], r["gpuType"]): r["weight"] for r in status["classRouting"]}
+    assert weights == {("short", "eu-de", H100): 100, ("long", "eu-de", H100): 100}
+
+
+def test_request_classes_measured_from_vllm_token_histograms_are_routed() -> None:
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    prompt = {"200.0": 0.0, "500.0": 400.0, "2000.0": 400.0, "5000.0": 500.0, "+Inf": 500.0}
+    output = {"100.0": 0.0, "200.0": 500.0, "+Inf": 500.0}
+    values: dict[Signal, Any] = {
+        Signal.REQUEST_RATE: 1.6,
+        Signal.PROMPT_TOKEN_RATE: 1.6 * 1000,
+        Signal.GENERATION_TOKEN_RATE: 1.6 * 150,
+        Signal.REQUESTS_WAITING: 0.0,
+        Signal.PROMPT_TOKENS_BUCKETS: prompt,
+        Signal.GENERATION_TOKENS_BUCKETS: output,
+    }
+    status = measured(world, values)
+    # Without spec.demand.requestClasses the deployment is not planned by class, measured or not.
+    assert not status.get("classRouting")
+    world.deployments["chat"]["spec"]["demand"]["requestClasses"] = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+        {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
+    ]
+    world.deployments["chat"]["metadata"]["generation"] = 3
+    status = settled(world)
+    classes = {r["requestClass"] for r in status.get("classRouting", [])}
+    # 80% of prompts in the 200-500 bucket, 20% in 2000-5000: two measured classes, named by their
+    # sizes, in place of the listed ones.
+    assert len(classes) == 2, status.get("classRouting")
+    assert all(c.startswith("p") and "-o" in c for c in classes)

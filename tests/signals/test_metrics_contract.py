@@ -20,6 +20,7 @@ from gridshift.signals.metrics import (
     SignalValue,
 )
 from gridshift.signals.promql import (
+    PER_BUCKET_SIGNALS,
     PER_POD_SIGNALS,
     GroupScope,
     QueryWindows,
@@ -85,14 +86,17 @@ class PrometheusWorld:
                     continue
                 labels = dict(zip(group_labels(scheme), group_key(scheme, ref), strict=True))
                 if isinstance(value, Mapping):
-                    samples += [({**labels, "pod": pod}, v) for pod, v in value.items()]
+                    key = "le" if signal in PER_BUCKET_SIGNALS else "pod"
+                    samples += [({**labels, key: pod}, v) for pod, v in value.items()]
                 else:
                     samples.append((labels, float(value)))
         return vector(samples)
 
     def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
         query = build_queries(self.settings.labels, ref, self.settings.windows)[signal]
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and signal in PER_BUCKET_SIGNALS:
+            samples = [({"le": edge}, v) for edge, v in value.items()]
+        elif isinstance(value, Mapping):
             samples = [({"namespace": ref.workload_namespace, "pod": pod}, v) for pod, v in value.items()]
         else:
             samples = [({}, float(value))]
@@ -138,6 +142,8 @@ VALUES: dict[Signal, SignalValue] = {
     Signal.KV_CACHE_USAGE: 0.42,
     Signal.WATTS_PER_REPLICA: {"llama-7d9f-a": 412.5, "llama-7d9f-b": 389.25},
     Signal.JOULES_PER_TOKEN: 0.165,
+    Signal.PROMPT_TOKENS_BUCKETS: {"500.0": 80.0, "5000.0": 100.0, "+Inf": 100.0},
+    Signal.GENERATION_TOKENS_BUCKETS: {"200.0": 100.0, "+Inf": 100.0},
 }
 
 
@@ -148,6 +154,10 @@ def test_every_signal_set_in_the_world_is_read_back(world: MetricsWorld) -> None
     assert signals.deployment == LLAMA and signals.observed_at == AT
     assert signals.missing == frozenset()
     for signal, value in VALUES.items():
+        if signal in PER_BUCKET_SIGNALS:
+            assert isinstance(value, Mapping)
+            assert signals.buckets(signal) == sorted((float(edge), v) for edge, v in value.items()), signal
+            continue
         read = signals.per_pod(signal) if signal in PER_POD_SIGNALS else signals.scalar(signal)
         assert read == value, signal
     # A zero is a measurement, kept as zero (requests waiting above).

@@ -18,7 +18,7 @@ from e2e.world.world import World, WorldSettings
 
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.metrics import PrometheusMetricsSource
-from gridshift.signals.promql import PER_POD_SIGNALS, QueryWindows, Signal
+from gridshift.signals.promql import PER_BUCKET_SIGNALS, PER_POD_SIGNALS, QueryWindows, Signal
 from gridshift.signals.settings import MetricsSettings
 
 from .conftest import fake_cluster, managed_pod
@@ -58,8 +58,13 @@ def test_operator_signals_follow_the_profile(local_prometheus: Callable[..., Any
         pods = {r["pod"] for r in status["replicas"] if r["cluster"] == "eu-de"}
 
     assert pace > 0.7, f"the simulation ran at {pace:.0%} of the clock"
-    values = {s: v for s in Signal if s not in PER_POD_SIGNALS and (v := signals.scalar(s)) is not None}
+    keyed = PER_POD_SIGNALS | PER_BUCKET_SIGNALS
+    values = {s: v for s in Signal if s not in keyed and (v := signals.scalar(s)) is not None}
     assert not signals.missing, f"signals without data: {signals.missing}"
+    # vLLM's token histograms, read per bucket: every request counted once in the +Inf bucket.
+    prompt_buckets = signals.buckets(Signal.PROMPT_TOKENS_BUCKETS)
+    assert prompt_buckets[-1][0] == float("inf") and prompt_buckets[-1][1] > 0
+    assert [count for _, count in prompt_buckets] == sorted(count for _, count in prompt_buckets)
     # eu-de holds 3 of the 4 replicas, so ~3/4 of 36 requests per simulated second; rate() per real
     # second equals the rate per simulated second, whatever the simulation's pace.
     assert values[Signal.REQUEST_RATE] == pytest.approx(24.0, rel=0.25)

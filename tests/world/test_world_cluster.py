@@ -24,7 +24,7 @@ from e2e.world.world import World, WorldSettings
 
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.metrics import DeploymentSignals, PrometheusMetricsSource
-from gridshift.signals.promql import PER_POD_SIGNALS, QueryWindows, Signal
+from gridshift.signals.promql import PER_BUCKET_SIGNALS, PER_POD_SIGNALS, QueryWindows, Signal
 from gridshift.signals.settings import MetricsSettings
 
 pytestmark = pytest.mark.cluster
@@ -120,7 +120,8 @@ def prometheus(world: World) -> Iterator[Any]:
 
 
 def _scalars(signals: DeploymentSignals) -> dict[Signal, float]:
-    return {s: v for s in Signal if s not in PER_POD_SIGNALS and (v := signals.scalar(s)) is not None}
+    keyed = PER_POD_SIGNALS | PER_BUCKET_SIGNALS
+    return {s: v for s in Signal if s not in keyed and (v := signals.scalar(s)) is not None}
 
 
 def _replicas(world: World, cluster: str) -> set[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridshift.actuation import labels as L
-from gridshift.api.inference_deployment import InferenceDeploymentSpec
+from gridshift.api.inference_deployment import InferenceDeploymentSpec, ModelVariant
 from gridshift.api.labels import bounded_label_value
 
 Manifest = dict[str, Any]
@@ -54,6 +54,8 @@ class WorkloadTarget:
     max_num_seqs: int
     owner_uid: str = ""
     """metadata.uid of the InferenceDeployment on the hub (owner annotation)."""
+    variant: str = ""
+    """The spec.variants build the plan chose here (its model, image and extra args); "": spec.model."""
 
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
@@ -84,10 +86,15 @@ def _pod_selector(target: WorkloadTarget) -> dict[str, str]:
     }
 
 
-def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int) -> list[str]:
+def _variant(spec: InferenceDeploymentSpec, name: str) -> ModelVariant | None:
+    return next((v for v in spec.variants if v.name == name), None) if name else None
+
+
+def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "") -> list[str]:
+    build = _variant(spec, variant)
     return [
         "--model",
-        spec.model.source,
+        build.source or spec.model.source if build is not None else spec.model.source,
         "--revision",
         spec.model.revision,
         "--served-model-name",
@@ -99,6 +106,7 @@ def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int) -> list[str]:
         "--port",
         str(spec.engine.port),
         *spec.engine.extra_args,
+        *(build.extra_args if build is not None else ()),
     ]
 
 
@@ -114,8 +122,8 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
     startup_failures = math.ceil(spec.migration.ready_timeout_seconds / _STARTUP_PERIOD_SECONDS)
     container = {
         "name": "vllm",
-        "image": spec.engine.image,
-        "args": vllm_args(spec, target.max_num_seqs),
+        "image": (build.image if (build := _variant(spec, target.variant)) and build.image else spec.engine.image),
+        "args": vllm_args(spec, target.max_num_seqs, target.variant),
         "env": [
             {"name": "HOME", "value": SCRATCH_DIR},
             {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},

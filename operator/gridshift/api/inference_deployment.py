@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic.config import JsonDict
 
 from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, unique_items
 from gridshift.api.carbon import CarbonSpec
@@ -231,6 +232,39 @@ class DemandSource(StrEnum):
     STATIC = "Static"
 
 
+class RequestClass(ApiModel):
+    """Requests of about one size: one bucket of the demand's prompt x output histogram (docs/heterogeneous.md)."""
+
+    name: str = Field(
+        min_length=1, max_length=63, pattern=DNS_LABEL, description="Class name, unique within requestClasses."
+    )
+    prompt_tokens: float = Field(gt=0, le=2_000_000, description="Mean prompt length of the class, tokens.")
+    output_tokens: float = Field(gt=0, le=2_000_000, description="Mean output length of the class, tokens.")
+    share: float = Field(gt=0, le=1, description="Share of requests in this class (the shares add up to 1).")
+
+
+NAME_KEYED_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+"""A list of objects keyed by name: the apiserver refuses a name listed twice."""
+
+_SHARE_SUM_TOLERANCE = 0.01
+
+
+def _shares_add_up(classes: list[RequestClass]) -> bool:
+    return not classes or abs(sum(c.share for c in classes) - 1.0) <= _SHARE_SUM_TOLERANCE
+
+
+def _unique_names(field: str, item: str) -> AfterValidator:
+    """The pydantic twin of NAME_KEYED_LIST: `<field> must not list a <item> name twice`."""
+
+    def check(value: list[Any]) -> list[Any]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{field} must not list a {item} name twice")
+        return value
+
+    return AfterValidator(check)
+
+
 class DemandSpec(ApiModel):
     """The load to size for."""
 
@@ -240,6 +274,16 @@ class DemandSpec(ApiModel):
             message="requestsPerSecond is required when source is Static",
             field="requestsPerSecond",
             holds=lambda s: s.source != DemandSource.STATIC or s.requests_per_second is not None,
+        ),
+        CrossFieldRule(
+            cel=(
+                "!has(self.requestClasses) || size(self.requestClasses) == 0"
+                " || (self.requestClasses.map(c, c.share).sum() >= 0.99"
+                " && self.requestClasses.map(c, c.share).sum() <= 1.01)"
+            ),
+            message="requestClasses shares must add up to 1 (within 0.01)",
+            field="requestClasses",
+            holds=lambda s: _shares_add_up(s.request_classes),
         ),
     )
 
@@ -262,6 +306,53 @@ class DemandSpec(ApiModel):
         le=5,
         description="Extra capacity over observed demand, as a fraction (0.2 = 20%), to absorb bursts.",
     )
+    request_classes: Annotated[list[RequestClass], _unique_names("requestClasses", "class")] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra=NAME_KEYED_LIST,
+        description=(
+            "Request-size classes (prompt x output buckets) with their shares of requests, used until vLLM's "
+            "token histograms are measured; two or more let the planner serve classes on different GPU types."
+        ),
+    )
+
+
+class ModelVariant(ApiModel):
+    """Another build of the same model (e.g. fp8 or int4 weights) the planner may run instead."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"!has(self.extraArgs) || self.extraArgs.all(a, !(a.split('=', 2)[0] in {_OWNED_FLAGS_CEL}))",
+            message=(
+                "extraArgs must not set a flag the operator sets from the spec "
+                f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): set the variant's source instead of --model"
+            ),
+            field="extraArgs",
+            holds=lambda v: not any(a.split("=", 1)[0] in OPERATOR_OWNED_VLLM_FLAGS for a in v.extra_args),
+        ),
+    )
+
+    name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Variant name, e.g. fp8.")
+    profile_model: str = Field(
+        min_length=1,
+        max_length=512,
+        description="The model name GPUProfiles carry for this build (its capacity and power come from them).",
+    )
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Model to load for this build; default spec.model.source.",
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=1024, description="vLLM image for this build; default spec.engine.image."
+    )
+    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="vLLM arguments added for this build (e.g. --quantization=fp8).",
+    )
+    allowed: bool = Field(default=True, description="Whether the planner may choose this build (false: never).")
 
 
 class RoutingSpec(ApiModel):
@@ -302,6 +393,15 @@ class InferenceDeploymentSpec(ApiModel):
     demand: DemandSpec = Field(default_factory=DemandSpec, description="Demand to size for.")
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description="Routing weight publication.")
     carbon: CarbonSpec = Field(default_factory=CarbonSpec, description="Carbon price and limits (docs/carbon.md).")
+    variants: Annotated[list[ModelVariant], _unique_names("variants", "variant")] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra=NAME_KEYED_LIST,
+        description=(
+            "Interchangeable builds of the model the user accepts besides spec.model itself; the planner picks "
+            "per cluster and GPU type the one that meets the SLO at the lowest cost (docs/heterogeneous.md)."
+        ),
+    )
 
 
 # ---------------------------------------------------------------- status
@@ -322,6 +422,15 @@ class RoutingWeight(ApiModel):
 
     cluster: str = Field(description="RegionalCluster name.")
     weight: int = Field(ge=0, le=100, description="Percent of requests (weights sum to 100).")
+
+
+class ClassRoutingWeight(ApiModel):
+    """Share of one request-size class sent to one GPU type in one cluster (for a size-aware router)."""
+
+    request_class: str = Field(description="spec.demand.requestClasses name (or a measured bucket's).")
+    cluster: str = Field(description="RegionalCluster name.")
+    gpu_type: str = Field(description="GPU type of the replicas.")
+    weight: int = Field(ge=0, le=100, description="Percent of the class's requests (a class's weights sum to 100).")
 
 
 class CostSource(StrEnum):
@@ -447,6 +556,10 @@ class InferenceDeploymentStatus(ApiModel):
     desired_replicas: int | None = Field(default=None, ge=0, description="Desired replicas over all clusters.")
     placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
     routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")
+    class_routing: list[ClassRoutingWeight] = Field(
+        default_factory=list,
+        description="Per request-size class, traffic weights per cluster and GPU type (empty unless planned by class).",
+    )
     cost: CostStatus | None = Field(default=None, description="Cost of serving, as decided.")
     observed_slo: ObservedSLO | None = Field(default=None, description="Measured latency and load.")
     last_decision: Decision | None = Field(default=None, description="Most recent planning decision.")

@@ -92,6 +92,9 @@ def register(subparsers: Any) -> None:
     )
     planner.add_argument("--json", action="store_true", help="print one JSON object per run, then a summary")
     planner.set_defaults(handler=run)
+    from gridshift.cli import bench_mix
+
+    bench_mix.register(benches)
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 Key = tuple[str, str]
+K = TypeVar("K", bound=str | tuple[str, str])
 
 
 class StepAction(StrEnum):
@@ -28,6 +30,32 @@ class RouteWeight:
 
     cluster: str
     weight: int
+
+
+@dataclass(frozen=True)
+class ClassRoute:
+    """Percent of one request-size class sent to one GPU type in one cluster (planner.classes); the
+    weights of a class sum to 100. A size-aware router reads these; others use the per-cluster weights."""
+
+    request_class: str
+    cluster: str
+    gpu_type: str
+    weight: int
+
+
+def percents(exact: Mapping[K, float]) -> dict[K, int]:
+    """Integer percents proportional to `exact` (values >= 0), summing to 100 (largest remainder;
+    ties by key); keys that get 0 are left out. Empty when nothing is positive."""
+    total = sum(exact.values())
+    if total <= 0:
+        return {}
+    keys = sorted(exact)
+    share = {k: 100.0 * exact[k] / total for k in keys}
+    floors = {k: int(share[k]) for k in keys}
+    left = 100 - sum(floors.values())
+    for key in sorted(keys, key=lambda k: (-(share[k] - floors[k]), k))[:left]:
+        floors[key] += 1
+    return {k: n for k, n in floors.items() if n > 0}
 
 
 @dataclass(frozen=True)
@@ -48,17 +76,7 @@ def routing_weights(replicas: Mapping[Key, int], capacity_per_replica: Mapping[K
     for key, count in replicas.items():
         if count > 0:
             per_cluster[key[0]] = per_cluster.get(key[0], 0.0) + count * capacity_per_replica.get(key, 0.0)
-    total = sum(per_cluster.values())
-    if total <= 0:
-        return ()
-    clusters = sorted(per_cluster)
-    exact = {c: 100.0 * per_cluster[c] / total for c in clusters}
-    floors = {c: int(exact[c]) for c in clusters}
-    left = 100 - sum(floors.values())
-    by_remainder = sorted(clusters, key=lambda c: (-(exact[c] - floors[c]), c))
-    for cluster in by_remainder[:left]:
-        floors[cluster] += 1
-    return tuple(RouteWeight(c, floors[c]) for c in clusters if floors[c] > 0)
+    return tuple(RouteWeight(c, weight) for c, weight in sorted(percents(per_cluster).items()))
 
 
 def _capacity(ready: Mapping[Key, int], capacity_per_replica: Mapping[Key, float]) -> float:

@@ -28,7 +28,15 @@ from gridshift.planner.cost import (
     joules_per_token,
     usd_per_million_tokens,
 )
-from gridshift.planner.migration import Key, MigrationStep, RouteWeight, migration_steps, routing_weights
+from gridshift.planner.migration import (
+    ClassRoute,
+    Key,
+    MigrationStep,
+    RouteWeight,
+    migration_steps,
+    percents,
+    routing_weights,
+)
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
 from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
@@ -114,6 +122,12 @@ class DeploymentPlan:
     max_num_seqs: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """vLLM --max-num-seqs per (cluster, GPU type) the deployment may use: the batch at SLO capacity at the
     observed request sizes. The engine is configured with the same numbers the plan was made with."""
+    class_routing: tuple[ClassRoute, ...] = ()
+    """Per request-size class, percent of its requests per (cluster, GPU type); empty unless the
+    deployment is planned by class (planner.classes)."""
+    variants: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """The build (Requirements.variants name) replicas run per (cluster, GPU type), where it is not the
+    model itself."""
 
     @property
     def total_replicas(self) -> int:
@@ -177,9 +191,12 @@ def make_plan(
         for option, count in zip(deployment.options, counts, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
     powers = _load_powers(problem, solution, settings)
-    plans = tuple(
-        _deployment_plan(problem, deployment, list(counts), free, powers, settings)
-        for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
+    plans = _merge_class_groups(
+        problem,
+        [
+            _deployment_plan(problem, deployment, list(counts), free, powers, settings)
+            for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
+        ],
     )
     return Plan(
         now=snapshot.now,
@@ -570,6 +587,7 @@ def _deployment_plan(
         needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
         capacity_tokens_per_s=sum(o.capacity_tokens_per_s * n for o, n in zip(options, counts, strict=True)),
         max_num_seqs={o.key: o.max_num_seqs for o in options},
+        variants={o.key: o.variant for o in options if o.variant},
     )
 
 
@@ -640,3 +658,208 @@ def _carbon_summary(deployment: DeploymentProblem, cost: CostPrediction) -> str:
         if share is not None:
             text += f" ({share:.1%} of the cost decided on)"
     return text
+
+
+def _merge_class_groups(problem: Problem, plans: list[DeploymentPlan]) -> tuple[DeploymentPlan, ...]:
+    """One DeploymentPlan per deployment: the class groups of a deployment (adjacent in the problem,
+    planner.problem._class_problems) merged, with per-class routing weights."""
+    merged: list[DeploymentPlan] = []
+    start = 0
+    while start < len(plans):
+        end = start + 1
+        if problem.deployments[start].group is None:
+            merged.append(plans[start])
+            start = end
+            continue
+        while end < len(plans) and problem.deployments[end].group is not None and plans[end].id == plans[start].id:
+            end += 1
+        merged.append(_merged(problem.deployments[start:end], plans[start:end]))
+        start = end
+    return tuple(merged)
+
+
+def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[ClassRoute, ...]:
+    """Each class's requests split over its groups by the routing's shares, and within a group over
+    its placements by capacity."""
+    exact: dict[str, dict[Key, float]] = {}
+    for group_problem, plan in zip(groups, plans, strict=True):
+        group = group_problem.group
+        if group is None:
+            continue
+        capacity = {
+            (t.cluster, t.gpu_type): t.replicas * t.capacity_tokens_per_s_per_replica
+            for t in plan.targets
+            if t.reachable and t.replicas > 0
+        }
+        total = sum(capacity.values())
+        if total <= 0:
+            continue
+        for share in group.shares:
+            name = share.request_class.name
+            for key, value in capacity.items():
+                into = exact.setdefault(name, {})
+                into[key] = into.get(key, 0.0) + share.requests_per_second * value / total
+    return tuple(
+        ClassRoute(name, key[0], key[1], weight)
+        for name in sorted(exact)
+        for key, weight in sorted(percents(exact[name]).items())
+    )
+
+
+def _merged_targets(plans: list[DeploymentPlan]) -> tuple[TargetPlacement, ...]:
+    by_key: dict[tuple[str, str, bool], TargetPlacement] = {}
+    for plan in plans:
+        for target in plan.targets:
+            key = (target.cluster, target.gpu_type, target.reachable)
+            held = by_key.get(key)
+            if held is None:
+                by_key[key] = target
+                continue
+            replicas = held.replicas + target.replicas
+            capacity = (
+                held.replicas * held.capacity_tokens_per_s_per_replica
+                + target.replicas * target.capacity_tokens_per_s_per_replica
+            ) / max(1, replicas)
+            by_key[key] = replace(
+                held,
+                replicas=replicas,
+                current_desired=max(held.current_desired, target.current_desired),
+                current_ready=max(held.current_ready, target.current_ready),
+                capacity_tokens_per_s_per_replica=capacity,
+            )
+    return tuple(by_key.values())
+
+
+def _merged_steps(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[MigrationStep, ...]:
+    """Make-before-break steps of the whole deployment, in requests/s: a replica counts for its group
+    mix's capacity, the floor is the deployment's rate with headroom (while steps run, one group's
+    surplus is taken to cover another's: the floor is the deployment's, not each group's)."""
+    desired: dict[Key, int] = {}
+    ready: dict[Key, int] = {}
+    target: dict[Key, int] = {}
+    capacity: dict[Key, tuple[float, float]] = {}
+    needed = 0.0
+    for group, plan in zip(groups, plans, strict=True):
+        workload = group.workload
+        needed += (workload.requests_per_second or 0.0) * (1.0 + workload.headroom)
+        for t in plan.targets:
+            if not t.reachable:
+                continue
+            key = (t.cluster, t.gpu_type)
+            desired[key] = max(desired.get(key, 0), t.current_desired)
+            ready[key] = max(ready.get(key, 0), t.current_ready)
+            target[key] = target.get(key, 0) + t.replicas
+            weight = float(max(t.replicas, t.current_desired, 1))
+            total, weights = capacity.get(key, (0.0, 0.0))
+            rps = t.capacity_tokens_per_s_per_replica / workload.mean_output_tokens
+            capacity[key] = (total + weight * rps, weights + weight)
+    unit = {k: total / weights for k, (total, weights) in capacity.items()}
+    return migration_steps(desired, ready, target, unit, needed, groups[0].max_moves)
+
+
+def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> CostPrediction:
+    costs = [p.cost for p in plans]
+    total = math.fsum(c.usd_per_hour for c in costs)
+    energy = math.fsum(c.energy_usd_per_hour for c in costs)
+    power = math.fsum(c.power_watts for c in costs)
+    measured = all(c.co2_grams_per_hour is not None for c in costs)
+    grams = math.fsum(c.co2_grams_per_hour or 0.0 for c in costs)
+    by_region: dict[str, float] = {}
+    for cost in costs:
+        for region, value in cost.co2_grams_per_hour_by_region.items():
+            by_region[region] = by_region.get(region, 0.0) + value
+    return CostPrediction(
+        total,
+        math.fsum(c.gpu_usd_per_hour for c in costs),
+        energy,
+        usd_per_million_tokens(total, served_tokens),
+        joules_per_token(power, served_tokens),
+        None if total == 0 else energy / total,
+        power,
+        co2_grams_per_hour=grams if measured else None,
+        co2_grams_per_million_tokens=grams_per_million_tokens(grams, served_tokens) if measured else None,
+        carbon_usd_per_hour=math.fsum(c.carbon_usd_per_hour for c in costs),
+        co2_grams_per_hour_by_region=by_region if measured else {},
+    )
+
+
+def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> DeploymentPlan:
+    """The class groups' plans of one deployment as one: targets, steps and costs added up, the
+    largest group's explanation with every group's details, and per-class routing."""
+    main = plans[0]
+    served = None
+    if all(p.demand_tokens_per_s is not None for p in plans):
+        served = math.fsum(min(p.demand_tokens_per_s or 0.0, p.capacity_tokens_per_s) for p in plans)
+    cost = _merged_cost(plans, served)
+    targets = _merged_targets(plans)
+    class_routing = _class_routes(groups, plans)
+    steps = _merged_steps(groups, plans)
+    by_cluster: dict[str, float] = {}
+    for route in class_routing:
+        share = next(
+            (
+                s.request_class.share
+                for g in groups
+                if g.group
+                for s in g.group.shares
+                if s.request_class.name == route.request_class
+            ),
+            0.0,
+        )
+        by_cluster[route.cluster] = by_cluster.get(route.cluster, 0.0) + share * route.weight
+    routing = tuple(RouteWeight(cluster, weight) for cluster, weight in sorted(percents(by_cluster).items()))
+    reasons = [p.explanation.reason for p in plans]
+    reason = "Infeasible" if "Infeasible" in reasons else next((r for r in reasons if r != "NoChange"), "NoChange")
+    placed = ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in targets if t.replicas > 0) or "nothing"
+    classes = "; ".join(
+        f"{name} -> "
+        + ", ".join(f"{r.cluster}/{r.gpu_type} {r.weight}%" for r in class_routing if r.request_class == name)
+        for name in dict.fromkeys(r.request_class for r in class_routing)
+    )
+    summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
+    if cost.usd_per_million_tokens is not None:
+        summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
+    if classes:
+        summary += f"; request classes {classes}"
+    details = [
+        f"[{g.group.label if g.group else ''}] {d}"
+        for g, p in zip(groups, plans, strict=True)
+        for d in p.explanation.details
+    ]
+    binding = list(dict.fromkeys(b for p in plans for b in p.explanation.binding_constraints))
+    savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
+    max_num_seqs: dict[Key, int] = {}
+    variants: dict[Key, str] = {}
+    for plan in plans:
+        for key, value in plan.max_num_seqs.items():
+            max_num_seqs[key] = max(value, max_num_seqs.get(key, 0))
+        for key, name in plan.variants.items():
+            variants.setdefault(key, name)
+    reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
+    demand = [p.demand_tokens_per_s for p in plans]
+    needed = [p.needed_tokens_per_s for p in plans]
+    return replace(
+        main,
+        feasible=not reasons_infeasible,
+        infeasible_reason="; ".join(reasons_infeasible) or None,
+        targets=targets,
+        steps=steps,
+        routing=routing,
+        cost=cost,
+        explanation=replace(
+            main.explanation,
+            reason=reason,
+            summary=summary[:1024],
+            details=tuple(details),
+            binding_constraints=tuple(binding),
+            saving_usd_per_hour_vs_current=None
+            if any(s is None for s in savings)
+            else math.fsum(s or 0.0 for s in savings),
+        ),
+        demand_tokens_per_s=None if any(d is None for d in demand) else math.fsum(d or 0.0 for d in demand),
+        needed_tokens_per_s=None if any(n is None for n in needed) else math.fsum(n or 0.0 for n in needed),
+        capacity_tokens_per_s=math.fsum(p.capacity_tokens_per_s for p in plans),
+        max_num_seqs=max_num_seqs,
+        class_routing=class_routing,
+        variants=variants,
+    )

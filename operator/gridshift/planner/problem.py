@@ -27,6 +27,13 @@ Carbon (planner.carbon), only for deployments that use it (a carbon price or a c
                               leave it whenever another place can serve (make-before-break, like any move)
 
 A deployment without a carbon price or limit gets exactly the options it had before carbon existed.
+
+Request-size classes (planner.classes): a deployment whose demand carries two or more classes is
+split into class groups, one DeploymentProblem each (same Deployment id), whose options are
+(deployment, class group, cluster, GPU type); the plan merges them back (planner.plan). Variants:
+where a deployment allows other builds of its model, each (cluster, GPU type) option takes the build
+that serves there at the lowest cost per unit of capacity. A deployment with one class and no
+variants gets exactly the options it had before either existed.
 """
 
 from __future__ import annotations
@@ -34,17 +41,26 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from gridshift.modes import MigrationMode
 from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
 from gridshift.planner.carbon import CarbonView, carbon_view, limit_broken
+from gridshift.planner.classes import ClassGroup, ClassOnType, ClassShare, mix_on_type, normalised, route_classes
 from gridshift.planner.cost import carbon_usd_per_hour, grams_co2_per_hour, usd_per_watt_hour
 from gridshift.planner.prices import PriceView, view
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import Cluster, Deployment, Offering, Placement, Requirements, Snapshot
+from gridshift.planner.snapshot import (
+    Cluster,
+    Deployment,
+    Offering,
+    Placement,
+    RequestClass,
+    Requirements,
+    Snapshot,
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class Option:
     """The carbon limit a replica here breaks now (its penalty is in `hourly_usd`), or None."""
     carbon_penalty_usd: float = 0.0
     """The carbon limit penalty per replica-hour included in `hourly_usd` (not a cost: explanations leave it out)."""
+    variant: str = ""
+    """The build of the model a replica here runs (a Requirements.variants name); "": the model itself."""
 
     def __post_init__(self) -> None:
         self.key = (self.cluster, self.gpu_type)
@@ -151,6 +169,8 @@ class DeploymentProblem:
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution._aggregates)."""
+    group: ClassGroup | None = None
+    """The request-class group this problem serves (planner.classes); None: the whole deployment."""
 
     def unit_capacity(self, option: Option) -> float:
         return option.capacity_tokens_per_s if self.demand_known else 1.0
@@ -228,12 +248,26 @@ def workload_of(deployment: Deployment) -> Workload:
     required = deployment.requirements
     observed = deployment.demand
     static = required.static_requests_per_second
+    classes = classes_of(deployment)
+    mean_prompt = required.mean_prompt_tokens
+    mean_output = required.mean_output_tokens
+    if classes:
+        # The classes' mean sizes stand in for the spec's when nothing measured the means.
+        mean_prompt = math.fsum(c.share * c.prompt_tokens for c in classes)
+        mean_output = math.fsum(c.share * c.output_tokens for c in classes)
     return Workload(
         requests_per_second=static if static is not None else observed.requests_per_second,
-        mean_prompt_tokens=observed.mean_prompt_tokens or required.mean_prompt_tokens,
-        mean_output_tokens=observed.mean_output_tokens or required.mean_output_tokens,
+        mean_prompt_tokens=observed.mean_prompt_tokens or mean_prompt,
+        mean_output_tokens=observed.mean_output_tokens or mean_output,
         headroom=required.headroom,
     )
+
+
+def classes_of(deployment: Deployment) -> tuple[RequestClass, ...]:
+    """The request-size classes the deployment is planned by (measured first, then its spec's), shares
+    normalised; empty when there are fewer than two (one class is its mean size)."""
+    classes = normalised(deployment.demand.request_classes or deployment.requirements.request_classes)
+    return classes if len(classes) >= 2 else ()
 
 
 def _profile_index(profiles: tuple[PerformanceModel, ...]) -> dict[tuple[str, str, int], PerformanceModel]:
@@ -278,6 +312,7 @@ class _Capacity:
     batch: float
     batch_limit: int | None = None
     """The largest batch at this workload's sizes (profile and KV memory, CapacityInputs.max_batch)."""
+    variant: str = ""
 
     @cached_property
     def max_num_seqs(self) -> int:
@@ -403,6 +438,7 @@ def _option(
         max_num_seqs=capacity.max_num_seqs,
         carbon_usd_per_hour=carbon_hourly,
         carbon_limit=carbon_limit,
+        variant=capacity.variant,
     )
 
 
@@ -423,6 +459,7 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
 
     workloads = [workload_of(deployment) for deployment in snapshot.deployments]
     capacity = _capacities(snapshot, workloads, settings)
+    extra = _extra_capacities(snapshot, workloads, settings)
     inventory: dict[tuple[str, str], int] = {}
     for site in snapshot.clusters:
         for offered in site.offerings:
@@ -447,9 +484,22 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
                     carbon=carbon,
                 )
             )
+        if _planned_by_class(deployment, workloads[d_index]):
+            problems.extend(
+                _class_problems(d_index, deployment, workloads[d_index], window, sites, extra, clusters, settings)
+            )
+            continue
+        alternatives = _alternatives(extra, d_index, deployment.requirements, -1)
         problems.append(
-            _deployment_problem(d_index, deployment, workloads[d_index], window, sites, capacity, clusters, settings)
+            _deployment_problem(
+                d_index, deployment, workloads[d_index], window, sites, capacity, clusters, settings, alternatives
+            )
         )
+    # Class groups make more problems than deployments: each problem's index is its position.
+    for position, problem in enumerate(problems):
+        problem.index = position
+        for option in problem.options:
+            option.deployment = position
     # Frozen deployments keep what they hold even where inventory has since shrunk.
     for problem in problems:
         if problem.frozen:
@@ -476,6 +526,7 @@ def _options(
     capacity: Mapping[tuple[int, str], _Capacity],
     clusters: Mapping[str, Cluster],
     settings: PlannerSettings,
+    alternatives: Mapping[tuple[int, str], tuple[_Capacity, ...]] | None = None,
 ) -> tuple[list[Option], list[tuple[str, str, int]], list[str]]:
     """Where the deployment's replicas may run, the replicas held in unreachable clusters, and notes on
     every place ruled out (a cluster excluded, a GPU type without profile or unable to meet the SLO)."""
@@ -504,6 +555,18 @@ def _options(
                     notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
                 continue
             entry = capacity.get((d_index, gpu_type))
+            builds = (alternatives or {}).get((d_index, gpu_type), ())
+            if builds:
+                # Variants: the build that costs least per unit of capacity here.
+                candidates = [c for c in (entry, *builds) if c is not None and c.rate > 0.0]
+                if candidates:
+                    built = [
+                        _option(d_index, site, offering, c, placed, required, workload, window, settings)
+                        for c in candidates
+                    ]
+                    options.append(min(built, key=lambda o: o.hourly_usd / o.capacity_tokens_per_s))
+                    continue
+                entry = entry if entry is not None else builds[0]
             if entry is None:
                 missing_profiles.add(gpu_type)
                 continue
@@ -533,10 +596,13 @@ def _deployment_problem(
     capacity: Mapping[tuple[int, str], _Capacity],
     clusters: Mapping[str, Cluster],
     settings: PlannerSettings,
+    alternatives: Mapping[tuple[int, str], tuple[_Capacity, ...]] | None = None,
 ) -> DeploymentProblem:
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
-    options, unreachable, notes = _options(d_index, deployment, workload, window, sites, capacity, clusters, settings)
+    options, unreachable, notes = _options(
+        d_index, deployment, workload, window, sites, capacity, clusters, settings, alternatives
+    )
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
@@ -600,3 +666,300 @@ def _charge_carbon_limits(
         option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
         option.hourly_usd += option.carbon_penalty_usd
         notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit ({option.carbon_limit}): avoided")
+
+
+def _builds(
+    profiles: Mapping[tuple[str, str, int], PerformanceModel], required: Requirements, gpu_type: str
+) -> list[tuple[str, PerformanceModel]]:
+    """The builds of the model with a profile on a GPU type: ("", the model's own) then each variant."""
+    found: list[tuple[str, PerformanceModel]] = []
+    base = _profile_for(profiles, required, gpu_type)
+    if base is not None:
+        found.append(("", base))
+    for variant in required.variants:
+        for name in variant.model_names:
+            model = profiles.get((name, gpu_type, required.gpus_per_replica))
+            if model is not None:
+                found.append((variant.name, model))
+                break
+    return found
+
+
+def _planned_by_class(deployment: Deployment, workload: Workload) -> bool:
+    """Whether the deployment is split into class groups: two or more classes and a known, positive
+    rate (with unknown demand there is nothing to route), and not Frozen (its placement stays whole)."""
+    rate = workload.requests_per_second
+    return (
+        bool(classes_of(deployment))
+        and rate is not None
+        and rate > 0
+        and deployment.requirements.mode != MigrationMode.FROZEN
+    )
+
+
+ExtraKey = tuple[int, str, str, int]
+"""(deployment, GPU type, variant, class): class -1 is the deployment's mean workload."""
+
+
+def _extra_capacities(
+    snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings
+) -> dict[ExtraKey, _Capacity]:
+    """SLO capacity of the variants at the mean workload, and of every build on every request class,
+    in one vectorised pass (deployments with neither have none)."""
+    profiles = _profile_index(snapshot.profiles)
+    keys: list[ExtraKey] = []
+    models: list[PerformanceModel] = []
+    sizes: list[tuple[float, float]] = []
+    tails: list[tuple[float, float]] = []
+    """(p95 prompt, dispersion of the prompt work) per pair."""
+    slos: list[Requirements] = []
+    for d_index, deployment in enumerate(snapshot.deployments):
+        required = deployment.requirements
+        by_class = _planned_by_class(deployment, workloads[d_index])
+        if not by_class and not required.variants:
+            continue
+        classes = classes_of(deployment) if by_class else ()
+        for gpu_type in required.gpu_types:
+            for variant, model in _builds(profiles, required, gpu_type):
+                wanted: list[tuple[int, float, float, float, float]] = [
+                    (
+                        b,
+                        c.prompt_tokens,
+                        c.output_tokens,
+                        c.prompt_p95_tokens or c.prompt_tokens,
+                        settings.arrival_scv
+                        + (c.prompt_scv if c.prompt_scv is not None else settings.prompt_length_scv),
+                    )
+                    for b, c in enumerate(classes)
+                ]
+                if not by_class and variant:
+                    mean = workloads[d_index]
+                    wanted = [
+                        (
+                            -1,
+                            mean.mean_prompt_tokens,
+                            mean.mean_output_tokens,
+                            mean.mean_prompt_tokens * settings.prompt_p95_to_mean,
+                            settings.arrival_scv + settings.prompt_length_scv,
+                        )
+                    ]
+                for b, prompt, output, p95, dispersion in wanted:
+                    keys.append((d_index, gpu_type, variant, b))
+                    models.append(model)
+                    sizes.append((prompt, output))
+                    tails.append((p95, dispersion))
+                    slos.append(required)
+    if not keys:
+        return {}
+    inputs = CapacityInputs.of(
+        models,
+        [p for p, _ in sizes],
+        [o for _, o in sizes],
+        [r.tpot_slo_ms for r in slos],
+        [r.ttft_slo_ms for r in slos],
+        [p for p, _ in tails],
+        [w for _, w in tails],
+    )
+    rates = capacity_requests_per_second(inputs, settings)
+    batches = batch_at(inputs, rates, settings)
+    powers = power_at(models, batches)
+    return {
+        key: _Capacity(float(rate), model, float(power), float(batch), int(limit), variant=key[2])
+        for key, rate, model, power, batch, limit in zip(
+            keys, rates, models, powers, batches, inputs.max_batch, strict=True
+        )
+    }
+
+
+def _alternatives(
+    extra: Mapping[ExtraKey, _Capacity], d_index: int, required: Requirements, class_index: int
+) -> dict[tuple[int, str], tuple[_Capacity, ...]]:
+    found: dict[tuple[int, str], tuple[_Capacity, ...]] = {}
+    for gpu_type in required.gpu_types:
+        builds = tuple(
+            entry
+            for variant in required.variants
+            if (entry := extra.get((d_index, gpu_type, variant.name, class_index))) is not None
+        )
+        if builds:
+            found[(d_index, gpu_type)] = builds
+    return found
+
+
+def _class_on_type(
+    d_index: int,
+    deployment: Deployment,
+    classes: tuple[RequestClass, ...],
+    window: float,
+    sites: list[_Site],
+    extra: Mapping[ExtraKey, _Capacity],
+    settings: PlannerSettings,
+) -> dict[str, list[ClassOnType]]:
+    """What routing a class to each GPU type costs, where that type is cheapest for the deployment."""
+    required = deployment.requirements
+    builds = ["", *(v.name for v in required.variants)]
+    on_type: dict[str, list[ClassOnType]] = {}
+    for gpu_type in required.gpu_types:
+        best: tuple[float, list[ClassOnType]] | None = None
+        upper = 0
+        for site in sites:
+            offering = site.cluster.offering(gpu_type)
+            if offering is None or site.excluded is not None or not site.cluster.reachable:
+                continue
+            upper += offering.available_gpus // required.gpus_per_replica
+            entries: list[ClassOnType] = []
+            per_request = 0.0
+            for b, request_class in enumerate(classes):
+                workload = Workload(None, request_class.prompt_tokens, request_class.output_tokens, 0.0)
+                priced = [
+                    _option(d_index, site, offering, entry, None, required, workload, window, settings)
+                    for variant in builds
+                    if (entry := extra.get((d_index, gpu_type, variant, b))) is not None and entry.rate > 0
+                ]
+                if not priced:
+                    entries.append(ClassOnType(0.0, 0.0, 0.0, 0))
+                    per_request = math.inf
+                    continue
+                option = min(priced, key=lambda o: o.hourly_usd / o.capacity_rps)
+                gpu_cost = option.gpus * option.gpu_hour_usd
+                entries.append(ClassOnType(option.capacity_rps, gpu_cost, option.hourly_usd - gpu_cost, 0))
+                per_request += request_class.share * option.hourly_usd / option.capacity_rps
+            if any(e.capacity_rps > 0 for e in entries) and (best is None or per_request < best[0]):
+                best = (per_request, entries)
+        if best is not None:
+            on_type[gpu_type] = [
+                ClassOnType(e.capacity_rps, e.gpu_usd_per_hour, e.rest_usd_per_hour, min(upper, required.max_replicas))
+                for e in best[1]
+            ]
+    return on_type
+
+
+def _group_capacities(
+    d_index: int,
+    required: Requirements,
+    group: ClassGroup,
+    classes: tuple[RequestClass, ...],
+    extra: Mapping[ExtraKey, _Capacity],
+) -> tuple[dict[tuple[int, str], _Capacity], dict[tuple[int, str], tuple[_Capacity, ...]]]:
+    """A group's replica on each GPU type, per build: the model's own, and the variants'."""
+    routed = {share.request_class.name: share.requests_per_second for share in group.shares}
+    own: dict[tuple[int, str], _Capacity] = {}
+    alternatives: dict[tuple[int, str], tuple[_Capacity, ...]] = {}
+    for gpu_type in required.gpu_types:
+        others: list[_Capacity] = []
+        for variant in ["", *(v.name for v in required.variants)]:
+            entries = [extra.get((d_index, gpu_type, variant, b)) for b in range(len(classes))]
+            present = [e for e in entries if e is not None]
+            if not present:
+                continue
+            mix = mix_on_type(
+                [
+                    (routed.get(c.name, 0.0), e.rate, e.power, e.batch) if e is not None else (1.0, 0.0, 0.0, 0.0)
+                    for c, e in zip(classes, entries, strict=True)
+                    if routed.get(c.name, 0.0) > 0
+                ]
+            )
+            model = present[0].model
+            blended = (
+                _Capacity(
+                    mix.capacity_rps,
+                    model,
+                    mix.power_watts,
+                    mix.batch,
+                    _blended_limit(classes, entries, routed),
+                    variant=variant,
+                )
+                if mix is not None
+                else _Capacity(0.0, model, model.idle_power_watts, 0.0, variant=variant)
+            )
+            if variant:
+                others.append(blended)
+            else:
+                own[(d_index, gpu_type)] = blended
+        if others:
+            alternatives[(d_index, gpu_type)] = tuple(others)
+    return own, alternatives
+
+
+def _blended_limit(
+    classes: tuple[RequestClass, ...], entries: list[_Capacity | None], routed: Mapping[str, float]
+) -> int | None:
+    """A mix's batch limit (KV memory at its sizes): the classes' limits weighted by the replica time
+    each takes, as the mix's batch is (planner.classes.mix_on_type)."""
+    busy = limit = 0.0
+    for request_class, entry in zip(classes, entries, strict=True):
+        rate = routed.get(request_class.name, 0.0)
+        if entry is None or rate <= 0 or entry.rate <= 0 or entry.batch_limit is None:
+            continue
+        busy += rate / entry.rate
+        limit += rate / entry.rate * entry.batch_limit
+    return max(1, int(limit / busy)) if busy > 0 else None
+
+
+def _class_problems(
+    d_index: int,
+    deployment: Deployment,
+    workload: Workload,
+    window: float,
+    sites: list[_Site],
+    extra: Mapping[ExtraKey, _Capacity],
+    clusters: Mapping[str, Cluster],
+    settings: PlannerSettings,
+) -> list[DeploymentProblem]:
+    """One problem per class group (planner.classes), the largest first; it carries minReplicas and
+    minRegions, and holds the replicas running now on GPU types no other group calls home."""
+    required = deployment.requirements
+    classes = classes_of(deployment)
+    rate = workload.requests_per_second or 0.0
+    on_type = _class_on_type(d_index, deployment, classes, window, sites, extra, settings)
+    groups = route_classes(classes, rate, required.headroom, on_type, required.min_replicas, required.max_replicas)
+    if not groups:
+        home = required.gpu_types[0] if required.gpu_types else ""
+        groups = (ClassGroup(home, tuple(ClassShare(c, rate * c.share) for c in classes), 1.0),)
+    groups = tuple(sorted(groups, key=lambda g: (-g.requests_per_second, g.home_gpu_type)))
+    estimates = [_replicas_needed(g, classes, on_type, required.headroom) for g in groups]
+    homes = {g.home_gpu_type for g in groups}
+    problems = []
+    for position, group in enumerate(groups):
+        main = position == 0
+        others = sum(estimates) - estimates[position]
+        placements = tuple(
+            p for p in deployment.placements if p.gpu_type == group.home_gpu_type or (main and p.gpu_type not in homes)
+        )
+        part = replace(
+            deployment,
+            requirements=replace(
+                required,
+                min_replicas=required.min_replicas if main else 0,
+                min_regions=required.min_regions if main else min(1, required.min_regions),
+                max_replicas=max(1, required.max_replicas - others),
+            ),
+            placements=placements,
+        )
+        group_workload = Workload(
+            rate * group.fraction_of_deployment, group.mean_prompt_tokens, group.mean_output_tokens, required.headroom
+        )
+        own, alternatives = _group_capacities(d_index, required, group, classes, extra)
+        problem = _deployment_problem(
+            d_index, part, group_workload, window, sites, own, clusters, settings, alternatives
+        )
+        problem.group = group
+        problem.user_max_replicas = required.max_replicas
+        problems.append(problem)
+    return problems
+
+
+def _replicas_needed(
+    group: ClassGroup, classes: tuple[RequestClass, ...], on_type: Mapping[str, list[ClassOnType]], headroom: float
+) -> int:
+    """Replicas of its home type the group needs (the routing's n_t), for the other groups' caps."""
+    entries = on_type.get(group.home_gpu_type)
+    if entries is None:
+        return 0
+    index = {c.name: b for b, c in enumerate(classes)}
+    busy = 0.0
+    for share in group.shares:
+        capacity = entries[index[share.request_class.name]].capacity_rps
+        if capacity > 0:
+            busy += share.requests_per_second * (1.0 + headroom) / capacity
+    return math.ceil(busy - 1e-9)

@@ -153,12 +153,51 @@ class Placement:
 
 
 @dataclass(frozen=True)
+class RequestClass:
+    """Requests of about one size: a bucket of the prompt x output histogram, and its share of requests.
+
+    A deployment whose demand carries two or more classes is planned per class (planner.classes):
+    each class may be served on another GPU type, and the plan routes each class separately."""
+
+    name: str
+    prompt_tokens: float
+    output_tokens: float
+    share: float
+    """Share of the deployment's requests in this class (the shares of a deployment add up to 1)."""
+    prompt_p95_tokens: float | None = None
+    """p95 prompt length within the class; None: `prompt_tokens` (a class is a narrow size bucket)."""
+    prompt_scv: float | None = None
+    """Squared coefficient of variation of prompt length within the class; None: the planner's
+    default for a whole workload (PlannerSettings.prompt_length_scv, conservative for a bucket)."""
+
+    def __post_init__(self) -> None:
+        if not (self.prompt_tokens > 0 and self.output_tokens > 0):
+            raise ValueError(f"RequestClass({self.name}): prompt_tokens and output_tokens must be > 0")
+        if not 0 <= self.share <= 1:
+            raise ValueError(f"RequestClass({self.name}).share must be within 0..1, got {self.share}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An interchangeable build of the deployment's model (e.g. fp8 or int4 weights) the user accepts.
+
+    The planner picks, per (cluster, GPU type), the build that serves the demand most cheaply within
+    the SLO: the deployment's own model or one of these."""
+
+    name: str
+    model_names: tuple[str, ...]
+    """Names a GPUProfile may carry for this build, tried in order."""
+
+
+@dataclass(frozen=True)
 class ObservedDemand:
     """Load measured through Prometheus; a field is None when the metric is missing."""
 
     requests_per_second: float | None = None
     mean_prompt_tokens: float | None = None
     mean_output_tokens: float | None = None
+    request_classes: tuple[RequestClass, ...] = ()
+    """Request-size classes read from vLLM's prompt and generation token histograms; empty: none measured."""
 
 
 @dataclass(frozen=True)
@@ -239,6 +278,11 @@ class Requirements:
     carbon_budget_g_per_mtok: float | None = None
     """spec.carbon.maxGramsPerMillionTokens: a placement whose replicas would emit more per million
     output tokens at SLO capacity, at the intensity now, is treated like one above maxGramsPerKwh."""
+    request_classes: tuple[RequestClass, ...] = ()
+    """spec.demand.requestClasses: the demand's size histogram, used when none is measured; empty: the
+    demand is one class at the mean sizes."""
+    variants: tuple[Variant, ...] = ()
+    """spec.variants the user allows, besides the model itself; empty: the model only."""
 
     def __post_init__(self) -> None:
         if not self.carbon_price_usd_per_tonne >= 0:

@@ -30,11 +30,13 @@ class Actuator:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
+        self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
 
     def begin(self, plan: Plan) -> None:
         """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
+        self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
         """Apply the workload with `replicas` unless it already has that count and template. Returns writes."""
@@ -49,6 +51,7 @@ class Actuator:
             replicas=replicas,
             max_num_seqs=self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type), _DEFAULT_MAX_NUM_SEQS),
             owner_uid=deployment.uid,
+            variant=self._variants.get(deployment.id, {}).get((view.name, gpu_type), ""),
         )
         wanted_hash = render_deployment(spec, target)["metadata"]["annotations"][SPEC_HASH]
         current = next(

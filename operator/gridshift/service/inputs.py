@@ -18,6 +18,7 @@ from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
+from gridshift.planner.classes import classes_from_histograms
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals
 from gridshift.signals.price_service import PriceReading
@@ -97,6 +98,10 @@ def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: floa
         ),
         carbon_max_g_per_kwh=carbon.max_grams_per_kwh,
         carbon_budget_g_per_mtok=carbon.max_grams_per_million_tokens,
+        request_classes=tuple(
+            S.RequestClass(c.name, c.prompt_tokens, c.output_tokens, c.share) for c in demand.request_classes
+        ),
+        variants=tuple(S.Variant(v.name, (v.profile_model,)) for v in spec.variants if v.allowed),
     )
 
 
@@ -218,7 +223,23 @@ def observed_demand(
         total_rate,
         prompt / total_rate if prompt > 0 else demand.mean_prompt_tokens,
         generated / total_rate if generated > 0 else demand.mean_output_tokens,
+        # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
+        request_classes=measured_classes(signals) if demand.request_classes else (),
     )
+
+
+def measured_classes(signals: Sequence[DeploymentSignals]) -> tuple[S.RequestClass, ...]:
+    """Request-size classes from vLLM's prompt and generation token histograms, summed over the
+    clusters (planner.classes.classes_from_histograms); empty when either histogram is missing."""
+
+    def summed(signal: Signal) -> list[tuple[float, float]]:
+        total: dict[float, float] = {}
+        for measured in signals:
+            for edge, count in measured.buckets(signal):
+                total[edge] = total.get(edge, 0.0) + count
+        return sorted(total.items())
+
+    return classes_from_histograms(summed(Signal.PROMPT_TOKENS_BUCKETS), summed(Signal.GENERATION_TOKENS_BUCKETS))
 
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:

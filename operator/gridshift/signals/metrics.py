@@ -27,6 +27,8 @@ from urllib3.util.retry import Retry
 
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.promql import (
+    BUCKET_LABEL,
+    PER_BUCKET_SIGNALS,
     PER_POD_SIGNALS,
     GroupScope,
     Signal,
@@ -57,7 +59,8 @@ class Sample:
 
 
 SignalValue = float | Mapping[str, float]
-"""One number, or one number per replica pod for `PER_POD_SIGNALS`."""
+"""One number, or one number per replica pod for `PER_POD_SIGNALS`, or per bucket edge (`le`) for
+`PER_BUCKET_SIGNALS`."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,19 @@ class DeploymentSignals:
 
     def scalar(self, signal: Signal) -> float | None:
         """The value of a one-number signal, None when missing."""
-        if signal in PER_POD_SIGNALS:
-            raise ValueError(f"{signal} is per pod; use per_pod()")
+        if signal in PER_POD_SIGNALS or signal in PER_BUCKET_SIGNALS:
+            raise ValueError(f"{signal} is per pod or per bucket; use per_pod() or buckets()")
         value = self.values.get(signal)
         return float(value) if isinstance(value, int | float) else None
+
+    def buckets(self, signal: Signal) -> list[tuple[float, float]]:
+        """A per-bucket signal as (upper edge, cumulative count) pairs sorted by edge, empty when missing."""
+        if signal not in PER_BUCKET_SIGNALS:
+            raise ValueError(f"{signal} is not a histogram; use scalar() or per_pod()")
+        value = self.values.get(signal)
+        if not isinstance(value, Mapping):
+            return []
+        return sorted((float(edge), count) for edge, count in value.items())
 
     def per_pod(self, signal: Signal) -> Mapping[str, float]:
         """The value of a per-pod signal by pod name, empty when missing."""
@@ -108,6 +120,13 @@ def signals_from_samples(
     """Turns query answers into DeploymentSignals: undefined values are missing, not zero."""
     values: dict[Signal, SignalValue] = {}
     for signal, samples in answers.items():
+        if signal in PER_BUCKET_SIGNALS:
+            per_edge = {
+                s.labels[BUCKET_LABEL]: s.value for s in samples if BUCKET_LABEL in s.labels and math.isfinite(s.value)
+            }
+            if per_edge:
+                values[signal] = per_edge
+            continue
         if signal in PER_POD_SIGNALS:
             per_pod: dict[str, float] = {}
             for sample in samples:

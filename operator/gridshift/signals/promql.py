@@ -32,6 +32,10 @@ VLLM_ITL_HISTOGRAM = "vllm:inter_token_latency_seconds"
 VLLM_REQUESTS_RUNNING = "vllm:num_requests_running"
 VLLM_REQUESTS_WAITING = "vllm:num_requests_waiting"
 VLLM_KV_CACHE_USAGE = "vllm:kv_cache_usage_perc"
+VLLM_PROMPT_TOKENS_HISTOGRAM = "vllm:request_prompt_tokens"
+"""Prompt tokens per finished request (histogram; `_bucket` series by `le`)."""
+VLLM_GENERATION_TOKENS_HISTOGRAM = "vllm:request_generation_tokens"
+"""Generated tokens per finished request (histogram)."""
 
 # Names used before the V1 renames (vLLM <= 0.10 and the V0 engine); still found in the field.
 VLLM_ITL_HISTOGRAM_LEGACY = "vllm:time_per_output_token_seconds"
@@ -62,6 +66,10 @@ class Signal(StrEnum):
     KV_CACHE_USAGE = "kv_cache_usage_fraction"
     WATTS_PER_REPLICA = "watts_per_replica"
     JOULES_PER_TOKEN = "joules_per_generation_token"
+    PROMPT_TOKENS_BUCKETS = "prompt_tokens_requests_by_le"
+    """Requests finished over the rate window per prompt-length bucket (cumulative, by `le`)."""
+    GENERATION_TOKENS_BUCKETS = "generation_tokens_requests_by_le"
+    """Requests finished over the rate window per output-length bucket (cumulative, by `le`)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,19 @@ requests_waiting = _summed_gauge(VLLM_REQUESTS_WAITING)
 """Requests queued now, summed over replicas."""
 
 
+def _bucket_increase(histogram: str) -> QueryBuilder:
+    """The builder of a vLLM histogram's bucket counts over the rate window, summed over replicas, by `le`."""
+
+    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
+        return f"sum by (le) (increase({histogram}_bucket{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
+
+    return build
+
+
+prompt_tokens_buckets = _bucket_increase(VLLM_PROMPT_TOKENS_HISTOGRAM)
+generation_tokens_buckets = _bucket_increase(VLLM_GENERATION_TOKENS_HISTOGRAM)
+
+
 def ttft_quantile(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
     """p95 time to first token, s, from the histogram pooled over replicas."""
     window = f"{windows.rate_seconds}s"
@@ -188,11 +209,16 @@ BUILDERS: dict[Signal, QueryBuilder] = {
     Signal.KV_CACHE_USAGE: kv_cache_usage,
     Signal.WATTS_PER_REPLICA: watts_per_replica,
     Signal.JOULES_PER_TOKEN: joules_per_token,
+    Signal.PROMPT_TOKENS_BUCKETS: prompt_tokens_buckets,
+    Signal.GENERATION_TOKENS_BUCKETS: generation_tokens_buckets,
 }
 """The PromQL builder of every signal."""
 
 PER_POD_SIGNALS = frozenset({Signal.WATTS_PER_REPLICA})
-"""Signals answered with one series per replica pod; every other signal is one number."""
+"""Signals answered with one series per replica pod; every other signal is one number (or per bucket)."""
+PER_BUCKET_SIGNALS = frozenset({Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_TOKENS_BUCKETS})
+"""Signals answered with one series per histogram bucket, keyed by its `le` label."""
+BUCKET_LABEL = "le"
 
 
 def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> dict[Signal, str]:
@@ -314,5 +340,11 @@ def build_grouped_queries(scheme: LabelScheme, scope: GroupScope, windows: Query
         Signal.WATTS_PER_REPLICA: f"sum by ({by}, {scheme.pod_label}) ({power} * on ({on}) group_left ({key}) {pods})",
         Signal.JOULES_PER_TOKEN: (
             f"(sum by ({by}) ({energy} * on ({on}) group_left ({key}) {pods}) / {MILLIJOULES_PER_JOULE}) / {tokens}"
+        ),
+        Signal.PROMPT_TOKENS_BUCKETS: (
+            f"sum by ({by}, le) (increase({VLLM_PROMPT_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
+        ),
+        Signal.GENERATION_TOKENS_BUCKETS: (
+            f"sum by ({by}, le) (increase({VLLM_GENERATION_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
         ),
     }

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, MetricsError, Sample, SignalValue, signals_from_samples
-from gridshift.signals.promql import PER_POD_SIGNALS, Signal
+from gridshift.signals.promql import BUCKET_LABEL, PER_BUCKET_SIGNALS, PER_POD_SIGNALS, Signal
 
 
 class FakeMetricsSource:
@@ -24,8 +24,9 @@ class FakeMetricsSource:
 
     def set_signal(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
         """Makes `signal` of `ref` read `value` (a float, or pod -> float for per-pod signals)."""
-        if (signal in PER_POD_SIGNALS) != isinstance(value, Mapping):
-            raise TypeError(f"{signal}: {'per-pod mapping' if signal in PER_POD_SIGNALS else 'float'} expected")
+        keyed = signal in PER_POD_SIGNALS or signal in PER_BUCKET_SIGNALS
+        if keyed != isinstance(value, Mapping):
+            raise TypeError(f"{signal}: {'mapping (per pod or per le)' if keyed else 'float'} expected")
         self._values.setdefault(ref, {})[signal] = dict(value) if isinstance(value, Mapping) else float(value)
 
     def fail(self, message: str, *, retryable: bool) -> None:
@@ -54,7 +55,8 @@ class FakeMetricsSource:
             if value is None:
                 answers[signal] = []
             elif isinstance(value, Mapping):
-                answers[signal] = [Sample(labels={"pod": pod}, value=v) for pod, v in value.items()]
+                label = BUCKET_LABEL if signal in PER_BUCKET_SIGNALS else "pod"
+                answers[signal] = [Sample(labels={label: key}, value=v) for key, v in value.items()]
             else:
                 answers[signal] = [Sample(labels={}, value=value)]
         return signals_from_samples(self.name, ref, at, answers, "pod")

@@ -1,0 +1,314 @@
+"""Request-size classes: which GPU type serves which share of each class (Mélange's bucketed program).
+
+A deployment whose demand is a histogram over prompt x output sizes (snapshot.RequestClass) is not
+served best at its mean size: a short chat request costs least on a small GPU, a long prompt on a
+large one (Griggs et al., "Mélange", 2024). Per deployment, with
+
+    need_b      requests/s of class b to cover (rate x share x (1 + headroom))
+    cap_bt      SLO capacity of one replica of GPU type t serving class b alone (planner.capacity)
+    G_t         GPU cost of one replica-hour of type t, where it is cheapest for the deployment
+    E_bt        the rest of a replica-hour at capacity on class b (energy, carbon), same place
+
+the routing solves exactly (HiGHS through scipy.optimize.milp)
+
+    min  sum_t G_t n_t + sum_bt E_bt s_bt
+    s.t. sum_t cap_bt s_bt = need_b              (every class covered)
+         sum_b s_bt <= n_t                        (a replica time-shares the classes routed to it)
+         minReplicas <= sum_t n_t <= maxReplicas,  0 <= n_t <= what the inventory holds
+         n_t integer, s_bt >= 0                   (s_bt: replicas' worth of type t on class b)
+
+Each GPU type used becomes a *class group*: the slice of every class routed there. The joint
+problem (planner.problem) then places each group like a deployment of its own, on any GPU type and
+cluster, with the group's capacity on a type blended from the classes' (time shares add up:
+1/cap_mix = sum_b x_b / cap_bt for the group's request mix x), so inventory, prices and the other
+deployments still decide where its replicas go. The plan routes each class by its groups' shares.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from gridshift.planner.snapshot import RequestClass
+
+_SHARE_EPSILON = 1e-6
+"""Routed shares below this are dropped (a numerical crumb of the LP, not a routing decision)."""
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    """The part of one request class a group serves, in requests/s of observed demand."""
+
+    request_class: RequestClass
+    requests_per_second: float
+
+
+@dataclass(frozen=True)
+class ClassGroup:
+    """The requests the routing sends to one GPU type: a share of each of some classes."""
+
+    home_gpu_type: str
+    shares: tuple[ClassShare, ...]
+    fraction_of_deployment: float
+    """Share of the deployment's requests in this group."""
+
+    @property
+    def requests_per_second(self) -> float:
+        return math.fsum(s.requests_per_second for s in self.shares)
+
+    def _mean(self, size: str) -> float:
+        rate = self.requests_per_second
+        if rate <= 0:
+            return math.fsum(getattr(s.request_class, size) for s in self.shares) / max(1, len(self.shares))
+        return math.fsum(s.requests_per_second * getattr(s.request_class, size) for s in self.shares) / rate
+
+    @property
+    def mean_prompt_tokens(self) -> float:
+        return self._mean("prompt_tokens")
+
+    @property
+    def mean_output_tokens(self) -> float:
+        return self._mean("output_tokens")
+
+    @property
+    def label(self) -> str:
+        return "+".join(s.request_class.name for s in self.shares)
+
+
+@dataclass(frozen=True)
+class ClassOnType:
+    """One class on one GPU type where the deployment may run it most cheaply: what the routing weighs."""
+
+    capacity_rps: float
+    """SLO capacity of one replica serving this class alone (0: the SLO cannot be met)."""
+    gpu_usd_per_hour: float
+    rest_usd_per_hour: float
+    """Energy (and carbon) of one replica-hour at capacity on this class: the part that scales with load."""
+    upper: int
+    """Most replicas of this type the deployment may hold (inventory, maxReplicas)."""
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A group's request mix on one GPU type: the capacity, power and batch of a replica serving it."""
+
+    capacity_rps: float
+    power_watts: float
+    batch: float
+
+
+def normalised(classes: Sequence[RequestClass]) -> tuple[RequestClass, ...]:
+    """The classes with shares scaled to add up to 1 (zero-share classes dropped)."""
+    total = math.fsum(c.share for c in classes)
+    if total <= 0:
+        return ()
+    return tuple(replace(c, share=c.share / total) for c in classes if c.share > 0)
+
+
+def mix_on_type(
+    shares: Sequence[tuple[float, float, float, float]],
+) -> Mix | None:
+    """Blend per-class replicas into one serving the mix: `shares` holds, per class, (requests/s
+    routed, capacity rps, power W at capacity, batch at capacity) on one GPU type. A replica's time
+    goes to each class in proportion to rate / capacity; None when a class with load cannot be served."""
+    busy = 0.0
+    rate = 0.0
+    power = 0.0
+    batch = 0.0
+    for routed, capacity, watts, seqs in shares:
+        if routed <= 0:
+            continue
+        if capacity <= 0:
+            return None
+        time = routed / capacity
+        busy += time
+        rate += routed
+        power += time * watts
+        batch += time * seqs
+    if busy <= 0:
+        return None
+    return Mix(capacity_rps=rate / busy, power_watts=power / busy, batch=batch / busy)
+
+
+def route_classes(
+    classes: Sequence[RequestClass],
+    requests_per_second: float,
+    headroom: float,
+    on_type: Mapping[str, Sequence[ClassOnType]],
+    min_replicas: int,
+    max_replicas: int,
+) -> tuple[ClassGroup, ...]:
+    """Groups of class shares per GPU type, from the exact bucketed program (module docstring).
+
+    `on_type[t][b]` describes class b (in the order of `classes`) on GPU type t. When inventory or
+    maxReplicas leave the program infeasible, the inventory bound is dropped (the joint problem then
+    reports what does not fit); when even that fails, each class goes whole to its cheapest type per
+    request."""
+    types = sorted(on_type)
+    if not classes or not types:
+        return ()
+    need = [requests_per_second * c.share * (1.0 + headroom) for c in classes]
+    solved = _solve(classes, need, types, on_type, min_replicas, max_replicas, use_inventory=True)
+    if solved is None:
+        solved = _solve(classes, need, types, on_type, min_replicas, max_replicas, use_inventory=False)
+    if solved is None:
+        solved = _cheapest_per_request(classes, need, types, on_type)
+    groups = []
+    for t_index, gpu_type in enumerate(types):
+        shares = tuple(
+            ClassShare(c, requests_per_second * c.share * solved[b][t_index])
+            for b, c in enumerate(classes)
+            if solved[b][t_index] > _SHARE_EPSILON
+        )
+        if shares:
+            fraction = math.fsum(c.share * solved[b][t_index] for b, c in enumerate(classes))
+            groups.append(ClassGroup(gpu_type, shares, fraction))
+    return tuple(groups)
+
+
+def _solve(
+    classes: Sequence[RequestClass],
+    need: list[float],
+    types: list[str],
+    on_type: Mapping[str, Sequence[ClassOnType]],
+    min_replicas: int,
+    max_replicas: int,
+    *,
+    use_inventory: bool,
+) -> list[list[float]] | None:
+    """Fractions of each class per type (rows: classes), or None when HiGHS finds no solution."""
+    n_types, n_classes = len(types), len(classes)
+    # Columns: n_t (types), then s_bt (class-major).
+    columns = n_types + n_classes * n_types
+    cost = np.zeros(columns)
+    lower = np.zeros(columns)
+    upper = np.full(columns, np.inf)
+    integrality = np.zeros(columns)
+    for t, gpu_type in enumerate(types):
+        entries = on_type[gpu_type]
+        # A class the type cannot serve carries no price: the type's price is its servable classes'.
+        cost[t] = max(e.gpu_usd_per_hour for e in entries)
+        upper[t] = min(max_replicas, min(e.upper for e in entries)) if use_inventory else max_replicas
+        integrality[t] = 1
+        for b in range(n_classes):
+            column = n_types + b * n_types + t
+            cost[column] = entries[b].rest_usd_per_hour
+            if entries[b].capacity_rps <= 0:
+                upper[column] = 0.0
+    rows = []
+    row_lower = []
+    row_upper = []
+    for b in range(n_classes):
+        row = np.zeros(columns)
+        for t, gpu_type in enumerate(types):
+            row[n_types + b * n_types + t] = on_type[gpu_type][b].capacity_rps
+        rows.append(row)
+        row_lower.append(need[b])
+        row_upper.append(need[b])
+    for t in range(n_types):
+        row = np.zeros(columns)
+        row[t] = -1.0
+        for b in range(n_classes):
+            row[n_types + b * n_types + t] = 1.0
+        rows.append(row)
+        row_lower.append(-np.inf)
+        row_upper.append(0.0)
+    total = np.zeros(columns)
+    total[:n_types] = 1.0
+    rows.append(total)
+    row_lower.append(float(min_replicas))
+    row_upper.append(float(max_replicas))
+    result = milp(
+        cost,
+        constraints=LinearConstraint(np.vstack(rows), row_lower, row_upper),
+        integrality=integrality,
+        bounds=Bounds(lower, upper),
+        options={"mip_rel_gap": 1e-9},
+    )
+    if result.x is None or result.status != 0:
+        return None
+    fractions = []
+    for b in range(n_classes):
+        row_fractions = []
+        for t, gpu_type in enumerate(types):
+            served = float(result.x[n_types + b * n_types + t]) * on_type[gpu_type][b].capacity_rps
+            row_fractions.append(served / need[b] if need[b] > 0 else (1.0 if t == 0 else 0.0))
+        fractions.append(row_fractions)
+    return fractions
+
+
+def _cheapest_per_request(
+    classes: Sequence[RequestClass],
+    need: list[float],
+    types: list[str],
+    on_type: Mapping[str, Sequence[ClassOnType]],
+) -> list[list[float]]:
+    fractions = []
+    for b in range(len(classes)):
+
+        def per_request(t: int, b: int = b) -> float:
+            entry = on_type[types[t]][b]
+            if entry.capacity_rps <= 0:
+                return math.inf
+            return (entry.gpu_usd_per_hour + entry.rest_usd_per_hour) / entry.capacity_rps
+
+        best = min(range(len(types)), key=lambda t: (per_request(t), t))
+        fractions.append([1.0 if t == best else 0.0 for t in range(len(types))])
+    return fractions
+
+
+def classes_from_histograms(
+    prompt_buckets: Sequence[tuple[float, float]],
+    generation_buckets: Sequence[tuple[float, float]],
+    *,
+    max_classes: int = 6,
+) -> tuple[RequestClass, ...]:
+    """Request-size classes from vLLM's two token histograms, as (upper edge `le`, cumulative count)
+    pairs over a window (`vllm:request_prompt_tokens_bucket`, `vllm:request_generation_tokens_bucket`,
+    `sum by (le) (increase(...))`). The histograms are marginals: the joint prompt x output cell is
+    taken as the product of the two shares (sizes independent), a bucket's size as the geometric
+    middle of its edges, its p95 as its upper edge. The `max_classes` largest cells stay; the others'
+    requests join the nearest one kept (in log tokens). Empty when no request was counted."""
+    prompts = _buckets_of(prompt_buckets)
+    outputs = _buckets_of(generation_buckets)
+    if not prompts or not outputs:
+        return ()
+    cells = [(p_share * o_share, p, o, p_high) for p, p_high, p_share in prompts for o, _, o_share in outputs]
+    cells.sort(key=lambda c: (-c[0], c[1], c[2]))
+    kept = [list(c) for c in cells[: max(1, max_classes)]]
+    for share, prompt, output, _ in cells[len(kept) :]:
+        nearest = min(kept, key=lambda k: (math.log(k[1] / prompt) ** 2 + math.log(k[2] / output) ** 2, k[1], k[2]))
+        nearest[0] += share
+    return tuple(
+        RequestClass(
+            name=f"p{round(prompt)}-o{round(output)}",
+            prompt_tokens=prompt,
+            output_tokens=output,
+            share=share,
+            prompt_p95_tokens=max(prompt, high),
+        )
+        for share, prompt, output, high in sorted(kept, key=lambda k: (k[1], k[2]))
+        if share > 0
+    )
+
+
+def _buckets_of(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
+    """(representative size, upper size, share) per non-empty bucket of a cumulative histogram."""
+    ordered = sorted(cumulative)
+    total = ordered[-1][1] if ordered else 0.0
+    if total <= 0:
+        return []
+    found = []
+    lower, below = 0.0, 0.0
+    for edge, count in ordered:
+        inside = max(0.0, count - below)
+        if inside > 0:
+            upper = edge if math.isfinite(edge) else max(2.0 * lower, 1.0)
+            middle = math.sqrt(max(lower, 1.0) * upper) if lower > 0 else max(upper / 2.0, 1.0)
+            found.append((middle, upper, inside / total))
+        lower, below = edge if math.isfinite(edge) else lower, max(below, count)
+    return found

@@ -1,0 +1,247 @@
+"""Request-size classes and model variants in the planner (issue 21).
+
+The worlds are the bench's (planner.synthetic_mix: Azure trace buckets, four GPU types) or written
+out here; each test fails when the feature breaks: classes planned at their mean, routing weights
+lost, a variant ignored or chosen against the user's word."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from gridshift.cli.bench_mix import bench_offers, bench_workloads
+from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner.classes import mix_on_type
+from gridshift.planner.snapshot import RequestClass, Variant
+from gridshift.planner.synthetic_mix import MixWorkload, mix_profiles, mix_snapshot
+from gridshift.profiles_catalog import default_performance_models
+from tests.planner.planner_world import A100, H100, H100_MODEL, MODEL, cluster, deployment, flat_prices, snapshot
+
+SETTINGS = replace(PlannerSettings(), cold_start_seconds=0.0, move_penalty_usd=0.0)
+MIX_OFFERS = bench_offers()
+
+
+@pytest.fixture(scope="module")
+def workloads() -> dict[str, MixWorkload]:
+    return {w.name: w for w in bench_workloads()}
+
+
+@pytest.fixture(scope="module")
+def profiles() -> dict[str, object]:
+    return dict(mix_profiles(default_performance_models(), MIX_OFFERS))
+
+
+def test_long_prompts_mix_gpu_types_and_every_class_is_routed(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    workload = workloads["short-16rps"]
+    plan = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]
+    used = {t.gpu_type for t in plan.targets if t.replicas > 0}
+    assert len(used) >= 2, plan.explanation.summary
+    assert plan.feasible
+    # Every class routed, its weights summing to 100, only to GPU types the plan runs.
+    for request_class in workload.classes:
+        weights = [r for r in plan.class_routing if r.request_class == request_class.name]
+        assert sum(r.weight for r in weights) == 100, request_class.name
+        assert {r.gpu_type for r in weights} <= used
+    # Short and long classes do not all go to the same GPU type.
+    homes = {r.request_class: r.gpu_type for r in plan.class_routing if r.weight >= 50}
+    assert len(set(homes.values())) >= 2
+    assert sum(r.weight for r in plan.routing) == 100
+    assert "request classes" in plan.explanation.summary
+
+
+def test_the_mix_costs_less_than_the_best_single_gpu_type(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    workload = workloads["short-16rps"]
+    mixed = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]
+    singles = []
+    for offer in MIX_OFFERS:
+        alone = make_plan(
+            mix_snapshot(workload, MIX_OFFERS, profiles, gpu_types=(offer.gpu_type,)),  # type: ignore[arg-type]
+            SETTINGS,
+        ).deployments[0]
+        if alone.feasible:
+            singles.append(alone.cost.usd_per_hour)
+    assert singles
+    assert mixed.cost.usd_per_hour < 0.95 * min(singles)
+
+
+def test_one_class_is_the_mean_path(profiles) -> None:  # type: ignore[no-untyped-def]
+    """Fewer than two classes: the deployment is planned exactly as without classes."""
+    workload = MixWorkload("one", 4.0, (RequestClass("all", 1000.0, 250.0, 1.0),))
+    with_class = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS)  # type: ignore[arg-type]
+    without = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles, by_class=False), SETTINGS)  # type: ignore[arg-type]
+    assert with_class.deployments[0].targets == without.deployments[0].targets
+    assert with_class.deployments[0].cost == without.deployments[0].cost
+    assert with_class.deployments[0].class_routing == ()
+
+
+def test_a_mix_replica_time_shares_its_classes() -> None:
+    # Half the requests need 1 s of a replica each, half 0.25 s: 1 req/s of each needs 1.25 replicas.
+    mix = mix_on_type([(1.0, 1.0, 300.0, 10.0), (1.0, 4.0, 200.0, 40.0)])
+    assert mix is not None
+    assert mix.capacity_rps == pytest.approx(2.0 / 1.25)
+    assert mix.power_watts == pytest.approx((1.0 * 300 + 0.25 * 200) / 1.25)
+    assert mix_on_type([(1.0, 0.0, 300.0, 1.0)]) is None
+
+
+FP8 = "meta-llama/Meta-Llama-3-8B-Instruct-FP8"
+FP8_MODEL = replace(
+    H100_MODEL,
+    model=FP8,
+    step_base_ms=H100_MODEL.step_base_ms * 0.6,
+    step_ms_per_kv_position=H100_MODEL.step_ms_per_kv_position * 0.6,
+    step_ms_per_sequence=H100_MODEL.step_ms_per_sequence * 0.6,
+    power_base_watts=H100_MODEL.power_base_watts * 0.9,
+)
+
+
+def _variant_world(allowed: bool) -> object:
+    chat = deployment("chat", 12.0, gpu_types=(H100,), tpot_ms=50.0)
+    if allowed:
+        chat = replace(chat, requirements=replace(chat.requirements, variants=(Variant("fp8", (FP8,)),)))
+    return snapshot(
+        [chat], [cluster("eu", gpus={H100: 32})], {"eu": flat_prices(0.1)}, profiles=(H100_MODEL, FP8_MODEL)
+    )
+
+
+def test_an_fp8_variant_that_meets_the_slo_for_less_is_chosen() -> None:
+    plan = make_plan(_variant_world(allowed=True), SETTINGS).deployments[0]  # type: ignore[arg-type]
+    base = make_plan(_variant_world(allowed=False), SETTINGS).deployments[0]  # type: ignore[arg-type]
+    assert plan.variants == {("eu", H100): "fp8"}
+    assert plan.cost.usd_per_hour < base.cost.usd_per_hour
+
+
+def test_a_forbidden_variant_is_never_chosen() -> None:
+    from gridshift.api import InferenceDeploymentSpec
+    from gridshift.service.inputs import requirements_of
+    from tests.planner.planner_world import spec
+
+    document = spec(gpu_types=(H100,)).model_dump(by_alias=True, exclude_none=True)
+    document["variants"] = [{"name": "fp8", "profileModel": FP8, "allowed": False}]
+    required = requirements_of(InferenceDeploymentSpec.model_validate(document))
+    assert required.variants == ()
+    chat = replace(deployment("chat", 12.0, gpu_types=(H100,)), requirements=required)
+    world = snapshot([chat], [cluster("eu", gpus={H100: 32})], {"eu": flat_prices(0.1)}, (H100_MODEL, FP8_MODEL))
+    plan = make_plan(world, SETTINGS).deployments[0]
+    assert plan.variants == {}
+    document["variants"][0]["allowed"] = True
+    allowed = requirements_of(InferenceDeploymentSpec.model_validate(document))
+    assert allowed.variants == (Variant("fp8", (FP8,)),)
+
+
+def test_spec_classes_reach_the_planner_and_bad_shares_name_the_field() -> None:
+    import pydantic
+
+    from gridshift.api import InferenceDeploymentSpec
+    from gridshift.service.inputs import requirements_of
+    from tests.planner.planner_world import spec
+
+    document = spec(gpu_types=(H100, A100)).model_dump(by_alias=True, exclude_none=True)
+    document["demand"]["requestClasses"] = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.8},
+        {"name": "long", "promptTokens": 8000, "outputTokens": 400, "share": 0.2},
+    ]
+    required = requirements_of(InferenceDeploymentSpec.model_validate(document))
+    assert [c.name for c in required.request_classes] == ["short", "long"]
+    document["demand"]["requestClasses"][1]["share"] = 0.5
+    with pytest.raises(pydantic.ValidationError, match="requestClasses shares must add up to 1"):
+        InferenceDeploymentSpec.model_validate(document)
+    document["demand"]["requestClasses"][1] = {**document["demand"]["requestClasses"][0], "share": 0.2}
+    with pytest.raises(pydantic.ValidationError, match="requestClasses must not list a class name twice"):
+        InferenceDeploymentSpec.model_validate(document)
+    assert MODEL
+
+
+def test_bench_mix_json_meets_the_target_on_twenty_workloads(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import json
+
+    from gridshift.cli import bench
+
+    parser = argparse.ArgumentParser(prog="gridshift")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "mix", "--json"])
+    assert args.handler(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows, summary = lines[:-1], lines[-1]
+    assert summary["workloads"] == len(rows) >= 20
+    assert {r["requests_per_second"] for r in rows} >= {1.0, 64.0}
+    assert all(r["planner_covers_demand"] for r in rows)
+    assert summary["ratio_max"] <= 1.02 and summary["within_target"]
+    assert summary["mixed_fleets_exact"] >= 1 and summary["mix_saving_pct_max"] > 5.0
+    assert {"mean_size_replicas", "mean_size_serves_buckets", "mean_size_usd_per_hour"} <= set(rows[0])
+    bad = parser.parse_args(["bench", "mix", "--tpot-ms", "0"])
+    from gridshift.cli.main import UsageError
+
+    with pytest.raises(UsageError, match="--tpot-ms"):
+        bad.handler(bad)
+
+
+def _scrape_histogram(text: str, name: str) -> list[tuple[float, float]]:
+    import re
+
+    found = []
+    for line in text.splitlines():
+        match = re.match(rf'^{re.escape(name)}\{{.*le="([^"]+)".*\}} (\S+)$', line)
+        if match:
+            found.append((float(match.group(1)), float(match.group(2))))
+    return found
+
+
+def test_vllm_token_histograms_become_classes() -> None:
+    from gridshift.planner.classes import classes_from_histograms
+    from tests.planner.planner_world import shared_data
+
+    scrape = shared_data() / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom"
+    if not scrape.exists():
+        pytest.skip(f"shared data not found at {scrape}")
+    text = scrape.read_text()
+    prompt = _scrape_histogram(text, "vllm:request_prompt_tokens_bucket")
+    generation = _scrape_histogram(text, "vllm:request_generation_tokens_bucket")
+    # The metric names and edges are vLLM's own (an idle engine: no request counted, no classes).
+    assert [e for e, _ in prompt][:4] == [1.0, 2.0, 5.0, 10.0] and prompt[-1][0] == float("inf")
+    assert len(generation) == len(prompt)
+    assert classes_from_histograms(prompt, generation) == ()
+    # The same edges after traffic: 80% of prompts within 200-500 tokens, 20% within 2000-5000;
+    # outputs all within 100-200.
+    edges = [e for e, _ in prompt]
+    counts = {500.0: 80.0, 5000.0: 20.0}
+    cumulative = [(e, sum(n for top, n in counts.items() if top <= e)) for e in edges]
+    outputs = [(e, 100.0 if e >= 200 else 0.0) for e in edges]
+    classes = classes_from_histograms(cumulative, outputs)
+    assert [round(c.share, 3) for c in classes] == [0.8, 0.2]
+    short, long = classes
+    assert 200 < short.prompt_tokens < 500 and 2000 < long.prompt_tokens < 5000
+    assert 100 < short.output_tokens < 200 and long.prompt_p95_tokens == 5000
+
+
+def test_a_class_deployment_migrates_make_before_break_as_one(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    from gridshift.planner.migration import StepAction
+    from gridshift.planner.snapshot import Placement
+
+    snap = mix_snapshot(workloads["short-16rps"], MIX_OFFERS, profiles)  # type: ignore[arg-type]
+    running = Placement("bench", "NVIDIA-A100-SXM4-80GB", 5, 5)
+    moved = replace(snap.deployments[0], placements=(running,))
+    plan = make_plan(replace(snap, deployments=(moved,)), SETTINGS).deployments[0]
+    steps = plan.steps
+    assert [s.index for s in steps] == list(range(len(steps)))
+    actions = [s.action for s in steps]
+    assert StepAction.SCALE_UP in actions
+    downs = [i for i, a in enumerate(actions) if a == StepAction.SCALE_DOWN]
+    if downs:
+        # Nothing is taken down before the new replicas are Ready and routing has shifted to them.
+        assert actions.index(StepAction.WAIT_READY) < downs[0]
+        assert actions.index(StepAction.SHIFT_ROUTING) < downs[0]
+    # One ShiftRouting publishes weights for the whole deployment (summing to 100), not one group's.
+    for step in steps:
+        if step.action == StepAction.SHIFT_ROUTING:
+            assert sum(w.weight for w in step.routing) == 100
+    final = {(t.cluster, t.gpu_type): t.replicas for t in plan.targets}
+    for step in steps:
+        if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+            assert step.replicas >= 0
+    last = {}
+    for step in steps:
+        if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
+            last[(step.cluster, step.gpu_type)] = step.replicas
+    assert all(final.get(k, 0) == n for k, n in last.items())
