@@ -74,12 +74,12 @@ def exact_fill(
     the move limit."""
     if problem.frozen or not problem.options or problem.min_regions > 2:
         return None
-    counts = _enumerate(problem, free, settings, extra, keep_only=False, keep_all=False)
+    counts = _best_counts(problem, settings, _slot_types(problem, free, settings, extra, False, False))
     if counts is not None and min(moves(problem, counts)) <= problem.max_moves:
         return counts, True
     best: tuple[float, list[int]] | None = None
     for keep_only, keep_all in ((True, False), (False, True)):
-        candidate = _enumerate(problem, free, settings, extra, keep_only=keep_only, keep_all=keep_all)
+        candidate = _best_counts(problem, settings, _slot_types(problem, free, settings, extra, keep_only, keep_all))
         if candidate is None or min(moves(problem, candidate)) > problem.max_moves:
             continue
         value = priced_objective(problem, candidate, settings, extra)
@@ -163,19 +163,10 @@ def _slot_types(
     return types
 
 
-def _enumerate(
-    problem: DeploymentProblem,
-    free: Mapping[Key, int],
-    settings: PlannerSettings,
-    extra: Sequence[float],
-    *,
-    keep_only: bool,
-    keep_all: bool,
-) -> list[int] | None:
-    found = _slot_types(problem, free, settings, extra, keep_only, keep_all)
-    if found is None:
+def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: list[_Type] | None) -> list[int] | None:
+    """The least-cost counts over every n (module docstring), or None when `types` is None or no n is feasible."""
+    if types is None:
         return None
-    types = found
     if not types:
         return [0] * len(problem.options)
     grids = np.meshgrid(*[np.arange(len(t.cost) + 1) for t in types], indexing="ij")
