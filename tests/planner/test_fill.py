@@ -104,3 +104,25 @@ def test_the_exact_fills_beat_the_heuristic_fill_at_lp_prices() -> None:
             exact_total += objective(problem, with_exact, SETTINGS)
             heuristic_total += objective(problem, heuristic, SETTINGS)
     assert exact_total < heuristic_total, (exact_total, heuristic_total)
+
+
+def test_a_replica_cap_too_large_to_enumerate_leaves_the_fill_to_the_greedy() -> None:
+    from dataclasses import replace
+
+    from gridshift.profiles_catalog import default_performance_models
+
+    world = random_snapshot(default_performance_models(), deployments=40, clusters=6, gpu_types=4, seed=0)
+    problem = build_problem(world, SETTINGS)
+    wide = max(
+        (d for d in problem.deployments if not d.frozen and d.min_regions <= 2),
+        key=lambda d: len({o.gpu_type for o in d.options}),
+    )
+    assert len({o.gpu_type for o in wide.options}) >= 3
+    # 3-4 GPU types x (over a hundred slots each + 1): millions of replica vectors, not enumerated.
+    huge = replace(wide, max_replicas=1_000, options=[replace(o, upper=500) for o in wide.options])
+    free = {key: 10**6 for key in problem.inventory}
+    # (Without the limit numpy is asked for terabytes.) What may come back is a move-limited
+    # candidate (keeping only running replicas), never a claimed minimum; the greedy compares.
+    found = exact_fill(huge, free, SETTINGS, [0.0] * len(huge.options))
+    assert found is None or not found[1]
+    assert exact_fill(wide, free, SETTINGS, [0.0] * len(wide.options)) is not None

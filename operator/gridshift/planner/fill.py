@@ -24,7 +24,8 @@ The objective per n is then the slots' prefix sums, the shortfall share penalty 
 penalty, evaluated for every n at once; the least wins. maxConcurrentMoves is not part of the
 enumeration: a fill that breaks it is replaced by the cheaper of keeping only the running
 replicas that fit and keeping all of them (each within the limit), and the caller compares with
-its own fill. minRegions above 2 is not handled (None: the caller's fill serves).
+its own fill. minRegions above 2, and replica caps so large that the replica vectors number over
+_MAX_COMBINATIONS, are not handled (None: the caller's fill serves).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import deployment_objective, moves, shortfall_penalty_per_unit
 
 IntArray = npt.NDArray[np.int64]
+# Replica vectors n evaluated at most per fill: 4 GPU types at a replica cap of 20 (194,481), a few
+# MB of arrays. Beyond it (a cap of hundreds of replicas) the caller's heuristic fill serves.
+_MAX_COMBINATIONS = 200_000
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -169,6 +173,8 @@ def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: l
         return None
     if not types:
         return [0] * len(problem.options)
+    if math.prod(len(t.cost) + 1 for t in types) > _MAX_COMBINATIONS:
+        return None
     grids = np.meshgrid(*[np.arange(len(t.cost) + 1) for t in types], indexing="ij")
     n = [grid.ravel() for grid in grids]
     total = np.zeros(len(n[0]), dtype=np.int64)
