@@ -371,9 +371,10 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
         problem,
         settings,
         # With a clock, the stopper holds the LP to its share (simplex asks its callback often); the
-        # backstop is the budget left, because the clocks' rate is not known yet: at a load of 14
-        # on 2 cores, a backstop sized on the share stopped the LP at a seventh of it (measured).
-        time_limit=deadline.backstop(limit if deadline.clock is None else left),
+        # backstop is the budget left at the slowest rate the clocks are assumed to run at, because
+        # their rate is not known yet: at a load of 14 on 2 cores, a backstop sized on the share
+        # stopped the LP at a seventh of it (measured), and then the plain greedy was the start.
+        time_limit=limit if deadline.clock is None else deadline.backstop(left) / _RATE_FLOOR,
         stop=deadline.stopper(limit),
         clock=deadline.highs_clock(),
     )
