@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 
+from gridshift.planner.fill import exact_fill, priced_objective
 from gridshift.planner.migration import Key
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
@@ -265,12 +266,28 @@ def _regret(problem: DeploymentProblem, extra: list[float]) -> float:
 
 
 def _best_fill(
-    problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float]
+    problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float], exact: bool
 ) -> list[int]:
     if problem.frozen:
         return [o.current for o in problem.options]
     if not problem.options:
         return []
+    if exact:
+        found = exact_fill(problem, free, settings, extra)
+        if found is not None and found[1]:
+            return found[0]
+        heuristic = _heuristic_fill(problem, free, settings, extra)
+        if found is not None and priced_objective(problem, found[0], settings, extra) < priced_objective(
+            problem, heuristic, settings, extra
+        ):
+            return found[0]
+        return heuristic
+    return _heuristic_fill(problem, free, settings, extra)
+
+
+def _heuristic_fill(
+    problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float]
+) -> list[int]:
     columns = problem.columns
 
     def first_replica_cost(j: int) -> float:
@@ -303,12 +320,17 @@ def solve_greedy(
     settings: PlannerSettings,
     stop: Callable[[], bool] | None = None,
     pool_prices: Mapping[Key, float] | None = None,
+    exact: bool = False,
 ) -> Solution | None:
     """Greedy counts (see the module docstring); valid: bounds, inventory and move limits hold.
 
     `pool_prices` (USD/h per GPU, gridshift.planner.pricing) are added to each option's cost while
     deployments are ordered and filled, so that contended pools go to those who save most there;
     the joint passes (repair, exchange) and the plan's value use the true objective.
+
+    `exact`: each deployment takes the exact minimum of its priced objective on the inventory left
+    (gridshift.planner.fill) where that applies and keeps its move limit, else the better of that
+    and the heuristic fill.
 
     `stop` (the search's deadline) is asked every few deployments: during the fills, the deployments
     not yet filled keep what runs now, trimmed to the inventory left (dearest replicas first; only
@@ -329,7 +351,7 @@ def solve_greedy(
         if stop is not None and position % _STOP_EVERY == 0 and stop():
             _keep_running(order[position:], counts, free)
             return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
-        chosen = _best_fill(deployment, free, settings, extra[deployment.index])
+        chosen = _best_fill(deployment, free, settings, extra[deployment.index], exact)
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen

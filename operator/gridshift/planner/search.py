@@ -4,10 +4,12 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 
 1. the current placement, re-validated (clipped to what may run: bounds, inventory that shrank);
 2. the previous cycle's plan, when the caller passes it and it is still valid (warm start);
-3. the greedy solver (gridshift.planner.greedy), seconds' fraction even at 1,000 deployments;
-3b. the greedy again with every pool priced at its shadow price from the LP relaxation
-   (gridshift.planner.pricing): the contention a per-deployment fill cannot see; the LP's optimum
-   is the plan's lower bound until HiGHS proves a better one;
+3. the greedy (gridshift.planner.greedy) with every pool priced at its shadow price from the LP
+   relaxation (gridshift.planner.pricing): the contention a per-deployment fill cannot see; each
+   deployment takes the exact minimum of its priced objective on the inventory left
+   (gridshift.planner.fill). Where that plan leaves penalties, the greedy's heuristic fill at the
+   same prices, then without prices, are tried too (without prices also when the LP did not
+   finish). The LP's optimum is the plan's lower bound until HiGHS proves a better one;
 4. HiGHS branch and bound on the whole problem, started from the incumbent, with
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
@@ -93,9 +95,15 @@ class _Deadline:
         """Injected-clock seconds per HiGHS (wall) second, as last measured."""
 
     def left(self) -> float:
+        """Seconds left; a reading at or past the deadline ends the search (the clock is not read again)."""
         if self.clock is None:
             return self.budget - self.allotted
-        return self.budget - (self.clock() - self.started)
+        if self.exhausted:
+            return 0.0
+        left = self.budget - (self.clock() - self.started)
+        if left <= 0:
+            self.exhausted = True
+        return left
 
     def allot(self, seconds: float) -> float:
         """A time limit of at most `seconds` for HiGHS, counted against the budget without a clock."""
@@ -110,8 +118,23 @@ class _Deadline:
         clock = self.clock
         if clock is None:
             return None
+        if self.exhausted:
+            return lambda: True
         until = clock() + seconds
-        return lambda: self.exhausted or clock() >= until or not self.allows(0.0)
+        fired = False
+
+        def stop() -> bool:
+            # HiGHS may ask again after an interrupt: once true, the clock is not read again.
+            nonlocal fired
+            if fired or self.exhausted:
+                return True
+            now = clock()
+            if now - self.started >= self.budget:
+                self.exhausted = True
+            fired = now >= until or self.exhausted
+            return fired
+
+        return stop
 
     def backstop(self, seconds: float) -> float:
         """HiGHS's own (wall-clock) limit beside the injected clock: a little above the share, because
@@ -238,6 +261,9 @@ class _Best:
     solution: Solution
     value: float
     steps: list[str]
+    cost_of: Solution | None = None
+    cost: float = 0.0
+    """usd_per_hour of `cost_of` (the incumbent when it was last asked, see _penalised)."""
 
     def offer(self, candidate: Solution | None, step: str) -> bool:
         if candidate is None:
@@ -275,11 +301,11 @@ def search(
             # Nothing changed since a plan proven optimal: it still is.
             best.steps.append("nothing changed since the previous plan, proven optimal: kept")
             return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
-    if deadline.allows(0.0):
-        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
-        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
     # The LP's bound until HiGHS proves a better one (it always does: it starts from a tighter LP).
     bound = _priced_greedy(problem, settings, best, deadline)
+    if deadline.allows(0.0) and (bound is None or _penalised(problem, best, settings)):
+        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
+        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
     optimal = False
     size = problem.variable_count
     if not settings.exact_search:
@@ -331,17 +357,24 @@ def _tighter(bound: float | None, other: float | None) -> float | None:
 
 
 def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> float | None:
-    """The greedy again, each pool priced at its LP shadow price (gridshift.planner.pricing); returns
-    the LP's lower bound on the objective, or None when the LP did not finish."""
+    """The greedy at each pool's LP shadow price (gridshift.planner.pricing), each deployment filled
+    exactly at those prices (gridshift.planner.fill); where that plan leaves penalties, the greedy
+    with its heuristic fill at the same prices too. Returns the LP's lower bound on the objective,
+    or None when the LP did not finish."""
     if not deadline.allows(settings.min_solver_seconds):
         return None
     # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
     # so that HiGHS's later limits still fit the budget.
-    limit = deadline.allot(deadline.left() * _PRICING_SHARE)
+    left = deadline.left()
+    limit = deadline.allot(left * _PRICING_SHARE)
     prices = pool_prices(
         problem,
         settings,
-        time_limit=deadline.backstop(limit),
+        # With a clock, the stopper holds the LP to its share (simplex asks its callback often); the
+        # backstop is the budget left at the slowest rate the clocks are assumed to run at, because
+        # their rate is not known yet: at a load of 14 on 2 cores, a backstop sized on the share
+        # stopped the LP at a seventh of it (measured), and then the plain greedy was the start.
+        time_limit=limit if deadline.clock is None else deadline.backstop(left) / _RATE_FLOOR,
         stop=deadline.stopper(limit),
         clock=deadline.highs_clock(),
     )
@@ -349,13 +382,22 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     if prices.bound is None:
         best.steps.append("pool prices (LP relaxation): not found within the time limit")
         return None
-    if any(price > 0 for price in prices.per_gpu.values()) and deadline.allows(0.0):
-        priced = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0), pool_prices=prices.per_gpu)
-        cut = " (cut short by the budget)" if deadline.exhausted else ""
-        best.offer(
-            priced if priced is None else Solution(priced.counts, Solver.PRICED), "greedy at LP pool prices" + cut
+    for exact, step in ((True, "exact fills at LP pool prices"), (False, "greedy at LP pool prices")):
+        if not deadline.allows(0.0) or (not exact and not _penalised(problem, best, settings)):
+            break
+        priced = solve_greedy(
+            problem, settings, stop=lambda: not deadline.allows(0.0), pool_prices=prices.per_gpu, exact=exact
         )
+        cut = " (cut short by the budget)" if deadline.exhausted else ""
+        best.offer(priced if priced is None else Solution(priced.counts, Solver.PRICED), step + cut)
     return prices.bound
+
+
+def _penalised(problem: Problem, best: _Best, settings: PlannerSettings) -> bool:
+    """Whether the incumbent pays penalties (demand or bounds unmet): worth another heuristic."""
+    if best.cost_of is not best.solution:
+        best.cost_of, best.cost = best.solution, usd_per_hour(problem, best.solution, settings)
+    return best.value > best.cost + 1e-6 * max(1.0, abs(best.value))
 
 
 def _neighbourhoods(

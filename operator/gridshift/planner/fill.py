@@ -1,0 +1,254 @@
+"""One deployment's cheapest counts at given pool prices, found exactly by enumeration (numpy).
+
+The greedy (gridshift.planner.greedy) fills deployments one at a time against the inventory the
+earlier ones left. Its own fill is a heuristic (cheapest capacity per token, then a completing
+option); at the pool prices of the LP relaxation (gridshift.planner.pricing) it ends 20-30% above
+the optimum at 1,000 deployments. This module replaces that fill by the exact minimum of the
+deployment's priced objective, which is small enough to enumerate:
+
+- a replica's capacity depends on the GPU type only (profiles are per model x GPU type), so what a
+  fill covers, and whether it meets minReplicas and the replica cap, depends only on how many
+  replicas it puts on each GPU type: n = (n_1, ..., n_G), G <= 4, each at most the replica cap;
+- for a given n, the cheapest way to place n_g replicas of type g takes the n_g cheapest *slots* of
+  that type, a slot being one more replica at an option: the first `current` replicas of an option
+  cost its window cost (keeping them; less the stale-stop penalty where the price is stale), the
+  next ones also its start cost (plus that penalty). Each option's slot costs rise, so taking the
+  cheapest slots of a type never skips a cheaper slot of the same option;
+- minRegions 2: a cheapest-slot selection that lies in one region r is mended by the cheapest single
+  swap, the last slot of some type g out and the cheapest slot of type g outside r in; that swap is
+  optimal for the same n (any selection over two regions holds a slot of some type g outside r,
+  and the rest of it costs no less than the cheapest n_g - 1 slots of g and n_h of every other h).
+  The penalty is paid instead where it is cheaper (it never is at the default penalties).
+
+The objective per n is then the slots' prefix sums, the shortfall share penalty and the minReplicas
+penalty, evaluated for every n at once; the least wins. maxConcurrentMoves is not part of the
+enumeration: a fill that breaks it is replaced by the cheaper of keeping only the running
+replicas that fit and keeping all of them (each within the limit), and the caller compares with
+its own fill. minRegions above 2, and replica caps so large that the replica vectors number over
+_MAX_COMBINATIONS, are not handled (None: the caller's fill serves).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gridshift.planner.migration import Key
+from gridshift.planner.problem import DeploymentProblem
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.solution import deployment_objective, moves, shortfall_penalty_per_unit
+
+IntArray = npt.NDArray[np.int64]
+# Replica vectors n evaluated at most per fill: 4 GPU types at a replica cap of 20 (194,481), a few
+# MB of arrays. Beyond it (a cap of hundreds of replicas) the caller's heuristic fill serves.
+_MAX_COMBINATIONS = 200_000
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class _Type:
+    """The slots of one GPU type, cheapest first, truncated to the replica cap."""
+
+    cost: FloatArray
+    option: IntArray
+    region: IntArray
+    unit: float
+    forced: int
+    """Slots at the front that every fill must take (keeping every running replica), else 0."""
+    outside: FloatArray
+    """Per region r: the cheapest slot of this type outside r (inf when none)."""
+    outside_option: IntArray
+
+
+def exact_fill(
+    problem: DeploymentProblem,
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    extra: Sequence[float],
+) -> tuple[list[int], bool] | None:
+    """The counts that minimise the deployment's objective plus `extra[j]` per replica at option j
+    (its pool's price x GPUs), within what `free` leaves in each pool, the options' bounds and the
+    replica cap, and within maxConcurrentMoves, and whether they are that minimum (True) or the
+    better of the two move-limited candidates (False: the caller may know a better one). None when
+    the enumeration does not apply (frozen, no options, minRegions above 2) or no candidate keeps
+    the move limit."""
+    if problem.frozen or not problem.options or problem.min_regions > 2:
+        return None
+    counts = _best_counts(problem, settings, _slot_types(problem, free, settings, extra, False, False))
+    if counts is not None and min(moves(problem, counts)) <= problem.max_moves:
+        return counts, True
+    best: tuple[float, list[int]] | None = None
+    for keep_only, keep_all in ((True, False), (False, True)):
+        candidate = _best_counts(problem, settings, _slot_types(problem, free, settings, extra, keep_only, keep_all))
+        if candidate is None or min(moves(problem, candidate)) > problem.max_moves:
+            continue
+        value = priced_objective(problem, candidate, settings, extra)
+        if best is None or value < best[0]:
+            best = (value, candidate)
+    return None if best is None else (best[1], False)
+
+
+def priced_objective(
+    problem: DeploymentProblem, counts: Sequence[int], settings: PlannerSettings, extra: Sequence[float]
+) -> float:
+    """The deployment's objective plus its pool prices (what the fills are compared on)."""
+    return deployment_objective(problem, list(counts), settings) + math.fsum(
+        n * price for n, price in zip(counts, extra, strict=True) if n
+    )
+
+
+def _slot_types(
+    problem: DeploymentProblem,
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    extra: Sequence[float],
+    keep_only: bool,
+    keep_all: bool,
+) -> list[_Type] | None:
+    """Per GPU type its slots (the objective's constant part, the stale-stop penalty of every running
+    replica, is left out: it is the same for every fill). None when keeping every running replica is
+    asked for and cannot be done."""
+    cap = problem.max_replicas
+    stale_penalty = settings.stale_change_penalty_usd
+    columns = problem.columns
+    regions: dict[str, int] = {}
+    per_type: dict[str, tuple[list[float], list[int], list[int], list[bool], float]] = {}
+    firsts: dict[str, list[tuple[float, int, int]]] = {}
+    for j, option in enumerate(problem.options):
+        region = regions.setdefault(option.region, len(regions))
+        upper = max(0, min(option.upper, free.get(option.key, 0) // option.gpus if option.gpus else option.upper))
+        keep = min(option.current, upper)
+        if keep_all and keep < option.current:
+            return None
+        new = 0 if keep_only else min(upper - keep, cap)
+        keep = min(keep, cap)
+        price = columns.window_cost[j] + extra[j]
+        keep_cost, new_cost = price, price + columns.start_cost[j]
+        if option.stale:
+            # |n - current| x penalty = current x penalty, less it per kept replica, plus it per new one.
+            keep_cost -= stale_penalty
+            new_cost += stale_penalty
+        slots = per_type.setdefault(option.gpu_type, ([], [], [], [], columns.unit[j]))
+        slots[0].extend([keep_cost] * keep + [new_cost] * new)
+        slots[1].extend([j] * (keep + new))
+        slots[2].extend([region] * (keep + new))
+        slots[3].extend([keep_all] * keep + [False] * new)
+        if keep + new > 0:
+            firsts.setdefault(option.gpu_type, []).append((keep_cost if keep else new_cost, region, j))
+    if keep_all and sum(problem.columns.current) > cap:
+        return None
+    types: list[_Type] = []
+    for gpu_type, (costs, options, slot_regions, forced, unit) in per_type.items():
+        cost = np.asarray(costs, dtype=np.float64)
+        must = np.asarray(forced, dtype=bool)
+        # Forced slots first (all of them must be taken), then the rest by cost; ties by position.
+        order = np.lexsort((np.arange(len(cost)), cost, ~must))[:cap]
+        outside = np.full(len(regions), np.inf)
+        outside_option = np.full(len(regions), -1, dtype=np.int64)
+        for first_cost, region, j in firsts.get(gpu_type, []):
+            for r in range(len(regions)):
+                if r != region and first_cost < outside[r]:
+                    outside[r], outside_option[r] = first_cost, j
+        types.append(
+            _Type(
+                cost=cost[order],
+                option=np.asarray(options, dtype=np.int64)[order],
+                region=np.asarray(slot_regions, dtype=np.int64)[order],
+                unit=unit,
+                forced=int(must.sum()),
+                outside=outside,
+                outside_option=outside_option,
+            )
+        )
+    return types
+
+
+def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: list[_Type] | None) -> list[int] | None:
+    """The least-cost counts over every n (module docstring), or None when `types` is None or no n is feasible."""
+    if types is None:
+        return None
+    if not types:
+        return [0] * len(problem.options)
+    if math.prod(len(t.cost) + 1 for t in types) > _MAX_COMBINATIONS:
+        return None
+    grids = np.meshgrid(*[np.arange(len(t.cost) + 1) for t in types], indexing="ij")
+    n = [grid.ravel() for grid in grids]
+    total = np.zeros(len(n[0]), dtype=np.int64)
+    cost = np.zeros(len(n[0]))
+    covered = np.zeros(len(n[0]))
+    feasible = np.ones(len(n[0]), dtype=bool)
+    for t, count in zip(types, n, strict=True):
+        prefix = np.concatenate(([0.0], np.cumsum(t.cost)))
+        cost += prefix[count]
+        covered += t.unit * count
+        total += count
+        feasible &= count >= t.forced
+    feasible &= total <= problem.max_replicas
+    big = settings.bound_violation_penalty_usd
+    if problem.coverage_target > 0:
+        cost += shortfall_penalty_per_unit(problem, settings) * np.maximum(0.0, 1.0 - covered / problem.coverage_target)
+    cost += big * np.maximum(0, problem.min_replicas - total)
+    swap_type = np.full(len(total), -1, dtype=np.int64)
+    region = np.zeros(len(total), dtype=np.int64)
+    if problem.min_regions >= 2:
+        cost, swap_type, region = _mend_regions(problem, types, n, total, cost, big)
+    best = int(np.argmin(np.where(feasible, cost, np.inf)))
+    if not feasible[best]:
+        return None
+    counts = [0] * len(problem.options)
+    for t, count in zip(types, n, strict=True):
+        for j in t.option[: count[best]]:
+            counts[int(j)] += 1
+    g = int(swap_type[best])
+    if g >= 0:
+        t = types[g]
+        counts[int(t.option[n[g][best] - 1])] -= 1
+        counts[int(t.outside_option[region[best]])] += 1
+    return counts
+
+
+def _mend_regions(
+    problem: DeploymentProblem,
+    types: list[_Type],
+    n: list[IntArray],
+    total: IntArray,
+    cost: FloatArray,
+    big: float,
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """minRegions 2: selections in one region pay the cheapest swap to a second region, or the
+    penalty where that is cheaper; returns the costs, the GPU type swapped (-1: none) and the region."""
+    size = len(total)
+    region = np.full(size, -1, dtype=np.int64)
+    spread = np.zeros(size, dtype=bool)
+    for t, count in zip(types, n, strict=True):
+        used = count > 0
+        if len(t.region) == 0:
+            continue
+        first = int(t.region[0])
+        # Whether the first k slots of this type all lie in the first slot's region.
+        same = np.concatenate(([True], np.cumsum(t.region != first) == 0))
+        spread |= used & ~same[count]
+        spread |= used & (region >= 0) & (region != first)
+        region = np.where(used & (region < 0), first, region)
+    single = ~spread & (region >= 0)
+    at = np.maximum(region, 0)
+    swap = np.full(size, np.inf)
+    swap_type = np.full(size, -1, dtype=np.int64)
+    for g, (t, count) in enumerate(zip(types, n, strict=True)):
+        if len(t.cost) == 0:
+            continue
+        last = np.concatenate(([0.0], t.cost))
+        # The forced (kept) slots may not be swapped out.
+        delta = np.where((count > 0) & (count > t.forced), t.outside[at] - last[count], np.inf)
+        better = delta < swap
+        swap = np.where(better, delta, swap)
+        swap_type = np.where(better, g, swap_type)
+    swap = np.where(total >= 2, swap, np.inf)
+    use_swap = single & (swap < big)
+    missing = np.where(total == 0, problem.min_regions, np.where(single, 1, 0))
+    cost = cost + np.where(use_swap, swap, big * missing)
+    return cost, np.where(use_swap, swap_type, -1), at
