@@ -464,6 +464,7 @@ def run_replay(
     Results do not depend on `jobs`: every policy is deterministic and sees only its own run.
     """
     runs: dict[Scenario, _ScenarioRuns] = {}
+    forecast_sizing(replay)  # once, before the scenario processes fork (each asks for it twice)
     if jobs <= 1:
         shared = _shared_schedules(replay, progress)
         for scenario in scenarios:
