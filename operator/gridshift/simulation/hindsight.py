@@ -229,7 +229,10 @@ def _priced_power(replay: Replay, required: IntArray | None) -> tuple[IntArray, 
     replica's power in each such minute."""
     needed = np.stack([d.needed for d in replay.deployments], axis=1)
     required = needed if required is None else required
-    serving_power = replay.serving_power(needed)
+    # A replica's power at the load it carries when `required` replicas share it (as the accounting prices a
+    # schedule with that many Ready): priced at `needed` replicas' load, a bound asked for more replicas than
+    # the SLO needs charged each the busier replica's power and could cost more than a schedule it bounds.
+    serving_power = replay.serving_power(np.maximum(required, needed))
     if (required < needed).any():
         # Where the SLO is waived, a policy's replicas may be overloaded: price serving at the most a replica
         # draws, so that negative prices cannot make a policy's overloaded minute cheaper than the bound.

@@ -110,6 +110,27 @@ class ScenarioResult:
         available = static - self.policies["hindsight"].cost_usd
         return None if available <= 0 else (static - self.policies["gridshift"].cost_usd) / available
 
+    def gap_decomposition(self) -> dict[str, float] | None:
+        """gridshift - hindsight split into sizing, timing and placement, USD (they add up to the gap).
+
+        sizing: the same-information bound (gridshift's sizing, placed and timed perfectly) - hindsight;
+        timing: gridshift's own Ready replicas placed and timed perfectly - the same-information bound (what
+        the actuation lag and make-before-break add, negative where the schedule runs short of its sizing);
+        placement: gridshift - its own Ready replicas placed perfectly.
+        """
+        sized = self.bounds.get("same_information_bound")
+        ready = self.bounds.get("gridshift_ready_placed_by_hindsight")
+        if sized is None or ready is None:
+            return None
+        hindsight = self.policies["hindsight"].cost_usd
+        gridshift = self.policies["gridshift"].cost_usd
+        return {
+            "gap": gridshift - hindsight,
+            "sizing": sized.cost_usd - hindsight,
+            "timing": ready.cost_usd - sized.cost_usd,
+            "placement": gridshift - ready.cost_usd,
+        }
+
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "policies": {name: p.to_json() for name, p in self.policies.items()},
@@ -129,6 +150,9 @@ class ScenarioResult:
                 None if available <= 0 else round((static - self.policies["gridshift"].cost_usd) / available, 4)
             )
         gridshift = self.policies["gridshift"].cost_usd
+        decomposition = self.gap_decomposition()
+        if decomposition is not None:
+            result["gap_decomposition_usd"] = {k: round(v, 4) for k, v in decomposition.items()}
         for name, bound in self.bounds.items():
             result[name] = {
                 "cost_usd": round(bound.cost_usd, 4),
@@ -318,6 +342,10 @@ def _scenario_runs(
     extra = {
         "same_information_bound": solve_hindsight(replay, rates, required=same_information_required(replay)),
         "hindsight_at_slo_allowance": solve_hindsight(replay, rates, required=allowance_required(replay)),
+        # gridshift's own Ready replicas of every minute, placed and timed perfectly: what placement alone costs.
+        "gridshift_ready_placed_by_hindsight": solve_hindsight(
+            replay, rates, required=schedules["gridshift"].ready.sum(axis=2).astype(np.int64)
+        ),
     }
     return _ScenarioRuns(schedules, plans, bound, extra)
 
@@ -464,6 +492,7 @@ def run_replay(
     Results do not depend on `jobs`: every policy is deterministic and sees only its own run.
     """
     runs: dict[Scenario, _ScenarioRuns] = {}
+    forecast_sizing(replay)  # once, before the scenario processes fork (each asks for it twice)
     if jobs <= 1:
         shared = _shared_schedules(replay, progress)
         for scenario in scenarios:
