@@ -22,6 +22,8 @@ one write per deployment, RSS against the chart's memory limit (charts/gridshift
 
 Usage (repo root): PYTHONPATH=operator .venv/bin/python bench/operator_scale.py --deployments 1000 --regions 12
   [--json out.json] [--steady 3] [--write-concurrency 16] [--nodes 2]
+With --auto: Auto deployments and a price swing, make-before-break, the leader killed mid-swing
+(bench/operator_swing.py; its flags).
 The machine's load changes wall times: CPU seconds (time.process_time, all threads) are printed beside them.
 """
 
@@ -329,6 +331,11 @@ def table(result: Result) -> str:
 
 
 def main() -> None:
+    if "--auto" in sys.argv[1:]:
+        # 1,000 Auto deployments and a price swing: bench/operator_swing.py, with the same flags.
+        from bench.operator_swing import main as swing
+
+        sys.exit(swing([a for a in sys.argv[1:] if a != "--auto"]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--regions", type=int, default=12)
