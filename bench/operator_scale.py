@@ -122,6 +122,7 @@ class CycleFigures:
     wall_s: float
     cpu_s: float
     planner_s: float
+    plan_reused: bool
     status_writes: int
     member_writes: int
     events: int
@@ -253,7 +254,8 @@ def run(args: argparse.Namespace) -> Result:
             figures = CycleFigures(
                 wall_s=round(wall, 3),
                 cpu_s=round(cpu, 3),
-                planner_s=round(report.planner_seconds, 3),
+                planner_s=round(report.planner_seconds or 0.0, 3),
+                plan_reused=report.plan_reused,
                 status_writes=report.status_writes,
                 member_writes=report.member_writes,
                 events=report.events,

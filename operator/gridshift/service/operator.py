@@ -6,7 +6,8 @@ between them (service.state):
 1. lead      only the Lease holder plans and acts; others write nothing (gridshift.hub.lease);
 2. observe   hub objects, member clusters, Prometheus and price feeds -> one Snapshot (service.observe),
              then orphans of deleted InferenceDeployments are swept (service.sweep);
-3. decide    the pure planner: Snapshot -> Plan (gridshift.planner);
+3. decide    the pure planner: Snapshot -> Plan (gridshift.planner), or last cycle's plan when the
+             problem is the same (gridshift.planner.reuse);
 4. migrate   make-before-break steps, persisted in status.migration (service.migrate), carried out by
 5. actuate   member-cluster workloads and HTTPRoute weights, written only when changed (service.actuate);
 6. report    status and decision Events (service.report), GPUProfile fits, then the operator's metrics
@@ -45,7 +46,9 @@ from gridshift.hub.client import Hub
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
 from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.reuse import same_problem
 from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import Actuator
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
@@ -90,6 +93,8 @@ class OperatorService:
         )
         self._monotonic = monotonic
         self._last_plan: Plan | None = None
+        self._searched_unchanged = False
+        """Whether the last plan came from searching an unchanged problem again (see _decide)."""
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
         timing = LeaseTiming(
             settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
@@ -213,20 +218,17 @@ class OperatorService:
 
         invalid_cluster_problems(cluster_bodies, seen, report)
 
-        # 3. Decide: the pure planner.
-        # The search's budget runs on this process's clock; the last plan is its warm start.
-        planning = time.perf_counter()
-        plan = make_plan(seen.snapshot, self.planner_settings, clock=self._monotonic, previous=self._last_plan)
-        report.planner_seconds = time.perf_counter() - planning
-        report.plan = self._last_plan = plan
+        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (_decide).
+        plan = self._decide(seen.snapshot, report)
         self.actuator.begin(plan)
+        planned = {p.id: p for p in plan.deployments}
 
         try:
             for deployment in seen.deployments:
                 if not self._still_leading(report):
                     break
                 try:
-                    self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
+                    self._act_on(now, deployment, planned[deployment.id], seen, report)
                 except Exception as error:  # one deployment's failure must not stop the others
                     message = f"{deployment.id}: not acted on this cycle: {describe(error)}"
                     report.errors.append(message)
@@ -244,6 +246,31 @@ class OperatorService:
         if self._still_leading(report):
             self.reporter.profiles(now, profile_bodies, report)
         return self._finish(report, started, seen)
+
+    def _decide(self, snapshot: Snapshot, report: CycleReport) -> Plan:
+        """This cycle's plan. Last cycle's is reused when the planner would solve the same problem
+        (planner.reuse.same_problem: equal deployments, clusters and profiles, and prices and carbon
+        that read the same at this instant over every window in use) and searching it again cannot
+        help: the last search proved its plan optimal, or it already searched this unchanged problem
+        once more from its own answer (a time-budgeted search may improve on a second pass, not on
+        every idle cycle). Anything else is planned afresh, the last plan being the warm start."""
+        last = self._last_plan
+        unchanged = (
+            last is not None
+            and last.snapshot is not None
+            and same_problem(last.snapshot, snapshot, self.planner_settings)
+        )
+        if unchanged and last is not None and (last.proven_optimal or self._searched_unchanged):
+            report.plan_reused = True
+            report.plan = last
+            return last
+        self._searched_unchanged = unchanged
+        # The search's budget runs on this process's clock; the last plan is its warm start.
+        planning = time.perf_counter()
+        plan = make_plan(snapshot, self.planner_settings, clock=self._monotonic, previous=last)
+        report.planner_seconds = time.perf_counter() - planning
+        report.plan = self._last_plan = plan
+        return plan
 
     def _act_on(
         self,
