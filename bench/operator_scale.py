@@ -152,7 +152,8 @@ class Result:
 
 
 @contextmanager
-def phase(result: Result, name: str) -> Iterator[None]:
+def phase(result: Any, name: str) -> Iterator[None]:
+    """Times one setup phase into `result.setup_s` (this bench's Result, or operator_swing's)."""
     started = time.monotonic()
     print(f"  {name} ...", file=sys.stderr, flush=True)
     yield
@@ -164,7 +165,8 @@ def apply_chunks(world: Any, cluster: str, objects: list[dict[str, Any]]) -> Non
     # JSON, not YAML: PyYAML leaves a spec hash such as 1234e567 unquoted, and kubectl reads it as a number.
     for start in range(0, len(objects), CHUNK):
         items = {"apiVersion": "v1", "kind": "List", "items": objects[start : start + CHUNK]}
-        world.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(items))
+        # A loaded apiserver (10,000 objects beside other worlds) took over 120 s for one chunk here.
+        world.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(items), timeout=900)
 
 
 def member_replicas(bodies: list[dict[str, Any]], regions: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -331,9 +333,14 @@ def table(result: Result) -> str:
         ),
         ("load average", " ".join(f"{v:.1f}" for v in result.load_average), "2 cores, shared"),
     ]
+    return "\n".join(aligned(rows))
+
+
+def aligned(rows: list[tuple[str, str, str]]) -> list[str]:
+    """(figure, measured, against) rows as aligned columns."""
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows)
+    return [f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows]
 
 
 def main() -> None:

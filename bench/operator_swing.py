@@ -40,9 +40,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "e2e" / "cluster")]
 
-from bench.operator_scale import apply_chunks, member_replicas, world_file  # noqa: E402
+from bench.operator_scale import aligned, apply_chunks, member_replicas, phase, world_file  # noqa: E402
 from gscluster import start_planes  # noqa: E402
 from tests.e2e.operator_env import NAMESPACE, inference_deployment, install_hub  # noqa: E402
 
@@ -87,7 +86,8 @@ def serve(args: argparse.Namespace) -> None:
         return list(answer["items"])
 
     print(json.dumps({"identity": args.identity, "pid": os.getpid(), "started": time.time()}), flush=True)
-    while True:
+    parent = os.getppid()
+    while os.getppid() == parent:  # a bench killed outright leaves no operator behind
         if not service.elector.leading():
             time.sleep(0.5)  # a standby: the Lease thread tries every retry period
             continue
@@ -320,15 +320,6 @@ class SwingResult:
         )
 
 
-@contextmanager
-def phase(result: SwingResult, name: str) -> Iterator[None]:
-    started = time.monotonic()
-    print(f"  {name} ...", file=sys.stderr, flush=True)
-    yield
-    result.setup_s[name] = round(time.monotonic() - started, 1)
-    print(f"  {name}: {result.setup_s[name]:.1f} s", file=sys.stderr, flush=True)
-
-
 def wait_for(condition: Any, timeout: float, what: str, every: float = 2.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -555,9 +546,7 @@ def table(result: SwingResult) -> str:
         ),
         ("load average", " ".join(f"{v:.1f}" for v in result.load_average), "2 cores, shared"),
     ]
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    lines = [f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows]
+    lines = aligned(rows)
     for what in ("violations", "duplicates", "orphans", "left_in_swung"):
         for line in getattr(result, what)[:10]:
             lines.append(f"  {what}: {line}")
@@ -585,6 +574,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # SIGTERM (a test's timeout) ends the run through its `finally`: the operators and the world stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if argv[:1] == ["serve"]:
         parser = argparse.ArgumentParser(prog="operator_swing serve")
         parser.add_argument("--identity", required=True)

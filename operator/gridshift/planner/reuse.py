@@ -22,10 +22,14 @@ better ones given more time): the caller decides how often to search an unchange
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
+
 from gridshift.planner.carbon import carbon_view
 from gridshift.planner.prices import view
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import Snapshot
+from gridshift.planner.snapshot import CarbonHorizon, PriceHorizon, Snapshot
 
 
 def windows(snapshot: Snapshot, settings: PlannerSettings, *, carbon: bool = False) -> frozenset[float]:
@@ -44,22 +48,39 @@ def same_problem(before: Snapshot, after: Snapshot, settings: PlannerSettings) -
     """True when planning `after` is planning `before` again (see the module docstring)."""
     if (before.deployments, before.clusters, before.profiles) != (after.deployments, after.clusters, after.profiles):
         return False
-    if set(before.prices) != set(after.prices) or set(before.carbon) != set(after.carbon):
+    prices = _same_readings(
+        before.prices,
+        after.prices,
+        lambda h, now, hours: view(h, now, hours, settings.missing_price_usd_per_kwh),
+        (before.now, after.now),
+        windows(after, settings),
+    )
+    return prices and _same_readings(
+        before.carbon,
+        after.carbon,
+        lambda h, now, hours: carbon_view(h, now, hours, settings.missing_carbon_g_per_kwh),
+        (before.now, after.now),
+        windows(after, settings, carbon=True),
+    )
+
+
+H = TypeVar("H", PriceHorizon, CarbonHorizon)
+
+
+def _same_readings(
+    before: Mapping[str, H],
+    after: Mapping[str, H],
+    read: Callable[[H, datetime, float], object],
+    instants: tuple[datetime, datetime],
+    hours: frozenset[float],
+) -> bool:
+    """The same clusters have horizons, each as stale and as empty, and reading the same over every window."""
+    if set(before) != set(after):
         return False
-    for name in before.prices:
-        old, new = before.prices[name], after.prices[name]
+    for name, old in before.items():
+        new = after[name]
         if (old.stale, bool(old.intervals)) != (new.stale, bool(new.intervals)):
             return False
-        fallback = settings.missing_price_usd_per_kwh
-        for hours in windows(after, settings):
-            if view(old, before.now, hours, fallback) != view(new, after.now, hours, fallback):
-                return False
-    for name in before.carbon:
-        old_c, new_c = before.carbon[name], after.carbon[name]
-        if (old_c.stale, bool(old_c.intervals)) != (new_c.stale, bool(new_c.intervals)):
+        if any(read(old, instants[0], h) != read(new, instants[1], h) for h in hours):
             return False
-        fallback = settings.missing_carbon_g_per_kwh
-        for hours in windows(after, settings, carbon=True):
-            if carbon_view(old_c, before.now, hours, fallback) != carbon_view(new_c, after.now, hours, fallback):
-                return False
     return True
