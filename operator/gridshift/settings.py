@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridshift.api.carbon import CarbonPrice
+from gridshift.api.common import Port
+
 
 class OperatorSettings(BaseSettings):
     """Settings of the gridshift operator process."""
@@ -102,10 +105,8 @@ class OperatorSettings(BaseSettings):
         ge=0,
         description="Extra cost charged per replica moved, USD, for the risk and disruption of a move.",
     )
-    default_carbon_price_usd_per_tonne: float = Field(
+    default_carbon_price_usd_per_tonne: CarbonPrice = Field(
         default=0.0,
-        ge=0,
-        le=10_000,
         description=(
             "Internal carbon price, USD per tonne CO2eq, for InferenceDeployments that set no spec.carbon."
             "priceUsdPerTonne. 0: carbon enters no cost unless a deployment asks (the EU ETS traded near "
@@ -158,8 +159,8 @@ class OperatorSettings(BaseSettings):
         le=60,
         description="Leader election: seconds between renewals, and between a candidate's tries (client-go's 2 s).",
     )
-    probe_port: int = Field(default=8080, ge=1, le=65535, description="Port of the liveness/readiness probes.")
-    metrics_port: int = Field(default=9090, ge=1, le=65535, description="Port of the operator's /metrics.")
+    probe_port: Port = Field(default=8080, description="Port of the liveness/readiness probes.")
+    metrics_port: Port = Field(default=9090, description="Port of the operator's /metrics.")
     log_format: Literal["text", "json"] = Field(
         default="text",
         description=(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -70,6 +70,16 @@ class ApiModel(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The object as Kubernetes stores it: camelCase keys, no unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ApiObject(ApiModel):
+    """Base of the gridshift.dev kinds: the fields every Kubernetes object has, before its spec and status.
+
+    Each kind narrows `kind` to its name (the field keeps its place, second, in the schema)."""
+
+    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
+    kind: str = Field(description="Kind.")
+    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
 
 
 T = TypeVar("T")

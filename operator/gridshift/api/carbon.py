@@ -10,11 +10,18 @@ not publish, so a cluster never quietly mixes two kinds of number.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
+from gridshift.api import feeds
 from gridshift.api.base import ApiModel, CrossFieldRule
-from gridshift.api.common import HttpUrl, SecretKeyRef
+from gridshift.api.common import SecretKeyRef
+
+CarbonPrice = Annotated[float, Field(ge=0, le=10_000)]
+"""An internal carbon price, USD per tonne CO2eq: a deployment's spec.carbon, or the operator's default."""
+GridIntensity = Annotated[float, Field(ge=0, le=5000)]
+"""A grid's carbon intensity, gCO2eq/kWh."""
 
 
 class CarbonBasis(StrEnum):
@@ -48,10 +55,7 @@ class ElectricityMapsFeed(ApiModel):
     token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the API token (sent as the auth-token header)."
     )
-    endpoint: HttpUrl = Field(
-        default="https://api.electricitymap.org/v3",
-        description="API base URL (override for a mirror or a test server); no user:password@.",
-    )
+    endpoint: feeds.ApiEndpoint = "https://api.electricitymap.org/v3"
     forecast: bool = Field(
         default=False, description="Also read carbon-intensity/forecast (a paid endpoint) for the horizon."
     )
@@ -65,10 +69,7 @@ class WattTimeFeed(ApiModel):
     )
     username: str = Field(min_length=1, max_length=128, description="WattTime account name (for /login).")
     password_secret_ref: SecretKeyRef = Field(description="Secret key holding the WattTime account's password.")
-    endpoint: HttpUrl = Field(
-        default="https://api.watttime.org",
-        description="API base URL (override for a mirror or a test server); no user:password@.",
-    )
+    endpoint: feeds.ApiEndpoint = "https://api.watttime.org"
 
 
 class GbCarbonIntensityFeed(ApiModel):
@@ -80,16 +81,13 @@ class GbCarbonIntensityFeed(ApiModel):
         le=17,
         description="Regional series (1..17, the API's regionid); unset for the national series.",
     )
-    endpoint: HttpUrl = Field(
-        default="https://api.carbonintensity.org.uk",
-        description="API base URL (override for a mirror or a test server); no user:password@.",
-    )
+    endpoint: feeds.ApiEndpoint = "https://api.carbonintensity.org.uk"
 
 
 class PrometheusCarbonFeed(ApiModel):
     """A carbon-intensity metric (gCO2eq/kWh) the user already has in Prometheus."""
 
-    url: HttpUrl = Field(description="Prometheus base URL; no user:password@.")
+    url: feeds.PrometheusUrl
     query: str = Field(
         min_length=1, max_length=4096, description="PromQL giving one series: the intensity now, gCO2eq/kWh."
     )
@@ -98,41 +96,20 @@ class PrometheusCarbonFeed(ApiModel):
 class CsvReplayCarbonFeed(ApiModel):
     """Replays a recorded hourly intensity series (the Electricity Maps 2024 CSVs) on a clock."""
 
-    path: str = Field(
-        min_length=1,
-        max_length=1024,
-        description="CSV file path inside the operator container (read once, capped in size).",
-    )
+    path: feeds.CsvPath
     column: str | None = Field(
         default=None,
         min_length=1,
         max_length=256,
         description="Column to read; unset picks the Electricity Maps column of the feed's basis.",
     )
-    offset_days: int = Field(
-        default=0,
-        ge=-36_500,
-        le=36_500,
-        description="Shift the recording by this many days (at most 100 years either way).",
-    )
+    offset_days: feeds.OffsetDays = 0
 
 
 class StaticCarbonFeed(ApiModel):
     """One constant intensity."""
 
-    g_per_kwh: float = Field(ge=0, le=5000, description="Carbon intensity, gCO2eq/kWh.")
-
-
-def _has_settings_for_type(feed: CarbonFeedSpec) -> bool:
-    settings = {
-        CarbonFeedType.ELECTRICITY_MAPS: feed.electricity_maps,
-        CarbonFeedType.WATTTIME: feed.watttime,
-        CarbonFeedType.GB_CARBON_INTENSITY: feed.gb_carbon_intensity,
-        CarbonFeedType.PROMETHEUS: feed.prometheus,
-        CarbonFeedType.CSV_REPLAY: feed.csv_replay,
-        CarbonFeedType.STATIC: feed.static,
-    }
-    return settings[feed.type] is not None
+    g_per_kwh: GridIntensity = Field(description="Carbon intensity, gCO2eq/kWh.")
 
 
 class CarbonFeedSpec(ApiModel):
@@ -140,18 +117,7 @@ class CarbonFeedSpec(ApiModel):
     rules as the price feed (a stale intensity never moves a replica)."""
 
     cross_field_rules = (
-        CrossFieldRule(
-            cel=(
-                "(self.type == 'electricityMaps' && has(self.electricityMaps))"
-                " || (self.type == 'watttime' && has(self.watttime))"
-                " || (self.type == 'gbCarbonIntensity' && has(self.gbCarbonIntensity))"
-                " || (self.type == 'prometheus' && has(self.prometheus))"
-                " || (self.type == 'csvReplay' && has(self.csvReplay)) || (self.type == 'static' && has(self.static))"
-            ),
-            message="the settings block named by type must be set (e.g. type: watttime needs watttime: {...})",
-            field="type",
-            holds=_has_settings_for_type,
-        ),
+        feeds.settings_block_rule(CarbonFeedType, example="watttime"),
         CrossFieldRule(
             cel="(self.type == 'watttime') == (self.basis == 'marginal') || self.type == 'prometheus'",
             message=(
@@ -170,12 +136,7 @@ class CarbonFeedSpec(ApiModel):
             field="basis",
             holds=lambda s: s.type is not CarbonFeedType.GB_CARBON_INTENSITY or s.basis is CarbonBasis.DIRECT,
         ),
-        CrossFieldRule(
-            cel="self.staleAfterSeconds > self.refreshSeconds",
-            message="staleAfterSeconds must exceed refreshSeconds, or the intensity goes stale between good fetches",
-            field="staleAfterSeconds",
-            holds=lambda s: s.stale_after_seconds > s.refresh_seconds,
-        ),
+        feeds.refresh_rule(goes_stale="the intensity goes"),
     )
 
     type: CarbonFeedType = Field(
@@ -184,13 +145,8 @@ class CarbonFeedSpec(ApiModel):
     basis: CarbonBasis = Field(
         default=CarbonBasis.LIFECYCLE, description="direct, lifecycle (the default) or marginal (watttime)."
     )
-    stale_after_seconds: int = Field(
-        default=7200,
-        ge=60,
-        le=604_800,
-        description="After this long without a good fetch the intensity is stale and no carbon-driven move is made.",
-    )
-    refresh_seconds: int = Field(default=900, ge=10, le=86_400, description="How often to fetch.")
+    stale_after_seconds: int = feeds.stale_after_field("the intensity is stale and no carbon-driven move is made")
+    refresh_seconds: int = feeds.refresh_field("How often to fetch.")
     electricity_maps: ElectricityMapsFeed | None = Field(default=None, description="Settings for type electricityMaps.")
     watttime: WattTimeFeed | None = Field(default=None, description="Settings for type watttime.")
     gb_carbon_intensity: GbCarbonIntensityFeed | None = Field(
@@ -204,19 +160,15 @@ class CarbonFeedSpec(ApiModel):
 class CarbonSpec(ApiModel):
     """How carbon weighs on this deployment's placement: an internal price, and optional limits."""
 
-    price_usd_per_tonne: float | None = Field(
+    price_usd_per_tonne: CarbonPrice | None = Field(
         default=None,
-        ge=0,
-        le=10_000,
         description=(
             "Internal carbon price, USD per tonne CO2eq, added to the cost the planner minimises (100 USD/t adds "
             "0.03 USD/kWh on a 300 g/kWh grid); unset uses the operator's default (0 unless configured)."
         ),
     )
-    max_grams_per_kwh: float | None = Field(
+    max_grams_per_kwh: GridIntensity | None = Field(
         default=None,
-        ge=0,
-        le=5000,
         description=(
             "Leave a cluster (make-before-break) while its grid intensity now is above this, gCO2eq/kWh, and come "
             "back when it falls; yields only where no other cluster can serve the demand."

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic.config import JsonDict
 
 from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.conditions import ConditionType
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -34,6 +35,7 @@ GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
 """A value of the node label nvidia.com/gpu.product: it becomes a nodeSelector, so it must be a label value."""
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 
@@ -137,11 +139,12 @@ class Condition(ApiModel):
     )
 
 
-def conditions_field(description: str) -> Any:
-    """The `conditions` list of a status: a map keyed by type (server-side apply merges by type), bounded."""
+def conditions_field(conditions: tuple[ConditionType, ...]) -> Any:
+    """The `conditions` list of a status: a map keyed by type (server-side apply merges by type), bounded;
+    its description lists the condition types of `conditions` (gridshift.api.conditions)."""
     return Field(
         default_factory=list,
         max_length=MAX_CONDITIONS,
         json_schema_extra=CONDITIONS_LIST_SCHEMA,
-        description=description,
+        description=f"{', '.join(c.type for c in conditions)} (docs/status.md).",
     )

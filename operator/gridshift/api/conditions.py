@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from gridshift.api.base import CrossFieldRule
 
@@ -92,14 +92,16 @@ class SLOReason(StrEnum):
     NOT_SERVED = "NotServed"
 
 
-class PriceFeedReason(StrEnum):
+class FeedReason(StrEnum):
+    """Reasons of a feed's staleness condition (PriceFeedStale, CarbonFeedStale)."""
+
     STALE = "Stale"
     FRESH = "Fresh"
 
 
-class CarbonFeedReason(StrEnum):
-    STALE = "Stale"
-    FRESH = "Fresh"
+# The names the status code uses for each feed's condition.
+PriceFeedReason: TypeAlias = FeedReason
+CarbonFeedReason: TypeAlias = FeedReason
 
 
 class MetricsReason(StrEnum):
@@ -107,155 +109,148 @@ class MetricsReason(StrEnum):
     METRICS_FRESH = "MetricsFresh"
 
 
-def _reasons(enum: type[StrEnum], table: Mapping[StrEnum, tuple[Status, str]]) -> tuple[Reason, ...]:
+def _condition(
+    type_: str, meaning: str, enum: type[StrEnum], table: Mapping[StrEnum, tuple[Status, str]]
+) -> ConditionType:
+    """A condition type whose reasons are `enum`'s members, in its order, each with its status and meaning."""
     missing = [member for member in enum if member not in table]
     if missing:  # every reason the code can write is documented (caught at import, not in production)
         raise ValueError(f"{enum.__name__}: no meaning for {missing}")
-    return tuple(Reason(member.value, *table[member]) for member in enum)
+    return ConditionType(type_, meaning, tuple(Reason(member.value, *table[member]) for member in enum))
+
+
+def _as_ready(*reasons: StrEnum) -> dict[StrEnum, tuple[Status, str]]:
+    """Stalled's True reasons: each is the failing Ready reason of the same name (kstatus: Failed)."""
+    return {reason: ("True", f"As Ready's reason {reason.value}.") for reason in reasons}
+
+
+def _either(type_: str, meaning: str, *, true: tuple[StrEnum, str], false: tuple[StrEnum, str]) -> ConditionType:
+    """A condition with one reason for True and one for False (both members of one enum), each with its meaning."""
+    (when_true, true_meaning), (when_false, false_meaning) = true, false
+    return _condition(
+        type_, meaning, type(when_true), {when_true: ("True", true_meaning), when_false: ("False", false_meaning)}
+    )
 
 
 R, K, S, L = ReadyReason, ReconcilingReason, StalledReason, SLOReason
 
 INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
-    ConditionType(
+    _condition(
         "Ready",
         "True when the deployment's placement serves its demand within its SLO (in Advisory mode: when the "
         "reported plan would). The reason says why, or what is in the way; the message gives the figures.",
-        _reasons(
-            ReadyReason,
-            {
-                R.PLACED: (
-                    "True",
-                    "The Ready replicas' capacity covers the demand (replicas still starting: Reconciling says so).",
-                ),
-                R.MIGRATING: (
-                    "True",
-                    "A make-before-break move is in flight (status.migration); the Ready replicas cover the "
-                    "demand throughout.",
-                ),
-                R.FROZEN: ("True", "Mode Frozen: the placement is kept as it is, and it covers the demand."),
-                R.ADVISORY: (
-                    "True",
-                    "Mode Advisory: the plan in status.lastDecision would cover the demand; gridshift runs and "
-                    "changes nothing (status.cost is hypothetical).",
-                ),
-                R.STARTING: (
-                    "False",
-                    "Replicas the plan needs are not Ready yet (a new deployment, a scale-up); gridshift waits "
-                    "for them.",
-                ),
-                R.UNREACHABLE: (
-                    "False",
-                    "Replicas in unreachable clusters are not counted, and what is Ready elsewhere does not "
-                    "cover the demand yet; capacity is being raised in reachable clusters.",
-                ),
-                R.INSUFFICIENT_CAPACITY: (
-                    "False",
-                    "The best placement within free inventory and maxReplicas cannot cover the demand within "
-                    "the SLO (or cannot give minReplicas); what fits runs.",
-                ),
-                R.INFEASIBLE: (
-                    "False",
-                    "No placement at all: no cluster offers an accepted GPU type whose profile meets the SLO "
-                    "in an allowed region, or minRegions cannot be met.",
-                ),
-                R.FORBIDDEN: (
-                    "False",
-                    "No RegionalCluster admits the deployment's namespace (tenantNamespaceSelector), or a member "
-                    "cluster refused gridshift's write (RBAC, or a workload namespace that does not exist).",
-                ),
-                R.ACTUATION_FAILED: (
-                    "False",
-                    "A member cluster refused a write for another reason (e.g. an object of that name that is "
-                    "not gridshift's); retried every cycle.",
-                ),
-                R.SLO_AT_RISK: (
-                    "False",
-                    "Measured p95 time to first token or time per output token is above the SLO "
-                    "(status.observedSlo), although the capacity model says the placement covers the demand.",
-                ),
-            },
-        ),
+        ReadyReason,
+        {
+            R.PLACED: (
+                "True",
+                "The Ready replicas' capacity covers the demand (replicas still starting: Reconciling says so).",
+            ),
+            R.MIGRATING: (
+                "True",
+                "A make-before-break move is in flight (status.migration); the Ready replicas cover the "
+                "demand throughout.",
+            ),
+            R.FROZEN: ("True", "Mode Frozen: the placement is kept as it is, and it covers the demand."),
+            R.ADVISORY: (
+                "True",
+                "Mode Advisory: the plan in status.lastDecision would cover the demand; gridshift runs and "
+                "changes nothing (status.cost is hypothetical).",
+            ),
+            R.STARTING: (
+                "False",
+                "Replicas the plan needs are not Ready yet (a new deployment, a scale-up); gridshift waits for them.",
+            ),
+            R.UNREACHABLE: (
+                "False",
+                "Replicas in unreachable clusters are not counted, and what is Ready elsewhere does not "
+                "cover the demand yet; capacity is being raised in reachable clusters.",
+            ),
+            R.INSUFFICIENT_CAPACITY: (
+                "False",
+                "The best placement within free inventory and maxReplicas cannot cover the demand within "
+                "the SLO (or cannot give minReplicas); what fits runs.",
+            ),
+            R.INFEASIBLE: (
+                "False",
+                "No placement at all: no cluster offers an accepted GPU type whose profile meets the SLO "
+                "in an allowed region, or minRegions cannot be met.",
+            ),
+            R.FORBIDDEN: (
+                "False",
+                "No RegionalCluster admits the deployment's namespace (tenantNamespaceSelector), or a member "
+                "cluster refused gridshift's write (RBAC, or a workload namespace that does not exist).",
+            ),
+            R.ACTUATION_FAILED: (
+                "False",
+                "A member cluster refused a write for another reason (e.g. an object of that name that is "
+                "not gridshift's); retried every cycle.",
+            ),
+            R.SLO_AT_RISK: (
+                "False",
+                "Measured p95 time to first token or time per output token is above the SLO "
+                "(status.observedSlo), although the capacity model says the placement covers the demand.",
+            ),
+        },
     ),
-    ConditionType(
+    _condition(
         "Reconciling",
         "kstatus' abnormal-true condition: True while gridshift is changing the placement (kstatus: InProgress).",
-        _reasons(
-            ReconcilingReason,
-            {
-                K.MIGRATING: ("True", "A make-before-break move is in flight."),
-                K.STARTING: ("True", "Replicas are starting, or a scale-up waits for them to be Ready."),
-                K.UNREACHABLE: ("True", "Capacity lost with an unreachable cluster is being replaced elsewhere."),
-                K.RECONCILED: ("False", "Nothing is in progress."),
-                K.STALLED: ("False", "Nothing is in progress because gridshift cannot progress (see Stalled)."),
-            },
-        ),
+        ReconcilingReason,
+        {
+            K.MIGRATING: ("True", "A make-before-break move is in flight."),
+            K.STARTING: ("True", "Replicas are starting, or a scale-up waits for them to be Ready."),
+            K.UNREACHABLE: ("True", "Capacity lost with an unreachable cluster is being replaced elsewhere."),
+            K.RECONCILED: ("False", "Nothing is in progress."),
+            K.STALLED: ("False", "Nothing is in progress because gridshift cannot progress (see Stalled)."),
+        },
     ),
-    ConditionType(
+    _condition(
         "Stalled",
         "kstatus' abnormal-true condition: True when gridshift cannot make the deployment Ready by itself; "
         "a person (or freed capacity) must act (kstatus: Failed).",
-        _reasons(
-            StalledReason,
-            {
-                S.INFEASIBLE: ("True", "As Ready's reason Infeasible."),
-                S.INSUFFICIENT_CAPACITY: ("True", "As Ready's reason InsufficientCapacity."),
-                S.FORBIDDEN: ("True", "As Ready's reason Forbidden."),
-                S.ACTUATION_FAILED: ("True", "As Ready's reason ActuationFailed."),
-                S.SLO_AT_RISK: ("True", "As Ready's reason SLOAtRisk."),
-                S.PROGRESSING: ("False", "Not stalled: a change is in progress (see Reconciling)."),
-                S.RECONCILED: ("False", "Not stalled: nothing is in progress."),
-            },
-        ),
+        StalledReason,
+        {
+            **_as_ready(S.INFEASIBLE, S.INSUFFICIENT_CAPACITY, S.FORBIDDEN, S.ACTUATION_FAILED, S.SLO_AT_RISK),
+            S.PROGRESSING: ("False", "Not stalled: a change is in progress (see Reconciling)."),
+            S.RECONCILED: ("False", "Not stalled: nothing is in progress."),
+        },
     ),
-    ConditionType(
+    _condition(
         "SLOAtRisk",
         "True when the latency SLO is at risk now: the Ready replicas' capacity is below the demand, or the "
         "measured p95 latency is above the SLO. Its reason is the SLO column of `kubectl get idep`.",
-        _reasons(
-            SLOReason,
-            {
-                L.WITHIN_SLO: (
-                    "False",
-                    "The Ready replicas' capacity covers the demand, and measured p95 latencies (when measured) "
-                    "are within the SLO.",
-                ),
-                L.CAPACITY_SHORT: (
-                    "True",
-                    "The Ready replicas' capacity (capacity model, per GPU profile) is below what the demand "
-                    "needs at the SLO.",
-                ),
-                L.LATENCY_ABOVE_SLO: ("True", "Measured p95 TTFT or TPOT is above the SLO."),
-                L.DEMAND_UNKNOWN: (
-                    "Unknown",
-                    "The request rate is not measured (MetricsStale): capacity cannot be compared with demand.",
-                ),
-                L.NOT_SERVED: ("Unknown", "Mode Advisory: gridshift serves nothing, there is no SLO to judge."),
-            },
-        ),
+        SLOReason,
+        {
+            L.WITHIN_SLO: (
+                "False",
+                "The Ready replicas' capacity covers the demand, and measured p95 latencies (when measured) "
+                "are within the SLO.",
+            ),
+            L.CAPACITY_SHORT: (
+                "True",
+                "The Ready replicas' capacity (capacity model, per GPU profile) is below what the demand "
+                "needs at the SLO.",
+            ),
+            L.LATENCY_ABOVE_SLO: ("True", "Measured p95 TTFT or TPOT is above the SLO."),
+            L.DEMAND_UNKNOWN: (
+                "Unknown",
+                "The request rate is not measured (MetricsStale): capacity cannot be compared with demand.",
+            ),
+            L.NOT_SERVED: ("Unknown", "Mode Advisory: gridshift serves nothing, there is no SLO to judge."),
+        },
     ),
-    ConditionType(
+    _either(
         "PriceFeedStale",
         "True when a RegionalCluster has no fresh electricity prices: no price-driven move is made there.",
-        _reasons(
-            PriceFeedReason,
-            {
-                PriceFeedReason.STALE: ("True", "The message names the clusters whose prices are stale."),
-                PriceFeedReason.FRESH: ("False", "Every cluster's prices are fresh."),
-            },
-        ),
+        true=(FeedReason.STALE, "The message names the clusters whose prices are stale."),
+        false=(FeedReason.FRESH, "Every cluster's prices are fresh."),
     ),
-    ConditionType(
+    _either(
         "MetricsStale",
         "True when demand is read from Prometheus and the request rate is missing: the planner then never "
         "scales below the Ready count.",
-        _reasons(
-            MetricsReason,
-            {
-                MetricsReason.NO_DEMAND_METRICS: ("True", "No request rate for the deployment in Prometheus."),
-                MetricsReason.METRICS_FRESH: ("False", "The request rate is measured, or demand is Static."),
-            },
-        ),
+        true=(MetricsReason.NO_DEMAND_METRICS, "No request rate for the deployment in Prometheus."),
+        false=(MetricsReason.METRICS_FRESH, "The request rate is measured, or demand is Static."),
     ),
 )
 
@@ -302,20 +297,18 @@ _CLUSTER_FAILURES: dict[StrEnum, tuple[Status, str]] = {
 }
 
 REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
-    ConditionType(
+    _condition(
         "Ready",
         "True when gridshift can place replicas in the cluster and judge them by fresh prices.",
-        _reasons(
-            ClusterReadyReason,
-            {
-                C.REACHABLE: ("True", "The member cluster answered and its price feed is fresh."),
-                **_CLUSTER_FAILURES,
-                C.PRICE_FEED_STALE: (
-                    "False",
-                    "Reachable, but no good price fetch for staleAfterSeconds: no price-driven move is made here.",
-                ),
-            },
-        ),
+        ClusterReadyReason,
+        {
+            C.REACHABLE: ("True", "The member cluster answered and its price feed is fresh."),
+            **_CLUSTER_FAILURES,
+            C.PRICE_FEED_STALE: (
+                "False",
+                "Reachable, but no good price fetch for staleAfterSeconds: no price-driven move is made here.",
+            ),
+        },
     ),
     ConditionType(
         "Reachable",
@@ -325,59 +318,39 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
             *(Reason(reason.value, *meaning) for reason, meaning in _CLUSTER_FAILURES.items()),
         ),
     ),
-    ConditionType(
+    _condition(
         "Stalled",
         "kstatus' abnormal-true condition: True while the cluster is not Ready (kstatus: Failed).",
-        _reasons(
-            ClusterStalledReason,
-            {
-                ClusterStalledReason.UNREACHABLE: ("True", "As Ready's reason Unreachable."),
-                ClusterStalledReason.FORBIDDEN: ("True", "As Ready's reason Forbidden."),
-                ClusterStalledReason.KUBECONFIG_INVALID: ("True", "As Ready's reason KubeconfigInvalid."),
-                ClusterStalledReason.PRICE_FEED_STALE: ("True", "As Ready's reason PriceFeedStale."),
-                ClusterStalledReason.RECONCILED: ("False", "The cluster is Ready."),
-            },
-        ),
+        ClusterStalledReason,
+        {
+            **_as_ready(*(reason for reason in ClusterStalledReason if reason is not ClusterStalledReason.RECONCILED)),
+            ClusterStalledReason.RECONCILED: ("False", "The cluster is Ready."),
+        },
     ),
-    ConditionType(
+    _either(
         "PriceFeedStale",
         "True when the cluster's price feed has had no good fetch for staleAfterSeconds (the message gives "
         "the feed's last error).",
-        _reasons(
-            PriceFeedReason,
-            {
-                PriceFeedReason.STALE: ("True", "No fresh prices: no price-driven move is made here."),
-                PriceFeedReason.FRESH: (
-                    "False",
-                    "Prices are fresh (a failing fetch still within staleAfterSeconds is named in the message).",
-                ),
-            },
+        true=(FeedReason.STALE, "No fresh prices: no price-driven move is made here."),
+        false=(
+            FeedReason.FRESH,
+            "Prices are fresh (a failing fetch still within staleAfterSeconds is named in the message).",
         ),
     ),
-    ConditionType(
+    _either(
         "CarbonFeedStale",
         "Only on clusters with a spec.carbonFeed. True when the feed has had no good fetch for staleAfterSeconds: no "
         "carbon-driven change (carbon price or limit) is made here, and carbon limits are not enforced on the "
         "stale figures (docs/carbon.md).",
-        _reasons(
-            CarbonFeedReason,
-            {
-                CarbonFeedReason.STALE: ("True", "No fresh intensity; the message gives the feed's last error."),
-                CarbonFeedReason.FRESH: ("False", "The intensity is fresh."),
-            },
-        ),
+        true=(FeedReason.STALE, "No fresh intensity; the message gives the feed's last error."),
+        false=(FeedReason.FRESH, "The intensity is fresh."),
     ),
-    ConditionType(
+    _either(
         "ForeignObjects",
         "True when Deployments labelled as gridshift's but without its owner annotations were found in the "
         "workload namespaces: they are neither counted nor touched.",
-        _reasons(
-            ForeignObjectsReason,
-            {
-                ForeignObjectsReason.LABELLED_WITHOUT_OWNER: ("True", "The message names them (first 20)."),
-                ForeignObjectsReason.NO_FOREIGN_OBJECTS: ("False", "None found."),
-            },
-        ),
+        true=(ForeignObjectsReason.LABELLED_WITHOUT_OWNER, "The message names them (first 20)."),
+        false=(ForeignObjectsReason.NO_FOREIGN_OBJECTS, "None found."),
     ),
 )
 
@@ -397,32 +370,25 @@ class PoorFitReason(StrEnum):
 
 
 GPU_PROFILE_CONDITIONS: tuple[ConditionType, ...] = (
-    ConditionType(
+    _either(
         "Ready",
         "True when the planner's performance model could be fitted to the points (the profile is used).",
-        _reasons(
-            ProfileReadyReason,
-            {
-                ProfileReadyReason.FITTED: ("True", "Fitted; status.fit gives the residuals against the points."),
-                ProfileReadyReason.INVALID: (
-                    "False",
-                    "The points cannot be fitted (the message names the field); the planner does not use it.",
-                ),
-            },
+        true=(ProfileReadyReason.FITTED, "Fitted; status.fit gives the residuals against the points."),
+        false=(
+            ProfileReadyReason.INVALID,
+            "The points cannot be fitted (the message names the field); the planner does not use it.",
         ),
     ),
-    ConditionType(
+    _condition(
         "PoorFit",
         "True when the fitted model misses a measured point by more than the tolerance (status.fit): "
         "capacity and energy predictions for this GPU type may be off.",
-        _reasons(
-            PoorFitReason,
-            {
-                PoorFitReason.RESIDUALS_ABOVE_TOLERANCE: ("True", "The message names the worst point."),
-                PoorFitReason.RESIDUALS_WITHIN_TOLERANCE: ("False", "Every point within the tolerance."),
-                PoorFitReason.NOT_FITTED: ("Unknown", "No model could be fitted (see Ready)."),
-            },
-        ),
+        PoorFitReason,
+        {
+            PoorFitReason.RESIDUALS_ABOVE_TOLERANCE: ("True", "The message names the worst point."),
+            PoorFitReason.RESIDUALS_WITHIN_TOLERANCE: ("False", "Every point within the tolerance."),
+            PoorFitReason.NOT_FITTED: ("Unknown", "No model could be fitted (see Ready)."),
+        },
     ),
 )
 

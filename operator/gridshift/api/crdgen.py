@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from gridshift.api.base import GROUP, VERSION
+from gridshift.api.base import GROUP, VERSION, ApiObject
 from gridshift.api.gpu_profile import GPUProfile
 from gridshift.api.inference_deployment import InferenceDeployment
 from gridshift.api.regional_cluster import RegionalCluster
@@ -28,12 +28,25 @@ _DROPPED_KEYS = ("title",)
 class KindSpec:
     """How one kind is published: names, scope and the columns `kubectl get` shows."""
 
-    model: type[BaseModel]
-    kind: str
-    plural: str
+    model: type[ApiObject]
     short_names: tuple[str, ...]
     scope: str
     printer_columns: tuple[JsonDict, ...]
+
+    @property
+    def kind(self) -> str:
+        """The name the model's `kind` field defaults to."""
+        return str(self.model.model_fields["kind"].default)
+
+    @property
+    def plural(self) -> str:
+        return f"{self.kind.lower()}s"
+
+
+def _column(name: str, type_: str, json_path: str, *, priority: int = 0) -> JsonDict:
+    """One `kubectl get` column; priority 1 shows only with `-o wide`."""
+    column: JsonDict = {"name": name, "type": type_, "jsonPath": json_path}
+    return {**column, "priority": priority} if priority else column
 
 
 def _condition(type_: str, field: str) -> str:
@@ -41,67 +54,60 @@ def _condition(type_: str, field: str) -> str:
     return f'.status.conditions[?(@.type=="{type_}")].{field}'
 
 
+_READY = _column("Ready", "string", _condition("Ready", "status"))
+_REASON = _column("Reason", "string", _condition("Ready", "reason"))
+_AGE = _column("Age", "date", ".metadata.creationTimestamp")
+
 KINDS: tuple[KindSpec, ...] = (
     KindSpec(
         model=InferenceDeployment,
-        kind="InferenceDeployment",
-        plural="inferencedeployments",
         short_names=("idep",),
         scope="Namespaced",
         printer_columns=(
-            {"name": "Model", "type": "string", "jsonPath": ".spec.model.servedName"},
-            {"name": "Mode", "type": "string", "jsonPath": ".status.mode"},
-            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
-            {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason")},
-            {"name": "SLO", "type": "string", "jsonPath": _condition("SLOAtRisk", "reason")},
-            {"name": "Available", "type": "integer", "jsonPath": ".status.readyReplicas"},
-            {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
-            {"name": "Regions", "type": "string", "jsonPath": ".status.regions"},
-            {"name": "$/Mtok", "type": "number", "jsonPath": ".status.cost.usdPerMillionTokens"},
-            {"name": "Cost", "type": "string", "jsonPath": ".status.cost.source"},
-            {"name": "J/token", "type": "number", "jsonPath": ".status.cost.joulesPerToken", "priority": 1},
-            {"name": "gCO2/Mtok", "type": "number", "jsonPath": ".status.cost.gramsCo2PerMillionTokens"},
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            _column("Model", "string", ".spec.model.servedName"),
+            _column("Mode", "string", ".status.mode"),
+            _READY,
+            _REASON,
+            _column("SLO", "string", _condition("SLOAtRisk", "reason")),
+            _column("Available", "integer", ".status.readyReplicas"),
+            _column("Desired", "integer", ".status.desiredReplicas"),
+            _column("Regions", "string", ".status.regions"),
+            _column("$/Mtok", "number", ".status.cost.usdPerMillionTokens"),
+            _column("Cost", "string", ".status.cost.source"),
+            _column("J/token", "number", ".status.cost.joulesPerToken", priority=1),
+            _column("gCO2/Mtok", "number", ".status.cost.gramsCo2PerMillionTokens"),
+            _AGE,
         ),
     ),
     KindSpec(
         model=RegionalCluster,
-        kind="RegionalCluster",
-        plural="regionalclusters",
         # Not `rc`: that is ReplicationController's, and the core resource wins (kubectl warns).
         short_names=("rcluster",),
         scope="Cluster",
         printer_columns=(
-            {"name": "Region", "type": "string", "jsonPath": ".spec.region"},
-            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
-            {"name": "Reason", "type": "string", "jsonPath": _condition("Ready", "reason")},
-            {"name": "Price $/kWh", "type": "number", "jsonPath": ".status.currentPriceUsdPerKwh"},
-            {"name": "gCO2/kWh", "type": "number", "jsonPath": ".status.currentCarbonIntensityGPerKwh"},
-            {"name": "PUE", "type": "number", "jsonPath": ".spec.pue"},
-            {
-                "name": "With PUE $/kWh",
-                "type": "number",
-                "jsonPath": ".status.currentPriceWithPueUsdPerKwh",
-                "priority": 1,
-            },
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            _column("Region", "string", ".spec.region"),
+            _READY,
+            _REASON,
+            _column("Price $/kWh", "number", ".status.currentPriceUsdPerKwh"),
+            _column("gCO2/kWh", "number", ".status.currentCarbonIntensityGPerKwh"),
+            _column("PUE", "number", ".spec.pue"),
+            _column("With PUE $/kWh", "number", ".status.currentPriceWithPueUsdPerKwh", priority=1),
+            _AGE,
         ),
     ),
     KindSpec(
         model=GPUProfile,
-        kind="GPUProfile",
-        plural="gpuprofiles",
         short_names=("gprof",),
         scope="Cluster",
         printer_columns=(
-            {"name": "Model", "type": "string", "jsonPath": ".spec.model"},
-            {"name": "GPU", "type": "string", "jsonPath": ".spec.gpuType"},
-            {"name": "TP", "type": "integer", "jsonPath": ".spec.gpusPerReplica"},
-            {"name": "Source", "type": "string", "jsonPath": ".spec.source.method"},
-            {"name": "Ready", "type": "string", "jsonPath": _condition("Ready", "status")},
-            {"name": "Step err", "type": "number", "jsonPath": ".status.fit.stepTimeMaxRelativeError"},
-            {"name": "Power err", "type": "number", "jsonPath": ".status.fit.powerMaxRelativeError"},
-            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+            _column("Model", "string", ".spec.model"),
+            _column("GPU", "string", ".spec.gpuType"),
+            _column("TP", "integer", ".spec.gpusPerReplica"),
+            _column("Source", "string", ".spec.source.method"),
+            _READY,
+            _column("Step err", "number", ".status.fit.stepTimeMaxRelativeError"),
+            _column("Power err", "number", ".status.fit.powerMaxRelativeError"),
+            _AGE,
         ),
     ),
 )

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gridshift.api.base import ApiModel, CrossFieldRule
+from gridshift.api.base import ApiModel, ApiObject, CrossFieldRule
 from gridshift.api.common import Condition, GpuType, conditions_field
 from gridshift.api.conditions import GPU_PROFILE_CONDITIONS, conditions_rule
 
@@ -89,14 +89,12 @@ class GPUProfileStatus(ApiModel):
 
     observed_generation: int | None = Field(default=None, ge=0, description="Spec generation last checked.")
     fit: ProfileFit | None = Field(default=None, description="Residuals of the fitted model (absent when invalid).")
-    conditions: list[Condition] = conditions_field("Ready, PoorFit (docs/status.md).")
+    conditions: list[Condition] = conditions_field(GPU_PROFILE_CONDITIONS)
 
 
-class GPUProfile(ApiModel):
+class GPUProfile(ApiObject):
     """Performance and power profile of a model on a GPU type."""
 
-    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
     kind: Literal["GPUProfile"] = Field(default="GPUProfile", description="Kind.")
-    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
     spec: GPUProfileSpec = Field(description="The profile.")
     status: GPUProfileStatus | None = Field(default=None, description="Observed state, written by the operator.")

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from gridshift.api.base import SET_LIST, ApiModel, CrossFieldRule, unique_items
+from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, unique_items
 from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     DNS_LABEL,
@@ -19,6 +19,7 @@ from gridshift.api.common import (
     Condition,
     GpuType,
     LabelSelector,
+    Port,
     RegionName,
     conditions_field,
 )
@@ -108,7 +109,7 @@ class EngineSpec(ApiModel):
         description="Extra command-line arguments for vLLM (not the flags the operator sets from the spec).",
     )
     env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for vLLM.")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port vLLM listens on (HTTP and /metrics).")
+    port: Port = Field(default=8000, description="Port vLLM listens on (HTTP and /metrics).")
 
 
 class ReplicaShape(ApiModel):
@@ -452,16 +453,12 @@ class InferenceDeploymentStatus(ApiModel):
     migration: list[MigrationStepStatus] = Field(
         default_factory=list, description="Steps of the migration in flight (empty when none)."
     )
-    conditions: list[Condition] = conditions_field(
-        "Ready, Reconciling, Stalled, SLOAtRisk, PriceFeedStale, MetricsStale (docs/status.md)."
-    )
+    conditions: list[Condition] = conditions_field(INFERENCE_DEPLOYMENT_CONDITIONS)
 
 
-class InferenceDeployment(ApiModel):
+class InferenceDeployment(ApiObject):
     """An LLM served by vLLM replicas that gridshift places across regional clusters."""
 
-    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
     kind: Literal["InferenceDeployment"] = Field(default="InferenceDeployment", description="Kind.")
-    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
     spec: InferenceDeploymentSpec = Field(description="Desired state, owned by the user.")
     status: InferenceDeploymentStatus | None = Field(default=None, description="Observed state, owned by the operator.")

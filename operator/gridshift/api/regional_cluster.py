@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from gridshift.api.base import SET_LIST, ApiModel, CrossFieldRule, unique_items
+from gridshift.api import feeds
+from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, unique_items
 from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CURRENCY_CODE,
@@ -70,16 +71,13 @@ class EntsoeFeed(ApiModel):
         description="EIC code of the bidding zone, e.g. 10Y1001A1001A82H for DE-LU.",
     )
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API security token.")
-    endpoint: HttpUrl = Field(
-        default="https://web-api.tp.entsoe.eu/api",
-        description="API base URL (override for a mirror or a test server); no user:password@.",
-    )
+    endpoint: feeds.ApiEndpoint = "https://web-api.tp.entsoe.eu/api"
 
 
 class PrometheusPriceFeed(ApiModel):
     """A price metric the user already has in Prometheus."""
 
-    url: HttpUrl = Field(description="Prometheus base URL; no user:password@.")
+    url: feeds.PrometheusUrl
     query: str = Field(min_length=1, max_length=4096, description="PromQL giving one series: the current price.")
 
 
@@ -197,20 +195,11 @@ class StaticFeed(ApiModel):
 class CsvReplayFeed(ApiModel):
     """Replays a recorded price series (e.g. a 2024 market CSV) on a clock, for demos and simulation."""
 
-    path: str = Field(
-        min_length=1,
-        max_length=1024,
-        description="CSV file path inside the operator container (read once, capped in size).",
-    )
+    path: feeds.CsvPath
     column: str | None = Field(
         default=None, min_length=1, max_length=256, description="Column to read from a wide CSV; unset for two columns."
     )
-    offset_days: int = Field(
-        default=0,
-        ge=-36_500,
-        le=36_500,
-        description="Shift the recording by this many days (at most 100 years either way).",
-    )
+    offset_days: feeds.OffsetDays = 0
 
 
 class PriceFeedType(StrEnum):
@@ -224,38 +213,12 @@ class PriceFeedType(StrEnum):
     CSV_REPLAY = "csvReplay"
 
 
-def _has_settings_for_type(feed: PriceFeedSpec) -> bool:
-    settings = {
-        PriceFeedType.ENTSOE: feed.entsoe,
-        PriceFeedType.PROMETHEUS: feed.prometheus,
-        PriceFeedType.HTTP_JSON: feed.http_json,
-        PriceFeedType.SCHEDULE: feed.schedule,
-        PriceFeedType.STATIC: feed.static,
-        PriceFeedType.CSV_REPLAY: feed.csv_replay,
-    }
-    return settings[feed.type] is not None
-
-
 class PriceFeedSpec(ApiModel):
     """Where this cluster's electricity price comes from, and how to convert it to USD/kWh."""
 
     cross_field_rules = (
-        CrossFieldRule(
-            cel=(
-                "(self.type == 'entsoe' && has(self.entsoe)) || (self.type == 'prometheus' && has(self.prometheus))"
-                " || (self.type == 'httpJson' && has(self.httpJson)) || (self.type == 'schedule' && has(self.schedule))"
-                " || (self.type == 'static' && has(self.static)) || (self.type == 'csvReplay' && has(self.csvReplay))"
-            ),
-            message="the settings block named by type must be set (e.g. type: entsoe needs entsoe: {...})",
-            field="type",
-            holds=_has_settings_for_type,
-        ),
-        CrossFieldRule(
-            cel="self.staleAfterSeconds > self.refreshSeconds",
-            message="staleAfterSeconds must exceed refreshSeconds, or prices go stale between good fetches",
-            field="staleAfterSeconds",
-            holds=lambda s: s.stale_after_seconds > s.refresh_seconds,
-        ),
+        feeds.settings_block_rule(PriceFeedType, example="entsoe"),
+        feeds.refresh_rule(goes_stale="prices go"),
         CrossFieldRule(
             cel="self.currency != 'USD' || self.fxToUsd == 1.0",
             message="fxToUsd must be 1 when the currency is USD",
@@ -275,15 +238,8 @@ class PriceFeedSpec(ApiModel):
         le=1000,
         description="USD per one unit of currency (explicit, so plans are reproducible).",
     )
-    stale_after_seconds: int = Field(
-        default=7200,
-        ge=60,
-        le=604_800,
-        description="After this long without a good fetch the price is stale and no price-driven move is made.",
-    )
-    refresh_seconds: int = Field(
-        default=900, ge=10, le=86_400, description="How often to fetch (day-ahead prices change daily)."
-    )
+    stale_after_seconds: int = feeds.stale_after_field("the price is stale and no price-driven move is made")
+    refresh_seconds: int = feeds.refresh_field("How often to fetch (day-ahead prices change daily).")
     entsoe: EntsoeFeed | None = Field(default=None, description="Settings for type entsoe.")
     prometheus: PrometheusPriceFeed | None = Field(default=None, description="Settings for type prometheus.")
     http_json: HttpJsonFeed | None = Field(default=None, description="Settings for type httpJson.")
@@ -416,16 +372,12 @@ class RegionalClusterStatus(ApiModel):
     )
     carbon_basis: str | None = Field(default=None, description="direct, lifecycle or marginal (spec.carbonFeed.basis).")
     last_carbon_fetch: datetime | None = Field(default=None, description="Last successful carbon-intensity fetch.")
-    conditions: list[Condition] = conditions_field(
-        "Ready, Reachable, Stalled, PriceFeedStale, CarbonFeedStale, ForeignObjects (docs/status.md)."
-    )
+    conditions: list[Condition] = conditions_field(REGIONAL_CLUSTER_CONDITIONS)
 
 
-class RegionalCluster(ApiModel):
+class RegionalCluster(ApiObject):
     """A member cluster gridshift may place replicas in."""
 
-    api_version: Literal["gridshift.dev/v1alpha1"] = Field(default="gridshift.dev/v1alpha1", description="API version.")
     kind: Literal["RegionalCluster"] = Field(default="RegionalCluster", description="Kind.")
-    metadata: dict[str, object] = Field(default_factory=dict, description="Standard object metadata.")
     spec: RegionalClusterSpec = Field(description="Desired state.")
     status: RegionalClusterStatus | None = Field(default=None, description="Observed state.")

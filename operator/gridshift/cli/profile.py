@@ -23,7 +23,16 @@ if TYPE_CHECKING:
     from gridshift.profiling import EnergyMeter, LevelMeasurement, LoadSettings
     from gridshift.profiling.workload import RequestShape
 
-DEFAULT_CONCURRENCY = "1,2,4,8,16,32,64"
+_LOAD_FIELDS = (
+    "prompt_tokens",
+    "output_tokens",
+    "api",
+    "warmup_seconds",
+    "measure_seconds",
+    "idle_seconds",
+)
+"""Flags named after LoadSettings' fields (and --concurrency, its concurrency_levels): unset, they leave
+LoadSettings' defaults, so those are written in one place."""
 
 
 def _ints_at_least(minimum: int, meaning: str) -> Callable[[str], tuple[int, ...]]:
@@ -55,23 +64,23 @@ def register(subparsers: Any) -> None:
     target.add_argument("--endpoint", required=True, help="base URL of the OpenAI-compatible server (vLLM)")
     target.add_argument("--served-model", help="model name to request (default: the first the server lists)")
     target.add_argument("--model", help="spec.model of the profile, e.g. a Hugging Face id (default: served model)")
-    target.add_argument("--api", choices=("completions", "chat"), default="completions", help="API to stream from")
+    target.add_argument("--api", choices=("completions", "chat"), help="API to stream from")
     target.add_argument(
         "--no-vllm-extensions",
         action="store_true",
         help="do not send vLLM's ignore_eos/min_tokens/continuous_usage_stats (for other servers)",
     )
     load = parser.add_argument_group("load")
-    load.add_argument("--concurrency", type=_positive_ints, default=_positive_ints(DEFAULT_CONCURRENCY))
-    load.add_argument("--prompt-tokens", type=int, default=1024, help="prompt length without --trace")
-    load.add_argument("--output-tokens", type=int, default=256, help="output length without --trace")
+    load.add_argument("--concurrency", type=_positive_ints)
+    load.add_argument("--prompt-tokens", type=int, help="prompt length without --trace")
+    load.add_argument("--output-tokens", type=int, help="output length without --trace")
     load.add_argument("--trace", type=Path, help="take request lengths from an Azure-format trace CSV")
     load.add_argument("--trace-limit", type=int, default=5000, help="requests read from --trace")
     load.add_argument("--max-prompt-tokens", type=int, default=8192, help="clip trace prompts to this")
     load.add_argument("--max-output-tokens", type=int, default=1024, help="clip trace outputs to this")
-    load.add_argument("--warmup-seconds", type=float, default=10.0, help="load before each window, s")
-    load.add_argument("--measure-seconds", type=float, default=30.0, help="measured window per level, s")
-    load.add_argument("--idle-seconds", type=float, default=10.0, help="idle-power phase first, s (0: skip)")
+    load.add_argument("--warmup-seconds", type=float, help="load before each window, s")
+    load.add_argument("--measure-seconds", type=float, help="measured window per level, s")
+    load.add_argument("--idle-seconds", type=float, help="idle-power phase first, s (0: skip)")
     energy = parser.add_argument_group("energy (NVML on this node by default)")
     energy.add_argument("--gpus", type=_non_negative_ints, help="NVML indices of the replica's GPUs (default: all)")
     energy.add_argument("--prometheus", metavar="URL", help="read DCGM energy from this Prometheus instead of NVML")
@@ -260,18 +269,13 @@ def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, It
     from gridshift.cli.main import UsageError
     from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
 
+    flags = {name: getattr(args, name) for name in _LOAD_FIELDS} | {"concurrency_levels": args.concurrency}
     try:
         settings = LoadSettings(
             endpoint=args.endpoint,
             served_model=served_model,
-            concurrency_levels=args.concurrency,
-            prompt_tokens=args.prompt_tokens,
-            output_tokens=args.output_tokens,
-            api=args.api,
-            warmup_seconds=args.warmup_seconds,
-            measure_seconds=args.measure_seconds,
-            idle_seconds=args.idle_seconds,
             vllm_extensions=not args.no_vllm_extensions,
+            **{name: value for name, value in flags.items() if value is not None},
         )
         if args.trace:
             trace_shapes = load_trace_shapes(
@@ -283,8 +287,8 @@ def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, It
             shapes = cycle_shapes(trace_shapes)
             workload = f"request lengths from {args.trace.name} ({len(trace_shapes)} requests)"
         else:
-            shapes = fixed_shapes(args.prompt_tokens, args.output_tokens)
-            workload = f"{args.prompt_tokens}-token prompts, {args.output_tokens} output tokens"
+            shapes = fixed_shapes(settings.prompt_tokens, settings.output_tokens)
+            workload = f"{settings.prompt_tokens}-token prompts, {settings.output_tokens} output tokens"
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -336,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
             closable.close()
 
     description = (
-        f"gridshift profile of {served_model} at {args.endpoint} via /v1/{args.api}: {workload}; "
+        f"gridshift profile of {served_model} at {args.endpoint} via /v1/{settings.api}: {workload}; "
         f"{settings.measure_seconds:g} s per level after {settings.warmup_seconds:g} s warm-up; energy: {energy_source}"
     )
     try:

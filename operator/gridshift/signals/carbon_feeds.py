@@ -28,7 +28,7 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import KW_ONLY, InitVar, dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ from gridshift.signals.http import get_body
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
 from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
-from gridshift.signals.settings import PriceFeedSettings
+from gridshift.signals.settings import ConfiguredFeed
 
 HOUR = timedelta(hours=1)
 HALF_HOUR = timedelta(minutes=30)
@@ -134,17 +134,13 @@ def parse_electricity_maps(
     ]
 
 
-@dataclass(eq=False)
-class ElectricityMapsCarbonFeed:
+@dataclass(eq=False, kw_only=True)
+class ElectricityMapsCarbonFeed(ConfiguredFeed[ElectricityMapsFeed]):
     """Electricity Maps v3: the last 24 hours, and the forecast when the spec asks for it."""
 
-    name: str
-    _: KW_ONLY
-    spec: ElectricityMapsFeed
     basis: CarbonBasis
     token: InitVar[str | None]
     http: httpx.Client = field(repr=False)
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def __post_init__(self, token: str | None) -> None:
         self._headers = {"auth-token": token} if token else {}
@@ -215,18 +211,14 @@ def parse_watttime(body: bytes, *, feed: str) -> list[CarbonInterval]:
     ]
 
 
-@dataclass(eq=False)
-class WattTimeCarbonFeed:
+@dataclass(eq=False, kw_only=True)
+class WattTimeCarbonFeed(ConfiguredFeed[WattTimeFeed]):
     """WattTime v3: logs in (basic auth) for a token, then reads the co2_moer forecast from now on.
 
     The token (valid 30 minutes) is kept and fetched again when refused."""
 
-    name: str
-    _: KW_ONLY
-    spec: WattTimeFeed
     password: InitVar[str]
     http: httpx.Client = field(repr=False)
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def __post_init__(self, password: str) -> None:
         self._basic = "Basic " + base64.b64encode(f"{self.spec.username}:{password}".encode()).decode()
@@ -306,15 +298,11 @@ def parse_gb_carbon_intensity(body: bytes, *, feed: str) -> list[CarbonInterval]
     return intervals
 
 
-@dataclass(eq=False)
-class GbCarbonIntensityCarbonFeed:
+@dataclass(eq=False, kw_only=True)
+class GbCarbonIntensityCarbonFeed(ConfiguredFeed[GbCarbonIntensityFeed]):
     """National Grid ESO's Carbon Intensity API: from the half hour in progress, 48 hours forward."""
 
-    name: str
-    _: KW_ONLY
-    spec: GbCarbonIntensityFeed
     http: httpx.Client = field(repr=False)
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HALF_HOUR).strftime("%Y-%m-%dT%H:%MZ")
@@ -337,19 +325,15 @@ class GbCarbonIntensityCarbonFeed:
 # ---------------------------------------------------------------------------------------- Prometheus, static
 
 
-@dataclass(eq=False)
-class PrometheusCarbonMetricFeed:
+@dataclass(eq=False, kw_only=True)
+class PrometheusCarbonMetricFeed(ConfiguredFeed[PrometheusCarbonFeed]):
     """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid until the next refresh.
 
     The query runs through the price feed's Prometheus client (PrometheusMetricPriceFeed.instant_value:
     the same deadline, body cap and error mapping)."""
 
-    name: str
-    _: KW_ONLY
-    spec: PrometheusCarbonFeed
     basis: CarbonBasis
     valid_for: timedelta
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
     session: InitVar[requests.Session | None] = None
     http: InitVar[httpx.Client | None] = None
 
@@ -372,15 +356,11 @@ class PrometheusCarbonMetricFeed:
         return validated_carbon_series(self.name, [interval], self.basis, now)
 
 
-@dataclass(eq=False)
-class StaticCarbonIntensityFeed:
+@dataclass(eq=False, kw_only=True)
+class StaticCarbonIntensityFeed(ConfiguredFeed[StaticCarbonFeed]):
     """One constant intensity over the whole horizon."""
 
-    name: str
-    _: KW_ONLY
-    spec: StaticCarbonFeed
     basis: CarbonBasis
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         start = floor_to(now, HOUR)
@@ -441,16 +421,12 @@ def read_carbon_csv(
     return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis))
 
 
-@dataclass(eq=False)
-class CsvReplayCarbonIntensityFeed:
+@dataclass(eq=False, kw_only=True)
+class CsvReplayCarbonIntensityFeed(ConfiguredFeed[CsvReplayCarbonFeed]):
     """Replays a recorded intensity CSV (signals.recorded.CsvReplay): the window around the supplied
     `now`, shifted by offsetDays, validated on the configured basis."""
 
-    name: str
-    _: KW_ONLY
-    spec: CsvReplayCarbonFeed
     basis: CarbonBasis
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
     base_directory: InitVar[Path | None] = None
 
     def __post_init__(self, base_directory: Path | None) -> None:

@@ -16,7 +16,7 @@ import bisect
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -37,7 +37,7 @@ from gridshift.signals.prices import (
     require_covers,
     validate_intervals,
 )
-from gridshift.signals.settings import PriceFeedSettings, ResolutionPreference
+from gridshift.signals.settings import ConfiguredFeed, ResolutionPreference
 
 PUBLICATION_NAMESPACE = "urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3"
 DAY_AHEAD_DOCUMENT_TYPE = "A44"
@@ -326,18 +326,14 @@ def write_a44(
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-@dataclass(eq=False)
-class EntsoePriceFeed:
+@dataclass(eq=False, kw_only=True)
+class EntsoePriceFeed(ConfiguredFeed[EntsoeFeed]):
     """Fetches day-ahead prices of one bidding zone from the Transparency Platform REST API."""
 
-    name: str
-    _: KW_ONLY
-    spec: EntsoeFeed
     token: str = field(repr=False)
     """The securityToken, from a Secret: never in a repr."""
     currency: str
     http: httpx.Client = field(repr=False)
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def request_params(self, now: datetime) -> dict[str, str]:
         """Query parameters for the window around `now` (token included)."""

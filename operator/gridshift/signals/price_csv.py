@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import KW_ONLY, InitVar, dataclass, field
+from dataclasses import InitVar, dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from gridshift.signals.prices import (
     validated_series,
 )
 from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
-from gridshift.signals.settings import PriceFeedSettings
+from gridshift.signals.settings import ConfiguredFeed
 
 _WIDE_COLUMN = re.compile(r"^(?P<market>.+)_(?P<currency>[A-Z]{3})_per_(?P<unit>[A-Za-z]+)$")
 _MARKET_COLUMN = re.compile(r"^Price \((?P<currency>[A-Za-z]{3})/(?P<unit>[A-Za-z]+)\)$")
@@ -109,16 +109,12 @@ def parse_price_csv(
     return recording.intervals()
 
 
-@dataclass(eq=False)
-class CsvReplayPriceFeed:
+@dataclass(eq=False, kw_only=True)
+class CsvReplayPriceFeed(ConfiguredFeed[CsvReplayFeed]):
     """Replays a recorded price CSV (signals.recorded.CsvReplay): the window around the supplied `now`,
     shifted by offsetDays, validated in the configured currency."""
 
-    name: str
-    _: KW_ONLY
-    spec: CsvReplayFeed
     currency: str
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
     naive_timezone: InitVar[tzinfo] = UTC
     base_directory: InitVar[Path | None] = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import KW_ONLY, InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,22 +39,18 @@ from gridshift.signals.prices import (
     floor_to,
     validated_series,
 )
-from gridshift.signals.settings import PriceFeedSettings
+from gridshift.signals.settings import ConfiguredFeed
 
 HOUR = timedelta(hours=1)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-@dataclass(eq=False)
-class StaticPriceFeed:
+@dataclass(eq=False, kw_only=True)
+class StaticPriceFeed(ConfiguredFeed[StaticFeed]):
     """One constant price over the whole horizon."""
 
-    name: str
-    _: KW_ONLY
-    spec: StaticFeed
     currency: str
     unit: EnergyUnit
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         start = floor_to(now, HOUR)
@@ -63,16 +59,12 @@ class StaticPriceFeed:
         return validated_series(self.name, [interval], self.currency, now)
 
 
-@dataclass(eq=False)
-class SchedulePriceFeed:
+@dataclass(eq=False, kw_only=True)
+class SchedulePriceFeed(ConfiguredFeed[ScheduleFeed]):
     """A time-of-use tariff: hourly intervals in the tariff's local time zone, DST included."""
 
-    name: str
-    _: KW_ONLY
-    spec: ScheduleFeed
     currency: str
     unit: EnergyUnit
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def __post_init__(self) -> None:
         name, spec = self.name, self.spec
@@ -146,19 +138,15 @@ def parse_http_json(
     return intervals
 
 
-@dataclass(eq=False)
-class HttpJsonPriceFeed:
+@dataclass(eq=False, kw_only=True)
+class HttpJsonPriceFeed(ConfiguredFeed[HttpJsonFeed]):
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
 
-    name: str
-    _: KW_ONLY
-    spec: HttpJsonFeed
     currency: str
     unit: EnergyUnit
     http: httpx.Client = field(repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     """From the headersSecretRef Secret: never in a repr."""
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
 
     def fetch(self, now: datetime) -> PriceSeries:
         _, body = get_body(
@@ -173,17 +161,13 @@ class HttpJsonPriceFeed:
         return validated_series(self.name, sorted(intervals, key=lambda i: i.start), self.currency, now)
 
 
-@dataclass(eq=False)
-class PrometheusMetricPriceFeed:
+@dataclass(eq=False, kw_only=True)
+class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
     """A price metric the user already has in Prometheus: its current value, valid until next refresh."""
 
-    name: str
-    _: KW_ONLY
-    spec: PrometheusPriceFeed
     currency: str
     unit: EnergyUnit
     valid_for: timedelta
-    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)
     session: InitVar[requests.Session | None] = None
     http: InitVar[httpx.Client | None] = None
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from gridshift.signals.labels import LabelScheme
 from gridshift.signals.promql import QueryWindows
@@ -82,3 +83,17 @@ class PriceFeedSettings:
     512 MiB memory limit (see bench/price_csv_bench.py)."""
     prefer_resolution: ResolutionPreference = ResolutionPreference.FINEST
     """Finest by default: 15-minute prices are what is settled since the 2025 SDAC switch."""
+
+
+SpecT = TypeVar("SpecT")
+
+
+@dataclass(eq=False)
+class ConfiguredFeed(Generic[SpecT]):
+    """What every price and carbon feed adapter is made of: its name (the one errors and logs use), its
+    settings block of the RegionalCluster spec, and how it fetches. Each feed adds its own fields, keyword-only."""
+
+    name: str
+    _: KW_ONLY
+    spec: SpecT
+    settings: PriceFeedSettings = field(default_factory=PriceFeedSettings)

@@ -1,0 +1,74 @@
+"""What the electricity price feed and the carbon-intensity feed of a RegionalCluster share.
+
+Both are a `type` naming one settings block, fetched every `refreshSeconds` and stale after
+`staleAfterSeconds` without a good fetch (a stale figure never moves a replica); both can replay a
+recorded CSV, call a public API at an overridable endpoint, or read a Prometheus query. The rules and
+field types here are written once for both specs (gridshift.api.regional_cluster, gridshift.api.carbon).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from gridshift.api.base import CrossFieldRule
+from gridshift.api.common import HttpUrl
+
+ApiEndpoint = Annotated[
+    HttpUrl, Field(description="API base URL (override for a mirror or a test server); no user:password@.")
+]
+PrometheusUrl = Annotated[HttpUrl, Field(description="Prometheus base URL; no user:password@.")]
+CsvPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="CSV file path inside the operator container (read once, capped in size).",
+    ),
+]
+OffsetDays = Annotated[
+    int,
+    Field(ge=-36_500, le=36_500, description="Shift the recording by this many days (at most 100 years either way)."),
+]
+
+
+def settings_block_rule(feed_types: type[StrEnum], example: str) -> CrossFieldRule:
+    """A feed spec's rule: the settings block named by `type` is set (the block's wire name is the type's value)."""
+
+    def holds(feed: Any) -> bool:
+        by_wire_name = {info.alias or name: name for name, info in type(feed).model_fields.items()}
+        return getattr(feed, by_wire_name[feed.type.value]) is not None
+
+    return CrossFieldRule(
+        cel=" || ".join(f"(self.type == '{t.value}' && has(self.{t.value}))" for t in feed_types),
+        message=f"the settings block named by type must be set (e.g. type: {example} needs {example}: {{...}})",
+        field="type",
+        holds=holds,
+    )
+
+
+def refresh_rule(goes_stale: str) -> CrossFieldRule:
+    """A feed spec's rule: a feed fetched as configured is never stale between two good fetches."""
+    return CrossFieldRule(
+        cel="self.staleAfterSeconds > self.refreshSeconds",
+        message=f"staleAfterSeconds must exceed refreshSeconds, or {goes_stale} stale between good fetches",
+        field="staleAfterSeconds",
+        holds=lambda s: s.stale_after_seconds > s.refresh_seconds,
+    )
+
+
+def stale_after_field(when_stale: str) -> Any:
+    """`staleAfterSeconds`: two hours by default, a minute to a week."""
+    return Field(
+        default=7200,
+        ge=60,
+        le=604_800,
+        description=f"After this long without a good fetch {when_stale}.",
+    )
+
+
+def refresh_field(description: str) -> Any:
+    """`refreshSeconds`: a quarter of an hour by default, 10 s to a day."""
+    return Field(default=900, ge=10, le=86_400, description=description)
