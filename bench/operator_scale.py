@@ -22,6 +22,8 @@ one write per deployment, RSS against the chart's memory limit (charts/gridshift
 
 Usage (repo root): PYTHONPATH=operator .venv/bin/python bench/operator_scale.py --deployments 1000 --regions 12
   [--json out.json] [--steady 3] [--write-concurrency 16] [--nodes 2]
+With --auto: Auto deployments and a price swing, make-before-break, the leader killed mid-swing
+(bench/operator_swing.py; its flags).
 The machine's load changes wall times: CPU seconds (time.process_time, all threads) are printed beside them.
 """
 
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -120,6 +123,7 @@ class CycleFigures:
     wall_s: float
     cpu_s: float
     planner_s: float
+    plan_reused: bool
     status_writes: int
     member_writes: int
     events: int
@@ -148,7 +152,8 @@ class Result:
 
 
 @contextmanager
-def phase(result: Result, name: str) -> Iterator[None]:
+def phase(result: Any, name: str) -> Iterator[None]:
+    """Times one setup phase into `result.setup_s` (this bench's Result, or operator_swing's)."""
     started = time.monotonic()
     print(f"  {name} ...", file=sys.stderr, flush=True)
     yield
@@ -160,7 +165,8 @@ def apply_chunks(world: Any, cluster: str, objects: list[dict[str, Any]]) -> Non
     # JSON, not YAML: PyYAML leaves a spec hash such as 1234e567 unquoted, and kubectl reads it as a number.
     for start in range(0, len(objects), CHUNK):
         items = {"apiVersion": "v1", "kind": "List", "items": objects[start : start + CHUNK]}
-        world.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(items))
+        # A loaded apiserver (10,000 objects beside other worlds) took over 120 s for one chunk here.
+        world.kubectl(cluster, "apply", "--server-side", "-f", "-", input=json.dumps(items), timeout=900)
 
 
 def member_replicas(bodies: list[dict[str, Any]], regions: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -208,8 +214,11 @@ def run(args: argparse.Namespace) -> Result:
 
         if not args.no_replicas:
             with phase(result, "member replicas"):
-                for region, manifests in member_replicas(bodies("inferencedeployments"), world.regions).items():
-                    apply_chunks(world, region, manifests)
+                # Each region has its own apiserver: four applied at once (10,000 replicas one region
+                # after another took half an hour here).
+                by_region = member_replicas(bodies("inferencedeployments"), world.regions)
+                with ThreadPoolExecutor(max_workers=4) as pool:
+                    list(pool.map(lambda item: apply_chunks(world, *item), by_region.items()))
         prometheus = counting_prometheus()
         os.environ["KUBECONFIG"] = str(world.kubeconfigs[world.hub])
         settings = OperatorSettings(
@@ -251,7 +260,8 @@ def run(args: argparse.Namespace) -> Result:
             figures = CycleFigures(
                 wall_s=round(wall, 3),
                 cpu_s=round(cpu, 3),
-                planner_s=round(report.planner_seconds, 3),
+                planner_s=round(report.planner_seconds or 0.0, 3),
+                plan_reused=report.plan_reused,
                 status_writes=report.status_writes,
                 member_writes=report.member_writes,
                 events=report.events,
@@ -323,12 +333,22 @@ def table(result: Result) -> str:
         ),
         ("load average", " ".join(f"{v:.1f}" for v in result.load_average), "2 cores, shared"),
     ]
+    return "\n".join(aligned(rows))
+
+
+def aligned(rows: list[tuple[str, str, str]]) -> list[str]:
+    """(figure, measured, against) rows as aligned columns."""
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows)
+    return [f"{a:<{width}}  {b:<{value_width}}  {c}" for a, b, c in rows]
 
 
 def main() -> None:
+    if "--auto" in sys.argv[1:]:
+        # 1,000 Auto deployments and a price swing: bench/operator_swing.py, with the same flags.
+        from bench.operator_swing import main as swing
+
+        sys.exit(swing([a for a in sys.argv[1:] if a != "--auto"]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deployments", type=int, default=1000)
     parser.add_argument("--regions", type=int, default=12)

@@ -391,7 +391,10 @@ class KubeMemberCluster:
         try:
             result = self._call(
                 lambda: resource.get(
-                    namespace=namespace, label_selector=label_selector, _request_timeout=self._timeout
+                    namespace=namespace,
+                    label_selector=label_selector,
+                    _request_timeout=self._timeout,
+                    serializer=_plain,
                 ),
                 f"list {kind}{where}",
             )
@@ -399,7 +402,7 @@ class KubeMemberCluster:
             if error.status == 404 and namespace:
                 return []  # the namespace is gone, or not created yet: nothing of ours there
             raise
-        return [item.to_dict() for item in result.items]
+        return list(result.get("items") or [])
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
         objs = [
@@ -442,6 +445,12 @@ class KubeMemberCluster:
             pods = [pod for namespace in sorted(set(namespaces)) for pod in self._list("v1", "Pod", namespace)]
             others_visible = False
         return Inventory(tuple(inventory_from(nodes, pods)), nodes_visible=True, others_visible=others_visible)
+
+
+def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """The dynamic client's answer as the JSON it came in: a list of 10,000 pods wrapped in its
+    ResourceInstance, then turned back into dicts, cost seconds of CPU a cycle."""
+    return body
 
 
 def _message(error: Any) -> str:

@@ -6,8 +6,10 @@ between them (service.state):
 1. lead      only the Lease holder plans and acts; others write nothing (gridshift.hub.lease);
 2. observe   hub objects, member clusters, Prometheus and price feeds -> one Snapshot (service.observe),
              then orphans of deleted InferenceDeployments are swept (service.sweep);
-3. decide    the pure planner: Snapshot -> Plan (gridshift.planner);
-4. migrate   make-before-break steps, persisted in status.migration (service.migrate), carried out by
+3. decide    the pure planner: Snapshot -> Plan (gridshift.planner), or last cycle's plan when the
+             problem is the same (gridshift.planner.reuse);
+4. migrate   make-before-break steps, persisted in status.migration (service.migrate), Auto
+             deployments writeConcurrency at once, each one's steps in order, carried out by
 5. actuate   member-cluster workloads and HTTPRoute weights, written only when changed (service.actuate);
 6. report    status and decision Events (service.report), GPUProfile fits, then the operator's metrics
              (service.metrics); the cycle's problems, by reason, go to metrics and the log.
@@ -41,15 +43,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridshift.actuation.members import Owner
+from gridshift.api import MigrationMode
 from gridshift.hub.client import Hub
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
 from gridshift.planner.profiles import PerformanceModel
+from gridshift.planner.reuse import same_problem
 from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import Actuator
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
-from gridshift.service.migrate import Migrations
+from gridshift.service.migrate import MigrationProgress, Migrations
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer
 from gridshift.service.report import Reporter, invalid_cluster_problems, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
@@ -90,6 +95,8 @@ class OperatorService:
         )
         self._monotonic = monotonic
         self._last_plan: Plan | None = None
+        self._searched_unchanged = False
+        """Whether the last plan came from searching an unchanged problem again (see _decide)."""
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
         timing = LeaseTiming(
             settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
@@ -116,6 +123,9 @@ class OperatorService:
         # Threads of their own: kopf's handlers (a burst of deletions, say) share the default pool, and
         # must neither delay a cycle nor, above all, a Lease renewal (fencing would stop the leader).
         self._cycle_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-cycle")
+        self._migrate_pool = ThreadPoolExecutor(
+            max_workers=settings.write_concurrency, thread_name_prefix="gridshift-migrate"
+        )
         self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-lease")
 
     # ------------------------------------------------------------------ shell-facing API
@@ -213,20 +223,18 @@ class OperatorService:
 
         invalid_cluster_problems(cluster_bodies, seen, report)
 
-        # 3. Decide: the pure planner.
-        # The search's budget runs on this process's clock; the last plan is its warm start.
-        planning = time.perf_counter()
-        plan = make_plan(seen.snapshot, self.planner_settings, clock=self._monotonic, previous=self._last_plan)
-        report.planner_seconds = time.perf_counter() - planning
-        report.plan = self._last_plan = plan
+        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (_decide).
+        plan = self._decide(seen.snapshot, report)
         self.actuator.begin(plan)
+        planned = {p.id: p for p in plan.deployments}
 
+        migrated = self._migrate_auto(now, seen, planned)
         try:
             for deployment in seen.deployments:
                 if not self._still_leading(report):
                     break
                 try:
-                    self._act_on(now, deployment, plan.for_deployment(deployment.id), seen, report)
+                    self._act_on(now, deployment, planned[deployment.id], seen, report, migrated.get(deployment.id))
                 except Exception as error:  # one deployment's failure must not stop the others
                     message = f"{deployment.id}: not acted on this cycle: {describe(error)}"
                     report.errors.append(message)
@@ -245,6 +253,57 @@ class OperatorService:
             self.reporter.profiles(now, profile_bodies, report)
         return self._finish(report, started, seen)
 
+    def _decide(self, snapshot: Snapshot, report: CycleReport) -> Plan:
+        """This cycle's plan. Last cycle's is reused when the planner would solve the same problem
+        (planner.reuse.same_problem: equal deployments, clusters and profiles, and prices and carbon
+        that read the same at this instant over every window in use) and searching it again cannot
+        help: the last search proved its plan optimal, or it already searched this unchanged problem
+        once more from its own answer (a time-budgeted search may improve on a second pass, not on
+        every idle cycle). Anything else is planned afresh, the last plan being the warm start."""
+        last = self._last_plan
+        unchanged = (
+            last is not None
+            and last.snapshot is not None
+            and same_problem(last.snapshot, snapshot, self.planner_settings)
+        )
+        if unchanged and last is not None and (last.proven_optimal or self._searched_unchanged):
+            report.plan_reused = True
+            report.plan = last
+            return last
+        self._searched_unchanged = unchanged
+        # The search's budget runs on this process's clock; the last plan is its warm start.
+        planning = time.perf_counter()
+        plan = make_plan(snapshot, self.planner_settings, clock=self._monotonic, previous=last)
+        report.planner_seconds = time.perf_counter() - planning
+        report.plan = self._last_plan = plan
+        return plan
+
+    def _migrate_auto(
+        self, now: datetime, seen: Observation, planned: Mapping[str, DeploymentPlan]
+    ) -> dict[str, tuple[MigrationProgress | BaseException | None, CycleReport]]:
+        """4. The migrate stage of every Auto deployment, `write_concurrency` deployments at once.
+
+        A price swing that moves a hundred deployments makes a hundred or more member applies, each
+        a read and a server-side apply; one after another they took over a minute of a cycle on a
+        loaded machine. Each deployment's steps still run in order within its own task, and touch only
+        its own state (its status.migration, its entries in Migrations and the Actuator). What a task
+        reports goes to a report of its own, folded into the cycle's in the deployments' order by
+        `_act_on`, so the cycle reads the same whatever finished first. A task that starts after the
+        Lease may have lapsed writes nothing (None)."""
+        auto = [d for d in seen.deployments if planned[d.id].mode is MigrationMode.AUTO]
+
+        def one(deployment: ObservedDeployment) -> tuple[MigrationProgress | BaseException | None, CycleReport]:
+            own = CycleReport(leader=True, started_at=now)
+            if not self.elector.leading():
+                return None, own
+            try:
+                progress = self.migrations.run(now, deployment, planned[deployment.id], seen.views, self.actuator, own)
+            except Exception as error:  # raised again in _act_on, in order, by the per-deployment guard
+                return error, own
+            return progress, own
+
+        return dict(zip((d.id for d in auto), self._migrate_pool.map(one, auto), strict=True))
+
     def _act_on(
         self,
         now: datetime,
@@ -252,9 +311,22 @@ class OperatorService:
         planned: DeploymentPlan,
         seen: Observation,
         report: CycleReport,
+        migrated: tuple[MigrationProgress | BaseException | None, CycleReport] | None = None,
     ) -> None:
-        # 4 and 5. Migrate (make-before-break steps) and actuate (workloads, routing weights).
-        progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
+        # 4 and 5. Migrate (make-before-break steps; Auto deployments' already run by _migrate_auto)
+        # and actuate (workloads, routing weights).
+        if migrated is None:
+            progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
+        else:
+            outcome, own = migrated
+            report.member_writes += own.member_writes
+            report.errors.extend(own.errors)
+            report.problems.extend(own.problems)
+            if outcome is None:
+                return  # fenced before its migrate stage ran: nothing was written, nothing is reported
+            if isinstance(outcome, BaseException):
+                raise outcome
+            progress = outcome
         self.actuator.route(deployment, planned, progress.routing, seen.views, report)
         # 6. Report: the deployment's status and its decision Event.
         applied = self.actuator.as_applied(deployment)

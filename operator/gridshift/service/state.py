@@ -185,7 +185,9 @@ class CycleReport:
     started_at: datetime
     seconds: float = 0.0
     planner_seconds: float | None = None
-    """Time the planner's search took this cycle (None when it did not run)."""
+    """Time the planner's search took this cycle (None when it did not run: no lead, or the last plan reused)."""
+    plan_reused: bool = False
+    """The planner's problem was the same as last cycle's: its plan was used again (service.operator._decide)."""
     plan: Plan | None = None
     member_writes: int = 0
     status_writes: int = 0
