@@ -84,12 +84,6 @@ class QueryWindows:
     """The SLO percentile (InferenceDeployment SLOs are p95)."""
 
 
-def _renamed(current: str, legacy: str) -> str:
-    # The legacy result is kept only when the current one is empty, so a server exporting both
-    # names during the deprecation period is not counted twice.
-    return f"({current}) or (({legacy}) unless on () ({current}))"
-
-
 def _dcgm(metric_expression: str, scheme: LabelScheme) -> str:
     """`metric_expression` over DCGM series with their workload labels renamed to the vLLM ones."""
     expression = metric_expression
@@ -109,45 +103,71 @@ PER_BUCKET_SIGNALS = frozenset({Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_
 BUCKET_LABEL = "le"
 
 
-def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> dict[Signal, str]:
-    """Every signal's PromQL for `ref`, summed (or averaged) over its replicas."""
-    sel = vllm_selector(scheme, ref)
-    dsel = dcgm_selector(scheme, ref)
+def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by: tuple[str, ...]) -> dict[Signal, str]:
+    """Every signal's PromQL over the vLLM series `sel` and DCGM series `dsel` select, aggregated `by`
+    these labels: none for one deployment (build_queries), `group_labels` for a cluster (build_grouped_queries)."""
     on = ", ".join(join_labels(scheme))
     rate = f"{windows.rate_seconds}s"
     energy_window = f"{windows.energy_seconds}s"
     q = windows.quantile
 
+    def aggregate(operator: str, expression: str, *labels: str) -> str:
+        grouping = ", ".join((*by, *labels))
+        return f"{operator} by ({grouping}) ({expression})" if grouping else f"{operator}({expression})"
+
+    def renamed(current: str, legacy: str) -> str:
+        # The legacy series count only where the current one is empty (per deployment when grouped), so
+        # a server exporting both names during the deprecation period is not counted twice.
+        return f"({current}) or (({legacy}) unless on ({', '.join(by)}) ({current}))"
+
     def summed(counter: str) -> str:
-        return f"sum(rate({counter}{sel}[{rate}]))"
+        return aggregate("sum", f"rate({counter}{sel}[{rate}])")
 
-    def buckets(histogram: str) -> str:
-        return f"sum by (le) (rate({histogram}_bucket{sel}[{rate}]))"
+    def buckets(histogram: str, function: str = "rate") -> str:
+        return aggregate("sum", f"{function}({histogram}_bucket{sel}[{rate}])", BUCKET_LABEL)
 
-    # One series per replica pod (vLLM's running gauge, present as soon as vLLM serves).
+    # DCGM series lack the deployment's labels: they are joined to vLLM's running gauge, one series per
+    # replica pod (present as soon as vLLM serves), on the pod labels both share (join_labels).
     pods = f"{VLLM_REQUESTS_RUNNING}{sel}"
+    if by:
+        key = by[1]
+        pods = f"group by ({on}, {key}) ({pods})"
+        per_pod = ", ".join((*by, scheme.pod_label))
+
+        def on_pods(dcgm: str) -> str:
+            return f"{dcgm} * on ({on}) group_left ({key}) {pods}"
+
+    else:
+        per_pod = on
+
+        def on_pods(dcgm: str) -> str:
+            return f"{dcgm} and on ({on}) {pods}"
+
     kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
     power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
     energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
-    tokens = f"sum(increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}]))"
+    tokens = aggregate("sum", f"increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}])")
     return {
         Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
         Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
         Signal.GENERATION_TOKEN_RATE: summed(VLLM_GENERATION_TOKENS),
         Signal.TTFT_P95: f"histogram_quantile({q}, {buckets(VLLM_TTFT_HISTOGRAM)})",
         Signal.ITL_P95: (
-            f"histogram_quantile({q}, {_renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
+            f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
         ),
-        Signal.REQUESTS_RUNNING: f"sum({VLLM_REQUESTS_RUNNING}{sel})",
-        Signal.REQUESTS_WAITING: f"sum({VLLM_REQUESTS_WAITING}{sel})",
-        Signal.KV_CACHE_USAGE: f"avg({_renamed(kv_current, kv_legacy)})",
-        Signal.WATTS_PER_REPLICA: f"sum by ({on}) ({power} and on ({on}) {pods})",
-        Signal.JOULES_PER_TOKEN: f"(sum({energy} and on ({on}) {pods}) / {MILLIJOULES_PER_JOULE}) / {tokens}",
-        Signal.PROMPT_TOKENS_BUCKETS: f"sum by (le) (increase({VLLM_PROMPT_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))",
-        Signal.GENERATION_TOKENS_BUCKETS: (
-            f"sum by (le) (increase({VLLM_GENERATION_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
-        ),
+        Signal.REQUESTS_RUNNING: aggregate("sum", f"{VLLM_REQUESTS_RUNNING}{sel}"),
+        Signal.REQUESTS_WAITING: aggregate("sum", f"{VLLM_REQUESTS_WAITING}{sel}"),
+        Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
+        Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",
+        Signal.JOULES_PER_TOKEN: f"({aggregate('sum', on_pods(energy))} / {MILLIJOULES_PER_JOULE}) / {tokens}",
+        Signal.PROMPT_TOKENS_BUCKETS: buckets(VLLM_PROMPT_TOKENS_HISTOGRAM, "increase"),
+        Signal.GENERATION_TOKENS_BUCKETS: buckets(VLLM_GENERATION_TOKENS_HISTOGRAM, "increase"),
     }
+
+
+def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> dict[Signal, str]:
+    """Every signal's PromQL for `ref`, summed (or averaged) over its replicas."""
+    return _queries(scheme, windows, vllm_selector(scheme, ref), dcgm_selector(scheme, ref), by=())
 
 
 # --- Grouped queries: one query per signal per cluster, every deployment at once ------------------
@@ -156,7 +176,7 @@ def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows
 # cycle for 1,000 deployments. The grouped ones below select every gridshift series of the workload
 # namespaces and aggregate `by` the labels that name a deployment (`group_labels`), so a cluster costs
 # one query per signal whatever the number of deployments; the answer is split by `group_key`.
-# Each gives, for every deployment, the value its per-deployment query gives
+# Both are written once, in _queries, and give every deployment the same value
 # (tests/signals/test_promql_semantics.py evaluates both on the real engine).
 
 
@@ -225,50 +245,5 @@ def grouped_dcgm_selector(scheme: LabelScheme, scope: GroupScope) -> str:
 
 def build_grouped_queries(scheme: LabelScheme, scope: GroupScope, windows: QueryWindows) -> dict[Signal, str]:
     """Every signal's PromQL for all deployments of `scope` at once, aggregated by `group_labels`."""
-    by = ", ".join(group_labels(scheme))
-    key = group_labels(scheme)[1]
-    on = ", ".join(join_labels(scheme))
     sel = grouped_vllm_selector(scheme, scope)
-    dsel = grouped_dcgm_selector(scheme, scope)
-    rate = f"{windows.rate_seconds}s"
-    energy_window = f"{windows.energy_seconds}s"
-    q = windows.quantile
-
-    def summed(metric: str) -> str:
-        return f"sum by ({by}) (rate({metric}{sel}[{rate}]))"
-
-    def buckets(histogram: str) -> str:
-        return f"sum by ({by}, le) (rate({histogram}_bucket{sel}[{rate}]))"
-
-    def renamed(current: str, legacy: str) -> str:
-        # As _renamed, per deployment: a deployment's legacy series count only when it has no current one.
-        return f"({current}) or (({legacy}) unless on ({by}) ({current}))"
-
-    # 1 per replica pod, carrying the deployment's key label: joins DCGM series (which lack it) to a deployment.
-    pods = f"group by ({on}, {key}) ({VLLM_REQUESTS_RUNNING}{sel})"
-    kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
-    power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
-    energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
-    tokens = f"sum by ({by}) (increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}]))"
-    return {
-        Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
-        Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
-        Signal.GENERATION_TOKEN_RATE: summed(VLLM_GENERATION_TOKENS),
-        Signal.TTFT_P95: f"histogram_quantile({q}, {buckets(VLLM_TTFT_HISTOGRAM)})",
-        Signal.ITL_P95: (
-            f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
-        ),
-        Signal.REQUESTS_RUNNING: f"sum by ({by}) ({VLLM_REQUESTS_RUNNING}{sel})",
-        Signal.REQUESTS_WAITING: f"sum by ({by}) ({VLLM_REQUESTS_WAITING}{sel})",
-        Signal.KV_CACHE_USAGE: f"avg by ({by}) ({renamed(kv_current, kv_legacy)})",
-        Signal.WATTS_PER_REPLICA: f"sum by ({by}, {scheme.pod_label}) ({power} * on ({on}) group_left ({key}) {pods})",
-        Signal.JOULES_PER_TOKEN: (
-            f"(sum by ({by}) ({energy} * on ({on}) group_left ({key}) {pods}) / {MILLIJOULES_PER_JOULE}) / {tokens}"
-        ),
-        Signal.PROMPT_TOKENS_BUCKETS: (
-            f"sum by ({by}, le) (increase({VLLM_PROMPT_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
-        ),
-        Signal.GENERATION_TOKENS_BUCKETS: (
-            f"sum by ({by}, le) (increase({VLLM_GENERATION_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
-        ),
-    }
+    return _queries(scheme, windows, sel, grouped_dcgm_selector(scheme, scope), by=group_labels(scheme))
