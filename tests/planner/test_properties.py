@@ -305,7 +305,7 @@ def test_on_fleets_the_plan_is_valid_keeps_move_limits_and_never_costs_more_than
     solution = _counts_of(plan, problem)
     assert violations(problem, solution) == []
     for problem_part, counts in zip(problem.deployments, solution.counts, strict=True):
-        assert min(moves(problem_part, counts)) <= problem_part.max_moves, problem_part.problem_part.id
+        assert min(moves(problem_part, counts)) <= problem_part.max_moves, problem_part.deployment.id
     current = revalidated_current(problem)
     assert objective(problem, solution, chosen) <= objective(problem, current, chosen) * (1 + 1e-9) + 1e-9
     # A second cycle from this plan (warm start) keeps every guarantee too.
