@@ -216,12 +216,21 @@ def placements_of(
 
     An unreachable cluster's replicas are reported with ready=0: they cannot be counted on.
     """
-    out = []
+    return placements_by_deployment(workloads_by_cluster).get((namespace, name), ())
+
+
+def placements_by_deployment(
+    workloads_by_cluster: Mapping[str, Sequence[WorkloadState] | None],
+) -> dict[tuple[str, str], tuple[S.Placement, ...]]:
+    """`placements_of` every deployment at once, by (namespace, name): one pass over the workloads
+    (asking per deployment read every cluster's workloads 10,000 times at 10,000 deployments)."""
+    out: dict[tuple[str, str], list[S.Placement]] = {}
     for cluster, workloads in sorted(workloads_by_cluster.items()):
         for w in workloads or ():
-            if (w.deployment_namespace, w.deployment_name) == (namespace, name):
-                out.append(S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready))
-    return tuple(out)
+            out.setdefault((w.deployment_namespace, w.deployment_name), []).append(
+                S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready)
+            )
+    return {key: tuple(placements) for key, placements in out.items()}
 
 
 def observed_demand(

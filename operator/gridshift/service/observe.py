@@ -115,7 +115,7 @@ class Observer:
                 held[w.gpu_type] = held.get(w.gpu_type, 0) + w.desired * w.gpus_per_replica
             cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held)
             planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
-        workloads = {v.name: v.workloads for v in views}
+        placements = inputs.placements_by_deployment({v.name: v.workloads for v in views})
         observed = []
         running = {v.name: _running(v) for v in views}
         measured = self._measure(deployments, views, running, report)
@@ -139,7 +139,7 @@ class Observer:
                     parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
                 )
             requirements[parsed.key] = (parsed.resource, required)
-            planned = S.Deployment(ns, name, required, inputs.placements_of(ns, name, workloads), demand)
+            planned = S.Deployment(ns, name, required, placements.get((ns, name), ()), demand)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
         self._requirements = requirements
         snapshot = S.Snapshot(
