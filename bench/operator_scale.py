@@ -12,8 +12,9 @@ an earlier Auto period would have left), and runs the operator's service with it
 - operator RSS (this process: the service, its adapters' caches and the hub bodies a kopf index holds).
 
 Requests are counted by the client (gridshift.hub.requests.RequestCounter) on every ApiClient the
-service uses; the hub bodies handed to each cycle are listed on a separate, uncounted client, standing
-for kopf's watch-fed index. Prometheus is a local stand-in that counts queries and answers empty
+service uses; the hub bodies handed to each cycle are listed on a separate, uncounted client and kept
+as kopf's watch-fed index keeps them (each object's essence, the same dict while its resourceVersion
+is the same). Prometheus is a local stand-in that counts queries and answers empty
 vectors (demand then reads unknown: Advisory reports it and keeps the replicas).
 
 Ratios against references computed in the same run: Prometheus queries per cycle against the
@@ -64,6 +65,7 @@ from gridshift.hub.requests import RequestCounter  # noqa: E402
 from gridshift.service.state import CycleReport  # noqa: E402
 from gridshift.service.wiring import real_service  # noqa: E402
 from gridshift.settings import OperatorSettings  # noqa: E402
+from gridshift.shell.handlers import essence  # noqa: E402
 from gridshift.signals.promql import Signal  # noqa: E402
 
 CHART_MEMORY_LIMIT_MIB = 512
@@ -212,6 +214,21 @@ def run(args: argparse.Namespace) -> Result:
             answer = lister.list_cluster_custom_object("gridshift.dev", "v1alpha1", plural, _request_timeout=120)
             return list(answer["items"])
 
+        # What kopf's index holds: each object's essence (gridshift.shell.handlers), the same dict while
+        # the object's resourceVersion stays the same (kopf replaces an entry on a watch event only).
+        index: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+
+        def indexed(plural: str) -> list[dict[str, Any]]:
+            known, fresh = index.setdefault(plural, {}), {}
+            for body in bodies(plural):
+                meta = body["metadata"]
+                entry = known.get(meta["uid"])
+                if entry is None or entry[0] != meta["resourceVersion"]:
+                    entry = (meta["resourceVersion"], essence(body))
+                fresh[meta["uid"]] = entry
+            index[plural] = fresh
+            return [e for _, e in fresh.values()]
+
         if not args.no_replicas:
             with phase(result, "member replicas"):
                 # Each region has its own apiserver: four applied at once (10,000 replicas one region
@@ -250,7 +267,7 @@ def run(args: argparse.Namespace) -> Result:
         threading.Thread(target=renew, name="lease", daemon=True).start()
 
         def cycle() -> CycleFigures:
-            hub_bodies = (bodies("inferencedeployments"), bodies("regionalclusters"), bodies("gpuprofiles"))
+            hub_bodies = (indexed("inferencedeployments"), indexed("regionalclusters"), indexed("gpuprofiles"))
             counter.reset()
             queries = len(prometheus.requests)
             wall, cpu = time.perf_counter(), time.process_time()
