@@ -521,12 +521,11 @@ def deployment_status(
     observed = _observed_slo(idep, applied, deployment.measured, old)
     if observed:
         status["observedSlo"] = observed
-    if plan.class_routing:
-        # Per request-size class weights, for a size-aware router (planner.classes).
-        status["classRouting"] = [
-            {"requestClass": r.request_class, "cluster": r.cluster, "gpuType": r.gpu_type, "weight": r.weight}
-            for r in plan.class_routing
-        ]
+    # Per request-size class weights, for a size-aware router (planner.classes); [] as stored without any.
+    status["classRouting"] = [
+        {"requestClass": r.request_class, "cluster": r.cluster, "gpuType": r.gpu_type, "weight": r.weight}
+        for r in plan.class_routing
+    ]
     stored = _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None}, old)
     return DeploymentReport(stored, health, change)
 
