@@ -13,6 +13,11 @@ to the GPUs the RegionalCluster declares (offerings[].maxGpus).
 
 Ownership: objects are gridshift's only with the owner annotations (gridshift.api.labels); `apply`
 never overwrites an object that another owner (or nobody) annotated, and deletes go by owner.
+
+Reads: gridshift's Deployments (per workload namespace), Nodes and Pods are listed once, then kept
+by a watch (actuation.watch): an idle cycle asks the apiserver nothing. Only compact records are kept
+(WorkloadState, NodeGpus, PodGpus), never the objects. A watch that breaks is replaced by a list on
+the next read, whose errors are reported as before; credentials without `watch` list on every read.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The observe stage: hub objects, member clusters, Prometheus and price feeds become one `Observation`.
 
-`Observer` owns the adapters' caches (member clients per kubeconfig, managed price feeds per feed
-spec, metrics sources per Prometheus URL, and each cluster's last known workloads) and asks each
-source once per cycle. The translations themselves are the pure functions of service.inputs.
+`Observer` owns the adapters' caches (member clients per kubeconfig, each keeping its member's objects
+by watch; managed price feeds per feed spec, metrics sources per Prometheus URL, and each cluster's
+last known workloads) and asks each source once per cycle. Hub bodies are parsed once per
+resourceVersion (inputs.ParseCache) and a deployment's requirements translated once per parsed spec.
+The translations themselves are the pure functions of service.inputs.
 
 Failure rules kept here: a broken feed, an invalid kubeconfig or an unreachable cluster is reported
 in the cycle report and its view (with a message that never quotes a credential), never fatal; an
