@@ -536,6 +536,7 @@ class KubeMemberCluster:
             allow_watch_bookmarks=True,
             timeout_seconds=seconds,
             _request_timeout=(self._timeout, seconds + 30),
+            serialize=False,  # the streaming response itself (serialising would read it to its end)
         )
 
     def close(self) -> None:
