@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -460,11 +460,22 @@ class KubeMemberCluster:
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> tuple[list[dict[str, Any]], str]:
         """The items and the list's resourceVersion ('' when the namespace is gone)."""
+        items: list[dict[str, Any]] = []
+        version = ""
+        for page, page_version in self._list_pages(api_version, kind, namespace, label_selector):
+            items.extend(page)
+            version = page_version
+        return items, version
+
+    def _list_pages(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Each page of a list, with the list's resourceVersion on the last one ('' before it, and when
+        the namespace is gone)."""
         from kubernetes.client.exceptions import ApiException
 
         resource = self._resource(api_version, kind)
         where = f" in {namespace}" if namespace else ""
-        items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             try:
@@ -481,14 +492,16 @@ class KubeMemberCluster:
                 )
             except ApiException as error:
                 if error.status == 404 and namespace:
-                    return [], ""  # the namespace is gone, or not created yet: nothing of ours there
+                    yield [], ""  # the namespace is gone, or not created yet: nothing of ours there
+                    return
                 raise
-            items.extend(result.get("items") or [])
             meta = result.get("metadata") or {}
             token = meta.get("continue") or None
             if token is None:
                 # Every page of a list is served from the same snapshot: one resourceVersion.
-                return items, str(meta.get("resourceVersion") or "")
+                yield list(result.get("items") or []), str(meta.get("resourceVersion") or "")
+                return
+            yield list(result.get("items") or []), ""
 
     def _cached(
         self,
@@ -514,8 +527,15 @@ class KubeMemberCluster:
         found = cache.read()
         if found is not None:
             return found
-        items, version = self._list_versioned(api_version, kind, namespace, label_selector)
-        return cache.seed(items, version)
+        version = ""
+
+        def listed() -> Iterator[dict[str, Any]]:
+            nonlocal version
+            for page, page_version in self._list_pages(api_version, kind, namespace, label_selector):
+                version = page_version
+                yield from page
+
+        return cache.seed(listed(), lambda: version)
 
     def _open_watch(
         self,

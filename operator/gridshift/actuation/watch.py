@@ -107,13 +107,17 @@ class WatchCache(Generic[R]):
                 return None
             return [record for _, record in self._items.values()]
 
-    def seed(self, objects: Iterable[Mapping[str, Any]], resource_version: str) -> list[R]:
-        """The records of a fresh list (answered to the caller at once), then watched from its resourceVersion."""
+    def seed(self, objects: Iterable[Mapping[str, Any]], resource_version: str | Callable[[], str]) -> list[R]:
+        """The records of a fresh list (answered to the caller at once), then watched from its resourceVersion
+        (or what `resource_version()` says once `objects` is consumed: a list read page by page, each page
+        let go once its records are kept)."""
         items: dict[str, tuple[str, R]] = {}
         for obj in objects:
             record = self._extract(obj)
             if record is not None:
                 items[object_key(obj)] = (str((obj.get("metadata") or {}).get("resourceVersion") or ""), record)
+        if callable(resource_version):
+            resource_version = resource_version()
         with self._cond:
             self._generation += 1
             self._items = items
@@ -188,13 +192,16 @@ class WatchCache(Generic[R]):
                     rv = next_rv or rv
                 # The apiserver ended the watch (timeoutSeconds): watch again from the last version seen.
         except Exception as error:
-            if getattr(error, "status", None) == 403:
-                self.watch_refused = True
             with self._cond:
+                if getattr(error, "status", None) == 403:
+                    self.watch_refused = True
                 current = generation == self._generation and not self._closed
+                if generation == self._generation:
+                    self._synced = False
+                    self._response = None
+                    self._cond.notify_all()
             if current:
                 log.info("watch of %s stopped (%s): listing again", self.what, type(error).__name__)
-            self._unsync(generation)
 
     def _apply(self, event: Mapping[str, Any]) -> str | None:
         """One event into the records; the resourceVersion to watch on from ('' unchanged), None: relist."""
