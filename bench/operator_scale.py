@@ -282,8 +282,25 @@ def run(args: argparse.Namespace) -> Result:
         lister = client.CustomObjectsApi(config.new_client_from_config(str(world.kubeconfigs[world.hub])))
 
         def bodies(plural: str) -> list[dict[str, Any]]:
-            answer = lister.list_cluster_custom_object("gridshift.dev", "v1alpha1", plural, _request_timeout=120)
-            return list(answer["items"])
+            # Paged, each page tried again on a 504/429: one list of 10,000 InferenceDeployments with their
+            # statuses ran past the loaded hub apiserver's 60 s request timeout (504) after the first cycle.
+            items: list[dict[str, Any]] = []
+            token: str | None = None
+            while True:
+                for attempt in range(5):
+                    try:
+                        answer = lister.list_cluster_custom_object(
+                            "gridshift.dev", "v1alpha1", plural, limit=500, _continue=token, _request_timeout=120
+                        )
+                        break
+                    except client.exceptions.ApiException as error:
+                        if error.status not in (429, 504) or attempt == 4:
+                            raise
+                        time.sleep(2 + 2 * attempt)
+                items.extend(answer["items"])
+                token = (answer.get("metadata") or {}).get("continue") or None
+                if token is None:
+                    return items
 
         # What kopf's index holds: each object's essence (gridshift.shell.handlers), the same dict while
         # the object's resourceVersion stays the same (kopf replaces an entry on a watch event only).
