@@ -196,7 +196,7 @@ def test_the_compact_lp_is_built_column_for_column_as_the_plain_loop_builds_it(
     )
     problem = build_problem(world, settings)
     plain = _plain_compact_lp(problem, settings)
-    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    keys, frozen_cost, _, lp = _compact_lp(problem, settings)
     assert lp is not None
     expected = plain.lp()
     assert keys == plain.keys
