@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
@@ -270,12 +271,10 @@ def _regrets(deployments: list[DeploymentProblem], extra: list[list[float]]) -> 
     target = np.asarray([d.coverage_target for d in deployments], dtype=np.float64)[owner]
     floor = np.asarray([d.min_replicas for d in deployments], dtype=np.float64)[owner]
     valid = unit > 0
-    owner, unit, hourly, start, current, gpus, price, target, floor = (
-        a[valid] for a in (owner, unit, hourly, start, current, gpus, price, target, floor)
-    )
-    replicas = np.maximum(np.maximum(floor, np.ceil(target / unit - 1e-9)), 1.0)
-    cost = replicas * (hourly + price + np.where(current == 0, start, 0.0))
-    taken = replicas * gpus
+    owner = owner[valid]
+    replicas = np.maximum(np.maximum(floor[valid], np.ceil(target[valid] / unit[valid] - 1e-9)), 1.0)
+    cost = replicas * (hourly[valid] + price[valid] + np.where(current[valid] == 0, start[valid], 0.0))
+    taken = replicas * gpus[valid]
     order = np.lexsort((taken, cost, owner))
     owner, cost, taken = owner[order], cost[order], taken[order]
     covers = np.bincount(owner, minlength=len(deployments))
@@ -377,9 +376,9 @@ def solve_greedy(
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen
-    holders = _Holders(problem, counts)
-    _repair(problem, counts, free, holders, settings, stop)
-    _exchange(problem, counts, free, holders, settings, stop)
+    joint = _Joint(problem, counts, free, _Holders(problem, counts), settings, stop)
+    _repair(joint)
+    _exchange(joint)
     return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
 
 
@@ -428,6 +427,23 @@ class _Holders:
 Move = tuple[DeploymentProblem, int, int]
 
 
+@dataclass(frozen=True)
+class _Joint:
+    """What the joint passes (_repair, _exchange) work on: every deployment's counts and the free
+    inventory (both changed in place), who holds each pool, the settings, and the search's deadline."""
+
+    problem: Problem
+    counts: list[list[int]]
+    free: dict[Key, int]
+    holders: _Holders
+    settings: PlannerSettings
+    stop: Callable[[], bool] | None = None
+
+    def stopped(self, position: int) -> bool:
+        """Whether the deadline has passed, asked every _STOP_EVERY deployments of a pass."""
+        return self.stop is not None and position % _STOP_EVERY == 0 and self.stop()
+
+
 def _apply(counts: list[int], free: dict[Key, int], deployment: DeploymentProblem, source: int, target: int) -> None:
     counts[source] -= 1
     counts[target] += 1
@@ -441,14 +457,12 @@ def _evict(
     exempt: DeploymentProblem,
     max_loss: float,
     holders_asked: int,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
+    joint: _Joint,
 ) -> list[Move] | None:
     """Free `needed_gpus` in pool `key` by moving other deployments' replicas, one at a time, to their
     next cheapest pool with room, if that costs them less than `max_loss` in all; else change nothing.
     """
+    counts, free, holders, settings = joint.counts, joint.free, joint.holders, joint.settings
     done: list[Move] = []
     loss = 0.0
     while free.get(key, 0) < needed_gpus:
@@ -484,22 +498,16 @@ def _evict(
     return done
 
 
-def _repair(
-    problem: Problem,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
-    stop: Callable[[], bool] | None = None,
-) -> None:
+def _repair(joint: _Joint) -> None:
     """Serve deployments left short by making room in a pool they accept.
 
     A deployment served late can find the only pools it accepts taken by deployments that could have
     run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
     """
+    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
     threshold = settings.bound_violation_penalty_usd / 2
     for position, short in enumerate(problem.deployments):
-        if stop is not None and position % _STOP_EVERY == 0 and stop():
+        if joint.stopped(position):
             return
         if short.frozen or not short.options:
             continue
@@ -520,36 +528,30 @@ def _repair(
                 mine[j] -= 1
                 if gain <= 0 or not legal:
                     continue
-                moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, counts, free, holders, settings)
+                moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, joint)
                 if moved is not None:
                     mine[j] += 1
                     free[wanted.key] -= wanted.gpus
-                    holders.add(wanted.key, short)
+                    joint.holders.add(wanted.key, short)
                     served = True
                     break
             if not served:
                 break
 
 
-def _exchange(
-    problem: Problem,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
-    stop: Callable[[], bool] | None = None,
-) -> None:
+def _exchange(joint: _Joint) -> None:
     """Move a replica into a cheaper pool, making room there by moving other deployments' replicas out.
 
     Served in regret order, early deployments take cheap pools that later ones valued more; this
     pass trades one replica at a time while the joint objective falls.
     """
+    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
     per_deployment = min(_EXCHANGE_MAX_EVALUATIONS, settings.greedy_exchange_budget // max(1, len(problem.deployments)))
     if per_deployment <= 0:
         return
     pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
     for position, mover in enumerate(problem.deployments):
-        if stop is not None and position % _STOP_EVERY == 0 and stop():
+        if joint.stopped(position):
             return
         if mover.frozen or not mover.options:
             continue
@@ -572,14 +574,14 @@ def _exchange(
                     # The replica leaves its pool first, so an evicted one may land there.
                     mine[i] -= 1
                     free[source.key] += source.gpus
-                    moved = _evict(target.key, target.gpus, mover, -change, asked, counts, free, holders, settings)
+                    moved = _evict(target.key, target.gpus, mover, -change, asked, joint)
                     if moved is None:
                         mine[i] += 1
                         free[source.key] -= source.gpus
                         continue
                     mine[k] += 1
                     free[target.key] -= target.gpus
-                    holders.add(target.key, mover)
+                    joint.holders.add(target.key, mover)
                     progress = True
                     break
                 if progress or budget <= 0:
