@@ -47,9 +47,19 @@ class PoolPrices:
     per_gpu: dict[Key, float]
     bound: float | None
     run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
+    sampled: bool = False
+    """Priced on a sample of the deployments (`pool_prices`'s `sample`): the prices are the LP's optimum's,
+    but `bound` is None, since the sample's LP bounds nothing of the whole problem."""
+
+    @property
+    def found(self) -> bool:
+        """Whether HiGHS reached the LP's optimum (the prices are usable)."""
+        return self.bound is not None or self.sampled
 
 
-def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key], float, highspy.HighsLp | None]:
+def _compact_lp(
+    problem: Problem, settings: PlannerSettings, sample: int | None = None
+) -> tuple[list[Key], float, bool, highspy.HighsLp | None]:
     """The compact LP (module docstring) as HiGHS's column-wise arrays, built from the options' columns
     with numpy (no Python loop per LP column: 0.04 against 0.11 CPU-s at 1,000 deployments). Columns
     per deployment: keep then new per option (where its bound is > 0), then the shortfall and
@@ -61,6 +71,12 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
     pools = len(keys)
     capacity = np.asarray([problem.inventory[key] for key in keys], dtype=np.float64)
     frozen_cost = 0.0
+    movable = [d for d in problem.deployments if not d.frozen and d.options]
+    share = 1.0
+    if sample is not None and 0 < sample < len(movable):
+        share = sample / len(movable)
+        picked = {movable[(i * len(movable)) // sample].index for i in range(sample)}
+        movable = [d for d in movable if d.index in picked]
     window: list[float] = []
     start: list[float] = []
     current: list[int] = []
@@ -79,10 +95,9 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
             for option in deployment.options:
                 frozen_cost += option.current * option.hourly_usd
                 capacity[pool_row[option.key]] -= option.current * option.gpus
-            continue
+    capacity *= share
+    for deployment in movable:
         options = deployment.options
-        if not options:
-            continue
         columns = deployment.columns
         k = len(demand)
         window.extend(columns.window_cost)
@@ -99,7 +114,7 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
         max_replicas.append(deployment.max_replicas)
         min_replicas.append(deployment.min_replicas)
     if not demand:
-        return keys, frozen_cost, None
+        return keys, frozen_cost, False, None
     count = len(demand)
     need = np.asarray(demand, dtype=np.float64)
     of = np.asarray(owner, dtype=np.int64)
@@ -170,7 +185,7 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
         np.concatenate((np.maximum(capacity, 0.0), row_upper)),
         matrix,
     )
-    return keys, frozen_cost, lp
+    return keys, frozen_cost, share < 1.0, lp
 
 
 def _gather(
@@ -189,9 +204,11 @@ def pool_prices(
     time_limit: float | None = None,
     stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] | None = None,
+    sample: int | None = None,
 ) -> PoolPrices:
-    """Solve the compact LP (simplex, one thread)."""
-    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    """Solve the compact LP (simplex, one thread); with `sample`, on at most that many movable
+    deployments (see _compact_lp; the result then has prices but no bound)."""
+    keys, frozen_cost, sampled, lp = _compact_lp(problem, settings, sample)
     if lp is None:
         return PoolPrices({key: 0.0 for key in keys}, frozen_cost)
     highs = new_highs(time_limit, {"solver": "simplex"}, stop)
@@ -202,4 +219,6 @@ def pool_prices(
     duals = np.asarray(highs.getSolution().row_dual[: len(keys)])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
+    if sampled:
+        return PoolPrices(per_gpu, None, run, sampled=True)
     return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, run)
