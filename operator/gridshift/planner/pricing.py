@@ -69,8 +69,7 @@ def _compact_lp(
     column)."""
     keys = sorted(problem.inventory)
     capacity, frozen_cost = _free_pools(problem, keys)
-    movable = [d for d in problem.deployments if not d.frozen and d.options]
-    movable, share = _sampled(movable, sample)
+    movable, share = _sampled(problem.movable, sample)
     capacity *= share
     window, start, current, stale, unit, upper, gpus, pool, owner = _option_columns(movable, keys)
     demand = [d.coverage_target for d in movable]

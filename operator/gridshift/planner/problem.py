@@ -179,7 +179,8 @@ class DeploymentProblem:
     def columns(self) -> OptionColumns:
         """The options' numbers as parallel tuples, for the solvers' inner loops."""
         # One pass over the options (one tuple per option, transposed by zip): at 10,000 deployments
-        # this runs for 227,000 options inside the search's budget.
+        # this runs for 227,000 options inside the search's budget. `unit` is unit_capacity's rule,
+        # inlined for that reason: change both together.
         known = self.demand_known
         rows = [
             (
@@ -241,6 +242,11 @@ class Problem:
     clusters: Mapping[str, Cluster]
     carbon_views: dict[str, CarbonView] = field(default_factory=dict)
     """Intensity now of each cluster with a carbon feed (for the plan's gCO2 figures)."""
+
+    @property
+    def movable(self) -> list[DeploymentProblem]:
+        """The deployments a plan may change: not Frozen, with at least one option (in order)."""
+        return [d for d in self.deployments if not d.frozen and d.options]
 
     @cached_property
     def variable_count(self) -> int:

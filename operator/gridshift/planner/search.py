@@ -404,8 +404,8 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
     # so that HiGHS's later limits still fit the budget.
     left = deadline.left()
-    movable = sum(1 for d in problem.deployments if not d.frozen and d.options)
-    limit = deadline.allot(left * (_SAMPLED_PRICING_SHARE if movable > _PRICING_SAMPLE else _PRICING_SHARE))
+    sampled = len(problem.movable) > _PRICING_SAMPLE
+    limit = deadline.allot(left * (_SAMPLED_PRICING_SHARE if sampled else _PRICING_SHARE))
     prices = pool_prices(
         problem,
         settings,
@@ -525,8 +525,7 @@ def _groups(
         deployment, counts = problem.deployments[index], solution.counts[index]
         return deployment_objective(deployment, counts, settings) - deployment_objective(deployment, counts, free)
 
-    movable = [d for d in problem.deployments if not d.frozen and d.options]
-    movable.sort(key=lambda d: (main_pool(d), d.deployment.id))
+    movable = sorted(problem.movable, key=lambda d: (main_pool(d), d.deployment.id))
     groups = [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
     weight = [sum(penalty(i) for i in group) for group in groups]
     fresh = [sum(1 for i in group if problem.deployments[i].deployment.id in changed) for group in groups]
