@@ -364,9 +364,9 @@ def solve_greedy(
     prices = pool_prices or {}
     extra = [[prices.get(o.key, 0.0) * o.gpus for o in p.options] for p in problem.deployments]
     frozen = [p for p in problem.deployments if p.frozen]
-    movable = [p for p in problem.deployments if not p.frozen]
-    regret = _regrets(movable, extra)
-    others = sorted(movable, key=lambda p: (-regret[p.index], p.deployment.id))
+    unfrozen = [p for p in problem.deployments if not p.frozen]  # option-less ones too, unlike Problem.movable
+    regret = _regrets(unfrozen, extra)
+    others = sorted(unfrozen, key=lambda p: (-regret[p.index], p.deployment.id))
     order = frozen + others
     for position, deployment in enumerate(order):
         if stop is not None and position % _STOP_EVERY == 0 and stop():
