@@ -319,8 +319,8 @@ def run(args: argparse.Namespace) -> Result:
 
         if not args.no_replicas:
             with phase(result, "member replicas"):
-                # Each region has its own apiserver: four applied at once (10,000 replicas one region
-                # after another took half an hour here).
+                # Each region has its own apiserver: apply_all interleaves the regions, SETUP_CONCURRENCY
+                # objects in flight over all of them.
                 by_region = member_replicas(bodies("inferencedeployments"), world.regions)
                 apply_all(world, by_region)
         # The setup's own objects (10,000 bodies, as many rendered member Deployments) are not the
