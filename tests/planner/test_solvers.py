@@ -244,13 +244,13 @@ def test_highs_stops_when_the_callers_clock_says_so() -> None:
 
 
 def test_a_plan_proven_optimal_is_optimal_in_cost_even_when_penalties_dominate() -> None:
-    # Seed 1 at 30 deployments leaves one deployment short in every plan: the objective holds a
-    # penalty of millions, and a relative proof gap of 1e-6 let 0.17% of the real cost through.
+    # 8 deployments on 4 clusters, seed 1, leave one deployment short in every plan: the objective
+    # holds a penalty of millions, and a relative proof gap of 1e-6 let 16% of the real cost through
+    # here as "proven optimal" (0.17% at 30 deployments x 12 clusters, where the gap-0 reference
+    # below took HiGHS 400-900 CPU s; this instance proves in under a second).
     from gridshift.profiles_catalog import default_performance_models
 
-    # Proving this one optimal takes HiGHS ~30 CPU s; the optimum itself is found within ~6 s. So:
-    # whatever the plan claims, it must cost what the optimum costs, and a claim of proof is exact.
-    world = random_snapshot(default_performance_models(), deployments=30, clusters=12, gpu_types=3, seed=1)
+    world = random_snapshot(default_performance_models(), deployments=8, clusters=4, gpu_types=3, seed=1)
     problem = build_problem(world, SETTINGS)
     plan = make_plan(world, PlannerSettings(time_budget_seconds=20.0))
     targets = plan.targets()
@@ -263,6 +263,6 @@ def test_a_plan_proven_optimal_is_optimal_in_cost_even_when_penalties_dominate()
     planned = objective(problem, Solution(counts, Solver.MILP), SETTINGS)
     best = objective(problem, reference.solution, SETTINGS)
     cost = usd_per_hour(problem, reference.solution, SETTINGS)
-    assert planned - best <= 1e-4 * cost
-    if plan.proven_optimal:
-        assert planned - best <= 1e-6 * cost
+    assert best - cost > 1e6, "the instance no longer has penalties dominating the objective"
+    assert plan.proven_optimal
+    assert planned - best <= 1e-6 * cost
