@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import nnls
 
+from gridshift.arrays import FloatArray
 from gridshift.planner.kvmemory import KvMemory, batch_limit
 
 # Idle power of a replica holding its weights, as a fraction of the lowest decode power seen,
@@ -138,7 +138,7 @@ class PerformanceModel:
 MIN_CONTEXT_SPREAD = 1.5
 
 
-def _relative_nnls(design: npt.NDArray[np.float64], target: npt.NDArray[np.float64]) -> list[float]:
+def _relative_nnls(design: FloatArray, target: FloatArray) -> list[float]:
     """Non-negative least squares on relative errors: small-batch points count as much as large ones."""
     weighted = design / target[:, None]
     scale = np.abs(weighted).max(axis=0)
