@@ -132,58 +132,28 @@ def _exact(
 ) -> dict[str, Any] | None:
     """The bucketed program over `types`, solved by HiGHS: cost and replicas per type (None: infeasible).
     With `fleet`, the replicas are fixed to it and only the routing is solved (None: it cannot serve)."""
-    import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
+    from gridshift.planner.classes import solve_bucketed
 
     classes = workload.classes
-    n_t, n_b = len(types), len(classes)
-    cost = np.zeros(n_t + n_b * n_t)
-    upper = np.full(len(cost), np.inf)
-    integrality = np.zeros(len(cost))
-    rows, lo, hi = [], [], []
-    lower = np.zeros(len(cost))
-    for t, gpu_type in enumerate(types):
-        cost[t] = prices[gpu_type]
-        integrality[t] = 1
-        if fleet is not None:
-            lower[t] = upper[t] = fleet.get(gpu_type, 0)
-    for b in range(n_b):
-        row = np.zeros(len(cost))
-        for t, gpu_type in enumerate(types):
-            column = n_t + b * n_t + t
-            cost[column] = buckets.energy_usd[(b, gpu_type)]
-            capacity = buckets.capacity[(b, gpu_type)]
-            row[column] = capacity
-            if capacity <= 0:
-                upper[column] = 0
-        need = workload.requests_per_second * classes[b].share
-        rows.append(row)
-        lo.append(need)
-        hi.append(need)
-    for t in range(n_t):
-        row = np.zeros(len(cost))
-        row[t] = -1
-        row[n_t + t :: n_t] = 1
-        rows.append(row)
-        lo.append(-np.inf)
-        hi.append(0)
-    total = np.zeros(len(cost))
-    total[:n_t] = 1
-    rows.append(total)
-    lo.append(1)
-    hi.append(np.inf)
-    result = milp(
-        cost,
-        constraints=LinearConstraint(np.vstack(rows), lo, hi),
-        integrality=integrality,
-        bounds=Bounds(lower, upper),
-        options={"mip_rel_gap": 1e-9},
+    if fleet is None:
+        replica_bounds = ([0.0] * len(types), [math.inf] * len(types))
+    else:
+        fixed = [float(fleet.get(t, 0)) for t in types]
+        replica_bounds = (fixed, fixed)
+    solution = solve_bucketed(
+        [prices[t] for t in types],
+        [[buckets.energy_usd[(b, t)] for t in types] for b in range(len(classes))],
+        [[buckets.capacity[(b, t)] for t in types] for b in range(len(classes))],
+        [workload.requests_per_second * c.share for c in classes],
+        replica_bounds,
+        (1.0, math.inf),
     )
-    if result.x is None or result.status != 0:
+    if solution is None:
         return None
+    counts = [round(float(n)) for n in solution.replicas]
     return {
-        "usd_per_hour": float(result.fun),
-        "replicas": {types[t]: round(float(result.x[t])) for t in range(n_t) if round(float(result.x[t])) > 0},
+        "usd_per_hour": solution.usd_per_hour,
+        "replicas": {t: n for t, n in zip(types, counts, strict=True) if n > 0},
     }
 
 

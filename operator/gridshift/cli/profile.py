@@ -216,6 +216,8 @@ def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...],
 def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> None:
     from rich.table import Table
 
+    from gridshift.planner.cost import joules_per_token_of_step
+
     table = Table(title=f"GPUProfile {profile.metadata.get('name')}", title_justify="left")
     for column in ("batch", "context", "step ms", "fit ms", "fit error", "W", "J/token"):
         table.add_column(column, justify="right")
@@ -228,7 +230,7 @@ def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> 
             f"{check.predicted_step_ms:.2f}",
             f"{check.relative_error * 100:+.1f}%",
             f"{p.power_watts:.0f}",
-            f"{p.power_watts * p.step_time_ms / 1000 / p.batch:.3f}",
+            f"{joules_per_token_of_step(p.power_watts, p.step_time_ms, p.batch):.3f}",
         )
     console.print(table)
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from gridshift.arrays import FloatArray
 from gridshift.planner.snapshot import RequestClass
 
 _SHARE_EPSILON = 1e-6
@@ -170,6 +171,82 @@ def route_classes(
     return tuple(groups)
 
 
+@dataclass(frozen=True)
+class BucketedSolution:
+    """The bucketed program's optimum (module docstring): replicas per type and the replicas' worth of
+    each type on each class, as HiGHS returns them (not rounded)."""
+
+    replicas: FloatArray
+    """n_t per GPU type."""
+    shares: FloatArray
+    """s_bt, rows: classes, columns: GPU types."""
+    usd_per_hour: float
+
+
+def solve_bucketed(
+    replica_usd: Sequence[float],
+    load_usd: Sequence[Sequence[float]],
+    capacity: Sequence[Sequence[float]],
+    need: Sequence[float],
+    replica_bounds: tuple[Sequence[float], Sequence[float]],
+    total_bounds: tuple[float, float],
+) -> BucketedSolution | None:
+    """The bucketed program of the module docstring, solved exactly by HiGHS (None: no solution).
+
+    Per GPU type t: `replica_usd[t]` (G_t) and the bounds of n_t; per class b: `need[b]` and, per type,
+    `load_usd[b][t]` (E_bt) and `capacity[b][t]` (cap_bt; <= 0: the type cannot serve the class).
+    `total_bounds` bound the replicas of all types together."""
+    n_types, n_classes = len(replica_usd), len(need)
+    # Columns: n_t (types), then s_bt (class-major).
+    columns = n_types + n_classes * n_types
+    cost = np.zeros(columns)
+    lower = np.zeros(columns)
+    upper = np.full(columns, np.inf)
+    integrality = np.zeros(columns)
+    for t in range(n_types):
+        cost[t] = replica_usd[t]
+        lower[t] = replica_bounds[0][t]
+        upper[t] = replica_bounds[1][t]
+        integrality[t] = 1
+    rows = []
+    row_lower = []
+    row_upper = []
+    for b in range(n_classes):
+        row = np.zeros(columns)
+        for t in range(n_types):
+            column = n_types + b * n_types + t
+            cost[column] = load_usd[b][t]
+            row[column] = capacity[b][t]
+            if capacity[b][t] <= 0:
+                upper[column] = 0.0
+        rows.append(row)
+        row_lower.append(need[b])
+        row_upper.append(need[b])
+    for t in range(n_types):
+        row = np.zeros(columns)
+        row[t] = -1.0
+        row[n_types + t :: n_types] = 1.0
+        rows.append(row)
+        row_lower.append(-np.inf)
+        row_upper.append(0.0)
+    total = np.zeros(columns)
+    total[:n_types] = 1.0
+    rows.append(total)
+    row_lower.append(total_bounds[0])
+    row_upper.append(total_bounds[1])
+    result = milp(
+        cost,
+        constraints=LinearConstraint(np.vstack(rows), row_lower, row_upper),
+        integrality=integrality,
+        bounds=Bounds(lower, upper),
+        options={"mip_rel_gap": 1e-9},
+    )
+    if result.x is None or result.status != 0:
+        return None
+    x = np.asarray(result.x, dtype=np.float64)
+    return BucketedSolution(x[:n_types], x[n_types:].reshape(n_classes, n_types), float(result.fun))
+
+
 def _solve(
     classes: Sequence[RequestClass],
     need: list[float],
@@ -181,61 +258,26 @@ def _solve(
     use_inventory: bool,
 ) -> list[list[float]] | None:
     """Fractions of each class per type (rows: classes), or None when HiGHS finds no solution."""
-    n_types, n_classes = len(types), len(classes)
-    # Columns: n_t (types), then s_bt (class-major).
-    columns = n_types + n_classes * n_types
-    cost = np.zeros(columns)
-    lower = np.zeros(columns)
-    upper = np.full(columns, np.inf)
-    integrality = np.zeros(columns)
-    for t, gpu_type in enumerate(types):
-        entries = on_type[gpu_type]
-        # A class the type cannot serve carries no price: the type's price is its servable classes'.
-        cost[t] = max(e.gpu_usd_per_hour for e in entries)
-        upper[t] = min(max_replicas, min(e.upper for e in entries)) if use_inventory else max_replicas
-        integrality[t] = 1
-        for b in range(n_classes):
-            column = n_types + b * n_types + t
-            cost[column] = entries[b].rest_usd_per_hour
-            if entries[b].capacity_rps <= 0:
-                upper[column] = 0.0
-    rows = []
-    row_lower = []
-    row_upper = []
-    for b in range(n_classes):
-        row = np.zeros(columns)
-        for t, gpu_type in enumerate(types):
-            row[n_types + b * n_types + t] = on_type[gpu_type][b].capacity_rps
-        rows.append(row)
-        row_lower.append(need[b])
-        row_upper.append(need[b])
-    for t in range(n_types):
-        row = np.zeros(columns)
-        row[t] = -1.0
-        for b in range(n_classes):
-            row[n_types + b * n_types + t] = 1.0
-        rows.append(row)
-        row_lower.append(-np.inf)
-        row_upper.append(0.0)
-    total = np.zeros(columns)
-    total[:n_types] = 1.0
-    rows.append(total)
-    row_lower.append(float(min_replicas))
-    row_upper.append(float(max_replicas))
-    result = milp(
-        cost,
-        constraints=LinearConstraint(np.vstack(rows), row_lower, row_upper),
-        integrality=integrality,
-        bounds=Bounds(lower, upper),
-        options={"mip_rel_gap": 1e-9},
+    entries = [on_type[t] for t in types]
+    # A class the type cannot serve carries no price: the type's price is its servable classes'.
+    solution = solve_bucketed(
+        [max(e.gpu_usd_per_hour for e in on) for on in entries],
+        [[on[b].rest_usd_per_hour for on in entries] for b in range(len(classes))],
+        [[on[b].capacity_rps for on in entries] for b in range(len(classes))],
+        need,
+        (
+            [0.0] * len(types),
+            [min(max_replicas, min(e.upper for e in on)) if use_inventory else max_replicas for on in entries],
+        ),
+        (float(min_replicas), float(max_replicas)),
     )
-    if result.x is None or result.status != 0:
+    if solution is None:
         return None
     fractions = []
-    for b in range(n_classes):
+    for b in range(len(classes)):
         row_fractions = []
-        for t, gpu_type in enumerate(types):
-            served = float(result.x[n_types + b * n_types + t]) * on_type[gpu_type][b].capacity_rps
+        for t, on in enumerate(entries):
+            served = float(solution.shares[b, t]) * on[b].capacity_rps
             row_fractions.append(served / need[b] if need[b] > 0 else (1.0 if t == 0 else 0.0))
         fractions.append(row_fractions)
     return fractions

@@ -8,6 +8,7 @@ the service's status and metrics, the chart's recording rules through gridshift_
     replica USD/h       = GPUs x GPU-hour cost + energy USD/h
     USD per Mtok        = USD/h / (output tokens/s x 3600 / 1e6)
     J per output token  = GPU watts / output tokens/s                  (PUE excluded: the GPUs' own energy)
+                        = GPU watts x decode step (ms) / 1000 / batch  (one decode step: one token per sequence)
 
 Prices are USD/kWh without PUE (as the price feeds publish them and the snapshot holds them).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 WATT_HOURS_PER_KWH = 1000.0
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MILLION = 1e6
+MILLISECONDS_PER_SECOND = 1000.0
 
 
 def usd_per_watt_hour(pue: float, usd_per_kwh: float) -> float:
@@ -46,6 +48,12 @@ def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -
     if not output_tokens_per_second:
         return None
     return gpu_watts / output_tokens_per_second
+
+
+def joules_per_token_of_step(gpu_watts: float, step_time_ms: float, batch: float) -> float:
+    """GPU energy per output token of one decode step, J: each of `batch` sequences emits one token
+    in `step_time_ms` at `gpu_watts` (a profile point, or a performance model at that batch)."""
+    return gpu_watts * step_time_ms / MILLISECONDS_PER_SECOND / batch
 
 
 # --- carbon ---------------------------------------------------------------------------------------

@@ -35,18 +35,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.migration import Key
 from gridshift.planner.problem import DeploymentProblem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import deployment_objective, moves, shortfall_penalty_per_unit
 
-IntArray = npt.NDArray[np.int64]
 # Replica vectors n evaluated at most per fill: 4 GPU types at a replica cap of 20 (194,481), a few
 # MB of arrays. Beyond it (a cap of hundreds of replicas) the caller's heuristic fill serves.
 _MAX_COMBINATIONS = 200_000
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import nnls
 
+from gridshift.arrays import FloatArray
+from gridshift.planner.cost import joules_per_token_of_step
 from gridshift.planner.kvmemory import KvMemory, batch_limit
 
 # Idle power of a replica holding its weights, as a fraction of the lowest decode power seen,
@@ -131,14 +132,14 @@ class PerformanceModel:
         """GPU energy per output token at this batch and context, J (facility overhead excluded)."""
         if batch <= 0:
             raise ValueError(f"batch must be positive, got {batch}")
-        return self.power_watts(batch) * self.step_time_ms(batch, context_tokens) / 1000.0 / batch
+        return joules_per_token_of_step(self.power_watts(batch), self.step_time_ms(batch, context_tokens), batch)
 
 
 # Contexts spanning less than this ratio cannot tell the KV-read cost from the per-sequence cost.
 MIN_CONTEXT_SPREAD = 1.5
 
 
-def _relative_nnls(design: npt.NDArray[np.float64], target: npt.NDArray[np.float64]) -> list[float]:
+def _relative_nnls(design: FloatArray, target: FloatArray) -> list[float]:
     """Non-negative least squares on relative errors: small-batch points count as much as large ones."""
     weighted = design / target[:, None]
     scale = np.abs(weighted).max(axis=0)
