@@ -126,6 +126,41 @@ def release_setup_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on: the service's peak
 
 
+def component_pids(world: Any, cluster: str) -> dict[str, int]:
+    """{comm: pid} of one cluster's processes (kube-apiserver, etcd, ...)."""
+    from gscluster.planes import cluster_dir
+
+    folder = str(cluster_dir(world.workdir, cluster))
+    out: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if folder in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                out[(proc / "comm").read_text().strip()] = int(proc.name)
+    return out
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """utime + stime of a process (all its threads), seconds; 0 when it is gone or unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def heap_census(top: int = 15) -> list[tuple[str, int]]:
+    """The most numerous object types the collector tracks (dicts, lists, models: what holds the heap)."""
+    import collections
+    import gc
+
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    return counts.most_common(top)
+
+
 def rss_mib() -> tuple[float, float]:
     """(VmRSS, VmHWM) of this process, MiB."""
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
@@ -147,6 +182,11 @@ class CycleFigures:
     lease_writes: int
     prometheus_queries: int
     errors: int
+    hub_apiserver_cpu_s: float = 0.0
+    """CPU seconds the hub's kube-apiserver spent during the cycle (/proc utime + stime)."""
+    hub_etcd_cpu_s: float = 0.0
+    rss_mib: float = 0.0
+    """This process's VmRSS after the cycle."""
 
 
 @dataclass
@@ -163,6 +203,10 @@ class Result:
     peak_rss_mib: float = 0.0
     peak_writes_in_flight: int = 0
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rss_after_trim_mib: float = 0.0
+    """VmRSS once the collector ran and glibc gave back its free heap (malloc_trim): the live part of rss_mib."""
+    heap_census: list[tuple[str, int]] = field(default_factory=list)
+    """The most numerous Python object types held after the steady cycles (gc.get_objects)."""
 
 
 @contextmanager
@@ -359,13 +403,20 @@ def run(args: argparse.Namespace) -> Result:
 
         threading.Thread(target=renew, name="lease", daemon=True).start()
 
+        hub_pids = component_pids(world, world.hub)
+
         def cycle() -> CycleFigures:
             hub_bodies = (indexed("inferencedeployments"), indexed("regionalclusters"), indexed("gpuprofiles"))
             counter.reset()
             queries = len(prometheus.requests)
+            apiserver = cpu_seconds(hub_pids.get("kube-apiserver")), cpu_seconds(hub_pids.get("etcd"))
             wall, cpu = time.perf_counter(), time.process_time()
             report: CycleReport = service.run_cycle(*hub_bodies)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            apiserver = (
+                cpu_seconds(hub_pids.get("kube-apiserver")) - apiserver[0],
+                cpu_seconds(hub_pids.get("etcd")) - apiserver[1],
+            )
             result.peak_writes_in_flight = max(result.peak_writes_in_flight, counter.peak_writes_in_flight)
             figures = CycleFigures(
                 wall_s=round(wall, 3),
@@ -380,6 +431,9 @@ def run(args: argparse.Namespace) -> Result:
                 lease_writes=sum(n for (m, k), n in counter.counts.items() if k == "leases" and m != "GET"),
                 prometheus_queries=len(prometheus.requests) - queries,
                 errors=len(report.errors),
+                hub_apiserver_cpu_s=round(apiserver[0], 2),
+                hub_etcd_cpu_s=round(apiserver[1], 2),
+                rss_mib=round(rss_mib()[0], 1),
             )
             print(f"  cycle: {figures}", file=sys.stderr, flush=True)
             if report.errors and (args.verbose or not report.leader):
@@ -394,6 +448,9 @@ def run(args: argparse.Namespace) -> Result:
         result.steady = [cycle() for _ in range(args.steady)]
         result.rss_mib, result.peak_rss_mib = (round(v, 1) for v in rss_mib())
         result.load_average = os.getloadavg()
+        result.heap_census = heap_census()
+        release_setup_memory()
+        result.rss_after_trim_mib = round(rss_mib()[0], 1)
         stop.set()
         service.writes.close()
         return result
@@ -416,6 +473,11 @@ def table(result: Result) -> str:
             "first cycle writes",
             f"{first.status_writes} status, {first.events} Events",
             f"peak {result.peak_writes_in_flight} in flight (limit {result.write_concurrency})",
+        ),
+        (
+            "hub apiserver CPU, first cycle",
+            f"{first.hub_apiserver_cpu_s:.1f} s (etcd {first.hub_etcd_cpu_s:.1f} s)",
+            f"{1000 * first.hub_apiserver_cpu_s / max(first.status_writes, 1):.1f} ms a status write",
         ),
         ("cycles until quiet", f"{result.cycles_to_quiet}", ""),
         (
@@ -441,7 +503,9 @@ def table(result: Result) -> str:
             f"{result.rss_mib:.0f} MiB ({result.peak_rss_mib:.0f})",
             f"{result.peak_rss_mib / CHART_MEMORY_LIMIT_MIB:.2f} of the chart's {CHART_MEMORY_LIMIT_MIB} MiB",
         ),
-        ("load average", " ".join(f"{v:.1f}" for v in result.load_average), "2 cores, shared"),
+        ("operator RSS after gc + malloc_trim", f"{result.rss_after_trim_mib:.0f} MiB", "what is live of it"),
+        ("load average", " ".join(f"{v:.1f}" for v in result.load_average), f"{os.cpu_count()} cores, shared"),
+        ("objects held (most numerous)", ", ".join(f"{n} {k}" for k, n in result.heap_census[:6]), ""),
     ]
     return "\n".join(aligned(rows))
 

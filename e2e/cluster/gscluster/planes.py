@@ -349,6 +349,16 @@ def reap_stale_planes() -> None:
         _teardown_workdir(d, Path(owner.get("bin_dir", _build.bin_dir())))
 
 
+APISERVER_ARGS_ENV = "GSCLUSTER_APISERVER_ARGS"
+"""Extra kube-apiserver flags for a measurement, `key=value` separated by spaces (e.g. `profiling=true`
+to read /debug/pprof); later entries win over the defaults above. Unset in tests and CI."""
+
+
+def _extra_apiserver_args() -> list[dict[str, str]]:
+    pairs = (item.split("=", 1) for item in os.environ.get(APISERVER_ARGS_ENV, "").split() if "=" in item)
+    return [{"key": key, "value": value} for key, value in pairs]
+
+
 def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec: PlanesSpec) -> str:
     etcd_port, etcd_peer, apiserver, kwok_ctrl, kcm, sched = ports
     conf = {
@@ -382,6 +392,7 @@ def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec:
                     {"key": "enable-priority-and-fairness", "value": "false"},
                     {"key": "profiling", "value": "false"},
                     {"key": "v", "value": "1"},
+                    *_extra_apiserver_args(),
                 ],
             },
             {
