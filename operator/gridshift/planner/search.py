@@ -55,6 +55,8 @@ _PRICING_SAMPLE = 1_000
 _SAMPLED_PRICING_SHARE = 0.5
 # Deployments the sweep (large problems) re-fills between two offers of its changes.
 _SWEEP_CHUNK = 256
+# Passes of the sweep, while the last one changed anything and the budget lasts.
+_SWEEP_PASSES = 3
 _BACKSTOP_FACTOR = 1.25
 _BACKSTOP_SECONDS = 0.25
 # The clocks' rate is learnt from HiGHS calls of at least this many (HiGHS) seconds, and taken as no
@@ -277,6 +279,9 @@ class _Best:
     cost: float = 0.0
     """usd_per_hour of `cost_of` (the incumbent when it was last asked, see _penalised)."""
 
+    current: Solution | None = None
+    """The running placement, re-validated: where the first fill starts."""
+
     parts: list[float] | None = None
     """Each deployment's objective at the incumbent (None until a partial offer needs them): their
     math.fsum is `value`, exactly as `objective` computes it."""
@@ -332,7 +337,7 @@ def search(
 ) -> SearchResult:
     deadline = _Deadline(clock, settings.time_budget_seconds)
     current = revalidated_current(problem)
-    best = _Best(problem, settings, current, objective(problem, current, settings), [])
+    best = _Best(problem, settings, current, objective(problem, current, settings), [], current=current)
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
     changed: frozenset[str] = frozenset()
     if previous is not None:
@@ -461,7 +466,8 @@ def _first_fill(
     thousand deployments, before any slower step."""
     if not deadline.allows(0.0):
         return
-    filled = first_fill(problem, settings, revalidated_current(problem), pool_prices=prices)
+    start = best.current if best.current is not None else revalidated_current(problem)
+    filled = first_fill(problem, settings, start, pool_prices=prices)
     best.offer(filled, "first fill" + (" at LP pool prices" if prices else ""))
 
 
@@ -476,39 +482,48 @@ def _sweep(
     for deployment, counts in zip(problem.deployments, best.solution.counts, strict=True):
         _add_use(used, deployment, counts, 1)
     free = {key: total - used.get(key, 0) for key, total in problem.inventory.items()}
-    worth = [
-        (-deployment_objective(d, best.solution.counts[d.index], settings) / max(d.coverage_target, 1e-9), d.index)
-        for d in problem.movable
-    ]
-    order = [index for _, index in sorted(worth)]
+    if best.parts is None:
+        best.parts = [
+            deployment_objective(d, c, settings) for d, c in zip(problem.deployments, best.solution.counts, strict=True)
+        ]
     steps = len(best.steps)
     improved = 0
-    for start in range(0, len(order), _SWEEP_CHUNK):
-        if not deadline.allows(0.0):
+    for _ in range(_SWEEP_PASSES):
+        parts = best.parts
+        assert parts is not None
+        worth = [(-parts[d.index] / max(d.coverage_target, 1e-9), d.index) for d in problem.movable]
+        order = [index for _, index in sorted(worth)]
+        before_pass = improved
+        for start in range(0, len(order), _SWEEP_CHUNK):
+            if not deadline.allows(0.0):
+                break
+            parts = best.parts
+            assert parts is not None
+            changed: dict[int, tuple[int, ...]] = {}
+            for index in order[start : start + _SWEEP_CHUNK]:
+                deployment = problem.deployments[index]
+                old = best.solution.counts[index]
+                extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
+                _add_use(free, deployment, old, 1)
+                new = tuple(best_fill(deployment, free, settings, extra, True))
+                if deployment_objective(deployment, new, settings) < parts[index] - 1e-9:
+                    changed[index] = new
+                _add_use(free, deployment, changed.get(index, old), -1)
+            if not changed:
+                continue
+            members = list(changed)
+            before = [best.solution.counts[i] for i in members]
+            sub = _subproblem(problem, best.solution, members, used)
+            if best.offer_part(sub, members, Solution(tuple(changed.values()), Solver.PRICED), "sweep"):
+                improved += len(members)
+                for index, old_counts in zip(members, before, strict=True):
+                    _add_use(used, problem.deployments[index], old_counts, -1)
+                    _add_use(used, problem.deployments[index], best.solution.counts[index], 1)
+            else:
+                # Never expected (each fill keeps to what the others leave): start again from the incumbent.
+                free = {key: total - used.get(key, 0) for key, total in problem.inventory.items()}
+        if improved == before_pass or deadline.exhausted:
             break
-        changed: dict[int, tuple[int, ...]] = {}
-        for index in order[start : start + _SWEEP_CHUNK]:
-            deployment = problem.deployments[index]
-            old = best.solution.counts[index]
-            extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
-            _add_use(free, deployment, old, 1)
-            new = tuple(best_fill(deployment, free, settings, extra, True))
-            if deployment_objective(deployment, new, settings) < deployment_objective(deployment, old, settings) - 1e-9:
-                changed[index] = new
-            _add_use(free, deployment, changed.get(index, old), -1)
-        if not changed:
-            continue
-        members = list(changed)
-        before = [best.solution.counts[i] for i in members]
-        sub = _subproblem(problem, best.solution, members, used)
-        if best.offer_part(sub, members, Solution(tuple(changed.values()), Solver.PRICED), "sweep"):
-            improved += len(members)
-            for index, old_counts in zip(members, before, strict=True):
-                _add_use(used, problem.deployments[index], old_counts, -1)
-                _add_use(used, problem.deployments[index], best.solution.counts[index], 1)
-        else:
-            # Never expected (each fill keeps to what the others leave): start again from the incumbent.
-            free = {key: total - used.get(key, 0) for key, total in problem.inventory.items()}
     del best.steps[steps:]
     cut = " (cut short by the budget)" if deadline.exhausted else ""
     at = " at LP pool prices" if prices else ""
