@@ -287,7 +287,7 @@ def _regrets(deployments: list[DeploymentProblem], extra: list[list[float]]) -> 
     return {d.index: float(r) for d, r in zip(deployments, regret.tolist(), strict=True)}
 
 
-def _best_fill(
+def best_fill(
     problem: DeploymentProblem, free: dict[Key, int], settings: PlannerSettings, extra: list[float], exact: bool
 ) -> list[int]:
     if problem.frozen:
@@ -372,7 +372,7 @@ def solve_greedy(
         if stop is not None and position % _STOP_EVERY == 0 and stop():
             _keep_running(order[position:], counts, free)
             return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
-        chosen = _best_fill(deployment, free, settings, extra[deployment.index], exact)
+        chosen = best_fill(deployment, free, settings, extra[deployment.index], exact)
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen

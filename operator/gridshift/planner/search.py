@@ -37,7 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from gridshift.planner.greedy import solve_greedy
+from gridshift.planner.firstfill import first_fill
+from gridshift.planner.greedy import best_fill, solve_greedy
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, build_model, run_milp
 from gridshift.planner.pricing import pool_prices
@@ -52,6 +53,10 @@ _PRICING_SAMPLE = 1_000
 # A sampled LP gets this share of the time left instead: at that size the fills cannot finish within
 # a budget of seconds anyway, and without prices they are far worse (the plain greedy's fill).
 _SAMPLED_PRICING_SHARE = 0.5
+# Deployments the sweep (large problems) re-fills between two offers of its changes.
+_SWEEP_CHUNK = 256
+# Passes of the sweep, while the last one changed anything and the budget lasts.
+_SWEEP_PASSES = 3
 _BACKSTOP_FACTOR = 1.25
 _BACKSTOP_SECONDS = 0.25
 # The clocks' rate is learnt from HiGHS calls of at least this many (HiGHS) seconds, and taken as no
@@ -274,6 +279,9 @@ class _Best:
     cost: float = 0.0
     """usd_per_hour of `cost_of` (the incumbent when it was last asked, see _penalised)."""
 
+    current: Solution | None = None
+    """The running placement, re-validated: where the first fill starts."""
+
     parts: list[float] | None = None
     """Each deployment's objective at the incumbent (None until a partial offer needs them): their
     math.fsum is `value`, exactly as `objective` computes it."""
@@ -329,7 +337,7 @@ def search(
 ) -> SearchResult:
     deadline = _Deadline(clock, settings.time_budget_seconds)
     current = revalidated_current(problem)
-    best = _Best(problem, settings, current, objective(problem, current, settings), [])
+    best = _Best(problem, settings, current, objective(problem, current, settings), [], current=current)
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
     changed: frozenset[str] = frozenset()
     if previous is not None:
@@ -341,13 +349,19 @@ def search(
             return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
     # The LP's bound until HiGHS proves a better one (it always does: it starts from a tighter LP).
     bound = _priced_greedy(problem, settings, best, deadline)
-    if deadline.allows(0.0) and (bound is None or _penalised(problem, best, settings)):
+    large = len(problem.movable) > _PRICING_SAMPLE
+    # Large problems: the sweep from the first fill had the time the greedy would need (it was cut short).
+    if not large and deadline.allows(0.0) and (bound is None or _penalised(problem, best, settings)):
         greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
         best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
     optimal = False
     size = problem.variable_count
     if not settings.exact_search:
         pass
+    elif bound is not None and best.value - bound <= _proof_gap(problem, best.solution, settings):
+        # The LP's bound already proves the incumbent within the tolerance: nothing left to search.
+        best.steps.append(f"within {settings.stop_gap:.2%} of the LP bound {bound:.4f} USD/h: stopped")
+        optimal = True
     elif size <= settings.milp_max_variables and deadline.allows(settings.min_solver_seconds):
         model = build_model(problem, settings)
         # Not all of it: if HiGHS cannot finish the whole problem, neighbourhoods use the rest.
@@ -421,9 +435,18 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     deadline.after_highs(prices.run)
     if not prices.found:
         best.steps.append("pool prices (LP relaxation): not found within the time limit")
+        _first_fill(problem, settings, best, deadline, None)
+        if sampled:
+            _sweep(problem, settings, best, deadline, {})
         return None
     if prices.sampled:
         best.steps.append(f"pool prices (LP relaxation) on a sample of {_PRICING_SAMPLE} deployments")
+    _first_fill(problem, settings, best, deadline, prices.per_gpu)
+    if prices.sampled:
+        # At this size the greedy fills about a thousand deployments per CPU-second: instead, each
+        # deployment in turn takes its exact fill at the pool prices on what the others leave.
+        _sweep(problem, settings, best, deadline, prices.per_gpu)
+        return prices.bound
     for exact, step in ((True, "exact fills at LP pool prices"), (False, "greedy at LP pool prices")):
         if not deadline.allows(0.0) or (not exact and not _penalised(problem, best, settings)):
             break
@@ -433,6 +456,78 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
         cut = " (cut short by the budget)" if deadline.exhausted else ""
         best.offer(priced if priced is None else Solution(priced.counts, Solver.PRICED), step + cut)
     return prices.bound
+
+
+def _first_fill(
+    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, prices: Mapping[Key, float] | None
+) -> None:
+    """The numpy first fill (gridshift.planner.firstfill) from the re-validated running placement: every
+    deployment that can be served at the pool prices is, in a few hundredths of a second per
+    thousand deployments, before any slower step."""
+    if not deadline.allows(0.0):
+        return
+    start = best.current if best.current is not None else revalidated_current(problem)
+    filled = first_fill(problem, settings, start, pool_prices=prices)
+    best.offer(filled, "first fill" + (" at LP pool prices" if prices else ""))
+
+
+def _sweep(
+    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, prices: Mapping[Key, float]
+) -> None:
+    """Each deployment in turn (those paying penalties first, then the dearest per unit of demand)
+    takes its exact fill at the pool prices (greedy.best_fill) on the GPUs the others leave, where
+    that lowers its own objective: every step keeps the plan valid and lowers its objective, so the
+    sweep may stop at any deployment. Changes are offered in chunks, each checked on its own."""
+    used: dict[Key, int] = {}
+    for deployment, counts in zip(problem.deployments, best.solution.counts, strict=True):
+        _add_use(used, deployment, counts, 1)
+    free = {key: total - used.get(key, 0) for key, total in problem.inventory.items()}
+    if best.parts is None:
+        best.parts = [
+            deployment_objective(d, c, settings) for d, c in zip(problem.deployments, best.solution.counts, strict=True)
+        ]
+    steps = len(best.steps)
+    improved = 0
+    for _ in range(_SWEEP_PASSES):
+        parts = best.parts
+        assert parts is not None
+        worth = [(-parts[d.index] / max(d.coverage_target, 1e-9), d.index) for d in problem.movable]
+        order = [index for _, index in sorted(worth)]
+        before_pass = improved
+        for start in range(0, len(order), _SWEEP_CHUNK):
+            if not deadline.allows(0.0):
+                break
+            parts = best.parts
+            assert parts is not None
+            changed: dict[int, tuple[int, ...]] = {}
+            for index in order[start : start + _SWEEP_CHUNK]:
+                deployment = problem.deployments[index]
+                old = best.solution.counts[index]
+                extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
+                _add_use(free, deployment, old, 1)
+                new = tuple(best_fill(deployment, free, settings, extra, True))
+                if deployment_objective(deployment, new, settings) < parts[index] - 1e-9:
+                    changed[index] = new
+                _add_use(free, deployment, changed.get(index, old), -1)
+            if not changed:
+                continue
+            members = list(changed)
+            before = [best.solution.counts[i] for i in members]
+            sub = _subproblem(problem, best.solution, members, used)
+            if best.offer_part(sub, members, Solution(tuple(changed.values()), Solver.PRICED), "sweep"):
+                improved += len(members)
+                for index, old_counts in zip(members, before, strict=True):
+                    _add_use(used, problem.deployments[index], old_counts, -1)
+                    _add_use(used, problem.deployments[index], best.solution.counts[index], 1)
+            else:
+                # Never expected (each fill keeps to what the others leave): start again from the incumbent.
+                free = {key: total - used.get(key, 0) for key, total in problem.inventory.items()}
+        if improved == before_pass or deadline.exhausted:
+            break
+    del best.steps[steps:]
+    cut = " (cut short by the budget)" if deadline.exhausted else ""
+    at = " at LP pool prices" if prices else ""
+    best.steps.append(f"exact fills{at}, one deployment at a time: {improved} improved{cut}: {best.value:.4f} USD/h")
 
 
 def _penalised(problem: Problem, best: _Best, settings: PlannerSettings) -> bool:
@@ -566,7 +661,7 @@ def _proof_gap(problem: Problem, start: Solution, settings: PlannerSettings) -> 
     """HiGHS's optimality gap, absolute and measured against what the plan costs, not against the
     objective: where demand cannot be met, penalties of millions dominate it, and a relative gap of
     1e-6 would let tens of dollars an hour of real cost through as "optimal"."""
-    return settings.mip_relative_gap * max(1.0, usd_per_hour(problem, start, settings))
+    return max(settings.mip_relative_gap, settings.stop_gap) * max(1.0, usd_per_hour(problem, start, settings))
 
 
 def usd_per_hour(problem: Problem, solution: Solution, settings: PlannerSettings) -> float:
