@@ -103,6 +103,8 @@ class _Deadline:
         self.clock = clock
         self.budget = budget
         self.started = clock() if clock is not None else 0.0
+        self.last = self.started
+        """The latest reading of the injected clock."""
         self.allotted = 0.0
         self.exhausted = False
         self.rate = 1.0
@@ -114,7 +116,7 @@ class _Deadline:
             return self.budget - self.allotted
         if self.exhausted:
             return 0.0
-        left = self.budget - (self.clock() - self.started)
+        left = self.budget - (self._read(self.clock) - self.started)
         if left <= 0:
             self.exhausted = True
         return left
@@ -134,7 +136,7 @@ class _Deadline:
             return None
         if self.exhausted:
             return lambda: True
-        until = clock() + seconds
+        until = self._read(clock) + seconds
         fired = False
 
         def stop() -> bool:
@@ -142,7 +144,7 @@ class _Deadline:
             nonlocal fired
             if fired or self.exhausted:
                 return True
-            now = clock()
+            now = self._read(clock)
             if now - self.started >= self.budget:
                 self.exhausted = True
             fired = now >= until or self.exhausted
@@ -161,8 +163,17 @@ class _Deadline:
         return (_BACKSTOP_FACTOR * seconds + _BACKSTOP_SECONDS) / self.rate
 
     def highs_clock(self) -> Clock | None:
-        """The clock HiGHS calls read right around HiGHS's run (None without one, or once the budget is spent)."""
-        return None if self.exhausted else self.clock
+        """The clock HiGHS calls read right around HiGHS's run (None without one, or once the budget is
+        spent). A stopper may find the budget spent during the run: the reading after it is then that
+        last reading, so the clock is not read again."""
+        clock = self.clock
+        if clock is None or self.exhausted:
+            return None
+        return lambda: self.last if self.exhausted else self._read(clock)
+
+    def _read(self, clock: Clock) -> float:
+        self.last = clock()
+        return self.last
 
     def after_highs(self, run: RunTime) -> None:
         """Learn the rate of the injected clock against HiGHS's from one run. A reading past the
