@@ -28,16 +28,12 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
-import numpy.typing as npt
 
+from gridshift.arrays import BoolArray, FloatArray, IntArray
 from gridshift.planner.migration import Key
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 # Rounds of asking: each round every short deployment asks its cheapest option with room; a pool
 # that fills up sends the rest to their next option. A few tens suffice (36 pools at 12 x 3).
@@ -123,7 +119,6 @@ def first_fill(
     n_dep = len(f.target)
     price = np.array([(pool_prices or {}).get(key, 0.0) for key in f.pools], dtype=np.float64)
     # Trim first: what over-served deployments give back is room for the short ones.
-    stopped = np.zeros(n_dep, dtype=np.int64)
     started = np.zeros(n_dep, dtype=np.int64)
     counts = _trim(f, counts, started, _stopped(f, counts))
     used = np.bincount(f.pool, weights=counts * f.gpus, minlength=len(f.pools)).astype(np.int64)
@@ -163,27 +158,7 @@ def first_fill(
         want = np.maximum(np.ceil(missing / f.unit[ask] - 1e-9).astype(np.int64), f.min_replicas[d] - total[d])
         want = np.where(spread[d], 1, np.clip(want, 1, None))
         want = np.minimum(np.minimum(want, room[ask]), room_d[d])
-        # Each pool grants in order: larger replicas first, then the cheaper ask per unit.
-        grant_order = np.lexsort((ask_cost, -f.gpus[ask], f.pool[ask]))
-        ask, want = ask[grant_order], want[grant_order]
-        gpus = f.gpus[ask]
-        pools = f.pool[ask]
-        need = want * gpus
-        cumulative = np.cumsum(need)
-        pool_start = np.ones(len(ask), dtype=bool)
-        pool_start[1:] = pools[1:] != pools[:-1]
-        base = np.maximum.accumulate(np.where(pool_start, cumulative - need, 0))
-        left = free[pools] - (cumulative - need - base)
-        # Asks that fit are granted whole; only the first ask that overflows a pool takes the part
-        # that fits (the asks after it see less than nothing left and ask again next round).
-        full = left >= need
-        granted = np.where(full, want, 0)
-        over = np.flatnonzero(~full & (left > 0))
-        if len(over):
-            later = np.zeros(len(over), dtype=bool)
-            later[1:] = pools[over][1:] == pools[over][:-1]
-            part = over[~later]
-            granted[part] = np.minimum(want[part], left[part] // np.maximum(gpus[part], 1))
+        ask, pools, gpus, granted = _grant(f, free, ask, ask_cost, want)
         if not granted.any():
             break
         np.add.at(counts, ask, granted)
@@ -192,6 +167,35 @@ def first_fill(
     counts = _trim(f, counts, started, stopped)
     split = np.split(counts, f.offsets[1:-1])
     return Solution(counts=tuple(tuple(c.tolist()) for c in split), solver=Solver.PRICED)
+
+
+def _grant(
+    f: Flat, free: IntArray, ask: IntArray, ask_cost: FloatArray, want: IntArray
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """What each pool grants of the asks (option indices `ask`, `want` replicas each): in order, larger
+    replicas first, then the cheaper ask per unit. Returns the asks in that order with their pools,
+    GPUs per replica and the replicas granted."""
+    grant_order = np.lexsort((ask_cost, -f.gpus[ask], f.pool[ask]))
+    ask, want = ask[grant_order], want[grant_order]
+    gpus = f.gpus[ask]
+    pools = f.pool[ask]
+    need = want * gpus
+    cumulative = np.cumsum(need)
+    pool_start = np.ones(len(ask), dtype=bool)
+    pool_start[1:] = pools[1:] != pools[:-1]
+    base = np.maximum.accumulate(np.where(pool_start, cumulative - need, 0))
+    left = free[pools] - (cumulative - need - base)
+    # Asks that fit are granted whole; only the first ask that overflows a pool takes the part
+    # that fits (the asks after it see less than nothing left and ask again next round).
+    full = left >= need
+    granted = np.where(full, want, 0)
+    over = np.flatnonzero(~full & (left > 0))
+    if len(over):
+        later = np.zeros(len(over), dtype=bool)
+        later[1:] = pools[over][1:] == pools[over][:-1]
+        part = over[~later]
+        granted[part] = np.minimum(want[part], left[part] // np.maximum(gpus[part], 1))
+    return ask, pools, gpus, granted
 
 
 def _stopped(f: Flat, counts: IntArray) -> IntArray:
