@@ -61,6 +61,7 @@ def after_warmup(served: ServedRequests, stream: RequestStream) -> ServedRequest
         served.chunk_stall_s,
         served.intervals[kept],
         served.mean_batch,
+        served.partial_share[kept],
     )
 
 

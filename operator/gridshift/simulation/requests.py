@@ -50,7 +50,9 @@ from gridshift.simulation.data import TraceProfile
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_FIXED_POINT_PASSES = 2
+_FIXED_POINT_PASSES = 10
+"""At most this many passes; they stop once no request's step time moves by more than _SETTLED."""
+_SETTLED = 0.005
 
 
 @dataclass(frozen=True)
@@ -73,32 +75,48 @@ class ServedRequests:
     decode_step_s: FloatArray
     """Inter-token time of the request's decode steps that carry no prefill chunk."""
     chunk_share: FloatArray
-    """Share of the request's inter-token intervals that also carry a prefill chunk (they last chunk_stall_s more)."""
+    """Share of the request's inter-token intervals that also carry a full prefill chunk (chunk_stall_s more)."""
     chunk_stall_s: float
     intervals: FloatArray
     """Inter-token intervals of the request (output tokens - 1)."""
     mean_batch: float
+    partial_share: FloatArray
+    """Share of the request's inter-token intervals that carry the last, partial chunk of a prefill busy
+    period: they last up to chunk_stall_s more, uniformly (the prompt tokens left over a whole chunk)."""
+
+    def tpot_over_share(self, limit_s: float) -> FloatArray:
+        """Share of each request's intervals above `limit_s`."""
+        plain = 1.0 - self.chunk_share - self.partial_share
+        stall = max(self.chunk_stall_s, 1e-300)
+        partial_over = np.clip((self.decode_step_s + self.chunk_stall_s - limit_s) / stall, 0.0, 1.0)
+        share: FloatArray = (
+            plain * (self.decode_step_s > limit_s)
+            + self.chunk_share * (self.decode_step_s + self.chunk_stall_s > limit_s)
+            + self.partial_share * partial_over
+        )
+        return share
 
     def ttft_quantile(self, quantile: float) -> float:
         return float(np.quantile(self.ttft_s, quantile)) if len(self.ttft_s) else float("nan")
 
     def tpot_quantile(self, quantile: float) -> float:
-        """Quantile over inter-token intervals (each request's intervals are two values, with and without a chunk)."""
-        values = np.concatenate([self.decode_step_s, self.decode_step_s + self.chunk_stall_s])
-        weights = np.concatenate([self.intervals * (1.0 - self.chunk_share), self.intervals * self.chunk_share])
-        if weights.sum() <= 0:
+        """Quantile over inter-token intervals: the shortest limit that at most 1 - quantile of them exceed."""
+        total = float(self.intervals.sum())
+        if total <= 0:
             return float("nan")
-        order = np.argsort(values, kind="stable")
-        cumulative = np.cumsum(weights[order])
-        index = int(np.searchsorted(cumulative, quantile * cumulative[-1]))
-        return float(values[order][min(index, len(order) - 1)])
+        low = float(self.decode_step_s.min()) if len(self.decode_step_s) else 0.0
+        high = float(self.decode_step_s.max()) + self.chunk_stall_s
+        for _ in range(40):
+            middle = (low + high) / 2.0
+            if float((self.intervals * self.tpot_over_share(middle)).sum()) <= (1.0 - quantile) * total:
+                high = middle
+            else:
+                low = middle
+        return high
 
     def tpot_over(self, limit_s: float) -> FloatArray:
         """Intervals of each request above `limit_s`."""
-        over: FloatArray = self.intervals * (
-            (1.0 - self.chunk_share) * (self.decode_step_s > limit_s)
-            + self.chunk_share * (self.decode_step_s + self.chunk_stall_s > limit_s)
-        )
+        over: FloatArray = self.intervals * self.tpot_over_share(limit_s)
         return over
 
 
@@ -148,7 +166,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     count = len(stream)
     if count == 0:
         empty = np.zeros(0)
-        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0)
+        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0, empty)
     arrival = stream.arrival_s
     prompt = stream.prompt_tokens.astype(np.float64)
     output = np.maximum(stream.output_tokens, 1).astype(np.float64)
@@ -176,16 +194,28 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     prefill_step = step_m[minute]
     decode_step = prefill_step.copy()
     share = np.zeros(count)
-    steps_own = np.ceil(prompt / chunk)
-    batch = np.zeros(count)
+    decoding = batch_m[minute] > 0.5
     finish = arrival
+    cum_prompt = np.cumsum(prompt)
+    partial_part = np.zeros(count)
     for _ in range(_FIXED_POINT_PASSES):
-        service = (prompt / chunk + 0.5) * prefill_step + prompt * per_token_s
+        previous = decode_step
+        # Fluid prefill channel: chunks pack across queued prompts, so a prompt holds it for P/C steps.
+        service = prompt * (prefill_step / chunk + per_token_s)
+        # A prompt arriving while the replica decodes waits for the step in flight (half of one on average).
+        ready = arrival + np.where(decoding, 0.5 * prefill_step, 0.0)
         total = np.cumsum(service)
         before = total - service
-        finish = total + np.maximum.accumulate(arrival - before)
+        finish = total + np.maximum.accumulate(ready - before)
         start = finish - service
-        first = finish + (steps_own - prompt / chunk) * prefill_step
+        # The first token comes at the end of the step holding the prompt's last token: round the prompt
+        # tokens moved since the channel's busy period began up to whole chunks.
+        opens = np.concatenate([[True], ready[1:] >= finish[:-1]])
+        moved = cum_prompt - np.maximum.accumulate(np.where(opens, cum_prompt - prompt, 0.0))
+        left = np.ceil(moved / chunk - 1e-9) - moved / chunk
+        queued_next = np.concatenate([ready[1:] < finish[:-1], [False]])
+        rounding = left * (prefill_step + np.where(queued_next, stall_s, 0.0))
+        first = finish + rounding
         last = first + intervals * (decode_step + share * stall_s)
         grid = _Grid(float(last.max()))
         at_first, at_last = grid.locate(first), grid.locate(last)
@@ -197,21 +227,34 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         prefill_step = (
             base_s + per_kv_s * kv_series[at_start] + per_sequence_s * np.minimum(batch_series[at_start], batch_cap)
         )
+        decoding = batch_series[grid.locate(arrival)[0]] > 0.5
         batch = grid.mean(batch_series, at_first, at_last, span)
         kv = grid.mean(kv_series, at_first, at_last, span)
         decode_step = base_s + per_kv_s * kv + per_sequence_s * np.minimum(batch, batch_cap)
         busy = np.clip(grid.mean(busy_series, at_first, at_last, span), 0.0, 1.0)
-        with_chunk = busy / (decode_step + stall_s)
+        # A busy period of the channel moves its tokens in whole chunks but for its last step.
+        closes = np.concatenate([opens[1:], [True]])
+        whole = np.floor(moved / chunk + 1e-9)
+        partial_steps = np.bincount(
+            minute, weights=(closes & (moved / chunk - whole > 1e-9)).astype(np.float64), minlength=len(rate)
+        )
+        chunk_steps = np.bincount(minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate))
+        partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
+        mean_chunk_tokens = (np.bincount(minute, weights=prompt, minlength=len(rate)) / np.maximum(chunk_steps, 1.0))[minute]
+        with_chunk = busy / (decode_step + np.minimum(mean_chunk_tokens, chunk) * per_token_s)
         without = (1.0 - busy) / decode_step
         share = with_chunk / np.maximum(with_chunk + without, 1e-300)
-    ttft = finish - arrival + (steps_own - prompt / chunk) * prefill_step
+        if np.max(np.abs(decode_step - previous) / previous) < _SETTLED:
+            break
+    ttft = first - arrival
     return ServedRequests(
         ttft_s=ttft,
         decode_step_s=decode_step,
-        chunk_share=share,
+        chunk_share=share * (1.0 - partial_part),
         chunk_stall_s=stall_s,
         intervals=intervals,
         mean_batch=float(np.mean(batch)),
+        partial_share=share * partial_part,
     )
 
 
