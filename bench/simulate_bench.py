@@ -62,6 +62,7 @@ def after_warmup(served: ServedRequests, stream: RequestStream) -> ServedRequest
         served.intervals[kept],
         served.mean_batch,
         served.partial_share[kept],
+        served.partial_fractions,
     )
 
 
@@ -90,7 +91,7 @@ def main() -> None:
             settings=settings,
         ).requests_per_second
         seen = measure(stream_at(trace, copies, offset=3, rate=0.75 * guess, seed=1))
-        measured = {"prompt_p95_tokens": seen.prompt_p95_tokens, "work_dispersion": seen.work_dispersion}
+        measured = {"traffic": seen.traffic}
         capacity = replica_capacity(
             model,
             mean_prompt_tokens=seen.prompt_mean_tokens,

@@ -32,11 +32,14 @@ Every term rises with lam, so the capacity is found by bisection, vectorised ove
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
@@ -44,6 +47,14 @@ from gridshift.planner.settings import PlannerSettings
 FloatArray = npt.NDArray[np.float64]
 
 _BISECTION_STEPS = 60
+_QUANTILE_STEPS = 48
+"""Bisection steps of the TTFT and TPOT quantiles of the measured-traffic model (2^-48 of the range)."""
+
+DISPERSION_WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Windows at which a measured traffic gives the index of dispersion of its prompt work (TrafficShape)."""
+
+PROMPT_QUANTILE_POINTS = 40
+"""A measured traffic's prompt lengths as quantiles at probabilities (j + 1/2) / 40 (TrafficShape)."""
 
 
 class CapacityLimit(StrEnum):
@@ -111,6 +122,13 @@ class CapacityInputs:
     work_dispersion: FloatArray | None = None
     """Measured index of dispersion of the prompt work arriving (Kingman's c_a^2 + c_s^2); None:
     settings.arrival_scv + settings.prompt_length_scv."""
+    prompt_quantiles: FloatArray | None = None
+    """Shape (pairs, PROMPT_QUANTILE_POINTS): the measured prompt-length distribution. With it (and
+    dispersion_curve, dispersion_rate) the pairs take the measured-traffic model (module docstring)."""
+    dispersion_curve: FloatArray | None = None
+    """Shape (pairs, len(DISPERSION_WINDOWS_S)): index of dispersion of the prompt work per window."""
+    dispersion_rate: FloatArray | None = None
+    """Request rate (per replica) at which dispersion_curve was measured."""
 
     @staticmethod
     def of(
@@ -121,6 +139,7 @@ class CapacityInputs:
         ttft_slo_ms: list[float],
         prompt_p95_tokens: list[float] | None = None,
         work_dispersion: list[float] | None = None,
+        traffic: list[TrafficShape] | None = None,
     ) -> CapacityInputs:
         def column(values: list[float]) -> FloatArray:
             return np.asarray(values, dtype=np.float64)
@@ -139,7 +158,31 @@ class CapacityInputs:
             ttft_slo_ms=column(ttft_slo_ms),
             prompt_p95_tokens=None if prompt_p95_tokens is None else column(prompt_p95_tokens),
             work_dispersion=None if work_dispersion is None else column(work_dispersion),
+            prompt_quantiles=None if traffic is None else np.stack([t.prompt_quantiles for t in traffic]),
+            dispersion_curve=None if traffic is None else np.stack([t.dispersion_curve for t in traffic]),
+            dispersion_rate=None if traffic is None else column([t.rate for t in traffic]),
         )
+
+
+@dataclass(frozen=True)
+class TrafficShape:
+    """What a replica's measured traffic says about its queue (gridshift.simulation.requests.measure):
+    the prompt-length distribution and the index of dispersion of the prompt work per window length."""
+
+    prompt_quantiles: FloatArray
+    """Prompt tokens at probabilities (j + 1/2) / PROMPT_QUANTILE_POINTS."""
+    dispersion_curve: FloatArray
+    """Var(prompt tokens arriving in a window) / (E[same] x mean prompt), per DISPERSION_WINDOWS_S."""
+    rate: float
+    """Request rate (per replica) the curve was measured at."""
+
+    def __post_init__(self) -> None:
+        if self.prompt_quantiles.shape != (PROMPT_QUANTILE_POINTS,):
+            raise ValueError(f"TrafficShape: {PROMPT_QUANTILE_POINTS} prompt quantiles expected")
+        if self.dispersion_curve.shape != (len(DISPERSION_WINDOWS_S),):
+            raise ValueError(f"TrafficShape: {len(DISPERSION_WINDOWS_S)} dispersion windows expected")
+        if not self.rate > 0:
+            raise ValueError(f"TrafficShape.rate must be > 0, got {self.rate}")
 
 
 def _latency(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> _Latency:
@@ -186,7 +229,177 @@ def _latency(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings
     )
     own_prefill_s = np.ceil(prompt_q / chunk) * step_s + prompt_q / prefill_rate
     ttft_s = wait_q_s + own_prefill_s
+    if inputs.prompt_quantiles is not None:
+        ttft_s, tpot_s, stable = _measured_latency(inputs, rate, settings, np.where(stable, batch, 0.0), step_s, stable)
     return _Latency(batch=batch, step_s=step_s, tpot_s=tpot_s, ttft_s=ttft_s, stable=stable)
+
+
+def _dispersion_at(inputs: CapacityInputs, requests: FloatArray) -> FloatArray:
+    """The measured index of dispersion of the prompt work over windows of `requests` arrivals (interpolated
+    in log windows, held beyond the measured ones). Windows are counted in requests, not seconds: a replica's
+    stream is every R-th request of its deployment's, so its structure per request holds whatever its share."""
+    assert inputs.dispersion_curve is not None and inputs.dispersion_rate is not None
+    curve = inputs.dispersion_curve
+    grid = np.log(inputs.dispersion_rate[:, None] * np.asarray(DISPERSION_WINDOWS_S)[None, :])
+    where = np.log(np.maximum(requests, 1e-300))
+    rows = np.arange(len(curve))
+    low = np.clip((grid <= where[:, None]).sum(axis=1) - 1, 0, grid.shape[1] - 2)
+    weight = np.clip((where - grid[rows, low]) / (grid[rows, low + 1] - grid[rows, low]), 0.0, 1.0)
+    value: FloatArray = curve[rows, low] * (1.0 - weight) + curve[rows, low + 1] * weight
+    return np.maximum(value, 1e-3)
+
+
+_LD_WINDOWS = 32
+"""Windows (log-spaced over the measured ones, in requests) over which the wait tail takes its worst case."""
+
+
+def _dispersion_on_grid(inputs: CapacityInputs, rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Windows (seconds, shape (pairs, _LD_WINDOWS)) and the index of dispersion of the prompt work in each at
+    `rate`. Windows are counted in requests (rate x seconds): a replica's stream is every R-th request of its
+    deployment's, so the structure per request holds whatever the replica's share."""
+    assert inputs.dispersion_curve is not None and inputs.dispersion_rate is not None
+    steps = np.linspace(0.0, 1.0, _LD_WINDOWS)
+    measured = np.log(np.asarray(DISPERSION_WINDOWS_S))
+    where = measured[0] + (measured[-1] - measured[0]) * steps
+    dispersion = np.stack([np.interp(where, measured, row) for row in inputs.dispersion_curve])
+    requests = inputs.dispersion_rate[:, None] * np.exp(where)[None, :]
+    window_s: FloatArray = requests / np.maximum(rate, 1e-300)[:, None]
+    return window_s, np.maximum(dispersion, 1e-3)
+
+
+def _bisect_quantile(tail: Callable[[FloatArray], FloatArray], high: FloatArray, share: float) -> FloatArray:
+    """Smallest t in [0, high] (per pair) with tail(t) <= share; tail decreasing in t."""
+    low = np.zeros_like(high)
+    for _ in range(_QUANTILE_STEPS):
+        middle = (low + high) / 2.0
+        ok = tail(middle) <= share
+        high = np.where(ok, middle, high)
+        low = np.where(ok, low, middle)
+    return high
+
+
+def _measured_latency(
+    inputs: CapacityInputs,
+    rate: FloatArray,
+    settings: PlannerSettings,
+    batch: FloatArray,
+    step_s: FloatArray,
+    stable: npt.NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """p95 TTFT and TPOT from the measured prompt distribution and work dispersion (module docstring)."""
+    assert inputs.prompt_quantiles is not None
+    prompts = inputs.prompt_quantiles
+    chunk = float(settings.prefill_chunk_tokens)
+    per_token_s = 1.0 / inputs.prefill_tokens_per_s
+    share = 1.0 - settings.latency_quantile
+    mean_prompt = inputs.mean_prompt_tokens
+    col = (slice(None), None)
+    # Prefill channel: chunks pack across queued prompts, so a prompt of P tokens holds it P*(s/C + 1/R_pf).
+    mean_service = mean_prompt * (step_s / chunk + per_token_s)
+    busy = rate * mean_service
+    stable = stable & (busy < 1.0)
+    rho = np.where(stable, busy, 0.5)
+    # Wait tail: the larger of two approximations of P(W > x) (module docstring):
+    # - Kingman's G/G/1 with an exponential tail, rho exp(-x / theta), theta = D E[S] / (2 (1 - rho)), D the
+    #   index of dispersion over the requests of a busy period (D / (1 - rho) of them);
+    # - Gaussian large deviations of the work arriving, worst window t:
+    #   rho exp(-min_t (x + (1 - rho) t)^2 / (2 I(t) E[S] t)) (Kingman's tail again when I is the same at every t).
+    requests = np.ones_like(rho)
+    for _ in range(12):
+        requests = _dispersion_at(inputs, requests) / (1.0 - rho)
+    tail_mean = _dispersion_at(inputs, requests) / 2.0 * mean_service / (1.0 - rho)
+    window_s, dispersion = _dispersion_on_grid(inputs, rate)
+    spread = 2.0 * dispersion * mean_service[col] * window_s
+    decoding = 1.0 - np.exp(-batch)
+    own = (
+        np.ceil(prompts / chunk - 1e-9) * step_s[col]
+        + prompts * per_token_s[col]
+        + 0.5 * (step_s * decoding)[col]
+    )
+
+    def wait_tail(x: FloatArray) -> FloatArray:
+        """P(W > x) per pair and prompt point; x shape (pairs, points)."""
+        drift = (1.0 - rho)[:, None, None] * window_s[:, None, :]
+        deviation = ((x[:, :, None] + drift) ** 2 / spread[:, None, :]).min(axis=2)
+        exponent = np.minimum(deviation, x / tail_mean[col])
+        result: FloatArray = rho[col] * np.exp(-exponent)
+        return result
+
+    def ttft_tail(t: FloatArray) -> FloatArray:
+        gap = t[col] - own
+        result: FloatArray = np.where(gap < 0, 1.0, wait_tail(np.maximum(gap, 0.0))).mean(axis=1)
+        return result
+
+    # Both tails are below rho exp(-x / theta_max), theta_max: Kingman's with the largest dispersion.
+    widest = np.maximum(tail_mean, dispersion.max(axis=1) / 2.0 * mean_service / (1.0 - rho))
+    ttft_high = own.max(axis=1) + widest * np.log(np.maximum(rho, share) / share) + 1e-9
+    ttft_s = _bisect_quantile(ttft_tail, ttft_high, share)
+
+    # Decode: a step carries a full chunk, the last partial chunk of a channel busy period (one per period:
+    # rate x (1 - rho) per second, uniform in (0, C]), or none; the busy share rho of time is in chunk steps.
+    stall_s = chunk * per_token_s
+    # The last chunk of a busy period holds what is left of its last prompt over whole chunks: the measured
+    # prompts' remainders (a prompt shorter than a chunk is all remainder).
+    remainder = prompts - np.ceil(prompts / chunk - 1e-9) * chunk + chunk
+    partial_steps = rate * (1.0 - rho)
+    full_steps = np.maximum(rate * mean_prompt - partial_steps * remainder.mean(axis=1), 0.0) / chunk
+    chunk_steps = full_steps + partial_steps
+    partial = partial_steps / np.maximum(chunk_steps, 1e-300)
+    mean_chunk = np.minimum(rate * mean_prompt / np.maximum(chunk_steps, 1e-300), chunk)
+    # A sequence starts decoding as its prompt leaves the channel, leaving behind the prompts that arrived
+    # during its own wait and prefill: lam (E[W] + E[S]) E[S] of work, against E[W] at a random time (M/G/1,
+    # PASTA). The excess, rho E[S] (1 - c_s^2) / 2, is spent at the start of its decode (O s long).
+    prompt_scv = prompts.var(axis=1) / np.maximum(prompts.mean(axis=1), 1e-300) ** 2
+    excess_s = np.maximum(rho * mean_service * (1.0 - prompt_scv) / 2.0, 0.0)
+    seen_busy = np.minimum(rho + excess_s / (inputs.mean_output_tokens * step_s), 1.0)
+    with_chunk = seen_busy / (step_s + mean_chunk * per_token_s)
+    plain = (1.0 - seen_busy) / step_s
+    chunked = with_chunk / np.maximum(with_chunk + plain, 1e-300)
+    # A decoding sequence shares its steps with Poisson(batch) others (M/G/inf), each adding its KV and
+    # per-sequence cost: the step a sequence sees is a + X_own + sum of the others' X.
+    context = prompts + inputs.mean_output_tokens[col] / 2.0
+    per_seq_ms = inputs.step_ms_per_kv_position[col] * context + inputs.step_ms_per_sequence[col]
+    x_mean = per_seq_ms.mean(axis=1) / 1000.0
+    x_var = per_seq_ms.var(axis=1) / 1e6
+    top = int(np.max(np.where(stable, batch, 0.0) + 8.0 * np.sqrt(np.where(stable, batch, 0.0)) + 12.0))
+    others = np.arange(top + 1, dtype=np.float64)
+    safe_batch = np.where(stable, batch, 0.0)
+    log_pmf = others[None, :] * np.log(np.maximum(safe_batch, 1e-300))[col] - safe_batch[col] - _log_factorial(others)
+    pmf = np.exp(log_pmf)
+    pmf /= pmf.sum(axis=1, keepdims=True)
+    sequences = 1.0 + others[None, :]
+    step_mean = inputs.step_base_ms[col] / 1000.0 + sequences * x_mean[col]
+    step_sd = np.sqrt(sequences * x_var[col]) + 1e-12
+
+    def over(t: FloatArray, extra: FloatArray | float) -> FloatArray:
+        z = (t[col] - step_mean - extra) / step_sd
+        result: FloatArray = (pmf * _normal_tail(z)).sum(axis=1)
+        return result
+
+    def tpot_tail(t: FloatArray) -> FloatArray:
+        stalls = sum(over(t, remainder[:, j : j + 1] * per_token_s[col]) for j in range(remainder.shape[1]))
+        stalls = stalls / remainder.shape[1]
+        result: FloatArray = (
+            (1.0 - chunked) * over(t, 0.0)
+            + chunked * (1.0 - partial) * over(t, stall_s[col])
+            + chunked * partial * stalls
+        )
+        return result
+
+    tpot_high = (step_mean + 10.0 * step_sd).max(axis=1) + stall_s
+    tpot_s = _bisect_quantile(tpot_tail, tpot_high, share)
+    return ttft_s, tpot_s, stable
+
+
+def _log_factorial(values: FloatArray) -> FloatArray:
+    result: FloatArray = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, len(values))))])[: len(values)]
+    return result
+
+
+def _normal_tail(z: FloatArray) -> FloatArray:
+    """P(N(0,1) > z)."""
+    result: FloatArray = special.ndtr(-z)
+    return result
 
 
 def _within_slo(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> npt.NDArray[np.bool_]:
@@ -247,6 +460,7 @@ def _single(
     ttft: float,
     prompt_p95: float | None = None,
     dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> CapacityInputs:
     return CapacityInputs.of(
         [model],
@@ -256,6 +470,7 @@ def _single(
         [ttft],
         None if prompt_p95 is None else [prompt_p95],
         None if dispersion is None else [dispersion],
+        None if traffic is None else [traffic],
     )
 
 
@@ -268,10 +483,11 @@ def operating_point(
     settings: PlannerSettings,
     prompt_p95_tokens: float | None = None,
     work_dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> OperatingPoint:
     """Batch, latencies and power of one replica at a request rate (latency SLOs not applied)."""
     inputs = _single(
-        model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf, prompt_p95_tokens, work_dispersion
+        model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf, prompt_p95_tokens, work_dispersion, traffic
     )
     latency = _latency(inputs, np.asarray([requests_per_second], dtype=np.float64), settings)
     batch = float(latency.batch[0])
@@ -297,12 +513,24 @@ def replica_capacity(
     settings: PlannerSettings,
     prompt_p95_tokens: float | None = None,
     work_dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> ReplicaCapacity:
     """The SLO capacity of one replica and what limits it."""
     inputs = _single(
-        model, mean_prompt_tokens, mean_output_tokens, tpot_slo_ms, ttft_slo_ms, prompt_p95_tokens, work_dispersion
+        model,
+        mean_prompt_tokens,
+        mean_output_tokens,
+        tpot_slo_ms,
+        ttft_slo_ms,
+        prompt_p95_tokens,
+        work_dispersion,
+        traffic,
     )
-    measured = {"prompt_p95_tokens": prompt_p95_tokens, "work_dispersion": work_dispersion}
+    measured: dict[str, Any] = {
+        "prompt_p95_tokens": prompt_p95_tokens,
+        "work_dispersion": work_dispersion,
+        "traffic": traffic,
+    }
     rate = float(capacity_requests_per_second(inputs, settings)[0])
     if rate <= 0.0:
         point = operating_point(

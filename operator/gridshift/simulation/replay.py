@@ -242,6 +242,7 @@ def _capacity(
         [setup.ttft_p95_ms],
         None if burstiness is None else [burstiness.prompt_p95_tokens],
         None if burstiness is None else [burstiness.work_dispersion],
+        None if burstiness is None else [burstiness.traffic],
     )
     return float(capacity_requests_per_second(inputs, settings)[0])
 

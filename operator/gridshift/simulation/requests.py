@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.planner.capacity import DISPERSION_WINDOWS_S, PROMPT_QUANTILE_POINTS, TrafficShape
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.simulation.data import TraceProfile
 
@@ -82,13 +83,17 @@ class ServedRequests:
     mean_batch: float
     partial_share: FloatArray
     """Share of the request's inter-token intervals that carry the last, partial chunk of a prefill busy
-    period: they last up to chunk_stall_s more, uniformly (the prompt tokens left over a whole chunk)."""
+    period: they last chunk_stall_s x a fraction of partial_fractions more."""
+    partial_fractions: FloatArray
+    """Sorted: the last chunk of each busy period of the stream's prefill channel as a fraction of a full one."""
 
     def tpot_over_share(self, limit_s: float) -> FloatArray:
         """Share of each request's intervals above `limit_s`."""
         plain = 1.0 - self.chunk_share - self.partial_share
         stall = max(self.chunk_stall_s, 1e-300)
-        partial_over = np.clip((self.decode_step_s + self.chunk_stall_s - limit_s) / stall, 0.0, 1.0)
+        count = len(self.partial_fractions)
+        below = np.searchsorted(self.partial_fractions, (limit_s - self.decode_step_s) / stall, side="right")
+        partial_over = 1.0 - below / count if count else np.zeros_like(self.decode_step_s)
         share: FloatArray = (
             plain * (self.decode_step_s > limit_s)
             + self.chunk_share * (self.decode_step_s + self.chunk_stall_s > limit_s)
@@ -166,7 +171,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     count = len(stream)
     if count == 0:
         empty = np.zeros(0)
-        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0, empty)
+        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0, empty, empty)
     arrival = stream.arrival_s
     prompt = stream.prompt_tokens.astype(np.float64)
     output = np.maximum(stream.output_tokens, 1).astype(np.float64)
@@ -198,6 +203,8 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     finish = arrival
     cum_prompt = np.cumsum(prompt)
     partial_part = np.zeros(count)
+    closes = np.ones(count, dtype=bool)
+    left_over = np.zeros(count)
     for _ in range(_FIXED_POINT_PASSES):
         previous = decode_step
         # Fluid prefill channel: chunks pack across queued prompts, so a prompt holds it for P/C steps.
@@ -234,10 +241,8 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         busy = np.clip(grid.mean(busy_series, at_first, at_last, span), 0.0, 1.0)
         # A busy period of the channel moves its tokens in whole chunks but for its last step.
         closes = np.concatenate([opens[1:], [True]])
-        whole = np.floor(moved / chunk + 1e-9)
-        partial_steps = np.bincount(
-            minute, weights=(closes & (moved / chunk - whole > 1e-9)).astype(np.float64), minlength=len(rate)
-        )
+        left_over = moved / chunk - np.floor(moved / chunk + 1e-9)
+        partial_steps = np.bincount(minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=len(rate))
         chunk_steps = np.bincount(minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate))
         partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
         mean_chunk_tokens = (np.bincount(minute, weights=prompt, minlength=len(rate)) / np.maximum(chunk_steps, 1.0))[minute]
@@ -255,6 +260,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         intervals=intervals,
         mean_batch=float(np.mean(batch)),
         partial_share=share * partial_part,
+        partial_fractions=np.sort(left_over[closes & (left_over > 1e-9)]),
     )
 
 
@@ -361,6 +367,21 @@ class Burstiness:
     """Var(prompt tokens arriving in a window) / (E[same] x mean prompt): c_a^2 + c_s^2 for renewal arrivals."""
     prompt_mean_tokens: float
     prompt_p95_tokens: float
+    traffic: TrafficShape
+    """The prompt distribution and the dispersion per window, for the capacity model."""
+
+
+def _work_dispersion(arrival_s: FloatArray, prompts: FloatArray, window_s: float) -> float:
+    """Index of dispersion of the prompt work in windows of `window_s` around each minute's mean: the rate is
+    known minute by minute (per-minute sizing follows it), so what is left is what a replica's queue sees
+    within a minute."""
+    windows = (arrival_s // window_s).astype(np.int64)
+    work = np.bincount(windows - windows[0], weights=prompts)
+    minute_index = np.arange(len(work)) // max(int(round(60.0 / window_s)), 1)
+    minute_mean = np.bincount(minute_index, weights=work) / np.bincount(minute_index)
+    residual = work - minute_mean[minute_index]
+    mean_work = float(work.mean())
+    return float((residual**2).mean() / (mean_work * prompts.mean())) if mean_work > 0 else 0.0
 
 
 def measure(stream: RequestStream, window_s: float = BURST_WINDOW_SECONDS) -> Burstiness:
@@ -377,11 +398,19 @@ def measure(stream: RequestStream, window_s: float = BURST_WINDOW_SECONDS) -> Bu
     minute_mean = np.bincount(minute_index, weights=work) / np.bincount(minute_index)
     residual = work - minute_mean[minute_index]
     mean_work = float(work.mean())
+    span = float(stream.arrival_s[-1] - stream.arrival_s[0])
+    probabilities = (np.arange(PROMPT_QUANTILE_POINTS) + 0.5) / PROMPT_QUANTILE_POINTS
+    traffic = TrafficShape(
+        prompt_quantiles=np.quantile(prompts, probabilities),
+        dispersion_curve=np.asarray([_work_dispersion(stream.arrival_s, prompts, w) for w in DISPERSION_WINDOWS_S]),
+        rate=len(stream) / max(span, 1e-9),
+    )
     return Burstiness(
         arrival_scv=float(gaps.var() / gaps.mean() ** 2) if gaps.mean() > 0 else 0.0,
         work_dispersion=float((residual**2).mean() / (mean_work * prompts.mean())) if mean_work > 0 else 0.0,
         prompt_mean_tokens=float(prompts.mean()),
         prompt_p95_tokens=float(np.quantile(prompts, 0.95)),
+        traffic=traffic,
     )
 
 
