@@ -242,10 +242,16 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         # A busy period of the channel moves its tokens in whole chunks but for its last step.
         closes = np.concatenate([opens[1:], [True]])
         left_over = moved / chunk - np.floor(moved / chunk + 1e-9)
-        partial_steps = np.bincount(minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=len(rate))
-        chunk_steps = np.bincount(minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate))
+        partial_steps = np.bincount(
+            minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=len(rate)
+        )
+        chunk_steps = np.bincount(
+            minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate)
+        )
         partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
-        mean_chunk_tokens = (np.bincount(minute, weights=prompt, minlength=len(rate)) / np.maximum(chunk_steps, 1.0))[minute]
+        mean_chunk_tokens = (np.bincount(minute, weights=prompt, minlength=len(rate)) / np.maximum(chunk_steps, 1.0))[
+            minute
+        ]
         with_chunk = busy / (decode_step + np.minimum(mean_chunk_tokens, chunk) * per_token_s)
         without = (1.0 - busy) / decode_step
         share = with_chunk / np.maximum(with_chunk + without, 1e-300)
@@ -377,7 +383,7 @@ def _work_dispersion(arrival_s: FloatArray, prompts: FloatArray, window_s: float
     within a minute."""
     windows = (arrival_s // window_s).astype(np.int64)
     work = np.bincount(windows - windows[0], weights=prompts)
-    minute_index = np.arange(len(work)) // max(int(round(60.0 / window_s)), 1)
+    minute_index = np.arange(len(work)) // max(round(60.0 / window_s), 1)
     minute_mean = np.bincount(minute_index, weights=work) / np.bincount(minute_index)
     residual = work - minute_mean[minute_index]
     mean_work = float(work.mean())
