@@ -6,24 +6,25 @@ budget in Python. This engine keeps what decides p95 TTFT and TPOT request by re
 per-step bookkeeping, so that it runs as a handful of numpy passes over the requests:
 
 - **Prefill queue (TTFT).** vLLM's chunked prefill gives waiting prompts, in arrival order, up to C
-  prompt tokens per engine step; a step that carries a chunk lasts s + C/R_pf (s: the decode step
-  for the running batch, R_pf: prefill tokens/s). The prefill channel therefore moves a prompt of P
-  tokens in (P/C + 1/2)*s + P/R_pf seconds (a prompt that does not fill its last chunk still pays
-  part of a step: half of one on average): a FIFO single server. Waiting times follow
-  Lindley's recursion, solved in closed form with a running maximum:
-  finish_i = cumS_i + max_{k<=i}(A_k - cumS_{k-1}). A request's first token comes at the end of the
-  step that finishes its prompt, so its own part is rounded up to whole steps: TTFT_i = finish_i - A_i
-  + (ceil(P_i/C) - P_i/C)*s_i.
+  prompt tokens per engine step; a step that carries a chunk lasts s + chunk/R_pf (s: the decode step
+  for the running batch, R_pf: prefill tokens/s). Chunks pack across queued prompts, so the prefill
+  channel holds a prompt of P tokens P*(s/C + 1/R_pf) seconds: a FIFO single server. Waiting times
+  follow Lindley's recursion, solved in closed form with a running maximum:
+  finish_i = cumS_i + max_{k<=i}(R_k - cumS_{k-1}), R_k the arrival plus half a step when the replica
+  decodes (the step in flight). A request's first token comes at the end of the step holding its
+  prompt's last token: the tokens moved since the channel's busy period began, rounded up to whole
+  chunks (that step carries a full chunk when the next prompt is already queued).
 - **Decode (TPOT).** A request decodes one token per step from its first token on, for O_i - 1 more
   tokens. The decode step s(t) = a + b*KV(t) + c*B(t) depends on the running batch B(t) and its KV
   positions KV(t), counted from every request's decode interval on a 0.25 s grid and averaged over
   the request's own decode interval. A step also carries a prefill chunk while the prefill channel
   is busy; the share of a request's inter-token intervals that do is the channel's busy share over
-  its decode interval, counted in steps. Its intervals are s_i (decode only) and
-  s_i + C/R_pf (with a chunk); p95 TPOT is over intervals, as vLLM's inter-token-latency histogram
-  counts them.
-- The step times and the decode intervals depend on each other; a few fixed-point passes settle them
-  (an overloaded replica does not settle: its queue grows without bound, as it should).
+  its decode interval, counted in steps. Its intervals are s_i (decode only), s_i + C/R_pf (a full
+  chunk) and s_i + r/R_pf (the last chunk of a busy period, r its tokens); p95 TPOT is over intervals,
+  as vLLM's inter-token-latency histogram counts them.
+- The step times and the decode intervals depend on each other: fixed-point passes until no request's
+  step moves by _SETTLED (at most _FIXED_POINT_PASSES; an overloaded replica does not settle: its
+  queue grows without bound, as it should).
 
 Left out: admission waiting for a free batch slot at `max_batch` (a replica there is far beyond its
 TPOT objective on every shipped profile), and preemption. `tests/simulation/test_requests.py` checks
