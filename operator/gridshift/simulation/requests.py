@@ -52,9 +52,9 @@ from gridshift.simulation.data import TraceProfile
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-_FIXED_POINT_PASSES = 10
+_FIXED_POINT_PASSES = 6
 """At most this many passes; they stop once no request's step time moves by more than _SETTLED."""
-_SETTLED = 0.005
+_SETTLED = 0.01
 
 
 @dataclass(frozen=True)
