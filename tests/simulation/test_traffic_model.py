@@ -75,9 +75,7 @@ def test_flat_dispersion_and_one_prompt_length_give_kingmans_exponential_tail() 
 
 
 @pytest.mark.parametrize(("name", "copies", "ttft_slo"), [("code", 18, 2000.0), ("conv", 11, 1000.0)])
-def test_capacity_from_measured_traffic_is_the_request_level_capacity(
-    name: str, copies: int, ttft_slo: float
-) -> None:
+def test_capacity_from_measured_traffic_is_the_request_level_capacity(name: str, copies: int, ttft_slo: float) -> None:
     """Calibrated on one hour (seed 1), scored on another (seed 2): the modelled capacity is within 10% of the
     largest rate at which the request-level engine meets the SLO (the Poisson/one-index model was 22% under
     it on the code trace), and p95 TTFT at half and three quarters of it within 15%."""
