@@ -204,6 +204,8 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     finish = arrival
     cum_prompt = np.cumsum(prompt)
     partial_part = np.zeros(count)
+    arrival_cell = (arrival * (1.0 / GRID_SECONDS)).astype(np.int64)
+    prompt_per_minute = np.bincount(minute, weights=prompt, minlength=len(rate))
     closes = np.ones(count, dtype=bool)
     left_over = np.zeros(count)
     for _ in range(_FIXED_POINT_PASSES):
@@ -235,7 +237,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         prefill_step = (
             base_s + per_kv_s * kv_series[at_start] + per_sequence_s * np.minimum(batch_series[at_start], batch_cap)
         )
-        decoding = batch_series[grid.locate(arrival)[0]] > 0.5
+        decoding = batch_series[np.minimum(arrival_cell, grid.size - 2)] > 0.5
         batch = grid.mean(batch_series, at_first, at_last, span)
         kv = grid.mean(kv_series, at_first, at_last, span)
         decode_step = base_s + per_kv_s * kv + per_sequence_s * np.minimum(batch, batch_cap)
@@ -250,9 +252,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
             minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate)
         )
         partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
-        mean_chunk_tokens = (np.bincount(minute, weights=prompt, minlength=len(rate)) / np.maximum(chunk_steps, 1.0))[
-            minute
-        ]
+        mean_chunk_tokens = (prompt_per_minute / np.maximum(chunk_steps, 1.0))[minute]
         with_chunk = busy / (decode_step + np.minimum(mean_chunk_tokens, chunk) * per_token_s)
         without = (1.0 - busy) / decode_step
         share = with_chunk / np.maximum(with_chunk + without, 1e-300)
