@@ -303,7 +303,7 @@ def test_member_role_allows_actuation_in_the_workload_namespace_only(hub: Hub, m
         (verb, kind, MEMBER_NAMESPACE)
         for verb in ("get", "list", "create", "patch", "delete")
         for kind in ("deployments.apps", "services", "poddisruptionbudgets.policy", "networkpolicies.networking.k8s.io")
-    ] + [("list", "pods", MEMBER_NAMESPACE)]
+    ] + [("list", "pods", MEMBER_NAMESPACE), ("watch", "pods", MEMBER_NAMESPACE)]
     denied = [
         # nothing cluster-wide: no node or pod reads, no namespaces, no cluster-wide lists of workloads
         ("list", "nodes", None),

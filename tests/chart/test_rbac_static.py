@@ -90,7 +90,7 @@ def test_member_chart_grants_nothing_cluster_wide_by_default_and_writes_only_in_
         ("networking.k8s.io", "networkpolicies"),
     ):
         assert namespaced[key] == writes, key
-    assert namespaced[("", "pods")] == {"list"}
+    assert namespaced[("", "pods")] == {"list", "watch"}
     assert ("", "secrets") not in namespaced and ("", "namespaces") not in namespaced
     for namespace in (d for d in documents if d["kind"] == "Namespace" and d["metadata"]["name"].startswith("gs-")):
         assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -105,4 +105,4 @@ def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> N
         if d
     ]
     cluster = grants(documents, "ClusterRole")
-    assert cluster == {("", "nodes"): {"list"}, ("", "pods"): {"list"}}
+    assert cluster == {("", "nodes"): {"list", "watch"}, ("", "pods"): {"list", "watch"}}

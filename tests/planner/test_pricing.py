@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
+import highspy
+import numpy as np
+import numpy.typing as npt
 import pytest
+from scipy.sparse import csc_matrix
 
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.greedy import solve_greedy
-from gridshift.planner.milp import solve_milp
+from gridshift.planner.migration import Key
+from gridshift.planner.milp import column_lp, solve_milp
 from gridshift.planner.pricing import pool_prices
-from gridshift.planner.problem import build_problem
+from gridshift.planner.problem import DeploymentProblem, Problem, build_problem
 from gridshift.planner.search import violations
-from gridshift.planner.solution import objective
+from gridshift.planner.solution import objective, shortfall_penalty_per_unit
 from gridshift.planner.synthetic import random_snapshot
 from tests.planner.planner_world import A100_MODEL, H100, H100_MODEL, cluster, deployment, flat_prices, snapshot
 
@@ -65,3 +72,138 @@ def test_the_search_runs_the_priced_greedy_and_keeps_the_better_plan() -> None:
     penalised = plan.objective_usd_per_hour > sum(d.cost.usd_per_hour for d in plan.deployments) * 10
     heuristic = [s for s in plan.search_steps if s.startswith(("greedy at LP pool prices", "greedy:"))]
     assert penalised or not heuristic, plan.search_steps
+
+
+# --- The compact LP's array build equals the plain one (one Python step per LP column) ---
+
+
+@dataclass
+class _PlainCompactLp:
+    """The compact LP (module docstring) as HiGHS's column-wise arrays, built one deployment at a time."""
+
+    keys: list[Key]
+    capacity: npt.NDArray[np.float64]
+    """GPUs per pool (row), less those Frozen deployments hold."""
+    frozen_cost: float = 0.0
+    cost: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    col_start: list[int] = field(default_factory=lambda: [0])
+    index: list[int] = field(default_factory=list)
+    value: list[float] = field(default_factory=list)
+    row_lower: list[float] = field(default_factory=list)
+    row_upper: list[float] = field(default_factory=list)
+    rows: int = field(init=False)
+    """Rows so far: one per pool, then three per deployment."""
+    pool_row: dict[Key, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool_row = {key: i for i, key in enumerate(self.keys)}
+        self.rows = len(self.keys)
+
+    def add_frozen(self, deployment: DeploymentProblem) -> None:
+        """A Frozen deployment keeps its replicas: their cost is fixed, their GPUs leave the pools."""
+        for option in deployment.options:
+            self.frozen_cost += option.current * option.hourly_usd
+            self.capacity[self.pool_row[option.key]] -= option.current * option.gpus
+
+    def add_deployment(self, deployment: DeploymentProblem, settings: PlannerSettings) -> None:
+        """A deployment's keep/new columns per option, its two slack columns and its three rows."""
+        options = deployment.options
+        columns = deployment.columns
+        cover, cap, floor = self.rows, self.rows + 1, self.rows + 2
+        self.rows += 3
+        demand = deployment.coverage_target
+        for j, option in enumerate(options):
+            unit = columns.unit[j] / demand if demand > 0 else 0.0
+            keep = min(option.current, option.upper)
+            extra = columns.start_cost[j] + (settings.stale_change_penalty_usd if option.stale else 0.0)
+            for price, bound in ((columns.window_cost[j], keep), (columns.window_cost[j] + extra, option.upper - keep)):
+                if bound <= 0:
+                    continue
+                self.cost.append(price)
+                self.upper.append(float(bound))
+                self.index.extend((self.pool_row[option.key], cover, cap, floor))
+                self.value.extend((float(option.gpus), unit, 1.0, 1.0))
+                self.col_start.append(len(self.index))
+        # Slack columns: unserved share, replicas short of minReplicas.
+        self.cost.extend((shortfall_penalty_per_unit(deployment, settings), settings.bound_violation_penalty_usd))
+        self.upper.extend((1.0, highspy.kHighsInf))
+        self.index.extend((cover, floor))
+        self.value.extend((1.0, 1.0))
+        self.col_start.extend((len(self.index) - 1, len(self.index)))
+        self.row_lower.extend((1.0 if demand > 0 else 0.0, -highspy.kHighsInf, float(deployment.min_replicas)))
+        self.row_upper.extend((highspy.kHighsInf, float(deployment.max_replicas), highspy.kHighsInf))
+
+    def lp(self) -> highspy.HighsLp:
+        pools = len(self.keys)
+        matrix = csc_matrix(
+            (
+                np.asarray(self.value),
+                np.asarray(self.index, dtype=np.int32),
+                np.asarray(self.col_start, dtype=np.int32),
+            ),
+            shape=(self.rows, len(self.cost)),
+        )
+        return column_lp(
+            np.asarray(self.cost, dtype=np.float64),
+            np.zeros(len(self.cost)),
+            np.asarray(self.upper, dtype=np.float64),
+            np.concatenate((np.full(pools, -highspy.kHighsInf), np.asarray(self.row_lower))),
+            np.concatenate((np.maximum(self.capacity, 0.0), np.asarray(self.row_upper))),
+            matrix,
+        )
+
+
+def _plain_compact_lp(problem: Problem, settings: PlannerSettings) -> _PlainCompactLp:
+    keys = sorted(problem.inventory)
+    plain = _PlainCompactLp(keys, np.asarray([problem.inventory[key] for key in keys], dtype=np.float64))
+    for part in problem.deployments:
+        if part.frozen:
+            plain.add_frozen(part)
+        elif part.options:
+            plain.add_deployment(part, settings)
+    return plain
+
+
+@pytest.mark.parametrize(
+    ("deployments", "clusters", "gpu_types", "tightness", "seed", "frozen"),
+    [(1, 1, 1, 0.5, 0, 0), (30, 12, 3, 0.8, 1, 3), (200, 6, 2, 1.3, 2, 20), (120, 4, 3, 0.4, 3, 0)],
+)
+def test_the_compact_lp_is_built_column_for_column_as_the_plain_loop_builds_it(
+    deployments: int, clusters: int, gpu_types: int, tightness: float, seed: int, frozen: int
+) -> None:
+    from gridshift.modes import MigrationMode
+    from gridshift.planner.pricing import _compact_lp
+    from gridshift.planner.synthetic import random_snapshot
+    from gridshift.profiles_catalog import default_performance_models
+
+    settings = PlannerSettings()
+    world = random_snapshot(
+        default_performance_models(),
+        deployments=deployments,
+        clusters=clusters,
+        gpu_types=gpu_types,
+        seed=seed,
+        occupancy=tightness,
+    )
+    # Some Frozen deployments: their GPUs leave the pools, their cost is fixed.
+    world = replace(
+        world,
+        deployments=tuple(
+            replace(d, requirements=replace(d.requirements, mode=MigrationMode.FROZEN)) if i < frozen else d
+            for i, d in enumerate(world.deployments)
+        ),
+    )
+    problem = build_problem(world, settings)
+    plain = _plain_compact_lp(problem, settings)
+    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    assert lp is not None
+    expected = plain.lp()
+    assert keys == plain.keys
+    assert frozen_cost == plain.frozen_cost
+    for name in ("col_cost_", "col_lower_", "col_upper_", "row_lower_", "row_upper_"):
+        assert np.array_equal(np.asarray(getattr(lp, name)), np.asarray(getattr(expected, name))), name
+    for name in ("start_", "index_", "value_"):
+        assert np.array_equal(np.asarray(getattr(lp.a_matrix_, name)), np.asarray(getattr(expected.a_matrix_, name))), (
+            name
+        )

@@ -241,3 +241,92 @@ def test_the_search_keeps_to_its_budget_in_real_time(world: Snapshot, solver: st
     search(problem, chosen, clock=time.monotonic)
     # Margin: the greedy step (milliseconds on these worlds) and a loaded 2-core machine.
     assert time.monotonic() - started <= budget + 0.5
+
+
+# --- The same guarantees on fleet-like instances (planner.synthetic), whatever their size and tightness ---
+
+_MODELS: list[Any] = []
+
+
+def _synthetic(deployments: int, clusters: int, gpu_types: int, tightness: float, seed: int) -> Snapshot:
+    from gridshift.planner.synthetic import random_snapshot
+    from gridshift.profiles_catalog import default_performance_models
+
+    if not _MODELS:
+        _MODELS.extend(default_performance_models())
+    return random_snapshot(
+        _MODELS, deployments=deployments, clusters=clusters, gpu_types=gpu_types, seed=seed, occupancy=tightness
+    )
+
+
+@st.composite
+def fleets(draw: Any) -> Snapshot:
+    return _synthetic(
+        draw(st.integers(1, 80)),
+        draw(st.integers(1, 6)),
+        draw(st.integers(1, 3)),
+        draw(st.sampled_from([0.2, 0.6, 0.9, 1.3])),
+        draw(st.integers(0, 10_000)),
+    )
+
+
+FLEET = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Budgets small enough to bind on most instances, so that every stage can be cut short.
+FLEET_BUDGETS = [0.02, 0.1, 0.4]
+
+
+def _counts_of(plan: Any, problem: Any) -> Any:
+    from gridshift.planner.solution import Solution
+
+    targets = plan.targets()
+    return Solution(
+        tuple(
+            tuple(o.current if d.frozen else targets[d.deployment.id].get(o.key, 0) for o in d.options)
+            for d in problem.deployments
+        ),
+        plan.solver,
+    )
+
+
+@FLEET
+@given(world=fleets(), budget=st.sampled_from(FLEET_BUDGETS), solver=st.sampled_from(sorted(SOLVERS)))
+def test_on_fleets_the_plan_is_valid_keeps_move_limits_and_never_costs_more_than_now(
+    world: Snapshot, budget: float, solver: str
+) -> None:
+    import time
+
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import revalidated_current, violations
+    from gridshift.planner.solution import moves, objective
+
+    chosen = replace(SOLVERS[solver], time_budget_seconds=budget)
+    plan = make_plan(world, chosen, clock=time.process_time)
+    problem = build_problem(world, chosen)
+    solution = _counts_of(plan, problem)
+    assert violations(problem, solution) == []
+    for problem_part, counts in zip(problem.deployments, solution.counts, strict=True):
+        assert min(moves(problem_part, counts)) <= problem_part.max_moves, problem_part.deployment.id
+    current = revalidated_current(problem)
+    assert objective(problem, solution, chosen) <= objective(problem, current, chosen) * (1 + 1e-9) + 1e-9
+    # A second cycle from this plan (warm start) keeps every guarantee too.
+    again = make_plan(world, chosen, clock=time.process_time, previous=plan)
+    assert violations(problem, _counts_of(again, problem)) == []
+    assert again.objective_usd_per_hour <= objective(problem, current, chosen) * (1 + 1e-9) + 1e-9
+
+
+@FLEET
+@given(world=fleets(), budget=st.sampled_from(FLEET_BUDGETS))
+def test_on_fleets_the_search_keeps_to_its_budget(world: Snapshot, budget: float) -> None:
+    import time
+
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import search
+
+    chosen = replace(SOLVERS["milp"], time_budget_seconds=budget)
+    problem = build_problem(world, chosen)
+    started = time.process_time()
+    result = search(problem, chosen, clock=time.process_time)
+    spent = time.process_time() - started
+    # The search's own CPU time (the clock it was given): the budget, plus what one step that cannot
+    # be interrupted may take past it on these sizes (a chunk of fills, one HiGHS interrupt check).
+    assert spent <= budget * 1.25 + 0.25, (spent, budget, result.steps)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from gridshift.hub.client import MANAGED_ROUTE_LABEL, ObjectRef
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
@@ -40,6 +43,37 @@ def test_an_idle_cycle_writes_nothing() -> None:
     report = world.cycle()
     assert (report.member_writes, report.status_writes, report.events) == (0, 0, 0)
     assert report.leader
+
+
+def test_an_idle_cycle_validates_no_unchanged_body_and_no_unchanged_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bodies are parsed once per resourceVersion and an unchanged status is not validated again: at
+    10,000 deployments each cost seconds of CPU a cycle (docs/scale.md)."""
+    from gridshift.api import InferenceDeployment, InferenceDeploymentStatus
+
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    for name in ("chat", "code"):
+        body = deployment_body(name, mode="Advisory")
+        body["metadata"]["resourceVersion"] = "1"
+        world.add(body)
+    world.cycle()
+    for body in world.deployments.values():
+        body["metadata"]["resourceVersion"] = "2"  # the status written: a new version
+    world.cycle()
+    validated: list[str] = []
+    for model in (InferenceDeployment, InferenceDeploymentStatus):
+        original = model.model_validate.__func__  # type: ignore[attr-defined]
+
+        def counting(cls: Any, obj: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            validated.append(cls.__name__)
+            return _original(cls, obj, *args, **kwargs)
+
+        monkeypatch.setattr(model, "model_validate", classmethod(counting))
+    report = world.cycle()
+    assert report.status_writes == 0 and validated == []
+    world.deployments["code"]["spec"]["capacity"] = {"minReplicas": 2, "maxReplicas": 4}
+    world.deployments["code"]["metadata"]["resourceVersion"] = "3"
+    report = world.cycle()
+    assert report.status_writes == 1 and validated == ["InferenceDeployment", "InferenceDeploymentStatus"]
 
 
 def test_advisory_reports_the_plan_but_touches_no_member_cluster() -> None:

@@ -20,6 +20,7 @@ from gridshift.modes import MigrationMode
 from gridshift.planner import snapshot as S
 from gridshift.service.inputs import (
     MeasuredCost,
+    ParseCache,
     Parsed,
     currency_to_usd,
     measured_cost,
@@ -216,6 +217,36 @@ def test_a_body_of_another_version_or_kind_is_refused_naming_the_field() -> None
         "apiVersion: Input should be 'gridshift.dev/v1alpha1'"
     )
     assert parse_bodies([other_kind], InferenceDeployment)[0].error == "kind: Input should be 'InferenceDeployment'"
+
+
+def test_bodies_are_validated_again_only_when_their_resource_version_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    validated: list[str] = []
+    original = InferenceDeployment.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        validated.append(obj["metadata"]["name"])
+        return original(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(InferenceDeployment, "model_validate", classmethod(counting))
+    cache = ParseCache(InferenceDeployment)
+    alpha, chat = deployment_body("alpha"), deployment_body("chat")
+    alpha["metadata"].update(resourceVersion="7", uid="u-alpha", managedFields=[{"manager": "kubectl"}])
+    first = cache.parse([alpha, chat])
+    assert validated == ["alpha", "chat"]
+    assert first[0].resource is not None and "managedFields" not in first[0].resource.metadata
+    # The same resourceVersion: the same model, beside the body handed in this time (its status may be new).
+    again = {**alpha, "status": {"observedGeneration": 1}}
+    second = cache.parse([again, chat])
+    assert validated == ["alpha", "chat", "chat"]  # chat has no resourceVersion: validated every time
+    assert second[0].resource is first[0].resource and second[0].body is again
+    # A new resourceVersion (a spec edit) or a new UID (deleted and created again) is validated again.
+    edited = {**alpha, "metadata": {**alpha["metadata"], "resourceVersion": "8"}, "spec": {**alpha["spec"]}}
+    edited["spec"]["capacity"] = {"minReplicas": 2, "maxReplicas": 4}
+    third = cache.parse([edited])
+    assert third[0].resource is not None and third[0].resource.spec.capacity.min_replicas == 2
+    recreated = {**edited, "metadata": {**edited["metadata"], "uid": "u-alpha-2"}}
+    cache.parse([recreated])
+    assert validated[3:] == ["alpha", "alpha"]
 
 
 def eu_cluster(*, max_gpus: int | None = None, labels: dict[str, Any] | None = None) -> RegionalCluster:

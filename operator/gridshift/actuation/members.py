@@ -13,21 +13,32 @@ to the GPUs the RegionalCluster declares (offerings[].maxGpus).
 
 Ownership: objects are gridshift's only with the owner annotations (gridshift.api.labels); `apply`
 never overwrites an object that another owner (or nobody) annotated, and deletes go by owner.
+
+Reads: gridshift's Deployments (per workload namespace), Nodes and Pods are listed once, then kept
+by a watch (actuation.watch): an idle cycle asks the apiserver nothing. Only compact records are kept
+(WorkloadState, NodeGpus, PodGpus), never the objects. A watch that breaks is replaced by a list on
+the next read, whose errors are reported as before; credentials without `watch` list on every read.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.render import Manifest
+from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
 
 FIELD_MANAGER = "gridshift"
 
+
+LIST_PAGE = 250
+"""Objects per list request: the answer of one page at a time is held as JSON, not every pod of a
+cluster at once (a dozen clusters listed in parallel at 10,000 deployments)."""
 
 APPLY_CONFLICT_ATTEMPTS = 3
 """Tries of one member apply answered 409 Conflict before it is reported as the step's failure."""
@@ -160,6 +171,10 @@ class MemberCluster(Protocol):
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
 
+    def close(self) -> None:
+        """Stop whatever the client keeps running (watches): the cluster is no longer used."""
+        ...
+
 
 MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
@@ -230,25 +245,63 @@ def gpu_quantity(resources: Mapping[str, Any] | None) -> int:
     return int(str(resources.get(L.GPU_RESOURCE, "0")))
 
 
+@dataclass(frozen=True, slots=True)
+class NodeGpus:
+    """What the inventory reads of a Node: its GPU product and allocatable GPUs (product None: not
+    counted, being not Ready, cordoned or without the product label)."""
+
+    name: str
+    product: str | None
+    allocatable: int
+
+
+@dataclass(frozen=True, slots=True)
+class PodGpus:
+    """What the inventory reads of a live Pod: the node it runs on and the GPUs it requests."""
+
+    node: str
+    gpus: int
+
+
+def node_gpus(node: Mapping[str, Any]) -> NodeGpus:
+    meta = node.get("metadata") or {}
+    product = (meta.get("labels") or {}).get(L.GPU_PRODUCT_NODE_LABEL)
+    status = node.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    if product is None or not ready or (node.get("spec") or {}).get("unschedulable"):
+        return NodeGpus(str(meta.get("name", "")), None, 0)
+    return NodeGpus(str(meta.get("name", "")), str(product), gpu_quantity(status.get("allocatable")))
+
+
+def pod_gpus(pod: Mapping[str, Any]) -> PodGpus | None:
+    """None for a pod that holds no GPU: not scheduled, finished, or requesting none."""
+    spec = pod.get("spec") or {}
+    node = spec.get("nodeName")
+    if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return None
+    gpus = sum(gpu_quantity((c.get("resources") or {}).get("requests")) for c in spec.get("containers") or [])
+    return PodGpus(str(node), gpus) if gpus else None
+
+
 def inventory_from(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]]) -> list[GpuInventory]:
     """Sum allocatable GPUs of Ready nodes per product label, and GPU requests of live pods on them."""
+    return inventory_of(map(node_gpus, nodes), (p for p in map(pod_gpus, pods) if p is not None))
+
+
+def inventory_of(nodes: Iterable[NodeGpus], pods: Iterable[PodGpus]) -> list[GpuInventory]:
+    """`inventory_from` on the records a watch cache keeps."""
     product_of_node: dict[str, str] = {}
     allocatable: dict[str, int] = {}
     for node in nodes:
-        product = (node["metadata"].get("labels") or {}).get(L.GPU_PRODUCT_NODE_LABEL)
-        conditions = (node.get("status") or {}).get("conditions") or []
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-        if product is None or not ready or (node.get("spec") or {}).get("unschedulable"):
+        if node.product is None:
             continue
-        product_of_node[node["metadata"]["name"]] = product
-        allocatable[product] = allocatable.get(product, 0) + gpu_quantity((node.get("status") or {}).get("allocatable"))
+        product_of_node[node.name] = node.product
+        allocatable[node.product] = allocatable.get(node.product, 0) + node.allocatable
     used = dict.fromkeys(allocatable, 0)
     for pod in pods:
-        product = product_of_node.get((pod.get("spec") or {}).get("nodeName", ""))
-        if product is None or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            continue
-        for container in pod["spec"].get("containers", []):
-            used[product] += gpu_quantity((container.get("resources") or {}).get("requests"))
+        product = product_of_node.get(pod.node)
+        if product is not None:
+            used[product] += pod.gpus
     return [GpuInventory(gpu_type=t, allocatable=allocatable[t], used=used[t]) for t in sorted(allocatable)]
 
 
@@ -257,7 +310,11 @@ class KubeMemberCluster:
 
     _KINDS: ClassVar[frozenset[tuple[str, str]]] = frozenset(MANAGED_KINDS)
 
-    def __init__(self, name: str, kubeconfig: Mapping[str, Any], timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, name: str, kubeconfig: Mapping[str, Any], timeout_seconds: float = 10.0, *, watch: bool = True
+    ) -> None:
+        """`watch`: keep gridshift's Deployments, the Nodes and the Pods in watch-fed caches
+        (actuation.watch) rather than listing them on every read."""
         from kubernetes import config
         from kubernetes.config.config_exception import ConfigException
 
@@ -273,6 +330,9 @@ class KubeMemberCluster:
             # The client's messages can quote the kubeconfig (tokens included): name the class only.
             raise KubeconfigInvalid(name, f"the Kubernetes client refused it ({type(error).__name__})") from None
         self._dynamic: Any = None
+        self._watch = watch
+        self._caches: dict[tuple[str, str], WatchCache[Any]] = {}
+        self._caches_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show credentials
         return f"KubeMemberCluster({self.name!r})"
@@ -363,7 +423,7 @@ class KubeMemberCluster:
                 self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
             )
         try:
-            self._call(
+            applied = self._call(
                 lambda: resource.server_side_apply(
                     body=manifest,
                     name=meta["name"],
@@ -380,39 +440,150 @@ class KubeMemberCluster:
             if error.status == 404 and namespace:
                 raise NamespaceMissing(self.name, namespace) from None
             raise
+        if manifest["kind"] == "Deployment":
+            version = getattr(getattr(applied, "metadata", None), "resourceVersion", None)
+            self._wrote("Deployment", namespace or "", meta["name"], str(version) if version else "")
+
+    def _wrote(self, kind: str, namespace: str, name: str, resource_version: str | None) -> None:
+        """A write of ours to a watched object: reads wait for its watch to deliver it (actuation.watch)."""
+        cache = self._caches.get((kind, namespace))
+        if cache is not None:
+            # An answer without a resourceVersion cannot be waited for: the read lists instead.
+            cache.expect(f"{namespace}/{name}", resource_version if resource_version != "" else "~unknown")
 
     def _list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
+        return self._list_versioned(api_version, kind, namespace, label_selector)[0]
+
+    def _list_versioned(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The items and the list's resourceVersion ('' when the namespace is gone)."""
+        items: list[dict[str, Any]] = []
+        version = ""
+        for page, page_version in self._list_pages(api_version, kind, namespace, label_selector):
+            items.extend(page)
+            version = page_version
+        return items, version
+
+    def _list_pages(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> Iterator[tuple[list[dict[str, Any]], str]]:
+        """Each page of a list, with the list's resourceVersion on the last one ('' before it, and when
+        the namespace is gone)."""
         from kubernetes.client.exceptions import ApiException
 
         resource = self._resource(api_version, kind)
         where = f" in {namespace}" if namespace else ""
-        try:
-            result = self._call(
-                lambda: resource.get(
-                    namespace=namespace,
-                    label_selector=label_selector,
-                    _request_timeout=self._timeout,
-                    serializer=_plain,
-                ),
-                f"list {kind}{where}",
-            )
-        except ApiException as error:
-            if error.status == 404 and namespace:
-                return []  # the namespace is gone, or not created yet: nothing of ours there
-            raise
-        return list(result.get("items") or [])
+        token: str | None = None
+        while True:
+            try:
+                result = self._call(
+                    lambda token=token: resource.get(
+                        namespace=namespace,
+                        label_selector=label_selector,
+                        limit=LIST_PAGE,
+                        _continue=token,
+                        _request_timeout=self._timeout,
+                        serializer=_plain,
+                    ),
+                    f"list {kind}{where}",
+                )
+            except ApiException as error:
+                if error.status == 404 and namespace:
+                    yield [], ""  # the namespace is gone, or not created yet: nothing of ours there
+                    return
+                raise
+            meta = result.get("metadata") or {}
+            token = meta.get("continue") or None
+            if token is None:
+                # Every page of a list is served from the same snapshot: one resourceVersion.
+                yield list(result.get("items") or []), str(meta.get("resourceVersion") or "")
+                return
+            yield list(result.get("items") or []), ""
+
+    def _cached(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        extract: Callable[[Mapping[str, Any]], Any],
+    ) -> list[Any]:
+        """`extract` of every object listed, read from the watch cache when it is synced; listed (and the
+        cache seeded, its watch started) otherwise. Listing errors are raised as from `_list`."""
+        if not self._watch:
+            return [r for r in map(extract, self._list(api_version, kind, namespace, label_selector)) if r is not None]
+        key = (kind, namespace or "")
+        with self._caches_lock:
+            cache = self._caches.get(key)
+            if cache is None:
+                cache = self._caches[key] = WatchCache(
+                    f"{self.name} {kind}{' in ' + namespace if namespace else ''}",
+                    lambda rv, seconds: self._open_watch(api_version, kind, namespace, label_selector, rv, seconds),
+                    extract,
+                )
+        found = cache.read()
+        if found is not None:
+            return found
+        version = ""
+
+        def listed() -> Iterator[dict[str, Any]]:
+            nonlocal version
+            for page, page_version in self._list_pages(api_version, kind, namespace, label_selector):
+                version = page_version
+                yield from page
+
+        return cache.seed(listed(), lambda: version)
+
+    def _open_watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        seconds: int,
+    ) -> Any:
+        resource = self._resource(api_version, kind)
+        return self._client().request(
+            "get",
+            resource.path(namespace=namespace),
+            watch=True,
+            resource_version=resource_version,
+            label_selector=label_selector,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
+            _request_timeout=(self._timeout, seconds + 30),
+            serialize=False,  # the streaming response itself (serialising would read it to its end)
+        )
+
+    def close(self) -> None:
+        with self._caches_lock:
+            caches, self._caches = list(self._caches.values()), {}
+        for cache in caches:
+            cache.close()
+
+    def _forget_namespaces_except(self, kind: str, namespaces: Collection[str]) -> None:
+        """Stop watching namespaces no longer asked about (a tenant's last deployment gone)."""
+        with self._caches_lock:
+            gone = [k for k in self._caches if k[0] == kind and k[1] and k[1] not in namespaces]
+            caches = [self._caches.pop(k) for k in gone]
+        for cache in caches:
+            cache.close()
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
-        objs = [
-            obj
-            for namespace in sorted(set(namespaces))
-            for obj in self._list("apps/v1", "Deployment", namespace, f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}")
+        wanted = sorted(set(namespaces))
+        self._forget_namespaces_except("Deployment", wanted)
+        states = [
+            state
+            for namespace in wanted
+            for state in self._cached(
+                "apps/v1", "Deployment", namespace, f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}", state_from_deployment
+            )
         ]
-        return sorted(
-            (s for s in map(state_from_deployment, objs) if s is not None), key=lambda s: (s.namespace, s.name)
-        )
+        return sorted(states, key=lambda s: (s.namespace, s.name))
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
@@ -430,21 +601,27 @@ class KubeMemberCluster:
                         ),
                         f"delete {kind} {meta['namespace']}/{meta['name']}",
                     )
+                    if kind == "Deployment":
+                        self._wrote(kind, meta["namespace"], meta["name"], None)
                     deleted += 1
         return deleted
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory:
         try:
-            nodes = self._list("v1", "Node")
+            nodes = self._cached("v1", "Node", None, None, node_gpus)
         except ActuationForbidden:
             return Inventory(nodes_visible=False, others_visible=False)
         try:
-            pods = self._list("v1", "Pod")
+            pods = self._cached("v1", "Pod", None, None, pod_gpus)
             others_visible = True
         except ActuationForbidden:
-            pods = [pod for namespace in sorted(set(namespaces)) for pod in self._list("v1", "Pod", namespace)]
+            pods = [
+                pod
+                for namespace in sorted(set(namespaces))
+                for pod in self._cached("v1", "Pod", namespace, None, pod_gpus)
+            ]
             others_visible = False
-        return Inventory(tuple(inventory_from(nodes, pods)), nodes_visible=True, others_visible=others_visible)
+        return Inventory(tuple(inventory_of(nodes, pods)), nodes_visible=True, others_visible=others_visible)
 
 
 def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:

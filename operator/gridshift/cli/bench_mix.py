@@ -97,6 +97,8 @@ class _Buckets:
 
 def _buckets(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace, settings: Any) -> _Buckets:
     from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
+    from gridshift.planner.cost import energy_usd_per_hour
+    from gridshift.planner.synthetic_mix import MIX_PUE
 
     pairs = [(b, o.gpu_type) for b in range(len(workload.classes)) for o in offers]
     classes = workload.classes
@@ -115,7 +117,9 @@ def _buckets(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace
     return _Buckets(
         types=tuple(o.gpu_type for o in offers),
         capacity={p: float(r) for p, r in zip(pairs, rates, strict=True)},
-        energy_usd={p: float(w) * args.usd_per_kwh / 1000.0 for p, w in zip(pairs, powers, strict=True)},
+        energy_usd={
+            p: energy_usd_per_hour(float(w), MIX_PUE, args.usd_per_kwh) for p, w in zip(pairs, powers, strict=True)
+        },
     )
 
 

@@ -33,7 +33,7 @@ from scipy.sparse import csc_matrix
 
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, column_lp, new_highs, timed_run
-from gridshift.planner.problem import DeploymentProblem, Problem
+from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import shortfall_penalty_per_unit
 
@@ -49,92 +49,137 @@ class PoolPrices:
     run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
 
 
-@dataclass
-class _CompactLp:
-    """The compact LP (module docstring) as HiGHS's column-wise arrays, built one deployment at a time."""
-
-    keys: list[Key]
-    capacity: npt.NDArray[np.float64]
-    """GPUs per pool (row), less those Frozen deployments hold."""
-    frozen_cost: float = 0.0
-    cost: list[float] = field(default_factory=list)
-    upper: list[float] = field(default_factory=list)
-    col_start: list[int] = field(default_factory=lambda: [0])
-    index: list[int] = field(default_factory=list)
-    value: list[float] = field(default_factory=list)
-    row_lower: list[float] = field(default_factory=list)
-    row_upper: list[float] = field(default_factory=list)
-    rows: int = field(init=False)
-    """Rows so far: one per pool, then three per deployment."""
-    pool_row: dict[Key, int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pool_row = {key: i for i, key in enumerate(self.keys)}
-        self.rows = len(self.keys)
-
-    def add_frozen(self, deployment: DeploymentProblem) -> None:
-        """A Frozen deployment keeps its replicas: their cost is fixed, their GPUs leave the pools."""
-        for option in deployment.options:
-            self.frozen_cost += option.current * option.hourly_usd
-            self.capacity[self.pool_row[option.key]] -= option.current * option.gpus
-
-    def add_deployment(self, deployment: DeploymentProblem, settings: PlannerSettings) -> None:
-        """A deployment's keep/new columns per option, its two slack columns and its three rows."""
-        options = deployment.options
-        columns = deployment.columns
-        cover, cap, floor = self.rows, self.rows + 1, self.rows + 2
-        self.rows += 3
-        demand = deployment.coverage_target
-        for j, option in enumerate(options):
-            unit = columns.unit[j] / demand if demand > 0 else 0.0
-            keep = min(option.current, option.upper)
-            extra = columns.start_cost[j] + (settings.stale_change_penalty_usd if option.stale else 0.0)
-            for price, bound in ((columns.window_cost[j], keep), (columns.window_cost[j] + extra, option.upper - keep)):
-                if bound <= 0:
-                    continue
-                self.cost.append(price)
-                self.upper.append(float(bound))
-                self.index.extend((self.pool_row[option.key], cover, cap, floor))
-                self.value.extend((float(option.gpus), unit, 1.0, 1.0))
-                self.col_start.append(len(self.index))
-        # Slack columns: unserved share, replicas short of minReplicas.
-        self.cost.extend((shortfall_penalty_per_unit(deployment, settings), settings.bound_violation_penalty_usd))
-        self.upper.extend((1.0, highspy.kHighsInf))
-        self.index.extend((cover, floor))
-        self.value.extend((1.0, 1.0))
-        self.col_start.extend((len(self.index) - 1, len(self.index)))
-        self.row_lower.extend((1.0 if demand > 0 else 0.0, -highspy.kHighsInf, float(deployment.min_replicas)))
-        self.row_upper.extend((highspy.kHighsInf, float(deployment.max_replicas), highspy.kHighsInf))
-
-    def lp(self) -> highspy.HighsLp:
-        pools = len(self.keys)
-        matrix = csc_matrix(
-            (
-                np.asarray(self.value),
-                np.asarray(self.index, dtype=np.int32),
-                np.asarray(self.col_start, dtype=np.int32),
-            ),
-            shape=(self.rows, len(self.cost)),
-        )
-        return column_lp(
-            np.asarray(self.cost, dtype=np.float64),
-            np.zeros(len(self.cost)),
-            np.asarray(self.upper, dtype=np.float64),
-            np.concatenate((np.full(pools, -highspy.kHighsInf), np.asarray(self.row_lower))),
-            np.concatenate((np.maximum(self.capacity, 0.0), np.asarray(self.row_upper))),
-            matrix,
-        )
-
-
-def _compact_lp(problem: Problem, settings: PlannerSettings) -> _CompactLp:
+def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key], float, highspy.HighsLp | None]:
+    """The compact LP (module docstring) as HiGHS's column-wise arrays, built from the options' columns
+    with numpy (no Python loop per LP column: 0.04 against 0.11 CPU-s at 1,000 deployments). Columns
+    per deployment: keep then new per option (where its bound is > 0), then the shortfall and
+    minReplicas slacks; rows: one per pool (GPUs less those Frozen deployments hold), then cover, cap
+    and floor per deployment. Returns the pools, what Frozen deployments cost, and the LP (None: no
+    column)."""
     keys = sorted(problem.inventory)
-    compact = _CompactLp(keys, np.asarray([problem.inventory[key] for key in keys], dtype=np.float64))
+    pool_row = {key: i for i, key in enumerate(keys)}
+    pools = len(keys)
+    capacity = np.asarray([problem.inventory[key] for key in keys], dtype=np.float64)
+    frozen_cost = 0.0
+    window: list[float] = []
+    start: list[float] = []
+    current: list[int] = []
+    stale: list[bool] = []
+    unit: list[float] = []
+    upper: list[int] = []
+    gpus: list[int] = []
+    pool: list[int] = []
+    owner: list[int] = []
+    demand: list[float] = []
+    shortfall: list[float] = []
+    max_replicas: list[int] = []
+    min_replicas: list[int] = []
     for deployment in problem.deployments:
         if deployment.frozen:
-            compact.add_frozen(deployment)
-        elif deployment.options:
-            compact.add_deployment(deployment, settings)
-    return compact
+            for option in deployment.options:
+                frozen_cost += option.current * option.hourly_usd
+                capacity[pool_row[option.key]] -= option.current * option.gpus
+            continue
+        options = deployment.options
+        if not options:
+            continue
+        columns = deployment.columns
+        k = len(demand)
+        window.extend(columns.window_cost)
+        start.extend(columns.start_cost)
+        current.extend(columns.current)
+        stale.extend(columns.stale)
+        unit.extend(columns.unit)
+        upper.extend([o.upper for o in options])
+        gpus.extend([o.gpus for o in options])
+        pool.extend([pool_row[o.key] for o in options])
+        owner.extend([k] * len(options))
+        demand.append(deployment.coverage_target)
+        shortfall.append(shortfall_penalty_per_unit(deployment, settings))
+        max_replicas.append(deployment.max_replicas)
+        min_replicas.append(deployment.min_replicas)
+    if not demand:
+        return keys, frozen_cost, None
+    count = len(demand)
+    need = np.asarray(demand, dtype=np.float64)
+    of = np.asarray(owner, dtype=np.int64)
+    cur = np.asarray(current, dtype=np.int64)
+    top = np.asarray(upper, dtype=np.int64)
+    keep = np.minimum(cur, top)
+    price = np.asarray(window, dtype=np.float64)
+    extra = np.asarray(start, dtype=np.float64) + np.where(
+        np.asarray(stale, dtype=bool), settings.stale_change_penalty_usd, 0.0
+    )
+    per_need = np.where(need[of] > 0, np.asarray(unit, dtype=np.float64) / np.where(need[of] > 0, need[of], 1.0), 0.0)
+    # Candidate columns per option: keep (at the window cost), then new (plus the start), where their bound is > 0.
+    n = len(of)
+    cand_cost = np.stack((price, price + extra), axis=1).ravel()
+    cand_upper = np.stack((keep, top - keep), axis=1).ravel()
+    cand_option = np.repeat(np.arange(n), 2)
+    present = cand_upper > 0
+    cand_cost, cand_upper, cand_option = cand_cost[present], cand_upper[present], cand_option[present]
+    cand_owner = of[cand_option]
+    # Each deployment's columns, then its two slack columns: order by owner, slacks last (stable sort).
+    slack_owner = np.repeat(np.arange(count), 2)
+    order = np.argsort(np.concatenate((cand_owner * 2, slack_owner * 2 + 1)), kind="stable")
+    m = len(cand_cost)
+    cost = np.concatenate(
+        (
+            cand_cost,
+            np.stack((np.asarray(shortfall), np.full(count, settings.bound_violation_penalty_usd)), axis=1).ravel(),
+        )
+    )[order]
+    col_upper = np.concatenate((cand_upper.astype(np.float64), np.tile([1.0, highspy.kHighsInf], count)))[order]
+    # Nonzeros: an option's column (pool, cover, cap, floor); the shortfall slack (cover); the
+    # minReplicas slack (floor).
+    base = pools + 3 * cand_owner
+    cand_rows = np.stack((np.asarray(pool, dtype=np.int64)[cand_option], base, base + 1, base + 2), axis=1)
+    cand_values = np.stack(
+        (np.asarray(gpus, dtype=np.float64)[cand_option], per_need[cand_option], np.ones(m), np.ones(m)), axis=1
+    )
+    slack_base = pools + 3 * np.arange(count)
+    slack_rows = np.stack((slack_base, slack_base + 2), axis=1).ravel()
+    per_column = np.concatenate((np.full(m, 4), np.ones(2 * count, dtype=np.int64)))
+    nnz = per_column[order]
+    rows_by_column = np.concatenate((cand_rows.ravel(), slack_rows))
+    values_by_column = np.concatenate((cand_values.ravel(), np.ones(2 * count)))
+    first = np.concatenate(([0], np.cumsum(per_column)))
+    picks = _gather(first, order, nnz)
+    col_start = np.concatenate(([0], np.cumsum(nnz)))
+    matrix = csc_matrix(
+        (values_by_column[picks], rows_by_column[picks].astype(np.int32), col_start.astype(np.int32)),
+        shape=(pools + 3 * count, len(cost)),
+    )
+    row_lower = np.stack(
+        (np.where(need > 0, 1.0, 0.0), np.full(count, -highspy.kHighsInf), np.asarray(min_replicas, dtype=np.float64)),
+        axis=1,
+    ).ravel()
+    row_upper = np.stack(
+        (
+            np.full(count, highspy.kHighsInf),
+            np.asarray(max_replicas, dtype=np.float64),
+            np.full(count, highspy.kHighsInf),
+        ),
+        axis=1,
+    ).ravel()
+    lp = column_lp(
+        cost,
+        np.zeros(len(cost)),
+        col_upper,
+        np.concatenate((np.full(pools, -highspy.kHighsInf), row_lower)),
+        np.concatenate((np.maximum(capacity, 0.0), row_upper)),
+        matrix,
+    )
+    return keys, frozen_cost, lp
+
+
+def _gather(
+    first: npt.NDArray[np.int64], order: npt.NDArray[np.int64], nnz: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Indices of the nonzeros of columns `order` (column c's at first[c] .. first[c] + its count), in that order."""
+    starts = first[order]
+    offsets = np.arange(int(nnz.sum())) - np.repeat(np.cumsum(nnz) - nnz, nnz)
+    return np.repeat(starts, nnz) + offsets
 
 
 def pool_prices(
@@ -146,16 +191,15 @@ def pool_prices(
     clock: Callable[[], float] | None = None,
 ) -> PoolPrices:
     """Solve the compact LP (simplex, one thread)."""
-    compact = _compact_lp(problem, settings)
-    keys = compact.keys
-    if not compact.cost:
-        return PoolPrices({key: 0.0 for key in keys}, compact.frozen_cost)
+    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    if lp is None:
+        return PoolPrices({key: 0.0 for key in keys}, frozen_cost)
     highs = new_highs(time_limit, {"solver": "simplex"}, stop)
-    highs.passModel(compact.lp())
+    highs.passModel(lp)
     run = timed_run(highs, clock)
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return PoolPrices({}, None, run)
     duals = np.asarray(highs.getSolution().row_dual[: len(keys)])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
-    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + compact.frozen_cost, run)
+    return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, run)

@@ -319,9 +319,13 @@ class _Capacity:
         return max_num_seqs(self.model, self.batch, self.batch_limit)
 
 
-def _capacities(
-    snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings
-) -> dict[tuple[int, str], _Capacity]:
+_Capacities = dict[tuple[int, str], _Capacity]
+"""A replica's capacity of the model's own build per (deployment, GPU type)."""
+_Alternatives = dict[tuple[int, str], tuple[_Capacity, ...]]
+"""The capacities of a replica of each variant's build per (deployment, GPU type)."""
+
+
+def _capacities(snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings) -> _Capacities:
     """SLO capacity, power and batch at capacity of every (deployment, GPU type) with a profile, in one pass."""
     profiles = _profile_index(snapshot.profiles)
     pair_keys: list[tuple[int, str]] = []
@@ -374,17 +378,28 @@ class _Site:
     """Set only for deployments that use carbon (Requirements.uses_carbon)."""
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every problem of one deployment is built against: its index, its pricing window (hours),
+    each cluster as a site for it, the clusters by name and the settings."""
+
+    d_index: int
+    window: float
+    sites: list[_Site]
+    clusters: Mapping[str, Cluster]
+    settings: PlannerSettings
+
+
 def _option(
-    d_index: int,
+    scope: _Scope,
     site: _Site,
     offering: Offering,
     capacity: _Capacity,
     placed: Placement | None,
     required: Requirements,
     workload: Workload,
-    window: float,
-    settings: PlannerSettings,
 ) -> Option:
+    window, settings = scope.window, scope.settings
     gpus = required.gpus_per_replica
     gpu_hour = offering.hourly_cost_usd
     power = capacity.power
@@ -414,7 +429,7 @@ def _option(
         # Scale toward zero by the discount whatever the sign, so preference always helps.
         window_cost -= abs(window_cost) * settings.preferred_region_discount
     return Option(
-        deployment=d_index,
+        deployment=scope.d_index,
         cluster=site.cluster.name,
         region=site.cluster.region,
         gpu_type=offering.gpu_type,
@@ -484,17 +499,12 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
                     carbon=carbon,
                 )
             )
+        scope = _Scope(d_index, window, sites, clusters, settings)
         if _planned_by_class(deployment, workloads[d_index]):
-            problems.extend(
-                _class_problems(d_index, deployment, workloads[d_index], window, sites, extra, clusters, settings)
-            )
+            problems.extend(_class_problems(scope, deployment, workloads[d_index], extra))
             continue
         alternatives = _alternatives(extra, d_index, deployment.requirements, -1)
-        problems.append(
-            _deployment_problem(
-                d_index, deployment, workloads[d_index], window, sites, capacity, clusters, settings, alternatives
-            )
-        )
+        problems.append(_deployment_problem(scope, deployment, workloads[d_index], capacity, alternatives))
     # Class groups make more problems than deployments: each problem's index is its position.
     for position, problem in enumerate(problems):
         problem.index = position
@@ -518,15 +528,7 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
 
 
 def _options(
-    d_index: int,
-    deployment: Deployment,
-    workload: Workload,
-    window: float,
-    sites: list[_Site],
-    capacity: Mapping[tuple[int, str], _Capacity],
-    clusters: Mapping[str, Cluster],
-    settings: PlannerSettings,
-    alternatives: Mapping[tuple[int, str], tuple[_Capacity, ...]] | None = None,
+    scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
 ) -> tuple[list[Option], list[tuple[str, str, int]], list[str]]:
     """Where the deployment's replicas may run, the replicas held in unreachable clusters, and notes on
     every place ruled out (a cluster excluded, a GPU type without profile or unable to meet the SLO)."""
@@ -538,7 +540,8 @@ def _options(
     options: list[Option] = []
     missing_profiles: set[str] = set()
     unreachable_slo: set[str] = set()
-    for site in sites:
+    d_index = scope.d_index
+    for site in scope.sites:
         cluster = site.cluster
         if not cluster.reachable:
             for gpu_type in required.gpu_types:
@@ -555,15 +558,12 @@ def _options(
                     notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
                 continue
             entry = capacity.get((d_index, gpu_type))
-            builds = (alternatives or {}).get((d_index, gpu_type), ())
+            builds = alternatives.get((d_index, gpu_type), ())
             if builds:
                 # Variants: the build that costs least per unit of capacity here.
                 candidates = [c for c in (entry, *builds) if c is not None and c.rate > 0.0]
                 if candidates:
-                    built = [
-                        _option(d_index, site, offering, c, placed, required, workload, window, settings)
-                        for c in candidates
-                    ]
+                    built = [_option(scope, site, offering, c, placed, required, workload) for c in candidates]
                     options.append(min(built, key=lambda o: o.hourly_usd / o.capacity_tokens_per_s))
                     continue
                 entry = entry if entry is not None else builds[0]
@@ -573,9 +573,9 @@ def _options(
             if entry.rate <= 0.0:
                 unreachable_slo.add(gpu_type)
                 continue
-            options.append(_option(d_index, site, offering, entry, placed, required, workload, window, settings))
+            options.append(_option(scope, site, offering, entry, placed, required, workload))
     for placed in deployment.placements:
-        if placed.cluster not in clusters and placed.desired > 0:
+        if placed.cluster not in scope.clusters and placed.desired > 0:
             notes.append(f"{placed.desired} replica(s) in unknown cluster {placed.cluster}: not counted")
     for gpu_type in sorted(missing_profiles):
         notes.append(
@@ -588,21 +588,11 @@ def _options(
 
 
 def _deployment_problem(
-    d_index: int,
-    deployment: Deployment,
-    workload: Workload,
-    window: float,
-    sites: list[_Site],
-    capacity: Mapping[tuple[int, str], _Capacity],
-    clusters: Mapping[str, Cluster],
-    settings: PlannerSettings,
-    alternatives: Mapping[tuple[int, str], tuple[_Capacity, ...]] | None = None,
+    scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
 ) -> DeploymentProblem:
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
-    options, unreachable, notes = _options(
-        d_index, deployment, workload, window, sites, capacity, clusters, settings, alternatives
-    )
+    options, unreachable, notes = _options(scope, deployment, workload, capacity, alternatives)
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
@@ -616,7 +606,7 @@ def _deployment_problem(
     if min_regions > len(regions) and not frozen:
         notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
         min_regions = len(regions)
-    _charge_carbon_limits(options, coverage, demand_known, notes, settings)
+    _charge_carbon_limits(options, coverage, demand_known, notes, scope.settings)
     max_replicas = required.max_replicas
     if options and not frozen:
         weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
@@ -630,10 +620,10 @@ def _deployment_problem(
             max_replicas, max(required.min_replicas, min_regions, enough, reachable_current) + spread_room
         )
     return DeploymentProblem(
-        index=d_index,
+        index=scope.d_index,
         deployment=deployment,
         workload=workload,
-        window_hours=window,
+        window_hours=scope.window,
         options=options,
         coverage_target=coverage,
         demand_known=demand_known,
@@ -773,8 +763,8 @@ def _extra_capacities(
 
 def _alternatives(
     extra: Mapping[ExtraKey, _Capacity], d_index: int, required: Requirements, class_index: int
-) -> dict[tuple[int, str], tuple[_Capacity, ...]]:
-    found: dict[tuple[int, str], tuple[_Capacity, ...]] = {}
+) -> _Alternatives:
+    found: _Alternatives = {}
     for gpu_type in required.gpu_types:
         builds = tuple(
             entry
@@ -787,13 +777,7 @@ def _alternatives(
 
 
 def _class_on_type(
-    d_index: int,
-    deployment: Deployment,
-    classes: tuple[RequestClass, ...],
-    window: float,
-    sites: list[_Site],
-    extra: Mapping[ExtraKey, _Capacity],
-    settings: PlannerSettings,
+    scope: _Scope, deployment: Deployment, classes: tuple[RequestClass, ...], extra: Mapping[ExtraKey, _Capacity]
 ) -> dict[str, list[ClassOnType]]:
     """What routing a class to each GPU type costs, where that type is cheapest for the deployment."""
     required = deployment.requirements
@@ -802,7 +786,7 @@ def _class_on_type(
     for gpu_type in required.gpu_types:
         best: tuple[float, list[ClassOnType]] | None = None
         upper = 0
-        for site in sites:
+        for site in scope.sites:
             offering = site.cluster.offering(gpu_type)
             if offering is None or site.excluded is not None or not site.cluster.reachable:
                 continue
@@ -812,9 +796,9 @@ def _class_on_type(
             for b, request_class in enumerate(classes):
                 workload = Workload(None, request_class.prompt_tokens, request_class.output_tokens, 0.0)
                 priced = [
-                    _option(d_index, site, offering, entry, None, required, workload, window, settings)
+                    _option(scope, site, offering, entry, None, required, workload)
                     for variant in builds
-                    if (entry := extra.get((d_index, gpu_type, variant, b))) is not None and entry.rate > 0
+                    if (entry := extra.get((scope.d_index, gpu_type, variant, b))) is not None and entry.rate > 0
                 ]
                 if not priced:
                     entries.append(ClassOnType(0.0, 0.0, 0.0, 0))
@@ -840,11 +824,11 @@ def _group_capacities(
     group: ClassGroup,
     classes: tuple[RequestClass, ...],
     extra: Mapping[ExtraKey, _Capacity],
-) -> tuple[dict[tuple[int, str], _Capacity], dict[tuple[int, str], tuple[_Capacity, ...]]]:
+) -> tuple[_Capacities, _Alternatives]:
     """A group's replica on each GPU type, per build: the model's own, and the variants'."""
     routed = {share.request_class.name: share.requests_per_second for share in group.shares}
-    own: dict[tuple[int, str], _Capacity] = {}
-    alternatives: dict[tuple[int, str], tuple[_Capacity, ...]] = {}
+    own: _Capacities = {}
+    alternatives: _Alternatives = {}
     for gpu_type in required.gpu_types:
         others: list[_Capacity] = []
         for variant in ["", *(v.name for v in required.variants)]:
@@ -897,21 +881,14 @@ def _blended_limit(
 
 
 def _class_problems(
-    d_index: int,
-    deployment: Deployment,
-    workload: Workload,
-    window: float,
-    sites: list[_Site],
-    extra: Mapping[ExtraKey, _Capacity],
-    clusters: Mapping[str, Cluster],
-    settings: PlannerSettings,
+    scope: _Scope, deployment: Deployment, workload: Workload, extra: Mapping[ExtraKey, _Capacity]
 ) -> list[DeploymentProblem]:
     """One problem per class group (planner.classes), the largest first; it carries minReplicas and
     minRegions, and holds the replicas running now on GPU types no other group calls home."""
     required = deployment.requirements
     classes = classes_of(deployment)
     rate = workload.requests_per_second or 0.0
-    on_type = _class_on_type(d_index, deployment, classes, window, sites, extra, settings)
+    on_type = _class_on_type(scope, deployment, classes, extra)
     groups = route_classes(classes, rate, required.headroom, on_type, required.min_replicas, required.max_replicas)
     if not groups:
         home = required.gpu_types[0] if required.gpu_types else ""
@@ -939,10 +916,8 @@ def _class_problems(
         group_workload = Workload(
             rate * group.fraction_of_deployment, group.mean_prompt_tokens, group.mean_output_tokens, required.headroom
         )
-        own, alternatives = _group_capacities(d_index, required, group, classes, extra)
-        problem = _deployment_problem(
-            d_index, part, group_workload, window, sites, own, clusters, settings, alternatives
-        )
+        own, alternatives = _group_capacities(scope.d_index, required, group, classes, extra)
+        problem = _deployment_problem(scope, part, group_workload, own, alternatives)
         problem.group = group
         problem.user_max_replicas = required.max_replicas
         problems.append(problem)

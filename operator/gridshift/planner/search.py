@@ -31,11 +31,12 @@ differ; the result then says `budget_exhausted`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from gridshift.planner.greedy import solve_greedy
+from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, build_model, run_milp
 from gridshift.planner.pricing import pool_prices
 from gridshift.planner.problem import DeploymentProblem, Problem
@@ -265,6 +266,10 @@ class _Best:
     cost: float = 0.0
     """usd_per_hour of `cost_of` (the incumbent when it was last asked, see _penalised)."""
 
+    parts: list[float] | None = None
+    """Each deployment's objective at the incumbent (None until a partial offer needs them): their
+    math.fsum is `value`, exactly as `objective` computes it."""
+
     def offer(self, candidate: Solution | None, step: str) -> bool:
         if candidate is None:
             self.steps.append(f"{step}: no solution")
@@ -275,10 +280,35 @@ class _Best:
             self.steps.append(f"{step}: invalid, dropped ({problems[0]})")
             return False
         value = objective(self.problem, candidate, self.settings)
+        return self._take(candidate, value, None, step)
+
+    def offer_part(self, sub: Problem, members: list[int], part: Solution, step: str) -> bool:
+        """The incumbent with `members` (deployment indices) replaced by `part`, a solution of `sub`
+        (gridshift.planner.search._subproblem of the incumbent): checked against `sub` alone, whose
+        inventory is what the incumbent's other deployments leave, and valued from the members'
+        objectives only. Equivalent to offering the merged plan, in a few per cent of the time at
+        1,000 deployments."""
+        problems = violations(sub, part)
+        if problems:
+            self.steps.append(f"{step}: invalid, dropped ({problems[0]})")
+            return False
+        if self.parts is None:
+            self.parts = [
+                deployment_objective(d, c, self.settings)
+                for d, c in zip(self.problem.deployments, self.solution.counts, strict=True)
+            ]
+        parts = list(self.parts)
+        merged = list(self.solution.counts)
+        for position, index in enumerate(members):
+            merged[index] = part.counts[position]
+            parts[index] = deployment_objective(self.problem.deployments[index], part.counts[position], self.settings)
+        return self._take(Solution(tuple(merged), part.solver), math.fsum(parts), parts, step)
+
+    def _take(self, candidate: Solution, value: float, parts: list[float] | None, step: str) -> bool:
         better = value < self.value - 1e-9 * max(1.0, abs(self.value))
         self.steps.append(f"{step}: {value:.4f} USD/h" + ("" if better else " (kept the incumbent)"))
         if better:
-            self.solution, self.value = candidate, value
+            self.solution, self.value, self.parts = candidate, value, parts
         return better
 
 
@@ -408,13 +438,17 @@ def _neighbourhoods(
     re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
     lasts and one of the last two passes improved anything."""
     idle = 0
+    # GPUs the incumbent uses per pool, kept up to date as groups improve it.
+    used: dict[Key, int] = {}
+    for deployment, counts in zip(problem.deployments, best.solution.counts, strict=True):
+        _add_use(used, deployment, counts, 1)
     for round_ in range(settings.neighbourhood_passes):
         groups = _groups(problem, best.solution, settings.neighbourhood_deployments, settings, changed, round_)
         improved = False
         for members in groups:
             if not deadline.allows(settings.min_solver_seconds):
                 return
-            sub = _subproblem(problem, best.solution, members)
+            sub = _subproblem(problem, best.solution, members, used)
             start = Solution(tuple(best.solution.counts[i] for i in members), Solver.MILP)
             limit = deadline.allot(settings.neighbourhood_seconds)
             result = run_milp(
@@ -430,11 +464,13 @@ def _neighbourhoods(
             deadline.after_highs(result.run)
             if result.solution is None:
                 continue
-            merged = list(best.solution.counts)
-            for position, index in enumerate(members):
-                merged[index] = result.solution.counts[position]
-            if best.offer(Solution(tuple(merged), Solver.LNS), f"HiGHS on {len(members)} deployments"):
+            before = [best.solution.counts[i] for i in members]
+            part = Solution(result.solution.counts, Solver.LNS)
+            if best.offer_part(sub, members, part, f"HiGHS on {len(members)} deployments"):
                 improved = True
+                for index, old in zip(members, before, strict=True):
+                    _add_use(used, problem.deployments[index], old, -1)
+                    _add_use(used, problem.deployments[index], best.solution.counts[index], 1)
             else:
                 best.steps.pop()
         # The two groupings alternate: stop once neither improves the plan any more.
@@ -486,15 +522,18 @@ def _groups(
     return [groups[g] for g in order]
 
 
-def _subproblem(problem: Problem, solution: Solution, members: list[int]) -> Problem:
-    """The problem restricted to `members`, with the inventory the other deployments leave free."""
-    chosen = set(members)
-    fixed_use: dict[tuple[str, str], int] = {}
-    for deployment in problem.deployments:
-        if deployment.index in chosen:
-            continue
-        for option, count in zip(deployment.options, solution.counts[deployment.index], strict=True):
-            fixed_use[option.key] = fixed_use.get(option.key, 0) + count * option.gpus
+def _add_use(used: dict[Key, int], deployment: DeploymentProblem, counts: Sequence[int], sign: int) -> None:
+    for option, count in zip(deployment.options, counts, strict=True):
+        if count:
+            used[option.key] = used.get(option.key, 0) + sign * count * option.gpus
+
+
+def _subproblem(problem: Problem, solution: Solution, members: list[int], used: Mapping[Key, int]) -> Problem:
+    """The problem restricted to `members`, with the inventory the other deployments leave free
+    (`used`: GPUs per pool that `solution` uses, all deployments)."""
+    fixed_use = dict(used)
+    for index in members:
+        _add_use(fixed_use, problem.deployments[index], solution.counts[index], -1)
     inventory = {key: total - fixed_use.get(key, 0) for key, total in problem.inventory.items()}
     deployments = [problem.deployments[i] for i in members]
     sub = Problem(

@@ -12,82 +12,82 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from gridshift.modes import MigrationMode
 from gridshift.planner.profiles import PerformanceModel
 
 
 @dataclass(frozen=True)
-class EnergyPrice:
-    """Electricity price over [start, end), USD per kWh without PUE; negative prices are real and kept.
-
-    What a feed published (gridshift.signals.prices.PriceInterval, in its own currency and unit) after
-    the service converted it once, in service.inputs.price_horizon."""
+class _Span:
+    """An interval [start, end) of a horizon; `end` after `start`."""
 
     start: datetime
     end: datetime
-    usd_per_kwh: float
-    forecast: bool = False
-    """An estimate the market has not fixed yet (rather than a cleared or tariffed price)."""
 
     def __post_init__(self) -> None:
         if self.end <= self.start:
-            raise ValueError(f"EnergyPrice.end ({self.end}) must be after start ({self.start})")
+            raise ValueError(f"{type(self).__name__}.end ({self.end}) must be after start ({self.start})")
+
+
+_SpanT = TypeVar("_SpanT", bound=_Span)
 
 
 @dataclass(frozen=True)
-class PriceHorizon:
-    """Known prices of one cluster from about now on, possibly partial; `stale` when the feed went quiet."""
+class _Horizon(Generic[_SpanT]):
+    """Known intervals of one cluster from about now on, sorted and not overlapping, possibly partial;
+    `stale` when the feed went quiet."""
 
-    intervals: tuple[EnergyPrice, ...] = ()
+    intervals: tuple[_SpanT, ...] = ()
     stale: bool = False
 
     def __post_init__(self) -> None:
         for earlier, later in zip(self.intervals, self.intervals[1:], strict=False):
             if later.start < earlier.end:
-                raise ValueError(
-                    f"PriceHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
-                )
+                kind = type(self).__name__
+                raise ValueError(f"{kind}.intervals must be sorted and not overlap: {earlier.start} then {later.start}")
 
-    def interval_at(self, instant: datetime) -> EnergyPrice | None:
+    def interval_at(self, instant: datetime) -> _SpanT | None:
         """The interval holding `instant`, if any (no carrying forward: see planner.prices for that)."""
         return next((i for i in self.intervals if i.start <= instant < i.end), None)
 
 
 @dataclass(frozen=True)
-class CarbonIntensity:
+class EnergyPrice(_Span):
+    """Electricity price over [start, end), USD per kWh without PUE; negative prices are real and kept.
+
+    What a feed published (gridshift.signals.prices.PriceInterval, in its own currency and unit) after
+    the service converted it once, in service.inputs.price_horizon."""
+
+    usd_per_kwh: float
+    forecast: bool = False
+    """An estimate the market has not fixed yet (rather than a cleared or tariffed price)."""
+
+
+class PriceHorizon(_Horizon[EnergyPrice]):
+    """Known prices of one cluster from about now on, possibly partial; `stale` when the feed went quiet."""
+
+
+@dataclass(frozen=True)
+class CarbonIntensity(_Span):
     """Grid carbon intensity over [start, end), gCO2eq per kWh (PUE excluded); never negative.
 
     What a carbon feed published (gridshift.signals.carbon.CarbonInterval) on the basis its
     RegionalCluster selects, carried over once in service.inputs."""
 
-    start: datetime
-    end: datetime
     g_per_kwh: float
     forecast: bool = False
 
     def __post_init__(self) -> None:
-        if self.end <= self.start:
-            raise ValueError(f"CarbonIntensity.end ({self.end}) must be after start ({self.start})")
+        super().__post_init__()
         if not self.g_per_kwh >= 0:
             raise ValueError(f"CarbonIntensity.g_per_kwh must be >= 0, got {self.g_per_kwh}")
 
 
-@dataclass(frozen=True)
-class CarbonHorizon:
+class CarbonHorizon(_Horizon[CarbonIntensity]):
     """Known carbon intensities of one cluster from about now on; `stale` when its feed went quiet.
 
     Read like a PriceHorizon (planner.prices: piecewise constant, the last value carried forward)."""
-
-    intervals: tuple[CarbonIntensity, ...] = ()
-    stale: bool = False
-
-    def __post_init__(self) -> None:
-        for earlier, later in zip(self.intervals, self.intervals[1:], strict=False):
-            if later.start < earlier.end:
-                raise ValueError(
-                    f"CarbonHorizon.intervals must be sorted and not overlap: {earlier.start} then {later.start}"
-                )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from gridshift.planner.snapshot import (
 )
 
 MIX_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+MIX_PUE = 1.0
+"""PUE of the bench's one cluster: the electricity price is the GPUs' own energy cost."""
 MIX_RATES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """Requests/s of the generated workloads (issue 21: 1-64)."""
 MIX_SIZES = ("short", "long", "mixed")
@@ -162,7 +164,7 @@ def mix_snapshot(
     cluster = Cluster(
         name="bench",
         region="us-east",
-        pue=1.0,
+        pue=MIX_PUE,
         offerings=tuple(
             Offering(o.gpu_type, biggest, o.usd_per_hour, profiles[o.gpu_type].idle_power_watts) for o in offers
         ),

@@ -38,20 +38,49 @@ class Parsed(Generic[T]):
     body: Mapping[str, Any]
 
 
+METADATA_READ = ("name", "namespace", "uid", "generation", "labels")
+"""What the models keep of an object's metadata (gridshift.shell.handlers.essence keeps these and the
+resourceVersion): managedFields and annotations stay out of the parsed models (and out of memory)."""
+
+
 def parse_bodies(bodies: Iterable[Mapping[str, Any]], model: type[T]) -> list[Parsed[T]]:
-    out: list[Parsed[T]] = []
-    for body in bodies:
-        meta = body.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+    return ParseCache(model).parse(bodies)
+
+
+class ParseCache(Generic[T]):
+    """Hub bodies parsed into their models, each validated again only when its resourceVersion (or
+    UID) changed since the last `parse`: validating 10,000 InferenceDeployments took 2.7 s of CPU a
+    cycle. A body without a resourceVersion is validated every time. Bodies gone are forgotten."""
+
+    def __init__(self, model: type[T]) -> None:
+        self._model = model
+        self._entries: dict[str, tuple[str, str, T | None, str | None]] = {}
+
+    def parse(self, bodies: Iterable[Mapping[str, Any]]) -> list[Parsed[T]]:
+        out: list[Parsed[T]] = []
+        entries: dict[str, tuple[str, str, T | None, str | None]] = {}
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            key = f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+            version, uid = str(meta.get("resourceVersion") or ""), str(meta.get("uid") or "")
+            old = self._entries.get(key)
+            if version and old is not None and old[0] == version and old[1] == uid:
+                resource, error = old[2], old[3]
+            else:
+                resource, error = self._validate(body, meta)
+            if version:
+                entries[key] = (version, uid, resource, error)
+            out.append(Parsed(key, resource, error, body))
+        self._entries = entries
+        return sorted(out, key=lambda p: p.key)
+
+    def _validate(self, body: Mapping[str, Any], meta: Mapping[str, Any]) -> tuple[T | None, str | None]:
+        essential = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "spec")}
+        essential["metadata"] = {k: meta[k] for k in METADATA_READ if k in meta}
         try:
-            parsed = model.model_validate(  # type: ignore[attr-defined]
-                {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
-            )
-            out.append(Parsed(key, parsed, None, body))
+            return self._model.model_validate(essential), None  # type: ignore[attr-defined]
         except ValidationError as error:
-            problems = "; ".join(f"{path}: {msg}" for path, msg in problems_of(error))
-            out.append(Parsed(key, None, problems, body))
-    return sorted(out, key=lambda p: p.key)
+            return None, "; ".join(f"{path}: {msg}" for path, msg in problems_of(error))
 
 
 def selector_of(selector: LabelSelector | None) -> S.Selector | None:
@@ -187,12 +216,21 @@ def placements_of(
 
     An unreachable cluster's replicas are reported with ready=0: they cannot be counted on.
     """
-    out = []
+    return placements_by_deployment(workloads_by_cluster).get((namespace, name), ())
+
+
+def placements_by_deployment(
+    workloads_by_cluster: Mapping[str, Sequence[WorkloadState] | None],
+) -> dict[tuple[str, str], tuple[S.Placement, ...]]:
+    """`placements_of` every deployment at once, by (namespace, name): one pass over the workloads
+    (asking per deployment read every cluster's workloads 10,000 times at 10,000 deployments)."""
+    out: dict[tuple[str, str], list[S.Placement]] = {}
     for cluster, workloads in sorted(workloads_by_cluster.items()):
         for w in workloads or ():
-            if (w.deployment_namespace, w.deployment_name) == (namespace, name):
-                out.append(S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready))
-    return tuple(out)
+            out.setdefault((w.deployment_namespace, w.deployment_name), []).append(
+                S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready)
+            )
+    return {key: tuple(placements) for key, placements in out.items()}
 
 
 def observed_demand(

@@ -1,8 +1,10 @@
 """The observe stage: hub objects, member clusters, Prometheus and price feeds become one `Observation`.
 
-`Observer` owns the adapters' caches (member clients per kubeconfig, managed price feeds per feed
-spec, metrics sources per Prometheus URL, and each cluster's last known workloads) and asks each
-source once per cycle. The translations themselves are the pure functions of service.inputs.
+`Observer` owns the adapters' caches (member clients per kubeconfig, each keeping its member's objects
+by watch; managed price feeds per feed spec, metrics sources per Prometheus URL, and each cluster's
+last known workloads) and asks each source once per cycle. Hub bodies are parsed once per
+resourceVersion (inputs.ParseCache) and a deployment's requirements translated once per parsed spec.
+The translations themselves are the pure functions of service.inputs.
 
 Failure rules kept here: a broken feed, an invalid kubeconfig or an unreachable cluster is reported
 in the cycle report and its view (with a message that never quotes a credential), never fatal; an
@@ -80,6 +82,12 @@ class Observer:
         # Member clusters are listed in parallel too; each call is bounded by api_timeout_seconds.
         self._cluster_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gridshift-observe")
         self._last_workloads: dict[str, list[WorkloadState]] = {}
+        # Hub bodies are validated again only when they changed (inputs.ParseCache), and a deployment's
+        # requirements translated again only when its parsed spec did.
+        self._deployment_models = inputs.ParseCache(InferenceDeployment)
+        self._cluster_models = inputs.ParseCache(RegionalCluster)
+        self._profile_models = inputs.ParseCache(GPUProfile)
+        self._requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
 
     def known_members(self) -> list[tuple[str, MemberCluster]]:
         """Member clients made so far, by cluster name."""
@@ -93,9 +101,9 @@ class Observer:
         profile_bodies: Sequence[Mapping[str, Any]],
         report: CycleReport,
     ) -> Observation:
-        deployments = [d for d in inputs.parse_bodies(deployment_bodies, InferenceDeployment) if d.resource]
-        clusters = inputs.parse_bodies(cluster_bodies, RegionalCluster)
-        profiles = inputs.parse_bodies(profile_bodies, GPUProfile)
+        deployments = [d for d in self._deployment_models.parse(deployment_bodies) if d.resource]
+        clusters = self._cluster_models.parse(cluster_bodies)
+        profiles = self._profile_models.parse(profile_bodies)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in deployments}
         tenants = sorted({ns for ns, _ in live})
         views = self._observe_clusters(now, [c for c in clusters if c.resource is not None], tenants, live, report)
@@ -109,10 +117,11 @@ class Observer:
                 held[w.gpu_type] = held.get(w.gpu_type, 0) + w.desired * w.gpus_per_replica
             cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held)
             planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
-        workloads = {v.name: v.workloads for v in views}
+        placements = inputs.placements_by_deployment({v.name: v.workloads for v in views})
         observed = []
         running = {v.name: _running(v) for v in views}
         measured = self._measure(deployments, views, running, report)
+        requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
@@ -124,11 +133,17 @@ class Observer:
                     None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens
                 )
             )
-            required = inputs.requirements_of(
-                parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
-            )
-            planned = S.Deployment(ns, name, required, inputs.placements_of(ns, name, workloads), demand)
+            known = self._requirements.get(parsed.key)
+            if known is not None and known[0] is parsed.resource:
+                required = known[1]
+            else:
+                required = inputs.requirements_of(
+                    parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
+                )
+            requirements[parsed.key] = (parsed.resource, required)
+            planned = S.Deployment(ns, name, required, placements.get((ns, name), ()), demand)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
+        self._requirements = requirements
         snapshot = S.Snapshot(
             now=now,
             deployments=tuple(d.planned for d in observed),
@@ -156,6 +171,8 @@ class Observer:
             raise
         except Exception as error:  # a factory that fails some other way must not leak what it parsed
             raise KubeconfigInvalid(name, f"cannot be used ({type(error).__name__})") from None
+        if cached is not None:
+            cached[1].close()  # the kubeconfig changed: the old client's watches stop
         self._members[name] = (kubeconfig, member)
         return member
 
@@ -194,7 +211,7 @@ class Observer:
         for name in [n for n in self._carbon_feeds if n not in names]:
             self._carbon_feeds.pop(name)[1].close()
         for name in [n for n in self._members if n not in names]:
-            del self._members[name]
+            self._members.pop(name)[1].close()
             self._last_workloads.pop(name, None)
 
     # ------------------------------------------------------------------ sources

@@ -25,9 +25,10 @@ GPROFILE = (GROUP, VERSION, "gpuprofiles")
 
 
 def essence(body: kopf.Body) -> dict[str, Any]:
-    """What the service reads of an object; managedFields and annotations stay out of memory."""
+    """What the service reads of an object; managedFields and annotations stay out of memory. The
+    resourceVersion tells the service when to parse the object again (service.inputs.ParseCache)."""
     meta = body.get("metadata", {})
-    kept = ("name", "namespace", "uid", "generation", "labels")
+    kept = ("name", "namespace", "uid", "generation", "labels", "resourceVersion")
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),

@@ -1,4 +1,4 @@
-"""PromQL for each signal gridshift reads, one builder per signal, per deployment and cluster.
+"""PromQL for each signal gridshift reads, per deployment or for every deployment of a cluster at once.
 
 Metric names are the ones vLLM and dcgm-exporter really export (checked against recorded scrapes
 by tests/signals/test_promql_names.py). Where vLLM renamed a metric, both names are queried:
@@ -8,7 +8,6 @@ the current (V1 engine) name first, the older one only when the current one has 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -85,16 +84,6 @@ class QueryWindows:
     """The SLO percentile (InferenceDeployment SLOs are p95)."""
 
 
-def _histogram_quantile(quantile: float, histogram: str, selector: str, window: str) -> str:
-    return f"histogram_quantile({quantile}, sum by (le) (rate({histogram}_bucket{selector}[{window}])))"
-
-
-def _renamed(current: str, legacy: str) -> str:
-    # The legacy result is kept only when the current one is empty, so a server exporting both
-    # names during the deprecation period is not counted twice.
-    return f"({current}) or (({legacy}) unless on () ({current}))"
-
-
 def _dcgm(metric_expression: str, scheme: LabelScheme) -> str:
     """`metric_expression` over DCGM series with their workload labels renamed to the vLLM ones."""
     expression = metric_expression
@@ -107,113 +96,6 @@ def _dcgm(metric_expression: str, scheme: LabelScheme) -> str:
     return expression
 
 
-def _replica_pods(scheme: LabelScheme, ref: DeploymentRef) -> str:
-    """One series per replica pod of `ref` (vLLM's running gauge, present as soon as vLLM serves)."""
-    return f"{VLLM_REQUESTS_RUNNING}{vllm_selector(scheme, ref)}"
-
-
-QueryBuilder = Callable[[LabelScheme, DeploymentRef, QueryWindows], str]
-
-
-def _summed_rate(counter: str) -> QueryBuilder:
-    """The builder of a vLLM counter's rate per second over the rate window, summed over replicas."""
-
-    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-        return f"sum(rate({counter}{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
-
-    return build
-
-
-def _summed_gauge(gauge: str) -> QueryBuilder:
-    """The builder of a vLLM gauge's value now, summed over replicas."""
-
-    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-        return f"sum({gauge}{vllm_selector(scheme, ref)})"
-
-    return build
-
-
-request_rate = _summed_rate(VLLM_REQUEST_SUCCESS)
-"""Finished requests per second (every finished_reason), summed over replicas."""
-prompt_token_rate = _summed_rate(VLLM_PROMPT_TOKENS)
-"""Prefill tokens per second, summed over replicas."""
-generation_token_rate = _summed_rate(VLLM_GENERATION_TOKENS)
-"""Generated (output) tokens per second, summed over replicas."""
-requests_running = _summed_gauge(VLLM_REQUESTS_RUNNING)
-"""Requests in the running batches now, summed over replicas."""
-requests_waiting = _summed_gauge(VLLM_REQUESTS_WAITING)
-"""Requests queued now, summed over replicas."""
-
-
-def _bucket_increase(histogram: str) -> QueryBuilder:
-    """The builder of a vLLM histogram's bucket counts over the rate window, summed over replicas, by `le`."""
-
-    def build(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-        return f"sum by (le) (increase({histogram}_bucket{vllm_selector(scheme, ref)}[{windows.rate_seconds}s]))"
-
-    return build
-
-
-prompt_tokens_buckets = _bucket_increase(VLLM_PROMPT_TOKENS_HISTOGRAM)
-generation_tokens_buckets = _bucket_increase(VLLM_GENERATION_TOKENS_HISTOGRAM)
-
-
-def ttft_quantile(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """p95 time to first token, s, from the histogram pooled over replicas."""
-    window = f"{windows.rate_seconds}s"
-    return _histogram_quantile(windows.quantile, VLLM_TTFT_HISTOGRAM, vllm_selector(scheme, ref), window)
-
-
-def itl_quantile(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """p95 inter-token latency, s, from `inter_token_latency_seconds` or its older name."""
-    window = f"{windows.rate_seconds}s"
-    selector = vllm_selector(scheme, ref)
-    buckets = f"sum by (le) (rate({VLLM_ITL_HISTOGRAM}_bucket{selector}[{window}]))"
-    legacy_buckets = f"sum by (le) (rate({VLLM_ITL_HISTOGRAM_LEGACY}_bucket{selector}[{window}]))"
-    return f"histogram_quantile({windows.quantile}, {_renamed(buckets, legacy_buckets)})"
-
-
-def kv_cache_usage(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """Mean KV-cache usage over replicas, as a fraction (1 = full)."""
-    selector = vllm_selector(scheme, ref)
-    current = f"{VLLM_KV_CACHE_USAGE}{selector}"
-    legacy = f"{VLLM_KV_CACHE_USAGE_LEGACY}{selector}"
-    return f"avg({_renamed(current, legacy)})"
-
-
-def watts_per_replica(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """GPU power, W, summed per replica pod (one series per pod)."""
-    on = ", ".join(join_labels(scheme))
-    power = _dcgm(f"{DCGM_POWER}{dcgm_selector(scheme, ref)}", scheme)
-    return f"sum by ({on}) ({power} and on ({on}) {_replica_pods(scheme, ref)})"
-
-
-def joules_per_token(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> str:
-    """GPU energy per generated token over the energy window, J/token, for the whole deployment."""
-    on = ", ".join(join_labels(scheme))
-    window = f"{windows.energy_seconds}s"
-    energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dcgm_selector(scheme, ref)}[{window}])", scheme)
-    tokens = f"sum(increase({VLLM_GENERATION_TOKENS}{vllm_selector(scheme, ref)}[{window}]))"
-    energy_joules = f"sum({energy} and on ({on}) {_replica_pods(scheme, ref)}) / {MILLIJOULES_PER_JOULE}"
-    return f"({energy_joules}) / {tokens}"
-
-
-BUILDERS: dict[Signal, QueryBuilder] = {
-    Signal.REQUEST_RATE: request_rate,
-    Signal.PROMPT_TOKEN_RATE: prompt_token_rate,
-    Signal.GENERATION_TOKEN_RATE: generation_token_rate,
-    Signal.TTFT_P95: ttft_quantile,
-    Signal.ITL_P95: itl_quantile,
-    Signal.REQUESTS_RUNNING: requests_running,
-    Signal.REQUESTS_WAITING: requests_waiting,
-    Signal.KV_CACHE_USAGE: kv_cache_usage,
-    Signal.WATTS_PER_REPLICA: watts_per_replica,
-    Signal.JOULES_PER_TOKEN: joules_per_token,
-    Signal.PROMPT_TOKENS_BUCKETS: prompt_tokens_buckets,
-    Signal.GENERATION_TOKENS_BUCKETS: generation_tokens_buckets,
-}
-"""The PromQL builder of every signal."""
-
 PER_POD_SIGNALS = frozenset({Signal.WATTS_PER_REPLICA})
 """Signals answered with one series per replica pod; every other signal is one number (or per bucket)."""
 PER_BUCKET_SIGNALS = frozenset({Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_TOKENS_BUCKETS})
@@ -221,18 +103,80 @@ PER_BUCKET_SIGNALS = frozenset({Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_
 BUCKET_LABEL = "le"
 
 
+def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by: tuple[str, ...]) -> dict[Signal, str]:
+    """Every signal's PromQL over the vLLM series `sel` and DCGM series `dsel` select, aggregated `by`
+    these labels: none for one deployment (build_queries), `group_labels` for a cluster (build_grouped_queries)."""
+    on = ", ".join(join_labels(scheme))
+    rate = f"{windows.rate_seconds}s"
+    energy_window = f"{windows.energy_seconds}s"
+    q = windows.quantile
+
+    def aggregate(operator: str, expression: str, *labels: str) -> str:
+        grouping = ", ".join((*by, *labels))
+        return f"{operator} by ({grouping}) ({expression})" if grouping else f"{operator}({expression})"
+
+    def renamed(current: str, legacy: str) -> str:
+        # The legacy series count only where the current one is empty (per deployment when grouped), so
+        # a server exporting both names during the deprecation period is not counted twice.
+        return f"({current}) or (({legacy}) unless on ({', '.join(by)}) ({current}))"
+
+    def summed(counter: str) -> str:
+        return aggregate("sum", f"rate({counter}{sel}[{rate}])")
+
+    def buckets(histogram: str, function: str = "rate") -> str:
+        return aggregate("sum", f"{function}({histogram}_bucket{sel}[{rate}])", BUCKET_LABEL)
+
+    # DCGM series lack the deployment's labels: they are joined to vLLM's running gauge, one series per
+    # replica pod (present as soon as vLLM serves), on the pod labels both share (join_labels).
+    pods = f"{VLLM_REQUESTS_RUNNING}{sel}"
+    if by:
+        key = by[1]
+        pods = f"group by ({on}, {key}) ({pods})"
+        per_pod = ", ".join((*by, scheme.pod_label))
+
+        def on_pods(dcgm: str) -> str:
+            return f"{dcgm} * on ({on}) group_left ({key}) {pods}"
+
+    else:
+        per_pod = on
+
+        def on_pods(dcgm: str) -> str:
+            return f"{dcgm} and on ({on}) {pods}"
+
+    kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
+    power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
+    energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
+    tokens = aggregate("sum", f"increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}])")
+    return {
+        Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
+        Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
+        Signal.GENERATION_TOKEN_RATE: summed(VLLM_GENERATION_TOKENS),
+        Signal.TTFT_P95: f"histogram_quantile({q}, {buckets(VLLM_TTFT_HISTOGRAM)})",
+        Signal.ITL_P95: (
+            f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
+        ),
+        Signal.REQUESTS_RUNNING: aggregate("sum", f"{VLLM_REQUESTS_RUNNING}{sel}"),
+        Signal.REQUESTS_WAITING: aggregate("sum", f"{VLLM_REQUESTS_WAITING}{sel}"),
+        Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
+        Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",
+        Signal.JOULES_PER_TOKEN: f"({aggregate('sum', on_pods(energy))} / {MILLIJOULES_PER_JOULE}) / {tokens}",
+        Signal.PROMPT_TOKENS_BUCKETS: buckets(VLLM_PROMPT_TOKENS_HISTOGRAM, "increase"),
+        Signal.GENERATION_TOKENS_BUCKETS: buckets(VLLM_GENERATION_TOKENS_HISTOGRAM, "increase"),
+    }
+
+
 def build_queries(scheme: LabelScheme, ref: DeploymentRef, windows: QueryWindows) -> dict[Signal, str]:
-    """Every signal's PromQL for `ref`."""
-    return {signal: builder(scheme, ref, windows) for signal, builder in BUILDERS.items()}
+    """Every signal's PromQL for `ref`, summed (or averaged) over its replicas."""
+    return _queries(scheme, windows, vllm_selector(scheme, ref), dcgm_selector(scheme, ref), by=())
 
 
 # --- Grouped queries: one query per signal per cluster, every deployment at once ------------------
 #
-# The per-deployment builders above cost one query per signal per deployment: 10 x 1,000 queries a
+# The per-deployment queries above cost one query per signal per deployment: 10 x 1,000 queries a
 # cycle for 1,000 deployments. The grouped ones below select every gridshift series of the workload
 # namespaces and aggregate `by` the labels that name a deployment (`group_labels`), so a cluster costs
 # one query per signal whatever the number of deployments; the answer is split by `group_key`.
-# Each gives, for every deployment, the value its per-deployment builder gives
+# Both are written once, in _queries, and give every deployment the same value
 # (tests/signals/test_promql_semantics.py evaluates both on the real engine).
 
 
@@ -301,50 +245,5 @@ def grouped_dcgm_selector(scheme: LabelScheme, scope: GroupScope) -> str:
 
 def build_grouped_queries(scheme: LabelScheme, scope: GroupScope, windows: QueryWindows) -> dict[Signal, str]:
     """Every signal's PromQL for all deployments of `scope` at once, aggregated by `group_labels`."""
-    by = ", ".join(group_labels(scheme))
-    key = group_labels(scheme)[1]
-    on = ", ".join(join_labels(scheme))
     sel = grouped_vllm_selector(scheme, scope)
-    dsel = grouped_dcgm_selector(scheme, scope)
-    rate = f"{windows.rate_seconds}s"
-    energy_window = f"{windows.energy_seconds}s"
-    q = windows.quantile
-
-    def summed(metric: str) -> str:
-        return f"sum by ({by}) (rate({metric}{sel}[{rate}]))"
-
-    def buckets(histogram: str) -> str:
-        return f"sum by ({by}, le) (rate({histogram}_bucket{sel}[{rate}]))"
-
-    def renamed(current: str, legacy: str) -> str:
-        # As _renamed, per deployment: a deployment's legacy series count only when it has no current one.
-        return f"({current}) or (({legacy}) unless on ({by}) ({current}))"
-
-    # 1 per replica pod, carrying the deployment's key label: joins DCGM series (which lack it) to a deployment.
-    pods = f"group by ({on}, {key}) ({VLLM_REQUESTS_RUNNING}{sel})"
-    kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
-    power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
-    energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
-    tokens = f"sum by ({by}) (increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}]))"
-    return {
-        Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
-        Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
-        Signal.GENERATION_TOKEN_RATE: summed(VLLM_GENERATION_TOKENS),
-        Signal.TTFT_P95: f"histogram_quantile({q}, {buckets(VLLM_TTFT_HISTOGRAM)})",
-        Signal.ITL_P95: (
-            f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
-        ),
-        Signal.REQUESTS_RUNNING: f"sum by ({by}) ({VLLM_REQUESTS_RUNNING}{sel})",
-        Signal.REQUESTS_WAITING: f"sum by ({by}) ({VLLM_REQUESTS_WAITING}{sel})",
-        Signal.KV_CACHE_USAGE: f"avg by ({by}) ({renamed(kv_current, kv_legacy)})",
-        Signal.WATTS_PER_REPLICA: f"sum by ({by}, {scheme.pod_label}) ({power} * on ({on}) group_left ({key}) {pods})",
-        Signal.JOULES_PER_TOKEN: (
-            f"(sum by ({by}) ({energy} * on ({on}) group_left ({key}) {pods}) / {MILLIJOULES_PER_JOULE}) / {tokens}"
-        ),
-        Signal.PROMPT_TOKENS_BUCKETS: (
-            f"sum by ({by}, le) (increase({VLLM_PROMPT_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
-        ),
-        Signal.GENERATION_TOKENS_BUCKETS: (
-            f"sum by ({by}, le) (increase({VLLM_GENERATION_TOKENS_HISTOGRAM}_bucket{sel}[{rate}]))"
-        ),
-    }
+    return _queries(scheme, windows, sel, grouped_dcgm_selector(scheme, scope), by=group_labels(scheme))

@@ -43,6 +43,8 @@ class FakeMemberCluster:
     others_visible: bool = True
     foreign_gpus: dict[str, int] = field(default_factory=dict)
     """GPUs per type held by workloads outside gridshift's namespaces."""
+    closed: bool = False
+    """close() was called: the service no longer uses this cluster's client."""
 
     def _check(self) -> None:
         if not self.reachable:
@@ -124,3 +126,6 @@ class FakeMemberCluster:
                 used[product] += per_pod * obj["spec"]["replicas"]
         gpus = tuple(GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items()))
         return Inventory(gpus, nodes_visible=True, others_visible=self.others_visible)
+
+    def close(self) -> None:
+        self.closed = True
