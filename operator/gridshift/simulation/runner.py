@@ -462,6 +462,27 @@ def _pool_map(
         return [f.result() for f in futures]
 
 
+def _balanced_groups(replay: Replay, totals: list[IntArray], parts: int) -> list[list[int]]:
+    """Deployments split into `parts` groups of about equal judging work (longest first, each to the lightest
+    group). A deployment's work is the requests its replayed replica serves: per Ready count R that some schedule
+    has, the deployment's requests over R in the minutes where one does (`request_levels`)."""
+    work = []
+    for index, deployment in enumerate(replay.deployments):
+        counts = np.stack([np.asarray(r[:, index], dtype=np.int64) for r in totals])
+        rate = deployment.rate_rps[: replay.minutes]
+        total = 0.0
+        for level in np.unique(counts[counts > 0]):
+            total += float(rate[(counts == level).any(axis=0)].sum()) / float(level)
+        work.append(total)
+    groups: list[list[int]] = [[] for _ in range(parts)]
+    loads = [0.0] * parts
+    for index in sorted(range(len(work)), key=lambda i: -work[i]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(index)
+        loads[lightest] += work[index]
+    return [sorted(group) for group in groups]
+
+
 def judge_schedules(
     replay: Replay, totals: list[IntArray], jobs: int = 1, progress: ProgressHook | None = None
 ) -> list[npt.NDArray[np.bool_]]:
@@ -469,7 +490,7 @@ def judge_schedules(
     count = len(replay.deployments)
     if jobs <= 1:
         return _judge(replay, totals, list(range(count)), progress)
-    groups = [list(range(count))[part::jobs] for part in range(min(jobs, count))]
+    groups = _balanced_groups(replay, totals, min(jobs, count))
     parts = _pool_map([("judge", replay, (totals, group), HindsightMethod.FAST) for group in groups], jobs, progress)
     verdicts = [np.ones_like(v) for v in parts[0]]
     for group, part in zip(groups, parts, strict=True):
