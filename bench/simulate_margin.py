@@ -49,7 +49,7 @@ def main() -> None:
     cli_args = cli.parse_args(["simulate", "--start", args.start, "--days", args.days])
     settings = build_settings(cli_args)
     prices = load_prices(
-        None, fx_to_usd=settings.fx_to_usd, markets=list(settings.markets), parser=price_csv_parser(), timezone=None
+        [], fx_to_usd=settings.fx_to_usd, markets=list(settings.markets), parser=price_csv_parser(), timezone=None
     )
     settings = replace(settings, markets=tuple(p.market for p in prices))
     traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}

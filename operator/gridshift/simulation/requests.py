@@ -141,6 +141,11 @@ class _Grid:
         whole = position.astype(np.int64)
         return whole, position - whole
 
+    def cell(self, times: FloatArray) -> IntArray:
+        """The cell of each time (`locate`'s first part alone)."""
+        whole: IntArray = np.minimum(times * (1.0 / GRID_SECONDS), self.size - 2.0).astype(np.int64)
+        return whole
+
     def level(self, begin: IntArray, end: IntArray, weights: FloatArray | None) -> FloatArray:
         """Sum of `weights` of the intervals open in each grid cell (intervals given by their cells)."""
         opened = np.bincount(begin, weights=weights, minlength=self.size)
@@ -152,18 +157,19 @@ class _Grid:
     def mean(
         series: FloatArray, begin: tuple[IntArray, FloatArray], end: tuple[IntArray, FloatArray], span: FloatArray
     ) -> FloatArray:
-        """Mean of `series` over each [begin, end] (its value at `begin` for intervals within one cell)."""
-        running = np.concatenate([[0.0], np.cumsum(series) * GRID_SECONDS])
+        """Mean of `series` over each [begin, end] (its value at `begin` for intervals within one cell).
 
-        def at(where: tuple[IntArray, FloatArray]) -> FloatArray:
-            whole, fraction = where
-            low = running[whole]
-            value: FloatArray = low + (running[whole + 1] - low) * fraction
-            return value
-
+        The running integral at a time inside cell w is running[w] + series[w] x (time into the cell): two
+        gathers per end, and the value at `begin` is one of them."""
+        running = np.empty(len(series) + 1)
+        running[0] = 0.0
+        np.cumsum(series, out=running[1:])
+        running[1:] *= GRID_SECONDS
+        first_value = series[begin[0]]
+        begin_sum = running[begin[0]] + first_value * (begin[1] * GRID_SECONDS)
+        end_sum = running[end[0]] + series[end[0]] * (end[1] * GRID_SECONDS)
         long = span > GRID_SECONDS
-        averaged = (at(end) - at(begin)) / np.where(long, span, 1.0)
-        result: FloatArray = np.where(long, averaged, series[begin[0]])
+        result: FloatArray = np.where(long, (end_sum - begin_sum) / np.where(long, span, 1.0), first_value)
         return result
 
 
@@ -203,6 +209,7 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
     decoding = batch_m[minute] > 0.5
     finish = arrival
     cum_prompt = np.cumsum(prompt)
+    cum_before = cum_prompt - prompt
     partial_part = np.zeros(count)
     arrival_cell = (arrival * (1.0 / GRID_SECONDS)).astype(np.int64)
     prompt_per_minute = np.bincount(minute, weights=prompt, minlength=len(rate))
@@ -221,15 +228,18 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         # The first token comes at the end of the step holding the prompt's last token: round the prompt
         # tokens moved since the channel's busy period began up to whole chunks.
         opens = np.concatenate([[True], ready[1:] >= finish[:-1]])
-        moved = cum_prompt - np.maximum.accumulate(np.where(opens, cum_prompt - prompt, 0.0))
-        left = np.ceil(moved / chunk - 1e-9) - moved / chunk
-        queued_next = np.concatenate([ready[1:] < finish[:-1], [False]])
+        moved = cum_prompt - np.maximum.accumulate(np.where(opens, cum_before, 0.0))
+        moved_chunks = moved / chunk
+        whole_chunks = np.ceil(moved_chunks - 1e-9)
+        left = whole_chunks - moved_chunks
+        # The next prompt is queued exactly where it does not open a busy period.
+        queued_next = np.concatenate([~opens[1:], [False]])
         rounding = left * (prefill_step + np.where(queued_next, stall_s, 0.0))
         first = finish + rounding
         last = first + intervals * (decode_step + share * stall_s)
         grid = _Grid(float(last.max()))
         at_first, at_last = grid.locate(first), grid.locate(last)
-        at_start, at_finish = grid.locate(start)[0], grid.locate(finish)[0]
+        at_start, at_finish = grid.cell(start), grid.cell(finish)
         span = last - first
         batch_series = grid.level(at_first[0], at_last[0], None)
         kv_series = grid.level(at_first[0], at_last[0], context)
@@ -243,14 +253,12 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         decode_step = base_s + per_kv_s * kv + per_sequence_s * np.minimum(batch, batch_cap)
         busy = np.clip(grid.mean(busy_series, at_first, at_last, span), 0.0, 1.0)
         # A busy period of the channel moves its tokens in whole chunks but for its last step.
-        closes = np.concatenate([opens[1:], [True]])
-        left_over = moved / chunk - np.floor(moved / chunk + 1e-9)
+        closes = ~queued_next
+        left_over = moved_chunks - np.floor(moved_chunks + 1e-9)
         partial_steps = np.bincount(
             minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=len(rate)
         )
-        chunk_steps = np.bincount(
-            minute, weights=np.where(closes, np.ceil(moved / chunk - 1e-9), 0.0), minlength=len(rate)
-        )
+        chunk_steps = np.bincount(minute, weights=np.where(closes, whole_chunks, 0.0), minlength=len(rate))
         partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
         mean_chunk_tokens = (prompt_per_minute / np.maximum(chunk_steps, 1.0))[minute]
         with_chunk = busy / (decode_step + np.minimum(mean_chunk_tokens, chunk) * per_token_s)
