@@ -38,7 +38,7 @@ unit: setup ## tests that need no cluster
 	GRIDSHIFT_SKIP_CLUSTER=1 $(PYTHON) -m pytest -q
 
 test: lint ## everything CI runs: lint, then all tests (clusters are built/started as needed)
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=25
 
 e2e: setup cluster-build ## end-to-end tests of the operator on real control planes (starts and stops what they need)
 	$(PYTHON) -m pytest -q tests/e2e

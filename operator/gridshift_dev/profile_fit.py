@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import yaml
 
 from gridshift.api import GPUProfile
+from gridshift.api.gpu_profile import ProfilePoint
 from gridshift.planner.kvmemory import VLLM_BLOCK_TOKENS, KvMemory, ModelArchitecture
 from gridshift.planner.profiles import gpu_product_label
 from gridshift.profiles_catalog import (
@@ -354,7 +355,6 @@ def scaled_profile(
     tdp_ratio = target.tdp_watts / source.tdp_watts
     flops_ratio = target.bf16_dense_tflops / source.bf16_dense_tflops
     flops_per_s = PREFILL_MFU * target.bf16_dense_tflops * 1e12 * gpus
-    power_cap = target.tdp_watts * gpus
 
     def scaled_point(batch: int, context: int, power_watts: float) -> dict[str, float | int]:
         memory_ms = step_base_ms + per_position_ms * batch * context + fitted.step_ms_per_sequence * batch
@@ -363,30 +363,13 @@ def scaled_profile(
             "batch": batch,
             "contextTokens": context,
             "stepTimeMs": round(max(memory_ms, compute_ms), 4),
-            "powerWatts": round(min(power_watts * tdp_ratio, power_cap), 2),
+            "powerWatts": round(min(power_watts * tdp_ratio, target.tdp_watts * gpus), 2),
         }
 
-    points: list[dict[str, float | int]] = []
-    for point in base.spec.points:
-        fits = kv.max_batch(point.context_tokens) if kv is not None else point.batch
-        if point.batch <= fits:
-            points.append(scaled_point(point.batch, point.context_tokens, point.power_watts))
-            continue
-        # The first base batch the target cannot hold: end the profile at the largest batch that fits
-        # at this context (power interpolated in batch), so that its largest batch is memory's, not
-        # the base's sweep's.
-        if points and fits > int(points[-1]["batch"]):
-            previous = base.spec.points[len(points) - 1]
-            share = (fits - previous.batch) / (point.batch - previous.batch)
-            power = previous.power_watts + share * (point.power_watts - previous.power_watts)
-            points.append(scaled_point(fits, point.context_tokens, power))
-        break
+    points = _points_that_fit(base.spec.points, kv, scaled_point)
     if len({p["batch"] for p in points}) < 2:
         raise ValueError(f"scaling {base.metadata['name']} to {target.short_name}: fewer than 2 batches fit its memory")
-    idle = fitted.idle_power_watts * tdp_ratio
-    if target.idle_watts_measured is not None:
-        # An empty GPU draws this much; one holding weights draws no less.
-        idle = max(idle, target.idle_watts_measured * gpus)
+    idle = _scaled_idle_watts(fitted.idle_power_watts * tdp_ratio, target, gpus)
     base_name = str(base.metadata["name"])
     name = base_name.replace(f"-{slug(source.short_name)}-", f"-{slug(target.short_name)}-", 1)
     return _profile(
@@ -417,6 +400,38 @@ def scaled_profile(
         basis="scaled",
         annotations={SCALED_FROM_ANNOTATION: base_name},
     )
+
+
+def _scaled_idle_watts(scaled: float, target: GpuSpec, gpus: int) -> float:
+    """Idle power on the target: the base's scaled by board power, and no less than the target's
+    measured idle (an empty GPU draws that much; one holding weights draws no less)."""
+    if target.idle_watts_measured is None:
+        return scaled
+    return max(scaled, target.idle_watts_measured * gpus)
+
+
+def _points_that_fit(
+    base_points: Sequence[ProfilePoint],
+    kv: KvMemory | None,
+    scaled_point: Callable[[int, int, float], dict[str, float | int]],
+) -> list[dict[str, float | int]]:
+    """The base's points scaled, up to the first batch the target's KV memory cannot hold at its context."""
+    points: list[dict[str, float | int]] = []
+    for point in base_points:
+        fits = kv.max_batch(point.context_tokens) if kv is not None else point.batch
+        if point.batch <= fits:
+            points.append(scaled_point(point.batch, point.context_tokens, point.power_watts))
+            continue
+        # The first base batch the target cannot hold: end the profile at the largest batch that fits
+        # at this context (power interpolated in batch), so that its largest batch is memory's, not
+        # the base's sweep's.
+        if points and fits > int(points[-1]["batch"]):
+            previous = base_points[len(points) - 1]
+            share = (fits - previous.batch) / (point.batch - previous.batch)
+            power = previous.power_watts + share * (point.power_watts - previous.power_watts)
+            points.append(scaled_point(fits, point.context_tokens, power))
+        break
+    return points
 
 
 def kv_memory_of(profile: GPUProfile, gpu_type: str | None = None) -> KvMemory | None:

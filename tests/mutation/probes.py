@@ -258,8 +258,8 @@ PROBES = [
     Probe(
         "MetricsStale never set",
         STATUS,
-        "metrics_missing = applied.demand.requests_per_second is None",
-        "metrics_missing = False",
+        "no_metrics = applied.demand.requests_per_second is None and",
+        "no_metrics = False and",
         (f"{T_FAILSAFES}::test_missing_demand_metrics_never_scale_below_what_runs_and_say_so",),
     ),
 ]

@@ -196,7 +196,7 @@ def test_the_compact_lp_is_built_column_for_column_as_the_plain_loop_builds_it(
     )
     problem = build_problem(world, settings)
     plain = _plain_compact_lp(problem, settings)
-    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    keys, frozen_cost, _, lp = _compact_lp(problem, settings)
     assert lp is not None
     expected = plain.lp()
     assert keys == plain.keys
@@ -207,3 +207,25 @@ def test_the_compact_lp_is_built_column_for_column_as_the_plain_loop_builds_it(
         assert np.array_equal(np.asarray(getattr(lp.a_matrix_, name)), np.asarray(getattr(expected.a_matrix_, name))), (
             name
         )
+
+
+def test_a_sample_prices_every_pool_against_its_share_of_the_inventory_and_bounds_nothing() -> None:
+    from gridshift.planner.pricing import _compact_lp
+
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=40, clusters=4, gpu_types=2, seed=5, occupancy=0.8)
+    problem = build_problem(world, SETTINGS)
+    movable = sum(1 for d in problem.deployments if not d.frozen and d.options)
+    whole = pool_prices(problem, SETTINGS)
+    # A sample as large as the problem is the problem: same prices, same bound.
+    same = pool_prices(problem, SETTINGS, sample=movable)
+    assert not same.sampled and (same.per_gpu, same.bound) == (whole.per_gpu, whole.bound)
+    sampled = pool_prices(problem, SETTINGS, sample=10)
+    assert sampled.sampled and sampled.found and sampled.bound is None
+    assert set(sampled.per_gpu) == set(whole.per_gpu)
+    keys, _, was_sampled, lp = _compact_lp(problem, SETTINGS, 10)
+    full_keys, _, _, full = _compact_lp(problem, SETTINGS)
+    assert was_sampled and lp is not None and full is not None and keys == full_keys
+    pools = len(keys)
+    # Ten deployments' rows, against their share of the pools' GPUs.
+    assert lp.num_row_ == pools + 3 * 10
+    assert np.allclose(np.asarray(lp.row_upper_[:pools]), np.asarray(full.row_upper_[:pools]) * 10 / movable)

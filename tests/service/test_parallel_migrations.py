@@ -1,5 +1,5 @@
 """The migrate stage of Auto deployments runs `write_concurrency` deployments at once
-(service.operator._migrate_auto): a cycle that moves many deployments is not one member apply after
+(service.migrate_auto): a cycle that moves many deployments is not one member apply after
 another, yet never more than the bound at once, each deployment's steps still in order, and the
 cycle's report in the deployments' order whatever finished first."""
 

@@ -1,5 +1,5 @@
 """The decide stage reuses last cycle's plan only when the planner's problem is the same
-(service.operator._decide, planner.reuse): an idle fleet is not searched again every cycle, and any
+(service.decide, planner.reuse): an idle fleet is not searched again every cycle, and any
 change the planner reads (a price, demand, a replica that became Ready) is planned afresh."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from unittest import mock
 
-from gridshift.service import operator as service_operator
+from gridshift.service import decide as service_decide
 from tests.service.harness import ServiceHarness, deployment_body
 
 
@@ -24,7 +24,7 @@ def test_an_unchanged_problem_reuses_the_plan_and_a_price_change_replans() -> No
     world.add(deployment_body(rps=20.0))
     settled(world)
     before = world.replicas()
-    with mock.patch.object(service_operator, "make_plan", wraps=service_operator.make_plan) as planner:
+    with mock.patch.object(service_decide, "make_plan", wraps=service_decide.make_plan) as planner:
         idle = [world.cycle(advance=timedelta(seconds=60)) for _ in range(3)]
         assert [r.plan_reused for r in idle] == [True, True, True]
         assert all(r.planner_seconds is None for r in idle)
@@ -56,8 +56,8 @@ def test_a_plan_not_proven_optimal_is_searched_once_more_before_it_is_reused() -
     world = ServiceHarness(["eu-de", "eu-fr"])
     world.add(deployment_body(rps=20.0))
     settled(world)
-    last = world.service._last_plan
+    last = world.service.decider.last_plan
     assert last is not None
-    world.service._last_plan = replace(last, proven_optimal=False)
-    world.service._searched_unchanged = False
+    world.service.decider.last_plan = replace(last, proven_optimal=False)
+    world.service.decider.searched_unchanged = False
     assert [world.cycle().plan_reused for _ in range(3)] == [False, True, True]

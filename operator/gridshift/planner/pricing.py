@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
@@ -33,7 +34,7 @@ from scipy.sparse import csc_matrix
 
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, column_lp, new_highs, timed_run
-from gridshift.planner.problem import Problem
+from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import shortfall_penalty_per_unit
 
@@ -47,9 +48,19 @@ class PoolPrices:
     per_gpu: dict[Key, float]
     bound: float | None
     run: RunTime = field(default_factory=lambda: RunTime(0.0, None))
+    sampled: bool = False
+    """Priced on a sample of the deployments (`pool_prices`'s `sample`): the prices are the LP's optimum's,
+    but `bound` is None, since the sample's LP bounds nothing of the whole problem."""
+
+    @property
+    def found(self) -> bool:
+        """Whether HiGHS reached the LP's optimum (the prices are usable)."""
+        return self.bound is not None or self.sampled
 
 
-def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key], float, highspy.HighsLp | None]:
+def _compact_lp(
+    problem: Problem, settings: PlannerSettings, sample: int | None = None
+) -> tuple[list[Key], float, bool, highspy.HighsLp | None]:
     """The compact LP (module docstring) as HiGHS's column-wise arrays, built from the options' columns
     with numpy (no Python loop per LP column: 0.04 against 0.11 CPU-s at 1,000 deployments). Columns
     per deployment: keep then new per option (where its bound is > 0), then the shortfall and
@@ -57,50 +68,17 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
     and floor per deployment. Returns the pools, what Frozen deployments cost, and the LP (None: no
     column)."""
     keys = sorted(problem.inventory)
-    pool_row = {key: i for i, key in enumerate(keys)}
-    pools = len(keys)
-    capacity = np.asarray([problem.inventory[key] for key in keys], dtype=np.float64)
-    frozen_cost = 0.0
-    window: list[float] = []
-    start: list[float] = []
-    current: list[int] = []
-    stale: list[bool] = []
-    unit: list[float] = []
-    upper: list[int] = []
-    gpus: list[int] = []
-    pool: list[int] = []
-    owner: list[int] = []
-    demand: list[float] = []
-    shortfall: list[float] = []
-    max_replicas: list[int] = []
-    min_replicas: list[int] = []
-    for deployment in problem.deployments:
-        if deployment.frozen:
-            for option in deployment.options:
-                frozen_cost += option.current * option.hourly_usd
-                capacity[pool_row[option.key]] -= option.current * option.gpus
-            continue
-        options = deployment.options
-        if not options:
-            continue
-        columns = deployment.columns
-        k = len(demand)
-        window.extend(columns.window_cost)
-        start.extend(columns.start_cost)
-        current.extend(columns.current)
-        stale.extend(columns.stale)
-        unit.extend(columns.unit)
-        upper.extend([o.upper for o in options])
-        gpus.extend([o.gpus for o in options])
-        pool.extend([pool_row[o.key] for o in options])
-        owner.extend([k] * len(options))
-        demand.append(deployment.coverage_target)
-        shortfall.append(shortfall_penalty_per_unit(deployment, settings))
-        max_replicas.append(deployment.max_replicas)
-        min_replicas.append(deployment.min_replicas)
+    capacity, frozen_cost = _free_pools(problem, keys)
+    movable, share = _sampled(problem.movable, sample)
+    capacity *= share
+    window, start, current, stale, unit, upper, gpus, pool, owner = _option_columns(movable, keys)
+    demand = [d.coverage_target for d in movable]
+    shortfall = [shortfall_penalty_per_unit(d, settings) for d in movable]
+    max_replicas = [d.max_replicas for d in movable]
+    min_replicas = [d.min_replicas for d in movable]
     if not demand:
-        return keys, frozen_cost, None
-    count = len(demand)
+        return keys, frozen_cost, False, None
+    count, pools = len(demand), len(keys)
     need = np.asarray(demand, dtype=np.float64)
     of = np.asarray(owner, dtype=np.int64)
     cur = np.asarray(current, dtype=np.int64)
@@ -122,7 +100,6 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
     # Each deployment's columns, then its two slack columns: order by owner, slacks last (stable sort).
     slack_owner = np.repeat(np.arange(count), 2)
     order = np.argsort(np.concatenate((cand_owner * 2, slack_owner * 2 + 1)), kind="stable")
-    m = len(cand_cost)
     cost = np.concatenate(
         (
             cand_cost,
@@ -130,25 +107,14 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
         )
     )[order]
     col_upper = np.concatenate((cand_upper.astype(np.float64), np.tile([1.0, highspy.kHighsInf], count)))[order]
-    # Nonzeros: an option's column (pool, cover, cap, floor); the shortfall slack (cover); the
-    # minReplicas slack (floor).
-    base = pools + 3 * cand_owner
-    cand_rows = np.stack((np.asarray(pool, dtype=np.int64)[cand_option], base, base + 1, base + 2), axis=1)
-    cand_values = np.stack(
-        (np.asarray(gpus, dtype=np.float64)[cand_option], per_need[cand_option], np.ones(m), np.ones(m)), axis=1
-    )
-    slack_base = pools + 3 * np.arange(count)
-    slack_rows = np.stack((slack_base, slack_base + 2), axis=1).ravel()
-    per_column = np.concatenate((np.full(m, 4), np.ones(2 * count, dtype=np.int64)))
-    nnz = per_column[order]
-    rows_by_column = np.concatenate((cand_rows.ravel(), slack_rows))
-    values_by_column = np.concatenate((cand_values.ravel(), np.ones(2 * count)))
-    first = np.concatenate(([0], np.cumsum(per_column)))
-    picks = _gather(first, order, nnz)
-    col_start = np.concatenate(([0], np.cumsum(nnz)))
-    matrix = csc_matrix(
-        (values_by_column[picks], rows_by_column[picks].astype(np.int32), col_start.astype(np.int32)),
-        shape=(pools + 3 * count, len(cost)),
+    matrix = _matrix(
+        pools,
+        count,
+        np.asarray(pool, dtype=np.int64)[cand_option],
+        np.asarray(gpus, dtype=np.float64)[cand_option],
+        per_need[cand_option],
+        cand_owner,
+        order,
     )
     row_lower = np.stack(
         (np.where(need > 0, 1.0, 0.0), np.full(count, -highspy.kHighsInf), np.asarray(min_replicas, dtype=np.float64)),
@@ -170,7 +136,79 @@ def _compact_lp(problem: Problem, settings: PlannerSettings) -> tuple[list[Key],
         np.concatenate((np.maximum(capacity, 0.0), row_upper)),
         matrix,
     )
-    return keys, frozen_cost, lp
+    return keys, frozen_cost, share < 1.0, lp
+
+
+def _matrix(
+    pools: int,
+    count: int,
+    cand_pool: npt.NDArray[np.int64],
+    cand_gpus: npt.NDArray[np.float64],
+    cand_per_need: npt.NDArray[np.float64],
+    cand_owner: npt.NDArray[np.int64],
+    order: npt.NDArray[np.int64],
+) -> csc_matrix:
+    """The LP's constraint matrix, its columns in `order` (candidate columns, then two slacks per deployment)."""
+    m = len(cand_owner)
+    # Nonzeros: an option's column (pool, cover, cap, floor); the shortfall slack (cover); the
+    # minReplicas slack (floor).
+    base = pools + 3 * cand_owner
+    cand_rows = np.stack((cand_pool, base, base + 1, base + 2), axis=1)
+    cand_values = np.stack((cand_gpus, cand_per_need, np.ones(m), np.ones(m)), axis=1)
+    slack_base = pools + 3 * np.arange(count)
+    slack_rows = np.stack((slack_base, slack_base + 2), axis=1).ravel()
+    per_column = np.concatenate((np.full(m, 4), np.ones(2 * count, dtype=np.int64)))
+    nnz = per_column[order]
+    rows_by_column = np.concatenate((cand_rows.ravel(), slack_rows))
+    values_by_column = np.concatenate((cand_values.ravel(), np.ones(2 * count)))
+    first = np.concatenate(([0], np.cumsum(per_column)))
+    picks = _gather(first, order, nnz)
+    col_start = np.concatenate(([0], np.cumsum(nnz)))
+    return csc_matrix(
+        (values_by_column[picks], rows_by_column[picks].astype(np.int32), col_start.astype(np.int32)),
+        shape=(pools + 3 * count, m + 2 * count),
+    )
+
+
+def _sampled(movable: list[DeploymentProblem], sample: int | None) -> tuple[list[DeploymentProblem], float]:
+    """`sample` of the movable deployments, evenly spaced, and their share of all (all of them: 1.0)."""
+    if sample is None or not 0 < sample < len(movable):
+        return movable, 1.0
+    picked = {movable[(i * len(movable)) // sample].index for i in range(sample)}
+    return [d for d in movable if d.index in picked], sample / len(movable)
+
+
+def _free_pools(problem: Problem, keys: list[Key]) -> tuple[npt.NDArray[np.float64], float]:
+    """GPUs per pool (in `keys`' order) less those Frozen deployments hold, and what those cost (USD/h)."""
+    pool_row = {key: i for i, key in enumerate(keys)}
+    capacity = np.asarray([problem.inventory[key] for key in keys], dtype=np.float64)
+    frozen_cost = 0.0
+    for deployment in problem.deployments:
+        if deployment.frozen:
+            for option in deployment.options:
+                frozen_cost += option.current * option.hourly_usd
+                capacity[pool_row[option.key]] -= option.current * option.gpus
+    return capacity, frozen_cost
+
+
+def _option_columns(movable: list[DeploymentProblem], keys: list[Key]) -> tuple[list[Any], ...]:
+    """Per option of the movable deployments, in order: window cost, start cost, current replicas,
+    stale price, capacity unit, upper bound, GPUs, pool row and owner (the deployment's position)."""
+    pool_row = {key: i for i, key in enumerate(keys)}
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(9))
+    window, start, current, stale, unit, upper, gpus, pool, owner = columns
+    for k, deployment in enumerate(movable):
+        options = deployment.options
+        window.extend(deployment.columns.window_cost)
+        start.extend(deployment.columns.start_cost)
+        current.extend(deployment.columns.current)
+        stale.extend(deployment.columns.stale)
+        unit.extend(deployment.columns.unit)
+        upper.extend([o.upper for o in options])
+        gpus.extend([o.gpus for o in options])
+        pool.extend([pool_row[o.key] for o in options])
+        owner.extend([k] * len(options))
+    return columns
 
 
 def _gather(
@@ -189,9 +227,11 @@ def pool_prices(
     time_limit: float | None = None,
     stop: Callable[[], bool] | None = None,
     clock: Callable[[], float] | None = None,
+    sample: int | None = None,
 ) -> PoolPrices:
-    """Solve the compact LP (simplex, one thread)."""
-    keys, frozen_cost, lp = _compact_lp(problem, settings)
+    """Solve the compact LP (simplex, one thread); with `sample`, on at most that many movable
+    deployments (see _compact_lp; the result then has prices but no bound)."""
+    keys, frozen_cost, sampled, lp = _compact_lp(problem, settings, sample)
     if lp is None:
         return PoolPrices({key: 0.0 for key in keys}, frozen_cost)
     highs = new_highs(time_limit, {"solver": "simplex"}, stop)
@@ -202,4 +242,6 @@ def pool_prices(
     duals = np.asarray(highs.getSolution().row_dual[: len(keys)])
     # A <= row's dual is <= 0 when minimising; its negation is the saving per GPU.
     per_gpu = {key: max(0.0, -float(duals[i])) for i, key in enumerate(keys)}
+    if sampled:
+        return PoolPrices(per_gpu, None, run, sampled=True)
     return PoolPrices(per_gpu, float(highs.getInfo().objective_function_value) + frozen_cost, run)

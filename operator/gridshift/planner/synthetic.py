@@ -15,22 +15,10 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from gridshift.modes import MigrationMode
+from gridshift.planner import snapshot as S
 from gridshift.planner.capacity import CapacityInputs, capacity_requests_per_second
 from gridshift.planner.profiles import GPU_PRODUCT_LABELS, PerformanceModel
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import (
-    CarbonHorizon,
-    CarbonIntensity,
-    Cluster,
-    Deployment,
-    EnergyPrice,
-    ObservedDemand,
-    Offering,
-    Placement,
-    PriceHorizon,
-    Requirements,
-    Snapshot,
-)
 
 SYNTHETIC_HEADROOM = 0.2
 """Demand headroom of every synthetic deployment (InferenceDeployment's default)."""
@@ -87,7 +75,7 @@ def scaled_model(base: PerformanceModel, gpu_type: str) -> PerformanceModel:
     )
 
 
-def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> PriceHorizon:
+def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> S.PriceHorizon:
     base = rng.uniform(0.03, 0.25)
     swing = rng.uniform(0.1, 0.6) * base
     phase = rng.uniform(0, 24)
@@ -97,8 +85,8 @@ def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> PriceH
         if rng.random() < 0.02:
             price = -abs(price)
         start = now + timedelta(hours=hour)
-        intervals.append(EnergyPrice(start, start + timedelta(hours=1), round(float(price), 5), forecast=hour >= 12))
-    return PriceHorizon(tuple(intervals), stale=False)
+        intervals.append(S.EnergyPrice(start, start + timedelta(hours=1), round(float(price), 5), forecast=hour >= 12))
+    return S.PriceHorizon(tuple(intervals), stale=False)
 
 
 def random_snapshot(
@@ -111,7 +99,7 @@ def random_snapshot(
     now: datetime = datetime(2024, 6, 1, 12, 0),
     horizon_hours: int = 24,
     occupancy: float = 0.6,
-) -> Snapshot:
+) -> S.Snapshot:
     """A snapshot whose total demand fills about `occupancy` of the GPU inventory.
 
     The draws come in a fixed order (deployments, then clusters and prices, then placements), so a
@@ -130,7 +118,7 @@ def random_snapshot(
     replicas_wanted = _servable(specs, profiles)
     per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
     cluster_list, prices = _clusters(rng, clusters, types, per_offering, now, horizon_hours)
-    return Snapshot(
+    return S.Snapshot(
         now=now,
         deployments=tuple(_deployments(rng, specs, cluster_list)),
         clusters=tuple(cluster_list),
@@ -155,13 +143,13 @@ def _scaled_profiles(
 
 def _deployment_draw(
     rng: np.random.Generator, index: int, usable: Sequence[tuple[str, int]], types: Sequence[str], clusters: int
-) -> tuple[Requirements, ObservedDemand]:
+) -> tuple[S.Requirements, S.ObservedDemand]:
     model_name, gpus = usable[int(rng.integers(len(usable)))]
     accepted = sorted(rng.choice(types, size=int(rng.integers(1, len(types) + 1)), replace=False).tolist())
     min_replicas = int(rng.integers(1, 3))
     min_regions = int(rng.integers(1, 3)) if clusters > 1 else 1
     # Keyword arguments are evaluated in order: the draws keep the order of the seeded snapshots.
-    spec = Requirements(
+    spec = S.Requirements(
         model_names=(model_name, f"m{index}"),
         gpu_types=tuple(accepted),
         gpus_per_replica=gpus,
@@ -180,11 +168,11 @@ def _deployment_draw(
     rate = float(rng.lognormal(mean=0.5, sigma=1.0))
     prompt = float(rng.uniform(200, 2000))
     output = float(rng.uniform(100, 500))
-    return spec, ObservedDemand(rate, prompt, output)
+    return spec, S.ObservedDemand(rate, prompt, output)
 
 
 def _servable(
-    specs: list[tuple[Requirements, ObservedDemand]], profiles: dict[tuple[str, str, int], PerformanceModel]
+    specs: list[tuple[S.Requirements, S.ObservedDemand]], profiles: dict[tuple[str, str, int], PerformanceModel]
 ) -> int:
     """Make every deployment servable on its best accepted GPU type (in place), and return the GPUs
     they need there: the inventory is sized from it."""
@@ -222,7 +210,7 @@ def _clusters(
     per_offering: int,
     now: datetime,
     horizon_hours: int,
-) -> tuple[list[Cluster], dict[str, PriceHorizon]]:
+) -> tuple[list[S.Cluster], dict[str, S.PriceHorizon]]:
     cluster_list = []
     prices = {}
     for index in range(clusters):
@@ -231,7 +219,7 @@ def _clusters(
         for gpu_type in types:
             _, _, cost, idle = GPU_TRAITS[gpu_type]
             offerings.append(
-                Offering(
+                S.Offering(
                     gpu_type=gpu_type,
                     available_gpus=int(per_offering * rng.uniform(0.5, 1.5)),
                     hourly_cost_usd=round(float(cost * rng.uniform(0.0, 1.2)), 3),
@@ -240,34 +228,34 @@ def _clusters(
             )
         name = f"c{index:02d}-{region}"
         cluster_list.append(
-            Cluster(name=name, region=region, pue=round(float(rng.uniform(1.1, 1.5)), 2), offerings=tuple(offerings))
+            S.Cluster(name=name, region=region, pue=round(float(rng.uniform(1.1, 1.5)), 2), offerings=tuple(offerings))
         )
         prices[name] = _price_series(rng, now, horizon_hours)
     return cluster_list, prices
 
 
 def _deployments(
-    rng: np.random.Generator, specs: list[tuple[Requirements, ObservedDemand]], cluster_list: list[Cluster]
-) -> list[Deployment]:
+    rng: np.random.Generator, specs: list[tuple[S.Requirements, S.ObservedDemand]], cluster_list: list[S.Cluster]
+) -> list[S.Deployment]:
     """The deployments, each running a few replicas somewhere already."""
     deployment_list = []
     for index, (spec, demand) in enumerate(specs):
-        placements: list[Placement] = []
+        placements: list[S.Placement] = []
         for _ in range(int(rng.integers(0, 3))):
             cluster = cluster_list[int(rng.integers(len(cluster_list)))]
             gpu_type = spec.gpu_types[int(rng.integers(len(spec.gpu_types)))]
             if all(p.cluster != cluster.name or p.gpu_type != gpu_type for p in placements):
                 count = int(rng.integers(1, 4))
-                placements.append(Placement(cluster.name, gpu_type, count, count))
+                placements.append(S.Placement(cluster.name, gpu_type, count, count))
         deployment_list.append(
-            Deployment(
+            S.Deployment(
                 namespace="bench", name=f"d{index:05d}", requirements=spec, placements=tuple(placements), demand=demand
             )
         )
     return deployment_list
 
 
-def with_synthetic_carbon(snapshot: Snapshot, usd_per_tonne: float, *, seed: int, hours: int = 48) -> Snapshot:
+def with_synthetic_carbon(snapshot: S.Snapshot, usd_per_tonne: float, *, seed: int, hours: int = 48) -> S.Snapshot:
     """`snapshot` with an hourly carbon horizon per cluster and every deployment pricing carbon at
     `usd_per_tonne` (gridshift bench planner --carbon-price).
 
@@ -280,9 +268,9 @@ def with_synthetic_carbon(snapshot: Snapshot, usd_per_tonne: float, *, seed: int
     for cluster in snapshot.clusters:
         mean = rng.uniform(30.0, 700.0)
         values = mean * rng.uniform(0.7, 1.3, size=hours)
-        carbon[cluster.name] = CarbonHorizon(
+        carbon[cluster.name] = S.CarbonHorizon(
             tuple(
-                CarbonIntensity(start + timedelta(hours=h), start + timedelta(hours=h + 1), float(v))
+                S.CarbonIntensity(start + timedelta(hours=h), start + timedelta(hours=h + 1), float(v))
                 for h, v in enumerate(values)
             )
         )

@@ -410,3 +410,16 @@ def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
     meta = body["metadata"]
     return str(meta["namespace"]), str(meta["name"])
+
+
+def flatten(index: Any) -> list[Mapping[str, Any]]:
+    """Flatten a kopf index (key -> store of values) or any mapping/iterable of bodies."""
+    if isinstance(index, Mapping):
+        out: list[Mapping[str, Any]] = []
+        for value in index.values():
+            if isinstance(value, Mapping):
+                out.append(value)
+            else:
+                out.extend(value)
+        return out
+    return list(index)

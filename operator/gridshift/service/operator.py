@@ -7,9 +7,10 @@ between them (service.state):
 2. observe   hub objects, member clusters, Prometheus and price feeds -> one Snapshot (service.observe),
              then orphans of deleted InferenceDeployments are swept (service.sweep);
 3. decide    the pure planner: Snapshot -> Plan (gridshift.planner), or last cycle's plan when the
-             problem is the same (gridshift.planner.reuse);
+             problem is the same (service.decide, gridshift.planner.reuse);
 4. migrate   make-before-break steps, persisted in status.migration (service.migrate), Auto
-             deployments writeConcurrency at once, each one's steps in order, carried out by
+             deployments writeConcurrency at once (service.migrate_auto), each one's steps in order,
+             carried out by
 5. actuate   member-cluster workloads and HTTPRoute weights, written only when changed (service.actuate);
 6. report    status and decision Events (service.report), GPUProfile fits, then the operator's metrics
              (service.metrics); the cycle's problems, by reason, go to metrics and the log.
@@ -43,20 +44,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gridshift.actuation.members import Owner
-from gridshift.api import MigrationMode
 from gridshift.hub.client import Hub
 from gridshift.hub.lease import LeaderElector, LeaseTiming
-from gridshift.planner.plan import DeploymentPlan, Plan, make_plan
+from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.profiles import PerformanceModel
-from gridshift.planner.reuse import same_problem
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import Actuator
+from gridshift.service.decide import Decider
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
-from gridshift.service.migrate import MigrationProgress, Migrations
-from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer
-from gridshift.service.report import Reporter, invalid_cluster_problems, log_problems
+from gridshift.service.migrate import Migrations
+from gridshift.service.migrate_auto import AutoMigrations, Migrated
+from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
+from gridshift.service.report import Reporter, invalid_cluster_problems, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import delete_everywhere, sweep_orphans
 from gridshift.service.writes import WritePool
@@ -93,10 +93,7 @@ class OperatorService:
             move_penalty_usd=settings.move_penalty_usd,
             time_budget_seconds=settings.planner_time_budget_seconds,
         )
-        self._monotonic = monotonic
-        self._last_plan: Plan | None = None
-        self._searched_unchanged = False
-        """Whether the last plan came from searching an unchanged problem again (see _decide)."""
+        self.decider = Decider(self.planner_settings, monotonic)
         self.identity = identity or f"{socket.gethostname()}-{os.getpid()}"
         timing = LeaseTiming(
             settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
@@ -114,6 +111,7 @@ class OperatorService:
         )
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)
+        self.auto = AutoMigrations(self.migrations, self.actuator, self.elector.leading, settings.write_concurrency)
         self.writes = WritePool(settings.write_concurrency, fence=self.elector.leading)
         self.reporter = Reporter(hub, self.writes)
         self.metrics = OperatorMetrics(leading=self.elector.leading)
@@ -123,9 +121,6 @@ class OperatorService:
         # Threads of their own: kopf's handlers (a burst of deletions, say) share the default pool, and
         # must neither delay a cycle nor, above all, a Lease renewal (fencing would stop the leader).
         self._cycle_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-cycle")
-        self._migrate_pool = ThreadPoolExecutor(
-            max_workers=settings.write_concurrency, thread_name_prefix="gridshift-migrate"
-        )
         self._lease_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridshift-lease")
 
     # ------------------------------------------------------------------ shell-facing API
@@ -136,16 +131,7 @@ class OperatorService:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def health(self) -> dict[str, Any]:
-        report = self.last_report
-        if report is None:
-            return {"cycles": 0}
-        return {
-            "leader": report.leader,
-            "lastCycle": report.started_at.isoformat(),
-            "seconds": round(report.seconds, 3),
-            "errors": len(report.errors),
-            "problems": sorted({p.reason.value for p in report.problems}),
-        }
+        return {"cycles": 0} if self.last_report is None else self.last_report.health()
 
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
         """The global planning loop: every planIntervalSeconds, or sooner when a spec changes.
@@ -158,17 +144,9 @@ class OperatorService:
             while True:
                 try:
                     report = await self._loop.run_in_executor(
-                        self._cycle_thread, self.run_cycle, _bodies(deployments), _bodies(clusters), _bodies(profiles)
+                        self._cycle_thread, self.run_cycle, flatten(deployments), flatten(clusters), flatten(profiles)
                     )
-                    log.info(
-                        "cycle leader=%s %.2fs member_writes=%d status_writes=%d events=%d errors=%d",
-                        report.leader,
-                        report.seconds,
-                        report.member_writes,
-                        report.status_writes,
-                        report.events,
-                        len(report.errors),
-                    )
+                    log_cycle(report)
                     log_problems(report)
                 except Exception as error:  # one bad cycle must not stop the operator; the next one retries
                     message = f"planning cycle failed: {describe(error)}"
@@ -223,12 +201,12 @@ class OperatorService:
 
         invalid_cluster_problems(cluster_bodies, seen, report)
 
-        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (_decide).
-        plan = self._decide(seen.snapshot, report)
+        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (service.decide).
+        plan = self.decider.decide(seen.snapshot, report)
         self.actuator.begin(plan)
         planned = {p.id: p for p in plan.deployments}
 
-        migrated = self._migrate_auto(now, seen, planned)
+        migrated = self.auto.run(now, seen, planned)  # 4. Auto deployments' migrate stages, at once
         try:
             for deployment in seen.deployments:
                 if not self._still_leading(report):
@@ -253,57 +231,6 @@ class OperatorService:
             self.reporter.profiles(now, profile_bodies, report)
         return self._finish(report, started, seen)
 
-    def _decide(self, snapshot: Snapshot, report: CycleReport) -> Plan:
-        """This cycle's plan. Last cycle's is reused when the planner would solve the same problem
-        (planner.reuse.same_problem: equal deployments, clusters and profiles, and prices and carbon
-        that read the same at this instant over every window in use) and searching it again cannot
-        help: the last search proved its plan optimal, or it already searched this unchanged problem
-        once more from its own answer (a time-budgeted search may improve on a second pass, not on
-        every idle cycle). Anything else is planned afresh, the last plan being the warm start."""
-        last = self._last_plan
-        unchanged = (
-            last is not None
-            and last.snapshot is not None
-            and same_problem(last.snapshot, snapshot, self.planner_settings)
-        )
-        if unchanged and last is not None and (last.proven_optimal or self._searched_unchanged):
-            report.plan_reused = True
-            report.plan = last
-            return last
-        self._searched_unchanged = unchanged
-        # The search's budget runs on this process's clock; the last plan is its warm start.
-        planning = time.perf_counter()
-        plan = make_plan(snapshot, self.planner_settings, clock=self._monotonic, previous=last)
-        report.planner_seconds = time.perf_counter() - planning
-        report.plan = self._last_plan = plan
-        return plan
-
-    def _migrate_auto(
-        self, now: datetime, seen: Observation, planned: Mapping[str, DeploymentPlan]
-    ) -> dict[str, tuple[MigrationProgress | BaseException | None, CycleReport]]:
-        """4. The migrate stage of every Auto deployment, `write_concurrency` deployments at once.
-
-        A price swing that moves a hundred deployments makes a hundred or more member applies, each
-        a read and a server-side apply; one after another they took over a minute of a cycle on a
-        loaded machine. Each deployment's steps still run in order within its own task, and touch only
-        its own state (its status.migration, its entries in Migrations and the Actuator). What a task
-        reports goes to a report of its own, folded into the cycle's in the deployments' order by
-        `_act_on`, so the cycle reads the same whatever finished first. A task that starts after the
-        Lease may have lapsed writes nothing (None)."""
-        auto = [d for d in seen.deployments if planned[d.id].mode is MigrationMode.AUTO]
-
-        def one(deployment: ObservedDeployment) -> tuple[MigrationProgress | BaseException | None, CycleReport]:
-            own = CycleReport(leader=True, started_at=now)
-            if not self.elector.leading():
-                return None, own
-            try:
-                progress = self.migrations.run(now, deployment, planned[deployment.id], seen.views, self.actuator, own)
-            except Exception as error:  # raised again in _act_on, in order, by the per-deployment guard
-                return error, own
-            return progress, own
-
-        return dict(zip((d.id for d in auto), self._migrate_pool.map(one, auto), strict=True))
-
     def _act_on(
         self,
         now: datetime,
@@ -311,9 +238,9 @@ class OperatorService:
         planned: DeploymentPlan,
         seen: Observation,
         report: CycleReport,
-        migrated: tuple[MigrationProgress | BaseException | None, CycleReport] | None = None,
+        migrated: Migrated | None = None,
     ) -> None:
-        # 4 and 5. Migrate (make-before-break steps; Auto deployments' already run by _migrate_auto)
+        # 4 and 5. Migrate (make-before-break steps; Auto deployments' already run by service.migrate_auto)
         # and actuate (workloads, routing weights).
         if migrated is None:
             progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
@@ -347,16 +274,3 @@ class OperatorService:
         self.last_report = report
         self.metrics.record(report, seen)
         return report
-
-
-def _bodies(index: Any) -> list[Mapping[str, Any]]:
-    """Flatten a kopf index (key -> store of values) or any mapping/iterable of bodies."""
-    if isinstance(index, Mapping):
-        out: list[Mapping[str, Any]] = []
-        for value in index.values():
-            if isinstance(value, Mapping):
-                out.append(value)
-            else:
-                out.extend(value)
-        return out
-    return list(index)

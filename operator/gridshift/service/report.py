@@ -287,6 +287,19 @@ def _deployment_problems(
         )
 
 
+def log_cycle(report: CycleReport) -> None:
+    """The cycle's one INFO line (what `kubectl logs` shows every planIntervalSeconds; docs/install.md)."""
+    _log.info(
+        "cycle leader=%s %.2fs member_writes=%d status_writes=%d events=%d errors=%d",
+        report.leader,
+        report.seconds,
+        report.member_writes,
+        report.status_writes,
+        report.events,
+        len(report.errors),
+    )
+
+
 def log_problems(report: CycleReport) -> None:
     """Each error of the cycle, once, at WARNING, with its reason and the deployment or cluster it concerns as
     record attributes (`reason`, `deployment`, `cluster`: keys of the JSON log format, shell.logs)."""

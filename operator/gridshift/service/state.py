@@ -187,7 +187,7 @@ class CycleReport:
     planner_seconds: float | None = None
     """Time the planner's search took this cycle (None when it did not run: no lead, or the last plan reused)."""
     plan_reused: bool = False
-    """The planner's problem was the same as last cycle's: its plan was used again (service.operator._decide)."""
+    """The planner's problem was the same as last cycle's: its plan was used again (service.decide)."""
     plan: Plan | None = None
     member_writes: int = 0
     status_writes: int = 0
@@ -198,3 +198,13 @@ class CycleReport:
     problems: list[Problem] = field(default_factory=list)
     """The cycle's errors by reason and object; the report stage derives them from typed state."""
     outcomes: list[DeploymentOutcome] = field(default_factory=list)
+
+    def health(self) -> dict[str, Any]:
+        """What the health probe shows of the last cycle (shell.handlers)."""
+        return {
+            "leader": self.leader,
+            "lastCycle": self.started_at.isoformat(),
+            "seconds": round(self.seconds, 3),
+            "errors": len(self.errors),
+            "problems": sorted({p.reason.value for p in self.problems}),
+        }

@@ -457,7 +457,6 @@ def deployment_status(
 ) -> DeploymentReport:
     """The InferenceDeployment's status as it should be after this cycle (wire format), with its health."""
     idep, old = deployment.resource, deployment.old_status
-    steps = progress.steps
     generation = deployment.body["metadata"].get("generation")
     placements = _placements(applied, views)
     ready = sum(p["ready"] for p in placements)
@@ -465,12 +464,11 @@ def deployment_status(
     regions = sorted({p["region"] for p in placements if p["desired"] > 0})
     unreachable = sorted(c for c, v in views.items() if not v.reachable)
     stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
-    metrics_missing = applied.demand.requests_per_second is None
     health = deployment_health(idep, applied.namespace, applied, plan, progress, views, deployment.measured)
     decision, change = _decision(now, plan, old)
     refresh = change is not None or old.get("observedGeneration") != generation
     condition = _Conditions(now, old, generation)
-    no_metrics = metrics_missing and idep.spec.demand.source is DemandSource.PROMETHEUS
+    no_metrics = applied.demand.requests_per_second is None and idep.spec.demand.source is DemandSource.PROMETHEUS
     stalled = health.stalled
     conditions = [
         condition(
@@ -515,7 +513,7 @@ def deployment_status(
         "routing": routing_to_wire(progress.routing),
         "cost": _cost(now, plan, deployment.measured, old, refresh),
         "lastDecision": decision,
-        "migration": [s.to_wire() for s in steps],
+        "migration": [s.to_wire() for s in progress.steps],
         "conditions": conditions,
     }
     observed = _observed_slo(idep, applied, deployment.measured, old)

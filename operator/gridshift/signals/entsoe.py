@@ -34,8 +34,8 @@ from gridshift.signals.prices import (
     floor_to,
     parse_iso_duration,
     parse_unit,
-    require_covers,
     validate_intervals,
+    validated_series,
 )
 from gridshift.signals.settings import ConfiguredFeed, ResolutionPreference
 
@@ -365,6 +365,4 @@ class EntsoePriceFeed(ConfiguredFeed[EntsoeFeed]):
         )
         if status == 400:
             raise PriceFetchError(self.name, "http.status", "HTTP 400 with a price document", retryable=False)
-        checked = validate_intervals(self.name, intervals, expected_currency=self.currency)
-        require_covers(self.name, checked, now)
-        return PriceSeries(feed=self.name, intervals=checked, fetched_at=now)
+        return validated_series(self.name, intervals, self.currency, now)

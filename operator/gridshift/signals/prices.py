@@ -194,12 +194,7 @@ def window_of(intervals: Iterable[PriceInterval], start: datetime, end: datetime
     return [interval for interval in intervals if interval.end > start and interval.start < end]
 
 
-def require_covers(feed: str, intervals: Sequence[PriceInterval], now: datetime) -> None:
-    """PriceDataError unless some interval holds `now`: without the current price nothing is decided."""
-    series.require_covers(PRICES, feed, intervals, now)
-
-
 def validated_series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
-    """What a feed returns: its intervals validated (validate_intervals) and covering `now` (require_covers)."""
+    """What a feed returns: its intervals validated (validate_intervals) and covering `now` (series.require_covers)."""
     checked = series.validated(PRICES, name, intervals, _currency_and_unit(name, currency), now)
     return PriceSeries(feed=name, intervals=checked, fetched_at=now)

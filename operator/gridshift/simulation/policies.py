@@ -30,18 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.modes import MigrationMode
-from gridshift.planner import (
-    Cluster,
-    Deployment,
-    EnergyPrice,
-    ObservedDemand,
-    Offering,
-    Placement,
-    PriceHorizon,
-    Requirements,
-    Snapshot,
-    make_plan,
-)
+from gridshift.planner import make_plan
+from gridshift.planner import snapshot as S
 from gridshift.simulation.engine import FleetView
 from gridshift.simulation.forecast import required_replicas, sized_rates
 from gridshift.simulation.replay import Replay
@@ -228,12 +218,12 @@ class GridshiftPolicy:
         self.plans = 0
         gpu_hour = replay.gpu_usd_per_hour(scenario)
         self.clusters = tuple(
-            Cluster(
+            S.Cluster(
                 name=market.cluster,
                 region=market.cluster,
                 pue=market.pue,
                 offerings=(
-                    Offering(
+                    S.Offering(
                         gpu_type=settings.gpu_type,
                         available_gpus=market.gpus,
                         hourly_cost_usd=float(gpu_hour[index]),
@@ -270,8 +260,8 @@ class GridshiftPolicy:
         )
 
     @staticmethod
-    def _spec(setup: DeploymentSetup, prompt: float, output: float, step_hours: float) -> Requirements:
-        return Requirements(
+    def _spec(setup: DeploymentSetup, prompt: float, output: float, step_hours: float) -> S.Requirements:
+        return S.Requirements(
             model_names=(setup.model, setup.name),
             gpu_types=(setup.gpu_type,),
             gpus_per_replica=setup.gpus_per_replica,
@@ -303,7 +293,7 @@ class GridshiftPolicy:
         hour_start = now.replace(minute=0, second=0, microsecond=0)
         return max(1, math.ceil((midnight - hour_start) / timedelta(hours=1)))
 
-    def snapshot(self, minute: int, fleet: FleetView | None) -> Snapshot:
+    def snapshot(self, minute: int, fleet: FleetView | None) -> S.Snapshot:
         replay = self.replay
         now = replay.start + timedelta(minutes=minute)
         hour = minute // 60
@@ -313,7 +303,7 @@ class GridshiftPolicy:
         for market in replay.markets:
             values = market.usd_per_kwh[hour : hour + horizon]
             intervals = tuple(
-                EnergyPrice(
+                S.EnergyPrice(
                     hour_start + timedelta(hours=offset),
                     hour_start + timedelta(hours=offset + 1),
                     float(value),
@@ -321,14 +311,14 @@ class GridshiftPolicy:
                 for offset, value in enumerate(values)
                 if not math.isnan(value)
             )
-            prices[market.cluster] = PriceHorizon(intervals)
+            prices[market.cluster] = S.PriceHorizon(intervals)
         observed = self.demand(minute)
         deployments = []
         for index, (deployment, spec) in enumerate(zip(replay.deployments, self.specs, strict=True)):
-            placements: tuple[Placement, ...] = ()
+            placements: tuple[S.Placement, ...] = ()
             if fleet is not None:
                 placements = tuple(
-                    Placement(
+                    S.Placement(
                         cluster=market.cluster,
                         gpu_type=replay.settings.gpu_type,
                         desired=int(fleet.targets[index, m]),
@@ -338,19 +328,19 @@ class GridshiftPolicy:
                     if fleet.targets[index, m] > 0 or fleet.ready[index, m] > 0
                 )
             deployments.append(
-                Deployment(
+                S.Deployment(
                     namespace="simulation",
                     name=deployment.name,
                     requirements=spec,
                     placements=placements,
-                    demand=ObservedDemand(
+                    demand=S.ObservedDemand(
                         requests_per_second=float(observed[index]),
                         mean_prompt_tokens=deployment.mean_prompt_tokens,
                         mean_output_tokens=deployment.mean_output_tokens,
                     ),
                 )
             )
-        return Snapshot(
+        return S.Snapshot(
             now=now, deployments=tuple(deployments), clusters=self.clusters, profiles=replay.models, prices=prices
         )
 
