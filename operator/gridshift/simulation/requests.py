@@ -40,6 +40,7 @@ of the deployment's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,48 +174,43 @@ class _Grid:
         return result
 
 
-def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_tokens: int = 512) -> ServedRequests:
-    """TTFT and inter-token intervals of every request of one replica (see the module docstring)."""
-    count = len(stream)
-    if count == 0:
-        empty = np.zeros(0)
-        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0, empty, empty)
-    arrival = stream.arrival_s
-    prompt = stream.prompt_tokens.astype(np.float64)
-    output = np.maximum(stream.output_tokens, 1).astype(np.float64)
-    intervals = output - 1.0
-    chunk = float(prefill_chunk_tokens)
-    per_token_s = 1.0 / model.prefill_tokens_per_s
-    stall_s = chunk * per_token_s
-    base_s = model.step_base_ms / 1000.0
-    per_kv_s = model.step_ms_per_kv_position / 1000.0
-    per_sequence_s = model.step_ms_per_sequence / 1000.0
-    batch_cap = float(model.max_batch)
-    context = prompt + output / 2.0
-    # Start the fixed point from Little's law per minute (the capacity model's batch), not from an empty
-    # replica: two passes then land where four from empty would.
-    minute = ((arrival - arrival[0]) // 60.0).astype(np.int64)
-    per_minute = np.bincount(minute).astype(np.float64)
-    rate = per_minute / 60.0
-    mean_of = np.maximum(per_minute, 1.0)
-    prompt_m = np.bincount(minute, weights=prompt) / mean_of
-    output_m = np.bincount(minute, weights=output) / mean_of
-    context_m = prompt_m + output_m / 2.0
-    room = 1.0 - rate * prompt_m * per_token_s - rate * output_m * (per_kv_s * context_m + per_sequence_s)
-    batch_m = np.where(room > 0.05, rate * output_m * base_s / np.maximum(room, 0.05), rate * output_m * base_s / 0.05)
-    step_m = base_s + (per_kv_s * context_m + per_sequence_s) * np.minimum(batch_m, batch_cap)
-    prefill_step = step_m[minute]
+_Passes = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
+
+
+def _passes(
+    arrival: FloatArray,
+    prompt: FloatArray,
+    intervals: FloatArray,
+    context: FloatArray,
+    cum_prompt: FloatArray,
+    cum_before: FloatArray,
+    arrival_cell: IntArray,
+    minute: IntArray,
+    prompt_per_minute: FloatArray,
+    prefill_step: FloatArray,
+    decoding: npt.NDArray[np.bool_],
+    chunk: float,
+    per_token_s: float,
+    stall_s: float,
+    base_s: float,
+    per_kv_s: float,
+    per_sequence_s: float,
+    batch_cap: float,
+) -> _Passes:
+    """The fixed-point passes in numpy: the reference `_passes_loop` (compiled) reproduces bit for bit.
+
+    Returns, for every request: its first token's time, decode step, share of intervals carrying a chunk, the
+    partial chunks' part of that share, mean batch over its decode, and for the prefill channel the tokens
+    left over whole chunks where it stands and whether a busy period closes with it."""
+    count = len(arrival)
+    minutes = len(prompt_per_minute)
     decode_step = prefill_step.copy()
     share = np.zeros(count)
-    decoding = batch_m[minute] > 0.5
-    finish = arrival
-    cum_prompt = np.cumsum(prompt)
-    cum_before = cum_prompt - prompt
     partial_part = np.zeros(count)
-    arrival_cell = (arrival * (1.0 / GRID_SECONDS)).astype(np.int64)
-    prompt_per_minute = np.bincount(minute, weights=prompt, minlength=len(rate))
     closes = np.ones(count, dtype=bool)
     left_over = np.zeros(count)
+    first = arrival
+    batch = np.zeros(count)
     for _ in range(_FIXED_POINT_PASSES):
         previous = decode_step
         # Fluid prefill channel: chunks pack across queued prompts, so a prompt holds it for P/C steps.
@@ -255,10 +251,8 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         # A busy period of the channel moves its tokens in whole chunks but for its last step.
         closes = ~queued_next
         left_over = moved_chunks - np.floor(moved_chunks + 1e-9)
-        partial_steps = np.bincount(
-            minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=len(rate)
-        )
-        chunk_steps = np.bincount(minute, weights=np.where(closes, whole_chunks, 0.0), minlength=len(rate))
+        partial_steps = np.bincount(minute, weights=(closes & (left_over > 1e-9)).astype(np.float64), minlength=minutes)
+        chunk_steps = np.bincount(minute, weights=np.where(closes, whole_chunks, 0.0), minlength=minutes)
         partial_part = (partial_steps / np.maximum(chunk_steps, 1.0))[minute]
         mean_chunk_tokens = (prompt_per_minute / np.maximum(chunk_steps, 1.0))[minute]
         with_chunk = busy / (decode_step + np.minimum(mean_chunk_tokens, chunk) * per_token_s)
@@ -266,6 +260,250 @@ def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_token
         share = with_chunk / np.maximum(with_chunk + without, 1e-300)
         if np.max(np.abs(decode_step - previous) / previous) < _SETTLED:
             break
+    return first, decode_step, share, partial_part, batch, left_over, closes
+
+
+def _passes_loop(
+    arrival: FloatArray,
+    prompt: FloatArray,
+    intervals: FloatArray,
+    context: FloatArray,
+    cum_prompt: FloatArray,
+    cum_before: FloatArray,
+    arrival_cell: IntArray,
+    minute: IntArray,
+    prompt_per_minute: FloatArray,
+    prefill_step_in: FloatArray,
+    decoding_in: npt.NDArray[np.bool_],
+    chunk: float,
+    per_token_s: float,
+    stall_s: float,
+    base_s: float,
+    per_kv_s: float,
+    per_sequence_s: float,
+    batch_cap: float,
+) -> _Passes:  # pragma: no cover - run compiled (numba); tests compare it with `_passes` both ways
+    """`_passes` as loops over the requests, each floating-point operation in numpy's order (sums run
+    sequentially as numpy's cumsum and bincount do), so that, compiled without fast-math, it gives the same
+    bits. One pass reads each request's arrays a few times instead of some fifty temporaries."""
+    count = len(arrival)
+    minutes = len(prompt_per_minute)
+    prefill_step = prefill_step_in.copy()
+    decoding = decoding_in.copy()
+    decode_step = prefill_step_in.copy()
+    previous = np.empty(count)
+    share = np.zeros(count)
+    partial_part = np.zeros(count)
+    closes = np.ones(count, dtype=np.bool_)
+    left_over = np.zeros(count)
+    first = arrival.copy()
+    last = np.empty(count)
+    batch = np.zeros(count)
+    start = np.empty(count)
+    finish = np.empty(count)
+    opens = np.empty(count, dtype=np.bool_)
+    moved_chunks = np.empty(count)
+    whole_chunks = np.empty(count)
+    left = np.empty(count)
+    busy = np.empty(count)
+    first_cell = np.empty(count, dtype=np.int64)
+    last_cell = np.empty(count, dtype=np.int64)
+    first_frac = np.empty(count)
+    last_frac = np.empty(count)
+    start_cell = np.empty(count, dtype=np.int64)
+    partial_steps = np.zeros(minutes)
+    chunk_steps = np.zeros(minutes)
+    for _ in range(_FIXED_POINT_PASSES):
+        # The prefill channel (Lindley's recursion) and the busy periods' chunks, in one sweep.
+        total = 0.0
+        peak = 0.0
+        busy_start = 0.0
+        for i in range(count):
+            service = prompt[i] * (prefill_step[i] / chunk + per_token_s)
+            ready = arrival[i] + (0.5 * prefill_step[i] if decoding[i] else 0.0)
+            total = service if i == 0 else total + service
+            gap = ready - (total - service)
+            peak = gap if i == 0 or gap > peak else peak
+            finish[i] = total + peak
+            start[i] = finish[i] - service
+            opens[i] = True if i == 0 else ready >= finish[i - 1]
+            candidate = cum_before[i] if opens[i] else 0.0
+            busy_start = candidate if i == 0 or candidate > busy_start else busy_start
+            moved_chunks[i] = (cum_prompt[i] - busy_start) / chunk
+            whole_chunks[i] = np.ceil(moved_chunks[i] - 1e-9)
+            left[i] = whole_chunks[i] - moved_chunks[i]
+        horizon = 0.0
+        for i in range(count):
+            queued_next = i + 1 < count and not opens[i + 1]
+            first[i] = finish[i] + left[i] * (prefill_step[i] + (stall_s if queued_next else 0.0))
+            last[i] = first[i] + intervals[i] * (decode_step[i] + share[i] * stall_s)
+            horizon = last[i] if i == 0 or last[i] > horizon else horizon
+        size = int(horizon / GRID_SECONDS) + 3
+        top = size - 2.0
+        batch_open = np.zeros(size)
+        batch_close = np.zeros(size)
+        kv_open = np.zeros(size)
+        kv_close = np.zeros(size)
+        busy_open = np.zeros(size)
+        busy_close = np.zeros(size)
+        for i in range(count):
+            position = min(first[i] * (1.0 / GRID_SECONDS), top)
+            first_cell[i] = int(position)
+            first_frac[i] = position - first_cell[i]
+            position = min(last[i] * (1.0 / GRID_SECONDS), top)
+            last_cell[i] = int(position)
+            last_frac[i] = position - last_cell[i]
+            start_cell[i] = int(min(start[i] * (1.0 / GRID_SECONDS), top))
+            finish_cell = int(min(finish[i] * (1.0 / GRID_SECONDS), top))
+            batch_open[first_cell[i]] += 1.0
+            batch_close[last_cell[i]] += 1.0
+            kv_open[first_cell[i]] += context[i]
+            kv_close[last_cell[i]] += context[i]
+            busy_open[start_cell[i]] += 1.0
+            busy_close[finish_cell] += 1.0
+        batch_series = np.empty(size)
+        kv_series = np.empty(size)
+        busy_series = np.empty(size)
+        batch_running = np.empty(size + 1)
+        kv_running = np.empty(size + 1)
+        busy_running = np.empty(size + 1)
+        batch_level = 0.0
+        kv_level = 0.0
+        busy_level = 0.0
+        batch_running[0] = 0.0
+        kv_running[0] = 0.0
+        busy_running[0] = 0.0
+        for cell in range(size):
+            batch_level += batch_open[cell] - batch_close[cell]
+            kv_level = kv_open[cell] - kv_close[cell] if cell == 0 else kv_level + (kv_open[cell] - kv_close[cell])
+            busy_level += busy_open[cell] - busy_close[cell]
+            batch_series[cell] = batch_level
+            kv_series[cell] = kv_level
+            busy_series[cell] = min(busy_level, 1.0)
+            batch_running[cell + 1] = batch_series[cell] if cell == 0 else batch_running[cell] + batch_series[cell]
+            kv_running[cell + 1] = kv_series[cell] if cell == 0 else kv_running[cell] + kv_series[cell]
+            busy_running[cell + 1] = busy_series[cell] if cell == 0 else busy_running[cell] + busy_series[cell]
+        for cell in range(1, size + 1):
+            batch_running[cell] *= GRID_SECONDS
+            kv_running[cell] *= GRID_SECONDS
+            busy_running[cell] *= GRID_SECONDS
+        for m in range(minutes):
+            partial_steps[m] = 0.0
+            chunk_steps[m] = 0.0
+        change = 0.0
+        for i in range(count):
+            previous[i] = decode_step[i]
+            prefill_step[i] = (
+                base_s
+                + per_kv_s * kv_series[start_cell[i]]
+                + per_sequence_s * min(batch_series[start_cell[i]], batch_cap)
+            )
+            decoding[i] = batch_series[min(arrival_cell[i], size - 2)] > 0.5
+            begin, begin_frac, end, end_frac = first_cell[i], first_frac[i], last_cell[i], last_frac[i]
+            span = last[i] - first[i]
+            if span > GRID_SECONDS:
+                begin_sum = batch_running[begin] + batch_series[begin] * (begin_frac * GRID_SECONDS)
+                end_sum = batch_running[end] + batch_series[end] * (end_frac * GRID_SECONDS)
+                batch[i] = (end_sum - begin_sum) / span
+                begin_sum = kv_running[begin] + kv_series[begin] * (begin_frac * GRID_SECONDS)
+                end_sum = kv_running[end] + kv_series[end] * (end_frac * GRID_SECONDS)
+                kv = (end_sum - begin_sum) / span
+                begin_sum = busy_running[begin] + busy_series[begin] * (begin_frac * GRID_SECONDS)
+                end_sum = busy_running[end] + busy_series[end] * (end_frac * GRID_SECONDS)
+                busy_mean = (end_sum - begin_sum) / span
+            else:
+                batch[i] = batch_series[begin]
+                kv = kv_series[begin]
+                busy_mean = busy_series[begin]
+            decode_step[i] = base_s + per_kv_s * kv + per_sequence_s * min(batch[i], batch_cap)
+            busy[i] = min(max(busy_mean, 0.0), 1.0)
+            closes[i] = i + 1 == count or opens[i + 1]
+            left_over[i] = moved_chunks[i] - np.floor(moved_chunks[i] + 1e-9)
+            partial_steps[minute[i]] += 1.0 if closes[i] and left_over[i] > 1e-9 else 0.0
+            chunk_steps[minute[i]] += whole_chunks[i] if closes[i] else 0.0
+            change = max(change, abs(decode_step[i] - previous[i]) / previous[i])
+        for i in range(count):
+            steps = max(chunk_steps[minute[i]], 1.0)
+            partial_part[i] = partial_steps[minute[i]] / steps
+            mean_chunk_tokens = prompt_per_minute[minute[i]] / steps
+            with_chunk = busy[i] / (decode_step[i] + min(mean_chunk_tokens, chunk) * per_token_s)
+            without = (1.0 - busy[i]) / decode_step[i]
+            share[i] = with_chunk / max(with_chunk + without, 1e-300)
+        if change < _SETTLED:
+            break
+    return first, decode_step, share, partial_part, batch, left_over, closes
+
+
+_COMPILED: list[Callable[..., _Passes] | None] = []
+
+
+def _compiled_passes() -> Callable[..., _Passes] | None:
+    """`_passes_loop` compiled by numba (the `simulate` extra), or None without numba: `_passes` then."""
+    if not _COMPILED:
+        try:
+            import numba
+        except ImportError:
+            _COMPILED.append(None)
+        else:
+            _COMPILED.append(numba.njit(cache=True, nogil=True)(_passes_loop))
+    return _COMPILED[0]
+
+
+def serve(model: PerformanceModel, stream: RequestStream, *, prefill_chunk_tokens: int = 512) -> ServedRequests:
+    """TTFT and inter-token intervals of every request of one replica (see the module docstring)."""
+    count = len(stream)
+    if count == 0:
+        empty = np.zeros(0)
+        return ServedRequests(empty, empty, empty, 0.0, empty, 0.0, empty, empty)
+    arrival = np.ascontiguousarray(stream.arrival_s, dtype=np.float64)
+    prompt = stream.prompt_tokens.astype(np.float64)
+    output = np.maximum(stream.output_tokens, 1).astype(np.float64)
+    intervals = output - 1.0
+    chunk = float(prefill_chunk_tokens)
+    per_token_s = 1.0 / model.prefill_tokens_per_s
+    stall_s = chunk * per_token_s
+    base_s = model.step_base_ms / 1000.0
+    per_kv_s = model.step_ms_per_kv_position / 1000.0
+    per_sequence_s = model.step_ms_per_sequence / 1000.0
+    batch_cap = float(model.max_batch)
+    context = prompt + output / 2.0
+    # Start the fixed point from Little's law per minute (the capacity model's batch), not from an empty
+    # replica: two passes then land where four from empty would.
+    minute = ((arrival - arrival[0]) // 60.0).astype(np.int64)
+    per_minute = np.bincount(minute).astype(np.float64)
+    rate = per_minute / 60.0
+    mean_of = np.maximum(per_minute, 1.0)
+    prompt_m = np.bincount(minute, weights=prompt) / mean_of
+    output_m = np.bincount(minute, weights=output) / mean_of
+    context_m = prompt_m + output_m / 2.0
+    room = 1.0 - rate * prompt_m * per_token_s - rate * output_m * (per_kv_s * context_m + per_sequence_s)
+    batch_m = np.where(room > 0.05, rate * output_m * base_s / np.maximum(room, 0.05), rate * output_m * base_s / 0.05)
+    step_m = base_s + (per_kv_s * context_m + per_sequence_s) * np.minimum(batch_m, batch_cap)
+    prefill_step = step_m[minute]
+    arrival_cell = (arrival * (1.0 / GRID_SECONDS)).astype(np.int64)
+    prompt_per_minute = np.asarray(np.bincount(minute, weights=prompt, minlength=len(rate)), dtype=np.float64)
+    cum_prompt = np.cumsum(prompt)
+    passes = _compiled_passes() or _passes
+    first, decode_step, share, partial_part, batch, left_over, closes = passes(
+        arrival,
+        prompt,
+        intervals,
+        context,
+        cum_prompt,
+        cum_prompt - prompt,
+        arrival_cell,
+        minute,
+        prompt_per_minute,
+        prefill_step,
+        batch_m[minute] > 0.5,
+        chunk,
+        per_token_s,
+        stall_s,
+        base_s,
+        per_kv_s,
+        per_sequence_s,
+        batch_cap,
+    )
     ttft = first - arrival
     return ServedRequests(
         ttft_s=ttft,
