@@ -291,7 +291,6 @@ def _passes_loop(
     prefill_step = prefill_step_in.copy()
     decoding = decoding_in.copy()
     decode_step = prefill_step_in.copy()
-    previous = np.empty(count)
     share = np.zeros(count)
     partial_part = np.zeros(count)
     closes = np.ones(count, dtype=np.bool_)
@@ -303,16 +302,10 @@ def _passes_loop(
     finish = np.empty(count)
     opens = np.empty(count, dtype=np.bool_)
     moved_chunks = np.empty(count)
-    whole_chunks = np.empty(count)
-    left = np.empty(count)
     busy = np.empty(count)
-    first_cell = np.empty(count, dtype=np.int64)
-    last_cell = np.empty(count, dtype=np.int64)
-    first_frac = np.empty(count)
-    last_frac = np.empty(count)
-    start_cell = np.empty(count, dtype=np.int64)
     partial_steps = np.zeros(minutes)
     chunk_steps = np.zeros(minutes)
+    scale = 1.0 / GRID_SECONDS
     for _ in range(_FIXED_POINT_PASSES):
         # The prefill channel (Lindley's recursion) and the busy periods' chunks, in one sweep.
         total = 0.0
@@ -330,98 +323,92 @@ def _passes_loop(
             candidate = cum_before[i] if opens[i] else 0.0
             busy_start = candidate if i == 0 or candidate > busy_start else busy_start
             moved_chunks[i] = (cum_prompt[i] - busy_start) / chunk
-            whole_chunks[i] = np.ceil(moved_chunks[i] - 1e-9)
-            left[i] = whole_chunks[i] - moved_chunks[i]
         horizon = 0.0
         for i in range(count):
             queued_next = i + 1 < count and not opens[i + 1]
-            first[i] = finish[i] + left[i] * (prefill_step[i] + (stall_s if queued_next else 0.0))
+            left = np.ceil(moved_chunks[i] - 1e-9) - moved_chunks[i]
+            first[i] = finish[i] + left * (prefill_step[i] + (stall_s if queued_next else 0.0))
             last[i] = first[i] + intervals[i] * (decode_step[i] + share[i] * stall_s)
             horizon = last[i] if i == 0 or last[i] > horizon else horizon
         size = int(horizon / GRID_SECONDS) + 3
         top = size - 2.0
-        batch_open = np.zeros(size)
-        batch_close = np.zeros(size)
-        kv_open = np.zeros(size)
-        kv_close = np.zeros(size)
-        busy_open = np.zeros(size)
-        busy_close = np.zeros(size)
+        # Per cell: batch, KV and busy changes (KV's openings and closings apart, summed in numpy's order).
+        changes = np.zeros((size, 4))
         for i in range(count):
-            position = min(first[i] * (1.0 / GRID_SECONDS), top)
-            first_cell[i] = int(position)
-            first_frac[i] = position - first_cell[i]
-            position = min(last[i] * (1.0 / GRID_SECONDS), top)
-            last_cell[i] = int(position)
-            last_frac[i] = position - last_cell[i]
-            start_cell[i] = int(min(start[i] * (1.0 / GRID_SECONDS), top))
-            finish_cell = int(min(finish[i] * (1.0 / GRID_SECONDS), top))
-            batch_open[first_cell[i]] += 1.0
-            batch_close[last_cell[i]] += 1.0
-            kv_open[first_cell[i]] += context[i]
-            kv_close[last_cell[i]] += context[i]
-            busy_open[start_cell[i]] += 1.0
-            busy_close[finish_cell] += 1.0
-        batch_series = np.empty(size)
-        kv_series = np.empty(size)
-        busy_series = np.empty(size)
-        batch_running = np.empty(size + 1)
-        kv_running = np.empty(size + 1)
-        busy_running = np.empty(size + 1)
+            begin = int(min(first[i] * scale, top))
+            end = int(min(last[i] * scale, top))
+            changes[begin, 0] += 1.0
+            changes[end, 0] -= 1.0
+            changes[begin, 1] += context[i]
+            changes[end, 2] += context[i]
+            changes[int(min(start[i] * scale, top)), 3] += 1.0
+            changes[int(min(finish[i] * scale, top)), 3] -= 1.0
+        # Per cell: each series and its running integral side by side (columns: batch, KV, busy; the running
+        # integral at cell c sums the cells before it), so that a request's gathers read one line per end.
+        table = np.empty((size + 1, 6))
         batch_level = 0.0
         kv_level = 0.0
         busy_level = 0.0
-        batch_running[0] = 0.0
-        kv_running[0] = 0.0
-        busy_running[0] = 0.0
+        table[0, 1] = 0.0
+        table[0, 3] = 0.0
+        table[0, 5] = 0.0
         for cell in range(size):
-            batch_level += batch_open[cell] - batch_close[cell]
-            kv_level = kv_open[cell] - kv_close[cell] if cell == 0 else kv_level + (kv_open[cell] - kv_close[cell])
-            busy_level += busy_open[cell] - busy_close[cell]
-            batch_series[cell] = batch_level
-            kv_series[cell] = kv_level
-            busy_series[cell] = min(busy_level, 1.0)
-            batch_running[cell + 1] = batch_series[cell] if cell == 0 else batch_running[cell] + batch_series[cell]
-            kv_running[cell + 1] = kv_series[cell] if cell == 0 else kv_running[cell] + kv_series[cell]
-            busy_running[cell + 1] = busy_series[cell] if cell == 0 else busy_running[cell] + busy_series[cell]
+            batch_level += changes[cell, 0]
+            kv_step = changes[cell, 1] - changes[cell, 2]
+            kv_level = kv_step if cell == 0 else kv_level + kv_step
+            busy_level += changes[cell, 3]
+            table[cell, 0] = batch_level
+            table[cell, 2] = kv_level
+            table[cell, 4] = min(busy_level, 1.0)
+            table[cell + 1, 1] = table[cell, 0] if cell == 0 else table[cell, 1] + table[cell, 0]
+            table[cell + 1, 3] = table[cell, 2] if cell == 0 else table[cell, 3] + table[cell, 2]
+            table[cell + 1, 5] = table[cell, 4] if cell == 0 else table[cell, 5] + table[cell, 4]
         for cell in range(1, size + 1):
-            batch_running[cell] *= GRID_SECONDS
-            kv_running[cell] *= GRID_SECONDS
-            busy_running[cell] *= GRID_SECONDS
+            table[cell, 1] *= GRID_SECONDS
+            table[cell, 3] *= GRID_SECONDS
+            table[cell, 5] *= GRID_SECONDS
+        table[size, 0] = 0.0
+        table[size, 2] = 0.0
+        table[size, 4] = 0.0
         for m in range(minutes):
             partial_steps[m] = 0.0
             chunk_steps[m] = 0.0
         change = 0.0
         for i in range(count):
-            previous[i] = decode_step[i]
+            previous = decode_step[i]
+            at_start = int(min(start[i] * scale, top))
             prefill_step[i] = (
-                base_s
-                + per_kv_s * kv_series[start_cell[i]]
-                + per_sequence_s * min(batch_series[start_cell[i]], batch_cap)
+                base_s + per_kv_s * table[at_start, 2] + per_sequence_s * min(table[at_start, 0], batch_cap)
             )
-            decoding[i] = batch_series[min(arrival_cell[i], size - 2)] > 0.5
-            begin, begin_frac, end, end_frac = first_cell[i], first_frac[i], last_cell[i], last_frac[i]
+            decoding[i] = table[min(arrival_cell[i], size - 2), 0] > 0.5
+            position = min(first[i] * scale, top)
+            begin = int(position)
+            begin_part = (position - begin) * GRID_SECONDS
+            position = min(last[i] * scale, top)
+            end = int(position)
+            end_part = (position - end) * GRID_SECONDS
             span = last[i] - first[i]
             if span > GRID_SECONDS:
-                begin_sum = batch_running[begin] + batch_series[begin] * (begin_frac * GRID_SECONDS)
-                end_sum = batch_running[end] + batch_series[end] * (end_frac * GRID_SECONDS)
-                batch[i] = (end_sum - begin_sum) / span
-                begin_sum = kv_running[begin] + kv_series[begin] * (begin_frac * GRID_SECONDS)
-                end_sum = kv_running[end] + kv_series[end] * (end_frac * GRID_SECONDS)
-                kv = (end_sum - begin_sum) / span
-                begin_sum = busy_running[begin] + busy_series[begin] * (begin_frac * GRID_SECONDS)
-                end_sum = busy_running[end] + busy_series[end] * (end_frac * GRID_SECONDS)
-                busy_mean = (end_sum - begin_sum) / span
+                batch[i] = (
+                    (table[end, 1] + table[end, 0] * end_part) - (table[begin, 1] + table[begin, 0] * begin_part)
+                ) / span
+                kv = (
+                    (table[end, 3] + table[end, 2] * end_part) - (table[begin, 3] + table[begin, 2] * begin_part)
+                ) / span
+                busy_mean = (
+                    (table[end, 5] + table[end, 4] * end_part) - (table[begin, 5] + table[begin, 4] * begin_part)
+                ) / span
             else:
-                batch[i] = batch_series[begin]
-                kv = kv_series[begin]
-                busy_mean = busy_series[begin]
+                batch[i] = table[begin, 0]
+                kv = table[begin, 2]
+                busy_mean = table[begin, 4]
             decode_step[i] = base_s + per_kv_s * kv + per_sequence_s * min(batch[i], batch_cap)
             busy[i] = min(max(busy_mean, 0.0), 1.0)
             closes[i] = i + 1 == count or opens[i + 1]
             left_over[i] = moved_chunks[i] - np.floor(moved_chunks[i] + 1e-9)
             partial_steps[minute[i]] += 1.0 if closes[i] and left_over[i] > 1e-9 else 0.0
-            chunk_steps[minute[i]] += whole_chunks[i] if closes[i] else 0.0
-            change = max(change, abs(decode_step[i] - previous[i]) / previous[i])
+            chunk_steps[minute[i]] += np.ceil(moved_chunks[i] - 1e-9) if closes[i] else 0.0
+            change = max(change, abs(decode_step[i] - previous) / previous)
         for i in range(count):
             steps = max(chunk_steps[minute[i]], 1.0)
             partial_part[i] = partial_steps[minute[i]] / steps
