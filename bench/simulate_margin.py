@@ -39,6 +39,7 @@ def main() -> None:
         help="also run gridshift itself per z in both scenarios (with static and the hindsight bound): its "
         "request-level SLO, savings_captured and gridshift/hindsight, as `gridshift simulate` reports them",
     )
+    parser.add_argument("--minute-miss", default=None, help="gridshift simulate --minute-miss (per-minute capacity)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -46,7 +47,8 @@ def main() -> None:
 
     cli = argparse.ArgumentParser()
     register(cli.add_subparsers())
-    cli_args = cli.parse_args(["simulate", "--start", args.start, "--days", args.days])
+    minute_miss = [] if args.minute_miss is None else ["--minute-miss", args.minute_miss]
+    cli_args = cli.parse_args(["simulate", "--start", args.start, "--days", args.days, *minute_miss])
     settings = build_settings(cli_args)
     prices = load_prices(
         [], fx_to_usd=settings.fx_to_usd, markets=list(settings.markets), parser=price_csv_parser(), timezone=None

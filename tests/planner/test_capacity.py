@@ -344,7 +344,14 @@ def test_capacity_of_many_pairs_at_once_matches_one_at_a_time() -> None:
         [p[0] for p in pairs],
         [p[1] for p in pairs],
     )
-    measured = ("prompt_p95_tokens", "work_dispersion", "prompt_quantiles", "dispersion_curve", "dispersion_rate")
+    measured = (
+        "prompt_p95_tokens",
+        "work_dispersion",
+        "prompt_quantiles",
+        "dispersion_curve",
+        "dispersion_rate",
+        "minute_miss",
+    )
     assert all(column.dtype == np.float64 for name, column in vars(inputs).items() if name not in measured)
     assert all(getattr(inputs, name) is None for name in measured)  # the settings' defaults apply
     rates = capacity_requests_per_second(inputs, SETTINGS)
