@@ -40,6 +40,7 @@ def main() -> None:
         "request-level SLO, savings_captured and gridshift/hindsight, as `gridshift simulate` reports them",
     )
     parser.add_argument("--minute-miss", default=None, help="gridshift simulate --minute-miss (per-minute capacity)")
+    parser.add_argument("--gpus-per-market", default=None, help="gridshift simulate --gpus-per-market")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -48,6 +49,7 @@ def main() -> None:
     cli = argparse.ArgumentParser()
     register(cli.add_subparsers())
     minute_miss = [] if args.minute_miss is None else ["--minute-miss", args.minute_miss]
+    minute_miss += [] if args.gpus_per_market is None else ["--gpus-per-market", args.gpus_per_market]
     cli_args = cli.parse_args(["simulate", "--start", args.start, "--days", args.days, *minute_miss])
     settings = build_settings(cli_args)
     prices = load_prices(
