@@ -371,7 +371,27 @@ def _measured_latency(
     minute_miss = (
         np.zeros_like(rate) if inputs.minute_miss is None else _minute_miss(inputs, rate, rho, ttft_tail, share)
     )
+    tpot_s = _decode_tpot(inputs, rate, rho, mean_service, step_s, batch, stable, share, chunk, per_token_s)
+    return ttft_s, tpot_s, stable, minute_miss
 
+
+def _decode_tpot(
+    inputs: CapacityInputs,
+    rate: FloatArray,
+    rho: FloatArray,
+    mean_service: FloatArray,
+    step_s: FloatArray,
+    batch: FloatArray,
+    stable: npt.NDArray[np.bool_],
+    share: float,
+    chunk: float,
+    per_token_s: FloatArray,
+) -> FloatArray:
+    """p95 TPOT of `_measured_latency`: decode steps stalled by prefill chunks, shared with Poisson(batch) others."""
+    assert inputs.prompt_quantiles is not None
+    prompts = inputs.prompt_quantiles
+    mean_prompt = inputs.mean_prompt_tokens
+    col = (slice(None), None)
     # Decode: a step carries a full chunk, the last partial chunk of a channel busy period (one per period:
     # rate x (1 - rho) per second, holding a prompt's remainder over whole chunks), or none.
     stall_s = chunk * per_token_s
@@ -427,8 +447,7 @@ def _measured_latency(
         return result
 
     tpot_high = (step_mean + 10.0 * step_sd).max(axis=1) + stall_s
-    tpot_s = _bisect_quantile(tpot_tail, tpot_high, share)
-    return ttft_s, tpot_s, stable, minute_miss
+    return _bisect_quantile(tpot_tail, tpot_high, share)
 
 
 MINUTE_SECONDS = 60.0
@@ -647,13 +666,6 @@ def replica_capacity(
         settings=settings,
         **measured,
     )
-    if not beyond.feasible:
-        kv_bound = model.batch_limit(mean_prompt_tokens + mean_output_tokens) < model.max_batch
-        limit = CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
-    elif beyond.tpot_p95_ms > tpot_slo_ms:
-        limit = CapacityLimit.TPOT
-    else:
-        limit = CapacityLimit.TTFT
     return ReplicaCapacity(
         requests_per_second=rate,
         output_tokens_per_second=rate * mean_output_tokens,
@@ -662,5 +674,15 @@ def replica_capacity(
         tpot_p95_ms=point.tpot_p95_ms,
         ttft_p95_ms=point.ttft_p95_ms,
         power_watts=point.power_watts,
-        limit=limit,
+        limit=_limit_beyond(model, beyond, mean_prompt_tokens + mean_output_tokens, tpot_slo_ms),
     )
+
+
+def _limit_beyond(model: PerformanceModel, beyond: OperatingPoint, tokens: float, tpot_slo_ms: float) -> CapacityLimit:
+    """What limits a replica, read from its operating point just beyond capacity (`tokens`: prompt + output)."""
+    if not beyond.feasible:
+        kv_bound = model.batch_limit(tokens) < model.max_batch
+        return CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
+    if beyond.tpot_p95_ms > tpot_slo_ms:
+        return CapacityLimit.TPOT
+    return CapacityLimit.TTFT

@@ -177,6 +177,41 @@ class _Grid:
 _Passes = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
 
 
+def _prefill_channel(
+    arrival: FloatArray,
+    prompt: FloatArray,
+    cum_prompt: FloatArray,
+    cum_before: FloatArray,
+    prefill_step: FloatArray,
+    decoding: npt.NDArray[np.bool_],
+    chunk: float,
+    per_token_s: float,
+    stall_s: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray, FloatArray]:
+    """One pass of `_passes` over the prefill channel: each prompt's start and finish in it, its first token's
+    time, whether the next prompt is queued behind it, and the chunks moved in its busy period (exact, whole)."""
+    # Fluid prefill channel: chunks pack across queued prompts, so a prompt holds it for P/C steps.
+    service = prompt * (prefill_step / chunk + per_token_s)
+    # A prompt arriving while the replica decodes waits for the step in flight (half of one on average).
+    ready = arrival + np.where(decoding, 0.5 * prefill_step, 0.0)
+    total = np.cumsum(service)
+    before = total - service
+    finish = total + np.maximum.accumulate(ready - before)
+    start = finish - service
+    # The first token comes at the end of the step holding the prompt's last token: round the prompt
+    # tokens moved since the channel's busy period began up to whole chunks.
+    opens = np.concatenate([[True], ready[1:] >= finish[:-1]])
+    moved = cum_prompt - np.maximum.accumulate(np.where(opens, cum_before, 0.0))
+    moved_chunks = moved / chunk
+    whole_chunks = np.ceil(moved_chunks - 1e-9)
+    left = whole_chunks - moved_chunks
+    # The next prompt is queued exactly where it does not open a busy period.
+    queued_next = np.concatenate([~opens[1:], [False]])
+    rounding = left * (prefill_step + np.where(queued_next, stall_s, 0.0))
+    first = finish + rounding
+    return start, finish, first, queued_next, moved_chunks, whole_chunks
+
+
 def _passes(
     arrival: FloatArray,
     prompt: FloatArray,
@@ -213,25 +248,9 @@ def _passes(
     batch = np.zeros(count)
     for _ in range(_FIXED_POINT_PASSES):
         previous = decode_step
-        # Fluid prefill channel: chunks pack across queued prompts, so a prompt holds it for P/C steps.
-        service = prompt * (prefill_step / chunk + per_token_s)
-        # A prompt arriving while the replica decodes waits for the step in flight (half of one on average).
-        ready = arrival + np.where(decoding, 0.5 * prefill_step, 0.0)
-        total = np.cumsum(service)
-        before = total - service
-        finish = total + np.maximum.accumulate(ready - before)
-        start = finish - service
-        # The first token comes at the end of the step holding the prompt's last token: round the prompt
-        # tokens moved since the channel's busy period began up to whole chunks.
-        opens = np.concatenate([[True], ready[1:] >= finish[:-1]])
-        moved = cum_prompt - np.maximum.accumulate(np.where(opens, cum_before, 0.0))
-        moved_chunks = moved / chunk
-        whole_chunks = np.ceil(moved_chunks - 1e-9)
-        left = whole_chunks - moved_chunks
-        # The next prompt is queued exactly where it does not open a busy period.
-        queued_next = np.concatenate([~opens[1:], [False]])
-        rounding = left * (prefill_step + np.where(queued_next, stall_s, 0.0))
-        first = finish + rounding
+        start, finish, first, queued_next, moved_chunks, whole_chunks = _prefill_channel(
+            arrival, prompt, cum_prompt, cum_before, prefill_step, decoding, chunk, per_token_s, stall_s
+        )
         last = first + intervals * (decode_step + share * stall_s)
         grid = _Grid(float(last.max()))
         at_first, at_last = grid.locate(first), grid.locate(last)
