@@ -16,11 +16,7 @@ OPERATOR = REPO_ROOT / "operator"
 LOOP_MODULE = OPERATOR / "gridshift" / "service" / "operator.py"
 MAX_LOOP_LINES = 300
 MAX_FUNCTION_LINES = 80
-LONG: dict[str, str] = {
-    "gridshift/simulation/requests.py:_passes_loop": (
-        "numba compiles it alone at first use (helpers would each need a jitted copy); it mirrors `_passes` op by op"
-    ),
-}
+LONG: dict[str, str] = {}
 """'path:function' -> why it is longer than MAX_FUNCTION_LINES."""
 
 

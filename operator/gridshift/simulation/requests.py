@@ -40,6 +40,7 @@ of the deployment's.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -282,6 +283,200 @@ def _passes(
     return first, decode_step, share, partial_part, batch, left_over, closes
 
 
+def _channel_sweep(
+    arrival: FloatArray,
+    prompt: FloatArray,
+    cum_prompt: FloatArray,
+    cum_before: FloatArray,
+    prefill_step: FloatArray,
+    decoding: npt.NDArray[np.bool_],
+    chunk: float,
+    per_token_s: float,
+    start: FloatArray,
+    finish: FloatArray,
+    opens: npt.NDArray[np.bool_],
+    moved_chunks: FloatArray,
+) -> None:  # pragma: no cover - run compiled within `_passes_loop`
+    """`_passes_loop`'s prefill channel (Lindley's recursion) and the busy periods' chunks, in one sweep: fills
+    each request's start, finish, whether it opens a busy period, and the chunks moved in that period."""
+    count = len(arrival)
+    total = 0.0
+    peak = 0.0
+    busy_start = 0.0
+    for i in range(count):
+        service = prompt[i] * (prefill_step[i] / chunk + per_token_s)
+        ready = arrival[i] + (0.5 * prefill_step[i] if decoding[i] else 0.0)
+        total = service if i == 0 else total + service
+        gap = ready - (total - service)
+        peak = gap if i == 0 or gap > peak else peak
+        finish[i] = total + peak
+        start[i] = finish[i] - service
+        opens[i] = True if i == 0 else ready >= finish[i - 1]
+        candidate = cum_before[i] if opens[i] else 0.0
+        busy_start = candidate if i == 0 or candidate > busy_start else busy_start
+        moved_chunks[i] = (cum_prompt[i] - busy_start) / chunk
+
+
+def _first_and_last(
+    finish: FloatArray,
+    opens: npt.NDArray[np.bool_],
+    moved_chunks: FloatArray,
+    prefill_step: FloatArray,
+    decode_step: FloatArray,
+    share: FloatArray,
+    intervals: FloatArray,
+    stall_s: float,
+    first: FloatArray,
+    last: FloatArray,
+) -> float:  # pragma: no cover - run compiled within `_passes_loop`
+    """Fills each request's first and last token times in `_passes_loop`; returns the last of them all."""
+    count = len(finish)
+    horizon = 0.0
+    for i in range(count):
+        queued_next = i + 1 < count and not opens[i + 1]
+        left = np.ceil(moved_chunks[i] - 1e-9) - moved_chunks[i]
+        first[i] = finish[i] + left * (prefill_step[i] + (stall_s if queued_next else 0.0))
+        last[i] = first[i] + intervals[i] * (decode_step[i] + share[i] * stall_s)
+        horizon = last[i] if i == 0 or last[i] > horizon else horizon
+    return horizon
+
+
+def _level_table(
+    first: FloatArray, last: FloatArray, start: FloatArray, finish: FloatArray, context: FloatArray, size: int
+) -> FloatArray:  # pragma: no cover - run compiled within `_passes_loop`
+    """Per cell of `_passes_loop`'s grid: each series and its running integral side by side (columns: batch, KV,
+    busy; the running integral at cell c sums the cells before it), so that a request's gathers read one line
+    per end."""
+    count = len(first)
+    scale = 1.0 / GRID_SECONDS
+    top = size - 2.0
+    # Per cell: batch, KV and busy changes (KV's openings and closings apart, summed in numpy's order).
+    changes = np.zeros((size, 4))
+    for i in range(count):
+        begin = int(min(first[i] * scale, top))
+        end = int(min(last[i] * scale, top))
+        changes[begin, 0] += 1.0
+        changes[end, 0] -= 1.0
+        changes[begin, 1] += context[i]
+        changes[end, 2] += context[i]
+        changes[int(min(start[i] * scale, top)), 3] += 1.0
+        changes[int(min(finish[i] * scale, top)), 3] -= 1.0
+    table = np.empty((size + 1, 6))
+    batch_level = 0.0
+    kv_level = 0.0
+    busy_level = 0.0
+    table[0, 1] = 0.0
+    table[0, 3] = 0.0
+    table[0, 5] = 0.0
+    for cell in range(size):
+        batch_level += changes[cell, 0]
+        kv_step = changes[cell, 1] - changes[cell, 2]
+        kv_level = kv_step if cell == 0 else kv_level + kv_step
+        busy_level += changes[cell, 3]
+        table[cell, 0] = batch_level
+        table[cell, 2] = kv_level
+        table[cell, 4] = min(busy_level, 1.0)
+        table[cell + 1, 1] = table[cell, 0] if cell == 0 else table[cell, 1] + table[cell, 0]
+        table[cell + 1, 3] = table[cell, 2] if cell == 0 else table[cell, 3] + table[cell, 2]
+        table[cell + 1, 5] = table[cell, 4] if cell == 0 else table[cell, 5] + table[cell, 4]
+    for cell in range(1, size + 1):
+        table[cell, 1] *= GRID_SECONDS
+        table[cell, 3] *= GRID_SECONDS
+        table[cell, 5] *= GRID_SECONDS
+    table[size, 0] = 0.0
+    table[size, 2] = 0.0
+    table[size, 4] = 0.0
+    return table
+
+
+def _gather(
+    table: FloatArray,
+    start: FloatArray,
+    first: FloatArray,
+    last: FloatArray,
+    arrival_cell: IntArray,
+    minute: IntArray,
+    opens: npt.NDArray[np.bool_],
+    moved_chunks: FloatArray,
+    steps: tuple[float, float, float, float],
+    prefill_step: FloatArray,
+    decoding: npt.NDArray[np.bool_],
+    decode_step: FloatArray,
+    batch: FloatArray,
+    busy: FloatArray,
+    closes: npt.NDArray[np.bool_],
+    left_over: FloatArray,
+    partial_steps: FloatArray,
+    chunk_steps: FloatArray,
+) -> float:  # pragma: no cover - run compiled within `_passes_loop`
+    """`_passes_loop`'s gathers from the level table: each request's prefill and decode steps, mean batch and busy
+    share, and each minute's partial and whole chunk steps (`steps`: base_s, per_kv_s, per_sequence_s,
+    batch_cap). Returns the largest relative change of a decode step."""
+    base_s, per_kv_s, per_sequence_s, batch_cap = steps
+    count = len(first)
+    size = len(table) - 1
+    scale = 1.0 / GRID_SECONDS
+    top = size - 2.0
+    for m in range(len(partial_steps)):
+        partial_steps[m] = 0.0
+        chunk_steps[m] = 0.0
+    change = 0.0
+    for i in range(count):
+        previous = decode_step[i]
+        at_start = int(min(start[i] * scale, top))
+        prefill_step[i] = base_s + per_kv_s * table[at_start, 2] + per_sequence_s * min(table[at_start, 0], batch_cap)
+        decoding[i] = table[min(arrival_cell[i], size - 2), 0] > 0.5
+        position = min(first[i] * scale, top)
+        begin = int(position)
+        begin_part = (position - begin) * GRID_SECONDS
+        position = min(last[i] * scale, top)
+        end = int(position)
+        end_part = (position - end) * GRID_SECONDS
+        span = last[i] - first[i]
+        if span > GRID_SECONDS:
+            batch[i] = (
+                (table[end, 1] + table[end, 0] * end_part) - (table[begin, 1] + table[begin, 0] * begin_part)
+            ) / span
+            kv = ((table[end, 3] + table[end, 2] * end_part) - (table[begin, 3] + table[begin, 2] * begin_part)) / span
+            busy_mean = (
+                (table[end, 5] + table[end, 4] * end_part) - (table[begin, 5] + table[begin, 4] * begin_part)
+            ) / span
+        else:
+            batch[i] = table[begin, 0]
+            kv = table[begin, 2]
+            busy_mean = table[begin, 4]
+        decode_step[i] = base_s + per_kv_s * kv + per_sequence_s * min(batch[i], batch_cap)
+        busy[i] = min(max(busy_mean, 0.0), 1.0)
+        closes[i] = i + 1 == count or opens[i + 1]
+        left_over[i] = moved_chunks[i] - np.floor(moved_chunks[i] + 1e-9)
+        partial_steps[minute[i]] += 1.0 if closes[i] and left_over[i] > 1e-9 else 0.0
+        chunk_steps[minute[i]] += np.ceil(moved_chunks[i] - 1e-9) if closes[i] else 0.0
+        change = max(change, abs(decode_step[i] - previous) / previous)
+    return change
+
+
+def _chunk_shares(
+    minute: IntArray,
+    partial_steps: FloatArray,
+    chunk_steps: FloatArray,
+    prompt_per_minute: FloatArray,
+    busy: FloatArray,
+    decode_step: FloatArray,
+    chunk: float,
+    per_token_s: float,
+    partial_part: FloatArray,
+    share: FloatArray,
+) -> None:  # pragma: no cover - run compiled within `_passes_loop`
+    """Fills each request's share of intervals carrying a chunk, and the partial chunks' part of it."""
+    for i in range(len(minute)):
+        steps = max(chunk_steps[minute[i]], 1.0)
+        partial_part[i] = partial_steps[minute[i]] / steps
+        mean_chunk_tokens = prompt_per_minute[minute[i]] / steps
+        with_chunk = busy[i] / (decode_step[i] + min(mean_chunk_tokens, chunk) * per_token_s)
+        without = (1.0 - busy[i]) / decode_step[i]
+        share[i] = with_chunk / max(with_chunk + without, 1e-300)
+
+
 def _passes_loop(
     arrival: FloatArray,
     prompt: FloatArray,
@@ -304,7 +499,8 @@ def _passes_loop(
 ) -> _Passes:  # pragma: no cover - run compiled (numba); tests compare it with `_passes` both ways
     """`_passes` as loops over the requests, each floating-point operation in numpy's order (sums run
     sequentially as numpy's cumsum and bincount do), so that, compiled without fast-math, it gives the same
-    bits. One pass reads each request's arrays a few times instead of some fifty temporaries."""
+    bits. One pass reads each request's arrays a few times instead of some fifty temporaries. Its helpers
+    (`_LOOP_HELPERS`) are compiled with it."""
     count = len(arrival)
     minutes = len(prompt_per_minute)
     prefill_step = prefill_step_in.copy()
@@ -324,121 +520,31 @@ def _passes_loop(
     busy = np.empty(count)
     partial_steps = np.zeros(minutes)
     chunk_steps = np.zeros(minutes)
-    scale = 1.0 / GRID_SECONDS
+    steps = (base_s, per_kv_s, per_sequence_s, batch_cap)
     for _ in range(_FIXED_POINT_PASSES):
-        # The prefill channel (Lindley's recursion) and the busy periods' chunks, in one sweep.
-        total = 0.0
-        peak = 0.0
-        busy_start = 0.0
-        for i in range(count):
-            service = prompt[i] * (prefill_step[i] / chunk + per_token_s)
-            ready = arrival[i] + (0.5 * prefill_step[i] if decoding[i] else 0.0)
-            total = service if i == 0 else total + service
-            gap = ready - (total - service)
-            peak = gap if i == 0 or gap > peak else peak
-            finish[i] = total + peak
-            start[i] = finish[i] - service
-            opens[i] = True if i == 0 else ready >= finish[i - 1]
-            candidate = cum_before[i] if opens[i] else 0.0
-            busy_start = candidate if i == 0 or candidate > busy_start else busy_start
-            moved_chunks[i] = (cum_prompt[i] - busy_start) / chunk
-        horizon = 0.0
-        for i in range(count):
-            queued_next = i + 1 < count and not opens[i + 1]
-            left = np.ceil(moved_chunks[i] - 1e-9) - moved_chunks[i]
-            first[i] = finish[i] + left * (prefill_step[i] + (stall_s if queued_next else 0.0))
-            last[i] = first[i] + intervals[i] * (decode_step[i] + share[i] * stall_s)
-            horizon = last[i] if i == 0 or last[i] > horizon else horizon
-        size = int(horizon / GRID_SECONDS) + 3
-        top = size - 2.0
-        # Per cell: batch, KV and busy changes (KV's openings and closings apart, summed in numpy's order).
-        changes = np.zeros((size, 4))
-        for i in range(count):
-            begin = int(min(first[i] * scale, top))
-            end = int(min(last[i] * scale, top))
-            changes[begin, 0] += 1.0
-            changes[end, 0] -= 1.0
-            changes[begin, 1] += context[i]
-            changes[end, 2] += context[i]
-            changes[int(min(start[i] * scale, top)), 3] += 1.0
-            changes[int(min(finish[i] * scale, top)), 3] -= 1.0
-        # Per cell: each series and its running integral side by side (columns: batch, KV, busy; the running
-        # integral at cell c sums the cells before it), so that a request's gathers read one line per end.
-        table = np.empty((size + 1, 6))
-        batch_level = 0.0
-        kv_level = 0.0
-        busy_level = 0.0
-        table[0, 1] = 0.0
-        table[0, 3] = 0.0
-        table[0, 5] = 0.0
-        for cell in range(size):
-            batch_level += changes[cell, 0]
-            kv_step = changes[cell, 1] - changes[cell, 2]
-            kv_level = kv_step if cell == 0 else kv_level + kv_step
-            busy_level += changes[cell, 3]
-            table[cell, 0] = batch_level
-            table[cell, 2] = kv_level
-            table[cell, 4] = min(busy_level, 1.0)
-            table[cell + 1, 1] = table[cell, 0] if cell == 0 else table[cell, 1] + table[cell, 0]
-            table[cell + 1, 3] = table[cell, 2] if cell == 0 else table[cell, 3] + table[cell, 2]
-            table[cell + 1, 5] = table[cell, 4] if cell == 0 else table[cell, 5] + table[cell, 4]
-        for cell in range(1, size + 1):
-            table[cell, 1] *= GRID_SECONDS
-            table[cell, 3] *= GRID_SECONDS
-            table[cell, 5] *= GRID_SECONDS
-        table[size, 0] = 0.0
-        table[size, 2] = 0.0
-        table[size, 4] = 0.0
-        for m in range(minutes):
-            partial_steps[m] = 0.0
-            chunk_steps[m] = 0.0
-        change = 0.0
-        for i in range(count):
-            previous = decode_step[i]
-            at_start = int(min(start[i] * scale, top))
-            prefill_step[i] = (
-                base_s + per_kv_s * table[at_start, 2] + per_sequence_s * min(table[at_start, 0], batch_cap)
-            )
-            decoding[i] = table[min(arrival_cell[i], size - 2), 0] > 0.5
-            position = min(first[i] * scale, top)
-            begin = int(position)
-            begin_part = (position - begin) * GRID_SECONDS
-            position = min(last[i] * scale, top)
-            end = int(position)
-            end_part = (position - end) * GRID_SECONDS
-            span = last[i] - first[i]
-            if span > GRID_SECONDS:
-                batch[i] = (
-                    (table[end, 1] + table[end, 0] * end_part) - (table[begin, 1] + table[begin, 0] * begin_part)
-                ) / span
-                kv = (
-                    (table[end, 3] + table[end, 2] * end_part) - (table[begin, 3] + table[begin, 2] * begin_part)
-                ) / span
-                busy_mean = (
-                    (table[end, 5] + table[end, 4] * end_part) - (table[begin, 5] + table[begin, 4] * begin_part)
-                ) / span
-            else:
-                batch[i] = table[begin, 0]
-                kv = table[begin, 2]
-                busy_mean = table[begin, 4]
-            decode_step[i] = base_s + per_kv_s * kv + per_sequence_s * min(batch[i], batch_cap)
-            busy[i] = min(max(busy_mean, 0.0), 1.0)
-            closes[i] = i + 1 == count or opens[i + 1]
-            left_over[i] = moved_chunks[i] - np.floor(moved_chunks[i] + 1e-9)
-            partial_steps[minute[i]] += 1.0 if closes[i] and left_over[i] > 1e-9 else 0.0
-            chunk_steps[minute[i]] += np.ceil(moved_chunks[i] - 1e-9) if closes[i] else 0.0
-            change = max(change, abs(decode_step[i] - previous) / previous)
-        for i in range(count):
-            steps = max(chunk_steps[minute[i]], 1.0)
-            partial_part[i] = partial_steps[minute[i]] / steps
-            mean_chunk_tokens = prompt_per_minute[minute[i]] / steps
-            with_chunk = busy[i] / (decode_step[i] + min(mean_chunk_tokens, chunk) * per_token_s)
-            without = (1.0 - busy[i]) / decode_step[i]
-            share[i] = with_chunk / max(with_chunk + without, 1e-300)
+        _channel_sweep(
+            arrival, prompt, cum_prompt, cum_before, prefill_step, decoding, chunk, per_token_s,
+            start, finish, opens, moved_chunks,
+        )  # fmt: skip
+        horizon = _first_and_last(
+            finish, opens, moved_chunks, prefill_step, decode_step, share, intervals, stall_s, first, last
+        )
+        table = _level_table(first, last, start, finish, context, int(horizon / GRID_SECONDS) + 3)
+        change = _gather(
+            table, start, first, last, arrival_cell, minute, opens, moved_chunks, steps, prefill_step, decoding,
+            decode_step, batch, busy, closes, left_over, partial_steps, chunk_steps,
+        )  # fmt: skip
+        _chunk_shares(
+            minute, partial_steps, chunk_steps, prompt_per_minute, busy, decode_step, chunk, per_token_s,
+            partial_part, share,
+        )  # fmt: skip
         if change < _SETTLED:
             break
     return first, decode_step, share, partial_part, batch, left_over, closes
 
+
+_LOOP_HELPERS = (_channel_sweep, _first_and_last, _level_table, _gather, _chunk_shares)
+"""The functions `_passes_loop` calls: numba compiles each for it (a compiled function calls compiled ones)."""
 
 _COMPILED: list[Callable[..., _Passes] | None] = []
 
@@ -451,7 +557,10 @@ def _compiled_passes() -> Callable[..., _Passes] | None:
         except ImportError:
             _COMPILED.append(None)
         else:
-            _COMPILED.append(numba.njit(cache=True, nogil=True)(_passes_loop))
+            jit = numba.njit(cache=True, nogil=True)
+            helpers = {helper.__name__: jit(helper) for helper in _LOOP_HELPERS}
+            loop = types.FunctionType(_passes_loop.__code__, {**globals(), **helpers}, _passes_loop.__name__)
+            _COMPILED.append(jit(loop))
     return _COMPILED[0]
 
 
