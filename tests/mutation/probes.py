@@ -140,8 +140,8 @@ PROBES = [
     Probe(
         "binding-limit labels TPOT and TTFT swapped",
         CAPACITY,
-        "        return CapacityLimit.TPOT\n    return CapacityLimit.TTFT",
-        "        return CapacityLimit.TTFT\n    return CapacityLimit.TPOT",
+        "        limit = CapacityLimit.TPOT\n    else:\n        limit = CapacityLimit.TTFT",
+        "        limit = CapacityLimit.TTFT\n    else:\n        limit = CapacityLimit.TPOT",
         (
             f"{T_CAPACITY}::test_a_tpot_bound_capacity_meets_the_tpot_slo_exactly",
             f"{T_CAPACITY}::test_a_ttft_bound_capacity_meets_the_ttft_slo_exactly",

@@ -666,6 +666,20 @@ def replica_capacity(
         settings=settings,
         **measured,
     )
+    if not beyond.feasible:
+        kv_bound = model.batch_limit(mean_prompt_tokens + mean_output_tokens) < model.max_batch
+        limit = CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
+    elif beyond.tpot_p95_ms > tpot_slo_ms:
+        limit = CapacityLimit.TPOT
+    else:
+        limit = CapacityLimit.TTFT
+    return _capacity_at(rate, mean_output_tokens, point, limit)
+
+
+def _capacity_at(
+    rate: float, mean_output_tokens: float, point: OperatingPoint, limit: CapacityLimit
+) -> ReplicaCapacity:
+    """A replica's SLO capacity `rate`, its operating point there, and what limits it."""
     return ReplicaCapacity(
         requests_per_second=rate,
         output_tokens_per_second=rate * mean_output_tokens,
@@ -674,15 +688,5 @@ def replica_capacity(
         tpot_p95_ms=point.tpot_p95_ms,
         ttft_p95_ms=point.ttft_p95_ms,
         power_watts=point.power_watts,
-        limit=_limit_beyond(model, beyond, mean_prompt_tokens + mean_output_tokens, tpot_slo_ms),
+        limit=limit,
     )
-
-
-def _limit_beyond(model: PerformanceModel, beyond: OperatingPoint, tokens: float, tpot_slo_ms: float) -> CapacityLimit:
-    """What limits a replica, read from its operating point just beyond capacity (`tokens`: prompt + output)."""
-    if not beyond.feasible:
-        kv_bound = model.batch_limit(tokens) < model.max_batch
-        return CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
-    if beyond.tpot_p95_ms > tpot_slo_ms:
-        return CapacityLimit.TPOT
-    return CapacityLimit.TTFT
