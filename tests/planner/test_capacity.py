@@ -344,9 +344,16 @@ def test_capacity_of_many_pairs_at_once_matches_one_at_a_time() -> None:
         [p[0] for p in pairs],
         [p[1] for p in pairs],
     )
-    measured = ("prompt_p95_tokens", "work_dispersion")
+    measured = (
+        "prompt_p95_tokens",
+        "work_dispersion",
+        "prompt_quantiles",
+        "dispersion_curve",
+        "dispersion_rate",
+        "minute_miss",
+    )
     assert all(column.dtype == np.float64 for name, column in vars(inputs).items() if name not in measured)
-    assert inputs.prompt_p95_tokens is None and inputs.work_dispersion is None  # the settings' defaults apply
+    assert all(getattr(inputs, name) is None for name in measured)  # the settings' defaults apply
     rates = capacity_requests_per_second(inputs, SETTINGS)
     assert list(rates) == pytest.approx([capacity_of(*p).requests_per_second for p in pairs], rel=1e-12)
     assert list(batch_at(inputs, rates, SETTINGS)) == pytest.approx([point(r).batch for r in rates], rel=1e-12)

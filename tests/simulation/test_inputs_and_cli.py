@@ -199,6 +199,17 @@ def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
     assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market
 
 
+def test_minute_miss_is_off_by_default_and_checked() -> None:
+    from gridshift.cli.simulate import build_settings, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    assert build_settings(parser.parse_args(["simulate"])).capacity_minute_miss is None
+    assert build_settings(parser.parse_args(["simulate", "--minute-miss", "0.01"])).capacity_minute_miss == 0.01
+    with pytest.raises(UsageError, match="minute-miss"):
+        build_settings(parser.parse_args(["simulate", "--minute-miss", "1.5"]))
+
+
 def test_json_on_stdout_is_parseable_even_when_the_planners_solver_prints() -> None:
     import json
     import os

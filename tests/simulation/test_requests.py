@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
+from gridshift.simulation import requests
 from gridshift.simulation.data import shipped_trace
 from gridshift.simulation.engine import request_level, request_levels
 from gridshift.simulation.replica import simulate_replica
@@ -56,6 +59,23 @@ def test_request_level_engine_agrees_with_the_token_stepped_engine(share: float)
     assert served.ttft_quantile(0.95) * 1000.0 == pytest.approx(stepped.ttft_p95_ms, rel=0.15)
     assert served.tpot_quantile(0.95) * 1000.0 == pytest.approx(stepped.tpot_p95_ms, rel=0.1)
     assert served.mean_batch == pytest.approx(stepped.mean_batch, rel=0.2)
+
+
+@pytest.mark.parametrize(("rate", "seed"), [(4.0, 1), (9.0, 2), (12.0, 3)])
+def test_the_compiled_engine_gives_the_numpy_engine_bit_for_bit(
+    rate: float, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve runs `_passes_loop` compiled by numba; `_passes` (numpy) is the reference it must equal exactly,
+    light, near capacity and overloaded (queues that never settle, all passes taken)."""
+    pytest.importorskip("numba")
+    model = _model()
+    stream = _poisson(rate, 900.0, seed=seed)
+    compiled = serve(model, stream)
+    assert requests._compiled_passes() is not None
+    monkeypatch.setattr(requests, "_compiled_passes", lambda: None)
+    reference = serve(model, stream)
+    for field in dataclasses.fields(reference):
+        assert np.array_equal(getattr(compiled, field.name), getattr(reference, field.name)), field.name
 
 
 def test_an_overloaded_replica_queues_and_its_minutes_miss_the_slo() -> None:

@@ -55,6 +55,14 @@ def register(subparsers: Any) -> None:
         # package whenever the `gridshift` command starts, and the operator needs none of it.
         help="GPUs each market's cluster offers (default: SimulationSettings.gpus_per_market, see docs/simulate.md)",
     )
+    parser.add_argument(
+        "--minute-miss",
+        type=float,
+        default=None,
+        metavar="P",
+        help="size for each minute's own p95 TTFT too: at capacity a minute misses with probability <= P "
+        "(e.g. 0.01; default: the hour's p95 alone, see docs/simulate.md)",
+    )
     parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
     parser.add_argument(
         "--gpu-price",
@@ -230,6 +238,7 @@ def build_settings(args: argparse.Namespace) -> Any:
             cold_start_seconds=args.cold_start_seconds,
             diurnal_trough=args.diurnal_trough,
             scenarios=scenarios,
+            capacity_minute_miss=args.minute_miss,
         )
     except ValueError as error:
         raise UsageError(str(error)) from error

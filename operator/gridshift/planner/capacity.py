@@ -25,6 +25,30 @@ mean prompt P and output O tokens, decode step s(B) = a + g*B with g = b*ctx + c
   at most 15 / (O x s(15)) requests/s whatever the SLO. Profiles without a known GPU memory or model
   architecture keep the profile's limit alone.
 
+Measured traffic (`TrafficShape`, from gridshift.simulation.requests.measure; the operator does not
+measure it yet, so the planner's own pairs keep the model above). A pair that carries it gets p95 TTFT and
+TPOT from the measured prompt distribution (40 quantiles) and the index of dispersion I(n) of the prompt
+work arriving in windows of n requests (measured in seconds at one rate, counted in requests: a replica's
+stream is every R-th request of its deployment's, so its structure per request holds at any share):
+
+- Prefill channel: chunks pack across queued prompts, so a prompt of P tokens holds it P*(s/C + 1/R_pf)
+  (E[S] on average, rho = lam*E[S]); a prompt's own part is ceil(P/C)*s + P/R_pf plus half a step in
+  flight when it arrives (the replica decodes with probability 1 - exp(-B)).
+- Wait: P(W > x) = rho*exp(-J(x)), J the smaller of Kingman's x/theta, theta = D*E[S]/(2*(1 - rho)) with
+  D = I over the requests of a busy period (n = D/(1 - rho), solved by fixed point), and the Gaussian
+  large-deviation exponent of the work arriving, min over windows t of (x + (1 - rho)*t)^2 / (2*I(t)*E[S]*t)
+  (Kingman's again when I is flat). The first covers short bursts when I falls at long windows (the
+  conversation trace, whose per-minute counts are regular), the second long clumps when I grows (the code
+  trace: I rises from 1.8 at 1 request to 14 at 120). p95 TTFT solves mean_j P(W + own(P_j) > t) = 0.05.
+- TPOT: a decoding sequence shares each step with Poisson(B) others (M/G/inf), each adding its KV and
+  per-sequence cost (normal within a count), plus its own; the step carries a full chunk, the last
+  partial chunk of a busy period (lam*(1 - rho) per second, holding a measured prompt's remainder), or
+  none. The channel is busy a share rho of the time, more at the start of a decode: a sequence leaves
+  behind the prompts that arrived during its own prefill, rho*E[S]*(1 - c_s^2)/2 more work than a random
+  moment sees (M/G/1), spent in its first O*s seconds. p95 over intervals by bisection.
+
+bench/simulate_bench.py scores it against the request-level engine (docs/simulate.md).
+
 Every term rises with lam, so the capacity is found by bisection, vectorised over many
 (deployment, GPU type) pairs at once.
 """
@@ -32,11 +56,14 @@ Every term rises with lam, so the capacity is found by bisection, vectorised ove
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy import special
 
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
@@ -44,6 +71,17 @@ from gridshift.planner.settings import PlannerSettings
 FloatArray = npt.NDArray[np.float64]
 
 _BISECTION_STEPS = 60
+_QUANTILE_STEPS = 32
+"""Bisection steps of the TTFT and TPOT quantiles of the measured-traffic model (2^-32 of the range)."""
+
+_REMAINDER_GROUPS = 8
+"""The partial chunk's stall is averaged over this many groups of the sorted prompt remainders."""
+
+DISPERSION_WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+"""Windows at which a measured traffic gives the index of dispersion of its prompt work (TrafficShape)."""
+
+PROMPT_QUANTILE_POINTS = 40
+"""A measured traffic's prompt lengths as quantiles at probabilities (j + 1/2) / 40 (TrafficShape)."""
 
 
 class CapacityLimit(StrEnum):
@@ -90,6 +128,8 @@ class _Latency:
     tpot_s: FloatArray
     ttft_s: FloatArray
     stable: npt.NDArray[np.bool_]
+    minute_miss: FloatArray
+    """Probability that a minute's own p95 TTFT exceeds the objective (measured-traffic pairs; 0 otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +151,16 @@ class CapacityInputs:
     work_dispersion: FloatArray | None = None
     """Measured index of dispersion of the prompt work arriving (Kingman's c_a^2 + c_s^2); None:
     settings.arrival_scv + settings.prompt_length_scv."""
+    prompt_quantiles: FloatArray | None = None
+    """Shape (pairs, PROMPT_QUANTILE_POINTS): the measured prompt-length distribution. With it (and
+    dispersion_curve, dispersion_rate) the pairs take the measured-traffic model (module docstring)."""
+    dispersion_curve: FloatArray | None = None
+    """Shape (pairs, len(DISPERSION_WINDOWS_S)): index of dispersion of the prompt work per window."""
+    dispersion_rate: FloatArray | None = None
+    """Request rate (per replica) at which dispersion_curve was measured."""
+    minute_miss: float | None = None
+    """Measured-traffic pairs: also hold the SLO minute by minute, a minute's own p95 TTFT missing the objective
+    with probability at most this (`_minute_miss`); None: the hour's p95 alone."""
 
     @staticmethod
     def of(
@@ -121,6 +171,8 @@ class CapacityInputs:
         ttft_slo_ms: list[float],
         prompt_p95_tokens: list[float] | None = None,
         work_dispersion: list[float] | None = None,
+        traffic: list[TrafficShape] | None = None,
+        minute_miss: float | None = None,
     ) -> CapacityInputs:
         def column(values: list[float]) -> FloatArray:
             return np.asarray(values, dtype=np.float64)
@@ -139,7 +191,32 @@ class CapacityInputs:
             ttft_slo_ms=column(ttft_slo_ms),
             prompt_p95_tokens=None if prompt_p95_tokens is None else column(prompt_p95_tokens),
             work_dispersion=None if work_dispersion is None else column(work_dispersion),
+            prompt_quantiles=None if traffic is None else np.stack([t.prompt_quantiles for t in traffic]),
+            dispersion_curve=None if traffic is None else np.stack([t.dispersion_curve for t in traffic]),
+            dispersion_rate=None if traffic is None else column([t.rate for t in traffic]),
+            minute_miss=minute_miss,
         )
+
+
+@dataclass(frozen=True)
+class TrafficShape:
+    """What a replica's measured traffic says about its queue (gridshift.simulation.requests.measure):
+    the prompt-length distribution and the index of dispersion of the prompt work per window length."""
+
+    prompt_quantiles: FloatArray
+    """Prompt tokens at probabilities (j + 1/2) / PROMPT_QUANTILE_POINTS."""
+    dispersion_curve: FloatArray
+    """Var(prompt tokens arriving in a window) / (E[same] x mean prompt), per DISPERSION_WINDOWS_S."""
+    rate: float
+    """Request rate (per replica) the curve was measured at."""
+
+    def __post_init__(self) -> None:
+        if self.prompt_quantiles.shape != (PROMPT_QUANTILE_POINTS,):
+            raise ValueError(f"TrafficShape: {PROMPT_QUANTILE_POINTS} prompt quantiles expected")
+        if self.dispersion_curve.shape != (len(DISPERSION_WINDOWS_S),):
+            raise ValueError(f"TrafficShape: {len(DISPERSION_WINDOWS_S)} dispersion windows expected")
+        if not self.rate > 0:
+            raise ValueError(f"TrafficShape.rate must be > 0, got {self.rate}")
 
 
 def _latency(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> _Latency:
@@ -186,7 +263,241 @@ def _latency(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings
     )
     own_prefill_s = np.ceil(prompt_q / chunk) * step_s + prompt_q / prefill_rate
     ttft_s = wait_q_s + own_prefill_s
-    return _Latency(batch=batch, step_s=step_s, tpot_s=tpot_s, ttft_s=ttft_s, stable=stable)
+    minute_miss = np.zeros_like(rate)
+    if inputs.prompt_quantiles is not None:
+        ttft_s, tpot_s, stable, minute_miss = _measured_latency(
+            inputs, rate, settings, np.where(stable, batch, 0.0), step_s, stable
+        )
+    return _Latency(batch=batch, step_s=step_s, tpot_s=tpot_s, ttft_s=ttft_s, stable=stable, minute_miss=minute_miss)
+
+
+def _dispersion_at(inputs: CapacityInputs, requests: FloatArray) -> FloatArray:
+    """The measured index of dispersion of the prompt work over windows of `requests` arrivals (interpolated
+    in log windows, held beyond the measured ones). Windows are counted in requests, not seconds: a replica's
+    stream is every R-th request of its deployment's, so its structure per request holds whatever its share."""
+    assert inputs.dispersion_curve is not None and inputs.dispersion_rate is not None
+    curve = inputs.dispersion_curve
+    grid = np.log(inputs.dispersion_rate[:, None] * np.asarray(DISPERSION_WINDOWS_S)[None, :])
+    where = np.log(np.maximum(requests, 1e-300))
+    rows = np.arange(len(curve))
+    low = np.clip((grid <= where[:, None]).sum(axis=1) - 1, 0, grid.shape[1] - 2)
+    weight = np.clip((where - grid[rows, low]) / (grid[rows, low + 1] - grid[rows, low]), 0.0, 1.0)
+    value: FloatArray = curve[rows, low] * (1.0 - weight) + curve[rows, low + 1] * weight
+    return np.maximum(value, 1e-3)
+
+
+_LD_WINDOWS = 32
+"""Windows (log-spaced over the measured ones, in requests) over which the wait tail takes its worst case."""
+
+
+def _dispersion_on_grid(inputs: CapacityInputs, rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Windows (seconds, shape (pairs, _LD_WINDOWS)) and the index of dispersion of the prompt work in each at
+    `rate`. Windows are counted in requests (rate x seconds): a replica's stream is every R-th request of its
+    deployment's, so the structure per request holds whatever the replica's share."""
+    assert inputs.dispersion_curve is not None and inputs.dispersion_rate is not None
+    steps = np.linspace(0.0, 1.0, _LD_WINDOWS)
+    measured = np.log(np.asarray(DISPERSION_WINDOWS_S))
+    where = measured[0] + (measured[-1] - measured[0]) * steps
+    dispersion = np.stack([np.interp(where, measured, row) for row in inputs.dispersion_curve])
+    requests = inputs.dispersion_rate[:, None] * np.exp(where)[None, :]
+    window_s: FloatArray = requests / np.maximum(rate, 1e-300)[:, None]
+    return window_s, np.maximum(dispersion, 1e-3)
+
+
+def _bisect_quantile(tail: Callable[[FloatArray], FloatArray], high: FloatArray, share: float) -> FloatArray:
+    """Smallest t in [0, high] (per pair) with tail(t) <= share; tail decreasing in t."""
+    low = np.zeros_like(high)
+    for _ in range(_QUANTILE_STEPS):
+        middle = (low + high) / 2.0
+        ok = tail(middle) <= share
+        high = np.where(ok, middle, high)
+        low = np.where(ok, low, middle)
+    return high
+
+
+def _measured_latency(
+    inputs: CapacityInputs,
+    rate: FloatArray,
+    settings: PlannerSettings,
+    batch: FloatArray,
+    step_s: FloatArray,
+    stable: npt.NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray]:
+    """p95 TTFT and TPOT from the measured prompt distribution and work dispersion, and the probability that a
+    minute's own p95 TTFT misses the objective (module docstring)."""
+    assert inputs.prompt_quantiles is not None
+    prompts = inputs.prompt_quantiles
+    chunk = float(settings.prefill_chunk_tokens)
+    per_token_s = 1.0 / inputs.prefill_tokens_per_s
+    share = 1.0 - settings.latency_quantile
+    mean_prompt = inputs.mean_prompt_tokens
+    col = (slice(None), None)
+    # Prefill channel: chunks pack across queued prompts, so a prompt of P tokens holds it P*(s/C + 1/R_pf).
+    mean_service = mean_prompt * (step_s / chunk + per_token_s)
+    busy = rate * mean_service
+    stable = stable & (busy < 1.0)
+    rho = np.where(stable, busy, 0.5)
+    # Wait tail: the larger of two approximations of P(W > x) (module docstring):
+    # - Kingman's G/G/1 with an exponential tail, rho exp(-x / theta), theta = D E[S] / (2 (1 - rho)), D the
+    #   index of dispersion over the requests of a busy period (D / (1 - rho) of them);
+    # - Gaussian large deviations of the work arriving, worst window t:
+    #   rho exp(-min_t (x + (1 - rho) t)^2 / (2 I(t) E[S] t)) (Kingman's tail again when I is the same at every t).
+    requests = np.ones_like(rho)
+    for _ in range(12):
+        requests = _dispersion_at(inputs, requests) / (1.0 - rho)
+    tail_mean = _dispersion_at(inputs, requests) / 2.0 * mean_service / (1.0 - rho)
+    window_s, dispersion = _dispersion_on_grid(inputs, rate)
+    spread = 2.0 * dispersion * mean_service[col] * window_s
+    decoding = 1.0 - np.exp(-batch)
+    own = np.ceil(prompts / chunk - 1e-9) * step_s[col] + prompts * per_token_s[col] + 0.5 * (step_s * decoding)[col]
+
+    def wait_tail(x: FloatArray) -> FloatArray:
+        """P(W > x) per pair and prompt point; x shape (pairs, points)."""
+        drift = (1.0 - rho)[:, None, None] * window_s[:, None, :]
+        deviation = ((x[:, :, None] + drift) ** 2 / spread[:, None, :]).min(axis=2)
+        exponent = np.minimum(deviation, x / tail_mean[col])
+        result: FloatArray = rho[col] * np.exp(-exponent)
+        return result
+
+    def ttft_tail(t: FloatArray) -> FloatArray:
+        gap = t[col] - own
+        result: FloatArray = np.where(gap < 0, 1.0, wait_tail(np.maximum(gap, 0.0))).mean(axis=1)
+        return result
+
+    # Both tails are below rho exp(-x / theta_max), theta_max: Kingman's with the largest dispersion.
+    widest = np.maximum(tail_mean, dispersion.max(axis=1) / 2.0 * mean_service / (1.0 - rho))
+    ttft_high = own.max(axis=1) + widest * np.log(np.maximum(rho, share) / share) + 1e-9
+    ttft_s = _bisect_quantile(ttft_tail, ttft_high, share)
+    minute_miss = (
+        np.zeros_like(rate) if inputs.minute_miss is None else _minute_miss(inputs, rate, rho, ttft_tail, share)
+    )
+    tpot_s = _decode_tpot(inputs, rate, rho, mean_service, step_s, batch, stable, share, chunk, per_token_s)
+    return ttft_s, tpot_s, stable, minute_miss
+
+
+def _decode_tpot(
+    inputs: CapacityInputs,
+    rate: FloatArray,
+    rho: FloatArray,
+    mean_service: FloatArray,
+    step_s: FloatArray,
+    batch: FloatArray,
+    stable: npt.NDArray[np.bool_],
+    share: float,
+    chunk: float,
+    per_token_s: FloatArray,
+) -> FloatArray:
+    """p95 TPOT of `_measured_latency`: decode steps stalled by prefill chunks, shared with Poisson(batch) others."""
+    assert inputs.prompt_quantiles is not None
+    prompts = inputs.prompt_quantiles
+    mean_prompt = inputs.mean_prompt_tokens
+    col = (slice(None), None)
+    # Decode: a step carries a full chunk, the last partial chunk of a channel busy period (one per period:
+    # rate x (1 - rho) per second, holding a prompt's remainder over whole chunks), or none.
+    stall_s = chunk * per_token_s
+    # The last chunk of a busy period holds what is left of its last prompt over whole chunks: the measured
+    # prompts' remainders (a prompt shorter than a chunk is all remainder).
+    remainder = prompts - np.ceil(prompts / chunk - 1e-9) * chunk + chunk
+    partial_steps = rate * (1.0 - rho)
+    full_steps = np.maximum(rate * mean_prompt - partial_steps * remainder.mean(axis=1), 0.0) / chunk
+    chunk_steps = full_steps + partial_steps
+    partial = partial_steps / np.maximum(chunk_steps, 1e-300)
+    mean_chunk = np.minimum(rate * mean_prompt / np.maximum(chunk_steps, 1e-300), chunk)
+    # A sequence starts decoding as its prompt leaves the channel, leaving behind the prompts that arrived
+    # during its own wait and prefill: lam (E[W] + E[S]) E[S] of work, against E[W] at a random time (M/G/1,
+    # PASTA). The excess, rho E[S] (1 - c_s^2) / 2, is spent at the start of its decode (O s long).
+    prompt_scv = prompts.var(axis=1) / np.maximum(prompts.mean(axis=1), 1e-300) ** 2
+    excess_s = np.maximum(rho * mean_service * (1.0 - prompt_scv) / 2.0, 0.0)
+    seen_busy = np.minimum(rho + excess_s / (inputs.mean_output_tokens * step_s), 1.0)
+    with_chunk = seen_busy / (step_s + mean_chunk * per_token_s)
+    plain = (1.0 - seen_busy) / step_s
+    chunked = with_chunk / np.maximum(with_chunk + plain, 1e-300)
+    # A decoding sequence shares its steps with Poisson(batch) others (M/G/inf), each adding its KV and
+    # per-sequence cost: the step a sequence sees is a + X_own + sum of the others' X.
+    context = prompts + inputs.mean_output_tokens[col] / 2.0
+    per_seq_ms = inputs.step_ms_per_kv_position[col] * context + inputs.step_ms_per_sequence[col]
+    x_mean = per_seq_ms.mean(axis=1) / 1000.0
+    x_var = per_seq_ms.var(axis=1) / 1e6
+    top = int(np.max(np.where(stable, batch, 0.0) + 8.0 * np.sqrt(np.where(stable, batch, 0.0)) + 12.0))
+    others = np.arange(top + 1, dtype=np.float64)
+    safe_batch = np.where(stable, batch, 0.0)
+    log_pmf = others[None, :] * np.log(np.maximum(safe_batch, 1e-300))[col] - safe_batch[col] - _log_factorial(others)
+    pmf = np.exp(log_pmf)
+    pmf /= pmf.sum(axis=1, keepdims=True)
+    sequences = np.minimum(1.0 + others[None, :], np.maximum(inputs.max_batch, 1.0)[col])
+    step_mean = inputs.step_base_ms[col] / 1000.0 + sequences * x_mean[col]
+    step_sd = np.sqrt(sequences * x_var[col]) + 1e-12
+
+    groups = np.sort(remainder, axis=1).reshape(len(remainder), _REMAINDER_GROUPS, -1).mean(axis=2)
+    # Stall levels of a step (none, a full chunk, each group of partial chunks) and their shares of intervals.
+    stalls = np.concatenate([np.zeros((len(rate), 1)), stall_s[col], groups * per_token_s[col]], axis=1)
+    weights = np.concatenate(
+        [
+            (1.0 - chunked)[col],
+            (chunked * (1.0 - partial))[col],
+            np.repeat((chunked * partial / _REMAINDER_GROUPS)[col], _REMAINDER_GROUPS, axis=1),
+        ],
+        axis=1,
+    )
+    shifted = step_mean[:, None, :] + stalls[:, :, None]
+
+    def tpot_tail(t: FloatArray) -> FloatArray:
+        over = _normal_tail((t[:, None, None] - shifted) / step_sd[:, None, :])
+        result: FloatArray = (weights[:, :, None] * pmf[:, None, :] * over).sum(axis=(1, 2))
+        return result
+
+    tpot_high = (step_mean + 10.0 * step_sd).max(axis=1) + stall_s
+    return _bisect_quantile(tpot_tail, tpot_high, share)
+
+
+MINUTE_SECONDS = 60.0
+"""The SLO is judged on each minute's own p95 (simulate's request-level judge, the operator's 1-minute windows)."""
+
+MINUTE_MISS = 0.01
+"""A per-minute allowance (CapacityInputs.minute_miss) matching a 99%-of-minutes SLO target: a replica held at
+its capacity all the time still meets it."""
+
+
+def _minute_miss(
+    inputs: CapacityInputs,
+    rate: FloatArray,
+    rho: FloatArray,
+    ttft_tail: Callable[[FloatArray], FloatArray],
+    share: float,
+) -> FloatArray:
+    """Probability that more than `share` of a minute's requests exceed the TTFT objective.
+
+    The hour's p95 is a mean over minutes; a minute's share X of requests over the objective scatters around
+    its mean p = P(TTFT > objective) because long waits come in clumps: the wait is above the threshold for a
+    whole excursion of the queue. In heavy traffic the wait is a reflected Brownian motion with drift
+    -(1 - rho) and variance I E[S] rho per second (I the work's index of dispersion), whose correlation time
+    I E[S] rho / (1 - rho)^2 holds lam times that many requests; an excursion's indicator is correlated over
+    about twice that, so a clump holds m = 2 I(m) rho^2 / (1 - rho)^2 requests (I over m requests, fixed
+    point). X over the n = lam x 60 requests of a minute: mean p, variance p m / n, taken as a gamma
+    distribution (a compound count of clumps)."""
+    objective_s = np.minimum(inputs.ttft_slo_ms / 1000.0, 1e9)
+    over = ttft_tail(objective_s)
+    clump = np.ones_like(rho)
+    for _ in range(12):
+        clump = np.maximum(2.0 * _dispersion_at(inputs, clump) * rho**2 / (1.0 - rho) ** 2, 1.0)
+    minute_requests = np.maximum(rate * MINUTE_SECONDS, 1e-300)
+    shape = over * minute_requests / clump
+    scale = clump / minute_requests
+    miss: FloatArray = np.where(
+        over > 0, special.gammaincc(np.maximum(shape, 1e-300), share / np.maximum(scale, 1e-300)), 0.0
+    )
+    return miss
+
+
+def _log_factorial(values: FloatArray) -> FloatArray:
+    result: FloatArray = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, len(values))))])[: len(values)]
+    return result
+
+
+def _normal_tail(z: FloatArray) -> FloatArray:
+    """P(N(0,1) > z)."""
+    result: FloatArray = special.ndtr(-z)
+    return result
 
 
 def _within_slo(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> npt.NDArray[np.bool_]:
@@ -196,6 +507,7 @@ def _within_slo(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSetti
         & (latency.batch <= inputs.max_batch)
         & (latency.tpot_s * 1000.0 <= inputs.tpot_slo_ms)
         & (latency.ttft_s * 1000.0 <= inputs.ttft_slo_ms)
+        & (latency.minute_miss <= (1.0 if inputs.minute_miss is None else inputs.minute_miss))
     )
     return ok
 
@@ -247,6 +559,7 @@ def _single(
     ttft: float,
     prompt_p95: float | None = None,
     dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> CapacityInputs:
     return CapacityInputs.of(
         [model],
@@ -256,6 +569,7 @@ def _single(
         [ttft],
         None if prompt_p95 is None else [prompt_p95],
         None if dispersion is None else [dispersion],
+        None if traffic is None else [traffic],
     )
 
 
@@ -268,10 +582,11 @@ def operating_point(
     settings: PlannerSettings,
     prompt_p95_tokens: float | None = None,
     work_dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> OperatingPoint:
     """Batch, latencies and power of one replica at a request rate (latency SLOs not applied)."""
     inputs = _single(
-        model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf, prompt_p95_tokens, work_dispersion
+        model, mean_prompt_tokens, mean_output_tokens, math.inf, math.inf, prompt_p95_tokens, work_dispersion, traffic
     )
     latency = _latency(inputs, np.asarray([requests_per_second], dtype=np.float64), settings)
     batch = float(latency.batch[0])
@@ -297,12 +612,24 @@ def replica_capacity(
     settings: PlannerSettings,
     prompt_p95_tokens: float | None = None,
     work_dispersion: float | None = None,
+    traffic: TrafficShape | None = None,
 ) -> ReplicaCapacity:
     """The SLO capacity of one replica and what limits it."""
     inputs = _single(
-        model, mean_prompt_tokens, mean_output_tokens, tpot_slo_ms, ttft_slo_ms, prompt_p95_tokens, work_dispersion
+        model,
+        mean_prompt_tokens,
+        mean_output_tokens,
+        tpot_slo_ms,
+        ttft_slo_ms,
+        prompt_p95_tokens,
+        work_dispersion,
+        traffic,
     )
-    measured = {"prompt_p95_tokens": prompt_p95_tokens, "work_dispersion": work_dispersion}
+    measured: dict[str, Any] = {
+        "prompt_p95_tokens": prompt_p95_tokens,
+        "work_dispersion": work_dispersion,
+        "traffic": traffic,
+    }
     rate = float(capacity_requests_per_second(inputs, settings)[0])
     if rate <= 0.0:
         point = operating_point(
@@ -346,6 +673,13 @@ def replica_capacity(
         limit = CapacityLimit.TPOT
     else:
         limit = CapacityLimit.TTFT
+    return _capacity_at(rate, mean_output_tokens, point, limit)
+
+
+def _capacity_at(
+    rate: float, mean_output_tokens: float, point: OperatingPoint, limit: CapacityLimit
+) -> ReplicaCapacity:
+    """A replica's SLO capacity `rate`, its operating point there, and what limits it."""
     return ReplicaCapacity(
         requests_per_second=rate,
         output_tokens_per_second=rate * mean_output_tokens,

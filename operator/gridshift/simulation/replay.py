@@ -233,6 +233,7 @@ def _capacity(
     trace: TraceProfile,
     settings: PlannerSettings,
     burstiness: Burstiness | None = None,
+    minute_miss: float | None = None,
 ) -> float:
     inputs = CapacityInputs.of(
         [model],
@@ -242,6 +243,8 @@ def _capacity(
         [setup.ttft_p95_ms],
         None if burstiness is None else [burstiness.prompt_p95_tokens],
         None if burstiness is None else [burstiness.work_dispersion],
+        None if burstiness is None else [burstiness.traffic],
+        minute_miss,
     )
     return float(capacity_requests_per_second(inputs, settings)[0])
 
@@ -306,7 +309,7 @@ def _deployment(
     capacity = planner_capacity
     if planner_capacity > 0:
         burstiness = measured_burstiness(model, setup, trace, copies, planner_settings)
-        capacity = _capacity(model, setup, trace, planner_settings, burstiness)
+        capacity = _capacity(model, setup, trace, planner_settings, burstiness, settings.capacity_minute_miss)
     if capacity <= 0:
         raise SimulationInputError(
             f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "

@@ -209,6 +209,12 @@ class ReplayResult:
                     m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.replay.markets
                 },
                 "diurnal_trough": settings.diurnal_trough,
+                # Recorded only when set: the default JSON stays as it was.
+                **(
+                    {}
+                    if settings.capacity_minute_miss is None
+                    else {"capacity_minute_miss": settings.capacity_minute_miss}
+                ),
             },
         }
 
@@ -425,6 +431,9 @@ def _worker(task: tuple[str, Replay, Any, HindsightMethod]) -> Any:
     if kind == "judge":
         totals, indices = argument
         return _judge(replay, totals, indices, _queued_progress)
+    if kind == "bound":
+        scenario, required = argument
+        return solve_hindsight(replay, cost_rates(replay, scenario), required=required)
     return _scenario_runs(replay, argument, hindsight, _queued_progress)
 
 
@@ -462,6 +471,27 @@ def _pool_map(
         return [f.result() for f in futures]
 
 
+def _balanced_groups(replay: Replay, totals: list[IntArray], parts: int) -> list[list[int]]:
+    """Deployments split into `parts` groups of about equal judging work (longest first, each to the lightest
+    group). A deployment's work is the requests its replayed replica serves: per Ready count R that some schedule
+    has, the deployment's requests over R in the minutes where one does (`request_levels`)."""
+    work = []
+    for index, deployment in enumerate(replay.deployments):
+        counts = np.stack([np.asarray(r[:, index], dtype=np.int64) for r in totals])
+        rate = deployment.rate_rps[: replay.minutes]
+        total = 0.0
+        for level in np.unique(counts[counts > 0]):
+            total += float(rate[(counts == level).any(axis=0)].sum()) / float(level)
+        work.append(total)
+    groups: list[list[int]] = [[] for _ in range(parts)]
+    loads = [0.0] * parts
+    for index in sorted(range(len(work)), key=lambda i: -work[i]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(index)
+        loads[lightest] += work[index]
+    return [sorted(group) for group in groups]
+
+
 def judge_schedules(
     replay: Replay, totals: list[IntArray], jobs: int = 1, progress: ProgressHook | None = None
 ) -> list[npt.NDArray[np.bool_]]:
@@ -469,7 +499,7 @@ def judge_schedules(
     count = len(replay.deployments)
     if jobs <= 1:
         return _judge(replay, totals, list(range(count)), progress)
-    groups = [list(range(count))[part::jobs] for part in range(min(jobs, count))]
+    groups = _balanced_groups(replay, totals, min(jobs, count))
     parts = _pool_map([("judge", replay, (totals, group), HindsightMethod.FAST) for group in groups], jobs, progress)
     verdicts = [np.ones_like(v) for v in parts[0]]
     for group, part in zip(groups, parts, strict=True):
@@ -519,8 +549,15 @@ def run_replay(
     judged = {id(s): replace(s, latency_ok=v) for s, v in zip(named, verdicts, strict=False)}
     bound_slo_pct = 100.0 * float(verdicts[-3].mean())
     request_bound, request_bound_ok = request_level_required(needed, [needed, *extra], verdicts[-3:])
+    # The bound held to the request-level SLO, one solve per scenario (in parallel where there are processes).
+    if jobs <= 1 or len(scenarios) <= 1:
+        request_bounds = [solve_hindsight(replay, cost_rates(replay, s), required=request_bound) for s in scenarios]
+    else:
+        request_bounds = _pool_map(
+            [("bound", replay, (s, request_bound), HindsightMethod.FAST) for s in scenarios], jobs, None
+        )
     results: dict[Scenario, ScenarioResult] = {}
-    for scenario in scenarios:
+    for scenario, request_bound_result in zip(scenarios, request_bounds, strict=True):
         rates = cost_rates(replay, scenario)
         run = runs[scenario]
         policies: dict[str, PolicyResult] = {}
@@ -535,7 +572,7 @@ def run_replay(
         policies["hindsight"] = _hindsight_result(replay, scenario, run.bound, static_totals, bound_slo_pct)
         baseline_usd, baseline_kwh = fleet_idle_baseline(replay) if scenario == Scenario.OWNED else (None, None)
         bounds = dict(run.extra)
-        bounds["hindsight_at_request_level_slo"] = solve_hindsight(replay, rates, required=request_bound)
+        bounds["hindsight_at_request_level_slo"] = request_bound_result
         results[scenario] = ScenarioResult(
             scenario=scenario,
             policies={name: policies[name] for name in POLICY_NAMES},
