@@ -65,10 +65,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from gridshift.arrays import FloatArray
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
-
-FloatArray = npt.NDArray[np.float64]
 
 _BISECTION_STEPS = 60
 _QUANTILE_STEPS = 32

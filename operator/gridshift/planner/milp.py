@@ -24,11 +24,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy.sparse import coo_matrix, csc_matrix
 
+from gridshift.arrays import FloatArray
 from gridshift.planner.problem import Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, shortfall_penalty_per_unit
-
-FloatArray = npt.NDArray[np.float64]
 
 
 class _Builder:

@@ -27,13 +27,14 @@ from typing import Any
 import numpy as np
 
 from gridshift.api.carbon import CarbonBasis
+from gridshift.arrays import FloatArray
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
 from gridshift.signals.carbon_feeds import read_carbon_csv
 from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text
 from gridshift.simulation.engine import FleetView, account, cost_rates, request_levels, simulate
 from gridshift.simulation.policies import GridshiftPolicy
-from gridshift.simulation.replay import FloatArray, Replay
+from gridshift.simulation.replay import Replay
 from gridshift.simulation.runner import PolicyResult, ReplayResult
 from gridshift.simulation.settings import Scenario
 

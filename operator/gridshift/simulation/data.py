@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from gridshift.arrays import FloatArray
 
 DATA_PACKAGE = "gridshift.data"
 SHIPPED_PRICES = "prices/prices_2024_7markets_utc_hourly_wide.csv"

@@ -26,12 +26,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.requests import minute_latency, serve, thinned_arrivals
 from gridshift.simulation.settings import Scenario
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class FleetView(Protocol):

@@ -32,10 +32,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+from gridshift.arrays import FloatArray, IntArray
 
 _MINUTES_PER_DAY = 1440
 

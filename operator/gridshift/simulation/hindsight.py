@@ -30,16 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.simulation.engine import CostRates
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import Scenario
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class HindsightError(RuntimeError):

@@ -27,8 +27,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
-import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.modes import MigrationMode
 from gridshift.planner import make_plan
 from gridshift.planner import snapshot as S
@@ -36,9 +36,6 @@ from gridshift.simulation.engine import FleetView
 from gridshift.simulation.forecast import required_replicas, sized_rates
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.settings import DeploymentSetup, Scenario
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 def _clamp_replicas(replay: Replay, counts: IntArray) -> IntArray:

@@ -21,17 +21,14 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_requests_per_second, power_at
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
 from gridshift.simulation.requests import Burstiness, measure, steady_stream
 from gridshift.simulation.settings import MARKET_TIMEZONES, DeploymentSetup, Scenario, SimulationSettings
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 # Hours of prices beyond the replay's end that the planner's horizon may look at.
 LOOKAHEAD_HOURS = 48

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.arrays import FloatArray
 from gridshift.planner.profiles import PerformanceModel
-
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.capacity import DISPERSION_WINDOWS_S, PROMPT_QUANTILE_POINTS, TrafficShape
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.simulation.data import TraceProfile
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 _FIXED_POINT_PASSES = 6
 """At most this many passes; they stop once no request's step time moves by more than _SETTLED."""

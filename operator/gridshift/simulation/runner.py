@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.simulation.data import MarketPrices, TraceProfile
 from gridshift.simulation.engine import (
@@ -32,9 +33,6 @@ from gridshift.simulation.policies import (
 )
 from gridshift.simulation.replay import Replay, build_replay, default_deployments
 from gridshift.simulation.settings import DeploymentSetup, Scenario, SimulationSettings
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 POLICY_NAMES: tuple[str, ...] = ("static", "reactive", "greedy", "gridshift", "hindsight")
 
