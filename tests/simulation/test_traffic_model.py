@@ -20,7 +20,7 @@ from gridshift.planner.capacity import (
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import TraceProfile, shipped_trace
-from gridshift.simulation.requests import measure, minute_latency, serve, steady_stream
+from gridshift.simulation.requests import Burstiness, measure, minute_latency, serve, steady_stream
 from tests.simulation.sim_replay import MEASURED_MODEL, models
 
 SETTINGS = PlannerSettings()
@@ -77,14 +77,8 @@ def test_flat_dispersion_and_one_prompt_length_give_kingmans_exponential_tail() 
     assert point.ttft_p95_ms / 1000.0 == pytest.approx(own + theta * math.log(rho / 0.05), rel=1e-6)
 
 
-@pytest.mark.parametrize(("name", "copies", "ttft_slo"), [("code", 18, 2000.0), ("conv", 11, 1000.0)])
-def test_capacity_from_measured_traffic_is_the_request_level_capacity(name: str, copies: int, ttft_slo: float) -> None:
-    """Calibrated on one hour (seed 1), scored on another (seed 2): the modelled capacity for the hour's p95 (no
-    per-minute allowance) is within 10% of the largest rate at which the request-level engine meets the SLO
-    over the hour (the Poisson/one-index model was 22% under it on the code trace), and p95 TTFT at half and
-    three quarters of it within 15%."""
-    model = _model()
-    trace = shipped_trace(name)
+def _calibration_hour(model: PerformanceModel, trace: TraceProfile, copies: int, ttft_slo: float) -> Burstiness:
+    """The traffic measured on the calibration hour (seed 1), run at 3/4 of the Poisson model's capacity."""
     guess = replica_capacity(
         model,
         mean_prompt_tokens=trace.mean_prompt_tokens,
@@ -93,7 +87,18 @@ def test_capacity_from_measured_traffic_is_the_request_level_capacity(name: str,
         ttft_slo_ms=ttft_slo,
         settings=SETTINGS,
     ).requests_per_second
-    seen = measure(steady_stream(trace, copies, offset=3, rate=0.75 * guess, seed=1))
+    return measure(steady_stream(trace, copies, offset=3, rate=0.75 * guess, seed=1))
+
+
+@pytest.mark.parametrize(("name", "copies", "ttft_slo"), [("code", 18, 2000.0), ("conv", 11, 1000.0)])
+def test_capacity_from_measured_traffic_is_the_request_level_capacity(name: str, copies: int, ttft_slo: float) -> None:
+    """Calibrated on one hour (seed 1), scored on another (seed 2): the modelled capacity for the hour's p95 (no
+    per-minute allowance) is within 10% of the largest rate at which the request-level engine meets the SLO
+    over the hour (the Poisson/one-index model was 22% under it on the code trace), and p95 TTFT at half and
+    three quarters of it within 15%."""
+    model = _model()
+    trace = shipped_trace(name)
+    seen = _calibration_hour(model, trace, copies, ttft_slo)
     capacity = replica_capacity(
         model,
         mean_prompt_tokens=seen.prompt_mean_tokens,
@@ -126,15 +131,7 @@ def test_the_capacity_holds_minute_by_minute(name: str, copies: int, ttft_slo: f
     miss) the engine's minutes miss about that share (4 hours of the scored slice, seed 2)."""
     model = _model()
     trace = shipped_trace(name)
-    guess = replica_capacity(
-        model,
-        mean_prompt_tokens=trace.mean_prompt_tokens,
-        mean_output_tokens=trace.mean_output_tokens,
-        tpot_slo_ms=50.0,
-        ttft_slo_ms=ttft_slo,
-        settings=SETTINGS,
-    ).requests_per_second
-    seen = measure(steady_stream(trace, copies, offset=3, rate=0.75 * guess, seed=1))
+    seen = _calibration_hour(model, trace, copies, ttft_slo)
 
     def capacity_and_missed(allowed: float | None) -> tuple[float, float]:
         inputs = CapacityInputs.of(
