@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridshift.planner import PlannerSettings, Snapshot
+from gridshift.planner import PlannerSettings, Snapshot, make_plan
 from gridshift.planner.firstfill import first_fill
 from gridshift.planner.problem import Problem, build_problem
 from gridshift.planner.search import revalidated_current, violations
@@ -85,3 +85,16 @@ def test_above_the_pricing_sample_the_sweep_improves_the_first_fill(monkeypatch:
     filled = first_fill(problem, chosen, revalidated_current(problem))
     assert result.objective_usd_per_hour < objective(problem, filled, chosen)
     assert result.objective_usd_per_hour == objective(problem, result.solution, chosen)
+
+
+def test_with_no_deployments_the_first_fill_is_empty_and_the_plan_has_no_entries() -> None:
+    # A hub with clusters and no InferenceDeployment yet (CI caught first_fill returning one empty
+    # deployment here, which the validity check then refused with an exception every cycle).
+    world = snapshot([], [cluster("a", gpus={H100: 16})], {"a": flat_prices(0.1)})
+    problem = build_problem(world, SETTINGS)
+    filled = first_fill(problem, SETTINGS, revalidated_current(problem))
+    assert filled.counts == ()
+    assert violations(problem, filled) == []
+    first = make_plan(world, SETTINGS)
+    assert first.deployments == ()
+    assert make_plan(world, SETTINGS, previous=first).deployments == ()

@@ -165,7 +165,8 @@ def first_fill(
         np.add.at(free, pools, -granted * gpus)
         np.add.at(started, f.owner[ask], granted)
     counts = _trim(f, counts, started, stopped)
-    split = np.split(counts, f.offsets[1:-1])
+    # np.split of the empty array gives one empty part: with no deployments there are no parts.
+    split = np.split(counts, f.offsets[1:-1]) if n_dep else []
     return Solution(counts=tuple(tuple(c.tolist()) for c in split), solver=Solver.PRICED)
 
 
