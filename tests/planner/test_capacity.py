@@ -11,10 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridshift.planner.capacity import (
+    DISPERSION_WINDOWS_S,
+    PROMPT_QUANTILE_POINTS,
     CapacityInputs,
     CapacityLimit,
     OperatingPoint,
     ReplicaCapacity,
+    TrafficShape,
+    _dispersion_at,
     batch_at,
     capacity_requests_per_second,
     operating_point,
@@ -398,3 +402,53 @@ def test_measured_burstiness_and_prompt_tail_replace_the_defaults() -> None:
     )
     assert bursty.ttft_p95_ms > default.ttft_p95_ms
     assert bursty.tpot_p95_ms == pytest.approx(default.tpot_p95_ms)
+
+
+def _flat_traffic(prompt: float, dispersion: float) -> TrafficShape:
+    return TrafficShape(
+        prompt_quantiles=np.full(PROMPT_QUANTILE_POINTS, prompt),
+        dispersion_curve=np.full(len(DISPERSION_WINDOWS_S), dispersion),
+        rate=1.0,
+    )
+
+
+def test_with_measured_traffic_at_a_trickle_a_decode_step_is_one_sequence_alone() -> None:
+    """At 0.01 requests/s almost no step carries a prefill chunk or another sequence, so the measured-traffic
+    p95 TPOT is one sequence's step: base + KV x (prompt + output / 2) + per sequence, to the bisection's
+    precision (a step carrying others, or a prefill stall counted as most steps' lot, lands well above it)."""
+    prompt, output = 1000.0, 200.0
+    point = operating_point(
+        H100_MODEL,
+        requests_per_second=0.01,
+        mean_prompt_tokens=prompt,
+        mean_output_tokens=output,
+        settings=SETTINGS,
+        traffic=_flat_traffic(prompt, 1.0),
+    )
+    alone = (
+        H100_MODEL.step_base_ms
+        + H100_MODEL.step_ms_per_kv_position * (prompt + output / 2.0)
+        + H100_MODEL.step_ms_per_sequence
+    )
+    assert point.tpot_p95_ms == pytest.approx(alone, rel=1e-6)
+
+
+def test_the_measured_dispersion_is_read_at_its_windows_interpolated_in_log_and_held_beyond() -> None:
+    """_dispersion_at: windows counted in requests (rate x DISPERSION_WINDOWS_S); the measured value at each,
+    linear in log(requests) between two, the end values held outside."""
+    curve = np.arange(1.0, len(DISPERSION_WINDOWS_S) + 1.0)
+    rate = 3.0
+    traffic = TrafficShape(prompt_quantiles=np.full(PROMPT_QUANTILE_POINTS, 500.0), dispersion_curve=curve, rate=rate)
+    inputs = CapacityInputs.of([H100_MODEL], [500.0], [200.0], [50.0], [1000.0], traffic=[traffic])
+    windows = np.asarray(DISPERSION_WINDOWS_S)
+
+    def at(requests: float) -> float:
+        return float(_dispersion_at(inputs, np.asarray([requests]))[0])
+
+    for k in range(len(windows)):
+        assert at(rate * windows[k]) == pytest.approx(curve[k], rel=1e-9)
+    for k in range(len(windows) - 1):
+        between = rate * math.sqrt(windows[k] * windows[k + 1])
+        assert at(between) == pytest.approx((curve[k] + curve[k + 1]) / 2.0, rel=1e-9)
+    assert at(rate * windows[0] / 10.0) == pytest.approx(curve[0])
+    assert at(rate * windows[-1] * 10.0) == pytest.approx(curve[-1])
