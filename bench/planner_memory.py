@@ -16,6 +16,8 @@ mapped, is fragmentation: memory held at the cycle's peak, not objects kept.
   problem  build_problem only
   prices   build_problem + the LP pricing (HiGHS simplex on the compact LP, a sample at this size)
   plan     the whole make_plan (default)
+  child    the whole make_plan in a forked child process, the plan sent back (an experiment: what
+           planning out of process would leave in the operator)
 
 Environment variables worth a data point (they act on the allocators, not on the planner):
 MALLOC_ARENA_MAX=2 (glibc's per-thread arenas), MALLOC_MMAP_THRESHOLD_=131072 (large blocks always
@@ -34,11 +36,14 @@ import ctypes
 import ctypes.util
 import gc
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
 import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +152,18 @@ def reading(label: str, traced: bool) -> dict[str, Any]:
     return figures
 
 
+def _plan_without_snapshot(snapshot: Any, settings: PlannerSettings, previous: Plan | None) -> Plan:
+    plan = make_plan(snapshot, settings, clock=time.monotonic, previous=previous)
+    return replace(plan, snapshot=None)
+
+
 def one_cycle(stage: str, snapshot: Any, settings: PlannerSettings, previous: Plan | None) -> Plan | None:
+    if stage == "child":
+        # The experiment: plan in a forked child, so that what the search allocates goes back whole
+        # when it exits; only the plan comes back (pickled, the snapshot re-attached here).
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+            plan = pool.submit(_plan_without_snapshot, snapshot, settings, previous).result()
+        return replace(plan, snapshot=snapshot)
     if stage == "plan":
         return make_plan(snapshot, settings, clock=time.monotonic, previous=previous)
     from gridshift.planner.problem import build_problem
@@ -172,7 +188,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cycles", type=int, default=2, help="make_plan calls, each from the last plan (default 2)")
     parser.add_argument("--budget", type=float, default=None, help="planner time budget, s (default: the setting's)")
-    parser.add_argument("--stage", choices=("problem", "prices", "plan"), default="plan")
+    parser.add_argument("--stage", choices=("problem", "prices", "plan", "child"), default="plan")
     parser.add_argument("--tracemalloc", action="store_true", help="trace Python's allocations (slows the planner)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here (default: stdout)")
     args = parser.parse_args()
