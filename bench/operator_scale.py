@@ -19,7 +19,7 @@ vectors (demand then reads unknown: Advisory reports it and keeps the replicas).
 
 Ratios against references computed in the same run: Prometheus queries per cycle against the
 per-deployment scheme (10 signals x deployments with replicas), writes per idle cycle against
-one write per deployment, RSS against the chart's memory limit (charts/gridshift values: 512Mi).
+one write per deployment, RSS against the chart's memory limit (charts/gridshift values: 1Gi).
 
 Usage (repo root): PYTHONPATH=operator .venv/bin/python bench/operator_scale.py --deployments 1000 --regions 12
   [--json out.json] [--steady 3] [--write-concurrency 16] [--nodes 2]
@@ -69,7 +69,7 @@ from gridshift.settings import OperatorSettings  # noqa: E402
 from gridshift.shell.handlers import essence  # noqa: E402
 from gridshift.signals.promql import Signal  # noqa: E402
 
-CHART_MEMORY_LIMIT_MIB = 512
+CHART_MEMORY_LIMIT_MIB = 1024
 """charts/gridshift values.yaml resources.limits.memory."""
 
 

@@ -4,9 +4,9 @@ Real control planes (hub + 12 regions, started 4 at a time), one member replica 
 service's real adapters cycle by cycle (see the bench's docstring). Asserts the bounds of issue 20 that
 do not depend on the machine's load: Prometheus queries per cycle are 10 per region whatever the
 number of deployments, an idle cycle writes nothing (the Lease renewal aside), every deployment gets
-its status in the first cycle through at most write_concurrency writes at once, RSS within the
-chart's limit. The wall times are printed, not asserted (a shared 2-core machine; docs/scale.md).
-About 6 minutes here.
+its status in the first cycle through at most write_concurrency writes at once, RSS under 384 MiB
+(well within the chart's limit). The wall times are printed, not asserted (a shared 2-core machine;
+docs/scale.md). About 6 minutes here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.conftest import REPO_ROOT
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 DEPLOYMENTS, REGIONS, CONCURRENCY = 1000, 12, 16
+RSS_BOUND_MIB = 384
 
 
 def test_a_thousand_deployments_in_twelve_regions_stay_within_the_bounds(tmp_path: Path) -> None:
@@ -59,4 +60,6 @@ def test_a_thousand_deployments_in_twelve_regions_stay_within_the_bounds(tmp_pat
         assert (cycle["writes"], cycle["status_writes"], cycle["member_writes"], cycle["events"]) == (0, 0, 0, 0)
         assert cycle["prometheus_queries"] == len(Signal) * REGIONS, "one query per signal per region"
         assert cycle["errors"] == 0
-    assert result["peak_rss_mib"] < 0.75 * CHART_MEMORY_LIMIT_MIB
+    # 223-285 MiB measured at 1,000 (docs/scale.md). The bound was 3/4 of the chart's limit when that was
+    # 512Mi; the limit is 1Gi since, for 10,000 deployments, and the bound at 1,000 stays where it was.
+    assert result["peak_rss_mib"] < min(RSS_BOUND_MIB, 0.75 * CHART_MEMORY_LIMIT_MIB)
