@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,17 @@ __all__ = [
     "pytest_collection_finish",
     "pytest_collection_modifyitems",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _no_operator_left_running() -> Iterator[None]:
+    """Stops any operator process a test started and left running (its clean-up raised before `stop`): one left
+    running keeps the hub's leader Lease, and every later test's operator on that hub plans nothing. Operators
+    of module- or session-scoped fixtures start before this snapshot and are left to their fixtures."""
+    from tests.e2e.operator_env import OperatorProcess
+
+    before = set(OperatorProcess.running)
+    yield
+    for left in OperatorProcess.running - before:
+        warnings.warn(f"an operator process was left running by the test ({left.log_path}); stopped", stacklevel=1)
+        left.stop()

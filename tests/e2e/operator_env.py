@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from gscluster.ports import free_ports
@@ -28,6 +28,9 @@ MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
 class OperatorProcess:
     """One `kopf run` of gridshift's handlers; logs to a file the test names on failure."""
+
+    running: ClassVar[set[OperatorProcess]] = set()
+    """Started and not yet stopped or killed: tests/conftest.py stops what a test leaves running."""
 
     def __init__(self, hub_kubeconfig: Path, log_dir: Path, name: str, **settings: Any) -> None:
         self.log_path = log_dir / f"operator-{name}.log"
@@ -67,15 +70,18 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
         )
+        OperatorProcess.running.add(self)
         return self
 
     def kill(self) -> None:
         """SIGKILL: no cleanup handlers run, as when a node dies."""
+        OperatorProcess.running.discard(self)
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
+        OperatorProcess.running.discard(self)
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
