@@ -350,11 +350,14 @@ def _cheapest_cover(deployment: DeploymentProblem, candidates: list[int]) -> tup
     target = deployment.coverage_target
     least = max(1, deployment.min_replicas)
     known = deployment.demand_known
+    ceil = math.ceil
     best_value, best = 0.0, -1
     for k in candidates:
         option = options[k]
         unit = option.capacity_tokens_per_s if known else 1.0
-        replicas = max(least, math.ceil(target / unit - 1e-9) if unit > 0 else 1)
+        replicas = ceil(target / unit - 1e-9) if unit > 0 else 1
+        if replicas < least:
+            replicas = least
         gpu = replicas * option.gpus * option.gpu_hour_usd
         # sum((gpu, energy)) as _alternative summed the pair: from 0, left to right.
         value = 0.0 + gpu + (replicas * option.hourly_cost_now_usd - gpu)
