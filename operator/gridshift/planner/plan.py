@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -185,30 +186,37 @@ def make_plan(
     settings = settings or PlannerSettings()
     problem = build_problem(snapshot, settings)
     result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot))
-    solution = result.solution
-    free = dict(problem.inventory)
-    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
-        for option, count in zip(deployment.options, counts, strict=True):
-            free[option.key] = free.get(option.key, 0) - count * option.gpus
-    powers = _load_powers(problem, solution, settings)
-    plans = _merge_class_groups(
-        problem,
-        [
-            _deployment_plan(problem, deployment, list(counts), free, powers, settings)
-            for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
-        ],
-    )
     return Plan(
         now=snapshot.now,
-        solver=solution.solver,
+        solver=result.solution.solver,
         variable_count=problem.variable_count,
         objective_usd_per_hour=result.objective_usd_per_hour,
         bound_usd_per_hour=result.bound_usd_per_hour,
         proven_optimal=result.proven_optimal,
         budget_exhausted=result.budget_exhausted,
         search_steps=result.steps,
-        deployments=plans,
+        deployments=_assemble(problem, result.solution, settings),
         snapshot=snapshot,
+    )
+
+
+def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -> tuple[DeploymentPlan, ...]:
+    """Every deployment's plan from the search's counts (outside the search's budget: at 10,000
+    deployments this step alone took about 4 CPU-s, so it reads only the options a plan uses where it can)."""
+    free = dict(problem.inventory)
+    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
+        options = deployment.options
+        for j, count in enumerate(counts):
+            if count:
+                option = options[j]
+                free[option.key] = free.get(option.key, 0) - count * option.gpus
+    powers = _load_powers(problem, solution, settings)
+    return _merge_class_groups(
+        problem,
+        [
+            _deployment_plan(problem, deployment, list(counts), free, powers, settings)
+            for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
+        ],
     )
 
 
@@ -249,11 +257,12 @@ def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings
         if deployment.frozen:
             counts = tuple(o.current for o in deployment.options)
         workload = deployment.workload
-        capacity_rps = sum(o.capacity_rps * n for o, n in zip(deployment.options, counts, strict=True))
+        options = deployment.options
+        used = [j for j, count in enumerate(counts) if count > 0]
+        capacity_rps = _used_sum([options[j].capacity_rps * counts[j] for j in used], bool(options))
         served = workload.requests_per_second
-        for j, (option, count) in enumerate(zip(deployment.options, counts, strict=True)):
-            if count <= 0:
-                continue
+        for j in used:
+            option = options[j]
             if served is None or capacity_rps <= 0:
                 powers[(deployment.index, j)] = option.power_at_capacity_watts
                 continue
@@ -279,14 +288,15 @@ def _cost_prediction(
     settings: PlannerSettings,
 ) -> CostPrediction:
     workload = deployment.workload
-    capacity_rps = sum(o.capacity_rps * n for o, n in zip(deployment.options, counts, strict=True))
+    options = deployment.options
+    used = [j for j, count in enumerate(counts) if count > 0]
+    capacity_rps = _used_sum([options[j].capacity_rps * counts[j] for j in used], bool(options))
     served_rps = workload.requests_per_second
     gpu_cost = energy_cost = power_total = grams = 0.0
     by_region: dict[str, float] = {}
     measured = bool(problem.carbon_views)
-    for j, (option, count) in enumerate(zip(deployment.options, counts, strict=True)):
-        if count <= 0:
-            continue
+    for j in used:
+        option, count = options[j], counts[j]
         power = powers[(deployment.index, j)]
         price = problem.price_views[option.cluster].now_usd_per_kwh
         gpu_cost += count * option.gpus * option.gpu_hour_usd
@@ -332,6 +342,30 @@ def _cover_cost_now(deployment: DeploymentProblem, option: Option) -> tuple[int,
     return replicas, gpu, replicas * option.hourly_cost_now_usd - gpu
 
 
+def _cheapest_cover(deployment: DeploymentProblem, candidates: list[int]) -> tuple[float, int]:
+    """The smallest (GPU plus energy cost per hour of covering the demand alone, option index) over
+    `candidates` (ascending indices): `_cover_cost_now` inlined, the same arithmetic in the same order
+    (a call per option was about a fifth of the plan assembly's time at 10,000 deployments). Change both together."""
+    options = deployment.options
+    target = deployment.coverage_target
+    least = max(1, deployment.min_replicas)
+    known = deployment.demand_known
+    ceil = math.ceil
+    best_value, best = 0.0, -1
+    for k in candidates:
+        option = options[k]
+        unit = option.capacity_tokens_per_s if known else 1.0
+        replicas = ceil(target / unit - 1e-9) if unit > 0 else 1
+        if replicas < least:
+            replicas = least
+        gpu = replicas * option.gpus * option.gpu_hour_usd
+        # sum((gpu, energy)) as _alternative summed the pair: from 0, left to right.
+        value = 0.0 + gpu + (replicas * option.hourly_cost_now_usd - gpu)
+        if best < 0 or value < best_value:
+            best_value, best = value, k
+    return best_value, best
+
+
 def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> str:
     """Which part of the cost (GPU-hours or energy) decided between the plan's main option and `other`."""
     _, gpu_a, energy_a = _cover_cost_now(deployment, chosen)
@@ -365,19 +399,21 @@ def _explain(
     infeasible_reason: str | None,
 ) -> Explanation:
     options = deployment.options
-    used = [(o, n) for o, n in zip(options, counts, strict=True) if n > 0]
+    used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
     current = list(deployment.columns.current)
     started, stopped = moves(deployment, counts)
     details = list(deployment.notes)
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
-    keep_without_shortfall = deployment_objective(deployment, current, _without_shortfall(settings))
     # Against a placement that leaves demand unserved, a "saving" would only count the penalty.
-    current_covers_demand = abs(keep_objective - keep_without_shortfall) < 1e-6
+    current_covers_demand = _no_shortfall_term(deployment, keep_objective) or (
+        abs(keep_objective - deployment_objective(deployment, current, _without_shortfall(settings))) < 1e-6
+    )
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = keep_objective - chosen_objective if options and current_covers_demand else None
-    if saving is not None:
-        # The carbon limit penalty steers the plan but is no money: the saving is in real cost.
+    if saving is not None and deployment.deployment.requirements.uses_carbon:
+        # The carbon limit penalty steers the plan but is no money: the saving is in real cost. Only
+        # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
@@ -410,6 +446,22 @@ def _explain(
         alternative_usd_per_hour=alternative_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
+
+
+def _no_shortfall_term(deployment: DeploymentProblem, keep_objective: float) -> bool:
+    """Whether deployment_objective adds no shortfall penalty to the current placement's objective
+    (Frozen, nothing to cover, or covered), so that the objective without it is the same number: the
+    coverage summed as deployment_objective sums it. Change both together."""
+    if not math.isfinite(keep_objective):
+        return False
+    if deployment.frozen or deployment.coverage_target <= 0:
+        return True
+    columns = deployment.columns
+    covered = 0.0
+    for n, unit in zip(columns.current, columns.unit, strict=True):
+        if n > 0:
+            covered += n * unit
+    return not max(0.0, 1.0 - covered / deployment.coverage_target) > 0
 
 
 def _binding_constraints(
@@ -472,11 +524,11 @@ def _alternative(
     needed x cost per hour now, comparable across GPU types), and why the plan did not move there
     (appended to details and binding)."""
     options = deployment.options
-    unused = [j for j in range(len(options)) if counts[j] == 0]
+    unused = [j for j, n in enumerate(counts) if n == 0]
     if not unused:
         return None, None
     main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
-    alternative_hourly, j = min((sum(_cover_cost_now(deployment, options[k])[1:]), k) for k in unused)
+    alternative_hourly, j = _cheapest_cover(deployment, unused)
     option = options[j]
     alternative = _label(option)
     dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
@@ -530,7 +582,8 @@ def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str 
     if not deployment.options:
         why = "; ".join(deployment.notes) or "no cluster offers an accepted GPU type"
         return f"no eligible cluster and GPU type: {why}"
-    covered = sum(n * deployment.unit_capacity(o) for n, o in zip(counts, deployment.options, strict=True))
+    # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
+    covered = sum(map(operator.mul, counts, deployment.columns.unit))
     problems = []
     if covered < deployment.coverage_target - 1e-6:
         unit = "tokens/s" if deployment.demand_known else "replicas"
@@ -571,7 +624,8 @@ def _deployment_plan(
     cost = _cost_prediction(problem, deployment, counts, powers, settings)
     targets = _targets(problem, deployment, counts)
     explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
-    capacity_rps = {o.key: o.capacity_rps for o in options}
+    # Routing reads the capacity of the target's keys only: those of the involved options.
+    capacity_rps = {o.key: o.capacity_rps for o, _ in involved}
     return DeploymentPlan(
         id=deployment.deployment.id,
         mode=required.mode,
@@ -585,10 +639,16 @@ def _deployment_plan(
         explanation=explanation,
         demand_tokens_per_s=deployment.workload.output_tokens_per_second,
         needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
-        capacity_tokens_per_s=sum(o.capacity_tokens_per_s * n for o, n in zip(options, counts, strict=True)),
+        capacity_tokens_per_s=_used_sum([o.capacity_tokens_per_s * n for o, n in involved if n], bool(options)),
         max_num_seqs={o.key: o.max_num_seqs for o in options},
         variants={o.key: o.variant for o in options if o.variant},
     )
+
+
+def _used_sum(terms: list[float], any_options: bool) -> float:
+    """sum(capacity x count over every option) from the terms of used options only: the terms left out
+    are 0.0 and change no sum; 0.0 when none is used, the int 0 sum() gives without options."""
+    return sum(terms, 0.0) if any_options else 0
 
 
 def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int]) -> list[TargetPlacement]:
@@ -607,7 +667,9 @@ def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int])
         for o, n in zip(options, counts, strict=True)
         if n > 0 or o.current > 0
     ]
-    placements = {(p.cluster, p.gpu_type): p for p in deployment.deployment.placements}
+    placements = (
+        {(p.cluster, p.gpu_type): p for p in deployment.deployment.placements} if deployment.unreachable else {}
+    )
     for cluster, gpu_type, replicas in deployment.unreachable:
         placed = placements[(cluster, gpu_type)]
         targets.append(

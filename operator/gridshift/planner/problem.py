@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -399,6 +399,8 @@ class _Site:
     preferred: bool
     carbon: CarbonView | None = None
     """Set only for deployments that use carbon (Requirements.uses_carbon)."""
+    offerings: Mapping[str, Offering] = field(default_factory=dict)
+    """The cluster's offerings by GPU type (Cluster.offering, looked up once per site)."""
 
 
 @dataclass(frozen=True)
@@ -504,24 +506,20 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             inventory[(site.name, offered.gpu_type)] = offered.available_gpus
 
     problems: list[DeploymentProblem] = []
+    # Deployments alike in what a site reads share one list of sites (read only).
+    shared_sites: dict[tuple[object, ...], list[_Site]] = {}
     for d_index, deployment in enumerate(snapshot.deployments):
         required = deployment.requirements
         window = min(required.payback_horizon_hours, settings.max_horizon_hours)
-        sites = []
-        for cluster in snapshot.clusters:
-            prices = price_view(cluster.name, window)
-            carbon = intensity_view(cluster.name, window) if required.uses_carbon else None
-            sites.append(
-                _Site(
-                    cluster=cluster,
-                    excluded=_eligible_cluster(deployment, cluster),
-                    window_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.window_mean_usd_per_kwh),
-                    now_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.now_usd_per_kwh),
-                    stale=cluster.name in stale or (carbon is not None and carbon.stale),
-                    preferred=cluster.region in required.preferred_regions,
-                    carbon=carbon,
-                )
-            )
+        alike = _sites_key(deployment, window)
+        sites = shared_sites.get(alike) if alike is not None else None
+        if sites is None:
+            sites = [
+                _site(cluster, deployment, stale, price_view(cluster.name, window), intensity_view, window)
+                for cluster in snapshot.clusters
+            ]
+            if alike is not None:
+                shared_sites[alike] = sites
         scope = _Scope(d_index, window, sites, clusters, settings)
         if _planned_by_class(deployment, workloads[d_index]):
             problems.extend(_class_problems(scope, deployment, workloads[d_index], extra))
@@ -550,6 +548,44 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     return Problem(problems, inventory, price_views, stale, clusters, carbon_views)
 
 
+def _sites_key(deployment: Deployment, window: float) -> tuple[object, ...] | None:
+    """Everything _site reads of a deployment, or None when that is not hashable (a cluster selector)."""
+    required = deployment.requirements
+    if required.cluster_selector is not None:
+        return None
+    return (
+        window,
+        required.uses_carbon,
+        deployment.namespace,
+        required.allowed_regions,
+        required.forbidden_regions,
+        required.preferred_regions,
+    )
+
+
+def _site(
+    cluster: Cluster,
+    deployment: Deployment,
+    stale: frozenset[str],
+    prices: PriceView,
+    intensity_view: Callable[[str, float], CarbonView],
+    window: float,
+) -> _Site:
+    """What `cluster` offers `deployment` over its window (change _sites_key with what this reads)."""
+    required = deployment.requirements
+    carbon = intensity_view(cluster.name, window) if required.uses_carbon else None
+    return _Site(
+        cluster=cluster,
+        excluded=_eligible_cluster(deployment, cluster),
+        window_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.window_mean_usd_per_kwh),
+        now_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.now_usd_per_kwh),
+        stale=cluster.name in stale or (carbon is not None and carbon.stale),
+        preferred=cluster.region in required.preferred_regions,
+        carbon=carbon,
+        offerings={o.gpu_type: o for o in cluster.offerings},
+    )
+
+
 def _options(
     scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
 ) -> tuple[list[Option], list[tuple[str, str, int]], list[str]]:
@@ -573,7 +609,7 @@ def _options(
                     unreachable.append((cluster.name, gpu_type, placed.desired))
             continue
         for gpu_type in required.gpu_types:
-            offering = cluster.offering(gpu_type)
+            offering = site.offerings.get(gpu_type)
             placed = current.get((cluster.name, gpu_type))
             if offering is None or (site.excluded is not None and not frozen):
                 if placed is not None and placed.desired > 0:
