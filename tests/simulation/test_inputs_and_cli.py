@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -242,3 +243,21 @@ def test_epoch_timestamps_in_milliseconds_are_detected() -> None:
     seconds = parse_trace(_jsonl([1_700_000_000.0 + i * 0.5 for i in range(600)]), source="s.jsonl")
     millis = parse_trace(_jsonl([epoch_ms + i * 500.0 for i in range(600)]), source="ms.jsonl")
     assert millis.requests_per_minute.tolist() == seconds.requests_per_minute.tolist() == [120.0] * 4
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_simulate_keeps_freed_heap_before_it_replays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allocator setting that took the default week's system time from 48 s to 14 s (docs/simulate.md)
+    is applied (glibc accepts every parameter) and `run` applies it before loading anything."""
+    assert simulate.keep_freed_heap() is True
+    calls: list[str] = []
+
+    def stop(*args: object, **kwargs: object) -> None:
+        calls.append("load_prices")
+        raise SimulationInputError("stop here")
+
+    monkeypatch.setattr(simulate, "keep_freed_heap", lambda: calls.append("keep_freed_heap") or True)
+    monkeypatch.setattr("gridshift.simulation.data.load_prices", stop)
+    with pytest.raises((UsageError, SimulationInputError)):
+        simulate.run(_parse([]))
+    assert calls == ["keep_freed_heap", "load_prices"]
