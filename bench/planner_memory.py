@@ -224,17 +224,21 @@ def main() -> int:
         "seed": args.seed,
         "stage": args.stage,
         "budget_s": settings.time_budget_seconds,
-        "env": {k: os.environ[k] for k in ENV_OF_INTEREST if k in os.environ},
-        "loadavg": os.getloadavg(),
         "readings": readings,
         "cycles": cycles,
     }
+    write_result(out, args.json)
+    return 0
+
+
+def write_result(out: dict[str, Any], path: Path | None) -> None:
+    """The run's JSON, with the environment and load it ran under, to `path` (stdout when None)."""
+    out |= {"env": {k: os.environ[k] for k in ENV_OF_INTEREST if k in os.environ}, "loadavg": os.getloadavg()}
     text = json.dumps(out, indent=2)
-    if args.json is None:
+    if path is None:
         print(text)
     else:
-        args.json.write_text(text + "\n")
-    return 0
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

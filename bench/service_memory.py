@@ -19,8 +19,6 @@ Progress lines go to stderr; the figures, one JSON object, to stdout or --json F
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.planner_memory import ENV_OF_INTEREST, progress, reading
+from bench.planner_memory import progress, reading, write_result
 from tests.service.harness import ServiceHarness, deployment_body
 
 
@@ -62,16 +60,10 @@ def main() -> int:
     out: dict[str, Any] = {
         "deployments": args.deployments,
         "regions": args.regions,
-        "env": {k: os.environ[k] for k in ENV_OF_INTEREST if k in os.environ},
-        "loadavg": os.getloadavg(),
         "readings": readings,
         "cycles": cycles,
     }
-    text = json.dumps(out, indent=2)
-    if args.json is None:
-        print(text)
-    else:
-        args.json.write_text(text + "\n")
+    write_result(out, args.json)
     return 0
 
 
