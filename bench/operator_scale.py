@@ -58,6 +58,7 @@ from tests.e2e.operator_env import (  # noqa: E402
     inference_deployment,
     install_hub,
 )
+from tests.e2e.pod_runtime import quantity_bytes  # noqa: E402
 from tests.signals.conftest import LocalServer, Reply  # noqa: E402
 
 from gridshift.actuation.render import WorkloadTarget, render_deployment  # noqa: E402
@@ -69,8 +70,11 @@ from gridshift.settings import OperatorSettings  # noqa: E402
 from gridshift.shell.handlers import essence  # noqa: E402
 from gridshift.signals.promql import Signal  # noqa: E402
 
-CHART_MEMORY_LIMIT_MIB = 1024
-"""charts/gridshift values.yaml resources.limits.memory."""
+CHART_MEMORY_LIMIT_MIB = (
+    quantity_bytes(yaml.safe_load((REPO / "charts/gridshift/values.yaml").read_text())["resources"]["limits"]["memory"])
+    // 2**20
+)
+"""charts/gridshift values.yaml resources.limits.memory, read from the chart (it was a copy to keep in step)."""
 
 
 def world_file(regions: int, nodes: int, path: Path) -> Path:
