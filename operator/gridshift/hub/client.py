@@ -22,10 +22,12 @@ import os
 import secrets
 import socket
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gridshift.api import GROUP, VERSION
 
@@ -117,6 +119,36 @@ def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[s
 def event_name(ref: ObjectRef) -> str:
     """A unique Event name: the object's name (shortened to fit) and 16 random hex digits."""
     return f"{ref.name[:200]}.{secrets.token_hex(8)}"
+
+
+_Read = TypeVar("_Read")
+
+
+@contextmanager
+def _api_errors(by_status: Mapping[int, Callable[[str], Exception]]) -> Iterator[None]:
+    """The API's errors with a status named here become the hub's own exception (made from the API's
+    reason, and raised without the ApiException's body: it may quote the object); any other passes."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        yield
+    except ApiException as error:
+        make = by_status.get(error.status)
+        if make is None:
+            raise
+        raise make(str(error.reason)) from None
+
+
+def _none_if_absent(read: Callable[[], _Read]) -> _Read | None:
+    """What `read` returns, or None where the API answers 404 Not Found."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return read()
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
 
 
 class ObjectGone(Exception):
@@ -260,45 +292,32 @@ class KubeHub:
         """Event name and count of each Event emitted, for series updates on repeats."""
 
     def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
-        except ApiException as error:
-            if error.status == 404:
-                raise SecretMissing(f"Secret {namespace}/{name} not found") from None
-            if error.status == 403:
-                raise HubForbidden(
-                    f"forbidden: cannot get Secret {namespace}/{name} ({error.reason}); "
+        with _api_errors(
+            {
+                404: lambda _: SecretMissing(f"Secret {namespace}/{name} not found"),
+                403: lambda reason: HubForbidden(
+                    f"forbidden: cannot get Secret {namespace}/{name} ({reason}); "
                     "the operator's Role needs get on secrets in its namespace"
-                ) from None
-            raise
+                ),
+            }
+        ):
+            secret = self._core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
         labels = (secret.metadata.labels if secret.metadata is not None else None) or {}
         data: dict[str, str] = {str(k): str(v) for k, v in (secret.data or {}).items()}
         return secret_value(namespace, name, key, purpose, labels, data)
 
     def namespace_labels(self, name: str) -> dict[str, str]:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            namespace = self._core.read_namespace(name, _request_timeout=self._timeout)
-        except ApiException as error:
-            if error.status == 404:
-                return {}
-            raise
+        namespace = _none_if_absent(lambda: self._core.read_namespace(name, _request_timeout=self._timeout))
+        if namespace is None:
+            return {}
         return dict((namespace.metadata.labels if namespace.metadata is not None else None) or {})
 
     def deployment_uid(self, namespace: str, name: str) -> str | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            found = self._custom.get_namespaced_custom_object(
+        found = _none_if_absent(
+            lambda: self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURALS["InferenceDeployment"], name, _request_timeout=self._timeout
             )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        )
         body: dict[str, Any] = found if isinstance(found, dict) else {}
         return str((body.get("metadata") or {}).get("uid") or "") or None
 
@@ -310,19 +329,16 @@ class KubeHub:
         return list(body.get("items") or [])
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self._patch_status_retrying(ref, status)
-        except ApiException as error:
-            if error.status == 404:
-                raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted") from None
-            if error.status == 403:
-                raise HubForbidden(
-                    f"forbidden: cannot patch {PLURALS[ref.kind]}/status ({error.reason}); the operator's "
+        with _api_errors(
+            {
+                404: lambda _: ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted"),
+                403: lambda reason: HubForbidden(
+                    f"forbidden: cannot patch {PLURALS[ref.kind]}/status ({reason}); the operator's "
                     f"ClusterRole needs patch on {PLURALS[ref.kind]}/status (charts/gridshift RBAC)"
-                ) from None
-            raise
+                ),
+            }
+        ):
+            self._patch_status_retrying(ref, status)
 
     def _patch_status_retrying(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """The patch, sent again on 409 Conflict (up to CONFLICT_ATTEMPTS): a merge patch carries no
@@ -392,17 +408,13 @@ class KubeHub:
             self._series.popitem(last=False)
 
     def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
         group, version, plural = "gateway.networking.k8s.io", "v1", "httproutes"
-        try:
+        with _api_errors(
+            {404: lambda _: RouteMissing(f"HTTPRoute {namespace}/{name} not found (is the Gateway API installed?)")}
+        ):
             route = self._custom.get_namespaced_custom_object(
                 group, version, namespace, plural, name, _request_timeout=self._timeout
             )
-        except ApiException as error:
-            if error.status == 404:
-                raise RouteMissing(f"HTTPRoute {namespace}/{name} not found (is the Gateway API installed?)") from None
-            raise
         body: dict[str, Any] = route if isinstance(route, dict) else {}
         wanted = route_update(namespace, name, body, weights, clusters)
         if wanted is None:
@@ -410,27 +422,24 @@ class KubeHub:
         # resourceVersion makes the patch conditional: a route edited since it was read is not overwritten.
         version_read = (body.get("metadata") or {}).get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version_read}, "spec": {"rules": wanted}}
-        try:
+        with _api_errors(
+            {
+                409: lambda _: RouteConflict(
+                    f"HTTPRoute {namespace}/{name} changed while being updated; retried next cycle"
+                )
+            }
+        ):
             self._custom.patch_namespaced_custom_object(
                 group, version, namespace, plural, name, patch, _request_timeout=self._timeout
             )
-        except ApiException as error:
-            if error.status == 409:
-                raise RouteConflict(
-                    f"HTTPRoute {namespace}/{name} changed while being updated; retried next cycle"
-                ) from None
-            raise
         return True
 
     def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            lease = self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
+        lease = _none_if_absent(
+            lambda: self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
+        )
+        if lease is None:
+            return None
         spec = lease.spec
         return LeaseRecord(
             holder=spec.holder_identity if spec else None,

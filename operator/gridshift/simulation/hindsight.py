@@ -308,23 +308,21 @@ def _replica_minutes(required: IntArray, cold: int) -> float:
 
 
 def _energy_costs(span: _Span) -> FloatArray:
-    """Each column's price in a block: Ready replicas, then held-but-not-Ready ones (rented: their idle draw)."""
+    """Each column's price in a block: a Ready replica in one market for one minute."""
     rates = span.rates
     watts_to_usd = rates.serving_watts_to_usd[span.first : span.last]
     power = span.serving_power[span.first : span.last]
     idle = rates.idle_watts
     # A Ready replica adds (P - idle) on top of its held GPUs' idle draw, which an owned fleet pays anyway.
     ready_cost = ((power - idle[None, :])[:, :, None] * watts_to_usd[:, None, :]).reshape(-1)
-    cells = ready_cost.size
-    spare_cost = np.zeros(cells) if rates.owned else (idle[None, :, None] * watts_to_usd[:, None, :]).reshape(-1)
-    if not rates.owned:
-        ready_cost = ready_cost + spare_cost
-    return np.concatenate([ready_cost, spare_cost])
+    if rates.owned:
+        return ready_cost
+    return ready_cost + (idle[None, :, None] * watts_to_usd[:, None, :]).reshape(-1)
 
 
 def _energy_rows(span: _Span) -> _Rows:
-    """A block's constraints over Ready and held-but-not-Ready replicas: exact coverage, maxReplicas and
-    each market's inventory, minute by minute."""
+    """A block's constraints over Ready replicas: exact coverage, maxReplicas and each market's inventory,
+    minute by minute."""
     minutes, deployments, markets = span.shape
     gpus, inventory, max_replicas = span.gpus, span.inventory, span.max_replicas
     cells = minutes * deployments * markets
@@ -347,11 +345,9 @@ def _energy_rows(span: _Span) -> _Rows:
         np.broadcast_to(inventory[None, :], (minutes, markets)).reshape(-1),
     )
     rows.add(np.repeat(coverage[:, :, None], markets, axis=2), cell, 1.0)
-    for offset in (0, cells):
-        rows.add(np.repeat(held[:, :, None], markets, axis=2), offset + cell, 1.0)
+    rows.add(np.repeat(held[:, :, None], markets, axis=2), cell, 1.0)
     weights = np.broadcast_to(gpus[None, :, None], (minutes, deployments, markets))
-    for offset in (0, cells):
-        rows.add(np.repeat(in_market[:, None, :], deployments, axis=1), offset + cell, weights)
+    rows.add(np.repeat(in_market[:, None, :], deployments, axis=1), cell, weights)
     return rows
 
 
@@ -359,22 +355,21 @@ def _energy_block(span: _Span) -> tuple[float, FloatArray]:
     """Least electricity cost of the span's minutes, each minute on its own (cold starts relaxed)."""
     shape = span.shape
     cells = int(np.prod(shape))
-    upper_cell = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
-    # Held-but-not-Ready replicas are cold starts, which this bound relaxes: none, so that a negative price
-    # cannot buy idle replicas for credit.
-    upper = np.concatenate([upper_cell, np.zeros(cells)])
+    upper = np.broadcast_to(span.replica_limit[None], shape).reshape(-1)
+    # Only Ready replicas have columns: held-but-not-Ready replicas are cold starts, which this bound relaxes
+    # (to none, so that a negative price cannot buy idle replicas for credit).
     result = milp(
         c=_energy_costs(span),
-        integrality=np.zeros(2 * cells),
-        bounds=Bounds(np.zeros(2 * cells), upper),
-        constraints=[_energy_rows(span).constraint(2 * cells)],
+        integrality=np.zeros(cells),
+        bounds=Bounds(np.zeros(cells), upper),
+        constraints=[_energy_rows(span).constraint(cells)],
         options={"presolve": True},
     )
     if result.x is None or result.status != 0:
         raise HindsightError(
             f"hindsight energy, minutes {span.first}..{span.last}: HiGHS found no optimum ({result.message})"
         )
-    ready = result.x[:cells].reshape(shape)
+    ready = result.x.reshape(shape)
     return float(result.fun), ready
 
 
