@@ -340,16 +340,23 @@ def _first_and_last(
 
 
 def _level_table(
-    first: FloatArray, last: FloatArray, start: FloatArray, finish: FloatArray, context: FloatArray, size: int
+    first: FloatArray,
+    last: FloatArray,
+    start: FloatArray,
+    finish: FloatArray,
+    context: FloatArray,
+    changes: FloatArray,
+    table: FloatArray,
 ) -> FloatArray:  # pragma: no cover - run compiled within `_passes_loop`
     """Per cell of `_passes_loop`'s grid: each series and its running integral side by side (columns: batch, KV,
     busy; the running integral at cell c sums the cells before it), so that a request's gathers read one line
-    per end."""
+    per end. Written into `table` (size + 1 rows), with `changes` (size rows, overwritten) as scratch."""
     count = len(first)
+    size = len(changes)
     scale = 1.0 / GRID_SECONDS
     top = size - 2.0
     # Per cell: batch, KV and busy changes (KV's openings and closings apart, summed in numpy's order).
-    changes = np.zeros((size, 4))
+    changes[:, :] = 0.0
     for i in range(count):
         begin = int(min(first[i] * scale, top))
         end = int(min(last[i] * scale, top))
@@ -359,7 +366,6 @@ def _level_table(
         changes[end, 2] += context[i]
         changes[int(min(start[i] * scale, top)), 3] += 1.0
         changes[int(min(finish[i] * scale, top)), 3] -= 1.0
-    table = np.empty((size + 1, 6))
     batch_level = 0.0
     kv_level = 0.0
     busy_level = 0.0
@@ -519,6 +525,11 @@ def _passes_loop(
     partial_steps = np.zeros(minutes)
     chunk_steps = np.zeros(minutes)
     steps = (base_s, per_kv_s, per_sequence_s, batch_cap)
+    # The grid spans the stream (a week of minutes is 2.4 million cells): its arrays are allocated once per
+    # call, with room for the horizon to move between passes, rather than once per pass as fresh mappings
+    # whose pages the kernel faults in again (about half of the pass's time at a week).
+    changes_store = np.empty((0, 4))
+    table_store = np.empty((0, 6))
     for _ in range(_FIXED_POINT_PASSES):
         _channel_sweep(
             arrival, prompt, cum_prompt, cum_before, prefill_step, decoding, chunk, per_token_s,
@@ -527,7 +538,11 @@ def _passes_loop(
         horizon = _first_and_last(
             finish, opens, moved_chunks, prefill_step, decode_step, share, intervals, stall_s, first, last
         )
-        table = _level_table(first, last, start, finish, context, int(horizon / GRID_SECONDS) + 3)
+        size = int(horizon / GRID_SECONDS) + 3
+        if size > len(changes_store):
+            changes_store = np.empty((size + size // 16, 4))
+            table_store = np.empty((size + size // 16 + 1, 6))
+        table = _level_table(first, last, start, finish, context, changes_store[:size], table_store[: size + 1])
         change = _gather(
             table, start, first, last, arrival_cell, minute, opens, moved_chunks, steps, prefill_step, decoding,
             decode_step, batch, busy, closes, left_over, partial_steps, chunk_steps,
