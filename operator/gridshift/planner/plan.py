@@ -44,6 +44,24 @@ from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves
 
+# --- the budget of the whole call ---------------------------------------------------------------
+# With a clock, settings.time_budget_seconds bounds make_plan as a whole: the search gets what is left
+# after building the problem, less a reserve for assembling the plan afterwards, estimated from the
+# problem's size. CPU seconds per deployment and per option (one per deployment x cluster x GPU type),
+# fitted on make_plan with the search replaced by a fixed first fill (bench/plan_phases.py, seed 0,
+# tightness 0.4, 12 clusters x 3 GPU types unless said, on the shared 2-core machine when idle: load
+# 0.4-1.3, 2 December 2026, commit 82eb842): assembly took 0.27 CPU-s at 1,000 deployments x 22,608 options, 0.99 at 3,000 x 67,740,
+# 0.70 at 3,000 x 12,000 (4 clusters x 1 GPU type), 3.74 at 10,000 x 224,580 (0.8 of it the garbage
+# collector). The estimate is at or a little above each.
+_ASSEMBLY_SECONDS_PER_DEPLOYMENT = 0.25e-3
+_ASSEMBLY_SECONDS_PER_OPTION = 6e-6
+# Building the same problems took 0.24, 1.03, 0.28 and 3.69 CPU-s: at or below this estimate. When the
+# build took longer than it on the caller's clock (a wall clock on a loaded node, a slower machine),
+# the assembly is assumed to run slower by the same factor, at most _SLOWDOWN_CAP; never faster.
+_BUILD_SECONDS_PER_DEPLOYMENT = 50e-6
+_BUILD_SECONDS_PER_OPTION = 15e-6
+_SLOWDOWN_CAP = 20.0
+
 
 @dataclass(frozen=True)
 class TargetPlacement:
@@ -178,14 +196,21 @@ def make_plan(
 ) -> Plan:
     """Plan every deployment of `snapshot`.
 
-    `clock` (seconds, monotonic: the operator passes time.monotonic) lets the search keep to
-    settings.time_budget_seconds; without it only HiGHS's own time limit bounds the search.
+    `clock` (seconds, monotonic: the operator passes time.monotonic) lets the whole call keep to
+    settings.time_budget_seconds: the search gets what is left after building the problem, less a
+    reserve for assembling the plan (`assembly_reserve`). Without a clock nothing can be measured:
+    the search's HiGHS time limits add up to the budget, and building and assembling come on top.
     `previous` (last cycle's Plan) is a warm start: its targets are kept as a candidate while they
     stay valid, so a cycle in which little changed starts from last cycle's answer.
     """
     settings = settings or PlannerSettings()
+    started = clock() if clock is not None else 0.0
     problem = build_problem(snapshot, settings)
-    result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot))
+    budget = None
+    if clock is not None:
+        built = clock() - started
+        budget = settings.time_budget_seconds - built - assembly_reserve(problem, built)
+    result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot), budget=budget)
     return Plan(
         now=snapshot.now,
         solver=result.solution.solver,
@@ -200,9 +225,21 @@ def make_plan(
     )
 
 
+def assembly_reserve(problem: Problem, build_seconds: float) -> float:
+    """Seconds of the budget kept for assembling the plan of `problem`, on the clock that measured
+    `build_seconds` for building it: the size-based estimate, scaled up when the build itself ran
+    slower than its own estimate."""
+    options = sum(len(d.options) for d in problem.deployments)
+    deployments = len(problem.deployments)
+    build = _BUILD_SECONDS_PER_DEPLOYMENT * deployments + _BUILD_SECONDS_PER_OPTION * options
+    slowdown = min(_SLOWDOWN_CAP, max(1.0, build_seconds / build)) if build > 0 else 1.0
+    return slowdown * (_ASSEMBLY_SECONDS_PER_DEPLOYMENT * deployments + _ASSEMBLY_SECONDS_PER_OPTION * options)
+
+
 def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -> tuple[DeploymentPlan, ...]:
-    """Every deployment's plan from the search's counts (outside the search's budget: at 10,000
-    deployments this step alone took about 4 CPU-s, so it reads only the options a plan uses where it can)."""
+    """Every deployment's plan from the search's counts (after the search, within make_plan's budget
+    through `assembly_reserve`: at 10,000 deployments this step alone took about 4 CPU-s, so it reads
+    only the options a plan uses where it can)."""
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         options = deployment.options
