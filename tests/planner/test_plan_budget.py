@@ -3,6 +3,7 @@ assembling the plan count against the budget, not only the search."""
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import replace
 from typing import Any
@@ -116,3 +117,50 @@ def test_on_fleets_make_plan_keeps_to_its_budget_as_a_whole(world: Snapshot, bud
     plan = make_plan(world, chosen, clock=time.process_time)
     spent = time.process_time() - started
     assert spent <= budget * 1.25 + 0.25, (spent, budget, plan.search_steps)
+
+
+# --- make_plan pauses Python's garbage collector and restores it as it was (planner/plan.py) ---
+
+
+def test_make_plan_pauses_the_collector_and_restores_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    search = plan_module.search
+    during: list[bool] = []
+
+    def recording(*args: Any, **kwargs: Any) -> SearchResult:
+        during.append(gc.isenabled())
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "search", recording)
+    world = _mid_size(20)
+    quick = PlannerSettings(exact_search=False)
+    assert gc.isenabled()
+    make_plan(world, quick)
+    assert during == [False]
+    assert gc.isenabled()
+    # A caller that turned collection off keeps it off.
+    gc.disable()
+    try:
+        make_plan(world, quick)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_make_plan_restores_the_collector_when_it_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args: Any, **kwargs: Any) -> SearchResult:
+        assert not gc.isenabled()
+        raise RuntimeError("search failed")
+
+    monkeypatch.setattr(plan_module, "search", failing)
+    world = _mid_size(20)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="search failed"):
+        make_plan(world)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError, match="search failed"):
+            make_plan(world)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
