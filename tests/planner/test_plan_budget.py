@@ -96,11 +96,11 @@ def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytes
 
 def test_make_plan_keeps_to_its_budget_as_a_whole_at_mid_size() -> None:
     # 2,000 deployments x 12 clusters x 3 GPU types: building the problem and assembling the plan take
-    # about 0.5 CPU-s each here; with only the search held to the budget the call took about 2.2 CPU-s
-    # for a budget of 1 s. On the CPU clock (the one the benchmark injects), so other jobs on the
-    # machine do not move it.
+    # about 0.5 CPU-s each here, so a budget of 1.5 s leaves the search some 0.4 s; with only the
+    # search held to the budget the call took about 2.6 CPU-s. On the CPU clock (the one the
+    # benchmark injects), so other jobs on the machine do not move it.
     world = _mid_size(2_000)
-    budget = 1.0
+    budget = 1.5
     started = time.process_time()
     plan = make_plan(world, PlannerSettings(time_budget_seconds=budget), clock=time.process_time)
     spent = time.process_time() - started
