@@ -11,9 +11,11 @@ deployment that cannot be served gets a reason, never an exception.
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -43,6 +45,26 @@ from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves
+
+# --- the budget of the whole call ---------------------------------------------------------------
+# With a clock, settings.time_budget_seconds bounds make_plan as a whole: the search gets what is left
+# after building the problem, less a reserve for assembling the plan afterwards, estimated from the
+# problem's size. CPU seconds per deployment and per option (one per deployment x cluster x GPU type),
+# fitted on make_plan with the search replaced by a fixed first fill (bench/plan_phases.py, seed 0,
+# tightness 0.4, garbage collection paused as make_plan does, on the shared 2-core machine at load
+# 2.3-2.6, 2 December 2026): assembly, with the one collection that follows the call, took 0.31
+# CPU-s at 1,000 deployments x 22,608 options (12 clusters x 3 GPU types), 0.97 at 3,000 x 67,740,
+# 0.77 at 3,000 x 36,000 (12 x 1), 0.65 at 3,000 x 12,000 (4 x 1), 2.80 at 10,000 x 224,580 and 1.91
+# at 10,000 x 40,000 (4 x 1). The estimate is at or a little above each but 3,000 x 67,740 (0.94).
+_ASSEMBLY_SECONDS_PER_DEPLOYMENT = 0.2e-3
+_ASSEMBLY_SECONDS_PER_OPTION = 5e-6
+# Building the same problems took 0.26, 0.72, 0.33, 0.18, 2.54 and 0.68 CPU-s: below this estimate.
+# When the build took longer than it on the caller's clock (a wall clock on a loaded node, a slower
+# machine), the assembly is assumed to run slower by the same factor, at most _SLOWDOWN_CAP; never
+# faster.
+_BUILD_SECONDS_PER_DEPLOYMENT = 30e-6
+_BUILD_SECONDS_PER_OPTION = 11e-6
+_SLOWDOWN_CAP = 20.0
 
 
 @dataclass(frozen=True)
@@ -178,31 +200,78 @@ def make_plan(
 ) -> Plan:
     """Plan every deployment of `snapshot`.
 
-    `clock` (seconds, monotonic: the operator passes time.monotonic) lets the search keep to
-    settings.time_budget_seconds; without it only HiGHS's own time limit bounds the search.
+    `clock` (seconds, monotonic: the operator passes time.monotonic) lets the whole call keep to
+    settings.time_budget_seconds: the search gets what is left after building the problem, less a
+    reserve for assembling the plan (`assembly_reserve`). Without a clock nothing can be measured:
+    the search's HiGHS time limits add up to the budget, and building and assembling come on top.
     `previous` (last cycle's Plan) is a warm start: its targets are kept as a candidate while they
     stay valid, so a cycle in which little changed starts from last cycle's answer.
     """
     settings = settings or PlannerSettings()
-    problem = build_problem(snapshot, settings)
-    result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot))
-    return Plan(
-        now=snapshot.now,
-        solver=result.solution.solver,
-        variable_count=problem.variable_count,
-        objective_usd_per_hour=result.objective_usd_per_hour,
-        bound_usd_per_hour=result.bound_usd_per_hour,
-        proven_optimal=result.proven_optimal,
-        budget_exhausted=result.budget_exhausted,
-        search_steps=result.steps,
-        deployments=_assemble(problem, result.solution, settings),
-        snapshot=snapshot,
-    )
+    with _collector_paused():
+        started = clock() if clock is not None else 0.0
+        problem = build_problem(snapshot, settings)
+        budget = None
+        if clock is not None:
+            built = clock() - started
+            budget = settings.time_budget_seconds - built - assembly_reserve(problem, built)
+        result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot), budget=budget)
+        return Plan(
+            now=snapshot.now,
+            solver=result.solution.solver,
+            variable_count=problem.variable_count,
+            objective_usd_per_hour=result.objective_usd_per_hour,
+            bound_usd_per_hour=result.bound_usd_per_hour,
+            proven_optimal=result.proven_optimal,
+            budget_exhausted=result.budget_exhausted,
+            search_steps=result.steps,
+            deployments=_assemble(problem, result.solution, settings),
+            snapshot=snapshot,
+        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's automatic garbage collection off for the duration of make_plan, and back as it was.
+
+    Why: the collector only frees reference cycles, and the planner makes none (frozen dataclasses,
+    tuples, dicts, numpy arrays: a 1,000-deployment make_plan with HiGHS left 0 objects for
+    gc.collect() afterwards), but its full collections traverse every live object, and building
+    the problem and assembling the plan create a few million: at 10,000 deployments 1,435
+    collections took 1.8-2.0 of 7.7-8.7 CPU-s of make_plan (bench/plan_phases.py, search replaced by
+    a fixed first fill); paused, make_plan took 6.4-6.8, the one collection after it (over the plan's
+    objects) 0.34 included; at 1,000, 0.68-0.78 before and 0.57-0.67 after. Peak memory at 10,000
+    is unchanged (284 MiB). Reference counting still frees everything as before.
+
+    It is process-wide state, so it is restored in `finally` (also when planning raises) to exactly
+    what it was: re-enabled only if it was enabled, so a caller that turned collection off keeps it
+    off, and of two overlapping calls in different threads the last to finish leaves it as the first
+    found it. Other threads' cycles meanwhile wait for the next collection after the call.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def assembly_reserve(problem: Problem, build_seconds: float) -> float:
+    """Seconds of the budget kept for assembling the plan of `problem`, on the clock that measured
+    `build_seconds` for building it: the size-based estimate, scaled up when the build itself ran
+    slower than its own estimate."""
+    options = sum(len(d.options) for d in problem.deployments)
+    deployments = len(problem.deployments)
+    build = _BUILD_SECONDS_PER_DEPLOYMENT * deployments + _BUILD_SECONDS_PER_OPTION * options
+    slowdown = min(_SLOWDOWN_CAP, max(1.0, build_seconds / build)) if build > 0 else 1.0
+    return slowdown * (_ASSEMBLY_SECONDS_PER_DEPLOYMENT * deployments + _ASSEMBLY_SECONDS_PER_OPTION * options)
 
 
 def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -> tuple[DeploymentPlan, ...]:
-    """Every deployment's plan from the search's counts (outside the search's budget: at 10,000
-    deployments this step alone took about 4 CPU-s, so it reads only the options a plan uses where it can)."""
+    """Every deployment's plan from the search's counts (after the search, within make_plan's budget
+    through `assembly_reserve`: at 10,000 deployments this step alone took about 4 CPU-s, so it reads
+    only the options a plan uses where it can)."""
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         options = deployment.options

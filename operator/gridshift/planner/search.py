@@ -345,8 +345,12 @@ def search(
     *,
     clock: Clock | None = None,
     previous: WarmStart | None = None,
+    budget: float | None = None,
 ) -> SearchResult:
-    deadline = _Deadline(clock, settings.time_budget_seconds)
+    """The best valid plan found within `budget` seconds on `clock` (settings.time_budget_seconds when
+    None; make_plan passes what its whole call has left). A budget at or below zero still returns the
+    re-validated current placement (or the previous plan, when still valid)."""
+    deadline = _Deadline(clock, settings.time_budget_seconds if budget is None else budget)
     current = revalidated_current(problem)
     best = _Best(problem, settings, current, objective(problem, current, settings), [], current=current)
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
