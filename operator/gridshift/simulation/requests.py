@@ -686,7 +686,11 @@ def thinned_arrivals(
     row_start = np.cumsum(union) - union
     cell_end = (np.cumsum(cell_count, axis=1) + row_start[:, None]).ravel()
     global_position = row_start[minute_of] + np.minimum(position, union[minute_of] - 1)
-    cell = np.searchsorted(cell_end, global_position, side="right")
+    # The cell each position falls in: global_position is non-decreasing (minute by minute, rank by rank),
+    # so counting the positions below each cell's end (one search per cell, not one per request) and
+    # repeating each cell's index that often gives searchsorted(cell_end, global_position, "right").
+    below_end = np.searchsorted(global_position, cell_end, side="left")
+    cell = np.repeat(np.arange(len(cell_end) + 1), np.diff(below_end, prepend=0, append=total))
     flat_count = cell_count.ravel()
     within = global_position - (cell_end[cell] - flat_count[cell])
     source_minute = cell_minute.ravel()[cell]
