@@ -207,12 +207,7 @@ class ReplayResult:
                     m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.replay.markets
                 },
                 "diurnal_trough": settings.diurnal_trough,
-                # Recorded only when set: the default JSON stays as it was.
-                **(
-                    {}
-                    if settings.capacity_minute_miss is None
-                    else {"capacity_minute_miss": settings.capacity_minute_miss}
-                ),
+                "sizing": {"z": settings.forecast.z, "minute_miss": settings.forecast.minute_miss},
             },
         }
 
