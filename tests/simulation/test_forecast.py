@@ -8,9 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gridshift.simulation.engine import Fleet
+from gridshift.simulation.engine import Fleet, cost_rates, simulate
 from gridshift.simulation.forecast import ForecastSettings, SizedRates, required_replicas, sized_rates
-from gridshift.simulation.policies import GridshiftPolicy, forecast_sizing
+from gridshift.simulation.hindsight import solve_hindsight
+from gridshift.simulation.policies import GridshiftPolicy, ReactivePolicy, forecast_sizing
 from gridshift.simulation.settings import Scenario
 from tests.simulation.sim_replay import flat_replay, hourly_prices, setup
 
@@ -101,11 +102,13 @@ def test_the_per_minute_floor_binds_where_the_margin_has_pooled_away() -> None:
 
 
 def test_the_replay_floors_gridshift_alone_below_the_hour_p95_capacity() -> None:
-    """The per-minute capacity sits below the hour-p95 one, gridshift's sizing keeps its forecast under it, and
-    switching it off (minute_miss None) leaves the margin alone; the bounds' capacity does not move."""
+    """The per-minute capacity sits below the hour-p95 one and gridshift's sizing keeps its forecast under it
+    (with no forecast margin, z = 0, so that only the floor can add replicas); switched off (minute_miss None)
+    the counts are the margin's alone. The baselines and the bounds do not see it: the hour-p95 capacity, the
+    reactive autoscaler and the hindsight bound are the same either way."""
     prices = [hourly_prices("A", [50.0] * 6)]
-    on = flat_replay([setup("a", 60.0, "A")], prices, minutes=240)
-    off = flat_replay([setup("a", 60.0, "A")], prices, minutes=240, forecast=ForecastSettings(minute_miss=None))
+    on = flat_replay([setup("a", 60.0, "A")], prices, minutes=240, forecast=ForecastSettings(z=0.0))
+    off = flat_replay([setup("a", 60.0, "A")], prices, minutes=240, forecast=ForecastSettings(z=0.0, minute_miss=None))
     deployment = on.deployments[0]
     assert deployment.minute_capacity_rps is not None
     assert deployment.minute_capacity_rps < deployment.capacity_rps
@@ -118,6 +121,14 @@ def test_the_replay_floors_gridshift_alone_below_the_hour_p95_capacity() -> None
     first_minute = on.start.hour * 60 + on.start.minute
     forecast = sized_rates(rates, first_minute, on.settings.cold_start_minutes + 1, on.settings.forecast).forecast
     assert (forecast[:, 0] / required_on[:, 0] <= deployment.minute_capacity_rps + 1e-9).all()
+    for scenario in (Scenario.OWNED, Scenario.RENTED):
+        assert (
+            solve_hindsight(on, cost_rates(on, scenario)).cost_usd
+            == solve_hindsight(off, cost_rates(off, scenario)).cost_usd
+        )
+    np.testing.assert_array_equal(
+        simulate(on, ReactivePolicy(on), judge=False).ready, simulate(off, ReactivePolicy(off), judge=False).ready
+    )
 
 
 def test_gridshift_scales_down_in_the_minute_the_sizing_falls_without_a_new_plan() -> None:

@@ -165,7 +165,8 @@ class GreedyPolicy:
 
 
 def forecast_sizing(replay: Replay) -> tuple[FloatArray, IntArray]:
-    """gridshift's sizing of every minute, from the past alone: (sized request rate, Ready replicas asked for).
+    """gridshift's sizing of every minute, from the past alone: (the forecast plus its margin, Ready replicas asked
+    for: the larger of that over the SLO capacity and the forecast over the per-minute capacity).
 
     Causal (minute t reads rates before t), so computing it for the whole replay up front is what the
     policy would compute minute by minute; the same-information bound uses the same replicas.

@@ -321,6 +321,11 @@ def _deployment(
             f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
             f"TPOT {setup.tpot_p95_ms} ms even at one request"
         )
+    if minute_capacity is not None and minute_capacity <= 0:
+        raise SimulationInputError(
+            f"deployment {setup.name}: no request rate keeps a minute's p95 TTFT within {setup.ttft_p95_ms} ms with "
+            f"probability 1 - minute_miss ({settings.forecast.minute_miss}); raise --minute-miss or pass off"
+        )
     bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
     zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
     day = daily_shape(minutes, settings.start, zone, settings.diurnal_trough, settings.diurnal_peak_hour)

@@ -351,7 +351,8 @@ def _scenario_runs(
 
 def same_information_required(replay: Replay) -> IntArray:
     """Ready replicas gridshift's own sizing rule asks for in each minute (`policies.forecast_sizing`: the
-    seasonal forecast plus its margin, one cold start ahead, held through short dips).
+    seasonal forecast plus its margin, and under the per-minute floor, one cold start ahead, held through
+    short dips).
 
     The same-information bound serves exactly these with perfect placement and timing (no cold-start lag):
     what gridshift could reach by placing better, knowing no more about demand than it does.
