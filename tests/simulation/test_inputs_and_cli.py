@@ -200,15 +200,18 @@ def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
     assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market
 
 
-def test_minute_miss_is_off_by_default_and_checked() -> None:
+def test_minute_miss_defaults_to_the_forecast_settings_and_is_checked() -> None:
     from gridshift.cli.simulate import build_settings, register
+    from gridshift.simulation.forecast import ForecastSettings
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    assert build_settings(parser.parse_args(["simulate"])).capacity_minute_miss is None
-    assert build_settings(parser.parse_args(["simulate", "--minute-miss", "0.01"])).capacity_minute_miss == 0.01
-    with pytest.raises(UsageError, match="minute-miss"):
-        build_settings(parser.parse_args(["simulate", "--minute-miss", "1.5"]))
+    assert build_settings(parser.parse_args(["simulate"])).forecast.minute_miss == ForecastSettings().minute_miss
+    assert build_settings(parser.parse_args(["simulate", "--minute-miss", "0.01"])).forecast.minute_miss == 0.01
+    assert build_settings(parser.parse_args(["simulate", "--minute-miss", "off"])).forecast.minute_miss is None
+    for bad in ("1.5", "0", "often"):
+        with pytest.raises(UsageError, match="--minute-miss"):
+            build_settings(parser.parse_args(["simulate", "--minute-miss", bad]))
 
 
 def test_json_on_stdout_is_parseable_even_when_the_planners_solver_prints() -> None:

@@ -58,11 +58,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--minute-miss",
-        type=float,
         default=None,
-        metavar="P",
-        help="size for each minute's own p95 TTFT too: at capacity a minute misses with probability <= P "
-        "(e.g. 0.01; default: the hour's p95 alone, see docs/simulate.md)",
+        metavar="P|off",
+        help="gridshift's per-minute floor: keep the forecast under the rate at which a minute's own p95 TTFT misses "
+        "with probability P in the capacity model; off: the forecast margin alone (default: "
+        "ForecastSettings.minute_miss, see docs/simulate.md)",
     )
     parser.add_argument("--pue", action="append", default=[], metavar="[MARKET=]PUE", help="site PUE (default: 1.2)")
     parser.add_argument(
@@ -192,6 +192,7 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
 
 def build_settings(args: argparse.Namespace) -> Any:
     from gridshift.cli.main import UsageError
+    from gridshift.simulation.forecast import ForecastSettings
     from gridshift.simulation.settings import (
         DEFAULT_FX_TO_USD,
         DEFAULT_MARKETS,
@@ -222,6 +223,9 @@ def build_settings(args: argparse.Namespace) -> Any:
         rented = dict.fromkeys(rented, price)
     scenarios = (Scenario.OWNED, Scenario.RENTED) if args.scenario == "both" else (Scenario(args.scenario),)
     count, _ = deployments_flag(args.deployments)
+    forecast = (
+        ForecastSettings() if args.minute_miss is None else ForecastSettings(minute_miss=_minute_miss(args.minute_miss))
+    )
     try:
         return SimulationSettings(
             start=_start(args.start),
@@ -239,10 +243,25 @@ def build_settings(args: argparse.Namespace) -> Any:
             cold_start_seconds=args.cold_start_seconds,
             diurnal_trough=args.diurnal_trough,
             scenarios=scenarios,
-            capacity_minute_miss=args.minute_miss,
+            forecast=forecast,
         )
     except ValueError as error:
         raise UsageError(str(error)) from error
+
+
+def _minute_miss(value: str) -> float | None:
+    """--minute-miss: a probability within (0, 1), or off."""
+    from gridshift.cli.main import UsageError
+
+    if value.strip().lower() == "off":
+        return None
+    try:
+        probability = float(value)
+    except ValueError:
+        raise UsageError(f"--minute-miss: expected a probability within (0, 1) or off, got {value!r}") from None
+    if not 0.0 < probability < 1.0:
+        raise UsageError(f"--minute-miss: expected a probability within (0, 1) or off, got {value!r}")
+    return probability
 
 
 def deployments_flag(value: str) -> tuple[int, Path | None]:

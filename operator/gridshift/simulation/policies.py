@@ -165,7 +165,8 @@ class GreedyPolicy:
 
 
 def forecast_sizing(replay: Replay) -> tuple[FloatArray, IntArray]:
-    """gridshift's sizing of every minute, from the past alone: (sized request rate, Ready replicas asked for).
+    """gridshift's sizing of every minute, from the past alone: (the forecast plus its margin, Ready replicas asked
+    for: the larger of that over the SLO capacity and the forecast over the per-minute capacity).
 
     Causal (minute t reads rates before t), so computing it for the whole replay up front is what the
     policy would compute minute by minute; the same-information bound uses the same replicas.
@@ -176,11 +177,14 @@ def forecast_sizing(replay: Replay) -> tuple[FloatArray, IntArray]:
     settings = replay.settings
     rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
     lag = settings.cold_start_minutes + 1
-    sized = sized_rates(rates, replay.start.hour * 60 + replay.start.minute, lag, settings.forecast)
+    sizing = sized_rates(rates, replay.start.hour * 60 + replay.start.minute, lag, settings.forecast)
     capacity = np.asarray([d.capacity_rps for d in replay.deployments])
+    floors = [d.minute_capacity_rps for d in replay.deployments]
+    minute_capacity = None if any(f is None for f in floors) else np.asarray(floors, dtype=np.float64)
     low = np.asarray([d.setup.min_replicas for d in replay.deployments], dtype=np.int64)
     high = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.int64)
-    required = required_replicas(sized, capacity, settings.cold_start_minutes, low, high)
+    required = required_replicas(sizing, capacity, minute_capacity, settings.cold_start_minutes, low, high)
+    sized = sizing.with_margin
     # One replay's sizing is asked for by the policy and by the same-information bound of every scenario
     # (about 1.4 s of CPU each time): keep the latest (a replay is immutable), computed before the runner forks.
     sized.setflags(write=False)

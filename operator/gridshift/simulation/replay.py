@@ -122,6 +122,11 @@ class Deployment:
     """Copies of the trace (tenants) whose requests make up the deployment's demand."""
     day_shape: FloatArray | None = None
     """Load relative to the daily peak in each minute; None means flat (1.0)."""
+    minute_capacity_rps: float | None = None
+    """Largest request rate per replica at which a minute's own p95 TTFT misses its objective with probability at
+    most `ForecastSettings.minute_miss` (the capacity model's per-minute scatter, same measured traffic): the
+    floor of gridshift's sizing (`simulation.forecast`). None: no floor. Nothing else uses it: the other
+    policies, the fluid SLO test and the bounds keep `capacity_rps`."""
     planner_capacity_rps: float | None = None
     """The capacity the planner computes from the mean request sizes alone (Poisson arrivals, the settings'
     prompt tail), as the operator's Snapshot carries no burstiness; gridshift's policy converts its replica
@@ -304,13 +309,22 @@ def _deployment(
     copies = max(1, round(setup.peak_requests_per_second / trace.mean_requests_per_second))
     planner_capacity = _capacity(model, setup, trace, planner_settings)
     capacity = planner_capacity
+    minute_capacity = None
     if planner_capacity > 0:
         burstiness = measured_burstiness(model, setup, trace, copies, planner_settings)
-        capacity = _capacity(model, setup, trace, planner_settings, burstiness, settings.capacity_minute_miss)
+        capacity = _capacity(model, setup, trace, planner_settings, burstiness)
+        minute_miss = settings.forecast.minute_miss
+        if minute_miss is not None:
+            minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss)
     if capacity <= 0:
         raise SimulationInputError(
             f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
             f"TPOT {setup.tpot_p95_ms} ms even at one request"
+        )
+    if minute_capacity is not None and minute_capacity <= 0:
+        raise SimulationInputError(
+            f"deployment {setup.name}: no request rate keeps a minute's p95 TTFT within {setup.ttft_p95_ms} ms with "
+            f"probability 1 - minute_miss ({settings.forecast.minute_miss}); raise --minute-miss or pass off"
         )
     bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
     zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
@@ -328,6 +342,7 @@ def _deployment(
         trace=trace,
         rate_rps=rate,
         capacity_rps=capacity,
+        minute_capacity_rps=minute_capacity,
         limit_rps=max(_limit(model, trace, planner_settings), capacity),
         needed=needed,
         copies=copies,

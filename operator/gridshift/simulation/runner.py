@@ -207,12 +207,7 @@ class ReplayResult:
                     m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.replay.markets
                 },
                 "diurnal_trough": settings.diurnal_trough,
-                # Recorded only when set: the default JSON stays as it was.
-                **(
-                    {}
-                    if settings.capacity_minute_miss is None
-                    else {"capacity_minute_miss": settings.capacity_minute_miss}
-                ),
+                "sizing": {"z": settings.forecast.z, "minute_miss": settings.forecast.minute_miss},
             },
         }
 
@@ -356,7 +351,8 @@ def _scenario_runs(
 
 def same_information_required(replay: Replay) -> IntArray:
     """Ready replicas gridshift's own sizing rule asks for in each minute (`policies.forecast_sizing`: the
-    seasonal forecast plus its margin, one cold start ahead, held through short dips).
+    seasonal forecast plus its margin, and under the per-minute floor, one cold start ahead, held through
+    short dips).
 
     The same-information bound serves exactly these with perfect placement and timing (no cold-start lag):
     what gridshift could reach by placing better, knowing no more about demand than it does.

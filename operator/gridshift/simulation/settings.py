@@ -147,10 +147,6 @@ class SimulationSettings:
     gpu_type: str = H100
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     """gridshift's forecast-driven sizing (gridshift.simulation.forecast)."""
-    capacity_minute_miss: float | None = None
-    """With measured traffic, size replicas for each minute's own p95 as well: at capacity a minute misses its
-    TTFT objective with probability at most this (planner.capacity.CapacityInputs.minute_miss; e.g. 0.01).
-    None (default): the hour's p95, as before. Opt-in until the margin z is re-chosen with it."""
 
     def __post_init__(self) -> None:
         if self.days <= 0 or self.days > 366:
@@ -168,8 +164,6 @@ class SimulationSettings:
                 raise ValueError(f"pue of {market} must be within 1.0..3.0, got {value}")
         if self.gpus_per_market < 1:
             raise ValueError(f"gpus_per_market must be >= 1, got {self.gpus_per_market}")
-        if self.capacity_minute_miss is not None and not 0.0 < self.capacity_minute_miss < 1.0:
-            raise ValueError(f"--minute-miss must be within (0, 1), got {self.capacity_minute_miss}")
         if self.replan_minutes < 1:
             raise ValueError(f"replan_minutes must be >= 1, got {self.replan_minutes}")
         if self.cold_start_seconds < 0:
