@@ -7,7 +7,8 @@ same-information bound (that sizing placed and timed perfectly) in both scenario
 run. The schedules gridshift actually runs lag these counts by the actuation and make-before-break, so the
 chosen pair is then checked with `gridshift simulate` on the same week and, out of sample, on others.
 
-    .venv/bin/python bench/simulate_margin.py --start 2024-02-05 --z 0.75,1.0,1.5 --minute-miss off,0.05 [--json]
+    .venv/bin/python bench/simulate_margin.py [--json]   # the tuning week and grid (defaults)
+    .venv/bin/python bench/simulate_margin.py --start 2024-03-04 --z 1.5 --minute-miss 0.075,off --schedules
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", default="2024-02-05", help="tuning week's first day (default: 2024-02-05)")
     parser.add_argument("--days", default="7")
-    parser.add_argument("--z", default="1.5,1.75,2.0,2.33", help="margins to try, comma-separated")
+    parser.add_argument(
+        "--z",
+        default="0.75,1.0,1.25,1.5,1.75",
+        help="forecast margins to try, comma-separated (default: the grid ForecastSettings.z was chosen on)",
+    )
     parser.add_argument(
         "--schedules",
         action="store_true",
@@ -43,8 +48,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--minute-miss",
-        default="off",
-        help="per-minute floors to try, comma-separated probabilities or off (default: off, the margin alone)",
+        default="0.05,0.075,0.1",
+        help="per-minute floors to try, comma-separated probabilities or off (the margin alone); default: the "
+        "grid ForecastSettings.minute_miss was chosen on",
     )
     parser.add_argument("--gpus-per-market", default=None, help="gridshift simulate --gpus-per-market")
     parser.add_argument("--json", action="store_true")
@@ -72,7 +78,7 @@ def _rows(args: argparse.Namespace) -> list[dict[str, object]]:
     )
     settings = replace(settings, markets=tuple(p.market for p in prices))
     traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
-    floors = [None if m.strip() == "off" else float(m) for m in args.minute_miss.split(",")]
+    floors = [None if m.strip().lower() == "off" else float(m) for m in args.minute_miss.split(",")]
     # One replay per floor: only Deployment.minute_capacity_rps differs between them.
     replays = {
         m: prepare_replay(
