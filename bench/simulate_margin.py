@@ -97,14 +97,15 @@ def _rows(args: argparse.Namespace) -> list[dict[str, object]]:
     low = np.asarray([d.setup.min_replicas for d in replay.deployments], dtype=np.int64)
     high = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.int64)
     first_minute = replay.start.hour * 60 + replay.start.minute
+    minute_capacity = {
+        m: None if m is None else np.asarray([d.minute_capacity_rps for d in replays[m].deployments], dtype=float)
+        for m in floors
+    }
     grid = [(float(z), m) for m in floors for z in args.z.split(",")]
     required = []
     for z, m in grid:
         sized = sized_rates(rates, first_minute, lag, replace(settings.forecast, z=z))
-        minute_capacity = (
-            None if m is None else np.asarray([d.minute_capacity_rps for d in replays[m].deployments], dtype=float)
-        )
-        required.append(required_replicas(sized, capacity, minute_capacity, settings.cold_start_minutes, low, high))
+        required.append(required_replicas(sized, capacity, minute_capacity[m], settings.cold_start_minutes, low, high))
     schedules: list[tuple[tuple[float, float | None], Scenario, Schedule, int]] = []
     static = None
     if args.schedules:

@@ -114,8 +114,8 @@ def test_the_replay_floors_gridshift_alone_below_the_hour_p95_capacity() -> None
     assert deployment.minute_capacity_rps < deployment.capacity_rps
     assert off.deployments[0].minute_capacity_rps is None
     assert off.deployments[0].capacity_rps == deployment.capacity_rps
-    _, required_on = forecast_sizing(on)
-    _, required_off = forecast_sizing(off)
+    required_on = forecast_sizing(on)
+    required_off = forecast_sizing(off)
     assert (required_on >= required_off).all() and (required_on > required_off).any()
     rates = np.stack([d.rate_rps for d in on.deployments], axis=1)
     first_minute = on.start.hour * 60 + on.start.minute

@@ -164,37 +164,35 @@ class GreedyPolicy:
         return None if np.array_equal(targets, fleet.targets) else targets
 
 
-def forecast_sizing(replay: Replay) -> tuple[FloatArray, IntArray]:
-    """gridshift's sizing of every minute, from the past alone: (the forecast plus its margin, Ready replicas asked
-    for: the larger of that over the SLO capacity and the forecast over the per-minute capacity).
+def forecast_sizing(replay: Replay) -> IntArray:
+    """gridshift's sizing of every minute, from the past alone: the Ready replicas asked for, the larger of the
+    forecast plus its margin over the SLO capacity and the forecast over the per-minute capacity.
 
     Causal (minute t reads rates before t), so computing it for the whole replay up front is what the
     policy would compute minute by minute; the same-information bound uses the same replicas.
     """
     cached = _SIZING.get(id(replay))
     if cached is not None and cached[0] is replay:
-        return cached[1], cached[2]
+        return cached[1]
     settings = replay.settings
     rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
     lag = settings.cold_start_minutes + 1
-    sizing = sized_rates(rates, replay.start.hour * 60 + replay.start.minute, lag, settings.forecast)
+    sized = sized_rates(rates, replay.start.hour * 60 + replay.start.minute, lag, settings.forecast)
     capacity = np.asarray([d.capacity_rps for d in replay.deployments])
     floors = [d.minute_capacity_rps for d in replay.deployments]
     minute_capacity = None if any(f is None for f in floors) else np.asarray(floors, dtype=np.float64)
     low = np.asarray([d.setup.min_replicas for d in replay.deployments], dtype=np.int64)
     high = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.int64)
-    required = required_replicas(sizing, capacity, minute_capacity, settings.cold_start_minutes, low, high)
-    sized = sizing.with_margin
+    required = required_replicas(sized, capacity, minute_capacity, settings.cold_start_minutes, low, high)
     # One replay's sizing is asked for by the policy and by the same-information bound of every scenario
     # (about 1.4 s of CPU each time): keep the latest (a replay is immutable), computed before the runner forks.
-    sized.setflags(write=False)
     required.setflags(write=False)
     _SIZING.clear()
-    _SIZING[id(replay)] = (replay, sized, required)
-    return sized, required
+    _SIZING[id(replay)] = (replay, required)
+    return required
 
 
-_SIZING: dict[int, tuple[Replay, FloatArray, IntArray]] = {}
+_SIZING: dict[int, tuple[Replay, IntArray]] = {}
 
 
 class GridshiftPolicy:
@@ -210,7 +208,7 @@ class GridshiftPolicy:
         self.planner_capacity = np.asarray(
             [d.capacity_rps if d.planner_capacity_rps is None else d.planner_capacity_rps for d in replay.deployments]
         )
-        _, self.required = forecast_sizing(replay)
+        self.required = forecast_sizing(replay)
         self.last_plan = -(10**9)
         # Scheduled plans come one cold start before each step (prices change on the hour), so that the replicas a
         # plan moves are Ready when the hour they were placed for begins.

@@ -357,7 +357,7 @@ def same_information_required(replay: Replay) -> IntArray:
     The same-information bound serves exactly these with perfect placement and timing (no cold-start lag):
     what gridshift could reach by placing better, knowing no more about demand than it does.
     """
-    return forecast_sizing(replay)[1]
+    return forecast_sizing(replay)
 
 
 def request_level_required(
