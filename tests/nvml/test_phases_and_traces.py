@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 import time
 
 import numpy as np
@@ -156,3 +157,31 @@ def test_the_fake_sums_its_gpus() -> None:
         time.sleep(0.2)
     assert result[0].mean_power_watts == pytest.approx(1000.0)
     assert result[0].counter_energy_joules == pytest.approx(1000.0 * result[0].duration_s, rel=0.02)
+
+
+class _DescheduledClock:
+    """A monotonic clock that jumps 40 ms at every read, as if the thread lost the CPU after each call."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += 0.04
+            return self.now
+
+
+def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
+    # Counter reads, power reads and clock reads each lose 40 ms here; the counter's energy over the phase
+    # must still be divided by the time between the two counter reads, whatever happened between them.
+    clock = _DescheduledClock()
+    trace = PowerTrace.steps([(10.0, 300.0)])
+    sampler = TracePowerSampler(trace, SamplerSettings(sample_period_ms=10_000.0), clock=clock)
+    with sampler:
+        time.sleep(0.2)  # the sampling thread's first read is done; it now waits 10 s of real time
+        sampler.begin_phase("jumpy")
+        clock.now += 1.0
+        phase = sampler.end_phase()
+    assert phase.counter_energy_joules is not None
+    assert phase.counter_energy_joules / phase.duration_s == pytest.approx(300.0, rel=1e-3)
