@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gridshift.api import GPUProfile
@@ -146,9 +147,14 @@ def test_the_sweep_makes_a_valid_profile_that_the_planner_fits(swept: tuple[Stub
     assert profile.spec.idle_power_watts == pytest.approx(IDLE_WATTS, rel=0.02)
     assert profile.spec.prefill_tokens_per_second == pytest.approx(behaviour.prefill_tokens_per_s, rel=0.4)
     assert all(abs(check.relative_error) < 0.15 for check in checks), checks
-    # The fitted model extrapolates the server's linear growth in step time with batch.
-    at_32 = behaviour.base_step_ms + behaviour.step_ms_per_running * 32
-    assert model.step_time_ms(32, PROMPT_TOKENS + OUTPUT_TOKENS // 2) == pytest.approx(at_32, rel=0.3)
+    # The fitted model extrapolates the linear growth in step time with batch that the sweep measured. Held
+    # against the line through the measured points, not the stub's configured law: on a loaded machine the
+    # stub's sleeps overrun (up to 30%, above), and a 4x extrapolation of that overrun is the machine, not the fit.
+    points = profile.spec.points
+    slope, intercept = np.polyfit([p.batch for p in points], [p.step_time_ms for p in points], 1)
+    assert slope > 0.5 * behaviour.step_ms_per_running
+    at_32 = intercept + slope * 32
+    assert model.step_time_ms(32, PROMPT_TOKENS + OUTPUT_TOKENS // 2) == pytest.approx(at_32, rel=0.15)
 
 
 def test_chat_api_and_trace_lengths(shared_data: Path) -> None:
