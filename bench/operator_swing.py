@@ -219,8 +219,28 @@ class Members:
         answer = core.list_pod_for_all_namespaces(label_selector=SELECTOR, _preload_content=False)
         return list(json.loads(answer.data)["items"])
 
+    def health(self, region: str) -> str:
+        """One line on a region's nodes and gridshift pods, for a failure message."""
+        core = self.apis[region][1]
+        nodes = json.loads(core.list_node(_preload_content=False).data)["items"]
+        ready_nodes = sum(1 for n in nodes if _condition(n, "Ready"))
+        pods = self.pods(region)
+        ready_pods = sum(1 for p in pods if _condition(p, "Ready"))
+        phases: dict[str, int] = {}
+        for pod in pods:
+            key = (pod.get("status") or {}).get("phase", "?")
+            phases[key] = phases.get(key, 0) + 1
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(phases.items()))
+        return f"{region}: {ready_nodes}/{len(nodes)} nodes Ready, {ready_pods}/{len(pods)} pods Ready ({shown})"
+
     def close(self) -> None:
         self._pool.shutdown()
+
+
+def _condition(item: dict[str, Any], kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True" for c in (item.get("status") or {}).get("conditions") or []
+    )
 
 
 @dataclass
@@ -330,6 +350,21 @@ def wait_for(condition: Any, timeout: float, what: str, every: float = 2.0) -> A
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def not_ready(members: Members, expected: int, dead: Mapping[str, list[str]]) -> str:
+    """Why replicas are not Ready: how many are missing where, and which control-plane processes died."""
+    sample = members.sample()
+    unready: dict[str, int] = {}
+    for replicas in sample.values():
+        if replicas.total_ready < 1:
+            for region in replicas.desired:
+                unready[region] = unready.get(region, 0) + 1
+    where = ", ".join(f"{region}: {count}" for region, count in sorted(unready.items())) or "none"
+    if unready:
+        where += f" ({'; '.join(members.health(region) for region in sorted(unready))})"
+    died = "; ".join(f"{cluster}: {', '.join(gone)}" for cluster, gone in sorted(dead.items())) or "none"
+    return f"{len(sample)} of {expected} deployments seen; without a Ready replica by region: {where}; dead: {died}"
+
+
 def deployments(n: int) -> list[dict[str, Any]]:
     """N Auto deployments whose Static demand one H100 replica serves (1-4 requests/s)."""
     out = []
@@ -377,15 +412,18 @@ def run(args: argparse.Namespace) -> SwingResult:
                 apply_chunks(world, region, manifests)
         members = Members({r: world.kubeconfigs[r] for r in world.regions})
         with phase(result, "replicas Ready"):
-            wait_for(
-                lambda: (
-                    (s := members.sample())
-                    and len(s) == args.deployments
-                    and all(r.total_ready >= 1 for r in s.values())
-                ),
-                600,
-                "every pre-placed replica Ready",
-            )
+            try:
+                wait_for(
+                    lambda: (
+                        (s := members.sample())
+                        and len(s) == args.deployments
+                        and all(r.total_ready >= 1 for r in s.values())
+                    ),
+                    600,
+                    "every pre-placed replica Ready",
+                )
+            except TimeoutError as timeout:
+                raise TimeoutError(f"{timeout}; {not_ready(members, args.deployments, world.dead())}") from None
         replicas = [OperatorReplica(name, hub_kubeconfig, workdir, args) for name in ("a", "b")]
         with phase(result, "operator settles"):
             # Settled: every deployment has its status, no migration runs, and a cycle wrote no member object.

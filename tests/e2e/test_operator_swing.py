@@ -51,14 +51,18 @@ def test_a_price_swing_moves_a_hundred_deployments_make_before_break_through_a_l
         "--swing-timeout=900",
         f"--json={figures}",
     ]
-    bench = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    bench = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        stdout, _ = bench.communicate(timeout=2400)
+        stdout, stderr = bench.communicate(timeout=2400)
     finally:
         if bench.poll() is None:  # a timeout here: SIGTERM lets the bench stop its operators and world
             bench.terminate()
             bench.wait(timeout=300)
     print("\n" + stdout)
+    print(stderr, file=sys.stderr)
+    # Without figures, the failure shows the bench's own last words (which phase, what was missing).
+    last_words = "\n".join([line for line in stderr.splitlines() if "applied (" not in line][-12:])
+    assert figures.is_file(), f"bench/operator_swing.py exited {bench.returncode} without figures:\n{last_words}"
     result = json.loads(figures.read_text())
     assert result["in_swung_regions"] >= 100, "the cut must still swing at least 100 deployments"
     assert result["moved"] >= result["in_swung_regions"], "every deployment in a swung region moves"

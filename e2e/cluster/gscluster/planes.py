@@ -231,6 +231,10 @@ class ControlPlanes:
     def env(self) -> dict[str, str]:
         return _kwok_env(self.workdir, self.bin_dir)
 
+    def dead(self) -> dict[str, list[str]]:
+        """Per cluster, its control-plane components that have exited (none: an empty dict)."""
+        return {name: gone for name in self.names if (gone := dead_components(self.workdir, name))}
+
     def kubectl(
         self, cluster: str, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
@@ -400,9 +404,16 @@ def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec:
                 "extraArgs": [
                     {"key": "concurrent-deployment-syncs", "value": "5"},
                     {"key": "profiling", "value": "false"},
+                    # One instance per cluster: a lease to win is only a way to die. On a loaded machine a
+                    # renewal slower than its 10 s deadline makes the process exit ("leaderelection lost"),
+                    # nothing restarts it, and that cluster's Deployments never get pods again.
+                    {"key": "leader-elect", "value": "false"},
                 ],
             },
-            {"name": "kube-scheduler", "extraArgs": [{"key": "profiling", "value": "false"}]},
+            {
+                "name": "kube-scheduler",
+                "extraArgs": [{"key": "profiling", "value": "false"}, {"key": "leader-elect", "value": "false"}],
+            },
         ],
     }
     stages = build_stages(spec.ready_delay_s, spec.ready_jitter_s)
