@@ -40,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -226,10 +227,7 @@ class Members:
         ready_nodes = sum(1 for n in nodes if _condition(n, "Ready"))
         pods = self.pods(region)
         ready_pods = sum(1 for p in pods if _condition(p, "Ready"))
-        phases: dict[str, int] = {}
-        for pod in pods:
-            key = (pod.get("status") or {}).get("phase", "?")
-            phases[key] = phases.get(key, 0) + 1
+        phases = Counter((pod.get("status") or {}).get("phase", "?") for pod in pods)
         shown = ", ".join(f"{k} {v}" for k, v in sorted(phases.items()))
         return f"{region}: {ready_nodes}/{len(nodes)} nodes Ready, {ready_pods}/{len(pods)} pods Ready ({shown})"
 
@@ -353,11 +351,7 @@ def wait_for(condition: Any, timeout: float, what: str, every: float = 2.0) -> A
 def not_ready(members: Members, expected: int, dead: Mapping[str, list[str]]) -> str:
     """Why replicas are not Ready: how many are missing where, and which control-plane processes died."""
     sample = members.sample()
-    unready: dict[str, int] = {}
-    for replicas in sample.values():
-        if replicas.total_ready < 1:
-            for region in replicas.desired:
-                unready[region] = unready.get(region, 0) + 1
+    unready = Counter(region for replicas in sample.values() if replicas.total_ready < 1 for region in replicas.desired)
     where = ", ".join(f"{region}: {count}" for region, count in sorted(unready.items())) or "none"
     if unready:
         where += f" ({'; '.join(members.health(region) for region in sorted(unready))})"

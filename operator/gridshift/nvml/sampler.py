@@ -164,17 +164,16 @@ class ThreadedPowerSampler:
         covers (a CI run measured 8% too much power over a 1 s phase). The read is bracketed by two
         clock reads and dated at their midpoint; a wide bracket is retried and the narrowest kept.
         """
-        best: tuple[float, float, int | None] | None = None
+        reads: list[tuple[float, float, Sequence[int] | None]] = []
         for _ in range(_EDGE_ATTEMPTS):
             before = self._clock()
             counters = self._reader.read_energy_millijoules()
             after = self._clock()
-            if best is None or after - before < best[1] - best[0]:
-                best = (before, after, None if counters is None else int(sum(counters)))
+            reads.append((after - before, (before + after) / 2.0, counters))
             if after - before <= _EDGE_BRACKET_S:
                 break
-        assert best is not None
-        return best[2], (best[0] + best[1]) / 2.0
+        _, at, counters = min(reads, key=lambda read: read[0])
+        return (None if counters is None else int(sum(counters))), at
 
     def begin_phase(self, name: str) -> None:
         if self._closed:
