@@ -60,7 +60,7 @@ class WorkloadTarget:
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
     return {
-        **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        **_deployment_selector(target),
         L.DEPLOYMENT_NAMESPACE: target.deployment_namespace,
         L.GPU_TYPE: bounded_label_value(target.gpu_type),
         L.CLUSTER: bounded_label_value(target.cluster),
@@ -79,9 +79,20 @@ def _metadata(name: str, target: WorkloadTarget, labels: dict[str, str], **annot
     }
 
 
+def _deployment_selector(target: WorkloadTarget) -> dict[str, str]:
+    """Labels every replica of the deployment carries in this cluster, whatever its GPU type."""
+    return L.deployment_selector(target.deployment_namespace, target.deployment_name)
+
+
+def _deployment_wide_metadata(target: WorkloadTarget, suffix: str) -> Manifest:
+    """Metadata of an object that covers all of the deployment's replicas in this cluster (Service, NetworkPolicy)."""
+    name = L.workload_name(target.deployment_namespace, target.deployment_name, suffix)
+    return _metadata(name, target, _deployment_selector(target))
+
+
 def _pod_selector(target: WorkloadTarget) -> dict[str, str]:
     return {
-        **L.deployment_selector(target.deployment_namespace, target.deployment_name),
+        **_deployment_selector(target),
         L.GPU_TYPE: bounded_label_value(target.gpu_type),
     }
 
@@ -194,13 +205,12 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
 
 
 def render_service(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
-    name = L.workload_name(target.deployment_namespace, target.deployment_name, "svc")
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(name, target, L.deployment_selector(target.deployment_namespace, target.deployment_name)),
+        "metadata": _deployment_wide_metadata(target, "svc"),
         "spec": {
-            "selector": L.deployment_selector(target.deployment_namespace, target.deployment_name),
+            "selector": _deployment_selector(target),
             "ports": [{"name": "http", "port": spec.engine.port, "targetPort": "http"}],
         },
     }
@@ -218,13 +228,12 @@ def render_pdb(target: WorkloadTarget) -> Manifest:
 
 def render_network_policy(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> Manifest:
     """Ingress to the deployment's replicas only from namespaces labelled SERVING_INGRESS_LABEL=true."""
-    name = L.workload_name(target.deployment_namespace, target.deployment_name, "ingress")
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(name, target, L.deployment_selector(target.deployment_namespace, target.deployment_name)),
+        "metadata": _deployment_wide_metadata(target, "ingress"),
         "spec": {
-            "podSelector": {"matchLabels": L.deployment_selector(target.deployment_namespace, target.deployment_name)},
+            "podSelector": {"matchLabels": _deployment_selector(target)},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {

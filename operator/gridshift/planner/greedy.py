@@ -220,6 +220,13 @@ class _Filler:
             if keep is not None:
                 self.add(keep)
 
+    def _better_than(self, base: float) -> float | None:
+        """The objective of the counts as they stand, if it is below `base` and within the move limit."""
+        trial = deployment_objective(self.problem, self.counts, self.settings)
+        if trial < base - 1e-9 and min(moves(self.problem, self.counts)) <= self.problem.max_moves:
+            return trial
+        return None
+
     def local_search(self) -> None:
         """Drop surplus replicas and swap single replicas to cheaper options while the objective falls."""
         problem = self.problem
@@ -232,16 +239,16 @@ class _Filler:
                 if self.counts[i] == 0:
                     continue
                 self.remove(i)
-                trial = deployment_objective(problem, self.counts, settings)
-                if trial < base - 1e-9 and min(moves(problem, self.counts)) <= problem.max_moves:
+                trial = self._better_than(base)
+                if trial is not None:
                     base, improved = trial, True
                     continue
                 for k in by_unit_cost[:8]:
                     if k == i or not self.room(k):
                         continue
                     self.add(k)
-                    trial = deployment_objective(problem, self.counts, settings)
-                    if trial < base - 1e-9 and min(moves(problem, self.counts)) <= problem.max_moves:
+                    trial = self._better_than(base)
+                    if trial is not None:
                         base, improved = trial, True
                         break
                     self.remove(k)
