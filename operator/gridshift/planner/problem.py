@@ -113,8 +113,8 @@ class Option:
     model: PerformanceModel
     max_num_seqs: int = 1
     """vLLM --max-num-seqs of a replica here: the batch at SLO capacity, at the observed request sizes."""
-    key: tuple[str, str] = ("", "")
-    """(cluster, gpu_type): the inventory pool this option draws from."""
+    key: tuple[str, str] = field(init=False)
+    """(cluster, gpu_type): the inventory pool this option draws from (derived in __post_init__)."""
     carbon_usd_per_hour: float = 0.0
     """Internal carbon cost of one replica at SLO capacity, mean over the window (in `hourly_usd`);
     0 for deployments without a carbon price."""
@@ -480,7 +480,6 @@ def _option(
         site.preferred,  # preferred
         capacity.model,  # model
         capacity.max_num_seqs,  # max_num_seqs
-        (site.cluster.name, offering.gpu_type),  # key (__post_init__ sets it again)
         carbon_hourly,  # carbon_usd_per_hour
         carbon_limit,  # carbon_limit
         0.0,  # carbon_penalty_usd (_charge_carbon_limits adds it)
