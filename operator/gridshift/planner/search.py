@@ -16,8 +16,8 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
 5. otherwise, or when that did not prove optimality, large-neighbourhood search: HiGHS re-solves
-   groups of deployments that share pools, the others held fixed, each group started from the
-   incumbent.
+   groups of deployments holding one GPU type in many pools, the others held fixed, each group
+   started from the incumbent.
 
 The planner reads no clock. Time comes from a `Clock` the caller injects (the operator passes
 `time.monotonic`; tests pass a fake); without one the budget still bounds HiGHS, which reads its own
@@ -32,6 +32,7 @@ differ; the result then says `budget_exhausted`.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -555,9 +556,9 @@ def _penalised(problem: Problem, best: _Best, settings: PlannerSettings) -> bool
 def _neighbourhoods(
     problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, changed: frozenset[str]
 ) -> None:
-    """Large-neighbourhood search: deployments grouped by the pool they hold most GPUs in (the
-    contention a per-deployment fill cannot price), groups of settings.neighbourhood_deployments
-    re-solved exactly by HiGHS with every other deployment fixed. Passes repeat while the budget
+    """Large-neighbourhood search: groups of settings.neighbourhood_deployments holding one GPU type
+    in many pools (`_groups`: the contention a per-deployment fill cannot price) re-solved exactly by
+    HiGHS with every other deployment fixed. Passes, each with a new grouping, repeat while the budget
     lasts and one of the last two passes improved anything."""
     idle = 0
     # GPUs the incumbent uses per pool, kept up to date as groups improve it.
@@ -595,7 +596,7 @@ def _neighbourhoods(
                     _add_use(used, problem.deployments[index], best.solution.counts[index], 1)
             else:
                 best.steps.pop()
-        # The two groupings alternate: stop once neither improves the plan any more.
+        # Each round regroups: stop once two in a row improve nothing.
         idle = 0 if improved else idle + 1
         if idle >= 2:
             return
@@ -609,25 +610,29 @@ def _groups(
     changed: frozenset[str],
     round_: int = 0,
 ) -> list[list[int]]:
-    """Deployments ordered by the pool they use most (a deployment using none: the pool of its
-    cheapest option per unit of capacity, the one it wants), then by id, cut into groups of `size`.
-    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most;
-    then groups with deployments whose inputs changed since the previous plan (warm start).
-    Odd rounds group by the pool each deployment would rather be in (its cheapest option per unit
-    not in use) instead, so that those who hold a pool meet those who want it."""
+    """Deployments grouped by the GPU type they hold most GPUs of (a deployment holding none: the type
+    of its cheapest option per unit of capacity), shuffled within each type by a hash of their id and
+    the round, and cut into groups of `size`: a group then holds deployments in many pools of one GPU
+    type, so HiGHS can exchange them between those pools (a chain: one leaves a cheap pool for another
+    so that a third takes its place). Grouped by pool instead, 40 holders of one pool could only move
+    to room left free elsewhere: at 1,000 deployments this grouping's plans cost less on 12 of 14
+    runs (docs/planner.md, "Choosing the method"). A new shuffle each round meets new partners; the
+    hash keeps it a function of the snapshot (determinism) and of each id alone (a warm start
+    regroups the same way).
+    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most; then
+    groups with deployments whose inputs changed since the previous plan (warm start)."""
 
-    def main_pool(deployment: DeploymentProblem) -> tuple[str, str]:
+    def main_type(deployment: DeploymentProblem) -> str:
         counts = solution.counts[deployment.index]
-        if round_ % 2 == 1:
-            for j in deployment.by_unit_cost:
-                if counts[j] == 0:
-                    return deployment.options[j].key
-        best_key = deployment.options[deployment.by_unit_cost[0]].key
+        best_type = deployment.options[deployment.by_unit_cost[0]].gpu_type
         best_gpus = 0
         for option, count in zip(deployment.options, counts, strict=True):
             if count * option.gpus > best_gpus:
-                best_key, best_gpus = option.key, count * option.gpus
-        return best_key
+                best_type, best_gpus = option.gpu_type, count * option.gpus
+        return best_type
+
+    def shuffled(deployment: DeploymentProblem) -> bytes:
+        return hashlib.blake2b(f"{round_}/{deployment.deployment.id}".encode(), digest_size=8).digest()
 
     free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
 
@@ -635,7 +640,7 @@ def _groups(
         deployment, counts = problem.deployments[index], solution.counts[index]
         return deployment_objective(deployment, counts, settings) - deployment_objective(deployment, counts, free)
 
-    movable = sorted(problem.movable, key=lambda d: (main_pool(d), d.deployment.id))
+    movable = sorted(problem.movable, key=lambda d: (main_type(d), shuffled(d), d.deployment.id))
     groups = [[d.index for d in movable[i : i + size]] for i in range(0, len(movable), size)]
     weight = [sum(penalty(i) for i in group) for group in groups]
     fresh = [sum(1 for i in group if problem.deployments[i].deployment.id in changed) for group in groups]
