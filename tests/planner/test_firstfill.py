@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from gridshift.planner import PlannerSettings, Snapshot, make_plan
 from gridshift.planner.firstfill import first_fill
 from gridshift.planner.problem import Problem, build_problem
-from gridshift.planner.search import revalidated_current, violations
+from gridshift.planner.search import revalidated_current, search, violations
 from gridshift.planner.solution import Solution, deployment_objective, objective
 from gridshift.planner.synthetic import random_snapshot
 from gridshift.profiles_catalog import default_performance_models
@@ -80,11 +80,31 @@ def test_above_the_pricing_sample_the_sweep_improves_the_first_fill(monkeypatch:
     chosen = PlannerSettings(exact_search=False)
     problem = build_problem(world, chosen)
     result = search_module.search(problem, chosen)
-    assert any("one deployment at a time" in step for step in result.steps), result.steps
+    assert any(step.startswith("sweep at LP pool prices") for step in result.steps), result.steps
     assert violations(problem, result.solution) == []
     filled = first_fill(problem, chosen, revalidated_current(problem))
     assert result.objective_usd_per_hour < objective(problem, filled, chosen)
     assert result.objective_usd_per_hour == objective(problem, result.solution, chosen)
+
+
+def test_at_or_below_the_pricing_sample_the_sweep_follows_the_priced_greedies() -> None:
+    # Below the sample the greedies at pool prices run first; the sweep then takes each deployment
+    # in turn (at 1,000 x 0.4 seed 4 it took the first fill, which the priced greedy had not beaten,
+    # from 5,175 to 2,798 USD/h). Its step reports the objective it ends at, never above the one before.
+    world = random_snapshot(default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=3)
+    chosen = PlannerSettings(exact_search=False)
+    problem = build_problem(world, chosen)
+    result = search(problem, chosen)
+    names = [step.split(":")[0] for step in result.steps]
+    assert "exact fills at LP pool prices" in names
+    sweep = next(i for i, name in enumerate(names) if name.startswith("sweep at LP pool prices"))
+    assert sweep > names.index("exact fills at LP pool prices")
+
+    def value(step: str) -> float:
+        return float(step.rsplit(": ", 1)[1].split()[0])
+
+    assert value(result.steps[sweep]) <= min(value(step) for step in result.steps[:sweep] if "kept" not in step)
+    assert violations(problem, result.solution) == []
 
 
 def test_with_no_deployments_the_first_fill_is_empty_and_the_plan_has_no_entries() -> None:
