@@ -15,6 +15,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 COUNT = 1000
 CYCLE = re.compile(r"cycle leader=True ([0-9.]+)s member_writes=(\d+) status_writes=(\d+)")
+SWEPT = re.compile(r"swept orphaned objects of (\S+) ")
 
 
 def test_thousand_advisory_deployments_reach_a_quiet_steady_state(control_planes: Any, tmp_path: Path) -> None:
@@ -46,7 +47,15 @@ def test_thousand_advisory_deployments_reach_a_quiet_steady_state(control_planes
             f"steady cycle {min(steady):.2f}-{max(steady):.2f}s; operator RSS {rss_mb:.0f} MiB"
         )
         assert first_writes >= COUNT, "every deployment gets a status"
-        assert all(m == 0 for _, m, _ in cycles), "Advisory deployments must never touch member clusters"
+        # The control planes are shared with earlier suites: this operator's orphan sweep may delete what an
+        # earlier suite's deleted deployment left in a member cluster (one write each, logged with its owner).
+        # Every other member write would be an Advisory deployment touched: none may be.
+        # One reading of the log for both (a sweep is logged before the cycle line that counts it).
+        text = operator.log()
+        swept = SWEPT.findall(text)
+        assert not [owner for owner in swept if owner.startswith("ml/bulk-")], swept
+        member_writes = sum(int(m) for _, m, _ in CYCLE.findall(text))
+        assert member_writes <= len(swept), f"Advisory deployments must never touch member clusters ({swept})"
         assert cycles[-1][1:] == (0, 0) and cycles[-2][1:] == (0, 0)
         # 384 MiB is 3/4 of the chart's former 512Mi limit (1Gi since, for 10,000 deployments): unbounded
         # hub connections at start-up once took it to 530; a growth bound at 1,000, not the limit.
