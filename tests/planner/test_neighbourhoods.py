@@ -68,8 +68,7 @@ def test_the_grouping_is_deterministic_and_changes_from_round_to_round() -> None
 def test_groups_holding_unmet_demand_go_first_then_those_whose_inputs_changed() -> None:
     problem, solution = _world()
     groups = _groups(problem, solution, SIZE, SETTINGS, frozenset())
-    served = _groups(problem, solution, SIZE, SETTINGS, frozenset())
-    short = served[-1][0]
+    short = groups[-1][0]
     emptied = list(solution.counts)
     emptied[short] = tuple(0 for _ in emptied[short])
     unserved = Solution(tuple(emptied), Solver.GREEDY)

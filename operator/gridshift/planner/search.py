@@ -460,12 +460,10 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     if prices.sampled:
         best.steps.append(f"pool prices (LP relaxation) on a sample of {_PRICING_SAMPLE} deployments")
     _first_fill(problem, settings, best, deadline, prices.per_gpu)
-    if prices.sampled:
-        # At this size the greedy fills about a thousand deployments per CPU-second: instead, each
-        # deployment in turn takes its exact fill at the pool prices on what the others leave.
-        _sweep(problem, settings, best, deadline, prices.per_gpu)
-        return prices.bound
-    for exact, step in ((True, "exact fills at LP pool prices"), (False, "greedy at LP pool prices")):
+    # On a sample (large problems) the greedies are left out: they fill about a thousand deployments
+    # per CPU-second, and the sweep below reaches every deployment instead.
+    greedies = () if prices.sampled else ((True, "exact fills at LP pool prices"), (False, "greedy at LP pool prices"))
+    for exact, step in greedies:
         if not deadline.allows(0.0) or (not exact and not _penalised(problem, best, settings)):
             break
         priced = solve_greedy(
@@ -473,11 +471,11 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
         )
         cut = " (cut short by the budget)" if deadline.exhausted else ""
         best.offer(priced if priced is None else Solution(priced.counts, Solver.PRICED), step + cut)
-    # Then each deployment in turn re-takes its exact fill at the pool prices on what the others
-    # leave, where that lowers its objective: the greedies fill in one order, and where their plans
-    # leave penalties the incumbent may still be the first fill. At 1,000 x 0.4, seed 4, the sweep
-    # took the first fill from 5,175 to 2,798 USD/h in 0.7 CPU-s, which the neighbourhoods had not
-    # reached in 10 s (2,805; optimum 2,706.13).
+    # Each deployment in turn re-takes its exact fill at the pool prices on what the others leave,
+    # where that lowers its objective: the greedies fill in one order, and where their plans leave
+    # penalties the incumbent may still be the first fill. At 1,000 x 0.4, seed 4, the sweep took the
+    # first fill from 5,175 to 2,798 USD/h in 0.7 CPU-s, which the neighbourhoods had not reached in
+    # 10 s (2,805; optimum 2,706.13).
     _sweep(problem, settings, best, deadline, prices.per_gpu)
     return prices.bound
 
@@ -627,9 +625,9 @@ def _groups(
     to room left free elsewhere: at 1,000 deployments this grouping's plans cost less on 12 of 14
     runs (docs/planner.md, "Choosing the method"). A new shuffle each round meets new partners; the
     hash keeps it a function of the snapshot (determinism) and of each id alone (a warm start
-    regroups the same way).
-    Groups holding penalties (demand or bounds unmet) go first: that is where a plan gains most; then
-    groups with deployments whose inputs changed since the previous plan (warm start)."""
+    regroups the same way). Groups holding penalties (demand or bounds unmet) go first: that is
+    where a plan gains most; then groups with deployments whose inputs changed since the previous
+    plan (warm start)."""
 
     def main_type(deployment: DeploymentProblem) -> str:
         counts = solution.counts[deployment.index]
