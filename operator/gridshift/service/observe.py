@@ -18,7 +18,7 @@ service.sweep); those without owner annotations are foreign, reported and left a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
@@ -100,13 +100,21 @@ class Observer:
         cluster_bodies: Sequence[Mapping[str, Any]],
         profile_bodies: Sequence[Mapping[str, Any]],
         report: CycleReport,
+        marked_leaving: Collection[str] = frozenset(),
     ) -> Observation:
-        deployments = [d for d in self._deployment_models.parse(deployment_bodies) if d.resource]
+        """`marked_leaving`: UIDs whose deletion has begun though the body may not say so yet (service.sweep)."""
+        valid = [d for d in self._deployment_models.parse(deployment_bodies) if d.resource]
         clusters = self._cluster_models.parse(cluster_bodies)
         profiles = self._profile_models.parse(profile_bodies)
-        live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in deployments}
+        live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}
+        # A deployment being deleted is neither planned nor acted on (a cycle that applied its workloads
+        # would undo the finalizer's cleanup); its replicas stay live, not orphans, and hold their GPUs.
+        leaving = {live[_ns_name(d.body)] for d in valid if _leaving(d.body, marked_leaving)}
+        deployments = [d for d in valid if live[_ns_name(d.body)] not in leaving]
         tenants = sorted({ns for ns, _ in live})
-        views = self._observe_clusters(now, [c for c in clusters if c.resource is not None], tenants, live, report)
+        views = self._observe_clusters(
+            now, [c for c in clusters if c.resource is not None], tenants, live, leaving, report
+        )
         self._forget_clusters_except({c.key for c in clusters})
         for invalid in (c for c in clusters if c.resource is None):
             report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
@@ -222,6 +230,7 @@ class Observer:
         clusters: Sequence[inputs.Parsed[RegionalCluster]],
         tenants: Sequence[str],
         live: Mapping[tuple[str, str], str],
+        leaving: Collection[str],
         report: CycleReport,
     ) -> list[ClusterView]:
         """Every cluster observed at once (a dozen regions cost one slow answer, not the sum of twelve);
@@ -231,7 +240,8 @@ class Observer:
             assert parsed.resource is not None
             own = CycleReport(leader=True, started_at=now)
             status = parsed.body.get("status") or {}
-            return self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, own), own.errors
+            view = self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, leaving, own)
+            return view, own.errors
 
         views = []
         for view, errors in self._cluster_pool.map(one, clusters):
@@ -246,6 +256,7 @@ class Observer:
         old_status: Mapping[str, Any],
         tenants: Sequence[str],
         live: Mapping[tuple[str, str], str],
+        leaving: Collection[str],
         report: CycleReport,
     ) -> ClusterView:
         view = ClusterView(name, cluster, None, None, None, None, old_status=old_status)
@@ -277,13 +288,13 @@ class Observer:
         if view.error is not None:
             view.inventory = None
             # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
-            view.workloads = [replace(w, ready=0) for w in self._last_workloads.get(name, [])]
+            last = self._last_workloads.get(name, [])
+            view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]
             report.errors.append(view.error)
             return view
-        view.workloads = [
-            w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid
-        ]
-        view.orphans = [w for w in found if w.owned and w not in view.workloads]
+        owned = [w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid]
+        view.workloads = [w for w in owned if w.owner_uid not in leaving]
+        view.orphans = [w for w in found if w.owned and w not in owned]
         view.foreign = [w for w in found if not w.owned]
         for w in view.foreign:
             report.errors.append(
@@ -410,6 +421,13 @@ def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
     meta = body["metadata"]
     return str(meta["namespace"]), str(meta["name"])
+
+
+def _leaving(body: Mapping[str, Any], marked: Collection[str]) -> bool:
+    """Deletion has begun: the hub set deletionTimestamp (the finalizer holds the object), or the
+    finalizer's handler marked the UID before the body in the index said so."""
+    meta = body["metadata"]
+    return meta.get("deletionTimestamp") is not None or str(meta.get("uid", "")) in marked
 
 
 def flatten(index: Any) -> list[Mapping[str, Any]]:

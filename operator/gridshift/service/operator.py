@@ -58,7 +58,7 @@ from gridshift.service.migrate_auto import AutoMigrations, Migrated
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
 from gridshift.service.report import Reporter, invalid_cluster_problems, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
-from gridshift.service.sweep import delete_everywhere, sweep_orphans
+from gridshift.service.sweep import Departures, delete_everywhere, finalize, sweep_orphans
 from gridshift.service.writes import WritePool
 from gridshift.settings import OperatorSettings
 
@@ -109,6 +109,7 @@ class OperatorService:
             metrics_clock,
             carbon_feed_factory=carbon_feed_factory,
         )
+        self.departures = Departures()
         self.migrations = Migrations(settings.revalidate_delay_seconds)
         self.actuator = Actuator(hub)
         self.auto = AutoMigrations(self.migrations, self.actuator, self.elector.leading, settings.write_concurrency)
@@ -167,7 +168,10 @@ class OperatorService:
             await asyncio.sleep(self.elector.timing.retry_period_seconds)
 
     async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
-        await asyncio.to_thread(self.delete_from_members, namespace, name, uid)
+        """The finalizer's cleanup, outwaiting a cycle that was running when it began (service.sweep)."""
+        await finalize(
+            self.departures, Owner(namespace, name, uid), lambda: self.delete_from_members(namespace, name, uid)
+        )
 
     def delete_from_members(self, namespace: str, name: str, uid: str) -> int:
         """Remove a deleted InferenceDeployment's objects from every member cluster a RegionalCluster names.
@@ -185,6 +189,16 @@ class OperatorService:
         cluster_bodies: Sequence[Mapping[str, Any]],
         profile_bodies: Sequence[Mapping[str, Any]],
     ) -> CycleReport:
+        with self.departures.cycle() as leaving:  # deployments whose deletion has begun are left alone
+            return self._cycle(deployment_bodies, cluster_bodies, profile_bodies, leaving)
+
+    def _cycle(
+        self,
+        deployment_bodies: Sequence[Mapping[str, Any]],
+        cluster_bodies: Sequence[Mapping[str, Any]],
+        profile_bodies: Sequence[Mapping[str, Any]],
+        leaving: frozenset[str],
+    ) -> CycleReport:
         started = time.perf_counter()
         now = self._clock()
         report = CycleReport(leader=False, started_at=now)
@@ -195,7 +209,7 @@ class OperatorService:
             return self._finish(report, started, None)
 
         # 2. Observe: one snapshot of hub objects, member clusters, metrics and prices; sweep orphans.
-        seen = self.observer.observe(now, deployment_bodies, cluster_bodies, profile_bodies, report)
+        seen = self.observer.observe(now, deployment_bodies, cluster_bodies, profile_bodies, report, leaving)
         if self._still_leading(report):
             sweep_orphans(self.hub, seen, report)
 

@@ -6,6 +6,12 @@ started (or is not the leader) has no cluster cache yet, and trusting one let th
 while replicas kept running. Any cluster that cannot be cleaned raises `CleanupIncomplete`, so the
 finalizer stays and deletion is retried.
 
+A cycle acts on the deployments it observed when it began, so one deleted while a cycle runs could
+get its workloads applied again after the finalizer cleaned the member clusters. `Departures` closes
+that: the finalizer marks the UID before it cleans, cycles that begin later leave the deployment
+alone (service.observe, which also leaves out bodies with a deletionTimestamp), and when a cycle
+that began before the mark is still running, the finalizer waits for it to end and cleans again.
+
 Sweep (each leader cycle): member Deployments whose owner annotations name an InferenceDeployment
 UID that is not live, confirmed against the hub API (the kopf index may still be filling after a
 restart), are deleted with their Service, PodDisruptionBudget and NetworkPolicy.
@@ -13,7 +19,12 @@ restart), are deleted with their Service, PodDisruptionBudget and NetworkPolicy.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 from gridshift.actuation.members import MemberError, Owner
 from gridshift.api import RegionalCluster
@@ -26,9 +37,54 @@ from gridshift.service.state import CycleReport, Observation
 
 log = logging.getLogger("gridshift.service")
 
+OUTWAIT_SECONDS = 60.0
+"""How long a finalizer waits in one go for the cycle running when its deletion began (kopf retries after)."""
+_OUTWAIT_POLL_SECONDS = 0.2
+
 
 class CleanupIncomplete(Exception):
     """Some member cluster could not be cleaned; the finalizer must stay (the message names each cluster)."""
+
+
+class Departures:
+    """UIDs whose deletion has begun, and the planning cycle each must outwait; see the module docstring.
+
+    Called from the cycle's thread (`cycle`) and the finalizers' (the rest)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = 0
+        self._running: int | None = None
+        self._marked: dict[str, int | None] = {}
+
+    @contextlib.contextmanager
+    def cycle(self) -> Iterator[frozenset[str]]:
+        """A planning cycle runs inside: it is given the UIDs it must leave alone."""
+        with self._lock:
+            self._started += 1
+            self._running = self._started
+            marked = frozenset(self._marked)
+        try:
+            yield marked
+        finally:
+            with self._lock:
+                self._running = None
+
+    def mark(self, uid: str) -> int | None:
+        """Deletion of `uid` begins (again, on a retry): the cycle that must end before a final cleanup,
+        None when no cycle was running at the first mark."""
+        with self._lock:
+            return self._marked.setdefault(uid, self._running)
+
+    def outwaited(self, cycle: int | None) -> bool:
+        """True once `cycle` (from `mark`) is no longer running; any cycle begun since leaves the UID alone."""
+        with self._lock:
+            return cycle is None or self._running != cycle
+
+    def forget(self, uid: str) -> None:
+        """The deletion is complete (the finalizer goes)."""
+        with self._lock:
+            self._marked.pop(uid, None)
 
 
 def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
@@ -54,6 +110,24 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
     if failures:
         raise CleanupIncomplete(f"{owner}: not cleaned up yet, will retry: " + "; ".join(failures))
     return deleted
+
+
+async def finalize(departures: Departures, owner: Owner, delete: Callable[[], object]) -> None:
+    """The finalizer's cleanup: mark, `delete` (raises CleanupIncomplete), and if a cycle was running when
+    the deletion began, wait for it to end and `delete` again (what it may have written)."""
+    cycle = departures.mark(owner.uid)
+    await asyncio.to_thread(delete)
+    if not departures.outwaited(cycle):
+        deadline = time.monotonic() + OUTWAIT_SECONDS
+        while not departures.outwaited(cycle):
+            if time.monotonic() > deadline:
+                raise CleanupIncomplete(
+                    f"{owner}: cleaned, but the planning cycle running when its deletion began has not ended "
+                    f"within {OUTWAIT_SECONDS:.0f} s and may still write its objects; will retry"
+                )
+            await asyncio.sleep(_OUTWAIT_POLL_SECONDS)
+        await asyncio.to_thread(delete)
+    departures.forget(owner.uid)
 
 
 def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport) -> int:

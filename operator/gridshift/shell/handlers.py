@@ -26,9 +26,10 @@ GPROFILE = (GROUP, VERSION, "gpuprofiles")
 
 def essence(body: kopf.Body) -> dict[str, Any]:
     """What the service reads of an object; managedFields and annotations stay out of memory. The
-    resourceVersion tells the service when to parse the object again (service.inputs.ParseCache)."""
+    resourceVersion tells the service when to parse the object again (service.inputs.ParseCache); a
+    deletionTimestamp, that the object is being deleted and must not be acted on (service.observe)."""
     meta = body.get("metadata", {})
-    kept = ("name", "namespace", "uid", "generation", "labels", "resourceVersion")
+    kept = ("name", "namespace", "uid", "generation", "labels", "resourceVersion", "deletionTimestamp")
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),

@@ -1,0 +1,136 @@
+"""Deleting an InferenceDeployment while cycles run: nothing of it is planned, acted on or left behind.
+
+The finalizer (service.sweep.finalize) cleans every member cluster; a cycle that began before the
+deletion may still apply the deployment's workloads afterwards, so the finalizer outwaits it and cleans
+again; cycles that begin later, and bodies that carry a deletionTimestamp, leave the deployment alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from gridshift.actuation.render import Manifest
+from gridshift.hub.client import ObjectRef
+from gridshift.service.sweep import Departures
+from gridshift.shell.handlers import essence
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
+
+DELETED_AT = "2026-01-01T00:00:00Z"
+
+
+def _chat_objects(world: ServiceHarness) -> int:
+    return sum(
+        len([w for w in m.workloads([WORKLOADS]) if w.deployment_name == "chat"]) for m in world.members.values()
+    )
+
+
+def test_a_deployment_being_deleted_is_neither_planned_acted_on_nor_reported() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    placed = world.replicas()
+    assert placed["eu-de"] > 0
+    body["metadata"]["deletionTimestamp"] = DELETED_AT  # the finalizer holds it, cleaning
+    body["spec"]["demand"]["requestsPerSecond"] = 90.0  # would scale up, were it planned
+    world.prices.update({"eu-de": 900.0, "eu-fr": 1.0})  # would move, were it planned
+    statuses = dict(world.hub.statuses)
+    report = world.cycle()
+    assert world.replicas() == placed
+    assert report.member_writes == 0
+    ref = ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat")
+    assert world.hub.statuses.get(ref) == statuses.get(ref)
+    # Its replicas are the deployment's own, not orphans: the sweep leaves them to the finalizer.
+    assert _chat_objects(world) > 0
+
+
+def test_a_cycle_begun_after_the_finalizer_marked_the_deployment_leaves_it_alone() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()  # Ready: the scale-up's step is done
+    placed = world.replicas()
+    world.service.departures.mark("uid-chat")  # the body in the index does not show the deletion yet
+    body["spec"]["demand"]["requestsPerSecond"] = 90.0  # would scale up, were it planned
+    report = world.cycle()
+    assert world.replicas() == placed and report.member_writes == 0
+
+
+def test_the_gpus_of_a_leaving_deployment_stay_taken_until_it_is_gone() -> None:
+    world = ServiceHarness(["eu-de"], gpus_per_cluster=4)
+    body = deployment_body(rps=30.0, capacity={"minReplicas": 4, "maxReplicas": 4})
+    world.add(body)
+    world.cycle()
+    assert world.replicas() == {"eu-de": 4}
+    free = world.service.observer.observe(world.now, [body], list(world.cluster_bodies.values()), [], world.cycle())
+    assert free.snapshot.clusters[0].offerings[0].available_gpus == 4  # ours to re-plan
+    clusters = list(world.cluster_bodies.values())
+    # Marked by the finalizer before the index shows the deletionTimestamp, then shown by the index:
+    marked = world.service.observer.observe(world.now, [body], clusters, [], world.cycle(), frozenset({"uid-chat"}))
+    body["metadata"]["deletionTimestamp"] = DELETED_AT
+    shown = world.service.observer.observe(world.now, [body], clusters, [], world.cycle())
+    for seen in (marked, shown):
+        assert seen.deployments == ()
+        assert seen.snapshot.clusters[0].offerings[0].gpu_type == H100
+        assert seen.snapshot.clusters[0].offerings[0].available_gpus == 0  # still held by its replicas
+        assert not seen.views["eu-de"].orphans
+
+
+def test_a_cycle_running_when_the_deletion_begins_is_outwaited_and_cleaned_after() -> None:
+    world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
+    world.add(deployment_body(rps=30.0))
+    member = world.members["eu-de"]
+    applying, release = threading.Event(), threading.Event()
+    original = member.apply
+
+    def slow_apply(manifests: Sequence[Manifest]) -> None:
+        applying.set()
+        assert release.wait(10)
+        original(manifests)
+
+    member.apply = slow_apply  # type: ignore[method-assign]
+    cycle = threading.Thread(target=world.cycle)
+    cycle.start()
+    assert applying.wait(10)  # the cycle observed the deployment live and is writing its workload
+
+    async def delete_then_let_the_cycle_finish() -> None:
+        finalizer = asyncio.create_task(world.service.delete_everywhere("ml", "chat", "uid-chat"))
+        await asyncio.sleep(0.5)
+        assert not finalizer.done(), "the finalizer must wait for the cycle that began before the deletion"
+        release.set()
+        await asyncio.wait_for(finalizer, 10)
+
+    asyncio.run(delete_then_let_the_cycle_finish())
+    cycle.join(10)
+    assert _chat_objects(world) == 0
+
+
+def test_departures_say_which_cycle_to_outwait() -> None:
+    departures = Departures()
+    assert departures.mark("a") is None and departures.outwaited(None)
+    with departures.cycle() as leaving:
+        assert leaving == frozenset({"a"})
+        running = departures.mark("b")
+        assert running is not None and not departures.outwaited(running)
+        assert departures.mark("b") == running  # a retry waits for the same cycle
+    assert departures.outwaited(running)
+    with departures.cycle() as leaving:
+        assert leaving == frozenset({"a", "b"})
+        assert departures.outwaited(running)  # begun after the mark: it leaves "b" alone
+    departures.forget("a")
+    with departures.cycle() as leaving:
+        assert leaving == frozenset({"b"})
+
+
+def test_the_index_keeps_the_deletion_timestamp() -> None:
+    body: dict[str, Any] = deployment_body()
+    body["metadata"]["deletionTimestamp"] = DELETED_AT
+    body["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    kept = essence(body)  # type: ignore[arg-type]
+    assert kept["metadata"]["deletionTimestamp"] == DELETED_AT
+    assert "managedFields" not in kept["metadata"]
