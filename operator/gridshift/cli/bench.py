@@ -178,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(args: argparse.Namespace, snapshot: Any, settings: Any, seed: int) -> dict[str, Any]:
     """Plan one snapshot `args.repeat` times; score the plan, and with --quality against the proven optimum."""
-    from dataclasses import replace
 
     from gridshift.planner import make_plan
     from gridshift.planner.problem import Problem, build_problem
@@ -202,7 +201,7 @@ def _measure(args: argparse.Namespace, snapshot: Any, settings: Any, seed: int) 
         for d in problem.deployments
     )
     solution = Solution(counts, plan.solver)
-    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    free = settings.without_penalties()
 
     def underserved(candidate: Solution, problem: Problem = problem) -> int:
         return sum(

@@ -641,7 +641,7 @@ def _groups(
     def shuffled(deployment: DeploymentProblem) -> bytes:
         return hashlib.blake2b(f"{round_}/{deployment.deployment.id}".encode(), digest_size=8).digest()
 
-    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    free = settings.without_penalties()
 
     def penalty(index: int) -> float:
         deployment, counts = problem.deployments[index], solution.counts[index]
@@ -693,7 +693,7 @@ def _proof_gap(problem: Problem, start: Solution, settings: PlannerSettings) -> 
 
 def usd_per_hour(problem: Problem, solution: Solution, settings: PlannerSettings) -> float:
     """The objective without penalties: what the plan costs per hour (window mean, starts amortised)."""
-    free = replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+    free = settings.without_penalties()
     return math.fsum(
         deployment_objective(d, c, free) for d, c in zip(problem.deployments, solution.counts, strict=True)
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,11 @@ class PlannerSettings:
 
     preferred_region_discount: float = 1e-3
     """Fraction taken off the cost of options in a deployment's preferredRegions, so they win ties."""
+
+    def without_penalties(self) -> PlannerSettings:
+        """These settings with the shortfall, bound-violation and stale-change penalties at 0: the
+        objective then reads what a plan costs per hour (search.usd_per_hour, the bench's figures)."""
+        return replace(self, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.latency_quantile < 1.0:
