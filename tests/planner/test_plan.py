@@ -442,3 +442,47 @@ def test_a_warm_start_with_nothing_changed_keeps_the_proven_plan_and_a_change_is
     replanned = make_plan(busier, previous=first)
     assert not any("nothing changed" in step for step in replanned.search_steps)
     assert replanned.for_deployment("ns/chat").total_replicas > first.for_deployment("ns/chat").total_replicas
+
+
+@pytest.mark.parametrize(
+    ("spec_args", "why"),
+    [
+        ({"forbidden": ["b"]}, "forbidden region"),
+        ({"gpu_types": [H100, "NVIDIA-L40S"], "on": "NVIDIA-L40S"}, "GPU type without profile"),
+    ],
+)
+def test_replicas_where_the_deployment_may_no_longer_run_are_stopped_after_the_new_ones_are_ready(
+    spec_args: dict, why: str
+) -> None:
+    args = dict(spec_args)
+    gpu = args.pop("on", H100)
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", gpu, 3)], max_moves=1, **args)],
+        [cluster("a"), cluster("b", gpus={H100: 16, "NVIDIA-L40S": 8})],
+        {"a": flat_prices(0.90), "b": flat_prices(0.01)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert ("b", gpu, 0) in {(t.cluster, t.gpu_type, t.replicas) for t in plan.targets}, why
+    stray = ("b", gpu)
+    downs = [
+        i for i, s in enumerate(plan.steps) if s.action is StepAction.SCALE_DOWN and (s.cluster, s.gpu_type) == stray
+    ]
+    assert downs and plan.steps[downs[-1]].replicas == 0
+    # Make-before-break: never more stopped than replicas started elsewhere and waited for before it.
+    for i in downs:
+        waited: dict[tuple[str, str], int] = {}
+        for step in plan.steps[:i]:
+            if step.action is StepAction.WAIT_READY and (step.cluster, step.gpu_type) != stray:
+                waited[(step.cluster, step.gpu_type)] = step.replicas
+        assert 0 < 3 - plan.steps[i].replicas <= sum(waited.values())
+
+
+def test_replicas_are_kept_where_the_plan_has_nowhere_else_to_run_the_deployment() -> None:
+    world = snapshot(
+        [deployment("chat", 5.0, gpu_types=["NVIDIA-L40S"], placements=[("a", "NVIDIA-L40S", 2)])],
+        [cluster("a", gpus={"NVIDIA-L40S": 8})],
+        {"a": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.steps == ()
+    assert not any(t.replicas == 0 and t.current_desired for t in plan.targets)

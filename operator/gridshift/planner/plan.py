@@ -677,11 +677,22 @@ def _deployment_plan(
     target = {o.key: n for o, n in involved}
     desired = {o.key: o.current for o, _ in involved}
     ready = {o.key: o.ready for o, _ in involved}
+    # Running where it may no longer run: to 0 once the target elsewhere is Ready (migration_steps); kept
+    # where the plan has nowhere else for the deployment (stopping them would only take it down).
+    strays = deployment.strays if any(counts) else []
+    for cluster, gpu_type, stray_desired, stray_ready in strays:
+        key = (cluster, gpu_type)
+        unit[key], target[key], desired[key], ready[key] = (
+            _stray_unit(deployment, gpu_type),
+            0,
+            stray_desired,
+            stray_ready,
+        )
     infeasible = _infeasible_reason(deployment, counts)
     needed = deployment.coverage_target
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
     cost = _cost_prediction(problem, deployment, counts, powers, settings)
-    targets = _targets(problem, deployment, counts)
+    targets = _targets(problem, deployment, counts, strays)
     explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
     # Routing reads the capacity of the target's keys only: those of the involved options.
     capacity_rps = {o.key: o.capacity_rps for o, _ in involved}
@@ -704,14 +715,23 @@ def _deployment_plan(
     )
 
 
+def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:
+    """Capacity of a stray replica: a replica's capacity depends on its GPU type only, so that of any
+    option of the type; 0 where the deployment has none (its replicas there then count for nothing)."""
+    return next((deployment.unit_capacity(o) for o in deployment.options if o.gpu_type == gpu_type), 0.0)
+
+
 def _used_sum(terms: list[float], any_options: bool) -> float:
     """sum(capacity x count over every option) from the terms of used options only: the terms left out
     are 0.0 and change no sum; 0.0 when none is used, the int 0 sum() gives without options."""
     return sum(terms, 0.0) if any_options else 0
 
 
-def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int]) -> list[TargetPlacement]:
-    """Replicas per pool the plan wants, plus those it cannot count (unreachable; Frozen without option)."""
+def _targets(
+    problem: Problem, deployment: DeploymentProblem, counts: list[int], strays: list[tuple[str, str, int, int]]
+) -> list[TargetPlacement]:
+    """Replicas per pool the plan wants, plus those it cannot count (unreachable; Frozen without option)
+    and those it stops (`strays`: where the deployment may no longer run)."""
     options = deployment.options
     targets = [
         TargetPlacement(
@@ -726,6 +746,18 @@ def _targets(problem: Problem, deployment: DeploymentProblem, counts: list[int])
         for o, n in zip(options, counts, strict=True)
         if n > 0 or o.current > 0
     ]
+    for cluster, gpu_type, stray_desired, stray_ready in strays:
+        targets.append(
+            TargetPlacement(
+                cluster=cluster,
+                region=problem.clusters[cluster].region,
+                gpu_type=gpu_type,
+                replicas=0,
+                current_desired=stray_desired,
+                current_ready=stray_ready,
+                capacity_tokens_per_s_per_replica=0.0,
+            )
+        )
     placements = (
         {(p.cluster, p.gpu_type): p for p in deployment.deployment.placements} if deployment.unreachable else {}
     )

@@ -166,6 +166,10 @@ class DeploymentProblem:
     user_min_regions: int = 0
     """spec.capacity.minRegions as written (min_regions may be lowered to the eligible regions)."""
     unreachable: list[tuple[str, str, int]] = field(default_factory=list)
+    strays: list[tuple[str, str, int, int]] = field(default_factory=list)
+    """(cluster, GPU type, desired, ready) of replicas running where the deployment may no longer run
+    (a region forbidden, a cluster that no longer admits it, a GPU type dropped or without profile):
+    not options, so the plan scales them to 0, make-before-break (plan._deployment_plan)."""
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution._aggregates)."""
@@ -593,9 +597,10 @@ def _site(
 
 def _options(
     scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
-) -> tuple[list[Option], list[tuple[str, str, int]], list[str]]:
-    """Where the deployment's replicas may run, the replicas held in unreachable clusters, and notes on
-    every place ruled out (a cluster excluded, a GPU type without profile or unable to meet the SLO)."""
+) -> tuple[list[Option], list[tuple[str, str, int]], list[tuple[str, str, int, int]], list[str]]:
+    """Where the deployment's replicas may run, the replicas held in unreachable clusters, those running
+    where it may no longer run (DeploymentProblem.strays), and notes on every place ruled out (a cluster
+    excluded, a GPU type without profile or unable to meet the SLO)."""
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
     current = {(p.cluster, p.gpu_type): p for p in deployment.placements}
@@ -619,7 +624,10 @@ def _options(
             if offering is None or (site.excluded is not None and not frozen):
                 if placed is not None and placed.desired > 0:
                     why = site.excluded or f"offers no {gpu_type}"
-                    notes.append(f"{placed.desired} replica(s) in {cluster.name} will be removed: cluster {why}")
+                    notes.append(
+                        f"{placed.desired} replica(s) in {cluster.name} will be removed once replicas elsewhere are "
+                        f"Ready: cluster {why}"
+                    )
                 continue
             entry = capacity.get((d_index, gpu_type))
             builds = alternatives.get((d_index, gpu_type), ())
@@ -641,6 +649,16 @@ def _options(
     for placed in deployment.placements:
         if placed.cluster not in scope.clusters and placed.desired > 0:
             notes.append(f"{placed.desired} replica(s) in unknown cluster {placed.cluster}: not counted")
+    if not frozen:
+        reachable = {site.cluster.name for site in scope.sites if site.cluster.reachable}
+        keys = {o.key for o in options}
+        strays = [
+            (p.cluster, p.gpu_type, p.desired, p.ready)
+            for p in deployment.placements
+            if p.desired > 0 and p.cluster in reachable and (p.cluster, p.gpu_type) not in keys
+        ]
+    else:
+        strays = []
     for gpu_type in sorted(missing_profiles):
         notes.append(
             f"no GPUProfile for {required.model_names[0]} on {gpu_type} with {required.gpus_per_replica} GPU(s) "
@@ -648,7 +666,7 @@ def _options(
         )
     for gpu_type in sorted(unreachable_slo):
         notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
-    return options, unreachable, notes
+    return options, unreachable, strays, notes
 
 
 def _deployment_problem(
@@ -656,7 +674,7 @@ def _deployment_problem(
 ) -> DeploymentProblem:
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
-    options, unreachable, notes = _options(scope, deployment, workload, capacity, alternatives)
+    options, unreachable, strays, notes = _options(scope, deployment, workload, capacity, alternatives)
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
@@ -700,6 +718,7 @@ def _deployment_problem(
         user_max_replicas=required.max_replicas,
         user_min_regions=required.min_regions,
         unreachable=unreachable,
+        strays=strays,
         notes=notes,
     )
 

@@ -1,0 +1,64 @@
+"""Replicas running where their deployment may no longer run are moved out, make-before-break.
+
+A region forbidden in the spec, a cluster whose tenantNamespaceSelector stops admitting the namespace, a
+GPU type dropped from gpuTypes: the planner has no option there any more, and used to leave those replicas
+running for ever (twice the GPUs, and a tenant served where it is no longer admitted; found in review,
+2 December 2026). They are now planned to 0 once replicas elsewhere are Ready (planner.problem's strays).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.service.harness import ServiceHarness, deployment_body
+
+
+def _forbid_region(world: ServiceHarness, body: dict[str, Any]) -> None:
+    body["spec"]["placement"] = {"forbiddenRegions": ["eu-fr"]}
+    body["metadata"]["generation"] = 2
+    body["metadata"]["resourceVersion"] = "2"
+
+
+def _stop_admitting(world: ServiceHarness, body: dict[str, Any]) -> None:
+    world.cluster_bodies["eu-fr"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "other"}}
+    world.cluster_bodies["eu-fr"]["metadata"]["resourceVersion"] = "2"
+
+
+@pytest.mark.parametrize("revoke", [_forbid_region, _stop_admitting], ids=["forbiddenRegions", "tenantSelector"])
+def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_before_break(
+    revoke: Callable[[ServiceHarness, dict[str, Any]], None],
+) -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 60.0, "eu-fr": 40.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    placed = world.replicas()
+    assert placed["eu-de"] == 0 and placed["eu-fr"] > 0
+    needed = world.ready()["eu-fr"]
+    revoke(world, body)
+    for _ in range(30):
+        world.cycle()
+        assert sum(world.ready().values()) >= needed, "Ready replicas fell below what the deployment had"
+        if world.replicas()["eu-fr"] == 0:
+            break
+    assert world.replicas() == {"eu-de": placed["eu-fr"], "eu-fr": 0}
+    assert world.status()["regions"] == "eu-de"
+
+
+def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 60.0, "eu-fr": 40.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    placed = world.replicas()
+    body["spec"]["migration"]["mode"] = "Advisory"
+    _forbid_region(world, body)
+    report = world.cycle()
+    assert world.replicas() == placed and report.member_writes == 0
+    target = {(t.cluster, t.replicas) for t in report.plan.deployments[0].targets}
+    assert ("eu-fr", 0) in target
