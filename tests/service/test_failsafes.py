@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from gridshift.hub.client import HubForbidden, ObjectRef
 from gridshift.service.state import CycleErrorReason
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
@@ -185,3 +186,41 @@ def test_an_invalid_regional_cluster_is_a_named_problem_and_the_others_still_ser
     assert [p.cluster for p in invalid] == ["eu-fr"]
     assert "RegionalCluster eu-fr is invalid, not used" in invalid[0].message
     assert world.members["eu-de"].workloads([WORKLOADS]) and not world.members["eu-fr"].workloads([WORKLOADS])
+
+
+def test_a_regional_cluster_status_that_cannot_be_written_stops_nothing_else() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], gpus_per_cluster=8)
+    world.add(deployment_body(rps=5.0))
+    patch_status = world.hub.patch_status
+
+    def refused_for_eu_de(ref: ObjectRef, status: dict[str, Any]) -> Any:
+        if ref.kind == "RegionalCluster" and ref.name == "eu-de":
+            raise HubForbidden("forbidden: cannot patch regionalclusters/status")
+        return patch_status(ref, status)
+
+    world.hub.patch_status = refused_for_eu_de  # type: ignore[method-assign]
+    report = world.cycle()
+    assert ObjectRef("RegionalCluster", "", "eu-fr") in world.hub.statuses
+    assert world.service.last_report is report
+    assert [(p.reason, p.cluster) for p in report.problems if p.cluster == "eu-de"] == [
+        (CycleErrorReason.STATUS_WRITE_FAILED, "eu-de")
+    ]
+
+
+def test_a_metrics_adapter_bug_is_reported_without_its_message() -> None:
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()  # replicas run: their metrics are asked for from now on
+    body["spec"]["demand"] = PROMETHEUS
+
+    def broken(refs: Any, at: Any) -> Any:
+        raise RuntimeError("GET https://prom.example/api?token=s3cr3t failed")
+
+    world.metrics.cluster_signals = broken  # type: ignore[method-assign]
+    report = world.cycle()
+    quoted = [e for e in report.errors if "metrics of cluster eu-de" in e]
+    assert quoted and all("s3cr3t" not in e and "RuntimeError" in e for e in quoted)

@@ -407,7 +407,7 @@ class Observer:
                 continue
             except Exception as error:  # an adapter bug must not stop planning for everyone else
                 out[cluster] = None
-                report.errors.append(f"metrics of cluster {cluster}: {type(error).__name__}: {error}")
+                report.errors.append(f"metrics of cluster {cluster}: {describe(error)}")
                 continue
             out[cluster] = {(ref.namespace, ref.name): signals for ref, signals in answers.items()}
         return out

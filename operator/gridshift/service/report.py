@@ -190,6 +190,11 @@ class Reporter:
             self.hub.patch_status(ObjectRef("RegionalCluster", "", view.name), patch)
         except ObjectGone:
             return
+        except Exception as error:  # one cluster's status must not stop the cycle (nor hide the others')
+            message = f"RegionalCluster {view.name}: status not written: {describe(error)}"
+            report.errors.append(message)
+            report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message, cluster=view.name))
+            return
         report.status_writes += 1
 
     def profiles(self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport) -> None:

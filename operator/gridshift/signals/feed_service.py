@@ -237,7 +237,9 @@ class ManagedFeed(Generic[SeriesT, ReadingT]):
             error_outcome = error
         except Exception as error:  # a bug in an adapter must not kill the refresh thread unseen
             log.warning("%s %r: refresh failed unexpectedly", self.noun, self.name, exc_info=True)
-            error_outcome = self._unexpected(f"failed unexpectedly ({type(error).__name__}: {error})")
+            # Its type only: the message of an error outside the contract may quote what it was given (a URL
+            # with its token); the log above keeps the traceback, where the redaction filter applies.
+            error_outcome = self._unexpected(f"failed unexpectedly ({type(error).__name__})")
         with self._lock:
             if self._background and self._closed.is_set():
                 return  # closed while in flight: the owner has moved on
