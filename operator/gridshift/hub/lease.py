@@ -69,6 +69,7 @@ class LeaderElector:
         self._observed_at: float | None = None
         self._renewed_at: float | None = None
         self._last_attempt: float | None = None
+        self._stopped = False
 
     def leading(self) -> bool:
         """True while the last successful renewal is younger than the renew deadline (fencing)."""
@@ -89,6 +90,8 @@ class LeaderElector:
         """One round of client-go's tryAcquireOrRenew; True when this replica holds the Lease afterwards."""
         now = self._monotonic()
         with self._lock:
+            if self._stopped:
+                return False
             self._last_attempt = now
         try:
             current = self.hub.read_lease(self.name, self.namespace)
@@ -118,9 +121,18 @@ class LeaderElector:
             return False
         if won:
             with self._lock:
+                if self._stopped:
+                    return False  # stop_leading() came while this renewal was in flight: act no more
                 self._renewed_at = now
                 self._observed, self._observed_at = replace(record, resource_version=None), now
         return won
+
+    def stop_leading(self) -> None:
+        """Stop acting at once (`leading()` False from now on, renewals refused): the first step of a
+        shutdown, so that writes still queued are fenced before `release` hands the Lease over."""
+        with self._lock:
+            self._stopped = True
+            self._renewed_at = None
 
     def run(self, stop: threading.Event) -> None:
         """Renew every retry period until `stop` is set (the renewing task; a thread of its own)."""
@@ -129,8 +141,14 @@ class LeaderElector:
             stop.wait(self.timing.retry_period_seconds)
 
     def release(self) -> None:
-        """Give the Lease up on shutdown, so another replica takes over at once rather than after expiry."""
-        if not self.leading():
+        """Give the Lease up on shutdown, so another replica takes over at once rather than after expiry.
+
+        This replica stops acting first (`stop_leading`), then the record is cleared if it still names
+        us: never the other way round, or the next leader could start while our writes still went out."""
+        with self._lock:
+            held = self._renewed_at is not None or self._stopped
+        self.stop_leading()
+        if not held:
             return
         try:
             current = self.hub.read_lease(self.name, self.namespace)
@@ -138,8 +156,6 @@ class LeaderElector:
                 self.hub.write_lease(self.name, self.namespace, replace(current, holder="", renew_time=None))
         except Exception as error:
             log.warning("leader lease %s/%s: release failed: %s", self.namespace, self.name, type(error).__name__)
-        with self._lock:
-            self._renewed_at = None
 
 
 def _record_changed(before: LeaseRecord, after: LeaseRecord) -> bool:

@@ -8,7 +8,7 @@ counts at once. `route` writes routing weights to the HTTPRoute a deployment nam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from gridshift.actuation.labels import SPEC_HASH
@@ -19,6 +19,7 @@ from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
+from gridshift.service.writes import Fenced
 
 _DEFAULT_MAX_NUM_SEQS = 256
 """vLLM's own default of --max-num-seqs, for a GPU type the plan has no option for (no profile)."""
@@ -27,8 +28,9 @@ _DEFAULT_MAX_NUM_SEQS = 256
 class Actuator:
     """Writes workloads and routes for this cycle; see the module docstring."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, fence: Callable[[], bool] = lambda: True) -> None:
         self.hub = hub
+        self._fence = fence
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
         self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
@@ -65,6 +67,7 @@ class Actuator:
         )
         if current is not None and current.desired == replicas and current.spec_hash == wanted_hash:
             return 0
+        self._fenced()
         view.member.apply(render_workload(spec, target))
         self._applied.setdefault(deployment.id, {})[(view.name, gpu_type)] = replicas
         return 1
@@ -81,6 +84,7 @@ class Actuator:
         route = deployment.resource.spec.routing.http_route_name
         if not route or plan.mode is not MigrationMode.AUTO or not routing:
             return
+        self._fenced()
         try:
             weights = {r.cluster: r.weight for r in routing}
             if self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)):
@@ -89,6 +93,12 @@ class Actuator:
             message = f"{deployment.id}: {error}"
             report.errors.append(message)
             report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
+
+    def _fenced(self) -> None:
+        """Checked before every write: a migration's steps are several writes, and the Lease may lapse
+        between two of them (the write pool fences status and Events the same way)."""
+        if not self._fence():
+            raise Fenced("leader Lease not renewed within the renew deadline: member write not sent")
 
     def as_applied(self, deployment: ObservedDeployment) -> S.Deployment:
         """The deployment with the replica counts applied this cycle (Ready counts stay as observed)."""

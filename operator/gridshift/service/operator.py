@@ -111,7 +111,7 @@ class OperatorService:
         )
         self.departures = Departures()
         self.migrations = Migrations(settings.revalidate_delay_seconds)
-        self.actuator = Actuator(hub)
+        self.actuator = Actuator(hub, fence=self.elector.leading)
         self.auto = AutoMigrations(self.migrations, self.actuator, self.elector.leading, settings.write_concurrency)
         self.writes = WritePool(settings.write_concurrency, fence=self.elector.leading)
         self.reporter = Reporter(hub, self.writes)
@@ -159,6 +159,13 @@ class OperatorService:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
+            # Hand over in order: stop acting (every write from now on is fenced), let a write already in
+            # flight end with its cycle (at most a Lease's duration, what a successor would wait anyway),
+            # and only then clear the Lease for the next leader.
+            self.elector.stop_leading()
+            with contextlib.suppress(TimeoutError):
+                cycle_over = asyncio.get_running_loop().run_in_executor(self._cycle_thread, lambda: None)
+                await asyncio.wait_for(cycle_over, timeout=self.elector.timing.duration_seconds)
             await asyncio.to_thread(self.elector.release)
 
     async def _renew_forever(self) -> None:
@@ -211,7 +218,7 @@ class OperatorService:
         # 2. Observe: one snapshot of hub objects, member clusters, metrics and prices; sweep orphans.
         seen = self.observer.observe(now, deployment_bodies, cluster_bodies, profile_bodies, report, leaving)
         if self._still_leading(report):
-            sweep_orphans(self.hub, seen, report)
+            sweep_orphans(self.hub, seen, report, self.elector.leading)
 
         invalid_cluster_problems(cluster_bodies, seen, report)
 
@@ -221,6 +228,8 @@ class OperatorService:
         planned = {p.id: p for p in plan.deployments}
 
         migrated = self.auto.run(now, seen, planned)  # 4. Auto deployments' migrate stages, at once
+        for _, own in migrated.values():  # in the deployments' order; counted even if the Lease lapses below
+            report.fold(own)
         try:
             for deployment in seen.deployments:
                 if not self._still_leading(report):
@@ -259,10 +268,7 @@ class OperatorService:
         if migrated is None:
             progress = self.migrations.run(now, deployment, planned, seen.views, self.actuator, report)
         else:
-            outcome, own = migrated
-            report.member_writes += own.member_writes
-            report.errors.extend(own.errors)
-            report.problems.extend(own.problems)
+            outcome, _ = migrated  # its report was folded in when the stage ended
             if outcome is None:
                 return  # fenced before its migrate stage ran: nothing was written, nothing is reported
             if isinstance(outcome, BaseException):

@@ -199,6 +199,12 @@ class CycleReport:
     """The cycle's errors by reason and object; the report stage derives them from typed state."""
     outcomes: list[DeploymentOutcome] = field(default_factory=list)
 
+    def fold(self, part: CycleReport) -> None:
+        """Take in what a part of the cycle done on a report of its own wrote and found (service.migrate_auto)."""
+        self.member_writes += part.member_writes
+        self.errors.extend(part.errors)
+        self.problems.extend(part.problems)
+
     def health(self) -> dict[str, Any]:
         """What the health probe shows of the last cycle (shell.handlers)."""
         return {

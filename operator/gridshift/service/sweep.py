@@ -130,13 +130,16 @@ async def finalize(departures: Departures, owner: Owner, delete: Callable[[], ob
     departures.forget(owner.uid)
 
 
-def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport) -> int:
-    """Delete the objects of owners that no longer exist on the hub; returns how many objects went."""
+def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport, leading: Callable[[], bool]) -> int:
+    """Delete the objects of owners that no longer exist on the hub; returns how many objects went.
+    Each deletion is fenced (`leading`): a sweep of many orphans may outlast the Lease."""
     deleted = 0
     for view in seen.views.values():
         if view.member is None or not view.orphans:
             continue
         for orphan in view.orphans:
+            if not leading():
+                return deleted
             owner = Owner(orphan.deployment_namespace, orphan.deployment_name, orphan.owner_uid)
             try:
                 if hub.deployment_uid(owner.namespace, owner.name) == owner.uid:

@@ -1,0 +1,151 @@
+"""Fencing between the writes of one cycle: once the Lease may have lapsed, nothing more goes out.
+
+The write pool fenced status patches and Events one by one; the member writes of an Auto migration
+(several per deployment: a ScaleUp in each cluster, a ScaleDown, the next batch) and the orphan
+sweep's deletions were fenced once, at their start, and the Lease was handed over on shutdown before
+this replica stopped acting (found in review, 2 December 2026). Each write is now fenced, what an
+Auto task wrote is counted even when the cycle stops acting, and shutdown stops acting first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Collection, Sequence
+
+from gridshift.actuation.members import Owner
+from gridshift.actuation.render import Manifest
+from gridshift.hub.client import LeaseRecord
+from gridshift.hub.lease import LeaderElector, LeaseTiming
+from gridshift.testing import FakeHub, FakeMemberCluster
+from tests.service.harness import H100, ServiceHarness, deployment_body
+
+
+def _lapse(world: ServiceHarness) -> None:
+    """The Lease lapses now: the last renewal is older than the renew deadline (a slow apiserver answer)."""
+    world.service.elector._renewed_at = -1e9
+
+
+def test_an_auto_migration_sends_no_member_write_once_the_lease_lapsed_and_counts_those_it_sent() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], gpus_per_cluster=2)
+    sent: list[tuple[str, bool]] = []
+
+    class Lapsing(FakeMemberCluster):
+        def apply(self, manifests: Sequence[Manifest]) -> None:
+            sent.append((self.name, world.service.elector.leading()))
+            super().apply(manifests)
+            _lapse(world)  # during this write
+
+    for name in world.clusters:
+        world.members[name] = Lapsing(name, gpus={H100: 2})
+    world.add(deployment_body("chat", rps=60.0))  # needs both clusters: two applies in one migration
+    report = world.cycle()
+    assert sent and all(leading for _, leading in sent), f"a member write went out after the Lease lapsed: {sent}"
+    assert len(sent) == 1
+    assert report.member_writes == len(sent)
+
+
+def test_the_orphan_sweep_stops_when_the_lease_lapses() -> None:
+    world = ServiceHarness(["eu-de"], gpus_per_cluster=8)
+    for name in ("a", "b"):
+        world.add(deployment_body(name, rps=5.0))
+    world.cycle()
+    for name in ("a", "b"):  # deleted on the hub while no finalizer ran: their objects are orphans
+        del world.deployments[name]
+        del world.hub.deployments[("ml", name)]
+    member = world.members["eu-de"]
+    sent: list[tuple[str, bool]] = []
+    delete = member.delete_deployment_objects
+
+    def lapsing(owner: Owner, namespaces: Collection[str]) -> int:
+        sent.append((owner.name, world.service.elector.leading()))
+        deleted = delete(owner, namespaces)
+        _lapse(world)
+        return deleted
+
+    member.delete_deployment_objects = lapsing  # type: ignore[method-assign]
+    world.cycle()
+    assert len(sent) == 1 and sent[0][1]
+
+
+class _WatchedHub(FakeHub):
+    """Records, at each Lease write, whether the elector still said it was leading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elector: LeaderElector | None = None
+        self.leading_at_write: list[tuple[str, bool]] = []
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+        assert self.elector is not None
+        self.leading_at_write.append((record.holder or "", self.elector.leading()))
+        return super().write_lease(name, namespace, record)
+
+
+def test_release_stops_acting_before_it_hands_the_lease_over() -> None:
+    hub = _WatchedHub()
+    elector = LeaderElector(hub, "lease", "ns", "me", LeaseTiming(), monotonic=lambda: 100.0)
+    hub.elector = elector
+    assert elector.try_acquire_or_renew() and elector.leading()
+    elector.release()
+    assert hub.leading_at_write[-1] == ("", False), "the Lease was cleared while this replica still acted"
+    assert not elector.leading()
+    assert not elector.try_acquire_or_renew() and not elector.leading()  # no renewal after the release
+
+
+def test_a_renewal_in_flight_when_leading_stops_does_not_restore_it() -> None:
+    hub = FakeHub()
+    elector = LeaderElector(hub, "lease", "ns", "me", LeaseTiming(), monotonic=lambda: 100.0)
+    assert elector.try_acquire_or_renew()
+    write = hub.write_lease
+
+    def stopped_meanwhile(name: str, namespace: str, record: LeaseRecord) -> bool:
+        won = write(name, namespace, record)
+        elector.stop_leading()  # shutdown began while the renewal was on the wire
+        return won
+
+    hub.write_lease = stopped_meanwhile  # type: ignore[method-assign]
+    assert not elector.try_acquire_or_renew()
+    assert not elector.leading()
+
+
+def test_on_shutdown_the_lease_is_handed_over_only_after_the_write_in_flight_ended() -> None:
+    world = ServiceHarness(["eu-de"])
+    events: list[str] = []
+    applying, release = threading.Event(), threading.Event()
+    member = world.members["eu-de"]
+    apply = member.apply
+
+    def slow_apply(manifests: Sequence[Manifest]) -> None:
+        applying.set()
+        assert release.wait(10)
+        apply(manifests)
+        events.append("member write done")
+
+    member.apply = slow_apply  # type: ignore[method-assign]
+    write_lease = world.hub.write_lease
+
+    def recorded(name: str, namespace: str, record: LeaseRecord) -> bool:
+        if not record.holder:
+            events.append("lease handed over")
+        return write_lease(name, namespace, record)
+
+    world.hub.write_lease = recorded  # type: ignore[method-assign]
+    world.add(deployment_body(rps=5.0))
+
+    async def run_then_stop() -> None:
+        loop = world.service.run_forever(list(world.deployments.values()), list(world.cluster_bodies.values()), [])
+        task = asyncio.create_task(loop)
+        while not applying.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()  # kopf stops the operator while a cycle is writing
+        await asyncio.sleep(0.3)
+        assert "lease handed over" not in events
+        release.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_then_stop())
+    assert events == ["member write done", "lease handed over"]
+    assert not world.service.elector.leading()
