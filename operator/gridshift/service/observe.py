@@ -18,6 +18,7 @@ service.sweep); those without owner annotations are foreign, reported and left a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -72,6 +73,8 @@ class Observer:
         self._default_profiles = tuple(default_profiles)
         self._metrics_clock = metrics_clock
         self._members: dict[str, tuple[str, MemberCluster]] = {}
+        # The finalizers (service.sweep, kopf's threads) ask for member clients while a cycle does.
+        self._members_lock = threading.Lock()
         self._feeds: dict[str, tuple[str, ManagedPriceFeed]] = {}
         self._carbon_feed_factory = carbon_feed_factory
         self._carbon_feeds: dict[str, tuple[str, ManagedCarbonFeed]] = {}
@@ -91,7 +94,8 @@ class Observer:
 
     def known_members(self) -> list[tuple[str, MemberCluster]]:
         """Member clients made so far, by cluster name."""
-        return [(name, member) for name, (_, member) in sorted(self._members.items())]
+        with self._members_lock:
+            return [(name, member) for name, (_, member) in sorted(self._members.items())]
 
     def observe(
         self,
@@ -170,19 +174,20 @@ class Observer:
         kubeconfig = self.hub.read_secret(
             ref.namespace or self.settings.namespace, ref.name, ref.key, SecretPurpose.MEMBER_KUBECONFIG
         )
-        cached = self._members.get(name)
-        if cached is not None and cached[0] == kubeconfig:
-            return cached[1]
-        try:
-            member = self._member_factory(name, kubeconfig)
-        except MemberError:
-            raise
-        except Exception as error:  # a factory that fails some other way must not leak what it parsed
-            raise KubeconfigInvalid(name, f"cannot be used ({type(error).__name__})") from None
-        if cached is not None:
-            cached[1].close()  # the kubeconfig changed: the old client's watches stop
-        self._members[name] = (kubeconfig, member)
-        return member
+        with self._members_lock:
+            cached = self._members.get(name)
+            if cached is not None and cached[0] == kubeconfig:
+                return cached[1]
+            try:
+                member = self._member_factory(name, kubeconfig)
+            except MemberError:
+                raise
+            except Exception as error:  # a factory that fails some other way must not leak what it parsed
+                raise KubeconfigInvalid(name, f"cannot be used ({type(error).__name__})") from None
+            if cached is not None:
+                cached[1].close()  # the kubeconfig changed: the old client's watches stop
+            self._members[name] = (kubeconfig, member)
+            return member
 
     # ------------------------------------------------------------------ adapters, cached
 
@@ -218,8 +223,11 @@ class Observer:
             self._feeds.pop(name)[1].close()
         for name in [n for n in self._carbon_feeds if n not in names]:
             self._carbon_feeds.pop(name)[1].close()
-        for name in [n for n in self._members if n not in names]:
-            self._members.pop(name)[1].close()
+        with self._members_lock:
+            gone = [self._members.pop(n)[1] for n in list(self._members) if n not in names]
+        for member in gone:
+            member.close()
+        for name in [n for n in self._last_workloads if n not in names]:
             self._last_workloads.pop(name, None)
 
     # ------------------------------------------------------------------ sources
