@@ -9,6 +9,7 @@ import yaml
 from gridshift.actuation import labels as L
 from gridshift.actuation.render import WorkloadTarget, render_workload
 from gridshift.api import InferenceDeployment
+from gridshift.api.inference_deployment import EnvVar
 from tests.conftest import REPO_ROOT
 
 
@@ -154,3 +155,14 @@ def test_a_chosen_variant_runs_its_own_model_image_and_args() -> None:
 
     with pytest.raises(pydantic.ValidationError, match="extraArgs must not set a flag"):
         type(idep.spec).model_validate(document)
+
+
+def test_a_users_hf_home_takes_the_operators_place_and_no_variable_is_listed_twice() -> None:
+    idep = example()
+    engine = idep.spec.engine.model_copy(update={"env": [EnvVar(name="HF_HOME", value="/models/cache")]})
+    spec = idep.spec.model_copy(update={"engine": engine})
+    container = render_workload(spec, TARGET)[0]["spec"]["template"]["spec"]["containers"][0]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), names  # server-side apply refuses a name listed twice
+    assert {e["name"]: e["value"] for e in container["env"]}["HF_HOME"] == "/models/cache"
+    assert names[:2] == ["HOME", "HF_HOME"]

@@ -183,3 +183,21 @@ def test_min_regions_up_to_the_allowed_regions_is_accepted() -> None:
         )
     )
     validate_object(deployment(capacity={"minReplicas": 2, "maxReplicas": 4, "minRegions": 2}))  # all regions
+
+
+def test_extra_args_may_not_set_the_operators_flags_with_underscores() -> None:
+    for arg in ("--max_num_seqs=1024", "--tensor_parallel_size", "--served_model_name=other"):
+        with pytest.raises(InvalidResource, match=r"spec.engine.extraArgs: extraArgs must not set a flag"):
+            validate_object(deployment(engine={"extraArgs": [arg]}))
+    validate_object(deployment(engine={"extraArgs": ["--enable_prefix_caching"]}))  # not the operator's
+
+
+@pytest.mark.parametrize("shares", [(0.49, 0.5), (0.51, 0.5), (0.5, 0.5)], ids=["sum-0.99", "sum-1.01", "sum-1"])
+def test_request_class_shares_at_the_bounds_the_crd_admits_are_accepted(shares: tuple[float, float]) -> None:
+    # The CEL rule compares the left-to-right sum with the literals 0.99 and 1.01; pydantic used to
+    # compute |sum - 1| and refuse 0.49 + 0.5, which the apiserver admitted (and the operator then ignored).
+    classes = [
+        {"name": f"c{i}", "promptTokens": 100, "outputTokens": 10, "share": share} for i, share in enumerate(shares)
+    ]
+    demand = {"meanPromptTokens": 100, "meanOutputTokens": 10, "requestClasses": classes}
+    validate_object(deployment(demand=demand))

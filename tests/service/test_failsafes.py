@@ -224,3 +224,16 @@ def test_a_metrics_adapter_bug_is_reported_without_its_message() -> None:
     report = world.cycle()
     quoted = [e for e in report.errors if "metrics of cluster eu-de" in e]
     assert quoted and all("s3cr3t" not in e and "RuntimeError" in e for e in quoted)
+
+
+def test_an_invalid_inference_deployment_is_a_named_problem_and_the_others_still_serve() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body("good", rps=5.0))
+    bad = deployment_body("bad", rps=5.0)
+    bad["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}  # admission refuses it; here it got through
+    world.add(bad)
+    report = world.cycle()
+    assert world.replicas()["eu-de"] > 0
+    named = [p for p in report.problems if p.deployment == "ml/bad"]
+    assert [p.reason for p in named] == [CycleErrorReason.INVALID_RESOURCE]
+    assert "spec.capacity" in named[0].message and "not planned" in named[0].message

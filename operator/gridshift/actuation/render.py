@@ -101,6 +101,14 @@ def _variant(spec: InferenceDeploymentSpec, name: str) -> ModelVariant | None:
     return next((v for v in spec.variants if v.name == name), None) if name else None
 
 
+def _env(spec: InferenceDeploymentSpec) -> list[dict[str, str]]:
+    """HOME and HF_HOME in the scratch volume, then the spec's variables; one of the spec's named HOME or
+    HF_HOME takes the operator's place (listed twice, the apply was refused)."""
+    env = {"HOME": SCRATCH_DIR, "HF_HOME": f"{SCRATCH_DIR}/huggingface"}
+    env.update({e.name: e.value for e in spec.engine.env})
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
 def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "") -> list[str]:
     build = _variant(spec, variant)
     return [
@@ -135,11 +143,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         "name": "vllm",
         "image": (build.image if (build := _variant(spec, target.variant)) and build.image else spec.engine.image),
         "args": vllm_args(spec, target.max_num_seqs, target.variant),
-        "env": [
-            {"name": "HOME", "value": SCRATCH_DIR},
-            {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},
-            *({"name": e.name, "value": e.value} for e in spec.engine.env),
-        ],
+        "env": _env(spec),
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
         "resources": {
             "requests": {"cpu": spec.replica.cpu, "memory": spec.replica.memory, L.GPU_RESOURCE: gpus},

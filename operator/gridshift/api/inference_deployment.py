@@ -43,8 +43,13 @@ OPERATOR_OWNED_VLLM_FLAGS = (
 would win (argparse keeps the last) and break what the operator relies on, e.g. the port it probes."""
 
 
+def _flag(arg: str) -> str:
+    """The flag an argument sets, as vLLM reads it: its parser takes --max_num_seqs for --max-num-seqs."""
+    return arg.split("=", 1)[0].replace("_", "-")
+
+
 def _no_owned_flags(engine: EngineSpec) -> bool:
-    return not any(arg.split("=", 1)[0] in OPERATOR_OWNED_VLLM_FLAGS for arg in engine.extra_args)
+    return not any(_flag(arg) in OPERATOR_OWNED_VLLM_FLAGS for arg in engine.extra_args)
 
 
 class ModelSource(ApiModel):
@@ -69,6 +74,22 @@ class ModelSource(ApiModel):
     )
 
 
+NAME_KEYED_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+"""A list of objects keyed by name: the apiserver refuses a name listed twice."""
+
+
+def _unique_names(field: str, item: str) -> AfterValidator:
+    """The pydantic twin of NAME_KEYED_LIST: `<field> must not list a <item> name twice`."""
+
+    def check(value: list[Any]) -> list[Any]:
+        names = [v.name for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{field} must not list a {item} name twice")
+        return value
+
+    return AfterValidator(check)
+
+
 class EnvVar(ApiModel):
     """An environment variable for the engine container."""
 
@@ -84,7 +105,7 @@ class EngineSpec(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel=f"self.extraArgs.all(a, !(a.split('=', 2)[0] in {_OWNED_FLAGS_CEL}))",
+            cel=f"self.extraArgs.all(a, !(a.split('=', 2)[0].replace('_', '-') in {_OWNED_FLAGS_CEL}))",
             message=(
                 "extraArgs must not set a flag the operator sets from the spec "
                 f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): use the spec's fields instead"
@@ -109,7 +130,15 @@ class EngineSpec(ApiModel):
         max_length=64,
         description="Extra command-line arguments for vLLM (not the flags the operator sets from the spec).",
     )
-    env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables for vLLM.")
+    env: Annotated[list[EnvVar], _unique_names("env", "variable")] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra=NAME_KEYED_LIST,
+        description=(
+            "Extra environment variables for vLLM; one named HOME or HF_HOME replaces the operator's "
+            "(which point into the replica's scratch volume)."
+        ),
+    )
     port: Port = Field(default=8000, description="Port vLLM listens on (HTTP and /metrics).")
 
 
@@ -183,18 +212,23 @@ class PlacementSpec(ApiModel):
         ),
     )
 
-    allowed_regions: list[RegionName] = Field(
+    allowed_regions: Annotated[list[RegionName], unique_items("allowedRegions", "a region")] = Field(
+        json_schema_extra=SET_LIST,
         default_factory=list,
         max_length=32,
         description="Regions replicas may run in; empty means all registered regions.",
     )
-    preferred_regions: list[RegionName] = Field(
+    preferred_regions: Annotated[list[RegionName], unique_items("preferredRegions", "a region")] = Field(
+        json_schema_extra=SET_LIST,
         default_factory=list,
         max_length=64,
         description="Regions that win ties in cost (e.g. data residency preferences).",
     )
-    forbidden_regions: list[RegionName] = Field(
-        default_factory=list, max_length=32, description="Regions replicas must never run in."
+    forbidden_regions: Annotated[list[RegionName], unique_items("forbiddenRegions", "a region")] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra=SET_LIST,
+        description="Regions replicas must never run in.",
     )
     cluster_selector: LabelSelector | None = Field(
         default=None, description="Only RegionalClusters whose labels match this selector are used."
@@ -243,26 +277,13 @@ class RequestClass(ApiModel):
     share: float = Field(gt=0, le=1, description="Share of requests in this class (the shares add up to 1).")
 
 
-NAME_KEYED_LIST: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
-"""A list of objects keyed by name: the apiserver refuses a name listed twice."""
-
-_SHARE_SUM_TOLERANCE = 0.01
+_SHARE_SUM_MIN, _SHARE_SUM_MAX = 0.99, 1.01
+"""The shares must add up to 1 within these bounds, compared as the CEL rule compares them (the same
+literals and a left-to-right sum): |sum - 1| <= 0.01 refused 0.49 + 0.5, which the apiserver admitted."""
 
 
 def _shares_add_up(classes: list[RequestClass]) -> bool:
-    return not classes or abs(sum(c.share for c in classes) - 1.0) <= _SHARE_SUM_TOLERANCE
-
-
-def _unique_names(field: str, item: str) -> AfterValidator:
-    """The pydantic twin of NAME_KEYED_LIST: `<field> must not list a <item> name twice`."""
-
-    def check(value: list[Any]) -> list[Any]:
-        names = [v.name for v in value]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{field} must not list a {item} name twice")
-        return value
-
-    return AfterValidator(check)
+    return not classes or _SHARE_SUM_MIN <= sum(c.share for c in classes) <= _SHARE_SUM_MAX
 
 
 class DemandSpec(ApiModel):
@@ -278,8 +299,8 @@ class DemandSpec(ApiModel):
         CrossFieldRule(
             cel=(
                 "!has(self.requestClasses) || size(self.requestClasses) == 0"
-                " || (self.requestClasses.map(c, c.share).sum() >= 0.99"
-                " && self.requestClasses.map(c, c.share).sum() <= 1.01)"
+                f" || (self.requestClasses.map(c, c.share).sum() >= {_SHARE_SUM_MIN}"
+                f" && self.requestClasses.map(c, c.share).sum() <= {_SHARE_SUM_MAX})"
             ),
             message="requestClasses shares must add up to 1 (within 0.01)",
             field="requestClasses",
@@ -322,13 +343,16 @@ class ModelVariant(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel=f"!has(self.extraArgs) || self.extraArgs.all(a, !(a.split('=', 2)[0] in {_OWNED_FLAGS_CEL}))",
+            cel=(
+                "!has(self.extraArgs)"
+                f" || self.extraArgs.all(a, !(a.split('=', 2)[0].replace('_', '-') in {_OWNED_FLAGS_CEL}))"
+            ),
             message=(
                 "extraArgs must not set a flag the operator sets from the spec "
                 f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): set the variant's source instead of --model"
             ),
             field="extraArgs",
-            holds=lambda v: not any(a.split("=", 1)[0] in OPERATOR_OWNED_VLLM_FLAGS for a in v.extra_args),
+            holds=lambda v: not any(_flag(a) in OPERATOR_OWNED_VLLM_FLAGS for a in v.extra_args),
         ),
     )
 

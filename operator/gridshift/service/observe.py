@@ -34,7 +34,7 @@ from gridshift.planner import snapshot as S
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.service import inputs
 from gridshift.service.errors import describe
-from gridshift.service.state import ClusterView, CycleReport, Observation, ObservedDeployment
+from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.labels import DeploymentRef
@@ -107,7 +107,16 @@ class Observer:
         marked_leaving: Collection[str] = frozenset(),
     ) -> Observation:
         """`marked_leaving`: UIDs whose deletion has begun though the body may not say so yet (service.sweep)."""
-        valid = [d for d in self._deployment_models.parse(deployment_bodies) if d.resource]
+        parsed_all = self._deployment_models.parse(deployment_bodies)
+        valid = [d for d in parsed_all if d.resource]
+        for invalid in (d for d in parsed_all if d.resource is None):
+            # Admission should have refused it; where the CRD's schema and the model disagree it did not.
+            message = (
+                f"InferenceDeployment {invalid.key} is invalid, not planned (its replicas are left as they run): "
+                f"{invalid.error}"
+            )
+            report.errors.append(message)
+            report.problems.append(Problem(CycleErrorReason.INVALID_RESOURCE, message, deployment=invalid.key))
         clusters = self._cluster_models.parse(cluster_bodies)
         profiles = self._profile_models.parse(profile_bodies)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}

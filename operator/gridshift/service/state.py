@@ -140,7 +140,10 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.METRICS_UNAVAILABLE: "A deployment's request rate could not be read from Prometheus.",
     CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, or changed meanwhile.",
     CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
-    CycleErrorReason.INVALID_RESOURCE: "A RegionalCluster does not validate and is not used.",
+    CycleErrorReason.INVALID_RESOURCE: (
+        "A RegionalCluster or InferenceDeployment does not validate and is not used (an InferenceDeployment's "
+        "replicas are left as they run)."
+    ),
     CycleErrorReason.STATUS_WRITE_FAILED: "A status could not be written (e.g. no RBAC patch on gpuprofiles/status).",
     CycleErrorReason.EVENT_FAILED: "A decision's Event could not be written (its status was).",
     CycleErrorReason.LEASE_LOST: "The leader Lease was not renewed in time: the cycle stopped writing.",
