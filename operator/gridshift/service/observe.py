@@ -109,14 +109,14 @@ class Observer:
         """`marked_leaving`: UIDs whose deletion has begun though the body may not say so yet (service.sweep)."""
         parsed_all = self._deployment_models.parse(deployment_bodies)
         valid = [d for d in parsed_all if d.resource]
-        for invalid in (d for d in parsed_all if d.resource is None):
+        for refused in (d for d in parsed_all if d.resource is None):
             # Admission should have refused it; where the CRD's schema and the model disagree it did not.
             message = (
-                f"InferenceDeployment {invalid.key} is invalid, not planned (its replicas are left as they run): "
-                f"{invalid.error}"
+                f"InferenceDeployment {refused.key} is invalid, not planned (its replicas are left as they run): "
+                f"{refused.error}"
             )
             report.errors.append(message)
-            report.problems.append(Problem(CycleErrorReason.INVALID_RESOURCE, message, deployment=invalid.key))
+            report.problems.append(Problem(CycleErrorReason.INVALID_RESOURCE, message, deployment=refused.key))
         clusters = self._cluster_models.parse(cluster_bodies)
         profiles = self._profile_models.parse(profile_bodies)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}
