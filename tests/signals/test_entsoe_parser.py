@@ -206,6 +206,18 @@ def test_malformed_documents_are_refused_naming_the_field(document: str | bytes,
     assert str(caught.value).startswith("price feed 'eu-be': ")
 
 
+def test_a_period_that_would_expand_to_millions_of_slots_is_refused_before_it_is_expanded() -> None:
+    # 700 bytes: one A03 point standing for every minute of four years (2.1 million intervals, 1 GiB).
+    body = _edit(
+        "<start>2024-10-07T22:00Z</start>\n              <end>2024-10-08T22:00Z</end>",
+        "<start>2024-01-01T00:00Z</start>\n              <end>2028-01-01T00:00Z</end>",
+    ).replace("<resolution>PT60M</resolution>", "<resolution>PT1M</resolution>")
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(body, feed="eu-be", expected_area_eic=BE)
+    assert caught.value.field == "TimeSeries[0].Period[0].timeInterval"
+    assert "2103840 slots of PT1M" in caught.value.detail and "100000" in caught.value.detail
+
+
 def test_two_series_with_conflicting_prices_for_the_same_hour_are_refused() -> None:
     text = HOURLY.read_text()
     series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]

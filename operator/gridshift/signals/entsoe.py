@@ -93,8 +93,21 @@ class _Slot:
     origin: str
 
 
+MAX_SLOTS = 100_000
+"""Price slots one document may expand to: a year of 15-minute prices for two series is 70,272. An A03
+period of one point stands for every slot of its timeInterval, so a 615-byte answer naming years at
+PT1M expanded to millions of intervals (1 GiB at 4 years) before anything was checked."""
+
+
 def _parse_period(
-    period: ET.Element, where: str, feed: str, curve: str, currency: str, series_unit_field: str, unit_text: str
+    period: ET.Element,
+    where: str,
+    feed: str,
+    curve: str,
+    currency: str,
+    series_unit_field: str,
+    unit_text: str,
+    budget: int = MAX_SLOTS,
 ) -> list[_Slot]:
     unit = parse_unit(feed, series_unit_field, unit_text)
     start = iso_time(
@@ -119,6 +132,13 @@ def _parse_period(
             feed, f"{where}.resolution", f"{resolution_text} does not divide the period {start:%H:%M}..{end:%H:%M}"
         )
     slots = (end - start) // resolution
+    if slots > budget:
+        raise PriceDataError(
+            feed,
+            f"{where}.timeInterval",
+            f"{slots} slots of {resolution_text} ({start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}) exceed the "
+            f"{MAX_SLOTS} a document may hold",
+        )
     prices: dict[int, float] = {}
     last_position = 0
     for index, point in enumerate(period.findall(_q("Point"))):
@@ -248,6 +268,7 @@ def parse_a44(
                 currency,
                 f"{where}.price_Measure_Unit.name",
                 unit_text,
+                MAX_SLOTS - len(slots),
             )
     return _select(slots, prefer, feed)
 
