@@ -216,6 +216,7 @@ def test_a_period_that_would_expand_to_millions_of_slots_is_refused_before_it_is
         parse_a44(body, feed="eu-be", expected_area_eic=BE)
     assert caught.value.field == "TimeSeries[0].Period[0].timeInterval"
     assert "2103840 slots of PT1M" in caught.value.detail and "100000" in caught.value.detail
+    assert str(caught.value).startswith("price feed 'eu-be': ")
 
 
 def test_two_series_with_conflicting_prices_for_the_same_hour_are_refused() -> None:
