@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gridshift.cli.main import UsageError
+from gridshift.cli.usage import UsageError, finite_float
 
 SOLVERS = ("auto", "greedy", "milp", "neighbourhoods")
 
@@ -53,13 +53,16 @@ def register(subparsers: Any) -> None:
     planner.add_argument("--clusters", type=int, default=12, help="RegionalClusters (default 12)")
     planner.add_argument("--gpu-types", type=int, default=3, help="GPU types per cluster, 1-4 (default 3)")
     planner.add_argument(
-        "--tightness", type=float, default=0.6, help="share of the GPU inventory the demand needs, (0, 1] (default 0.6)"
+        "--tightness",
+        type=finite_float,
+        default=0.6,
+        help="share of the GPU inventory the demand needs, (0, 1] (default 0.6)",
     )
     planner.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     planner.add_argument("--seeds", type=int, default=1, help="snapshots, seeds --seed, --seed+1, ... (default 1)")
     planner.add_argument("--repeat", type=int, default=1, help="planning rounds timed per snapshot (default 1)")
     planner.add_argument(
-        "--budget", type=float, default=None, help="PlannerSettings.time_budget_seconds (default: the setting's)"
+        "--budget", type=finite_float, default=None, help="PlannerSettings.time_budget_seconds (default: the setting's)"
     )
     planner.add_argument(
         "--solver",
@@ -77,7 +80,7 @@ def register(subparsers: Any) -> None:
     )
     planner.add_argument(
         "--carbon-price",
-        type=float,
+        type=finite_float,
         default=0.0,
         metavar="USD_PER_T",
         help="give every deployment this internal carbon price and each cluster a synthetic hourly carbon "
@@ -86,7 +89,7 @@ def register(subparsers: Any) -> None:
     planner.add_argument("--quality", action="store_true", help="also solve exactly and report the gap")
     planner.add_argument(
         "--reference-seconds",
-        type=float,
+        type=finite_float,
         default=600.0,
         help="time limit of the exact reference solve per snapshot, on --clock (default 600)",
     )

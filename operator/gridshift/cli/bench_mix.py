@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
-from gridshift.cli.main import UsageError
+from gridshift.cli.usage import UsageError, finite_float
 
 RATIO_TARGET = 1.02
 
@@ -45,9 +45,11 @@ def register(benches: Any) -> None:
             "ratio and the saving of the best GPU mix over the best single GPU type."
         ),
     )
-    mix.add_argument("--ttft-ms", type=float, default=2000.0, help="p95 TTFT objective, ms (default 2000)")
-    mix.add_argument("--tpot-ms", type=float, default=100.0, help="p95 TPOT objective, ms (default 100)")
-    mix.add_argument("--usd-per-kwh", type=float, default=0.10, help="electricity price, USD/kWh (default 0.10, flat)")
+    mix.add_argument("--ttft-ms", type=finite_float, default=2000.0, help="p95 TTFT objective, ms (default 2000)")
+    mix.add_argument("--tpot-ms", type=finite_float, default=100.0, help="p95 TPOT objective, ms (default 100)")
+    mix.add_argument(
+        "--usd-per-kwh", type=finite_float, default=0.10, help="electricity price, USD/kWh (default 0.10, flat)"
+    )
     mix.add_argument("--json", action="store_true", help="print one JSON object per workload, then a summary")
     mix.set_defaults(handler=run)
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from gridshift import __version__
+from gridshift.cli.usage import UsageError
 
 SUBCOMMAND_MODULES = (
     "gridshift.cli.crds",
@@ -21,10 +22,6 @@ SUBCOMMAND_MODULES = (
     "gridshift.cli.simulate",
     "gridshift.cli.bench",
 )
-
-
-class UsageError(Exception):
-    """A bad flag value or input file: printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gridshift.cli.usage import finite_float
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -27,12 +29,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--column", default=None, help="column of a wide CSV to read (e.g. DE-LU_EUR_per_MWh)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a URL to answer (default: 10)")
+    parser.add_argument(
+        "--timeout", type=finite_float, default=10.0, help="seconds to wait for a URL to answer (default: 10)"
+    )
     parser.set_defaults(handler=run)
 
 
 def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     if source.startswith(("http://", "https://")):
         import httpx
@@ -70,7 +74,7 @@ def _guess_format(name: str, body: bytes) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.signals.entsoe import parse_a44
     from gridshift.signals.price_csv import parse_price_csv
     from gridshift.signals.prices import PriceFeedError, PriceInterval

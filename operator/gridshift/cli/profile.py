@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from gridshift.cli.usage import finite_float
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -78,16 +80,18 @@ def register(subparsers: Any) -> None:
     load.add_argument("--trace-limit", type=int, default=5000, help="requests read from --trace")
     load.add_argument("--max-prompt-tokens", type=int, default=8192, help="clip trace prompts to this")
     load.add_argument("--max-output-tokens", type=int, default=1024, help="clip trace outputs to this")
-    load.add_argument("--warmup-seconds", type=float, help="load before each window, s")
-    load.add_argument("--measure-seconds", type=float, help="measured window per level, s")
-    load.add_argument("--idle-seconds", type=float, help="idle-power phase first, s (0: skip)")
+    load.add_argument("--warmup-seconds", type=finite_float, help="load before each window, s")
+    load.add_argument("--measure-seconds", type=finite_float, help="measured window per level, s")
+    load.add_argument("--idle-seconds", type=finite_float, help="idle-power phase first, s (0: skip)")
     energy = parser.add_argument_group("energy (NVML on this node by default)")
     energy.add_argument("--gpus", type=_non_negative_ints, help="NVML indices of the replica's GPUs (default: all)")
     energy.add_argument("--prometheus", metavar="URL", help="read DCGM energy from this Prometheus instead of NVML")
     energy.add_argument(
         "--selector", help='PromQL matchers of the replica\'s GPU series, e.g. pod="vllm-0",namespace="ml"'
     )
-    energy.add_argument("--scrape-wait-seconds", type=float, default=30.0, help="wait for the last DCGM scrape, s")
+    energy.add_argument(
+        "--scrape-wait-seconds", type=finite_float, default=30.0, help="wait for the last DCGM scrape, s"
+    )
     energy.add_argument("--power-trace", type=Path, help="replay a recorded power trace CSV instead (dry runs)")
     energy.add_argument("--gpu-type", help="nvidia.com/gpu.product of the GPUs (default: from NVML)")
     energy.add_argument("--gpus-per-replica", type=int, help="tensor-parallel size (default: GPUs sampled)")
@@ -100,7 +104,7 @@ def register(subparsers: Any) -> None:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     if args.prometheus and not args.selector:
         raise UsageError('--prometheus needs --selector naming the vLLM pod\'s GPU series, e.g. pod="vllm-0"')
@@ -126,7 +130,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def _served_model(endpoint: str) -> str:
     import httpx
 
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     url = endpoint.rstrip("/") + "/v1/models"
     try:
@@ -189,7 +193,7 @@ class _RichObserver:
 
 def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...], str, Any]:
     """The energy source, its GPU names, a description for the profile, and what to close after."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.nvml import NvmlPowerSampler, NvmlUnavailable, PowerTrace, SamplerSettings, TracePowerSampler
     from gridshift.profiling import PrometheusEnergyMeter, PrometheusEnergySettings
 
@@ -242,7 +246,7 @@ def apply_profile(profile: GPUProfile) -> str:
     from kubernetes.config.config_exception import ConfigException
 
     from gridshift.api import GROUP, VERSION
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     try:
         config.load_incluster_config()
@@ -268,7 +272,7 @@ def apply_profile(profile: GPUProfile) -> str:
 
 def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:
     """The load generator's settings, the request shapes it sends and a line saying what they are."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
 
     flags = {name: getattr(args, name) for name in _LOAD_FIELDS} | {"concurrency_levels": args.concurrency}
@@ -305,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.profiling import EndpointError, EnergyMeterError, build_gpu_profile, run_sweep
 
     _check_flags(args)

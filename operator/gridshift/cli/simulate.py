@@ -7,11 +7,14 @@ import contextlib
 import ctypes
 import importlib
 import json
+import math
 import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from gridshift.cli.usage import finite_float
 
 
 def register(subparsers: Any) -> None:
@@ -25,7 +28,7 @@ def register(subparsers: Any) -> None:
             "owned and rented GPUs. With no flags it replays the 2024 prices and Azure traces gridshift ships."
         ),
     )
-    parser.add_argument("--days", type=float, default=7.0, help="replay length in days (default: 7)")
+    parser.add_argument("--days", type=finite_float, default=7.0, help="replay length in days (default: 7)")
     parser.add_argument(
         "--deployments",
         default="10",
@@ -47,7 +50,9 @@ def register(subparsers: Any) -> None:
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
     parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
-    parser.add_argument("--cold-start-seconds", type=float, default=180.0, help="replica cold start (default: 180)")
+    parser.add_argument(
+        "--cold-start-seconds", type=finite_float, default=180.0, help="replica cold start (default: 180)"
+    )
     parser.add_argument(
         "--gpus-per-market",
         type=int,
@@ -73,7 +78,10 @@ def register(subparsers: Any) -> None:
         help="rented scenario: USD per GPU-hour, everywhere or for one market (default: H100 2.50)",
     )
     parser.add_argument(
-        "--diurnal-trough", type=float, default=0.35, help="nightly load as a share of the daily peak (default: 0.35)"
+        "--diurnal-trough",
+        type=finite_float,
+        default=0.35,
+        help="nightly load as a share of the daily peak (default: 0.35)",
     )
     parser.add_argument(
         "--hindsight",
@@ -158,7 +166,7 @@ def _carbon_arguments(parser: Any) -> None:
 
 
 def _start(text: str) -> datetime:
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -169,7 +177,7 @@ def _start(text: str) -> datetime:
 
 def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | None, dict[str, float]]:
     """`[KEY=]NUMBER` flags: (the unkeyed value, {key: value})."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     plain: float | None = None
     keyed: dict[str, float] = {}
@@ -183,6 +191,8 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
             parsed = float(number)
         except ValueError as error:
             raise UsageError(f"{flag}: {value!r} is not [KEY=]NUMBER") from error
+        if not math.isfinite(parsed):
+            raise UsageError(f"{flag}: {value!r} is not a finite number")
         if not sep:
             plain = parsed
         else:
@@ -191,7 +201,7 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
 
 
 def build_settings(args: argparse.Namespace) -> Any:
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.simulation.forecast import ForecastSettings
     from gridshift.simulation.settings import (
         DEFAULT_FX_TO_USD,
@@ -251,7 +261,7 @@ def build_settings(args: argparse.Namespace) -> Any:
 
 def _minute_miss(value: str) -> float | None:
     """--minute-miss: a probability within (0, 1), or off."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     if value.strip().lower() == "off":
         return None
@@ -266,7 +276,7 @@ def _minute_miss(value: str) -> float | None:
 
 def deployments_flag(value: str) -> tuple[int, Path | None]:
     """--deployments: (a count of built-in deployments, None) or (1, the InferenceDeployment YAML file)."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     text = str(value).strip()
     if text.lstrip("+-").isdigit():
@@ -318,8 +328,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gridshift.cli.main import UsageError
     from gridshift.cli.streams import stdout_to_stderr
+    from gridshift.cli.usage import UsageError
     from gridshift.profiles_catalog import default_performance_models
     from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
     from gridshift.simulation.report import write_plot
@@ -418,7 +428,7 @@ def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[s
 
 def _check_output_flags(args: argparse.Namespace) -> list[float]:
     """UsageError for a bad --plot, --carbon-price or --frontier-plot; the carbon prices to sweep."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot: {args.plot} must end in .png")
@@ -436,7 +446,7 @@ def _check_output_flags(args: argparse.Namespace) -> list[float]:
 
 def carbon_price_list(text: str | None) -> list[float]:
     """--carbon-price: comma-separated USD/t, each >= 0."""
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     if text is None:
         return []
@@ -457,7 +467,7 @@ def carbon_outcome(
 ) -> tuple[Any, dict[str, Any] | None]:
     """The replay's recorded intensities (None when none is found) and, with --carbon-price, the frontier."""
     from gridshift.api.carbon import CarbonBasis
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
     from gridshift.simulation.carbon import (
         default_carbon_dir,
         frontier_json,

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gridshift.api import GROUP
     from gridshift.api.validation import InvalidResource, describe, validate_object
-    from gridshift.cli.main import UsageError
+    from gridshift.cli.usage import UsageError
 
     failures = 0
     for path in args.files:
@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
             documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
         except OSError as error:
             raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise UsageError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be") from None
         except yaml.YAMLError as error:
             raise UsageError(f"{path} is not valid YAML: {error}") from None
         for doc in documents:

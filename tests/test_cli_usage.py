@@ -1,0 +1,69 @@
+"""Bad flag values and input files give `gridshift <command>: error: ...` naming the flag, exit 2, no traceback.
+
+Found in review (2 December 2026): NaN and infinities passed the bound checks of float flags (every
+comparison with NaN is false: `simulate --gpu-price nan` wrote NaN costs into its JSON, `--cold-start-seconds
+inf` and `--fx EUR=inf` ended in tracebacks), a non-UTF-8 file made `validate` raise, and under
+`python -m gridshift.cli.main` every usage error became a traceback (two UsageError classes).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from gridshift.cli.main import main
+from tests.conftest import REPO_ROOT
+
+
+def exit_code(argv: Sequence[str]) -> int | str | None:
+    """main()'s code: argparse reports a bad value itself (SystemExit 2), the handlers by UsageError (2)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["prices", "--timeout", "nan", "x.csv"], "argument --timeout: not a finite number: 'nan'"),
+        (["simulate", "--cold-start-seconds", "inf"], "argument --cold-start-seconds: not a finite number"),
+        (["simulate", "--days", "nan"], "argument --days: not a finite number"),
+        (["simulate", "--gpu-price", "nan"], "--gpu-price: 'nan' is not a finite number"),
+        (["simulate", "--fx", "EUR=inf"], "--fx: 'EUR=inf' is not a finite number"),
+        (["bench", "planner", "--tightness", "nan"], "argument --tightness: not a finite number"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_non_finite_float_flags_are_refused_by_name(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err
+
+
+def test_a_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("kind: Caf\xe9\n".encode("latin-1"))
+    assert exit_code(["validate", str(path)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_usage_errors_stay_usage_errors_when_run_as_a_module() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gridshift.cli.main", "simulate", "--gpu-price", "nan"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--gpu-price: 'nan' is not a finite number" in done.stderr and "Traceback" not in done.stderr
