@@ -99,6 +99,14 @@ period of one point stands for every slot of its timeInterval, so a 615-byte ans
 PT1M expanded to millions of intervals (1 GiB at 4 years) before anything was checked."""
 
 
+def _within_budget(slots: int, budget: int, feed: str, where: str, period: str) -> None:
+    """Refuse a period that would expand to more slots than the document has left (MAX_SLOTS)."""
+    if slots > budget:
+        raise PriceDataError(
+            feed, f"{where}.timeInterval", f"{slots} slots of {period} exceed the {MAX_SLOTS} a document may hold"
+        )
+
+
 def _parse_period(
     period: ET.Element,
     where: str,
@@ -132,13 +140,7 @@ def _parse_period(
             feed, f"{where}.resolution", f"{resolution_text} does not divide the period {start:%H:%M}..{end:%H:%M}"
         )
     slots = (end - start) // resolution
-    if slots > budget:
-        raise PriceDataError(
-            feed,
-            f"{where}.timeInterval",
-            f"{slots} slots of {resolution_text} ({start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}) exceed the "
-            f"{MAX_SLOTS} a document may hold",
-        )
+    _within_budget(slots, budget, feed, where, f"{resolution_text} ({start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M})")
     prices: dict[int, float] = {}
     last_position = 0
     for index, point in enumerate(period.findall(_q("Point"))):
