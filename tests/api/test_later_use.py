@@ -201,3 +201,10 @@ def test_request_class_shares_at_the_bounds_the_crd_admits_are_accepted(shares: 
     ]
     demand = {"meanPromptTokens": 100, "meanOutputTokens": 10, "requestClasses": classes}
     validate_object(deployment(demand=demand))
+
+
+@pytest.mark.parametrize(
+    "template", ["gridshift-{namespace}", "{namespace}", "{namespace}-serving", "t0-{namespace}-x"]
+)
+def test_workload_namespace_templates_that_always_give_a_dns_label_are_accepted(template: str) -> None:
+    validate_object(cluster({"type": "static", "static": {"price": 80}}, workloadNamespace=template))

@@ -26,8 +26,10 @@ from gridshift.api.conditions import REGIONAL_CLUSTER_CONDITIONS, conditions_rul
 from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
-WORKLOAD_NAMESPACE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|[a-z0-9-]*\{namespace\}[a-z0-9-]*)$"
-"""A DNS label, or a template with one `{namespace}` placeholder (prefix and suffix in DNS-label characters)."""
+WORKLOAD_NAMESPACE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|([a-z0-9][-a-z0-9]*)?\{namespace\}([-a-z0-9]*[a-z0-9])?)$"
+"""A DNS label, or a template with one `{namespace}` placeholder whose prefix starts and suffix ends with a
+letter or digit, so that every filled-in template is a DNS label (`-{namespace}` gave `-ml`, which no
+cluster can create)."""
 
 
 class EnergyUnit(StrEnum):
