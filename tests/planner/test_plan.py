@@ -457,7 +457,7 @@ def test_replicas_where_the_deployment_may_no_longer_run_are_stopped_after_the_n
     args = dict(spec_args)
     gpu = args.pop("on", H100)
     world = snapshot(
-        [deployment("chat", 20.0, placements=[("b", gpu, 3)], max_moves=1, **args)],
+        [deployment("chat", 20.0, placements=[("b", gpu, 3)], max_moves=3, **args)],
         [cluster("a"), cluster("b", gpus={H100: 16, "NVIDIA-L40S": 8})],
         {"a": flat_prices(0.90), "b": flat_prices(0.01)},
     )
@@ -486,3 +486,18 @@ def test_replicas_are_kept_where_the_plan_has_nowhere_else_to_run_the_deployment
     plan = make_plan(world).for_deployment("ns/chat")
     assert plan.steps == ()
     assert not any(t.replicas == 0 and t.current_desired for t in plan.targets)
+
+
+def test_stopping_stray_replicas_keeps_to_the_move_limit() -> None:
+    # Hypothesis found it: 3 replicas started elsewhere and the strays stopped in the same plan made
+    # more concurrent moves than maxConcurrentMoves allows; the strays now wait for a later cycle.
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], max_moves=1, forbidden=["b"])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.90), "b": flat_prices(0.01)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    started = sum(max(0, t.replicas - t.current_desired) for t in plan.targets if t.reachable)
+    stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets if t.reachable)
+    assert started > 1 and min(started, stopped) <= 1
+    assert not any(s.action is StepAction.SCALE_DOWN and s.cluster == "b" for s in plan.steps)

@@ -677,14 +677,12 @@ def _deployment_plan(
     target = {o.key: n for o, n in involved}
     desired = {o.key: o.current for o, _ in involved}
     ready = {o.key: o.ready for o, _ in involved}
-    # Running where it may no longer run: to 0 once the target elsewhere is Ready (migration_steps); kept
-    # where the plan has nowhere else for the deployment (stopping them would only take it down).
-    strays = deployment.strays if any(counts) else []
-    for cluster, gpu_type, stray_desired, stray_ready in strays:
+    strays = _stray_targets(deployment, involved)
+    for cluster, gpu_type, stray_desired, stray_ready, stray_target in strays:
         key = (cluster, gpu_type)
         unit[key], target[key], desired[key], ready[key] = (
             _stray_unit(deployment, gpu_type),
-            0,
+            stray_target,
             stray_desired,
             stray_ready,
         )
@@ -715,6 +713,30 @@ def _deployment_plan(
     )
 
 
+def _stray_targets(
+    deployment: DeploymentProblem, involved: list[tuple[Option, int]]
+) -> list[tuple[str, str, int, int, int]]:
+    """(cluster, GPU type, desired, ready, 0) of the replicas running where the deployment may no longer
+    run that this plan stops, once the target elsewhere is Ready (migration_steps). None where the plan
+    has nowhere else for the deployment (stopping them would only take it down); and only as many as
+    maxConcurrentMoves allows beside the plan's own starts and stops (a start and a stop make a move),
+    whole placements at a time: the rest go in a later cycle, once this one's starts are running.
+    Those kept this cycle are left out of the plan, as before it stopped any."""
+    if not deployment.strays or not any(n for _, n in involved):
+        return []
+    started = sum(max(0, n - o.current) for o, n in involved)
+    stopped = sum(max(0, o.current - n) for o, n in involved)
+    room = sum(d for _, _, d, _ in deployment.strays)
+    if started > deployment.max_moves:
+        room = max(0, deployment.max_moves - stopped)
+    out = []
+    for cluster, gpu_type, desired, ready in deployment.strays:
+        if desired <= room:
+            room -= desired
+            out.append((cluster, gpu_type, desired, ready, 0))
+    return out
+
+
 def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:
     """Capacity of a stray replica: a replica's capacity depends on its GPU type only, so that of any
     option of the type; 0 where the deployment has none (its replicas there then count for nothing)."""
@@ -728,7 +750,7 @@ def _used_sum(terms: list[float], any_options: bool) -> float:
 
 
 def _targets(
-    problem: Problem, deployment: DeploymentProblem, counts: list[int], strays: list[tuple[str, str, int, int]]
+    problem: Problem, deployment: DeploymentProblem, counts: list[int], strays: list[tuple[str, str, int, int, int]]
 ) -> list[TargetPlacement]:
     """Replicas per pool the plan wants, plus those it cannot count (unreachable; Frozen without option)
     and those it stops (`strays`: where the deployment may no longer run)."""
@@ -746,13 +768,13 @@ def _targets(
         for o, n in zip(options, counts, strict=True)
         if n > 0 or o.current > 0
     ]
-    for cluster, gpu_type, stray_desired, stray_ready in strays:
+    for cluster, gpu_type, stray_desired, stray_ready, stray_target in strays:
         targets.append(
             TargetPlacement(
                 cluster=cluster,
                 region=problem.clusters[cluster].region,
                 gpu_type=gpu_type,
-                replicas=0,
+                replicas=stray_target,
                 current_desired=stray_desired,
                 current_ready=stray_ready,
                 capacity_tokens_per_s_per_replica=0.0,
