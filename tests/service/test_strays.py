@@ -27,10 +27,8 @@ def _stop_admitting(world: ServiceHarness, body: dict[str, Any]) -> None:
     world.cluster_bodies["eu-fr"]["metadata"]["resourceVersion"] = "2"
 
 
-@pytest.mark.parametrize("revoke", [_forbid_region, _stop_admitting], ids=["forbiddenRegions", "tenantSelector"])
-def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_before_break(
-    revoke: Callable[[ServiceHarness, dict[str, Any]], None],
-) -> None:
+def _placed_in_eu_fr() -> tuple[ServiceHarness, dict[str, Any], dict[str, int]]:
+    """A deployment Ready in eu-fr, the cheaper of two regions: the world, its body, replicas per cluster."""
     world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 60.0, "eu-fr": 40.0})
     body = deployment_body(rps=30.0)
     world.add(body)
@@ -38,6 +36,14 @@ def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_befo
     world.cycle()
     placed = world.replicas()
     assert placed["eu-de"] == 0 and placed["eu-fr"] > 0
+    return world, body, placed
+
+
+@pytest.mark.parametrize("revoke", [_forbid_region, _stop_admitting], ids=["forbiddenRegions", "tenantSelector"])
+def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_before_break(
+    revoke: Callable[[ServiceHarness, dict[str, Any]], None],
+) -> None:
+    world, body, placed = _placed_in_eu_fr()
     needed = world.ready()["eu-fr"]
     revoke(world, body)
     for _ in range(30):
@@ -50,12 +56,7 @@ def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_befo
 
 
 def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:
-    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 60.0, "eu-fr": 40.0})
-    body = deployment_body(rps=30.0)
-    world.add(body)
-    world.cycle()
-    world.cycle()
-    placed = world.replicas()
+    world, body, placed = _placed_in_eu_fr()
     body["spec"]["migration"]["mode"] = "Advisory"
     _forbid_region(world, body)
     report = world.cycle()
