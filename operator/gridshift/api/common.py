@@ -24,7 +24,13 @@ LABEL_KEY = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 """A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63 characters."""
-HTTP_URL = r"^https?://[^/?#@\s]+([/?#]\S*)?$"
+NO_SPACE = r"[^\p{Z}\p{Cc}]"
+r"""Any character but a Unicode separator or control character. Not `\S`: the apiserver's RE2 reads
+`\s` as ASCII whitespace and pydantic's engine as Unicode whitespace, so a value with a no-break space
+was admitted by the CRD and refused by the operator (dropped without a word); both engines read
+`\p{Z}` and `\p{Cc}` alike."""
+
+HTTP_URL = rf"^https?://[^/?#@\p{{Z}}\p{{Cc}}]+([/?#]{NO_SPACE}*)?$"
 """An http(s) URL without user:password@ (credentials belong in Secrets, and URLs reach logs)."""
 REGION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 CURRENCY_CODE = r"^[A-Z]{3}$"

@@ -16,6 +16,7 @@ from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, un
 from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     DNS_LABEL,
+    NO_SPACE,
     QUANTITY,
     Condition,
     GpuType,
@@ -119,7 +120,7 @@ class EngineSpec(ApiModel):
         default=DEFAULT_VLLM_IMAGE,
         min_length=1,
         max_length=512,
-        pattern=r"^[^\s]+$",
+        pattern=rf"^{NO_SPACE}+$",
         description=(
             "vLLM OpenAI-compatible server image; pinned by default so every region runs the same build. "
             "Pin a digest (image@sha256:...): the chart's admission policy warns about an unpinned image."
