@@ -678,11 +678,11 @@ def _deployment_plan(
     desired = {o.key: o.current for o, _ in involved}
     ready = {o.key: o.ready for o, _ in involved}
     strays = _stray_targets(deployment, involved)
-    for cluster, gpu_type, stray_desired, stray_ready, stray_target in strays:
+    for cluster, gpu_type, stray_desired, stray_ready in strays:
         key = (cluster, gpu_type)
         unit[key], target[key], desired[key], ready[key] = (
             _stray_unit(deployment, gpu_type),
-            stray_target,
+            0,
             stray_desired,
             stray_ready,
         )
@@ -715,8 +715,8 @@ def _deployment_plan(
 
 def _stray_targets(
     deployment: DeploymentProblem, involved: list[tuple[Option, int]]
-) -> list[tuple[str, str, int, int, int]]:
-    """(cluster, GPU type, desired, ready, 0) of the replicas running where the deployment may no longer
+) -> list[tuple[str, str, int, int]]:
+    """(cluster, GPU type, desired, ready) of the replicas running where the deployment may no longer
     run that this plan stops, once the target elsewhere is Ready (migration_steps). None where the plan
     has nowhere else for the deployment (stopping them would only take it down); and only as many as
     maxConcurrentMoves allows beside the plan's own starts and stops (a start and a stop make a move),
@@ -733,7 +733,7 @@ def _stray_targets(
     for cluster, gpu_type, desired, ready in deployment.strays:
         if desired <= room:
             room -= desired
-            out.append((cluster, gpu_type, desired, ready, 0))
+            out.append((cluster, gpu_type, desired, ready))
     return out
 
 
@@ -750,10 +750,10 @@ def _used_sum(terms: list[float], any_options: bool) -> float:
 
 
 def _targets(
-    problem: Problem, deployment: DeploymentProblem, counts: list[int], strays: list[tuple[str, str, int, int, int]]
+    problem: Problem, deployment: DeploymentProblem, counts: list[int], strays: list[tuple[str, str, int, int]]
 ) -> list[TargetPlacement]:
     """Replicas per pool the plan wants, plus those it cannot count (unreachable; Frozen without option)
-    and those it stops (`strays`: where the deployment may no longer run)."""
+    and those it stops (`strays`: where the deployment may no longer run, target 0)."""
     options = deployment.options
     targets = [
         TargetPlacement(
@@ -768,35 +768,14 @@ def _targets(
         for o, n in zip(options, counts, strict=True)
         if n > 0 or o.current > 0
     ]
-    for cluster, gpu_type, stray_desired, stray_ready, stray_target in strays:
-        targets.append(
-            TargetPlacement(
-                cluster=cluster,
-                region=problem.clusters[cluster].region,
-                gpu_type=gpu_type,
-                replicas=stray_target,
-                current_desired=stray_desired,
-                current_ready=stray_ready,
-                capacity_tokens_per_s_per_replica=0.0,
-            )
-        )
+    for cluster, gpu_type, stray_desired, stray_ready in strays:
+        targets.append(_uncounted(problem, cluster, gpu_type, 0, stray_desired, stray_ready))
     placements = (
         {(p.cluster, p.gpu_type): p for p in deployment.deployment.placements} if deployment.unreachable else {}
     )
     for cluster, gpu_type, replicas in deployment.unreachable:
         placed = placements[(cluster, gpu_type)]
-        targets.append(
-            TargetPlacement(
-                cluster=cluster,
-                region=problem.clusters[cluster].region,
-                gpu_type=gpu_type,
-                replicas=replicas,
-                current_desired=placed.desired,
-                current_ready=placed.ready,
-                capacity_tokens_per_s_per_replica=0.0,
-                reachable=False,
-            )
-        )
+        targets.append(_uncounted(problem, cluster, gpu_type, replicas, placed.desired, placed.ready, False))
     if deployment.frozen:
         # Frozen keeps every replica, also those the planner has no option for (no profile, SLO not
         # reachable on that GPU): they stay, uncounted as capacity.
@@ -804,19 +783,37 @@ def _targets(
         for placed in deployment.deployment.placements:
             if (placed.cluster, placed.gpu_type) not in listed and placed.desired > 0:
                 known = problem.clusters.get(placed.cluster)
+                reachable = known is not None and known.reachable
                 targets.append(
-                    TargetPlacement(
-                        cluster=placed.cluster,
-                        region=known.region if known else "",
-                        gpu_type=placed.gpu_type,
-                        replicas=placed.desired,
-                        current_desired=placed.desired,
-                        current_ready=placed.ready,
-                        capacity_tokens_per_s_per_replica=0.0,
-                        reachable=known is not None and known.reachable,
+                    _uncounted(
+                        problem,
+                        placed.cluster,
+                        placed.gpu_type,
+                        placed.desired,
+                        placed.desired,
+                        placed.ready,
+                        reachable,
                     )
                 )
     return targets
+
+
+def _uncounted(
+    problem: Problem, cluster: str, gpu_type: str, replicas: int, desired: int, ready: int, reachable: bool = True
+) -> TargetPlacement:
+    """A placement the plan lists without counting its capacity: a stray it stops, an unreachable one it
+    keeps, a Frozen one without an option; region '' for a cluster the problem does not know."""
+    known = problem.clusters.get(cluster)
+    return TargetPlacement(
+        cluster=cluster,
+        region=known.region if known else "",
+        gpu_type=gpu_type,
+        replicas=replicas,
+        current_desired=desired,
+        current_ready=ready,
+        capacity_tokens_per_s_per_replica=0.0,
+        reachable=reachable,
+    )
 
 
 def _carbon_summary(deployment: DeploymentProblem, cost: CostPrediction) -> str:
