@@ -9,6 +9,7 @@ Files are discovered at run time:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -190,3 +191,51 @@ def test_machinery_reports_field_paths(control_planes: Any) -> None:
         ), cel.stderr
     finally:
         w.kubectl(w.hub, "delete", "crd", "widgets.machinery.gridshift.test", "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("kind", ["InferenceDeployment", "RegionalCluster"])
+def test_invalid_spec_status_is_accepted_and_an_undocumented_reason_is_not(hub: Any, kind: str) -> None:
+    """The status the operator writes for an object its model refuses (reason InvalidSpec) passes the
+    CRD's condition rule on a real apiserver; the same status with a reason not documented for Ready does not."""
+    from datetime import UTC, datetime
+
+    from gridshift.service.state import Refused
+    from gridshift.service.status import refused_status
+
+    source = EXAMPLES_DIR / (
+        "inferencedeployment-llama3-8b.yaml" if kind == "InferenceDeployment" else "regionalclusters.yaml"
+    )
+    doc = next(d for d in yaml.safe_load_all(source.read_text()) if d and d["kind"] == kind)
+    meta = doc["metadata"]
+    namespace = meta.get("namespace", "")
+    hub.kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(doc))
+    where = ["-n", namespace] if namespace else []
+    resource = f"{kind.lower()}s.gridshift.dev"
+    try:
+        key = f"{namespace}/{meta['name']}" if namespace else meta["name"]
+        status = refused_status(datetime.now(UTC), Refused(kind, key, "spec.capacity: must be at least 1", doc))
+        assert [c["reason"] for c in status["conditions"] if c["type"] == "Ready"] == ["InvalidSpec"]
+
+        def patch(body: dict[str, Any]) -> Any:
+            return hub.kubectl(
+                hub.hub,
+                "patch",
+                resource,
+                meta["name"],
+                *where,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps({"status": body}),
+                check=False,
+            )
+
+        accepted = patch(status)
+        assert accepted.returncode == 0, accepted.stderr
+        stored = json.loads(hub.kubectl(hub.hub, "get", resource, meta["name"], *where, "-o", "json").stdout)
+        assert {c["type"]: c["reason"] for c in stored["status"]["conditions"]}["Stalled"] == "InvalidSpec"
+        undocumented = [dict(c, reason="NoSuchReason") if c["type"] == "Ready" else c for c in status["conditions"]]
+        refused = patch(dict(status, conditions=undocumented))
+        assert refused.returncode != 0, "the apiserver accepted a Ready reason the CRD does not document"
+    finally:
+        hub.kubectl(hub.hub, "delete", resource, meta["name"], *where, "--ignore-not-found", "--wait=true", check=False)

@@ -237,3 +237,68 @@ def test_an_invalid_inference_deployment_is_a_named_problem_and_the_others_still
     named = [p for p in report.problems if p.deployment == "ml/bad"]
     assert [p.reason for p in named] == [CycleErrorReason.INVALID_RESOURCE]
     assert "spec.capacity" in named[0].message and "not planned" in named[0].message
+
+
+def test_an_invalid_inference_deployment_says_so_in_its_status_and_keeps_what_runs() -> None:
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body("chat", rps=5.0)
+    world.add(body)
+    world.cycle()
+    running = world.replicas()["eu-de"]
+    before = {c["type"]: c for c in world.status()["conditions"]}
+    assert running > 0 and before["Ready"]["reason"] != "InvalidSpec"
+    body["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}  # admission refuses it; here it got through
+    body["metadata"]["generation"] = 2
+    world.cycle()
+    status = world.status()
+    ready, reason, message = condition(status, "Ready")
+    assert (ready, reason) == ("False", "InvalidSpec")
+    assert "spec.capacity" in message and "replicas are left as they run" in message
+    assert condition(status, "Stalled")[:2] == ("True", "InvalidSpec")
+    assert condition(status, "Reconciling")[:2] == ("False", "Stalled")
+    assert status["observedGeneration"] == 2
+    # What was learnt before stays as it was: the other conditions and the placements.
+    assert next(c for c in status["conditions"] if c["type"] == "SLOAtRisk") == before["SLOAtRisk"]
+    assert status["placements"] and world.replicas()["eu-de"] == running
+    writes = world.hub.status_writes
+    world.cycle()
+    assert world.hub.status_writes == writes, "an unchanged refusal is written again every cycle"
+    body["spec"]["capacity"] = {"minReplicas": 1, "maxReplicas": 4}  # mended
+    body["metadata"]["generation"] = 3
+    world.cycle()
+    assert condition(world.status(), "Ready")[1] != "InvalidSpec"
+    assert condition(world.status(), "Stalled")[1] != "InvalidSpec"
+
+
+def test_an_invalid_regional_cluster_says_so_in_its_status() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.cluster_bodies["eu-fr"]["spec"]["pue"] = 99  # beyond the API's 3.0
+    world.add(deployment_body(rps=4.0))
+    world.cycle()
+    status = world.cluster_bodies["eu-fr"]["status"]
+    assert condition(status, "Ready")[:2] == ("False", "InvalidSpec")
+    assert "spec.pue" in condition(status, "Ready")[2] and "not used" in condition(status, "Ready")[2]
+    assert condition(status, "Stalled")[:2] == ("True", "InvalidSpec")
+    assert condition(world.cluster_bodies["eu-de"]["status"], "Ready")[:2] == ("True", "Reachable")
+
+
+def test_a_refused_objects_status_that_cannot_be_written_stops_nothing_else() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body("good", rps=5.0))
+    bad = deployment_body("bad", rps=5.0)
+    bad["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}
+    world.add(bad)
+    patch_status = world.hub.patch_status
+
+    def refused_for_bad(ref: ObjectRef, status: dict[str, Any]) -> Any:
+        if ref.name == "bad":
+            raise HubForbidden("forbidden: cannot patch inferencedeployments/status")
+        return patch_status(ref, status)
+
+    world.hub.patch_status = refused_for_bad  # type: ignore[method-assign]
+    report = world.cycle()
+    assert [p.reason for p in report.problems if p.deployment == "ml/bad"] == [
+        CycleErrorReason.INVALID_RESOURCE,
+        CycleErrorReason.STATUS_WRITE_FAILED,
+    ]
+    assert world.status("good")["conditions"] and ObjectRef("RegionalCluster", "", "eu-de") in world.hub.statuses

@@ -125,6 +125,10 @@ MAX_CONDITIONS = 16
 """A bound on status.conditions, so that the CEL rule over them has a cost the apiserver accepts."""
 
 
+CONDITION_MESSAGE_MAX = 32768
+"""Longest condition message, as metav1.Condition allows."""
+
+
 class Condition(ApiModel):
     """A status condition, following Kubernetes' metav1.Condition conventions (reason and time required)."""
 
@@ -138,7 +142,7 @@ class Condition(ApiModel):
         pattern=CONDITION_REASON,
         description="CamelCase reason for the condition's status, for machines; docs/status.md lists them per type.",
     )
-    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    message: str = Field(default="", max_length=CONDITION_MESSAGE_MAX, description="Human-readable details.")
     last_transition_time: datetime = Field(description="When the status last changed (RFC 3339).")
     observed_generation: int | None = Field(
         default=None, ge=0, description="The spec generation this condition was computed from."

@@ -62,6 +62,7 @@ class ReadyReason(StrEnum):
     FORBIDDEN = "Forbidden"
     ACTUATION_FAILED = "ActuationFailed"
     SLO_AT_RISK = "SLOAtRisk"
+    INVALID_SPEC = "InvalidSpec"
 
 
 class ReconcilingReason(StrEnum):
@@ -78,6 +79,7 @@ class StalledReason(StrEnum):
     FORBIDDEN = "Forbidden"
     ACTUATION_FAILED = "ActuationFailed"
     SLO_AT_RISK = "SLOAtRisk"
+    INVALID_SPEC = "InvalidSpec"
     PROGRESSING = "Progressing"
     RECONCILED = "Reconciled"
 
@@ -190,6 +192,12 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
                 "Measured p95 time to first token or time per output token is above the SLO "
                 "(status.observedSlo), although the capacity model says the placement covers the demand.",
             ),
+            R.INVALID_SPEC: (
+                "False",
+                "The spec does not validate against gridshift's model although the apiserver admitted it (a "
+                "CRD older than the operator, or a rule its schema cannot hold): not planned, its replicas are "
+                "left as they run; the message names each field. The other conditions are as last written.",
+            ),
         },
     ),
     _condition(
@@ -210,7 +218,9 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
         "a person (or freed capacity) must act (kstatus: Failed).",
         StalledReason,
         {
-            **_as_ready(S.INFEASIBLE, S.INSUFFICIENT_CAPACITY, S.FORBIDDEN, S.ACTUATION_FAILED, S.SLO_AT_RISK),
+            **_as_ready(
+                S.INFEASIBLE, S.INSUFFICIENT_CAPACITY, S.FORBIDDEN, S.ACTUATION_FAILED, S.SLO_AT_RISK, S.INVALID_SPEC
+            ),
             S.PROGRESSING: ("False", "Not stalled: a change is in progress (see Reconciling)."),
             S.RECONCILED: ("False", "Not stalled: nothing is in progress."),
         },
@@ -266,6 +276,7 @@ class ClusterReadyReason(StrEnum):
     FORBIDDEN = "Forbidden"
     KUBECONFIG_INVALID = "KubeconfigInvalid"
     PRICE_FEED_STALE = "PriceFeedStale"
+    INVALID_SPEC = "InvalidSpec"
 
 
 class ClusterStalledReason(StrEnum):
@@ -273,6 +284,7 @@ class ClusterStalledReason(StrEnum):
     FORBIDDEN = "Forbidden"
     KUBECONFIG_INVALID = "KubeconfigInvalid"
     PRICE_FEED_STALE = "PriceFeedStale"
+    INVALID_SPEC = "InvalidSpec"
     RECONCILED = "Reconciled"
 
 
@@ -307,6 +319,11 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
             C.PRICE_FEED_STALE: (
                 "False",
                 "Reachable, but no good price fetch for staleAfterSeconds: no price-driven move is made here.",
+            ),
+            C.INVALID_SPEC: (
+                "False",
+                "The spec does not validate against gridshift's model although the apiserver admitted it: the "
+                "cluster is not used; the message names each field. The other conditions are as last written.",
             ),
         },
     ),

@@ -34,7 +34,15 @@ from gridshift.planner import snapshot as S
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.service import inputs
 from gridshift.service.errors import describe
-from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
+from gridshift.service.state import (
+    ClusterView,
+    CycleErrorReason,
+    CycleReport,
+    Observation,
+    ObservedDeployment,
+    Problem,
+    Refused,
+)
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.labels import DeploymentRef
@@ -109,14 +117,7 @@ class Observer:
         """`marked_leaving`: UIDs whose deletion has begun though the body may not say so yet (service.sweep)."""
         parsed_all = self._deployment_models.parse(deployment_bodies)
         valid = [d for d in parsed_all if d.resource]
-        for refused in (d for d in parsed_all if d.resource is None):
-            # Admission should have refused it; where the CRD's schema and the model disagree it did not.
-            message = (
-                f"InferenceDeployment {refused.key} is invalid, not planned (its replicas are left as they run): "
-                f"{refused.error}"
-            )
-            report.errors.append(message)
-            report.problems.append(Problem(CycleErrorReason.INVALID_RESOURCE, message, deployment=refused.key))
+        refused = _refused("InferenceDeployment", parsed_all, report)
         clusters = self._cluster_models.parse(cluster_bodies)
         profiles = self._profile_models.parse(profile_bodies)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}
@@ -129,8 +130,7 @@ class Observer:
             now, [c for c in clusters if c.resource is not None], tenants, live, leaving, report
         )
         self._forget_clusters_except({c.key for c in clusters})
-        for invalid in (c for c in clusters if c.resource is None):
-            report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
+        refused += _refused("RegionalCluster", clusters, report)
         planner_clusters = []
         for view in views:
             held: dict[str, int] = {}
@@ -173,7 +173,7 @@ class Observer:
             prices={v.name: v.prices for v in views},
             carbon={v.name: v.carbon for v in views if v.carbon is not None},
         )
-        return Observation(snapshot, tuple(observed), {v.name: v for v in views})
+        return Observation(snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused))
 
     def member(self, name: str, cluster: RegionalCluster) -> MemberCluster:
         """The member client of a cluster, made from its kubeconfig Secret (cached while the Secret is unchanged).
@@ -438,6 +438,24 @@ def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
     meta = body["metadata"]
     return str(meta["namespace"]), str(meta["name"])
+
+
+def _refused(kind: str, parsed: Sequence[inputs.Parsed[Any]], report: CycleReport) -> list[Refused]:
+    """The objects of `kind` the model refuses, each named in the cycle's errors (an InferenceDeployment
+    also as its InvalidResource problem; a RegionalCluster's comes with the other clusters' problems)."""
+    refused = [Refused(kind, p.key, p.error or "", p.body) for p in parsed if p.resource is None]
+    for invalid in refused:
+        if kind == "RegionalCluster":
+            report.errors.append(f"RegionalCluster {invalid.key} is invalid, not used: {invalid.error}")
+            continue
+        # Admission should have refused it; where the CRD's schema and the model disagree it did not.
+        message = (
+            f"InferenceDeployment {invalid.key} is invalid, not planned (its replicas are left as they run): "
+            f"{invalid.error}"
+        )
+        report.errors.append(message)
+        report.problems.append(Problem(CycleErrorReason.INVALID_RESOURCE, message, deployment=invalid.key))
+    return refused
 
 
 def _leaving(body: Mapping[str, Any], marked: Collection[str]) -> bool:

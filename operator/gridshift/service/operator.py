@@ -252,6 +252,7 @@ class OperatorService:
             self.reporter.cluster(now, view, report)
         if self._still_leading(report):
             self.reporter.profiles(now, profile_bodies, report)
+            self.reporter.refused(now, seen.refused, report)  # objects the model refuses: InvalidSpec, named
         return self._finish(report, started, seen)
 
     def _act_on(

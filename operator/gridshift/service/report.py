@@ -32,6 +32,7 @@ from gridshift.service.state import (
     Observation,
     ObservedDeployment,
     Problem,
+    Refused,
 )
 from gridshift.service.status import (
     DeploymentReport,
@@ -40,6 +41,7 @@ from gridshift.service.status import (
     deployment_status,
     profile_status,
     refusal_reason,
+    refused_status,
     status_patch,
 )
 from gridshift.service.writes import Fenced, WritePool
@@ -184,36 +186,46 @@ class Reporter:
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:
         _cluster_problems(view, report)
         patch = status_patch(view.old_status, cluster_status(now, view))
-        if not patch:
-            return
-        try:
-            self.hub.patch_status(ObjectRef("RegionalCluster", "", view.name), patch)
-        except ObjectGone:
-            return
-        except Exception as error:  # one cluster's status must not stop the cycle (nor hide the others')
-            message = f"RegionalCluster {view.name}: status not written: {describe(error)}"
-            report.errors.append(message)
-            report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message, cluster=view.name))
-            return
-        report.status_writes += 1
+        self._write_status(ObjectRef("RegionalCluster", "", view.name), patch, report)
 
     def profiles(self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport) -> None:
         """Each GPUProfile's fit (written when its spec changed, so in practice once per generation)."""
         for body in bodies:
             meta = body.get("metadata") or {}
-            patch = status_patch(body.get("status") or {}, profile_status(now, body))
-            if not patch or not meta.get("name"):
-                continue
-            try:
-                self.hub.patch_status(ObjectRef("GPUProfile", "", str(meta["name"])), patch)
-            except ObjectGone:
-                continue
-            except Exception as error:  # a profile's status must not stop the cycle (nor hide the others')
-                message = f"GPUProfile {meta['name']}: status not written: {describe(error)}"
-                report.errors.append(message)
-                report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message))
-                continue
-            report.status_writes += 1
+            if meta.get("name"):
+                patch = status_patch(body.get("status") or {}, profile_status(now, body))
+                self._write_status(ObjectRef("GPUProfile", "", str(meta["name"])), patch, report)
+
+    def refused(self, now: datetime, refused: Sequence[Refused], report: CycleReport) -> None:
+        """Each object the model refuses says so in its status: Ready False, reason InvalidSpec, naming the fields."""
+        for invalid in refused:
+            namespace, _, name = invalid.key.rpartition("/")
+            uid = str((invalid.body.get("metadata") or {}).get("uid") or "")
+            patch = status_patch(invalid.body.get("status") or {}, refused_status(now, invalid))
+            self._write_status(ObjectRef(invalid.kind, namespace, name, uid), patch, report)
+
+    def _write_status(self, ref: ObjectRef, patch: dict[str, Any], report: CycleReport) -> None:
+        """A status patch (none when empty); a failure is the object's problem and stops nothing else."""
+        if not patch:
+            return
+        try:
+            self.hub.patch_status(ref, patch)
+        except ObjectGone:
+            return
+        except Exception as error:  # one object's status must not stop the cycle (nor hide the others')
+            what = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+            message = f"{ref.kind} {what}: status not written: {describe(error)}"
+            report.errors.append(message)
+            report.problems.append(
+                Problem(
+                    CycleErrorReason.STATUS_WRITE_FAILED,
+                    message,
+                    deployment=what if ref.kind == "InferenceDeployment" else None,
+                    cluster=ref.name if ref.kind == "RegionalCluster" else None,
+                )
+            )
+            return
+        report.status_writes += 1
 
 
 def _outcome(

@@ -103,12 +103,27 @@ class ObservedDeployment:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A hub object the apiserver admitted but gridshift's model refuses: not used this cycle (an
+    InferenceDeployment's replicas are left as they run); its status says why (service.status.refused_status)."""
+
+    kind: str
+    """InferenceDeployment or RegionalCluster."""
+    key: str
+    """namespace/name, or the name of a cluster-scoped object."""
+    error: str
+    """Each bad field and what is wrong with it (api.validation.problems_of), never a value."""
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Observation:
     """Everything the observe stage found: the planner's snapshot, and what the later stages read beside it."""
 
     snapshot: S.Snapshot
     deployments: tuple[ObservedDeployment, ...]
     views: Mapping[str, ClusterView]
+    refused: tuple[Refused, ...] = ()
 
 
 class CycleErrorReason(StrEnum):

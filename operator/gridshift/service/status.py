@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
+from gridshift.api.common import CONDITION_MESSAGE_MAX
 from gridshift.api.conditions import (
     CarbonFeedReason,
     ClusterReadyReason,
@@ -51,7 +52,7 @@ from gridshift.planner.plan import DeploymentPlan
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
 from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
-from gridshift.service.state import ClusterView, ObservedDeployment
+from gridshift.service.state import ClusterView, ObservedDeployment, Refused
 
 _HORIZON_POINTS = 48
 MEASURED_DRIFT = 0.1
@@ -666,6 +667,44 @@ def _relative_errors(pairs: Sequence[tuple[float, float]]) -> tuple[float, float
     return math.sqrt(sum(e * e for e in errors) / len(errors)), errors[worst], worst
 
 
+# ---------------------------------------------------------------- objects the model refuses
+
+
+def refused_status(now: datetime, refused: Refused) -> dict[str, Any]:
+    """The status of an object gridshift's model refuses (service.state.Refused): Ready False and Stalled
+    True, reason InvalidSpec, the message naming each bad field (and an InferenceDeployment's Reconciling
+    False); its other conditions and fields stay as last written, since nothing about them was learnt."""
+    old: Mapping[str, Any] = refused.body.get("status") or {}
+    generation = (refused.body.get("metadata") or {}).get("generation")
+    condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
+    model: type[ApiModel]
+    if refused.kind == "InferenceDeployment":
+        model = InferenceDeploymentStatus
+        message = _refusal("not planned, its replicas are left as they run", refused.error)
+        replaced = [
+            condition("Ready", False, ReadyReason.INVALID_SPEC, message),
+            condition("Reconciling", False, ReconcilingReason.STALLED, ""),
+            condition("Stalled", True, StalledReason.INVALID_SPEC, message),
+        ]
+    else:
+        model = RegionalClusterStatus
+        message = _refusal("the cluster is not used", refused.error)
+        replaced = [
+            condition("Ready", False, ClusterReadyReason.INVALID_SPEC, message),
+            condition("Stalled", True, ClusterStalledReason.INVALID_SPEC, message),
+        ]
+    by_type = {c["type"]: c for c in replaced}
+    kept = [by_type.pop(c.get("type"), c) for c in old.get("conditions") or []]
+    status = {**old, "conditions": kept + list(by_type.values())}
+    if isinstance(generation, int):
+        status["observedGeneration"] = generation
+    return _as_stored(model, status, old)
+
+
+def _refusal(consequence: str, error: str) -> str:
+    return f"the spec does not validate ({consequence}): {error}"[:CONDITION_MESSAGE_MAX]
+
+
 def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
     """The GPUProfile's status: whether the planner can fit its model, and the residuals against its points."""
     old: Mapping[str, Any] = body.get("status") or {}
@@ -684,7 +723,12 @@ def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
         invalid = str(error)
     if invalid is not None:
         status["conditions"] = [
-            condition("Ready", False, ProfileReadyReason.INVALID, f"not used by the planner: {invalid}"[:32768]),
+            condition(
+                "Ready",
+                False,
+                ProfileReadyReason.INVALID,
+                f"not used by the planner: {invalid}"[:CONDITION_MESSAGE_MAX],
+            ),
             condition("PoorFit", None, PoorFitReason.NOT_FITTED, ""),
         ]
         return _as_stored(GPUProfileStatus, {k: v for k, v in status.items() if v is not None})
