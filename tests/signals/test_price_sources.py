@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -279,7 +280,54 @@ def test_the_index_window_is_every_interval_overlapping_it(
     recording = read_price_csv(io.StringIO(text))
     shift = timedelta(days=offset_days)
     everything = recording.intervals(shift)
-    assert [i.end - i.start for i in everything] == [timedelta(hours=min(gaps))] * len(hours)  # the usual step
+    durations = [(i.end - i.start) / timedelta(hours=1) for i in everything]
+    assert durations == _resolutions_around(gaps)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(everything)), "a row stretched over the next"
     start = base + shift + timedelta(hours=window_start)
     end = start + timedelta(hours=window_hours)
     assert recording.window(start, end, shift) == [i for i in everything if i.end > start and i.start < end]
+
+
+def _resolutions_around(gaps: list[int]) -> list[float]:
+    """Each row's duration by the rule's words, spelt out apart from the code: the smallest of the three
+    gaps ending at the row's own, or of the three starting with it, whichever is larger; the last row
+    takes the smallest of the last two gaps."""
+    out = []
+    for i, gap in enumerate(gaps):
+        back = [g for j, g in enumerate(gaps) if i - 2 <= j <= i]
+        ahead = [g for j, g in enumerate(gaps) if i <= j <= i + 2]
+        out.append(float(max(min(back), min(ahead))))
+        assert out[-1] <= gap
+    return [*out, float(min(gaps[-2:]))]
+
+
+def _quarter_hours(rows: list[tuple[datetime, float]]) -> str:
+    return "Datetime,Price (EUR/MWh)\n" + "".join(f"{t.isoformat()},{p}\n" for t, p in rows)
+
+
+def test_a_file_whose_resolution_changes_is_read_at_each_parts_own() -> None:
+    """ENTSO-E's day-ahead market went from hourly to 15-minute prices on 1 October 2025: a CSV across
+    the change used to be read at its smallest step, each hour lasting 15 minutes (three quarters left
+    as gaps, the feed stale three quarters of the time)."""
+    switch = datetime(2025, 10, 1, tzinfo=UTC) - timedelta(hours=2)  # 00:00 Brussels
+    hourly = [(switch - timedelta(hours=h), 100.0 + h) for h in range(24, 0, -1)]
+    quarters = [(switch + timedelta(minutes=15 * q), 50.0 + q) for q in range(96)]
+    back_to_hours = [(t - timedelta(days=1), p) for t, p in quarters] + [
+        (t + timedelta(hours=24), p) for t, p in hourly
+    ]
+    for rows in (hourly + quarters, back_to_hours):
+        intervals = parse_price_csv(_quarter_hours(rows))
+        assert [(i.start, i.price) for i in intervals] == [(t, p) for t, p in rows]
+        covered = sum(((i.end - i.start) for i in intervals), timedelta(0))
+        assert covered == rows[-1][0] + (intervals[-1].end - intervals[-1].start) - rows[0][0], "holes left"
+        assert {i.resolution for i in intervals} == {"PT60M", "PT15M"}
+    # The hour just before the change is an hour, and the first quarter a quarter.
+    read = parse_price_csv(_quarter_hours(hourly + quarters))
+    assert (read[23].end - read[23].start, read[24].end - read[24].start) == (timedelta(hours=1), timedelta(minutes=15))
+
+
+def test_a_missing_row_or_two_stays_a_gap() -> None:
+    base = datetime(2024, 3, 4, tzinfo=UTC)
+    hours = [0, 1, 2, 4, 5, 6, 8, 10, 11, 12]  # hours 3, 7 and 9 missing upstream
+    intervals = parse_price_csv(_quarter_hours([(base + timedelta(hours=h), float(h)) for h in hours]))
+    assert {i.end - i.start for i in intervals} == {timedelta(hours=1)}

@@ -4,8 +4,9 @@ One reader and one replay for every measure (prices: signals.price_csv; carbon i
 signals.carbon_feeds). A file is `<time>,<value>,...`: the caller picks the value column from the
 header (a price column declares its currency and unit; an intensity column its basis); timestamps
 with an offset are honoured, naive ones are read in `naive_timezone` (UTC unless told otherwise).
-An empty cell is a missing interval (a gap). Each interval lasts the file's usual step (the smallest
-gap between rows). A replayed file is read once, row by row, and is capped in size
+An empty cell is a missing interval (a gap). Each interval lasts the resolution of the rows around it
+(`row_ends`), so a file whose resolution changes (ENTSO-E's day-ahead went from 60 to 15 minutes on
+1 October 2025) is read at each part's own. A replayed file is read once, row by row, and is capped in size
 (`PriceFeedSettings.max_csv_bytes`): a 50 MB price CSV once took 279 s and 1.38 GB as interval objects.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import math
 import stat
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,25 +42,27 @@ class RecordedColumn(Generic[IntervalT]):
 
 @dataclass(frozen=True)
 class Recording(Generic[IntervalT]):
-    """A parsed CSV, kept compact: each row's start (UTC epoch seconds) and value, in arrays.
+    """A parsed CSV, kept compact: each row's start and end (UTC epoch seconds) and value, in arrays.
 
-    Every interval lasts the file's usual step (the smallest gap between rows): rows are strictly
-    increasing, so the next row starts exactly one step later, or later still where rows are
-    missing (a gap). 16 bytes a row instead of an interval object; intervals are made only for
+    An interval ends where the next row starts, or earlier where rows are missing (a gap:
+    `row_ends`). 24 bytes a row instead of an interval object; intervals are made only for
     the window asked.
     """
 
     column: RecordedColumn[IntervalT]
     starts: array[float]
+    ends: array[float]
     values: array[float]
-    step: timedelta
+    longest: float
+    """The longest interval, s (how far before a window a row may start and still overlap it)."""
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def _interval(self, index: int, shift: timedelta) -> IntervalT:
         start = datetime.fromtimestamp(self.starts[index], UTC) + shift
-        return self.column.interval(start, start + self.step, self.values[index])
+        end = datetime.fromtimestamp(self.ends[index], UTC) + shift
+        return self.column.interval(start, end, self.values[index])
 
     def intervals(self, shift: timedelta = timedelta(0)) -> list[IntervalT]:
         """Every row as an interval, moved by `shift`."""
@@ -66,7 +70,7 @@ class Recording(Generic[IntervalT]):
 
     def window(self, start: datetime, end: datetime, shift: timedelta = timedelta(0)) -> list[IntervalT]:
         """Intervals (moved by `shift`) overlapping [start, end), found by bisection."""
-        low = bisect.bisect_right(self.starts, (start - shift - self.step).timestamp())
+        low = bisect.bisect_right(self.starts, (start - shift).timestamp() - self.longest)
         high = bisect.bisect_left(self.starts, (end - shift).timestamp())
         out = [self._interval(i, shift) for i in range(low, high)]
         return [i for i in out if i.end > start and i.start < end]
@@ -75,7 +79,7 @@ class Recording(Generic[IntervalT]):
         return datetime.fromtimestamp(self.starts[0], UTC) + shift
 
     def last_end(self, shift: timedelta = timedelta(0)) -> datetime:
-        return datetime.fromtimestamp(self.starts[-1], UTC) + self.step + shift
+        return datetime.fromtimestamp(self.ends[-1], UTC) + shift
 
     def span(self, shift: timedelta = timedelta(0)) -> str:
         """`2024-01-01..2025-01-01`: the days the recording (moved by `shift`) covers."""
@@ -122,7 +126,6 @@ def read_recording(
     column = choose_column(header)
     starts: array[float] = array("d")
     values: array[float] = array("d")
-    step: float | None = None
     previous: datetime | None = None
     for row_number, row in enumerate(rows, start=2):
         if not row or not row[0].strip():
@@ -134,22 +137,53 @@ def read_recording(
             continue  # a missing interval upstream: a gap, not a value
         value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
         start = _parse_time(measure, feed, row_number, row[0], naive_timezone)
-        if previous is not None:
-            if start <= previous:
-                raise measure.error(
-                    feed,
-                    f"row {row_number}.datetime",
-                    f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row ({previous:%Y-%m-%dT%H:%MZ}): "
-                    "times overlap or go backwards",
-                )
-            gap = (start - previous).total_seconds()
-            step = gap if step is None else min(step, gap)
+        if previous is not None and start <= previous:
+            raise measure.error(
+                feed,
+                f"row {row_number}.datetime",
+                f"{start:%Y-%m-%dT%H:%MZ} is not after the previous row ({previous:%Y-%m-%dT%H:%MZ}): "
+                "times overlap or go backwards",
+            )
         starts.append(start.timestamp())
         values.append(value)
         previous = start
     if not starts:
         raise measure.error(feed, column.name, f"no {measure.many} in the file")
-    return Recording(column, starts, values, timedelta(seconds=step) if step is not None else timedelta(hours=1))
+    ends, longest = row_ends(starts)
+    return Recording(column, starts, ends, values, longest)
+
+
+def row_ends(starts: array[float]) -> tuple[array[float], float]:
+    """Where each row ends (s), and the longest row: each lasts the resolution of the rows before it or
+    of those after it, whichever is longer, and never past the next row's start.
+
+    With g_i the gap from row i to the next, row i's resolution looking back is min(g_{i-2}, g_{i-1},
+    g_i) and looking forward min(g_i, g_{i+1}, g_{i+2}) (fewer at the file's ends): a missing row or
+    two is a gap (the gaps beside it are shorter both ways), while at a change of resolution each side
+    keeps its own (60 -> 15 minutes: the last hourly row still sees hours looking back). Three equal
+    longer gaps in a row are read as a coarser resolution there: ENTSO-E's sporadic missing hours come
+    one or two at a time. The last row lasts as its resolution looking back; a single row, an hour. One pass
+    with five gaps in hand: a list of gaps for a 1.85-million-row file cost 85 MiB."""
+    count = len(starts)
+    ends = array("d", starts)
+    if count < 2:
+        for i in range(count):
+            ends[i] += 3600.0
+        return ends, 3600.0
+
+    def gap(j: int) -> float:
+        return starts[j + 1] - starts[j] if 0 <= j < count - 1 else math.inf
+
+    before2, before1, own, after1, after2 = math.inf, math.inf, gap(0), gap(1), gap(2)
+    longest = 0.0
+    for i in range(count - 1):
+        duration = max(min(before2, before1, own), min(own, after1, after2))
+        ends[i] += duration
+        longest = max(longest, duration)
+        before2, before1, own, after1, after2 = before1, own, after1, after2, gap(i + 3)
+    last = min(before2, before1)  # the gaps ending at the last row (own is past the end)
+    ends[count - 1] += last
+    return ends, max(longest, last)
 
 
 def bounded_lines(
