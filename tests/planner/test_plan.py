@@ -501,3 +501,44 @@ def test_stopping_stray_replicas_keeps_to_the_move_limit() -> None:
     stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets if t.reachable)
     assert started > 1 and min(started, stopped) <= 1
     assert not any(s.action is StepAction.SCALE_DOWN and s.cluster == "b" for s in plan.steps)
+
+
+def _gpus_planned(plan, cluster_name: str, gpu_type: str) -> int:  # type: ignore[no-untyped-def]
+    return sum(
+        t.replicas for d in plan.deployments for t in d.targets if (t.cluster, t.gpu_type) == (cluster_name, gpu_type)
+    )
+
+
+def test_gpus_a_frozen_deployment_holds_outside_its_options_are_not_handed_to_another() -> None:
+    # Review, 3 December: a Frozen deployment's replicas where it has no option (here a GPU type it no
+    # longer lists) were kept, yet their GPUs counted as free: another deployment was placed on them,
+    # its replica could never schedule, and the plan said so every cycle.
+    world = snapshot(
+        [
+            deployment("frozen", 5.0, placements=[("a", A100, 4)], mode="Frozen", gpu_types=[H100]),
+            deployment("code", 5.0, gpu_types=[A100]),
+        ],
+        [cluster("a", gpus={H100: 0, A100: 4})],
+        {"a": flat_prices(0.10)},
+    )
+    plan = make_plan(world)
+    assert replicas_in(plan.for_deployment("ns/frozen"), "a") == 4
+    assert _gpus_planned(plan, "a", A100) == 4, "more A100 replicas planned than the pool has"
+    assert replicas_in(plan.for_deployment("ns/code"), "a") == 0
+
+
+def test_gpus_held_by_stray_replicas_are_not_handed_to_another_deployment() -> None:
+    # Review, 3 December: replicas running where their deployment may no longer run hold their GPUs
+    # until make-before-break stops them (for good where the plan has nowhere else for them), yet the
+    # pool counted them as free.
+    world = snapshot(
+        [
+            deployment("old", 5.0, placements=[("a", H100, 4)], forbidden=["a"]),
+            deployment("new", 5.0, allowed=["a"]),
+        ],
+        [cluster("a", gpus={H100: 4}), cluster("b", gpus={H100: 0})],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    plan = make_plan(world)
+    assert replicas_in(plan.for_deployment("ns/new"), "a") == 0
+    assert plan.for_deployment("ns/new").explanation.reason != "ScaleUp"

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -545,6 +545,11 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
         if problem.frozen:
             for option in problem.options:
                 option.upper = option.current
+    # GPUs our replicas hold outside every option (strays until stopped, Frozen replicas without an
+    # option) are counted in available_gpus like all of ours, but no option uses them: they are not free.
+    for key, held in _held_outside_options(problems, clusters).items():
+        if key in inventory:
+            inventory[key] = max(0, inventory[key] - held)
     frozen_use: dict[tuple[str, str], int] = {}
     for problem in problems:
         if problem.frozen:
@@ -555,6 +560,24 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     price_views = {c.name: price_view(c.name, 0.0) for c in snapshot.clusters}
     carbon_views = {c.name: intensity_view(c.name, 0.0) for c in snapshot.clusters if c.name in snapshot.carbon}
     return Problem(problems, inventory, price_views, stale, clusters, carbon_views)
+
+
+def _held_outside_options(
+    problems: Sequence[DeploymentProblem], clusters: Mapping[str, Cluster]
+) -> dict[tuple[str, str], int]:
+    """GPUs per pool held by replicas that are no option of their deployment, in reachable clusters:
+    strays (held until make-before-break stops them, or longer where the plan keeps them) and a Frozen
+    deployment's replicas where it has no option (no profile, the SLO out of reach): all stay running."""
+    held: dict[tuple[str, str], int] = {}
+    for problem in problems:
+        keys = {o.key for o in problem.options}
+        gpus = problem.deployment.requirements.gpus_per_replica
+        for placed in problem.deployment.placements:
+            known = clusters.get(placed.cluster)
+            key = (placed.cluster, placed.gpu_type)
+            if placed.desired > 0 and known is not None and known.reachable and key not in keys:
+                held[key] = held.get(key, 0) + placed.desired * gpus
+    return held
 
 
 def _sites_key(deployment: Deployment, window: float) -> tuple[object, ...] | None:
