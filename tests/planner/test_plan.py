@@ -542,3 +542,24 @@ def test_gpus_held_by_stray_replicas_are_not_handed_to_another_deployment() -> N
     plan = make_plan(world)
     assert replicas_in(plan.for_deployment("ns/new"), "a") == 0
     assert plan.for_deployment("ns/new").explanation.reason != "ScaleUp"
+
+
+def test_a_plan_that_stops_replicas_the_spec_rules_out_says_so() -> None:
+    # Review, 3 December: one replica where the deployment may run covers its demand, one stray runs in a
+    # region it now forbids; the plan stops the stray, and used to call that NoChange (no Event).
+    world = snapshot(
+        [deployment("chat", 1.0, placements=[("a", H100, 1), ("b", H100, 1)], forbidden=["b"])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert any(s.action is StepAction.SCALE_DOWN and s.cluster == "b" for s in plan.steps)
+    assert plan.explanation.reason == "PlacementRules"
+    assert plan.explanation.summary.startswith("PlacementRules: ")
+    # Replaced elsewhere first, the move is named for the rule too, not ScaleUp.
+    moved = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], max_moves=3, forbidden=["b"])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.90), "b": flat_prices(0.01)},
+    )
+    assert make_plan(moved).for_deployment("ns/chat").explanation.reason == "PlacementRules"

@@ -46,6 +46,9 @@ def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_befo
     world, body, placed = _placed_in_eu_fr()
     needed = world.ready()["eu-fr"]
     revoke(world, body)
+    world.cycle()
+    assert world.status()["lastDecision"]["reason"] == "PlacementRules"
+    assert [e.reason for e in world.hub.events][-1] == "PlacementRules"
     for _ in range(30):
         world.cycle()
         assert sum(world.ready().values()) >= needed, "Ready replicas fell below what the deployment had"
@@ -61,3 +64,21 @@ def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> N
     _forbid_region(world, body)
     report = world.cycle()
     assert world.replicas() == placed and report.member_writes == 0
+
+
+def test_every_decision_reason_the_planner_gives_is_documented_and_each_that_acts_is_an_event() -> None:
+    import ast
+    from pathlib import Path
+
+    import gridshift.planner.plan as plan_module
+    from gridshift.service.report import DECISION_REASONS, QUIET_DECISIONS, EventReason
+
+    tree = ast.parse(Path(plan_module.__file__).read_text())
+    reason = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_reason")
+    returned = {
+        n.value.value
+        for n in ast.walk(reason)
+        if isinstance(n, ast.Return) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+    }
+    assert "PlacementRules" in returned and returned <= set(DECISION_REASONS)
+    assert returned - QUIET_DECISIONS - {"NoChange"} <= {e.value for e in EventReason}

@@ -456,7 +456,10 @@ def _explain(
     settings: PlannerSettings,
     cost: CostPrediction,
     infeasible_reason: str | None,
+    ruled_out: int = 0,
 ) -> Explanation:
+    """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
+    deployment run that the plan replaces (DeploymentProblem.strays): no option, so not in `counts`."""
     options = deployment.options
     used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
     current = list(deployment.columns.current)
@@ -476,7 +479,7 @@ def _explain(
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
-    reason = _reason(deployment, started, stopped, keep_objective, settings, infeasible_reason)
+    reason = _reason(deployment, started, stopped, ruled_out, keep_objective, settings, infeasible_reason)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
         where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
@@ -486,7 +489,7 @@ def _explain(
     if cost.usd_per_million_tokens is not None:
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
-    if saving is not None and (started or stopped):
+    if saving is not None and (started or stopped or ruled_out):
         if saving < 0 and deployment.deployment.requirements.uses_carbon:
             # Leaving a region for a carbon limit can cost money: said as such.
             summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
@@ -615,6 +618,7 @@ def _reason(
     deployment: DeploymentProblem,
     started: int,
     stopped: int,
+    ruled_out: int,
     keep_objective: float,
     settings: PlannerSettings,
     infeasible_reason: str | None,
@@ -624,10 +628,12 @@ def _reason(
         return "Infeasible"
     if deployment.frozen:
         return "Frozen"
-    if not started and not stopped:
+    if not started and not stopped and not ruled_out:
         return "NoChange"
     if started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
         return "SLOAtRisk"
+    if ruled_out:
+        return "PlacementRules"
     if started > stopped:
         return "ScaleUp"
     if stopped > started:
@@ -691,7 +697,10 @@ def _deployment_plan(
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
     cost = _cost_prediction(problem, deployment, counts, powers, settings)
     targets = _targets(problem, deployment, counts, strays)
-    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible)
+    # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
+    # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
+    ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
+    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, ruled_out)
     # Routing reads the capacity of the target's keys only: those of the involved options.
     capacity_rps = {o.key: o.capacity_rps for o, _ in involved}
     return DeploymentPlan(

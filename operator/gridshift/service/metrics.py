@@ -111,7 +111,7 @@ LEADER = Declared(Gauge, "gridshift_leader", "1 while this replica holds the lea
 DECISIONS = Declared(
     Counter,
     "gridshift_decisions",
-    "New decisions (each with an Event), by reason (ScaleUp, ScaleDown, CheaperPlacement, SLOAtRisk, ...).",
+    "New decisions (each with an Event), by reason (ScaleUp, ScaleDown, CheaperPlacement, PlacementRules, ...).",
     ("reason",),
 )
 MEMBER_WRITES = Declared(Counter, "gridshift_member_writes", "Objects applied to member clusters.")

@@ -55,6 +55,7 @@ class EventReason(StrEnum):
     SCALE_UP = "ScaleUp"
     SCALE_DOWN = "ScaleDown"
     CHEAPER_PLACEMENT = "CheaperPlacement"
+    PLACEMENT_RULES = "PlacementRules"
     SLO_AT_RISK = "SLOAtRisk"
     INFEASIBLE = "Infeasible"
 
@@ -66,6 +67,12 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "Normal",
         "The plan moves replicas to cheaper capacity (make-before-break), the move paying back within "
         "paybackHorizonHours.",
+    ),
+    EventReason.PLACEMENT_RULES: (
+        "Normal",
+        "The plan replaces replicas running where the deployment may no longer run (a region forbidden or no "
+        "longer allowed, a cluster excluded or no longer admitting its namespace, a GPU type dropped, without "
+        "a GPUProfile or unable to meet the SLO): they stop once those started elsewhere are Ready.",
     ),
     EventReason.SLO_AT_RISK: ("Warning", "The plan moves replicas because the current placement misses the SLO."),
     EventReason.INFEASIBLE: (
@@ -95,6 +102,10 @@ DECISION_REASONS: Mapping[str, str] = {
     "ScaleUp": "The plan adds replicas.",
     "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
     "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped.",
+    "PlacementRules": (
+        "The plan replaces replicas running where the deployment may no longer run (make-before-break: they "
+        "stop after those started elsewhere are Ready)."
+    ),
     "SLOAtRisk": "The plan moves replicas because the current placement leaves demand unserved within the SLO.",
     "Infeasible": "No placement covers the demand within the SLO and the spec's bounds; what fits is planned.",
     "Frozen": "Mode Frozen: the placement is kept whatever the plan would be.",
