@@ -14,7 +14,7 @@ from typing import Any
 
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
-from gridshift.service.sweep import Departures
+from gridshift.service.sweep import CleanupIncomplete, Departures
 from gridshift.shell.handlers import essence
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
@@ -134,3 +134,32 @@ def test_the_index_keeps_the_deletion_timestamp() -> None:
     kept = essence(body)  # type: ignore[arg-type]
     assert kept["metadata"]["deletionTimestamp"] == DELETED_AT
     assert "managedFields" not in kept["metadata"]
+
+
+def test_a_regional_cluster_the_model_refuses_still_has_the_deleted_deployments_objects_cleaned() -> None:
+    # Review, 3 December: one RegionalCluster whose price feed names a time zone that does not exist (the
+    # CRD checks its shape only) made every InferenceDeployment's finalizer fail, in every namespace.
+    world = ServiceHarness(["eu-fr"])
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    assert _chat_objects(world) > 0
+    world.cluster_bodies["eu-fr"]["spec"]["priceFeed"] = {
+        "type": "schedule",
+        "currency": "USD",
+        "schedule": {
+            "timezone": "Europe/Pariss",
+            "periods": [{"days": ["Mon"], "startHour": 0, "endHour": 1, "price": 1}],
+            "defaultPrice": 50,
+        },
+    }
+    world.hub.clusters = list(world.cluster_bodies.values())
+    assert world.service.delete_from_members("ml", "chat", "uid-chat") > 0
+    assert _chat_objects(world) == 0
+    # Where what reaching the cluster takes is itself invalid, the finalizer stays and says why.
+    world.cluster_bodies["eu-fr"]["spec"]["kubeconfigSecretRef"] = {"key": "kubeconfig"}
+    try:
+        world.service.delete_from_members("ml", "chat", "uid-chat")
+    except CleanupIncomplete as error:
+        assert "RegionalCluster eu-fr is invalid" in str(error) and "kubeconfigSecretRef" in str(error)
+    else:
+        raise AssertionError("a cluster that cannot be reached was reported cleaned")

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from gridshift.api import feeds
 from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, unique_items
@@ -250,8 +250,33 @@ class PriceFeedSpec(ApiModel):
     csv_replay: CsvReplayFeed | None = Field(default=None, description="Settings for type csvReplay.")
 
 
-class RegionalClusterSpec(ApiModel):
+class MemberAccess(ApiModel):
+    """What reaching a RegionalCluster's member cluster takes: its kubeconfig Secret and workload
+    namespace. Read on its own (other fields ignored) where the rest of a RegionalCluster's spec does
+    not validate, so that a deleted InferenceDeployment's objects are still cleaned there (service.sweep)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kubeconfig_secret_ref: SecretKeyRef = Field(
+        description="Secret key (on the hub) holding a kubeconfig for this cluster; never copied or logged."
+    )
+    workload_namespace: str = Field(
+        default="gridshift-workloads",
+        max_length=63,
+        pattern=WORKLOAD_NAMESPACE,
+        description=(
+            "Namespace in the member cluster where replicas are created. `{namespace}` in it stands for the "
+            "InferenceDeployment's namespace on the hub, giving each tenant its own namespace (recommended when "
+            "several teams share the cluster: docs/security.md); without it every tenant shares this one. "
+            "The cluster's administrator creates these namespaces (docs/rbac.md): gridshift never does."
+        ),
+    )
+
+
+class RegionalClusterSpec(MemberAccess):
     """Desired state of a RegionalCluster."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cross_field_rules = (
         CrossFieldRule(
@@ -272,20 +297,6 @@ class RegionalClusterSpec(ApiModel):
     )
 
     region: RegionName = Field(description="Region name used in placement rules, e.g. eu-de.")
-    kubeconfig_secret_ref: SecretKeyRef = Field(
-        description="Secret key (on the hub) holding a kubeconfig for this cluster; never copied or logged."
-    )
-    workload_namespace: str = Field(
-        default="gridshift-workloads",
-        max_length=63,
-        pattern=WORKLOAD_NAMESPACE,
-        description=(
-            "Namespace in the member cluster where replicas are created. `{namespace}` in it stands for the "
-            "InferenceDeployment's namespace on the hub, giving each tenant its own namespace (recommended when "
-            "several teams share the cluster: docs/security.md); without it every tenant shares this one. "
-            "The cluster's administrator creates these namespaces (docs/rbac.md): gridshift never does."
-        ),
-    )
     tenant_namespace_selector: LabelSelector | None = Field(
         default=None,
         description=(
@@ -315,7 +326,7 @@ class RegionalClusterSpec(ApiModel):
     )
 
 
-def workload_namespace_for(spec: RegionalClusterSpec, hub_namespace: str) -> str:
+def workload_namespace_for(spec: MemberAccess, hub_namespace: str) -> str:
     """The member-cluster namespace of an InferenceDeployment in `hub_namespace` on this cluster.
 
     A template longer than a namespace may be once filled keeps a readable prefix and a 64-bit digest.

@@ -28,7 +28,7 @@ from typing import Any
 from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
-from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, workload_namespace_for
+from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, SecretMissing, SecretPurpose
 from gridshift.planner import snapshot as S
 from gridshift.planner.profiles import PerformanceModel
@@ -175,11 +175,11 @@ class Observer:
         )
         return Observation(snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused))
 
-    def member(self, name: str, cluster: RegionalCluster) -> MemberCluster:
+    def member(self, name: str, access: MemberAccess) -> MemberCluster:
         """The member client of a cluster, made from its kubeconfig Secret (cached while the Secret is unchanged).
 
         Raises SecretMissing or MemberError (KubeconfigInvalid, ...): messages never quote the kubeconfig."""
-        ref = cluster.spec.kubeconfig_secret_ref
+        ref = access.kubeconfig_secret_ref
         kubeconfig = self.hub.read_secret(
             ref.namespace or self.settings.namespace, ref.name, ref.key, SecretPurpose.MEMBER_KUBECONFIG
         )
@@ -295,7 +295,7 @@ class Observer:
         view.admitted_namespaces = self._admitted(cluster, tenants)
         namespaces = sorted(self._workload_namespaces(cluster, tenants) | self._known_namespaces(name))
         try:
-            view.member = self.member(name, cluster)
+            view.member = self.member(name, cluster.spec)
             found = view.member.workloads(namespaces)
             view.inventory = view.member.gpu_inventory(namespaces)
         except (MemberError, SecretMissing) as error:

@@ -24,11 +24,14 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
 
 from gridshift.actuation.members import MemberError, Owner
 from gridshift.api import RegionalCluster
-from gridshift.api.regional_cluster import workload_namespace_for
+from gridshift.api.regional_cluster import MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, SecretMissing
 from gridshift.service import inputs
 from gridshift.service.errors import describe
@@ -92,12 +95,13 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
     deleted = 0
     failures: list[str] = []
     for parsed in inputs.parse_bodies(hub.regional_clusters(), RegionalCluster):
-        if parsed.resource is None:
+        access = parsed.resource.spec if parsed.resource is not None else _member_access(parsed.body)
+        if access is None:
             failures.append(f"RegionalCluster {parsed.key} is invalid ({parsed.error}): its cluster cannot be cleaned")
             continue
-        namespace = workload_namespace_for(parsed.resource.spec, owner.namespace)
+        namespace = workload_namespace_for(access, owner.namespace)
         try:
-            member = observer.member(parsed.key, parsed.resource)
+            member = observer.member(parsed.key, access)
             count = member.delete_deployment_objects(owner, [namespace])
         except (MemberError, SecretMissing) as error:
             failures.append(str(error))
@@ -110,6 +114,16 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
     if failures:
         raise CleanupIncomplete(f"{owner}: not cleaned up yet, will retry: " + "; ".join(failures))
     return deleted
+
+
+def _member_access(body: Mapping[str, Any]) -> MemberAccess | None:
+    """What cleaning a RegionalCluster's member cluster takes, from a body whose spec does not validate as
+    a whole (a mistyped price feed must not keep every tenant's deletion waiting); None where that too is
+    invalid."""
+    try:
+        return MemberAccess.model_validate(body.get("spec") or {})
+    except ValidationError:
+        return None
 
 
 async def finalize(departures: Departures, owner: Owner, delete: Callable[[], object]) -> None:
