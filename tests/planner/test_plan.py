@@ -563,3 +563,30 @@ def test_a_plan_that_stops_replicas_the_spec_rules_out_says_so() -> None:
         {"a": flat_prices(0.90), "b": flat_prices(0.01)},
     )
     assert make_plan(moved).for_deployment("ns/chat").explanation.reason == "PlacementRules"
+
+
+def test_requests_go_where_the_target_replicas_are_ready() -> None:
+    # Review, 3 December: a placement that already has its target but whose replica in b is not Ready
+    # (started last cycle, or fell over) needs no step, and its routing sent half the requests to b, a
+    # Service without Ready endpoints.
+    from dataclasses import replace as changed
+
+    from gridshift.planner.snapshot import Placement
+
+    rate = 1.2 * CAPACITY.requests_per_second  # with 20% headroom: two replicas
+    world = snapshot(
+        [deployment("chat", rate, placements=[("a", H100, 1), ("b", H100, 1)], min_regions=2)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    both = make_plan(world).for_deployment("ns/chat")
+    assert both.steps == () and {r.cluster: r.weight for r in both.routing} == {"a": 50, "b": 50}
+    starting = changed(world.deployments[0], placements=(Placement("a", H100, 1, 1), Placement("b", H100, 1, 0)))
+    plan = make_plan(changed(world, deployments=(starting,))).for_deployment("ns/chat")
+    assert plan.steps == ()
+    assert {r.cluster: r.weight for r in plan.routing} == {"a": 100}
+    # Nothing Ready anywhere: by the target, as before.
+    cold = changed(world.deployments[0], placements=(Placement("a", H100, 1, 0), Placement("b", H100, 1, 0)))
+    assert {
+        r.cluster: r.weight for r in make_plan(changed(world, deployments=(cold,))).for_deployment("ns/chat").routing
+    } == {"a": 50, "b": 50}

@@ -701,8 +701,11 @@ def _deployment_plan(
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
     ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
     explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, ruled_out)
-    # Routing reads the capacity of the target's keys only: those of the involved options.
+    # Routing reads the capacity of the target's keys only: those of the involved options. Requests go
+    # where target replicas are Ready (a replica started earlier, or one that fell over, may not be yet:
+    # a Service without Ready endpoints fails its share); where none is Ready, by the target.
     capacity_rps = {o.key: o.capacity_rps for o, _ in involved}
+    serving = {key: min(n, ready.get(key, 0)) for key, n in target.items()}
     return DeploymentPlan(
         id=deployment.deployment.id,
         mode=required.mode,
@@ -711,7 +714,7 @@ def _deployment_plan(
         infeasible_reason=infeasible,
         targets=tuple(targets),
         steps=steps,
-        routing=routing_weights(target, capacity_rps),
+        routing=routing_weights(serving if any(serving.values()) else target, capacity_rps),
         cost=cost,
         explanation=explanation,
         demand_tokens_per_s=deployment.workload.output_tokens_per_second,
