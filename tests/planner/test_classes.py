@@ -213,6 +213,11 @@ def test_vllm_token_histograms_become_classes() -> None:
     short, long = classes
     assert 200 < short.prompt_tokens < 500 and 2000 < long.prompt_tokens < 5000
     assert 100 < short.output_tokens < 200 and long.prompt_p95_tokens == 5000
+    # Buckets whose middles round alike (outputs of 1 and 1.41 tokens: a classifier) are two classes,
+    # named apart: the planner keys classes by name (review, 3 December: they were merged).
+    tiny = [(e, 40.0 if e == 1 else 100.0) for e in edges]
+    named = classes_from_histograms(cumulative, tiny)
+    assert len({c.name for c in named}) == len(named) == 4
 
 
 def test_a_class_deployment_migrates_make_before_break_as_one(workloads, profiles) -> None:  # type: ignore[no-untyped-def]

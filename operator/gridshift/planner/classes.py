@@ -325,17 +325,22 @@ def classes_from_histograms(
     for share, prompt, output, _ in cells[len(kept) :]:
         nearest = min(kept, key=lambda k: (math.log(k[1] / prompt) ** 2 + math.log(k[2] / output) ** 2, k[1], k[2]))
         nearest[0] += share
-    return tuple(
-        RequestClass(
-            name=f"p{round(prompt)}-o{round(output)}",
-            prompt_tokens=prompt,
-            output_tokens=output,
-            share=share,
-            prompt_p95_tokens=max(prompt, high),
+    out: list[RequestClass] = []
+    names: set[str] = set()
+    for share, prompt, output, high in sorted(kept, key=lambda k: (k[1], k[2])):
+        if share <= 0:
+            continue
+        # Classes are keyed by name: buckets whose middles round alike (1 and 1.41 tokens) get a suffix.
+        base = name = f"p{round(prompt)}-o{round(output)}"
+        while name in names:
+            name = f"{base}-{len(names)}"
+        names.add(name)
+        out.append(
+            RequestClass(
+                name=name, prompt_tokens=prompt, output_tokens=output, share=share, prompt_p95_tokens=max(prompt, high)
+            )
         )
-        for share, prompt, output, high in sorted(kept, key=lambda k: (k[1], k[2]))
-        if share > 0
-    )
+    return tuple(out)
 
 
 def _buckets_of(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
