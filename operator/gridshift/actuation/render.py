@@ -101,12 +101,21 @@ def _variant(spec: InferenceDeploymentSpec, name: str) -> ModelVariant | None:
     return next((v for v in spec.variants if v.name == name), None) if name else None
 
 
-def _env(spec: InferenceDeploymentSpec) -> list[dict[str, str]]:
+def _env(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
     """HOME and HF_HOME in the scratch volume, then the spec's variables; one of the spec's named HOME or
-    HF_HOME takes the operator's place (listed twice, the apply was refused)."""
-    env = {"HOME": SCRATCH_DIR, "HF_HOME": f"{SCRATCH_DIR}/huggingface"}
-    env.update({e.name: e.value for e in spec.engine.env})
-    return [{"name": name, "value": value} for name, value in env.items()]
+    HF_HOME takes the operator's place (listed twice, the apply was refused). A valueFrom is passed on
+    as a reference: the kubelet reads the Secret, gridshift never does."""
+    env: dict[str, dict[str, Any]] = {
+        "HOME": {"name": "HOME", "value": SCRATCH_DIR},
+        "HF_HOME": {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},
+    }
+    for e in spec.engine.env:
+        if e.value_from is None:
+            env[e.name] = {"name": e.name, "value": e.value}
+        else:
+            ref = e.value_from.secret_key_ref
+            env[e.name] = {"name": e.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+    return list(env.values())
 
 
 def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "") -> list[str]:

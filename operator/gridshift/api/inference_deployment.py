@@ -16,8 +16,10 @@ from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, un
 from gridshift.api.carbon import CarbonSpec
 from gridshift.api.common import (
     DNS_LABEL,
+    DNS_SUBDOMAIN,
     NO_SPACE,
     QUANTITY,
+    SECRET_KEY,
     Condition,
     GpuType,
     LabelSelector,
@@ -91,11 +93,44 @@ def _unique_names(field: str, item: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+class MemberSecretKeyRef(ApiModel):
+    """One key of a Secret in the member cluster, in the replicas' own workload namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN, description="Name of the Secret.")
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key within the Secret's data.")
+
+
+class EnvVarSource(ApiModel):
+    """Where a variable's value comes from instead of the spec."""
+
+    secret_key_ref: MemberSecretKeyRef = Field(
+        description=(
+            "A Secret the member cluster's administrator keeps in the workload namespace (a Hugging Face token "
+            "for a gated model, say): the value never passes through the hub, gridshift or its logs. Only "
+            "clusters whose workloadNamespace is per tenant (`{namespace}`) are used (docs/security.md)."
+        )
+    )
+
+
 class EnvVar(ApiModel):
-    """An environment variable for the engine container."""
+    """An environment variable for the engine container: a value, or a Secret's key (valueFrom)."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="!has(self.valueFrom) || !has(self.value) || self.value == ''",
+            message="set value or valueFrom, not both",
+            field="valueFrom",
+            holds=lambda e: e.value_from is None or e.value == "",
+        ),
+    )
 
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
-    value: str = Field(default="", max_length=32768, description="Variable value.")
+    value: str = Field(
+        default="",
+        max_length=32768,
+        description="Variable value, in clear in this spec and in the member Deployment: no credentials here.",
+    )
+    value_from: EnvVarSource | None = Field(default=None, description="The value from a Secret in the member cluster.")
 
 
 _OWNED_FLAGS_CEL = "[" + ", ".join(f"'{flag}'" for flag in OPERATOR_OWNED_VLLM_FLAGS) + "]"

@@ -326,6 +326,8 @@ def _eligible_cluster(deployment: Deployment, cluster: Cluster) -> str | None:
         return "in forbiddenRegions"
     if required.cluster_selector is not None and not required.cluster_selector.matches(cluster.labels):
         return "does not match clusterSelector"
+    if required.member_secrets and not cluster.tenant_workload_namespaces:
+        return "shares one workload namespace among tenants, where engine.env valueFrom Secrets are not used"
     return None
 
 
@@ -592,6 +594,7 @@ def _sites_key(deployment: Deployment, window: float) -> tuple[object, ...] | No
         required.allowed_regions,
         required.forbidden_regions,
         required.preferred_regions,
+        required.member_secrets,
     )
 
 
@@ -618,6 +621,10 @@ def _site(
     )
 
 
+_RULED_OUT_SHOWN = 5
+"""Clusters named when a deployment has none left to run on (the rest counted)."""
+
+
 def _options(
     scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
 ) -> tuple[list[Option], list[tuple[str, str, int]], list[tuple[str, str, int, int]], list[str]]:
@@ -632,9 +639,12 @@ def _options(
     options: list[Option] = []
     missing_profiles: set[str] = set()
     unreachable_slo: set[str] = set()
+    ruled_out: list[str] = []
     d_index = scope.d_index
     for site in scope.sites:
         cluster = site.cluster
+        if site.excluded is not None and not frozen and cluster.reachable:
+            ruled_out.append(f"{cluster.name} {site.excluded}")
         if not cluster.reachable:
             for gpu_type in required.gpu_types:
                 placed = current.get((cluster.name, gpu_type))
@@ -689,6 +699,11 @@ def _options(
         )
     for gpu_type in sorted(unreachable_slo):
         notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
+    if not options and ruled_out:
+        # Nowhere to run: say where not and why (the first few; a fleet may rule out hundreds).
+        shown = "; ".join(ruled_out[:_RULED_OUT_SHOWN])
+        more = f"; and {len(ruled_out) - _RULED_OUT_SHOWN} more" if len(ruled_out) > _RULED_OUT_SHOWN else ""
+        notes.append(f"clusters ruled out: {shown}{more}")
     return options, unreachable, strays, notes
 
 

@@ -123,6 +123,8 @@ class Cluster:
     reachable: bool = True
     admitted_namespaces: frozenset[str] | None = None
     """Hub namespaces whose deployments may run here (RegionalCluster.tenantNamespaceSelector); None: all."""
+    tenant_workload_namespaces: bool = False
+    """Whether each hub namespace's replicas get their own workload namespace here (`{namespace}`)."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.pue <= 3.0:
@@ -283,6 +285,10 @@ class Requirements:
     demand is one class at the mean sizes."""
     variants: tuple[Variant, ...] = ()
     """spec.variants the user allows, besides the model itself; empty: the model only."""
+    member_secrets: bool = False
+    """Whether its replicas read a Secret of the member cluster (engine.env valueFrom): then only clusters
+    whose workload namespaces are per tenant may run them (a shared one would let any tenant's replicas
+    read it)."""
 
     def __post_init__(self) -> None:
         if not self.carbon_price_usd_per_tonne >= 0:

@@ -16,6 +16,7 @@ from gridshift.actuation.members import Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import DemandSource
+from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.planner.classes import classes_from_histograms
@@ -131,6 +132,7 @@ def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: floa
             S.RequestClass(c.name, c.prompt_tokens, c.output_tokens, c.share) for c in demand.request_classes
         ),
         variants=tuple(S.Variant(v.name, (v.profile_model,)) for v in spec.variants if v.allowed),
+        member_secrets=any(e.value_from is not None for e in spec.engine.env),
     )
 
 
@@ -179,6 +181,7 @@ def planner_cluster(
         offerings=tuple(offerings),
         labels=labels,
         reachable=inventory is not None,
+        tenant_workload_namespaces=NAMESPACE_PLACEHOLDER in cluster.spec.workload_namespace,
     )
 
 

@@ -1,0 +1,56 @@
+"""engine.env valueFrom: a Secret of the member cluster reaches the replicas by reference only.
+
+A Hugging Face token for a gated model used to have to sit in clear in the InferenceDeployment's spec
+and in the member Deployment (found in review, 3 December 2026). A valueFrom.secretKeyRef is passed on
+to the kubelet as it is; and since any replica in a shared workload namespace could reference any
+Secret there, only clusters whose workload namespaces are per tenant (`{namespace}`) run such a
+deployment (planner.problem._eligible_cluster).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.service.harness import ServiceHarness, deployment_body
+
+TOKEN_REF = {"secretKeyRef": {"name": "hf-token", "key": "token"}}
+
+
+def _with_secret_env(rps: float = 10.0) -> dict[str, Any]:
+    body = deployment_body(rps=rps)
+    body["spec"]["engine"] = {"env": [{"name": "HF_TOKEN", "valueFrom": TOKEN_REF}, {"name": "LOG", "value": "1"}]}
+    return body
+
+
+def _engine_env(world: ServiceHarness, cluster: str) -> list[list[dict[str, Any]]]:
+    return [
+        container["env"]
+        for (kind, _, _), manifest in world.members[cluster].objects.items()
+        if kind == "Deployment"
+        for container in manifest["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_a_secret_reference_reaches_the_replicas_only_where_workload_namespaces_are_per_tenant() -> None:
+    # eu-de is the cheaper region but shares one workload namespace among tenants.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world.cluster_bodies["eu-fr"]["spec"]["workloadNamespace"] = "gridshift-{namespace}"
+    world.add(_with_secret_env())
+    world.cycle()
+    world.cycle()
+    assert _engine_env(world, "eu-de") == []
+    (env,) = _engine_env(world, "eu-fr")
+    assert {"name": "HF_TOKEN", "valueFrom": TOKEN_REF} in env and {"name": "LOG", "value": "1"} in env
+    assert all("hf-token" not in str(e) or "valueFrom" in e for e in env)
+    namespaces = {ns for (kind, ns, _) in world.members["eu-fr"].objects if kind == "Deployment"}
+    assert namespaces == {"gridshift-ml"}
+
+
+def test_without_a_per_tenant_cluster_the_deployment_is_not_placed_and_says_why() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.add(_with_secret_env())
+    world.cycle()
+    assert world.replicas()["eu-de"] == 0
+    ready = next(c for c in world.status()["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "eu-de shares one workload namespace" in ready["message"]
+    assert "valueFrom" in ready["message"]
