@@ -590,3 +590,29 @@ def test_requests_go_where_the_target_replicas_are_ready() -> None:
     assert {
         r.cluster: r.weight for r in make_plan(changed(world, deployments=(cold,))).for_deployment("ns/chat").routing
     } == {"a": 50, "b": 50}
+
+
+def test_with_demand_unknown_a_move_routes_by_what_each_replica_serves() -> None:
+    # Review, 3 December: with no request rate the floor counts replicas, and so did the move's
+    # ShiftRouting: half the requests went to the slower GPU until a later cycle's routing.
+    world = snapshot(
+        [
+            deployment(
+                "chat",
+                None,
+                placements=[("a", A100, 2)],
+                gpu_types=[A100, H100],
+                min_replicas=2,
+                max_replicas=2,
+                min_regions=2,
+                max_moves=1,
+            )
+        ],
+        [cluster("a", gpus={A100: 8}), cluster("b", gpus={H100: 8})],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    shifts = [s for s in plan.steps if s.action is StepAction.SHIFT_ROUTING]
+    assert shifts, "expected a move from a to b"
+    final = {r.cluster: r.weight for r in shifts[-1].routing}
+    assert final["b"] > final["a"], f"the H100 replica serves more than the A100 one: {final}"

@@ -90,11 +90,14 @@ def migration_steps(
     capacity_per_replica: Mapping[Key, float],
     needed: float,
     max_concurrent_moves: int,
+    routing_capacity: Mapping[Key, float] | None = None,
 ) -> tuple[MigrationStep, ...]:
     """Steps from the current placement (desired, ready) to `target`, never below the needed Ready capacity.
 
     `needed` is in the unit of `capacity_per_replica`. The floor kept at every step is the smallest of
     `needed`, the Ready capacity now and the target's capacity (one cannot keep more than one has).
+    `routing_capacity` weighs ShiftRouting where `capacity_per_replica` counts replicas, not what they
+    serve (demand unknown); None: `capacity_per_replica`.
     """
     if all(target.get(k, 0) == n for k, n in desired.items()) and all(
         desired.get(k, 0) == n for k, n in target.items()
@@ -156,7 +159,7 @@ def migration_steps(
             StepAction.SHIFT_ROUTING,
             ("*", "*"),
             sum(remaining.values()),
-            routing_weights(remaining, capacity_per_replica),
+            routing_weights(remaining, capacity_per_replica if routing_capacity is None else routing_capacity),
         )
         for key in dict.fromkeys(stopping):
             now_desired[key] = remaining[key]
