@@ -96,9 +96,7 @@ def migration_steps(
 
     `needed` is in the unit of `capacity_per_replica`. The floor kept at every step is the smallest of
     `needed`, the Ready capacity now and the target's capacity (one cannot keep more than one has).
-    `routing_capacity` weighs ShiftRouting where `capacity_per_replica` counts replicas, not what they
-    serve (demand unknown); None: `capacity_per_replica`.
-    """
+    ShiftRouting weighs by `routing_capacity` if given (demand unknown: the floor counts replicas)."""
     if all(target.get(k, 0) == n for k, n in desired.items()) and all(
         desired.get(k, 0) == n for k, n in target.items()
     ):
@@ -155,12 +153,8 @@ def migration_steps(
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
             stopping, removes = removes, []
         remaining = {k: now_desired[k] - stopping.count(k) for k in keys}
-        emit(
-            StepAction.SHIFT_ROUTING,
-            ("*", "*"),
-            sum(remaining.values()),
-            routing_weights(remaining, capacity_per_replica if routing_capacity is None else routing_capacity),
-        )
+        weights = routing_weights(remaining, capacity_per_replica if routing_capacity is None else routing_capacity)
+        emit(StepAction.SHIFT_ROUTING, ("*", "*"), sum(remaining.values()), weights)
         for key in dict.fromkeys(stopping):
             now_desired[key] = remaining[key]
             now_ready[key] = min(now_ready[key], now_desired[key])
