@@ -506,6 +506,21 @@ def test_only_the_first_4096_bytes_are_scanned_for_a_dtd() -> None:
         assert caught.value.detail.startswith(detail), offset
 
 
+def test_a_dtd_is_refused_wherever_it_stands_and_in_any_encoding() -> None:
+    # Review, 3 December: only the first 4096 bytes were scanned, so a long comment before the DOCTYPE,
+    # or a UTF-16 body, let entity declarations through (a price replaced; a ~100x blow-up of memory).
+    dtd = "<!DOCTYPE x [<!ENTITY p '999'>]>"
+    padded = f"<?xml version='1.0'?><!--{' ' * 5000}-->{dtd}<x>&p;</x>"
+    for body in (padded.encode(), padded.replace("'1.0'", "'1.0' encoding='utf-16'").encode("utf-16")):
+        with pytest.raises(PriceDataError) as caught:
+            parse_a44(body, feed="eu-be")
+        assert (caught.value.field, caught.value.detail) == ("document", "declares a DTD or entities; refused")
+    # A DOCTYPE where none may stand is malformed XML, said as such.
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(b"<x>" + b" " * 5000 + b"<!DOCTYPE y></x>", feed="eu-be")
+    assert caught.value.detail.startswith("malformed or truncated XML")
+
+
 def test_the_default_feed_name_is_entsoe() -> None:
     with pytest.raises(PriceDataError) as caught:
         parse_a44(b"")

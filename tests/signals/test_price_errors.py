@@ -429,3 +429,31 @@ def test_factory_refuses_http_headers_secret_that_is_not_json() -> None:
         build_price_feed(
             spec(**wire), name="x", secrets=secrets, http=httpx.Client(), clock=FakeClock(), sleep=RecordingSleep()
         )
+
+
+def test_a_price_beyond_any_market_is_refused_naming_it() -> None:
+    # Review, 3 December: 1e305 EUR/MWh passed every check and made the planner's window mean infinite.
+    from datetime import UTC, datetime, timedelta
+
+    from gridshift.signals.prices import EnergyUnit, PriceDataError, PriceInterval, validate_intervals
+
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+
+    def one(price: float, unit: EnergyUnit = EnergyUnit.MWH) -> list[PriceInterval]:
+        return [PriceInterval(start, start + timedelta(hours=1), price, "EUR", unit)]
+
+    validate_intervals("f", one(-500.0), expected_currency="EUR")
+    validate_intervals("f", one(999_999.0, EnergyUnit.KWH), expected_currency="EUR")  # 1e9 per MWh: at the bound
+    for price, unit in ((1e305, EnergyUnit.MWH), (-2e9, EnergyUnit.MWH), (1.1e6, EnergyUnit.KWH)):
+        with pytest.raises(PriceDataError) as caught:
+            validate_intervals("f", one(price, unit), expected_currency="EUR")
+        assert caught.value.field == "intervals[0].price" and "beyond any market" in caught.value.detail
+
+
+def test_a_number_too_large_for_a_float_is_refused_naming_the_field() -> None:
+    from gridshift.signals.fields import finite_number
+    from gridshift.signals.prices import PriceDataError
+
+    with pytest.raises(PriceDataError) as caught:
+        finite_number("f", "items[0].price", int("1" + "0" * 400))
+    assert caught.value.field == "items[0].price" and len(caught.value.detail) < 80

@@ -34,14 +34,20 @@ def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceD
     return parsed.astimezone(UTC)
 
 
+def _shown(value: object) -> str:
+    """A value for an error message, cut short (a hostile body may hold a 400-digit number)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:
     """A finite number, given as a JSON number or a numeric string (never a boolean, NaN or infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise error(feed, field, f"not a number: {value!r}")
     try:
         number = float(value)
-    except ValueError:
-        raise error(feed, field, f"not a number: {value!r}") from None
+    except (ValueError, OverflowError):  # an int of 400 digits does not fit a float
+        raise error(feed, field, f"not a number: {_shown(value)}") from None
     if not math.isfinite(number):
         raise error(feed, field, f"not a finite number: {value!r}")
     return number

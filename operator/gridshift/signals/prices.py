@@ -141,6 +141,12 @@ def parse_unit(feed: str, field: str, text: str) -> EnergyUnit:
     raise PriceDataError(feed, field, f"unknown energy unit {text!r}; expected one of MWh, kWh")
 
 
+MAX_ABS_PRICE_PER_MWH = 1e9
+"""Largest price magnitude accepted, per MWh in any currency: above any market's in any currency (1e9
+VND/MWh is about 40,000 USD/MWh, ten times the highest price caps), far below where sums overflow. A
+document pricing 1e305 made the planner's window mean infinite (found in review, 3 December 2026)."""
+
+
 def _currency_and_unit(feed: str, expected_currency: str) -> IntervalCheck[PriceInterval]:
     def check(where: str, interval: PriceInterval) -> None:
         if not CURRENCY_CODE.match(interval.currency):
@@ -154,6 +160,14 @@ def _currency_and_unit(feed: str, expected_currency: str) -> IntervalCheck[Price
             )
         if not isinstance(interval.unit, EnergyUnit):
             raise PriceDataError(feed, f"{where}.unit", f"unknown energy unit {interval.unit!r}")
+        per_mwh = interval.price * (KWH_PER_MWH if interval.unit is EnergyUnit.KWH else 1.0)
+        if abs(per_mwh) > MAX_ABS_PRICE_PER_MWH:
+            raise PriceDataError(
+                feed,
+                f"{where}.price",
+                f"{interval.price:g} {interval.currency}/{interval.unit.value} is beyond any market's price "
+                f"(|price| <= {MAX_ABS_PRICE_PER_MWH:g} per MWh)",
+            )
 
     return check
 

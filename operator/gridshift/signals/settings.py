@@ -71,9 +71,10 @@ class PriceFeedSettings:
     """How long the first read of a background feed waits for its first fetch, s, so a restarted
     operator does not plan one cycle on no prices. Later reads never wait. Bounded so a hostile
     endpoint delays only the first cycle, and by this much."""
-    max_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = 4 * 1024 * 1024
     """Largest body accepted, bytes: a two-day A44 document at PT15M is ~40 kB; anything near this
-    is not a price document."""
+    is not a price document. Parsed, a JSON body takes about 25 times its size (a 16 MiB body, the
+    cap until 3 December 2026, took 397 MiB: two hostile feeds at once passed the chart's 1 GiB)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Retries of one fetch on timeouts, truncated bodies, 429 and 5xx."""
     max_csv_bytes: int = 32 * 1024 * 1024
