@@ -24,6 +24,7 @@ HUB_CLUSTER_RULES = {
     ("gridshift.dev", "gpuprofiles"): {"list", "watch"},
     ("gridshift.dev", "inferencedeployments/status"): {"get", "patch"},
     ("gridshift.dev", "regionalclusters/status"): {"get", "patch"},
+    ("gridshift.dev", "gpuprofiles/status"): {"get", "patch"},  # a profile's fit (service.report.profiles)
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},

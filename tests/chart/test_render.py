@@ -81,8 +81,9 @@ def test_rbac_grants_exactly_what_the_operator_uses(rendered: list[dict[str, Any
 def test_rendered_rules_keep_their_why_comments(helm: Helm) -> None:
     text = helm.template("--show-only", "templates/rbac.yaml").stdout
     blocks = rule_blocks(text)
-    # One rule lists three resources, and inferencedeployments appears in three rules (list/watch, patch, get).
-    assert len(blocks) == len(HUB_CLUSTER_RULES) - 1 + len(HUB_NAMESPACE_RULES)
+    # Two rules list three resources each (list/watch of the kinds; get/patch of their status), and
+    # inferencedeployments appears in three rules (list/watch, patch, get).
+    assert len(blocks) == len(HUB_CLUSTER_RULES) - 2 + len(HUB_NAMESPACE_RULES)
     assert all(above.startswith("# why: ") for above, _ in blocks)
 
 
