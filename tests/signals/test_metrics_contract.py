@@ -362,3 +362,32 @@ def test_fake_refuses_a_value_of_the_wrong_shape() -> None:
         fake.set_signal(LLAMA, Signal.WATTS_PER_REPLICA, 300.0)
     with pytest.raises(TypeError):
         fake.set_signal(LLAMA, Signal.REQUEST_RATE, {"pod": 1.0})
+
+
+def test_an_answer_dripped_byte_by_byte_is_abandoned_at_the_query_timeout() -> None:
+    # Review, 3 December: requests' per-read timeout let a Prometheus dripping a byte every 0.15 s hold
+    # the query (and a worker of the metrics pool) for 15 s against a 1 s timeout.
+    import time
+
+    from tests.signals.conftest import DripServer
+
+    answer = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+    server = DripServer(answer * 4, interval=0.15, content_type="application/json")
+    try:
+        settings = MetricsSettings(retry=RetryPolicy(max_attempts=1), query_timeout_seconds=1.0)
+        source = PrometheusMetricsSource(server.url, settings=settings, sleep=lambda _: None)
+        started = time.monotonic()
+        with pytest.raises(MetricsError) as caught:
+            source.query_vector("up", AT)
+        assert time.monotonic() - started < 3.0
+        assert caught.value.retryable and "no answer within 1.0 s" in str(caught.value)
+    finally:
+        server.close()
+
+
+def test_an_answer_over_the_cap_is_refused_naming_the_source(local_server: LocalServer) -> None:
+    local_server.answer(Reply(body=b'{"status":"success","data":{"resultType":"vector","result":[]}}' + b" " * 4096))
+    settings = MetricsSettings(retry=RetryPolicy(max_attempts=1), max_answer_bytes=1024)
+    with pytest.raises(MetricsError) as caught:
+        PrometheusMetricsSource(local_server.url, settings=settings, sleep=lambda _: None).query_vector("up", AT)
+    assert not caught.value.retryable and "larger than 1024 bytes" in str(caught.value)

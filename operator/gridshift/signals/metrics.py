@@ -19,13 +19,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
 import requests
 import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from gridshift.signals.http import HttpxAdapter
 from gridshift.signals.labels import DeploymentRef, LabelScheme
+from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import (
     BUCKET_LABEL,
     PER_BUCKET_SIGNALS,
@@ -211,6 +214,7 @@ class PrometheusMetricsSource:
         self.settings = settings or MetricsSettings()
         self._sleep = sleep
         # Retries are ours (injected sleep, one policy for every adapter), so urllib3's are off.
+        session = session or requests.Session()
         self._client = PrometheusConnect(
             url=self.url,
             headers=dict(headers) if headers else None,
@@ -218,6 +222,17 @@ class PrometheusMetricsSource:
             session=session,
             timeout=self.settings.query_timeout_seconds,
         )
+        # Through the feeds' exchange (a total deadline, a cap on the answer), mounted after the client's
+        # own adapter: requests' per-operation timeout let a server dripping its answer hold a worker
+        # for as long as it dripped (15 s against a 1 s timeout, found in review, 3 December 2026).
+        adapter = HttpxAdapter(
+            httpx.Client(),
+            self.url,
+            timeout_seconds=self.settings.query_timeout_seconds,
+            max_body_bytes=self.settings.max_answer_bytes,
+        )
+        for prefix in (self.url, "http://", "https://"):
+            session.mount(prefix, adapter)
 
     def query_vector(self, promql: str, at: datetime, *, signal: str = "query") -> list[Sample]:
         """Evaluates `promql` at `at`; retries transient failures, then raises MetricsError."""
@@ -243,6 +258,8 @@ class PrometheusMetricsSource:
             raise MetricsError(
                 source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
             ) from error
+        except PriceFetchError as error:  # the exchange's cap on the answer (HttpxAdapter)
+            raise MetricsError(source, signal, error.detail, retryable=False) from None
         except requests.exceptions.JSONDecodeError as error:
             raise MetricsError(source, signal, f"answer is not JSON ({error})", retryable=False) from error
         except requests.exceptions.RequestException as error:

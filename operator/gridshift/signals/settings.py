@@ -39,8 +39,11 @@ class MetricsSettings:
     windows: QueryWindows = field(default_factory=QueryWindows)
     """rate()/increase() windows and the latency quantile."""
     query_timeout_seconds: float = 10.0
-    """Per HTTP request, s: Prometheus' own default query timeout is 2 min, but a reconcile loop
-    should give up well before that; these queries touch a few hundred series."""
+    """Per HTTP request, s, all of it (connect, headers and body: signals.http.exchange, so a server
+    that drips its answer is abandoned too): Prometheus' own default query timeout is 2 min, but a
+    reconcile loop should give up well before that; these queries touch a few hundred series."""
+    max_answer_bytes: int = 64 * 1024 * 1024
+    """Largest answer read, bytes: a vector of 10,000 series is a few MB."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """Retries of one query on connection errors and 5xx."""
 
