@@ -262,3 +262,10 @@ def test_image_is_pinned_by_digest_when_one_is_given(helm: Helm) -> None:
     assert operator_container(helm.render())["image"] == "ghcr.io/gridshift/gridshift:0.1.0"
     pinned = operator_container(helm.render("--set", f"image.digest={digest}", "--set", "image.tag=v9"))
     assert pinned["image"] == f"ghcr.io/gridshift/gridshift:v9@{digest}"
+
+
+def test_probe_and_metrics_ports_must_differ(helm: Helm) -> None:
+    # Review, 3 December: the schema took probePort == metricsPort, and one of the two servers then
+    # failed to bind at start.
+    proc = helm.template("--set", "operator.probePort=9090", "--set", "operator.metricsPort=9090", check=False)
+    assert proc.returncode != 0 and "probePort and metricsPort are both 9090" in proc.stderr
