@@ -230,3 +230,57 @@ def test_electricity_maps_latest_hour_stands_until_the_next_is_published(
     clock.advance(3 * 3600)
     later = feed.read()
     assert later.error is not None and "no intensity for now" in str(later.error)
+
+
+def test_an_answer_for_another_zone_is_refused(local_server: LocalServer, shared_data: Path) -> None:
+    # Review, 3 December: ENTSO-E's answers are checked against the area asked for; Electricity Maps'
+    # were not, so a proxy or a mistyped endpoint answering for another zone went unnoticed.
+    api = _api(shared_data)
+    answer = api.electricity_maps("history", {"zone": "GB", "emissionFactorType": "lifecycle"}, NOW)
+    local_server.answer(Reply(body=answer.body.encode()))
+    feed = build_carbon_feed(
+        spec({"type": "electricityMaps", "electricityMaps": {"zone": "DE-LU", "endpoint": local_server.url + "/v3"}}),
+        name="eu-de",
+        secrets=SECRETS,
+        http=httpx.Client(),
+        clock=FakeClock(),
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert not reading.usable and isinstance(reading.error, CarbonDataError)
+    assert reading.error.field == "zone" and "'GB', not 'DE-LU'" in str(reading.error)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            b'{"zone": "GB", "history": [{"carbonIntensity": 100, "datetime": "2024-10-08T10:00:00Z", '
+            b'"emissionFactorType": []}]}',
+            "history[0].emissionFactorType",
+        ),
+    ],
+)
+def test_electricity_maps_fields_of_the_wrong_type_are_named(body: bytes, field: str) -> None:
+    from gridshift.signals.carbon_feeds import parse_electricity_maps
+
+    with pytest.raises(CarbonDataError) as caught:
+        parse_electricity_maps(body, feed="uk", basis=CarbonBasis.LIFECYCLE)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("meta", "field"),
+    [
+        ({"units": [1]}, "meta.units"),
+        ({"data_point_period_seconds": 1e20}, "meta.data_point_period_seconds"),
+        ({"data_point_period_seconds": 1e10}, "meta.data_point_period_seconds"),
+    ],
+)
+def test_watttime_meta_out_of_range_or_of_the_wrong_type_is_named(meta: dict[str, object], field: str) -> None:
+    from gridshift.signals.carbon_feeds import parse_watttime
+
+    body = json.dumps({"meta": meta, "data": [{"point_time": "2024-10-08T10:00:00Z", "value": 900}]}).encode()
+    with pytest.raises(CarbonDataError) as caught:
+        parse_watttime(body, feed="us-ca")
+    assert caught.value.field == field

@@ -107,12 +107,22 @@ _EM_BASIS = {"lifecycle": CarbonBasis.LIFECYCLE, "direct": CarbonBasis.DIRECT}
 
 
 def parse_electricity_maps(
-    body: bytes, *, feed: str, basis: CarbonBasis, list_field: str = "history", kind: PriceKind = PriceKind.ACTUAL
+    body: bytes,
+    *,
+    feed: str,
+    basis: CarbonBasis,
+    list_field: str = "history",
+    kind: PriceKind = PriceKind.ACTUAL,
+    expected_zone: str | None = None,
 ) -> list[CarbonInterval]:
-    """Intervals of an Electricity Maps v3 history (`list_field="history"`) or forecast answer."""
+    """Intervals of an Electricity Maps v3 history (`list_field="history"`) or forecast answer; an
+    answer for another zone than `expected_zone` is refused (as ENTSO-E's area is)."""
     document = _object(feed, "http.body", _json(feed, body))
     if "error" in document and list_field not in document:
         raise CarbonDataError(feed, "http.body", f"Electricity Maps answered an error: {str(document['error'])[:200]}")
+    zone = document.get("zone")
+    if expected_zone is not None and zone is not None and zone != expected_zone:
+        raise CarbonDataError(feed, "zone", f"the answer is for zone {str(zone)[:64]!r}, not {expected_zone!r}")
     items = _list(feed, list_field, document.get(list_field))
     starts: list[datetime] = []
     values: list[tuple[float, CarbonBasis]] = []
@@ -123,7 +133,7 @@ def parse_electricity_maps(
             continue  # an hour Electricity Maps has no value for: a gap
         value = _number(feed, f"{where}.carbonIntensity", item["carbonIntensity"])
         stated = item.get("emissionFactorType")
-        if stated is not None and stated not in _EM_BASIS:
+        if stated is not None and (not isinstance(stated, str) or stated not in _EM_BASIS):
             raise CarbonDataError(feed, f"{where}.emissionFactorType", f"unknown emission factor type {stated!r}")
         starts.append(_time(feed, f"{where}.datetime", item.get("datetime")))
         values.append((value, _EM_BASIS[stated] if stated is not None else basis))
@@ -163,14 +173,21 @@ class ElectricityMapsCarbonFeed(ConfiguredFeed[ElectricityMapsFeed]):
     Electricity Maps publishes an hour's value once it is estimated, sometimes after the hour began."""
 
     def fetch(self, now: datetime) -> CarbonSeries:
-        intervals = parse_electricity_maps(self._get("history"), feed=self.name, basis=self.basis)
+        intervals = parse_electricity_maps(
+            self._get("history"), feed=self.name, basis=self.basis, expected_zone=self.spec.zone
+        )
         if intervals and intervals[-1].end <= now < intervals[-1].end + self.LATEST_HOLDS_FOR:
             latest = intervals[-1]
             step = latest.end - latest.start
             intervals[-1] = replace(latest, end=floor_to(now, step) + step)
         if self.spec.forecast:
             ahead = parse_electricity_maps(
-                self._get("forecast"), feed=self.name, basis=self.basis, list_field="forecast", kind=PriceKind.FORECAST
+                self._get("forecast"),
+                feed=self.name,
+                basis=self.basis,
+                list_field="forecast",
+                kind=PriceKind.FORECAST,
+                expected_zone=self.spec.zone,
             )
             known_until = max((i.end for i in intervals), default=now)
             intervals += [i for i in ahead if i.start >= known_until]
@@ -179,6 +196,8 @@ class ElectricityMapsCarbonFeed(ConfiguredFeed[ElectricityMapsFeed]):
 
 # ---------------------------------------------------------------------------------------- WattTime
 
+_DAY_SECONDS = 86_400.0
+"""Longest data point period a WattTime answer may state (it publishes 5-minute points)."""
 _WATTTIME_UNITS = {"lbs_co2_per_mwh": LBS_PER_MWH_IN_G_PER_KWH, "g_co2_per_kwh": 1.0, "kg_co2_per_mwh": 1.0}
 
 
@@ -187,16 +206,18 @@ def parse_watttime(body: bytes, *, feed: str) -> list[CarbonInterval]:
     document = _object(feed, "http.body", _json(feed, body))
     meta = _object(feed, "meta", document.get("meta", {}))
     units = meta.get("units", "lbs_co2_per_mwh")
-    if units not in _WATTTIME_UNITS:
+    if not isinstance(units, str) or units not in _WATTTIME_UNITS:
         raise CarbonDataError(feed, "meta.units", f"unknown unit {units!r}; expected one of {sorted(_WATTTIME_UNITS)}")
     factor = _WATTTIME_UNITS[units]
     signal = meta.get("signal_type", "co2_moer")
     if signal != "co2_moer":
         raise CarbonDataError(feed, "meta.signal_type", f"{signal!r} is not the co2_moer signal")
     period = meta.get("data_point_period_seconds")
-    step = timedelta(seconds=_number(feed, "meta.data_point_period_seconds", period)) if period is not None else None
-    if step is not None and step <= timedelta(0):
-        raise CarbonDataError(feed, "meta.data_point_period_seconds", f"must be positive, got {period!r}")
+    seconds = _number(feed, "meta.data_point_period_seconds", period) if period is not None else None
+    if seconds is not None and not 0 < seconds <= _DAY_SECONDS:
+        # 1e20 s overflowed timedelta; 1e10 s made one value last until 2341 (found in review)
+        raise CarbonDataError(feed, "meta.data_point_period_seconds", f"must be within (0, 86400] s, got {period!r}")
+    step = timedelta(seconds=seconds) if seconds is not None else None
     items = _list(feed, "data", document.get("data"))
     starts: list[datetime] = []
     values: list[float] = []
