@@ -17,7 +17,7 @@ ends at its target once the clusters answer again.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from gridshift.service.migrate import (
     routing_from_wire,
     routing_to_wire,
 )
-from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment
 from gridshift.settings import OperatorSettings
 from gridshift.testing import FakeMemberCluster
 from tests.service.harness import T0, ServiceHarness, cluster_body, deployment_body
@@ -88,6 +88,10 @@ class Fleet:
     """Clusters whose view has no member client although they answered (a defensive case)."""
     refuse: dict[str, MemberError] = field(default_factory=dict)
     writes: list[tuple[str, str, int]] = field(default_factory=list)
+    route_refused: Exception | None = None
+    """What publishing routing weights raises, when the hub does not take them."""
+    routes: list[tuple[RouteWeight, ...]] = field(default_factory=list)
+    """Routing weights published, in order (not counted as writes: the route's own are tested apart)."""
     status: dict[str, Any] = field(default_factory=dict)
     migrations: Migrations = field(init=False)
 
@@ -115,6 +119,14 @@ class Fleet:
         self.desired[k] = replicas
         self.ready[k] = min(self.ready.get(k, 0), replicas)  # the worst case: Ready replicas stop first
         return 1
+
+    def publish_routing(
+        self, deployment: ObservedDeployment, routing: Sequence[RouteWeight], views: Mapping[str, ClusterView]
+    ) -> int:
+        if self.route_refused is not None:
+            raise self.route_refused
+        self.routes.append(tuple(routing))
+        return 0
 
     # ------------------------------------------------------------------ what one cycle observes
 
@@ -355,6 +367,28 @@ def test_a_move_runs_make_before_break_batch_by_batch_across_cycles() -> None:
     ]
     assert seen[3:] == [seen[2]] * 3  # nothing more to do: the plan has no steps
     assert fleet.writes == [("b", G, 1), ("a", G, 1), ("b", G, 2), ("a", G, 0)]
+
+
+def test_weights_the_hub_does_not_take_hold_the_scale_down_behind_them() -> None:
+    # The route must send traffic to b before a's replica stops: a ShiftRouting whose weights are
+    # refused (a conflict, a 5xx) holds the migration there, cycle after cycle, until they are taken.
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.make_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    for _ in range(3):
+        progress, report = fleet.cycle(plan)
+        assert fleet.counts() == {"a": 2, "b": 1} and fleet.routing == (RouteWeight("a", 100),)
+        assert progress.error == "routing weights not published: internal error (RuntimeError); will retry"
+        assert report.errors == ["ml/chat: routing weights not published: internal error (RuntimeError)"]
+        assert [p.reason for p in report.problems] == [CycleErrorReason.ROUTE_FAILED]
+    fleet.route_refused = None
+    progress, report = fleet.cycle(plan)
+    assert fleet.routes == [(RouteWeight("a", 50), RouteWeight("b", 50))] and fleet.counts() == {"a": 1, "b": 2}
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    assert report.errors == [] and progress.error is None
 
 
 def test_a_restarted_operator_resumes_the_migration_from_status() -> None:
@@ -689,6 +723,35 @@ def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_read
         if world.replicas()["eu-de"] == 0:
             break
     assert moved and world.replicas()["eu-de"] == 0
+
+
+def test_the_service_stops_no_replica_the_route_still_sends_traffic_to_when_the_hub_refuses_weights() -> None:
+    # The hub refuses the route's weights (a 5xx here; a conflict alike): the move starts replicas in
+    # eu-fr but stops none in eu-de, whose route still carries every request, and the deployment's
+    # status is still written, naming why the migration waits.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    backends = [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}]
+    world.hub.routes[("ml", "chat-route")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": [{"backendRefs": backends}]},
+    }
+    world.add(deployment_body(rps=30.0, routing={"httpRouteName": "chat-route"}))
+    world.cycle()
+    world.cycle()
+    serving = world.replicas()["eu-de"]
+
+    def refused(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("hub answered 500")
+
+    world.hub.set_route_weights = refused  # type: ignore[method-assign]
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    for _ in range(12):
+        report = world.cycle()
+        assert world.replicas()["eu-de"] == serving
+    assert world.replicas()["eu-fr"] > 0
+    assert "ml/chat: routing weights not published: internal error (RuntimeError)" in report.errors
+    waiting = [s for s in world.status()["migration"] if s.get("message")]
+    assert waiting and "routing weights not published" in waiting[0]["message"]
 
 
 # --- random migrations ---------------------------------------------------------------------------------

@@ -14,10 +14,11 @@ from dataclasses import replace
 from gridshift.actuation.labels import SPEC_HASH
 from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
 from gridshift.api import MigrationMode
-from gridshift.hub.client import Hub, RouteConflict, RouteMissing
+from gridshift.hub.client import Hub
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
+from gridshift.service.errors import describe
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
 
@@ -80,19 +81,28 @@ class Actuator:
         views: Mapping[str, ClusterView],
         report: CycleReport,
     ) -> None:
-        """Publish the routing weights on the deployment's HTTPRoute, if it names one (Auto mode only)."""
-        route = deployment.resource.spec.routing.http_route_name
-        if not route or plan.mode is not MigrationMode.AUTO or not routing:
+        """Publish the routing weights on the deployment's HTTPRoute, if it names one (Auto mode only); a
+        failure is reported (RouteFailed), and the deployment's status is still written."""
+        if plan.mode is not MigrationMode.AUTO:
             return
-        self._fenced()
         try:
-            weights = {r.cluster: r.weight for r in routing}
-            if self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)):
-                report.member_writes += 1
-        except (RouteMissing, RouteConflict) as error:
-            message = f"{deployment.id}: {error}"
-            report.errors.append(message)
-            report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
+            report.member_writes += self.publish_routing(deployment, routing, views)
+        except Fenced:
+            raise
+        except Exception as error:  # a route the hub refuses must not stop the deployment's report
+            report_route_failure(deployment, error, report)
+
+    def publish_routing(
+        self, deployment: ObservedDeployment, routing: Sequence[RouteWeight], views: Mapping[str, ClusterView]
+    ) -> int:
+        """Set the weights on the deployment's HTTPRoute, if it names one; returns the writes (0 or 1).
+        Raises what the hub raises (RouteMissing, RouteConflict, HubForbidden, ...)."""
+        route = deployment.resource.spec.routing.http_route_name
+        if not route or not routing:
+            return 0
+        self._fenced()
+        weights = {r.cluster: r.weight for r in routing}
+        return int(self.hub.set_route_weights(deployment.planned.namespace, route, weights, set(views)))
 
     def _fenced(self) -> None:
         """Checked before every write: a migration's steps are several writes, and the Lease may lapse
@@ -110,3 +120,13 @@ class Actuator:
             ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
             placements[(cluster, gpu_type)] = S.Placement(cluster, gpu_type, replicas, min(ready, replicas))
         return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
+
+
+def report_route_failure(deployment: ObservedDeployment, error: Exception, report: CycleReport) -> str:
+    """Reports weights the hub did not take (RouteFailed); returns why, without the deployment's name
+    (no secret in it: `describe`)."""
+    reason = f"routing weights not published: {describe(error)}"
+    message = f"{deployment.id}: {reason}"
+    report.errors.append(message)
+    report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
+    return reason

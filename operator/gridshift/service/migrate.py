@@ -38,7 +38,9 @@ from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import MigrationStepStatus
 from gridshift.planner.migration import Key, RouteWeight, StepAction
 from gridshift.planner.plan import DeploymentPlan
+from gridshift.service.actuate import report_route_failure
 from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.service.writes import Fenced
 
 ROUTING_CLUSTER = "*"
 """The cluster name of a ShiftRouting step, which acts on the routing of every cluster."""
@@ -145,12 +147,20 @@ class MigrationProgress:
 
 
 class ReplicaSetter(Protocol):
-    """The actuate stage as the state machine needs it: set a workload's replica count, return writes.
+    """The actuate stage as the state machine needs it: set a workload's replica count or a route's
+    weights, return writes.
 
     Raises MemberError (ClusterUnreachable, ActuationForbidden, ForeignObject, ...) when the member cluster
     refuses."""
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int: ...
+
+    def publish_routing(
+        self, deployment: ObservedDeployment, routing: Sequence[RouteWeight], views: Mapping[str, ClusterView]
+    ) -> int:
+        """Set the weights on the deployment's HTTPRoute, if it names one; returns the writes. Raises
+        what the hub raises when it does not take them."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,15 @@ class Migrations:
                     self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
                 break
             elif step.action is StepAction.SHIFT_ROUTING:
+                # The route takes the new weights before a later ScaleDown stops replicas it may still
+                # send traffic to: weights the hub does not take hold the migration here until it does.
+                try:
+                    report.member_writes += actuator.publish_routing(deployment, step.routing, views)
+                except Fenced:
+                    raise
+                except Exception as error:  # reported like the actuate stage's route failures
+                    step.message = progress.error = f"{report_route_failure(deployment, error, report)}; will retry"
+                    break
                 progress.routing = step.routing
                 step.state = StepState.DONE
         if progress.steps and not progress.in_flight:
