@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from gridshift.hub.client import HubForbidden, ObjectRef
 from gridshift.service.state import CycleErrorReason
 from gridshift.settings import OperatorSettings
@@ -226,6 +228,37 @@ def test_a_metrics_adapter_bug_is_reported_without_its_message() -> None:
     assert quoted and all("s3cr3t" not in e and "RuntimeError" in e for e in quoted)
 
 
+def test_a_metrics_source_is_built_once_per_url_and_one_that_cannot_be_built_stops_nothing_else() -> None:
+    built: list[str] = []
+    for url in ("http://prom", "http://prom-de/?key=s3cr3t"):
+        world = ServiceHarness(
+            ["eu-de"],
+            settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url=url),
+        )
+        body = deployment_body(rps=60.0)
+        world.add(body)
+        world.cycle()
+        body["spec"]["demand"] = PROMETHEUS
+
+        def factory(url: str, world: ServiceHarness = world) -> Any:
+            built.append(url)
+            if "s3cr3t" in url:
+                raise ValueError(f"cannot build a source for {url}")
+            return world.metrics
+
+        world.service.observer._metrics_factory = factory
+        for _ in range(3):
+            report = world.cycle()
+            assert condition(world.status(), "Ready")[0] == "True", "the deployment stopped being served"
+    # A source holds connection pools: built once per URL and kept; one that cannot be built is tried
+    # again next cycle, and its cluster's demand is unknown meanwhile (the others' are not touched).
+    assert built == ["http://prom"] + ["http://prom-de/?key=s3cr3t"] * 3
+    assert [e for e in report.errors if "metrics of cluster" in e] == [
+        "metrics of cluster eu-de: source not created: internal error (ValueError)"
+    ]
+    assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+
+
 def test_an_invalid_inference_deployment_is_a_named_problem_and_the_others_still_serve() -> None:
     world = ServiceHarness(["eu-de"])
     world.add(deployment_body("good", rps=5.0))
@@ -302,3 +335,25 @@ def test_a_refused_objects_status_that_cannot_be_written_stops_nothing_else() ->
         CycleErrorReason.STATUS_WRITE_FAILED,
     ]
     assert world.status("good")["conditions"] and ObjectRef("RegionalCluster", "", "eu-de") in world.hub.statuses
+
+
+def test_a_transport_errors_text_is_not_quoted_by_describe_or_a_member_error() -> None:
+    # The Kubernetes client wraps a transport failure as ApiException(status=0, reason=<urllib3's text>),
+    # which names the host, the request path and whatever its query held.
+    from kubernetes.client.exceptions import ApiException
+
+    from gridshift.actuation.members import ClusterUnreachable, KubeMemberCluster
+    from gridshift.service.errors import describe
+
+    leak = "SSLError\nHTTPSConnectionPool(host='hub', port=443): /api/v1/secrets?token=s3cr3t"
+    assert describe(ApiException(status=0, reason=leak)) == "ApiException: HTTP 0"
+    assert describe(ApiException(status=500, reason=leak)) == "ApiException: HTTP 500 Internal Server Error"
+    member = KubeMemberCluster.__new__(KubeMemberCluster)
+    member.name = "eu-de"
+
+    def fail() -> None:
+        raise ApiException(status=0, reason=leak)
+
+    with pytest.raises(ClusterUnreachable) as caught:
+        member._call(fail, "list Deployments")
+    assert "s3cr3t" not in str(caught.value) and "list Deployments: no answer" in str(caught.value)

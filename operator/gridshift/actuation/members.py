@@ -353,7 +353,10 @@ class KubeMemberCluster:
         except ApiException as error:
             if error.status == 403:
                 raise ActuationForbidden(self.name, f"{what}: {error.reason}: {_message(error)}") from None
-            if error.status is None or error.status >= 500 or error.status == 0:
+            if not error.status:
+                # The client's transport error (status 0): its reason is urllib3's whole text (host, path).
+                raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)") from None
+            if error.status >= 500:
                 raise ClusterUnreachable(self.name, f"{what}: HTTP {error.status} {error.reason}") from None
             if error.status in (404, 409):
                 raise  # the callers know what a missing object or a conflict means for them

@@ -7,6 +7,8 @@ types are written to be safe; anything else is described by its type and HTTP st
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from gridshift.actuation.members import MemberError
 from gridshift.hub.client import RouteConflict, RouteMissing, SecretMissing
 from gridshift.signals.metrics import MetricsError
@@ -20,7 +22,12 @@ def describe(error: BaseException) -> str:
     if isinstance(error, _SAFE):
         return str(error)
     status = getattr(error, "status", None)
-    reason = getattr(error, "reason", None)
-    if status is not None:
-        return f"{type(error).__name__}: HTTP {status} {reason or ''}".rstrip()
+    if isinstance(status, int) and not isinstance(status, bool):
+        # The status's standard phrase, not the exception's `reason`: the Kubernetes client puts a
+        # transport error's whole text there (ApiException(status=0, reason="SSLError\n..."): host,
+        # request path, anything urllib3 quoted).
+        return f"{type(error).__name__}: HTTP {status} {_PHRASES.get(status, '')}".rstrip()
     return f"internal error ({type(error).__name__})"
+
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}

@@ -405,7 +405,14 @@ class Observer:
             if url is None or view.inventory is None:
                 out[cluster] = None
                 continue
-            source = self._metrics.setdefault(url, self._metrics_factory(url))
+            source = self._metrics.get(url)
+            if source is None:  # built once per URL: each holds a connection pool
+                try:
+                    source = self._metrics[url] = self._metrics_factory(url)
+                except Exception as error:  # one cluster's metrics source must not stop the cycle
+                    out[cluster] = None
+                    report.errors.append(f"metrics of cluster {cluster}: source not created: {describe(error)}")
+                    continue
             # Prometheus evaluates at its own (wall-clock) time, whatever clock the planner runs on.
             pending[cluster] = self._metrics_pool.submit(source.cluster_signals, refs, self._metrics_clock())
         deadline = self.settings.metrics_deadline_seconds

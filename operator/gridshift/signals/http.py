@@ -39,22 +39,27 @@ from gridshift.signals.prices import PriceFetchError
 # ---------------------------------------------------------------- credentials out of httpx's log
 
 
+def display_url(url: str | httpx.URL) -> str:
+    """`url` as logs and error messages may show it: without its query string (which may hold a token)
+    and without user:password@ (admission refuses those in feed URLs; this keeps any other out)."""
+    if isinstance(url, str):
+        try:
+            url = httpx.URL(url)
+        except httpx.InvalidURL:
+            return "<unparsable URL omitted>"
+    if url.userinfo:
+        url = url.copy_with(userinfo=b"REDACTED")
+    return f"{url.copy_with(query=None)}?<query omitted>" if url.query else str(url)
+
+
 class _QueryStringsDropped(logging.Filter):
-    """Rewrites URLs in httpx's log records without their query string (which may hold a token) and
-    without user:password@ (admission refuses those in feed URLs; this keeps any other out of logs)."""
+    """Rewrites URLs in httpx's log records as `display_url` shows them."""
 
     @staticmethod
     def _safe(value: object) -> object:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            try:
-                value = httpx.URL(value)
-            except httpx.InvalidURL:
-                return "<unparsable URL omitted>"
-        if not isinstance(value, httpx.URL):
-            return value
-        if value.userinfo:
-            value = value.copy_with(userinfo=b"REDACTED")
-        return f"{value.copy_with(query=None)}?<query omitted>" if value.query else str(value)
+        if isinstance(value, httpx.URL) or (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            return display_url(value)
+        return value
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

@@ -26,7 +26,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from gridshift.signals.http import HttpxAdapter
+from gridshift.signals.http import HttpxAdapter, display_url
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import (
@@ -211,6 +211,9 @@ class PrometheusMetricsSource:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        self.name = display_url(self.url)
+        """The URL as errors name it: no query string, no credentials (a Prometheus behind a proxy may
+        take its key as a query parameter)."""
         self.settings = settings or MetricsSettings()
         self._sleep = sleep
         # Retries are ours (injected sleep, one policy for every adapter), so urllib3's are off.
@@ -227,7 +230,7 @@ class PrometheusMetricsSource:
         # for as long as it dripped (15 s against a 1 s timeout, found in review, 3 December 2026).
         adapter = HttpxAdapter(
             httpx.Client(),
-            self.url,
+            self.name,
             timeout_seconds=self.settings.query_timeout_seconds,
             max_body_bytes=self.settings.max_answer_bytes,
         )
@@ -247,7 +250,7 @@ class PrometheusMetricsSource:
         raise AssertionError("unreachable: the last attempt raises")
 
     def _query_once(self, promql: str, at: datetime, signal: str) -> list[Sample]:
-        source = self.url
+        source = self.name
         try:
             result = self._client.custom_query(query=promql, params={"time": f"{at.timestamp():.3f}"})
         except PrometheusApiClientException as error:
@@ -281,7 +284,7 @@ class PrometheusMetricsSource:
     def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
         queries = build_queries(self.settings.labels, ref, self.settings.windows)
         answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
-        return signals_from_samples(self.url, ref, at, answers, self.settings.labels.pod_label)
+        return signals_from_samples(self.name, ref, at, answers, self.settings.labels.pod_label)
 
     def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
         scheme = self.settings.labels
@@ -293,7 +296,7 @@ class PrometheusMetricsSource:
             scope = GroupScope(tuple(sorted({r.workload_namespace for r in members})), cluster)
             queries = build_grouped_queries(scheme, scope, self.settings.windows)
             answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
-            out.update(split_grouped(self.url, members, at, answers, scheme))
+            out.update(split_grouped(self.name, members, at, answers, scheme))
         return out
 
 
