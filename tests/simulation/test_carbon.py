@@ -50,6 +50,19 @@ def test_emissions_are_the_accounted_energy_times_each_markets_recorded_intensit
     assert (direct.g_per_kwh["US-CAL-CISO"] < carbon.g_per_kwh["US-CAL-CISO"]).all()
 
 
+def test_a_recording_without_the_replays_first_hour_is_refused_naming_it(shared_data: Path, tmp_path: Path) -> None:
+    # Nothing before the gap to carry over: the figures would be NaN (and --json invalid JSON).
+    from gridshift.simulation.data import SimulationInputError
+
+    prices = [hourly_prices("US-CAL-CISO", [40.0] * 60)]
+    replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)
+    name = "US-CAL-CISO_carbon_2024_hourly.csv"
+    lines = (shared_data / "carbon-2024" / name).read_text().splitlines()
+    (tmp_path / name).write_text("\n".join(x for x in lines if not x.startswith("2024-03-04 00:00")) + "\n")
+    with pytest.raises(SimulationInputError, match=r"no intensity at or before 2024-03-04 00:00Z.*2024-03-04 01:00Z"):
+        load_replay_carbon(replay, tmp_path)
+
+
 def test_a_market_without_a_recording_has_no_emissions_figure(shared_data: Path) -> None:
     prices = [hourly_prices("FR", [50.0] * 60), hourly_prices("US-CAL-CISO", [40.0] * 60)]
     replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)

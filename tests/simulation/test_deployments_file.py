@@ -82,3 +82,10 @@ def test_neither_a_count_nor_a_file_is_a_usage_error() -> None:
     args = build_parser().parse_args(["simulate", "--deployments", "no-such.yaml"])
     with pytest.raises(UsageError, match="neither a number of deployments nor a YAML file"):
         build_settings(args)
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_the_flag_and_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(EXAMPLE.read_text().replace("chat", "chät", 1).encode("latin-1"))
+    with pytest.raises(SimulationInputError, match=rf"--deployments: {path} is not UTF-8 text"):
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)

@@ -176,3 +176,26 @@ def test_the_request_level_bound_takes_the_fewest_passing_replicas_and_spends_th
     assert (required[10:20, 0] == 5).sum() == 8 and (required[10:20, 0] == 4).sum() == 2
     assert ok.sum() == 400 - 4
     assert (required[:10] == 4).all() and (required[100:] == 4).all()
+
+
+def test_ratios_to_a_cost_at_or_below_zero_are_null() -> None:
+    # At negative prices an owned fleet's costs fall below zero, where a ratio reads backwards
+    # (gridshift at -0.977 over hindsight at -0.927 gave 1.055, "5.5% above the bound").
+    import numpy as np
+
+    from gridshift.simulation.runner import HindsightMethod, PolicyResult, ScenarioResult
+    from gridshift.simulation.settings import Scenario
+
+    def policy(name: str, cost: float) -> PolicyResult:
+        return PolicyResult(name, cost, None, 0.0, 100.0, 100.0, 0.0, 0.0, 0.0, np.zeros((1, 1)), np.zeros(1))
+
+    costs = {"static": -0.981, "gridshift": -0.977, "hindsight": -0.927}
+    result = ScenarioResult(
+        Scenario.OWNED, {n: policy(n, c) for n, c in costs.items()}, None, None, HindsightMethod.FAST
+    )
+    assert result.ratio("gridshift", "hindsight") is None and result.ratio("gridshift", "static") is None
+    assert result.savings_captured() is None
+    positive = ScenarioResult(
+        Scenario.OWNED, {"a": policy("a", 2.0), "b": policy("b", 4.0)}, None, None, HindsightMethod.FAST
+    )
+    assert positive.ratio("a", "b") == 0.5

@@ -59,11 +59,24 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
             "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,-4,1\n2023-11-16 18:09:00,1,1\n",
             "ContextTokens",
         ),
+        ('{"timestamp": true, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: expected a number"),
+        ('{"timestamp": 1e30, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: 1e\+30 in ns is not"),
     ],
 )
 def test_bad_traces_name_the_field(text: str, message: str) -> None:
     with pytest.raises(SimulationInputError, match=message):
         parse_trace(text, source="bad")
+
+
+def test_a_broken_gzip_file_is_named_and_a_bom_is_not_part_of_the_header(tmp_path: Path) -> None:
+    broken = tmp_path / "trace.jsonl.gz"
+    broken.write_bytes(gzip.compress(b'{"timestamp": 0, "input_length": 1, "output_length": 1}\n')[:-12])
+    with pytest.raises(SimulationInputError, match=r"trace\.jsonl\.gz: not a readable gzip file \(EOFError\)"):
+        load_trace(broken)
+    rows = "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,1,1\n2023-11-16 18:09:00,1,1\n"
+    with_bom = tmp_path / "bom.csv"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    assert load_trace(with_bom).prompt_tokens.tolist() == parse_trace(rows, source="plain").prompt_tokens.tolist()
 
 
 def test_shipped_traces_are_the_azure_2023_samples() -> None:
@@ -105,6 +118,43 @@ def test_naive_price_timestamps_need_a_time_zone(shared_data: Path) -> None:
     )
 
 
+def test_quarter_hour_prices_average_into_their_hour_by_time(tmp_path: Path) -> None:
+    # EU day-ahead prices are quarter-hourly since October 2025: an hour is the mean of its quarters
+    # (the running pair average gave the last quarter half the weight: 200 for 0, 0, 0, 400).
+    rows = ["time,DE-LU_EUR_per_MWh"]
+    for hour in range(2):
+        for quarter, price in enumerate((0, 0, 0, 400) if hour == 0 else (400, 0, 0, 0)):
+            rows.append(f"2025-10-01T{hour:02d}:{15 * quarter:02d}:00Z,{price}")
+    rows.append("2025-10-01T02:00:00Z,80")  # an hourly row after them keeps its own price
+    path = tmp_path / "quarters.csv"
+    path.write_text("\n".join(rows) + "\n")
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    assert prices.usd_per_kwh * 1000 == pytest.approx([100.0, 100.0, 80.0])
+
+
+def test_a_per_market_file_without_a_market_in_its_name_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    path = tmp_path / "myprices.csv"  # was read as a market named "myprices.csv"
+    path.write_bytes((shared_data / "prices-2024" / "US-TEX-ERCO_electricity_prices_2024.csv").read_bytes())
+    with pytest.raises(SimulationInputError, match=r"myprices\.csv: one price column .* <MARKET>_<anything>\.csv"):
+        load_prices([path], fx_to_usd={"USD": 1.0}, markets=None, parser=price_csv_parser())
+
+
+def test_a_price_gap_longer_than_two_days_is_refused_not_carried_over(tmp_path: Path) -> None:
+    rows = ["time,DE-LU_EUR_per_MWh"] + [
+        f"2024-03-{day:02d}T{hour:02d}:00:00Z,{day}" for day in range(1, 11) for hour in range(24)
+    ]
+    kept = [r for r in rows if not r.startswith(("2024-03-04", "2024-03-05", "2024-03-06T00"))]  # 49 hours
+    path = tmp_path / "gap.csv"
+    path.write_text("\n".join(kept) + "\n")
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    with pytest.raises(SimulationInputError, match=r"DE-LU: 49 hours without a price from 2024-03-04 00:00Z"):
+        prices.window(datetime(2024, 3, 2, tzinfo=UTC), 24 * 6)
+    assert prices.window(datetime(2024, 3, 7, tzinfo=UTC), 24).tolist() == [7 / 1000] * 24
+    path.write_text("\n".join(r for r in rows if not r.startswith("2024-03-04")) + "\n")  # one day: carried over
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    assert prices.window(datetime(2024, 3, 3, tzinfo=UTC), 48).tolist() == [3 / 1000] * 48
+
+
 def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
     with pytest.raises(SimulationInputError, match="--fx JPY="):
         load_prices(
@@ -122,10 +172,22 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--fx", "eur=1.1"], "ISO 4217"),
         (["--prices", "/nonexistent/prices.csv"], "cannot read"),
         (["--start", "2025-06-01"], "covers"),
+        (["--start", "2024-03-04T00:45"], "not on a whole hour"),
+        (["--pue", "NOPE=2.5"], "--pue: no market NOPE in this replay"),
+        (["--gpu-price", "de-lu=99"], "--gpu-price: no market de-lu in this replay; its markets: DE-LU"),
+        (["--fx", "USD=2"], "USD's rate is 1"),
+        (["--start", "2024-03-04T01:30+05:00"], "not on a whole hour"),
         (["--markets", "DE-LU,XX"], "XX"),
         (["--days", "0"], "days"),
+        (["--days", "0.0001"], "days must cover at least one minute"),
         (["--plot", "out.svg"], ".png"),
+        (["--plot", "/nonexistent/dir/x.png"], "--plot: cannot write /nonexistent/dir/x.png: /nonexistent/dir is not"),
         (["--jobs", "0"], "--jobs"),
+        # Found before the replay (it ran the whole week, then ended in a traceback):
+        (
+            ["--gpus-per-market", "1", "--deployments", "3"],
+            r"too small.*DE-LU needs \d+ GPUs at the deployments. peak, has 1.*--gpus-per-market",
+        ),
     ],
 )
 def test_bad_flags_are_usage_errors(argv: list[str], message: str) -> None:

@@ -109,6 +109,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--gpu-types must be within 1..4, got {args.gpu_types}")
     if not 0 < args.tightness <= 1:
         raise UsageError(f"--tightness must be within (0, 1], got {args.tightness}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     if args.repeat < 1:

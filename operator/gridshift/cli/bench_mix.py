@@ -327,17 +327,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
+        # A figure is None where no workload had one (no fleet meets the SLO at all: --ttft-ms 1).
         print(
-            f"{summary['workloads']} workloads: planner / exact at most {summary['ratio_max']:.4f} "
-            f"(mean {summary['ratio_mean']:.4f}; target <= {RATIO_TARGET}: "
+            f"{summary['workloads']} workloads: planner / exact at most {_figure(summary['ratio_max'], '.4f')} "
+            f"(mean {_figure(summary['ratio_mean'], '.4f')}; target <= {RATIO_TARGET}: "
             f"{'met' if summary['within_target'] else 'NOT met'}); the best mix saves "
-            f"{summary['mix_saving_pct_mean']:.1f}% on average (up to {summary['mix_saving_pct_max']:.1f}%) "
-            f"over the best single GPU type; {summary['mixed_fleets_exact']} of {summary['workloads']} optima mix types"
+            f"{_figure(summary['mix_saving_pct_mean'], '.1f')}% on average (up to "
+            f"{_figure(summary['mix_saving_pct_max'], '.1f')}%) over the best single GPU type; "
+            f"{summary['mixed_fleets_exact']} of {summary['workloads']} optima mix types"
         )
         print(
             "planned at the mean size instead (the planner without classes), "
             f"{summary['mean_size_plans_short_of_buckets']} of {summary['workloads']} fleets cannot serve the "
             "bucketed demand within the SLO; those that can cost up to "
-            f"{summary['mean_size_over_exact_max']:.3f}x the bucketed optimum"
+            f"{_figure(summary['mean_size_over_exact_max'], '.3f')}x the bucketed optimum"
         )
     return 0 if summary["within_target"] else 1
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

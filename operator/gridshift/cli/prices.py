@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.signals.price_csv import parse_price_csv
     from gridshift.signals.prices import PriceFeedError, PriceInterval
 
+    if not 0 < args.timeout <= 3600:
+        raise UsageError(f"--timeout must be within (0, 3600] seconds, got {args.timeout:g}")
     body, name = _read_source(args.source, args.timeout)
     document_format = args.format or _guess_format(name, body)
     if args.column is not None and document_format != "csv":

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--start",
         default="2024-03-04",
-        help="first day (UTC, YYYY-MM-DD or ISO time) of the replay (default: 2024-03-04)",
+        help="first day (UTC, YYYY-MM-DD, or an ISO time on a whole hour) of the replay (default: 2024-03-04)",
     )
     parser.add_argument(
         "--scenario", choices=("owned", "rented", "both"), default="both", help="GPU cost scenario (default: both)"
@@ -172,7 +172,11 @@ def _start(text: str) -> datetime:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError as error:
         raise UsageError(f"--start: not a date or ISO time: {text!r}") from error
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    start = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if start != start.replace(minute=0, second=0, microsecond=0):
+        # Prices change on the hour: a start within one would shift every price by its minutes.
+        raise UsageError(f"--start: {text!r} is not on a whole hour (UTC); the replay's prices are hourly")
+    return start
 
 
 def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | None, dict[str, float]]:
@@ -217,6 +221,8 @@ def build_settings(args: argparse.Namespace) -> Any:
             raise UsageError(f"--fx: {currency!r} is not an ISO 4217 code (three capitals, e.g. EUR)")
         if not rate > 0:
             raise UsageError(f"--fx: {currency} rate must be > 0, got {rate}")
+        if currency == "USD" and rate != 1.0:
+            raise UsageError(f"--fx: costs are in USD, so USD's rate is 1, got {rate:g}")
     pue, pue_by_market = _pairs("--pue", args.pue, keyed_only=False)
     price, price_by_market = _pairs("--gpu-price", args.gpu_price, keyed_only=False)
     for value in [price, *price_by_market.values()]:
@@ -348,6 +354,15 @@ def run(args: argparse.Namespace) -> int:
             timezone=args.prices_timezone,
         )
         settings = replace(settings, markets=tuple(p.market for p in prices))
+        for flag, keyed in (
+            ("--pue", settings.pue_by_market),
+            ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market),
+        ):
+            unknown = sorted(set(keyed) - set(settings.markets))
+            if unknown:  # a typo would otherwise leave the default in place, silently
+                raise UsageError(
+                    f"{flag}: no market {', '.join(unknown)} in this replay; its markets: {', '.join(settings.markets)}"
+                )
         if args.trace:
             loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]
             traces = {}
@@ -416,7 +431,8 @@ def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[s
     if frontier is not None:
         document["carbon_frontier"] = frontier
     if args.json:
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        # allow_nan=False: a NaN would make the document invalid JSON; better an error than that.
+        sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
         return
     print_tables(result, Console())
     print_carbon(document)
@@ -441,6 +457,16 @@ def _check_output_flags(args: argparse.Namespace) -> list[float]:
     carbon_prices = carbon_price_list(args.carbon_price)
     if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
         raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")
+    for flag, path in (("--plot", args.plot), ("--frontier-plot", args.frontier_plot)):
+        # Where it cannot be written, say so now: the replay's results would be lost after minutes of it.
+        if path is None:
+            continue
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(
+                f"{flag}: cannot write {path}: "
+                + ("a directory" if path.is_dir() else f"{folder} is not a writable directory")
+            )
     return carbon_prices
 
 

@@ -95,7 +95,14 @@ def load_replay_carbon(
                 f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
                 f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
             )
-        found[market.name] = _forward_fill(values)
+        filled = _forward_fill(values)
+        if np.isnan(filled[: replay.hours]).any():  # a gap at the start: nothing before it to carry over
+            known = int(np.argmax(~np.isnan(values)))
+            raise SimulationInputError(
+                f"{path}: no intensity at or before {replay.start:%Y-%m-%d %H:%M}Z; the first within the replay is "
+                f"at {replay.start + timedelta(hours=known):%Y-%m-%d %H:%M}Z"
+            )
+        found[market.name] = filled
     return ReplayCarbon(basis, str(folder), found, tuple(missing))
 
 

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -86,12 +87,37 @@ class MarketPrices:
                 f"prices of {self.market}: the replay needs {start:%Y-%m-%d %H:%M}Z + {hours} h but the file covers "
                 f"{self.start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z"
             )
+        gap = _longest_gap(self.usd_per_kwh[offset : offset + hours])
+        if gap is not None and gap[1] > _MAX_GAP_HOURS:
+            first = start + timedelta(hours=gap[0])
+            raise SimulationInputError(
+                f"prices of {self.market}: {gap[1]} hours without a price from {first:%Y-%m-%d %H:%M}Z; a missing "
+                f"hour carries the previous price, but not more than {_MAX_GAP_HOURS} in a row"
+            )
         # Fill from the whole series so that a gap at the window's start takes the price before it.
         filled = _forward_fill(self.usd_per_kwh[: offset + hours])
         window = filled[offset:]
         if np.isnan(window).any():
             raise SimulationInputError(f"prices of {self.market}: no price at or before {start:%Y-%m-%d %H:%M}Z")
         return window
+
+
+_MAX_GAP_HOURS = 48
+"""Longest run of hours without a price that the replay carries the last price over: two days of a
+missing publication (the shipped 2024 files miss whole days: DE-LU, ES and AT 24 hours each), not a
+week of one price (found in review: a market's whole March emptied was replayed at one price,
+silently)."""
+
+
+def _longest_gap(values: FloatArray) -> tuple[int, int] | None:
+    """(first index, length) of the longest run of NaN in `values`; None without one."""
+    missing = np.concatenate([[False], np.isnan(values), [False]])
+    edges = np.flatnonzero(missing[1:] != missing[:-1])
+    if not len(edges):
+        return None
+    starts, ends = edges[::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    return int(starts[longest]), int(ends[longest] - starts[longest])
 
 
 def _forward_fill(values: FloatArray) -> FloatArray:
@@ -108,9 +134,12 @@ def _read_text(path: Path) -> str:
     except OSError as error:
         raise SimulationInputError(f"cannot read {path}: {error.strerror}") from error
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
+            raise SimulationInputError(f"{path}: not a readable gzip file ({type(error).__name__})") from error
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a BOM (Windows editors) is not part of the header
     except UnicodeDecodeError as error:
         raise SimulationInputError(f"{path}: not UTF-8 text") from error
 
@@ -151,6 +180,11 @@ def parse_prices(
         raise SimulationInputError(f"{source}: not a price CSV (needs a time column and price columns)")
     by_market = {market_of_column(c): c for c in columns}
     if len(columns) == 1 and "_per_" not in columns[0]:
+        if market_name is None and "_" not in Path(source).name:
+            raise SimulationInputError(
+                f"{source}: one price column without a market in its name, and none in the file's name: name the "
+                "file <MARKET>_<anything>.csv (e.g. DE-LU_prices.csv) or the column <MARKET>_<CUR>_per_MWh"
+            )
         by_market = {market_name or Path(source).name.split("_", 1)[0]: columns[0]}
     chosen = list(markets) if markets else list(by_market)
     missing = [m for m in chosen if m not in by_market]
@@ -170,14 +204,20 @@ def parse_prices(
         spans = [(_local(i.start, naive_timezone), _local(i.end, naive_timezone)) for i in intervals]
         start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
         hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
-        values = np.full(hours, np.nan)
+        # Sub-hourly prices (15-min markets) are averaged into their hour, each weighted by the part of
+        # the hour it covers (an hour's own price has weight 1, so hourly files keep their values).
+        weighted = np.zeros(hours)
+        weights = np.zeros(hours)
+        hour = timedelta(hours=1)
         for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
-            # Sub-hourly prices (15-min markets) are averaged into their hour.
-            first = math.floor((begin - start) / timedelta(hours=1))
-            last = math.ceil((finish - start) / timedelta(hours=1))
-            for hour in range(first, last):
-                values[hour] = per_kwh if np.isnan(values[hour]) else (values[hour] + per_kwh) / 2.0
+            for h in range(math.floor((begin - start) / hour), math.ceil((finish - start) / hour)):
+                covered = (min(finish, start + (h + 1) * hour) - max(begin, start + h * hour)) / hour
+                weighted[h] += per_kwh * covered
+                weights[h] += covered
+        known = weights > 0
+        values = np.full(hours, np.nan)
+        values[known] = weighted[known] / weights[known]
         result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
     return result
 
@@ -336,6 +376,10 @@ def _time_unit(stamps: Sequence[float], unit: str, source: str) -> float:
     return 1.0
 
 
+def _unit_name(seconds_per_unit: float) -> str:
+    return next((name for name, value in TIME_UNITS.items() if value == seconds_per_unit), "s")
+
+
 _Record = tuple[datetime, int, int]
 """One request: arrival time, prompt tokens, output tokens."""
 
@@ -378,11 +422,18 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
                 raise SimulationInputError(f"{source}: line {line_number}: missing field {field!r}")
         where = f"{source}: line {line_number}"
         stamp = item["timestamp"]
-        moment = (
-            datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
-            if isinstance(stamp, int | float)
-            else _parse_time(str(stamp), f"{where}.timestamp")
-        )
+        if isinstance(stamp, bool):
+            raise SimulationInputError(f"{where}.timestamp: expected a number or an ISO time, got {stamp!r}")
+        if isinstance(stamp, int | float):
+            try:
+                moment = datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
+            except (OverflowError, OSError, ValueError) as error:
+                raise SimulationInputError(
+                    f"{where}.timestamp: {stamp!r} in {_unit_name(seconds_per_unit)} is not a "
+                    "date this replay can hold (see --trace-time-unit)"
+                ) from error
+        else:
+            moment = _parse_time(str(stamp), f"{where}.timestamp")
         records.append(
             (
                 moment,

@@ -38,6 +38,8 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
         documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
     except OSError as error:
         raise SimulationInputError(f"--deployments: cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise SimulationInputError(f"--deployments: {path} is not UTF-8 text (byte {error.start})") from error
     except yaml.YAMLError as error:
         raise SimulationInputError(f"--deployments: {path} is not YAML: {error}") from error
     if not documents:

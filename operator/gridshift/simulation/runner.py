@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.profiles import PerformanceModel
-from gridshift.simulation.data import MarketPrices, TraceProfile
+from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
 from gridshift.simulation.engine import (
     Accounting,
     Policy,
@@ -99,8 +99,10 @@ class ScenarioResult:
     """Request-level attainment of `hindsight_at_request_level_slo`'s sizing."""
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
+        """numerator's cost over denominator's; None unless the denominator is positive (at negative
+        prices an owned fleet's costs go below zero, where a ratio reads backwards: 1.05 for cheaper)."""
         bottom = self.policies[denominator].cost_usd
-        return None if bottom == 0 else self.policies[numerator].cost_usd / bottom
+        return None if bottom <= 0 else self.policies[numerator].cost_usd / bottom
 
     def savings_captured(self) -> float | None:
         """(static - gridshift) / (static - hindsight): the share of the savings available that gridshift took."""
@@ -589,4 +591,26 @@ def prepare_replay(
 ) -> Replay:
     """The replay inputs with the default deployments unless `setups` are given."""
     chosen = list(setups) if setups is not None else default_deployments(settings, traces)
-    return build_replay(settings, chosen, traces, prices, models)
+    replay = build_replay(settings, chosen, traces, prices, models)
+    _check_fleet(replay)
+    return replay
+
+
+def _check_fleet(replay: Replay) -> None:
+    """Refuses a fleet too small for its deployments before anything is replayed: static holds every
+    deployment's peak at home, which every other policy and the bounds then have room for (found in
+    review: the replay ran its whole week, then ended in a traceback)."""
+    needed = (StaticPolicy(replay).initial_targets() * np.asarray([d.gpus for d in replay.deployments])[:, None]).sum(
+        axis=0
+    )
+    short = [
+        f"{m.name} needs {int(n)} GPUs at the deployments' peak, has {m.gpus}"
+        for m, n in zip(replay.markets, needed, strict=True)
+        if n > m.gpus
+    ]
+    if short:
+        raise SimulationInputError(
+            "the fleet is too small for its deployments: "
+            + "; ".join(short)
+            + " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
+        )

@@ -151,6 +151,8 @@ class SimulationSettings:
     def __post_init__(self) -> None:
         if self.days <= 0 or self.days > 366:
             raise ValueError(f"days must be within (0, 366], got {self.days}")
+        if round(self.days * 24 * 60) < 1:
+            raise ValueError(f"days must cover at least one minute, got {self.days:g}")
         if self.deployments < 1:
             raise ValueError(f"deployments must be >= 1, got {self.deployments}")
         if not self.markets:
