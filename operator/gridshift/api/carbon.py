@@ -21,7 +21,11 @@ from gridshift.api.common import SecretKeyRef
 CarbonPrice = Annotated[float, Field(ge=0, le=10_000)]
 """An internal carbon price, USD per tonne CO2eq: a deployment's spec.carbon, or the operator's default."""
 GridIntensity = Annotated[float, Field(ge=0, le=5000)]
-"""A grid's carbon intensity, gCO2eq/kWh."""
+"""A limit on a grid's carbon intensity, gCO2eq/kWh."""
+MAX_GRID_G_PER_KWH = 3000.0
+"""No grid emits this much: lignite plants are about 1,100-1,200 gCO2eq/kWh life-cycle (IPCC AR5);
+a value above it is a unit error (lbs/MWh read as g/kWh, or kg/MWh x 1000): feeds' answers above it
+are refused, and so is a static intensity above it at admission."""
 
 
 class CarbonBasis(StrEnum):
@@ -109,7 +113,9 @@ class CsvReplayCarbonFeed(ApiModel):
 class StaticCarbonFeed(ApiModel):
     """One constant intensity."""
 
-    g_per_kwh: GridIntensity = Field(description="Carbon intensity, gCO2eq/kWh.")
+    g_per_kwh: float = Field(
+        ge=0, le=MAX_GRID_G_PER_KWH, description="Carbon intensity, gCO2eq/kWh (at most 3000: above any grid's)."
+    )
 
 
 class CarbonFeedSpec(ApiModel):

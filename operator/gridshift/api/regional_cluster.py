@@ -61,7 +61,12 @@ class GPUOffering(ApiModel):
         description="Power of a GPU held but unused, W. Default: an H100 with no process, measured (75.5 W).",
     )
     max_gpus: int | None = Field(
-        default=None, ge=0, description="Cap on GPUs gridshift may use here; unset means all allocatable."
+        default=None,
+        ge=0,
+        description=(
+            "Cap on GPUs gridshift may use here. Unset: all allocatable where the operator may list Nodes "
+            "(member chart inventory.nodes=true), none where it may not (the chart's default): set it then."
+        ),
     )
 
 

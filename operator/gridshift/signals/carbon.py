@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from gridshift.api.carbon import CarbonBasis
+from gridshift.api.carbon import MAX_GRID_G_PER_KWH, CarbonBasis
 from gridshift.signals import series
 from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFeedError, PriceFetchError, PriceKind
 from gridshift.signals.series import Interval, IntervalCheck, Measure, Series
 
 LBS_PER_MWH_IN_G_PER_KWH = 0.45359237
 """1 lb/MWh = 453.59237 g per 1000 kWh."""
-
-MAX_G_PER_KWH = 3000.0
-"""No grid emits this much: lignite plants are about 1,100-1,200 gCO2eq/kWh life-cycle (IPCC AR5);
-a value above it is a unit error (lbs/MWh read as g/kWh, or kg/MWh x 1000) and is refused."""
 
 
 class CarbonFeedError(PriceFeedError):
@@ -109,11 +105,11 @@ def _range_and_basis(feed: str, basis: CarbonBasis) -> IntervalCheck[CarbonInter
         value = interval.g_per_kwh
         if value < 0:
             raise CarbonDataError(feed, f"{where}.gPerKwh", f"negative intensity {value:g} gCO2eq/kWh")
-        if value > MAX_G_PER_KWH:
+        if value > MAX_GRID_G_PER_KWH:
             raise CarbonDataError(
                 feed,
                 f"{where}.gPerKwh",
-                f"{value:g} gCO2eq/kWh is above any grid's ({MAX_G_PER_KWH:g}): a unit error upstream?",
+                f"{value:g} gCO2eq/kWh is above any grid's ({MAX_GRID_G_PER_KWH:g}): a unit error upstream?",
             )
         if interval.basis is not basis:
             raise CarbonDataError(
