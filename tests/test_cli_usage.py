@@ -90,3 +90,18 @@ def test_usage_errors_stay_usage_errors_when_run_as_a_module() -> None:
     )
     assert done.returncode == 2, done.stderr
     assert "--gpu-price: 'nan' is not a finite number" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(shared_data: Path) -> None:
+    # `gridshift prices FILE --json | head` (docs/signals.md) ended in a BrokenPipeError traceback.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "operator")}
+    source = shared_data / "prices-2024" / "US-TEX-ERCO_electricity_prices_2024.csv"
+    command = [sys.executable, "-m", "gridshift.cli.main", "prices", str(source), "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # as head does after its lines
+        err = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert code == 141
