@@ -94,6 +94,38 @@ def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytes
     assert len(plan.deployments) == 40
 
 
+@pytest.mark.parametrize("lp_runs_past_the_budget", [False, True])
+def test_a_budget_too_short_for_the_pricing_lp_still_fills_what_the_running_placement_leaves_short(
+    monkeypatch: pytest.MonkeyPatch, lp_runs_past_the_budget: bool
+) -> None:
+    # Less time than HiGHS is started with (min_solver_seconds), or an LP that ran past the budget
+    # without its optimum: either way the first fill still runs (it overruns by its own time only).
+    # Before, both ended with the running placement (at 1,000 deployments and a 0.5 s budget, 642
+    # deployments short where the first fill leaves 4).
+    import gridshift.planner.search as search_module
+    from gridshift.planner.pricing import PoolPrices
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import revalidated_current, search, violations
+    from gridshift.planner.solution import objective
+
+    clock = FakeClock()
+    budget = 1.0 if lp_runs_past_the_budget else 0.03
+
+    def overrunning(*args: Any, **kwargs: Any) -> PoolPrices:
+        clock.now += 2 * budget
+        return PoolPrices({}, None)
+
+    monkeypatch.setattr(search_module, "pool_prices", overrunning)
+    settings = PlannerSettings(time_budget_seconds=budget)
+    problem = build_problem(_mid_size(200), settings)
+    current = objective(problem, revalidated_current(problem), settings)
+    result = search(problem, settings, clock=clock)
+    assert violations(problem, result.solution) == []
+    assert result.budget_exhausted
+    assert any(step.startswith("first fill") for step in result.steps), result.steps
+    assert result.objective_usd_per_hour < current / 10, (current, result.steps)
+
+
 def test_make_plan_keeps_to_its_budget_as_a_whole_at_mid_size() -> None:
     # 2,000 deployments x 12 clusters x 3 GPU types: building the problem and assembling the plan take
     # about 0.5 CPU-s each here, so a budget of 1.5 s leaves the search some 0.4 s; with only the

@@ -50,6 +50,7 @@ from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
 
 _PRICING_SHARE = 0.25
+"""At most this share of the time left goes to the LP that prices the pools."""
 # Above this many movable deployments the pools are priced on an evenly spaced sample of this many
 # (pricing.pool_prices): the compact LP takes about 0.3 CPU-s at 1,000 deployments and 12 at 10,000.
 _PRICING_SAMPLE = 1_000
@@ -66,7 +67,6 @@ _BACKSTOP_SECONDS = 0.25
 # lower than the floor (a CPU clock at a load of 20 on one core).
 _RATE_MIN_SECONDS = 0.02
 _RATE_FLOOR = 0.05
-"""At most this share of the time left goes to the LP that prices the pools."""
 
 
 class Clock(Protocol):
@@ -188,6 +188,10 @@ class _Deadline:
             self.exhausted = True
         if run.highs_seconds >= _RATE_MIN_SECONDS:
             self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / run.highs_seconds))
+
+    def end(self) -> None:
+        """Nothing more starts, and the clock is not read again."""
+        self.exhausted = True
 
     def allows(self, seconds: float) -> bool:
         """Whether `seconds` are left. Once the answer is no it stays no, without reading the clock."""
@@ -431,7 +435,14 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     exactly at those prices (gridshift.planner.fill); where that plan leaves penalties, the greedy
     with its heuristic fill at the same prices too; then the sweep (`_sweep`). Returns the LP's
     lower bound on the objective, or None when the LP did not finish or priced a sample only."""
-    if not deadline.allows(settings.min_solver_seconds):
+    if deadline.left() < settings.min_solver_seconds:
+        # Too little time for HiGHS, but the search began with some: the first fill without prices
+        # still runs (see `_first_fill`).
+        started = not deadline.exhausted
+        deadline.end()
+        if started:
+            best.steps.append("pool prices (LP relaxation): no time left for HiGHS")
+            _first_fill(problem, settings, best, deadline, None, always=True)
         return None
     # The LP takes a fraction of a second up to 1,000 deployments; without a clock its share is capped
     # so that HiGHS's later limits still fit the budget.
@@ -453,7 +464,7 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     deadline.after_highs(prices.run)
     if not prices.found:
         best.steps.append("pool prices (LP relaxation): not found within the time limit")
-        _first_fill(problem, settings, best, deadline, None)
+        _first_fill(problem, settings, best, deadline, None, always=True)
         if sampled:
             _sweep(problem, settings, best, deadline, {})
         return None
@@ -481,12 +492,25 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
 
 
 def _first_fill(
-    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, prices: Mapping[Key, float] | None
+    problem: Problem,
+    settings: PlannerSettings,
+    best: _Best,
+    deadline: _Deadline,
+    prices: Mapping[Key, float] | None,
+    *,
+    always: bool = False,
 ) -> None:
     """The numpy first fill (gridshift.planner.firstfill) from the re-validated running placement: every
     deployment that can be served at the pool prices is, in a few hundredths of a second per
-    thousand deployments, before any slower step."""
-    if not deadline.allows(0.0):
+    thousand deployments, before any slower step.
+
+    `always`: without prices it runs even once the budget is spent (the LP that was to price it ran past
+    the budget, or left HiGHS too little): it is the cheapest step that serves what the running
+    placement leaves short, and it overruns the budget by its own time only (0.05 CPU-s at 1,000
+    deployments, 0.5 at 10,000). Before, a budget that let the LP start but not finish ended with the
+    running placement: at 1,000 deployments x 12 clusters x 3 GPU types and a budget of 0.5 s, 642-661
+    deployments short where the first fill leaves 2-152 (docs/planner.md, "Budget")."""
+    if not always and not deadline.allows(0.0):
         return
     start = best.current if best.current is not None else revalidated_current(problem)
     filled = first_fill(problem, settings, start, pool_prices=prices)
