@@ -693,12 +693,14 @@ def test_a_migration_waiting_on_a_cluster_that_is_gone_is_abandoned_and_planned_
     assert fleet.routing == (RouteWeight("a", 100),)
 
 
-def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
-    # The same through the whole service, with the default revalidation delay and an HTTPRoute.
-    world = ServiceHarness(
-        ["eu-de", "eu-fr"],
-        prices={"eu-de": 40.0, "eu-fr": 60.0},
-        settings=OperatorSettings(revalidate_delay_seconds=15, plan_interval_seconds=60),
+def routed_world(settings: OperatorSettings | None = None) -> ServiceHarness:
+    """eu-de cheap, eu-fr dear: ml/chat runs in eu-de behind the managed HTTPRoute ml/chat-route (all
+    its weight on eu-de), after two cycles."""
+    clusters, prices = ["eu-de", "eu-fr"], {"eu-de": 40.0, "eu-fr": 60.0}
+    world = (
+        ServiceHarness(clusters, prices=prices)
+        if settings is None
+        else ServiceHarness(clusters, prices=prices, settings=settings)
     )
     backends = [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}]
     world.hub.routes[("ml", "chat-route")] = {
@@ -708,6 +710,12 @@ def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_read
     world.add(deployment_body(rps=30.0, routing={"httpRouteName": "chat-route"}))
     world.cycle()
     world.cycle()
+    return world
+
+
+def test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready() -> None:
+    # The same through the whole service, with the default revalidation delay and an HTTPRoute.
+    world = routed_world(OperatorSettings(revalidate_delay_seconds=15, plan_interval_seconds=60))
     for member in world.members.values():
         member.ready_immediately = False
     world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
@@ -729,15 +737,7 @@ def test_the_service_stops_no_replica_the_route_still_sends_traffic_to_when_the_
     # The hub refuses the route's weights (a 5xx here; a conflict alike): the move starts replicas in
     # eu-fr but stops none in eu-de, whose route still carries every request, and the deployment's
     # status is still written, naming why the migration waits.
-    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
-    backends = [{"name": "eu-de", "weight": 100}, {"name": "eu-fr", "weight": 0}]
-    world.hub.routes[("ml", "chat-route")] = {
-        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
-        "spec": {"rules": [{"backendRefs": backends}]},
-    }
-    world.add(deployment_body(rps=30.0, routing={"httpRouteName": "chat-route"}))
-    world.cycle()
-    world.cycle()
+    world = routed_world()
     serving = world.replicas()["eu-de"]
 
     def refused(*args: Any, **kwargs: Any) -> bool:
