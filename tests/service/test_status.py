@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gridshift.actuation.members import ActuationForbidden, ForeignObject, KubeconfigInvalid, NamespaceMissing
@@ -623,3 +625,33 @@ def test_request_classes_measured_from_vllm_token_histograms_are_routed() -> Non
     # sizes, in place of the listed ones.
     assert len(classes) == 2, status.get("classRouting")
     assert all(c.startswith("p") and "-o" in c for c in classes)
+
+
+# --- status patches: what the apiserver stores after the patch is the status composed ----------------
+
+_JSON_LEAF = st.one_of(st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b"]))
+_JSON = st.recursive(
+    _JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=8,
+)
+_STATUS = st.dictionaries(st.sampled_from(["cost", "routing", "mode", "lastDecision"]), _JSON, max_size=4)
+
+
+@given(old=_STATUS, new=_STATUS)
+def test_a_status_patch_applied_as_a_merge_patch_gives_the_new_status(old: dict[str, Any], new: dict[str, Any]) -> None:
+    from gridshift.service.status import status_patch
+    from gridshift.testing.hub import merge_patch
+
+    assert merge_patch(old, status_patch(old, new)) == new
+    assert status_patch(new, new) == {}
+
+
+def test_a_nested_field_that_became_unset_is_removed() -> None:
+    # Found in review: the cost's gCO2/Mtok stayed once carbon was unknown, and the status, never equal
+    # to the one composed, was written again every cycle.
+    from gridshift.service.status import status_patch
+
+    old = {"cost": {"usdPerHour": 3, "gramsCo2PerMillionTokens": 120}, "mode": "Auto"}
+    new = {"cost": {"usdPerHour": 3}, "mode": "Auto"}
+    assert status_patch(old, new) == {"cost": {"gramsCo2PerMillionTokens": None}}

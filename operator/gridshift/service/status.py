@@ -770,8 +770,21 @@ def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch taking `old` to `new` at the top level; empty when nothing changed."""
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch (RFC 7386) taking `old` to `new`; empty when nothing changed.
+
+    Objects are patched key by key, down to any depth, and a key gone from `new` is sent as null: a merge
+    patch merges objects, so sending `new`'s object whole left a nested field that became unset (the
+    cost's gCO2/Mtok once carbon is unknown) in place, and the status differed, and was written, every
+    cycle (found in review). Lists are replaced whole, as a merge patch does."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(before, Mapping) and isinstance(value, Mapping):
+            nested = status_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value or key not in old:
+            patch[key] = value
     for key in old:
         if key not in new:
             patch[key] = None
