@@ -250,3 +250,27 @@ def test_a_class_deployment_migrates_make_before_break_as_one(workloads, profile
         if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
             last[(step.cluster, step.gpu_type)] = step.replicas
     assert all(final.get(k, 0) == n for k, n in last.items())
+
+
+@pytest.mark.parametrize("max_replicas", [1, 2, 3])
+def test_the_class_groups_of_a_deployment_together_keep_to_its_max_replicas(max_replicas: int) -> None:
+    # Found in review: each group was capped at maxReplicas less the others' estimates, at least 1, so
+    # two groups of a maxReplicas 1 deployment were planned 2 replicas (free GPU-hours make more cheaper).
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import violations
+    from gridshift.planner.solution import Solution, Solver
+
+    chat = deployment("chat", 12.0, gpu_types=[A100, H100], min_replicas=0, max_replicas=max_replicas)
+    classes = (RequestClass("short", 200, 100, 0.7), RequestClass("long", 8000, 500, 0.3))
+    chat = replace(chat, requirements=replace(chat.requirements, request_classes=classes))
+    world = snapshot([chat], [cluster("c0", gpus={H100: 6, A100: 6}, gpu_hour=0.0)], {"c0": flat_prices(0.1)})
+    for settings in (PlannerSettings(exact_search=False), PlannerSettings(time_budget_seconds=2)):
+        assert make_plan(world, settings).deployments[0].total_replicas <= max_replicas
+    # And the validity check sees the groups together: one more replica in each group is refused.
+    problem = build_problem(world, PlannerSettings())
+    assert len(problem.deployments) == 2
+    over = Solution(
+        tuple(tuple(max_replicas if j == 0 else 0 for j in range(len(d.options))) for d in problem.deployments),
+        Solver.GREEDY,
+    )
+    assert any("above its maxReplicas" in v for v in violations(problem, over))

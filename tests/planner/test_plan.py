@@ -616,3 +616,15 @@ def test_with_demand_unknown_a_move_routes_by_what_each_replica_serves() -> None
     assert shifts, "expected a move from a to b"
     final = {r.cluster: r.weight for r in shifts[-1].routing}
     assert final["b"] > final["a"], f"the H100 replica serves more than the A100 one: {final}"
+
+
+def test_no_saving_is_claimed_against_a_placement_that_breaks_min_replicas_or_min_regions() -> None:
+    # Found in review: a replica added for minReplicas 2 "saved 999,997.915 USD/h against keeping the
+    # current placement" (the bound's penalty counted as money).
+    prices = {"a": flat_prices(0.1), "b": flat_prices(0.1)}
+    short = deployment("chat", 1.0, placements=[("a", H100, 1)], min_replicas=2, max_replicas=4)
+    one_region = deployment("chat", 1.0, placements=[("a", H100, 2)], min_replicas=2, max_replicas=4, min_regions=2)
+    for chat in (short, one_region):
+        plan = make_plan(snapshot([chat], [cluster("a"), cluster("b")], prices)).deployments[0]
+        assert plan.explanation.saving_usd_per_hour_vs_current is None
+        assert "saves" not in plan.explanation.summary

@@ -14,7 +14,7 @@ import functools
 import gc
 import math
 import operator
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -444,8 +444,9 @@ def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> st
 
 
 @functools.lru_cache(maxsize=4)
-def _without_shortfall(settings: PlannerSettings) -> PlannerSettings:
-    return replace(settings, shortfall_penalty_usd=0.0)
+def _without_penalties(settings: PlannerSettings) -> PlannerSettings:
+    """The settings under which deployment_objective is money alone (USD/h)."""
+    return replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
 
 
 def _explain(
@@ -467,12 +468,22 @@ def _explain(
     details = list(deployment.notes)
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
-    # Against a placement that leaves demand unserved, a "saving" would only count the penalty.
-    current_covers_demand = _no_shortfall_term(deployment, keep_objective) or (
-        abs(keep_objective - deployment_objective(deployment, current, _without_shortfall(settings))) < 1e-6
+    # Against a placement that leaves demand unserved or breaks minReplicas/minRegions, a "saving"
+    # would only count the penalty (a replica added for minReplicas "saved" 999,998 USD/h, found in
+    # review); and the plan's own penalties (a stale cluster's changes, a shortfall) are not money.
+    money = _without_penalties(settings)
+    current_is_plain = not _has_penalty(deployment, current, keep_objective) or (
+        abs(keep_objective - deployment_objective(deployment, current, money)) < 1e-6
     )
     # The objective is already per hour (window mean, starts amortised over the window).
-    saving = keep_objective - chosen_objective if options and current_covers_demand else None
+    saving = None
+    if options and current_is_plain:
+        chosen_money = (
+            deployment_objective(deployment, counts, money)
+            if _has_penalty(deployment, counts, chosen_objective)
+            else chosen_objective
+        )
+        saving = keep_objective - chosen_money
     if saving is not None and deployment.deployment.requirements.uses_carbon:
         # The carbon limit penalty steers the plan but is no money: the saving is in real cost. Only
         # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
@@ -510,20 +521,28 @@ def _explain(
     )
 
 
-def _no_shortfall_term(deployment: DeploymentProblem, keep_objective: float) -> bool:
-    """Whether deployment_objective adds no shortfall penalty to the current placement's objective
-    (Frozen, nothing to cover, or covered), so that the objective without it is the same number: the
-    coverage summed as deployment_objective sums it. Change both together."""
-    if not math.isfinite(keep_objective):
-        return False
-    if deployment.frozen or deployment.coverage_target <= 0:
+def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
+    """Whether deployment_objective (`value`, its result for `counts`) may hold a penalty: a shortfall of
+    the coverage it sums, minReplicas or minRegions not met, a stale cluster's count changed. Change
+    both together."""
+    if not math.isfinite(value):
         return True
+    if deployment.frozen:
+        return False
     columns = deployment.columns
     covered = 0.0
-    for n, unit in zip(columns.current, columns.unit, strict=True):
+    replicas = 0
+    regions: set[str] = set()
+    for j, n in enumerate(counts):
+        if columns.stale[j] and n != columns.current[j]:
+            return True
         if n > 0:
-            covered += n * unit
-    return not max(0.0, 1.0 - covered / deployment.coverage_target) > 0
+            covered += n * columns.unit[j]
+            replicas += n
+            regions.add(columns.region[j])
+    if deployment.coverage_target > 0 and max(0.0, 1.0 - covered / deployment.coverage_target) > 0:
+        return True
+    return replicas < deployment.min_replicas or (deployment.min_regions >= 2 and len(regions) < deployment.min_regions)
 
 
 def _binding_constraints(

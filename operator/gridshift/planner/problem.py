@@ -1016,11 +1016,11 @@ def _class_problems(
         groups = (ClassGroup(home, tuple(ClassShare(c, rate * c.share) for c in classes), 1.0),)
     groups = tuple(sorted(groups, key=lambda g: (-g.requests_per_second, g.home_gpu_type)))
     estimates = [_replicas_needed(g, classes, on_type, required.headroom) for g in groups]
+    caps = _group_caps(estimates, required.max_replicas)
     homes = {g.home_gpu_type for g in groups}
     problems = []
     for position, group in enumerate(groups):
         main = position == 0
-        others = sum(estimates) - estimates[position]
         placements = tuple(
             p for p in deployment.placements if p.gpu_type == group.home_gpu_type or (main and p.gpu_type not in homes)
         )
@@ -1030,7 +1030,7 @@ def _class_problems(
                 required,
                 min_replicas=required.min_replicas if main else 0,
                 min_regions=required.min_regions if main else min(1, required.min_regions),
-                max_replicas=max(1, required.max_replicas - others),
+                max_replicas=caps[position],
             ),
             placements=placements,
         )
@@ -1043,6 +1043,28 @@ def _class_problems(
         problem.user_max_replicas = required.max_replicas
         problems.append(problem)
     return problems
+
+
+def _group_caps(estimates: list[int], max_replicas: int) -> list[int]:
+    """Each group's maxReplicas, together at most the deployment's: each group gets what it needs (at
+    least 1, the largest groups first while the cap lasts), and what is left is shared in proportion
+    to the needs (largest remainders), so that a group may grow past its estimate. Each group's cap
+    used to be maxReplicas less the others' estimates, at least 1: together they could pass it (found
+    in review: maxReplicas 1, two groups, 2 replicas planned)."""
+    caps = []
+    left = max_replicas
+    for needed in estimates:
+        cap = min(max(1, needed), left)
+        caps.append(cap)
+        left -= cap
+    weights = [max(1, needed) for needed in estimates]
+    total = sum(weights)
+    shares = [left * w / total for w in weights]
+    extra = [int(share) for share in shares]
+    order = sorted(range(len(shares)), key=lambda i: (extra[i] - shares[i], i))
+    for i in order[: left - sum(extra)]:
+        extra[i] += 1
+    return [cap + more for cap, more in zip(caps, extra, strict=True)]
 
 
 def _replicas_needed(
