@@ -208,3 +208,14 @@ def test_request_class_shares_at_the_bounds_the_crd_admits_are_accepted(shares: 
 )
 def test_workload_namespace_templates_that_always_give_a_dns_label_are_accepted(template: str) -> None:
     validate_object(cluster({"type": "static", "static": {"price": 80}}, workloadNamespace=template))
+
+
+def test_a_label_key_with_a_trailing_newline_is_refused_as_the_apiserver_refuses_it() -> None:
+    # Python's re.match lets `$` match before a final newline; the CRD's CEL (RE2) does not (review).
+    from pydantic import ValidationError
+
+    from gridshift.api.common import LabelSelector
+
+    assert LabelSelector.model_validate({"matchLabels": {"app": "x"}})
+    with pytest.raises(ValidationError):
+        LabelSelector.model_validate({"matchLabels": {"app\n": "x"}})

@@ -149,3 +149,29 @@ def test_on_shutdown_the_lease_is_handed_over_only_after_the_write_in_flight_end
     asyncio.run(run_then_stop())
     assert events == ["member write done", "lease handed over"]
     assert not world.service.elector.leading()
+
+
+def test_a_fractional_lease_duration_never_lets_two_replicas_lead() -> None:
+    # Found in review: the Lease stored int(10.9) = 10 s, so another replica took over at 10.2 s while
+    # this one, with a renew deadline of 10.5 s, still led.
+    hub = FakeHub()
+    timing = LeaseTiming(duration_seconds=10.9, renew_deadline_seconds=10.5, retry_period_seconds=2.0)
+    now = {"a": 0.0, "b": 0.0}
+    a = LeaderElector(hub, "lease", "ns", "a", timing, monotonic=lambda: now["a"])
+    b = LeaderElector(hub, "lease", "ns", "b", timing, monotonic=lambda: now["b"])
+    assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()
+    for t in (10.2, 10.6, 10.95, 11.2):  # a renews no more; both clocks run alike
+        now["a"] = now["b"] = t
+        assert not (a.leading() and b.try_acquire_or_renew()), f"both lead at {t} s"
+    assert b.try_acquire_or_renew()  # past the stored duration, as rounded up, b takes over
+
+
+def test_an_event_name_cut_after_a_dash_or_dot_is_still_a_dns_subdomain() -> None:
+    import re
+
+    from gridshift.hub.client import ObjectRef, event_name
+
+    subdomain = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+    for cut in ("-", ".", "-."):
+        name = event_name(ObjectRef("RegionalCluster", "", "a" * (200 - len(cut)) + cut + "b" * 40))
+        assert re.fullmatch(subdomain, name) and len(name) <= 253, name

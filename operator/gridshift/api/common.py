@@ -88,7 +88,8 @@ class LabelSelectorRequirement(ApiModel):
 
 
 def _label_keys_valid(selector: LabelSelector) -> bool:
-    return all(len(key) <= 317 and re.match(LABEL_KEY, key) for key in selector.match_labels)
+    # fullmatch: with re.match, `$` also matches before a trailing newline, which CEL's RE2 refuses.
+    return all(len(key) <= 317 and re.fullmatch(LABEL_KEY, key) for key in selector.match_labels)
 
 
 class LabelSelector(ApiModel):

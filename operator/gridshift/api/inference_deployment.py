@@ -67,6 +67,7 @@ class ModelSource(ApiModel):
     source: str = Field(
         min_length=1,
         max_length=512,
+        pattern=rf"^{NO_SPACE}+$",
         description="Hugging Face id (org/name) or URI (s3://, gs://, pvc://, file://) of the weights.",
     )
     revision: str = Field(
@@ -402,10 +403,15 @@ class ModelVariant(ApiModel):
         default=None,
         min_length=1,
         max_length=512,
+        pattern=rf"^{NO_SPACE}+$",
         description="Model to load for this build; default spec.model.source.",
     )
     image: str | None = Field(
-        default=None, min_length=1, max_length=1024, description="vLLM image for this build; default spec.engine.image."
+        default=None,
+        min_length=1,
+        max_length=1024,
+        pattern=rf"^{NO_SPACE}+$",
+        description="vLLM image for this build; default spec.engine.image.",
     )
     extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=list,

@@ -180,7 +180,8 @@ class ScheduleFeed(ApiModel):
         min_length=1,
         max_length=64,
         # The apiserver checks the shape; the tz database itself only pydantic (and `gridshift validate`)
-        # can consult, and the feed reports an unknown zone in its PriceFeedStale condition.
+        # can consult: an unknown zone the apiserver admitted makes the operator refuse the whole
+        # RegionalCluster, named in its own status (Ready False, InvalidSpec, this field).
         pattern=r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$",
         description="IANA time zone, e.g. Europe/Paris.",
     )

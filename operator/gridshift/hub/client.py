@@ -117,8 +117,9 @@ def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[s
 
 
 def event_name(ref: ObjectRef) -> str:
-    """A unique Event name: the object's name (shortened to fit) and 16 random hex digits."""
-    return f"{ref.name[:200]}.{secrets.token_hex(8)}"
+    """A unique Event name: the object's name (shortened to fit) and 16 random hex digits. A name cut
+    after a '-' or '.' is trimmed of them, so that the result stays a DNS subdomain (found in review)."""
+    return f"{ref.name[:200].rstrip('-.')}.{secrets.token_hex(8)}"
 
 
 _Read = TypeVar("_Read")

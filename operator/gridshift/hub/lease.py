@@ -15,6 +15,7 @@ Rules (the reasons are client-go's):
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -103,7 +104,10 @@ class LeaderElector:
                 self._observed, self._observed_at = current, now
             observed_at = self._observed_at if self._observed_at is not None else now
         wall = self._wall()
-        duration = int(self.timing.duration_seconds)
+        # Whole seconds on the Lease (leaseDurationSeconds is an integer), rounded up: rounded down, a
+        # duration of 10.9 s with a renew deadline of 10.5 s let another replica take over at 10 s
+        # while this one still led (found in review).
+        duration = math.ceil(self.timing.duration_seconds)
         if current is None:
             record = LeaseRecord(self.identity, duration, wall, wall, 0, None)
         elif current.holder not in (None, "", self.identity):
