@@ -628,3 +628,17 @@ def test_no_saving_is_claimed_against_a_placement_that_breaks_min_replicas_or_mi
         plan = make_plan(snapshot([chat], [cluster("a"), cluster("b")], prices)).deployments[0]
         assert plan.explanation.saving_usd_per_hour_vs_current is None
         assert "saves" not in plan.explanation.summary
+
+
+def test_a_deleted_deployment_makes_the_warm_start_replan_the_others() -> None:
+    # Found in review: the changed set was built from the deployments present now, so a deletion (which
+    # frees GPUs) counted as no change and a plan "proven optimal" was kept with demand left short.
+    clusters, prices = [cluster("c", gpus={H100: 4})], {"c": flat_prices(0.1)}
+    held = deployment("held", 10.0, placements=[("c", H100, 3)], max_replicas=3, mode="Frozen")
+    short = deployment("short", 20.0, max_replicas=4, mode="Advisory")
+    settings = PlannerSettings(time_budget_seconds=2)
+    first = make_plan(snapshot([held, short], clusters, prices), settings)
+    after = snapshot([short], clusters, prices)
+    warm, cold = make_plan(after, settings, previous=first), make_plan(after, settings)
+    assert warm.deployments[0].total_replicas == cold.deployments[0].total_replicas > 1
+    assert warm.objective_usd_per_hour == pytest.approx(cold.objective_usd_per_hour)

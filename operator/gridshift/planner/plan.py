@@ -291,18 +291,18 @@ def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -
 
 def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
     """Last cycle's targets, and which deployments changed since: those whose requirements, placement or
-    demand differ, or all of them when any cluster, price or carbon horizon or profile changed, or time moved
-    (a later `now` slides every price window, so pool prices moved)."""
+    demand differ, or all of them when any cluster, price or carbon horizon or profile changed, a deployment
+    came or went (a deleted one frees GPUs for all: found in review, a plan "proven optimal" was kept with
+    demand left short), or time moved (a later `now` slides every price window, so pool prices moved)."""
     if previous is None:
         return None
     before = previous.snapshot
     ids = frozenset(d.id for d in snapshot.deployments)
-    if before is None or (before.now, before.clusters, before.prices, before.carbon, before.profiles) != (
-        snapshot.now,
-        snapshot.clusters,
-        snapshot.prices,
-        snapshot.carbon,
-        snapshot.profiles,
+    if (
+        before is None
+        or frozenset(d.id for d in before.deployments) != ids
+        or (before.now, before.clusters, before.prices, before.carbon, before.profiles)
+        != (snapshot.now, snapshot.clusters, snapshot.prices, snapshot.carbon, snapshot.profiles)
     ):
         changed = ids
     else:
