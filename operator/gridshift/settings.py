@@ -6,13 +6,18 @@ Read from environment variables prefixed `GRIDSHIFT_` (the Helm chart sets them 
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridshift.api.carbon import CarbonPrice
 from gridshift.api.common import Port
+
+log = logging.getLogger(__name__)
 
 
 class OperatorSettings(BaseSettings):
@@ -194,3 +199,39 @@ class OperatorSettings(BaseSettings):
                 f"{self.lease_retry_period_seconds}, {self.lease_renew_deadline_seconds}, {self.lease_duration_seconds}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> OperatorSettings:
+        if self.probe_port == self.metrics_port:
+            raise ValueError(
+                f"probePort and metricsPort must differ (both {self.probe_port}): one server would not bind"
+            )
+        return self
+
+
+class SettingsError(ValueError):
+    """The operator's environment holds a setting it cannot use; the message names each variable."""
+
+
+def load_operator_settings() -> OperatorSettings:
+    """OperatorSettings from the GRIDSHIFT_* environment variables, refused with the variables named.
+
+    pydantic names the field (`plan_interval_seconds`), while a user set GRIDSHIFT_PLAN_INTERVAL_SECONDS
+    (found in review); the value itself is not quoted (a URL may carry a key). A variable one typo away
+    from a setting is ignored by pydantic: it is logged, naming the setting meant."""
+    variables = {f"GRIDSHIFT_{name.upper()}": name for name in OperatorSettings.model_fields}
+    for variable in sorted(os.environ):
+        if variable.startswith("GRIDSHIFT_") and variable not in variables:
+            meant = difflib.get_close_matches(variable, variables, n=1, cutoff=0.85)
+            if meant:
+                log.warning("%s is not an operator setting and is ignored: did you mean %s?", variable, meant[0])
+    try:
+        return OperatorSettings()
+    except ValidationError as error:
+        problems = [
+            f"GRIDSHIFT_{str(e['loc'][0]).upper()}: {e['msg']}"
+            if e["loc"]
+            else str(e["msg"]).removeprefix("Value error, ")
+            for e in error.errors()
+        ]
+        raise SettingsError("operator settings: " + "; ".join(problems)) from None

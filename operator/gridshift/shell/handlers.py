@@ -16,7 +16,7 @@ import prometheus_client
 from gridshift.api import GROUP, VERSION
 from gridshift.service.sweep import CleanupIncomplete
 from gridshift.service.wiring import real_service
-from gridshift.settings import OperatorSettings
+from gridshift.settings import load_operator_settings
 from gridshift.shell import connections, logs
 
 IDEP = (GROUP, VERSION, "inferencedeployments")
@@ -56,13 +56,13 @@ def profiles_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
 
 @kopf.on.login()
 async def login(**kwargs: Any) -> kopf.AiohttpSession:
-    return connections.login(OperatorSettings().hub_connections, **kwargs)
+    return connections.login(load_operator_settings().hub_connections, **kwargs)
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
     logs.install()  # before any Secret is read: no credential in a log line
-    operator_settings = OperatorSettings()
+    operator_settings = load_operator_settings()
     logs.apply_format(operator_settings.log_format)
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit

@@ -1,0 +1,41 @@
+"""The operator's settings from its GRIDSHIFT_* environment: refusals name the variable a user set."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gridshift.settings import SettingsError, load_operator_settings
+
+
+def test_a_bad_value_is_refused_naming_its_variable_and_not_quoting_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: the error named the field (plan_interval_seconds), not what the user set.
+    monkeypatch.setenv("GRIDSHIFT_PLAN_INTERVAL_SECONDS", "sixty-s3cr3t")
+    with pytest.raises(SettingsError, match=r"^operator settings: GRIDSHIFT_PLAN_INTERVAL_SECONDS: ") as caught:
+        load_operator_settings()
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_rules_across_settings_hold_from_the_environment_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chart refused probePort == metricsPort; the environment alone (no chart) was not checked.
+    monkeypatch.setenv("GRIDSHIFT_PROBE_PORT", "9090")
+    with pytest.raises(SettingsError, match="probePort and metricsPort must differ"):
+        load_operator_settings()
+
+
+def test_a_variable_one_typo_from_a_setting_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("GRIDSHIFT_WRITE_CONCURENCY", "4")
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", "/data")  # a developer's variable: no setting near it
+    with caplog.at_level(logging.WARNING, logger="gridshift.settings"):
+        settings = load_operator_settings()
+    assert settings.write_concurrency != 4
+    logged = [r.getMessage() for r in caplog.records]
+    assert (
+        "GRIDSHIFT_WRITE_CONCURENCY is not an operator setting and is ignored: did you mean "
+        + ("GRIDSHIFT_WRITE_CONCURRENCY?")
+        in logged
+    )
+    assert not any("GRIDSHIFT_SHARED_DATA" in line for line in logged)
