@@ -328,6 +328,18 @@ def keep_freed_heap() -> bool:
     return all(mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in wanted)
 
 
+def _check_market_keys(settings: Any) -> None:
+    """--pue and --gpu-price keys must be markets of the replay: a typo left the default in place, silently."""
+    from gridshift.cli.usage import UsageError
+
+    for flag, keyed in (("--pue", settings.pue_by_market), ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market)):
+        unknown = sorted(set(keyed) - set(settings.markets))
+        if unknown:
+            raise UsageError(
+                f"{flag}: no market {', '.join(unknown)} in this replay; its markets: {', '.join(settings.markets)}"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -354,15 +366,7 @@ def run(args: argparse.Namespace) -> int:
             timezone=args.prices_timezone,
         )
         settings = replace(settings, markets=tuple(p.market for p in prices))
-        for flag, keyed in (
-            ("--pue", settings.pue_by_market),
-            ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market),
-        ):
-            unknown = sorted(set(keyed) - set(settings.markets))
-            if unknown:  # a typo would otherwise leave the default in place, silently
-                raise UsageError(
-                    f"{flag}: no market {', '.join(unknown)} in this replay; its markets: {', '.join(settings.markets)}"
-                )
+        _check_market_keys(settings)
         if args.trace:
             loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]
             traces = {}
