@@ -642,3 +642,14 @@ def test_a_deleted_deployment_makes_the_warm_start_replan_the_others() -> None:
     warm, cold = make_plan(after, settings, previous=first), make_plan(after, settings)
     assert warm.deployments[0].total_replicas == cold.deployments[0].total_replicas > 1
     assert warm.objective_usd_per_hour == pytest.approx(cold.objective_usd_per_hour)
+
+
+def test_the_move_limit_is_named_only_when_replicas_were_left_to_move() -> None:
+    # Found in review: a plan moving its only replica named "maxConcurrentMoves 1", though with a
+    # limit of 4 it made the same plan.
+    prices = {"a": flat_prices(0.1), "b": flat_prices(0.1)}
+    clusters = [cluster("a", gpu_hour=3.0), cluster("b", gpu_hour=1.0)]
+    for replicas, named in ((1, False), (3, True)):
+        chat = deployment("chat", 3.0 * replicas, placements=[("a", H100, replicas)], max_moves=1, max_replicas=4)
+        plan = make_plan(snapshot([chat], clusters, prices)).deployments[0]
+        assert ("maxConcurrentMoves 1" in plan.explanation.binding_constraints) is named, plan.explanation.summary

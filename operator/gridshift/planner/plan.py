@@ -588,7 +588,10 @@ def _binding_constraints(
     regions_used = len({o.region for o, _ in used})
     if deployment.min_regions >= 2 and regions_used <= deployment.min_regions:
         binding.append(f"minRegions {deployment.min_regions}")
-    if min(started, stopped) >= deployment.max_moves and started and stopped:
+    # The move limit bound only if a replica that ran before still runs where it ran: with none left
+    # there, there was nothing more to move (found in review: a plan moving its only replica named it).
+    stayed = any(min(n, o.current) > 0 for o, n in zip(options, counts, strict=True))
+    if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
         binding.append(f"maxConcurrentMoves {deployment.max_moves}")
     return binding
 
