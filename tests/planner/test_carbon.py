@@ -264,3 +264,20 @@ def test_bench_planner_takes_a_carbon_price_and_keeps_the_seeds_snapshots(capsys
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["gap_max_pct"] <= 1e-3 and summary["invalid_plans"] == 0
     assert main(["bench", "planner", "--carbon-price", "-1"]) == 2
+
+
+def test_a_carbon_limit_at_tiny_demand_is_not_read_as_slo_at_risk() -> None:
+    # Found in review: at 0.05 req/s the running replica's carbon-limit penalty passed the bound penalty
+    # and the move away from the dirty cluster read SLOAtRisk, though demand and every bound were met.
+    def horizon(g: float) -> CarbonHorizon:
+        return CarbonHorizon((CarbonIntensity(NOW, NOW + timedelta(hours=24), g),))
+
+    chat = deployment("chat", 0.05, placements=[("dirty", H100, 1)], max_replicas=2, max_moves=1)
+    chat = replace(chat, requirements=replace(chat.requirements, carbon_max_g_per_kwh=300.0))
+    world = snapshot(
+        [chat], [cluster("dirty"), cluster("clean")], {"dirty": flat_prices(0.1), "clean": flat_prices(0.1)}
+    )
+    world = replace(world, carbon={"dirty": horizon(900.0), "clean": horizon(50.0)})
+    plan = make_plan(world).deployments[0]
+    assert [t.cluster for t in plan.targets if t.replicas] == ["clean"]
+    assert not plan.explanation.summary.startswith("SLOAtRisk"), plan.explanation.summary

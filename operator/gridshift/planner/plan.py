@@ -490,7 +490,11 @@ def _explain(
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
-    reason = _reason(deployment, started, stopped, ruled_out, keep_objective, settings, infeasible_reason)
+    # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
+    # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
+    uses_carbon = deployment.deployment.requirements.uses_carbon
+    carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
+    reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
         where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
