@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridshift.api.base import API_VERSION
@@ -73,3 +75,19 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         return model.model_validate(dict(obj))
     except ValidationError as error:
         raise InvalidResource(name, problems_of(error)) from None
+
+
+class DocumentsError(ValueError):
+    """A YAML file that cannot be read as documents; the message names the file and why."""
+
+
+def read_documents(path: Path) -> list[Any]:
+    """The YAML documents of `path` that are not empty (a file of CRs, as `kubectl apply -f` takes)."""
+    try:
+        return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except OSError as error:
+        raise DocumentsError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise DocumentsError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be") from None
+    except yaml.YAMLError as error:
+        raise DocumentsError(f"{path} is not valid YAML: {error}") from None

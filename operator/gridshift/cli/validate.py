@@ -18,22 +18,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
     from gridshift.api import GROUP
-    from gridshift.api.validation import InvalidResource, describe, validate_object
+    from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
     from gridshift.cli.usage import UsageError
 
     failures = 0
     for path in args.files:
         try:
-            documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-        except OSError as error:
-            raise UsageError(f"cannot read {path}: {error.strerror}") from None
-        except UnicodeDecodeError as error:
-            raise UsageError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be") from None
-        except yaml.YAMLError as error:
-            raise UsageError(f"{path} is not valid YAML: {error}") from None
+            documents = read_documents(path)
+        except DocumentsError as error:
+            raise UsageError(str(error)) from None
         for doc in documents:
             if not isinstance(doc, dict):
                 print(f"{path}: a document is not a mapping", file=sys.stderr)

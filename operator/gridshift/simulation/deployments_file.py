@@ -21,10 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gridshift.api.inference_deployment import InferenceDeployment
-from gridshift.api.validation import InvalidResource, describe, validate_object
+from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
 from gridshift.simulation.data import SimulationInputError
 from gridshift.simulation.replay import burst_headroom_for, cluster_name
 from gridshift.simulation.settings import DeploymentSetup, SimulationSettings
@@ -35,13 +33,9 @@ TRACE_ANNOTATION = "gridshift.dev/simulate-trace"
 def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[str, Any]) -> list[DeploymentSetup]:
     """The deployments of a YAML file of InferenceDeployments (one or more documents)."""
     try:
-        documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
-    except OSError as error:
-        raise SimulationInputError(f"--deployments: cannot read {path}: {error.strerror}") from error
-    except UnicodeDecodeError as error:
-        raise SimulationInputError(f"--deployments: {path} is not UTF-8 text (byte {error.start})") from error
-    except yaml.YAMLError as error:
-        raise SimulationInputError(f"--deployments: {path} is not YAML: {error}") from error
+        documents = read_documents(path)
+    except DocumentsError as error:
+        raise SimulationInputError(f"--deployments: {error}") from None
     if not documents:
         raise SimulationInputError(f"--deployments: {path} holds no InferenceDeployment")
     setups: list[DeploymentSetup] = []
