@@ -253,7 +253,9 @@ def _passes(
         last = first + intervals * (decode_step + share * stall_s)
         grid = _Grid(float(last.max()))
         at_first, at_last = grid.locate(first), grid.locate(last)
-        at_start, at_finish = grid.cell(start), grid.cell(finish)
+        # The channel holds a busy period's steps whole: its last prompt holds it until its first token, the end
+        # of the step carrying the period's last (partial) chunk, not until its fluid finish.
+        at_start, at_finish = grid.cell(start), grid.cell(np.where(queued_next, finish, first))
         span = last - first
         batch_series = grid.level(at_first[0], at_last[0], None)
         kv_series = grid.level(at_first[0], at_last[0], context)
@@ -344,6 +346,7 @@ def _level_table(
     last: FloatArray,
     start: FloatArray,
     finish: FloatArray,
+    opens: npt.NDArray[np.bool_],
     context: FloatArray,
     changes: FloatArray,
     table: FloatArray,
@@ -365,7 +368,8 @@ def _level_table(
         changes[begin, 1] += context[i]
         changes[end, 2] += context[i]
         changes[int(min(start[i] * scale, top)), 3] += 1.0
-        changes[int(min(finish[i] * scale, top)), 3] -= 1.0
+        busy_end = finish[i] if i + 1 < count and not opens[i + 1] else first[i]
+        changes[int(min(busy_end * scale, top)), 3] -= 1.0
     batch_level = 0.0
     kv_level = 0.0
     busy_level = 0.0
@@ -542,7 +546,7 @@ def _passes_loop(
         if size > len(changes_store):
             changes_store = np.empty((size + size // 16, 4))
             table_store = np.empty((size + size // 16 + 1, 6))
-        table = _level_table(first, last, start, finish, context, changes_store[:size], table_store[: size + 1])
+        table = _level_table(first, last, start, finish, opens, context, changes_store[:size], table_store[: size + 1])
         change = _gather(
             table, start, first, last, arrival_cell, minute, opens, moved_chunks, steps, prefill_step, decoding,
             decode_step, batch, busy, closes, left_over, partial_steps, chunk_steps,
