@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from gridshift.cli.simulate import price_csv_parser
+from gridshift.planner import PlannerSettings
+from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import default_performance_models
 from gridshift.simulation.data import MarketPrices, TraceProfile, load_prices, shipped_trace
@@ -21,6 +23,19 @@ MEASURED_MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 
 def models() -> tuple[PerformanceModel, ...]:
     return default_performance_models()
+
+
+def conv_capacity(model: PerformanceModel) -> float:
+    """One replica's SLO capacity on the shipped conversation trace (TTFT 1000 ms, TPOT 50 ms), req/s."""
+    trace = shipped_trace("conv")
+    return replica_capacity(
+        model,
+        mean_prompt_tokens=trace.mean_prompt_tokens,
+        mean_output_tokens=trace.mean_output_tokens,
+        tpot_slo_ms=50.0,
+        ttft_slo_ms=1000.0,
+        settings=PlannerSettings(),
+    ).requests_per_second
 
 
 def flat_trace(name: str = "flat", minutes: int = 60, per_minute: float = 300.0) -> TraceProfile:

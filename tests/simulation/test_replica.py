@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gridshift.planner.capacity import operating_point, replica_capacity
+from gridshift.planner.capacity import operating_point
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import shipped_trace
 from gridshift.simulation.replica import simulate_replica
-from tests.simulation.sim_replay import models
+from tests.simulation.sim_replay import conv_capacity, models
 
 
 @pytest.mark.parametrize("share", [0.5, 0.75])
@@ -16,14 +16,7 @@ def test_below_capacity_simulated_latency_is_within_the_slo_and_near_the_predict
     model = next(m for m in models() if m.model == "meta-llama/Meta-Llama-3-8B-Instruct")
     trace = shipped_trace("conv")
     settings = PlannerSettings()
-    capacity = replica_capacity(
-        model,
-        mean_prompt_tokens=trace.mean_prompt_tokens,
-        mean_output_tokens=trace.mean_output_tokens,
-        tpot_slo_ms=50.0,
-        ttft_slo_ms=1000.0,
-        settings=settings,
-    ).requests_per_second
+    capacity = conv_capacity(model)
     rate = share * capacity
     predicted = operating_point(
         model,

@@ -7,15 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gridshift.planner.capacity import replica_capacity
 from gridshift.planner.profiles import PerformanceModel
-from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation import requests
 from gridshift.simulation.data import shipped_trace
 from gridshift.simulation.engine import request_level, request_levels
-from gridshift.simulation.replica import simulate_replica
+from gridshift.simulation.replica import ReplicaRun, simulate_replica
 from gridshift.simulation.requests import RequestStream, minute_latency, serve, thinned_arrivals
-from tests.simulation.sim_replay import MEASURED_MODEL, models, shipped_replay
+from tests.simulation.sim_replay import MEASURED_MODEL, conv_capacity, models, shipped_replay
 
 
 def _model() -> PerformanceModel:
@@ -33,21 +31,9 @@ def _poisson(rate: float, seconds: float, seed: int) -> RequestStream:
     return RequestStream(arrivals[kept], trace.prompt_tokens[pick][kept], trace.output_tokens[pick][kept])
 
 
-@pytest.mark.parametrize("share", [0.5, 0.75, 1.0])
-def test_request_level_engine_agrees_with_the_token_stepped_engine(share: float) -> None:
-    model = _model()
-    trace = shipped_trace("conv")
-    capacity = replica_capacity(
-        model,
-        mean_prompt_tokens=trace.mean_prompt_tokens,
-        mean_output_tokens=trace.mean_output_tokens,
-        tpot_slo_ms=50.0,
-        ttft_slo_ms=1000.0,
-        settings=PlannerSettings(),
-    ).requests_per_second
-    stream = _poisson(share * capacity, 600.0, seed=3)
-    served = serve(model, stream)
-    stepped = simulate_replica(
+def _stepped(model: PerformanceModel, stream: RequestStream) -> ReplicaRun:
+    """The token-stepped engine on the same 600 s of requests."""
+    return simulate_replica(
         model,
         stream.arrival_s,
         stream.prompt_tokens,
@@ -56,6 +42,15 @@ def test_request_level_engine_agrees_with_the_token_stepped_engine(share: float)
         duration_seconds=600.0,
         warmup_seconds=0.0,
     )
+
+
+@pytest.mark.parametrize("share", [0.5, 0.75, 1.0])
+def test_request_level_engine_agrees_with_the_token_stepped_engine(share: float) -> None:
+    model = _model()
+    capacity = conv_capacity(model)
+    stream = _poisson(share * capacity, 600.0, seed=3)
+    served = serve(model, stream)
+    stepped = _stepped(model, stream)
     assert served.ttft_quantile(0.95) * 1000.0 == pytest.approx(stepped.ttft_p95_ms, rel=0.15)
     assert served.tpot_quantile(0.95) * 1000.0 == pytest.approx(stepped.tpot_p95_ms, rel=0.1)
     assert served.mean_batch == pytest.approx(stepped.mean_batch, rel=0.2)
@@ -67,31 +62,12 @@ def test_at_a_quarter_of_capacity_the_engine_counts_the_chunk_steps_the_stepped_
     # period's fluid finish, about half a step short of its last whole step: p95 TPOT 9.0, 8.7, 10.8
     # ms on these streams against the stepped engine's 10.0, 9.8, 14.1 (16% short on average).
     model = _model()
-    trace = shipped_trace("conv")
-    capacity = replica_capacity(
-        model,
-        mean_prompt_tokens=trace.mean_prompt_tokens,
-        mean_output_tokens=trace.mean_output_tokens,
-        tpot_slo_ms=50.0,
-        ttft_slo_ms=1000.0,
-        settings=PlannerSettings(),
-    ).requests_per_second
+    capacity = conv_capacity(model)
     engine, stepped = [], []
     for seed in (3, 4, 5):
         stream = _poisson(0.25 * capacity, 600.0, seed=seed)
         engine.append(serve(model, stream).tpot_quantile(0.95) * 1000.0)
-        rate = len(stream) / float(stream.arrival_s[-1] - stream.arrival_s[0])
-        stepped.append(
-            simulate_replica(
-                model,
-                stream.arrival_s,
-                stream.prompt_tokens,
-                stream.output_tokens,
-                requests_per_second=rate,
-                duration_seconds=600.0,
-                warmup_seconds=0.0,
-            ).tpot_p95_ms
-        )
+        stepped.append(_stepped(model, stream).tpot_p95_ms)
     assert np.mean(engine) == pytest.approx(np.mean(stepped), rel=0.05), (engine, stepped)
 
 
