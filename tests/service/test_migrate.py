@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, Inventory, MemberError
 from gridshift.api import InferenceDeployment, MigrationMode, RegionalCluster
 from gridshift.api.inference_deployment import MigrationStepStatus
-from gridshift.hub.client import MANAGED_ROUTE_LABEL
+from gridshift.hub.client import MANAGED_ROUTE_LABEL, RouteMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, MigrationStep, RouteWeight, StepAction, migration_steps, routing_weights
 from gridshift.planner.plan import CostPrediction, DeploymentPlan, Explanation, TargetPlacement
@@ -389,6 +389,28 @@ def test_weights_the_hub_does_not_take_hold_the_scale_down_behind_them() -> None
     assert fleet.routes == [(RouteWeight("a", 50), RouteWeight("b", 50))] and fleet.counts() == {"a": 1, "b": 2}
     assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
     assert report.errors == [] and progress.error is None
+
+
+def test_a_missing_route_or_a_scale_up_does_not_hold_the_migration() -> None:
+    # No managed route carries traffic (missing, or unlabelled: gridshift never writes it), or nothing
+    # is stopped after the weights (a scale-up): holding would protect nothing and keep every later
+    # plan waiting. The failure is still reported, and named in the step.
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.make_ready()
+    fleet.route_refused = RouteMissing("HTTPRoute ml/chat-route not found")
+    progress, report = fleet.cycle(plan)
+    assert fleet.counts() == {"a": 1, "b": 2} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    assert report.errors == ["ml/chat: routing weights not published: HTTPRoute ml/chat-route not found"]
+    grown = Fleet.of(a=1)
+    grown.route_refused = RuntimeError("hub answered 500")
+    progress, _ = grown.cycle(grown.plan({"a": 2}))
+    grown.make_ready()
+    progress, report = grown.cycle(grown.plan({"a": 2}))
+    assert grown.counts() == {"a": 2} and progress.steps == [] and progress.error is None
+    assert [p.reason for p in report.problems] == [CycleErrorReason.ROUTE_FAILED]
 
 
 def test_a_restarted_operator_resumes_the_migration_from_status() -> None:

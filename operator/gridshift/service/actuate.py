@@ -127,6 +127,7 @@ def report_route_failure(deployment: ObservedDeployment, error: Exception, repor
     (no secret in it: `describe`)."""
     reason = f"routing weights not published: {describe(error)}"
     message = f"{deployment.id}: {reason}"
-    report.errors.append(message)
-    report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
+    if message not in report.errors:  # the migrate stage and the actuate stage may both try in one cycle
+        report.errors.append(message)
+        report.problems.append(Problem(CycleErrorReason.ROUTE_FAILED, message, deployment=deployment.id))
     return reason

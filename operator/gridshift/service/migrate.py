@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import MigrationStepStatus
+from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.actuate import report_route_failure
@@ -277,13 +278,19 @@ class Migrations:
             elif step.action is StepAction.SHIFT_ROUTING:
                 # The route takes the new weights before a later ScaleDown stops replicas it may still
                 # send traffic to: weights the hub does not take hold the migration here until it does.
+                # Not when no managed route exists to carry traffic (missing, or unlabelled: gridshift
+                # never writes it), nor when nothing is stopped after this step (a scale-up): holding
+                # there protects nothing and would keep every later plan waiting.
                 try:
                     report.member_writes += actuator.publish_routing(deployment, step.routing, views)
                 except Fenced:
                     raise
                 except Exception as error:  # reported like the actuate stage's route failures
-                    step.message = progress.error = f"{report_route_failure(deployment, error, report)}; will retry"
-                    break
+                    reason = report_route_failure(deployment, error, report)
+                    if not isinstance(error, RouteMissing) and _scales_down_after(progress.steps, step):
+                        step.message = progress.error = f"{reason}; will retry"
+                        break
+                    step.message = reason
                 progress.routing = step.routing
                 step.state = StepState.DONE
         if progress.steps and not progress.in_flight:
@@ -319,6 +326,12 @@ class Migrations:
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
         report.errors.append(f"{deployment.id}: {reason}")
+
+
+def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:
+    """Whether a ScaleDown not yet done follows `step`."""
+    position = next(i for i, s in enumerate(steps) if s is step)
+    return any(s.action is StepAction.SCALE_DOWN and not s.state.finished for s in steps[position + 1 :])
 
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
