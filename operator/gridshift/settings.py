@@ -209,6 +209,11 @@ class OperatorSettings(BaseSettings):
         return self
 
 
+_TYPOS_LOGGED: set[str] = set()
+"""Variables already logged as a typo: kopf's login and startup both read the settings (and login again after a
+401), and one warning a variable is enough."""
+
+
 class SettingsError(ValueError):
     """The operator's environment holds a setting it cannot use; the message names each variable."""
 
@@ -223,7 +228,8 @@ def load_operator_settings() -> OperatorSettings:
     for variable in sorted(os.environ):
         if variable.startswith("GRIDSHIFT_") and variable not in variables:
             meant = difflib.get_close_matches(variable, variables, n=1, cutoff=0.85)
-            if meant:
+            if meant and variable not in _TYPOS_LOGGED:
+                _TYPOS_LOGGED.add(variable)
                 log.warning("%s is not an operator setting and is ignored: did you mean %s?", variable, meant[0])
     try:
         return OperatorSettings()
