@@ -63,6 +63,30 @@ def test_a_recording_without_the_replays_first_hour_is_refused_naming_it(shared_
         load_replay_carbon(replay, tmp_path)
 
 
+def test_a_recording_with_more_than_two_days_missing_is_refused_naming_it(shared_data: Path, tmp_path: Path) -> None:
+    # Prices refuse a gap over 48 hours; the carbon recordings carried one value over any gap (read-through).
+    from gridshift.simulation.data import SimulationInputError
+
+    prices = [hourly_prices("US-CAL-CISO", [40.0] * 80)]
+    replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=72 * 60)
+    name = "US-CAL-CISO_carbon_2024_hourly.csv"
+    lines = (shared_data / "carbon-2024" / name).read_text().splitlines()
+    gone = {f"2024-03-{day:02d} {hour:02d}:00" for day in (4, 5, 6) for hour in range(24)}
+    gone = {stamp for stamp in gone if "2024-03-04 02:00" <= stamp < "2024-03-06 03:00"}  # 49 hours
+
+    def kept(lines: list[str]) -> list[str]:
+        return [x for x in lines if x[:16] not in gone]
+
+    (tmp_path / name).write_text("\n".join(kept(lines)) + "\n")
+    with pytest.raises(SimulationInputError, match=rf"{name}: 49 hours without an intensity from 2024-03-04 02:00Z"):
+        load_replay_carbon(replay, tmp_path)
+    gone.remove("2024-03-06 02:00")  # 48 hours: carried over, as prices are
+    (tmp_path / name).write_text("\n".join(kept(lines)) + "\n")
+    assert load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"][49] == pytest.approx(
+        load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"][1]
+    )
+
+
 def test_a_market_without_a_recording_has_no_emissions_figure(shared_data: Path) -> None:
     prices = [hourly_prices("FR", [50.0] * 60), hourly_prices("US-CAL-CISO", [40.0] * 60)]
     replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)

@@ -31,7 +31,7 @@ from gridshift.arrays import FloatArray
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
 from gridshift.signals.carbon_feeds import read_carbon_csv
-from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text
+from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text, refuse_long_gap
 from gridshift.simulation.engine import FleetView, account, cost_rates, request_levels, simulate
 from gridshift.simulation.policies import GridshiftPolicy
 from gridshift.simulation.replay import Replay
@@ -95,6 +95,8 @@ def load_replay_carbon(
                 f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
                 f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
             )
+        # The replay's hours only: the hours after it are the planner's look-ahead, which a recording may not reach.
+        refuse_long_gap(values[: replay.hours], replay.start, str(path), "intensity")
         filled = _forward_fill(values)
         if np.isnan(filled[: replay.hours]).any():  # a gap at the start: nothing before it to carry over
             known = int(np.argmax(~np.isnan(values)))

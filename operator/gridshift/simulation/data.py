@@ -87,13 +87,7 @@ class MarketPrices:
                 f"prices of {self.market}: the replay needs {start:%Y-%m-%d %H:%M}Z + {hours} h but the file covers "
                 f"{self.start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z"
             )
-        gap = _longest_gap(self.usd_per_kwh[offset : offset + hours])
-        if gap is not None and gap[1] > _MAX_GAP_HOURS:
-            first = start + timedelta(hours=gap[0])
-            raise SimulationInputError(
-                f"prices of {self.market}: {gap[1]} hours without a price from {first:%Y-%m-%d %H:%M}Z; a missing "
-                f"hour carries the previous price, but not more than {_MAX_GAP_HOURS} in a row"
-            )
+        refuse_long_gap(self.usd_per_kwh[offset : offset + hours], start, f"prices of {self.market}", "price")
         # Fill from the whole series so that a gap at the window's start takes the price before it.
         filled = _forward_fill(self.usd_per_kwh[: offset + hours])
         window = filled[offset:]
@@ -107,6 +101,19 @@ _MAX_GAP_HOURS = 48
 missing publication (the shipped 2024 files miss whole days: DE-LU, ES and AT 24 hours each), not a
 week of one price (found in review: a market's whole March emptied was replayed at one price,
 silently)."""
+
+
+def refuse_long_gap(hourly: FloatArray, start: datetime, what: str, noun: str) -> None:
+    """SimulationInputError naming `what` if `hourly` (from `start`, NaN where missing) has a run of missing
+    hours longer than the replay carries the last value over; prices and carbon intensities alike."""
+    gap = _longest_gap(hourly)
+    if gap is not None and gap[1] > _MAX_GAP_HOURS:
+        first = start + timedelta(hours=gap[0])
+        raise SimulationInputError(
+            f"{what}: {gap[1]} hours without a{'n' if noun[0] in 'aeiou' else ''} {noun} from "
+            f"{first:%Y-%m-%d %H:%M}Z; a missing hour carries the previous {noun}, but not more than "
+            f"{_MAX_GAP_HOURS} in a row"
+        )
 
 
 def _longest_gap(values: FloatArray) -> tuple[int, int] | None:
