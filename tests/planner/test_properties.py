@@ -330,3 +330,25 @@ def test_on_fleets_the_search_keeps_to_its_budget(world: Snapshot, budget: float
     # The search's own CPU time (the clock it was given): the budget, plus what one step that cannot
     # be interrupted may take past it on these sizes (a chunk of fills, one HiGHS interrupt check).
     assert spent <= budget * 1.25 + 0.25, (spent, budget, result.steps)
+
+
+@PROPERTY
+@given(world=worlds(), data=st.data())
+def test_has_penalty_says_exactly_when_the_objective_holds_a_penalty(world: Snapshot, data: Any) -> None:
+    # plan._has_penalty mirrors solution.deployment_objective's penalty terms (no claimed saving against a
+    # placement with one): a term added to one and not the other shows here.
+    from gridshift.planner.plan import _has_penalty, _without_penalties
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.solution import deployment_objective
+
+    plan_settings = PlannerSettings()
+    money = _without_penalties(plan_settings)
+    for problem in build_problem(world, plan_settings).deployments:
+        if problem.frozen:
+            counts = list(problem.columns.current)
+        else:
+            # Empty options and full ones, so that coverage is met in one region as well as short of it.
+            counts = [data.draw(st.sampled_from([0, 1, max(o.upper, 0), max(o.upper, 0) + 1])) for o in problem.options]
+        value = deployment_objective(problem, counts, plan_settings)
+        held = value != deployment_objective(problem, counts, money)
+        assert _has_penalty(problem, counts, value) == held, (problem.deployment.id, counts)
