@@ -655,3 +655,32 @@ def test_a_nested_field_that_became_unset_is_removed() -> None:
     old = {"cost": {"usdPerHour": 3, "gramsCo2PerMillionTokens": 120}, "mode": "Auto"}
     new = {"cost": {"usdPerHour": 3}, "mode": "Auto"}
     assert status_patch(old, new) == {"cost": {"gramsCo2PerMillionTokens": None}}
+
+
+@pytest.mark.parametrize("gpu_hour", [0.0, 2.0])
+def test_a_measured_cost_prices_the_measured_energy_per_token_as_the_recording_rules_do(gpu_hour: float) -> None:
+    # Found in review: Measured $/Mtok was the predicted USD/h over the measured tokens, its joulesPerToken never
+    # priced (owned GPUs: 0.033 USD/Mtok beside 2 J/token, which cost 0.067 at 100 USD/MWh and PUE 1.2).
+    world = ServiceHarness(
+        ["eu-de"],
+        prices={"eu-de": 100.0},
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    world.cluster_bodies["eu-de"]["spec"]["offerings"][0]["hourlyCost"]["amount"] = gpu_hour
+    status = measured(
+        world,
+        {
+            Signal.REQUEST_RATE: 4.0,
+            Signal.PROMPT_TOKEN_RATE: 4000.0,
+            Signal.GENERATION_TOKEN_RATE: 800.0,
+            Signal.JOULES_PER_TOKEN: 2.0,
+        },
+    )
+    cost = status["cost"]
+    assert cost["source"] == "Measured" and cost["joulesPerToken"] == 2.0
+    gpu_usd_per_hour = cost["usdPerHour"] * (1.0 - cost["energyShare"])  # the plan's GPU-hours (none when owned)
+    assert (gpu_usd_per_hour > 1.0) == (gpu_hour > 0)
+    energy_usd_per_hour = 2.0 * 800.0 / 1000.0 * 1.2 * 0.1  # measured kW x PUE x USD/kWh
+    tokens_millions_per_hour = 800.0 * 3600 / 1e6
+    expected = (gpu_usd_per_hour + energy_usd_per_hour) / tokens_millions_per_hour
+    assert cost["usdPerMillionTokens"] == pytest.approx(expected, rel=0.05)  # two significant digits

@@ -43,6 +43,18 @@ def usd_per_million_tokens(usd_per_hour: float, output_tokens_per_second: float 
     return usd_per_hour / (output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
 
 
+def usd_per_million_tokens_from_energy(
+    gpu_usd_per_hour: float, output_tokens_per_second: float | None, joules_per_token: float, usd_per_watt_hour: float
+) -> float | None:
+    """Cost per million output tokens from a measured token rate and GPU energy per token: the GPU-hours over
+    the tokens plus the energy each token took at the placement's USD per GPU watt-hour (PUE x price / 1000),
+    as the chart's recording rules price DCGM's energy; None without tokens."""
+    gpu = usd_per_million_tokens(gpu_usd_per_hour, output_tokens_per_second)
+    if gpu is None:
+        return None
+    return gpu + joules_per_token * TOKENS_PER_MILLION / SECONDS_PER_HOUR * usd_per_watt_hour
+
+
 def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -> float | None:
     """GPU energy per output token (PUE excluded); None without tokens."""
     if not output_tokens_per_second:

@@ -47,7 +47,7 @@ from gridshift.api.inference_deployment import CostSource, DemandSource, Inferen
 from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens
+from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens_from_energy
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.inputs import MeasuredCost
@@ -396,8 +396,18 @@ def _cost(
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
         out["source"] = CostSource.MEASURED.value
+        # Measured energy priced where the placement draws it (USD per GPU watt-hour, PUE included): the plan's
+        # energy cost over its power. It was the predicted USD/h over measured tokens (review: with owned GPUs,
+        # 0.033 USD/Mtok beside 2 J/token that cost 0.067 at the price, and the chart's rules said 0.067).
+        usd_per_watt_hour = cost.energy_usd_per_hour / cost.power_watts if cost.power_watts > 0 else 0.0
         out["usdPerMillionTokens"] = sig(
-            usd_per_million_tokens(cost.usd_per_hour, measured.generation_tokens_per_second), 2
+            usd_per_million_tokens_from_energy(
+                cost.gpu_usd_per_hour,
+                measured.generation_tokens_per_second,
+                measured.joules_per_token,
+                usd_per_watt_hour,
+            ),
+            2,
         )
         out["joulesPerToken"] = sig(measured.joules_per_token, 2)
         if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
