@@ -21,6 +21,8 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 8
 
@@ -118,3 +120,16 @@ def uninstall_log_redaction() -> None:
         if _previous_factory is not None:
             logging.setLogRecordFactory(_previous_factory)
             _previous_factory = None
+
+
+def display_url(url: str | httpx.URL) -> str:
+    """`url` as logs and error messages may show it: without its query string (which may hold a token)
+    and without user:password@ (admission refuses those in feed URLs; this keeps any other out)."""
+    if isinstance(url, str):
+        try:
+            url = httpx.URL(url)
+        except httpx.InvalidURL:
+            return "<unparsable URL omitted>"
+    if url.userinfo:
+        url = url.copy_with(userinfo=b"REDACTED")
+    return f"{url.copy_with(query=None)}?<query omitted>" if url.query else str(url)

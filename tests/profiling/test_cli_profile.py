@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from gridshift.api import GPUProfile
 from gridshift.cli import profile as profile_cli
@@ -92,6 +93,10 @@ def test_a_server_that_refuses_requests_fails_the_run(power_trace: Path, capsys:
         (["--trace", "/nonexistent.csv"], "--trace /nonexistent.csv: no such file"),
         (["--gpus-per-replica", "3"], "--gpus-per-replica must be 1, 2, 4 or 8"),
         (["--trace-limit", "0"], "--trace-limit must be >= 1"),
+        # Checked before the sweep (review: these failed after it, losing the measurement).
+        (["--name", "Bad_Name"], "--name 'Bad_Name' is not a Kubernetes object name"),
+        (["--output", "/nonexistent/dir/p.yaml"], "--output /nonexistent/dir/p.yaml: /nonexistent/dir is not a dir"),
+        (["--output", "/tmp"], "--output /tmp is a directory"),
     ],
 )
 def test_bad_flags_are_refused_naming_the_flag(argv: list[str], message: str) -> None:
@@ -133,3 +138,66 @@ def test_the_default_name_is_a_dns_subdomain() -> None:
     )
     assert profile_cli.node_label_of("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
     assert profile_cli.node_label_of("NVIDIA H200") == "NVIDIA-H200"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [("http://[::1", "--endpoint is not a valid URL"), ("ftp://vllm:8000", "--endpoint must be an http")],
+)
+def test_a_bad_endpoint_is_refused_before_anything_is_asked_of_it(endpoint: str, message: str) -> None:
+    # An unparsable URL was an httpx.InvalidURL traceback (review).
+    with pytest.raises(UsageError, match=message):
+        profile_cli.run(parse(["--endpoint", endpoint]))
+
+
+def test_credentials_in_the_endpoint_reach_neither_the_profile_nor_an_error(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: the profile's description (stored in the cluster by --apply) quoted user:password@, and
+    # the list-models error the whole URL with its query (and /v1/models appended after the query).
+    with OpenAIStub(StubBehaviour(served_model="org/stub-8b")) as stub:
+        secret_url = stub.url.replace("http://", "http://alice:s3cr3t-password@")
+        args = parse(
+            ["--endpoint", secret_url, "--concurrency", "1,2", "--prompt-tokens", "8", "--output-tokens", "8",
+             "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+        out = capsys.readouterr()
+        assert "s3cr3t-password" not in out.out + out.err
+        assert GPUProfile.model_validate(yaml.safe_load(out.out)).spec.source.description.startswith(
+            "gridshift profile of org/stub-8b at http://REDACTED@"
+        )
+        with pytest.raises(UsageError) as refused:
+            profile_cli.run(parse(["--endpoint", secret_url + "/nowhere?api_key=s3cr3t-key", "--gpu-type", "X"]))
+    assert "s3cr3t" not in str(refused.value)
+    assert "/nowhere/v1/models?<query omitted>" in str(refused.value)
+
+
+def test_a_failed_apply_or_write_after_the_sweep_still_gives_the_yaml(
+    power_trace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(profile: GPUProfile) -> str:
+        raise UsageError("--apply: the API server refused gpuprofile x: Forbidden")
+
+    monkeypatch.setattr(profile_cli, "_kube_api", lambda: None)
+    monkeypatch.setattr(profile_cli, "apply_profile", refuse)
+    with OpenAIStub() as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--model", "org/m", "--concurrency", "1,2",
+             "--prompt-tokens", "8", "--output-tokens", "8", "--power-trace", str(power_trace),
+             "--gpu-type", "NVIDIA-L40S", "--name", "m-l40s", "--apply", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 1
+    out = capsys.readouterr()
+    assert "refused gpuprofile" in out.err
+    assert GPUProfile.model_validate(yaml.safe_load(out.out)).metadata["name"] == "m-l40s"
+
+    class Unwritable(type(tmp_path)):  # type: ignore[misc]
+        def write_text(self, *_: object, **__: object) -> int:
+            raise OSError(28, "No space left on device")
+
+    text = "kind: GPUProfile\n"
+    namespace = argparse.Namespace(output=Unwritable(tmp_path / "p.yaml"), apply=False)
+    assert profile_cli._deliver(namespace, Console(stderr=True), None, text) == 1  # type: ignore[arg-type]
+    out = capsys.readouterr()
+    assert out.out == text and "No space left on device" in out.err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from gridshift.cli.usage import finite_float
+from gridshift.redaction import display_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -122,6 +123,37 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--trace {args.trace}: no such file")
     if args.power_trace is not None and not args.power_trace.is_file():
         raise UsageError(f"--power-trace {args.power_trace}: no such file")
+    _check_outputs(args)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """What the sweep's result goes to, checked before minutes of measuring (found in review: a bad --output
+    or --name failed after the sweep and lost it). The endpoint too: a URL without a scheme was reported as
+    "cannot list models"."""
+    import os
+
+    import httpx
+
+    from gridshift.api.common import DNS_SUBDOMAIN
+    from gridshift.cli.usage import UsageError
+
+    for flag, url in (("--endpoint", args.endpoint), ("--prometheus", args.prometheus)):
+        if url is None:
+            continue
+        try:
+            scheme = httpx.URL(url).scheme
+        except httpx.InvalidURL:
+            raise UsageError(f"{flag} is not a valid URL: {display_url(url)}") from None
+        if scheme not in ("http", "https"):
+            raise UsageError(f"{flag} must be an http(s) URL such as http://vllm:8000, got {display_url(url)}")
+    if args.name is not None and not (len(args.name) <= 253 and re.fullmatch(DNS_SUBDOMAIN, args.name)):
+        raise UsageError(f"--name {args.name!r} is not a Kubernetes object name (lower case, digits, '-', '.')")
+    if args.output is not None:
+        folder = args.output.parent
+        if args.output.is_dir():
+            raise UsageError(f"--output {args.output} is a directory; name the file to write")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise UsageError(f"--output {args.output}: {folder} is not a directory this user may write to")
     for flag in ("trace_limit", "max_prompt_tokens", "max_output_tokens"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -131,16 +163,24 @@ def _served_model(endpoint: str) -> str:
     import httpx
 
     from gridshift.cli.usage import UsageError
+    from gridshift.profiling import endpoint_url
 
-    url = endpoint.rstrip("/") + "/v1/models"
+    url = endpoint_url(endpoint, "/v1/models")
     try:
         response = httpx.get(url, timeout=30.0, trust_env=False)
         response.raise_for_status()
         models = [m["id"] for m in response.json()["data"]]
+    except httpx.HTTPStatusError as error:
+        raise UsageError(
+            f"cannot list models at {display_url(url)} (HTTP {error.response.status_code}); pass --served-model"
+        ) from None
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"cannot list models at {url} ({error}); pass --served-model") from None
+        # The class name only: httpx's and json's texts may quote the URL, user:password@ included.
+        raise UsageError(
+            f"cannot list models at {display_url(url)} ({type(error).__name__}); pass --served-model"
+        ) from None
     if not models:
-        raise UsageError(f"{url} lists no model; pass --served-model")
+        raise UsageError(f"{display_url(url)} lists no model; pass --served-model")
     return str(models[0])
 
 
@@ -239,13 +279,11 @@ def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> 
     console.print(table)
 
 
-def apply_profile(profile: GPUProfile) -> str:
-    """Create the GPUProfile, or replace the one of that name; returns what was done."""
+def _kube_api() -> Any:
+    """The cluster's CustomObjectsApi from the in-cluster config or the kubeconfig; UsageError without one."""
     from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
 
-    from gridshift.api import GROUP, VERSION
     from gridshift.cli.usage import UsageError
 
     try:
@@ -255,7 +293,17 @@ def apply_profile(profile: GPUProfile) -> str:
             config.load_kube_config()
         except (ConfigException, OSError) as error:
             raise UsageError(f"--apply: no in-cluster config and no usable kubeconfig ({error})") from None
-    api = client.CustomObjectsApi()
+    return client.CustomObjectsApi()
+
+
+def apply_profile(profile: GPUProfile) -> str:
+    """Create the GPUProfile, or replace the one of that name; returns what was done."""
+    from kubernetes.client.exceptions import ApiException
+
+    from gridshift.api import GROUP, VERSION
+    from gridshift.cli.usage import UsageError
+
+    api = _kube_api()
     body = profile.to_wire()
     name = str(body["metadata"]["name"])
     try:
@@ -264,9 +312,12 @@ def apply_profile(profile: GPUProfile) -> str:
     except ApiException as error:
         if error.status != 409:
             raise UsageError(f"--apply: the API server refused gpuprofile {name}: {error.reason}") from None
-    existing = cast(dict[str, Any], api.get_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name))
-    body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-    api.replace_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name, body)
+    try:
+        existing = cast(dict[str, Any], api.get_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name))
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        api.replace_cluster_custom_object(GROUP, VERSION, "gpuprofiles", name, body)
+    except ApiException as error:
+        raise UsageError(f"--apply: the API server refused replacing gpuprofile {name}: {error.reason}") from None
     return f"gpuprofile.{GROUP}/{name} replaced"
 
 
@@ -313,6 +364,8 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.profiling import EndpointError, EnergyMeterError, build_gpu_profile, run_sweep
 
     _check_flags(args)
+    if args.apply:
+        _kube_api()  # before the sweep: without a cluster to apply to, minutes of measuring would be for nothing
     console = Console(stderr=True, quiet=args.quiet)
     served_model = args.served_model or _served_model(args.endpoint)
     settings, shapes, workload = _load(args, served_model)
@@ -324,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"sampling {gpus_per_replica} GPUs: a replica has 1, 2, 4 or 8; pass --gpus")
         model = args.model or served_model
         console.print(
-            f"profiling {served_model} at {args.endpoint} on {gpus_per_replica}x {gpu_type}: "
+            f"profiling {served_model} at {display_url(args.endpoint)} on {gpus_per_replica}x {gpu_type}: "
             f"concurrency {','.join(map(str, settings.concurrency_levels))}, {workload}; energy: {energy_source}"
         )
         progress = Progress(
@@ -346,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
             closable.close()
 
     description = (
-        f"gridshift profile of {served_model} at {args.endpoint} via /v1/{settings.api}: {workload}; "
+        f"gridshift profile of {served_model} at {display_url(args.endpoint)} via /v1/{settings.api}: {workload}; "
         f"{settings.measure_seconds:g} s per level after {settings.warmup_seconds:g} s warm-up; energy: {energy_source}"
     )
     try:
@@ -363,12 +416,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"gridshift profile: the sweep cannot make a profile: {error}", file=sys.stderr)
         return 1
     _print_summary(console, profile, checks)
-    text = yaml.safe_dump(profile.to_wire(), sort_keys=False)
+    return _deliver(args, console, profile, yaml.safe_dump(profile.to_wire(), sort_keys=False))
+
+
+def _deliver(args: argparse.Namespace, console: Console, profile: GPUProfile, text: str) -> int:
+    """Write and/or apply the profile; whatever fails, the YAML reaches stdout rather than being lost."""
+    from gridshift.cli.usage import UsageError
+
+    written = failed = False
     if args.output:
-        args.output.write_text(text)
-        console.print(f"wrote {args.output}")
-    elif not args.apply:
-        sys.stdout.write(text)
+        try:
+            args.output.write_text(text)
+            written = True
+            console.print(f"wrote {args.output}")
+        except OSError as error:
+            print(f"gridshift profile: cannot write {args.output}: {error.strerror}", file=sys.stderr)
+            failed = True
     if args.apply:
-        console.print(apply_profile(profile))
-    return 0
+        try:
+            console.print(apply_profile(profile))
+        except UsageError as error:
+            print(f"gridshift profile: {error}", file=sys.stderr)
+            failed = True
+    if (failed and not written) or not (args.output or args.apply):
+        sys.stdout.write(text)  # the measured profile is never lost to a failed write or apply
+    return 1 if failed else 0

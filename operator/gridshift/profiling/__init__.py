@@ -10,7 +10,7 @@ from gridshift.profiling.energy import (
     PrometheusEnergyMeter,
     PrometheusEnergySettings,
 )
-from gridshift.profiling.load import EndpointError, StreamRecord, WindowStats, summarise_window
+from gridshift.profiling.load import EndpointError, StreamRecord, WindowStats, endpoint_url, summarise_window
 from gridshift.profiling.settings import LoadSettings
 from gridshift.profiling.sweep import LevelMeasurement, SilentObserver, SweepObserver, SweepResult, run_sweep
 from gridshift.profiling.workload import RequestShape, cycle_shapes, fixed_shapes, load_trace_shapes
@@ -34,6 +34,7 @@ __all__ = [
     "WindowStats",
     "build_gpu_profile",
     "cycle_shapes",
+    "endpoint_url",
     "fit_and_check",
     "fixed_shapes",
     "load_trace_shapes",

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import httpx
 
+from gridshift.redaction import display_url
+
 DCGM_ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
 
 
@@ -107,27 +109,24 @@ class PrometheusEnergyMeter:
         self._sleep(self._settings.scrape_wait_seconds)
         promql = self.query(duration)
         url = self._settings.url.rstrip("/") + "/api/v1/query"
+        shown = display_url(self._settings.url)
         try:
             response = self._client.get(
                 url, params={"query": promql, "time": f"{ended:.3f}"}, timeout=self._settings.timeout_seconds
             )
         except httpx.HTTPError as error:
-            raise EnergyMeterError(
-                f"Prometheus at {self._settings.url} unreachable ({type(error).__name__})"
-            ) from error
+            raise EnergyMeterError(f"Prometheus at {shown} unreachable ({type(error).__name__})") from error
         if response.status_code != 200:
-            raise EnergyMeterError(
-                f"Prometheus at {self._settings.url} answered HTTP {response.status_code} to {promql}"
-            )
+            raise EnergyMeterError(f"Prometheus at {shown} answered HTTP {response.status_code} to {promql}")
         try:
             body = response.json()
             results = body["data"]["result"]
             millijoules = float(results[0]["value"][1]) if results else None
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise EnergyMeterError(f"Prometheus at {self._settings.url}: unexpected answer to {promql}") from error
+            raise EnergyMeterError(f"Prometheus at {shown}: unexpected answer to {promql}") from error
         if millijoules is None:
             raise EnergyMeterError(
                 f"no {DCGM_ENERGY_METRIC} series matches {{{self._settings.selector}}} in Prometheus at "
-                f"{self._settings.url}: is dcgm-exporter scraped, with Kubernetes pod labels on?"
+                f"{shown}: is dcgm-exporter scraped, with Kubernetes pod labels on?"
             )
         return MeteredPhase(name=name, duration_s=duration, energy_joules=millijoules / 1000.0)

@@ -17,6 +17,14 @@ import numpy as np
 
 from gridshift.profiling.settings import LoadSettings
 from gridshift.profiling.workload import PromptMaker, RequestShape
+from gridshift.redaction import display_url
+
+
+def endpoint_url(endpoint: str, path: str) -> httpx.URL:
+    """`path` under the endpoint's base path, its query kept (appended to the text, the path landed after a
+    query string: `...?api_key=K/v1/models`)."""
+    base = httpx.URL(endpoint)
+    return base.copy_with(path=base.path.rstrip("/") + path)
 
 
 class EndpointError(RuntimeError):
@@ -81,12 +89,13 @@ async def stream_request(
 ) -> None:
     """Send one request and fill `record` as its tokens arrive; raises EndpointError on refusal."""
     path, body = request_body(settings, record.shape, prompts)
-    url = settings.endpoint.rstrip("/") + path
+    url = endpoint_url(settings.endpoint, path)
+    shown = display_url(url)
     try:
         async with client.stream("POST", url, json=body, timeout=settings.request_timeout_seconds) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")[:500]
-                raise EndpointError(f"POST {url} answered HTTP {response.status_code}: {detail}")
+                raise EndpointError(f"POST {shown} answered HTTP {response.status_code}: {detail}")
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -97,9 +106,9 @@ async def stream_request(
                 try:
                     chunk = json.loads(data)
                 except json.JSONDecodeError:
-                    raise EndpointError(f"POST {url} streamed a line that is not JSON: {data[:200]!r}") from None
+                    raise EndpointError(f"POST {shown} streamed a line that is not JSON: {data[:200]!r}") from None
                 if "error" in chunk:
-                    raise EndpointError(f"POST {url} streamed an error: {json.dumps(chunk['error'])[:500]}")
+                    raise EndpointError(f"POST {shown} streamed an error: {json.dumps(chunk['error'])[:500]}")
                 counted = _usage_tokens(chunk)
                 previous = record.chunk_token_counts[-1] if record.chunk_token_counts else 0
                 if _chunk_has_text(chunk):
@@ -113,7 +122,7 @@ async def stream_request(
                     record.chunk_token_counts[-1] = counted
             record.completed = True
     except httpx.HTTPError as error:
-        raise EndpointError(f"POST {url} failed: {type(error).__name__}: {error}") from error
+        raise EndpointError(f"POST {shown} failed: {type(error).__name__}: {error}") from error
     finally:
         record.ended_at = clock()
 

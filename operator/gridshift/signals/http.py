@@ -34,22 +34,10 @@ import requests
 import requests.adapters
 import requests.structures
 
+from gridshift.redaction import display_url
 from gridshift.signals.prices import PriceFetchError
 
 # ---------------------------------------------------------------- credentials out of httpx's log
-
-
-def display_url(url: str | httpx.URL) -> str:
-    """`url` as logs and error messages may show it: without its query string (which may hold a token)
-    and without user:password@ (admission refuses those in feed URLs; this keeps any other out)."""
-    if isinstance(url, str):
-        try:
-            url = httpx.URL(url)
-        except httpx.InvalidURL:
-            return "<unparsable URL omitted>"
-    if url.userinfo:
-        url = url.copy_with(userinfo=b"REDACTED")
-    return f"{url.copy_with(query=None)}?<query omitted>" if url.query else str(url)
 
 
 class _QueryStringsDropped(logging.Filter):

@@ -26,7 +26,8 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from gridshift.signals.http import HttpxAdapter, display_url
+from gridshift.redaction import display_url
+from gridshift.signals.http import HttpxAdapter
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import (
