@@ -79,6 +79,9 @@ def test_url_source_is_fetched_and_printed_as_a_table(
         (["missing.xml"], "cannot read missing.xml"),
         ([str(ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml")], "No matching data found"),
         ([str(HOURLY), "--column", "BE"], "--column applies to CSV sources only"),
+        # Review: an unparsable URL was an httpx.InvalidURL traceback; other schemes were read as file paths.
+        (["https://h:12ab/x?securityToken=S3cr3tTok"], r"not a valid URL: <unparsable URL omitted>"),
+        (["ftp://example.org/prices.csv"], "only http:// and https:// URLs, or a file"),
     ],
 )
 def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
@@ -97,3 +100,17 @@ def test_http_error_is_a_usage_error(local_server: LocalServer) -> None:
     local_server.answer(Reply(status=401, body=b"no"))
     with pytest.raises(UsageError, match="HTTP 401"):
         run(local_server.url + "/x.xml")
+
+
+def test_a_password_in_the_url_is_never_echoed(local_server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in review: the feed was named by the URL without its query only, so user:password@ was printed in
+    # errors and in the table's title.
+    secret = local_server.url.replace("http://", "HTTP://user:pa55w0rd-s3cret@")  # upper-case scheme too
+    local_server.answer(Reply(status=404, body=b"no"))
+    with pytest.raises(UsageError, match="HTTP 404") as refused:
+        run(secret + "/x.xml?securityToken=S3cr3tTok")
+    assert "pa55w0rd" not in str(refused.value) and "S3cr3tTok" not in str(refused.value)
+    local_server.answer(Reply(body=HOURLY.read_bytes(), content_type="application/xml"))
+    assert run(secret + "/api.xml") == 0
+    out = capsys.readouterr()
+    assert "24 intervals" in out.out and "pa55w0rd" not in out.out + out.err

@@ -210,3 +210,16 @@ def test_httpx_records_lose_query_strings_and_user_info(url: object) -> None:
     assert _QUERY_FILTER.filter(record)
     message = record.getMessage()
     assert "planted-secret" not in message and "prices.test/api" in message, message
+
+
+def test_an_invalid_feed_url_is_a_price_fetch_error_without_the_url() -> None:
+    # httpx.InvalidURL is not an httpx.HTTPError: it escaped get_body as a traceback quoting the URL (review).
+
+    from gridshift.signals.http import get_body
+    from gridshift.signals.prices import PriceFetchError
+
+    with pytest.raises(PriceFetchError, match="not a valid URL") as refused:
+        get_body(
+            httpx.Client(), "feed", "https://h:12ab/x?securityToken=S3cr3tTok", timeout_seconds=1, max_body_bytes=1
+        )
+    assert "S3cr3tTok" not in str(refused.value) and not refused.value.retryable

@@ -38,25 +38,31 @@ def register(subparsers: Any) -> None:
 def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
     from gridshift.cli.usage import UsageError
 
-    if source.startswith(("http://", "https://")):
+    scheme = source.split("://", 1)[0].lower() if "://" in source else None
+    if scheme in ("http", "https"):
         import httpx
 
+        from gridshift.redaction import display_url
         from gridshift.signals.http import get_body
         from gridshift.signals.prices import PriceFeedError
 
         try:
+            url = httpx.URL(source)
+        except httpx.InvalidURL:
+            raise UsageError(f"not a valid URL: {display_url(source)}") from None
+        # The feed is named without the query string and user:password@ (found in review: a password was
+        # echoed): either may hold a credential, and errors and the table's title name the feed.
+        name = display_url(url.copy_with(query=None))
+        try:
             with httpx.Client() as client:
-                # The feed is named without the query string: it may hold a token, and errors name the feed.
                 _, body = get_body(
-                    client,
-                    source.split("?", 1)[0],
-                    source,
-                    timeout_seconds=timeout_seconds,
-                    max_body_bytes=64 * 1024 * 1024,
+                    client, name, source, timeout_seconds=timeout_seconds, max_body_bytes=64 * 1024 * 1024
                 )
         except PriceFeedError as error:
             raise UsageError(str(error)) from error
-        return body, source.split("?", 1)[0]
+        return body, name
+    if scheme is not None:
+        raise UsageError(f"cannot read {source}: only http:// and https:// URLs, or a file")
     path = Path(source)
     try:
         return path.read_bytes(), path.name

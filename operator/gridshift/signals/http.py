@@ -269,6 +269,9 @@ def get_body(
     except httpx.HTTPError as error:
         # The class name only, and no chained cause: httpx errors carry the request (and its URL).
         raise PriceFetchError(feed, "http", f"request failed ({type(error).__name__})", retryable=True) from None
+    except httpx.InvalidURL:
+        # Not an HTTPError: it escaped as a traceback (review); the URL is not quoted (it may hold a token).
+        raise PriceFetchError(feed, "http", "not a valid URL", retryable=False) from None
     status = answer.status
     if status in (401, 403):
         raise PriceFetchError(
