@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridshift.api.carbon import CarbonPrice
 from gridshift.api.common import Port
+from gridshift.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 class OperatorSettings(BaseSettings):
     """Settings of the gridshift operator process."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDSHIFT_", extra="forbid", frozen=True)
+    # No infinite or NaN number (review: GRIDSHIFT_MOVE_PENALTY_USD=inf loaded, and the planner's arithmetic
+    # turned it into NaN objectives).
+    model_config = SettingsConfigDict(env_prefix="GRIDSHIFT_", extra="forbid", frozen=True, allow_inf_nan=False)
 
     namespace: str = Field(
         default="gridshift-system",
@@ -106,7 +109,9 @@ class OperatorSettings(BaseSettings):
         ),
     )
     move_penalty_usd: float = Field(
-        default=0.25,
+        # The planner's own default, so that `gridshift bench planner` and simulate plan as the operator does
+        # (review: the operator charged 0.25, the bench 0.10, and three seeds of four planned differently).
+        default=PlannerSettings.move_penalty_usd,
         ge=0,
         description="Extra cost charged per replica moved, USD, for the risk and disruption of a move.",
     )

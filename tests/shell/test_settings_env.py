@@ -38,3 +38,16 @@ def test_a_variable_one_typo_from_a_setting_is_logged(
     meant = "did you mean GRIDSHIFT_WRITE_CONCURRENCY?"
     assert logged.count(f"GRIDSHIFT_WRITE_CONCURENCY is not an operator setting and is ignored: {meant}") == 1
     assert not any("GRIDSHIFT_SHARED_DATA" in line for line in logged)
+
+
+def test_the_operator_plans_with_the_planners_defaults_and_refuses_infinite_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Review: the operator charged 0.25 USD a move and `gridshift bench planner` (PlannerSettings) 0.10, so the
+    # bench did not plan as the operator does; and GRIDSHIFT_MOVE_PENALTY_USD=inf loaded (NaN objectives).
+    from gridshift.planner import PlannerSettings
+
+    assert load_operator_settings().move_penalty_usd == PlannerSettings().move_penalty_usd
+    monkeypatch.setenv("GRIDSHIFT_MOVE_PENALTY_USD", "inf")
+    with pytest.raises(SettingsError, match="GRIDSHIFT_MOVE_PENALTY_USD: Input should be a finite number"):
+        load_operator_settings()
