@@ -115,3 +115,28 @@ def test_generated_yaml_round_trips() -> None:
     for text in crdgen.render_crds().values():
         crd = yaml.safe_load(text)
         assert crd["kind"] == "CustomResourceDefinition"
+
+
+def test_writing_removes_the_crds_no_longer_generated_so_that_check_passes_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Review: --check reports every YAML it does not generate, but writing left them: after a kind was renamed
+    # `gridshift crds` then `gridshift crds --check` failed for ever.
+    assert main(["crds", "--out", str(tmp_path)]) == 0
+    (tmp_path / "gridshift.dev_gpuprofiles.yaml").rename(tmp_path / "gridshift.dev_oldkinds.yaml")
+    (tmp_path / "notes.yaml").write_text("kind: ConfigMap\n")
+    assert main(["crds", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr()
+    assert f"removed {tmp_path / 'gridshift.dev_oldkinds.yaml'}" in err.out
+    assert f"stale: {tmp_path / 'notes.yaml'} is not generated from the API models; remove it" in err.err
+    assert not (tmp_path / "gridshift.dev_oldkinds.yaml").exists() and (tmp_path / "notes.yaml").exists()
+    (tmp_path / "notes.yaml").unlink()
+    assert main(["crds", "--check", "--out", str(tmp_path)]) == 0
+
+
+def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Review: a file given as --out was a FileExistsError traceback, and --check read it as a folder.
+    (tmp_path / "crds.yaml").write_text("")
+    for check in ([], ["--check"]):
+        assert main(["crds", *check, "--out", str(tmp_path / "crds.yaml")]) == 2
+        assert f"--out {tmp_path / 'crds.yaml'} is not a directory" in capsys.readouterr().err

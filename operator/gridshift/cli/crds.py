@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 def register(subparsers: Any) -> None:
@@ -46,13 +48,44 @@ def report_check(stale: Sequence[object], *, stale_note: str, up_to_date: str) -
 
 def run(args: argparse.Namespace) -> int:
     from gridshift.api.crdgen import render_crds
+    from gridshift.cli.usage import UsageError
 
     out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is not a directory")
     if args.check:
         note = " differs from the API models; run `gridshift crds`"
         return report_check(stale_files(out), stale_note=note, up_to_date=f"{out}/ is up to date with the API models")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in render_crds().items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}")
-    return 0
+    expected = render_crds()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in expected.items():
+            (out / name).write_text(text)
+            print(f"wrote {out / name}")
+    except OSError as error:
+        raise UsageError(f"--out {out}: {error.strerror}") from None
+    return _remove_orphans(out, expected)
+
+
+def _remove_orphans(out: Path, expected: Mapping[str, str]) -> int:
+    """Remove the CRDs of this API group that the models no longer generate (a renamed or dropped kind):
+    `--check` reports every YAML file it does not generate, so one left behind failed it after every
+    `gridshift crds` (review). Any other YAML file is named for the user to remove, and the exit is 1."""
+    from gridshift.api import GROUP
+
+    left = 0
+    for path in sorted(out.glob("*.yaml")):
+        if path.name in expected:
+            continue
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            document = None
+        ours = isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
+        if ours and isinstance(document.get("spec"), dict) and document["spec"].get("group") == GROUP:
+            path.unlink()
+            print(f"removed {path} (no longer generated)")
+        else:
+            print(f"stale: {path} is not generated from the API models; remove it", file=sys.stderr)
+            left += 1
+    return 1 if left else 0
