@@ -29,6 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from gridshift.api import MigrationMode
 from gridshift.api.labels import deployment_label_value
 from gridshift.planner.plan import DeploymentPlan
+from gridshift.planner.solution import Solver
+from gridshift.service.report import EventReason
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation
 from gridshift.signals.labels import LabelScheme
 
@@ -40,6 +42,8 @@ REGION_LABEL = "region"
 CLUSTER_LABEL = "cluster"
 
 _SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+PLAN_OUTCOMES = ("optimal", "budget_exhausted", "feasible")
+"""Outcomes of gridshift_plans_total: proven optimal, stopped by the time budget, otherwise feasible."""
 
 
 MetricT = TypeVar("MetricT", Counter, Gauge, Histogram)
@@ -292,6 +296,7 @@ class OperatorMetrics:
         self.member_writes = made(MEMBER_WRITES)
         self.status_writes = made(STATUS_WRITES)
         self.plans = made(PLANS)
+        self._zero_counters()
         # -- the last plan (leader only)
         self.plan_solver = made(PLAN_SOLVER)
         self.plan_objective = made(PLAN_OBJECTIVE)
@@ -322,6 +327,18 @@ class OperatorMetrics:
         so that a scrape never finds a series missing half-way through a cycle (alerts' `for` would restart)."""
         self._setting: dict[Gauge, set[tuple[str, ...]]] = {}
         self._children: dict[tuple[Gauge, tuple[str, ...]], Gauge] = {}
+
+    def _zero_counters(self) -> None:
+        """Every series of the labelled counters, at 0 from the start: `increase()` needs a sample before the
+        first event to count it, so a counter that appeared at its first increment hid that event (a one-off
+        cycle error never fired GridshiftCycleErrors)."""
+        for reason in CycleErrorReason:
+            self.cycle_errors.labels(reason=reason.value)
+        for event in EventReason:
+            self.decisions.labels(reason=event.value)
+        for solver in Solver:
+            for outcome in PLAN_OUTCOMES:
+                self.plans.labels(solver=solver.value, outcome=outcome)
 
     def _set(self, gauge: Gauge, value: float, **labels: str) -> None:
         key = tuple(labels[name] for name in gauge._labelnames)
@@ -372,7 +389,8 @@ class OperatorMetrics:
     def _plan(self, report: CycleReport) -> None:
         plan = report.plan
         assert plan is not None
-        outcome = "optimal" if plan.proven_optimal else "budget_exhausted" if plan.budget_exhausted else "feasible"
+        optimal, exhausted, feasible = PLAN_OUTCOMES
+        outcome = optimal if plan.proven_optimal else exhausted if plan.budget_exhausted else feasible
         self.plans.labels(solver=plan.solver.value, outcome=outcome).inc()
         self._set(self.plan_solver, 1, solver=plan.solver.value)
         objective = plan.objective_usd_per_hour
