@@ -50,6 +50,20 @@ def test_long_prompts_mix_gpu_types_and_every_class_is_routed(workloads, profile
     assert "request classes" in plan.explanation.summary
 
 
+def test_the_class_groups_per_region_figures_add_up_to_the_deployments(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    """The metrics export cost and J/token per region: the groups' figures merged like their totals."""
+    workload = workloads["short-16rps"]
+    plan = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]
+    cost = plan.cost
+    assert sum(cost.usd_per_hour_by_region.values()) == pytest.approx(cost.usd_per_hour)
+    assert sum(cost.power_watts_by_region.values()) == pytest.approx(cost.power_watts)
+    assert cost.joules_per_token is not None
+    tokens = cost.output_tokens_per_s_by_region
+    joules = cost.joules_per_token_by_region
+    assert set(joules) == set(cost.usd_per_hour_by_region)
+    assert sum(joules[r] * tokens[r] for r in joules) / sum(tokens.values()) == pytest.approx(cost.joules_per_token)
+
+
 def test_the_mix_costs_less_than_the_best_single_gpu_type(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
     workload = workloads["short-16rps"]
     mixed = make_plan(mix_snapshot(workload, MIX_OFFERS, profiles), SETTINGS).deployments[0]  # type: ignore[arg-type]

@@ -67,6 +67,38 @@ def test_cost_prediction_follows_the_formula_at_the_observed_load() -> None:
     assert plan.cost.energy_share == pytest.approx(energy / (gpu + energy), rel=1e-6)
 
 
+def test_the_cost_of_each_region_is_its_replicas_at_its_own_prices() -> None:
+    """A deployment over two regions: each region's USD/h is its GPU-hours and energy at its own prices, and its
+    J/token its power over the tokens routed there (by capacity), not the deployment's average in both."""
+    world = snapshot(
+        [deployment("chat", 10.0, gpu_types=[H100, A100], min_regions=2, min_replicas=2)],
+        [cluster("a", gpus={H100: 8}, gpu_hour=4.0, pue=1.3), cluster("b", gpus={A100: 8}, gpu_hour=0.5, pue=1.1)],
+        {"a": flat_prices(0.3), "b": flat_prices(0.05)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    cost = plan.cost
+    replicas = {r: sum(t.replicas for t in plan.targets if t.region == r) for r in ("a", "b")}
+    capacity = {
+        r: sum(t.replicas * t.capacity_tokens_per_s_per_replica for t in plan.targets if t.region == r)
+        for r in ("a", "b")
+    }
+    assert replicas["a"] > 0 and replicas["b"] > 0
+    watts = cost.power_watts_by_region
+    assert watts["a"] + watts["b"] == pytest.approx(cost.power_watts)
+    assert cost.usd_per_hour_by_region["a"] == pytest.approx(replicas["a"] * 4.0 + watts["a"] * 1.3 * 0.3 / 1000)
+    assert cost.usd_per_hour_by_region["b"] == pytest.approx(replicas["b"] * 0.5 + watts["b"] * 1.1 * 0.05 / 1000)
+    assert sum(cost.usd_per_hour_by_region.values()) == pytest.approx(cost.usd_per_hour)
+    served = 10.0 * 250
+    tokens = cost.output_tokens_per_s_by_region
+    assert tokens["a"] == pytest.approx(served * capacity["a"] / (capacity["a"] + capacity["b"]))
+    assert tokens["a"] + tokens["b"] == pytest.approx(served)
+    joules = cost.joules_per_token_by_region
+    assert joules == pytest.approx({r: watts[r] / tokens[r] for r in ("a", "b")})
+    assert joules["a"] != pytest.approx(joules["b"])  # an H100 and an A100 at their own load
+    # The deployment's J/token is the regions' weighted by the tokens each serves.
+    assert cost.joules_per_token == pytest.approx(sum(joules[r] * tokens[r] for r in joules) / served)
+
+
 def test_negative_prices_are_a_credit_not_clamped_and_buy_no_idle_replicas() -> None:
     world = snapshot(
         [deployment("chat", 10.0, max_replicas=16)],

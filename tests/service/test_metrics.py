@@ -3,6 +3,7 @@ predicted cost and J/token of each deployment in each region."""
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -40,3 +41,24 @@ def test_a_cycle_failure_counts_on_the_series_already_exposed() -> None:
     errors = samples(metrics, "gridshift_cycle_errors_total")
     assert errors[(("reason", CycleErrorReason.CYCLE_FAILED.value),)] == 1.0
     assert len(errors) == len(CycleErrorReason)
+
+
+def test_each_region_is_charged_its_own_gpu_hours_and_energy() -> None:
+    """One replica where a GPU costs 4 USD/h and one where it costs 0.5: each region's predicted cost is its
+    own (both were charged the average, so measured over predicted could not be 1 in either; review)."""
+    from tests.service.harness import ServiceHarness, deployment_body
+
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
+    world.cluster_bodies["eu-de"]["spec"]["offerings"][0]["hourlyCost"]["amount"] = 4.0
+    world.cluster_bodies["eu-fr"]["spec"]["offerings"][0]["hourlyCost"]["amount"] = 0.5
+    world.add(deployment_body(capacity={"minReplicas": 2, "maxReplicas": 16, "minRegions": 2}, rps=5.0))
+    world.cycle()
+    cost = samples(world.service.metrics, "gridshift_deployment_predicted_cost_usd_per_hour")
+    de = cost[(("gridshift_dev_deployment", "ml.chat"), ("region", "eu-de"))]
+    fr = cost[(("gridshift_dev_deployment", "ml.chat"), ("region", "eu-fr"))]
+    # One GPU each, plus well under a kW at 0.09 and 0.02 USD/kWh (x PUE 1.2).
+    assert 4.0 < de < 4.0 + 0.09 * 1.2
+    assert 0.5 < fr < 0.5 + 0.02 * 1.2
+    assert de + fr == pytest.approx(world.status()["cost"]["usdPerHour"], abs=0.005)
+    joules = samples(world.service.metrics, "gridshift_deployment_predicted_joules_per_token")
+    assert set(joules) == set(cost)

@@ -14,7 +14,7 @@ import functools
 import gc
 import math
 import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -102,6 +102,23 @@ class CostPrediction:
     spent); unmeasured clusters count at PlannerSettings.missing_carbon_g_per_kwh."""
     co2_grams_per_hour_by_region: Mapping[str, float] = field(default_factory=dict)
     """`co2_grams_per_hour` split by region (empty when it is None)."""
+    usd_per_hour_by_region: Mapping[str, float] = field(default_factory=dict)
+    """`usd_per_hour` of the replicas in each region: their GPU-hours and energy at that region's prices."""
+    power_watts_by_region: Mapping[str, float] = field(default_factory=dict)
+    """`power_watts` of the replicas in each region."""
+    output_tokens_per_s_by_region: Mapping[str, float] = field(default_factory=dict)
+    """The served output tokens split by each region's share of the placement's capacity, as requests are
+    routed (migration.routing_weights) and as each option's power was computed; empty without a demand."""
+
+    @property
+    def joules_per_token_by_region(self) -> dict[str, float]:
+        """GPU energy per output token in each region that serves tokens: its power over its tokens."""
+        found = {}
+        for region, tokens in self.output_tokens_per_s_by_region.items():
+            joules = joules_per_token(self.power_watts_by_region.get(region, 0.0), tokens)
+            if joules is not None:
+                found[region] = joules
+        return found
 
     @property
     def carbon_share(self) -> float | None:
@@ -363,14 +380,23 @@ def _cost_prediction(
     served_rps = workload.requests_per_second
     gpu_cost = energy_cost = power_total = grams = 0.0
     by_region: dict[str, float] = {}
+    usd_by_region: dict[str, float] = {}
+    watts_by_region: dict[str, float] = {}
+    capacity_by_region: dict[str, float] = {}
     measured = bool(problem.carbon_views)
     for j in used:
         option, count = options[j], counts[j]
         power = powers[(deployment.index, j)]
         price = problem.price_views[option.cluster].now_usd_per_kwh
-        gpu_cost += count * option.gpus * option.gpu_hour_usd
-        energy_cost += energy_usd_per_hour(count * power, option.pue, price)
+        gpus_here = count * option.gpus * option.gpu_hour_usd
+        energy_here = energy_usd_per_hour(count * power, option.pue, price)
+        gpu_cost += gpus_here
+        energy_cost += energy_here
         power_total += count * power
+        region = option.region
+        usd_by_region[region] = usd_by_region.get(region, 0.0) + gpus_here + energy_here
+        watts_by_region[region] = watts_by_region.get(region, 0.0) + count * power
+        capacity_by_region[region] = capacity_by_region.get(region, 0.0) + option.capacity_rps * count
         carbon = problem.carbon_views.get(option.cluster)
         measured = measured and carbon is not None
         intensity = carbon.now_g_per_kwh if carbon is not None else settings.missing_carbon_g_per_kwh
@@ -379,6 +405,11 @@ def _cost_prediction(
         by_region[option.region] = by_region.get(option.region, 0.0) + here
     total = gpu_cost + energy_cost
     served_tokens = None if served_rps is None else min(served_rps, capacity_rps) * workload.mean_output_tokens
+    tokens_by_region = (
+        {}
+        if served_tokens is None or capacity_rps <= 0
+        else {r: served_tokens * capacity / capacity_rps for r, capacity in capacity_by_region.items()}
+    )
     per_million = usd_per_million_tokens(total, served_tokens)
     joules = joules_per_token(power_total, served_tokens)
     energy_share = None if total == 0 else energy_cost / total
@@ -395,6 +426,9 @@ def _cost_prediction(
         co2_grams_per_million_tokens=grams_per_million_tokens(grams, served_tokens) if measured else None,
         carbon_usd_per_hour=carbon_usd_per_hour(grams, carbon_price) if carbon_price > 0 else 0.0,
         co2_grams_per_hour_by_region=by_region if measured else {},
+        usd_per_hour_by_region=usd_by_region,
+        power_watts_by_region=watts_by_region,
+        output_tokens_per_s_by_region=tokens_by_region,
     )
 
 
@@ -988,10 +1022,8 @@ def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> Co
     power = math.fsum(c.power_watts for c in costs)
     measured = all(c.co2_grams_per_hour is not None for c in costs)
     grams = math.fsum(c.co2_grams_per_hour or 0.0 for c in costs)
-    by_region: dict[str, float] = {}
-    for cost in costs:
-        for region, value in cost.co2_grams_per_hour_by_region.items():
-            by_region[region] = by_region.get(region, 0.0) + value
+    by_region = _summed_by_region(c.co2_grams_per_hour_by_region for c in costs)
+    tokens_known = all(c.output_tokens_per_s_by_region or not c.power_watts_by_region for c in costs)
     return CostPrediction(
         total,
         math.fsum(c.gpu_usd_per_hour for c in costs),
@@ -1004,7 +1036,21 @@ def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> Co
         co2_grams_per_million_tokens=grams_per_million_tokens(grams, served_tokens) if measured else None,
         carbon_usd_per_hour=math.fsum(c.carbon_usd_per_hour for c in costs),
         co2_grams_per_hour_by_region=by_region if measured else {},
+        usd_per_hour_by_region=_summed_by_region(c.usd_per_hour_by_region for c in costs),
+        power_watts_by_region=_summed_by_region(c.power_watts_by_region for c in costs),
+        output_tokens_per_s_by_region=(
+            _summed_by_region(c.output_tokens_per_s_by_region for c in costs) if tokens_known else {}
+        ),
     )
+
+
+def _summed_by_region(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
+    """Per-region figures of a deployment's class groups added up (regions in first-seen order)."""
+    found: dict[str, float] = {}
+    for values in maps:
+        for region, value in values.items():
+            found[region] = found.get(region, 0.0) + value
+    return found
 
 
 def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> DeploymentPlan:

@@ -224,15 +224,16 @@ GPU_COST = Declared(
 PREDICTED_COST = Declared(
     Gauge,
     "gridshift_deployment_predicted_cost_usd_per_hour",
-    "Predicted cost of the deployment's planned replicas in a region at the price now, USD/h "
-    "(joins gridshift_deployment_region:cost_usd_per_hour:sum, the measured cost).",
+    "Predicted cost of the deployment's planned replicas in a region, USD/h: their GPU-hours and energy at "
+    "that region's prices now (joins gridshift_deployment_region:cost_usd_per_hour:sum, the measured cost).",
     _DEPLOYMENT_REGION,
     leader_only=True,
 )
 PREDICTED_JOULES = Declared(
     Gauge,
     "gridshift_deployment_predicted_joules_per_token",
-    "Predicted GPU energy per output token, J (the deployment's figure in each region it runs in).",
+    "Predicted GPU energy per output token in a region, J: its replicas' power over the tokens it serves "
+    "(the deployment's served tokens split by the region's share of the planned capacity).",
     _DEPLOYMENT_REGION,
     leader_only=True,
 )
@@ -442,16 +443,12 @@ class OperatorMetrics:
         for plan in report.plan.deployments:
             if plan.id not in labels or plan.mode is MigrationMode.ADVISORY:
                 continue  # not reported this cycle; or Advisory, whose cost is hypothetical (status.cost)
-            replicas = sum(t.replicas for t in plan.targets)
-            shares: dict[str, float] = {}
-            for target in plan.targets:
-                if target.replicas > 0 and replicas > 0:
-                    shares[target.region] = shares.get(target.region, 0.0) + target.replicas / replicas
-            for region, share in shares.items():
-                where = {DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region}
-                self._set(self.predicted_cost, plan.cost.usd_per_hour * share, **where)
-                if plan.cost.joules_per_token is not None:
-                    self._set(self.predicted_joules, plan.cost.joules_per_token, **where)
+            # Each region at its own prices and load: a share of the deployment's total charged every region
+            # the average, and measured over predicted could not be 1 where GPU-hour prices differ (review).
+            for region, usd in plan.cost.usd_per_hour_by_region.items():
+                self._set(self.predicted_cost, usd, **{DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region})
+            for region, joules in plan.cost.joules_per_token_by_region.items():
+                self._set(self.predicted_joules, joules, **{DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region})
             self._carbon(plan, labels[plan.id])
 
     def _carbon(self, plan: DeploymentPlan, deployment: str) -> None:
