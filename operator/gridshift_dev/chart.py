@@ -701,9 +701,10 @@ def _energy_rules(keys: _RuleKeys) -> list[JsonDict]:
                 {n.replica_info}
               )
             / on ({group_keys})
-              sum by ({group_keys}) (rate({VLLM_GENERATION_TOKENS}{{{deployment}!=""}}[15m]))
+              (sum by ({group_keys}) (rate({VLLM_GENERATION_TOKENS}{{{deployment}!=""}}[15m])) > 0)
             """,
-            "J per generated token over 15 min (the window the operator's J/token query uses).",
+            "J per generated token over 15 min (the window the operator's J/token query uses); none while "
+            "no token is generated.",
         ),
     ]
 
@@ -742,10 +743,11 @@ def _cost_rules(keys: _RuleKeys) -> list[JsonDict]:
             f"""
               {n.cost}
             / on ({group_keys})
-              ({n.token_rate} * {_number(SECONDS_PER_HOUR)})
+              (({n.token_rate} > 0) * {_number(SECONDS_PER_HOUR)})
             * {_number(TOKENS_PER_MILLION)}
             """,
-            "USD per million generated tokens.",
+            "USD per million generated tokens; none while no token is generated (an idle replica's cost "
+            "over no tokens was +Inf).",
         ),
         _rule(
             n.predicted_cost_max,

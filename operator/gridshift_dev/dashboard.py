@@ -114,8 +114,7 @@ def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
             "currencyUSD",
             (
                 Query(
-                    f"sum by ({deployment}) ({n.cost}{only}) / "
-                    f"(sum by ({deployment}) ({n.token_rate}{only}) * 3600) * 1e6",
+                    _per_token(deployment, f"{n.cost}{only}", f"{n.token_rate}{only}", " * 3600 / 1e6"),
                     "{{" + deployment + "}}",
                 ),
             ),
@@ -127,7 +126,7 @@ def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
             "J",
             (
                 Query(
-                    f"sum by ({deployment}) ({n.power_watts}{only}) / sum by ({deployment}) ({n.token_rate}{only})",
+                    _per_token(deployment, f"{n.power_watts}{only}", f"{n.token_rate}{only}", ""),
                     "{{" + deployment + "}} measured",
                 ),
                 Query(
@@ -146,6 +145,20 @@ def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
                 Query(f"sum by ({deployment}) ({n.predicted_cost_max}{only})", "{{" + deployment + "}} predicted"),
             ),
         ),
+    )
+
+
+def _per_token(deployment: str, numerator: str, tokens: str, scale: str) -> str:
+    """A deployment's figure per output token: `numerator` summed over the regions that also have a token
+    rate, over the token rate of the regions that also have `numerator` (a region without its energy price
+    or DCGM series has no cost: its tokens counted alone halved USD/Mtok), when that rate is positive (an
+    idle deployment's cost over no tokens was +Inf). `scale` applies to the token rate (` * 3600 / 1e6`:
+    millions of tokens per hour)."""
+    region = _names()[1]
+    keys = f"{deployment}, {region}"
+    return (
+        f"sum by ({deployment}) ({numerator} and on ({keys}) {tokens}) "
+        f"/ (sum by ({deployment}) ({tokens} and on ({keys}) {numerator}){scale} > 0)"
     )
 
 

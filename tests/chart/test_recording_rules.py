@@ -198,3 +198,70 @@ def test_operator_series_carry_the_rules_labels() -> None:
     assert exposed[RULE_NAMES.gpu_hour_price] == {"cluster", REGION_LABEL, GPU_TYPE_LABEL}
     assert exposed[RULE_NAMES.energy_price] == {"cluster", REGION_LABEL}
     assert exposed[RULE_NAMES.predicted_cost] == {scheme.deployment_label, REGION_LABEL}
+
+
+def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_tokens_give_no_series(
+    tmp_path: Path,
+) -> None:
+    """ml.b serves 1,000 tokens/s in each of three regions, but only eu-de has a cost: eu-fr has no energy
+    price now (the operator drops the series) and eu-nl no DCGM series. Its USD/Mtok is eu-de's cost over
+    eu-de's tokens (the dashboard divided by all three regions' tokens: a third of it), its J/token the
+    power of eu-de and eu-fr over their tokens. ml.idle holds a GPU and serves nothing: no USD/Mtok and no
+    J/token at all, rather than +Inf."""
+    from gridshift_dev import dashboard
+    from gridshift_dev.chart import operator_metric_names
+
+    scheme = LabelScheme()
+    out = []
+    pods = {  # pod -> (deployment, region, tokens/s, watts or None without DCGM series)
+        "b-de": ("ml.b", "eu-de", 1000.0, 700.0),
+        "b-fr": ("ml.b", "eu-fr", 1000.0, 700.0),
+        "b-nl": ("ml.b", "eu-nl", 1000.0, None),
+        "idle": ("ml.idle", "eu-de", 0.0, 100.0),
+    }
+    for gpu, (pod, (deployment, region, tokens, watts)) in enumerate(pods.items()):
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
+        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: H100}
+        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
+        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
+        if watts is not None:
+            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, watts, 0))
+            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, watts * 60 * 1000))
+    for region in ("eu-de", "eu-fr", "eu-nl"):
+        where = {"cluster": region, REGION_LABEL: region}
+        out.append(series(RULE_NAMES.gpu_hour_price, where | {GPU_TYPE_LABEL: H100}, 2.0, 0))
+    out.append(series(RULE_NAMES.energy_price, {"cluster": "eu-de", REGION_LABEL: "eu-de"}, 0.1, 0))
+    cost_de = 2.0 + 0.7 * 0.1  # one H100 at 2 USD/h, 0.7 kW at 0.1 USD/kWh
+    queries: dict[str, str] = {}  # each panel's first query: the measured figure
+    for title, expr in dashboard.panel_queries(RULE_NAMES, operator_metric_names()):
+        queries.setdefault(title, expr)
+
+    def rounded(expr: str, samples: list[tuple[str, str, float]]) -> dict[str, Any]:
+        return {
+            "expr": f"round(({expr}) * 1e6) / 1e6",
+            "eval_time": "30m",
+            "exp_samples": [
+                {"labels": labels(**{scheme.deployment_label: d} | ({REGION_LABEL: r} if r else {})), "value": v}
+                for d, r, v in samples
+            ],
+        }
+
+    expectations = [
+        rounded(RULE_NAMES.usd_per_mtok, [("ml.b", "eu-de", round(cost_de / 1000 / 3600 * 1e6, 6))]),
+        rounded(
+            queries["USD per million tokens per deployment"], [("ml.b", "", round(cost_de / 1000 / 3600 * 1e6, 6))]
+        ),
+        rounded(RULE_NAMES.joules_per_token, [("ml.b", "eu-de", 0.7), ("ml.b", "eu-fr", 0.7)]),
+        rounded(queries["J per token per deployment"], [("ml.b", "", 0.7)]),
+    ]
+    test_file = tmp_path / "per_token_test.yaml"
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": out, "promql_expr_test": expectations}],
+    }
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
