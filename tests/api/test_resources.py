@@ -82,3 +82,39 @@ def test_validate_command_names_unreadable_file(tmp_path: Path, capsys: pytest.C
     broken.write_text("spec: [unclosed")
     assert main(["validate", str(broken)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        ({"name": "Llama_3 8B", "namespace": "ml-serving"}, "metadata.name: 'Llama_3 8B' is not a DNS subdomain"),
+        ({"namespace": "ml-serving"}, "metadata.name: is required"),
+        ({"name": "llama", "namespace": "ML_Serving"}, "metadata.namespace: 'ML_Serving' is not a DNS label"),
+    ],
+)
+def test_names_the_apiserver_refuses_are_refused_offline(metadata: dict[str, Any], words: str) -> None:
+    # Review: only the spec was checked, so these validated "ok" and the apiserver refused them.
+    idep = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-llama3-8b.yaml").read_text())
+    with pytest.raises(InvalidResource, match=words):
+        validate_object({**idep, "metadata": metadata})
+
+
+def test_validate_refuses_duplicate_keys_and_empty_files_and_reads_past_an_unreadable_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Review: PyYAML kept the last of two `metadata:` keys, an empty file passed with no output, and one
+    # unreadable file ended the run.
+    example = (REPO_ROOT / "examples" / "inferencedeployment-llama3-8b.yaml").read_text()
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(example + "\nmetadata:\n  name: other\n")
+    assert main(["validate", str(twice)]) == 2
+    assert "found duplicate key 'metadata'" in capsys.readouterr().err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing\n---\n")
+    assert main(["validate", str(empty)]) == 1
+    assert "no documents" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text(example)
+    assert main(["validate", str(tmp_path / "missing.yaml"), str(good)]) == 2
+    out = capsys.readouterr()
+    assert "cannot read" in out.err and f"ok  {good}" in out.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gridshift.api.base import API_VERSION
+from gridshift.api.common import DNS_LABEL, DNS_SUBDOMAIN
 from gridshift.api.gpu_profile import GPUProfile
 from gridshift.api.inference_deployment import InferenceDeployment
 from gridshift.api.regional_cluster import RegionalCluster
@@ -62,8 +64,28 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind', '<no kind>')} {qualified}"
 
 
+def _metadata_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the apiserver refuses in metadata before any schema: an object without a name, a name that is
+    not a DNS subdomain, a namespace that is not a DNS label (review: `Llama_3 8B` validated ok offline)."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return [("metadata", "must be a mapping with a name")]
+    problems = []
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append(("metadata.name", "is required"))
+    elif len(name) > 253 or not re.fullmatch(DNS_SUBDOMAIN, name):
+        problems.append(("metadata.name", f"{name!r} is not a DNS subdomain (lower case, digits, '-', '.')"))
+    namespace = metadata.get("namespace")
+    if namespace is not None and not (
+        isinstance(namespace, str) and len(namespace) <= 63 and re.fullmatch(DNS_LABEL, namespace)
+    ):
+        problems.append(("metadata.namespace", f"{namespace!r} is not a DNS label (lower case, digits, '-')"))
+    return problems
+
+
 def validate_object(obj: Mapping[str, Any]) -> BaseModel:
-    """Parse one object; raise InvalidResource naming each bad field."""
+    """Parse one object; raise InvalidResource naming each bad field (metadata's and the spec's together)."""
     name = describe(obj)
     if obj.get("apiVersion") != API_VERSION:
         raise InvalidResource(name, [("apiVersion", f"must be {API_VERSION}, got {obj.get('apiVersion')!r}")])
@@ -71,20 +93,44 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
     if model is None:
         kinds = ", ".join(sorted(MODELS_BY_KIND))
         raise InvalidResource(name, [("kind", f"must be one of {kinds}, got {obj.get('kind')!r}")])
+    problems = _metadata_problems(obj)
     try:
-        return model.model_validate(dict(obj))
+        parsed = model.model_validate(dict(obj))
     except ValidationError as error:
-        raise InvalidResource(name, problems_of(error)) from None
+        problems += problems_of(error)
+    if problems:
+        raise InvalidResource(name, problems)
+    return parsed
 
 
 class DocumentsError(ValueError):
     """A YAML file that cannot be read as documents; the message names the file and why."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping: PyYAML keeps the last silently, kubectl's
+    decoder refuses it (review: two `metadata:` blocks validated as the second)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[tuple[str, str]] = set()
+        for key_node, _ in node.value:
+            # Scalar keys as written (a merge key `<<` may be overridden by an explicit one: not a duplicate).
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"found duplicate key {key_node.value!r}",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_documents(path: Path) -> list[Any]:
     """The YAML documents of `path` that are not empty (a file of CRs, as `kubectl apply -f` takes)."""
     try:
-        return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+        return [d for d in yaml.load_all(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) if d is not None]
     except OSError as error:
         raise DocumentsError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError as error:

@@ -20,17 +20,22 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from gridshift.api import GROUP
     from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
-    from gridshift.cli.usage import UsageError
 
-    failures = 0
+    failures = unreadable = 0
     for path in args.files:
         try:
             documents = read_documents(path)
         except DocumentsError as error:
-            raise UsageError(str(error)) from None
-        for doc in documents:
+            # One unreadable file does not stop the others (it ended the run after "ok" lines for earlier ones).
+            print(f"bad {error}", file=sys.stderr)
+            unreadable += 1
+            continue
+        if not documents:
+            print(f"bad {path}: no documents (an empty or truncated manifest)", file=sys.stderr)
+            failures += 1
+        for index, doc in enumerate(documents, start=1):
             if not isinstance(doc, dict):
-                print(f"{path}: a document is not a mapping", file=sys.stderr)
+                print(f"bad {path}: document {index} is not a mapping", file=sys.stderr)
                 failures += 1
                 continue
             if not str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
@@ -42,4 +47,4 @@ def run(args: argparse.Namespace) -> int:
             except InvalidResource as error:
                 print(f"bad {path}: {error}", file=sys.stderr)
                 failures += 1
-    return 1 if failures else 0
+    return 2 if unreadable else 1 if failures else 0
