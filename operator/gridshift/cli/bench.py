@@ -177,8 +177,14 @@ def run(args: argparse.Namespace) -> int:
         result = _measure(args, snapshot, settings, seed)
         results.append(result)
         _print_result(args, result)
-    _print_summary(args, _summary(args, results))
-    return 0
+    summary = _summary(args, results)
+    _print_summary(args, summary)
+    # A plan that breaks a constraint is a wrong answer, not a slow one (review: it exited 0).
+    broken = summary["invalid_plans"] + summary["move_limit_violations"]
+    if broken:
+        print(f"gridshift bench planner: {broken} plan(s) break a constraint (see invalid, move_limit_violations)",
+              file=sys.stderr)  # fmt: skip
+    return 1 if broken else 0
 
 
 def _measure(args: argparse.Namespace, snapshot: Any, settings: Any, seed: int) -> dict[str, Any]:
@@ -276,7 +282,11 @@ def _reference(
         # HiGHS's best bound from the reference solve (proven or not): the yardstick when no optimum is proven.
         "reference_bound_usd_per_h": reference.bound,
         "lp_bound_usd_per_h": bound,
-        "lp_gap_pct": None if bound is None else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
+        # Against the plan's money only: with penalties in its objective (demand left unserved) the "gap" was
+        # the penalty over the cost (1,664,712% on a plan proven optimal; review). None then.
+        "lp_gap_pct": None
+        if bound is None or _holds_penalty(plan_objective, cost_usd_per_h)
+        else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
     }
     if reference.solution is not None and reference.optimal:
         optimum = Solution(reference.solution.counts, Solver.MILP)
@@ -292,6 +302,15 @@ def _reference(
             "" if reference.bound is None else f" (best bound {reference.bound:.2f})"
         )
     return out
+
+
+def _holds_penalty(objective_usd_per_h: float, cost_usd_per_h: float) -> bool:
+    """Whether a plan's objective holds more than its money (a shortfall or bound penalty)."""
+    return objective_usd_per_h - cost_usd_per_h > 1e-6 * max(1.0, abs(cost_usd_per_h))
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}%"
 
 
 def _print_result(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -320,12 +339,14 @@ def _print_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         f"  median {summary['median_s']:.3f} s  p95 {summary['p95_s']:.3f} s wall; "
         f"cpu median {summary['median_cpu_s']:.3f} s  p95 {summary['p95_cpu_s']:.3f} s"
     )
+    line = f"  invalid plans: {summary['invalid_plans']}; move-limit violations: {summary['move_limit_violations']}"
     if args.quality:
-        print(
-            f"  gap median {summary['gap_median_pct']}%, max {summary['gap_max_pct']}%; "
-            f"runs serving less than the optimum: {summary['underserved_above_optimum']}; "
-            f"move-limit violations: {summary['move_limit_violations']}"
+        line += (
+            f"; gap median {_pct(summary['gap_median_pct'])}, max {_pct(summary['gap_max_pct'])} "
+            f"({summary['optimum_unproven']} of {summary['runs']} optimum not proven); "
+            f"runs serving less than the optimum: {summary['underserved_above_optimum']}"
         )
+    print(line)
 
 
 def _summary(args: argparse.Namespace, results: list[dict[str, Any]]) -> dict[str, Any]:
