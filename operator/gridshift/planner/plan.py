@@ -477,10 +477,8 @@ def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> st
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _without_penalties(settings: PlannerSettings) -> PlannerSettings:
-    """The settings under which deployment_objective is money alone (USD/h)."""
-    return replace(settings, shortfall_penalty_usd=0.0, bound_violation_penalty_usd=0.0, stale_change_penalty_usd=0.0)
+_without_penalties = functools.lru_cache(maxsize=4)(PlannerSettings.without_penalties)
+"""PlannerSettings.without_penalties, made once per settings rather than once per deployment explained."""
 
 
 def _explain(
