@@ -498,6 +498,7 @@ def _explain(
     current = list(deployment.columns.current)
     started, stopped = moves(deployment, counts)
     details = list(deployment.notes)
+    uses_carbon = deployment.deployment.requirements.uses_carbon
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
     # Against a placement that leaves demand unserved or breaks minReplicas/minRegions, a "saving"
@@ -516,7 +517,7 @@ def _explain(
             else chosen_objective
         )
         saving = keep_objective - chosen_money
-    if saving is not None and deployment.deployment.requirements.uses_carbon:
+    if saving is not None and uses_carbon:
         # The carbon limit penalty steers the plan but is no money: the saving is in real cost. Only
         # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
@@ -524,7 +525,6 @@ def _explain(
     alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
-    uses_carbon = deployment.deployment.requirements.uses_carbon
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
@@ -537,14 +537,14 @@ def _explain(
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
     if saving is not None and (started or stopped or ruled_out):
-        if saving < 0 and deployment.deployment.requirements.uses_carbon:
+        if saving < 0 and uses_carbon:
             # Leaving a region for a carbon limit can cost money: said as such.
             summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
         else:
             summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
         summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
-    if deployment.deployment.requirements.uses_carbon:
+    if uses_carbon:
         summary += _carbon_summary(deployment, cost)
     return Explanation(
         reason=reason,

@@ -207,16 +207,14 @@ def violations(problem: Problem, solution: Solution) -> list[str]:
     """Why `solution` is not a plan the operator may apply (empty when it is)."""
     found: list[str] = []
     used: dict[tuple[str, str], int] = {}
-    grouped: dict[str, int] = {}  # replicas of the class groups of one deployment, together
-    caps: dict[str, int] = {}
+    grouped: dict[str, tuple[int, int]] = {}  # replicas of the class groups of one deployment together, its cap
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         name = deployment.deployment.id
         if len(counts) != len(deployment.options):
             found.append(f"{name}: {len(counts)} counts for {len(deployment.options)} options")
             continue
         if deployment.group is not None and not deployment.frozen:
-            grouped[name] = grouped.get(name, 0) + sum(counts)
-            caps[name] = deployment.user_max_replicas
+            grouped[name] = (grouped.get(name, (0, 0))[0] + sum(counts), deployment.user_max_replicas)
         for option, count in zip(deployment.options, counts, strict=True):
             used[option.key] = used.get(option.key, 0) + count * option.gpus
             if count < 0:
@@ -232,9 +230,9 @@ def violations(problem: Problem, solution: Solution) -> list[str]:
             found.append(f"{name}: {sum(counts)} replicas above the cap {deployment.max_replicas}")
         if min(moves(deployment, counts)) > deployment.max_moves:
             found.append(f"{name}: more than maxConcurrentMoves {deployment.max_moves} moves")
-    for name, total in grouped.items():
-        if total > caps[name]:
-            found.append(f"{name}: {total} replicas over its class groups, above its maxReplicas {caps[name]}")
+    for name, (total, cap) in grouped.items():
+        if total > cap:
+            found.append(f"{name}: {total} replicas over its class groups, above its maxReplicas {cap}")
     for key, gpus in used.items():
         if gpus > problem.inventory.get(key, 0):
             found.append(f"{key[0]}/{key[1]}: {gpus} GPUs planned, {problem.inventory.get(key, 0)} available")
