@@ -369,14 +369,21 @@ def test_a_move_runs_make_before_break_batch_by_batch_across_cycles() -> None:
     assert fleet.writes == [("b", G, 1), ("a", G, 1), ("b", G, 2), ("a", G, 0)]
 
 
-def test_weights_the_hub_does_not_take_hold_the_scale_down_behind_them() -> None:
-    # The route must send traffic to b before a's replica stops: a ShiftRouting whose weights are
-    # refused (a conflict, a 5xx) holds the migration there, cycle after cycle, until they are taken.
+def moving_a_to_b_with_b_ready() -> tuple[Fleet, DeploymentPlan]:
+    """Two replicas moving from a (all traffic) to b, after the cycle that started b's first and made it Ready:
+    the next cycle's ShiftRouting comes before a's first ScaleDown."""
     fleet = Fleet.of(a=2)
     fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
     plan = fleet.plan({"b": 2})
     fleet.cycle(plan)
     fleet.make_ready()
+    return fleet, plan
+
+
+def test_weights_the_hub_does_not_take_hold_the_scale_down_behind_them() -> None:
+    # The route must send traffic to b before a's replica stops: a ShiftRouting whose weights are
+    # refused (a conflict, a 5xx) holds the migration there, cycle after cycle, until they are taken.
+    fleet, plan = moving_a_to_b_with_b_ready()
     fleet.route_refused = RuntimeError("hub answered 500")
     for _ in range(3):
         progress, report = fleet.cycle(plan)
@@ -395,11 +402,7 @@ def test_a_missing_route_or_a_scale_up_does_not_hold_the_migration() -> None:
     # No managed route carries traffic (missing, or unlabelled: gridshift never writes it), or nothing
     # is stopped after the weights (a scale-up): holding would protect nothing and keep every later
     # plan waiting. The failure is still reported, and named in the step.
-    fleet = Fleet.of(a=2)
-    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
-    plan = fleet.plan({"b": 2})
-    fleet.cycle(plan)
-    fleet.make_ready()
+    fleet, plan = moving_a_to_b_with_b_ready()
     fleet.route_refused = RouteMissing("HTTPRoute ml/chat-route not found")
     progress, report = fleet.cycle(plan)
     assert fleet.counts() == {"a": 1, "b": 2} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
