@@ -335,15 +335,19 @@ class RegionalClusterSpec(MemberAccess):
 def workload_namespace_for(spec: MemberAccess, hub_namespace: str) -> str:
     """The member-cluster namespace of an InferenceDeployment in `hub_namespace` on this cluster.
 
-    A template longer than a namespace may be once filled keeps a readable prefix and a 64-bit digest.
+    A filled template of 63 characters or more keeps a readable prefix and a 64-bit digest, always 63
+    characters long; one shorter is used as it is. The two never meet, so no two hub namespaces share a
+    member namespace (found in review: a 63-character namespace's digest form, cut back to 62 characters and
+    below, was itself the plain form of another, 53-character namespace, whose tenant then ran in the other's
+    "per-tenant" namespace, its Secrets within reach).
     """
     template = spec.workload_namespace
     if NAMESPACE_PLACEHOLDER not in template:
         return template
     name = template.replace(NAMESPACE_PLACEHOLDER, hub_namespace)
-    if len(name) <= 63:
+    if len(name) < 63:
         return name
-    return f"{name[: 63 - HASH_HEX_DIGITS - 1].rstrip('-')}-{digest(name)}"
+    return f"{name[: 63 - HASH_HEX_DIGITS - 1]}-{digest(name)}"
 
 
 class GPUCount(ApiModel):
