@@ -623,6 +623,11 @@ def test_a_finished_step_on_an_unreachable_cluster_does_not_abandon_the_migratio
     fleet.make_ready()
     fleet.ready[key("b")] = 1
     fleet.cycle(plan)
+    # a's replica is not counted Ready while a is unreachable: c keeps serving until it is seen Ready again
+    # (review: the shift and the ScaleDown trusted a WaitReady done cycles before).
+    assert fleet.counts() == {"a": 1, "b": 1, "c": 2}
+    fleet.unreachable = set()
+    fleet.cycle(plan)
     assert fleet.counts() == {"a": 1, "b": 1}
 
 
@@ -871,3 +876,70 @@ def test_random_migrations_keep_make_before_break_and_reach_their_target(
         assert sum(fleet.ready.values()) >= floor
     assert fleet.counts() == {c: n for c, n in target.items() if n > 0}
     assert fleet.status["migration"] == []
+
+
+def test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready() -> None:
+    # Found in review: a WaitReady was checked once, so the next batch's ShiftRouting sent half the traffic
+    # to b after b's only replica crashed, and its ScaleDown stopped a's last Ready replica.
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 1, "c": 1})
+    fleet.cycle(plan)
+    fleet.make_ready()
+    fleet.cycle(plan)  # batch 1 done: a 1, b 1, routing a50/b50
+    assert fleet.counts() == {"a": 1, "b": 1, "c": 1}
+    fleet.ready[key("b")], fleet.ready[key("c")] = 0, 1  # b's replica crashes while c's starts
+    progress, _ = fleet.cycle(plan)
+    assert fleet.counts() == {"a": 1, "b": 1, "c": 1} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    assert any(s.state is StepState.RUNNING and s.key == key("b") for s in progress.steps)
+    fleet.make_ready()  # b is Ready again: the move goes on
+    fleet.cycle(plan)
+    assert fleet.counts() == {"b": 1, "c": 1} and fleet.routing == (RouteWeight("b", 50), RouteWeight("c", 50))
+    # The held-route path: weights taken days later go only to replicas still Ready.
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    fleet.cycle(plan)
+    fleet.ready[key("b")], fleet.route_refused = 0, None
+    fleet.cycle(plan)
+    assert fleet.counts() == {"a": 2, "b": 1} and fleet.routing == (RouteWeight("a", 100),)
+
+
+def test_a_migration_kept_through_frozen_is_planned_afresh_back_in_auto() -> None:
+    # Found in review: steps kept while Frozen resumed in Auto against a plan that no longer wanted them: the
+    # stale move ran, then the move back.
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    fleet.cycle(plan)
+    fleet.route_refused = None
+    for _ in range(2):
+        fleet.cycle(fleet.plan({"a": 2}, mode=MigrationMode.FROZEN))
+    assert MigrationProgress.from_status(fleet.status).in_flight  # Frozen keeps status as it is
+    fleet.make_ready()
+    _, report = fleet.cycle(fleet.plan({"a": 2}))
+    assert "ml/chat: migration paused outside Auto abandoned; planned afresh" in report.errors
+    # The current plan runs instead: a keeps both replicas and all traffic, b's started replica goes.
+    assert fleet.counts() == {"a": 2} and fleet.routing == (RouteWeight("a", 100),)
+    assert ("a", G, 1) not in fleet.writes
+
+
+def test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_deployment() -> None:
+    # Found in review: a ScaleUp the member refused (RBAC) stayed Running for ever and held every later plan,
+    # growth included (30 cycles later: 2 replicas against a plan for 4).
+    fleet = Fleet.of(a=2)
+    fleet.refuse = {"b": ActuationForbidden("b", "cannot patch deployments")}
+    fleet.cycle(fleet.plan({"b": 2}))
+    progress, report = fleet.cycle(fleet.plan({"a": 4}), advance=timedelta(seconds=TIMEOUT + 1))
+    assert any("not Ready within readyTimeoutSeconds" in e for e in report.errors)
+    assert progress.steps == []
+    fleet.cycle(fleet.plan({"a": 4}))
+    assert fleet.counts() == {"a": 4}
+
+
+def test_a_running_step_without_started_at_starts_its_clock_instead_of_failing() -> None:
+    # Found in review: a hand-edited status.migration (the CRD lets startedAt go) tripped an assertion every
+    # cycle: the deployment was never acted on again and read Migrating for ever.
+    fleet = Fleet.of(a=2)
+    fleet.cycle(fleet.plan({"b": 2}))
+    del fleet.status["migration"][1]["startedAt"]
+    progress, report = fleet.cycle(fleet.plan({"b": 2}))
+    assert report.errors == [] and progress.steps[1].started_at == fleet.now

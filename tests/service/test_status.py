@@ -684,3 +684,25 @@ def test_a_measured_cost_prices_the_measured_energy_per_token_as_the_recording_r
     tokens_millions_per_hour = 800.0 * 3600 / 1e6
     expected = (gpu_usd_per_hour + energy_usd_per_hour) / tokens_millions_per_hour
     assert cost["usdPerMillionTokens"] == pytest.approx(expected, rel=0.05)  # two significant digits
+
+
+def test_a_move_frozen_mid_way_reads_frozen_not_migrating() -> None:
+    # Found in review: the steps are kept while Frozen (not run), and Ready read Migrating with Reconciling
+    # True for as long as the deployment stayed Frozen (GitOps health: Progressing for ever).
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    settled(world)
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    for _ in range(10):
+        world.cycle()
+        if world.status().get("migration"):
+            break
+    assert conditions(world.status())["Ready"][1] == "Migrating"
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    world.cycle()
+    status = world.status()
+    assert status.get("migration") and conditions(status)["Ready"][1] == "Frozen"

@@ -16,8 +16,14 @@ The planner says which steps lead from the current placement to the target
   flight (done since the last ShiftRouting) is scaled back to its count before it, and every step is
   marked RolledBack with the reason. Batches already shifted stay: their sources were scaled down
   once their replicas were Ready, so taking those replicas back would leave too few.
+- A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
+  one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
+  waited on again, from then, under the same timeout.
+- A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
+  is rolled back the same way: a refused write held every later plan of the deployment.
 - A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
-  was deleted), is abandoned and planned afresh.
+  was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
+  (its steps were for a placement and prices since gone), when the mode is Auto again.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
 (`MigrationStepStatus`) only at the edges.
@@ -176,6 +182,8 @@ class Migrations:
     def __init__(self, revalidate_delay_seconds: float) -> None:
         self._revalidate_delay = timedelta(seconds=revalidate_delay_seconds)
         self._pending: dict[str, _PendingTarget] = {}
+        self._paused: set[str] = set()
+        """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
 
     def run(
         self,
@@ -189,7 +197,15 @@ class Migrations:
         """This cycle's progress of the deployment's migration (Auto mode only; others keep status as is)."""
         progress = MigrationProgress.from_status(deployment.old_status)
         if plan.mode is not MigrationMode.AUTO:
+            if progress.in_flight:
+                self._paused.add(deployment.id)
             return progress
+        if deployment.id in self._paused and progress.in_flight:
+            # Steps kept through a Frozen or Advisory spell were planned for a placement and prices since gone:
+            # resumed, they ran that stale move and then the move back (review). Planned afresh instead.
+            report.errors.append(f"{deployment.id}: migration paused outside Auto abandoned; planned afresh")
+            progress.steps = []
+        self._paused.discard(deployment.id)
         if _waits_on_unreachable(progress.steps, views):
             # The move cannot finish while its cluster is away; plan afresh from what is reachable.
             report.errors.append(f"{deployment.id}: migration abandoned, a cluster it needs is unreachable")
@@ -252,26 +268,26 @@ class Migrations:
         for step in progress.steps:
             if step.state.finished:
                 continue
-            if step.state is StepState.PENDING:
+            if step.state is StepState.PENDING or step.started_at is None:
+                # A Running step without startedAt (status edited by hand) starts its clock now: it asserted.
                 step.state = StepState.RUNNING
                 step.started_at = now
+            if step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN) and _no_longer_ready(
+                progress.steps, step, ready, now
+            ):
+                break  # traffic goes to, or a source stops for, replicas only while they are still Ready
             if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
-                view = views.get(step.cluster)
-                if view is None or view.member is None or not view.reachable:
-                    step.message = f"cluster {step.cluster} unreachable; will retry"
-                    break
-                try:
-                    report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
-                except MemberError as error:
-                    step.message = progress.error = str(error)
-                    report.errors.append(f"{deployment.id}: {error}")
+                if not self._write(deployment, progress, step, views, actuator, report):
+                    if now - step.started_at > timedelta(seconds=timeout):
+                        # A write refused for as long as a start may take (RBAC, a foreign object in the way)
+                        # is given up like a start that never becomes Ready: it held every later plan (review).
+                        self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
                 if ready.get(step.key, 0) >= step.replicas:
                     step.state = StepState.DONE
                     continue
-                assert step.started_at is not None
                 if now - step.started_at > timedelta(seconds=timeout):
                     self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
                 break
@@ -295,6 +311,28 @@ class Migrations:
                 step.state = StepState.DONE
         if progress.steps and not progress.in_flight:
             progress.steps = []
+
+    @staticmethod
+    def _write(
+        deployment: ObservedDeployment,
+        progress: MigrationProgress,
+        step: StepRecord,
+        views: Mapping[str, ClusterView],
+        actuator: ReplicaSetter,
+        report: CycleReport,
+    ) -> bool:
+        """A ScaleUp's or ScaleDown's member write; False (the step's message says why) when it did not go out."""
+        view = views.get(step.cluster)
+        if view is None or view.member is None or not view.reachable:
+            step.message = f"cluster {step.cluster} unreachable; will retry"
+            return False
+        try:
+            report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
+        except MemberError as error:
+            step.message = progress.error = str(error)
+            report.errors.append(f"{deployment.id}: {error}")
+            return False
+        return True
 
     @staticmethod
     def _roll_back(
@@ -332,6 +370,25 @@ def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:
     """Whether a ScaleDown not yet done follows `step`."""
     position = next(i for i, s in enumerate(steps) if s is step)
     return any(s.action is StepAction.SCALE_DOWN and not s.state.finished for s in steps[position + 1 :])
+
+
+def _no_longer_ready(steps: Sequence[StepRecord], step: StepRecord, ready: Mapping[Key, int], now: datetime) -> bool:
+    """Whether replicas a done WaitReady before `step` saw Ready are Ready no more (crashed, evicted); the
+    latest such WaitReady of that key is then waited on again, from now. Found in review: a WaitReady was
+    checked once, so a later ShiftRouting sent half the traffic to a cluster with no Ready replica and the
+    ScaleDown after it stopped the last Ready source. Keys scaled down after their WaitReady are not held."""
+    position = next(i for i, s in enumerate(steps) if s is step)
+    waited: dict[Key, StepRecord] = {}
+    for earlier in steps[:position]:
+        if earlier.action is StepAction.WAIT_READY and earlier.state is StepState.DONE:
+            waited[earlier.key] = earlier
+        elif earlier.action is StepAction.SCALE_DOWN:
+            waited.pop(earlier.key, None)
+    lost = [w for key, w in waited.items() if ready.get(key, 0) < w.replicas]
+    for wait in lost:
+        wait.state, wait.started_at = StepState.RUNNING, now
+        wait.message = f"only {ready.get(wait.key, 0)}/{wait.replicas} Ready now, after they were: waiting again"
+    return bool(lost)
 
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:

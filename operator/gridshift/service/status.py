@@ -262,7 +262,7 @@ def deployment_health(
         return health(ReadyReason.STARTING, f"waiting for replicas to be Ready; {counts}", ReconcilingReason.STARTING)
     if latency:
         return health(ReadyReason.SLO_AT_RISK, f"{latency}; {counts}")
-    if progress.in_flight:
+    if progress.in_flight and not frozen:  # Frozen: the steps are kept, not run (review: it read Migrating)
         done = sum(1 for s in progress.steps if s.state is StepState.DONE)
         return health(
             ReadyReason.MIGRATING,
