@@ -23,9 +23,12 @@ the next read, whose errors are reported as before; credentials without `watch` 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from gridshift.actuation import labels as L
@@ -34,6 +37,8 @@ from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
 
 FIELD_MANAGER = "gridshift"
+
+log = logging.getLogger("gridshift.members")
 
 
 LIST_PAGE = 250
@@ -215,7 +220,8 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         namespace=meta["namespace"],
         desired=int((obj.get("spec") or {}).get("replicas") or 0),
         ready=int((obj.get("status") or {}).get("readyReplicas") or 0),
-        gpus_per_replica=_template_gpus(obj),
+        # A foreign Deployment is never counted as anyone's replicas: what it asks for is not read at all.
+        gpus_per_replica=_template_gpus(obj) if owner is not None else 0,
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
         owner_uid=uid,
     )
@@ -236,13 +242,38 @@ def _template_gpus(obj: Mapping[str, Any]) -> int:
         containers = obj["spec"]["template"]["spec"]["containers"]
     except (KeyError, TypeError):
         return 0
-    return sum(gpu_quantity((c.get("resources") or {}).get("limits")) for c in containers)
+    what = f"Deployment {_name_of(obj)}"
+    # GPUs our replicas hold are given back to the planner as free capacity: a fraction rounds down.
+    return sum(gpu_quantity((c.get("resources") or {}).get("limits"), what, round_up=False) for c in containers)
 
 
-def gpu_quantity(resources: Mapping[str, Any] | None) -> int:
-    if not resources:
+def gpu_quantity(resources: Mapping[str, Any] | None, what: str, *, round_up: bool) -> int:
+    """Whole GPUs in a resources map (requests, limits, allocatable) of the object `what` names.
+
+    Any Kubernetes quantity is read ("1k" is 1000 GPUs). The apiserver admits only whole extended
+    resources, but a fraction is rounded the way that is safe for the caller (`round_up` for GPUs in
+    use, down for GPUs offered), and a value that is no quantity counts 0; both are logged. One odd
+    object never fails the observation of its cluster, whose other tenants' replicas it would hide.
+    """
+    if not resources or resources.get(L.GPU_RESOURCE) is None:
         return 0
-    return int(str(resources.get(L.GPU_RESOURCE, "0")))
+    from kubernetes.utils import parse_quantity
+
+    raw = resources[L.GPU_RESOURCE]
+    try:
+        value: Decimal = parse_quantity(raw)
+    except (ArithmeticError, TypeError, ValueError):
+        log.warning("%s: %s %r is not a quantity: counted as 0", what, L.GPU_RESOURCE, str(raw)[:40])
+        return 0
+    whole = math.ceil(value) if round_up else math.floor(value)
+    if whole != value:
+        log.warning("%s: %s %s is not a whole number: counted as %d", what, L.GPU_RESOURCE, value, whole)
+    return max(0, whole)
+
+
+def _name_of(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}".lstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +301,8 @@ def node_gpus(node: Mapping[str, Any]) -> NodeGpus:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     if product is None or not ready or (node.get("spec") or {}).get("unschedulable"):
         return NodeGpus(str(meta.get("name", "")), None, 0)
-    return NodeGpus(str(meta.get("name", "")), str(product), gpu_quantity(status.get("allocatable")))
+    allocatable = gpu_quantity(status.get("allocatable"), f"Node {_name_of(node)}", round_up=False)
+    return NodeGpus(str(meta.get("name", "")), str(product), allocatable)
 
 
 def pod_gpus(pod: Mapping[str, Any]) -> PodGpus | None:
@@ -279,7 +311,11 @@ def pod_gpus(pod: Mapping[str, Any]) -> PodGpus | None:
     node = spec.get("nodeName")
     if not node or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
         return None
-    gpus = sum(gpu_quantity((c.get("resources") or {}).get("requests")) for c in spec.get("containers") or [])
+    what = f"Pod {_name_of(pod)}"
+    gpus = sum(
+        gpu_quantity((c.get("resources") or {}).get("requests"), what, round_up=True)
+        for c in spec.get("containers") or []
+    )
     return PodGpus(str(node), gpus) if gpus else None
 
 
@@ -516,6 +552,7 @@ class KubeMemberCluster:
     ) -> list[Any]:
         """`extract` of every object listed, read from the watch cache when it is synced; listed (and the
         cache seeded, its watch started) otherwise. Listing errors are raised as from `_list`."""
+        extract = _skipping_failures(extract, kind)
         if not self._watch:
             return [r for r in map(extract, self._list(api_version, kind, namespace, label_selector)) if r is not None]
         key = (kind, namespace or "")
@@ -625,6 +662,20 @@ class KubeMemberCluster:
             ]
             others_visible = False
         return Inventory(tuple(inventory_of(nodes, pods)), nodes_visible=True, others_visible=others_visible)
+
+
+def _skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) -> Callable[[Mapping[str, Any]], Any]:
+    """`extract`, logging and skipping an object it fails on: one object the code does not expect (any
+    tenant may write its workload namespace) must not fail the observation of every tenant's replicas."""
+
+    def tolerant(obj: Mapping[str, Any]) -> Any:
+        try:
+            return extract(obj)
+        except Exception as error:
+            log.error("%s %s skipped: not understood (%s)", kind, _name_of(obj), type(error).__name__)
+            return None
+
+    return tolerant
 
 
 def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:

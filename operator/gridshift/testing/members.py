@@ -116,13 +116,15 @@ class FakeMemberCluster:
         if not self.nodes_visible:
             return Inventory(nodes_visible=False, others_visible=False)
         used = {t: (self.foreign_gpus.get(t, 0) if self.others_visible else 0) for t in self.gpus}
-        for (kind, namespace, _), obj in self.objects.items():
+        for (kind, namespace, name), obj in self.objects.items():
             if kind != "Deployment" or (not self.others_visible and namespace not in namespaces):
                 continue
             pod = obj["spec"]["template"]["spec"]
             product = pod.get("nodeSelector", {}).get(L.GPU_PRODUCT_NODE_LABEL)
             if product in used:
-                per_pod = gpu_quantity(pod["containers"][0]["resources"]["requests"])
+                per_pod = gpu_quantity(
+                    pod["containers"][0]["resources"]["requests"], f"Deployment {namespace}/{name}", round_up=True
+                )
                 used[product] += per_pod * obj["spec"]["replicas"]
         gpus = tuple(GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items()))
         return Inventory(gpus, nodes_visible=True, others_visible=self.others_visible)

@@ -1,0 +1,86 @@
+"""GPU quantities of member objects are read as Kubernetes quantities, and one odd object never fails
+the observation of its cluster (actuation.members.gpu_quantity)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from gridshift.actuation import labels as L
+from gridshift.actuation.members import PodGpus, gpu_quantity, node_gpus, pod_gpus, state_from_deployment
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
+
+
+@pytest.mark.parametrize(
+    ("value", "round_up", "gpus"),
+    [
+        ("1", False, 1),
+        (8, False, 8),
+        ("1k", True, 1000),
+        ("2e1", False, 20),
+        ("1500m", True, 2),
+        ("1500m", False, 1),
+        ("not a quantity", True, 0),
+        ("-3", True, 0),
+    ],
+)
+def test_gpu_quantities_are_kubernetes_quantities_in_whole_gpus(value: Any, round_up: bool, gpus: int) -> None:
+    assert gpu_quantity({L.GPU_RESOURCE: value}, "Pod p", round_up=round_up) == gpus
+
+
+def test_gpus_in_use_round_up_and_gpus_offered_round_down() -> None:
+    requests = {L.GPU_RESOURCE: "500m"}
+    pod = {"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": requests}}]}}
+    assert pod_gpus(pod) == PodGpus("n1", 1)
+    node = {
+        "metadata": {"name": "n1", "labels": {L.GPU_PRODUCT_NODE_LABEL: H100}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {L.GPU_RESOURCE: "7500m"}},
+    }
+    assert node_gpus(node).allocatable == 7
+
+
+def _lookalike(gpus: str, *, owned: bool) -> dict[str, Any]:
+    """A Deployment labelled as gridshift's in the shared workload namespace, asking for `gpus` GPUs."""
+    annotations = L.owner_annotations("ml", "x", "uid-x") if owned else {}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "lookalike",
+            "namespace": WORKLOADS,
+            "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE},
+            "annotations": annotations,
+        },
+        "spec": {
+            "replicas": 0,
+            "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {L.GPU_RESOURCE: gpus}}}]}},
+        },
+    }
+
+
+def test_a_foreign_deployment_s_gpus_are_not_read() -> None:
+    state = state_from_deployment(_lookalike("not a quantity", owned=False))
+    assert state is not None and not state.owned and state.gpus_per_replica == 0
+
+
+def test_an_odd_quantity_of_one_tenant_leaves_the_cluster_and_the_other_tenants_observed() -> None:
+    world = ServiceHarness(["eu-fr"])
+    world.add(deployment_body("chat"))
+    world.cycle()
+    world.cycle()
+    ready = world.status()["readyReplicas"]
+    assert ready > 0
+    member = world.members["eu-fr"]
+    member.plant(_lookalike("1k", owned=False))
+    owned = _lookalike("oops", owned=True)
+    owned["metadata"]["name"] = "another"
+    member.plant(copy.deepcopy(owned))
+
+    report = world.cycle()
+
+    assert not any("eu-fr" in e and "unreachable" in e for e in report.errors), report.errors
+    assert not any("ValueError" in e for e in report.errors), report.errors
+    assert world.cluster_bodies["eu-fr"]["status"]["reachable"] is True
+    assert world.status()["readyReplicas"] == ready
