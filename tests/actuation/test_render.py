@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import replace
 
 import yaml
@@ -166,3 +167,28 @@ def test_a_users_hf_home_takes_the_operators_place_and_no_variable_is_listed_twi
     assert len(names) == len(set(names)), names  # server-side apply refuses a name listed twice
     assert {e["name"]: e["value"] for e in container["env"]}["HF_HOME"] == "/models/cache"
     assert names[:2] == ["HOME", "HF_HOME"]
+
+
+def _vllm_parser() -> argparse.ArgumentParser:
+    """The owned options as vLLM declares them, parsed as its FlexibleArgumentParser does (allow_abbrev)."""
+    parser = argparse.ArgumentParser(allow_abbrev=True)
+    for flag in ("--model", "--revision", "--port", "--max-num-seqs", "--max-model-len", "--kv-cache-dtype"):
+        parser.add_argument(flag)
+    parser.add_argument("--tensor-parallel-size", "-tp")
+    parser.add_argument("--served-model-name", nargs="+")
+    parser.add_argument("--enable-prefix-caching", action="store_true")
+    return parser
+
+
+def test_the_operators_flags_come_last_and_win_over_any_extra_arg() -> None:
+    idep = example()
+    # What admission refuses (the model is built without validation): should one ever pass, it must not win.
+    sneaky = ["--por=9001", "--max-num-seq=4096", "--served-model=victim-model", "--tensor-parallel=8", "--model=x"]
+    engine = idep.spec.engine.model_copy(update={"extra_args": [*idep.spec.engine.extra_args, *sneaky]})
+    spec = idep.spec.model_copy(update={"engine": engine})
+    args = render_workload(spec, TARGET)[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = _vllm_parser().parse_args(args)
+    assert parsed.port == str(idep.spec.engine.port) and parsed.max_num_seqs == "96"
+    assert parsed.served_model_name == [idep.spec.model.served_name] and parsed.tensor_parallel_size == "1"
+    assert parsed.model == idep.spec.model.source and parsed.enable_prefix_caching
+    assert args[: len(engine.extra_args)] == engine.extra_args

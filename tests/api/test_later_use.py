@@ -8,6 +8,7 @@ the message a zone unknown to the running operator gives at runtime.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,9 @@ def test_feed_urls_without_user_info_are_accepted(url: str) -> None:
 
 
 def test_extra_args_may_set_anything_but_the_operators_flags() -> None:
-    ok = deployment(engine={"extraArgs": ["--enable-prefix-caching", "--portal=1", "--max-model-len=8192"]})
+    ok = deployment(
+        engine={"extraArgs": ["--enable-prefix-caching", "--portal=1", "--max-model-len=8192", "--model-impl=vllm", ""]}
+    )
     validate_object(ok)
     for flag in OPERATOR_OWNED_VLLM_FLAGS:
         for arg in (flag, f"{flag}=1"):
@@ -183,6 +186,30 @@ def test_min_regions_up_to_the_allowed_regions_is_accepted() -> None:
         )
     )
     validate_object(deployment(capacity={"minReplicas": 2, "maxReplicas": 4, "minRegions": 2}))  # all regions
+
+
+@pytest.mark.parametrize(
+    "arg",
+    ["--por=9001", "--max-num-seq=4096", "--served-model=victim-model", "--tensor-parallel=8", "--mod", "-t", "--"],
+)
+def test_extra_args_may_not_abbreviate_the_operators_flags(arg: str) -> None:
+    # vLLM's parser (argparse, allow_abbrev) reads a unique prefix as the flag; "--" would make the
+    # operator's flags, rendered after the extra args, positional.
+    for where, spec in (
+        ("spec.engine.extraArgs", {"engine": {"extraArgs": [arg]}}),
+        (
+            "spec.variants[0].extraArgs",
+            {"variants": [{"name": "fp8", "profileModel": "m-fp8", "extraArgs": [arg]}]},
+        ),
+    ):
+        with pytest.raises(InvalidResource, match=rf"{re.escape(where)}: extraArgs must not set a flag"):
+            validate_object(deployment(**spec))
+
+
+@pytest.mark.parametrize("arg", ["--pipeline-parallel-size=2", "-pp", "--data-parallel-size=2", "-dp", "-dpl"])
+def test_extra_args_may_not_multiply_the_gpus_a_replica_needs(arg: str) -> None:
+    with pytest.raises(InvalidResource, match=r"spec.engine.extraArgs: extraArgs must not set a flag"):
+        validate_object(deployment(engine={"extraArgs": [arg, "2"]}))
 
 
 def test_extra_args_may_not_set_the_operators_flags_with_underscores() -> None:

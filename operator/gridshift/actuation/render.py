@@ -119,10 +119,17 @@ def _env(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
 
 
 def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "") -> list[str]:
+    """The user's extra args first, the operator's flags last: argparse keeps the last value, so neither
+    an abbreviation of an owned flag nor a --config file can override what the operator relies on (the
+    port it probes, the batch size it planned, the GPUs the pod requests). Admission refuses owned flags
+    and their abbreviations in extraArgs besides."""
     build = _variant(spec, variant)
+    source = build.source if build is not None and build.source else spec.model.source
     return [
+        *spec.engine.extra_args,
+        *(build.extra_args if build is not None else ()),
         "--model",
-        build.source or spec.model.source if build is not None else spec.model.source,
+        source,
         "--revision",
         spec.model.revision,
         "--served-model-name",
@@ -133,8 +140,6 @@ def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "
         str(max_num_seqs),
         "--port",
         str(spec.engine.port),
-        *spec.engine.extra_args,
-        *(build.extra_args if build is not None else ()),
     ]
 
 

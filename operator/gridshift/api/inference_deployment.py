@@ -39,11 +39,20 @@ OPERATOR_OWNED_VLLM_FLAGS = (
     "--served-model-name",
     "--tensor-parallel-size",
     "-tp",
+    "--pipeline-parallel-size",
+    "-pp",
+    "--data-parallel-size",
+    "-dp",
+    "--data-parallel-size-local",
+    "-dpl",
     "--max-num-seqs",
     "--port",
 )
-"""vLLM flags the operator sets from the spec (actuation.render.vllm_args): repeated in extraArgs they
-would win (argparse keeps the last) and break what the operator relies on, e.g. the port it probes."""
+"""vLLM flags the operator sets from the spec (actuation.render.vllm_args), or must keep at their default
+because the pod requests only gpusPerReplica GPUs (pipeline and data parallelism multiply the GPUs a
+replica needs: it would crash-loop while the planner counts it as capacity). Refused in extraArgs, and
+so are their abbreviations (vLLM's parser takes --por for --port); the rendered flags also come last,
+so that whatever admission missed does not win (argparse keeps the last value)."""
 
 
 def _flag(arg: str) -> str:
@@ -51,8 +60,15 @@ def _flag(arg: str) -> str:
     return arg.split("=", 1)[0].replace("_", "-")
 
 
-def _no_owned_flags(engine: EngineSpec) -> bool:
-    return not any(_flag(arg) in OPERATOR_OWNED_VLLM_FLAGS for arg in engine.extra_args)
+def _sets_owned_flag(arg: str) -> bool:
+    """An owned flag, or a prefix of one: argparse (allow_abbrev) reads --max-num-seq as --max-num-seqs.
+    A prefix that vLLM finds ambiguous would not start at all: refusing it loses nothing."""
+    flag = _flag(arg)
+    return flag.startswith("-") and any(owned.startswith(flag) for owned in OPERATOR_OWNED_VLLM_FLAGS)
+
+
+def _no_owned_flags(extra_args: list[str]) -> bool:
+    return not any(_sets_owned_flag(arg) for arg in extra_args)
 
 
 class ModelSource(ApiModel):
@@ -135,6 +151,16 @@ class EnvVar(ApiModel):
 
 
 _OWNED_FLAGS_CEL = "[" + ", ".join(f"'{flag}'" for flag in OPERATOR_OWNED_VLLM_FLAGS) + "]"
+_NO_OWNED_FLAGS_CEL = (
+    "self.extraArgs.map(a, a.split('=', 2)[0].replace('_', '-'))"
+    f".all(f, !(f.startsWith('-') && {_OWNED_FLAGS_CEL}.exists(o, o.startsWith(f))))"
+)
+"""The CEL twin of `_no_owned_flags`; each flag is read once (map), which keeps the estimated cost
+within the apiserver's budget for 8 variants x 64 arguments."""
+_OWNED_FLAGS_MESSAGE = (
+    "extraArgs must not set a flag the operator sets from the spec, nor an abbreviation of one "
+    f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)})"
+)
 
 
 class EngineSpec(ApiModel):
@@ -142,13 +168,10 @@ class EngineSpec(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel=f"self.extraArgs.all(a, !(a.split('=', 2)[0].replace('_', '-') in {_OWNED_FLAGS_CEL}))",
-            message=(
-                "extraArgs must not set a flag the operator sets from the spec "
-                f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): use the spec's fields instead"
-            ),
+            cel=_NO_OWNED_FLAGS_CEL,
+            message=f"{_OWNED_FLAGS_MESSAGE}: use the spec's fields instead",
             field="extraArgs",
-            holds=_no_owned_flags,
+            holds=lambda engine: _no_owned_flags(engine.extra_args),
         ),
     )
 
@@ -380,16 +403,10 @@ class ModelVariant(ApiModel):
 
     cross_field_rules = (
         CrossFieldRule(
-            cel=(
-                "!has(self.extraArgs)"
-                f" || self.extraArgs.all(a, !(a.split('=', 2)[0].replace('_', '-') in {_OWNED_FLAGS_CEL}))"
-            ),
-            message=(
-                "extraArgs must not set a flag the operator sets from the spec "
-                f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)}): set the variant's source instead of --model"
-            ),
+            cel=f"!has(self.extraArgs) || {_NO_OWNED_FLAGS_CEL}",
+            message=f"{_OWNED_FLAGS_MESSAGE}: set the variant's source instead of --model",
             field="extraArgs",
-            holds=lambda v: not any(_flag(a) in OPERATOR_OWNED_VLLM_FLAGS for a in v.extra_args),
+            holds=lambda v: _no_owned_flags(v.extra_args),
         ),
     )
 
