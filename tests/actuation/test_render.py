@@ -192,3 +192,22 @@ def test_the_operators_flags_come_last_and_win_over_any_extra_arg() -> None:
     assert parsed.served_model_name == [idep.spec.model.served_name] and parsed.tensor_parallel_size == "1"
     assert parsed.model == idep.spec.model.source and parsed.enable_prefix_caching
     assert args[: len(engine.extra_args)] == engine.extra_args
+
+
+def _with_variant(**variant: str) -> tuple[InferenceDeployment, list[str]]:
+    idep = example()
+    document = idep.spec.model_dump(by_alias=True, exclude_none=True)
+    document["model"]["revision"] = "0e9e39f249a16976918f6564b8830bc894c89659"  # a pinned commit of the base model
+    document["variants"] = [{"name": "fp8", "profileModel": "m-fp8", **variant}]
+    spec = type(idep.spec).model_validate(document)
+    args = render_workload(spec, replace(TARGET, variant="fp8"))[0]["spec"]["template"]["spec"]["containers"][0]
+    return idep.model_copy(update={"spec": spec}), args["args"]
+
+
+def test_a_variant_with_its_own_weights_never_gets_the_base_models_revision() -> None:
+    _, own = _with_variant(source="neuralmagic/Meta-Llama-3-8B-Instruct-FP8")
+    assert "--revision" not in own  # the source's default branch
+    _, pinned = _with_variant(source="neuralmagic/Meta-Llama-3-8B-Instruct-FP8", revision="v1.2")
+    assert _vllm_parser().parse_args(pinned).revision == "v1.2"
+    idep, same = _with_variant(extraArgs=["--kv-cache-dtype=fp8"])  # the base model's weights, quantised at load
+    assert _vllm_parser().parse_args(same).revision == idep.spec.model.revision

@@ -130,8 +130,7 @@ def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "
         *(build.extra_args if build is not None else ()),
         "--model",
         source,
-        "--revision",
-        spec.model.revision,
+        *(["--revision", revision] if (revision := _revision(spec, build, source)) else []),
         "--served-model-name",
         spec.model.served_name,
         "--tensor-parallel-size",
@@ -141,6 +140,15 @@ def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "
         "--port",
         str(spec.engine.port),
     ]
+
+
+def _revision(spec: InferenceDeploymentSpec, build: ModelVariant | None, source: str) -> str | None:
+    """The variant's own revision; else spec.model.revision for the model's own source. A variant with
+    weights of its own gets none (vLLM's default branch): the model's revision, often a pinned commit,
+    names a commit of another repository, which vLLM would fail to load."""
+    if build is not None and build.revision:
+        return build.revision
+    return spec.model.revision if source == spec.model.source else None
 
 
 def template_hash(template: Manifest) -> str:

@@ -404,7 +404,7 @@ class ModelVariant(ApiModel):
     cross_field_rules = (
         CrossFieldRule(
             cel=f"!has(self.extraArgs) || {_NO_OWNED_FLAGS_CEL}",
-            message=f"{_OWNED_FLAGS_MESSAGE}: set the variant's source instead of --model",
+            message=f"{_OWNED_FLAGS_MESSAGE}: set the variant's source and revision instead of --model",
             field="extraArgs",
             holds=lambda v: _no_owned_flags(v.extra_args),
         ),
@@ -422,6 +422,16 @@ class ModelVariant(ApiModel):
         max_length=512,
         pattern=rf"^{NO_SPACE}+$",
         description="Model to load for this build; default spec.model.source.",
+    )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description=(
+            "Revision (branch, tag or commit) of this build's source; default spec.model.revision when the "
+            "build keeps spec.model.source, else the source's default branch (spec.model.revision names a "
+            "commit of another repository)."
+        ),
     )
     image: str | None = Field(
         default=None,
