@@ -132,6 +132,7 @@ def test_a_fake_without_gpus_is_refused() -> None:
         ({"sample_period_ms": 0.1}, "sample_period_ms"),
         ({"gpu_indices": ()}, "gpu_indices"),
         ({"gpu_indices": (-1,)}, "gpu_indices"),
+        ({"gpu_indices": (0, 0)}, "gpu_indices must name each GPU once"),
     ],
 )
 def test_bad_settings_name_the_field(kwargs: dict[str, Any], field: str) -> None:

@@ -201,3 +201,10 @@ def test_a_failed_apply_or_write_after_the_sweep_still_gives_the_yaml(
     assert profile_cli._deliver(namespace, Console(stderr=True), None, text) == 1  # type: ignore[arg-type]
     out = capsys.readouterr()
     assert out.out == text and "No space left on device" in out.err
+
+
+def test_a_gpu_index_given_twice_is_refused_naming_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--gpus", "0,1,0"])
+    assert "argument --gpus: expected each value once, got '0,1,0' (repeated: [0])" in capsys.readouterr().err
+    assert parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--gpus", "1,0"]).gpus == (1, 0)

@@ -48,6 +48,11 @@ def _ints_at_least(minimum: int, meaning: str) -> Callable[[str], tuple[int, ...
             raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
         if not values or any(v < minimum for v in values):
             raise argparse.ArgumentTypeError(f"expected {meaning}, got {text!r}")
+        # A GPU index given twice would be sampled twice (its power counted double, the replica's GPU
+        # count inferred one too many); a concurrency level twice, measured twice. argparse names the flag.
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise argparse.ArgumentTypeError(f"expected each value once, got {text!r} (repeated: {repeated})")
         return values
 
     return parse

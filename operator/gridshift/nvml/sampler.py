@@ -49,6 +49,9 @@ class SamplerSettings:
                 raise ValueError("gpu_indices must name at least one GPU, or be None for all GPUs")
             if any(i < 0 for i in self.gpu_indices):
                 raise ValueError(f"gpu_indices must be >= 0, got {list(self.gpu_indices)}")
+            if len(set(self.gpu_indices)) != len(self.gpu_indices):
+                # One GPU sampled twice: its power counted twice, the replica taken for one GPU more.
+                raise ValueError(f"gpu_indices must name each GPU once, got {list(self.gpu_indices)}")
 
 
 class PowerSampler(Protocol):
