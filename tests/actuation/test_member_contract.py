@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from gridshift.actuation.members import ClusterUnreachable, ForeignObject, MemberCluster, NamespaceMissing, Owner
-from gridshift.actuation.render import WorkloadTarget, render_workload
+from gridshift.actuation.render import WorkloadTarget, applied_digest, render_workload
 from gridshift.api import InferenceDeploymentSpec
 from gridshift.testing import FakeMemberCluster
 
@@ -57,6 +57,16 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
         "team-a",
     )
     assert states["alpha"].owner_uid == "uid-team-a-alpha" and states["alpha"].owned
+    # What is read back matches what was rendered, field for field gridshift sets (no apply needed), though
+    # the apiserver added its defaults (imagePullPolicy, clusterIP, protocol, ...).
+    rendered = {
+        (m["kind"], m["metadata"]["name"]): applied_digest(m) for m in render_workload(SPEC, target("alpha", 2))
+    }
+    live = {(o.kind, o.name): o.applied for o in cluster.owned_objects([WORKLOADS])}
+    assert {k: live.get(k) for k in rendered if k[0] != "Deployment"} == {
+        k: d for k, d in rendered.items() if k[0] != "Deployment"
+    }
+    assert rendered[("Deployment", states["alpha"].name)] == states["alpha"].applied
     wait_for(lambda: {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used == before[GPU].used + 3)
 
     # Re-applying with another count scales the same object.

@@ -14,14 +14,16 @@ to the GPUs the RegionalCluster declares (offerings[].maxGpus).
 Ownership: objects are gridshift's only with the owner annotations (gridshift.api.labels); `apply`
 never overwrites an object that another owner (or nobody) annotated, and deletes go by owner.
 
-Reads: gridshift's Deployments (per workload namespace), Nodes and Pods are listed once, then kept
-by a watch (actuation.watch): an idle cycle asks the apiserver nothing. Only compact records are kept
-(WorkloadState, NodeGpus, PodGpus), never the objects. A watch that breaks is replaced by a list on
+Reads: gridshift's Deployments, Services, PodDisruptionBudgets and NetworkPolicies (per workload
+namespace), Nodes and Pods are listed once, then kept by a watch (actuation.watch): an idle cycle asks
+the apiserver nothing. Only compact records are kept (WorkloadState, LiveObject: a digest of the fields
+gridshift sets, NodeGpus, PodGpus), never the objects. A watch that breaks is replaced by a list on
 the next read, whose errors are reported as before; credentials without `watch` list on every read.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -32,7 +34,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.render import Manifest
+from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
 
@@ -130,12 +132,34 @@ class WorkloadState:
     ready: int
     gpus_per_replica: int = 1
     spec_hash: str = ""
-    """Hash of the rendered pod template and settings (annotation): re-apply only when it changes."""
+    """Hash of the rendered pod template and settings (annotation), as the object says."""
     owner_uid: str = ""
+    applied: str = ""
+    """`render.applied_digest` of the live object: differs from the rendered one's when a field
+    gridshift sets was changed or removed by someone else (kubectl edit keeps the annotation)."""
 
     @property
     def owned(self) -> bool:
         return bool(self.owner_uid and self.deployment_name)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveObject:
+    """A Service, PodDisruptionBudget or NetworkPolicy labelled as gridshift's, as its digest
+    (`render.applied_digest`): enough to tell one missing or changed by hand from one as rendered."""
+
+    kind: str
+    namespace: str
+    name: str
+    applied: str
+
+
+def live_object(obj: Mapping[str, Any], kind: str) -> LiveObject | None:
+    """`kind`: items of a list do not say theirs."""
+    meta = obj.get("metadata") or {}
+    if (meta.get("labels") or {}).get(L.MANAGED_BY) != L.MANAGED_BY_VALUE:
+        return None
+    return LiveObject(kind, str(meta.get("namespace")), str(meta.get("name")), applied_digest(obj, kind))
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,10 @@ class MemberCluster(Protocol):
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]: ...
 
+    def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
+        """gridshift's Services, PodDisruptionBudgets and NetworkPolicies in `namespaces` (by label), as digests."""
+        ...
+
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         """Delete every object of `owner` (by owner annotations, not labels) in `namespaces`; returns how many."""
         ...
@@ -188,6 +216,9 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "NetworkPolicy"),
 )
 """Everything gridshift writes in a member cluster, in apply order."""
+
+WORKLOAD_COMPANIONS = MANAGED_KINDS[1:]
+"""The kinds written beside each Deployment, read back by `owned_objects`."""
 
 
 def owner_of(obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
@@ -224,6 +255,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         gpus_per_replica=_template_gpus(obj) if owner is not None else 0,
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
         owner_uid=uid,
+        applied=applied_digest(obj, "Deployment") if owner is not None else "",
     )
 
 
@@ -625,6 +657,22 @@ class KubeMemberCluster:
         ]
         return sorted(states, key=lambda s: (s.namespace, s.name))
 
+    def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
+        wanted = sorted(set(namespaces))
+        found: list[LiveObject] = []
+        for api_version, kind in WORKLOAD_COMPANIONS:
+            self._forget_namespaces_except(kind, wanted)
+            for namespace in wanted:
+                # Watched like the Deployments: an idle cycle asks the apiserver nothing.
+                found += self._cached(
+                    api_version,
+                    kind,
+                    namespace,
+                    f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
+                    functools.partial(_live_object_of, kind),
+                )
+        return found
+
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
         deleted = 0
@@ -662,6 +710,10 @@ class KubeMemberCluster:
             ]
             others_visible = False
         return Inventory(tuple(inventory_of(nodes, pods)), nodes_visible=True, others_visible=others_visible)
+
+
+def _live_object_of(kind: str, obj: Mapping[str, Any]) -> LiveObject | None:
+    return live_object(obj, kind)
 
 
 def _skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) -> Callable[[Mapping[str, Any]], Any]:

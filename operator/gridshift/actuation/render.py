@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,3 +280,111 @@ def render_workload(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> li
         render_pdb(target),
         render_network_policy(spec, target),
     ]
+
+
+# What of each kind gridshift sets: an object read back from the apiserver is compared on these fields
+# only (`applied_digest`), so the fields the apiserver defaults (imagePullPolicy, clusterIP, ...) and
+# those other writers add (labels, annotations) never count as drift. A whole-value leaf (True) is one
+# server-side apply replaces whole (atomic lists: args, tolerations, a policy's rules); maps are read
+# key by key; a list of objects item by item. `replicas` is left out: it is compared on its own.
+_QUANTITIES = "quantities"
+_OUR_LABELS: dict[str, Any] = dict.fromkeys(
+    [
+        L.MANAGED_BY,
+        L.DEPLOYMENT,
+        L.DEPLOYMENT_NAMESPACE,
+        L.GPU_TYPE,
+        L.CLUSTER,
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+    ],
+    True,
+)
+_METADATA = {"labels": _OUR_LABELS, "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH), True)}
+_PROBE = {"httpGet": {"path": True, "port": True}, "periodSeconds": True, "failureThreshold": True}
+_CONTAINER = {
+    "name": True,
+    "image": True,
+    "args": True,
+    "env": [{"name": True, "value": True, "valueFrom": True}],
+    "ports": [{"name": True, "containerPort": True}],
+    "resources": {"requests": _QUANTITIES, "limits": _QUANTITIES},
+    "startupProbe": _PROBE,
+    "readinessProbe": _PROBE,
+    "livenessProbe": _PROBE,
+    "securityContext": {
+        "allowPrivilegeEscalation": True,
+        "capabilities": True,
+        "runAsNonRoot": True,
+        "seccompProfile": True,
+    },
+    "volumeMounts": [{"name": True, "mountPath": True}],
+}
+_POD = {
+    "nodeSelector": {L.GPU_PRODUCT_NODE_LABEL: True},
+    "tolerations": True,
+    "terminationGracePeriodSeconds": True,
+    "automountServiceAccountToken": True,
+    "securityContext": dict.fromkeys(("runAsNonRoot", "runAsUser", "runAsGroup", "fsGroup", "seccompProfile"), True),
+    "volumes": [{"name": True, "emptyDir": {"medium": True}}],
+    "containers": [_CONTAINER],
+}
+_SELECTOR = {"matchLabels": _OUR_LABELS}
+APPLIED_FIELDS: dict[str, dict[str, Any]] = {
+    "Deployment": {
+        "metadata": _METADATA,
+        "spec": {
+            "selector": _SELECTOR,
+            "strategy": True,
+            "template": {
+                "metadata": {
+                    "labels": _OUR_LABELS,
+                    "annotations": dict.fromkeys(
+                        ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path"), True
+                    ),
+                },
+                "spec": _POD,
+            },
+        },
+    },
+    "Service": {
+        "metadata": _METADATA,
+        "spec": {"selector": _OUR_LABELS, "ports": [{"name": True, "port": True, "targetPort": True}]},
+    },
+    "PodDisruptionBudget": {"metadata": _METADATA, "spec": {"maxUnavailable": True, "selector": _SELECTOR}},
+    "NetworkPolicy": {
+        "metadata": _METADATA,
+        "spec": {"podSelector": _SELECTOR, "policyTypes": True, "ingress": True},
+    },
+}
+
+
+def applied_digest(obj: Mapping[str, Any], kind: str = "") -> str:
+    """Digest of the fields gridshift sets on an object of a managed kind (APPLIED_FIELDS), the same for
+    what is rendered and for what the apiserver gives back while nobody changed those fields. `kind`:
+    for an item of a list, which does not say it."""
+    projected = _project(obj, APPLIED_FIELDS[kind or str(obj.get("kind"))])
+    return hashlib.sha256(json.dumps(projected, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _project(value: Any, fields: Any) -> Any:
+    if fields is True:
+        return value
+    if fields == _QUANTITIES:
+        return {k: _quantity(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+    if isinstance(fields, list):
+        return [_project(item, fields[0]) for item in value] if isinstance(value, list) else value
+    if not isinstance(value, Mapping):
+        return value
+    # An empty string is left out as Kubernetes' JSON leaves it out (`omitempty`): env value "".
+    return {k: _project(value[k], sub) for k, sub in fields.items() if value.get(k) not in (None, "")}
+
+
+def _quantity(value: Any) -> str:
+    """A quantity as its number: the apiserver writes 0.5 back as 500m, 1.5Gi as 1536Mi."""
+    from kubernetes.utils import parse_quantity
+
+    try:
+        return str(parse_quantity(value).normalize())
+    except (ArithmeticError, TypeError, ValueError):
+        return str(value)

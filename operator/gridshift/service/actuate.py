@@ -1,19 +1,28 @@
 """The actuate stage: member-cluster workloads and HTTPRoute weights, written only when they change.
 
 `Actuator.set_replicas` renders a deployment's workload for one (cluster, GPU type) and applies it
-unless the cluster already runs that replica count with that template (spec-hash annotation), so an
-idle cycle writes nothing. It remembers what it applied this cycle, so status shows the new desired
-counts at once. `route` writes routing weights to the HTTPRoute a deployment names.
+unless the cluster already runs that replica count with those objects; `repair` applies again, with
+the counts as they are, whatever of a running workload differs from its rendering. Both compare the
+rendered objects with what was read back of the live ones (`render.applied_digest`: the fields
+gridshift sets, from the watch-fed caches of observation), not with an annotation: `kubectl edit`
+keeps the annotation while it changes an image or drops a securityContext, a deleted NetworkPolicy
+has no annotation at all, and a new operator version renders Services and policies afresh. So an
+idle cycle still asks the apiserver nothing, and drift is repaired within a cycle, by applying only
+the objects that differ. Server-side apply cannot remove what another writer added beside gridshift's
+fields (a sidecar, a volume): an object our apply left as it was is not applied again until it or its
+rendering changes. It remembers what it applied this cycle, so status shows the new desired counts at
+once. `route` writes routing weights to the HTTPRoute a deployment names.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
-from gridshift.actuation.labels import SPEC_HASH
-from gridshift.actuation.render import WorkloadTarget, render_deployment, render_workload
-from gridshift.api import MigrationMode
+from gridshift.actuation.members import MemberError, WorkloadState
+from gridshift.actuation.render import WorkloadTarget, applied_digest, render_workload
+from gridshift.api import InferenceDeploymentSpec, MigrationMode
 from gridshift.hub.client import Hub
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
@@ -26,6 +35,15 @@ _DEFAULT_MAX_NUM_SEQS = 256
 """vLLM's own default of --max-num-seqs, for a GPU type the plan has no option for (no profile)."""
 
 
+class Rendered(NamedTuple):
+    """One object of a rendered workload, as `render.applied_digest`."""
+
+    kind: str
+    namespace: str
+    name: str
+    applied: str
+
+
 class Actuator:
     """Writes workloads and routes for this cycle; see the module docstring."""
 
@@ -35,17 +53,84 @@ class Actuator:
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
         self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
+        self._rendered: dict[WorkloadTarget, tuple[InferenceDeploymentSpec, list[Rendered]]] = {}
+        self._rendered_before: dict[WorkloadTarget, tuple[InferenceDeploymentSpec, list[Rendered]]] = {}
+        self._tried: dict[tuple[str, str, str, str], tuple[str, str | None]] = {}
+        """(cluster, kind, namespace, name) -> (digest applied, live digest it was applied over)."""
 
     def begin(self, plan: Plan) -> None:
         """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
+        # Renderings used last cycle are kept one more: a steady fleet renders nothing again.
+        self._rendered_before, self._rendered = self._rendered, {}
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
-        """Apply the workload with `replicas` unless it already has that count and template. Returns writes."""
+        """Apply the workload with `replicas` unless it already has that count and those objects. Returns writes."""
         assert view.member is not None
-        spec = deployment.resource.spec
-        target = WorkloadTarget(
+        target = self._target(deployment, view, gpu_type, replicas)
+        rendered = self._render(deployment.resource.spec, target)
+        current = self._current(deployment, view, gpu_type)
+        if current is None or current.desired != replicas:
+            stale = rendered  # a new count (or a new workload): every object, as before
+        else:
+            stale = self._differing(view, rendered, current.applied)
+        if not stale:
+            return 0
+        self._apply(deployment, view, target, stale)
+        self._applied.setdefault(deployment.id, {})[(view.name, gpu_type)] = replicas
+        return 1
+
+    def repair_all(
+        self,
+        deployment: ObservedDeployment,
+        plan: DeploymentPlan,
+        moving: bool,
+        views: Mapping[str, ClusterView],
+        report: CycleReport,
+    ) -> None:
+        """`repair` in every cluster, for an Auto deployment that is not `moving` (a migration's own
+        steps apply what they change); a cluster that refuses is reported and the others still repaired."""
+        if plan.mode is not MigrationMode.AUTO or moving:
+            return
+        for view in views.values():
+            try:
+                report.member_writes += self.repair(deployment, view)
+            except MemberError as error:
+                report.errors.append(f"{deployment.id}: workload in {view.name} not repaired: {error}")
+
+    def repair(self, deployment: ObservedDeployment, view: ClusterView) -> int:
+        """Apply again, at the counts they run with, the objects of the deployment's workloads here that
+        differ from their rendering (changed by hand, deleted, rendered anew). Returns writes."""
+        if view.member is None or view.objects is None or not view.reachable:
+            return 0
+        writes = 0
+        for w in view.workloads or ():
+            if (w.deployment_namespace, w.deployment_name) != (deployment.planned.namespace, deployment.planned.name):
+                continue
+            target = self._target(deployment, view, w.gpu_type, w.desired)
+            stale = self._differing(view, self._render(deployment.resource.spec, target), w.applied)
+            if stale:
+                self._apply(deployment, view, target, stale)
+                writes += 1
+        return writes
+
+    def _apply(
+        self, deployment: ObservedDeployment, view: ClusterView, target: WorkloadTarget, stale: Sequence[Rendered]
+    ) -> None:
+        """Apply the `stale` objects of the workload, and remember the live state each was met in."""
+        assert view.member is not None
+        wanted = {(r.kind, r.name) for r in stale}
+        manifests = render_workload(deployment.resource.spec, target)
+        self._fenced()
+        view.member.apply([m for m in manifests if (m["kind"], m["metadata"]["name"]) in wanted])
+        for r in stale:
+            self._tried[(view.name, r.kind, r.namespace, r.name)] = (r.applied, self._live(view, r))
+
+    def _target(
+        self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int
+    ) -> WorkloadTarget:
+        return WorkloadTarget(
             deployment_namespace=deployment.planned.namespace,
             deployment_name=deployment.planned.name,
             cluster=view.name,
@@ -56,22 +141,48 @@ class Actuator:
             owner_uid=deployment.uid,
             variant=self._variants.get(deployment.id, {}).get((view.name, gpu_type), ""),
         )
-        wanted_hash = render_deployment(spec, target)["metadata"]["annotations"][SPEC_HASH]
-        current = next(
-            (
-                w
-                for w in view.workloads or ()
-                if (w.deployment_namespace, w.deployment_name, w.gpu_type)
-                == (deployment.planned.namespace, deployment.planned.name, gpu_type)
-            ),
+
+    @staticmethod
+    def _current(deployment: ObservedDeployment, view: ClusterView, gpu_type: str) -> WorkloadState | None:
+        wanted = (deployment.planned.namespace, deployment.planned.name, gpu_type)
+        return next(
+            (w for w in view.workloads or () if (w.deployment_namespace, w.deployment_name, w.gpu_type) == wanted),
             None,
         )
-        if current is not None and current.desired == replicas and current.spec_hash == wanted_hash:
-            return 0
-        self._fenced()
-        view.member.apply(render_workload(spec, target))
-        self._applied.setdefault(deployment.id, {})[(view.name, gpu_type)] = replicas
-        return 1
+
+    def _render(self, spec: InferenceDeploymentSpec, target: WorkloadTarget) -> list[Rendered]:
+        """The digests of the workload's objects, rendered once per parsed spec and target (repair compares
+        every running workload every cycle; only digests are kept, the manifests are rendered to apply)."""
+        known = self._rendered.get(target) or self._rendered_before.get(target)
+        if known is None or known[0] is not spec:
+            rendered = [
+                Rendered(m["kind"], m["metadata"]["namespace"], m["metadata"]["name"], applied_digest(m))
+                for m in render_workload(spec, target)
+            ]
+            known = (spec, rendered)
+        self._rendered[target] = known
+        return known[1]
+
+    def _differing(self, view: ClusterView, rendered: Sequence[Rendered], deployment_applied: str) -> list[Rendered]:
+        """The objects whose live one is missing or differs, less those an apply of ours already met in
+        exactly this state (what server-side apply cannot undo is not retried every cycle)."""
+        stale = []
+        for r in rendered:
+            key = (view.name, r.kind, r.namespace, r.name)
+            live = deployment_applied if r.kind == "Deployment" else self._live(view, r)
+            if live == r.applied:
+                self._tried.pop(key, None)
+            elif (view.objects is not None or r.kind == "Deployment") and self._tried.get(key) != (r.applied, live):
+                stale.append(r)
+        return stale
+
+    @staticmethod
+    def _live(view: ClusterView, r: Rendered) -> str | None:
+        """The digest of the live object (None: there is none, or it was not read)."""
+        if r.kind == "Deployment":
+            found = next((w for w in view.workloads or () if (w.namespace, w.name) == (r.namespace, r.name)), None)
+            return found.applied if found is not None else None
+        return (view.objects or {}).get((r.kind, r.namespace, r.name))
 
     def route(
         self,

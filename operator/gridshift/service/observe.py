@@ -298,12 +298,13 @@ class Observer:
             view.member = self.member(name, cluster.spec)
             found = view.member.workloads(namespaces)
             view.inventory = view.member.gpu_inventory(namespaces)
+            view.objects = {(o.kind, o.namespace, o.name): o.applied for o in view.member.owned_objects(namespaces)}
         except (MemberError, SecretMissing) as error:
             view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:
-            view.inventory = None
+            view.inventory = view.objects = None
             # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
             last = self._last_workloads.get(name, [])
             view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]

@@ -275,6 +275,7 @@ class OperatorService:
             if isinstance(outcome, BaseException):
                 raise outcome
             progress = outcome
+        self.actuator.repair_all(deployment, planned, progress.in_flight, seen.views, report)
         self.actuator.route(deployment, planned, progress.routing, seen.views, report)
         # 6. Report: the deployment's status and its decision Event.
         applied = self.actuator.as_applied(deployment)

@@ -51,6 +51,9 @@ class ClusterView:
     """Deployments owned (by annotation) by an InferenceDeployment that no longer exists: swept."""
     foreign: list[WorkloadState] = field(default_factory=list)
     """Deployments labelled as gridshift's without valid owner annotations: never counted or touched."""
+    objects: Mapping[tuple[str, str, str], str] | None = None
+    """(kind, namespace, name) -> `render.applied_digest` of gridshift's Services, PodDisruptionBudgets
+    and NetworkPolicies here (None: not read this cycle): one missing or changed by hand is applied again."""
     admitted_namespaces: frozenset[str] | None = None
     """Hub namespaces allowed here by tenantNamespaceSelector, of those with deployments (None: all)."""
     carbon_reading: CarbonReading | None = None

@@ -9,14 +9,17 @@ from dataclasses import dataclass, field
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
     MANAGED_KINDS,
+    WORKLOAD_COMPANIONS,
     ClusterUnreachable,
     ForeignObject,
     GpuInventory,
     Inventory,
+    LiveObject,
     NamespaceMissing,
     Owner,
     WorkloadState,
     gpu_quantity,
+    live_object,
     owned_by,
     owner_of,
     state_from_deployment,
@@ -95,6 +98,16 @@ class FakeMemberCluster:
             if kind == "Deployment" and namespace in namespaces
         ]
         return sorted((s for s in states if s is not None), key=lambda s: (s.namespace, s.name))
+
+    def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
+        self._check()
+        kinds = {kind for _, kind in WORKLOAD_COMPANIONS}
+        found = [
+            live_object(o, kind)
+            for (kind, namespace, _), o in self.objects.items()
+            if kind in kinds and namespace in namespaces
+        ]
+        return [f for f in found if f is not None]
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         self._check()
