@@ -1,0 +1,66 @@
+"""The MemberCluster contract (tests/actuation/test_member_contract.py) on a real apiserver: what the
+fake is checked against, KubeMemberCluster honours too (objects read back as rendered, included)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from gridshift.actuation import labels as L
+from gridshift.actuation.members import KubeMemberCluster
+from tests.actuation.test_member_contract import GPU, WORKLOADS, check_member_contract
+
+from .helpers import fresh_namespace, kubectl_json
+
+pytestmark = pytest.mark.cluster
+
+
+def test_the_real_member_cluster_honours_the_contract(control_planes: Any) -> None:
+    world, region = control_planes, "eu-de"
+    world.kubectl(region, "create", "namespace", WORKLOADS)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()))
+    try:
+        total = {i.gpu_type: i for i in member.gpu_inventory([WORKLOADS]).gpus}[GPU].allocatable
+        check_member_contract(member, total_gpus=total)
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", WORKLOADS, "--wait=false", check=False)
+
+
+def test_gpu_quantities_the_apiserver_stores_never_fail_the_observation(control_planes: Any) -> None:
+    """nvidia.com/gpu "1k" is a valid quantity: a look-alike Deployment (no owner) and a Pod bound to a node
+    asking for it are read (the Pod's as 1000 GPUs in use), and nothing raises."""
+    world, region = control_planes, "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    node = kubectl_json(world, region, "get", "nodes", "-l", f"{L.GPU_PRODUCT_NODE_LABEL}={GPU}")["items"][0]
+    gpus = {L.GPU_RESOURCE: "1k"}
+    container = {"name": "c", "image": "busybox", "resources": {"limits": gpus, "requests": gpus}}
+    lookalike = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "lookalike", "namespace": ns, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [container]}},
+        },
+    }
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bound", "namespace": ns},
+        "spec": {"nodeName": node["metadata"]["name"], "containers": [container]},
+    }
+    try:
+        before = {i.gpu_type: i for i in member.gpu_inventory([ns]).gpus}[GPU].used
+        world.apply(region, [lookalike, pod])
+        [state] = member.workloads([ns])
+        assert not state.owned and state.gpus_per_replica == 0
+        used = {i.gpu_type: i for i in member.gpu_inventory([ns]).gpus}[GPU].used
+        assert used == before + 1000
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
