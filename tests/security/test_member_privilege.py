@@ -8,6 +8,7 @@ credentials may not list Nodes). The deployment is placed; the pods pass `restri
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -85,5 +86,52 @@ def test_placement_with_only_the_member_charts_namespaced_role(world: SecureWorl
         assert pods["items"], "no replica pod was admitted"
         for pod in pods["items"]:
             assert pod["spec"]["automountServiceAccountToken"] is False
+    finally:
+        world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=manifests, check=False)
+
+
+def test_a_tenant_namespace_the_member_role_does_not_cover_stops_no_other_tenant(world: SecureWorld) -> None:
+    # Found in review: with workloadNamespace "gsw-{namespace}", a deployment in any hub namespace added
+    # gsw-<its namespace> to every cluster's listing; the member chart's Role did not cover it (a tenant not
+    # yet onboarded), the 403 failed the whole cluster, and tenant A's Ready replicas there counted 0.
+    region = "eu-de"
+    ns_a, account = world.hub_namespace(unique("team-a")), unique("gs-account")
+    manifests = render_member_chart(world.planes, f"gsw-{ns_a}", account)
+    world.planes.kubectl(region, "apply", "-f", "-", input=manifests)
+    try:
+        token = world.planes.kubectl(
+            region, "create", "token", "gridshift-least", "-n", account, "--duration", "1h"
+        ).stdout.strip()
+        world.secret(
+            "kubeconfig-least",
+            {"kubeconfig": with_token(kubeconfig_text(world.planes, region), token)},
+            "member-kubeconfig",
+        )
+        body = regional_cluster("least", 1.0)
+        body["spec"].update(region="least", workloadNamespace="gsw-{namespace}")
+        body["spec"]["kubeconfigSecretRef"]["name"] = "kubeconfig-least"
+        body["spec"]["offerings"] = [dict(body["spec"]["offerings"][0], maxGpus=4)]
+        world.regional_cluster(body)
+        a = inference_deployment(unique("a"), rps=4.0, placement={"allowedRegions": ["least"]})
+        a["metadata"]["namespace"] = ns_a
+        world.deploy(a)
+        service = world.service()
+
+        def ready_in_a() -> int:
+            out = world.planes.kubectl(region, "get", "deployments", "-n", f"gsw-{ns_a}", "-o", "json").stdout
+            return sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in json.loads(out)["items"])
+
+        world.cycles_until(service, ready_in_a, "tenant A placed in its namespace", 120)
+        ns_x = world.hub_namespace(unique("team-x"))
+        x = inference_deployment(unique("x"), rps=1.0, placement={"allowedRegions": ["eu-fr"]})
+        x["metadata"]["namespace"] = ns_x
+        world.deploy(x)
+        for _ in range(3):
+            world.cycle(service)
+        errors = world.report.errors
+        assert not any(e.startswith("cluster least: forbidden") for e in errors), errors
+        assert any(f"namespace gsw-{ns_x} not read" in e for e in errors), errors
+        ready = next(c for c in world.status(ns_a, a["metadata"]["name"])["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True", ready
     finally:
         world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=manifests, check=False)

@@ -54,3 +54,25 @@ def test_without_a_per_tenant_cluster_the_deployment_is_not_placed_and_says_why(
     ready = next(c for c in world.status()["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and "eu-de shares one workload namespace" in ready["message"]
     assert "valueFrom" in ready["message"]
+
+
+def test_a_namespace_the_member_may_not_read_costs_its_own_tenant_only() -> None:
+    # Found in review: with a per-tenant workloadNamespace, any tenant's deployment added its namespace to every
+    # cluster's listing; one the member's Role did not cover (not yet onboarded) was a 403 that made the whole
+    # cluster unreachable, and every other tenant's replicas there counted 0 Ready.
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gridshift-{namespace}"
+    world.add(deployment_body("chat"))
+    world.cycle()
+    world.cycle()
+    member = world.members["eu-de"]
+    assert sum(w.ready for w in member.workloads(["gridshift-ml"])) >= 1
+    member.forbidden_namespaces = {"gridshift-team-x"}
+    intruder = deployment_body("other")
+    intruder["metadata"].update(namespace="team-x", uid="uid-x")
+    world.add(intruder)
+    report = world.cycle()
+    assert not any(e.startswith("cluster eu-de: forbidden") for e in report.errors), report.errors
+    assert any("namespace gridshift-team-x not read" in e for e in report.errors)
+    ready = next(c for c in world.status()["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True", ready

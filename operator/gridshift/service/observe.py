@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
+from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
@@ -294,11 +294,10 @@ class Observer:
             view.carbon = inputs.carbon_horizon(view.carbon_reading)
         view.admitted_namespaces = self._admitted(cluster, tenants)
         namespaces = sorted(self._workload_namespaces(cluster, tenants) | self._known_namespaces(name))
+        unreadable: dict[str, str] = {}
         try:
             view.member = self.member(name, cluster.spec)
-            found = view.member.workloads(namespaces)
-            view.inventory = view.member.gpu_inventory(namespaces)
-            view.objects = {(o.kind, o.namespace, o.name): o.applied for o in view.member.owned_objects(namespaces)}
+            found, unreadable = _read_member(view.member, view, namespaces)
         except (MemberError, SecretMissing) as error:
             view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
@@ -312,6 +311,18 @@ class Observer:
             return view
         owned = [w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid]
         view.workloads = [w for w in owned if w.owner_uid not in leaving]
+        if unreadable:
+            # A namespace the member's credentials may not read costs its own tenants only (review: one
+            # tenant's unprovisioned namespace made the whole cluster unreachable for every tenant). What ran
+            # there is kept, none of it counted Ready, as for an unreachable cluster.
+            last = self._last_workloads.get(name, [])
+            view.workloads += [
+                replace(w, ready=0) for w in last if w.namespace in unreadable and w.owner_uid not in leaving
+            ]
+            for namespace, reason in sorted(unreadable.items()):
+                report.errors.append(
+                    f"cluster {name}: namespace {namespace} not read, its replicas not counted: {reason}"
+                )
         view.orphans = [w for w in found if w.owned and w not in owned]
         view.foreign = [w for w in found if not w.owned]
         for w in view.foreign:
@@ -484,3 +495,34 @@ def flatten(index: Any) -> list[Mapping[str, Any]]:
                 out.extend(value)
         return out
     return list(index)
+
+
+def _read_member(
+    member: MemberCluster, view: ClusterView, namespaces: Sequence[str]
+) -> tuple[list[WorkloadState], dict[str, str]]:
+    """The member's gridshift Deployments in `namespaces`, with its inventory and owned objects set on `view`;
+    and the namespaces the credentials may not read, with why. Read together first (one call per kind and
+    namespace, from the watch caches); only when that is forbidden, namespace by namespace to find which: a
+    refusal that no single namespace explains is the cluster's, raised as before."""
+    try:
+        return _read_namespaces(member, view, namespaces), {}
+    except ActuationForbidden:
+        if len(namespaces) < 2:
+            raise
+    unreadable: dict[str, str] = {}
+    for namespace in namespaces:
+        try:
+            member.workloads([namespace])
+            member.owned_objects([namespace])
+        except ActuationForbidden as error:
+            unreadable[namespace] = str(error)
+    if not unreadable:
+        raise ActuationForbidden(view.name, "listing the workload namespaces together was refused")
+    return _read_namespaces(member, view, [n for n in namespaces if n not in unreadable]), unreadable
+
+
+def _read_namespaces(member: MemberCluster, view: ClusterView, namespaces: Sequence[str]) -> list[WorkloadState]:
+    found = member.workloads(namespaces)
+    view.inventory = member.gpu_inventory(namespaces)
+    view.objects = {(o.kind, o.namespace, o.name): o.applied for o in member.owned_objects(namespaces)}
+    return found

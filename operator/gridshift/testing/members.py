@@ -10,6 +10,7 @@ from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
     MANAGED_KINDS,
     WORKLOAD_COMPANIONS,
+    ActuationForbidden,
     ClusterUnreachable,
     ForeignObject,
     GpuInventory,
@@ -48,10 +49,16 @@ class FakeMemberCluster:
     """GPUs per type held by workloads outside gridshift's namespaces."""
     closed: bool = False
     """close() was called: the service no longer uses this cluster's client."""
+    forbidden_namespaces: set[str] = field(default_factory=set)
+    """Namespaces the credentials may not read or write (a member Role not granted there): reading or writing
+    one raises ActuationForbidden, as a 403 on listing it does in the real adapter."""
 
-    def _check(self) -> None:
+    def _check(self, namespaces: Collection[str] = ()) -> None:
         if not self.reachable:
             raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
+        refused = sorted(self.forbidden_namespaces.intersection(namespaces))
+        if refused:
+            raise ActuationForbidden(self.name, f"cannot list deployments.apps in the namespace {refused[0]}")
 
     def plant(self, manifest: Manifest) -> None:
         """Put an object in place as someone else would (no ownership check): for spoofing tests."""
@@ -59,7 +66,7 @@ class FakeMemberCluster:
         self.objects[(manifest["kind"], meta.get("namespace", ""), meta["name"])] = copy.deepcopy(manifest)
 
     def apply(self, manifests: Sequence[Manifest]) -> None:
-        self._check()
+        self._check({m["metadata"].get("namespace", "") for m in manifests})
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in MANAGED_KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
@@ -91,7 +98,7 @@ class FakeMemberCluster:
                 obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
-        self._check()
+        self._check(namespaces)
         states = [
             state_from_deployment(o)
             for (kind, namespace, _), o in self.objects.items()
@@ -100,7 +107,7 @@ class FakeMemberCluster:
         return sorted((s for s in states if s is not None), key=lambda s: (s.namespace, s.name))
 
     def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
-        self._check()
+        self._check(namespaces)
         kinds = {kind for _, kind in WORKLOAD_COMPANIONS}
         found = [
             live_object(o, kind)
