@@ -943,3 +943,26 @@ def test_a_running_step_without_started_at_starts_its_clock_instead_of_failing()
     del fleet.status["migration"][1]["startedAt"]
     progress, report = fleet.cycle(fleet.plan({"b": 2}))
     assert report.errors == [] and progress.steps[1].started_at == fleet.now
+
+
+def test_a_deleted_cluster_loses_the_route_weight_gridshift_gave_it() -> None:
+    # Found in review: a deleted RegionalCluster is no view, so its backendRef kept its weight: 100 beside the
+    # new 100, a 50/50 split while status.routing said all traffic went to eu-de.
+    world = routed_world()
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    for _ in range(40):
+        world.cycle()
+        if world.replicas()["eu-de"] == 0:
+            break
+
+    def weights() -> dict[str, int]:
+        refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+        return {r["name"]: r["weight"] for r in refs}
+
+    assert weights() == {"eu-de": 0, "eu-fr": 100}
+    del world.cluster_bodies["eu-fr"]
+    world.hub.clusters = list(world.cluster_bodies.values())
+    for _ in range(8):
+        world.cycle()
+    assert world.status()["routing"] == [{"cluster": "eu-de", "weight": 100}]
+    assert weights() == {"eu-de": 100, "eu-fr": 0}
