@@ -201,6 +201,20 @@ PROBES = [
         ),
     ),
     Probe(
+        "a write refused for the timeout never rolls back",
+        MIGRATE,
+        "if refused_for > timedelta(seconds=timeout):",
+        "if False:",
+        (f"{T_MIGRATE}::test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_deployment",),
+    ),
+    Probe(
+        "a shift or scale-down trusts a WaitReady done cycles before",
+        MIGRATE,
+        "if step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN) and _no_longer_ready(",
+        "if False and _no_longer_ready(",
+        (f"{T_MIGRATE}::test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready",),
+    ),
+    Probe(
         "a move starts without revalidation",
         MIGRATE,
         "if not growth_only and self._revalidate_delay > timedelta(0):",

@@ -278,7 +278,8 @@ class Migrations:
                 break  # traffic goes to, or a source stops for, replicas only while they are still Ready
             if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
                 if not self._write(deployment, progress, step, views, actuator, report):
-                    if now - step.started_at > timedelta(seconds=timeout):
+                    refused_for = now - step.started_at
+                    if refused_for > timedelta(seconds=timeout):
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way)
                         # is given up like a start that never becomes Ready: it held every later plan (review).
                         self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
