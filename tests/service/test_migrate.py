@@ -920,6 +920,12 @@ def test_a_migration_kept_through_frozen_is_planned_afresh_back_in_auto() -> Non
     # The current plan runs instead: a keeps both replicas and all traffic, b's started replica goes.
     assert fleet.counts() == {"a": 2} and fleet.routing == (RouteWeight("a", 100),)
     assert ("a", G, 1) not in fleet.writes
+    # Paused once is not paused for ever: the next move, over several cycles, is not abandoned.
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.make_ready()
+    _, report = fleet.cycle(plan)
+    assert report.errors == [] and fleet.counts() == {"a": 1, "b": 2}
 
 
 def test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_deployment() -> None:
