@@ -509,6 +509,8 @@ def test_replicas_not_ready_within_the_timeout_are_scaled_back_and_the_reason_re
     assert report.errors == [
         f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move"
     ]
+    # Counted by reason, not only logged (review: a roll-back left no other trace).
+    assert [(p.reason, p.deployment) for p in report.problems] == [(CycleErrorReason.MIGRATION_ROLLED_BACK, "ml/chat")]
     # The move is over (nothing left in status) and routing never left a.
     assert progress.steps == [] and fleet.status["migration"] == []
     assert fleet.routing == (RouteWeight("a", 100),)

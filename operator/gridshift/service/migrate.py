@@ -13,9 +13,10 @@ The planner says which steps lead from the current placement to the target
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
-  flight (done since the last ShiftRouting) is scaled back to its count before it, and every step is
-  marked RolledBack with the reason. Batches already shifted stay: their sources were scaled down
-  once their replicas were Ready, so taking those replicas back would leave too few.
+  flight (done since the last ShiftRouting) is scaled back to its count before it, the steps are
+  cleared (planned afresh next cycle) and the roll-back is counted (MigrationRolledBack) and logged.
+  Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
+  taking those replicas back would leave too few.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
@@ -46,7 +47,7 @@ from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.actuate import report_route_failure
-from gridshift.service.state import ClusterView, CycleReport, ObservedDeployment
+from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
 
 ROUTING_CLUSTER = "*"
@@ -365,6 +366,10 @@ class Migrations:
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
         report.errors.append(f"{deployment.id}: {reason}")
+        # Counted by reason (gridshift_cycle_errors_total), not only logged: it left no other trace (review).
+        report.problems.append(
+            Problem(CycleErrorReason.MIGRATION_ROLLED_BACK, f"{deployment.id}: {reason}", deployment=deployment.id)
+        )
 
 
 def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:

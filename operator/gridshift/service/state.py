@@ -140,6 +140,7 @@ class CycleErrorReason(StrEnum):
     ACTUATION_FAILED = "ActuationFailed"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
     ROUTE_FAILED = "RouteFailed"
+    MIGRATION_ROLLED_BACK = "MigrationRolledBack"
     DEPLOYMENT_FAILED = "DeploymentFailed"
     INVALID_RESOURCE = "InvalidResource"
     STATUS_WRITE_FAILED = "StatusWriteFailed"
@@ -157,6 +158,10 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.ACTUATION_FAILED: "A member cluster refused a write for a deployment (retried next cycle).",
     CycleErrorReason.METRICS_UNAVAILABLE: "A deployment's request rate could not be read from Prometheus.",
     CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, or changed meanwhile.",
+    CycleErrorReason.MIGRATION_ROLLED_BACK: (
+        "A migration's replicas were not Ready, or its member writes not taken, within readyTimeoutSeconds: the "
+        "batch in flight was scaled back to its counts before the move."
+    ),
     CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
     CycleErrorReason.INVALID_RESOURCE: (
         "A RegionalCluster or InferenceDeployment does not validate and is not used (an InferenceDeployment's "
