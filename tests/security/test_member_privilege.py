@@ -49,27 +49,34 @@ def render_member_chart(planes: Any, namespace: str, account_namespace: str) -> 
     ).stdout
 
 
+def least_member(world: SecureWorld, region: str, chart_namespace: str, workload_namespace: str) -> str:
+    """RegionalCluster `least` on `region` with only the member chart's namespaced Role (chart rendered for
+    `chart_namespace`, workloads in `workload_namespace`, 4 GPUs declared: its credentials may not list
+    Nodes); returns the chart's manifests, for the caller to delete."""
+    account = unique("gs-account")
+    manifests = render_member_chart(world.planes, chart_namespace, account)
+    world.planes.kubectl(region, "apply", "-f", "-", input=manifests)
+    token = world.planes.kubectl(
+        region, "create", "token", "gridshift-least", "-n", account, "--duration", "1h"
+    ).stdout.strip()
+    world.secret(
+        "kubeconfig-least",
+        {"kubeconfig": with_token(kubeconfig_text(world.planes, region), token)},
+        "member-kubeconfig",
+    )
+    body = regional_cluster("least", 1.0)  # the cheapest region: the planner wants it
+    body["spec"].update(region="least", workloadNamespace=workload_namespace)
+    body["spec"]["kubeconfigSecretRef"]["name"] = "kubeconfig-least"
+    body["spec"]["offerings"] = [dict(body["spec"]["offerings"][0], maxGpus=4)]
+    world.regional_cluster(body)
+    return manifests
+
+
 def test_placement_with_only_the_member_charts_namespaced_role(world: SecureWorld) -> None:
     region = "eu-de"  # where H100 nodes are
-    namespace, account_namespace = unique("gs-least"), unique("gs-account")
-    manifests = render_member_chart(world.planes, namespace, account_namespace)
-    world.planes.kubectl(region, "apply", "-f", "-", input=manifests)
+    namespace = unique("gs-least")
+    manifests = least_member(world, region, namespace, namespace)
     try:
-        token = world.planes.kubectl(
-            region, "create", "token", "gridshift-least", "-n", account_namespace, "--duration", "1h"
-        ).stdout.strip()
-        world.secret(
-            "kubeconfig-least",
-            {"kubeconfig": with_token(kubeconfig_text(world.planes, region), token)},
-            "member-kubeconfig",
-        )
-        body = regional_cluster("least", 1.0)  # the cheapest region: the planner wants it
-        body["spec"]["region"] = "least"
-        body["spec"]["kubeconfigSecretRef"]["name"] = "kubeconfig-least"
-        body["spec"]["workloadNamespace"] = namespace
-        # The credentials may not list Nodes: the offering declares what gridshift may use there.
-        body["spec"]["offerings"] = [dict(body["spec"]["offerings"][0], maxGpus=4)]
-        world.regional_cluster(body)
         name = unique("least")
         world.deploy(inference_deployment(name, rps=4.0, placement={"allowedRegions": ["least"]}))
         service = world.service()
@@ -95,23 +102,9 @@ def test_a_tenant_namespace_the_member_role_does_not_cover_stops_no_other_tenant
     # gsw-<its namespace> to every cluster's listing; the member chart's Role did not cover it (a tenant not
     # yet onboarded), the 403 failed the whole cluster, and tenant A's Ready replicas there counted 0.
     region = "eu-de"
-    ns_a, account = world.hub_namespace(unique("team-a")), unique("gs-account")
-    manifests = render_member_chart(world.planes, f"gsw-{ns_a}", account)
-    world.planes.kubectl(region, "apply", "-f", "-", input=manifests)
+    ns_a = world.hub_namespace(unique("team-a"))
+    manifests = least_member(world, region, f"gsw-{ns_a}", "gsw-{namespace}")
     try:
-        token = world.planes.kubectl(
-            region, "create", "token", "gridshift-least", "-n", account, "--duration", "1h"
-        ).stdout.strip()
-        world.secret(
-            "kubeconfig-least",
-            {"kubeconfig": with_token(kubeconfig_text(world.planes, region), token)},
-            "member-kubeconfig",
-        )
-        body = regional_cluster("least", 1.0)
-        body["spec"].update(region="least", workloadNamespace="gsw-{namespace}")
-        body["spec"]["kubeconfigSecretRef"]["name"] = "kubeconfig-least"
-        body["spec"]["offerings"] = [dict(body["spec"]["offerings"][0], maxGpus=4)]
-        world.regional_cluster(body)
         a = inference_deployment(unique("a"), rps=4.0, placement={"allowedRegions": ["least"]})
         a["metadata"]["namespace"] = ns_a
         world.deploy(a)
