@@ -99,3 +99,11 @@ def test_readme_says_what_each_field_is_for(field: str) -> None:
     readme = (DCGM / "README.md").read_text()
     row = next((line for line in readme.splitlines() if line.startswith(f"| `{field}`")), "")
     assert len(row) > len(field) + 40, f"dcgm/README.md has no table row explaining {field}"
+
+
+def test_the_pod_monitor_says_to_list_every_workload_namespace() -> None:
+    # Review: it scraped gridshift-workloads only, so with the per-tenant workloadNamespace docs/security.md
+    # recommends no replica was scraped (no demand, latency or energy series) and nothing said so.
+    text = (DCGM / "vllm-podmonitor.yaml").read_text()
+    assert "must list every workload namespace" in text and "per-tenant" in text
+    assert "list every workload" in (DCGM / "README.md").read_text()
