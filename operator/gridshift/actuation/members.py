@@ -198,6 +198,13 @@ class MemberCluster(Protocol):
         """gridshift's Services, PodDisruptionBudgets and NetworkPolicies in `namespaces` (by label), as digests."""
         ...
 
+    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
+        """Namespaces asked of `workloads`/`owned_objects`/`gpu_inventory` whose listing the credentials were
+        refused (403), with the refusal: their objects are left out of the answers, not raised, so that one tenant's
+        namespace the member's Role does not cover costs that tenant only. The caller decides what a refusal
+        of every namespace means."""
+        ...
+
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         """Delete every object of `owner` (by owner annotations, not labels) in `namespaces`; returns how many."""
         ...
@@ -400,6 +407,8 @@ class KubeMemberCluster:
         self._dynamic: Any = None
         self._watch = watch
         self._caches: dict[tuple[str, str], WatchCache[Any]] = {}
+        self._unreadable: dict[str, ActuationForbidden] = {}
+        """Namespace -> the refusal of its last listing (`unreadable_namespaces`)."""
         self._caches_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show credentials
@@ -648,11 +657,16 @@ class KubeMemberCluster:
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
         wanted = sorted(set(namespaces))
         self._forget_namespaces_except("Deployment", wanted)
+        self._unreadable = {n: why for n, why in self._unreadable.items() if n in wanted}
         states = [
             state
             for namespace in wanted
-            for state in self._cached(
-                "apps/v1", "Deployment", namespace, f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}", state_from_deployment
+            for state in self._readable(
+                namespace,
+                "apps/v1",
+                "Deployment",
+                f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
+                state_from_deployment,
             )
         ]
         return sorted(states, key=lambda s: (s.namespace, s.name))
@@ -664,14 +678,33 @@ class KubeMemberCluster:
             self._forget_namespaces_except(kind, wanted)
             for namespace in wanted:
                 # Watched like the Deployments: an idle cycle asks the apiserver nothing.
-                found += self._cached(
+                found += self._readable(
+                    namespace,
                     api_version,
                     kind,
-                    namespace,
                     f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}",
                     functools.partial(_live_object_of, kind),
                 )
         return found
+
+    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
+        return dict(self._unreadable)
+
+    def _readable(
+        self,
+        namespace: str,
+        api_version: str,
+        kind: str,
+        label_selector: str | None,
+        extract: Callable[[Mapping[str, Any]], Any],
+    ) -> list[Any]:
+        """`_cached` of one namespace; a refused listing is remembered (`unreadable_namespaces`) and reads as
+        nothing, the other namespaces' caches and watches kept as they are."""
+        try:
+            return self._cached(api_version, kind, namespace, label_selector, extract)
+        except ActuationForbidden as error:
+            self._unreadable[namespace] = error
+            return []
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
@@ -706,7 +739,7 @@ class KubeMemberCluster:
             pods = [
                 pod
                 for namespace in sorted(set(namespaces))
-                for pod in self._cached("v1", "Pod", namespace, None, pod_gpus)
+                for pod in self._readable(namespace, "v1", "Pod", None, pod_gpus)
             ]
             others_visible = False
         return Inventory(tuple(inventory_of(nodes, pods)), nodes_visible=True, others_visible=others_visible)

@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
+from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
@@ -501,28 +501,12 @@ def _read_member(
     member: MemberCluster, view: ClusterView, namespaces: Sequence[str]
 ) -> tuple[list[WorkloadState], dict[str, str]]:
     """The member's gridshift Deployments in `namespaces`, with its inventory and owned objects set on `view`;
-    and the namespaces the credentials may not read, with why. Read together first (one call per kind and
-    namespace, from the watch caches); only when that is forbidden, namespace by namespace to find which: a
-    refusal that no single namespace explains is the cluster's, raised as before."""
-    try:
-        return _read_namespaces(member, view, namespaces), {}
-    except ActuationForbidden:
-        if len(namespaces) < 2:
-            raise
-    unreadable: dict[str, str] = {}
-    for namespace in namespaces:
-        try:
-            member.workloads([namespace])
-            member.owned_objects([namespace])
-        except ActuationForbidden as error:
-            unreadable[namespace] = str(error)
-    if not unreadable:
-        raise ActuationForbidden(view.name, "listing the workload namespaces together was refused")
-    return _read_namespaces(member, view, [n for n in namespaces if n not in unreadable]), unreadable
-
-
-def _read_namespaces(member: MemberCluster, view: ClusterView, namespaces: Sequence[str]) -> list[WorkloadState]:
+    and the namespaces the credentials may not read, with why (the adapter leaves them out). Every one of
+    them refused is the cluster's refusal, raised as before."""
     found = member.workloads(namespaces)
     view.inventory = member.gpu_inventory(namespaces)
     view.objects = {(o.kind, o.namespace, o.name): o.applied for o in member.owned_objects(namespaces)}
-    return found
+    refused = {n: error for n, error in member.unreadable_namespaces().items() if n in namespaces}
+    if refused and len(refused) == len(set(namespaces)):
+        raise next(iter(refused.values()))
+    return found, {n: str(error) for n, error in refused.items()}

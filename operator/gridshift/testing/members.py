@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
@@ -50,15 +50,27 @@ class FakeMemberCluster:
     closed: bool = False
     """close() was called: the service no longer uses this cluster's client."""
     forbidden_namespaces: set[str] = field(default_factory=set)
-    """Namespaces the credentials may not read or write (a member Role not granted there): reading or writing
-    one raises ActuationForbidden, as a 403 on listing it does in the real adapter."""
+    """Namespaces the credentials may not read or write (a member Role not granted there): writing one raises
+    ActuationForbidden; reading leaves it out and `unreadable_namespaces` names it, as the real adapter does."""
+    _unreadable: dict[str, ActuationForbidden] = field(default_factory=dict, repr=False)
 
     def _check(self, namespaces: Collection[str] = ()) -> None:
         if not self.reachable:
             raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
         refused = sorted(self.forbidden_namespaces.intersection(namespaces))
         if refused:
-            raise ActuationForbidden(self.name, f"cannot list deployments.apps in the namespace {refused[0]}")
+            raise ActuationForbidden(self.name, f"cannot create deployments.apps in the namespace {refused[0]}")
+
+    def _readable(self, namespaces: Collection[str]) -> set[str]:
+        """`namespaces` less the forbidden ones, which `unreadable_namespaces` then names (as the real adapter)."""
+        self._unreadable = {
+            n: ActuationForbidden(self.name, f"cannot list deployments.apps in the namespace {n}")
+            for n in sorted(self.forbidden_namespaces.intersection(namespaces))
+        }
+        return set(namespaces) - set(self._unreadable)
+
+    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
+        return dict(self._unreadable)
 
     def plant(self, manifest: Manifest) -> None:
         """Put an object in place as someone else would (no ownership check): for spoofing tests."""
@@ -98,7 +110,8 @@ class FakeMemberCluster:
                 obj["status"] = {"readyReplicas": obj["spec"]["replicas"]}
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
-        self._check(namespaces)
+        self._check()
+        namespaces = self._readable(namespaces)
         states = [
             state_from_deployment(o)
             for (kind, namespace, _), o in self.objects.items()
@@ -107,7 +120,8 @@ class FakeMemberCluster:
         return sorted((s for s in states if s is not None), key=lambda s: (s.namespace, s.name))
 
     def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
-        self._check(namespaces)
+        self._check()
+        namespaces = self._readable(namespaces)
         kinds = {kind for _, kind in WORKLOAD_COMPANIONS}
         found = [
             live_object(o, kind)
