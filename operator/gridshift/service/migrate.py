@@ -283,7 +283,8 @@ class Migrations:
                     if refused_for > timedelta(seconds=timeout):
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way)
                         # is given up like a start that never becomes Ready: it held every later plan (review).
-                        self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
+                        cause = f"{step.action.value} in {step.cluster} refused ({step.message}); "
+                        self._roll_back(deployment, progress.steps, views, actuator, report, timeout, cause)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -344,8 +345,12 @@ class Migrations:
         actuator: ReplicaSetter,
         report: CycleReport,
         timeout: float,
+        cause: str = "",
     ) -> None:
-        reason = f"replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
+        """`cause`: what kept the replicas from being Ready, when it was a refused write, not a slow start."""
+        reason = (
+            f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
+        )
         shifted = max(
             (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
             default=-1,
