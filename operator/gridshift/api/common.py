@@ -30,6 +30,11 @@ r"""Any character but a Unicode separator or control character. Not `\S`: the ap
 was admitted by the CRD and refused by the operator (dropped without a word); both engines read
 `\p{Z}` and `\p{Cc}` alike."""
 
+VLLM_OPTION_VALUE = rf"^[^-\p{{Z}}\p{{Cc}}]{NO_SPACE}*$"
+"""A value the operator passes to vLLM after a flag of its own (--model, --revision): no space, and no
+leading '-', which vLLM's argparse reads as the next flag (the replicas then crash-loop on a missing
+value instead of admission naming the field). Hugging Face ids and git refs never start with '-'."""
+
 HTTP_URL = rf"^https?://[^/?#@\p{{Z}}\p{{Cc}}]+([/?#]{NO_SPACE}*)?$"
 """An http(s) URL without user:password@ (credentials belong in Secrets, and URLs reach logs)."""
 REGION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -20,6 +20,7 @@ from gridshift.api.common import (
     NO_SPACE,
     QUANTITY,
     SECRET_KEY,
+    VLLM_OPTION_VALUE,
     Condition,
     GpuType,
     LabelSelector,
@@ -83,13 +84,14 @@ class ModelSource(ApiModel):
     source: str = Field(
         min_length=1,
         max_length=512,
-        pattern=rf"^{NO_SPACE}+$",
+        pattern=VLLM_OPTION_VALUE,
         description="Hugging Face id (org/name) or URI (s3://, gs://, pvc://, file://) of the weights.",
     )
     revision: str = Field(
         default="main",
         min_length=1,
         max_length=128,
+        pattern=VLLM_OPTION_VALUE,
         description="Revision (branch, tag or commit) of the weights; pin a commit for reproducibility.",
     )
 
@@ -420,13 +422,14 @@ class ModelVariant(ApiModel):
         default=None,
         min_length=1,
         max_length=512,
-        pattern=rf"^{NO_SPACE}+$",
+        pattern=VLLM_OPTION_VALUE,
         description="Model to load for this build; default spec.model.source.",
     )
     revision: str | None = Field(
         default=None,
         min_length=1,
         max_length=128,
+        pattern=VLLM_OPTION_VALUE,
         description=(
             "Revision (branch, tag or commit) of this build's source; default spec.model.revision when the "
             "build keeps spec.model.source, else the source's default branch (spec.model.revision names a "
