@@ -575,10 +575,64 @@ def test_a_rolled_back_move_is_revalidated_before_it_is_tried_again() -> None:
     fleet.cycle(plan)  # revalidated: b to 1
     _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # never Ready: rolled back
     assert fleet.writes == [("b", G, 1), ("b", G, 0)] and "not Ready" in report.errors[-1]
-    fleet.cycle(plan)  # the same target again: a new sighting, not the one from before the move
+    fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # the hold ends; a new sighting, not the one before
     assert fleet.writes == [("b", G, 1), ("b", G, 0)]
     fleet.cycle(plan)
     assert fleet.writes[-1] == ("b", G, 1)
+
+
+def test_a_rolled_back_move_is_held_for_the_timeout_doubled_at_each_roll_back_in_a_row() -> None:
+    # Found in review: replicas that start slower than readyTimeoutSeconds were started, stopped after the
+    # timeout and started again the next cycle, for ever: GPUs paid for that never served.
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"a": 2, "b": 1})  # pure growth: starts at once
+    fleet.cycle(plan)
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    rolled_at = fleet.now
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)]
+    assert progress.rolled_back is not None and progress.rolled_back.startswith("replicas not Ready within")
+    until = (rolled_at + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
+    assert f"no move starts replicas in b ({G}) again before {until}" in progress.rolled_back
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT - 1))  # still held
+    assert fleet.writes == [("b", G, 1), ("b", G, 0)] and progress.steps == [] and report.errors == []
+    assert progress.rolled_back is None  # said once, in the cycle of the roll-back
+    fleet.cycle(plan, advance=timedelta(seconds=1))  # the hold is over: tried again
+    assert fleet.writes[-1] == ("b", G, 1)
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # slow again: twice the hold
+    assert fleet.writes[-1] == ("b", G, 0) and progress.rolled_back is not None
+    until = (fleet.now + timedelta(seconds=2 * TIMEOUT)).isoformat(timespec="seconds")
+    assert f"again before {until}" in progress.rolled_back
+    fleet.cycle(plan, advance=timedelta(seconds=2 * TIMEOUT - 1))
+    assert fleet.writes[-1] == ("b", G, 0)
+    # Growth elsewhere is not held: only moves that start replicas where the roll-back happened.
+    fleet.cycle(fleet.plan({"a": 3}))
+    assert fleet.writes[-1] == ("a", G, 3)
+
+
+def _held_for(progress: MigrationProgress, now: datetime) -> float:
+    """The hold a roll-back's message gives, in readyTimeoutSeconds from `now`."""
+    assert progress.rolled_back is not None
+    until = datetime.fromisoformat(progress.rolled_back.split(" again before ")[1].split(" ")[0])
+    return (until - now).total_seconds() / TIMEOUT
+
+
+def test_the_hold_after_roll_backs_grows_to_its_cap_and_a_finished_move_ends_it() -> None:
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"a": 2, "b": 1})
+    holds = []
+    for _ in range(6):
+        fleet.cycle(plan, advance=timedelta(days=1))  # past any hold: starts b
+        progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+        holds.append(_held_for(progress, fleet.now))
+    assert holds == [1, 2, 4, 8, 8, 8]
+    fleet.cycle(plan, advance=timedelta(days=1))
+    fleet.make_ready()
+    fleet.cycle(plan)  # b Ready: the move finishes
+    assert fleet.counts() == {"a": 2, "b": 1} and fleet.status["migration"] == []
+    fleet.desired[key("b")] = fleet.ready[key("b")] = 0  # b's replica stops (a node lost, say)
+    fleet.cycle(plan)
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert _held_for(progress, fleet.now) == 1  # a finished move ended the run of roll-backs
 
 
 def test_a_roll_back_leaves_unreachable_clusters_alone_and_reports_a_refused_write() -> None:
@@ -974,3 +1028,27 @@ def test_a_deleted_cluster_loses_the_route_weight_gridshift_gave_it() -> None:
         world.cycle()
     assert world.status()["routing"] == [{"cluster": "eu-de", "weight": 100}]
     assert weights() == {"eu-de": 100, "eu-fr": 0}
+
+
+def test_a_roll_back_goes_out_as_a_warning_event_once_and_the_move_is_held() -> None:
+    # Found in review: a roll-back left no Event: `kubectl describe idep` showed the CheaperPlacement
+    # decision, and replicas that came and went, without a word on why.
+    world = routed_world()
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    world.cycle()
+    assert world.replicas()["eu-fr"] > 0  # the move started; eu-fr's replicas never get Ready
+    world.cycle(advance=timedelta(seconds=1201))  # past the default readyTimeoutSeconds
+    assert world.replicas()["eu-fr"] == 0
+    rolled = [e for e in world.hub.events if e.reason == "MigrationRolledBack"]
+    assert len(rolled) == 1 and rolled[0].warning and rolled[0].action == "RollBack"
+    assert rolled[0].note.startswith("replicas not Ready within readyTimeoutSeconds=1200;")
+    assert "no move starts replicas in eu-fr (NVIDIA-H100-80GB-HBM3) again before" in rolled[0].note
+    for _ in range(10):  # held for the timeout: eu-fr is not started again, and the Event is not repeated
+        world.cycle()
+    assert world.replicas()["eu-fr"] == 0
+    assert [(e.reason, e.occurrences) for e in world.hub.events if e.reason == "MigrationRolledBack"] == [
+        ("MigrationRolledBack", 1)
+    ]
+    world.cycle(advance=timedelta(seconds=1200))  # the hold is over: tried again
+    assert world.replicas()["eu-fr"] > 0

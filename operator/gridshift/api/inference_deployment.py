@@ -317,7 +317,10 @@ class MigrationSpec(ApiModel):
         default=1200,
         ge=30,
         le=86_400,
-        description="How long a new replica may take to become Ready before the move is rolled back.",
+        description=(
+            "How long a new replica may take to become Ready before the move is rolled back; moves that start "
+            "replicas there are then held for as long, doubled at each roll-back in a row (8 times at most)."
+        ),
     )
 
 

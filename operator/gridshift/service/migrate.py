@@ -14,7 +14,8 @@ The planner says which steps lead from the current placement to the target
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
   flight (done since the last ShiftRouting) is scaled back to its count before it, the steps are
-  cleared (planned afresh next cycle) and the roll-back is counted (MigrationRolledBack) and logged.
+  cleared (planned afresh next cycle) and the roll-back is counted and logged, and goes out as a Warning
+  Event (MigrationRolledBack) through `MigrationProgress.rolled_back`.
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
   taking those replicas back would leave too few.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
@@ -22,6 +23,11 @@ The planner says which steps lead from the current placement to the target
   waited on again, from then, under the same timeout.
 - A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
   is rolled back the same way: a refused write held every later plan of the deployment.
+- After a roll-back, no migration that starts replicas where the rolled-back batch started them (cluster
+  and GPU type) begins for a hold of readyTimeoutSeconds, doubled at each roll-back there in a row, at most
+  ROLL_BACK_HOLD_MAX_FACTOR times: replicas that start slower than the timeout were otherwise started,
+  stopped and started again every timeout, paying for GPUs that never served (review). Held in memory
+  like the revalidation wait: a restarted operator tries once more at once.
 - A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
   was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
   (its steps were for a placement and prices since gone), when the mode is Auto again.
@@ -49,6 +55,11 @@ from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.actuate import report_route_failure
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
+
+ROLL_BACK_HOLD_MAX_FACTOR = 8
+"""The longest hold after roll-backs in a row, in readyTimeoutSeconds (8 x the default 1200 s: 2 h 40 min):
+long enough that a start which never fits the timeout is not paid for every timeout, short enough that a
+cluster that recovers is used again the same day."""
 
 ROUTING_CLUSTER = "*"
 """The cluster name of a ShiftRouting step, which acts on the routing of every cluster."""
@@ -137,6 +148,8 @@ class MigrationProgress:
     routing: tuple[RouteWeight, ...] = ()
     error: str | None = None
     """Why a member cluster refused this cycle's write (the step waits and is retried next cycle)."""
+    rolled_back: str | None = None
+    """Why the move in flight was rolled back this cycle, and for how long it is held (a Warning Event)."""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:
@@ -177,6 +190,17 @@ class _PendingTarget:
     first_seen: datetime
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """Where a deployment's last roll-back started replicas that did not get Ready, and until when no
+    migration starts replicas there again."""
+
+    keys: frozenset[Key]
+    until: datetime
+    factor: int
+    """The hold in readyTimeoutSeconds: 1 after one roll-back, doubled at each roll-back there in a row."""
+
+
 class Migrations:
     """Starts, advances and rolls back the migrations of every deployment; see the module docstring."""
 
@@ -185,6 +209,8 @@ class Migrations:
         self._pending: dict[str, _PendingTarget] = {}
         self._paused: set[str] = set()
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
+        self._holds: dict[str, _Hold] = {}
+        """Deployments whose last roll-back holds migrations that start replicas where it failed."""
 
     def run(
         self,
@@ -221,9 +247,13 @@ class Migrations:
         return progress
 
     def _start(self, now: datetime, deployment: ObservedDeployment, plan: DeploymentPlan) -> list[StepRecord]:
-        """The plan's steps, once revalidated (see the module docstring); [] while waiting."""
+        """The plan's steps, once revalidated and not held by a roll-back (see the module docstring); [] while
+        waiting."""
         if not plan.steps:
             self._pending.pop(deployment.id, None)
+            return []
+        if self._held(now, deployment.id, plan):
+            self._pending.pop(deployment.id, None)  # revalidated afresh once the hold ends
             return []
         targets = tuple((t.cluster, t.gpu_type, t.replicas) for t in plan.targets)
         growth_only = all(s.action is not StepAction.SCALE_DOWN for s in plan.steps)
@@ -284,7 +314,7 @@ class Migrations:
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way)
                         # is given up like a start that never becomes Ready: it held every later plan (review).
                         cause = f"{step.action.value} in {step.cluster} refused ({step.message}); "
-                        self._roll_back(deployment, progress.steps, views, actuator, report, timeout, cause)
+                        self._roll_back(now, deployment, progress, views, actuator, report, timeout, cause)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -292,7 +322,7 @@ class Migrations:
                     step.state = StepState.DONE
                     continue
                 if now - step.started_at > timedelta(seconds=timeout):
-                    self._roll_back(deployment, progress.steps, views, actuator, report, timeout)
+                    self._roll_back(now, deployment, progress, views, actuator, report, timeout)
                 break
             elif step.action is StepAction.SHIFT_ROUTING:
                 # The route takes the new weights before a later ScaleDown stops replicas it may still
@@ -313,6 +343,8 @@ class Migrations:
                 progress.routing = step.routing
                 step.state = StepState.DONE
         if progress.steps and not progress.in_flight:
+            if all(s.state is StepState.DONE for s in progress.steps):
+                self._holds.pop(deployment.id, None)  # a move that finished ends the run of roll-backs
             progress.steps = []
 
     @staticmethod
@@ -337,10 +369,11 @@ class Migrations:
             return False
         return True
 
-    @staticmethod
     def _roll_back(
+        self,
+        now: datetime,
         deployment: ObservedDeployment,
-        steps: Sequence[StepRecord],
+        progress: MigrationProgress,
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
@@ -348,12 +381,16 @@ class Migrations:
         cause: str = "",
     ) -> None:
         """`cause`: what kept the replicas from being Ready, when it was a refused write, not a slow start."""
+        steps = progress.steps
         reason = (
             f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
         )
         shifted = max(
             (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
             default=-1,
+        )
+        started = frozenset(  # where the batch started replicas (or tried to: a refused write)
+            s.key for s in steps[shifted + 1 :] if s.action is StepAction.SCALE_UP and s.state is not StepState.PENDING
         )
         undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
         for step in steps[shifted + 1 :]:
@@ -370,11 +407,35 @@ class Migrations:
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
+        hold = self._hold(now, deployment.id, started, timeout)
+        progress.rolled_back = reason
+        if hold.keys:
+            progress.rolled_back += (
+                f"; no move starts replicas in {', '.join(sorted(f'{c} ({g})' for c, g in hold.keys))} again before "
+                f"{hold.until.isoformat(timespec='seconds')} (raise spec.migration.readyTimeoutSeconds if replicas "
+                "there take longer to start)"
+            )
         report.errors.append(f"{deployment.id}: {reason}")
         # Counted by reason (gridshift_cycle_errors_total), not only logged: it left no other trace (review).
         report.problems.append(
             Problem(CycleErrorReason.MIGRATION_ROLLED_BACK, f"{deployment.id}: {reason}", deployment=deployment.id)
         )
+
+    def _held(self, now: datetime, deployment_id: str, plan: DeploymentPlan) -> bool:
+        """Whether the plan starts replicas where a roll-back's hold, still running, forbids it."""
+        hold = self._holds.get(deployment_id)
+        if hold is None or now >= hold.until:
+            return False
+        return any(s.action is StepAction.SCALE_UP and (s.cluster, s.gpu_type) in hold.keys for s in plan.steps)
+
+    def _hold(self, now: datetime, deployment_id: str, keys: frozenset[Key], timeout: float) -> _Hold:
+        """The hold after a roll-back of a batch that started replicas at `keys`, doubled while the last hold
+        covered one of them (see the module docstring)."""
+        last = self._holds.get(deployment_id)
+        factor = 1 if last is None or not keys & last.keys else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
+        hold = _Hold(keys, now + timedelta(seconds=timeout * factor), factor)
+        self._holds[deployment_id] = hold
+        return hold
 
 
 def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:

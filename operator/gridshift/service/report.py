@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,7 @@ from gridshift.service.state import (
     Refused,
 )
 from gridshift.service.status import (
+    DecisionChange,
     DeploymentReport,
     cluster_failure,
     cluster_status,
@@ -58,6 +60,7 @@ class EventReason(StrEnum):
     PLACEMENT_RULES = "PlacementRules"
     SLO_AT_RISK = "SLOAtRisk"
     INFEASIBLE = "Infeasible"
+    MIGRATION_ROLLED_BACK = "MigrationRolledBack"
 
 
 EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
@@ -79,6 +82,12 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "Warning",
         "No placement serves the demand within the SLO (the Ready condition says why); what fits runs.",
     ),
+    EventReason.MIGRATION_ROLLED_BACK: (
+        "Warning",
+        "A move's new replicas were not Ready within spec.migration.readyTimeoutSeconds (or a member cluster "
+        "refused its write that long): they were scaled back to the counts before the move, and no move starts "
+        "replicas there again for a hold the message gives (the timeout, doubled at each roll-back in a row).",
+    ),
 }
 """Type and meaning of each Event reason (docs/status.md)."""
 
@@ -86,11 +95,13 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
 class EventAction(StrEnum):
     PLACE = "Place"
     RECOMMEND = "Recommend"
+    ROLL_BACK = "RollBack"
 
 
 EVENT_ACTIONS: Mapping[EventAction, str] = {
     EventAction.PLACE: "Auto mode: gridshift carries the decision out (make-before-break).",
     EventAction.RECOMMEND: "Advisory mode: the decision is reported; nothing is changed in any member cluster.",
+    EventAction.ROLL_BACK: "Auto mode: a move in flight was taken back (MigrationRolledBack).",
 }
 
 
@@ -142,31 +153,31 @@ class Reporter:
         _deployment_problems(deployment, applied, progress, report)
         report.outcomes.append(_outcome(deployment, applied, composed, views))
         patch = status_patch(deployment.old_status, composed.status)
-        if not patch:
+        change = composed.decision
+        decision = change if change is not None and change.reason not in QUIET_DECISIONS else None
+        events = [_decision_event(decision)] if decision is not None else []
+        if progress.rolled_back is not None:  # a Warning of its own: no decision changed, yet the move was undone
+            events.append(_Event(EventReason.MIGRATION_ROLLED_BACK, progress.rolled_back, True, EventAction.ROLL_BACK))
+        if not patch and not events:
             return composed
         meta = deployment.body["metadata"]
         ref = ObjectRef("InferenceDeployment", applied.namespace, applied.name, str(meta.get("uid", "")))
-        change = composed.decision
-        event = change if change is not None and change.reason not in QUIET_DECISIONS else None
 
-        def write() -> str | None:
-            """The patch, then the decision's Event; the Event's failure as text (the patch's raises)."""
-            self.hub.patch_status(ref, patch)
-            if event is None:
-                return None
-            try:
-                self.hub.emit_event(
-                    ref,
-                    event.reason,
-                    event.summary,
-                    warning=event.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
-                    action=EventAction.RECOMMEND if event.mode is MigrationMode.ADVISORY else EventAction.PLACE,
-                )
-            except Exception as error:  # Events are best effort: the decision is in status already
-                return describe(error)
-            return None
+        def write() -> list[tuple[_Event, str | None]]:
+            """The patch, then each Event with its failure as text (the patch's raises)."""
+            if patch:
+                self.hub.patch_status(ref, patch)
+            written: list[tuple[_Event, str | None]] = []
+            for event in events:
+                try:
+                    self.hub.emit_event(ref, event.reason, event.note, warning=event.warning, action=event.action)
+                except Exception as error:  # Events are best effort: the decision is in status already
+                    written.append((event, describe(error)))
+                else:
+                    written.append((event, None))
+            return written
 
-        def done(outcome: str | BaseException | None) -> None:
+        def done(outcome: list[tuple[_Event, str | None]] | BaseException) -> None:
             if isinstance(outcome, ObjectGone | Fenced):
                 return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
             if isinstance(outcome, BaseException):
@@ -174,16 +185,16 @@ class Reporter:
                 report.errors.append(message)
                 report.problems.append(Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id))
                 return
-            report.status_writes += 1
-            if event is None:
-                return
-            report.decisions.append(event.reason)
-            if outcome is None:
-                report.events += 1
-                return
-            message = f"{deployment.id}: Event {event.reason} not written: {outcome}"
-            report.errors.append(message)
-            report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
+            report.status_writes += 1 if patch else 0
+            if decision is not None:
+                report.decisions.append(decision.reason)
+            for event, failure in outcome:
+                if failure is None:
+                    report.events += 1
+                    continue
+                message = f"{deployment.id}: Event {event.reason} not written: {failure}"
+                report.errors.append(message)
+                report.problems.append(Problem(CycleErrorReason.EVENT_FAILED, message, deployment=deployment.id))
 
         if self.writes is None:
             try:
@@ -237,6 +248,23 @@ class Reporter:
             )
             return
         report.status_writes += 1
+
+
+@dataclass(frozen=True)
+class _Event:
+    reason: str
+    note: str
+    warning: bool
+    action: EventAction
+
+
+def _decision_event(decision: DecisionChange) -> _Event:
+    return _Event(
+        decision.reason,
+        decision.summary,
+        decision.reason in (EventReason.SLO_AT_RISK, EventReason.INFEASIBLE),
+        EventAction.RECOMMEND if decision.mode is MigrationMode.ADVISORY else EventAction.PLACE,
+    )
 
 
 def _outcome(
