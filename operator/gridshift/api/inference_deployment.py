@@ -141,6 +141,16 @@ class EnvVar(ApiModel):
             field="valueFrom",
             holds=lambda e: e.value_from is None or e.value == "",
         ),
+        CrossFieldRule(
+            cel="!self.name.startsWith('NVIDIA_')",
+            message=(
+                "env must not set NVIDIA_* variables: the NVIDIA container toolkit reads NVIDIA_VISIBLE_DEVICES "
+                "from the container to pick the GPUs it sees, which the device plugin sets to those the pod "
+                "was given (another tenant's GPUs on the node otherwise)"
+            ),
+            field="name",
+            holds=lambda e: not e.name.startswith("NVIDIA_"),
+        ),
     )
 
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
