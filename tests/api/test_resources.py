@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import localcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kubernetes.utils import parse_quantity
+from pydantic import ValidationError
 
 from gridshift.api import GROUP, InferenceDeployment, MigrationMode
+from gridshift.api.common import QUANTITY, quantity_value
+from gridshift.api.inference_deployment import InferenceDeploymentSpec
 from gridshift.api.validation import InvalidResource, validate_object
 from gridshift.cli.main import main
 from tests.conftest import REPO_ROOT
@@ -118,3 +125,28 @@ def test_validate_refuses_duplicate_keys_and_empty_files_and_reads_past_an_unrea
     assert main(["validate", str(tmp_path / "missing.yaml"), str(good)]) == 2
     out = capsys.readouterr()
     assert "cannot read" in out.err and f"ok  {good}" in out.out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(QUANTITY, fullmatch=True).filter(lambda q: len(q) <= 32))  # the fields' maxLength
+def test_quantity_value_reads_a_quantity_as_kubernetes_does(text: str) -> None:
+    # The api layer's own reading (it may import no cluster library) against the kubernetes client's (which
+    # rounds to the decimal context's precision: given the same as ours).
+    with localcontext(prec=64):
+        expected = parse_quantity(text)
+    assert quantity_value(text) == expected
+
+
+@pytest.mark.parametrize(("memory", "admitted"), [("1Gi", True), ("1073741824", True), ("1.5Gi", True), ("1G", False)])
+def test_memory_of_one_gib_is_the_least_admitted(memory: str, admitted: bool) -> None:
+    body = {
+        "model": {"servedName": "m", "source": "org/m"},
+        "slo": {"ttftP95Ms": 500, "tpotP95Ms": 50},
+        "replica": {"gpuTypes": ["NVIDIA-H100-80GB-HBM3"], "memory": memory},
+    }
+    try:
+        InferenceDeploymentSpec.model_validate(body)
+    except ValidationError as error:
+        assert not admitted and "memory must be at least 1Gi" in str(error)
+    else:
+        assert admitted

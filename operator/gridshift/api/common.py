@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from decimal import Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -49,6 +50,22 @@ HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+
+_QUANTITY_SUFFIX = {
+    "m": Decimal("0.001"),
+    **{suffix: Decimal(1000) ** (i + 1) for i, suffix in enumerate("kMGTPE")},
+    **{f"{suffix}i": Decimal(1024) ** (i + 1) for i, suffix in enumerate("KMGTPE")},
+}
+
+
+def quantity_value(text: str) -> Decimal:
+    """The value of a QUANTITY-shaped string, as the apiserver's CEL quantity() reads it (the pattern keeps
+    every other shape out). Not kubernetes.utils.parse_quantity: the api layer imports no cluster library
+    (.importlinter, pure-core)."""
+    number = text.rstrip("kKMGTPEim")
+    suffix = text[len(number) :]
+    with localcontext(prec=64):  # exact for the fields' 32 characters: no rounding at a bound
+        return Decimal(number) * _QUANTITY_SUFFIX.get(suffix, Decimal(1))
 
 
 class SecretKeyRef(ApiModel):

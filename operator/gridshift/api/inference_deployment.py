@@ -27,6 +27,7 @@ from gridshift.api.common import (
     Port,
     RegionName,
     conditions_field,
+    quantity_value,
 )
 from gridshift.api.conditions import INFERENCE_DEPLOYMENT_CONDITIONS, conditions_rule
 from gridshift.modes import MigrationMode
@@ -217,6 +218,18 @@ class EngineSpec(ApiModel):
 class ReplicaShape(ApiModel):
     """What one replica needs: GPUs (= tensor-parallel size), GPU types it may use, CPU and memory."""
 
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="quantity(self.memory).compareTo(quantity('1Gi')) >= 0",
+            message=(
+                "memory must be at least 1Gi: it is the replica's request and limit, and 0 means no limit and "
+                "nothing reserved, so a replica loading tens of GB pressed other tenants' pods on its node"
+            ),
+            field="memory",
+            holds=lambda r: quantity_value(r.memory) >= 2**30,
+        ),
+    )
+
     gpus_per_replica: Literal[1, 2, 4, 8] = Field(
         default=1, description="GPUs per replica, which is also vLLM's --tensor-parallel-size (1, 2, 4 or 8)."
     )
@@ -227,9 +240,17 @@ class ReplicaShape(ApiModel):
         description="Accepted GPU types (values of the node label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3).",
     )
 
-    cpu: str = Field(default="8", pattern=QUANTITY, description="CPU request per replica (Kubernetes quantity).")
+    cpu: str = Field(
+        default="8", max_length=32, pattern=QUANTITY, description="CPU request per replica (Kubernetes quantity)."
+    )
     memory: str = Field(
-        default="64Gi", pattern=QUANTITY, description="Memory request per replica (Kubernetes quantity)."
+        default="64Gi",
+        max_length=32,
+        pattern=QUANTITY,
+        description=(
+            "Memory request and limit per replica (Kubernetes quantity, at least 1Gi: vLLM loads the weights "
+            "through host memory)."
+        ),
     )
 
 
