@@ -150,3 +150,14 @@ def test_memory_of_one_gib_is_the_least_admitted(memory: str, admitted: bool) ->
         assert not admitted and "memory must be at least 1Gi" in str(error)
     else:
         assert admitted
+
+
+def test_an_http_route_may_have_any_object_name() -> None:
+    # Found in review: the DNS-label pattern refused route names such as "chat.v2", which Kubernetes allows.
+    body = {
+        "model": {"servedName": "m", "source": "org/m"},
+        "slo": {"ttftP95Ms": 500, "tpotP95Ms": 50},
+        "replica": {"gpuTypes": ["NVIDIA-H100-80GB-HBM3"]},
+        "routing": {"httpRouteName": "chat.v2"},
+    }
+    assert InferenceDeploymentSpec.model_validate(body).routing.http_route_name == "chat.v2"

@@ -336,7 +336,12 @@ class MigrationSpec(ApiModel):
         description="Auto acts on plans; Advisory plans and reports but changes nothing; Frozen keeps placement as is.",
     )
     max_concurrent_moves: int = Field(
-        default=1, ge=0, le=64, description="Most replicas being moved at once (make-before-break)."
+        default=1,
+        ge=0,
+        le=64,
+        description=(
+            "Most replicas being moved at once (make-before-break); 0: no moves, replicas are only added or removed."
+        ),
     )
     payback_horizon_hours: float = Field(
         default=6.0,
@@ -491,7 +496,7 @@ class RoutingSpec(ApiModel):
     http_route_name: str | None = Field(
         default=None,
         max_length=253,
-        pattern=DNS_LABEL,
+        pattern=DNS_SUBDOMAIN,
         description="Gateway API HTTPRoute (same namespace) whose backendRef weights the operator sets.",
     )
 
