@@ -30,7 +30,10 @@ The planner says which steps lead from the current placement to the target
   like the revalidation wait: a restarted operator tries once more at once.
 - A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
   was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
-  (its steps were for a placement and prices since gone), when the mode is Auto again.
+  (its steps were for a placement and prices since gone), when the mode is Auto again, and one planned
+  for an earlier spec: status.observedGeneration, written with the steps, is not the object's generation
+  (a region forbidden mid-move, a mode changed and back, also while the operator was restarting). Its
+  replicas stay as they are, and the new plan starts from them.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
 (`MigrationStepStatus`) only at the edges.
@@ -233,6 +236,11 @@ class Migrations:
             report.errors.append(f"{deployment.id}: migration paused outside Auto abandoned; planned afresh")
             progress.steps = []
         self._paused.discard(deployment.id)
+        if progress.in_flight and (stale := _planned_for_another_spec(deployment)) is not None:
+            # Steps of an earlier spec ran to their end: traffic shifted to a region since forbidden, then the
+            # move back (review). The replicas they started stay and count in the plan made now.
+            report.errors.append(f"{deployment.id}: migration planned for {stale} abandoned; planned afresh")
+            progress.steps = []
         if _waits_on_unreachable(progress.steps, views):
             # The move cannot finish while its cluster is away; plan afresh from what is reachable.
             report.errors.append(f"{deployment.id}: migration abandoned, a cluster it needs is unreachable")
@@ -436,6 +444,16 @@ class Migrations:
         hold = _Hold(keys, now + timedelta(seconds=timeout * factor), factor)
         self._holds[deployment_id] = hold
         return hold
+
+
+def _planned_for_another_spec(deployment: ObservedDeployment) -> str | None:
+    """Which earlier spec the stored steps were planned for, when it is not the object's spec now (both
+    generations known); None otherwise."""
+    generation = deployment.body.get("metadata", {}).get("generation")
+    stored = deployment.old_status.get("observedGeneration")
+    if isinstance(generation, int) and isinstance(stored, int) and stored != generation:
+        return f"generation {stored} (the spec is at {generation} now)"
+    return None
 
 
 def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:
