@@ -175,3 +175,23 @@ def test_an_event_name_cut_after_a_dash_or_dot_is_still_a_dns_subdomain() -> Non
     for cut in ("-", ".", "-."):
         name = event_name(ObjectRef("RegionalCluster", "", "a" * (200 - len(cut)) + cut + "b" * 40))
         assert re.fullmatch(subdomain, name) and len(name) <= 253, name
+
+
+def test_each_object_of_a_workload_is_fenced_on_its_own() -> None:
+    # Found in review: the four objects of a new workload (Deployment, Service, PodDisruptionBudget,
+    # NetworkPolicy) went out under one fence check, each taking up to a read, an apply and retries: the last
+    # landed while another replica led.
+    world = ServiceHarness(["eu-de"])
+    sent: list[tuple[str, bool]] = []
+
+    class Lapsing(FakeMemberCluster):
+        def apply(self, manifests: Sequence[Manifest]) -> None:
+            for manifest in manifests:
+                sent.append((manifest["kind"], world.service.elector.leading()))
+                super().apply([manifest])
+                _lapse(world)  # during this object's write
+
+    world.members["eu-de"] = Lapsing("eu-de", gpus={H100: 16})
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    assert sent == [("Deployment", True)]

@@ -118,14 +118,27 @@ class Actuator:
     def _apply(
         self, deployment: ObservedDeployment, view: ClusterView, target: WorkloadTarget, stale: Sequence[Rendered]
     ) -> None:
-        """Apply the `stale` objects of the workload, and remember the live state each was met in."""
+        """Apply the `stale` objects of the workload, and remember the live state each was met in.
+
+        Each object is fenced on its own: the four of a new workload take up to a read, an apply and retries
+        each, longer together than the Lease's margin (review). Once the first went out, a lapse stops the
+        rest without raising: the workload's count is written (and counted), the objects left are repaired
+        by whoever leads next; the next write raises Fenced."""
         assert view.member is not None
         wanted = {(r.kind, r.name) for r in stale}
-        manifests = render_workload(deployment.resource.spec, target)
-        self._fenced()
-        view.member.apply([m for m in manifests if (m["kind"], m["metadata"]["name"]) in wanted])
+        sent: set[tuple[str, str]] = set()
+        for manifest in render_workload(deployment.resource.spec, target):
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            if key not in wanted:
+                continue
+            if sent and not self._fence():
+                break
+            self._fenced()  # raises when nothing went out yet
+            view.member.apply([manifest])
+            sent.add(key)
         for r in stale:
-            self._tried[(view.name, r.kind, r.namespace, r.name)] = (r.applied, self._live(view, r))
+            if (r.kind, r.name) in sent:
+                self._tried[(view.name, r.kind, r.namespace, r.name)] = (r.applied, self._live(view, r))
 
     def _target(
         self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int
