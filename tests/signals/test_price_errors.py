@@ -22,7 +22,7 @@ from gridshift.signals.price_feeds import (
     SchedulePriceFeed,
     StaticPriceFeed,
 )
-from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
+from gridshift.signals.price_service import ManagedPriceFeed, PriceReading, build_price_feed
 from gridshift.signals.prices import (
     NoPriceDataError,
     PriceDataError,
@@ -457,3 +457,31 @@ def test_a_number_too_large_for_a_float_is_refused_naming_the_field() -> None:
     with pytest.raises(PriceDataError) as caught:
         finite_number("f", "items[0].price", int("1" + "0" * 400))
     assert caught.value.field == "items[0].price" and len(caught.value.detail) < 80
+
+
+def test_a_price_beyond_any_market_once_converted_to_usd_is_refused_and_leaves_the_feed_stale(
+    recording_sleep: RecordingSleep,
+) -> None:
+    # Found in review: each interval is bounded in its own currency (any rate may follow), and fxToUsd goes up
+    # to 1000: 100,000 EUR/kWh at 1000 USD/EUR was 1e8 USD/kWh to the planner, which then stopped replicas
+    # below minReplicas (a replica cost more than going short).
+    from gridshift.api.regional_cluster import StaticFeed
+
+    def reading(price: float, fx: float) -> PriceReading:
+        feed = StaticPriceFeed("eu-x", spec=StaticFeed(price=price), currency="EUR", unit=EnergyUnit.KWH)
+        return ManagedPriceFeed(
+            feed,
+            currency="EUR",
+            fx_to_usd=fx,
+            refresh_seconds=REFRESH_S,
+            stale_after_seconds=STALE_AFTER_S,
+            clock=FakeClock(),
+            sleep=recording_sleep,
+            settings=SETTINGS,
+        ).read()
+
+    good = reading(100.0, 1.0)  # 100 USD/kWh: at the bound
+    assert good.error is None and not good.stale
+    bad = reading(100_000.0, 1000.0)
+    assert bad.stale and isinstance(bad.error, PriceDataError) and bad.error.field == "intervals[0].price"
+    assert "is 1e+08 USD/kWh with fxToUsd 1000: beyond any market's price" in str(bad.error)

@@ -186,7 +186,9 @@ class ScheduleFeed(ApiModel):
         description="IANA time zone, e.g. Europe/Paris.",
     )
     periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods, none overlapping.")
-    default_price: float = Field(description="Price outside every period, in the feed's currency and unit.")
+    default_price: float = Field(
+        ge=-100_000, le=100_000, description="Price outside every period, in the feed's currency and unit."
+    )
 
     @field_validator("timezone")
     @classmethod

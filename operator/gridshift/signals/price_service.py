@@ -65,7 +65,9 @@ class ManagedPriceFeed(ManagedFeed[PriceSeries, PriceReading]):
         self, feed: SeriesFeed[PriceSeries], *, currency: str, fx_to_usd: float, **timing: Unpack[FeedTiming]
     ) -> None:
         super().__init__(
-            feed, check=lambda name, series, now: validated_series(name, series.intervals, currency, now), **timing
+            feed,
+            check=lambda name, series, now: validated_series(name, series.intervals, currency, now, fx_to_usd),
+            **timing,
         )
         self.currency = currency
         self.fx_to_usd = fx_to_usd

@@ -208,7 +208,31 @@ def window_of(intervals: Iterable[PriceInterval], start: datetime, end: datetime
     return [interval for interval in intervals if interval.end > start and interval.start < end]
 
 
-def validated_series(name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime) -> PriceSeries:
-    """What a feed returns: its intervals validated (validate_intervals) and covering `now` (series.require_covers)."""
+MAX_ABS_USD_PER_KWH = 100.0
+"""Largest price magnitude planned with, in USD/kWh after fxToUsd: about ten times the highest market price
+cap (Australia's NEM, 17,500 AUD/MWh, about 11.5 USD/kWh). A price in the feed's currency passes
+MAX_ABS_PRICE_PER_MWH whatever the rate it is multiplied by, and fxToUsd may be up to 1000: 1e8 USD/kWh
+was planned with, and above about 1e7 a replica cost more than the planner's penalty for going below
+minReplicas, so deployments were scaled to 0 (found in review, 3 December 2026)."""
+
+
+def validated_series(
+    name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime, fx_to_usd: float | None = None
+) -> PriceSeries:
+    """What a feed returns: its intervals validated (validate_intervals) and covering `now` (series.require_covers);
+    with the site's `fx_to_usd` (the managed feed knows it, the feed adapters do not), also within
+    MAX_ABS_USD_PER_KWH once converted."""
     checked = series.validated(PRICES, name, intervals, _currency_and_unit(name, currency), now)
+    for index, interval in enumerate(checked):
+        if fx_to_usd is None:
+            break
+        usd = usd_per_kwh(interval, fx_to_usd)
+        if abs(usd) > MAX_ABS_USD_PER_KWH:
+            raise PriceDataError(
+                name,
+                f"intervals[{index}].price",
+                f"{interval.price:g} {interval.currency}/{interval.unit.value} is {usd:g} USD/kWh with fxToUsd "
+                f"{fx_to_usd:g}: beyond any market's price (|price| <= {MAX_ABS_USD_PER_KWH:g} USD/kWh; check the "
+                "feed's unit and fxToUsd)",
+            )
     return PriceSeries(feed=name, intervals=checked, fetched_at=now)
