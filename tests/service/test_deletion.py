@@ -163,3 +163,78 @@ def test_a_regional_cluster_the_model_refuses_still_has_the_deleted_deployments_
         assert "RegionalCluster eu-fr is invalid" in str(error) and "kubeconfigSecretRef" in str(error)
     else:
         raise AssertionError("a cluster that cannot be reached was reported cleaned")
+
+
+def _deployments_in(world: ServiceHarness, cluster: str) -> dict[str, int]:
+    """Replicas of every Deployment in the member cluster, by namespace/name: what runs, seen or not."""
+    return {
+        f"{ns}/{name}": obj["spec"]["replicas"]
+        for (kind, ns, name), obj in world.members[cluster].objects.items()
+        if kind == "Deployment"
+    }
+
+
+def _forget_and_delete(world: ServiceHarness, name: str = "chat") -> None:
+    """The object is gone from the hub without its finalizer's cleanup (removed by hand, say)."""
+    del world.deployments[name]
+    del world.hub.deployments[("ml", name)]
+
+
+def _with_template_changed(restart: bool) -> tuple[dict[str, int], dict[str, int]]:
+    """chat placed in the shared workload namespace, then the cluster's workloadNamespace made per tenant:
+    what runs a few cycles later, and after chat's deletion."""
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gs-{namespace}"
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.cycle()
+    if restart:
+        world.service = world.make_service("op-1")
+    for _ in range(3):
+        world.cycle()
+    running = _deployments_in(world, "eu-de")
+    world.service.delete_from_members("ml", "chat", "uid-chat")
+    _forget_and_delete(world)
+    for _ in range(2):
+        world.cycle()
+    return running, _deployments_in(world, "eu-de")
+
+
+def test_replicas_in_a_namespace_only_an_earlier_process_knew_are_counted_and_cleaned() -> None:
+    # Found in review: the namespaces read were the tenants' ones now and those this process had seen, so
+    # after a restart the replicas left in the old shared namespace were neither counted (their GPUs pushed
+    # the new placement down) nor swept after the deletion: they ran for ever. status.workloadNamespaces keeps
+    # the record across processes.
+    running, left = _with_template_changed(restart=True)
+    assert (running, left) == _with_template_changed(restart=False)
+    assert left == {}
+
+
+def test_a_tenant_namespace_left_by_a_forced_deletion_is_swept_after_a_restart() -> None:
+    # Found in review: deletion waited on an unreachable cluster, the finalizer was removed by hand, the
+    # operator restarted; when the cluster came back nothing read the tenant's namespace (no deployment of
+    # the tenant any more, nothing in this process's memory): 10 replicas ran for ever.
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gs-{namespace}"
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]
+    member = world.members["eu-de"]
+    member.reachable = False
+    try:
+        world.service.delete_from_members("ml", "chat", "uid-chat")
+    except CleanupIncomplete:
+        pass
+    _forget_and_delete(world)
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]  # kept while unread
+    world.service = world.make_service("op-1")
+    member.reachable = True
+    for _ in range(2):
+        world.cycle()
+    assert _deployments_in(world, "eu-de") == {}
+    assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")  # nothing there any more

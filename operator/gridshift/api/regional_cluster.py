@@ -14,6 +14,7 @@ from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, un
 from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CURRENCY_CODE,
+    DNS_LABEL,
     Condition,
     GpuType,
     HttpUrl,
@@ -397,6 +398,14 @@ class RegionalClusterStatus(ApiModel):
     )
     carbon_basis: str | None = Field(default=None, description="direct, lifecycle or marginal (spec.carbonFeed.basis).")
     last_carbon_fetch: datetime | None = Field(default=None, description="Last successful carbon-intensity fetch.")
+    workload_namespaces: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL)]] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description=(
+            "Member namespaces where gridshift's Deployments were last found: read again every cycle, also after a "
+            "restart or a workloadNamespace change, so that none of gridshift's replicas goes unseen or unswept."
+        ),
+    )
     conditions: list[Condition] = conditions_field(REGIONAL_CLUSTER_CONDITIONS)
 
 

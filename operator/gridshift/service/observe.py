@@ -18,6 +18,7 @@ service.sweep); those without owner annotations are foreign, reported and left a
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -27,6 +28,7 @@ from typing import Any
 
 from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api.common import DNS_LABEL
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, SecretMissing, SecretPurpose
@@ -293,7 +295,9 @@ class Observer:
             # Configured but unread is stale: the planner then makes no carbon-driven change here.
             view.carbon = inputs.carbon_horizon(view.carbon_reading)
         view.admitted_namespaces = self._admitted(cluster, tenants)
-        namespaces = sorted(self._workload_namespaces(cluster, tenants) | self._known_namespaces(name))
+        wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
+        recorded = _recorded_namespaces(old_status)
+        namespaces = sorted(wanted | recorded)
         unreadable: dict[str, str] = {}
         try:
             view.member = self.member(name, cluster.spec)
@@ -307,8 +311,15 @@ class Observer:
             # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
             last = self._last_workloads.get(name, [])
             view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]
+            view.namespaces_in_use = tuple(sorted(recorded | {w.namespace for w in last}))
             report.errors.append(view.error)
             return view
+        # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
+        # the record names is not reported: it holds no replica this process counts on.
+        view.namespaces_in_use = tuple(
+            sorted({w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded})
+        )
+        unreadable = {n: reason for n, reason in unreadable.items() if n in wanted}
         owned = [w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid]
         view.workloads = [w for w in owned if w.owner_uid not in leaving]
         if unreadable:
@@ -495,6 +506,18 @@ def flatten(index: Any) -> list[Mapping[str, Any]]:
                 out.extend(value)
         return out
     return list(index)
+
+
+_DNS_LABEL = re.compile(DNS_LABEL)
+
+
+def _recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
+    """status.workloadNamespaces as written by an earlier cycle (of this process or another): what was
+    there when this process started, or before workloadNamespace changed, is read, counted and swept."""
+    recorded = old_status.get("workloadNamespaces")
+    if not isinstance(recorded, list):
+        return set()
+    return {n for n in recorded if isinstance(n, str) and _DNS_LABEL.fullmatch(n)}
 
 
 def _read_member(

@@ -62,6 +62,9 @@ class ClusterView:
     """The same intensities for the planner (service.inputs.carbon_horizon); None without a carbon feed."""
     carbon_feed_error: str | None = None
     """Why the carbon feed could not even be built."""
+    namespaces_in_use: tuple[str, ...] = ()
+    """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
+    and those recorded before that could not be read."""
 
     @property
     def reachable(self) -> bool:

@@ -605,6 +605,8 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
     if reading is not None and reading.series is not None and reading.last_good_fetch is not None:
         status["lastPriceFetch"] = reading.last_good_fetch.isoformat()
+    if view.namespaces_in_use:
+        status["workloadNamespaces"] = list(view.namespaces_in_use)
     carbon_condition = _carbon_status(now, view, status)
     feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
     failure = cluster_failure(view)
