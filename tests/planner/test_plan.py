@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gridshift.api import MigrationMode
@@ -685,3 +687,20 @@ def test_the_move_limit_is_named_only_when_replicas_were_left_to_move() -> None:
         chat = deployment("chat", 3.0 * replicas, placements=[("a", H100, replicas)], max_moves=1, max_replicas=4)
         plan = make_plan(snapshot([chat], clusters, prices)).deployments[0]
         assert ("maxConcurrentMoves 1" in plan.explanation.binding_constraints) is named, plan.explanation.summary
+
+
+def test_no_replica_starts_where_the_deployment_may_not_grow_and_it_grows_elsewhere() -> None:
+    # The service's hold after a roll-back (service.migrate): the cheap cluster keeps what runs there, the
+    # demand is served from the dear one.
+    chat = deployment("chat", 20.0, placements=[("a", H100, 1)])
+    world = snapshot([chat], [cluster("a"), cluster("b")], {"a": flat_prices(0.01), "b": flat_prices(0.50)})
+    free = make_plan(world).for_deployment("ns/chat")
+    assert replicas_in(free, "a") > 1 and replicas_in(free, "b") == 0
+    held = snapshot(
+        [replace(chat, no_growth=frozenset({("a", H100)}))],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.50)},
+    )
+    plan = make_plan(held).for_deployment("ns/chat")
+    assert replicas_in(plan, "a") == 1 and replicas_in(plan, "b") == free.total_replicas - 1
+    assert plan.feasible

@@ -593,7 +593,7 @@ def test_a_rolled_back_move_is_held_for_the_timeout_doubled_at_each_roll_back_in
     assert fleet.writes == [("b", G, 1), ("b", G, 0)]
     assert progress.rolled_back is not None and progress.rolled_back.startswith("replicas not Ready within")
     until = (rolled_at + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
-    assert f"no move starts replicas in b ({G}) again before {until}" in progress.rolled_back
+    assert f"no replica starts again in b ({G}) before {until} (raise" in progress.rolled_back
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT - 1))  # still held
     assert fleet.writes == [("b", G, 1), ("b", G, 0)] and progress.steps == [] and report.errors == []
     assert progress.rolled_back is None  # said once, in the cycle of the roll-back
@@ -602,7 +602,7 @@ def test_a_rolled_back_move_is_held_for_the_timeout_doubled_at_each_roll_back_in
     progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))  # slow again: twice the hold
     assert fleet.writes[-1] == ("b", G, 0) and progress.rolled_back is not None
     until = (fleet.now + timedelta(seconds=2 * TIMEOUT)).isoformat(timespec="seconds")
-    assert f"again before {until}" in progress.rolled_back
+    assert f") before {until} (raise" in progress.rolled_back
     fleet.cycle(plan, advance=timedelta(seconds=2 * TIMEOUT - 1))
     assert fleet.writes[-1] == ("b", G, 0)
     # Growth elsewhere is not held: only moves that start replicas where the roll-back happened.
@@ -613,7 +613,7 @@ def test_a_rolled_back_move_is_held_for_the_timeout_doubled_at_each_roll_back_in
 def _held_for(progress: MigrationProgress, now: datetime) -> float:
     """The hold a roll-back's message gives, in readyTimeoutSeconds from `now`."""
     assert progress.rolled_back is not None
-    until = datetime.fromisoformat(progress.rolled_back.split(" again before ")[1].split(" ")[0])
+    until = datetime.fromisoformat(progress.rolled_back.split(") before ")[1].split(" ")[0])
     return (until - now).total_seconds() / TIMEOUT
 
 
@@ -1044,7 +1044,7 @@ def test_a_roll_back_goes_out_as_a_warning_event_once_and_the_move_is_held() -> 
     rolled = [e for e in world.hub.events if e.reason == "MigrationRolledBack"]
     assert len(rolled) == 1 and rolled[0].warning and rolled[0].action == "RollBack"
     assert rolled[0].note.startswith("replicas not Ready within readyTimeoutSeconds=1200;")
-    assert "no move starts replicas in eu-fr (NVIDIA-H100-80GB-HBM3) again before" in rolled[0].note
+    assert "no replica starts again in eu-fr (NVIDIA-H100-80GB-HBM3) before" in rolled[0].note
     for _ in range(10):  # held for the timeout: eu-fr is not started again, and the Event is not repeated
         world.cycle()
     assert world.replicas()["eu-fr"] == 0
@@ -1117,3 +1117,55 @@ def test_a_migration_kept_through_frozen_is_abandoned_even_after_a_restart(resta
     assert any("abandoned; planned afresh" in e for e in report.errors)
     routing = {r["cluster"]: r["weight"] for r in world.status().get("routing") or []}
     assert routing.get("eu-fr", 0) == 0 and world.replicas()["eu-fr"] == 0
+
+
+def test_holds_are_per_cluster_and_a_roll_back_elsewhere_neither_ends_nor_shortens_one() -> None:
+    # Found in review: one hold per deployment, replaced at each roll-back: c's roll-back ended b's hold, and
+    # alternating b and c kept both at one timeout.
+    fleet = Fleet.of(a=2)
+    to_b, to_c = fleet.plan({"a": 2, "b": 1}), fleet.plan({"a": 2, "c": 1})
+    fleet.cycle(to_b)
+    fleet.cycle(to_b, advance=timedelta(seconds=TIMEOUT + 1))  # b held for one timeout
+    fleet.cycle(to_b, advance=timedelta(seconds=TIMEOUT))  # over: b started again
+    fleet.cycle(to_b, advance=timedelta(seconds=TIMEOUT + 1))  # and rolled back again: held for two
+    b_until = fleet.now + timedelta(seconds=2 * TIMEOUT)
+    fleet.cycle(to_c)
+    fleet.cycle(to_c, advance=timedelta(seconds=TIMEOUT + 1))  # c held too, inside b's hold
+    assert fleet.now < b_until
+    assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("b"), key("c")})}
+    writes = len(fleet.writes)
+    fleet.cycle(to_b, advance=timedelta(seconds=1))
+    assert len(fleet.writes) == writes, "b started again inside its hold"
+
+
+def test_a_roll_back_read_again_after_a_failed_status_write_does_not_lengthen_the_hold() -> None:
+    # Found in review: when the status patch failed, the next cycle read the same steps in flight, rolled them
+    # back again and doubled the hold: four 30 s cycles took one real roll-back to the 8x cap.
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"a": 2, "b": 1})
+    fleet.cycle(plan)
+    in_flight = copy.deepcopy(fleet.status)
+    held = []
+    for advance in (TIMEOUT + 1, 30, 30, 30):
+        progress, _ = fleet.cycle(plan, advance=timedelta(seconds=advance))
+        assert progress.rolled_back is not None  # the same steps, read back, rolled back once more
+        held.append(fleet.migrations.holds(fleet.now))
+        fleet.status = copy.deepcopy(in_flight)  # the patch failed: status still holds the steps in flight
+    assert held[-1] == {"ml/chat": frozenset({key("b")})}
+    assert fleet.migrations._holds["ml/chat"][key("b")].factor == 1
+
+
+def test_the_planner_plans_around_a_hold_so_growth_elsewhere_goes_on() -> None:
+    # Found in review: a plan that also started replicas in the held cluster was held whole: demand doubled
+    # during the hold and the deployment could not grow anywhere, for up to 8 x readyTimeoutSeconds.
+    world = routed_world()
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    world.cycle()
+    world.cycle(advance=timedelta(seconds=1201))  # eu-fr rolled back, held
+    assert world.replicas()["eu-fr"] == 0
+    before = world.replicas()["eu-de"]
+    world.deployments["chat"]["spec"]["demand"]["requestsPerSecond"] = 120.0  # four times the demand
+    for _ in range(3):
+        world.cycle()
+    assert world.replicas()["eu-fr"] == 0 and world.replicas()["eu-de"] > before

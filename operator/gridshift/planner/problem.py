@@ -542,11 +542,15 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
         problem.index = position
         for option in problem.options:
             option.deployment = position
-    # Frozen deployments keep what they hold even where inventory has since shrunk.
+    # Frozen deployments keep what they hold even where inventory has since shrunk; where a start was
+    # rolled back (no_growth), none is made again while the service holds it.
     for problem in problems:
-        if problem.frozen:
-            for option in problem.options:
+        no_growth = problem.deployment.no_growth
+        for option in problem.options:
+            if problem.frozen:
                 option.upper = option.current
+            elif option.key in no_growth:
+                option.upper = min(option.upper, option.current)
     # GPUs our replicas hold outside every option (strays until stopped, Frozen replicas without an
     # option) are counted in available_gpus like all of ours, but no option uses them: they are not free.
     for key, held in _held_outside_options(problems, clusters).items():

@@ -317,6 +317,9 @@ class Deployment:
     requirements: Requirements
     placements: tuple[Placement, ...] = ()
     demand: ObservedDemand = field(default_factory=ObservedDemand)
+    no_growth: frozenset[tuple[str, str]] = frozenset()
+    """(cluster, GPU type) where no replica may be started this round: a recent roll-back there (the
+    service's hold, service.migrate). The options keep at most the replicas running there now."""
 
     @property
     def id(self) -> str:

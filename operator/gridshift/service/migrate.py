@@ -23,11 +23,13 @@ The planner says which steps lead from the current placement to the target
   waited on again, from then, under the same timeout.
 - A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
   is rolled back the same way: a refused write held every later plan of the deployment.
-- After a roll-back, no migration that starts replicas where the rolled-back batch started them (cluster
-  and GPU type) begins for a hold of readyTimeoutSeconds, doubled at each roll-back there in a row, at most
+- After a roll-back, no replica starts where the rolled-back batch started them (each cluster and GPU
+  type on its own) for a hold of readyTimeoutSeconds, doubled at each roll-back there in a row, at most
   ROLL_BACK_HOLD_MAX_FACTOR times: replicas that start slower than the timeout were otherwise started,
-  stopped and started again every timeout, paying for GPUs that never served (review). Held in memory
-  like the revalidation wait: a restarted operator tries once more at once.
+  stopped and started again every timeout, paying for GPUs that never served (review). The planner is
+  given the holds (`holds`, `with_holds`: Deployment.no_growth) and plans around them, so growth goes
+  elsewhere; a plan made without them is not started while they last. Held in memory like the
+  revalidation wait: a restarted operator tries once more at once.
 - A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
   was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
   (its steps were for a placement and prices since gone), when the mode is Auto again, and one planned
@@ -42,7 +44,7 @@ Steps are typed here (`StepRecord`, `StepState`) and converted to and from the w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -55,6 +57,7 @@ from gridshift.api.inference_deployment import MigrationStepStatus
 from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction
 from gridshift.planner.plan import DeploymentPlan
+from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import report_route_failure
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
@@ -195,13 +198,15 @@ class _PendingTarget:
 
 @dataclass(frozen=True)
 class _Hold:
-    """Where a deployment's last roll-back started replicas that did not get Ready, and until when no
-    migration starts replicas there again."""
+    """Until when no replica of a deployment is started at one (cluster, GPU type), after a roll-back of
+    replicas started there."""
 
-    keys: frozenset[Key]
     until: datetime
     factor: int
     """The hold in readyTimeoutSeconds: 1 after one roll-back, doubled at each roll-back there in a row."""
+    batch: datetime | None
+    """When the rolled-back ScaleUp there started: the same roll-back met again (its status patch failed,
+    so the next cycle read the steps in flight once more) is the same hold, not a longer one."""
 
 
 class Migrations:
@@ -212,8 +217,15 @@ class Migrations:
         self._pending: dict[str, _PendingTarget] = {}
         self._paused: set[str] = set()
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
-        self._holds: dict[str, _Hold] = {}
-        """Deployments whose last roll-back holds migrations that start replicas where it failed."""
+        self._holds: dict[str, dict[Key, _Hold]] = {}
+        """Per deployment, where roll-backs hold new replicas (see `holds`); kept after they end, for doubling."""
+
+    def holds(self, now: datetime) -> dict[str, frozenset[Key]]:
+        """Per deployment, the (cluster, GPU type) where no replica may start now: the planner plans around
+        them (planner.snapshot.Deployment.no_growth), so a held cluster costs neither growth elsewhere nor
+        the moves that do not need it."""
+        held = {d: frozenset(k for k, h in keys.items() if now < h.until) for d, keys in self._holds.items()}
+        return {d: keys for d, keys in held.items() if keys}
 
     def run(
         self,
@@ -352,7 +364,11 @@ class Migrations:
                 step.state = StepState.DONE
         if progress.steps and not progress.in_flight:
             if all(s.state is StepState.DONE for s in progress.steps):
-                self._holds.pop(deployment.id, None)  # a move that finished ends the run of roll-backs
+                # Replicas started and Ready there: that key's run of roll-backs is over.
+                keys = self._holds.get(deployment.id, {})
+                for step in progress.steps:
+                    if step.action is StepAction.WAIT_READY:
+                        keys.pop(step.key, None)
             progress.steps = []
 
     @staticmethod
@@ -397,9 +413,10 @@ class Migrations:
             (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
             default=-1,
         )
-        started = frozenset(  # where the batch started replicas (or tried to: a refused write)
-            s.key for s in steps[shifted + 1 :] if s.action is StepAction.SCALE_UP and s.state is not StepState.PENDING
-        )
+        started: dict[Key, datetime | None] = {}  # where the batch started replicas (or tried to: a refused write)
+        for s in steps[shifted + 1 :]:
+            if s.action is StepAction.SCALE_UP and s.state is not StepState.PENDING:
+                started.setdefault(s.key, s.started_at)
         undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
         for step in steps[shifted + 1 :]:
             if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
@@ -415,13 +432,15 @@ class Migrations:
             if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 step.state = StepState.ROLLED_BACK
                 step.message = reason
-        hold = self._hold(now, deployment.id, started, timeout)
+        holds = self._hold(now, deployment.id, started, timeout)
         progress.rolled_back = reason
-        if hold.keys:
+        if holds:
+            where = ", ".join(
+                f"{c} ({g}) before {h.until.isoformat(timespec='seconds')}" for (c, g), h in sorted(holds.items())
+            )
             progress.rolled_back += (
-                f"; no move starts replicas in {', '.join(sorted(f'{c} ({g})' for c, g in hold.keys))} again before "
-                f"{hold.until.isoformat(timespec='seconds')} (raise spec.migration.readyTimeoutSeconds if replicas "
-                "there take longer to start)"
+                f"; no replica starts again in {where} (raise spec.migration.readyTimeoutSeconds if replicas there "
+                "take longer to start)"
             )
         report.errors.append(f"{deployment.id}: {reason}")
         # Counted by reason (gridshift_cycle_errors_total), not only logged: it left no other trace (review).
@@ -430,20 +449,31 @@ class Migrations:
         )
 
     def _held(self, now: datetime, deployment_id: str, plan: DeploymentPlan) -> bool:
-        """Whether the plan starts replicas where a roll-back's hold, still running, forbids it."""
-        hold = self._holds.get(deployment_id)
-        if hold is None or now >= hold.until:
-            return False
-        return any(s.action is StepAction.SCALE_UP and (s.cluster, s.gpu_type) in hold.keys for s in plan.steps)
+        """Whether the plan starts replicas where a hold still runs (a plan made without the hold: the
+        planner was given it, see `holds`)."""
+        held = self.holds(now).get(deployment_id, frozenset())
+        return any(s.action is StepAction.SCALE_UP and (s.cluster, s.gpu_type) in held for s in plan.steps)
 
-    def _hold(self, now: datetime, deployment_id: str, keys: frozenset[Key], timeout: float) -> _Hold:
-        """The hold after a roll-back of a batch that started replicas at `keys`, doubled while the last hold
-        covered one of them (see the module docstring)."""
-        last = self._holds.get(deployment_id)
-        factor = 1 if last is None or not keys & last.keys else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
-        hold = _Hold(keys, now + timedelta(seconds=timeout * factor), factor)
-        self._holds[deployment_id] = hold
-        return hold
+    def _hold(
+        self, now: datetime, deployment_id: str, started: Mapping[Key, datetime | None], timeout: float
+    ) -> dict[Key, _Hold]:
+        """The holds after a roll-back of replicas `started` at each key (see the module docstring)."""
+        keys = self._holds.setdefault(deployment_id, {})
+        for key, batch in started.items():
+            last = keys.get(key)
+            if last is not None and batch is not None and last.batch == batch:
+                continue  # this roll-back met again: its status was not written, the steps were read back
+            factor = 1 if last is None else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
+            keys[key] = _Hold(now + timedelta(seconds=timeout * factor), factor, batch)
+        return {key: keys[key] for key in started}
+
+
+def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snapshot:
+    """The snapshot with each deployment's held (cluster, GPU type) as its no_growth (see Migrations.holds)."""
+    if not holds:
+        return snapshot
+    deployments = tuple(replace(d, no_growth=holds[d.id]) if d.id in holds else d for d in snapshot.deployments)
+    return replace(snapshot, deployments=deployments)
 
 
 def _planned_for_another_spec(deployment: ObservedDeployment) -> str | None:

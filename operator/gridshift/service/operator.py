@@ -53,7 +53,7 @@ from gridshift.service.actuate import Actuator
 from gridshift.service.decide import Decider
 from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
-from gridshift.service.migrate import Migrations
+from gridshift.service.migrate import Migrations, with_holds
 from gridshift.service.migrate_auto import AutoMigrations, Migrated
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
 from gridshift.service.report import Reporter, invalid_cluster_problems, log_cycle, log_problems
@@ -222,8 +222,9 @@ class OperatorService:
 
         invalid_cluster_problems(cluster_bodies, seen, report)
 
-        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (service.decide).
-        plan = self.decider.decide(seen.snapshot, report)
+        # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (service.decide); no
+        # replica where a roll-back holds them (service.migrate).
+        plan = self.decider.decide(with_holds(seen.snapshot, self.migrations.holds(now)), report)
         self.actuator.begin(plan)
         planned = {p.id: p for p in plan.deployments}
 
