@@ -195,3 +195,22 @@ def test_each_object_of_a_workload_is_fenced_on_its_own() -> None:
     world.add(deployment_body("chat", rps=5.0))
     world.cycle()
     assert sent == [("Deployment", True)]
+
+
+def test_a_lapse_right_after_the_deployment_went_out_still_counts_the_write() -> None:
+    # Found in review: the fence was read twice per object, so a lapse between the two reads raised Fenced
+    # after the Deployment went out: the write was neither counted nor remembered.
+    world = ServiceHarness(["eu-de"])
+    reads: list[bool] = []
+    answers = iter([True, True, False])  # the Deployment's read, then a lapse at the Service's
+
+    def fence() -> bool:
+        leading = next(answers, False)
+        reads.append(leading)
+        return leading
+
+    world.service.actuator._fence = fence
+    world.add(deployment_body("chat", rps=5.0))
+    report = world.cycle()
+    assert report.member_writes == 1, (reads, report.errors)
+    assert [k for k, _, _ in world.members["eu-de"].objects if k == "Deployment"] == ["Deployment"]
