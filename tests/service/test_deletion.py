@@ -238,3 +238,26 @@ def test_a_tenant_namespace_left_by_a_forced_deletion_is_swept_after_a_restart()
         world.cycle()
     assert _deployments_in(world, "eu-de") == {}
     assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")  # nothing there any more
+
+
+def test_a_namespace_whose_replicas_are_kept_while_unreadable_stays_recorded() -> None:
+    # Found in review: replicas kept (not counted Ready) from a namespace the member would not list stayed in
+    # the view but left status.workloadNamespaces when the record lacked it (its first write had failed):
+    # after a restart they were neither counted nor swept.
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gs-{namespace}"
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.add(deployment_body(rps=30.0))
+    other = deployment_body("other", rps=5.0)
+    other["metadata"].update(namespace="team-x", uid="uid-x")
+    world.add(other)
+    world.hub.deployments[("team-x", "other")] = "uid-x"
+    world.cycle()
+    world.cycle()
+    stored = world.hub.statuses[ObjectRef("RegionalCluster", "", "eu-de")]
+    for status in (stored, world.cluster_bodies["eu-de"]["status"]):
+        status["workloadNamespaces"] = ["gs-team-x"]  # as if gs-ml's first record had not been written
+    world.members["eu-de"].forbidden_namespaces = {"gs-ml"}
+    world.cycle()
+    recorded = world.hub.statuses[ObjectRef("RegionalCluster", "", "eu-de")]["workloadNamespaces"]
+    assert recorded == ["gs-ml", "gs-team-x"]

@@ -316,9 +316,7 @@ class Observer:
             return view
         # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
         # the record names is not reported: it holds no replica this process counts on.
-        view.namespaces_in_use = tuple(
-            sorted({w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded})
-        )
+        in_use = {w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded}
         unreadable = {n: reason for n, reason in unreadable.items() if n in wanted}
         owned = [w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid]
         view.workloads = [w for w in owned if w.owner_uid not in leaving]
@@ -334,6 +332,8 @@ class Observer:
                 report.errors.append(
                     f"cluster {name}: namespace {namespace} not read, its replicas not counted: {reason}"
                 )
+        # With the replicas kept from an unreadable namespace: counted, so recorded (review).
+        view.namespaces_in_use = tuple(sorted(in_use | {w.namespace for w in view.workloads}))
         view.orphans = [w for w in found if w.owned and w not in owned]
         view.foreign = [w for w in found if not w.owned]
         for w in view.foreign:
