@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import localcontext
+from decimal import ROUND_CEILING, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -130,11 +130,17 @@ def test_validate_refuses_duplicate_keys_and_empty_files_and_reads_past_an_unrea
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(QUANTITY, fullmatch=True).filter(lambda q: len(q) <= 32))  # the fields' maxLength
 def test_quantity_value_reads_a_quantity_as_kubernetes_does(text: str) -> None:
-    # The api layer's own reading (it may import no cluster library) against the kubernetes client's (which
-    # rounds to the decimal context's precision: given the same as ours).
+    # The api layer's own reading (it may import no cluster library) against the kubernetes client's, given
+    # our precision and rounded up to the nano as the apiserver's ParseQuantity rounds (the client does not).
     with localcontext(prec=64):
-        expected = parse_quantity(text)
+        expected = parse_quantity(text).quantize(Decimal("1e-9"), rounding=ROUND_CEILING)
     assert quantity_value(text) == expected
+
+
+def test_quantity_value_rounds_up_to_the_nano_as_the_apiserver_does() -> None:
+    # Found in review: the apiserver read 1073741823.9999999999 as 1Gi (admitted), the operator as less (refused).
+    assert quantity_value("1073741823.9999999999") == 2**30
+    assert quantity_value("1.0000000001") == Decimal("1.000000001")
 
 
 @pytest.mark.parametrize(("memory", "admitted"), [("1Gi", True), ("1073741824", True), ("1.5Gi", True), ("1G", False)])

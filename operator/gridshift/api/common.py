@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import ROUND_UP, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -51,6 +51,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 
+_NANO = Decimal("1e-9")
 _QUANTITY_SUFFIX = {
     "m": Decimal("0.001"),
     **{suffix: Decimal(1000) ** (i + 1) for i, suffix in enumerate("kMGTPE")},
@@ -60,12 +61,14 @@ _QUANTITY_SUFFIX = {
 
 def quantity_value(text: str) -> Decimal:
     """The value of a QUANTITY-shaped string, as the apiserver's CEL quantity() reads it (the pattern keeps
-    every other shape out). Not kubernetes.utils.parse_quantity: the api layer imports no cluster library
-    (.importlinter, pure-core)."""
+    every other shape out): exact, then rounded up to the nano as apimachinery's ParseQuantity does (so
+    "1073741823.9999999999" is 1Gi to both, found in review). Not kubernetes.utils.parse_quantity: the api
+    layer imports no cluster library (.importlinter, pure-core), and that one does not round."""
     number = text.rstrip("kKMGTPEim")
     suffix = text[len(number) :]
-    with localcontext(prec=64):  # exact for the fields' 32 characters: no rounding at a bound
-        return Decimal(number) * _QUANTITY_SUFFIX.get(suffix, Decimal(1))
+    with localcontext(prec=64):  # exact for the fields' 32 characters: no rounding but the nano's
+        value = Decimal(number) * _QUANTITY_SUFFIX.get(suffix, Decimal(1))
+        return value.quantize(_NANO, rounding=ROUND_UP)
 
 
 class SecretKeyRef(ApiModel):
