@@ -1169,3 +1169,14 @@ def test_the_planner_plans_around_a_hold_so_growth_elsewhere_goes_on() -> None:
     for _ in range(3):
         world.cycle()
     assert world.replicas()["eu-fr"] == 0 and world.replicas()["eu-de"] > before
+
+
+def test_a_spec_change_the_move_survives_keeps_the_migration() -> None:
+    # A new demand figure (a GitOps sync, say) mid-move: the plan still wants eu-fr, so the steps go on
+    # rather than starting every wait again at each such edit.
+    world, body = _moving_to_eu_fr()
+    body["spec"]["demand"]["requestsPerSecond"] = 31.0
+    _spec_changed(body, 2)
+    report = world.cycle()
+    assert not any("abandoned" in e for e in report.errors), report.errors
+    assert MigrationProgress.from_status(world.status()).in_flight

@@ -34,8 +34,9 @@ The planner says which steps lead from the current placement to the target
   was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
   (its steps were for a placement and prices since gone), when the mode is Auto again, and one planned
   for an earlier spec: status.observedGeneration, written with the steps, is not the object's generation
-  (a region forbidden mid-move, a mode changed and back, also while the operator was restarting). Its
-  replicas stay as they are, and the new plan starts from them.
+  (a region forbidden mid-move, a mode changed and back, also while the operator was restarting) and the
+  plan for the spec now puts no replica where the steps start some. Its replicas stay as they are, and
+  the new plan starts from them.
 
 Steps are typed here (`StepRecord`, `StepState`) and converted to and from the wire format
 (`MigrationStepStatus`) only at the edges.
@@ -248,7 +249,7 @@ class Migrations:
             report.errors.append(f"{deployment.id}: migration paused outside Auto abandoned; planned afresh")
             progress.steps = []
         self._paused.discard(deployment.id)
-        if progress.in_flight and (stale := _planned_for_another_spec(deployment)) is not None:
+        if progress.in_flight and (stale := _planned_for_another_spec(deployment, progress, plan)) is not None:
             # Steps of an earlier spec ran to their end: traffic shifted to a region since forbidden, then the
             # move back (review). The replicas they started stay and count in the plan made now.
             report.errors.append(f"{deployment.id}: migration planned for {stale} abandoned; planned afresh")
@@ -476,14 +477,20 @@ def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snaps
     return replace(snapshot, deployments=deployments)
 
 
-def _planned_for_another_spec(deployment: ObservedDeployment) -> str | None:
-    """Which earlier spec the stored steps were planned for, when it is not the object's spec now (both
-    generations known); None otherwise."""
+def _planned_for_another_spec(
+    deployment: ObservedDeployment, progress: MigrationProgress, plan: DeploymentPlan
+) -> str | None:
+    """Which earlier spec the stored steps were planned for, when the spec changed since (both generations
+    known) and the plan for the spec now starts no replica where the steps do; None otherwise. A change the
+    move survives (a new demand figure, a label) keeps it: abandoned, every such edit restarted its waits."""
     generation = deployment.body.get("metadata", {}).get("generation")
     stored = deployment.old_status.get("observedGeneration")
-    if isinstance(generation, int) and isinstance(stored, int) and stored != generation:
-        return f"generation {stored} (the spec is at {generation} now)"
-    return None
+    if not (isinstance(generation, int) and isinstance(stored, int) and stored != generation):
+        return None
+    wanted = {(t.cluster, t.gpu_type) for t in plan.targets if t.replicas > 0}
+    if all(s.key in wanted for s in progress.steps if s.action is StepAction.SCALE_UP):
+        return None
+    return f"generation {stored} (the spec is at {generation} now)"
 
 
 def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:
