@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gridshift.planner.solution import Solver
 from gridshift.service.metrics import PLAN_OUTCOMES, OperatorMetrics
-from gridshift.service.report import EventReason
+from gridshift.service.report import DECISION_EVENTS
 from gridshift.service.state import CycleErrorReason
 
 
@@ -30,7 +30,8 @@ def test_a_fresh_registry_exposes_every_labelled_counter_at_zero() -> None:
     errors = samples(metrics, "gridshift_cycle_errors_total")
     assert errors == {(("reason", r.value),): 0.0 for r in CycleErrorReason}
     decisions = samples(metrics, "gridshift_decisions_total")
-    assert decisions == {(("reason", r.value),): 0.0 for r in EventReason}
+    assert decisions == {(("reason", r.value),): 0.0 for r in DECISION_EVENTS}
+    assert "MigrationRolledBack" not in {r.value for r in DECISION_EVENTS}  # a cycle error, not a decision
     plans = samples(metrics, "gridshift_plans_total")
     assert plans == {(("outcome", o), ("solver", s.value)): 0.0 for s in Solver for o in PLAN_OUTCOMES}
 

@@ -30,7 +30,7 @@ from gridshift.api import MigrationMode
 from gridshift.api.labels import deployment_label_value
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.solution import Solver
-from gridshift.service.report import EventReason
+from gridshift.service.report import DECISION_EVENTS
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation
 from gridshift.signals.labels import LabelScheme
 
@@ -335,7 +335,7 @@ class OperatorMetrics:
         cycle error never fired GridshiftCycleErrors)."""
         for reason in CycleErrorReason:
             self.cycle_errors.labels(reason=reason.value)
-        for event in EventReason:
+        for event in DECISION_EVENTS:
             self.decisions.labels(reason=event.value)
         for solver in Solver:
             for outcome in PLAN_OUTCOMES:

@@ -91,6 +91,9 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
 }
 """Type and meaning of each Event reason (docs/status.md)."""
 
+DECISION_EVENTS = tuple(r for r in EventReason if r is not EventReason.MIGRATION_ROLLED_BACK)
+"""The Event reasons that are decisions (gridshift_decisions_total); a roll-back is counted as a cycle error."""
+
 
 class EventAction(StrEnum):
     PLACE = "Place"
