@@ -167,8 +167,8 @@ def _planner_panels() -> tuple[Panel, ...]:
     return (
         Panel(
             "Decisions per hour",
-            "The planner's decisions by reason (CheaperPlacement is a price-driven move, ScaleUp/ScaleDown follow "
-            "the load; NoChange is most cycles).",
+            "The planner's decisions by reason (CheaperPlacement is a price-driven move, LowerCarbon a carbon-driven "
+            "one, ScaleUp/ScaleDown follow the load; NoChange is most cycles).",
             "short",
             (Query("sum by (reason) (increase(gridshift_decisions_total[1h]))", "{{reason}}"),),
             bars=True,

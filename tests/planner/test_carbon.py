@@ -281,3 +281,21 @@ def test_a_carbon_limit_at_tiny_demand_is_not_read_as_slo_at_risk() -> None:
     plan = make_plan(world).deployments[0]
     assert [t.cluster for t in plan.targets if t.replicas] == ["clean"]
     assert not plan.explanation.summary.startswith("SLOAtRisk"), plan.explanation.summary
+
+
+def test_a_move_for_carbon_that_saves_no_money_reads_lower_carbon_not_cheaper_placement() -> None:
+    # Found in review: a move made for the carbon price (or a carbon limit), dearer in money, read
+    # CheaperPlacement in status and Events, and the dashboard counted it as a price-driven move.
+    carbon = {"a": flat_carbon(700.0), "b": flat_carbon(50.0)}
+    running = carbon_deployment(price=200.0, placements=[("a", H100, 3)])
+    moved = make_plan(world(running, carbon)).for_deployment("ns/chat")
+    assert replicas_in(moved, "b") > 0 and replicas_in(moved, "a") == 0
+    assert moved.explanation.reason == "LowerCarbon", moved.explanation.summary
+    assert moved.explanation.summary.startswith("LowerCarbon: ")
+    # The same move made for money as well as carbon is still a cheaper placement.
+    cheap_and_clean = make_plan(world(running, carbon, {"a": 0.9, "b": 0.01})).for_deployment("ns/chat")
+    assert replicas_in(cheap_and_clean, "b") > 0 and cheap_and_clean.explanation.reason == "CheaperPlacement"
+    # Leaving for a carbon limit at a higher price reads the same.
+    limited = carbon_deployment(max_intensity=400.0, placements=[("a", H100, 3)])
+    left = make_plan(world(limited, {"a": flat_carbon(450.0), "b": flat_carbon(50.0)})).for_deployment("ns/chat")
+    assert replicas_in(left, "a") == 0 and left.explanation.reason == "LowerCarbon"

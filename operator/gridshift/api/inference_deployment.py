@@ -637,8 +637,8 @@ class Decision(ApiModel):
         max_length=128,
         pattern=r"^[A-Za-z][A-Za-z0-9]*$",
         description=(
-            "The planner's CamelCase reason: NoChange, ScaleUp, ScaleDown, CheaperPlacement, PlacementRules, "
-            "SLOAtRisk, Infeasible or Frozen (docs/status.md)."
+            "The planner's CamelCase reason: NoChange, ScaleUp, ScaleDown, CheaperPlacement, LowerCarbon, "
+            "PlacementRules, SLOAtRisk, Infeasible or Frozen (docs/status.md)."
         ),
     )
     target: str = Field(

@@ -527,6 +527,9 @@ def _explain(
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
+    if reason == "CheaperPlacement" and uses_carbon and _money(deployment, counts) >= _money(deployment, current):
+        # Moved for the carbon price or a carbon limit at no saving in money: "cheaper" read as a price move.
+        reason = "LowerCarbon"
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
         where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
@@ -554,6 +557,15 @@ def _explain(
         alternative=alternative,
         alternative_usd_per_hour=alternative_hourly,
         saving_usd_per_hour_vs_current=saving,
+    )
+
+
+def _money(deployment: DeploymentProblem, counts: Sequence[int]) -> float:
+    """USD/h spent on `counts` (window mean, starts amortised): the options' hourly cost without the internal
+    carbon cost and the carbon-limit penalty it includes."""
+    return sum(
+        n * (o.hourly_usd - o.carbon_usd_per_hour - o.carbon_penalty_usd) + max(0, n - o.current) * o.start_per_hour_usd
+        for o, n in zip(deployment.options, counts, strict=True)
     )
 
 

@@ -57,6 +57,7 @@ class EventReason(StrEnum):
     SCALE_UP = "ScaleUp"
     SCALE_DOWN = "ScaleDown"
     CHEAPER_PLACEMENT = "CheaperPlacement"
+    LOWER_CARBON = "LowerCarbon"
     PLACEMENT_RULES = "PlacementRules"
     SLO_AT_RISK = "SLOAtRisk"
     INFEASIBLE = "Infeasible"
@@ -70,6 +71,11 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "Normal",
         "The plan moves replicas to cheaper capacity (make-before-break), the move paying back within "
         "paybackHorizonHours.",
+    ),
+    EventReason.LOWER_CARBON: (
+        "Normal",
+        "The plan moves replicas to lower-carbon capacity (the carbon price, or a carbon limit), make-before-break, "
+        "at no saving in money: the message says what it costs.",
     ),
     EventReason.PLACEMENT_RULES: (
         "Normal",
@@ -116,6 +122,10 @@ DECISION_REASONS: Mapping[str, str] = {
     "ScaleUp": "The plan adds replicas.",
     "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
     "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped.",
+    "LowerCarbon": (
+        "The plan moves replicas to lower-carbon capacity (carbon price or limits), as many as started as stopped, "
+        "at no saving in money."
+    ),
     "PlacementRules": (
         "The plan replaces replicas running where the deployment may no longer run (make-before-break: they "
         "stop after those started elsewhere are Ready)."
