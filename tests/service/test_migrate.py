@@ -408,6 +408,8 @@ def test_a_missing_route_or_a_scale_up_does_not_hold_the_migration() -> None:
     progress, report = fleet.cycle(plan)
     assert fleet.counts() == {"a": 1, "b": 2} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
     assert report.errors == ["ml/chat: routing weights not published: HTTPRoute ml/chat-route not found"]
+    shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+    assert shifted and shifted[-1].message == "routing weights not published: HTTPRoute ml/chat-route not found"
     grown = Fleet.of(a=1)
     grown.route_refused = RuntimeError("hub answered 500")
     progress, _ = grown.cycle(grown.plan({"a": 2}))
@@ -552,6 +554,7 @@ def test_a_roll_back_touches_only_what_the_batch_in_flight_started() -> None:
     ]
     _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     assert fleet.writes == [("b", G, 1), ("b", G, 0)] and report.member_writes == 1  # c was never started
+    assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("b")})}  # nor held
 
 
 def test_a_roll_back_writes_each_key_once_back_to_its_count_before_the_batch() -> None:
@@ -593,7 +596,10 @@ def test_a_rolled_back_move_is_held_for_the_timeout_doubled_at_each_roll_back_in
     assert fleet.writes == [("b", G, 1), ("b", G, 0)]
     assert progress.rolled_back is not None and progress.rolled_back.startswith("replicas not Ready within")
     until = (rolled_at + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
-    assert f"no replica starts again in b ({G}) before {until} (raise" in progress.rolled_back
+    assert progress.rolled_back.endswith(
+        f"; no replica starts again in b ({G}) before {until} (raise spec.migration.readyTimeoutSeconds if replicas "
+        "there take longer to start)"
+    )
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT - 1))  # still held
     assert fleet.writes == [("b", G, 1), ("b", G, 0)] and progress.steps == [] and report.errors == []
     assert progress.rolled_back is None  # said once, in the cycle of the roll-back
@@ -948,7 +954,9 @@ def test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready() ->
     fleet.ready[key("b")], fleet.ready[key("c")] = 0, 1  # b's replica crashes while c's starts
     progress, _ = fleet.cycle(plan)
     assert fleet.counts() == {"a": 1, "b": 1, "c": 1} and fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
-    assert any(s.state is StepState.RUNNING and s.key == key("b") for s in progress.steps)
+    (waiting,) = [s for s in progress.steps if s.state is StepState.RUNNING and s.key == key("b")]
+    assert waiting.message == "only 0/1 Ready now, after they were: waiting again"
+    assert waiting.started_at == fleet.now  # waited on again from now, under the same timeout
     fleet.make_ready()  # b is Ready again: the move goes on
     fleet.cycle(plan)
     assert fleet.counts() == {"b": 1, "c": 1} and fleet.routing == (RouteWeight("b", 50), RouteWeight("c", 50))
@@ -1180,3 +1188,52 @@ def test_a_spec_change_the_move_survives_keeps_the_migration() -> None:
     report = world.cycle()
     assert not any("abandoned" in e for e in report.errors), report.errors
     assert MigrationProgress.from_status(world.status()).in_flight
+
+
+def test_a_write_refused_for_the_timeout_takes_back_what_its_batch_already_started_and_says_why() -> None:
+    # Two ScaleUps in one batch: a's went out, b's was refused for the whole timeout: a goes back to its count.
+    fleet = Fleet.of(a=1)
+    fleet.refuse = {"b": ActuationForbidden("b", "cannot patch deployments")}
+    plan = fleet.plan({"a": 2, "b": 1}, max_moves=2)
+    fleet.cycle(plan)
+    assert fleet.writes == [("a", G, 2)]
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes == [("a", G, 2), ("a", G, 1)] and fleet.counts() == {"a": 1} and report.member_writes == 1
+    assert progress.rolled_back is not None
+    assert progress.rolled_back.startswith("ScaleUp in b refused (cluster b: forbidden: cannot patch deployments); ")
+    assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a"), key("b")})}
+
+
+def test_a_finished_move_that_only_stops_replicas_at_a_held_key_does_not_end_its_run() -> None:
+    # Only replicas started and Ready somewhere end that key's run of roll-backs; stopping some there does not.
+    fleet = Fleet.of(a=2, b=1)
+    grow_b = fleet.plan({"a": 2, "b": 2})
+    fleet.cycle(grow_b)
+    fleet.cycle(grow_b, advance=timedelta(seconds=TIMEOUT + 1))  # b's second replica never Ready: held, x1
+    assert fleet.counts() == {"a": 2, "b": 1}
+    leave_b = fleet.plan({"a": 3})
+    fleet.cycle(leave_b, advance=timedelta(seconds=TIMEOUT))
+    fleet.make_ready()
+    for _ in range(3):
+        fleet.cycle(leave_b)
+        fleet.make_ready()
+    assert fleet.counts() == {"a": 3} and fleet.status["migration"] == []
+    grow_b = fleet.plan({"a": 3, "b": 1})
+    fleet.cycle(grow_b)
+    progress, _ = fleet.cycle(grow_b, advance=timedelta(seconds=TIMEOUT + 1))
+    assert _held_for(progress, fleet.now) == 2  # the second roll-back at b in a row
+
+
+def test_a_pure_shrink_stops_no_replica_before_the_hub_takes_its_weights() -> None:
+    # Shrinking shifts routing first, then stops replicas: weights the hub refuses hold the ScaleDown.
+    fleet = Fleet.of(a=2, b=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 67}, {"cluster": "b", "weight": 33}]
+    plan = fleet.plan({"a": 2})
+    assert plan.steps[0].action is StepAction.SHIFT_ROUTING
+    fleet.route_refused = RuntimeError("hub answered 500")
+    progress, _ = fleet.cycle(plan)
+    assert fleet.counts() == {"a": 2, "b": 1} and progress.in_flight
+    assert progress.steps[0].message.endswith("; will retry")
+    fleet.route_refused = None
+    fleet.cycle(plan)
+    assert fleet.counts() == {"a": 2} and fleet.routing == (RouteWeight("a", 100),)
