@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -89,8 +90,14 @@ def test_inter_token_latency_is_the_servers_step_time_at_that_load(swept: tuple[
         # Sleep and scheduling overhead on a busy 2-core machine only ever adds time.
         assert expected * 0.95 <= level.stats.itl_ms_mean <= expected * 1.3 + 1.0, level
         assert level.stats.itl_ms_p95 >= level.stats.itl_ms_p50
-    itls = [level.stats.itl_ms_mean for level in result.levels]
-    assert itls == sorted(itls) and itls[-1] > itls[0] + 4.0
+    # ITL grows with the load: wherever a level keeps at least one more request in flight than the one before
+    # (1 ms more per step at the stub's law, above the scheduling noise). Two levels the stub's slots hold
+    # at the same load may come out either way: CI saw 12.889 then 12.863 ms at equal loads (3 December 2026).
+    levels = [(level.stats.mean_in_flight, level.stats.itl_ms_mean) for level in result.levels]
+    for (load, itl), (next_load, next_itl) in itertools.pairwise(levels):
+        if next_load >= load + 1.0:
+            assert next_itl > itl, levels
+    assert levels[-1][1] > levels[0][1] + 4.0, levels
 
 
 def test_throughput_is_batch_over_step_time(swept: tuple[StubBehaviour, SweepResult]) -> None:
