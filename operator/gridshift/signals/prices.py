@@ -147,7 +147,17 @@ VND/MWh is about 40,000 USD/MWh, ten times the highest price caps), far below wh
 document pricing 1e305 made the planner's window mean infinite (found in review, 3 December 2026)."""
 
 
-def _currency_and_unit(feed: str, expected_currency: str) -> IntervalCheck[PriceInterval]:
+MAX_ABS_USD_PER_KWH = 100.0
+"""Largest price magnitude planned with, in USD/kWh after fxToUsd: about ten times the highest market price
+cap (Australia's NEM, 17,500 AUD/MWh, about 11.5 USD/kWh). A price in the feed's currency passes
+MAX_ABS_PRICE_PER_MWH whatever the rate it is multiplied by, and fxToUsd may be up to 1000: 1e8 USD/kWh
+was planned with, and above about 1e7 a replica cost more than the planner's penalty for going below
+minReplicas, so deployments were scaled to 0 (found in review, 3 December 2026)."""
+
+
+def _currency_and_unit(
+    feed: str, expected_currency: str, fx_to_usd: float | None = None
+) -> IntervalCheck[PriceInterval]:
     def check(where: str, interval: PriceInterval) -> None:
         if not CURRENCY_CODE.match(interval.currency):
             raise PriceDataError(feed, f"{where}.currency", f"not an ISO 4217 code: {interval.currency!r}")
@@ -167,6 +177,14 @@ def _currency_and_unit(feed: str, expected_currency: str) -> IntervalCheck[Price
                 f"{where}.price",
                 f"{interval.price:g} {interval.currency}/{interval.unit.value} is beyond any market's price "
                 f"(|price| <= {MAX_ABS_PRICE_PER_MWH:g} per MWh)",
+            )
+        if fx_to_usd is not None and abs(usd := usd_per_kwh(interval, fx_to_usd)) > MAX_ABS_USD_PER_KWH:
+            raise PriceDataError(
+                feed,
+                f"{where}.price",
+                f"{interval.price:g} {interval.currency}/{interval.unit.value} is {usd:g} USD/kWh with fxToUsd "
+                f"{fx_to_usd:g}: beyond any market's price (|price| <= {MAX_ABS_USD_PER_KWH:g} USD/kWh; check the "
+                "feed's unit and fxToUsd)",
             )
 
     return check
@@ -208,31 +226,11 @@ def window_of(intervals: Iterable[PriceInterval], start: datetime, end: datetime
     return [interval for interval in intervals if interval.end > start and interval.start < end]
 
 
-MAX_ABS_USD_PER_KWH = 100.0
-"""Largest price magnitude planned with, in USD/kWh after fxToUsd: about ten times the highest market price
-cap (Australia's NEM, 17,500 AUD/MWh, about 11.5 USD/kWh). A price in the feed's currency passes
-MAX_ABS_PRICE_PER_MWH whatever the rate it is multiplied by, and fxToUsd may be up to 1000: 1e8 USD/kWh
-was planned with, and above about 1e7 a replica cost more than the planner's penalty for going below
-minReplicas, so deployments were scaled to 0 (found in review, 3 December 2026)."""
-
-
 def validated_series(
     name: str, intervals: Sequence[PriceInterval], currency: str, now: datetime, fx_to_usd: float | None = None
 ) -> PriceSeries:
     """What a feed returns: its intervals validated (validate_intervals) and covering `now` (series.require_covers);
     with the site's `fx_to_usd` (the managed feed knows it, the feed adapters do not), also within
     MAX_ABS_USD_PER_KWH once converted."""
-    checked = series.validated(PRICES, name, intervals, _currency_and_unit(name, currency), now)
-    for index, interval in enumerate(checked):
-        if fx_to_usd is None:
-            break
-        usd = usd_per_kwh(interval, fx_to_usd)
-        if abs(usd) > MAX_ABS_USD_PER_KWH:
-            raise PriceDataError(
-                name,
-                f"intervals[{index}].price",
-                f"{interval.price:g} {interval.currency}/{interval.unit.value} is {usd:g} USD/kWh with fxToUsd "
-                f"{fx_to_usd:g}: beyond any market's price (|price| <= {MAX_ABS_USD_PER_KWH:g} USD/kWh; check the "
-                "feed's unit and fxToUsd)",
-            )
+    checked = series.validated(PRICES, name, intervals, _currency_and_unit(name, currency, fx_to_usd), now)
     return PriceSeries(feed=name, intervals=checked, fetched_at=now)
