@@ -527,7 +527,11 @@ def _explain(
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
-    if reason == "CheaperPlacement" and uses_carbon and _money(deployment, counts) >= _money(deployment, current):
+    if (
+        reason == "CheaperPlacement"
+        and uses_carbon
+        and _money(deployment, counts, money) >= _money(deployment, current, money)
+    ):
         # Moved for the carbon price or a carbon limit at no saving in money: "cheaper" read as a price move.
         reason = "LowerCarbon"
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
@@ -560,13 +564,13 @@ def _explain(
     )
 
 
-def _money(deployment: DeploymentProblem, counts: Sequence[int]) -> float:
-    """USD/h spent on `counts` (window mean, starts amortised): the options' hourly cost without the internal
-    carbon cost and the carbon-limit penalty it includes."""
-    return sum(
-        n * (o.hourly_usd - o.carbon_usd_per_hour - o.carbon_penalty_usd) + max(0, n - o.current) * o.start_per_hour_usd
-        for o, n in zip(deployment.options, counts, strict=True)
+def _money(deployment: DeploymentProblem, counts: list[int], money: PlannerSettings) -> float:
+    """USD/h spent on `counts` (window mean, starts amortised): the objective without penalties (`money`),
+    less the internal carbon cost and the carbon-limit penalty the options' hourly cost includes."""
+    carbon = sum(
+        (o.carbon_usd_per_hour + o.carbon_penalty_usd) * n for o, n in zip(deployment.options, counts, strict=True)
     )
+    return deployment_objective(deployment, counts, money) - carbon
 
 
 def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
