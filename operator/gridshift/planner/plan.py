@@ -527,11 +527,7 @@ def _explain(
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
-    if (
-        reason == "CheaperPlacement"
-        and uses_carbon
-        and _money(deployment, counts, money) >= _money(deployment, current, money)
-    ):
+    if reason == "CheaperPlacement" and uses_carbon and not _saves_money(deployment, counts, current, money):
         # Moved for the carbon price or a carbon limit at no saving in money: "cheaper" read as a price move.
         reason = "LowerCarbon"
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
@@ -564,13 +560,17 @@ def _explain(
     )
 
 
-def _money(deployment: DeploymentProblem, counts: list[int], money: PlannerSettings) -> float:
-    """USD/h spent on `counts` (window mean, starts amortised): the objective without penalties (`money`),
-    less the internal carbon cost and the carbon-limit penalty the options' hourly cost includes."""
-    carbon = sum(
-        (o.carbon_usd_per_hour + o.carbon_penalty_usd) * n for o, n in zip(deployment.options, counts, strict=True)
-    )
-    return deployment_objective(deployment, counts, money) - carbon
+def _saves_money(deployment: DeploymentProblem, counts: list[int], current: list[int], money: PlannerSettings) -> bool:
+    """Whether `counts` spends fewer USD/h than `current` (window mean, starts amortised): the objective
+    without penalties (`money`), less the internal carbon cost and carbon-limit penalty in the options' cost."""
+
+    def spent(n: list[int]) -> float:
+        carbon = sum(
+            (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k for o, k in zip(deployment.options, n, strict=True)
+        )
+        return deployment_objective(deployment, n, money) - carbon
+
+    return spent(counts) < spent(current)
 
 
 def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
