@@ -158,7 +158,16 @@ def test_feed_urls_without_user_info_are_accepted(url: str) -> None:
 
 def test_extra_args_may_set_anything_but_the_operators_flags() -> None:
     ok = deployment(
-        engine={"extraArgs": ["--enable-prefix-caching", "--portal=1", "--max-model-len=8192", "--model-impl=vllm", ""]}
+        engine={
+            "extraArgs": [
+                "--enable-prefix-caching",
+                "--portal=1",
+                "--max-model-len",
+                "8192",
+                "--model-impl=vllm",
+                "-O3",
+            ]
+        }
     )
     validate_object(ok)
     for flag in OPERATOR_OWNED_VLLM_FLAGS:

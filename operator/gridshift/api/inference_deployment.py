@@ -73,6 +73,10 @@ def _no_owned_flags(extra_args: list[str]) -> bool:
     return not any(_sets_owned_flag(arg) for arg in extra_args)
 
 
+VllmArgument = Annotated[str, Field(min_length=1, max_length=4096)]
+"""One vLLM command-line argument; an empty one is refused (vLLM would not start: no flag is named "")."""
+
+
 class ModelSource(ApiModel):
     """Which model weights the replicas serve."""
 
@@ -170,6 +174,21 @@ _NO_OWNED_FLAGS_CEL = (
 )
 """The CEL twin of `_no_owned_flags`; each flag is read once (map), which keeps the estimated cost
 within the apiserver's budget for 8 variants x 64 arguments."""
+_LEADS_WITH_FLAG_CEL = "self.extraArgs.size() == 0 || self.extraArgs[0].startsWith('-')"
+"""The CEL twin of `_leads_with_flag`."""
+_LEADS_WITH_FLAG_MESSAGE = (
+    "extraArgs must begin with a flag (-x or --name, a value after it): nothing precedes the first item, so "
+    "vLLM would read a bare first item as the model to serve (vllm serve) or refuse to start"
+)
+
+
+def _leads_with_flag(extra_args: list[str]) -> bool:
+    """Whether the first argument is a flag. A bare word in first place has no flag to be the value of:
+    `vllm serve` takes it as its positional model tag, which replaces --model (the planner would size
+    and price one model while the replica loads another), and the api_server entry point refuses it."""
+    return not extra_args or extra_args[0].startswith("-")
+
+
 _OWNED_FLAGS_MESSAGE = (
     "extraArgs must not set a flag the operator sets from the spec, nor an abbreviation of one "
     f"({', '.join(OPERATOR_OWNED_VLLM_FLAGS)})"
@@ -186,6 +205,12 @@ class EngineSpec(ApiModel):
             field="extraArgs",
             holds=lambda engine: _no_owned_flags(engine.extra_args),
         ),
+        CrossFieldRule(
+            cel=_LEADS_WITH_FLAG_CEL,
+            message=_LEADS_WITH_FLAG_MESSAGE,
+            field="extraArgs",
+            holds=lambda engine: _leads_with_flag(engine.extra_args),
+        ),
     )
 
     image: str = Field(
@@ -198,10 +223,13 @@ class EngineSpec(ApiModel):
             "Pin a digest (image@sha256:...): the chart's admission policy warns about an unpinned image."
         ),
     )
-    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+    extra_args: list[VllmArgument] = Field(
         default_factory=list,
         max_length=64,
-        description="Extra command-line arguments for vLLM (not the flags the operator sets from the spec).",
+        description=(
+            "Extra command-line arguments for vLLM (not the flags the operator sets from the spec), first of "
+            "all a flag: --name=value or --name then value."
+        ),
     )
     env: Annotated[list[EnvVar], _unique_names("env", "variable")] = Field(
         default_factory=list,
@@ -449,6 +477,12 @@ class ModelVariant(ApiModel):
             field="extraArgs",
             holds=lambda v: _no_owned_flags(v.extra_args),
         ),
+        CrossFieldRule(
+            cel=f"!has(self.extraArgs) || {_LEADS_WITH_FLAG_CEL}",
+            message=_LEADS_WITH_FLAG_MESSAGE,
+            field="extraArgs",
+            holds=lambda v: _leads_with_flag(v.extra_args),
+        ),
     )
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Variant name, e.g. fp8.")
@@ -482,7 +516,7 @@ class ModelVariant(ApiModel):
         pattern=rf"^{NO_SPACE}+$",
         description="vLLM image for this build; default spec.engine.image.",
     )
-    extra_args: list[Annotated[str, Field(max_length=4096)]] = Field(
+    extra_args: list[VllmArgument] = Field(
         default_factory=list,
         max_length=64,
         description="vLLM arguments added for this build (e.g. --quantization=fp8).",
