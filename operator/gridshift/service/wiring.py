@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +17,8 @@ from gridshift import redaction
 from gridshift.actuation.members import KubeconfigInvalid, KubeMemberCluster, MemberCluster
 from gridshift.api import RegionalCluster
 from gridshift.api.common import SecretKeyRef
-from gridshift.hub.client import Hub, KubeHub, SecretPurpose
+from gridshift.hub.client import Hub, KubeHub, SecretMissing, SecretPurpose
+from gridshift.service.errors import describe
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
@@ -40,13 +41,71 @@ class HubSecretResolver:
         self._namespace = default_namespace
 
     def resolve(self, ref: SecretKeyRef, purpose: str) -> str:
-        value = self._hub.read_secret(ref.namespace or self._namespace, ref.name, ref.key, SecretPurpose(purpose))
+        namespace = ref.namespace or self._namespace
+        try:
+            value = self._hub.read_secret(namespace, ref.name, ref.key, SecretPurpose(purpose))
+        except SecretMissing:
+            raise
+        except Exception as error:
+            # Feeds quote this error in status: the client's own text carries the reply's headers and
+            # body (an etcd path, say); say what failed, by type and HTTP status (service.errors).
+            raise SecretMissing(f"Secret {namespace}/{ref.name}: {describe(error)}") from None
         redaction.remember(value)
         return value
 
 
 _CREDENTIAL_KEYS = ("token", "password", "client-key-data")
 """Kubeconfig user fields that are secrets: remembered for log redaction (gridshift.redaction)."""
+
+_INLINE_USER_KEYS = frozenset({"token", "username", "password", "client-certificate-data", "client-key-data"})
+"""The only user fields a member kubeconfig may carry: credentials written out in the Secret itself.
+The Kubernetes client would also run `exec` commands and `auth-provider` plugins and read `tokenFile`,
+`client-key` and `client-certificate` paths, all inside the operator's pod: whoever may write a
+member-kubeconfig Secret could run a command there, or send the operator's own ServiceAccount token
+(tokenFile: /var/run/secrets/...) to a server of their choosing."""
+_CLIENT_USER_KEYS = _INLINE_USER_KEYS | {
+    "exec",
+    "auth-provider",
+    "tokenFile",
+    "client-certificate",
+    "client-key",
+    "as",
+    "as-groups",
+    "as-uid",
+    "as-user-extra",
+    "extensions",
+}
+"""User fields of the kubeconfig format: the ones an error message may name."""
+_FILE_CLUSTER_KEYS = ("certificate-authority",)
+"""Cluster fields that name a file of the operator's pod; their `-data` twins are accepted."""
+
+
+def _entries(config: Mapping[str, Any], section: str) -> list[Any]:
+    """A kubeconfig section's entries; a section that is not a list has none here (the client refuses it)."""
+    entries = config.get(section)
+    return entries if isinstance(entries, list) else []
+
+
+def _refuse_pod_resources(cluster: str, config: Mapping[str, Any]) -> None:
+    """KubeconfigInvalid naming the first field that would run a command or read a file in the pod."""
+    for i, user in enumerate(_entries(config, "users")):
+        fields = user.get("user") if isinstance(user, dict) else None
+        for key in sorted(fields, key=str) if isinstance(fields, dict) else ():
+            if key not in _INLINE_USER_KEYS:
+                # Only the client's own field names are quoted: an unknown key may be a pasted credential.
+                field = f"users[{i}].user.{key}" if key in _CLIENT_USER_KEYS else f"a field of users[{i}].user"
+                raise KubeconfigInvalid(
+                    cluster,
+                    f"{field} is not accepted: a member kubeconfig carries its credentials inline "
+                    f"({', '.join(sorted(_INLINE_USER_KEYS))}); no command or file of the operator's pod is used",
+                )
+    for i, entry in enumerate(_entries(config, "clusters")):
+        fields = entry.get("cluster") if isinstance(entry, dict) else None
+        for key in _FILE_CLUSTER_KEYS:
+            if isinstance(fields, dict) and key in fields:
+                raise KubeconfigInvalid(
+                    cluster, f"clusters[{i}].cluster.{key} names a file of the operator's pod: use {key}-data"
+                )
 
 
 def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
@@ -62,12 +121,13 @@ def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
         raise KubeconfigInvalid(cluster, f"not valid YAML{where}") from None
     if not isinstance(loaded, dict):
         raise KubeconfigInvalid(cluster, "not a YAML mapping")
-    for user in loaded.get("users") or []:
+    for user in _entries(loaded, "users"):
         credentials = (user or {}).get("user") if isinstance(user, dict) else None
         for key in _CREDENTIAL_KEYS:
             value = credentials.get(key) if isinstance(credentials, dict) else None
             if isinstance(value, str):
                 redaction.remember(value)
+    _refuse_pod_resources(cluster, loaded)
     return loaded
 
 

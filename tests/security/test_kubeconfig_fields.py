@@ -1,0 +1,112 @@
+"""A member kubeconfig carries its credentials inline; nothing in it runs or reads inside the operator's pod.
+
+The Kubernetes client honours `exec` (a command), `auth-provider` (a plugin), `tokenFile` and the
+`client-key`/`client-certificate`/`certificate-authority` paths. Whoever may write a member-kubeconfig
+Secret could otherwise run a command in the operator's pod, or have its own ServiceAccount token read
+from disk and sent to a server of their choosing. Each case below is also carried through to a real
+client against a local listener, to show what the refusal prevents.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gridshift.actuation.members import KubeconfigInvalid
+from gridshift.service.wiring import parse_kubeconfig
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[str, list[str]]]:
+    """A plain-HTTP "API server" that records the Authorization header of every request."""
+    received: list[str] = []
+
+    class Record(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(str(self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"kind": "NodeList", "apiVersion": "v1", "items": []}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+
+
+def kubeconfig(server: str, user: dict[str, Any], cluster: dict[str, Any] | None = None) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "c",
+            "contexts": [{"name": "c", "context": {"cluster": "m", "user": "u"}}],
+            "clusters": [{"name": "m", "cluster": {"server": server, **(cluster or {})}}],
+            "users": [{"name": "u", "user": user}],
+        }
+    )
+
+
+def test_a_token_file_of_the_pod_is_refused_and_never_sent(listener: tuple[str, list[str]], tmp_path: Path) -> None:
+    server, received = listener
+    pod_token = tmp_path / "token"
+    pod_token.write_text("OPERATOR-SA-TOKEN-PLANTED")
+    text = kubeconfig(server, {"tokenFile": str(pod_token)})
+    with pytest.raises(KubeconfigInvalid, match=r"users\[0\]\.user\.tokenFile is not accepted"):
+        parse_kubeconfig("eu-de", text)
+    assert received == []
+
+
+def test_an_exec_command_is_refused_and_never_runs(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "touch", "args": [str(ran)]}}
+    with pytest.raises(KubeconfigInvalid, match=r"users\[0\]\.user\.exec is not accepted") as caught:
+        parse_kubeconfig("eu-de", kubeconfig("https://127.0.0.1:1", user))
+    assert not ran.exists()
+    assert str(ran) not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("user", "cluster", "field"),
+    [
+        ({"auth-provider": {"name": "oidc", "config": {}}}, None, r"users\[0\]\.user\.auth-provider"),
+        ({"client-certificate": "/etc/c.crt", "client-key": "/etc/c.key"}, None, r"users\[0\]\.user\.client-c"),
+        ({"token": "t0ken-PLANTED"}, {"certificate-authority": "/etc/ca.crt"}, r"clusters\[0\]\.cluster\.cert"),
+    ],
+)
+def test_files_and_plugins_of_the_pod_are_refused_naming_the_field(
+    user: dict[str, Any], cluster: dict[str, Any] | None, field: str
+) -> None:
+    with pytest.raises(KubeconfigInvalid, match=field) as caught:
+        parse_kubeconfig("eu-de", kubeconfig("https://127.0.0.1:1", user, cluster))
+    assert "PLANTED" not in str(caught.value) and "/etc/" not in str(caught.value)
+
+
+def test_an_unknown_user_field_is_refused_without_quoting_it() -> None:
+    with pytest.raises(KubeconfigInvalid, match=r"a field of users\[0\]\.user is not accepted") as caught:
+        parse_kubeconfig("eu-de", kubeconfig("https://127.0.0.1:1", {"sk-live-PLANTED": "x"}))
+    assert "PLANTED" not in str(caught.value)
+
+
+def test_inline_credentials_are_accepted_and_used(listener: tuple[str, list[str]]) -> None:
+    from kubernetes import client
+
+    from gridshift.actuation.members import KubeMemberCluster
+
+    server, received = listener
+    config = parse_kubeconfig("eu-de", kubeconfig(server, {"token": "inline-token"}))
+    member = KubeMemberCluster("eu-de", config, watch=False)
+    client.CoreV1Api(member._api_client).list_node()
+    assert received == ["Bearer inline-token"]
