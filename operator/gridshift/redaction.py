@@ -49,6 +49,25 @@ def remember(value: str) -> None:
         _values = frozenset(_values | _forms(value))
 
 
+def remember_header(value: str) -> None:
+    """Remember an HTTP header value and the credentials inside it: "Bearer <token>" is redacted whole,
+    and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
+    value's decoded "user:password" and its password are remembered too."""
+    remember(value)
+    scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        return
+    remember(credentials)
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return
+        remember(decoded)
+        remember(decoded.partition(":")[2])
+
+
 def redact(text: str) -> str:
     """`text` with every remembered secret value replaced by `<redacted>`."""
     values = _values

@@ -9,13 +9,17 @@ does with them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from gridshift.api.common import CONDITION_MESSAGE_MAX
+from gridshift.api.conditions import PriceFeedReason
 from gridshift.hub.client import HubForbidden, ObjectRef
+from gridshift.service import report as report_module
 from gridshift.service.state import CycleErrorReason
+from gridshift.service.status import _Conditions
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.prices import PriceFetchError
@@ -357,3 +361,46 @@ def test_a_transport_errors_text_is_not_quoted_by_describe_or_a_member_error() -
     with pytest.raises(ClusterUnreachable) as caught:
         member._call(fail, "list Deployments")
     assert "s3cr3t" not in str(caught.value) and "list Deployments: no answer" in str(caught.value)
+
+
+def test_a_feed_error_of_any_length_reaches_its_cluster_cut_and_stops_nothing() -> None:
+    """A feed may quote a hostile body at length; the CRD stores condition messages up to 32,768 characters.
+    The error is cut (price feed errors at 1,024 characters, any condition at the CRD's limit) and every
+    other object's status is still written in the same cycle."""
+    world = ServiceHarness(["eu-de", "eu-fr"], gpus_per_cluster=8)
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    quoted = PriceFetchError("eu-de", "url", "x" * 50_000, retryable=True)
+    world.feeds["eu-de"].fail_next(quoted, quoted, quoted)
+    report = world.cycle(advance=timedelta(minutes=10))
+    message = condition(world.cluster_bodies["eu-de"]["status"], "PriceFeedStale")[2]
+    assert message.startswith("price feed 'eu-de': url: xxx") and message.endswith("...") and len(message) < 1_100
+    assert not [p for p in report.problems if p.reason is CycleErrorReason.STATUS_WRITE_FAILED], report.problems
+
+
+def test_a_condition_message_is_cut_to_what_the_crd_stores() -> None:
+    build = _Conditions(datetime(2026, 1, 1, tzinfo=UTC), {}, generation=1)
+    assert build("PriceFeedStale", True, PriceFeedReason.STALE, "y" * 50_000)["message"] == "y" * CONDITION_MESSAGE_MAX
+
+
+def test_a_status_that_cannot_be_built_is_its_objects_problem_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"], gpus_per_cluster=8)
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    build = report_module.cluster_status
+
+    def broken_for_eu_de(now: Any, view: Any) -> Any:
+        if view.name == "eu-de":
+            raise ValueError("eu-de's status does not validate")
+        return build(now, view)
+
+    monkeypatch.setattr(report_module, "cluster_status", broken_for_eu_de)
+    failing = PriceFetchError("eu-fr", "url", "endpoint answered 503", retryable=True)
+    world.feeds["eu-fr"].fail_next(failing, failing, failing)  # eu-fr's status changes this cycle
+    report = world.cycle(advance=timedelta(minutes=10))
+    failed = [p for p in report.problems if p.reason is CycleErrorReason.STATUS_WRITE_FAILED]
+    assert [p.cluster for p in failed] == ["eu-de"], report.problems
+    assert "does not validate" not in failed[0].message  # described by type, as every write failure
+    fr = condition(world.cluster_bodies["eu-fr"]["status"], "PriceFeedStale")
+    assert fr[2] == "price feed 'eu-fr': url: endpoint answered 503"
+    assert world.service.last_report is report  # the cycle ended: health and metrics see it

@@ -96,6 +96,35 @@ def test_resolvers_remember_what_they_hand_out(kopf_output: io.StringIO) -> None
     assert "tokens <redacted> and <redacted>" in out
 
 
+def test_a_hub_failure_reading_a_feed_secret_reaches_the_feed_by_status_only() -> None:
+    """The Kubernetes client's ApiException text carries the reply's headers and body; the feed's error
+    (which goes to the RegionalCluster's PriceFeedStale condition) says the type and HTTP status only."""
+    from kubernetes.client.exceptions import ApiException
+
+    from gridshift.signals.feed_service import feed_secret
+
+    class Reply:
+        status, reason = 500, "Internal Server Error"
+        data = b'{"kind":"Status","message":"etcdserver: timed out reading /registry/secrets/gs/entsoe-token"}'
+
+        headers = {"Audit-Id": "0c7e"}
+
+        def getheaders(self) -> dict[str, str]:
+            return self.headers
+
+    class FailingHub:
+        def read_secret(self, *args: object) -> str:
+            raise ApiException(http_resp=Reply())
+
+    resolver = HubSecretResolver(FailingHub(), "gridshift-system")  # type: ignore[arg-type]
+    with pytest.raises(Exception) as caught:
+        feed_secret(resolver, SecretKeyRef(name="entsoe-token", key="token"), "eu-de", "entsoe.tokenSecretRef")
+    assert str(caught.value) == (
+        "price feed 'eu-de': entsoe.tokenSecretRef: cannot read the Secret: "
+        "Secret gridshift-system/entsoe-token: ApiException: HTTP 500 Internal Server Error"
+    )
+
+
 def test_start_installs_both_guards_before_building_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[bool, bool]] = []
 

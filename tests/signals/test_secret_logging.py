@@ -10,7 +10,9 @@ abandon, a refused connection, a background refresh.
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import logging
 import traceback
 import uuid
@@ -196,6 +198,57 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
     kopf_debug_logging.exceptions.append(reading.error)
     assert_token_absent(kopf_debug_logging, secret)
     assert_token_absent(kopf_debug_logging, "key=abc")
+
+
+@pytest.mark.parametrize(
+    ("header", "echoed"),
+    [
+        ("Bearer {token}", "{token}"),
+        ("Basic {basic}", "{password}"),
+        ("Basic {basic}", "ops:{password}"),
+    ],
+    ids=["bearer-token-alone", "basic-password", "basic-decoded"],
+)
+def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
+    local_server: LocalServer, header: str, echoed: str
+) -> None:
+    """A server may quote the credential it refused in a body value; the error that quotes the value
+    (and goes to the RegionalCluster's PriceFeedStale condition) carries it redacted."""
+    token, password = f"planted-{uuid.uuid4()}", f"pw-{uuid.uuid4()}"
+    basic = base64.b64encode(f"ops:{password}".encode()).decode()
+    value = header.format(token=token, basic=basic)
+    quoted = echoed.format(token=token, password=password)
+    body = {
+        "data": {
+            "prices": [
+                {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "price": f"key {quoted} has no access"}
+            ]
+        }
+    }
+    local_server.answer(Reply(body=json.dumps(body).encode()))
+    spec = PriceFeedSpec.model_validate(
+        {
+            "type": "httpJson",
+            "httpJson": {
+                "url": local_server.url,
+                "itemsPath": "data.prices",
+                "headersSecretRef": {"name": "h", "key": "k"},
+            },
+        }
+    )
+    feed = build_price_feed(
+        spec,
+        name="x",
+        secrets=MappingSecretResolver({(None, "h", "k"): json.dumps({"Authorization": value})}),
+        http=httpx.Client(),
+        clock=lambda: NOW,
+        sleep=lambda seconds: None,
+        settings=SETTINGS,
+    )
+    reading = feed.read()
+    assert local_server.requests[0].headers["authorization"] == value
+    assert reading.error is not None and "not a number" in str(reading.error), reading
+    assert quoted not in str(reading.error) and redaction.REDACTED in str(reading.error)
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,11 @@ the same and becomes a series of one Event.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from gridshift.api import MigrationMode
@@ -220,30 +221,46 @@ class Reporter:
 
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:
         _cluster_problems(view, report)
-        patch = status_patch(view.old_status, cluster_status(now, view))
-        self._write_status(ObjectRef("RegionalCluster", "", view.name), patch, report)
+        self._write_status(
+            ObjectRef("RegionalCluster", "", view.name),
+            view.old_status,
+            partial(cluster_status, now, view),
+            report,
+        )
 
     def profiles(self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport) -> None:
         """Each GPUProfile's fit (written when its spec changed, so in practice once per generation)."""
         for body in bodies:
             meta = body.get("metadata") or {}
             if meta.get("name"):
-                patch = status_patch(body.get("status") or {}, profile_status(now, body))
-                self._write_status(ObjectRef("GPUProfile", "", str(meta["name"])), patch, report)
+                self._write_status(
+                    ObjectRef("GPUProfile", "", str(meta["name"])),
+                    body.get("status") or {},
+                    partial(profile_status, now, body),
+                    report,
+                )
 
     def refused(self, now: datetime, refused: Sequence[Refused], report: CycleReport) -> None:
         """Each object the model refuses says so in its status: Ready False, reason InvalidSpec, naming the fields."""
         for invalid in refused:
             namespace, _, name = invalid.key.rpartition("/")
             uid = str((invalid.body.get("metadata") or {}).get("uid") or "")
-            patch = status_patch(invalid.body.get("status") or {}, refused_status(now, invalid))
-            self._write_status(ObjectRef(invalid.kind, namespace, name, uid), patch, report)
+            self._write_status(
+                ObjectRef(invalid.kind, namespace, name, uid),
+                invalid.body.get("status") or {},
+                partial(refused_status, now, invalid),
+                report,
+            )
 
-    def _write_status(self, ref: ObjectRef, patch: dict[str, Any], report: CycleReport) -> None:
-        """A status patch (none when empty); a failure is the object's problem and stops nothing else."""
-        if not patch:
-            return
+    def _write_status(
+        self, ref: ObjectRef, old: Mapping[str, Any], new: Callable[[], Mapping[str, Any]], report: CycleReport
+    ) -> None:
+        """A status patch (none when empty); a failure, in building it or in writing it, is the object's
+        problem and stops nothing else (a feed's error text, say, that the status model refuses)."""
         try:
+            patch = status_patch(old, new())
+            if not patch:
+                return
             self.hub.patch_status(ref, patch)
         except ObjectGone:
             return

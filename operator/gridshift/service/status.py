@@ -106,7 +106,8 @@ class _Conditions:
             "type": kind,
             "status": status,
             "reason": reason.value,
-            "message": message,
+            # Messages quote feeds' and members' errors: cut to what the CRD stores, never refused for length.
+            "message": message[:CONDITION_MESSAGE_MAX],
             "lastTransitionTime": self.now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
         }
         if self.generation is not None:

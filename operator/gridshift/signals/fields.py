@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from gridshift import redaction
 from gridshift.signals.prices import PriceDataError
 from gridshift.signals.series import FeedErrorType
 
@@ -28,26 +29,27 @@ def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceD
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise error(feed, field, f"not an ISO 8601 time: {value!r}") from None
+        raise error(feed, field, f"not an ISO 8601 time: {_shown(value)}") from None
     if parsed.tzinfo is None:
-        raise error(feed, field, f"time without a UTC offset: {value!r}")
+        raise error(feed, field, f"time without a UTC offset: {_shown(value)}")
     return parsed.astimezone(UTC)
 
 
 def _shown(value: object) -> str:
-    """A value for an error message, cut short (a hostile body may hold a 400-digit number)."""
-    text = repr(value)
+    """A value for an error message, cut short (a hostile body may hold a 400-digit number). Redacted
+    first: a cut would leave part of a remembered secret that redaction no longer recognises."""
+    text = redaction.redact(repr(value))
     return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:
     """A finite number, given as a JSON number or a numeric string (never a boolean, NaN or infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise error(feed, field, f"not a number: {value!r}")
+        raise error(feed, field, f"not a number: {_shown(value)}")
     try:
         number = float(value)
     except (ValueError, OverflowError):  # an int of 400 digits does not fit a float
         raise error(feed, field, f"not a number: {_shown(value)}") from None
     if not math.isfinite(number):
-        raise error(feed, field, f"not a finite number: {value!r}")
+        raise error(feed, field, f"not a finite number: {_shown(value)}")
     return number

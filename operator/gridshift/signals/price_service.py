@@ -90,7 +90,7 @@ def _json_headers(feed: str, text: str) -> dict[str, str]:
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise PriceDataError(feed, "httpJson.headersSecretRef", "the secret must be a JSON object of strings")
     for value in headers.values():
-        redaction.remember(value)
+        redaction.remember_header(value)
     return {str(k): v for k, v in headers.items()}
 
 

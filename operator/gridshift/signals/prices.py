@@ -34,6 +34,10 @@ class PriceKind(StrEnum):
     """An estimate that the market has not fixed yet."""
 
 
+MAX_DETAIL_CHARS = 1024
+"""The longest detail a feed error carries; a feed's own words (an ENTSO-E reason, a quoted value) may be longer."""
+
+
 class PriceFeedError(Exception):
     """A feed gave no usable prices. Names the feed and the field at fault."""
 
@@ -41,8 +45,11 @@ class PriceFeedError(Exception):
     """How messages name the feed (signals.carbon's errors say "carbon feed")."""
 
     def __init__(self, feed: str, field: str, message: str, *, retryable: bool = False) -> None:
-        # Messages reach status conditions: a remembered secret (gridshift.redaction) never does.
+        # Messages reach status conditions: a remembered secret (gridshift.redaction) never does, and a
+        # hostile body quoted at length is cut (after redaction, so no part of a secret is left).
         message = redaction.redact(message)
+        if len(message) > MAX_DETAIL_CHARS:
+            message = f"{message[: MAX_DETAIL_CHARS - 3]}..."
         super().__init__(f"{self.noun} {feed!r}: {field}: {message}")
         self.feed = feed
         self.field = field
