@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridshift.api.carbon import CarbonPrice
-from gridshift.api.common import Port
+from gridshift.api.common import HttpUrl, Port
 from gridshift.planner.settings import PlannerSettings
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,12 @@ class OperatorSettings(BaseSettings):
             "disrupting), so one noisy sample does not move replicas."
         ),
     )
-    prometheus_url: str | None = Field(
+    prometheus_url: HttpUrl | None = Field(
         default=None,
-        description="Prometheus for clusters whose RegionalCluster sets no prometheusUrl.",
+        description=(
+            "Prometheus for clusters whose RegionalCluster sets no prometheusUrl; http(s), no user:password@ "
+            "(the URL reaches logs and the Deployment's env)."
+        ),
     )
     metrics_window_seconds: int = Field(
         default=300,

@@ -75,6 +75,26 @@ def camel_case(snake: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
+_UNICODE_CLASSES = {r"\p{Z}\p{Cc}": r"\s", r"[^\s]": r"\S"}
+r"""Unicode classes (separators, control characters) of the API's patterns, as JSON Schema tools read
+them: JSON Schema regexes are ECMA-262, which has no \p{...} outside its `u` mode, and Python's
+jsonschema compiles them with `re`. The chart's copy refuses ASCII whitespace; OperatorSettings
+refuses the rest when the operator starts."""
+
+
+def _portable(node: Any) -> Any:
+    """`node` with every `pattern` written without Unicode classes (`_UNICODE_CLASSES`)."""
+    if isinstance(node, list):
+        return [_portable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _portable(value) for key, value in node.items()}
+    if isinstance(out.get("pattern"), str):
+        for unicode, ascii_class in _UNICODE_CLASSES.items():
+            out["pattern"] = out["pattern"].replace(unicode, ascii_class)
+    return out
+
+
 def operator_settings_schema() -> JsonDict:
     """JSON Schema of `values.operator`: OperatorSettings' fields, camelCase, without `namespace`."""
     from gridshift.settings import OperatorSettings
@@ -84,7 +104,7 @@ def operator_settings_schema() -> JsonDict:
     for field_name, field_schema in source["properties"].items():
         if field_name in SETTINGS_FROM_DOWNWARD_API:
             continue
-        cleaned = {k: v for k, v in field_schema.items() if k != "title"}
+        cleaned = _portable({k: v for k, v in field_schema.items() if k != "title"})
         cleaned["description"] = (
             f"{cleaned.get('description', '').rstrip('.')}. Env {ENV_PREFIX}{field_name.upper()}."
         ).lstrip(". ")
@@ -260,14 +280,24 @@ def _release_values() -> JsonDict:
     }
 
 
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+IMAGE_REPOSITORY = rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$"
+"""An image reference's repository by the distribution grammar (distribution/reference): a tag or
+digest written into it (`ghcr.io/x/y:1.2`) would render `y:1.2:<tag>`, which every node refuses to pull."""
+
+
 def _operator_container_values() -> JsonDict:
     """The operator's image, command, replicas, ServiceAccount and roles."""
     return {
         "image": _closed(
             "Operator image.",
             {
-                "repository": _string("Image repository.", minLength=1),
-                "tag": _string("Tag; empty means the chart's appVersion."),
+                "repository": _string(
+                    "Image repository, without tag or digest (registry host[:port]/ then lower-case path).",
+                    pattern=IMAGE_REPOSITORY,
+                ),
+                "tag": _string("Tag; empty means the chart's appVersion.", pattern=r"^([\w][\w.-]{0,127})?$"),
                 "digest": _string("Digest; wins over the tag.", pattern=r"^(|sha256:[0-9a-f]{64})$"),
                 "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"], "description": "Pull policy."},
             },
@@ -390,7 +420,11 @@ def _policy_values() -> JsonDict:
             "PodDisruptionBudget of the operator.",
             {
                 "enabled": _boolean("Create it."),
-                "maxUnavailable": {"type": "integer", "minimum": 0, "description": "Pods that may be down."},
+                "maxUnavailable": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "Pods that may be down; at least 1, else no node with an operator pod could drain.",
+                },
             },
         ),
         "extraObjects": {

@@ -320,3 +320,26 @@ def test_the_umbrella_chart_installs_on_the_real_hub(helm: Helm, hub: Hub, tmp_p
     finally:
         helm.run("uninstall", "platform", "-n", namespace, kubeconfig=hub.kubeconfig, check=False)
         hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.mark.parametrize(
+    ("flag", "field"),
+    [
+        ("image.repository=ghcr.io/x/y:1.2", "repository"),  # would render y:1.2:<tag>
+        ("image.repository= ", "repository"),
+        ("image.tag=bad tag", "tag"),
+        ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),  # no node with an operator pod drains
+        ("operator.prometheusUrl=https://admin:s3cr3t@prom.example:9090", "prometheusUrl"),  # into env in clear
+    ],
+)
+def test_values_that_render_a_broken_or_leaky_install_are_refused_naming_them(
+    helm: Helm, flag: str, field: str
+) -> None:
+    proc = helm.template("--set", flag, check=False)
+    assert proc.returncode != 0 and field in proc.stderr, proc.stderr
+    assert "s3cr3t" not in proc.stdout
+
+
+def test_a_registry_with_a_port_is_a_valid_repository(helm: Helm) -> None:
+    image = pod_spec(helm.render("--set", "image.repository=127.0.0.1:5000/gridshift/gridshift"))["containers"][0]
+    assert image["image"].startswith("127.0.0.1:5000/gridshift/gridshift:")

@@ -107,7 +107,9 @@ def test_a_hub_failure_reading_a_feed_secret_reaches_the_feed_by_status_only() -
         status, reason = 500, "Internal Server Error"
         data = b'{"kind":"Status","message":"etcdserver: timed out reading /registry/secrets/gs/entsoe-token"}'
 
-        headers = {"Audit-Id": "0c7e"}
+        @property
+        def headers(self) -> dict[str, str]:
+            return {"Audit-Id": "0c7e"}
 
         def getheaders(self) -> dict[str, str]:
             return self.headers

@@ -51,3 +51,14 @@ def test_the_operator_plans_with_the_planners_defaults_and_refuses_infinite_numb
     monkeypatch.setenv("GRIDSHIFT_MOVE_PENALTY_USD", "inf")
     with pytest.raises(SettingsError, match="GRIDSHIFT_MOVE_PENALTY_USD: Input should be a finite number"):
         load_operator_settings()
+
+
+@pytest.mark.parametrize("url", ["https://admin:s3cr3t-pw@prom.example:9090", "", "prom:9090"])
+def test_the_default_prometheus_url_is_an_http_url_without_user_info(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """It reaches logs and the Deployment's env in clear: RegionalCluster.spec.prometheusUrl's rule."""
+    monkeypatch.setenv("GRIDSHIFT_PROMETHEUS_URL", url)
+    with pytest.raises(SettingsError, match=r"GRIDSHIFT_PROMETHEUS_URL: ") as caught:
+        load_operator_settings()
+    assert "s3cr3t" not in str(caught.value)
+    monkeypatch.setenv("GRIDSHIFT_PROMETHEUS_URL", "http://prometheus.monitoring:9090")
+    assert load_operator_settings().prometheus_url == "http://prometheus.monitoring:9090"
