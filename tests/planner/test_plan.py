@@ -141,6 +141,35 @@ def test_advisory_plans_the_move_but_does_not_act() -> None:
     assert any("Advisory" in c for c in plan.explanation.binding_constraints)
 
 
+def test_gpus_an_advisory_deployment_holds_are_not_planned_for_another() -> None:
+    # Review, 3 December: Advisory deployments were planned as Auto in the joint problem, so the
+    # recommendation that moved one out of the cheap pool handed its GPU to an Auto deployment, told
+    # to start there; the Advisory replica never leaves, and the start waited or rolled back every cycle.
+    world = snapshot(
+        [
+            deployment("a", 1.0, placements=[("c0", H100, 1)], payback_hours=24, mode="Advisory"),
+            deployment("b", 1.0, placements=[("c2", H100, 1)], payback_hours=24, selector={"tier": "a"}),
+        ],
+        [
+            cluster("c0", gpus={H100: 1}, gpu_hour=0.5, labels={"tier": "a"}),
+            cluster("c1", gpus={H100: 4}, gpu_hour=1.0, labels={"tier": "b"}),
+            cluster("c2", gpus={H100: 4}, gpu_hour=4.0, labels={"tier": "a"}),
+        ],
+        {name: flat_prices(0.1) for name in ("c0", "c1", "c2")},
+    )
+    plan = make_plan(world)
+    acting = plan.for_deployment("ns/b")
+    assert acting.act and replicas_in(acting, "c0") == 0 and acting.steps == ()
+    assert replicas_in(acting, "c2") == 1
+    # The recommendation is still what Auto would do for the whole fleet (a moves, b takes c0).
+    advisory = plan.for_deployment("ns/a")
+    assert not advisory.act and replicas_in(advisory, "c1") == 1 and replicas_in(advisory, "c0") == 0
+    assert any("Advisory recommendations" in step for step in plan.search_steps)
+    # Without Advisory deployments there is one search, as before.
+    alone = make_plan(replace(world, deployments=world.deployments[1:]))
+    assert not any("Advisory recommendations" in step for step in alone.search_steps)
+
+
 def test_a_stale_price_drives_no_move_away() -> None:
     # b looks dear, but its price is stale: the replicas there stay.
     world = snapshot(

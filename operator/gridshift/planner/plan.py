@@ -227,24 +227,88 @@ def make_plan(
     settings = settings or PlannerSettings()
     with _collector_paused():
         started = clock() if clock is not None else 0.0
-        problem = build_problem(snapshot, settings)
-        budget = None
-        if clock is not None:
-            built = clock() - started
-            budget = settings.time_budget_seconds - built - assembly_reserve(problem, built)
-        result = search(problem, settings, clock=clock, previous=_warm_start(previous, snapshot), budget=budget)
-        return Plan(
-            now=snapshot.now,
-            solver=result.solution.solver,
-            variable_count=problem.variable_count,
-            objective_usd_per_hour=result.objective_usd_per_hour,
-            bound_usd_per_hour=result.bound_usd_per_hour,
-            proven_optimal=result.proven_optimal,
-            budget_exhausted=result.budget_exhausted,
-            search_steps=result.steps,
-            deployments=_assemble(problem, result.solution, settings),
+        warm = _warm_start(previous, snapshot)
+        advisory = frozenset(d.id for d in snapshot.deployments if d.requirements.mode is MigrationMode.ADVISORY)
+        if not advisory:
+            return _plan_once(snapshot, settings, clock, warm, settings.time_budget_seconds - _spent(clock, started))
+        # Advisory deployments change nothing, so the plan that acts must leave them their GPUs: it sees
+        # them as Frozen. Their recommendations come from a second search in which they may move (what
+        # Auto would do), and only those plans are taken from it (found in review: a recommendation
+        # that vacated a pool let an Auto deployment plan a start into GPUs that never came free).
+        acting = _plan_once(
+            _advisory_held(snapshot, advisory),
+            settings,
+            clock,
+            _advisory_kept(warm, snapshot, advisory),
+            settings.time_budget_seconds / 2 - _spent(clock, started),
+        )
+        recommending = _plan_once(
+            snapshot, settings, clock, warm, settings.time_budget_seconds - _spent(clock, started)
+        )
+        recommended = {plan.id: plan for plan in recommending.deployments if plan.id in advisory}
+        return replace(
+            acting,
+            budget_exhausted=acting.budget_exhausted or recommending.budget_exhausted,
+            search_steps=(
+                *acting.search_steps,
+                f"Advisory recommendations ({len(advisory)}): a second search in which they may move",
+                *recommending.search_steps,
+            ),
+            deployments=tuple(recommended.get(plan.id, plan) for plan in acting.deployments),
             snapshot=snapshot,
         )
+
+
+def _spent(clock: Clock | None, started: float) -> float:
+    return clock() - started if clock is not None else 0.0
+
+
+def _plan_once(
+    snapshot: Snapshot, settings: PlannerSettings, clock: Clock | None, warm: WarmStart | None, budget: float
+) -> Plan:
+    """One build, search and assembly within `budget` seconds of `clock` (no limit without a clock)."""
+    started = clock() if clock is not None else 0.0
+    problem = build_problem(snapshot, settings)
+    left = None
+    if clock is not None:
+        built = clock() - started
+        left = budget - built - assembly_reserve(problem, built)
+    result = search(problem, settings, clock=clock, previous=warm, budget=left)
+    return Plan(
+        now=snapshot.now,
+        solver=result.solution.solver,
+        variable_count=problem.variable_count,
+        objective_usd_per_hour=result.objective_usd_per_hour,
+        bound_usd_per_hour=result.bound_usd_per_hour,
+        proven_optimal=result.proven_optimal,
+        budget_exhausted=result.budget_exhausted,
+        search_steps=result.steps,
+        deployments=_assemble(problem, result.solution, settings),
+        snapshot=snapshot,
+    )
+
+
+def _advisory_held(snapshot: Snapshot, advisory: frozenset[str]) -> Snapshot:
+    """`snapshot` with its Advisory deployments Frozen: they keep what they hold, GPUs included."""
+    return replace(
+        snapshot,
+        deployments=tuple(
+            replace(d, requirements=replace(d.requirements, mode=MigrationMode.FROZEN)) if d.id in advisory else d
+            for d in snapshot.deployments
+        ),
+    )
+
+
+def _advisory_kept(warm: WarmStart | None, snapshot: Snapshot, advisory: frozenset[str]) -> WarmStart | None:
+    """The warm start of the acting search: last cycle's targets, but Advisory deployments where they run."""
+    if warm is None:
+        return None
+    held = {
+        d.id: {(p.cluster, p.gpu_type): p.desired for p in d.placements}
+        for d in snapshot.deployments
+        if d.id in advisory
+    }
+    return replace(warm, targets={**warm.targets, **held})
 
 
 @contextmanager
