@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 import yaml
 
+from gridshift.service.operator import LEASE_NAME
+
 from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub, Release
 
 pytestmark = pytest.mark.cluster
 
 
-def can_i(hub: Hub, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = "") -> bool:
+def can_i(
+    hub: Hub, user: str, verb: str, resource: str, namespace: str | None = None, subresource: str = "", name: str = ""
+) -> bool:
     """The API server's own answer (a SubjectAccessReview, what `kubectl auth can-i --as` asks).
 
     Unlike `can-i`, it needs no discovery of the resource (Gateway API CRDs are not installed on the
@@ -32,6 +36,8 @@ def can_i(hub: Hub, user: str, verb: str, resource: str, namespace: str | None =
     attributes = {"verb": verb, "group": group, "resource": plural, "subresource": subresource}
     if namespace:
         attributes["namespace"] = namespace
+    if name:
+        attributes["name"] = name
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
@@ -130,13 +136,11 @@ ALLOWED = [
     ("watch", "gpuprofiles.gridshift.dev", None, ""),
     ("patch", "inferencedeployments.gridshift.dev", "llm", ""),
     ("patch", "inferencedeployments.gridshift.dev", "llm", "status"),
-    ("get", "inferencedeployments.gridshift.dev", "llm", "status"),
     ("patch", "regionalclusters.gridshift.dev", None, "status"),
     ("patch", "gpuprofiles.gridshift.dev", None, "status"),
     ("create", "events", "llm", ""),
     ("create", "events.events.k8s.io", "llm", ""),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", None, ""),
-    ("watch", "namespaces", None, ""),
     ("get", "namespaces", None, ""),
     ("get", "inferencedeployments.gridshift.dev", "llm", ""),
     ("list", "regionalclusters.gridshift.dev", None, ""),
@@ -159,6 +163,10 @@ DENIED = [
     ("create", "customresourcedefinitions.apiextensions.k8s.io", None, ""),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", None, ""),
     ("delete", "events", "llm", ""),
+    ("patch", "events", "llm", ""),  # kopf only posts core Events
+    ("get", "inferencedeployments.gridshift.dev", "llm", "status"),  # status is patched, never read
+    ("list", "namespaces", None, ""),  # kopf's cluster-wide mode lists no namespaces
+    ("watch", "namespaces", None, ""),
     ("get", "nodes", None, ""),
     ("patch", "namespaces", None, ""),
     ("update", "httproutes.gateway.networking.k8s.io", "llm", ""),
@@ -172,11 +180,12 @@ def test_service_account_can_do_what_the_operator_does(hub: Hub, installed_chart
         *ALLOWED,
         ("get", "secrets", ns, ""),
         ("create", "leases.coordination.k8s.io", ns, ""),
-        ("update", "leases.coordination.k8s.io", ns, ""),
-        ("get", "leases.coordination.k8s.io", ns, ""),
     ]
     refused = [c for c in checks if not can_i(hub, user, c[0], c[1], c[2], c[3])]
     assert refused == []
+    for verb in ("get", "update"):  # the one Lease, and no other in the namespace
+        assert can_i(hub, user, verb, "leases.coordination.k8s.io", ns, name=LEASE_NAME)
+        assert not can_i(hub, user, verb, "leases.coordination.k8s.io", ns, name="someone-elses-lease")
 
 
 def test_service_account_cannot_do_anything_else(hub: Hub, installed_chart: Release) -> None:

@@ -22,13 +22,13 @@ HUB_CLUSTER_RULES = {
     ("gridshift.dev", "inferencedeployments"): {"get", "list", "watch", "patch"},
     ("gridshift.dev", "regionalclusters"): {"list", "watch"},
     ("gridshift.dev", "gpuprofiles"): {"list", "watch"},
-    ("gridshift.dev", "inferencedeployments/status"): {"get", "patch"},
-    ("gridshift.dev", "regionalclusters/status"): {"get", "patch"},
-    ("gridshift.dev", "gpuprofiles/status"): {"get", "patch"},  # a profile's fit (service.report.profiles)
-    ("", "events"): {"create", "patch"},
+    ("gridshift.dev", "inferencedeployments/status"): {"patch"},
+    ("gridshift.dev", "regionalclusters/status"): {"patch"},
+    ("gridshift.dev", "gpuprofiles/status"): {"patch"},  # a profile's fit (service.report.profiles)
+    ("", "events"): {"create"},  # kopf posts; gridshift's own Events are events.k8s.io, patched on repeats
     ("events.k8s.io", "events"): {"create", "patch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get"},  # kopf lists namespaces only when not cluster-wide (--all-namespaces)
     ("gateway.networking.k8s.io", "httproutes"): {"get", "patch"},
 }
 """(API group, resource) -> verbs: what the operator does on the hub cluster-wide, and nothing else."""

@@ -81,10 +81,20 @@ def test_rbac_grants_exactly_what_the_operator_uses(rendered: list[dict[str, Any
 def test_rendered_rules_keep_their_why_comments(helm: Helm) -> None:
     text = helm.template("--show-only", "templates/rbac.yaml").stdout
     blocks = rule_blocks(text)
-    # Two rules list three resources each (list/watch of the kinds; get/patch of their status), and
-    # inferencedeployments appears in three rules (list/watch, patch, get).
-    assert len(blocks) == len(HUB_CLUSTER_RULES) - 2 + len(HUB_NAMESPACE_RULES)
+    # Two rules list three resources each (list/watch of the kinds; patch of their status),
+    # inferencedeployments appears in three rules (list/watch, patch, get), and leases in two (create;
+    # get/update of the one Lease by name).
+    assert len(blocks) == len(HUB_CLUSTER_RULES) - 2 + len(HUB_NAMESPACE_RULES) + 1
     assert all(above.startswith("# why: ") for above, _ in blocks)
+
+
+def test_the_operator_reads_and_renews_only_its_own_lease(rendered: list[dict[str, Any]]) -> None:
+    """create cannot be limited by name (the object does not exist yet); get and update can."""
+    from gridshift.service.operator import LEASE_NAME
+
+    leases = [r for r in only(operator_rbac(rendered), "Role")["rules"] if r["resources"] == ["leases"]]
+    by_verbs = {tuple(sorted(r["verbs"])): r.get("resourceNames") for r in leases}
+    assert by_verbs == {("create",): None, ("get", "update"): [LEASE_NAME]}
 
 
 def test_http_routes_rule_is_optional(helm: Helm) -> None:
