@@ -288,3 +288,40 @@ def test_the_class_groups_of_a_deployment_together_keep_to_its_max_replicas(max_
         Solver.GREEDY,
     )
     assert any("above its maxReplicas" in v for v in violations(problem, over))
+
+
+@pytest.mark.parametrize("max_moves", [1, 2, 3])
+def test_the_class_groups_of_a_deployment_together_keep_to_its_move_limit(max_moves: int) -> None:
+    # Found in review, 3 December: each class group had the deployment's whole maxConcurrentMoves, so
+    # with cheaper GPUs of both homes elsewhere a limit of 1 planned 2 moves (1 -> 0 and 0 -> 1 twice).
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.snapshot import Cluster, Offering
+
+    def site(name: str, h100: float, a100: float) -> Cluster:
+        return Cluster(name, name, 1.2, (Offering(H100, 16, h100, 75.5), Offering(A100, 16, a100, 55.0)))
+
+    chat = deployment(
+        "chat",
+        8.0,
+        placements=[("dear", H100, 2), ("dear", A100, 2)],
+        gpu_types=[H100, A100],
+        max_moves=max_moves,
+        max_replicas=16,
+        payback_hours=24,
+        tpot_ms=75,
+        ttft_ms=2000,
+    )
+    classes = (RequestClass("short", 200.0, 100.0, 0.7), RequestClass("long", 3000.0, 400.0, 0.3))
+    chat = replace(chat, demand=replace(chat.demand, request_classes=classes))
+    world = snapshot(
+        [chat], [site("dear", 4.0, 2.0), site("cheap", 1.0, 0.5)], {n: flat_prices(0.1) for n in ("dear", "cheap")}
+    )
+    problem = build_problem(world, PlannerSettings())
+    assert len(problem.deployments) == 2 and sum(d.max_moves for d in problem.deployments) == max_moves
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=5)).deployments[0]
+    started = sum(max(0, t.replicas - t.current_desired) for t in plan.targets)
+    stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets)
+    assert min(started, stopped) <= max_moves, [
+        (t.cluster, t.gpu_type, t.current_desired, t.replicas) for t in plan.targets
+    ]
+    assert started and stopped, "the cheaper site is used at all"
