@@ -179,6 +179,29 @@ def _string_map(description: str) -> JsonDict:
     return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
 
 
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
+LABEL_VALUE = rf"^({_LABEL_NAME})?$"
+"""Kubernetes' label syntax: an object with a bad label is refused by the API server after the install
+started, one error per object (found in review: `commonLabels.team=a b`, 20 KB of errors)."""
+SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+"""The chart's selector labels: set again on the pods, the Deployment's selector no longer matches them."""
+DNS_LABEL = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
+
+
+def _label_map(description: str, *, reserved: tuple[str, ...] = ()) -> JsonDict:
+    """A map of labels: keys and values in Kubernetes' syntax; `reserved` keys refused."""
+    names: JsonDict = {"pattern": LABEL_KEY, "maxLength": 317}
+    if reserved:  # refused in templates/deployment.yaml, whose message names the map (helm's would not)
+        description = f"{description} Not {' nor '.join(reserved)} (the chart's selector)."
+    return {
+        "type": "object",
+        "description": description,
+        "propertyNames": names,
+        "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
+    }
+
+
 def _array(description: str, items: JsonDict | None = None) -> JsonDict:
     return {"type": "array", "description": description, "items": items or {"type": "object"}}
 
@@ -243,7 +266,7 @@ def _monitor(description: str) -> JsonDict:
             "interval": _string("Scrape interval.", pattern=DURATION),
             "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
             "honorLabels": _boolean("Keep the operator's region labels."),
-            "labels": _string_map("Labels (to match the Prometheus selector)."),
+            "labels": _label_map("Labels (to match the Prometheus selector)."),
             **_monitor_extras(),
         },
     )
@@ -252,8 +275,12 @@ def _monitor(description: str) -> JsonDict:
 def _release_values() -> JsonDict:
     """Names, labels shared with an umbrella chart, and the CRDs."""
     return {
-        "nameOverride": _string("Replaces the chart name in resource names."),
-        "fullnameOverride": _string("Replaces the release-derived full name of every resource."),
+        "nameOverride": _string(
+            "Replaces the chart name in resource names (a DNS label).", pattern=DNS_LABEL, maxLength=63
+        ),
+        "fullnameOverride": _string(
+            "Replaces the release-derived full name of every resource (a DNS label).", pattern=DNS_LABEL, maxLength=63
+        ),
         # Helm hands `global` to every subchart of an umbrella chart: open, or gridshift could not be one.
         "global": {
             "type": "object",
@@ -265,10 +292,12 @@ def _release_values() -> JsonDict:
                     "description": "Pull secrets added to the chart's (names or {name: ...}).",
                     "items": {"type": ["string", "object"]},
                 },
-                "commonLabels": _string_map("Labels on every object, under the chart's commonLabels."),
+                "commonLabels": _label_map(
+                    "Labels on every object, under the chart's commonLabels.", reserved=SELECTOR_LABELS
+                ),
             },
         },
-        "commonLabels": _string_map("Labels on every object and on the pods."),
+        "commonLabels": _label_map("Labels on every object and on the pods.", reserved=SELECTOR_LABELS),
         "commonAnnotations": _string_map("Annotations on every object but the RBAC roles and bindings."),
         "crds": _closed(
             "CustomResourceDefinitions of gridshift.dev.",
@@ -316,7 +345,7 @@ def _operator_container_values() -> JsonDict:
                 "create": _boolean("Create it."),
                 "name": _string("Name; empty means the full name."),
                 "annotations": _string_map("Annotations."),
-                "labels": _string_map("Labels."),
+                "labels": _label_map("Labels."),
             },
         ),
         "rbac": _closed(
@@ -335,7 +364,7 @@ def _pod_values() -> JsonDict:
     return {
         "deploymentAnnotations": _string_map("Deployment annotations."),
         "podAnnotations": _string_map("Pod annotations."),
-        "podLabels": _string_map("Pod labels."),
+        "podLabels": _label_map("Pod labels.", reserved=SELECTOR_LABELS),
         "podSecurityContext": _free_object("Pod securityContext."),
         "securityContext": _free_object("Container securityContext."),
         "resources": _free_object("Container resources."),
@@ -343,7 +372,7 @@ def _pod_values() -> JsonDict:
             "Timing of the probes on operator.probePort /healthz.",
             {"liveness": _probe("Liveness probe timing."), "readiness": _probe("Readiness probe timing.")},
         ),
-        "nodeSelector": _string_map("Node selector."),
+        "nodeSelector": _label_map("Node selector."),
         "tolerations": _array("Tolerations."),
         "affinity": _free_object("Affinity."),
         "topologySpreadConstraints": _array("Topology spread constraints."),
@@ -366,7 +395,7 @@ def _metrics_values() -> JsonDict:
                         "enabled": _boolean("Create it."),
                         "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"], "description": "Type."},
                         "annotations": _string_map("Annotations."),
-                        "labels": _string_map("Labels."),
+                        "labels": _label_map("Labels."),
                     },
                 ),
                 "serviceMonitor": _monitor("Prometheus Operator ServiceMonitor."),
@@ -375,7 +404,7 @@ def _metrics_values() -> JsonDict:
                     "Prometheus Operator PrometheusRule with the recording rules and alerts.",
                     {
                         "enabled": _boolean("Create it."),
-                        "labels": _string_map("Labels."),
+                        "labels": _label_map("Labels."),
                         "annotations": _string_map("Annotations."),
                     },
                 ),
@@ -412,7 +441,7 @@ def _policy_values() -> JsonDict:
             {
                 "enabled": _boolean("Create the ConfigMap."),
                 "namespace": _string("Namespace of the ConfigMap; empty: the release namespace."),
-                "labels": _string_map("Labels the Grafana sidecar selects on."),
+                "labels": _label_map("Labels the Grafana sidecar selects on."),
                 "annotations": _string_map("Annotations (e.g. the sidecar's grafana_folder)."),
             },
         ),

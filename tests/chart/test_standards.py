@@ -330,6 +330,12 @@ def test_the_umbrella_chart_installs_on_the_real_hub(helm: Helm, hub: Hub, tmp_p
         ("image.tag=bad tag", "tag"),
         ("podDisruptionBudget.maxUnavailable=0", "maxUnavailable"),  # no node with an operator pod drains
         ("operator.prometheusUrl=https://admin:s3cr3t@prom.example:9090", "prometheusUrl"),  # into env in clear
+        ("podLabels.app\\.kubernetes\\.io/name=other", "podLabels"),  # the selector would not match the pods
+        ("commonLabels.app\\.kubernetes\\.io/instance=x", "commonLabels"),
+        ("global.commonLabels.app\\.kubernetes\\.io/instance=x", "global.commonLabels"),
+        ("commonLabels.team=a b", "commonLabels"),  # refused object by object by the API server otherwise
+        ("fullnameOverride=-", "fullnameOverride"),  # rendered empty names
+        ("nameOverride=GridShift", "nameOverride"),  # upper case in every name
     ],
 )
 def test_values_that_render_a_broken_or_leaky_install_are_refused_naming_them(
@@ -338,6 +344,11 @@ def test_values_that_render_a_broken_or_leaky_install_are_refused_naming_them(
     proc = helm.template("--set", flag, check=False)
     assert proc.returncode != 0 and field in proc.stderr, proc.stderr
     assert "s3cr3t" not in proc.stdout
+
+
+def test_labels_in_kubernetes_syntax_are_accepted(helm: Helm) -> None:
+    rendered = helm.render("--set", "podLabels.example\\.com/team=ml-platform", "--set", "commonLabels.tier=")
+    assert pod_spec(rendered) is not None
 
 
 def test_a_registry_with_a_port_is_a_valid_repository(helm: Helm) -> None:
