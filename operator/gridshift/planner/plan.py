@@ -1093,9 +1093,7 @@ def _merged_steps(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) 
             capacity[key] = (total + weight * rps, weights + weight)
     unit = {k: total / weights for k, (total, weights) in capacity.items()}
     # The deployment's own limit: its groups' shares of it add up to it (problem._group_move_shares).
-    return migration_steps(
-        desired, ready, target, unit, needed, groups[0].deployment.requirements.max_concurrent_moves
-    )
+    return migration_steps(desired, ready, target, unit, needed, groups[0].deployment.requirements.max_concurrent_moves)
 
 
 def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> CostPrediction:
