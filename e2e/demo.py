@@ -399,7 +399,13 @@ class Watcher:
             return []  # scaling is told when it is done, with the load that caused it
         # The summary is "<reason>: <target placement>"; the saving is a figure of its own, as decided.
         saving = decision.get("estimatedSavingUsdPerHour")
-        told = f"; saves {saving:.3f} USD/h against keeping the current placement" if saving else ""
+        told = ""
+        if saving:
+            told = (
+                f"; saves {saving:.3f} USD/h against keeping the current placement"
+                if saving > 0
+                else f"; costs {-saving:.3f} USD/h more than keeping the current placement"
+            )
         return [f"{clock(now)}  {name:<12} decides {decision['summary']}{told}"]
 
     def _steps(self, now: datetime, name: str, steps: list[dict[str, Any]]) -> list[str]:

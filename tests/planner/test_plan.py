@@ -733,3 +733,26 @@ def test_no_replica_starts_where_the_deployment_may_not_grow_and_it_grows_elsewh
     plan = make_plan(held).for_deployment("ns/chat")
     assert replicas_in(plan, "a") == 1 and replicas_in(plan, "b") == free.total_replicas - 1
     assert plan.feasible
+
+
+def test_an_explanation_says_what_a_plan_costs_more_never_a_negative_saving() -> None:
+    # Found in review, 3 December: a deployment moved out of a cheap pool for another one read
+    # "CheaperPlacement ... saves -0.506 USD/h" and "not moved to cheaper c0: its GPUs are all taken"
+    # (it ran there).
+    world = snapshot(
+        [
+            deployment("a", 1.0, placements=[("c0", H100, 1)], payback_hours=24),
+            deployment("b", 1.0, placements=[("c2", H100, 1)], payback_hours=24, selector={"tier": "a"}),
+        ],
+        [
+            cluster("c0", gpus={H100: 1}, gpu_hour=0.5, labels={"tier": "a"}),
+            cluster("c1", gpus={H100: 4}, gpu_hour=1.0, labels={"tier": "b"}),
+            cluster("c2", gpus={H100: 4}, gpu_hour=4.0, labels={"tier": "a"}),
+        ],
+        {name: flat_prices(0.1) for name in ("c0", "c1", "c2")},
+    )
+    moved_out = make_plan(world).for_deployment("ns/a").explanation
+    assert moved_out.saving_usd_per_hour_vs_current is not None and moved_out.saving_usd_per_hour_vs_current < 0
+    assert "saves -" not in moved_out.summary
+    assert f"costs {-moved_out.saving_usd_per_hour_vs_current:.3f} USD/h more" in moved_out.summary
+    assert any(d.startswith("moved out of cheaper c0/") for d in moved_out.details), moved_out.details

@@ -604,8 +604,9 @@ def _explain(
         summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
     summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
     if saving is not None and (started or stopped or ruled_out):
-        if saving < 0 and uses_carbon:
-            # Leaving a region for a carbon limit can cost money: said as such.
+        if saving < 0:
+            # A scale-up for the SLO, leaving a region for a carbon limit, or giving a pool to another
+            # deployment costs money: said as such, never as a negative saving (found in review).
             summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
         else:
             summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
@@ -739,11 +740,19 @@ def _alternative(
     ].hourly_usd / deployment.unit_capacity(dearest[0]):
         if free.get(option.key, 0) < option.gpus:
             binding.append(f"inventory: {alternative} has no free GPUs")
-            details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
+            if option.current:  # it ran there: the fleet's plan gave the pool to another deployment
+                details.append(f"moved out of cheaper {alternative}: its GPUs go to another deployment")
+            else:
+                details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
         elif option.stale:
             details.append(f"not moved to {alternative}: its price is stale")
+        elif (gain := dearest[0].hourly_usd - option.hourly_usd) <= 0:
+            # Cheaper per unit of capacity, dearer per replica: the demand does not need what it adds.
+            details.append(
+                f"not moved to {alternative}: cheaper per unit of capacity, but a replica there costs "
+                f"{-gain:.4f} USD/h more and the demand does not need its extra capacity"
+            )
         else:
-            gain = dearest[0].hourly_usd - option.hourly_usd
             details.append(
                 f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, but a start costs "
                 f"{option.start_cost_usd:.4f} USD, not paid back within {deployment.window_hours:g} h "
