@@ -756,3 +756,35 @@ def test_an_explanation_says_what_a_plan_costs_more_never_a_negative_saving() ->
     assert "saves -" not in moved_out.summary
     assert f"costs {-moved_out.saving_usd_per_hour_vs_current:.3f} USD/h more" in moved_out.summary
     assert any(d.startswith("moved out of cheaper c0/") for d in moved_out.details), moved_out.details
+
+
+def test_min_replicas_and_min_regions_are_binding_only_where_they_change_the_plan() -> None:
+    # Found in review, 3 December: "minRegions 2" was listed whenever a plan used exactly 2 regions
+    # (here the cheap one holds a single replica and demand needs two: the plan is the same with
+    # minRegions 1), and "minReplicas 2" where nothing could be placed at all (inventory binds).
+    demand = 1.9 * CAPACITY.output_tokens_per_second / (250 * 1.2)  # two replicas' worth, with headroom
+    two = deployment("chat", demand, min_replicas=1, min_regions=2, max_replicas=4)
+    world = snapshot(
+        [two],
+        [cluster("a", gpus={H100: 1}, gpu_hour=0.5), cluster("b", gpus={H100: 8}, gpu_hour=3.0)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    plan = make_plan(world).deployments[0]
+    assert replicas_in(plan, "a") == 1 and replicas_in(plan, "b") == 1
+    assert not any(b.startswith("minRegions") for b in plan.explanation.binding_constraints)
+    relaxed = make_plan(
+        replace(world, deployments=(replace(two, requirements=replace(two.requirements, min_regions=1)),))
+    )
+    assert [(t.cluster, t.replicas) for t in relaxed.deployments[0].targets] == [
+        (t.cluster, t.replicas) for t in plan.targets
+    ]
+    # Half the demand: one replica would do, so the second region is minRegions' doing.
+    half = replace(two, demand=replace(two.demand, requests_per_second=demand / 4))
+    held = make_plan(replace(world, deployments=(half,))).deployments[0]
+    assert replicas_in(held, "a") == 1 and replicas_in(held, "b") == 1
+    assert "minRegions 2" in held.explanation.binding_constraints
+
+    nowhere = deployment("chat", 1.0, min_replicas=2, max_replicas=4)
+    empty = make_plan(snapshot([nowhere], [cluster("a", gpus={H100: 0})], {"a": flat_prices(0.1)})).deployments[0]
+    assert empty.total_replicas == 0
+    assert not any(b.startswith("minReplicas") for b in empty.explanation.binding_constraints)

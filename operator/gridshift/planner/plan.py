@@ -695,15 +695,23 @@ def _binding_constraints(
         binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
     covered = sum(n * deployment.unit_capacity(o) for o, n in used)
     weakest_used = min((deployment.unit_capacity(o) for o, _ in used), default=0.0)
-    # minReplicas binds only when demand alone would be covered with fewer replicas.
+    # minReplicas binds only when the plan has exactly that many and demand alone would be covered with
+    # fewer; below it (nothing placed, inventory short) it is unmet, not binding (found in review).
     if (
         deployment.min_replicas
-        and total <= deployment.min_replicas
-        and (total == 0 or covered - weakest_used >= deployment.coverage_target - 1e-9)
+        and total == deployment.min_replicas
+        and covered - weakest_used >= deployment.coverage_target - 1e-9
     ):
         binding.append(f"minReplicas {deployment.min_replicas}")
-    regions_used = len({o.region for o, _ in used})
-    if deployment.min_regions >= 2 and regions_used <= deployment.min_regions:
+    # minRegions likewise: exactly that many regions, and demand covered without the smallest one's.
+    by_region: dict[str, float] = {}
+    for o, n in used:
+        by_region[o.region] = by_region.get(o.region, 0.0) + n * deployment.unit_capacity(o)
+    if (
+        deployment.min_regions >= 2
+        and len(by_region) == deployment.min_regions
+        and covered - min(by_region.values()) >= deployment.coverage_target - 1e-9
+    ):
         binding.append(f"minRegions {deployment.min_regions}")
     # The move limit bound only if a replica that ran before still runs where it ran: with none left
     # there, there was nothing more to move (found in review: a plan moving its only replica named it).
