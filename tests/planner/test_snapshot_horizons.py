@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,3 +53,19 @@ def test_interval_at_finds_the_interval_holding_an_instant(horizon: Any, interva
 def test_carbon_intensity_is_never_negative() -> None:
     with pytest.raises(ValueError, match=r"^CarbonIntensity\.g_per_kwh must be >= 0"):
         CarbonIntensity(NOW, NOW + HOUR, -1.0)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_price_or_demand_is_refused_at_the_snapshot(value: float) -> None:
+    # Found in review, 3 December: a NaN price made every plan's cost NaN (no plan ever beat the
+    # incumbent: the fleet froze) and a NaN rate raised inside build_problem for every deployment.
+    from gridshift.planner.snapshot import ObservedDemand
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match=r"EnergyPrice\.usd_per_kwh must be finite"):
+        EnergyPrice(start, start + timedelta(hours=1), value)
+    with pytest.raises(ValueError, match=r"ObservedDemand\.requests_per_second must be None or a finite"):
+        ObservedDemand(requests_per_second=value)
+    with pytest.raises(ValueError, match=r"ObservedDemand\.mean_output_tokens must be None or a finite"):
+        ObservedDemand(requests_per_second=1.0, mean_output_tokens=value)
+    assert ObservedDemand().requests_per_second is None and EnergyPrice(start, start + timedelta(hours=1), -0.02)

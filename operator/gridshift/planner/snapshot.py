@@ -9,6 +9,7 @@ feed selects (direct or life-cycle).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -62,6 +63,13 @@ class EnergyPrice(_Span):
     usd_per_kwh: float
     forecast: bool = False
     """An estimate the market has not fixed yet (rather than a cleared or tariffed price)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # A NaN price made every plan's cost NaN, so no plan was ever better than the incumbent: the
+        # whole fleet froze (found in review). The shell filters non-finite readings; this is the contract.
+        if not math.isfinite(self.usd_per_kwh):
+            raise ValueError(f"EnergyPrice.usd_per_kwh must be finite, got {self.usd_per_kwh}")
 
 
 class PriceHorizon(_Horizon[EnergyPrice]):
@@ -200,6 +208,14 @@ class ObservedDemand:
     mean_output_tokens: float | None = None
     request_classes: tuple[RequestClass, ...] = ()
     """Request-size classes read from vLLM's prompt and generation token histograms; empty: none measured."""
+
+    def __post_init__(self) -> None:
+        # A NaN or infinite rate raised inside build_problem for every deployment of the snapshot
+        # (found in review); a missing reading is None, never NaN.
+        for name in ("requests_per_second", "mean_prompt_tokens", "mean_output_tokens"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"ObservedDemand.{name} must be None or a finite number >= 0, got {value}")
 
 
 @dataclass(frozen=True)
