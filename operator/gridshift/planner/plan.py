@@ -717,9 +717,7 @@ def _binding_constraints(
     # there, there was nothing more to move (found in review: a plan moving its only replica named it).
     stayed = any(min(n, o.current) > 0 for o, n in zip(options, counts, strict=True))
     if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
-        limit = deployment.deployment.requirements.max_concurrent_moves
-        share = "" if limit == deployment.max_moves else f" ({deployment.max_moves} for this class group)"
-        binding.append(f"maxConcurrentMoves {limit}{share}")
+        binding.append(f"maxConcurrentMoves {deployment.max_moves}")
     return binding
 
 
@@ -1109,8 +1107,7 @@ def _merged_steps(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) 
             rps = t.capacity_tokens_per_s_per_replica / workload.mean_output_tokens
             capacity[key] = (total + weight * rps, weights + weight)
     unit = {k: total / weights for k, (total, weights) in capacity.items()}
-    # The deployment's own limit: its groups' shares of it add up to it (problem._group_move_shares).
-    return migration_steps(desired, ready, target, unit, needed, groups[0].deployment.requirements.max_concurrent_moves)
+    return migration_steps(desired, ready, target, unit, needed, groups[0].max_moves)
 
 
 def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> CostPrediction:

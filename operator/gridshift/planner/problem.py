@@ -1021,7 +1021,6 @@ def _class_problems(
     groups = tuple(sorted(groups, key=lambda g: (-g.requests_per_second, g.home_gpu_type)))
     estimates = [_replicas_needed(g, classes, on_type, required.headroom) for g in groups]
     caps = _group_caps(estimates, required.max_replicas)
-    move_shares = _group_move_shares(required.max_concurrent_moves, len(groups))
     homes = {g.home_gpu_type for g in groups}
     problems = []
     for position, group in enumerate(groups):
@@ -1046,19 +1045,8 @@ def _class_problems(
         problem = _deployment_problem(scope, part, group_workload, own, alternatives)
         problem.group = group
         problem.user_max_replicas = required.max_replicas
-        problem.max_moves = move_shares[position]
         problems.append(problem)
     return problems
-
-
-def _group_move_shares(max_moves: int, groups: int) -> list[int]:
-    """Each class group's share of the deployment's maxConcurrentMoves, together exactly it: an even
-    split, the remainder to the largest groups (listed first). Every solver keeps each problem within
-    its own limit, so shares keep the deployment within its own; each group had the whole limit, and a
-    plan with two groups made twice the moves allowed (found in review, 3 December 2026). A group with
-    no share may still grow or shrink; it only may not move (start and stop in one plan)."""
-    base, extra = divmod(max_moves, groups)
-    return [base + (1 if position < extra else 0) for position in range(groups)]
 
 
 def _group_caps(estimates: list[int], max_replicas: int) -> list[int]:
