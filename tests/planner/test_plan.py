@@ -161,10 +161,15 @@ def test_gpus_an_advisory_deployment_holds_are_not_planned_for_another() -> None
     acting = plan.for_deployment("ns/b")
     assert acting.act and replicas_in(acting, "c0") == 0 and acting.steps == ()
     assert replicas_in(acting, "c2") == 1
-    # The recommendation is still what Auto would do for the whole fleet (a moves, b takes c0).
+    # The recommendation is what a would do in Auto mode given what the others do: stay in cheap c0.
     advisory = plan.for_deployment("ns/a")
-    assert not advisory.act and replicas_in(advisory, "c1") == 1 and replicas_in(advisory, "c0") == 0
+    assert not advisory.act and replicas_in(advisory, "c0") == 1 and advisory.explanation.reason == "NoChange"
     assert any("Advisory recommendations" in step for step in plan.search_steps)
+    # The recommendation sees only the GPUs the acting plan leaves: with b's home full, a is told so.
+    full = replace(world.clusters[2], offerings=(replace(world.clusters[2].offerings[0], available_gpus=1),))
+    crowded = make_plan(replace(world, clusters=(*world.clusters[:2], full)))
+    assert replicas_in(crowded.for_deployment("ns/b"), "c2") == 1
+    assert replicas_in(crowded.for_deployment("ns/a"), "c2") == 0
     # Without Advisory deployments there is one search, as before.
     alone = make_plan(replace(world, deployments=world.deployments[1:]))
     assert not any("Advisory recommendations" in step for step in alone.search_steps)

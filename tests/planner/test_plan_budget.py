@@ -62,9 +62,9 @@ def test_the_search_gets_the_budget_less_the_build_and_the_assembly_reserve(monk
     reserve = plan_module.assembly_reserve(seen["problem"], 0.3)
     assert reserve > 0
     assert seen["budget"] == pytest.approx(2.0 - 0.3 - reserve)
-    # Without a clock nothing is measured: the search keeps the setting (its HiGHS limits add up to it).
+    # Without a clock nothing is measured: the search gets the setting (its HiGHS limits add up to it).
     make_plan(world, quick)
-    assert seen["budget"] is None
+    assert seen["budget"] == 2.0
 
 
 def test_the_assembly_reserve_grows_with_size_and_with_a_slow_build() -> None:
@@ -139,6 +139,47 @@ def test_make_plan_keeps_to_its_budget_as_a_whole_at_mid_size() -> None:
     assert plan.budget_exhausted
     # Margin as the search's own budget test: one step that cannot be interrupted may run past it.
     assert spent <= budget * 1.25 + 0.25, (spent, plan.search_steps)
+
+
+def _with_advisory(world: Snapshot, every: int) -> Snapshot:
+    from gridshift.modes import MigrationMode
+
+    return replace(
+        world,
+        deployments=tuple(
+            replace(d, requirements=replace(d.requirements, mode=MigrationMode.ADVISORY)) if i % every == 0 else d
+            for i, d in enumerate(world.deployments)
+        ),
+    )
+
+
+def test_with_advisory_deployments_make_plan_keeps_to_its_budget_as_a_whole() -> None:
+    # Self-review, 3 December: the recommendations' search had a budget of its own on top of the acting
+    # one's; one Advisory deployment in 1,000 halved the acting search's budget.
+    world = _with_advisory(_mid_size(2_000), every=2)
+    budget = 1.5
+    started = time.process_time()
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=budget), clock=time.process_time)
+    spent = time.process_time() - started
+    assert spent <= budget * 1.25 + 0.25, (spent, plan.search_steps)
+
+
+@pytest.mark.parametrize(("every", "acting_share"), [(1_000, 0.9), (2, 0.5), (1, 0.5)])
+def test_the_acting_search_gets_the_budget_less_the_advisory_share(
+    monkeypatch: pytest.MonkeyPatch, every: int, acting_share: float
+) -> None:
+    """Without a clock each search is held to its share (the HiGHS limits it hands out add up to it)."""
+    budgets: list[float | None] = []
+    real = plan_module.search
+
+    def recorded(problem: Problem, settings: Any, **kwargs: Any) -> SearchResult:
+        budgets.append(kwargs.get("budget"))
+        return real(problem, settings, **kwargs)
+
+    monkeypatch.setattr(plan_module, "search", recorded)
+    world = _with_advisory(_mid_size(1_000), every=every)
+    make_plan(world, PlannerSettings(time_budget_seconds=2.0, exact_search=False))
+    assert budgets == [pytest.approx(2.0 * acting_share), pytest.approx(2.0 * (1 - acting_share))]
 
 
 @FLEET

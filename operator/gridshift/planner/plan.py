@@ -231,32 +231,54 @@ def make_plan(
         advisory = frozenset(d.id for d in snapshot.deployments if d.requirements.mode is MigrationMode.ADVISORY)
         if not advisory:
             return _plan_once(snapshot, settings, clock, warm, settings.time_budget_seconds - _spent(clock, started))
-        # Advisory deployments change nothing, so the plan that acts must leave them their GPUs: it sees
-        # them as Frozen. Their recommendations come from a second search in which they may move (what
-        # Auto would do), and only those plans are taken from it (found in review: a recommendation
-        # that vacated a pool let an Auto deployment plan a start into GPUs that never came free).
-        acting = _plan_once(
-            _advisory_held(snapshot, advisory),
-            settings,
-            clock,
-            _advisory_kept(warm, snapshot, advisory),
-            settings.time_budget_seconds / 2 - _spent(clock, started),
-        )
-        recommending = _plan_once(
-            snapshot, settings, clock, warm, settings.time_budget_seconds - _spent(clock, started)
-        )
-        recommended = {plan.id: plan for plan in recommending.deployments if plan.id in advisory}
-        return replace(
-            acting,
-            budget_exhausted=acting.budget_exhausted or recommending.budget_exhausted,
-            search_steps=(
-                *acting.search_steps,
-                f"Advisory recommendations ({len(advisory)}): a second search in which they may move",
-                *recommending.search_steps,
-            ),
-            deployments=tuple(recommended.get(plan.id, plan) for plan in acting.deployments),
-            snapshot=snapshot,
-        )
+        return _plan_with_advisory(snapshot, settings, clock, warm, advisory, started)
+
+
+def _plan_with_advisory(
+    snapshot: Snapshot,
+    settings: PlannerSettings,
+    clock: Clock | None,
+    warm: WarmStart | None,
+    advisory: frozenset[str],
+    started: float,
+) -> Plan:
+    """Advisory deployments change nothing, so the plan that acts must leave them their GPUs: it sees
+    them as Frozen (found in review: a recommendation that vacated a pool let an Auto deployment plan a
+    start into GPUs that never came free). Their recommendations come after, from the Advisory
+    deployments alone on the GPUs the acting plan leaves them: what each would do in Auto mode, given
+    what the others do. The acting search gets the budget less the Advisory share of the deployments
+    (at least half, at most nine tenths); the recommendations what is left (with a clock) or the rest
+    of the budget (without one: each search is held to its share)."""
+    budget = settings.time_budget_seconds
+    share = min(_ACTING_SHARE_MAX, max(0.5, 1.0 - len(advisory) / len(snapshot.deployments)))
+    acting = _plan_once(
+        _advisory_held(snapshot, advisory),
+        settings,
+        clock,
+        _advisory_kept(warm, snapshot, advisory),
+        share * budget - _spent(clock, started),
+    )
+    alone = _advisory_alone(snapshot, advisory, acting)
+    left = budget - _spent(clock, started) if clock is not None else (1.0 - share) * budget
+    recommending = _plan_once(alone, settings, clock, warm, left)
+    recommended = {plan.id: plan for plan in recommending.deployments}
+    return replace(
+        acting,
+        proven_optimal=acting.proven_optimal and recommending.proven_optimal,
+        budget_exhausted=acting.budget_exhausted or recommending.budget_exhausted,
+        search_steps=(
+            *acting.search_steps,
+            f"Advisory recommendations ({len(advisory)}): searched alone, on the GPUs the plan leaves",
+            *recommending.search_steps,
+        ),
+        deployments=tuple(recommended.get(plan.id, plan) for plan in acting.deployments),
+        snapshot=snapshot,
+    )
+
+
+_ACTING_SHARE_MAX = 0.9
+"""The most of the budget the acting search gets beside Advisory deployments: their search is small
+(the Advisory deployments alone) but needs some time of its own, however few they are."""
 
 
 def _spent(clock: Clock | None, started: float) -> float:
@@ -266,10 +288,11 @@ def _spent(clock: Clock | None, started: float) -> float:
 def _plan_once(
     snapshot: Snapshot, settings: PlannerSettings, clock: Clock | None, warm: WarmStart | None, budget: float
 ) -> Plan:
-    """One build, search and assembly within `budget` seconds of `clock` (no limit without a clock)."""
+    """One build, search and assembly within `budget` seconds: of `clock`, or without one of the time
+    limits the search hands HiGHS (building and assembling come on top)."""
     started = clock() if clock is not None else 0.0
     problem = build_problem(snapshot, settings)
-    left = None
+    left = budget
     if clock is not None:
         built = clock() - started
         left = budget - built - assembly_reserve(problem, built)
@@ -286,6 +309,30 @@ def _plan_once(
         deployments=_assemble(problem, result.solution, settings),
         snapshot=snapshot,
     )
+
+
+def _advisory_alone(snapshot: Snapshot, advisory: frozenset[str], acting: Plan) -> Snapshot:
+    """The Advisory deployments alone, each pool less the GPUs the acting plan's other deployments hold
+    there now or will (the more of the two: both hold GPUs while a move is under way)."""
+    gpus = {d.id: d.requirements.gpus_per_replica for d in snapshot.deployments}
+    taken: dict[Key, int] = {}
+    for plan in acting.deployments:
+        if plan.id in advisory:
+            continue
+        for t in plan.targets:
+            key = (t.cluster, t.gpu_type)
+            taken[key] = taken.get(key, 0) + max(t.replicas, t.current_desired) * gpus[plan.id]
+    clusters = tuple(
+        replace(
+            c,
+            offerings=tuple(
+                replace(o, available_gpus=max(0, o.available_gpus - taken.get((c.name, o.gpu_type), 0)))
+                for o in c.offerings
+            ),
+        )
+        for c in snapshot.clusters
+    )
+    return replace(snapshot, deployments=tuple(d for d in snapshot.deployments if d.id in advisory), clusters=clusters)
 
 
 def _advisory_held(snapshot: Snapshot, advisory: frozenset[str]) -> Snapshot:
