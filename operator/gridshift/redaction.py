@@ -49,14 +49,19 @@ def remember(value: str) -> None:
         _values = frozenset(_values | _forms(value))
 
 
+AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "apikey", "api-key", "key", "digest", "negotiate"})
+"""HTTP authentication schemes whose value is "<scheme> <credentials>" (RFC 9110 11.4 and common API keys)."""
+
+
 def remember_header(value: str) -> None:
     """Remember an HTTP header value and the credentials inside it: "Bearer <token>" is redacted whole,
     and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
-    value's decoded "user:password" and its password are remembered too."""
+    value's decoded "user:password" and its password are remembered too. Only after a known scheme
+    (AUTH_SCHEMES): the tail of any other value with a space ("text/html; charset=utf-8") is no secret."""
     remember(value)
     scheme, _, credentials = value.strip().partition(" ")
     credentials = credentials.strip()
-    if not credentials:
+    if not credentials or scheme.lower() not in AUTH_SCHEMES:
         return
     remember(credentials)
     if scheme.lower() == "basic":

@@ -3,12 +3,13 @@
 The Kubernetes client honours `exec` (a command), `auth-provider` (a plugin), `tokenFile` and the
 `client-key`/`client-certificate`/`certificate-authority` paths. Whoever may write a member-kubeconfig
 Secret could otherwise run a command in the operator's pod, or have its own ServiceAccount token read
-from disk and sent to a server of their choosing. Each case below is also carried through to a real
-client against a local listener, to show what the refusal prevents.
+from disk and sent to a server of their choosing. The tokenFile and exec cases are also handed to the
+Kubernetes client as it would get them without the check (the control), to show what is prevented.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 from collections.abc import Iterator
@@ -67,15 +68,30 @@ def test_a_token_file_of_the_pod_is_refused_and_never_sent(listener: tuple[str, 
     with pytest.raises(KubeconfigInvalid, match=r"users\[0\]\.user\.tokenFile is not accepted"):
         parse_kubeconfig("eu-de", text)
     assert received == []
+    # Control: the same kubeconfig, as the client would get it without the check, sends the pod's token.
+    from kubernetes import client
+
+    from gridshift.actuation.members import KubeMemberCluster
+
+    unchecked = KubeMemberCluster("eu-de", yaml.safe_load(text), watch=False)
+    client.CoreV1Api(unchecked._api_client).list_node()
+    assert received == ["Bearer OPERATOR-SA-TOKEN-PLANTED"]
 
 
 def test_an_exec_command_is_refused_and_never_runs(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
     user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "touch", "args": [str(ran)]}}
+    text = kubeconfig("https://127.0.0.1:1", user)
     with pytest.raises(KubeconfigInvalid, match=r"users\[0\]\.user\.exec is not accepted") as caught:
-        parse_kubeconfig("eu-de", kubeconfig("https://127.0.0.1:1", user))
+        parse_kubeconfig("eu-de", text)
     assert not ran.exists()
     assert str(ran) not in str(caught.value)
+    # Control: without the check, building the client runs the command in this process.
+    from gridshift.actuation.members import KubeMemberCluster
+
+    with contextlib.suppress(KubeconfigInvalid):  # `touch` prints no credential: refused after it ran
+        KubeMemberCluster("eu-de", yaml.safe_load(text), watch=False)
+    assert ran.exists()
 
 
 @pytest.mark.parametrize(

@@ -143,3 +143,14 @@ def test_start_installs_both_guards_before_building_the_service(monkeypatch: pyt
     finally:
         redaction.uninstall_log_redaction()
         logging.getLogger("httpx").addFilter(_QUERY_FILTER)
+
+
+def test_header_credentials_are_remembered_after_a_known_scheme_only() -> None:
+    # Self-review, 3 December: every header value with a space had its tail remembered as a secret.
+    token = f"tok-{uuid.uuid4()}"
+    redaction.remember_header(f"Bearer {token}")
+    redaction.remember_header("text/html; charset=utf-8")
+    assert (
+        redaction.redact(f"refused {token}; text/plain; charset=utf-8")
+        == "refused <redacted>; text/plain; charset=utf-8"
+    )
