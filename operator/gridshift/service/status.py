@@ -106,7 +106,8 @@ class _Conditions:
             "type": kind,
             "status": status,
             "reason": reason.value,
-            # Messages quote feeds' and members' errors: cut to what the CRD stores, never refused for length.
+            # Messages quote feeds' and members' errors and refused specs: cut here, for every condition,
+            # to what the CRD stores, so that none is refused for its length.
             "message": message[:CONDITION_MESSAGE_MAX],
             "lastTransitionTime": self.now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
         }
@@ -715,7 +716,7 @@ def refused_status(now: datetime, refused: Refused) -> dict[str, Any]:
 
 
 def _refusal(consequence: str, error: str) -> str:
-    return f"the spec does not validate ({consequence}): {error}"[:CONDITION_MESSAGE_MAX]
+    return f"the spec does not validate ({consequence}): {error}"
 
 
 def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -740,7 +741,7 @@ def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
                 "Ready",
                 False,
                 ProfileReadyReason.INVALID,
-                f"not used by the planner: {invalid}"[:CONDITION_MESSAGE_MAX],
+                f"not used by the planner: {invalid}",
             ),
             condition("PoorFit", None, PoorFitReason.NOT_FITTED, ""),
         ]
