@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,17 +80,20 @@ _FILE_CLUSTER_KEYS = ("certificate-authority",)
 """Cluster fields that name a file of the operator's pod; their `-data` twins are accepted."""
 
 
-def _entries(config: Mapping[str, Any], section: str) -> list[Any]:
-    """A kubeconfig section's entries; a section that is not a list has none here (the client refuses it)."""
+def _fields(config: Mapping[str, Any], section: str, field: str) -> Iterator[tuple[int, dict[Any, Any]]]:
+    """(position, fields) of each entry of a kubeconfig section (`users`, `clusters`) whose `field`
+    (`user`, `cluster`) is a mapping; anything else has none here (the client refuses it)."""
     entries = config.get(section)
-    return entries if isinstance(entries, list) else []
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        fields = entry.get(field) if isinstance(entry, dict) else None
+        if isinstance(fields, dict):
+            yield i, fields
 
 
 def _refuse_pod_resources(cluster: str, config: Mapping[str, Any]) -> None:
     """KubeconfigInvalid naming the first field that would run a command or read a file in the pod."""
-    for i, user in enumerate(_entries(config, "users")):
-        fields = user.get("user") if isinstance(user, dict) else None
-        for key in sorted(fields, key=str) if isinstance(fields, dict) else ():
+    for i, fields in _fields(config, "users", "user"):
+        for key in sorted(fields, key=str):
             if key not in _INLINE_USER_KEYS:
                 # Only the client's own field names are quoted: an unknown key may be a pasted credential.
                 field = f"users[{i}].user.{key}" if key in _CLIENT_USER_KEYS else f"a field of users[{i}].user"
@@ -99,10 +102,9 @@ def _refuse_pod_resources(cluster: str, config: Mapping[str, Any]) -> None:
                     f"{field} is not accepted: a member kubeconfig carries its credentials inline "
                     f"({', '.join(sorted(_INLINE_USER_KEYS))}); no command or file of the operator's pod is used",
                 )
-    for i, entry in enumerate(_entries(config, "clusters")):
-        fields = entry.get("cluster") if isinstance(entry, dict) else None
+    for i, fields in _fields(config, "clusters", "cluster"):
         for key in _FILE_CLUSTER_KEYS:
-            if isinstance(fields, dict) and key in fields:
+            if key in fields:
                 raise KubeconfigInvalid(
                     cluster, f"clusters[{i}].cluster.{key} names a file of the operator's pod: use {key}-data"
                 )
@@ -121,10 +123,9 @@ def parse_kubeconfig(cluster: str, text: str) -> dict[str, Any]:
         raise KubeconfigInvalid(cluster, f"not valid YAML{where}") from None
     if not isinstance(loaded, dict):
         raise KubeconfigInvalid(cluster, "not a YAML mapping")
-    for user in _entries(loaded, "users"):
-        credentials = (user or {}).get("user") if isinstance(user, dict) else None
+    for _, credentials in _fields(loaded, "users", "user"):
         for key in _CREDENTIAL_KEYS:
-            value = credentials.get(key) if isinstance(credentials, dict) else None
+            value = credentials.get(key)
             if isinstance(value, str):
                 redaction.remember(value)
     _refuse_pod_resources(cluster, loaded)
