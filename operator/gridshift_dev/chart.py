@@ -34,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from gridshift.api.common import LABEL_KEY
 from gridshift.cli.crds import report_check
 from gridshift_dev import dashboard, status_doc
 
@@ -179,11 +180,10 @@ def _string_map(description: str) -> JsonDict:
     return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
 
 
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY = rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?{_LABEL_NAME}$"
-LABEL_VALUE = rf"^({_LABEL_NAME})?$"
-"""Kubernetes' label syntax: an object with a bad label is refused by the API server after the install
-started, one error per object (found in review: `commonLabels.team=a b`, 20 KB of errors)."""
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+"""Kubernetes' label value, empty allowed, at most 63 characters (keys: gridshift.api.common.LABEL_KEY): an
+object with a bad label is refused by the API server after the install started, one error per object
+(found in review: `commonLabels.team=a b`, 20 KB of errors)."""
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 """The chart's selector labels: set again on the pods, the Deployment's selector no longer matches them."""
 DNS_LABEL = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
