@@ -103,6 +103,25 @@ def managed(server: LocalServer | DripServer, token: str, *, background: bool = 
     )
 
 
+def http_json_feed(url: str, authorization: str) -> ManagedPriceFeed:
+    """An httpJson feed of `url` (prices under data.prices) sending `authorization` from its header Secret."""
+    spec = PriceFeedSpec.model_validate(
+        {
+            "type": "httpJson",
+            "httpJson": {"url": url, "itemsPath": "data.prices", "headersSecretRef": {"name": "h", "key": "k"}},
+        }
+    )
+    return build_price_feed(
+        spec,
+        name="x",
+        secrets=MappingSecretResolver({(None, "h", "k"): json.dumps({"Authorization": authorization})}),
+        http=httpx.Client(),
+        clock=lambda: NOW,
+        sleep=lambda seconds: None,
+        settings=SETTINGS,
+    )
+
+
 def assert_token_absent(captured: Captured, token: str) -> None:
     texts = list(captured.texts())
     leaks = [where for where, text in texts if token in text]
@@ -173,26 +192,7 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
 ) -> None:
     secret = f"Bearer planted-{uuid.uuid4()}"
     local_server.answer(Reply(status=503, body=b"{}"))
-    spec = PriceFeedSpec.model_validate(
-        {
-            "type": "httpJson",
-            "httpJson": {
-                "url": local_server.url + "/prices?key=abc",
-                "itemsPath": "data.prices",
-                "headersSecretRef": {"name": "h", "key": "k"},
-            },
-        }
-    )
-    feed = build_price_feed(
-        spec,
-        name="x",
-        secrets=MappingSecretResolver({(None, "h", "k"): f'{{"Authorization": "{secret}"}}'}),
-        http=httpx.Client(),
-        clock=lambda: NOW,
-        sleep=lambda seconds: None,
-        settings=SETTINGS,
-    )
-    reading = feed.read()
+    reading = http_json_feed(local_server.url + "/prices?key=abc", secret).read()
     assert local_server.requests[0].headers["authorization"] == secret
     assert reading.error is not None
     kopf_debug_logging.exceptions.append(reading.error)
@@ -226,26 +226,7 @@ def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
         }
     }
     local_server.answer(Reply(body=json.dumps(body).encode()))
-    spec = PriceFeedSpec.model_validate(
-        {
-            "type": "httpJson",
-            "httpJson": {
-                "url": local_server.url,
-                "itemsPath": "data.prices",
-                "headersSecretRef": {"name": "h", "key": "k"},
-            },
-        }
-    )
-    feed = build_price_feed(
-        spec,
-        name="x",
-        secrets=MappingSecretResolver({(None, "h", "k"): json.dumps({"Authorization": value})}),
-        http=httpx.Client(),
-        clock=lambda: NOW,
-        sleep=lambda seconds: None,
-        settings=SETTINGS,
-    )
-    reading = feed.read()
+    reading = http_json_feed(local_server.url, value).read()
     assert local_server.requests[0].headers["authorization"] == value
     assert reading.error is not None and "not a number" in str(reading.error), reading
     assert quoted not in str(reading.error) and redaction.REDACTED in str(reading.error)
