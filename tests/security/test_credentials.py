@@ -7,44 +7,18 @@ kubeconfig. A kubeconfig Secret without the member-kubeconfig label is not used 
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-
 import pytest
 
 from tests.e2e.operator_env import regional_cluster
 from tests.security.harness import NAMESPACE, SecureWorld, kubeconfig_text, unique, with_token
+from tests.signals.conftest import LocalServer, Reply
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
 
-@pytest.fixture
-def listener() -> Iterator[tuple[str, list[str]]]:
-    """An HTTP endpoint that records every request line and body it receives."""
-    received: list[str] = []
-
-    class Record(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            received.append(self.path + str(dict(self.headers)))
-            self.send_response(500)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api", received
-    finally:
-        server.shutdown()
-
-
-def test_a_feed_cannot_use_a_member_kubeconfig_as_its_token(
-    world: SecureWorld, listener: tuple[str, list[str]]
-) -> None:
-    url, received = listener
+def test_a_feed_cannot_use_a_member_kubeconfig_as_its_token(world: SecureWorld, local_server: LocalServer) -> None:
+    local_server.answer(Reply(status=500))
+    url = f"{local_server.url}/api"
     token = unique("member-token")
     world.secret(
         "kubeconfig-exfil",
@@ -70,6 +44,7 @@ def test_a_feed_cannot_use_a_member_kubeconfig_as_its_token(
     cluster = next(c for c in world.bodies("regionalclusters") if c["metadata"]["name"] == "exfil")
     stale = next(c for c in cluster["status"]["conditions"] if c["type"] == "PriceFeedStale")
     assert stale["status"] == "True" and "price-feed-token" in stale["message"]
+    received = [r.path + str(r.params) + str(r.headers) for r in local_server.requests]
     assert not [r for r in received if token in r or "kubeconfig" in r.lower()], received
     assert token not in str(cluster)
 

@@ -10,9 +10,6 @@ Kubernetes client as it would get them without the check (the control), to show 
 from __future__ import annotations
 
 import contextlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +18,19 @@ import yaml
 
 from gridshift.actuation.members import KubeconfigInvalid
 from gridshift.service.wiring import parse_kubeconfig
+from tests.signals.conftest import LocalServer, Reply
 
 
 @pytest.fixture
-def listener() -> Iterator[tuple[str, list[str]]]:
-    """A plain-HTTP "API server" that records the Authorization header of every request."""
-    received: list[str] = []
+def api_server(local_server: LocalServer) -> LocalServer:
+    """A plain-HTTP "API server" that answers every GET with an empty NodeList."""
+    local_server.answer(Reply(body=b'{"kind": "NodeList", "apiVersion": "v1", "items": []}'))
+    return local_server
 
-    class Record(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            received.append(str(self.headers.get("Authorization")))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"kind": "NodeList", "apiVersion": "v1", "items": []}')
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
+def authorizations(server: LocalServer) -> list[str]:
+    """The Authorization header of each request `server` received ("None" where there was none)."""
+    return [str(r.headers.get("authorization")) for r in server.requests]
 
 
 def kubeconfig(server: str, user: dict[str, Any], cluster: dict[str, Any] | None = None) -> str:
@@ -60,14 +46,14 @@ def kubeconfig(server: str, user: dict[str, Any], cluster: dict[str, Any] | None
     )
 
 
-def test_a_token_file_of_the_pod_is_refused_and_never_sent(listener: tuple[str, list[str]], tmp_path: Path) -> None:
-    server, received = listener
+def test_a_token_file_of_the_pod_is_refused_and_never_sent(api_server: LocalServer, tmp_path: Path) -> None:
+    server = api_server.url
     pod_token = tmp_path / "token"
     pod_token.write_text("OPERATOR-SA-TOKEN-PLANTED")
     text = kubeconfig(server, {"tokenFile": str(pod_token)})
     with pytest.raises(KubeconfigInvalid, match=r"users\[0\]\.user\.tokenFile is not accepted"):
         parse_kubeconfig("eu-de", text)
-    assert received == []
+    assert authorizations(api_server) == []
     # Control: the same kubeconfig, as the client would get it without the check, sends the pod's token.
     from kubernetes import client
 
@@ -75,7 +61,7 @@ def test_a_token_file_of_the_pod_is_refused_and_never_sent(listener: tuple[str, 
 
     unchecked = KubeMemberCluster("eu-de", yaml.safe_load(text), watch=False)
     client.CoreV1Api(unchecked._api_client).list_node()
-    assert received == ["Bearer OPERATOR-SA-TOKEN-PLANTED"]
+    assert authorizations(api_server) == ["Bearer OPERATOR-SA-TOKEN-PLANTED"]
 
 
 def test_an_exec_command_is_refused_and_never_runs(tmp_path: Path) -> None:
@@ -116,13 +102,12 @@ def test_an_unknown_user_field_is_refused_without_quoting_it() -> None:
     assert "PLANTED" not in str(caught.value)
 
 
-def test_inline_credentials_are_accepted_and_used(listener: tuple[str, list[str]]) -> None:
+def test_inline_credentials_are_accepted_and_used(api_server: LocalServer) -> None:
     from kubernetes import client
 
     from gridshift.actuation.members import KubeMemberCluster
 
-    server, received = listener
-    config = parse_kubeconfig("eu-de", kubeconfig(server, {"token": "inline-token"}))
+    config = parse_kubeconfig("eu-de", kubeconfig(api_server.url, {"token": "inline-token"}))
     member = KubeMemberCluster("eu-de", config, watch=False)
     client.CoreV1Api(member._api_client).list_node()
-    assert received == ["Bearer inline-token"]
+    assert authorizations(api_server) == ["Bearer inline-token"]
