@@ -94,28 +94,36 @@ def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytes
     assert len(plan.deployments) == 40
 
 
-@pytest.mark.parametrize("lp_runs_past_the_budget", [False, True])
+@pytest.mark.parametrize("spent_by", ["nothing", "the pricing LP", "re-validating the running placement"])
 def test_a_budget_too_short_for_the_pricing_lp_still_fills_what_the_running_placement_leaves_short(
-    monkeypatch: pytest.MonkeyPatch, lp_runs_past_the_budget: bool
+    monkeypatch: pytest.MonkeyPatch, spent_by: str
 ) -> None:
-    # Less time than HiGHS is started with (min_solver_seconds), or an LP that ran past the budget
-    # without its optimum: either way the first fill still runs (it overruns by its own time only).
-    # Before, both ended with the running placement (at 1,000 deployments and a 0.5 s budget, 642
-    # deployments short where the first fill leaves 4).
+    # Less time than HiGHS is started with (min_solver_seconds), an LP that ran past the budget without
+    # its optimum, or a budget spent before the LP by re-validating the running placement: in each case
+    # the search began with time left, and the first fill still runs (it overruns by its own time only).
+    # Before, all ended with the running placement (at 1,000 deployments and a 0.5 s budget, 642
+    # deployments short where the first fill leaves 4); the third did again until 3 December 2026
+    # (make_plan handed the search 0.01-0.03 s, and the re-validation took 0.04).
     import gridshift.planner.search as search_module
     from gridshift.planner.pricing import PoolPrices
     from gridshift.planner.problem import build_problem
     from gridshift.planner.search import revalidated_current, search, violations
-    from gridshift.planner.solution import objective
+    from gridshift.planner.solution import Solution, objective
 
     clock = FakeClock()
-    budget = 1.0 if lp_runs_past_the_budget else 0.03
+    budget = 1.0 if spent_by == "the pricing LP" else 0.03
 
     def overrunning(*args: Any, **kwargs: Any) -> PoolPrices:
         clock.now += 2 * budget
         return PoolPrices({}, None)
 
+    def slow_revalidation(problem: Problem) -> Solution:
+        clock.now += 2 * budget
+        return revalidated_current(problem)
+
     monkeypatch.setattr(search_module, "pool_prices", overrunning)
+    if spent_by == "re-validating the running placement":
+        monkeypatch.setattr(search_module, "revalidated_current", slow_revalidation)
     settings = PlannerSettings(time_budget_seconds=budget)
     problem = build_problem(_mid_size(200), settings)
     current = objective(problem, revalidated_current(problem), settings)

@@ -443,8 +443,10 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     lower bound on the objective, or None when the LP did not finish or priced a sample only."""
     if deadline.left() < settings.min_solver_seconds:
         # Too little time for HiGHS, but the search began with some: the first fill without prices
-        # still runs (see `_first_fill`).
-        started = not deadline.exhausted
+        # still runs (see `_first_fill`). "Began with": the budget it was handed, not what re-validating
+        # the running placement left of it (that reading ends the deadline, and at 1,000 deployments
+        # and a 0.5 s make_plan budget it took all of the 0.01-0.03 s the search was handed).
+        started = deadline.budget > 0
         deadline.end()
         if started:
             best.steps.append("pool prices (LP relaxation): no time left for HiGHS")
