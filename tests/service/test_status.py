@@ -329,6 +329,46 @@ def test_lost_capacity_is_unreachable_until_replaced_then_placed() -> None:
     assert "unreachable clusters not counted: eu-de" in message(status, "Ready")
 
 
+def test_clusters_a_deployment_may_not_use_are_not_its_concern() -> None:
+    # Found in review: PriceFeedStale and Ready named every cluster of the fleet, so a deployment held to
+    # Europe said "no fresh prices from: us-east", and one unrelated cluster going down rewrote every
+    # deployment's status (an idle cycle writes nothing; this one wrote all three).
+    from gridshift.signals.prices import PriceFeedError
+
+    world = ServiceHarness(["eu-de", "eu-fr", "us-east"])
+    for name in ("a", "b", "c"):
+        world.add(deployment_body(name, placement={"allowedRegions": ["eu-de", "eu-fr"]}))
+    for _ in range(2):
+        world.cycle()
+    settled_a = world.status("a")
+    assert conditions(settled_a)["PriceFeedStale"] == ("False", "Fresh"), settled_a
+    patched: list[ObjectRef] = []
+    write = world.hub.patch_status
+
+    def recorded(ref: ObjectRef, status: dict[str, Any]) -> None:
+        patched.append(ref)
+        write(ref, status)
+
+    world.hub.patch_status = recorded  # type: ignore[method-assign]
+    world.members["us-east"].reachable = False
+    world.feeds["us-east"].fail_next(*[PriceFeedError("us-east", "prices", "down")] * 50)
+    for _ in range(3):
+        world.cycle(advance=timedelta(hours=1))
+    assert [r.name for r in patched if r.kind == "InferenceDeployment"] == []
+    status = world.status("a")
+    assert conditions(status)["PriceFeedStale"] == ("False", "Fresh")
+    assert "us-east" not in message(status, "Ready")
+    # A cluster it may use still counts, for both conditions.
+    world.members["eu-fr"].reachable = False
+    world.feeds["eu-fr"].fail_next(*[PriceFeedError("eu-fr", "prices", "down")] * 50)
+    for _ in range(3):
+        world.cycle(advance=timedelta(hours=1))
+    status = world.status("a")
+    assert conditions(status)["PriceFeedStale"][0] == "True"
+    assert "no fresh prices from: eu-fr;" in message(status, "PriceFeedStale")
+    assert "unreachable clusters not counted: eu-fr" in message(status, "Ready")
+
+
 # ---------------------------------------------------------------- RegionalCluster and GPUProfile
 
 

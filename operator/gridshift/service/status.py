@@ -169,18 +169,40 @@ def decision_target(plan: DeploymentPlan) -> str:
     return ", ".join(placed) or "nothing"
 
 
-def _namespace_refused(idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]) -> bool:
-    """Whether every cluster in a region the deployment may use refuses its namespace (tenantNamespaceSelector)."""
+def _in_allowed_regions(idep: InferenceDeployment, views: Mapping[str, ClusterView]) -> dict[str, ClusterView]:
+    """The clusters in a region the deployment's placement allows (allowedRegions, forbiddenRegions)."""
     placement = idep.spec.placement
-    candidates = [
-        v
-        for v in views.values()
+    return {
+        name: v
+        for name, v in views.items()
         if (not placement.allowed_regions or v.region in placement.allowed_regions)
         and v.region not in placement.forbidden_regions
-    ]
+    }
+
+
+def _namespace_refused(idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]) -> bool:
+    """Whether every cluster in a region the deployment may use refuses its namespace (tenantNamespaceSelector)."""
+    candidates = _in_allowed_regions(idep, views).values()
     return bool(candidates) and all(
         v.admitted_namespaces is not None and namespace not in v.admitted_namespaces for v in candidates
     )
+
+
+def _concerning(
+    idep: InferenceDeployment, applied: S.Deployment, views: Mapping[str, ClusterView]
+) -> dict[str, ClusterView]:
+    """The clusters whose reachability and prices concern the deployment: those it may use (allowed
+    region, namespace admitted) and those it has replicas in. Found in review: PriceFeedStale and Ready
+    named every cluster of the fleet, so a deployment held to Europe said "no fresh prices from:
+    us-east", and one cluster going down rewrote every deployment's status."""
+    held = {p.cluster for p in applied.placements if p.desired > 0 or p.ready > 0}
+    allowed = _in_allowed_regions(idep, views)
+    return {
+        name: v
+        for name, v in views.items()
+        if name in held
+        or (name in allowed and (v.admitted_namespaces is None or applied.namespace in v.admitted_namespaces))
+    }
 
 
 def _plan_problem(
@@ -475,8 +497,9 @@ def deployment_status(
     ready = sum(p["ready"] for p in placements)
     desired = sum(p["desired"] for p in placements)
     regions = sorted({p["region"] for p in placements if p["desired"] > 0})
-    unreachable = sorted(c for c, v in views.items() if not v.reachable)
-    stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)
+    concerning = _concerning(idep, applied, views)
+    unreachable = sorted(c for c, v in concerning.items() if not v.reachable)
+    stale_prices = sorted(c for c, v in concerning.items() if v.reading is None or v.reading.stale)
     health = deployment_health(idep, applied.namespace, applied, plan, progress, views, deployment.measured)
     decision, change = _decision(now, plan, old)
     refresh = change is not None or old.get("observedGeneration") != generation
