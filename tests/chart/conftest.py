@@ -91,9 +91,12 @@ class Helm:
 
     def render_member(self, *args: str) -> str:
         """`helm template` of the member-cluster chart (charts/gridshift-member), as YAML text."""
+        return self.template_member(*args).stdout
+
+    def template_member(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run(
-            "template", "gridshift-member", str(MEMBER_CHART_DIR), "--kube-version", KUBE_VERSION, *args
-        ).stdout
+            "template", "gridshift-member", str(MEMBER_CHART_DIR), "--kube-version", KUBE_VERSION, *args, check=check
+        )
 
 
 @pytest.fixture(scope="session")

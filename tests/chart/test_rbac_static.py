@@ -107,3 +107,41 @@ def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> N
     ]
     cluster = grants(documents, "ClusterRole")
     assert cluster == {("", "nodes"): {"list", "watch"}, ("", "pods"): {"list", "watch"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        # Found in review: a tenant's replica could put the ServiceAccount's token in its env.
+        (
+            ["serviceAccount.namespace=gs-ml", "workloadNamespaces={gs-ml,gs-other}"],
+            r"serviceAccount.namespace \(gs-ml\) must not be one of workloadNamespaces",
+        ),
+        # The code never lists Pods without the Node list: the grant exposed every pod spec for nothing.
+        (["inventory.allPods=true"], r"inventory.allPods needs inventory.nodes"),
+        # Typos and wrong shapes were installed silently (the member chart had no schema).
+        (["inventory.node=true"], r"/inventory.*additional properties 'node' not allowed"),
+        (["workloadNamespace={gridshift-ml}"], r"additional properties 'workloadNamespace' not allowed"),
+        (["workloadNamespaces=gridshift-ml"], r"/workloadNamespaces"),
+        (["workloadNamespaces={gs-a,gs-a}"], r"/workloadNamespaces"),
+        (["workloadNamespaces={Bad_NS}"], r"/workloadNamespaces/0"),
+        (["podSecurity.enforce=strict"], r"/podSecurity/enforce"),
+    ],
+)
+def test_member_chart_refuses_unsafe_or_mistyped_values_naming_them(
+    helm: Helm, values: list[str], refusal: str
+) -> None:
+    args = [arg for value in values for arg in ("--set", value)]
+    result = helm.template_member(*args, check=False)
+    assert result.returncode != 0 and re.search(refusal, result.stderr), result.stderr
+
+
+def test_member_chart_namespaces_outlive_the_release(helm: Helm) -> None:
+    # Found in review: leaving a tenant out of workloadNamespaces on upgrade, or uninstalling, deleted its
+    # Namespace with the running replicas and the tenant's own Secrets in it. Helm keeps an object
+    # annotated helm.sh/resource-policy=keep on uninstall and when an upgrade no longer renders it.
+    documents = [d for d in yaml.safe_load_all(helm.render_member("--set", "workloadNamespaces={gs-a,gs-b}")) if d]
+    namespaces = [d for d in documents if d["kind"] == "Namespace"]
+    assert sorted(n["metadata"]["name"] for n in namespaces) == ["gridshift-system", "gs-a", "gs-b"]
+    for namespace in namespaces:
+        assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", namespace
