@@ -329,6 +329,23 @@ def test_lost_capacity_is_unreachable_until_replaced_then_placed() -> None:
     assert "unreachable clusters not counted: eu-de" in message(status, "Ready")
 
 
+def test_replicas_stranded_in_an_unreachable_cluster_are_not_desired() -> None:
+    # Found in review: after eu-de was lost and its 7 replicas replaced in eu-fr, desiredReplicas said 14
+    # and gridshift_deployment_desired_replicas 7 in each region, for a decision of eu-fr x7.
+    from tests.service.test_metrics import samples
+
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    world.add(deployment_body())
+    settled(world, 2)
+    world.members["eu-de"].reachable = False
+    status = settled(world, 2)
+    assert status["lastDecision"]["target"].startswith("eu-fr/") and status["desiredReplicas"] == 7, status
+    assert status["regions"] == "eu-fr"
+    assert [(p["cluster"], p["desired"]) for p in status["placements"]] == [("eu-de", 7), ("eu-fr", 7)]
+    desired = samples(world.service.metrics, "gridshift_deployment_desired_replicas")
+    assert {dict(k)["region"]: v for k, v in desired.items()} == {"eu-fr": 7.0}
+
+
 def test_clusters_a_deployment_may_not_use_are_not_its_concern() -> None:
     # Found in review: PriceFeedStale and Ready named every cluster of the fleet, so a deployment held to
     # Europe said "no fresh prices from: us-east", and one unrelated cluster going down rewrote every

@@ -251,9 +251,11 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
     ),
     _either(
         "PriceFeedStale",
-        "True when a RegionalCluster has no fresh electricity prices: no price-driven move is made there.",
+        "True when a RegionalCluster the deployment may use (in an allowed region, admitting its namespace) "
+        "or has replicas in has no fresh electricity prices: no price-driven move is made there. Clusters it "
+        'may not use are left out, here and in Ready\'s "unreachable clusters not counted".',
         true=(FeedReason.STALE, "The message names the clusters whose prices are stale."),
-        false=(FeedReason.FRESH, "Every cluster's prices are fresh."),
+        false=(FeedReason.FRESH, "The prices of every cluster it may use are fresh."),
     ),
     _either(
         "MetricsStale",

@@ -582,7 +582,13 @@ class PlacementStatus(ApiModel):
     cluster: str = Field(description="RegionalCluster name.")
     region: str = Field(description="Region of that cluster.")
     gpu_type: str = Field(description="GPU type the replicas run on.")
-    desired: int = Field(ge=0, description="Replicas the operator wants there.")
+    desired: int = Field(
+        ge=0,
+        description=(
+            "Replicas the operator wants there; in a cluster it cannot reach, the count last applied "
+            "(not counted in desiredReplicas: the plan replaces them elsewhere)."
+        ),
+    )
     ready: int = Field(ge=0, description="Replicas Ready there.")
 
 
@@ -722,7 +728,9 @@ class InferenceDeploymentStatus(ApiModel):
     )
     regions: str | None = Field(default=None, description="Comma-separated regions with replicas (for kubectl get).")
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas over all clusters.")
-    desired_replicas: int | None = Field(default=None, ge=0, description="Desired replicas over all clusters.")
+    desired_replicas: int | None = Field(
+        default=None, ge=0, description="Desired replicas over all reachable clusters."
+    )
     placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
     routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")
     class_routing: list[ClassRoutingWeight] = Field(

@@ -240,7 +240,7 @@ PREDICTED_JOULES = Declared(
 DESIRED_REPLICAS = Declared(
     Gauge,
     "gridshift_deployment_desired_replicas",
-    "Replicas gridshift wants in a region.",
+    "Replicas gridshift wants in a region's reachable clusters (those stranded in an unreachable one are not counted).",
     _DEPLOYMENT_REGION,
     leader_only=True,
 )

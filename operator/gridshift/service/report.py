@@ -41,6 +41,7 @@ from gridshift.service.status import (
     DeploymentReport,
     cluster_failure,
     cluster_status,
+    counts_as_desired,
     deployment_status,
     profile_status,
     refusal_reason,
@@ -304,7 +305,7 @@ def _outcome(
     for p in applied.placements:
         region = views[p.cluster].region if p.cluster in views else ""
         desired, ready = by_region.get(region, (0, 0))
-        by_region[region] = (desired + p.desired, ready + p.ready)
+        by_region[region] = (desired + (p.desired if counts_as_desired(p.cluster, views) else 0), ready + p.ready)
     slo = deployment.resource.spec.slo
     return DeploymentOutcome(
         namespace=applied.namespace,

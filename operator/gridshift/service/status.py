@@ -495,8 +495,8 @@ def deployment_status(
     generation = deployment.body["metadata"].get("generation")
     placements = _placements(applied, views)
     ready = sum(p["ready"] for p in placements)
-    desired = sum(p["desired"] for p in placements)
-    regions = sorted({p["region"] for p in placements if p["desired"] > 0})
+    desired = sum(p["desired"] for p in placements if counts_as_desired(p["cluster"], views))
+    regions = sorted({p["region"] for p in placements if p["desired"] > 0 and counts_as_desired(p["cluster"], views)})
     concerning = _concerning(idep, applied, views)
     unreachable = sorted(c for c, v in concerning.items() if not v.reachable)
     stale_prices = sorted(c for c, v in concerning.items() if v.reading is None or v.reading.stale)
@@ -562,6 +562,15 @@ def deployment_status(
     ]
     stored = _as_stored(InferenceDeploymentStatus, {k: v for k, v in status.items() if v is not None}, old)
     return DeploymentReport(stored, health, change)
+
+
+def counts_as_desired(cluster: str, views: Mapping[str, ClusterView]) -> bool:
+    """Whether the replicas last applied in `cluster` count as desired: not in a cluster that cannot be
+    reached (or is gone), whose replicas the plan replaces elsewhere. Found in review: during an outage
+    desiredReplicas and gridshift_deployment_desired_replicas counted both the stranded replicas and
+    their replacements (Desired 14 for a decision of 7)."""
+    view = views.get(cluster)
+    return view is not None and view.reachable
 
 
 def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list[dict[str, Any]]:
