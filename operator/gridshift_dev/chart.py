@@ -591,7 +591,9 @@ def alerts() -> tuple[Alert, ...]:
 
     where = f"{CLUSTER_LABEL}, {REGION}"
     # Unreachable clusters and failing feeds have their own alerts (a stale feed is when a failing one matters).
-    covered = "|".join((CycleErrorReason.UNREACHABLE, CycleErrorReason.PRICE_FEED_FAILED))
+    covered = "|".join(
+        (CycleErrorReason.UNREACHABLE, CycleErrorReason.PRICE_FEED_FAILED, CycleErrorReason.CARBON_FEED_FAILED)
+    )
     found = (
         Alert(
             "GridshiftPriceFeedStale",
@@ -602,6 +604,16 @@ def alerts() -> tuple[Alert, ...]:
             "No good price fetch for the feed's staleAfterSeconds: gridshift makes no price-driven move there. "
             "The RegionalCluster's PriceFeedStale condition names the feed's last error.",
             ("gridshift_price_feed_stale",),
+        ),
+        Alert(
+            "GridshiftCarbonFeedStale",
+            f"max by ({where}) (gridshift_carbon_feed_stale) == 1",
+            "15m",
+            "warning",
+            "Carbon intensity of cluster {{ $labels.cluster }} ({{ $labels.region }}) is stale",
+            "No good carbon fetch for the feed's staleAfterSeconds: gridshift makes no carbon-driven change "
+            "there. The RegionalCluster's CarbonFeedStale condition names the feed's last error.",
+            ("gridshift_carbon_feed_stale",),
         ),
         Alert(
             "GridshiftClusterUnreachable",

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
+from gridshift.signals.carbon import CarbonFetchError
 from gridshift.signals.prices import PriceFetchError
 from gridshift_dev.chart import alerts, operator_metric_names
 from tests.service.harness import ServiceHarness, deployment_body
@@ -97,6 +98,13 @@ def test_alerts_keep_their_for_durations(tmp_path: Path) -> None:
             {"cluster": "eu-fr", "region": "eu-fr"},
         ),
         *case(
+            "GridshiftCarbonFeedStale",
+            [{"series": f"gridshift_carbon_feed_stale{{{operator}, {where}}}", "values": "1x40"}],
+            "10m",
+            "20m",
+            {"cluster": "eu-fr", "region": "eu-fr"},
+        ),
+        *case(
             "GridshiftClusterUnreachable",
             [{"series": f"gridshift_cluster_reachable{{{operator}, {where}}}", "values": "0x40"}],
             "3m",
@@ -109,6 +117,10 @@ def test_alerts_keep_their_for_durations(tmp_path: Path) -> None:
                 {"series": f'gridshift_cycle_errors_total{{{operator}, reason="RouteFailed"}}', "values": "0+1x40"},
                 # Reasons with alerts of their own do not page twice.
                 {"series": f'gridshift_cycle_errors_total{{{operator}, reason="Unreachable"}}', "values": "0+1x40"},
+                {
+                    "series": f'gridshift_cycle_errors_total{{{operator}, reason="CarbonFeedFailed"}}',
+                    "values": "0+1x40",
+                },
             ],
             "5m",
             "20m",
@@ -182,12 +194,13 @@ def test_alerts_fire_in_a_real_prometheus_on_real_operator_metrics(
     """Debian's Prometheus scrapes a leader and a follower service every second and evaluates the chart's alerts
     (their `for` set to 0 and their group to 1 s here; the durations are the test above's): the leader has an
     unreachable cluster, a stale price feed, a deployment short of capacity and one naming a missing HTTPRoute."""
-    world = ServiceHarness(["eu-de", "eu-fr", "us-tx"])
+    world = ServiceHarness(["eu-de", "eu-fr", "us-tx"], carbon={"eu-de": 300.0})
     world.add(deployment_body("short", rps=30.0, capacity={"minReplicas": 1, "maxReplicas": 2}))
     world.add(deployment_body("routed", rps=4.0, routing={"httpRouteName": "missing"}))
     world.cycle()
     world.members["eu-fr"].reachable = False
     world.feeds["us-tx"].fail_next(*[PriceFetchError("us-tx", "url", "answered 503", retryable=True)] * 5000)
+    world.carbon_feeds["eu-de"].fail_next(*[CarbonFetchError("eu-de", "http", "HTTP 503", retryable=True)] * 5000)
     for _ in range(4):
         world.cycle(advance=timedelta(minutes=40))  # beyond staleAfterSeconds (2 h)
     follower = world.make_service("op-2")
@@ -220,7 +233,12 @@ def test_alerts_fire_in_a_real_prometheus_on_real_operator_metrics(
                 time.sleep(0.5)
             raise AssertionError(f"firing {sorted(now)}; wanted {sorted(wanted)} without {sorted(unwanted)}")
 
-        troubles = {"GridshiftPriceFeedStale", "GridshiftClusterUnreachable", "GridshiftCycleErrors"}
+        troubles = {
+            "GridshiftPriceFeedStale",
+            "GridshiftCarbonFeedStale",
+            "GridshiftClusterUnreachable",
+            "GridshiftCycleErrors",
+        }
         wait_for(troubles | {"GridshiftSLOAtRisk"}, {"GridshiftLeaderMissing", "GridshiftCyclesStopped"}, True)
         # The leader's loop hangs (its Lease still renewed by its own task): cycles stop.
         world.service.metrics.last_cycle.set(time.time() - 3600)

@@ -63,3 +63,22 @@ def test_each_region_is_charged_its_own_gpu_hours_and_energy() -> None:
     assert de + fr == pytest.approx(world.status()["cost"]["usdPerHour"], abs=0.005)
     joules = samples(world.service.metrics, "gridshift_deployment_predicted_joules_per_token")
     assert set(joules) == set(cost)
+
+
+def test_a_failing_carbon_feed_counts_as_a_cycle_error_like_a_price_feed() -> None:
+    # Found in review: a carbon feed failing for 15 cycles counted no cycle error and logged nothing; only
+    # its RegionalCluster condition and an unalerted gauge said so.
+    from datetime import timedelta
+
+    from gridshift.signals.carbon import CarbonFetchError
+    from tests.service.harness import ServiceHarness, deployment_body
+
+    world = ServiceHarness(["eu-de", "eu-fr"], carbon={"eu-de": 300.0, "eu-fr": 100.0})
+    world.add(deployment_body())
+    world.cycle()
+    world.carbon_feeds["eu-de"].fail_next(*[CarbonFetchError("eu-de", "http", "HTTP 503", retryable=True)] * 500)
+    for _ in range(15):
+        report = world.cycle(advance=timedelta(minutes=1))
+    errors = samples(world.service.metrics, "gridshift_cycle_errors_total")
+    assert errors[(("reason", "CarbonFeedFailed"),)] > 0, errors
+    assert [p for p in report.problems if p.reason is CycleErrorReason.CARBON_FEED_FAILED and p.cluster == "eu-de"]

@@ -139,6 +139,7 @@ class CycleErrorReason(StrEnum):
     FORBIDDEN = "Forbidden"
     KUBECONFIG_INVALID = "KubeconfigInvalid"
     PRICE_FEED_FAILED = "PriceFeedFailed"
+    CARBON_FEED_FAILED = "CarbonFeedFailed"
     FOREIGN_OBJECTS = "ForeignObjects"
     ACTUATION_FAILED = "ActuationFailed"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
@@ -157,6 +158,7 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.FORBIDDEN: "A member cluster, or the hub for a Secret, refused gridshift's credentials or write.",
     CycleErrorReason.KUBECONFIG_INVALID: "A member kubeconfig Secret is missing, unlabelled, or does not parse.",
     CycleErrorReason.PRICE_FEED_FAILED: "A price feed's last fetch failed, or the feed cannot be built.",
+    CycleErrorReason.CARBON_FEED_FAILED: "A carbon feed's last fetch failed, or the feed cannot be built.",
     CycleErrorReason.FOREIGN_OBJECTS: "Deployments labelled as gridshift's without owner annotations were found.",
     CycleErrorReason.ACTUATION_FAILED: "A member cluster refused a write for a deployment (retried next cycle).",
     CycleErrorReason.METRICS_UNAVAILABLE: "A deployment's request rate could not be read from Prometheus.",
