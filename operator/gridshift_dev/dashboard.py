@@ -167,8 +167,9 @@ def _planner_panels() -> tuple[Panel, ...]:
     return (
         Panel(
             "Decisions per hour",
-            "The planner's decisions by reason (CheaperPlacement is a price-driven move, LowerCarbon a carbon-driven "
-            "one, ScaleUp/ScaleDown follow the load; NoChange is most cycles).",
+            "The planner's new decisions by reason, one per Event (CheaperPlacement is a price-driven move, "
+            "LowerCarbon a carbon-driven one, ScaleUp/ScaleDown follow the load). Cycles that change nothing "
+            "(NoChange, Frozen) are not counted.",
             "short",
             (Query("sum by (reason) (increase(gridshift_decisions_total[1h]))", "{{reason}}"),),
             bars=True,

@@ -207,3 +207,19 @@ def test_every_panel_returns_data_from_the_worlds_prometheus(tmp_path: Path, ser
     usd_per_mtok = next(a for e, a in answers.items() if by_panel[e] == "USD per million tokens per deployment")
     assert [s["metric"]["gridshift_dev_deployment"] for s in usd_per_mtok] == ["ml.chat"]
     assert 0 < float(usd_per_mtok[0]["value"][1]) < 100, "USD/Mtok of an 8B model on H100s at 2 USD per GPU-hour"
+
+
+def test_the_decisions_panel_names_no_reason_the_operator_never_counts() -> None:
+    # Found in review: the panel said "NoChange is most cycles", a series gridshift_decisions_total never has.
+    import re
+
+    from gridshift.service.report import DECISION_EVENTS, QUIET_DECISIONS
+
+    panel = next(p for p in dashboard.panels(RULE_NAMES, operator_metric_names()) if p.title == "Decisions per hour")
+    counted, named = (
+        {str(r) for r in DECISION_EVENTS},
+        set(re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z]+)+\b", panel.description)),
+    )
+    assert named <= counted | QUIET_DECISIONS, named
+    for quiet in named & QUIET_DECISIONS:
+        assert re.search(rf"{quiet}[^.]*\bnot counted", panel.description), panel.description
