@@ -56,6 +56,21 @@ def test_startup_probe_outlasts_the_ready_timeout() -> None:
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
+def test_a_replica_slow_to_answer_health_under_load_is_not_dropped_at_the_kubelets_one_second() -> None:
+    # Found in review: no timeoutSeconds, so the kubelet's 1 s default marked a busy replica NotReady at
+    # peak load (and liveness could restart it). Liveness is the more tolerant: it restarts the replica.
+    from gridshift.actuation.render import APPLIED_FIELDS
+
+    container = render_workload(example().spec, TARGET)[0]["spec"]["template"]["spec"]["containers"][0]
+    readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+    assert container["startupProbe"]["timeoutSeconds"] >= 5 and readiness["timeoutSeconds"] >= 5
+    assert liveness["timeoutSeconds"] > readiness["timeoutSeconds"]
+    assert liveness["timeoutSeconds"] < liveness["periodSeconds"]
+    # Drift repair covers it: a hand-edited timeout is put back.
+    fields = APPLIED_FIELDS["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert all(fields[probe]["timeoutSeconds"] is True for probe in ("startupProbe", "readinessProbe", "livenessProbe"))
+
+
 def test_labels_select_exactly_this_deployment() -> None:
     deployment = render_workload(example().spec, TARGET)[0]
     labels = deployment["spec"]["template"]["metadata"]["labels"]

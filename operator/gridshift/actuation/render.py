@@ -33,6 +33,14 @@ Manifest = dict[str, Any]
 # vLLM's startup (download, load, CUDA graphs) can take many minutes; the startup probe must
 # outlast it or the kubelet restarts a healthy, still-loading replica.
 _STARTUP_PERIOD_SECONDS = 10
+_PROBE_TIMEOUT_SECONDS = 5
+"""Seconds a /health answer may take before the probe fails. The kubelet's default (1 s) marked a replica
+busy with a full batch NotReady exactly at peak load (vLLM answers /health on the loop that streams
+tokens; public reports: scaleapi/llm-engine#255, llm-d/llm-d-benchmark#1734), so gridshift counted less
+capacity than ran and rolled back moves (found in review)."""
+_LIVENESS_TIMEOUT_SECONDS = 10
+"""Liveness tolerates more than readiness: a slow answer costs a Ready replica its traffic for a while,
+a failed liveness restarts it (minutes of cold start)."""
 _GPU_TOLERATION = {"key": L.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 REPLICA_UID = 1000
 """The non-root user replicas run as (vLLM's images default to root, which `restricted` refuses)."""
@@ -175,10 +183,21 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         "startupProbe": {
             "httpGet": {"path": "/health", "port": "http"},
             "periodSeconds": _STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": _PROBE_TIMEOUT_SECONDS,
             "failureThreshold": startup_failures,
         },
-        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15, "failureThreshold": 4},
+        "readinessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": _PROBE_TIMEOUT_SECONDS,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 15,
+            "timeoutSeconds": _LIVENESS_TIMEOUT_SECONDS,
+            "failureThreshold": 4,
+        },
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -301,7 +320,12 @@ _OUR_LABELS: dict[str, Any] = dict.fromkeys(
     True,
 )
 _METADATA = {"labels": _OUR_LABELS, "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH), True)}
-_PROBE = {"httpGet": {"path": True, "port": True}, "periodSeconds": True, "failureThreshold": True}
+_PROBE = {
+    "httpGet": {"path": True, "port": True},
+    "periodSeconds": True,
+    "timeoutSeconds": True,
+    "failureThreshold": True,
+}
 _CONTAINER = {
     "name": True,
     "image": True,
