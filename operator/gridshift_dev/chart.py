@@ -583,18 +583,9 @@ class Alert:
     reads: tuple[str, ...]
 
 
-def alerts() -> tuple[Alert, ...]:
-    """The alerts of the PrometheusRule: what an on-call engineer must know about gridshift itself."""
-    from gridshift.service.metrics import CLUSTER_LABEL, DEPLOYMENT_LABEL
-    from gridshift.service.metrics import REGION_LABEL as REGION
-    from gridshift.service.state import CycleErrorReason
-
-    where = f"{CLUSTER_LABEL}, {REGION}"
-    # Unreachable clusters and failing feeds have their own alerts (a stale feed is when a failing one matters).
-    covered = "|".join(
-        (CycleErrorReason.UNREACHABLE, CycleErrorReason.PRICE_FEED_FAILED, CycleErrorReason.CARBON_FEED_FAILED)
-    )
-    found = (
+def _feed_alerts(where: str) -> tuple[Alert, ...]:
+    """A price or carbon feed with no good fetch for its staleAfterSeconds, per cluster."""
+    return (
         Alert(
             "GridshiftPriceFeedStale",
             f"max by ({where}) (gridshift_price_feed_stale) == 1",
@@ -615,6 +606,22 @@ def alerts() -> tuple[Alert, ...]:
             "there. The RegionalCluster's CarbonFeedStale condition names the feed's last error.",
             ("gridshift_carbon_feed_stale",),
         ),
+    )
+
+
+def alerts() -> tuple[Alert, ...]:
+    """The alerts of the PrometheusRule: what an on-call engineer must know about gridshift itself."""
+    from gridshift.service.metrics import CLUSTER_LABEL, DEPLOYMENT_LABEL
+    from gridshift.service.metrics import REGION_LABEL as REGION
+    from gridshift.service.state import CycleErrorReason
+
+    where = f"{CLUSTER_LABEL}, {REGION}"
+    # Unreachable clusters and failing feeds have their own alerts (a stale feed is when a failing one matters).
+    covered = "|".join(
+        (CycleErrorReason.UNREACHABLE, CycleErrorReason.PRICE_FEED_FAILED, CycleErrorReason.CARBON_FEED_FAILED)
+    )
+    found = (
+        *_feed_alerts(where),
         Alert(
             "GridshiftClusterUnreachable",
             f"max by ({where}) (gridshift_cluster_reachable) == 0",

@@ -180,24 +180,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
             "requests": {"cpu": spec.replica.cpu, "memory": spec.replica.memory, L.GPU_RESOURCE: gpus},
             "limits": {"memory": spec.replica.memory, L.GPU_RESOURCE: gpus},
         },
-        "startupProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": _STARTUP_PERIOD_SECONDS,
-            "timeoutSeconds": _PROBE_TIMEOUT_SECONDS,
-            "failureThreshold": startup_failures,
-        },
-        "readinessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 5,
-            "timeoutSeconds": _PROBE_TIMEOUT_SECONDS,
-            "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 15,
-            "timeoutSeconds": _LIVENESS_TIMEOUT_SECONDS,
-            "failureThreshold": 4,
-        },
+        **_probes(startup_failures),
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
@@ -247,6 +230,24 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": template,
         },
+    }
+
+
+def _probes(startup_failures: int) -> dict[str, Any]:
+    """vLLM's /health as startup, readiness and liveness probe."""
+
+    def probe(period: int, timeout: int, failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": period,
+            "timeoutSeconds": timeout,
+            "failureThreshold": failures,
+        }
+
+    return {
+        "startupProbe": probe(_STARTUP_PERIOD_SECONDS, _PROBE_TIMEOUT_SECONDS, startup_failures),
+        "readinessProbe": probe(5, _PROBE_TIMEOUT_SECONDS, 3),
+        "livenessProbe": probe(15, _LIVENESS_TIMEOUT_SECONDS, 4),
     }
 
 
