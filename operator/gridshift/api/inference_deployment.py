@@ -77,8 +77,27 @@ VllmArgument = Annotated[str, Field(min_length=1, max_length=4096)]
 """One vLLM command-line argument; an empty one is refused (vLLM would not start: no flag is named "")."""
 
 
+_UNMOUNTED_SCHEMES = ("pvc://", "file://")
+"""Weight URIs vLLM cannot open in gridshift's replicas: it has no pvc:// scheme, and gridshift mounts no
+volume a file:// path could name (found in review: such a replica crash-looped until the ready timeout)."""
+_MOUNTED_CEL = " && ".join(f"!self.source.startsWith('{scheme}')" for scheme in _UNMOUNTED_SCHEMES)
+_MOUNTED_MESSAGE = (
+    "source must not be a pvc:// or file:// URI: gridshift mounts no volume for weights; use a Hugging Face "
+    "id, a path inside the image, or s3://, gs://, az:// (vLLM's Run:ai streamer, "
+    "engine.extraArgs --load-format runai_streamer)"
+)
+
+
+def _mounted(source: str | None) -> bool:
+    return source is None or not source.startswith(_UNMOUNTED_SCHEMES)
+
+
 class ModelSource(ApiModel):
     """Which model weights the replicas serve."""
+
+    cross_field_rules = (
+        CrossFieldRule(cel=_MOUNTED_CEL, message=_MOUNTED_MESSAGE, field="source", holds=lambda m: _mounted(m.source)),
+    )
 
     served_name: str = Field(
         min_length=1,
@@ -90,7 +109,10 @@ class ModelSource(ApiModel):
         min_length=1,
         max_length=512,
         pattern=VLLM_OPTION_VALUE,
-        description="Hugging Face id (org/name) or URI (s3://, gs://, pvc://, file://) of the weights.",
+        description=(
+            "Hugging Face id (org/name), a path inside the image, or an s3://, gs:// or az:// URI (vLLM's Run:ai "
+            "streamer) of the weights; not pvc:// or file:// (gridshift mounts no volume for them)."
+        ),
     )
     revision: str = Field(
         default="main",
@@ -482,6 +504,12 @@ class ModelVariant(ApiModel):
             message=_LEADS_WITH_FLAG_MESSAGE,
             field="extraArgs",
             holds=lambda v: _leads_with_flag(v.extra_args),
+        ),
+        CrossFieldRule(
+            cel=f"!has(self.source) || ({_MOUNTED_CEL})",
+            message=_MOUNTED_MESSAGE,
+            field="source",
+            holds=lambda v: _mounted(v.source),
         ),
     )
 
