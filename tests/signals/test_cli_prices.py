@@ -114,3 +114,25 @@ def test_a_password_in_the_url_is_never_echoed(local_server: LocalServer, capsys
     assert run(secret + "/api.xml") == 0
     out = capsys.readouterr()
     assert "24 intervals" in out.out and "pa55w0rd" not in out.out + out.err
+
+
+def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in review: the EU per-market files (French local time) were printed under "start (UTC)" as UTC.
+    french = shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"
+    with pytest.raises(UsageError, match="carry no UTC offset; say whose local time they are with --timezone"):
+        run(str(french), "--json")
+    assert run(str(french), "--json", "--timezone", "Europe/Paris") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["start"] == "2023-12-31T23:00:00Z" and rows[0]["price"] == 0.1
+    with pytest.raises(UsageError, match="unknown time zone 'Mars/Olympus'"):
+        run(str(french), "--timezone", "Mars/Olympus")
+    with pytest.raises(UsageError, match="--timezone applies to CSV sources only"):
+        run(str(HOURLY), "--timezone", "UTC")
+
+
+def test_a_price_beyond_any_market_is_refused_naming_it(tmp_path: Path) -> None:
+    # Found in review: 1e308 EUR/MWh was printed as is (and the simulator's bound failed on it in HiGHS).
+    path = tmp_path / "DE-LU_prices.csv"
+    path.write_text("Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,1e308\n")
+    with pytest.raises(UsageError, match=r"1e\+308 EUR/MWh is beyond any market's price"):
+        run(str(path), "--json")

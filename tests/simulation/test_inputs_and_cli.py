@@ -118,6 +118,47 @@ def test_naive_price_timestamps_need_a_time_zone(shared_data: Path) -> None:
     )
 
 
+def test_a_price_file_mixing_offsets_and_local_times_is_refused_naming_the_row(tmp_path: Path) -> None:
+    # Found in review: only the first row was looked at; with it naive and --prices-timezone Europe/Berlin,
+    # every row that had +00:00 was moved by an hour, silently.
+    path = tmp_path / "DE-LU_prices.csv"
+    path.write_text(
+        "Datetime,Price (EUR/MWh)\n2024-03-04 00:00:00,80\n2024-03-04T01:00:00+00:00,90\n2024-03-04T02:00:00+00:00,70\n"
+    )
+    with pytest.raises(SimulationInputError, match=r"DE-LU_prices\.csv: row 3: .* has a UTC offset, unlike the rows"):
+        load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser(), timezone="Europe/Berlin")
+
+
+def test_a_market_given_by_two_price_files_is_refused_naming_both(tmp_path: Path) -> None:
+    # Found in review: the second file's prices were ignored without a word.
+    rows = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,{0}\n2024-03-04T01:00:00Z,{0}\n"
+    first, second = tmp_path / "DE-LU_a.csv", tmp_path / "DE-LU_b.csv"
+    first.write_text(rows.format(80))
+    second.write_text(rows.format(5000))
+    with pytest.raises(SimulationInputError, match=r"market DE-LU is in both .*DE-LU_a\.csv and .*DE-LU_b\.csv"):
+        load_prices([first, second], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+
+
+def test_a_price_beyond_any_market_once_converted_is_refused(tmp_path: Path) -> None:
+    # Found in review: 1e12 EUR/MWh was replayed (gridshift came out below the hindsight bound) and
+    # 1e308 ended in a HiGHS failure; the operator's feeds refuse both.
+    from gridshift.signals.prices import MAX_ABS_USD_PER_KWH
+
+    path = tmp_path / "DE-LU_prices.csv"
+    path.write_text("Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,1e12\n")
+    with pytest.raises(SimulationInputError, match=r"1e\+12 EUR/MWh is beyond any market's price"):
+        load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    path.write_text("Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,5e5\n")
+    with pytest.raises(SimulationInputError, match=r"market DE-LU, hour 2024-03-04T01:00Z: .* 500 USD/kWh at --fx"):
+        load_prices(
+            [path],
+            fx_to_usd={"EUR": 1.0},
+            markets=None,
+            parser=price_csv_parser(),
+            max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
+        )
+
+
 def test_quarter_hour_prices_average_into_their_hour_by_time(tmp_path: Path) -> None:
     # EU day-ahead prices are quarter-hourly since October 2025: an hour is the mean of its quarters
     # (the running pair average gave the last quarter half the weight: 200 for 0, 0, 0, 400).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--column", default=None, help="column of a wide CSV to read (e.g. DE-LU_EUR_per_MWh)")
+    parser.add_argument(
+        "--timezone",
+        default=None,
+        metavar="ZONE",
+        help=(
+            "IANA time zone of a CSV's timestamps without a UTC offset, e.g. Europe/Paris for the EU per-market "
+            "files of prices-2024 (required when the CSV has any; UTC if they are UTC)"
+        ),
+    )
     parser.add_argument(
         "--timeout", type=finite_float, default=10.0, help="seconds to wait for a URL to answer (default: 10)"
     )
@@ -70,6 +80,33 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
         raise UsageError(f"cannot read {source}: {error.strerror}") from error
 
 
+def _naive_timezone(name: str, text: str, timezone: str | None) -> str | None:
+    """Whose local time a CSV's timestamps are (None: they carry offsets): `timezone`, required when they
+    carry none. Found in review: the EU per-market files (French local time) were printed under
+    "start (UTC)" an hour or two off."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from gridshift.cli.usage import UsageError
+    from gridshift.simulation.data import SimulationInputError, naive_times
+
+    try:
+        naive = naive_times(text, name)
+    except SimulationInputError as error:
+        raise UsageError(str(error)) from None
+    if not naive:
+        return None
+    if timezone is None:
+        raise UsageError(
+            f"{name}: its timestamps carry no UTC offset; say whose local time they are with --timezone "
+            "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC)"
+        )
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone: unknown time zone {timezone!r}") from None
+    return timezone
+
+
 def _guess_format(name: str, body: bytes) -> str:
     lowered = name.lower()
     if lowered.endswith(".xml"):
@@ -84,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.signals.entsoe import parse_a44
     from gridshift.signals.price_csv import parse_price_csv
     from gridshift.signals.prices import PriceFeedError, PriceInterval
+    from gridshift.simulation.data import local_to_utc
 
     if not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout must be within (0, 3600] seconds, got {args.timeout:g}")
@@ -91,12 +129,19 @@ def run(args: argparse.Namespace) -> int:
     document_format = args.format or _guess_format(name, body)
     if args.column is not None and document_format != "csv":
         raise UsageError("--column applies to CSV sources only")
+    if args.timezone is not None and document_format != "csv":
+        raise UsageError("--timezone applies to CSV sources only (an ENTSO-E document's times are UTC)")
     intervals: list[PriceInterval]
     try:
         if document_format == "entsoe":
             intervals = parse_a44(body, feed=name)
         else:
-            intervals = parse_price_csv(body.decode("utf-8-sig"), feed=name, column=args.column)
+            text = body.decode("utf-8-sig")
+            zone = _naive_timezone(name, text, args.timezone)
+            intervals = [
+                replace(i, start=local_to_utc(i.start, zone), end=local_to_utc(i.end, zone))
+                for i in parse_price_csv(text, feed=name, column=args.column)
+            ]
     except PriceFeedError as error:
         raise UsageError(str(error)) from error
     except UnicodeDecodeError as error:

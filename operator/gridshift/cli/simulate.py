@@ -340,6 +340,22 @@ def _check_market_keys(settings: Any) -> None:
             )
 
 
+def _traces(args: argparse.Namespace) -> dict[str, Any]:
+    """The replay's traces by name: --trace files (named by their file name), else the two shipped ones."""
+    from gridshift.cli.usage import UsageError
+    from gridshift.simulation.data import load_trace, shipped_trace
+
+    if not args.trace:
+        return {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
+    traces = {}
+    for path in args.trace:
+        name = path.name.split(".")[0]
+        if name in traces:
+            raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
+        traces[name] = load_trace(path, args.trace_time_unit)
+    return traces
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -349,7 +365,8 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.cli.streams import stdout_to_stderr
     from gridshift.cli.usage import UsageError
     from gridshift.profiles_catalog import default_performance_models
-    from gridshift.simulation.data import SimulationInputError, load_prices, load_trace, shipped_trace
+    from gridshift.signals.prices import MAX_ABS_USD_PER_KWH
+    from gridshift.simulation.data import SimulationInputError, load_prices
     from gridshift.simulation.report import write_plot
     from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
@@ -364,19 +381,11 @@ def run(args: argparse.Namespace) -> int:
             markets=wanted,
             parser=price_csv_parser(),
             timezone=args.prices_timezone,
+            max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
         )
         settings = replace(settings, markets=tuple(p.market for p in prices))
         _check_market_keys(settings)
-        if args.trace:
-            loaded = [load_trace(path, args.trace_time_unit) for path in args.trace]
-            traces = {}
-            for path, trace in zip(args.trace, loaded, strict=True):
-                name = path.name.split(".")[0]
-                if name in traces:
-                    raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
-                traces[name] = trace
-        else:
-            traces = {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
+        traces = _traces(args)
         _, deployments_file = deployments_flag(args.deployments)
         setups = None
         if deployments_file is not None:

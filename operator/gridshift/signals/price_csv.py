@@ -26,6 +26,7 @@ from gridshift.signals.prices import (
     PriceKind,
     PriceSeries,
     parse_unit,
+    validate_intervals,
     validated_series,
 )
 from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
@@ -104,9 +105,12 @@ def parse_price_csv(
     naive_timezone: tzinfo = UTC,
     kind: PriceKind = PriceKind.ACTUAL,
 ) -> list[PriceInterval]:
-    """Every priced row of a wide or per-market price CSV, as intervals in the file's currency/unit."""
+    """Every priced row of a wide or per-market price CSV, as intervals in the file's currency/unit, each
+    within MAX_ABS_PRICE_PER_MWH (validate_intervals: found in review, a row of 1e308 EUR/MWh reached the
+    simulator's bound as a solver failure, and `gridshift prices` printed it)."""
     recording = read_price_csv(io.StringIO(text), feed=feed, column=column, naive_timezone=naive_timezone, kind=kind)
-    return recording.intervals()
+    intervals = recording.intervals()
+    return list(validate_intervals(feed, intervals, expected_currency=intervals[0].currency)) if intervals else []
 
 
 @dataclass(eq=False, kw_only=True)

@@ -176,11 +176,14 @@ def parse_prices(
     markets: Sequence[str] | None = None,
     market_name: str | None = None,
     naive_timezone: str | None = None,
+    max_abs_usd_per_kwh: float = math.inf,
 ) -> list[MarketPrices]:
     """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market).
 
     Timestamps without an offset are local time of `naive_timezone` (an IANA zone, e.g. Europe/Paris for the
-    EU per-market files of shared/data/prices-2024); the parser reads them as UTC, so they are moved here.
+    EU per-market files of shared/data/prices-2024); the parser reads them as UTC, so they are moved here
+    (`local_to_utc`; load_prices refuses a file that mixes them with offsets). A price beyond
+    `max_abs_usd_per_kwh` once converted is refused, naming the market and hour.
     """
     columns = price_columns(text)
     if not columns:
@@ -208,7 +211,7 @@ def parse_prices(
                 f"{source}: market {market} quotes {currency}; give its rate with --fx {currency}=<USD per {currency}>"
             )
         rate = fx_to_usd[currency]
-        spans = [(_local(i.start, naive_timezone), _local(i.end, naive_timezone)) for i in intervals]
+        spans = [(local_to_utc(i.start, naive_timezone), local_to_utc(i.end, naive_timezone)) for i in intervals]
         start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
         hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
         # Sub-hourly prices (15-min markets) are averaged into their hour, each weighted by the part of
@@ -218,6 +221,12 @@ def parse_prices(
         hour = timedelta(hours=1)
         for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
+            if abs(per_kwh) > max_abs_usd_per_kwh:
+                raise SimulationInputError(
+                    f"{source}: market {market}, hour {begin:%Y-%m-%dT%H:%MZ}: {interval.price:g} "
+                    f"{currency}/{interval.unit} is {per_kwh:g} USD/kWh at --fx {currency}={rate:g}, beyond any "
+                    f"market's price (|price| <= {max_abs_usd_per_kwh:g} USD/kWh)"
+                )
             for h in range(math.floor((begin - start) / hour), math.ceil((finish - start) / hour)):
                 covered = (min(finish, start + (h + 1) * hour) - max(begin, start + h * hour)) / hour
                 weighted[h] += per_kwh * covered
@@ -229,8 +238,11 @@ def parse_prices(
     return result
 
 
-def _local(moment: datetime, timezone: str | None) -> datetime:
-    """A naive timestamp the parser read as UTC, moved from local time of `timezone` to UTC."""
+def local_to_utc(moment: datetime, timezone: str | None) -> datetime:
+    """A naive timestamp the parser read as UTC, moved from local time of `timezone` to UTC (None: as it is).
+
+    Row by row, not in the parser: the EU per-market files write the spring-forward hour that does not
+    exist (2024-03-31 02:00 in Paris), which lands on the next row's hour and is averaged with it."""
     if timezone is None:
         return moment
     return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
@@ -239,14 +251,26 @@ def _local(moment: datetime, timezone: str | None) -> datetime:
 _OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 
 
-def naive_times(text: str) -> bool:
-    """True when the first data row's timestamp carries no UTC offset (nor Z)."""
+def naive_times(text: str, source: str) -> bool:
+    """True when the data rows' timestamps carry no UTC offset (nor Z), False when they all do; a file
+    mixing the two is refused naming the first row that differs. Found in review: only the first row was
+    looked at, so a naive first row moved every offset row by the zone's offset, and a naive later row
+    was read as UTC, unasked."""
     rows = csv.reader(io.StringIO(text))
     next(rows, None)
-    for row in rows:
-        if row and row[0].strip():
-            return _OFFSET.search(row[0].strip()) is None
-    return False
+    first: bool | None = None
+    for number, row in enumerate(rows, start=2):
+        if not row or not row[0].strip():
+            continue
+        naive = _OFFSET.search(row[0].strip()) is None
+        if first is None:
+            first = naive
+        elif naive != first:
+            raise SimulationInputError(
+                f"{source}: row {number}: {row[0].strip()!r} {'has no' if naive else 'has a'} UTC offset, unlike "
+                "the rows before it; write every timestamp with its offset, or none"
+            )
+    return bool(first)
 
 
 def load_prices(
@@ -256,6 +280,7 @@ def load_prices(
     markets: Sequence[str] | None,
     parser: PriceCsvParser,
     timezone: str | None = None,
+    max_abs_usd_per_kwh: float = math.inf,
 ) -> list[MarketPrices]:
     """Markets from the given CSVs, or from the shipped 2024 slice when no path is given.
 
@@ -270,12 +295,19 @@ def load_prices(
             raise SimulationInputError(f"--prices-timezone: unknown time zone {timezone!r}") from error
     if not paths:
         return parse_prices(
-            shipped_text(SHIPPED_PRICES), source=SHIPPED_PRICES, fx_to_usd=fx_to_usd, markets=markets, parser=parser
+            shipped_text(SHIPPED_PRICES),
+            source=SHIPPED_PRICES,
+            fx_to_usd=fx_to_usd,
+            markets=markets,
+            parser=parser,
+            max_abs_usd_per_kwh=max_abs_usd_per_kwh,
         )
     found: dict[str, MarketPrices] = {}
+    source_of: dict[str, Path] = {}
     for path in paths:
         text = _read_text(path)
-        if timezone is None and naive_times(text):
+        naive = naive_times(text, str(path))
+        if timezone is None and naive:
             raise SimulationInputError(
                 f"{path}: its timestamps carry no UTC offset; say whose local time they are with --prices-timezone "
                 "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC), or use the wide UTC file"
@@ -284,11 +316,22 @@ def load_prices(
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
         if wide and markets is not None and not wanted:
             continue
-        zone = timezone if naive_times(text) else None
         for series in parse_prices(
-            text, source=str(path), fx_to_usd=fx_to_usd, markets=wanted, parser=parser, naive_timezone=zone
+            text,
+            source=str(path),
+            fx_to_usd=fx_to_usd,
+            markets=wanted,
+            parser=parser,
+            naive_timezone=timezone if naive else None,
+            max_abs_usd_per_kwh=max_abs_usd_per_kwh,
         ):
-            found.setdefault(series.market, series)
+            if series.market in found:
+                # Found in review: the second file's prices were dropped without a word.
+                raise SimulationInputError(
+                    f"--prices: market {series.market} is in both {source_of[series.market]} and {path}; "
+                    "give each market once (--markets picks from a wide file)"
+                )
+            found[series.market], source_of[series.market] = series, path
     chosen = list(markets) if markets else list(found)
     missing = [m for m in chosen if m not in found]
     if missing:
