@@ -68,6 +68,24 @@ def test_bad_traces_name_the_field(text: str, message: str) -> None:
         parse_trace(text, source="bad")
 
 
+def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> None:
+    # Found in review: a CSV of two requests a day apart hung the replay (numeric JSONL was refused), one
+    # spanning 0001..9999 asked numpy for 39 GiB, and 1e300 tokens ended in an OverflowError traceback.
+    header = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+    sparse = tmp_path / "sparse.csv"
+    sparse.write_text(header + "2023-11-16 18:15:46,100,44\n2023-11-17 18:15:46,100,44\n")
+    args = _parse(["--days", "0.05", "--deployments", "1", "--trace", str(sparse), "--no-progress"])
+    with pytest.raises(UsageError, match=r"sparse\.csv: the median gap between requests is 86,400 s"):
+        args.handler(args)
+    with pytest.raises(SimulationInputError, match=r"span 3,652,058 days .* is a timestamp wrong"):
+        parse_trace(header + "0001-01-01 00:00:00,100,44\n9999-12-31 00:00:00,100,44\n", source="far")
+    with pytest.raises(SimulationInputError, match=r"row 2\.ContextTokens: '1e300' tokens is more than any model"):
+        parse_trace(header + "2023-11-16 18:15:46,1e300,44\n2023-11-16 18:25:50,100,44\n", source="huge")
+    args = _parse(["--days", "0.05", "--cold-start-seconds", "1e300", "--no-progress"])
+    with pytest.raises(UsageError, match=r"cold_start_seconds must be within 0\.\.86400"):
+        args.handler(args)
+
+
 def test_a_broken_gzip_file_is_named_and_a_bom_is_not_part_of_the_header(tmp_path: Path) -> None:
     broken = tmp_path / "trace.jsonl.gz"
     broken.write_bytes(gzip.compress(b'{"timestamp": 0, "input_length": 1, "output_length": 1}\n')[:-12])

@@ -343,7 +343,7 @@ def _check_market_keys(settings: Any) -> None:
 def _traces(args: argparse.Namespace) -> dict[str, Any]:
     """The replay's traces by name: --trace files (named by their file name), else the two shipped ones."""
     from gridshift.cli.usage import UsageError
-    from gridshift.simulation.data import load_trace, shipped_trace
+    from gridshift.simulation.data import load_trace, refuse_sparse_trace, shipped_trace
 
     if not args.trace:
         return {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
@@ -353,6 +353,7 @@ def _traces(args: argparse.Namespace) -> dict[str, Any]:
         if name in traces:
             raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
         traces[name] = load_trace(path, args.trace_time_unit)
+        refuse_sparse_trace(traces[name], str(path))
     return traces
 
 

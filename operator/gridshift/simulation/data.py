@@ -392,7 +392,16 @@ def _parse_length(value: object, where: str) -> int:
         raise SimulationInputError(f"{where}: not a number: {value!r}") from error
     if not math.isfinite(number) or number < 0:
         raise SimulationInputError(f"{where}: must be a non-negative number, got {value!r}")
+    if number > _MAX_REQUEST_TOKENS:
+        # Found in review: 1e300 reached numpy's int64 as an OverflowError traceback.
+        raise SimulationInputError(
+            f"{where}: {value!r} tokens is more than any model's context ({_MAX_REQUEST_TOKENS:,} at most)"
+        )
     return round(number)
+
+
+_MAX_REQUEST_TOKENS = 10_000_000
+"""Most tokens one request's prompt or output may have: ten times the longest context windows offered."""
 
 
 TIME_UNITS: Mapping[str, float] = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
@@ -527,6 +536,7 @@ def _trace_profile(records: list[_Record], source: str) -> TraceProfile:
     records.sort(key=lambda r: r[0])
     first = records[0][0]
     seconds = np.asarray([(r[0] - first).total_seconds() for r in records])
+    _refuse_implausible_span(seconds, first, source)
     prompts = np.asarray([r[1] for r in records], dtype=np.int64)
     outputs = np.asarray([r[2] for r in records], dtype=np.int64)
     # Only whole minutes: the last, partial minute would read as a lull (or a burst).
@@ -546,6 +556,35 @@ def _trace_profile(records: list[_Record], source: str) -> TraceProfile:
         output_tokens=outputs,
         arrival_seconds=seconds,
     )
+
+
+_MAX_TRACE_DAYS = 400
+"""Longest span a trace may cover: a year of requests and then some (the replay is at most 366 days)."""
+
+
+def _refuse_implausible_span(seconds: FloatArray, first: datetime, source: str) -> None:
+    """Refuse a trace whose requests span implausibly long (`seconds` sorted, from `first`). Found in
+    review: a CSV of requests in 0001 and 9999 asked numpy for 39 GiB."""
+    days = float(seconds[-1]) / 86400.0
+    if days > _MAX_TRACE_DAYS:
+        raise SimulationInputError(
+            f"{source}: the requests span {days:,.0f} days (from {first:%Y-%m-%d}), more than {_MAX_TRACE_DAYS}: "
+            "is a timestamp wrong, or in another unit than the others?"
+        )
+
+
+def refuse_sparse_trace(trace: TraceProfile, source: str) -> None:
+    """Refuse a trace to replay whose median gap between requests is over _MAX_MEDIAN_GAP_S, whatever its
+    format (numeric JSONL was checked while its unit was detected; others were not). Found in review: a
+    CSV of two requests a day apart hung the replay, which thins and copies the trace minute by minute."""
+    seconds = trace.arrival_seconds
+    median_gap = float(np.median(np.diff(seconds)))
+    if median_gap > _MAX_MEDIAN_GAP_S:
+        raise SimulationInputError(
+            f"{source}: the median gap between requests is {median_gap:,.0f} s ({len(seconds)} requests over "
+            f"{float(seconds[-1]) / 86400.0:,.1f} days), implausible for a trace to replay (at most "
+            f"{_MAX_MEDIAN_GAP_S:g} s; see --trace-time-unit)"
+        )
 
 
 def load_trace(path: Path, time_unit: str = "auto") -> TraceProfile:

@@ -168,8 +168,9 @@ class SimulationSettings:
             raise ValueError(f"gpus_per_market must be >= 1, got {self.gpus_per_market}")
         if self.replan_minutes < 1:
             raise ValueError(f"replan_minutes must be >= 1, got {self.replan_minutes}")
-        if self.cold_start_seconds < 0:
-            raise ValueError(f"cold_start_seconds must be >= 0, got {self.cold_start_seconds}")
+        if not 0 <= self.cold_start_seconds <= 86_400:
+            # Found in review: 1e300 asked numpy for an array beyond any dimension (a traceback).
+            raise ValueError(f"cold_start_seconds must be within 0..86400 (a day), got {self.cold_start_seconds:g}")
         if not 0.0 <= self.diurnal_trough <= 1.0:
             raise ValueError(f"diurnal_trough must be within 0..1, got {self.diurnal_trough}")
         if self.demand_window_minutes < 1 or self.reactive_downscale_minutes < 1 or self.greedy_cooldown_minutes < 0:
