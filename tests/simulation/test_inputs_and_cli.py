@@ -86,6 +86,34 @@ def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> 
         args.handler(args)
 
 
+def test_carbon_inputs_are_refused_before_anything_is_replayed(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: the carbon folder was read after the replay (two minutes on the default week), and
+    # a --carbon folder holding none of the replay's markets passed with "co2_kg not known".
+    import gridshift.simulation.runner as runner
+
+    def replayed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the replay ran before the carbon inputs were checked")
+
+    monkeypatch.setattr(runner, "run_replay", replayed)
+    broken = tmp_path / "carbon"
+    broken.mkdir()
+    for recording in (shared_data / "carbon-2024").glob("*.csv"):
+        (broken / recording.name).write_bytes(recording.read_bytes())
+    (broken / "DE-LU_carbon_2024_hourly.csv").write_text("garbage\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, message in (
+        (broken, r"DE-LU_carbon_2024_hourly\.csv'?: header: not an intensity CSV"),
+        (empty, r"--carbon: .*empty has no <MARKET>_carbon_2024_hourly\.csv for any market of the replay"),
+        (tmp_path / "missing", r"--carbon: .*missing is not a folder"),
+    ):
+        args = _parse(["--days", "1", "--deployments", "1", "--carbon", str(folder), "--no-progress"])
+        with pytest.raises(UsageError, match=message):
+            args.handler(args)
+
+
 def test_a_broken_gzip_file_is_named_and_a_bom_is_not_part_of_the_header(tmp_path: Path) -> None:
     broken = tmp_path / "trace.jsonl.gz"
     broken.write_bytes(gzip.compress(b'{"timestamp": 0, "input_length": 1, "output_length": 1}\n')[:-12])

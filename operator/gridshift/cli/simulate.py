@@ -394,6 +394,7 @@ def run(args: argparse.Namespace) -> int:
 
             setups = load_deployments(deployments_file, settings, traces)
         replay = prepare_replay(settings, traces, prices, default_performance_models(), setups)
+        carbon = replay_carbon(args, replay, carbon_prices)
     except SimulationInputError as error:
         raise UsageError(str(error)) from error
     except ValueError as error:
@@ -421,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
         # Keep stdout for the JSON: HiGHS, in the planner, prints its banner there (cli.streams).
         with stdout_to_stderr() if args.json else contextlib.nullcontext():
             result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
-            carbon, frontier = carbon_outcome(args, replay, result, carbon_prices, progress, task)
+            frontier = carbon_outcome(args, replay, result, carbon, carbon_prices, progress, task)
     if args.plot is not None:
         try:
             write_plot(result, args.plot)
@@ -502,30 +503,44 @@ def carbon_price_list(text: str | None) -> list[float]:
     return prices
 
 
-def carbon_outcome(
-    args: argparse.Namespace, replay: Any, result: Any, prices: list[float], progress: Any, task: Any
-) -> tuple[Any, dict[str, Any] | None]:
-    """The replay's recorded intensities (None when none is found) and, with --carbon-price, the frontier."""
+def replay_carbon(args: argparse.Namespace, replay: Any, prices: list[float]) -> Any:
+    """The replay's recorded intensities (None when none is found), read and checked before anything is
+    replayed. Found in review: they were read after the replay, so a broken file, a missing --carbon folder
+    or one holding none of the replay's markets was reported minutes later (or not at all)."""
     from gridshift.api.carbon import CarbonBasis
     from gridshift.cli.usage import UsageError
-    from gridshift.simulation.carbon import (
-        default_carbon_dir,
-        frontier_json,
-        load_replay_carbon,
-        sweep,
-        write_frontier_plot,
-    )
+    from gridshift.simulation.carbon import CARBON_FILE, default_carbon_dir, load_replay_carbon
     from gridshift.simulation.data import SimulationInputError
 
     directory = args.carbon or default_carbon_dir()
     if not directory.is_dir():
         if args.carbon is not None or prices:
             raise UsageError(f"--carbon: {directory} is not a folder of carbon-intensity CSVs")
-        return None, None
+        return None
     try:
         carbon = load_replay_carbon(replay, directory, CarbonBasis(args.carbon_basis))
-        if not prices:
-            return carbon, None
+    except SimulationInputError as error:
+        raise UsageError(str(error)) from error
+    if args.carbon is not None and not carbon.g_per_kwh:
+        markets = ", ".join(m.name for m in replay.markets)
+        raise UsageError(
+            f"--carbon: {directory} has no {CARBON_FILE.format(market='<MARKET>')} for any market of the replay "
+            f"({markets})"
+        )
+    return carbon
+
+
+def carbon_outcome(
+    args: argparse.Namespace, replay: Any, result: Any, carbon: Any, prices: list[float], progress: Any, task: Any
+) -> dict[str, Any] | None:
+    """With --carbon-price, the cost-vs-carbon frontier over the replay's recorded intensities `carbon`."""
+    from gridshift.cli.usage import UsageError
+    from gridshift.simulation.carbon import frontier_json, sweep, write_frontier_plot
+    from gridshift.simulation.data import SimulationInputError
+
+    if carbon is None or not prices:
+        return None
+    try:
         scenario = next(iter(result.scenarios))
         references = {k: v for k, v in result.scenarios[scenario].policies.items() if k != "gridshift"}
         progress.update(task, total=progress.tasks[0].total + replay.minutes * len(prices))
@@ -545,7 +560,7 @@ def carbon_outcome(
             write_frontier_plot(points, args.frontier_plot, title)
         except OSError as error:
             raise UsageError(f"--frontier-plot: cannot write {args.frontier_plot}: {error.strerror}") from error
-    return carbon, frontier_json(scenario, carbon, points)
+    return frontier_json(scenario, carbon, points)
 
 
 def print_carbon(document: dict[str, Any]) -> None:
