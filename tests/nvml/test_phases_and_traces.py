@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,3 +186,24 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
         phase = sampler.end_phase()
     assert phase.counter_energy_joules is not None
     assert phase.counter_energy_joules / phase.duration_s == pytest.approx(300.0, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"t_s,power_w\n0.00,300\n0.02\n", r"line 3: power_w: missing \(the row is short\)"),
+        (b"t_s,power_w\n0.00,300\n0.02,inf\n", r"line 3: power_w: must be a finite number, got 'inf'"),
+        (b"t_s,power_w\n0.00,300\n0.02,nan\n", r"line 3: power_w: must be a finite number, got 'nan'"),
+        (b"t_s,power_w\n0.00,300\n0.02,abc\n", r"line 3: power_w: not a number: 'abc'"),
+        (b"t_s,power_w\n0.00,300\n0.00,310\n", r"every sample has the same t_s"),
+        (b"t_s,power_w\n0.00,300\n0.02,\xff\n", r"not UTF-8 text"),
+    ],
+)
+def test_a_bad_power_trace_is_refused_naming_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:
+    # Found in review: a short row was a TypeError traceback, inf an OverflowError, equal times a NaN
+    # ValueError, and `abc` or a non-UTF-8 byte named neither the file nor the line.
+    path = tmp_path / "power.csv"
+    path.write_bytes(body)
+    with pytest.raises(ValueError, match=message) as caught:
+        PowerTrace.from_csv(path)
+    assert str(path) in str(caught.value)

@@ -91,6 +91,9 @@ def test_a_server_that_refuses_requests_fails_the_run(power_trace: Path, capsys:
         (["--power-trace", "/nonexistent.csv", "--gpu-type", "X"], "--power-trace /nonexistent.csv: no such file"),
         (["--prometheus", "http://p:9090", "--selector", 'pod="a"'], "--gpu-type is required"),
         (["--trace", "/nonexistent.csv"], "--trace /nonexistent.csv: no such file"),
+        # Found in review: a folder, or /dev/null, was "no such file" too.
+        (["--trace", "/tmp"], "--trace /tmp: not a regular file"),
+        (["--power-trace", "/dev/null", "--gpu-type", "X"], "--power-trace /dev/null: not a regular file"),
         (["--gpus-per-replica", "3"], "--gpus-per-replica must be 1, 2, 4 or 8"),
         (["--trace-limit", "0"], "--trace-limit must be >= 1"),
         # Checked before the sweep (review: these failed after it, losing the measurement).

@@ -105,3 +105,19 @@ def test_prompts_have_the_asked_length_and_differ() -> None:
     assert all(PROMPT_TOKEN_ID_RANGE[0] <= t < PROMPT_TOKEN_ID_RANGE[1] for t in first)
     assert len(maker.words(300).split()) == 300
     assert PromptMaker(seed=7).token_ids(512) == first
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,100\n", r"line 2: ContextTokens/Gener"),
+        (b"TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,\xff,4\n", r"not UTF-8 text"),
+    ],
+)
+def test_a_bad_request_trace_is_refused_naming_the_file(tmp_path: Path, body: bytes, message: str) -> None:
+    # Found in review: a short row was a TypeError traceback; a non-UTF-8 byte named no file.
+    path = tmp_path / "trace.csv"
+    path.write_bytes(body)
+    with pytest.raises(ValueError, match=message) as caught:
+        load_trace_shapes(path, max_prompt_tokens=1000, max_output_tokens=100)
+    assert str(path) in str(caught.value)

@@ -124,10 +124,10 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UsageError("--gpu-type is required with --prometheus or --power-trace (NVML cannot tell it)")
     if args.gpus_per_replica is not None and args.gpus_per_replica not in (1, 2, 4, 8):
         raise UsageError(f"--gpus-per-replica must be 1, 2, 4 or 8, got {args.gpus_per_replica}")
-    if args.trace is not None and not args.trace.is_file():
-        raise UsageError(f"--trace {args.trace}: no such file")
-    if args.power_trace is not None and not args.power_trace.is_file():
-        raise UsageError(f"--power-trace {args.power_trace}: no such file")
+    for flag, path in (("--trace", args.trace), ("--power-trace", args.power_trace)):
+        if path is not None and not path.is_file():
+            # /dev/null or a folder exists: "no such file" sent users looking for a typo (found in review).
+            raise UsageError(f"{flag} {path}: {'not a regular file' if path.exists() else 'no such file'}")
     _check_outputs(args)
 
 

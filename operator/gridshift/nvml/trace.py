@@ -7,6 +7,7 @@ the trace's exact integral, so its counter and its sampled power agree as a real
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -60,19 +61,26 @@ class PowerTrace:
         """
         times: list[float] = []
         watts: list[float] = []
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-            for row in reader:
-                if (run is not None and row.get("run") != run) or (phase is not None and row.get("phase") != phase):
-                    continue
-                times.append(float(row["t_s"]))
-                watts.append(float(row["power_w"]))
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
+                if missing:
+                    raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+                for line, row in enumerate(reader, start=2):
+                    if (run is not None and row.get("run") != run) or (phase is not None and row.get("phase") != phase):
+                        continue
+                    times.append(_finite(row.get("t_s"), f"{path}, line {line}: t_s"))
+                    watts.append(_finite(row.get("power_w"), f"{path}, line {line}: power_w"))
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        except OSError as error:
+            raise ValueError(f"{path}: cannot read ({error.strerror})") from None
         if len(times) < 2:
             raise ValueError(f"{path}: fewer than 2 samples match run={run!r} phase={phase!r}")
         steps = np.diff(times)
+        if not (steps > 0).any():
+            raise ValueError(f"{path}: every sample has the same t_s; a trace needs time to pass")
         period = float(np.median(steps[steps > 0]))
         # Each phase's clock restarts at 0: phases selected together are laid end to end, a period apart.
         offsets = [0.0]
@@ -163,3 +171,17 @@ class TracePowerSampler(ThreadedPowerSampler):
         if settings.gpu_indices is not None:
             replay["gpu_count"] = len(settings.gpu_indices)
         super().__init__(TracePowerReader(trace, **replay), settings, replay.get("clock", time.monotonic))
+
+
+def _finite(text: str | None, where: str) -> float:
+    """One cell as a finite number; ValueError naming the file, line and column otherwise (found in review:
+    a short row was a TypeError traceback, `inf` an OverflowError, `abc` named neither file nor line)."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        raise ValueError(f"{where}: not a number: {text!r}") from None
+    if text is None:
+        raise ValueError(f"{where}: missing (the row is short)")
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: must be a finite number, got {text!r}")
+    return value

@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 # Token ids drawn for prompts: above the special and byte tokens of common vocabularies (Llama 3's
 # 128k, Qwen's 151k, Mistral's 32k) and below the smallest of them.
@@ -43,28 +44,40 @@ def load_trace_shapes(
 
     Outputs shorter than 2 tokens are raised to 2 so each request has an inter-token gap.
     """
-    shapes: list[RequestShape] = []
     try:
-        handle = path.open(newline="")
+        handle = path.open(newline="", encoding="utf-8")
     except OSError as error:
         raise ValueError(f"trace {path}: cannot read ({error.strerror})") from None
     with handle:
-        reader = csv.DictReader(handle)
-        missing = {"ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"trace {path}: missing column(s) {sorted(missing)} (Azure trace format expected)")
-        for line, row in enumerate(reader, start=2):
-            try:
-                prompt, output = int(row["ContextTokens"]), int(row["GeneratedTokens"])
-            except ValueError:
-                raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
-            if prompt < 1:
-                continue
-            shapes.append(RequestShape(min(prompt, max_prompt_tokens), min(max(output, 2), max_output_tokens)))
-            if limit is not None and len(shapes) >= limit:
-                break
+        try:
+            shapes = _read_shapes(path, handle, max_prompt_tokens, max_output_tokens, limit)
+        except UnicodeDecodeError as error:
+            raise ValueError(f"trace {path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not shapes:
         raise ValueError(f"trace {path}: no request with a prompt")
+    return shapes
+
+
+def _read_shapes(
+    path: Path, handle: IO[str], max_prompt_tokens: int, max_output_tokens: int, limit: int | None
+) -> list[RequestShape]:
+    """The rows of an open Azure-format trace as request shapes (at most `limit`)."""
+    shapes: list[RequestShape] = []
+    reader = csv.DictReader(handle)
+    missing = {"ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"trace {path}: missing column(s) {sorted(missing)} (Azure trace format expected)")
+    for line, row in enumerate(reader, start=2):
+        try:
+            # A short row leaves None (a TypeError from int(): found in review as a traceback).
+            prompt, output = int(row["ContextTokens"] or ""), int(row["GeneratedTokens"] or "")
+        except ValueError:
+            raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
+        if prompt < 1:
+            continue
+        shapes.append(RequestShape(min(prompt, max_prompt_tokens), min(max(output, 2), max_output_tokens)))
+        if limit is not None and len(shapes) >= limit:
+            break
     return shapes
 
 
