@@ -114,6 +114,16 @@ def test_carbon_inputs_are_refused_before_anything_is_replayed(
             args.handler(args)
 
 
+def test_a_market_without_a_known_local_time_must_be_named(tmp_path: Path) -> None:
+    # Found in review: prices_DE-LU_2024.csv was replayed as a market "prices", its users' day on UTC.
+    path = tmp_path / "prices_DE-LU_2024.csv"
+    path.write_text("Datetime,Price (EUR/MWh)\n" + "".join(f"2024-03-04T{h:02d}:00:00Z,{50 + h}\n" for h in range(24)))
+    argv = ["--days", "0.05", "--deployments", "1", "--scenario", "owned", "--jobs", "1", "--prices", str(path)]
+    args = _parse([*argv, "--no-progress", "--start", "2024-03-04T00:00:00Z"])
+    with pytest.raises(UsageError, match=r"market prices \(from a file or column name\) has no known local time"):
+        args.handler(args)
+
+
 def test_a_broken_gzip_file_is_named_and_a_bom_is_not_part_of_the_header(tmp_path: Path) -> None:
     broken = tmp_path / "trace.jsonl.gz"
     broken.write_bytes(gzip.compress(b'{"timestamp": 0, "input_length": 1, "output_length": 1}\n')[:-12])

@@ -328,10 +328,21 @@ def keep_freed_heap() -> bool:
     return all(mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in wanted)
 
 
-def _check_market_keys(settings: Any) -> None:
-    """--pue and --gpu-price keys must be markets of the replay: a typo left the default in place, silently."""
+def _check_market_keys(settings: Any, named: str | None) -> None:
+    """--pue and --gpu-price keys must be markets of the replay: a typo left the default in place, silently.
+    A market without a known local time (it shapes its users' day) must be one --markets names (`named`):
+    found in review, prices_DE-LU_2024.csv was replayed as a market "prices" on UTC, unasked."""
     from gridshift.cli.usage import UsageError
+    from gridshift.simulation.settings import MARKET_TIMEZONES
 
+    chosen = set((named or "").split(","))
+    unknown_zone = [m for m in settings.markets if m not in MARKET_TIMEZONES and m not in chosen]
+    if unknown_zone:
+        raise UsageError(
+            f"--prices: market {', '.join(unknown_zone)} (from a file or column name) has no known local time; "
+            f"name the file after a market (<MARKET>_anything.csv: {', '.join(MARKET_TIMEZONES)}), or name it "
+            "with --markets to replay its users' day on UTC"
+        )
     for flag, keyed in (("--pue", settings.pue_by_market), ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market)):
         unknown = sorted(set(keyed) - set(settings.markets))
         if unknown:
@@ -385,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
             max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
         )
         settings = replace(settings, markets=tuple(p.market for p in prices))
-        _check_market_keys(settings)
+        _check_market_keys(settings, args.markets)
         traces = _traces(args)
         _, deployments_file = deployments_flag(args.deployments)
         setups = None
