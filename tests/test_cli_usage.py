@@ -8,6 +8,7 @@ inf` and `--fx EUR=inf` ended in tracebacks), a non-UTF-8 file made `validate` r
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,14 @@ def test_non_finite_or_out_of_range_number_flags_are_refused_by_name(
 
 def test_bench_mix_prints_its_summary_when_no_fleet_meets_the_slo(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_code(["bench", "mix", "--ttft-ms", "1"]) == 1  # the target is not met: exit 1, no TypeError
-    assert "planner / exact at most - (mean -;" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "planner / exact at most - (mean -;" in out
+    # Found in review: each row printed nan and a planner cost of 0.000 USD/h, and nothing said why.
+    assert "nan" not in out and "no GPU type meets the SLO for this workload" in out
+    assert "no GPU type meets --ttft-ms 1 and --tpot-ms 100 for any workload" in err
+    assert exit_code(["bench", "mix", "--ttft-ms", "1", "--json"]) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"workload"' in line]
+    assert rows and all(r["planner_usd_per_hour"] is None for r in rows)
 
 
 def test_a_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

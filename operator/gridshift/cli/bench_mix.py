@@ -25,6 +25,7 @@ import gzip
 import json
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -225,7 +226,8 @@ def _measure(workload: Any, offers: Any, profiles: Any, args: argparse.Namespace
         "classes": len(workload.classes),
         "exact_usd_per_hour": exact_usd,
         "exact_replicas": exact["replicas"] if exact else None,
-        "planner_usd_per_hour": scored["usd_per_hour"],
+        # null, not 0.0, for a plan that serves nothing (no GPU type meets the SLO).
+        "planner_usd_per_hour": scored["usd_per_hour"] if scored["covered"] or scored["replicas"] else None,
         "planner_replicas": scored["replicas"],
         "planner_covers_demand": scored["covered"],
         "ratio": scored["usd_per_hour"] / exact_usd if exact_usd else None,
@@ -252,6 +254,10 @@ def _fleet(replicas: dict[str, int] | None) -> str:
 def _print(args: argparse.Namespace, row: dict[str, Any]) -> None:
     if args.json:
         print(json.dumps(row, sort_keys=True))
+        return
+    if row["exact_usd_per_hour"] is None:
+        # Found in review: such rows printed nan and a planner cost of 0.000 USD/h, saying nothing.
+        print(f"{row['workload']:<14} no GPU type meets the SLO for this workload (--ttft-ms, --tpot-ms)")
         return
     ratio = row["ratio"]
     print(
@@ -324,6 +330,12 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
         _print(args, row)
     summary = _summary(rows)
+    if all(row["exact_usd_per_hour"] is None for row in rows):
+        print(
+            f"gridshift bench mix: no GPU type meets --ttft-ms {args.ttft_ms:g} and --tpot-ms {args.tpot_ms:g} for "
+            "any workload at any batch size: nothing to compare",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
