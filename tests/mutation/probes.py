@@ -265,8 +265,8 @@ PROBES = [
     Probe(
         "PriceFeedStale not set on the deployment",
         STATUS,
-        "stale_prices = sorted(c for c, v in views.items() if v.reading is None or v.reading.stale)",
-        "stale_prices = sorted(c for c, v in views.items() if v.reading is None)",
+        "stale_prices = sorted(c for c, v in concerning.items() if v.reading is None or v.reading.stale)",
+        "stale_prices = sorted(c for c, v in concerning.items() if v.reading is None)",
         (f"{T_FAILSAFES}::test_a_stale_price_feed_is_flagged_where_it_matters_and_moves_nothing",),
     ),
     Probe(

@@ -92,11 +92,18 @@ def test_the_greedy_stops_when_asked_and_the_search_keeps_a_valid_plan() -> None
             return next(asked) >= n
 
         assert violations(problem, solve_greedy(problem, SETTINGS, stop=stop)) == []
-    # A clock already past the deadline: nothing runs but the re-validated current placement.
+    # A clock already past the deadline: nothing runs but the re-validated current placement and, as the
+    # search was handed time, the first fill without prices (its documented exception, docs/planner.md).
     ticks = iter(range(0, 10**6, 100))
     result = search(problem, PlannerSettings(time_budget_seconds=1.0), clock=lambda: float(next(ticks)))
     assert result.budget_exhausted
-    assert result.solution.solver == Solver.CURRENT
+    assert result.solution.solver in (Solver.CURRENT, Solver.PRICED)
+    ran = [step.split(":")[0] for step in result.steps]
+    assert ran == ["current placement, re-validated", "pool prices (LP relaxation)", "first fill"], result.steps
+    assert violations(problem, result.solution) == []
+    # Handed no time at all: the re-validated current placement only.
+    result = search(problem, PlannerSettings(time_budget_seconds=1.0), clock=lambda: float(next(ticks)), budget=0.0)
+    assert result.solution.solver == Solver.CURRENT and len(result.steps) == 1, result.steps
     assert violations(problem, result.solution) == []
 
 

@@ -344,6 +344,27 @@ def test_replicas_stranded_in_an_unreachable_cluster_are_not_desired() -> None:
     assert [(p["cluster"], p["desired"]) for p in status["placements"]] == [("eu-de", 7), ("eu-fr", 7)]
     desired = samples(world.service.metrics, "gridshift_deployment_desired_replicas")
     assert {dict(k)["region"]: v for k, v in desired.items()} == {"eu-fr": 7.0}
+    assert "7/7 replicas Ready" in message(status, "Ready"), message(status, "Ready")
+
+
+def test_replicas_stranded_with_nothing_to_replace_them_stay_desired() -> None:
+    # Found in review of the fix above: a Frozen deployment whose only cluster was lost showed Desired 0
+    # (and no region), though nothing replaces its replicas.
+    from tests.service.test_metrics import samples
+
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    body = deployment_body()
+    world.add(body)
+    settled(world, 2)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    settled(world, 2)
+    world.members["eu-de"].reachable = False
+    status = settled(world, 2)
+    assert status["desiredReplicas"] == 7 and status["regions"] == "eu-de", status
+    assert "0/7 replicas Ready" in message(status, "Ready"), message(status, "Ready")
+    desired = samples(world.service.metrics, "gridshift_deployment_desired_replicas")
+    assert {dict(k)["region"]: v for k, v in desired.items()} == {"eu-de": 7.0}
 
 
 def test_clusters_a_deployment_may_not_use_are_not_its_concern() -> None:

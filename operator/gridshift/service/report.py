@@ -166,7 +166,7 @@ class Reporter:
     ) -> DeploymentReport:
         composed = deployment_status(now, deployment, applied, plan, progress, views)
         _deployment_problems(deployment, applied, progress, report)
-        report.outcomes.append(_outcome(deployment, applied, composed, views))
+        report.outcomes.append(_outcome(deployment, applied, plan, composed, views))
         patch = status_patch(deployment.old_status, composed.status)
         change = composed.decision
         decision = change if change is not None and change.reason not in QUIET_DECISIONS else None
@@ -299,13 +299,17 @@ def _decision_event(decision: DecisionChange) -> _Event:
 
 
 def _outcome(
-    deployment: ObservedDeployment, applied: S.Deployment, composed: DeploymentReport, views: Mapping[str, ClusterView]
+    deployment: ObservedDeployment,
+    applied: S.Deployment,
+    plan: DeploymentPlan,
+    composed: DeploymentReport,
+    views: Mapping[str, ClusterView],
 ) -> DeploymentOutcome:
     by_region: dict[str, tuple[int, int]] = {}
     for p in applied.placements:
         region = views[p.cluster].region if p.cluster in views else ""
         desired, ready = by_region.get(region, (0, 0))
-        by_region[region] = (desired + (p.desired if counts_as_desired(p.cluster, views) else 0), ready + p.ready)
+        by_region[region] = (desired + (p.desired if counts_as_desired(p.cluster, views, plan) else 0), ready + p.ready)
     slo = deployment.resource.spec.slo
     return DeploymentOutcome(
         namespace=applied.namespace,

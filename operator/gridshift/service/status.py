@@ -239,7 +239,7 @@ def deployment_health(
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
     ready = sum(p.ready for p in applied.placements)
-    desired = sum(p.desired for p in applied.placements)
+    desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
     ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
     needed = plan.needed_tokens_per_s
     if needed is None:  # demand unknown: every replica the plan keeps must be Ready
@@ -495,8 +495,10 @@ def deployment_status(
     generation = deployment.body["metadata"].get("generation")
     placements = _placements(applied, views)
     ready = sum(p["ready"] for p in placements)
-    desired = sum(p["desired"] for p in placements if counts_as_desired(p["cluster"], views))
-    regions = sorted({p["region"] for p in placements if p["desired"] > 0 and counts_as_desired(p["cluster"], views)})
+    desired = sum(p["desired"] for p in placements if counts_as_desired(p["cluster"], views, plan))
+    regions = sorted(
+        {p["region"] for p in placements if p["desired"] > 0 and counts_as_desired(p["cluster"], views, plan)}
+    )
     concerning = _concerning(idep, applied, views)
     unreachable = sorted(c for c, v in concerning.items() if not v.reachable)
     stale_prices = sorted(c for c, v in concerning.items() if v.reading is None or v.reading.stale)
@@ -564,13 +566,20 @@ def deployment_status(
     return DeploymentReport(stored, health, change)
 
 
-def counts_as_desired(cluster: str, views: Mapping[str, ClusterView]) -> bool:
-    """Whether the replicas last applied in `cluster` count as desired: not in a cluster that cannot be
-    reached (or is gone), whose replicas the plan replaces elsewhere. Found in review: during an outage
-    desiredReplicas and gridshift_deployment_desired_replicas counted both the stranded replicas and
-    their replacements (Desired 14 for a decision of 7)."""
+def counts_as_desired(cluster: str, views: Mapping[str, ClusterView], plan: DeploymentPlan) -> bool:
+    """Whether the replicas last applied in `cluster` count as desired: in a cluster that cannot be reached
+    (or is gone) only while the plan keeps them there and replaces them nowhere else (Frozen keeps them;
+    Auto places their replacements in reachable clusters when it can). Found in review: during an outage
+    desiredReplicas and gridshift_deployment_desired_replicas counted both the stranded replicas and their
+    replacements (Desired 14 for a decision of 7); and then, in review of that fix, a Frozen deployment
+    whose cluster was lost showed Desired 0 though nothing replaced its replicas."""
     view = views.get(cluster)
-    return view is not None and view.reachable
+    if view is not None and view.reachable:
+        return True
+    if not any(t.cluster == cluster and t.replicas > 0 for t in plan.targets):
+        return False
+    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)
+    return plan.mode is not MigrationMode.AUTO or not replaced
 
 
 def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list[dict[str, Any]]:
