@@ -195,6 +195,7 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
         (b"t_s,power_w\n0.00,300\n0.02,inf\n", r"line 3: power_w: must be a finite number, got 'inf'"),
         (b"t_s,power_w\n0.00,300\n0.02,nan\n", r"line 3: power_w: must be a finite number, got 'nan'"),
         (b"t_s,power_w\n0.00,300\n0.02,abc\n", r"line 3: power_w: not a number: 'abc'"),
+        (b"t_s,power_w\n0.00,300\n\n\n0.02,abc\n", r"line 5: power_w: not a number"),  # blank lines count
         (b"t_s,power_w\n0.00,300\n0.00,310\n", r"every sample has the same t_s"),
         (b"t_s,power_w\n0.00,300\n0.02,\xff\n", r"not UTF-8 text"),
     ],

@@ -122,8 +122,16 @@ def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest
     with pytest.raises(UsageError, match="carry no UTC offset; say whose local time they are with --timezone"):
         run(str(french), "--json")
     assert run(str(french), "--json", "--timezone", "Europe/Paris") == 0
-    rows = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
     assert rows[0]["start"] == "2023-12-31T23:00:00Z" and rows[0]["price"] == 0.1
+    # Found in self-review: the spring-forward row (02:00, which does not exist in Paris) was printed as
+    # an interval of no length; the autumn hour the file leaves out is a 2-hour row.
+    assert all(r["start"] < r["end"] for r in rows)
+    assert [(r["start"], r["resolution"]) for r in rows if r["resolution"] != "PT60M"] == [
+        ("2024-10-27T00:00:00Z", "PT120M")
+    ]
+    assert "1 row(s) at local times that do not exist in Europe/Paris" in err
     with pytest.raises(UsageError, match="unknown time zone 'Mars/Olympus'"):
         run(str(french), "--timezone", "Mars/Olympus")
     with pytest.raises(UsageError, match="--timezone applies to CSV sources only"):
@@ -136,3 +144,12 @@ def test_a_price_beyond_any_market_is_refused_naming_it(tmp_path: Path) -> None:
     path.write_text("Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,1e308\n")
     with pytest.raises(UsageError, match=r"1e\+308 EUR/MWh is beyond any market's price"):
         run(str(path), "--json")
+
+
+def test_an_hours_only_offset_is_an_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in self-review: "+01" (which the parser honours) was taken for no offset, so --timezone was
+    # asked for, and with it the hour was moved twice.
+    path = tmp_path / "DE-LU_prices.csv"
+    path.write_text("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00+01,50\n2024-01-01 01:00:00+01,60\n")
+    assert run(str(path), "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["start"] == "2023-12-31T23:00:00Z"

@@ -122,6 +122,12 @@ def test_a_market_without_a_known_local_time_must_be_named(tmp_path: Path) -> No
     args = _parse([*argv, "--no-progress", "--start", "2024-03-04T00:00:00Z"])
     with pytest.raises(UsageError, match=r"market prices \(from a file or column name\) has no known local time"):
         args.handler(args)
+    # Named with --markets (spaces after commas are fine: found in self-review), it is replayed.
+    germany = tmp_path / "DE-LU_prices.csv"
+    germany.write_text(path.read_text())
+    named = ["--prices", str(germany), "--markets", "DE-LU, prices", "--start", "2024-03-04T00:00:00Z"]
+    args = _parse([*argv, *named, "--no-progress", "--json"])
+    assert args.handler(args) == 0
 
 
 def test_a_broken_gzip_file_is_named_and_a_bom_is_not_part_of_the_header(tmp_path: Path) -> None:

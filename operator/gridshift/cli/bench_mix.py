@@ -262,7 +262,7 @@ def _print(args: argparse.Namespace, row: dict[str, Any]) -> None:
     ratio = row["ratio"]
     print(
         f"{row['workload']:<14} exact {row['exact_usd_per_hour'] or float('nan'):8.3f} USD/h "
-        f"{_fleet(row['exact_replicas']):<34} planner {row['planner_usd_per_hour']:8.3f} "
+        f"{_fleet(row['exact_replicas']):<34} planner {_figure(row['planner_usd_per_hour'], '8.3f'):>8} "
         f"{_fleet(row['planner_replicas']):<34} ratio {ratio if ratio else float('nan'):.4f}  "
         f"best single {_short(row['best_single_type'] or '-')} {row['best_single_usd_per_hour'] or float('nan'):.3f} "
         f"(mix saves {row['mix_saving_pct'] if row['mix_saving_pct'] is not None else float('nan'):.1f}%)  "

@@ -138,10 +138,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             text = body.decode("utf-8-sig")
             zone = _naive_timezone(name, text, args.timezone)
-            intervals = [
+            moved = [
                 replace(i, start=local_to_utc(i.start, zone), end=local_to_utc(i.end, zone))
                 for i in parse_price_csv(text, feed=name, column=args.column)
             ]
+            # A row at a local time that does not exist (the spring-forward hour, which the EU per-market
+            # files write) ends where it starts once in UTC: it priced no time (found in review: printed
+            # with resolution PT0S). The repeated autumn hour such files leave out shows as a 2-hour row.
+            intervals = [i for i in moved if i.end > i.start]
+            if len(intervals) < len(moved):
+                print(
+                    f"{name}: {len(moved) - len(intervals)} row(s) at local times that do not exist in "
+                    f"{zone} (clocks going forward) left out",
+                    file=sys.stderr,
+                )
     except PriceFeedError as error:
         raise UsageError(str(error)) from error
     except UnicodeDecodeError as error:

@@ -113,7 +113,8 @@ def _input_arguments(parser: Any) -> None:
         "--markets",
         default=None,
         help="comma-separated markets to simulate (default: DE-LU,US-TEX-ERCO,US-CAL-CISO,US-MIDA-PJM,US-NY-NYIS, "
-        "the markets with both a 2024 price and carbon recording; or all in --prices)",
+        "the markets with both a 2024 price and carbon recording; or all in --prices, each a market whose local "
+        "time gridshift knows unless named here, when its users' day is on UTC)",
     )
     parser.add_argument(
         "--trace",
@@ -335,8 +336,8 @@ def _check_market_keys(settings: Any, named: str | None) -> None:
     from gridshift.cli.usage import UsageError
     from gridshift.simulation.settings import MARKET_TIMEZONES
 
-    chosen = set((named or "").split(","))
-    unknown_zone = [m for m in settings.markets if m not in MARKET_TIMEZONES and m not in chosen]
+    # With --markets, every market of the replay is one it named (spaces and all: they are stripped there).
+    unknown_zone = [] if named else [m for m in settings.markets if m not in MARKET_TIMEZONES]
     if unknown_zone:
         raise UsageError(
             f"--prices: market {', '.join(unknown_zone)} (from a file or column name) has no known local time; "

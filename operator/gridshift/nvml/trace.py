@@ -67,7 +67,8 @@ class PowerTrace:
                 missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
                 if missing:
                     raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-                for line, row in enumerate(reader, start=2):
+                for row in reader:
+                    line = reader.line_num  # the physical line: blank lines and quoted newlines counted
                     if (run is not None and row.get("run") != run) or (phase is not None and row.get("phase") != phase):
                         continue
                     times.append(_finite(row.get("t_s"), f"{path}, line {line}: t_s"))

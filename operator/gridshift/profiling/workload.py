@@ -67,7 +67,8 @@ def _read_shapes(
     missing = {"ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
     if missing:
         raise ValueError(f"trace {path}: missing column(s) {sorted(missing)} (Azure trace format expected)")
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num  # the physical line: blank lines and quoted newlines counted
         try:
             # A short row leaves None (a TypeError from int(): found in review as a traceback).
             prompt, output = int(row["ContextTokens"] or ""), int(row["GeneratedTokens"] or "")

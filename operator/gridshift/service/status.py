@@ -495,10 +495,8 @@ def deployment_status(
     generation = deployment.body["metadata"].get("generation")
     placements = _placements(applied, views)
     ready = sum(p["ready"] for p in placements)
-    desired = sum(p["desired"] for p in placements if counts_as_desired(p["cluster"], views, plan))
-    regions = sorted(
-        {p["region"] for p in placements if p["desired"] > 0 and counts_as_desired(p["cluster"], views, plan)}
-    )
+    wanted = [p for p in placements if counts_as_desired(p["cluster"], views, plan)]
+    desired, regions = sum(p["desired"] for p in wanted), sorted({p["region"] for p in wanted if p["desired"] > 0})
     concerning = _concerning(idep, applied, views)
     unreachable = sorted(c for c, v in concerning.items() if not v.reachable)
     stale_prices = sorted(c for c, v in concerning.items() if v.reading is None or v.reading.stale)
