@@ -326,17 +326,13 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
     failure = cluster_failure(view)
     if failure is not None and view.error is not None:
         report.problems.append(Problem(_CLUSTER_PROBLEM[failure], view.error, cluster=view.name))
-    reading = view.reading
-    feed_error = view.feed_error or (str(reading.error) if reading is not None and reading.error is not None else None)
-    if feed_error:
-        report.problems.append(Problem(CycleErrorReason.PRICE_FEED_FAILED, feed_error, cluster=view.name))
+    if view.price_feed_problem:
+        report.problems.append(Problem(CycleErrorReason.PRICE_FEED_FAILED, view.price_feed_problem, cluster=view.name))
     # Found in review: a carbon feed failing for hours counted no cycle error and logged nothing.
-    carbon = view.carbon_reading
-    carbon_error = view.carbon_feed_error or (
-        str(carbon.error) if carbon is not None and carbon.error is not None else None
-    )
-    if carbon_error:
-        report.problems.append(Problem(CycleErrorReason.CARBON_FEED_FAILED, carbon_error, cluster=view.name))
+    if view.carbon_feed_problem:
+        report.problems.append(
+            Problem(CycleErrorReason.CARBON_FEED_FAILED, view.carbon_feed_problem, cluster=view.name)
+        )
     if view.foreign:
         report.problems.append(
             Problem(

@@ -24,6 +24,12 @@ from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.price_service import PriceReading
 
 
+def _feed_problem(reading: PriceReading | CarbonReading | None, not_built: str | None) -> str | None:
+    if reading is not None and reading.error is not None:
+        return str(reading.error)
+    return not_built
+
+
 @dataclass
 class ClusterView:
     """What one cycle learned about one member cluster."""
@@ -69,6 +75,16 @@ class ClusterView:
     @property
     def reachable(self) -> bool:
         return self.inventory is not None
+
+    @property
+    def price_feed_problem(self) -> str | None:
+        """The price feed's last error: its reading's, or why it could not be built (one or the other)."""
+        return _feed_problem(self.reading, self.feed_error)
+
+    @property
+    def carbon_feed_problem(self) -> str | None:
+        """The carbon feed's last error: its reading's, or why it could not be built (one or the other)."""
+        return _feed_problem(self.carbon_reading, self.carbon_feed_error)
 
     def workload_namespace_for(self, hub_namespace: str) -> str:
         """Where the replicas of a deployment in `hub_namespace` live in this cluster."""

@@ -649,7 +649,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     if view.namespaces_in_use:
         status["workloadNamespaces"] = list(view.namespaces_in_use)
     carbon_condition = _carbon_status(now, view, status)
-    feed_error = str(reading.error) if reading is not None and reading.error is not None else view.feed_error or ""
+    feed_error = view.price_feed_problem or ""
     failure = cluster_failure(view)
     ready = failure or (ClusterReadyReason.PRICE_FEED_STALE if stale else ClusterReadyReason.REACHABLE)
     ready_message = view.error or (f"no fresh prices: {feed_error}" if stale else "")
@@ -706,7 +706,7 @@ def _carbon_status(
         if reading.last_good_fetch is not None:
             status["lastCarbonFetch"] = reading.last_good_fetch.isoformat()
     stale = reading is None or reading.stale
-    error = str(reading.error) if reading is not None and reading.error is not None else view.carbon_feed_error or ""
+    error = view.carbon_feed_problem or ""
     return stale, CarbonFeedReason.STALE if stale else CarbonFeedReason.FRESH, error
 
 
