@@ -82,29 +82,16 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
 
 def _naive_timezone(name: str, text: str, timezone: str | None) -> str | None:
     """Whose local time a CSV's timestamps are (None: they carry offsets): `timezone`, required when they
-    carry none. Found in review: the EU per-market files (French local time) were printed under
-    "start (UTC)" an hour or two off."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+    carry none, as `simulate --prices-timezone`. Found in review: the EU per-market files (French local
+    time) were printed under "start (UTC)" an hour or two off."""
     from gridshift.cli.usage import UsageError
-    from gridshift.simulation.data import SimulationInputError, naive_times
+    from gridshift.simulation.data import SimulationInputError, check_timezone, local_timezone
 
     try:
-        naive = naive_times(text, name)
+        check_timezone(timezone, "--timezone")
+        return local_timezone(text, name, timezone, "--timezone")
     except SimulationInputError as error:
         raise UsageError(str(error)) from None
-    if not naive:
-        return None
-    if timezone is None:
-        raise UsageError(
-            f"{name}: its timestamps carry no UTC offset; say whose local time they are with --timezone "
-            "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC)"
-        )
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--timezone: unknown time zone {timezone!r}") from None
-    return timezone
 
 
 def _guess_format(name: str, body: bytes) -> str:

@@ -279,6 +279,29 @@ def naive_times(text: str, source: str) -> bool:
     return bool(first)
 
 
+def check_timezone(timezone: str | None, flag: str) -> None:
+    """SimulationInputError naming `flag` unless `timezone` is None or an IANA zone this Python knows."""
+    if timezone is None:
+        return
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise SimulationInputError(f"{flag}: unknown time zone {timezone!r}") from error
+
+
+def local_timezone(text: str, source: str, timezone: str | None, flag: str) -> str | None:
+    """Whose local time a price CSV's timestamps are: None when they carry offsets, else `timezone`, which
+    `flag` must then have given (naive_times refuses a file mixing the two)."""
+    if not naive_times(text, source):
+        return None
+    if timezone is None:
+        raise SimulationInputError(
+            f"{source}: its timestamps carry no UTC offset; say whose local time they are with {flag} "
+            "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC), or use the wide UTC file"
+        )
+    return timezone
+
+
 def load_prices(
     paths: Sequence[Path],
     *,
@@ -294,11 +317,7 @@ def load_prices(
     (UTC included): the EU per-market files of shared/data/prices-2024 are French local time, and reading
     them as UTC shifted every price by one or two hours without a word.
     """
-    if timezone is not None:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise SimulationInputError(f"--prices-timezone: unknown time zone {timezone!r}") from error
+    check_timezone(timezone, "--prices-timezone")
     if not paths:
         return parse_prices(
             shipped_text(SHIPPED_PRICES),
@@ -312,12 +331,7 @@ def load_prices(
     source_of: dict[str, Path] = {}
     for path in paths:
         text = _read_text(path)
-        naive = naive_times(text, str(path))
-        if timezone is None and naive:
-            raise SimulationInputError(
-                f"{path}: its timestamps carry no UTC offset; say whose local time they are with --prices-timezone "
-                "(e.g. Europe/Paris for the EU files of prices-2024, UTC if they are UTC), or use the wide UTC file"
-            )
+        zone = local_timezone(text, str(path), timezone, "--prices-timezone")
         wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
         if wide and markets is not None and not wanted:
@@ -328,7 +342,7 @@ def load_prices(
             fx_to_usd=fx_to_usd,
             markets=wanted,
             parser=parser,
-            naive_timezone=timezone if naive else None,
+            naive_timezone=zone,
             max_abs_usd_per_kwh=max_abs_usd_per_kwh,
         ):
             if series.market in found:
