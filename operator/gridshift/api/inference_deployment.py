@@ -614,7 +614,7 @@ class PlacementStatus(ApiModel):
         ge=0,
         description=(
             "Replicas the operator wants there; in a cluster it cannot reach, the count last applied "
-            "(not counted in desiredReplicas: the plan replaces them elsewhere)."
+            "(counted in desiredReplicas only while the plan replaces them nowhere else)."
         ),
     )
     ready: int = Field(ge=0, description="Replicas Ready there.")
@@ -757,7 +757,9 @@ class InferenceDeploymentStatus(ApiModel):
     regions: str | None = Field(default=None, description="Comma-separated regions with replicas (for kubectl get).")
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready replicas over all clusters.")
     desired_replicas: int | None = Field(
-        default=None, ge=0, description="Desired replicas over all reachable clusters."
+        default=None,
+        ge=0,
+        description="Desired replicas: in reachable clusters, and in unreachable ones while nothing replaces them.",
     )
     placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
     routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")

@@ -240,7 +240,7 @@ PREDICTED_JOULES = Declared(
 DESIRED_REPLICAS = Declared(
     Gauge,
     "gridshift_deployment_desired_replicas",
-    "Replicas gridshift wants in a region's reachable clusters (those stranded in an unreachable one are not counted).",
+    "Replicas gridshift wants in a region (those stranded in an unreachable cluster while nothing replaces them).",
     _DEPLOYMENT_REGION,
     leader_only=True,
 )
