@@ -177,12 +177,12 @@ class TracePowerSampler(ThreadedPowerSampler):
 def _finite(text: str | None, where: str) -> float:
     """One cell as a finite number; ValueError naming the file, line and column otherwise (found in review:
     a short row was a TypeError traceback, `inf` an OverflowError, `abc` named neither file nor line)."""
-    try:
-        value = float(text) if text is not None else math.nan
-    except ValueError:
-        raise ValueError(f"{where}: not a number: {text!r}") from None
     if text is None:
         raise ValueError(f"{where}: missing (the row is short)")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: not a number: {text!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{where}: must be a finite number, got {text!r}")
     return value
