@@ -82,11 +82,27 @@ def test_url_source_is_fetched_and_printed_as_a_table(
         # Review: an unparsable URL was an httpx.InvalidURL traceback; other schemes were read as file paths.
         (["https://h:12ab/x?securityToken=S3cr3tTok"], r"not a valid URL: <unparsable URL omitted>"),
         (["ftp://example.org/prices.csv"], "only http:// and https:// URLs, or a file"),
+        ([str(HOURLY), "--sequence", "0"], r"--sequence must be within 1\.\.9"),
+        ([str(HOURLY), "--format", "csv", "--sequence", "2"], "--sequence applies to ENTSO-E documents only"),
     ],
 )
 def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
     with pytest.raises(UsageError, match=words):
         run(*argv)
+
+
+def test_sequence_chooses_the_auction_of_a_zone_with_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = HOURLY.read_text()
+    series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]
+    tag = "classificationSequence_AttributeInstanceComponent.position"
+    first = series.replace("</curveType>", f"</curveType><{tag}>1</{tag}>")
+    second = first.replace(f">1</{tag}>", f">2</{tag}>").replace(">64.98<", ">60<")
+    document = tmp_path / "de-lu.xml"
+    document.write_text(text.replace(series, first + "\n" + second))
+    assert run(str(document), "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["price"] == 64.98
+    assert run(str(document), "--json", "--sequence", "2") == 0
+    assert json.loads(capsys.readouterr().out)[0]["price"] == 60
 
 
 def test_truncated_document_names_the_field(tmp_path: Path) -> None:

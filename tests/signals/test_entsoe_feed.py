@@ -26,9 +26,12 @@ ACK = (ENTSOE_FIXTURES / "crafted_acknowledgement_999_no_data.xml").read_bytes()
 NOW = datetime(2024, 10, 8, 10, 17, tzinfo=UTC)
 
 
-def feed(server: LocalServer, currency: str = "EUR", **settings: object) -> EntsoePriceFeed:
+def feed(server: LocalServer, currency: str = "EUR", sequence: int = 1, **settings: object) -> EntsoePriceFeed:
     spec = EntsoeFeed(
-        area_eic=BE, token_secret_ref=SecretKeyRef(name="entsoe", key="token"), endpoint=server.url + "/api"
+        area_eic=BE,
+        token_secret_ref=SecretKeyRef(name="entsoe", key="token"),
+        endpoint=server.url + "/api",
+        sequence=sequence,
     )
     chosen = PriceFeedSettings(**{"http_timeout_seconds": 2.0, **settings})  # type: ignore[arg-type]
     return EntsoePriceFeed("eu-be", spec=spec, token=TOKEN, currency=currency, http=httpx.Client(), settings=chosen)
@@ -81,6 +84,23 @@ def test_fetch_keeps_the_preferred_resolution(
     local_server.answer(Reply(body=OVERLAP, content_type="application/xml"))
     series = feed(local_server, prefer_resolution=preference).fetch(datetime(2024, 10, 6, 12, tzinfo=UTC))
     assert {i.duration for i in series.intervals} == {timedelta(minutes=minutes)}
+
+
+def test_fetch_reads_the_configured_auction_sequence(local_server: LocalServer) -> None:
+    text = HOURLY.decode()
+    series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]
+    other = series.replace("<price.amount>100</price.amount>", "<price.amount>101</price.amount>")
+
+    def positioned(block: str, position: int) -> str:
+        tag = "classificationSequence_AttributeInstanceComponent.position"
+        return block.replace("</curveType>", f"</curveType><{tag}>{position}</{tag}>")
+
+    body = text.replace(series, positioned(series, 1) + "\n" + positioned(other, 2)).encode()
+    at_nine = datetime(2024, 10, 8, 6, 30, tzinfo=UTC)  # position 9: 100 in sequence 1, 101 in sequence 2
+    for sequence, price in ((1, 100), (2, 101)):
+        local_server.answer(Reply(body=body, content_type="application/xml"))
+        intervals = feed(local_server, sequence=sequence).fetch(NOW).intervals
+        assert next(i.price for i in intervals if i.start <= at_nine < i.end) == price
 
 
 def test_an_acknowledgement_with_http_400_is_no_data_with_its_reason(local_server: LocalServer) -> None:

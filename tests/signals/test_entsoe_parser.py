@@ -229,6 +229,91 @@ def test_two_series_with_conflicting_prices_for_the_same_hour_are_refused() -> N
     assert len(parse_a44(text.replace(series, series + "\n" + series), expected_area_eic=BE)) == 24
 
 
+# --- which auction: classificationSequence and contract type ---------------------------------------
+
+DE_LU = "10Y1001A1001A82H"
+# 29 October 2025 (CET), the first hour of each auction as the Transparency Platform's page showed them
+# (EnergieID/entsoe-py#469): SDAC ("Sequence 1") and EXAA's 10:15 auction ("Sequence 2").
+SDAC_15M = [65.83, 62.10, 55.90, 51.38]
+EXAA_15M = [64.80, 62.74, 50.00, 44.20]
+
+
+def _de_lu_series(resolution: str, prices: list[float], sequence: int | None, contract: str = "A01") -> str:
+    points = "".join(
+        f"<Point><position>{i + 1}</position><price.amount>{p}</price.amount></Point>" for i, p in enumerate(prices)
+    )
+    position = (
+        ""
+        if sequence is None
+        else f"<classificationSequence_AttributeInstanceComponent.position>{sequence}"
+        "</classificationSequence_AttributeInstanceComponent.position>"
+    )
+    # Element order as the platform writes it: contract type before currency, position after curveType.
+    return (
+        "<TimeSeries><mRID>1</mRID><auction.type>A01</auction.type><businessType>A62</businessType>"
+        f'<in_Domain.mRID codingScheme="A01">{DE_LU}</in_Domain.mRID>'
+        f'<out_Domain.mRID codingScheme="A01">{DE_LU}</out_Domain.mRID>'
+        f"<contract_MarketAgreement.type>{contract}</contract_MarketAgreement.type>"
+        "<currency_Unit.name>EUR</currency_Unit.name><price_Measure_Unit.name>MWH</price_Measure_Unit.name>"
+        f"<curveType>A03</curveType>{position}<Period><timeInterval><start>2025-10-28T23:00Z</start>"
+        f"<end>2025-10-29T00:00Z</end></timeInterval><resolution>{resolution}</resolution>{points}</Period>"
+        "</TimeSeries>"
+    )
+
+
+def _de_lu_document(*series: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><Publication_MarketDocument '
+        'xmlns="urn:iec62325.351:tc57wg16:451-3:publicationdocument:7:3"><mRID>x</mRID>'
+        "<revisionNumber>1</revisionNumber><type>A44</type>" + "".join(series) + "</Publication_MarketDocument>"
+    )
+
+
+def test_de_lu_reads_the_sdac_auction_when_both_auctions_are_at_15_minutes() -> None:
+    # Found in review: both in one pool, the first quarter-hour's two prices were refused as a conflict,
+    # and DE-LU had no prices at all.
+    document = _de_lu_document(
+        _de_lu_series("PT15M", SDAC_15M, sequence=1), _de_lu_series("PT15M", EXAA_15M, sequence=2)
+    )
+    assert [i.price for i in parse_a44(document, expected_area_eic=DE_LU)] == SDAC_15M
+    assert [i.price for i in parse_a44(document, expected_area_eic=DE_LU, sequence=2)] == EXAA_15M
+
+
+def test_an_hourly_sdac_price_is_not_replaced_by_the_finer_exaa_prices() -> None:
+    # Before October 2025 SDAC was hourly and EXAA quarter-hourly: the finest resolution won, so the
+    # hour was priced by the other auction.
+    document = _de_lu_document(_de_lu_series("PT60M", [65.0], sequence=1), _de_lu_series("PT15M", EXAA_15M, sequence=2))
+    intervals = parse_a44(document, expected_area_eic=DE_LU, prefer=ResolutionPreference.FINEST)
+    assert [(i.price, i.resolution) for i in intervals] == [(65.0, "PT60M")]
+
+
+def test_a_document_with_only_another_auction_is_no_data_naming_the_sequence() -> None:
+    # In the morning EXAA's prices are out before SDAC's: they are not the day-ahead price of the zone.
+    document = _de_lu_document(_de_lu_series("PT15M", EXAA_15M, sequence=2))
+    with pytest.raises(NoPriceDataError) as caught:
+        parse_a44(document, expected_area_eic=DE_LU)
+    assert caught.value.field == "TimeSeries"
+    assert "position 1" in caught.value.detail and "classificationSequence position 2" in caught.value.detail
+
+
+def test_intraday_series_beside_the_day_ahead_ones_are_not_read() -> None:
+    # ES answers have carried contract_MarketAgreement.type A07 (intraday) series (entsoe-py#446).
+    document = _de_lu_document(
+        _de_lu_series("PT15M", SDAC_15M, sequence=None),
+        _de_lu_series("PT15M", EXAA_15M, sequence=None, contract="A07"),
+    )
+    assert [i.price for i in parse_a44(document, expected_area_eic=DE_LU)] == SDAC_15M
+    with pytest.raises(NoPriceDataError, match=r"contract_MarketAgreement\.type A07"):
+        parse_a44(_de_lu_document(_de_lu_series("PT15M", EXAA_15M, None, contract="A07")))
+
+
+def test_a_sequence_position_that_is_not_a_number_is_refused_naming_it() -> None:
+    document = _de_lu_document(_de_lu_series("PT15M", SDAC_15M, sequence=1).replace(">1</class", ">one</class"))
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(document)
+    assert caught.value.field == "TimeSeries[0].classificationSequence_AttributeInstanceComponent.position"
+
+
 # --- writer -------------------------------------------------------------------------------------
 
 prices = st.one_of(

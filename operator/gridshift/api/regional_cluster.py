@@ -80,6 +80,16 @@ class EntsoeFeed(ApiModel):
     )
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API security token.")
     endpoint: feeds.ApiEndpoint = "https://web-api.tp.entsoe.eu/api"
+    sequence: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description=(
+            "classificationSequence position to read where the zone publishes more than one day-ahead "
+            "auction: DE-LU and AT publish SDAC as 1 (the default) and EXAA's 10:15 auction as 2. Series "
+            "without a position are always read; intraday series are never read."
+        ),
+    )
 
 
 class PrometheusPriceFeed(ApiModel):

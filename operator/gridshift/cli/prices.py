@@ -40,6 +40,16 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--sequence",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "ENTSO-E classificationSequence position to read where a zone publishes several day-ahead auctions "
+            "(DE-LU, AT: 1 is SDAC, the default; 2 is EXAA)"
+        ),
+    )
+    parser.add_argument(
         "--timeout", type=finite_float, default=10.0, help="seconds to wait for a URL to answer (default: 10)"
     )
     parser.set_defaults(handler=run)
@@ -105,7 +115,7 @@ def _guess_format(name: str, body: bytes) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from gridshift.cli.usage import UsageError
-    from gridshift.signals.entsoe import parse_a44
+    from gridshift.signals.entsoe import SDAC_SEQUENCE, parse_a44
     from gridshift.signals.price_csv import parse_price_csv
     from gridshift.signals.prices import PriceFeedError, PriceInterval
     from gridshift.simulation.data import local_to_utc
@@ -116,12 +126,16 @@ def run(args: argparse.Namespace) -> int:
     document_format = args.format or _guess_format(name, body)
     if args.column is not None and document_format != "csv":
         raise UsageError("--column applies to CSV sources only")
+    if args.sequence is not None and document_format != "entsoe":
+        raise UsageError("--sequence applies to ENTSO-E documents only")
+    if args.sequence is not None and not 1 <= args.sequence <= 9:
+        raise UsageError(f"--sequence must be within 1..9 (a classificationSequence position), got {args.sequence}")
     if args.timezone is not None and document_format != "csv":
         raise UsageError("--timezone applies to CSV sources only (an ENTSO-E document's times are UTC)")
     intervals: list[PriceInterval]
     try:
         if document_format == "entsoe":
-            intervals = parse_a44(body, feed=name)
+            intervals = parse_a44(body, feed=name, sequence=args.sequence or SDAC_SEQUENCE)
         else:
             text = body.decode("utf-8-sig")
             zone = _naive_timezone(name, text, args.timezone)

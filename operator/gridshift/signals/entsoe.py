@@ -7,6 +7,15 @@ UTC, so DST days are simply 23 or 25 hourly positions. When the same hours come 
 resolutions, one is kept (`ResolutionPreference`), never both. An `Acknowledgement_MarketDocument`
 (ENTSO-E's "no data" answer, Reason 999) becomes NoPriceDataError with its reason.
 
+Which auction: a zone may publish more than one day-ahead price. DE-LU and AT publish the SDAC
+auction (gate closure 12:00 CET) as `classificationSequence_AttributeInstanceComponent.position` 1
+and EXAA's separate 10:15 auction as position 2 (ENTSO-E's note on the zone, quoted in
+EnergieID/entsoe-py#422 and #469); ES answers have carried intraday series
+(`contract_MarketAgreement.type` A07) beside the day-ahead ones (A01, entsoe-py#446). Only the
+configured sequence (SDAC's 1 by default) and day-ahead contracts are read; a series that names
+neither is read as before. Found in review: both auctions at 15 minutes were refused as conflicting
+prices, and with SDAC hourly the finer EXAA prices were taken instead.
+
 The writer produces the same document shape from intervals, for the simulated world and tests.
 """
 
@@ -45,6 +54,10 @@ DAY_AHEAD_DOCUMENT_TYPE = "A44"
 CURVE_FULL = "A01"
 CURVE_OMIT_REPEATS = "A03"
 BUSINESS_TYPE_PRICE = "A62"
+CONTRACT_DAY_AHEAD = "A01"
+"""contract_MarketAgreement.type of a day-ahead series (A07 is intraday)."""
+SDAC_SEQUENCE = 1
+"""classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
 PERIOD_FORMAT = "%Y%m%d%H%M"
 """periodStart/periodEnd query parameters: yyyyMMddHHmm, UTC."""
 _XML_TIME = "%Y-%m-%dT%H:%MZ"
@@ -244,8 +257,11 @@ def parse_a44(
     feed: str = "entsoe",
     expected_area_eic: str | None = None,
     prefer: ResolutionPreference = ResolutionPreference.FINEST,
+    sequence: int = SDAC_SEQUENCE,
 ) -> list[PriceInterval]:
-    """The priced intervals of an A44 document, sorted; PriceFeedError naming the field otherwise."""
+    """The priced intervals of an A44 document, sorted; PriceFeedError naming the field otherwise.
+
+    Only day-ahead series of classificationSequence position `sequence` are read (module docstring)."""
     data = body.encode() if isinstance(body, str) else body
     if not data.strip():
         raise PriceDataError(feed, "document", "empty body")
@@ -267,8 +283,13 @@ def parse_a44(
     if not all_series:
         raise PriceDataError(feed, "TimeSeries", "document holds no TimeSeries")
     slots: list[_Slot] = []
+    skipped: list[str] = []
     for series_index, series in enumerate(all_series):
         where = f"TimeSeries[{series_index}]"
+        other = _other_auction(series, where, feed, sequence)
+        if other is not None:
+            skipped.append(other)
+            continue
         for domain in ("in_Domain.mRID", "out_Domain.mRID"):
             area = _text(series, _q(domain), feed, f"{where}.{domain}")
             if expected_area_eic is not None and area != expected_area_eic:
@@ -295,7 +316,33 @@ def parse_a44(
                 unit_text,
                 MAX_SLOTS - len(slots),
             )
+    if not slots:
+        raise NoPriceDataError(
+            feed,
+            "TimeSeries",
+            f"no day-ahead series at classificationSequence position {sequence}; the document holds "
+            f"{', '.join(sorted(set(skipped)))} (set the feed's sequence to read another auction)",
+        )
     return _select(slots, prefer, feed)
+
+
+def _other_auction(series: ET.Element, where: str, feed: str, sequence: int) -> str | None:
+    """What makes `series` another auction than the one read (None: it is read)."""
+    contract = series.find(_q("contract_MarketAgreement.type"))
+    contract_type = "" if contract is None else (contract.text or "").strip()
+    if contract_type not in ("", CONTRACT_DAY_AHEAD):
+        return f"contract_MarketAgreement.type {contract_type}"
+    position = series.find(_q("classificationSequence_AttributeInstanceComponent.position"))
+    text = "" if position is None else (position.text or "").strip()
+    if not text:
+        return None
+    try:
+        found = int(text)
+    except ValueError as error:
+        raise PriceDataError(
+            feed, f"{where}.classificationSequence_AttributeInstanceComponent.position", f"not an integer: {text!r}"
+        ) from error
+    return None if found == sequence else f"classificationSequence position {found}"
 
 
 def _format_price(price: float) -> str:
@@ -407,7 +454,11 @@ class EntsoePriceFeed(ConfiguredFeed[EntsoeFeed]):
             pass_statuses=frozenset({400}),
         )
         intervals = parse_a44(
-            body, feed=self.name, expected_area_eic=self.spec.area_eic, prefer=self.settings.prefer_resolution
+            body,
+            feed=self.name,
+            expected_area_eic=self.spec.area_eic,
+            prefer=self.settings.prefer_resolution,
+            sequence=self.spec.sequence,
         )
         if status == 400:
             raise PriceFetchError(self.name, "http.status", "HTTP 400 with a price document", retryable=False)
