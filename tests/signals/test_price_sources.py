@@ -143,11 +143,49 @@ def test_csv_replay_reads_the_window_around_now_shifted_by_offset_days(tmp_path:
 
 def test_csv_replay_relative_path_and_missing_file(tmp_path: Path) -> None:
     (tmp_path / "p.csv").write_text("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,10\n2024-01-01 01:00:00,12\n")
-    feed = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="p.csv"), currency="EUR", base_directory=tmp_path)
+    feed = CsvReplayPriceFeed(
+        "r", spec=CsvReplayFeed(path="p.csv", timezone="UTC"), currency="EUR", base_directory=tmp_path
+    )
     assert feed.fetch(datetime(2024, 1, 1, 1, 30, tzinfo=UTC)).at(datetime(2024, 1, 1, 1, 30, tzinfo=UTC)).price == 12  # type: ignore[union-attr]
     missing = CsvReplayPriceFeed("r", spec=CsvReplayFeed(path="nope.csv"), currency="EUR", base_directory=tmp_path)
     with pytest.raises(PriceDataError, match=r"csvReplay.path: cannot read"):
         missing.fetch(datetime(2024, 1, 1, tzinfo=UTC))
+
+
+def _replay(shared_data: Path, file: str, column: str | None = None, timezone: str | None = None) -> CsvReplayPriceFeed:
+    spec = CsvReplayFeed(path=str(shared_data / "prices-2024" / file), column=column, timezone=timezone)
+    settings = PriceFeedSettings(horizon_hours=24, lookback_hours=1)
+    return CsvReplayPriceFeed("replay", spec=spec, currency="EUR", settings=settings)
+
+
+def test_csv_replay_refuses_naive_times_unless_told_whose_they_are(shared_data: Path) -> None:
+    # Found in review: the EU per-market files (French local time) were replayed as UTC, every price one
+    # or two hours off, without a word.
+    with pytest.raises(PriceDataError) as caught:
+        _replay(shared_data, "DE-LU_electricity_prices_2024.csv").fetch(datetime(2024, 7, 1, 12, tzinfo=UTC))
+    assert caught.value.field == "row 2.datetime"
+    assert "set csvReplay.timezone" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2024, 7, 1, 12, tzinfo=UTC),  # summer: Paris is UTC+2
+        datetime(2024, 1, 15, 12, tzinfo=UTC),  # winter: UTC+1
+        datetime(2024, 3, 31, 1, 30, tzinfo=UTC),  # the hour after spring forward (the file writes 02:00 too)
+        datetime(2024, 10, 27, 2, 30, tzinfo=UTC),  # the hour after the repeated one (the file has it once)
+    ],
+)
+def test_csv_replay_in_local_time_gives_the_wide_utc_files_prices(shared_data: Path, now: datetime) -> None:
+    local = _replay(shared_data, "DE-LU_electricity_prices_2024.csv", timezone="Europe/Paris").fetch(now)
+    wide = _replay(shared_data, "prices_2024_utc_hourly_wide.csv", column="DE-LU_EUR_per_MWh").fetch(now)
+    assert local.at(now) is not None and wide.at(now) is not None
+    assert local.at(now).price == wide.at(now).price  # type: ignore[union-attr]
+
+
+def test_csv_replay_timezone_must_be_an_iana_zone() -> None:
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        CsvReplayFeed(path="p.csv", timezone="Europe/Pariss")
 
 
 @pytest.mark.parametrize(
@@ -242,7 +280,7 @@ def test_a_price_file_over_the_cap_is_refused_before_it_is_read(tmp_path: Path) 
     assert f"it has {size} bytes" in caught.value.detail
     fits = CsvReplayPriceFeed(
         "r",
-        spec=CsvReplayFeed(path="p.csv"),
+        spec=CsvReplayFeed(path="p.csv", timezone="UTC"),
         currency="EUR",
         base_directory=tmp_path,
         settings=PriceFeedSettings(max_csv_bytes=size),

@@ -161,6 +161,10 @@ def _periods_disjoint(feed: ScheduleFeed) -> bool:
     return True
 
 
+_TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$"
+"""The shape of an IANA zone name; the tz database itself only pydantic can consult (_known_time_zone)."""
+
+
 def _known_time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
@@ -193,7 +197,7 @@ class ScheduleFeed(ApiModel):
         # The apiserver checks the shape; the tz database itself only pydantic (and `gridshift validate`)
         # can consult: an unknown zone the apiserver admitted makes the operator refuse the whole
         # RegionalCluster, named in its own status (Ready False, InvalidSpec, this field).
-        pattern=r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$",
+        pattern=_TIME_ZONE_PATTERN,
         description="IANA time zone, e.g. Europe/Paris.",
     )
     periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods, none overlapping.")
@@ -221,6 +225,22 @@ class CsvReplayFeed(ApiModel):
         default=None, min_length=1, max_length=256, description="Column to read from a wide CSV; unset for two columns."
     )
     offset_days: feeds.OffsetDays = 0
+    timezone: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=_TIME_ZONE_PATTERN,
+        description=(
+            "IANA time zone of the file's timestamps when they carry no UTC offset (required then): e.g. "
+            "Europe/Paris for the EU per-market files of prices-2024, UTC for naive UTC ones. Local times "
+            "that do not exist (the spring-forward hour) are skipped."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_known(cls, value: str | None) -> str | None:
+        return None if value is None else _known_time_zone(value)
 
 
 class PriceFeedType(StrEnum):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import InitVar, dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gridshift.api.regional_cluster import CsvReplayFeed
 from gridshift.signals.prices import (
@@ -119,10 +120,9 @@ class CsvReplayPriceFeed(ConfiguredFeed[CsvReplayFeed]):
     shifted by offsetDays, validated in the configured currency."""
 
     currency: str
-    naive_timezone: InitVar[tzinfo] = UTC
     base_directory: InitVar[Path | None] = None
 
-    def __post_init__(self, naive_timezone: tzinfo, base_directory: Path | None) -> None:
+    def __post_init__(self, base_directory: Path | None) -> None:
         choose = price_column(self.name, self.spec.column)
         self.replay = CsvReplay(
             self.name,
@@ -130,7 +130,8 @@ class CsvReplayPriceFeed(ConfiguredFeed[CsvReplayFeed]):
             self.spec,
             choose,
             self.settings,
-            naive_timezone=naive_timezone,
+            # Naive timestamps are refused unless the spec says whose local time they are.
+            naive_timezone=None if self.spec.timezone is None else ZoneInfo(self.spec.timezone),
             base_directory=base_directory,
         )
 

@@ -100,14 +100,28 @@ ChooseColumn = Callable[[Sequence[str]], RecordedColumn[IntervalT]]
 """The header -> the column to read; raises the measure's error naming `column` when none fits."""
 
 
-def _parse_time(measure: Measure[IntervalT], feed: str, row_number: int, text: str, naive_timezone: tzinfo) -> datetime:
+def _parse_time(
+    measure: Measure[IntervalT], feed: str, row_number: int, text: str, naive_timezone: tzinfo | None
+) -> datetime | None:
+    """The row's start in UTC; None for a local time that does not exist (see read_recording)."""
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise measure.error(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=naive_timezone)
-    return parsed.astimezone(UTC)
+    if parsed.tzinfo is not None:
+        return parsed.astimezone(UTC)
+    if naive_timezone is None:
+        raise measure.error(
+            feed,
+            f"row {row_number}.datetime",
+            f"{text.strip()!r} carries no UTC offset: set csvReplay.timezone to whose local time the file's "
+            "times are (Europe/Paris for the EU per-market files of prices-2024, UTC if they are UTC)",
+        )
+    local = parsed.replace(tzinfo=naive_timezone)
+    moment = local.astimezone(UTC)
+    if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:
+        return None  # the spring-forward hour the EU per-market files write: it priced no time
+    return moment
 
 
 def read_recording(
@@ -115,10 +129,14 @@ def read_recording(
     measure: Measure[IntervalT],
     feed: str,
     choose_column: ChooseColumn[IntervalT],
-    naive_timezone: tzinfo = UTC,
+    naive_timezone: tzinfo | None = UTC,
 ) -> Recording[IntervalT]:
     """A CSV read row by row (nothing but the current row in memory); the measure's error naming
-    the row and column at the first fault."""
+    the row and column at the first fault.
+
+    Timestamps without an offset are local time of `naive_timezone`, or refused when it is None (found in
+    review: the operator read the EU per-market files, French local time, as UTC, one or two hours off);
+    a row at a local time that does not exist (the spring-forward hour) is skipped."""
     rows = csv.reader(lines)
     header = next(rows, None)
     if header is None or len(header) < 2:
@@ -137,6 +155,8 @@ def read_recording(
             continue  # a missing interval upstream: a gap, not a value
         value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
         start = _parse_time(measure, feed, row_number, row[0], naive_timezone)
+        if start is None:
+            continue
         if previous is not None and start <= previous:
             raise measure.error(
                 feed,
@@ -231,7 +251,7 @@ class CsvReplay(Generic[IntervalT]):
         choose_column: ChooseColumn[IntervalT],
         settings: PriceFeedSettings,
         *,
-        naive_timezone: tzinfo = UTC,
+        naive_timezone: tzinfo | None = UTC,
         base_directory: Path | None = None,
     ) -> None:
         self.name, self.measure, self.settings = name, measure, settings
