@@ -145,3 +145,13 @@ def test_member_chart_namespaces_outlive_the_release(helm: Helm) -> None:
     assert sorted(n["metadata"]["name"] for n in namespaces) == ["gridshift-system", "gs-a", "gs-b"]
     for namespace in namespaces:
         assert namespace["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", namespace
+
+
+def test_member_chart_leaves_an_existing_service_account_namespace_alone(helm: Helm) -> None:
+    # Found in review: on a hub that is also a member, the hub release owns gridshift-system and the
+    # documented member install failed ("cannot be imported into the current release").
+    args = ("--set", "workloadNamespaces={gs-a}", "--set", "serviceAccount.createNamespace=false")
+    documents = [d for d in yaml.safe_load_all(helm.render_member(*args)) if d]
+    assert [d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"] == ["gs-a"]
+    account = next(d for d in documents if d["kind"] == "ServiceAccount")
+    assert account["metadata"]["namespace"] == "gridshift-system"

@@ -179,6 +179,10 @@ def test_crds_are_templated_kept_and_identical_to_crds_dir(rendered: list[dict[s
         expected = yaml.safe_load(source.read_text())
         crd = crds.pop(expected["metadata"]["name"])
         assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        # Found in review: Argo CD prunes a CRD despite keep (argoproj/argo-cd#17819), taking every object
+        # of its kind, and the operator then removes their replicas; the crds/ files say the same.
+        assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+        assert expected["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
         assert crd["spec"] == expected["spec"]
     assert not crds
 
@@ -187,6 +191,7 @@ def test_crds_opt_out_and_keep_off(helm: Helm) -> None:
     assert "CustomResourceDefinition" not in kinds(helm.render("--set", "crds.install=false"))
     unkept = [o for o in helm.render("--set", "crds.keep=false") if o["kind"] == "CustomResourceDefinition"]
     assert unkept and all("helm.sh/resource-policy" not in o["metadata"]["annotations"] for o in unkept)
+    assert all(o["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false" for o in unkept)
 
 
 def test_optional_monitoring_networkpolicy_and_extra_objects(helm: Helm, tmp_path: Path) -> None:

@@ -43,6 +43,11 @@ class KindSpec:
         return f"{self.kind.lower()}s"
 
 
+ARGOCD_SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+ARGOCD_CRD_SYNC_OPTIONS = "Prune=false,Delete=false"
+"""Argo CD never prunes a CRD, nor deletes it with its Application (docs/gitops/README.md)."""
+
+
 def _column(name: str, type_: str, json_path: str, *, priority: int = 0) -> JsonDict:
     """One `kubectl get` column; priority 1 shows only with `-o wide`."""
     column: JsonDict = {"name": name, "type": type_, "jsonPath": json_path}
@@ -219,7 +224,12 @@ def crd_for(spec: KindSpec) -> JsonDict:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{spec.plural}.{GROUP}",
-            "annotations": {"gridshift.dev/generated-by": "gridshift crds (from operator/gridshift/api)"},
+            "annotations": {
+                "gridshift.dev/generated-by": "gridshift crds (from operator/gridshift/api)",
+                # Argo CD does not read Helm's keep as "never prune" (argoproj/argo-cd#17819); a pruned CRD
+                # deletes every object of its kind, and the operator then removes their replicas.
+                ARGOCD_SYNC_OPTIONS: ARGOCD_CRD_SYNC_OPTIONS,
+            },
         },
         "spec": {
             "group": GROUP,
