@@ -482,6 +482,77 @@ def test_the_alternative_is_priced_for_the_whole_demand_and_the_winner_says_why(
     assert any(f"a/{H100} wins over a/{A100} on" in d for d in plan.explanation.details)
 
 
+def test_max_replicas_is_binding_only_where_another_replica_would_serve_unmet_demand() -> None:
+    # Found in review: named whenever the plan held maxReplicas, with demand for one replica included.
+    prices = {"a": flat_prices(0.1)}
+    held = make_plan(snapshot([deployment("chat", 1.0, min_replicas=2, max_replicas=2)], [cluster("a")], prices))
+    binding = held.for_deployment("ns/chat").explanation.binding_constraints
+    assert "minReplicas 2" in binding and not any(b.startswith("maxReplicas") for b in binding)
+    # Demand for more than fits in the inventory: the inventory binds, not maxReplicas.
+    full = make_plan(snapshot([deployment("chat", 200.0, max_replicas=3)], [cluster("a", gpus={H100: 3})], prices))
+    plan = full.for_deployment("ns/chat")
+    assert plan.total_replicas == 3 and not plan.feasible
+    assert not any(b.startswith("maxReplicas") for b in plan.explanation.binding_constraints)
+
+
+def test_the_alternative_is_priced_at_the_plans_own_load_and_a_tie_wins_on_nothing() -> None:
+    # Two identical clusters: the alternative costs what the plan costs. Found in review: it was priced at
+    # full-load power against the plan's observed load (2.517 against 2.461 USD/h), and the winner was
+    # said to win "on both GPU-hours and energy" at equal figures.
+    world = snapshot(
+        [deployment("chat", 0.2, placements=[("a", H100, 1)])],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(1.0), "b": flat_prices(1.0)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.alternative == f"b/{H100}"
+    assert plan.explanation.alternative_usd_per_hour == pytest.approx(plan.cost.usd_per_hour, rel=1e-9)
+    why = next(d for d in plan.explanation.details if " wins over " in d)
+    assert "on nothing at today's price" in why and "both" not in why
+
+
+def test_no_alternative_where_the_plan_places_nothing_nor_in_an_empty_pool() -> None:
+    prices = {"a": flat_prices(0.1), "b": flat_prices(0.05)}
+    idle = make_plan(
+        snapshot(
+            [deployment("chat", 0.0, placements=[("a", H100, 2)], min_replicas=0)], [cluster("a"), cluster("b")], prices
+        )
+    ).for_deployment("ns/chat")
+    assert idle.total_replicas == 0
+    assert idle.explanation.alternative is None and "best alternative" not in idle.explanation.summary
+    # b has no H100 at all: it is no alternative (found in review: "best alternative" with 0 GPUs).
+    world = snapshot([deployment("chat", 3.0)], [cluster("a"), cluster("b", gpus={H100: 0})], prices)
+    assert make_plan(world).for_deployment("ns/chat").explanation.alternative is None
+
+
+def test_a_downsize_pushed_into_a_dearer_cluster_does_not_call_it_cheaper() -> None:
+    # d holds 2 replicas in cheap a and needs 1; e may only use a, which has 3 GPUs: d moves to dear b.
+    d = deployment("d", 1.0, placements=[("a", H100, 2)], min_replicas=1, max_replicas=4)
+    e = deployment("e", 25.0, min_replicas=1, max_replicas=4, allowed=["a"])
+    world = snapshot(
+        [d, e], [cluster("a", gpus={H100: 3}), cluster("b")], {"a": flat_prices(0.05), "b": flat_prices(0.3)}
+    )
+    plan = make_plan(world).for_deployment("ns/d")
+    assert replicas_in(plan, "b") == 1 and replicas_in(plan, "a") == 0
+    details = plan.explanation.details
+    assert not any("cheaper capacity" in line for line in details), details
+    assert any("also moves 1 replica(s) to capacity with free GPUs" in line for line in details), details
+    assert any("its GPUs are all taken" in line for line in details if " wins over " in line), details
+
+
+def test_replicas_the_plan_cannot_replace_are_said_to_run_outside_its_cost() -> None:
+    # An SLO no GPU can meet: the running replica stays (nowhere else to go) and costs money, while the
+    # plan's cost is that of nothing (found in review: "nothing; 0.000 USD/h" and not a word more).
+    world = snapshot(
+        [deployment("d", 3.0, placements=[("a", H100, 1)], tpot_ms=1.0)], [cluster("a")], {"a": flat_prices(0.1)}
+    )
+    plan = make_plan(world).for_deployment("ns/d")
+    assert plan.cost.usd_per_hour == 0
+    assert any(
+        f"still running outside the plan, and not in its cost: a/{H100} x1" in d for d in plan.explanation.details
+    )
+
+
 def test_a_previous_plan_is_a_warm_start() -> None:
     world = snapshot(
         [deployment(f"d{i}", 4.0 + i, min_regions=2) for i in range(4)],

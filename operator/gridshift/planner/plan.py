@@ -41,6 +41,7 @@ from gridshift.planner.migration import (
     routing_weights,
 )
 from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_problem
+from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
@@ -408,10 +409,11 @@ def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -
                 option = options[j]
                 free[option.key] = free.get(option.key, 0) - count * option.gpus
     powers = _load_powers(problem, solution, settings)
+    covers = _all_covers(problem, solution, settings)
     return _merge_class_groups(
         problem,
         [
-            _deployment_plan(problem, deployment, list(counts), free, powers, settings)
+            _deployment_plan(problem, deployment, list(counts), free, powers, covers[deployment.index], settings)
             for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
         ],
     )
@@ -468,13 +470,24 @@ def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings
             rates.append(option.capacity_rps * min(1.0, served / capacity_rps))
             prompts.append(workload.mean_prompt_tokens)
             outputs.append(workload.mean_output_tokens)
-    if keys:
-        inputs = CapacityInputs.of(models, prompts, outputs, [0.0] * len(keys), [0.0] * len(keys))
-        values = power_at(models, batch_at(inputs, np.asarray(rates, dtype=np.float64), settings))
-        for key, rate, value in zip(keys, rates, values, strict=True):
-            option = problem.deployments[key[0]].options[key[1]]
-            powers[key] = float(value) if rate > 0 else option.model.idle_power_watts
+    for key, value in zip(keys, _powers_at_rates(models, rates, prompts, outputs, settings), strict=True):
+        powers[key] = value
     return powers
+
+
+def _powers_at_rates(
+    models: list[PerformanceModel],
+    rates: list[float],
+    prompts: list[float],
+    outputs: list[float],
+    settings: PlannerSettings,
+) -> list[float]:
+    """Power of one replica of each model at its request rate (idle power at rate 0), in one vectorised pass."""
+    if not models:
+        return []
+    inputs = CapacityInputs.of(models, prompts, outputs, [0.0] * len(models), [0.0] * len(models))
+    values = power_at(models, batch_at(inputs, np.asarray(rates, dtype=np.float64), settings))
+    return [float(v) if r > 0 else m.idle_power_watts for m, r, v in zip(models, rates, values, strict=True)]
 
 
 def _cost_prediction(
@@ -547,44 +560,114 @@ def _label(option: Option) -> str:
     return f"{option.cluster}/{option.gpu_type}"
 
 
-def _cover_cost_now(deployment: DeploymentProblem, option: Option) -> tuple[int, float, float]:
-    """Replicas of `option` alone that cover the deployment's need, and their GPU and energy cost per
-    hour at the price now: the yardstick that makes options of different GPU types comparable."""
-    unit = deployment.unit_capacity(option)
-    replicas = max(1, deployment.min_replicas, math.ceil(deployment.coverage_target / unit - 1e-9) if unit > 0 else 1)
-    gpu = replicas * option.gpus * option.gpu_hour_usd
-    return replicas, gpu, replicas * option.hourly_cost_now_usd - gpu
+@dataclass(frozen=True)
+class _Cover:
+    """One option alone covering the deployment's need: replicas, and GPU and energy cost per hour."""
+
+    replicas: int
+    gpu_usd: float
+    energy_usd: float
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.gpu_usd + self.energy_usd
 
 
-def _cheapest_cover(deployment: DeploymentProblem, candidates: list[int]) -> tuple[float, int]:
-    """The smallest (GPU plus energy cost per hour of covering the demand alone, option index) over
-    `candidates` (ascending indices; the first of equal costs)."""
+_ALTERNATIVE_SHORTLIST = 4
+"""Unused options valued at the observed load for the best alternative: the cheapest at full load. Load
+moves energy only, a small share of a replica's cost beside its GPU-hours, so the cheapest at load is
+among them."""
+
+
+def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequence[int]) -> tuple[list[int], int]:
+    """The options an alternative may be (unused, in a pool with room for one replica: found in review, an
+    empty pool was offered) and the plan's main option (-1: the plan places nothing, so no alternative)."""
     options = deployment.options
-    best_value, best = 0.0, -1
-    for k in candidates:
-        _, gpu, energy = _cover_cost_now(deployment, options[k])
-        # sum((gpu, energy)) as _alternative summed the pair: from 0, left to right.
-        value = 0.0 + gpu + energy
-        if best < 0 or value < best_value:
-            best_value, best = value, k
-    return best_value, best
+    used = [j for j, n in enumerate(counts) if n > 0]
+    if not used:
+        return [], -1
+    unused = [j for j, n in enumerate(counts) if n == 0 and problem.inventory.get(options[j].key, 0) >= options[j].gpus]
+    unit = deployment.unit_capacity
+
+    def at_full_load(k: int) -> float:
+        capacity = unit(options[k])
+        need = math.ceil(deployment.coverage_target / capacity - 1e-9) if capacity > 0 else 1
+        return max(1, deployment.min_replicas, need) * options[k].hourly_cost_now_usd
+
+    # Valued at the observed load only for the few cheapest at full load: at 1,000 deployments all of
+    # them (22,000 options) took 0.1-0.2 CPU-s, against 0.3 for the whole plan's assembly.
+    shortlist = sorted(unused, key=lambda k: (at_full_load(k), k))[:_ALTERNATIVE_SHORTLIST]
+    main = max(used, key=lambda k: (counts[k] * unit(options[k]), -options[k].hourly_usd))
+    return sorted(shortlist), main
 
 
-def _why_won(deployment: DeploymentProblem, chosen: Option, other: Option) -> str:
-    """Which part of the cost (GPU-hours or energy) decided between the plan's main option and `other`."""
-    _, gpu_a, energy_a = _cover_cost_now(deployment, chosen)
-    n_b, gpu_b, energy_b = _cover_cost_now(deployment, other)
-    gpu_gain, energy_gain = gpu_b - gpu_a, energy_b - energy_a
-    if gpu_gain >= 0 and energy_gain >= 0:
+def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings) -> list[dict[int, _Cover]]:
+    """Per deployment, each alternative candidate and the main option alone covering its need, at the price
+    now and with power at the observed load shared over its replicas: the basis of the plan's own cost
+    (_cost_prediction), so that the alternative and "why it won" compare with it, across GPU types too.
+    Found in review: they were valued at full-load power against the plan at its load, so a twin cluster
+    looked dearer. One vectorised power pass for the whole fleet, as _load_powers."""
+    keys: list[tuple[int, int, int]] = []
+    models: list[PerformanceModel] = []
+    rates: list[float] = []
+    prompts: list[float] = []
+    outputs: list[float] = []
+    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
+        if deployment.frozen:
+            counts = tuple(o.current for o in deployment.options)
+        unused, main = _candidates(problem, deployment, counts)
+        if not unused:
+            continue
+        served = deployment.workload.requests_per_second
+        for k in [*unused, main]:
+            option = deployment.options[k]
+            unit = deployment.unit_capacity(option)
+            need = math.ceil(deployment.coverage_target / unit - 1e-9) if unit > 0 else 1
+            n = max(1, deployment.min_replicas, need)
+            capacity = option.capacity_rps
+            keys.append((deployment.index, k, n))
+            models.append(option.model)
+            rates.append(capacity if served is None or capacity <= 0 else capacity * min(1.0, served / (n * capacity)))
+            prompts.append(deployment.workload.mean_prompt_tokens)
+            outputs.append(deployment.workload.mean_output_tokens)
+    covers: list[dict[int, _Cover]] = [{} for _ in problem.deployments]
+    for (d, k, n), power in zip(keys, _powers_at_rates(models, rates, prompts, outputs, settings), strict=True):
+        deployment = problem.deployments[d]
+        option = deployment.options[k]
+        watts = option.power_at_capacity_watts if deployment.workload.requests_per_second is None else power
+        price = problem.price_views[option.cluster].now_usd_per_kwh
+        covers[d][k] = _Cover(
+            n, n * option.gpus * option.gpu_hour_usd, energy_usd_per_hour(n * watts, option.pue, price)
+        )
+    return covers
+
+
+def _why_won(
+    chosen: Option, other: Option, covers: Mapping[int, _Cover], chosen_at: int, other_at: int, full: bool
+) -> str:
+    """Which part of the cost (GPU-hours or energy) decided between the plan's main option and `other`;
+    `full`: `other` has no free GPUs (then that, not its price, is why where it is not cheaper)."""
+    a, b = covers[chosen_at], covers[other_at]
+    gpu_gain, energy_gain = b.gpu_usd - a.gpu_usd, b.energy_usd - a.energy_usd
+    tie = 1e-9
+    undecided = (
+        "nothing at today's price (its GPUs are all taken)"
+        if full
+        else "nothing at today's price (the window's prices or a start cost decide)"
+    )
+    if gpu_gain > tie and energy_gain > tie:
         what = "both GPU-hours and energy"
+    elif gpu_gain <= tie and energy_gain <= tie:
+        # Equal (twin clusters) or dearer on both: not a win on either (found in review: "both" for a tie).
+        what = undecided
     elif abs(gpu_gain) >= abs(energy_gain):
-        what = "GPU-hours" if gpu_gain > 0 else "nothing at today's price (the window's prices or a start cost decide)"
+        what = "GPU-hours" if gpu_gain > 0 else undecided
     else:
-        what = "energy" if energy_gain > 0 else "nothing at today's price (the window's prices or a start cost decide)"
+        what = "energy" if energy_gain > 0 else undecided
     return (
         f"{_label(chosen)} wins over {_label(other)} on {what}: covering the demand there would take "
-        f"{n_b} replica(s) at {gpu_b:.3f} USD/h of GPU-hours and {energy_b:.3f} USD/h of energy, against "
-        f"{gpu_a:.3f} and {energy_a:.3f} here"
+        f"{b.replicas} replica(s) at {b.gpu_usd:.3f} USD/h of GPU-hours and {b.energy_usd:.3f} USD/h of energy, "
+        f"against {a.gpu_usd:.3f} and {a.energy_usd:.3f} here"
     )
 
 
@@ -600,6 +683,7 @@ def _explain(
     settings: PlannerSettings,
     cost: CostPrediction,
     infeasible_reason: str | None,
+    covers: Mapping[int, _Cover],
     ruled_out: int = 0,
 ) -> Explanation:
     """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
@@ -632,8 +716,8 @@ def _explain(
         # The carbon limit penalty steers the plan but is no money: the saving is in real cost. Only
         # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
-    binding = _binding_constraints(problem, deployment, counts, used, started, stopped)
-    alternative, alternative_hourly = _alternative(deployment, counts, used, free, details, binding)
+    binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
+    alternative, alternative_hourly = _alternative(problem, deployment, counts, free, details, binding, covers)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
@@ -642,9 +726,7 @@ def _explain(
         # Moved for the carbon price or a carbon limit at no saving in money: "cheaper" read as a price move.
         reason = "LowerCarbon"
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
-        leaving_limit = any(o.carbon_limit is not None and n < o.current for o, n in zip(options, counts, strict=True))
-        where = "capacity within the carbon limits" if leaving_limit else "cheaper capacity"
-        details.append(f"also moves {min(started, stopped)} replica(s) to {where}")
+        details.append(f"also moves {min(started, stopped)} replica(s) to {_move_target(deployment, counts, binding)}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
     summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
     if cost.usd_per_million_tokens is not None:
@@ -670,6 +752,21 @@ def _explain(
         alternative_usd_per_hour=alternative_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
+
+
+def _move_target(deployment: DeploymentProblem, counts: list[int], binding: list[str]) -> str:
+    """What the replicas a scale also moves move to: capacity within the carbon limits, cheaper capacity,
+    or (found in review: "cheaper" for a move into a dearer cluster) where GPUs are free."""
+    pairs = list(zip(deployment.options, counts, strict=True))
+    if any(o.carbon_limit is not None and n < o.current for o, n in pairs):
+        return "capacity within the carbon limits"
+    started = [o.hourly_usd / deployment.unit_capacity(o) for o, n in pairs if n > o.current]
+    stopped = [o.hourly_usd / deployment.unit_capacity(o) for o, n in pairs if n < o.current]
+    if started and stopped and max(started) < min(stopped):
+        return "cheaper capacity"
+    if any(b.startswith("inventory:") for b in binding):
+        return "capacity with free GPUs (the cheaper pool is taken)"
+    return "other capacity"
 
 
 def _saves_money(deployment: DeploymentProblem, counts: list[int], current: list[int], money: PlannerSettings) -> bool:
@@ -716,6 +813,7 @@ def _binding_constraints(
     used: list[tuple[Option, int]],
     started: int,
     stopped: int,
+    free: Mapping[Key, int],
 ) -> list[str]:
     """The modes, prices, reachability and limits that shaped the plan, in the order users read them."""
     options = deployment.options
@@ -738,9 +836,17 @@ def _binding_constraints(
         lost = ", ".join(f"{c}/{g} x{n}" for c, g, n in deployment.unreachable)
         binding.append(f"unreachable: {lost} not counted as capacity")
     total = sum(counts)
-    if total >= deployment.user_max_replicas and not deployment.frozen:
-        binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
     covered = sum(n * deployment.unit_capacity(o) for o, n in used)
+    # maxReplicas binds only where another replica would serve demand left unserved and a pool has room
+    # for one (found in review: named whenever the plan had that many, minReplicas = maxReplicas with
+    # demand for one included, and where inventory was what stopped it).
+    if (
+        total >= deployment.user_max_replicas
+        and not deployment.frozen
+        and covered < deployment.coverage_target - 1e-9
+        and any(free.get(o.key, 0) >= o.gpus for o in options)
+    ):
+        binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
     weakest_used = min((deployment.unit_capacity(o) for o, _ in used), default=0.0)
     # minReplicas binds only when the plan has exactly that many and demand alone would be covered with
     # fewer; below it (nothing placed, inventory short) it is unmet, not binding (found in review).
@@ -769,29 +875,33 @@ def _binding_constraints(
 
 
 def _alternative(
+    problem: Problem,
     deployment: DeploymentProblem,
     counts: list[int],
-    used: list[tuple[Option, int]],
     free: dict[Key, int],
     details: list[str],
     binding: list[str],
+    covers: Mapping[int, _Cover],
 ) -> tuple[str | None, float | None]:
     """The best option not used: the one that would cover the demand most cheaply on its own (replicas
-    needed x cost per hour now, comparable across GPU types), and why the plan did not move there
-    (appended to details and binding)."""
+    needed x cost per hour now at the observed load, comparable across GPU types and with the plan's own
+    cost), and why the plan did not move there (appended to details and binding). None where the plan
+    places nothing (no demand, or nothing fits: no option to compare), and never a pool too small for one
+    replica (found in review: an empty pool was offered as the best alternative)."""
     options = deployment.options
-    unused = [j for j, n in enumerate(counts) if n == 0]
+    unused, main = _candidates(problem, deployment, counts)
     if not unused:
         return None, None
-    main = max(used, key=lambda item: (item[1] * deployment.unit_capacity(item[0]), -item[0].hourly_usd), default=None)
-    alternative_hourly, j = _cheapest_cover(deployment, unused)
+    unit = deployment.unit_capacity
+    used = [j for j, n in enumerate(counts) if n > 0]
+    # The first of equal costs, in option order.
+    j = min(unused, key=lambda k: (covers[k].usd_per_hour, k))
     option = options[j]
     alternative = _label(option)
-    dearest = max(used, key=lambda item: item[0].hourly_usd / deployment.unit_capacity(item[0]), default=None)
-    if dearest is not None and option.hourly_usd / deployment.unit_capacity(option) < dearest[
-        0
-    ].hourly_usd / deployment.unit_capacity(dearest[0]):
-        if free.get(option.key, 0) < option.gpus:
+    dearest = max(used, key=lambda k: options[k].hourly_usd / unit(options[k]))
+    full = free.get(option.key, 0) < option.gpus
+    if option.hourly_usd / unit(option) < options[dearest].hourly_usd / unit(options[dearest]):
+        if full:
             binding.append(f"inventory: {alternative} has no free GPUs")
             if option.current:  # it ran there: the fleet's plan gave the pool to another deployment
                 details.append(f"moved out of cheaper {alternative}: its GPUs go to another deployment")
@@ -799,7 +909,7 @@ def _alternative(
                 details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
         elif option.stale:
             details.append(f"not moved to {alternative}: its price is stale")
-        elif (gain := dearest[0].hourly_usd - option.hourly_usd) <= 0:
+        elif (gain := options[dearest].hourly_usd - option.hourly_usd) <= 0:
             # Cheaper per unit of capacity, dearer per replica: the demand does not need what it adds.
             details.append(
                 f"not moved to {alternative}: cheaper per unit of capacity, but a replica there costs "
@@ -811,9 +921,9 @@ def _alternative(
                 f"{option.start_cost_usd:.4f} USD, not paid back within {deployment.window_hours:g} h "
                 "(or a limit above binds)"
             )
-    if main is not None and not deployment.frozen:
-        details.append(_why_won(deployment, main[0], option))
-    return alternative, alternative_hourly
+    if not deployment.frozen:
+        details.append(_why_won(options[main], option, covers, main, j, full))
+    return alternative, covers[j].usd_per_hour
 
 
 def _reason(
@@ -874,6 +984,7 @@ def _deployment_plan(
     counts: list[int],
     free: dict[Key, int],
     powers: dict[tuple[int, int], float],
+    covers: Mapping[int, _Cover],
     settings: PlannerSettings,
 ) -> DeploymentPlan:
     required = deployment.deployment.requirements
@@ -904,7 +1015,19 @@ def _deployment_plan(
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
     ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
-    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, ruled_out)
+    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, covers, ruled_out)
+    kept = [stray for stray in deployment.strays if stray not in strays]
+    if kept:
+        # Found in review: "nothing; 0.000 USD/h" while a replica the plan cannot replace ran on.
+        running = ", ".join(f"{c}/{g} x{d}" for c, g, d, _ in kept)
+        explanation = replace(
+            explanation,
+            details=(
+                *explanation.details,
+                f"still running outside the plan, and not in its cost: {running} (kept until the plan has "
+                "somewhere else for them)",
+            ),
+        )
     # Routing reads the capacity of the target's keys only: those of the involved options. Requests go
     # where target replicas are Ready (a replica started earlier, or one that fell over, may not be yet:
     # a Service without Ready endpoints fails its share); where none is Ready, by the target.
