@@ -239,6 +239,15 @@ def test_prometheus_price_holds_for_the_refresh_interval(local_server: LocalServ
     assert local_server.requests[0].params == {"query": "price", "time": f"{now.timestamp():.3f}"}
 
 
+def test_prometheus_price_may_be_a_scalar(local_server: LocalServer) -> None:
+    # `scalar(...)` answers data.result = [time, "value"]: read as its one value, not as "2 series".
+    now = datetime(2024, 10, 8, 10, 17, tzinfo=UTC)
+    body = {"status": "success", "data": {"resultType": "scalar", "result": [now.timestamp(), "0.1875"]}}
+    local_server.answer(Reply(body=json.dumps(body).encode()))
+    (interval,) = prometheus_feed(local_server).fetch(now).intervals
+    assert interval.price == 0.1875
+
+
 @pytest.mark.parametrize(
     ("reply", "error", "words"),
     [

@@ -215,6 +215,14 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
             ) from error
         except (KeyError, TypeError) as error:
             raise PriceDataError(self.name, "http.body", "Prometheus answer has no data.result") from error
+        if (
+            isinstance(result, list)
+            and len(result) == 2
+            and isinstance(result[0], int | float)
+            and isinstance(result[1], str)
+        ):
+            # A scalar (e.g. `scalar(...)`): its one value. Found in review: refused as "gave 2 series".
+            result = [{"value": result}]
         if not isinstance(result, list) or len(result) != 1:
             count = len(result) if isinstance(result, list) else "no"
             raise PriceDataError(
