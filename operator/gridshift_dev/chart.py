@@ -780,13 +780,13 @@ def _energy_rules(keys: _RuleKeys) -> list[JsonDict]:
               sum by ({group_keys}) (
                 sum by ({pod_keys}) (rate({DCGM_TOTAL_ENERGY}{{{dcgm_workload}}}[15m])) / {MILLIJOULES_PER_JOULE}
                 * on ({pod_keys}) group_left ({deployment})
-                {n.replica_info}
+                last_over_time({n.replica_info}[15m])
               )
             / on ({group_keys})
               (sum by ({group_keys}) (rate({VLLM_GENERATION_TOKENS}{{{deployment}!=""}}[15m])) > 0)
             """,
-            "J per generated token over 15 min (the window the operator's J/token query uses); none while "
-            "no token is generated.",
+            "J per generated token over 15 min (the window the operator's J/token query uses), the energy of "
+            "every replica pod seen in it (the tokens count them all); none while no token is generated.",
         ),
     ]
 

@@ -170,6 +170,46 @@ def test_rules_compute_joules_per_token_and_usd_per_million_tokens(tmp_path: Pat
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_joules_per_token_counts_the_energy_of_a_replica_stopped_within_the_window(tmp_path: Path) -> None:
+    # chat-a (300 W, 100 tokens/s) serves all 40 minutes; chat-c (500 W, 200 tokens/s) stopped at minute 30.
+    # At 40 m the 15-minute window holds chat-c's samples 26..30 m, read as 5.5 minutes by rate()'s
+    # extrapolation, for its tokens and its energy alike. Found in review: its tokens were counted and
+    # its energy not (joined to the pods running at 40 m only).
+    scheme = LabelScheme()
+    out = []
+    for index, (pod, watts, tokens, last) in enumerate((("chat-a", 300, 100, 40), ("chat-c", 500, 200, 30))):
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: "eu-de"}
+        vllm = target | {scheme.deployment_label: "llm.chat", GPU_TYPE_LABEL: H100, "instance": f"{pod}:8000"}
+        dcgm = target | {"gpu": str(index), "UUID": f"GPU-{index}", "modelName": H100, "instance": "dcgm:9400"}
+        out += [
+            {"series": VLLM_REQUESTS_RUNNING + labels(**vllm), "values": f"3x{last}"},
+            {"series": VLLM_GENERATION_TOKENS + labels(**vllm), "values": f"1000+{tokens * 60}x{last}"},
+            {"series": DCGM_TOTAL_ENERGY + labels(**dcgm), "values": f"5e9+{watts * 60 * 1000}x{last}"},
+        ]
+    share = 5.5 / 15
+    expected = (300 + 500 * share) / (100 + 200 * share)
+    key = labels(**{scheme.deployment_label: "llm.chat", REGION_LABEL: "eu-de"})
+    test = {
+        "interval": "1m",
+        "input_series": out,
+        "promql_expr_test": [
+            {
+                "expr": f"round({RULE_NAMES.joules_per_token} * 1e6) / 1e6",
+                "eval_time": "40m",
+                "exp_samples": [{"labels": key, "value": round(expected * 1e6) / 1e6}],
+            }
+        ],
+    }
+    test_file = tmp_path / "stopped_test.yaml"
+    test_file.write_text(
+        yaml.safe_dump({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [test]}, sort_keys=False)
+    )
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_rules_use_the_operator_metric_and_label_names() -> None:
     text = RULES.read_text()
     scheme = LabelScheme()

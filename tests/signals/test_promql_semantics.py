@@ -82,6 +82,15 @@ def input_series() -> list[dict[str, str]]:
         series += histogram(
             "vllm:inter_token_latency_seconds", pod, "prod.llama", MODEL, {"0.01": 45, "0.05": 50, "+Inf": 50}
         )
+    # llama-c served until minute 12 (a scale-down): its 8,000 tokens/min and its GPU 5 (200 W) are in the
+    # energy window of the query at 20 m (from 5 m), the tokens and the energy over the same 7.5 minutes
+    # (samples at 6..12 m, extrapolated a full minute back to 5 m and half a minute past 12 m).
+    series += [
+        {"series": vllm("vllm:generation_tokens_total", "llama-c", "prod.llama", MODEL), "values": "0+8000x12"},
+        {"series": vllm("vllm:num_requests_running", "llama-c", "prod.llama", MODEL), "values": "2x12"},
+        {"series": dcgm("DCGM_FI_DEV_POWER_USAGE", 5, NS, "llama-c"), "values": "200x12"},
+        {"series": dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 5, NS, "llama-c"), "values": "0+12000000x12"},
+    ]
     # Another deployment in the same namespace: must never leak into prod.llama's figures.
     series += [
         {
@@ -160,8 +169,9 @@ def expectations(scheme: LabelScheme) -> list[dict[str, object]]:
                 {"labels": f'{{namespace="{NS}", pod="llama-b"}}', "value": 400},
             ],
         },
-        # 700 W for 15 min = 630,000 J over 300 tok/s x 900 s = 270,000 tokens
-        micro(queries[Signal.JOULES_PER_TOKEN], 630000 / 270000),
+        # 700 W for 15 min = 630,000 J over 300 tok/s x 900 s = 270,000 tokens, and llama-c's 200 W and
+        # 8,000 tokens/min for 7.5 min: 90,000 J and 60,000 tokens (it used to count its tokens only)
+        micro(queries[Signal.JOULES_PER_TOKEN], (630000 + 90000) / (270000 + 60000)),
         # 95th of 20: 10 below 20 ms, 10 in (20, 100] ms: 0.02 + 0.08 * (19 - 10) / 10 = 0.092 s
         micro(legacy[Signal.ITL_P95], 0.092),
         scalar(legacy[Signal.KV_CACHE_USAGE], 0.7),
@@ -231,7 +241,7 @@ def grouped_expectations(scheme: LabelScheme) -> list[dict[str, object]]:
             ],
         },
         # other-a draws 500 W but generated no tokens: no J/token (missing, as per deployment).
-        each(queries[Signal.JOULES_PER_TOKEN], {"llama": 630000 / 270000}, scale=1e6),
+        each(queries[Signal.JOULES_PER_TOKEN], {"llama": (630000 + 90000) / (270000 + 60000)}, scale=1e6),
     ]
 
 

@@ -128,19 +128,22 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
 
     # DCGM series lack the deployment's labels: they are joined to vLLM's running gauge, one series per
     # replica pod (present as soon as vLLM serves), on the pod labels both share (join_labels).
-    pods = f"{VLLM_REQUESTS_RUNNING}{sel}"
+    # Energy over a window is joined to the pods seen in that window (last_over_time), not only those
+    # serving now: the tokens it is divided by count every pod of the window, so a replica stopped within
+    # it (a scale-down) had its tokens counted and its energy not (found in review: J/token biased low).
+    running = f"{VLLM_REQUESTS_RUNNING}{sel}"
+    seen = f"last_over_time({running}[{energy_window}])"
     if by:
         key = by[1]
-        pods = f"group by ({on}, {key}) ({pods})"
         per_pod = ", ".join((*by, scheme.pod_label))
 
-        def on_pods(dcgm: str) -> str:
-            return f"{dcgm} * on ({on}) group_left ({key}) {pods}"
+        def on_pods(dcgm: str, pods: str = running) -> str:
+            return f"{dcgm} * on ({on}) group_left ({key}) group by ({on}, {key}) ({pods})"
 
     else:
         per_pod = on
 
-        def on_pods(dcgm: str) -> str:
+        def on_pods(dcgm: str, pods: str = running) -> str:
             return f"{dcgm} and on ({on}) {pods}"
 
     kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
@@ -159,7 +162,7 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
         Signal.REQUESTS_WAITING: aggregate("sum", f"{VLLM_REQUESTS_WAITING}{sel}"),
         Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
         Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",
-        Signal.JOULES_PER_TOKEN: f"({aggregate('sum', on_pods(energy))} / {MILLIJOULES_PER_JOULE}) / {tokens}",
+        Signal.JOULES_PER_TOKEN: f"({aggregate('sum', on_pods(energy, seen))} / {MILLIJOULES_PER_JOULE}) / {tokens}",
         Signal.PROMPT_TOKENS_BUCKETS: buckets(VLLM_PROMPT_TOKENS_HISTOGRAM, "increase"),
         Signal.GENERATION_TOKENS_BUCKETS: buckets(VLLM_GENERATION_TOKENS_HISTOGRAM, "increase"),
     }
