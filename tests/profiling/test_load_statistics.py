@@ -121,3 +121,27 @@ def test_a_bad_request_trace_is_refused_naming_the_file(tmp_path: Path, body: by
     with pytest.raises(ValueError, match=message) as caught:
         load_trace_shapes(path, max_prompt_tokens=1000, max_output_tokens=100)
     assert str(path) in str(caught.value)
+
+
+def test_the_profile_step_time_is_the_median_gap_not_the_mean_with_prefill_stalls() -> None:
+    # Tokens every 10 ms, but one gap in ten is a 100 ms stall (a step carrying another request's prefill
+    # chunk): the mean is about 19 ms, the step 10 ms. The capacity model adds such stalls itself, so the profile
+    # takes the median (it took the mean, counting the stalls twice).
+    from gridshift.profiling.build import profile_points
+    from gridshift.profiling.sweep import LevelMeasurement
+
+    gaps = [0.1 if i % 10 == 9 else 0.01 for i in range(200)]
+    times = [0.05 + sum(gaps[:i]) for i in range(len(gaps))]
+    stalled = StreamRecord(
+        shape=RequestShape(100, len(times)),
+        started_at=0.0,
+        first_token_at=times[0],
+        chunk_times=times,
+        chunk_token_counts=list(range(1, len(times) + 1)),
+        ended_at=times[-1],
+        completed=True,
+    )
+    stats = summarise_window([stalled], 0.0, times[-1])
+    assert stats.itl_ms_mean > 18 and stats.itl_ms_p50 == pytest.approx(10.0)
+    (point,) = profile_points([LevelMeasurement(1, stats, energy_joules=100.0, power_watts=300.0)], 5000.0)
+    assert point.step_time_ms == pytest.approx(10.0)

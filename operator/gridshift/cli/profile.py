@@ -231,7 +231,8 @@ class _RichObserver:
         self._finish_task()
         s = level.stats
         self._console.print(
-            f"  concurrency {level.concurrency}: batch {s.mean_in_flight:.1f}, ITL {s.itl_ms_mean:.1f} ms, "
+            f"  concurrency {level.concurrency}: batch {s.mean_in_flight:.1f}, "
+            f"ITL median {s.itl_ms_p50:.1f} ms (mean {s.itl_ms_mean:.1f}), "
             f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
         )
 
