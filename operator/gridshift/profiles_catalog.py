@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from gridshift.api import GPUProfile
+from gridshift.api.gpu_profile import GPUProfileSpec
 from gridshift.planner.kvmemory import KvMemory, ModelArchitecture
 from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
 
@@ -190,8 +191,37 @@ def _labels(profile: GPUProfile) -> Mapping[str, object]:
     return labels if isinstance(labels, dict) else {}
 
 
+POWER_ABOVE_BOARD_TOLERANCE = 1.1
+"""A point's mean power may exceed the GPUs' board power (TDP x gpusPerReplica) by this factor (a mean over a
+phase, sampled, stays below TDP on every shipped measurement) before the profile is refused as implausible."""
+
+
+def _plausible(spec: GPUProfileSpec) -> None:
+    """ValueError naming the field where the profile cannot be right for its GPU type's datasheet: power
+    above the board power of its GPUs (kW written as W? a node's power for a replica's?), or an idle power
+    above every measured point's. Found in review: 5,000-7,000 W on an L4 (72 W) and an idle of 5,000 W were
+    Ready, and the planner priced that GPU from them."""
+    board = gpu_specs().get(spec.gpu_type)
+    if board is not None:
+        limit = board.tdp_watts * spec.gpus_per_replica * POWER_ABOVE_BOARD_TOLERANCE
+        for index, point in enumerate(spec.points):
+            if point.power_watts > limit:
+                raise ValueError(
+                    f"points[{index}].powerWatts: {point.power_watts:g} W is above the board power of "
+                    f"{spec.gpus_per_replica} x {board.short_name} ({board.tdp_watts:g} W each, +10%): the power "
+                    "of the replica's GPUs, in W"
+                )
+    highest = max(point.power_watts for point in spec.points)
+    if spec.idle_power_watts is not None and spec.idle_power_watts > highest:
+        raise ValueError(
+            f"idlePowerWatts: {spec.idle_power_watts:g} W is above every measured point's power (at most "
+            f"{highest:g} W): idle is the replica's GPUs holding the model with nothing to do"
+        )
+
+
 def performance_model(profile: GPUProfile) -> PerformanceModel:
-    """The performance model a GPUProfile object describes, with its KV-memory bound where known."""
+    """The performance model a GPUProfile object describes, with its KV-memory bound where known; ValueError
+    naming the field where it cannot be fitted or cannot be right for its GPU type (_plausible)."""
     spec = profile.spec
     points = [
         ProfilePoint(
@@ -204,6 +234,7 @@ def performance_model(profile: GPUProfile) -> PerformanceModel:
         for p in spec.points
     ]
     try:
+        _plausible(spec)
         return fit_performance_model(
             points,
             model=spec.model,

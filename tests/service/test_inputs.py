@@ -339,6 +339,10 @@ def test_user_profiles_replace_shipped_ones_for_the_same_model_gpu_and_size() ->
     )
     assert [(p.gpus_per_replica, p.idle_power_watts) for p in chosen] == [(1, 99.0), (2, 99.0)]
     assert profiles_from([broken], [shipped]) == (shipped,)
+    # Valid to the schema, implausible for its GPU (idle above every point): left out, the others kept.
+    implausible = {**doc, "spec": {**doc["spec"], "idlePowerWatts": 5000}}
+    parsed = Parsed("i", GPUProfile.model_validate(implausible), None, implausible)
+    assert profiles_from([parsed], [shipped]) == (shipped,)
 
 
 def test_measured_cost_without_tokens_is_none_and_joules_skip_clusters_without_them() -> None:

@@ -496,6 +496,37 @@ def test_gpu_profile_status_reports_its_fit() -> None:
     assert "prefillTokensPerSecond" in message(invalid, "Ready")
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        # kW written as W-sized numbers would be tiny; a node's or a misread power is above the board's.
+        (lambda spec: spec["points"][-1].update(powerWatts=5000), "points[15].powerWatts"),
+        (lambda spec: spec.update(idlePowerWatts=5000), "idlePowerWatts"),
+    ],
+)
+def test_a_profile_beyond_its_gpus_datasheet_is_not_used_and_names_the_field(change: Any, field: str) -> None:
+    # Found in review: 5,000-7,000 W on an L4 (72 W TDP) and an idle of 5,000 W were Ready, PoorFit False,
+    # and the planner priced the GPU type from them.
+    from gridshift.service.status import profile_status
+
+    body = _profile([])
+    change(body["spec"])
+    status = profile_status(T0, body)
+    assert conditions(status)["Ready"] == ("False", "Invalid")
+    assert field in message(status, "Ready")
+
+
+def test_a_profile_point_needs_a_context_of_at_least_one_position() -> None:
+    # context 0 put a point's whole step-time slope on one KV position (700x the cost per position).
+    from gridshift.service.status import profile_status
+
+    body = _profile([])
+    body["spec"]["points"][0]["contextTokens"] = 0
+    status = profile_status(T0, body)
+    assert conditions(status)["Ready"] == ("False", "Invalid")
+    assert "contextTokens" in message(status, "Ready")
+
+
 def test_gpu_profile_status_is_written_once_per_generation() -> None:
     world = ServiceHarness(["eu-de"])
     world.add(deployment_body())

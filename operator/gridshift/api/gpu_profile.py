@@ -16,7 +16,14 @@ class ProfilePoint(ApiModel):
     """One measured operating point."""
 
     batch: int = Field(ge=1, le=4096, description="Sequences decoded together (running requests).")
-    context_tokens: int = Field(ge=0, le=2_000_000, description="KV-cache positions per sequence.")
+    context_tokens: int = Field(
+        ge=1,
+        le=2_000_000,
+        description=(
+            "KV-cache positions per sequence (prompt plus tokens generated so far; at least 1: the step time "
+            "is fitted per position, and 0 put a point's whole slope on one position)."
+        ),
+    )
     step_time_ms: float = Field(gt=0, le=600_000, description="Decode step time = time per output token, ms.")
     power_watts: float = Field(gt=0, le=10_000, description="Mean GPU power over the phase, W (all GPUs of a replica).")
     prefill_tokens_per_second: float | None = Field(

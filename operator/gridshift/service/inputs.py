@@ -290,7 +290,10 @@ def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any])
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
     for item in parsed:
         if item.resource is not None:
-            profile = performance_model(item.resource)
+            try:
+                profile = performance_model(item.resource)
+            except ValueError:
+                continue  # not used: its own status says why (Ready False, Invalid), and no other is stopped
             chosen[(profile.model, profile.gpu_type, profile.gpus_per_replica)] = profile
     return tuple(chosen[k] for k in sorted(chosen))
 
