@@ -96,3 +96,34 @@ def test_the_gap_to_hindsight_splits_into_sizing_timing_and_placement() -> None:
         # the overloaded replica drew. Those are a few minutes of a cold-start lag.
         assert parts["placement"] >= -0.01 * policies["gridshift"]["cost_usd"]
         assert "gridshift/gridshift_ready_placed_by_hindsight" in document["ratios"]
+
+
+@pytest.mark.parametrize("scenario", [Scenario.OWNED, Scenario.RENTED])
+def test_a_real_time_markets_price_is_seen_only_once_its_hour_has_ended(scenario: Scenario) -> None:
+    # A is a real-time market (its hour's price is known when the hour ends). Making A's hour 3 free or dear
+    # must not change anything the policy does before minute 240. Found in review: the shipped PJM price
+    # (real-time LMP) was planned with as a day-ahead one, read three minutes before its hour began.
+    def schedule(hour_three: float) -> object:
+        prices = [hourly_prices("A", [*A[:3], hour_three, *A[4:]]), hourly_prices("B", B)]
+        replay = flat_replay([setup("chat", 15.0, "B")], prices, minutes=HOURS * 60, real_time_markets=frozenset({"A"}))
+        return simulate(replay, GridshiftPolicy(replay, scenario), judge=False)
+
+    free, dear = schedule(-50.0), schedule(500.0)
+    assert np.array_equal(free.held[:240], dear.held[:240]), "decisions before hour 3 ended saw its price"  # type: ignore[attr-defined]
+    if scenario == Scenario.OWNED:
+        # ... and plans with it once known: A's free hour 3 is its forecast for hour 4 (persistence), a dear
+        # one is not, so the plans part after it.
+        assert not np.array_equal(free.held[240:], dear.held[240:])  # type: ignore[attr-defined]
+
+
+def test_a_real_time_market_is_forecast_at_its_last_ended_hour() -> None:
+    prices = [hourly_prices("A", [10.0, 20.0, 30.0, 40.0]), hourly_prices("B", [50.0] * 4)]
+    replay = flat_replay([setup("chat", 15.0, "B")], prices, minutes=4 * 60, real_time_markets=frozenset({"A"}))
+    known = replay.known_price_per_minute()[:, 0] * 1000.0
+    # Hour 0 knows no ended hour of the replay: the hour before it is not in these prices, so its own price.
+    assert known[[0, 59, 60, 119, 120, 239]].tolist() == pytest.approx([10.0, 10.0, 10.0, 10.0, 20.0, 30.0])
+    policy = GridshiftPolicy(replay, Scenario.OWNED)
+    horizon = policy.snapshot(150, None).prices[replay.markets[0].cluster].intervals
+    assert {round(i.usd_per_kwh * 1000.0, 6) for i in horizon} == {20.0}
+    # B is day-ahead: its published hours as they are.
+    assert replay.known_price_per_minute()[:, 1].tolist() == replay.price_per_minute()[:, 1].tolist()

@@ -112,7 +112,7 @@ class GreedyPolicy:
     def __init__(self, replay: Replay, scenario: Scenario) -> None:
         self.replay = replay
         self.autoscaler = _Autoscaler(replay)
-        self.prices = replay.price_per_minute()
+        self.prices = replay.known_price_per_minute()
         pue = np.asarray([m.pue for m in replay.markets])
         gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
         capacity = np.asarray([d.capacity_rps for d in replay.deployments])
@@ -233,7 +233,7 @@ class GridshiftPolicy:
             for index, market in enumerate(replay.markets)
         )
         self.cluster_index = {c.name: i for i, c in enumerate(self.clusters)}
-        self.prices = replay.price_per_minute()
+        self.prices = replay.known_price_per_minute()
         pue = np.asarray([m.pue for m in replay.markets])
         power = replay.replica_power_watts(np.arange(len(replay.deployments)), self.capacity)
         gpus = np.asarray([d.gpus for d in replay.deployments], dtype=np.float64)
@@ -299,8 +299,13 @@ class GridshiftPolicy:
         hour_start = replay.start + timedelta(hours=hour)
         horizon = self.known_hours(minute)
         prices = {}
-        for market in replay.markets:
-            values = market.usd_per_kwh[hour : hour + horizon]
+        for m, market in enumerate(replay.markets):
+            # A real-time market's hours ahead are forecast at the last ended hour's price (persistence).
+            values = (
+                np.full(horizon, self.prices[minute, m])
+                if market.real_time
+                else market.usd_per_kwh[hour : hour + horizon]
+            )
             intervals = tuple(
                 S.EnergyPrice(
                     hour_start + timedelta(hours=offset),

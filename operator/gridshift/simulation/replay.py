@@ -45,6 +45,19 @@ class Market:
     gpus: int
     usd_per_kwh: FloatArray
     """Hourly prices from the replay's first hour to LOOKAHEAD_HOURS past its end (NaN where unknown)."""
+    real_time: bool = False
+    """Prices known once their hour has ended (SimulationSettings.real_time_markets), not a day ahead."""
+    previous_usd_per_kwh: float = math.nan
+    """The price of the hour before the replay's first (the first a real-time market's policies know)."""
+
+    def known_hourly(self, hours: int) -> FloatArray:
+        """The price of each of the first `hours` hours as a policy knows it while the hour runs: the price
+        itself where published a day ahead; a real-time market's last ended hour's (persistence)."""
+        if not self.real_time:
+            return self.usd_per_kwh[:hours]
+        first = self.previous_usd_per_kwh if math.isfinite(self.previous_usd_per_kwh) else self.usd_per_kwh[0]
+        known: FloatArray = np.concatenate([[first], self.usd_per_kwh[: hours - 1]])
+        return known
 
 
 def cluster_name(market: str) -> str:
@@ -172,8 +185,15 @@ class Replay:
         raise KeyError(market)
 
     def price_per_minute(self) -> FloatArray:
-        """USD/kWh of each market in each minute, shape (minutes, markets)."""
+        """USD/kWh of each market in each minute, shape (minutes, markets): what is billed."""
         hourly = np.stack([m.usd_per_kwh[: self.hours] for m in self.markets], axis=1)
+        per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: self.minutes]
+        return per_minute
+
+    def known_price_per_minute(self) -> FloatArray:
+        """USD/kWh of each market in each minute as the online policies know it then (Market.known_hourly):
+        a real-time market's price of the last ended hour."""
+        hourly = np.stack([m.known_hourly(self.hours) for m in self.markets], axis=1)
         per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: self.minutes]
         return per_minute
 
@@ -283,6 +303,8 @@ def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tu
         window = series.window(start, hours)
         extra = max(0, min(LOOKAHEAD_HOURS, available - hours))
         ahead = series.window(start + timedelta(hours=hours), extra) if extra else np.zeros(0)
+        before = start - timedelta(hours=1)
+        previous = float(series.window(before, 1)[0]) if before >= series.start else math.nan
         markets.append(
             Market(
                 name=series.market,
@@ -290,6 +312,8 @@ def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tu
                 pue=settings.pue_of(series.market),
                 gpus=settings.gpus_per_market,
                 usd_per_kwh=np.concatenate([window, ahead]),
+                real_time=series.market in settings.real_time_markets,
+                previous_usd_per_kwh=previous,
             )
         )
     if len({m.cluster for m in markets}) != len(markets):

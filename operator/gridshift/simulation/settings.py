@@ -135,6 +135,12 @@ class SimulationSettings:
     HPA's default downscale stabilisation window, 300 s)."""
     greedy_cooldown_minutes: int = 60
     """Greedy mover: minutes after a move before the next one."""
+    real_time_markets: frozenset[str] = frozenset({"US-MIDA-PJM"})
+    """Markets whose prices are real-time (known once their hour has ended), not day-ahead: PJM's is the DOM
+    zone's real-time hourly LMP (shared/data README). The online policies see such a market's price of an
+    hour only after it ends and forecast every later hour at the last one known (persistence); costs are
+    billed at the real price. Found in review: gridshift read PJM's price of an hour before it began (owned
+    savings_captured 0.909 with the leak, 0.868 with a 2-hour lag)."""
     price_publication_hour_utc: int = 12
     """Day-ahead prices of tomorrow are known from this UTC hour on (EPEX publishes about 12:45 CET, ERCOT and
     CAISO day-ahead results by early afternoon Central/Pacific); before it, prices are known to midnight."""
