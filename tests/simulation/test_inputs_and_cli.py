@@ -429,3 +429,17 @@ def test_simulate_keeps_freed_heap_before_it_replays(monkeypatch: pytest.MonkeyP
     with pytest.raises((UsageError, SimulationInputError)):
         simulate.run(_parse([]))
     assert calls == ["keep_freed_heap", "load_prices"]
+
+
+def test_two_weeks_replay_different_stretches_of_the_looped_trace() -> None:
+    # Found in review: the trace was aligned to the replay's own first minute, so every week that starts on a
+    # Monday at 00:00 UTC replayed the tuning week's demand minute for minute (only prices differed). Two
+    # January weeks (no daylight-saving change), the DE-LU-homed deployment: different bursts now.
+    import numpy as np
+
+    first = shipped_replay(days=0.25, deployments=1, start=datetime(2024, 1, 8, tzinfo=UTC))
+    second = shipped_replay(days=0.25, deployments=1, start=datetime(2024, 1, 15, tzinfo=UTC))
+    again = shipped_replay(days=0.25, deployments=1, start=datetime(2024, 1, 8, tzinfo=UTC))
+    assert first.deployments[0].setup.home_market == "DE-LU"
+    assert np.array_equal(first.deployments[0].rate_rps, again.deployments[0].rate_rps)
+    assert not np.array_equal(first.deployments[0].rate_rps, second.deployments[0].rate_rps)

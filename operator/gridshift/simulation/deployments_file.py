@@ -24,7 +24,7 @@ from typing import Any
 from gridshift.api.inference_deployment import InferenceDeployment
 from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
 from gridshift.simulation.data import SimulationInputError
-from gridshift.simulation.replay import burst_headroom_for, cluster_name
+from gridshift.simulation.replay import burst_headroom_for, cluster_name, trace_offset
 from gridshift.simulation.settings import DeploymentSetup, SimulationSettings
 
 TRACE_ANNOTATION = "gridshift.dev/simulate-trace"
@@ -104,7 +104,7 @@ def _setup(
     if not isinstance(name, str) or not name:
         raise _field(where, "metadata.name", "required")
     home = _home(resource, where, index, settings.markets)
-    offset = (index * 17) % len(traces[trace].requests_per_minute)
+    offset = trace_offset(settings, index, len(traces[trace].requests_per_minute))
     return DeploymentSetup(
         name=name,
         model=spec.model.source,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -438,6 +438,20 @@ def burst_headroom_for(
     return burst_headroom(day * bursts, settings.demand_window_minutes, settings.cold_start_minutes + 1)
 
 
+TRACE_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+"""The calendar minute the looped traces are aligned to (trace_offset)."""
+
+
+def trace_offset(settings: SimulationSettings, index: int, length: int) -> int:
+    """The trace minute deployment `index` starts at: 17 minutes apart per deployment, shifted by the replay
+    start's calendar minute (since TRACE_EPOCH), so that two weeks replay different stretches of the looped
+    trace. Found in review: counted from the replay's own first minute, every week starting Monday 00:00 UTC
+    replayed the tuning week's demand minute for minute, so the "out-of-sample" weeks differed only in
+    prices (and daylight saving)."""
+    calendar = round((settings.start - TRACE_EPOCH) / timedelta(minutes=1))
+    return (index * 17 + calendar) % length
+
+
 def default_deployments(
     settings: SimulationSettings, traces: Mapping[str, TraceProfile], planner_settings: PlannerSettings | None = None
 ) -> list[DeploymentSetup]:
@@ -456,7 +470,7 @@ def default_deployments(
         trace = traces[trace_name]
         copies = max(1, round(_DEFAULT_PEAK_RPS[index % len(_DEFAULT_PEAK_RPS)] / trace.mean_requests_per_second))
         home = settings.markets[index % len(settings.markets)]
-        offset = (index * 17) % len(trace.requests_per_minute)
+        offset = trace_offset(settings, index, len(trace.requests_per_minute))
         headroom = burst_headroom_for(settings, trace, copies * trace.mean_requests_per_second, offset, home)
         setups.append(
             DeploymentSetup(
