@@ -303,8 +303,9 @@ def test_intraday_series_beside_the_day_ahead_ones_are_not_read() -> None:
         _de_lu_series("PT15M", EXAA_15M, sequence=None, contract="A07"),
     )
     assert [i.price for i in parse_a44(document, expected_area_eic=DE_LU)] == SDAC_15M
-    with pytest.raises(NoPriceDataError, match=r"contract_MarketAgreement\.type A07"):
+    with pytest.raises(NoPriceDataError, match=r"contract_MarketAgreement\.type A07") as caught:
         parse_a44(_de_lu_document(_de_lu_series("PT15M", EXAA_15M, None, contract="A07")))
+    assert "sequence" not in caught.value.detail.split("holds", 1)[1]  # no sequence reads an intraday series
 
 
 def test_a_sequence_position_that_is_not_a_number_is_refused_naming_it() -> None:

@@ -400,7 +400,8 @@ def assembly_reserve(problem: Problem, build_seconds: float) -> float:
 def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -> tuple[DeploymentPlan, ...]:
     """Every deployment's plan from the search's counts (after the search, within make_plan's budget
     through `assembly_reserve`: at 10,000 deployments this step alone took about 4 CPU-s, so it reads
-    only the options a plan uses where it can)."""
+    only the options a plan uses where it can; the best alternative's shortlist reads every unused option
+    once, in _all_covers)."""
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         options = deployment.options
@@ -409,11 +410,11 @@ def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -
                 option = options[j]
                 free[option.key] = free.get(option.key, 0) - count * option.gpus
     powers = _load_powers(problem, solution, settings)
-    covers = _all_covers(problem, solution, settings)
+    alternatives = _all_covers(problem, solution, settings)
     return _merge_class_groups(
         problem,
         [
-            _deployment_plan(problem, deployment, list(counts), free, powers, covers[deployment.index], settings)
+            _deployment_plan(problem, deployment, list(counts), free, powers, alternatives[deployment.index], settings)
             for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
         ],
     )
@@ -601,7 +602,16 @@ def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequenc
     return sorted(shortlist), main
 
 
-def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings) -> list[dict[int, _Cover]]:
+@dataclass(frozen=True)
+class _Alternatives:
+    """A deployment's alternative candidates (_candidates, found once) and each one's and the main option's cover."""
+
+    shortlist: list[int] = field(default_factory=list)
+    main: int = -1
+    covers: dict[int, _Cover] = field(default_factory=dict)
+
+
+def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings) -> list[_Alternatives]:
     """Per deployment, each alternative candidate and the main option alone covering its need, at the price
     now and with power at the observed load shared over its replicas: the basis of the plan's own cost
     (_cost_prediction), so that the alternative and "why it won" compare with it, across GPU types too.
@@ -612,10 +622,12 @@ def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings)
     rates: list[float] = []
     prompts: list[float] = []
     outputs: list[float] = []
+    found: list[_Alternatives] = []
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         if deployment.frozen:
             counts = tuple(o.current for o in deployment.options)
         unused, main = _candidates(problem, deployment, counts)
+        found.append(_Alternatives(unused, main))
         if not unused:
             continue
         served = deployment.workload.requests_per_second
@@ -630,16 +642,15 @@ def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings)
             rates.append(capacity if served is None or capacity <= 0 else capacity * min(1.0, served / (n * capacity)))
             prompts.append(deployment.workload.mean_prompt_tokens)
             outputs.append(deployment.workload.mean_output_tokens)
-    covers: list[dict[int, _Cover]] = [{} for _ in problem.deployments]
     for (d, k, n), power in zip(keys, _powers_at_rates(models, rates, prompts, outputs, settings), strict=True):
         deployment = problem.deployments[d]
         option = deployment.options[k]
         watts = option.power_at_capacity_watts if deployment.workload.requests_per_second is None else power
         price = problem.price_views[option.cluster].now_usd_per_kwh
-        covers[d][k] = _Cover(
+        found[d].covers[k] = _Cover(
             n, n * option.gpus * option.gpu_hour_usd, energy_usd_per_hour(n * watts, option.pue, price)
         )
-    return covers
+    return found
 
 
 def _why_won(
@@ -683,7 +694,7 @@ def _explain(
     settings: PlannerSettings,
     cost: CostPrediction,
     infeasible_reason: str | None,
-    covers: Mapping[int, _Cover],
+    alternatives: _Alternatives,
     ruled_out: int = 0,
 ) -> Explanation:
     """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
@@ -717,7 +728,7 @@ def _explain(
         # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
-    alternative, alternative_hourly = _alternative(problem, deployment, counts, free, details, binding, covers)
+    alternative, alternative_hourly = _alternative(problem, deployment, counts, free, details, binding, alternatives)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
@@ -881,7 +892,7 @@ def _alternative(
     free: dict[Key, int],
     details: list[str],
     binding: list[str],
-    covers: Mapping[int, _Cover],
+    alternatives: _Alternatives,
 ) -> tuple[str | None, float | None]:
     """The best option not used: the one that would cover the demand most cheaply on its own (replicas
     needed x cost per hour now at the observed load, comparable across GPU types and with the plan's own
@@ -889,7 +900,7 @@ def _alternative(
     places nothing (no demand, or nothing fits: no option to compare), and never a pool too small for one
     replica (found in review: an empty pool was offered as the best alternative)."""
     options = deployment.options
-    unused, main = _candidates(problem, deployment, counts)
+    unused, main, covers = alternatives.shortlist, alternatives.main, alternatives.covers
     if not unused:
         return None, None
     unit = deployment.unit_capacity
@@ -984,7 +995,7 @@ def _deployment_plan(
     counts: list[int],
     free: dict[Key, int],
     powers: dict[tuple[int, int], float],
-    covers: Mapping[int, _Cover],
+    alternatives: _Alternatives,
     settings: PlannerSettings,
 ) -> DeploymentPlan:
     required = deployment.deployment.requirements
@@ -1015,7 +1026,7 @@ def _deployment_plan(
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
     ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
-    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, covers, ruled_out)
+    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out)
     kept = [stray for stray in deployment.strays if stray not in strays]
     if kept:
         # Found in review: "nothing; 0.000 USD/h" while a replica the plan cannot replace ran on.
@@ -1024,8 +1035,7 @@ def _deployment_plan(
             explanation,
             details=(
                 *explanation.details,
-                f"still running outside the plan, and not in its cost: {running} (kept until the plan has "
-                "somewhere else for them)",
+                f"still running outside the plan, and not in its cost: {running}",
             ),
         )
     # Routing reads the capacity of the target's keys only: those of the involved options. Requests go

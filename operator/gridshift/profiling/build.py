@@ -42,7 +42,8 @@ def profile_points(levels: Sequence[LevelMeasurement], prefill_tokens_per_s: flo
             context_tokens=round(level.stats.mean_context_tokens),
             # The median, not the mean: the planner's capacity model adds the stall of a step carrying a
             # prefill chunk on top of the step time (planner.capacity), and the mean already holds those
-            # stalls, so they counted twice; the shipped profiles use the median too (review, December 2026).
+            # stalls, so they counted twice; the shipped v3 profiles use the median too, the v2 ones a mean (review,
+            # December 2026).
             step_time_ms=level.stats.itl_ms_p50,
             power_watts=level.power_watts,
             prefill_tokens_per_s=prefill_tokens_per_s,

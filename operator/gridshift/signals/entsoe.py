@@ -317,11 +317,17 @@ def parse_a44(
                 MAX_SLOTS - len(slots),
             )
     if not slots:
+        # Naming the feed's sequence helps only where another auction's position is what the document holds.
+        hint = (
+            " (set the feed's sequence to read another auction)"
+            if any(s.startswith("classificationSequence") for s in skipped)
+            else ""
+        )
         raise NoPriceDataError(
             feed,
             "TimeSeries",
             f"no day-ahead series at classificationSequence position {sequence}; the document holds "
-            f"{', '.join(sorted(set(skipped)))} (set the feed's sequence to read another auction)",
+            f"{', '.join(sorted(set(skipped)))}{hint}",
         )
     return _select(slots, prefer, feed)
 
