@@ -580,6 +580,13 @@ moves energy only, a small share of a replica's cost beside its GPU-hours, so th
 among them."""
 
 
+def _cover_replicas(deployment: DeploymentProblem, option: Option) -> int:
+    """Replicas of `option` alone that cover the deployment's need (at least one, and minReplicas)."""
+    unit = deployment.unit_capacity(option)
+    need = math.ceil(deployment.coverage_target / unit - 1e-9) if unit > 0 else 1
+    return max(1, deployment.min_replicas, need)
+
+
 def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequence[int]) -> tuple[list[int], int]:
     """The options an alternative may be (unused, in a pool with room for one replica: found in review, an
     empty pool was offered) and the plan's main option (-1: the plan places nothing, so no alternative)."""
@@ -591,9 +598,7 @@ def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequenc
     unit = deployment.unit_capacity
 
     def at_full_load(k: int) -> float:
-        capacity = unit(options[k])
-        need = math.ceil(deployment.coverage_target / capacity - 1e-9) if capacity > 0 else 1
-        return max(1, deployment.min_replicas, need) * options[k].hourly_cost_now_usd
+        return _cover_replicas(deployment, options[k]) * options[k].hourly_cost_now_usd
 
     # Valued at the observed load only for the few cheapest at full load: at 1,000 deployments all of
     # them (22,000 options) took 0.1-0.2 CPU-s, against 0.3 for the whole plan's assembly.
@@ -633,9 +638,7 @@ def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings)
         served = deployment.workload.requests_per_second
         for k in [*unused, main]:
             option = deployment.options[k]
-            unit = deployment.unit_capacity(option)
-            need = math.ceil(deployment.coverage_target / unit - 1e-9) if unit > 0 else 1
-            n = max(1, deployment.min_replicas, need)
+            n = _cover_replicas(deployment, option)
             capacity = option.capacity_rps
             keys.append((deployment.index, k, n))
             models.append(option.model)
@@ -728,7 +731,7 @@ def _explain(
         # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
         saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
-    alternative, alternative_hourly = _alternative(problem, deployment, counts, free, details, binding, alternatives)
+    alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
@@ -886,7 +889,6 @@ def _binding_constraints(
 
 
 def _alternative(
-    problem: Problem,
     deployment: DeploymentProblem,
     counts: list[int],
     free: dict[Key, int],

@@ -186,15 +186,16 @@ class Replay:
 
     def price_per_minute(self) -> FloatArray:
         """USD/kWh of each market in each minute, shape (minutes, markets): what is billed."""
-        hourly = np.stack([m.usd_per_kwh[: self.hours] for m in self.markets], axis=1)
-        per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: self.minutes]
-        return per_minute
+        return self._per_minute([m.usd_per_kwh[: self.hours] for m in self.markets])
 
     def known_price_per_minute(self) -> FloatArray:
         """USD/kWh of each market in each minute as the online policies know it then (Market.known_hourly):
         a real-time market's price of the last ended hour."""
-        hourly = np.stack([m.known_hourly(self.hours) for m in self.markets], axis=1)
-        per_minute: FloatArray = np.repeat(hourly, 60, axis=0)[: self.minutes]
+        return self._per_minute([m.known_hourly(self.hours) for m in self.markets])
+
+    def _per_minute(self, hourly_by_market: list[FloatArray]) -> FloatArray:
+        """Hourly series, one per market, as (minutes, markets)."""
+        per_minute: FloatArray = np.repeat(np.stack(hourly_by_market, axis=1), 60, axis=0)[: self.minutes]
         return per_minute
 
     def gpu_usd_per_hour(self, scenario: Scenario) -> FloatArray:
