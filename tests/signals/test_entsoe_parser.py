@@ -315,6 +315,20 @@ def test_a_sequence_position_that_is_not_a_number_is_refused_naming_it() -> None
     assert caught.value.field == "TimeSeries[0].classificationSequence_AttributeInstanceComponent.position"
 
 
+def test_a_series_without_a_contract_type_or_with_an_empty_position_is_read() -> None:
+    # Older answers and the shipped BE recordings carry neither element: such a series is the zone's one
+    # day-ahead auction, whatever sequence the feed names. An empty or blank element is no element.
+    without_contract = _de_lu_series("PT15M", SDAC_15M, sequence=None).replace(
+        "<contract_MarketAgreement.type>A01</contract_MarketAgreement.type>", ""
+    )
+    assert [i.price for i in parse_a44(_de_lu_document(without_contract), sequence=2)] == SDAC_15M
+    padded = _de_lu_series("PT15M", SDAC_15M, sequence=None, contract=" A01\n")
+    assert [i.price for i in parse_a44(_de_lu_document(padded))] == SDAC_15M
+    for empty in ("", "  "):
+        blank = _de_lu_series("PT15M", SDAC_15M, sequence=1).replace(">1</class", f">{empty}</class")
+        assert [i.price for i in parse_a44(_de_lu_document(blank), sequence=2)] == SDAC_15M
+
+
 # --- writer -------------------------------------------------------------------------------------
 
 prices = st.one_of(

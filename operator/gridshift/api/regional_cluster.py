@@ -27,6 +27,10 @@ from gridshift.api.conditions import REGIONAL_CLUSTER_CONDITIONS, conditions_rul
 from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
+ENTSOE_SDAC_SEQUENCE = 1
+"""classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
+ENTSOE_MAX_SEQUENCE = 9
+"""The highest classificationSequence position a feed (or `gridshift prices --sequence`) may name."""
 WORKLOAD_NAMESPACE = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?|([a-z0-9][-a-z0-9]*)?\{namespace\}([-a-z0-9]*[a-z0-9])?)$"
 """A DNS label, or a template with one `{namespace}` placeholder whose prefix starts and suffix ends with a
 letter or digit, so that every filled-in template is a DNS label (`-{namespace}` gave `-ml`, which no
@@ -81,9 +85,9 @@ class EntsoeFeed(ApiModel):
     token_secret_ref: SecretKeyRef = Field(description="Secret key holding the API security token.")
     endpoint: feeds.ApiEndpoint = "https://web-api.tp.entsoe.eu/api"
     sequence: int = Field(
-        default=1,
+        default=ENTSOE_SDAC_SEQUENCE,
         ge=1,
-        le=9,
+        le=ENTSOE_MAX_SEQUENCE,
         description=(
             "classificationSequence position to read where the zone publishes more than one day-ahead "
             "auction: DE-LU and AT publish SDAC as 1 (the default) and EXAA's 10:15 auction as 2. Series "

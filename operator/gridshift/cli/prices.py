@@ -114,6 +114,7 @@ def _guess_format(name: str, body: bytes) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gridshift.api.regional_cluster import ENTSOE_MAX_SEQUENCE
     from gridshift.cli.usage import UsageError
     from gridshift.signals.entsoe import SDAC_SEQUENCE, parse_a44
     from gridshift.signals.price_csv import parse_price_csv
@@ -128,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--column applies to CSV sources only")
     if args.sequence is not None and document_format != "entsoe":
         raise UsageError("--sequence applies to ENTSO-E documents only")
-    if args.sequence is not None and not 1 <= args.sequence <= 9:
-        raise UsageError(f"--sequence must be within 1..9 (a classificationSequence position), got {args.sequence}")
+    if args.sequence is not None and not 1 <= args.sequence <= ENTSOE_MAX_SEQUENCE:
+        raise UsageError(
+            f"--sequence must be within 1..{ENTSOE_MAX_SEQUENCE} (a classificationSequence position), "
+            f"got {args.sequence}"
+        )
     if args.timezone is not None and document_format != "csv":
         raise UsageError("--timezone applies to CSV sources only (an ENTSO-E document's times are UTC)")
     intervals: list[PriceInterval]

@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from gridshift.api.regional_cluster import EntsoeFeed
+from gridshift.api.regional_cluster import ENTSOE_SDAC_SEQUENCE, EntsoeFeed
 from gridshift.signals.fields import iso_time
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import (
@@ -56,8 +56,7 @@ CURVE_OMIT_REPEATS = "A03"
 BUSINESS_TYPE_PRICE = "A62"
 CONTRACT_DAY_AHEAD = "A01"
 """contract_MarketAgreement.type of a day-ahead series (A07 is intraday)."""
-SDAC_SEQUENCE = 1
-"""classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
+SDAC_SEQUENCE = ENTSOE_SDAC_SEQUENCE
 PERIOD_FORMAT = "%Y%m%d%H%M"
 """periodStart/periodEnd query parameters: yyyyMMddHHmm, UTC."""
 _XML_TIME = "%Y-%m-%dT%H:%MZ"
