@@ -91,6 +91,21 @@ def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
         run(*argv)
 
 
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("ftp://h/x?securityToken=S3cr3tTok", "ftp://h/x?<query omitted>: only http"),
+        ("https:/127.0.0.1/x.csv?securityToken=S3cr3tTok", "https:/127.0.0.1/x.csv?<query omitted>: No such file"),
+    ],
+)
+def test_a_source_that_is_not_read_never_shows_its_query_string(source: str, shown: str) -> None:
+    # Found in review: a URL with another scheme, or with a slash missing, was echoed whole, token included.
+    with pytest.raises(UsageError) as caught:
+        run(source)
+    assert "S3cr3tTok" not in str(caught.value)
+    assert shown in str(caught.value)
+
+
 def test_sequence_chooses_the_auction_of_a_zone_with_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = HOURLY.read_text()
     series = text[text.index("      <TimeSeries>") : text.index("</TimeSeries>") + len("</TimeSeries>")]

@@ -3,6 +3,7 @@ the managed feed's stale flag says whether the last good prices may still be use
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -457,6 +458,42 @@ def test_a_number_too_large_for_a_float_is_refused_naming_the_field() -> None:
     with pytest.raises(PriceDataError) as caught:
         finite_number("f", "items[0].price", int("1" + "0" * 400))
     assert caught.value.field == "items[0].price" and len(caught.value.detail) < 80
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00", "1899-12-31T23:00:00Z"])
+def test_a_time_no_market_has_is_refused_naming_the_field_in_every_reader(moment: str) -> None:
+    # Found in review: year 1 and year 9999 were OverflowError/ValueError tracebacks in the CSV reader,
+    # the ENTSO-E parser and httpJson (which the operator logged as "failed unexpectedly").
+    from gridshift.signals.entsoe import parse_a44
+    from gridshift.signals.fields import iso_time
+    from gridshift.signals.price_csv import read_price_csv
+
+    with pytest.raises(PriceDataError) as caught:
+        iso_time("f", "items[0].start", moment)
+    assert caught.value.field == "items[0].start" and "outside the years 1900-2899" in caught.value.detail
+    for naive in (False, True):
+        row = moment.replace("T", " ")[:19] if naive else moment
+        with pytest.raises(PriceDataError) as caught:
+            read_price_csv(io.StringIO(f"Datetime,Price (EUR/MWh)\n{row},5\n"), feed="f", naive_timezone=UTC)
+        assert caught.value.field == "row 2.datetime" and "outside the years" in caught.value.detail
+    document = (ENTSOE_FIXTURES / "hass-entso-e_BE_60M_2024-10-08.xml").read_text()
+    start = document[document.index("<start>") + 7 : document.index("</start>")]
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(document.replace(f"<start>{start}</start>", f"<start>{moment}</start>"))
+    assert caught.value.field.endswith("timeInterval.start") and "outside the years" in caught.value.detail
+
+
+def test_a_resolution_too_long_for_a_duration_and_a_body_nested_too_deeply_are_named() -> None:
+    from gridshift.signals.entsoe import parse_a44
+    from gridshift.signals.fields import json_body
+
+    document = (ENTSOE_FIXTURES / "hass-entso-e_BE_60M_2024-10-08.xml").read_text()
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(document.replace("<resolution>PT60M</resolution>", "<resolution>P9999999999D</resolution>"))
+    assert caught.value.field.endswith("Period[0].resolution") and "too long" in caught.value.detail
+    with pytest.raises(PriceDataError) as caught:
+        json_body("f", b"[" * 50_000 + b"]" * 50_000)
+    assert caught.value.field == "http.body" and "nested too deeply" in caught.value.detail
 
 
 def test_a_price_beyond_any_market_once_converted_to_usd_is_refused_and_leaves_the_feed_stale(

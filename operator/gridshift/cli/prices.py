@@ -82,12 +82,24 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
             raise UsageError(str(error)) from error
         return body, name
     if scheme is not None:
-        raise UsageError(f"cannot read {source}: only http:// and https:// URLs, or a file")
+        raise UsageError(f"cannot read {_shown(source)}: only http:// and https:// URLs, or a file")
     path = Path(source)
     try:
         return path.read_bytes(), path.name
     except OSError as error:
-        raise UsageError(f"cannot read {source}: {error.strerror}") from error
+        raise UsageError(f"cannot read {_shown(source)}: {error.strerror}") from error
+
+
+def _shown(source: str) -> str:
+    """A source as an error may show it: what looks like a URL (a scheme, or `https:/host` with a slash
+    missing) without its query string, which may hold a token. Found in review: both errors above echoed
+    `?securityToken=...` where the well-formed URL's path did not."""
+    from gridshift.redaction import display_url
+
+    head, _, query = source.partition("?")
+    if not query or ":/" not in head:
+        return source
+    return display_url(source) if "://" in head else f"{head}?<query omitted>"
 
 
 def _naive_timezone(name: str, text: str, timezone: str | None) -> str | None:

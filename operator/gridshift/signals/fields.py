@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from gridshift import redaction
@@ -20,6 +20,29 @@ def json_body(feed: str, body: bytes, error: FeedErrorType = PriceDataError) -> 
         return json.loads(body)
     except ValueError as failure:
         raise error(feed, "http.body", f"not JSON ({failure}); truncated?") from None
+    except RecursionError:
+        # Found in review: 100 KB of "[" escaped every feed's error type (the body limit is 4 MiB).
+        raise error(feed, "http.body", "not JSON a feed sends: arrays or objects nested too deeply") from None
+
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2900, 1, 1, tzinfo=UTC)
+"""Times a feed's answer or a recording may name: no electricity market or grid has data outside them, and
+with a recording's offsetDays (at most 100 years) and its rows' lengths, every interval read from them stays
+within what datetime can hold. Found in review: year 1 and year 9999 were OverflowError tracebacks."""
+
+
+def utc_within_range(
+    feed: str, field: str, parsed: datetime, shown: str, error: FeedErrorType = PriceDataError, zone: tzinfo = UTC
+) -> datetime:
+    """`parsed` (naive: local time of `zone`) in UTC, refused with the field named outside EARLIEST..LATEST."""
+    try:
+        moment = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)).astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise error(feed, field, f"{shown} is outside the years {EARLIEST.year}-{LATEST.year - 1}")
+    return moment
 
 
 def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> datetime:
@@ -32,7 +55,7 @@ def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceD
         raise error(feed, field, f"not an ISO 8601 time: {_shown(value)}") from None
     if parsed.tzinfo is None:
         raise error(feed, field, f"time without a UTC offset: {_shown(value)}")
-    return parsed.astimezone(UTC)
+    return utc_within_range(feed, field, parsed, _shown(value), error)
 
 
 def _shown(value: object) -> str:

@@ -134,7 +134,10 @@ def parse_iso_duration(text: str) -> timedelta:
     if match is None or not any(match.groups()):
         raise ValueError(f"not an ISO 8601 duration of days, hours or minutes: {text!r}")
     days, hours, minutes = (int(group or 0) for group in match.groups())
-    duration = timedelta(days=days, hours=hours, minutes=minutes)
+    try:
+        duration = timedelta(days=days, hours=hours, minutes=minutes)
+    except OverflowError:
+        raise ValueError(f"duration too long to be a resolution: {text.strip()[:40]!r}") from None
     if duration <= timedelta(0):
         raise ValueError(f"duration must be positive: {text!r}")
     return duration

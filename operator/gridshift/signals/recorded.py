@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Generic, Protocol, TextIO
 
-from gridshift.signals.fields import finite_number
+from gridshift.signals.fields import finite_number, utc_within_range
 from gridshift.signals.series import IntervalT, Measure
 from gridshift.signals.settings import PriceFeedSettings
 
@@ -108,8 +108,9 @@ def _parse_time(
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
         raise measure.error(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {text!r}") from None
+    where = f"row {row_number}.datetime"
     if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
+        return utc_within_range(feed, where, parsed, repr(text.strip()), measure.error)
     if naive_timezone is None:
         raise measure.error(
             feed,
@@ -117,8 +118,7 @@ def _parse_time(
             f"{text.strip()!r} carries no UTC offset: set csvReplay.timezone to whose local time the file's "
             "times are (Europe/Paris for the EU per-market files of prices-2024, UTC if they are UTC)",
         )
-    local = parsed.replace(tzinfo=naive_timezone)
-    moment = local.astimezone(UTC)
+    moment = utc_within_range(feed, where, parsed, repr(text.strip()), measure.error, naive_timezone)
     if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:
         return None  # the spring-forward hour the EU per-market files write: it priced no time
     return moment
