@@ -11,6 +11,11 @@ from gridshift.api.base import ApiModel, ApiObject, CrossFieldRule
 from gridshift.api.common import Condition, GpuType, conditions_field
 from gridshift.api.conditions import GPU_PROFILE_CONDITIONS, conditions_rule
 
+MAX_PREFILL_TOKENS_PER_SECOND = 10_000_000.0
+"""Prompt tokens per second a profile may state: about 80x the fastest shipped profile (120,313 on 8 GPUs).
+Found in review: 1e308 (and .inf through `gridshift validate`) was admitted and made prefill free in the
+capacity model, so every TTFT objective was met."""
+
 
 class ProfilePoint(ApiModel):
     """One measured operating point."""
@@ -27,7 +32,10 @@ class ProfilePoint(ApiModel):
     step_time_ms: float = Field(gt=0, le=600_000, description="Decode step time = time per output token, ms.")
     power_watts: float = Field(gt=0, le=10_000, description="Mean GPU power over the phase, W (all GPUs of a replica).")
     prefill_tokens_per_second: float | None = Field(
-        default=None, gt=0, description="Prompt tokens per second when prefilling at this batch."
+        default=None,
+        gt=0,
+        le=MAX_PREFILL_TOKENS_PER_SECOND,
+        description="Prompt tokens per second when prefilling at this batch.",
     )
 
 
@@ -69,7 +77,10 @@ class GPUProfileSpec(ApiModel):
         default=None, ge=0, le=10_000, description="Power of the replica's GPUs loaded but idle, W."
     )
     prefill_tokens_per_second: float | None = Field(
-        default=None, gt=0, description="Prompt tokens per second when prefilling alone."
+        default=None,
+        gt=0,
+        le=MAX_PREFILL_TOKENS_PER_SECOND,
+        description="Prompt tokens per second when prefilling alone.",
     )
     points: list[ProfilePoint] = Field(min_length=2, max_length=1024, description="Measured operating points.")
     source: ProfileSource = Field(description="Provenance of the points.")
