@@ -60,6 +60,28 @@ def test_bad_resource_is_refused_naming_the_field(path: Path) -> None:
     assert expected_path(path) in str(caught.value)
 
 
+def test_a_python_field_name_gets_the_wire_name_and_nan_is_named() -> None:
+    # Found in review: `min_replicas: 5` and `ttftP95Ms: "500"` validated ok (the models' Python names and
+    # coercion), while kubectl refuses both; the fixtures above are checked against a real apiserver too.
+    (doc,) = gridshift_documents(REPO_ROOT / "tests" / "fixtures" / "bad_crs" / "idep-python-field-name.yaml")
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    assert ("spec.capacity.min_replicas", "unknown field (did you mean minReplicas?)") in caught.value.problems
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml").read_text())
+    doc["spec"]["slo"]["ttftP95Ms"] = float("nan")
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    ((field, message),) = caught.value.problems
+    assert field == "spec.slo.ttftP95Ms" and "not a number JSON can carry" in message
+
+
+def test_an_unquoted_yaml_time_validates_as_the_string_kubectl_sends() -> None:
+    profile = next(p for p in EXAMPLES if any(d["kind"] == "GPUProfile" for d in gridshift_documents(p)))
+    doc = next(d for d in gridshift_documents(profile) if d["kind"] == "GPUProfile")
+    doc["spec"]["source"]["measuredAt"] = yaml.safe_load("2024-10-08T10:00:00Z")
+    validate_object(doc)
+
+
 def test_defaults_fill_in_what_users_leave_out() -> None:
     (doc,) = gridshift_documents(REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml")
     idep = validate_object(doc)
