@@ -268,6 +268,36 @@ def test_prometheus_price_errors(local_server: LocalServer, reply: Reply, error:
         prometheus_feed(local_server).fetch(datetime(2024, 10, 8, tzinfo=UTC))
 
 
+def _refusal(kind: str, words: str) -> bytes:
+    # Prometheus's own error answer (web/api/v1: status, errorType, error), as a 400/422/503 carries it.
+    return json.dumps({"status": "error", "errorType": kind, "error": words}).encode()
+
+
+def test_a_query_prometheus_refuses_is_named_with_prometheus_own_words(local_server: LocalServer) -> None:
+    # Found in review: a PromQL typo in spec.priceFeed.prometheus.query said only "HTTP 400".
+    moment = datetime(2024, 10, 8, tzinfo=UTC)
+    local_server.answer(Reply(status=400, body=_refusal("bad_data", "1:6: parse error: unexpected end of input")))
+    with pytest.raises(PriceDataError) as caught:
+        prometheus_feed(local_server).fetch(moment)
+    assert caught.value.field == "prometheus.query" and not caught.value.retryable
+    assert caught.value.detail == "Prometheus refused the query (bad_data: 1:6: parse error: unexpected end of input)"
+    words = "many-to-many matching not allowed: matching labels must be unique on one side"
+    local_server.answer(Reply(status=422, body=_refusal("execution", words)))
+    with pytest.raises(PriceDataError, match=f"execution: {words}"):
+        prometheus_feed(local_server).fetch(moment)
+    local_server.answer(Reply(status=503, body=_refusal("timeout", "query timed out in expression evaluation")))
+    with pytest.raises(PriceFetchError) as fetch_error:
+        prometheus_feed(local_server).fetch(moment)
+    assert fetch_error.value.retryable and fetch_error.value.field == "http.status"
+    assert (
+        fetch_error.value.detail == "Prometheus answered HTTP 503 (timeout: query timed out in expression evaluation)"
+    )
+    local_server.answer(Reply(status=400, body=_refusal("bad_data", "x" * 5000)))
+    with pytest.raises(PriceDataError) as caught:
+        prometheus_feed(local_server).fetch(moment)
+    assert len(caught.value.detail) < 400
+
+
 # --- csvReplay: a local file is capped and read row by row --------------------------------------------
 
 

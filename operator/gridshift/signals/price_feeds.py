@@ -7,6 +7,8 @@ PriceFeedError naming the feed and the field. None reads the clock.
 
 from __future__ import annotations
 
+import ast
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
@@ -20,6 +22,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from gridshift import redaction
 from gridshift.api.regional_cluster import (
     EnergyUnit,
     HttpJsonFeed,
@@ -201,10 +204,16 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
         except PrometheusApiClientException as error:
             text = str(error)
             status = int(text[17:20]) if text.startswith("HTTP Status Code ") and text[17:20].isdigit() else None
+            words = _prometheus_words(text)
+            if status in (400, 422) and words is not None:
+                # bad_data (a parse error) or execution (many-to-many matching, say): the user's query, which
+                # no retry mends. Found in review: the message was the status alone.
+                raise PriceDataError(
+                    self.name, "prometheus.query", f"Prometheus refused the query ({words})"
+                ) from error
             retryable = status is None or status == 429 or status >= 500
-            raise PriceFetchError(
-                self.name, "http.status", f"Prometheus answered HTTP {status}", retryable=retryable
-            ) from error
+            detail = f"Prometheus answered HTTP {status}" + (f" ({words})" if words else "")
+            raise PriceFetchError(self.name, "http.status", detail, retryable=retryable) from error
         except requests.exceptions.JSONDecodeError as error:
             raise PriceDataError(self.name, "http.body", f"Prometheus answer is not JSON ({error})") from error
         except requests.exceptions.RequestException as error:
@@ -234,3 +243,25 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
             raise PriceDataError(
                 self.name, "prometheus.query", f"result is not an instant vector ({error!r})"
             ) from error
+
+
+_MAX_WORDS = 300
+"""The most of Prometheus's own error text a message carries (it quotes the query, which may be long)."""
+
+
+def _prometheus_words(text: str) -> str | None:
+    """Prometheus's `errorType: error` from prometheus-api-client's exception text, `HTTP Status Code N
+    (b'<body>')`, redacted and cut short; None when the body is not Prometheus's error answer."""
+    start = text.find(" (")
+    if start < 0 or not text.endswith(")"):
+        return None
+    try:
+        body = ast.literal_eval(text[start + 2 : -1])
+        answer = json.loads(body)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("error"), str):
+        return None
+    kind = answer.get("errorType")
+    words = redaction.redact(f"{kind}: {answer['error']}" if isinstance(kind, str) else answer["error"])
+    return words if len(words) <= _MAX_WORDS else f"{words[: _MAX_WORDS - 3]}..."
