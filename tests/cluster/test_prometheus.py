@@ -59,3 +59,35 @@ def test_prometheus_scrapes_targets(prometheus_factory: Any, exporter: str) -> N
     # retarget at runtime (config rewrite + /-/reload)
     prom.set_targets({"other": [exporter]})
     wait_for(lambda: prom.query('up{job="other"}')["result"], 30, "scrape of the new job")
+
+
+def test_a_query_real_prometheus_refuses_is_named_in_its_own_words(prometheus_factory: Any, exporter: str) -> None:
+    # The error answers the price and carbon feeds quote (signals.price_feeds._prometheus_words), from the
+    # real server rather than a recorded body: a parse error (400 bad_data) and many-to-many (422 execution).
+    from datetime import UTC, datetime, timedelta
+
+    from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
+    from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
+    from gridshift.signals.prices import PriceDataError
+    from gridshift.signals.settings import PriceFeedSettings
+
+    prom = prometheus_factory({"a": [exporter], "b": [exporter]}, scrape_interval="1s")
+    wait_for(lambda: len(prom.query("up")["result"]) == 2 or None, 30, "both jobs scraped")
+
+    def refusal(query: str) -> PriceDataError:
+        feed = PrometheusMetricPriceFeed(
+            "prom",
+            spec=PrometheusPriceFeed(url=prom.url, query=query),
+            currency="EUR",
+            unit=EnergyUnit.KWH,
+            valid_for=timedelta(minutes=15),
+            settings=PriceFeedSettings(http_timeout_seconds=10),
+        )
+        with pytest.raises(PriceDataError) as caught:
+            feed.fetch(datetime.now(UTC))
+        assert caught.value.field == "prometheus.query" and not caught.value.retryable
+        return caught.value
+
+    assert "bad_data" in refusal("price{").detail and "parse error" in refusal("price{").detail
+    many = refusal("up + on() up")  # two series on each side of a one-to-one match: 422 execution
+    assert many.detail.startswith("Prometheus refused the query (execution: ") and "many" in many.detail, many.detail
