@@ -112,8 +112,27 @@ def test_bad_load_settings_are_refused_naming_the_setting(power_trace: Path) -> 
     args = parse(
         ["--endpoint", "vllm:8000", "--served-model", "m", "--power-trace", str(power_trace), "--gpu-type", "X"]
     )
-    with pytest.raises(UsageError, match="endpoint must be an http"):
+    with pytest.raises(UsageError, match="--endpoint must be an http"):
         profile_cli.run(args)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--measure-seconds", "-1"], "--measure-seconds must be > 0 s, got -1.0"),
+        (["--output-tokens", "1"], "--output-tokens must be >= 2 to measure inter-token latency"),
+        (["--prompt-tokens", "0"], "--prompt-tokens must be >= 1, got 0"),
+        (["--idle-seconds", "-5"], "--idle-seconds must be >= 0 s"),
+        (["--served-model", ""], "--served-model must not be empty"),
+    ],
+)
+def test_load_flags_are_checked_before_the_endpoint_is_asked_for_its_model(argv: list[str], message: str) -> None:
+    # Found in review: without --served-model these waited for the endpoint ("cannot list models"), and then
+    # named LoadSettings' field (measure_seconds) rather than the flag. Port 1 answers nothing.
+    args = parse(["--endpoint", "http://127.0.0.1:1", *argv])
+    with pytest.raises(UsageError) as caught:
+        profile_cli.run(args)
+    assert str(caught.value).startswith(message)
 
 
 def test_without_nvml_the_error_says_what_to_do() -> None:

@@ -327,19 +327,37 @@ def apply_profile(profile: GPUProfile) -> str:
     return f"gpuprofile.{GROUP}/{name} replaced"
 
 
-def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:
-    """The load generator's settings, the request shapes it sends and a line saying what they are."""
+_FLAG_OF_FIELD = {name: f"--{name.replace('_', '-')}" for name in (*_LOAD_FIELDS, "endpoint", "served_model")} | {
+    "concurrency_levels": "--concurrency"
+}
+
+
+def _load_settings(args: argparse.Namespace, served_model: str) -> LoadSettings:
+    """LoadSettings from the flags; a UsageError naming the flag (not the field) when one is out of range."""
     from gridshift.cli.usage import UsageError
-    from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
+    from gridshift.profiling import LoadSettings
 
     flags = {name: getattr(args, name) for name in _LOAD_FIELDS} | {"concurrency_levels": args.concurrency}
     try:
-        settings = LoadSettings(
+        return LoadSettings(
             endpoint=args.endpoint,
             served_model=served_model,
             vllm_extensions=not args.no_vllm_extensions,
             **{name: value for name, value in flags.items() if value is not None},
         )
+    except ValueError as error:
+        text = str(error)
+        field = next((f for f in _FLAG_OF_FIELD if text.startswith(f"{f} ")), None)
+        raise UsageError(text if field is None else _FLAG_OF_FIELD[field] + text[len(field) :]) from None
+
+
+def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:
+    """The load generator's settings, the request shapes it sends and a line saying what they are."""
+    from gridshift.cli.usage import UsageError
+    from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
+
+    settings = _load_settings(args, served_model)
+    try:
         if args.trace:
             trace_shapes = load_trace_shapes(
                 args.trace,
@@ -372,6 +390,9 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.apply:
         _kube_api()  # before the sweep: without a cluster to apply to, minutes of measuring would be for nothing
+    # The flags' ranges before the endpoint is asked for its model: found in review, `--measure-seconds -1`
+    # was reported only once the server answered, and as `measure_seconds`.
+    _load_settings(args, args.served_model if args.served_model is not None else "(asked of the endpoint)")
     console = Console(stderr=True, quiet=args.quiet)
     served_model = args.served_model or _served_model(args.endpoint)
     settings, shapes, workload = _load(args, served_model)
