@@ -354,7 +354,7 @@ def _load_settings(args: argparse.Namespace, served_model: str) -> LoadSettings:
 def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:
     """The load generator's settings, the request shapes it sends and a line saying what they are."""
     from gridshift.cli.usage import UsageError
-    from gridshift.profiling import LoadSettings, cycle_shapes, fixed_shapes, load_trace_shapes
+    from gridshift.profiling import cycle_shapes, fixed_shapes, load_trace_shapes
 
     settings = _load_settings(args, served_model)
     try:
