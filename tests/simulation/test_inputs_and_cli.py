@@ -82,7 +82,7 @@ def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> 
     with pytest.raises(SimulationInputError, match=r"row 2\.ContextTokens: '1e300' tokens is more than any model"):
         parse_trace(header + "2023-11-16 18:15:46,1e300,44\n2023-11-16 18:25:50,100,44\n", source="huge")
     args = _parse(["--days", "0.05", "--cold-start-seconds", "1e300", "--no-progress"])
-    with pytest.raises(UsageError, match=r"cold_start_seconds must be within 0\.\.86400"):
+    with pytest.raises(UsageError, match=r"^--cold-start-seconds must be within 0\.\.86400"):
         args.handler(args)
 
 
@@ -282,7 +282,15 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--start", "2024-03-04T01:30+05:00"], "not on a whole hour"),
         (["--markets", "DE-LU,XX"], "XX"),
         (["--days", "0"], "days"),
-        (["--days", "0.0001"], "days must cover at least one minute"),
+        (["--days", "0.0001"], "^--days must cover at least one minute"),
+        # Found in review: these named SimulationSettings' fields (deployments, pue, replan_minutes) not the flags.
+        (["--deployments", "0"], "^--deployments must be >= 1, got 0"),
+        (["--pue", "0.5"], r"^--pue must be within 1\.0\.\.3\.0, got 0\.5"),
+        (["--pue", "DE-LU=5"], "^--pue of DE-LU must be within"),
+        (["--replan-minutes", "0"], "^--replan-minutes must be >= 1"),
+        (["--gpus-per-market", "0"], "^--gpus-per-market must be >= 1"),
+        (["--diurnal-trough", "2"], "^--diurnal-trough must be within 0..1"),
+        (["--markets", "DE-LU,DE-LU"], "^--markets: a market is listed twice"),
         (["--plot", "out.svg"], ".png"),
         (["--plot", "/nonexistent/dir/x.png"], "--plot: cannot write /nonexistent/dir/x.png: /nonexistent/dir is not"),
         (["--jobs", "0"], "--jobs"),

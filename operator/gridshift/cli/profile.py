@@ -327,14 +327,9 @@ def apply_profile(profile: GPUProfile) -> str:
     return f"gpuprofile.{GROUP}/{name} replaced"
 
 
-_FLAG_OF_FIELD = {name: f"--{name.replace('_', '-')}" for name in (*_LOAD_FIELDS, "endpoint", "served_model")} | {
-    "concurrency_levels": "--concurrency"
-}
-
-
 def _load_settings(args: argparse.Namespace, served_model: str) -> LoadSettings:
     """LoadSettings from the flags; a UsageError naming the flag (not the field) when one is out of range."""
-    from gridshift.cli.usage import UsageError
+    from gridshift.cli.usage import naming_flags
     from gridshift.profiling import LoadSettings
 
     flags = {name: getattr(args, name) for name in _LOAD_FIELDS} | {"concurrency_levels": args.concurrency}
@@ -346,9 +341,8 @@ def _load_settings(args: argparse.Namespace, served_model: str) -> LoadSettings:
             **{name: value for name, value in flags.items() if value is not None},
         )
     except ValueError as error:
-        text = str(error)
-        field = next((f for f in _FLAG_OF_FIELD if text.startswith(f"{f} ")), None)
-        raise UsageError(text if field is None else _FLAG_OF_FIELD[field] + text[len(field) :]) from None
+        fields = (*_LOAD_FIELDS, "endpoint", "served_model")
+        raise naming_flags(error, fields, {"concurrency_levels": "--concurrency"}) from None
 
 
 def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, Iterator[RequestShape], str]:

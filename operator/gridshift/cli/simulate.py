@@ -206,7 +206,7 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
 
 
 def build_settings(args: argparse.Namespace) -> Any:
-    from gridshift.cli.usage import UsageError
+    from gridshift.cli.usage import UsageError, naming_flags
     from gridshift.simulation.forecast import ForecastSettings
     from gridshift.simulation.settings import (
         DEFAULT_FX_TO_USD,
@@ -263,7 +263,17 @@ def build_settings(args: argparse.Namespace) -> Any:
             forecast=forecast,
         )
     except ValueError as error:
-        raise UsageError(str(error)) from error
+        flags = (
+            "days",
+            "deployments",
+            "markets",
+            "pue",
+            "gpus_per_market",
+            "replan_minutes",
+            "cold_start_seconds",
+            "diurnal_trough",
+        )
+        raise naming_flags(error, flags) from error
 
 
 def _minute_miss(value: str) -> float | None:

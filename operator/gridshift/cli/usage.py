@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Iterable
 
 
 class UsageError(Exception):
@@ -25,3 +26,16 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
     return value
+
+
+def naming_flags(error: ValueError, fields: Iterable[str], renamed: dict[str, str] | None = None) -> UsageError:
+    """A settings object's ValueError as a UsageError naming the flag: a message that starts with one of
+    `fields` ("cold_start_seconds must be ...") names `--cold-start-seconds` (or `renamed[field]`) instead.
+    Found in review: the settings' field names reached users who had typed flags."""
+    text = str(error)
+    flags = {name: f"--{name.replace('_', '-')}" for name in fields} | (renamed or {})
+    for field in sorted(flags, key=len, reverse=True):
+        for separator in (" ", ": "):
+            if text.startswith(field + separator):
+                return UsageError(flags[field] + text[len(field) :])
+    return UsageError(text)
