@@ -291,6 +291,8 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--gpus-per-market", "0"], "^--gpus-per-market must be >= 1"),
         (["--diurnal-trough", "2"], "^--diurnal-trough must be within 0..1"),
         (["--markets", "DE-LU,DE-LU"], "^--markets: a market is listed twice"),
+        (["--trace", "/tmp"], "^--trace: cannot read /tmp"),
+        (["--prices", "/tmp"], "^--prices: cannot read /tmp"),
         (["--plot", "out.svg"], ".png"),
         (["--plot", "/nonexistent/dir/x.png"], "--plot: cannot write /nonexistent/dir/x.png: /nonexistent/dir is not"),
         (["--jobs", "0"], "--jobs"),

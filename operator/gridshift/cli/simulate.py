@@ -365,7 +365,7 @@ def _check_market_keys(settings: Any, named: str | None) -> None:
 def _traces(args: argparse.Namespace) -> dict[str, Any]:
     """The replay's traces by name: --trace files (named by their file name), else the two shipped ones."""
     from gridshift.cli.usage import UsageError
-    from gridshift.simulation.data import load_trace, refuse_sparse_trace, shipped_trace
+    from gridshift.simulation.data import SimulationInputError, load_trace, refuse_sparse_trace, shipped_trace
 
     if not args.trace:
         return {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
@@ -374,7 +374,10 @@ def _traces(args: argparse.Namespace) -> dict[str, Any]:
         name = path.name.split(".")[0]
         if name in traces:
             raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
-        traces[name] = load_trace(path, args.trace_time_unit)
+        try:
+            traces[name] = load_trace(path, args.trace_time_unit)
+        except SimulationInputError as error:
+            raise UsageError(f"--trace: {error}") from error
         refuse_sparse_trace(traces[name], str(path))
     return traces
 
@@ -398,14 +401,17 @@ def run(args: argparse.Namespace) -> int:
     keep_freed_heap()
     try:
         wanted = None if not args.markets and args.prices else list(settings.markets)
-        prices = load_prices(
-            args.prices,
-            fx_to_usd=settings.fx_to_usd,
-            markets=wanted,
-            parser=price_csv_parser(),
-            timezone=args.prices_timezone,
-            max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
-        )
+        try:
+            prices = load_prices(
+                args.prices,
+                fx_to_usd=settings.fx_to_usd,
+                markets=wanted,
+                parser=price_csv_parser(),
+                timezone=args.prices_timezone,
+                max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
+            )
+        except SimulationInputError as error:
+            raise SimulationInputError(f"--prices: {error}" if args.prices else str(error)) from error
         settings = replace(settings, markets=tuple(p.market for p in prices))
         _check_market_keys(settings, args.markets)
         traces = _traces(args)
