@@ -239,3 +239,67 @@ def test_invalid_spec_status_is_accepted_and_an_undocumented_reason_is_not(hub: 
         assert refused.returncode != 0, "the apiserver accepted a Ready reason the CRD does not document"
     finally:
         hub.kubectl(hub.hub, "delete", resource, meta["name"], *where, "--ignore-not-found", "--wait=true", check=False)
+
+
+def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any) -> None:
+    """Admission-only rules (api.base.CrossFieldRule.admission_only: a credential in an httpJson query, a
+    settings block of another type) refuse new objects, while one stored before them still takes updates that
+    leave the feed alone: the apiserver ratchets CEL (unchanged values are not re-validated) as the operator's
+    read does not refuse it. Stored here under the CRD without the two rules, then the CRD is upgraded."""
+    crd_path = CRD_DIR / "gridshift.dev_regionalclusters.yaml"
+    messages = ("url must not carry a credential", "only the settings block named by type")
+
+    def without_rules(node: Any) -> Any:
+        if isinstance(node, dict):
+            rules = node.get("x-kubernetes-validations")
+            if rules is not None:
+                node["x-kubernetes-validations"] = [r for r in rules if not r["message"].startswith(messages)]
+                if not node["x-kubernetes-validations"]:
+                    del node["x-kubernetes-validations"]
+            for value in node.values():
+                without_rules(value)
+        elif isinstance(node, list):
+            for value in node:
+                without_rules(value)
+        return node
+
+    old_crd = without_rules(yaml.safe_load(crd_path.read_text()))
+    stored = yaml.safe_dump(
+        {
+            "apiVersion": "gridshift.dev/v1alpha1",
+            "kind": "RegionalCluster",
+            "metadata": {"name": "stored-before-the-rules"},
+            "spec": {
+                "region": "eu-de",
+                "kubeconfigSecretRef": {"name": "kc", "key": "kubeconfig"},
+                "offerings": [{"gpuType": "NVIDIA-H100-80GB-HBM3"}],
+                "priceFeed": {
+                    "type": "httpJson",
+                    "httpJson": {"url": "https://prices.example.test/api?apikey=S3cr3t"},
+                    "static": {"price": 50},
+                },
+            },
+        }
+    )
+    kubectl = hub.kubectl
+    try:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(old_crd))
+        kubectl(hub.hub, "apply", "--server-side", "-f", "-", input=stored)
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        new = kubectl(
+            hub.hub, "create", "--dry-run=server", "-f", "-", check=False, input=stored.replace("stored-", "new-")
+        )
+        assert new.returncode != 0 and all(m in new.stderr for m in messages), new.stderr
+        elsewhere = kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge", "-p", '{"spec":{"pue":1.3}}',
+            check=False,
+        )  # fmt: skip
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        in_the_feed = kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge",
+            "-p", '{"spec":{"priceFeed":{"refreshSeconds":600}}}', check=False,
+        )  # fmt: skip
+        assert in_the_feed.returncode != 0 and messages[1] in in_the_feed.stderr, in_the_feed.stderr
+    finally:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        kubectl(hub.hub, "delete", "rcluster", "stored-before-the-rules", "--ignore-not-found", check=False)

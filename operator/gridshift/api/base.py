@@ -7,11 +7,19 @@ by pydantic (so `gridshift` refuses the same objects offline, with the same fiel
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
@@ -33,6 +41,15 @@ class CrossFieldRule:
     message: str
     field: str
     holds: Callable[[Any], bool]
+    admission_only: bool = False
+    """Refused where an object is admitted (the CRD's CEL, `gridshift validate`), not where the operator reads a
+    stored one: a rule added in a later version leaves objects admitted before it working. The apiserver
+    ratchets CEL rules the same way (an update that leaves the field unchanged is not refused, Kubernetes
+    1.30+)."""
+
+
+ADMISSION = "gridshift.dev/admission"
+"""The validation context key under which admission-only rules apply (api.validation.validate_object)."""
 
 
 class ApiModel(BaseModel):
@@ -49,8 +66,11 @@ class ApiModel(BaseModel):
     cross_field_rules: ClassVar[tuple[CrossFieldRule, ...]] = ()
 
     @model_validator(mode="after")
-    def _check_cross_field_rules(self) -> ApiModel:
+    def _check_cross_field_rules(self, info: ValidationInfo) -> ApiModel:
+        admission = isinstance(info.context, Mapping) and bool(info.context.get(ADMISSION))
         for rule in type(self).cross_field_rules:
+            if rule.admission_only and not admission:
+                continue
             if not rule.holds(self):
                 raise PydanticCustomError("cross_field", rule.message, {"field": rule.field})
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -27,6 +28,12 @@ from gridshift.api.conditions import REGIONAL_CLUSTER_CONDITIONS, conditions_rul
 from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
+CREDENTIAL_QUERY = (
+    r"(?i)[?&](api[-_]?key|key|((access|api|auth|bearer|id|refresh|security|session)[-_]?)?token"
+    r"|password|passwd|(client[-_]?)?secret|signature|sig)="
+)
+"""A query parameter that carries a credential, in RE2 (CEL's `matches`) and Python alike. Found in review: an
+httpJson url with ?apikey=... was admitted, where its own description sends credentials to headersSecretRef."""
 ENTSOE_SDAC_SEQUENCE = 1
 """classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
 ENTSOE_MAX_SEQUENCE = 9
@@ -105,6 +112,19 @@ class PrometheusPriceFeed(ApiModel):
 
 class HttpJsonFeed(ApiModel):
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"!self.url.matches('{CREDENTIAL_QUERY}')",
+            message=(
+                "url must not carry a credential in its query string (token, apiKey, key, password...): anyone who "
+                "may read this RegionalCluster reads it; put it in a header through headersSecretRef"
+            ),
+            field="url",
+            holds=lambda f: re.search(CREDENTIAL_QUERY, f.url) is None,
+            admission_only=True,
+        ),
+    )
 
     url: HttpUrl = Field(description="URL to GET; credentials go in headersSecretRef, never in the URL.")
     items_path: str = Field(
@@ -263,6 +283,7 @@ class PriceFeedSpec(ApiModel):
 
     cross_field_rules = (
         feeds.settings_block_rule(PriceFeedType, example="entsoe"),
+        feeds.only_named_block_rule(PriceFeedType),
         feeds.refresh_rule(goes_stale="prices go"),
         CrossFieldRule(
             cel="self.currency != 'USD' || self.fxToUsd == 1.0",

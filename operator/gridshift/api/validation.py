@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 
-from gridshift.api.base import API_VERSION
+from gridshift.api.base import ADMISSION, API_VERSION
 from gridshift.api.common import DNS_LABEL, DNS_SUBDOMAIN
 from gridshift.api.gpu_profile import GPUProfile
 from gridshift.api.inference_deployment import InferenceDeployment
@@ -132,7 +132,9 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         # As the apiserver reads it: JSON, camelCase names only, no coercion. Found in review: the models'
         # Python names (`min_replicas`) and strings or booleans for numbers ("500", `true` for 1) validated
         # "ok" here, and in `simulate --deployments`, where kubectl refuses them.
-        parsed = model.model_validate_json(_as_json(obj), strict=True, by_alias=True, by_name=False)
+        parsed = model.model_validate_json(
+            _as_json(obj), strict=True, by_alias=True, by_name=False, context={ADMISSION: True}
+        )
     except ValidationError as error:
         problems += problems_of(error)
     if problems:
