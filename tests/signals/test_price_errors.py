@@ -163,6 +163,15 @@ CASES = {
         1,
         [],
     ),
+    "zero-length": (
+        "httpJson",
+        Reply(body=json_items((HOUR_NOW[0], HOUR_NOW[0], 60.56))),
+        PriceDataError,
+        "intervals[0].end",
+        "ends (2024-10-08T10:00:00Z) when it starts",
+        1,
+        [],
+    ),
     "empty-body": ("entsoe", Reply(body=b""), PriceDataError, "document", "empty body", 1, []),
     "empty-list": ("httpJson", Reply(body=json_items()), PriceDataError, "intervals", "empty series", 1, []),
     "no-data-acknowledgement": (

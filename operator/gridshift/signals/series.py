@@ -117,7 +117,9 @@ def validate_intervals(
         if interval.start.tzinfo is None or interval.end.tzinfo is None:
             raise measure.error(feed, f"{where}.start", "timestamp without a UTC offset")
         if not interval.start < interval.end:
-            raise measure.error(feed, f"{where}.end", f"interval ends ({utc_text(interval.end)}) before it starts")
+            # Found in review: a zero-length interval was said to end "before it starts".
+            how = "when it starts" if interval.start == interval.end else "before it starts"
+            raise measure.error(feed, f"{where}.end", f"interval ends ({utc_text(interval.end)}) {how}")
         value = interval.value
         if not math.isfinite(value):
             raise measure.error(feed, f"{where}.{measure.field}", f"not a finite number: {value!r}")
