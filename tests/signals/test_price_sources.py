@@ -183,6 +183,64 @@ def test_csv_replay_in_local_time_gives_the_wide_utc_files_prices(shared_data: P
     assert local.at(now).price == wide.at(now).price  # type: ignore[union-attr]
 
 
+def test_a_carbon_recording_in_local_time_needs_its_zone_unless_its_header_says_utc(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # Found in review (left from the price fix): the carbon csvReplay read every naive file as UTC. The shipped
+    # Electricity Maps files say "Datetime (UTC)" in their header and keep working without a zone.
+    from gridshift.api.carbon import CarbonBasis, CsvReplayCarbonFeed
+    from gridshift.signals.carbon import CarbonDataError
+    from gridshift.signals.carbon_feeds import CsvReplayCarbonIntensityFeed
+
+    source = (shared_data / "carbon-2024" / "DE-LU_carbon_2024_hourly.csv").read_text(encoding="utf-8")
+    header, *rows = source.splitlines()
+    settings = PriceFeedSettings(horizon_hours=24, lookback_hours=1)
+
+    def feed(text: str, timezone: str | None = None) -> CsvReplayCarbonIntensityFeed:
+        path = tmp_path / f"carbon-{len(list(tmp_path.iterdir()))}.csv"
+        path.write_text(text, encoding="utf-8")
+        spec = CsvReplayCarbonFeed(path=str(path), timezone=timezone)
+        return CsvReplayCarbonIntensityFeed("de", spec=spec, basis=CarbonBasis.LIFECYCLE, settings=settings)
+
+    now = datetime(2024, 7, 1, 12, tzinfo=UTC)
+    in_utc = feed(source).fetch(now).at(now)
+    # The same intensities written in Berlin time (UTC+2 in July) under a header that no longer says UTC.
+    local_rows = []
+    for row in rows:
+        moment = datetime.fromisoformat(row.split(",", 1)[0]).replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
+        local_rows.append(f"{moment:%Y-%m-%d %H:%M:%S}," + row.split(",", 1)[1])
+    local = "\n".join([header.replace("Datetime (UTC)", "Datetime"), *local_rows]) + "\n"
+    with pytest.raises(CarbonDataError) as caught:
+        feed(local).fetch(now)
+    assert caught.value.field == "row 2.datetime" and "set csvReplay.timezone" in caught.value.detail
+    in_berlin = feed(local, timezone="Europe/Berlin").fetch(now).at(now)
+    assert in_utc is not None and in_berlin is not None
+    assert in_berlin.g_per_kwh == in_utc.g_per_kwh
+
+
+def test_a_local_time_recording_may_write_the_fall_back_hour_twice() -> None:
+    # 27 October 2024, Paris: 02:00 CEST (00:00Z) and 02:00 CET (01:00Z). Files in local time write that hour
+    # twice or once; twice was refused as "times go backwards".
+    text = "Datetime,Price (EUR/MWh)\n" + "".join(
+        f"2024-10-27 {hour},{price}\n"
+        for hour, price in (("01:00:00", 10), ("02:00:00", 20), ("02:00:00", 21), ("03:00:00", 30))
+    )
+    recording = read_price_csv(io.StringIO(text), naive_timezone=ZoneInfo("Europe/Paris"))
+    starts = [f"{i.start:%H:%MZ}" for i in recording.intervals()]
+    assert starts == ["23:00Z", "00:00Z", "01:00Z", "02:00Z"]
+    assert [i.price for i in recording.intervals()] == [10, 20, 21, 30]
+
+
+def test_a_price_recording_whose_header_says_utc_needs_no_zone(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("datetime_utc,Price (EUR/MWh)\n2024-07-01 12:00:00,42\n2024-07-01 13:00:00,43\n")
+    feed = CsvReplayPriceFeed(
+        "replay", spec=CsvReplayFeed(path=str(path)), currency="EUR", settings=PriceFeedSettings(horizon_hours=2)
+    )
+    moment = datetime(2024, 7, 1, 12, 30, tzinfo=UTC)
+    assert feed.fetch(moment).at(moment).price == 42  # type: ignore[union-attr]
+
+
 def test_csv_replay_timezone_must_be_an_iana_zone() -> None:
     with pytest.raises(ValueError, match="not an IANA time zone"):
         CsvReplayFeed(path="p.csv", timezone="Europe/Pariss")

@@ -108,6 +108,9 @@ class CsvReplayCarbonFeed(ApiModel):
         description="Column to read; unset picks the Electricity Maps column of the feed's basis.",
     )
     offset_days: feeds.OffsetDays = 0
+    timezone: feeds.TimeZoneName | None = feeds.csv_timezone_field(
+        "Europe/Berlin for a file in German local time (the Electricity Maps files say UTC in their header)"
+    )
 
 
 class StaticCarbonFeed(ApiModel):

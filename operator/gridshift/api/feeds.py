@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from gridshift.api.base import CrossFieldRule
 from gridshift.api.common import HttpUrl
@@ -20,6 +21,40 @@ ApiEndpoint = Annotated[
     HttpUrl, Field(description="API base URL (override for a mirror or a test server); no user:password@.")
 ]
 PrometheusUrl = Annotated[HttpUrl, Field(description="Prometheus base URL; no user:password@.")]
+TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$"
+"""The shape of an IANA zone name; the tz database itself only pydantic can consult (known_time_zone)."""
+
+
+def known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris, America/Los_Angeles, UTC)") from None
+    return name
+
+
+TimeZoneName = Annotated[
+    str,
+    # The apiserver checks the shape; the tz database itself only pydantic (and `gridshift validate`) can
+    # consult: an unknown zone the apiserver admitted makes the operator refuse the whole RegionalCluster,
+    # named in its own status (Ready False, InvalidSpec, this field).
+    Field(min_length=1, max_length=64, pattern=TIME_ZONE_PATTERN),
+    AfterValidator(known_time_zone),
+]
+
+
+def csv_timezone_field(example: str) -> Any:
+    """csvReplay's `timezone`: whose local time a recording's naive timestamps are."""
+    return Field(
+        default=None,
+        description=(
+            "IANA time zone of the file's timestamps when they carry no UTC offset (required then, unless the "
+            f"time column's header says UTC, as 'Datetime (UTC)' does): e.g. {example}, UTC for naive UTC ones. "
+            "Local times that do not exist (the spring-forward hour) are skipped."
+        ),
+    )
+
+
 CsvPath = Annotated[
     str,
     Field(

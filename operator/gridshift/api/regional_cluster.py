@@ -6,9 +6,8 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from gridshift.api import feeds
 from gridshift.api.base import SET_LIST, ApiModel, ApiObject, CrossFieldRule, unique_items
@@ -185,18 +184,6 @@ def _periods_disjoint(feed: ScheduleFeed) -> bool:
     return True
 
 
-_TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$"
-"""The shape of an IANA zone name; the tz database itself only pydantic can consult (_known_time_zone)."""
-
-
-def _known_time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris, America/Los_Angeles, UTC)") from None
-    return name
-
-
 class ScheduleFeed(ApiModel):
     """A fixed time-of-use tariff."""
 
@@ -215,24 +202,11 @@ class ScheduleFeed(ApiModel):
         ),
     )
 
-    timezone: str = Field(
-        min_length=1,
-        max_length=64,
-        # The apiserver checks the shape; the tz database itself only pydantic (and `gridshift validate`)
-        # can consult: an unknown zone the apiserver admitted makes the operator refuse the whole
-        # RegionalCluster, named in its own status (Ready False, InvalidSpec, this field).
-        pattern=_TIME_ZONE_PATTERN,
-        description="IANA time zone, e.g. Europe/Paris.",
-    )
+    timezone: feeds.TimeZoneName = Field(description="IANA time zone, e.g. Europe/Paris.")
     periods: list[TariffPeriod] = Field(min_length=1, max_length=168, description="Tariff periods, none overlapping.")
     default_price: float = Field(
         ge=-100_000, le=100_000, description="Price outside every period, in the feed's currency and unit."
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone_known(cls, value: str) -> str:
-        return _known_time_zone(value)
 
 
 class StaticFeed(ApiModel):
@@ -249,22 +223,9 @@ class CsvReplayFeed(ApiModel):
         default=None, min_length=1, max_length=256, description="Column to read from a wide CSV; unset for two columns."
     )
     offset_days: feeds.OffsetDays = 0
-    timezone: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        pattern=_TIME_ZONE_PATTERN,
-        description=(
-            "IANA time zone of the file's timestamps when they carry no UTC offset (required then): e.g. "
-            "Europe/Paris for the EU per-market files of prices-2024, UTC for naive UTC ones. Local times "
-            "that do not exist (the spring-forward hour) are skipped."
-        ),
+    timezone: feeds.TimeZoneName | None = feeds.csv_timezone_field(
+        "Europe/Paris for the EU per-market files of prices-2024"
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone_known(cls, value: str | None) -> str | None:
-        return None if value is None else _known_time_zone(value)
 
 
 class PriceFeedType(StrEnum):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import re
 import stat
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -101,9 +102,16 @@ ChooseColumn = Callable[[Sequence[str]], RecordedColumn[IntervalT]]
 
 
 def _parse_time(
-    measure: Measure[IntervalT], feed: str, row_number: int, text: str, naive_timezone: tzinfo | None
+    measure: Measure[IntervalT],
+    feed: str,
+    row_number: int,
+    text: str,
+    naive_timezone: tzinfo | None,
+    previous: datetime | None = None,
 ) -> datetime | None:
-    """The row's start in UTC; None for a local time that does not exist (see read_recording)."""
+    """The row's start in UTC; None for a local time that does not exist (see read_recording). A local time
+    that occurs twice (the fall-back hour) is its first occurrence, or its second when the previous row
+    already took the first: files in local time write that hour twice, or once."""
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -121,7 +129,16 @@ def _parse_time(
     moment = utc_within_range(feed, where, parsed, repr(text.strip()), measure.error, naive_timezone)
     if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:
         return None  # the spring-forward hour the EU per-market files write: it priced no time
+    if previous is not None and moment <= previous:
+        second = parsed.replace(tzinfo=naive_timezone, fold=1).astimezone(UTC)
+        if second > previous:
+            return second
     return moment
+
+
+def _says_utc(name: str) -> bool:
+    """Whether a time column's header declares UTC ("Datetime (UTC)", "datetime_utc")."""
+    return "utc" in re.split(r"[^a-z]+", name.lower())
 
 
 def read_recording(
@@ -134,7 +151,8 @@ def read_recording(
     """A CSV read row by row (nothing but the current row in memory); the measure's error naming
     the row and column at the first fault.
 
-    Timestamps without an offset are local time of `naive_timezone`, or refused when it is None (found in
+    Timestamps without an offset are local time of `naive_timezone`; when it is None, UTC if the time column's
+    header says so ("Datetime (UTC)"), else refused (found in
     review: the operator read the EU per-market files, French local time, as UTC, one or two hours off);
     a row at a local time that does not exist (the spring-forward hour) is skipped."""
     rows = csv.reader(lines)
@@ -142,6 +160,8 @@ def read_recording(
     if header is None or len(header) < 2:
         raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
     column = choose_column(header)
+    if naive_timezone is None and _says_utc(header[0]):
+        naive_timezone = UTC  # the file says so itself: Electricity Maps' "Datetime (UTC)"
     starts: array[float] = array("d")
     values: array[float] = array("d")
     previous: datetime | None = None
@@ -154,7 +174,7 @@ def read_recording(
         if not cell:
             continue  # a missing interval upstream: a gap, not a value
         value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
-        start = _parse_time(measure, feed, row_number, row[0], naive_timezone)
+        start = _parse_time(measure, feed, row_number, row[0], naive_timezone, previous)
         if start is None:
             continue
         if previous is not None and start <= previous:
