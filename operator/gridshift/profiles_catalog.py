@@ -121,6 +121,9 @@ def parse_model_architectures(document: Mapping[str, Any], where: str = MODELS_F
                 weights_bytes_override=None if weights_gb is None else _positive(entry, "weights_gb", at) * 1e9,
                 sliding_window_layers=int(entry.get("sliding_window_layers", 0)),
                 sliding_window_tokens=int(entry.get("sliding_window_tokens", 0)),
+                max_context_tokens=(
+                    None if entry.get("max_context_tokens") is None else int(_positive(entry, "max_context_tokens", at))
+                ),
             )
         except ValueError as error:
             raise ValueError(f"{at}: {error}") from None

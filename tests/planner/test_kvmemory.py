@@ -156,3 +156,48 @@ def test_max_num_seqs_clamps_to_the_kv_limit_even_when_handed_a_larger_batch() -
     assert max_num_seqs(l4, limit + 5.3, limit) == limit
     assert max_num_seqs(l4, limit - 0.5, limit) == limit
     assert max_num_seqs(l4, 3.2, limit) == 4
+
+
+def test_a_gpu_whose_kv_cache_cannot_hold_the_models_longest_sequence_gets_a_max_model_len() -> None:
+    # Found in review: replicas of Llama-3.1-8B on an L4 or A10G were planned and rendered without
+    # --max-model-len; vLLM refuses to start when one sequence of the model's 131,072 positions (16 GiB of KV)
+    # does not fit in the KV cache (4.1 GB on an L4).
+    for gpu_type in (L4, A10G):
+        kv = shipped(LLAMA_31_8B, gpu_type).kv_memory
+        assert kv is not None
+        length = kv.max_model_len()
+        assert length is not None and length % 16 == 0 and 16_000 < length < 131_072
+        fits = kv.architecture.kv_bytes_per_sequence(length, kv.gpus)
+        one_block_more = kv.architecture.kv_bytes_per_sequence(length + 16, kv.gpus)
+        assert fits <= kv.kv_budget_bytes < one_block_more
+        assert shipped(LLAMA_31_8B, gpu_type).max_model_len == length
+    # Where the model's own maximum fits (H100), or the architecture does not say it, vLLM's default stays.
+    h100 = shipped(LLAMA_31_8B, H100)
+    assert h100.max_model_len is None
+    l4_kv = shipped(LLAMA_31_8B, L4).kv_memory
+    assert l4_kv is not None
+    assert replace(l4_kv, architecture=replace(l4_kv.architecture, max_context_tokens=None)).max_model_len() is None
+    # A model whose maximum is short enough fits the same L4: Llama-3-8B's 8,192.
+    llama3 = replace(l4_kv, architecture=replace(l4_kv.architecture, max_context_tokens=8192))
+    assert llama3.max_model_len() is None
+
+
+def test_the_plan_and_the_rendered_replica_carry_the_max_model_len_of_a_small_gpu() -> None:
+    l4, world = _l4_world(1000.0, 1000.0, 2.0)
+    only_l4 = replace(world.clusters[0], offerings=tuple(o for o in world.clusters[0].offerings if o.gpu_type == L4))
+    plan = make_plan(replace(world, clusters=(only_l4,)), PlannerSettings())
+    placed = {(t.cluster, t.gpu_type) for t in plan.deployments[0].targets if t.replicas > 0}
+    assert placed == {("a", L4)}  # the L4 is used, so its replicas must start
+    length = plan.deployments[0].max_model_len[("a", L4)]
+    assert length == l4.max_model_len
+    h100_plan = make_plan(world, PlannerSettings())
+    assert ("a", H100) in h100_plan.deployments[0].max_num_seqs
+    assert ("a", H100) not in h100_plan.deployments[0].max_model_len
+    args = vllm_args(spec(gpu_types=(L4,)), 8, max_model_len=length)
+    assert args[args.index("--max-model-len") + 1] == str(length)
+    # A --max-model-len of the user's own wins: it comes after the plan's (argparse keeps the last).
+    own = spec(gpu_types=(L4,)).model_copy(
+        update={"engine": spec().engine.model_copy(update={"extra_args": ["--max-model-len", "8192"]})}
+    )
+    args = vllm_args(own, 8, max_model_len=length)
+    assert args.index("8192") > args.index(str(length))

@@ -13,6 +13,7 @@ from gridshift.actuation.members import MemberCluster
 from gridshift.api import GPUProfile, RegionalCluster
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.hub.client import ObjectRef
+from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import performance_model
 from gridshift.service.operator import OperatorService
 from gridshift.service.state import CycleReport
@@ -85,6 +86,8 @@ class ServiceHarness:
     price_series: dict[str, list[PriceInterval]] = field(default_factory=dict)
     carbon: dict[str, float] = field(default_factory=dict)
     """Cluster -> grid intensity now, gCO2/kWh (settable); clusters named here get a carbonFeed."""
+    profiles: list[PerformanceModel] = field(default_factory=lambda: [example_profile()])
+    """The operator's default profiles (the shipped catalog's in production)."""
 
     def __post_init__(self) -> None:
         self.hub = FakeHub()
@@ -176,7 +179,7 @@ class ServiceHarness:
             metrics,
             feed,
             clock=lambda: self.now,
-            default_profiles=[example_profile()],
+            default_profiles=self.profiles,
             identity=identity,
             # The Lease is judged on each process's own monotonic clock: here, the simulated one.
             monotonic=lambda: (self.now - T0).total_seconds(),

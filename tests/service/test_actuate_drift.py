@@ -80,3 +80,40 @@ def test_what_an_apply_cannot_undo_is_not_applied_again_every_cycle() -> None:
     # Once more, over the state the first apply left (the sidecar), then never while nothing changes.
     assert [world.cycle().member_writes for _ in range(4)] == [1, 0, 0, 0]
     assert {w.namespace for w in member.workloads([WORKLOADS])} == {WORKLOADS}
+
+
+def test_a_replica_on_an_l4_starts_with_the_max_model_len_its_kv_cache_holds() -> None:
+    # Found in review: Llama-3.1-8B on an L4 was rendered without --max-model-len, and vLLM refuses to start
+    # when one sequence of the model's 131,072 positions does not fit the KV cache. The plan's length reaches
+    # the member's Deployment; an H100 replica keeps vLLM's default.
+    from gridshift.profiles_catalog import default_performance_models
+
+    l4 = "NVIDIA-L4"
+    world = ServiceHarness(["eu-fr"], profiles=list(default_performance_models()))
+    world.members["eu-fr"] = FakeMemberCluster("eu-fr", gpus={l4: 16, H100: 16})
+    world.cluster_bodies["eu-fr"]["spec"]["offerings"] = [
+        {"gpuType": l4, "hourlyCost": {"amount": 0.5, "currency": "USD"}},
+        {"gpuType": H100, "hourlyCost": {"amount": 2.0, "currency": "USD"}},
+    ]
+    llama = {"servedName": "chat", "source": "meta-llama/Llama-3.1-8B-Instruct"}
+    slo = {"ttftP95Ms": 5000, "tpotP95Ms": 200}  # an L4 decodes a step in 55 ms at the least
+    world.add(deployment_body("chat", rps=0.5, model=llama, replica={"gpuTypes": [l4]}, slo=slo))
+    world.add(
+        deployment_body("big", rps=0.5, model={**llama, "servedName": "big"}, replica={"gpuTypes": [H100]}, slo=slo)
+    )
+    for _ in range(3):
+        world.cycle()
+    expected = next(
+        m.max_model_len
+        for m in default_performance_models()
+        if (m.model, m.gpu_type) == ("meta-llama/Llama-3.1-8B-Instruct", l4)
+    )
+    args = {
+        obj["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"]: obj["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"]
+        for (kind, _, _), obj in world.members["eu-fr"].objects.items()
+        if kind == "Deployment"
+    }
+    assert expected is not None and args[l4][args[l4].index("--max-model-len") + 1] == str(expected)
+    assert "--max-model-len" not in args[H100]

@@ -65,6 +65,9 @@ class WorkloadTarget:
     """metadata.uid of the InferenceDeployment on the hub (owner annotation)."""
     variant: str = ""
     """The spec.variants build the plan chose here (its model, image and extra args); "": spec.model."""
+    max_model_len: int | None = None
+    """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache (the plan's
+    DeploymentPlan.max_model_len); None: vLLM's default."""
 
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
@@ -127,14 +130,20 @@ def _env(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
     return list(env.values())
 
 
-def vllm_args(spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "") -> list[str]:
+def vllm_args(
+    spec: InferenceDeploymentSpec, max_num_seqs: int, variant: str = "", max_model_len: int | None = None
+) -> list[str]:
     """The user's extra args first, the operator's flags last: argparse keeps the last value, so neither
     an abbreviation of an owned flag nor a --config file can override what the operator relies on (the
     port it probes, the batch size it planned, the GPUs the pod requests). Admission refuses owned flags
-    and their abbreviations in extraArgs besides."""
+    and their abbreviations in extraArgs besides.
+
+    `max_model_len` (a GPU type whose KV cache cannot hold the model's longest sequence) goes before the
+    user's args, so a --max-model-len of their own wins: it is theirs to choose, not a flag the plan needs."""
     build = _variant(spec, variant)
     source = build.source if build is not None and build.source else spec.model.source
     return [
+        *(["--max-model-len", str(max_model_len)] if max_model_len is not None else []),
         *spec.engine.extra_args,
         *(build.extra_args if build is not None else ()),
         "--model",
@@ -173,7 +182,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
     container = {
         "name": "vllm",
         "image": (build.image if (build := _variant(spec, target.variant)) and build.image else spec.engine.image),
-        "args": vllm_args(spec, target.max_num_seqs, target.variant),
+        "args": vllm_args(spec, target.max_num_seqs, target.variant, target.max_model_len),
         "env": _env(spec),
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
         "resources": {

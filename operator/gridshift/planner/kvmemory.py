@@ -55,6 +55,9 @@ class ModelArchitecture:
     """Checkpoint size when it is not parameters x bytes per parameter (mixed precisions)."""
     sliding_window_layers: int = 0
     sliding_window_tokens: int = 0
+    max_context_tokens: int | None = None
+    """The longest sequence the model takes (config.json's max_position_embeddings): vLLM's default
+    --max-model-len, for which it refuses to start unless one sequence of it fits in the KV cache."""
 
     def __post_init__(self) -> None:
         for name in ("parameters_billion", "layers", "kv_heads", "head_dim", "weight_bytes_per_parameter"):
@@ -64,6 +67,8 @@ class ModelArchitecture:
             raise ValueError(f"sliding_window_layers must be within 0..layers ({self.layers})")
         if self.sliding_window_layers and self.sliding_window_tokens < 1:
             raise ValueError("sliding_window_tokens must be >= 1 when sliding_window_layers is set")
+        if self.max_context_tokens is not None and self.max_context_tokens < VLLM_BLOCK_TOKENS:
+            raise ValueError(f"max_context_tokens must be >= {VLLM_BLOCK_TOKENS}, got {self.max_context_tokens}")
 
     @property
     def weights_bytes(self) -> float:
@@ -111,6 +116,29 @@ class KvMemory:
         if budget <= 0:
             return 0
         return int(budget // self.architecture.kv_bytes_per_sequence(context_tokens, self.gpus))
+
+    def max_model_len(self) -> int | None:
+        """The --max-model-len a replica needs to start: the longest sequence (whole KV blocks) the cache
+        holds, where that is shorter than the model's own maximum; None where the model's maximum fits, is
+        unknown, or not even one block fits (the planner then uses no replica here: batch limit 0).
+
+        vLLM starts only if one sequence of --max-model-len (default: the model's maximum) fits in the KV
+        cache: Llama-3.1-8B's 131,072 need 16 GiB, an L4 keeps 4.1. Found in review: such replicas were
+        planned and rendered without the flag, and never started."""
+        longest = self.architecture.max_context_tokens
+        if longest is None or self.kv_budget_bytes <= 0:
+            return None
+        fits = self.kv_budget_bytes >= self.architecture.kv_bytes_per_sequence(longest, self.gpus)
+        if fits:
+            return None
+        low, high = 0, longest // VLLM_BLOCK_TOKENS  # in blocks: low fits (or is 0), high does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.architecture.kv_bytes_per_sequence(middle * VLLM_BLOCK_TOKENS, self.gpus) <= self.kv_budget_bytes:
+                low = middle
+            else:
+                high = middle
+        return low * VLLM_BLOCK_TOKENS if low > 0 else None
 
 
 def batch_limit(profile_max_batch: int, kv: KvMemory | None, context_tokens: float) -> int:

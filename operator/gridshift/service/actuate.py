@@ -51,6 +51,7 @@ class Actuator:
         self.hub = hub
         self._fence = fence
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
+        self._max_model_len: dict[str, Mapping[tuple[str, str], int]] = {}
         self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
         self._rendered: dict[WorkloadTarget, tuple[InferenceDeploymentSpec, list[Rendered]]] = {}
@@ -61,6 +62,7 @@ class Actuator:
     def begin(self, plan: Plan) -> None:
         """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
+        self._max_model_len = {d.id: d.max_model_len for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
         # Renderings used last cycle are kept one more: a steady fleet renders nothing again.
         self._rendered_before, self._rendered = self._rendered, {}
@@ -154,6 +156,7 @@ class Actuator:
             max_num_seqs=self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type), _DEFAULT_MAX_NUM_SEQS),
             owner_uid=deployment.uid,
             variant=self._variants.get(deployment.id, {}).get((view.name, gpu_type), ""),
+            max_model_len=self._max_model_len.get(deployment.id, {}).get((view.name, gpu_type)),
         )
 
     @staticmethod
