@@ -163,6 +163,25 @@ def test_the_default_name_is_a_dns_subdomain() -> None:
 
 
 @pytest.mark.parametrize(
+    ("nvml", "label"),
+    [
+        ("NVIDIA H100 PCIe", "NVIDIA-H100-PCIe"),
+        ("NVIDIA H100 NVL", "NVIDIA-H100-NVL"),
+        ("NVIDIA A100-PCIE-40GB", "NVIDIA-A100-PCIE-40GB"),
+        ("NVIDIA A100 80GB PCIe", "NVIDIA-A100-80GB-PCIe"),
+        ("NVIDIA GH200 480GB", "NVIDIA-GH200-480GB"),
+        ("NVIDIA A100-SXM4-40GB", "NVIDIA-A100-SXM4-40GB"),
+        ("NVIDIA L4", "NVIDIA-L4"),
+        ("Tesla T4", "Tesla-T4"),
+    ],
+)
+def test_a_profile_is_filed_under_the_label_gpu_feature_discovery_gives_its_gpu(nvml: str, label: str) -> None:
+    # Found in review: PCIe, NVL and GH200 GPUs were filed under another product's label (SXM H100, H200), so
+    # their slower measurements priced the SXM nodes and their own nodes had no profile.
+    assert profile_cli.node_label_of(nvml) == label
+
+
+@pytest.mark.parametrize(
     ("endpoint", "message"),
     [("http://[::1", "--endpoint is not a valid URL"), ("ftp://vllm:8000", "--endpoint must be an http")],
 )
