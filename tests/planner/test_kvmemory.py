@@ -201,3 +201,21 @@ def test_the_plan_and_the_rendered_replica_carry_the_max_model_len_of_a_small_gp
     )
     args = vllm_args(own, 8, max_model_len=length)
     assert args.index("8192") > args.index(str(length))
+
+
+def test_a_gpu_type_the_model_does_not_fit_is_explained_by_memory_not_by_the_slo() -> None:
+    # Found in review: 70B on four L4s (weights 141 GB, memory 4 x 22.5 GiB) was "cannot meet the SLO even
+    # at batch 1", which sends a user to loosen the SLO.
+    from gridshift.profiles_catalog import kv_memory_for
+
+    llama_70b = "meta-llama/Llama-3.1-70B-Instruct"
+    h100 = replace(shipped(llama_70b, H100, 4), model=MODEL)
+    on_l4 = replace(h100, gpu_type=L4, kv_memory=kv_memory_for(llama_70b, L4, 4))
+    d = deployment("big", 1.0, gpu_types=(L4, H100), ttft_ms=60_000.0, tpot_ms=400.0)
+    d = replace(d, requirements=replace(d.requirements, gpus_per_replica=4))
+    world = snapshot([d], [cluster("a", gpus={L4: 16, H100: 16})], {"a": flat_prices(0.1)}, profiles=(h100, on_l4))
+    plan = make_plan(world, PlannerSettings())
+    details = "\n".join(plan.deployments[0].explanation.details)
+    assert f"{L4}: the model's weights do not fit in 4 x {L4} memory: not used" in details
+    assert "cannot meet the SLO" not in details
+    assert {t.gpu_type for t in plan.deployments[0].targets if t.replicas > 0} == {H100}

@@ -14,6 +14,7 @@ from tests.planner.planner_world import (
     A100,
     H100,
     H100_MODEL,
+    MODEL,
     cluster,
     deployment,
     flat_prices,
@@ -864,3 +865,27 @@ def test_min_replicas_and_min_regions_are_binding_only_where_they_change_the_pla
     empty = make_plan(snapshot([nowhere], [cluster("a", gpus={H100: 0})], {"a": flat_prices(0.1)})).deployments[0]
     assert empty.total_replicas == 0
     assert not any(b.startswith("minReplicas") for b in empty.explanation.binding_constraints)
+
+
+def test_a_type_cheaper_per_replica_that_needs_more_replicas_is_not_blamed_on_a_start_cost() -> None:
+    # Found in review: a new deployment (nothing to move) on one B200 was said not to move to A100 because "a
+    # start costs 0.36 USD, not paid back"; the A100 lost because the demand needs three of them.
+    from gridshift.profiles_catalog import default_performance_models
+
+    b200, a100 = "NVIDIA-B200", "NVIDIA-A100-SXM4-80GB"
+    llama = "meta-llama/Llama-3.1-8B-Instruct"
+    profiles = tuple(
+        replace(m, model=MODEL)
+        for m in default_performance_models()
+        if m.model == llama and m.gpu_type in (b200, a100) and m.gpus_per_replica == 1
+    )
+    d = deployment("chat", 6.0, prompt=500.0, output=300.0, gpu_types=(b200, a100), tpot_ms=12.0, ttft_ms=2000.0)
+    site = cluster("a", gpus={b200: 16, a100: 16})
+    price = {b200: 14.0, a100: 5.12}
+    site = replace(site, offerings=tuple(replace(o, hourly_cost_usd=price[o.gpu_type]) for o in site.offerings))
+    plan = make_plan(snapshot([d], [site], {"a": flat_prices(0.1)}, profiles=profiles), PlannerSettings())
+    result = plan.deployments[0]
+    assert [(t.gpu_type, t.replicas) for t in result.targets if t.replicas] == [(b200, 1)]
+    details = "\n".join(result.explanation.details)
+    assert f"not placed on a/{a100}: " in details and "the demand needs 3 replica(s) there against 1" in details
+    assert "start costs" not in details

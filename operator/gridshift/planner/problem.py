@@ -642,7 +642,7 @@ def _options(
     unreachable: list[tuple[str, str, int]] = []
     options: list[Option] = []
     missing_profiles: set[str] = set()
-    unreachable_slo: set[str] = set()
+    no_capacity: set[str] = set()
     ruled_out: list[str] = []
     d_index = scope.d_index
     for site in scope.sites:
@@ -680,7 +680,7 @@ def _options(
                 missing_profiles.add(gpu_type)
                 continue
             if entry.rate <= 0.0:
-                unreachable_slo.add(gpu_type)
+                no_capacity.add(_no_capacity_reason(entry, gpu_type, workload))
                 continue
             options.append(_option(scope, site, offering, entry, placed, required, workload))
     for placed in deployment.placements:
@@ -701,14 +701,27 @@ def _options(
             f"no GPUProfile for {required.model_names[0]} on {gpu_type} with {required.gpus_per_replica} GPU(s) "
             "per replica: not used"
         )
-    for gpu_type in sorted(unreachable_slo):
-        notes.append(f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used")
+    notes.extend(sorted(no_capacity))
     if not options and ruled_out:
         # Nowhere to run: say where not and why (the first few; a fleet may rule out hundreds).
         shown = "; ".join(ruled_out[:_RULED_OUT_SHOWN])
         more = f"; and {len(ruled_out) - _RULED_OUT_SHOWN} more" if len(ruled_out) > _RULED_OUT_SHOWN else ""
         notes.append(f"clusters ruled out: {shown}{more}")
     return options, unreachable, strays, notes
+
+
+def _no_capacity_reason(entry: _Capacity, gpu_type: str, workload: Workload) -> str:
+    """Why a GPU type serves this deployment at no rate: its memory (the weights, or one sequence's KV
+    cache) or the SLO. Found in review: a model too large for the GPUs was said to miss the SLO, which
+    sent users to loosen it."""
+    kv = entry.model.kv_memory
+    gpus = f"{entry.model.gpus_per_replica} x {gpu_type}"
+    if kv is not None and kv.kv_budget_bytes <= 0:
+        return f"{gpu_type}: the model's weights do not fit in {gpus} memory: not used"
+    if entry.batch_limit == 0:
+        context = workload.mean_prompt_tokens + workload.mean_output_tokens
+        return f"{gpu_type}: the KV cache of {gpus} holds no sequence of {context:.0f} tokens: not used"
+    return f"{gpu_type} cannot meet the SLO even at batch 1 for this workload: not used"
 
 
 def _deployment_problem(
