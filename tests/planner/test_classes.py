@@ -301,12 +301,11 @@ def test_a_pool_s_engine_settings_come_from_the_class_groups_that_place_replicas
     base = make_plan(world, PlannerSettings()).deployments[0]
     (target,) = [t for t in base.targets if t.replicas > 0]
     on_h100, on_a100 = ("a", H100), ("a", A100)
-    short = replace(base, targets=(target,), max_num_seqs={on_h100: 10, on_a100: 114}, max_model_len={on_a100: 30_000})
+    short = replace(base, targets=(target,), max_num_seqs={on_h100: 10, on_a100: 114})
     other = replace(target, gpu_type=A100)
-    long = replace(base, targets=(other,), max_num_seqs={on_h100: 42, on_a100: 8}, max_model_len={on_a100: 20_000})
-    seqs, lengths, _ = _merged_engine([short, long])
+    long = replace(base, targets=(other,), max_num_seqs={on_h100: 42, on_a100: 8})
+    seqs, _ = _merged_engine([short, long])
     assert seqs == {on_h100: 10, on_a100: 8}
-    assert lengths == {on_a100: 20_000}  # the shorter: both groups' requests reach the one replica set
     # A pool no group places replicas in keeps the largest, as before.
     empty = replace(long, targets=(replace(other, replicas=0),))
     assert _merged_engine([short, empty])[0] == {on_h100: 10, on_a100: 114}

@@ -170,10 +170,9 @@ def test_a_gpu_whose_kv_cache_cannot_hold_the_models_longest_sequence_gets_a_max
         fits = kv.architecture.kv_bytes_per_sequence(length, kv.gpus)
         one_block_more = kv.architecture.kv_bytes_per_sequence(length + 16, kv.gpus)
         assert fits <= kv.kv_budget_bytes < one_block_more
-        assert shipped(LLAMA_31_8B, gpu_type).max_model_len == length
     # Where the model's own maximum fits (H100), or the architecture does not say it, vLLM's default stays.
-    h100 = shipped(LLAMA_31_8B, H100)
-    assert h100.max_model_len is None
+    h100_kv = shipped(LLAMA_31_8B, H100).kv_memory
+    assert h100_kv is not None and h100_kv.max_model_len() is None
     l4_kv = shipped(LLAMA_31_8B, L4).kv_memory
     assert l4_kv is not None
     assert replace(l4_kv, architecture=replace(l4_kv.architecture, max_context_tokens=None)).max_model_len() is None
@@ -182,25 +181,25 @@ def test_a_gpu_whose_kv_cache_cannot_hold_the_models_longest_sequence_gets_a_max
     assert llama3.max_model_len() is None
 
 
-def test_the_plan_and_the_rendered_replica_carry_the_max_model_len_of_a_small_gpu() -> None:
-    l4, world = _l4_world(1000.0, 1000.0, 2.0)
-    only_l4 = replace(world.clusters[0], offerings=tuple(o for o in world.clusters[0].offerings if o.gpu_type == L4))
-    plan = make_plan(replace(world, clusters=(only_l4,)), PlannerSettings())
-    placed = {(t.cluster, t.gpu_type) for t in plan.deployments[0].targets if t.replicas > 0}
-    assert placed == {("a", L4)}  # the L4 is used, so its replicas must start
-    length = plan.deployments[0].max_model_len[("a", L4)]
-    assert length == l4.max_model_len
-    h100_plan = make_plan(world, PlannerSettings())
-    assert ("a", H100) in h100_plan.deployments[0].max_num_seqs
-    assert ("a", H100) not in h100_plan.deployments[0].max_model_len
-    args = vllm_args(spec(gpu_types=(L4,)), 8, max_model_len=length)
+def test_every_rendering_on_a_small_gpu_carries_the_max_model_len_unless_the_user_sets_one() -> None:
+    # A function of the weights, the GPU type and the GPUs per replica alone (service.actuate.max_model_len):
+    # a stray kept through a move, or a rendering after a restart, carries it as a planned replica does.
+    from gridshift.service.actuate import max_model_len
+
+    l4_kv = shipped(LLAMA_31_8B, L4).kv_memory
+    assert l4_kv is not None
+    llama = spec(gpu_types=(L4,)).model_copy(update={"model": spec().model.model_copy(update={"source": LLAMA_31_8B})})
+    length = max_model_len(llama, "", L4)
+    assert length is not None and length == l4_kv.max_model_len()
+    assert max_model_len(llama, "", H100) is None
+    args = vllm_args(llama, 8, max_model_len=length)
     assert args[args.index("--max-model-len") + 1] == str(length)
-    # A --max-model-len of the user's own wins: it comes after the plan's (argparse keeps the last).
-    own = spec(gpu_types=(L4,)).model_copy(
-        update={"engine": spec().engine.model_copy(update={"extra_args": ["--max-model-len", "8192"]})}
-    )
-    args = vllm_args(own, 8, max_model_len=length)
-    assert args.index("8192") > args.index(str(length))
+    # A --max-model-len of the user's own (written out, with '_', or abbreviated) replaces gridshift's: the
+    # rendering is the one those replicas ran before.
+    for own in (["--max-model-len", "8192"], ["--max_model_len=8192"], ["--max-model-l", "8192"]):
+        engine = llama.engine.model_copy(update={"extra_args": own})
+        theirs = llama.model_copy(update={"engine": engine})
+        assert vllm_args(theirs, 8, max_model_len=length) == vllm_args(theirs, 8)
 
 
 def test_a_gpu_type_the_model_does_not_fit_is_explained_by_memory_not_by_the_slo() -> None:

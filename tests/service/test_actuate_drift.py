@@ -104,9 +104,9 @@ def test_a_replica_on_an_l4_starts_with_the_max_model_len_its_kv_cache_holds() -
     for _ in range(3):
         world.cycle()
     expected = next(
-        m.max_model_len
+        m.kv_memory.max_model_len()
         for m in default_performance_models()
-        if (m.model, m.gpu_type) == ("meta-llama/Llama-3.1-8B-Instruct", l4)
+        if (m.model, m.gpu_type) == ("meta-llama/Llama-3.1-8B-Instruct", l4) and m.kv_memory is not None
     )
     args = {
         obj["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"]: obj["spec"]["template"]["spec"][

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gridshift.actuation import labels as L
-from gridshift.api.inference_deployment import InferenceDeploymentSpec, ModelVariant
+from gridshift.api.inference_deployment import InferenceDeploymentSpec, ModelVariant, sets_flag
 from gridshift.api.labels import bounded_label_value
 
 Manifest = dict[str, Any]
@@ -66,8 +66,8 @@ class WorkloadTarget:
     variant: str = ""
     """The spec.variants build the plan chose here (its model, image and extra args); "": spec.model."""
     max_model_len: int | None = None
-    """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache (the plan's
-    DeploymentPlan.max_model_len); None: vLLM's default."""
+    """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache
+    (planner.kvmemory.KvMemory.max_model_len); None: vLLM's default."""
 
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
@@ -138,14 +138,16 @@ def vllm_args(
     port it probes, the batch size it planned, the GPUs the pod requests). Admission refuses owned flags
     and their abbreviations in extraArgs besides.
 
-    `max_model_len` (a GPU type whose KV cache cannot hold the model's longest sequence) goes before the
-    user's args, so a --max-model-len of their own wins: it is theirs to choose, not a flag the plan needs."""
+    `max_model_len` (a GPU type whose KV cache cannot hold the model's longest sequence) is left out where
+    the user's args set --max-model-len themselves: it is theirs to choose, and their replicas keep the
+    rendering they had."""
     build = _variant(spec, variant)
-    source = build.source if build is not None and build.source else spec.model.source
+    source = model_source(spec, variant)
+    extra = [*spec.engine.extra_args, *(build.extra_args if build is not None else ())]
+    own_length = max_model_len is None or sets_flag(extra, "--max-model-len")
     return [
-        *(["--max-model-len", str(max_model_len)] if max_model_len is not None else []),
-        *spec.engine.extra_args,
-        *(build.extra_args if build is not None else ()),
+        *extra,
+        *([] if own_length else ["--max-model-len", str(max_model_len)]),
         "--model",
         source,
         *(["--revision", revision] if (revision := _revision(spec, build, source)) else []),
@@ -158,6 +160,12 @@ def vllm_args(
         "--port",
         str(spec.engine.port),
     ]
+
+
+def model_source(spec: InferenceDeploymentSpec, variant: str = "") -> str:
+    """The weights a replica loads: the variant's own source, else spec.model.source."""
+    build = _variant(spec, variant)
+    return build.source if build is not None and build.source else spec.model.source
 
 
 def _revision(spec: InferenceDeploymentSpec, build: ModelVariant | None, source: str) -> str | None:

@@ -5,6 +5,7 @@ Users own `spec` (GitOps tools apply it); the operator writes `status` only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -67,6 +68,11 @@ def _sets_owned_flag(arg: str) -> bool:
     A prefix that vLLM finds ambiguous would not start at all: refusing it loses nothing."""
     flag = _flag(arg)
     return flag.startswith("-") and any(owned.startswith(flag) for owned in OPERATOR_OWNED_VLLM_FLAGS)
+
+
+def sets_flag(extra_args: Sequence[str], flag: str) -> bool:
+    """Whether `extra_args` set `flag`, as vLLM reads them: with '_' for '-' and abbreviated (allow_abbrev)."""
+    return any(len(f := _flag(arg)) > 2 and f.startswith("-") and flag.startswith(f) for arg in extra_args)
 
 
 def _no_owned_flags(extra_args: list[str]) -> bool:

@@ -163,9 +163,6 @@ class DeploymentPlan:
     max_num_seqs: Mapping[tuple[str, str], int] = field(default_factory=dict)
     """vLLM --max-num-seqs per (cluster, GPU type) the deployment may use: the batch at SLO capacity at the
     observed request sizes. The engine is configured with the same numbers the plan was made with."""
-    max_model_len: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    """vLLM --max-model-len per (cluster, GPU type) where the model's own maximum does not fit in one
-    replica's KV cache (PerformanceModel.max_model_len); absent where vLLM's default starts."""
     class_routing: tuple[ClassRoute, ...] = ()
     """Per request-size class, percent of its requests per (cluster, GPU type); empty unless the
     deployment is planned by class (planner.classes)."""
@@ -1070,7 +1067,6 @@ def _deployment_plan(
         needed_tokens_per_s=deployment.workload.needed_tokens_per_second,
         capacity_tokens_per_s=_used_sum([o.capacity_tokens_per_s * n for o, n in involved if n], bool(options)),
         max_num_seqs={o.key: o.max_num_seqs for o in options},
-        max_model_len={o.key: n for o in options if (n := o.model.max_model_len) is not None},
         variants={o.key: o.variant for o in options if o.variant},
     )
 
@@ -1341,10 +1337,9 @@ def _summed_by_region(maps: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return found
 
 
-def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Key, int], dict[Key, str]]:
-    """The class groups' engine settings per pool: --max-num-seqs, --max-model-len and the build."""
+def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Key, str]]:
+    """The class groups' engine settings per pool: --max-num-seqs and the build."""
     max_num_seqs: dict[Key, int] = {}
-    max_model_len: dict[Key, int] = {}
     variants: dict[Key, str] = {}
     # A pool's batch cap is the largest of the groups that place replicas there (any group's where none
     # does). Found in review: a group with no replica on A100 raised its cap from 42 to 114.
@@ -1353,11 +1348,9 @@ def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Ke
         for key, value in plan.max_num_seqs.items():
             if key in here or not any(key in other for other in pools):
                 max_num_seqs[key] = max(value, max_num_seqs.get(key, 0))
-        for key, length in plan.max_model_len.items():
-            max_model_len[key] = min(length, max_model_len.get(key, length))
         for key, name in plan.variants.items():
             variants.setdefault(key, name)
-    return max_num_seqs, max_model_len, variants
+    return max_num_seqs, variants
 
 
 def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> DeploymentPlan:
@@ -1405,7 +1398,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
     ]
     binding = list(dict.fromkeys(b for p in plans for b in p.explanation.binding_constraints))
     savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
-    max_num_seqs, max_model_len, variants = _merged_engine(plans)
+    max_num_seqs, variants = _merged_engine(plans)
     reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
     demand = [p.demand_tokens_per_s for p in plans]
     needed = [p.needed_tokens_per_s for p in plans]
@@ -1431,7 +1424,6 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
         needed_tokens_per_s=None if any(n is None for n in needed) else math.fsum(n or 0.0 for n in needed),
         capacity_tokens_per_s=math.fsum(p.capacity_tokens_per_s for p in plans),
         max_num_seqs=max_num_seqs,
-        max_model_len=max_model_len,
         class_routing=class_routing,
         variants=variants,
     )

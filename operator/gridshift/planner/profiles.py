@@ -104,12 +104,6 @@ class PerformanceModel:
     scaled: bool = False
     """The profile's points were scaled from another GPU type's by datasheet figures, not measured."""
 
-    @property
-    def max_model_len(self) -> int | None:
-        """vLLM --max-model-len a replica of this profile needs to start (KvMemory.max_model_len); None:
-        vLLM's default (the model's own maximum) fits, or the memory side is unknown."""
-        return None if self.kv_memory is None else self.kv_memory.max_model_len()
-
     def batch_limit(self, context_tokens: float) -> int:
         """The largest batch a replica runs with sequences of `context_tokens` positions: `max_batch`,
         lowered to what the KV cache holds (gridshift.planner.kvmemory); `max_batch` without `kv_memory`."""

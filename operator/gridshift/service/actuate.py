@@ -21,12 +21,13 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from gridshift.actuation.members import MemberError, WorkloadState
-from gridshift.actuation.render import WorkloadTarget, applied_digest, render_workload
+from gridshift.actuation.render import WorkloadTarget, applied_digest, model_source, render_workload
 from gridshift.api import InferenceDeploymentSpec, MigrationMode
 from gridshift.hub.client import Hub
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
+from gridshift.profiles_catalog import kv_memory_for
 from gridshift.service.errors import describe
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
@@ -51,7 +52,6 @@ class Actuator:
         self.hub = hub
         self._fence = fence
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
-        self._max_model_len: dict[str, Mapping[tuple[str, str], int]] = {}
         self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
         self._rendered: dict[WorkloadTarget, tuple[InferenceDeploymentSpec, list[Rendered]]] = {}
@@ -62,7 +62,6 @@ class Actuator:
     def begin(self, plan: Plan) -> None:
         """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
-        self._max_model_len = {d.id: d.max_model_len for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
         # Renderings used last cycle are kept one more: a steady fleet renders nothing again.
         self._rendered_before, self._rendered = self._rendered, {}
@@ -146,6 +145,7 @@ class Actuator:
     def _target(
         self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int
     ) -> WorkloadTarget:
+        variant = self._variants.get(deployment.id, {}).get((view.name, gpu_type), "")
         return WorkloadTarget(
             deployment_namespace=deployment.planned.namespace,
             deployment_name=deployment.planned.name,
@@ -155,8 +155,8 @@ class Actuator:
             replicas=replicas,
             max_num_seqs=self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type), _DEFAULT_MAX_NUM_SEQS),
             owner_uid=deployment.uid,
-            variant=self._variants.get(deployment.id, {}).get((view.name, gpu_type), ""),
-            max_model_len=self._max_model_len.get(deployment.id, {}).get((view.name, gpu_type)),
+            variant=variant,
+            max_model_len=max_model_len(deployment.resource.spec, variant, gpu_type),
         )
 
     @staticmethod
@@ -252,6 +252,16 @@ class Actuator:
             ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
             placements[(cluster, gpu_type)] = S.Placement(cluster, gpu_type, replicas, min(ready, replicas))
         return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
+
+
+def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) -> int | None:
+    """vLLM --max-model-len for replicas of this build on this GPU type, where the model's own maximum does
+    not fit their KV cache (KvMemory.max_model_len; None: vLLM's default). A function of the weights, the
+    GPU type and the GPUs per replica alone, so that every rendering carries it: a stray's, or one after a
+    restart, as well as a planned replica's (found in review: taken from the plan's options, a stray kept
+    through a move was re-rendered without it, and its new pods could not start)."""
+    kv = kv_memory_for(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
+    return None if kv is None else kv.max_model_len()
 
 
 def report_route_failure(deployment: ObservedDeployment, error: Exception, report: CycleReport) -> str:
