@@ -160,11 +160,11 @@ def test_feed_urls_without_user_info_are_accepted(url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "https://h/p?monkey=1&keys=2",
-        "https://h/p?page_token=x",
+        "https://h/p?monkey=1&keys=2&hotkeys=3",
         "https://h/p?zone=DE&tokens_per_page=9",
         "https://h/api/key=1",
         "https://h/p#token=x",
+        "https://h/a#?token=1",  # a fragment, not a query (found in review)
     ],
 )
 def test_a_query_without_a_credential_name_is_accepted(url: str) -> None:
@@ -172,7 +172,24 @@ def test_a_query_without_a_credential_name_is_accepted(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "query", ["?apikey=S", "?zone=DE&API_KEY=S", "?key=S", "?access_token=S", "?securityToken=S", "?client_secret=S"]
+    "query",
+    [
+        "?apikey=S",
+        "?zone=DE&API_KEY=S",
+        "?key=S",
+        "?access_token=S",
+        "?securityToken=S",
+        "?client_secret=S",
+        # Found in review of the first expression: these were admitted.
+        "?access_key=S",
+        "?subscription-key=S",
+        "?x-api-key=S",
+        "?private_token=S",
+        "?auth=S",
+        "?pwd=S",
+        "?a=1;token=S",
+        "?page_token=S",
+    ],
 )
 def test_a_credential_in_an_http_json_query_is_refused_at_admission_only(query: str) -> None:
     # Found in review: the credential sat in the spec, readable by whoever may read the RegionalCluster.

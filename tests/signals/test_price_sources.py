@@ -231,6 +231,14 @@ def test_a_local_time_recording_may_write_the_fall_back_hour_twice() -> None:
     assert [i.price for i in recording.intervals()] == [10, 20, 21, 30]
 
 
+@pytest.mark.parametrize("header", ["Time (UTC+01:00)", "MTU (UTC+1)", "Datetime (UTC-5)", "Datetime"])
+def test_a_header_naming_an_offset_from_utc_is_not_read_as_utc(header: str) -> None:
+    # Found in review: "Time (UTC+01:00)" counted as saying UTC, and the file was read an hour off.
+    with pytest.raises(PriceDataError) as caught:
+        read_price_csv(io.StringIO(f"{header},Price (EUR/MWh)\n2024-01-15 12:00:00,42\n"), naive_timezone=None)
+    assert caught.value.field == "row 2.datetime" and "set csvReplay.timezone" in caught.value.detail
+
+
 def test_a_price_recording_whose_header_says_utc_needs_no_zone(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("datetime_utc,Price (EUR/MWh)\n2024-07-01 12:00:00,42\n2024-07-01 13:00:00,43\n")

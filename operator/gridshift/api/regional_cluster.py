@@ -28,11 +28,14 @@ from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
 CREDENTIAL_QUERY = (
-    r"(?i)[?&](api[-_]?key|key|((access|api|auth|bearer|id|refresh|security|session)[-_]?)?token"
-    r"|password|passwd|(client[-_]?)?secret|signature|sig)="
+    r"(?i)^[^#]*[?&;]([a-z0-9]+[-_])*"
+    r"([a-z]*(token|secret|passw(or)?d)|(api|access|private|secret|subscription|client|app|auth)?key|pwd|sig(nature)?|auth)="
 )
-"""A query parameter that carries a credential, in RE2 (CEL's `matches`) and Python alike. Found in review: an
-httpJson url with ?apikey=... was admitted, where its own description sends credentials to headersSecretRef."""
+"""A query parameter (before any #fragment) that carries a credential, in RE2 (CEL's `matches`, no look-ahead)
+and Python alike: a name ending in token, secret or password, a key (plain, or api/access/private/... key,
+with any prefix words: x-api-key, subscription-key), pwd, sig, signature or auth. Found in review: an httpJson
+url with ?apikey=... was admitted, where its own description sends credentials to headersSecretRef. A
+pagination token (page_token) is refused too: the expression cannot tell it from a credential."""
 ENTSOE_SDAC_SEQUENCE = 1
 """classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
 ENTSOE_MAX_SEQUENCE = 9
@@ -116,8 +119,9 @@ class HttpJsonFeed(ApiModel):
         CrossFieldRule(
             cel=f"!self.url.matches('{CREDENTIAL_QUERY}')",
             message=(
-                "url must not carry a credential in its query string (token, apiKey, key, password...): anyone who "
-                "may read this RegionalCluster reads it; put it in a header through headersSecretRef"
+                "url must not carry a credential in its query string (token, apiKey, key, secret, password...): "
+                "anyone who may read this RegionalCluster reads it; send it as a header from a Secret "
+                "(headersSecretRef), or serve the prices through a proxy that adds it"
             ),
             field="url",
             holds=lambda f: re.search(CREDENTIAL_QUERY, f.url) is None,

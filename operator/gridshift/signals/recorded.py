@@ -136,9 +136,14 @@ def _parse_time(
     return moment
 
 
+_UTC_HEADER = re.compile(r"(?i)(^|[\s_(\[])utc($|[\s_)\]])")
+"""A time column's header that declares UTC: "Datetime (UTC)", "datetime_utc", "UTC". Not one that names an
+offset from it ("Time (UTC+01:00)", "MTU (UTC+1)": found in review, they were read as UTC)."""
+
+
 def _says_utc(name: str) -> bool:
-    """Whether a time column's header declares UTC ("Datetime (UTC)", "datetime_utc")."""
-    return "utc" in re.split(r"[^a-z]+", name.lower())
+    """Whether a time column's header declares UTC itself (_UTC_HEADER)."""
+    return _UTC_HEADER.search(name.strip()) is not None
 
 
 def read_recording(
