@@ -75,6 +75,35 @@ def test_a_python_field_name_gets_the_wire_name_and_nan_is_named() -> None:
     assert field == "spec.slo.ttftP95Ms" and "not a number JSON can carry" in message
 
 
+def test_yaml_only_values_and_keys_are_named_not_tracebacks() -> None:
+    # Found in review: !!binary and an unquoted date as a key were TypeError tracebacks in gridshift validate.
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml").read_text())
+    doc["spec"]["engine"] = {"env": [{"name": "A", "value": b"hello"}]}
+    doc["spec"][yaml.safe_load("2024-01-01")] = "x"
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    fields = dict(caught.value.problems)
+    assert "!!binary" in fields["spec.engine.env[0].value"] and "quote it" in fields["spec.2024-01-01"]
+    # What the apiserver refuses besides: an integer beyond int64, a label value that is not a string.
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml").read_text())
+    doc["spec"]["capacity"] = {"maxReplicas": 10**30}
+    doc["metadata"]["labels"] = {"team": 1.0}
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    fields = dict(caught.value.problems)
+    assert "64-bit" in fields["spec.capacity.maxReplicas"] and "quote" in fields["metadata.labels"]
+
+
+def test_did_you_mean_names_only_a_field_the_api_has() -> None:
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml").read_text())
+    doc["spec"]["capacity"] = {"min_replicas": 1, "max_surge": 1}
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    fields = dict(caught.value.problems)
+    assert fields["spec.capacity.min_replicas"] == "unknown field (did you mean minReplicas?)"
+    assert fields["spec.capacity.max_surge"] == "unknown field"  # there is no maxSurge to suggest
+
+
 def test_an_unquoted_yaml_time_validates_as_the_string_kubectl_sends() -> None:
     profile = next(p for p in EXAMPLES if any(d["kind"] == "GPUProfile" for d in gridshift_documents(p)))
     doc = next(d for d in gridshift_documents(profile) if d["kind"] == "GPUProfile")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -60,9 +61,32 @@ def problems_of(error: ValidationError) -> list[tuple[str, str]]:
         if item["type"] == "extra_forbidden":
             written = str(item["loc"][-1]) if item["loc"] else ""
             camel = to_camel(written)
-            message = f"unknown field (did you mean {camel}?)" if camel != written else "unknown field"
+            # Suggested only where the model has that field (review: max_surge became "did you mean maxSurge?").
+            known = camel != written and camel in _wire_names()
+            message = f"unknown field (did you mean {camel}?)" if known else "unknown field"
         out.append((field_path(tuple(item["loc"]), extra), message))
     return out
+
+
+@functools.cache
+def _wire_names() -> frozenset[str]:
+    """Every field name the API's kinds have on the wire (their JSON schemas' properties, all levels)."""
+    names: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                names.update(properties)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    for model in MODELS_BY_KIND.values():
+        collect(model.model_json_schema(by_alias=True))
+    return frozenset(names)
 
 
 def describe(obj: Mapping[str, Any]) -> str:
@@ -85,6 +109,12 @@ def _metadata_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
         problems.append(("metadata.name", "is required"))
     elif len(name) > 253 or not re.fullmatch(DNS_SUBDOMAIN, name):
         problems.append(("metadata.name", f"{name!r} is not a DNS subdomain (lower case, digits, '-', '.')"))
+    for field in ("labels", "annotations"):
+        values = metadata.get(field)
+        if values is not None and not (
+            isinstance(values, Mapping) and all(isinstance(v, str) for v in values.values())
+        ):
+            problems.append((f"metadata.{field}", "must map names to strings (quote numbers and booleans)"))
     namespace = metadata.get("namespace")
     if namespace is not None and not (
         isinstance(namespace, str) and len(namespace) <= 63 and re.fullmatch(DNS_LABEL, namespace)
@@ -104,15 +134,26 @@ def _as_json(obj: Mapping[str, Any]) -> str:
     return json.dumps(obj, default=text, allow_nan=False)
 
 
-def _not_json_numbers(value: object, path: str = "") -> list[tuple[str, str]]:
-    """Each .nan or .inf in the object, by field: JSON (and so the apiserver) has no such number."""
+def _not_json(value: object, path: str = "") -> list[tuple[str, str]]:
+    """Each value JSON (and so the apiserver) cannot carry, by field: .nan and .inf, a key that is not a
+    string (an unquoted date), binary or other YAML-only types (found in review: TypeError tracebacks)."""
     if isinstance(value, float) and not math.isfinite(value):
         return [(path, f"{value} is not a number JSON can carry (YAML's .nan or .inf)")]
     if isinstance(value, Mapping):
-        return [p for k, v in value.items() for p in _not_json_numbers(v, f"{path}.{k}" if path else str(k))]
+        problems = []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not isinstance(key, str):
+                problems.append((where, f"a {type(key).__name__} key; JSON keys are strings (quote it)"))
+            problems += _not_json(item, where)
+        return problems
     if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _not_json_numbers(v, f"{path}[{i}]")]
-    return []
+        return [p for i, v in enumerate(value) for p in _not_json(v, f"{path}[{i}]")]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return [(path, f"{value} is beyond a 64-bit integer, the most the apiserver reads")]
+    if value is None or isinstance(value, str | bool | int | float | datetime | date):
+        return []
+    return [(path, f"a {type(value).__name__} value is not JSON (a YAML-only type such as !!binary)")]
 
 
 def validate_object(obj: Mapping[str, Any]) -> BaseModel:
@@ -125,9 +166,9 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         kinds = ", ".join(sorted(MODELS_BY_KIND))
         raise InvalidResource(name, [("kind", f"must be one of {kinds}, got {obj.get('kind')!r}")])
     problems = _metadata_problems(obj)
-    not_numbers = _not_json_numbers(obj)
-    if not_numbers:
-        raise InvalidResource(name, problems + not_numbers)
+    not_json = _not_json(obj)
+    if not_json:
+        raise InvalidResource(name, problems + not_json)
     try:
         # As the apiserver reads it: JSON, camelCase names only, no coercion. Found in review: the models'
         # Python names (`min_replicas`) and strings or booleans for numbers ("500", `true` for 1) validated
