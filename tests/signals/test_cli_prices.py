@@ -96,6 +96,8 @@ def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
     [
         ("ftp://h/x?securityToken=S3cr3tTok", "ftp://h/x?<query omitted>: only http"),
         ("https:/127.0.0.1/x.csv?securityToken=S3cr3tTok", "https:/127.0.0.1/x.csv?<query omitted>: No such file"),
+        ("http:h/api?securityToken=S3cr3tTok", "http:h/api?<query omitted>: No such file"),
+        ("web-api.tp.entsoe.eu/api?securityToken=S3cr3tTok", "web-api.tp.entsoe.eu/api?<query omitted>: No such"),
     ],
 )
 def test_a_source_that_is_not_read_never_shows_its_query_string(source: str, shown: str) -> None:

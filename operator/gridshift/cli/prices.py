@@ -91,13 +91,13 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
 
 
 def _shown(source: str) -> str:
-    """A source as an error may show it: what looks like a URL (a scheme, or `https:/host` with a slash
-    missing) without its query string, which may hold a token. Found in review: both errors above echoed
-    `?securityToken=...` where the well-formed URL's path did not."""
+    """A source as an error may show it: without a query string, which may hold a token, whatever the
+    source looks like (a URL of another scheme, a URL with a slash missing, a host without a scheme: each
+    is read as a file name). Found in review: both errors above echoed `?securityToken=...`."""
     from gridshift.redaction import display_url
 
     head, _, query = source.partition("?")
-    if not query or ":/" not in head:
+    if not query:
         return source
     return display_url(source) if "://" in head else f"{head}?<query omitted>"
 

@@ -928,11 +928,11 @@ def _alternative(
                 f"not moved to {alternative}: cheaper per unit of capacity, but a replica there costs "
                 f"{-gain:.4f} USD/h more and the demand does not need its extra capacity"
             )
-        elif covers[j].usd_per_hour >= covers[main].usd_per_hour:
-            # Cheaper per replica, but the demand needs more of them there (found in review: blamed on the
-            # start cost, for a deployment with nothing to move).
+        elif covers[j].replicas > covers[main].replicas and covers[j].usd_per_hour >= covers[main].usd_per_hour:
+            # Cheaper per unit of capacity, but whole replicas make it dearer here (found in review: blamed on
+            # the start cost, for a deployment with nothing to move).
             details.append(
-                f"not placed on {alternative}: {gain:.4f} USD/h cheaper per replica, but the demand needs "
+                f"not placed on {alternative}: cheaper per unit of capacity, but the demand needs "
                 f"{covers[j].replicas} replica(s) there against {covers[main].replicas} on {_label(options[main])}"
             )
         else:
