@@ -171,6 +171,20 @@ def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest
         run(str(HOURLY), "--timezone", "UTC")
 
 
+def test_a_csv_whose_time_header_says_utc_is_read_as_utc_by_the_cli_as_by_the_operator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: the operator read naive times under "datetime_utc" as UTC, gridshift prices asked
+    # for --timezone (and simulate --prices for --prices-timezone).
+    path = tmp_path / "p.csv"
+    path.write_text("datetime_utc,Price (EUR/MWh)\n2024-07-01 12:00:00,42\n2024-07-01 13:00:00,43\n")
+    assert run(str(path), "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["start"] == "2024-07-01T12:00:00Z"
+    path.write_text("Time (UTC+01:00),Price (EUR/MWh)\n2024-07-01 12:00:00,42\n")
+    with pytest.raises(UsageError, match="--timezone"):
+        run(str(path), "--json")
+
+
 def test_a_price_beyond_any_market_is_refused_naming_it(tmp_path: Path) -> None:
     # Found in review: 1e308 EUR/MWh was printed as is (and the simulator's bound failed on it in HiGHS).
     path = tmp_path / "DE-LU_prices.csv"

@@ -141,7 +141,7 @@ _UTC_HEADER = re.compile(r"(?i)(^|[\s_(\[])utc($|[\s_)\]])")
 offset from it ("Time (UTC+01:00)", "MTU (UTC+1)": found in review, they were read as UTC)."""
 
 
-def _says_utc(name: str) -> bool:
+def says_utc(name: str) -> bool:
     """Whether a time column's header declares UTC itself (_UTC_HEADER)."""
     return _UTC_HEADER.search(name.strip()) is not None
 
@@ -165,7 +165,7 @@ def read_recording(
     if header is None or len(header) < 2:
         raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
     column = choose_column(header)
-    if naive_timezone is None and _says_utc(header[0]):
+    if naive_timezone is None and says_utc(header[0]):
         naive_timezone = UTC  # the file says so itself: Electricity Maps' "Datetime (UTC)"
     starts: array[float] = array("d")
     values: array[float] = array("d")

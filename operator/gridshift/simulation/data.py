@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.arrays import FloatArray
+from gridshift.signals.recorded import says_utc
 
 DATA_PACKAGE = "gridshift.data"
 SHIPPED_PRICES = "prices/prices_2024_7markets_utc_hourly_wide.csv"
@@ -294,6 +295,8 @@ def local_timezone(text: str, source: str, timezone: str | None, flag: str) -> s
     `flag` must then have given (naive_times refuses a file mixing the two)."""
     if not naive_times(text, source):
         return None
+    if timezone is None and says_utc(next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [""])[0]):
+        return "UTC"  # the time column's header says so, as the operator reads it (signals.recorded)
     if timezone is None:
         raise SimulationInputError(
             f"{source}: its timestamps carry no UTC offset; say whose local time they are with {flag} "
