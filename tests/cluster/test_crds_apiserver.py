@@ -295,6 +295,21 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
             check=False,
         )  # fmt: skip
         assert elsewhere.returncode == 0, elsewhere.stderr
+        # What the operator itself writes to a stored object: its status, and its finalizer (review).
+        status = kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--subresource=status", "--type=merge",
+            "-p", '{"status":{"reachable":true}}', check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        finalizer = kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge",
+            "-p", '{"metadata":{"finalizers":["gridshift.dev/test"]}}', check=False,
+        )  # fmt: skip
+        assert finalizer.returncode == 0, finalizer.stderr
+        kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}',
+        )  # fmt: skip
         in_the_feed = kubectl(
             hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge",
             "-p", '{"spec":{"priceFeed":{"refreshSeconds":600}}}', check=False,
