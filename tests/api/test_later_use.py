@@ -201,13 +201,6 @@ def test_a_credential_in_an_http_json_query_is_refused_at_admission_only(query: 
     assert RegionalCluster.model_validate(wire).spec.price_feed.http_json is not None
 
 
-def test_a_settings_block_of_another_type_is_refused_at_admission_only() -> None:
-    wire = cluster({"type": "static", "static": {"price": 50}, "csvReplay": {"path": "/data/p.csv"}})
-    with pytest.raises(InvalidResource, match=r"spec\.priceFeed\.type: only the settings block named by type"):
-        validate_object(wire)
-    assert RegionalCluster.model_validate(wire).spec.price_feed.static is not None
-
-
 def test_extra_args_may_set_anything_but_the_operators_flags() -> None:
     ok = deployment(
         engine={

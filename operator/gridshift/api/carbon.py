@@ -127,7 +127,6 @@ class CarbonFeedSpec(ApiModel):
 
     cross_field_rules = (
         feeds.settings_block_rule(CarbonFeedType, example="watttime"),
-        feeds.only_named_block_rule(CarbonFeedType),
         CrossFieldRule(
             cel="(self.type == 'watttime') == (self.basis == 'marginal') || self.type == 'prometheus'",
             message=(

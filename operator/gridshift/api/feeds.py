@@ -84,24 +84,6 @@ def settings_block_rule(feed_types: type[StrEnum], example: str) -> CrossFieldRu
     )
 
 
-def only_named_block_rule(feed_types: type[StrEnum]) -> CrossFieldRule:
-    """A feed spec's rule: no settings block but the one named by `type` (another type's block would be
-    ignored without a word; found in review). Admission only: a stored object with one keeps working."""
-    names = [t.value for t in feed_types]
-
-    def holds(feed: Any) -> bool:
-        by_wire_name = {info.alias or name: name for name, info in type(feed).model_fields.items()}
-        return all(getattr(feed, by_wire_name[n]) is None for n in names if n != feed.type.value)
-
-    return CrossFieldRule(
-        cel=" && ".join(f"(!has(self.{n}) || self.type == '{n}')" for n in names),
-        message="only the settings block named by type may be set: a block for another type would be ignored",
-        field="type",
-        holds=holds,
-        admission_only=True,
-    )
-
-
 def refresh_rule(goes_stale: str) -> CrossFieldRule:
     """A feed spec's rule: a feed fetched as configured is never stale between two good fetches."""
     return CrossFieldRule(

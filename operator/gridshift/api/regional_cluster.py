@@ -248,7 +248,6 @@ class PriceFeedSpec(ApiModel):
 
     cross_field_rules = (
         feeds.settings_block_rule(PriceFeedType, example="entsoe"),
-        feeds.only_named_block_rule(PriceFeedType),
         feeds.refresh_rule(goes_stale="prices go"),
         CrossFieldRule(
             cel="self.currency != 'USD' || self.fxToUsd == 1.0",
