@@ -16,6 +16,7 @@ once. `route` writes routing weights to the HTTPRoute a deployment names.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -260,7 +261,14 @@ def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) ->
     GPU type and the GPUs per replica alone, so that every rendering carries it: a stray's, or one after a
     restart, as well as a planned replica's (found in review: taken from the plan's options, a stray kept
     through a move was re-rendered without it, and its new pods could not start)."""
-    kv = kv_memory_for(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
+    return _max_model_len(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
+
+
+@functools.cache
+def _max_model_len(model: str, gpu_type: str, gpus: int) -> int | None:
+    """max_model_len by its inputs, once each: repair renders every workload every cycle, and the catalog
+    behind kv_memory_for does not change while the process runs."""
+    kv = kv_memory_for(model, gpu_type, gpus)
     return None if kv is None else kv.max_model_len()
 
 

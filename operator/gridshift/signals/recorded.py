@@ -112,17 +112,17 @@ def _parse_time(
     """The row's start in UTC; None for a local time that does not exist (see read_recording). A local time
     that occurs twice (the fall-back hour) is its first occurrence, or its second when the previous row
     already took the first: files in local time write that hour twice, or once."""
+    where = f"row {row_number}.datetime"
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise measure.error(feed, f"row {row_number}.datetime", f"not an ISO 8601 time: {text!r}") from None
-    where = f"row {row_number}.datetime"
+        raise measure.error(feed, where, f"not an ISO 8601 time: {text!r}") from None
     if parsed.tzinfo is not None:
         return utc_within_range(feed, where, parsed, repr(text.strip()), measure.error)
     if naive_timezone is None:
         raise measure.error(
             feed,
-            f"row {row_number}.datetime",
+            where,
             f"{text.strip()!r} carries no UTC offset: set csvReplay.timezone to whose local time the file's "
             "times are (Europe/Paris for the EU per-market files of prices-2024, UTC if they are UTC)",
         )
