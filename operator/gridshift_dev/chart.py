@@ -434,6 +434,10 @@ def _policy_values() -> JsonDict:
                         "requireDigest": _boolean("Warn also when it has a tag but no @sha256 digest."),
                     },
                 ),
+                "feedSettings": _closed(
+                    "Warnings about RegionalCluster feed settings blocks that the feed's type does not name.",
+                    {"warnIgnored": _boolean("Warn when priceFeed or carbonFeed carries a block of another type.")},
+                ),
             },
         ),
         "dashboards": _closed(

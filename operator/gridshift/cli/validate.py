@@ -1,4 +1,5 @@
-"""`gridshift validate FILE...`: check gridshift.dev resources offline, as the apiserver would."""
+"""`gridshift validate FILE...`: check gridshift.dev resources offline, as the apiserver would, and print
+what the chart's admission policies would warn about (never a failure)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gridshift.api import GROUP
+    from gridshift.api.advisories import admission_warnings
     from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
 
     failures = unreadable = 0
@@ -42,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"skip {path}: {doc.get('kind')} is not a {GROUP} resource")
                 continue
             try:
-                validate_object(doc)
+                parsed = validate_object(doc)
                 print(f"ok  {path}: {describe(doc)}")
+                # The chart's admission policies warn about these; kubectl prints them, nothing is refused.
+                for warning in admission_warnings(parsed):
+                    print(f"warning {path}: {describe(doc)}: {warning}", file=sys.stderr)
             except InvalidResource as error:
                 print(f"bad {path}: {error}", file=sys.stderr)
                 failures += 1
