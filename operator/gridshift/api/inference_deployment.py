@@ -416,6 +416,12 @@ class MigrationSpec(ApiModel):
     )
 
 
+MAX_REQUESTS_PER_SECOND = 1_000_000
+"""The largest request rate a deployment may state (Static), and the largest measured one the operator believes."""
+MAX_MEAN_TOKENS = 2_000_000
+"""The longest mean prompt or output a deployment may state, and the longest measured one the operator believes."""
+
+
 class DemandSource(StrEnum):
     """Where the request rate the planner sizes for comes from."""
 
@@ -429,8 +435,8 @@ class RequestClass(ApiModel):
     name: str = Field(
         min_length=1, max_length=63, pattern=DNS_LABEL, description="Class name, unique within requestClasses."
     )
-    prompt_tokens: float = Field(gt=0, le=2_000_000, description="Mean prompt length of the class, tokens.")
-    output_tokens: float = Field(gt=0, le=2_000_000, description="Mean output length of the class, tokens.")
+    prompt_tokens: float = Field(gt=0, le=MAX_MEAN_TOKENS, description="Mean prompt length of the class, tokens.")
+    output_tokens: float = Field(gt=0, le=MAX_MEAN_TOKENS, description="Mean output length of the class, tokens.")
     share: float = Field(gt=0, le=1, description="Share of requests in this class (the shares add up to 1).")
 
 
@@ -470,13 +476,13 @@ class DemandSpec(ApiModel):
         description="Prometheus: observed vLLM request rate; Static: the figures below (capacity planning).",
     )
     requests_per_second: float | None = Field(
-        default=None, ge=0, le=1_000_000, description="Request rate for source Static."
+        default=None, ge=0, le=MAX_REQUESTS_PER_SECOND, description="Request rate for source Static."
     )
     mean_prompt_tokens: float = Field(
-        default=1024, gt=0, le=2_000_000, description="Mean prompt length, used until metrics say otherwise."
+        default=1024, gt=0, le=MAX_MEAN_TOKENS, description="Mean prompt length, used until metrics say otherwise."
     )
     mean_output_tokens: float = Field(
-        default=256, gt=0, le=2_000_000, description="Mean output length, used until metrics say otherwise."
+        default=256, gt=0, le=MAX_MEAN_TOKENS, description="Mean output length, used until metrics say otherwise."
     )
     headroom: float = Field(
         default=0.2,

@@ -11,10 +11,10 @@ from http import HTTPStatus
 
 from gridshift.actuation.members import MemberError
 from gridshift.hub.client import RouteConflict, RouteMissing, SecretMissing
-from gridshift.signals.metrics import MetricsError
+from gridshift.signals.metrics import ImplausibleDemand, MetricsError
 from gridshift.signals.prices import PriceFeedError
 
-_SAFE = (MemberError, SecretMissing, RouteMissing, RouteConflict, MetricsError, PriceFeedError)
+_SAFE = (MemberError, SecretMissing, RouteMissing, RouteConflict, MetricsError, ImplausibleDemand, PriceFeedError)
 """gridshift's own errors, whose messages name objects and fields, never secrets."""
 
 

@@ -6,6 +6,7 @@ I/O (who is asked, and when) is the cycle's job.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -15,13 +16,13 @@ from pydantic import ValidationError
 from gridshift.actuation.members import Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
-from gridshift.api.inference_deployment import DemandSource
+from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.planner.classes import classes_from_histograms
 from gridshift.signals.carbon_service import CarbonReading
-from gridshift.signals.metrics import DeploymentSignals
+from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceKind, usd_per_kwh
 from gridshift.signals.promql import Signal
@@ -258,6 +259,7 @@ def observed_demand(
     total_rate = sum(r for r in rates if r is not None) + waiting / queue_drain_seconds
     prompt = sum(s.scalar(Signal.PROMPT_TOKEN_RATE) or 0.0 for s in signals)
     generated = sum(s.scalar(Signal.GENERATION_TOKEN_RATE) or 0.0 for s in signals)
+    _believable(total_rate, prompt, generated)
     if total_rate <= 0:
         return S.ObservedDemand(0.0, demand.mean_prompt_tokens, demand.mean_output_tokens)
     return S.ObservedDemand(
@@ -267,6 +269,28 @@ def observed_demand(
         # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
         request_classes=measured_classes(signals) if demand.request_classes else (),
     )
+
+
+def _believable(total_rate: float, prompt_tokens_per_s: float, output_tokens_per_s: float) -> None:
+    """Raise ImplausibleDemand unless the rate and the mean lengths it implies are within the API's bounds.
+
+    Found in review: a finished-request rate near 0 beside a queue of 1e-300 made the mean prompt length
+    infinite, and that error ended every tenant's planning cycle; a rate of 1e300 froze every plan."""
+    figures = (total_rate, prompt_tokens_per_s, output_tokens_per_s)
+    if not all(math.isfinite(f) for f in figures):
+        raise ImplausibleDemand("a measured request or token rate is not a finite number")
+    if total_rate > MAX_REQUESTS_PER_SECOND:
+        raise ImplausibleDemand(
+            f"measured request rate {total_rate:.3g} req/s is above {MAX_REQUESTS_PER_SECOND:,} (the API's bound)"
+        )
+    for what, tokens_per_s in (("prompt", prompt_tokens_per_s), ("output", output_tokens_per_s)):
+        # Compared as products: the mean itself overflows when the request rate is near 0.
+        # No mean is taken without requests (the demand is then 0, whatever tokens a long request still adds).
+        if total_rate > 0 and tokens_per_s > MAX_MEAN_TOKENS * total_rate:
+            raise ImplausibleDemand(
+                f"measured {what} tokens ({tokens_per_s:.3g}/s) over {total_rate:.3g} requests/s make a "
+                f"mean {what} length above {MAX_MEAN_TOKENS:,} tokens (the API's bound)"
+            )
 
 
 def measured_classes(signals: Sequence[DeploymentSignals]) -> tuple[S.RequestClass, ...]:

@@ -149,13 +149,7 @@ class Observer:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
             signals = self._signals(parsed.resource, ns, name, running, measured)
-            demand = (
-                inputs.observed_demand(parsed.resource, signals, self.settings.queue_drain_seconds)
-                if signals is not None
-                else S.ObservedDemand(
-                    None, parsed.resource.spec.demand.mean_prompt_tokens, parsed.resource.spec.demand.mean_output_tokens
-                )
-            )
+            demand, demand_problem = _demand(parsed.resource, signals, self.settings.queue_drain_seconds)
             known = self._requirements.get(parsed.key)
             if known is not None and known[0] is parsed.resource:
                 required = known[1]
@@ -165,7 +159,11 @@ class Observer:
                 )
             requirements[parsed.key] = (parsed.resource, required)
             planned = S.Deployment(ns, name, required, placements.get((ns, name), ()), demand)
-            observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, inputs.measured_cost(signals)))
+            observed.append(
+                ObservedDeployment(
+                    parsed.body, parsed.resource, planned, inputs.measured_cost(signals), demand_problem=demand_problem
+                )
+            )
         self._requirements = requirements
         snapshot = S.Snapshot(
             now=now,
@@ -533,3 +531,19 @@ def _read_member(
     if refused and len(refused) == len(set(namespaces)):
         raise next(iter(refused.values()))
     return found, {n: str(error) for n, error in refused.items()}
+
+
+def _demand(
+    idep: InferenceDeployment, signals: Sequence[DeploymentSignals] | None, queue_drain_seconds: float
+) -> tuple[S.ObservedDemand, str | None]:
+    """The deployment's demand, and why it is unknown when its own measurements could not be used.
+
+    Unknown (None) without measurements, or when they are not believed or cannot be read: the series come
+    from the deployment's own replicas, so nothing in them may stop another deployment's planning."""
+    unknown = S.ObservedDemand(None, idep.spec.demand.mean_prompt_tokens, idep.spec.demand.mean_output_tokens)
+    if signals is None:
+        return unknown, None
+    try:
+        return inputs.observed_demand(idep, signals, queue_drain_seconds), None
+    except Exception as error:  # one deployment's series must not end the cycle for all
+        return unknown, describe(error)

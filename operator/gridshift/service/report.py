@@ -375,7 +375,9 @@ def _deployment_problems(
         report.problems.append(
             Problem(
                 CycleErrorReason.METRICS_UNAVAILABLE,
-                f"{deployment.id}: request rate unknown (Prometheus): never scaling below the Ready count",
+                f"{deployment.id}: request rate unknown (Prometheus"
+                + ("" if deployment.demand_problem is None else f": {deployment.demand_problem}")
+                + "): never scaling below the Ready count",
                 deployment=deployment.id,
             )
         )

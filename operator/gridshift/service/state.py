@@ -109,6 +109,8 @@ class ObservedDeployment:
     """What the planner is given: spec, current placements, observed demand."""
     measured: MeasuredCost | None
     """Cost figures measured through Prometheus over the metrics window, when there are any."""
+    demand_problem: str | None = None
+    """Why the measured demand was not used (implausible figures from the deployment's own replicas)."""
 
     @property
     def id(self) -> str:

@@ -54,6 +54,12 @@ class MetricsError(Exception):
         self.retryable = retryable
 
 
+class ImplausibleDemand(ValueError):
+    """Measured demand beyond what the deployment could state as Static demand (service.inputs). Its series
+    come from the deployment's own replicas, whose image the deployment's owner chooses: they are not
+    believed, and its demand is unknown this cycle. The message gives figures, never a label or URL."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """One series of an instant-vector answer."""
@@ -95,7 +101,11 @@ class DeploymentSignals:
         value = self.values.get(signal)
         if not isinstance(value, Mapping):
             return []
-        return sorted((float(edge), count) for edge, count in value.items())
+        return sorted(
+            (edge, float(count))
+            for label, count in value.items()
+            if (edge := _bucket_edge(label)) is not None and math.isfinite(count) and count >= 0
+        )
 
     def per_pod(self, signal: Signal) -> Mapping[str, float]:
         """The value of a per-pod signal by pod name, empty when missing."""
@@ -321,3 +331,13 @@ def split_grouped(
         per_ref = {signal: found.get(signal, []) for signal in answers}
         out[ref] = signals_from_samples(source, ref, at, per_ref, scheme.pod_label)
     return out
+
+
+def _bucket_edge(label: str) -> float | None:
+    """A bucket's `le` as a number, None for one vLLM never writes (the series come from the deployment's own
+    replicas, whose image its owner chooses: found in review, `le="abc"` ended every tenant's planning cycle)."""
+    try:
+        edge = float(label)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(edge) or edge < 0 else edge
