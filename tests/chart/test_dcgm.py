@@ -94,6 +94,16 @@ def test_vllm_pod_monitor_copies_the_pod_labels_the_queries_select_on() -> None:
     assert REGION_LABEL in copied
 
 
+def test_the_pod_monitor_scrapes_only_pods_that_name_their_deployment() -> None:
+    # Review (4 December 2026): it selected on managed-by alone. A pod without the deployment label got no
+    # target label, so a series it exported with gridshift_dev_deployment="<another tenant's>" counted as
+    # that deployment's demand and power. Only labelled pods are scraped, and their own label never wins.
+    monitor = yaml.safe_load((DCGM / "vllm-podmonitor.yaml").read_text())
+    expressions = monitor["spec"]["selector"].get("matchExpressions", [])
+    assert {"key": POD_LABEL_KEY, "operator": "Exists"} in expressions
+    assert not monitor["spec"]["podMetricsEndpoints"][0].get("honorLabels", False)
+
+
 @pytest.mark.parametrize("field", sorted(FIELDS_READ))
 def test_readme_says_what_each_field_is_for(field: str) -> None:
     readme = (DCGM / "README.md").read_text()
