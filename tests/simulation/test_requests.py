@@ -11,9 +11,20 @@ from gridshift.planner.profiles import PerformanceModel
 from gridshift.simulation import requests
 from gridshift.simulation.data import shipped_trace
 from gridshift.simulation.engine import request_level, request_levels
+from gridshift.simulation.replay import build_replay
 from gridshift.simulation.replica import ReplicaRun, simulate_replica
 from gridshift.simulation.requests import RequestStream, minute_latency, serve, thinned_arrivals
-from tests.simulation.sim_replay import MEASURED_MODEL, conv_capacity, models, shipped_replay
+from gridshift.simulation.settings import SimulationSettings
+from tests.simulation.sim_replay import (
+    MEASURED_MODEL,
+    START,
+    conv_capacity,
+    flat_trace,
+    hourly_prices,
+    models,
+    setup,
+    shipped_replay,
+)
 
 
 def _model() -> PerformanceModel:
@@ -144,3 +155,28 @@ def test_schedules_judged_together_get_each_their_own_verdict() -> None:
     mixed = np.where(np.arange(len(needed))[:, None] % 20 < 10, needed, needed + 1)
     held = np.vstack([np.zeros((1, mixed.shape[1]), dtype=bool), mixed[1:] == mixed[:-1]])
     assert (request_levels(replay, [mixed, needed])[0][held] == request_level(replay, mixed)[held]).mean() >= 0.98
+
+
+def test_a_queue_never_comes_back_hours_later_nor_from_another_schedule() -> None:
+    """Found in review (4 December 2026): minutes at one replica count were replayed back to back however far
+    apart, so ten starved minutes at the day's peak (one replica) left a queue that the night's one-replica
+    minutes, seven hours later, inherited: 59 of them missed, in the starved schedule and, judged beside it,
+    in a schedule that was never starved. Minutes apart are now replayed apart."""
+    settings = SimulationSettings(start=START, days=1.0, markets=("DE",), gpus_per_market=16, diurnal_trough=0.2)
+    replay = build_replay(
+        settings, [setup("d", 20.0, "DE")], {"flat": flat_trace()}, [hourly_prices("DE", [50.0] * 72)], models()
+    )
+    deployment = replay.deployments[0]
+    peak = int(np.argmax(deployment.rate_rps))
+    ample = deployment.needed[:, None].copy()
+    starved = ample.copy()
+    starved[peak : peak + 10, 0] = 1
+    assert (ample[peak + 60 :, 0] == 1).any(), "the night must have one-replica minutes for this test"
+    alone, starved_alone = request_level(replay, ample)[:, 0], request_level(replay, starved)[:, 0]
+    assert alone.all()
+    # The starved minutes (and the few after them, draining) miss; an hour on, the two schedules agree.
+    assert not starved_alone[peak : peak + 10].all()
+    assert (starved_alone[peak + 60 :] == alone[peak + 60 :]).all()
+    together = request_levels(replay, [ample, starved])
+    assert together[0][:, 0].all()
+    assert (together[1][:, 0] == starved_alone).all()

@@ -229,10 +229,13 @@ def request_levels(
     """`request_level` of several schedules at once, each (minute, deployment, replica count) replayed once.
 
     A minute's verdict depends on the deployment, the minute and its Ready replicas R (the requests are the
-    same for every schedule: common random numbers). So each deployment is replayed once per count R, over
-    the minutes where some schedule has R Ready, those minutes back to back: a minute's queue and batch
-    carry over from the previous minute at the same count, exactly the single schedule's replay wherever
-    its count did not change (and, after a change, as if the count had held: a few seconds of a minute).
+    same for every schedule: common random numbers). So each deployment is replayed once per count R and
+    run of consecutive minutes where some schedule has R Ready: a minute's queue and batch carry over from
+    the minute before it at the same count, exactly the single schedule's replay wherever its count did not
+    change. A run starts from an empty replica, or, where another schedule had R the minute before, from
+    that schedule's queue (as if the count had held). Minutes at the same count but apart are never joined:
+    they were (found in review, 4 December 2026), and a queue built in ten starved minutes at the peak came
+    back seven hours later, in the night's minutes at that count, and in another schedule's too.
     Policies agree on most minutes, so seven schedules cost about twice one. `deployments`: judge only these
     (the other columns stay True), so that a process pool can split the work.
     """
@@ -245,30 +248,38 @@ def request_levels(
         day = deployment.day_shape if deployment.day_shape is not None else np.ones(minutes)
         ok_at = np.zeros(counts.shape, dtype=bool)
         for level in np.unique(counts[counts > 0]):
-            rows = np.flatnonzero((counts == level).any(axis=0))
-            stream, row_of = thinned_arrivals(
-                deployment.trace,
-                copies=deployment.copies,
-                first_offset=deployment.setup.trace_offset_minutes,
-                keep=day[rows] / level,
-                rng=np.random.default_rng([seed, index]),
-                rows=rows,
-            )
-            served = serve(deployment.model, stream, prefill_chunk_tokens=replay.planner_settings.prefill_chunk_tokens)
-            latency = minute_latency(
-                served,
-                row_of,
-                len(rows),
-                ttft_slo_ms=deployment.setup.ttft_p95_ms,
-                tpot_slo_ms=deployment.setup.tpot_p95_ms,
-            )
+            at_level = np.flatnonzero((counts == level).any(axis=0))
             within = np.zeros(minutes, dtype=bool)
-            within[rows] = latency.within(quantile)
+            for rows in np.split(at_level, np.flatnonzero(np.diff(at_level) > 1) + 1):
+                within[rows] = _run_within(replay, index, rows, int(level), seed, quantile, day)
             ok_at |= (counts == level) & within[None, :]
         idle = deployment.rate_rps[:minutes] <= 0
         for verdict, ok, count in zip(verdicts, ok_at, counts, strict=True):
             verdict[:, index] = np.where(count > 0, ok, idle)
     return verdicts
+
+
+def _run_within(
+    replay: Replay, index: int, rows: IntArray, level: int, seed: int, quantile: float, day: FloatArray
+) -> npt.NDArray[np.bool_]:
+    """Per minute of `rows` (consecutive): did one of `level` Ready replicas of deployment `index` meet the SLO,
+    replayed from an empty replica at the run's first minute?"""
+    deployment = replay.deployments[index]
+    stream, row_of = thinned_arrivals(
+        deployment.trace,
+        copies=deployment.copies,
+        first_offset=deployment.setup.trace_offset_minutes,
+        keep=day[rows] / level,
+        rng=np.random.default_rng([seed, index]),
+        rows=rows,
+    )
+    if len(stream.arrival_s) == 0:
+        return np.ones(len(rows), dtype=bool)
+    served = serve(deployment.model, stream, prefill_chunk_tokens=replay.planner_settings.prefill_chunk_tokens)
+    latency = minute_latency(
+        served, row_of, len(rows), ttft_slo_ms=deployment.setup.ttft_p95_ms, tpot_slo_ms=deployment.setup.tpot_p95_ms
+    )
+    return latency.within(quantile)
 
 
 @dataclass(frozen=True)
