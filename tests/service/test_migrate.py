@@ -1237,3 +1237,27 @@ def test_a_pure_shrink_stops_no_replica_before_the_hub_takes_its_weights() -> No
     fleet.route_refused = None
     fleet.cycle(plan)
     assert fleet.counts() == {"a": 2} and fleet.routing == (RouteWeight("a", 100),)
+
+
+def test_a_kept_cluster_that_lost_its_ready_replicas_gets_no_traffic_and_no_source_stops() -> None:
+    # Found in review (4 December 2026): a moves to b while c is kept. c had no WaitReady (it was Ready when
+    # the move was planned), so when its replicas crashed mid-move the ShiftRouting sent it half the traffic
+    # and the ScaleDown stopped a, leaving only b.
+    fleet = Fleet.of(a=2, c=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 50}, {"cluster": "c", "weight": 50}]
+    plan = fleet.plan({"b": 2, "c": 2}, max_moves=2)
+    fleet.cycle(plan)  # ScaleUp b, waiting for it
+    fleet.make_ready()
+    fleet.ready[key("c")] = 0  # c's replicas crash
+    progress, report = fleet.cycle(plan)
+    abandoned = "ml/chat: migration abandoned, cluster c would take 50% of the traffic with no Ready replica"
+    assert f"{abandoned}; planned afresh" in report.errors
+    assert fleet.counts() == {"a": 2, "b": 2, "c": 2}  # a still serves
+    assert fleet.routes == []  # nothing published: a and c keep their weights until c is Ready again
+    assert progress.steps == []
+    # Planned afresh from what is Ready: c is waited on before anything of a is stopped.
+    fleet.cycle(fleet.plan({"b": 2, "c": 2}, max_moves=2))
+    assert fleet.counts() == {"a": 2, "b": 2, "c": 2}
+    fleet.make_ready()
+    fleet.cycle(fleet.plan({"b": 2, "c": 2}, max_moves=2))
+    assert fleet.counts() == {"b": 2, "c": 2}

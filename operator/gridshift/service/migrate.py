@@ -324,10 +324,15 @@ class Migrations:
                 # A Running step without startedAt (status edited by hand) starts its clock now: it asserted.
                 step.state = StepState.RUNNING
                 step.started_at = now
-            if step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN) and _no_longer_ready(
-                progress.steps, step, ready, now
-            ):
-                break  # traffic goes to, or a source stops for, replicas only while they are still Ready
+            if step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN):
+                if _no_longer_ready(progress.steps, step, ready, now):
+                    break  # traffic goes to, or a source stops for, replicas only while they are still Ready
+                if (empty := _routed_to_none_ready(progress, step, ready)) is not None:
+                    # A cluster kept as it was (no WaitReady of its own) lost its Ready replicas mid-move: the
+                    # plan counted on them. Planned afresh from what is Ready, nothing shifted or stopped.
+                    report.errors.append(f"{deployment.id}: migration abandoned, {empty}; planned afresh")
+                    progress.steps = []
+                    return
             if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
                 if not self._write(deployment, progress, step, views, actuator, report):
                     refused_for = now - step.started_at
@@ -516,6 +521,20 @@ def _no_longer_ready(steps: Sequence[StepRecord], step: StepRecord, ready: Mappi
         wait.state, wait.started_at = StepState.RUNNING, now
         wait.message = f"only {ready.get(wait.key, 0)}/{wait.replicas} Ready now, after they were: waiting again"
     return bool(lost)
+
+
+def _routed_to_none_ready(progress: MigrationProgress, step: StepRecord, ready: Mapping[Key, int]) -> str | None:
+    """A cluster that `step` would leave traffic on (the weights it publishes; for a ScaleDown, the ones in
+    force) with no Ready replica, named; None when every such cluster has one. Found in review: a cluster
+    the move kept had no WaitReady to re-check, so when its replicas crashed mid-move, the ShiftRouting
+    sent it half the traffic and the ScaleDown after it stopped the last other source."""
+    if step.action is StepAction.SHIFT_ROUTING and not _scales_down_after(progress.steps, step):
+        return None  # a move that only adds replicas stops nothing: its weights go out as planned
+    weights = step.routing if step.action is StepAction.SHIFT_ROUTING else progress.routing
+    for route in weights:
+        if route.weight > 0 and not any(n > 0 for (cluster, _), n in ready.items() if cluster == route.cluster):
+            return f"cluster {route.cluster} would take {route.weight}% of the traffic with no Ready replica"
+    return None
 
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
