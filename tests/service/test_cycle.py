@@ -243,6 +243,32 @@ def test_routing_weights_are_written_to_the_named_httproute_only_when_they_chang
     assert world.hub.route_writes == writes
 
 
+def test_a_deployment_scaled_to_zero_leaves_no_weight_on_the_route_nor_in_status() -> None:
+    # Found in review (4 December 2026): with minReplicas 0 and no demand the plan has no weights, and an empty
+    # routing was never written: the route kept eu-de 100 for a cluster with no replica (docs/routing.md says
+    # such a cluster gets weight 0), so a fallback backendRef never got the traffic.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    rules = [{"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "fallback"}]}]
+    world.hub.routes[("ml", "chat-route")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": rules},
+    }
+    body = deployment_body(routing={"httpRouteName": "chat-route"}, capacity={"minReplicas": 0, "maxReplicas": 4})
+    world.add(body)
+    for _ in range(2):
+        world.cycle()
+    refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+    assert refs[0] == {"name": "eu-de", "weight": 100}
+    body["spec"]["demand"]["requestsPerSecond"] = 0.0
+    body["metadata"]["generation"] = 2
+    for _ in range(4):
+        world.cycle()
+    assert not any(world.replicas().values())
+    refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"name": "eu-de", "weight": 0}, {"name": "eu-fr", "weight": 0}, {"name": "fallback"}]
+    assert world.status().get("routing", []) == []
+
+
 def test_a_missing_httproute_is_reported_not_fatal() -> None:
     world = ServiceHarness(["eu-de"])
     world.add(deployment_body(routing={"httpRouteName": "nope"}))

@@ -214,6 +214,8 @@ class Actuator:
         failure is reported (RouteFailed), and the deployment's status is still written."""
         if plan.mode is not MigrationMode.AUTO:
             return
+        if not routing and any(t.replicas > 0 for t in plan.targets):
+            return  # no weights yet (a first move still starting, or waiting to revalidate): the route keeps its own
         try:
             report.member_writes += self.publish_routing(deployment, routing, views)
         except Fenced:
@@ -224,10 +226,12 @@ class Actuator:
     def publish_routing(
         self, deployment: ObservedDeployment, routing: Sequence[RouteWeight], views: Mapping[str, ClusterView]
     ) -> int:
-        """Set the weights on the deployment's HTTPRoute, if it names one; returns the writes (0 or 1).
+        """Set the weights on the deployment's HTTPRoute, if it names one; returns the writes (0 or 1). No
+        weights at all (scaled to zero) set every cluster's to 0: found in review, an empty routing was never
+        written and the route kept 100 for a cluster with no replica, so a fallback backendRef got nothing.
         Raises what the hub raises (RouteMissing, RouteConflict, HubForbidden, ...)."""
         route = deployment.resource.spec.routing.http_route_name
-        if not route or not routing:
+        if not route:
             return 0
         self._fenced()
         weights = {r.cluster: r.weight for r in routing}

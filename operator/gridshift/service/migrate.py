@@ -260,9 +260,9 @@ class Migrations:
             progress.steps = []
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
-            if not plan.steps and plan.routing:
-                # Nothing to move: the target runs now, route to it. A move waiting for its
-                # revalidation keeps the routing as it is (its target may have no replica yet).
+            if not plan.steps and (plan.routing or not any(t.replicas > 0 for t in plan.targets)):
+                # Nothing to move: the target runs now, route to it (to nothing, scaled to zero). A move
+                # waiting for its revalidation keeps the routing as it is (its target may have no replica yet).
                 progress.routing = plan.routing
         self._advance(now, deployment, progress, views, actuator, report)
         return progress
