@@ -133,6 +133,18 @@ def test_validate_command_exit_codes(capsys: pytest.CaptureFixture[str]) -> None
     assert expected_path(BAD[0]) in capsys.readouterr().err
 
 
+def test_a_plain_y_or_n_is_a_boolean_as_kubectl_reads_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Seen on a real kube-apiserver 1.36 (4 December 2026): `namespace: n` in a Secret reference is refused
+    # ("must be of type string": kubectl's YAML 1.1 reads a boolean); gridshift validate read "n" and said ok.
+    path = tmp_path / "rc.yaml"
+    example = (REPO_ROOT / "examples" / "regionalclusters.yaml").read_text().split("\n---\n")[0]
+    path.write_text(example.replace("namespace: gridshift-system, key: kubeconfig", "namespace: n, key: kubeconfig"))
+    assert main(["validate", str(path)]) == 1
+    assert "spec.kubeconfigSecretRef.namespace" in capsys.readouterr().err
+    path.write_text(example.replace("namespace: gridshift-system, key: kubeconfig", "namespace: 'n', key: kubeconfig"))
+    assert main(["validate", str(path)]) == 0
+
+
 def test_validate_command_names_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -189,7 +189,11 @@ class DocumentsError(ValueError):
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key written twice in one mapping: PyYAML keeps the last silently, kubectl's
-    decoder refuses it (review: two `metadata:` blocks validated as the second)."""
+    decoder refuses it (review: two `metadata:` blocks validated as the second). It also reads a plain
+    `y`, `Y`, `n` or `N` as a boolean, as kubectl's YAML 1.1 decoder does (PyYAML reads a string): a
+    `namespace: n` validated here and the apiserver refused it (must be of type string)."""
+
+    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[tuple[str, str]] = set()
@@ -205,6 +209,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )  # fmt: skip
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
 def read_documents(path: Path) -> list[Any]:
