@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -193,7 +193,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     `y`, `Y`, `n` or `N` as a boolean, as kubectl's YAML 1.1 decoder does (PyYAML reads a string): a
     `namespace: n` validated here and the apiserver refused it (must be of type string)."""
 
-    bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
+    bool_values: ClassVar[dict[str, bool]] = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[tuple[str, str]] = set()
