@@ -155,20 +155,42 @@ def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest
     with pytest.raises(UsageError, match="carry no UTC offset; say whose local time they are with --timezone"):
         run(str(french), "--json")
     assert run(str(french), "--json", "--timezone", "Europe/Paris") == 0
-    out, err = capsys.readouterr()
-    rows = json.loads(out)
+    rows = json.loads(capsys.readouterr().out)
     assert rows[0]["start"] == "2023-12-31T23:00:00Z" and rows[0]["price"] == 0.1
     # Found in self-review: the spring-forward row (02:00, which does not exist in Paris) was printed as
-    # an interval of no length; the autumn hour the file leaves out is a 2-hour row.
-    assert all(r["start"] < r["end"] for r in rows)
-    assert [(r["start"], r["resolution"]) for r in rows if r["resolution"] != "PT60M"] == [
-        ("2024-10-27T00:00:00Z", "PT120M")
-    ]
-    assert "1 row(s) at local times that do not exist in Europe/Paris" in err
+    # an interval of no length. Read as the operator's csvReplay reads it: that row priced no time and is
+    # left out, and the second 02:00 of the autumn, which the file does not write, has no price.
+    assert all(r["resolution"] == "PT60M" for r in rows)
+    starts = [r["start"] for r in rows]
+    assert "2024-10-27T00:00:00Z" in starts and "2024-10-27T01:00:00Z" not in starts
+    assert len(starts) == len(set(starts))
     with pytest.raises(UsageError, match="unknown time zone 'Mars/Olympus'"):
         run(str(french), "--timezone", "Mars/Olympus")
     with pytest.raises(UsageError, match="--timezone applies to CSV sources only"):
         run(str(HOURLY), "--timezone", "UTC")
+
+
+def test_a_local_time_file_writing_the_autumn_hour_twice_is_read_as_the_operator_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: the CLI read naive times as UTC and moved them afterwards, so a file that writes the
+    # fall-back hour twice (02:00 CEST, then 02:00 CET) was refused ("not after the previous row"), while the
+    # operator's csvReplay (signals.recorded) takes it. Both now go through the same reader.
+    path = tmp_path / "FR_autumn.csv"
+    prices = ["50", "51", "52", "53", "54"]
+    times = ["00:00", "01:00", "02:00", "02:00", "03:00"]
+    path.write_text(
+        "Datetime,Price (EUR/MWh)\n" + "".join(f"2024-10-27 {t}:00,{p}\n" for t, p in zip(times, prices, strict=True))
+    )
+    assert run(str(path), "--json", "--timezone", "Europe/Paris") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["start"], r["price"]) for r in rows] == [
+        ("2024-10-26T22:00:00Z", 50.0),
+        ("2024-10-26T23:00:00Z", 51.0),
+        ("2024-10-27T00:00:00Z", 52.0),
+        ("2024-10-27T01:00:00Z", 53.0),
+        ("2024-10-27T02:00:00Z", 54.0),
+    ]
 
 
 def test_a_csv_whose_time_header_says_utc_is_read_as_utc_by_the_cli_as_by_the_operator(

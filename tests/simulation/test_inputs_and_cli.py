@@ -180,6 +180,19 @@ def test_naive_price_timestamps_need_a_time_zone(shared_data: Path) -> None:
     )
 
 
+def test_a_local_time_price_file_writing_the_autumn_hour_twice_is_replayed_hour_by_hour(tmp_path: Path) -> None:
+    # Found in review: naive times were read as UTC and moved afterwards, so the second 02:00 (CET after
+    # CEST) was refused as "not after the previous row"; the operator's csvReplay takes it.
+    path = tmp_path / "FR_autumn.csv"
+    times_prices = [("00:00", 50), ("01:00", 51), ("02:00", 52), ("02:00", 53), ("03:00", 54)]
+    path.write_text("Datetime,Price (EUR/MWh)\n" + "".join(f"2024-10-27 {t}:00,{p}\n" for t, p in times_prices))
+    (series,) = load_prices(
+        [path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser(), timezone="Europe/Paris"
+    )
+    assert series.start == datetime(2024, 10, 26, 22, tzinfo=UTC)
+    assert series.window(series.start, 5) == pytest.approx([0.050, 0.051, 0.052, 0.053, 0.054])
+
+
 def test_a_price_file_mixing_offsets_and_local_times_is_refused_naming_the_row(tmp_path: Path) -> None:
     # Found in review: only the first row was looked at; with it naive and --prices-timezone Europe/Berlin,
     # every row that had +00:00 was moved by an hour, silently.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gridshift.cli.usage import finite_float
 
@@ -131,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.signals.entsoe import SDAC_SEQUENCE, parse_a44
     from gridshift.signals.price_csv import parse_price_csv
     from gridshift.signals.prices import PriceFeedError, PriceInterval
-    from gridshift.simulation.data import local_to_utc
 
     if not 0 < args.timeout <= 3600:
         raise UsageError(f"--timeout must be within (0, 3600] seconds, got {args.timeout:g}")
@@ -155,20 +155,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             text = body.decode("utf-8-sig")
             zone = _naive_timezone(name, text, args.timezone)
-            moved = [
-                replace(i, start=local_to_utc(i.start, zone), end=local_to_utc(i.end, zone))
-                for i in parse_price_csv(text, feed=name, column=args.column)
-            ]
-            # A row at a local time that does not exist (the spring-forward hour, which the EU per-market
-            # files write) ends where it starts once in UTC: it priced no time (found in review: printed
-            # with resolution PT0S). The repeated autumn hour such files leave out shows as a 2-hour row.
-            intervals = [i for i in moved if i.end > i.start]
-            if len(intervals) < len(moved):
-                print(
-                    f"{name}: {len(moved) - len(intervals)} row(s) at local times that do not exist in "
-                    f"{zone} (clocks going forward) left out",
-                    file=sys.stderr,
-                )
+            # Read as the operator's csvReplay reads it (signals.recorded): a row at a local time that does
+            # not exist (the spring-forward hour the EU per-market files write) priced no time and is left
+            # out; the fall-back hour may stand twice (found in review: a file writing it twice was refused
+            # here and by simulate --prices, while the operator took it).
+            intervals = parse_price_csv(
+                text, feed=name, column=args.column, naive_timezone=UTC if zone is None else ZoneInfo(zone)
+            )
     except PriceFeedError as error:
         raise UsageError(str(error)) from error
     except UnicodeDecodeError as error:

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -310,9 +310,9 @@ def price_csv_parser() -> Any:
     from gridshift.signals.prices import PriceFeedError
     from gridshift.simulation.data import PricedInterval, SimulationInputError
 
-    def parse(text: str, *, feed: str, column: str | None) -> list[PricedInterval]:
+    def parse(text: str, *, feed: str, column: str | None, naive_timezone: tzinfo) -> list[PricedInterval]:
         try:
-            return list(parse_price_csv(text, feed=feed, column=column))
+            return list(parse_price_csv(text, feed=feed, column=column, naive_timezone=naive_timezone))
         except PriceFeedError as error:
             raise SimulationInputError(str(error)) from error
 

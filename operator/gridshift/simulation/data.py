@@ -21,7 +21,7 @@ import math
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -66,7 +66,9 @@ class PricedInterval(Protocol):
 class PriceCsvParser(Protocol):
     """parse_price_csv's shape; raises SimulationInputError (the caller translates the parser's errors)."""
 
-    def __call__(self, text: str, *, feed: str, column: str | None) -> Sequence[PricedInterval]: ...
+    def __call__(
+        self, text: str, *, feed: str, column: str | None, naive_timezone: tzinfo
+    ) -> Sequence[PricedInterval]: ...
 
 
 @dataclass(frozen=True)
@@ -181,9 +183,10 @@ def parse_prices(
     """Hourly USD/kWh series of the chosen markets of one CSV (wide or per market).
 
     Timestamps without an offset are local time of `naive_timezone` (an IANA zone, e.g. Europe/Paris for the
-    EU per-market files of shared/data/prices-2024); the parser reads them as UTC, so they are moved here
-    (`local_to_utc`; load_prices refuses a file that mixes them with offsets). A price beyond
-    `max_abs_usd_per_kwh` once converted is refused, naming the market and hour.
+    EU per-market files of shared/data/prices-2024; None: UTC), read as the operator's csvReplay reads them
+    (signals.recorded: the spring-forward hour such files write priced no time and is left out, the
+    fall-back hour may stand twice). A price beyond `max_abs_usd_per_kwh` once converted is refused,
+    naming the market and hour.
     """
     columns = price_columns(text)
     if not columns:
@@ -204,14 +207,15 @@ def parse_prices(
         )
     result = []
     for market in chosen:
-        intervals = parser(text, feed=source, column=by_market[market])
+        zone = UTC if naive_timezone is None else ZoneInfo(naive_timezone)
+        intervals = parser(text, feed=source, column=by_market[market], naive_timezone=zone)
         currency = intervals[0].currency
         if currency not in fx_to_usd:
             raise SimulationInputError(
                 f"{source}: market {market} quotes {currency}; give its rate with --fx {currency}=<USD per {currency}>"
             )
         rate = fx_to_usd[currency]
-        spans = [(local_to_utc(i.start, naive_timezone), local_to_utc(i.end, naive_timezone)) for i in intervals]
+        spans = [(i.start, i.end) for i in intervals]
         start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
         hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
         # Sub-hourly prices (15-min markets) are averaged into their hour, each weighted by the part of
@@ -236,16 +240,6 @@ def parse_prices(
         values[known] = weighted[known] / weights[known]
         result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
     return result
-
-
-def local_to_utc(moment: datetime, timezone: str | None) -> datetime:
-    """A naive timestamp the parser read as UTC, moved from local time of `timezone` to UTC (None: as it is).
-
-    Row by row, not in the parser: the EU per-market files write the spring-forward hour that does not
-    exist (2024-03-31 02:00 in Paris), which lands on the next row's hour and is averaged with it."""
-    if timezone is None:
-        return moment
-    return moment.replace(tzinfo=None).replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
 def _naive(text: str) -> bool:
