@@ -271,6 +271,18 @@ class Problem:
         return count
 
 
+MIN_MEAN_TOKENS = 1.0
+"""A request reads and writes at least one token: smaller means (the API admits any above 0) are read as 1.
+Found in review: a mean output of 5e-324 tokens made a replica's tokens per hour 0, and the division by it
+ended the planning cycle for every deployment."""
+MIN_REQUESTS_PER_SECOND = 1e-9
+"""A request rate below one request in thirty years is no demand: read as 0 (found in review: 5e-324 req/s
+passed `if not rate` and underflowed to 0 tokens per hour, ZeroDivisionError)."""
+MIN_WINDOW_HOURS = 1.0 / 60.0
+"""The shortest planning window, a minute (no price is finer): a paybackHorizonHours of 1e-10 (the API
+admits any above 0) made the window zero seconds long, and the price mean divided by it."""
+
+
 def workload_of(deployment: Deployment) -> Workload:
     required = deployment.requirements
     observed = deployment.demand
@@ -282,10 +294,11 @@ def workload_of(deployment: Deployment) -> Workload:
         # The classes' mean sizes stand in for the spec's when nothing measured the means.
         mean_prompt = math.fsum(c.share * c.prompt_tokens for c in classes)
         mean_output = math.fsum(c.share * c.output_tokens for c in classes)
+    rate = static if static is not None else observed.requests_per_second
     return Workload(
-        requests_per_second=static if static is not None else observed.requests_per_second,
-        mean_prompt_tokens=observed.mean_prompt_tokens or mean_prompt,
-        mean_output_tokens=observed.mean_output_tokens or mean_output,
+        requests_per_second=None if rate is None else (rate if rate >= MIN_REQUESTS_PER_SECOND else 0.0),
+        mean_prompt_tokens=max(observed.mean_prompt_tokens or mean_prompt, MIN_MEAN_TOKENS),
+        mean_output_tokens=max(observed.mean_output_tokens or mean_output, MIN_MEAN_TOKENS),
         headroom=required.headroom,
     )
 
@@ -521,7 +534,7 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     shared_sites: dict[tuple[object, ...], list[_Site]] = {}
     for d_index, deployment in enumerate(snapshot.deployments):
         required = deployment.requirements
-        window = min(required.payback_horizon_hours, settings.max_horizon_hours)
+        window = max(min(required.payback_horizon_hours, settings.max_horizon_hours), MIN_WINDOW_HOURS)
         alike = _sites_key(deployment, window)
         sites = shared_sites.get(alike) if alike is not None else None
         if sites is None:

@@ -306,6 +306,10 @@ class _Best:
     current: Solution | None = None
     """The running placement, re-validated: where the first fill starts."""
 
+    scale: float = 1.0
+    """What the running placement costs per hour without penalties (usd_per_hour): the size of a plan's
+    cost, against which a candidate's improvement is told from rounding (see _take)."""
+
     parts: list[float] | None = None
     """Each deployment's objective at the incumbent (None until a partial offer needs them): their
     math.fsum is `value`, exactly as `objective` computes it."""
@@ -345,7 +349,10 @@ class _Best:
         return self._take(Solution(tuple(merged), part.solver), math.fsum(parts), parts, step)
 
     def _take(self, candidate: Solution, value: float, parts: list[float] | None, step: str) -> bool:
-        better = value < self.value - 1e-9 * max(1.0, abs(self.value))
+        # Relative to the plan's cost, not to the objective: found in review, a deployment no GPU can serve
+        # put 3e10 USD/h of penalties in the objective, and every other deployment's saving under 30 USD/h
+        # was "kept the incumbent". Never finer than the objective's own rounding.
+        better = value < self.value - max(1e-9 * max(1.0, self.scale), 64 * math.ulp(abs(self.value)))
         self.steps.append(f"{step}: {value:.4f} USD/h" + ("" if better else " (kept the incumbent)"))
         if better:
             self.solution, self.value, self.parts = candidate, value, parts
@@ -365,7 +372,15 @@ def search(
     re-validated current placement (or the previous plan, when still valid)."""
     deadline = _Deadline(clock, settings.time_budget_seconds if budget is None else budget)
     current = revalidated_current(problem)
-    best = _Best(problem, settings, current, objective(problem, current, settings), [], current=current)
+    best = _Best(
+        problem,
+        settings,
+        current,
+        objective(problem, current, settings),
+        [],
+        current=current,
+        scale=usd_per_hour(problem, current, settings),
+    )
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
     changed: frozenset[str] = frozenset()
     if previous is not None:
