@@ -372,15 +372,8 @@ def search(
     re-validated current placement (or the previous plan, when still valid)."""
     deadline = _Deadline(clock, settings.time_budget_seconds if budget is None else budget)
     current = revalidated_current(problem)
-    best = _Best(
-        problem,
-        settings,
-        current,
-        objective(problem, current, settings),
-        [],
-        current=current,
-        scale=usd_per_hour(problem, current, settings),
-    )
+    best = _Best(problem, settings, current, objective(problem, current, settings), [], current=current)
+    best.scale = usd_per_hour(problem, current, settings)
     best.steps.append(f"current placement, re-validated: {best.value:.4f} USD/h")
     changed: frozenset[str] = frozenset()
     if previous is not None:
