@@ -101,15 +101,21 @@ def apply(hub: Hub, manifest: str, *extra: str) -> str:
     return "\n".join(line for line in proc.stderr.splitlines() if line.startswith("Warning:"))
 
 
+def first_warning(hub: Hub, manifest: str, words: str) -> str:
+    """The warnings of a server-side dry run of `manifest`, once they hold `words`: the apiserver loads a new
+    policy and binding asynchronously (at most a minute)."""
+    deadline = time.monotonic() + 60
+    warnings = ""
+    while words not in warnings and time.monotonic() < deadline:
+        warnings = apply(hub, manifest, "--dry-run=server")
+        time.sleep(1)
+    return warnings
+
+
 @pytest.mark.cluster
 def test_kubectl_apply_warns_about_an_unpinned_engine_image(hub: Hub, installed_chart: Release) -> None:
     ns = installed_chart.namespace
-    # The apiserver loads a new policy and binding asynchronously: wait for the first warning.
-    deadline = time.monotonic() + 60
-    warnings = ""
-    while NOT_PINNED not in warnings and time.monotonic() < deadline:
-        warnings = apply(hub, idep(ns, "latest", "vllm/vllm-openai:latest"), "--dry-run=server")
-        time.sleep(1)
+    warnings = first_warning(hub, idep(ns, "latest", "vllm/vllm-openai:latest"), NOT_PINNED)
     assert f"spec.engine.image vllm/vllm-openai:latest {NOT_PINNED}" in warnings, warnings
 
     # A real apply (not a dry run) is warned and accepted.
@@ -178,11 +184,7 @@ def messages(warnings: str) -> set[str]:
 def test_kubectl_warns_as_gridshift_validate_does(hub: Hub, installed_chart: Release) -> None:
     """The chart's CEL and `gridshift.api.advisories` say the same words about the same objects."""
     ns = installed_chart.namespace
-    deadline = time.monotonic() + 60
-    warnings = ""
-    while IGNORED not in warnings and time.monotonic() < deadline:
-        warnings = apply(hub, yaml.safe_dump(LEFT_BEHIND), "--dry-run=server")
-        time.sleep(1)
+    warnings = first_warning(hub, yaml.safe_dump(LEFT_BEHIND), IGNORED)
     expected = set(admission_warnings(validate_object(LEFT_BEHIND)))
     assert len(expected) == 2 and messages(warnings) == expected, warnings
     assert apply(hub, yaml.safe_dump(CLEAN), "--dry-run=server") == ""

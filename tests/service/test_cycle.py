@@ -226,13 +226,20 @@ def test_cycle_metrics_report_cost_prices_and_decisions() -> None:
     assert "gridshift_planner_duration_seconds_count 1.0" in text
 
 
-def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:
+def routed_world(other_backend: str) -> ServiceHarness:
+    """Two clusters, eu-de the cheaper, and a managed HTTPRoute chat-route weighting them 50/50 beside a
+    backendRef named after no cluster."""
     world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
-    rules = [{"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "other"}]}]
+    refs = [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": other_backend}]
     world.hub.routes[("ml", "chat-route")] = {
         "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
-        "spec": {"rules": rules},
+        "spec": {"rules": [{"backendRefs": refs}]},
     }
+    return world
+
+
+def test_routing_weights_are_written_to_the_named_httproute_only_when_they_change() -> None:
+    world = routed_world("other")
     world.add(deployment_body(routing={"httpRouteName": "chat-route"}))
     world.cycle()
     world.cycle()
@@ -247,12 +254,7 @@ def test_a_deployment_scaled_to_zero_leaves_no_weight_on_the_route_nor_in_status
     # Found in review (4 December 2026): with minReplicas 0 and no demand the plan has no weights, and an empty
     # routing was never written: the route kept eu-de 100 for a cluster with no replica (docs/routing.md says
     # such a cluster gets weight 0), so a fallback backendRef never got the traffic.
-    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
-    rules = [{"backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr", "weight": 50}, {"name": "fallback"}]}]
-    world.hub.routes[("ml", "chat-route")] = {
-        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
-        "spec": {"rules": rules},
-    }
+    world = routed_world("fallback")
     body = deployment_body(routing={"httpRouteName": "chat-route"}, capacity={"minReplicas": 0, "maxReplicas": 4})
     world.add(body)
     for _ in range(2):
