@@ -84,3 +84,12 @@ def test_vanishing_demand_figures_plan_with_finite_figures(rps: float, output: f
     for d in plan.deployments:
         for figure in (d.cost.usd_per_million_tokens, d.cost.joules_per_token):
             assert figure is None or math.isfinite(figure), (d.id, d.cost)
+
+
+def test_per_token_figures_are_none_where_no_finite_figure_exists() -> None:
+    from gridshift.planner.cost import grams_per_million_tokens, joules_per_token, usd_per_million_tokens
+
+    for figure in (usd_per_million_tokens, joules_per_token, grams_per_million_tokens):
+        assert figure(1.0, 5e-324) is None  # rounds to 0 tokens per hour, or overflows
+        assert figure(1.0, 0.0) is None and figure(1.0, None) is None
+    assert usd_per_million_tokens(3.6, 1000.0) == pytest.approx(1.0)  # 3.6 million tokens an hour

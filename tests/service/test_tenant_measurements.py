@@ -96,3 +96,11 @@ def test_a_bucket_edge_that_is_no_number_is_passed_over() -> None:
     }
     replicas, _ = run(values, classes=True)
     assert replicas == honest, replicas
+
+
+def test_a_vanishing_token_rate_is_planned_as_a_token_per_request() -> None:
+    # Found in review: a generation rate of 5e-324 tokens/s over 1 request/s passed every check, and the
+    # replica's tokens per hour rounded to 0: ZeroDivisionError in the plan's $/Mtok, every cycle, for all.
+    honest, _ = run(HONEST)
+    replicas, _ = run({Signal.REQUEST_RATE: 1.0, Signal.GENERATION_TOKEN_RATE: 5e-324})
+    assert replicas == honest

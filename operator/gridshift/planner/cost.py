@@ -15,6 +15,8 @@ Prices are USD/kWh without PUE (as the price feeds publish them and the snapshot
 
 from __future__ import annotations
 
+import math
+
 WATT_HOURS_PER_KWH = 1000.0
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MILLION = 1e6
@@ -36,11 +38,21 @@ def replica_usd_per_hour(gpus: int, gpu_hour_usd: float, watts: float, pue: floa
     return gpus * gpu_hour_usd + watts * usd_per_watt_hour(pue, usd_per_kwh)
 
 
+def _per(amount: float, denominator: float | None) -> float | None:
+    """`amount / denominator`, None where that is no finite figure (no tokens, or so few that the
+    division overflows or the denominator rounds to 0: found in review, 5e-324 tokens/s x 3600 / 1e6
+    is 0, and the ZeroDivisionError ended the planning cycle for every deployment)."""
+    if not denominator or not denominator > 0:
+        return None
+    value = amount / denominator
+    return value if math.isfinite(value) else None
+
+
 def usd_per_million_tokens(usd_per_hour: float, output_tokens_per_second: float | None) -> float | None:
     """Cost per million output tokens; None without tokens."""
     if not output_tokens_per_second:
         return None
-    return usd_per_hour / (output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
+    return _per(usd_per_hour, output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
 
 
 def usd_per_million_tokens_from_energy(
@@ -57,9 +69,7 @@ def usd_per_million_tokens_from_energy(
 
 def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -> float | None:
     """GPU energy per output token (PUE excluded); None without tokens."""
-    if not output_tokens_per_second:
-        return None
-    return gpu_watts / output_tokens_per_second
+    return _per(gpu_watts, output_tokens_per_second)
 
 
 def joules_per_token_of_step(gpu_watts: float, step_time_ms: float, batch: float) -> float:
@@ -100,4 +110,4 @@ def grams_per_million_tokens(grams_per_hour: float, output_tokens_per_second: fl
     """Emissions per million output tokens; None without tokens."""
     if not output_tokens_per_second:
         return None
-    return grams_per_hour / (output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
+    return _per(grams_per_hour, output_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION)
