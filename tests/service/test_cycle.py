@@ -289,3 +289,27 @@ def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:
     assert report.leader
     assert world.status("kept")["desiredReplicas"] > 0
     assert "status" not in world.deployments["gone"]
+
+
+@pytest.mark.parametrize(
+    "routing",
+    [[{"cluster": "eu-de", "weight": "x"}], [{"weight": 100}], ["eu-de"], {"eu-de": 100}, [None]],
+    ids=["weight-x", "no-cluster", "strings", "mapping", "null-entry"],
+)
+def test_a_status_routing_edited_by_hand_never_stops_the_deployment(routing: object) -> None:
+    # Found in review (4 December 2026): status.routing was parsed outside the guard that drops bad migration
+    # steps, so one bad entry raised every cycle before the report stage: the deployment was never acted on, and
+    # its status never rewritten, again.
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body()
+    world.add(body)
+    world.cycle()
+    stored = world.hub.statuses[ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat")]
+    stored["routing"] = body["status"]["routing"] = routing
+    body["spec"]["demand"]["requestsPerSecond"] = 60.0
+    body["metadata"]["generation"] = 2
+    for _ in range(3):
+        report = world.cycle()
+        assert not [e for e in report.errors if "not acted on" in e], report.errors
+    assert world.replicas()["eu-de"] > 1
+    assert world.status()["routing"] == [{"cluster": "eu-de", "weight": 100}]

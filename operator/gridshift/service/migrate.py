@@ -143,8 +143,19 @@ def routing_to_wire(routing: Sequence[RouteWeight]) -> list[dict[str, Any]]:
     return [{"cluster": r.cluster, "weight": r.weight} for r in routing]
 
 
-def routing_from_wire(routing: Sequence[Mapping[str, Any]]) -> tuple[RouteWeight, ...]:
-    return tuple(RouteWeight(str(r["cluster"]), int(r["weight"])) for r in routing)
+def routing_from_wire(routing: object) -> tuple[RouteWeight, ...]:
+    """status.routing's weights; an entry that does not parse (status edited by hand) is dropped, and the
+    next weights published replace the rest. Found in review: one `weight: "x"` raised on every cycle
+    before the report stage, so that deployment was never acted on, nor its status rewritten, again."""
+    if not isinstance(routing, list):
+        return ()
+    weights = []
+    for entry in routing:
+        try:
+            weights.append(RouteWeight(str(entry["cluster"]), int(entry["weight"])))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+    return tuple(weights)
 
 
 @dataclass
@@ -161,13 +172,15 @@ class MigrationProgress:
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:
         """The migration persisted in status (steps that do not parse are dropped: the plan starts afresh)."""
+        if not isinstance(status, Mapping):
+            return cls()
         try:
             steps = [
                 StepRecord.from_status(MigrationStepStatus.model_validate(s)) for s in status.get("migration") or []
             ]
-        except (ValidationError, ValueError):
+        except (ValidationError, ValueError, TypeError):
             steps = []
-        return cls(steps, routing_from_wire(status.get("routing") or []))
+        return cls(steps, routing_from_wire(status.get("routing")))
 
     @property
     def in_flight(self) -> bool:
