@@ -84,3 +84,13 @@ def test_an_odd_quantity_of_one_tenant_leaves_the_cluster_and_the_other_tenants_
     assert not any("ValueError" in e for e in report.errors), report.errors
     assert world.cluster_bodies["eu-fr"]["status"]["reachable"] is True
     assert world.status()["readyReplicas"] == ready
+
+
+def test_negative_replica_counts_read_as_zero() -> None:
+    # Found in review (4 December 2026): the apiserver refuses them, but one that reached the snapshot raised
+    # there (Placement counts must be >= 0) and ended the cycle for every deployment.
+    body = _lookalike("1", owned=True)
+    body["spec"]["replicas"] = -1
+    body["status"] = {"readyReplicas": -3}
+    state = state_from_deployment(body)
+    assert state is not None and (state.desired, state.ready) == (0, 0)

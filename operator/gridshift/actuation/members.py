@@ -256,8 +256,10 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         gpu_type=_template_gpu_type(obj) or labels.get(L.GPU_TYPE, ""),
         name=meta["name"],
         namespace=meta["namespace"],
-        desired=int((obj.get("spec") or {}).get("replicas") or 0),
-        ready=int((obj.get("status") or {}).get("readyReplicas") or 0),
+        # Never below 0: the apiserver refuses negative counts, but one that reached the planner raised there
+        # and ended the cycle for every deployment (found in review, with a fake member cluster).
+        desired=max(0, int((obj.get("spec") or {}).get("replicas") or 0)),
+        ready=max(0, int((obj.get("status") or {}).get("readyReplicas") or 0)),
         # A foreign Deployment is never counted as anyone's replicas: what it asks for is not read at all.
         gpus_per_replica=_template_gpus(obj) if owner is not None else 0,
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
