@@ -473,3 +473,19 @@ def test_routing_weights_without_capacity_are_empty() -> None:
 def test_routing_weights_send_nothing_to_replicas_of_unknown_capacity() -> None:
     assert weights({A: 2, ("d", "x"): 1}, {A: 10.0}) == {"a": 100}
     assert weights({("d", "x"): 1}, {}) == {}
+
+
+def test_a_member_deployment_scaled_to_a_billion_replicas_is_planned_back_in_a_few_steps() -> None:
+    # Found in review (4 December 2026): one list entry per replica to stop, each batch removing them one at a
+    # time: 5,000 replicas took 34 s, and 1e9 (a legal count on a member Deployment, set by anyone who may
+    # scale it) ran the hub out of memory, in the decide stage every deployment waits on.
+    a, b = ("a", "H100"), ("b", "H100")
+    steps = migration_steps({a: 10**9}, {a: 10**9}, {b: 4}, {a: 1.0, b: 1.0}, 4.0, 2)
+    assert [(s.action, s.cluster, s.replicas) for s in steps if s.action is not StepAction.SHIFT_ROUTING] == [
+        (StepAction.SCALE_UP, "b", 2),
+        (StepAction.WAIT_READY, "b", 2),
+        (StepAction.SCALE_DOWN, "a", 10**9 - 2),
+        (StepAction.SCALE_UP, "b", 4),
+        (StepAction.WAIT_READY, "b", 4),
+        (StepAction.SCALE_DOWN, "a", 0),
+    ]

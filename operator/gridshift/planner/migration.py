@@ -107,10 +107,13 @@ def migration_steps(
     goal = {k: target.get(k, 0) for k in keys}
     floor = min(needed, _capacity(now_ready, capacity_per_replica), _capacity(goal, capacity_per_replica))
     adds = [k for k in keys for _ in range(max(0, goal[k] - now_desired[k]))]
-    removes = sorted(
-        (k for k in keys for _ in range(max(0, now_desired[k] - goal[k]))),
-        key=lambda k: (capacity_per_replica.get(k, 0.0), k),
-    )
+    # Replicas to stop, counted per key, least capacity first: a list of one entry per replica took 34 s for
+    # 5,000 replicas and ran out of memory for 1e9 (a legal count on a member Deployment; found in review).
+    removes = {
+        k: now_desired[k] - goal[k]
+        for k in sorted(keys, key=lambda k: (capacity_per_replica.get(k, 0.0), k))
+        if now_desired[k] > goal[k]
+    }
     steps: list[MigrationStep] = []
 
     def emit(action: StepAction, key: Key, replicas: int, routing: tuple[RouteWeight, ...] = ()) -> None:
@@ -138,25 +141,56 @@ def migration_steps(
         for key in started:
             emit(StepAction.WAIT_READY, key, now_desired[key])
             now_ready[key] = now_desired[key]
-        quota = len(batch) if adds else len(removes)
-        stopping: list[Key] = []
-        for key in list(removes):
-            if len(stopping) >= quota:
-                break
-            after = dict(now_ready)
-            for other in [*stopping, key]:
-                after[other] = min(after[other], now_desired[other] - stopping.count(other) - (other == key))
-            if _capacity(after, capacity_per_replica) >= floor - 1e-9:
-                stopping.append(key)
-                removes.remove(key)
+        quota = len(batch) if adds else sum(removes.values())
+        stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
         if not stopping and not adds:
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
-            stopping, removes = removes, []
-        remaining = {k: now_desired[k] - stopping.count(k) for k in keys}
+            stopping, removes = dict(removes), {}
+        remaining = {k: now_desired[k] - stopping.get(k, 0) for k in keys}
         weights = routing_weights(remaining, capacity_per_replica if routing_capacity is None else routing_capacity)
         emit(StepAction.SHIFT_ROUTING, ("*", "*"), sum(remaining.values()), weights)
-        for key in dict.fromkeys(stopping):
+        for key in stopping:
             now_desired[key] = remaining[key]
             now_ready[key] = min(now_ready[key], now_desired[key])
             emit(StepAction.SCALE_DOWN, key, now_desired[key])
     return tuple(steps)
+
+
+def _stoppable(
+    removes: dict[Key, int],
+    quota: int,
+    now_desired: Mapping[Key, int],
+    now_ready: Mapping[Key, int],
+    capacity_per_replica: Mapping[Key, float],
+    floor: float,
+) -> dict[Key, int]:
+    """How many replicas of each key (in `removes`' order) this batch stops, at most `quota` in all: as many
+    of each as keep the Ready capacity at `floor`, taken off `removes`. Stopping one more never adds capacity,
+    so each key's count is the largest that holds (found by bisection, the same capacity sum as one replica
+    at a time gave, in the same order)."""
+    stopping: dict[Key, int] = {}
+    taken = 0
+    for key in list(removes):
+        if taken >= quota:
+            break
+
+        def holds(more: int, key: Key = key) -> bool:
+            after = dict(now_ready)
+            for other, count in [*stopping.items(), (key, more)]:
+                after[other] = min(after[other], now_desired[other] - count)
+            return _capacity(after, capacity_per_replica) >= floor - 1e-9
+
+        low, high = 0, min(removes[key], quota - taken)  # holds(low) is known; find the largest that holds
+        while low < high:
+            middle = (low + high + 1) // 2
+            if holds(middle):
+                low = middle
+            else:
+                high = middle - 1
+        if low:
+            stopping[key] = low
+            taken += low
+            removes[key] -= low
+            if not removes[key]:
+                del removes[key]
+    return stopping
