@@ -1261,3 +1261,16 @@ def test_a_kept_cluster_that_lost_its_ready_replicas_gets_no_traffic_and_no_sour
     fleet.make_ready()
     fleet.cycle(fleet.plan({"b": 2, "c": 2}, max_moves=2))
     assert fleet.counts() == {"b": 2, "c": 2}
+
+
+def test_a_scale_up_past_max_replicas_written_into_status_is_never_sent() -> None:
+    # Found in review (4 December 2026): status.migration is trusted as the operator wrote it, and a ScaleUp to
+    # 100,000 replicas edited in by hand (status write rights) was sent to the member cluster as written.
+    fleet = Fleet.of(a=2)
+    fleet.status["migration"] = [
+        {"index": 0, "action": "ScaleUp", "cluster": "b", "gpuType": G, "replicas": 100_000, "state": "Running"}
+    ]
+    _, report = fleet.cycle(fleet.plan({"a": 2}))
+    most = fleet.resource.spec.capacity.max_replicas
+    assert f"ml/chat: migration starting more than maxReplicas={most} abandoned" in report.errors
+    assert fleet.counts() == {"a": 2} and ("b", G, 100_000) not in fleet.writes

@@ -267,6 +267,12 @@ class Migrations:
             # move back (review). The replicas they started stay and count in the plan made now.
             report.errors.append(f"{deployment.id}: migration planned for {stale} abandoned; planned afresh")
             progress.steps = []
+        most = deployment.resource.spec.capacity.max_replicas
+        if any(s.action is StepAction.SCALE_UP and s.replicas > most and not s.state.finished for s in progress.steps):
+            # No planned start goes past maxReplicas: such a step was written into status by hand (found in
+            # review: a ScaleUp to 100,000 was sent to the member cluster as written).
+            report.errors.append(f"{deployment.id}: migration starting more than maxReplicas={most} abandoned")
+            progress.steps = []
         if _waits_on_unreachable(progress.steps, views):
             # The move cannot finish while its cluster is away; plan afresh from what is reachable.
             report.errors.append(f"{deployment.id}: migration abandoned, a cluster it needs is unreachable")
