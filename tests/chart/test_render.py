@@ -63,7 +63,9 @@ def test_default_objects(rendered: list[dict[str, Any]]) -> None:
         ["CustomResourceDefinition"] * 3
         + ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount", "Deployment", "Service"]
         + ["ClusterRole"] * 3  # view, edit and platform-admin, aggregated into the user-facing roles
-        + ["PodDisruptionBudget", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]
+        + ["PodDisruptionBudget"]
+        # Two warning policies: an unpinned engine image, a feed settings block its type does not name.
+        + ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] * 2
     )
 
 
