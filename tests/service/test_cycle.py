@@ -291,6 +291,25 @@ def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:
     assert "status" not in world.deployments["gone"]
 
 
+def test_replicas_an_infeasible_plan_keeps_keep_their_route() -> None:
+    # Found in self-review (4 December 2026): a plan with no target (every region forbidden) keeps the running
+    # replicas, and the scale-to-zero rule read its empty routing as "route to nothing": eu-de got weight 0
+    # while its replicas kept running.
+    world = routed_world("fallback")
+    body = deployment_body(routing={"httpRouteName": "chat-route"}, rps=30.0)
+    world.add(body)
+    for _ in range(3):
+        world.cycle()
+    body["spec"]["placement"] = {"forbiddenRegions": ["eu-fr", "eu-de"]}
+    body["metadata"]["generation"] = 2
+    for _ in range(3):
+        world.cycle()
+    assert world.replicas()["eu-de"] > 0
+    refs = world.hub.routes[("ml", "chat-route")]["spec"]["rules"][0]["backendRefs"]
+    assert refs[0] == {"name": "eu-de", "weight": 100}, refs
+    assert world.status()["routing"] == [{"cluster": "eu-de", "weight": 100}]
+
+
 @pytest.mark.parametrize(
     "routing",
     [[{"cluster": "eu-de", "weight": "x"}], [{"weight": 100}], ["eu-de"], {"eu-de": 100}, [None]],

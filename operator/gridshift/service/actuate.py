@@ -214,8 +214,13 @@ class Actuator:
         failure is reported (RouteFailed), and the deployment's status is still written."""
         if plan.mode is not MigrationMode.AUTO:
             return
-        if not routing and any(t.replicas > 0 for t in plan.targets):
-            return  # no weights yet (a first move still starting, or waiting to revalidate): the route keeps its own
+        if not routing and (
+            any(t.replicas > 0 for t in plan.targets) or any(p.desired > 0 for p in deployment.planned.placements)
+        ):
+            # No weights yet (a first move still starting, or waiting to revalidate), or replicas that still run
+            # without a plan for them (an infeasible plan keeps them: found in self-review, zeroing the route then
+            # took a serving deployment's traffic away): the route keeps its own.
+            return
         try:
             report.member_writes += self.publish_routing(deployment, routing, views)
         except Fenced:

@@ -269,8 +269,8 @@ class Migrations:
             progress.steps = []
         most = deployment.resource.spec.capacity.max_replicas
         if any(s.action is StepAction.SCALE_UP and s.replicas > most and not s.state.finished for s in progress.steps):
-            # No planned start goes past maxReplicas: such a step was written into status by hand (found in
-            # review: a ScaleUp to 100,000 was sent to the member cluster as written).
+            # No start planned now goes past maxReplicas: the step was planned before maxReplicas was lowered, or
+            # written into status by hand (found in review: a ScaleUp to 100,000 was sent as written).
             report.errors.append(f"{deployment.id}: migration starting more than maxReplicas={most} abandoned")
             progress.steps = []
         if _waits_on_unreachable(progress.steps, views):
@@ -279,9 +279,13 @@ class Migrations:
             progress.steps = []
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
-            if not plan.steps and (plan.routing or not any(t.replicas > 0 for t in plan.targets)):
-                # Nothing to move: the target runs now, route to it (to nothing, scaled to zero). A move
-                # waiting for its revalidation keeps the routing as it is (its target may have no replica yet).
+            scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
+                p.desired > 0 for p in deployment.planned.placements
+            )
+            if not plan.steps and (plan.routing or scaled_to_zero):
+                # Nothing to move: the target runs now, route to it (to nothing, scaled to zero; not when
+                # replicas run that an infeasible plan keeps outside its targets). A move waiting for its
+                # revalidation keeps the routing as it is (its target may have no replica yet).
                 progress.routing = plan.routing
         self._advance(now, deployment, progress, views, actuator, report)
         return progress
