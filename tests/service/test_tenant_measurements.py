@@ -69,7 +69,7 @@ def run(values: Mapping[Signal, SignalValue], classes: bool = False) -> tuple[di
         ({Signal.REQUEST_RATE: 1e300}, False, "request rate 1e+300 req/s is above 1,000,000"),
         ({Signal.REQUEST_RATE: 1.0, Signal.GENERATION_TOKEN_RATE: 1e300}, False, "mean output length above"),
         # Read as missing before it reaches the demand (signals drop non-finite samples): unknown, no reason given.
-        ({Signal.REQUEST_RATE: float("inf")}, False, ""),
+        ({Signal.REQUEST_RATE: float("inf")}, False, "(Prometheus): never"),
     ],
     ids=["queue-1e-300", "rate-1e300", "output-1e300", "rate-inf"],
 )
@@ -104,3 +104,24 @@ def test_a_vanishing_token_rate_is_planned_as_a_token_per_request() -> None:
     honest, _ = run(HONEST)
     replicas, _ = run({Signal.REQUEST_RATE: 1.0, Signal.GENERATION_TOKEN_RATE: 5e-324})
     assert replicas == honest
+
+
+def test_a_fault_reading_one_deployments_demand_is_logged_and_stops_no_other(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Self-review: the guard must not pass a bug off as a Prometheus problem: it is logged with its traceback.
+    from gridshift.service import inputs
+
+    real = inputs.observed_demand
+
+    def faulty(idep, signals, drain):  # type: ignore[no-untyped-def]
+        if idep.spec.model.served_name == "attacker":
+            raise TypeError("a bug")
+        return real(idep, signals, drain)
+
+    monkeypatch.setattr(inputs, "observed_demand", faulty)
+    with caplog.at_level("ERROR", logger="gridshift.service.observe"):
+        replicas, problems = run(HONEST)
+    assert replicas == {"attacker": 2, "victim": 14}
+    assert any("internal error (TypeError)" in p for p in problems)
+    assert any(r.exc_info and "demand of ml/attacker not computed" in r.getMessage() for r in caplog.records)

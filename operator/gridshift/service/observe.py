@@ -18,6 +18,7 @@ service.sweep); those without owner annotations are foreign, reported and left a
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -48,8 +49,10 @@ from gridshift.service.state import (
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.labels import DeploymentRef
-from gridshift.signals.metrics import DeploymentSignals, MetricsError, MetricsSource
+from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, MetricsError, MetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed
+
+_log = logging.getLogger(__name__)
 
 MemberFactory = Callable[[str, str], MemberCluster]
 """(cluster name, kubeconfig text) -> member client."""
@@ -149,7 +152,9 @@ class Observer:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
             signals = self._signals(parsed.resource, ns, name, running, measured)
-            demand, demand_problem = _demand(parsed.resource, signals, self.settings.queue_drain_seconds)
+            demand, demand_problem = _demand(
+                parsed.resource, signals, self.settings.queue_drain_seconds, f"{ns}/{name}"
+            )
             known = self._requirements.get(parsed.key)
             if known is not None and known[0] is parsed.resource:
                 required = known[1]
@@ -534,7 +539,7 @@ def _read_member(
 
 
 def _demand(
-    idep: InferenceDeployment, signals: Sequence[DeploymentSignals] | None, queue_drain_seconds: float
+    idep: InferenceDeployment, signals: Sequence[DeploymentSignals] | None, queue_drain_seconds: float, name: str
 ) -> tuple[S.ObservedDemand, str | None]:
     """The deployment's demand, and why it is unknown when its own measurements could not be used.
 
@@ -545,5 +550,10 @@ def _demand(
         return unknown, None
     try:
         return inputs.observed_demand(idep, signals, queue_drain_seconds), None
+    except ImplausibleDemand as error:
+        return unknown, str(error)
     except Exception as error:  # one deployment's series must not end the cycle for all
+        # Not a reading the operator refuses but a fault in reading it: logged with its traceback, so that a
+        # bug is not taken for a Prometheus problem (self-review). The traceback names code, not the series.
+        _log.exception("demand of %s not computed", name)
         return unknown, describe(error)
