@@ -489,3 +489,56 @@ def test_a_member_deployment_scaled_to_a_billion_replicas_is_planned_back_in_a_f
         (StepAction.WAIT_READY, "b", 4),
         (StepAction.SCALE_DOWN, "a", 0),
     ]
+
+
+def _stoppable_one_at_a_time(
+    removes: list[tuple[str, str]],
+    quota: int,
+    now_desired: dict[tuple[str, str], int],
+    now_ready: dict[tuple[str, str], int],
+    capacity: dict[tuple[str, str], float],
+    floor: float,
+) -> list[tuple[str, str]]:
+    """The batch's stops as migration_steps chose them before they were counted per key: one replica at a
+    time, in order, each if the Ready capacity left still holds the floor."""
+    stopping: list[tuple[str, str]] = []
+    for key in list(removes):
+        if len(stopping) >= quota:
+            break
+        after = dict(now_ready)
+        for other in [*stopping, key]:
+            after[other] = min(after[other], now_desired[other] - stopping.count(other) - (other == key))
+        if sum(n * capacity.get(k, 0.0) for k, n in after.items()) >= floor - 1e-9:
+            stopping.append(key)
+            removes.remove(key)
+    return stopping
+
+
+STOP_KEYS = [("a", "H100"), ("b", "H100"), ("b", "L4"), ("c", "L4")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    desired=st.lists(st.integers(0, 7), min_size=4, max_size=4),
+    not_ready=st.lists(st.integers(0, 3), min_size=4, max_size=4),
+    to_stop=st.lists(st.integers(0, 7), min_size=4, max_size=4),
+    capacity=st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.3, 2.0]), min_size=4, max_size=4),
+    quota=st.integers(1, 12),
+    floor_share=st.floats(0.0, 1.0),
+)
+def test_stops_counted_per_key_are_the_stops_taken_one_at_a_time(
+    desired: list[int], not_ready: list[int], to_stop: list[int], capacity: list[float], quota: int, floor_share: float
+) -> None:
+    from gridshift.planner.migration import _capacity, _stoppable
+
+    now_desired = dict(zip(STOP_KEYS, desired, strict=True))
+    now_ready = {k: max(0, n - r) for (k, n), r in zip(now_desired.items(), not_ready, strict=True)}
+    per_replica = dict(zip(STOP_KEYS, capacity, strict=True))
+    order = sorted(STOP_KEYS, key=lambda k: (per_replica[k], k))
+    removes = {k: min(n, now_desired[k]) for k, n in zip(order, to_stop, strict=True) if min(n, now_desired[k])}
+    floor = floor_share * _capacity(now_ready, per_replica)
+    expected = _stoppable_one_at_a_time(
+        [k for k, n in removes.items() for _ in range(n)], quota, now_desired, now_ready, per_replica, floor
+    )
+    got = _stoppable(dict(removes), quota, now_desired, now_ready, per_replica, floor)
+    assert got == {k: expected.count(k) for k in dict.fromkeys(expected)}

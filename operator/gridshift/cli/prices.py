@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             # Read as the operator's csvReplay reads it (signals.recorded): a row at a local time that does
             # not exist (the spring-forward hour the EU per-market files write) priced no time and is left
             # out; the fall-back hour may stand twice (found in review: a file writing it twice was refused
-            # here and by simulate --prices, while the operator took it).
+            # here and by simulate --prices, while the operator took it). Written once, as the EU per-market
+            # files do, its second occurrence is an hour without a price (it was shown as a 2-hour row).
             intervals = parse_price_csv(
                 text, feed=name, column=args.column, naive_timezone=UTC if zone is None else ZoneInfo(zone)
             )
