@@ -44,8 +44,8 @@ PROBES = [
     Probe(
         "floor check: - stopping.count(other) -> + (two removals from one pool in one batch)",
         MIGRATION,
-        "now_desired[other] - stopping.count(other) - (other == key)",
-        "now_desired[other] + stopping.count(other) - (other == key)",
+        "after[other] = min(after[other], now_desired[other] - count)",
+        "after[other] = min(after[other], now_desired[other] + count)",
         (
             f"{T_MIGRATION}::test_two_removals_from_one_pool_in_one_batch_keep_the_floor",
             f"{T_MIGRATION}::test_two_removals_from_one_pool_count_replicas_already_not_ready",
@@ -62,8 +62,8 @@ PROBES = [
     Probe(
         "batch limit: >= -> > (one replica too many per batch)",
         MIGRATION,
-        "if len(stopping) >= quota:",
-        "if len(stopping) > quota:",
+        "low, high = 0, min(removes[key], quota - taken)",
+        "low, high = 0, min(removes[key], quota - taken + 1)",
         (
             f"{T_MIGRATION}::test_a_batch_stops_no_more_replicas_than_it_started_even_when_capacity_allows",
             f"{T_MIGRATION}::test_make_before_break_holds_on_targeted_migrations",
@@ -172,8 +172,8 @@ PROBES = [
     Probe(
         "routing published while a move waits for its revalidation",
         MIGRATE,
-        "if not plan.steps and plan.routing:",
-        "if not progress.steps and plan.routing:",
+        "if not plan.steps and (plan.routing or scaled_to_zero):",
+        "if not progress.steps and (plan.routing or scaled_to_zero):",
         (
             f"{T_MIGRATE}::test_routing_stays_where_it_is_while_a_move_waits_for_its_revalidation",
             f"{T_MIGRATE}::test_the_service_routes_no_traffic_to_a_cluster_before_its_replicas_are_ready",
@@ -210,8 +210,8 @@ PROBES = [
     Probe(
         "a shift or scale-down trusts a WaitReady done cycles before",
         MIGRATE,
-        "if step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN) and _no_longer_ready(",
-        "if False and _no_longer_ready(",
+        "if _no_longer_ready(progress.steps, step, ready, now):",
+        "if False and _no_longer_ready(progress.steps, step, ready, now):",
         (f"{T_MIGRATE}::test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready",),
     ),
     Probe(
