@@ -128,3 +128,46 @@ def test_a_tenant_namespace_the_member_role_does_not_cover_stops_no_other_tenant
         assert ready["status"] == "True", ready
     finally:
         world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=manifests, check=False)
+
+
+def test_a_tenant_namespace_granted_late_is_read_and_counted_once(world: SecureWorld) -> None:
+    # Found in review: the member adapter remembered a 403 until the namespace was no longer asked about, so
+    # a tenant whose Role came one cycle after its deployment stayed "not read" for good, and the service added
+    # the last cycle's replicas on top of those it did read, one more copy every cycle.
+    region = "eu-de"
+    ns_a = world.hub_namespace(unique("team-a"))
+    manifests = least_member(world, region, f"gsw-{ns_a}", "gsw-{namespace}")
+    account = next(
+        d["metadata"]["namespace"] for d in yaml.safe_load_all(manifests) if d and d["kind"] == "ServiceAccount"
+    )
+    grant = ""
+    try:
+        a = inference_deployment(unique("a"), rps=4.0, placement={"allowedRegions": ["least"]})
+        a["metadata"]["namespace"] = ns_a
+        world.deploy(a)
+        service = world.service()
+        world.cycles_until(service, lambda: _ready(world, region, f"gsw-{ns_a}"), "tenant A placed", 120)
+        ns_x = world.hub_namespace(unique("team-x"))
+        x = inference_deployment(unique("x"), rps=1.0, placement={"allowedRegions": ["least"]})
+        x["metadata"]["namespace"] = ns_x
+        world.deploy(x)
+        world.cycle(service)
+        assert any(f"namespace gsw-{ns_x} not read" in e for e in world.report.errors), world.report.errors
+        grant = render_member_chart(world.planes, f"gsw-{ns_x}", account)
+        world.planes.kubectl(region, "apply", "-f", "-", input=grant)
+        world.cycles_until(service, lambda: _ready(world, region, f"gsw-{ns_x}"), "tenant X placed once granted", 120)
+        for _ in range(2):
+            world.cycle(service)
+        assert not any(f"gsw-{ns_x} not read" in e for e in world.report.errors), world.report.errors
+        counted = [(w.namespace, w.name) for w in service.observer._last_workloads["least"]]
+        assert len(counted) == len(set(counted)) == 2, counted
+    finally:
+        for text in (grant, manifests):
+            if text:
+                world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=text, check=False)
+
+
+def _ready(world: SecureWorld, region: str, namespace: str) -> int:
+    out = world.planes.kubectl(region, "get", "deployments", "-n", namespace, "-o", "json", check=False).stdout
+    items = json.loads(out)["items"] if out.strip() else []
+    return sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in items)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gridshift.actuation.members import ActuationForbidden
 from tests.service.harness import ServiceHarness, deployment_body
 
 TOKEN_REF = {"secretKeyRef": {"name": "hf-token", "key": "token"}}
@@ -76,3 +77,26 @@ def test_a_namespace_the_member_may_not_read_costs_its_own_tenant_only() -> None
     assert any("namespace gridshift-team-x not read" in e for e in report.errors)
     ready = next(c for c in world.status()["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True", ready
+
+
+def test_replicas_read_in_a_namespace_named_unreadable_are_counted_once() -> None:
+    # Found in review: a namespace is unreadable when any listing there is refused (a Role that covers
+    # Deployments but not the companions, or a refusal the adapter remembered), yet its Deployments may have
+    # been read: the last cycle's replicas were added on top of those read, one more copy every cycle, and
+    # each copy held GPUs and stood as a placement of the tenant's deployment.
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gridshift-{namespace}"
+    world.add(deployment_body("chat"))
+    other = deployment_body("other")
+    other["metadata"].update(namespace="team-x", uid="uid-x")
+    world.add(other)
+    world.cycle()
+    world.cycle()
+    member = world.members["eu-de"]
+    refusal = ActuationForbidden("eu-de", "cannot list services in the namespace gridshift-ml")
+    member.unreadable_namespaces = lambda: {"gridshift-ml": refusal}  # type: ignore[method-assign]
+    for _ in range(3):
+        report = world.cycle()
+    assert any("namespace gridshift-ml not read" in e for e in report.errors), report.errors
+    counted = [w for w in world.service.observer._last_workloads["eu-de"] if w.namespace == "gridshift-ml"]
+    assert len(counted) == len({(w.namespace, w.name) for w in counted}) == 1, counted

@@ -199,10 +199,10 @@ class MemberCluster(Protocol):
         ...
 
     def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
-        """Namespaces asked of `workloads`/`owned_objects`/`gpu_inventory` whose listing the credentials were
-        refused (403), with the refusal: their objects are left out of the answers, not raised, so that one tenant's
-        namespace the member's Role does not cover costs that tenant only. The caller decides what a refusal
-        of every namespace means."""
+        """Namespaces asked of `workloads`/`owned_objects`/`gpu_inventory` since the last `workloads` call (a
+        cycle's first read) whose listing the credentials were refused (403), with the refusal: their objects
+        are left out of the answers, not raised, so that one tenant's namespace the member's Role does not
+        cover costs that tenant only. The caller decides what a refusal of every namespace means."""
         ...
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
@@ -595,7 +595,7 @@ class KubeMemberCluster:
     ) -> list[Any]:
         """`extract` of every object listed, read from the watch cache when it is synced; listed (and the
         cache seeded, its watch started) otherwise. Listing errors are raised as from `_list`."""
-        extract = _skipping_failures(extract, kind)
+        extract = skipping_failures(extract, kind)
         if not self._watch:
             return [r for r in map(extract, self._list(api_version, kind, namespace, label_selector)) if r is not None]
         key = (kind, namespace or "")
@@ -659,7 +659,10 @@ class KubeMemberCluster:
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
         wanted = sorted(set(namespaces))
         self._forget_namespaces_except("Deployment", wanted)
-        self._unreadable = {n: why for n, why in self._unreadable.items() if n in wanted}
+        # A cycle reads Deployments first: the refusals named are this cycle's (review: one remembered until
+        # the namespace was no longer asked about kept a tenant whose Role came late unread, its replicas
+        # counted again from the last cycle on top of those read, one more copy a cycle).
+        self._unreadable = {}
         states = [
             state
             for namespace in wanted
@@ -751,7 +754,7 @@ def _live_object_of(kind: str, obj: Mapping[str, Any]) -> LiveObject | None:
     return live_object(obj, kind)
 
 
-def _skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) -> Callable[[Mapping[str, Any]], Any]:
+def skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) -> Callable[[Mapping[str, Any]], Any]:
     """`extract`, logging and skipping an object it fails on: one object the code does not expect (any
     tenant may write its workload namespace) must not fail the observation of every tenant's replicas."""
 

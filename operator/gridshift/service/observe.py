@@ -327,9 +327,14 @@ class Observer:
             # A namespace the member's credentials may not read costs its own tenants only (review: one
             # tenant's unprovisioned namespace made the whole cluster unreachable for every tenant). What ran
             # there is kept, none of it counted Ready, as for an unreachable cluster.
+            # Only those not read this cycle: a namespace whose Deployments were read but whose Services were
+            # refused is unreadable too, and its replicas were counted twice, then once more every cycle (review).
+            read = {(w.namespace, w.name) for w in found}
             last = self._last_workloads.get(name, [])
             view.workloads += [
-                replace(w, ready=0) for w in last if w.namespace in unreadable and w.owner_uid not in leaving
+                replace(w, ready=0)
+                for w in last
+                if w.namespace in unreadable and w.owner_uid not in leaving and (w.namespace, w.name) not in read
             ]
             for namespace, reason in sorted(unreadable.items()):
                 report.errors.append(

@@ -1,0 +1,62 @@
+"""The real member adapter's memory of refused namespaces (`unreadable_namespaces`), without a cluster.
+
+`_cached` (one namespace's watched or listed objects) is scripted; what is under test is what the adapter
+remembers of a refusal from one read to the next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster
+
+KUBECONFIG = {
+    "apiVersion": "v1",
+    "kind": "Config",
+    "current-context": "c",
+    "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+    "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+    "users": [{"name": "u", "user": {}}],
+}
+
+
+def member_refusing(monkeypatch: pytest.MonkeyPatch, refused: set[str]) -> KubeMemberCluster:
+    """A member whose listings of `refused` namespaces are answered 403 (the set may change later)."""
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+
+    def cached(api_version: str, kind: str, namespace: str, label_selector: str | None, extract: Any) -> list[Any]:
+        if namespace in refused:
+            raise ActuationForbidden("eu-de", f"list {kind} in {namespace}: Forbidden")
+        return []
+
+    monkeypatch.setattr(member, "_cached", cached)
+    return member
+
+
+def test_a_namespace_refused_once_is_read_again_once_granted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: a refusal was remembered until the namespace was no longer asked about, so a tenant
+    # whose member Role came one cycle late was reported unread, and its replicas counted again from the
+    # last cycle's list on top of those read, one more copy every cycle.
+    refused = {"gs-team-b"}
+    member = member_refusing(monkeypatch, refused)
+    member.workloads(["gs-team-a", "gs-team-b"])
+    member.owned_objects(["gs-team-a", "gs-team-b"])
+    assert set(member.unreadable_namespaces()) == {"gs-team-b"}
+    refused.clear()
+    member.workloads(["gs-team-a", "gs-team-b"])
+    member.owned_objects(["gs-team-a", "gs-team-b"])
+    assert member.unreadable_namespaces() == {}
+
+
+def test_a_refusal_of_companions_alone_is_still_named_after_the_deployments_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A cycle reads Deployments first, then the companions and the inventory: a refusal of any of them in
+    # this cycle is named, whichever read it came from.
+    refused: set[str] = set()
+    member = member_refusing(monkeypatch, refused)
+    member.workloads(["gs-team-b"])
+    refused.add("gs-team-b")
+    member.owned_objects(["gs-team-b"])
+    assert set(member.unreadable_namespaces()) == {"gs-team-b"}
