@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from gridshift.actuation import labels as L
 from gridshift.actuation.members import ClusterUnreachable, ForeignObject, MemberCluster, NamespaceMissing, Owner
 from gridshift.actuation.render import WorkloadTarget, applied_digest, render_workload
 from gridshift.api import InferenceDeploymentSpec
@@ -107,3 +108,24 @@ def test_fake_counts_only_real_changes_as_writes() -> None:
     writes = cluster.writes
     cluster.apply(render_workload(SPEC, target("alpha", 2)))
     assert cluster.writes == writes
+
+
+def test_fake_skips_a_deployment_it_cannot_read_as_the_real_adapter_does() -> None:
+    # The real adapter reads object by object and skips one it does not understand (any tenant may write its
+    # workload namespace); the fake failed the whole read, so service tests showed a planted object hiding
+    # every tenant's replicas on the cluster, which the real one never does (review).
+    cluster = FakeMemberCluster("c1", gpus={GPU: 8})
+    cluster.apply(render_workload(SPEC, target("alpha", 2)))
+    for name, spec in (("odd", {"replicas": "many"}), ("bare", {})):
+        cluster.plant(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": WORKLOADS, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
+                "spec": spec,
+            }
+        )
+    # "bare" reads as a foreign Deployment (no owner annotations), as on a real cluster; "odd" is skipped.
+    assert [w.name for w in cluster.workloads([WORKLOADS]) if w.owned] == [L.workload_name("team-a", "alpha", GPU)]
+    assert "odd" not in [w.name for w in cluster.workloads([WORKLOADS])]
+    assert {i.gpu_type: i.used for i in cluster.gpu_inventory([WORKLOADS]).gpus} == {GPU: 2}

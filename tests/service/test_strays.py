@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.service.harness import ServiceHarness, deployment_body
+from gridshift.actuation import labels as L
+from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 
 
 def _forbid_region(world: ServiceHarness, body: dict[str, Any]) -> None:
@@ -82,3 +83,23 @@ def test_every_decision_reason_the_planner_gives_is_documented_and_each_that_act
     }
     assert "PlacementRules" in returned and returned <= set(DECISION_REASONS)
     assert returned - QUIET_DECISIONS - {"NoChange"} <= {e.value for e in EventReason}
+
+
+def test_a_deployment_no_adapter_can_read_hides_nothing_else_on_its_cluster() -> None:
+    # Found in review: a Deployment labelled as gridshift's with a field no reader expects failed the whole
+    # cluster's observation in the service tests' member (the real adapter skips it): every tenant there
+    # read as unreachable and another tenant's migration was abandoned.
+    world = ServiceHarness(["eu-de"], gpus_per_cluster=8)
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    world.members["eu-de"].plant(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "odd", "namespace": WORKLOADS, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
+            "spec": {"replicas": "many"},
+        }
+    )
+    report = world.cycle()
+    assert not [e for e in report.errors if e.startswith("cluster eu-de:")], report.errors
+    assert world.replicas()["eu-de"] >= 1
