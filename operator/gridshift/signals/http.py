@@ -24,7 +24,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -163,7 +164,54 @@ class Answer:
 
 
 class BodyTooLarge(Exception):
-    """The body passed `max_body_bytes`; reading stopped there."""
+    """The body passed `max_body_bytes` (decoded); reading stopped there."""
+
+
+class BodyUndecodable(Exception):
+    """The body came in a content coding not asked for, or did not decode; the message says which."""
+
+
+# Decoded here, one layer at most: httpx's decoders inflate a whole socket read at once, without limit, before
+# the size cap could be checked (review: 590 bytes gzipped twice held 559 MiB against a cap of 4 MiB).
+_ACCEPTED_CODINGS = "gzip, deflate"
+_DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
+
+
+def _decoded_body(response: httpx.Response, max_body_bytes: int, check: Callable[[], None]) -> bytes:
+    """The response's body, decoded from gzip or deflate in steps that never exceed `max_body_bytes`."""
+    codings = [
+        c for c in (part.strip().lower() for part in response.headers.get("Content-Encoding", "").split(",")) if c
+    ]
+    codings = [c for c in codings if c != "identity"]
+    if len(codings) > 1 or (codings and codings[0] not in _DECODABLE):
+        raise BodyUndecodable(f"Content-Encoding {', '.join(codings)[:40]!r} was not asked for ({_ACCEPTED_CODINGS})")
+    # zlib or gzip header, detected (wbits + 32): "deflate" is zlib-wrapped (RFC 9110 8.4.1.2).
+    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if codings else None
+    chunks: list[bytes] = []
+    size = 0
+
+    def take(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+        if size > max_body_bytes:
+            raise BodyTooLarge(max_body_bytes)
+        chunks.append(data)
+
+    try:
+        for raw in response.iter_raw():
+            check()
+            if inflate is None:
+                take(raw)
+                continue
+            while raw:
+                # At most one byte past the cap a step (0 would mean no limit; size <= the cap here).
+                take(inflate.decompress(raw, max_body_bytes + 1 - size))
+                raw = inflate.unconsumed_tail
+        if inflate is not None:
+            take(inflate.flush())
+    except zlib.error:
+        raise BodyUndecodable(f"the body is not valid {codings[0]}") from None
+    return b"".join(chunks)
 
 
 def exchange(
@@ -179,8 +227,8 @@ def exchange(
 ) -> Answer:
     """One request and its whole body, within the total deadline (see the module docstring).
 
-    Raises httpx's errors (FetchDeadlineExceeded at the deadline) and BodyTooLarge; never formats
-    the URL. Outside fetch_deadline() the total deadline is `timeout_seconds` itself.
+    Raises httpx's errors (FetchDeadlineExceeded at the deadline), BodyTooLarge and BodyUndecodable; never
+    formats the URL. Outside fetch_deadline() the total deadline is `timeout_seconds` itself.
     """
     current = _DEADLINE.get()
     total = timeout_seconds if current is None else current[0] - time.monotonic()
@@ -195,21 +243,14 @@ def exchange(
                 method,
                 url,
                 params=dict(params) if params else None,
-                headers={**(headers or {}), "Connection": "close"},
+                headers={**(headers or {}), "Connection": "close", "Accept-Encoding": _ACCEPTED_CODINGS},
                 content=content,
                 timeout=per_operation,
                 extensions={"trace": watchdog.trace},
             ) as response:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_bytes():
-                    watchdog.check()
-                    size += len(chunk)
-                    if size > max_body_bytes:
-                        raise BodyTooLarge(max_body_bytes)
-                    chunks.append(chunk)
+                body = _decoded_body(response, max_body_bytes, watchdog.check)
                 watchdog.check()
-                return Answer(response.status_code, response.headers, b"".join(chunks))
+                return Answer(response.status_code, response.headers, body)
         except httpx.HTTPError as error:
             if watchdog.fired and not isinstance(error, FetchDeadlineExceeded):
                 raise FetchDeadlineExceeded(deadline_seconds) from error
@@ -256,6 +297,8 @@ def get_body(
         raise PriceFetchError(
             feed, "http.body", f"body larger than {max_body_bytes} bytes; not a price document", retryable=False
         ) from None
+    except BodyUndecodable as error:
+        raise PriceFetchError(feed, "http.body", str(error), retryable=False) from None
     except FetchDeadlineExceeded as error:
         raise PriceFetchError(feed, "http", f"{error}; abandoned", retryable=True) from None
     except httpx.TimeoutException as error:
@@ -334,6 +377,8 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
             raise PriceFetchError(
                 self._feed, "http.body", f"body larger than {self._max_body_bytes} bytes", retryable=False
             ) from None
+        except BodyUndecodable as error:
+            raise PriceFetchError(self._feed, "http.body", str(error), retryable=False) from None
         except httpx.ConnectTimeout:
             raise requests.exceptions.ConnectTimeout("connection not made in time", request=request) from None
         except httpx.TimeoutException as error:
