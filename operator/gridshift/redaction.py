@@ -3,7 +3,7 @@
 Credentials are kept out of logs at the source (no URL with a token is formatted, no Secret is
 printed); this is the net under that. Whoever resolves a secret for use (a price feed's token or
 header, a member kubeconfig's credential) calls `remember(value)`; from then on `redact(text)`
-replaces the value, and its URL- and base64-encoded forms, with `<redacted>`. The shell calls
+replaces the value, and its URL- and base64-encoded and escaped forms, with `<redacted>`. The shell calls
 `install_log_redaction()` once at start-up: every log record created afterwards, by any logger and
 for any handler (kopf's, Events posted from logs, tests' captures), has its message, exception text
 and stack redacted before a handler sees it.
@@ -15,6 +15,7 @@ garble it, and a credential that short is not one.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import urllib.parse
@@ -33,9 +34,13 @@ _previous_factory: Callable[..., logging.LogRecord] | None = None
 
 
 def _forms(value: str) -> set[str]:
-    """The value as it may appear in text: plain, URL-encoded (query strings), base64 (Secret data)."""
+    """The value as it may appear in text: plain, URL-encoded (query strings), base64 (Secret data), and
+    escaped as a quoted string shows it, in Python's repr (error messages quote values so) and in JSON (review:
+    a password with a backslash, doubled by repr, was quoted whole in a feed's error)."""
     forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
     forms.add(base64.b64encode(value.encode()).decode())
+    forms |= {repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")}
+    forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 

@@ -1,0 +1,54 @@
+"""A credential a feed's endpoint echoes back never reaches a feed's error, whole or in part.
+
+Feed errors become the RegionalCluster's PriceFeedStale/CarbonFeedStale condition and an Event, which
+anyone who may read the cluster object sees; `gridshift.redaction` is the net under the parsers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gridshift import redaction
+from gridshift.api.carbon import CarbonBasis
+from gridshift.signals.carbon import CarbonDataError
+from gridshift.signals.carbon_feeds import parse_electricity_maps, parse_gb_carbon_intensity
+from gridshift.signals.fields import finite_number
+from gridshift.signals.prices import PriceDataError
+
+TOKEN = "em-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "x" * 160 + " invalid auth-token " + TOKEN},
+        {"zone": "y" * 50 + TOKEN, "history": []},
+    ],
+)
+def test_an_echoed_token_cut_short_leaves_no_part_of_it(body: dict[str, object]) -> None:
+    # Found in review: the message was cut to 200 (64) characters before redaction, and the token's first
+    # 20 characters left no longer matched the remembered value.
+    redaction.remember(TOKEN)
+    with pytest.raises(CarbonDataError) as refused:
+        parse_electricity_maps(json.dumps(body).encode(), feed="em", basis=CarbonBasis.LIFECYCLE, expected_zone="DE")
+    assert TOKEN[:8] not in str(refused.value), str(refused.value)
+
+
+def test_an_echoed_token_in_the_gb_api_error_leaves_no_part_of_it() -> None:
+    redaction.remember(TOKEN)
+    body = {"error": {"message": "z" * 190 + TOKEN}}
+    with pytest.raises(CarbonDataError) as refused:
+        parse_gb_carbon_intensity(json.dumps(body).encode(), feed="gb")
+    assert TOKEN[:8] not in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize("password", ["pw\\Zq81-secret", "pw'Zq81\"secret", "pw\tZq81-secret", "pwé\u2028Zq81-se"])
+def test_a_quoted_credential_is_redacted_whatever_it_holds(password: str) -> None:
+    # Found in review: repr doubled a backslash, so the quoted value no longer matched the remembered one and
+    # a header password echoed in a price field was quoted whole in the feed's error.
+    redaction.remember_header("Bearer " + password)
+    with pytest.raises(PriceDataError) as refused:
+        finite_number("x", "items[0].price", password)
+    assert "Zq81" not in str(refused.value), str(refused.value)
+    assert "Zq81" not in redaction.redact(json.dumps({"price": password}))
