@@ -89,3 +89,40 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_flag_and_the_file(tmp_pat
     path.write_bytes(EXAMPLE.read_text().replace("chat", "chät", 1).encode("latin-1"))
     with pytest.raises(SimulationInputError, match=rf"--deployments: {path} is not UTF-8 text"):
         load_deployments(path, SimulationSettings(days=0.1), TRACES)
+
+
+@pytest.mark.parametrize(
+    ("added", "field"),
+    [
+        ("  placement:\n    allowedRegions: [de-lu]", "spec.placement.allowedRegions"),
+        ("  placement:\n    forbiddenRegions: [us-tex-erco]", "spec.placement.forbiddenRegions"),
+        ("  placement:\n    clusterSelector: {matchLabels: {tier: a}}", "spec.placement.clusterSelector"),
+        ("  capacity:\n    minReplicas: 0", "spec.capacity.minReplicas"),
+        ("  capacity:\n    minRegions: 2", "spec.capacity.minRegions"),
+        ("  migration:\n    mode: Advisory", "spec.migration.mode"),
+        ("  carbon:\n    maxGramsPerKwh: 300", "spec.carbon.maxGramsPerKwh"),
+    ],
+)
+def test_what_the_replay_does_not_model_is_refused_naming_the_field(added: str, field: str, tmp_path: Path) -> None:
+    # Found in review: a deployment allowed only in DE-LU was moved to Texas by the replay, and the "savings"
+    # of a placement its CR forbids were reported (0.40 USD against 1.67 USD in DE-LU alone), without a word;
+    # minReplicas 0 was raised to 1 the same way.
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "apiVersion: gridshift.dev/v1alpha1\nkind: InferenceDeployment\nmetadata: {name: chat, namespace: ml}\n"
+        "spec:\n  model: {servedName: chat, source: meta-llama/Meta-Llama-3-8B-Instruct}\n"
+        "  replica: {gpuTypes: [NVIDIA-H100-80GB-HBM3]}\n  slo: {ttftP95Ms: 1000, tpotP95Ms: 50}\n"
+        f"  demand: {{requestsPerSecond: 20}}\n{added}\n"
+    )
+    with pytest.raises(SimulationInputError, match=rf"document 1: {field}: the replay does not model"):
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "\uff15"])
+def test_a_count_of_other_digits_is_a_usage_error_not_a_traceback(value: str) -> None:
+    # Review: str.isdigit holds for "²", which int() refuses: a traceback.
+    from gridshift.cli.simulate import build_settings
+
+    args = build_parser().parse_args(["simulate", "--deployments", value])
+    with pytest.raises(UsageError, match="--deployments"):
+        build_settings(args)

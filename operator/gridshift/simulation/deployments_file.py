@@ -12,17 +12,24 @@ sizes from its forecast). What only a replay needs comes from the same object:
 - the trace: annotation `gridshift.dev/simulate-trace` naming a `--trace` (file name without extensions) or
   a shipped one (`conv`, `code`); default `conv` when there is one, else the first `--trace`.
 
+What the replay does not model is refused, naming the field, rather than replayed as if absent (review: a
+deployment allowed only in DE-LU was moved to Texas and its "savings" reported): region rules
+(`spec.placement.allowedRegions`, `forbiddenRegions`, `clusterSelector`), `spec.capacity.minRegions` above 1,
+`spec.capacity.minReplicas` 0 (the replay keeps a replica), a `spec.migration.mode` other than Auto,
+`spec.variants` and the carbon limits (`spec.carbon.maxGramsPerKwh`, `maxGramsPerMillionTokens`).
+
 Errors are SimulationInputError naming the file, the document and the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gridshift.api.inference_deployment import InferenceDeployment
+from gridshift.api.inference_deployment import InferenceDeployment, InferenceDeploymentSpec
 from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
+from gridshift.modes import MigrationMode
 from gridshift.simulation.data import SimulationInputError
 from gridshift.simulation.replay import burst_headroom_for, cluster_name, trace_offset
 from gridshift.simulation.settings import DeploymentSetup, SimulationSettings
@@ -57,6 +64,30 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
     return setups
 
 
+_NOT_REPLAYED: tuple[tuple[str, Callable[[InferenceDeploymentSpec], bool], str], ...] = (
+    ("spec.placement.allowedRegions", lambda s: bool(s.placement.allowed_regions), "region rules"),
+    ("spec.placement.forbiddenRegions", lambda s: bool(s.placement.forbidden_regions), "region rules"),
+    ("spec.placement.clusterSelector", lambda s: s.placement.cluster_selector is not None, "region rules"),
+    ("spec.capacity.minRegions", lambda s: s.capacity.min_regions > 1, "a spread over regions"),
+    ("spec.capacity.minReplicas", lambda s: s.capacity.min_replicas == 0, "scale to zero (it keeps a replica)"),
+    ("spec.migration.mode", lambda s: s.migration.mode is not MigrationMode.AUTO, "modes other than Auto"),
+    ("spec.variants", lambda s: bool(s.variants), "model variants"),
+    ("spec.carbon.maxGramsPerKwh", lambda s: s.carbon.max_grams_per_kwh is not None, "carbon limits"),
+    (
+        "spec.carbon.maxGramsPerMillionTokens",
+        lambda s: s.carbon.max_grams_per_million_tokens is not None,
+        "carbon limits",
+    ),
+)
+"""Fields whose effect the replay's policies do not model: (path, set in this spec, what is not modelled)."""
+
+
+def _replayable(spec: InferenceDeploymentSpec, where: str) -> None:
+    for path, is_set, what in _NOT_REPLAYED:
+        if is_set(spec):
+            raise _field(where, path, f"the replay does not model {what}: remove the field to replay without it")
+
+
 def _field(where: str, path: str, message: str) -> SimulationInputError:
     return SimulationInputError(f"{where}: {path}: {message}")
 
@@ -82,6 +113,7 @@ def _setup(
     traces: Mapping[str, Any],
 ) -> DeploymentSetup:
     spec = resource.spec
+    _replayable(spec, where)
     peak = spec.demand.requests_per_second
     if peak is None or peak <= 0:
         raise _field(where, "spec.demand.requestsPerSecond", "the replay needs the rate at the daily peak (> 0)")
@@ -119,7 +151,7 @@ def _setup(
         else burst_headroom_for(settings, traces[trace], peak, offset, home),
         home_market=home,
         trace_offset_minutes=offset,
-        min_replicas=max(spec.capacity.min_replicas, 1),
+        min_replicas=spec.capacity.min_replicas,
         max_replicas=spec.capacity.max_replicas,
         max_concurrent_moves=spec.migration.max_concurrent_moves,
         payback_horizon_hours=spec.migration.payback_horizon_hours,
