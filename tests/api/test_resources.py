@@ -159,6 +159,8 @@ def test_validate_command_names_unreadable_file(tmp_path: Path, capsys: pytest.C
     [
         ({"name": "Llama_3 8B", "namespace": "ml-serving"}, "metadata.name: 'Llama_3 8B' is not a DNS subdomain"),
         ({"namespace": "ml-serving"}, "metadata.name: is required"),
+        # Review: a name that is no string was called missing under a header that showed it.
+        ({"name": 5, "namespace": "ml-serving"}, "metadata.name: must be a string, got int '5'"),
         ({"name": "llama", "namespace": "ML_Serving"}, "metadata.namespace: 'ML_Serving' is not a DNS label"),
     ],
 )

@@ -208,3 +208,10 @@ def test_a_bad_power_trace_is_refused_naming_file_and_line(tmp_path: Path, body:
     with pytest.raises(ValueError, match=message) as caught:
         PowerTrace.from_csv(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_power_trace_saved_with_a_bom_is_read(tmp_path: Path) -> None:
+    # Review: a file saved by Excel starts with a BOM, and "missing column(s) ['t_s']" was the answer.
+    path = tmp_path / "power.csv"
+    path.write_text("\ufefft_s,power_w\n0,300\n0.02,310\n", encoding="utf-8")
+    assert PowerTrace.from_csv(path).mean_watts() == pytest.approx(305.0)

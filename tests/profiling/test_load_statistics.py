@@ -145,3 +145,10 @@ def test_the_profile_step_time_is_the_median_gap_not_the_mean_with_prefill_stall
     assert stats.itl_ms_mean > 18 and stats.itl_ms_p50 == pytest.approx(10.0)
     (point,) = profile_points([LevelMeasurement(1, stats, energy_joules=100.0, power_watts=300.0)], 5000.0)
     assert point.step_time_ms == pytest.approx(10.0)
+
+
+def test_a_trace_saved_with_a_bom_is_read(tmp_path: Path) -> None:
+    # Review: a file saved by Excel starts with a BOM, and "missing column(s) ['ContextTokens']" was the answer.
+    path = tmp_path / "trace.csv"
+    path.write_text("\ufeffContextTokens,GeneratedTokens\n10,5\n", encoding="utf-8")
+    assert len(load_trace_shapes(path, max_prompt_tokens=100, max_output_tokens=100)) == 1

@@ -105,8 +105,11 @@ def _metadata_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [("metadata", "must be a mapping with a name")]
     problems = []
     name = metadata.get("name")
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         problems.append(("metadata.name", "is required"))
+    elif not isinstance(name, str):
+        # Review: `name: 5` was reported as missing under a header that showed it.
+        problems.append(("metadata.name", f"must be a string, got {type(name).__name__} {str(name)[:40]!r}"))
     elif len(name) > 253 or not re.fullmatch(DNS_SUBDOMAIN, name):
         problems.append(("metadata.name", f"{name!r} is not a DNS subdomain (lower case, digits, '-', '.')"))
     for field in ("labels", "annotations"):

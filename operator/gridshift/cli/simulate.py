@@ -296,7 +296,8 @@ def deployments_flag(value: str) -> tuple[int, Path | None]:
     from gridshift.cli.usage import UsageError
 
     text = str(value).strip()
-    if text.lstrip("+-").isdigit():
+    # isascii: str.isdigit holds for "²", which int() refuses (review: a traceback).
+    if text.lstrip("+-").isdigit() and text.isascii():
         return int(text), None
     path = Path(text)
     if not path.is_file():

@@ -62,7 +62,8 @@ class PowerTrace:
         times: list[float] = []
         watts: list[float] = []
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
+            # utf-8-sig: a BOM (a file saved by Excel) is not part of the header (review).
+            with path.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
                 missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
                 if missing:

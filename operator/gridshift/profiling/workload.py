@@ -45,7 +45,8 @@ def load_trace_shapes(
     Outputs shorter than 2 tokens are raised to 2 so each request has an inter-token gap.
     """
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        # utf-8-sig: a BOM (a file saved by Excel) is not part of the header (review).
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as error:
         raise ValueError(f"trace {path}: cannot read ({error.strerror})") from None
     with handle:
