@@ -69,6 +69,9 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
     }
     assert rendered[("Deployment", states["alpha"].name)] == states["alpha"].applied
     wait_for(lambda: {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used == before[GPU].used + 3)
+    # The GPUs held in the namespaces asked about are told apart (what gridshift's replicas hold); none elsewhere.
+    assert {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used_in_namespaces == 3
+    assert {i.gpu_type: i for i in cluster.gpu_inventory(["gridshift-elsewhere"]).gpus}[GPU].used_in_namespaces == 0
 
     # Re-applying with another count scales the same object.
     cluster.apply(render_workload(SPEC, target("alpha", 1)))

@@ -3,6 +3,7 @@ fake is checked against, KubeMemberCluster honours too (objects read back as ren
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,9 +11,12 @@ import yaml
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import KubeMemberCluster
-from tests.actuation.test_member_contract import GPU, WORKLOADS, check_member_contract
+from gridshift.actuation.render import render_workload
+from gridshift.service.inputs import planner_cluster
+from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, target
+from tests.service.test_inputs import eu_cluster
 
-from .helpers import fresh_namespace, kubectl_json
+from .helpers import fresh_namespace, kubectl_json, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -61,6 +65,34 @@ def test_gpu_quantities_the_apiserver_stores_never_fail_the_observation(control_
         assert not state.owned and state.gpus_per_replica == 0
         used = {i.gpu_type: i for i in member.gpu_inventory([ns]).gpus}[GPU].used
         assert used == before + 1000
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_replicas_whose_pods_are_pending_hold_no_gpu_in_the_inventory(control_planes: Any) -> None:
+    """Found in review: the GPUs our replicas hold were the Deployments' counts, so Pending replicas (a cluster
+    filled by others since, or a Deployment scaled by hand far past it) made as many GPUs "free" for every
+    tenant there. The real scheduler leaves the pods past the cluster's GPUs Pending; only the scheduled ones
+    count, and the planner's budget is what is really free."""
+    world, region = control_planes, "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    try:
+        before = {i.gpu_type: i for i in member.gpu_inventory([ns]).gpus}[GPU]
+        desired = before.allocatable + 5
+        member.apply(render_workload(SPEC, replace(target("flood", desired), workload_namespace=ns)))
+
+        def created() -> bool:
+            return len(kubectl_json(world, region, "get", "pods", "-n", ns)["items"]) == desired
+
+        wait_for(created, 60, "every replica's pod created, those past the cluster's GPUs Pending")
+        inventory = member.gpu_inventory([ns])
+        ours = {i.gpu_type: i for i in inventory.gpus}[GPU]
+        # Other tests' pods may still be leaving the cluster: everything is read from this one inventory.
+        assert 0 < ours.used_in_namespaces <= ours.allocatable < desired
+        budget = planner_cluster(region, eu_cluster(), inventory, {GPU: desired}).offerings[0]
+        assert budget.available_gpus == max(0, ours.allocatable - (ours.used - ours.used_in_namespaces))
     finally:
         member.close()
         world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)

@@ -272,7 +272,9 @@ def test_gpu_costs_are_converted_to_usd_once_with_the_feeds_rate() -> None:
 
 
 def test_free_gpus_are_allocatable_minus_others_plus_ours_capped_by_max_gpus() -> None:
-    inventory = Inventory((GpuInventory(H100, allocatable=16, used=10), GpuInventory("NVIDIA-L40S", 4, 6)))
+    inventory = Inventory(
+        (GpuInventory(H100, allocatable=16, used=10, used_in_namespaces=4), GpuInventory("NVIDIA-L40S", 4, 6))
+    )
     planned = planner_cluster("eu-fr", eu_cluster(), inventory, {H100: 4})
     assert planned == S.Cluster(
         name="eu-fr",
@@ -289,6 +291,16 @@ def test_free_gpus_are_allocatable_minus_others_plus_ours_capped_by_max_gpus() -
     assert capped.offerings[0].available_gpus == 3
     unlisted = planner_cluster("eu-fr", eu_cluster(), Inventory((GpuInventory(H100, 8, 0),)), {})
     assert [o.available_gpus for o in unlisted.offerings] == [8, 0]  # no L40S node: none
+
+
+def test_our_replicas_hold_the_gpus_of_their_scheduled_pods_not_their_deployments_counts() -> None:
+    # Found in review: held GPUs were the Deployments' replica counts, so Pending replicas (a cluster filled by
+    # others since, or a Deployment scaled by hand to 1,000) counted as GPUs "free" for every tenant there.
+    pending = Inventory((GpuInventory(H100, allocatable=16, used=16, used_in_namespaces=2),))
+    assert planner_cluster("eu-fr", eu_cluster(), pending, {H100: 1000}).offerings[0].available_gpus == 2
+    # Pods in the workload namespaces beyond what our Deployments ask for are not ours to count.
+    crowded = Inventory((GpuInventory(H100, allocatable=16, used=16, used_in_namespaces=9),))
+    assert planner_cluster("eu-fr", eu_cluster(), crowded, {H100: 4}).offerings[0].available_gpus == 4
 
 
 def test_without_node_visibility_max_gpus_or_what_we_hold_is_the_budget() -> None:

@@ -169,6 +169,9 @@ class GpuInventory:
     gpu_type: str
     allocatable: int
     used: int
+    used_in_namespaces: int = 0
+    """Of `used`, requested by pods in the namespaces asked about (gridshift's workload namespaces): what
+    gridshift's replicas hold, as scheduled pods, not as the Deployments' counts (service.inputs.planner_cluster)."""
 
 
 @dataclass(frozen=True)
@@ -329,10 +332,11 @@ class NodeGpus:
 
 @dataclass(frozen=True, slots=True)
 class PodGpus:
-    """What the inventory reads of a live Pod: the node it runs on and the GPUs it requests."""
+    """What the inventory reads of a live Pod: the node it runs on, the GPUs it requests, its namespace."""
 
     node: str
     gpus: int
+    namespace: str = ""
 
 
 def node_gpus(node: Mapping[str, Any]) -> NodeGpus:
@@ -357,15 +361,20 @@ def pod_gpus(pod: Mapping[str, Any]) -> PodGpus | None:
         gpu_quantity((c.get("resources") or {}).get("requests"), what, round_up=True)
         for c in spec.get("containers") or []
     )
-    return PodGpus(str(node), gpus) if gpus else None
+    return PodGpus(str(node), gpus, str((pod.get("metadata") or {}).get("namespace") or "")) if gpus else None
 
 
-def inventory_from(nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]]) -> list[GpuInventory]:
-    """Sum allocatable GPUs of Ready nodes per product label, and GPU requests of live pods on them."""
-    return inventory_of(map(node_gpus, nodes), (p for p in map(pod_gpus, pods) if p is not None))
+def inventory_from(
+    nodes: Sequence[Mapping[str, Any]], pods: Sequence[Mapping[str, Any]], namespaces: Collection[str] = ()
+) -> list[GpuInventory]:
+    """Sum allocatable GPUs of Ready nodes per product label, and GPU requests of live pods on them (of which
+    those in `namespaces` apart)."""
+    return inventory_of(map(node_gpus, nodes), (p for p in map(pod_gpus, pods) if p is not None), namespaces)
 
 
-def inventory_of(nodes: Iterable[NodeGpus], pods: Iterable[PodGpus]) -> list[GpuInventory]:
+def inventory_of(
+    nodes: Iterable[NodeGpus], pods: Iterable[PodGpus], namespaces: Collection[str] = ()
+) -> list[GpuInventory]:
     """`inventory_from` on the records a watch cache keeps."""
     product_of_node: dict[str, str] = {}
     allocatable: dict[str, int] = {}
@@ -375,11 +384,15 @@ def inventory_of(nodes: Iterable[NodeGpus], pods: Iterable[PodGpus]) -> list[Gpu
         product_of_node[node.name] = node.product
         allocatable[node.product] = allocatable.get(node.product, 0) + node.allocatable
     used = dict.fromkeys(allocatable, 0)
+    ours = dict.fromkeys(allocatable, 0)
+    asked = frozenset(namespaces)
     for pod in pods:
         product = product_of_node.get(pod.node)
         if product is not None:
             used[product] += pod.gpus
-    return [GpuInventory(gpu_type=t, allocatable=allocatable[t], used=used[t]) for t in sorted(allocatable)]
+            if pod.namespace in asked:
+                ours[product] += pod.gpus
+    return [GpuInventory(t, allocatable[t], used[t], ours[t]) for t in sorted(allocatable)]
 
 
 class KubeMemberCluster:
@@ -747,7 +760,8 @@ class KubeMemberCluster:
                 for pod in self._readable(namespace, "v1", "Pod", None, pod_gpus)
             ]
             others_visible = False
-        return Inventory(tuple(inventory_of(nodes, pods)), nodes_visible=True, others_visible=others_visible)
+        gpus = tuple(inventory_of(nodes, pods, namespaces))
+        return Inventory(gpus, nodes_visible=True, others_visible=others_visible)
 
 
 def _live_object_of(kind: str, obj: Mapping[str, Any]) -> LiveObject | None:

@@ -148,10 +148,12 @@ def planner_cluster(
     """The planner's view of a cluster. `held_by_us`: GPUs per type our replicas already hold there.
 
     GPUs gridshift may use of a type: allocatable on Ready nodes, minus what other workloads request,
-    capped by the offering's maxGpus. Credentials that may not list Nodes leave allocatable unknown:
-    then the offering's maxGpus is the budget (none without it). Unreachable clusters (inventory
-    None) keep their offerings but count as unreachable: the planner neither counts their replicas
-    as capacity nor places new ones there.
+    capped by the offering's maxGpus. What our replicas hold is counted as scheduled pods in the workload
+    namespaces, at most `held_by_us`: a replica whose pod is Pending holds no GPU (review: a Deployment
+    scaled by hand to 1,000 Pending replicas made 1,000 GPUs "free" for every tenant). Credentials that may
+    not list Nodes leave allocatable unknown: then the offering's maxGpus is the budget (none without it).
+    Unreachable clusters (inventory None) keep their offerings but count as unreachable: the planner neither
+    counts their replicas as capacity nor places new ones there.
     """
     by_type = {i.gpu_type: i for i in inventory.gpus} if inventory is not None else {}
     offerings = []
@@ -160,9 +162,8 @@ def planner_cluster(
         if inventory is not None and not inventory.nodes_visible:
             free_for_us = offer.max_gpus if offer.max_gpus is not None else held_by_us.get(offer.gpu_type, 0)
         else:
-            free_for_us = (
-                0 if seen is None else max(0, seen.allocatable - seen.used + held_by_us.get(offer.gpu_type, 0))
-            )
+            held = 0 if seen is None else min(held_by_us.get(offer.gpu_type, 0), seen.used_in_namespaces)
+            free_for_us = 0 if seen is None else max(0, seen.allocatable - seen.used + held)
             if offer.max_gpus is not None:
                 free_for_us = min(free_for_us, offer.max_gpus)
         offerings.append(

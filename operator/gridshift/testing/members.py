@@ -155,6 +155,7 @@ class FakeMemberCluster:
         if not self.nodes_visible:
             return Inventory(nodes_visible=False, others_visible=False)
         used = {t: (self.foreign_gpus.get(t, 0) if self.others_visible else 0) for t in self.gpus}
+        ours = dict.fromkeys(self.gpus, 0)  # every replica is a scheduled pod here
         for (kind, namespace, name), obj in self.objects.items():
             if kind != "Deployment" or (not self.others_visible and namespace not in namespaces):
                 continue
@@ -166,9 +167,11 @@ class FakeMemberCluster:
                         pod["containers"][0]["resources"]["requests"], f"Deployment {namespace}/{name}", round_up=True
                     )
                     used[product] += per_pod * int(obj["spec"]["replicas"])
+                    if namespace in namespaces:
+                        ours[product] += per_pod * int(obj["spec"]["replicas"])
             except (KeyError, IndexError, TypeError, ValueError, AttributeError):
                 continue  # the real adapter counts pods; a Deployment it cannot read holds none it can see
-        gpus = tuple(GpuInventory(gpu_type=t, allocatable=n, used=used[t]) for t, n in sorted(self.gpus.items()))
+        gpus = tuple(GpuInventory(t, n, used[t], ours[t]) for t, n in sorted(self.gpus.items()))
         return Inventory(gpus, nodes_visible=True, others_visible=self.others_visible)
 
     def close(self) -> None:
