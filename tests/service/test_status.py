@@ -12,7 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gridshift.actuation.members import ActuationForbidden, ForeignObject, KubeconfigInvalid, NamespaceMissing
+from gridshift.actuation.members import (
+    ActuationForbidden,
+    ForeignObject,
+    KubeconfigInvalid,
+    MemberError,
+    NamespaceMissing,
+)
 from gridshift.api import InferenceDeploymentStatus, RegionalClusterStatus
 from gridshift.api.conditions import (
     GPU_PROFILE_CONDITIONS,
@@ -815,3 +821,64 @@ def test_a_move_frozen_mid_way_reads_frozen_not_migrating() -> None:
     world.cycle()
     status = world.status()
     assert status.get("migration") and conditions(status)["Ready"][1] == "Frozen"
+
+
+def test_a_member_refusal_of_any_length_reaches_the_status_cut() -> None:
+    # Found in review: a member's refusal quoted whole (an admission webhook listing its policies, 4.6 kB) went
+    # into the migration step's message, past the 4,096 characters the CRD stores: the status failed its
+    # validation every cycle, nothing was written, and `kubectl get idep` kept an old "unreachable" message.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 300.0, "eu-fr": 50.0})
+    world.members["eu-fr"].reachable = False
+    world.add(deployment_body(rps=4.0))
+    settled(world)
+    denial = "admission webhook denied the request: " + "policy require-labels: label missing; " * 120
+
+    def refuse(manifests: object) -> None:
+        raise MemberError("eu-fr", f"cluster eu-fr: apply: HTTP 400 Bad Request: {denial}")
+
+    world.members["eu-fr"].apply = refuse  # type: ignore[method-assign]
+    world.members["eu-fr"].reachable = True  # back: the plan moves to the cheaper eu-fr, whose webhook refuses
+    report = [world.cycle() for _ in range(3)][-1]
+    assert not [e for e in report.errors if "ValidationError" in e], report.errors
+    assert "unreachable" not in message(world.status(), "Ready")
+    steps = world.status()["migration"]
+    assert any(s.get("message", "").startswith("cluster eu-fr: apply: HTTP 400") for s in steps), steps
+    assert all(len(s.get("message", "")) <= 4096 for s in steps)
+
+
+def test_measured_demand_that_wobbles_rewrites_no_status() -> None:
+    # Found in review: with Prometheus demand, the SLOAtRisk message named the tokens/s the demand needs,
+    # which moved with every scrape: one status patch per deployment and cycle (the whole conditions list),
+    # though observedSlo held still and docs/status.md promises messages without figures that move with load.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    body["spec"]["demand"] = dict(PROMETHEUS)
+
+    def rate(rps: float) -> None:
+        world.metrics.set_signal(REF, Signal.REQUEST_RATE, rps)
+        world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, rps * 1000)
+        world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, rps * 200)
+
+    rate(4.0)
+    settled(world)
+    assert "tokens/s" not in message(world.status(), "SLOAtRisk")
+    writes = 0
+    for i in range(6):  # +-2.5%: well inside MEASURED_DRIFT, so observedSlo stays put
+        rate(4.1 if i % 2 else 3.9)
+        writes += world.cycle().status_writes
+    assert writes == 0, message(world.status(), "SLOAtRisk")
+    # Past what fits (maxReplicas): Ready says so, with no figure that moves with the scrape either.
+    rate(400.0)
+    settled(world)
+    assert conditions(world.status())["Ready"][1] == "InsufficientCapacity"
+    assert "needs more tokens/s within the SLO than fit" in message(world.status(), "Ready")
+    writes = 0
+    for i in range(4):
+        rate(410.0 if i % 2 else 390.0)
+        writes += world.cycle().status_writes
+    assert writes == 0, message(world.status(), "Ready")

@@ -416,6 +416,11 @@ class MigrationSpec(ApiModel):
     )
 
 
+STEP_MESSAGE_MAX = 4096
+"""Longest status.migration.steps[].message stored; longer texts (a member's admission webhook) are cut to it."""
+DECISION_TARGET_MAX = 4096
+"""Longest status.lastDecision.target stored."""
+
 MAX_REQUESTS_PER_SECOND = 1_000_000
 """The largest request rate a deployment may state (Static), and the largest measured one the operator believes."""
 MAX_MEAN_TOKENS = 2_000_000
@@ -723,7 +728,7 @@ class Decision(ApiModel):
     )
     target: str = Field(
         default="",
-        max_length=4096,
+        max_length=DECISION_TARGET_MAX,
         description="The placement decided: cluster/GPU type xN, comma-separated ('nothing' when none).",
     )
     summary: str = Field(
@@ -754,7 +759,7 @@ class MigrationStepStatus(ApiModel):
     routing: list[RoutingWeight] = Field(default_factory=list, description="Weights a ShiftRouting step sets.")
     state: Literal["Pending", "Running", "Done", "Failed", "RolledBack"] = Field(description="Progress of the step.")
     started_at: datetime | None = Field(default=None, description="When the step started.")
-    message: str = Field(default="", max_length=4096, description="Details, e.g. why it was rolled back.")
+    message: str = Field(default="", max_length=STEP_MESSAGE_MAX, description="Details, e.g. why it was rolled back.")
 
 
 class InferenceDeploymentStatus(ApiModel):

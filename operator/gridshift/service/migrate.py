@@ -54,7 +54,7 @@ from pydantic import ValidationError
 
 from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
-from gridshift.api.inference_deployment import MigrationStepStatus
+from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction
 from gridshift.planner.plan import DeploymentPlan
@@ -135,7 +135,9 @@ class StepRecord:
         if self.started_at is not None:
             wire["startedAt"] = self.started_at.isoformat()
         if self.message:
-            wire["message"] = self.message
+            # Cut to what the CRD stores: a member's refusal quoted whole (an admission webhook's list of
+            # policies) failed the status's validation, and the deployment's status froze (review).
+            wire["message"] = self.message[:STEP_MESSAGE_MAX]
         return wire
 
 

@@ -16,6 +16,7 @@ decides them, in one pure function.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,7 @@ from gridshift.api.conditions import (
     StalledReason,
 )
 from gridshift.api.gpu_profile import GPUProfileStatus
-from gridshift.api.inference_deployment import CostSource, DemandSource, InferenceDeployment
+from gridshift.api.inference_deployment import DECISION_TARGET_MAX, CostSource, DemandSource, InferenceDeployment
 from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
@@ -205,6 +206,11 @@ def _concerning(
     }
 
 
+_COVERAGE_FIGURES = re.compile(r"needs [0-9.]+ tokens/s within the SLO but only [0-9.]+ fit")
+"""planner.plan._infeasible_reason's coverage problem, figures included (tests/service/test_status.py checks
+that it still matches what the planner writes)."""
+
+
 def _plan_problem(
     plan: DeploymentPlan, idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]
 ) -> tuple[ReadyReason, str]:
@@ -214,6 +220,10 @@ def _plan_problem(
         return ReadyReason.FORBIDDEN, f"no RegionalCluster admits namespace {namespace} (tenantNamespaceSelector)"
     places = any(t.reachable and t.replicas > 0 for t in plan.targets)
     short = plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + _EPS < plan.needed_tokens_per_s
+    if idep.spec.demand.source is not DemandSource.STATIC:
+        # The planner's figures move with every scrape of a measured demand: a new message, a status write
+        # each cycle (review). They stay in lastDecision.explanation, as decided.
+        why = _COVERAGE_FIGURES.sub("needs more tokens/s within the SLO than fit", why)
     if places and (short or plan.total_replicas < idep.spec.capacity.min_replicas):
         return ReadyReason.INSUFFICIENT_CAPACITY, why
     return ReadyReason.INFEASIBLE, why
@@ -251,7 +261,8 @@ def deployment_health(
     latency = _latency_above(idep, measured)
     counts = f"{ready}/{desired} replicas Ready"
 
-    slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured)
+    static = spec.demand.source is DemandSource.STATIC
+    slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured, figures=static)
 
     def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
         is_ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
@@ -305,15 +316,27 @@ def _slo_state(
     ready_capacity: float,
     latency: str | None,
     measured: MeasuredCost | None,
+    figures: bool = True,
 ) -> tuple[SLOReason, str]:
     """The SLO state and its message: nothing served (Advisory) or unknown demand, then measured latency,
-    then Ready capacity against what the demand needs."""
+    then Ready capacity against what the demand needs. Without `figures` (measured demand) the message
+    names no tokens/s: they move with every scrape, and each new message was a status write a cycle
+    (review; the rate is in status.observedSlo, rewritten only when it moves by a tenth)."""
     if mode is MigrationMode.ADVISORY:
         return SLOReason.NOT_SERVED, "mode Advisory: gridshift serves nothing"
     if needed is None:
         return SLOReason.DEMAND_UNKNOWN, "request rate unknown: capacity cannot be compared with demand"
     if latency:
         return SLOReason.LATENCY_ABOVE_SLO, latency
+    within = "; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""
+    if not figures:
+        if ready_capacity + _EPS < needed:
+            return (
+                SLOReason.CAPACITY_SHORT,
+                "Ready capacity is below what the measured demand needs within the SLO (headroom included; "
+                "the rate is in status.observedSlo)",
+            )
+        return SLOReason.WITHIN_SLO, "Ready capacity covers what the measured demand needs" + within
     if ready_capacity + _EPS < needed:
         return (
             SLOReason.CAPACITY_SHORT,
@@ -323,7 +346,7 @@ def _slo_state(
     return (
         SLOReason.WITHIN_SLO,
         f"Ready capacity {_figure(ready_capacity)} tokens/s covers the {_figure(needed)} tokens/s the demand "
-        "needs" + ("; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""),
+        "needs" + within,
     )
 
 
@@ -376,7 +399,7 @@ def _decision(
     alone moves as a migration progresses (a move is CheaperPlacement, then ScaleDown against the
     placement half-way), and its figures move with every price."""
     explanation = plan.explanation
-    target = decision_target(plan)
+    target = decision_target(plan)[:DECISION_TARGET_MAX]  # cut alike every cycle: still compared as it is stored
     previous = old.get("lastDecision") or {}
     same = (
         previous.get("target") == target
