@@ -96,6 +96,16 @@ def _portable(node: Any) -> Any:
     return out
 
 
+SETTINGS_THE_TEMPLATES_READ = (
+    "leaseDurationSeconds",
+    "leaseRenewDeadlineSeconds",
+    "leaseRetryPeriodSeconds",
+    "probePort",
+    "metricsPort",
+)
+"""values.operator keys the chart's templates use themselves, so they may not be null."""
+
+
 def operator_settings_schema() -> JsonDict:
     """JSON Schema of `values.operator`: OperatorSettings' fields, camelCase, without `namespace`."""
     from gridshift.settings import OperatorSettings
@@ -115,6 +125,9 @@ def operator_settings_schema() -> JsonDict:
         "description": "Operator settings (gridshift.settings.OperatorSettings), passed as GRIDSHIFT_* env vars.",
         "additionalProperties": False,
         "properties": properties,
+        # The templates read these too (ports, the lease check): a null (helm drops the key) rendered an empty
+        # containerPort the apiserver refused (review); required, it is refused naming the key.
+        "required": list(SETTINGS_THE_TEMPLATES_READ),
     }
 
 
@@ -209,8 +222,10 @@ def _array(description: str, items: JsonDict | None = None) -> JsonDict:
 DURATION = r"^[0-9]+(ms|s|m|h)$"
 
 
-def _probe(description: str) -> JsonDict:
+def _probe(description: str, *, liveness: bool = False) -> JsonDict:
     count = {"type": "integer", "minimum": 1}
+    # The apiserver refuses a liveness (or startup) probe's successThreshold other than 1 (review).
+    success = {"type": "integer", "minimum": 1, "maximum": 1} if liveness else count
     return _closed(
         description,
         {
@@ -218,7 +233,7 @@ def _probe(description: str) -> JsonDict:
             "periodSeconds": count,
             "timeoutSeconds": count,
             "failureThreshold": count,
-            "successThreshold": count,
+            "successThreshold": success,
         },
     )
 
@@ -370,7 +385,10 @@ def _pod_values() -> JsonDict:
         "resources": _free_object("Container resources."),
         "probes": _closed(
             "Timing of the probes on operator.probePort /healthz.",
-            {"liveness": _probe("Liveness probe timing."), "readiness": _probe("Readiness probe timing.")},
+            {
+                "liveness": _probe("Liveness probe timing.", liveness=True),
+                "readiness": _probe("Readiness probe timing."),
+            },
         ),
         "nodeSelector": _label_map("Node selector."),
         "tolerations": _array("Tolerations."),

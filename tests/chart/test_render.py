@@ -237,6 +237,13 @@ def test_pdb_only_with_several_replicas(helm: Helm) -> None:
         ("replicas=3", "replicas"),
         ("metrics.serviceMonitor.enable=true", "enable"),
         ("operator.planIntervalSeconds=0", "planIntervalSeconds"),
+        # Review: a null (the documented way to leave a setting to the operator) rendered an empty
+        # containerPort or a lease check against <nil> for the keys the templates read themselves.
+        ("operator.probePort=null", "probePort"),
+        ("operator.metricsPort=null", "metricsPort"),
+        ("operator.leaseDurationSeconds=null", "leaseDurationSeconds"),
+        # Review: the apiserver refuses a liveness probe's successThreshold other than 1, after the render.
+        ("probes.liveness.successThreshold=2", "successThreshold"),
     ],
 )
 def test_typos_and_bad_values_fail_with_the_key_named(helm: Helm, flag: str, named: str) -> None:
@@ -286,3 +293,20 @@ def test_probe_and_metrics_ports_must_differ(helm: Helm) -> None:
     # failed to bind at start.
     proc = helm.template("--set", "operator.probePort=9090", "--set", "operator.metricsPort=9090", check=False)
     assert proc.returncode != 0 and "probePort and metricsPort are both 9090" in proc.stderr
+
+
+def test_metrics_service_labels_may_not_hide_it_from_its_service_monitor(helm: Helm) -> None:
+    # Found in review: a label of metrics.service.labels named like one the ServiceMonitor selects by was
+    # written a second time after the chart's; YAML keeps the last, and Prometheus silently scraped nothing.
+    proc = helm.template(
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "metrics.service.labels.app\\.kubernetes\\.io/component=x",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "metrics.service.labels: app.kubernetes.io/component is one of the labels" in proc.stderr
+    fine = helm.render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.labels.team=ml")
+    service = next(o for o in fine if o["kind"] == "Service" and o["metadata"]["name"].endswith("-metrics"))
+    assert service["metadata"]["labels"]["team"] == "ml"
