@@ -155,3 +155,45 @@ def test_member_chart_leaves_an_existing_service_account_namespace_alone(helm: H
     assert [d["metadata"]["name"] for d in documents if d["kind"] == "Namespace"] == ["gs-a"]
     account = next(d for d in documents if d["kind"] == "ServiceAccount")
     assert account["metadata"]["namespace"] == "gridshift-system"
+
+
+def test_two_member_releases_on_one_cluster_share_no_rbac_object_name(helm: Helm) -> None:
+    # Found in review: the ClusterRole, ClusterRoleBinding, Role and RoleBinding had fixed names, so a second
+    # release on one member cluster (a prod hub and a staging hub sharing GPU clusters) failed to install.
+    def names(account: str, namespace: str) -> set[tuple[str, str, str]]:
+        text = helm.render_member(
+            "--set",
+            f"serviceAccount.name={account}",
+            "--set",
+            "serviceAccount.createNamespace=false",
+            "--set",
+            f"workloadNamespaces={{{namespace}}}",
+            "--set",
+            "inventory.nodes=true",
+        )
+        kinds = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+        return {
+            (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+            for d in yaml.safe_load_all(text)
+            if d and d["kind"] in kinds
+        }
+
+    prod, staging = names("gs-prod", "gridshift-workloads"), names("gs-staging", "gridshift-workloads")
+    assert len(prod) == len(staging) == 4
+    assert not prod & staging
+    # The default release keeps the names it always had (an upgrade renames nothing).
+    assert ("ClusterRole", "", "gridshift-member-inventory") in names("gridshift-member", "gridshift-workloads")
+    assert ("Role", "gridshift-workloads", "gridshift-member") in names("gridshift-member", "gridshift-workloads")
+
+
+def test_the_member_charts_version_label_is_a_valid_label_value(helm: Helm, tmp_path: Path) -> None:
+    # Found in review: a chart version with build metadata (0.1.0+g1a2b3c) put "+" in helm.sh/chart.
+    import shutil
+
+    chart = tmp_path / "gridshift-member"
+    shutil.copytree(MEMBER_CHART_DIR, chart)
+    meta = chart / "Chart.yaml"
+    meta.write_text(re.sub(r"(?m)^version: .*$", "version: 0.1.0+g1a2b3c", meta.read_text()))
+    text = helm.run("template", "m", str(chart)).stdout
+    labels = [d["metadata"]["labels"]["helm.sh/chart"] for d in yaml.safe_load_all(text) if d]
+    assert labels and all(re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", v) for v in labels), labels
