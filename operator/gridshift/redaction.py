@@ -39,7 +39,10 @@ def _forms(value: str) -> set[str]:
     a password with a backslash, doubled by repr, was quoted whole in a feed's error)."""
     forms = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
     forms.add(base64.b64encode(value.encode()).decode())
-    forms |= {repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")}
+    escaped = value.encode("unicode_escape").decode("ascii")
+    # repr picks its quote by the whole string it shows: a secret inside a longer text may have either escaped.
+    forms |= {repr(value)[1:-1], escaped, escaped.replace("'", "\\'"), escaped.replace('"', '\\"')}
+    forms |= {value.replace("\\", "\\\\").replace("'", "\\'"), value.replace("\\", "\\\\").replace('"', '\\"')}
     forms |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 

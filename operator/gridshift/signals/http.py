@@ -177,6 +177,13 @@ _ACCEPTED_CODINGS = "gzip, deflate"
 _DECODABLE = frozenset({"gzip", "x-gzip", "deflate"})
 
 
+def _wbits(coding: str, first: bytes) -> int:
+    """zlib's window bits for a body in `coding` whose first bytes are `first`: a zlib or gzip header detected,
+    or raw deflate for "deflate" without a zlib header (RFC 1950 2.2: CM 8, and the check bits)."""
+    zlib_header = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] * 256 + first[1]) % 31 == 0
+    return -zlib.MAX_WBITS if coding == "deflate" and not zlib_header else zlib.MAX_WBITS | 32
+
+
 def _decoded_body(response: httpx.Response, max_body_bytes: int, check: Callable[[], None]) -> bytes:
     """The response's body, decoded from gzip or deflate in steps that never exceed `max_body_bytes`."""
     codings = [
@@ -185,8 +192,9 @@ def _decoded_body(response: httpx.Response, max_body_bytes: int, check: Callable
     codings = [c for c in codings if c != "identity"]
     if len(codings) > 1 or (codings and codings[0] not in _DECODABLE):
         raise BodyUndecodable(f"Content-Encoding {', '.join(codings)[:40]!r} was not asked for ({_ACCEPTED_CODINGS})")
-    # zlib or gzip header, detected (wbits + 32): "deflate" is zlib-wrapped (RFC 9110 8.4.1.2).
-    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if codings else None
+    # zlib or gzip header, detected (wbits + 32): "deflate" is zlib-wrapped (RFC 9110 8.4.1.2), but some servers
+    # send raw deflate, which httpx reads too (self-review): that is chosen when the first bytes are no zlib header.
+    inflate: Any = None
     chunks: list[bytes] = []
     size = 0
 
@@ -200,9 +208,11 @@ def _decoded_body(response: httpx.Response, max_body_bytes: int, check: Callable
     try:
         for raw in response.iter_raw():
             check()
-            if inflate is None:
+            if not codings:
                 take(raw)
                 continue
+            if inflate is None:
+                inflate = zlib.decompressobj(_wbits(codings[0], raw))
             while raw:
                 # At most one byte past the cap a step (0 would mean no limit; size <= the cap here).
                 take(inflate.decompress(raw, max_body_bytes + 1 - size))
