@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import PodGpus, gpu_quantity, node_gpus, pod_gpus, state_from_deployment
+from gridshift.actuation.members import (
+    NodeGpus,
+    PodGpus,
+    gpu_quantity,
+    inventory_of,
+    node_gpus,
+    pod_gpus,
+    state_from_deployment,
+)
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
 
@@ -94,3 +102,19 @@ def test_negative_replica_counts_read_as_zero() -> None:
     body["status"] = {"readyReplicas": -3}
     state = state_from_deployment(body)
     assert state is not None and (state.desired, state.ready) == (0, 0)
+
+
+def test_the_gpus_our_replicas_hold_are_those_of_gridshifts_scheduled_pods_in_the_namespaces_asked() -> None:
+    # Self-review: every scheduled GPU pod of a workload namespace counted as ours, so a tenant's own pods there
+    # made up for our Pending replicas, and the planner saw GPUs free that were not.
+    nodes = [NodeGpus("n1", H100, 16)]
+    pods = [
+        PodGpus("n1", 4, "gs-ml", managed=True),
+        PodGpus("n1", 8, "gs-ml", managed=False),  # the tenant's own pod beside our replicas
+        PodGpus("n1", 2, "gs-other", managed=True),  # not a namespace asked about
+    ]
+    (inventory,) = inventory_of(nodes, pods, ["gs-ml"])
+    assert (inventory.used, inventory.used_in_namespaces) == (14, 4)
+    labelled = {"metadata": {"namespace": "gs-ml", "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}}}
+    spec = {"nodeName": "n1", "containers": [{"resources": {"requests": {L.GPU_RESOURCE: "1"}}}]}
+    assert pod_gpus({**labelled, "spec": spec}) == PodGpus("n1", 1, "gs-ml", managed=True)

@@ -9,9 +9,10 @@ deployment (planner.problem._eligible_cluster).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from gridshift.actuation.members import ActuationForbidden
+from gridshift.actuation.members import ActuationForbidden, LiveObject
 from tests.service.harness import ServiceHarness, deployment_body
 
 TOKEN_REF = {"secretKeyRef": {"name": "hf-token", "key": "token"}}
@@ -79,12 +80,20 @@ def test_a_namespace_the_member_may_not_read_costs_its_own_tenant_only() -> None
     assert ready["status"] == "True", ready
 
 
-def test_replicas_read_in_a_namespace_named_unreadable_are_counted_once() -> None:
-    # Found in review: a namespace is unreadable when any listing there is refused (a Role that covers
-    # Deployments but not the companions, or a refusal the adapter remembered), yet its Deployments may have
-    # been read: the last cycle's replicas were added on top of those read, one more copy every cycle, and
-    # each copy held GPUs and stood as a placement of the tenant's deployment.
-    world = ServiceHarness(["eu-de"])
+def _refusing_services_in(world: ServiceHarness, namespace: str) -> None:
+    """The member's Role covers Deployments in `namespace` but not its Services: that listing is refused."""
+    member = world.members["eu-de"]
+    owned = member.owned_objects
+
+    def refusing(namespaces: Collection[str]) -> list[LiveObject]:
+        found = owned(namespaces)
+        member._unreadable[namespace] = ActuationForbidden("eu-de", f"cannot list services in {namespace}")
+        return [o for o in found if o.namespace != namespace]
+
+    member.owned_objects = refusing  # type: ignore[method-assign]
+
+
+def _two_tenants(world: ServiceHarness) -> None:
     world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gridshift-{namespace}"
     world.add(deployment_body("chat"))
     other = deployment_body("other")
@@ -92,11 +101,36 @@ def test_replicas_read_in_a_namespace_named_unreadable_are_counted_once() -> Non
     world.add(other)
     world.cycle()
     world.cycle()
-    member = world.members["eu-de"]
-    refusal = ActuationForbidden("eu-de", "cannot list services in the namespace gridshift-ml")
-    member.unreadable_namespaces = lambda: {"gridshift-ml": refusal}  # type: ignore[method-assign]
+
+
+def test_replicas_read_in_a_namespace_named_unreadable_are_counted_once() -> None:
+    # Found in review: a namespace is unreadable when any listing there is refused (a Role that covers
+    # Deployments but not the companions, or a refusal the adapter remembered), yet its Deployments may have
+    # been read: the last cycle's replicas were added on top of those read, one more copy every cycle, and
+    # each copy held GPUs and stood as a placement of the tenant's deployment.
+    world = ServiceHarness(["eu-de"])
+    _two_tenants(world)
+    _refusing_services_in(world, "gridshift-ml")
     for _ in range(3):
         report = world.cycle()
     assert any("namespace gridshift-ml not read" in e for e in report.errors), report.errors
     counted = [w for w in world.service.observer._last_workloads["eu-de"] if w.namespace == "gridshift-ml"]
     assert len(counted) == len({(w.namespace, w.name) for w in counted}) == 1, counted
+
+
+def test_a_replica_deleted_where_only_the_companions_are_refused_is_not_kept() -> None:
+    # Self-review: the last cycle's replicas were kept wherever any listing was refused, so a Deployment deleted
+    # in such a namespace stayed a placement for good and was never created again.
+    world = ServiceHarness(["eu-de"])
+    _two_tenants(world)
+    _refusing_services_in(world, "gridshift-ml")
+    world.cycle()
+    member = world.members["eu-de"]
+    for key in [k for k in member.objects if k[0] == "Deployment" and k[1] == "gridshift-ml"]:
+        del member.objects[key]
+    for _ in range(3):
+        world.cycle()
+    assert [w.desired for w in member.workloads(["gridshift-ml"])] == [
+        w.desired for w in world.service.observer._last_workloads["eu-de"] if w.namespace == "gridshift-ml"
+    ]
+    assert sum(w.desired for w in member.workloads(["gridshift-ml"])) >= 1

@@ -170,8 +170,8 @@ class GpuInventory:
     allocatable: int
     used: int
     used_in_namespaces: int = 0
-    """Of `used`, requested by pods in the namespaces asked about (gridshift's workload namespaces): what
-    gridshift's replicas hold, as scheduled pods, not as the Deployments' counts (service.inputs.planner_cluster)."""
+    """Of `used`, requested by gridshift-labelled pods in the namespaces asked about (the workload namespaces):
+    what gridshift's replicas hold, as scheduled pods, not as the Deployments' counts (inputs.planner_cluster)."""
 
 
 @dataclass(frozen=True)
@@ -337,6 +337,8 @@ class PodGpus:
     node: str
     gpus: int
     namespace: str = ""
+    managed: bool = False
+    """Labelled as gridshift's (a replica's pod, or one made to look like it: counted at most as our replicas)."""
 
 
 def node_gpus(node: Mapping[str, Any]) -> NodeGpus:
@@ -361,7 +363,11 @@ def pod_gpus(pod: Mapping[str, Any]) -> PodGpus | None:
         gpu_quantity((c.get("resources") or {}).get("requests"), what, round_up=True)
         for c in spec.get("containers") or []
     )
-    return PodGpus(str(node), gpus, str((pod.get("metadata") or {}).get("namespace") or "")) if gpus else None
+    if not gpus:
+        return None
+    meta = pod.get("metadata") or {}
+    managed = (meta.get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+    return PodGpus(str(node), gpus, str(meta.get("namespace") or ""), managed)
 
 
 def inventory_from(
@@ -390,7 +396,9 @@ def inventory_of(
         product = product_of_node.get(pod.node)
         if product is not None:
             used[product] += pod.gpus
-            if pod.namespace in asked:
+            # Only gridshift's pods: a tenant's own GPU pods in its workload namespace are not our replicas
+            # (self-review: they made up for our Pending ones).
+            if pod.managed and pod.namespace in asked:
                 ours[product] += pod.gpus
     return [GpuInventory(t, allocatable[t], used[t], ours[t]) for t in sorted(allocatable)]
 

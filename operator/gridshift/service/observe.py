@@ -302,9 +302,10 @@ class Observer:
         recorded = _recorded_namespaces(old_status)
         namespaces = sorted(wanted | recorded)
         unreadable: dict[str, str] = {}
+        unlisted: set[str] = set()
         try:
             view.member = self.member(name, cluster.spec)
-            found, unreadable = _read_member(view.member, view, namespaces)
+            found, unreadable, unlisted = _read_member(view.member, view, namespaces)
         except (MemberError, SecretMissing) as error:
             view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
@@ -327,14 +328,13 @@ class Observer:
             # A namespace the member's credentials may not read costs its own tenants only (review: one
             # tenant's unprovisioned namespace made the whole cluster unreachable for every tenant). What ran
             # there is kept, none of it counted Ready, as for an unreachable cluster.
-            # Only those not read this cycle: a namespace whose Deployments were read but whose Services were
-            # refused is unreadable too, and its replicas were counted twice, then once more every cycle (review).
+            # Only where the Deployments could not be listed, not read ones again (review: counted once more each
+            # cycle where the Services alone were refused, and one deleted there kept for good).
             read = {(w.namespace, w.name) for w in found}
-            last = self._last_workloads.get(name, [])
             view.workloads += [
                 replace(w, ready=0)
-                for w in last
-                if w.namespace in unreadable and w.owner_uid not in leaving and (w.namespace, w.name) not in read
+                for w in self._last_workloads.get(name, [])
+                if w.namespace in unlisted and w.owner_uid not in leaving and (w.namespace, w.name) not in read
             ]
             for namespace, reason in sorted(unreadable.items()):
                 report.errors.append(
@@ -530,17 +530,20 @@ def _recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
 
 def _read_member(
     member: MemberCluster, view: ClusterView, namespaces: Sequence[str]
-) -> tuple[list[WorkloadState], dict[str, str]]:
+) -> tuple[list[WorkloadState], dict[str, str], set[str]]:
     """The member's gridshift Deployments in `namespaces`, with its inventory and owned objects set on `view`;
-    and the namespaces the credentials may not read, with why (the adapter leaves them out). Every one of
-    them refused is the cluster's refusal, raised as before."""
+    the namespaces the credentials may not read, with why (the adapter leaves them out); and of those, the
+    ones whose Deployments could not be listed (what runs there is unknown). Every namespace refused is the
+    cluster's refusal, raised as before."""
     found = member.workloads(namespaces)
+    # Refusals are named since the cycle's first read: these are the Deployments' (MemberCluster protocol).
+    unlisted = {n for n in member.unreadable_namespaces() if n in namespaces}
     view.inventory = member.gpu_inventory(namespaces)
     view.objects = {(o.kind, o.namespace, o.name): o.applied for o in member.owned_objects(namespaces)}
     refused = {n: error for n, error in member.unreadable_namespaces().items() if n in namespaces}
     if refused and len(refused) == len(set(namespaces)):
         raise next(iter(refused.values()))
-    return found, {n: str(error) for n, error in refused.items()}
+    return found, {n: str(error) for n, error in refused.items()}, unlisted
 
 
 def _demand(

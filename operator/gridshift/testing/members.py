@@ -167,7 +167,8 @@ class FakeMemberCluster:
                         pod["containers"][0]["resources"]["requests"], f"Deployment {namespace}/{name}", round_up=True
                     )
                     used[product] += per_pod * int(obj["spec"]["replicas"])
-                    if namespace in namespaces:
+                    labels = (obj["spec"]["template"].get("metadata") or {}).get("labels") or {}
+                    if namespace in namespaces and labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE:
                         ours[product] += per_pod * int(obj["spec"]["replicas"])
             except (KeyError, IndexError, TypeError, ValueError, AttributeError):
                 continue  # the real adapter counts pods; a Deployment it cannot read holds none it can see
