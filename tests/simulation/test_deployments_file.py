@@ -91,6 +91,19 @@ def test_a_file_that_is_not_utf8_is_refused_naming_the_flag_and_the_file(tmp_pat
         load_deployments(path, SimulationSettings(days=0.1), TRACES)
 
 
+def test_fields_at_values_that_change_nothing_are_replayed(tmp_path: Path) -> None:
+    # Self-review: an empty clusterSelector (it matches every cluster) was refused like one that selects.
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "apiVersion: gridshift.dev/v1alpha1\nkind: InferenceDeployment\nmetadata: {name: chat, namespace: ml}\n"
+        "spec:\n  model: {servedName: chat, source: meta-llama/Meta-Llama-3-8B-Instruct}\n"
+        "  replica: {gpuTypes: [NVIDIA-H100-80GB-HBM3]}\n  slo: {ttftP95Ms: 1000, tpotP95Ms: 50}\n"
+        "  demand: {requestsPerSecond: 20}\n  placement: {clusterSelector: {}, allowedRegions: []}\n"
+        "  capacity: {minRegions: 1, minReplicas: 1}\n  migration: {mode: Auto}\n"
+    )
+    assert [s.name for s in load_deployments(path, SimulationSettings(days=0.1), TRACES)] == ["chat"]
+
+
 @pytest.mark.parametrize(
     ("added", "field"),
     [

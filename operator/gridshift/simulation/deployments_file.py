@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import InferenceDeployment, InferenceDeploymentSpec
 from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
 from gridshift.modes import MigrationMode
@@ -64,10 +65,15 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
     return setups
 
 
+def _selects(selector: LabelSelector | None) -> bool:
+    """Whether a label selector leaves any cluster out (an empty one matches every cluster)."""
+    return selector is not None and bool(selector.match_labels or selector.match_expressions)
+
+
 _NOT_REPLAYED: tuple[tuple[str, Callable[[InferenceDeploymentSpec], bool], str], ...] = (
     ("spec.placement.allowedRegions", lambda s: bool(s.placement.allowed_regions), "region rules"),
     ("spec.placement.forbiddenRegions", lambda s: bool(s.placement.forbidden_regions), "region rules"),
-    ("spec.placement.clusterSelector", lambda s: s.placement.cluster_selector is not None, "region rules"),
+    ("spec.placement.clusterSelector", lambda s: _selects(s.placement.cluster_selector), "region rules"),
     ("spec.capacity.minRegions", lambda s: s.capacity.min_regions > 1, "a spread over regions"),
     ("spec.capacity.minReplicas", lambda s: s.capacity.min_replicas == 0, "scale to zero (it keeps a replica)"),
     ("spec.migration.mode", lambda s: s.migration.mode is not MigrationMode.AUTO, "modes other than Auto"),
