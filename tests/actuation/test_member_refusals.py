@@ -11,7 +11,7 @@ import pytest
 
 from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster
 
-KUBECONFIG = {
+KUBECONFIG = {  # a member no test reaches: port 9 (discard) on localhost
     "apiVersion": "v1",
     "kind": "Config",
     "current-context": "c",

@@ -18,6 +18,7 @@ from gridshift.actuation.members import APPLY_CONFLICT_ATTEMPTS, KubeMemberClust
 from gridshift.hub.client import CONFLICT_ATTEMPTS, KubeHub, ObjectRef
 from gridshift.hub.requests import RequestCounter
 from gridshift.service.writes import Fenced, WritePool
+from tests.actuation.test_member_refusals import KUBECONFIG
 from tests.signals.conftest import LocalServer, Reply, Request, local_server
 
 __all__ = ["local_server"]
@@ -138,15 +139,7 @@ def conflict() -> Exception:
 
 
 def member_with_scripted_apply(monkeypatch: pytest.MonkeyPatch, failures: int) -> tuple[KubeMemberCluster, list[int]]:
-    kubeconfig = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "c",
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "users": [{"name": "u", "user": {}}],
-    }
-    member = KubeMemberCluster("eu-de", kubeconfig)
+    member = KubeMemberCluster("eu-de", KUBECONFIG)
     tries: list[int] = []
 
     def apply_one(manifest: Any) -> None:
