@@ -58,7 +58,9 @@ def measured(world: ServiceHarness, values: dict[Signal, float]) -> dict[str, An
     body = deployment_body(rps=4.0)
     world.add(body)
     settled(world)
-    body["spec"]["demand"] = PROMETHEUS
+    # A copy: a test that edits the deployment's demand afterwards (requestClasses) edited PROMETHEUS itself, and
+    # every later test of this module planned by class (its results depended on the order tests ran in).
+    body["spec"]["demand"] = dict(PROMETHEUS)
     for signal, value in values.items():
         world.metrics.set_signal(REF, signal, value)
     return settled(world)
