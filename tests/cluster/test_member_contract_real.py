@@ -16,7 +16,7 @@ from gridshift.service.inputs import planner_cluster
 from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, target
 from tests.service.test_inputs import eu_cluster
 
-from .helpers import fresh_namespace, kubectl_json, wait_for
+from .helpers import fresh_namespace, kubectl_json, pod_condition, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -73,37 +73,33 @@ def test_gpu_quantities_the_apiserver_stores_never_fail_the_observation(control_
 def test_replicas_whose_pods_are_pending_hold_no_gpu_in_the_inventory(control_planes: Any) -> None:
     """Found in review: the GPUs our replicas hold were the Deployments' counts, so Pending replicas (a cluster
     filled by others since, or a Deployment scaled by hand far past it) made as many GPUs "free" for every
-    tenant there. The real scheduler leaves the pods past the cluster's GPUs Pending; only the scheduled ones
-    count, and the planner's budget is what is really free."""
+    tenant there. Here the real scheduler leaves a replica's pods Pending (a node selector no node matches:
+    deterministic, where a flood past the region's GPUs raced the scheduler in CI); they hold no GPU, and the
+    planner's budget is what is really free."""
     world, region = control_planes, "eu-de"
     ns = fresh_namespace(world, region)
     member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    desired = 3
     try:
-        # More replicas than the region's GPUs could ever hold, Ready nodes or not: some stay Pending for sure.
-        nodes = kubectl_json(world, region, "get", "nodes", "-l", f"{L.GPU_PRODUCT_NODE_LABEL}={GPU}")["items"]
-        most = sum(int(n["status"].get("capacity", {}).get(L.GPU_RESOURCE, 0)) for n in nodes)
-        desired = most + 5
-        member.apply(render_workload(SPEC, replace(target("flood", desired), workload_namespace=ns)))
+        manifests = render_workload(SPEC, replace(target("stuck", desired), workload_namespace=ns))
+        for manifest in manifests:
+            if manifest["kind"] == "Deployment":
+                manifest["spec"]["template"]["spec"]["nodeSelector"]["gridshift.dev/test-node"] = "none-has-it"
+        member.apply(manifests)
 
-        def scheduler_done() -> bool:
-            # Every replica's pod created, and the scheduler through them: one refused for want of GPUs. Only
-            # then is what is bound final (CI read the inventory before the scheduler had bound any).
+        def refused() -> list[dict[str, Any]] | None:
             pods = kubectl_json(world, region, "get", "pods", "-n", ns)["items"]
-            refused = [
-                p
-                for p in pods
-                for c in (p.get("status") or {}).get("conditions") or []
-                if c.get("type") == "PodScheduled" and c.get("status") == "False"
-            ]
-            return len(pods) == desired and bool(refused)
+            waiting = [p for p in pods if (pod_condition(p, "PodScheduled") or {}).get("status") == "False"]
+            return waiting if len(waiting) == desired else None
 
-        wait_for(scheduler_done, 120, "every replica's pod created, those past the cluster's GPUs Pending")
+        wait_for(refused, 180, f"{desired} pods refused by the scheduler")
+        [state] = member.workloads([ns])
+        assert (state.desired, state.owned) == (desired, True)
         inventory = member.gpu_inventory([ns])
         ours = {i.gpu_type: i for i in inventory.gpus}[GPU]
-        # Other tests' pods may still be leaving the cluster: everything is read from this one inventory.
-        assert ours.used_in_namespaces <= most < desired
+        assert ours.used_in_namespaces == 0, ours
         budget = planner_cluster(region, eu_cluster(), inventory, {GPU: desired}).offerings[0]
-        assert budget.available_gpus == max(0, ours.allocatable - (ours.used - ours.used_in_namespaces))
+        assert budget.available_gpus == max(0, ours.allocatable - ours.used), (budget, ours)
     finally:
         member.close()
         world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
