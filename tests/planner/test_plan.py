@@ -277,6 +277,21 @@ def test_too_little_inventory_gives_a_reason_not_an_exception() -> None:
     assert plan.explanation.reason == "Infeasible"
 
 
+def test_the_shortfall_names_figures_only_for_a_static_demand() -> None:
+    """A measured demand's figures move with every scrape, and the reason is Ready's message: figures
+    there would rewrite the status each cycle. A static demand's stand still, and help."""
+    inventory = [cluster("a", gpus={H100: 2})]
+    measured = make_plan(snapshot([deployment("chat", 100.0)], inventory, {"a": flat_prices(0.1)}))
+    reason = measured.for_deployment("ns/chat").infeasible_reason
+    assert reason == "needs more tokens/s within the SLO than fit (inventory or maxReplicas binds)"
+    static = make_plan(snapshot([deployment("chat", None, static_rps=100.0)], inventory, {"a": flat_prices(0.1)}))
+    reason = static.for_deployment("ns/chat").infeasible_reason
+    assert reason is not None and reason.startswith("needs ") and " tokens/s within the SLO but only " in reason
+    assert (
+        measured.for_deployment("ns/chat").needed_tokens_per_s == static.for_deployment("ns/chat").needed_tokens_per_s
+    )
+
+
 def test_a_gpu_type_without_a_profile_gives_a_reason() -> None:
     world = snapshot(
         [deployment("chat", 5.0, gpu_types=["NVIDIA-L40S"])],

@@ -983,11 +983,7 @@ def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str 
     covered = sum(map(operator.mul, counts, deployment.columns.unit))
     problems = []
     if covered < deployment.coverage_target - 1e-6:
-        unit = "tokens/s" if deployment.demand_known else "replicas"
-        problems.append(
-            f"needs {deployment.coverage_target:.1f} {unit} within the SLO but only {covered:.1f} fit "
-            "(inventory or maxReplicas binds)"
-        )
+        problems.append(f"{_shortfall(deployment, covered)} (inventory or maxReplicas binds)")
     if sum(counts) < deployment.min_replicas:
         problems.append(f"only {sum(counts)} of minReplicas {deployment.min_replicas} fit in free inventory")
     regions = {o.region for n, o in zip(counts, deployment.options, strict=True) if n > 0}
@@ -996,6 +992,16 @@ def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str 
     if deployment.min_regions < deployment.user_min_regions:
         problems.append(f"minRegions {deployment.user_min_regions} exceeds the eligible regions")
     return "; ".join(problems) or None
+
+
+def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
+    """The coverage problem in words. A measured demand's figures move with every scrape, and this text is
+    Ready's message: figures there would rewrite the status each cycle (found in review), so it says only
+    that more is needed; `needed_tokens_per_s` and `capacity_tokens_per_s` carry the figures."""
+    if deployment.deployment.requirements.static_requests_per_second is None and deployment.demand_known:
+        return "needs more tokens/s within the SLO than fit"
+    unit = "tokens/s" if deployment.demand_known else "replicas"
+    return f"needs {deployment.coverage_target:.1f} {unit} within the SLO but only {covered:.1f} fit"
 
 
 def _deployment_plan(

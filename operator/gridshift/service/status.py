@@ -16,7 +16,6 @@ decides them, in one pure function.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -206,11 +205,6 @@ def _concerning(
     }
 
 
-_COVERAGE_FIGURES = re.compile(r"needs [0-9.]+ tokens/s within the SLO but only [0-9.]+ fit")
-"""planner.plan._infeasible_reason's coverage problem, figures included (tests/service/test_status.py checks
-that it still matches what the planner writes)."""
-
-
 def _plan_problem(
     plan: DeploymentPlan, idep: InferenceDeployment, namespace: str, views: Mapping[str, ClusterView]
 ) -> tuple[ReadyReason, str]:
@@ -220,10 +214,6 @@ def _plan_problem(
         return ReadyReason.FORBIDDEN, f"no RegionalCluster admits namespace {namespace} (tenantNamespaceSelector)"
     places = any(t.reachable and t.replicas > 0 for t in plan.targets)
     short = plan.needed_tokens_per_s is not None and plan.capacity_tokens_per_s + _EPS < plan.needed_tokens_per_s
-    if idep.spec.demand.source is not DemandSource.STATIC:
-        # The planner's figures move with every scrape of a measured demand: a new message, a status write
-        # each cycle (review). They stay in lastDecision.explanation, as decided.
-        why = _COVERAGE_FIGURES.sub("needs more tokens/s within the SLO than fit", why)
     if places and (short or plan.total_replicas < idep.spec.capacity.min_replicas):
         return ReadyReason.INSUFFICIENT_CAPACITY, why
     return ReadyReason.INFEASIBLE, why
