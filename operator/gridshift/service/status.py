@@ -319,25 +319,12 @@ def _slo_state(
     if latency:
         return SLOReason.LATENCY_ABOVE_SLO, latency
     within = "; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""
-    if not figures:
-        if ready_capacity + _EPS < needed:
-            return (
-                SLOReason.CAPACITY_SHORT,
-                "Ready capacity is below what the measured demand needs within the SLO (headroom included; "
-                "the rate is in status.observedSlo)",
-            )
-        return SLOReason.WITHIN_SLO, "Ready capacity covers what the measured demand needs" + within
+    capacity = f"Ready capacity {_figure(ready_capacity)} tokens/s" if figures else "Ready capacity"
+    demand = f"the {_figure(needed)} tokens/s the demand" if figures else "what the measured demand"
     if ready_capacity + _EPS < needed:
-        return (
-            SLOReason.CAPACITY_SHORT,
-            f"Ready capacity {_figure(ready_capacity)} tokens/s is below the {_figure(needed)} tokens/s "
-            "the demand needs within the SLO (headroom included)",
-        )
-    return (
-        SLOReason.WITHIN_SLO,
-        f"Ready capacity {_figure(ready_capacity)} tokens/s covers the {_figure(needed)} tokens/s the demand "
-        "needs" + within,
-    )
+        rate = "" if figures else "; the rate is in status.observedSlo"
+        return SLOReason.CAPACITY_SHORT, f"{capacity} is below {demand} needs within the SLO (headroom included{rate})"
+    return SLOReason.WITHIN_SLO, f"{capacity} covers {demand} needs{within}"
 
 
 def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> str | None:
