@@ -92,6 +92,14 @@ def redact(text: str) -> str:
     return text
 
 
+def excerpt(text: str, limit: int, *, marker: str = "") -> str:
+    """`text` redacted, then cut to `limit` characters, the last of them `marker` where it is cut. Cut first,
+    the part of a remembered secret left would no longer be recognised (review: an echoed token's first 20
+    characters reached a feed's error)."""
+    text = redact(text)
+    return text if len(text) <= limit else f"{text[: limit - len(marker)]}{marker}"
+
+
 def contains_secret(text: str) -> bool:
     values = _values
     return any(value in text for value in values)

@@ -12,6 +12,7 @@ import zlib
 import httpx
 import pytest
 
+from gridshift import redaction
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import PriceFetchError
 from tests.signals.conftest import LocalServer, Reply
@@ -86,3 +87,16 @@ def test_a_body_that_does_not_decode_is_named_and_not_retried(
     with pytest.raises(PriceFetchError, match=message) as refused:
         fetch(local_server)
     assert (refused.value.feed, refused.value.field, refused.value.retryable) == ("feed", "http.body", False)
+
+
+def test_a_credential_echoed_into_the_content_encoding_leaves_no_part_of_it(local_server: LocalServer) -> None:
+    # Self-review: the header was lower-cased and cut to 40 characters before the error redacted it, so the
+    # token's first characters, or all of it in lower case, reached the feed's condition.
+    token = "Feed-Token-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    redaction.remember(token)
+    for header in (f"gzip, {'x' * 20}{token}", f"br, {token}"):
+        local_server.answer(Reply(body=b"{}", headers={"Content-Encoding": header}))
+        with pytest.raises(PriceFetchError, match="was not asked for") as refused:
+            fetch(local_server)
+        text = str(refused.value)
+        assert token[:8] not in text and token.lower()[:8] not in text, text

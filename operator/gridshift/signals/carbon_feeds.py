@@ -58,7 +58,7 @@ from gridshift.signals.carbon import (
     as_carbon_errors,
     validated_carbon_series,
 )
-from gridshift.signals.fields import excerpt, finite_number, iso_time, json_body
+from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import get_body
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
@@ -121,11 +121,13 @@ def parse_electricity_maps(
     document = _object(feed, "http.body", _json(feed, body))
     if "error" in document and list_field not in document:
         raise CarbonDataError(
-            feed, "http.body", f"Electricity Maps answered an error: {excerpt(str(document['error']), 200)}"
+            feed, "http.body", f"Electricity Maps answered an error: {redaction.excerpt(str(document['error']), 200)}"
         )
     zone = document.get("zone")
     if expected_zone is not None and zone is not None and zone != expected_zone:
-        raise CarbonDataError(feed, "zone", f"the answer is for zone {excerpt(str(zone), 64)!r}, not {expected_zone!r}")
+        raise CarbonDataError(
+            feed, "zone", f"the answer is for zone {redaction.excerpt(str(zone), 64)!r}, not {expected_zone!r}"
+        )
     items = _list(feed, list_field, document.get(list_field))
     starts: list[datetime] = []
     values: list[tuple[float, CarbonBasis]] = []
@@ -299,7 +301,7 @@ def parse_gb_carbon_intensity(body: bytes, *, feed: str) -> list[CarbonInterval]
     if "error" in document:
         error = document["error"]
         message = error.get("message") if isinstance(error, Mapping) else error
-        raise CarbonDataError(feed, "http.body", f"the API answered an error: {excerpt(str(message), 200)}")
+        raise CarbonDataError(feed, "http.body", f"the API answered an error: {redaction.excerpt(str(message), 200)}")
     data: object = document.get("data")
     field = "data"
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], Mapping) and "regionid" in data[0]:

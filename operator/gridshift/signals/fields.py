@@ -58,17 +58,9 @@ def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceD
     return utc_within_range(feed, field, parsed, _shown(value), error)
 
 
-def excerpt(text: str, limit: int) -> str:
-    """`text` redacted, then cut to `limit` characters: cut first, the part of a remembered secret left would
-    no longer be recognised (review: an echoed token's first 20 characters reached a feed's error)."""
-    return redaction.redact(text)[:limit]
-
-
 def _shown(value: object) -> str:
-    """A value for an error message, cut short (a hostile body may hold a 400-digit number). Redacted
-    first: a cut would leave part of a remembered secret that redaction no longer recognises."""
-    text = redaction.redact(repr(value))
-    return text if len(text) <= 40 else f"{text[:37]}..."
+    """A value for an error message, cut short (a hostile body may hold a 400-digit number)."""
+    return redaction.excerpt(repr(value), 40, marker="...")
 
 
 def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:

@@ -35,6 +35,7 @@ import requests
 import requests.adapters
 import requests.structures
 
+from gridshift import redaction
 from gridshift.redaction import display_url
 from gridshift.signals.prices import PriceFetchError
 
@@ -186,12 +187,13 @@ def _wbits(coding: str, first: bytes) -> int:
 
 def _decoded_body(response: httpx.Response, max_body_bytes: int, check: Callable[[], None]) -> bytes:
     """The response's body, decoded from gzip or deflate in steps that never exceed `max_body_bytes`."""
-    codings = [
-        c for c in (part.strip().lower() for part in response.headers.get("Content-Encoding", "").split(",")) if c
-    ]
-    codings = [c for c in codings if c != "identity"]
+    header = response.headers.get("Content-Encoding", "")
+    codings = [c for c in (part.strip().lower() for part in header.split(",")) if c and c != "identity"]
     if len(codings) > 1 or (codings and codings[0] not in _DECODABLE):
-        raise BodyUndecodable(f"Content-Encoding {', '.join(codings)[:40]!r} was not asked for ({_ACCEPTED_CODINGS})")
+        # Quoted as sent, redacted before it is cut: a server that echoes a credential into the header would
+        # otherwise leave its first characters (or all of it, lower-cased, which redaction does not know).
+        shown = redaction.excerpt(header.strip(), 40)
+        raise BodyUndecodable(f"Content-Encoding {shown!r} was not asked for ({_ACCEPTED_CODINGS})")
     # zlib or gzip header, detected (wbits + 32): "deflate" is zlib-wrapped (RFC 9110 8.4.1.2), but some servers
     # send raw deflate, which httpx reads too (self-review): that is chosen when the first bytes are no zlib header.
     inflate: Any = None
