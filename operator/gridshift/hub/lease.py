@@ -99,10 +99,14 @@ class LeaderElector:
         except Exception as error:  # the hub is unreachable: not renewed; leading() lapses at the deadline
             log.warning("leader lease %s/%s: read failed: %s", self.namespace, self.name, type(error).__name__)
             return False
+        # The change is dated when the answer came, as client-go does: dated when the read was sent, a read held
+        # in flight while the holder renewed made its last renewal look that much older, and the Lease was taken
+        # while the holder still led (found in review). Its own renewal stays dated `now`: earlier is safe there.
+        seen = self._monotonic()
         with self._lock:
             if current is None or self._observed is None or _record_changed(self._observed, current):
-                self._observed, self._observed_at = current, now
-            observed_at = self._observed_at if self._observed_at is not None else now
+                self._observed, self._observed_at = current, seen
+            observed_at = self._observed_at if self._observed_at is not None else seen
         wall = self._wall()
         # Whole seconds on the Lease (leaseDurationSeconds is an integer), rounded up: rounded down, a
         # duration of 10.9 s with a renew deadline of 10.5 s let another replica take over at 10 s
@@ -111,7 +115,7 @@ class LeaderElector:
         if current is None:
             record = LeaseRecord(self.identity, duration, wall, wall, 0, None)
         elif current.holder not in (None, "", self.identity):
-            if now - observed_at < max(current.duration_seconds, 1):
+            if seen - observed_at < max(current.duration_seconds, 1):
                 return False  # held by another replica, and not yet expired by our own clock
             record = LeaseRecord(self.identity, duration, wall, wall, current.transitions + 1, current.resource_version)
         else:

@@ -1,0 +1,74 @@
+"""The candidate's clock in leader election: when it saw the Lease change, not when it asked.
+
+With a fake clock and the fake hub: the real-apiserver tests (tests/security/test_leader.py) cannot
+hold one read in flight while the holder renews.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gridshift.hub.client import LeaseRecord
+from gridshift.hub.lease import LeaderElector, LeaseTiming
+from gridshift.testing.hub import FakeHub
+
+LEASE, NAMESPACE = "gridshift-leader", "gridshift-system"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowReadHub(FakeHub):
+    """A hub whose next Lease read is answered only after `during_read` has run (a slow apiserver)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during_read: Callable[[], None] | None = None
+
+    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+        if self.during_read is not None:
+            hook, self.during_read = self.during_read, None
+            hook()
+        return super().read_lease(name, namespace)
+
+
+class DownHub(FakeHub):
+    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+        raise OSError("hub unreachable")
+
+
+def test_a_slow_read_does_not_date_the_holders_renewal_back_to_when_it_was_sent() -> None:
+    # Found in review: the candidate took its clock before the read and dated the change it saw to then, so
+    # a read held 8 s in flight made the holder's last renewal look 8 s older than it was: the candidate took
+    # the Lease while the holder still led (client-go reads the clock after the Get).
+    clock, hub = Clock(), SlowReadHub()
+    timing = LeaseTiming()  # 15 s lease, 10 s renew deadline, 2 s retry period
+    holder = LeaderElector(hub, LEASE, NAMESPACE, "a", timing, clock)
+    candidate = LeaderElector(hub, LEASE, NAMESPACE, "b", timing, clock)
+    assert holder.try_acquire_or_renew()
+    clock.now = 1.0
+    assert not candidate.try_acquire_or_renew()
+
+    def holder_renews_meanwhile() -> None:
+        for moment in (4.0, 6.0, 8.0, 10.0):
+            clock.now = moment
+            assert holder.try_acquire_or_renew()
+        clock.now = 10.5  # the read sent at 2.5 is answered now, with the renewal of 10.0
+
+    clock.now = 2.5
+    hub.during_read = holder_renews_meanwhile
+    assert not candidate.try_acquire_or_renew()
+    holder.hub = DownHub()  # cut off: renewed last at 10.0, it leads until 20.0 (the renew deadline)
+    moment = 10.5
+    while moment < 26.0:
+        moment += 0.5
+        clock.now = moment
+        holder.try_acquire_or_renew()
+        candidate.try_acquire_or_renew()
+        assert not (holder.leading() and candidate.leading()), f"two leaders at {moment}"
+    assert candidate.leading() and not holder.leading()  # and the Lease did pass, once expired
