@@ -39,6 +39,9 @@ LABEL_VALUE_MAX = 63
 HASH_HEX_DIGITS = 16
 """64 bits of SHA-256: a collision between two names needs ~2^32 names, not the 65,536 of a 32-bit hash."""
 _LABEL_VALUE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_STEM_MAX = LABEL_VALUE_MAX - HASH_HEX_DIGITS - 1
+_DIGEST_FORM = re.compile(rf"(?:.{{1,{_STEM_MAX}}}-)?[0-9a-f]{{{HASH_HEX_DIGITS}}}")
+"""What `bounded_label_value` makes of a text it cannot use as it is: a stem and the digest, or the digest."""
 
 
 def digest(text: str, hex_digits: int = HASH_HEX_DIGITS) -> str:
@@ -50,11 +53,15 @@ def bounded_label_value(text: str) -> str:
     """`text` itself when it is a valid label value, else a readable prefix of it plus a 64-bit digest.
 
     Valid: at most 63 characters of [A-Za-z0-9._-], beginning and ending with an alphanumeric. The
-    digest is of the whole original text, so two texts sharing a long prefix stay distinct.
+    digest is of the whole original text, so two texts sharing a long prefix stay distinct. A valid text
+    that has the digest form's shape takes the digest form too: used as it is, it would be another text's
+    value (found in review: `ns.chat-xxx...-<16 hex>`, a name the CRD admits, was the label of a 205-character
+    name in the same namespace, and each deployment's Service and PodDisruptionBudget selected the other's pods).
     """
-    if len(text) <= LABEL_VALUE_MAX and not _LABEL_VALUE_CHARS.search(text) and _ends_alphanumeric(text):
+    valid = len(text) <= LABEL_VALUE_MAX and not _LABEL_VALUE_CHARS.search(text) and _ends_alphanumeric(text)
+    if valid and not _DIGEST_FORM.fullmatch(text):
         return text
-    stem = _LABEL_VALUE_CHARS.sub("-", text)[: LABEL_VALUE_MAX - HASH_HEX_DIGITS - 1].strip("._-")
+    stem = _LABEL_VALUE_CHARS.sub("-", text)[:_STEM_MAX].strip("._-")
     return f"{stem}-{digest(text)}" if stem else digest(text)
 
 
