@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from gridshift.nvml import (
+    PowerReadError,
     PowerSample,
     PowerTrace,
     SamplerSettings,
+    ThreadedPowerSampler,
     TracePowerSampler,
     measured_phase,
     summarise_phase,
@@ -215,3 +217,41 @@ def test_a_power_trace_saved_with_a_bom_is_read(tmp_path: Path) -> None:
     path = tmp_path / "power.csv"
     path.write_text("\ufefft_s,power_w\n0,300\n0.02,310\n", encoding="utf-8")
     assert PowerTrace.from_csv(path).mean_watts() == pytest.approx(305.0)
+
+
+class _FailingReader:
+    """A PowerReader whose power reads fail after the first few (a GPU fell off the bus mid-sweep)."""
+
+    def __init__(self, good_reads: int) -> None:
+        self.left = good_reads
+
+    def gpu_names(self) -> tuple[str, ...]:
+        return ("NVIDIA H100 80GB HBM3",)
+
+    def read_power_watts(self) -> list[float]:
+        self.left -= 1
+        if self.left < 0:
+            raise OSError("NVML error 15: GPU is lost")
+        return [300.0]
+
+    def read_energy_millijoules(self) -> list[int] | None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+def test_a_power_read_that_fails_mid_sweep_is_one_named_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: the sampling thread died with a traceback of its own, and the main thread's next read
+    # raised pynvml's error as a second traceback.
+    escaped: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    sampler = ThreadedPowerSampler(_FailingReader(good_reads=3), SamplerSettings(sample_period_ms=5))
+    try:
+        sampler.begin_phase("decode_c1")
+        time.sleep(0.1)
+        with pytest.raises(PowerReadError, match="reading GPU power failed: OSError: NVML error 15: GPU is lost"):
+            sampler.end_phase()
+    finally:
+        sampler.close()
+    assert escaped == []

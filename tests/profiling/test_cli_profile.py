@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,10 @@ import yaml
 from rich.console import Console
 
 from gridshift.api import GPUProfile
+from gridshift.api.common import DNS_SUBDOMAIN
 from gridshift.cli import profile as profile_cli
 from gridshift.cli.main import UsageError
+from tests.nvml.test_nvml_adapter import stand_in_pynvml
 from tests.profiling.openai_stub import OpenAIStub, StubBehaviour
 
 
@@ -96,6 +100,28 @@ def test_a_server_that_refuses_requests_fails_the_run(power_trace: Path, capsys:
         (["--power-trace", "/dev/null", "--gpu-type", "X"], "--power-trace /dev/null: not a regular file"),
         (["--gpus-per-replica", "3"], "--gpus-per-replica must be 1, 2, 4 or 8"),
         (["--trace-limit", "0"], "--trace-limit must be >= 1"),
+        # Found in review: each of these failed after the sweep, or measured the wrong GPUs.
+        (["--max-output-tokens", "1"], "--max-output-tokens must be >= 2"),
+        (["--gpus", "0,1,2,3", "--gpus-per-replica", "2"], "--gpus has 4 indices but --gpus-per-replica is 2"),
+        (
+            ["--prometheus", "http://p:9090", "--selector", 'pod="a"', "--gpu-type", "X"],
+            "--gpus-per-replica is required with --prometheus",
+        ),
+        (
+            [
+                "--prometheus",
+                "http://p:9090",
+                "--selector",
+                'pod="a"',
+                "--gpu-type",
+                "X",
+                "--gpus-per-replica",
+                "1",
+                "--scrape-wait-seconds",
+                "-1",
+            ],
+            "--scrape-wait-seconds must be >= 0",
+        ),
         # Checked before the sweep (review: these failed after it, losing the measurement).
         (["--name", "Bad_Name"], "--name 'Bad_Name' is not a Kubernetes object name"),
         (["--output", "/nonexistent/dir/p.yaml"], "--output /nonexistent/dir/p.yaml: /nonexistent/dir is not a dir"),
@@ -158,6 +184,53 @@ def test_the_default_name_is_a_dns_subdomain() -> None:
     assert profile_cli.default_name("meta-llama/Meta-Llama-3-8B-Instruct", "NVIDIA-H100-80GB-HBM3", 1) == (
         "meta-llama-3-8b-instruct-nvidia-h100-80gb-hbm3-tp1"
     )
+    # Found in review: a model served from a folder (vLLM names it by the path) was named after nothing but
+    # its GPU, so profiling a second model replaced the first one's profile; and a dot before a dash, or a
+    # name cut at a dash, was no Kubernetes name.
+    h100 = "NVIDIA-H100-80GB-HBM3"
+    assert profile_cli.default_name("/models/Meta-Llama-3-8B/", h100, 1) == "meta-llama-3-8b-nvidia-h100-80gb-hbm3-tp1"
+    assert profile_cli.default_name("/models/Qwen2.5-7B/", h100, 1) == "qwen2.5-7b-nvidia-h100-80gb-hbm3-tp1"
+    for model in ("org/model.", "org/" + "a" * 252, "org/a-.-b", "x/" + "b" * 220 + "-" + "c" * 40):
+        name = profile_cli.default_name(model, h100, 1)
+        assert len(name) <= 253 and re.fullmatch(DNS_SUBDOMAIN, name), name
+
+
+def test_sampling_more_gpus_than_the_replica_has_is_refused_before_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found in review: NVML sampled all 8 GPUs of the node for a 1-GPU replica (2,400 W in the profile).
+    monkeypatch.setitem(sys.modules, "pynvml", stand_in_pynvml(names=("NVIDIA H100 80GB HBM3",) * 8))
+    args = parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--gpus-per-replica", "1"])
+    with pytest.raises(UsageError, match="sampling 8 GPU\\(s\\) for a replica of 1: pass --gpus"):
+        profile_cli.run(args)
+
+
+def test_a_window_without_two_tokens_of_a_stream_is_an_error_not_a_traceback(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: summarise_window's ValueError escaped `run` as a traceback after the whole sweep.
+    with OpenAIStub(StubBehaviour(base_step_ms=400.0)) as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1", "--prompt-tokens", "8",
+             "--output-tokens", "2", "--power-trace", str(power_trace), "--gpu-type", "X",
+             "--warmup-seconds", "0", "--measure-seconds", "0.2", "--idle-seconds", "0", "--quiet"]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 1
+    assert "at concurrency 1: no two consecutive tokens" in capsys.readouterr().err
+
+
+def test_an_error_body_that_echoes_the_query_does_not_show_it(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: the URL shown hid the query, and the body quoted after it echoed `?api_key=...`.
+    with OpenAIStub() as stub:
+        args = parse(
+            ["--endpoint", f"{stub.url}/?api_key=SECRETKEY123", "--served-model", "stub-model", "--concurrency", "1",
+             "--power-trace", str(power_trace), "--gpu-type", "X", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 404" in err and "SECRETKEY123" not in err, err
     assert profile_cli.node_label_of("NVIDIA H100 80GB HBM3") == "NVIDIA-H100-80GB-HBM3"
     assert profile_cli.node_label_of("NVIDIA H200") == "NVIDIA-H200"
 

@@ -96,6 +96,12 @@ def test_bad_traces_are_refused_naming_the_problem(tmp_path: Path) -> None:
         load_trace_shapes(bad, max_prompt_tokens=10, max_output_tokens=10)
     with pytest.raises(ValueError, match="cannot read"):
         load_trace_shapes(tmp_path / "absent.csv", max_prompt_tokens=10, max_output_tokens=10)
+    # Found in review: -50 output tokens became 2 and a negative prompt was dropped, without a word.
+    for row in ("1,100,-50", "2,-5,10"):
+        negative = tmp_path / "negative.csv"
+        negative.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n0,10,5\n{row}\n")
+        with pytest.raises(ValueError, match="line 3: ContextTokens/GeneratedTokens must be >= 0"):
+            load_trace_shapes(negative, max_prompt_tokens=10, max_output_tokens=10)
 
 
 def test_prompts_have_the_asked_length_and_differ() -> None:

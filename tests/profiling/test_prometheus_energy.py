@@ -21,6 +21,7 @@ class FakePrometheus:
         self.value_millijoules: float | None = 0.0
         self.status = 200
         self.queries: list[dict[str, str]] = []
+        self.paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,6 +31,7 @@ class FakePrometheus:
             def do_GET(self) -> None:
                 parsed = urlparse(self.path)
                 outer.queries.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
+                outer.paths.append(parsed.path)
                 result = [] if outer.value_millijoules is None else [
                     {"metric": {}, "value": [1764200000.0, str(outer.value_millijoules)]}
                 ]  # fmt: skip
@@ -121,3 +123,16 @@ def test_phase_misuse_is_refused(prometheus: FakePrometheus) -> None:
     meter.begin_phase("a")
     with pytest.raises(EnergyMeterError, match="'a' is still open"):
         meter.begin_phase("b")
+
+
+def test_a_base_url_with_a_path_and_a_query_keeps_both(prometheus: FakePrometheus) -> None:
+    # Found in review: the API path was appended to the text, after `?token=...`: the request went to `/`
+    # without the token (HTTP 404). load.endpoint_url had had the same fix.
+    clock = StepClock(1000.0)
+    settings = PrometheusEnergySettings(url=f"{prometheus.url}/prom/?token=abcdefgh123", selector='pod="x"')
+    meter = PrometheusEnergyMeter(settings, clock=clock, sleep=lambda _: None)
+    meter.begin_phase("idle")
+    clock.now += 20.0
+    meter.end_phase()
+    assert prometheus.paths == ["/prom/api/v1/query"]
+    assert prometheus.queries[0]["token"] == "abcdefgh123" and "increase(" in prometheus.queries[0]["query"]

@@ -124,6 +124,18 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UsageError("--gpu-type is required with --prometheus or --power-trace (NVML cannot tell it)")
     if args.gpus_per_replica is not None and args.gpus_per_replica not in (1, 2, 4, 8):
         raise UsageError(f"--gpus-per-replica must be 1, 2, 4 or 8, got {args.gpus_per_replica}")
+    # The profile's power is the sum over the GPUs measured: they must be the replica's (found in review: all 8
+    # of a node's GPUs profiled as a 1-GPU replica, 2,400 W, which the operator then refused).
+    if args.gpus and args.gpus_per_replica is not None and len(args.gpus) != args.gpus_per_replica:
+        raise UsageError(
+            f"--gpus has {len(args.gpus)} {'index' if len(args.gpus) == 1 else 'indices'} but --gpus-per-replica "
+            f"is {args.gpus_per_replica}: "
+            "name the replica's GPUs, no more and no fewer"
+        )
+    if args.prometheus and args.gpus_per_replica is None:
+        raise UsageError("--gpus-per-replica is required with --prometheus: the --selector's GPUs are summed")
+    if args.scrape_wait_seconds < 0:
+        raise UsageError(f"--scrape-wait-seconds must be >= 0, got {args.scrape_wait_seconds:g}")
     for flag, path in (("--trace", args.trace), ("--power-trace", args.power_trace)):
         if path is not None and not path.is_file():
             # /dev/null or a folder exists: "no such file" sent users looking for a typo (found in review).
@@ -159,9 +171,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(f"--output {args.output} is a directory; name the file to write")
         if not folder.is_dir() or not os.access(folder, os.W_OK):
             raise UsageError(f"--output {args.output}: {folder} is not a directory this user may write to")
-    for flag in ("trace_limit", "max_prompt_tokens", "max_output_tokens"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    for flag, least in (("trace_limit", 1), ("max_prompt_tokens", 1), ("max_output_tokens", 2)):
+        # Outputs of one token have no inter-token latency to measure (as --output-tokens, found in review).
+        if getattr(args, flag) < least:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= {least}, got {getattr(args, flag)}")
 
 
 def _served_model(endpoint: str) -> str:
@@ -197,9 +210,15 @@ def node_label_of(gpu_name: str) -> str:
 
 
 def default_name(model: str, gpu_type: str, gpus_per_replica: int) -> str:
-    """A DNS-subdomain metadata.name such as meta-llama-3-8b-instruct-nvidia-h100-80gb-hbm3-tp1."""
-    raw = f"{model.rsplit('/', 1)[-1]}-{gpu_type}-tp{gpus_per_replica}".lower()
-    return re.sub(r"[^a-z0-9.-]+", "-", raw).strip("-.")[:253]
+    """A DNS-subdomain metadata.name such as meta-llama-3-8b-instruct-nvidia-h100-80gb-hbm3-tp1.
+
+    The model's last path part, a trailing slash aside: vLLM names a model served from a folder after the
+    path (`/models/Meta-Llama-3-8B/`), and found in review, every such model was named after nothing but its
+    GPU, so `--apply` replaced one model's profile with another's. Dots stand only between alphanumerics."""
+    raw = f"{model.rstrip('/').rsplit('/', 1)[-1]}-{gpu_type}-tp{gpus_per_replica}".lower()
+    name = re.sub(r"[^a-z0-9.-]+", "-", raw)
+    name = re.sub(r"[-.]*\.[-.]*", ".", name).strip("-.")
+    return name[:253].rstrip("-.")
 
 
 class _RichObserver:
@@ -376,7 +395,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gridshift.cli.usage import UsageError
-    from gridshift.profiling import EndpointError, EnergyMeterError, build_gpu_profile, run_sweep
+    from gridshift.nvml import PowerReadError
+    from gridshift.profiling import EndpointError, EnergyMeterError, WindowError, build_gpu_profile, run_sweep
 
     _check_flags(args)
     if args.apply:
@@ -393,7 +413,13 @@ def run(args: argparse.Namespace) -> int:
         gpus_per_replica = args.gpus_per_replica or max(1, len(gpu_names))
         if gpus_per_replica not in (1, 2, 4, 8):
             raise UsageError(f"sampling {gpus_per_replica} GPUs: a replica has 1, 2, 4 or 8; pass --gpus")
+        if gpu_names and len(gpu_names) != gpus_per_replica:
+            raise UsageError(
+                f"sampling {len(gpu_names)} GPU(s) for a replica of {gpus_per_replica}: "
+                f"pass --gpus with the replica's {gpus_per_replica} NVML indices"
+            )
         model = args.model or served_model
+        name = _profile_name(args, model, gpu_type, gpus_per_replica)
         console.print(
             f"profiling {served_model} at {display_url(args.endpoint)} on {gpus_per_replica}x {gpu_type}: "
             f"concurrency {','.join(map(str, settings.concurrency_levels))}, {workload}; energy: {energy_source}"
@@ -409,7 +435,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with progress:
                 result = run_sweep(settings, meter, shapes, observer=_RichObserver(console, progress))
-        except (EndpointError, EnergyMeterError) as error:
+        except (EndpointError, EnergyMeterError, PowerReadError, WindowError) as error:
             print(f"gridshift profile: {error}", file=sys.stderr)
             return 1
     finally:
@@ -423,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile, _, checks = build_gpu_profile(
             result,
-            name=args.name or default_name(model, gpu_type, gpus_per_replica),
+            name=name,
             model=model,
             gpu_type=gpu_type,
             gpus_per_replica=gpus_per_replica,
@@ -435,6 +461,19 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _print_summary(console, profile, checks)
     return _deliver(args, console, profile, yaml.safe_dump(profile.to_wire(), sort_keys=False))
+
+
+def _profile_name(args: argparse.Namespace, model: str, gpu_type: str, gpus_per_replica: int) -> str:
+    """--name, or the default name, checked before the sweep (an invalid one failed after it)."""
+    from gridshift.api.common import DNS_SUBDOMAIN
+    from gridshift.cli.usage import UsageError
+
+    if args.name:
+        return str(args.name)
+    name = default_name(model, gpu_type, gpus_per_replica)
+    if not re.fullmatch(DNS_SUBDOMAIN, name):
+        raise UsageError(f"no Kubernetes object name can be made of {model!r} and {gpu_type!r}: pass --name")
+    return name
 
 
 def _deliver(args: argparse.Namespace, console: Console, profile: GPUProfile, text: str) -> int:

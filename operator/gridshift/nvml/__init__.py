@@ -4,6 +4,7 @@ from gridshift.nvml.phases import PhaseEnergy, PowerSample, summarise_phase
 from gridshift.nvml.sampler import (
     NvmlPowerSampler,
     NvmlUnavailable,
+    PowerReadError,
     PowerSampler,
     SamplerSettings,
     SamplerStateError,
@@ -16,6 +17,7 @@ __all__ = [
     "NvmlPowerSampler",
     "NvmlUnavailable",
     "PhaseEnergy",
+    "PowerReadError",
     "PowerSample",
     "PowerSampler",
     "PowerTrace",

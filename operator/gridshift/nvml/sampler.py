@@ -27,6 +27,10 @@ class SamplerStateError(RuntimeError):
     """A phase was begun while another was open, ended while none was, or the sampler is closed."""
 
 
+class PowerReadError(RuntimeError):
+    """A GPU's power or energy could not be read (NVML failed mid-sweep); the message names the error."""
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """How often power is read and which GPUs are summed."""
@@ -128,6 +132,7 @@ class ThreadedPowerSampler:
         self._samples: list[PowerSample] = []
         self._phase: tuple[str, float, int | None] | None = None
         self._closed = False
+        self._failure: PowerReadError | None = None
         self._names = reader.gpu_names()
         self._thread = threading.Thread(target=self._sample_forever, name="gridshift-power-sampler", daemon=True)
         self._thread.start()
@@ -144,13 +149,26 @@ class ThreadedPowerSampler:
         return self._names
 
     def _take_sample(self) -> PowerSample:
-        watts = float(sum(self._reader.read_power_watts()))
+        if self._failure is not None:
+            raise self._failure
+        try:
+            watts = float(sum(self._reader.read_power_watts()))
+        except PowerReadError:
+            raise
+        except Exception as error:  # the reader's own error type (pynvml.NVMLError, ...): named, not a traceback
+            raise PowerReadError(f"reading GPU power failed: {type(error).__name__}: {error}") from None
         return PowerSample(at_s=self._clock(), watts=watts)
 
     def _sample_forever(self) -> None:
         next_at = self._clock()
         while not self._stop.is_set():
-            sample = self._take_sample()
+            try:
+                sample = self._take_sample()
+            except PowerReadError as error:
+                # Kept for the phase edges to raise: found in review, the thread died with a traceback of its
+                # own and the main thread's next read raised another.
+                self._failure = error
+                return
             with self._lock:
                 if self._phase is not None:
                     self._samples.append(sample)
@@ -170,7 +188,10 @@ class ThreadedPowerSampler:
         reads: list[tuple[float, float, Sequence[int] | None]] = []
         for _ in range(_EDGE_ATTEMPTS):
             before = self._clock()
-            counters = self._reader.read_energy_millijoules()
+            try:
+                counters = self._reader.read_energy_millijoules()
+            except Exception as error:  # as in _take_sample
+                raise PowerReadError(f"reading GPU energy failed: {type(error).__name__}: {error}") from None
             after = self._clock()
             reads.append((after - before, (before + after) / 2.0, counters))
             if after - before <= _EDGE_BRACKET_S:

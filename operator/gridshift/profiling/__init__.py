@@ -10,7 +10,14 @@ from gridshift.profiling.energy import (
     PrometheusEnergyMeter,
     PrometheusEnergySettings,
 )
-from gridshift.profiling.load import EndpointError, StreamRecord, WindowStats, endpoint_url, summarise_window
+from gridshift.profiling.load import (
+    EndpointError,
+    StreamRecord,
+    WindowError,
+    WindowStats,
+    endpoint_url,
+    summarise_window,
+)
 from gridshift.profiling.settings import LoadSettings
 from gridshift.profiling.sweep import LevelMeasurement, SilentObserver, SweepObserver, SweepResult, run_sweep
 from gridshift.profiling.workload import RequestShape, cycle_shapes, fixed_shapes, load_trace_shapes
@@ -31,6 +38,7 @@ __all__ = [
     "StreamRecord",
     "SweepObserver",
     "SweepResult",
+    "WindowError",
     "WindowStats",
     "build_gpu_profile",
     "cycle_shapes",

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import httpx
 
+from gridshift.profiling.load import endpoint_url
 from gridshift.redaction import display_url
 
 DCGM_ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
@@ -108,12 +109,14 @@ class PrometheusEnergyMeter:
         duration = ended - started
         self._sleep(self._settings.scrape_wait_seconds)
         promql = self.query(duration)
-        url = self._settings.url.rstrip("/") + "/api/v1/query"
+        # Under the base path, its query kept (found in review: text appended after `?token=...` lost both).
+        # (httpx's `params=` would replace that query, not add to it.)
+        url = endpoint_url(self._settings.url, "/api/v1/query").copy_merge_params(
+            {"query": promql, "time": f"{ended:.3f}"}
+        )
         shown = display_url(self._settings.url)
         try:
-            response = self._client.get(
-                url, params={"query": promql, "time": f"{ended:.3f}"}, timeout=self._settings.timeout_seconds
-            )
+            response = self._client.get(url, timeout=self._settings.timeout_seconds)
         except httpx.HTTPError as error:
             raise EnergyMeterError(f"Prometheus at {shown} unreachable ({type(error).__name__})") from error
         if response.status_code != 200:

@@ -31,6 +31,10 @@ class EndpointError(RuntimeError):
     """The server refused or broke a request; the message names the URL and what it said."""
 
 
+class WindowError(ValueError):
+    """A measured window holds too little to summarise; the message says what to change."""
+
+
 @dataclass
 class StreamRecord:
     """Timeline of one streamed request (monotonic seconds)."""
@@ -94,7 +98,12 @@ async def stream_request(
     try:
         async with client.stream("POST", url, json=body, timeout=settings.request_timeout_seconds) as response:
             if response.status_code != 200:
-                detail = (await response.aread()).decode(errors="replace")[:500]
+                detail = (await response.aread()).decode(errors="replace")
+                query = url.query.decode(errors="replace")
+                if query:
+                    # A server may echo the path it was asked (review): the query, which may hold a key, is not shown.
+                    detail = detail.replace(query, "<query omitted>")
+                detail = detail[:500]
                 raise EndpointError(f"POST {shown} answered HTTP {response.status_code}: {detail}")
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
@@ -174,9 +183,9 @@ def summarise_window(records: Sequence[StreamRecord], window_start: float, windo
                     contexts.append(record.shape.prompt_tokens + previous_count)
             previous_time, previous_count = at, count
     if not gaps:
-        raise ValueError(
-            "no two consecutive tokens of a stream arrived inside the measured window: "
-            "measure longer or lower output_tokens"
+        raise WindowError(
+            f"no two consecutive tokens of a stream arrived inside the {window:.1f} s measured window: measure "
+            "longer (--measure-seconds, --warmup-seconds) or ask for shorter prompts or longer outputs"
         )
     per_token = np.repeat(np.array(gaps) / np.array(gap_tokens), gap_tokens)
     ttfts = [

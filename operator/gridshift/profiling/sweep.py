@@ -17,7 +17,14 @@ from typing import Protocol
 import httpx
 
 from gridshift.profiling.energy import EnergyMeter, MeasuredPhase
-from gridshift.profiling.load import EndpointError, StreamRecord, WindowStats, stream_request, summarise_window
+from gridshift.profiling.load import (
+    EndpointError,
+    StreamRecord,
+    WindowError,
+    WindowStats,
+    stream_request,
+    summarise_window,
+)
 from gridshift.profiling.settings import LoadSettings
 from gridshift.profiling.workload import PromptMaker, RequestShape
 
@@ -119,7 +126,10 @@ async def _run_level(
         for task in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    stats = summarise_window(records, window_start, window_end)
+    try:
+        stats = summarise_window(records, window_start, window_end)
+    except WindowError as error:
+        raise WindowError(f"at concurrency {concurrency}: {error}") from None
     level = LevelMeasurement(
         concurrency=concurrency,
         stats=stats,

@@ -75,6 +75,9 @@ def _read_shapes(
             prompt, output = int(row["ContextTokens"] or ""), int(row["GeneratedTokens"] or "")
         except ValueError:
             raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
+        if prompt < 0 or output < 0:
+            # Found in review: -50 output tokens became 2, a negative prompt was dropped, without a word.
+            raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be >= 0")
         if prompt < 1:
             continue
         shapes.append(RequestShape(min(prompt, max_prompt_tokens), min(max(output, 2), max_output_tokens)))
