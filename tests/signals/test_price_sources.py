@@ -474,3 +474,27 @@ def test_a_missing_row_or_two_stays_a_gap() -> None:
     hours = [0, 1, 2, 4, 5, 6, 8, 10, 11, 12]  # hours 3, 7 and 9 missing upstream
     intervals = parse_price_csv(_quarter_hours([(base + timedelta(hours=h), float(h)) for h in hours]))
     assert {i.end - i.start for i in intervals} == {timedelta(hours=1)}
+
+
+def test_an_empty_price_cell_is_a_gap_that_still_tells_the_resolution() -> None:
+    # Found in review: the row of an empty cell was dropped before the rows' ends were worked out, so in a
+    # file of three hours the middle one missing made the others two hours long, the last past the file.
+    base = datetime(2024, 3, 4, tzinfo=UTC)
+    text = f"Datetime,Price (EUR/MWh)\n{base.isoformat()},1\n{(base + timedelta(hours=1)).isoformat()},\n"
+    text += f"{(base + timedelta(hours=2)).isoformat()},5\n"
+    intervals = parse_price_csv(text)
+    assert [(i.start - base, i.end - base, i.price) for i in intervals] == [
+        (timedelta(0), timedelta(hours=1), 1.0),
+        (timedelta(hours=2), timedelta(hours=3), 5.0),
+    ]
+    with pytest.raises(PriceDataError, match="no prices in the file"):
+        parse_price_csv(f"Datetime,Price (EUR/MWh)\n{base.isoformat()},\n")
+
+
+def test_a_price_without_its_time_is_refused_naming_the_row() -> None:
+    # Found in review: a row with a price and no time was dropped without a word.
+    text = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00+00:00,1\n,7\n2024-03-04T01:00:00+00:00,5\n"
+    with pytest.raises(PriceDataError, match=r"row 3\.datetime: empty: every row needs its time"):
+        parse_price_csv(text)
+    blank = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00+00:00,1\n,\n\n2024-03-04T01:00:00+00:00,5\n"
+    assert [i.price for i in parse_price_csv(blank)] == [1.0, 5.0]

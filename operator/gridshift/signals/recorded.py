@@ -171,14 +171,18 @@ def read_recording(
     values: array[float] = array("d")
     previous: datetime | None = None
     for row_number, row in enumerate(rows, start=2):
-        if not row or not row[0].strip():
-            continue
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        if not row[0].strip():
+            # Found in review: a row with a price and no time was dropped without a word.
+            raise measure.error(feed, f"row {row_number}.datetime", "empty: every row needs its time")
         if len(row) <= column.index:
             raise measure.error(feed, f"row {row_number}", f"has {len(row)} fields; column {column.index + 1} missing")
         cell = row[column.index].strip()
-        if not cell:
-            continue  # a missing interval upstream: a gap, not a value
-        value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error)
+        # An empty cell is a missing interval upstream: a gap, not a value. Its row is kept (NaN) until the rows'
+        # ends are known, so that it still tells the resolution: found in review, dropped at once, an hourly
+        # file's one missing price made the rows around it two hours long, the last one past the file's end.
+        value = finite_number(feed, f"row {row_number}.{column.name}", cell, measure.error) if cell else math.nan
         start = _parse_time(measure, feed, row_number, row[0], naive_timezone, previous)
         if start is None:
             continue
@@ -192,9 +196,17 @@ def read_recording(
         starts.append(start.timestamp())
         values.append(value)
         previous = start
-    if not starts:
-        raise measure.error(feed, column.name, f"no {measure.many} in the file")
     ends, longest = row_ends(starts)
+    missing = sum(1 for value in values if math.isnan(value))
+    if missing == len(values):
+        raise measure.error(feed, column.name, f"no {measure.many} in the file")
+    if missing:  # without a list of indices: a file may hold millions of rows
+        kept = [
+            array("d", (x for x, v in zip(series, values, strict=True) if not math.isnan(v)))
+            for series in (starts, ends)
+        ]
+        starts, ends = kept
+        values = array("d", (v for v in values if not math.isnan(v)))
     return Recording(column, starts, ends, values, longest)
 
 
