@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import KubeMemberCluster
+from gridshift.actuation.members import ForeignObject, KubeMemberCluster
 from gridshift.actuation.render import render_workload
 from gridshift.service.inputs import planner_cluster
 from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, target
@@ -100,6 +100,34 @@ def test_replicas_whose_pods_are_pending_hold_no_gpu_in_the_inventory(control_pl
         assert ours.used_in_namespaces == 0, ours
         budget = planner_cluster(region, eu_cluster(), inventory, {GPU: desired}).offerings[0]
         assert budget.available_gpus == max(0, ours.allocatable - ours.used), (budget, ours)
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_an_object_another_owner_put_in_place_after_our_read_is_not_overwritten(control_planes: Any) -> None:
+    """Found in review: ownership was judged on a read, then the apply went out forced and without a
+    precondition, so a Deployment of ours deleted and re-created by another owner between the two was
+    overwritten, its owner annotations made ours. The apply now carries the read's resourceVersion."""
+    world, region = control_planes, "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    ours = render_workload(SPEC, replace(target("raced", 1), workload_namespace=ns))[0]
+    name = ours["metadata"]["name"]
+    try:
+        member.apply([ours])
+        resource = member._resource("apps/v1", "Deployment")
+        stale = member._get(resource, name, ns)
+        world.kubectl(region, "delete", "deployment", "-n", ns, name)
+        theirs = {**ours, "metadata": {**ours["metadata"], "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}}
+        world.apply(region, [theirs])
+        reads = iter([stale])  # our read happened before their swap
+        real_get = member._get
+        member._get = lambda *args: next(reads, None) or real_get(*args)  # type: ignore[method-assign]
+        with pytest.raises(ForeignObject):
+            member.apply([ours])
+        after = kubectl_json(world, region, "get", "deployment", "-n", ns, name)
+        assert after["metadata"]["annotations"][L.OWNER] == "team-b/x"
     finally:
         member.close()
         world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)

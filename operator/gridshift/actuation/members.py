@@ -525,10 +525,18 @@ class KubeMemberCluster:
             raise ForeignObject(
                 self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
             )
+        body = manifest
+        if existing is not None:
+            # The read's resourceVersion makes the forced apply conditional: an object deleted and re-created by
+            # another owner between our read and our apply answers 409 Conflict, and the retry judges the new one
+            # (found in review: it was overwritten, its owner annotations made ours).
+            version = (existing.get("metadata") or {}).get("resourceVersion")
+            if version:
+                body = {**manifest, "metadata": {**meta, "resourceVersion": version}}
         try:
             applied = self._call(
                 lambda: resource.server_side_apply(
-                    body=manifest,
+                    body=body,
                     name=meta["name"],
                     namespace=namespace,
                     field_manager=FIELD_MANAGER,
