@@ -47,6 +47,7 @@ from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, 
 from gridshift.settings import OperatorSettings
 from gridshift.testing import FakeMemberCluster
 from tests.service.harness import T0, ServiceHarness, cluster_body, deployment_body
+from tests.service.test_status import message
 
 G = "NVIDIA-H100-80GB-HBM3"
 CLUSTERS = ("a", "b", "c")
@@ -1274,3 +1275,47 @@ def test_a_scale_up_past_max_replicas_written_into_status_is_never_sent() -> Non
     most = fleet.resource.spec.capacity.max_replicas
     assert f"ml/chat: migration starting more than maxReplicas={most} abandoned" in report.errors
     assert fleet.counts() == {"a": 2} and ("b", G, 100_000) not in fleet.writes
+
+
+def test_a_roll_backs_hold_ends_with_its_deployment_and_binds_no_new_one_of_the_same_name() -> None:
+    # Found in review: holds (and revalidation state) were kept by namespace/name for good, so a deployment
+    # deleted and created again (a GitOps re-create) inherited a hold of up to 8 readyTimeoutSeconds and was
+    # kept out of the cheap cluster, with no roll-back of its own.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    world.cycle()
+    assert world.replicas()["eu-fr"] > 0
+    world.cycle(advance=timedelta(seconds=1201))  # rolled back: eu-fr held for ml/chat
+    assert world.replicas()["eu-fr"] == 0
+    world.service.delete_from_members("ml", "chat", "uid-chat")
+    del world.deployments["chat"]
+    del world.hub.deployments[("ml", "chat")]
+    world.cycle()
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 0}
+    world.members["eu-fr"].ready_immediately = True
+    again = deployment_body(rps=30.0)
+    again["metadata"]["uid"] = "uid-chat-2"
+    world.deployments["chat"] = again
+    world.hub.deployments[("ml", "chat")] = "uid-chat-2"
+    for _ in range(3):
+        world.cycle()
+    assert world.replicas()["eu-fr"] > 0 and world.replicas()["eu-de"] == 0, world.replicas()
+    assert world.service.migrations.holds(world.now) == {}
+
+
+def test_counts_applied_in_a_cycle_cut_short_are_not_read_as_the_next_ones() -> None:
+    # Found in review: the actuator's record of counts written this cycle was emptied only where the cycle went
+    # on to report the deployment; counts left by a cycle cut short (the Lease lost between a write and the
+    # report) were reported by the next cycle as what it had applied (here as a stray 99 replicas Ready-less).
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=5.0))
+    for _ in range(3):
+        world.cycle()
+    ready = message(world.status(), "Ready")
+    world.service.actuator._applied["ml/chat"] = {("eu-de", "NVIDIA-H100-80GB-HBM3"): 99}  # left by a cut cycle
+    world.cycle()
+    assert message(world.status(), "Ready") == ready

@@ -64,6 +64,9 @@ class Actuator:
         """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
+        # Counts applied this cycle only: a cycle cut short (the Lease lost mid-write) left its counts to be read
+        # as the next cycle's, or a later deployment's of the same name (review).
+        self._applied = {}
         # Renderings used last cycle are kept one more: a steady fleet renders nothing again.
         self._rendered_before, self._rendered = self._rendered, {}
 

@@ -44,6 +44,7 @@ Steps are typed here (`StepRecord`, `StepState`) and converted to and from the w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -235,12 +236,32 @@ class Migrations:
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
         self._holds: dict[str, dict[Key, _Hold]] = {}
         """Per deployment, where roll-backs hold new replicas (see `holds`); kept after they end, for doubling."""
+        self._uids: dict[str, str] = {}
+        """The metadata.uid each deployment's state above belongs to (see `forget`)."""
+        self._holds_lock = threading.Lock()
+        """`_holds` is read whole (`holds`) by one deployment's migrate stage while another's roll-back adds to it:
+        service.migrate_auto runs them in a pool (review: "dictionary changed size during iteration")."""
+
+    def forget(self, live: Mapping[str, str]) -> None:
+        """Keep the state of this cycle's deployments (id -> metadata.uid) only: a deployment deleted, or deleted
+        and created again under its name, starts afresh. Found in review: a roll-back's hold (up to 8
+        readyTimeoutSeconds) outlived its deployment and kept a new one of the same name out of the cheap
+        cluster, and the maps grew with every deployment ever seen."""
+        with self._holds_lock:
+            for known in {*self._pending, *self._paused, *self._holds, *self._uids}:
+                if known not in live or self._uids.get(known, live[known]) != live[known]:
+                    self._pending.pop(known, None)
+                    self._paused.discard(known)
+                    self._holds.pop(known, None)
+                    self._uids.pop(known, None)
+            self._uids.update(live)
 
     def holds(self, now: datetime) -> dict[str, frozenset[Key]]:
         """Per deployment, the (cluster, GPU type) where no replica may start now: the planner plans around
         them (planner.snapshot.Deployment.no_growth), so a held cluster costs neither growth elsewhere nor
         the moves that do not need it."""
-        held = {d: frozenset(k for k, h in keys.items() if now < h.until) for d, keys in self._holds.items()}
+        with self._holds_lock:
+            held = {d: frozenset(k for k, h in keys.items() if now < h.until) for d, keys in self._holds.items()}
         return {d: keys for d, keys in held.items() if keys}
 
     def run(
@@ -396,10 +417,11 @@ class Migrations:
         if progress.steps and not progress.in_flight:
             if all(s.state is StepState.DONE for s in progress.steps):
                 # Replicas started and Ready there: that key's run of roll-backs is over.
-                keys = self._holds.get(deployment.id, {})
-                for step in progress.steps:
-                    if step.action is StepAction.WAIT_READY:
-                        keys.pop(step.key, None)
+                with self._holds_lock:
+                    keys = self._holds.get(deployment.id, {})
+                    for step in progress.steps:
+                        if step.action is StepAction.WAIT_READY:
+                            keys.pop(step.key, None)
             progress.steps = []
 
     @staticmethod
@@ -489,14 +511,15 @@ class Migrations:
         self, now: datetime, deployment_id: str, started: Mapping[Key, datetime | None], timeout: float
     ) -> dict[Key, _Hold]:
         """The holds after a roll-back of replicas `started` at each key (see the module docstring)."""
-        keys = self._holds.setdefault(deployment_id, {})
-        for key, batch in started.items():
-            last = keys.get(key)
-            if last is not None and batch is not None and last.batch == batch:
-                continue  # this roll-back met again: its status was not written, the steps were read back
-            factor = 1 if last is None else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
-            keys[key] = _Hold(now + timedelta(seconds=timeout * factor), factor, batch)
-        return {key: keys[key] for key in started}
+        with self._holds_lock:
+            keys = self._holds.setdefault(deployment_id, {})
+            for key, batch in started.items():
+                last = keys.get(key)
+                if last is not None and batch is not None and last.batch == batch:
+                    continue  # this roll-back met again: its status was not written, the steps were read back
+                factor = 1 if last is None else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
+                keys[key] = _Hold(now + timedelta(seconds=timeout * factor), factor, batch)
+            return {key: keys[key] for key in started}
 
 
 def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snapshot:

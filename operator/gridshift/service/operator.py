@@ -224,6 +224,7 @@ class OperatorService:
 
         # 3. Decide: the pure planner, or last cycle's plan when the problem is the same (service.decide); no
         # replica where a roll-back holds them (service.migrate).
+        self.migrations.forget({d.id: d.uid for d in seen.deployments})
         plan = self.decider.decide(with_holds(seen.snapshot, self.migrations.holds(now)), report)
         self.actuator.begin(plan)
         planned = {p.id: p for p in plan.deployments}
