@@ -87,6 +87,24 @@ def test_a_recording_with_more_than_two_days_missing_is_refused_naming_it(shared
     )
 
 
+def test_a_recording_in_local_time_is_refused_and_quarter_hours_are_averaged(tmp_path: Path) -> None:
+    # Found in review: naive times were read as UTC whatever the header said (a file in Berlin time was read an
+    # hour off), and quarter-hourly intensities were sampled, the last of each hour standing for all of it.
+    from gridshift.simulation.data import SimulationInputError
+
+    prices = [hourly_prices("US-CAL-CISO", [40.0] * 60)]
+    replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)
+    name = "US-CAL-CISO_carbon_2024_hourly.csv"
+    quarters = [f"2024-03-04 {h:02d}:{m:02d}:00,{100 * (m // 15 + 1)}" for h in range(24) for m in range(0, 60, 15)]
+    quarters += [f"2024-03-{5 + h // 24:02d} {h % 24:02d}:00:00,250" for h in range(40)]
+    (tmp_path / name).write_text("Datetime (Europe/Berlin),Carbon Intensity gCO2eq/kWh (LCA)\n" + "\n".join(quarters))
+    with pytest.raises(SimulationInputError, match="carries no UTC offset and the time column's header does not say"):
+        load_replay_carbon(replay, tmp_path)
+    (tmp_path / name).write_text("Datetime (UTC),Carbon Intensity gCO2eq/kWh (LCA)\n" + "\n".join(quarters))
+    hourly = load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"]
+    assert hourly[:3].tolist() == [250.0, 250.0, 250.0]  # (100 + 200 + 300 + 400) / 4, not 400
+
+
 def test_a_market_without_a_recording_has_no_emissions_figure(shared_data: Path) -> None:
     prices = [hourly_prices("FR", [50.0] * 60), hourly_prices("US-CAL-CISO", [40.0] * 60)]
     replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)

@@ -114,6 +114,8 @@ def test_fields_at_values_that_change_nothing_are_replayed(tmp_path: Path) -> No
         ("  capacity:\n    minRegions: 2", "spec.capacity.minRegions"),
         ("  migration:\n    mode: Advisory", "spec.migration.mode"),
         ("  carbon:\n    maxGramsPerKwh: 300", "spec.carbon.maxGramsPerKwh"),
+        # Found in review: accepted and dropped, the deployment replayed without its carbon price.
+        ("  carbon:\n    priceUsdPerTonne: 500", "spec.carbon.priceUsdPerTonne"),
     ],
 )
 def test_what_the_replay_does_not_model_is_refused_naming_the_field(added: str, field: str, tmp_path: Path) -> None:
@@ -139,3 +141,16 @@ def test_a_count_of_other_digits_is_a_usage_error_not_a_traceback(value: str) ->
     args = build_parser().parse_args(["simulate", "--deployments", value])
     with pytest.raises(UsageError, match="--deployments"):
         build_settings(args)
+
+
+def test_request_classes_are_refused_the_trace_gives_the_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "apiVersion: gridshift.dev/v1alpha1\nkind: InferenceDeployment\nmetadata: {name: chat, namespace: ml}\n"
+        "spec:\n  model: {servedName: chat, source: meta-llama/Meta-Llama-3-8B-Instruct}\n"
+        "  replica: {gpuTypes: [NVIDIA-H100-80GB-HBM3]}\n  slo: {ttftP95Ms: 1000, tpotP95Ms: 50}\n"
+        "  demand:\n    requestsPerSecond: 20\n    requestClasses:\n"
+        "    - {name: long, share: 1.0, promptTokens: 30000, outputTokens: 200}\n"
+    )
+    with pytest.raises(SimulationInputError, match=r"document 1: spec\.demand\.requestClasses: the replay does not"):
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)

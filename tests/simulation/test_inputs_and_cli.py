@@ -6,7 +6,7 @@ import argparse
 import gzip
 import json
 import platform
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,25 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
 def test_bad_traces_name_the_field(text: str, message: str) -> None:
     with pytest.raises(SimulationInputError, match=message):
         parse_trace(text, source="bad")
+
+
+def test_times_with_a_fraction_and_an_offset_keep_both() -> None:
+    # Found in review: the offset's digits were read as more of the fraction and the offset dropped, so a trace
+    # in Python's isoformat (which leaves out a zero fraction) was shifted two hours on most rows, not all.
+    start = datetime(2024, 3, 4, 12, tzinfo=timezone(timedelta(hours=2)))
+    stamps = [(start + timedelta(seconds=s * 0.5)).isoformat() for s in range(2 * 60 * 3 + 1)]  # 3 min, 2 req/s
+    assert stamps[0].endswith("12:00:00+02:00") and stamps[1].endswith("12:00:00.500000+02:00")
+    lines = "".join(json.dumps({"timestamp": t, "input_length": 10, "output_length": 5}) + "\n" for t in stamps)
+    assert parse_trace(lines, source="iso").requests_per_minute.tolist() == [120.0, 120.0, 120.0]
+    csv_text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2024-03-04 12:00:00.1234567-05:00,1,1\n"
+    csv_text += "2024-03-04 17:01:00.5Z,1,1\n2024-03-04 17:02:30Z,1,1\n"
+    assert parse_trace(csv_text, source="csv").requests_per_minute.tolist() == [1.0, 1.0]
+
+
+def test_a_trace_that_mixes_naive_times_with_offsets_is_refused() -> None:
+    text = "TIMESTAMP,ContextTokens,GeneratedTokens\n2024-03-04 12:00:00+02:00,1,1\n2024-03-04 12:01:00,1,1\n"
+    with pytest.raises(SimulationInputError, match=r"row 3\.TIMESTAMP: '2024-03-04 12:01:00': the trace mixes times"):
+        parse_trace(text, source="mixed")
 
 
 def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> None:
@@ -212,6 +231,16 @@ def test_a_market_given_by_two_price_files_is_refused_naming_both(tmp_path: Path
     second.write_text(rows.format(5000))
     with pytest.raises(SimulationInputError, match=r"market DE-LU is in both .*DE-LU_a\.csv and .*DE-LU_b\.csv"):
         load_prices([first, second], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+
+
+def test_a_wide_file_with_two_columns_for_one_market_is_refused(tmp_path: Path) -> None:
+    # Found in review: the last of the two columns won, silently (DE-LU in EUR and in USD read as USD).
+    path = tmp_path / "wide.csv"
+    path.write_text(
+        "time,DE-LU_EUR_per_MWh,DE-LU_USD_per_MWh\n2024-03-04T00:00:00Z,80,99\n2024-03-04T01:00:00Z,80,99\n"
+    )
+    with pytest.raises(SimulationInputError, match=r"more than one price column for market\(s\) DE-LU"):
+        load_prices([path], fx_to_usd={"EUR": 1.0, "USD": 1.0}, markets=None, parser=price_csv_parser())
 
 
 def test_a_price_beyond_any_market_once_converted_is_refused(tmp_path: Path) -> None:

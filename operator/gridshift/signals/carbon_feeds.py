@@ -29,7 +29,7 @@ import base64
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -441,10 +441,16 @@ def intensity_column(
 
 
 def read_carbon_csv(
-    lines: Iterable[str], *, feed: str = "csv", column: str | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
+    lines: Iterable[str],
+    *,
+    feed: str = "csv",
+    column: str | None = None,
+    basis: CarbonBasis = CarbonBasis.LIFECYCLE,
+    naive_timezone: tzinfo | None = UTC,
 ) -> CarbonRecording:
-    """An Electricity Maps hourly CSV (or any `time,value...` CSV with `column`), row by row; naive times are UTC."""
-    return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis))
+    """An Electricity Maps hourly CSV (or any `time,value...` CSV with `column`), row by row; naive times are
+    `naive_timezone`'s (None: refused unless the time column's header says UTC; signals.recorded)."""
+    return read_recording(lines, INTENSITIES, feed, intensity_column(feed, column, basis), naive_timezone)
 
 
 @dataclass(eq=False, kw_only=True)

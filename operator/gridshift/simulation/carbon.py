@@ -31,7 +31,13 @@ from gridshift.arrays import FloatArray
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
 from gridshift.signals.carbon_feeds import read_carbon_csv
-from gridshift.simulation.data import SimulationInputError, _forward_fill, _read_text, refuse_long_gap
+from gridshift.simulation.data import (
+    SimulationInputError,
+    _forward_fill,
+    _read_text,
+    hourly_means,
+    refuse_long_gap,
+)
 from gridshift.simulation.engine import FleetView, account, cost_rates, request_levels, simulate
 from gridshift.simulation.policies import GridshiftPolicy
 from gridshift.simulation.replay import Replay
@@ -81,15 +87,14 @@ def load_replay_carbon(
             missing.append(market.name)
             continue
         try:
-            recording = read_carbon_csv(io.StringIO(_read_text(path)), feed=path.name, basis=basis)
+            # Times without an offset only where the time column says UTC (Electricity Maps' "Datetime (UTC)"), as
+            # the operator's csvReplay reads them: found in review, a file in local time was read as UTC.
+            recording = read_carbon_csv(io.StringIO(_read_text(path)), feed=path.name, basis=basis, naive_timezone=None)
         except CarbonFeedError as error:
             raise SimulationInputError(str(error)) from error
         hours = len(market.usd_per_kwh)
-        values = np.full(hours, np.nan)
-        for interval in recording.window(replay.start, replay.start + timedelta(hours=hours)):
-            index = round((interval.start - replay.start) / timedelta(hours=1))
-            if 0 <= index < hours:
-                values[index] = interval.g_per_kwh
+        window = recording.window(replay.start, replay.start + timedelta(hours=hours))
+        values = hourly_means(((i.start, i.end, i.g_per_kwh) for i in window), replay.start, hours)
         if np.isnan(values[: replay.hours]).all():
             raise SimulationInputError(
                 f"{path}: no intensity between {replay.start:%Y-%m-%d} and "

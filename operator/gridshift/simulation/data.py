@@ -18,8 +18,9 @@ import gzip
 import io
 import json
 import math
+import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
@@ -192,6 +193,10 @@ def parse_prices(
     if not columns:
         raise SimulationInputError(f"{source}: not a price CSV (needs a time column and price columns)")
     by_market = {market_of_column(c): c for c in columns}
+    if len(by_market) < len(columns):
+        # Found in review: the last of two columns for one market won, silently (DE-LU in EUR and in USD).
+        twice = sorted({m for m in by_market if sum(market_of_column(c) == m for c in columns) > 1})
+        raise SimulationInputError(f"{source}: more than one price column for market(s) {', '.join(twice)}")
     if len(columns) == 1 and "_per_" not in columns[0]:
         if market_name is None and "_" not in Path(source).name:
             raise SimulationInputError(
@@ -218,11 +223,7 @@ def parse_prices(
         spans = [(i.start, i.end) for i in intervals]
         start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
         hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
-        # Sub-hourly prices (15-min markets) are averaged into their hour, each weighted by the part of
-        # the hour it covers (an hour's own price has weight 1, so hourly files keep their values).
-        weighted = np.zeros(hours)
-        weights = np.zeros(hours)
-        hour = timedelta(hours=1)
+        converted = []
         for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
             if abs(per_kwh) > max_abs_usd_per_kwh:
@@ -231,15 +232,29 @@ def parse_prices(
                     f"{currency}/{interval.unit} is {per_kwh:g} USD/kWh at --fx {currency}={rate:g}, beyond any "
                     f"market's price (|price| <= {max_abs_usd_per_kwh:g} USD/kWh)"
                 )
-            for h in range(math.floor((begin - start) / hour), math.ceil((finish - start) / hour)):
-                covered = (min(finish, start + (h + 1) * hour) - max(begin, start + h * hour)) / hour
-                weighted[h] += per_kwh * covered
-                weights[h] += covered
-        known = weights > 0
-        values = np.full(hours, np.nan)
-        values[known] = weighted[known] / weights[known]
+            converted.append((begin, finish, per_kwh))
+        values = hourly_means(converted, start, hours)
         result.append(MarketPrices(market=market, currency=currency, start=start, usd_per_kwh=values))
     return result
+
+
+def hourly_means(intervals: Iterable[tuple[datetime, datetime, float]], start: datetime, hours: int) -> FloatArray:
+    """The value of each of `hours` hours from `start`: sub-hourly values (15-min markets, 5-min intensities)
+    averaged into their hour, each weighted by the part of the hour it covers (an hour's own value has weight
+    1, so hourly files keep theirs); NaN where nothing covers an hour. Prices and carbon intensities alike
+    (found in review: intensities were sampled, the last quarter-hour of an hour standing for all of it)."""
+    weighted = np.zeros(hours)
+    weights = np.zeros(hours)
+    hour = timedelta(hours=1)
+    for begin, finish, value in intervals:
+        for h in range(max(0, math.floor((begin - start) / hour)), min(hours, math.ceil((finish - start) / hour))):
+            covered = (min(finish, start + (h + 1) * hour) - max(begin, start + h * hour)) / hour
+            weighted[h] += value * covered
+            weights[h] += covered
+    known = weights > 0
+    values = np.full(hours, np.nan)
+    values[known] = weighted[known] / weights[known]
+    return values
 
 
 def _naive(text: str) -> bool:
@@ -385,21 +400,42 @@ class TraceProfile:
         return result
 
 
-def _parse_time(text: str, where: str) -> datetime:
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+class _TimeKinds:
+    """Whether a trace's times carry a UTC offset: all of them or none (a naive time is UTC), never a mix."""
+
+    def __init__(self) -> None:
+        self.naive: bool | None = None
+
+    def parse(self, text: str, where: str) -> datetime:
+        moment, naive = _parse_time(text, where)
+        if self.naive is None:
+            self.naive = naive
+        elif naive != self.naive:
+            # A naive time is read as UTC; beside times with offsets it is more likely local (review).
+            raise SimulationInputError(
+                f"{where}: {text.strip()!r}: the trace mixes times with and without a UTC offset"
+            )
+        return moment
+
+
+def _parse_time(text: str, where: str) -> tuple[datetime, bool]:
+    """The time in UTC (a naive one read as UTC), and whether it was naive."""
     cleaned = text.strip()
     if cleaned.endswith("Z"):
         cleaned = cleaned[:-1] + "+00:00"
-    # Azure writes seven fractional digits; Python reads at most six.
-    if "." in cleaned:
-        head, _, tail = cleaned.partition(".")
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        rest = tail[len(digits) :]
-        cleaned = f"{head}.{digits[:6]}{rest}"
+    # Azure writes seven fractional digits; Python reads at most six. The fraction's own digits only: found in
+    # review, the offset's digits were taken for more of it (12:00:00.5+02:00 read as 12:00:00.502 UTC).
+    cleaned = _FRACTION.sub(lambda digits: f".{digits.group(1)[:6]}", cleaned, count=1)
     try:
         parsed = datetime.fromisoformat(cleaned)
     except ValueError as error:
         raise SimulationInputError(f"{where}: not an ISO 8601 time: {text!r}") from error
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC), True
+    return parsed.astimezone(UTC), False
 
 
 def _parse_length(value: object, where: str) -> int:
@@ -474,6 +510,7 @@ def parse_trace(text: str, *, source: str, time_unit: str = "auto") -> TraceProf
 def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
     """The requests of a JSONL trace, numeric timestamps read in `time_unit` (or the unit detected)."""
     records: list[_Record] = []
+    kinds = _TimeKinds()
     numeric: list[float] = []
     for line in text.splitlines():
         if line.strip():
@@ -509,7 +546,7 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
                     "date this replay can hold (see --trace-time-unit)"
                 ) from error
         else:
-            moment = _parse_time(str(stamp), f"{where}.timestamp")
+            moment = kinds.parse(str(stamp), f"{where}.timestamp")
         records.append(
             (
                 moment,
@@ -523,6 +560,7 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
 def _csv_records(text: str, source: str) -> list[_Record]:
     """The requests of an Azure-format CSV trace (TIMESTAMP, ContextTokens, GeneratedTokens)."""
     records: list[_Record] = []
+    kinds = _TimeKinds()
     rows = list(csv.reader(io.StringIO(text)))
     expected = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
     if not rows or [c.strip() for c in rows[0][:3]] != expected:
@@ -538,7 +576,7 @@ def _csv_records(text: str, source: str) -> list[_Record]:
         where = f"{source}: row {row_number}"
         records.append(
             (
-                _parse_time(row[0], f"{where}.TIMESTAMP"),
+                kinds.parse(row[0], f"{where}.TIMESTAMP"),
                 _parse_length(row[1], f"{where}.ContextTokens"),
                 _parse_length(row[2], f"{where}.GeneratedTokens"),
             )

@@ -78,6 +78,17 @@ _NOT_REPLAYED: tuple[tuple[str, Callable[[InferenceDeploymentSpec], bool], str],
     ("spec.capacity.minReplicas", lambda s: s.capacity.min_replicas == 0, "scale to zero (it keeps a replica)"),
     ("spec.migration.mode", lambda s: s.migration.mode is not MigrationMode.AUTO, "modes other than Auto"),
     ("spec.variants", lambda s: bool(s.variants), "model variants"),
+    # Found in review: these two were accepted and dropped (a deployment with a carbon price replayed without it).
+    (
+        "spec.carbon.priceUsdPerTonne",
+        lambda s: s.carbon.price_usd_per_tonne is not None,
+        "a price per deployment (--carbon-price prices every deployment)",
+    ),
+    (
+        "spec.demand.requestClasses",
+        lambda s: bool(s.demand.request_classes),
+        "request classes (the trace gives each request's size)",
+    ),
     ("spec.carbon.maxGramsPerKwh", lambda s: s.carbon.max_grams_per_kwh is not None, "carbon limits"),
     (
         "spec.carbon.maxGramsPerMillionTokens",
