@@ -199,6 +199,38 @@ def test_naive_price_timestamps_need_a_time_zone(shared_data: Path) -> None:
     )
 
 
+def test_files_of_different_zones_each_take_their_own(shared_data: Path) -> None:
+    # Found in review: one --prices-timezone applied to every file, so the EU per-market files (French local
+    # time) and the US ones (naive UTC) could not be replayed together: one of them was read hours off.
+    folder = shared_data / "prices-2024"
+    wide = folder / "prices_2024_utc_hourly_wide.csv"
+    paths = [folder / "FR_electricity_prices_2024.csv", folder / "US-CAL-CISO_electricity_prices_2024.csv"]
+    fx = {"EUR": 1.08, "USD": 1.0}
+    both = load_prices(
+        paths,
+        fx_to_usd=fx,
+        markets=None,
+        parser=price_csv_parser(),
+        timezones={"FR": "Europe/Paris", "US-CAL-CISO": "UTC"},
+    )
+    reference = load_prices([wide], fx_to_usd=fx, markets=["FR", "US-CAL-CISO"], parser=price_csv_parser())
+    week = datetime(2024, 7, 1, tzinfo=UTC)
+    for mine, theirs in zip(both, reference, strict=True):
+        assert mine.window(week, 168) == pytest.approx(theirs.window(week, 168), rel=1e-9), mine.market
+    with pytest.raises(SimulationInputError, match=r"no --prices file for market\(s\) DE-LU"):
+        load_prices(paths, fx_to_usd=fx, markets=None, parser=price_csv_parser(), timezones={"DE-LU": "UTC"})
+
+
+def test_a_zone_that_contradicts_a_utc_header_is_refused(tmp_path: Path) -> None:
+    # Found in review: an explicit zone won over a header saying UTC, silently an hour off.
+    path = tmp_path / "DE-LU_prices.csv"
+    path.write_text("Datetime (UTC),Price (EUR/MWh)\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n")
+    with pytest.raises(SimulationInputError, match="its time column says UTC, and --prices-timezone says Europe/Paris"):
+        load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser(), timezone="Europe/Paris")
+    (series,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser(), timezone="UTC")
+    assert series.start == datetime(2024, 1, 1, tzinfo=UTC)
+
+
 def test_a_local_time_price_file_writing_the_autumn_hour_twice_is_replayed_hour_by_hour(tmp_path: Path) -> None:
     # Found in review: naive times were read as UTC and moved afterwards, so the second 02:00 (CET after
     # CEST) was refused as "not after the previous row"; the operator's csvReplay takes it.
@@ -495,3 +527,15 @@ def test_two_weeks_replay_different_stretches_of_the_looped_trace() -> None:
     assert first.deployments[0].setup.home_market == "DE-LU"
     assert np.array_equal(first.deployments[0].rate_rps, again.deployments[0].rate_rps)
     assert not np.array_equal(first.deployments[0].rate_rps, second.deployments[0].rate_rps)
+
+
+def test_prices_timezone_takes_one_zone_for_all_or_one_per_market() -> None:
+    from gridshift.cli.simulate import _prices_timezones
+    from gridshift.cli.usage import UsageError
+
+    assert _prices_timezones(None) == {"timezone": None, "timezones": {}}
+    assert _prices_timezones(["UTC", "FR=Europe/Paris"]) == {"timezone": "UTC", "timezones": {"FR": "Europe/Paris"}}
+    with pytest.raises(UsageError, match="one ZONE for all files at most"):
+        _prices_timezones(["UTC", "Europe/Paris"])
+    with pytest.raises(UsageError, match="each MARKET=ZONE once"):
+        _prices_timezones(["FR=UTC", "FR=Europe/Paris"])

@@ -127,10 +127,12 @@ def _input_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--prices-timezone",
+        action="append",
         default=None,
-        metavar="ZONE",
-        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); a file of "
-        "naive timestamps is refused without it",
+        metavar="[MARKET=]ZONE",
+        help="IANA time zone of --prices timestamps that carry no UTC offset (e.g. Europe/Paris; UTC); "
+        "MARKET=ZONE for the per-market file of that market only (repeatable, e.g. FR=Europe/Paris "
+        "US-CAL-CISO=UTC); a file of naive timestamps is refused without one",
     )
     parser.add_argument(
         "--trace-time-unit",
@@ -340,6 +342,21 @@ def keep_freed_heap() -> bool:
     return all(mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for option, value in wanted)
 
 
+def _prices_timezones(values: list[str] | None) -> dict[str, Any]:
+    """--prices-timezone's values as load_prices' `timezone` (one bare ZONE, for every naive file) and
+    `timezones` (MARKET=ZONE)."""
+    from gridshift.cli.usage import UsageError
+
+    bare = [v for v in values or () if "=" not in v]
+    if len(bare) > 1:
+        raise UsageError(f"--prices-timezone: one ZONE for all files at most, got {', '.join(bare)}")
+    pairs = [v.split("=", 1) for v in values or () if "=" in v]
+    markets = [m.strip() for m, _ in pairs]
+    if len(set(markets)) != len(markets) or not all(markets):
+        raise UsageError(f"--prices-timezone: each MARKET=ZONE once, got {', '.join(values or ())}")
+    return {"timezone": bare[0] if bare else None, "timezones": {m.strip(): z.strip() for m, z in pairs}}
+
+
 def _check_market_keys(settings: Any, named: str | None) -> None:
     """--pue and --gpu-price keys must be markets of the replay: a typo left the default in place, silently.
     A market without a known local time (it shapes its users' day) must be one --markets names (`named`):
@@ -408,7 +425,7 @@ def run(args: argparse.Namespace) -> int:
                 fx_to_usd=settings.fx_to_usd,
                 markets=wanted,
                 parser=price_csv_parser(),
-                timezone=args.prices_timezone,
+                **_prices_timezones(args.prices_timezone),
                 max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
             )
         except SimulationInputError as error:

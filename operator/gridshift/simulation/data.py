@@ -304,8 +304,12 @@ def local_timezone(text: str, source: str, timezone: str | None, flag: str) -> s
     `flag` must then have given (naive_times refuses a file mixing the two)."""
     if not naive_times(text, source):
         return None
-    if timezone is None and says_utc(next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [""])[0]):
-        return "UTC"  # the time column's header says so, as the operator reads it (signals.recorded)
+    if says_utc(next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [""])[0]):
+        # The time column's header says so, as the operator reads it (signals.recorded); a zone given besides
+        # that is not UTC contradicts the file (found in review: it won, silently).
+        if timezone is not None and ZoneInfo(timezone).utcoffset(datetime(2024, 1, 1)) != timedelta(0):
+            raise SimulationInputError(f"{source}: its time column says UTC, and {flag} says {timezone}")
+        return "UTC"
     if timezone is None:
         raise SimulationInputError(
             f"{source}: its timestamps carry no UTC offset; say whose local time they are with {flag} "
@@ -322,14 +326,27 @@ def load_prices(
     parser: PriceCsvParser,
     timezone: str | None = None,
     max_abs_usd_per_kwh: float = math.inf,
+    timezones: Mapping[str, str] | None = None,
 ) -> list[MarketPrices]:
     """Markets from the given CSVs, or from the shipped 2024 slice when no path is given.
 
     A file whose timestamps carry no offset is refused unless `timezone` says whose local time they are
     (UTC included): the EU per-market files of shared/data/prices-2024 are French local time, and reading
-    them as UTC shifted every price by one or two hours without a word.
+    them as UTC shifted every price by one or two hours without a word. `timezones` gives a per-market
+    file's zone by its market (the file name's `<MARKET>_` prefix), where files of several zones are
+    replayed together (found in review: one zone for all read the EU files or the US ones hours off).
     """
     check_timezone(timezone, "--prices-timezone")
+    by_market = dict(timezones or {})
+    for market, named_zone in by_market.items():
+        check_timezone(named_zone, f"--prices-timezone {market}=")
+    named = {path.name.split("_", 1)[0] for path in paths}
+    unknown = sorted(set(by_market) - named)
+    if unknown:
+        raise SimulationInputError(
+            f"--prices-timezone: no --prices file for market(s) {', '.join(unknown)} (a file's market is its "
+            "name's <MARKET>_ prefix)"
+        )
     if not paths:
         return parse_prices(
             shipped_text(SHIPPED_PRICES),
@@ -343,7 +360,8 @@ def load_prices(
     source_of: dict[str, Path] = {}
     for path in paths:
         text = _read_text(path)
-        zone = local_timezone(text, str(path), timezone, "--prices-timezone")
+        given = by_market.get(path.name.split("_", 1)[0], timezone)
+        zone = local_timezone(text, str(path), given, "--prices-timezone")
         wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
         if wide and markets is not None and not wanted:
