@@ -61,3 +61,21 @@ def test_a_credential_quoted_inside_a_longer_text_is_redacted(password: str) -> 
     redaction.remember(password)
     for text in (repr({"error": 'bad token "' + password + '"'}), repr({"error": "bad token '" + password + "'"})):
         assert "ss" not in redaction.redact(text).replace("<redacted>", ""), redaction.redact(text)
+
+
+def test_a_host_name_idna_cannot_encode_is_an_invalid_url_not_a_traceback() -> None:
+    # Found in review: `a..b` failed in the resolver as a UnicodeError, a traceback from `gridshift prices`.
+    import httpx
+
+    from gridshift.signals.http import get_body
+    from gridshift.signals.prices import PriceFetchError
+
+    with httpx.Client() as http, pytest.raises(PriceFetchError, match="not a valid URL") as refused:
+        get_body(http, "feed", "http://a..b/?securityToken=SECRET1234", timeout_seconds=5, max_body_bytes=1024)
+    assert "SECRET1234" not in str(refused.value)
+
+
+def test_a_number_written_with_underscores_is_not_a_price() -> None:
+    # Found in review: Python's float() read "1_000" as 1000.
+    with pytest.raises(PriceDataError, match="not a number: '1_000'"):
+        finite_number("x", "items[0].price", "1_000")

@@ -60,6 +60,7 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
             "ContextTokens",
         ),
         ('{"timestamp": true, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: expected a number"),
+        ('{"timestamp": 1, "input_length": "1_000", "output_length": 1}\n', r"line 1\.input_length: not a number"),
         ('{"timestamp": 1e30, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: 1e\+30 in ns is not"),
     ],
 )

@@ -65,7 +65,8 @@ def _shown(value: object) -> str:
 
 def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:
     """A finite number, given as a JSON number or a numeric string (never a boolean, NaN or infinity)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or (isinstance(value, str) and "_" in value):
+        # Python's float() reads "1_000" as 1000: no feed writes numbers so (review), so it is refused.
         raise error(feed, field, f"not a number: {_shown(value)}")
     try:
         number = float(value)

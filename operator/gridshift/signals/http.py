@@ -324,8 +324,9 @@ def get_body(
     except httpx.HTTPError as error:
         # The class name only, and no chained cause: httpx errors carry the request (and its URL).
         raise PriceFetchError(feed, "http", f"request failed ({type(error).__name__})", retryable=True) from None
-    except httpx.InvalidURL:
-        # Not an HTTPError: it escaped as a traceback (review); the URL is not quoted (it may hold a token).
+    except (httpx.InvalidURL, UnicodeError):
+        # Not HTTPErrors: they escaped as tracebacks (review; a host name IDNA cannot encode, `a..b`, fails in the
+        # resolver as a UnicodeError). The URL is not quoted (it may hold a token).
         raise PriceFetchError(feed, "http", "not a valid URL", retryable=False) from None
     status = answer.status
     if status in (401, 403):

@@ -458,6 +458,8 @@ def _parse_time(text: str, where: str) -> tuple[datetime, bool]:
 
 def _parse_length(value: object, where: str) -> int:
     try:
+        if isinstance(value, str) and "_" in value:
+            raise ValueError("1_000 is Python's notation, not a trace's")  # float() reads it (review)
         number = float(str(value))
     except ValueError as error:
         raise SimulationInputError(f"{where}: not a number: {value!r}") from error
