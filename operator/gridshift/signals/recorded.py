@@ -123,9 +123,9 @@ def _parse_time(
         raise measure.error(
             feed,
             where,
-            f"{text.strip()!r} carries no UTC offset and the time column's header does not say UTC: give whose "
-            "local time the file's times are (a feed's csvReplay.timezone, gridshift simulate's --prices-timezone; "
-            "Europe/Paris for the EU per-market files of prices-2024), or write the offsets",
+            f"{text.strip()!r} carries no UTC offset and the time column's header does not say UTC: set "
+            "csvReplay.timezone (gridshift simulate: --prices-timezone) to whose local time the file's times are "
+            "(Europe/Paris for the EU per-market files of prices-2024), or write the offsets",
         )
     moment = utc_within_range(feed, where, parsed, repr(text.strip()), measure.error, naive_timezone)
     if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:
