@@ -60,3 +60,7 @@ def test_a_refusal_of_companions_alone_is_still_named_after_the_deployments_read
     refused.add("gs-team-b")
     member.owned_objects(["gs-team-b"])
     assert set(member.unreadable_namespaces()) == {"gs-team-b"}
+    # By kind: the Deployments were read, so a caller asking whose Deployments were not listed hears none
+    # (observe keeps last cycle's replicas only there), whatever order it asks in.
+    assert member.unreadable_namespaces("Deployment") == {}
+    assert set(member.unreadable_namespaces("Service")) == {"gs-team-b"}

@@ -87,7 +87,7 @@ def _refusing_services_in(world: ServiceHarness, namespace: str) -> None:
 
     def refusing(namespaces: Collection[str]) -> list[LiveObject]:
         found = owned(namespaces)
-        member._unreadable[namespace] = ActuationForbidden("eu-de", f"cannot list services in {namespace}")
+        member._unreadable[(namespace, "Service")] = ActuationForbidden("eu-de", f"cannot list services in {namespace}")
         return [o for o in found if o.namespace != namespace]
 
     member.owned_objects = refusing  # type: ignore[method-assign]

@@ -201,11 +201,12 @@ class MemberCluster(Protocol):
         """gridshift's Services, PodDisruptionBudgets and NetworkPolicies in `namespaces` (by label), as digests."""
         ...
 
-    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
+    def unreadable_namespaces(self, kind: str | None = None) -> Mapping[str, ActuationForbidden]:
         """Namespaces asked of `workloads`/`owned_objects`/`gpu_inventory` since the last `workloads` call (a
         cycle's first read) whose listing the credentials were refused (403), with the refusal: their objects
         are left out of the answers, not raised, so that one tenant's namespace the member's Role does not
-        cover costs that tenant only. The caller decides what a refusal of every namespace means."""
+        cover costs that tenant only. The caller decides what a refusal of every namespace means. `kind`
+        ("Deployment", "Service", ...): the refusals of that kind's listings only; None: of any kind."""
         ...
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
@@ -430,8 +431,8 @@ class KubeMemberCluster:
         self._dynamic: Any = None
         self._watch = watch
         self._caches: dict[tuple[str, str], WatchCache[Any]] = {}
-        self._unreadable: dict[str, ActuationForbidden] = {}
-        """Namespace -> the refusal of its last listing (`unreadable_namespaces`)."""
+        self._unreadable: dict[tuple[str, str], ActuationForbidden] = {}
+        """(namespace, kind) -> the refusal of its listing this cycle (`unreadable_namespaces`)."""
         self._caches_lock = threading.Lock()
 
     def __repr__(self) -> str:  # never show credentials
@@ -721,8 +722,8 @@ class KubeMemberCluster:
                 )
         return found
 
-    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
-        return dict(self._unreadable)
+    def unreadable_namespaces(self, kind: str | None = None) -> Mapping[str, ActuationForbidden]:
+        return {namespace: error for (namespace, of), error in self._unreadable.items() if kind in (None, of)}
 
     def _readable(
         self,
@@ -737,7 +738,7 @@ class KubeMemberCluster:
         try:
             return self._cached(api_version, kind, namespace, label_selector, extract)
         except ActuationForbidden as error:
-            self._unreadable[namespace] = error
+            self._unreadable[(namespace, kind)] = error
             return []
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:

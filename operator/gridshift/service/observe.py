@@ -536,10 +536,9 @@ def _read_member(
     ones whose Deployments could not be listed (what runs there is unknown). Every namespace refused is the
     cluster's refusal, raised as before."""
     found = member.workloads(namespaces)
-    # Refusals are named since the cycle's first read: these are the Deployments' (MemberCluster protocol).
-    unlisted = {n for n in member.unreadable_namespaces() if n in namespaces}
     view.inventory = member.gpu_inventory(namespaces)
     view.objects = {(o.kind, o.namespace, o.name): o.applied for o in member.owned_objects(namespaces)}
+    unlisted = {n for n in member.unreadable_namespaces("Deployment") if n in namespaces}
     refused = {n: error for n, error in member.unreadable_namespaces().items() if n in namespaces}
     if refused and len(refused) == len(set(namespaces)):
         raise next(iter(refused.values()))

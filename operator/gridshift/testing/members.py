@@ -54,7 +54,7 @@ class FakeMemberCluster:
     forbidden_namespaces: set[str] = field(default_factory=set)
     """Namespaces the credentials may not read or write (a member Role not granted there): writing one raises
     ActuationForbidden; reading leaves it out and `unreadable_namespaces` names it, as the real adapter does."""
-    _unreadable: dict[str, ActuationForbidden] = field(default_factory=dict, repr=False)
+    _unreadable: dict[tuple[str, str], ActuationForbidden] = field(default_factory=dict, repr=False)
 
     def _check(self, namespaces: Collection[str] = ()) -> None:
         if not self.reachable:
@@ -63,16 +63,20 @@ class FakeMemberCluster:
         if refused:
             raise ActuationForbidden(self.name, f"cannot create deployments.apps in the namespace {refused[0]}")
 
-    def _readable(self, namespaces: Collection[str]) -> set[str]:
-        """`namespaces` less the forbidden ones, which `unreadable_namespaces` then names (as the real adapter)."""
-        self._unreadable = {
-            n: ActuationForbidden(self.name, f"cannot list deployments.apps in the namespace {n}")
-            for n in sorted(self.forbidden_namespaces.intersection(namespaces))
-        }
-        return set(namespaces) - set(self._unreadable)
+    def _readable(self, namespaces: Collection[str], kinds: Collection[str]) -> set[str]:
+        """`namespaces` less the forbidden ones, which `unreadable_namespaces` then names for each of `kinds`
+        (as the real adapter; refusals are this cycle's, from `workloads` on)."""
+        if "Deployment" in kinds:
+            self._unreadable = {}
+        refused = sorted(self.forbidden_namespaces.intersection(namespaces))
+        for kind in kinds:
+            for n in refused:
+                refusal = f"cannot list deployments.apps in the namespace {n}"
+                self._unreadable[(n, kind)] = ActuationForbidden(self.name, refusal)
+        return set(namespaces) - set(refused)
 
-    def unreadable_namespaces(self) -> Mapping[str, ActuationForbidden]:
-        return dict(self._unreadable)
+    def unreadable_namespaces(self, kind: str | None = None) -> Mapping[str, ActuationForbidden]:
+        return {namespace: error for (namespace, of), error in self._unreadable.items() if kind in (None, of)}
 
     def plant(self, manifest: Manifest) -> None:
         """Put an object in place as someone else would (no ownership check): for spoofing tests."""
@@ -113,7 +117,7 @@ class FakeMemberCluster:
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]:
         self._check()
-        namespaces = self._readable(namespaces)
+        namespaces = self._readable(namespaces, ("Deployment",))
         # Skipping what it cannot read, object by object, as the real adapter does (review: the fake failed
         # the whole cluster on one planted Deployment, so service tests could not see what the real one does).
         extract = skipping_failures(state_from_deployment, "Deployment")
@@ -126,8 +130,8 @@ class FakeMemberCluster:
 
     def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
         self._check()
-        namespaces = self._readable(namespaces)
         kinds = {kind for _, kind in WORKLOAD_COMPANIONS}
+        namespaces = self._readable(namespaces, sorted(kinds))
         found = [
             skipping_failures(functools.partial(live_object, kind=kind), kind)(o)
             for (kind, namespace, _), o in self.objects.items()
