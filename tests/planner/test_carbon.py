@@ -292,6 +292,10 @@ def test_a_move_for_carbon_that_saves_no_money_reads_lower_carbon_not_cheaper_pl
     assert replicas_in(moved, "b") > 0 and replicas_in(moved, "a") == 0
     assert moved.explanation.reason == "LowerCarbon", moved.explanation.summary
     assert moved.explanation.summary.startswith("LowerCarbon: ")
+    # In money, that move costs more (found in review: the saving counted the carbon cost and read "saves").
+    saving = moved.explanation.saving_usd_per_hour_vs_current
+    assert saving is not None and saving < 0, moved.explanation.summary
+    assert "more than keeping the current placement" in moved.explanation.summary
     # The same move made for money as well as carbon is still a cheaper placement.
     cheap_and_clean = make_plan(world(running, carbon, {"a": 0.9, "b": 0.01})).for_deployment("ns/chat")
     assert replicas_in(cheap_and_clean, "b") > 0 and cheap_and_clean.explanation.reason == "CheaperPlacement"

@@ -727,9 +727,10 @@ def _explain(
         )
         saving = keep_objective - chosen_money
     if saving is not None and uses_carbon:
-        # The carbon limit penalty steers the plan but is no money: the saving is in real cost. Only
-        # deployments that use carbon have options with a carbon view, so a penalty (problem.py).
-        saving -= sum(o.carbon_penalty_usd * (o.current - n) for o, n in zip(options, counts, strict=True))
+        # The internal carbon price and the carbon limit's penalty steer the plan but are no money: the saving
+        # is in money (found in review: a LowerCarbon move dearer in money "saved" its carbon cost). Only
+        # deployments that use carbon have options with a carbon view (problem.py).
+        saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
     alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
@@ -783,17 +784,18 @@ def _move_target(deployment: DeploymentProblem, counts: list[int], binding: list
     return "other capacity"
 
 
+def _money_spent(deployment: DeploymentProblem, counts: Sequence[int], money: PlannerSettings) -> float:
+    """USD/h `counts` spends (window mean, starts amortised): the objective without penalties (`money`), less
+    the internal carbon cost and carbon-limit penalty in the options' cost."""
+    carbon = sum(
+        (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k for o, k in zip(deployment.options, counts, strict=True)
+    )
+    return deployment_objective(deployment, counts, money) - carbon
+
+
 def _saves_money(deployment: DeploymentProblem, counts: list[int], current: list[int], money: PlannerSettings) -> bool:
-    """Whether `counts` spends fewer USD/h than `current` (window mean, starts amortised): the objective
-    without penalties (`money`), less the internal carbon cost and carbon-limit penalty in the options' cost."""
-
-    def spent(n: list[int]) -> float:
-        carbon = sum(
-            (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k for o, k in zip(deployment.options, n, strict=True)
-        )
-        return deployment_objective(deployment, n, money) - carbon
-
-    return spent(counts) < spent(current)
+    """Whether `counts` spends fewer USD/h than `current` (`_money_spent`)."""
+    return _money_spent(deployment, counts, money) < _money_spent(deployment, current, money)
 
 
 def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
