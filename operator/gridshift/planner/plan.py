@@ -784,7 +784,7 @@ def _move_target(deployment: DeploymentProblem, counts: list[int], binding: list
     return "other capacity"
 
 
-def _money_spent(deployment: DeploymentProblem, counts: Sequence[int], money: PlannerSettings) -> float:
+def _money_spent(deployment: DeploymentProblem, counts: list[int], money: PlannerSettings) -> float:
     """USD/h `counts` spends (window mean, starts amortised): the objective without penalties (`money`), less
     the internal carbon cost and carbon-limit penalty in the options' cost."""
     carbon = sum(
