@@ -451,7 +451,12 @@ literals and a left-to-right sum): |sum - 1| <= 0.01 refused 0.49 + 0.5, which t
 
 
 def _shares_add_up(classes: list[RequestClass]) -> bool:
-    return not classes or _SHARE_SUM_MIN <= sum(c.share for c in classes) <= _SHARE_SUM_MAX
+    # Added left to right, as the CEL rule does: Python 3.12's sum() of floats compensates rounding, so that
+    # [0.3, 0.59, 0.1] passed `gridshift validate` there while the apiserver refused it (review).
+    total = 0.0
+    for c in classes:
+        total += c.share
+    return not classes or _SHARE_SUM_MIN <= total <= _SHARE_SUM_MAX
 
 
 class DemandSpec(ApiModel):
