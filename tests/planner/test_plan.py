@@ -904,3 +904,27 @@ def test_a_type_cheaper_per_replica_that_needs_more_replicas_is_not_blamed_on_a_
     details = "\n".join(result.explanation.details)
     assert f"not placed on a/{a100}: " in details and "the demand needs 3 replica(s) there against 1" in details
     assert "start costs" not in details
+
+
+def test_the_best_alternative_is_one_that_could_hold_the_whole_demand() -> None:
+    # Found in review: the alternative was any unused pool with room for one replica, so a pool of 1 A100
+    # was offered "for the same demand" that needs 2 there: cheaper than the plan, and impossible.
+    clusters = [cluster("a", gpus={H100: 8}, gpu_hour=3.0), cluster("b", gpus={A100: 1}, gpu_hour=0.6)]
+    prices = {"a": flat_prices(0.1), "b": flat_prices(0.1)}
+    chat = make_plan(snapshot([deployment("chat", 2.0, gpu_types=[A100, H100])], clusters, prices))
+    explanation = chat.for_deployment("ns/chat").explanation
+    assert explanation.alternative is None and "best alternative" not in explanation.summary, explanation.summary
+    # With room for the 2 replicas the plan takes them, and the H100 pool (1 replica covers) is the alternative.
+    roomy = [cluster("a", gpus={H100: 8}, gpu_hour=3.0), cluster("b", gpus={A100: 2}, gpu_hour=0.6)]
+    there = make_plan(snapshot([deployment("chat", 2.0, gpu_types=[A100, H100])], roomy, prices)).for_deployment(
+        "ns/chat"
+    )
+    assert [(t.cluster, t.replicas) for t in there.targets if t.replicas] == [("b", 2)]
+    assert there.explanation.alternative == f"a/{H100}"
+
+
+def test_a_cost_that_rounds_to_zero_from_below_reads_zero() -> None:
+    # Found in review: free GPUs at a slightly negative price read "-0.000 USD/h, -0.0000 USD/Mtok".
+    clusters = [cluster("a", gpu_hour=0.0), cluster("b", gpu_hour=0.0)]
+    plan = make_plan(snapshot([deployment("chat", 2.0)], clusters, {c: flat_prices(-0.00001) for c in "ab"}))
+    assert "-0.0" not in plan.for_deployment("ns/chat").explanation.summary

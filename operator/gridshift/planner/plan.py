@@ -588,13 +588,20 @@ def _cover_replicas(deployment: DeploymentProblem, option: Option) -> int:
 
 
 def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequence[int]) -> tuple[list[int], int]:
-    """The options an alternative may be (unused, in a pool with room for one replica: found in review, an
-    empty pool was offered) and the plan's main option (-1: the plan places nothing, so no alternative)."""
+    """The options an alternative may be (unused, and able to hold the whole cover: the pool has the GPUs and
+    the option's bound, maxReplicas included, admits that many; found in review, an empty pool was offered,
+    then a pool of 1 GPU "for the same demand" that needed 2 replicas, and 16 replicas against maxReplicas 5)
+    and the plan's main option (-1: the plan places nothing, so no alternative)."""
     options = deployment.options
     used = [j for j, n in enumerate(counts) if n > 0]
     if not used:
         return [], -1
-    unused = [j for j, n in enumerate(counts) if n == 0 and problem.inventory.get(options[j].key, 0) >= options[j].gpus]
+
+    def holds_the_cover(j: int) -> bool:
+        cover = _cover_replicas(deployment, options[j])
+        return cover <= options[j].upper and problem.inventory.get(options[j].key, 0) >= cover * options[j].gpus
+
+    unused = [j for j, n in enumerate(counts) if n == 0 and holds_the_cover(j)]
     unit = deployment.unit_capacity
 
     def at_full_load(k: int) -> float:
@@ -743,10 +750,10 @@ def _explain(
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         details.append(f"also moves {min(started, stopped)} replica(s) to {_move_target(deployment, counts, binding)}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
-    summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
+    summary = f"{reason}: {placed}; {_fixed(cost.usd_per_hour, 3)} USD/h"
     if cost.usd_per_million_tokens is not None:
-        summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
-    summary += f" (GPU-hours {cost.gpu_usd_per_hour:.3f}, energy {cost.energy_usd_per_hour:.3f})"
+        summary += f", {_fixed(cost.usd_per_million_tokens, 4)} USD/Mtok"
+    summary += f" (GPU-hours {_fixed(cost.gpu_usd_per_hour, 3)}, energy {_fixed(cost.energy_usd_per_hour, 3)})"
     if saving is not None and (started or stopped or ruled_out):
         if saving < 0:
             # A scale-up for the SLO, leaving a region for a carbon limit, or giving a pool to another
@@ -755,7 +762,7 @@ def _explain(
         else:
             summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
     if alternative is not None and alternative_hourly is not None:
-        summary += f"; best alternative {alternative} at {alternative_hourly:.3f} USD/h for the same demand"
+        summary += f"; best alternative {alternative} at {_fixed(alternative_hourly, 3)} USD/h for the same demand"
     if uses_carbon:
         summary += _carbon_summary(deployment, cost)
     return Explanation(
@@ -782,6 +789,12 @@ def _move_target(deployment: DeploymentProblem, counts: list[int], binding: list
     if any(b.startswith("inventory:") for b in binding):
         return "capacity with free GPUs (the cheaper pool is taken)"
     return "other capacity"
+
+
+def _fixed(value: float, digits: int) -> str:
+    """`value` with `digits` decimals, never "-0.000": a cost that rounds to zero from below (a negative
+    price times a tiny draw) is zero (review)."""
+    return f"{round(value, digits) + 0.0:.{digits}f}"
 
 
 def _money_spent(deployment: DeploymentProblem, counts: list[int], money: PlannerSettings) -> float:
