@@ -2,8 +2,9 @@
 
 Each rule's refusals are files of tests/fixtures/bad_crs (checked against pydantic here and against
 the real apiserver in tests/cluster/test_crds_apiserver.py). This file covers what those cannot:
-the time-zone database (which CEL cannot consult), the edge cases each rule must still accept, and
-the message a zone unknown to the running operator gives at runtime.
+the time-zone database of this process (the apiserver consults its own by CEL: bad_crs
+rc-*-unknown-timezone), the edge cases each rule must still accept, and the message a zone unknown to
+the running operator gives at runtime.
 """
 
 from __future__ import annotations
