@@ -928,3 +928,13 @@ def test_a_cost_that_rounds_to_zero_from_below_reads_zero() -> None:
     clusters = [cluster("a", gpu_hour=0.0), cluster("b", gpu_hour=0.0)]
     plan = make_plan(snapshot([deployment("chat", 2.0)], clusters, {c: flat_prices(-0.00001) for c in "ab"}))
     assert "-0.0" not in plan.for_deployment("ns/chat").explanation.summary
+
+
+def test_a_deployment_kept_by_a_stale_price_is_not_said_to_be_kept_by_the_start_cost() -> None:
+    # Found in review: "not moved ...: saves 0.46 USD/h per replica, but a start costs 0.20 USD, not paid back
+    # within 6 h", while what kept it was the stale price where it runs (named in binding_constraints).
+    running = deployment("chat", 3.0, placements=[("b", H100, 3)])
+    prices = {"a": flat_prices(0.01), "b": flat_prices(0.90, stale=True)}
+    plan = make_plan(snapshot([running], [cluster("a"), cluster("b")], prices)).for_deployment("ns/chat")
+    assert not any("a start costs" in d for d in plan.explanation.details), plan.explanation.details
+    assert any("the price in b is stale" in d for d in plan.explanation.details), plan.explanation.details

@@ -937,6 +937,12 @@ def _alternative(
                 details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
         elif option.stale:
             details.append(f"not moved to {alternative}: its price is stale")
+        elif options[dearest].stale:
+            # Found in review: blamed on the start cost, where a stale price where it runs keeps it there.
+            details.append(
+                f"not moved to {alternative}: the price in {options[dearest].cluster} is stale, and a stale price "
+                "moves no replica"
+            )
         elif (gain := options[dearest].hourly_usd - option.hourly_usd) <= 0:
             # Cheaper per unit of capacity, dearer per replica: the demand does not need what it adds.
             details.append(
