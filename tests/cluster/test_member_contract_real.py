@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import ForeignObject, KubeMemberCluster
+from gridshift.actuation.members import ForeignObject, KubeMemberCluster, Owner
 from gridshift.actuation.render import render_workload
 from gridshift.service.inputs import planner_cluster
 from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, target
@@ -126,6 +126,37 @@ def test_an_object_another_owner_put_in_place_after_our_read_is_not_overwritten(
         member._get = lambda *args: next(reads, None) or real_get(*args)  # type: ignore[method-assign]
         with pytest.raises(ForeignObject):
             member.apply([ours])
+        after = kubectl_json(world, region, "get", "deployment", "-n", ns, name)
+        assert after["metadata"]["annotations"][L.OWNER] == "team-b/x"
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_a_deletion_leaves_an_object_another_owner_put_in_place_after_our_listing(control_planes: Any) -> None:
+    """Self-review, the sibling of the apply's: objects were listed, judged ours, then deleted by name, so one
+    deleted and re-created by another owner in between was deleted. The delete now carries the listed uid."""
+    world, region = control_planes, "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    ours = render_workload(SPEC, replace(target("gone", 1), workload_namespace=ns))[0]
+    name = ours["metadata"]["name"]
+    try:
+        member.apply([ours])
+        listed = member._list("apps/v1", "Deployment", ns)
+        world.kubectl(region, "delete", "deployment", "-n", ns, name)
+        theirs = {**ours, "metadata": {**ours["metadata"], "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}}
+        world.apply(region, [theirs])
+        owner_of_ours = replace(target("gone", 1), workload_namespace=ns)
+        real_list = member._list
+        member._list = lambda api_version, kind, *rest: (  # type: ignore[method-assign]
+            [{**o, "metadata": {**o["metadata"]}} for o in listed]
+            if kind == "Deployment"
+            else real_list(api_version, kind, *rest)
+        )
+        member.delete_deployment_objects(
+            Owner(owner_of_ours.deployment_namespace, owner_of_ours.deployment_name, owner_of_ours.owner_uid), [ns]
+        )
         after = kubectl_json(world, region, "get", "deployment", "-n", ns, name)
         assert after["metadata"]["annotations"][L.OWNER] == "team-b/x"
     finally:

@@ -322,3 +322,41 @@ def test_a_gpu_index_given_twice_is_refused_naming_the_flag(capsys: pytest.Captu
         parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--gpus", "0,1,0"])
     assert "argument --gpus: expected each value once, got '0,1,0' (repeated: [0])" in capsys.readouterr().err
     assert parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--gpus", "1,0"]).gpus == (1, 0)
+
+
+def test_an_error_body_that_echoes_a_key_decoded_does_not_show_it() -> None:
+    # Self-review: only the query as sent was hidden; a server echoing the key's value, decoded, showed it.
+    import asyncio
+    import time
+
+    import httpx
+
+    from gridshift.profiling import EndpointError, LoadSettings, RequestShape, StreamRecord
+    from gridshift.profiling.load import stream_request
+    from gridshift.profiling.workload import PromptMaker
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text=f"invalid api key {request.url.params['api_key']!r}")
+
+    settings = LoadSettings(endpoint="http://vllm:8000/?api_key=SECRET%2FKEY123", served_model="m")
+    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
+
+    with pytest.raises(EndpointError, match="HTTP 401") as refused:
+        asyncio.run(send())
+    assert "SECRET" not in str(refused.value), str(refused.value)
+
+
+def test_a_prometheus_host_idna_cannot_encode_is_a_meter_error() -> None:
+    # Self-review: the resolver's UnicodeError escaped `gridshift profile` as a traceback.
+    from gridshift.profiling import EnergyMeterError, PrometheusEnergyMeter, PrometheusEnergySettings
+
+    meter = PrometheusEnergyMeter(
+        PrometheusEnergySettings(url="http://a..b:9090", selector='pod="x"', scrape_wait_seconds=0)
+    )
+    meter.begin_phase("idle")
+    with pytest.raises(EnergyMeterError, match="unreachable"):
+        meter.end_phase()

@@ -97,6 +97,10 @@ def test_bad_traces_are_refused_naming_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read"):
         load_trace_shapes(tmp_path / "absent.csv", max_prompt_tokens=10, max_output_tokens=10)
     # Found in review: -50 output tokens became 2 and a negative prompt was dropped, without a word.
+    underscored = tmp_path / "underscored.csv"
+    underscored.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n0,1_000,5\n")
+    with pytest.raises(ValueError, match="line 2: ContextTokens/GeneratedTokens must be integers"):
+        load_trace_shapes(underscored, max_prompt_tokens=10, max_output_tokens=10)  # int() read 1_000 (review)
     for row in ("1,100,-50", "2,-5,10"):
         negative = tmp_path / "negative.csv"
         negative.write_text(f"TIMESTAMP,ContextTokens,GeneratedTokens\n0,10,5\n{row}\n")

@@ -498,3 +498,19 @@ def test_a_price_without_its_time_is_refused_naming_the_row() -> None:
         parse_price_csv(text)
     blank = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00+00:00,1\n,\n\n2024-03-04T01:00:00+00:00,5\n"
     assert [i.price for i in parse_price_csv(blank)] == [1.0, 5.0]
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "Europe/London"])
+def test_a_zone_that_contradicts_a_time_column_saying_utc_is_refused(zone: str) -> None:
+    # Self-review: the operator's csvReplay let csvReplay.timezone win over a "Datetime (UTC)" header (an hour
+    # or two off), where gridshift simulate and gridshift prices refuse it; Europe/London is +0 in winter only.
+    from zoneinfo import ZoneInfo
+
+    from gridshift.signals.carbon import CarbonDataError
+    from gridshift.signals.carbon_feeds import read_carbon_csv
+
+    text = "Datetime (UTC),Carbon Intensity gCO2eq/kWh (LCA)\n2024-01-01T00:00:00,100\n2024-01-01T01:00:00,110\n"
+    with pytest.raises(CarbonDataError, match="says UTC; the zone given is"):
+        read_carbon_csv(io.StringIO(text), naive_timezone=ZoneInfo(zone))
+    utc = read_carbon_csv(io.StringIO(text), naive_timezone=ZoneInfo("Etc/UTC"))
+    assert datetime.fromtimestamp(utc.starts[0], UTC) == datetime(2024, 1, 1, tzinfo=UTC)

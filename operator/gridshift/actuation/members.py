@@ -742,6 +742,8 @@ class KubeMemberCluster:
             return []
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
+        from kubernetes.client.exceptions import ApiException
+
         selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
         deleted = 0
         for namespace in sorted(set(namespaces)):
@@ -751,12 +753,23 @@ class KubeMemberCluster:
                     if not owned_by(obj, owner):
                         continue  # the label says so, the owner annotations do not: not ours to delete
                     meta = obj["metadata"]
-                    self._call(
-                        lambda r=resource, meta=meta: r.delete(
-                            name=meta["name"], namespace=meta["namespace"], _request_timeout=self._timeout
-                        ),
-                        f"delete {kind} {meta['namespace']}/{meta['name']}",
-                    )
+                    # Only the object judged ours (its uid as listed): one another owner put in its place since
+                    # is left alone, 409 (self-review, the sibling of the apply's resourceVersion).
+                    body = {"preconditions": {"uid": meta["uid"]}} if meta.get("uid") else None
+                    try:
+                        self._call(
+                            lambda r=resource, meta=meta, body=body: r.delete(
+                                name=meta["name"],
+                                namespace=meta["namespace"],
+                                body=body,
+                                _request_timeout=self._timeout,
+                            ),
+                            f"delete {kind} {meta['namespace']}/{meta['name']}",
+                        )
+                    except ApiException as error:
+                        if error.status == 409:
+                            continue
+                        raise
                     if kind == "Deployment":
                         self._wrote(kind, meta["namespace"], meta["name"], None)
                     deleted += 1

@@ -117,7 +117,7 @@ class PrometheusEnergyMeter:
         shown = display_url(self._settings.url)
         try:
             response = self._client.get(url, timeout=self._settings.timeout_seconds)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, UnicodeError) as error:  # UnicodeError: a host IDNA cannot encode (review)
             raise EnergyMeterError(f"Prometheus at {shown} unreachable ({type(error).__name__})") from error
         if response.status_code != 200:
             raise EnergyMeterError(f"Prometheus at {shown} answered HTTP {response.status_code} to {promql}")

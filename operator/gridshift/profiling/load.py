@@ -99,10 +99,12 @@ async def stream_request(
         async with client.stream("POST", url, json=body, timeout=settings.request_timeout_seconds) as response:
             if response.status_code != 200:
                 detail = (await response.aread()).decode(errors="replace")
+                # A server may echo the path it was asked, or a key's value (review): neither the query, which
+                # may hold a key, nor any of its values, encoded or not, is shown.
                 query = url.query.decode(errors="replace")
-                if query:
-                    # A server may echo the path it was asked (review): the query, which may hold a key, is not shown.
-                    detail = detail.replace(query, "<query omitted>")
+                hidden = [query, *(value for _, value in url.params.multi_items())]
+                for text in sorted((h for h in hidden if len(h) >= 4), key=len, reverse=True):
+                    detail = detail.replace(text, "<query omitted>")
                 detail = detail[:500]
                 raise EndpointError(f"POST {shown} answered HTTP {response.status_code}: {detail}")
             async for line in response.aiter_lines():
@@ -130,7 +132,7 @@ async def stream_request(
                     # A usage-only chunk says the text chunks held more tokens than one each.
                     record.chunk_token_counts[-1] = counted
             record.completed = True
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, UnicodeError) as error:  # UnicodeError: a host IDNA cannot encode (review)
         raise EndpointError(f"POST {shown} failed: {type(error).__name__}: {error}") from error
     finally:
         record.ended_at = clock()

@@ -72,7 +72,10 @@ def _read_shapes(
         line = reader.line_num  # the physical line: blank lines and quoted newlines counted
         try:
             # A short row leaves None (a TypeError from int(): found in review as a traceback).
-            prompt, output = int(row["ContextTokens"] or ""), int(row["GeneratedTokens"] or "")
+            cells = (row["ContextTokens"] or "", row["GeneratedTokens"] or "")
+            if any("_" in cell for cell in cells):
+                raise ValueError("1_000 is Python's notation, not a trace's")  # int() reads it (review)
+            prompt, output = int(cells[0]), int(cells[1])
         except ValueError:
             raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
         if prompt < 0 or output < 0:

@@ -124,8 +124,9 @@ def _parse_time(
             feed,
             where,
             f"{text.strip()!r} carries no UTC offset and the time column's header does not say UTC: set "
-            "csvReplay.timezone (gridshift simulate: --prices-timezone) to whose local time the file's times are "
-            "(Europe/Paris for the EU per-market files of prices-2024), or write the offsets",
+            "csvReplay.timezone (gridshift simulate --prices: --prices-timezone) to whose local time the file's "
+            "times are (Europe/Paris for the EU per-market files of prices-2024), or write the offsets, or name the "
+            "time column 'Datetime (UTC)' if they are UTC",
         )
     moment = utc_within_range(feed, where, parsed, repr(text.strip()), measure.error, naive_timezone)
     if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:
@@ -147,6 +148,11 @@ def says_utc(name: str) -> bool:
     return _UTC_HEADER.search(name.strip()) is not None
 
 
+def is_utc(zone: tzinfo) -> bool:
+    """Whether `zone` is UTC all year: no offset in January nor in July (Europe/London is +0 in winter only)."""
+    return all(zone.utcoffset(datetime(2024, month, 1)) == timedelta(0) for month in (1, 7))
+
+
 def read_recording(
     lines: Iterable[str],
     measure: Measure[IntervalT],
@@ -166,7 +172,12 @@ def read_recording(
     if header is None or len(header) < 2:
         raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
     column = choose_column(header)
-    if naive_timezone is None and says_utc(header[0]):
+    if says_utc(header[0]):
+        if naive_timezone is not None and not is_utc(naive_timezone):
+            # Found in review: a zone given besides a header saying UTC won, silently an hour or two off.
+            raise measure.error(
+                feed, "header", f"the time column {header[0].strip()!r} says UTC; the zone given is {naive_timezone}"
+            )
         naive_timezone = UTC  # the file says so itself: Electricity Maps' "Datetime (UTC)"
     starts: array[float] = array("d")
     values: array[float] = array("d")

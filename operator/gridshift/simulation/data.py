@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.arrays import FloatArray
-from gridshift.signals.recorded import says_utc
+from gridshift.signals.recorded import is_utc, says_utc
 
 DATA_PACKAGE = "gridshift.data"
 SHIPPED_PRICES = "prices/prices_2024_7markets_utc_hourly_wide.csv"
@@ -307,7 +307,7 @@ def local_timezone(text: str, source: str, timezone: str | None, flag: str) -> s
     if says_utc(next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [""])[0]):
         # The time column's header says so, as the operator reads it (signals.recorded); a zone given besides
         # that is not UTC contradicts the file (found in review: it won, silently).
-        if timezone is not None and ZoneInfo(timezone).utcoffset(datetime(2024, 1, 1)) != timedelta(0):
+        if timezone is not None and not is_utc(ZoneInfo(timezone)):
             raise SimulationInputError(f"{source}: its time column says UTC, and {flag} says {timezone}")
         return "UTC"
     if timezone is None:
