@@ -79,3 +79,13 @@ def test_a_number_written_with_underscores_is_not_a_price() -> None:
     # Found in review: Python's float() read "1_000" as 1000.
     with pytest.raises(PriceDataError, match="not a number: '1_000'"):
         finite_number("x", "items[0].price", "1_000")
+
+
+def test_a_prometheus_error_body_echoing_a_token_leaves_no_part_of_it() -> None:
+    # Self-review: the body was cut to 200 characters and never redacted, and MetricsError's text reaches status.
+    from gridshift.signals.metrics import MetricsError, _explain_http_error
+
+    redaction.remember(TOKEN)
+    _, body = _explain_http_error("HTTP Status Code 400 (b'" + "q" * 190 + TOKEN + "')")
+    assert TOKEN[:8] not in body, body
+    assert TOKEN[:8] not in str(MetricsError("prom", "rate", f"refused: {TOKEN}", retryable=False))

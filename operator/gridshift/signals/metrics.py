@@ -26,6 +26,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from gridshift import redaction
 from gridshift.redaction import display_url
 from gridshift.signals.http import HttpxAdapter
 from gridshift.signals.labels import DeploymentRef, LabelScheme
@@ -48,7 +49,8 @@ class MetricsError(Exception):
     """A query could not be answered; `retryable` when trying again later may succeed."""
 
     def __init__(self, source: str, signal: str, message: str, *, retryable: bool) -> None:
-        super().__init__(f"metrics source {source!r}, signal {signal}: {message}")
+        # Its text reaches status (service.errors passes it as it is): a remembered secret never does (self-review).
+        super().__init__(redaction.redact(f"metrics source {source!r}, signal {signal}: {message}"))
         self.source = source
         self.signal = signal
         self.retryable = retryable
@@ -190,7 +192,7 @@ def _explain_http_error(text: str) -> tuple[int | None, str]:
                 return status, f"{document.get('errorType', 'error')}: {document['error']}"
         except ValueError:
             pass
-    return status, body[:200]
+    return status, redaction.excerpt(body, 200)  # redacted before it is cut (a cut secret is not recognised)
 
 
 def _parse_vector(source: str, signal: str, result: Any) -> list[Sample]:
