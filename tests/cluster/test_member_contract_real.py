@@ -112,7 +112,7 @@ def test_an_object_another_owner_put_in_place_after_our_read_is_not_overwritten(
     world, region = control_planes, "eu-de"
     ns = fresh_namespace(world, region)
     member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
-    ours = render_workload(SPEC, replace(target("raced", 1), workload_namespace=ns))[0]
+    ours = render_workload(SPEC, replace(target("raced", 0), workload_namespace=ns))[0]
     name = ours["metadata"]["name"]
     try:
         member.apply([ours])
@@ -139,7 +139,7 @@ def test_a_deletion_leaves_an_object_another_owner_put_in_place_after_our_listin
     world, region = control_planes, "eu-de"
     ns = fresh_namespace(world, region)
     member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
-    ours = render_workload(SPEC, replace(target("gone", 1), workload_namespace=ns))[0]
+    ours = render_workload(SPEC, replace(target("gone", 0), workload_namespace=ns))[0]
     name = ours["metadata"]["name"]
     try:
         member.apply([ours])
@@ -147,7 +147,7 @@ def test_a_deletion_leaves_an_object_another_owner_put_in_place_after_our_listin
         world.kubectl(region, "delete", "deployment", "-n", ns, name)
         theirs = {**ours, "metadata": {**ours["metadata"], "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}}
         world.apply(region, [theirs])
-        owner_of_ours = replace(target("gone", 1), workload_namespace=ns)
+        owner_of_ours = replace(target("gone", 0), workload_namespace=ns)
         real_list = member._list
         member._list = lambda api_version, kind, *rest: (  # type: ignore[method-assign]
             [{**o, "metadata": {**o["metadata"]}} for o in listed]
