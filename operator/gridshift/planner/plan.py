@@ -597,15 +597,16 @@ def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequenc
     if not used:
         return [], -1
 
-    def holds_the_cover(j: int) -> bool:
-        cover = _cover_replicas(deployment, options[j])
-        return cover <= options[j].upper and problem.inventory.get(options[j].key, 0) >= cover * options[j].gpus
-
-    unused = [j for j, n in enumerate(counts) if n == 0 and holds_the_cover(j)]
+    cover = {j: _cover_replicas(deployment, options[j]) for j, n in enumerate(counts) if n == 0}
+    unused = [
+        j
+        for j, n in cover.items()
+        if n <= options[j].upper and problem.inventory.get(options[j].key, 0) >= n * options[j].gpus
+    ]
     unit = deployment.unit_capacity
 
     def at_full_load(k: int) -> float:
-        return _cover_replicas(deployment, options[k]) * options[k].hourly_cost_now_usd
+        return cover[k] * options[k].hourly_cost_now_usd
 
     # Valued at the observed load only for the few cheapest at full load: at 1,000 deployments all of
     # them (22,000 options) took 0.1-0.2 CPU-s, against 0.3 for the whole plan's assembly.

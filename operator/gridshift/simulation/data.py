@@ -165,6 +165,11 @@ def price_columns(text: str) -> list[str]:
     return [name.strip() for name in header[1:]]
 
 
+def market_of_file(path: str | Path) -> str:
+    """A per-market file's market: its name's `<MARKET>_` prefix (DE-LU_electricity_prices_2024.csv: DE-LU)."""
+    return Path(path).name.split("_", 1)[0]
+
+
 def market_of_column(column: str) -> str:
     """`DE-LU_EUR_per_MWh` -> `DE-LU`; a per-market `Price (EUR/MWh)` column has no market name."""
     return column.split("_", 1)[0] if "_per_" in column else column
@@ -203,7 +208,7 @@ def parse_prices(
                 f"{source}: one price column without a market in its name, and none in the file's name: name the "
                 "file <MARKET>_<anything>.csv (e.g. DE-LU_prices.csv) or the column <MARKET>_<CUR>_per_MWh"
             )
-        by_market = {market_name or Path(source).name.split("_", 1)[0]: columns[0]}
+        by_market = {market_name or market_of_file(source): columns[0]}
     chosen = list(markets) if markets else list(by_market)
     missing = [m for m in chosen if m not in by_market]
     if missing:
@@ -340,7 +345,7 @@ def load_prices(
     by_market = dict(timezones or {})
     for market, named_zone in by_market.items():
         check_timezone(named_zone, f"--prices-timezone {market}=")
-    named = {path.name.split("_", 1)[0] for path in paths}
+    named = {market_of_file(path) for path in paths}
     unknown = sorted(set(by_market) - named)
     if unknown:
         raise SimulationInputError(
@@ -360,7 +365,7 @@ def load_prices(
     source_of: dict[str, Path] = {}
     for path in paths:
         text = _read_text(path)
-        given = by_market.get(path.name.split("_", 1)[0], timezone)
+        given = by_market.get(market_of_file(path), timezone)
         zone = local_timezone(text, str(path), given, "--prices-timezone")
         wide = len(price_columns(text)) > 1 or "_per_" in "".join(price_columns(text))
         wanted = None if markets is None or not wide else [m for m in markets if m in _markets_in(text)]
