@@ -3,17 +3,19 @@ fake is checked against, KubeMemberCluster honours too (objects read back as ren
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 import yaml
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import ForeignObject, KubeMemberCluster, Owner
+from gridshift.actuation.members import ForeignObject, KubeMemberCluster
 from gridshift.actuation.render import render_workload
 from gridshift.service.inputs import planner_cluster
-from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, target
+from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, owner, target
 from tests.service.test_inputs import eu_cluster
 
 from .helpers import fresh_namespace, kubectl_json, pod_condition, wait_for
@@ -105,60 +107,72 @@ def test_replicas_whose_pods_are_pending_hold_no_gpu_in_the_inventory(control_pl
         world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
 
 
+@dataclass
+class _Raced:
+    """A Deployment of ours (0 replicas: no pod outlives the test into the next one's GPU count) in a fresh
+    namespace, and the member adapter that applied it."""
+
+    world: Any
+    region: str
+    member: KubeMemberCluster
+    ours: dict[str, Any]
+
+    def swap(self) -> None:
+        """Another owner deletes our Deployment and creates its own under the name."""
+        meta = self.ours["metadata"]
+        self.world.kubectl(self.region, "delete", "deployment", "-n", meta["namespace"], meta["name"])
+        theirs = {**meta, "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}
+        self.world.apply(self.region, [{**self.ours, "metadata": theirs}])
+
+    def owner_now(self) -> str:
+        """The owner annotation of the Deployment under the name now."""
+        meta = self.ours["metadata"]
+        found = kubectl_json(self.world, self.region, "get", "deployment", "-n", meta["namespace"], meta["name"])
+        return str(found["metadata"]["annotations"][L.OWNER])
+
+
+@contextlib.contextmanager
+def _raced(world: Any, name: str) -> Iterator[_Raced]:
+    region = "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    try:
+        raced = _Raced(world, region, member, render_workload(SPEC, replace(target(name, 0), workload_namespace=ns))[0])
+        member.apply([raced.ours])
+        yield raced
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+
+
 def test_an_object_another_owner_put_in_place_after_our_read_is_not_overwritten(control_planes: Any) -> None:
     """Found in review: ownership was judged on a read, then the apply went out forced and without a
     precondition, so a Deployment of ours deleted and re-created by another owner between the two was
     overwritten, its owner annotations made ours. The apply now carries the read's resourceVersion."""
-    world, region = control_planes, "eu-de"
-    ns = fresh_namespace(world, region)
-    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
-    ours = render_workload(SPEC, replace(target("raced", 0), workload_namespace=ns))[0]
-    name = ours["metadata"]["name"]
-    try:
-        member.apply([ours])
-        resource = member._resource("apps/v1", "Deployment")
-        stale = member._get(resource, name, ns)
-        world.kubectl(region, "delete", "deployment", "-n", ns, name)
-        theirs = {**ours, "metadata": {**ours["metadata"], "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}}
-        world.apply(region, [theirs])
+    with _raced(control_planes, "raced") as raced:
+        meta, member = raced.ours["metadata"], raced.member
+        stale = member._get(member._resource("apps/v1", "Deployment"), meta["name"], meta["namespace"])
+        raced.swap()
         reads = iter([stale])  # our read happened before their swap
         real_get = member._get
         member._get = lambda *args: next(reads, None) or real_get(*args)  # type: ignore[method-assign]
         with pytest.raises(ForeignObject):
-            member.apply([ours])
-        after = kubectl_json(world, region, "get", "deployment", "-n", ns, name)
-        assert after["metadata"]["annotations"][L.OWNER] == "team-b/x"
-    finally:
-        member.close()
-        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+            member.apply([raced.ours])
+        assert raced.owner_now() == "team-b/x"
 
 
 def test_a_deletion_leaves_an_object_another_owner_put_in_place_after_our_listing(control_planes: Any) -> None:
     """Self-review, the sibling of the apply's: objects were listed, judged ours, then deleted by name, so one
     deleted and re-created by another owner in between was deleted. The delete now carries the listed uid."""
-    world, region = control_planes, "eu-de"
-    ns = fresh_namespace(world, region)
-    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
-    ours = render_workload(SPEC, replace(target("gone", 0), workload_namespace=ns))[0]
-    name = ours["metadata"]["name"]
-    try:
-        member.apply([ours])
+    with _raced(control_planes, "gone") as raced:
+        member, ns = raced.member, raced.ours["metadata"]["namespace"]
         listed = member._list("apps/v1", "Deployment", ns)
-        world.kubectl(region, "delete", "deployment", "-n", ns, name)
-        theirs = {**ours, "metadata": {**ours["metadata"], "annotations": {L.OWNER: "team-b/x", L.OWNER_UID: "uid-b"}}}
-        world.apply(region, [theirs])
-        owner_of_ours = replace(target("gone", 0), workload_namespace=ns)
+        raced.swap()
         real_list = member._list
-        member._list = lambda api_version, kind, *rest: (  # type: ignore[method-assign]
-            [{**o, "metadata": {**o["metadata"]}} for o in listed]
-            if kind == "Deployment"
-            else real_list(api_version, kind, *rest)
-        )
-        member.delete_deployment_objects(
-            Owner(owner_of_ours.deployment_namespace, owner_of_ours.deployment_name, owner_of_ours.owner_uid), [ns]
-        )
-        after = kubectl_json(world, region, "get", "deployment", "-n", ns, name)
-        assert after["metadata"]["annotations"][L.OWNER] == "team-b/x"
-    finally:
-        member.close()
-        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
+
+        def listed_before_the_swap(api_version: str, kind: str, *rest: Any) -> list[dict[str, Any]]:
+            return listed if kind == "Deployment" else real_list(api_version, kind, *rest)
+
+        member._list = listed_before_the_swap  # type: ignore[method-assign]
+        member.delete_deployment_objects(owner("gone"), [ns])
+        assert raced.owner_now() == "team-b/x"
