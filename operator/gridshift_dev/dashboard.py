@@ -168,7 +168,8 @@ def _planner_panels() -> tuple[Panel, ...]:
         Panel(
             "Decisions per hour",
             "The planner's new decisions by reason, one per Event (CheaperPlacement is a price-driven move, "
-            "LowerCarbon a carbon-driven one, ScaleUp/ScaleDown follow the load). Cycles that change nothing "
+            "LowerCarbon a carbon-driven one, MakesRoom a move out of a pool given to other deployments, "
+            "ScaleUp/ScaleDown follow the load). Cycles that change nothing "
             "(NoChange, Frozen) are not counted.",
             "short",
             (Query("sum by (reason) (increase(gridshift_decisions_total[1h]))", "{{reason}}"),),

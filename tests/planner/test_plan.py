@@ -938,3 +938,33 @@ def test_a_deployment_kept_by_a_stale_price_is_not_said_to_be_kept_by_the_start_
     plan = make_plan(snapshot([running], [cluster("a"), cluster("b")], prices)).for_deployment("ns/chat")
     assert not any("a start costs" in d for d in plan.explanation.details), plan.explanation.details
     assert any("the price in b is stale" in d for d in plan.explanation.details), plan.explanation.details
+
+
+def test_a_move_out_of_a_pool_given_to_another_deployment_is_not_called_cheaper() -> None:
+    # Found in review: d holds 1 replica in cheap a; e needs all of a's 3 GPUs and may run nowhere else.
+    # The fleet's plan moves d to dear b: it costs d more, and read "CheaperPlacement".
+    d = deployment("d", 1.0, placements=[("a", H100, 1)], min_replicas=1, max_replicas=4)
+    e = deployment("e", 25.0, min_replicas=1, max_replicas=4, allowed=["a"])
+    world = snapshot(
+        [d, e], [cluster("a", gpus={H100: 3}), cluster("b")], {"a": flat_prices(0.05), "b": flat_prices(0.3)}
+    )
+    plan = make_plan(world)
+    moved = plan.for_deployment("ns/d")
+    assert replicas_in(moved, "b") == 1 and replicas_in(plan.for_deployment("ns/e"), "a") == 3
+    assert moved.explanation.reason == "MakesRoom", moved.explanation.summary
+    assert moved.explanation.summary.startswith("MakesRoom: ")
+    assert "costs 0.163 USD/h more than keeping the current placement" in moved.explanation.summary
+    assert moved.explanation.saving_usd_per_hour_vs_current is not None
+    assert moved.explanation.saving_usd_per_hour_vs_current < 0
+
+
+def test_a_move_to_cheaper_capacity_stays_cheaper_placement() -> None:
+    # The reason MakesRoom is for moves that cost the deployment more; a plain price move keeps its name.
+    world = snapshot(
+        [deployment("chat", 1.0, placements=[("b", H100, 1)], min_replicas=1, max_replicas=4)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    moved = make_plan(world).for_deployment("ns/chat")
+    assert replicas_in(moved, "a") == 1
+    assert moved.explanation.reason == "CheaperPlacement", moved.explanation.summary

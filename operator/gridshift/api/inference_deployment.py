@@ -727,7 +727,7 @@ class Decision(ApiModel):
         max_length=128,
         pattern=r"^[A-Za-z][A-Za-z0-9]*$",
         description=(
-            "The planner's CamelCase reason: NoChange, ScaleUp, ScaleDown, CheaperPlacement, LowerCarbon, "
+            "The planner's CamelCase reason: NoChange, ScaleUp, ScaleDown, CheaperPlacement, LowerCarbon, MakesRoom, "
             "PlacementRules, SLOAtRisk, Infeasible or Frozen (docs/status.md)."
         ),
     )

@@ -745,9 +745,8 @@ def _explain(
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
-    if reason == "CheaperPlacement" and uses_carbon and not _saves_money(deployment, counts, current, money):
-        # Moved for the carbon price or a carbon limit at no saving in money: "cheaper" read as a price move.
-        reason = "LowerCarbon"
+    if reason == "CheaperPlacement":
+        reason = _pure_move_reason(deployment, counts, current, free, money, saving)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         details.append(f"also moves {min(started, stopped)} replica(s) to {_move_target(deployment, counts, binding)}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
@@ -775,6 +774,26 @@ def _explain(
         alternative_usd_per_hour=alternative_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
+
+
+def _pure_move_reason(
+    deployment: DeploymentProblem,
+    counts: list[int],
+    current: list[int],
+    free: dict[Key, int],
+    money: PlannerSettings,
+    saving: float | None,
+) -> str:
+    """The reason of a move that starts as many replicas as it stops: CheaperPlacement, or LowerCarbon (made for
+    the carbon price or a carbon limit at no saving in money), or MakesRoom (found in review: a move that costs
+    this deployment more, out of a pool the fleet's plan fills with another deployment's replicas, read
+    CheaperPlacement)."""
+    if deployment.deployment.requirements.uses_carbon and not _saves_money(deployment, counts, current, money):
+        return "LowerCarbon"
+    pairs = zip(deployment.options, counts, strict=True)
+    if saving is not None and saving < 0 and any(n < o.current and free.get(o.key, 0) < o.gpus for o, n in pairs):
+        return "MakesRoom"
+    return "CheaperPlacement"
 
 
 def _move_target(deployment: DeploymentProblem, counts: list[int], binding: list[str]) -> str:

@@ -60,6 +60,7 @@ class EventReason(StrEnum):
     SCALE_DOWN = "ScaleDown"
     CHEAPER_PLACEMENT = "CheaperPlacement"
     LOWER_CARBON = "LowerCarbon"
+    MAKES_ROOM = "MakesRoom"
     PLACEMENT_RULES = "PlacementRules"
     SLO_AT_RISK = "SLOAtRisk"
     INFEASIBLE = "Infeasible"
@@ -78,6 +79,11 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "Normal",
         "The plan moves replicas to lower-carbon capacity (the carbon price, or a carbon limit), make-before-break, "
         "at no saving in money: the message says what it costs.",
+    ),
+    EventReason.MAKES_ROOM: (
+        "Normal",
+        "The plan moves replicas out of a pool it gives to other deployments (make-before-break): this deployment "
+        "costs more, the fleet less; the message says how much more.",
     ),
     EventReason.PLACEMENT_RULES: (
         "Normal",
@@ -127,6 +133,10 @@ DECISION_REASONS: Mapping[str, str] = {
     "LowerCarbon": (
         "The plan moves replicas to lower-carbon capacity (carbon price or limits), as many as started as stopped, "
         "at no saving in money."
+    ),
+    "MakesRoom": (
+        "The plan moves replicas out of a pool it gives to other deployments, as many as started as stopped: "
+        "dearer for this deployment, cheaper for the fleet."
     ),
     "PlacementRules": (
         "The plan replaces replicas running where the deployment may no longer run (make-before-break: they "
