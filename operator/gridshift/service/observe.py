@@ -104,6 +104,8 @@ class Observer:
         self._cluster_models = inputs.ParseCache(RegionalCluster)
         self._profile_models = inputs.ParseCache(GPUProfile)
         self._requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
+        # Labels of tenant namespaces as last read, for a cycle whose read fails (tenantNamespaceSelector).
+        self._namespace_labels_seen: dict[str, dict[str, str]] = {}
 
     def known_members(self) -> list[tuple[str, MemberCluster]]:
         """Member clients made so far, by cluster name."""
@@ -297,7 +299,7 @@ class Observer:
                 report.errors.append(view.carbon_feed_error)
             # Configured but unread is stale: the planner then makes no carbon-driven change here.
             view.carbon = inputs.carbon_horizon(view.carbon_reading)
-        view.admitted_namespaces = self._admitted(cluster, tenants)
+        view.admitted_namespaces = self._admitted(cluster, tenants, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = _recorded_namespaces(old_status)
         namespaces = sorted(wanted | recorded)
@@ -364,17 +366,32 @@ class Observer:
         """Workload namespaces of the replicas last seen there (so that a tenant's last leftovers are seen)."""
         return {w.namespace for w in self._last_workloads.get(cluster, [])}
 
-    def _admitted(self, cluster: RegionalCluster, tenants: Sequence[str]) -> frozenset[str] | None:
+    def _admitted(self, cluster: RegionalCluster, tenants: Sequence[str], report: CycleReport) -> frozenset[str] | None:
         selector = inputs.selector_of(cluster.spec.tenant_namespace_selector)
         if selector is None:
             return None
-        return frozenset(ns for ns in tenants if selector.matches(self._namespace_labels(ns)))
+        admitted = set()
+        for ns in tenants:
+            labels = self._namespace_labels(ns, report)
+            if labels is not None and selector.matches(labels):
+                admitted.add(ns)
+        return frozenset(admitted)
 
-    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+    def _namespace_labels(self, namespace: str, report: CycleReport) -> dict[str, str] | None:
+        """A tenant namespace's labels; on a failed read the last ones read, else None (admitted nowhere).
+        Found in review: a failed read gave {}, which NotIn and DoesNotExist selectors match, so a deny-list
+        admitted every tenant it refuses for as long as the hub did not answer."""
         try:
-            return self.hub.namespace_labels(namespace)
-        except Exception:  # unknown labels admit nothing: a selector fails closed
-            return {}
+            labels = self.hub.namespace_labels(namespace)
+        except Exception as error:
+            known = self._namespace_labels_seen.get(namespace)
+            report.errors.append(
+                f"labels of hub namespace {namespace} not read ({describe(error)}): "
+                + ("its last labels read are used" if known is not None else "no tenantNamespaceSelector admits it")
+            )
+            return known
+        self._namespace_labels_seen[namespace] = labels
+        return labels
 
     def _signals(
         self,
