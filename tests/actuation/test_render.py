@@ -226,3 +226,16 @@ def test_a_variant_with_its_own_weights_never_gets_the_base_models_revision() ->
     assert _vllm_parser().parse_args(pinned).revision == "v1.2"
     idep, same = _with_variant(extraArgs=["--kv-cache-dtype=fp8"])  # the base model's weights, quantised at load
     assert _vllm_parser().parse_args(same).revision == idep.spec.model.revision
+
+
+def test_a_secret_reference_is_rendered_only_for_a_workload_namespace_of_the_tenants_own() -> None:
+    idep = example()
+    token = EnvVar.model_validate({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}})
+    spec = idep.spec.model_copy(update={"engine": idep.spec.engine.model_copy(update={"env": [token]})})
+
+    def env(target: WorkloadTarget) -> list[dict[str, object]]:
+        return list(render_workload(spec, target)[0]["spec"]["template"]["spec"]["containers"][0]["env"])
+
+    assert not any(e["name"] == "HF_TOKEN" for e in env(TARGET))  # the default: a shared namespace
+    own = replace(TARGET, workload_namespace="gridshift-ml-serving", secret_references=True)
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}}} in env(own)

@@ -134,3 +134,42 @@ def test_a_replica_deleted_where_only_the_companions_are_refused_is_not_kept() -
         w.desired for w in world.service.observer._last_workloads["eu-de"] if w.namespace == "gridshift-ml"
     ]
     assert sum(w.desired for w in member.workloads(["gridshift-ml"])) >= 1
+
+
+def _edit_to_name_a_secret(body: dict[str, Any]) -> None:
+    body["spec"]["engine"] = {"env": [{"name": "HF_TOKEN", "valueFrom": TOKEN_REF}, {"name": "LOG", "value": "1"}]}
+    body["metadata"]["generation"] = 2
+    body["metadata"]["resourceVersion"] = "2"
+
+
+def test_an_edit_naming_a_secret_never_reaches_replicas_already_in_a_shared_namespace() -> None:
+    # Found in review: placed in a shared workload namespace without valueFrom, then edited to name a Secret
+    # there (another tenant's hf-token), with nowhere else to go: the replicas stayed (Infeasible) and the
+    # repair rendered the reference into the shared namespace, readable by the tenant's own image.
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=5.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    assert world.replicas()["eu-de"] >= 1
+    _edit_to_name_a_secret(body)
+    for _ in range(3):
+        world.cycle()
+    envs = _engine_env(world, "eu-de")
+    assert envs and all(not any("valueFrom" in e for e in env) for env in envs), envs
+    assert all({"name": "LOG", "value": "1"} in env for env in envs)  # the rest of the edit is applied
+    assert "hf-token" not in str(world.members["eu-de"].objects)
+
+
+def test_an_edit_naming_a_secret_reaches_the_replicas_in_a_per_tenant_namespace() -> None:
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gridshift-{namespace}"
+    body = deployment_body(rps=5.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    _edit_to_name_a_secret(body)
+    for _ in range(2):
+        world.cycle()
+    envs = _engine_env(world, "eu-de")
+    assert envs and all({"name": "HF_TOKEN", "valueFrom": TOKEN_REF} in env for env in envs), envs

@@ -68,6 +68,10 @@ class WorkloadTarget:
     max_model_len: int | None = None
     """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache
     (planner.kvmemory.KvMemory.max_model_len); None: vLLM's default."""
+    secret_references: bool = False
+    """Whether the spec's valueFrom Secret references are rendered: only into a workload namespace of the
+    tenant's own, since any replica in a shared one could read any Secret there (planner.problem keeps such
+    a deployment out of those clusters; this keeps replicas placed before an edit from gaining one)."""
 
 
 def workload_labels(target: WorkloadTarget) -> dict[str, str]:
@@ -113,10 +117,13 @@ def _variant(spec: InferenceDeploymentSpec, name: str) -> ModelVariant | None:
     return next((v for v in spec.variants if v.name == name), None) if name else None
 
 
-def _env(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
+def _env(spec: InferenceDeploymentSpec, secret_references: bool) -> list[dict[str, Any]]:
     """HOME and HF_HOME in the scratch volume, then the spec's variables; one of the spec's named HOME or
     HF_HOME takes the operator's place (listed twice, the apply was refused). A valueFrom is passed on
-    as a reference: the kubelet reads the Secret, gridshift never does."""
+    as a reference (the kubelet reads the Secret, gridshift never does), and left out unless
+    `secret_references` (WorkloadTarget): found in review, a deployment placed in a shared workload
+    namespace and then edited to name a Secret had the reference rendered there, where its replicas,
+    running the tenant's own image, could read another tenant's Secret."""
     env: dict[str, dict[str, Any]] = {
         "HOME": {"name": "HOME", "value": SCRATCH_DIR},
         "HF_HOME": {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},
@@ -124,7 +131,7 @@ def _env(spec: InferenceDeploymentSpec) -> list[dict[str, Any]]:
     for e in spec.engine.env:
         if e.value_from is None:
             env[e.name] = {"name": e.name, "value": e.value}
-        else:
+        elif secret_references:
             ref = e.value_from.secret_key_ref
             env[e.name] = {"name": e.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
     return list(env.values())
@@ -191,7 +198,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         "name": "vllm",
         "image": (build.image if (build := _variant(spec, target.variant)) and build.image else spec.engine.image),
         "args": vllm_args(spec, target.max_num_seqs, target.variant, target.max_model_len),
-        "env": _env(spec),
+        "env": _env(spec, target.secret_references),
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
         "resources": {
             "requests": {"cpu": spec.replica.cpu, "memory": spec.replica.memory, L.GPU_RESOURCE: gpus},

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from gridshift.actuation.members import MemberError, WorkloadState
 from gridshift.actuation.render import WorkloadTarget, applied_digest, model_source, render_workload
 from gridshift.api import InferenceDeploymentSpec, MigrationMode
+from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.hub.client import Hub
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
@@ -161,6 +162,7 @@ class Actuator:
             owner_uid=deployment.uid,
             variant=variant,
             max_model_len=max_model_len(deployment.resource.spec, variant, gpu_type),
+            secret_references=NAMESPACE_PLACEHOLDER in view.resource.spec.workload_namespace,
         )
 
     @staticmethod
