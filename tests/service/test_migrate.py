@@ -195,6 +195,9 @@ class Fleet:
             None,
             None,
             0.0,
+            # The deployment may use every cluster of the fleet, as the planner's options say (Migrations
+            # abandons a move into one it may no longer use).
+            max_num_seqs={key(c): 64 for c in CLUSTERS},
         )
 
     # ------------------------------------------------------------------ one cycle

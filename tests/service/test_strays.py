@@ -109,3 +109,37 @@ def test_a_deployment_no_adapter_can_read_hides_nothing_else_on_its_cluster() ->
     report = world.cycle()
     assert not [e for e in report.errors if e.startswith("cluster eu-de:")], report.errors
     assert world.replicas()["eu-de"] >= 1
+
+
+def test_a_move_into_a_cluster_that_stops_admitting_the_tenant_is_abandoned_before_it_shifts_traffic() -> None:
+    # Found in review: a tenantNamespaceSelector changed mid-move changes no generation of the deployment, so
+    # the stored steps ran on: routing shifted to the cluster that no longer admits the tenant and the source
+    # was scaled down; the next plan then moved everything back (cold starts twice).
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    body = deployment_body(rps=30.0)
+    body["spec"]["migration"]["maxConcurrentMoves"] = 2
+    body["spec"]["migration"]["paybackHorizonHours"] = 100
+    world.add(body)
+    for member in world.members.values():
+        member.ready_immediately = False
+    for _ in range(3):
+        world.cycle()
+        for member in world.members.values():
+            member.mark_all_ready()
+    before = world.replicas()
+    assert before["eu-fr"] == 0
+    world.prices["eu-fr"], world.prices["eu-de"] = 1.0, 400.0
+    world.cycle()
+    assert world.replicas()["eu-fr"] > 0 and world.status()["migration"], "a move into eu-fr started"
+    _stop_admitting(world, body)
+    for member in world.members.values():
+        member.mark_all_ready()
+    report = world.cycle()
+    assert any("migration into eu-fr, where it may no longer run, abandoned" in e for e in report.errors)
+    for _ in range(4):
+        assert world.replicas()["eu-de"] >= before["eu-de"]
+        assert all(r["cluster"] != "eu-fr" or r["weight"] == 0 for r in world.status().get("routing", []))
+        for member in world.members.values():
+            member.mark_all_ready()
+        world.cycle()
+    assert world.replicas()["eu-fr"] == 0

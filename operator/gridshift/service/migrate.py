@@ -300,6 +300,12 @@ class Migrations:
             # The move cannot finish while its cluster is away; plan afresh from what is reachable.
             report.errors.append(f"{deployment.id}: migration abandoned, a cluster it needs is unreachable")
             progress.steps = []
+        if progress.in_flight and (barred := _started_where_ruled_out(progress, plan)):
+            # Found in review: a cluster that stopped admitting the namespace (tenantNamespaceSelector) or
+            # matching the deployment changes no generation, so the move ran on: traffic shifted there and
+            # the admitted source scaled down, then the next plan moved everything back.
+            report.errors.append(f"{deployment.id}: migration into {barred}, where it may no longer run, abandoned")
+            progress.steps = []
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
             scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
@@ -544,6 +550,13 @@ def _planned_for_another_spec(
     if all(s.key in wanted for s in progress.steps if s.action is StepAction.SCALE_UP):
         return None
     return f"generation {stored} (the spec is at {generation} now)"
+
+
+def _started_where_ruled_out(progress: MigrationProgress, plan: DeploymentPlan) -> str:
+    """The clusters the stored move starts replicas in that the plan made now has no option in (the
+    deployment may no longer run there: not admitted, not selected, forbidden), joined; "" when none."""
+    barred = {s.cluster for s in progress.steps if s.action is StepAction.SCALE_UP and s.key not in plan.max_num_seqs}
+    return ", ".join(sorted(barred))
 
 
 def _scales_down_after(steps: Sequence[StepRecord], step: StepRecord) -> bool:
