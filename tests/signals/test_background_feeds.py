@@ -304,3 +304,36 @@ def test_feed_credentials_are_asked_for_as_feed_tokens() -> None:
         )
     assert [purpose for _, purpose in secrets.requests] == [FEED_TOKEN_PURPOSE, FEED_TOKEN_PURPOSE]
     assert FEED_TOKEN_PURPOSE == "price-feed-token"
+
+
+def test_a_refused_token_is_read_again_from_its_secret_at_the_next_refresh() -> None:
+    # Found in review: the Secret was read when the adapter was built, once; after "credentials refused (check
+    # the token Secret)" the fixed Secret was never read again, until the spec changed or the operator restarted.
+    body = RECORDED_HOURLY.read_bytes()
+
+    def entsoe_api(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("securityToken") != "rotated-token-0123":
+            return httpx.Response(401, stream=httpx.ByteStream(b""))
+        return httpx.Response(200, stream=httpx.ByteStream(body))
+
+    clock = Clock()
+    secrets = SwitchableResolver({(None, "entsoe", "token"): "revoked-token-0123"})
+    spec = PriceFeedSpec.model_validate(
+        {
+            "type": "entsoe",
+            "refreshSeconds": 60,
+            "entsoe": {"areaEic": BE, "tokenSecretRef": {"name": "entsoe", "key": "token"}},
+        }
+    )
+    http = httpx.Client(transport=httpx.MockTransport(entsoe_api))
+    feed = build_price_feed(
+        spec, name="eu-be", secrets=secrets, http=http, clock=clock, settings=SETTINGS, background=True
+    )
+    refused = feed.read().error
+    assert isinstance(refused, PriceFetchError) and "credentials refused" in str(refused)
+    secrets.add(None, "entsoe", "token", "rotated-token-0123")  # the Secret is fixed, as the error says
+    clock.advance(61)
+    feed.read()
+    wait_idle(feed, limit_s=5)
+    assert feed.read().usable
+    assert len(secrets.requests) == 2  # read again once refused, not at every refresh

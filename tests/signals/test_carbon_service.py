@@ -4,6 +4,7 @@ provider's requests carry (credentials never in errors)."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -271,3 +272,87 @@ def test_watttime_meta_out_of_range_or_of_the_wrong_type_is_named(meta: dict[str
     with pytest.raises(CarbonDataError) as caught:
         parse_watttime(body, feed="us-ca")
     assert caught.value.field == field
+
+
+def test_a_refused_electricity_maps_token_is_read_again_from_its_secret(shared_data: Path) -> None:
+    # Found in review: a fixed or rotated token Secret was never read again after HTTP 401 (carbon feeds too).
+    answer = _api(shared_data).electricity_maps("history", {"zone": "DE-LU", "emissionFactorType": "lifecycle"}, NOW)
+
+    def electricity_maps(request: httpx.Request) -> httpx.Response:
+        if request.headers.get("auth-token") != "rotated-em-token":
+            return httpx.Response(401, stream=httpx.ByteStream(b""))
+        return httpx.Response(200, stream=httpx.ByteStream(answer.body.encode()))
+
+    secrets = MappingSecretResolver({(None, "em", "token"): TOKEN})
+    feed = build_carbon_feed(
+        spec(
+            {
+                "type": "electricityMaps",
+                "electricityMaps": {"zone": "DE-LU", "tokenSecretRef": {"name": "em", "key": "token"}},
+            }
+        ),
+        name="eu-de",
+        secrets=secrets,
+        http=httpx.Client(transport=httpx.MockTransport(electricity_maps)),
+        clock=(clock := FakeClock()),
+        settings=SETTINGS,
+        background=True,
+    )
+    refused = feed.read().error
+    assert isinstance(refused, CarbonFetchError) and "credentials refused" in str(refused)
+    secrets._values[(None, "em", "token")] = "rotated-em-token"
+    clock.advance(900)
+    feed.read()
+    while feed.refreshing:
+        time.sleep(0.05)
+    assert feed.read().usable
+
+
+def _electricity_maps_with_token(token: str, sent: list[str], shared_data: Path) -> ManagedCarbonFeed:
+    answer = _api(shared_data).electricity_maps("history", {"zone": "DE-LU", "emissionFactorType": "lifecycle"}, NOW)
+
+    def electricity_maps(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["auth-token"])
+        return httpx.Response(200, stream=httpx.ByteStream(answer.body.encode()))
+
+    return build_carbon_feed(
+        spec(
+            {
+                "type": "electricityMaps",
+                "electricityMaps": {"zone": "DE-LU", "tokenSecretRef": {"name": "em", "key": "token"}},
+            }
+        ),
+        name="eu-de",
+        secrets=MappingSecretResolver({(None, "em", "token"): token}),
+        http=httpx.Client(transport=httpx.MockTransport(electricity_maps)),
+        clock=FakeClock(),
+        settings=SETTINGS,
+        background=True,
+    )
+
+
+def test_an_electricity_maps_token_written_from_a_file_loses_its_last_newline(shared_data: Path) -> None:
+    # Found in review: the newline kubectl create secret --from-file keeps failed in the HTTP client, as a
+    # "request failed (LocalProtocolError)" retried with backoff at every refresh.
+    sent: list[str] = []
+    assert _electricity_maps_with_token(TOKEN + "\n", sent, shared_data).read().usable
+    assert sent == [TOKEN]
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"), [(TOKEN + "\u2026", "a non-ASCII character"), ("em-secret\ntoken", "a line break")]
+)
+def test_an_electricity_maps_token_that_cannot_be_sent_is_refused_naming_the_field(
+    token: str, kind: str, shared_data: Path
+) -> None:
+    sent: list[str] = []
+    error = _electricity_maps_with_token(token, sent, shared_data).read().error
+    assert isinstance(error, CarbonDataError) and not error.retryable and sent == []
+    assert str(error).startswith(f"carbon feed 'eu-de': electricityMaps.tokenSecretRef: the token holds {kind}")
+    assert "secret" not in str(error).replace("Secret", "")
+
+
+def test_a_prometheus_url_that_cannot_be_sent_to_is_a_carbon_feed_error_naming_it() -> None:
+    wire = spec({"type": "prometheus", "prometheus": {"url": "http://a..b:9090", "query": "intensity"}})
+    with pytest.raises(CarbonDataError, match=r"carbon feed 'x': prometheus\.url: not a valid URL"):
+        build_carbon_feed(wire, name="x", secrets=SECRETS, http=httpx.Client(), clock=FakeClock())

@@ -531,3 +531,96 @@ def test_a_price_beyond_any_market_once_converted_to_usd_is_refused_and_leaves_t
     bad = reading(100_000.0, 1000.0)
     assert bad.stale and isinstance(bad.error, PriceDataError) and bad.error.field == "intervals[0].price"
     assert "is 1e+08 USD/kWh with fxToUsd 1000: beyond any market's price" in str(bad.error)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("Bearer\u00a0abc123xyz", "a non-ASCII character"),  # a pasted non-breaking space
+        ("Bearer abc123xyz\n", "a line break"),
+        ("Bearer abc\x00123xyz", "a control character"),
+        (" Bearer abc123xyz", "a space or tab at its start or end"),
+    ],
+)
+def test_a_header_value_the_http_client_cannot_send_is_refused_naming_the_header(value: str, kind: str) -> None:
+    # Found in review: a non-ASCII value was reported as "http: not a valid URL", and a trailing newline failed in
+    # the HTTP client as a "request failed (LocalProtocolError)", retried with backoff at every refresh.
+    secrets = MappingSecretResolver({(None, "h", "k"): json.dumps({"Authorization": value})})
+    wire = {
+        "type": "httpJson",
+        "httpJson": {"url": "http://127.0.0.1:1/p", "headersSecretRef": {"name": "h", "key": "k"}},
+    }
+    with pytest.raises(PriceDataError) as refused:
+        build_price_feed(spec(**wire), name="x", secrets=secrets, http=httpx.Client(), clock=FakeClock())
+    assert refused.value.field == "httpJson.headersSecretRef" and not refused.value.retryable
+    assert f"the value of header 'Authorization' holds {kind}" in str(refused.value)
+    assert "abc" not in str(refused.value)
+
+
+def _entsoe_with_token(token: str, sent: list[str]) -> ManagedPriceFeed:
+    def entsoe_api(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["securityToken"])
+        return httpx.Response(200, stream=httpx.ByteStream(RECORDED))
+
+    return build_price_feed(
+        spec(type="entsoe", entsoe={"areaEic": BE, "tokenSecretRef": {"name": "t", "key": "k"}}),
+        name="x",
+        secrets=MappingSecretResolver({(None, "t", "k"): token}),
+        http=httpx.Client(transport=httpx.MockTransport(entsoe_api)),
+        clock=FakeClock(),
+        sleep=RecordingSleep(),
+    )
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_a_token_secret_written_from_a_file_loses_its_last_line_break(ending: str) -> None:
+    # `kubectl create secret --from-file` keeps the file's last newline; the token sent was refused (HTTP 401).
+    sent: list[str] = []
+    assert _entsoe_with_token(TOKEN + ending, sent).read().usable
+    assert sent == [TOKEN]
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        (TOKEN + "\u2026", "a non-ASCII character"),  # a pasted ellipsis
+        (TOKEN + "\n\n", "a line break"),
+        ("a1b2c3d4 " + TOKEN, "a space"),
+    ],
+)
+def test_a_token_that_cannot_be_sent_as_written_is_refused_naming_the_field(token: str, kind: str) -> None:
+    with pytest.raises(PriceDataError) as refused:
+        _entsoe_with_token(token, [])
+    assert refused.value.field == "entsoe.tokenSecretRef" and not refused.value.retryable
+    assert f"the token holds {kind}" in str(refused.value) and TOKEN not in str(refused.value)
+
+
+BAD_PROMETHEUS_URLS = ["http://a..b:9090", "http://[::1:9090", "http://xn--ls8h.example:9090"]
+
+
+@pytest.mark.parametrize("url", BAD_PROMETHEUS_URLS)
+def test_a_prometheus_url_that_cannot_be_sent_to_is_named_in_both_modes(url: str) -> None:
+    # Found in review: admitted, these failed as a bare ValueError traceback (synchronous: `gridshift prices`) and
+    # as "fetch: failed unexpectedly (UnicodeError)" with a traceback at every refresh (background: the operator).
+    wire = spec(type="prometheus", prometheus={"url": url, "query": "price"})
+    message = "price feed 'x': prometheus.url: not a valid URL"
+    with pytest.raises(PriceDataError, match=message):
+        build_price_feed(wire, name="x", secrets=MappingSecretResolver({}), http=httpx.Client(), clock=FakeClock())
+    reading = build_price_feed(
+        wire, name="x", secrets=MappingSecretResolver({}), http=httpx.Client(), clock=FakeClock(), background=True
+    ).read()
+    assert isinstance(reading.error, PriceDataError) and str(reading.error).startswith(message)
+
+
+@pytest.mark.parametrize("url", ["http://a..b:9090/api/v1/query", "http://xn--ls8h.example:9090/api/v1/query"])
+def test_the_prometheus_transport_names_a_url_it_cannot_send_to(url: str) -> None:
+    # The net under checked_url: HttpxAdapter let these escape as UnicodeError (get_body named them).
+    import requests
+
+    from gridshift.signals.http import HttpxAdapter
+
+    session = requests.Session()
+    session.mount("http://", HttpxAdapter(httpx.Client(), "x", timeout_seconds=1, max_body_bytes=1024))
+    with pytest.raises(PriceFetchError, match="http: not a valid URL") as refused:
+        session.get(url)
+    assert not refused.value.retryable

@@ -59,7 +59,7 @@ from gridshift.signals.carbon import (
     validated_carbon_series,
 )
 from gridshift.signals.fields import finite_number, iso_time, json_body
-from gridshift.signals.http import get_body
+from gridshift.signals.http import credentials_refused, get_body
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed
 from gridshift.signals.prices import PriceKind, floor_to
 from gridshift.signals.recorded import CsvReplay, RecordedColumn, Recording, read_recording
@@ -283,7 +283,7 @@ class WattTimeCarbonFeed(ConfiguredFeed[WattTimeFeed]):
                 body = self._call("/v3/forecast", headers={"Authorization": f"Bearer {self._token}"}, params=params)
                 break
             except CarbonFetchError as error:
-                if attempt == 2 or not error.detail.startswith(("HTTP 401", "HTTP 403")):
+                if attempt == 2 or not credentials_refused(error):
                     raise
                 self._token = None  # expired: log in again once
         intervals = parse_watttime(body, feed=self.name)
@@ -364,16 +364,17 @@ class PrometheusCarbonMetricFeed(ConfiguredFeed[PrometheusCarbonFeed]):
     http: InitVar[httpx.Client | None] = None
 
     def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
-        self._query = PrometheusMetricPriceFeed(
-            self.name,
-            spec=PrometheusPriceFeed(url=self.spec.url, query=self.spec.query),
-            currency="XXX",  # ISO 4217's "no currency": only instant_value is used
-            unit=EnergyUnit.KWH,
-            valid_for=self.valid_for,
-            settings=self.settings,
-            session=session,
-            http=http,
-        )
+        with as_carbon_errors():  # a URL refused here is a carbon feed's error (prometheus.url)
+            self._query = PrometheusMetricPriceFeed(
+                self.name,
+                spec=PrometheusPriceFeed(url=self.spec.url, query=self.spec.query),
+                currency="XXX",  # ISO 4217's "no currency": only instant_value is used
+                unit=EnergyUnit.KWH,
+                valid_for=self.valid_for,
+                settings=self.settings,
+                session=session,
+                http=http,
+            )
 
     def fetch(self, now: datetime) -> CarbonSeries:
         with as_carbon_errors():

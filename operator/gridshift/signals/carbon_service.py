@@ -29,7 +29,7 @@ from gridshift.signals.feed_service import (
     ManagedFeed,
     Reading,
     build_managed,
-    feed_secret,
+    feed_token,
 )
 from gridshift.signals.prices import PriceFeedError
 
@@ -66,15 +66,18 @@ def carbon_feed_adapter(spec: CarbonFeedSpec, context: AdapterContext) -> Carbon
     name, secrets, http, settings, basis = context.name, context.secrets, context.http, context.settings, spec.basis
     if spec.type is CarbonFeedType.ELECTRICITY_MAPS and spec.electricity_maps is not None:
         ref = spec.electricity_maps.token_secret_ref
-        token = (
-            feed_secret(secrets, ref, name, "electricityMaps.tokenSecretRef", error=CarbonDataError) if ref else None
-        )
+        token = feed_token(secrets, ref, name, "electricityMaps.tokenSecretRef", error=CarbonDataError) if ref else None
         return ElectricityMapsCarbonFeed(
             name, spec=spec.electricity_maps, basis=basis, token=token, http=http, settings=settings
         )
     if spec.type is CarbonFeedType.WATTTIME and spec.watttime is not None:
-        password = feed_secret(
-            secrets, spec.watttime.password_secret_ref, name, "watttime.passwordSecretRef", error=CarbonDataError
+        password = feed_token(
+            secrets,
+            spec.watttime.password_secret_ref,
+            name,
+            "watttime.passwordSecretRef",
+            what="password",
+            error=CarbonDataError,
         )
         return WattTimeCarbonFeed(name, spec=spec.watttime, password=password, http=http, settings=settings)
     if spec.type is CarbonFeedType.GB_CARBON_INTENSITY and spec.gb_carbon_intensity is not None:

@@ -39,7 +39,7 @@ import requests
 
 from gridshift import redaction
 from gridshift.api.common import SecretKeyRef
-from gridshift.signals.http import fetch_deadline
+from gridshift.signals.http import credentials_refused, fetch_deadline
 from gridshift.signals.prices import PriceDataError, PriceFeedError, PriceFetchError
 from gridshift.signals.settings import PriceFeedSettings
 
@@ -306,12 +306,14 @@ class ManagedFeed(Generic[SeriesT, ReadingT]):
 
 
 class DeferredFeed(Generic[SeriesT]):
-    """A feed whose adapter is built at its first fetch, and built again after a failed build.
+    """A feed whose adapter is built at its first fetch, and built again after a failed build or after
+    the endpoint refused the credentials it was built with.
 
     Building resolves Secrets; deferred, that happens off the planning cycle, and a failure (a
     Secret missing or not marked for feeds, an unknown time zone) becomes the reading's error, with
     its field, instead of a feed that does not exist. A Secret created or fixed later is picked up at
-    the next refresh without any change to the RegionalCluster.
+    the next refresh without any change to the RegionalCluster, and so is a rotated one once the old
+    value is refused (HTTP 401/403).
     """
 
     def __init__(self, name: str, build: Callable[[], SeriesFeed[SeriesT]]) -> None:
@@ -327,7 +329,15 @@ class DeferredFeed(Generic[SeriesT]):
     def fetch(self, now: datetime) -> SeriesT:
         if self._feed is None:
             self._feed = self._build()
-        return self._feed.fetch(now)
+        try:
+            return self._feed.fetch(now)
+        except PriceFeedError as error:
+            if credentials_refused(error):
+                # Found in review: the Secret was read once, at the first build, so a token fixed or rotated
+                # after "credentials refused (check the token Secret)" was never read again (until the spec
+                # changed or the operator restarted). Built again at the next refresh, it reads the Secret anew.
+                self._feed = None
+            raise
 
 
 def feed_secret(
@@ -346,6 +356,59 @@ def feed_secret(
         raise
     except Exception as failure:  # the resolver's own error (missing, forbidden, not marked): names, never values
         raise error(feed, field, f"cannot read the Secret: {failure}") from None
+
+
+_NON_ASCII_HINT = "a non-ASCII character (a pasted non-breaking space, curly quote or ellipsis?)"
+
+
+def _bad_character(value: str, *, spaces: bool, non_ascii: bool) -> str | None:
+    """What in `value` cannot go on the wire as written (None when nothing): the kind, never the character."""
+    for char in value:
+        if char in "\r\n":
+            return "a line break"
+        if char == " " and not spaces:
+            return "a space"
+        if char < " " or char == "\x7f":
+            return "a control character"
+        if char > "~" and not non_ascii:
+            return _NON_ASCII_HINT
+    return None
+
+
+def feed_token(
+    secrets: SecretResolver,
+    ref: SecretKeyRef,
+    feed: str,
+    field: str,
+    *,
+    what: str = "token",
+    error: type[PriceDataError] = PriceDataError,
+) -> str:
+    """A feed's token or password (feed_secret), less one line break at its end, checked before it is sent.
+
+    The one line break at the end is dropped: `kubectl create secret --from-file` keeps a file's last newline,
+    and no token or password ends in one. Any other line break, control character or space, and in a token
+    (sent as written, in a header or a query string) a non-ASCII character, is refused with `error` naming the
+    field; the value is never quoted. A password is sent base64-encoded (HTTP basic auth), so non-ASCII
+    characters are its own business. Found in review: a token with a trailing newline failed in the HTTP
+    client as a retried "request failed (LocalProtocolError)", and a pasted ellipsis as "not a valid URL".
+    """
+    value = feed_secret(secrets, ref, feed, field, error=error)
+    value = value.removesuffix("\n").removesuffix("\r")
+    redaction.remember(value)
+    problem = _bad_character(value, spaces=False, non_ascii=what != "token")
+    if problem is not None:
+        raise error(feed, field, f"the {what} holds {problem}; write the Secret again without it")
+    return value
+
+
+def header_value_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as an HTTP header value (None when it can): the kind of character, never it.
+
+    Visible ASCII, with spaces or tabs between words only (RFC 9110 5.5, as the HTTP client enforces it)."""
+    if value != value.strip(" \t"):
+        return "a space or tab at its start or end"
+    return _bad_character(value.replace("\t", " "), spaces=True, non_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -37,7 +38,7 @@ import requests.structures
 
 from gridshift import redaction
 from gridshift.redaction import display_url
-from gridshift.signals.prices import PriceFetchError
+from gridshift.signals.prices import PriceDataError, PriceFeedError, PriceFetchError
 
 # ---------------------------------------------------------------- credentials out of httpx's log
 
@@ -348,6 +349,28 @@ def get_body(
     return status, answer.body
 
 
+def credentials_refused(error: PriceFeedError) -> bool:
+    """Whether `error` is get_body's HTTP 401/403: the endpoint refused the credentials a Secret gave."""
+    return error.field == "http.status" and error.detail.startswith(("HTTP 401", "HTTP 403"))
+
+
+def checked_url(feed: str, field: str, url: str) -> str:
+    """`url`, if it parses (as urllib, which prometheus-api-client uses, and httpx parse it) and its host is one
+    the resolver can encode; PriceDataError naming `field` otherwise, the URL never quoted.
+
+    Found in review: a Prometheus URL the admission pattern lets through (`http://a..b:9090`, `http://[::1:9090`)
+    failed as a bare ValueError traceback from `gridshift prices`, and as "failed unexpectedly" with a traceback
+    at every background refresh."""
+    try:
+        urllib.parse.urlsplit(url)
+        parsed = httpx.URL(url)
+        _ = parsed.host  # an xn-- label that is no IDNA (InvalidCodepoint), as httpx decodes it when it sends
+        parsed.raw_host.decode("ascii").encode("idna")  # an empty or overlong label, as the resolver encodes it
+    except (httpx.InvalidURL, ValueError):  # UnicodeError (IDNA: an empty or overlong label) is a ValueError
+        raise PriceDataError(feed, field, "not a valid URL (check its host name, port and [IPv6] brackets)") from None
+    return url
+
+
 # ---------------------------------------------------------------- requests through the same exchange
 
 
@@ -398,6 +421,9 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
             raise requests.exceptions.ReadTimeout(str(error), request=request) from None
         except httpx.HTTPError as error:
             raise requests.exceptions.ConnectionError(type(error).__name__, request=request) from None
+        except (httpx.InvalidURL, UnicodeError):
+            # As in get_body: not HTTPErrors, they escaped as "failed unexpectedly" with a traceback (review).
+            raise PriceFetchError(self._feed, "http", "not a valid URL", retryable=False) from None
         response = requests.Response()
         response.status_code = answer.status
         response.headers = requests.structures.CaseInsensitiveDict(answer.headers.items())

@@ -31,7 +31,7 @@ from gridshift.api.regional_cluster import (
     StaticFeed,
 )
 from gridshift.signals.fields import finite_number, iso_time, json_body
-from gridshift.signals.http import HttpxAdapter, get_body
+from gridshift.signals.http import HttpxAdapter, checked_url, get_body
 from gridshift.signals.metrics import is_timeout
 from gridshift.signals.prices import (
     PriceDataError,
@@ -177,7 +177,7 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
     def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
         name = self.name
         session = session or requests.Session()
-        url = self.spec.url.rstrip("/")
+        url = checked_url(name, "prometheus.url", self.spec.url.rstrip("/"))
         self._client = PrometheusConnect(
             url=url, retry=Retry(total=False), session=session, timeout=self.settings.http_timeout_seconds
         )

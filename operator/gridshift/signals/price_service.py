@@ -9,6 +9,7 @@ deadline and background refresh are signals.feed_service.ManagedFeed's, shared w
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Unpack
@@ -26,6 +27,8 @@ from gridshift.signals.feed_service import (
     SeriesFeed,
     build_managed,
     feed_secret,
+    feed_token,
+    header_value_problem,
 )
 from gridshift.signals.price_csv import CsvReplayPriceFeed
 from gridshift.signals.price_feeds import (
@@ -81,6 +84,10 @@ class ManagedPriceFeed(ManagedFeed[PriceSeries, PriceReading]):
 DeferredPriceFeed = DeferredFeed[PriceSeries]
 
 
+_HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+"""An HTTP field name (RFC 9110 5.1: a token)."""
+
+
 def _json_headers(feed: str, text: str) -> dict[str, str]:
     try:
         headers = json.loads(text)
@@ -91,6 +98,18 @@ def _json_headers(feed: str, text: str) -> dict[str, str]:
         raise PriceDataError(feed, "httpJson.headersSecretRef", "the secret must be a JSON object of strings")
     for value in headers.values():
         redaction.remember_header(value)
+    # Checked here, naming the header and never quoting its value. Found in review: a pasted non-breaking space
+    # was reported as "http: not a valid URL", and a trailing newline as a "request failed" retried every refresh.
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise PriceDataError(feed, "httpJson.headersSecretRef", "a header name is not an HTTP token")
+        problem = header_value_problem(value)
+        if problem is not None:
+            raise PriceDataError(
+                feed,
+                "httpJson.headersSecretRef",
+                f"the value of header {name!r} holds {problem}; write the Secret again without it",
+            )
     return {str(k): v for k, v in headers.items()}
 
 
@@ -98,7 +117,7 @@ def price_feed_adapter(spec: PriceFeedSpec, context: AdapterContext) -> PriceFee
     """The adapter named by `spec.type`, its Secrets resolved now; PriceFeedError naming the field otherwise."""
     name, secrets, http, settings = context.name, context.secrets, context.http, context.settings
     if spec.type is PriceFeedType.ENTSOE and spec.entsoe is not None:
-        token = feed_secret(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
+        token = feed_token(secrets, spec.entsoe.token_secret_ref, name, "entsoe.tokenSecretRef")
         return EntsoePriceFeed(
             name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
         )
