@@ -11,6 +11,7 @@ from gridshift.planner.solution import Solver
 from gridshift.service.metrics import PLAN_OUTCOMES, OperatorMetrics
 from gridshift.service.report import DECISION_EVENTS
 from gridshift.service.state import CycleErrorReason
+from tests.service.harness import ServiceHarness, deployment_body
 
 
 def samples(metrics: OperatorMetrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -82,3 +83,27 @@ def test_a_failing_carbon_feed_counts_as_a_cycle_error_like_a_price_feed() -> No
     errors = samples(world.service.metrics, "gridshift_cycle_errors_total")
     assert errors[(("reason", "CarbonFeedFailed"),)] > 0, errors
     assert [p for p in report.problems if p.reason is CycleErrorReason.CARBON_FEED_FAILED and p.cluster == "eu-de"]
+
+
+def test_objects_whose_spec_is_refused_read_not_ready_and_not_reachable_instead_of_vanishing() -> None:
+    # Found in review: a deployment or cluster whose spec the model refused (InvalidSpec) lost its series, so an
+    # alert on gridshift_deployment_ready == 0 or gridshift_cluster_reachable == 0 went silent just then.
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    body = deployment_body()
+    world.add(body)
+    for _ in range(2):
+        world.cycle()
+    ready = samples(world.service.metrics, "gridshift_deployment_ready")
+    assert list(ready.values()) == [1.0]
+    body["spec"]["capacity"] = {"minReplicas": 5, "maxReplicas": 2}
+    body["metadata"]["generation"] = 2
+    world.cluster_bodies["eu-fr"]["spec"]["pue"] = 0.5
+    world.cluster_bodies["eu-fr"]["metadata"]["resourceVersion"] = "2"
+    for _ in range(2):
+        world.cycle()
+    assert samples(world.service.metrics, "gridshift_deployment_ready") == dict.fromkeys(ready, 0.0)
+    reachable = samples(world.service.metrics, "gridshift_cluster_reachable")
+    assert reachable == {
+        (("cluster", "eu-de"), ("region", "eu-de")): 1.0,
+        (("cluster", "eu-fr"), ("region", "eu-fr")): 0.0,
+    }

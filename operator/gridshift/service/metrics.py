@@ -151,7 +151,7 @@ PLAN_GAP = Declared(
 CLUSTER_REACHABLE = Declared(
     Gauge,
     "gridshift_cluster_reachable",
-    "1 when the member cluster answered in the last cycle, else 0.",
+    "1 when the member cluster answered in the last cycle, else 0 (also while its spec is refused: InvalidSpec).",
     _CLUSTER,
     leader_only=True,
 )
@@ -250,7 +250,7 @@ READY_REPLICAS = Declared(
 DEPLOYMENT_READY = Declared(
     Gauge,
     "gridshift_deployment_ready",
-    "1 when the deployment's Ready condition is True, else 0.",
+    "1 when the deployment's Ready condition is True, else 0 (also while its spec is refused: InvalidSpec).",
     _DEPLOYMENT,
     leader_only=True,
 )
@@ -385,6 +385,7 @@ class OperatorMetrics:
         self._plan(report)
         self._clusters(report, observation)
         self._deployments(report)
+        self._refused(observation)
         self._drop_unset()
 
     def _plan(self, report: CycleReport) -> None:
@@ -450,6 +451,18 @@ class OperatorMetrics:
             for region, joules in plan.cost.joules_per_token_by_region.items():
                 self._set(self.predicted_joules, joules, **{DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region})
             self._carbon(plan, labels[plan.id])
+
+    def _refused(self, observation: Observation) -> None:
+        """Objects whose spec gridshift refuses (InvalidSpec) are not used: a deployment reads not Ready, a
+        cluster not reachable (under the region it was last exported with; none if never). Found in review:
+        their series were dropped, so alerts on `== 0` went silent just when the object stopped being managed."""
+        regions = {key[0]: key[1] for key in self._exported[self.cluster_reachable]}
+        for invalid in observation.refused:
+            namespace, _, name = invalid.key.rpartition("/")
+            if invalid.kind == "InferenceDeployment":
+                self._set(self.deployment_ready, 0, **{DEPLOYMENT_LABEL: deployment_label_value(namespace, name)})
+            elif invalid.kind == "RegionalCluster" and name in regions:
+                self._set(self.cluster_reachable, 0, **{CLUSTER_LABEL: name, REGION_LABEL: regions[name]})
 
     def _carbon(self, plan: DeploymentPlan, deployment: str) -> None:
         """A deployment's predicted emissions, where every cluster it uses has a carbon feed."""
