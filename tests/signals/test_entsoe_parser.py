@@ -329,6 +329,83 @@ def test_a_series_without_a_contract_type_or_with_an_empty_position_is_read() ->
         assert [i.price for i in parse_a44(_de_lu_document(blank), sequence=2)] == SDAC_15M
 
 
+# --- a resolution that covers only part of another's slot -------------------------------------------
+
+
+def _series(start: str, end: str, resolution: str, prices: list[float]) -> str:
+    """A DE-LU day-ahead series of one period [start, end) on 29 October 2025 (times are HH:MM, UTC)."""
+    day = "2025-10-29T"
+    return _de_lu_series(resolution, prices, sequence=1).replace(
+        "<start>2025-10-28T23:00Z</start><end>2025-10-29T00:00Z</end>",
+        f"<start>{day}{start}Z</start><end>{day}{end}Z</end>",
+    )
+
+
+def _priced(intervals: list[PriceInterval]) -> list[tuple[str, str, float]]:
+    return [(f"{i.start:%H:%M}", f"{i.end:%H:%M}", i.price) for i in intervals]
+
+
+@pytest.mark.parametrize(
+    ("quarters", "expected"),
+    [
+        (  # the second half of the first hour at 15 minutes: the hour's price stands for its first half
+            _series("10:30", "11:00", "PT15M", [80, 81]),
+            [("10:00", "10:30", 100), ("10:30", "10:45", 80), ("10:45", "11:00", 81), ("11:00", "12:00", 110)],
+        ),
+        (  # one quarter inside the hour: the hour's price on both sides of it
+            _series("10:15", "10:30", "PT15M", [80]),
+            [("10:00", "10:15", 100), ("10:15", "10:30", 80), ("10:30", "11:00", 100), ("11:00", "12:00", 110)],
+        ),
+        (  # quarters from the middle of one hour into the next: each hour keeps what is left of it
+            _series("10:30", "11:15", "PT15M", [80, 81, 82]),
+            [
+                ("10:00", "10:30", 100),
+                ("10:30", "10:45", 80),
+                ("10:45", "11:00", 81),
+                ("11:00", "11:15", 82),
+                ("11:15", "12:00", 110),
+            ],
+        ),
+    ],
+)
+def test_an_hour_the_finer_prices_cover_in_part_keeps_its_price_for_the_rest(
+    quarters: str, expected: list[tuple[str, str, float]]
+) -> None:
+    # Found in review: the hour was dropped whole, so 10:00-10:30 had no price ("no price for now")
+    # although the document priced it.
+    hours = _series("10:00", "12:00", "PT60M", [100, 110])
+    for document in (_de_lu_document(hours, quarters), _de_lu_document(quarters, hours)):
+        intervals = parse_a44(document, prefer=ResolutionPreference.FINEST)
+        assert _priced(intervals) == expected
+        assert_contiguous(intervals)
+        assert {(i.currency, i.unit, i.kind) for i in intervals} == {("EUR", EnergyUnit.MWH, PriceKind.ACTUAL)}
+
+
+def test_a_finer_slot_the_coarser_prices_cover_in_part_keeps_its_price_for_the_rest() -> None:
+    # With the coarsest preferred, a finer slot is cut the same way where the two resolutions do not
+    # nest (20 minutes across a half-hour boundary): 10:30-10:40 keeps the 20-minute price.
+    halves = _series("10:00", "10:30", "PT30M", [100])
+    thirds = _series("10:00", "11:00", "PT20M", [70, 71, 72])
+    intervals = parse_a44(_de_lu_document(thirds, halves), prefer=ResolutionPreference.COARSEST)
+    assert _priced(intervals) == [("10:00", "10:30", 100), ("10:30", "10:40", 71), ("10:40", "11:00", 72)]
+    assert [i.resolution for i in intervals] == ["PT30M", "PT10M", "PT20M"]
+
+
+def test_two_hourly_series_partly_covered_by_finer_prices_still_conflict() -> None:
+    quarters = _series("10:00", "10:15", "PT15M", [80])
+    hours = _series("10:00", "11:00", "PT60M", [100])
+    other = _series("10:00", "11:00", "PT60M", [101])
+    with pytest.raises(PriceDataError) as caught:
+        parse_a44(_de_lu_document(quarters, hours, other), feed="de-lu")
+    assert (caught.value.feed, caught.value.field) == ("de-lu", "TimeSeries[2].Period[0].Point position 1")
+    assert caught.value.detail == (
+        "price 101.0 for 2025-10-29T10:00Z conflicts with 100.0 at TimeSeries[1].Period[0].Point position 1"
+    )
+    # The same hourly series twice is a duplicate: its uncovered part is priced once.
+    intervals = parse_a44(_de_lu_document(hours, quarters, hours))
+    assert _priced(intervals) == [("10:00", "10:15", 80), ("10:15", "11:00", 100)]
+
+
 # --- writer -------------------------------------------------------------------------------------
 
 prices = st.one_of(

@@ -4,7 +4,8 @@ The parser reads `Publication_MarketDocument` (namespace ...publicationdocument:
 TimeSeries and Periods, PT15M/PT30M/PT60M resolutions, curveType A01 (every position) and A03
 (a position repeating the previous price is omitted: filled forward to the Period's end), all in
 UTC, so DST days are simply 23 or 25 hourly positions. When the same hours come at two
-resolutions, one is kept (`ResolutionPreference`), never both. An `Acknowledgement_MarketDocument`
+resolutions, one is kept (`ResolutionPreference`), never both; the other prices only what the kept
+one leaves uncovered, a slot cut to those parts where it is partly covered. An `Acknowledgement_MarketDocument`
 (ENTSO-E's "no data" answer, Reason 999) becomes NoPriceDataError with its reason.
 
 Which auction: a zone may publish more than one day-ahead price. DE-LU and AT publish the SDAC
@@ -26,7 +27,7 @@ import math
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -220,34 +221,67 @@ def _parse_period(
     return result
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """What `_select` took of a published slot: all of it, or a part no preferred slot prices."""
+
+    interval: PriceInterval
+    slot: _Slot
+
+
+def _gaps(interval: PriceInterval, overlapping: list[_Piece]) -> list[tuple[datetime, datetime]]:
+    """The parts of `interval` that none of `overlapping` (sorted, not overlapping each other) covers."""
+    gaps = []
+    cursor = interval.start
+    for piece in overlapping:
+        if piece.interval.start > cursor:
+            gaps.append((cursor, piece.interval.start))
+        cursor = piece.interval.end
+    if cursor < interval.end:
+        gaps.append((cursor, interval.end))
+    return gaps
+
+
+def _refuse_conflict(slot: _Slot, overlapping: list[_Piece], feed: str) -> None:
+    """Two slots of one resolution over the same time must be the same slot (a duplicate series)."""
+    interval = slot.interval
+    for piece in overlapping:
+        clash = piece.slot
+        if clash.interval.duration == interval.duration and clash.interval != interval:
+            raise PriceDataError(
+                feed,
+                slot.origin,
+                f"price {interval.price} for {interval.start:%Y-%m-%dT%H:%MZ} conflicts with "
+                f"{clash.interval.price} at {clash.origin}",
+            )
+
+
 def _select(slots: list[_Slot], prefer: ResolutionPreference, feed: str) -> list[PriceInterval]:
-    """One price per instant: preferred resolution first, others only where nothing was taken."""
+    """One price per instant: preferred resolution first, others only where nothing was taken.
+
+    A slot partly covered by those taken before keeps its price for the parts left uncovered, cut at
+    their boundaries. Found in review: it was dropped whole, so an hour whose 15-minute prices covered
+    only its second half had no price for its first half although the document priced it."""
     by_resolution: dict[timedelta, list[_Slot]] = {}
     for slot in slots:
         by_resolution.setdefault(slot.interval.duration, []).append(slot)
     order = sorted(by_resolution, reverse=prefer is ResolutionPreference.COARSEST)
     taken_starts: list[datetime] = []
-    taken: list[_Slot] = []
+    taken: list[_Piece] = []  # sorted by start, never overlapping
     for resolution in order:
         for slot in sorted(by_resolution[resolution], key=lambda s: s.interval.start):
             interval = slot.interval
-            at = bisect.bisect_right(taken_starts, interval.start)
-            neighbours = [taken[i] for i in (at - 1, at) if 0 <= i < len(taken)]
-            clash = next(
-                (n for n in neighbours if n.interval.start < interval.end and interval.start < n.interval.end), None
-            )
-            if clash is None:
-                taken_starts.insert(at, interval.start)
-                taken.insert(at, slot)
-            elif clash.interval.duration == interval.duration and clash.interval != interval:
-                raise PriceDataError(
-                    feed,
-                    slot.origin,
-                    f"price {interval.price} for {interval.start:%Y-%m-%dT%H:%MZ} conflicts with "
-                    f"{clash.interval.price} at {clash.origin}",
-                )
-            # else: a duplicate, or the same hours at another resolution already covered
-    return [slot.interval for slot in taken]
+            first = bisect.bisect_right(taken_starts, interval.start)
+            if first and taken[first - 1].interval.end > interval.start:
+                first -= 1
+            last = bisect.bisect_left(taken_starts, interval.end)
+            overlapping = taken[first:last]
+            _refuse_conflict(slot, overlapping, feed)
+            pieces = [_Piece(replace(interval, start=s, end=e), slot) for s, e in _gaps(interval, overlapping)]
+            merged = sorted(overlapping + pieces, key=lambda p: p.interval.start)
+            taken[first:last] = merged
+            taken_starts[first:last] = [p.interval.start for p in merged]
+    return [piece.interval for piece in taken]
 
 
 def parse_a44(
