@@ -183,18 +183,36 @@ def test_ratios_to_a_cost_at_or_below_zero_are_null() -> None:
     # (gridshift at -0.977 over hindsight at -0.927 gave 1.055, "5.5% above the bound").
     import numpy as np
 
+    from gridshift.simulation.hindsight import HindsightResult
     from gridshift.simulation.runner import HindsightMethod, PolicyResult, ScenarioResult
     from gridshift.simulation.settings import Scenario
 
     def policy(name: str, cost: float) -> PolicyResult:
         return PolicyResult(name, cost, None, 0.0, 100.0, 100.0, 0.0, 0.0, 0.0, np.zeros((1, 1)), np.zeros(1))
 
-    costs = {"static": -0.981, "gridshift": -0.977, "hindsight": -0.927}
+    def bound(cost: float) -> HindsightResult:
+        return HindsightResult(cost, np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), 0.0, 0.0, 1, False, 0.0)
+
+    costs = {"static": -0.981, "gridshift": -0.977, "hindsight": -0.927, "reactive": -0.9, "greedy": -0.95}
+    policies = {n: policy(n, c) for n, c in costs.items()}
     result = ScenarioResult(
-        Scenario.OWNED, {n: policy(n, c) for n, c in costs.items()}, None, None, HindsightMethod.FAST
+        Scenario.OWNED,
+        policies,
+        None,
+        None,
+        HindsightMethod.FAST,
+        bounds={"same_information_bound": bound(-0.924), "hindsight_at_slo_allowance": bound(0.0)},
     )
     assert result.ratio("gridshift", "hindsight") is None and result.ratio("gridshift", "static") is None
     assert result.savings_captured() is None
+    # The JSON's ratios to the other bounds too (found in review: -0.977 over a bound of -0.924 read 1.057).
+    ratios = result.to_json()["ratios"]
+    assert ratios["gridshift/same_information_bound"] is None and ratios["gridshift/hindsight_at_slo_allowance"] is None
+    assert ratios["gridshift/hindsight"] is None and ratios["gridshift/static"] is None
+    above = ScenarioResult(
+        Scenario.OWNED, policies, None, None, HindsightMethod.FAST, bounds={"same_information_bound": bound(0.5)}
+    )
+    assert above.to_json()["ratios"]["gridshift/same_information_bound"] == round(-0.977 / 0.5, 4)
     positive = ScenarioResult(
         Scenario.OWNED, {"a": policy("a", 2.0), "b": policy("b", 4.0)}, None, None, HindsightMethod.FAST
     )

@@ -160,8 +160,10 @@ class ScenarioResult:
             }
             if name == "hindsight_at_request_level_slo" and self.request_bound_slo_pct is not None:
                 result[name]["slo_ok_minutes_pct"] = round(self.request_bound_slo_pct, 3)
+            # Null unless the bound is positive, as ratio(): found in review, only a bound of exactly 0 was, so at
+            # negative prices a gridshift cheaper than the bound read 1.057.
             result["ratios"][f"gridshift/{name}"] = (
-                None if bound.cost_usd == 0 else round(gridshift / bound.cost_usd, 4)
+                None if bound.cost_usd <= 0 else round(gridshift / bound.cost_usd, 4)
             )
         if self.idle_baseline_usd is not None:
             result["fleet_idle_baseline_usd"] = round(self.idle_baseline_usd, 4)
