@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
 import platform
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -331,6 +332,55 @@ def test_a_price_gap_longer_than_two_days_is_refused_not_carried_over(tmp_path: 
     path.write_text("\n".join(r for r in rows if not r.startswith("2024-03-04")) + "\n")  # one day: carried over
     (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
     assert prices.window(datetime(2024, 3, 3, tzinfo=UTC), 48).tolist() == [3 / 1000] * 48
+
+
+def _daily_prices(path: Path, blank: tuple[str, str], days: int = 10) -> None:
+    """A wide CSV of March 2024's first `days` days, each hour priced its day's number (EUR/MWh), with the
+    hours in [blank[0], blank[1]) (ISO prefixes compared as text) left empty."""
+    times = [f"2024-03-{day:02d}T{hour:02d}:00:00Z" for day in range(1, days + 1) for hour in range(24)]
+    rows = [f"{t},{'' if blank[0] <= t < blank[1] else int(t[8:10])}" for t in times]
+    path.write_text("\n".join(["time,DE-LU_EUR_per_MWh", *rows]) + "\n")
+
+
+def test_a_gap_is_counted_from_its_first_hour_even_before_the_window(tmp_path: Path) -> None:
+    # Found in review: only the gap's part within the window counted, so a window in the last 48 hours of
+    # a week without prices was replayed at a price days old, silently.
+    path = tmp_path / "gap.csv"
+    _daily_prices(path, ("2024-03-02T00", "2024-03-06T00"))  # 96 hours
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    with pytest.raises(SimulationInputError, match=r"DE-LU: 96 hours without a price from 2024-03-02 00:00Z"):
+        prices.window(datetime(2024, 3, 5, tzinfo=UTC), 24)
+    with pytest.raises(SimulationInputError, match=r"DE-LU: 49 hours without a price from 2024-03-02 00:00Z"):
+        prices.window(datetime(2024, 3, 3, 23, tzinfo=UTC), 2)  # its 49th hour
+    assert prices.window(datetime(2024, 3, 3, 23, tzinfo=UTC), 1).tolist() == [1 / 1000]  # its 48th: carried
+    assert prices.window(datetime(2024, 3, 6, tzinfo=UTC), 24).tolist() == [6 / 1000] * 24  # after it
+    _daily_prices(path, ("2024-03-04T00", "2024-03-05T00"))  # a day: carried over from within it too
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    assert prices.window(datetime(2024, 3, 4, 12, tzinfo=UTC), 24).tolist() == [3 / 1000] * 12 + [5 / 1000] * 12
+
+
+def test_a_gap_across_the_replays_end_is_counted_whole_with_the_look_ahead(tmp_path: Path) -> None:
+    # Found in review: the replay's hours and the planner's look-ahead after them were checked apart, so a
+    # gap across the replay's end was allowed 48 hours on each side.
+    from gridshift.simulation.replay import _markets
+    from gridshift.simulation.settings import SimulationSettings
+
+    path = tmp_path / "gap.csv"
+    _daily_prices(path, ("2024-03-04T00", "2024-03-06T12"))  # 60 hours: 24 in the replay, 36 after it
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    settings = SimulationSettings(start=datetime(2024, 3, 1, tzinfo=UTC), days=4)
+    with pytest.raises(SimulationInputError, match=r"DE-LU: 60 hours without a price from 2024-03-04 00:00Z"):
+        _markets(settings, [prices])
+    _daily_prices(path, ("2024-03-04T00", "2024-03-06T00"))  # 48 hours: carried over
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    (market,) = _markets(settings, [prices])
+    assert (market.usd_per_kwh * 1000).tolist() == [1] * 24 + [2] * 24 + [3] * 72 + [6] * 24
+    # A long gap ending where the replay starts does not refuse it: only a real-time market's first hour would
+    # look at the hour before, which is then unknown (the first hour's own price stands in).
+    _daily_prices(path, ("2024-03-02T00", "2024-03-06T00"))
+    (prices,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    (market,) = _markets(SimulationSettings(start=datetime(2024, 3, 6, tzinfo=UTC), days=1), [prices])
+    assert math.isnan(market.previous_usd_per_kwh) and market.usd_per_kwh[0] == 6 / 1000
 
 
 def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:

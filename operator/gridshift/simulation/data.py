@@ -82,7 +82,8 @@ class MarketPrices:
     usd_per_kwh: FloatArray
 
     def window(self, start: datetime, hours: int) -> FloatArray:
-        """Prices of `hours` hours from `start`, carrying the last known price over gaps."""
+        """Prices of `hours` hours from `start`, carrying the last known price over gaps (at most
+        _MAX_GAP_HOURS in a row, counted from the gap's first hour, before `start` too)."""
         offset = round((start - self.start) / timedelta(hours=1))
         if offset < 0 or offset + hours > len(self.usd_per_kwh):
             end = self.start + timedelta(hours=len(self.usd_per_kwh))
@@ -90,7 +91,18 @@ class MarketPrices:
                 f"prices of {self.market}: the replay needs {start:%Y-%m-%d %H:%M}Z + {hours} h but the file covers "
                 f"{self.start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z"
             )
-        refuse_long_gap(self.usd_per_kwh[offset : offset + hours], start, f"prices of {self.market}", "price")
+        # A gap is measured from its first missing hour, before `start` too: found in review, only its part within
+        # the window was counted, so a week without prices was replayed at a price days old whenever the window
+        # fell in its last 48 hours (and a gap across the replay's end was checked in two halves, the replay's
+        # and the look-ahead's, each allowed 48 hours).
+        priced = np.flatnonzero(~np.isnan(self.usd_per_kwh[: offset + 1]))
+        first = int(priced[-1]) if len(priced) else offset
+        refuse_long_gap(
+            self.usd_per_kwh[first : offset + hours],
+            self.start + timedelta(hours=first),
+            f"prices of {self.market}",
+            "price",
+        )
         # Fill from the whole series so that a gap at the window's start takes the price before it.
         filled = _forward_fill(self.usd_per_kwh[: offset + hours])
         window = filled[offset:]
@@ -103,7 +115,7 @@ _MAX_GAP_HOURS = 48
 """Longest run of hours without a price that the replay carries the last price over: two days of a
 missing publication (the shipped 2024 files miss whole days: DE-LU, ES and AT 24 hours each), not a
 week of one price (found in review: a market's whole March emptied was replayed at one price,
-silently)."""
+silently). A gap is counted from its first missing hour, also where that is before the hours asked."""
 
 
 def refuse_long_gap(hourly: FloatArray, start: datetime, what: str, noun: str) -> None:

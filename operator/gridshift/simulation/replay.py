@@ -304,8 +304,7 @@ def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tu
         window = series.window(start, hours)
         extra = max(0, min(LOOKAHEAD_HOURS, available - hours))
         ahead = series.window(start + timedelta(hours=hours), extra) if extra else np.zeros(0)
-        before = start - timedelta(hours=1)
-        previous = float(series.window(before, 1)[0]) if before >= series.start else math.nan
+        previous = _previous_price(series, start)
         markets.append(
             Market(
                 name=series.market,
@@ -320,6 +319,20 @@ def _markets(settings: SimulationSettings, prices: Sequence[MarketPrices]) -> tu
     if len({m.cluster for m in markets}) != len(markets):
         raise SimulationInputError(f"markets {[m.name for m in markets]} give clashing cluster names")
     return tuple(markets)
+
+
+def _previous_price(series: MarketPrices, start: datetime) -> float:
+    """The price of the hour before `start` (carried over a gap), NaN where the file has none: the hour is before
+    the file's first, or in a gap longer than the replay carries a price over (a real-time market's policies then
+    take the first hour's own price, as where the file starts with the replay; the replay's own hours are checked
+    by series.window, and an hour only a real-time market's first decision looks at does not refuse the run)."""
+    before = start - timedelta(hours=1)
+    if before < series.start:
+        return math.nan
+    try:
+        return float(series.window(before, 1)[0])
+    except SimulationInputError:
+        return math.nan
 
 
 def _deployment(
