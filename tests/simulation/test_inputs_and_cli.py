@@ -383,6 +383,35 @@ def test_a_gap_across_the_replays_end_is_counted_whole_with_the_look_ahead(tmp_p
     assert math.isnan(market.previous_usd_per_kwh) and market.usd_per_kwh[0] == 6 / 1000
 
 
+def test_empty_cells_in_a_price_files_last_rows_are_missing_hours_carried_over(tmp_path: Path) -> None:
+    # Found in review: a market's series ended with its last price, so the shipped file's empty DE-LU cell
+    # of 2024-12-31 23:00Z refused a replay of that day, with a message reading as though the file had it.
+    path = tmp_path / "wide.csv"
+    rows = [f"2024-03-01T{h:02d}:00:00Z,{'' if h >= 4 else 10 + h},{20 + h}" for h in range(6)]
+    path.write_text("time,DE-LU_EUR_per_MWh,FR_EUR_per_MWh\n" + "\n".join(rows) + "\n")
+    (wide,) = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=["DE-LU"], parser=price_csv_parser())
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    assert (wide.window(start, 6) * 1000).tolist() == pytest.approx([10, 11, 12, 13, 13, 13])
+    per_market = tmp_path / "DE-LU_prices.csv"  # a per-market file's last rows alike, all of them empty
+    per_market.write_text("Datetime,Price (EUR/MWh)\n" + "".join(r.rsplit(",", 1)[0] + "\n" for r in rows))
+    (alone,) = load_prices([per_market], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    assert alone.window(start, 6).tolist() == wide.window(start, 6).tolist()
+    with pytest.raises(
+        SimulationInputError,
+        match=r"needs the 7 h from 2024-03-01 00:00Z up to 2024-03-01 07:00Z but the file covers the hours from "
+        r"2024-03-01 00:00Z up to 2024-03-01 06:00Z \(its last hour begins 2024-03-01 05:00Z\)",
+    ):
+        wide.window(start, 7)
+    long_path = tmp_path / "long.csv"  # trailing missing hours are held to the 48-hour rule as any others
+    _daily_prices(long_path, ("2024-03-08T00", "2024-03-11"))
+    (long,) = load_prices([long_path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    with pytest.raises(SimulationInputError, match=r"DE-LU: 72 hours without a price from 2024-03-08 00:00Z"):
+        long.window(datetime(2024, 3, 8, tzinfo=UTC), 72)
+    (shipped,) = load_prices([], fx_to_usd={"EUR": 1.08}, markets=["DE-LU"], parser=price_csv_parser())
+    last_day = shipped.window(datetime(2024, 12, 31, tzinfo=UTC), 24)
+    assert last_day[-1] == last_day[-2]  # 23:00Z is empty in the shipped file: 22:00Z's price carried over
+
+
 def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
     with pytest.raises(SimulationInputError, match="--fx JPY="):
         load_prices(

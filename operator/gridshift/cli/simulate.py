@@ -309,13 +309,16 @@ def deployments_flag(value: str) -> tuple[int, Path | None]:
 
 def price_csv_parser() -> Any:
     """gridshift.signals' csvReplay parser, with its errors as SimulationInputError."""
-    from gridshift.signals.price_csv import parse_price_csv
+    from gridshift.signals.price_csv import parse_price_csv_rows
     from gridshift.signals.prices import PriceFeedError
     from gridshift.simulation.data import PricedInterval, SimulationInputError
 
-    def parse(text: str, *, feed: str, column: str | None, naive_timezone: tzinfo) -> list[PricedInterval]:
+    def parse(
+        text: str, *, feed: str, column: str | None, naive_timezone: tzinfo
+    ) -> tuple[list[PricedInterval], datetime]:
         try:
-            return list(parse_price_csv(text, feed=feed, column=column, naive_timezone=naive_timezone))
+            intervals, rows_end = parse_price_csv_rows(text, feed=feed, column=column, naive_timezone=naive_timezone)
+            return list(intervals), rows_end
         except PriceFeedError as error:
             raise SimulationInputError(str(error)) from error
 

@@ -109,9 +109,23 @@ def parse_price_csv(
     """Every priced row of a wide or per-market price CSV, as intervals in the file's currency/unit, each
     within MAX_ABS_PRICE_PER_MWH (validate_intervals: found in review, a row of 1e308 EUR/MWh reached the
     simulator's bound as a solver failure, and `gridshift prices` printed it)."""
+    return parse_price_csv_rows(text, feed=feed, column=column, naive_timezone=naive_timezone, kind=kind)[0]
+
+
+def parse_price_csv_rows(
+    text: str,
+    *,
+    feed: str = "csv",
+    column: str | None = None,
+    naive_timezone: tzinfo = UTC,
+    kind: PriceKind = PriceKind.ACTUAL,
+) -> tuple[list[PriceInterval], datetime]:
+    """parse_price_csv's intervals, and where the file's last row ends, its cell empty or not (a file's trailing
+    empty cells are missing hours up to there, not hours the file does not have)."""
     recording = read_price_csv(io.StringIO(text), feed=feed, column=column, naive_timezone=naive_timezone, kind=kind)
     intervals = recording.intervals()
-    return list(validate_intervals(feed, intervals, expected_currency=intervals[0].currency)) if intervals else []
+    valid = list(validate_intervals(feed, intervals, expected_currency=intervals[0].currency)) if intervals else []
+    return valid, datetime.fromtimestamp(recording.rows_end, UTC)
 
 
 @dataclass(eq=False, kw_only=True)

@@ -56,6 +56,9 @@ class Recording(Generic[IntervalT]):
     values: array[float]
     longest: float
     """The longest interval, s (how far before a window a row may start and still overlap it)."""
+    rows_end: float
+    """Where the file's last row ends (UTC epoch s), its cell empty or not: the end of the time axis the file's
+    columns share (the simulator keeps a column's trailing empty cells as missing hours up to it)."""
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -212,6 +215,7 @@ def read_recording(
     missing = sum(1 for value in values if math.isnan(value))
     if missing == len(values):
         raise measure.error(feed, column.name, f"no {measure.many} in the file")
+    rows_end = ends[-1]
     if missing:  # without a list of indices: a file may hold millions of rows
         kept = [
             array("d", (x for x, v in zip(series, values, strict=True) if not math.isnan(v)))
@@ -219,7 +223,7 @@ def read_recording(
         ]
         starts, ends = kept
         values = array("d", (v for v in values if not math.isnan(v)))
-    return Recording(column, starts, ends, values, longest)
+    return Recording(column, starts, ends, values, longest, rows_end)
 
 
 def row_ends(starts: array[float]) -> tuple[array[float], float]:

@@ -1,10 +1,11 @@
 """Inputs of a replay: price CSVs and request traces, read from files or from the slices gridshift ships.
 
-Prices are read with the csvReplay parser (gridshift.signals.price_csv.parse_price_csv, handed in by
+Prices are read with the csvReplay parser (gridshift.signals.price_csv.parse_price_csv_rows, handed in by
 the caller: the import contract keeps this layer from importing gridshift.signals), so the simulator
 accepts exactly the CSV layouts the operator replays: the wide UTC file of shared/data/prices-2024 and
-the per-market files. They are converted to USD/kWh with explicit FX rates and put on an hourly UTC axis;
-a missing hour carries the previous price forward (the planner's persistence rule).
+the per-market files. They are converted to USD/kWh with explicit FX rates and put on an hourly UTC axis
+that runs to the end of the file's last row; a missing hour (an empty cell, in the last rows too) carries
+the previous price forward (the planner's persistence rule), at most _MAX_GAP_HOURS in a row.
 
 Traces are the Azure LLM inference trace 2023 CSV (`TIMESTAMP,ContextTokens,GeneratedTokens`) or
 JSONL with `timestamp`, `input_length`, `output_length` per line (gzip-compressed or not). They are
@@ -65,11 +66,12 @@ class PricedInterval(Protocol):
 
 
 class PriceCsvParser(Protocol):
-    """parse_price_csv's shape; raises SimulationInputError (the caller translates the parser's errors)."""
+    """parse_price_csv_rows's shape: a column's priced rows, and where the file's last row ends (its cell empty or
+    not); raises SimulationInputError (the caller translates the parser's errors)."""
 
     def __call__(
         self, text: str, *, feed: str, column: str | None, naive_timezone: tzinfo
-    ) -> Sequence[PricedInterval]: ...
+    ) -> tuple[Sequence[PricedInterval], datetime]: ...
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,13 @@ class MarketPrices:
         offset = round((start - self.start) / timedelta(hours=1))
         if offset < 0 or offset + hours > len(self.usd_per_kwh):
             end = self.start + timedelta(hours=len(self.usd_per_kwh))
+            # Ends "up to" (exclusive) and the last hour named: found in review, "covers 2024-01-01 00:00Z..
+            # 2024-12-31 23:00Z" (its last hour's start) read as though it held the 2024-12-31 + 24 h it refused.
             raise SimulationInputError(
-                f"prices of {self.market}: the replay needs {start:%Y-%m-%d %H:%M}Z + {hours} h but the file covers "
-                f"{self.start:%Y-%m-%d %H:%M}Z..{end:%Y-%m-%d %H:%M}Z"
+                f"prices of {self.market}: the replay needs the {hours} h from {start:%Y-%m-%d %H:%M}Z up to "
+                f"{start + timedelta(hours=hours):%Y-%m-%d %H:%M}Z but the file covers the hours from "
+                f"{self.start:%Y-%m-%d %H:%M}Z up to {end:%Y-%m-%d %H:%M}Z (its last hour begins "
+                f"{end - timedelta(hours=1):%Y-%m-%d %H:%M}Z); choose --start and --days within them"
             )
         # A gap is measured from its first missing hour, before `start` too: found in review, only its part within
         # the window was counted, so a week without prices was replayed at a price days old whenever the window
@@ -230,7 +236,7 @@ def parse_prices(
     result = []
     for market in chosen:
         zone = UTC if naive_timezone is None else ZoneInfo(naive_timezone)
-        intervals = parser(text, feed=source, column=by_market[market], naive_timezone=zone)
+        intervals, rows_end = parser(text, feed=source, column=by_market[market], naive_timezone=zone)
         currency = intervals[0].currency
         if currency not in fx_to_usd:
             raise SimulationInputError(
@@ -239,7 +245,10 @@ def parse_prices(
         rate = fx_to_usd[currency]
         spans = [(i.start, i.end) for i in intervals]
         start = min(b for b, _ in spans).replace(minute=0, second=0, microsecond=0)
-        hours = math.ceil((max(e for _, e in spans) - start) / timedelta(hours=1))
+        # To the end of the file's last row, priced or not: found in review, the series ended with the column's
+        # last price, so the shipped file's empty DE-LU cell of 2024-12-31 23:00Z refused a replay of that day
+        # instead of carrying 22:00's price over it as any other missing hour.
+        hours = math.ceil((max(rows_end, *(e for _, e in spans)) - start) / timedelta(hours=1))
         converted = []
         for interval, (begin, finish) in zip(intervals, spans, strict=True):
             per_kwh = interval.price / (KWH_PER_MWH if str(interval.unit).lower().endswith("mwh") else 1.0) * rate
