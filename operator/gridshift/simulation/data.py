@@ -1,7 +1,7 @@
 """Inputs of a replay: price CSVs and request traces, read from files or from the slices gridshift ships.
 
 Prices are read with the csvReplay parser (gridshift.signals.price_csv.parse_price_csv_rows, handed in by
-the caller: the import contract keeps this layer from importing gridshift.signals), so the simulator
+the caller: cli.simulate.price_csv_parser), so the simulator
 accepts exactly the CSV layouts the operator replays: the wide UTC file of shared/data/prices-2024 and
 the per-market files. They are converted to USD/kWh with explicit FX rates and put on an hourly UTC axis
 that runs to the end of the file's last row; a missing hour (an empty cell, in the last rows too) carries
