@@ -394,6 +394,65 @@ def test_replicas_stranded_with_nothing_to_replace_them_stay_desired() -> None:
     assert {dict(k)["region"]: v for k, v in desired.items()} == {"eu-de": 7.0}
 
 
+def _frozen_then_lost(world: ServiceHarness, lost: str) -> dict[str, Any]:
+    """A deployment placed, switched to Frozen, then `lost` unreachable; its status before the loss."""
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    settled(world, 2)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    before = settled(world, 2)
+    world.members[lost].reachable = False
+    return before
+
+
+def test_a_frozen_deployment_with_a_lost_cluster_is_stalled_not_reconciling() -> None:
+    # Found in review: it read Unreachable with Reconciling True ("being replaced elsewhere") while Frozen
+    # replaces nothing, so kstatus and Flux read InProgress for as long as it stayed Frozen. As a move frozen
+    # mid-way (test_a_move_frozen_mid_way_reads_frozen_not_migrating), Frozen is never Reconciling by itself.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    _frozen_then_lost(world, "eu-de")
+    status = settled(world, 3)
+    assert world.replicas()["eu-fr"] == 0, "the precondition failed: Frozen started replicas elsewhere"
+    assert conditions(status)["Ready"] == ("False", "InsufficientCapacity")
+    assert conditions(status)["Reconciling"] == ("False", "Stalled")
+    assert conditions(status)["Stalled"] == ("True", "InsufficientCapacity")
+    assert "mode Frozen: replicas in unreachable eu-de not counted and not replaced" in message(status, "Stalled")
+    # Back: covered again, Frozen and Ready.
+    world.members["eu-de"].reachable = True
+    status = settled(world, 2)
+    assert conditions(status)["Ready"] == ("True", "Frozen") and conditions(status)["Stalled"][0] == "False"
+
+
+def test_a_frozen_deployment_keeps_its_decision_and_cost_when_a_cluster_is_lost() -> None:
+    # Found in review: the decision counted reachable targets only, so losing the cluster read as a new decision
+    # "Frozen: keeps nothing" and status.cost was refreshed to 0 USD/h, beside desiredReplicas 7 in eu-de.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    before = _frozen_then_lost(world, "eu-de")
+    assert before["lastDecision"]["summary"].startswith("Frozen: keeps eu-de/"), before["lastDecision"]
+    status = settled(world, 3)
+    assert status["desiredReplicas"] > 0 and status["regions"] == "eu-de", status
+    assert status["lastDecision"] == before["lastDecision"]
+    assert status["cost"] == before["cost"] and status["cost"]["usdPerHour"] > 0
+
+
+def test_a_frozen_deployment_over_two_clusters_keeps_its_decision_when_the_first_is_lost() -> None:
+    # The planner lists unreachable targets after the others: the decided placement is ordered by cluster, so
+    # losing eu-de does not turn "eu-de ..., eu-fr ..." into "eu-fr ..., eu-de ..." (a new decision).
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0})
+    body = deployment_body(rps=30.0, capacity={"minReplicas": 2, "maxReplicas": 16, "minRegions": 2})
+    world.add(body)
+    settled(world, 2)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    before = settled(world, 2)
+    assert "eu-de/" in before["lastDecision"]["target"] and "eu-fr/" in before["lastDecision"]["target"], before
+    events = len(world.hub.events)
+    world.members["eu-de"].reachable = False
+    status = settled(world, 3)
+    assert status["lastDecision"] == before["lastDecision"] and len(world.hub.events) == events
+
+
 def test_clusters_a_deployment_may_not_use_are_not_its_concern() -> None:
     # Found in review: PriceFeedStale and Ready named every cluster of the fleet, so a deployment held to
     # Europe said "no fresh prices from: us-east", and one unrelated cluster going down rewrote every

@@ -164,9 +164,18 @@ def refusal_reason(error: str) -> ReadyReason:
 
 
 def decision_target(plan: DeploymentPlan) -> str:
-    """The decided placement in one stable line: `cluster/GPU type xN`, reachable targets only."""
-    placed = [f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in plan.targets if t.reachable and t.replicas > 0]
-    return ", ".join(placed) or "nothing"
+    """The decided placement in one stable line: `cluster/GPU type xN`, the reachable targets and the unreachable
+    ones the plan keeps (Frozen, or nothing reachable replaces them: `counts_as_desired`'s rule, but for an
+    Advisory plan, which would replace them).
+
+    Found in review: only reachable targets counted, so a Frozen deployment whose cluster was lost decided
+    "Frozen: keeps nothing" (and refreshed status.cost to 0 USD/h) though it kept its 7 replicas there; a change
+    in reachability alone is no new decision."""
+    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)
+    kept = plan.mode is MigrationMode.FROZEN or not replaced
+    # By cluster (stable: GPU types in the spec's order): the planner lists unreachable targets after the others.
+    placed = sorted((t for t in plan.targets if t.replicas > 0 and (t.reachable or kept)), key=lambda t: t.cluster)
+    return ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in placed) or "nothing"
 
 
 def _in_allowed_regions(idep: InferenceDeployment, views: Mapping[str, ClusterView]) -> dict[str, ClusterView]:
@@ -271,18 +280,19 @@ def deployment_health(
         return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
     frozen = plan.mode is MigrationMode.FROZEN
     if not covered:
-        if lost:
+        if lost and not frozen:
             return health(
                 ReadyReason.UNREACHABLE,
-                f"replicas in unreachable {', '.join(lost)} not counted; "
-                + ("mode Frozen: nothing is moved" if frozen else "raising capacity in reachable clusters")
-                + f"; {counts}",
+                f"replicas in unreachable {', '.join(lost)} not counted; raising capacity in reachable clusters; "
+                + counts,
                 ReconcilingReason.UNREACHABLE,
             )
         if frozen and not starting:
+            # Found in review: a lost cluster read Unreachable, Reconciling for ever, though Frozen replaces nothing.
+            where = f"replicas in unreachable {', '.join(lost)} not counted and not replaced; " if lost else ""
             return health(
                 ReadyReason.INSUFFICIENT_CAPACITY,
-                f"mode Frozen: the kept placement does not cover the demand ({slo_message}); {counts}",
+                f"mode Frozen: {where}the kept placement does not cover the demand ({slo_message}); {counts}",
             )
         return health(ReadyReason.STARTING, f"waiting for replicas to be Ready; {counts}", ReconcilingReason.STARTING)
     if latency:
