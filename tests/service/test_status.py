@@ -881,6 +881,41 @@ def test_a_measured_cost_prices_the_measured_energy_per_token_as_the_recording_r
     assert cost["usdPerMillionTokens"] == pytest.approx(expected, rel=0.05)  # two significant digits
 
 
+def test_a_measured_cost_is_rewritten_for_what_was_measured_never_for_a_price_alone() -> None:
+    # Found in review: the drift check ran on the Measured USD/Mtok, priced at this cycle's price: with owned GPUs
+    # (all of it energy) a price that moved by more than a tenth rewrote status.cost, one status write per price
+    # interval and measured deployment, though its decision and its measurements held still.
+    world = ServiceHarness(
+        ["eu-de"],
+        prices={"eu-de": 100.0},
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    world.cluster_bodies["eu-de"]["spec"]["offerings"][0]["hourlyCost"]["amount"] = 0.0
+    first = measured(
+        world,
+        {
+            Signal.REQUEST_RATE: 4.0,
+            Signal.PROMPT_TOKEN_RATE: 4000.0,
+            Signal.GENERATION_TOKEN_RATE: 800.0,
+            Signal.JOULES_PER_TOKEN: 2.0,
+        },
+    )
+    assert first["cost"]["source"] == "Measured", first["cost"]
+    for price in (150.0, 100.0, 150.0, 60.0):
+        world.prices["eu-de"] = price
+        world.cycle(advance=timedelta(hours=1))
+        assert world.status() == first, world.status()["cost"]  # no write: decision and measurements held still
+    # What was measured moves by more than a tenth: rewritten, as of now (J/token; tokens/s, as observedSlo is).
+    for signal, value in ((Signal.JOULES_PER_TOKEN, 2.5), (Signal.GENERATION_TOKEN_RATE, 1000.0)):
+        before = world.status()["cost"]
+        world.metrics.set_signal(REF, signal, value)
+        world.cycle()
+        after = world.status()["cost"]
+        assert after["time"] != before["time"], (signal, before, after)
+    assert after["joulesPerToken"] == 2.5
+    assert world.status()["observedSlo"]["outputTokensPerSecond"] == 1000.0
+
+
 def test_a_move_frozen_mid_way_reads_frozen_not_migrating() -> None:
     # Found in review: the steps are kept while Frozen (not run), and Ready read Migrating with Reconciling
     # True for as long as the deployment stayed Frozen (GitOps health: Progressing for ever).

@@ -7,7 +7,7 @@ nothing meaningful changed produces an empty patch:
 - the last decision is kept, with its figures as decided, while the decided placement is the same
   (`decision_target`): a price change that moves nothing rewrites nothing and emits no Event;
 - cost figures are those of the decision (refreshed when it or the spec changes); measured figures
-  are kept until they move by more than MEASURED_DRIFT.
+  are kept until what was measured (J/token, tokens/s) moves by more than MEASURED_DRIFT, never for a price.
 
 The words (condition types and reasons) come from gridshift.api.conditions; `deployment_health`
 decides them, in one pure function.
@@ -419,7 +419,8 @@ def _cost(
     old: Mapping[str, Any],
     refresh: bool,
 ) -> dict[str, Any]:
-    """status.cost: the plan's figures as decided (refreshed with `refresh`), measured ones when there are."""
+    """status.cost: the plan's figures as decided (refreshed with `refresh`), measured ones when there are; a
+    Measured cost is recomputed, at this cycle's prices, when its measured inputs move (`_measured_moved`)."""
     cost = plan.cost
     out: dict[str, Any] = {
         "usdPerHour": sig(cost.usd_per_hour),
@@ -433,6 +434,8 @@ def _cost(
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
+        if not refresh and previous.get("source") == CostSource.MEASURED.value and not _measured_moved(measured, old):
+            return dict(previous)
         out["source"] = CostSource.MEASURED.value
         # Measured energy priced where the placement draws it (USD per GPU watt-hour, PUE included): the plan's
         # energy cost over its power. It was the predicted USD/h over measured tokens (review: with owned GPUs,
@@ -454,18 +457,26 @@ def _cost(
             out["gramsCo2PerMillionTokens"] = sig(
                 grams_per_million_tokens_from_energy(measured.joules_per_token, grams_per_watt_hour), 2
             )
-        if not refresh and previous.get("source") == CostSource.MEASURED.value:
-            moved = [
-                key
-                for key in ("usdPerMillionTokens", "joulesPerToken", "gramsCo2PerMillionTokens")
-                if _steady(previous.get(key), out[key]) != previous.get(key)
-            ]
-            if not moved:
-                return dict(previous)
     elif not refresh and previous.get("source") == out["source"] and "time" in previous:
         return dict(previous)  # as decided: a price change alone is not news (metrics carry the live figure)
     out["time"] = now.isoformat()
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _measured_moved(measured: MeasuredCost, old: Mapping[str, Any]) -> bool:
+    """Whether what a stored Measured cost was computed from moved by more than MEASURED_DRIFT: the J/token it
+    holds, or the tokens/s status.observedSlo holds (rewritten by the same rule, in the same cycle).
+
+    Found in review: the drift was judged on the cost's USD/Mtok and gCO2/Mtok, which move with the price and
+    the grid's intensity now: with owned GPUs a price move of a tenth rewrote status.cost, one write per price
+    interval and measured deployment, though docs/status.md says never for a price change alone."""
+    stored: Mapping[str, Any] = old.get("cost") or {}
+    joules = stored.get("joulesPerToken")
+    tokens = (old.get("observedSlo") or {}).get("outputTokensPerSecond")
+    return (
+        _steady(joules, sig(measured.joules_per_token, 2)) != joules
+        or _steady(tokens, sig(measured.generation_tokens_per_second)) != tokens
+    )
 
 
 def _observed_slo(
