@@ -517,6 +517,24 @@ def test_cluster_ready_reasons_name_what_failed() -> None:
     assert status["eu-de"]["currentPriceWithPueUsdPerKwh"] == 0.06
 
 
+def test_a_cluster_gpu_inventory_is_kept_only_while_the_cluster_is_not_read() -> None:
+    # Found in review: a reachable cluster that answered with no Ready GPU node kept showing its last inventory
+    # (the old list stood whenever the new one was empty), so `kubectl get rcluster` said 16 H100 for ever.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    settled(world, 2)
+    before = world.cluster_bodies["eu-de"]["status"]["gpus"]
+    assert [g["gpuType"] for g in before] == [H100], before
+    world.members["eu-de"].reachable = False  # not read: the last inventory read stands
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["gpus"] == before
+    world.members["eu-de"].reachable = True
+    world.members["eu-de"].gpus = {}  # read, and no Ready GPU node
+    world.cycle()
+    status = world.cluster_bodies["eu-de"]["status"]
+    assert status["reachable"] is True and status["gpus"] == [], status["gpus"]
+
+
 def test_cluster_failures_map_to_their_reasons() -> None:
     from gridshift.hub.client import HubForbidden
     from gridshift.service.state import ClusterView

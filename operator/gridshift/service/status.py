@@ -656,10 +656,13 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     status: dict[str, Any] = {"reachable": view.reachable}
     if isinstance(generation, int):
         status["observedGeneration"] = generation
-    status["gpus"] = [
-        {"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used}
-        for i in (view.inventory.gpus if view.inventory is not None else ())
-    ] or old.get("gpus", [])
+    # The last inventory read stands only while the cluster is not read. Found in review: it also stood when a
+    # reachable cluster answered with no Ready GPU node (`or` on an empty list), so its old GPUs showed for ever.
+    status["gpus"] = (
+        [{"gpuType": i.gpu_type, "allocatable": i.allocatable, "used": i.used} for i in view.inventory.gpus]
+        if view.inventory is not None
+        else old.get("gpus", [])
+    )
     stale = reading is None or reading.stale
     upcoming = [i for i in view.prices.intervals if i.end > now][:_HORIZON_POINTS]
     current = view.prices.interval_at(now)
