@@ -196,6 +196,49 @@ def test_crds_opt_out_and_keep_off(helm: Helm) -> None:
     assert all(o["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false" for o in unkept)
 
 
+def crd_annotations(helm: Helm, tmp_path: Path, values: dict[str, Any]) -> list[dict[str, str]]:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    proc = helm.template("--values", str(values_file), "--show-only", "templates/crds.yaml")
+    documents = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    # Each key once: of a key written twice YAML keeps the last, and the parsed annotations hide the first.
+    assert documents and proc.stdout.count("argocd.argoproj.io/sync-options:") == len(documents)
+    return [d["metadata"]["annotations"] for d in documents]
+
+
+def test_common_annotations_never_remove_the_crds_protection(helm: Helm, tmp_path: Path) -> None:
+    # Found in review: commonAnnotations was appended after the CRDs' own annotations, so a common Argo CD
+    # setting (sync-options: ServerSideApply=true) replaced Prune=false,Delete=false, and deleting the
+    # Application deleted the CRDs with every InferenceDeployment.
+    sync = "argocd.argoproj.io/sync-options"
+    common = {sync: "ServerSideApply=true", "helm.sh/resource-policy": "delete", "team": "ml"}
+    for crd in crd_annotations(helm, tmp_path, {"commonAnnotations": common}):
+        assert crd[sync] == "ServerSideApply=true,Prune=false,Delete=false"
+        assert crd["helm.sh/resource-policy"] == "keep"
+        assert crd["team"] == "ml"
+    # An option the chart sets is the chart's; the user's others stay, spaces and empty entries dropped.
+    common = {sync: " Prune=true, ServerSideApply=true,Delete=true,"}
+    for crd in crd_annotations(helm, tmp_path, {"commonAnnotations": common}):
+        assert crd[sync] == "ServerSideApply=true,Prune=false,Delete=false"
+    # keep off: the chart says only Prune=false, so the user's own Delete=false holds.
+    values = {"crds": {"keep": False}, "commonAnnotations": {sync: "Delete=false,Prune=true"}}
+    for crd in crd_annotations(helm, tmp_path, values):
+        assert crd[sync] == "Delete=false,Prune=false"
+        assert "helm.sh/resource-policy" not in crd
+
+
+def test_pod_annotations_never_replace_the_settings_checksum(helm: Helm) -> None:
+    # Same pattern (found in review): podAnnotations was appended after the checksum that rolls the pods
+    # when a setting changes, so a copied checksum/operator-settings pinned it and settings changes never rolled.
+    def pod_annotations(*args: str) -> dict[str, str]:
+        found: dict[str, str] = only(helm.render(*args), "Deployment")["spec"]["template"]["metadata"]["annotations"]
+        return found
+
+    checksum = pod_annotations()["checksum/operator-settings"]
+    pinned = pod_annotations("--set", "podAnnotations.checksum/operator-settings=x", "--set", "podAnnotations.team=ml")
+    assert pinned == {"checksum/operator-settings": checksum, "team": "ml"}
+
+
 def test_optional_monitoring_networkpolicy_and_extra_objects(helm: Helm, tmp_path: Path) -> None:
     values_file = tmp_path / "values.yaml"
     values_file.write_text(
