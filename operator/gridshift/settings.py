@@ -11,14 +11,25 @@ import logging
 import os
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridshift.api.carbon import CarbonPrice
 from gridshift.api.common import HttpUrl, Port
 from gridshift.planner.settings import PlannerSettings
+from gridshift.signals.labels import LabelScheme
 
 log = logging.getLogger(__name__)
+
+PROMETHEUS_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+"""A Prometheus label name (Prometheus' data model); names starting with __ are its own."""
+_SCHEME_LABELS = tuple(
+    sorted(
+        {LabelScheme.namespace_label, LabelScheme.pod_label, LabelScheme.deployment_label, LabelScheme.model_name_label}
+    )
+)
+"""Labels the operator's selectors already match on: a cluster label of the same name would ask each series
+for two values of one label, and match nothing."""
 
 
 class OperatorSettings(BaseSettings):
@@ -95,11 +106,18 @@ class OperatorSettings(BaseSettings):
             "rate window does not inflate demand."
         ),
     )
+    # Found in review: any string was taken (k8s-cluster, ""), and the label goes unescaped into every
+    # PromQL selector and `by (...)`, so every query failed and demand was unknown everywhere, with no
+    # error at install. Now a Prometheus label name, not reserved (__) nor one the selectors already use.
     metrics_cluster_label: str | None = Field(
         default=None,
+        min_length=1,
+        pattern=PROMETHEUS_LABEL_NAME,
+        json_schema_extra={"not": {"anyOf": [{"type": "string", "pattern": "^__"}, {"enum": list(_SCHEME_LABELS)}]}},
         description=(
             "Prometheus label naming the member cluster, when one Prometheus (Thanos, Mimir) holds "
-            "several clusters' series; unset when each cluster has its own."
+            "several clusters' series; unset when each cluster has its own. A Prometheus label name "
+            f"(letters, digits, _), not starting with __ nor one of {', '.join(_SCHEME_LABELS)}."
         ),
     )
     cold_start_seconds: float = Field(
@@ -189,6 +207,18 @@ class OperatorSettings(BaseSettings):
             "instead of the system clock, so accelerated days play out in minutes."
         ),
     )
+
+    @field_validator("metrics_cluster_label")
+    @classmethod
+    def _cluster_label_free(cls, label: str | None) -> str | None:
+        if label is not None and label.startswith("__"):
+            raise ValueError("names starting with __ are Prometheus' own; name the label that holds the cluster")
+        if label in _SCHEME_LABELS:
+            raise ValueError(
+                f"the operator's selectors already match on {label} (and on {', '.join(_SCHEME_LABELS)}): a series "
+                "cannot hold two values of one label; name the label that holds the cluster"
+            )
+        return label
 
     @model_validator(mode="after")
     def _planner_budget(self) -> OperatorSettings:

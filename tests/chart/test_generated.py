@@ -10,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from gridshift.settings import OperatorSettings
 from gridshift_dev import chart as chart_cli
@@ -82,6 +83,35 @@ def test_schema_refuses_out_of_range_settings() -> None:
     values["operator"]["metricsWindowSeconds"] = 5  # OperatorSettings: ge=10
     failing = {tuple(e.absolute_path) for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)}
     assert failing == {("operator", "planIntervalSeconds"), ("operator", "metricsWindowSeconds")}
+
+
+@pytest.mark.parametrize(
+    ("label", "refused"),
+    [
+        ("cluster", False),
+        ("_k8s_cluster2", False),
+        # Found in review: these were taken, went unescaped into every PromQL selector and `by (...)`, and
+        # every query failed (demand unknown everywhere) with no error at install.
+        ("k8s-cluster", True),
+        ("", True),
+        ("1cluster", True),
+        ("cluster name", True),
+        # Prometheus' own (__name__), and labels the selectors already match on: no series has two values.
+        ("__name__", True),
+        ("namespace", True),
+        ("pod", True),
+    ],
+)
+def test_the_metrics_cluster_label_is_a_usable_prometheus_label_name(label: str, refused: bool) -> None:
+    values = _values()
+    values["operator"]["metricsClusterLabel"] = label
+    failing = [list(e.absolute_path) for e in jsonschema.Draft7Validator(_schema()).iter_errors(values)]
+    assert failing == ([["operator", "metricsClusterLabel"]] if refused else [])
+    if refused:
+        with pytest.raises(ValidationError, match="metrics_cluster_label"):
+            OperatorSettings(metrics_cluster_label=label)
+    else:
+        assert OperatorSettings(metrics_cluster_label=label).metrics_cluster_label == label
 
 
 def test_operator_values_mirror_the_settings_model() -> None:

@@ -287,6 +287,9 @@ def test_pdb_only_with_several_replicas(helm: Helm) -> None:
         ("operator.leaseDurationSeconds=null", "leaseDurationSeconds"),
         # Review: the apiserver refuses a liveness probe's successThreshold other than 1, after the render.
         ("probes.liveness.successThreshold=2", "successThreshold"),
+        # Review: not a Prometheus label name, so every PromQL query failed at run time.
+        ("operator.metricsClusterLabel=k8s-cluster", "metricsClusterLabel"),
+        ("operator.metricsClusterLabel=__name__", "metricsClusterLabel"),
     ],
 )
 def test_typos_and_bad_values_fail_with_the_key_named(helm: Helm, flag: str, named: str) -> None:
