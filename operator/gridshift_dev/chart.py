@@ -284,6 +284,8 @@ def _monitor(description: str) -> JsonDict:
             "labels": _label_map("Labels (to match the Prometheus selector)."),
             **_monitor_extras(),
         },
+        # A null honorLabels was false: Prometheus renamed the operator's region labels exported_region.
+        required=["enabled", "interval", "scrapeTimeout", "honorLabels"],
     )
 
 
@@ -320,6 +322,8 @@ def _release_values() -> JsonDict:
                 "install": _boolean("Template the CRDs with the release (upgraded by helm upgrade)."),
                 "keep": _boolean("Annotate the CRDs helm.sh/resource-policy: keep (survive uninstall)."),
             },
+            # A null keep was false: the CRDs lost their delete protection without anyone saying so.
+            required=["install", "keep"],
         ),
     }
 
@@ -345,6 +349,7 @@ def _operator_container_values() -> JsonDict:
                 "digest": _string("Digest; wins over the tag.", pattern=r"^(|sha256:[0-9a-f]{64})$"),
                 "pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"], "description": "Pull policy."},
             },
+            required=["repository", "pullPolicy"],
         ),
         "imagePullSecrets": _array("Secrets for pulling the image."),
         "command": _array("Container command.", {"type": "string"}),
@@ -362,6 +367,7 @@ def _operator_container_values() -> JsonDict:
                 "annotations": _string_map("Annotations."),
                 "labels": _label_map("Labels."),
             },
+            required=["create"],
         ),
         "rbac": _closed(
             "Roles of the operator.",
@@ -370,6 +376,7 @@ def _operator_container_values() -> JsonDict:
                 "httpRoutes": _boolean("Allow get/patch of Gateway API HTTPRoutes."),
                 "userRoles": _boolean("Aggregate gridshift's kinds into the view, edit and admin roles."),
             },
+            required=["create", "httpRoutes", "userRoles"],
         ),
     }
 
@@ -389,6 +396,7 @@ def _pod_values() -> JsonDict:
                 "liveness": _probe("Liveness probe timing.", liveness=True),
                 "readiness": _probe("Readiness probe timing."),
             },
+            required=["liveness", "readiness"],
         ),
         "nodeSelector": _label_map("Node selector."),
         "tolerations": _array("Tolerations."),
@@ -415,6 +423,7 @@ def _metrics_values() -> JsonDict:
                         "annotations": _string_map("Annotations."),
                         "labels": _label_map("Labels."),
                     },
+                    required=["enabled", "type"],
                 ),
                 "serviceMonitor": _monitor("Prometheus Operator ServiceMonitor."),
                 "podMonitor": _monitor("Prometheus Operator PodMonitor (instead of the ServiceMonitor)."),
@@ -425,8 +434,10 @@ def _metrics_values() -> JsonDict:
                         "labels": _label_map("Labels."),
                         "annotations": _string_map("Annotations."),
                     },
+                    required=["enabled"],
                 ),
             },
+            required=["service", "serviceMonitor", "podMonitor", "prometheusRule"],
         ),
     }
 
@@ -441,6 +452,7 @@ def _policy_values() -> JsonDict:
                 "metricsFrom": _array("Peers allowed to scrape metrics; empty: any."),
                 "egress": _array("Egress rules; empty: egress unrestricted."),
             },
+            required=["enabled"],
         ),
         "admissionPolicy": _closed(
             "Admission policies shipped with the chart.",
@@ -451,12 +463,15 @@ def _policy_values() -> JsonDict:
                         "warnUnpinned": _boolean("Warn when spec.engine.image has no tag or :latest."),
                         "requireDigest": _boolean("Warn also when it has a tag but no @sha256 digest."),
                     },
+                    required=["warnUnpinned", "requireDigest"],
                 ),
                 "feedSettings": _closed(
                     "Warnings about RegionalCluster feed settings blocks that the feed's type does not name.",
                     {"warnIgnored": _boolean("Warn when priceFeed or carbonFeed carries a block of another type.")},
+                    required=["warnIgnored"],
                 ),
             },
+            required=["engineImage", "feedSettings"],
         ),
         "dashboards": _closed(
             "The Grafana dashboard (files/dashboards/gridshift.json) as a ConfigMap for Grafana's sidecar.",
@@ -466,6 +481,7 @@ def _policy_values() -> JsonDict:
                 "labels": _label_map("Labels the Grafana sidecar selects on."),
                 "annotations": _string_map("Annotations (e.g. the sidecar's grafana_folder)."),
             },
+            required=["enabled"],
         ),
         "podDisruptionBudget": _closed(
             "PodDisruptionBudget of the operator.",
@@ -477,6 +493,7 @@ def _policy_values() -> JsonDict:
                     "description": "Pods that may be down; at least 1, else no node with an operator pod could drain.",
                 },
             },
+            required=["enabled", "maxUnavailable"],
         ),
         "extraObjects": {
             "type": "array",
@@ -484,6 +501,29 @@ def _policy_values() -> JsonDict:
             "items": {"type": ["object", "string"]},
         },
     }
+
+
+VALUES_THE_TEMPLATES_READ = (
+    "crds",
+    "image",
+    "command",
+    "replicaCount",
+    "serviceAccount",
+    "rbac",
+    "probes",
+    "operator",
+    "metrics",
+    "dashboards",
+    "networkPolicy",
+    "admissionPolicy",
+    "podDisruptionBudget",
+)
+"""Top-level keys the templates read without a default. Found in review: a null (which Helm turns into a
+missing key, past every schema check of the key itself) gave a YAML parse error naming no value
+(probes.readiness), `image: "%!s(<nil>):0.1.0"` the apiserver took (image.repository), an empty
+maxUnavailable or Service type, or a nil-pointer template error; required here and in each closed map
+below (`_closed(..., required=...)`), a null is refused naming the key. Free-form maps and lists
+(annotations, labels, resources, ...) stay optional: for them null and empty mean the same."""
 
 
 def chart_values_schema() -> JsonDict:
@@ -503,6 +543,7 @@ def chart_values_schema() -> JsonDict:
         "type": "object",
         "additionalProperties": False,
         "properties": properties,
+        "required": list(VALUES_THE_TEMPLATES_READ),
     }
 
 

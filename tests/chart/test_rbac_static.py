@@ -126,6 +126,12 @@ def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> N
         (["workloadNamespaces={gs-a,gs-a}"], r"/workloadNamespaces"),
         (["workloadNamespaces={Bad_NS}"], r"/workloadNamespaces/0"),
         (["podSecurity.enforce=strict"], r"/podSecurity/enforce"),
+        # Found in review: a null (Helm drops the key, past the key's own schema) rendered no workload
+        # namespace and no Role at all, or failed with a nil-pointer template error.
+        (["workloadNamespaces=null"], r"missing property 'workloadNamespaces'"),
+        (["serviceAccount=null"], r"missing property 'serviceAccount'"),
+        (["podSecurity=null"], r"missing property 'podSecurity'"),
+        (["inventory=null"], r"missing property 'inventory'"),
     ],
 )
 def test_member_chart_refuses_unsafe_or_mistyped_values_naming_them(

@@ -287,6 +287,21 @@ def test_pdb_only_with_several_replicas(helm: Helm) -> None:
         ("operator.leaseDurationSeconds=null", "leaseDurationSeconds"),
         # Review: the apiserver refuses a liveness probe's successThreshold other than 1, after the render.
         ("probes.liveness.successThreshold=2", "successThreshold"),
+        # Review: a null passed the schema (Helm drops the key) and gave a YAML parse error naming no value
+        # (probes.readiness), `image: "%!s(<nil>):0.1.0"` (image.repository), an empty maxUnavailable or
+        # Service type, an unset replica count, CRDs without delete protection (crds.keep), the operator's
+        # region labels renamed exported_region (honorLabels), or a nil-pointer template error (a whole map).
+        ("probes.readiness=null", "at '/probes': missing property 'readiness'"),
+        ("probes.liveness=null", "at '/probes': missing property 'liveness'"),
+        ("image.repository=null", "at '/image': missing property 'repository'"),
+        ("podDisruptionBudget.maxUnavailable=null", "missing property 'maxUnavailable'"),
+        ("metrics.service.type=null", "at '/metrics/service': missing property 'type'"),
+        ("replicaCount=null", "missing property 'replicaCount'"),
+        ("command=null", "missing property 'command'"),
+        ("crds.keep=null", "at '/crds': missing property 'keep'"),
+        ("metrics.serviceMonitor.honorLabels=null", "missing property 'honorLabels'"),
+        ("probes=null", "missing property 'probes'"),
+        ("metrics.podMonitor=null", "missing property 'podMonitor'"),
         # Review: not a Prometheus label name, so every PromQL query failed at run time.
         ("operator.metricsClusterLabel=k8s-cluster", "metricsClusterLabel"),
         ("operator.metricsClusterLabel=__name__", "metricsClusterLabel"),
