@@ -130,7 +130,7 @@ def test_a_max_intensity_limit_makes_replicas_leave_make_before_break() -> None:
     first_down = next(i for i, (a, c) in enumerate(actions) if a is StepAction.SCALE_DOWN and c == "a")
     assert actions.index((StepAction.SCALE_UP, "b")) < first_down
     assert any(a is StepAction.WAIT_READY for a, _ in actions[:first_down])
-    assert any("carbon limit" in c for c in plan.explanation.binding_constraints)
+    assert "carbon limit: a avoided while above it" in plan.explanation.binding_constraints
     assert any("above maxGramsPerKwh 400" in note for note in plan.explanation.details)
     # Below the limit again, with the replicas in b, the (much) cheaper a takes them back.
     back = carbon_deployment(max_intensity=400.0, placements=[("b", H100, 3)])
@@ -182,6 +182,35 @@ def test_a_limit_nobody_meets_does_not_drop_demand() -> None:
     assert plan.feasible
     assert plan.capacity_tokens_per_s >= 20.0 * 250 * 1.2
     assert replicas_in(plan, "a") >= 3
+
+
+def test_a_limit_the_plan_breaks_is_said_to_be_broken_not_avoided() -> None:
+    # Found in review: "carbon limit: a avoided while above it" (and "...: avoided" in the details) for a plan
+    # that placed its replicas in a all the same: no capacity within the limit served the demand.
+    alone = carbon_deployment(5.0, max_intensity=200.0)
+    world_a = replace(snapshot([alone], [cluster("a")], {"a": flat_prices(0.1)}), carbon={"a": flat_carbon(500.0)})
+    plan = make_plan(world_a).for_deployment("ns/chat")
+    assert replicas_in(plan, "a") >= 1 and plan.feasible
+    assert plan.explanation.binding_constraints == (
+        "carbon limit broken in a: no capacity within the limit serves the demand",
+    )
+    assert not any("avoided" in line for line in (*plan.explanation.details, plan.explanation.summary))
+    # Both grids above the limit: the one used is broken, the one left empty avoided.
+    d = carbon_deployment(max_intensity=100.0, placements=[("a", H100, 3)])
+    both = make_plan(world(d, {"a": flat_carbon(450.0), "b": flat_carbon(500.0)})).for_deployment("ns/chat")
+    assert replicas_in(both, "a") >= 3 and replicas_in(both, "b") == 0
+    binding = both.explanation.binding_constraints
+    assert "carbon limit broken in a: no capacity within the limit serves the demand" in binding
+    assert "carbon limit: b avoided while above it" in binding
+    assert not any("a avoided" in b for b in binding)
+    # Leaving one replica at a time (maxConcurrentMoves 1): broken while the rest run there, and why.
+    slow = carbon_deployment(max_intensity=400.0, placements=[("a", H100, 3)], max_moves=1)
+    leaving = make_plan(world(slow, {"a": flat_carbon(450.0), "b": flat_carbon(50.0)})).for_deployment("ns/chat")
+    assert 0 < replicas_in(leaving, "a") < 3
+    assert (
+        "carbon limit broken in a: its replicas leave at most maxConcurrentMoves 1 at a time"
+        in leaving.explanation.binding_constraints
+    )
 
 
 def _canonical(plan: object) -> list[object]:

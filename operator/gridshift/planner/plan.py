@@ -878,9 +878,8 @@ def _binding_constraints(
         binding.append(f"price stale in {', '.join(price_stale)}: no price-driven change there")
     if carbon_stale:
         binding.append(f"carbon intensity stale in {', '.join(carbon_stale)}: no carbon-driven change there")
-    limited = sorted({o.cluster for o in options if o.carbon_limit is not None})
-    if limited and not deployment.frozen:
-        binding.append(f"carbon limit: {', '.join(limited)} avoided while above it")
+    if not deployment.frozen:
+        binding.extend(_carbon_limits(deployment, counts, started, stopped))
     if deployment.unreachable:
         lost = ", ".join(f"{c}/{g} x{n}" for c, g, n in deployment.unreachable)
         binding.append(f"unreachable: {lost} not counted as capacity")
@@ -921,6 +920,33 @@ def _binding_constraints(
     if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
         binding.append(f"maxConcurrentMoves {deployment.max_moves}")
     return binding
+
+
+def _carbon_avoided(cluster: str) -> str:
+    return f"carbon limit: {cluster} avoided while above it"
+
+
+_CARBON_BROKEN = "carbon limit broken in "
+
+
+def _carbon_limits(deployment: DeploymentProblem, counts: list[int], started: int, stopped: int) -> list[str]:
+    """Per cluster where an option breaks a carbon limit now: avoided where the plan leaves it empty, broken
+    (and why) where it places replicas there. Found in review: "avoided" also where the plan placed them there
+    (the limit is a penalty, paid when no capacity within it serves the demand)."""
+    limited = [(o, n) for o, n in zip(deployment.options, counts, strict=True) if o.carbon_limit is not None]
+    found = []
+    for cluster in sorted({o.cluster for o, _ in limited}):
+        here = [(o, n) for o, n in limited if o.cluster == cluster and n > 0]
+        if not here:
+            found.append(_carbon_avoided(cluster))
+        elif any(n < o.current for o, n in here) and min(started, stopped) >= deployment.max_moves:
+            found.append(
+                f"{_CARBON_BROKEN}{cluster}: its replicas leave at most maxConcurrentMoves "
+                f"{deployment.max_moves} at a time"
+            )
+        else:
+            found.append(f"{_CARBON_BROKEN}{cluster}: no capacity within the limit serves the demand")
+    return found
 
 
 def _alternative(
@@ -1444,6 +1470,9 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
         for d in p.explanation.details
     ]
     binding = list(dict.fromkeys(b for p in plans for b in p.explanation.binding_constraints))
+    # A cluster one group avoids and another places replicas in breaks the deployment's carbon limit.
+    broken = {b.removeprefix(_CARBON_BROKEN).split(":")[0] for b in binding if b.startswith(_CARBON_BROKEN)}
+    binding = [b for b in binding if b not in {_carbon_avoided(c) for c in broken}]
     savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
     max_num_seqs, variants = _merged_engine(plans)
     reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]

@@ -806,7 +806,9 @@ def _charge_carbon_limits(
         share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
         option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
         option.hourly_usd += option.carbon_penalty_usd
-        notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit ({option.carbon_limit}): avoided")
+        # Whether the plan avoids it is known only once planned: the explanation's binding constraints say
+        # (found in review: "avoided" here, also for replicas the plan then placed there).
+        notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit now ({option.carbon_limit})")
 
 
 def _builds(
