@@ -6,14 +6,15 @@ lost, a variant ignored or chosen against the user's word."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
 from gridshift.cli.bench_mix import bench_offers, bench_workloads
-from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner import Cluster, Deployment, Offering, PlannerSettings, Snapshot, make_plan
 from gridshift.planner.classes import mix_on_type
-from gridshift.planner.snapshot import RequestClass, Variant
+from gridshift.planner.snapshot import Placement, RequestClass, Variant
 from gridshift.planner.synthetic_mix import MixWorkload, mix_profiles, mix_snapshot
 from gridshift.profiles_catalog import default_performance_models
 from tests.planner.planner_world import A100, H100, H100_MODEL, MODEL, cluster, deployment, flat_prices, snapshot
@@ -309,3 +310,50 @@ def test_a_pool_s_engine_settings_come_from_the_class_groups_that_place_replicas
     # A pool no group places replicas in keeps the largest, as before.
     empty = replace(long, targets=(replace(other, replicas=0),))
     assert _merged_engine([short, empty])[0] == {on_h100: 10, on_a100: 114}
+
+
+def _offered(name: str, h100_usd: float, a100_usd: float) -> Cluster:
+    offerings = (Offering(H100, 8, h100_usd, 75.5), Offering(A100, 8, a100_usd, 75.5))
+    return Cluster(name=name, region=name, pue=1.2, offerings=offerings, labels={}, reachable=True)
+
+
+def _two_classes(running: Sequence[tuple[str, str, int, int]] = ()) -> Deployment:
+    chat = deployment("chat", 20.0, gpu_types=(H100, A100))
+    classes = (RequestClass("short", 200.0, 100.0, 0.7), RequestClass("long", 6000.0, 400.0, 0.3))
+    return replace(
+        chat,
+        requirements=replace(chat.requirements, request_classes=classes),
+        placements=tuple(Placement(*p) for p in running),
+    )
+
+
+def _two_class_world(running: list[tuple[str, str, int, int]]) -> Snapshot:
+    """A two-class deployment over a (H100 2.0, A100 0.9 USD/h) and b (H100 2.2, A100 0.8 USD/h): its plan is
+    b/A100 x1 for the short class and a/H100 x7 for the long one. `running`: (cluster, GPU type, desired, Ready)."""
+    clusters = [_offered("a", 2.0, 0.9), _offered("b", 2.2, 0.8)]
+    return snapshot([_two_classes(running)], clusters, {"a": flat_prices(0.1), "b": flat_prices(0.1)})
+
+
+CLASS_SETTINGS = PlannerSettings(time_budget_seconds=2.0)
+
+
+def test_a_class_deployment_routes_only_to_ready_replicas_while_any_is_ready() -> None:
+    # Found in review: class routing weighed every target replica, Ready or not. With the plan's replicas all
+    # started (no steps), the published routing sent 71% of requests to b, whose one replica was not Ready.
+    starting = _two_class_world([("b", A100, 1, 0), ("a", H100, 7, 7)])
+    plan = make_plan(starting, CLASS_SETTINGS).deployments[0]
+    assert {(t.cluster, t.gpu_type, t.replicas) for t in plan.targets} == {("b", A100, 1), ("a", H100, 7)}
+    assert plan.steps == ()
+    assert [(w.cluster, w.weight) for w in plan.routing] == [("a", 100)]
+    # Every class is routed still, the short one (whose group's pool is starting) to a's Ready replicas.
+    assert {(r.request_class, r.cluster, r.weight) for r in plan.class_routing} == {
+        ("long", "a", 100),
+        ("short", "a", 100),
+    }
+    # Once b's replica is Ready, the short class goes there.
+    ready = make_plan(_two_class_world([("b", A100, 1, 1), ("a", H100, 7, 7)]), CLASS_SETTINGS).deployments[0]
+    assert ("short", "b", 100) in {(r.request_class, r.cluster, r.weight) for r in ready.class_routing}
+    assert {w.cluster for w in ready.routing} == {"a", "b"}
+    # Nothing Ready anywhere: by the targets, as for a deployment without classes.
+    cold = make_plan(_two_class_world([("b", A100, 1, 0), ("a", H100, 7, 0)]), CLASS_SETTINGS).deployments[0]
+    assert {w.cluster for w in cold.routing} == {"a", "b"}

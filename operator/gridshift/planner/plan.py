@@ -1295,17 +1295,24 @@ def _merge_class_groups(problem: Problem, plans: list[DeploymentPlan]) -> tuple[
 
 def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[ClassRoute, ...]:
     """Each class's requests split over its groups by the routing's shares, and within a group over
-    its placements by capacity."""
+    its placements by capacity. As for a deployment without classes (_deployment_plan), requests go where
+    target replicas are Ready, and by the targets only where none of the deployment's is: a class whose
+    group has none Ready goes to the deployment's Ready replicas (a replica serves every class). Found in
+    review: class routing weighed every target replica, so a plan with no steps published a share for a
+    pool with no Ready replica (its Service fails that share)."""
+    serving = _serving_fractions(plans)
+    capacities = [_group_capacity(plan, serving) for plan in plans]
+    pooled: dict[Key, float] = {}
+    for capacity in capacities:
+        for key, value in capacity.items():
+            pooled[key] = pooled.get(key, 0.0) + value
     exact: dict[str, dict[Key, float]] = {}
-    for group_problem, plan in zip(groups, plans, strict=True):
+    for group_problem, plan, capacity in zip(groups, plans, capacities, strict=True):
         group = group_problem.group
         if group is None:
             continue
-        capacity = {
-            (t.cluster, t.gpu_type): t.replicas * t.capacity_tokens_per_s_per_replica
-            for t in plan.targets
-            if t.reachable and t.replicas > 0
-        }
+        if not capacity and any(t.reachable and t.replicas > 0 for t in plan.targets):
+            capacity = pooled  # its pools are starting: others serve its classes meanwhile
         total = sum(capacity.values())
         if total <= 0:
             continue
@@ -1319,6 +1326,33 @@ def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) 
         for name in sorted(exact)
         for key, weight in sorted(percents(exact[name]).items())
     )
+
+
+def _serving_fractions(plans: list[DeploymentPlan]) -> dict[Key, float]:
+    """Per reachable pool of the deployment, the share of its target replicas that serve now:
+    min(target, Ready) / target over the class groups together (a pool's running replicas are one
+    group's, planner.problem._class_problems); every target replica where none of the pools has one Ready."""
+    replicas: dict[Key, int] = {}
+    ready: dict[Key, int] = {}
+    for plan in plans:
+        for t in plan.targets:
+            if t.reachable:
+                key = (t.cluster, t.gpu_type)
+                replicas[key] = replicas.get(key, 0) + t.replicas
+                ready[key] = max(ready.get(key, 0), t.current_ready)
+    fractions = {key: min(n, ready[key]) / n for key, n in replicas.items() if n > 0}
+    return fractions if any(fractions.values()) else dict.fromkeys(fractions, 1.0)
+
+
+def _group_capacity(plan: DeploymentPlan, serving: Mapping[Key, float]) -> dict[Key, float]:
+    """Tokens/s a class group's serving replicas give per pool (`serving`: _serving_fractions)."""
+    capacity: dict[Key, float] = {}
+    for t in plan.targets:
+        key = (t.cluster, t.gpu_type)
+        value = t.replicas * t.capacity_tokens_per_s_per_replica * serving.get(key, 0.0)
+        if t.reachable and value > 0:
+            capacity[key] = value
+    return capacity
 
 
 def _merged_targets(plans: list[DeploymentPlan]) -> tuple[TargetPlacement, ...]:
