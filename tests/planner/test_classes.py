@@ -357,3 +357,23 @@ def test_a_class_deployment_routes_only_to_ready_replicas_while_any_is_ready() -
     # Nothing Ready anywhere: by the targets, as for a deployment without classes.
     cold = make_plan(_two_class_world([("b", A100, 1, 0), ("a", H100, 7, 0)]), CLASS_SETTINGS).deployments[0]
     assert {w.cluster for w in cold.routing} == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("running", "reason"),
+    [
+        ([("a", H100, 9, 9)], "ScaleDown"),  # 1 started, 2 stopped
+        ([("a", A100, 3, 3), ("a", H100, 4, 4)], "ScaleUp"),  # 4 started, 3 stopped
+        ([("a", H100, 8, 8)], "CheaperPlacement"),  # one replica moved to the cheaper b/A100
+        ([("b", A100, 1, 1), ("a", H100, 7, 7)], "NoChange"),
+    ],
+)
+def test_a_class_deployment_s_reason_follows_its_net_starts_and_stops(
+    running: list[tuple[str, str, int, int]], reason: str
+) -> None:
+    # Found in review: the reason was the first class group's that changed anything, so a replica moved from
+    # one group's GPU type to another's read ScaleUp for a net scale-down (the Event, status.lastDecision).
+    plan = make_plan(_two_class_world(running), CLASS_SETTINGS).deployments[0]
+    assert {(t.cluster, t.gpu_type, t.replicas) for t in plan.targets if t.replicas} == {("b", A100, 1), ("a", H100, 7)}
+    assert plan.explanation.reason == reason
+    assert plan.explanation.summary.startswith(f"{reason}: ")

@@ -417,6 +417,7 @@ def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -
             _deployment_plan(problem, deployment, list(counts), free, powers, alternatives[deployment.index], settings)
             for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
         ],
+        _Fleet(solution.counts, free, settings),
     )
 
 
@@ -746,7 +747,7 @@ def _explain(
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
     reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
     if reason == "CheaperPlacement":
-        reason = _pure_move_reason(deployment, counts, current, free, money, saving)
+        reason = _pure_move_reason([(deployment, counts, current)], free, money, saving)
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         details.append(f"also moves {min(started, stopped)} replica(s) to {_move_target(deployment, counts, binding)}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
@@ -777,21 +778,25 @@ def _explain(
 
 
 def _pure_move_reason(
-    deployment: DeploymentProblem,
-    counts: list[int],
-    current: list[int],
-    free: dict[Key, int],
+    parts: Sequence[tuple[DeploymentProblem, list[int], list[int]]],
+    free: Mapping[Key, int],
     money: PlannerSettings,
     saving: float | None,
 ) -> str:
     """The reason of a move that starts as many replicas as it stops: CheaperPlacement, or LowerCarbon (made for
     the carbon price or a carbon limit at no saving in money), or MakesRoom (found in review: a move that costs
     this deployment more, out of a pool the fleet's plan fills with another deployment's replicas, read
-    CheaperPlacement)."""
-    if deployment.deployment.requirements.uses_carbon and not _saves_money(deployment, counts, current, money):
+    CheaperPlacement). `parts`: (problem, counts, current) of the deployment, or of each of its class groups."""
+    uses_carbon = parts[0][0].deployment.requirements.uses_carbon
+    spent = math.fsum(_money_spent(d, counts, money) for d, counts, _ in parts)
+    if uses_carbon and not (spent < math.fsum(_money_spent(d, current, money) for d, _, current in parts)):
         return "LowerCarbon"
-    pairs = zip(deployment.options, counts, strict=True)
-    if saving is not None and saving < 0 and any(n < o.current and free.get(o.key, 0) < o.gpus for o, n in pairs):
+    left = any(
+        n < o.current and free.get(o.key, 0) < o.gpus
+        for d, counts, _ in parts
+        for o, n in zip(d.options, counts, strict=True)
+    )
+    if saving is not None and saving < 0 and left:
         return "MakesRoom"
     return "CheaperPlacement"
 
@@ -824,11 +829,6 @@ def _money_spent(deployment: DeploymentProblem, counts: list[int], money: Planne
         (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k for o, k in zip(deployment.options, counts, strict=True)
     )
     return deployment_objective(deployment, counts, money) - carbon
-
-
-def _saves_money(deployment: DeploymentProblem, counts: list[int], current: list[int], money: PlannerSettings) -> bool:
-    """Whether `counts` spends fewer USD/h than `current` (`_money_spent`)."""
-    return _money_spent(deployment, counts, money) < _money_spent(deployment, current, money)
 
 
 def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
@@ -1275,7 +1275,17 @@ def _carbon_summary(deployment: DeploymentProblem, cost: CostPrediction) -> str:
     return text
 
 
-def _merge_class_groups(problem: Problem, plans: list[DeploymentPlan]) -> tuple[DeploymentPlan, ...]:
+@dataclass(frozen=True)
+class _Fleet:
+    """What merging a deployment's class groups reads of the whole plan: every problem deployment's counts,
+    the GPUs the plan leaves free, and the settings."""
+
+    counts: Sequence[Sequence[int]]
+    free: Mapping[Key, int]
+    settings: PlannerSettings
+
+
+def _merge_class_groups(problem: Problem, plans: list[DeploymentPlan], fleet: _Fleet) -> tuple[DeploymentPlan, ...]:
     """One DeploymentPlan per deployment: the class groups of a deployment (adjacent in the problem,
     planner.problem._class_problems) merged, with per-class routing weights."""
     merged: list[DeploymentPlan] = []
@@ -1288,9 +1298,35 @@ def _merge_class_groups(problem: Problem, plans: list[DeploymentPlan]) -> tuple[
             continue
         while end < len(plans) and problem.deployments[end].group is not None and plans[end].id == plans[start].id:
             end += 1
-        merged.append(_merged(problem.deployments[start:end], plans[start:end]))
+        merged.append(_merged(problem.deployments[start:end], plans[start:end], fleet))
         start = end
     return tuple(merged)
+
+
+def _merged_reason(
+    groups: list[DeploymentProblem],
+    plans: list[DeploymentPlan],
+    targets: Sequence[TargetPlacement],
+    fleet: _Fleet,
+    saving: float | None,
+) -> str:
+    """The reason of the class groups' plans together. Found in review: it was the first group's that
+    changed anything, so moving one group's replicas to another's GPU type read ScaleUp for a net
+    scale-down. Infeasible, Frozen, SLOAtRisk and PlacementRules hold for the deployment when one group
+    has them; otherwise _reason's rule on the merged targets' starts and stops, a pure move's reason
+    (_pure_move_reason) judged over every group's counts."""
+    reasons = {p.explanation.reason for p in plans}
+    for carried in ("Infeasible", "Frozen", "SLOAtRisk", "PlacementRules"):
+        if carried in reasons:
+            return carried
+    started = sum(max(0, t.replicas - t.current_desired) for t in targets)
+    stopped = sum(max(0, t.current_desired - t.replicas) for t in targets)
+    # Above, the carried reasons: none of them holds here, and none is left to _reason to find.
+    reason = _reason(groups[0], started, stopped, 0, 0.0, fleet.settings, None)
+    if reason != "CheaperPlacement":
+        return reason
+    parts = [(g, list(fleet.counts[g.index]), list(g.columns.current)) for g in groups]
+    return _pure_move_reason(parts, fleet.free, _without_penalties(fleet.settings), saving)
 
 
 def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[ClassRoute, ...]:
@@ -1460,7 +1496,7 @@ def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Ke
     return max_num_seqs, variants
 
 
-def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> DeploymentPlan:
+def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet: _Fleet) -> DeploymentPlan:
     """The class groups' plans of one deployment as one: targets, steps and costs added up, the
     largest group's explanation with every group's details, and per-class routing."""
     main = plans[0]
@@ -1485,8 +1521,9 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
         )
         by_cluster[route.cluster] = by_cluster.get(route.cluster, 0.0) + share * route.weight
     routing = tuple(RouteWeight(cluster, weight) for cluster, weight in sorted(percents(by_cluster).items()))
-    reasons = [p.explanation.reason for p in plans]
-    reason = "Infeasible" if "Infeasible" in reasons else next((r for r in reasons if r != "NoChange"), "NoChange")
+    savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
+    saving = None if any(s is None for s in savings) else math.fsum(s or 0.0 for s in savings)
+    reason = _merged_reason(groups, plans, targets, fleet, saving)
     placed = ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in targets if t.replicas > 0) or "nothing"
     classes = "; ".join(
         f"{name} -> "
@@ -1507,7 +1544,6 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
     # A cluster one group avoids and another places replicas in breaks the deployment's carbon limit.
     broken = {b.removeprefix(_CARBON_BROKEN).split(":")[0] for b in binding if b.startswith(_CARBON_BROKEN)}
     binding = [b for b in binding if b not in {_carbon_avoided(c) for c in broken}]
-    savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
     max_num_seqs, variants = _merged_engine(plans)
     reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
     demand = [p.demand_tokens_per_s for p in plans]
@@ -1526,9 +1562,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> Dep
             summary=summary[:1024],
             details=tuple(details),
             binding_constraints=tuple(binding),
-            saving_usd_per_hour_vs_current=None
-            if any(s is None for s in savings)
-            else math.fsum(s or 0.0 for s in savings),
+            saving_usd_per_hour_vs_current=saving,
         ),
         demand_tokens_per_s=None if any(d is None for d in demand) else math.fsum(d or 0.0 for d in demand),
         needed_tokens_per_s=None if any(n is None for n in needed) else math.fsum(n or 0.0 for n in needed),
