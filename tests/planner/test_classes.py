@@ -377,3 +377,13 @@ def test_a_class_deployment_s_reason_follows_its_net_starts_and_stops(
     assert {(t.cluster, t.gpu_type, t.replicas) for t in plan.targets if t.replicas} == {("b", A100, 1), ("a", H100, 7)}
     assert plan.explanation.reason == reason
     assert plan.explanation.summary.startswith(f"{reason}: ")
+
+
+def test_a_class_deployment_s_summary_never_reads_minus_zero() -> None:
+    # Found in review: "-0.000 USD/h, -0.0000 USD/Mtok" for a cost just below zero (free GPU-hours, a slightly
+    # negative electricity price); deployments without classes read 0.000.
+    world = snapshot([_two_classes()], [_offered("a", 0.0, 0.0)], {"a": flat_prices(-0.0001)})
+    plan = make_plan(world, CLASS_SETTINGS).deployments[0]
+    assert plan.class_routing and -0.0005 < plan.cost.usd_per_hour < 0
+    assert "-0.0" not in plan.explanation.summary
+    assert "; 0.000 USD/h, 0.0000 USD/Mtok" in plan.explanation.summary

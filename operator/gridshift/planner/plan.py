@@ -1530,9 +1530,10 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         + ", ".join(f"{r.cluster}/{r.gpu_type} {r.weight}%" for r in class_routing if r.request_class == name)
         for name in dict.fromkeys(r.request_class for r in class_routing)
     )
-    summary = f"{reason}: {placed}; {cost.usd_per_hour:.3f} USD/h"
+    # _fixed, as _explain: found in review, "-0.000 USD/h" for a cost just below zero.
+    summary = f"{reason}: {placed}; {_fixed(cost.usd_per_hour, 3)} USD/h"
     if cost.usd_per_million_tokens is not None:
-        summary += f", {cost.usd_per_million_tokens:.4f} USD/Mtok"
+        summary += f", {_fixed(cost.usd_per_million_tokens, 4)} USD/Mtok"
     if classes:
         summary += f"; request classes {classes}"
     details = [
