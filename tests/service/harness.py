@@ -197,7 +197,8 @@ class ServiceHarness:
         service = service or self.service
         report = service.run_cycle(list(self.deployments.values()), list(self.cluster_bodies.values()), [])
         for name, body in self.deployments.items():
-            stored = self.hub.statuses.get(ObjectRef("InferenceDeployment", "ml", name, f"uid-{name}"))
+            meta = body["metadata"]  # the object's own uid: one created again under its name has its own status
+            stored = self.hub.statuses.get(ObjectRef("InferenceDeployment", meta["namespace"], name, meta["uid"]))
             if stored is not None:
                 body["status"] = copy.deepcopy(stored)
         for name, body in self.cluster_bodies.items():

@@ -85,16 +85,20 @@ def test_a_failing_write_is_handed_to_its_callback_not_raised() -> None:
 
 CONFLICT = json.dumps({"kind": "Status", "code": 409, "reason": "Conflict", "message": "modified"}).encode()
 PATCHED = json.dumps({"apiVersion": "gridshift.dev/v1alpha1", "kind": "InferenceDeployment", "metadata": {}}).encode()
+CURRENT = json.dumps({"metadata": {"name": "chat", "uid": "uid-chat", "resourceVersion": "7"}}).encode()
 
 
 @pytest.fixture
 def apiserver_factory(local_server: LocalServer) -> Iterator[Any]:
-    """`make(statuses)`: the local server answers each request with the next status (then 200)."""
+    """`make(statuses)`: the local server answers each status patch with the next status (then 200), and
+    each read of the object (what a patch naming a uid is made conditional on) with the object."""
 
     def make(statuses: list[int]) -> LocalServer:
         left = list(statuses)
 
         def respond(request: Request) -> Reply:
+            if not request.path.endswith("/status"):
+                return Reply(body=CURRENT)
             status = left.pop(0) if left else 200
             return Reply(status=status, body=CONFLICT if status == 409 else PATCHED)
 
@@ -118,8 +122,9 @@ REF = ObjectRef("InferenceDeployment", "ml", "chat", "uid-chat")
 def test_a_status_patch_answered_409_is_sent_again(apiserver_factory: Any) -> None:
     server, counter = apiserver_factory([409, 409]), RequestCounter()
     hub_at(server.url, counter).patch_status(REF, {"phase": "Placed"})
-    assert len(server.requests) == 3
-    assert counter.counts == {("PATCH", "inferencedeployments/status"): 3}
+    assert len(server.requests) == 6
+    # Each try reads the object again: the patch is conditional on its resourceVersion (hub.client).
+    assert counter.counts == {("GET", "inferencedeployments"): 3, ("PATCH", "inferencedeployments/status"): 3}
 
 
 def test_a_status_patch_still_conflicting_after_the_last_attempt_raises(apiserver_factory: Any) -> None:
@@ -129,7 +134,7 @@ def test_a_status_patch_still_conflicting_after_the_last_attempt_raises(apiserve
     with pytest.raises(ApiException) as caught:
         hub_at(server.url, RequestCounter()).patch_status(REF, {"phase": "Placed"})
     assert caught.value.status == 409
-    assert len(server.requests) == CONFLICT_ATTEMPTS
+    assert len([r for r in server.requests if r.path.endswith("/status")]) == CONFLICT_ATTEMPTS
 
 
 def conflict() -> Exception:

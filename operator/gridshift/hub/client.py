@@ -1,8 +1,10 @@
 """Hub-cluster access behind one small Protocol, with a kubernetes-client adapter (its fake: gridshift.testing).
 
 Status is written through the status subresource with a JSON merge patch, and only when it
-changed, so an idle planning cycle makes no writes. Leader election (gridshift.hub.lease) reads
-and writes one coordination.k8s.io Lease through `read_lease`/`write_lease`, a compare-and-swap.
+changed, so an idle planning cycle makes no writes. A patch for an object named with its uid goes only
+to that object: one deleted and created again under its name refuses it (`ObjectGone`). Leader election
+(gridshift.hub.lease) reads and writes one coordination.k8s.io Lease through `read_lease`/`write_lease`,
+a compare-and-swap.
 
 Events are events.k8s.io/v1, reported by REPORTING_CONTROLLER and this process as reportingInstance;
 a repeat of an Event (same object, reason, action, note and type) updates the first one's `series`
@@ -253,7 +255,10 @@ class Hub(Protocol):
         """Every RegionalCluster, read from the API server (deletion must not trust a cache still filling)."""
         ...
 
-    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None: ...
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        """A JSON merge patch of `ref`'s status. ObjectGone when the object is gone; with a uid in `ref`,
+        also when the object of that name now is another (deleted and created again)."""
+        ...
 
     def emit_event(
         self, ref: ObjectRef, reason: str, note: str, *, warning: bool = False, action: str = "Plan"
@@ -342,9 +347,10 @@ class KubeHub:
             self._patch_status_retrying(ref, status)
 
     def _patch_status_retrying(self, ref: ObjectRef, status: dict[str, Any]) -> None:
-        """The patch, sent again on 409 Conflict (up to CONFLICT_ATTEMPTS): a merge patch carries no
-        resourceVersion, so a conflict is the apiserver's own optimistic-concurrency retry running out
-        under concurrent writers (an admission webhook, another controller); the same patch applies."""
+        """The patch, sent again on 409 Conflict (up to CONFLICT_ATTEMPTS): the object changed between
+        `_current_version` and the patch (another writer: kopf's progress annotations, say), or the
+        apiserver's own optimistic-concurrency retry ran out under concurrent writers; each try reads the
+        object again, so one deleted meanwhile is ObjectGone, never retried."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
@@ -357,7 +363,9 @@ class KubeHub:
 
     def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         plural = PLURALS[ref.kind]
-        body = {"status": status}
+        body: dict[str, Any] = {"status": status}
+        if ref.uid:
+            body["metadata"] = {"resourceVersion": self._current_version(ref)}
         if ref.namespace:
             self._custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, ref.namespace, plural, ref.name, body, _request_timeout=self._timeout
@@ -366,6 +374,34 @@ class KubeHub:
             self._custom.patch_cluster_custom_object_status(
                 GROUP, VERSION, plural, ref.name, body, _request_timeout=self._timeout
             )
+
+    def _current_version(self, ref: ObjectRef) -> str:
+        """The resourceVersion of the object `ref` names; ObjectGone when the object of that name now has
+        another uid. Found in review: a merge patch lands on whatever object has the name, so a deleted
+        deployment's late status (its migration steps) was written on one created again under its name,
+        which then waited out steps naming replicas that were swept. A uid in the patch does not stop it:
+        the status subresource ignores metadata (a real kube-apiserver takes a mismatched one, see
+        tests/cluster/test_crds_apiserver.py); the resourceVersion read here does, 409 Conflict once the
+        object changed, a new one included."""
+        plural = PLURALS[ref.kind]
+        forbidden = {
+            403: lambda reason: HubForbidden(
+                f"forbidden: cannot get {plural} ({reason}); the operator's ClusterRole needs get on {plural}"
+            )
+        }
+        with _api_errors(forbidden):  # a 404 is the caller's: ObjectGone
+            if ref.namespace:
+                found = self._custom.get_namespaced_custom_object(
+                    GROUP, VERSION, ref.namespace, plural, ref.name, _request_timeout=self._timeout
+                )
+            else:
+                found = self._custom.get_cluster_custom_object(
+                    GROUP, VERSION, plural, ref.name, _request_timeout=self._timeout
+                )
+        meta: dict[str, Any] = (found if isinstance(found, dict) else {}).get("metadata") or {}
+        if meta.get("uid") != ref.uid:
+            raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted (created again since, another uid)")
+        return str(meta.get("resourceVersion") or "")
 
     def emit_event(
         self, ref: ObjectRef, reason: str, note: str, *, warning: bool = False, action: str = "Plan"

@@ -46,6 +46,8 @@ class FakeHub:
     secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     secret_labels: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     statuses: dict[ObjectRef, dict[str, Any]] = field(default_factory=dict)
+    """Each object's status, by its ref with the uid it has (InferenceDeployments: as in `deployments`; a
+    ref without a uid for kinds the fake keeps no uid of); see `patch_status`."""
     events: list[RecordedEvent] = field(default_factory=list)
     """Events as stored: a repeat of an Event raises its occurrences instead of adding one."""
     event_writes: int = 0
@@ -83,10 +85,19 @@ class FakeHub:
         return copy.deepcopy(self.clusters)
 
     def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+        """As KubeHub on the apiserver: the patch goes to the object that has the name now (an InferenceDeployment
+        in `deployments`), and one named by a uid it no longer has, deleted or created again, is ObjectGone.
+        Found in review: statuses were kept by the ref as sent, so a deleted deployment's late status landed
+        under its old uid here while the apiserver wrote it on the object created again under its name."""
         if (ref.namespace, ref.name) in self.deleted:
             raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted")
-        merged = merge_patch(self.statuses.get(ref, {}), status)
-        self.statuses[ref] = merged
+        target = ref
+        if ref.kind == "InferenceDeployment":
+            uid = self.deployments.get((ref.namespace, ref.name))
+            if uid is None or (ref.uid and ref.uid != uid):
+                raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted")
+            target = replace(ref, uid=uid)
+        self.statuses[target] = merge_patch(self.statuses.get(target, {}), status)
         self.status_writes += 1
 
     def emit_event(
