@@ -3,20 +3,24 @@
 The finalizer (service.sweep.finalize) cleans every member cluster; a cycle that began before the
 deletion may still apply the deployment's workloads afterwards, so the finalizer outwaits it and cleans
 again; cycles that begin later, and bodies that carry a deletionTimestamp, leave the deployment alone.
+Only the Lease holder completes the finalizer: another replica cannot outwait the leader's cycles.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
+import kopf
 import pytest
 
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
+from gridshift.service.operator import OperatorService
 from gridshift.service.sweep import CleanupIncomplete, Departures
+from gridshift.shell import handlers
 from gridshift.shell.handlers import essence
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
@@ -261,3 +265,63 @@ def test_a_namespace_whose_replicas_are_kept_while_unreadable_stays_recorded() -
     world.cycle()
     recorded = world.hub.statuses[ObjectRef("RegionalCluster", "", "eu-de")]["workloadNamespaces"]
     assert recorded == ["gs-ml", "gs-team-x"]
+
+
+def _finalizer(service: OperatorService) -> Coroutine[Any, Any, None]:
+    """kopf's on.delete handler of `service`'s process for chat: what each replica runs on the deletion."""
+    return handlers.deleted(namespace="ml", name="chat", uid="uid-chat", memo=kopf.Memo(service=service))
+
+
+def test_only_the_leader_completes_the_finalizer_so_its_running_cycle_cannot_write_after_it() -> None:
+    # Found in review: kopf runs on.delete on every replica (the chart runs two). The standby's cleanup ran no
+    # cycle to outwait and returned, kopf removed the finalizer, and the leader's cycle, which had read chat
+    # live, applied its workload again: replicas holding GPUs after the deletion, until a later sweep.
+    world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
+    standby = world.make_service("op-2")
+    world.add(deployment_body(rps=30.0))
+    member = world.members["eu-de"]
+    applying, release = threading.Event(), threading.Event()
+    original = member.apply
+
+    def slow_apply(manifests: Sequence[Manifest]) -> None:
+        applying.set()
+        assert release.wait(10)
+        original(manifests)
+
+    member.apply = slow_apply  # type: ignore[method-assign]
+    cycle = threading.Thread(target=world.cycle)
+    cycle.start()
+    assert applying.wait(10)  # the leader's cycle observed chat live and is writing its workload
+    with pytest.raises(
+        kopf.TemporaryError, match=r"waiting for the leader: .*gridshift-system/gridshift-leader"
+    ) as kept:
+        asyncio.run(asyncio.wait_for(_finalizer(standby), 10))
+    assert kept.value.delay == world.settings.lease_duration_seconds  # retried: it may take the Lease over
+
+    async def the_leaders_finalizer() -> None:
+        finalizer = asyncio.create_task(_finalizer(world.service))
+        await asyncio.sleep(0.3)
+        assert not finalizer.done(), "the leader's finalizer waits for its own running cycle"
+        release.set()
+        await asyncio.wait_for(finalizer, 10)
+
+    asyncio.run(the_leaders_finalizer())
+    cycle.join(10)
+    assert _chat_objects(world) == 0
+
+
+def test_a_deletion_completes_once_a_standby_takes_the_lease_over_from_a_leader_that_is_gone() -> None:
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    assert _chat_objects(world) > 0
+    standby = world.make_service("op-2")
+    body["metadata"]["deletionTimestamp"] = DELETED_AT
+    with pytest.raises(kopf.TemporaryError, match="waiting for the leader"):
+        asyncio.run(_finalizer(standby))
+    # The leader is gone (killed: it renews no more); the standby's cycles see the Lease expire and take it.
+    assert not world.cycle(standby).leader
+    assert world.cycle(standby).leader
+    asyncio.run(_finalizer(standby))
+    assert _chat_objects(world) == 0

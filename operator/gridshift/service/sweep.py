@@ -11,6 +11,9 @@ get its workloads applied again after the finalizer cleaned the member clusters.
 that: the finalizer marks the UID before it cleans, cycles that begin later leave the deployment
 alone (service.observe, which also leaves out bodies with a deletionTimestamp), and when a cycle
 that began before the mark is still running, the finalizer waits for it to end and cleans again.
+`Departures` knows the cycles of its own process only, and kopf runs the finalizer on every replica:
+so only the replica holding the leader Lease completes it (`require_leader`; the others' AwaitingLeader
+keeps the finalizer, and kopf retries), the one replica whose cycles may write.
 
 Sweep (each leader cycle): member Deployments whose owner annotations name an InferenceDeployment
 UID that is not live, confirmed against the hub API (the kopf index may still be filling after a
@@ -47,6 +50,24 @@ _OUTWAIT_POLL_SECONDS = 0.2
 
 class CleanupIncomplete(Exception):
     """Some member cluster could not be cleaned; the finalizer must stay (the message names each cluster)."""
+
+
+class AwaitingLeader(CleanupIncomplete):
+    """This replica does not hold the leader Lease: the finalizer stays for the leader to complete."""
+
+
+def require_leader(leading: Callable[[], bool], owner: Owner, lease: str) -> None:
+    """AwaitingLeader unless this replica holds the Lease `lease` (namespace/name) now. Found in review: the
+    standby's finalizer cleaned once and let the finalizer go while the leader's cycle, which had read the
+    deployment live, was still writing its workload: the objects came back after the deletion and held their
+    GPUs until a later sweep. The leader's own finalizer outwaits its cycles (`finalize`); another replica's
+    cycles write nothing (fencing), and a standby that takes the Lease over completes it on kopf's retry."""
+    if not leading():
+        raise AwaitingLeader(
+            f"{owner}: waiting for the leader: only the replica holding the Lease {lease} cleans up after a "
+            "deletion, since a planning cycle it is running may write the deployment's objects again after "
+            "another replica cleaned; retried, and completed here if this replica takes the Lease over"
+        )
 
 
 class Departures:
