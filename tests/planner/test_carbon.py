@@ -332,3 +332,16 @@ def test_a_move_for_carbon_that_saves_no_money_reads_lower_carbon_not_cheaper_pl
     limited = carbon_deployment(max_intensity=400.0, placements=[("a", H100, 3)])
     left = make_plan(world(limited, {"a": flat_carbon(450.0), "b": flat_carbon(50.0)})).for_deployment("ns/chat")
     assert replicas_in(left, "a") == 0 and left.explanation.reason == "LowerCarbon"
+
+
+def test_the_carbon_share_is_not_given_for_a_cost_at_or_below_zero() -> None:
+    # Found in review: at negative prices the share of the cost decided on read "-6.4%" (a ratio to a
+    # total below zero reads backwards, as the simulator's ratios are null there).
+    world = replace(
+        snapshot([carbon_deployment(price=100.0)], [cluster("a", gpu_hour=0.0)], {"a": flat_prices(-0.5)}),
+        carbon={"a": flat_carbon(300.0)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.cost.carbon_usd_per_hour > 0 and plan.cost.usd_per_hour + plan.cost.carbon_usd_per_hour < 0
+    assert plan.cost.carbon_share is None
+    assert "of the cost decided on" not in plan.explanation.summary

@@ -927,7 +927,11 @@ def test_a_cost_that_rounds_to_zero_from_below_reads_zero() -> None:
     # Found in review: free GPUs at a slightly negative price read "-0.000 USD/h, -0.0000 USD/Mtok".
     clusters = [cluster("a", gpu_hour=0.0), cluster("b", gpu_hour=0.0)]
     plan = make_plan(snapshot([deployment("chat", 2.0)], clusters, {c: flat_prices(-0.00001) for c in "ab"}))
-    assert "-0.0" not in plan.for_deployment("ns/chat").explanation.summary
+    explanation = plan.for_deployment("ns/chat").explanation
+    assert "-0.0" not in explanation.summary
+    # Found in review (the same fix missed it): the "wins over" detail read "-0.000 USD/h of energy".
+    assert any(" wins over " in d for d in explanation.details), explanation.details
+    assert not any("-0.0" in d for d in explanation.details), explanation.details
 
 
 def test_a_deployment_kept_by_a_stale_price_is_not_said_to_be_kept_by_the_start_cost() -> None:

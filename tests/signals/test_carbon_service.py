@@ -356,3 +356,18 @@ def test_a_prometheus_url_that_cannot_be_sent_to_is_a_carbon_feed_error_naming_i
     wire = spec({"type": "prometheus", "prometheus": {"url": "http://a..b:9090", "query": "intensity"}})
     with pytest.raises(CarbonDataError, match=r"carbon feed 'x': prometheus\.url: not a valid URL"):
         build_carbon_feed(wire, name="x", secrets=SECRETS, http=httpx.Client(), clock=FakeClock())
+
+
+@pytest.mark.parametrize("password", ["correct horse battery staple", "pässwörd"])
+def test_a_watttime_password_with_spaces_or_non_ascii_is_sent_as_it_is(password: str) -> None:
+    # Found in review: the credential check refused a space in a WattTime password, which is sent
+    # base64-encoded (basic auth) and worked before; a feed that ran stopped at the upgrade.
+    from gridshift.api.common import SecretKeyRef
+    from gridshift.signals.feed_service import feed_token
+
+    secrets = MappingSecretResolver({(None, "wt", "password"): password + "\n"})
+    ref = SecretKeyRef.model_validate({"name": "wt", "key": "password"})
+    field = "watttime.passwordSecretRef"
+    assert feed_token(secrets, ref, "us", field, what="password", error=CarbonDataError) == password
+    with pytest.raises(CarbonDataError, match="the token holds a"):  # a token is sent as written
+        feed_token(secrets, ref, "us", field, error=CarbonDataError)

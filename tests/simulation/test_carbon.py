@@ -209,3 +209,18 @@ def test_markets_without_recordings_give_null_co2_and_say_what_is_known(shared_d
     for policy in document["policies"].values():
         assert policy["co2_kg"] is None and policy["g_co2_per_mtok"] is None
         assert policy["co2_kg_markets_with_data"] >= 0 and policy["energy_kwh_without_carbon_data"] >= 0
+
+
+def test_the_frontiers_cost_change_is_null_from_a_cost_at_or_below_zero() -> None:
+    # Found in review: an owned fleet at negative prices went from -10 to -5 USD (5 USD dearer) and read
+    # "cost_change_pct: -50.0", a saving, beside a positive price per tonne avoided; null as the ratios are.
+    from gridshift.simulation.carbon import FrontierPoint, ReplayCarbon, frontier_json
+
+    def point(price: float, cost: float, co2: float) -> FrontierPoint:
+        return FrontierPoint("gridshift", price, cost, co2, 1.0, None, None, 100.0, 0.0)
+
+    carbon = ReplayCarbon(basis=CarbonBasis.LIFECYCLE, source="x", g_per_kwh={}, missing=())
+    below = frontier_json(Scenario.OWNED, carbon, [point(0.0, -10.0, 100.0), point(200.0, -5.0, 60.0)])["summary"]
+    assert below["cost_change_pct"] is None and below["co2_change_pct"] == -40.0
+    above = frontier_json(Scenario.OWNED, carbon, [point(0.0, 10.0, 100.0), point(200.0, 15.0, 60.0)])["summary"]
+    assert above["cost_change_pct"] == 50.0

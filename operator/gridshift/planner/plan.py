@@ -125,7 +125,8 @@ class CostPrediction:
     def carbon_share(self) -> float | None:
         """The carbon price's share of the cost the decision weighed (money plus internal carbon cost)."""
         total = self.usd_per_hour + self.carbon_usd_per_hour
-        return None if self.carbon_usd_per_hour == 0 or total == 0 else self.carbon_usd_per_hour / total
+        # None unless the total is positive: at negative prices the share read backwards (-6.4%; review).
+        return None if self.carbon_usd_per_hour == 0 or total <= 0 else self.carbon_usd_per_hour / total
 
 
 @dataclass(frozen=True)
@@ -689,8 +690,8 @@ def _why_won(
         what = "energy" if energy_gain > 0 else undecided
     return (
         f"{_label(chosen)} wins over {_label(other)} on {what}: covering the demand there would take "
-        f"{b.replicas} replica(s) at {b.gpu_usd:.3f} USD/h of GPU-hours and {b.energy_usd:.3f} USD/h of energy, "
-        f"against {a.gpu_usd:.3f} and {a.energy_usd:.3f} here"
+        f"{b.replicas} replica(s) at {_fixed(b.gpu_usd, 3)} USD/h of GPU-hours and {_fixed(b.energy_usd, 3)} USD/h "
+        f"of energy, against {_fixed(a.gpu_usd, 3)} and {_fixed(a.energy_usd, 3)} here"
     )
 
 

@@ -396,7 +396,9 @@ def feed_token(
     value = feed_secret(secrets, ref, feed, field, error=error)
     value = value.removesuffix("\n").removesuffix("\r")
     redaction.remember(value)
-    problem = _bad_character(value, spaces=False, non_ascii=what != "token")
+    # A password goes base64-encoded (basic auth): spaces and non-ASCII are its own business (found in review:
+    # a WattTime password with a space, which worked, was refused).
+    problem = _bad_character(value, spaces=what != "token", non_ascii=what != "token")
     if problem is not None:
         raise error(feed, field, f"the {what} holds {problem}; write the Secret again without it")
     return value

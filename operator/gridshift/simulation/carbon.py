@@ -296,7 +296,8 @@ def frontier_json(scenario: Scenario, carbon: ReplayCarbon, points: Sequence[Fro
         summary = {
             "from_usd_per_tonne": low.usd_per_tonne,
             "to_usd_per_tonne": high.usd_per_tonne,
-            "cost_change_pct": None if low.cost_usd == 0 else round(100.0 * (high.cost_usd / low.cost_usd - 1), 3),
+            # As the scoreboard's ratios: none unless the base cost is positive (below zero it read backwards).
+            "cost_change_pct": None if low.cost_usd <= 0 else round(100.0 * (high.cost_usd / low.cost_usd - 1), 3),
             "co2_change_pct": None if low.co2_kg == 0 else round(100.0 * (high.co2_kg / low.co2_kg - 1), 3),
             "implied_usd_per_tonne_avoided": (
                 None
