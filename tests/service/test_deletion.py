@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 import pytest
 
+from gridshift.actuation import labels as L
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
 from gridshift.service.operator import OperatorService
@@ -325,3 +326,44 @@ def test_a_deletion_completes_once_a_standby_takes_the_lease_over_from_a_leader_
     assert world.cycle(standby).leader
     asyncio.run(_finalizer(standby))
     assert _chat_objects(world) == 0
+
+
+RELABELLED = "chat-0123456789abcdef"
+"""A name the CRD admits whose `gridshift.dev/deployment` value changed with security.md row 53."""
+
+
+def _placed_by_an_earlier_release() -> ServiceHarness:
+    """RELABELLED placed, its member objects labelled as the release before row 53 labelled them: `<ns>.<name>`
+    itself (today's value is the digest form)."""
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(RELABELLED, rps=30.0))
+    world.cycle()
+    world.cycle()
+    earlier = f"ml.{RELABELLED}"
+    assert L.deployment_label_value("ml", RELABELLED) != earlier
+    objects = world.members["eu-de"].objects.values()
+    assert objects
+    for obj in objects:
+        obj["metadata"]["labels"][L.DEPLOYMENT] = earlier
+    world.service = world.make_service("op-1")  # the upgraded operator
+    return world
+
+
+def test_the_finalizer_deletes_objects_an_earlier_release_labelled_otherwise() -> None:
+    # Found in review: deletion listed the objects by today's label value, so those of a deployment row 53
+    # relabelled were never deleted, though security.md says to delete and re-create it: the finalizer went
+    # having deleted nothing, and the sweep "swept" them every cycle (a member write counted, nothing deleted).
+    world = _placed_by_an_earlier_release()
+    deleted = world.service.delete_from_members("ml", RELABELLED, f"uid-{RELABELLED}")
+    assert deleted == 4  # Deployment, Service, PodDisruptionBudget, NetworkPolicy
+    _forget_and_delete(world, RELABELLED)
+    assert world.members["eu-de"].objects == {}
+    assert world.cycle().member_writes == 0
+
+
+def test_the_sweep_deletes_orphans_an_earlier_release_labelled_otherwise() -> None:
+    world = _placed_by_an_earlier_release()
+    _forget_and_delete(world, RELABELLED)  # no finalizer ran (removed by hand): its objects are orphans
+    world.cycle()
+    assert world.members["eu-de"].objects == {}
+    assert world.cycle().member_writes == 0

@@ -210,7 +210,9 @@ class MemberCluster(Protocol):
         ...
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
-        """Delete every object of `owner` (by owner annotations, not labels) in `namespaces`; returns how many."""
+        """Delete every object of `owner` in `namespaces`; returns how many. Ownership is the owner annotations
+        (UID included) of the objects labelled gridshift's, whatever their `gridshift.dev/deployment` value (one
+        an earlier release derived otherwise is the owner's too)."""
         ...
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
@@ -744,14 +746,18 @@ class KubeMemberCluster:
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         from kubernetes.client.exceptions import ApiException
 
-        selector = L.selector_string(L.deployment_selector(owner.namespace, owner.name))
+        # Every object gridshift manages, then the owner's by its annotations: listed by the owner's
+        # `gridshift.dev/deployment` value, an object labelled by an earlier release (row 53 relabelled names
+        # ending in -<16 hex>) was never deleted, by the finalizer or by the sweep that finds orphans by
+        # annotations (found in review: its replicas ran for ever, "swept" every cycle).
+        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"
         deleted = 0
         for namespace in sorted(set(namespaces)):
             for api_version, kind in MANAGED_KINDS:
                 resource = self._resource(api_version, kind)
                 for obj in self._list(api_version, kind, namespace, selector):
                     if not owned_by(obj, owner):
-                        continue  # the label says so, the owner annotations do not: not ours to delete
+                        continue  # another owner's, or nobody's: not ours to delete
                     meta = obj["metadata"]
                     # Only the object judged ours (its uid as listed): one another owner put in its place since
                     # is left alone, 409 (self-review, the sibling of the apply's resourceVersion).

@@ -141,12 +141,13 @@ class FakeMemberCluster:
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         self._check()
-        selector = L.deployment_selector(owner.namespace, owner.name)
+        # By the managed-by label and the owner annotations, as the real adapter: the deployment label's value
+        # may be an earlier release's (review: the fake matched it too, so service tests missed the orphans).
         doomed = [
             key
             for key, obj in self.objects.items()
             if key[1] in namespaces
-            and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            and (obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
             and owned_by(obj, owner)
         ]
         for key in doomed:
