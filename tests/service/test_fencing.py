@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import yaml
 
 from gridshift.actuation.members import Owner
 from gridshift.actuation.render import Manifest
-from gridshift.hub.client import LeaseRecord
+from gridshift.hub.client import LeaseRecord, ObjectRef
 from gridshift.hub.lease import LeaderElector, LeaseTiming
+from gridshift.service.state import CycleErrorReason
 from gridshift.testing import FakeHub, FakeMemberCluster
+from tests.conftest import REPO_ROOT
 from tests.service.harness import H100, ServiceHarness, deployment_body
 
 
@@ -214,3 +220,39 @@ def test_a_lapse_right_after_the_deployment_went_out_still_counts_the_write() ->
     report = world.cycle()
     assert report.member_writes == 1, (reads, report.errors)
     assert [k for k, _, _ in world.members["eu-de"].objects if k == "Deployment"] == ["Deployment"]
+
+
+def test_gpuprofile_and_invalid_spec_status_patches_are_fenced_one_by_one() -> None:
+    # Found in review: GPUProfile fits and InvalidSpec statuses were fenced once, before the first patch, and
+    # written outside the write pool: one slow patch past the renew deadline let the rest go out from a
+    # replica that no longer led, and no LeaseLost was reported.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body("chat", rps=10.0))
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    profiles = [{**doc, "metadata": {"name": f"p{i}", "generation": 1}} for i in range(3)]
+    broken = deployment_body("broken")
+    broken["spec"]["capacity"] = {"minReplicas": 5, "maxReplicas": 1}
+    sent: list[tuple[str, str, bool]] = []
+    patch_status = world.hub.patch_status
+
+    def lapsing(ref: ObjectRef, status: Mapping[str, Any]) -> None:
+        sent.append((ref.kind, ref.name, world.service.elector.leading()))
+        patch_status(ref, status)
+        if ref.kind == "GPUProfile":
+            _lapse(world)  # this patch took past the renew deadline
+
+    world.hub.patch_status = lapsing  # type: ignore[method-assign]
+    report = world.service.run_cycle(
+        [*world.deployments.values(), broken], list(world.cluster_bodies.values()), profiles
+    )
+    assert [(kind, name) for kind, name, _ in sent if kind == "GPUProfile" or name == "broken"] == [
+        ("GPUProfile", "p0")
+    ]
+    assert all(leading for *_, leading in sent), sent
+    assert [p.reason for p in report.problems].count(CycleErrorReason.LEASE_LOST) == 1
+    # Leading again (a renewal), the next cycle writes what was left.
+    world.hub.patch_status = patch_status  # type: ignore[method-assign]
+    world.now += timedelta(minutes=1)
+    world.service.run_cycle([*world.deployments.values(), broken], list(world.cluster_bodies.values()), profiles)
+    written = {(ref.kind, ref.name) for ref in world.hub.statuses}
+    assert {("GPUProfile", "p1"), ("GPUProfile", "p2"), ("InferenceDeployment", "broken")} <= written

@@ -252,9 +252,9 @@ class OperatorService:
             if not self._still_leading(report):
                 break
             self.reporter.cluster(now, view, report)
-        if self._still_leading(report):
-            self.reporter.profiles(now, profile_bodies, report)
-            self.reporter.refused(now, seen.refused, report)  # objects the model refuses: InvalidSpec, named
+        # Fenced patch by patch (one may outlast the Lease); then objects the model refuses: InvalidSpec, named.
+        self.reporter.profiles(now, profile_bodies, report, lambda: self._still_leading(report))
+        self.reporter.refused(now, seen.refused, report, lambda: self._still_leading(report))
         return self._finish(report, started, seen)
 
     def _act_on(

@@ -239,42 +239,58 @@ class Reporter:
             report,
         )
 
-    def profiles(self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport) -> None:
-        """Each GPUProfile's fit (written when its spec changed, so in practice once per generation)."""
+    def profiles(
+        self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport, leading: Callable[[], bool]
+    ) -> None:
+        """Each GPUProfile's fit (written when its spec changed, so in practice once per generation); none once
+        `leading` says the Lease may have lapsed."""
         for body in bodies:
             meta = body.get("metadata") or {}
             if meta.get("name"):
-                self._write_status(
-                    ObjectRef("GPUProfile", "", str(meta["name"])),
-                    body.get("status") or {},
-                    partial(profile_status, now, body),
-                    report,
-                )
+                ref = ObjectRef("GPUProfile", "", str(meta["name"]))
+                if not self._write_status(
+                    ref, body.get("status") or {}, partial(profile_status, now, body), report, leading
+                ):
+                    return
 
-    def refused(self, now: datetime, refused: Sequence[Refused], report: CycleReport) -> None:
-        """Each object the model refuses says so in its status: Ready False, reason InvalidSpec, naming the fields."""
+    def refused(
+        self, now: datetime, refused: Sequence[Refused], report: CycleReport, leading: Callable[[], bool]
+    ) -> None:
+        """Each object the model refuses says so in its status: Ready False, reason InvalidSpec, naming the fields;
+        none once `leading` says the Lease may have lapsed."""
         for invalid in refused:
             namespace, _, name = invalid.key.rpartition("/")
             uid = str((invalid.body.get("metadata") or {}).get("uid") or "")
-            self._write_status(
-                ObjectRef(invalid.kind, namespace, name, uid),
-                invalid.body.get("status") or {},
-                partial(refused_status, now, invalid),
-                report,
-            )
+            ref = ObjectRef(invalid.kind, namespace, name, uid)
+            if not self._write_status(
+                ref, invalid.body.get("status") or {}, partial(refused_status, now, invalid), report, leading
+            ):
+                return
 
     def _write_status(
-        self, ref: ObjectRef, old: Mapping[str, Any], new: Callable[[], Mapping[str, Any]], report: CycleReport
-    ) -> None:
+        self,
+        ref: ObjectRef,
+        old: Mapping[str, Any],
+        new: Callable[[], Mapping[str, Any]],
+        report: CycleReport,
+        leading: Callable[[], bool] | None = None,
+    ) -> bool:
         """A status patch (none when empty); a failure, in building it or in writing it, is the object's
-        problem and stops nothing else (a feed's error text, say, that the status model refuses)."""
+        problem and stops nothing else (a feed's error text, say, that the status model refuses). False: not
+        sent, `leading` said the Lease may have lapsed (the caller's fence reports that), so nothing more is.
+
+        Fenced patch by patch, as the write pool's: found in review, GPUProfile and InvalidSpec patches were
+        fenced once, before the first, and one slow patch (10 s, 409 retries) let the rest go out from a
+        replica that no longer led, no LeaseLost reported (security.md rows 17 and 31, left here)."""
         try:
             patch = status_patch(old, new())
             if not patch:
-                return
+                return True
+            if leading is not None and not leading():
+                return False
             self.hub.patch_status(ref, patch)
         except ObjectGone:
-            return
+            return True
         except Exception as error:  # one object's status must not stop the cycle (nor hide the others')
             what = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
             message = f"{ref.kind} {what}: status not written: {describe(error)}"
@@ -287,8 +303,9 @@ class Reporter:
                     cluster=ref.name if ref.kind == "RegionalCluster" else None,
                 )
             )
-            return
+            return True
         report.status_writes += 1
+        return True
 
 
 @dataclass(frozen=True)
