@@ -367,3 +367,16 @@ def test_the_sweep_deletes_orphans_an_earlier_release_labelled_otherwise() -> No
     world.cycle()
     assert world.members["eu-de"].objects == {}
     assert world.cycle().member_writes == 0
+
+
+def test_a_sweep_that_deletes_nothing_counts_no_write_and_logs_no_sweep(caplog: pytest.LogCaptureFixture) -> None:
+    # Found in review: the sweep counted a member write and logged "swept" whatever the deletion deleted (the
+    # orphan gone or replaced since the cycle listed it).
+    world = _placed_by_an_earlier_release()
+    _forget_and_delete(world, RELABELLED)
+    member = world.members["eu-de"]
+    member.delete_deployment_objects = lambda owner, namespaces: 0  # type: ignore[method-assign,assignment]
+    with caplog.at_level("INFO", logger="gridshift.service"):
+        report = world.cycle()
+    assert report.member_writes == 0
+    assert not any("swept" in r.getMessage() for r in caplog.records)

@@ -232,6 +232,7 @@ def test_gpuprofile_and_invalid_spec_status_patches_are_fenced_one_by_one() -> N
     profiles = [{**doc, "metadata": {"name": f"p{i}", "generation": 1}} for i in range(3)]
     broken = deployment_body("broken")
     broken["spec"]["capacity"] = {"minReplicas": 5, "maxReplicas": 1}
+    world.hub.deployments[("ml", "broken")] = broken["metadata"]["uid"]  # on the hub, not in the cycles' list
     sent: list[tuple[str, str, bool]] = []
     patch_status = world.hub.patch_status
 

@@ -179,9 +179,11 @@ def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport, leading: Cal
             try:
                 if hub.deployment_uid(owner.namespace, owner.name) == owner.uid:
                     continue  # live after all (this process's index is behind the hub)
-                deleted += view.member.delete_deployment_objects(owner, [orphan.namespace])
-                report.member_writes += 1
-                log.info("swept orphaned objects of %s (uid %s) in %s", owner, owner.uid, view.name)
+                count = view.member.delete_deployment_objects(owner, [orphan.namespace])
+                if count:  # none: gone or replaced since the listing (found in review: counted and logged anyway)
+                    deleted += count
+                    report.member_writes += 1
+                    log.info("swept orphaned objects of %s (uid %s) in %s", owner, owner.uid, view.name)
             except (MemberError, SecretMissing) as error:
                 report.errors.append(f"sweeping {owner} in {view.name}: {error}")
             except Exception as error:
