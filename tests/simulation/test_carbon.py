@@ -58,8 +58,34 @@ def test_a_recording_without_the_replays_first_hour_is_refused_naming_it(shared_
     replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=120)
     name = "US-CAL-CISO_carbon_2024_hourly.csv"
     lines = (shared_data / "carbon-2024" / name).read_text().splitlines()
-    (tmp_path / name).write_text("\n".join(x for x in lines if not x.startswith("2024-03-04 00:00")) + "\n")
+    # The recording starts after the replay's first hour: nothing at or before it.
+    (tmp_path / name).write_text("\n".join([lines[0], *(x for x in lines[1:] if x[:16] > "2024-03-04 00:00")]) + "\n")
     with pytest.raises(SimulationInputError, match=r"no intensity at or before 2024-03-04 00:00Z.*2024-03-04 01:00Z"):
+        load_replay_carbon(replay, tmp_path)
+
+
+def test_a_missing_first_hour_takes_the_intensity_before_it_and_a_gap_counts_across_the_replays_end(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    # Found in review: only the replay's own hours were read, so a missing first hour was refused though the
+    # hour before it was recorded (prices carry it), and a gap across the replay's end was counted only up to
+    # the end: the planner's whole look-ahead was one stale intensity.
+    from gridshift.simulation.data import SimulationInputError
+
+    prices = [hourly_prices("US-CAL-CISO", [40.0] * 60)]
+    replay = flat_replay([setup("a", 8.0, "US-CAL-CISO")], prices, minutes=24 * 60)
+    name = "US-CAL-CISO_carbon_2024_hourly.csv"
+    lines = (shared_data / "carbon-2024" / name).read_text().splitlines()
+    (tmp_path / name).write_text("\n".join(x for x in lines if not x.startswith("2024-03-04 00:00")) + "\n")
+    before = next(x for x in lines if x.startswith("2024-03-03 23:00"))
+    carried = load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"][0]
+    assert str(round(carried, 2)).rstrip("0").rstrip(".") in before
+    # From the replay's hour 10 to past its look-ahead (60 hours from its start): 14 hours in the replay, 50 in all.
+    gone = {f"2024-03-{d:02d} {h:02d}:00" for d in (4, 5, 6) for h in range(24)} - {
+        f"2024-03-04 {h:02d}:00" for h in range(10)
+    }
+    (tmp_path / name).write_text("\n".join(x for x in lines if x[:16] not in gone) + "\n")
+    with pytest.raises(SimulationInputError, match=rf"{name}: 50 hours without an intensity from 2024-03-04 10:00Z"):
         load_replay_carbon(replay, tmp_path)
 
 

@@ -30,8 +30,9 @@ from gridshift.api.carbon import CarbonBasis
 from gridshift.arrays import FloatArray
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
-from gridshift.signals.carbon_feeds import read_carbon_csv
+from gridshift.signals.carbon_feeds import CarbonRecording, read_carbon_csv
 from gridshift.simulation.data import (
+    _MAX_GAP_HOURS,
     SimulationInputError,
     _forward_fill,
     _read_text,
@@ -92,25 +93,43 @@ def load_replay_carbon(
             recording = read_carbon_csv(io.StringIO(_read_text(path)), feed=path.name, basis=basis, naive_timezone=None)
         except CarbonFeedError as error:
             raise SimulationInputError(str(error)) from error
-        hours = len(market.usd_per_kwh)
-        window = recording.window(replay.start, replay.start + timedelta(hours=hours))
-        values = hourly_means(((i.start, i.end, i.g_per_kwh) for i in window), replay.start, hours)
-        if np.isnan(values[: replay.hours]).all():
-            raise SimulationInputError(
-                f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
-                f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
-            )
-        # The replay's hours only: the hours after it are the planner's look-ahead, which a recording may not reach.
-        refuse_long_gap(values[: replay.hours], replay.start, str(path), "intensity")
-        filled = _forward_fill(values)
-        if np.isnan(filled[: replay.hours]).any():  # a gap at the start: nothing before it to carry over
-            known = int(np.argmax(~np.isnan(values)))
-            raise SimulationInputError(
-                f"{path}: no intensity at or before {replay.start:%Y-%m-%d %H:%M}Z; the first within the replay is "
-                f"at {replay.start + timedelta(hours=known):%Y-%m-%d %H:%M}Z"
-            )
-        found[market.name] = filled
+        found[market.name] = _intensities(recording, replay, len(market.usd_per_kwh), str(path))
     return ReplayCarbon(basis, str(folder), found, tuple(missing))
+
+
+def _intensities(recording: CarbonRecording, replay: Replay, hours: int, path: str) -> FloatArray:
+    """A market's hourly intensities over the replay and its look-ahead (`hours` from the replay's start): a
+    missing hour carries the one before, as prices do, at most _MAX_GAP_HOURS in a row counted from the gap's
+    first hour (before the replay too); past the recording's last row (the recordings stop at the end of 2024)
+    the look-ahead carries the last intensity. Found in review: only the replay's own hours were read, so a
+    missing first hour was refused with an intensity just before it, and a gap across the replay's end was
+    counted only to the end."""
+    lead = _MAX_GAP_HOURS + 1  # hours read before the replay: what a gap at its start is carried from
+    begin = replay.start - timedelta(hours=lead)
+    window = recording.window(begin, replay.start + timedelta(hours=hours))
+    values = hourly_means(((i.start, i.end, i.g_per_kwh) for i in window), begin, lead + hours)
+    if np.isnan(values[lead : lead + replay.hours]).all():
+        raise SimulationInputError(
+            f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
+            f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
+        )
+    priced = np.flatnonzero(~np.isnan(values[: lead + 1]))
+    first = int(priced[-1]) if len(priced) else lead
+    recorded = math.ceil((recording.rows_end - begin.timestamp()) / 3600)
+    refuse_long_gap(
+        values[first : max(min(recorded, lead + hours), lead + replay.hours)],
+        begin + timedelta(hours=first),
+        path,
+        "intensity",
+    )
+    filled = _forward_fill(values)[lead:]
+    if np.isnan(filled[: replay.hours]).any():  # a gap at the start: nothing before it to carry over
+        known = int(np.argmax(~np.isnan(values[lead:])))
+        raise SimulationInputError(
+            f"{path}: no intensity at or before {replay.start:%Y-%m-%d %H:%M}Z; the first within the replay is "
+            f"at {replay.start + timedelta(hours=known):%Y-%m-%d %H:%M}Z"
+        )
+    return filled
 
 
 def co2_kg(replay: Replay, policy: PolicyResult, carbon: ReplayCarbon) -> float | None:
