@@ -98,9 +98,11 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
     # Deletion goes by the owner annotations, not by the deployment label's value: objects an earlier release
     # labelled otherwise (security.md row 53 relabels some names) are deleted too. Found in review: listed by
     # today's value, they were never deleted, by the finalizer or the sweep. 0 replicas: no pod is left behind.
-    cluster.apply([_relabelled(m, "team-a.gamma-0123456789abcdef") for m in render_workload(SPEC, target("gamma", 0))])
-    assert cluster.delete_deployment_objects(Owner("team-a", "gamma", "uid-impostor"), [WORKLOADS]) == 0
-    assert cluster.delete_deployment_objects(owner("gamma"), [WORKLOADS]) == 4
+    gamma = "gamma-0123456789abcdef"  # `team-a.gamma-...` was its own label value before row 53
+    assert L.deployment_label_value("team-a", gamma) != f"team-a.{gamma}"
+    cluster.apply([_relabelled(m, f"team-a.{gamma}") for m in render_workload(SPEC, target(gamma, 0))])
+    assert cluster.delete_deployment_objects(Owner("team-a", gamma, "uid-impostor"), [WORKLOADS]) == 0
+    assert cluster.delete_deployment_objects(owner(gamma), [WORKLOADS]) == 4
     assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == []
 
 

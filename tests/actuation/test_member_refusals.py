@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster
+from gridshift.actuation.labels import DEPLOYMENT, MANAGED_BY, MANAGED_BY_VALUE, deployment_label_value
+from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster, Owner
 
 KUBECONFIG = {  # a member no test reaches: port 9 (discard) on localhost
     "apiVersion": "v1",
@@ -64,3 +65,23 @@ def test_a_refusal_of_companions_alone_is_still_named_after_the_deployments_read
     # (observe keeps last cycle's replicas only there), whatever order it asks in.
     assert member.unreadable_namespaces("Deployment") == {}
     assert set(member.unreadable_namespaces("Service")) == {"gs-team-b"}
+
+
+def test_a_deletion_lists_the_owners_objects_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: deleting by the owner annotations among every object labelled managed-by=gridshift read
+    # the whole namespace per deletion (800 objects each at 400 owners, quadratic for a bulk deletion). The
+    # listing names the owner's label values: today's, and the one an earlier release wrote (row 53).
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+    selectors: list[str] = []
+
+    def listed(api_version: str, kind: str, namespace: str, selector: str) -> list[Any]:
+        selectors.append(selector)
+        return []
+
+    monkeypatch.setattr(member, "_list", listed)
+    monkeypatch.setattr(member, "_resource", lambda api_version, kind: None)  # no discovery: nothing is deleted
+    member.delete_deployment_objects(Owner("team-a", "gamma-0123456789abcdef", "uid-1"), ["ws"])
+    today = deployment_label_value("team-a", "gamma-0123456789abcdef")
+    assert selectors and set(selectors) == {
+        f"{MANAGED_BY}={MANAGED_BY_VALUE},{DEPLOYMENT} in ({today},team-a.gamma-0123456789abcdef)"
+    }

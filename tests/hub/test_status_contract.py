@@ -111,3 +111,14 @@ def test_a_conflict_because_the_object_was_created_again_meanwhile_is_object_gon
     with pytest.raises(ObjectGone):
         hub.patch_status(OLD, {"observedGeneration": 2})
     assert custom.patch_namespaced_custom_object_status.call_count == 1
+
+
+def test_kube_hub_reads_no_other_kind_before_its_status_patch() -> None:
+    # Found in review: the read went out for every ref with a uid, and the chart grants get on
+    # InferenceDeployments alone: an InvalidSpec RegionalCluster's status (its ref carries the uid) was refused
+    # every cycle (StatusWriteFailed, the error never shown).
+    hub, custom = kube_hub_with({"name": "eu-de", "uid": "uid-cluster", "resourceVersion": "9"})
+    hub.patch_status(ObjectRef("RegionalCluster", "", "eu-de", "uid-cluster"), {"reachable": False})
+    hub.patch_status(ObjectRef("GPUProfile", "", "llama", "uid-profile"), {"observedGeneration": 1})
+    assert custom.get_cluster_custom_object.call_count == 0
+    assert custom.patch_cluster_custom_object_status.call_args.args[4] == {"status": {"observedGeneration": 1}}

@@ -22,6 +22,7 @@ from gridshift.api.labels import (
     OWNER_UID,
     SPEC_HASH,
     deployment_label_value,
+    deployment_label_values,
     digest,
     owner_value,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "OWNER_UID",
     "SPEC_HASH",
     "deployment_label_value",
+    "deployment_label_values",
     "deployment_selector",
     "owner_annotations",
     "selector_string",

@@ -746,11 +746,13 @@ class KubeMemberCluster:
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         from kubernetes.client.exceptions import ApiException
 
-        # Every object gridshift manages, then the owner's by its annotations: listed by the owner's
-        # `gridshift.dev/deployment` value, an object labelled by an earlier release (row 53 relabelled names
-        # ending in -<16 hex>) was never deleted, by the finalizer or by the sweep that finds orphans by
-        # annotations (found in review: its replicas ran for ever, "swept" every cycle).
-        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"
+        # The owner's objects by every `gridshift.dev/deployment` value they may carry, then by its annotations:
+        # listed by today's value alone, an object labelled by an earlier release (row 53 relabelled names ending
+        # in -<16 hex>) was never deleted, by the finalizer or by the sweep that finds orphans by annotations
+        # (found in review: its replicas ran for ever, "swept" every cycle); listed by managed-by alone, each
+        # deletion read every gridshift object of the namespace (review: 800 objects a deletion at 400 owners).
+        values = ",".join(L.deployment_label_values(owner.namespace, owner.name))
+        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE},{L.DEPLOYMENT} in ({values})"
         deleted = 0
         for namespace in sorted(set(namespaces)):
             for api_version, kind in MANAGED_KINDS:

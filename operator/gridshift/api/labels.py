@@ -49,6 +49,11 @@ def digest(text: str, hex_digits: int = HASH_HEX_DIGITS) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:hex_digits]
 
 
+def _valid(text: str) -> bool:
+    """Whether `text` is a label value as it is."""
+    return len(text) <= LABEL_VALUE_MAX and not _LABEL_VALUE_CHARS.search(text) and _ends_alphanumeric(text)
+
+
 def bounded_label_value(text: str) -> str:
     """`text` itself when it is a valid label value, else a readable prefix of it plus a 64-bit digest.
 
@@ -58,8 +63,7 @@ def bounded_label_value(text: str) -> str:
     value (found in review: `ns.chat-xxx...-<16 hex>`, a name the CRD admits, was the label of a 205-character
     name in the same namespace, and each deployment's Service and PodDisruptionBudget selected the other's pods).
     """
-    valid = len(text) <= LABEL_VALUE_MAX and not _LABEL_VALUE_CHARS.search(text) and _ends_alphanumeric(text)
-    if valid and not _DIGEST_FORM.fullmatch(text):
+    if _valid(text) and not _DIGEST_FORM.fullmatch(text):
         return text
     stem = _LABEL_VALUE_CHARS.sub("-", text)[:_STEM_MAX].strip("._-")
     return f"{stem}-{digest(text)}" if stem else digest(text)
@@ -72,6 +76,15 @@ def deployment_label_value(namespace: str, name: str) -> str:
     slash), bounded to 63 characters for long names.
     """
     return bounded_label_value(f"{namespace}.{name}")
+
+
+def deployment_label_values(namespace: str, name: str) -> tuple[str, ...]:
+    """Every DEPLOYMENT label value a deployment's member objects may carry: today's, and the text itself where
+    releases before 4 December 2026 used it as it was (a valid value shaped like the digest form, relabelled by
+    docs/security.md row 53), so that deletion finds the objects they labelled."""
+    today = deployment_label_value(namespace, name)
+    text = f"{namespace}.{name}"
+    return (today, text) if _valid(text) and text != today else (today,)
 
 
 def owner_value(namespace: str, name: str) -> str:

@@ -141,13 +141,15 @@ class FakeMemberCluster:
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         self._check()
-        # By the managed-by label and the owner annotations, as the real adapter: the deployment label's value
-        # may be an earlier release's (review: the fake matched it too, so service tests missed the orphans).
+        # By the labels and the owner annotations, as the real adapter: the deployment label's value may be an
+        # earlier release's (review: the fake matched today's only, so service tests missed the orphans).
+        values = L.deployment_label_values(owner.namespace, owner.name)
         doomed = [
             key
             for key, obj in self.objects.items()
             if key[1] in namespaces
-            and (obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+            and (labels := obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+            and labels.get(L.DEPLOYMENT) in values
             and owned_by(obj, owner)
         ]
         for key in doomed:
