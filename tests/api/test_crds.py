@@ -140,3 +140,21 @@ def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for check in ([], ["--check"]):
         assert main(["crds", *check, "--out", str(tmp_path / "crds.yaml")]) == 2
         assert f"--out {tmp_path / 'crds.yaml'} is not a directory" in capsys.readouterr().err
+
+
+def test_an_unreadable_crd_file_is_named_stale_or_unwritable_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: a CRD file that was not UTF-8, or a folder in its place, was a traceback from --check; and
+    # writing named the folder (--out X: Is a directory) instead of the file.
+    assert main(["crds", "--out", str(tmp_path)]) == 0
+    (tmp_path / "gridshift.dev_gpuprofiles.yaml").write_bytes(b"\xff\xfe")
+    (tmp_path / "gridshift.dev_regionalclusters.yaml").unlink()
+    (tmp_path / "gridshift.dev_regionalclusters.yaml").mkdir()
+    assert main(["crds", "--check", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"stale: {tmp_path / 'gridshift.dev_gpuprofiles.yaml'} (unreadable: not UTF-8)" in err
+    assert f"stale: {tmp_path / 'gridshift.dev_regionalclusters.yaml'} (unreadable: Is a directory)" in err
+    assert main(["crds", "--out", str(tmp_path)]) == 2
+    folder = tmp_path / "gridshift.dev_regionalclusters.yaml"
+    assert f"cannot write {folder}: Is a directory" in capsys.readouterr().err

@@ -432,6 +432,9 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--start", "2024-03-04T00:45"], "not on a whole hour"),
         (["--pue", "NOPE=2.5"], "--pue: no market NOPE in this replay"),
         (["--gpu-price", "de-lu=99"], "--gpu-price: no market de-lu in this replay; its markets: DE-LU"),
+        # Found in review: 1e308 overflowed the costs after the whole replay (a traceback with --json).
+        (["--gpu-price", "1e308"], r"^--gpu-price: must be within 0\.\.1000 USD per GPU-hour, got 1e\+308"),
+        (["--gpu-price", "DE-LU=1001"], r"^--gpu-price: must be within 0\.\.1000 USD per GPU-hour, got 1001"),
         (["--fx", "USD=2"], "USD's rate is 1"),
         (["--start", "2024-03-04T01:30+05:00"], "not on a whole hour"),
         (["--markets", "DE-LU,XX"], "XX"),
@@ -448,6 +451,9 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--trace", "/tmp"], "^--trace: cannot read /tmp"),
         (["--prices", "/tmp"], "^--prices: cannot read /tmp"),
         (["--plot", "out.svg"], ".png"),
+        # Found in review: "must end in .png and needs --carbon-price" for either fault, the flag given.
+        (["--frontier-plot", "x.txt", "--carbon-price", "5"], r"^--frontier-plot: x\.txt must end in \.png$"),
+        (["--frontier-plot", "x.png"], r"^--frontier-plot needs --carbon-price"),
         (["--plot", "/nonexistent/dir/x.png"], "--plot: cannot write /nonexistent/dir/x.png: /nonexistent/dir is not"),
         (["--jobs", "0"], "--jobs"),
         # Found before the replay (it ran the whole week, then ended in a traceback):

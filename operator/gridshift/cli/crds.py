@@ -30,7 +30,14 @@ def stale_files(out: Path) -> list[str]:
     expected = render_crds()
     for name, text in expected.items():
         path = out / name
-        if not path.exists() or path.read_text() != text:
+        try:
+            current = path.read_bytes().decode() if path.exists() else None
+        except (OSError, UnicodeDecodeError) as error:
+            # Found in review: a directory or a non-UTF-8 file in its place was a traceback, not a stale file.
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
+            stale.append(f"{path} (unreadable: {reason})")
+            continue
+        if current != text:
             stale.append(str(path))
     stale += [str(p) for p in sorted(out.glob("*.yaml")) if p.name not in expected]
     return stale
@@ -59,11 +66,14 @@ def run(args: argparse.Namespace) -> int:
     expected = render_crds()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for name, text in expected.items():
-            (out / name).write_text(text)
-            print(f"wrote {out / name}")
     except OSError as error:
         raise UsageError(f"--out {out}: {error.strerror}") from None
+    for name, text in expected.items():
+        try:
+            (out / name).write_text(text)
+        except OSError as error:  # named by the file (review: "--out crds: Is a directory" for a file in it)
+            raise UsageError(f"--out {out}: cannot write {out / name}: {error.strerror}") from None
+        print(f"wrote {out / name}")
     return _remove_orphans(out, expected)
 
 

@@ -16,6 +16,9 @@ from typing import Any
 
 from gridshift.cli.usage import finite_float
 
+_MAX_GPU_HOUR_USD = 1000.0
+"""The largest --gpu-price, USD per GPU-hour: far above any rented GPU-hour (an H100 rents at 2-12)."""
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -229,8 +232,10 @@ def build_settings(args: argparse.Namespace) -> Any:
     pue, pue_by_market = _pairs("--pue", args.pue, keyed_only=False)
     price, price_by_market = _pairs("--gpu-price", args.gpu_price, keyed_only=False)
     for value in [price, *price_by_market.values()]:
-        if value is not None and value < 0:
-            raise UsageError(f"--gpu-price: must be >= 0, got {value}")
+        # Bounded above too (found in review: 1e308 overflowed the costs to inf after the whole replay, a
+        # traceback with --json and a table of inf and nan without); 1000 USD is far above any GPU-hour rented.
+        if value is not None and not 0 <= value <= _MAX_GPU_HOUR_USD:
+            raise UsageError(f"--gpu-price: must be within 0..{_MAX_GPU_HOUR_USD:g} USD per GPU-hour, got {value:g}")
     if args.markets is not None:
         markets = tuple(m.strip() for m in args.markets.split(",") if m.strip())
         if not markets:
@@ -519,8 +524,10 @@ def _check_output_flags(args: argparse.Namespace) -> list[float]:
         except ImportError:
             raise UsageError("--plot needs matplotlib, which is not installed: pip install 'gridshift[plot]'") from None
     carbon_prices = carbon_price_list(args.carbon_price)
-    if args.frontier_plot is not None and (args.frontier_plot.suffix.lower() != ".png" or not carbon_prices):
-        raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png and needs --carbon-price")
+    if args.frontier_plot is not None and args.frontier_plot.suffix.lower() != ".png":
+        raise UsageError(f"--frontier-plot: {args.frontier_plot} must end in .png")
+    if args.frontier_plot is not None and not carbon_prices:
+        raise UsageError("--frontier-plot needs --carbon-price (the carbon prices the frontier is drawn over)")
     for flag, path in (("--plot", args.plot), ("--frontier-plot", args.frontier_plot)):
         # Where it cannot be written, say so now: the replay's results would be lost after minutes of it.
         if path is None:
