@@ -625,3 +625,14 @@ def test_prices_timezone_takes_one_zone_for_all_or_one_per_market() -> None:
         _prices_timezones(["UTC", "Europe/Paris"])
     with pytest.raises(UsageError, match="each MARKET=ZONE once"):
         _prices_timezones(["FR=UTC", "FR=Europe/Paris"])
+
+
+def test_a_price_file_error_naming_its_flag_is_not_prefixed_twice(tmp_path: Path) -> None:
+    # Found in review: "--prices: --prices: market DE-LU is in both ...".
+    rows = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,80\n"
+    first, second = tmp_path / "DE-LU_a.csv", tmp_path / "DE-LU_b.csv"
+    first.write_text(rows)
+    second.write_text(rows)
+    args = _parse(["--prices", str(first), "--prices", str(second), "--fx", "EUR=1.0", "--no-progress"])
+    with pytest.raises(UsageError, match=r"^--prices: market DE-LU is in both"):
+        args.handler(args)

@@ -437,7 +437,9 @@ def run(args: argparse.Namespace) -> int:
                 max_abs_usd_per_kwh=MAX_ABS_USD_PER_KWH,
             )
         except SimulationInputError as error:
-            raise SimulationInputError(f"--prices: {error}" if args.prices else str(error)) from error
+            # A message that names its flag already keeps it (found in review: "--prices: --prices: market FR ...").
+            named = str(error).startswith("--")
+            raise SimulationInputError(f"--prices: {error}" if args.prices and not named else str(error)) from error
         settings = replace(settings, markets=tuple(p.market for p in prices))
         _check_market_keys(settings, args.markets)
         traces = _traces(args)
