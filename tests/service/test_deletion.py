@@ -88,9 +88,9 @@ def test_the_gpus_of_a_leaving_deployment_stay_taken_until_it_is_gone() -> None:
         assert not seen.views["eu-de"].orphans
 
 
-def test_a_cycle_running_when_the_deletion_begins_is_outwaited_and_cleaned_after() -> None:
-    world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
-    world.add(deployment_body(rps=30.0))
+def _cycle_writing_chat(world: ServiceHarness) -> tuple[threading.Thread, threading.Event]:
+    """A cycle of `world`'s service started in a thread and held in its apply to eu-de (it observed chat live
+    and is writing its workload); the event lets it go on."""
     member = world.members["eu-de"]
     applying, release = threading.Event(), threading.Event()
     original = member.apply
@@ -103,7 +103,14 @@ def test_a_cycle_running_when_the_deletion_begins_is_outwaited_and_cleaned_after
     member.apply = slow_apply  # type: ignore[method-assign]
     cycle = threading.Thread(target=world.cycle)
     cycle.start()
-    assert applying.wait(10)  # the cycle observed the deployment live and is writing its workload
+    assert applying.wait(10)
+    return cycle, release
+
+
+def test_a_cycle_running_when_the_deletion_begins_is_outwaited_and_cleaned_after() -> None:
+    world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
+    world.add(deployment_body(rps=30.0))
+    cycle, release = _cycle_writing_chat(world)
 
     async def delete_then_let_the_cycle_finish() -> None:
         finalizer = asyncio.create_task(world.service.delete_everywhere("ml", "chat", "uid-chat"))
@@ -280,19 +287,7 @@ def test_only_the_leader_completes_the_finalizer_so_its_running_cycle_cannot_wri
     world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
     standby = world.make_service("op-2")
     world.add(deployment_body(rps=30.0))
-    member = world.members["eu-de"]
-    applying, release = threading.Event(), threading.Event()
-    original = member.apply
-
-    def slow_apply(manifests: Sequence[Manifest]) -> None:
-        applying.set()
-        assert release.wait(10)
-        original(manifests)
-
-    member.apply = slow_apply  # type: ignore[method-assign]
-    cycle = threading.Thread(target=world.cycle)
-    cycle.start()
-    assert applying.wait(10)  # the leader's cycle observed chat live and is writing its workload
+    cycle, release = _cycle_writing_chat(world)  # the leader's
     with pytest.raises(
         kopf.TemporaryError, match=r"waiting for the leader: .*gridshift-system/gridshift-leader"
     ) as kept:
