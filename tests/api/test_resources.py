@@ -192,6 +192,42 @@ def test_validate_refuses_duplicate_keys_and_empty_files_and_reads_past_an_unrea
     assert "cannot read" in out.err and f"ok  {good}" in out.out
 
 
+HEADER = "apiVersion: gridshift.dev/v1alpha1\nkind: InferenceDeployment\nmetadata: {name: x}\n"
+LAUGHS = "".join(f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("spec: &s\n  a: *s\n", "alias *s refers to a node that contains it"),
+        ("spec: {a: " + "[" * 600 + "]" * 600 + "}\n", "nested too deeply (more than 100 levels)"),
+        # "Billion laughs": 9**9 nodes from about 500 bytes (it hung); kubectl refuses "excessive aliasing".
+        ("x:\n  a0: &a0 [lol]\n" + LAUGHS, "excessive aliasing"),
+    ],
+    ids=["alias-inside-itself", "600-levels", "billion-laughs"],
+)
+def test_recursive_deep_or_exploding_yaml_is_refused_naming_the_file_not_a_traceback(
+    body: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: the first two were RecursionError tracebacks (exit 1), the third hung.
+    path = tmp_path / "evil.yaml"
+    path.write_text(HEADER + body)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"bad {path} is not valid YAML: {words}" in err and "Traceback" not in err
+    aliases = tmp_path / "aliases.yaml"  # an alias used twice, as users write them, still reads
+    aliases.write_text(HEADER + "spec: {a: &x [1, 2], b: *x, c: *x}\n")
+    assert main(["validate", str(aliases)]) == 1
+    assert "spec.b: unknown field" in capsys.readouterr().err
+
+
+def test_an_object_that_contains_itself_is_invalid_not_a_recursion_error() -> None:
+    idep = yaml.safe_load((REPO_ROOT / "examples" / "inferencedeployment-llama3-8b.yaml").read_text())
+    idep["spec"]["loop"] = idep["spec"]
+    with pytest.raises(InvalidResource, match="spec: nested too deeply"):
+        validate_object(idep)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(QUANTITY, fullmatch=True).filter(lambda q: len(q) <= 32))  # the fields' maxLength
 def test_quantity_value_reads_a_quantity_as_kubernetes_does(text: str) -> None:

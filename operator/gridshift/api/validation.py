@@ -169,10 +169,10 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         kinds = ", ".join(sorted(MODELS_BY_KIND))
         raise InvalidResource(name, [("kind", f"must be one of {kinds}, got {obj.get('kind')!r}")])
     problems = _metadata_problems(obj)
-    not_json = _not_json(obj)
-    if not_json:
-        raise InvalidResource(name, problems + not_json)
     try:
+        not_json = _not_json(obj)
+        if not_json:
+            raise InvalidResource(name, problems + not_json)
         # As the apiserver reads it: JSON, camelCase names only, no coercion. Found in review: the models'
         # Python names (`min_replicas`) and strings or booleans for numbers ("500", `true` for 1) validated
         # "ok" here, and in `simulate --deployments`, where kubectl refuses them.
@@ -181,6 +181,9 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         )
     except ValidationError as error:
         problems += problems_of(error)
+    except RecursionError:
+        # Found in review: a cyclic or very deep object (an alias inside its own anchor) was a traceback.
+        raise InvalidResource(name, [*problems, ("spec", "nested too deeply (or contains itself)")]) from None
     if problems:
         raise InvalidResource(name, problems)
     return parsed
@@ -188,6 +191,12 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
 
 class DocumentsError(ValueError):
     """A YAML file that cannot be read as documents; the message names the file and why."""
+
+
+def _refused(message: str, event: yaml.Event) -> yaml.composer.ComposerError:
+    """The loader's refusal, with the line and column of the event that crossed the line."""
+    mark: Any = event.start_mark  # the stubs' Mark types differ between the C and pure-Python loaders
+    return yaml.composer.ComposerError(None, None, message, mark)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -213,6 +222,45 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    # Found in review: an alias inside its own anchor (`spec: &s {a: *s}`) built a cyclic dict that the
+    # checks recursed into for ever (RecursionError traceback), nine levels of nine aliases each (531 bytes,
+    # "billion laughs") expanded to 9**9 nodes and hung, and ~600 levels of nesting overflowed PyYAML's
+    # recursion. kubectl refuses the first two ("excessive aliasing"); no gridshift field nests near 100.
+    MAX_DEPTH: ClassVar[int] = 100
+    MAX_ALIASED_NODES: ClassVar[int] = 100_000
+
+    def compose_document(self) -> yaml.Node | None:
+        self._open_anchors: list[str] = []  # anchors of the collections being composed (the node's ancestors)
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it expands to, aliases included
+        self._aliased = 0
+        return super().compose_document()
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open_anchors:
+                raise _refused(
+                    f"alias *{event.anchor} refers to a node that contains it (a recursive structure)", event
+                )
+            node = super().compose_node(parent, index)
+            self._aliased += self._sizes.get(id(node), 1)
+            if self._aliased > self.MAX_ALIASED_NODES:
+                raise _refused(f"excessive aliasing: aliases expand to over {self.MAX_ALIASED_NODES:,} nodes", event)
+            return node
+        if len(self._open_anchors) >= self.MAX_DEPTH:
+            raise _refused(f"nested too deeply (more than {self.MAX_DEPTH} levels)", event)
+        # Every node being composed is pushed (an empty name when it has no anchor): the stack's length is the depth.
+        self._open_anchors.append(getattr(event, "anchor", None) or "")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._open_anchors.pop()
+        children = node.value if isinstance(node, yaml.SequenceNode) else ()
+        if isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in children)
+        return node
+
 
 _UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
@@ -227,3 +275,6 @@ def read_documents(path: Path) -> list[Any]:
         raise DocumentsError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be") from None
     except yaml.YAMLError as error:
         raise DocumentsError(f"{path} is not valid YAML: {error}") from None
+    except RecursionError:
+        # A backstop to the loader's depth limit (a deep flow collection on a small stack, say).
+        raise DocumentsError(f"{path} is nested too deeply to read") from None
