@@ -228,6 +228,35 @@ def test_an_object_that_contains_itself_is_invalid_not_a_recursion_error() -> No
         validate_object(idep)
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        "apiversion: gridshift.dev/v1alpha1\n",  # the key misspelled
+        "apiVersion: gridshift.dv/v1alpha1\n",  # the group misspelled
+        "",  # left out
+    ],
+)
+def test_a_gridshift_kind_without_its_api_version_is_refused_not_skipped(
+    head: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: each was "skip ...: InferenceDeployment is not a gridshift.dev resource", exit 0.
+    path = tmp_path / "typo.yaml"
+    path.write_text(head + "kind: InferenceDeployment\nmetadata: {name: x}\nspec: {bogus: 1}\n")
+    assert main(["validate", str(path)]) == 1
+    assert "apiVersion: must be gridshift.dev/v1alpha1" in capsys.readouterr().err
+
+
+def test_other_resources_are_still_skipped_and_a_missing_kind_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "others.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: v1\nmetadata: {name: y}\n")
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"skip {path}: ConfigMap is not a {GROUP} resource" in out
+    assert f"skip {path}: <no kind> is not a {GROUP} resource" in out
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.from_regex(QUANTITY, fullmatch=True).filter(lambda q: len(q) <= 32))  # the fields' maxLength
 def test_quantity_value_reads_a_quantity_as_kubernetes_does(text: str) -> None:
