@@ -250,11 +250,15 @@ def test_other_resources_are_still_skipped_and_a_missing_kind_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "others.yaml"
-    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: v1\nmetadata: {name: y}\n")
+    path.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: v1\nmetadata: {name: y}\n---\n"
+        "apiVersion: nvidia.com/v1\nkind: GPUProfile\nmetadata: {name: z}\n"  # another vendor's kind of that name
+    )
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"skip {path}: ConfigMap is not a {GROUP} resource" in out
     assert f"skip {path}: <no kind> is not a {GROUP} resource" in out
+    assert f"skip {path}: GPUProfile is not a {GROUP} resource" in out
 
 
 @settings(max_examples=300, deadline=None)

@@ -4,6 +4,7 @@ what the chart's admission policies would warn about (never a failure)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             # Found in review: a gridshift kind with its apiVersion missing or misspelled (`apiversion:`) was
-            # skipped as another group's resource, exit 0; validate_object names the apiVersion it needs.
-            gridshift_kind = str(doc.get("kind")) in MODELS_BY_KIND
-            if not gridshift_kind and not str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            # skipped as another group's resource, exit 0; validate_object names the apiVersion it needs. A kind
+            # of that name in a group clearly not ours (another vendor's GPUProfile) is still skipped.
+            ours = str(doc.get("kind")) in MODELS_BY_KIND and _maybe_ours(doc.get("apiVersion"), GROUP)
+            if not ours and not str(doc.get("apiVersion", "")).startswith(f"{GROUP}/"):
                 print(f"skip {path}: {doc.get('kind') or '<no kind>'} is not a {GROUP} resource")
                 continue
             try:
@@ -63,3 +65,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"bad {path}: {error}", file=sys.stderr)
                 failures += 1
     return 2 if unreadable else 1 if failures else 0
+
+
+def _maybe_ours(api_version: object, group: str) -> bool:
+    """Whether `api_version` is missing, malformed or a near miss of `group`'s (`gridshfit.dev/v1alpha1`):
+    a gridshift kind written so is ours, mistyped; a well-formed apiVersion of another group is not."""
+    if not isinstance(api_version, str) or "/" not in api_version:
+        return True
+    named = api_version.split("/", 1)[0]
+    return difflib.SequenceMatcher(None, named, group).ratio() >= 0.8
