@@ -107,21 +107,33 @@ def _cycle_writing_chat(world: ServiceHarness) -> tuple[threading.Thread, thread
     return cycle, release
 
 
+def _outwaits(
+    world: ServiceHarness,
+    finalizer: Coroutine[Any, Any, None],
+    cycle: threading.Thread,
+    release: threading.Event,
+) -> None:
+    """`finalizer` waits for the held `cycle` (_cycle_writing_chat) that began before the deletion, then cleans
+    what it wrote: once the cycle is let go, no object of chat is left."""
+
+    async def finish_after_the_cycle() -> None:
+        task = asyncio.create_task(finalizer)
+        await asyncio.sleep(0.5)
+        assert not task.done(), "the finalizer must wait for the cycle that began before the deletion"
+        release.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(finish_after_the_cycle())
+    cycle.join(10)
+    assert _chat_objects(world) == 0
+
+
 def test_a_cycle_running_when_the_deletion_begins_is_outwaited_and_cleaned_after() -> None:
     world = ServiceHarness(["eu-de"], prices={"eu-de": 40.0})
     world.add(deployment_body(rps=30.0))
     cycle, release = _cycle_writing_chat(world)
 
-    async def delete_then_let_the_cycle_finish() -> None:
-        finalizer = asyncio.create_task(world.service.delete_everywhere("ml", "chat", "uid-chat"))
-        await asyncio.sleep(0.5)
-        assert not finalizer.done(), "the finalizer must wait for the cycle that began before the deletion"
-        release.set()
-        await asyncio.wait_for(finalizer, 10)
-
-    asyncio.run(delete_then_let_the_cycle_finish())
-    cycle.join(10)
-    assert _chat_objects(world) == 0
+    _outwaits(world, world.service.delete_everywhere("ml", "chat", "uid-chat"), cycle, release)
 
 
 def test_departures_say_which_cycle_to_outwait() -> None:
@@ -294,16 +306,7 @@ def test_only_the_leader_completes_the_finalizer_so_its_running_cycle_cannot_wri
         asyncio.run(asyncio.wait_for(_finalizer(standby), 10))
     assert kept.value.delay == world.settings.lease_duration_seconds  # retried: it may take the Lease over
 
-    async def the_leaders_finalizer() -> None:
-        finalizer = asyncio.create_task(_finalizer(world.service))
-        await asyncio.sleep(0.3)
-        assert not finalizer.done(), "the leader's finalizer waits for its own running cycle"
-        release.set()
-        await asyncio.wait_for(finalizer, 10)
-
-    asyncio.run(the_leaders_finalizer())
-    cycle.join(10)
-    assert _chat_objects(world) == 0
+    _outwaits(world, _finalizer(world.service), cycle, release)  # the leader's own finalizer
 
 
 def test_a_deletion_completes_once_a_standby_takes_the_lease_over_from_a_leader_that_is_gone() -> None:
