@@ -175,10 +175,9 @@ class OperatorService:
             await asyncio.sleep(self.elector.timing.retry_period_seconds)
 
     async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
-        """The finalizer's cleanup, outwaiting a cycle that was running when it began (service.sweep)."""
-        await finalize(
-            self.departures, Owner(namespace, name, uid), lambda: self.delete_from_members(namespace, name, uid)
-        )
+        """The finalizer's cleanup on the Lease holder, outwaiting a cycle running when it began (service.sweep)."""
+        owner = Owner(namespace, name, uid)
+        await finalize(self.departures, self.elector, owner, lambda: self.delete_from_members(namespace, name, uid))
 
     def delete_from_members(self, namespace: str, name: str, uid: str) -> int:
         """Remove a deleted InferenceDeployment's objects from every member cluster a RegionalCluster names.

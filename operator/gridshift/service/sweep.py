@@ -36,6 +36,7 @@ from gridshift.actuation.members import MemberError, Owner
 from gridshift.api import RegionalCluster
 from gridshift.api.regional_cluster import MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, SecretMissing
+from gridshift.hub.lease import LeaderElector
 from gridshift.service import inputs
 from gridshift.service.errors import describe
 from gridshift.service.observe import Observer
@@ -53,20 +54,27 @@ class CleanupIncomplete(Exception):
 
 
 class AwaitingLeader(CleanupIncomplete):
-    """This replica does not hold the leader Lease: the finalizer stays for the leader to complete."""
+    """This replica does not hold the leader Lease: the finalizer stays for the leader to complete; retried
+    after `retry_seconds` (a Lease duration, in which a standby takes over from a leader that is gone)."""
+
+    def __init__(self, message: str, retry_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_seconds = retry_seconds
 
 
-def require_leader(leading: Callable[[], bool], owner: Owner, lease: str) -> None:
-    """AwaitingLeader unless this replica holds the Lease `lease` (namespace/name) now. Found in review: the
-    standby's finalizer cleaned once and let the finalizer go while the leader's cycle, which had read the
-    deployment live, was still writing its workload: the objects came back after the deletion and held their
-    GPUs until a later sweep. The leader's own finalizer outwaits its cycles (`finalize`); another replica's
-    cycles write nothing (fencing), and a standby that takes the Lease over completes it on kopf's retry."""
-    if not leading():
+def require_leader(elector: LeaderElector, owner: Owner) -> None:
+    """AwaitingLeader unless this replica holds the Lease now. Found in review: the standby's finalizer
+    cleaned once and let the finalizer go while the leader's cycle, which had read the deployment live, was
+    still writing its workload: the objects came back after the deletion and held their GPUs until a later
+    sweep. The leader's own finalizer outwaits its cycles (`finalize`); another replica's cycles write nothing
+    (fencing), and a standby that takes the Lease over completes it on kopf's retry."""
+    if not elector.leading():
         raise AwaitingLeader(
-            f"{owner}: waiting for the leader: only the replica holding the Lease {lease} cleans up after a "
-            "deletion, since a planning cycle it is running may write the deployment's objects again after "
-            "another replica cleaned; retried, and completed here if this replica takes the Lease over"
+            f"{owner}: waiting for the leader: only the replica holding the Lease {elector.namespace}/"
+            f"{elector.name} cleans up after a deletion, since a planning cycle it is running may write the "
+            "deployment's objects again after another replica cleaned; retried, and completed here if this "
+            "replica takes the Lease over",
+            elector.timing.duration_seconds,
         )
 
 
@@ -147,9 +155,11 @@ def _member_access(body: Mapping[str, Any]) -> MemberAccess | None:
         return None
 
 
-async def finalize(departures: Departures, owner: Owner, delete: Callable[[], object]) -> None:
-    """The finalizer's cleanup: mark, `delete` (raises CleanupIncomplete), and if a cycle was running when
-    the deletion began, wait for it to end and `delete` again (what it may have written)."""
+async def finalize(departures: Departures, elector: LeaderElector, owner: Owner, delete: Callable[[], object]) -> None:
+    """The finalizer's cleanup, on the leader only (`require_leader`): mark, `delete` (raises
+    CleanupIncomplete), and if a cycle was running when the deletion began, wait for it to end and `delete`
+    again (what it may have written)."""
+    require_leader(elector, owner)
     cycle = departures.mark(owner.uid)
     await asyncio.to_thread(delete)
     if not departures.outwaited(cycle):

@@ -13,9 +13,8 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from gridshift.actuation.members import Owner
 from gridshift.api import GROUP, VERSION
-from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete, require_leader
+from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete
 from gridshift.service.wiring import real_service
 from gridshift.settings import load_operator_settings
 from gridshift.shell import connections, logs
@@ -90,17 +89,13 @@ def spec_changed(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(*IDEP)
 async def deleted(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
-    # Every replica runs this; only the Lease holder completes it (service.sweep.require_leader: a standby's
-    # cleanup cannot outwait the leader's cycle), retrying about once a Lease duration, in which a standby
-    # takes over from a leader that is gone. The holder lists the RegionalClusters itself, and keeps the
+    # Every replica runs this; only the Lease holder completes it (service.sweep.require_leader), the others
+    # retry about once a Lease duration. The holder lists the RegionalClusters itself, and keeps the
     # finalizer (kopf retries) until every member cluster is clean.
-    service = memo.service
-    elector = service.elector
     try:
-        require_leader(elector.leading, Owner(namespace or "", name, uid), f"{elector.namespace}/{elector.name}")
-        await service.delete_everywhere(namespace or "", name, uid)
+        await memo.service.delete_everywhere(namespace or "", name, uid)
     except AwaitingLeader as error:
-        raise kopf.TemporaryError(str(error), delay=elector.timing.duration_seconds) from None
+        raise kopf.TemporaryError(str(error), delay=error.retry_seconds) from None
     except CleanupIncomplete as error:
         raise kopf.TemporaryError(str(error), delay=30) from None
 
