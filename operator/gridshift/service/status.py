@@ -165,14 +165,12 @@ def refusal_reason(error: str) -> ReadyReason:
 
 def decision_target(plan: DeploymentPlan) -> str:
     """The decided placement in one stable line: `cluster/GPU type xN`, the reachable targets and the unreachable
-    ones the plan keeps (Frozen, or nothing reachable replaces them: `counts_as_desired`'s rule, but for an
-    Advisory plan, which would replace them).
+    ones the plan keeps (`_keeps_stranded` as decided: Frozen, or nothing reachable replaces them).
 
     Found in review: only reachable targets counted, so a Frozen deployment whose cluster was lost decided
     "Frozen: keeps nothing" (and refreshed status.cost to 0 USD/h) though it kept its 7 replicas there; a change
     in reachability alone is no new decision."""
-    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)
-    kept = plan.mode is MigrationMode.FROZEN or not replaced
+    kept = _keeps_stranded(plan, as_decided=True)
     # By cluster (stable: GPU types in the spec's order): the planner lists unreachable targets after the others.
     placed = sorted((t for t in plan.targets if t.replicas > 0 and (t.reachable or kept)), key=lambda t: t.cluster)
     return ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in placed) or "nothing"
@@ -601,8 +599,16 @@ def counts_as_desired(cluster: str, views: Mapping[str, ClusterView], plan: Depl
         return True
     if not any(t.cluster == cluster and t.replicas > 0 for t in plan.targets):
         return False
-    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)
-    return plan.mode is not MigrationMode.AUTO or not replaced
+    return _keeps_stranded(plan, as_decided=False)
+
+
+def _keeps_stranded(plan: DeploymentPlan, *, as_decided: bool) -> bool:
+    """Whether the plan keeps the replicas it has in clusters it cannot reach: while no reachable target
+    replaces them, and always in Frozen mode; in Advisory mode too, unless `as_decided` (an Advisory plan acts
+    on nothing, so they stay running, but what it decides is to replace them: decision_target)."""
+    if plan.mode is MigrationMode.FROZEN or (plan.mode is MigrationMode.ADVISORY and not as_decided):
+        return True
+    return not any(t.reachable and t.replicas > 0 for t in plan.targets)
 
 
 def _placements(applied: S.Deployment, views: Mapping[str, ClusterView]) -> list[dict[str, Any]]:
