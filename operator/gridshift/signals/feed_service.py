@@ -387,18 +387,18 @@ def feed_token(
     """A feed's token or password (feed_secret), less one line break at its end, checked before it is sent.
 
     The one line break at the end is dropped: `kubectl create secret --from-file` keeps a file's last newline,
-    and no token or password ends in one. Any other line break, control character or space, and in a token
-    (sent as written, in a header or a query string) a non-ASCII character, is refused with `error` naming the
-    field; the value is never quoted. A password is sent base64-encoded (HTTP basic auth), so non-ASCII
-    characters are its own business. Found in review: a token with a trailing newline failed in the HTTP
-    client as a retried "request failed (LocalProtocolError)", and a pasted ellipsis as "not a valid URL".
+    and no token or password ends in one. Any other line break or control character, and in a token (sent as
+    written, in a header or a query string) a space or a non-ASCII character, is refused with `error` naming
+    the field; the value is never quoted. A password is sent base64-encoded (HTTP basic auth), so spaces and
+    non-ASCII characters are its own business (found in review: a WattTime password with a space, which
+    worked, was refused). Found in review: a token with a trailing newline failed in the HTTP client as a
+    retried "request failed (LocalProtocolError)", and a pasted ellipsis as "not a valid URL".
     """
     value = feed_secret(secrets, ref, feed, field, error=error)
     value = value.removesuffix("\n").removesuffix("\r")
     redaction.remember(value)
-    # A password goes base64-encoded (basic auth): spaces and non-ASCII are its own business (found in review:
-    # a WattTime password with a space, which worked, was refused).
-    problem = _bad_character(value, spaces=what != "token", non_ascii=what != "token")
+    sent_as_written = what == "token"
+    problem = _bad_character(value, spaces=not sent_as_written, non_ascii=not sent_as_written)
     if problem is not None:
         raise error(feed, field, f"the {what} holds {problem}; write the Secret again without it")
     return value
