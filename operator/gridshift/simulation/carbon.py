@@ -113,15 +113,9 @@ def _intensities(recording: CarbonRecording, replay: Replay, hours: int, path: s
             f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
             f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
         )
-    priced = np.flatnonzero(~np.isnan(values[: lead + 1]))
-    first = int(priced[-1]) if len(priced) else lead
     recorded = math.ceil((recording.rows_end - begin.timestamp()) / 3600)
-    refuse_long_gap(
-        values[first : max(min(recorded, lead + hours), lead + replay.hours)],
-        begin + timedelta(hours=first),
-        path,
-        "intensity",
-    )
+    end = max(min(recorded, lead + hours), lead + replay.hours)  # through the look-ahead the recording reaches
+    refuse_long_gap(values, begin, lead, end, path, "intensity")
     filled = _forward_fill(values)[lead:]
     if np.isnan(filled[: replay.hours]).any():  # a gap at the start: nothing before it to carry over
         known = int(np.argmax(~np.isnan(values[lead:])))

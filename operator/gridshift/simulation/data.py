@@ -101,14 +101,7 @@ class MarketPrices:
         # the window was counted, so a week without prices was replayed at a price days old whenever the window
         # fell in its last 48 hours (and a gap across the replay's end was checked in two halves, the replay's
         # and the look-ahead's, each allowed 48 hours).
-        priced = np.flatnonzero(~np.isnan(self.usd_per_kwh[: offset + 1]))
-        first = int(priced[-1]) if len(priced) else offset
-        refuse_long_gap(
-            self.usd_per_kwh[first : offset + hours],
-            self.start + timedelta(hours=first),
-            f"prices of {self.market}",
-            "price",
-        )
+        refuse_long_gap(self.usd_per_kwh, self.start, offset, offset + hours, f"prices of {self.market}", "price")
         # Fill from the whole series so that a gap at the window's start takes the price before it.
         filled = _forward_fill(self.usd_per_kwh[: offset + hours])
         window = filled[offset:]
@@ -124,15 +117,18 @@ week of one price (found in review: a market's whole March emptied was replayed 
 silently). A gap is counted from its first missing hour, also where that is before the hours asked."""
 
 
-def refuse_long_gap(hourly: FloatArray, start: datetime, what: str, noun: str) -> None:
-    """SimulationInputError naming `what` if `hourly` (from `start`, NaN where missing) has a run of missing
-    hours longer than the replay carries the last value over; prices and carbon intensities alike."""
-    gap = _longest_gap(hourly)
+def refuse_long_gap(hourly: FloatArray, start: datetime, offset: int, end: int, what: str, noun: str) -> None:
+    """SimulationInputError naming `what` if `hourly` (from `start`, NaN where missing) has, before `end`, a run
+    of missing hours longer than the replay carries the last value over; prices and carbon intensities alike. A
+    gap at `offset`, the first hour asked for, is counted from its first missing hour, before `offset` too."""
+    priced = np.flatnonzero(~np.isnan(hourly[: offset + 1]))
+    first = int(priced[-1]) if len(priced) else offset
+    gap = _longest_gap(hourly[first:end])
     if gap is not None and gap[1] > _MAX_GAP_HOURS:
-        first = start + timedelta(hours=gap[0])
+        begins = start + timedelta(hours=first + gap[0])
         raise SimulationInputError(
             f"{what}: {gap[1]} hours without a{'n' if noun[0] in 'aeiou' else ''} {noun} from "
-            f"{first:%Y-%m-%d %H:%M}Z; a missing hour carries the previous {noun}, but not more than "
+            f"{begins:%Y-%m-%d %H:%M}Z; a missing hour carries the previous {noun}, but not more than "
             f"{_MAX_GAP_HOURS} in a row"
         )
 
