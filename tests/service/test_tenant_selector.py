@@ -62,3 +62,24 @@ def test_an_admitted_tenant_keeps_its_placement_through_a_failed_read() -> None:
         world.cycle()
         assert world.replicas() == placed
     assert world.status()["lastDecision"]["reason"] != "PlacementRules"
+
+
+def test_a_tenants_labels_are_read_once_a_cycle_whatever_the_number_of_clusters_with_a_selector() -> None:
+    # Each cluster's selector read every tenant's labels again (a hub GET per cluster and tenant each cycle), and
+    # a failed read was reported once per cluster.
+    world = _restricted_world()
+    world.cluster_bodies["eu-de"]["spec"]["tenantNamespaceSelector"] = DENY_RESTRICTED
+    world.add(deployment_body(rps=30.0))
+    reads: list[str] = []
+    labels_of = world.hub.namespace_labels
+
+    def counted(name: str) -> dict[str, str]:
+        reads.append(name)
+        return labels_of(name)
+
+    world.hub.namespace_labels = counted  # type: ignore[method-assign]
+    world.cycle()
+    assert reads == ["ml"]
+    world.hub.namespace_labels = _unreadable  # type: ignore[method-assign]
+    report = world.cycle()
+    assert sum("labels of hub namespace ml not read" in e for e in report.errors) == 1

@@ -133,9 +133,9 @@ class Observer:
         leaving = {live[_ns_name(d.body)] for d in valid if _leaving(d.body, marked_leaving)}
         deployments = [d for d in valid if live[_ns_name(d.body)] not in leaving]
         tenants = sorted({ns for ns, _ in live})
-        views = self._observe_clusters(
-            now, [c for c in clusters if c.resource is not None], tenants, live, leaving, report
-        )
+        usable = [c for c in clusters if c.resource is not None]
+        labels = self._tenant_labels(tenants, usable, report)
+        views = self._observe_clusters(now, usable, tenants, labels, live, leaving, report)
         self._forget_clusters_except({c.key for c in clusters})
         refused += _refused("RegionalCluster", clusters, report)
         planner_clusters = []
@@ -253,6 +253,7 @@ class Observer:
         now: datetime,
         clusters: Sequence[inputs.Parsed[RegionalCluster]],
         tenants: Sequence[str],
+        labels: Mapping[str, dict[str, str] | None],
         live: Mapping[tuple[str, str], str],
         leaving: Collection[str],
         report: CycleReport,
@@ -265,6 +266,7 @@ class Observer:
             own = CycleReport(leader=True, started_at=now)
             status = parsed.body.get("status") or {}
             view = self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, leaving, own)
+            view.admitted_namespaces = _admitted(parsed.resource, labels)
             return view, own.errors
 
         views = []
@@ -299,7 +301,6 @@ class Observer:
                 report.errors.append(view.carbon_feed_error)
             # Configured but unread is stale: the planner then makes no carbon-driven change here.
             view.carbon = inputs.carbon_horizon(view.carbon_reading)
-        view.admitted_namespaces = self._admitted(cluster, tenants, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = _recorded_namespaces(old_status)
         namespaces = sorted(wanted | recorded)
@@ -366,16 +367,14 @@ class Observer:
         """Workload namespaces of the replicas last seen there (so that a tenant's last leftovers are seen)."""
         return {w.namespace for w in self._last_workloads.get(cluster, [])}
 
-    def _admitted(self, cluster: RegionalCluster, tenants: Sequence[str], report: CycleReport) -> frozenset[str] | None:
-        selector = inputs.selector_of(cluster.spec.tenant_namespace_selector)
-        if selector is None:
-            return None
-        admitted = set()
-        for ns in tenants:
-            labels = self._namespace_labels(ns, report)
-            if labels is not None and selector.matches(labels):
-                admitted.add(ns)
-        return frozenset(admitted)
+    def _tenant_labels(
+        self, tenants: Sequence[str], clusters: Sequence[inputs.Parsed[RegionalCluster]], report: CycleReport
+    ) -> dict[str, dict[str, str] | None]:
+        """Each tenant namespace's labels, read once a cycle for every cluster's tenantNamespaceSelector (none
+        read when no cluster has one)."""
+        if not any(c.resource is not None and c.resource.spec.tenant_namespace_selector for c in clusters):
+            return {}
+        return {ns: self._namespace_labels(ns, report) for ns in tenants}
 
     def _namespace_labels(self, namespace: str, report: CycleReport) -> dict[str, str] | None:
         """A tenant namespace's labels; on a failed read the last ones read, else None (admitted nowhere).
@@ -493,6 +492,15 @@ def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:
     meta = body["metadata"]
     return str(meta["namespace"]), str(meta["name"])
+
+
+def _admitted(cluster: RegionalCluster, labels: Mapping[str, dict[str, str] | None]) -> frozenset[str] | None:
+    """The tenant namespaces `cluster`'s tenantNamespaceSelector admits (None: no selector, all); a namespace whose
+    labels are unknown (`labels` None) is admitted by none."""
+    selector = inputs.selector_of(cluster.spec.tenant_namespace_selector)
+    if selector is None:
+        return None
+    return frozenset(ns for ns, known in labels.items() if known is not None and selector.matches(known))
 
 
 def _refused(kind: str, parsed: Sequence[inputs.Parsed[Any]], report: CycleReport) -> list[Refused]:
