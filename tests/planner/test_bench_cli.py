@@ -132,3 +132,35 @@ def test_text_summary_formats_the_gaps_and_a_broken_plan_fails_the_run(
     monkeypatch.setattr(bench, "_measure", broken)
     assert args.handler(args) == 1
     assert "1 plan(s) break a constraint" in capsys.readouterr().err
+
+
+def test_each_run_says_how_tight_its_inventory_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """Found in review: at 50 deployments, 12 x 3 pools, --tightness 0.8 seed 4 drew the inventory of 0.4
+    (each pool's floor of 8 GPUs binds); the run said 0.8 and nothing else."""
+    argv = ["bench", "planner", "--deployments", "50", "--seed", "4", "--budget", "0.5", "--json"]
+    tight = parse([*argv, "--tightness", "0.8"])
+    tight.handler(tight)
+    out = capsys.readouterr()
+    run, summary = (json.loads(line) for line in out.out.splitlines())
+    assert run["inventory_floor_binds"] and summary["inventory_floor_runs"] == 1
+    assert run["effective_tightness"] == pytest.approx(0.48, abs=0.01)
+    assert "seed 4: too little demand for --tightness 0.8" in out.err and "need 0.48 of the GPUs" in out.err
+    loose = parse([*argv, "--tightness", "0.4"])
+    loose.handler(loose)
+    run, summary = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert not run["inventory_floor_binds"] and summary["effective_tightness_median"] == run["effective_tightness"]
+
+
+def test_synthetic_instance_counts_the_gpus_needed_and_offered() -> None:
+    from gridshift.planner.synthetic import random_instance, random_snapshot
+    from gridshift.profiles_catalog import default_performance_models
+
+    models = default_performance_models()
+    instance = random_instance(models, deployments=200, clusters=12, gpu_types=3, seed=1, occupancy=0.8)
+    # The same draws as random_snapshot: the benchmark's instances are unchanged.
+    assert instance.snapshot == random_snapshot(
+        models, deployments=200, clusters=12, gpu_types=3, seed=1, occupancy=0.8
+    )
+    offered = sum(o.available_gpus for c in instance.snapshot.clusters for o in c.offerings)
+    assert instance.gpus_offered == offered and not instance.floor_binds
+    assert instance.effective_occupancy == pytest.approx(0.82, abs=0.01)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -89,6 +89,31 @@ def _price_series(rng: np.random.Generator, now: datetime, hours: int) -> S.Pric
     return S.PriceHorizon(tuple(intervals), stale=False)
 
 
+INVENTORY_FLOOR_GPUS = 8
+"""The fewest GPUs a synthetic cluster offers of one type before its random draw (x0.5-1.5): a pool
+holds at least one replica of the largest models (8 GPUs). At few deployments the floor, not the
+requested occupancy, sizes the inventory: `SyntheticInstance.floor_binds`."""
+
+
+@dataclass(frozen=True)
+class SyntheticInstance:
+    """A random snapshot with what sized its inventory, so that a benchmark can say how tight it is."""
+
+    snapshot: S.Snapshot
+    gpus_needed: int
+    """GPUs the deployments need on their best accepted type (at least minReplicas each)."""
+    gpus_offered: int
+    """GPUs in the snapshot's inventory, every cluster and type together."""
+    floor_binds: bool
+    """True where INVENTORY_FLOOR_GPUS, not the occupancy asked for, sized the pools."""
+
+    @property
+    def effective_occupancy(self) -> float:
+        """GPUs needed over GPUs offered: the occupancy the instance has (the random draws and the
+        floor move it away from the one asked for)."""
+        return self.gpus_needed / self.gpus_offered if self.gpus_offered else math.inf
+
+
 def random_snapshot(
     base_models: Sequence[PerformanceModel],
     *,
@@ -104,6 +129,30 @@ def random_snapshot(
 
     The draws come in a fixed order (deployments, then clusters and prices, then placements), so a
     seed always gives the same snapshot."""
+    return random_instance(
+        base_models,
+        deployments=deployments,
+        clusters=clusters,
+        gpu_types=gpu_types,
+        seed=seed,
+        now=now,
+        horizon_hours=horizon_hours,
+        occupancy=occupancy,
+    ).snapshot
+
+
+def random_instance(
+    base_models: Sequence[PerformanceModel],
+    *,
+    deployments: int,
+    clusters: int,
+    gpu_types: int,
+    seed: int = 0,
+    now: datetime = datetime(2024, 6, 1, 12, 0),
+    horizon_hours: int = 24,
+    occupancy: float = 0.6,
+) -> SyntheticInstance:
+    """random_snapshot's snapshot with the GPUs needed and offered."""
     if not base_models:
         raise ValueError("base_models: need at least one performance model")
     if not 1 <= gpu_types <= len(GPU_TRAITS):
@@ -115,16 +164,19 @@ def random_snapshot(
     if not usable:
         raise ValueError("base_models: none is on a GPU type the synthetic snapshot knows")
     specs = [_deployment_draw(rng, index, usable, types, clusters) for index in range(deployments)]
-    replicas_wanted = _servable(specs, profiles)
-    per_offering = max(8, int(replicas_wanted / max(occupancy, 1e-3) / (clusters * gpu_types)))
+    gpus_needed = _servable(specs, profiles)
+    sized = int(gpus_needed / max(occupancy, 1e-3) / (clusters * gpu_types))
+    per_offering = max(INVENTORY_FLOOR_GPUS, sized)
     cluster_list, prices = _clusters(rng, clusters, types, per_offering, now, horizon_hours)
-    return S.Snapshot(
+    snapshot = S.Snapshot(
         now=now,
         deployments=tuple(_deployments(rng, specs, cluster_list)),
         clusters=tuple(cluster_list),
         profiles=tuple(profiles.values()),
         prices=prices,
     )
+    offered = sum(o.available_gpus for c in cluster_list for o in c.offerings)
+    return SyntheticInstance(snapshot, gpus_needed, offered, floor_binds=sized < INVENTORY_FLOOR_GPUS)
 
 
 def _scaled_profiles(
@@ -189,7 +241,7 @@ def _servable(
     best_rate = [0.0] * len(specs)
     for (i, _), rate in zip(pairs, rates, strict=True):
         best_rate[i] = max(best_rate[i], float(rate))
-    replicas_wanted = 0
+    gpus_needed = 0
     for i, (spec, demand) in enumerate(specs):
         if best_rate[i] <= 0:
             # Keep every synthetic deployment servable: relax an SLO the chosen GPUs cannot meet.
@@ -199,8 +251,8 @@ def _servable(
         if needed > spec.max_replicas // 2:
             # Users size maxReplicas above their demand; keep twice the need as the cap.
             specs[i] = (replace(specs[i][0], max_replicas=min(10_000, 2 * needed)), demand)
-        replicas_wanted += spec.gpus_per_replica * max(spec.min_replicas, needed)
-    return replicas_wanted
+        gpus_needed += spec.gpus_per_replica * max(spec.min_replicas, needed)
+    return gpus_needed
 
 
 def _clusters(
