@@ -695,9 +695,15 @@ def alerts() -> tuple[Alert, ...]:
             "condition says why (Unreachable, Forbidden, KubeconfigInvalid).",
             ("gridshift_cluster_reachable",),
         ),
+        # Found in review: the window was [10m] with `for: 10m`, so one increment (MigrationRolledBack,
+        # LeaseLost, CycleFailed, ...) kept the expression true for under 10 minutes (10m less a scrape
+        # interval): the alert went pending and cleared, never firing. A 30m window keeps one error in view
+        # for 30m less a scrape interval, well past the `for` at any usual scrape interval: it fires 10 minutes
+        # after the error and stays firing about 20 (long enough for Alertmanager to send it). The `for` is
+        # kept rather than set to 0 so that the alert's timing (and an error that keeps coming) is as before.
         Alert(
             "GridshiftCycleErrors",
-            f'sum by (reason) (increase(gridshift_cycle_errors_total{{reason!~"{covered}"}}[10m])) > 0',
+            f'sum by (reason) (increase(gridshift_cycle_errors_total{{reason!~"{covered}"}}[30m])) > 0',
             "10m",
             "warning",
             "gridshift planning cycles report {{ $labels.reason }} errors",

@@ -164,6 +164,47 @@ def test_alerts_keep_their_for_durations(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool missing (make system-deps installs Debian's)")
+@pytest.mark.parametrize("scrape", ["15s", "30s", "1m"])
+def test_a_single_cycle_error_fires_the_alert(tmp_path: Path, scrape: str) -> None:
+    """Found in review: with a [10m] window and `for: 10m`, one MigrationRolledBack (or LeaseLost, CycleFailed)
+    went pending and cleared before the `for` had passed. The counter is at 0 from start-up (_zero_counters),
+    steps to 1 at 5 minutes and stays there: the alert fires after its `for` and resolves once the error
+    is out of the window."""
+    per_minute = {"15s": 4, "30s": 2, "1m": 1}[scrape]
+    alert = ALERTS["GridshiftCycleErrors"]
+    reason = {"reason": "MigrationRolledBack"}
+    firing = {
+        "exp_labels": {"severity": alert.severity, **reason},
+        "exp_annotations": {"summary": expand(alert.summary, reason), "description": alert.description},
+    }
+    test = {
+        "interval": scrape,
+        "input_series": [
+            {
+                "series": 'gridshift_cycle_errors_total{job="gridshift", instance="10.0.0.5:9090", '
+                'reason="MigrationRolledBack"}',
+                "values": f"0x{5 * per_minute} 1x{60 * per_minute}",
+            }
+        ],
+        "alert_rule_test": [
+            {"eval_time": "4m", "alertname": "GridshiftCycleErrors"},
+            {"eval_time": "14m", "alertname": "GridshiftCycleErrors"},  # pending
+            *(
+                {"eval_time": at, "alertname": "GridshiftCycleErrors", "exp_alerts": [firing]}
+                for at in ("16m", "25m", "33m")
+            ),
+            {"eval_time": "40m", "alertname": "GridshiftCycleErrors"},
+        ],
+    }
+    test_file = tmp_path / "one_error_test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [test]}))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 @pytest.fixture
 def served() -> Iterator[Callable[[Any], str]]:
     """Serves registries over HTTP as the operator does (prometheus_client), on free ports."""
