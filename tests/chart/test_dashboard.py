@@ -103,6 +103,55 @@ def test_every_panel_query_passes_promtool(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(rules['groups'][0]['rules'])} rules found" in proc.stdout
 
 
+@needs_promtool
+def test_predicted_joules_per_token_weighs_each_region_by_its_tokens(tmp_path: Path) -> None:
+    """Found in review: the predicted line was `max by (deployment)` of the per-region prediction, the worst
+    region. ml.chat serves 1,000 tokens/s in eu-de at 300 W (0.3 J/token predicted) and 1,000 in us-tx at
+    900 W (0.9): measured and predicted both read 0.6 J/token, the total energy over the total tokens
+    (status.cost.joulesPerToken). The prediction is exported by two operator replicas' scrapes alike."""
+    pod = 'namespace="gw", gridshift_dev_deployment="ml.chat", job="vllm"'
+    regions = {"eu-de": ("a", "H100", 300, 0.3), "us-tx": ("b", "A100", 900, 0.9)}
+    series = []
+    for region, (name, gpu, watts, predicted) in regions.items():
+        vllm = f'{pod}, pod="{name}", region="{region}", gridshift_dev_gpu_type="{gpu}"'
+        dcgm = f'namespace="gw", pod="{name}", region="{region}", gpu="0", job="dcgm"'
+        series += [
+            {"series": f"vllm:num_requests_running{{{vllm}}}", "values": "4x40"},
+            {"series": f"vllm:generation_tokens_total{{{vllm}}}", "values": "0+60000x40"},
+            {"series": f"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{{{dcgm}}}", "values": f"0+{watts * 60_000}x40"},
+            {"series": f"DCGM_FI_DEV_POWER_USAGE{{{dcgm}}}", "values": f"{watts}x40"},
+            *(
+                {
+                    "series": f'gridshift_deployment_predicted_joules_per_token{{job="gridshift", '
+                    f'instance="{instance}", gridshift_dev_deployment="ml.chat", region="{region}"}}',
+                    "values": f"{predicted}x40",
+                }
+                for instance in ("10.0.0.5:8080", "10.0.0.6:8080")
+            ),
+        ]
+    panel = next(p for p in dashboard.panels(RULE_NAMES, operator_metric_names()) if p.title.startswith("J per token"))
+    queries = {q.legend: q.expr.replace("$deployment", "ml.chat") for q in panel.queries}
+    assert set(queries) == {"{{gridshift_dev_deployment}} measured", "{{gridshift_dev_deployment}} predicted"}
+    test = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": f"round(({expr}) * 1000) / 1000",
+                "eval_time": "30m",
+                "exp_samples": [{"labels": '{gridshift_dev_deployment="ml.chat"}', "value": 0.6}],
+            }
+            for expr in queries.values()
+        ],
+    }
+    test_file = tmp_path / "joules_test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [test]}))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_a_query_reading_a_metric_the_operator_does_not_export_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dashboard, "_operator_names_in", lambda expr: ["gridshift_energy_price_usd_per_mwh"])
     with pytest.raises(ValueError, match="gridshift_energy_price_usd_per_mwh, which the operator does not export"):
