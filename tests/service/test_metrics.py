@@ -107,3 +107,32 @@ def test_objects_whose_spec_is_refused_read_not_ready_and_not_reachable_instead_
         (("cluster", "eu-de"), ("region", "eu-de")): 1.0,
         (("cluster", "eu-fr"), ("region", "eu-fr")): 0.0,
     }
+
+
+def test_a_refused_cluster_reads_not_reachable_after_a_restart_and_when_refused_from_its_creation() -> None:
+    # Found in review: the region came only from the series this process had exported, so a new operator
+    # process (restart, failover) or a cluster refused from the start had no gridshift_cluster_reachable at all.
+    world = ServiceHarness(["eu-de", "eu-fr", "us-tx"])
+    world.cluster_bodies["us-tx"]["spec"]["pue"] = 0.5  # refused from its creation
+    world.add(deployment_body())
+    for _ in range(2):
+        world.cycle()
+    world.cluster_bodies["eu-fr"]["spec"]["pue"] = 0.5
+    world.cluster_bodies["eu-fr"]["metadata"]["resourceVersion"] = "2"
+    world.cycle()
+    world.service = world.make_service("op-1")  # the operator pod restarts: a new process, same Lease identity
+    for _ in range(3):
+        world.cycle()
+    assert samples(world.service.metrics, "gridshift_leader") == {(): 1.0}
+    assert samples(world.service.metrics, "gridshift_cluster_reachable") == {
+        (("cluster", "eu-de"), ("region", "eu-de")): 1.0,
+        (("cluster", "eu-fr"), ("region", "eu-fr")): 0.0,
+        (("cluster", "us-tx"), ("region", "us-tx")): 0.0,
+    }
+    # A region that is not a region name is not made a label value: the series it last had, or none.
+    world.cluster_bodies["us-tx"]["spec"]["region"] = "US TX"
+    world.cluster_bodies["us-tx"]["metadata"]["resourceVersion"] = "2"
+    world.cycle()
+    assert (
+        samples(world.service.metrics, "gridshift_cluster_reachable")[(("cluster", "us-tx"), ("region", "us-tx"))] == 0
+    )

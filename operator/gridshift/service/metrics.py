@@ -19,14 +19,16 @@ docs/status.md lists every metric (generated from this registry).
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gridshift.api import MigrationMode
+from gridshift.api.common import REGION_NAME
 from gridshift.api.labels import deployment_label_value
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.solution import Solver
@@ -151,7 +153,8 @@ PLAN_GAP = Declared(
 CLUSTER_REACHABLE = Declared(
     Gauge,
     "gridshift_cluster_reachable",
-    "1 when the member cluster answered in the last cycle, else 0 (also while its spec is refused: InvalidSpec).",
+    "1 when the member cluster answered in the last cycle, else 0 (also while its spec is refused: InvalidSpec, "
+    "under its spec.region).",
     _CLUSTER,
     leader_only=True,
 )
@@ -275,6 +278,15 @@ TPOT_SLO = Declared(
     _DEPLOYMENT,
     leader_only=True,
 )
+
+
+def _region_of(body: Mapping[str, Any]) -> str | None:
+    """spec.region of a refused RegionalCluster's raw body, where it is a region name. Found in review: the
+    region was taken only from the series this process had exported, so after an operator restart or
+    failover (or for a cluster refused from its creation) gridshift_cluster_reachable had no series."""
+    spec = body.get("spec")
+    region = spec.get("region") if isinstance(spec, Mapping) else None
+    return region if isinstance(region, str) and len(region) <= 63 and re.fullmatch(REGION_NAME, region) else None
 
 
 class OperatorMetrics:
@@ -454,15 +466,16 @@ class OperatorMetrics:
 
     def _refused(self, observation: Observation) -> None:
         """Objects whose spec gridshift refuses (InvalidSpec) are not used: a deployment reads not Ready, a
-        cluster not reachable (under the region it was last exported with; none if never). Found in review:
-        their series were dropped, so alerts on `== 0` went silent just when the object stopped being managed."""
+        cluster not reachable (under its spec's region; the region it was last exported with where that is
+        not a region name; none if neither). Found in review: their series were dropped, so alerts on `== 0`
+        went silent just when the object stopped being managed."""
         regions = {key[0]: key[1] for key in self._exported[self.cluster_reachable]}
         for invalid in observation.refused:
             namespace, _, name = invalid.key.rpartition("/")
             if invalid.kind == "InferenceDeployment":
                 self._set(self.deployment_ready, 0, **{DEPLOYMENT_LABEL: deployment_label_value(namespace, name)})
-            elif invalid.kind == "RegionalCluster" and name in regions:
-                self._set(self.cluster_reachable, 0, **{CLUSTER_LABEL: name, REGION_LABEL: regions[name]})
+            elif invalid.kind == "RegionalCluster" and (region := _region_of(invalid.body) or regions.get(name)):
+                self._set(self.cluster_reachable, 0, **{CLUSTER_LABEL: name, REGION_LABEL: region})
 
     def _carbon(self, plan: DeploymentPlan, deployment: str) -> None:
         """A deployment's predicted emissions, where every cluster it uses has a carbon feed."""
