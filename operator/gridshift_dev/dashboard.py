@@ -42,6 +42,9 @@ class Panel:
     """Draw as bars (counts per interval) rather than lines."""
     step: bool = False
     """Draw as steps (prices hold for their interval, replica counts until the next change)."""
+    counts: str = ""
+    """A regex of the series (by legend) that are counts beside the panel's unit: unit short, on a right axis.
+    Found in review: the cycle panel drew its error counts in seconds, on the duration's axis."""
 
 
 def _names() -> tuple[str, str, str]:
@@ -190,7 +193,8 @@ def _planner_panels() -> tuple[Panel, ...]:
         ),
         Panel(
             "Planning cycle",
-            "Duration of the leader's planning cycles (p95 over 10 minutes) and errors per reason.",
+            "Duration of the leader's planning cycles (p95 over 10 minutes, left axis) and errors per reason "
+            "over 10 minutes (right axis).",
             "s",
             (
                 Query(
@@ -199,6 +203,7 @@ def _planner_panels() -> tuple[Panel, ...]:
                 ),
                 Query("sum by (reason) (increase(gridshift_cycle_errors_total[10m]))", "errors {{reason}}"),
             ),
+            counts="^errors .*",
         ),
     )
 
@@ -231,6 +236,13 @@ def _panel_json(panel: Panel, index: int) -> JsonDict:
             "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}],
         }
     ]
+    if panel.counts:
+        overrides.append(
+            {
+                "matcher": {"id": "byRegexp", "options": panel.counts},
+                "properties": [{"id": "unit", "value": "short"}, {"id": "custom.axisPlacement", "value": "right"}],
+            }
+        )
     return {
         "id": index + 1,
         "type": "timeseries",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 import shutil
 import subprocess
 import time
@@ -81,6 +82,27 @@ def test_the_dashboard_has_the_panels_the_issue_asks_for_laid_out_without_overla
     assert [(p["title"], t["expr"].replace("$deployment", ".*")) for p in board["panels"] for t in p["targets"]] == (
         panel_queries()
     )
+
+
+def test_counts_are_drawn_as_counts_on_their_own_axis() -> None:
+    """Found in review: the Planning cycle panel (unit s) drew its error counts as seconds on the duration's
+    axis. Each series' unit as Grafana resolves it: the panel's, or an override whose regex matches the
+    series' name (its legend, with a label value in place of each {{label}})."""
+    counter = re.compile(r"increase\(\w+_total\b")
+    for panel in shipped()["panels"]:
+        config = panel["fieldConfig"]
+        for target in panel["targets"]:
+            name = re.sub(r"\{\{\s*\w+\s*\}\}", "ml.chat", target["legendFormat"])
+            field = {"unit": config["defaults"]["unit"], "custom.axisPlacement": "auto"}
+            for override in config["overrides"]:
+                if override["matcher"]["id"] == "byRegexp" and re.fullmatch(override["matcher"]["options"], name):
+                    field |= {p["id"]: p["value"] for p in override["properties"]}
+            if counter.search(target["expr"]):
+                assert field["unit"] == "short", f"{panel['title']}: {name} is a count, not {field['unit']}"
+                if config["defaults"]["unit"] != "short":
+                    assert field["custom.axisPlacement"] == "right", f"{panel['title']}: {name} on the left axis"
+            else:
+                assert field["unit"] == config["defaults"]["unit"], f"{panel['title']}: {name}"
 
 
 @needs_promtool
