@@ -4,6 +4,7 @@ It behaves like a batching engine at the level the profiler can see: a request w
 prompt_tokens / prefill_tokens_per_s before its first token, then gets one token every
 `base_step_ms + step_ms_per_running * running` ms, where `running` is the number of requests
 being served at that moment, so inter-token latency grows with concurrency as in vLLM.
+With `max_running`, requests beyond it wait in a queue before their prefill, as vLLM's --max-num-seqs holds them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ class StubBehaviour:
     base_step_ms: float = 4.0
     step_ms_per_running: float = 0.5
     prefill_tokens_per_s: float = 4000.0
+    max_running: int | None = None
+    """Requests served at once; the rest queue, sending nothing (None: no limit)."""
     running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    slots: threading.BoundedSemaphore | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_running is not None:
+            self.slots = threading.BoundedSemaphore(self.max_running)
 
     def step_seconds(self) -> float:
         with self.lock:
@@ -81,6 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        if behaviour.slots is not None:
+            behaviour.slots.acquire()
         with behaviour.lock:
             behaviour.running += 1
         try:
@@ -103,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with behaviour.lock:
                 behaviour.running -= 1
+            if behaviour.slots is not None:
+                behaviour.slots.release()
 
 
 class _StubServer(ThreadingHTTPServer):

@@ -61,6 +61,32 @@ def test_profile_writes_a_valid_gpu_profile(tmp_path: Path, power_trace: Path) -
     assert all(r["model"] == "org/stub-8b" and len(r["prompt"]) == 32 for r in behaviour.requests)
 
 
+def test_the_batch_is_what_the_server_ran_not_what_the_client_kept_in_flight(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: with vLLM's --max-num-seqs 4 at concurrency 16 the profile said batch 16 at the step
+    # time of batch 4 (the client's requests in flight, queued ones included), and its fitted model promised
+    # 3.7x the throughput measured. The stub serves 2 at once here and queues the rest.
+    behaviour = StubBehaviour(base_step_ms=6.0, step_ms_per_running=1.0, max_running=2)
+    with OpenAIStub(behaviour) as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1,2,8", "--prompt-tokens",
+             "8", "--output-tokens", "16", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S",
+             "--name", "m-l40s", *[flag for flag in FAST if flag != "--quiet"]]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+    out = capsys.readouterr()
+    err = " ".join(out.err.split())  # as rich wrapped it
+    points = GPUProfile.model_validate(yaml.safe_load(out.out)).spec.points
+    assert [p.batch for p in points] == [1, 2, 2]
+    # The point's batch over its step time is the throughput the server gave (the old point gave 4x it).
+    tokens_per_s = [float(t.replace(",", "")) for t in re.findall(r"([\d,]+) tok/s", err)]
+    assert len(tokens_per_s) == 3
+    assert points[2].batch * 1000.0 / points[2].step_time_ms == pytest.approx(tokens_per_s[2], rel=0.3)
+    assert re.search(r"concurrency 8: batch [12]\.\d of [5-8]\.\d requests in flight \(the server queued", err), err
+    assert "the server ran a smaller batch than the concurrency at 8:" in err
+
+
 def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with OpenAIStub() as stub:
         args = parse(

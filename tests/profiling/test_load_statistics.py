@@ -32,11 +32,25 @@ def test_two_steady_streams_give_their_step_time_batch_and_throughput() -> None:
     assert stats.itl_ms_mean == pytest.approx(10.0)
     assert stats.itl_ms_p50 == pytest.approx(10.0) and stats.itl_ms_p95 == pytest.approx(10.0)
     assert stats.mean_in_flight == pytest.approx(2.0)
+    assert stats.mean_decoding == pytest.approx(2.0, abs=0.02) and stats.running_batch == stats.mean_decoding
     assert stats.output_tokens_per_s == pytest.approx(200.0, abs=2.0)
     # Tokens at t in [1, 2] of a stream whose first token came at 0.05: indices 95..195 -> contexts 100+95..
     assert stats.mean_context_tokens == pytest.approx(100 + 145, abs=1.5)
     assert stats.ttft_ms_p50 is None  # no first token inside the window
     assert stats.requests_completed == 0
+
+
+def test_requests_the_server_queued_are_in_flight_but_not_in_the_batch() -> None:
+    # Found in review: the batch was the client's requests in flight, so two streams decoding while six more
+    # waited in the server's queue (vLLM's --max-num-seqs) made a point of batch 8 at batch 2's step time.
+    decoding = [record(0.0, 0.05, 0.010, 300), record(0.0, 0.055, 0.010, 300)]
+    queued = [StreamRecord(shape=RequestShape(100, 300), started_at=0.5) for _ in range(6)]
+    stats = summarise_window(decoding + queued, 1.0, 2.0)
+    assert stats.mean_in_flight == pytest.approx(8.0)
+    assert stats.mean_decoding == pytest.approx(2.0, abs=0.02)
+    assert stats.running_batch == pytest.approx(2.0, abs=0.02)
+    # Little's law: the streams decoding are the tokens per second times the time each token takes.
+    assert stats.mean_decoding == pytest.approx(stats.output_tokens_per_s * stats.itl_ms_mean / 1000.0, rel=0.02)
 
 
 def test_ttft_prefill_rate_and_completions_inside_the_window() -> None:

@@ -17,7 +17,7 @@ from gridshift.cli.usage import finite_float
 from gridshift.redaction import display_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -247,10 +247,22 @@ class _RichObserver:
         self._finish_task()
         s = level.stats
         self._console.print(
-            f"  concurrency {level.concurrency}: batch {s.mean_in_flight:.1f}, "
+            f"  concurrency {level.concurrency}: batch {s.running_batch:.1f}{queued_note(level)}, "
             f"ITL median {s.itl_ms_p50:.1f} ms (mean {s.itl_ms_mean:.1f}), "
             f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
         )
+
+
+def queued_note(level: LevelMeasurement) -> str:
+    """Says so when the server ran a smaller batch than the level's concurrency (it queued the rest, or spent
+    their time prefilling); empty otherwise."""
+    batch = max(1, round(level.stats.running_batch))
+    if batch >= level.concurrency:
+        return ""
+    return (
+        f" of {level.stats.mean_in_flight:.1f} requests in flight (the server queued or prefilled the rest, "
+        "e.g. vLLM's --max-num-seqs; the profile takes the batch it ran)"
+    )
 
 
 def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...], str, Any]:
@@ -279,7 +291,9 @@ def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...],
     return nvml, nvml.gpu_names(), f"NVML ({nvml.power_reading} power every 20 ms, energy counter)", nvml
 
 
-def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> None:
+def _print_summary(
+    console: Console, profile: GPUProfile, checks: list[Any], levels: Sequence[LevelMeasurement]
+) -> None:
     from rich.table import Table
 
     from gridshift.planner.cost import joules_per_token_of_step
@@ -299,6 +313,12 @@ def _print_summary(console: Console, profile: GPUProfile, checks: list[Any]) -> 
             f"{joules_per_token_of_step(p.power_watts, p.step_time_ms, p.batch):.3f}",
         )
     console.print(table)
+    queued = [level.concurrency for level in levels if queued_note(level)]
+    if queued:
+        console.print(
+            f"the server ran a smaller batch than the concurrency at {', '.join(map(str, queued))}: it queued or "
+            "prefilled the rest; more concurrency there adds latency, not throughput"
+        )
 
 
 def _kube_api() -> Any:
@@ -459,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ValidationError) as error:
         print(f"gridshift profile: the sweep cannot make a profile: {error}", file=sys.stderr)
         return 1
-    _print_summary(console, profile, checks)
+    _print_summary(console, profile, checks, result.levels)
     return _deliver(args, console, profile, yaml.safe_dump(profile.to_wire(), sort_keys=False))
 
 

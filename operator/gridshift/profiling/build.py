@@ -1,7 +1,8 @@
 """From a sweep to a GPUProfile: operating points, the planner's fitted model and how well it fits.
 
-Each concurrency level becomes one `ProfilePoint`: its running batch (mean requests in flight),
-mean context, mean inter-token latency as the step time, and GPU power over the window.
+Each concurrency level becomes one `ProfilePoint`: its running batch (the streams the server decoded at once,
+at most the requests in flight), mean context, median inter-token latency as the step time, and GPU power
+over the window.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def prefill_rate(levels: Sequence[LevelMeasurement]) -> float:
 def profile_points(levels: Sequence[LevelMeasurement], prefill_tokens_per_s: float) -> list[ProfilePoint]:
     return [
         ProfilePoint(
-            batch=max(1, round(level.stats.mean_in_flight)),
+            # What the server ran, not what the client kept in flight: requests a server queues (vLLM's
+            # --max-num-seqs) take no part in the step. Little's law over the tokens counts the decoding
+            # streams with the mean gap, stalls included: with the median the batch fell short by the stalls,
+            # and the capacity model, which adds them to the median step, would count them twice again.
+            batch=max(1, round(level.stats.running_batch)),
             context_tokens=round(level.stats.mean_context_tokens),
             # The median, not the mean: the planner's capacity model adds the stall of a step carrying a
             # prefill chunk on top of the step time (planner.capacity), and the mean already holds those
