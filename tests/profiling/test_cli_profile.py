@@ -148,6 +148,38 @@ def test_a_server_that_refuses_requests_fails_the_run(power_trace: Path, capsys:
             ],
             "--scrape-wait-seconds must be >= 0",
         ),
+        # Found in review: a phase shorter than two of the shipped ServiceMonitor's 15 s scrapes read nothing, and
+        # the error, after the phase, blamed --selector.
+        (
+            [
+                "--prometheus",
+                "http://p:9090",
+                "--selector",
+                'pod="a"',
+                "--gpu-type",
+                "X",
+                "--gpus-per-replica",
+                "1",
+                "--idle-seconds",
+                "10",
+            ],
+            "--idle-seconds 10 is too short for --prometheus: give at least 30 ",
+        ),
+        (
+            [
+                "--prometheus",
+                "http://p:9090",
+                "--selector",
+                'pod="a"',
+                "--gpu-type",
+                "X",
+                "--gpus-per-replica",
+                "1",
+                "--measure-seconds",
+                "20",
+            ],
+            "--measure-seconds 20 is too short for --prometheus: give at least 30, two scrape intervals",
+        ),
         # Checked before the sweep (review: these failed after it, losing the measurement).
         (["--name", "Bad_Name"], "--name 'Bad_Name' is not a Kubernetes object name"),
         (["--output", "/nonexistent/dir/p.yaml"], "--output /nonexistent/dir/p.yaml: /nonexistent/dir is not a dir"),
@@ -158,6 +190,24 @@ def test_bad_flags_are_refused_naming_the_flag(argv: list[str], message: str) ->
     args = parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", *argv])
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
         profile_cli.run(args)
+
+
+def test_the_idle_phase_read_through_prometheus_spans_two_scrapes_by_default() -> None:
+    # LoadSettings' 10 s idle phase (for NVML) read through Prometheus held one 15 s scrape or none (review).
+    base = ["--endpoint", "http://127.0.0.1:1", "--served-model", "m"]
+    prometheus = [
+        "--prometheus",
+        "http://p:9090",
+        "--selector",
+        'pod="a"',
+        "--gpu-type",
+        "X",
+        "--gpus-per-replica",
+        "1",
+    ]
+    assert profile_cli._load_settings(parse([*base, *prometheus]), "m").idle_seconds == 30.0
+    assert profile_cli._load_settings(parse([*base, *prometheus, "--idle-seconds", "0"]), "m").idle_seconds == 0.0
+    assert profile_cli._load_settings(parse(base), "m").idle_seconds == 10.0
 
 
 def test_bad_load_settings_are_refused_naming_the_setting(power_trace: Path) -> None:

@@ -19,6 +19,8 @@ class FakePrometheus:
 
     def __init__(self) -> None:
         self.value_millijoules: float | None = 0.0
+        self.series_seen = False
+        """With value_millijoules None: whether a longer look back (last_over_time) finds the series."""
         self.status = 200
         self.queries: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -32,9 +34,10 @@ class FakePrometheus:
                 parsed = urlparse(self.path)
                 outer.queries.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
                 outer.paths.append(parsed.path)
-                result = [] if outer.value_millijoules is None else [
-                    {"metric": {}, "value": [1764200000.0, str(outer.value_millijoules)]}
-                ]  # fmt: skip
+                value = outer.value_millijoules
+                if value is None and outer.series_seen and "last_over_time(" in outer.queries[-1]["query"]:
+                    value = 1.0
+                result = [] if value is None else [{"metric": {}, "value": [1764200000.0, str(value)]}]
                 body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
@@ -96,6 +99,27 @@ def test_no_matching_series_names_the_selector(prometheus: FakePrometheus) -> No
         EnergyMeterError, match=r'no DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION series matches \{pod="vllm-0"'
     ):
         meter.end_phase()
+
+
+def test_a_phase_too_short_for_the_scrapes_is_told_from_a_selector_that_matches_nothing(
+    prometheus: FakePrometheus,
+) -> None:
+    # Found in review: a 10 s phase against the shipped 15 s scrape held one sample or none, increase() read an
+    # empty vector, and the error said no series matched the selector.
+    clock = StepClock(1000.0)
+    meter = meter_for(prometheus, clock, [])
+    prometheus.value_millijoules, prometheus.series_seen = None, True
+    meter.begin_phase("idle")
+    clock.now += 10.0
+    with pytest.raises(EnergyMeterError) as caught:
+        meter.end_phase()
+    message = str(caught.value)
+    assert "fewer than two samples" in message and "phase 'idle' (10.0 s)" in message, message
+    assert "every 15 s" in message and "--idle-seconds" in message and "no " + "DCGM" not in message
+    assert prometheus.queries[-1]["query"] == (
+        'count(last_over_time(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{pod="vllm-0",namespace="ml"}[600s]))'
+    )
+    assert float(prometheus.queries[-1]["time"]) == pytest.approx(1010.0)
 
 
 def test_an_error_status_and_an_unreachable_server_are_reported(prometheus: FakePrometheus) -> None:

@@ -136,11 +136,29 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise UsageError("--gpus-per-replica is required with --prometheus: the --selector's GPUs are summed")
     if args.scrape_wait_seconds < 0:
         raise UsageError(f"--scrape-wait-seconds must be >= 0, got {args.scrape_wait_seconds:g}")
+    if args.prometheus:
+        _check_prometheus_phases(args)
     for flag, path in (("--trace", args.trace), ("--power-trace", args.power_trace)):
         if path is not None and not path.is_file():
             # /dev/null or a folder exists: "no such file" sent users looking for a typo (found in review).
             raise UsageError(f"{flag} {path}: {'not a regular file' if path.exists() else 'no such file'}")
     _check_outputs(args)
+
+
+def _check_prometheus_phases(args: argparse.Namespace) -> None:
+    """Phases read through Prometheus span two scrapes of the shipped ServiceMonitor, or increase() reads
+    nothing (found in review: a 10 s idle phase failed after it, blaming --selector)."""
+    from gridshift.cli.usage import UsageError
+    from gridshift.profiling.energy import MIN_PROMETHEUS_PHASE_S, SHIPPED_SCRAPE_INTERVAL_S
+
+    for flag, seconds in (("--idle-seconds", args.idle_seconds), ("--measure-seconds", args.measure_seconds)):
+        if seconds is not None and 0 < seconds < MIN_PROMETHEUS_PHASE_S:
+            skip = " (0 skips the idle phase)" if flag == "--idle-seconds" else ""
+            raise UsageError(
+                f"{flag} {seconds:g} is too short for --prometheus: give at least {MIN_PROMETHEUS_PHASE_S:g}{skip}, "
+                f"two scrape intervals of dcgm/servicemonitor.yaml ({SHIPPED_SCRAPE_INTERVAL_S:g} s), or "
+                "Prometheus holds too few samples to read the phase's energy"
+            )
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -369,6 +387,11 @@ def _load_settings(args: argparse.Namespace, served_model: str) -> LoadSettings:
     from gridshift.profiling import LoadSettings
 
     flags = {name: getattr(args, name) for name in _LOAD_FIELDS} | {"concurrency_levels": args.concurrency}
+    if args.prometheus and args.idle_seconds is None:
+        from gridshift.profiling.energy import MIN_PROMETHEUS_PHASE_S
+
+        # LoadSettings' 10 s idle phase suits NVML; through Prometheus it may hold one scrape or none.
+        flags["idle_seconds"] = MIN_PROMETHEUS_PHASE_S
     try:
         return LoadSettings(
             endpoint=args.endpoint,

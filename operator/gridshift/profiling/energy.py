@@ -18,6 +18,14 @@ from gridshift.profiling.load import endpoint_url
 from gridshift.redaction import display_url
 
 DCGM_ENERGY_METRIC = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+SHIPPED_SCRAPE_INTERVAL_S = 15.0
+"""How often dcgm/servicemonitor.yaml has Prometheus scrape dcgm-exporter, s."""
+MIN_PROMETHEUS_PHASE_S = 2 * SHIPPED_SCRAPE_INTERVAL_S
+"""The shortest phase read through Prometheus: increase() needs two samples inside its range, which a phase
+shorter than two scrape intervals may not hold (found in review: the 10 s default idle phase read nothing)."""
+SERIES_LOOKBACK_S = 600
+"""How far back a phase that read nothing looks for the series at all, s: to tell a phase too short for the
+scrapes from a selector that matches nothing."""
 
 
 class MeasuredPhase(Protocol):
@@ -109,10 +117,17 @@ class PrometheusEnergyMeter:
         duration = ended - started
         self._sleep(self._settings.scrape_wait_seconds)
         promql = self.query(duration)
+        millijoules = self._ask(promql, ended)
+        if millijoules is None:
+            raise EnergyMeterError(self._why_empty(name, duration, ended))
+        return MeteredPhase(name=name, duration_s=duration, energy_joules=millijoules / 1000.0)
+
+    def _ask(self, promql: str, at: float) -> float | None:
+        """The value of a one-element instant vector at `at`; None when the vector is empty."""
         # Under the base path, its query kept (found in review: text appended after `?token=...` lost both).
         # (httpx's `params=` would replace that query, not add to it.)
         url = endpoint_url(self._settings.url, "/api/v1/query").copy_merge_params(
-            {"query": promql, "time": f"{ended:.3f}"}
+            {"query": promql, "time": f"{at:.3f}"}
         )
         shown = display_url(self._settings.url)
         try:
@@ -122,14 +137,24 @@ class PrometheusEnergyMeter:
         if response.status_code != 200:
             raise EnergyMeterError(f"Prometheus at {shown} answered HTTP {response.status_code} to {promql}")
         try:
-            body = response.json()
-            results = body["data"]["result"]
-            millijoules = float(results[0]["value"][1]) if results else None
+            results = response.json()["data"]["result"]
+            return float(results[0]["value"][1]) if results else None
         except (ValueError, KeyError, IndexError, TypeError) as error:
             raise EnergyMeterError(f"Prometheus at {shown}: unexpected answer to {promql}") from error
-        if millijoules is None:
-            raise EnergyMeterError(
-                f"no {DCGM_ENERGY_METRIC} series matches {{{self._settings.selector}}} in Prometheus at "
-                f"{shown}: is dcgm-exporter scraped, with Kubernetes pod labels on?"
+
+    def _why_empty(self, name: str, duration: float, ended: float) -> str:
+        """Why a phase's increase() was empty: too few samples inside it, or no series at all. Found in review:
+        a 10 s phase against a 15 s scrape held one sample or none, and the error blamed the selector."""
+        selector = f"{{{self._settings.selector}}}"
+        lookback = max(SERIES_LOOKBACK_S, round(duration))
+        seen = self._ask(f"count(last_over_time({DCGM_ENERGY_METRIC}{selector}[{lookback}s]))", ended)
+        if seen is not None:
+            return (
+                f"Prometheus holds fewer than two samples of {DCGM_ENERGY_METRIC}{selector} inside phase {name!r} "
+                f"({duration:.1f} s): a phase must span at least two scrape intervals (dcgm/servicemonitor.yaml "
+                f"scrapes every {SHIPPED_SCRAPE_INTERVAL_S:g} s): lengthen --idle-seconds / --measure-seconds"
             )
-        return MeteredPhase(name=name, duration_s=duration, energy_joules=millijoules / 1000.0)
+        return (
+            f"no {DCGM_ENERGY_METRIC} series matches {selector} in Prometheus at {display_url(self._settings.url)} "
+            f"in the last {lookback} s: is dcgm-exporter scraped, with Kubernetes pod labels on?"
+        )
