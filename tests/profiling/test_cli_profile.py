@@ -210,6 +210,40 @@ def test_the_idle_phase_read_through_prometheus_spans_two_scrapes_by_default() -
     assert profile_cli._load_settings(parse(base), "m").idle_seconds == 10.0
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--gpu-type", "NVIDIA H100 80GB HBM3"],
+            "--gpu-type 'NVIDIA H100 80GB HBM3': String should match pattern "
+            "'^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$'; "
+            "give the node label nvidia.com/gpu.product, spaces as '-': 'NVIDIA-H100-80GB-HBM3'",
+        ),
+        (["--gpu-type", "X" * 64], "--gpu-type 'XXX"),
+        (["--model", "org/" + "m" * 253], "--model 'org/mmm"),
+        (["--concurrency", "8"], "--concurrency needs at least two levels, e.g. 1,8, got 8"),
+    ],
+)
+def test_what_the_profile_refuses_is_refused_before_the_sweep_naming_the_flag(
+    argv: list[str], message: str, power_trace: Path
+) -> None:
+    # Found in review: each passed the flag checks, was measured for minutes, and then failed to make a profile
+    # (naming spec.gpuType or spec.model, not the flag; a single level cannot be fitted). Port 1 answers nothing.
+    args = parse(["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--power-trace", str(power_trace),
+                  "--gpu-type", "NVIDIA-L40S", *argv])  # fmt: skip
+    with pytest.raises(UsageError) as caught:
+        profile_cli.run(args)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_a_served_model_name_too_long_for_the_profile_is_refused_before_the_sweep(power_trace: Path) -> None:
+    with OpenAIStub(StubBehaviour(served_model="org/" + "m" * 253)) as stub:
+        args = parse(["--endpoint", stub.url, "--power-trace", str(power_trace), "--gpu-type", "X", *FAST])
+        with pytest.raises(UsageError, match=r"the served model's name \(pass --model\) 'org/m+'\.\.\.: String should"):
+            profile_cli.run(args)
+    assert not stub.behaviour.requests  # refused before any request was streamed
+
+
 def test_bad_load_settings_are_refused_naming_the_setting(power_trace: Path) -> None:
     args = parse(
         ["--endpoint", "vllm:8000", "--served-model", "m", "--power-trace", str(power_trace), "--gpu-type", "X"]
@@ -287,7 +321,7 @@ def test_a_window_without_two_tokens_of_a_stream_is_an_error_not_a_traceback(
     # Found in review: summarise_window's ValueError escaped `run` as a traceback after the whole sweep.
     with OpenAIStub(StubBehaviour(base_step_ms=400.0)) as stub:
         args = parse(
-            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1", "--prompt-tokens", "8",
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1,2", "--prompt-tokens", "8",
              "--output-tokens", "2", "--power-trace", str(power_trace), "--gpu-type", "X",
              "--warmup-seconds", "0", "--measure-seconds", "0.2", "--idle-seconds", "0", "--quiet"]
         )  # fmt: skip
@@ -301,7 +335,7 @@ def test_an_error_body_that_echoes_the_query_does_not_show_it(
     # Found in review: the URL shown hid the query, and the body quoted after it echoed `?api_key=...`.
     with OpenAIStub() as stub:
         args = parse(
-            ["--endpoint", f"{stub.url}/?api_key=SECRETKEY123", "--served-model", "stub-model", "--concurrency", "1",
+            ["--endpoint", f"{stub.url}/?api_key=SECRETKEY123", "--served-model", "stub-model", "--concurrency", "1,2",
              "--power-trace", str(power_trace), "--gpu-type", "X", *FAST]
         )  # fmt: skip
         assert profile_cli.run(args) == 1

@@ -181,6 +181,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} is not a valid URL: {display_url(url)}") from None
         if scheme not in ("http", "https"):
             raise UsageError(f"{flag} must be an http(s) URL such as http://vllm:8000, got {display_url(url)}")
+    if args.concurrency is not None and len(args.concurrency) < 2:
+        # The planner's model is fitted to at least two batch sizes (found in review: refused after the sweep).
+        raise UsageError(f"--concurrency needs at least two levels, e.g. 1,8, got {args.concurrency[0]}")
+    if args.gpu_type is not None:
+        check_profile_field("gpu_type", args.gpu_type, "--gpu-type")
+    if args.model is not None:
+        check_profile_field("model", args.model, "--model")
     if args.name is not None and not (len(args.name) <= 253 and re.fullmatch(DNS_SUBDOMAIN, args.name)):
         raise UsageError(f"--name {args.name!r} is not a Kubernetes object name (lower case, digits, '-', '.')")
     if args.output is not None:
@@ -193,6 +200,30 @@ def _check_outputs(args: argparse.Namespace) -> None:
         # Outputs of one token have no inter-token latency to measure (as --output-tokens, found in review).
         if getattr(args, flag) < least:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= {least}, got {getattr(args, flag)}")
+
+
+def check_profile_field(field: str, value: str, flag: str) -> None:
+    """`value` as GPUProfile's spec takes it for `field`, by the API model's own rule, or a UsageError naming
+    the flag: found in review, a bad --gpu-type or a --model over 256 characters was refused after the sweep,
+    naming spec.gpuType."""
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from gridshift.api.gpu_profile import GPUProfileSpec
+    from gridshift.cli.usage import UsageError
+
+    info = GPUProfileSpec.model_fields[field]
+    try:
+        TypeAdapter(cast(Any, Annotated[(info.annotation, *info.metadata)])).validate_python(value)
+    except ValidationError as error:
+        problem = error.errors()[0]["msg"]
+        hint = (
+            f"; give the node label nvidia.com/gpu.product, spaces as '-': {node_label_of(value)!r}"
+            if field == "gpu_type" and " " in value.strip()
+            else ""
+        )
+        raise UsageError(f"{flag} {value[:80]!r}{'...' if len(value) > 80 else ''}: {problem}{hint}") from None
 
 
 def _served_model(endpoint: str) -> str:
@@ -462,6 +493,7 @@ def run(args: argparse.Namespace) -> int:
                 f"pass --gpus with the replica's {gpus_per_replica} NVML indices"
             )
         model = args.model or served_model
+        check_profile_field("model", model, "the served model's name (pass --model)")
         name = _profile_name(args, model, gpu_type, gpus_per_replica)
         console.print(
             f"profiling {served_model} at {display_url(args.endpoint)} on {gpus_per_replica}x {gpu_type}: "
