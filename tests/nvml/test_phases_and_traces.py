@@ -199,6 +199,13 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
         (b"t_s,power_w\n0.00,300\n0.02,abc\n", r"line 3: power_w: not a number: 'abc'"),
         (b"t_s,power_w\n0.00,300\n\n\n0.02,abc\n", r"line 5: power_w: not a number"),  # blank lines count
         (b"t_s,power_w\n0.00,300\n0.00,310\n", r"every sample has the same t_s"),
+        # Found in review: "trace: watts must be >= 0", naming neither file nor line; and a t_s that only ever
+        # steps back (each step back begins a phase) was "every sample has the same t_s".
+        (b"t_s,power_w\n0.00,300\n0.02,-5\n", r"line 3: power_w must be >= 0 W, got '-5'"),
+        (
+            b"t_s,power_w\n0.5,300\n0.4,310\n0.3,320\n",
+            r"line 3: t_s goes back \(0.5 on line 2, then 0.4\) and never forward: .* a step back begins the next",
+        ),
         (b"t_s,power_w\n0.00,300\n0.02,\xff\n", r"not UTF-8 text"),
     ],
 )

@@ -61,6 +61,7 @@ class PowerTrace:
         """
         times: list[float] = []
         watts: list[float] = []
+        lines: list[int] = []
         try:
             # utf-8-sig: a BOM (a file saved by Excel) is not part of the header (review).
             with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -74,6 +75,10 @@ class PowerTrace:
                         continue
                     times.append(_finite(row.get("t_s"), f"{path}, line {line}: t_s"))
                     watts.append(_finite(row.get("power_w"), f"{path}, line {line}: power_w"))
+                    lines.append(line)
+                    if watts[-1] < 0:
+                        # Found in review: refused later, by PowerTrace, as "trace: watts must be >= 0", no line.
+                        raise ValueError(f"{path}, line {line}: power_w must be >= 0 W, got {row.get('power_w')!r}")
         except UnicodeDecodeError as error:
             raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         except OSError as error:
@@ -82,7 +87,16 @@ class PowerTrace:
             raise ValueError(f"{path}: fewer than 2 samples match run={run!r} phase={phase!r}")
         steps = np.diff(times)
         if not (steps > 0).any():
-            raise ValueError(f"{path}: every sample has the same t_s; a trace needs time to pass")
+            if (steps == 0).all():
+                raise ValueError(f"{path}: every sample has the same t_s; a trace needs time to pass")
+            # A step back is read as the next phase starting (below); a trace that only ever steps back has no
+            # time passing in any phase. Found in review: 0.5, 0.4, 0.3 was "every sample has the same t_s".
+            back = int(np.argmax(steps < 0))
+            raise ValueError(
+                f"{path}, line {lines[back + 1]}: t_s goes back ({times[back]:g} on line {lines[back]}, then "
+                f"{times[back + 1]:g}) and never forward: t_s counts up from each phase's start, and a step back "
+                "begins the next phase"
+            )
         period = float(np.median(steps[steps > 0]))
         # Each phase's clock restarts at 0: phases selected together are laid end to end, a period apart.
         offsets = [0.0]
