@@ -184,6 +184,28 @@ def test_a_users_hf_home_takes_the_operators_place_and_no_variable_is_listed_twi
     assert names[:2] == ["HOME", "HF_HOME"]
 
 
+def test_a_replica_names_its_user_and_inductor_cache_for_an_image_without_a_passwd_entry() -> None:
+    # Found in review: pods run as UID 1000 with only HOME and HF_HOME set; torch's inductor cache asked
+    # getpass.getuser(), which raises KeyError 'getpwuid(): uid not found: 1000' on images without that entry.
+    pod = render_workload(example().spec, TARGET)[0]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["USER"] and env["LOGNAME"] == env["USER"]  # getpass.getuser() reads LOGNAME, then USER
+    writable = {m["mountPath"] for m in container["volumeMounts"] if m["name"] == "scratch"}
+    assert any(env["TORCHINDUCTOR_CACHE_DIR"].startswith(f"{path}/") for path in writable), env
+    assert {v["name"]: v for v in pod["volumes"]}["scratch"] == {"name": "scratch", "emptyDir": {}}
+    # One of the user's own of the same name takes the operator's place, as HOME and HF_HOME do.
+    engine = example().spec.engine.model_copy(
+        update={"env": [EnvVar(name="USER", value="svc"), EnvVar(name="TORCHINDUCTOR_CACHE_DIR", value="/c")]}
+    )
+    spec = example().spec.model_copy(update={"engine": engine})
+    env_list = render_workload(spec, TARGET)[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env_list]
+    assert len(names) == len(set(names)), names
+    mine = {e["name"]: e["value"] for e in env_list}
+    assert (mine["USER"], mine["TORCHINDUCTOR_CACHE_DIR"], mine["LOGNAME"]) == ("svc", "/c", env["LOGNAME"])
+
+
 def _vllm_parser() -> argparse.ArgumentParser:
     """The owned options as vLLM declares them, parsed as its FlexibleArgumentParser does (allow_abbrev)."""
     parser = argparse.ArgumentParser(allow_abbrev=True)

@@ -46,6 +46,10 @@ REPLICA_UID = 1000
 """The non-root user replicas run as (vLLM's images default to root, which `restricted` refuses)."""
 SCRATCH_DIR = "/tmp"
 """Writable scratch (HOME, Hugging Face and torch caches): an emptyDir, the image's root stays untouched."""
+REPLICA_USER = "vllm"
+"""USER and LOGNAME of replicas. REPLICA_UID has no passwd entry in most images, and torch's inductor
+cache (and whatever else calls getpass.getuser()) raised KeyError 'getpwuid(): uid not found: 1000'
+(pytorch/pytorch#140765, HabanaAI/vllm-fork#929); getpass.getuser() reads LOGNAME and USER first."""
 SERVING_INGRESS_LABEL = "gridshift.dev/serving-ingress"
 """Namespaces labelled `<this>=true` may reach replicas (NetworkPolicy): the gateway's, Prometheus'."""
 
@@ -118,8 +122,11 @@ def _variant(spec: InferenceDeploymentSpec, name: str) -> ModelVariant | None:
 
 
 def _env(spec: InferenceDeploymentSpec, secret_references: bool) -> list[dict[str, Any]]:
-    """HOME and HF_HOME in the scratch volume, then the spec's variables; one of the spec's named HOME or
-    HF_HOME takes the operator's place (listed twice, the apply was refused). A valueFrom is passed on
+    """HOME, HF_HOME and TORCHINDUCTOR_CACHE_DIR in the scratch volume, USER and LOGNAME (REPLICA_USER),
+    then the spec's variables; one of the spec's named as one of these takes the operator's place (listed
+    twice, the apply was refused). Found in review: with only HOME and HF_HOME, torch's inductor cache
+    asked getpass.getuser() for a cache directory, which fails for a UID without a passwd entry; the
+    directory is set outright and the user named. A valueFrom is passed on
     as a reference (the kubelet reads the Secret, gridshift never does), and left out unless
     `secret_references` (WorkloadTarget): found in review, a deployment placed in a shared workload
     namespace and then edited to name a Secret had the reference rendered there, where its replicas,
@@ -127,6 +134,9 @@ def _env(spec: InferenceDeploymentSpec, secret_references: bool) -> list[dict[st
     env: dict[str, dict[str, Any]] = {
         "HOME": {"name": "HOME", "value": SCRATCH_DIR},
         "HF_HOME": {"name": "HF_HOME", "value": f"{SCRATCH_DIR}/huggingface"},
+        "TORCHINDUCTOR_CACHE_DIR": {"name": "TORCHINDUCTOR_CACHE_DIR", "value": f"{SCRATCH_DIR}/torchinductor"},
+        "USER": {"name": "USER", "value": REPLICA_USER},
+        "LOGNAME": {"name": "LOGNAME", "value": REPLICA_USER},
     }
     for e in spec.engine.env:
         if e.value_from is None:

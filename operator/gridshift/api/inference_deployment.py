@@ -264,8 +264,9 @@ class EngineSpec(ApiModel):
         max_length=64,
         json_schema_extra=NAME_KEYED_LIST,
         description=(
-            "Extra environment variables for vLLM; one named HOME or HF_HOME replaces the operator's "
-            "(which point into the replica's scratch volume)."
+            "Extra environment variables for vLLM; one named HOME, HF_HOME, TORCHINDUCTOR_CACHE_DIR, USER or "
+            "LOGNAME replaces the operator's (the first three point into the replica's scratch volume; USER "
+            "and LOGNAME name its user, which has no passwd entry in most images)."
         ),
     )
     port: Port = Field(default=8000, description="Port vLLM listens on (HTTP and /metrics).")
