@@ -59,6 +59,10 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
         "team-a",
     )
     assert states["alpha"].owner_uid == "uid-team-a-alpha" and states["alpha"].owned
+    # What its engine runs is read back (kept where the plan has no option for it: service.actuate); the
+    # model's own build is an empty annotation, which the apiserver keeps.
+    engine = (states["alpha"].variant, states["alpha"].model, states["alpha"].image, states["alpha"].max_num_seqs)
+    assert engine == ("", "org/m", SPEC.engine.image, 64)
     # What is read back matches what was rendered, field for field gridshift sets (no apply needed), though
     # the apiserver added its defaults (imagePullPolicy, clusterIP, protocol, ...).
     rendered = {

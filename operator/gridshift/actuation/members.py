@@ -137,6 +137,15 @@ class WorkloadState:
     applied: str = ""
     """`render.applied_digest` of the live object: differs from the rendered one's when a field
     gridshift sets was changed or removed by someone else (kubectl edit keeps the annotation)."""
+    variant: str | None = None
+    """The build its replicas run (the VARIANT annotation; "": the model's own); None where the Deployment
+    was rendered before gridshift wrote it down (`model` and `image` then tell)."""
+    model: str = ""
+    """The vLLM container's --model (its weights), "" when it names none."""
+    image: str = ""
+    """The vLLM container's image."""
+    max_num_seqs: int | None = None
+    """The vLLM container's --max-num-seqs (the last given: vLLM keeps it), None when it sets none."""
 
     @property
     def owned(self) -> bool:
@@ -271,7 +280,49 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
         owner_uid=uid,
         applied=applied_digest(obj, "Deployment") if owner is not None else "",
+        **_engine(obj, meta.get("annotations") or {}),
     )
+
+
+def _engine(obj: Mapping[str, Any], annotations: Mapping[str, Any]) -> dict[str, Any]:
+    """What the vLLM container of a Deployment runs (WorkloadState.variant, model, image, max_num_seqs),
+    read from what gridshift renders (render.render_deployment): actuate keeps it where the plan has no
+    option for the Deployment's cluster and GPU type.
+    Anything unreadable is left unknown, never an error: the Deployment is counted all the same."""
+    variant = annotations.get(L.VARIANT)
+    try:
+        containers = obj["spec"]["template"]["spec"]["containers"] or []
+        container = next((c for c in containers if c.get("name") == "vllm"), containers[0])
+        args = [str(a) for a in container.get("args") or []]
+        image = str(container.get("image") or "")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return {"variant": variant if isinstance(variant, str) else None}
+    return {
+        "variant": variant if isinstance(variant, str) else None,
+        "model": _last_flag(args, "--model") or "",
+        "image": image,
+        "max_num_seqs": _whole(_last_flag(args, "--max-num-seqs")),
+    }
+
+
+def _last_flag(args: Sequence[str], flag: str) -> str | None:
+    """The value of the last `flag` in `args` (`flag value` or `flag=value`): argparse keeps the last."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(f"{flag}="):
+            found = arg.partition("=")[2]
+    return found
+
+
+def _whole(text: str | None) -> int | None:
+    """A positive whole number, else None."""
+    try:
+        value = int(text) if text is not None else 0
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def _template_gpu_type(obj: Mapping[str, Any]) -> str | None:

@@ -185,6 +185,12 @@ def model_source(spec: InferenceDeploymentSpec, variant: str = "") -> str:
     return build.source if build is not None and build.source else spec.model.source
 
 
+def engine_image(spec: InferenceDeploymentSpec, variant: str = "") -> str:
+    """The image a replica runs: the variant's own, else spec.engine.image."""
+    build = _variant(spec, variant)
+    return build.image if build is not None and build.image else spec.engine.image
+
+
 def _revision(spec: InferenceDeploymentSpec, build: ModelVariant | None, source: str) -> str | None:
     """The variant's own revision; else spec.model.revision for the model's own source. A variant with
     weights of its own gets none (vLLM's default branch): the model's revision, often a pinned commit,
@@ -206,7 +212,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
     startup_failures = math.ceil(spec.migration.ready_timeout_seconds / _STARTUP_PERIOD_SECONDS)
     container = {
         "name": "vllm",
-        "image": (build.image if (build := _variant(spec, target.variant)) and build.image else spec.engine.image),
+        "image": engine_image(spec, target.variant),
         "args": vllm_args(spec, target.max_num_seqs, target.variant, target.max_model_len),
         "env": _env(spec, target.secret_references),
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
@@ -256,7 +262,12 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(name, target, pod_labels, **{L.SPEC_HASH: template_hash(template)}),
+        # The variant is written down (not only its model and image): read back by `members.state_from_deployment`,
+        # it renders a replica the plan has no option for as it runs (actuate), whatever its build has in common
+        # with others.
+        "metadata": _metadata(
+            name, target, pod_labels, **{L.SPEC_HASH: template_hash(template), L.VARIANT: target.variant}
+        ),
         "spec": {
             "replicas": target.replicas,
             "selector": {"matchLabels": _pod_selector(target)},
@@ -354,7 +365,7 @@ _OUR_LABELS: dict[str, Any] = dict.fromkeys(
     ],
     True,
 )
-_METADATA = {"labels": _OUR_LABELS, "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH), True)}
+_METADATA = {"labels": _OUR_LABELS, "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH, L.VARIANT), True)}
 _PROBE = {
     "httpGet": {"path": True, "port": True},
     "periodSeconds": True,

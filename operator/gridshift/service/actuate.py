@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 from gridshift.actuation.members import MemberError, WorkloadState
-from gridshift.actuation.render import WorkloadTarget, applied_digest, model_source, render_workload
+from gridshift.actuation.render import WorkloadTarget, applied_digest, engine_image, model_source, render_workload
 from gridshift.api import InferenceDeploymentSpec, MigrationMode
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.hub.client import Hub
@@ -35,7 +35,7 @@ from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, 
 from gridshift.service.writes import Fenced
 
 _DEFAULT_MAX_NUM_SEQS = 256
-"""vLLM's own default of --max-num-seqs, for a GPU type the plan has no option for (no profile)."""
+"""vLLM's own default of --max-num-seqs, for a new workload on a GPU type the plan has no option for."""
 
 
 class Rendered(NamedTuple):
@@ -150,7 +150,22 @@ class Actuator:
     def _target(
         self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int
     ) -> WorkloadTarget:
-        variant = self._variants.get(deployment.id, {}).get((view.name, gpu_type), "")
+        """The rendering of the workload: the plan's build and batch size where it has an option for this
+        (cluster, GPU type), else those the live Deployment runs. Found in review: a replica the plan has no
+        option for (kept by an Infeasible plan, a stray with nowhere to go, a forbidden region's) was rendered
+        as the model's own build at vLLM's default batch of 256 and rolled out so: a small quantised variant's
+        replica became the base model on a GPU it cannot start on."""
+        spec = deployment.resource.spec
+        live = self._current(deployment, view, gpu_type)
+        planned = self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type))
+        if planned is not None:
+            variant = self._variants.get(deployment.id, {}).get((view.name, gpu_type), "")
+            max_num_seqs = planned
+        elif live is not None:
+            variant = live_variant(spec, live)
+            max_num_seqs = live.max_num_seqs or _DEFAULT_MAX_NUM_SEQS
+        else:
+            variant, max_num_seqs = "", _DEFAULT_MAX_NUM_SEQS
         return WorkloadTarget(
             deployment_namespace=deployment.planned.namespace,
             deployment_name=deployment.planned.name,
@@ -158,10 +173,10 @@ class Actuator:
             workload_namespace=view.workload_namespace_for(deployment.planned.namespace),
             gpu_type=gpu_type,
             replicas=replicas,
-            max_num_seqs=self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type), _DEFAULT_MAX_NUM_SEQS),
+            max_num_seqs=max_num_seqs,
             owner_uid=deployment.uid,
             variant=variant,
-            max_model_len=max_model_len(deployment.resource.spec, variant, gpu_type),
+            max_model_len=max_model_len(spec, variant, gpu_type),
             secret_references=NAMESPACE_PLACEHOLDER in view.resource.spec.workload_namespace,
         )
 
@@ -267,6 +282,17 @@ class Actuator:
             ready = placements[(cluster, gpu_type)].ready if (cluster, gpu_type) in placements else 0
             placements[(cluster, gpu_type)] = S.Placement(cluster, gpu_type, replicas, min(ready, replicas))
         return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
+
+
+def live_variant(spec: InferenceDeploymentSpec, live: WorkloadState) -> str:
+    """The spec's build a live Deployment runs: the one its VARIANT annotation names while the spec still
+    has it; for a Deployment rendered before gridshift wrote that down, the build whose weights and image it
+    runs (its weights alone, else the model's own). A build since removed from the spec is the model's own."""
+    names = ["", *(v.name for v in spec.variants)]
+    if live.variant is not None:
+        return live.variant if live.variant in names else ""
+    weights = [name for name in names if model_source(spec, name) == live.model]
+    return next((name for name in weights if engine_image(spec, name) == live.image), weights[0] if weights else "")
 
 
 def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) -> int | None:
