@@ -1,5 +1,5 @@
 """The engine a member Deployment runs (service.actuate): a replica the plan has no option for keeps the build
-and --max-num-seqs it runs."""
+and --max-num-seqs it runs, and --max-num-seqs follows measured request sizes only past a dead band."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Any
 
 from gridshift.actuation import labels as L
 from gridshift.profiles_catalog import default_performance_models
+from gridshift.service.actuate import MAX_NUM_SEQS_KEEP_ABOVE, MAX_NUM_SEQS_KEEP_BELOW
+from gridshift.settings import OperatorSettings
+from gridshift.signals.promql import Signal
 from gridshift.testing import FakeMemberCluster
 from tests.service.harness import ServiceHarness, deployment_body
-from tests.service.test_status import settled
+from tests.service.test_status import PROMETHEUS, REF, settled
 
 
 def _deployment(member: FakeMemberCluster) -> dict[str, Any]:
@@ -97,3 +100,62 @@ def test_replicas_in_a_region_forbidden_with_nowhere_else_to_go_keep_their_batch
 
     assert world.status()["lastDecision"]["summary"].startswith("Infeasible")
     assert _engine(member) == running and writes == [0, 0, 0]  # was --max-num-seqs 256 and a rollout
+
+
+def _measured_world() -> tuple[ServiceHarness, dict[str, Any], FakeMemberCluster]:
+    settings = OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom")
+    world = ServiceHarness(["eu-de"], settings=settings)
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    _edit(body, demand=dict(PROMETHEUS))
+    return world, body, world.members["eu-de"]
+
+
+def _measure(world: ServiceHarness, mean_prompt_tokens: float) -> int:
+    """One cycle at 4 requests/s of `mean_prompt_tokens` and 200 output tokens; its member writes."""
+    world.metrics.set_signal(REF, Signal.REQUEST_RATE, 4.0)
+    world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, 4.0 * mean_prompt_tokens)
+    world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, 800.0)
+    return world.cycle().member_writes
+
+
+def test_max_num_seqs_does_not_follow_a_jitter_of_the_measured_prompt_length() -> None:
+    # Found in review: +/-2.5 % of mean prompt length moved --max-num-seqs 9, 8, 7, 6, 10, 11: a rollout of
+    # every replica (a new pod template) nearly every cycle.
+    world, _, member = _measured_world()
+    assert _measure(world, 1000) == 0 and _max_num_seqs(member) == 9
+    template = _deployment(member)["metadata"]["annotations"][L.SPEC_HASH]
+
+    writes = [_measure(world, tokens) for tokens in (1025, 990, 1010, 975, 1000, 1020)]
+
+    assert writes == [0] * 6 and _max_num_seqs(member) == 9
+    assert _deployment(member)["metadata"]["annotations"][L.SPEC_HASH] == template
+
+
+def test_max_num_seqs_follows_a_change_past_its_dead_band() -> None:
+    world, _, member = _measured_world()
+    assert _measure(world, 1000) == 0 and _max_num_seqs(member) == 9
+    # Longer prompts: the batch at SLO capacity falls below the band (the narrow side), and is rendered.
+    assert _measure(world, 1200) == 1
+    lower = _max_num_seqs(member)
+    assert lower < 9 * (1 - MAX_NUM_SEQS_KEEP_BELOW) - 1
+    # A little shorter again: a batch one higher is within the band above the running value, kept.
+    assert _measure(world, 1150) == 0 and _max_num_seqs(member) == lower
+    # Back at 1000 tokens: 9 is past the band above, rendered.
+    assert lower * (1 + MAX_NUM_SEQS_KEEP_ABOVE) + 1 < 9
+    assert _measure(world, 1000) == 1 and _max_num_seqs(member) == 9
+
+
+def test_an_edited_slo_renders_its_max_num_seqs_at_once_even_within_the_band() -> None:
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    member = world.members["eu-de"]
+    assert _max_num_seqs(member) == 9
+    _edit(body, slo={"ttftP95Ms": 480, "tpotP95Ms": 50})  # a batch of 8 meets it: within the band of 9
+
+    assert world.cycle().member_writes == 1
+    assert _max_num_seqs(member) == 8
+    assert world.cycle().member_writes == 0

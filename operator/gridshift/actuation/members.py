@@ -287,7 +287,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
 def _engine(obj: Mapping[str, Any], annotations: Mapping[str, Any]) -> dict[str, Any]:
     """What the vLLM container of a Deployment runs (WorkloadState.variant, model, image, max_num_seqs),
     read from what gridshift renders (render.render_deployment): actuate keeps it where the plan has no
-    option for the Deployment's cluster and GPU type.
+    option for the Deployment's cluster and GPU type, and within a dead band of the planned batch size.
     Anything unreadable is left unknown, never an error: the Deployment is counted all the same."""
     variant = annotations.get(L.VARIANT)
     try:
