@@ -387,3 +387,21 @@ def test_a_class_deployment_s_summary_never_reads_minus_zero() -> None:
     assert plan.class_routing and -0.0005 < plan.cost.usd_per_hour < 0
     assert "-0.0" not in plan.explanation.summary
     assert "; 0.000 USD/h, 0.0000 USD/Mtok" in plan.explanation.summary
+
+
+def test_a_warm_start_keeps_each_class_group_s_own_replicas(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
+    # Found in review: the warm start gave every class group the deployment's whole targets, so the groups'
+    # shared pools were counted once per group: with room for it, the next cycle "kept" twice the replicas
+    # (87.47 -> 174.84 USD/h here) as "nothing changed since the previous plan, proven optimal".
+    world = mix_snapshot(workloads["mixed-64rps"], MIX_OFFERS, profiles)  # type: ignore[arg-type]
+    first = make_plan(world)
+    assert first.proven_optimal
+    assert len({t.gpu_type for t in first.deployments[0].targets if t.replicas}) == 2, "split into class groups"
+    again = make_plan(world, previous=first)
+    assert any(step.startswith("previous plan") for step in again.search_steps)
+    assert again.targets() == first.targets()
+    assert again.objective_usd_per_hour == pytest.approx(first.objective_usd_per_hour)
+    # A previous plan without the groups' own targets is no warm start to keep as proven optimal.
+    replanned = make_plan(world, previous=replace(first, group_targets={}))
+    assert not any("nothing changed" in step for step in replanned.search_steps)
+    assert replanned.targets() == first.targets()

@@ -195,6 +195,10 @@ class Plan:
     deployments: tuple[DeploymentPlan, ...]
     snapshot: Snapshot | None = field(default=None, repr=False)
     """The input, kept so that the next cycle can tell what changed (make_plan's `previous`)."""
+    group_targets: Mapping[tuple[str, str], Mapping[tuple[str, str], int]] = field(default_factory=dict, repr=False)
+    """Replicas per (cluster, GPU type) of each class group of a deployment split into groups, keyed
+    (deployment id, the group's home GPU type): the next cycle's warm start of each group (`deployments`
+    only has the groups merged)."""
 
     def for_deployment(self, deployment_id: str) -> DeploymentPlan:
         for plan in self.deployments:
@@ -275,6 +279,7 @@ def _plan_with_advisory(
         ),
         deployments=tuple(recommended.get(plan.id, plan) for plan in acting.deployments),
         snapshot=snapshot,
+        group_targets={**acting.group_targets, **recommending.group_targets},
     )
 
 
@@ -310,7 +315,19 @@ def _plan_once(
         search_steps=result.steps,
         deployments=_assemble(problem, result.solution, settings),
         snapshot=snapshot,
+        group_targets=_group_targets(problem, result.solution),
     )
+
+
+def _group_targets(problem: Problem, solution: Solution) -> dict[tuple[str, str], dict[Key, int]]:
+    """Each class group's replicas per pool (Plan.group_targets)."""
+    return {
+        (deployment.deployment.id, deployment.group.home_gpu_type): {
+            o.key: n for o, n in zip(deployment.options, counts, strict=True) if n > 0
+        }
+        for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
+        if deployment.group is not None
+    }
 
 
 def _advisory_alone(snapshot: Snapshot, advisory: frozenset[str], acting: Plan) -> Snapshot:
@@ -441,7 +458,7 @@ def _warm_start(previous: Plan | None, snapshot: Snapshot) -> WarmStart | None:
     else:
         earlier = {d.id: d for d in before.deployments}
         changed = frozenset(d.id for d in snapshot.deployments if earlier.get(d.id) != d)
-    return WarmStart(previous.targets(), changed, previous.proven_optimal)
+    return WarmStart(previous.targets(), changed, previous.proven_optimal, previous.group_targets)
 
 
 def _load_powers(problem: Problem, solution: Solution, settings: PlannerSettings) -> dict[tuple[int, int], float]:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from gridshift.planner.firstfill import first_fill
@@ -84,6 +84,10 @@ class WarmStart:
     targets: dict[str, dict[tuple[str, str], int]]
     changed: frozenset[str]
     proven_optimal: bool = False
+    group_targets: Mapping[tuple[str, str], Mapping[tuple[str, str], int]] = field(default_factory=dict)
+    """A deployment split into class groups: each group's targets, keyed (deployment id, the group's home
+    GPU type). Found in review: every group took the deployment's whole `targets`, so a warm start doubled
+    a two-group deployment's replicas, and with nothing changed returned that as proven optimal."""
 
 
 @dataclass(frozen=True)
@@ -279,17 +283,26 @@ def revalidated_current(problem: Problem) -> Solution:
     return Solution(counts=tuple(tuple(c) for c in counts), solver=Solver.CURRENT)
 
 
-def _mapped(problem: Problem, previous: dict[str, dict[tuple[str, str], int]]) -> Solution | None:
-    """The previous plan's targets as counts of this problem, or None when they no longer fit it."""
+def _mapped(problem: Problem, previous: WarmStart) -> tuple[Solution | None, bool]:
+    """The previous plan's targets as counts of this problem, or None when they no longer fit it; and
+    whether every deployment was mapped (False: a class group the previous plan has no targets of, which
+    keeps its current placement, so the result is no longer the previous plan)."""
     counts: list[tuple[int, ...]] = []
+    complete = True
     for deployment in problem.deployments:
-        targets = previous.get(deployment.deployment.id)
+        group = deployment.group
+        targets: Mapping[Key, int] | None
+        if group is None:
+            targets = previous.targets.get(deployment.deployment.id)
+        else:
+            targets = previous.group_targets.get((deployment.deployment.id, group.home_gpu_type))
         if targets is None or deployment.frozen:
+            complete = complete and (targets is not None or deployment.frozen)
             counts.append(tuple(o.current for o in deployment.options))
             continue
         counts.append(tuple(targets.get(o.key, 0) for o in deployment.options))
     solution = Solution(counts=tuple(counts), solver=Solver.WARM)
-    return None if violations(problem, solution) else solution
+    return (None if violations(problem, solution) else solution), complete
 
 
 @dataclass
@@ -378,8 +391,9 @@ def search(
     changed: frozenset[str] = frozenset()
     if previous is not None:
         changed = previous.changed
-        kept = best.offer(_mapped(problem, previous.targets), "previous plan")
-        if kept and not changed and previous.proven_optimal:
+        mapped, complete = _mapped(problem, previous)
+        kept = best.offer(mapped, "previous plan")
+        if kept and complete and not changed and previous.proven_optimal:
             # Nothing changed since a plan proven optimal: it still is.
             best.steps.append("nothing changed since the previous plan, proven optimal: kept")
             return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
