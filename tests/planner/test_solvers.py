@@ -177,6 +177,50 @@ def test_move_delta_equals_the_objective_difference(seed: int) -> None:
     assert checked > 10
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_undoing_a_move_picks_what_whole_objectives_would(seed: int) -> None:
+    # The heuristic fill undoes moves past maxConcurrentMoves by the cheapest drop, keep or swap back,
+    # priced from the options it touches (greedy._Undo); it must choose as whole deployment_objective
+    # calls did, penalties (demand, minReplicas, minRegions) included.
+    import random
+
+    from gridshift.planner.greedy import _Undo
+    from gridshift.planner.solution import deployment_objective
+    from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
+
+    rng = random.Random(seed)
+    checked = 0
+    for _ in range(30):
+        clusters = [cluster(f"c{i}", region=f"r{i % 3}", gpus={H100: 16, A100: 16}) for i in range(rng.randint(2, 6))]
+        running = [(c.name, rng.choice([H100, A100]), rng.randint(1, 3)) for c in clusters if rng.random() < 0.6]
+        spec = {"min_regions": rng.randint(1, 3), "min_replicas": rng.randint(1, 4), "max_moves": 1}
+        chat = deployment("chat", rng.uniform(0.5, 30.0), gpu_types=(H100, A100), placements=running, **spec)
+        prices = {c.name: flat_prices(rng.uniform(0.0, 0.3)) for c in clusters}
+        (problem,) = build_problem(snapshot([chat], clusters, prices), SETTINGS).deployments
+        current = problem.columns.current
+        counts = [rng.randint(0, 4) for _ in problem.options]
+        new = [j for j, n in enumerate(counts) if n > current[j]]
+        gone = [j for j, n in enumerate(counts) if n < current[j]]
+        if not new:
+            continue
+        keep_alone = rng.random() < 0.5
+        ways = [(i, None) for i in new] + [(None, k) for k in gone if keep_alone] + [(i, k) for i in new for k in gone]
+        best: tuple[float, int | None, int | None] | None = None
+        for drop, keep in ways:
+            changed = list(counts)
+            if drop is not None:
+                changed[drop] -= 1
+            if keep is not None:
+                changed[keep] += 1
+            value = deployment_objective(problem, changed, SETTINGS)
+            if best is None or value < best[0]:
+                best = (value, drop, keep)
+        assert best is not None
+        assert _Undo(problem, counts, SETTINGS).cheapest(new, gone, keep_alone) == best[1:]
+        checked += 1
+    assert checked > 10
+
+
 def _time_limits_given_to_highs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The time_limit of every run_milp call the search makes from now on, in order."""
     from gridshift.planner import search as search_module

@@ -29,7 +29,14 @@ from gridshift.planner.fill import exact_fill, priced_objective
 from gridshift.planner.migration import Key
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.solution import Solution, Solver, deployment_objective, move_delta, moves
+from gridshift.planner.solution import (
+    Solution,
+    Solver,
+    deployment_objective,
+    move_delta,
+    moves,
+    shortfall_penalty_per_unit,
+)
 
 _HOMOGENEOUS_CANDIDATES = 1
 # Deployments holding a wanted pool that the repair step asks to move, per pool and attempt.
@@ -186,35 +193,22 @@ class _Filler:
             used.add(region)
 
     def _limit_moves(self) -> None:
+        """Undo moves past maxConcurrentMoves one at a time, the cheapest way: drop a new replica, keep a
+        stopped one, or both (a swap back). Found in review: each way was priced by a whole
+        deployment_objective, for every (new, stopped) pair and every move undone: one deployment over
+        800 options took 16 s of a 1 s budget. Each way is now priced from the options it touches."""
         problem = self.problem
         options = self.options
         while True:
             started, stopped = moves(problem, self.counts)
             if min(started, stopped) <= problem.max_moves:
                 return
-            # Undo the cheapest way: drop a new replica, keep a stopped one, or both (a swap back).
             new = [j for j, o in enumerate(options) if self.counts[j] > o.current]
             gone = [j for j, o in enumerate(options) if self.counts[j] < o.current and self.room(j)]
-            changes: list[tuple[int | None, int | None]] = [(i, None) for i in new]
-            if self.total < problem.max_replicas:
-                changes += [(None, k) for k in gone]
-            changes += [(i, k) for i in new for k in gone]
-            best: tuple[float, int | None, int | None] | None = None
-            for drop, keep in changes:
-                if drop is not None:
-                    self.counts[drop] -= 1
-                if keep is not None:
-                    self.counts[keep] += 1
-                value = deployment_objective(problem, self.counts, self.settings)
-                if drop is not None:
-                    self.counts[drop] += 1
-                if keep is not None:
-                    self.counts[keep] -= 1
-                if best is None or value < best[0]:
-                    best = (value, drop, keep)
+            best = _Undo(problem, self.counts, self.settings).cheapest(new, gone, self.total < problem.max_replicas)
             if best is None:
                 return
-            _, drop, keep = best
+            drop, keep = best
             if drop is not None:
                 self.remove(drop)
             if keep is not None:
@@ -256,6 +250,87 @@ class _Filler:
                     self.add(i)
             if not improved:
                 return
+
+
+class _Undo:
+    """What undoing one move costs: one replica fewer at a new option (`drop`), one more at a stopped one
+    (`keep`), or both, in a deployment's objective (the terms of solution.deployment_objective), from the
+    counts' totals and the options changed; every way at once (numpy)."""
+
+    def __init__(self, problem: DeploymentProblem, counts: list[int], settings: PlannerSettings):
+        self.problem = problem
+        self.counts = counts
+        self.settings = settings
+        columns = problem.columns
+        self.covered = 0.0
+        self.regions: dict[str, int] = {}
+        for j, n in enumerate(counts):
+            if n > 0:
+                self.covered += n * columns.unit[j]
+                self.regions[columns.region[j]] = self.regions.get(columns.region[j], 0) + n
+        self.replicas = sum(counts)
+
+    def _own(self, options: list[int], change: int) -> np.ndarray:
+        """The change of each option's own cost (window, start, stale) when its count changes by `change`."""
+        columns = self.problem.columns
+        stale = self.settings.stale_change_penalty_usd
+        costs = []
+        for j in options:
+            current, before = columns.current[j], self.counts[j]
+            after = before + change
+            cost = change * columns.window_cost[j]
+            cost += (max(0, after - current) - max(0, before - current)) * columns.start_cost[j]
+            if columns.stale[j]:
+                cost += (abs(after - current) - abs(before - current)) * stale
+            costs.append(cost)
+        return np.asarray(costs, dtype=np.float64)
+
+    def _penalties(self, covered: np.ndarray, replicas: int, regions: np.ndarray) -> np.ndarray:
+        """Penalties at the changed totals less those at the counts now."""
+        problem, bound = self.problem, self.settings.bound_violation_penalty_usd
+        penalty = np.zeros(np.shape(covered))
+        target = problem.coverage_target
+        if target > 0:
+            missing = np.maximum(0.0, 1.0 - covered / target) - max(0.0, 1.0 - self.covered / target)
+            penalty += missing * shortfall_penalty_per_unit(problem, self.settings)
+        floor = problem.min_replicas
+        penalty += (max(0, floor - replicas) - max(0, floor - self.replicas)) * bound
+        if problem.min_regions >= 2:
+            spread = problem.min_regions
+            penalty += (np.maximum(0, spread - regions) - max(0, spread - len(self.regions))) * bound
+        return penalty
+
+    def cheapest(self, new: list[int], gone: list[int], keep_alone: bool) -> tuple[int | None, int | None] | None:
+        """The (drop, keep) that raises the objective least; the first of equals, in the order: drops,
+        keeps (`keep_alone`: while below maxReplicas), then each drop with each keep."""
+        columns = self.problem.columns
+        names = {region: n for n, region in enumerate(sorted({columns.region[j] for j in (*new, *gone)}))}
+        unit_new = np.asarray([columns.unit[i] for i in new], dtype=np.float64)
+        unit_gone = np.asarray([columns.unit[k] for k in gone], dtype=np.float64)
+        region_new = np.asarray([names[columns.region[i]] for i in new], dtype=np.int64)
+        region_gone = np.asarray([names[columns.region[k]] for k in gone], dtype=np.int64)
+        last = np.asarray([self.regions.get(columns.region[i], 0) == 1 for i in new], dtype=bool)
+        first = np.asarray([self.regions.get(columns.region[k], 0) == 0 for k in gone], dtype=bool)
+        drop, keep, held = self._own(new, -1), self._own(gone, 1), len(self.regions)
+        ways = [drop + self._penalties(self.covered - unit_new, self.replicas - 1, held - last.astype(np.int64))]
+        if keep_alone:
+            ways.append(keep + self._penalties(self.covered + unit_gone, self.replicas + 1, held + first))
+        apart = region_new[:, None] != region_gone[None, :]
+        regions = held - (last[:, None] & apart) + (first[None, :] & apart)
+        covered = self.covered - unit_new[:, None] + unit_gone[None, :]
+        ways.append((drop[:, None] + keep[None, :] + self._penalties(covered, self.replicas, regions)).ravel())
+        values = np.concatenate(ways)
+        if not len(values):
+            return None
+        at = int(np.argmin(values))
+        if at < len(new):
+            return new[at], None
+        at -= len(new)
+        if keep_alone:
+            if at < len(gone):
+                return None, gone[at]
+            at -= len(gone)
+        return new[at // len(gone)], gone[at % len(gone)]
 
 
 def _regrets(deployments: list[DeploymentProblem], extra: list[list[float]]) -> dict[int, float]:
