@@ -827,6 +827,25 @@ def test_no_replica_starts_where_the_deployment_may_not_grow_and_it_grows_elsewh
     assert plan.feasible
 
 
+def test_a_deployment_short_under_a_roll_back_s_hold_names_the_hold_not_the_inventory() -> None:
+    # Found in review: "needs more tokens/s within the SLO than fit (inventory or maxReplicas binds)" with
+    # 15 of the pool's 16 GPUs free and maxReplicas 16: the service's hold kept it at its one replica.
+    chat = deployment("chat", 40.0, placements=[("c1", H100, 1)], max_replicas=16, min_replicas=2)
+    held = replace(chat, no_growth=frozenset({("c1", H100)}))
+    world = snapshot([held], [cluster("c1", gpus={H100: 16})], {"c1": flat_prices(0.1)})
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.total_replicas == 1
+    assert plan.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit (c1/{H100}: a recent roll-back holds growth there); "
+        "only 1 of minReplicas 2 placed"
+    )
+    # Without the hold it grows there; with a pool that is full, the inventory is still what binds.
+    assert make_plan(replace(world, deployments=(chat,))).for_deployment("ns/chat").feasible
+    full = snapshot([held], [cluster("c1", gpus={H100: 1})], {"c1": flat_prices(0.1)})
+    reason = make_plan(full).for_deployment("ns/chat").infeasible_reason
+    assert reason is not None and "(inventory or maxReplicas binds)" in reason and "roll-back" not in reason
+
+
 def test_an_explanation_says_what_a_plan_costs_more_never_a_negative_saving() -> None:
     # Found in review, 3 December: a deployment moved out of a cheap pool for another one read
     # "CheaperPlacement ... saves -0.506 USD/h" and "not moved to cheaper c0: its GPUs are all taken"

@@ -94,6 +94,44 @@ def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytes
     assert len(plan.deployments) == 40
 
 
+def test_a_search_cut_short_by_the_budget_is_said_so_not_blamed_on_inventory_or_payback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found in review: at 1,000 deployments and 0.5 s, "only 1 of minReplicas 2 fit in free inventory" with
+    # 111 GPUs free in a pool, and "not moved ...: not paid back within 6 h" for 3.12 USD/h saved against a
+    # 0.13 USD start. Here the build spends the budget: the plan is what runs now.
+    from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
+
+    clock = FakeClock()
+    build = plan_module.build_problem
+
+    def slow_build(*args: Any, **kwargs: Any) -> Problem:
+        problem = build(*args, **kwargs)
+        clock.now += 5.0
+        return problem
+
+    monkeypatch.setattr(plan_module, "build_problem", slow_build)
+    world = snapshot(
+        [deployment("new", 20.0, min_replicas=2), deployment("dear", 3.0, placements=[("b", H100, 2)])],
+        [cluster("a", gpus={H100: 16}), cluster("b", gpus={H100: 16})],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=1.0), clock=clock)
+    assert plan.budget_exhausted
+    new = plan.for_deployment("ns/new")
+    assert new.total_replicas == 0
+    assert new.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit (the search was cut short by its time budget: a/{H100} has "
+        "room); only 0 of minReplicas 2 placed"
+    )
+    dear = plan.for_deployment("ns/dear")
+    assert dear.total_replicas == 2
+    (detail,) = [d for d in dear.explanation.details if d.startswith(f"not moved to a/{H100}")]
+    assert detail.endswith("paid back within 6 h, but the search was cut short by its time budget"), detail
+    # With the time it needs, it moves.
+    assert make_plan(world).for_deployment("ns/dear").targets != dear.targets
+
+
 @pytest.mark.parametrize("spent_by", ["nothing", "the pricing LP", "re-validating the running placement"])
 def test_a_budget_too_short_for_the_pricing_lp_still_fills_what_the_running_placement_leaves_short(
     monkeypatch: pytest.MonkeyPatch, spent_by: str

@@ -313,7 +313,7 @@ def _plan_once(
         proven_optimal=result.proven_optimal,
         budget_exhausted=result.budget_exhausted,
         search_steps=result.steps,
-        deployments=_assemble(problem, result.solution, settings),
+        deployments=_assemble(problem, result.solution, settings, result.budget_exhausted),
         snapshot=snapshot,
         group_targets=_group_targets(problem, result.solution),
     )
@@ -415,11 +415,14 @@ def assembly_reserve(problem: Problem, build_seconds: float) -> float:
     return slowdown * (_ASSEMBLY_SECONDS_PER_DEPLOYMENT * deployments + _ASSEMBLY_SECONDS_PER_OPTION * options)
 
 
-def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -> tuple[DeploymentPlan, ...]:
+def _assemble(
+    problem: Problem, solution: Solution, settings: PlannerSettings, exhausted: bool = False
+) -> tuple[DeploymentPlan, ...]:
     """Every deployment's plan from the search's counts (after the search, within make_plan's budget
     through `assembly_reserve`: at 10,000 deployments this step alone took about 4 CPU-s, so it reads
     only the options a plan uses where it can; the best alternative's shortlist reads every unused option
-    once, in _all_covers)."""
+    once, in _all_covers). `exhausted`: the search was cut short by its time budget (the explanations say
+    so where it, not the inventory or a payback, left a deployment short or unmoved)."""
     free = dict(problem.inventory)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         options = deployment.options
@@ -432,7 +435,9 @@ def _assemble(problem: Problem, solution: Solution, settings: PlannerSettings) -
     return _merge_class_groups(
         problem,
         [
-            _deployment_plan(problem, deployment, list(counts), free, powers, alternatives[deployment.index], settings)
+            _deployment_plan(
+                problem, deployment, list(counts), free, powers, alternatives[deployment.index], settings, exhausted
+            )
             for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
         ],
         _Fleet(solution.counts, free, settings),
@@ -726,6 +731,7 @@ def _explain(
     infeasible_reason: str | None,
     alternatives: _Alternatives,
     ruled_out: int = 0,
+    exhausted: bool = False,
 ) -> Explanation:
     """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
     deployment run that the plan replaces (DeploymentProblem.strays): no option, so not in `counts`."""
@@ -759,7 +765,7 @@ def _explain(
         # deployments that use carbon have options with a carbon view (problem.py).
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
-    alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives)
+    alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
     carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
@@ -974,6 +980,7 @@ def _alternative(
     details: list[str],
     binding: list[str],
     alternatives: _Alternatives,
+    exhausted: bool = False,
 ) -> tuple[str | None, float | None]:
     """The best option not used: the one that would cover the demand most cheaply on its own (replicas
     needed x cost per hour now at the observed load, comparable across GPU types and with the plan's own
@@ -1020,6 +1027,14 @@ def _alternative(
                 f"not placed on {alternative}: cheaper per unit of capacity, but the demand needs "
                 f"{covers[j].replicas} replica(s) there against {covers[main].replicas} on {_label(options[main])}"
             )
+        elif exhausted and gain > option.start_per_hour_usd and _move_allowed(deployment, counts, dearest):
+            # Found in review: "not paid back within 6 h" for 3.12 USD/h saved against a 0.13 USD start,
+            # where the budget ended the search before it got there.
+            details.append(
+                f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, a start's "
+                f"{option.start_cost_usd:.4f} USD paid back within {deployment.window_hours:g} h, "
+                "but the search was cut short by its time budget"
+            )
         else:
             details.append(
                 f"not moved to {alternative}: saves {gain:.4f} USD/h per replica, but a start costs "
@@ -1029,6 +1044,12 @@ def _alternative(
     if not deployment.frozen:
         details.append(_why_won(options[main], option, covers, main, j, full))
     return alternative, covers[j].usd_per_hour
+
+
+def _move_allowed(deployment: DeploymentProblem, counts: list[int], j: int) -> bool:
+    """Whether a replica at option j could go elsewhere within maxConcurrentMoves: one the plan starts
+    there could start elsewhere instead; a running one needs a move of its own."""
+    return counts[j] > deployment.options[j].current or min(moves(deployment, counts)) < deployment.max_moves
 
 
 def _reason(
@@ -1058,7 +1079,9 @@ def _reason(
     return "CheaperPlacement"
 
 
-def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str | None:
+def _infeasible_reason(
+    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], exhausted: bool = False
+) -> str | None:
     if deployment.frozen:
         return None
     if not deployment.options:
@@ -1067,16 +1090,52 @@ def _infeasible_reason(deployment: DeploymentProblem, counts: list[int]) -> str 
     # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
     covered = sum(map(operator.mul, counts, deployment.columns.unit))
     problems = []
-    if covered < deployment.coverage_target - 1e-6:
-        problems.append(f"{_shortfall(deployment, covered)} (inventory or maxReplicas binds)")
+    # The cause is said once, with the first problem it explains; the inventory is blamed only without one.
+    cause = _short_because(deployment, counts, free, exhausted)
+    short = covered < deployment.coverage_target - 1e-6
+    if short:
+        problems.append(f"{_shortfall(deployment, covered)} ({cause or 'inventory or maxReplicas binds'})")
     if sum(counts) < deployment.min_replicas:
-        problems.append(f"only {sum(counts)} of minReplicas {deployment.min_replicas} fit in free inventory")
+        fit = " fit in free inventory" if cause is None else " placed" if short else f": {cause}"
+        problems.append(f"only {sum(counts)} of minReplicas {deployment.min_replicas}{fit}")
     regions = {o.region for n, o in zip(counts, deployment.options, strict=True) if n > 0}
     if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
-        problems.append(f"spread over {len(regions)} of minRegions {deployment.min_regions}")
+        spread = f"spread over {len(regions)} of minRegions {deployment.min_regions}"
+        room = [
+            o for n, o in zip(counts, deployment.options, strict=True) if o.region not in regions and _room(o, n, free)
+        ]
+        if exhausted and room and not (cause and problems):
+            spread += f" (the search was cut short by its time budget: {_label(room[0])} has room)"
+        problems.append(spread)
     if deployment.min_regions < deployment.user_min_regions:
         problems.append(f"minRegions {deployment.user_min_regions} exceeds the eligible regions")
     return "; ".join(problems) or None
+
+
+def _room(option: Option, count: int, free: Mapping[Key, int]) -> bool:
+    """Whether one more replica fits at the option: below its bound, and GPUs free in its pool."""
+    return count < option.upper and free.get(option.key, 0) >= option.gpus
+
+
+def _short_because(
+    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], exhausted: bool
+) -> str | None:
+    """Why a deployment below its cap has fewer replicas than it needs, where that is not the inventory:
+    a roll-back's hold on pools with free GPUs (Deployment.no_growth), or a search its time budget cut
+    short while a pool had room. None: the pools lack room, or the cap binds. Found in review: both read
+    "inventory or maxReplicas binds" (or "fit in free inventory") with 15 of 16 GPUs free and a cap of 16."""
+    if sum(counts) >= deployment.max_replicas:
+        return None
+    options = list(zip(counts, deployment.options, strict=True))
+    hold = deployment.deployment.no_growth
+    held = [o for n, o in options if o.key in hold and n >= o.current and free.get(o.key, 0) >= o.gpus]
+    causes = []
+    if held:
+        causes.append(f"{', '.join(_label(o) for o in held)}: a recent roll-back holds growth there")
+    room = [o for n, o in options if _room(o, n, free)]
+    if exhausted and room:
+        causes.append(f"the search was cut short by its time budget: {_label(room[0])} has room")
+    return "; ".join(causes) or None
 
 
 def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
@@ -1097,6 +1156,7 @@ def _deployment_plan(
     powers: dict[tuple[int, int], float],
     alternatives: _Alternatives,
     settings: PlannerSettings,
+    exhausted: bool = False,
 ) -> DeploymentPlan:
     required = deployment.deployment.requirements
     options = deployment.options
@@ -1116,7 +1176,7 @@ def _deployment_plan(
             stray_desired,
             stray_ready,
         )
-    infeasible = _infeasible_reason(deployment, counts)
+    infeasible = _infeasible_reason(deployment, counts, free, exhausted)
     needed = deployment.coverage_target
     # Demand unknown: the floor counts replicas (unit 1), but requests still go by what a replica serves.
     route_capacity = None if deployment.demand_known else _route_capacity(deployment, involved, strays)
@@ -1126,7 +1186,9 @@ def _deployment_plan(
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
     ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
-    explanation = _explain(problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out)
+    explanation = _explain(
+        problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted
+    )
     kept = [stray for stray in deployment.strays if stray not in strays]
     if kept:
         # Found in review: "nothing; 0.000 USD/h" while a replica the plan cannot replace ran on.
