@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -15,8 +17,10 @@ from gridshift.api import GPUProfile
 from gridshift.api.common import DNS_SUBDOMAIN
 from gridshift.cli import profile as profile_cli
 from gridshift.cli.main import UsageError
+from gridshift.profiling import LevelMeasurement
 from tests.nvml.test_nvml_adapter import stand_in_pynvml
 from tests.profiling.openai_stub import OpenAIStub, StubBehaviour
+from tests.profiling.test_load_statistics import closed_loop
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -85,6 +89,27 @@ def test_the_batch_is_what_the_server_ran_not_what_the_client_kept_in_flight(
     assert points[2].batch * 1000.0 / points[2].step_time_ms == pytest.approx(tokens_per_s[2], rel=0.3)
     assert re.search(r"concurrency 8: batch [12]\.\d of [5-8]\.\d requests in flight \(the server queued", err), err
     assert "the server ran a smaller batch than the concurrency at 8:" in err
+
+
+def test_a_server_that_prefilled_and_queued_nothing_is_not_said_to_have_queued() -> None:
+    # Found in review: any batch below the concurrency was said to be queued, so 32 clients all decoding at once
+    # (0.3 s TTFT, then 256 tokens of 25 ms) read 'batch 30.5 of 32.0 requests in flight (the server queued or
+    # prefilled the rest', and the summary that more concurrency there added latency, not throughput.
+    levels = [LevelMeasurement(c, closed_loop(c, 0.0), energy_joules=1.0, power_watts=1.0) for c in (1, 32)]
+    console = Console(file=io.StringIO(), record=True, width=200)
+    observer = profile_cli._RichObserver(console, None)  # type: ignore[arg-type]
+    for level in levels:
+        observer.level_finished(level)
+    profile_cli._print_summary(console, SimpleNamespace(metadata={"name": "p"}), [], levels)  # type: ignore[arg-type]
+    text = console.export_text()
+    assert re.search(r"concurrency 32: batch 30\.[56], ITL", text), text
+    assert "queued" not in text and "throughput" not in text, text
+    # One level alone cannot tell prefill from a queue.
+    assert profile_cli.queued_note(levels[1]) == ""
+    # The same clients against 8 slots (vLLM's --max-num-seqs 8) queued 24 of them.
+    queued = LevelMeasurement(32, closed_loop(32, 3 * (0.3 + 255 * 0.025)), energy_joules=1.0, power_watts=1.0)
+    note = profile_cli.queued_note(queued, levels[0])
+    assert note.startswith(" of 32.0 requests in flight (the server queued about 24."), note
 
 
 def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gridshift.profiling import RequestShape, StreamRecord, load_trace_shapes, summarise_window
+from gridshift.profiling import (
+    RequestShape,
+    StreamRecord,
+    WindowStats,
+    load_trace_shapes,
+    queued_requests,
+    summarise_window,
+)
 from gridshift.profiling.workload import PROMPT_TOKEN_ID_RANGE, PromptMaker
 
 
@@ -51,6 +59,37 @@ def test_requests_the_server_queued_are_in_flight_but_not_in_the_batch() -> None
     assert stats.running_batch == pytest.approx(2.0, abs=0.02)
     # Little's law: the streams decoding are the tokens per second times the time each token takes.
     assert stats.mean_decoding == pytest.approx(stats.output_tokens_per_s * stats.itl_ms_mean / 1000.0, rel=0.02)
+
+
+def closed_loop(
+    clients: int, queue_s: float, ttft_s: float = 0.3, step_s: float = 0.025, tokens: int = 256
+) -> WindowStats:
+    """[30, 90] s of clients that each resend at once, staggered evenly over a request's cycle: each request
+    waits queue_s in the server's queue, then ttft_s of prefill, then one token every step_s."""
+    cycle = queue_s + ttft_s + (tokens - 1) * step_s
+    records = []
+    for client in range(clients):
+        start = client * cycle / clients
+        while start < 120.0:
+            first = start + queue_s + ttft_s
+            records.append(record(start, first, step_s, tokens, prompt=1000))
+            start = records[-1].ended_at or 0.0
+    return summarise_window(records, 30.0, 90.0)
+
+
+def test_a_server_that_only_prefills_queued_nothing() -> None:
+    # Found in review: every request in flight but not decoding was taken as queued, so a server decoding
+    # all of its 32 clients' requests at once (0.3 s TTFT, 256 tokens of 25 ms) was said to have queued some.
+    one, healthy = closed_loop(1, 0.0), closed_loop(32, 0.0)
+    assert healthy.mean_in_flight == pytest.approx(32.0, abs=0.05)
+    assert healthy.mean_decoding == pytest.approx(32 * 255 * 0.025 / (0.3 + 255 * 0.025), rel=0.01)  # 30.56
+    assert queued_requests(healthy, one) == pytest.approx(0.0, abs=0.01)
+    # The same clients against 8 slots (vLLM's --max-num-seqs 8): 24 wait in the queue, three requests long.
+    queued = closed_loop(32, 3 * (0.3 + 255 * 0.025))
+    assert queued.running_batch == pytest.approx(8 * 255 / (0.3 / 0.025 + 255), rel=0.01)
+    assert queued_requests(queued, one) == pytest.approx(24.0, abs=0.5)
+    # Without a first token at either level there is nothing to compare: nothing is said to be queued.
+    assert queued_requests(queued, replace(one, prefill_tokens_per_s=None)) == 0.0
 
 
 def test_ttft_prefill_rate_and_completions_inside_the_window() -> None:

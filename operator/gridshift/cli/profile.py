@@ -278,6 +278,8 @@ class _RichObserver:
         self._progress = progress
         self._task: TaskID | None = None
         self._total = 0.0
+        self._least_loaded: LevelMeasurement | None = None
+        """The lowest concurrency finished so far: queued_note's prefill reference."""
 
     def _finish_task(self) -> None:
         if self._task is not None:
@@ -294,22 +296,37 @@ class _RichObserver:
 
     def level_finished(self, level: LevelMeasurement) -> None:
         self._finish_task()
+        if self._least_loaded is None or level.concurrency < self._least_loaded.concurrency:
+            self._least_loaded = level
         s = level.stats
+        note = queued_note(level, self._least_loaded)
         self._console.print(
-            f"  concurrency {level.concurrency}: batch {s.running_batch:.1f}{queued_note(level)}, "
+            f"  concurrency {level.concurrency}: batch {s.running_batch:.1f}{note}, "
             f"ITL median {s.itl_ms_p50:.1f} ms (mean {s.itl_ms_mean:.1f}), "
             f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
         )
 
 
-def queued_note(level: LevelMeasurement) -> str:
-    """Says so when the server ran a smaller batch than the level's concurrency (it queued the rest, or spent
-    their time prefilling); empty otherwise."""
-    batch = max(1, round(level.stats.running_batch))
-    if batch >= level.concurrency:
+def queued_note(level: LevelMeasurement, least_loaded: LevelMeasurement | None = None) -> str:
+    """Says so when the server queued requests at this level (vLLM's --max-num-seqs); empty otherwise.
+
+    Queued means: its queued_requests against the least-loaded level (the sweep's lowest concurrency) are
+    at least one request and a tenth of the concurrency, and at least half of the requests in flight but not
+    decoding, so their first token waited over twice as long per prompt token as prefill alone took there.
+    Found in review: any batch below the concurrency was said to be queued, and a server that only
+    prefilled (a request's time before its first token is no decode) was said to gain no throughput from
+    more concurrency. One level alone (least_loaded None, or the level itself) cannot tell, and says nothing."""
+    from gridshift.profiling import queued_requests
+
+    s = level.stats
+    if least_loaded is None or least_loaded.concurrency >= level.concurrency:
+        return ""
+    queued = queued_requests(s, least_loaded.stats)
+    enough = max(1.0, 0.1 * level.concurrency, 0.5 * (s.mean_in_flight - s.mean_decoding))
+    if round(s.running_batch) >= level.concurrency or queued < enough:
         return ""
     return (
-        f" of {level.stats.mean_in_flight:.1f} requests in flight (the server queued or prefilled the rest, "
+        f" of {s.mean_in_flight:.1f} requests in flight (the server queued about {queued:.1f} of them, "
         "e.g. vLLM's --max-num-seqs; the profile takes the batch it ran)"
     )
 
@@ -362,11 +379,13 @@ def _print_summary(
             f"{joules_per_token_of_step(p.power_watts, p.step_time_ms, p.batch):.3f}",
         )
     console.print(table)
-    queued = [level.concurrency for level in levels if queued_note(level)]
-    if queued:
+    least_loaded = min(levels, key=lambda level: level.concurrency, default=None)
+    queued = [level.concurrency for level in levels if queued_note(level, least_loaded)]
+    if queued and least_loaded is not None:
         console.print(
-            f"the server ran a smaller batch than the concurrency at {', '.join(map(str, queued))}: it queued or "
-            "prefilled the rest; more concurrency there adds latency, not throughput"
+            f"the server ran a smaller batch than the concurrency at {', '.join(map(str, queued))}: it queued "
+            "requests (their first token waited over twice as long per prompt token as at concurrency "
+            f"{least_loaded.concurrency}); more concurrency there adds latency, not throughput"
         )
 
 

@@ -16,6 +16,7 @@ from gridshift.profiling.load import (
     WindowError,
     WindowStats,
     endpoint_url,
+    queued_requests,
     summarise_window,
 )
 from gridshift.profiling.settings import LoadSettings
@@ -48,6 +49,7 @@ __all__ = [
     "load_trace_shapes",
     "prefill_rate",
     "profile_points",
+    "queued_requests",
     "run_sweep",
     "summarise_window",
 ]
