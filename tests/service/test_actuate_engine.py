@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridshift.actuation import labels as L
+from gridshift.actuation.members import ClusterUnreachable
 from gridshift.profiles_catalog import default_performance_models
 from gridshift.service.actuate import MAX_NUM_SEQS_KEEP_ABOVE, MAX_NUM_SEQS_KEEP_BELOW
 from gridshift.settings import OperatorSettings
@@ -62,12 +63,15 @@ def test_a_variant_replica_an_infeasible_plan_keeps_runs_its_build_and_batch_as_
     world, body = _small_variant_on_70b()
     member = world.members["eu-de"]
     running = _engine(member)
+    template = _deployment(member)["spec"]["template"]
     _edit(body, slo={"ttftP95Ms": 500, "tpotP95Ms": 1})
 
     writes = [world.cycle().member_writes for _ in range(2)]
 
     assert world.status()["lastDecision"]["summary"].startswith("Infeasible")
-    assert _engine(member) == running and writes == [0, 0]
+    # The one write is the edit's GENERATION annotation: metadata, the pod template (a rollout) as it was.
+    assert _engine(member) == running and writes == [1, 0]
+    assert _deployment(member)["spec"]["template"] == template
     assert _deployment(member)["spec"]["replicas"] == 1  # kept running, to not take the deployment down
 
 
@@ -93,13 +97,15 @@ def test_replicas_in_a_region_forbidden_with_nowhere_else_to_go_keep_their_batch
     settled(world)
     member = world.members["eu-de"]
     running = _engine(member)
+    template = _deployment(member)["spec"]["template"]
     assert _max_num_seqs(member) < 256
     _edit(body, placement={"forbiddenRegions": ["eu-de"]})
 
     writes = [world.cycle().member_writes for _ in range(3)]
 
     assert world.status()["lastDecision"]["summary"].startswith("Infeasible")
-    assert _engine(member) == running and writes == [0, 0, 0]  # was --max-num-seqs 256 and a rollout
+    assert _engine(member) == running and writes == [1, 0, 0]  # was --max-num-seqs 256 and a rollout
+    assert _deployment(member)["spec"]["template"] == template  # the write: the GENERATION annotation only
 
 
 def _measured_world() -> tuple[ServiceHarness, dict[str, Any], FakeMemberCluster]:
@@ -124,7 +130,7 @@ def test_max_num_seqs_does_not_follow_a_jitter_of_the_measured_prompt_length() -
     # Found in review: +/-2.5 % of mean prompt length moved --max-num-seqs 9, 8, 7, 6, 10, 11: a rollout of
     # every replica (a new pod template) nearly every cycle.
     world, _, member = _measured_world()
-    assert _measure(world, 1000) == 0 and _max_num_seqs(member) == 9
+    assert _measure(world, 1000) == 1 and _max_num_seqs(member) == 9  # the edit's GENERATION annotation
     template = _deployment(member)["metadata"]["annotations"][L.SPEC_HASH]
 
     writes = [_measure(world, tokens) for tokens in (1025, 990, 1010, 975, 1000, 1020)]
@@ -135,7 +141,7 @@ def test_max_num_seqs_does_not_follow_a_jitter_of_the_measured_prompt_length() -
 
 def test_max_num_seqs_follows_a_change_past_its_dead_band() -> None:
     world, _, member = _measured_world()
-    assert _measure(world, 1000) == 0 and _max_num_seqs(member) == 9
+    assert _measure(world, 1000) == 1 and _max_num_seqs(member) == 9  # the edit's GENERATION annotation
     # Longer prompts: the batch at SLO capacity falls below the band (the narrow side), and is rendered.
     assert _measure(world, 1200) == 1
     lower = _max_num_seqs(member)
@@ -159,3 +165,62 @@ def test_an_edited_slo_renders_its_max_num_seqs_at_once_even_within_the_band() -
     assert world.cycle().member_writes == 1
     assert _max_num_seqs(member) == 8
     assert world.cycle().member_writes == 0
+
+
+def _edited_to_a_batch_of_8() -> tuple[ServiceHarness, dict[str, Any], FakeMemberCluster]:
+    """A settled deployment at --max-num-seqs 9, its SLO just edited to one a batch of 8 meets (within the band)."""
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    member = world.members["eu-de"]
+    assert _max_num_seqs(member) == 9
+    _edit(body, slo={"ttftP95Ms": 480, "tpotP95Ms": 50})
+    return world, body, member
+
+
+def test_an_edited_slo_whose_apply_failed_is_rendered_the_next_cycle() -> None:
+    # Found in review: the edit was told by status.observedGeneration, written also in a cycle whose member apply
+    # failed; the next cycle saw no edit, and 8 sat within the band of the live 9 for good.
+    world, body, member = _edited_to_a_batch_of_8()
+    real = member.apply
+
+    def times_out(manifests: list[dict[str, Any]]) -> None:
+        member.apply = real  # type: ignore[method-assign]
+        raise ClusterUnreachable("eu-de", "apply timed out")
+
+    member.apply = times_out  # type: ignore[method-assign]
+    failed = world.cycle()
+    assert failed.member_writes == 0 and failed.errors
+    assert world.status()["observedGeneration"] == body["metadata"]["generation"]
+
+    assert world.cycle().member_writes == 1
+    assert _max_num_seqs(member) == 8
+    assert _deployment(member)["metadata"]["annotations"][L.GENERATION] == str(body["metadata"]["generation"])
+    assert world.cycle().member_writes == 0
+
+
+def test_an_edited_slo_is_rendered_once_its_cluster_is_reachable_again() -> None:
+    world, _, member = _edited_to_a_batch_of_8()
+    member.reachable = False
+    world.cycle()
+    member.reachable = True
+
+    assert [world.cycle().member_writes for _ in range(2)] == [1, 0]
+    assert _max_num_seqs(member) == 8
+
+
+def test_a_deployment_of_the_previous_release_is_annotated_with_its_generation_without_a_rollout() -> None:
+    # No GENERATION annotation counts as another generation: the plan's value is rendered, here the value it runs,
+    # so the one write is the annotation and the pod template (a rollout) stays as it was.
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    member = world.members["eu-de"]
+    template = _deployment(member)["spec"]["template"]
+    del _deployment(member)["metadata"]["annotations"][L.GENERATION]
+
+    assert [world.cycle().member_writes for _ in range(2)] == [1, 0]
+    assert _deployment(member)["metadata"]["annotations"][L.GENERATION] == str(body["metadata"]["generation"])
+    assert _deployment(member)["spec"]["template"] == template

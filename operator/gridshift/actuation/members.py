@@ -146,6 +146,9 @@ class WorkloadState:
     """The vLLM container's image."""
     max_num_seqs: int | None = None
     """The vLLM container's --max-num-seqs (the last given: vLLM keeps it), None when it sets none."""
+    generation: int | None = None
+    """The InferenceDeployment's metadata.generation it was last rendered from (the GENERATION annotation),
+    None where it does not say (rendered before gridshift wrote it down)."""
 
     @property
     def owned(self) -> bool:
@@ -280,6 +283,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         spec_hash=str((meta.get("annotations") or {}).get(L.SPEC_HASH, "")),
         owner_uid=uid,
         applied=applied_digest(obj, "Deployment") if owner is not None else "",
+        generation=_whole((meta.get("annotations") or {}).get(L.GENERATION)),
         **_engine(obj, meta.get("annotations") or {}),
     )
 
@@ -316,11 +320,11 @@ def _last_flag(args: Sequence[str], flag: str) -> str | None:
     return found
 
 
-def _whole(text: str | None) -> int | None:
+def _whole(text: Any) -> int | None:
     """A positive whole number, else None."""
     try:
         value = int(text) if text is not None else 0
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     return value if value > 0 else None
 

@@ -72,6 +72,8 @@ class WorkloadTarget:
     max_model_len: int | None = None
     """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache
     (planner.kvmemory.KvMemory.max_model_len); None: vLLM's default."""
+    generation: int | None = None
+    """metadata.generation of the InferenceDeployment rendered (GENERATION annotation; None: not written)."""
     secret_references: bool = False
     """Whether the spec's valueFrom Secret references are rendered: only into a workload namespace of the
     tenant's own, since any replica in a shared one could read any Secret there (planner.problem keeps such
@@ -265,9 +267,7 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
         # The variant is written down (not only its model and image): read back by `members.state_from_deployment`,
         # it renders a replica the plan has no option for as it runs (actuate), whatever its build has in common
         # with others.
-        "metadata": _metadata(
-            name, target, pod_labels, **{L.SPEC_HASH: template_hash(template), L.VARIANT: target.variant}
-        ),
+        "metadata": _metadata(name, target, pod_labels, **_deployment_annotations(target, template)),
         "spec": {
             "replicas": target.replicas,
             "selector": {"matchLabels": _pod_selector(target)},
@@ -276,6 +276,15 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
             "template": template,
         },
     }
+
+
+def _deployment_annotations(target: WorkloadTarget, template: Manifest) -> dict[str, str]:
+    """The Deployment's own annotations. The generation is on the Deployment's metadata, not the pod template's:
+    an edit that leaves the pod template as it was is a metadata apply, no rollout."""
+    annotations = {L.SPEC_HASH: template_hash(template), L.VARIANT: target.variant}
+    if target.generation is not None:
+        annotations[L.GENERATION] = str(target.generation)
+    return annotations
 
 
 def _probes(startup_failures: int) -> dict[str, Any]:
@@ -365,7 +374,10 @@ _OUR_LABELS: dict[str, Any] = dict.fromkeys(
     ],
     True,
 )
-_METADATA = {"labels": _OUR_LABELS, "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH, L.VARIANT), True)}
+_METADATA = {
+    "labels": _OUR_LABELS,
+    "annotations": dict.fromkeys((L.OWNER, L.OWNER_UID, L.SPEC_HASH, L.VARIANT, L.GENERATION), True),
+}
 _PROBE = {
     "httpGet": {"path": True, "port": True},
     "periodSeconds": True,

@@ -31,6 +31,10 @@ SPEC_HASH = "gridshift.dev/spec-hash"
 VARIANT = "gridshift.dev/variant"
 """Annotation: the spec.variants build a member Deployment's replicas run ("" the model's own). Read back where
 the plan has no option for the Deployment's cluster and GPU type, so that it is rendered as it runs."""
+GENERATION = "gridshift.dev/generation"
+"""Annotation: the InferenceDeployment's metadata.generation a member Deployment was last rendered from (on
+the Deployment's metadata, not its pod template: a new value is no rollout). A value other than the spec's
+generation is an edit not yet applied there, which takes the planned --max-num-seqs past its dead band."""
 OWNER = "gridshift.dev/owner"
 """Annotation: `<namespace>/<name>` of the owning InferenceDeployment on the hub (unbounded, exact)."""
 OWNER_UID = "gridshift.dev/owner-uid"

@@ -15,7 +15,8 @@ once. `route` writes routing weights to the HTTPRoute a deployment names.
 
 What the engine runs (`_target`): the plan's variant and --max-num-seqs where the plan has an option for the
 (cluster, GPU type), else what the live Deployment runs; the plan's --max-num-seqs only once it leaves a dead
-band around the live value (MAX_NUM_SEQS_KEEP_*) or the spec was edited, since each new value is a rollout.
+band around the live value (MAX_NUM_SEQS_KEEP_*) or the Deployment was rendered from another generation of the
+spec (the GENERATION annotation: an edit not yet applied there), since each new value is a rollout.
 """
 
 from __future__ import annotations
@@ -197,6 +198,7 @@ class Actuator:
             owner_uid=deployment.uid,
             variant=variant,
             max_model_len=max_model_len(spec, variant, gpu_type),
+            generation=_generation(deployment),
             secret_references=NAMESPACE_PLACEHOLDER in view.resource.spec.workload_namespace,
         )
 
@@ -306,10 +308,18 @@ class Actuator:
 
 def _steady_max_num_seqs(deployment: ObservedDeployment, live: WorkloadState | None, variant: str, planned: int) -> int:
     """The plan's --max-num-seqs, or the live Deployment's while the plan's is within the dead band around it
-    (MAX_NUM_SEQS_KEEP_BELOW, _ABOVE, _SEQUENCES) and it runs the build planned. A spec edited since the last
-    cycle (status.observedGeneration is not metadata.generation: a new SLO, image or build) takes the plan's
-    at once; so does a Deployment that does not say its value."""
-    if live is None or live.max_num_seqs is None or _spec_changed(deployment):
+    (MAX_NUM_SEQS_KEEP_BELOW, _ABOVE, _SEQUENCES) and it runs the build planned. A Deployment rendered from
+    another generation of the spec (an edit: a new SLO, image or build) takes the plan's, until one rendering
+    from this generation was applied there; so does a Deployment that does not say its value.
+
+    Found in review: the edit was told by status.observedGeneration, which is written every cycle, also
+    when the member apply failed, the cluster was unreachable or repair waited for a migration: the edit
+    was seen one cycle only, and the planned value, inside the band of the old one, was never rendered.
+    A Deployment without the GENERATION annotation (of the previous release) counts as rendered from
+    another: the previous release rendered the plan's value every cycle, so at the upgrade this renders
+    what it would have; where the value is the same, the one write is the annotation (metadata, no rollout)."""
+    generation = _generation(deployment)
+    if live is None or live.max_num_seqs is None or generation is None or live.generation != generation:
         return planned
     if live_variant(deployment.resource.spec, live) != variant:
         return planned
@@ -319,11 +329,10 @@ def _steady_max_num_seqs(deployment: ObservedDeployment, live: WorkloadState | N
     return running if low <= planned <= high else planned
 
 
-def _spec_changed(deployment: ObservedDeployment) -> bool:
-    """Whether the spec changed since the status last written (either generation unknown counts as changed)."""
+def _generation(deployment: ObservedDeployment) -> int | None:
+    """The InferenceDeployment's metadata.generation (None: unknown, which the dead band counts as an edit)."""
     generation = deployment.body.get("metadata", {}).get("generation")
-    stored = deployment.old_status.get("observedGeneration")
-    return not (isinstance(generation, int) and isinstance(stored, int) and generation == stored)
+    return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
 def live_variant(spec: InferenceDeploymentSpec, live: WorkloadState) -> str:
