@@ -224,3 +224,50 @@ def test_a_deployment_of_the_previous_release_is_annotated_with_its_generation_w
     assert [world.cycle().member_writes for _ in range(2)] == [1, 0]
     assert _deployment(member)["metadata"]["annotations"][L.GENERATION] == str(body["metadata"]["generation"])
     assert _deployment(member)["spec"]["template"] == template
+
+
+def _quantised_on_load(*names: str) -> tuple[ServiceHarness, dict[str, Any], FakeMemberCluster]:
+    """A 70B deployment running a build that is the model's own weights and image with --quantization=fp8 (one
+    variant per name, all alike), settled, its Deployment's VARIANT annotation removed (an earlier release's)."""
+    world = ServiceHarness(["eu-de"], profiles=list(default_performance_models()))
+    body = deployment_body(rps=4.0, model={"servedName": "chat", "source": "meta-llama/Llama-3.1-70B-Instruct"})
+    body["spec"]["variants"] = [
+        {"name": name, "profileModel": "meta-llama/Llama-3.1-8B-Instruct", "extraArgs": ["--quantization=fp8"]}
+        for name in names
+    ]
+    world.add(body)
+    settled(world)
+    member = world.members["eu-de"]
+    assert "--quantization=fp8" in _engine(member)[1]
+    del _deployment(member)["metadata"]["annotations"][L.VARIANT]
+    return world, body, member
+
+
+def test_an_earlier_releases_quantise_on_load_replica_keeps_its_build() -> None:
+    # Found in review: told by weights and image alone, the fp8 build read as the model's own, and a replica the
+    # plan has no option for was rolled to the unquantised 70B model.
+    world, body, member = _quantised_on_load("fp8")
+    running = _engine(member)
+    _edit(body, slo={"ttftP95Ms": 500, "tpotP95Ms": 1})
+
+    world.cycle()
+
+    assert world.status()["lastDecision"]["summary"].startswith("Infeasible")
+    assert _engine(member) == running
+    assert _deployment(member)["metadata"]["annotations"][L.VARIANT] == "fp8"
+    assert world.cycle().member_writes == 0
+
+
+def test_an_earlier_releases_replica_of_builds_alike_keeps_its_container_as_it_runs() -> None:
+    # Two builds its weights, image and args fit equally: no guess rolled out, and none written down.
+    world, body, member = _quantised_on_load("fp8", "fp8-too")
+    running = _engine(member)
+    template = _deployment(member)["spec"]["template"]
+    _edit(body, slo={"ttftP95Ms": 500, "tpotP95Ms": 1})
+
+    writes = [world.cycle().member_writes for _ in range(2)]
+
+    assert world.status()["lastDecision"]["summary"].startswith("Infeasible")
+    assert _engine(member) == running and _deployment(member)["spec"]["template"] == template
+    assert L.VARIANT not in _deployment(member)["metadata"]["annotations"]
+    assert writes == [1, 0]  # the edit's GENERATION annotation

@@ -139,11 +139,13 @@ class WorkloadState:
     gridshift sets was changed or removed by someone else (kubectl edit keeps the annotation)."""
     variant: str | None = None
     """The build its replicas run (the VARIANT annotation; "": the model's own); None where the Deployment
-    was rendered before gridshift wrote it down (`model` and `image` then tell)."""
+    was rendered before gridshift wrote it down (`model`, `image` and `args` then tell)."""
     model: str = ""
     """The vLLM container's --model (its weights), "" when it names none."""
     image: str = ""
     """The vLLM container's image."""
+    args: tuple[str, ...] = ()
+    """The vLLM container's args (they tell a build whose only difference is its extraArgs)."""
     max_num_seqs: int | None = None
     """The vLLM container's --max-num-seqs (the last given: vLLM keeps it), None when it sets none."""
     generation: int | None = None
@@ -289,7 +291,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
 
 
 def _engine(obj: Mapping[str, Any], annotations: Mapping[str, Any]) -> dict[str, Any]:
-    """What the vLLM container of a Deployment runs (WorkloadState.variant, model, image, max_num_seqs),
+    """What the vLLM container of a Deployment runs (WorkloadState.variant, model, image, args, max_num_seqs),
     read from what gridshift renders (render.render_deployment): actuate keeps it where the plan has no
     option for the Deployment's cluster and GPU type, and within a dead band of the planned batch size.
     Anything unreadable is left unknown, never an error: the Deployment is counted all the same."""
@@ -305,6 +307,7 @@ def _engine(obj: Mapping[str, Any], annotations: Mapping[str, Any]) -> dict[str,
         "variant": variant if isinstance(variant, str) else None,
         "model": _last_flag(args, "--model") or "",
         "image": image,
+        "args": tuple(args),
         "max_num_seqs": _whole(_last_flag(args, "--max-num-seqs")),
     }
 

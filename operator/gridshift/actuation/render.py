@@ -72,6 +72,10 @@ class WorkloadTarget:
     max_model_len: int | None = None
     """vLLM --max-model-len where the model's own maximum does not fit this GPU type's KV cache
     (planner.kvmemory.KvMemory.max_model_len); None: vLLM's default."""
+    live_engine: tuple[str, tuple[str, ...]] | None = None
+    """The image and args of a live vLLM container, rendered as they are in place of `variant`'s and
+    `max_num_seqs`, and without the VARIANT annotation (so it is told again next time): an earlier release's
+    Deployment whose build its weights, image and args do not tell apart (service.actuate.live_variant)."""
     generation: int | None = None
     """metadata.generation of the InferenceDeployment rendered (GENERATION annotation; None: not written)."""
     secret_references: bool = False
@@ -214,8 +218,10 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
     startup_failures = math.ceil(spec.migration.ready_timeout_seconds / _STARTUP_PERIOD_SECONDS)
     container = {
         "name": "vllm",
-        "image": engine_image(spec, target.variant),
-        "args": vllm_args(spec, target.max_num_seqs, target.variant, target.max_model_len),
+        "image": target.live_engine[0] if target.live_engine else engine_image(spec, target.variant),
+        "args": list(target.live_engine[1])
+        if target.live_engine
+        else vllm_args(spec, target.max_num_seqs, target.variant, target.max_model_len),
         "env": _env(spec, target.secret_references),
         "ports": [{"name": "http", "containerPort": spec.engine.port}],
         "resources": {
@@ -281,7 +287,9 @@ def render_deployment(spec: InferenceDeploymentSpec, target: WorkloadTarget) -> 
 def _deployment_annotations(target: WorkloadTarget, template: Manifest) -> dict[str, str]:
     """The Deployment's own annotations. The generation is on the Deployment's metadata, not the pod template's:
     an edit that leaves the pod template as it was is a metadata apply, no rollout."""
-    annotations = {L.SPEC_HASH: template_hash(template), L.VARIANT: target.variant}
+    annotations = {L.SPEC_HASH: template_hash(template)}
+    if target.live_engine is None:
+        annotations[L.VARIANT] = target.variant
     if target.generation is not None:
         annotations[L.GENERATION] = str(target.generation)
     return annotations

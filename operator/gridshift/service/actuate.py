@@ -178,13 +178,16 @@ class Actuator:
         replica became the base model on a GPU it cannot start on."""
         spec = deployment.resource.spec
         live = self._current(deployment, view, gpu_type)
+        live_engine: tuple[str, tuple[str, ...]] | None = None
         planned = self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type))
         if planned is not None:
             variant = self._variants.get(deployment.id, {}).get((view.name, gpu_type), "")
             max_num_seqs = _steady_max_num_seqs(deployment, live, variant, planned)
         elif live is not None:
-            variant = live_variant(spec, live)
-            max_num_seqs = live.max_num_seqs or _DEFAULT_MAX_NUM_SEQS
+            told = live_variant(spec, live)
+            variant, max_num_seqs = told or "", live.max_num_seqs or _DEFAULT_MAX_NUM_SEQS
+            # A build not told apart: its container as it runs, rather than a guess rolled out.
+            live_engine = (live.image, live.args) if told is None else None
         else:
             variant, max_num_seqs = "", _DEFAULT_MAX_NUM_SEQS
         return WorkloadTarget(
@@ -199,6 +202,7 @@ class Actuator:
             variant=variant,
             max_model_len=max_model_len(spec, variant, gpu_type),
             generation=_generation(deployment),
+            live_engine=live_engine,
             secret_references=NAMESPACE_PLACEHOLDER in view.resource.spec.workload_namespace,
         )
 
@@ -335,15 +339,25 @@ def _generation(deployment: ObservedDeployment) -> int | None:
     return generation if isinstance(generation, int) and not isinstance(generation, bool) else None
 
 
-def live_variant(spec: InferenceDeploymentSpec, live: WorkloadState) -> str:
+def live_variant(spec: InferenceDeploymentSpec, live: WorkloadState) -> str | None:
     """The spec's build a live Deployment runs: the one its VARIANT annotation names while the spec still
-    has it; for a Deployment rendered before gridshift wrote that down, the build whose weights and image it
-    runs (its weights alone, else the model's own). A build since removed from the spec is the model's own."""
+    has it; for a Deployment rendered before gridshift wrote that down, the build with its weights whose own
+    extraArgs all appear in its args, preferring the one with its image, then the one with the most such
+    args. Found in review: told by weights and image alone, a quantise-on-load variant (only
+    `--quantization=fp8` of its own) read as the model's own build and was rolled to it. None: two builds
+    fit equally (the caller keeps the container as it runs). A build since removed from the spec, or none
+    with its weights, is the model's own."""
     names = ["", *(v.name for v in spec.variants)]
     if live.variant is not None:
         return live.variant if live.variant in names else ""
-    weights = [name for name in names if model_source(spec, name) == live.model]
-    return next((name for name in weights if engine_image(spec, name) == live.image), weights[0] if weights else "")
+    args = set(live.args)
+    own = {v.name: [str(a) for a in v.extra_args] for v in spec.variants}
+    fits = [n for n in names if model_source(spec, n) == live.model and args.issuperset(own.get(n, ()))]
+    if not fits:
+        return ""
+    scores = {n: (engine_image(spec, n) == live.image, len(own.get(n, ()))) for n in fits}
+    best = [n for n in fits if scores[n] == max(scores.values())]
+    return best[0] if len(best) == 1 else None
 
 
 def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) -> int | None:
