@@ -49,7 +49,9 @@ The flag follows the batch at SLO capacity, which follows measured mean request 
 every replica in six cycles (minutes of cold start each, a spare GPU for the surge). Narrow on this side: a
 live cap above the SLO batch lets a replica past its planned load decode a batch that much larger (10 % and
 MAX_NUM_SEQS_KEEP_SEQUENCES at most), and a decode step takes s(B) = a + g*B (planner.capacity), so its tokens
-come less than that much slower; a replica within its planned load never fills the cap."""
+come less than that much slower; a replica within its planned load never fills the cap. A planned value that
+is the KV-memory limit (planner.problem.max_num_seqs) is kept below too: the plan carries the number only, not
+which limit set it (docs/gpus.md says so)."""
 MAX_NUM_SEQS_KEEP_ABOVE = 0.25
 """Fraction of the live --max-num-seqs a planned value may rise above it and not be rendered. Wider than
 MAX_NUM_SEQS_KEEP_BELOW: a live cap below the SLO batch only binds at the planned load's edge, where it
