@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from gridshift.api.base import ADMISSION, API_VERSION
 from gridshift.api.common import DNS_LABEL, DNS_SUBDOMAIN
+from gridshift.api.crdgen import openapi_schema
 from gridshift.api.gpu_profile import GPUProfile
 from gridshift.api.inference_deployment import InferenceDeployment
 from gridshift.api.regional_cluster import RegionalCluster
@@ -159,6 +160,52 @@ def _not_json(value: object, path: str = "") -> list[tuple[str, str]]:
     return [(path, f"a {type(value).__name__} value is not JSON (a YAML-only type such as !!binary)")]
 
 
+_WIRE_INTEGERS = 2**63
+"""Whole floats below this magnitude are sent as integers (Go's encoding/json writes float64 2.0 as `2`)."""
+
+
+@functools.cache
+def _crd_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return openapi_schema(model)
+
+
+def _as_admitted(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` as the apiserver reads it under the CRD's structural `schema`, before validation:
+    - a null on a field with a default that is not nullable is pruned (the apiserver then applies the
+      default). Found in review: `carbon: null`, `engine: null`, `capacity.minReplicas: null` (70-odd fields)
+      were refused here ("Input should be an object") while `kubectl apply` admitted them. A null on a field
+      without a default stays, and is refused naming the field, as the apiserver refuses it.
+    - a whole-number float where the schema says integer is that integer: kubectl's YAML-to-JSON conversion
+      sends `minReplicas: 2.0` as `2` (found in review: refused here as "not a valid integer"). A raw JSON
+      client sending `2.0` is refused by the apiserver (README says so)."""
+    if isinstance(value, Mapping):
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        out = {}
+        for key, item in value.items():
+            sub = properties.get(key) if isinstance(properties, Mapping) else None
+            if sub is None and isinstance(extra, Mapping):
+                sub = extra
+            if sub is None:
+                out[key] = item  # unknown (refused by the strict parse) or free-form
+            elif item is None and "default" in sub and not sub.get("nullable"):
+                continue
+            else:
+                out[key] = _as_admitted(item, sub)
+        return out
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_as_admitted(item, items) for item in value] if isinstance(items, Mapping) else value
+    if (
+        schema.get("type") == "integer"
+        and isinstance(value, float)
+        and value.is_integer()
+        and abs(value) < _WIRE_INTEGERS
+    ):
+        return int(value)
+    return value
+
+
 def validate_object(obj: Mapping[str, Any]) -> BaseModel:
     """Parse one object; raise InvalidResource naming each bad field (metadata's and the spec's together)."""
     name = describe(obj)
@@ -176,8 +223,9 @@ def validate_object(obj: Mapping[str, Any]) -> BaseModel:
         # As the apiserver reads it: JSON, camelCase names only, no coercion. Found in review: the models'
         # Python names (`min_replicas`) and strings or booleans for numbers ("500", `true` for 1) validated
         # "ok" here, and in `simulate --deployments`, where kubectl refuses them.
+        admitted = _as_admitted(obj, _crd_schema(model))
         parsed = model.model_validate_json(
-            _as_json(obj), strict=True, by_alias=True, by_name=False, context={ADMISSION: True}
+            _as_json(admitted), strict=True, by_alias=True, by_name=False, context={ADMISSION: True}
         )
     except ValidationError as error:
         problems += problems_of(error)
