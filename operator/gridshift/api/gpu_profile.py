@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
 
 from gridshift.api.base import ApiModel, ApiObject, CrossFieldRule
 from gridshift.api.common import Condition, GpuType, conditions_field
@@ -15,6 +16,38 @@ MAX_PREFILL_TOKENS_PER_SECOND = 10_000_000.0
 """Prompt tokens per second a profile may state: about 80x the fastest shipped profile (120,313 on 8 GPUs).
 Found in review: 1e308 (and .inf through `gridshift validate`) was admitted and made prefill free in the
 capacity model, so every TTFT objective was met."""
+
+RFC3339_PATTERN = (
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})-[0-9]{2}-[0-9]{2}"
+    r"T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""RFC 3339 as both sides read it: an upper-case T, a zone (Z or +hh:mm, hours to 23, minutes to 59), year 0001
+on. Found in review: the apiserver's date-time format refused `2026-11-27 00:00:00`, a time without a zone,
+`T00:00`, `+0000` and "0" that pydantic read (validate said ok), and admitted `+24:00`, `-30:00`, `+05:60` and
+year 0000 that pydantic refuses (the operator then refused the profile). The CRD carries the pattern; the
+ranges of month, day and time are each side's date-time parser's, which agree."""
+
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _rfc3339(value: Any) -> Any:
+    """A string matching RFC3339_PATTERN, parsed here: the strict parse (`gridshift validate`) takes no
+    string once a validator has had it, and the lax one (the operator's) reads "0" as a Unix time."""
+    if not isinstance(value, str):
+        return value
+    if not re.fullmatch(RFC3339_PATTERN, value):
+        raise ValueError(
+            f"{value[:40]!r} is not an RFC 3339 time with a zone "
+            "(e.g. 2026-11-27T00:00:00Z or 2026-11-27T01:00:00+01:00)"
+        )
+    try:
+        return _DATETIME.validate_python(value)
+    except ValidationError as error:
+        raise ValueError(f"{value!r} is not a time: {error.errors()[0]['msg']}") from None
+
+
+Rfc3339Time = Annotated[datetime, BeforeValidator(_rfc3339), Field(json_schema_extra={"pattern": RFC3339_PATTERN})]
 
 
 class ProfilePoint(ApiModel):
@@ -44,7 +77,7 @@ class ProfileSource(ApiModel):
 
     method: Literal["Measured", "Published", "Fitted"] = Field(description="How the points were obtained.")
     description: str = Field(default="", max_length=4096, description="Tool, data set, licence and attribution.")
-    measured_at: datetime | None = Field(default=None, description="When the measurement was taken.")
+    measured_at: Rfc3339Time | None = Field(default=None, description="When the measurement was taken.")
 
 
 class GPUProfileSpec(ApiModel):
