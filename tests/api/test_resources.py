@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import ROUND_CEILING, Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,125 @@ def test_an_http_route_may_have_any_object_name() -> None:
         "routing": {"httpRouteName": "chat.v2"},
     }
     assert InferenceDeploymentSpec.model_validate(body).routing.http_route_name == "chat.v2"
+
+
+def _defaulted_fields(doc: Any, schema: dict[str, Any], path: tuple[str | int, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths in `doc` whose parent is written and whose CRD schema gives a default and no nullable."""
+    out: list[tuple[Any, ...]] = []
+    if isinstance(doc, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if "default" in sub and not sub.get("nullable"):
+                out.append((*path, name))
+            if name in doc:
+                out += _defaulted_fields(doc[name], sub, (*path, name))
+    elif isinstance(doc, list) and doc and "items" in schema:
+        out += _defaulted_fields(doc[0], schema["items"], (*path, 0))
+    return out
+
+
+def left_out_parent(doc: Any, path: tuple[Any, ...]) -> Any:
+    for part in path[:-1]:
+        doc = doc[part]
+    return doc
+
+
+def outcome(doc: dict[str, Any]) -> Any:
+    try:
+        return validate_object(doc)
+    except InvalidResource as error:
+        return error.problems
+
+
+def test_a_null_on_a_field_with_a_default_is_pruned_as_the_apiserver_does() -> None:
+    # Found in review: `carbon: null` (and 70-odd other fields with a CRD default) was refused here, "Input
+    # should be an object", while the apiserver prunes the null, applies the default and admits the object.
+    from gridshift.api.crdgen import openapi_schema
+    from gridshift.api.validation import MODELS_BY_KIND
+
+    checked = set()
+    for doc in (d for p in EXAMPLES for d in gridshift_documents(p)):
+        for path in _defaulted_fields(doc, openapi_schema(MODELS_BY_KIND[doc["kind"]])):
+            nulled = copy.deepcopy(doc)
+            left_out_parent(nulled, path)[path[-1]] = None
+            left_out = copy.deepcopy(nulled)
+            del left_out_parent(left_out, path)[path[-1]]
+            # As if left out: the default applies (and then any rule on it, as the apiserver checks it).
+            assert outcome(nulled) == outcome(left_out), path
+            checked.add((doc["kind"], path))
+    assert {("InferenceDeployment", ("spec", "carbon")), ("GPUProfile", ("spec", "gpusPerReplica"))} <= checked
+    assert len(checked) >= 50  # every such field the examples reach (70-odd in all)
+
+
+def test_a_null_on_a_field_without_a_default_is_refused_naming_it() -> None:
+    (doc,) = gridshift_documents(REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml")
+    doc["spec"]["model"] = None
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    assert [path for path, _ in caught.value.problems] == ["spec.model"]
+
+
+def test_a_whole_number_float_for_an_integer_is_the_integer_kubectl_sends() -> None:
+    # Found in review: kubectl sends `minReplicas: 2.0` as 2 and the apiserver admits it; this refused it.
+    (doc,) = gridshift_documents(REPO_ROOT / "examples" / "inferencedeployment-qwen-advisory.yaml")
+    doc["spec"]["capacity"]["minReplicas"] = yaml.safe_load("2.0")
+    doc["spec"]["replica"]["gpusPerReplica"] = 1.0
+    idep = validate_object(doc)
+    assert isinstance(idep, InferenceDeployment)
+    assert idep.spec.capacity.min_replicas == 2 and type(idep.spec.capacity.min_replicas) is int
+    doc["spec"]["capacity"]["minReplicas"] = 2.5
+    doc["spec"]["model"]["servedName"] = 2.0  # a string field takes no number, whole or not
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    assert {path for path, _ in caught.value.problems} == {"spec.capacity.minReplicas", "spec.model.servedName"}
+
+
+MEASURED_AT_REFUSED = [
+    "2026-11-27 00:00:00",
+    "2026-11-27T00:00:00",
+    "2026-11-27T00:00",
+    "2026-11-27T00:00:00+0000",
+    "0",
+    "2026-11-27T00:00:00+24:00",
+    "2026-11-27T00:00:00-30:00",
+    "2026-11-27T00:00:00+05:60",
+    "0000-01-01T00:00:00Z",
+]
+"""measuredAt values one side refused and the other read (found in review); both sides refuse each now."""
+MEASURED_AT_ADMITTED = [
+    "2026-11-27T00:00:00Z",
+    "2026-11-27T01:30:00.123456789+01:30",
+    "2026-11-27T00:00:00-23:59",
+    "0001-01-01T00:00:00Z",
+]
+
+
+def _profile(measured_at: str) -> dict[str, Any]:
+    profile = next(p for p in EXAMPLES if any(d["kind"] == "GPUProfile" for d in gridshift_documents(p)))
+    doc = next(d for d in gridshift_documents(profile) if d["kind"] == "GPUProfile")
+    doc["spec"]["source"]["measuredAt"] = measured_at
+    return doc
+
+
+@pytest.mark.parametrize("measured_at", MEASURED_AT_REFUSED)
+def test_measured_at_is_refused_unless_rfc3339_with_a_zone(measured_at: str) -> None:
+    from gridshift.api.gpu_profile import GPUProfile
+    from gridshift.service.inputs import parse_bodies
+
+    doc = _profile(measured_at)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    assert [path for path, _ in caught.value.problems] == ["spec.source.measuredAt"]
+    assert "RFC 3339" in str(caught.value)
+    (parsed,) = parse_bodies([doc], GPUProfile)
+    assert parsed.error is not None and "measuredAt" in parsed.error
+
+
+@pytest.mark.parametrize("measured_at", MEASURED_AT_ADMITTED)
+def test_measured_at_in_rfc3339_with_a_zone_is_read(measured_at: str) -> None:
+    from gridshift.api.gpu_profile import GPUProfile
+    from gridshift.service.inputs import parse_bodies
+
+    doc = _profile(measured_at)
+    validate_object(doc)
+    (parsed,) = parse_bodies([doc], GPUProfile)
+    assert parsed.error is None, parsed.error

@@ -360,3 +360,35 @@ def test_kube_hub_honours_the_status_contract_on_a_real_apiserver(hub: Any) -> N
     finally:
         hub.kubectl(hub.hub, "delete", "idep", name, "-n", namespace, "--ignore-not-found", check=False)
         api_client.close()
+
+
+def _measured_at_cases() -> list[Any]:
+    from tests.api.test_resources import MEASURED_AT_ADMITTED, MEASURED_AT_REFUSED
+
+    return [pytest.param(v, False, id=f"refused-{v}") for v in MEASURED_AT_REFUSED] + [
+        pytest.param(v, True, id=f"admitted-{v}") for v in MEASURED_AT_ADMITTED
+    ]
+
+
+@pytest.mark.parametrize(("measured_at", "admitted"), _measured_at_cases())
+def test_measured_at_is_read_alike_by_the_apiserver_and_the_operator(
+    hub: Any, measured_at: str, admitted: bool
+) -> None:
+    """Found in review: the apiserver's date-time format admitted `+24:00`, `-30:00`, `+05:60` and year 0000,
+    which the operator then refused, and refused times without a zone that `gridshift validate` read."""
+    from gridshift.api.gpu_profile import GPUProfile
+    from gridshift.service.inputs import parse_bodies
+    from tests.api.test_resources import _profile
+
+    doc = _profile(measured_at)
+    doc["metadata"]["name"] = "measured-at"
+    proc = hub.kubectl(
+        hub.hub, "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(doc), check=False
+    )
+    if not admitted:
+        assert proc.returncode != 0, f"the apiserver admitted measuredAt {measured_at!r}"
+        assert "spec.source.measuredAt" in proc.stderr, proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    (parsed,) = parse_bodies([json.loads(proc.stdout)], GPUProfile)
+    assert parsed.error is None, parsed.error
