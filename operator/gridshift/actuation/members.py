@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
+from gridshift import redaction
 from gridshift.actuation import labels as L
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
@@ -55,7 +56,11 @@ class MemberError(Exception):
     """A member cluster refused or failed an operation; the message names the cluster and never holds credentials."""
 
     def __init__(self, cluster: str, message: str) -> None:
-        super().__init__(message)
+        # Messages quote the member apiserver's reason and Status message, and reach the RegionalCluster's
+        # conditions, the cycle's errors and kopf's TemporaryError (stored on the tenant's object). Found in
+        # review: a gateway answering 403/401 "token rejected: Bearer <token>" put the kubeconfig's token
+        # there. A remembered credential (parse_kubeconfig remembers them) never does (as PriceFeedError).
+        super().__init__(redaction.redact(message))
         self.cluster = cluster
 
 

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from gridshift import redaction
 from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
@@ -137,8 +138,9 @@ class StepRecord:
             wire["startedAt"] = self.started_at.isoformat()
         if self.message:
             # Cut to what the CRD stores: a member's refusal quoted whole (an admission webhook's list of
-            # policies) failed the status's validation, and the deployment's status froze (review).
-            wire["message"] = self.message[:STEP_MESSAGE_MAX]
+            # policies) failed the status's validation, and the deployment's status froze (review). Redacted
+            # before the cut, as conditions are (service.status._Conditions).
+            wire["message"] = redaction.excerpt(self.message, STEP_MESSAGE_MAX)
         return wire
 
 

@@ -18,6 +18,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from gridshift import redaction
 from gridshift.api import MigrationMode
 from gridshift.api.conditions import ClusterReadyReason, SLOReason
 from gridshift.api.inference_deployment import DemandSource
@@ -195,7 +196,9 @@ class Reporter:
             written: list[tuple[_Event, str | None]] = []
             for event in events:
                 try:
-                    self.hub.emit_event(ref, event.reason, event.note, warning=event.warning, action=event.action)
+                    # Every Event gridshift writes goes out here: its note never holds a remembered credential.
+                    note = redaction.redact(event.note)
+                    self.hub.emit_event(ref, event.reason, note, warning=event.warning, action=event.action)
                 except Exception as error:  # Events are best effort: the decision is in status already
                     written.append((event, describe(error)))
                 else:

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gridshift import redaction
 from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
@@ -107,8 +108,9 @@ class _Conditions:
             "status": status,
             "reason": reason.value,
             # Messages quote feeds' and members' errors and refused specs: cut here, for every condition,
-            # to what the CRD stores, so that none is refused for its length.
-            "message": message[:CONDITION_MESSAGE_MAX],
+            # to what the CRD stores, so that none is refused for its length; redacted first (a remembered
+            # credential in any error quoted, the net under each error's own redaction; found in review).
+            "message": redaction.excerpt(message, CONDITION_MESSAGE_MAX),
             "lastTransitionTime": self.now.isoformat() if changed else previous["lastTransitionTime"],  # type: ignore[index]
         }
         if self.generation is not None:

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
+from gridshift import redaction
 from gridshift.api import GROUP, VERSION
 from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete
 from gridshift.service.wiring import real_service
@@ -92,12 +93,14 @@ async def deleted(namespace: str | None, name: str, uid: str, memo: kopf.Memo, *
     # Every replica runs this; only the Lease holder completes it (service.sweep.require_leader), the others
     # retry about once a Lease duration. The holder lists the RegionalClusters itself, and keeps the
     # finalizer (kopf retries) until every member cluster is clean.
+    # kopf stores a TemporaryError's text on the tenant's object (status.kopf, its annotations) and posts it as
+    # an Event: redacted, whatever member error the text quotes (found in review).
     try:
         await memo.service.delete_everywhere(namespace or "", name, uid)
     except AwaitingLeader as error:
-        raise kopf.TemporaryError(str(error), delay=error.retry_seconds) from None
+        raise kopf.TemporaryError(redaction.redact(str(error)), delay=error.retry_seconds) from None
     except CleanupIncomplete as error:
-        raise kopf.TemporaryError(str(error), delay=30) from None
+        raise kopf.TemporaryError(redaction.redact(str(error)), delay=30) from None
 
 
 @kopf.on.probe(id="planCycle")
