@@ -97,7 +97,7 @@ def _texts(world: ServiceHarness, errors: list[str], log: str) -> dict[str, str]
 
 
 @pytest.mark.parametrize("status", [403, 401])
-@pytest.mark.parametrize("credential", ["token"])
+@pytest.mark.parametrize("credential", ["token", "basic"])
 def test_a_member_echoing_the_credential_it_refused_is_quoted_without_it(
     local_server: LocalServer, redacted_log: pytest.LogCaptureFixture, status: int, credential: str
 ) -> None:
