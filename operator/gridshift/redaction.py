@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -64,9 +65,18 @@ AUTH_SCHEMES = frozenset({"basic", "bearer", "token", "apikey", "api-key", "key"
 def remember_header(value: str) -> None:
     """Remember an HTTP header value and the credentials inside it: "Bearer <token>" is redacted whole,
     and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
-    value's decoded "user:password" and its password are remembered too. Only after a known scheme
-    (AUTH_SCHEMES): the tail of any other value with a space ("text/html; charset=utf-8") is no secret."""
+    value's decoded "user:password" and its password are remembered too.
+
+    Whatever the scheme, the value's last part after a space or '=' is remembered too when it is at least
+    MIN_SECRET_LENGTH characters: "SSWS <token>", "Token token=<token>", "ApiKey-v2 <token>". Found in review:
+    the tail was remembered after a known scheme (AUTH_SCHEMES) only, so that "text/html; charset=utf-8"
+    kept its "utf-8"; but schemes are not a closed list, and the token of any other one echoed in a body
+    reached a feed's error whole. A short tail such as "utf-8" is still not remembered (MIN_SECRET_LENGTH);
+    a longer one that is no secret costs only a redacted word in a log, while a missed token is a leak."""
     remember(value)
+    tail = re.split(r"[ =]", value.strip())[-1].strip().strip('"')
+    if len(tail) >= MIN_SECRET_LENGTH:
+        remember(tail)
     scheme, _, credentials = value.strip().partition(" ")
     credentials = credentials.strip()
     if not credentials or scheme.lower() not in AUTH_SCHEMES:

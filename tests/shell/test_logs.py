@@ -145,8 +145,9 @@ def test_start_installs_both_guards_before_building_the_service(monkeypatch: pyt
         logging.getLogger("httpx").addFilter(_QUERY_FILTER)
 
 
-def test_header_credentials_are_remembered_after_a_known_scheme_only() -> None:
-    # Self-review, 3 December: every header value with a space had its tail remembered as a secret.
+def test_a_header_tail_shorter_than_a_secret_is_not_remembered() -> None:
+    # Self-review, 3 December: every header value with a space had its tail remembered as a secret. Since
+    # review (a token after an unknown scheme leaked), a tail is remembered only from MIN_SECRET_LENGTH on.
     token = f"tok-{uuid.uuid4()}"
     redaction.remember_header(f"Bearer {token}")
     redaction.remember_header("text/html; charset=utf-8")

@@ -206,8 +206,12 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
         ("Bearer {token}", "{token}"),
         ("Basic {basic}", "{password}"),
         ("Basic {basic}", "ops:{password}"),
+        # Found in review: after a scheme not in AUTH_SCHEMES only the whole value was remembered.
+        ("SSWS {token}", "{token}"),
+        ("Token token={token}", "{token}"),
+        ("ApiKey-v2 {token}", "{token}"),
     ],
-    ids=["bearer-token-alone", "basic-password", "basic-decoded"],
+    ids=["bearer-token-alone", "basic-password", "basic-decoded", "ssws", "token-equals", "apikey-v2"],
 )
 def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
     local_server: LocalServer, header: str, echoed: str
