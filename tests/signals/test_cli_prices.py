@@ -98,9 +98,12 @@ def test_bad_sources_are_usage_errors(argv: list[str], words: str) -> None:
         ("https:/127.0.0.1/x.csv?securityToken=S3cr3tTok", "https:/127.0.0.1/x.csv?<query omitted>: No such file"),
         ("http:h/api?securityToken=S3cr3tTok", "http:h/api?<query omitted>: No such file"),
         ("web-api.tp.entsoe.eu/api?securityToken=S3cr3tTok", "web-api.tp.entsoe.eu/api?<query omitted>: No such"),
+        # Found in review: without a query string, a URL's user:password@ was echoed.
+        ("ftp://ops:S3cr3tTok@prices.example/day.csv", "ftp://REDACTED@prices.example/day.csv: only http"),
+        ("sftp://S3cr3tTok@prices.example/day.csv", "sftp://REDACTED@prices.example/day.csv: only http"),
     ],
 )
-def test_a_source_that_is_not_read_never_shows_its_query_string(source: str, shown: str) -> None:
+def test_a_source_that_is_not_read_never_shows_its_query_string_or_password(source: str, shown: str) -> None:
     # Found in review: a URL with another scheme, or with a slash missing, was echoed whole, token included.
     with pytest.raises(UsageError) as caught:
         run(source)

@@ -94,13 +94,15 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
 def _shown(source: str) -> str:
     """A source as an error may show it: without a query string, which may hold a token, whatever the
     source looks like (a URL of another scheme, a URL with a slash missing, a host without a scheme: each
-    is read as a file name). Found in review: both errors above echoed `?securityToken=...`."""
+    is read as a file name), and without a URL's user:password@. Found in review: both errors above echoed
+    `?securityToken=...`; and a URL without a query was shown as given, so `ftp://ops:<password>@host/x.csv`
+    ("only http:// and https:// URLs") showed the password."""
     from gridshift.redaction import display_url
 
     head, _, query = source.partition("?")
-    if not query:
-        return source
-    return display_url(source) if "://" in head else f"{head}?<query omitted>"
+    if "://" in head:
+        return display_url(source)
+    return f"{head}?<query omitted>" if query else source
 
 
 def _naive_timezone(name: str, text: str, timezone: str | None) -> str | None:
