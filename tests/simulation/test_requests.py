@@ -19,6 +19,7 @@ from tests.simulation.sim_replay import (
     MEASURED_MODEL,
     START,
     conv_capacity,
+    flat_replay,
     flat_trace,
     hourly_prices,
     models,
@@ -180,3 +181,29 @@ def test_a_queue_never_comes_back_hours_later_nor_from_another_schedule() -> Non
     together = request_levels(replay, [ample, starved])
     assert together[0][:, 0].all()
     assert (together[1][:, 0] == starved_alone).all()
+
+
+@pytest.mark.parametrize("peak_rps", [2.0, 8.2, 10.0])
+def test_the_request_level_stream_runs_at_the_rate_the_deployment_is_sized_and_costed_at(
+    monkeypatch: pytest.MonkeyPatch, peak_rps: float
+) -> None:
+    """Found in review: the copies were rounded, so a deployment between whole multiples of the trace's rate was
+    judged request by request on another load (2.0 req/s on a 5 req/s trace: one copy, 2.5x; 8.2: two, x1.22)."""
+    from gridshift.simulation import engine
+
+    trace = flat_trace(per_minute=300.0)  # 5 req/s
+    replay = flat_replay([setup("chat", peak_rps, "CHEAP")], [hourly_prices("CHEAP", [50.0])], minutes=30)
+    seen: list[np.ndarray] = []  # type: ignore[type-arg]
+
+    def spy(*args: object, **kwargs: object) -> tuple[RequestStream, np.ndarray]:  # type: ignore[type-arg]
+        stream, minute_of = thinned_arrivals(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(minute_of)
+        return stream, minute_of
+
+    monkeypatch.setattr(engine, "thinned_arrivals", spy)
+    request_level(replay, np.ones((30, 1), dtype=np.int64))
+    per_minute = np.bincount(np.concatenate(seen), minlength=30)
+    assert replay.deployments[0].rate_rps == pytest.approx(np.full(30, peak_rps))
+    assert trace.mean_requests_per_second == 5.0
+    # One Ready replica takes every request: the stream's minutes hold the sized rate, to the request.
+    assert np.abs(per_minute - peak_rps * 60.0).max() <= 1.0

@@ -269,7 +269,8 @@ def _run_within(
         deployment.trace,
         copies=deployment.copies,
         first_offset=deployment.setup.trace_offset_minutes,
-        keep=day[rows] / level,
+        # Thinned to the deployment's own rate (copy_share), not the whole copies': the load it is sized at.
+        keep=day[rows] * deployment.copy_share / level,
         rng=np.random.default_rng([seed, index]),
         rows=rows,
     )
