@@ -344,7 +344,7 @@ def _scenario_runs(
     )
     extra = {
         "same_information_bound": solve_hindsight(replay, rates, required=same_information_required(replay)),
-        "hindsight_at_slo_allowance": solve_hindsight(replay, rates, required=allowance_required(replay)),
+        "hindsight_at_slo_allowance": solve_hindsight(replay, rates, required=allowance_required(replay), relaxed=True),
         # gridshift's own Ready replicas of every minute, placed and timed perfectly: what placement alone costs.
         "gridshift_ready_placed_by_hindsight": solve_hindsight(
             replay, rates, required=schedules["gridshift"].ready.sum(axis=2).astype(np.int64)
@@ -399,13 +399,19 @@ SLO_TARGET_MINUTES = 0.99
 
 def allowance_required(replay: Replay) -> IntArray:
     """The fewest replicas within the SLO, except that each deployment may fall one replica short in its busiest
-    1% of minutes: the hindsight bound held to the same SLO allowance as the online target."""
+    1% of minutes: the hindsight bound held to the same SLO allowance as the online target.
+
+    Busiest: the floor(1% x minutes) minutes needing most replicas, ties taken in minute order; never below
+    minReplicas. Found in review: it lowered only minutes above the 99th percentile of the count, and a peak
+    level held for over 1% of minutes (most deployments) left none, so 7 of the default week's 10 deployments
+    got no allowance at all."""
     needed = np.stack([d.needed for d in replay.deployments], axis=1)
-    cap = np.quantile(needed, SLO_TARGET_MINUTES, axis=0, method="higher")
-    over = needed > cap[None, :]
-    # Lowering the peak level to the 99th percentile touches at most 1% of minutes; where it touches more
-    # than one replica per minute, keep all but one.
-    required: IntArray = np.where(over, np.maximum(needed - 1, cap[None, :]), needed).astype(np.int64)
+    allowance = int((1.0 - SLO_TARGET_MINUTES) * needed.shape[0] + 1e-9)
+    required: IntArray = needed.astype(np.int64)
+    for index, deployment in enumerate(replay.deployments):
+        # Most replicas first; a stable sort keeps equal counts in minute order.
+        busiest = np.argsort(-needed[:, index], kind="stable")[:allowance]
+        required[busiest, index] = np.maximum(needed[busiest, index] - 1, deployment.setup.min_replicas)
     return required
 
 
