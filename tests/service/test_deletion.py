@@ -9,6 +9,7 @@ Only the Lease holder completes the finalizer: another replica cannot outwait th
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -378,3 +379,32 @@ def test_a_sweep_that_deletes_nothing_counts_no_write_and_logs_no_sweep(caplog: 
         report = world.cycle()
     assert report.member_writes == 0
     assert not any("swept" in r.getMessage() for r in caplog.records)
+
+
+def test_a_deployment_naming_the_owner_with_another_uid_is_not_its_replicas_and_leaves_them_alone() -> None:
+    # Ownership is the owner annotations *and* the UID: a Deployment naming ml/chat with another UID (a leftover
+    # of an earlier chat deleted while no operator ran, or a copy planted under another name) is not chat's.
+    # Counted as chat's, its 50 replicas would make chat look over-served and gridshift would scale chat down
+    # or write to the copy; as an orphan it is swept, by its own UID, and chat's replicas stay as they were.
+    world = ServiceHarness(["eu-de"], gpus_per_cluster=64)
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    world.cycle()
+    member = world.members["eu-de"]
+    ours = {k: copy.deepcopy(v) for k, v in member.objects.items()}
+    (ours_key,) = [k for k in ours if k[0] == "Deployment"]
+    running = ours[ours_key]["spec"]["replicas"]
+    assert running >= 1 and world.status()["desiredReplicas"] == running
+
+    earlier = copy.deepcopy(ours[ours_key])
+    earlier["metadata"]["name"] = "earlier-" + ours_key[2][:40]
+    earlier["metadata"]["annotations"][L.OWNER_UID] = "uid-of-an-earlier-chat"
+    earlier["spec"]["replicas"] = 50
+    earlier["status"] = {"readyReplicas": 50}
+    member.plant(earlier)
+    report = world.cycle()
+
+    assert world.status()["desiredReplicas"] == running, world.status()
+    assert ("Deployment", WORKLOADS, earlier["metadata"]["name"]) not in member.objects  # swept as an orphan
+    assert {k: v["spec"] for k, v in member.objects.items()} == {k: v["spec"] for k, v in ours.items()}
+    assert not [e for e in report.errors if "chat" in e], report.errors
