@@ -72,3 +72,45 @@ def test_a_slow_read_does_not_date_the_holders_renewal_back_to_when_it_was_sent(
         candidate.try_acquire_or_renew()
         assert not (holder.leading() and candidate.leading()), f"two leaders at {moment}"
     assert candidate.leading() and not holder.leading()  # and the Lease did pass, once expired
+
+
+class SlowWriteHub(FakeHub):
+    """A hub whose Lease writes take `write_seconds` of the clock to be answered (a slow apiserver)."""
+
+    def __init__(self, clock: Clock, write_seconds: float) -> None:
+        super().__init__()
+        self.clock, self.write_seconds = clock, write_seconds
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+        self.clock.now += self.write_seconds
+        return super().write_lease(name, namespace, record)
+
+
+def test_the_holder_stops_leading_at_the_renew_deadline_before_the_lease_can_expire() -> None:
+    # docs/security.md row 9: a holder cut off from the hub stops acting once its last renewal is older than the
+    # renew deadline (10 s), while the Lease it wrote is still unexpired for every other replica (15 s); fenced
+    # only at the lease duration, it would act in the same moment as a replica that took the Lease over.
+    clock = Clock()
+    holder = LeaderElector(FakeHub(), LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    assert holder.try_acquire_or_renew()
+    holder.hub = DownHub()
+    for moment, leads in ((9.9, True), (10.0, False), (12.0, False), (14.9, False), (16.0, False)):
+        clock.now = moment
+        holder.try_acquire_or_renew()
+        assert holder.leading() is leads, f"at {moment}"
+
+
+def test_a_renewal_is_dated_when_its_write_was_sent_not_when_it_was_answered() -> None:
+    # The other replicas may have seen the renewed Lease as soon as the write was sent, and time its expiry from
+    # then: dated when the answer came, a write held 4 s in flight let the holder lead 4 s past its renew
+    # deadline, up to the moment another replica may take the Lease over. Dated when sent is the safe side.
+    clock = Clock()
+    holder = LeaderElector(SlowWriteHub(clock, 4.0), LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    clock.now = 1.0
+    assert holder.try_acquire_or_renew()  # sent at 1.0, answered at 5.0
+    assert clock.now == 5.0
+    holder.hub = DownHub()
+    clock.now = 10.9
+    assert holder.leading()
+    clock.now = 11.0  # the renew deadline from 1.0; from 5.0 it would lead until 15.0
+    assert not holder.leading()
