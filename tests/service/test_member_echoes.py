@@ -13,6 +13,8 @@ import base64
 import dataclasses
 import json
 import logging
+import os
+import textwrap
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +23,7 @@ import kopf
 import pytest
 
 from gridshift import redaction
-from gridshift.actuation.members import KubeMemberCluster, Owner
+from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster, Owner, WorkloadState
 from gridshift.hub.client import SecretMissing
 from gridshift.planner.migration import StepAction
 from gridshift.service import report as report_module
@@ -30,7 +32,8 @@ from gridshift.service.report import log_problems
 from gridshift.service.sweep import CleanupIncomplete, delete_everywhere
 from gridshift.service.wiring import parse_kubeconfig
 from gridshift.shell import handlers
-from tests.service.harness import ServiceHarness, deployment_body
+from gridshift.testing import FakeMemberCluster
+from tests.service.harness import H100, ServiceHarness, deployment_body
 from tests.signals.conftest import LocalServer, Reply, Request, local_server
 
 __all__ = ["local_server"]
@@ -120,6 +123,39 @@ def test_a_member_echoing_the_credential_it_refused_is_quoted_without_it(
         for form in forms
         if form in text
     ]
+    assert not leaks, leaks
+
+
+def test_a_member_quoting_the_client_key_of_a_certificate_kubeconfig_is_quoted_without_it(
+    redacted_log: pytest.LogCaptureFixture,
+) -> None:
+    # A kubeconfig authenticating with a client certificate holds its private key as client-key-data (base64
+    # of the PEM): parse_kubeconfig remembers it, so a member's text quoting it (a TLS gateway echoing the
+    # credentials it was configured with, say) reaches no condition, error or log line.
+    body = textwrap.fill(base64.b64encode(os.urandom(1190)).decode(), 64)
+    key = base64.b64encode(f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n".encode()).decode()
+    cert = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+    world = ServiceHarness(["eu"])
+    kubeconfig = _kubeconfig(
+        "https://eu.example:6443", f'{{client-certificate-data: "{cert}", client-key-data: "{key}"}}'
+    )
+    world.hub.secrets[("gridshift-system", "kc-eu")] = {"kubeconfig": kubeconfig}
+
+    class Echoing(FakeMemberCluster):
+        def workloads(self, namespaces: Any) -> list[WorkloadState]:
+            raise ActuationForbidden(self.name, f"client key {key} not accepted")
+
+    def member(name: str, text: str) -> FakeMemberCluster:
+        parse_kubeconfig(name, text)
+        return Echoing(name, gpus={H100: 16})
+
+    world.service.observer._member_factory = member
+    world.add(deployment_body("chat"))
+    report = world.cycle()
+    log_problems(report)
+    ready = next(c for c in world.cluster_bodies["eu"]["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "client key <redacted> not accepted" in ready["message"], ready
+    leaks = [where for where, text in _texts(world, report.errors, redacted_log.text).items() if key in text]
     assert not leaks, leaks
 
 
