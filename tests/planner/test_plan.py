@@ -329,6 +329,42 @@ def test_max_concurrent_moves_limits_a_migration() -> None:
     assert started >= 1
 
 
+def test_a_candidate_moving_more_than_max_concurrent_moves_is_refused() -> None:
+    # The check every solver's answer passes before it may reach the cluster: a solver bug or a stale warm start
+    # that starts and stops more replicas than maxConcurrentMoves is dropped, not applied.
+    from gridshift.planner.problem import build_problem
+    from gridshift.planner.search import violations
+    from gridshift.planner.solution import Solution, Solver
+
+    world = snapshot(
+        [deployment("chat", 20.0, placements=[("b", H100, 3)], max_moves=1)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.01), "b": flat_prices(0.90)},
+    )
+    problem = build_problem(world, SETTINGS)
+    (chat,) = problem.deployments
+
+    def moved(to_a: int) -> Solution:
+        return Solution((tuple(to_a if o.cluster == "a" else 3 - to_a for o in chat.options),), Solver.GREEDY)
+
+    assert violations(problem, moved(1)) == []
+    assert violations(problem, moved(2)) == ["ns/chat: more than maxConcurrentMoves 1 moves"]
+
+
+def test_a_previous_plan_moving_more_than_max_concurrent_moves_now_allows_is_no_warm_start() -> None:
+    # Last cycle's targets were planned under maxConcurrentMoves 3; lowered to 1 since, taking them as they are
+    # would move all three replicas at once.
+    placed = [("b", H100, 3)]
+    clusters, prices = [cluster("a"), cluster("b")], {"a": flat_prices(0.01), "b": flat_prices(0.90)}
+    first = make_plan(snapshot([deployment("chat", 20.0, placements=placed, max_moves=3)], clusters, prices))
+    assert replicas_in(first.for_deployment("ns/chat"), "a") >= 3
+    world = snapshot([deployment("chat", 20.0, placements=placed, max_moves=1)], clusters, prices)
+    plan = make_plan(world, previous=first).for_deployment("ns/chat")
+    started = sum(max(0, t.replicas - t.current_desired) for t in plan.targets)
+    stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets)
+    assert min(started, stopped) <= 1 and started >= 1
+
+
 def test_unknown_demand_keeps_the_replica_count() -> None:
     world = snapshot(
         [deployment("chat", None, placements=[("a", H100, 3)])],
