@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -386,6 +387,11 @@ MEASURED_AT_REFUSED = [
     "0000-01-01T00:00:00Z",
 ]
 """measuredAt values one side refused and the other read (found in review); both sides refuse each now."""
+MEASURED_AT_NO_TIME = MEASURED_AT_REFUSED[-4:]
+"""Of those, the ones the operator's read refuses too: no parse reads them as a time. The rest no CRD admitted,
+so no stored object carries them."""
+MEASURED_AT_STORED_BEFORE = ["2026-11-27t00:00:00z", "2026-11-27T00:00:00.1234567891Z"]
+"""measuredAt values the previous CRD (format date-time only) admitted and the previous operator read."""
 MEASURED_AT_ADMITTED = [
     "2026-11-27T00:00:00Z",
     "2026-11-27T01:30:00.123456789+01:30",
@@ -412,7 +418,27 @@ def test_measured_at_is_refused_unless_rfc3339_with_a_zone(measured_at: str) -> 
     assert [path for path, _ in caught.value.problems] == ["spec.source.measuredAt"]
     assert "RFC 3339" in str(caught.value)
     (parsed,) = parse_bodies([doc], GPUProfile)
-    assert parsed.error is not None and "measuredAt" in parsed.error
+    if measured_at in MEASURED_AT_NO_TIME:
+        assert parsed.error is not None and "measuredAt" in parsed.error
+
+
+@pytest.mark.parametrize("measured_at", MEASURED_AT_STORED_BEFORE)
+def test_measured_at_stored_before_the_pattern_is_read_by_the_operator(measured_at: str) -> None:
+    """Found in review: the pattern applied on the operator's read too, so a profile stored under the previous
+    CRD was refused after an upgrade and the planner used the default profile. Admission refuses it; the
+    operator reads it, as the previous release did."""
+    from gridshift.api.gpu_profile import GPUProfile
+    from gridshift.service.inputs import parse_bodies
+
+    doc = _profile(measured_at)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(doc)
+    assert [path for path, _ in caught.value.problems] == ["spec.source.measuredAt"]
+    (parsed,) = parse_bodies([doc], GPUProfile)
+    assert parsed.error is None, parsed.error
+    assert parsed.resource is not None
+    measured = parsed.resource.spec.source.measured_at
+    assert measured is not None and measured.replace(microsecond=0) == datetime(2026, 11, 27, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("measured_at", MEASURED_AT_ADMITTED)

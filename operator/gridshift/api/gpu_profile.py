@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, ValidationInfo
 
-from gridshift.api.base import ApiModel, ApiObject, CrossFieldRule
+from gridshift.api.base import ADMISSION, ApiModel, ApiObject, CrossFieldRule
 from gridshift.api.common import Condition, GpuType, conditions_field
 from gridshift.api.conditions import GPU_PROFILE_CONDITIONS, conditions_rule
 
@@ -25,16 +26,23 @@ RFC3339_PATTERN = (
 on. Found in review: the apiserver's date-time format refused `2026-11-27 00:00:00`, a time without a zone,
 `T00:00`, `+0000` and "0" that pydantic read (validate said ok), and admitted `+24:00`, `-30:00`, `+05:60` and
 year 0000 that pydantic refuses (the operator then refused the profile). The CRD carries the pattern; the
-ranges of month, day and time are each side's date-time parser's, which agree."""
+ranges of month, day and time are each side's date-time parser's, which agree. The pattern is admission's
+only: the operator's read of a stored object does not apply it (_rfc3339)."""
 
 
 _DATETIME = TypeAdapter(datetime)
 
 
-def _rfc3339(value: Any) -> Any:
-    """A string matching RFC3339_PATTERN, parsed here: the strict parse (`gridshift validate`) takes no
-    string once a validator has had it, and the lax one (the operator's) reads "0" as a Unix time."""
-    if not isinstance(value, str):
+def _rfc3339(value: Any, info: ValidationInfo) -> Any:
+    """At admission (`gridshift validate`; the CRD carries the same pattern), a string matching
+    RFC3339_PATTERN, parsed here: the strict parse takes no string once a validator has had it.
+
+    The operator's read of a stored object leaves the string to pydantic's lax parse, as before the pattern.
+    Found in review: the previous CRD (format date-time only) admitted `2026-11-27t00:00:00z` and more than
+    nine fractional digits, which the operator read; with the pattern applied on read, such a stored profile
+    was refused after an upgrade and the planner fell back to the default profile without a word. What the
+    lax parse reads that no CRD admitted ("0" as a Unix time, a time without a zone) never reaches it."""
+    if not isinstance(value, str) or not (isinstance(info.context, Mapping) and info.context.get(ADMISSION)):
         return value
     if not re.fullmatch(RFC3339_PATTERN, value):
         raise ValueError(
