@@ -67,16 +67,24 @@ def remember_header(value: str) -> None:
     and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
     value's decoded "user:password" and its password are remembered too.
 
-    Whatever the scheme, the value's last part after a space or '=' is remembered too when it is at least
-    MIN_SECRET_LENGTH characters: "SSWS <token>", "Token token=<token>", "ApiKey-v2 <token>". Found in review:
-    the tail was remembered after a known scheme (AUTH_SCHEMES) only, so that "text/html; charset=utf-8"
-    kept its "utf-8"; but schemes are not a closed list, and the token of any other one echoed in a body
-    reached a feed's error whole. A short tail such as "utf-8" is still not remembered (MIN_SECRET_LENGTH);
-    a longer one that is no secret costs only a redacted word in a log, while a missed token is a leak."""
+    Whatever the scheme, every part of the value between spaces, commas and a key's '=' is remembered too
+    (quotes stripped) when it is at least MIN_SECRET_LENGTH characters: "SSWS <token>", "Token token=<token>",
+    "ApiKey-v2 <token>", 'Token token="<token>", coverage="base"'. A part ending in base64 padding is
+    remembered with and without its '='s (a server may quote either). Found in review: the tail was remembered
+    after a known scheme (AUTH_SCHEMES) only, and then only the last part after a space or '=': a padded token
+    ("SSWS abc...XVg=") left the empty string after its '=', and 'Token token="<token>", coverage="base"' left
+    "base", so the token echoed in a body reached a feed's error whole. A short part such as "utf-8" is still
+    not remembered (MIN_SECRET_LENGTH); a longer one that is no secret costs only a redacted word in a log,
+    while a missed token is a leak."""
     remember(value)
-    tail = re.split(r"[ =]", value.strip())[-1].strip().strip('"')
-    if len(tail) >= MIN_SECRET_LENGTH:
-        remember(tail)
+    for piece in re.split(r"[\s,]+", value):
+        # key=value: the value, not "charset=utf-8" whole; a '=' that ends a piece is base64 padding, no key's.
+        key_value = re.fullmatch(r"[^=\"']+=([^=].*)", piece)
+        for part in (key_value[1],) if key_value else (piece,):
+            part = part.strip("\"'")
+            for form in (part, part.rstrip("=")):
+                if len(form) >= MIN_SECRET_LENGTH:
+                    remember(form)
     scheme, _, credentials = value.strip().partition(" ")
     credentials = credentials.strip()
     if not credentials or scheme.lower() not in AUTH_SCHEMES:

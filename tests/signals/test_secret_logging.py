@@ -210,8 +210,25 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
         ("SSWS {token}", "{token}"),
         ("Token token={token}", "{token}"),
         ("ApiKey-v2 {token}", "{token}"),
+        # Found in review: only the last part after a space or '=' was remembered, so base64 padding left '',
+        # and a trailing parameter ('coverage="base"') was taken for the token.
+        ("SSWS {padded}", "{padded}"),
+        ("ApiKey-v2 {padded}", "{unpadded}"),
+        ('Token token="{token}", coverage="base"', "{token}"),
+        ('Token token="{padded}", coverage="base"', "{padded}"),
     ],
-    ids=["bearer-token-alone", "basic-password", "basic-decoded", "ssws", "token-equals", "apikey-v2"],
+    ids=[
+        "bearer-token-alone",
+        "basic-password",
+        "basic-decoded",
+        "ssws",
+        "token-equals",
+        "apikey-v2",
+        "ssws-padded",
+        "apikey-v2-padded-echoed-unpadded",
+        "token-quoted-then-a-parameter",
+        "token-quoted-padded-then-a-parameter",
+    ],
 )
 def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
     local_server: LocalServer, header: str, echoed: str
@@ -220,8 +237,10 @@ def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
     (and goes to the RegionalCluster's PriceFeedStale condition) carries it redacted."""
     token, password = f"planted-{uuid.uuid4()}", f"pw-{uuid.uuid4()}"
     basic = base64.b64encode(f"ops:{password}".encode()).decode()
-    value = header.format(token=token, basic=basic)
-    quoted = echoed.format(token=token, password=password)
+    padded = base64.b64encode(uuid.uuid4().bytes + b"x").decode()  # 17 bytes: one '=' of padding
+    assert padded.endswith("=")
+    value = header.format(token=token, basic=basic, padded=padded)
+    quoted = echoed.format(token=token, password=password, padded=padded, unpadded=padded.rstrip("="))
     body = {
         "data": {
             "prices": [
