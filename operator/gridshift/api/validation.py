@@ -171,10 +171,12 @@ def _crd_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _as_admitted(value: Any, schema: Mapping[str, Any]) -> Any:
     """`value` as the apiserver reads it under the CRD's structural `schema`, before validation:
-    - a null on a field with a default that is not nullable is pruned (the apiserver then applies the
-      default). Found in review: `carbon: null`, `engine: null`, `capacity.minReplicas: null` (70-odd fields)
-      were refused here ("Input should be an object") while `kubectl apply` admitted them. A null on a field
-      without a default stays, and is refused naming the field, as the apiserver refuses it.
+    - a null on a field that is not nullable is pruned, as if left out (the apiserver then applies the
+      default, if any, and a required field is missing, refused naming it). Found in review: `carbon: null`,
+      `engine: null`, `capacity.minReplicas: null` (70-odd fields) were refused here ("Input should be an
+      object") while `kubectl apply` admitted them; and then a null on a field without a default
+      (`offerings[0].hourlyCost: null`) was still refused here, while the apiserver admits it and stores the
+      object without the field.
     - a whole-number float where the schema says integer is that integer: kubectl's YAML-to-JSON conversion
       sends `minReplicas: 2.0` as `2` (found in review: refused here as "not a valid integer"). A raw JSON
       client sending `2.0` is refused by the apiserver (README says so)."""
@@ -188,7 +190,7 @@ def _as_admitted(value: Any, schema: Mapping[str, Any]) -> Any:
                 sub = extra
             if sub is None:
                 out[key] = item  # unknown (refused by the strict parse) or free-form
-            elif item is None and "default" in sub and not sub.get("nullable"):
+            elif item is None and not sub.get("nullable"):
                 continue
             else:
                 out[key] = _as_admitted(item, sub)
