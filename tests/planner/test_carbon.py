@@ -108,6 +108,18 @@ def test_without_a_carbon_feed_everywhere_no_emissions_are_reported() -> None:
     assert unmeasured.cost.co2_grams_per_hour is None and unmeasured.cost.co2_grams_per_million_tokens is None
 
 
+def test_a_carbon_feed_that_never_answered_reports_no_emissions() -> None:
+    # Found in review: a feed down since start (wrong token, outage) gives an empty stale horizon; the
+    # planner decides on the 820 g/kWh fallback, but those figures were reported as measured emissions.
+    never = CarbonHorizon(intervals=(), stale=True)
+    for carbon in ({"a": never, "b": never}, {"a": never, "b": flat_carbon(50.0)}):
+        p = make_plan(world(carbon_deployment(), carbon, {"a": 0.02, "b": 0.05})).for_deployment("ns/chat")
+        assert replicas_in(p, "a") > 0
+        assert p.cost.co2_grams_per_hour is None and p.cost.co2_grams_per_million_tokens is None
+        assert p.cost.co2_grams_per_hour_by_region == {}
+        assert "kgCO2/h" not in p.explanation.summary and "gCO2/Mtok" not in p.explanation.summary
+
+
 def test_the_window_forecast_counts_like_prices() -> None:
     # a is dirty for the first hour and clean for the next five; b is middling throughout. Over a
     # 6-hour payback window a's mean (125 g/kWh) beats b's 200: a wins although it is dirtier now.

@@ -547,7 +547,9 @@ def _cost_prediction(
         watts_by_region[region] = watts_by_region.get(region, 0.0) + count * power
         capacity_by_region[region] = capacity_by_region.get(region, 0.0) + option.capacity_rps * count
         carbon = problem.carbon_views.get(option.cluster)
-        measured = measured and carbon is not None
+        # Found in review: a feed that never answered has a view (the fallback, measured=False) and was
+        # counted as measured, so 820 g/kWh figures were reported as real ones.
+        measured = measured and carbon is not None and carbon.measured
         intensity = carbon.now_g_per_kwh if carbon is not None else settings.missing_carbon_g_per_kwh
         here = grams_co2_per_hour(count * power, option.pue, intensity)
         grams += here
