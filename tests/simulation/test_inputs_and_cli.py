@@ -135,6 +135,23 @@ def test_carbon_inputs_are_refused_before_anything_is_replayed(
             args.handler(args)
 
 
+def test_a_carbon_price_over_a_market_without_a_recording_is_refused_before_anything_is_replayed(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: --carbon-price with FR (no recording) replayed everything, then failed and threw the
+    # results away. Without --carbon-price such a market is allowed (its co2_kg is null).
+    import gridshift.simulation.runner as runner
+
+    def replayed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the replay ran before the carbon price's markets were checked")
+
+    monkeypatch.setattr(runner, "run_replay", replayed)
+    flags = ["--days", "1", "--deployments", "1", "--markets", "DE-LU,FR", "--carbon-price", "100", "--no-progress"]
+    args = _parse([*flags, "--carbon", str(shared_data / "carbon-2024")])
+    with pytest.raises(UsageError, match=r"^--carbon-price: markets FR have no carbon recording in .*carbon-2024; "):
+        args.handler(args)
+
+
 def test_a_market_without_a_known_local_time_must_be_named(tmp_path: Path) -> None:
     # Found in review: prices_DE-LU_2024.csv was replayed as a market "prices", its users' day on UTC.
     path = tmp_path / "prices_DE-LU_2024.csv"

@@ -585,6 +585,13 @@ def replay_carbon(args: argparse.Namespace, replay: Any, prices: list[float]) ->
             f"--carbon: {directory} has no {CARBON_FILE.format(market='<MARKET>')} for any market of the replay "
             f"({markets})"
         )
+    if prices and carbon.missing:
+        # Found in review: the carbon-priced replays refused these markets only after the whole replay had
+        # run (rc 2, its results thrown away); the sweep needs every market's intensities.
+        raise UsageError(
+            f"--carbon-price: markets {', '.join(carbon.missing)} have no carbon recording in {directory}; "
+            "choose --markets among those with one, or leave out --carbon-price"
+        )
     return carbon
 
 
