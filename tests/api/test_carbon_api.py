@@ -39,6 +39,11 @@ GOOD_FEEDS = [
     {"type": "prometheus", "basis": "marginal", "prometheus": {"url": "http://prom:9090", "query": "grid_g_per_kwh"}},
     {"type": "csvReplay", "csvReplay": {"path": "/data/DE-LU_carbon_2024_hourly.csv", "offsetDays": 700}},
     {"type": "static", "static": {"gPerKwh": 0}},
+    {
+        "type": "csvReplay",
+        "basis": "direct",
+        "csvReplay": {"path": "/data/DE-LU_carbon_2024_hourly.csv", "column": "Carbon Intensity gCO₂eq/kWh (direct)"},
+    },
 ]
 
 
@@ -61,6 +66,23 @@ def test_a_marginal_basis_on_an_average_provider_is_refused_naming_the_field() -
         validate_object(cluster({"type": "electricityMaps", "basis": "marginal", "electricityMaps": {"zone": "DE"}}))
     assert "spec.carbonFeed.basis" in [p for p, _ in caught.value.problems]
     assert "marginal goes with type watttime" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("basis", "column"),
+    [("lifecycle", "Carbon Intensity gCO₂eq/kWh (direct)"), ("direct", "Carbon Intensity gCO₂eq/kWh (LCA)")],
+)
+def test_a_csv_column_of_another_basis_is_refused_at_admission_naming_the_column(basis: str, column: str) -> None:
+    # Found in review: the column's values were taken as the feed's basis whatever its name said.
+    feed = {"type": "csvReplay", "basis": basis, "csvReplay": {"path": "/data/DE-LU.csv", "column": column}}
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(cluster(feed))
+    assert "spec.carbonFeed.csvReplay.column" in [p for p, _ in caught.value.problems]
+    assert "set basis to the column's" in str(caught.value)
+    # A column naming no basis is the operator's to trust; a stored object is refused at the feed's first read
+    # (tests/signals), not where the operator reads the RegionalCluster.
+    validate_object(cluster({**feed, "csvReplay": {"path": "/data/DE-LU.csv", "column": "gCO2"}}))
+    assert CarbonFeedSpec.model_validate(feed).csv_replay is not None
 
 
 def test_the_operator_default_carbon_price_applies_only_where_the_spec_sets_none() -> None:

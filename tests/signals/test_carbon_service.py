@@ -204,6 +204,41 @@ def test_a_broken_build_is_a_reading_error_naming_the_field() -> None:
     assert "cannot read the Secret" in str(reading.error)
 
 
+@pytest.mark.parametrize(("basis", "column"), [(CarbonBasis.LIFECYCLE, "(direct)"), (CarbonBasis.DIRECT, "(LCA)")])
+def test_a_csv_replay_column_of_another_basis_is_refused_at_the_first_read(
+    shared_data: Path, basis: CarbonBasis, column: str
+) -> None:
+    # Found in review: DE-LU's direct column (133 g/kWh) was replayed as life-cycle (178). An object stored
+    # before the admission rule (api.carbon) reaches the feed, which refuses it naming the field.
+    path = shared_data / "carbon-2024" / "DE-LU_carbon_2024_hourly.csv"
+    name = f"Carbon Intensity gCO₂eq/kWh {column}"
+    chosen = {"path": str(path), "column": name}
+    stored = CarbonFeedSpec.model_validate(
+        {
+            "type": "csvReplay",
+            "basis": basis.value,
+            "refreshSeconds": 900,
+            "staleAfterSeconds": 3600,
+            "csvReplay": chosen,
+        }
+    )
+    feed = build_carbon_feed(
+        stored, name="eu-de", secrets=SECRETS, http=httpx.Client(), clock=FakeClock(), settings=SETTINGS
+    )
+    reading = feed.read()
+    assert reading.series is None and isinstance(reading.error, CarbonDataError)
+    assert reading.error.field == "csvReplay.column"
+    assert f"the feed's basis is {basis.value}" in str(reading.error) and "set basis: " in str(reading.error)
+    # The column of the configured basis is read, and tagged with it.
+    other = "direct" if basis is CarbonBasis.LIFECYCLE else "lifecycle"
+    matching = spec({"type": "csvReplay", "basis": other, "csvReplay": chosen})
+    good = build_carbon_feed(
+        matching, name="eu-de", secrets=SECRETS, http=httpx.Client(), clock=FakeClock(), settings=SETTINGS
+    )
+    series = good.read().series
+    assert series is not None and {i.basis.value for i in series.intervals} == {other}
+
+
 @pytest.mark.parametrize("zone", ["XX"])
 def test_an_unknown_zone_is_a_clear_error(local_server: LocalServer, shared_data: Path, zone: str) -> None:
     _serve(local_server, _api(shared_data))

@@ -97,6 +97,28 @@ class PrometheusCarbonFeed(ApiModel):
     )
 
 
+CSV_COLUMN_SUFFIX_OF_BASIS = {"direct": "(direct)", "lifecycle": "(LCA)"}
+"""How an Electricity Maps CSV column names its basis ('Carbon Intensity gCO2eq/kWh (direct)', '... (LCA)')."""
+
+
+def csv_column_basis(column: str) -> str | None:
+    """The basis a csvReplay column's name says it holds (CSV_COLUMN_SUFFIX_OF_BASIS), or None."""
+    return next((basis for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items() if column.endswith(suffix)), None)
+
+
+def _csv_column_matches_basis(feed: CarbonFeedSpec) -> bool:
+    if feed.type is not CarbonFeedType.CSV_REPLAY or feed.csv_replay is None or feed.csv_replay.column is None:
+        return True
+    named = csv_column_basis(feed.csv_replay.column)
+    return named is None or named == feed.basis.value
+
+
+_CSV_COLUMN_BASIS_CEL = " && ".join(
+    f"(!self.csvReplay.column.endsWith('{suffix}') || self.basis == '{basis}')"
+    for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items()
+)
+
+
 class CsvReplayCarbonFeed(ApiModel):
     """Replays a recorded hourly intensity series (the Electricity Maps 2024 CSVs) on a clock."""
 
@@ -105,7 +127,10 @@ class CsvReplayCarbonFeed(ApiModel):
         default=None,
         min_length=1,
         max_length=256,
-        description="Column to read; unset picks the Electricity Maps column of the feed's basis.",
+        description=(
+            "Column to read; unset picks the Electricity Maps column of the feed's basis. A name ending in "
+            "'(direct)' or '(LCA)' must match basis (direct, lifecycle)."
+        ),
     )
     offset_days: feeds.OffsetDays = 0
     timezone: feeds.TimeZoneName | None = feeds.csv_timezone_field(
@@ -144,6 +169,23 @@ class CarbonFeedSpec(ApiModel):
             message="the GB Carbon Intensity API publishes direct emissions only: set basis: direct",
             field="basis",
             holds=lambda s: s.type is not CarbonFeedType.GB_CARBON_INTENSITY or s.basis is CarbonBasis.DIRECT,
+        ),
+        # Found in review: a chosen column was read as the feed's basis whatever its name said, so DE-LU's
+        # 133 g/kWh direct figures passed for life-cycle ones (178). A rule added later: stored objects are
+        # refused at the feed's first read instead (signals.carbon_feeds).
+        CrossFieldRule(
+            cel=(
+                "self.type != 'csvReplay' || !has(self.csvReplay) || !has(self.csvReplay.column) || "
+                f"({_CSV_COLUMN_BASIS_CEL})"
+            ),
+            message=(
+                "csvReplay.column names a column of another basis (one ending in '(direct)' holds direct "
+                "intensities, '(LCA)' life-cycle ones): set basis to the column's (basis: direct or basis: "
+                "lifecycle), or pick the column of the basis (unset column picks it)"
+            ),
+            field="csvReplay.column",
+            holds=_csv_column_matches_basis,
+            admission_only=True,
         ),
         feeds.refresh_rule(goes_stale="the intensity goes"),
     )

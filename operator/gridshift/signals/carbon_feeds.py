@@ -39,6 +39,7 @@ import requests
 
 from gridshift import redaction
 from gridshift.api.carbon import (
+    CSV_COLUMN_SUFFIX_OF_BASIS,
     CarbonBasis,
     CsvReplayCarbonFeed,
     ElectricityMapsFeed,
@@ -46,6 +47,7 @@ from gridshift.api.carbon import (
     PrometheusCarbonFeed,
     StaticCarbonFeed,
     WattTimeFeed,
+    csv_column_basis,
 )
 from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
 from gridshift.signals.carbon import (
@@ -399,7 +401,7 @@ class StaticCarbonIntensityFeed(ConfiguredFeed[StaticCarbonFeed]):
 
 # ---------------------------------------------------------------------------------------- CSV replay
 
-_CSV_COLUMN_OF_BASIS = {CarbonBasis.DIRECT: "(direct)", CarbonBasis.LIFECYCLE: "(LCA)"}
+_CSV_COLUMN_OF_BASIS = {CarbonBasis(basis): suffix for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items()}
 
 
 CarbonRecording = Recording[CarbonInterval]
@@ -411,6 +413,17 @@ def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: 
         matches = [(i, n) for i, n in named if n == column]
         if not matches:
             raise CarbonDataError(feed, "csvReplay.column", f"no column {column!r}; the file has: {', '.join(header)}")
+        named_basis = csv_column_basis(column)
+        if named_basis is not None and named_basis != basis.value:
+            # Found in review: every value was tagged with the configured basis whatever the column said, so
+            # DE-LU's direct 133 g/kWh passed for life-cycle (178). Admission refuses this pair (api.carbon);
+            # an object stored before that rule is refused here, at the feed's first read.
+            raise CarbonDataError(
+                feed,
+                "csvReplay.column",
+                f"column {column!r} holds {named_basis} intensities but the feed's basis is {basis.value}: "
+                f"set basis: {named_basis}, or pick the column of basis {basis.value} (unset column picks it)",
+            )
         return matches[0]
     suffix = _CSV_COLUMN_OF_BASIS.get(basis)
     matches = [(i, n) for i, n in named if suffix is not None and "Carbon Intensity" in n and n.endswith(suffix)]
