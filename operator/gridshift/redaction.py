@@ -67,7 +67,8 @@ def remember_header(value: str) -> None:
     and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
     value's decoded "user:password" and its password are remembered too.
 
-    Whatever the scheme, every part of the value between spaces, commas and a key's '=' is remembered too
+    Whatever the scheme, every part of the value between spaces, commas, semicolons (a cookie's "k=v; k2=v2")
+    and a key's '=' is remembered too
     (quotes stripped) when it is at least MIN_SECRET_LENGTH characters: "SSWS <token>", "Token token=<token>",
     "ApiKey-v2 <token>", 'Token token="<token>", coverage="base"'. A part ending in base64 padding is
     remembered with and without its '='s (a server may quote either). Found in review: the tail was remembered
@@ -77,7 +78,7 @@ def remember_header(value: str) -> None:
     not remembered (MIN_SECRET_LENGTH); a longer one that is no secret costs only a redacted word in a log,
     while a missed token is a leak."""
     remember(value)
-    for piece in re.split(r"[\s,]+", value):
+    for piece in re.split(r"[\s,;]+", value):
         # key=value: the value, not "charset=utf-8" whole; a '=' that ends a piece is base64 padding, no key's.
         key_value = re.fullmatch(r"[^=\"']+=([^=].*)", piece)
         for part in (key_value[1],) if key_value else (piece,):

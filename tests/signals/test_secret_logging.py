@@ -216,6 +216,9 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
         ("ApiKey-v2 {padded}", "{unpadded}"),
         ('Token token="{token}", coverage="base"', "{token}"),
         ('Token token="{padded}", coverage="base"', "{padded}"),
+        # Found in review: parts were split on spaces and commas only, so a cookie's value kept its ';'.
+        ("session={token}; theme=dark", "{token}"),
+        ('Token token="{token}";', "{token}"),
     ],
     ids=[
         "bearer-token-alone",
@@ -228,6 +231,8 @@ def test_a_header_secret_of_an_http_json_feed_is_not_logged(
         "apikey-v2-padded-echoed-unpadded",
         "token-quoted-then-a-parameter",
         "token-quoted-padded-then-a-parameter",
+        "cookie-then-a-parameter",
+        "token-quoted-then-a-semicolon",
     ],
 )
 def test_a_header_credential_echoed_in_a_body_is_not_in_the_feeds_error(
