@@ -42,6 +42,7 @@ class GpuSpec:
     short_name: str
     memory_gb: float
     memory_mib_reported: float
+    memory_mib_cuda: float
     memory_bandwidth_gb_per_s: float
     bf16_dense_tflops: float
     fp8_dense_tflops: float
@@ -51,8 +52,10 @@ class GpuSpec:
 
     @property
     def memory_bytes(self) -> float:
-        """The memory the driver reports (what vLLM's --gpu-memory-utilization is a fraction of), bytes."""
-        return self.memory_mib_reported * 2**20
+        """The memory CUDA reports (what vLLM's --gpu-memory-utilization is a fraction of), bytes: the
+        nvidia-smi total less the driver-reserved part. Found in review: this was the nvidia-smi total,
+        470 MiB more than vLLM sees on an L4, so the KV limit and --max-model-len overstated the cache."""
+        return self.memory_mib_cuda * 2**20
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict
             short_name=str(_field(entry, "short_name", at)),
             memory_gb=_positive(entry, "memory_gb", at),
             memory_mib_reported=_positive(entry, "memory_mib_reported", at),
+            memory_mib_cuda=_positive(entry, "memory_mib_cuda", at),
             memory_bandwidth_gb_per_s=_positive(entry, "memory_bandwidth_gb_per_s", at),
             bf16_dense_tflops=_positive(entry, "bf16_dense_tflops", at),
             fp8_dense_tflops=_positive(entry, "fp8_dense_tflops", at),

@@ -41,11 +41,12 @@ def test_kv_bytes_per_token_is_layers_times_kv_heads_times_head_dim_times_k_and_
 
 
 def test_l4_batch_limit_is_what_is_left_of_90_percent_of_its_memory_after_weights_and_reserve() -> None:
-    memory = 23033 * 2**20  # the L4's framebuffer as DCGM reports it (shared/data/metrics-scrapes)
+    memory = 22563 * 2**20  # the L4's framebuffer CUDA sees: DCGM's free + used (shared/data/metrics-scrapes)
+    assert gpu_specs()[L4].memory_bytes == memory
     kv = KvMemory(LLAMA_8B, gpu_memory_bytes=memory)
     budget = 0.9 * memory - 1.5 * GIB - 8.03e9 * 2
     assert kv.kv_budget_bytes == pytest.approx(budget)
-    assert kv.max_batch(2048) == math.floor(budget / (2048 * 131072)) == 15
+    assert kv.max_batch(2048) == math.floor(budget / (2048 * 131072)) == 13
     assert kv.max_batch(512) == math.floor(budget / (512 * 131072))
 
 
@@ -179,6 +180,20 @@ def test_a_gpu_whose_kv_cache_cannot_hold_the_models_longest_sequence_gets_a_max
     # A model whose maximum is short enough fits the same L4: Llama-3-8B's 8,192.
     llama3 = replace(l4_kv, architecture=replace(l4_kv.architecture, max_context_tokens=8192))
     assert llama3.max_model_len() is None
+
+
+def test_the_l4_max_model_len_fits_the_kv_cache_vllm_makes_from_the_memory_cuda_reports() -> None:
+    # Found in review: the KV budget used nvidia-smi's total (23,033 MiB on an L4, with the 470 MiB the
+    # driver reserves), but vLLM's --gpu-memory-utilization is a fraction of torch.cuda.mem_get_info's
+    # total (22,563 MiB, PyTorch's "total capacity of 22.03 GiB"). --max-model-len 31,008 was rendered
+    # where vLLM's cache holds about 27,600 positions, and vLLM refused to start.
+    from gridshift.service.actuate import _max_model_len
+
+    cuda_total = 22563 * 2**20  # DCGM_FI_DEV_FB_FREE + FB_USED, dcgm_L4_kops_aws_idle.prom
+    positions = (0.9 * cuda_total - 1.5 * GIB - 8.03e9 * 2) / (32 * 8 * 128 * 2 * 2)
+    length = _max_model_len(LLAMA_31_8B, L4, 1)
+    assert length is not None and positions - 16 < length <= positions < 27_700
+    assert gpu_specs()[L4].memory_mib_reported - gpu_specs()[L4].memory_mib_cuda == 470
 
 
 def test_every_rendering_on_a_small_gpu_carries_the_max_model_len_unless_the_user_sets_one() -> None:

@@ -19,8 +19,10 @@ The context n is the deployment's mean prompt plus mean output, the length a seq
 end: a batch of B sequences of mean size then fits even when all are near completion (the mean
 occupancy is lower, prompt + output/2, and the slack absorbs size variation around the mean).
 With the figures of the data files (gridshift/data/gpus.yaml, models.yaml): Llama-3.1-8B (16.1 GB
-bf16, 128 KiB per position) on one L4 (23,033 MiB as DCGM reports it) at u = 0.9 keeps 4.1 GB of KV,
-31,000 positions: 15 sequences of 2,048 tokens, where an 80 GB H100 keeps 59 GB, 220 such sequences.
+bf16, 128 KiB per position) on one L4 (M = 22,563 MiB, the total CUDA reports: vLLM's u is a fraction
+of torch.cuda.mem_get_info's total, which leaves out the 470 MiB the driver reserves of nvidia-smi's
+23,033) at u = 0.9 keeps 3.6 GB of KV, 27,600 positions: 13 sequences of 2,048 tokens, where an 80 GB
+H100 keeps 59 GB, 218 such sequences.
 
 This module does no I/O: the GPU memory and the architecture arrive as values
 (gridshift.profiles_catalog reads them from the data files).
@@ -91,7 +93,7 @@ class KvMemory:
 
     architecture: ModelArchitecture
     gpu_memory_bytes: float
-    """Memory of one GPU, bytes."""
+    """Memory of one GPU as CUDA reports it (not nvidia-smi's total, which counts the driver's reserve), bytes."""
     gpus: int = 1
     memory_utilization: float = VLLM_GPU_MEMORY_UTILIZATION
     reserve_bytes_per_gpu: float = RESERVE_BYTES_PER_GPU
@@ -123,7 +125,7 @@ class KvMemory:
         unknown, or not even one block fits (the planner then uses no replica here: batch limit 0).
 
         vLLM starts only if one sequence of --max-model-len (default: the model's maximum) fits in the KV
-        cache: Llama-3.1-8B's 131,072 need 16 GiB, an L4 keeps 4.1. Found in review: such replicas were
+        cache: Llama-3.1-8B's 131,072 need 16 GiB, an L4 keeps 3.4 GiB. Found in review: such replicas were
         planned and rendered without the flag, and never started."""
         longest = self.architecture.max_context_tokens
         if longest is None or self.kv_budget_bytes <= 0:
