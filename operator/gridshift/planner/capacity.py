@@ -22,7 +22,7 @@ mean prompt P and output O tokens, decode step s(B) = a + g*B with g = b*ctx + c
   holds when each sequence reaches P + O positions (gridshift.planner.kvmemory derives it from GPU
   memory, weights and KV bytes per token). On a 24 GB GPU with long contexts the KV cache binds long
   before compute: Llama-3.1-8B on an L4 holds 13 sequences of 2,048 positions, so capacity there is
-  at most 15 / (O x s(15)) requests/s whatever the SLO. Profiles without a known GPU memory or model
+  at most 13 / (O x s(13)) requests/s whatever the SLO. Profiles without a known GPU memory or model
   architecture keep the profile's limit alone.
 
 Measured traffic (`TrafficShape`, from gridshift.simulation.requests.measure; the operator does not
