@@ -653,3 +653,15 @@ def test_a_price_file_error_naming_its_flag_is_not_prefixed_twice(tmp_path: Path
     args = _parse(["--prices", str(first), "--prices", str(second), "--fx", "EUR=1.0", "--no-progress"])
     with pytest.raises(UsageError, match=r"^--prices: market DE-LU is in both"):
         args.handler(args)
+
+
+def test_tables_piped_to_a_file_keep_every_policy_name_whole(capfd: pytest.CaptureFixture[str]) -> None:
+    """Found in review: piped or redirected, rich drew the tables 80 columns wide and cut the policy names
+    ('gridshi…', 'hindsig…'), the key to every row; and HiGHS's banner began the saved tables."""
+    args = _parse(["--days", "0.125", "--deployments", "2", "--scenario", "owned", "--no-progress", "--jobs", "1"])
+    assert args.handler(args) == 0
+    out = capfd.readouterr().out
+    assert "Running HiGHS" not in out
+    for name in ("gridshift", "hindsight", "migrations", "GPU-hours"):
+        assert name in out, name
+    assert "…" not in out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import importlib
 import json
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from gridshift.cli.usage import finite_float
+
+_PIPED_WIDTH = 160
+"""Columns of the tables when stdout is no terminal (a log, a file): wide enough for every column whole."""
 
 _MAX_GPU_HOUR_USD = 1000.0
 """The largest --gpu-price, USD per GPU-hour: far above any rented GPU-hour (an H100 rents at 2-12)."""
@@ -475,8 +477,9 @@ def run(args: argparse.Namespace) -> int:
         def advance(label: str, minutes: int) -> None:
             progress.update(task, advance=minutes, description=label)
 
-        # Keep stdout for the JSON: HiGHS, in the planner, prints its banner there (cli.streams).
-        with stdout_to_stderr() if args.json else contextlib.nullcontext():
+        # Keep stdout for the JSON or the tables: HiGHS, in the planner, prints its banner there (cli.streams);
+        # a saved table began with it (review).
+        with stdout_to_stderr():
             result = run_replay(replay, settings.scenarios, hindsight=method, progress=advance, jobs=jobs)
             frontier = carbon_outcome(args, replay, result, carbon, carbon_prices, progress, task)
     if args.plot is not None:
@@ -505,7 +508,8 @@ def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[s
         # allow_nan=False: a NaN would make the document invalid JSON; better an error than that.
         sys.stdout.write(json.dumps(document, indent=2, allow_nan=False) + "\n")
         return
-    print_tables(result, Console())
+    # Piped or redirected, rich draws 80 columns and cut the policy names, the key to every row (review).
+    print_tables(result, Console() if sys.stdout.isatty() else Console(width=_PIPED_WIDTH))
     print_carbon(document)
     if args.plot is not None:
         print(f"wrote {args.plot}")
