@@ -67,10 +67,10 @@ def remember_header(value: str) -> None:
     and so is the token alone, which a server may echo in a body that an error message quotes. A Basic
     value's decoded "user:password" and its password are remembered too.
 
-    Whatever the scheme, every part of the value between spaces, commas, semicolons (a cookie's "k=v; k2=v2")
-    and a key's '=' is remembered too
-    (quotes stripped) when it is at least MIN_SECRET_LENGTH characters: "SSWS <token>", "Token token=<token>",
-    "ApiKey-v2 <token>", 'Token token="<token>", coverage="base"'. A part ending in base64 padding is
+    Whatever the scheme, every part of the value between spaces, commas, semicolons (a cookie's
+    "k=v; k2=v2") and a key's '=' is remembered too (quotes stripped) when it is at least MIN_SECRET_LENGTH
+    characters: "SSWS <token>", "Token token=<token>", "ApiKey-v2 <token>", 'Token token="<token>",
+    coverage="base"'. A part ending in base64 padding is
     remembered with and without its '='s (a server may quote either). Found in review: the tail was remembered
     after a known scheme (AUTH_SCHEMES) only, and then only the last part after a space or '=': a padded token
     ("SSWS abc...XVg=") left the empty string after its '=', and 'Token token="<token>", coverage="base"' left

@@ -32,9 +32,11 @@ from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import (
     Solution,
     Solver,
+    aggregates,
     deployment_objective,
     move_delta,
     moves,
+    option_cost,
     shortfall_penalty_per_unit,
 )
 
@@ -261,29 +263,21 @@ class _Undo:
         self.problem = problem
         self.counts = counts
         self.settings = settings
-        columns = problem.columns
-        self.covered = 0.0
-        self.regions: dict[str, int] = {}
-        for j, n in enumerate(counts):
-            if n > 0:
-                self.covered += n * columns.unit[j]
-                self.regions[columns.region[j]] = self.regions.get(columns.region[j], 0) + n
+        totals = aggregates(problem, counts)
+        self.covered = totals.covered
+        self.regions = totals.region_replicas
         self.replicas = sum(counts)
 
     def _own(self, options: list[int], change: int) -> np.ndarray:
         """The change of each option's own cost (window, start, stale) when its count changes by `change`."""
-        columns = self.problem.columns
-        stale = self.settings.stale_change_penalty_usd
-        costs = []
-        for j in options:
-            current, before = columns.current[j], self.counts[j]
-            after = before + change
-            cost = change * columns.window_cost[j]
-            cost += (max(0, after - current) - max(0, before - current)) * columns.start_cost[j]
-            if columns.stale[j]:
-                cost += (abs(after - current) - abs(before - current)) * stale
-            costs.append(cost)
-        return np.asarray(costs, dtype=np.float64)
+        problem, counts, settings = self.problem, self.counts, self.settings
+        return np.asarray(
+            [
+                option_cost(problem, j, counts[j] + change, settings) - option_cost(problem, j, counts[j], settings)
+                for j in options
+            ],
+            dtype=np.float64,
+        )
 
     def _penalties(self, covered: np.ndarray, replicas: int, regions: np.ndarray) -> np.ndarray:
         """Penalties at the changed totals less those at the counts now."""

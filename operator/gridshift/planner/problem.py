@@ -172,7 +172,7 @@ class DeploymentProblem:
     not options, so the plan scales them to 0, make-before-break (plan._deployment_plan)."""
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
-    """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution._aggregates)."""
+    """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution.aggregates)."""
     group: ClassGroup | None = None
     """The request-class group this problem serves (planner.classes); None: the whole deployment."""
 

@@ -93,7 +93,8 @@ def objective(problem: Problem, solution: Solution, settings: PlannerSettings) -
     )
 
 
-def _option_cost(problem: DeploymentProblem, j: int, n: int, settings: PlannerSettings) -> float:
+def option_cost(problem: DeploymentProblem, j: int, n: int, settings: PlannerSettings) -> float:
+    """Option j's own terms of deployment_objective at count n: window cost, starts, stale changes."""
     columns = problem.columns
     current = columns.current[j]
     cost = n * columns.window_cost[j]
@@ -117,7 +118,8 @@ class _Aggregates:
 _AGGREGATE_CACHE_SIZE = 4
 
 
-def _aggregates(problem: DeploymentProblem, counts: list[int]) -> _Aggregates:
+def aggregates(problem: DeploymentProblem, counts: list[int]) -> _Aggregates:
+    """Started and stopped replicas, capacity covered and replicas per region of `counts` (cached)."""
     key = tuple(counts)
     cache = problem.aggregate_cache
     cached = cache.get(key)
@@ -151,12 +153,12 @@ def move_delta(
     result respects maxConcurrentMoves; equal to the difference of two deployment_objective calls."""
     columns = problem.columns
     delta = (
-        _option_cost(problem, out, counts[out] - 1, settings)
-        - _option_cost(problem, out, counts[out], settings)
-        + _option_cost(problem, into, counts[into] + 1, settings)
-        - _option_cost(problem, into, counts[into], settings)
+        option_cost(problem, out, counts[out] - 1, settings)
+        - option_cost(problem, out, counts[out], settings)
+        + option_cost(problem, into, counts[into] + 1, settings)
+        - option_cost(problem, into, counts[into], settings)
     )
-    totals = _aggregates(problem, counts)
+    totals = aggregates(problem, counts)
     started, stopped = totals.started, totals.stopped
     # The moved replica changes started/stopped only at its two options.
     # (Conditional expressions rather than max(0, x): this runs in the solver's innermost loop.)
