@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 
 from tests.conftest import REPO_ROOT
+from tests.python_source import parse
 
 OPERATOR = REPO_ROOT / "operator"
 LOOP_MODULE = OPERATOR / "gridshift" / "service" / "operator.py"
@@ -23,7 +24,7 @@ LONG: dict[str, str] = {}
 def long_functions() -> dict[str, int]:
     found: dict[str, int] = {}
     for path in sorted(OPERATOR.rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse(path)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = (node.end_lineno or node.lineno) - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:

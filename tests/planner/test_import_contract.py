@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.planner.planner_world import REPO
+from tests.python_source import parse
 
 PLANNER = REPO / "operator" / "gridshift" / "planner"
 FORBIDDEN_MODULES = {
@@ -46,7 +47,7 @@ def planner_sources() -> list[Path]:
 
 @pytest.mark.parametrize("path", planner_sources(), ids=lambda p: p.name)
 def test_planner_module_imports_and_calls_nothing_impure(path: Path) -> None:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    tree = parse(path)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]

@@ -73,8 +73,9 @@ def test_every_decision_reason_the_planner_gives_is_documented_and_each_that_act
 
     import gridshift.planner.plan as plan_module
     from gridshift.service.report import DECISION_REASONS, QUIET_DECISIONS, EventReason
+    from tests.python_source import parse
 
-    tree = ast.parse(Path(plan_module.__file__).read_text())
+    tree = parse(Path(plan_module.__file__))
     reason = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_reason")
     returned = {
         n.value.value
