@@ -310,6 +310,19 @@ def test_without_node_visibility_max_gpus_or_what_we_hold_is_the_budget() -> Non
     assert [o.available_gpus for o in held.offerings] == [2, 1]
 
 
+def test_replicas_kept_but_not_planned_take_their_gpus_from_the_max_gpus_budget() -> None:
+    # Found in review: a deployment being deleted or refused keeps its replicas but is not planned; without Node
+    # visibility maxGpus went whole to the planned ones. Where Nodes are visible their pods are in `used` already.
+    blind = Inventory(nodes_visible=False, others_visible=False)
+    kept = {H100: 10}
+    assert planner_cluster("eu-fr", eu_cluster(max_gpus=16), blind, {H100: 2}, kept).offerings[0].available_gpus == 6
+    assert planner_cluster("eu-fr", eu_cluster(max_gpus=8), blind, {}, kept).offerings[0].available_gpus == 0
+    assert planner_cluster("eu-fr", eu_cluster(), blind, {H100: 2}, kept).offerings[0].available_gpus == 2
+    seen = Inventory((GpuInventory(H100, allocatable=100, used=12, used_in_namespaces=12),))
+    assert planner_cluster("eu-fr", eu_cluster(), seen, {H100: 2}, kept).offerings[0].available_gpus == 90
+    assert planner_cluster("eu-fr", eu_cluster(max_gpus=16), seen, {H100: 2}, kept).offerings[0].available_gpus == 6
+
+
 def test_an_unreachable_cluster_keeps_its_offerings_with_no_gpus_and_no_labels_is_no_labels() -> None:
     planned = planner_cluster("eu-fr", eu_cluster(labels={}), None, {H100: 4})
     assert not planned.reachable and planned.labels == {}

@@ -143,9 +143,15 @@ def currency_to_usd(cluster: RegionalCluster, currency: str) -> float:
 
 
 def planner_cluster(
-    name: str, cluster: RegionalCluster, inventory: Inventory | None, held_by_us: Mapping[str, int]
+    name: str,
+    cluster: RegionalCluster,
+    inventory: Inventory | None,
+    held_by_us: Mapping[str, int],
+    held_unplanned: Mapping[str, int] | None = None,
 ) -> S.Cluster:
-    """The planner's view of a cluster. `held_by_us`: GPUs per type our replicas already hold there.
+    """The planner's view of a cluster. `held_by_us`: GPUs per type our planned replicas already hold there;
+    `held_unplanned`: GPUs per type held by replicas kept but not planned (their InferenceDeployment is being
+    deleted, or refused by the model: InvalidSpec), which the offering's maxGpus budget loses.
 
     GPUs gridshift may use of a type: allocatable on Ready nodes, minus what other workloads request,
     capped by the offering's maxGpus. What our replicas hold is counted as scheduled pods in the workload
@@ -154,18 +160,24 @@ def planner_cluster(
     not list Nodes leave allocatable unknown: then the offering's maxGpus is the budget (none without it).
     Unreachable clusters (inventory None) keep their offerings but count as unreachable: the planner neither
     counts their replicas as capacity nor places new ones there.
+
+    Found in review: replicas kept but not planned held no GPU of maxGpus, so without Node visibility (the
+    member chart's default) the whole budget went to the others: 10 GPUs of a refused tenant's replicas and
+    16 more booked for another, of 16. Their pods are in `used` where Nodes are visible, never added back.
     """
     by_type = {i.gpu_type: i for i in inventory.gpus} if inventory is not None else {}
+    unplanned = held_unplanned or {}
     offerings = []
     for offer in cluster.spec.offerings:
         seen = by_type.get(offer.gpu_type)
+        budget = None if offer.max_gpus is None else max(0, offer.max_gpus - unplanned.get(offer.gpu_type, 0))
         if inventory is not None and not inventory.nodes_visible:
-            free_for_us = offer.max_gpus if offer.max_gpus is not None else held_by_us.get(offer.gpu_type, 0)
+            free_for_us = budget if budget is not None else held_by_us.get(offer.gpu_type, 0)
         else:
             held = 0 if seen is None else min(held_by_us.get(offer.gpu_type, 0), seen.used_in_namespaces)
             free_for_us = 0 if seen is None else max(0, seen.allocatable - seen.used + held)
-            if offer.max_gpus is not None:
-                free_for_us = min(free_for_us, offer.max_gpus)
+            if budget is not None:
+                free_for_us = min(free_for_us, budget)
         offerings.append(
             S.Offering(
                 gpu_type=offer.gpu_type,

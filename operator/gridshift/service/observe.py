@@ -13,7 +13,9 @@ read make a deployment's demand unknown (the planner then never scales below the
 
 Ownership: a member Deployment counts as a deployment's replica only when its owner annotations name
 that InferenceDeployment *and its UID*. Those naming a UID that is not live are orphans (swept by
-service.sweep); those without owner annotations are foreign, reported and left alone.
+service.sweep once the hub confirms the owner is gone); those without owner annotations are foreign, reported
+and left alone. Those of an owner still on the hub that is not planned (refused by the model, or being
+deleted) are also kept apart (ClusterView.kept): left as they run, their GPUs held in the budget.
 """
 
 from __future__ import annotations
@@ -128,6 +130,8 @@ class Observer:
         clusters = self._cluster_models.parse(cluster_bodies)
         profiles = self._profile_models.parse(profile_bodies)
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}
+        # Every owner on the hub, refused ones too: their replicas are left as they run and hold their GPUs.
+        on_hub = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in parsed_all if _named(d.body)}
         # A deployment being deleted is neither planned nor acted on (a cycle that applied its workloads
         # would undo the finalizer's cleanup); its replicas stay live, not orphans, and hold their GPUs.
         leaving = {live[_ns_name(d.body)] for d in valid if _leaving(d.body, marked_leaving)}
@@ -135,15 +139,13 @@ class Observer:
         tenants = sorted({ns for ns, _ in live})
         usable = [c for c in clusters if c.resource is not None]
         labels = self._tenant_labels(tenants, usable, report)
-        views = self._observe_clusters(now, usable, tenants, labels, live, leaving, report)
+        views = self._observe_clusters(now, usable, tenants, labels, (live, on_hub), leaving, report)
         self._forget_clusters_except({c.key for c in clusters})
         refused += _refused("RegionalCluster", clusters, report)
         planner_clusters = []
         for view in views:
-            held: dict[str, int] = {}
-            for w in view.workloads or ():
-                held[w.gpu_type] = held.get(w.gpu_type, 0) + w.desired * w.gpus_per_replica
-            cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held)
+            held, kept = _gpus(view.workloads or ()), _gpus(view.kept)
+            cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held, kept)
             planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
         placements = inputs.placements_by_deployment({v.name: v.workloads for v in views})
         observed = []
@@ -254,18 +256,19 @@ class Observer:
         clusters: Sequence[inputs.Parsed[RegionalCluster]],
         tenants: Sequence[str],
         labels: Mapping[str, dict[str, str] | None],
-        live: Mapping[tuple[str, str], str],
+        owners: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]],
         leaving: Collection[str],
         report: CycleReport,
     ) -> list[ClusterView]:
         """Every cluster observed at once (a dozen regions cost one slow answer, not the sum of twelve);
-        views and errors kept in the clusters' order, so a cycle's report reads the same whatever answers first."""
+        views and errors kept in the clusters' order, so a cycle's report reads the same whatever answers first.
+        `owners`: the UIDs of the InferenceDeployments the model accepts (live), and of all on the hub."""
 
         def one(parsed: inputs.Parsed[RegionalCluster]) -> tuple[ClusterView, list[str]]:
             assert parsed.resource is not None
             own = CycleReport(leader=True, started_at=now)
             status = parsed.body.get("status") or {}
-            view = self._observe_cluster(parsed.key, parsed.resource, status, tenants, live, leaving, own)
+            view = self._observe_cluster(parsed.key, parsed.resource, status, tenants, owners, leaving, own)
             view.admitted_namespaces = _admitted(parsed.resource, labels)
             return view, own.errors
 
@@ -281,7 +284,7 @@ class Observer:
         cluster: RegionalCluster,
         old_status: Mapping[str, Any],
         tenants: Sequence[str],
-        live: Mapping[tuple[str, str], str],
+        owners: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]],
         leaving: Collection[str],
         report: CycleReport,
     ) -> ClusterView:
@@ -325,7 +328,7 @@ class Observer:
         # the record names is not reported: it holds no replica this process counts on.
         in_use = {w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded}
         unreadable = {n: reason for n, reason in unreadable.items() if n in wanted}
-        owned = [w for w in found if w.owned and live.get((w.deployment_namespace, w.deployment_name)) == w.owner_uid]
+        owned, view.kept = _owned(found, owners, leaving)
         view.workloads = [w for w in owned if w.owner_uid not in leaving]
         if unreadable:
             # A namespace the member's credentials may not read costs its own tenants only (review: one
@@ -487,6 +490,40 @@ class Observer:
 def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
     """The deployments with replicas wanted in the cluster (and so series to read there)."""
     return frozenset((w.deployment_namespace, w.deployment_name) for w in view.workloads or () if w.desired > 0)
+
+
+def _owned(
+    found: Sequence[WorkloadState],
+    owners: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]],
+    leaving: Collection[str],
+) -> tuple[list[WorkloadState], list[WorkloadState]]:
+    """The replicas of live deployments (leaving ones included); and those kept but not planned, of deployments
+    still on the hub that the model refuses or that are being deleted (`leaving`). Found in review: these were
+    left out of every count, so without Node visibility their GPUs went to other tenants; kept apart, they hold
+    them in the budget."""
+    live, on_hub = owners
+    owned, kept = [], []
+    for w in (w for w in found if w.owned):
+        key = (w.deployment_namespace, w.deployment_name)
+        if live.get(key) == w.owner_uid:
+            owned.append(w)
+        if on_hub.get(key) == w.owner_uid and (live.get(key) != w.owner_uid or w.owner_uid in leaving):
+            kept.append(w)
+    return owned, kept
+
+
+def _gpus(workloads: Sequence[WorkloadState]) -> dict[str, int]:
+    """GPUs per type the workloads' replicas ask for."""
+    out: dict[str, int] = {}
+    for w in workloads:
+        out[w.gpu_type] = out.get(w.gpu_type, 0) + w.desired * w.gpus_per_replica
+    return out
+
+
+def _named(body: Mapping[str, Any]) -> bool:
+    """The body has the namespace and name every hub InferenceDeployment has (a refused one is read as it is)."""
+    meta = body.get("metadata")
+    return isinstance(meta, Mapping) and bool(meta.get("namespace")) and bool(meta.get("name"))
 
 
 def _ns_name(body: Mapping[str, Any]) -> tuple[str, str]:

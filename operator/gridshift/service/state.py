@@ -53,6 +53,9 @@ class ClusterView:
     feed_error: str | None = None
     """Why the price feed could not even be built (a Secret refused, a bad setting)."""
     old_status: Mapping[str, Any] = field(default_factory=dict)
+    kept: list[WorkloadState] = field(default_factory=list)
+    """Deployments of an InferenceDeployment still on the hub but not planned (being deleted, or refused by the
+    model): left as they run, not in `workloads`, their GPUs held in the budget (service.inputs.planner_cluster)."""
     orphans: list[WorkloadState] = field(default_factory=list)
     """Deployments owned (by annotation) by an InferenceDeployment that no longer exists: swept."""
     foreign: list[WorkloadState] = field(default_factory=list)
