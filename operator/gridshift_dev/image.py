@@ -92,7 +92,6 @@ DEFAULT_ARGS = (
     "gridshift.shell.handlers",
     "--all-namespaces",
     "--standalone",
-    f"--liveness=http://0.0.0.0:{PROBE_PORT}/healthz",
 )
 """The chart's fixed arguments with the default probe port (templates/deployment.yaml)."""
 ENV = (

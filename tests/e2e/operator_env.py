@@ -43,6 +43,7 @@ class OperatorProcess:
             GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS="1",
             GRIDSHIFT_REVALIDATE_DELAY_SECONDS="0",
             GRIDSHIFT_COLD_START_SECONDS="60",
+            GRIDSHIFT_PROBE_PORT=str(self.port),
             GRIDSHIFT_METRICS_PORT=str(self.metrics_port),
             PYTHONUNBUFFERED="1",
         )
@@ -62,7 +63,6 @@ class OperatorProcess:
                 "gridshift.shell.handlers",
                 "--all-namespaces",
                 "--standalone",
-                f"--liveness=http://127.0.0.1:{self.port}/healthz",
                 *(["--verbose"] if verbose else []),
             ],
             env=self.env,

@@ -192,7 +192,7 @@ def test_the_pulled_image_runs_the_charts_command_as_its_service_account_and_pla
     operator = PodContainer(bundle, config, tmp_path / "operator.log").start()
     probe_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "probes")
     try:
-        # What the kubelet's probes ask: kopf's /healthz on the probe port.
+        # What the kubelet's probes ask: the operator's /healthz on the probe port.
         def healthy() -> bool:
             assert operator.running(), operator.log()[-3000:]
             with urllib.request.urlopen(f"http://127.0.0.1:{probe_port}/healthz", timeout=2) as answer:

@@ -2,7 +2,8 @@
 
 Nothing here decides anything: the service (gridshift.service.operator) plans and acts.
 Run with `kopf run -m gridshift.shell.handlers --all-namespaces --standalone` (leader election
-is the service's Lease, so several replicas may run; kopf's own peering is not needed).
+is the service's Lease, so several replicas may run; kopf's own peering is not needed), without kopf's
+--liveness: /healthz and /metrics are gridshift.shell.listeners', on IPv4 and IPv6.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ import asyncio
 from typing import Any
 
 import kopf
-import prometheus_client
 
 from gridshift import redaction
 from gridshift.api import GROUP, VERSION
 from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete
 from gridshift.service.wiring import real_service
 from gridshift.settings import load_operator_settings
-from gridshift.shell import connections, logs
+from gridshift.shell import connections, listeners, logs
 
 IDEP = (GROUP, VERSION, "inferencedeployments")
 RCLUSTER = (GROUP, VERSION, "regionalclusters")
@@ -69,7 +69,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
     service = real_service(operator_settings)
     memo.service = service
-    prometheus_client.start_http_server(operator_settings.metrics_port, registry=service.metrics.registry)
+    listeners.serve_metrics(operator_settings.metrics_port, service.metrics.registry)
+    memo.health_runner = await listeners.serve_health(operator_settings.probe_port, service.health)
     memo.loop_task = asyncio.create_task(
         service.run_forever(indices["deployments_index"], indices["clusters_index"], indices["profiles_index"])
     )
@@ -79,6 +80,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo.loop_task.cancel()
     await asyncio.gather(memo.loop_task, return_exceptions=True)
+    await memo.health_runner.cleanup()
 
 
 @kopf.on.create(*IDEP)
@@ -101,9 +103,3 @@ async def deleted(namespace: str | None, name: str, uid: str, memo: kopf.Memo, *
         raise kopf.TemporaryError(redaction.redact(str(error)), delay=error.retry_seconds) from None
     except CleanupIncomplete as error:
         raise kopf.TemporaryError(redaction.redact(str(error)), delay=30) from None
-
-
-@kopf.on.probe(id="planCycle")
-def plan_cycle_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
-    health: dict[str, Any] = memo.service.health()
-    return health
