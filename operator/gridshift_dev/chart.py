@@ -220,6 +220,8 @@ def _array(description: str, items: JsonDict | None = None) -> JsonDict:
 
 
 DURATION = r"^[0-9]+(ms|s|m|h)$"
+"""One number and one unit: the chart's templates compare scrape durations in milliseconds
+(`gridshift.durationMs`), so the schema keeps Prometheus' compound forms (1m30s) out."""
 
 
 def _probe(description: str, *, liveness: bool = False) -> JsonDict:
@@ -279,7 +281,12 @@ def _monitor(description: str) -> JsonDict:
         {
             "enabled": _boolean("Create it."),
             "interval": _string("Scrape interval.", pattern=DURATION),
-            "scrapeTimeout": _string("Scrape timeout.", pattern=DURATION),
+            # Found in review: a 10s default timeout over a 5s interval rendered, and Prometheus refused the
+            # whole scrape config; the template fails on a longer timeout, naming both values.
+            "scrapeTimeout": _string(
+                "Scrape timeout, at most the interval; empty: the shorter of 10s and the interval.",
+                pattern=DURATION.replace("^", "^(").replace("$", ")?$"),
+            ),
             "honorLabels": _boolean("Keep the operator's region labels."),
             "labels": _label_map("Labels (to match the Prometheus selector)."),
             **_monitor_extras(),

@@ -374,3 +374,32 @@ def test_metrics_service_labels_may_not_hide_it_from_its_service_monitor(helm: H
     fine = helm.render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.service.labels.team=ml")
     service = next(o for o in fine if o["kind"] == "Service" and o["metadata"]["name"].endswith("-metrics"))
     assert service["metadata"]["labels"]["team"] == "ml"
+
+
+@pytest.mark.parametrize("monitor", ["serviceMonitor", "podMonitor"])
+def test_scrape_timeout_never_exceeds_the_interval(helm: Helm, monitor: str) -> None:
+    # Found in review: the 10s default timeout rendered over a 5s interval, and Prometheus refused the
+    # whole scrape config. Empty (the default) is the shorter of 10s and the interval.
+    key = f"metrics.{monitor}"
+    kind = monitor[0].upper() + monitor[1:]
+
+    def endpoint(*flags: str) -> dict[str, Any]:
+        objects = helm.render("--set", f"{key}.enabled=true", *flags)
+        spec = only(objects, kind)["spec"]
+        found: dict[str, Any] = (spec.get("endpoints") or spec["podMetricsEndpoints"])[0]
+        return found
+
+    assert endpoint()["scrapeTimeout"] == "10s"
+    assert endpoint("--set", f"{key}.interval=5s")["scrapeTimeout"] == "5s"
+    assert endpoint("--set", f"{key}.interval=500ms")["scrapeTimeout"] == "500ms"
+    assert endpoint("--set", f"{key}.interval=1m", "--set", f"{key}.scrapeTimeout=45s")["scrapeTimeout"] == "45s"
+    assert (
+        endpoint("--set", f"{key}.interval=1m", "--set", f"{key}.scrapeTimeout=60000ms")["scrapeTimeout"] == "60000ms"
+    )
+    proc = helm.template(
+        "--set", f"{key}.enabled=true", "--set", f"{key}.interval=5s", "--set", f"{key}.scrapeTimeout=10s", check=False
+    )
+    assert proc.returncode != 0
+    assert f"{key}.scrapeTimeout 10s is longer than {key}.interval 5s" in proc.stderr
+    compound = helm.template("--set", f"{key}.enabled=true", "--set", f"{key}.scrapeTimeout=1m30s", check=False)
+    assert compound.returncode != 0 and "scrapeTimeout" in compound.stderr

@@ -102,3 +102,34 @@ Use on its own line after the labels: `  {{- include "gridshift.annotations" (li
 {{- toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+A duration of the schema's form (one number, one unit: 500ms, 30s, 1m, 1h) in milliseconds: Helm has no
+duration comparison.
+*/}}
+{{- define "gridshift.durationMs" -}}
+{{- $number := regexFind "^[0-9]+" . | int64 -}}
+{{- $unit := regexReplaceAll "^[0-9]+" . "" -}}
+{{- mul $number (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit) -}}
+{{- end -}}
+
+{{/*
+A monitor's scrapeTimeout, from (list "<values key>" <monitor values>). Found in review: the 10s default
+rendered over a 5s interval and Prometheus refused the whole scrape config. Empty: the shorter of 10s and
+the interval; longer than the interval: the render fails naming both.
+*/}}
+{{- define "gridshift.scrapeTimeout" -}}
+{{- $key := index . 0 -}}
+{{- $monitor := index . 1 -}}
+{{- $interval := include "gridshift.durationMs" $monitor.interval | int64 -}}
+{{- if $monitor.scrapeTimeout -}}
+{{- if gt (include "gridshift.durationMs" $monitor.scrapeTimeout | int64) $interval -}}
+{{- fail (printf "%s.scrapeTimeout %s is longer than %s.interval %s, which Prometheus refuses: set a timeout no longer than the interval, or leave scrapeTimeout empty (the shorter of 10s and the interval)" $key $monitor.scrapeTimeout $key $monitor.interval) -}}
+{{- end -}}
+{{- $monitor.scrapeTimeout -}}
+{{- else if lt $interval 10000 -}}
+{{- $monitor.interval -}}
+{{- else -}}
+10s
+{{- end -}}
+{{- end -}}
