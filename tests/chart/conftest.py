@@ -10,6 +10,7 @@ uses the hub of `make cluster-up` instead of starting one.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -88,6 +89,27 @@ class Helm:
     def render(self, *args: str) -> list[dict[str, Any]]:
         """Objects of `helm template` with the given extra flags."""
         return [doc for doc in yaml.safe_load_all(self.template(*args).stdout) if doc]
+
+    def notes(self, *args: str) -> str:
+        """templates/NOTES.txt as `helm install` prints it, without a cluster: `helm template` never renders
+        NOTES (and `install --dry-run=client` still asks a cluster), so a copy of the chart has it as a
+        ConfigMap's value."""
+        copy = self.home / "notes-chart"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(CHART_DIR, copy)
+        notes = (copy / "templates" / "NOTES.txt").read_text()
+        (copy / "templates" / "NOTES.txt").unlink()
+        (copy / "templates" / "_test_notes.tpl").write_text('{{- define "test.notes" -}}' + notes + "{{- end -}}")
+        (copy / "templates" / "test-notes.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n"
+            'data:\n  notes: {{ include "test.notes" . | quote }}\n'
+        )
+        out = self.run(
+            "template", "gridshift", str(copy), "--namespace", "gridshift-system", "--kube-version", KUBE_VERSION,
+            "--show-only", "templates/test-notes.yaml", *args,
+        ).stdout  # fmt: skip
+        text: str = yaml.safe_load(out)["data"]["notes"]
+        return text
 
     def render_member(self, *args: str) -> str:
         """`helm template` of the member-cluster chart (charts/gridshift-member), as YAML text."""

@@ -6,6 +6,7 @@ relabelings, NOTES that hold for the packaged chart, upgrade notes, `helm lint -
 from __future__ import annotations
 
 import re
+import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -354,3 +355,33 @@ def test_labels_in_kubernetes_syntax_are_accepted(helm: Helm) -> None:
 def test_a_registry_with_a_port_is_a_valid_repository(helm: Helm) -> None:
     image = pod_spec(helm.render("--set", "image.repository=127.0.0.1:5000/gridshift/gridshift"))["containers"][0]
     assert image["image"].startswith("127.0.0.1:5000/gridshift/gridshift:")
+
+
+def pasted_commands(notes: str) -> list[str]:
+    """The commands the notes give to paste: the lines that start with helm or kubectl, each with the
+    lines its trailing backslashes continue it onto."""
+    commands: list[str] = []
+    continued = False
+    for line in notes.splitlines():
+        if continued:
+            commands[-1] += "\n" + line
+        elif re.match(r"\s+(helm|kubectl) ", line):
+            commands.append(line.strip())
+        else:
+            continue
+        continued = line.endswith("\\")
+    return commands
+
+
+@pytest.mark.parametrize("flags", [(), ("--set", "crds.install=false")])
+def test_notes_commands_paste_into_bash(helm: Helm, flags: tuple[str, ...]) -> None:
+    # Found in review: the member chart's install command ended in "(no --create-namespace: ...)" after its
+    # continuation line, a bash syntax error when pasted.
+    commands = pasted_commands(helm.notes(*flags))
+    assert any(c.startswith("helm install gridshift-member") for c in commands), commands
+    assert any(c.startswith("kubectl get idep -A") for c in commands), commands
+    for command in commands:
+        # <registry> is the user's to fill in; as it stands bash would read it as a redirection.
+        filled = command.replace("<registry>", "registry.example")
+        proc = subprocess.run(["bash", "-n"], input=filled, capture_output=True, text=True, timeout=30, check=False)
+        assert proc.returncode == 0, f"{command!r}: {proc.stderr}"
