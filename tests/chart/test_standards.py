@@ -6,6 +6,7 @@ relabelings, NOTES that hold for the packaged chart, upgrade notes, `helm lint -
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import tarfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import CHART_DIR, KUBE_VERSION, Helm, Hub
+from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub
 
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 """Their templates belong to the RBAC owners: commonLabels reach them through the shared labels, annotations do not."""
@@ -385,3 +386,26 @@ def test_notes_commands_paste_into_bash(helm: Helm, flags: tuple[str, ...]) -> N
         filled = command.replace("<registry>", "registry.example")
         proc = subprocess.run(["bash", "-n"], input=filled, capture_output=True, text=True, timeout=30, check=False)
         assert proc.returncode == 0, f"{command!r}: {proc.stderr}"
+
+
+def test_notes_without_crds_give_a_command_that_renders_them_whole(helm: Helm) -> None:
+    # Found in review: with crds.install=false the notes pointed at files/crds/, which hold only each CRD's
+    # spec (the chart wraps them when it renders); nothing there could be applied.
+    notes = helm.notes("--set", "crds.install=false")
+    (command,) = [c for c in pasted_commands(notes) if c.startswith("helm template")]
+    rendering, applying = command.replace("\\\n", " ").split(" | ")
+    assert applying.split() == ["kubectl", "apply", "--server-side", "-f", "-"]
+    args = shlex.split(rendering)
+    assert args[:3] == ["helm", "template", "gridshift"] and args[3] == "oci://<registry>/charts/gridshift"
+    assert args[4:6] == ["--version", "0.1.0"]
+    crds = [
+        doc for doc in yaml.safe_load_all(helm.run("template", "gridshift", str(CHART_DIR), *args[6:]).stdout) if doc
+    ]
+    expected = {
+        crd["metadata"]["name"]: crd
+        for crd in (yaml.safe_load(p.read_text()) for p in (REPO_ROOT / "crds").glob("*.yaml"))
+    }
+    assert {crd["metadata"]["name"] for crd in crds} == set(expected)
+    for crd in crds:
+        assert crd["apiVersion"] == "apiextensions.k8s.io/v1" and crd["kind"] == "CustomResourceDefinition"
+        assert crd["spec"] == expected[crd["metadata"]["name"]]["spec"]
