@@ -158,5 +158,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"image  {result.pinned_image}")
     for name, reference in result.chart_references.items():
         print(f"chart  oci://{reference}  ({result.charts[name].name})")
-    print(f"install: helm install gridshift oci://{args.registry}/charts/{HUB_CHART} --version <chart version>")
+    # Found in review: printed without a namespace, the operator went to `default`, while the docs put the
+    # member kubeconfig Secrets it reads in gridshift-system.
+    print(
+        f"install: helm install gridshift oci://{args.registry}/charts/{HUB_CHART} --version <chart version> "
+        "--namespace gridshift-system --create-namespace"
+    )
     return 0

@@ -409,3 +409,28 @@ def test_notes_without_crds_give_a_command_that_renders_them_whole(helm: Helm) -
     for crd in crds:
         assert crd["apiVersion"] == "apiextensions.k8s.io/v1" and crd["kind"] == "CustomResourceDefinition"
         assert crd["spec"] == expected[crd["metadata"]["name"]]["spec"]
+
+
+HUB_INSTALL_DOCS = ("README.md", "docs/install.md", "charts/gridshift/README.tmpl.md")
+
+
+def hub_install_commands(text: str) -> list[list[str]]:
+    """`helm install gridshift ...` commands of a document's code blocks, continuations joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [shlex.split(line.split(" #", 1)[0]) for line in re.findall(r"^helm install gridshift .*$", joined, re.M)]
+
+
+@pytest.mark.parametrize("document", HUB_INSTALL_DOCS)
+def test_documented_hub_installs_name_the_namespace_and_a_published_image(document: str) -> None:
+    # Found in review: README's `helm install gridshift charts/gridshift` had no namespace (the operator
+    # went to `default`, while the member kubeconfig Secrets go to gridshift-system) and ran
+    # ghcr.io/gridshift/gridshift:0.1.0, which nothing in the repository publishes.
+    commands = hub_install_commands((REPO_ROOT / document).read_text())
+    assert commands, document
+    for command in commands:
+        namespace = next(command[i + 1] for i, arg in enumerate(command) if arg in ("-n", "--namespace"))
+        assert namespace == "gridshift-system" and "--create-namespace" in command, command
+        if command[3] == "charts/gridshift":  # from a checkout: no published chart pins the image
+            sets = [command[i + 1] for i, arg in enumerate(command) if arg == "--set"]
+            assert any(s.startswith("image.repository=") for s in sets), command
+            assert any(s.startswith("image.digest=") for s in sets), command

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import shlex
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -29,3 +33,23 @@ def test_a_bad_digest_is_refused(digest: str) -> None:
 def test_values_without_an_image_map_are_refused() -> None:
     with pytest.raises(release.ReleaseError, match="no top-level `image:`"):
         release.pin_image("replicaCount: 1\n", "r/g", DIGEST)
+
+
+def test_the_printed_install_command_names_the_namespace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: without --namespace the operator went to `default`, while the docs put the member
+    # kubeconfig Secrets it reads in gridshift-system.
+    published = release.Release(
+        "127.0.0.1:5000/gridshift/gridshift",
+        DIGEST,
+        {"gridshift": Path("gridshift-0.1.0.tgz")},
+        {"gridshift": "127.0.0.1:5000/charts/gridshift:0.1.0"},
+    )
+    monkeypatch.setattr(release, "release", lambda *_, **__: published)
+    args = argparse.Namespace(registry="127.0.0.1:5000", helm=Path("helm"), plain_http=True)
+    assert release.run(args) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("install: ")]
+    command = shlex.split(line.removeprefix("install: "))
+    assert command[:4] == ["helm", "install", "gridshift", "oci://127.0.0.1:5000/charts/gridshift"]
+    assert command[command.index("--namespace") + 1] == "gridshift-system" and "--create-namespace" in command
