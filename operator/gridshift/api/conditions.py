@@ -196,7 +196,8 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
                 "False",
                 "The spec does not validate against gridshift's model although the apiserver admitted it (a "
                 "CRD older than the operator, or a rule its schema cannot hold): not planned, its replicas are "
-                "left as they run; the message names each field. The other conditions are as last written.",
+                "left as they run and hold their GPUs (other deployments are not placed on them); the message "
+                "names each field. The other conditions are as last written.",
             ),
         },
     ),

@@ -191,7 +191,7 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
     CycleErrorReason.INVALID_RESOURCE: (
         "A RegionalCluster or InferenceDeployment does not validate and is not used (an InferenceDeployment's "
-        "replicas are left as they run)."
+        "replicas are left as they run, holding their GPUs)."
     ),
     CycleErrorReason.STATUS_WRITE_FAILED: "A status could not be written (e.g. no RBAC patch on gpuprofiles/status).",
     CycleErrorReason.EVENT_FAILED: "A decision's Event could not be written (its status was).",
