@@ -7,6 +7,7 @@ is finished requests plus the queue that an overloaded fleet builds.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from gridshift.service.inputs import (
     selector_of,
 )
 from gridshift.signals.labels import DeploymentRef
-from gridshift.signals.metrics import DeploymentSignals
+from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceInterval, PriceKind, PriceSeries
 from gridshift.signals.promql import Signal
@@ -76,6 +77,49 @@ def test_a_queue_raises_the_demand_estimate() -> None:
     calm = observed_demand(idep(), [signals(2.0, 0, 2000, 400)], 300)  # type: ignore[arg-type]
     queued = observed_demand(idep(), [signals(2.0, 600, 2000, 400)], 300)  # type: ignore[arg-type]
     assert calm.requests_per_second == 2.0 and queued.requests_per_second == 4.0
+    # Found in review: the token rates (finished requests only) were divided by the rate with the queue in
+    # it, so a queue halved the mean sizes (500 and 100 here) and raised a replica's capacity.
+    assert (queued.mean_prompt_tokens, queued.mean_output_tokens) == (1000, 200)
+    assert (calm.mean_prompt_tokens, calm.mean_output_tokens) == (1000, 200)
+
+
+def test_a_queue_never_lowers_the_replicas_it_needs() -> None:
+    from gridshift.planner.capacity import replica_capacity
+    from gridshift.planner.settings import PlannerSettings
+
+    def replicas(waiting: float) -> int:
+        # 20 finished req/s of 1000 prompt + 200 output tokens each.
+        demand = observed_demand(prometheus_idep(), [signals(20.0, waiting, 20_000, 4000)], 300)
+        assert demand.requests_per_second is not None
+        capacity = replica_capacity(
+            example_profile(),
+            mean_prompt_tokens=demand.mean_prompt_tokens,
+            mean_output_tokens=demand.mean_output_tokens,
+            tpot_slo_ms=50,
+            ttft_slo_ms=500,
+            settings=PlannerSettings(),
+        ).requests_per_second
+        return math.ceil(demand.requests_per_second / capacity)
+
+    # Before the fix: 6 replicas without a queue, 3 with 6,000 waiting (means halved, capacity 4.4x).
+    counts = [replicas(w) for w in (0, 600, 6000)]
+    assert counts == sorted(counts) and counts[0] < counts[-1], counts
+
+
+def test_with_none_finished_a_queue_keeps_the_spec_means() -> None:
+    # Tokens of requests still running, none finished: no measured mean, so the spec's (700 and 150).
+    queued = observed_demand(prometheus_idep(), [signals(0.0, 600, 50, 10)], 300)
+    assert queued == S.ObservedDemand(2.0, 700, 150)
+
+
+def test_the_means_are_held_to_the_apis_bound_over_the_finished_requests() -> None:
+    # 0.5 finished req/s and a queue worth 0.5 more: 1.5e6 prompt tokens/s are a mean of 3e6 tokens over the
+    # requests they were counted for (above the bound, 2e6), though only 1.5e6 over the rate with the queue.
+    with pytest.raises(ImplausibleDemand, match="mean prompt length above 2,000,000"):
+        observed_demand(prometheus_idep(), [signals(0.5, 150, 1.5e6, 100)], 300)
+    # Exactly the bound is within it.
+    at_bound = observed_demand(prometheus_idep(), [signals(0.5, 150, 1e6, 100)], 300)
+    assert at_bound == S.ObservedDemand(1.0, 2e6, 200.0)
 
 
 def test_missing_metrics_mean_unknown_demand_and_static_ignores_metrics() -> None:

@@ -260,6 +260,28 @@ def test_the_queue_adds_waiting_over_the_drain_time_not_over_the_rate_window() -
     assert status["observedSlo"]["requestsPerSecond"] == 4.0
 
 
+@pytest.mark.parametrize("waiting", [0.0, 2400.0])
+def test_a_queue_never_plans_fewer_replicas_than_the_finished_requests_need(waiting: float) -> None:
+    """Found in review: the mean sizes were the token rates over the rate with the queue in it, so a queue
+    of 2,400 halved them, doubled a replica's capacity, and took this deployment from 3 replicas to 2."""
+    world = ServiceHarness(
+        ["eu-de"],
+        gpus_per_cluster=32,
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    measured(
+        world,
+        {
+            Signal.REQUEST_RATE: 8.0,
+            Signal.REQUESTS_WAITING: waiting,
+            Signal.PROMPT_TOKEN_RATE: 8000.0,
+            Signal.GENERATION_TOKEN_RATE: 1600.0,
+        },
+    )
+    # 8 req/s of 1000 + 200 tokens need 3; the queue adds 8 req/s more of the same size.
+    assert world.replicas() == {"eu-de": 3 if waiting == 0 else 6}
+
+
 def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
     world = ServiceHarness(
         ["eu-de"],

@@ -257,7 +257,9 @@ def observed_demand(
 
     vLLM counts finished requests, so an overloaded fleet under-reports its arrivals; requests
     left waiting are added as if they had to be served within `queue_drain_seconds`, which raises
-    capacity exactly when the queue says the SLO is at risk. The queue is a stock, not a flow: its
+    capacity exactly when the queue says the SLO is at risk. The mean lengths are the token rates over
+    the finished requests (those the tokens were counted for), so a queue adds requests of the measured
+    sizes and never makes them smaller. The queue is a stock, not a flow: its
     drain time is a setting of its own (OperatorSettings.queue_drain_seconds), never the rate
     window, or a 10 s window would read 600 waiting requests as +60 req/s.
     Missing metrics give None fields: the planner then never scales below the Ready count.
@@ -269,27 +271,34 @@ def observed_demand(
     if not signals or any(r is None for r in rates):
         return S.ObservedDemand(None, demand.mean_prompt_tokens, demand.mean_output_tokens)
     waiting = sum(s.scalar(Signal.REQUESTS_WAITING) or 0.0 for s in signals)
-    total_rate = sum(r for r in rates if r is not None) + waiting / queue_drain_seconds
+    finished = sum(r for r in rates if r is not None)
+    total_rate = finished + waiting / queue_drain_seconds
     prompt = sum(s.scalar(Signal.PROMPT_TOKEN_RATE) or 0.0 for s in signals)
     generated = sum(s.scalar(Signal.GENERATION_TOKEN_RATE) or 0.0 for s in signals)
-    _believable(total_rate, prompt, generated)
+    _believable(total_rate, finished, prompt, generated)
     if total_rate <= 0:
         return S.ObservedDemand(0.0, demand.mean_prompt_tokens, demand.mean_output_tokens)
+    # The token counters count the requests served, not the queue: the means are over the finished
+    # rate, and the queue adds requests of that mean size. Found in review: taken over the rate with the
+    # queue in it, a queue of 2,400 halved both means, raised a replica's capacity, and scaled a
+    # deployment from 3 replicas to 2. With none finished, the spec's means stand in.
     return S.ObservedDemand(
         total_rate,
-        prompt / total_rate if prompt > 0 else demand.mean_prompt_tokens,
-        generated / total_rate if generated > 0 else demand.mean_output_tokens,
+        prompt / finished if prompt > 0 and finished > 0 else demand.mean_prompt_tokens,
+        generated / finished if generated > 0 and finished > 0 else demand.mean_output_tokens,
         # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
         request_classes=measured_classes(signals) if demand.request_classes else (),
     )
 
 
-def _believable(total_rate: float, prompt_tokens_per_s: float, output_tokens_per_s: float) -> None:
+def _believable(total_rate: float, finished: float, prompt_tokens_per_s: float, output_tokens_per_s: float) -> None:
     """Raise ImplausibleDemand unless the rate and the mean lengths it implies are within the API's bounds.
 
+    The means are taken over the `finished` rate; with none finished, the tokens are still held to the
+    rate with the queue in it (`total_rate`), as before the means left the queue out.
     Found in review: a finished-request rate near 0 beside a queue of 1e-300 made the mean prompt length
     infinite, and that error ended every tenant's planning cycle; a rate of 1e300 froze every plan."""
-    figures = (total_rate, prompt_tokens_per_s, output_tokens_per_s)
+    figures = (total_rate, finished, prompt_tokens_per_s, output_tokens_per_s)
     if not all(math.isfinite(f) for f in figures):
         raise ImplausibleDemand("a measured request or token rate is not a finite number")
     if total_rate > MAX_REQUESTS_PER_SECOND:
@@ -299,9 +308,10 @@ def _believable(total_rate: float, prompt_tokens_per_s: float, output_tokens_per
     for what, tokens_per_s in (("prompt", prompt_tokens_per_s), ("output", output_tokens_per_s)):
         # Compared as products: the mean itself overflows when the request rate is near 0.
         # No mean is taken without requests (the demand is then 0, whatever tokens a long request still adds).
-        if total_rate > 0 and tokens_per_s > MAX_MEAN_TOKENS * total_rate:
+        requests = finished if finished > 0 else total_rate
+        if requests > 0 and tokens_per_s > MAX_MEAN_TOKENS * requests:
             raise ImplausibleDemand(
-                f"measured {what} tokens ({tokens_per_s:.3g}/s) over {total_rate:.3g} requests/s make a "
+                f"measured {what} tokens ({tokens_per_s:.3g}/s) over {requests:.3g} requests/s make a "
                 f"mean {what} length above {MAX_MEAN_TOKENS:,} tokens (the API's bound)"
             )
 
