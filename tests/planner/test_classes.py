@@ -235,6 +235,57 @@ def test_vllm_token_histograms_become_classes() -> None:
     assert len({c.name for c in named}) == len(named) == 4
 
 
+def vllm_token_edges(max_model_len: int) -> list[float]:
+    """vLLM's token-histogram edges for a replica of this --max-model-len (build_1_2_5_buckets): 1, 2, 5,
+    10, ... up to the last not above it."""
+    edges = [m * 10.0**e for e in range(10) for m in (1, 2, 5)]
+    return [e for e in edges if e <= max_model_len]
+
+
+def cumulative_counts(edges: Sequence[float], sizes: Sequence[float]) -> list[tuple[float, float]]:
+    """The (le, count) pairs vLLM exports for requests of these sizes, +Inf included."""
+    return [(e, float(sum(1 for s in sizes if s <= e))) for e in (*edges, float("inf"))]
+
+
+def test_histograms_with_different_edges_merge_on_the_edges_they_share() -> None:
+    from gridshift.planner.classes import classes_from_histograms, merged_histograms
+
+    # Found in review: an L4 replica (gridshift's --max-model-len 27,632: edges to 20,000) and an H100 one
+    # (131,072: edges to 100,000) summed edge by edge: 900 prompts of 500 tokens on the L4 and 100 of 30,000
+    # on the H100 made a class of 141,421-token prompts (the L4's requests absent from the 50,000 and
+    # 100,000 edges, the H100's read as twice 100,000), above the model's maximum.
+    l4 = cumulative_counts(vllm_token_edges(27_632), [500] * 900)
+    h100 = cumulative_counts(vllm_token_edges(131_072), [30_000] * 100)
+    merged = merged_histograms([l4, h100, []])
+    assert [e for e, _ in merged] == [*vllm_token_edges(27_632), float("inf")]
+    assert dict(merged)[20_000] == 900 and dict(merged)[float("inf")] == 1000
+    counts = [n for _, n in merged]
+    assert counts == sorted(counts)  # cumulative again
+    outputs = merged_histograms([cumulative_counts(vllm_token_edges(27_632), [200] * 1000)])
+    classes = classes_from_histograms(merged, outputs)
+    assert [round(c.share, 3) for c in classes] == [0.9, 0.1]
+    # The H100's prompts are in the +Inf bucket above 20,000: between 20,000 and 40,000 tokens.
+    assert 20_000 < classes[1].prompt_tokens < 40_000 and classes[1].prompt_p95_tokens == 40_000
+    assert merged_histograms([]) == [] and merged_histograms([[], []]) == []
+
+
+def test_the_inf_bucket_is_no_longer_than_the_models_longest_sequence() -> None:
+    from gridshift.planner.classes import classes_from_histograms
+
+    # All prompts above the last edge (100,000) of a 131,072-token model: read as twice the edge (200,000),
+    # a class no replica could serve; at most the model's longest sequence.
+    prompts = cumulative_counts(vllm_token_edges(131_072), [120_000] * 10)
+    outputs = cumulative_counts(vllm_token_edges(131_072), [200] * 10)
+    (unbounded,) = classes_from_histograms(prompts, outputs)
+    assert unbounded.prompt_p95_tokens == 200_000
+    (capped,) = classes_from_histograms(prompts, outputs, longest_tokens=131_072)
+    assert 100_000 < capped.prompt_tokens < 131_072 and capped.prompt_p95_tokens == 131_072
+    assert capped.output_tokens == unbounded.output_tokens
+    # A cap below the last edge (a model's maximum misread) never puts the bucket below its own edge.
+    (low,) = classes_from_histograms(prompts, outputs, longest_tokens=50_000)
+    assert low.prompt_tokens == low.prompt_p95_tokens == 100_000
+
+
 def test_a_class_deployment_migrates_make_before_break_as_one(workloads, profiles) -> None:  # type: ignore[no-untyped-def]
     from gridshift.planner.migration import StepAction
     from gridshift.planner.snapshot import Placement

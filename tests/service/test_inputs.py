@@ -106,6 +106,60 @@ def test_a_queue_never_lowers_the_replicas_it_needs() -> None:
     assert counts == sorted(counts) and counts[0] < counts[-1], counts
 
 
+def token_histogram(max_model_len: int, sizes: list[float]) -> dict[str, float]:
+    """A replica's token histogram as vLLM exports it: edges 1, 2, 5, ... up to its --max-model-len."""
+    edges = [m * 10.0**e for e in range(10) for m in (1, 2, 5) if m * 10.0**e <= max_model_len]
+    return {**{str(e): float(sum(1 for s in sizes if s <= e)) for e in edges}, "+Inf": float(len(sizes))}
+
+
+def histogram_cluster(max_model_len: int, prompts: list[float]) -> DeploymentSignals:
+    """One cluster's 1 req/s and token histograms: `prompts`, each with 200 output tokens."""
+    values: dict[Signal, Any] = {
+        Signal.REQUEST_RATE: 1.0,
+        Signal.PROMPT_TOKENS_BUCKETS: token_histogram(max_model_len, prompts),
+        Signal.GENERATION_TOKENS_BUCKETS: token_histogram(max_model_len, [200] * len(prompts)),
+    }
+    return DeploymentSignals(REF, AT, values)
+
+
+def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_model() -> None:
+    # Found in review: an L4 cluster (--max-model-len 27,632, edges to 20,000) and an H100 one (131,072,
+    # edges to 100,000), summed edge by edge, made a 141,421-token class out of the H100's 30,000-token
+    # prompts, above the model's 131,072 (capacity 0 on every GPU type).
+    body = deployment_body()
+    body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-8B-Instruct"
+    body["spec"]["demand"] = {
+        "source": "Prometheus",
+        "requestClasses": [
+            {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+            {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
+        ],
+    }
+    l4, h100 = histogram_cluster(27_632, [500] * 900), histogram_cluster(131_072, [30_000] * 100)
+    demand = observed_demand(InferenceDeployment.model_validate(body), [l4, h100], 300)
+    sizes = [(round(c.share, 3), c.prompt_tokens, c.prompt_p95_tokens) for c in demand.request_classes]
+    assert [share for share, _, _ in sizes] == [0.9, 0.1], sizes
+    # The H100's prompts are past the edges both clusters share (20,000): between 20,000 and 40,000.
+    assert 20_000 < sizes[1][1] < 40_000 and sizes[1][2] == 40_000, sizes
+    # Past the H100's last edge (100,000), no longer than the model's longest sequence.
+    longest = observed_demand(InferenceDeployment.model_validate(body), [histogram_cluster(131_072, [120_000])], 300)
+    assert [(c.prompt_p95_tokens, c.prompt_tokens < 131_072) for c in longest.request_classes] == [(131_072, True)]
+    # Planning by class is opt-in: without requestClasses, no classes whatever the histograms say.
+    del body["spec"]["demand"]["requestClasses"]
+    assert observed_demand(InferenceDeployment.model_validate(body), [l4, h100], 300).request_classes == ()
+
+
+def test_the_longest_sequence_is_the_models_most_over_its_builds_and_unknown_for_an_unknown_model() -> None:
+    from gridshift.service.inputs import longest_sequence
+
+    body = deployment_body()
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 8192  # Meta-Llama-3-8B-Instruct
+    body["spec"]["variants"] = [{"name": "long", "profileModel": "x", "source": "meta-llama/Llama-3.1-8B-Instruct"}]
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
+    body["spec"]["variants"].append({"name": "mine", "profileModel": "x", "source": "someone/unknown-model"})
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) is None
+
+
 def test_with_none_finished_a_queue_keeps_the_spec_means() -> None:
     # Tokens of requests still running, none finished: no measured mean, so the spec's (700 and 150).
     queued = observed_demand(prometheus_idep(), [signals(0.0, 600, 50, 10)], 300)
@@ -120,6 +174,21 @@ def test_the_means_are_held_to_the_apis_bound_over_the_finished_requests() -> No
     # Exactly the bound is within it.
     at_bound = observed_demand(prometheus_idep(), [signals(0.5, 150, 1e6, 100)], 300)
     assert at_bound == S.ObservedDemand(1.0, 2e6, 200.0)
+
+
+def test_no_traffic_makes_no_classes_whatever_the_histograms_hold() -> None:
+    body = deployment_body()
+    body["spec"]["demand"] = {
+        "source": "Prometheus",
+        "meanPromptTokens": 700,
+        "meanOutputTokens": 150,
+        "requestClasses": [
+            {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+            {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
+        ],
+    }
+    quiet = DeploymentSignals(REF, AT, {**histogram_cluster(27_632, [500] * 10).values, Signal.REQUEST_RATE: 0.0})
+    assert observed_demand(InferenceDeployment.model_validate(body), [quiet], 300) == S.ObservedDemand(0.0, 700, 150)
 
 
 def test_missing_metrics_mean_unknown_demand_and_static_ignores_metrics() -> None:

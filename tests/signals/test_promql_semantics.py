@@ -55,9 +55,20 @@ def histogram(name: str, pod: str, deployment: str, model: str, per_minute: dict
 
 def input_series() -> list[dict[str, str]]:
     series = []
-    for pod, success_per_min, tokens_per_min, running, waiting, kv in (
-        ("llama-a", {"stop": 60, "length": 30}, 6000, 3, 1, 0.2),
-        ("llama-b", {"stop": 120}, 12000, 5, 2, 0.6),
+    for pod, success_per_min, tokens_per_min, running, waiting, kv, prompts in (
+        # vLLM's token-histogram edges end at the replica's --max-model-len: llama-a's (an L4's 27,632) at
+        # 20,000, llama-b's (an H100's 131,072) at 100,000. Per minute: 9 prompts of 500 tokens on llama-a,
+        # 1 of 30,000 on llama-b; every output within 200 tokens.
+        ("llama-a", {"stop": 60, "length": 30}, 6000, 3, 1, 0.2, {"500.0": 9, "20000.0": 9, "+Inf": 9}),
+        (
+            "llama-b",
+            {"stop": 120},
+            12000,
+            5,
+            2,
+            0.6,
+            {"500.0": 0, "20000.0": 0, "50000.0": 1, "100000.0": 1, "+Inf": 1},
+        ),
     ):
         for reason, n in success_per_min.items():
             series.append(
@@ -82,6 +93,9 @@ def input_series() -> list[dict[str, str]]:
         series += histogram(
             "vllm:inter_token_latency_seconds", pod, "prod.llama", MODEL, {"0.01": 45, "0.05": 50, "+Inf": 50}
         )
+        series += histogram("vllm:request_prompt_tokens", pod, "prod.llama", MODEL, prompts)
+        outputs = {"200.0": prompts["+Inf"], "+Inf": prompts["+Inf"]}
+        series += histogram("vllm:request_generation_tokens", pod, "prod.llama", MODEL, outputs)
     # llama-c served until minute 12 (a scale-down): its 8,000 tokens/min and its GPU 5 (200 W) are in the
     # energy window of the query at 20 m (from 5 m), the tokens and the energy over the same 7.5 minutes
     # (samples at 6..12 m, extrapolated a full minute back to 5 m and half a minute past 12 m).
@@ -176,7 +190,23 @@ def expectations(scheme: LabelScheme) -> list[dict[str, object]]:
         micro(legacy[Signal.ITL_P95], 0.092),
         scalar(legacy[Signal.KV_CACHE_USAGE], 0.7),
         micro(both[Signal.ITL_P95], 0.03),
+        # Only the edges both pods have (llama-b's 50,000 and 100,000 would lack llama-a's 45 requests):
+        # 5 minutes of 9 + 1 requests, 45 of them within 500 tokens.
+        {
+            "expr": queries[Signal.PROMPT_TOKENS_BUCKETS],
+            "eval_time": at,
+            "exp_samples": [{"labels": f'{{le="{le}"}}', "value": n} for le, n in TOKEN_EDGES.items()],
+        },
+        {
+            "expr": queries[Signal.GENERATION_TOKENS_BUCKETS],
+            "eval_time": at,
+            "exp_samples": [{"labels": f'{{le="{le}"}}', "value": 50} for le in ("200.0", "+Inf")],
+        },
     ]
+
+
+TOKEN_EDGES = {"500.0": 45, "20000.0": 45, "+Inf": 50}
+"""The prompt-token histogram of prod.llama over 5 minutes, on the edges both its pods have."""
 
 
 @pytest.mark.parametrize("select_by", list(SelectBy))
@@ -242,6 +272,11 @@ def grouped_expectations(scheme: LabelScheme) -> list[dict[str, object]]:
         },
         # other-a draws 500 W but generated no tokens: no J/token (missing, as per deployment).
         each(queries[Signal.JOULES_PER_TOKEN], {"llama": (630000 + 90000) / (270000 + 60000)}, scale=1e6),
+        {
+            "expr": queries[Signal.PROMPT_TOKENS_BUCKETS],
+            "eval_time": at,
+            "exp_samples": [{"labels": labels("llama", le=le), "value": n} for le, n in TOKEN_EDGES.items()],
+        },
     ]
 
 

@@ -308,15 +308,18 @@ def classes_from_histograms(
     generation_buckets: Sequence[tuple[float, float]],
     *,
     max_classes: int = 6,
+    longest_tokens: float | None = None,
 ) -> tuple[RequestClass, ...]:
     """Request-size classes from vLLM's two token histograms, as (upper edge `le`, cumulative count)
     pairs over a window (`vllm:request_prompt_tokens_bucket`, `vllm:request_generation_tokens_bucket`,
     `sum by (le) (increase(...))`). The histograms are marginals: the joint prompt x output cell is
     taken as the product of the two shares (sizes independent), a bucket's size as the geometric
-    middle of its edges, its p95 as its upper edge. The `max_classes` largest cells stay; the others'
-    requests join the nearest one kept (in log tokens). Empty when no request was counted."""
-    prompts = _buckets_of(prompt_buckets)
-    outputs = _buckets_of(generation_buckets)
+    middle of its edges, its p95 as its upper edge. The +Inf bucket's upper edge is twice its lower
+    one, at most `longest_tokens` (the model's longest sequence, where known). The `max_classes`
+    largest cells stay; the others' requests join the nearest one kept (in log tokens). Empty when no
+    request was counted."""
+    prompts = _buckets_of(prompt_buckets, longest_tokens)
+    outputs = _buckets_of(generation_buckets, longest_tokens)
     if not prompts or not outputs:
         return ()
     cells = [(p_share * o_share, p, o, p_high) for p, p_high, p_share in prompts for o, _, o_share in outputs]
@@ -343,8 +346,25 @@ def classes_from_histograms(
     return tuple(out)
 
 
-def _buckets_of(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, float, float]]:
-    """(representative size, upper size, share) per non-empty bucket of a cumulative histogram."""
+def merged_histograms(histograms: Sequence[Sequence[tuple[float, float]]]) -> list[tuple[float, float]]:
+    """Cumulative histograms ((upper edge, count) pairs) added up on the edges all of them have; empty
+    ones are left out. vLLM's token histograms end at each replica's --max-model-len, so clusters'
+    edges differ: a count at an edge one histogram lacks would miss that histogram's requests below
+    it (found in review: an L4's edges end at 20,000, an H100's at 100,000; summed edge by edge, the
+    H100's 30,000-token prompts were in no edge but +Inf, and read as 2x the last edge, 141k tokens).
+    Coarsened to the common edges, the sum is cumulative again (+Inf is one of them)."""
+    present = [dict(h) for h in histograms if h]
+    if not present:
+        return []
+    common = set.intersection(*(set(h) for h in present))
+    return sorted((edge, sum(h[edge] for h in present)) for edge in common)
+
+
+def _buckets_of(
+    cumulative: Sequence[tuple[float, float]], longest: float | None = None
+) -> list[tuple[float, float, float]]:
+    """(representative size, upper size, share) per non-empty bucket of a cumulative histogram; the
+    +Inf bucket's upper size is twice its lower edge, at most `longest` (and never below the edge)."""
     ordered = sorted(cumulative)
     total = ordered[-1][1] if ordered else 0.0
     if total <= 0:
@@ -355,6 +375,11 @@ def _buckets_of(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, 
         inside = max(0.0, count - below)
         if inside > 0:
             upper = edge if math.isfinite(edge) else max(2.0 * lower, 1.0)
+            if longest is not None and not math.isfinite(edge):
+                # No request is longer than the model takes. Found in review: read as 2 x 100,000, the
+                # +Inf bucket made a class of 141k-token prompts, above the model's 131,072, that no
+                # replica could serve (capacity 0).
+                upper = max(min(upper, longest), lower)
             middle = math.sqrt(max(lower, 1.0) * upper) if lower > 0 else max(upper / 2.0, 1.0)
             found.append((middle, upper, inside / total))
         lower, below = edge if math.isfinite(edge) else lower, max(below, count)

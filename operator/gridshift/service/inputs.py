@@ -20,7 +20,7 @@ from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
-from gridshift.planner.classes import classes_from_histograms
+from gridshift.planner.classes import classes_from_histograms, merged_histograms
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
 from gridshift.signals.price_service import PriceReading
@@ -287,7 +287,7 @@ def observed_demand(
         prompt / finished if prompt > 0 and finished > 0 else demand.mean_prompt_tokens,
         generated / finished if generated > 0 and finished > 0 else demand.mean_output_tokens,
         # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
-        request_classes=measured_classes(signals) if demand.request_classes else (),
+        request_classes=measured_classes(signals, longest_sequence(idep.spec)) if demand.request_classes else (),
     )
 
 
@@ -316,18 +316,33 @@ def _believable(total_rate: float, finished: float, prompt_tokens_per_s: float, 
             )
 
 
-def measured_classes(signals: Sequence[DeploymentSignals]) -> tuple[S.RequestClass, ...]:
+def measured_classes(
+    signals: Sequence[DeploymentSignals], longest_tokens: float | None = None
+) -> tuple[S.RequestClass, ...]:
     """Request-size classes from vLLM's prompt and generation token histograms, summed over the
-    clusters (planner.classes.classes_from_histograms); empty when either histogram is missing."""
+    clusters on the edges they share (planner.classes.merged_histograms, classes_from_histograms),
+    no size above `longest_tokens`; empty when either histogram is missing."""
 
     def summed(signal: Signal) -> list[tuple[float, float]]:
-        total: dict[float, float] = {}
-        for measured in signals:
-            for edge, count in measured.buckets(signal):
-                total[edge] = total.get(edge, 0.0) + count
-        return sorted(total.items())
+        return merged_histograms([measured.buckets(signal) for measured in signals])
 
-    return classes_from_histograms(summed(Signal.PROMPT_TOKENS_BUCKETS), summed(Signal.GENERATION_TOKENS_BUCKETS))
+    return classes_from_histograms(
+        summed(Signal.PROMPT_TOKENS_BUCKETS), summed(Signal.GENERATION_TOKENS_BUCKETS), longest_tokens=longest_tokens
+    )
+
+
+def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
+    """The longest sequence any build of the deployment takes (models.yaml's max_context_tokens, vLLM's
+    default --max-model-len, the most over its weights); None where one build's model is not known."""
+    from gridshift.profiles_catalog import model_architectures
+
+    longest: list[int] = []
+    for source in {spec.model.source, *(v.source for v in spec.variants if v.source)}:
+        architecture = model_architectures().get(source)
+        if architecture is None or architecture.max_context_tokens is None:
+            return None
+        longest.append(architecture.max_context_tokens)
+    return max(longest)
 
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:

@@ -123,8 +123,19 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
     def summed(counter: str) -> str:
         return aggregate("sum", f"rate({counter}{sel}[{rate}])")
 
-    def buckets(histogram: str, function: str = "rate") -> str:
-        return aggregate("sum", f"{function}({histogram}_bucket{sel}[{rate}])", BUCKET_LABEL)
+    def buckets(histogram: str) -> str:
+        return aggregate("sum", f"rate({histogram}_bucket{sel}[{rate}])", BUCKET_LABEL)
+
+    def shared_buckets(histogram: str) -> str:
+        # vLLM's token histograms end at the replica's --max-model-len (build_1_2_5_buckets), which
+        # gridshift sets shorter on small GPUs (27,632 on an L4: edges to 20,000; 100,000 on an H100),
+        # so a sum by `le` over replicas of both was no cumulative histogram: the L4's 20k-100k prompts
+        # were in no edge but +Inf. Only the edges every series has are kept (an edge's series count
+        # equals the +Inf edge's, the largest), which merges the histograms on their common edges.
+        increase = f"increase({histogram}_bucket{sel}[{rate}])"
+        per_edge = aggregate("count", increase, BUCKET_LABEL)
+        every = f"{per_edge} == on ({', '.join(by)}) group_left {aggregate('max', per_edge)}"
+        return f"{aggregate('sum', increase, BUCKET_LABEL)} and on ({', '.join((*by, BUCKET_LABEL))}) ({every})"
 
     # DCGM series lack the deployment's labels: they are joined to vLLM's running gauge, one series per
     # replica pod (present as soon as vLLM serves), on the pod labels both share (join_labels).
@@ -163,8 +174,8 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
         Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
         Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",
         Signal.JOULES_PER_TOKEN: f"({aggregate('sum', on_pods(energy, seen))} / {MILLIJOULES_PER_JOULE}) / {tokens}",
-        Signal.PROMPT_TOKENS_BUCKETS: buckets(VLLM_PROMPT_TOKENS_HISTOGRAM, "increase"),
-        Signal.GENERATION_TOKENS_BUCKETS: buckets(VLLM_GENERATION_TOKENS_HISTOGRAM, "increase"),
+        Signal.PROMPT_TOKENS_BUCKETS: shared_buckets(VLLM_PROMPT_TOKENS_HISTOGRAM),
+        Signal.GENERATION_TOKENS_BUCKETS: shared_buckets(VLLM_GENERATION_TOKENS_HISTOGRAM),
     }
 
 
