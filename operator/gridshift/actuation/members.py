@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.actuation import labels as L
+from gridshift.actuation.deadline import CallDeadline, watch_connections
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
@@ -493,6 +494,7 @@ class KubeMemberCluster:
         except (ConfigException, KeyError, TypeError, ValueError, AttributeError) as error:
             # The client's messages can quote the kubeconfig (tokens included): name the class only.
             raise KubeconfigInvalid(name, f"the Kubernetes client refused it ({type(error).__name__})") from None
+        watch_connections(self._api_client.rest_client.pool_manager)  # for CallDeadline (`_call`)
         self._dynamic: Any = None
         self._watch = watch
         self._caches: dict[tuple[str, str], WatchCache[Any]] = {}
@@ -504,13 +506,26 @@ class KubeMemberCluster:
         return f"KubeMemberCluster({self.name!r})"
 
     def _client(self) -> Any:
-        from kubernetes.dynamic import DynamicClient
-
         if self._dynamic is None:
-            self._dynamic = self._call(lambda: DynamicClient(self._api_client), "discovery")
+            self._dynamic = self._call(lambda: _timed_dynamic_client()(self._api_client, self._timeout), "discovery")
         return self._dynamic
 
     def _call(self, fn: Any, what: str) -> Any:
+        """`fn`'s answer, its errors as MemberErrors; every request in `fn` is over by the api timeout, whole
+        answer included (actuation.deadline), or the call raises ClusterUnreachable."""
+        deadline = CallDeadline(self._timeout)
+        with deadline:
+            try:
+                result = self._answer(fn, what)
+            except Exception:
+                if not deadline.fired:
+                    raise
+                result = None  # whatever the cut answer raised: the deadline is why
+        if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
+            raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
+        return result
+
+    def _answer(self, fn: Any, what: str) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -534,7 +549,9 @@ class KubeMemberCluster:
             raise ClusterUnreachable(self.name, f"{what}: {type(error).__name__}") from None
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self._client().resources.get(api_version=api_version, kind=kind)
+        client = self._client()
+        # Discovery of the kind's group (its first use) is a call like any other, under the same deadline.
+        return self._call(lambda: client.resources.get(api_version=api_version, kind=kind), f"discovery of {kind}")
 
     def _get(self, resource: Any, name: str, namespace: str | None) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
@@ -881,6 +898,25 @@ def skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) ->
             return None
 
     return tolerant
+
+
+@functools.cache
+def _timed_dynamic_client() -> Any:
+    """The Kubernetes DynamicClient, its requests that set no timeout of their own (discovery's: /version, /api,
+    /apis, each group's resources) given the member's api timeout. Found in review: discovery had none, so a
+    member apiserver that accepted and never answered held the cycle of every cluster for good."""
+    from kubernetes.dynamic import DynamicClient
+
+    class TimedDynamicClient(DynamicClient):
+        def __init__(self, client: Any, timeout_seconds: float) -> None:
+            self.timeout_seconds = timeout_seconds  # before discovery, which __init__ runs
+            super().__init__(client)  # type: ignore[no-untyped-call]
+
+        def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+            params.setdefault("_request_timeout", self.timeout_seconds)
+            return super().request(method, path, body, **params)
+
+    return TimedDynamicClient
 
 
 def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,112 @@
+"""Total deadlines of member-cluster calls: a call to a member apiserver ends within its time, whatever the server does.
+
+The Kubernetes client's `_request_timeout` becomes urllib3's timeout, which limits each socket operation
+(`Timeout(total=...)` too: it only shortens each read's limit by the time the connect took), so an
+apiserver, or a proxy in front of it, that accepts and sends one byte a second never trips it. Found in
+review: one such member held the planning cycle of every cluster and tenant for as long as it dripped
+(discovery had no timeout at all). `CallDeadline(seconds)` shuts the sockets that the calls inside its
+block use once `seconds` have passed, which wakes a blocked connect, TLS handshake or read at once; the
+caller then reports the cluster unreachable (`members.KubeMemberCluster._call`). The price feeds do the
+same through httpx's trace hook (`signals.http`); here the sockets are learnt by the connection classes
+`watch_connections` installs on a client's urllib3 pool manager, as a connection is made or reused
+inside the block (the block is per thread: a context variable says which deadline a socket is under).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from contextvars import ContextVar, Token
+from typing import Any
+
+from urllib3 import PoolManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_CURRENT: ContextVar[CallDeadline | None] = ContextVar("gridshift_member_call_deadline", default=None)
+
+
+class CallDeadline:
+    """Every member call in this block (this thread) ends by `seconds` from its start: see the module docstring."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._token: Token[CallDeadline | None] | None = None
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            late = self.fired
+        if late:  # a retry's new connection after the deadline: it ends at once too
+            _shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> CallDeadline:
+        self._token = _CURRENT.set(self)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: its override drops the TLS state that a read in
+    # another thread is using; the file descriptor is the same.
+    with contextlib.suppress(OSError):  # already closed: the call ended on its own
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _under_deadline(sock: socket.socket | None) -> None:
+    current = _CURRENT.get()
+    if current is not None and sock is not None:
+        current.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection whose socket is put under the current CallDeadline when made, and each time it is reused."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _under_deadline(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _under_deadline(self.sock)  # a kept-alive connection: made under an earlier call's deadline
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def watch_connections(pool_manager: PoolManager) -> bool:
+    """Make `pool_manager`'s connections obey CallDeadline; False where it is not urllib3's plain pools (a
+    SOCKS proxy's): there only urllib3's per-operation timeouts apply."""
+    plain = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
+    if dict(pool_manager.pool_classes_by_scheme) != plain:
+        return False
+    pool_manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+    return True
