@@ -32,6 +32,16 @@ _SCHEME_LABELS = tuple(
 for two values of one label, and match nothing."""
 
 
+CLUSTER_READ_TIMEOUTS = 3
+"""api_timeout_seconds per member cluster read (`OperatorSettings.cluster_read_deadline_seconds`). Each call of a
+read ends within one api_timeout_seconds (actuation.deadline), and the first that fails ends the read, so a
+hung or dripping apiserver is given up on within about one; a healthy one answers each in well under it,
+and 3 leave room for the calls of a read that lists (discovery, then Deployments, Nodes, Pods and the
+companions; an idle cycle reads its watch caches and asks nothing), while staying far below the 60 s
+planning interval. A read still running then goes on in the background (its listings seed the watch caches
+for the next cycle) but its answer is dropped (service.observe)."""
+
+
 class OperatorSettings(BaseSettings):
     """Settings of the gridshift operator process."""
 
@@ -145,7 +155,14 @@ class OperatorSettings(BaseSettings):
         ),
     )
     api_timeout_seconds: float = Field(
-        default=10.0, gt=0, le=120, description="Timeout of one call to a member cluster's API server."
+        default=10.0,
+        gt=0,
+        le=120,
+        description=(
+            "Seconds one call to a member cluster's API server may take, whole answer included: a server that "
+            "does not answer, or drips its answer, is then given up on and the cluster is unreachable this cycle. "
+            "A cluster's whole read in a cycle waits at most 3 times this."
+        ),
     )
     hub_connections: int = Field(
         default=20,
@@ -207,6 +224,14 @@ class OperatorSettings(BaseSettings):
             "instead of the system clock, so accelerated days play out in minutes."
         ),
     )
+
+    @property
+    def cluster_read_deadline_seconds(self) -> float:
+        """Seconds the observe stage waits for each member cluster's read (its price feeds, workloads, inventory
+        and objects, read in parallel with the other clusters'): CLUSTER_READ_TIMEOUTS x api_timeout_seconds
+        (30 s by default). A cluster not read by then is unreachable this cycle and the others are planned
+        (found in review: one hung member apiserver stopped the cycle of every cluster and tenant)."""
+        return CLUSTER_READ_TIMEOUTS * self.api_timeout_seconds
 
     @field_validator("metrics_cluster_label")
     @classmethod

@@ -298,7 +298,12 @@ class ForeignObjectsReason(StrEnum):
 
 C = ClusterReadyReason
 _CLUSTER_FAILURES: dict[StrEnum, tuple[Status, str]] = {
-    C.UNREACHABLE: ("False", "The member cluster's API server could not be reached (network, TLS, HTTP 5xx)."),
+    C.UNREACHABLE: (
+        "False",
+        "The member cluster's API server could not be reached (network, TLS, HTTP 5xx), gave no complete answer "
+        "within apiTimeoutSeconds, or the cluster's read did not end within 3 x apiTimeoutSeconds (the other "
+        "clusters are planned meanwhile).",
+    ),
     C.FORBIDDEN: (
         "False",
         "The member cluster refused gridshift's credentials (HTTP 401/403), or the hub refused reading "

@@ -29,7 +29,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gridshift.actuation.members import KubeconfigInvalid, MemberCluster, MemberError, WorkloadState
+from gridshift.actuation.members import (
+    ClusterUnreachable,
+    KubeconfigInvalid,
+    MemberCluster,
+    MemberError,
+    WorkloadState,
+)
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.common import DNS_LABEL
 from gridshift.api.inference_deployment import DemandSource
@@ -48,7 +54,7 @@ from gridshift.service.state import (
     Problem,
     Refused,
 )
-from gridshift.settings import OperatorSettings
+from gridshift.settings import CLUSTER_READ_TIMEOUTS, OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, MetricsError, MetricsSource
@@ -97,8 +103,15 @@ class Observer:
         # One thread per cluster queried at once (a dozen regions is the design point); a late query
         # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
         self._metrics_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gridshift-metrics")
-        # Member clusters are listed in parallel too; each call is bounded by api_timeout_seconds.
+        # Member clusters are read in parallel too, each call within api_timeout_seconds (actuation.deadline) and
+        # each cluster's read waited for up to cluster_read_deadline_seconds. A read late at that deadline keeps
+        # its thread until its calls end (each within the api timeout, the first failure ending the read), and
+        # the cluster is not read again meanwhile (`_reads`): at most one thread per cluster, so hung members
+        # hold no more threads than there are clusters, and each gives its thread back on its own. Past 16 at
+        # once, the others' reads wait their turn (and are late, reported as such, for that cycle).
         self._cluster_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gridshift-observe")
+        self._reads: dict[str, Future[tuple[ClusterView, list[str]]]] = {}
+        """Each cluster's latest read, by name: a late one still running is not started again."""
         self._last_workloads: dict[str, list[WorkloadState]] = {}
         # Hub bodies are validated again only when they changed (inputs.ParseCache), and a deployment's
         # requirements translated again only when its parsed spec did.
@@ -247,6 +260,8 @@ class Observer:
             member.close()
         for name in [n for n in self._last_workloads if n not in names]:
             self._last_workloads.pop(name, None)
+        for name in [n for n, read in self._reads.items() if n not in names and read.done()]:
+            del self._reads[name]
 
     # ------------------------------------------------------------------ sources
 
@@ -272,22 +287,55 @@ class Observer:
             view.admitted_namespaces = _admitted(parsed.resource, labels)
             return view, own.errors
 
+        reads: dict[str, Future[tuple[ClusterView, list[str]]] | None] = {}
+        for parsed in clusters:
+            earlier = self._reads.get(parsed.key)
+            if earlier is not None and not earlier.done():
+                reads[parsed.key] = None  # an earlier cycle's read still running: not a second thread on it
+            else:
+                reads[parsed.key] = self._reads[parsed.key] = self._cluster_pool.submit(one, parsed)
+        deadline = self.settings.cluster_read_deadline_seconds
+        wait([f for f in reads.values() if f is not None], timeout=deadline)
         views = []
-        for view, errors in self._cluster_pool.map(one, clusters):
+        for parsed in clusters:
+            assert parsed.resource is not None
+            read = reads[parsed.key]
+            if read is not None and read.done():
+                view, errors = read.result()
+                if view.error is None and view.workloads is not None:
+                    # Here, not in the read's thread: a read late at the deadline that ends later must not
+                    # replace what a later cycle knows (its answer is dropped with its thread).
+                    self._last_workloads[view.name] = view.workloads
+            else:
+                if read is not None:
+                    read.cancel()  # still queued behind other clusters' reads: then never started
+                view, errors = self._late(now, parsed, leaving, earlier=read is None)
+                view.admitted_namespaces = _admitted(parsed.resource, labels)
             views.append(view)
             report.errors.extend(errors)
         return views
 
-    def _observe_cluster(
-        self,
-        name: str,
-        cluster: RegionalCluster,
-        old_status: Mapping[str, Any],
-        tenants: Sequence[str],
-        owners: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]],
-        leaving: Collection[str],
-        report: CycleReport,
+    def _late(
+        self, now: datetime, parsed: inputs.Parsed[RegionalCluster], leaving: Collection[str], *, earlier: bool
+    ) -> tuple[ClusterView, list[str]]:
+        """The view of a cluster whose read did not end by cluster_read_deadline_seconds (`earlier`: one started
+        by an earlier cycle still runs): unreachable this cycle, as if its apiserver had not answered, its feeds
+        read here; the read's answer, whenever it comes, is dropped."""
+        assert parsed.resource is not None
+        limit = f"{self.settings.cluster_read_deadline_seconds:g} s, {CLUSTER_READ_TIMEOUTS} x apiTimeoutSeconds"
+        why = f"its read begun by an earlier cycle has not ended ({limit})" if earlier else f"not read within {limit}"
+        late = ClusterUnreachable(parsed.key, f"{why}; planned without it this cycle")
+        own = CycleReport(leader=True, started_at=now)
+        status = parsed.body.get("status") or {}
+        view = self._with_feeds(parsed.key, parsed.resource, status, own)
+        view.error, view.failure = str(late), late
+        self._unread(view, _recorded_namespaces(status), leaving, own)
+        return view, own.errors
+
+    def _with_feeds(
+        self, name: str, cluster: RegionalCluster, old_status: Mapping[str, Any], report: CycleReport
     ) -> ClusterView:
+        """A cluster's view with its price and carbon feeds read (their errors reported), its member not yet."""
         view = ClusterView(name, cluster, None, None, None, None, old_status=old_status)
         try:
             view.reading = self._feed(name, cluster).read()
@@ -304,6 +352,21 @@ class Observer:
                 report.errors.append(view.carbon_feed_error)
             # Configured but unread is stale: the planner then makes no carbon-driven change here.
             view.carbon = inputs.carbon_horizon(view.carbon_reading)
+        return view
+
+    def _observe_cluster(
+        self,
+        name: str,
+        cluster: RegionalCluster,
+        old_status: Mapping[str, Any],
+        tenants: Sequence[str],
+        owners: tuple[Mapping[tuple[str, str], str], Mapping[tuple[str, str], str]],
+        leaving: Collection[str],
+        report: CycleReport,
+    ) -> ClusterView:
+        """Run on the cluster pool: it writes no state of the Observer's that a later cycle reads (see
+        `_observe_clusters`) but the adapters' caches."""
+        view = self._with_feeds(name, cluster, old_status, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = _recorded_namespaces(old_status)
         namespaces = sorted(wanted | recorded)
@@ -317,12 +380,7 @@ class Observer:
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:
-            view.inventory = view.objects = None
-            # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
-            last = self._last_workloads.get(name, [])
-            view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]
-            view.namespaces_in_use = tuple(sorted(recorded | {w.namespace for w in last}))
-            report.errors.append(view.error)
+            self._unread(view, recorded, leaving, report)
             return view
         # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
         # the record names is not reported: it holds no replica this process counts on.
@@ -355,8 +413,17 @@ class Observer:
                 f"cluster {name}: Deployment {w.namespace}/{w.name} is labelled as gridshift's but "
                 "has no owner annotations: ignored"
             )
-        self._last_workloads[name] = view.workloads
         return view
+
+    def _unread(self, view: ClusterView, recorded: set[str], leaving: Collection[str], report: CycleReport) -> None:
+        """`view` of a cluster whose member could not be read this cycle (`view.error` says why)."""
+        assert view.error is not None
+        view.inventory = view.objects = None
+        # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
+        last = self._last_workloads.get(view.name, [])
+        view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]
+        view.namespaces_in_use = tuple(sorted(recorded | {w.namespace for w in last}))
+        report.errors.append(view.error)
 
     @staticmethod
     def _workload_namespaces(cluster: RegionalCluster, tenants: Sequence[str]) -> set[str]:

@@ -1,0 +1,170 @@
+"""A member cluster that does not answer costs its own cluster this cycle, never the others' planning.
+
+Found in review: one hung or dripping member apiserver stopped the planning cycle of every cluster and
+tenant, with no time limit (discovery had no timeout, the per-read timeouts never end a dripped answer,
+and the observe stage waited for every cluster's read). Now each member call ends within
+apiTimeoutSeconds (tests/actuation/test_member_deadlines.py), and the observe stage waits for each
+cluster's read up to `cluster_read_deadline_seconds`: a cluster late then is unreachable this cycle,
+named in a problem, and the other clusters are planned. Every cycle here runs on a thread of its own,
+so a cycle that never ends fails its test instead of holding it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import wait
+from typing import Any
+
+import pytest
+
+from gridshift.actuation.members import KubeMemberCluster
+from gridshift.service.state import CycleErrorReason, CycleReport
+from gridshift.service.wiring import parse_kubeconfig
+from gridshift.settings import OperatorSettings
+from tests.service.harness import WORKLOADS, ServiceHarness, cluster_body, deployment_body
+
+API_TIMEOUT = 0.2
+"""apiTimeoutSeconds here, s: a cluster's read is waited for 3 times this, 0.6 s."""
+
+BOUND = 10.0
+"""How long a test waits for a cycle that must end after about the read deadline, s."""
+
+
+def world_with(api_timeout: float = API_TIMEOUT) -> ServiceHarness:
+    settings = OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, api_timeout_seconds=api_timeout)
+    world = ServiceHarness(["eu-de", "us-tx"], settings=settings)
+    world.add(deployment_body(rps=5.0))
+    return world
+
+
+def cycle_within(world: ServiceHarness, bound: float = BOUND) -> tuple[CycleReport, float]:
+    """One cycle and its seconds; fails the test if it has not ended within `bound`."""
+    outcome: list[CycleReport] = []
+    started = time.monotonic()
+    thread = threading.Thread(target=lambda: outcome.append(world.cycle()), daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert outcome, f"the cycle had not ended after {bound:g} s"
+    return outcome[0], time.monotonic() - started
+
+
+def unreachable(report: CycleReport, cluster: str) -> list[str]:
+    return [p.message for p in report.problems if p.reason is CycleErrorReason.UNREACHABLE and p.cluster == cluster]
+
+
+def eu_de_replicas(world: ServiceHarness) -> int:
+    return sum(w.desired for w in world.members["eu-de"].workloads([WORKLOADS]))
+
+
+@pytest.fixture
+def silent_apiserver() -> Iterator[int]:
+    """The port of a server that accepts every connection and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_member_apiserver_that_never_answers_stops_no_other_clusters_planning(silent_apiserver: int) -> None:
+    world = world_with()
+    kubeconfig = f"""apiVersion: v1
+kind: Config
+current-context: c
+clusters: [{{name: c, cluster: {{server: "http://127.0.0.1:{silent_apiserver}"}}}}]
+users: [{{name: u, user: {{token: abcdefgh12345678}}}}]
+contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
+"""
+    world.members["us-tx"] = KubeMemberCluster(  # type: ignore[assignment]
+        "us-tx", parse_kubeconfig("us-tx", kubeconfig), timeout_seconds=API_TIMEOUT
+    )
+    report, seconds = cycle_within(world)
+    assert seconds < 3 * API_TIMEOUT + 3, seconds
+    assert eu_de_replicas(world) > 0
+    # Discovery's own timeout and the call's deadline are due together: either may end it.
+    (problem,) = unreachable(report, "us-tx")
+    assert problem.startswith("cluster us-tx unreachable: discovery: "), problem
+    assert "abcdefgh12345678" not in repr(report.problems)
+
+
+class Hung:
+    """Makes a fake member's reads block until `release` (a hang no per-call timeout ends), counting them."""
+
+    def __init__(self, world: ServiceHarness, cluster: str) -> None:
+        self.release = threading.Event()
+        self.answered = threading.Event()
+        self.calls = 0
+        member = world.members[cluster]
+        answer = member.workloads
+
+        def workloads(namespaces: Any) -> Any:
+            self.calls += 1
+            try:
+                self.release.wait(60)
+                return answer(namespaces)
+            finally:
+                self.answered.set()
+
+        member.workloads = workloads  # type: ignore[method-assign]
+
+
+def test_a_cluster_read_late_at_the_deadline_is_unreachable_and_the_others_are_planned() -> None:
+    world = world_with()
+    hung = Hung(world, "us-tx")
+    try:
+        report, seconds = cycle_within(world)
+    finally:
+        hung.release.set()
+    assert seconds < BOUND / 2, seconds  # the 0.6 s deadline, and the planner's time
+    assert eu_de_replicas(world) > 0
+    assert unreachable(report, "us-tx") == [
+        "cluster us-tx unreachable: not read within 0.6 s, 3 x apiTimeoutSeconds; planned without it this cycle"
+    ], report.problems
+    assert world.cluster_bodies["us-tx"]["status"]["reachable"] is False
+    assert world.cluster_bodies["eu-de"]["status"]["reachable"] is True
+
+
+def test_a_late_read_holds_one_thread_and_its_answer_is_dropped() -> None:
+    world = world_with()
+    cycle_within(world)
+    hung = Hung(world, "us-tx")
+    try:
+        cycle_within(world)
+        # The next cycle starts no second read of a cluster whose read is still running: hung members hold at
+        # most one thread each, and one member client is never read by two cycles at once.
+        report, _ = cycle_within(world)
+        assert hung.calls == 1
+        assert unreachable(report, "us-tx") == [
+            "cluster us-tx unreachable: its read begun by an earlier cycle has not ended (0.6 s, 3 x "
+            "apiTimeoutSeconds); planned without it this cycle"
+        ], report.problems
+        assert eu_de_replicas(world) > 0
+        # Its RegionalCluster deleted meanwhile: the cluster is forgotten ...
+        del world.cluster_bodies["us-tx"]
+        cycle_within(world)
+    finally:
+        hung.release.set()
+    assert hung.answered.wait(5)
+    wait([world.service.observer._reads["us-tx"]], timeout=5)  # the read's thread returns its view
+    # ... and the late answer does not bring back its last known replicas (which a RegionalCluster of that name
+    # created again would have counted while unreachable).
+    assert "us-tx" not in world.service.observer._last_workloads
+    # A read that ended is started again by the next cycle.
+    world.cluster_bodies["us-tx"] = cluster_body("us-tx")
+    report, _ = cycle_within(world)
+    assert hung.calls == 2 and not unreachable(report, "us-tx"), report.problems
