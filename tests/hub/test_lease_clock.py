@@ -30,7 +30,7 @@ class SlowReadHub(FakeHub):
         super().__init__()
         self.during_read: Callable[[], None] | None = None
 
-    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
         if self.during_read is not None:
             hook, self.during_read = self.during_read, None
             hook()
@@ -38,7 +38,7 @@ class SlowReadHub(FakeHub):
 
 
 class DownHub(FakeHub):
-    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
         raise OSError("hub unreachable")
 
 
@@ -81,7 +81,7 @@ class SlowWriteHub(FakeHub):
         super().__init__()
         self.clock, self.write_seconds = clock, write_seconds
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         self.clock.now += self.write_seconds
         return super().write_lease(name, namespace, record)
 
@@ -114,3 +114,92 @@ def test_a_renewal_is_dated_when_its_write_was_sent_not_when_it_was_answered() -
     assert holder.leading()
     clock.now = 11.0  # the renew deadline from 1.0; from 5.0 it would lead until 15.0
     assert not holder.leading()
+
+
+class TimedHub(FakeHub):
+    """A hub whose every Lease request takes `seconds` of the clock, whatever timeout it is given (a slow
+    apiserver, or a client that does not honour it); each request's timeout is recorded."""
+
+    def __init__(self, shared: FakeHub, clock: Clock, seconds: float, tick: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.shared, self.clock, self.seconds, self.tick = shared, clock, seconds, tick
+        self.timeouts: list[float | None] = []
+
+    def _wait(self, timeout_seconds: float | None) -> None:
+        self.timeouts.append(timeout_seconds)
+        end = self.clock.now + self.seconds
+        while self.clock.now < end - 1e-9:
+            self.clock.now = round(self.clock.now + 0.5, 3)
+            self.tick()
+
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
+        self._wait(timeout_seconds)
+        return self.shared.read_lease(name, namespace)
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
+        self._wait(timeout_seconds)
+        return self.shared.write_lease(name, namespace, record)
+
+
+def test_a_holder_whose_renewals_outlast_the_renew_deadline_stops_renewing_and_the_standby_takes_over() -> None:
+    # Found in review: each request to the hub took 5.5 s, a renewal (read + write) 11 s, past the 10 s renew
+    # deadline. The holder fenced itself (its renewal is dated when sent) but renewed on, so the record changed
+    # every 13 s and the standby, waiting for 15 s without a change, never took over: for 300 s nobody led.
+    clock, shared = Clock(), FakeHub()
+    standby = LeaderElector(shared, LEASE, NAMESPACE, "b", LeaseTiming(), clock)
+    standby_next = [0.0]
+    led: list[tuple[float, bool, bool]] = []
+
+    def tick() -> None:  # the standby's own renewing task, every retry period, while the holder waits
+        if clock.now >= standby_next[0]:
+            standby.try_acquire_or_renew()
+            standby_next[0] = clock.now + 2.0
+        led.append((clock.now, holder.leading(), standby.leading()))
+
+    holder = LeaderElector(shared, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    assert holder.try_acquire_or_renew()
+    holder.hub = TimedHub(shared, clock, 5.5, tick)
+    while clock.now < 120.0:
+        holder.try_acquire_or_renew()
+        for _ in range(4):  # the holder's task sleeps a retry period
+            clock.now = round(clock.now + 0.5, 3)
+            tick()
+    assert not any(a and b for _, a, b in led), "two leaders at once"
+    took_over = next((moment for moment, _, b in led if b), None)
+    assert took_over is not None and took_over <= 30.0, f"the standby took over at {took_over}"
+    assert all(b for moment, _, b in led if moment >= took_over), "the slow holder took the Lease back"
+    current = shared.read_lease(LEASE, NAMESPACE)
+    assert current is not None and current.holder == "b"
+
+
+def test_each_lease_request_gets_the_time_left_before_the_renew_deadline() -> None:
+    # client-go bounds each try by the renew deadline: an answer after it is worth nothing (the holder fenced
+    # itself meanwhile), so a request waiting for it only keeps the holder writing what no longer counts.
+    clock, shared = Clock(), FakeHub()
+    hub = TimedHub(shared, clock, 1.0)
+    holder = LeaderElector(hub, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    assert holder.try_acquire_or_renew()  # an acquisition: sent at 0, renew deadline 10 from then
+    assert hub.timeouts == [10.0, 9.0]
+    clock.now = 7.0  # renewed at 0 (dated when sent): 3 s left
+    hub.timeouts.clear()
+    assert holder.try_acquire_or_renew()
+    assert hub.timeouts == [3.0, 2.0]
+
+
+def test_a_renewal_answered_after_the_renew_deadline_does_not_count_and_the_holder_stops_renewing() -> None:
+    clock, shared = Clock(), FakeHub()
+    holder = LeaderElector(shared, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    assert holder.try_acquire_or_renew()
+    clock.now = 8.0
+    holder.hub = TimedHub(shared, clock, 1.5)
+    assert not holder.try_acquire_or_renew()  # sent at 8 (deadline 10), read at 9.5, written at 11
+    assert not holder.leading()
+    holder.hub = shared  # the hub is fast again: the Lease still names "a", unexpired for everyone
+    written = shared.lease_versions
+    clock.now = 13.0
+    assert not holder.try_acquire_or_renew() and not holder.leading()
+    assert shared.lease_versions == written, "a holder past its renew deadline renewed again"
+    clock.now = 26.0  # 15 s since its last write was answered: expired for any candidate, this one too
+    assert holder.try_acquire_or_renew() and holder.leading()
+    current = shared.read_lease(LEASE, NAMESPACE)
+    assert current is not None and (current.holder, current.transitions) == ("a", 1)

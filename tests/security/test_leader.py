@@ -74,7 +74,7 @@ class _CutOff:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.hub, name)
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         if self.cut:
             raise ConnectionError("hub unreachable")
         return self.hub.write_lease(name, namespace, record)

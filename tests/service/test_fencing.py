@@ -83,7 +83,7 @@ class _WatchedHub(FakeHub):
         self.elector: LeaderElector | None = None
         self.leading_at_write: list[tuple[str, bool]] = []
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         assert self.elector is not None
         self.leading_at_write.append((record.holder or "", self.elector.leading()))
         return super().write_lease(name, namespace, record)
@@ -106,7 +106,7 @@ def test_a_renewal_in_flight_when_leading_stops_does_not_restore_it() -> None:
     assert elector.try_acquire_or_renew()
     write = hub.write_lease
 
-    def stopped_meanwhile(name: str, namespace: str, record: LeaseRecord) -> bool:
+    def stopped_meanwhile(name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         won = write(name, namespace, record)
         elector.stop_leading()  # shutdown began while the renewal was on the wire
         return won
@@ -132,7 +132,7 @@ def test_on_shutdown_the_lease_is_handed_over_only_after_the_write_in_flight_end
     member.apply = slow_apply  # type: ignore[method-assign]
     write_lease = world.hub.write_lease
 
-    def recorded(name: str, namespace: str, record: LeaseRecord) -> bool:
+    def recorded(name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         if not record.holder:
             events.append("lease handed over")
         return write_lease(name, namespace, record)
@@ -257,3 +257,22 @@ def test_gpuprofile_and_invalid_spec_status_patches_are_fenced_one_by_one() -> N
     world.service.run_cycle([*world.deployments.values(), broken], list(world.cluster_bodies.values()), profiles)
     written = {(ref.kind, ref.name) for ref in world.hub.statuses}
     assert {("GPUProfile", "p1"), ("GPUProfile", "p2"), ("InferenceDeployment", "broken")} <= written
+
+
+def test_a_leader_that_lost_the_lease_between_cycles_reports_lease_lost_once_not_a_quiet_standby() -> None:
+    # Found in review: a holder past its renew deadline stopped leading, and its next cycle looked like a
+    # standby's: no LeaseLost in the log or the metrics.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0))
+    first = world.service
+    assert world.cycle(first).leader
+    second = world.make_service("op-2")
+    standby = world.cycle(second, advance=timedelta(seconds=1))
+    assert not standby.leader and not standby.problems  # never led: a standby, nothing lost
+    _lapse(world)  # the first replica's renewals stopped succeeding: the second takes the Lease over
+    assert world.cycle(second, advance=timedelta(seconds=20)).leader
+    lost = world.cycle(first)
+    assert not lost.leader
+    assert [p.reason for p in lost.problems] == [CycleErrorReason.LEASE_LOST]
+    again = world.cycle(first, advance=timedelta(seconds=1))
+    assert not again.leader and not again.problems  # reported once; a standby from now on

@@ -266,9 +266,12 @@ class Hub(Protocol):
         """An events.k8s.io/v1 Event about `ref`; a repeat of the same one updates its series."""
         ...
 
-    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None: ...
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
+        """The Lease (None when absent); `timeout_seconds` bounds the request (leader election passes the time
+        left before its renew deadline: an answer after it is worth nothing)."""
+        ...
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         """Create (resource_version None) or replace the Lease; False when another writer got there first."""
         ...
 
@@ -474,9 +477,10 @@ class KubeHub:
             )
         return True
 
-    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
+        timeout = self._lease_timeout(timeout_seconds)
         lease = _none_if_absent(
-            lambda: self._coordination.read_namespaced_lease(name, namespace, _request_timeout=self._timeout)
+            lambda: self._coordination.read_namespaced_lease(name, namespace, _request_timeout=timeout)
         )
         if lease is None:
             return None
@@ -490,7 +494,7 @@ class KubeHub:
             resource_version=lease.metadata.resource_version if lease.metadata else None,
         )
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
@@ -503,14 +507,19 @@ class KubeHub:
         )
         meta = client.V1ObjectMeta(name=name, namespace=namespace, resource_version=record.resource_version)
         body = client.V1Lease(metadata=meta, spec=spec)
+        timeout = self._lease_timeout(timeout_seconds)
         try:
             if record.resource_version is None:
-                self._coordination.create_namespaced_lease(namespace, body, _request_timeout=self._timeout)
+                self._coordination.create_namespaced_lease(namespace, body, _request_timeout=timeout)
             else:
                 # resourceVersion in the body makes this a compare-and-swap: two replicas cannot both win.
-                self._coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=self._timeout)
+                self._coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=timeout)
         except ApiException as error:
             if error.status == 409:
                 return False
             raise
         return True
+
+    def _lease_timeout(self, timeout_seconds: float | None) -> float:
+        """The client's timeout, or less where the caller has less time left (never 0: the client reads 0 as none)."""
+        return self._timeout if timeout_seconds is None else max(min(self._timeout, timeout_seconds), 0.001)

@@ -374,6 +374,16 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
         )
 
 
+def lease_lost_since(last: CycleReport | None, report: CycleReport) -> None:
+    """The lost Lease, reported once by the first cycle that does not lead after one that did (found in review:
+    a Lease that lapsed between cycles left a cycle that looked like a standby's, with no LeaseLost)."""
+    if last is None or not last.leader or any(p.reason is CycleErrorReason.LEASE_LOST for p in last.problems):
+        return
+    message = "leader Lease not renewed within the renew deadline: stopped leading; standing by"
+    report.errors.append(message)
+    report.problems.append(Problem(CycleErrorReason.LEASE_LOST, message))
+
+
 def invalid_cluster_problems(
     cluster_bodies: Sequence[Mapping[str, Any]], seen: Observation, report: CycleReport
 ) -> None:

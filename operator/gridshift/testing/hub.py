@@ -111,10 +111,10 @@ class FakeHub:
                 return
         self.events.append(RecordedEvent(ref, reason, note, warning, action))
 
-    def read_lease(self, name: str, namespace: str) -> LeaseRecord | None:
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
         return self.leases.get((namespace, name))
 
-    def write_lease(self, name: str, namespace: str, record: LeaseRecord) -> bool:
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
         current = self.leases.get((namespace, name))
         stored_version = current.resource_version if current is not None else None
         if record.resource_version != stored_version:
