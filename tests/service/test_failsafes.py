@@ -199,10 +199,10 @@ def test_a_regional_cluster_status_that_cannot_be_written_stops_nothing_else() -
     world.add(deployment_body(rps=5.0))
     patch_status = world.hub.patch_status
 
-    def refused_for_eu_de(ref: ObjectRef, status: dict[str, Any]) -> Any:
+    def refused_for_eu_de(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> Any:
         if ref.kind == "RegionalCluster" and ref.name == "eu-de":
             raise HubForbidden("forbidden: cannot patch regionalclusters/status")
-        return patch_status(ref, status)
+        return patch_status(ref, status, fence)
 
     world.hub.patch_status = refused_for_eu_de  # type: ignore[method-assign]
     report = world.cycle()
@@ -327,10 +327,10 @@ def test_a_refused_objects_status_that_cannot_be_written_stops_nothing_else() ->
     world.add(bad)
     patch_status = world.hub.patch_status
 
-    def refused_for_bad(ref: ObjectRef, status: dict[str, Any]) -> Any:
+    def refused_for_bad(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> Any:
         if ref.name == "bad":
             raise HubForbidden("forbidden: cannot patch inferencedeployments/status")
-        return patch_status(ref, status)
+        return patch_status(ref, status, fence)
 
     world.hub.patch_status = refused_for_bad  # type: ignore[method-assign]
     report = world.cycle()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -236,9 +236,9 @@ def test_gpuprofile_and_invalid_spec_status_patches_are_fenced_one_by_one() -> N
     sent: list[tuple[str, str, bool]] = []
     patch_status = world.hub.patch_status
 
-    def lapsing(ref: ObjectRef, status: Mapping[str, Any]) -> None:
+    def lapsing(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
         sent.append((ref.kind, ref.name, world.service.elector.leading()))
-        patch_status(ref, status)
+        patch_status(ref, status, fence)
         if ref.kind == "GPUProfile":
             _lapse(world)  # this patch took past the renew deadline
 

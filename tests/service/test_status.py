@@ -491,9 +491,9 @@ def test_clusters_a_deployment_may_not_use_are_not_its_concern() -> None:
     patched: list[ObjectRef] = []
     write = world.hub.patch_status
 
-    def recorded(ref: ObjectRef, status: dict[str, Any]) -> None:
+    def recorded(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
         patched.append(ref)
-        write(ref, status)
+        write(ref, status, fence)
 
     world.hub.patch_status = recorded  # type: ignore[method-assign]
     world.members["us-east"].reachable = False
@@ -794,10 +794,10 @@ def test_a_status_or_event_the_hub_refuses_is_reported_and_stops_nothing() -> No
     world.add(deployment_body())
     patch_status = world.hub.patch_status
 
-    def refuse_profiles(ref: ObjectRef, status: dict[str, Any]) -> None:
+    def refuse_profiles(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
         if ref.kind == "GPUProfile":
             raise HubForbidden("forbidden: cannot patch gpuprofiles/status (Forbidden); the ClusterRole needs it")
-        patch_status(ref, status)
+        patch_status(ref, status, fence)
 
     def refuse_events(*args: Any, **kwargs: Any) -> None:
         raise HubForbidden("forbidden: cannot create events")

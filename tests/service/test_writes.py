@@ -137,6 +137,26 @@ def test_a_status_patch_still_conflicting_after_the_last_attempt_raises(apiserve
     assert len([r for r in server.requests if r.path.endswith("/status")]) == CONFLICT_ATTEMPTS
 
 
+def test_a_status_patch_sent_again_on_409_is_fenced_before_each_send(apiserver_factory: Any) -> None:
+    # Found in review: the pool fenced the write once, before its first send; KubeHub then read the object again
+    # and sent the patch again on 409 after the Lease had lapsed, over the status the new leader wrote meanwhile.
+    server, leading = apiserver_factory([409, 409]), [True]
+    respond = server.respond
+
+    def lapsing(request: Request) -> Reply:
+        if request.path.endswith("/status"):
+            leading[0] = False  # the first patch was answered past the renew deadline
+        return respond(request)
+
+    server.respond = lapsing
+    pool, hub, folded = WritePool(1, fence=lambda: leading[0]), hub_at(server.url, RequestCounter()), []
+    pool.submit(lambda: hub.patch_status(REF, {"phase": "Placed"}, fence=pool.check), folded.append)
+    pool.drain()
+    pool.close()
+    assert isinstance(folded[0], Fenced)
+    assert len([r for r in server.requests if r.path.endswith("/status")]) == 1
+
+
 def conflict() -> Exception:
     from kubernetes.client.exceptions import ApiException
 

@@ -255,9 +255,10 @@ class Hub(Protocol):
         """Every RegionalCluster, read from the API server (deletion must not trust a cache still filling)."""
         ...
 
-    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any], fence: Callable[[], None] | None = None) -> None:
         """A JSON merge patch of `ref`'s status. ObjectGone when the object is gone; with a uid in `ref`,
-        also when the object of that name now is another (deleted and created again)."""
+        also when the object of that name now is another (deleted and created again). `fence` is called
+        before each send, retries included, and raises to stop (the service's raises Fenced)."""
         ...
 
     def emit_event(
@@ -337,7 +338,7 @@ class KubeHub:
         body: dict[str, Any] = answer if isinstance(answer, dict) else {}
         return list(body.get("items") or [])
 
-    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any], fence: Callable[[], None] | None = None) -> None:
         with _api_errors(
             {
                 404: lambda _: ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted"),
@@ -347,16 +348,20 @@ class KubeHub:
                 ),
             }
         ):
-            self._patch_status_retrying(ref, status)
+            self._patch_status_retrying(ref, status, fence)
 
-    def _patch_status_retrying(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def _patch_status_retrying(self, ref: ObjectRef, status: dict[str, Any], fence: Callable[[], None] | None) -> None:
         """The patch, sent again on 409 Conflict (up to CONFLICT_ATTEMPTS): the object changed between
         `_current_version` and the patch (another writer: kopf's progress annotations, say), or the
         apiserver's own optimistic-concurrency retry ran out under concurrent writers; each try reads the
-        object again, so one deleted meanwhile is ObjectGone, never retried."""
+        object again, so one deleted meanwhile is ObjectGone, never retried. `fence` comes before each try:
+        found in review, fenced once before the first, a deposed leader's retry, conditional on the version
+        it read again, landed over the status the new leader had written meanwhile."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            if fence is not None:
+                fence()
             try:
                 self._patch_status(ref, status)
                 return

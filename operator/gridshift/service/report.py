@@ -192,7 +192,7 @@ class Reporter:
         def write() -> list[tuple[_Event, str | None]]:
             """The patch, then each Event with its failure as text (the patch's raises)."""
             if patch:
-                self.hub.patch_status(ref, patch)
+                self.hub.patch_status(ref, patch, fence=None if self.writes is None else self.writes.check)
             written: list[tuple[_Event, str | None]] = []
             for event in events:
                 try:
@@ -291,7 +291,9 @@ class Reporter:
                 return True
             if leading is not None and not leading():
                 return False
-            self.hub.patch_status(ref, patch)
+            self.hub.patch_status(ref, patch, fence=None if leading is None else partial(_fence, leading))
+        except Fenced:
+            return False  # a retry on 409 found the Lease lapsed: not sent again
         except ObjectGone:
             return True
         except Exception as error:  # one object's status must not stop the cycle (nor hide the others')
@@ -372,6 +374,11 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
                 cluster=view.name,
             )
         )
+
+
+def _fence(leading: Callable[[], bool]) -> None:
+    if not leading():
+        raise Fenced("leader Lease not renewed within the renew deadline: status patch not sent again")
 
 
 def lease_lost_since(last: CycleReport | None, report: CycleReport) -> None:

@@ -8,7 +8,9 @@ in the cycle's own thread when the pool is drained (so the report is never touch
 in the order the writes were submitted.
 
 Fencing holds for queued writes too: each checks `fence()` just before it goes out, so a replica
-that lost the Lease while writes were queued sends none of the rest (they end as `Fenced`).
+that lost the Lease while writes were queued sends none of the rest (they end as `Fenced`). A write
+that sends again on 409 Conflict checks it before each send (`check`, handed to `Hub.patch_status`):
+found in review, a deposed leader's retry landed over the status the new leader had written.
 Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
 """
 
@@ -45,9 +47,13 @@ class WritePool:
         """Queue `write`; `done` gets its result, or the exception it raised (Fenced when not sent)."""
         self._pending.append((self._executor.submit(self._guarded, write), done))
 
-    def _guarded(self, write: Callable[[], T]) -> T:
+    def check(self) -> None:
+        """Fenced unless this replica still holds the Lease: called before each send of a write."""
         if not self._fence():
             raise Fenced("leader Lease not renewed within the renew deadline: write not sent")
+
+    def _guarded(self, write: Callable[[], T]) -> T:
+        self.check()
         with self._lock:
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -84,11 +85,13 @@ class FakeHub:
     def regional_clusters(self) -> list[dict[str, Any]]:
         return copy.deepcopy(self.clusters)
 
-    def patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def patch_status(self, ref: ObjectRef, status: dict[str, Any], fence: Callable[[], None] | None = None) -> None:
         """As KubeHub on the apiserver: the patch goes to the object that has the name now (an InferenceDeployment
         in `deployments`), and one named by a uid it no longer has, deleted or created again, is ObjectGone.
         Found in review: statuses were kept by the ref as sent, so a deleted deployment's late status landed
         under its old uid here while the apiserver wrote it on the object created again under its name."""
+        if fence is not None:
+            fence()  # before the one send, as KubeHub before each
         if (ref.namespace, ref.name) in self.deleted:
             raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted")
         target = ref
