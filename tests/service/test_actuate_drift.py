@@ -58,7 +58,7 @@ def test_a_deleted_network_policy_comes_back_within_a_cycle() -> None:
 class _KeepsOthersFields(FakeMemberCluster):
     """Server-side apply leaves what another writer added beside gridshift's fields (a sidecar)."""
 
-    def apply(self, manifests: Sequence[Manifest]) -> None:
+    def apply(self, manifests: Sequence[Manifest], fence: Any = None) -> None:
         super().apply(manifests)
         for (kind, _, _), obj in self.objects.items():
             if kind == "Deployment":

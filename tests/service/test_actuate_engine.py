@@ -185,7 +185,7 @@ def test_an_edited_slo_whose_apply_failed_is_rendered_the_next_cycle() -> None:
     world, body, member = _edited_to_a_batch_of_8()
     real = member.apply
 
-    def times_out(manifests: list[dict[str, Any]]) -> None:
+    def times_out(manifests: list[dict[str, Any]], fence: Any = None) -> None:
         member.apply = real  # type: ignore[method-assign]
         raise ClusterUnreachable("eu-de", "apply timed out")
 

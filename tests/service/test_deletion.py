@@ -137,7 +137,7 @@ def _cycle_writing_chat(world: ServiceHarness) -> tuple[threading.Thread, thread
     applying, release = threading.Event(), threading.Event()
     original = member.apply
 
-    def slow_apply(manifests: Sequence[Manifest]) -> None:
+    def slow_apply(manifests: Sequence[Manifest], fence: Any = None) -> None:
         applying.set()
         assert release.wait(10)
         original(manifests)

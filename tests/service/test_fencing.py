@@ -16,6 +16,7 @@ from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import yaml
 
 from gridshift.actuation.members import Owner
@@ -23,6 +24,7 @@ from gridshift.actuation.render import Manifest
 from gridshift.hub.client import LeaseRecord, ObjectRef
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.service.state import CycleErrorReason
+from gridshift.service.writes import Fenced
 from gridshift.testing import FakeHub, FakeMemberCluster
 from tests.conftest import REPO_ROOT
 from tests.service.harness import H100, ServiceHarness, deployment_body
@@ -38,7 +40,7 @@ def test_an_auto_migration_sends_no_member_write_once_the_lease_lapsed_and_count
     sent: list[tuple[str, bool]] = []
 
     class Lapsing(FakeMemberCluster):
-        def apply(self, manifests: Sequence[Manifest]) -> None:
+        def apply(self, manifests: Sequence[Manifest], fence: Any = None) -> None:
             sent.append((self.name, world.service.elector.leading()))
             super().apply(manifests)
             _lapse(world)  # during this write
@@ -123,7 +125,7 @@ def test_on_shutdown_the_lease_is_handed_over_only_after_the_write_in_flight_end
     member = world.members["eu-de"]
     apply = member.apply
 
-    def slow_apply(manifests: Sequence[Manifest]) -> None:
+    def slow_apply(manifests: Sequence[Manifest], fence: Any = None) -> None:
         applying.set()
         assert release.wait(10)
         apply(manifests)
@@ -191,7 +193,7 @@ def test_each_object_of_a_workload_is_fenced_on_its_own() -> None:
     sent: list[tuple[str, bool]] = []
 
     class Lapsing(FakeMemberCluster):
-        def apply(self, manifests: Sequence[Manifest]) -> None:
+        def apply(self, manifests: Sequence[Manifest], fence: Any = None) -> None:
             for manifest in manifests:
                 sent.append((manifest["kind"], world.service.elector.leading()))
                 super().apply([manifest])
@@ -276,3 +278,23 @@ def test_a_leader_that_lost_the_lease_between_cycles_reports_lease_lost_once_not
     assert [p.reason for p in lost.problems] == [CycleErrorReason.LEASE_LOST]
     again = world.cycle(first, advance=timedelta(seconds=1))
     assert not again.leader and not again.problems  # reported once; a standby from now on
+
+
+def test_member_applies_carry_the_fence_for_their_retries() -> None:
+    # KubeMemberCluster sends an apply again on 409 Conflict: the actuator hands it the fence to check before each
+    # send (found in review: fenced once, a retry went out after the Lease lapsed).
+    world = ServiceHarness(["eu-de"])
+    fences: list[Any] = []
+
+    class Recording(FakeMemberCluster):
+        def apply(self, manifests: Sequence[Manifest], fence: Any = None) -> None:
+            fences.append(fence)
+            super().apply(manifests, fence)
+
+    world.members["eu-de"] = Recording("eu-de", gpus={H100: 8})
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    assert fences and all(fence is not None for fence in fences)
+    _lapse(world)
+    with pytest.raises(Fenced):
+        fences[0]()

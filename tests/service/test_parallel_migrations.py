@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from gridshift.actuation.members import Manifest
 from gridshift.settings import OperatorSettings
@@ -24,7 +25,7 @@ class SlowMember(FakeMemberCluster):
     in_flight = 0
     peak = 0
 
-    def apply(self, manifests: Sequence[Manifest]) -> None:
+    def apply(self, manifests: Sequence[Manifest], fence: Any = None) -> None:
         with SlowMember.lock:
             SlowMember.in_flight += 1
             SlowMember.peak = max(SlowMember.peak, SlowMember.in_flight)

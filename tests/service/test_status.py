@@ -340,7 +340,7 @@ def test_latency_above_the_slo_that_wobbles_rewrites_no_status() -> None:
 def test_a_member_that_refuses_writes_is_forbidden_and_a_foreign_object_fails_actuation() -> None:
     world = ServiceHarness(["eu-de"])
 
-    def refuse(manifests: Any) -> None:
+    def refuse(manifests: Any, fence: Any = None) -> None:
         raise ActuationForbidden("eu-de", "deployments.apps is forbidden: User cannot create")
 
     world.members["eu-de"].apply = refuse  # type: ignore[method-assign]
@@ -988,7 +988,7 @@ def test_a_member_refusal_of_any_length_reaches_the_status_cut() -> None:
     settled(world)
     denial = "admission webhook denied the request: " + "policy require-labels: label missing; " * 120
 
-    def refuse(manifests: object) -> None:
+    def refuse(manifests: object, fence: Any = None) -> None:
         raise MemberError("eu-fr", f"cluster eu-fr: apply: HTTP 400 Bad Request: {denial}")
 
     world.members["eu-fr"].apply = refuse  # type: ignore[method-assign]

@@ -192,3 +192,24 @@ def test_a_member_apply_conflicting_every_time_is_a_member_error_naming_the_obje
     with pytest.raises(MemberError, match=r"apply Deployment w/chat: HTTP 409 Conflict 3 times"):
         member.apply([MANIFEST])
     assert len(tries) == APPLY_CONFLICT_ATTEMPTS
+
+
+def test_a_member_apply_sent_again_on_409_is_fenced_before_each_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: the actuator fenced the apply once, before its first send; a 409 answered past the renew
+    # deadline was read and force-applied again after the Lease lapsed, over what the new leader had written.
+    member, leading = KubeMemberCluster("eu-de", KUBECONFIG), [True]
+    tries: list[bool] = []
+
+    def apply_one(manifest: Any) -> None:
+        tries.append(leading[0])
+        leading[0] = False  # answered past the renew deadline
+        raise conflict()
+
+    def fence() -> None:
+        if not leading[0]:
+            raise Fenced("leader Lease not renewed within the renew deadline: member write not sent")
+
+    monkeypatch.setattr(member, "_apply_one", apply_one)
+    with pytest.raises(Fenced):
+        member.apply([MANIFEST], fence=fence)
+    assert tries == [True]

@@ -210,9 +210,10 @@ class MemberCluster(Protocol):
 
     name: str
 
-    def apply(self, manifests: Sequence[Manifest]) -> None:
+    def apply(self, manifests: Sequence[Manifest], fence: Callable[[], None] | None = None) -> None:
         """Server-side apply; ForeignObject if an object exists with another owner, NamespaceMissing if its
-        namespace does not exist."""
+        namespace does not exist. `fence` is called before each send, retries included, and raises to stop
+        (the service's raises Fenced)."""
         ...
 
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]: ...
@@ -568,19 +569,23 @@ class KubeMemberCluster:
         result: dict[str, Any] = found.to_dict()
         return result
 
-    def apply(self, manifests: Sequence[Manifest]) -> None:
+    def apply(self, manifests: Sequence[Manifest], fence: Callable[[], None] | None = None) -> None:
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in self._KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
-            self._apply_retrying(manifest)
+            self._apply_retrying(manifest, fence)
 
-    def _apply_retrying(self, manifest: Manifest) -> None:
+    def _apply_retrying(self, manifest: Manifest, fence: Callable[[], None] | None) -> None:
         """One manifest, applied again on 409 Conflict (up to APPLY_CONFLICT_ATTEMPTS): a create raced by
         another writer, or a field taken by another manager between our read and our apply. Each try
-        reads the object again, so ownership is judged on what is there now."""
+        reads the object again, so ownership is judged on what is there now, and is fenced first: found in
+        review, fenced once before the first, a retry force-applied after the Lease lapsed, over what the
+        new leader had written."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, APPLY_CONFLICT_ATTEMPTS + 1):
+            if fence is not None:
+                fence()
             try:
                 self._apply_one(manifest)
                 return

@@ -164,7 +164,12 @@ class Actuator:
                 break  # read once: a lapse between two reads raised after the Deployment went out (review)
             if not sent:
                 self._fenced()
-            view.member.apply([manifest])
+            try:
+                view.member.apply([manifest], fence=self._fenced)  # fenced again before a retry on 409
+            except Fenced:
+                if not sent:
+                    raise
+                break  # as a lapse between two objects: the Deployment went out, the rest is the next leader's
             sent.add(key)
         for r in stale:
             if (r.kind, r.name) in sent:

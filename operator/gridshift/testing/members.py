@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
@@ -83,8 +83,10 @@ class FakeMemberCluster:
         meta = manifest["metadata"]
         self.objects[(manifest["kind"], meta.get("namespace", ""), meta["name"])] = copy.deepcopy(manifest)
 
-    def apply(self, manifests: Sequence[Manifest]) -> None:
+    def apply(self, manifests: Sequence[Manifest], fence: Callable[[], None] | None = None) -> None:
         self._check({m["metadata"].get("namespace", "") for m in manifests})
+        if fence is not None:
+            fence()  # before the one send, as KubeMemberCluster before each
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in MANAGED_KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
