@@ -3,6 +3,8 @@ predicted cost and J/token of each deployment in each region."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -136,3 +138,24 @@ def test_a_refused_cluster_reads_not_reachable_after_a_restart_and_when_refused_
     assert (
         samples(world.service.metrics, "gridshift_cluster_reachable")[(("cluster", "us-tx"), ("region", "us-tx"))] == 0
     )
+
+
+def test_a_leader_deposed_between_cycles_stops_exporting_its_plan_at_once() -> None:
+    # Found in review: leader-only series were dropped only by a cycle that did not lead, so a leader deposed
+    # between two cycles exported its last plan beside the new leader's until its next cycle (docs/status.md).
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0))
+    first = world.service
+    assert world.cycle(first).leader
+    assert samples(first.metrics, "gridshift_cluster_reachable")
+    second = world.make_service("op-2")
+    world.cycle(second, advance=timedelta(seconds=1))
+    first.elector._renewed_at = -1e9  # its renewals stopped succeeding: the second takes the Lease over
+    assert world.cycle(second, advance=timedelta(seconds=20)).leader
+    assert samples(first.metrics, "gridshift_leader") == {(): 0.0}
+    for name in ("gridshift_cluster_reachable", "gridshift_energy_price_usd_per_kwh", "gridshift_plan_solver_info"):
+        assert not samples(first.metrics, name), name
+        assert samples(second.metrics, name), name
+        asked = generate_latest(first.metrics.registry.restricted_registry([name])).decode()  # a scrape with name[]
+        assert name not in asked
+    assert samples(first.metrics, "gridshift_cycles_total")  # what every replica exports stays

@@ -12,7 +12,9 @@ rules and alerts (gridshift_dev.chart) and with the vLLM and DCGM series the Pod
     gridshift_dev_gpu_type    the GPU type, as the pods' label gridshift.dev/gpu-type.
 
 Only the leader exports what it planned (cluster, deployment and plan series); a replica that is not
-leading drops them, so that `max by (...)` over replicas never reads a deposed leader's old values.
+leading drops them, so that `max by (...)` over replicas never reads a deposed leader's old values. Whether
+it leads is asked at each scrape (`_LeaderRegistry`), not only at the end of a cycle: found in review, a
+leader deposed between two cycles exported its last plan beside the new leader's until its next cycle.
 docs/status.md lists every metric (generated from this registry).
 """
 
@@ -21,11 +23,13 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import RestrictedRegistry
 
 from gridshift.api import MigrationMode
 from gridshift.api.common import REGION_NAME
@@ -66,10 +70,32 @@ class Declared(Generic[MetricT]):
     leader_only: bool = False
 
 
+class _LeaderRegistry(CollectorRegistry):
+    """A registry that leaves the leader-only families out of a scrape while `leading()` says no: the series
+    stay (a cycle that does not lead drops them), unseen from the moment the Lease lapses."""
+
+    def __init__(self, leading: Callable[[], bool] | None) -> None:
+        super().__init__()
+        self.leading = leading
+        self.leader_only: set[str] = set()
+        """Names of the leader-only families."""
+
+    def _hidden(self) -> set[str]:
+        return self.leader_only if self.leading is not None and not self.leading() else set()
+
+    def collect(self) -> Iterable[Metric]:
+        hidden = self._hidden()
+        return (family for family in super().collect() if family.name not in hidden)
+
+    def restricted_registry(self, names: Iterable[str]) -> RestrictedRegistry:
+        """A scrape asking for some names (`name[]=`) goes around `collect`: hidden here the same way."""
+        return RestrictedRegistry(set(names) - self._hidden(), self)
+
+
 class _Registering:
     """Registers declared metrics in one registry, in declaration order, noting the leader-only gauges."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: _LeaderRegistry) -> None:
         self.registry = registry
         self.leader_only: list[Gauge] = []
 
@@ -78,6 +104,7 @@ class _Registering:
         metric = declared.kind(declared.name, declared.documentation, declared.labels, registry=self.registry, **extra)
         if declared.leader_only and isinstance(metric, Gauge):
             self.leader_only.append(metric)
+            self.registry.leader_only.add(declared.name)
         return metric
 
 
@@ -293,7 +320,7 @@ class OperatorMetrics:
     """One registry per service, so tests can read it without global state."""
 
     def __init__(self, leading: Callable[[], bool] | None = None) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = _LeaderRegistry(leading)
         made = _Registering(self.registry)
         # -- cycles
         self.cycle_seconds = made(CYCLE_SECONDS)
