@@ -90,9 +90,11 @@ class OperatorSettings(BaseSettings):
         gt=0,
         le=600,
         description=(
-            "Seconds the observe stage waits for every cluster's Prometheus answers (queried in parallel, "
-            "one query per signal per cluster); a cluster still unanswered then has unknown demand this "
-            "cycle. 20 s: two 10 s query timeouts, far below the 60 s planning interval."
+            "Seconds the observe stage waits for every cluster's Prometheus answers (one query per signal "
+            "per cluster, clusters in parallel and a cluster's queries at once, at most 12 in flight per "
+            "Prometheus); a cluster still unanswered then has unknown demand this cycle. 20 s: a query that "
+            "times out once (10 s) and is answered on its retry 2 s later still counts; far below the 60 s "
+            "planning interval."
         ),
     )
     write_concurrency: int = Field(

@@ -217,6 +217,43 @@ def test_prometheus_queries_per_cluster_do_not_grow_with_the_deployments(
     assert [signals[ref].scalar(Signal.REQUEST_RATE) for ref in refs] == [float(i) for i in range(count)]
 
 
+def test_a_clusters_queries_go_out_at_once(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:
+    # Found in review: the 12 queries went one after another, so a Prometheus answering each in 1.8 s took
+    # 21.6 s a cluster, past the 20 s metricsDeadlineSeconds: every deployment MetricsStale, every cycle.
+    import time
+
+    world = PrometheusWorld(local_server, recording_sleep)
+    world.set(LLAMA, Signal.REQUEST_RATE, 3.0)
+    respond = world._respond
+    local_server.respond = lambda request: (time.sleep(0.3), respond(request))[1]
+    started = time.monotonic()
+    signals = world.source.cluster_signals([LLAMA, MISTRAL], AT)
+    took = time.monotonic() - started
+    assert len(local_server.requests) == len(Signal)
+    assert took < 0.3 * len(Signal) / 3, f"{took:.1f} s: the queries were sent one after another"
+    assert signals[LLAMA].scalar(Signal.REQUEST_RATE) == 3.0 and signals[MISTRAL].missing == frozenset(Signal)
+
+
+def test_of_a_clusters_failing_queries_the_first_in_order_is_raised_whichever_fails_first(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    queries = build_grouped_queries(MetricsSettings().labels, GroupScope(("gridshift-workloads",)), QueryWindows())
+    failure = json.dumps({"status": "error", "errorType": "bad_data", "error": "scripted failure"}).encode()
+
+    def respond(request: Request) -> Reply:
+        query = request.params["query"]
+        if query == queries[Signal.ITL_P95]:  # fails last
+            return Reply(status=400, body=failure, delay_seconds=0.3)
+        if query == queries[Signal.KV_CACHE_USAGE]:  # fails first
+            return Reply(status=400, body=failure)
+        return Reply(body=vector([]))
+
+    local_server.respond = respond
+    with pytest.raises(MetricsError) as caught:
+        adapter(local_server, recording_sleep).cluster_signals([LLAMA, MISTRAL], AT)
+    assert caught.value.signal == Signal.ITL_P95 and not caught.value.retryable
+
+
 @pytest.mark.parametrize("retryable", [True, False])
 def test_a_failing_source_raises_metrics_error_saying_whether_to_retry(world: MetricsWorld, retryable: bool) -> None:
     world.fail(retryable)

@@ -42,6 +42,11 @@ class MetricsSettings:
     """Per HTTP request, s, all of it (connect, headers and body: signals.http.exchange, so a server
     that drips its answer is abandoned too): Prometheus' own default query timeout is 2 min, but a
     reconcile loop should give up well before that; these queries touch a few hundred series."""
+    max_concurrent_queries: int = 12
+    """Queries in flight at once to one Prometheus: 12, one per signal, so a cluster's queries all go out
+    together and take about as long as the slowest of them; below Prometheus' own default
+    --query.max-concurrency (20), so the operator alone never fills its query slots. Clusters sharing a
+    Prometheus share this bound (a dozen clusters on one Thanos: 144 queries a cycle, 12 at a time)."""
     max_answer_bytes: int = 64 * 1024 * 1024
     """Largest answer read, bytes: a vector of 10,000 series is a few MB."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
