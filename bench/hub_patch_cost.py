@@ -80,7 +80,11 @@ def main() -> None:
         prometheus = counting_prometheus()
         os.environ["KUBECONFIG"] = str(world.kubeconfigs[world.hub])
         settings = OperatorSettings(
-            namespace=NAMESPACE, prometheus_url=prometheus.url, write_concurrency=args.concurrency
+            namespace=NAMESPACE,
+            prometheus_url=prometheus.url,
+            # The one stand-in is every region's Prometheus: without a cluster label none would be read.
+            metrics_cluster_label="cluster",
+            write_concurrency=args.concurrency,
         )
         service = real_service(settings, identity="patchcost")
         stop = threading.Event()

@@ -382,6 +382,8 @@ def run(args: argparse.Namespace) -> Result:
         settings = OperatorSettings(
             namespace=NAMESPACE,
             prometheus_url=prometheus.url,
+            # The one stand-in is every region's Prometheus: without a cluster label none would be read.
+            metrics_cluster_label="cluster",
             write_concurrency=args.write_concurrency,
             planner_time_budget_seconds=args.planner_budget,
         )

@@ -128,7 +128,9 @@ class OperatorSettings(BaseSettings):
         json_schema_extra={"not": {"anyOf": [{"type": "string", "pattern": "^__"}, {"enum": list(_SCHEME_LABELS)}]}},
         description=(
             "Prometheus label naming the member cluster, when one Prometheus (Thanos, Mimir) holds "
-            "several clusters' series; unset when each cluster has its own. A Prometheus label name "
+            "several clusters' series; unset when each cluster has its own. Unset while RegionalClusters "
+            "share a Prometheus (one prometheusUrl, or none: prometheusUrl here) and workload namespaces, "
+            "their demand is not read (their condition MetricsAmbiguous says so). A Prometheus label name "
             f"(letters, digits, _), not starting with __ nor one of {', '.join(_SCHEME_LABELS)}."
         ),
     )

@@ -143,6 +143,9 @@ def measured_world(count: int, *, settings: OperatorSettings | None = None) -> S
         settings=settings
         or OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
     )
+    # A Prometheus each (one for all, without operator.metricsClusterLabel, reads none: see below).
+    for name, cluster in world.cluster_bodies.items():
+        cluster["spec"]["prometheusUrl"] = f"http://prom-{name}"
     for index in range(count):
         world.add(deployment_body(f"chat-{index:03d}", rps=2.0))
     world.cycle()
@@ -223,6 +226,70 @@ def test_a_prometheus_answering_each_query_well_within_its_timeout_is_read_withi
     for name in names:
         assert condition(world.status(name), "MetricsStale")[:2] == ("False", "MetricsFresh"), name
         assert world.status(name)["observedSlo"]["requestsPerSecond"] > 0, name
+
+
+def two_regions_on_one_prometheus(fr_workloads: str = WORKLOADS, **settings: Any) -> ServiceHarness:
+    """chat in eu-de and eu-fr (a replica each), its demand then read from the operator's one Prometheus."""
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        gpus_per_cluster=8,
+        settings=OperatorSettings(
+            revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom/?key=s3cr3t", **settings
+        ),
+    )
+    world.cluster_bodies["eu-fr"]["spec"]["workloadNamespace"] = fr_workloads
+    world.add(deployment_body("chat", rps=4.0, capacity={"minReplicas": 2, "maxReplicas": 16, "minRegions": 2}))
+    world.cycle()
+    placed = {c: sum(w.desired for w in m.workloads([WORKLOADS, fr_workloads])) for c, m in world.members.items()}
+    assert placed == {"eu-de": 1, "eu-fr": 1}
+    world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
+    return world
+
+
+def test_clusters_sharing_a_prometheus_without_a_cluster_label_are_not_read_and_say_why() -> None:
+    # Found in review: without a cluster label each cluster's queries select by namespace alone, so each got
+    # the whole fleet's series from the shared Prometheus: 4 req/s reported as 8, with no error.
+    world = two_regions_on_one_prometheus()
+    world.metrics.set_signal(REF, Signal.REQUEST_RATE, 4.0)  # what either cluster's query would answer
+    world.metrics.queries = 0
+    report = world.cycle()
+    assert world.metrics.queries == 0, "a shared Prometheus without a cluster label was read"
+    assert "observedSlo" not in world.status()
+    assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+    for cluster, other in (("eu-de", "eu-fr"), ("eu-fr", "eu-de")):
+        ambiguous, reason, message = condition(world.cluster_bodies[cluster]["status"], "MetricsAmbiguous")
+        assert (ambiguous, reason) == ("True", "SharedWithoutClusterLabel")
+        assert f"is also that of {other}" in message and "operator.metricsClusterLabel" in message
+        assert "prometheusUrl" in message and "s3cr3t" not in message
+        assert message in report.errors
+        assert (CycleErrorReason.METRICS_UNAVAILABLE, message) in [
+            (p.reason, p.message) for p in report.problems if p.cluster == cluster
+        ]
+    # Either remedy reads the demand again, each cluster's series once.
+    labelled = two_regions_on_one_prometheus(metrics_cluster_label="cluster")
+    for cluster in ("eu-de", "eu-fr"):
+        labelled.metrics.set_signal(
+            DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster=cluster), Signal.REQUEST_RATE, 2.0
+        )
+    labelled.cycle()
+    assert labelled.status()["observedSlo"]["requestsPerSecond"] == 4.0
+    assert condition(labelled.cluster_bodies["eu-de"]["status"], "MetricsAmbiguous") == ("False", "Distinct", "")
+    own = two_regions_on_one_prometheus()
+    own.cluster_bodies["eu-fr"]["spec"]["prometheusUrl"] = "http://prom-fr"
+    own.metrics.set_signal(REF, Signal.REQUEST_RATE, 2.0)
+    own.cycle()
+    assert own.status()["observedSlo"]["requestsPerSecond"] == 4.0
+    assert condition(own.cluster_bodies["eu-fr"]["status"], "MetricsAmbiguous") == ("False", "Distinct", "")
+
+
+def test_clusters_sharing_a_prometheus_in_different_workload_namespaces_are_read() -> None:
+    # Their series differ by namespace, which every query selects on: nothing to tell apart.
+    world = two_regions_on_one_prometheus("gridshift-fr")
+    world.metrics.set_signal(REF, Signal.REQUEST_RATE, 2.0)
+    world.metrics.set_signal(DeploymentRef("ml", "chat", "gridshift-fr", "chat"), Signal.REQUEST_RATE, 2.0)
+    world.cycle()
+    assert condition(world.cluster_bodies["eu-fr"]["status"], "MetricsAmbiguous")[:2] == ("False", "Distinct")
+    assert world.status()["observedSlo"]["requestsPerSecond"] == 4.0
 
 
 def test_an_invalid_regional_cluster_is_a_named_problem_and_the_others_still_serve() -> None:

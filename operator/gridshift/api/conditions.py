@@ -296,6 +296,11 @@ class ForeignObjectsReason(StrEnum):
     NO_FOREIGN_OBJECTS = "NoForeignObjects"
 
 
+class MetricsAmbiguousReason(StrEnum):
+    SHARED_WITHOUT_CLUSTER_LABEL = "SharedWithoutClusterLabel"
+    DISTINCT = "Distinct"
+
+
 C = ClusterReadyReason
 _CLUSTER_FAILURES: dict[StrEnum, tuple[Status, str]] = {
     C.UNREACHABLE: (
@@ -376,6 +381,19 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
         "workload namespaces: they are neither counted nor touched.",
         true=(ForeignObjectsReason.LABELLED_WITHOUT_OWNER, "The message names them (first 20)."),
         false=(ForeignObjectsReason.NO_FOREIGN_OBJECTS, "None found."),
+    ),
+    _either(
+        "MetricsAmbiguous",
+        "True when the cluster's Prometheus (its prometheusUrl, or the operator's) is also another RegionalCluster's, "
+        "their workload namespaces meet, and operator.metricsClusterLabel is unset: the series of the two cannot be "
+        "told apart, so the demand of the deployments running here is not read (unknown: never scaled below the "
+        "Ready count) rather than counted once per cluster.",
+        true=(
+            MetricsAmbiguousReason.SHARED_WITHOUT_CLUSTER_LABEL,
+            "The message names the other clusters and what to set: operator.metricsClusterLabel, or a prometheusUrl "
+            "of the cluster's own.",
+        ),
+        false=(MetricsAmbiguousReason.DISTINCT, "The cluster's series can be told from every other cluster's."),
     ),
 )
 

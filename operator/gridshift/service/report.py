@@ -365,6 +365,8 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
         report.problems.append(
             Problem(CycleErrorReason.CARBON_FEED_FAILED, view.carbon_feed_problem, cluster=view.name)
         )
+    if view.metrics_conflict:
+        report.problems.append(Problem(CycleErrorReason.METRICS_UNAVAILABLE, view.metrics_conflict, cluster=view.name))
     if view.foreign:
         report.problems.append(
             Problem(

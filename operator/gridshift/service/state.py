@@ -71,6 +71,9 @@ class ClusterView:
     """The same intensities for the planner (service.inputs.carbon_horizon); None without a carbon feed."""
     carbon_feed_error: str | None = None
     """Why the carbon feed could not even be built."""
+    metrics_conflict: str | None = None
+    """Why this cluster's Prometheus series cannot be told from another cluster's (one Prometheus, namespaces in
+    common, no operator.metricsClusterLabel): its deployments' demand is then not read."""
     namespaces_in_use: tuple[str, ...] = ()
     """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
     and those recorded before that could not be read."""
@@ -182,7 +185,10 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.CARBON_FEED_FAILED: "A carbon feed's last fetch failed, or the feed cannot be built.",
     CycleErrorReason.FOREIGN_OBJECTS: "Deployments labelled as gridshift's without owner annotations were found.",
     CycleErrorReason.ACTUATION_FAILED: "A member cluster refused a write for a deployment (retried next cycle).",
-    CycleErrorReason.METRICS_UNAVAILABLE: "A deployment's request rate could not be read from Prometheus.",
+    CycleErrorReason.METRICS_UNAVAILABLE: (
+        "A deployment's request rate could not be read from Prometheus, or a cluster's Prometheus is another's "
+        "too without operator.metricsClusterLabel (not read: RegionalCluster condition MetricsAmbiguous)."
+    ),
     CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, or changed meanwhile.",
     CycleErrorReason.MIGRATION_ROLLED_BACK: (
         "A migration's replicas were not Ready, or its member writes not taken, within readyTimeoutSeconds: the "

@@ -34,6 +34,7 @@ from gridshift.api.conditions import (
     ClusterReadyReason,
     ClusterStalledReason,
     ForeignObjectsReason,
+    MetricsAmbiguousReason,
     MetricsReason,
     PoorFitReason,
     PriceFeedReason,
@@ -711,6 +712,14 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
             )
             if view.foreign
             else "",
+        ),
+        condition(
+            "MetricsAmbiguous",
+            view.metrics_conflict is not None,
+            MetricsAmbiguousReason.DISTINCT
+            if view.metrics_conflict is None
+            else MetricsAmbiguousReason.SHARED_WITHOUT_CLUSTER_LABEL,
+            view.metrics_conflict or "",
         ),
     ]
     stored = _as_stored(RegionalClusterStatus, status)
