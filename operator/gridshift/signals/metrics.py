@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import requests
@@ -176,6 +177,9 @@ def is_timeout(error: BaseException) -> bool:
     return False
 
 
+_PROMETHEUS_PARAMS = frozenset({"query", "time"})
+"""The instant query's parameters the adapter sets: a prometheusUrl's query string does not replace them."""
+
 _STATUS_IN_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\s*$", re.DOTALL)
 
 
@@ -224,10 +228,22 @@ class PrometheusMetricsSource:
         session: requests.Session | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.name = display_url(self.url)
+        self.name = display_url(url.rstrip("/"))
         """The URL as errors name it: no query string, no credentials (a Prometheus behind a proxy may
         take its key as a query parameter)."""
+        # The query string is sent with every query, beside Prometheus' own parameters (which win). Found in
+        # review: it stayed in the URL prometheus-api-client appends /api/v1/query to, so every query went to
+        # /prom with api_key="s3cr3t/api/v1/query" and failed. Its values are secrets to every log and error.
+        parts = urlsplit(url)
+        self.url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self._url_params = {
+            key: values
+            for key, values in parse_qs(parts.query, keep_blank_values=True).items()
+            if key not in _PROMETHEUS_PARAMS
+        }
+        for values in self._url_params.values():
+            for value in values:
+                redaction.remember(value)
         self.settings = settings or MetricsSettings()
         self._sleep = sleep
         # Retries are ours (injected sleep, one policy for every adapter), so urllib3's are off.
@@ -273,7 +289,8 @@ class PrometheusMetricsSource:
     def _query_once(self, promql: str, at: datetime, signal: str) -> list[Sample]:
         source = self.name
         try:
-            result = self._client.custom_query(query=promql, params={"time": f"{at.timestamp():.3f}"})
+            params: dict[str, Any] = {**self._url_params, "time": f"{at.timestamp():.3f}"}
+            result = self._client.custom_query(query=promql, params=params)
         except PrometheusApiClientException as error:
             status, explanation = _explain_http_error(str(error))
             retryable = status is None or status == 429 or status >= 500
