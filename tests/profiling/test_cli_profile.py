@@ -43,11 +43,11 @@ FAST = ["--warmup-seconds", "0.3", "--measure-seconds", "1.0", "--idle-seconds",
 
 
 def test_profile_writes_a_valid_gpu_profile(tmp_path: Path, power_trace: Path) -> None:
-    behaviour = StubBehaviour(served_model="org/stub-8b", base_step_ms=6.0, step_ms_per_running=1.0)
+    behaviour = StubBehaviour(served_model="org/stub-8b", base_step_ms=6.0, step_ms_per_running=3.0)
     out = tmp_path / "profile.yaml"
     with OpenAIStub(behaviour) as stub:
         args = parse(
-            ["--endpoint", stub.url, "--concurrency", "1,2,4", "--prompt-tokens", "32", "--output-tokens", "16",
+            ["--endpoint", stub.url, "--concurrency", "1,2,4", "--prompt-tokens", "32", "--output-tokens", "64",
              "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-H100-80GB-HBM3", "--output", str(out), *FAST]
         )  # fmt: skip
         assert profile_cli.run(args) == 0
@@ -75,7 +75,7 @@ def test_the_batch_is_what_the_server_ran_not_what_the_client_kept_in_flight(
     with OpenAIStub(behaviour) as stub:
         args = parse(
             ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1,2,8", "--prompt-tokens",
-             "8", "--output-tokens", "16", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S",
+             "8", "--output-tokens", "64", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S",
              "--name", "m-l40s", *[flag for flag in FAST if flag != "--quiet"]]
         )  # fmt: skip
         assert profile_cli.run(args) == 0
@@ -116,7 +116,7 @@ def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys:
     with OpenAIStub() as stub:
         args = parse(
             ["--endpoint", stub.url, "--served-model", "stub-model", "--model", "org/m", "--concurrency", "1,3",
-             "--prompt-tokens", "8", "--output-tokens", "8", "--power-trace", str(power_trace),
+             "--prompt-tokens", "8", "--output-tokens", "64", "--power-trace", str(power_trace),
              "--gpu-type", "NVIDIA-L40S", "--gpus-per-replica", "2", "--name", "m-l40s", *FAST]
         )  # fmt: skip
         assert profile_cli.run(args) == 0
@@ -407,7 +407,7 @@ def test_credentials_in_the_endpoint_reach_neither_the_profile_nor_an_error(
     with OpenAIStub(StubBehaviour(served_model="org/stub-8b")) as stub:
         secret_url = stub.url.replace("http://", "http://alice:s3cr3t-password@")
         args = parse(
-            ["--endpoint", secret_url, "--concurrency", "1,2", "--prompt-tokens", "8", "--output-tokens", "8",
+            ["--endpoint", secret_url, "--concurrency", "1,2", "--prompt-tokens", "8", "--output-tokens", "64",
              "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S", *FAST]
         )  # fmt: skip
         assert profile_cli.run(args) == 0
@@ -433,7 +433,7 @@ def test_a_failed_apply_or_write_after_the_sweep_still_gives_the_yaml(
     with OpenAIStub() as stub:
         args = parse(
             ["--endpoint", stub.url, "--served-model", "stub-model", "--model", "org/m", "--concurrency", "1,2",
-             "--prompt-tokens", "8", "--output-tokens", "8", "--power-trace", str(power_trace),
+             "--prompt-tokens", "8", "--output-tokens", "64", "--power-trace", str(power_trace),
              "--gpu-type", "NVIDIA-L40S", "--name", "m-l40s", "--apply", *FAST]
         )  # fmt: skip
         assert profile_cli.run(args) == 1
