@@ -92,7 +92,7 @@ def main() -> None:
         def renew() -> None:  # as the operator process does, beside the cycle
             while not stop.is_set():
                 service.elector.try_acquire_or_renew()
-                stop.wait(service.elector.timing.retry_period_seconds)
+                stop.wait(service.elector.pause())
 
         threading.Thread(target=renew, name="lease", daemon=True).start()
         time.sleep(3)  # the apply's aftermath (watch fan-out) out of the window

@@ -405,7 +405,7 @@ def run(args: argparse.Namespace) -> Result:
         def renew() -> None:
             while not stop.is_set():
                 service.elector.try_acquire_or_renew()
-                stop.wait(service.elector.timing.retry_period_seconds)
+                stop.wait(service.elector.pause())
 
         threading.Thread(target=renew, name="lease", daemon=True).start()
 

@@ -201,15 +201,19 @@ class OperatorSettings(BaseSettings):
         gt=0,
         le=600,
         description=(
-            "Leader election: a leader that has not renewed for this long stops acting, before any other "
-            "replica may take over; below leaseDurationSeconds (client-go's default 10 s)."
+            "Leader election: a leader whose last successful renewal was sent this long ago stops acting, before "
+            "any other replica may take over, and a renewal round (its attempts since the last success) that "
+            "lasted this long without one stops it renewing; below leaseDurationSeconds (client-go's default 10 s)."
         ),
     )
     lease_retry_period_seconds: float = Field(
         default=2.0,
         gt=0,
         le=60,
-        description="Leader election: seconds between renewals, and between a candidate's tries (client-go's 2 s).",
+        description=(
+            "Leader election: seconds from a successful renewal to the next renewal round, between the starts of a "
+            "round's attempts, and between a candidate's tries (client-go's 2 s)."
+        ),
     )
     probe_port: Port = Field(default=8080, description="Port of the liveness/readiness probes.")
     metrics_port: Port = Field(default=9090, description="Port of the operator's /metrics.")

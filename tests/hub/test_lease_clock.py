@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from gridshift.hub.client import LeaseRecord
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.testing.hub import FakeHub
@@ -120,16 +122,18 @@ class TimedHub(FakeHub):
     """A hub whose every Lease request takes `seconds` of the clock, whatever timeout it is given (a slow
     apiserver, or a client that does not honour it); each request's timeout is recorded."""
 
-    def __init__(self, shared: FakeHub, clock: Clock, seconds: float, tick: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, shared: FakeHub, clock: Clock, seconds: float, tick: Callable[[], None] = lambda: None, step: float = 0.5
+    ) -> None:
         super().__init__()
-        self.shared, self.clock, self.seconds, self.tick = shared, clock, seconds, tick
+        self.shared, self.clock, self.seconds, self.tick, self.step = shared, clock, seconds, tick, step
         self.timeouts: list[float | None] = []
 
     def _wait(self, timeout_seconds: float | None) -> None:
         self.timeouts.append(timeout_seconds)
         end = self.clock.now + self.seconds
         while self.clock.now < end - 1e-9:
-            self.clock.now = round(self.clock.now + 0.5, 3)
+            self.clock.now = round(self.clock.now + self.step, 3)
             self.tick()
 
     def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
@@ -172,34 +176,116 @@ def test_a_holder_whose_renewals_outlast_the_renew_deadline_stops_renewing_and_t
     assert current is not None and current.holder == "b"
 
 
-def test_each_lease_request_gets_the_time_left_before_the_renew_deadline() -> None:
-    # client-go bounds each try by the renew deadline: an answer after it is worth nothing (the holder fenced
-    # itself meanwhile), so a request waiting for it only keeps the holder writing what no longer counts.
+def test_each_lease_request_gets_the_time_left_in_its_renewal_round() -> None:
+    # client-go bounds each renewal round by the renew deadline from the round's start: an answer after it is
+    # worth nothing (the round failed), so a request waiting for it only keeps the holder writing what no longer
+    # counts. Found in review: the deadline counted from the previous renewal instead (3 s left at 7 s below
+    # with no round under way), so a renewal of 4.2 s, 2 s after the last, had 3.8 s and the holder lapsed.
     clock, shared = Clock(), FakeHub()
     hub = TimedHub(shared, clock, 1.0)
     holder = LeaderElector(hub, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
     assert holder.try_acquire_or_renew()  # an acquisition: sent at 0, renew deadline 10 from then
     assert hub.timeouts == [10.0, 9.0]
-    clock.now = 7.0  # renewed at 0 (dated when sent): 3 s left
+    assert holder.pause() == 2.0  # a retry period after the round (here the acquisition) ended
+    clock.now = 7.0  # renewed at 0 (dated when sent): a new round, with 10 s of its own
     hub.timeouts.clear()
     assert holder.try_acquire_or_renew()
-    assert hub.timeouts == [3.0, 2.0]
+    assert hub.timeouts == [10.0, 9.0]
+    clock.now = 11.0
+    holder.hub = DownHub()
+    assert not holder.try_acquire_or_renew()  # the round from 11 goes on until 21, an attempt every 2 s
+    assert holder.pause() == 2.0
+    clock.now = 13.5
+    assert holder.pause() == 0.0  # the next attempt is due (a retry period after 11.0)
+    clock.now = 18.0
+    holder.hub = hub
+    hub.timeouts.clear()
+    assert not holder.leading()  # the fence: the renewal sent at 7 counted until 17, round or not
+    assert holder.try_acquire_or_renew() and holder.leading()
+    assert hub.timeouts == [3.0, 2.0]  # 3 s left in the round from 11
 
 
-def test_a_renewal_answered_after_the_renew_deadline_does_not_count_and_the_holder_stops_renewing() -> None:
+def test_a_renewal_answered_after_its_rounds_deadline_does_not_count_and_the_holder_stops_renewing() -> None:
     clock, shared = Clock(), FakeHub()
     holder = LeaderElector(shared, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
     assert holder.try_acquire_or_renew()
-    clock.now = 8.0
+    clock.now = 4.0
+    holder.hub = DownHub()
+    assert not holder.try_acquire_or_renew()  # a round from 4: deadline 14
+    clock.now = 12.0
     holder.hub = TimedHub(shared, clock, 1.5)
-    assert not holder.try_acquire_or_renew()  # sent at 8 (deadline 10), read at 9.5, written at 11
+    assert not holder.try_acquire_or_renew()  # sent at 12, read at 13.5, written at 15: the round failed
     assert not holder.leading()
     holder.hub = shared  # the hub is fast again: the Lease still names "a", unexpired for everyone
     written = shared.lease_versions
-    clock.now = 13.0
+    clock.now = 17.0
     assert not holder.try_acquire_or_renew() and not holder.leading()
-    assert shared.lease_versions == written, "a holder past its renew deadline renewed again"
-    clock.now = 26.0  # 15 s since its last write was answered: expired for any candidate, this one too
+    assert shared.lease_versions == written, "a holder whose renewal round failed renewed again"
+    clock.now = 30.0  # 15 s since its last write was answered: expired for any candidate, this one too
     assert holder.try_acquire_or_renew() and holder.leading()
     current = shared.read_lease(LEASE, NAMESPACE)
     assert current is not None and (current.holder, current.transitions) == ("a", 1)
+
+
+def _renewing_task(holder: LeaderElector, clock: Clock, until: float, tick: Callable[[], None]) -> None:
+    """The operator's renewing task (service.operator `_renew_forever`) on the fake clock: an attempt, then
+    `pause()`, the clock advancing in the hub's steps meanwhile."""
+    while clock.now < until:
+        holder.try_acquire_or_renew()
+        end = clock.now + holder.pause()
+        while clock.now < end - 1e-9:
+            clock.now = round(clock.now + 0.1, 3)
+            tick()
+
+
+@pytest.mark.parametrize(("seconds", "least_share"), [(2.1, 0.90), (2.5, 0.68), (3.0, 0.47), (4.0, 0.17)])
+def test_a_holder_whose_lease_requests_take_2_to_4_s_keeps_the_lease(seconds: float, least_share: float) -> None:
+    # Found in review: each renewal's deadline counted from the previous renewal's send time, so with 2.1 s per
+    # request (a renewal 4.2 s, then 2 s of retry period) a healthy holder had 3.8 s for 4.2 s of work, lapsed,
+    # waited for its own Lease to expire and led 29% of the time (92% before), 9% at 4 s. Each round now has
+    # the renew deadline of its own, as client-go's: the holder never lapses, the standby never takes over, and
+    # it leads all but the fence's gap (a renewal sent at s counts from s + 2d, the answer, to s + 10).
+    clock, shared = Clock(), FakeHub()
+    standby = LeaderElector(shared, LEASE, NAMESPACE, "b", LeaseTiming(), clock)
+    holder = LeaderElector(shared, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    standby_next = [0.0]
+    led: list[tuple[bool, bool]] = []
+
+    def tick() -> None:
+        if clock.now >= standby_next[0]:
+            standby.try_acquire_or_renew()
+            standby_next[0] = clock.now + 2.0
+        led.append((holder.leading(), standby.leading()))
+
+    assert holder.try_acquire_or_renew()
+    holder.hub = TimedHub(shared, clock, seconds, tick, step=0.1)
+    _renewing_task(holder, clock, 300.0, tick)
+    assert not any(b for _, b in led), "the standby took the Lease from a holder renewing it"
+    current = shared.read_lease(LEASE, NAMESPACE)
+    assert current is not None and (current.holder, current.transitions) == ("a", 0), "the holder lapsed"
+    share = sum(a for a, _ in led) / len(led)
+    assert share >= least_share, f"led {share:.1%} of the time"
+
+
+def test_a_holder_whose_lease_requests_take_5_5_s_still_hands_over_with_the_renewing_task() -> None:
+    # The renewal (11 s) outlasts its round's deadline (10 s): the round fails, the holder renews no more, and
+    # the standby takes over once the record stopped changing for the Lease duration.
+    clock, shared = Clock(), FakeHub()
+    standby = LeaderElector(shared, LEASE, NAMESPACE, "b", LeaseTiming(), clock)
+    holder = LeaderElector(shared, LEASE, NAMESPACE, "a", LeaseTiming(), clock)
+    standby_next = [0.0]
+    led: list[tuple[float, bool, bool]] = []
+
+    def tick() -> None:
+        if clock.now >= standby_next[0]:
+            standby.try_acquire_or_renew()
+            standby_next[0] = clock.now + 2.0
+        led.append((clock.now, holder.leading(), standby.leading()))
+
+    assert holder.try_acquire_or_renew()
+    holder.hub = TimedHub(shared, clock, 5.5, tick, step=0.1)
+    _renewing_task(holder, clock, 120.0, tick)
+    assert not any(a and b for _, a, b in led), "two leaders at once"
+    took_over = next((moment for moment, _, b in led if b), None)
+    assert took_over is not None and took_over <= 32.0, f"the standby took over at {took_over}"
+    assert all(b for moment, _, b in led if moment >= took_over), "the slow holder took the Lease back"

@@ -9,11 +9,18 @@ Rules (the reasons are client-go's):
 - Fencing: a holder that has not renewed successfully within `renew_deadline` (< `duration`) stops
   acting: `leading()` turns False before any other replica can consider the Lease expired, so two
   replicas never act at once as long as clocks *run* at the same rate (no agreement on time needed).
-- Each request of an attempt is limited to the time left before that deadline, and a holder that missed
-  it stops renewing: it takes the Lease again only as any candidate does, once the record it last wrote
-  expired by its own clock. Found in review: a holder whose renewals (read + write) took longer than the
-  renew deadline fenced itself yet renewed on, so the record changed every few seconds, the standby never
-  saw it expire, and nobody led.
+- Renewal goes in rounds, as client-go's renew loop (wait.Until(round, RetryPeriod), a round being a poll of
+  tryAcquireOrRenew every RetryPeriod for at most RenewDeadline): a round starts with the holder's first
+  attempt after its last success and has `renew_deadline` from then; its attempts start a retry period apart
+  (`pause`), each request limited to the time left in the round. A round that ends without a successful
+  renewal lapses the holder: it renews no more and takes the Lease again only as any candidate does, once the
+  record it last wrote expired by its own clock. Found in review: a holder whose renewals (read + write) took
+  longer than the renew deadline fenced itself yet renewed on, so the record changed every few seconds, the
+  standby never saw it expire, and nobody led. Found in review of that fix: each renewal's deadline counted
+  from the previous renewal's send time, so with 2.1 s per request (4.2 s a renewal, 2 s between) a healthy
+  holder lapsed every other renewal and led 29% of the time instead of 92%; the round's own deadline is
+  client-go's. The fence above is unchanged: `leading()` still ends `renew_deadline` after the last successful
+  renewal was sent, even while a round that may yet succeed is under way.
 - Every write is a compare-and-swap on resourceVersion: of two candidates only one wins.
 """
 
@@ -75,9 +82,12 @@ class LeaderElector:
         self._observed_at: float | None = None
         self._renewed_at: float | None = None
         self._last_attempt: float | None = None
+        self._round_start: float | None = None
+        """When the renewal round under way began (the holder's first attempt since its last success), or None."""
         self._lapsed = False
-        """The record naming this replica may not be renewed (it missed its renew deadline, or an answer came
-        too late): taken again only once expired, as by any candidate; cleared by a write answered in time."""
+        """The record naming this replica may not be renewed (a renewal round ended without success, or an
+        acquisition was answered too late): taken again only once expired, as by any candidate; cleared by a
+        write answered in time."""
         self._stopped = False
 
     def leading(self) -> bool:
@@ -96,24 +106,32 @@ class LeaderElector:
         return self.leading()
 
     def try_acquire_or_renew(self) -> bool:
-        """One round of client-go's tryAcquireOrRenew; True when this replica leads afterwards."""
+        """One attempt of client-go's tryAcquireOrRenew; True when this replica leads afterwards.
+
+        A holder's attempt belongs to the renewal round under way (one starts here if none is): its requests get
+        the time left in the round, and a round that ends without success lapses the holder. Any other
+        attempt (an acquisition) gets `renew_deadline` from its own start."""
         now = self._monotonic()
         with self._lock:
             if self._stopped:
                 return False
             self._last_attempt = now
-            renewed = self._renewed_at
-        leading = renewed is not None and now - renewed < self.timing.renew_deadline_seconds
-        if renewed is not None and not leading:
+            holding = self._renewed_at is not None and not self._lapsed
+            if holding and self._round_start is None:
+                self._round_start = now
+            round_start = self._round_start if holding else None
+        if round_start is not None and now >= round_start + self.timing.renew_deadline_seconds:
             self._lapse("not renewed within the renew deadline")
-        # An answer is worth something only before the deadline of the renewal under way, or of the one this
-        # attempt would date `now`: each request gets the time left, as client-go's context timeout does.
-        deadline = (renewed if leading and renewed is not None else now) + self.timing.renew_deadline_seconds
+            round_start = None
+        holding = round_start is not None
+        # An answer is worth something only before the round's deadline (or the acquisition's, dated `now`):
+        # each request gets the time left, as client-go's context timeout does.
+        deadline = (now if round_start is None else round_start) + self.timing.renew_deadline_seconds
         try:
             current = self.hub.read_lease(self.name, self.namespace, timeout_seconds=deadline - now)
         except Exception as error:  # the hub is unreachable: not renewed; leading() lapses at the deadline
             log.warning("leader lease %s/%s: read failed: %s", self.namespace, self.name, type(error).__name__)
-            return False
+            return self._failed(holding, deadline)
         # The change is dated when the answer came, as client-go does: dated when the read was sent, a read held
         # in flight while the holder renewed made its last renewal look that much older, and the Lease was taken
         # while the holder still led (found in review). Its own renewal stays dated `now`: earlier is safe there.
@@ -124,15 +142,15 @@ class LeaderElector:
             observed_at = self._observed_at if self._observed_at is not None else seen
         record = self._next_record(current, seen - observed_at)
         if record is None or seen >= deadline:
-            return False  # held by another (or by us, lapsed), not yet expired; or too late to renew in time
+            return self._failed(holding, deadline)  # held by another, not yet expired; or too late to write
         try:
             won = self.hub.write_lease(self.name, self.namespace, record, timeout_seconds=deadline - seen)
         except Exception as error:
             log.warning("leader lease %s/%s: write failed: %s", self.namespace, self.name, type(error).__name__)
-            return False
+            return self._failed(holding, deadline)
         answered = self._monotonic()
         if not won:
-            return False
+            return self._failed(holding, deadline)
         with self._lock:
             # Our own write observed when its answer came, as another replica's would be: dated when sent, a
             # lapsed holder judged its record expired before the standby did and took it back first.
@@ -140,16 +158,33 @@ class LeaderElector:
             if self._stopped:
                 return False  # stop_leading() came while this renewal was in flight: act no more
             if answered < deadline:
-                self._renewed_at, self._lapsed = now, False
+                self._renewed_at, self._lapsed, self._round_start = now, False, None
                 return True
-        self._lapse("the renewal was answered after the renew deadline" if leading else None)
+        self._lapse("the renewal was answered after the renew deadline" if holding else None)
         return False
+
+    def _failed(self, holding: bool, deadline: float) -> bool:
+        """An attempt that did not renew: the holder's round fails (it lapses) once its deadline passed; before
+        that the round goes on, a retry period after this attempt began (`pause`). Always False."""
+        if holding and self._monotonic() >= deadline:
+            self._lapse("not renewed within the renew deadline")
+        return False
+
+    def pause(self) -> float:
+        """Seconds the renewing task waits before its next attempt: a retry period after a round ended (or an
+        acquisition attempt), as client-go's wait.Until; within a round, until a retry period after the last
+        attempt began (its poll), at once if that attempt took longer."""
+        with self._lock:
+            round_start, last = self._round_start, self._last_attempt
+        if round_start is None or last is None:
+            return self.timing.retry_period_seconds
+        return max(0.0, last + self.timing.retry_period_seconds - self._monotonic())
 
     def _lapse(self, why: str | None) -> None:
         """This replica may not renew the record naming it (a renewal or acquisition that came too late): it
         takes it again only once expired, as any candidate; `why` is logged once, when it led until now."""
         with self._lock:
-            already, self._lapsed = self._lapsed, True
+            already, self._lapsed, self._round_start = self._lapsed, True, None
         if why is not None and not already:
             log.warning(
                 "leader lease %s/%s: %s (%s s): stopped leading (LeaseLost); taken again only once it expired, "
@@ -184,13 +219,13 @@ class LeaderElector:
         shutdown, so that writes still queued are fenced before `release` hands the Lease over."""
         with self._lock:
             self._stopped = True
-            self._renewed_at = None
+            self._renewed_at, self._round_start = None, None
 
     def run(self, stop: threading.Event) -> None:
-        """Renew every retry period until `stop` is set (the renewing task; a thread of its own)."""
+        """Acquire or renew until `stop` is set, `pause` between attempts (the renewing task; a thread of its own)."""
         while not stop.is_set():
             self.try_acquire_or_renew()
-            stop.wait(self.timing.retry_period_seconds)
+            stop.wait(self.pause())
 
     def release(self) -> None:
         """Give the Lease up on shutdown, so another replica takes over at once rather than after expiry.

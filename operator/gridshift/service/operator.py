@@ -137,7 +137,7 @@ class OperatorService:
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
         """The global planning loop: every planIntervalSeconds, or sooner when a spec changes.
 
-        The leader Lease is renewed beside it, every retry period, by a task of its own."""
+        The leader Lease is renewed beside it by a task of its own, in client-go's rounds (hub.lease)."""
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         renewing = asyncio.create_task(self._renew_forever())
@@ -172,7 +172,7 @@ class OperatorService:
         loop = asyncio.get_running_loop()
         while True:
             await loop.run_in_executor(self._lease_thread, self.elector.try_acquire_or_renew)
-            await asyncio.sleep(self.elector.timing.retry_period_seconds)
+            await asyncio.sleep(self.elector.pause())  # client-go's spacing: within a renewal round and between
 
     async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
         """The finalizer's cleanup on the Lease holder, outwaiting a cycle running when it began (service.sweep)."""
