@@ -33,13 +33,16 @@ for two values of one label, and match nothing."""
 
 
 CLUSTER_READ_TIMEOUTS = 3
-"""api_timeout_seconds per member cluster read (`OperatorSettings.cluster_read_deadline_seconds`). Each call of a
-read ends within one api_timeout_seconds (actuation.deadline), and the first that fails ends the read, so a
-hung or dripping apiserver is given up on within about one; a healthy one answers each in well under it,
-and 3 leave room for the calls of a read that lists (discovery, then Deployments, Nodes, Pods and the
-companions; an idle cycle reads its watch caches and asks nothing), while staying far below the 60 s
-planning interval. A read still running then goes on in the background (its listings seed the watch caches
-for the next cycle) but its answer is dropped (service.observe)."""
+"""api_timeout_seconds a member cluster's read may go with none of its calls answered
+(`OperatorSettings.cluster_read_deadline_seconds`). Each call of a read ends within one api_timeout_seconds
+(actuation.deadline), and the first that fails ends the read, so a hung or dripping apiserver is given up on
+within about one; 3 leave room for a call or two that the member's client makes besides the one waited on
+(discovery before a list), while staying far below the 60 s planning interval. How long the whole read takes
+is bounded apart (`cluster_read_cap_seconds`): found in review, a deadline on the whole read made a healthy but
+large member Unreachable on its first read after a restart or failover (no watch caches yet: one list call per
+namespace and kind, one after another, over 30 s with each call well within its timeout), and its capacity
+was planned again elsewhere (replicas doubled). A read given up on goes on in the background (its listings
+seed the watch caches for the next cycle) but its answer is dropped (service.observe)."""
 
 
 class OperatorSettings(BaseSettings):
@@ -165,7 +168,8 @@ class OperatorSettings(BaseSettings):
         description=(
             "Seconds one call to a member cluster's API server may take, whole answer included: a server that "
             "does not answer, or drips its answer, is then given up on and the cluster is unreachable this cycle. "
-            "A cluster's whole read in a cycle waits at most 3 times this."
+            "A cluster's read in a cycle is given up on once none of its calls answered for 3 times this (and "
+            "after planIntervalSeconds in any case)."
         ),
     )
     hub_connections: int = Field(
@@ -235,11 +239,22 @@ class OperatorSettings(BaseSettings):
 
     @property
     def cluster_read_deadline_seconds(self) -> float:
-        """Seconds the observe stage waits for each member cluster's read (its price feeds, workloads, inventory
-        and objects, read in parallel with the other clusters'): CLUSTER_READ_TIMEOUTS x api_timeout_seconds
-        (30 s by default). A cluster not read by then is unreachable this cycle and the others are planned
-        (found in review: one hung member apiserver stopped the cycle of every cluster and tenant)."""
+        """Seconds a member cluster's read (its price feeds, workloads, inventory and objects, read in parallel
+        with the other clusters') may go with none of its member calls answered: CLUSTER_READ_TIMEOUTS x
+        api_timeout_seconds (30 s by default). A cluster quiet that long is unreachable this cycle and the others
+        are planned (found in review: one hung member apiserver stopped the cycle of every cluster and tenant);
+        one whose calls keep answering is waited for up to `cluster_read_cap_seconds`."""
         return CLUSTER_READ_TIMEOUTS * self.api_timeout_seconds
+
+    @property
+    def cluster_read_cap_seconds(self) -> float:
+        """Seconds the observe stage waits at most for a member cluster's read, however steadily its calls
+        answer: plan_interval_seconds (60 s by default), or cluster_read_deadline_seconds if that is longer. A
+        read that keeps answering holds the cycle of every cluster, so it may take at most one planning
+        interval, when the next cycle would have begun anyway; a cold read of a large member (one list call
+        per namespace and kind after a restart or failover) fits in it, where 3 x api_timeout_seconds did not
+        (found in review). A cluster still reading then is unreachable this cycle, as one gone quiet."""
+        return max(self.plan_interval_seconds, self.cluster_read_deadline_seconds)
 
     @field_validator("metrics_cluster_label")
     @classmethod

@@ -165,3 +165,20 @@ def test_a_list_dripped_over_a_kept_alive_connection_ends_within_the_timeout(api
         f"cluster eu-de unreachable: list Deployment in gridshift-workloads: no complete answer within {TIMEOUT:g} s"
     )
     assert seconds < TIMEOUT + 1.5, seconds
+
+
+def test_only_complete_answers_count_as_the_members_progress(apiserver: _Apiserver) -> None:
+    # The observe stage waits on a cluster's read while its calls keep answering (MemberCluster.answered_at):
+    # a call cut at its deadline, dripped or never answered, is no answer, or a dripping member would hold the
+    # cycle of every cluster up to the cap.
+    apiserver.mode = "silent"
+    member = member_of(apiserver)
+    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]))
+    assert isinstance(error, ClusterUnreachable) and member.answered_at() is None
+    apiserver.mode = "answer"  # discovery answered at once, the list dripped
+    member = member_of(apiserver)
+    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]))
+    assert isinstance(error, ClusterUnreachable), error
+    answered = member.answered_at()
+    assert answered is not None  # discovery's answer; the list, cut at its deadline after it, is none
+    assert time.monotonic() - answered >= TIMEOUT - 0.05

@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -240,6 +241,12 @@ class MemberCluster(Protocol):
 
     def close(self) -> None:
         """Stop whatever the client keeps running (watches): the cluster is no longer used."""
+        ...
+
+    def answered_at(self) -> float | None:
+        """time.monotonic() when a call of this client last got its whole answer from the apiserver (an error
+        status included; a call given up at its timeout or unreachable is none), None before any: the observe
+        stage waits on a cluster's read as long as its calls keep answering (service.observe)."""
         ...
 
 
@@ -502,6 +509,8 @@ class KubeMemberCluster:
         self._unreadable: dict[tuple[str, str], ActuationForbidden] = {}
         """(namespace, kind) -> the refusal of its listing this cycle (`unreadable_namespaces`)."""
         self._caches_lock = threading.Lock()
+        self._answered_at: float | None = None
+        """`answered_at`: set by `_call`, the one way every request goes out."""
 
     def __repr__(self) -> str:  # never show credentials
         return f"KubeMemberCluster({self.name!r})"
@@ -518,13 +527,19 @@ class KubeMemberCluster:
         with deadline:
             try:
                 result = self._answer(fn, what)
-            except Exception:
+            except Exception as error:
                 if not deadline.fired:
+                    if not isinstance(error, ClusterUnreachable):
+                        self._answered_at = time.monotonic()  # an error status is an answer too
                     raise
                 result = None  # whatever the cut answer raised: the deadline is why
         if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
             raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
+        self._answered_at = time.monotonic()
         return result
+
+    def answered_at(self) -> float | None:
+        return self._answered_at
 
     def _answer(self, fn: Any, what: str) -> Any:
         from kubernetes.client.exceptions import ApiException

@@ -306,8 +306,8 @@ _CLUSTER_FAILURES: dict[StrEnum, tuple[Status, str]] = {
     C.UNREACHABLE: (
         "False",
         "The member cluster's API server could not be reached (network, TLS, HTTP 5xx), gave no complete answer "
-        "within apiTimeoutSeconds, or the cluster's read did not end within 3 x apiTimeoutSeconds (the other "
-        "clusters are planned meanwhile).",
+        "within apiTimeoutSeconds, or the cluster's read went 3 x apiTimeoutSeconds with none of its calls "
+        "answered, or did not end within planIntervalSeconds (the other clusters are planned meanwhile).",
     ),
     C.FORBIDDEN: (
         "False",

@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -107,7 +108,7 @@ class Observer:
         # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
         self._metrics_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gridshift-metrics")
         # Member clusters are read in parallel too, each call within api_timeout_seconds (actuation.deadline) and
-        # each cluster's read waited for up to cluster_read_deadline_seconds. A read late at that deadline keeps
+        # each cluster's read waited for while its calls keep answering (`_await_reads`). A read late keeps
         # its thread until its calls end (each within the api timeout, the first failure ending the read), and
         # the cluster is not read again meanwhile (`_reads`): at most one thread per cluster, so hung members
         # hold no more threads than there are clusters, and each gives its thread back on its own. Past 16 at
@@ -303,8 +304,7 @@ class Observer:
                 reads[parsed.key] = None  # an earlier cycle's read still running: not a second thread on it
             else:
                 reads[parsed.key] = self._reads[parsed.key] = self._cluster_pool.submit(one, parsed)
-        deadline = self.settings.cluster_read_deadline_seconds
-        wait([f for f in reads.values() if f is not None], timeout=deadline)
+        late = self._await_reads({name: read for name, read in reads.items() if read is not None})
         views = []
         for parsed in clusters:
             assert parsed.resource is not None
@@ -318,21 +318,60 @@ class Observer:
             else:
                 if read is not None:
                     read.cancel()  # still queued behind other clusters' reads: then never started
-                view, errors = self._late(now, parsed, leaving, earlier=read is None)
+                why = late.get(parsed.key, "its read begun by an earlier cycle has not ended")
+                view, errors = self._late(now, parsed, leaving, why)
                 view.admitted_namespaces = _admitted(parsed.resource, labels)
             views.append(view)
             report.errors.extend(errors)
         return views
 
+    def _await_reads(self, reads: Mapping[str, Future[tuple[ClusterView, list[str]]]]) -> dict[str, str]:
+        """Wait for the clusters' `reads` until each ended or is late; the late ones, with why. A read is late once
+        none of its member calls answered for cluster_read_deadline_seconds (the member client's `answered_at`,
+        or the wait's start), or at cluster_read_cap_seconds however it answers. Found in review: the whole
+        read had 3 x apiTimeoutSeconds, so a healthy but large member, read cold (one list call per namespace
+        and kind, one after another), was Unreachable after a restart and its replicas planned again elsewhere."""
+        started = time.monotonic()
+        quiet, cap = self.settings.cluster_read_deadline_seconds, self.settings.cluster_read_cap_seconds
+        limit = f"{quiet:g} s, {CLUSTER_READ_TIMEOUTS} x apiTimeoutSeconds"
+        capped = f"{cap:g} s (planIntervalSeconds)" if cap == self.settings.plan_interval_seconds else limit
+        late: dict[str, str] = {}
+        pending = dict(reads)
+        while pending:
+            now = time.monotonic()
+            wake = started + cap
+            for name, read in list(pending.items()):
+                last = max(started, self._answered_at(name))
+                if read.done():
+                    del pending[name]
+                elif now >= started + cap:
+                    late[name] = f"not read within {capped}, though its calls were answered"
+                elif now >= last + quiet:
+                    late[name] = f"none of its calls answered for {limit}"
+                else:
+                    wake = min(wake, last + quiet)
+                    continue
+                pending.pop(name, None)
+            if pending:
+                wait(pending.values(), timeout=max(0.0, wake - now), return_when=FIRST_COMPLETED)
+        return late
+
+    def _answered_at(self, name: str) -> float:
+        """When a call of the cluster's member client last got an answer (-inf: none, or no client yet): the read's
+        calls, or another thread's on the same client (a finalizer's deletions), answered by the same apiserver;
+        the cap bounds the wait either way."""
+        with self._members_lock:
+            cached = self._members.get(name)
+        answered = cached[1].answered_at() if cached is not None else None
+        return float("-inf") if answered is None else answered
+
     def _late(
-        self, now: datetime, parsed: inputs.Parsed[RegionalCluster], leaving: Collection[str], *, earlier: bool
+        self, now: datetime, parsed: inputs.Parsed[RegionalCluster], leaving: Collection[str], why: str
     ) -> tuple[ClusterView, list[str]]:
-        """The view of a cluster whose read did not end by cluster_read_deadline_seconds (`earlier`: one started
-        by an earlier cycle still runs): unreachable this cycle, as if its apiserver had not answered, its feeds
-        read here; the read's answer, whenever it comes, is dropped."""
+        """The view of a cluster whose read is late (`_await_reads`; `why`), or one started by an earlier cycle
+        still runs: unreachable this cycle, as if its apiserver had not answered, its feeds read here; the read's
+        answer, whenever it comes, is dropped."""
         assert parsed.resource is not None
-        limit = f"{self.settings.cluster_read_deadline_seconds:g} s, {CLUSTER_READ_TIMEOUTS} x apiTimeoutSeconds"
-        why = f"its read begun by an earlier cycle has not ended ({limit})" if earlier else f"not read within {limit}"
         late = ClusterUnreachable(parsed.key, f"{why}; planned without it this cycle")
         own = CycleReport(leader=True, started_at=now)
         status = parsed.body.get("status") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -55,10 +56,14 @@ class FakeMemberCluster:
     """Namespaces the credentials may not read or write (a member Role not granted there): writing one raises
     ActuationForbidden; reading leaves it out and `unreadable_namespaces` names it, as the real adapter does."""
     _unreadable: dict[tuple[str, str], ActuationForbidden] = field(default_factory=dict, repr=False)
+    last_answer: float | None = None
+    """`answered_at`: time.monotonic() of the last call answered, set as each call (reachable) begins: the
+    fake answers at once; a test that slows a call down wraps it, so the wrapped call answers when it ends."""
 
     def _check(self, namespaces: Collection[str] = ()) -> None:
         if not self.reachable:
             raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
+        self.last_answer = time.monotonic()
         refused = sorted(self.forbidden_namespaces.intersection(namespaces))
         if refused:
             raise ActuationForbidden(self.name, f"cannot create deployments.apps in the namespace {refused[0]}")
@@ -186,3 +191,6 @@ class FakeMemberCluster:
 
     def close(self) -> None:
         self.closed = True
+
+    def answered_at(self) -> float | None:
+        return self.last_answer
