@@ -292,6 +292,47 @@ def test_clusters_sharing_a_prometheus_in_different_workload_namespaces_are_read
     assert world.status()["observedSlo"]["requestsPerSecond"] == 4.0
 
 
+def test_clusters_sharing_a_prometheus_admitting_different_tenants_to_their_own_namespaces_are_read() -> None:
+    # Found in review: each cluster's namespaces were worked out from every tenant on the hub, so with
+    # per-tenant namespaces (gs-{namespace}) two clusters admitting different tenants, no namespace in common,
+    # were both MetricsAmbiguous and their deployments' demand was never read (never scaled down).
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        gpus_per_cluster=8,
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    for cluster, team in (("eu-de", "a"), ("eu-fr", "b")):
+        world.cluster_bodies[cluster]["spec"]["workloadNamespace"] = "gs-{namespace}"
+        world.cluster_bodies[cluster]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": team}}
+    world.hub.namespaces = {"ta": {"team": "a"}, "tb": {"team": "b"}}
+    for name, tenant in (("chat", "ta"), ("chat2", "tb")):
+        body = deployment_body(name, rps=4.0)
+        body["metadata"].update(namespace=tenant, uid=f"uid-{name}")
+        world.add(body)
+    world.cycle()
+    placed = {c: {w.namespace for w in m.workloads(["gs-ta", "gs-tb"]) if w.desired} for c, m in world.members.items()}
+    assert placed == {"eu-de": {"gs-ta"}, "eu-fr": {"gs-tb"}}
+    for name, tenant in (("chat", "ta"), ("chat2", "tb")):
+        world.deployments[name]["spec"]["demand"] = PROMETHEUS
+        world.metrics.set_signal(DeploymentRef(tenant, name, f"gs-{tenant}", name), Signal.REQUEST_RATE, 2.0)
+    world.cycle()
+    for cluster in ("eu-de", "eu-fr"):
+        assert condition(world.cluster_bodies[cluster]["status"], "MetricsAmbiguous")[:2] == ("False", "Distinct")
+    for name in ("chat", "chat2"):
+        assert condition(world.status(name), "MetricsStale")[0] == "False"
+        assert world.status(name)["observedSlo"]["requestsPerSecond"] == 2.0
+    # A tenant both admit can have replicas in gs-tb on each: their series are then ambiguous again.
+    world.hub.namespaces["tb"] = {"team": "a"}
+    world.cluster_bodies["eu-de"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "a"}}
+    world.cluster_bodies["eu-fr"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "a"}}
+    world.cycle()
+    for cluster in ("eu-de", "eu-fr"):
+        assert condition(world.cluster_bodies[cluster]["status"], "MetricsAmbiguous")[:2] == (
+            "True",
+            "SharedWithoutClusterLabel",
+        )
+
+
 def test_an_invalid_regional_cluster_is_a_named_problem_and_the_others_still_serve() -> None:
     world = ServiceHarness(["eu-de", "eu-fr"])
     world.cluster_bodies["eu-fr"]["spec"]["pue"] = 99  # beyond the API's 3.0

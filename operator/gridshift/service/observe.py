@@ -606,12 +606,15 @@ def _shared_prometheus(views: Sequence[ClusterView], tenants: Sequence[str], def
     """Each cluster whose Prometheus is another's too with workload namespaces in common, and why its demand
     is not read. Without operator.metricsClusterLabel a cluster's queries select by namespace alone, so there
     they answer both clusters' series. Found in review: two RegionalClusters naming no prometheusUrl (the
-    operator's, for both) each counted the fleet's 4 req/s, 8 in all, with no error."""
+    operator's, for both) each counted the fleet's 4 req/s, 8 in all, with no error.
+
+    A cluster's namespaces are those it can hold replicas in (`_replica_namespaces`): its workload namespaces
+    of the tenants its tenantNamespaceSelector admits, and those holding gridshift's Deployments now."""
     by_url: dict[str, list[tuple[ClusterView, set[str]]]] = {}
     for view in views:
         url = view.resource.spec.prometheus_url or default_url
         if url is not None:
-            namespaces = Observer._workload_namespaces(view.resource, tenants)
+            namespaces = _replica_namespaces(view, tenants)
             by_url.setdefault(str(url).rstrip("/"), []).append((view, namespaces))  # as the source takes it
     out: dict[str, str] = {}
     for url, sharing in by_url.items():
@@ -626,6 +629,16 @@ def _shared_prometheus(views: Sequence[ClusterView], tenants: Sequence[str], def
                 "operator.metricsClusterLabel, or give each RegionalCluster a prometheusUrl of its own"
             )
     return out
+
+
+def _replica_namespaces(view: ClusterView, tenants: Sequence[str]) -> set[str]:
+    """The member namespaces where `view`'s cluster can have replicas (and so series): the workload namespaces of
+    the tenants it admits (the plan places no other tenant there), and those where gridshift's Deployments are
+    now (a refused, leaving or no longer admitted tenant's replicas still run and export series). Found in review:
+    every tenant on the hub was counted, so two clusters with per-tenant namespaces admitting different tenants
+    were called ambiguous and their deployments' demand never read, though no namespace was in both."""
+    admitted = tenants if view.admitted_namespaces is None else [t for t in tenants if t in view.admitted_namespaces]
+    return Observer._workload_namespaces(view.resource, admitted) | set(view.namespaces_in_use)
 
 
 def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
