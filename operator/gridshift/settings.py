@@ -94,10 +94,10 @@ class OperatorSettings(BaseSettings):
         le=600,
         description=(
             "Seconds the observe stage waits for every cluster's Prometheus answers (one query per signal "
-            "per cluster, clusters in parallel and a cluster's queries at once, at most 12 in flight per "
-            "Prometheus); a cluster still unanswered then has unknown demand this cycle. 20 s: a query that "
-            "times out once (10 s) and is answered on its retry 2 s later still counts; far below the 60 s "
-            "planning interval."
+            "per cluster, clusters in parallel and each cluster's 12 queries at once; clusters sharing one "
+            "Prometheus have at most 32 in flight to it together); a cluster still unanswered then has unknown "
+            "demand this cycle and its queries not yet sent are not sent. 20 s: a query that times out once "
+            "(10 s) and is answered on its retry 2 s later still counts; far below the 60 s planning interval."
         ),
     )
     write_concurrency: int = Field(

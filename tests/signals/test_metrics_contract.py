@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 import pytest
 
-from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.metrics import (
     MetricsError,
     MetricsSource,
@@ -232,6 +235,56 @@ def test_a_clusters_queries_go_out_at_once(local_server: LocalServer, recording_
     assert len(local_server.requests) == len(Signal)
     assert took < 0.3 * len(Signal) / 3, f"{took:.1f} s: the queries were sent one after another"
     assert signals[LLAMA].scalar(Signal.REQUEST_RATE) == 3.0 and signals[MISTRAL].missing == frozenset(Signal)
+
+
+def test_clusters_sharing_a_prometheus_each_send_their_queries_at_once(local_server: LocalServer) -> None:
+    # Found in review: one pool of 12 per Prometheus URL was shared by every cluster on it (a Thanos with
+    # metricsClusterLabel), so N clusters took N query times: 24 at 1 s a query 24.2 s, past the 20 s deadline.
+    peak = InFlight(local_server, delay_seconds=0.4)
+    source = PrometheusMetricsSource(
+        local_server.url, settings=MetricsSettings(labels=LabelScheme(cluster_label="cluster"))
+    )
+    clusters = [f"c{i}" for i in range(4)]
+    with ThreadPoolExecutor(len(clusters)) as observe:  # as the observe stage calls them: clusters in parallel
+        list(observe.map(lambda c: source.cluster_signals([replace(LLAMA, cluster=c)], AT), clusters))
+    assert len(local_server.requests) == len(clusters) * len(Signal)
+    # 48 queries, 32 at a time (max_queries_in_flight): two query times. 12 at a time took four (the time
+    # itself is not asserted: on a busy machine the client's own overhead blurs it).
+    assert 12 < peak.most <= 32, f"{peak.most} queries in flight: the clusters' queries waited on each other's"
+
+
+class InFlight:
+    """Answers every query with an empty vector after `delay_seconds`, counting the most answered at once."""
+
+    def __init__(self, server: LocalServer, delay_seconds: float) -> None:
+        self._lock, self._now, self.most = threading.Lock(), 0, 0
+        self._delay = delay_seconds
+        server.respond = self._respond
+
+    def _respond(self, request: Request) -> Reply:
+        with self._lock:
+            self._now += 1
+            self.most = max(self.most, self._now)
+        time.sleep(self._delay)
+        with self._lock:
+            self._now -= 1
+        return Reply(body=vector([]))
+
+
+def test_queries_beyond_the_in_flight_bound_wait_and_are_not_sent_past_the_deadline(local_server: LocalServer) -> None:
+    # The source-wide bound keeps a shared Prometheus' load as it was; past the caller's deadline the queries
+    # still waiting for it are dropped, not sent for an answer nobody reads.
+    peak = InFlight(local_server, delay_seconds=0.2)
+    settings = MetricsSettings(max_queries_in_flight=2, deadline_seconds=0.5, retry=RetryPolicy(max_attempts=1))
+    source = PrometheusMetricsSource(local_server.url, settings=settings)
+    started = time.monotonic()
+    with pytest.raises(MetricsError) as caught:
+        source.cluster_signals([LLAMA], AT)
+    assert time.monotonic() - started < 0.8
+    assert "no answer within the 0.5 s deadline" in str(caught.value) and caught.value.retryable
+    time.sleep(0.5)  # what was in flight at the deadline ends
+    assert peak.most == 2
+    assert len(local_server.requests) <= 6, "queries were sent after the deadline"
 
 
 def test_of_a_clusters_failing_queries_the_first_in_order_is_raised_whichever_fails_first(

@@ -187,6 +187,8 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
     metrics_settings = MetricsSettings(
         labels=LabelScheme(cluster_label=settings.metrics_cluster_label),
         windows=QueryWindows(rate_seconds=settings.metrics_window_seconds),
+        # Past it the cycle uses no answer of the call's: its queries not yet sent are not sent.
+        deadline_seconds=settings.metrics_deadline_seconds,
     )
 
     def metrics(url: str) -> MetricsSource:

@@ -43,10 +43,19 @@ class MetricsSettings:
     that drips its answer is abandoned too): Prometheus' own default query timeout is 2 min, but a
     reconcile loop should give up well before that; these queries touch a few hundred series."""
     max_concurrent_queries: int = 12
-    """Queries in flight at once to one Prometheus: 12, one per signal, so a cluster's queries all go out
-    together and take about as long as the slowest of them; below Prometheus' own default
-    --query.max-concurrency (20), so the operator alone never fills its query slots. Clusters sharing a
-    Prometheus share this bound (a dozen clusters on one Thanos: 144 queries a cycle, 12 at a time)."""
+    """Queries of one `cluster_signals` call in flight at once: 12, one per signal, so a cluster's queries all go
+    out together and it takes about as long as its slowest query. Each call has its own (found in review: one
+    bound of 12 per Prometheus URL, shared by every cluster on it, made 24 clusters on one Thanos take 24 query
+    times, past metricsDeadlineSeconds, where one after another they had taken 12)."""
+    max_queries_in_flight: int = 32
+    """Queries in flight at once to one Prometheus from every call together (clusters sharing it with a cluster
+    label): 32, as many clusters as the observe stage reads at once, so clusters sharing a Prometheus never have
+    fewer queries out than when each sent its queries one after another; Prometheus queues those beyond its own
+    --query.max-concurrency (20) for a query time at most."""
+    deadline_seconds: float | None = None
+    """A `cluster_signals` call's whole time, s (the operator's metricsDeadlineSeconds, after which its answer is
+    not used): then its queries not yet sent are never sent and it raises a retryable MetricsError. None: no
+    limit but each query's own timeout and retries."""
     max_answer_bytes: int = 64 * 1024 * 1024
     """Largest answer read, bytes: a vector of 10,000 series is a few MB."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
