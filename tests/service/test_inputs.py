@@ -434,6 +434,13 @@ def test_replicas_kept_but_not_planned_take_their_gpus_from_the_max_gpus_budget(
     seen = Inventory((GpuInventory(H100, allocatable=100, used=12, used_in_namespaces=12),))
     assert planner_cluster("eu-fr", eu_cluster(), seen, {H100: 2}, kept).offerings[0].available_gpus == 90
     assert planner_cluster("eu-fr", eu_cluster(max_gpus=16), seen, {H100: 2}, kept).offerings[0].available_gpus == 6
+    # Found in review: the kept replicas' scheduled pods counted among ours too, so a planned deployment whose 8
+    # GPUs were all Pending held 8 of them: 14 available of 16 with 10 used, where 6 are free.
+    pending = Inventory((GpuInventory(H100, allocatable=16, used=10, used_in_namespaces=10),))
+    assert planner_cluster("eu-fr", eu_cluster(), pending, {H100: 8}, kept).offerings[0].available_gpus == 6
+    # Ours scheduled beside them still count as held (free for us again): 2 of 12 used are ours.
+    both = Inventory((GpuInventory(H100, allocatable=16, used=12, used_in_namespaces=12),))
+    assert planner_cluster("eu-fr", eu_cluster(), both, {H100: 8}, kept).offerings[0].available_gpus == 6
 
 
 def test_an_unreachable_cluster_keeps_its_offerings_with_no_gpus_and_no_labels_is_no_labels() -> None:

@@ -163,7 +163,9 @@ def planner_cluster(
 
     Found in review: replicas kept but not planned held no GPU of maxGpus, so without Node visibility (the
     member chart's default) the whole budget went to the others: 10 GPUs of a refused tenant's replicas and
-    16 more booked for another, of 16. Their pods are in `used` where Nodes are visible, never added back.
+    16 more booked for another, of 16. Where Nodes are visible their scheduled pods are in `used`, and in the
+    workload namespaces' pods, of which ours are then at most those beyond `held_unplanned` (found in review:
+    counted as ours, a planned deployment whose replicas were all Pending borrowed the kept replicas' GPUs).
     """
     by_type = {i.gpu_type: i for i in inventory.gpus} if inventory is not None else {}
     unplanned = held_unplanned or {}
@@ -174,7 +176,11 @@ def planner_cluster(
         if inventory is not None and not inventory.nodes_visible:
             free_for_us = budget if budget is not None else held_by_us.get(offer.gpu_type, 0)
         else:
-            held = 0 if seen is None else min(held_by_us.get(offer.gpu_type, 0), seen.used_in_namespaces)
+            # The kept replicas' scheduled pods are in used_in_namespaces too: not ours to count (found in review:
+            # 10 of a refused tenant's 16 GPUs, another's 8 all Pending, and 14 were reported available, not 6).
+            # Taken as all scheduled, so a kept replica that is Pending costs ours what it would hold, never more.
+            ours = 0 if seen is None else max(0, seen.used_in_namespaces - unplanned.get(offer.gpu_type, 0))
+            held = min(held_by_us.get(offer.gpu_type, 0), ours)
             free_for_us = 0 if seen is None else max(0, seen.allocatable - seen.used + held)
             if budget is not None:
                 free_for_us = min(free_for_us, budget)
