@@ -187,7 +187,7 @@ def test_the_l4_max_model_len_fits_the_kv_cache_vllm_makes_from_the_memory_cuda_
     # driver reserves), but vLLM's --gpu-memory-utilization is a fraction of torch.cuda.mem_get_info's
     # total (22,563 MiB, PyTorch's "total capacity of 22.03 GiB"). --max-model-len 31,008 was rendered
     # where vLLM's cache holds about 27,600 positions, and vLLM refused to start.
-    from gridshift.service.actuate import _max_model_len
+    from gridshift.service.inputs import _max_model_len
 
     cuda_total = 22563 * 2**20  # DCGM_FI_DEV_FB_FREE + FB_USED, dcgm_L4_kops_aws_idle.prom
     positions = (0.9 * cuda_total - 1.5 * GIB - 8.03e9 * 2) / (32 * 8 * 128 * 2 * 2)
@@ -197,9 +197,9 @@ def test_the_l4_max_model_len_fits_the_kv_cache_vllm_makes_from_the_memory_cuda_
 
 
 def test_every_rendering_on_a_small_gpu_carries_the_max_model_len_unless_the_user_sets_one() -> None:
-    # A function of the weights, the GPU type and the GPUs per replica alone (service.actuate.max_model_len):
+    # A function of the weights, the GPU type and the GPUs per replica alone (service.inputs.max_model_len):
     # a stray kept through a move, or a rendering after a restart, carries it as a planned replica does.
-    from gridshift.service.actuate import max_model_len
+    from gridshift.service.inputs import max_model_len
 
     l4_kv = shipped(LLAMA_31_8B, L4).kv_memory
     assert l4_kv is not None

@@ -160,6 +160,38 @@ def test_the_longest_sequence_is_the_models_most_over_its_builds_and_unknown_for
     assert longest_sequence(InferenceDeployment.model_validate(body).spec) is None
 
 
+def test_the_longest_sequence_is_the_longest_max_model_len_rendered_on_the_gpu_types_it_may_run_on() -> None:
+    # Found in review: the cap was the model's maximum (131,072), not the --max-model-len its replicas run: on an
+    # L4 (27,632, edges to 20,000) prompts of 20,000-27,632 tokens became a class of p95 40,000, which
+    # an L4 replica cannot batch (max_batch 0), so the deployment got no capacity there.
+    from gridshift.profiles_catalog import kv_memory_for
+    from gridshift.service.inputs import longest_sequence, max_model_len
+
+    model, l4 = "meta-llama/Llama-3.1-8B-Instruct", "NVIDIA-L4"
+    body = deployment_body()
+    body["spec"]["model"]["source"] = model
+    body["spec"]["replica"]["gpuTypes"] = [l4]
+    body["spec"]["demand"] = {
+        "source": "Prometheus",
+        "requestClasses": [{"name": "all", "promptTokens": 300, "outputTokens": 150, "share": 1.0}],
+    }
+    spec = InferenceDeployment.model_validate(body).spec
+    assert longest_sequence(spec) == max_model_len(spec, "", l4) == 27_632  # what the renderer gives vLLM
+    demand = observed_demand(InferenceDeployment.model_validate(body), [histogram_cluster(27_632, [25_000] * 10)], 300)
+    (long,) = demand.request_classes
+    assert 20_000 < long.prompt_tokens < long.prompt_p95_tokens == 27_632
+    kv = kv_memory_for(model, l4, 1)
+    assert kv is not None and kv.max_batch(long.prompt_tokens + long.output_tokens) >= 1  # as the planner asks
+    # A GPU type that takes the model's whole length raises the cap to it; one the weights do not fit is left out.
+    body["spec"]["replica"]["gpuTypes"] = [l4, H100]
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
+    body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-70B-Instruct"
+    body["spec"]["replica"]["gpusPerReplica"] = 2
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 25_808  # two H100s; two L4s: none
+    body["spec"]["replica"]["gpuTypes"] = [l4]  # runs nowhere: the model's maximum, as before
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
+
+
 def test_with_none_finished_a_queue_keeps_the_spec_means() -> None:
     # Tokens of requests still running, none finished: no measured mean, so the spec's (700 and 150).
     queued = observed_demand(prometheus_idep(), [signals(0.0, 600, 50, 10)], 300)

@@ -315,7 +315,8 @@ def classes_from_histograms(
     `sum by (le) (increase(...))`). The histograms are marginals: the joint prompt x output cell is
     taken as the product of the two shares (sizes independent), a bucket's size as the geometric
     middle of its edges, its p95 as its upper edge. The +Inf bucket's upper edge is twice its lower
-    one, at most `longest_tokens` (the model's longest sequence, where known). The `max_classes`
+    one, at most `longest_tokens` (the longest sequence the replicas take, where known:
+    service.inputs.longest_sequence, their largest --max-model-len). The `max_classes`
     largest cells stay; the others' requests join the nearest one kept (in log tokens). Empty when no
     request was counted."""
     prompts = _buckets_of(prompt_buckets, longest_tokens)

@@ -21,7 +21,6 @@ spec (the GENERATION annotation: an edit not yet applied there), since each new 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -34,8 +33,8 @@ from gridshift.hub.client import Hub
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
-from gridshift.profiles_catalog import kv_memory_for
 from gridshift.service.errors import describe
+from gridshift.service.inputs import max_model_len
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
 
@@ -365,23 +364,6 @@ def live_variant(spec: InferenceDeploymentSpec, live: WorkloadState) -> str | No
     scores = {n: (engine_image(spec, n) == live.image, len(own.get(n, ()))) for n in fits}
     best = [n for n in fits if scores[n] == max(scores.values())]
     return best[0] if len(best) == 1 else None
-
-
-def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) -> int | None:
-    """vLLM --max-model-len for replicas of this build on this GPU type, where the model's own maximum does
-    not fit their KV cache (KvMemory.max_model_len; None: vLLM's default). A function of the weights, the
-    GPU type and the GPUs per replica alone, so that every rendering carries it: a stray's, or one after a
-    restart, as well as a planned replica's (found in review: taken from the plan's options, a stray kept
-    through a move was re-rendered without it, and its new pods could not start)."""
-    return _max_model_len(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
-
-
-@functools.cache
-def _max_model_len(model: str, gpu_type: str, gpus: int) -> int | None:
-    """max_model_len by its inputs, once each: repair renders every workload every cycle, and the catalog
-    behind kv_memory_for does not change while the process runs."""
-    kv = kv_memory_for(model, gpu_type, gpus)
-    return None if kv is None else kv.max_model_len()
 
 
 def report_route_failure(deployment: ObservedDeployment, error: Exception, report: CycleReport) -> str:

@@ -1,11 +1,13 @@
 """Turns what the hub, member clusters, Prometheus and price feeds say into the planner's Snapshot.
 
 Each translation is a small pure function so the service cycle can be tested with fakes; the
-I/O (who is asked, and when) is the cycle's job.
+I/O (who is asked, and when) is the cycle's job. Also the --max-model-len a build gets on a GPU type
+(`max_model_len`): service.actuate renders it, and the measured request classes are capped by it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from gridshift.actuation.members import Inventory, WorkloadState
+from gridshift.actuation.render import model_source
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource
@@ -338,17 +341,58 @@ def measured_classes(
 
 
 def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
-    """The longest sequence any build of the deployment takes (models.yaml's max_context_tokens, vLLM's
-    default --max-model-len, the most over its weights); None where one build's model is not known."""
+    """The longest sequence any replica of the deployment takes: the largest --max-model-len among its builds on
+    the GPU types it may run on (`max_model_len`, as rendered), where none is rendered the model's own maximum
+    (models.yaml's max_context_tokens, vLLM's default); None where one build's model is not known. A build that
+    does not fit a GPU type at all (no KV cache left beside its weights) runs nowhere there and is left out.
+
+    Found in review: the model's maximum alone capped the +Inf bucket, so on an L4 (Llama-3.1-8B rendered with
+    --max-model-len 27,632, its edges ending at 20,000) prompts of 20,000-27,632 tokens became a class of p95
+    40,000, longer than the replicas take, that no L4 replica could batch."""
     from gridshift.profiles_catalog import model_architectures
 
-    longest: list[int] = []
-    for source in {spec.model.source, *(v.source for v in spec.variants if v.source)}:
-        architecture = model_architectures().get(source)
+    models: list[int] = []
+    rendered: list[int] = []
+    for variant in ("", *(v.name for v in spec.variants)):
+        architecture = model_architectures().get(model_source(spec, variant))
         if architecture is None or architecture.max_context_tokens is None:
             return None
-        longest.append(architecture.max_context_tokens)
-    return max(longest)
+        models.append(architecture.max_context_tokens)
+        for gpu_type in spec.replica.gpu_types:
+            if _runs_nowhere(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica):
+                continue
+            length = max_model_len(spec, variant, gpu_type)
+            rendered.append(architecture.max_context_tokens if length is None else length)
+    return max(rendered) if rendered else max(models)
+
+
+def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) -> int | None:
+    """vLLM --max-model-len for replicas of this build on this GPU type, where the model's own maximum does
+    not fit their KV cache (KvMemory.max_model_len; None: vLLM's default). A function of the weights, the
+    GPU type and the GPUs per replica alone, so that every rendering carries it: a stray's, or one after a
+    restart, as well as a planned replica's (found in review: taken from the plan's options, a stray kept
+    through a move was re-rendered without it, and its new pods could not start). service.actuate renders
+    it; `longest_sequence` caps the measured request classes with it."""
+    return _max_model_len(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
+
+
+@functools.cache
+def _max_model_len(model: str, gpu_type: str, gpus: int) -> int | None:
+    """max_model_len by its inputs, once each: repair renders every workload every cycle, and the catalog
+    behind kv_memory_for does not change while the process runs."""
+    from gridshift.profiles_catalog import kv_memory_for
+
+    kv = kv_memory_for(model, gpu_type, gpus)
+    return None if kv is None else kv.max_model_len()
+
+
+@functools.cache
+def _runs_nowhere(model: str, gpu_type: str, gpus: int) -> bool:
+    """Whether the weights alone fill the GPUs of a replica (none of it starts there); False where unknown."""
+    from gridshift.profiles_catalog import kv_memory_for
+
+    kv = kv_memory_for(model, gpu_type, gpus)
+    return kv is not None and kv.kv_budget_bytes <= 0
 
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
