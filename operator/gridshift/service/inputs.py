@@ -24,6 +24,7 @@ from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.planner.classes import classes_from_histograms, merged_histograms
+from gridshift.profiles_catalog import kv_memory_for, model_architectures, performance_model
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
 from gridshift.signals.price_service import PriceReading
@@ -349,8 +350,6 @@ def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
     Found in review: the model's maximum alone capped the +Inf bucket, so on an L4 (Llama-3.1-8B rendered with
     --max-model-len 27,632, its edges ending at 20,000) prompts of 20,000-27,632 tokens became a class of p95
     40,000, longer than the replicas take, that no L4 replica could batch."""
-    from gridshift.profiles_catalog import model_architectures
-
     models: list[int] = []
     rendered: list[int] = []
     for variant in ("", *(v.name for v in spec.variants)):
@@ -380,8 +379,6 @@ def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) ->
 def _max_model_len(model: str, gpu_type: str, gpus: int) -> int | None:
     """max_model_len by its inputs, once each: repair renders every workload every cycle, and the catalog
     behind kv_memory_for does not change while the process runs."""
-    from gridshift.profiles_catalog import kv_memory_for
-
     kv = kv_memory_for(model, gpu_type, gpus)
     return None if kv is None else kv.max_model_len()
 
@@ -389,16 +386,12 @@ def _max_model_len(model: str, gpu_type: str, gpus: int) -> int | None:
 @functools.cache
 def _runs_nowhere(model: str, gpu_type: str, gpus: int) -> bool:
     """Whether the weights alone fill the GPUs of a replica (none of it starts there); False where unknown."""
-    from gridshift.profiles_catalog import kv_memory_for
-
     kv = kv_memory_for(model, gpu_type, gpus)
     return kv is not None and kv.kv_budget_bytes <= 0
 
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
     """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica)."""
-    from gridshift.profiles_catalog import performance_model
-
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
     for item in parsed:
         if item.resource is not None:
