@@ -225,24 +225,12 @@ def test_a_clusters_queries_go_out_at_once(local_server: LocalServer, recording_
     # 21.6 s a cluster, past the 20 s metricsDeadlineSeconds: every deployment MetricsStale, every cycle.
     world = PrometheusWorld(local_server, recording_sleep)
     world.set(LLAMA, Signal.REQUEST_RATE, 3.0)
-    respond = world._respond
-    lock, in_flight, most = threading.Lock(), [0], [0]
-
-    def slow(request: Request) -> Reply:
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        time.sleep(0.3)
-        with lock:
-            in_flight[0] -= 1
-        return respond(request)
-
-    local_server.respond = slow
+    peak = InFlight(local_server, delay_seconds=0.3, answer=world._respond)
     signals = world.source.cluster_signals([LLAMA, MISTRAL], AT)
     assert len(local_server.requests) == len(Signal)
     # Counted, not timed (a first version asserted the wall time, which a loaded machine's overhead blurred):
     # one after another, never more than one was in flight.
-    assert most[0] >= 3, f"{most[0]} queries in flight at most: the queries were sent one after another"
+    assert peak.most >= 3, f"{peak.most} queries in flight at most: the queries were sent one after another"
     assert signals[LLAMA].scalar(Signal.REQUEST_RATE) == 3.0 and signals[MISTRAL].missing == frozenset(Signal)
 
 
@@ -263,11 +251,15 @@ def test_clusters_sharing_a_prometheus_each_send_their_queries_at_once(local_ser
 
 
 class InFlight:
-    """Answers every query with an empty vector after `delay_seconds`, counting the most answered at once."""
+    """Answers every query after `delay_seconds` (with `answer`'s reply, or an empty vector), counting the most
+    answered at once."""
 
-    def __init__(self, server: LocalServer, delay_seconds: float) -> None:
+    def __init__(
+        self, server: LocalServer, delay_seconds: float, answer: Callable[[Request], Reply] | None = None
+    ) -> None:
         self._lock, self._now, self.most = threading.Lock(), 0, 0
         self._delay = delay_seconds
+        self._answer = answer or (lambda _: Reply(body=vector([])))
         server.respond = self._respond
 
     def _respond(self, request: Request) -> Reply:
@@ -277,7 +269,7 @@ class InFlight:
         time.sleep(self._delay)
         with self._lock:
             self._now -= 1
-        return Reply(body=vector([]))
+        return self._answer(request)
 
 
 def test_queries_beyond_the_in_flight_bound_wait_and_are_not_sent_past_the_deadline(local_server: LocalServer) -> None:
