@@ -69,11 +69,14 @@ CASES = (
     Case("RegionalCluster", "reachable", "Healthy", "Current", "e2e"),
     Case("RegionalCluster", "kubeconfig-invalid", "Degraded", "Failed", "e2e"),
     Case("RegionalCluster", "price-feed-stale", "Degraded", "Failed", "harness"),
+    Case("RegionalCluster", "metrics-ambiguous", "Degraded", "Current", "harness"),
 )
 """Every case, with its intended classification. kstatus has no Suspended: Advisory and Frozen deployments
 are Current (nothing is left for gridshift to do), as Argo CD's Suspended does not hold a sync wave back.
 A brand-new object without status is Current for kstatus (its generic rule for objects without
-conditions) while Argo CD waits for the operator."""
+conditions) while Argo CD waits for the operator. A RegionalCluster whose metrics cannot be told from another's
+(MetricsAmbiguous) is Degraded in Argo CD, for the user to act on, and Current for kstatus: it is Ready and
+not Stalled (gridshift uses it; only its deployments' demand goes unread), so a Flux wave is not held back."""
 
 
 def case(kind: str, name: str) -> Case:

@@ -13,6 +13,7 @@ from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import Signal
 from tests.gitops import health
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.test_failsafes import two_regions_on_one_prometheus
 
 
 def with_status(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
@@ -52,3 +53,12 @@ def test_a_stale_price_feed_is_recorded_from_the_service() -> None:
         world.cycle(advance=timedelta(minutes=40))
     body = {**world.cluster_bodies["eu-de"], "metadata": {"name": "eu-de", "generation": 1}}
     health.check_or_record(health.case("RegionalCluster", "price-feed-stale"), body)
+
+
+def test_clusters_whose_metrics_cannot_be_told_apart_are_recorded_from_the_service() -> None:
+    # Found in review: such a cluster stayed Healthy in Argo CD (Ready=True) while the demand of every
+    # deployment in it went unread, so nothing there was scaled down and nothing on the dashboard said why.
+    world = two_regions_on_one_prometheus()
+    world.cycle()
+    body = {**world.cluster_bodies["eu-de"], "metadata": {"name": "eu-de", "generation": 1}}
+    health.check_or_record(health.case("RegionalCluster", "metrics-ambiguous"), body)

@@ -1,6 +1,8 @@
 -- Argo CD health of a gridshift.dev RegionalCluster, read from the conditions the operator writes
 -- (docs/status.md): Ready=True is Healthy; Ready=False (unreachable, forbidden, a bad kubeconfig, stale
--- prices) is Degraded.
+-- prices) is Degraded; so is a Ready cluster whose metrics cannot be told from another's
+-- (MetricsAmbiguous=True: its deployments' demand is not read, so they are never scaled down until the
+-- user sets operator.metricsClusterLabel or a prometheusUrl of the cluster's own).
 local hs = {}
 
 local function condition(kind)
@@ -31,6 +33,12 @@ end
 local said = ready.reason
 if ready.message ~= nil and ready.message ~= "" then
   said = said .. ": " .. ready.message
+end
+local ambiguous = condition("MetricsAmbiguous")
+if ready.status == "True" and ambiguous ~= nil and ambiguous.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "MetricsAmbiguous: " .. (ambiguous.message or "")
+  return hs
 end
 if ready.status == "True" then
   hs.status = "Healthy"
