@@ -192,6 +192,44 @@ def test_the_longest_sequence_is_the_longest_max_model_len_rendered_on_the_gpu_t
     assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
 
 
+def test_the_longest_sequence_is_the_users_own_max_model_len_where_their_args_set_one() -> None:
+    # Found in review: the +Inf bucket was capped at the model's 131,072 tokens while the user's args ran
+    # replicas of 8,192, so the long requests' class was planned longer than any replica takes.
+    from gridshift.service.inputs import longest_sequence, user_max_model_len
+
+    body = deployment_body()
+    body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-8B-Instruct"
+    body["spec"]["replica"]["gpuTypes"] = [H100, "NVIDIA-L4"]
+    assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
+    for args, length in (
+        (["--max-model-len", "8192"], 8192),
+        (["--max_model_len=16k"], 16_000),
+        (["--max-model", "16K"], 16_384),  # an abbreviation vLLM's parser takes
+        (["--max-model-len", "4096", "--enforce-eager", "--max-model-len=12288"], 12_288),  # the last one wins
+    ):
+        body["spec"]["engine"] = {"extraArgs": args}
+        spec = InferenceDeployment.model_validate(body).spec
+        assert user_max_model_len(spec, "") == length, args
+        assert longest_sequence(spec) == length, args  # on the L4 too, where gridshift would render 27,632
+    # What vLLM would not read as a length leaves the rendered or model maximum, never a guess.
+    for args in (["--max-model-len", "-1"], ["--max-model-len", "auto"], ["--max-model-len"]):
+        body["spec"]["engine"] = {"extraArgs": args}
+        assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072, args
+    # A variant's own args set its own builds' length; the base build keeps the model's.
+    body["spec"]["engine"] = {}
+    body["spec"]["variants"] = [
+        {
+            "name": "short",
+            "profileModel": "x",
+            "source": "meta-llama/Llama-3.1-8B-Instruct",
+            "extraArgs": ["--max-model-len=2048"],
+        }
+    ]
+    spec = InferenceDeployment.model_validate(body).spec
+    assert user_max_model_len(spec, "short") == 2048 and user_max_model_len(spec, "") is None
+    assert longest_sequence(spec) == 131_072
+
+
 def test_with_none_finished_a_queue_keeps_the_spec_means() -> None:
     # Tokens of requests still running, none finished: no measured mean, so the spec's (700 and 150).
     queued = observed_demand(prometheus_idep(), [signals(0.0, 600, 50, 10)], 300)

@@ -70,9 +70,27 @@ def _sets_owned_flag(arg: str) -> bool:
     return flag.startswith("-") and any(owned.startswith(flag) for owned in OPERATOR_OWNED_VLLM_FLAGS)
 
 
+def _names(arg: str, flag: str) -> bool:
+    """Whether `arg` sets `flag` as vLLM reads it: with '_' for '-' and abbreviated (allow_abbrev)."""
+    return len(f := _flag(arg)) > 2 and f.startswith("-") and flag.startswith(f)
+
+
 def sets_flag(extra_args: Sequence[str], flag: str) -> bool:
     """Whether `extra_args` set `flag`, as vLLM reads them: with '_' for '-' and abbreviated (allow_abbrev)."""
-    return any(len(f := _flag(arg)) > 2 and f.startswith("-") and flag.startswith(f) for arg in extra_args)
+    return any(_names(arg, flag) for arg in extra_args)
+
+
+def flag_value(extra_args: Sequence[str], flag: str) -> str | None:
+    """The value `extra_args` give `flag` as vLLM reads them (`--flag=v` or `--flag v`; argparse keeps the
+    last); None where they do not set it or it has no value."""
+    value = None
+    for index, arg in enumerate(extra_args):
+        if _names(arg, flag):
+            if "=" in arg:
+                value = arg.split("=", 1)[1]
+            else:
+                value = extra_args[index + 1] if index + 1 < len(extra_args) else None
+    return value
 
 
 def _no_owned_flags(extra_args: list[str]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -19,7 +20,7 @@ from gridshift.actuation.members import Inventory, WorkloadState
 from gridshift.actuation.render import model_source
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
-from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource
+from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource, flag_value
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
@@ -345,7 +346,9 @@ def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
     """The longest sequence any replica of the deployment takes: the largest --max-model-len among its builds on
     the GPU types it may run on (`max_model_len`, as rendered), where none is rendered the model's own maximum
     (models.yaml's max_context_tokens, vLLM's default); None where one build's model is not known. A build that
-    does not fit a GPU type at all (no KV cache left beside its weights) runs nowhere there and is left out.
+    does not fit a GPU type at all (no KV cache left beside its weights) runs nowhere there and is left out. A
+    build whose extraArgs set --max-model-len themselves runs that length on every GPU type (the renderer then
+    adds none: `user_max_model_len`).
 
     Found in review: the model's maximum alone capped the +Inf bucket, so on an L4 (Llama-3.1-8B rendered with
     --max-model-len 27,632, its edges ending at 20,000) prompts of 20,000-27,632 tokens became a class of p95
@@ -357,10 +360,11 @@ def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
         if architecture is None or architecture.max_context_tokens is None:
             return None
         models.append(architecture.max_context_tokens)
+        own = user_max_model_len(spec, variant)
         for gpu_type in spec.replica.gpu_types:
             if _runs_nowhere(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica):
                 continue
-            length = max_model_len(spec, variant, gpu_type)
+            length = own if own is not None else max_model_len(spec, variant, gpu_type)
             rendered.append(architecture.max_context_tokens if length is None else length)
     return max(rendered) if rendered else max(models)
 
@@ -373,6 +377,34 @@ def max_model_len(spec: InferenceDeploymentSpec, variant: str, gpu_type: str) ->
     through a move was re-rendered without it, and its new pods could not start). service.actuate renders
     it; `longest_sequence` caps the measured request classes with it."""
     return _max_model_len(model_source(spec, variant), gpu_type, spec.replica.gpus_per_replica)
+
+
+def user_max_model_len(spec: InferenceDeploymentSpec, variant: str) -> int | None:
+    """The --max-model-len a build's own extraArgs give vLLM (the spec's, then the variant's: argparse keeps
+    the last), read as vLLM reads it: an integer, or one with a k/m/g (powers of 1,000) or K/M/G (powers of
+    1,024, whole numbers only) suffix. None where unset, or where vLLM would not read it as a length (-1,
+    "auto"): the rendered or model maximum then stands, never a length gridshift guessed.
+
+    Found in review: the +Inf bucket was capped at the rendered or model maximum even where the user's args
+    ran shorter replicas (--max-model-len 8192 on a 131,072-token model), so the long requests' class was
+    planned at 131,072 tokens, longer than any replica takes."""
+    build = next((v for v in spec.variants if v.name == variant), None) if variant else None
+    value = flag_value([*spec.engine.extra_args, *(build.extra_args if build is not None else ())], "--max-model-len")
+    return None if value is None else _vllm_length(value)
+
+
+def _vllm_length(value: str) -> int | None:
+    """vLLM's human_readable_int (vllm/engine/arg_utils.py): '8192', '32k' (32,000), '32K' (32,768), '25.6k'."""
+    text = value.strip()
+    if match := re.fullmatch(r"(\d+(?:\.\d+)?)([kmg])", text):
+        length = int(float(match[1]) * {"k": 10**3, "m": 10**6, "g": 10**9}[match[2]])
+    elif match := re.fullmatch(r"(\d+)([KMG])", text):
+        length = int(match[1]) * {"K": 2**10, "M": 2**20, "G": 2**30}[match[2]]
+    elif re.fullmatch(r"[+-]?\d+", text):
+        length = int(text)
+    else:
+        return None
+    return length if length > 0 else None
 
 
 @functools.cache
