@@ -5,6 +5,8 @@ prompt_tokens / prefill_tokens_per_s before its first token, then gets one token
 `base_step_ms + step_ms_per_running * running` ms, where `running` is the number of requests
 being served at that moment, so inter-token latency grows with concurrency as in vLLM.
 With `max_running`, requests beyond it wait in a queue before their prefill, as vLLM's --max-num-seqs holds them.
+With `fail_at_running`, a request that arrives while that many are served is answered HTTP 500, as an engine
+that ran out of memory at a large batch answers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class StubBehaviour:
     prefill_tokens_per_s: float = 4000.0
     max_running: int | None = None
     """Requests served at once; the rest queue, sending nothing (None: no limit)."""
+    fail_at_running: int | None = None
+    """Requests served at once from which a new one is answered HTTP 500 (None: never)."""
     running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -77,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
             return
         behaviour.requests.append(body)
+        if behaviour.fail_at_running is not None and behaviour.running >= behaviour.fail_at_running:
+            self._json(500, {"error": {"message": "CUDA out of memory"}})
+            return
         if chat:
             prompt_tokens = len(body["messages"][-1]["content"].split())
         else:

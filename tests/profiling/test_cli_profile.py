@@ -112,6 +112,47 @@ def test_a_server_that_prefilled_and_queued_nothing_is_not_said_to_have_queued()
     assert note.startswith(" of 32.0 requests in flight (the server queued about 24."), note
 
 
+def test_a_level_the_server_fails_keeps_the_levels_measured_before_it(
+    tmp_path: Path, power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: vLLM failing at concurrency 64 (out of memory, HTTP 500) after 1-32 were measured printed
+    # one line and no profile, and with --quiet the levels' lines were gone too. The stub fails from 4 at once.
+    out = tmp_path / "p.yaml"
+    with OpenAIStub(StubBehaviour(base_step_ms=6.0, step_ms_per_running=1.0, fail_at_running=4)) as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "1,2,8", "--prompt-tokens", "8",
+             "--output-tokens", "64", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S", "-o", str(out),
+             *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 3  # PARTIAL_SWEEP_EXIT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the sweep stopped at concurrency 8, which failed: POST " in err and "HTTP 500" in err, err
+    assert "the profile holds concurrency 1,2 only" in err, err
+    spec = GPUProfile.model_validate(yaml.safe_load(out.read_text())).spec
+    assert [p.batch for p in spec.points] == [1, 2]
+    assert "the sweep ended at concurrency 8, which failed" in spec.source.description
+
+
+def test_a_server_that_ran_one_batch_at_every_level_is_named_with_the_measurements(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: --max-num-seqs 2 at concurrency 4 and 8 ran batch 2 at both, and the sweep was refused
+    # afterwards with "points: need at least two distinct batch sizes", naming no cause and (--quiet) losing
+    # what was measured.
+    with OpenAIStub(StubBehaviour(base_step_ms=6.0, step_ms_per_running=1.0, max_running=2)) as stub:
+        args = parse(
+            ["--endpoint", stub.url, "--served-model", "stub-model", "--concurrency", "4,8", "--prompt-tokens", "8",
+             "--output-tokens", "64", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "the server ran batch 2 at every level (concurrency 4, 8): it decodes about 2 sequences" in out.err
+    assert "add concurrency levels below 2, e.g. 1; measured:" in out.err, out.err
+    assert re.search(r"^  concurrency 4: batch [12]\.\d", out.err, re.MULTILINE), out.err
+    assert re.search(r"^  concurrency 8: batch [12]\.\d", out.err, re.MULTILINE), out.err
+
+
 def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with OpenAIStub() as stub:
         args = parse(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from gridshift.api import GPUProfile
-    from gridshift.profiling import EnergyMeter, LevelMeasurement, LoadSettings
+    from gridshift.profiling import EnergyMeter, LevelMeasurement, LoadSettings, SweepResult
     from gridshift.profiling.workload import RequestShape
 
 _LOAD_FIELDS = (
@@ -298,13 +298,17 @@ class _RichObserver:
         self._finish_task()
         if self._least_loaded is None or level.concurrency < self._least_loaded.concurrency:
             self._least_loaded = level
-        s = level.stats
-        note = queued_note(level, self._least_loaded)
-        self._console.print(
-            f"  concurrency {level.concurrency}: batch {s.running_batch:.1f}{note}, "
-            f"ITL median {s.itl_ms_p50:.1f} ms (mean {s.itl_ms_mean:.1f}), "
-            f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
-        )
+        self._console.print(level_line(level, self._least_loaded))
+
+
+def level_line(level: LevelMeasurement, least_loaded: LevelMeasurement | None) -> str:
+    """What was measured at one level, as the sweep's progress prints it (and as a failed run prints it again)."""
+    s = level.stats
+    return (
+        f"  concurrency {level.concurrency}: batch {s.running_batch:.1f}{queued_note(level, least_loaded)}, "
+        f"ITL median {s.itl_ms_p50:.1f} ms (mean {s.itl_ms_mean:.1f}), "
+        f"{s.output_tokens_per_s:,.0f} tok/s, {level.power_watts:.0f} W, {level.joules_per_token:.3f} J/token"
+    )
 
 
 def queued_note(level: LevelMeasurement, least_loaded: LevelMeasurement | None = None) -> str:
@@ -480,16 +484,12 @@ def _load(args: argparse.Namespace, served_model: str) -> tuple[LoadSettings, It
 
 
 def run(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
-    import yaml
-    from pydantic import ValidationError
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gridshift.cli.usage import UsageError
     from gridshift.nvml import PowerReadError
-    from gridshift.profiling import EndpointError, EnergyMeterError, WindowError, build_gpu_profile, run_sweep
+    from gridshift.profiling import EndpointError, EnergyMeterError, WindowError, run_sweep
 
     _check_flags(args)
     if args.apply:
@@ -540,21 +540,55 @@ def run(args: argparse.Namespace) -> int:
         f"gridshift profile of {served_model} at {display_url(args.endpoint)} via /v1/{settings.api}: {workload}; "
         f"{settings.measure_seconds:g} s per level after {settings.warmup_seconds:g} s warm-up; energy: {energy_source}"
     )
-    try:
-        profile, _, checks = build_gpu_profile(
-            result,
-            name=name,
-            model=model,
-            gpu_type=gpu_type,
-            gpus_per_replica=gpus_per_replica,
-            description=description,
-            measured_at=datetime.now(UTC).replace(microsecond=0),
+    if result.stopped is not None:
+        description += f"; the sweep ended at concurrency {result.stopped.concurrency}, which failed"
+    identity = {"name": name, "model": model, "gpu_type": gpu_type, "gpus_per_replica": gpus_per_replica}
+    return _profile_and_deliver(args, console, result, identity | {"description": description})
+
+
+PARTIAL_SWEEP_EXIT = 3
+"""Exit status of a run whose sweep the server ended at a level, the profile made of the levels before it
+written (and applied) as asked: not 0, which says every level asked for was measured, nor 1, nothing written."""
+
+
+def _profile_and_deliver(
+    args: argparse.Namespace, console: Console, result: SweepResult, identity: dict[str, Any]
+) -> int:
+    """The sweep's profile, written and/or applied as asked. Found in review: a level the server failed (vLLM
+    out of memory at concurrency 64) threw away the levels measured before it, and `--quiet` even their lines;
+    now they make the profile where they hold two batch sizes, and are printed (whatever --quiet) where not."""
+    from datetime import UTC, datetime
+
+    import yaml
+    from pydantic import ValidationError
+
+    from gridshift.profiling import build_gpu_profile
+
+    stopped = result.stopped
+    if stopped is not None:
+        print(
+            f"gridshift profile: the sweep stopped at concurrency {stopped.concurrency}, which failed: {stopped.error}",
+            file=sys.stderr,
         )
+    try:
+        profile, _, checks = build_gpu_profile(result, measured_at=datetime.now(UTC).replace(microsecond=0), **identity)
     except (ValueError, ValidationError) as error:
-        print(f"gridshift profile: the sweep cannot make a profile: {error}", file=sys.stderr)
+        print(f"gridshift profile: the sweep cannot make a profile: {error}; measured:", file=sys.stderr)
+        least_loaded = min(result.levels, key=lambda level: level.concurrency, default=None)
+        for level in result.levels:
+            print(level_line(level, least_loaded), file=sys.stderr)
         return 1
     _print_summary(console, profile, checks, result.levels)
-    return _deliver(args, console, profile, yaml.safe_dump(profile.to_wire(), sort_keys=False))
+    delivered = _deliver(args, console, profile, yaml.safe_dump(profile.to_wire(), sort_keys=False))
+    if stopped is None or delivered != 0:
+        return delivered
+    measured = ",".join(str(level.concurrency) for level in result.levels)
+    print(
+        f"gridshift profile: the profile holds concurrency {measured} only, the levels measured before "
+        f"{stopped.concurrency} failed (exit status {PARTIAL_SWEEP_EXIT})",
+        file=sys.stderr,
+    )
+    return PARTIAL_SWEEP_EXIT
 
 
 def _profile_name(args: argparse.Namespace, model: str, gpu_type: str, gpus_per_replica: int) -> str:

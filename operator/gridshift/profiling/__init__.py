@@ -20,7 +20,14 @@ from gridshift.profiling.load import (
     summarise_window,
 )
 from gridshift.profiling.settings import LoadSettings
-from gridshift.profiling.sweep import LevelMeasurement, SilentObserver, SweepObserver, SweepResult, run_sweep
+from gridshift.profiling.sweep import (
+    LevelMeasurement,
+    SilentObserver,
+    SweepObserver,
+    SweepResult,
+    SweepStopped,
+    run_sweep,
+)
 from gridshift.profiling.workload import RequestShape, cycle_shapes, fixed_shapes, load_trace_shapes
 
 __all__ = [
@@ -39,6 +46,7 @@ __all__ = [
     "StreamRecord",
     "SweepObserver",
     "SweepResult",
+    "SweepStopped",
     "WindowError",
     "WindowStats",
     "build_gpu_profile",

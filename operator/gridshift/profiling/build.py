@@ -57,6 +57,33 @@ def profile_points(levels: Sequence[LevelMeasurement], prefill_tokens_per_s: flo
     ]
 
 
+def check_batch_sizes(levels: Sequence[LevelMeasurement], points: Sequence[ProfilePoint]) -> None:
+    """A ValueError saying why, when the points hold fewer than the two batch sizes the planner's model is
+    fitted to. Found in review: a server whose limit (vLLM's --max-num-seqs 4) ran batch 4 at concurrency 8
+    and 16 was refused with the fit's "points: need at least two distinct batch sizes", which named no cause."""
+    batches = sorted({p.batch for p in points})
+    if len(batches) >= 2:
+        return
+    levels_text = ", ".join(str(level.concurrency) for level in levels)
+    if len(levels) < 2:
+        raise ValueError(
+            f"only concurrency {levels_text} was measured: the planner's model needs two batch sizes or more"
+        )
+    batch = batches[0]
+    if batch == 1:
+        raise ValueError(
+            f"the server ran batch 1 at every level (concurrency {levels_text}): it decoded one sequence at a "
+            "time (vLLM's --max-num-seqs 1, or a KV cache that holds one), and the planner's model needs two "
+            "batch sizes or more; let the server run more sequences at once"
+        )
+    below = ",".join(str(level) for level in sorted({1, batch // 2}))
+    raise ValueError(
+        f"the server ran batch {batch} at every level (concurrency {levels_text}): it decodes about {batch} "
+        f"sequences at once (vLLM's --max-num-seqs, or what its KV cache holds), so more concurrency queued "
+        f"requests and added no batch size; add concurrency levels below {batch}, e.g. {below}"
+    )
+
+
 def fit_and_check(
     points: Sequence[ProfilePoint],
     *,
@@ -95,6 +122,7 @@ def build_gpu_profile(
     """
     rate = prefill_rate(result.levels)
     points = profile_points(result.levels, rate)
+    check_batch_sizes(result.levels, points)
     fitted, checks = fit_and_check(
         points,
         model=model,

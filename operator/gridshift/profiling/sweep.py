@@ -2,7 +2,8 @@
 
 Each level keeps `concurrency` streams busy back to back; after a warm-up, one energy phase covers
 the measured window, and only tokens inside the window count. Streams still open when the window
-closes are cancelled (vLLM aborts a request whose client disconnects).
+closes are cancelled (vLLM aborts a request whose client disconnects). A level after the first that the
+server refuses or breaks ends the sweep, which keeps the levels measured before it (`SweepStopped`).
 """
 
 from __future__ import annotations
@@ -46,9 +47,19 @@ class LevelMeasurement:
 
 
 @dataclass(frozen=True)
+class SweepStopped:
+    """The level at which the server refused or broke the sweep, and what it said (the error's text)."""
+
+    concurrency: int
+    error: str
+
+
+@dataclass(frozen=True)
 class SweepResult:
     idle_power_watts: float | None
     levels: tuple[LevelMeasurement, ...]
+    stopped: SweepStopped | None = None
+    """Set when a level after the first failed: `levels` holds those measured before it."""
 
 
 class SweepObserver(Protocol):
@@ -162,9 +173,17 @@ async def run_sweep_async(
     limits = httpx.Limits(max_connections=most + 4, max_keepalive_connections=most + 4)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
         idle = await _measure_idle(meter, settings.idle_seconds, observer) if settings.idle_seconds > 0 else None
-        levels = []
+        levels: list[LevelMeasurement] = []
         for concurrency in sorted(settings.concurrency_levels):
-            levels.append(await _run_level(client, settings, meter, concurrency, shapes, prompts, observer, clock))
+            try:
+                levels.append(await _run_level(client, settings, meter, concurrency, shapes, prompts, observer, clock))
+            except (EndpointError, WindowError) as error:
+                # Found in review: vLLM failing at concurrency 64 (out of memory, HTTP 500) threw away the
+                # levels 1-32 measured before it. The server's failure at a level ends the sweep there and
+                # keeps them; with nothing measured yet there is nothing to keep, and the error is raised.
+                if not levels:
+                    raise
+                return SweepResult(idle, tuple(levels), SweepStopped(concurrency, str(error)))
     return SweepResult(idle_power_watts=idle, levels=tuple(levels))
 
 
@@ -175,5 +194,6 @@ def run_sweep(
     *,
     observer: SweepObserver | None = None,
 ) -> SweepResult:
-    """Run the whole sweep (blocking); raises EndpointError if the server refuses a request."""
+    """Run the whole sweep (blocking). EndpointError (the server refused or broke a request) or WindowError at
+    the first level is raised; at a later level the sweep stops there and its result says so (`stopped`)."""
     return asyncio.run(run_sweep_async(settings, meter, shapes, observer=observer))
