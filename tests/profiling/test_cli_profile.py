@@ -125,6 +125,23 @@ def test_no_queued_count_is_given_against_a_lowest_level_that_queued_too() -> No
     assert "about" not in note, note
 
 
+def test_the_summary_names_both_energy_per_token_figures() -> None:
+    # Found in review: the level's line (energy / tokens) and the summary's one 'J/token' column (power x median
+    # step / batch, no prefill stalls) differed up to 1.7x for the same level, and nothing said which was which.
+    from gridshift.profiling import FitCheck, profile_points
+
+    levels = [LevelMeasurement(c, closed_loop(c, 0.0), energy_joules=6000.0, power_watts=100.0) for c in (1, 8)]
+    checks = [FitCheck(p, p.step_time_ms) for p in profile_points(levels, 1000.0)]
+    console = Console(file=io.StringIO(), record=True, width=250)
+    profile_cli._print_summary(console, SimpleNamespace(metadata={"name": "p"}), checks, levels)  # type: ignore[arg-type]
+    text = console.export_text()
+    assert "J/token measured" in text and "J/token at median step" in text, text
+    row = next(line for line in text.splitlines() if line.strip("│ ").startswith("8 "))
+    measured, at_step = (float(cell) for cell in row.strip("│ ").split("│")[-2:])
+    assert measured == pytest.approx(levels[1].joules_per_token, abs=0.001)  # 6000 J over the window's tokens
+    assert at_step == pytest.approx(100.0 * checks[1].point.step_time_ms / 1000.0 / 8, abs=0.001)
+
+
 def test_a_level_the_server_fails_keeps_the_levels_measured_before_it(
     tmp_path: Path, power_trace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
