@@ -183,6 +183,22 @@ def test_a_server_that_ran_one_batch_at_every_level_is_named_with_the_measuremen
     assert re.search(r"^  concurrency 8: batch [12]\.\d", out.err, re.MULTILINE), out.err
 
 
+def test_an_endpoint_ending_in_v1_is_taken_as_the_server(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in review: the OpenAI client's base_url, http://host:8000/v1, was asked /v1/v1/models, and with
+    # --served-model the sweep failed only after the idle phase.
+    with OpenAIStub() as stub:
+        args = parse(
+            ["--endpoint", stub.url + "/v1/", "--concurrency", "1,2", "--prompt-tokens", "8", "--output-tokens", "64",
+             "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S",
+             *[flag for flag in FAST if flag != "--quiet"]]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--endpoint ends in /v1, which gridshift adds to each path: using {stub.url}" in err, err
+    assert profile_cli.endpoint_base("http://vllm:8000/api/v1?key=k") == "http://vllm:8000/api?key=k"
+    assert profile_cli.endpoint_base("http://vllm:8000/v10") == "http://vllm:8000/v10"
+
+
 def test_profile_prints_yaml_to_stdout_without_output(power_trace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with OpenAIStub() as stub:
         args = parse(

@@ -507,10 +507,14 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.apply:
         _kube_api()  # before the sweep: without a cluster to apply to, minutes of measuring would be for nothing
+    console = Console(stderr=True, quiet=args.quiet)
+    base = endpoint_base(args.endpoint)
+    if base != args.endpoint:
+        console.print(f"--endpoint ends in /v1, which gridshift adds to each path: using {display_url(base)}")
+        args.endpoint = base
     # The flags' ranges before the endpoint is asked for its model: found in review, `--measure-seconds -1`
     # was reported only once the server answered, and as `measure_seconds`.
     _load_settings(args, args.served_model if args.served_model is not None else "(asked of the endpoint)")
-    console = Console(stderr=True, quiet=args.quiet)
     served_model = args.served_model or _served_model(args.endpoint)
     settings, shapes, workload = _load(args, served_model)
     meter, gpu_names, energy_source, closable = _open_meter(args)
@@ -562,6 +566,19 @@ def run(args: argparse.Namespace) -> int:
 PARTIAL_SWEEP_EXIT = 3
 """Exit status of a run whose sweep the server ended at a level, the profile made of the levels before it
 written (and applied) as asked: not 0, which says every level asked for was measured, nor 1, nothing written."""
+
+
+def endpoint_base(endpoint: str) -> str:
+    """The endpoint without a trailing /v1 (the OpenAI client's base_url), which gridshift adds to each path
+    itself. Found in review: `--endpoint http://vllm:8000/v1` asked /v1/v1/models, and with --served-model
+    failed only after the idle phase."""
+    import httpx
+
+    url = httpx.URL(endpoint)
+    path = url.path.rstrip("/")
+    if not path.endswith("/v1"):
+        return endpoint
+    return str(url.copy_with(path=path.removesuffix("/v1") or "/"))
 
 
 def _profile_and_deliver(
