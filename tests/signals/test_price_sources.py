@@ -13,12 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gridshift.api.carbon import CarbonBasis, PrometheusCarbonFeed
 from gridshift.api.regional_cluster import CsvReplayFeed, EnergyUnit, PrometheusPriceFeed, ScheduleFeed, TariffPeriod
+from gridshift.signals.carbon import CarbonFeed, CarbonFetchError
+from gridshift.signals.carbon_feeds import PrometheusCarbonMetricFeed
 from gridshift.signals.price_csv import CsvReplayPriceFeed, parse_price_csv, read_price_csv
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed, SchedulePriceFeed
-from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFetchError
+from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFeed, PriceFetchError
 from gridshift.signals.settings import PriceFeedSettings
-from tests.signals.conftest import LocalServer, Reply
+from tests.signals.conftest import LocalServer, Reply, Request
 
 PARIS = ZoneInfo("Europe/Paris")
 PEAK_OFFPEAK = ScheduleFeed(
@@ -332,6 +335,55 @@ def test_prometheus_price_errors(local_server: LocalServer, reply: Reply, error:
     local_server.answer(reply)
     with pytest.raises(error, match=words):
         prometheus_feed(local_server).fetch(datetime(2024, 10, 8, tzinfo=UTC))
+
+
+PROXY_KEY = "s3cr3tKEY12345"
+
+
+def _prometheus_behind_a_proxy(measure: str, server: LocalServer) -> PriceFeed | CarbonFeed:
+    url = f"{server.url}/prom/?api_key={PROXY_KEY}&query=evil&time=0"
+    if measure == "price":
+        spec = PrometheusPriceFeed(url=url, query="price")
+        return PrometheusMetricPriceFeed(
+            "prom", spec=spec, currency="EUR", unit=EnergyUnit.KWH, valid_for=timedelta(minutes=15)
+        )
+    return PrometheusCarbonMetricFeed(
+        "prom",
+        spec=PrometheusCarbonFeed(url=url, query="price"),
+        basis=CarbonBasis.DIRECT,
+        valid_for=timedelta(minutes=15),
+    )
+
+
+@pytest.mark.parametrize("measure", ["price", "carbon"])
+def test_a_key_in_the_prometheus_url_is_sent_with_each_query_and_shown_nowhere(
+    measure: str, local_server: LocalServer
+) -> None:
+    # Found in review: the whole URL went to prometheus-api-client, which appended /api/v1/query after the query
+    # string (api_key=<key>/api/v1/query), and the proxy's 401 echoing the key reached the feed's error (and so
+    # the PriceFeedStale condition). The carbon feed's Prometheus type runs through the same client.
+    now = datetime(2024, 10, 8, 10, 17, tzinfo=UTC)
+
+    def refused(request: Request) -> Reply:
+        return Reply(status=401, body=_refusal("auth", f"invalid api_key {request.params.get('api_key')!r}"))
+
+    def proxy(request: Request) -> Reply:
+        if request.path == "/prom/api/v1/query" and request.params.get("api_key") == PROXY_KEY:
+            return answer([{"metric": {}, "value": [now.timestamp(), "210.5"]}])
+        return refused(request)
+
+    local_server.respond = proxy
+    feed = _prometheus_behind_a_proxy(measure, local_server)
+    (interval,) = feed.fetch(now).intervals
+    assert interval.value == 210.5
+    (request,) = local_server.requests
+    assert request.params == {"api_key": PROXY_KEY, "query": "price", "time": f"{now.timestamp():.3f}"}
+
+    local_server.respond = refused  # a key the proxy no longer takes, echoed in its answer
+    with pytest.raises((PriceFetchError, CarbonFetchError)) as caught:
+        feed.fetch(now)
+    assert "HTTP 401" in str(caught.value) and "invalid api_key '<redacted>'" in str(caught.value)
+    assert PROXY_KEY not in str(caught.value)
 
 
 def _refusal(kind: str, words: str) -> bytes:

@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -271,6 +271,25 @@ def exchange(
 
 
 # ---------------------------------------------------------------- the GET every HTTP feed shares
+
+
+def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str, list[str]]]:
+    """`url` without its query string (and fragment), and that query string's parameters, less those named in
+    `reserved` (the ones the caller sets, which the URL cannot replace). Each value is remembered for redaction
+    (`gridshift.redaction`): a proxy or mirror may take its key as a query parameter, and a server may echo it.
+
+    One path for every URL whose own parameters must survive the caller's: the Prometheus clients
+    (signals.metrics.prometheus_endpoint). Raises ValueError where urllib cannot split `url`."""
+    parts = urllib.parse.urlsplit(url)
+    own = {
+        key: values
+        for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items()
+        if key not in reserved
+    }
+    for values in own.values():
+        for value in values:
+            redaction.remember(value)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), own
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:

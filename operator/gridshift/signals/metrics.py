@@ -21,7 +21,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 import requests
@@ -32,7 +31,7 @@ from urllib3.util.retry import Retry
 
 from gridshift import redaction
 from gridshift.redaction import display_url
-from gridshift.signals.http import HttpxAdapter
+from gridshift.signals.http import HttpxAdapter, split_query
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import (
@@ -182,6 +181,19 @@ def is_timeout(error: BaseException) -> bool:
 _PROMETHEUS_PARAMS = frozenset({"query", "time"})
 """The instant query's parameters the adapter sets: a prometheusUrl's query string does not replace them."""
 
+
+def prometheus_endpoint(url: str) -> tuple[str, dict[str, list[str]]]:
+    """A Prometheus URL as prometheus-api-client takes it (no query string, no trailing slash), and its query
+    string's parameters, to send with every query beside `query` and `time` (which they cannot replace). Their
+    values are secrets to every log and error from now on (signals.http.split_query).
+
+    One path for every Prometheus client: this source's and the Prometheus price and carbon feeds'
+    (signals.price_feeds). Found in review: the URL stayed whole where prometheus-api-client appends
+    /api/v1/query to it, so every query went to /prom with api_key="s3cr3t/api/v1/query" and failed."""
+    base, params = split_query(url, _PROMETHEUS_PARAMS)
+    return base.rstrip("/"), params
+
+
 _STATUS_IN_MESSAGE = re.compile(r"HTTP Status Code (\d{3}) \((.*)\)\s*$", re.DOTALL)
 
 
@@ -233,19 +245,8 @@ class PrometheusMetricsSource:
         self.name = display_url(url.rstrip("/"))
         """The URL as errors name it: no query string, no credentials (a Prometheus behind a proxy may
         take its key as a query parameter)."""
-        # The query string is sent with every query, beside Prometheus' own parameters (which win). Found in
-        # review: it stayed in the URL prometheus-api-client appends /api/v1/query to, so every query went to
-        # /prom with api_key="s3cr3t/api/v1/query" and failed. Its values are secrets to every log and error.
-        parts = urlsplit(url)
-        self.url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        self._url_params = {
-            key: values
-            for key, values in parse_qs(parts.query, keep_blank_values=True).items()
-            if key not in _PROMETHEUS_PARAMS
-        }
-        for values in self._url_params.values():
-            for value in values:
-                redaction.remember(value)
+        # The query string is sent with every query, beside Prometheus' own parameters (which win).
+        self.url, self._url_params = prometheus_endpoint(url)
         self.settings = settings or MetricsSettings()
         self._sleep = sleep
         # Retries are ours (injected sleep, one policy for every adapter), so urllib3's are off.

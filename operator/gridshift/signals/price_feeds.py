@@ -32,7 +32,7 @@ from gridshift.api.regional_cluster import (
 )
 from gridshift.signals.fields import finite_number, iso_time, json_body
 from gridshift.signals.http import HttpxAdapter, checked_url, get_body
-from gridshift.signals.metrics import is_timeout
+from gridshift.signals.metrics import is_timeout, prometheus_endpoint
 from gridshift.signals.prices import (
     PriceDataError,
     PriceFetchError,
@@ -177,7 +177,10 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
     def __post_init__(self, session: requests.Session | None, http: httpx.Client | None) -> None:
         name = self.name
         session = session or requests.Session()
-        url = checked_url(name, "prometheus.url", self.spec.url.rstrip("/"))
+        # The URL's query string (a proxy's key) is sent with every query and redacted, as the metrics source
+        # does it (one path). Found in review: the whole URL went to prometheus-api-client, which appended
+        # /api/v1/query after the query string, and a 401 echoing the key reached the PriceFeedStale condition.
+        url, self._url_params = prometheus_endpoint(checked_url(name, "prometheus.url", self.spec.url))
         self._client = PrometheusConnect(
             url=url, retry=Retry(total=False), session=session, timeout=self.settings.http_timeout_seconds
         )
@@ -200,7 +203,8 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
     def instant_value(self, now: datetime) -> float:
         """The query's one value at `now` (also read by signals.carbon_feeds for an intensity metric)."""
         try:
-            result = self._client.custom_query(query=self.spec.query, params={"time": f"{now.timestamp():.3f}"})
+            params: dict[str, Any] = {**self._url_params, "time": f"{now.timestamp():.3f}"}
+            result = self._client.custom_query(query=self.spec.query, params=params)
         except PrometheusApiClientException as error:
             text = str(error)
             status = int(text[17:20]) if text.startswith("HTTP Status Code ") and text[17:20].isdigit() else None
