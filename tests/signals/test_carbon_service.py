@@ -393,6 +393,30 @@ def test_a_prometheus_url_that_cannot_be_sent_to_is_a_carbon_feed_error_naming_i
         build_carbon_feed(wire, name="x", secrets=SECRETS, http=httpx.Client(), clock=FakeClock())
 
 
+def test_a_prometheus_intensity_holds_until_the_feed_goes_stale(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    # As a Prometheus price (found in review): held for refreshSeconds, a reading still usable had no intensity
+    # for now once the next refresh was due and Prometheus did not answer.
+    from tests.signals.carbon_worlds import prometheus_vector
+
+    local_server.answer(Reply(body=prometheus_vector("133.0")))
+    clock = FakeClock()
+    wire = spec({"type": "prometheus", "basis": "direct", "prometheus": {"url": local_server.url, "query": "i"}})
+    feed = build_carbon_feed(
+        wire, name="eu-de", secrets=SECRETS, http=httpx.Client(), clock=clock, sleep=recording_sleep, settings=SETTINGS
+    )
+    assert feed.read().usable
+    local_server.answer(Reply(status=503, body=b'{"status":"error","error":"down"}'))
+    for at in (900, 3599):
+        clock.now = NOW + timedelta(seconds=at)
+        reading = feed.read()
+        assert reading.usable and reading.error is not None
+        assert reading.series is not None and reading.series.at(clock.now) is not None, at
+    clock.now = NOW + timedelta(seconds=3600)
+    assert not feed.read().usable
+
+
 @pytest.mark.parametrize("password", ["correct horse battery staple", "pässwörd"])
 def test_a_watttime_password_with_spaces_or_non_ascii_is_sent_as_it_is(password: str) -> None:
     # Found in review: the credential check refused a space in a WattTime password, which is sent

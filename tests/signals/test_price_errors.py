@@ -40,6 +40,7 @@ from tests.signals.price_worlds import (
     RECORDED_HOURLY,
     TOKEN,
     http_json_body,
+    prometheus_vector,
     recorded_intervals,
 )
 
@@ -320,6 +321,45 @@ def test_entsoe_request_carries_the_window_zone_and_token(local_server: LocalSer
         "periodStart": "202410080900",  # the hour in progress (10:00Z) minus 1 h of lookback
         "periodEnd": "202410101000",  # plus 48 h of horizon
     }
+
+
+def test_a_prometheus_price_holds_until_the_feed_goes_stale(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    # Found in review: the value held for refreshSeconds, and the next refresh was due just as it ended, so with
+    # Prometheus down the reading was usable (PriceFeedStale False) with no price for now: the status showed no
+    # current price and an empty priceHorizon, and the energy-price gauge was dropped.
+    local_server.answer(Reply(body=prometheus_vector("60.56")))
+    clock = FakeClock()
+    wire = spec(
+        type="prometheus",
+        prometheus={"url": local_server.url, "query": "price"},
+        currency="EUR",
+        fxToUsd=1.1,
+        unit="MWh",
+        refreshSeconds=REFRESH_S,
+        staleAfterSeconds=STALE_AFTER_S,
+    )
+    feed = build_price_feed(
+        wire,
+        name="eu-be-prom",
+        secrets=MappingSecretResolver({}),
+        http=httpx.Client(),
+        clock=clock,
+        sleep=recording_sleep,
+        settings=SETTINGS,
+    )
+    assert feed.read().usable
+    local_server.answer(Reply(status=503, body=b'{"status":"error","error":"down"}'))
+    for at in (REFRESH_S, 65 * 60, STALE_AFTER_S - 1):
+        clock.now = NOW + timedelta(seconds=at)
+        reading = feed.read()
+        assert reading.usable and isinstance(reading.error, PriceFetchError)
+        assert reading.series is not None and reading.series.at(clock.now) is not None, at
+        assert reading.series.at(clock.now).price == 60.56  # type: ignore[union-attr]
+        assert reading.usd_per_kwh()[0].usd_per_kwh == pytest.approx(0.060_56 * 1.1)
+    clock.now = NOW + timedelta(seconds=STALE_AFTER_S)
+    assert not feed.read().usable
 
 
 def test_cache_refresh_stale_and_recovery(local_server: LocalServer, recording_sleep: RecordingSleep) -> None:

@@ -355,7 +355,8 @@ class GbCarbonIntensityCarbonFeed(ConfiguredFeed[GbCarbonIntensityFeed]):
 
 @dataclass(eq=False, kw_only=True)
 class PrometheusCarbonMetricFeed(ConfiguredFeed[PrometheusCarbonFeed]):
-    """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid until the next refresh.
+    """An intensity metric (gCO2eq/kWh) in Prometheus: its value now, valid for `valid_for` (the factory gives
+    staleAfterSeconds, signals.carbon_service).
 
     The query runs through the price feed's Prometheus client (PrometheusMetricPriceFeed.instant_value:
     the same deadline, body cap and error mapping)."""

@@ -83,11 +83,13 @@ def carbon_feed_adapter(spec: CarbonFeedSpec, context: AdapterContext) -> Carbon
     if spec.type is CarbonFeedType.GB_CARBON_INTENSITY and spec.gb_carbon_intensity is not None:
         return GbCarbonIntensityCarbonFeed(name, spec=spec.gb_carbon_intensity, http=http, settings=settings)
     if spec.type is CarbonFeedType.PROMETHEUS and spec.prometheus is not None:
+        # Until the feed goes stale, as a Prometheus price (signals.price_service): held for refreshSeconds, a
+        # usable reading had no intensity for now once the next refresh was due (found in review).
         return PrometheusCarbonMetricFeed(
             name,
             spec=spec.prometheus,
             basis=basis,
-            valid_for=timedelta(seconds=spec.refresh_seconds),
+            valid_for=timedelta(seconds=spec.stale_after_seconds),
             settings=settings,
             session=context.prometheus_session,
             http=http,

@@ -166,7 +166,8 @@ class HttpJsonPriceFeed(ConfiguredFeed[HttpJsonFeed]):
 
 @dataclass(eq=False, kw_only=True)
 class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
-    """A price metric the user already has in Prometheus: its current value, valid until next refresh."""
+    """A price metric the user already has in Prometheus: its current value, valid for `valid_for` (the
+    factory gives staleAfterSeconds, signals.price_service)."""
 
     currency: str
     unit: EnergyUnit

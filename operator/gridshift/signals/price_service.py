@@ -122,12 +122,16 @@ def price_feed_adapter(spec: PriceFeedSpec, context: AdapterContext) -> PriceFee
             name, spec=spec.entsoe, token=token, currency=spec.currency, http=http, settings=settings
         )
     if spec.type is PriceFeedType.PROMETHEUS and spec.prometheus is not None:
+        # The value holds until the feed goes stale: the reading is usable exactly as long as a price covers
+        # now. Found in review: it held for refreshSeconds, the next refresh was due just as it ended, so with
+        # Prometheus down (or a refresh still in flight) the status showed no current price and no horizon,
+        # and no energy-price gauge, while PriceFeedStale said False.
         return PrometheusMetricPriceFeed(
             name,
             spec=spec.prometheus,
             currency=spec.currency,
             unit=spec.unit,
-            valid_for=timedelta(seconds=spec.refresh_seconds),
+            valid_for=timedelta(seconds=spec.stale_after_seconds),
             settings=settings,
             session=context.prometheus_session,
             http=http,
