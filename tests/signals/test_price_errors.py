@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gridshift.api.common import SecretKeyRef
-from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed, PriceFeedSpec
+from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed, PriceFeedSpec, PrometheusPriceFeed
 from gridshift.signals.entsoe import EntsoePriceFeed
 from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.signals.price_csv import CsvReplayPriceFeed
@@ -73,6 +73,16 @@ def http_json_feed(server: LocalServer) -> HttpJsonPriceFeed:
     return HttpJsonPriceFeed(
         "eu-be-json", spec=spec, currency="EUR", unit=EnergyUnit.MWH, http=httpx.Client(), settings=SETTINGS
     )
+
+
+def prometheus_feed(server: LocalServer) -> PrometheusMetricPriceFeed:
+    spec = PrometheusPriceFeed(url=server.url, query='electricity_price_eur_per_mwh{zone="BE"}')
+    return PrometheusMetricPriceFeed(
+        "eu-be-prom", spec=spec, currency="EUR", unit=EnergyUnit.MWH, valid_for=timedelta(minutes=15), settings=SETTINGS
+    )
+
+
+FEEDS = {"entsoe": entsoe_feed, "httpJson": http_json_feed, "prometheus": prometheus_feed}
 
 
 def managed(feed: PriceFeed, clock: FakeClock, sleep: RecordingSleep) -> ManagedPriceFeed:
@@ -203,6 +213,16 @@ CASES = {
         3,
         [7.0, 7.0],
     ),
+    "http-429-prometheus": (
+        # Found in review: prometheus-api-client's exception drops the headers, so this waited 2 s and 4 s.
+        "prometheus",
+        Reply(status=429, body=b"", headers={"Retry-After": "30"}),
+        PriceFetchError,
+        "http.status",
+        "HTTP 429",
+        3,
+        [30.0, 30.0],
+    ),
     "http-500": ("entsoe", Reply(status=500, body=b"oops"), PriceFetchError, "http.status", "HTTP 500", 3, [2.0, 4.0]),
     "http-503-json": (
         "httpJson",
@@ -276,7 +296,7 @@ def test_each_failure_is_named_and_leaves_the_feed_stale(
 ) -> None:
     kind, reply, error_type, field, words, requests, waits = CASES[case]
     local_server.answer(reply)
-    feed = entsoe_feed(local_server) if kind == "entsoe" else http_json_feed(local_server)
+    feed = FEEDS[kind](local_server)
     reading = managed(feed, FakeClock(), recording_sleep).read()
 
     assert reading.error is not None and type(reading.error) is error_type

@@ -292,8 +292,9 @@ def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), own
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("Retry-After")
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """The seconds a `Retry-After` header asks for; None without one, or for an HTTP date."""
+    value = headers.get("Retry-After") if headers is not None else None
     try:
         return float(value) if value is not None else None
     except ValueError:
@@ -359,7 +360,7 @@ def get_body(
             "http.status",
             "HTTP 429: rate limited",
             retryable=True,
-            retry_after_seconds=_retry_after(answer.headers),
+            retry_after_seconds=retry_after_seconds(answer.headers),
         )
     if status >= 500 and status not in pass_statuses:
         raise PriceFetchError(feed, "http.status", f"HTTP {status}: server error", retryable=True)
@@ -399,6 +400,7 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
     Mounted on the Prometheus client's session, so its requests obey the same deadline as every
     other feed's. Errors come out as requests' own (ReadTimeout, ConnectionError), which is what
     code written against requests expects; BodyTooLarge becomes PriceFetchError naming the feed.
+    `last_headers()` keeps the headers of this thread's last answer, which the client's own exception drops.
     """
 
     def __init__(self, http: httpx.Client, feed: str, *, timeout_seconds: float, max_body_bytes: int) -> None:
@@ -407,6 +409,16 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
         self._feed = feed
         self._timeout_seconds = timeout_seconds
         self._max_body_bytes = max_body_bytes
+        self._answered = threading.local()
+
+    def last_headers(self) -> httpx.Headers | None:
+        """The headers of the last answer this thread's request got here; None if it got none.
+
+        Found in review: prometheus-api-client raises on HTTP 429 with the status and body only, so the
+        Prometheus price feed retried after 2 s and 4 s whatever Retry-After asked for (docs/signals.md says it
+        is honoured). Per thread: the metrics source sends a cluster's queries at once through one adapter."""
+        headers: httpx.Headers | None = getattr(self._answered, "headers", None)
+        return headers
 
     def send(
         self,
@@ -418,6 +430,7 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         body = request.body.encode() if isinstance(request.body, str) else request.body
+        self._answered.headers = None
         try:
             answer = exchange(
                 self._http,
@@ -443,6 +456,7 @@ class HttpxAdapter(requests.adapters.BaseAdapter):
         except (httpx.InvalidURL, UnicodeError):
             # As in get_body: not HTTPErrors, they escaped as "failed unexpectedly" with a traceback (review).
             raise PriceFetchError(self._feed, "http", "not a valid URL", retryable=False) from None
+        self._answered.headers = answer.headers
         response = requests.Response()
         response.status_code = answer.status
         response.headers = requests.structures.CaseInsensitiveDict(answer.headers.items())

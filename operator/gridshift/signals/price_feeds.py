@@ -31,7 +31,7 @@ from gridshift.api.regional_cluster import (
     StaticFeed,
 )
 from gridshift.signals.fields import finite_number, iso_time, json_body
-from gridshift.signals.http import HttpxAdapter, checked_url, get_body
+from gridshift.signals.http import HttpxAdapter, checked_url, get_body, retry_after_seconds
 from gridshift.signals.metrics import is_timeout, prometheus_endpoint
 from gridshift.signals.prices import (
     PriceDataError,
@@ -187,14 +187,14 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
         )
         # Requests go through the feeds' own exchange (total deadline, body cap): mounted after the
         # client, which mounts its own adapter on `url`; the longest matching prefix wins in requests.
-        adapter = HttpxAdapter(
+        self._adapter = HttpxAdapter(
             http or httpx.Client(),
             name,
             timeout_seconds=self.settings.http_timeout_seconds,
             max_body_bytes=self.settings.max_body_bytes,
         )
         for prefix in (url, "http://", "https://"):
-            session.mount(prefix, adapter)
+            session.mount(prefix, self._adapter)
 
     def fetch(self, now: datetime) -> PriceSeries:
         value = self.instant_value(now)
@@ -218,7 +218,10 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
                 ) from error
             retryable = status is None or status == 429 or status >= 500
             detail = f"Prometheus answered HTTP {status}" + (f" ({words})" if words else "")
-            raise PriceFetchError(self.name, "http.status", detail, retryable=retryable) from error
+            retry_after = retry_after_seconds(self._adapter.last_headers()) if status == 429 else None
+            raise PriceFetchError(
+                self.name, "http.status", detail, retryable=retryable, retry_after_seconds=retry_after
+            ) from error
         except requests.exceptions.JSONDecodeError as error:
             raise PriceDataError(self.name, "http.body", f"Prometheus answer is not JSON ({error})") from error
         except requests.exceptions.RequestException as error:
