@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gridshift import redaction
 from gridshift.api.common import SecretKeyRef
 from gridshift.api.regional_cluster import EnergyUnit, EntsoeFeed, HttpJsonFeed, PriceFeedSpec, PrometheusPriceFeed
 from gridshift.signals.entsoe import EntsoePriceFeed
@@ -341,6 +342,25 @@ def test_entsoe_request_carries_the_window_zone_and_token(local_server: LocalSer
         "periodStart": "202410080900",  # the hour in progress (10:00Z) minus 1 h of lookback
         "periodEnd": "202410101000",  # plus 48 h of horizon
     }
+
+
+def test_an_entsoe_endpoint_keeps_its_own_query_parameters(local_server: LocalServer) -> None:
+    # Found in review: httpx replaces a URL's query string when given params, so a mirror's tenant (or key) was
+    # dropped and its 401 reported as "credentials refused (check the token Secret)". The feed's own parameters
+    # win, and the endpoint's values are redacted as a Prometheus URL's are.
+    local_server.answer(Reply(body=RECORDED))
+    spec = EntsoeFeed(
+        area_eic=BE,
+        token_secret_ref=SecretKeyRef(name="entsoe", key="token"),
+        endpoint=f"{local_server.url}/api?tenant=acme-mirror-7f3e9a&securityToken=not-this-one",
+    )
+    feed = EntsoePriceFeed("eu-be", spec=spec, token=TOKEN, currency="EUR", http=httpx.Client(), settings=SETTINGS)
+    assert feed.fetch(NOW).at(NOW) is not None
+    (request,) = local_server.requests
+    assert request.path == "/api"
+    assert request.params["tenant"] == "acme-mirror-7f3e9a"
+    assert (request.params["securityToken"], request.params["documentType"]) == (TOKEN, "A44")
+    assert redaction.redact("tenant acme-mirror-7f3e9a") == "tenant <redacted>"
 
 
 def test_a_prometheus_price_holds_until_the_feed_goes_stale(

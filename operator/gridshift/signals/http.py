@@ -26,7 +26,7 @@ import threading
 import time
 import urllib.parse
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -232,7 +232,7 @@ def exchange(
     method: str,
     url: str,
     *,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str | Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
     content: bytes | None = None,
     timeout_seconds: float,
@@ -255,7 +255,9 @@ def exchange(
             with http.stream(
                 method,
                 url,
-                params=dict(params) if params else None,
+                params={key: value if isinstance(value, str) else list(value) for key, value in params.items()}
+                if params
+                else None,
                 headers={**(headers or {}), "Connection": "close", "Accept-Encoding": _ACCEPTED_CODINGS},
                 content=content,
                 timeout=per_operation,
@@ -279,7 +281,8 @@ def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str
     (`gridshift.redaction`): a proxy or mirror may take its key as a query parameter, and a server may echo it.
 
     One path for every URL whose own parameters must survive the caller's: the Prometheus clients
-    (signals.metrics.prometheus_endpoint). Raises ValueError where urllib cannot split `url`."""
+    (signals.metrics.prometheus_endpoint) and `get_body` with `params`. Raises ValueError where urllib cannot
+    split `url`."""
     parts = urllib.parse.urlsplit(url)
     own = {
         key: values
@@ -306,7 +309,7 @@ def get_body(
     feed: str,
     url: str,
     *,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str | Sequence[str]] | None = None,
     headers: Mapping[str, str] | None = None,
     timeout_seconds: float,
     max_body_bytes: int,
@@ -314,8 +317,18 @@ def get_body(
 ) -> tuple[int, bytes]:
     """Status and full body of GET `url`; statuses in `pass_statuses` are returned, not raised.
 
-    PriceFetchError names the feed, never the URL (its query string may hold a token).
+    PriceFetchError names the feed, never the URL (its query string may hold a token). The URL's own query
+    parameters are sent beside `params` (whose keys win), their values remembered for redaction (split_query).
     """
+    if params and "?" in url:
+        # Found in review: httpx replaces a URL's query string when given params, so an ENTSO-E `endpoint` of
+        # https://mirror.example/api?tenant=acme went out without tenant, and the mirror's 401 was reported
+        # as "credentials refused (check the token Secret)".
+        try:
+            url, own = split_query(url, reserved=params)
+        except ValueError:
+            raise PriceFetchError(feed, "http", "not a valid URL", retryable=False) from None
+        params = {**own, **params}
     try:
         answer = exchange(
             http,
