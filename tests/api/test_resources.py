@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 from pydantic import ValidationError
 
-from gridshift.api import GROUP, InferenceDeployment, MigrationMode
+from gridshift.api import API_VERSION, GROUP, InferenceDeployment, MigrationMode
 from gridshift.api.common import QUANTITY, quantity_value
 from gridshift.api.inference_deployment import InferenceDeploymentSpec
 from gridshift.api.validation import InvalidResource, validate_object
@@ -488,3 +488,48 @@ def test_measured_at_in_rfc3339_with_a_zone_is_read(measured_at: str) -> None:
     validate_object(doc)
     (parsed,) = parse_bodies([doc], GPUProfile)
     assert parsed.error is None, parsed.error
+
+
+QWEN = "inferencedeployment-qwen-advisory.yaml"
+
+
+def test_validate_checks_each_item_of_a_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Found in review: a `kind: List` (as `kubectl get idep -o yaml` writes) was skipped, exit 0, its items
+    # never checked; kubectl applies each item and the apiserver refused this one.
+    path = tmp_path / "list.yaml"
+    path.write_text(LIST_OF_A_BAD_DEPLOYMENT)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "spec.replica.gpusPerReplica" in err and "spec.slo.ttftP95Ms" in err
+    # Items without kind and apiVersion take the list's, as kubectl's decoder gives them.
+    (doc,) = gridshift_documents(REPO_ROOT / "examples" / QWEN)
+    del doc["apiVersion"], doc["kind"]
+    path.write_text(yaml.safe_dump({"apiVersion": API_VERSION, "kind": "InferenceDeploymentList", "items": [doc]}))
+    assert main(["validate", str(path)]) == 0
+    assert f"ok  {path}: InferenceDeployment ml-serving/qwen-coder-batch" in capsys.readouterr().out
+    # Other kinds' items are skipped, as their documents are; a list with nothing in it is refused.
+    path.write_text("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n")
+    assert main(["validate", str(path)]) == 0
+    assert f"skip {path}: ConfigMap is not a {GROUP} resource" in capsys.readouterr().out
+    refusals = [
+        ("items: []", "has no items"),
+        ("items: {a: 1}", "items must be a list"),
+        ("items: [1]", "item 1 is not"),
+    ]
+    for body, words in refusals:
+        path.write_text(f"apiVersion: v1\nkind: List\n{body}\n")
+        assert main(["validate", str(path)]) == 1
+        assert words in capsys.readouterr().err
+
+
+LIST_OF_A_BAD_DEPLOYMENT = """apiVersion: v1
+kind: List
+items:
+- apiVersion: gridshift.dev/v1alpha1
+  kind: InferenceDeployment
+  metadata: {name: bad, namespace: ml-serving}
+  spec:
+    model: {servedName: x, source: org/x}
+    replica: {gpuTypes: [H100], gpusPerReplica: 3}
+    slo: {ttftP95Ms: -1, tpotP95Ms: 50}
+"""
