@@ -491,6 +491,72 @@ def test_measured_at_in_rfc3339_with_a_zone_is_read(measured_at: str) -> None:
 
 
 QWEN = "inferencedeployment-qwen-advisory.yaml"
+PROFILE = "gpuprofile-llama3-8b-h100.yaml"
+YAML_AS_KUBECTL_READS = [
+    # (id, example, text replaced, replacement, the field the apiserver refuses or None where it admits it)
+    ("sexagesimal-number", QWEN, "mode: Advisory", "mode: Advisory\n    paybackHorizonHours: 1:30",
+     "spec.migration.paybackHorizonHours"),
+    ("sexagesimal-integer", QWEN, "ttftP95Ms: 2000", "ttftP95Ms: 1:30", "spec.slo.ttftP95Ms"),
+    ("exponent-without-dot", QWEN, "ttftP95Ms: 2000", "ttftP95Ms: 1e3", None),
+    ("exponent-without-sign", QWEN, "ttftP95Ms: 2000", "ttftP95Ms: 1.5e3", None),
+    ("negative-exponent", QWEN, "requestsPerSecond: 2.6", "requestsPerSecond: 26e-1", None),
+    ("signed-leading-dot", QWEN, "requestsPerSecond: 2.6", "requestsPerSecond: +.5", None),
+    ("exponent-for-a-string", QWEN, "source: Qwen/Qwen2.5-Coder-32B-Instruct",
+     "source: Qwen/Qwen2.5-Coder-32B-Instruct\n    revision: 1234e56", "spec.model.revision"),
+    ("0o-octal-for-a-string", QWEN, "source: Qwen/Qwen2.5-Coder-32B-Instruct",
+     "source: Qwen/Qwen2.5-Coder-32B-Instruct\n    revision: 0o17", "spec.model.revision"),
+    ("0o-octal", QWEN, "maxReplicas: 8", "maxReplicas: 0o17", None),
+    ("upper-case-hex", QWEN, "maxReplicas: 8", "maxReplicas: 0X10", None),
+    ("not-octal-is-a-float", QWEN, "maxReplicas: 8", "maxReplicas: 09", None),
+    ("time-with-a-space", PROFILE, 'measuredAt: "2026-11-27T00:00:00Z"', "measuredAt: 2026-11-27 00:00:00Z",
+     "spec.source.measuredAt"),
+    ("time-with-an-hour-offset", PROFILE, 'measuredAt: "2026-11-27T00:00:00Z"',
+     "measuredAt: 2026-11-27T00:00:00+1", "spec.source.measuredAt"),
+    ("time-with-lower-case-t", PROFILE, 'measuredAt: "2026-11-27T00:00:00Z"', "measuredAt: 2026-11-27t00:00:00Z",
+     "spec.source.measuredAt"),
+    ("time-unquoted", PROFILE, 'measuredAt: "2026-11-27T00:00:00Z"', "measuredAt: 2026-11-27T00:00:00Z", None),
+]  # fmt: skip
+"""Plain scalars PyYAML and kubectl (go-yaml) read differently (found in review); each case is applied to a real
+apiserver too (tests/cluster/test_crds_apiserver.py)."""
+
+
+def yaml_as_kubectl_reads(example: str, old: str, new: str) -> str:
+    text = (REPO_ROOT / "examples" / example).read_text()
+    assert old in text, f"{example} no longer has {old!r}"
+    return text.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("example", "old", "new", "refused"), [pytest.param(*case[1:], id=case[0]) for case in YAML_AS_KUBECTL_READS]
+)
+def test_validate_reads_plain_scalars_as_kubectl_does(
+    example: str, old: str, new: str, refused: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml_as_kubectl_reads(example, old, new))
+    code = main(["validate", str(path)])
+    err = capsys.readouterr().err
+    if refused is None:
+        assert code == 0, err
+    else:
+        assert code == 1 and refused in err, err
+
+
+def test_plain_scalars_are_go_yaml_values() -> None:
+    # go-yaml v2's resolve (sigs.k8s.io/yaml, which kubectl's YAML-to-JSON uses), value by value.
+    from gridshift.api.validation import kubectl_scalar
+
+    expected = {
+        "1:30": "1:30", "190:20:30.15": "190:20:30.15", "1e3": 1000.0, "12e-1": 1.2, "1.5e3": 1500.0, "-.5": -0.5,
+        ".5": 0.5, "1.": 1.0, "1.e5": 1e5, "0o17": 15, "0O17": 15, "017": 15, "08": 8.0, "0x1F": 31, "0X1F": 31,
+        "0b101": 5, "0B101": 5, "-0b101": -5, "1_000": 1000, "_1": "_1", "0x": "0x", "1e999": "1e999",
+        ".5_0": ".5_0", "18446744073709551615": 2**64 - 1, "18446744073709551616": float(2**64),
+        "2026-11-27": "2026-11-27", "2026-11-27 00:00:00Z": "2026-11-27 00:00:00Z", "=": "=", "y": True,
+        "Off": False, "~": None, "": None, ".Inf": float("inf"), "abc": "abc",
+    }  # fmt: skip
+    got = {text: kubectl_scalar(text) for text in expected}
+    assert got == expected
+    assert {text: type(value) for text, value in got.items()} == {t: type(v) for t, v in expected.items()}
 
 
 def test_validate_checks_each_item_of_a_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

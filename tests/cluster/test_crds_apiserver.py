@@ -392,3 +392,27 @@ def test_measured_at_is_read_alike_by_the_apiserver_and_the_operator(
     assert proc.returncode == 0, proc.stderr
     (parsed,) = parse_bodies([json.loads(proc.stdout)], GPUProfile)
     assert parsed.error is None, parsed.error
+
+
+def _yaml_cases() -> list[Any]:
+    from tests.api.test_resources import LIST_OF_A_BAD_DEPLOYMENT, YAML_AS_KUBECTL_READS, yaml_as_kubectl_reads
+
+    cases = [pytest.param(yaml_as_kubectl_reads(*c[1:4]), c[4], id=c[0]) for c in YAML_AS_KUBECTL_READS]
+    return [*cases, pytest.param(LIST_OF_A_BAD_DEPLOYMENT, "spec.replica.gpusPerReplica", id="list")]
+
+
+@pytest.mark.parametrize(("text", "refused"), _yaml_cases())
+def test_kubectl_reads_yaml_as_gridshift_validate_does(
+    hub: Any, text: str, refused: str | None, tmp_path: Path
+) -> None:
+    """Found in review: a `kind: List`, sexagesimal numbers (`1:30`), exponents without a dot (`1e3`), `0o17`
+    and unquoted times were read otherwise by `gridshift validate` than by kubectl (tests/api/test_resources.py
+    checks the same files offline, expecting the same outcome)."""
+    path = tmp_path / "case.yaml"
+    path.write_text(text)
+    proc = hub.kubectl(hub.hub, "apply", "--server-side", "--dry-run=server", "-f", str(path), check=False)
+    msg = proc.stderr + proc.stdout
+    if refused is None:
+        assert proc.returncode == 0, msg
+    else:
+        assert proc.returncode != 0 and refused in msg, msg

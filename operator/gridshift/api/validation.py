@@ -128,7 +128,8 @@ def _metadata_problems(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _as_json(obj: Mapping[str, Any]) -> str:
-    """The object as kubectl sends it: YAML's timestamps (unquoted times) become the strings they were."""
+    """The object as JSON. `read_documents` keeps unquoted times as the text kubectl sends; a datetime from
+    another YAML reader (`yaml.safe_load`) is sent as its isoformat, which need not be the text it was read from."""
 
     def text(value: object) -> str:
         if isinstance(value, datetime | date):
@@ -251,9 +252,10 @@ def _refused(message: str, event: yaml.Event) -> yaml.composer.ComposerError:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses a key written twice in one mapping: PyYAML keeps the last silently, kubectl's
-    decoder refuses it (review: two `metadata:` blocks validated as the second). It also reads a plain
-    `y`, `Y`, `n` or `N` as a boolean, as kubectl's YAML 1.1 decoder does (PyYAML reads a string): a
-    `namespace: n` validated here and the apiserver refused it (must be of type string)."""
+    decoder refuses it (review: two `metadata:` blocks validated as the second). It reads each plain scalar
+    as kubectl does (`kubectl_scalar`): a plain `y`, `Y`, `n` or `N` is a boolean (PyYAML reads a string: a
+    `namespace: n` validated here and the apiserver refused it, must be of type string), and numbers and
+    times are read as go-yaml reads them, not as PyYAML does."""
 
     bool_values: ClassVar[dict[str, bool]] = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
 
@@ -311,8 +313,115 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in children)
         return node
 
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        # A plain scalar's tag is the type kubectl would read it as; a merge key `<<` stays one.
+        if kind is yaml.ScalarNode and implicit[0] and value != "<<":
+            return _TAGS[type(kubectl_scalar(value))]
+        tag: str = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return tag
 
-_UniqueKeyLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+    def construct_text(self, node: yaml.ScalarNode) -> str:
+        """A scalar as the text written (a time, which go-yaml hands kubectl as a string)."""
+        return str(self.construct_scalar(node))
+
+    def construct_kubectl_number(self, node: yaml.ScalarNode) -> int | float:
+        """An `!!int` or `!!float` (a plain number, or a tag written so), read as kubectl reads it."""
+        value = kubectl_scalar(self.construct_scalar(node))
+        wanted = _TAGS_TYPE[node.tag]
+        if type(value) is int and wanted is float:
+            value = float(value)  # go-yaml reads `!!float 3` as 3.0
+        if type(value) is not wanted:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r} as {node.tag.rsplit(':', 1)[-1]}", node.start_mark
+            )
+        assert isinstance(value, int | float)
+        return value
+
+
+_TAGS: dict[type, str] = {
+    bool: "tag:yaml.org,2002:bool",
+    type(None): "tag:yaml.org,2002:null",
+    int: "tag:yaml.org,2002:int",
+    float: "tag:yaml.org,2002:float",
+    str: "tag:yaml.org,2002:str",
+}
+_TAGS_TYPE = {tag: kind for kind, tag in _TAGS.items()}
+_UniqueKeyLoader.add_constructor(_TAGS[int], _UniqueKeyLoader.construct_kubectl_number)
+_UniqueKeyLoader.add_constructor(_TAGS[float], _UniqueKeyLoader.construct_kubectl_number)
+# Found in review: PyYAML read an unquoted time (`measuredAt: 2026-11-27 00:00:00Z`) as a datetime and the
+# check sent its isoformat (`2026-11-27T00:00:00+00:00`), which the CRD's pattern admits; kubectl sends the
+# text as written, which the pattern refuses. A time tagged `!!timestamp` is its text too.
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _UniqueKeyLoader.construct_text)
+
+_WORDS: dict[str, bool | float | None] = {
+    **dict.fromkeys(["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"], True),
+    **dict.fromkeys(["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"], False),
+    **dict.fromkeys(["", "~", "null", "Null", "NULL"], None),
+    **dict.fromkeys([".nan", ".NaN", ".NAN"], math.nan),
+    **dict.fromkeys([".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"], math.inf),
+    **dict.fromkeys(["-.inf", "-.Inf", "-.INF"], -math.inf),
+}
+"""go-yaml v2's table of words (resolve.go's resolveMap)."""
+_GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+"""go-yaml v2's yamlStyleFloat: what it reads as a float after the integers (an exponent without a dot or
+sign, `1e3`, is one)."""
+_DOT_FLOAT = re.compile(r"\.[0-9]+(?:[eE][-+]?[0-9]+)?")
+"""What Go's strconv.ParseFloat reads of a scalar that starts with a dot (no `_`: ParseFloat refuses it)."""
+
+
+def _go_uint(text: str) -> int | None:
+    """Go's strconv.ParseUint(text, 0, 64): `0b`, `0o`, `0x` (either case) or a leading `0` (octal) sets the
+    base; None where Go refuses it (a digit outside the base, beyond 64 bits, a sign)."""
+    base, digits = 10, text
+    if text[:1] == "0":
+        prefix = text[1:2].lower()
+        base, digits = (
+            ({"b": 2, "o": 8, "x": 16}[prefix], text[2:]) if len(text) >= 3 and prefix in "box" else (8, text[1:])
+        )
+    allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"[:base]
+    if not text or not all(c in allowed for c in digits):
+        return None
+    value = int(digits, base) if digits else 0
+    return value if value < 2**64 else None
+
+
+def _go_int(text: str) -> int | None:
+    """Go's strconv.ParseInt(text, 0, 64): a sign, then as `_go_uint`, within int64."""
+    negative = text[:1] == "-"
+    magnitude = _go_uint(text[1:] if text[:1] in ("-", "+") else text)
+    if magnitude is None:
+        return None
+    value = -magnitude if negative else magnitude
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def kubectl_scalar(text: str) -> bool | int | float | str | None:
+    """A plain YAML scalar as `kubectl apply` reads it: go-yaml v2's resolve (sigs.k8s.io/yaml), before JSON.
+    Found in review: PyYAML's YAML 1.1 reads differ, so `gridshift validate` checked another value than the
+    apiserver got. PyYAML read `1:30` as 90 (sexagesimal; go-yaml: the string "1:30", must be of type
+    number); `1e3`, `1.5e3`, `-.5`, `0o17`, `0X1F` and `08` as strings (go-yaml: numbers,
+    so `ttftP95Ms: 1e3` was refused here and admitted, `revision: 1234e56` admitted here and refused);
+    `2026-11-27 00:00:00Z` as a time (go-yaml keeps the text). A timestamp is the text as written here."""
+    if text in _WORDS:
+        return _WORDS[text]
+    if text[:1] == ".":
+        return _finite(float(text), text) if _DOT_FLOAT.fullmatch(text) else text
+    if text[:1] not in tuple("+-0123456789"):
+        return text
+    # A time (`2026-11-27`) is tried first and kept as its text: never a number, so the text below.
+    plain = text.replace("_", "")
+    number = _go_int(plain)
+    if number is None:
+        number = _go_uint(plain)
+    if number is not None:
+        return number
+    # Whatever ParseInt refused but the float form matches (`08`, `1e3`, `1.`, or an integer beyond 64 bits).
+    return _finite(float(plain), text) if _GO_FLOAT.fullmatch(plain) else text
+
+
+def _finite(value: float, text: str) -> float | str:
+    """Go's ParseFloat refuses a float beyond float64 (`1e999`) and go-yaml keeps the text as a string."""
+    return value if math.isfinite(value) else text
 
 
 def read_documents(path: Path) -> list[Any]:
