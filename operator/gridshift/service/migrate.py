@@ -13,20 +13,22 @@ The planner says which steps lead from the current placement to the target
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
-  flight (done since the last ShiftRouting) is scaled back to its count before it, the steps are
-  cleared (planned afresh next cycle) and the roll-back is counted and logged, and goes out as a Warning
-  Event (MigrationRolledBack) through `MigrationProgress.rolled_back`.
+  flight (done since the last ShiftRouting) whose replicas are not all Ready is scaled back to its count
+  before it (Ready ones stay: nothing already running is lost), the steps are cleared (planned afresh
+  next cycle) and the roll-back is counted and logged, and goes out as a Warning Event
+  (MigrationRolledBack) through `MigrationProgress.rolled_back`, which says whether anything was scaled back.
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
-  taking those replicas back would leave too few.
+  taking those replicas back would leave too few; a wait on one of theirs that crashed holds its key.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
 - A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
   is rolled back the same way: a refused write held every later plan of the deployment.
-- After a roll-back, no replica starts where the rolled-back batch started them (each cluster and GPU
-  type on its own) for a hold of readyTimeoutSeconds, doubled at each roll-back there in a row, at most
-  ROLL_BACK_HOLD_MAX_FACTOR times: replicas that start slower than the timeout were otherwise started,
-  stopped and started again every timeout, paying for GPUs that never served (review). The planner is
+- After a roll-back, no replica starts where the rolled-back batch started them, nor where the
+  wait that ran out was (each cluster and GPU type on its own) for a hold of readyTimeoutSeconds,
+  doubled at each roll-back there in a row, at most ROLL_BACK_HOLD_MAX_FACTOR times: replicas that
+  start slower than the timeout were otherwise started, stopped and started again every timeout,
+  paying for GPUs that never served (review). The planner is
   given the holds (`holds`, `with_holds`: Deployment.no_growth) and plans around them, so growth goes
   elsewhere; a plan made without them is not started while they last. Held in memory like the
   revalidation wait: a restarted operator tries once more at once.
@@ -394,7 +396,7 @@ class Migrations:
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way)
                         # is given up like a start that never becomes Ready: it held every later plan (review).
                         cause = f"{step.action.value} in {step.cluster} refused ({step.message}); "
-                        self._roll_back(now, deployment, progress, views, actuator, report, timeout, cause)
+                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report, cause)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -402,7 +404,7 @@ class Migrations:
                     step.state = StepState.DONE
                     continue
                 if now - step.started_at > timedelta(seconds=timeout):
-                    self._roll_back(now, deployment, progress, views, actuator, report, timeout)
+                    self._roll_back(now, deployment, progress, (step, ready), views, actuator, report)
                 break
             elif step.action is StepAction.SHIFT_ROUTING:
                 # The route takes the new weights before a later ScaleDown stops replicas it may still
@@ -459,29 +461,17 @@ class Migrations:
         now: datetime,
         deployment: ObservedDeployment,
         progress: MigrationProgress,
+        failed: tuple[StepRecord, Mapping[Key, int]],
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-        timeout: float,
         cause: str = "",
     ) -> None:
-        """`cause`: what kept the replicas from being Ready, when it was a refused write, not a slow start."""
-        steps = progress.steps
-        reason = (
-            f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; scaled back to the counts before the move"
-        )
-        shifted = max(
-            (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
-            default=-1,
-        )
-        started: dict[Key, datetime | None] = {}  # where the batch started replicas (or tried to: a refused write)
-        for s in steps[shifted + 1 :]:
-            if s.action is StepAction.SCALE_UP and s.state is not StepState.PENDING:
-                started.setdefault(s.key, s.started_at)
-        undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
-        for step in steps[shifted + 1 :]:
-            if step.action is StepAction.SCALE_UP and step.state is StepState.DONE and step.from_replicas is not None:
-                undo.setdefault(step.key, step.from_replicas)
+        """`failed`: the step that waited past the timeout (a WaitReady, or a refused write) and the Ready
+        counts this cycle; `cause`: what kept the replicas from being Ready, when it was a refused write."""
+        steps, (step, ready) = progress.steps, failed
+        timeout = deployment.resource.spec.migration.ready_timeout_seconds
+        undo, kept, started = _batch_to_undo(steps, step, ready)
         for (cluster, gpu_type), replicas in undo.items():
             view = views.get(cluster)
             if view is not None and view.member is not None and view.reachable:
@@ -489,10 +479,17 @@ class Migrations:
                     report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
                 except MemberError as error:
                     report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
-        for step in steps:
-            if step.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
-                step.state = StepState.ROLLED_BACK
-                step.message = reason
+        # Found in review: every roll-back said "scaled back" though one on a wait that started nothing (a kept
+        # cluster's replicas, or an earlier batch's that crashed) scaled nothing back.
+        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + (
+            "scaled back to the counts before the move" if undo else "nothing was scaled back"
+        )
+        if kept:
+            reason += f" (Ready replicas kept in {', '.join(sorted(c for c, _ in kept))})"
+        for each in steps:
+            if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
+                each.state = StepState.ROLLED_BACK
+                each.message = reason
         holds = self._hold(now, deployment.id, started, timeout)
         progress.rolled_back = reason
         if holds:
@@ -528,6 +525,37 @@ class Migrations:
                 factor = 1 if last is None else min(2 * last.factor, ROLL_BACK_HOLD_MAX_FACTOR)
                 keys[key] = _Hold(now + timedelta(seconds=timeout * factor), factor, batch)
             return {key: keys[key] for key in started}
+
+
+def _batch_to_undo(
+    steps: Sequence[StepRecord], failed: StepRecord, ready: Mapping[Key, int]
+) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None]]:
+    """What a roll-back after `failed` takes back: each key the batch in flight (the steps since the last
+    ShiftRouting done) started, back to its count before the batch's first ScaleUp of it; the keys of the
+    batch kept because all their replicas are Ready; and the keys held, with when their start began.
+
+    Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
+    batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
+    kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
+    the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
+    shifted = max(
+        (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
+        default=-1,
+    )
+    batch = steps[shifted + 1 :]
+    count = {s.key: s.replicas for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
+    kept = {key for key, replicas in count.items() if ready.get(key, 0) >= replicas}
+    undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
+    started: dict[Key, datetime | None] = {}  # where the batch started replicas (or tried to: a refused write)
+    for s in batch:
+        if s.action is StepAction.SCALE_UP and s.key not in kept:
+            if s.state is StepState.DONE and s.from_replicas is not None:
+                undo.setdefault(s.key, s.from_replicas)
+            if s.state is not StepState.PENDING:
+                started.setdefault(s.key, s.started_at)
+    if failed.action is StepAction.WAIT_READY:
+        started.setdefault(failed.key, failed.started_at)
+    return undo, kept, started
 
 
 def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snapshot:

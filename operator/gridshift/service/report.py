@@ -100,8 +100,9 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
     EventReason.MIGRATION_ROLLED_BACK: (
         "Warning",
         "A move's new replicas were not Ready within spec.migration.readyTimeoutSeconds (or a member cluster "
-        "refused its write that long): they were scaled back to the counts before the move, and no move starts "
-        "replicas there again for a hold the message gives (the timeout, doubled at each roll-back in a row).",
+        "refused its write that long): those not Ready were scaled back to the counts before the move (the message "
+        "says when nothing was), and no move starts replicas where the wait ran out again for a hold the message "
+        "gives (the timeout, doubled at each roll-back in a row).",
     ),
 }
 """Type and meaning of each Event reason (docs/status.md)."""
