@@ -1370,3 +1370,34 @@ def test_a_roll_back_keeps_the_batchs_replicas_that_are_ready_and_takes_back_the
     assert fleet.writes[2:] == [("a", G, 0)] and fleet.counts() == {"b": 1, "c": 4}
     assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a")})}
     assert report.errors[-1].endswith("scaled back to the counts before the move (Ready replicas kept in b)")
+
+
+def test_a_kept_replica_that_never_gets_ready_does_not_stall_the_move() -> None:
+    # Found in review: a's third replica never got Ready; every move first waited on it, rolled back at the
+    # timeout ("scaled back" though nothing was) and started again at once, for ever: b never moved to c.
+    fleet = Fleet.of(ready={"a": 2, "b": 2}, a=3, b=2)
+    _, report = fleet.cycle(fleet.plan({"a": 3, "b": 0, "c": 2}))
+    for _ in range(8):
+        fleet.ready[key("c")] = fleet.desired.get(key("c"), 0)  # c's replicas get Ready, a's third never
+        _, report = fleet.cycle(fleet.plan({"a": 3, "b": 0, "c": 2}))
+        assert report.errors == []
+    assert fleet.counts() == {"a": 3, "c": 2} and fleet.status["migration"] == []
+    assert fleet.routing == (RouteWeight("a", 60), RouteWeight("c", 40))
+
+
+def test_a_wait_on_a_kept_cluster_that_ran_out_holds_the_move_that_needs_it() -> None:
+    # b goes and only a's replica, not Ready, can replace it: the move waits on a. When that wait runs out
+    # nothing was started, yet it was tried again at once, cycle after cycle: now a is held.
+    fleet = Fleet.of(ready={"b": 1}, a=1, b=1)
+    plan = fleet.plan({"a": 1})
+    progress, _ = fleet.cycle(plan)
+    assert actions(progress)[0] == ("WaitReady", "a", 1, "Running")
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert report.errors == [
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+    ]
+    assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a")})}
+    progress, report = fleet.cycle(plan)
+    assert progress.steps == [] and report.errors == [] and fleet.counts() == {"a": 1, "b": 1}
+    fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # the hold is over: waited on again
+    assert MigrationProgress.from_status(fleet.status).in_flight and fleet.writes == []

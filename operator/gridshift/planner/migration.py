@@ -2,7 +2,8 @@
 
 A migration goes in batches of at most maxConcurrentMoves new replicas: ScaleUp the target
 clusters, WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only
-as far as the Ready capacity left still covers what demand needs. Pure growth starts everything at
+as far as the Ready capacity left still covers what demand needs. Replicas already starting that the
+target keeps are waited for only where that capacity needs them. Pure growth starts everything at
 once; pure shrinkage shifts routing first and then scales down.
 """
 
@@ -121,13 +122,6 @@ def migration_steps(
 
     if not adds and not removes:
         return ()
-    # Replicas already starting count only once Ready: wait for them before anything is taken away.
-    if removes:
-        for key in keys:
-            expected = min(now_desired[key], goal[key])
-            if now_ready[key] < expected:
-                emit(StepAction.WAIT_READY, key, expected)
-                now_ready[key] = expected
     batch_size = max(1, max_concurrent_moves) if removes else max(1, len(adds))
     while adds or removes:
         batch, adds = adds[:batch_size], adds[batch_size:]
@@ -143,6 +137,17 @@ def migration_steps(
             now_ready[key] = now_desired[key]
         quota = len(batch) if adds else sum(removes.values())
         stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
+        if removes and not stopping and not adds:
+            # Replicas already starting that the target keeps count only once Ready, and are waited on only
+            # when the floor needs them. Found in review: every move that stopped anything first waited on each
+            # kept key until all of it was Ready, so one replica that never got Ready rolled the move back,
+            # and the same move started again, for ever, though the new replicas alone kept the floor.
+            for key in keys:
+                expected = min(now_desired[key], goal[key])
+                if now_ready[key] < expected:
+                    emit(StepAction.WAIT_READY, key, expected)
+                    now_ready[key] = expected
+            stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
         if not stopping and not adds:
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
             stopping, removes = dict(removes), {}

@@ -30,7 +30,8 @@ The planner says which steps lead from the current placement to the target
   start slower than the timeout were otherwise started, stopped and started again every timeout,
   paying for GPUs that never served (review). The planner is
   given the holds (`holds`, `with_holds`: Deployment.no_growth) and plans around them, so growth goes
-  elsewhere; a plan made without them is not started while they last. Held in memory like the
+  elsewhere; a plan made without them (or one waiting on replicas there) is not started while they
+  last. Held in memory like the
   revalidation wait: a restarted operator tries once more at once.
 - A migration that waits on an unreachable cluster, or on one no longer listed (its RegionalCluster
   was deleted), is abandoned and planned afresh; so is one kept through a Frozen or Advisory spell
@@ -507,10 +508,14 @@ class Migrations:
         )
 
     def _held(self, now: datetime, deployment_id: str, plan: DeploymentPlan) -> bool:
-        """Whether the plan starts replicas where a hold still runs (a plan made without the hold: the
-        planner was given it, see `holds`)."""
+        """Whether the plan starts replicas, or waits on them, where a hold still runs (a plan made without the
+        hold: the planner was given it, see `holds`). Found in review: a wait on a kept cluster's replicas that
+        ran out started nothing, so nothing was held, and the same move waited on them again at once, for ever."""
         held = self.holds(now).get(deployment_id, frozenset())
-        return any(s.action is StepAction.SCALE_UP and (s.cluster, s.gpu_type) in held for s in plan.steps)
+        return any(
+            s.action in (StepAction.SCALE_UP, StepAction.WAIT_READY) and (s.cluster, s.gpu_type) in held
+            for s in plan.steps
+        )
 
     def _hold(
         self, now: datetime, deployment_id: str, started: Mapping[Key, datetime | None], timeout: float
