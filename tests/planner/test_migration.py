@@ -96,12 +96,15 @@ def replay(
     assert now == goal, "the steps end at the target"
     removes = any(desired.get(k, 0) > goal[k] for k in keys)
     if removes:
-        # A batch starts at most maxConcurrentMoves replicas and, while more are to start, stops no more
-        # than it started.
+        # A batch starts at most maxConcurrentMoves replicas, the first also the growth (those started beyond
+        # those stopped), and, while more are to start, stops no more than it started nor maxConcurrentMoves.
+        moves = max(1, max_concurrent_moves)
+        started = sum(max(0, goal[k] - desired.get(k, 0)) for k in keys)
+        growth = max(0, started - sum(max(0, desired.get(k, 0) - goal[k]) for k in keys))
         for index, batch in enumerate(batches):
-            assert batch["started"] <= max(1, max_concurrent_moves)
+            assert batch["started"] <= moves + (growth if index == 0 else 0)
             if any(b["ups"] for b in batches[index + 1 :]):
-                assert batch["stopped"] <= batch["started"]
+                assert batch["stopped"] <= min(batch["started"], moves)
     return capacities
 
 
@@ -191,28 +194,25 @@ def test_make_before_break_holds_on_targeted_migrations(
 
 def test_two_removals_from_one_pool_in_one_batch_keep_the_floor() -> None:
     # a: 3 x 10 -> a: 1 x 10 + c: 3 x 3, two moves at a time, need 19 = the target's capacity.
-    # Batch 1 starts two c (Ready 30 + 6 = 36); taking one a leaves 26, a second one would leave 16 < 19:
-    # only one goes, although two could. Batch 2 starts the third c (29) and takes the last a (19).
+    # Batch 1 starts the three c (two moves and one of growth: Ready 30 + 9 = 39); the two a go together,
+    # leaving exactly 19.
     steps = check({A: 3}, {A: 3}, {A: 1, C: 3}, CAPACITY, 19.0, 2)
     assert brief(steps) == [
-        (0, "ScaleUp", "c", "l40s", 2),
-        (1, "WaitReady", "c", "l40s", 2),
-        (2, "ShiftRouting", "*", "*", 4, {"a": 77, "c": 23}),  # 20 : 6
-        (3, "ScaleDown", "a", "h100", 2),
-        (4, "ScaleUp", "c", "l40s", 3),
-        (5, "WaitReady", "c", "l40s", 3),
-        (6, "ShiftRouting", "*", "*", 4, {"a": 53, "c": 47}),  # 10 : 9
-        (7, "ScaleDown", "a", "h100", 1),
+        (0, "ScaleUp", "c", "l40s", 3),
+        (1, "WaitReady", "c", "l40s", 3),
+        (2, "ShiftRouting", "*", "*", 4, {"a": 53, "c": 47}),  # 10 : 9
+        (3, "ScaleDown", "a", "h100", 1),
     ]
 
 
 def test_two_removals_from_one_pool_count_replicas_already_not_ready() -> None:
     # c: 3 wanted, 2 Ready, x 10 -> a: 1 (capacity unknown) + b: 3 x 6; floor = min(69, 20, 18) = 18.
-    # Batch 1 starts a and b (Ready 20 + 6 = 26). Stopping one c costs no Ready replica (3 wanted, 2
-    # Ready); stopping a second leaves one Ready c: 10 + 6 = 16 < 18, so it waits for the next batch.
+    # Batch 1 starts a and two b (two moves, one of growth: Ready 20 + 12 = 32). Stopping one c costs no
+    # Ready replica (3 wanted, 2 Ready), a second leaves 10 + 12 = 22 >= 18: two go, the most a batch stops;
+    # the last c (16 < 18 without it) waits for the third b.
     steps = check({C: 3}, {C: 2}, {A: 1, B: 3}, {C: 10.0, B: 6.0}, 69.0, 2)
     downs = [(s.index, s.replicas) for s in steps if s.action == StepAction.SCALE_DOWN]
-    assert downs == [(5, 2), (9, 0)]
+    assert downs == [(5, 1), (9, 0)]
 
 
 def test_moves_go_in_batches_of_max_concurrent_moves() -> None:
@@ -346,16 +346,16 @@ def test_replicas_of_unknown_capacity_count_for_nothing() -> None:
     # Taken down first (as capacity 0), before a pool of 0.5 req/s.
     steps = check({d: 1, C: 1}, {d: 1, C: 1}, {}, {C: 0.5}, 0.0, 1)
     assert [(s.cluster, s.replicas) for s in steps if s.action == StepAction.SCALE_DOWN] == [("d", 0), ("c", 0)]
-    # Not counted while c (0.1) is kept: a (unknown) starts first, c goes only once b (10) is Ready.
+    # Not counted while c (0.1) is kept: a (unknown) and b start together (one move, one of growth), and c
+    # goes once b (10) is Ready; the route sends a nothing.
     steps = check({C: 1}, {C: 1}, {A: 1, B: 1}, {B: 10.0, C: 0.1}, 15.0, 0)
     assert brief(steps) == [
         (0, "ScaleUp", "a", "h100", 1),
-        (1, "WaitReady", "a", "h100", 1),
-        (2, "ShiftRouting", "*", "*", 2, {"c": 100}),
-        (3, "ScaleUp", "b", "h100", 1),
-        (4, "WaitReady", "b", "h100", 1),
-        (5, "ShiftRouting", "*", "*", 2, {"b": 100}),
-        (6, "ScaleDown", "c", "l40s", 0),
+        (1, "ScaleUp", "b", "h100", 1),
+        (2, "WaitReady", "a", "h100", 1),
+        (3, "WaitReady", "b", "h100", 1),
+        (4, "ShiftRouting", "*", "*", 2, {"b": 100}),
+        (5, "ScaleDown", "c", "l40s", 0),
     ]
 
 
@@ -420,7 +420,7 @@ def test_swapping_a_big_replica_for_small_ones_waits_for_enough_capacity() -> No
     steps = check({A: 1}, {A: 1}, {C: 4}, CAPACITY, 10.0, 1)
     actions = [(s.action, s.cluster) for s in steps]
     down = actions.index((StepAction.SCALE_DOWN, "a"))
-    assert sum(1 for a, c in actions[:down] if a == StepAction.WAIT_READY and c == "c") == 4
+    assert [s.replicas for s in steps[:down] if s.action == StepAction.WAIT_READY and s.cluster == "c"][-1] == 4
 
 
 def test_no_change_means_no_steps() -> None:
@@ -556,3 +556,26 @@ def test_stops_counted_per_key_are_the_stops_taken_one_at_a_time(
     )
     got = _stoppable(dict(removes), quota, now_desired, now_ready, per_replica, floor)
     assert got == {k: expected.count(k) for k in dict.fromkeys(expected)}
+
+
+def test_growth_beside_a_move_starts_in_the_first_batch() -> None:
+    # Found in review: {a: 4, b: 1} -> {a: 4, c: 6} with one move at a time started c's six one batch after
+    # another, six cold starts in a row, as if each were a move; five are growth, one replaces b.
+    one = {A: 1.0, B: 1.0, C: 1.0}
+    steps = check({A: 4, B: 1}, {A: 4, B: 1}, {A: 4, C: 6}, one, 10.0, 1)
+    assert brief(steps) == [
+        (0, "ScaleUp", "c", "l40s", 6),
+        (1, "WaitReady", "c", "l40s", 6),
+        (2, "ShiftRouting", "*", "*", 10, {"a": 40, "c": 60}),
+        (3, "ScaleDown", "b", "h100", 0),
+    ]
+    # Two moves beside one replica of growth: the first batch starts three and stops one (one move per batch).
+    steps = check({B: 2}, {B: 2}, {A: 3}, one, 3.0, 1)
+    assert [(str(s.action), s.replicas) for s in steps if s.action != StepAction.SHIFT_ROUTING] == [
+        ("ScaleUp", 2),
+        ("WaitReady", 2),
+        ("ScaleDown", 1),
+        ("ScaleUp", 3),
+        ("WaitReady", 3),
+        ("ScaleDown", 0),
+    ]

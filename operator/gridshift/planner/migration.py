@@ -1,6 +1,7 @@
 """Make-before-break migration steps and routing weights, as data.
 
-A migration goes in batches of at most maxConcurrentMoves new replicas: ScaleUp the target
+A migration goes in batches of at most maxConcurrentMoves moves (a replica started while another stops;
+replicas started beyond those stopped, growth, all go in the first batch): ScaleUp the target
 clusters, WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only
 as far as the Ready capacity left still covers what demand needs. Replicas already starting that the
 target keeps are waited for only where that capacity needs them. Pure growth starts everything at
@@ -122,9 +123,13 @@ def migration_steps(
 
     if not adds and not removes:
         return ()
-    batch_size = max(1, max_concurrent_moves) if removes else max(1, len(adds))
+    # maxConcurrentMoves limits moves, a replica started while another stops; the replicas started beyond those
+    # stopped are growth, which starts at once as pure growth does. Found in review: whenever anything was
+    # stopped every start was a move, so {a:4, b:1} -> {a:4, c:6} started c's six one batch at a time.
+    moves = max(1, max_concurrent_moves)
+    batch_size = moves + max(0, len(adds) - sum(removes.values()))
     while adds or removes:
-        batch, adds = adds[:batch_size], adds[batch_size:]
+        batch, adds, batch_size = adds[:batch_size], adds[batch_size:], moves
         started: list[Key] = []
         for key in batch:
             now_desired[key] += 1
@@ -135,7 +140,7 @@ def migration_steps(
         for key in started:
             emit(StepAction.WAIT_READY, key, now_desired[key])
             now_ready[key] = now_desired[key]
-        quota = len(batch) if adds else sum(removes.values())
+        quota = min(len(batch), moves) if adds else sum(removes.values())
         stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
         if removes and not stopping and not adds:
             # Replicas already starting that the target keeps count only once Ready, and are waited on only
