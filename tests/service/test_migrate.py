@@ -1401,3 +1401,16 @@ def test_a_wait_on_a_kept_cluster_that_ran_out_holds_the_move_that_needs_it() ->
     assert progress.steps == [] and report.errors == [] and fleet.counts() == {"a": 1, "b": 1}
     fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # the hold is over: waited on again
     assert MigrationProgress.from_status(fleet.status).in_flight and fleet.writes == []
+
+
+def test_a_growth_moves_weights_leave_out_a_kept_cluster_with_no_ready_replica() -> None:
+    # Found in review: a growth move has no ScaleDown after its ShiftRouting, so the guard against routing to
+    # a cluster without Ready replicas returned early: a's replicas crashed and it got half the traffic.
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"a": 2, "c": 2})
+    fleet.cycle(plan)
+    fleet.ready[key("c")], fleet.ready[key("a")] = 2, 0  # c Ready, a's replicas crash
+    progress, _ = fleet.cycle(plan)
+    assert fleet.routes == [(RouteWeight("c", 100),)] and progress.steps == []
+    assert fleet.routing == (RouteWeight("c", 100),) and fleet.counts() == {"a": 2, "c": 2}

@@ -61,7 +61,7 @@ from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
-from gridshift.planner.migration import Key, RouteWeight, StepAction
+from gridshift.planner.migration import Key, RouteWeight, StepAction, percents
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import report_route_failure
@@ -413,6 +413,7 @@ class Migrations:
                 # Not when no managed route exists to carry traffic (missing, or unlabelled: gridshift
                 # never writes it), nor when nothing is stopped after this step (a scale-up): holding
                 # there protects nothing and would keep every later plan waiting.
+                step.routing = _over_ready(step.routing, ready)
                 try:
                     report.member_writes += actuator.publish_routing(deployment, step.routing, views)
                 except Fenced:
@@ -631,6 +632,17 @@ def _routed_to_none_ready(progress: MigrationProgress, step: StepRecord, ready: 
         if route.weight > 0 and not any(n > 0 for (cluster, _), n in ready.items() if cluster == route.cluster):
             return f"cluster {route.cluster} would take {route.weight}% of the traffic with no Ready replica"
     return None
+
+
+def _over_ready(routing: tuple[RouteWeight, ...], ready: Mapping[Key, int]) -> tuple[RouteWeight, ...]:
+    """The weights without the clusters that have no Ready replica, the rest scaled back up to 100; as they
+    are when none is left. Found in review: a growth move's ShiftRouting (no ScaleDown after it, so no
+    abandon guard) gave half the traffic to a kept cluster whose replicas had all crashed."""
+    serving = {c for (c, _), n in ready.items() if n > 0}
+    kept = {r.cluster: float(r.weight) for r in routing if r.cluster in serving}
+    if not kept or len(kept) == len(routing):
+        return routing
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(kept).items()))
 
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:
