@@ -1372,6 +1372,19 @@ def test_a_roll_back_keeps_the_batchs_replicas_that_are_ready_and_takes_back_the
     assert report.errors[-1].endswith("scaled back to the counts before the move (Ready replicas kept in b)")
 
 
+def test_a_roll_back_keeps_the_ready_replicas_of_a_key_that_is_part_ready() -> None:
+    # Taken back to the count before the batch, a's Ready replica was stopped with the one that never started.
+    fleet = Fleet.of(c=4)
+    plan = fleet.plan({"a": 2, "c": 2}, max_moves=2)
+    fleet.cycle(plan)
+    assert fleet.counts() == {"a": 2, "c": 4}
+    fleet.ready[key("a")] = 1
+    _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    assert fleet.writes[1:] == [("a", G, 1)] and fleet.counts() == {"a": 1, "c": 4}
+    assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a")})}
+    assert report.errors[-1].endswith("scaled back to the counts before the move")
+
+
 def test_a_kept_replica_that_never_gets_ready_does_not_stall_the_move() -> None:
     # Found in review: a's third replica never got Ready; every move first waited on it, rolled back at the
     # timeout ("scaled back" though nothing was) and started again at once, for ever: b never moved to c.

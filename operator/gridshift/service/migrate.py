@@ -542,7 +542,8 @@ def _batch_to_undo(
 
     Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
     batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
-    kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
+    kept and never held. Only replicas that are not Ready go back (a key part Ready keeps those), and the held
+    keys are those that failed:
     the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
     shifted = max(
         (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
@@ -556,7 +557,9 @@ def _batch_to_undo(
     for s in batch:
         if s.action is StepAction.SCALE_UP and s.key not in kept:
             if s.state is StepState.DONE and s.from_replicas is not None:
-                undo.setdefault(s.key, s.from_replicas)
+                # Back to the count before the batch, but never below the replicas Ready now: a Deployment
+                # scaled down stops its not-Ready pods first, so those Ready keep serving.
+                undo.setdefault(s.key, max(s.from_replicas, min(ready.get(s.key, 0), count[s.key])))
             if s.state is not StepState.PENDING:
                 started.setdefault(s.key, s.started_at)
     if failed.action is StepAction.WAIT_READY:
