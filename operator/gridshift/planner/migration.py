@@ -4,8 +4,8 @@ A migration goes in batches of at most maxConcurrentMoves moves (a replica start
 replicas started beyond those stopped, growth, all go in the first batch): ScaleUp the target
 clusters, WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only
 as far as the Ready capacity left still covers what demand needs. Replicas already starting that the
-target keeps are waited for only where that capacity needs them. Pure growth starts everything at
-once; pure shrinkage shifts routing first and then scales down.
+target keeps are waited for before anything is taken away. Pure growth starts everything at once;
+pure shrinkage shifts routing first and then scales down.
 """
 
 from __future__ import annotations
@@ -123,6 +123,16 @@ def migration_steps(
 
     if not adds and not removes:
         return ()
+    # Replicas already starting count only once Ready: wait for them before anything is taken away. Waiting
+    # only where the floor needed them (tried in review, 5 December 2026) let a source that read not Ready
+    # when the plan was made lower the floor, and be stopped once Ready again before its replacement was. A
+    # kept replica that never gets Ready rolls the move back once; service.migrate then holds its key.
+    if removes:
+        for key in keys:
+            expected = min(now_desired[key], goal[key])
+            if now_ready[key] < expected:
+                emit(StepAction.WAIT_READY, key, expected)
+                now_ready[key] = expected
     # maxConcurrentMoves limits moves, a replica started while another stops; the replicas started beyond those
     # stopped are growth, which starts at once as pure growth does. Found in review: whenever anything was
     # stopped every start was a move, so {a:4, b:1} -> {a:4, c:6} started c's six one batch at a time.
@@ -142,17 +152,6 @@ def migration_steps(
             now_ready[key] = now_desired[key]
         quota = min(len(batch), moves) if adds else sum(removes.values())
         stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
-        if removes and not stopping and not adds:
-            # Replicas already starting that the target keeps count only once Ready, and are waited on only
-            # when the floor needs them. Found in review: every move that stopped anything first waited on each
-            # kept key until all of it was Ready, so one replica that never got Ready rolled the move back,
-            # and the same move started again, for ever, though the new replicas alone kept the floor.
-            for key in keys:
-                expected = min(now_desired[key], goal[key])
-                if now_ready[key] < expected:
-                    emit(StepAction.WAIT_READY, key, expected)
-                    now_ready[key] = expected
-            stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
         if not stopping and not adds:
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
             stopping, removes = dict(removes), {}

@@ -487,7 +487,13 @@ class Migrations:
             "scaled back to the counts before the move" if undo else "nothing was scaled back"
         )
         if kept:
-            reason += f" (Ready replicas kept in {', '.join(sorted(c for c, _ in kept))})"
+            reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
+        if step.action is StepAction.WAIT_READY and not any(
+            s.key == step.key and s.action is StepAction.SCALE_UP for s in _batch(steps)
+        ):
+            # A wait this batch started nothing for (a kept cluster's replicas, or an earlier batch's that
+            # crashed): named, since no ScaleUp of the batch points at it.
+            reason += f"; the wait on {step.cluster} ran out ({ready.get(step.key, 0)}/{step.replicas} Ready)"
         for each in steps:
             if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 each.state = StepState.ROLLED_BACK
@@ -545,26 +551,34 @@ def _batch_to_undo(
     kept and never held. Only replicas that are not Ready go back (a key part Ready keeps those), and the held
     keys are those that failed:
     the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
-    shifted = max(
-        (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
-        default=-1,
-    )
-    batch = steps[shifted + 1 :]
+    batch = _batch(steps)
     count = {s.key: s.replicas for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
     kept = {key for key, replicas in count.items() if ready.get(key, 0) >= replicas}
     undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
+    partly: set[Key] = set()  # keys of the batch taken back to their Ready replicas, not below
     started: dict[Key, datetime | None] = {}  # where the batch started replicas (or tried to: a refused write)
     for s in batch:
         if s.action is StepAction.SCALE_UP and s.key not in kept:
             if s.state is StepState.DONE and s.from_replicas is not None:
                 # Back to the count before the batch, but never below the replicas Ready now: a Deployment
                 # scaled down stops its not-Ready pods first, so those Ready keep serving.
-                undo.setdefault(s.key, max(s.from_replicas, min(ready.get(s.key, 0), count[s.key])))
+                back = undo.setdefault(s.key, max(s.from_replicas, min(ready.get(s.key, 0), count[s.key])))
+                if back > s.from_replicas:
+                    partly.add(s.key)
             if s.state is not StepState.PENDING:
                 started.setdefault(s.key, s.started_at)
     if failed.action is StepAction.WAIT_READY:
         started.setdefault(failed.key, failed.started_at)
-    return undo, kept, started
+    return undo, kept | partly, started
+
+
+def _batch(steps: Sequence[StepRecord]) -> Sequence[StepRecord]:
+    """The batch in flight: the steps since the last ShiftRouting done."""
+    shifted = max(
+        (i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE),
+        default=-1,
+    )
+    return steps[shifted + 1 :]
 
 
 def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snapshot:
