@@ -112,19 +112,6 @@ def test_a_server_that_prefilled_and_queued_nothing_is_not_said_to_have_queued()
     assert note.startswith(" of 32.0 requests in flight (the server queued about 24."), note
 
 
-def test_no_queued_count_is_given_against_a_lowest_level_that_queued_too() -> None:
-    # Found in review: against --max-num-seqs 4 at levels 8 and 16, concurrency 16 was said to have queued about
-    # half the requests it did, measured against concurrency 8's prefill rate, which was a queue's too. Here the
-    # lowest level (16 clients on 8 slots) waited a request's cycle; 32 clients wait three and queue 24.
-    cycle = 0.3 + 255 * 0.025
-    lowest = LevelMeasurement(16, closed_loop(16, cycle), energy_joules=1.0, power_watts=1.0)
-    level = LevelMeasurement(32, closed_loop(32, 3 * cycle), energy_joules=1.0, power_watts=1.0)
-    note = profile_cli.queued_note(level, lowest)
-    assert note.startswith(" of 32.0 requests in flight (the server queued some, e.g. vLLM's --max-num-seqs;"), note
-    assert "how many is unknown, as concurrency 16, the lowest level, ran a smaller batch too" in note
-    assert "about" not in note, note
-
-
 def test_the_summary_names_both_energy_per_token_figures() -> None:
     # Found in review: the level's line (energy / tokens) and the summary's one 'J/token' column (power x median
     # step / batch, no prefill stalls) differed up to 1.7x for the same level, and nothing said which was which.

@@ -319,11 +319,7 @@ def queued_note(level: LevelMeasurement, least_loaded: LevelMeasurement | None =
     decoding, so their first token waited over twice as long per prompt token as prefill alone took there.
     Found in review: any batch below the concurrency was said to be queued, and a server that only
     prefilled (a request's time before its first token is no decode) was said to gain no throughput from
-    more concurrency. One level alone (least_loaded None, or the level itself) cannot tell, and says nothing.
-
-    Where the least-loaded level ran a smaller batch than its concurrency, its prefill rate may be a queue's
-    too, and the count comes out short (about half at --max-num-seqs 4 against levels 8 and 16, found in
-    review): the note then gives no count."""
+    more concurrency. One level alone (least_loaded None, or the level itself) cannot tell, and says nothing."""
     from gridshift.profiling import queued_requests
 
     s = level.stats
@@ -333,14 +329,10 @@ def queued_note(level: LevelMeasurement, least_loaded: LevelMeasurement | None =
     enough = max(1.0, 0.1 * level.concurrency, 0.5 * (s.mean_in_flight - s.mean_decoding))
     if round(s.running_batch) >= level.concurrency or queued < enough:
         return ""
-    how_many = f"about {queued:.1f} of them, e.g. vLLM's --max-num-seqs"
-    if round(least_loaded.stats.running_batch) < least_loaded.concurrency:
-        how_many = (
-            f"some, e.g. vLLM's --max-num-seqs; how many is unknown, as concurrency {least_loaded.concurrency}, "
-            "the lowest level, ran a smaller batch too"
-        )
-    taken = "the profile takes the batch it ran"
-    return f" of {s.mean_in_flight:.1f} requests in flight (the server queued {how_many}; {taken})"
+    return (
+        f" of {s.mean_in_flight:.1f} requests in flight (the server queued about {queued:.1f} of them, "
+        "e.g. vLLM's --max-num-seqs; the profile takes the batch it ran)"
+    )
 
 
 def _open_meter(args: argparse.Namespace) -> tuple[EnergyMeter, tuple[str, ...], str, Any]:
