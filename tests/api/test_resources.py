@@ -554,6 +554,8 @@ def test_plain_scalars_are_go_yaml_values() -> None:
         "2026-11-27": "2026-11-27", "2026-11-27 00:00:00Z": "2026-11-27 00:00:00Z", "=": "=", "y": True,
         "Off": False, "~": None, "": None, ".Inf": float("inf"), "abc": "abc",
     }  # fmt: skip
+    expected["1" * 300] = float("1" * 300)  # past 64 bits: a float, as go-yaml reads it
+    expected["1" * 4301] = "1" * 4301  # past Python's int() digit limit (a traceback) and float64: the text
     got = {text: kubectl_scalar(text) for text in expected}
     assert got == expected
     assert {text: type(value) for text, value in got.items()} == {t: type(v) for t, v in expected.items()}

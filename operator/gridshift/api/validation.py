@@ -381,6 +381,10 @@ def _go_uint(text: str) -> int | None:
     allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"[:base]
     if not text or not all(c in allowed for c in digits):
         return None
+    if len(digits.lstrip("0")) > 64:
+        # Past 64 bits in any base, and short of Python's 4,300-digit limit on int(): found in review, a plain
+        # scalar of 4,301 ones raised ValueError through `gridshift validate` as a traceback.
+        return None
     value = int(digits, base) if digits else 0
     return value if value < 2**64 else None
 
