@@ -10,9 +10,11 @@ import pytest
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
+    GpuInventory,
     NodeGpus,
     PodGpus,
     gpu_quantity,
+    inventory_from,
     inventory_of,
     node_gpus,
     pod_gpus,
@@ -47,6 +49,24 @@ def test_gpus_in_use_round_up_and_gpus_offered_round_down() -> None:
         "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {L.GPU_RESOURCE: "7500m"}},
     }
     assert node_gpus(node).allocatable == 7
+
+
+def test_gpus_of_a_cordoned_or_not_ready_node_are_not_offered() -> None:
+    # A mutation survived: a cordoned node's (spec.unschedulable) GPUs counted as allocatable, so the planner
+    # placed replicas on GPUs no new pod may be scheduled to.
+    def node(name: str, *, ready: str = "True", **spec: Any) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name, "labels": {L.GPU_PRODUCT_NODE_LABEL: H100}},
+            "spec": spec,
+            "status": {"conditions": [{"type": "Ready", "status": ready}], "allocatable": {L.GPU_RESOURCE: "8"}},
+        }
+
+    assert node_gpus(node("n1")) == NodeGpus("n1", H100, 8)
+    assert node_gpus(node("n1", unschedulable=False)) == NodeGpus("n1", H100, 8)
+    assert node_gpus(node("n2", unschedulable=True)) == NodeGpus("n2", None, 0)
+    assert node_gpus(node("n3", ready="False")) == NodeGpus("n3", None, 0)
+    nodes = [node("n1"), node("n2", unschedulable=True), node("n3", ready="Unknown")]
+    assert inventory_from(nodes, []) == [GpuInventory(H100, 8, 0)]
 
 
 def _lookalike(gpus: str, *, owned: bool) -> dict[str, Any]:
