@@ -75,6 +75,21 @@ def test_every_record_is_redacted_whatever_its_source(kopf_output: io.StringIO) 
     assert "ValueError: a parser quoting its input: '<redacted>'" in out
 
 
+def test_a_records_stack_is_redacted(kopf_output: io.StringIO) -> None:
+    # A mutation survived: a record's stack (stack_info=True: the source lines of every frame, as
+    # traceback.format_stack gives them) was written as it was.
+    token = f"stacked-{uuid.uuid4()}"
+    redaction.remember(token)
+    log = logging.getLogger("some.library")
+    stack = f'Stack (most recent call last):\n  File "feed.py", line 3, in fetch\n    get(url, token="{token}")'
+    log.handle(log.makeRecord(log.name, logging.WARNING, "feed.py", 3, "slow answer", None, None, sinfo=stack))
+    log.warning("and the caller's own stack", stack_info=True)  # one without a secret is written whole
+    out = kopf_output.getvalue()
+    assert token not in out
+    assert 'get(url, token="<redacted>")' in out and "slow answer" in out
+    assert 'log.warning("and the caller\'s own stack", stack_info=True)' in out
+
+
 def test_short_values_are_not_remembered() -> None:
     redaction.remember("abc")
     assert redaction.redact("abc appears in many words: abcdef") == "abc appears in many words: abcdef"
