@@ -130,6 +130,32 @@ def test_replicas_kept_but_not_planned_hold_their_gpus_in_a_max_gpus_budget(why:
     assert _desired(world) == {"other": 16}
 
 
+@pytest.mark.parametrize("max_gpus", [16, None])
+def test_a_leaving_deployments_replicas_hold_their_gpus_once_not_also_as_ours(max_gpus: int | None) -> None:
+    # A mutation survived: a leaving deployment's replicas counted among ours (held) as well as kept. Without
+    # Node visibility and without maxGpus, what ours hold is all that is offered: the leaving replicas' GPUs
+    # were offered to the others. With maxGpus, the budget loses the kept replicas' GPUs, exactly.
+    world = ServiceHarness(["eu-de"])
+    kept, other = deployment_body("kept", rps=30.0), deployment_body("other", rps=5.0)
+    kept["metadata"]["namespace"], other["metadata"]["namespace"] = "team-a", "team-b"
+    world.add(kept)
+    world.add(other)
+    for _ in range(3):
+        world.cycle()
+    placed = _desired(world)
+    assert placed["kept"] > 0 and placed["other"] > 0 and placed["kept"] + placed["other"] < 16
+    world.members["eu-de"].nodes_visible = False
+    world.cluster_bodies["eu-de"]["spec"]["offerings"][0]["maxGpus"] = max_gpus
+    kept["metadata"]["deletionTimestamp"] = DELETED_AT
+    clusters = list(world.cluster_bodies.values())
+    seen = world.service.observer.observe(world.now, [kept, other], clusters, [], world.cycle())
+    assert [(d.namespace, d.name) for d in seen.snapshot.deployments] == [("team-b", "other")]
+    (offering,) = seen.snapshot.clusters[0].offerings
+    assert offering.available_gpus == (placed["other"] if max_gpus is None else max_gpus - placed["kept"])
+    assert [(w.deployment_name, w.desired) for w in seen.views["eu-de"].kept] == [("kept", placed["kept"])]
+    assert {w.deployment_name for w in seen.views["eu-de"].workloads or ()} == {"other"}
+
+
 def _cycle_writing_chat(world: ServiceHarness) -> tuple[threading.Thread, threading.Event]:
     """A cycle of `world`'s service started in a thread and held in its apply to eu-de (it observed chat live
     and is writing its workload); the event lets it go on."""
@@ -327,6 +353,31 @@ def test_a_namespace_whose_replicas_are_kept_while_unreadable_stays_recorded() -
     world.cycle()
     recorded = world.hub.statuses[ObjectRef("RegionalCluster", "", "eu-de")]["workloadNamespaces"]
     assert recorded == ["gs-ml", "gs-team-x"]
+
+
+def test_a_hand_edited_workload_namespaces_entry_that_is_no_namespace_name_is_neither_read_nor_kept() -> None:
+    # A mutation survived: status.workloadNamespaces entries were read from the member as they stood, so an
+    # entry edited by hand (not a DNS label: no namespace can have that name) was listed on every cycle.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    bad = ["Team_X", "a/b", "", "-gs", "gs.ml", "gs-ml\n"]
+    stored = world.hub.statuses[ObjectRef("RegionalCluster", "", "eu-de")]
+    for status in (stored, world.cluster_bodies["eu-de"]["status"]):
+        status["workloadNamespaces"] = ["gs-old", *bad, 7, None]
+    member = world.members["eu-de"]
+    asked: set[str] = set()
+    workloads = member.workloads
+
+    def listing(namespaces: Sequence[str]) -> Any:
+        asked.update(namespaces)
+        return workloads(namespaces)
+
+    member.workloads = listing  # type: ignore[method-assign]
+    world.cycle()
+    assert asked == {WORKLOADS, "gs-old"}  # the recorded namespace still read, none of the others
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == [WORKLOADS]
 
 
 def _finalizer(service: OperatorService) -> Coroutine[Any, Any, None]:

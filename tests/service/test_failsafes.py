@@ -28,6 +28,7 @@ from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.metrics import PrometheusMetricsSource
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import Signal
+from gridshift.testing import FakeMetricsSource
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 from tests.signals.conftest import LocalServer, Reply, local_server
 
@@ -282,6 +283,36 @@ def test_clusters_sharing_a_prometheus_without_a_cluster_label_are_not_read_and_
     assert condition(own.cluster_bodies["eu-fr"]["status"], "MetricsAmbiguous") == ("False", "Distinct", "")
 
 
+def test_one_of_two_clusters_prometheus_failing_leaves_the_demand_unknown_not_the_others_share() -> None:
+    # A mutation survived: a failed cluster's signals skipped (not unknown) made the other cluster's share the
+    # whole demand, 16 replicas scaled to 2 with MetricsStale False.
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.cluster_bodies["eu-de"]["spec"]["prometheusUrl"] = "http://prom-de"
+    world.cluster_bodies["eu-fr"]["spec"]["prometheusUrl"] = "http://prom-fr"
+    world.add(deployment_body("chat", rps=60.0, capacity={"minReplicas": 2, "maxReplicas": 16, "minRegions": 2}))
+    for _ in range(3):
+        world.cycle()
+    placed = world.replicas()
+    assert placed["eu-de"] > 0 and placed["eu-fr"] > 0 and sum(placed.values()) > 2, placed
+    down = FakeMetricsSource()
+    down.fail("connection refused", retryable=True)
+    world.service.observer._metrics_factory = lambda url: world.metrics if url == "http://prom-de" else down
+    # eu-de's Prometheus answers a small load for its replicas; eu-fr's answers nothing.
+    for signal, value in ((Signal.REQUEST_RATE, 1.0), (Signal.PROMPT_TOKEN_RATE, 1000.0)):
+        world.metrics.set_signal(REF, signal, value)
+    world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, 200.0)
+    world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
+    for _ in range(4):
+        world.cycle()
+        assert world.replicas() == placed, "scaled on one cluster's share of the demand"
+    assert condition(world.status(), "MetricsStale") == (
+        "True",
+        "NoDemandMetrics",
+        "request rate unknown: never scaling below the Ready count",
+    )
+    assert "observedSlo" not in world.status()
+
+
 def test_clusters_sharing_a_prometheus_in_different_workload_namespaces_are_read() -> None:
     # Their series differ by namespace, which every query selects on: nothing to tell apart.
     world = two_regions_on_one_prometheus("gridshift-fr")
@@ -380,6 +411,36 @@ def test_a_metrics_adapter_bug_is_reported_without_its_message() -> None:
     report = world.cycle()
     quoted = [e for e in report.errors if "metrics of cluster eu-de" in e]
     assert quoted and all("s3cr3t" not in e and "RuntimeError" in e for e in quoted)
+
+
+def test_a_member_factory_failing_unexpectedly_is_reported_without_the_kubeconfig_it_quotes() -> None:
+    # A mutation survived: quoting an error the member factory raised unexpectedly put the kubeconfig text it
+    # held in the cluster's error, its status and the cycle's report (tests/security, cluster-only, covers a
+    # malformed kubeconfig through the real adapter).
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    kubeconfig = "users: [{name: u, user: {token: s3cr3t-token}}]"
+    world.hub.secrets[("gridshift-system", "kc-eu-de")] = {"kubeconfig": kubeconfig}
+    make = world.service.observer._member_factory
+
+    def factory(name: str, text: str) -> Any:
+        if name == "eu-de":
+            raise RuntimeError(f"cannot use {text}")
+        return make(name, text)
+
+    world.service.observer._member_factory = factory
+    world.add(deployment_body(rps=30.0))
+    for _ in range(2):
+        report = world.cycle()
+    quoted = json.dumps(
+        [report.errors, [p.message for p in report.problems], {str(k): v for k, v in world.hub.statuses.items()}],
+        default=str,
+    )
+    assert "s3cr3t" not in quoted and "users:" not in quoted
+    message = "cluster eu-de: kubeconfig invalid: cannot be used (RuntimeError)"
+    assert [e for e in report.errors if "eu-de" in e] == [message], report.errors
+    assert [(p.reason, p.cluster) for p in report.problems] == [(CycleErrorReason.KUBECONFIG_INVALID, "eu-de")]
+    assert condition(world.cluster_bodies["eu-de"]["status"], "Ready") == ("False", "KubeconfigInvalid", message)
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 10}  # the other cluster is planned
 
 
 def test_a_metrics_source_is_built_once_per_url_and_one_that_cannot_be_built_stops_nothing_else() -> None:

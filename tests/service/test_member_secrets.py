@@ -103,6 +103,24 @@ def _two_tenants(world: ServiceHarness) -> None:
     world.cycle()
 
 
+def test_replicas_kept_from_a_namespace_the_member_may_not_list_count_none_ready() -> None:
+    # A mutation survived: the last-known replicas of a namespace whose Deployments could not be listed kept
+    # their Ready count, so the deployment read 7/7 Ready, Ready True, for replicas nobody could see.
+    world = ServiceHarness(["eu-de"])
+    _two_tenants(world)
+    placed = world.status()["desiredReplicas"]
+    assert world.status()["readyReplicas"] == placed >= 1
+    world.members["eu-de"].forbidden_namespaces = {"gridshift-ml"}
+    report = world.cycle()
+    assert any("namespace gridshift-ml not read" in e for e in report.errors), report.errors
+    status = world.status()
+    assert (status["desiredReplicas"], status["readyReplicas"]) == (placed, 0)  # kept, none counted Ready
+    assert [(p["desired"], p["ready"]) for p in status["placements"]] == [(placed, 0)]
+    kept = [w for w in world.service.observer._last_workloads["eu-de"] if w.namespace == "gridshift-ml"]
+    assert [(w.desired, w.ready) for w in kept] == [(placed, 0)]
+    assert world.status("other")["readyReplicas"] >= 1  # the other tenant's are read and counted
+
+
 def test_replicas_read_in_a_namespace_named_unreadable_are_counted_once() -> None:
     # Found in review: a namespace is unreadable when any listing there is refused (a Role that covers
     # Deployments but not the companions, or a refusal the adapter remembered), yet its Deployments may have

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
     ActuationForbidden,
     ForeignObject,
@@ -537,6 +538,39 @@ def test_cluster_ready_reasons_name_what_failed() -> None:
     # Prices with and without PUE, clearly named (50 USD/MWh, PUE 1.2).
     assert status["eu-de"]["currentPriceUsdPerKwh"] == 0.05
     assert status["eu-de"]["currentPriceWithPueUsdPerKwh"] == 0.06
+
+
+def test_a_deployment_labelled_as_gridshifts_without_owner_annotations_is_a_cycle_problem_of_its_cluster() -> None:
+    # A mutation survived: without the ForeignObjects problem no cycle error was counted for it
+    # (gridshift_cycle_errors_total{reason="ForeignObjects"}); only the condition and the error's text said so.
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.add(deployment_body())
+    settled(world, 2)
+    world.members["eu-de"].plant(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "planted", "namespace": WORKLOADS, "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE}},
+            "spec": {"replicas": 2},
+        }
+    )
+    report = world.cycle()
+    assert [(p.reason, p.cluster, p.message) for p in report.problems] == [
+        (
+            "ForeignObjects",
+            "eu-de",
+            "cluster eu-de: 1 Deployment(s) labelled as gridshift's without owner annotations, ignored "
+            "(RegionalCluster condition ForeignObjects names them)",
+        )
+    ]
+    assert (
+        "cluster eu-de: Deployment gridshift-workloads/planted is labelled as gridshift's but has no owner "
+        "annotations: ignored" in report.errors
+    )
+    status = world.cluster_bodies["eu-de"]["status"]
+    assert conditions(status)["ForeignObjects"] == ("True", "LabelledWithoutOwner")
+    assert "planted" in message(status, "ForeignObjects")
+    assert conditions(world.cluster_bodies["eu-fr"]["status"])["ForeignObjects"] == ("False", "NoForeignObjects")
 
 
 def test_a_cluster_gpu_inventory_is_kept_only_while_the_cluster_is_not_read() -> None:
