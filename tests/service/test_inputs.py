@@ -206,6 +206,7 @@ def test_the_longest_sequence_is_the_users_own_max_model_len_where_their_args_se
         (["--max_model_len=16k"], 16_000),
         (["--max-model", "16K"], 16_384),  # an abbreviation vLLM's parser takes
         (["--max-model-len", "4096", "--enforce-eager", "--max-model-len=12288"], 12_288),  # the last one wins
+        (["--max-model-len=1"], 1),  # the shortest length vLLM takes
     ):
         body["spec"]["engine"] = {"extraArgs": args}
         spec = InferenceDeployment.model_validate(body).spec

@@ -1436,3 +1436,22 @@ def test_a_growth_moves_weights_leave_out_a_kept_cluster_with_no_ready_replica()
     progress, _ = fleet.cycle(plan)
     assert fleet.routes == [(RouteWeight("c", 100),)] and progress.steps == []
     assert fleet.routing == (RouteWeight("c", 100),) and fleet.counts() == {"a": 2, "c": 2}
+
+
+def test_a_deployment_deleted_or_created_again_under_its_name_loses_its_holds() -> None:
+    # A roll-back's hold belongs to the deployment's metadata.uid: one created again under the name starts
+    # afresh, and a deleted one's state is not kept for ever (found in review: the maps grew with every
+    # deployment ever seen, and a hold kept a new deployment of the same name out of the cheap cluster).
+    fleet = Fleet.of(ready={"b": 1}, a=1, b=1)
+    plan = fleet.plan({"a": 1})
+    fleet.cycle(plan)
+    fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    held = {"ml/chat": frozenset({key("a")})}
+    assert fleet.migrations.holds(fleet.now) == held
+    fleet.migrations.forget({"ml/chat": "uid-1"})
+    fleet.migrations.forget({"ml/chat": "uid-1"})  # the same deployment: kept
+    assert fleet.migrations.holds(fleet.now) == held
+    fleet.migrations.forget({"ml/chat": "uid-2"})  # created again under its name
+    assert fleet.migrations.holds(fleet.now) == {}
+    fleet.migrations.forget({})
+    assert fleet.migrations._uids == {}  # nothing kept of a deployment no longer listed
