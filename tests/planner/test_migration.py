@@ -203,6 +203,20 @@ def test_two_removals_from_one_pool_in_one_batch_keep_the_floor() -> None:
     ]
 
 
+def test_a_batch_stops_no_more_than_the_floor_allows_where_growth_started_at_once() -> None:
+    # Growth starts in the first batch (5 December 2026), so the hand-worked examples above no longer bind the
+    # floor: here it does. a: 4 x 3 (3 Ready), c: 1 x 1 -> c: 4 x 1 + d: 1 x 10, one move at a time, need 14:
+    # floor = min(14, 10 Ready, 14) = 10. The second batch (c's third) may stop no a (6 + 3 = 9 < 10); its
+    # third lets one go (6 + 4 = 10). A floor check that counted no stop (a mutation) stopped one each batch.
+    d = ("d", "l40s")
+    steps = check({A: 4, C: 1}, {A: 3, C: 1}, {C: 4, d: 1}, {A: 3.0, C: 1.0, d: 10.0}, 14.0, 1)
+    assert [(s.action.value, s.cluster, s.replicas) for s in steps][:11] == [
+        ("ScaleUp", "c", 2), ("WaitReady", "c", 2), ("ShiftRouting", "*", 5), ("ScaleDown", "a", 3),
+        ("ScaleUp", "c", 3), ("WaitReady", "c", 3), ("ShiftRouting", "*", 6),
+        ("ScaleUp", "c", 4), ("WaitReady", "c", 4), ("ShiftRouting", "*", 6), ("ScaleDown", "a", 2),
+    ]  # fmt: skip
+
+
 def test_two_removals_from_one_pool_count_replicas_already_not_ready() -> None:
     # c: 3 wanted, 2 Ready, x 10 -> a: 1 (capacity unknown) + b: 3 x 6; floor = min(69, 20, 18) = 18.
     # Batch 1 starts a and two b (two moves, one of growth: Ready 20 + 12 = 32). Stopping one c costs no
