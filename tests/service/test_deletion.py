@@ -97,6 +97,17 @@ def _desired(world: ServiceHarness) -> dict[str, int]:
     return out
 
 
+def _two_tenants_placed(world: ServiceHarness) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ "kept" (team-a, 30 rps) and "other" (team-b, 5 rps) added to `world` and placed (three cycles)."""
+    kept, other = deployment_body("kept", rps=30.0), deployment_body("other", rps=5.0)
+    kept["metadata"]["namespace"], other["metadata"]["namespace"] = "team-a", "team-b"
+    world.add(kept)
+    world.add(other)
+    for _ in range(3):
+        world.cycle()
+    return kept, other
+
+
 @pytest.mark.parametrize("why", ["deleting", "invalid"])
 def test_replicas_kept_but_not_planned_hold_their_gpus_in_a_max_gpus_budget(why: str) -> None:
     # Found in review: without Node visibility (the member chart's default) maxGpus is the budget, and the
@@ -105,12 +116,7 @@ def test_replicas_kept_but_not_planned_hold_their_gpus_in_a_max_gpus_budget(why:
     world = ServiceHarness(["eu-de"])
     world.members["eu-de"].nodes_visible = False
     world.cluster_bodies["eu-de"]["spec"]["offerings"][0]["maxGpus"] = 16
-    kept, other = deployment_body("kept", rps=30.0), deployment_body("other", rps=5.0)
-    kept["metadata"]["namespace"], other["metadata"]["namespace"] = "team-a", "team-b"
-    world.add(kept)
-    world.add(other)
-    for _ in range(3):
-        world.cycle()
+    kept, other = _two_tenants_placed(world)
     before = _desired(world)
     assert before["kept"] > 0 and before["kept"] + before["other"] < 16
     if why == "deleting":
@@ -136,12 +142,7 @@ def test_a_leaving_deployments_replicas_hold_their_gpus_once_not_also_as_ours(ma
     # Node visibility and without maxGpus, what ours hold is all that is offered: the leaving replicas' GPUs
     # were offered to the others. With maxGpus, the budget loses the kept replicas' GPUs, exactly.
     world = ServiceHarness(["eu-de"])
-    kept, other = deployment_body("kept", rps=30.0), deployment_body("other", rps=5.0)
-    kept["metadata"]["namespace"], other["metadata"]["namespace"] = "team-a", "team-b"
-    world.add(kept)
-    world.add(other)
-    for _ in range(3):
-        world.cycle()
+    kept, other = _two_tenants_placed(world)
     placed = _desired(world)
     assert placed["kept"] > 0 and placed["other"] > 0 and placed["kept"] + placed["other"] < 16
     world.members["eu-de"].nodes_visible = False

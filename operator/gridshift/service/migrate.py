@@ -542,14 +542,13 @@ class Migrations:
 def _batch_to_undo(
     steps: Sequence[StepRecord], failed: StepRecord, ready: Mapping[Key, int]
 ) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None]]:
-    """What a roll-back after `failed` takes back: each key the batch in flight (the steps since the last
-    ShiftRouting done) started, back to its count before the batch's first ScaleUp of it; the keys of the
-    batch kept because all their replicas are Ready; and the keys held, with when their start began.
+    """What a roll-back after `failed` takes back: each key the batch in flight (`_batch`) started, back to its
+    count before the batch's first ScaleUp of it but not below its Ready replicas; the keys whose Ready
+    replicas are kept (all of them Ready, or part); and the keys held, with when their start began.
 
     Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
     batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
-    kept and never held. Only replicas that are not Ready go back (a key part Ready keeps those), and the held
-    keys are those that failed:
+    kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
     the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
     batch = _batch(steps)
     count = {s.key: s.replicas for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
