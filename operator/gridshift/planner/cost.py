@@ -7,6 +7,7 @@ the service's status and metrics, the chart's recording rules through gridshift_
     energy USD/h        = GPU watts x PUE x price (USD/kWh) / 1000     (PUE included: the facility's bill)
     replica USD/h       = GPUs x GPU-hour cost + energy USD/h
     USD per Mtok        = USD/h / (output tokens/s x 3600 / 1e6)
+                        = USD / (output tokens / 1e6)                  (over a window: the simulator's totals)
     J per output token  = GPU watts / output tokens/s                  (PUE excluded: the GPUs' own energy)
                         = GPU watts x decode step (ms) / 1000 / batch  (one decode step: one token per sequence)
 
@@ -65,6 +66,13 @@ def usd_per_million_tokens_from_energy(
     if gpu is None:
         return None
     return gpu + joules_per_token * TOKENS_PER_MILLION / SECONDS_PER_HOUR * usd_per_watt_hour
+
+
+def per_million_tokens(amount: float, output_tokens: float) -> float | None:
+    """An amount over a window (USD, gCO2) per million output tokens served in it; None without tokens."""
+    if output_tokens <= 0:
+        return None
+    return _per(amount, output_tokens / TOKENS_PER_MILLION)
 
 
 def joules_per_token(gpu_watts: float, output_tokens_per_second: float | None) -> float | None:

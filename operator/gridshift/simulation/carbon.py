@@ -28,6 +28,7 @@ import numpy as np
 
 from gridshift.api.carbon import CarbonBasis
 from gridshift.arrays import FloatArray
+from gridshift.planner.cost import per_million_tokens
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, Snapshot
 from gridshift.signals.carbon import CarbonFeedError
 from gridshift.signals.carbon_feeds import CarbonRecording, read_carbon_csv
@@ -279,7 +280,7 @@ def sweep(
                 co2_kg=kg,
                 energy_kwh=totals.energy_kwh,
                 usd_per_mtok=totals.usd_per_mtok,
-                g_co2_per_mtok=None if totals.served_tokens <= 0 else kg * 1000.0 / (totals.served_tokens / 1e6),
+                g_co2_per_mtok=per_million_tokens(kg * 1000.0, totals.served_tokens),
                 slo_ok_minutes_pct=totals.slo_ok_pct,
                 migrations=float(schedule.migrations),
             )

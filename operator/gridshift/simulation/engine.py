@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.arrays import FloatArray, IntArray
+from gridshift.planner.cost import per_million_tokens
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.requests import minute_latency, serve, thinned_arrivals
 from gridshift.simulation.settings import Scenario
@@ -309,7 +310,7 @@ class Accounting:
 
     @property
     def usd_per_mtok(self) -> float | None:
-        return None if self.served_tokens <= 0 else self.cost_usd / (self.served_tokens / 1e6)
+        return per_million_tokens(self.cost_usd, self.served_tokens)
 
     @property
     def slo_ok_pct(self) -> float:

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridshift.arrays import FloatArray, IntArray
+from gridshift.planner.cost import TOKENS_PER_MILLION, per_million_tokens
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
 from gridshift.simulation.engine import (
@@ -239,7 +240,7 @@ def _policy_result(
         slo_ok_minutes_fluid_pct=totals.slo_ok_fluid_pct,
         migrations=float(schedule.migrations),
         gpu_hours=totals.gpu_hours,
-        served_mtok=totals.served_tokens / 1e6,
+        served_mtok=totals.served_tokens / TOKENS_PER_MILLION,
         replicas_by_market=_hourly(schedule.held.sum(axis=1).astype(np.float64), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
         plans=plans,
@@ -278,7 +279,7 @@ def _hindsight_result(
     return PolicyResult(
         name="hindsight",
         cost_usd=bound.cost_usd,
-        usd_per_mtok=None if served.demand_tokens <= 0 else bound.cost_usd / (served.demand_tokens / 1e6),
+        usd_per_mtok=per_million_tokens(bound.cost_usd, served.demand_tokens),
         energy_kwh=energy_kwh,
         slo_ok_minutes_pct=slo_ok_pct,
         slo_ok_minutes_fluid_pct=100.0,
@@ -286,7 +287,7 @@ def _hindsight_result(
         gpu_hours=bound.gpu_hours
         if bound.gpu_hours is not None
         else float((bound.held * gpus[None, :, None]).sum() / 60.0),
-        served_mtok=served.demand_tokens / 1e6,
+        served_mtok=served.demand_tokens / TOKENS_PER_MILLION,
         replicas_by_market=_hourly(bound.held.sum(axis=1), replay.hours),
         cumulative_cost_usd=cumulative[hour_ends],
         energy_kwh_by_minute=(it_watts * pue[None, None, :]).sum(axis=1) / 60_000.0,
