@@ -16,6 +16,7 @@ import yaml
 
 from gridshift.actuation.members import GpuInventory, Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api.carbon import CarbonBasis
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.modes import MigrationMode
 from gridshift.planner import snapshot as S
@@ -23,6 +24,7 @@ from gridshift.service.inputs import (
     MeasuredCost,
     ParseCache,
     Parsed,
+    carbon_horizon,
     currency_to_usd,
     measured_cost,
     observed_demand,
@@ -34,6 +36,8 @@ from gridshift.service.inputs import (
     requirements_of,
     selector_of,
 )
+from gridshift.signals.carbon import CarbonInterval, CarbonSeries
+from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
 from gridshift.signals.price_service import PriceReading
@@ -370,6 +374,33 @@ def test_no_reading_or_no_series_is_stale_with_no_prices() -> None:
         assert price_horizon(nothing) == S.PriceHorizon(intervals=(), stale=True)
 
 
+def carbon_reading(*, stale: bool, series: bool = True) -> CarbonReading:
+    start = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    intervals = (
+        CarbonInterval(start, start + timedelta(hours=1), 320.0, CarbonBasis.DIRECT, PriceKind.ACTUAL),
+        CarbonInterval(
+            start + timedelta(hours=1), start + timedelta(hours=2), 180.0, CarbonBasis.DIRECT, PriceKind.FORECAST
+        ),
+    )
+    feed = CarbonSeries("eu-de", intervals, start) if series else None
+    return CarbonReading("eu-de", feed, stale, None, start, CarbonBasis.DIRECT)
+
+
+def test_carbon_intensities_are_carried_over_with_forecasts_marked_and_staleness_flagged() -> None:
+    for stale in (False, True):
+        horizon = carbon_horizon(carbon_reading(stale=stale))
+        assert horizon.stale is stale
+        assert [(i.start.hour, i.end.hour, i.g_per_kwh, i.forecast) for i in horizon.intervals] == [
+            (10, 11, 320.0, False),
+            (11, 12, 180.0, True),
+        ]
+
+
+def test_no_carbon_reading_or_no_series_is_stale_with_no_intensities() -> None:
+    for nothing in (None, carbon_reading(stale=False, series=False), carbon_reading(stale=True, series=False)):
+        assert carbon_horizon(nothing) == S.CarbonHorizon(intervals=(), stale=True)
+
+
 # --- hub bodies, clusters, placements, profiles, measured cost ------------------------------------------------
 
 
@@ -607,9 +638,11 @@ def test_requirements_carry_every_field_the_planner_reads_from_the_spec() -> Non
                 ],
             },
         },
+        carbon={"priceUsdPerTonne": 120, "maxGramsPerKwh": 300, "maxGramsPerMillionTokens": 40},
     )
     body["spec"]["demand"]["headroom"] = 0.3
-    required = requirements_of(InferenceDeployment.model_validate(body).spec)
+    # The spec's own carbon price, not the operator's default (that is for specs that set none).
+    required = requirements_of(InferenceDeployment.model_validate(body).spec, default_carbon_price=80.0)
     assert required == S.Requirements(
         model_names=("meta-llama/Meta-Llama-3-8B-Instruct", "chat"),
         gpu_types=(H100, "NVIDIA-L40S"),
@@ -636,6 +669,9 @@ def test_requirements_carry_every_field_the_planner_reads_from_the_spec() -> Non
                 S.SelectorRequirement("spot", "DoesNotExist", ()),
             ),
         ),
+        carbon_price_usd_per_tonne=120,
+        carbon_max_g_per_kwh=300,
+        carbon_budget_g_per_mtok=40,
     )
     assert required.cluster_selector is not None
     assert required.cluster_selector.matches({"tier": "gold", "gridshift.dev/jurisdiction": "ch"})
