@@ -1455,3 +1455,49 @@ def test_a_deployment_deleted_or_created_again_under_its_name_loses_its_holds() 
     assert fleet.migrations.holds(fleet.now) == {}
     fleet.migrations.forget({})
     assert fleet.migrations._uids == {}  # nothing kept of a deployment no longer listed
+
+
+def test_a_scale_down_stops_no_source_while_the_weights_in_force_send_traffic_where_none_is_ready() -> None:
+    # A pure shrink: the weights went out (all traffic to a), b's ScaleDown was refused; then a's replicas crash.
+    # The ScaleDown has no weights of its own: those in force decide, and stopping b would leave none Ready.
+    fleet = Fleet.of(a=2, b=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 67}, {"cluster": "b", "weight": 33}]
+    plan = fleet.plan({"a": 2})
+    fleet.refuse = {"b": ActuationForbidden("b", "cannot patch deployments")}
+    progress, _ = fleet.cycle(plan)
+    assert actions(progress) == [("ShiftRouting", "*", 2, "Done"), ("ScaleDown", "b", 0, "Running")]
+    assert fleet.routing == (RouteWeight("a", 100),)
+    fleet.refuse = {}
+    fleet.ready[key("a")] = 0
+    progress, report = fleet.cycle(plan)
+    abandoned = "ml/chat: migration abandoned, cluster a would take 100% of the traffic with no Ready replica"
+    assert f"{abandoned}; planned afresh" in report.errors
+    assert progress.steps == [] and fleet.counts() == {"a": 2, "b": 1} and ("b", G, 0) not in fleet.writes
+
+
+def test_weights_the_hub_refuses_hold_no_later_batch_when_nothing_is_stopped_after_them() -> None:
+    # Growth in two batches: the first ShiftRouting is followed by a ScaleUp, not a ScaleDown. Holding the move
+    # on weights the hub refuses would protect nothing: the second batch starts in the same cycle.
+    fleet = Fleet.of(a=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    half = (RouteWeight("a", 50), RouteWeight("b", 50))
+    steps = (
+        MigrationStep(0, StepAction.SCALE_UP, "b", G, 1),
+        MigrationStep(1, StepAction.WAIT_READY, "b", G, 1),
+        MigrationStep(2, StepAction.SHIFT_ROUTING, ROUTING_CLUSTER, "*", 2, routing=half),
+        MigrationStep(3, StepAction.SCALE_UP, "b", G, 2),
+        MigrationStep(4, StepAction.WAIT_READY, "b", G, 2),
+    )
+    plan = fleet.plan({"a": 1, "b": 2}, steps=steps)
+    fleet.cycle(plan)
+    fleet.make_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    progress, report = fleet.cycle(plan)
+    assert fleet.counts() == {"a": 1, "b": 2} and progress.error is None
+    assert actions(progress)[2:] == [
+        ("ShiftRouting", "*", 2, "Done"),
+        ("ScaleUp", "b", 2, "Done"),
+        ("WaitReady", "b", 2, "Running"),
+    ]
+    assert progress.steps[2].message == "routing weights not published: internal error (RuntimeError)"
+    assert [p.reason for p in report.problems] == [CycleErrorReason.ROUTE_FAILED]
