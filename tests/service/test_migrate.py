@@ -315,6 +315,17 @@ def test_steps_that_do_not_parse_are_dropped_so_the_plan_starts_afresh_but_routi
     assert MigrationProgress.from_status({"migration": None, "routing": None}).steps == []
 
 
+def test_a_routing_entry_that_does_not_parse_is_dropped_and_the_entries_after_it_are_kept() -> None:
+    routing = [
+        {"cluster": "a", "weight": 40},
+        {"cluster": "b", "weight": "x"},
+        {"weight": 10},
+        {"cluster": "c", "weight": 60},
+    ]
+    assert routing_from_wire(routing) == (RouteWeight("a", 40), RouteWeight("c", 60))
+    assert MigrationProgress.from_status({"routing": routing}).routing == (RouteWeight("a", 40), RouteWeight("c", 60))
+
+
 def test_only_pending_and_running_steps_are_in_flight() -> None:
     assert [s.finished for s in StepState] == [False, False, True, True, True]
     for state in StepState:
@@ -456,6 +467,19 @@ def test_without_steps_the_plans_routing_is_published_and_an_empty_one_keeps_the
     no_routing = fleet.plan({"a": 1, "b": 1})
     progress, _ = fleet.cycle(replace(no_routing, routing=()))
     assert progress.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+
+
+def test_scaled_to_zero_the_plans_empty_routing_replaces_the_stored_one_but_not_while_replicas_run() -> None:
+    # Nothing runs and nothing is planned: no cluster keeps a weight (a route to replicas that are gone).
+    fleet = Fleet.of(a=0)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    progress, _ = fleet.cycle(fleet.plan({"a": 0}))
+    assert progress.steps == [] and progress.routing == () and fleet.routing == ()
+    # A replica still runs that the plan (no steps, no target) keeps outside its targets: its weight stays.
+    kept = Fleet.of(a=1)
+    kept.status["routing"] = [{"cluster": "a", "weight": 100}]
+    progress, _ = kept.cycle(kept.plan({"a": 0}, steps=()))
+    assert progress.routing == (RouteWeight("a", 100),) and kept.counts() == {"a": 1}
 
 
 # --- revalidation ------------------------------------------------------------------------------------
@@ -1501,3 +1525,18 @@ def test_weights_the_hub_refuses_hold_no_later_batch_when_nothing_is_stopped_aft
     ]
     assert progress.steps[2].message == "routing weights not published: internal error (RuntimeError)"
     assert [p.reason for p in report.problems] == [CycleErrorReason.ROUTE_FAILED]
+
+
+def test_a_deployment_body_without_metadata_keeps_its_migration() -> None:
+    # No generation to compare with status.observedGeneration: the steps are not taken for another spec's.
+    fleet = Fleet.of(a=2)
+    plan = fleet.plan({"b": 2})
+    fleet.cycle(plan)
+    fleet.make_ready()
+    fleet.status["observedGeneration"] = 1
+    observed = fleet.observed()
+    bare = replace(observed, body={"status": observed.body["status"]})
+    report = CycleReport(leader=True, started_at=fleet.now + CYCLE)
+    progress = fleet.migrations.run(fleet.now + CYCLE, bare, plan, fleet.views(), fleet, report)
+    assert report.errors == [] and progress.in_flight
+    assert fleet.counts() == {"a": 1, "b": 2}
