@@ -78,6 +78,12 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
         k: d for k, d in rendered.items() if k[0] != "Deployment"
     }
     assert rendered[("Deployment", states["alpha"].name)] == states["alpha"].applied
+    # Each is read with its owner, UID included: the sweep finds orphans of every kind by it (review: by the
+    # Deployments alone, a Service left after its Deployment's deletion was never swept).
+    owners = {(o.kind, o.name): o.owner for o in cluster.owned_objects([WORKLOADS])}
+    assert {k: owners.get(k) for k in rendered if k[0] != "Deployment"} == {
+        k: ("team-a", "alpha", "uid-team-a-alpha") for k in rendered if k[0] != "Deployment"
+    }
     wait_for(lambda: {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used == before[GPU].used + 3)
     # The GPUs held in the namespaces asked about are told apart (what gridshift's replicas hold); none elsewhere.
     assert {i.gpu_type: i for i in cluster.gpu_inventory([WORKLOADS]).gpus}[GPU].used_in_namespaces == 3
@@ -89,7 +95,9 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
 
     # Another owner (a re-created deployment with a new UID) may not overwrite alpha's objects.
     other = WorkloadTarget("team-a", "alpha", "c1", WORKLOADS, GPU, 5, 64, owner_uid="uid-impostor")
-    with pytest.raises(ForeignObject, match="not overwritten"):
+    # The refusal names the owner's UID: "belongs to team-a/alpha" read as alpha refusing itself (review).
+    earlier = r"belongs to another team-a/alpha uid uid-team-a-alpha \(this one is uid uid-impostor\)"
+    with pytest.raises(ForeignObject, match=f"{earlier}.*; not overwritten"):
         cluster.apply(render_workload(SPEC, other))
     assert [w.desired for w in cluster.workloads([WORKLOADS]) if w.deployment_name == "alpha"] == [1]
     # Nor can it delete them: deletion goes by owner annotations, UID included.

@@ -109,6 +109,29 @@ class ForeignObject(MemberError):
             "not overwritten",
         )
 
+    @classmethod
+    def found(
+        cls,
+        cluster: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        found: tuple[str, str, str] | None,
+        wanted: tuple[str, str, str] | None,
+    ) -> ForeignObject:
+        """The refusal to write an object owned by `wanted` over one owned by `found` (both owner_of). Found
+        in review: one left by an earlier InferenceDeployment of the same name was said to belong to that name,
+        which read as the deployment refusing itself; the owner's uid tells the two apart."""
+        if found is None:
+            return cls(cluster, kind, namespace, name, "")
+        owner = f"{found[0]}/{found[1]} uid {found[2]}"
+        if wanted is not None and found[:2] == wanted[:2]:
+            owner = (
+                f"another {owner} (this one is uid {wanted[2]}), gone or going: swept once the hub confirms "
+                "that uid gone"
+            )
+        return cls(cluster, kind, namespace, name, owner)
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -173,6 +196,10 @@ class LiveObject:
     namespace: str
     name: str
     applied: str
+    owner: tuple[str, str, str] | None = None
+    """(namespace, name, uid) its owner annotations name (owner_of), None without them. Found in review: orphans
+    were found among Deployments only, so one left after its Deployment's deletion (a clean-up cut short) was never
+    swept and refused the apply of a deployment created again under the name, for good (service.observe)."""
 
 
 def live_object(obj: Mapping[str, Any], kind: str) -> LiveObject | None:
@@ -180,7 +207,8 @@ def live_object(obj: Mapping[str, Any], kind: str) -> LiveObject | None:
     meta = obj.get("metadata") or {}
     if (meta.get("labels") or {}).get(L.MANAGED_BY) != L.MANAGED_BY_VALUE:
         return None
-    return LiveObject(kind, str(meta.get("namespace")), str(meta.get("name")), applied_digest(obj, kind))
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    return LiveObject(kind, namespace, name, applied_digest(obj, kind), owner_of(obj))
 
 
 @dataclass(frozen=True)
@@ -220,7 +248,8 @@ class MemberCluster(Protocol):
     def workloads(self, namespaces: Collection[str]) -> list[WorkloadState]: ...
 
     def owned_objects(self, namespaces: Collection[str]) -> list[LiveObject]:
-        """gridshift's Services, PodDisruptionBudgets and NetworkPolicies in `namespaces` (by label), as digests."""
+        """gridshift's Services, PodDisruptionBudgets and NetworkPolicies in `namespaces` (by label), as digests
+        with their owner annotations (what the sweep finds orphans by, as it does in `workloads`)."""
         ...
 
     def unreadable_namespaces(self, kind: str | None = None) -> Mapping[str, ActuationForbidden]:
@@ -624,9 +653,8 @@ class KubeMemberCluster:
         existing = self._get(resource, meta["name"], namespace)
         wanted = owner_of(manifest)
         if existing is not None and (wanted is None or owner_of(existing) != wanted):
-            found = owner_of(existing)
-            raise ForeignObject(
-                self.name, manifest["kind"], namespace or "", meta["name"], "/".join(found[:2]) if found else ""
+            raise ForeignObject.found(
+                self.name, manifest["kind"], namespace or "", meta["name"], owner_of(existing), wanted
             )
         body = manifest
         if existing is not None:

@@ -103,9 +103,8 @@ class FakeMemberCluster:
             previous = self.objects.get(key)
             wanted = owner_of(manifest)
             if previous is not None and (wanted is None or owner_of(previous) != wanted):
-                found = owner_of(previous)
-                raise ForeignObject(
-                    self.name, manifest["kind"], namespace, meta["name"], "/".join(found[:2]) if found else ""
+                raise ForeignObject.found(
+                    self.name, manifest["kind"], namespace, meta["name"], owner_of(previous), wanted
                 )
             stored = copy.deepcopy(manifest)
             if manifest["kind"] == "Deployment":
