@@ -14,8 +14,9 @@ do clusters whose series one Prometheus cannot tell apart (shared, workload name
 operator.metricsClusterLabel): not read, rather than each counting the others' demand.
 
 Ownership: a member Deployment counts as a deployment's replica only when its owner annotations name
-that InferenceDeployment *and its UID*. Those naming a UID that is not live are orphans (swept by
-service.sweep once the hub confirms the owner is gone); those without owner annotations are foreign, reported
+that InferenceDeployment *and its UID*. Objects of any kind gridshift writes (Deployments, Services,
+PodDisruptionBudgets, NetworkPolicies) naming a UID that is not live are orphans (swept by service.sweep
+once the hub confirms the owner is gone); Deployments without owner annotations are foreign, reported
 and left alone. Those of an owner still on the hub that is not planned (refused by the model, or being
 deleted) are also kept apart (ClusterView.kept): left as they run, their GPUs held in the budget.
 """
@@ -35,6 +36,7 @@ from typing import Any
 from gridshift.actuation.members import (
     ClusterUnreachable,
     KubeconfigInvalid,
+    LiveObject,
     MemberCluster,
     MemberError,
     WorkloadState,
@@ -55,6 +57,7 @@ from gridshift.service.state import (
     CycleReport,
     Observation,
     ObservedDeployment,
+    Orphan,
     Problem,
     Refused,
 )
@@ -420,9 +423,10 @@ class Observer:
         namespaces = sorted(wanted | recorded)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
+        companions: list[LiveObject] = []
         try:
             view.member = self.member(name, cluster.spec)
-            found, unreadable, unlisted = _read_member(view.member, view, namespaces)
+            found, companions, unreadable, unlisted = _read_member(view.member, view, namespaces)
         except (MemberError, SecretMissing) as error:
             view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
@@ -454,7 +458,7 @@ class Observer:
                 )
         # With the replicas kept from an unreadable namespace: counted, so recorded (review).
         view.namespaces_in_use = tuple(sorted(in_use | {w.namespace for w in view.workloads}))
-        view.orphans = [w for w in found if w.owned and w not in owned]
+        view.orphans = _orphans(found, companions, owners[0])
         view.foreign = [w for w in found if not w.owned]
         for w in view.foreign:
             report.errors.append(
@@ -746,19 +750,31 @@ def _recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
 
 def _read_member(
     member: MemberCluster, view: ClusterView, namespaces: Sequence[str]
-) -> tuple[list[WorkloadState], dict[str, str], set[str]]:
-    """The member's gridshift Deployments in `namespaces`, with its inventory and owned objects set on `view`;
-    the namespaces the credentials may not read, with why (the adapter leaves them out); and of those, the
-    ones whose Deployments could not be listed (what runs there is unknown). Every namespace refused is the
-    cluster's refusal, raised as before."""
+) -> tuple[list[WorkloadState], list[LiveObject], dict[str, str], set[str]]:
+    """The member's gridshift Deployments in `namespaces`, and its other objects (`owned_objects`), with its
+    inventory and those objects' digests set on `view`; the namespaces the credentials may not read, with why
+    (the adapter leaves them out); and of those, the ones whose Deployments could not be listed (what runs
+    there is unknown). Every namespace refused is the cluster's refusal, raised as before."""
     found = member.workloads(namespaces)
     view.inventory = member.gpu_inventory(namespaces)
-    view.objects = {(o.kind, o.namespace, o.name): o.applied for o in member.owned_objects(namespaces)}
+    companions = member.owned_objects(namespaces)
+    view.objects = {(o.kind, o.namespace, o.name): o.applied for o in companions}
     unlisted = {n for n in member.unreadable_namespaces("Deployment") if n in namespaces}
     refused = {n: error for n, error in member.unreadable_namespaces().items() if n in namespaces}
     if refused and len(refused) == len(set(namespaces)):
         raise next(iter(refused.values()))
-    return found, {n: str(error) for n, error in refused.items()}, unlisted
+    return found, companions, {n: str(error) for n, error in refused.items()}, unlisted
+
+
+def _orphans(
+    found: Sequence[WorkloadState], companions: Sequence[LiveObject], live: Mapping[tuple[str, str], str]
+) -> list[Orphan]:
+    """Each owner, per member namespace, of objects of any kind here whose UID is not `live` (the sweep asks the hub
+    before it deletes). Found in review: only Deployments were looked at, and deletion removes the Deployment first,
+    so a clean-up cut short after it left the owner's Service, PodDisruptionBudget and NetworkPolicy for good."""
+    owners = {(w.deployment_namespace, w.deployment_name, w.owner_uid, w.namespace) for w in found if w.owned}
+    owners |= {(*o.owner, o.namespace) for o in companions if o.owner is not None and o.owner[1]}
+    return sorted(Orphan(*owner) for owner in owners if live.get(owner[:2]) != owner[2])
 
 
 def _demand(

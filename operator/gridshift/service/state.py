@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from gridshift.actuation.members import Inventory, MemberCluster, WorkloadState
+from gridshift.actuation.members import Inventory, MemberCluster, Owner, WorkloadState
 from gridshift.api import InferenceDeployment, RegionalCluster
 from gridshift.api.regional_cluster import workload_namespace_for
 from gridshift.planner import snapshot as S
@@ -28,6 +28,25 @@ def _feed_problem(reading: PriceReading | CarbonReading | None, not_built: str |
     if reading is not None and reading.error is not None:
         return str(reading.error)
     return not_built
+
+
+@dataclass(frozen=True, order=True)
+class Orphan:
+    """An owner, by its annotations, of gridshift's objects in one member namespace, whose UID is not live.
+
+    Found among the Services, PodDisruptionBudgets and NetworkPolicies as well as the Deployments (review: a
+    clean-up cut short after the Deployment's deletion left the others for good, and they refused a deployment
+    created again under the name)."""
+
+    owner_namespace: str
+    owner_name: str
+    owner_uid: str
+    namespace: str
+    """The member namespace holding its objects."""
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.owner_namespace, self.owner_name, self.owner_uid)
 
 
 @dataclass
@@ -56,8 +75,9 @@ class ClusterView:
     kept: list[WorkloadState] = field(default_factory=list)
     """Deployments of an InferenceDeployment still on the hub but not planned (being deleted, or refused by the
     model): left as they run, not in `workloads`, their GPUs held in the budget (service.inputs.planner_cluster)."""
-    orphans: list[WorkloadState] = field(default_factory=list)
-    """Deployments owned (by annotation) by an InferenceDeployment that no longer exists: swept."""
+    orphans: list[Orphan] = field(default_factory=list)
+    """Owners of objects here, of every kind gridshift writes, whose annotations name an InferenceDeployment UID
+    that is not live: swept (service.sweep) once the hub confirms it gone."""
     foreign: list[WorkloadState] = field(default_factory=list)
     """Deployments labelled as gridshift's without valid owner annotations: never counted or touched."""
     objects: Mapping[tuple[str, str, str], str] | None = None

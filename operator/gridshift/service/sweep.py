@@ -15,9 +15,10 @@ that began before the mark is still running, the finalizer waits for it to end a
 so only the replica holding the leader Lease completes it (`require_leader`; the others' AwaitingLeader
 keeps the finalizer, and kopf retries), the one replica whose cycles may write.
 
-Sweep (each leader cycle): member Deployments whose owner annotations name an InferenceDeployment
-UID that is not live, confirmed against the hub API (the kopf index may still be filling after a
-restart), are deleted with their Service, PodDisruptionBudget and NetworkPolicy.
+Sweep (each leader cycle): member objects of every kind gridshift writes whose owner annotations name an
+InferenceDeployment UID that is not live (service.observe's orphans: one owner per member namespace),
+confirmed against the hub API (the kopf index may still be filling after a restart), are deleted by that
+owner and UID; the Lease is checked before each owner's deletion.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport, leading: Cal
         for orphan in view.orphans:
             if not leading():
                 return deleted
-            owner = Owner(orphan.deployment_namespace, orphan.deployment_name, orphan.owner_uid)
+            owner = orphan.owner
             try:
                 if hub.deployment_uid(owner.namespace, owner.name) == owner.uid:
                     continue  # live after all (this process's index is behind the hub)
