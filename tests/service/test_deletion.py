@@ -226,9 +226,11 @@ def test_departures_say_which_cycle_to_outwait() -> None:
 def test_the_index_keeps_the_deletion_timestamp() -> None:
     body: dict[str, Any] = deployment_body()
     body["metadata"]["deletionTimestamp"] = DELETED_AT
+    body["metadata"]["creationTimestamp"] = "2024-06-03T08:00:00Z"  # which deployment holds a shared HTTPRoute
     body["metadata"]["managedFields"] = [{"manager": "kubectl"}]
     kept = essence(body)  # type: ignore[arg-type]
     assert kept["metadata"]["deletionTimestamp"] == DELETED_AT
+    assert kept["metadata"]["creationTimestamp"] == "2024-06-03T08:00:00Z"
     assert "managedFields" not in kept["metadata"]
 
 

@@ -28,9 +28,19 @@ GPROFILE = (GROUP, VERSION, "gpuprofiles")
 def essence(body: kopf.Body) -> dict[str, Any]:
     """What the service reads of an object; managedFields and annotations stay out of memory. The
     resourceVersion tells the service when to parse the object again (service.inputs.ParseCache); a
-    deletionTimestamp, that the object is being deleted and must not be acted on (service.observe)."""
+    deletionTimestamp, that the object is being deleted and must not be acted on (service.observe); the
+    creationTimestamp, which of several InferenceDeployments naming one HTTPRoute holds it (service.actuate)."""
     meta = body.get("metadata", {})
-    kept = ("name", "namespace", "uid", "generation", "labels", "resourceVersion", "deletionTimestamp")
+    kept = (
+        "name",
+        "namespace",
+        "uid",
+        "generation",
+        "labels",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+    )
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
