@@ -280,6 +280,91 @@ def test_a_missing_httproute_is_reported_not_fatal() -> None:
     assert world.replicas()["eu-de"] > 0
 
 
+def shared_route_world(chat_regions: tuple[str, ...] = ("eu-de",)) -> ServiceHarness:
+    """A managed HTTPRoute `models` with a /chat and a /code rule, named by two deployments: chat allowed in
+    `chat_regions`, code in eu-fr only, code created an hour before chat (though chat comes first by name)."""
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 60.0})
+    rules = [
+        {"matches": [{"path": {"value": path}}], "backendRefs": [{"name": "eu-de", "weight": 50}, {"name": "eu-fr"}]}
+        for path in ("/chat", "/code")
+    ]
+    world.hub.routes[("ml", "models")] = {
+        "metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}},
+        "spec": {"rules": rules},
+    }
+    for name, regions, created in (
+        ("chat", chat_regions, "2024-06-03T09:00:00Z"),
+        ("code", ("eu-fr",), "2024-06-03T08:00:00Z"),
+    ):
+        body = deployment_body(name, routing={"httpRouteName": "models"}, placement={"allowedRegions": list(regions)})
+        body["metadata"]["creationTimestamp"] = created
+        world.add(body)
+    return world
+
+
+def route_weights(world: ServiceHarness) -> list[dict[str, int]]:
+    rules = world.hub.routes[("ml", "models")]["spec"]["rules"]
+    return [{ref["name"]: ref.get("weight") for ref in rule["backendRefs"]} for rule in rules]
+
+
+def test_of_two_deployments_naming_one_route_the_first_created_writes_it_and_the_other_is_refused() -> None:
+    # Found in review: both wrote their weights to every rule of the route, every cycle, without a word (after
+    # one cycle both rules read eu-de 0 / eu-fr 100, chat's status eu-de 100): one tenant could take another's
+    # traffic by naming its route. Now code, created first, holds the route; chat is refused (RouteFailed).
+    world = shared_route_world()
+    for _ in range(2):
+        report = world.cycle()
+    assert route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    assert world.status("code")["routing"] == [{"cluster": "eu-fr", "weight": 100}]  # as the route says
+    refused = [p for p in report.problems if p.deployment == "ml/chat"]
+    assert [p.reason.value for p in refused] == ["RouteFailed"]
+    assert "HTTPRoute ml/models is held by InferenceDeployment ml/code" in refused[0].message
+    assert "give each InferenceDeployment its own HTTPRoute (docs/routing.md)" in refused[0].message
+    assert not [p for p in report.problems if p.deployment == "ml/code"]
+    # Only chat's routing is withheld: it is placed and serves, and its status.routing is its own decision
+    # (for routers that read status), as with a route that is missing.
+    assert world.replicas()["eu-de"] > 0 and condition(world.status("chat"), "Ready") == "True"
+    assert world.status("chat")["routing"] == [{"cluster": "eu-de", "weight": 100}]
+    writes = world.hub.route_writes
+    report = world.cycle()
+    assert world.hub.route_writes == writes and route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    assert any("is held by InferenceDeployment ml/code" in e for e in report.errors)  # every cycle, not once
+
+
+def test_a_deployment_refused_a_route_still_moves_and_its_moves_leave_the_route_alone() -> None:
+    # Its ShiftRouting can never be written: it must neither write the holder's route nor hold the move there.
+    world = shared_route_world(chat_regions=("eu-de", "eu-fr"))
+    for _ in range(2):
+        world.cycle()
+    chat = world.replicas()["eu-de"]
+    assert chat > 0 and world.replicas()["eu-fr"] == chat  # code's, as many for the same demand
+    assert route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    writes = world.hub.route_writes
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    for _ in range(30):
+        world.cycle()
+        assert world.hub.route_writes == writes  # chat's steps write nothing there, not even for a moment
+        for member in world.members.values():
+            member.mark_all_ready()
+        if world.replicas()["eu-de"] == 0 and not world.status("chat").get("migration"):
+            break
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 2 * chat}
+    assert route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+
+
+def test_a_route_whose_holder_is_deleted_passes_to_the_next_deployment_naming_it() -> None:
+    world = shared_route_world()
+    for _ in range(2):
+        world.cycle()
+    del world.deployments["code"], world.hub.deployments[("ml", "code")]
+    report = world.cycle()
+    assert route_weights(world) == [{"eu-de": 100, "eu-fr": 0}] * 2
+    assert world.status("chat")["routing"] == [{"cluster": "eu-de", "weight": 100}]
+    assert not any("HTTPRoute" in e for e in report.errors)
+
+
 def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:
     world = ServiceHarness(["eu-de"])
     world.add(deployment_body("gone"))

@@ -11,7 +11,9 @@ idle cycle still asks the apiserver nothing, and drift is repaired within a cycl
 the objects that differ. Server-side apply cannot remove what another writer added beside gridshift's
 fields (a sidecar, a volume): an object our apply left as it was is not applied again until it or its
 rendering changes. It remembers what it applied this cycle, so status shows the new desired counts at
-once. `route` writes routing weights to the HTTPRoute a deployment names.
+once. `route` writes routing weights to the HTTPRoute a deployment names, where that deployment holds the
+route: of the InferenceDeployments naming one route, the one created first (`route_holders`); the others'
+weights are refused (RouteHeld, reported as RouteFailed), since a route's every rule takes one set of weights.
 
 What the engine runs (`_target`): the plan's variant and --max-num-seqs where the plan has an option for the
 (cluster, GPU type), else what the live Deployment runs; the plan's --max-num-seqs only once it leaves a dead
@@ -21,15 +23,17 @@ spec (the GENERATION annotation: an edit not yet applied there), since each new 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from gridshift.actuation.members import MemberError, WorkloadState
 from gridshift.actuation.render import WorkloadTarget, applied_digest, engine_image, model_source, render_workload
 from gridshift.api import InferenceDeploymentSpec, MigrationMode
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
-from gridshift.hub.client import Hub
+from gridshift.hub.client import Hub, RouteMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.migration import Key, RouteWeight
 from gridshift.planner.plan import DeploymentPlan, Plan
@@ -60,6 +64,43 @@ MAX_NUM_SEQS_KEEP_SEQUENCES = 1
 moved by a hair crosses a whole number (9.01 and 8.99 are 10 and 9)."""
 
 
+class RouteHeld(RouteMissing):
+    """The HTTPRoute a deployment names is held by another InferenceDeployment (`route_holders`): not written.
+    A RouteMissing as far as a migration is concerned: no route of this deployment's carries its traffic, so
+    a ShiftRouting is not held for weights that will never be taken. Its message names the holder, which is
+    in the route's own namespace: no other tenant's name is shown."""
+
+
+def route_holders(deployments: Iterable[ObservedDeployment]) -> dict[tuple[str, str], ObservedDeployment]:
+    """(namespace, HTTPRoute) -> the InferenceDeployment that writes its weights: of those naming it, the one
+    created first (metadata.creationTimestamp, then name). Every mode counts, not Auto only: a Frozen
+    deployment's route keeps its weights, and a later Auto one naming it would take its traffic.
+
+    Found in review: every deployment naming a route wrote its weights to every rule of it (the backendRefs
+    are named after clusters, not deployments), each cycle, without a word: two deployments naming one
+    route sent each other's traffic to the regions of whichever wrote last, and any tenant allowed to create
+    an InferenceDeployment in the namespace could so take a colleague's traffic."""
+    holders: dict[tuple[str, str], ObservedDeployment] = {}
+    for deployment in sorted(deployments, key=_created):
+        route = deployment.resource.spec.routing.http_route_name
+        if route:
+            holders.setdefault((deployment.planned.namespace, route), deployment)
+    return holders
+
+
+def _created(deployment: ObservedDeployment) -> tuple[datetime, str]:
+    """When the deployment was created, then its name (the apiserver stamps whole seconds: two created in one
+    second are told apart by name). A creationTimestamp missing or unreadable sorts last: no route is taken
+    from one known to be older."""
+    stamp = deployment.body.get("metadata", {}).get("creationTimestamp")
+    created = datetime.max.replace(tzinfo=UTC)
+    if isinstance(stamp, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(stamp)  # the apiserver writes RFC 3339 in UTC ("...Z")
+            created = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return created, deployment.planned.name
+
+
 class Rendered(NamedTuple):
     """One object of a rendered workload, as `render.applied_digest`."""
 
@@ -82,9 +123,13 @@ class Actuator:
         self._rendered_before: dict[WorkloadTarget, tuple[InferenceDeploymentSpec, list[Rendered]]] = {}
         self._tried: dict[tuple[str, str, str, str], tuple[str, str | None]] = {}
         """(cluster, kind, namespace, name) -> (digest applied, live digest it was applied over)."""
+        self._route_holders: dict[tuple[str, str], str] = {}
+        """(namespace, HTTPRoute) -> the id of the deployment that writes its weights (`route_holders`)."""
 
-    def begin(self, plan: Plan) -> None:
-        """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type)."""
+    def begin(self, plan: Plan, deployments: Iterable[ObservedDeployment] = ()) -> None:
+        """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type), and which of this
+        cycle's `deployments` holds each HTTPRoute (`route_holders`)."""
+        self._route_holders = {route: d.id for route, d in route_holders(deployments).items()}
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
         # Counts applied this cycle only: a cycle cut short (the Lease lost mid-write) left its counts to be read
@@ -286,17 +331,25 @@ class Actuator:
         """Set the weights on the deployment's HTTPRoute, if it names one; returns the writes (0 or 1). No
         weights at all (scaled to zero) set every cluster's to 0: found in review, an empty routing was never
         written and the route kept 100 for a cluster with no replica, so a fallback backendRef got nothing.
-        Raises what the hub raises (RouteMissing, RouteConflict, HubForbidden, ...)."""
+        Raises RouteHeld where another deployment holds the route (`route_holders`), else what the hub raises
+        (RouteMissing, RouteConflict, HubForbidden, ...)."""
         route = deployment.resource.spec.routing.http_route_name
         if not route:
             return 0
+        namespace = deployment.planned.namespace
+        holder = self._route_holders.get((namespace, route), deployment.id)
+        if holder != deployment.id:
+            raise RouteHeld(
+                f"HTTPRoute {namespace}/{route} is held by InferenceDeployment {holder} (created first), whose "
+                "weights it carries; give each InferenceDeployment its own HTTPRoute (docs/routing.md)"
+            )
         self._fenced()
         weights = {r.cluster: r.weight for r in routing}
         # Clusters gridshift weighted last time count too: a RegionalCluster deleted since is no view, and its
         # backendRef kept the weight it had (review: 100 beside the new 100, a 50/50 split status did not show).
         weighted = {str(r.get("cluster")) for r in deployment.old_status.get("routing") or [] if isinstance(r, Mapping)}
         clusters = set(views) | weighted
-        return int(self.hub.set_route_weights(deployment.planned.namespace, route, weights, clusters))
+        return int(self.hub.set_route_weights(namespace, route, weights, clusters))
 
     def _fenced(self) -> None:
         """Checked before every write: a migration's steps are several writes, and the Lease may lapse
