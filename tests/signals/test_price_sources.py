@@ -485,13 +485,15 @@ def test_the_index_window_is_every_interval_overlapping_it(
 
 def _resolutions_around(gaps: list[int]) -> list[float]:
     """Each row's duration by the rule's words, spelt out apart from the code: the smallest of the three
-    gaps ending at the row's own, or of the three starting with it, whichever is larger; the last row
-    takes the smallest of the last two gaps."""
+    gaps ending at the row's own, or of the three starting with it, whichever is larger, a side that
+    holds the row's own gap alone not counted (the first row looks ahead only, the last but one back
+    only); the last row takes the smallest of the last two gaps."""
     out = []
     for i, gap in enumerate(gaps):
         back = [g for j, g in enumerate(gaps) if i - 2 <= j <= i]
         ahead = [g for j, g in enumerate(gaps) if i <= j <= i + 2]
-        out.append(float(max(min(back), min(ahead))))
+        looks = [min(side) for side in (back, ahead) if len(side) > 1] or [gap]
+        out.append(float(max(looks)))
         assert out[-1] <= gap
     return [*out, float(min(gaps[-2:]))]
 
@@ -526,6 +528,29 @@ def test_a_missing_row_or_two_stays_a_gap() -> None:
     hours = [0, 1, 2, 4, 5, 6, 8, 10, 11, 12]  # hours 3, 7 and 9 missing upstream
     intervals = parse_price_csv(_quarter_hours([(base + timedelta(hours=h), float(h)) for h in hours]))
     assert {i.end - i.start for i in intervals} == {timedelta(hours=1)}
+
+
+@pytest.mark.parametrize(
+    ("hours", "gaps"),
+    [
+        ([0, 2, 3, 4, 5, 7, 8, 9], [(1, 2), (6, 7)]),  # the second row missing, and the seventh
+        ([0, 1, 2, 3, 5], [(4, 5)]),  # the last row but one missing
+        ([0, 3, 4, 5, 6], [(1, 3)]),  # the second and third
+    ],
+)
+def test_a_missing_row_beside_the_files_first_or_last_is_a_gap(hours: list[int], gaps: list[tuple[int, int]]) -> None:
+    # Found in review: the first row looked back at its own gap alone and stretched over a missing second
+    # row (gridshift prices printed 00:00 -> 02:00 PT120M; csvReplay priced an hour with no data), as the
+    # last row but one did over a row missing before the last.
+    base = datetime(2024, 3, 4, tzinfo=UTC)
+    intervals = parse_price_csv(_quarter_hours([(base + timedelta(hours=h), float(h)) for h in hours]))
+    assert {i.end - i.start for i in intervals} == {timedelta(hours=1)}
+    covered = {
+        h
+        for i in intervals
+        for h in range(int((i.start - base) / timedelta(hours=1)), int((i.end - base) / timedelta(hours=1)))
+    }
+    assert [h for h in range(hours[-1] + 1) if h not in covered] == [h for a, b in gaps for h in range(a, b)]
 
 
 def test_an_empty_price_cell_is_a_gap_that_still_tells_the_resolution() -> None:

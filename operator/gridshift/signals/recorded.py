@@ -231,7 +231,8 @@ def row_ends(starts: array[float]) -> tuple[array[float], float]:
     of those after it, whichever is longer, and never past the next row's start.
 
     With g_i the gap from row i to the next, row i's resolution looking back is min(g_{i-2}, g_{i-1},
-    g_i) and looking forward min(g_i, g_{i+1}, g_{i+2}) (fewer at the file's ends): a missing row or
+    g_i) and looking forward min(g_i, g_{i+1}, g_{i+2}); the first row looks forward only and the last
+    but one back only (each sees just its own gap the other way, `_resolution`): a missing row or
     two is a gap (the gaps beside it are shorter both ways), while at a change of resolution each side
     keeps its own (60 -> 15 minutes: the last hourly row still sees hours looking back). Three equal
     longer gaps in a row are read as a coarser resolution there: ENTSO-E's sporadic missing hours come
@@ -250,13 +251,26 @@ def row_ends(starts: array[float]) -> tuple[array[float], float]:
     before2, before1, own, after1, after2 = math.inf, math.inf, gap(0), gap(1), gap(2)
     longest = 0.0
     for i in range(count - 1):
-        duration = max(min(before2, before1, own), min(own, after1, after2))
+        duration = _resolution(before2, before1, own, after1, after2)
         ends[i] += duration
         longest = max(longest, duration)
         before2, before1, own, after1, after2 = before1, own, after1, after2, gap(i + 3)
     last = min(before2, before1)  # the gaps ending at the last row (own is past the end)
     ends[count - 1] += last
     return ends, max(longest, last)
+
+
+def _resolution(before2: float, before1: float, own: float, after1: float, after2: float) -> float:
+    """A row's duration from the five gaps around it (math.inf past the file's ends). A side that sees
+    only the row's own gap tells nothing of the resolution. Found in review: the first row, looking back
+    at its own gap alone, stretched over a missing second row (00:00, 02:00, 03:00 read 00:00 -> 02:00 at
+    the first row's price), and the last row but one likewise over a row missing just before the last.
+    So those two look one way only, as the last row does; two rows alone last their one gap."""
+    if before1 == math.inf:
+        return min(own, after1, after2)
+    if after1 == math.inf:
+        return min(before2, before1, own)
+    return max(min(before2, before1, own), min(own, after1, after2))
 
 
 def bounded_lines(
