@@ -154,3 +154,72 @@ def test_request_classes_are_refused_the_trace_gives_the_sizes(tmp_path: Path) -
     )
     with pytest.raises(SimulationInputError, match=r"document 1: spec\.demand\.requestClasses: the replay does not"):
         load_deployments(path, SimulationSettings(days=0.1), TRACES)
+
+
+def _chat(namespace: str | None, rate: int = 20) -> str:
+    where = f", namespace: {namespace}" if namespace else ""
+    return (
+        f"apiVersion: gridshift.dev/v1alpha1\nkind: InferenceDeployment\nmetadata: {{name: chat{where}}}\n"
+        "spec:\n  model: {servedName: chat, source: meta-llama/Meta-Llama-3-8B-Instruct}\n"
+        f"  replica: {{gpuTypes: [NVIDIA-H100-80GB-HBM3]}}\n  slo: {{ttftP95Ms: 1000, tpotP95Ms: 50}}\n"
+        f"  demand: {{requestsPerSecond: {rate}}}\n"
+    )
+
+
+def test_one_name_in_two_namespaces_is_two_deployments_shown_as_namespace_and_name(tmp_path: Path) -> None:
+    # Found in review: two InferenceDeployments named chat in different namespaces (different objects) were
+    # refused as "metadata.name repeats: ['chat', 'chat']".
+    path = tmp_path / "d.yaml"
+    path.write_text(_chat("team-a") + "---\n" + _chat("team-b", rate=30) + "---\n" + EXAMPLE.read_text())
+    setups = load_deployments(path, SimulationSettings(days=0.1), TRACES)
+    assert [(s.name, s.peak_requests_per_second) for s in setups] == [
+        ("team-a/chat", 20.0),
+        ("team-b/chat", 30.0),
+        ("ml-serving/chat", 44.0),
+        ("coder", 20.0),
+    ]
+    args = build_parser().parse_args(
+        ["simulate", "--deployments", str(path), "--days", "0.05", "--json", "--no-progress", "--jobs", "1"]
+    )
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    names = ["team-a/chat", "team-b/chat", "ml-serving/chat", "coder"]
+    assert [d["name"] for d in json.loads(buffer.getvalue())["deployments"]] == names
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "named"),
+    [
+        (["team-a", "team-a"], "document 2: InferenceDeployment team-a/chat is also document 1"),
+        ([None, None], "document 2: InferenceDeployment chat is also document 1"),
+    ],
+)
+def test_one_name_twice_in_one_namespace_is_refused_naming_both(
+    namespaces: list[str | None], named: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text("---\n".join(_chat(namespace) for namespace in namespaces))
+    with pytest.raises(SimulationInputError, match=r"metadata\.name repeats in one namespace") as caught:
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)
+    assert named in str(caught.value)
+
+
+def test_a_kind_list_is_read_item_by_item_as_gridshift_validate_reads_it(tmp_path: Path) -> None:
+    # Found in review: the `kind: List` that `kubectl get idep -o yaml` writes, which gridshift validate accepts,
+    # was refused ("kind must be InferenceDeployment").
+    import yaml
+
+    items = list(yaml.safe_load_all(EXAMPLE.read_text()))
+    path = tmp_path / "list.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    assert [s.name for s in load_deployments(path, SimulationSettings(days=0.1), TRACES)] == ["chat", "coder"]
+    items[1]["spec"]["slo"]["ttftP95Ms"] = -3
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    with pytest.raises(
+        SimulationInputError, match=rf"(?s)--deployments: {path} document 1 item 2: .*spec\.slo\.ttftP95Ms"
+    ):
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)
+    path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": [items[0], "chat"]}))
+    with pytest.raises(SimulationInputError, match=rf"{path} document 1 item 2 is not a mapping"):
+        load_deployments(path, SimulationSettings(days=0.1), TRACES)

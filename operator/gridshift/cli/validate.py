@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         DocumentsError,
         InvalidResource,
         describe,
+        kubectl_objects,
         read_documents,
         validate_object,
     )
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         if not documents:
             print(f"bad {path}: no documents (an empty or truncated manifest)", file=sys.stderr)
             failures += 1
-        for where, doc, problem in _objects(documents):
+        for where, doc, problem in kubectl_objects(documents):
             if problem:
                 print(f"bad {path}: {where} {problem}", file=sys.stderr)
                 failures += 1
@@ -75,39 +75,3 @@ def _maybe_ours(api_version: object, group: str) -> bool:
         return True
     named = api_version.split("/", 1)[0]
     return difflib.SequenceMatcher(None, named, group).ratio() >= 0.8
-
-
-def _objects(documents: list[Any]) -> Iterator[tuple[str, Any, str | None]]:
-    """Each object `kubectl apply -f` sends, where it is in the file, and why it cannot be one (or None).
-
-    Found in review: a `kind: List` (what `kubectl get idep -o yaml` writes) was skipped as not ours, exit 0,
-    and its InferenceDeployments never checked, while kubectl applies each item. As kubectl's decoder does,
-    a document with `items` is a list whatever its kind; an item without kind and apiVersion takes the
-    list's (`InferenceDeploymentList` -> `InferenceDeployment`). A list with no items is refused, as a file
-    with no documents is: nothing would be checked."""
-    for index, doc in enumerate(documents, start=1):
-        where = f"document {index}"
-        if not isinstance(doc, dict):
-            yield where, doc, "is not a mapping"
-            continue
-        items = doc.get("items")
-        if items is None:
-            yield where, doc, None
-            continue
-        kind = f"a {doc.get('kind') or 'list'}"
-        if not isinstance(items, list):
-            yield where, doc, f"({kind}): items must be a list of objects, got {type(items).__name__}"
-            continue
-        if not items:
-            yield where, doc, f"({kind}) has no items: nothing to validate"
-        for number, item in enumerate(items, start=1):
-            if not isinstance(item, dict):
-                yield f"{where} item {number}", item, "is not a mapping"
-                continue
-            if not item.get("kind") and not item.get("apiVersion"):
-                item = {
-                    **item,
-                    "kind": str(doc.get("kind", "")).removesuffix("List"),
-                    "apiVersion": doc.get("apiVersion"),
-                }
-            yield f"{where} item {number}", item, None

@@ -18,18 +18,31 @@ deployment allowed only in DE-LU was moved to Texas and its "savings" reported):
 `spec.capacity.minReplicas` 0 (the replay keeps a replica), a `spec.migration.mode` other than Auto,
 `spec.variants` and the carbon limits (`spec.carbon.maxGramsPerKwh`, `maxGramsPerMillionTokens`).
 
-Errors are SimulationInputError naming the file, the document and the field.
+A `kind: List` (`kubectl get idep -o yaml`) is read item by item, as gridshift validate reads it. One
+metadata.name in two namespaces is two deployments, named namespace/name where the name repeats
+(`_distinct_names`); twice in one namespace, it is refused naming both.
+
+Errors are SimulationInputError naming the file, the document (and a list's item) and the field.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gridshift.api.common import LabelSelector
 from gridshift.api.inference_deployment import InferenceDeployment, InferenceDeploymentSpec
-from gridshift.api.validation import DocumentsError, InvalidResource, describe, read_documents, validate_object
+from gridshift.api.validation import (
+    DocumentsError,
+    InvalidResource,
+    describe,
+    kubectl_objects,
+    read_documents,
+    validate_object,
+)
 from gridshift.modes import MigrationMode
 from gridshift.simulation.data import SimulationInputError
 from gridshift.simulation.replay import burst_headroom_for, cluster_name, trace_offset
@@ -39,7 +52,8 @@ TRACE_ANNOTATION = "gridshift.dev/simulate-trace"
 
 
 def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[str, Any]) -> list[DeploymentSetup]:
-    """The deployments of a YAML file of InferenceDeployments (one or more documents)."""
+    """The deployments of a YAML file of InferenceDeployments (one or more documents, or a `kind: List`
+    of them as `kubectl get idep -o yaml` writes: each item, as gridshift validate and kubectl take it)."""
     try:
         documents = read_documents(path)
     except DocumentsError as error:
@@ -47,10 +61,11 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
     if not documents:
         raise SimulationInputError(f"--deployments: {path} holds no InferenceDeployment")
     setups: list[DeploymentSetup] = []
-    for number, document in enumerate(documents):
-        where = f"--deployments: {path} document {number + 1}"
-        if not isinstance(document, Mapping):
-            raise SimulationInputError(f"{where}: not a Kubernetes object (a mapping)")
+    seen: dict[tuple[str, str], str] = {}
+    for at, document, problem in kubectl_objects(documents):
+        where = f"--deployments: {path} {at}"
+        if problem:
+            raise SimulationInputError(f"{where} {problem}")
         if document.get("kind") != "InferenceDeployment":
             raise SimulationInputError(f"{where} ({describe(document)}): kind must be InferenceDeployment")
         try:
@@ -58,11 +73,27 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
         except InvalidResource as error:
             raise SimulationInputError(f"{where}: {error}") from None
         assert isinstance(parsed, InferenceDeployment)
-        setups.append(_setup(parsed, document, where, len(setups), settings, traces))
-    names = [s.name for s in setups]
-    if len(set(names)) != len(names):
-        raise SimulationInputError(f"--deployments: {path}: metadata.name repeats: {names}")
-    return setups
+        setup = _setup(parsed, document, where, len(setups), settings, traces)
+        key = (str(parsed.metadata.get("namespace") or ""), setup.name)
+        if key in seen:
+            raise SimulationInputError(
+                f"{where}: {describe(document)} is also {seen[key]}: metadata.name repeats in one namespace "
+                "(they are one object to the apiserver): rename one"
+            )
+        seen[key] = at
+        setups.append(setup)
+    return _distinct_names(setups, [namespace for namespace, _ in seen])
+
+
+def _distinct_names(setups: list[DeploymentSetup], namespaces: list[str]) -> list[DeploymentSetup]:
+    """Deployments of one name in different namespaces are different objects: found in review, they were
+    refused as a repeated metadata.name. Those are shown as namespace/name (the planner's id); every other
+    deployment keeps its bare name, so a file of distinct names reads as before."""
+    counts = Counter(s.name for s in setups)
+    return [
+        replace(s, name=f"{namespace}/{s.name}") if counts[s.name] > 1 and namespace else s
+        for s, namespace in zip(setups, namespaces, strict=True)
+    ]
 
 
 def _selects(selector: LabelSelector | None) -> bool:
