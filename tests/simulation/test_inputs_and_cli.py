@@ -665,3 +665,22 @@ def test_tables_piped_to_a_file_keep_every_policy_name_whole(capfd: pytest.Captu
     for name in ("gridshift", "hindsight", "migrations", "GPU-hours"):
         assert name in out, name
     assert "…" not in out
+
+
+def test_off_a_terminal_progress_is_plain_lines_on_stderr_and_no_progress_silences_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Found in review: off a terminal (CI, a log) rich's bar draws nothing, so the default week ran about two
+    # minutes without a word. pytest's captured stderr is no terminal.
+    flags = ["--days", "0.05", "--deployments", "1", "--scenario", "owned", "--jobs", "1", "--json"]
+    args = _parse(flags)
+    assert args.handler(args) == 0
+    out, err = capsys.readouterr()
+    assert "gridshift" in json.loads(out)["scenarios"]["owned"]["policies"], "stdout is the JSON alone"
+    lines = [line for line in err.splitlines() if line.startswith("simulate: ")]
+    percents = [int(line.split()[1].rstrip("%")) for line in lines]
+    assert len(lines) >= 5 and percents == sorted(percents) and percents[-1] == 100, err
+    assert {"gridshift (owned)", "hindsight (owned)"} <= {line.split("% ")[1].rsplit(",", 1)[0] for line in lines}
+    args = _parse([*flags, "--no-progress"])
+    assert args.handler(args) == 0
+    assert "simulate: " not in capsys.readouterr().err

@@ -22,6 +22,9 @@ _MAX_GPU_HOUR_USD = 1000.0
 """The largest --gpu-price, USD per GPU-hour: far above any rented GPU-hour (an H100 rents at 2-12)."""
 
 
+NO_PROGRESS_HELP = "no progress on stderr (a bar on a terminal, else a line per stage and per tenth of the work)"
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
@@ -100,7 +103,7 @@ def register(subparsers: Any) -> None:
     _carbon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write a PNG plot")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
     parser.set_defaults(handler=run)
 
 
@@ -413,9 +416,6 @@ def _traces(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from gridshift.cli.streams import stdout_to_stderr
     from gridshift.cli.usage import UsageError
     from gridshift.profiles_catalog import default_performance_models
@@ -461,17 +461,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else min(2, os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    stderr = Console(stderr=True)
-    show = not args.no_progress
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=stderr,
-        disable=not show,
-        transient=True,
-    ) as progress:
+    with _progress_display(show=not args.no_progress) as progress:
         task = progress.add_task("replay", total=policy_minutes(replay, settings.scenarios))
 
         def advance(label: str, minutes: int) -> None:
@@ -489,6 +479,28 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--plot: cannot write {args.plot}: {error.strerror}") from error
     _output(args, result, carbon, frontier)
     return 0
+
+
+def _progress_display(show: bool) -> Any:
+    """rich's bar on a terminal; off one (CI, a log) plain lines on stderr, where the bar drew nothing (found
+    in review: the default week ran two minutes without a word); nothing with --no-progress."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gridshift.cli.progress import PlainProgress
+
+    stderr = Console(stderr=True)
+    if show and not stderr.is_terminal:
+        return PlainProgress("simulate")
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=not show,
+        transient=True,
+    )
 
 
 def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[str, Any] | None) -> None:
