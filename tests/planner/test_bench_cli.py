@@ -69,10 +69,25 @@ def test_quality_runs_score_the_plan_against_the_proven_optimum(capsys: pytest.C
         assert run["optimum_usd_per_h"] is not None
         # Greedy alone is never better than the proven optimum, and the LP bounds both from below.
         assert run["gap_pct"] >= -1e-6
-        assert run["lp_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+        assert run["lp_bound_objective_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
         # HiGHS's bound from the reference solve: at the optimum once it is proven.
-        assert run["reference_bound_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+        assert run["reference_bound_objective_usd_per_h"] <= run["objective_usd_per_h"] + 1e-6
+        # Both seeds leave demand unserved (penalties in the objective): the money's bounds are not given.
+        assert run["underserved"] > 0 and run["lp_bound_usd_per_h"] is None and "bounds_reason" in run
     assert summary["gap_max_pct"] == max(r["gap_pct"] for r in runs)
+
+
+def test_the_bounds_in_usd_are_of_the_money_where_no_penalty_binds(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(
+        ["bench", "planner", "--deployments", "8", "--clusters", "3", "--tightness", "0.4", "--quality", "--json"]
+    )
+    assert args.handler(args) == 0
+    run, _ = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert run["underserved"] == 0 and run["objective_usd_per_h"] == run["cost_usd_per_h"]
+    assert run["lp_bound_usd_per_h"] == run["lp_bound_objective_usd_per_h"] <= run["optimum_usd_per_h"] + 1e-6
+    assert run["reference_bound_usd_per_h"] == run["reference_bound_objective_usd_per_h"]
+    assert run["reference_bound_usd_per_h"] <= run["optimum_usd_per_h"] + 1e-6
+    assert run["lp_gap_pct"] is not None and "bounds_reason" not in run
 
 
 def test_text_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,6 +126,10 @@ def test_the_lp_gap_is_left_out_where_penalties_fill_the_objective(capsys: pytes
     run, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert run["underserved"] > 0 and run["proven_optimal"] and run["gap_pct"] == pytest.approx(0.0, abs=1e-9)
     assert run["lp_gap_pct"] is None and summary["lp_gap_median_pct"] is None
+    # Found in review: the bounds are of that objective, penalties and all, so the "lower bound" stood far above
+    # the money-only optimum_usd_per_h (55,483,376 vs 714.63 USD/h at 20 deployments). None, with the reason.
+    assert run["lp_bound_usd_per_h"] is None and run["reference_bound_usd_per_h"] is None
+    assert "objective holds penalties" in run["bounds_reason"] and "not of the money" in run["bounds_reason"]
 
 
 def test_text_summary_formats_the_gaps_and_a_broken_plan_fails_the_run(

@@ -296,11 +296,21 @@ def _reference(
         "reference_bound_usd_per_h": reference.bound,
         "lp_bound_usd_per_h": bound,
         # Against the plan's money only: with penalties in its objective (demand left unserved) the "gap" was
-        # the penalty over the cost (1,664,712% on a plan proven optimal; review). None then.
-        "lp_gap_pct": None
-        if bound is None or _holds_penalty(plan_objective, cost_usd_per_h)
-        else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
+        # the penalty over the cost (1,664,712% on a plan proven optimal; review). None then (below).
+        "lp_gap_pct": None if bound is None else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
     }
+    # Both bounds are of the objective (objective_usd_per_h), penalties included: always given as such.
+    out["lp_bound_objective_usd_per_h"] = bound
+    out["reference_bound_objective_usd_per_h"] = reference.bound
+    if _holds_penalty(plan_objective, cost_usd_per_h):
+        # Found in review: beside the money-only optimum_usd_per_h, the "lower bound" lp_bound_usd_per_h stood
+        # 77,000x above it (55,483,376 vs 714.63 USD/h) where penalties bind. None then, with the reason.
+        out.update(lp_bound_usd_per_h=None, reference_bound_usd_per_h=None, lp_gap_pct=None)
+        out["bounds_reason"] = (
+            f"the plan's objective holds penalties ({plan_objective:.2f} against a cost of {cost_usd_per_h:.2f} "
+            "USD/h): the bounds are of the objective with its penalties (lp_bound_objective_usd_per_h, "
+            "reference_bound_objective_usd_per_h), not of the money"
+        )
     if reference.solution is not None and reference.optimal:
         optimum = Solution(reference.solution.counts, Solver.MILP)
         optimum_cost = usd_per_hour(problem, optimum, settings)
