@@ -209,8 +209,10 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
         "A deployment's request rate could not be read from Prometheus, or a cluster's Prometheus is another's "
         "too without operator.metricsClusterLabel (not read: RegionalCluster condition MetricsAmbiguous)."
     ),
-    CycleErrorReason.ROUTE_FAILED: "A deployment's HTTPRoute is missing, not labelled managed, held by another InferenceDeployment that names "
-    "it (created first), or changed meanwhile.",
+    CycleErrorReason.ROUTE_FAILED: (
+        "A deployment's HTTPRoute is missing, not labelled managed, held by another InferenceDeployment that names "
+        "it (created first), or changed meanwhile."
+    ),
     CycleErrorReason.MIGRATION_ROLLED_BACK: (
         "A migration's replicas were not Ready, or its member writes not taken, within readyTimeoutSeconds: the "
         "batch in flight was scaled back to its counts before the move."
