@@ -485,15 +485,20 @@ def test_the_index_window_is_every_interval_overlapping_it(
 
 def _resolutions_around(gaps: list[int]) -> list[float]:
     """Each row's duration by the rule's words, spelt out apart from the code: the smallest of the three
-    gaps ending at the row's own, or of the three starting with it, whichever is larger, a side that
-    holds the row's own gap alone not counted (the first row looks ahead only, the last but one back
-    only); the last row takes the smallest of the last two gaps."""
+    gaps ending at the row's own, or of the three starting with it, whichever is larger; the first row
+    takes the smaller of its own gap and the next, the last but one of its own and the one before (a
+    side that holds the row's own gap alone is not counted), and the last row the smaller of the last
+    two gaps."""
     out = []
     for i, gap in enumerate(gaps):
         back = [g for j, g in enumerate(gaps) if i - 2 <= j <= i]
         ahead = [g for j, g in enumerate(gaps) if i <= j <= i + 2]
-        looks = [min(side) for side in (back, ahead) if len(side) > 1] or [gap]
-        out.append(float(max(looks)))
+        if i == 0:
+            out.append(float(min(gaps[:2])))
+        elif i == len(gaps) - 1:
+            out.append(float(min(gaps[-2:])))
+        else:
+            out.append(float(max(min(back), min(ahead))))
         assert out[-1] <= gap
     return [*out, float(min(gaps[-2:]))]
 
@@ -551,6 +556,26 @@ def test_a_missing_row_beside_the_files_first_or_last_is_a_gap(hours: list[int],
         for h in range(int((i.start - base) / timedelta(hours=1)), int((i.end - base) / timedelta(hours=1)))
     }
     assert [h for h in range(hours[-1] + 1) if h not in covered] == [h for a, b in gaps for h in range(a, b)]
+
+
+@pytest.mark.parametrize(
+    ("minutes", "hourly"),
+    [
+        ([0, 60, 120, 135, 150, 165, 180], [0, 60]),  # 60 -> 15 minutes from the third row
+        ([0, 15, 30, 45, 60, 120, 180], [60, 120, 180]),  # 15 -> 60 minutes, three hourly rows at the end
+    ],
+)
+def test_an_hourly_row_beside_a_change_of_resolution_at_the_files_ends_stays_hourly(
+    minutes: list[int], hourly: list[int]
+) -> None:
+    # Found in review of the fix above: the first row looked ahead over three gaps (60, 60, 15) and the last
+    # but one back over three (15, 15, 60), so an hourly row beside ENTSO-E's change to quarter-hours at a
+    # file's start or end lasted 15 minutes and the other 45 had no price.
+    base = datetime(2025, 9, 30, 22, tzinfo=UTC)
+    intervals = parse_price_csv(_quarter_hours([(base + timedelta(minutes=m), float(m)) for m in minutes]))
+    lengths = {int((i.start - base) / timedelta(minutes=1)): i.end - i.start for i in intervals}
+    assert [m for m, length in lengths.items() if length == timedelta(hours=1)] == hourly
+    assert all(a.end == b.start for a, b in itertools.pairwise(intervals)), "a quarter-hour left unpriced"
 
 
 def test_an_empty_price_cell_is_a_gap_that_still_tells_the_resolution() -> None:

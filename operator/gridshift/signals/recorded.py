@@ -231,8 +231,8 @@ def row_ends(starts: array[float]) -> tuple[array[float], float]:
     of those after it, whichever is longer, and never past the next row's start.
 
     With g_i the gap from row i to the next, row i's resolution looking back is min(g_{i-2}, g_{i-1},
-    g_i) and looking forward min(g_i, g_{i+1}, g_{i+2}); the first row looks forward only and the last
-    but one back only (each sees just its own gap the other way, `_resolution`): a missing row or
+    g_i) and looking forward min(g_i, g_{i+1}, g_{i+2}); the first row looks forward only, two gaps, and
+    the last but one back only, two gaps (each sees just its own gap the other way, `_resolution`): a missing row or
     two is a gap (the gaps beside it are shorter both ways), while at a change of resolution each side
     keeps its own (60 -> 15 minutes: the last hourly row still sees hours looking back). Three equal
     longer gaps in a row are read as a coarser resolution there: ENTSO-E's sporadic missing hours come
@@ -265,11 +265,14 @@ def _resolution(before2: float, before1: float, own: float, after1: float, after
     only the row's own gap tells nothing of the resolution. Found in review: the first row, looking back
     at its own gap alone, stretched over a missing second row (00:00, 02:00, 03:00 read 00:00 -> 02:00 at
     the first row's price), and the last row but one likewise over a row missing just before the last.
-    So those two look one way only, as the last row does; two rows alone last their one gap."""
+    So those two look one way only, over two gaps as the last row does: over three, an hourly row beside a
+    change to quarter-hours at the file's start or end was read as a quarter-hour (found in review of that
+    fix: 22:00, 23:00, then quarter-hours from 00:00 read 22:00 -> 22:15, 45 minutes unpriced). Two rows
+    alone last their one gap."""
     if before1 == math.inf:
-        return min(own, after1, after2)
+        return min(own, after1)
     if after1 == math.inf:
-        return min(before2, before1, own)
+        return min(before1, own)
     return max(min(before2, before1, own), min(own, after1, after2))
 
 
