@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -130,6 +131,27 @@ def test_the_lp_gap_is_left_out_where_penalties_fill_the_objective(capsys: pytes
     # the money-only optimum_usd_per_h (55,483,376 vs 714.63 USD/h at 20 deployments). None, with the reason.
     assert run["lp_bound_usd_per_h"] is None and run["reference_bound_usd_per_h"] is None
     assert "objective holds penalties" in run["bounds_reason"] and "not of the money" in run["bounds_reason"]
+
+
+def test_an_unproven_optimum_says_its_bound_holds_the_penalties(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: with the optimum unproven, optimum_reason printed the objective's bound (122,718,611 beside
+    # a cost of 1,126 USD/h) as "best bound", as if it bounded the money. The same instance as above, its
+    # reference said unproven.
+    from gridshift.planner import milp
+
+    run_milp = milp.run_milp
+    monkeypatch.setattr(milp, "run_milp", lambda *a, **k: replace(run_milp(*a, **k), optimal=False))
+    args = parse(
+        ["bench", "planner", "--deployments", "5", "--clusters", "2", "--gpu-types", "2", "--quality", "--json"]
+    )
+    assert args.handler(args) == 0
+    run = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert run["underserved"] > 0 and run["optimum_usd_per_h"] is None
+    bound = run["reference_bound_objective_usd_per_h"]
+    assert bound > 1000 * run["cost_usd_per_h"]
+    assert run["optimum_reason"].endswith(f"(best bound of the objective, penalties included {bound:.2f})")
 
 
 def test_text_summary_formats_the_gaps_and_a_broken_plan_fails_the_run(
