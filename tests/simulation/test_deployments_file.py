@@ -193,6 +193,8 @@ def test_one_name_in_two_namespaces_is_two_deployments_shown_as_namespace_and_na
     [
         (["team-a", "team-a"], "document 2: InferenceDeployment team-a/chat is also document 1"),
         ([None, None], "document 2: InferenceDeployment chat is also document 1"),
+        # Found in review: no namespace and `default` were two deployments; kubectl apply makes them one.
+        ([None, "default"], "document 2: InferenceDeployment default/chat is also document 1"),
     ],
 )
 def test_one_name_twice_in_one_namespace_is_refused_naming_both(

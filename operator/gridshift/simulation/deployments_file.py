@@ -74,7 +74,9 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
             raise SimulationInputError(f"{where}: {error}") from None
         assert isinstance(parsed, InferenceDeployment)
         setup = _setup(parsed, document, where, len(setups), settings, traces)
-        key = (str(parsed.metadata.get("namespace") or ""), setup.name)
+        # No namespace is kubectl's default one (where `kubectl apply -f` puts it with a context that names
+        # none): found in review, {name: chat} beside {name: chat, namespace: default} replayed twice.
+        key = (str(parsed.metadata.get("namespace") or "default"), setup.name)
         if key in seen:
             raise SimulationInputError(
                 f"{where}: {describe(document)} is also {seen[key]}: metadata.name repeats in one namespace "
