@@ -684,3 +684,11 @@ def test_off_a_terminal_progress_is_plain_lines_on_stderr_and_no_progress_silenc
     args = _parse([*flags, "--no-progress"])
     assert args.handler(args) == 0
     assert "simulate: " not in capsys.readouterr().err
+    # Found in review: the carbon-priced replays raised the total after the replay, so the lines went from 100%
+    # back to 83%; they are counted from the start.
+    args = _parse([*flags, "--carbon-price", "0,100"])
+    assert args.handler(args) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("simulate: ")]
+    percents = [int(line.split()[1].rstrip("%")) for line in lines]
+    assert percents == sorted(percents) and percents[-1] == 100 and percents.count(100) == 1, lines
+    assert any("USD/t" in line for line in lines), lines
