@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gridshift.hub.client import MANAGED_ROUTE_LABEL, ObjectRef
+from gridshift.service.actuate import route_holders
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 
 
@@ -363,6 +364,58 @@ def test_a_route_whose_holder_is_deleted_passes_to_the_next_deployment_naming_it
     assert route_weights(world) == [{"eu-de": 100, "eu-fr": 0}] * 2
     assert world.status("chat")["routing"] == [{"cluster": "eu-de", "weight": 100}]
     assert not any("HTTPRoute" in e for e in report.errors)
+
+
+def test_a_holder_the_model_refuses_keeps_its_route_while_its_replicas_serve() -> None:
+    # Found in review: holders were chosen among the planned deployments only, so code, refused after an edit
+    # admission let through, lost the route to chat, whose weights then sent code's /code traffic to eu-de,
+    # where code had no replica (its replicas are left as they run in eu-fr).
+    world = shared_route_world()
+    for _ in range(2):
+        world.cycle()
+    code = world.deployments["code"]
+    code["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}
+    code["metadata"]["generation"] = 2
+    writes = world.hub.route_writes
+    report = world.cycle()
+    assert any(p.reason.value == "InvalidResource" and p.deployment == "ml/code" for p in report.problems)
+    assert world.hub.route_writes == writes and route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    assert any("HTTPRoute ml/models is held by InferenceDeployment ml/code" in e for e in report.errors)
+
+
+def test_a_holder_being_deleted_keeps_its_route_until_it_is_gone() -> None:
+    # While its finalizer cleans (its replicas still serving), the route keeps its weights; once the hub no
+    # longer has it, the next created takes the route (as when it is deleted at once, the test above).
+    world = shared_route_world()
+    for _ in range(2):
+        world.cycle()
+    world.deployments["code"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    writes = world.hub.route_writes
+    report = world.cycle()
+    assert world.hub.route_writes == writes and route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    assert any("HTTPRoute ml/models is held by InferenceDeployment ml/code" in e for e in report.errors)
+    del world.deployments["code"], world.hub.deployments[("ml", "code")]
+    report = world.cycle()
+    assert route_weights(world) == [{"eu-de": 100, "eu-fr": 0}] * 2
+    assert not any("HTTPRoute" in e for e in report.errors)
+
+
+def test_route_holders_read_every_body_as_it_is_and_skip_what_names_no_route() -> None:
+    def body(name: str, routing: Any, created: Any = "2024-06-03T09:00:00Z") -> dict[str, Any]:
+        meta = {"namespace": "ml", "name": name, "creationTimestamp": created}
+        return {"metadata": meta, "spec": {"routing": routing}}
+
+    bodies = [
+        body("a-odd", "models"),  # refused by the model: routing is no object
+        body("b-odd", {"httpRouteName": 7}),
+        {"metadata": "odd"},
+        {},
+        body("late", {"httpRouteName": "models"}, created=None),  # no timestamp: sorts last
+        body("chat", {"httpRouteName": "models"}),
+        body("code", {"httpRouteName": "models"}, created="2024-06-03T08:00:00Z"),
+        body("solo", {"httpRouteName": "solo"}, created="not a time"),
+    ]
+    assert route_holders(bodies) == {("ml", "models"): "ml/code", ("ml", "solo"): "ml/solo"}
 
 
 def test_a_deployment_deleted_mid_cycle_does_not_stop_the_others() -> None:

@@ -27,7 +27,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from gridshift.actuation.members import MemberError, WorkloadState
 from gridshift.actuation.render import WorkloadTarget, applied_digest, engine_image, model_source, render_workload
@@ -71,34 +71,47 @@ class RouteHeld(RouteMissing):
     in the route's own namespace: no other tenant's name is shown."""
 
 
-def route_holders(deployments: Iterable[ObservedDeployment]) -> dict[tuple[str, str], ObservedDeployment]:
-    """(namespace, HTTPRoute) -> the InferenceDeployment that writes its weights: of those naming it, the one
-    created first (metadata.creationTimestamp, then name). Every mode counts, not Auto only: a Frozen
-    deployment's route keeps its weights, and a later Auto one naming it would take its traffic.
+def route_holders(bodies: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """(namespace, HTTPRoute) -> the id (namespace/name) of the InferenceDeployment that writes its weights: of
+    those naming it, the one created first (metadata.creationTimestamp, then name). Every mode counts, not Auto
+    only: a Frozen deployment's route keeps its weights, and a later Auto one naming it would take its traffic.
 
     Found in review: every deployment naming a route wrote its weights to every rule of it (the backendRefs
     are named after clusters, not deployments), each cycle, without a word: two deployments naming one
     route sent each other's traffic to the regions of whichever wrote last, and any tenant allowed to create
-    an InferenceDeployment in the namespace could so take a colleague's traffic."""
-    holders: dict[tuple[str, str], ObservedDeployment] = {}
-    for deployment in sorted(deployments, key=_created):
-        route = deployment.resource.spec.routing.http_route_name
-        if route:
-            holders.setdefault((deployment.planned.namespace, route), deployment)
+    an InferenceDeployment in the namespace could so take a colleague's traffic.
+
+    `bodies`: every InferenceDeployment on the hub, read as it is (spec.routing.httpRouteName), not only those
+    planned. Found in review of that fix: holders were chosen among the planned ones, so a holder the model
+    refuses this cycle (an edit admission let through) or one being deleted (its finalizer still cleaning, its
+    replicas serving) lost its route to the next created, whose weights then sent its traffic where it had no
+    replica. Such a holder keeps the route, writing nothing there, until it is gone from the hub."""
+    holders: dict[tuple[str, str], str] = {}
+    for _, namespace, name, route in sorted(filter(None, map(_naming, bodies))):
+        holders.setdefault((namespace, route), f"{namespace}/{name}")
     return holders
 
 
-def _created(deployment: ObservedDeployment) -> tuple[datetime, str]:
-    """When the deployment was created, then its name (the apiserver stamps whole seconds: two created in one
-    second are told apart by name). A creationTimestamp missing or unreadable sorts last: no route is taken
-    from one known to be older."""
-    stamp = deployment.body.get("metadata", {}).get("creationTimestamp")
+def _naming(body: Mapping[str, Any]) -> tuple[datetime, str, str, str] | None:
+    """(created, namespace, name, HTTPRoute) of a hub body naming a route, else None. Read defensively: a body
+    the model refuses may hold anything. Created: the creationTimestamp (the apiserver stamps whole seconds: two
+    created in one second are told apart by name); one missing or unreadable sorts last: no route is taken from
+    one known to be older."""
+    meta, spec = body.get("metadata"), body.get("spec")
+    routing = spec.get("routing") if isinstance(spec, Mapping) else None
+    route = routing.get("httpRouteName") if isinstance(routing, Mapping) else None
+    if not isinstance(meta, Mapping) or not isinstance(route, str) or not route:
+        return None
+    namespace, name = meta.get("namespace"), meta.get("name")
+    if not isinstance(namespace, str) or not isinstance(name, str) or not namespace or not name:
+        return None
+    stamp = meta.get("creationTimestamp")
     created = datetime.max.replace(tzinfo=UTC)
     if isinstance(stamp, str):
         with contextlib.suppress(ValueError):
             parsed = datetime.fromisoformat(stamp)  # the apiserver writes RFC 3339 in UTC ("...Z")
             created = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    return created, deployment.planned.name
+    return created, namespace, name, route
 
 
 class Rendered(NamedTuple):
@@ -126,10 +139,11 @@ class Actuator:
         self._route_holders: dict[tuple[str, str], str] = {}
         """(namespace, HTTPRoute) -> the id of the deployment that writes its weights (`route_holders`)."""
 
-    def begin(self, plan: Plan, deployments: Iterable[ObservedDeployment] = ()) -> None:
-        """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type), and which of this
-        cycle's `deployments` holds each HTTPRoute (`route_holders`)."""
-        self._route_holders = {route: d.id for route, d in route_holders(deployments).items()}
+    def begin(self, plan: Plan, bodies: Iterable[Mapping[str, Any]] = ()) -> None:
+        """A new cycle: the plan's engine batch sizes per deployment and (cluster, GPU type), and which of the
+        InferenceDeployments on the hub (`bodies`, refused and leaving ones too) holds each HTTPRoute
+        (`route_holders`)."""
+        self._route_holders = route_holders(bodies)
         self._max_num_seqs = {d.id: d.max_num_seqs for d in plan.deployments}
         self._variants = {d.id: d.variants for d in plan.deployments if d.variants}
         # Counts applied this cycle only: a cycle cut short (the Lease lost mid-write) left its counts to be read
@@ -337,12 +351,9 @@ class Actuator:
         if not route:
             return 0
         namespace = deployment.planned.namespace
-        holder = self._route_holders.get((namespace, route), deployment.id)
-        if holder != deployment.id:
-            raise RouteHeld(
-                f"HTTPRoute {namespace}/{route} is held by InferenceDeployment {holder} (created first), whose "
-                "weights it carries; give each InferenceDeployment its own HTTPRoute (docs/routing.md)"
-            )
+        held = self.route_held(deployment)
+        if held is not None:
+            raise RouteHeld(held)
         self._fenced()
         weights = {r.cluster: r.weight for r in routing}
         # Clusters gridshift weighted last time count too: a RegionalCluster deleted since is no view, and its
@@ -350,6 +361,20 @@ class Actuator:
         weighted = {str(r.get("cluster")) for r in deployment.old_status.get("routing") or [] if isinstance(r, Mapping)}
         clusters = set(views) | weighted
         return int(self.hub.set_route_weights(namespace, route, weights, clusters))
+
+    def route_held(self, deployment: ObservedDeployment) -> str | None:
+        """Why the HTTPRoute the deployment names is not its to write (another InferenceDeployment, created
+        first, holds it: `route_holders`), or None. The holder is in the route's own namespace: no other
+        tenant's name is shown."""
+        route = deployment.resource.spec.routing.http_route_name
+        namespace = deployment.planned.namespace
+        holder = self._route_holders.get((namespace, route), deployment.id) if route else deployment.id
+        if holder == deployment.id:
+            return None
+        return (
+            f"HTTPRoute {namespace}/{route} is held by InferenceDeployment {holder} (created first), whose "
+            "weights it carries; give each InferenceDeployment its own HTTPRoute (docs/routing.md)"
+        )
 
     def _fenced(self) -> None:
         """Checked before every write: a migration's steps are several writes, and the Lease may lapse

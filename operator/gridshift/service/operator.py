@@ -226,7 +226,7 @@ class OperatorService:
         # replica where a roll-back holds them (service.migrate).
         self.migrations.forget({d.id: d.uid for d in seen.deployments})
         plan = self.decider.decide(with_holds(seen.snapshot, self.migrations.holds(now)), report)
-        self.actuator.begin(plan, seen.deployments)
+        self.actuator.begin(plan, deployment_bodies)
         planned = {p.id: p for p in plan.deployments}
 
         migrated = self.auto.run(now, seen, planned)  # 4. Auto deployments' migrate stages, at once
