@@ -64,6 +64,7 @@ CASES = (
     Case("InferenceDeployment", "advisory", "Suspended", "Current", "e2e"),
     Case("InferenceDeployment", "frozen", "Suspended", "Current", "e2e"),
     Case("InferenceDeployment", "slo-at-risk", "Degraded", "Failed", "harness"),
+    Case("InferenceDeployment", "route-held", "Degraded", "Failed", "harness"),
     Case("InferenceDeployment", "spec-changed", "Progressing", "InProgress", "derived"),
     Case("InferenceDeployment", "no-status", "Progressing", "Current", "derived"),
     Case("RegionalCluster", "reachable", "Healthy", "Current", "e2e"),

@@ -13,6 +13,7 @@ from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import Signal
 from tests.gitops import health
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.test_cycle import shared_route_world
 from tests.service.test_failsafes import two_regions_on_one_prometheus
 
 
@@ -42,6 +43,15 @@ def test_slo_at_risk_is_recorded_from_the_service() -> None:
     for _ in range(3):
         world.cycle()
     health.check_or_record(health.case("InferenceDeployment", "slo-at-risk"), body)
+
+
+def test_a_route_held_by_another_deployment_is_recorded_from_the_service() -> None:
+    # Found in review: a deployment whose HTTPRoute another, created first, holds was Healthy in Argo CD while
+    # the route carried the other's weights; now Stalled RouteHeld, Degraded with the route and its holder named.
+    world = shared_route_world()
+    for _ in range(2):
+        world.cycle()
+    health.check_or_record(health.case("InferenceDeployment", "route-held"), world.deployments["chat"])
 
 
 def test_a_stale_price_feed_is_recorded_from_the_service() -> None:

@@ -322,14 +322,47 @@ def test_of_two_deployments_naming_one_route_the_first_created_writes_it_and_the
     assert "HTTPRoute ml/models is held by InferenceDeployment ml/code" in refused[0].message
     assert "give each InferenceDeployment its own HTTPRoute (docs/routing.md)" in refused[0].message
     assert not [p for p in report.problems if p.deployment == "ml/code"]
-    # Only chat's routing is withheld: it is placed and serves, and its status.routing is its own decision
-    # (for routers that read status), as with a route that is missing.
-    assert world.replicas()["eu-de"] > 0 and condition(world.status("chat"), "Ready") == "True"
+    # Only chat's routing is withheld: it is placed and its replicas are Ready, and its status.routing is its
+    # own decision (for routers that read status), as with a route that is missing.
+    assert world.replicas()["eu-de"] > 0 and world.ready()["eu-de"] == world.replicas()["eu-de"]
     assert world.status("chat")["routing"] == [{"cluster": "eu-de", "weight": 100}]
+    assert condition(world.status("code"), "Ready") == "True" and condition(world.status("code"), "Stalled") == "False"
     writes = world.hub.route_writes
     report = world.cycle()
     assert world.hub.route_writes == writes and route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
     assert any("is held by InferenceDeployment ml/code" in e for e in report.errors)  # every cycle, not once
+
+
+def test_a_deployment_refused_a_route_says_so_in_its_own_status() -> None:
+    # Found in review: RouteFailed reached only the operator's log and gridshift_cycle_errors_total, which a
+    # tenant cannot read: chat's status said Ready Placed while its route carried code's weights, not its own.
+    # Now chat is Ready False and Stalled (kstatus Failed, Argo CD Degraded), naming the route, its holder and
+    # what to change; code, the holder, is untouched.
+    world = shared_route_world()
+    for _ in range(2):
+        world.cycle()
+    status = world.status("chat")
+    for kind in ("Ready", "Stalled"):
+        found = next(c for c in status["conditions"] if c["type"] == kind)
+        assert (found["status"], found["reason"]) == ("False" if kind == "Ready" else "True", "RouteHeld")
+        assert found["message"].startswith(
+            "HTTPRoute ml/models is held by InferenceDeployment ml/code (created first), whose weights it carries; "
+            "give each InferenceDeployment its own HTTPRoute (docs/routing.md); "
+        )
+    assert reason(status, "Reconciling") == "Stalled" and condition(status, "Reconciling") == "False"
+    assert reason(world.status("code"), "Ready") == "Placed"
+    # A Frozen deployment writes no route, yet the holder's weights are on it: it is told too.
+    world.deployments["chat"]["spec"]["migration"] = {"mode": "Frozen"}
+    world.deployments["chat"]["metadata"]["generation"] = 2
+    world.cycle()
+    assert world.status("chat")["mode"] == "Frozen" and reason(world.status("chat"), "Stalled") == "RouteHeld"
+    # Once it names a route of its own, it is Ready again.
+    world.hub.routes[("ml", "chat")] = {"metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}}, "spec": {"rules": []}}
+    world.deployments["chat"]["spec"]["migration"] = {"mode": "Auto"}
+    world.deployments["chat"]["spec"]["routing"] = {"httpRouteName": "chat"}
+    world.deployments["chat"]["metadata"]["generation"] = 3
+    world.cycle()
+    assert (condition(world.status("chat"), "Ready"), condition(world.status("chat"), "Stalled")) == ("True", "False")
 
 
 def test_a_deployment_refused_a_route_still_moves_and_its_moves_leave_the_route_alone() -> None:

@@ -61,6 +61,7 @@ class ReadyReason(StrEnum):
     INFEASIBLE = "Infeasible"
     FORBIDDEN = "Forbidden"
     ACTUATION_FAILED = "ActuationFailed"
+    ROUTE_HELD = "RouteHeld"
     SLO_AT_RISK = "SLOAtRisk"
     INVALID_SPEC = "InvalidSpec"
 
@@ -78,6 +79,7 @@ class StalledReason(StrEnum):
     INSUFFICIENT_CAPACITY = "InsufficientCapacity"
     FORBIDDEN = "Forbidden"
     ACTUATION_FAILED = "ActuationFailed"
+    ROUTE_HELD = "RouteHeld"
     SLO_AT_RISK = "SLOAtRisk"
     INVALID_SPEC = "InvalidSpec"
     PROGRESSING = "Progressing"
@@ -187,6 +189,13 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
                 "A member cluster refused a write for another reason (e.g. an object of that name that is "
                 "not gridshift's); retried every cycle.",
             ),
+            R.ROUTE_HELD: (
+                "False",
+                "The HTTPRoute the spec names is held by another InferenceDeployment, created first, whose "
+                "weights it carries (docs/routing.md): this one's are not written there (its replicas are still "
+                "placed and moved; status.routing is its own decision). The message names the route and its "
+                "holder: give each InferenceDeployment its own HTTPRoute.",
+            ),
             R.SLO_AT_RISK: (
                 "False",
                 "Measured p95 time to first token or time per output token is above the SLO "
@@ -220,7 +229,13 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
         StalledReason,
         {
             **_as_ready(
-                S.INFEASIBLE, S.INSUFFICIENT_CAPACITY, S.FORBIDDEN, S.ACTUATION_FAILED, S.SLO_AT_RISK, S.INVALID_SPEC
+                S.INFEASIBLE,
+                S.INSUFFICIENT_CAPACITY,
+                S.FORBIDDEN,
+                S.ACTUATION_FAILED,
+                S.ROUTE_HELD,
+                S.SLO_AT_RISK,
+                S.INVALID_SPEC,
             ),
             S.PROGRESSING: ("False", "Not stalled: a change is in progress (see Reconciling)."),
             S.RECONCILED: ("False", "Not stalled: nothing is in progress."),

@@ -176,6 +176,9 @@ class MigrationProgress:
     """Why a member cluster refused this cycle's write (the step waits and is retried next cycle)."""
     rolled_back: str | None = None
     """Why the move in flight was rolled back this cycle, and for how long it is held (a Warning Event)."""
+    route_held: str | None = None
+    """Why the HTTPRoute the deployment names carries another InferenceDeployment's weights, not its own
+    (service.actuate.route_holders; set by the actuate stage): Ready False and Stalled, reason RouteHeld."""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:

@@ -278,7 +278,7 @@ class OperatorService:
                 raise outcome
             progress = outcome
         self.actuator.repair_all(deployment, planned, progress.in_flight, seen.views, report)
-        self.actuator.route(deployment, planned, progress.routing, seen.views, report)
+        progress.route_held = self.actuator.route(deployment, planned, progress.routing, seen.views, report)
         # 6. Report: the deployment's status and its decision Event.
         applied = self.actuator.as_applied(deployment)
         self.reporter.deployment(now, deployment, applied, planned, progress, seen.views, report)

@@ -211,7 +211,7 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     ),
     CycleErrorReason.ROUTE_FAILED: (
         "A deployment's HTTPRoute is missing, not labelled managed, held by another InferenceDeployment that names "
-        "it (created first), or changed meanwhile."
+        "it (created first; the deployment's own Ready and Stalled say RouteHeld), or changed meanwhile."
     ),
     CycleErrorReason.MIGRATION_ROLLED_BACK: (
         "A migration's replicas were not Ready, or its member writes not taken, within readyTimeoutSeconds: the "

@@ -144,6 +144,7 @@ _STALLED = {
     ReadyReason.INSUFFICIENT_CAPACITY: StalledReason.INSUFFICIENT_CAPACITY,
     ReadyReason.FORBIDDEN: StalledReason.FORBIDDEN,
     ReadyReason.ACTUATION_FAILED: StalledReason.ACTUATION_FAILED,
+    ReadyReason.ROUTE_HELD: StalledReason.ROUTE_HELD,
     ReadyReason.SLO_AT_RISK: StalledReason.SLO_AT_RISK,
 }
 _SLO_STATUS = {
@@ -229,6 +230,19 @@ def _plan_problem(
     return ReadyReason.INFEASIBLE, why
 
 
+def _refused_now(progress: MigrationProgress) -> tuple[ReadyReason, str] | None:
+    """Ready's reason and message for what this cycle refused the deployment, or None: a member cluster's refusal
+    of a write (Forbidden, ActuationFailed), then an HTTPRoute another deployment holds (RouteHeld).
+
+    Found in review: a deployment refused its route said Ready Placed, and status.routing gave weights the route
+    never carried; RouteFailed reached only the operator's log and metrics, which a tenant cannot read."""
+    if progress.error is not None:
+        return refusal_reason(progress.error), progress.error
+    if progress.route_held is not None:
+        return ReadyReason.ROUTE_HELD, progress.route_held
+    return None
+
+
 def deployment_health(
     idep: InferenceDeployment,
     namespace: str,
@@ -242,9 +256,9 @@ def deployment_health(
 
     Ready is True only when the Ready replicas' capacity covers what the demand needs at the SLO (with
     the spec's headroom) and measured latency, when there is any, is within the SLO; in Advisory mode,
-    when the reported plan would. The first problem found names the reason: the plan (Forbidden,
-    Infeasible, InsufficientCapacity), a member's refusal (Forbidden, ActuationFailed), capacity not
-    Ready yet (Unreachable, Starting), then measured latency (SLOAtRisk)."""
+    when the reported plan would. The first problem found names the reason: the plan (Forbidden, Infeasible,
+    InsufficientCapacity), a refusal (`_refused_now`), capacity not Ready yet (Unreachable, Starting), then
+    measured latency (SLOAtRisk)."""
     spec = idep.spec
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
@@ -277,8 +291,8 @@ def deployment_health(
             ReadyReason.ADVISORY,
             f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
         )
-    if progress.error is not None:
-        return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
+    if (refused := _refused_now(progress)) is not None:
+        return health(refused[0], f"{refused[1]}; {counts}")
     frozen = plan.mode is MigrationMode.FROZEN
     if not covered:
         if lost and not frozen:
