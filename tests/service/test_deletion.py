@@ -90,6 +90,21 @@ def test_the_gpus_of_a_leaving_deployment_stay_taken_until_it_is_gone() -> None:
         assert not seen.views["eu-de"].orphans
 
 
+def test_the_objects_of_a_deployment_the_model_refuses_are_not_orphans() -> None:
+    # Found in review: orphans were found against the deployments the model accepts, so each object of one it
+    # refuses (InvalidSpec) was an orphan every cycle and the sweep asked the hub about its owner each time.
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body()
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    body["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}  # admitted by an older CRD
+    body["metadata"]["generation"] = 2
+    seen = world.service.observer.observe(world.now, [body], list(world.cluster_bodies.values()), [], world.cycle())
+    assert seen.deployments == () and seen.refused
+    assert _chat_objects(world) > 0 and not seen.views["eu-de"].orphans
+
+
 def _desired(world: ServiceHarness) -> dict[str, int]:
     """GPUs (one per replica here) each deployment's member Deployments ask for in eu-de."""
     out: dict[str, int] = {}

@@ -15,7 +15,7 @@ operator.metricsClusterLabel): not read, rather than each counting the others' d
 
 Ownership: a member Deployment counts as a deployment's replica only when its owner annotations name
 that InferenceDeployment *and its UID*. Objects of any kind gridshift writes (Deployments, Services,
-PodDisruptionBudgets, NetworkPolicies) naming a UID that is not live are orphans (swept by service.sweep
+PodDisruptionBudgets, NetworkPolicies) naming a UID that is not on the hub are orphans (swept by service.sweep
 once the hub confirms the owner is gone); Deployments without owner annotations are foreign, reported
 and left alone. Those of an owner still on the hub that is not planned (refused by the model, or being
 deleted) are also kept apart (ClusterView.kept): left as they run, their GPUs held in the budget.
@@ -458,7 +458,9 @@ class Observer:
                 )
         # With the replicas kept from an unreadable namespace: counted, so recorded (review).
         view.namespaces_in_use = tuple(sorted(in_use | {w.namespace for w in view.workloads}))
-        view.orphans = _orphans(found, companions, owners[0])
+        # Against every owner on the hub, refused ones too (review: their objects were orphans each cycle, each
+        # owner asked of the hub again, every cycle, to be found there and left; the sweep was right, but wasteful).
+        view.orphans = _orphans(found, companions, owners[1])
         view.foreign = [w for w in found if not w.owned]
         for w in view.foreign:
             report.errors.append(
@@ -767,14 +769,14 @@ def _read_member(
 
 
 def _orphans(
-    found: Sequence[WorkloadState], companions: Sequence[LiveObject], live: Mapping[tuple[str, str], str]
+    found: Sequence[WorkloadState], companions: Sequence[LiveObject], on_hub: Mapping[tuple[str, str], str]
 ) -> list[Orphan]:
-    """Each owner, per member namespace, of objects of any kind here whose UID is not `live` (the sweep asks the hub
+    """Each owner, per member namespace, of objects of any kind here whose UID is not `on_hub` (the sweep asks the hub
     before it deletes). Found in review: only Deployments were looked at, and deletion removes the Deployment first,
     so a clean-up cut short after it left the owner's Service, PodDisruptionBudget and NetworkPolicy for good."""
     owners = {(w.deployment_namespace, w.deployment_name, w.owner_uid, w.namespace) for w in found if w.owned}
     owners |= {(*o.owner, o.namespace) for o in companions if o.owner is not None and o.owner[1]}
-    return sorted(Orphan(*owner) for owner in owners if live.get(owner[:2]) != owner[2])
+    return sorted(Orphan(*owner) for owner in owners if on_hub.get(owner[:2]) != owner[2])
 
 
 def _demand(
