@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
+import kopf
 import pytest
 
 from gridshift.settings import SettingsError, load_operator_settings
@@ -62,3 +65,44 @@ def test_the_default_prometheus_url_is_an_http_url_without_user_info(monkeypatch
     assert "s3cr3t" not in str(caught.value)
     monkeypatch.setenv("GRIDSHIFT_PROMETHEUS_URL", "http://prometheus.monitoring:9090")
     assert load_operator_settings().prometheus_url == "http://prometheus.monitoring:9090"
+
+
+def _startup_activity() -> Any:
+    """kopf's startup activity, as `kopf run` runs it, over the shell's start handler alone."""
+    from kopf._core.actions import lifecycles
+    from kopf._core.engines.activities import run_activity
+    from kopf._core.intents import causes
+
+    from gridshift.shell import handlers
+
+    registry = kopf.OperatorRegistry()
+    kopf.on.startup(registry=registry)(handlers.start)
+    return run_activity(
+        lifecycle=lifecycles.all_at_once,
+        registry=registry,
+        settings=kopf.OperatorSettings(),
+        activity=causes.Activity.STARTUP,
+        indices={},  # type: ignore[arg-type]
+        memo=kopf.Memo(),
+    )
+
+
+def test_a_bad_value_stops_the_operator_at_start_up_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in review: a SettingsError was an ordinary exception to kopf, which retried the startup handler
+    # every 60 s for ever (the operator running, doing nothing); docs/operator.md says such a value stops it.
+    # kopf ends a permanently failed activity with ActivityError, and `kopf run` exits 1.
+    from kopf._core.engines.activities import ActivityError
+
+    monkeypatch.setenv("GRIDSHIFT_PLAN_INTERVAL_SECONDS", "abc")
+    with pytest.raises(ActivityError) as caught:
+        asyncio.run(asyncio.wait_for(_startup_activity(), timeout=5))
+    assert isinstance(caught.value.__cause__, kopf.PermanentError)
+    assert str(caught.value.__cause__).startswith("operator settings: GRIDSHIFT_PLAN_INTERVAL_SECONDS: ")
+
+
+def test_a_bad_value_fails_the_login_permanently_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridshift.shell import handlers
+
+    monkeypatch.setenv("GRIDSHIFT_HUB_CONNECTIONS", "many")
+    with pytest.raises(kopf.PermanentError, match=r"^operator settings: GRIDSHIFT_HUB_CONNECTIONS: "):
+        asyncio.run(handlers.login())

@@ -17,7 +17,7 @@ from gridshift import redaction
 from gridshift.api import GROUP, VERSION
 from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete
 from gridshift.service.wiring import real_service
-from gridshift.settings import load_operator_settings
+from gridshift.settings import OperatorSettings, SettingsError, load_operator_settings
 from gridshift.shell import connections, listeners, logs
 
 IDEP = (GROUP, VERSION, "inferencedeployments")
@@ -65,15 +65,26 @@ def profiles_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Any]:
     return {name: essence(body)}
 
 
+def operator_settings_or_stop() -> OperatorSettings:
+    """The operator's settings; a value it cannot use stops kopf, the variable named (docs/operator.md).
+
+    Found in review: a SettingsError is an ordinary exception to kopf, which retried the startup handler every
+    60 s for ever, the operator running and doing nothing. A PermanentError fails the activity, and kopf exits."""
+    try:
+        return load_operator_settings()
+    except SettingsError as error:
+        raise kopf.PermanentError(str(error)) from None
+
+
 @kopf.on.login()
 async def login(**kwargs: Any) -> kopf.AiohttpSession:
-    return connections.login(load_operator_settings().hub_connections, **kwargs)
+    return connections.login(operator_settings_or_stop().hub_connections, **kwargs)
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **indices: Any) -> None:
     logs.install()  # before any Secret is read: no credential in a log line
-    operator_settings = load_operator_settings()
+    operator_settings = operator_settings_or_stop()
     logs.apply_format(operator_settings.log_format)
     settings.persistence.finalizer = f"{GROUP}/cleanup"
     settings.posting.level = 30  # kopf's own per-handler events stay out of users' way; ours are explicit
