@@ -394,6 +394,30 @@ def test_a_regional_cluster_status_that_cannot_be_written_stops_nothing_else() -
     ]
 
 
+def test_an_inference_deployments_status_that_cannot_be_written_is_reported_as_such() -> None:
+    # Found in review: a refused InferenceDeployment status patch was reported as DeploymentFailed, "not acted on
+    # this cycle", although its replicas had been written to the member cluster in the same cycle.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body("chat", rps=5.0))
+    patch_status = world.hub.patch_status
+
+    def refused_for_deployments(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> Any:
+        if ref.kind == "InferenceDeployment":
+            raise HubForbidden("forbidden: cannot patch inferencedeployments/status")
+        return patch_status(ref, status, fence)
+
+    world.hub.patch_status = refused_for_deployments  # type: ignore[method-assign]
+    report = world.cycle()
+    assert report.member_writes and world.members["eu-de"].workloads([WORKLOADS])
+    assert [(p.reason, p.deployment) for p in report.problems] == [(CycleErrorReason.STATUS_WRITE_FAILED, "ml/chat")], (
+        report.problems
+    )
+    assert report.problems[0].message == (
+        "InferenceDeployment ml/chat: status not written: forbidden: cannot patch inferencedeployments/status"
+    )
+    assert report.status_writes == 1  # the RegionalCluster's: the deployment's is not counted as written
+
+
 def test_a_metrics_adapter_bug_is_reported_without_its_message() -> None:
     world = ServiceHarness(
         ["eu-de"],

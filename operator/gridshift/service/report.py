@@ -210,9 +210,12 @@ class Reporter:
             if isinstance(outcome, ObjectGone | Fenced):
                 return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
             if isinstance(outcome, BaseException):
-                message = f"{deployment.id}: not acted on this cycle: {describe(outcome)}"
+                # Only the status patch raises here, after the deployment was acted on (its member workloads
+                # written). Found in review: it was reported as DeploymentFailed, 'not acted on this cycle'; it
+                # is StatusWriteFailed, worded as _write_status words the other kinds'.
+                message = f"InferenceDeployment {deployment.id}: status not written: {describe(outcome)}"
                 report.errors.append(message)
-                report.problems.append(Problem(CycleErrorReason.DEPLOYMENT_FAILED, message, deployment=deployment.id))
+                report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message, deployment=deployment.id))
                 return
             report.status_writes += 1 if patch else 0
             if decision is not None:
