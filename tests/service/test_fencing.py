@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import types
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
@@ -259,6 +260,37 @@ def test_gpuprofile_and_invalid_spec_status_patches_are_fenced_one_by_one() -> N
     world.service.run_cycle([*world.deployments.values(), broken], list(world.cluster_bodies.values()), profiles)
     written = {(ref.kind, ref.name) for ref in world.hub.statuses}
     assert {("GPUProfile", "p1"), ("GPUProfile", "p2"), ("InferenceDeployment", "broken")} <= written
+
+
+def test_a_regional_cluster_status_sent_again_on_409_is_fenced_before_each_send() -> None:
+    # Found in review: RegionalCluster statuses were patched without a fence, so KubeHub's resend on 409 Conflict
+    # went out after the Lease lapsed, over the status the new leader had written, and no LeaseLost was reported.
+    from kubernetes.client.exceptions import ApiException
+
+    from gridshift.hub.client import KubeHub
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    sent: list[tuple[str, bool]] = []
+    patch_status = world.hub.patch_status
+
+    def send(ref: ObjectRef, status: dict[str, Any]) -> None:
+        sent.append((ref.kind, world.service.elector.leading()))
+        if ref.kind == "RegionalCluster" and sent.count(("RegionalCluster", True)) == 1:
+            _lapse(world)  # the apiserver's answer came after the renew deadline
+            raise ApiException(status=409, reason="Conflict")
+        patch_status(ref, status)
+
+    def conflicting(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        # KubeHub's own loop: sent again on 409, `fence` checked before each send.
+        KubeHub._patch_status_retrying(types.SimpleNamespace(_patch_status=send), ref, status, fence)  # type: ignore[arg-type]
+
+    world.hub.patch_status = conflicting  # type: ignore[method-assign]
+    world.cluster_bodies["eu-de"]["status"] = {}  # a RegionalCluster status patch is due
+    report = world.cycle()
+    assert [send for send in sent if send[0] == "RegionalCluster"] == [("RegionalCluster", True)]
+    assert [p.reason for p in report.problems] == [CycleErrorReason.LEASE_LOST]
 
 
 def test_a_leader_that_lost_the_lease_between_cycles_reports_lease_lost_once_not_a_quiet_standby() -> None:

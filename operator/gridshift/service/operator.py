@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from gridshift.actuation.members import Owner
@@ -248,13 +249,12 @@ class OperatorService:
             # Status patches and Events went to the write pool (bounded concurrency): all end in this cycle.
             self.writes.drain()
         self._still_leading(report)  # a write fenced off mid-drain is reported as the lost Lease
+        leading = partial(self._still_leading, report)  # statuses fenced patch by patch: one may outlast the Lease
         for view in seen.views.values():
-            if not self._still_leading(report):
+            if not leading() or not self.reporter.cluster(now, view, report, leading):
                 break
-            self.reporter.cluster(now, view, report)
-        # Fenced patch by patch (one may outlast the Lease); then objects the model refuses: InvalidSpec, named.
-        self.reporter.profiles(now, profile_bodies, report, lambda: self._still_leading(report))
-        self.reporter.refused(now, seen.refused, report, lambda: self._still_leading(report))
+        self.reporter.profiles(now, profile_bodies, report, leading)
+        self.reporter.refused(now, seen.refused, report, leading)  # objects the model refuses: InvalidSpec, named
         return self._finish(report, started, seen)
 
     def _act_on(

@@ -237,13 +237,17 @@ class Reporter:
             self.writes.submit(write, done)
         return composed
 
-    def cluster(self, now: datetime, view: ClusterView, report: CycleReport) -> None:
+    def cluster(self, now: datetime, view: ClusterView, report: CycleReport, leading: Callable[[], bool]) -> bool:
+        """The RegionalCluster's status, fenced before each send; False: `leading` said the Lease may have lapsed,
+        so no later status goes out. Found in review: it was sent unfenced, and KubeHub's resend on 409 Conflict
+        landed after the Lease lapsed, over the new leader's status, with no LeaseLost reported."""
         _cluster_problems(view, report)
-        self._write_status(
+        return self._write_status(
             ObjectRef("RegionalCluster", "", view.name),
             view.old_status,
             partial(cluster_status, now, view),
             report,
+            leading,
         )
 
     def profiles(
