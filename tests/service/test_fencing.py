@@ -293,33 +293,6 @@ def test_a_regional_cluster_status_sent_again_on_409_is_fenced_before_each_send(
     assert [p.reason for p in report.problems] == [CycleErrorReason.LEASE_LOST]
 
 
-def test_a_deployments_events_are_not_sent_after_its_status_patch_outlasted_the_lease() -> None:
-    # Found in review: the write pool checked the Lease before a deployment's status patch only; its decision
-    # Events went out after a patch answered past the renew deadline, from a replica that no longer led.
-    world = ServiceHarness(["eu-de"])
-    sent: list[tuple[str, bool]] = []
-    patch_status, emit_event = world.hub.patch_status, world.hub.emit_event
-
-    def slow_patch(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
-        sent.append((ref.kind, world.service.elector.leading()))
-        patch_status(ref, status, fence)
-        if ref.kind == "InferenceDeployment":
-            _lapse(world)  # sent while leading, answered after the renew deadline
-
-    def emit(ref: ObjectRef, reason: str, *args: Any, **kwargs: Any) -> None:
-        sent.append((reason, world.service.elector.leading()))
-        emit_event(ref, reason, *args, **kwargs)
-
-    world.hub.patch_status = slow_patch  # type: ignore[method-assign]
-    world.hub.emit_event = emit  # type: ignore[method-assign]
-    world.add(deployment_body("chat", rps=5.0))
-    report = world.cycle()
-    assert sent == [("InferenceDeployment", True)]
-    assert not world.hub.events and report.events == 0
-    assert report.status_writes == 1  # the patch went out: counted
-    assert [p.reason for p in report.problems] == [CycleErrorReason.LEASE_LOST]
-
-
 def test_a_leader_that_lost_the_lease_between_cycles_reports_lease_lost_once_not_a_quiet_standby() -> None:
     # Found in review: a holder past its renew deadline stopped leading, and its next cycle looked like a
     # standby's: no LeaseLost in the log or the metrics.

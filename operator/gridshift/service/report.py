@@ -196,11 +196,6 @@ class Reporter:
                 self.hub.patch_status(ref, patch, fence=None if self.writes is None else self.writes.check)
             written: list[tuple[_Event, str | None]] = []
             for event in events:
-                if self.writes is not None and not self.writes.leading():
-                    # Found in review: the Lease was checked before the patch only, and the Events went out after
-                    # a patch that outlasted it. The patch went out (counted); the rest is not sent, and the cycle
-                    # reports LeaseLost once the pool is drained.
-                    break
                 try:
                     # Every Event gridshift writes goes out here: its note never holds a remembered credential.
                     note = redaction.redact(event.note)

@@ -10,9 +10,7 @@ in the order the writes were submitted.
 Fencing holds for queued writes too: each checks `fence()` just before it goes out, so a replica
 that lost the Lease while writes were queued sends none of the rest (they end as `Fenced`). A write
 that sends again on 409 Conflict checks it before each send (`check`, handed to `Hub.patch_status`):
-found in review, a deposed leader's retry landed over the status the new leader had written. A write
-of several requests checks it before each (`leading`): found in review, a deployment's Events went
-out unchecked after a status patch that outlasted the Lease.
+found in review, a deposed leader's retry landed over the status the new leader had written.
 Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
 """
 
@@ -49,13 +47,9 @@ class WritePool:
         """Queue `write`; `done` gets its result, or the exception it raised (Fenced when not sent)."""
         self._pending.append((self._executor.submit(self._guarded, write), done))
 
-    def leading(self) -> bool:
-        """Whether this replica still holds the Lease: what `check` fences on, for a write that stops instead."""
-        return self._fence()
-
     def check(self) -> None:
         """Fenced unless this replica still holds the Lease: called before each send of a write."""
-        if not self.leading():
+        if not self._fence():
             raise Fenced("leader Lease not renewed within the renew deadline: write not sent")
 
     def _guarded(self, write: Callable[[], T]) -> T:
