@@ -293,6 +293,29 @@ def test_a_regional_cluster_status_sent_again_on_409_is_fenced_before_each_send(
     assert [p.reason for p in report.problems] == [CycleErrorReason.LEASE_LOST]
 
 
+def test_a_deployments_events_follow_its_status_patch_even_when_the_patch_outlasted_the_lease() -> None:
+    # Found in review of a fence tried on the Events: the patch had stored lastDecision, so the next leader saw no
+    # new decision and the Event was never sent (and gridshift_decisions counted it). The Events of a patch that
+    # went out follow it: they change nothing and tell what that status says.
+    world = ServiceHarness(["eu-de"])
+    sent: list[tuple[str, bool]] = []
+    patch_status = world.hub.patch_status
+
+    def slow_patch(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        sent.append((ref.kind, world.service.elector.leading()))
+        patch_status(ref, status, fence)
+        if ref.kind == "InferenceDeployment":
+            _lapse(world)  # sent while leading, answered after the renew deadline
+
+    world.hub.patch_status = slow_patch  # type: ignore[method-assign]
+    world.add(deployment_body("chat", rps=5.0))
+    report = world.cycle()
+    assert sent == [("InferenceDeployment", True)]  # no RegionalCluster status after the lapse
+    assert [e.reason for e in world.hub.events] == ["ScaleUp"] and report.events == 1
+    assert world.status("chat")["lastDecision"]["reason"] == "ScaleUp"
+    assert [p.reason for p in report.problems] == [CycleErrorReason.LEASE_LOST]
+
+
 def test_a_leader_that_lost_the_lease_between_cycles_reports_lease_lost_once_not_a_quiet_standby() -> None:
     # Found in review: a holder past its renew deadline stopped leading, and its next cycle looked like a
     # standby's: no LeaseLost in the log or the metrics.

@@ -11,6 +11,9 @@ Fencing holds for queued writes too: each checks `fence()` just before it goes o
 that lost the Lease while writes were queued sends none of the rest (they end as `Fenced`). A write
 that sends again on 409 Conflict checks it before each send (`check`, handed to `Hub.patch_status`):
 found in review, a deposed leader's retry landed over the status the new leader had written.
+A deployment's decision Events follow its status patch once the patch went out, without a fence of their
+own: they change nothing and tell what that status now says (its lastDecision), and the next leader,
+finding that decision stored, sends none; fenced, they were lost (found in review of a fence tried there).
 Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
 """
 
