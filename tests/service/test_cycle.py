@@ -377,15 +377,22 @@ def test_a_deployment_refused_a_route_still_moves_and_its_moves_leave_the_route_
     for member in world.members.values():
         member.ready_immediately = False
     world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    moving = 0
     for _ in range(30):
         world.cycle()
         assert world.hub.route_writes == writes  # chat's steps write nothing there, not even for a moment
+        if world.status("chat").get("migration"):
+            # Found in review: RouteHeld, checked first, read Reconciling False (Stalled) while the move ran.
+            moving += 1
+            assert condition(world.status("chat"), "Reconciling") == "True", world.status("chat")["conditions"]
         for member in world.members.values():
             member.mark_all_ready()
         if world.replicas()["eu-de"] == 0 and not world.status("chat").get("migration"):
             break
+    assert moving > 0
     assert world.replicas() == {"eu-de": 0, "eu-fr": 2 * chat}
     assert route_weights(world) == [{"eu-de": 0, "eu-fr": 100}] * 2
+    assert reason(world.status("chat"), "Stalled") == "RouteHeld"  # the move done, the route still held
 
 
 def test_a_route_whose_holder_is_deleted_passes_to_the_next_deployment_naming_it() -> None:

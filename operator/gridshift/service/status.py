@@ -230,19 +230,6 @@ def _plan_problem(
     return ReadyReason.INFEASIBLE, why
 
 
-def _refused_now(progress: MigrationProgress) -> tuple[ReadyReason, str] | None:
-    """Ready's reason and message for what this cycle refused the deployment, or None: a member cluster's refusal
-    of a write (Forbidden, ActuationFailed), then an HTTPRoute another deployment holds (RouteHeld).
-
-    Found in review: a deployment refused its route said Ready Placed, and status.routing gave weights the route
-    never carried; RouteFailed reached only the operator's log and metrics, which a tenant cannot read."""
-    if progress.error is not None:
-        return refusal_reason(progress.error), progress.error
-    if progress.route_held is not None:
-        return ReadyReason.ROUTE_HELD, progress.route_held
-    return None
-
-
 def deployment_health(
     idep: InferenceDeployment,
     namespace: str,
@@ -257,8 +244,9 @@ def deployment_health(
     Ready is True only when the Ready replicas' capacity covers what the demand needs at the SLO (with
     the spec's headroom) and measured latency, when there is any, is within the SLO; in Advisory mode,
     when the reported plan would. The first problem found names the reason: the plan (Forbidden, Infeasible,
-    InsufficientCapacity), a refusal (`_refused_now`), capacity not Ready yet (Unreachable, Starting), then
-    measured latency (SLOAtRisk)."""
+    InsufficientCapacity), a member's refusal (Forbidden, ActuationFailed), capacity not Ready yet (Unreachable,
+    Starting), measured latency (SLOAtRisk), a move in flight (Migrating), then an HTTPRoute another deployment
+    holds (RouteHeld)."""
     spec = idep.spec
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
@@ -291,8 +279,8 @@ def deployment_health(
             ReadyReason.ADVISORY,
             f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
         )
-    if (refused := _refused_now(progress)) is not None:
-        return health(refused[0], f"{refused[1]}; {counts}")
+    if progress.error is not None:
+        return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
     frozen = plan.mode is MigrationMode.FROZEN
     if not covered:
         if lost and not frozen:
@@ -319,6 +307,11 @@ def deployment_health(
             f"make-before-break move, {done}/{len(progress.steps)} steps done; {counts}",
             ReconcilingReason.MIGRATING,
         )
+    if progress.route_held is not None:
+        # Found in review: a deployment refused its route (another, created first, holds it) said Ready Placed,
+        # and RouteFailed reached only the operator's log and metrics. Checked after Unreachable, Starting and
+        # Migrating (review of that fix: checked first, it read Reconciling False while its replicas still moved).
+        return health(ReadyReason.ROUTE_HELD, f"{progress.route_held}; {counts}")
     still = ReconcilingReason.STARTING if starting else None
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
