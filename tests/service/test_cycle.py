@@ -354,8 +354,10 @@ def test_a_deployment_refused_a_route_says_so_in_its_own_status() -> None:
     # A Frozen deployment writes no route, yet the holder's weights are on it: it is told too.
     world.deployments["chat"]["spec"]["migration"] = {"mode": "Frozen"}
     world.deployments["chat"]["metadata"]["generation"] = 2
-    world.cycle()
+    report = world.cycle()
     assert world.status("chat")["mode"] == "Frozen" and reason(world.status("chat"), "Stalled") == "RouteHeld"
+    # And reported as RouteFailed, as in Auto (review: Frozen and Advisory ones reported nothing, an alert missed).
+    assert [p.reason.value for p in report.problems if p.deployment == "ml/chat"] == ["RouteFailed"]
     # Once it names a route of its own, it is Ready again.
     world.hub.routes[("ml", "chat")] = {"metadata": {"labels": {MANAGED_ROUTE_LABEL: "true"}}, "spec": {"rules": []}}
     world.deployments["chat"]["spec"]["migration"] = {"mode": "Auto"}

@@ -324,24 +324,29 @@ class Actuator:
         """Publish the routing weights on the deployment's HTTPRoute, if it names one (Auto mode only); a
         failure is reported (RouteFailed), and the deployment's status is still written. Returns why the route
         is another deployment's (`route_held`, for MigrationProgress.route_held), in every mode and whether or
-        not weights were due this cycle: a Frozen deployment's route carries the holder's weights too."""
+        not weights were due this cycle: a Frozen deployment's route carries the holder's weights too. A held
+        route is reported (RouteFailed) every cycle, in every mode: found in review, Frozen and Advisory ones,
+        and Auto ones with no weights due, reported nothing, which an alert on RouteFailed missed."""
         held = self.route_held(deployment)
-        if plan.mode is not MigrationMode.AUTO:
+        if held is not None:
+            report_route_failure(deployment, RouteHeld(held), report)
             return held
+        if plan.mode is not MigrationMode.AUTO:
+            return None
         if not routing and (
             any(t.replicas > 0 for t in plan.targets) or any(p.desired > 0 for p in deployment.planned.placements)
         ):
             # No weights yet (a first move still starting, or waiting to revalidate), or replicas that still run
             # without a plan for them (an infeasible plan keeps them: found in self-review, zeroing the route then
             # took a serving deployment's traffic away): the route keeps its own.
-            return held
+            return None
         try:
             report.member_writes += self.publish_routing(deployment, routing, views)
         except Fenced:
             raise
         except Exception as error:  # a route the hub refuses must not stop the deployment's report
             report_route_failure(deployment, error, report)
-        return held
+        return None
 
     def publish_routing(
         self, deployment: ObservedDeployment, routing: Sequence[RouteWeight], views: Mapping[str, ClusterView]
