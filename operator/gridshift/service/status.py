@@ -230,6 +230,23 @@ def _plan_problem(
     return ReadyReason.INFEASIBLE, why
 
 
+def _ready_capacity(
+    min_replicas: int, applied: S.Deployment, plan: DeploymentPlan, views: Mapping[str, ClusterView]
+) -> tuple[bool, float, str]:
+    """Whether the Ready replicas cover what the demand needs at the SLO (demand unknown: every replica the plan
+    keeps Ready), their capacity (tokens/s), and "n/m replicas Ready" for the messages."""
+    per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
+    ready = sum(p.ready for p in applied.placements)
+    desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
+    ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
+    needed = plan.needed_tokens_per_s
+    if needed is None:
+        covered = ready >= desired and (desired > 0 or min_replicas == 0)
+    else:
+        covered = ready_capacity + _EPS >= needed and ready >= min_replicas
+    return covered, ready_capacity, f"{ready}/{desired} replicas Ready"
+
+
 def deployment_health(
     idep: InferenceDeployment,
     namespace: str,
@@ -248,20 +265,12 @@ def deployment_health(
     Starting), measured latency (SLOAtRisk), a move in flight (Migrating), then an HTTPRoute another deployment
     holds (RouteHeld)."""
     spec = idep.spec
-    per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
-    ready = sum(p.ready for p in applied.placements)
-    desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
-    ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
+    covered, ready_capacity, counts = _ready_capacity(spec.capacity.min_replicas, applied, plan, views)
     needed = plan.needed_tokens_per_s
-    if needed is None:  # demand unknown: every replica the plan keeps must be Ready
-        covered = ready >= desired and (desired > 0 or spec.capacity.min_replicas == 0)
-    else:
-        covered = ready_capacity + _EPS >= needed and ready >= spec.capacity.min_replicas
     starting = any(p.ready < p.desired for p in reachable)
     lost = sorted({p.cluster for p in applied.placements if p.desired > 0 and p not in reachable})
     latency = _latency_above(idep, measured)
-    counts = f"{ready}/{desired} replicas Ready"
 
     static = spec.demand.source is DemandSource.STATIC
     slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured, figures=static)
