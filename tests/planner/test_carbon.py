@@ -13,6 +13,7 @@ import pytest
 from gridshift.planner import CarbonHorizon, CarbonIntensity, Deployment, Snapshot, make_plan
 from gridshift.planner.cost import carbon_usd_per_hour, grams_co2_per_hour, grams_per_million_tokens
 from gridshift.planner.migration import StepAction
+from gridshift.planner.problem import build_problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.synthetic import random_snapshot
 from gridshift.profiles_catalog import default_performance_models
@@ -194,6 +195,29 @@ def test_a_limit_nobody_meets_does_not_drop_demand() -> None:
     assert plan.feasible
     assert plan.capacity_tokens_per_s >= 20.0 * 250 * 1.2
     assert replicas_in(plan, "a") >= 3
+
+
+@pytest.mark.parametrize("rps", [0.5, 0.05, 0.01])
+@pytest.mark.parametrize("min_replicas", [1, 2])
+def test_a_limit_nobody_meets_at_tiny_demand_keeps_the_replicas_and_min_replicas(rps: float, min_replicas: int) -> None:
+    # Found in review: the penalty per replica was the limit penalty x unit / coverage, 100 times the
+    # whole at 0.01 req/s (1e7 USD/h, the shortfall penalty): a limit no region met stopped every replica
+    # (Infeasible, "saves 4.021 USD/h"), minReplicas 2 kept one at 0.2 req/s and none at 0.02.
+    carbon = {"a": flat_carbon(450.0), "b": flat_carbon(400.0)}
+    d = carbon_deployment(rps, max_intensity=300.0, min_replicas=min_replicas, placements=[("a", H100, min_replicas)])
+    snap = world(d, carbon)
+    p = make_plan(snap).for_deployment("ns/chat")
+    assert replicas_in(p, "a") == min_replicas and replicas_in(p, "b") == 0, p.explanation.summary
+    assert p.feasible and p.steps == ()
+    assert p.explanation.reason == "NoChange"
+    assert "carbon limit broken in a: no capacity within the limit serves the demand" in (
+        p.explanation.binding_constraints
+    )
+    # The limit still counts (each option breaking it pays), never more than the whole penalty per replica.
+    settings = PlannerSettings()
+    (problem,) = build_problem(snap, settings).deployments
+    penalties = [o.carbon_penalty_usd for o in problem.options]
+    assert all(0 < x <= settings.carbon_limit_penalty_usd for x in penalties), penalties
 
 
 def test_a_limit_the_plan_breaks_is_said_to_be_broken_not_avoided() -> None:

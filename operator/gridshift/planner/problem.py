@@ -23,7 +23,9 @@ Carbon (planner.carbon), only for deployments that use it (a carbon price or a c
     carbon cost per hour    = P_load x PUE x window mean intensity / 1000 / 1e6 x carbon price
                               (added to the window cost; a start adds its idle draw's at the intensity now)
     carbon limit            = an option that breaks maxGramsPerKwh or maxGramsPerMillionTokens now costs
-                              carbon_limit_penalty_usd x its share of the demand per hour, so replicas
+                              carbon_limit_penalty_usd x its share of the demand per hour (the demand
+                              counted as at least one strongest replica, so a replica pays at most the
+                              whole penalty, below the minReplicas and shortfall penalties), so replicas
                               leave it whenever another place can serve (make-before-break, like any move)
 
 A deployment without a carbon price or limit gets exactly the options it had before carbon existed.
@@ -795,15 +797,22 @@ def _charge_carbon_limits(
     options: list[Option], coverage: float, demand_known: bool, notes: list[str], settings: PlannerSettings
 ) -> None:
     """Add the carbon limit penalty to the objective of every option that breaks a limit now: per
-    replica, carbon_limit_penalty_usd times the replica's share of the demand (at least of the
-    strongest replica's), as the shortfall penalty is shared (planner.solution)."""
+    replica, carbon_limit_penalty_usd times the replica's share of the demand, the demand counted as
+    at least one strongest replica (as the shortfall penalty is, planner.solution), so that one
+    replica pays at most the whole penalty: a tenth of bound_violation_penalty_usd and a hundredth of
+    what leaving the demand unserved costs, whatever the demand.
+
+    Found in review: the share was max(unit / coverage, unit / strongest), which at tiny demand
+    (0.01 req/s) made one replica's penalty 100 times the whole (1e7 USD/h, the shortfall penalty),
+    so a limit no region met stopped every replica, minReplicas and the demand with them."""
     broken = [o for o in options if o.carbon_limit is not None]
     if not broken:
         return
     strongest = max((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+    whole = max(coverage, strongest)
     for option in broken:
         unit = option.capacity_tokens_per_s if demand_known else 1.0
-        share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
+        share = unit / whole if whole > 0 else 1.0
         option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
         option.hourly_usd += option.carbon_penalty_usd
         # Whether the plan avoids it is known only once planned: the explanation's binding constraints say
