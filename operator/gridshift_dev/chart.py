@@ -673,7 +673,8 @@ def _feed_alerts(where: str) -> tuple[Alert, ...]:
             "warning",
             "Carbon intensity of cluster {{ $labels.cluster }} ({{ $labels.region }}) is stale",
             "No good carbon fetch for the feed's staleAfterSeconds: gridshift makes no carbon-driven change "
-            "there. The RegionalCluster's CarbonFeedStale condition names the feed's last error.",
+            "there (price-driven ones go on). The RegionalCluster's CarbonFeedStale condition names the feed's "
+            "last error.",
             ("gridshift_carbon_feed_stale",),
         ),
     )

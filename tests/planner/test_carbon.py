@@ -170,6 +170,35 @@ def test_a_stale_carbon_feed_never_triggers_a_move() -> None:
     assert replicas_in(empty, "a") == 3
 
 
+def test_a_stale_carbon_feed_holds_only_the_carbon_terms_and_the_price_still_moves_replicas() -> None:
+    # Found in review: a stale carbon feed made the cluster stale for a deployment that uses carbon, so at a
+    # carbon price of 1 USD/t a price spike in a (2.0 USD/kWh against 0.02) moved nothing: 8.86 USD/h kept
+    # against 6.03, while status, the metric and the alert said only carbon-driven changes stop.
+    carbon = {"a": flat_carbon(300.0, stale=True), "b": flat_carbon(300.0)}
+    spike = {"a": 2.0, "b": 0.02}
+    for kw in ({"price": 1.0}, {"price": 500.0}, {"max_intensity": 400.0}):
+        d = carbon_deployment(placements=[("a", H100, 3)], **kw)  # type: ignore[arg-type]
+        p = make_plan(world(d, carbon, spike)).for_deployment("ns/chat")
+        assert replicas_in(p, "a") == 0 and replicas_in(p, "b") >= 3, (kw, p.explanation.summary)
+        assert p.explanation.reason == "CheaperPlacement"
+        assert "carbon intensity stale in a: no carbon-driven change there (price-driven changes go on)" in (
+            p.explanation.binding_constraints
+        )
+    # Leaving a for a limit it broke when last known: the price spike moves the replicas, as above.
+    limited = carbon_deployment(max_intensity=400.0, placements=[("a", H100, 3)])
+    dirty = {"a": flat_carbon(450.0, stale=True), "b": flat_carbon(50.0)}
+    assert replicas_in(make_plan(world(limited, dirty, spike)).for_deployment("ns/chat"), "b") >= 3
+    # But no price draws replicas into a cluster whose last known intensity breaks the limit...
+    into = carbon_deployment(max_intensity=400.0, placements=[("b", H100, 3)])
+    stays = make_plan(world(into, dirty, {"a": 0.01, "b": 0.9})).for_deployment("ns/chat")
+    assert replicas_in(stays, "a") == 0 and replicas_in(stays, "b") >= 3, stays.explanation.summary
+    assert any("its carbon feed is stale and the last known figures break" in n for n in stays.explanation.details)
+    # ...while one that met it when last known takes them, for the price.
+    clean = {"a": flat_carbon(350.0, stale=True), "b": flat_carbon(50.0)}
+    cheaper = make_plan(world(into, clean, {"a": 0.01, "b": 0.9})).for_deployment("ns/chat")
+    assert replicas_in(cheaper, "a") >= 3 and replicas_in(cheaper, "b") == 0, cheaper.explanation.summary
+
+
 def test_a_stale_carbon_feed_does_not_matter_to_deployments_without_carbon() -> None:
     d = carbon_deployment(placements=[("b", H100, 3)])
     carbon = {"a": flat_carbon(10.0), "b": flat_carbon(10.0, stale=True)}

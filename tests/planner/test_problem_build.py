@@ -102,4 +102,7 @@ def test_option_fields_are_the_ones_the_build_passes() -> None:
         "carbon_limit",
         "carbon_penalty_usd",
         "variant",
+        "carbon_stale",
+        "carbon_start_per_hour_usd",
+        "carbon_limit_on_start",
     ]

@@ -385,8 +385,8 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
     _either(
         "CarbonFeedStale",
         "Only on clusters with a spec.carbonFeed. True when the feed has had no good fetch for staleAfterSeconds: no "
-        "carbon-driven change (carbon price or limit) is made here, and carbon limits are not enforced on the "
-        "stale figures (docs/carbon.md).",
+        "carbon-driven change (carbon price or limit) is made here, price-driven changes go on, and carbon limits "
+        "are not enforced on the replicas running here (docs/carbon.md).",
         true=(FeedReason.STALE, "No fresh intensity; the message gives the feed's last error."),
         false=(FeedReason.FRESH, "The intensity is fresh."),
     ),

@@ -6,9 +6,12 @@ the deployment's window, like the electricity price, so a forecast of a cleaner 
 the limits (maxGramsPerKwh, maxGramsPerMillionTokens) hold *now*: they say where replicas may run
 while the grid is as it is.
 
-Fail-safe, as for prices: a cluster whose carbon feed is stale (or answered nothing usable) is
-stale for every deployment that uses carbon, so no change is made there on carbon grounds, and its
-limits are not enforced on stale numbers (a stale feed never triggers a move). A cluster with no
+Fail-safe: where a carbon feed is stale (or answered nothing usable), no change is made on carbon
+grounds, and its limits are not enforced on stale numbers (a stale feed never triggers a move). Only
+the carbon terms are held (planner.problem._option): the replicas running there count as clean as the
+deployment's cleanest site, a replica started there as dirty as its dirtiest (and pays the penalty of a
+limit the last known figures break), so price-driven changes go on. Found in review: the whole cluster
+was stale for deployments that use carbon, and a price spike there moved nothing. A cluster with no
 carbon feed at all is assumed to emit `PlannerSettings.missing_carbon_g_per_kwh`, a dirty grid, so
 that an unmeasured cluster never looks clean.
 """

@@ -850,9 +850,11 @@ def _fixed(value: float, digits: int) -> str:
 
 def _money_spent(deployment: DeploymentProblem, counts: list[int], money: PlannerSettings) -> float:
     """USD/h `counts` spends (window mean, starts amortised): the objective without penalties (`money`), less
-    the internal carbon cost and carbon-limit penalty in the options' cost."""
+    the internal carbon cost and carbon-limit penalty in the options' cost (and in their starts' where a carbon
+    feed is stale)."""
     carbon = sum(
-        (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k for o, k in zip(deployment.options, counts, strict=True)
+        (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k + max(0, k - o.current) * o.carbon_start_per_hour_usd
+        for o, k in zip(deployment.options, counts, strict=True)
     )
     return deployment_objective(deployment, counts, money) - carbon
 
@@ -897,13 +899,16 @@ def _binding_constraints(
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:
         binding.append("mode Advisory: plan reported, nothing changed")
-    stale_here = sorted({o.cluster for o, stale in zip(options, deployment.columns.stale, strict=True) if stale})
-    price_stale = [c for c in stale_here if c in problem.stale_clusters]
-    carbon_stale = [c for c in stale_here if c not in problem.stale_clusters]
+    price_stale = sorted({o.cluster for o, stale in zip(options, deployment.columns.stale, strict=True) if stale})
+    # A stale carbon feed holds the carbon terms only (problem._option): price-driven changes go on there.
+    carbon_stale = sorted({o.cluster for o in options if o.carbon_stale})
     if price_stale:
         binding.append(f"price stale in {', '.join(price_stale)}: no price-driven change there")
     if carbon_stale:
-        binding.append(f"carbon intensity stale in {', '.join(carbon_stale)}: no carbon-driven change there")
+        binding.append(
+            f"carbon intensity stale in {', '.join(carbon_stale)}: no carbon-driven change there "
+            "(price-driven changes go on)"
+        )
     if not deployment.frozen:
         binding.extend(_carbon_limits(deployment, counts, started, stopped))
     if deployment.unreachable:
@@ -1010,6 +1015,12 @@ def _alternative(
                 details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
         elif option.stale:
             details.append(f"not moved to {alternative}: its price is stale")
+        elif option.carbon_stale and option.carbon_start_per_hour_usd > 0:
+            details.append(
+                f"not moved to {alternative}: its carbon intensity is stale, so a replica started there is charged "
+                f"{option.carbon_start_per_hour_usd:.4f} USD/h more carbon (the dirtiest of its options, or a limit "
+                "its last known intensity breaks)"
+            )
         elif options[dearest].stale:
             # Found in review: blamed on the start cost, where a stale price where it runs keeps it there.
             details.append(

@@ -126,6 +126,15 @@ class Option:
     """The carbon limit penalty per replica-hour included in `hourly_usd` (not a cost: explanations leave it out)."""
     variant: str = ""
     """The build of the model a replica here runs (a Requirements.variants name); "": the model itself."""
+    carbon_stale: bool = False
+    """The cluster's carbon feed is stale (a deployment that uses carbon): its carbon terms are held,
+    see `carbon_start_per_hour_usd`."""
+    carbon_start_per_hour_usd: float = 0.0
+    """The carbon part of `start_per_hour_usd` where the carbon feed is stale: a replica started here
+    pays the dirtiest intensity of the deployment's sites (its replicas kept pay the cleanest, in
+    `carbon_usd_per_hour`), and the penalty of a limit the last known intensity breaks."""
+    carbon_limit_on_start: str | None = None
+    """Where the carbon feed is stale: the limit the last known figures break, charged on starts only."""
 
     def __post_init__(self) -> None:
         self.key = (self.cluster, self.gpu_type)
@@ -434,6 +443,43 @@ class _Scope:
     sites: list[_Site]
     clusters: Mapping[str, Cluster]
     settings: PlannerSettings
+    carbon_range: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """For a deployment that uses carbon: the cleanest and dirtiest window-mean intensity of its sites and
+    the dirtiest intensity now (gCO2/kWh), what a cluster with a stale carbon feed is held at."""
+
+
+def _carbon_now(scope: _Scope, carbon: CarbonView) -> float:
+    """The intensity now a start's idle draw pays: the dirtiest of the deployment's sites where the feed is stale."""
+    return scope.carbon_range[2] if carbon.stale else carbon.now_g_per_kwh
+
+
+def _carbon_terms(
+    scope: _Scope, site: _Site, capacity: _Capacity, required: Requirements, workload: Workload
+) -> tuple[float, float, str | None, str | None]:
+    """A replica's carbon cost per hour (kept), what a start adds to it per hour, the limit it breaks
+    now, and (stale feed) the limit the last known figures break: zeros and None without carbon."""
+    if site.carbon is None:
+        return 0.0, 0.0, None, None
+    pue, price, power = site.cluster.pue, required.carbon_price_usd_per_tonne, capacity.power
+    rate = capacity.rate * workload.mean_output_tokens
+    limit = limit_broken(required, site.carbon, power_watts=power, pue=pue, capacity_tokens_per_s=rate)
+    if not site.carbon.stale:
+        hourly = carbon_usd_per_hour(grams_co2_per_hour(power, pue, site.carbon.window_mean_g_per_kwh), price)
+        return hourly, 0.0, limit, None
+    # Found in review: a stale carbon feed made the cluster stale for the deployment, so a price spike
+    # there moved nothing. Only the carbon terms are held: what runs here counts as clean as the
+    # cleanest site, a start here as dirty as the dirtiest, so carbon neither pushes replicas out nor
+    # draws them in, and the price still moves them.
+    cleanest, dirtiest, _ = scope.carbon_range
+    hourly = carbon_usd_per_hour(grams_co2_per_hour(power, pue, cleanest), price)
+    start = max(0.0, carbon_usd_per_hour(grams_co2_per_hour(power, pue, dirtiest), price) - hourly)
+    stale_limit = None
+    if site.carbon.measured:
+        # Not enforced on what runs here (stale figures trigger no move), but a replica started where
+        # the last known figures break a limit pays its penalty (_charge_carbon_limits).
+        last_known = replace(site.carbon, stale=False)
+        stale_limit = limit_broken(required, last_known, power_watts=power, pue=pue, capacity_tokens_per_s=rate)
+    return hourly, start, limit, stale_limit
 
 
 def _option(
@@ -455,22 +501,14 @@ def _option(
         settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * site.now_usd_per_watt_hour)
         + settings.move_penalty_usd
     )
-    carbon_hourly = 0.0
-    carbon_limit = None
+    carbon_hourly, carbon_start, carbon_limit, stale_limit = _carbon_terms(scope, site, capacity, required, workload)
     if site.carbon is not None:
-        pue = site.cluster.pue
-        price = required.carbon_price_usd_per_tonne
-        carbon_hourly = carbon_usd_per_hour(grams_co2_per_hour(power, pue, site.carbon.window_mean_g_per_kwh), price)
-        window_cost += window * carbon_hourly
-        idle_carbon = carbon_usd_per_hour(grams_co2_per_hour(idle_watts, pue, site.carbon.now_g_per_kwh), price)
-        start_cost += settings.cold_start_seconds / 3600.0 * idle_carbon
-        carbon_limit = limit_broken(
-            required,
-            site.carbon,
-            power_watts=power,
-            pue=pue,
-            capacity_tokens_per_s=capacity.rate * workload.mean_output_tokens,
+        idle_carbon = carbon_usd_per_hour(
+            grams_co2_per_hour(idle_watts, site.cluster.pue, _carbon_now(scope, site.carbon)),
+            required.carbon_price_usd_per_tonne,
         )
+        window_cost += window * carbon_hourly
+        start_cost += settings.cold_start_seconds / 3600.0 * idle_carbon + window * carbon_start
     if site.preferred:
         # Scale toward zero by the discount whatever the sign, so preference always helps.
         window_cost -= abs(window_cost) * settings.preferred_region_discount
@@ -505,6 +543,9 @@ def _option(
         carbon_limit,  # carbon_limit
         0.0,  # carbon_penalty_usd (_charge_carbon_limits adds it)
         capacity.variant,  # variant
+        site.carbon is not None and site.carbon.stale,  # carbon_stale
+        carbon_start,  # carbon_start_per_hour_usd (_charge_carbon_limits adds a stale limit's penalty)
+        stale_limit,  # carbon_limit_on_start
     )
 
 
@@ -546,7 +587,8 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             ]
             if alike is not None:
                 shared_sites[alike] = sites
-        scope = _Scope(d_index, window, sites, clusters, settings)
+        carbon_range = _carbon_range(sites) if required.uses_carbon else (0.0, 0.0, 0.0)
+        scope = _Scope(d_index, window, sites, clusters, settings, carbon_range)
         if _planned_by_class(deployment, workloads[d_index]):
             problems.extend(_class_problems(scope, deployment, workloads[d_index], extra))
             continue
@@ -581,6 +623,16 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     price_views = {c.name: price_view(c.name, 0.0) for c in snapshot.clusters}
     carbon_views = {c.name: intensity_view(c.name, 0.0) for c in snapshot.clusters if c.name in snapshot.carbon}
     return Problem(problems, inventory, price_views, stale, clusters, carbon_views)
+
+
+def _carbon_range(sites: Sequence[_Site]) -> tuple[float, float, float]:
+    """_Scope.carbon_range: over the reachable sites the deployment may use (a stale feed's last known
+    intensity included); (0, 0, 0) where none has a carbon view."""
+    views = [s.carbon for s in sites if s.carbon is not None and s.excluded is None and s.cluster.reachable]
+    if not views:
+        return (0.0, 0.0, 0.0)
+    means = [v.window_mean_g_per_kwh for v in views]
+    return (min(means), max(means), max(v.now_g_per_kwh for v in views))
 
 
 def _held_outside_options(
@@ -633,7 +685,7 @@ def _site(
         excluded=_eligible_cluster(deployment, cluster),
         window_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.window_mean_usd_per_kwh),
         now_usd_per_watt_hour=usd_per_watt_hour(cluster.pue, prices.now_usd_per_kwh),
-        stale=cluster.name in stale or (carbon is not None and carbon.stale),
+        stale=cluster.name in stale,
         preferred=cluster.region in required.preferred_regions,
         carbon=carbon,
         offerings={o.gpu_type: o for o in cluster.offerings},
@@ -804,17 +856,29 @@ def _charge_carbon_limits(
 
     Found in review: the share was max(unit / coverage, unit / strongest), which at tiny demand
     (0.01 req/s) made one replica's penalty 100 times the whole (1e7 USD/h, the shortfall penalty),
-    so a limit no region met stopped every replica, minReplicas and the demand with them."""
-    broken = [o for o in options if o.carbon_limit is not None]
+    so a limit no region met stopped every replica, minReplicas and the demand with them.
+
+    Where the carbon feed is stale, a limit the last known figures break is charged on each replica
+    started there only (Option.carbon_limit_on_start): what runs there stays."""
+    broken = [o for o in options if o.carbon_limit is not None or o.carbon_limit_on_start is not None]
     if not broken:
         return
     strongest = max((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
     whole = max(coverage, strongest)
     for option in broken:
         unit = option.capacity_tokens_per_s if demand_known else 1.0
-        share = unit / whole if whole > 0 else 1.0
-        option.carbon_penalty_usd = settings.carbon_limit_penalty_usd * share
-        option.hourly_usd += option.carbon_penalty_usd
+        penalty = settings.carbon_limit_penalty_usd * (unit / whole if whole > 0 else 1.0)
+        if option.carbon_limit is None:
+            option.carbon_start_per_hour_usd += penalty
+            option.start_per_hour_usd += penalty
+            notes.append(
+                f"{option.cluster}/{option.gpu_type}: its carbon feed is stale and the last known figures break a "
+                f"carbon limit ({option.carbon_limit_on_start}): what runs there stays, a replica started there pays "
+                "its penalty"
+            )
+            continue
+        option.carbon_penalty_usd = penalty
+        option.hourly_usd += penalty
         # Whether the plan avoids it is known only once planned: the explanation's binding constraints say
         # (found in review: "avoided" here, also for replicas the plan then placed there).
         notes.append(f"{option.cluster}/{option.gpu_type} breaks a carbon limit now ({option.carbon_limit})")

@@ -223,7 +223,7 @@ CARBON_INTENSITY = Declared(
 CARBON_FEED_STALE = Declared(
     Gauge,
     "gridshift_carbon_feed_stale",
-    "1 while the cluster's carbon feed is stale (no carbon-driven change there), else 0.",
+    "1 while the cluster's carbon feed is stale (no carbon-driven change there; price-driven ones go on), else 0.",
     _CLUSTER,
     leader_only=True,
 )
