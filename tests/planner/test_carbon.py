@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -397,6 +398,45 @@ def test_a_move_for_carbon_that_saves_no_money_reads_lower_carbon_not_cheaper_pl
     limited = carbon_deployment(max_intensity=400.0, placements=[("a", H100, 3)])
     left = make_plan(world(limited, {"a": flat_carbon(450.0), "b": flat_carbon(50.0)})).for_deployment("ns/chat")
     assert replicas_in(left, "a") == 0 and left.explanation.reason == "LowerCarbon"
+
+
+def test_a_move_for_carbon_says_the_carbon_price_or_limit_won_with_its_figures() -> None:
+    # Found in review: a move to the cleaner grid made for the carbon price (or a limit) said b "wins over a on
+    # nothing at today's price (the window's prices or a start cost decide)": only money was compared.
+    carbon = {"a": flat_carbon(450.0), "b": flat_carbon(50.0)}
+    a_label = f"a/{H100}"
+    cases = {
+        "price": (
+            {"price": 400.0},
+            r"on the carbon price \(400 USD/t: ([0-9.]+) USD/h of carbon there against ([0-9.]+) here\)",
+        ),
+        "limit": (
+            {"max_intensity": 400.0},
+            f"on the carbon limit \\({a_label} breaks it now: intensity 450 gCO2/kWh above maxGramsPerKwh 400\\)",
+        ),
+        "budget": (
+            {"budget": 5.0},
+            f"on the carbon limit \\({a_label} breaks it now: 24 gCO2/Mtok at SLO capacity above "
+            "maxGramsPerMillionTokens 5\\)",
+        ),
+    }
+    for name, (kw, pattern) in cases.items():
+        d = carbon_deployment(placements=[("a", H100, 3)], **kw)  # type: ignore[arg-type]
+        p = make_plan(world(d, carbon)).for_deployment("ns/chat")
+        assert replicas_in(p, "b") >= 3 and p.explanation.reason == "LowerCarbon", name
+        won = [line for line in p.explanation.details if f"wins over {a_label}" in line]
+        assert len(won) == 1 and "on nothing" not in won[0], (name, won)
+        found = re.search(pattern, won[0])
+        assert found is not None, (name, won[0])
+        if name == "price":
+            # The same replicas at 450 gCO2/kWh there against 50 here: nine times the carbon.
+            there, here = float(found.group(1)), float(found.group(2))
+            assert there == pytest.approx(9 * here, rel=0.05) and here > 0
+            assert "USD/h of carbon at 400 USD/t, against" in won[0]
+    # Where money decides, the line says so, without carbon figures for a deployment without a carbon price.
+    plain = make_plan(world(carbon_deployment(), carbon, {"a": 0.02, "b": 0.9})).for_deployment("ns/chat")
+    (line,) = [line for line in plain.explanation.details if "wins over" in line]
+    assert " on energy: " in line and "carbon" not in line, line
 
 
 def test_the_carbon_share_is_not_given_for_a_cost_at_or_below_zero() -> None:

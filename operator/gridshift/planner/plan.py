@@ -589,11 +589,13 @@ def _label(option: Option) -> str:
 
 @dataclass(frozen=True)
 class _Cover:
-    """One option alone covering the deployment's need: replicas, and GPU and energy cost per hour."""
+    """One option alone covering the deployment's need: replicas, and GPU and energy cost per hour (and the
+    internal carbon cost per hour at the intensity now, for a deployment with a carbon price)."""
 
     replicas: int
     gpu_usd: float
     energy_usd: float
+    carbon_usd: float = 0.0
 
     @property
     def usd_per_hour(self) -> float:
@@ -685,16 +687,39 @@ def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings)
         watts = option.power_at_capacity_watts if deployment.workload.requests_per_second is None else power
         price = problem.price_views[option.cluster].now_usd_per_kwh
         found[d].covers[k] = _Cover(
-            n, n * option.gpus * option.gpu_hour_usd, energy_usd_per_hour(n * watts, option.pue, price)
+            n,
+            n * option.gpus * option.gpu_hour_usd,
+            energy_usd_per_hour(n * watts, option.pue, price),
+            _cover_carbon(problem, deployment, option, n * watts, settings),
         )
     return found
 
 
+def _cover_carbon(
+    problem: Problem, deployment: DeploymentProblem, option: Option, watts: float, settings: PlannerSettings
+) -> float:
+    """The internal carbon cost per hour of `watts` at `option`'s cluster, at the intensity now (the fallback
+    where it has no feed, as the planner assumes); 0 without a carbon price."""
+    usd_per_tonne = deployment.deployment.requirements.carbon_price_usd_per_tonne
+    if not deployment.deployment.requirements.uses_carbon or usd_per_tonne <= 0:
+        return 0.0
+    view = problem.carbon_views.get(option.cluster)
+    intensity = view.now_g_per_kwh if view is not None else settings.missing_carbon_g_per_kwh
+    return carbon_usd_per_hour(grams_co2_per_hour(watts, option.pue, intensity), usd_per_tonne)
+
+
 def _why_won(
-    chosen: Option, other: Option, covers: Mapping[int, _Cover], chosen_at: int, other_at: int, full: bool
+    chosen: Option,
+    other: Option,
+    covers: Mapping[int, _Cover],
+    chosen_at: int,
+    other_at: int,
+    full: bool,
+    carbon_price: float = 0.0,
 ) -> str:
-    """Which part of the cost (GPU-hours or energy) decided between the plan's main option and `other`;
-    `full`: `other` has no free GPUs (then that, not its price, is why where it is not cheaper)."""
+    """Which part of the cost (GPU-hours, energy, the carbon price or a carbon limit) decided between the
+    plan's main option and `other`; `full`: `other` has no free GPUs (then that, not its price, is why where
+    it is not cheaper). `carbon_price`: the deployment's, USD/t (0: no carbon figures)."""
     a, b = covers[chosen_at], covers[other_at]
     gpu_gain, energy_gain = b.gpu_usd - a.gpu_usd, b.energy_usd - a.energy_usd
     tie = 1e-9
@@ -712,11 +737,35 @@ def _why_won(
         what = "GPU-hours" if gpu_gain > 0 else undecided
     else:
         what = "energy" if energy_gain > 0 else undecided
+    if what == undecided and not full:
+        # Found in review: a move to a cleaner grid made for the carbon price or a carbon limit read "on
+        # nothing at today's price (the window's prices or a start cost decide)"; these compared money only.
+        what = _carbon_won(chosen, other, a, b, carbon_price) or undecided
+    head = f"{_label(chosen)} wins over {_label(other)} on {what}: covering the demand there would take "
+    if carbon_price > 0:
+        return (
+            f"{head}{b.replicas} replica(s) at {_fixed(b.gpu_usd, 3)} USD/h of GPU-hours, {_fixed(b.energy_usd, 3)} "
+            f"USD/h of energy and {_fixed(b.carbon_usd, 3)} USD/h of carbon at {carbon_price:g} USD/t, against "
+            f"{_fixed(a.gpu_usd, 3)}, {_fixed(a.energy_usd, 3)} and {_fixed(a.carbon_usd, 3)} here"
+        )
     return (
-        f"{_label(chosen)} wins over {_label(other)} on {what}: covering the demand there would take "
-        f"{b.replicas} replica(s) at {_fixed(b.gpu_usd, 3)} USD/h of GPU-hours and {_fixed(b.energy_usd, 3)} USD/h "
-        f"of energy, against {_fixed(a.gpu_usd, 3)} and {_fixed(a.energy_usd, 3)} here"
+        f"{head}{b.replicas} replica(s) at {_fixed(b.gpu_usd, 3)} USD/h of GPU-hours and {_fixed(b.energy_usd, 3)} "
+        f"USD/h of energy, against {_fixed(a.gpu_usd, 3)} and {_fixed(a.energy_usd, 3)} here"
     )
+
+
+def _carbon_won(chosen: Option, other: Option, a: _Cover, b: _Cover, carbon_price: float) -> str | None:
+    """The carbon term that decided where money did not: a limit `other` breaks now and `chosen` does not
+    (with its figures), or the carbon price where the cover there costs more in money and carbon together."""
+    if other.carbon_limit is not None and chosen.carbon_limit is None:
+        return f"the carbon limit ({_label(other)} breaks it now: {other.carbon_limit})"
+    money_gain = b.usd_per_hour - a.usd_per_hour
+    if carbon_price > 0 and b.carbon_usd - a.carbon_usd > 1e-9 and money_gain + b.carbon_usd - a.carbon_usd > 0:
+        return (
+            f"the carbon price ({carbon_price:g} USD/t: {_fixed(b.carbon_usd, 3)} USD/h of carbon there against "
+            f"{_fixed(a.carbon_usd, 3)} here)"
+        )
+    return None
 
 
 _without_penalties = functools.lru_cache(maxsize=4)(PlannerSettings.without_penalties)
@@ -1055,7 +1104,8 @@ def _alternative(
                 "(or a limit above binds)"
             )
     if not deployment.frozen:
-        details.append(_why_won(options[main], option, covers, main, j, full))
+        carbon_price = deployment.deployment.requirements.carbon_price_usd_per_tonne
+        details.append(_why_won(options[main], option, covers, main, j, full, carbon_price))
     return alternative, covers[j].usd_per_hour
 
 
