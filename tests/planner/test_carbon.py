@@ -250,6 +250,41 @@ def test_a_limit_nobody_meets_at_tiny_demand_keeps_the_replicas_and_min_replicas
     assert all(0 < x <= settings.carbon_limit_penalty_usd for x in penalties), penalties
 
 
+@pytest.mark.parametrize("n", [3, 15, 40])
+def test_replicas_leave_a_limit_breaking_region_at_any_demand_even_where_its_price_is_stale(n: int) -> None:
+    # Found in review of the tiny-demand fix: the penalty shared over the demand fell to 1e5 / n per replica,
+    # below the stale-price penalty past 10 replicas' worth, so at 15 and 40 every replica stayed in a, which
+    # breaks the limit, beside 500 free GPUs in b ("no capacity within the limit serves the demand").
+    d = carbon_deployment(n * 10.737 * 0.6, max_intensity=400.0, max_replicas=500, placements=[("a", H100, n)])
+    clusters = [cluster("a", gpus={H100: 500}), cluster("b", gpus={H100: 500})]
+    snap = snapshot([d], clusters, {"a": flat_prices(0.05, stale=True), "b": flat_prices(0.05)})
+    p = make_plan(replace(snap, carbon={"a": flat_carbon(450.0), "b": flat_carbon(50.0)})).for_deployment("ns/chat")
+    assert replicas_in(p, "b") > 0, p.explanation.summary
+    assert not any("no capacity within the limit" in c for c in p.explanation.binding_constraints)
+
+
+def test_a_limit_is_checked_on_starts_where_the_carbon_feed_never_answered() -> None:
+    # Found in review: a feed that never answered (assumed 820 g/kWh) was skipped as unmeasured on starts, so
+    # it met any limit and drew a limit-only deployment in, where a cluster with no feed at all is avoided.
+    for a in (CarbonHorizon(()), None, flat_carbon(820.0, stale=True)):
+        carbon = {"b": flat_carbon(50.0)} | ({} if a is None else {"a": a})
+        d = carbon_deployment(max_intensity=400.0, placements=[("b", H100, 3)])
+        p = make_plan(world(d, carbon, {"a": 0.01, "b": 0.9})).for_deployment("ns/chat")
+        assert (replicas_in(p, "a"), replicas_in(p, "b")) == (0, 3), (a, p.explanation.summary)
+
+
+def test_a_stale_carbon_feed_is_blamed_only_where_its_held_carbon_outweighs_the_saving() -> None:
+    # Found in review: a held surcharge of 0.0000 USD/h was named as why a replica did not move, where the start
+    # cost (not paid back within the payback horizon) decided, as with a fresh feed.
+    for stale in (False, True):
+        carbon = {"a": flat_carbon(300.0, stale=stale), "b": flat_carbon(310.0)}
+        d = carbon_deployment(price=1.0, placements=[("b", H100, 3)], payback_hours=6.0)
+        p = make_plan(world(d, carbon, {"a": 0.05, "b": 0.06})).for_deployment("ns/chat")
+        assert replicas_in(p, "b") == 3
+        assert any("not paid back within 6 h" in line for line in p.explanation.details), p.explanation.details
+        assert not any("carbon intensity is stale" in line for line in p.explanation.details)
+
+
 def test_a_limit_the_plan_breaks_is_said_to_be_broken_not_avoided() -> None:
     # Found in review: "carbon limit: a avoided while above it" (and "...: avoided" in the details) for a plan
     # that placed its replicas in a all the same: no capacity within the limit served the demand.

@@ -1055,6 +1055,7 @@ def _alternative(
     alternative = _label(option)
     dearest = max(used, key=lambda k: options[k].hourly_usd / unit(options[k]))
     full = free.get(option.key, 0) < option.gpus
+    gain = options[dearest].hourly_usd - option.hourly_usd
     if option.hourly_usd / unit(option) < options[dearest].hourly_usd / unit(options[dearest]):
         if full:
             binding.append(f"inventory: {alternative} has no free GPUs")
@@ -1064,7 +1065,8 @@ def _alternative(
                 details.append(f"not moved to cheaper {alternative}: its GPUs are all taken")
         elif option.stale:
             details.append(f"not moved to {alternative}: its price is stale")
-        elif option.carbon_stale and option.carbon_start_per_hour_usd > 0:
+        elif option.carbon_stale and option.carbon_start_per_hour_usd >= gain > 0:
+            # Where the held carbon outweighs the saving (review: 0.0000 USD/h was blamed where a start cost decided).
             details.append(
                 f"not moved to {alternative}: its carbon intensity is stale, so a replica started there is charged "
                 f"{option.carbon_start_per_hour_usd:.4f} USD/h more carbon (the dirtiest of its options, or a limit "
@@ -1076,7 +1078,7 @@ def _alternative(
                 f"not moved to {alternative}: the price in {options[dearest].cluster} is stale, and a stale price "
                 "moves no replica"
             )
-        elif (gain := options[dearest].hourly_usd - option.hourly_usd) <= 0:
+        elif gain <= 0:
             # Cheaper per unit of capacity, dearer per replica: the demand does not need what it adds.
             details.append(
                 f"not moved to {alternative}: cheaper per unit of capacity, but a replica there costs "

@@ -23,8 +23,8 @@ Carbon (planner.carbon), only for deployments that use it (a carbon price or a c
     carbon cost per hour    = P_load x PUE x window mean intensity / 1000 / 1e6 x carbon price
                               (added to the window cost; a start adds its idle draw's at the intensity now)
     carbon limit            = an option that breaks maxGramsPerKwh or maxGramsPerMillionTokens now costs
-                              carbon_limit_penalty_usd x its share of the demand per hour (the demand
-                              counted as at least one strongest replica, so a replica pays at most the
+                              carbon_limit_penalty_usd x min(1, max(its share of the demand, its share
+                              of the strongest replica's capacity)) per hour (a replica pays at most the
                               whole penalty, below the minReplicas and shortfall penalties), so replicas
                               leave it whenever another place can serve (make-before-break, like any move)
 
@@ -473,12 +473,12 @@ def _carbon_terms(
     cleanest, dirtiest, _ = scope.carbon_range
     hourly = carbon_usd_per_hour(grams_co2_per_hour(power, pue, cleanest), price)
     start = max(0.0, carbon_usd_per_hour(grams_co2_per_hour(power, pue, dirtiest), price) - hourly)
-    stale_limit = None
-    if site.carbon.measured:
-        # Not enforced on what runs here (stale figures trigger no move), but a replica started where
-        # the last known figures break a limit pays its penalty (_charge_carbon_limits).
-        last_known = replace(site.carbon, stale=False)
-        stale_limit = limit_broken(required, last_known, power_watts=power, pue=pue, capacity_tokens_per_s=rate)
+    # Not enforced on what runs here (stale figures trigger no move), but a replica started where the last
+    # known figures break a limit pays its penalty (_charge_carbon_limits); a feed that never answered holds
+    # the assumed missing_carbon_g_per_kwh (found in review: skipped as unmeasured, such a cluster met any
+    # limit and drew a limit-only deployment in, where one with no feed at all is avoided).
+    last_known = replace(site.carbon, stale=False)
+    stale_limit = limit_broken(required, last_known, power_watts=power, pue=pue, capacity_tokens_per_s=rate)
     return hourly, start, limit, stale_limit
 
 
@@ -849,14 +849,10 @@ def _charge_carbon_limits(
     options: list[Option], coverage: float, demand_known: bool, notes: list[str], settings: PlannerSettings
 ) -> None:
     """Add the carbon limit penalty to the objective of every option that breaks a limit now: per
-    replica, carbon_limit_penalty_usd times the replica's share of the demand, the demand counted as
-    at least one strongest replica (as the shortfall penalty is, planner.solution), so that one
-    replica pays at most the whole penalty: a tenth of bound_violation_penalty_usd and a hundredth of
-    what leaving the demand unserved costs, whatever the demand.
-
-    Found in review: the share was max(unit / coverage, unit / strongest), which at tiny demand
-    (0.01 req/s) made one replica's penalty 100 times the whole (1e7 USD/h, the shortfall penalty),
-    so a limit no region met stopped every replica, minReplicas and the demand with them.
+    replica, carbon_limit_penalty_usd times the larger of its share of the demand and its share of the
+    strongest replica's capacity, at most 1: a replica of the strongest type pays the whole penalty at
+    any demand (far above the stale-price penalty and any real cost), and no replica more than that
+    (a tenth of bound_violation_penalty_usd and a hundredth of what leaving the demand unserved costs).
 
     Where the carbon feed is stale, a limit the last known figures break is charged on each replica
     started there only (Option.carbon_limit_on_start): what runs there stays."""
@@ -864,10 +860,14 @@ def _charge_carbon_limits(
     if not broken:
         return
     strongest = max((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
-    whole = max(coverage, strongest)
     for option in broken:
         unit = option.capacity_tokens_per_s if demand_known else 1.0
-        penalty = settings.carbon_limit_penalty_usd * (unit / whole if whole > 0 else 1.0)
+        share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
+        # At most one whole penalty (found in review: at 0.01 req/s unit / coverage made one replica's 1e7 USD/h,
+        # the shortfall penalty, so a limit no region met stopped every replica); not less than the strongest
+        # replica's share (review of a fix that shared it over the demand: at 15 replicas' worth it fell below
+        # the stale-price penalty, and replicas stayed where the limit is broken).
+        penalty = settings.carbon_limit_penalty_usd * min(share, 1.0)
         if option.carbon_limit is None:
             option.carbon_start_per_hour_usd += penalty
             option.start_per_hour_usd += penalty

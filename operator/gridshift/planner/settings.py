@@ -56,11 +56,11 @@ class PlannerSettings:
 
     carbon_limit_penalty_usd: float = 1e5
     """Objective cost per hour of running the deployment's whole demand on placements that break a
-    carbon limit (maxGramsPerKwh, maxGramsPerMillionTokens), charged per replica in proportion to its
-    share of the demand (as shortfall_penalty_usd is), the demand counted as at least one replica's
-    capacity, so one replica pays at most the whole penalty however small the demand. Far above any
-    real cost (100 USD/h per replica even in a 1,000-replica deployment), so such placements are left
-    whenever another place can serve; a hundredth of shortfall_penalty_usd and at most a tenth of
+    carbon limit (maxGramsPerKwh, maxGramsPerMillionTokens), charged per replica: the larger of its
+    share of the demand and its share of the strongest replica's capacity, at most 1 (a replica of the
+    strongest GPU type pays the whole of it at any demand, none pays more however small the demand).
+    Far above any real cost and the stale-price penalty, so such placements are left whenever another
+    place can serve; a hundredth of shortfall_penalty_usd and at most a tenth of
     bound_violation_penalty_usd per replica, so a deployment keeps serving demand and minReplicas
     where it must rather than drop them."""
 
