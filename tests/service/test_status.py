@@ -320,6 +320,25 @@ def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
     assert status["observedSlo"]["ttftP95Ms"] == 900.0
 
 
+def test_a_route_held_by_another_deployment_is_named_before_latency_above_the_slo() -> None:
+    # Found in review: RouteHeld, moved behind Migrating, went behind measured latency too: both are Stalled, and
+    # the tenant whose route another deployment holds was told only of the latency, not who holds it.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    signals = {Signal.REQUEST_RATE: 4.0, Signal.PROMPT_TOKEN_RATE: 4000.0, Signal.GENERATION_TOKEN_RATE: 800.0}
+    measured(world, {**signals, Signal.JOULES_PER_TOKEN: 0.5, Signal.TTFT_P95: 0.2, Signal.ITL_P95: 0.03})
+    held = "HTTPRoute ml/models is held by InferenceDeployment ml/code (created first)"
+    world.service.actuator.route_held = lambda deployment: held  # type: ignore[method-assign]
+    world.metrics.set_signal(REF, Signal.TTFT_P95, 0.9)
+    status = settled(world, 1)
+    assert conditions(status)["Ready"] == ("False", "RouteHeld")
+    assert conditions(status)["Stalled"] == ("True", "RouteHeld")
+    assert message(status, "Ready").startswith(held)
+    assert conditions(status)["SLOAtRisk"] == ("True", "LatencyAboveSLO")  # the latency is still said there
+
+
 def test_latency_above_the_slo_that_wobbles_rewrites_no_status() -> None:
     # Found in review: the latency message named the measured p95, which moved with every scrape while it
     # stayed above the SLO: the deployments under pressure were patched every cycle, though observedSlo held.

@@ -262,8 +262,8 @@ def deployment_health(
     the spec's headroom) and measured latency, when there is any, is within the SLO; in Advisory mode,
     when the reported plan would. The first problem found names the reason: the plan (Forbidden, Infeasible,
     InsufficientCapacity), a member's refusal (Forbidden, ActuationFailed), capacity not Ready yet (Unreachable,
-    Starting), measured latency (SLOAtRisk), a move in flight (Migrating), then an HTTPRoute another deployment
-    holds (RouteHeld)."""
+    Starting), an HTTPRoute another deployment holds (RouteHeld, after a move in flight), measured latency
+    (SLOAtRisk), then a move in flight (Migrating)."""
     spec = idep.spec
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
     covered, ready_capacity, counts = _ready_capacity(spec.capacity.min_replicas, applied, plan, views)
@@ -307,6 +307,10 @@ def deployment_health(
                 f"mode Frozen: {where}the kept placement does not cover the demand ({slo_message}); {counts}",
             )
         return health(ReadyReason.STARTING, f"waiting for replicas to be Ready; {counts}", ReconcilingReason.STARTING)
+    # A route another deployment holds (found in review: it said Ready Placed), before measured latency (both
+    # Stalled: behind it the tenant was not told), not while a move runs (it read Reconciling False meanwhile).
+    if progress.route_held is not None and not (progress.in_flight and not frozen):
+        return health(ReadyReason.ROUTE_HELD, f"{progress.route_held}; {counts}")
     if latency:
         return health(ReadyReason.SLO_AT_RISK, f"{latency}; {counts}")
     if progress.in_flight and not frozen:  # Frozen: the steps are kept, not run (review: it read Migrating)
@@ -316,11 +320,6 @@ def deployment_health(
             f"make-before-break move, {done}/{len(progress.steps)} steps done; {counts}",
             ReconcilingReason.MIGRATING,
         )
-    if progress.route_held is not None:
-        # Found in review: a deployment refused its route (another, created first, holds it) said Ready Placed,
-        # and RouteFailed reached only the operator's log and metrics. Checked after Unreachable, Starting and
-        # Migrating (review of that fix: checked first, it read Reconciling False while its replicas still moved).
-        return health(ReadyReason.ROUTE_HELD, f"{progress.route_held}; {counts}")
     still = ReconcilingReason.STARTING if starting else None
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
