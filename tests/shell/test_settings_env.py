@@ -93,6 +93,11 @@ def test_a_bad_value_stops_the_operator_at_start_up_naming_its_variable(monkeypa
     # kopf ends a permanently failed activity with ActivityError, and `kopf run` exits 1.
     from kopf._core.engines.activities import ActivityError
 
+    from gridshift.shell import logs
+
+    # start() installs the log guards for the process first; here they would outlive the test (the fresh-clone
+    # CI: tests/signals/test_secret_logging.py, which proves the source fixes with the net off, then failed).
+    monkeypatch.setattr(logs, "install", lambda: None)
     monkeypatch.setenv("GRIDSHIFT_PLAN_INTERVAL_SECONDS", "abc")
     with pytest.raises(ActivityError) as caught:
         asyncio.run(asyncio.wait_for(_startup_activity(), timeout=5))
