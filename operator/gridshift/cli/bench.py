@@ -291,21 +291,24 @@ def _reference(
         absolute_gap=1e-6 * max(1.0, cost_usd_per_h),
     )
     plan_objective = objective(problem, solution, settings)
+    penalties = _holds_penalty(plan_objective, cost_usd_per_h)
     out: dict[str, Any] = {
         # HiGHS's best bound from the reference solve (proven or not): the yardstick when no optimum is proven.
         "reference_bound_usd_per_h": reference.bound,
         "lp_bound_usd_per_h": bound,
         # Against the plan's money only: with penalties in its objective (demand left unserved) the "gap" was
-        # the penalty over the cost (1,664,712% on a plan proven optimal; review). None then (below).
-        "lp_gap_pct": None if bound is None else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
+        # the penalty over the cost (1,664,712% on a plan proven optimal; review). None then.
+        "lp_gap_pct": None
+        if bound is None or penalties
+        else 100.0 * (plan_objective - bound) / max(cost_usd_per_h, 1e-9),
     }
     # Both bounds are of the objective (objective_usd_per_h), penalties included: always given as such.
     out["lp_bound_objective_usd_per_h"] = bound
     out["reference_bound_objective_usd_per_h"] = reference.bound
-    if _holds_penalty(plan_objective, cost_usd_per_h):
+    if penalties:
         # Found in review: beside the money-only optimum_usd_per_h, the "lower bound" lp_bound_usd_per_h stood
         # 77,000x above it (55,483,376 vs 714.63 USD/h) where penalties bind. None then, with the reason.
-        out.update(lp_bound_usd_per_h=None, reference_bound_usd_per_h=None, lp_gap_pct=None)
+        out.update(lp_bound_usd_per_h=None, reference_bound_usd_per_h=None)
         out["bounds_reason"] = (
             f"the plan's objective holds penalties ({plan_objective:.2f} against a cost of {cost_usd_per_h:.2f} "
             "USD/h): the bounds are of the objective with its penalties (lp_bound_objective_usd_per_h, "
@@ -323,7 +326,7 @@ def _reference(
         out["gap_pct"] = None
         # Found in review: where penalties bind the best bound is of the objective with them (122,718,611 beside
         # a cost of 1,126 USD/h), which the reason printed as if it bounded the money.
-        of_what = " of the objective, penalties included" if _holds_penalty(plan_objective, cost_usd_per_h) else ""
+        of_what = " of the objective, penalties included" if penalties else ""
         out["optimum_reason"] = f"not proven within {args.reference_seconds:g} s" + (
             "" if reference.bound is None else f" (best bound{of_what} {reference.bound:.2f})"
         )

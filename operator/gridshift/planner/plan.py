@@ -550,8 +550,7 @@ def _cost_prediction(
         # Found in review: a feed that never answered has a view (the fallback, measured=False) and was
         # counted as measured, so 820 g/kWh figures were reported as real ones.
         measured = measured and carbon is not None and carbon.measured
-        intensity = carbon.now_g_per_kwh if carbon is not None else settings.missing_carbon_g_per_kwh
-        here = grams_co2_per_hour(count * power, option.pue, intensity)
+        here = grams_co2_per_hour(count * power, option.pue, _intensity_now(problem, option.cluster, settings))
         grams += here
         by_region[option.region] = by_region.get(option.region, 0.0) + here
     total = gpu_cost + energy_cost
@@ -703,9 +702,14 @@ def _cover_carbon(
     usd_per_tonne = deployment.deployment.requirements.carbon_price_usd_per_tonne
     if not deployment.deployment.requirements.uses_carbon or usd_per_tonne <= 0:
         return 0.0
-    view = problem.carbon_views.get(option.cluster)
-    intensity = view.now_g_per_kwh if view is not None else settings.missing_carbon_g_per_kwh
+    intensity = _intensity_now(problem, option.cluster, settings)
     return carbon_usd_per_hour(grams_co2_per_hour(watts, option.pue, intensity), usd_per_tonne)
+
+
+def _intensity_now(problem: Problem, cluster: str, settings: PlannerSettings) -> float:
+    """gCO2/kWh at `cluster` now: its carbon view's, or the fallback the planner assumes where it has none."""
+    view = problem.carbon_views.get(cluster)
+    return view.now_g_per_kwh if view is not None else settings.missing_carbon_g_per_kwh
 
 
 def _why_won(

@@ -423,7 +423,6 @@ class Observer:
         namespaces = sorted(wanted | recorded)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
-        companions: list[LiveObject] = []
         try:
             view.member = self.member(name, cluster.spec)
             found, companions, unreadable, unlisted = _read_member(view.member, view, namespaces)

@@ -211,11 +211,8 @@ class Reporter:
                 return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
             if isinstance(outcome, BaseException):
                 # Only the status patch raises here, after the deployment was acted on (its member workloads
-                # written). Found in review: it was reported as DeploymentFailed, 'not acted on this cycle'; it
-                # is StatusWriteFailed, worded as _write_status words the other kinds'.
-                message = f"InferenceDeployment {deployment.id}: status not written: {describe(outcome)}"
-                report.errors.append(message)
-                report.problems.append(Problem(CycleErrorReason.STATUS_WRITE_FAILED, message, deployment=deployment.id))
+                # written). Found in review: it was reported as DeploymentFailed, 'not acted on this cycle'.
+                _status_not_written(ref, outcome, report)
                 return
             report.status_writes += 1 if patch else 0
             if decision is not None:
@@ -305,20 +302,25 @@ class Reporter:
         except ObjectGone:
             return True
         except Exception as error:  # one object's status must not stop the cycle (nor hide the others')
-            what = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
-            message = f"{ref.kind} {what}: status not written: {describe(error)}"
-            report.errors.append(message)
-            report.problems.append(
-                Problem(
-                    CycleErrorReason.STATUS_WRITE_FAILED,
-                    message,
-                    deployment=what if ref.kind == "InferenceDeployment" else None,
-                    cluster=ref.name if ref.kind == "RegionalCluster" else None,
-                )
-            )
+            _status_not_written(ref, error, report)
             return True
         report.status_writes += 1
         return True
+
+
+def _status_not_written(ref: ObjectRef, error: BaseException, report: CycleReport) -> None:
+    """Report a status patch of `ref` that failed (StatusWriteFailed), for every kind, the write pool's too."""
+    what = f"{ref.namespace}/{ref.name}" if ref.namespace else ref.name
+    message = f"{ref.kind} {what}: status not written: {describe(error)}"
+    report.errors.append(message)
+    report.problems.append(
+        Problem(
+            CycleErrorReason.STATUS_WRITE_FAILED,
+            message,
+            deployment=what if ref.kind == "InferenceDeployment" else None,
+            cluster=ref.name if ref.kind == "RegionalCluster" else None,
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def _distinct_names(setups: list[DeploymentSetup], namespaces: list[str]) -> lis
     deployment keeps its bare name, so a file of distinct names reads as before."""
     counts = Counter(s.name for s in setups)
     return [
-        replace(s, name=f"{namespace}/{s.name}") if counts[s.name] > 1 and namespace else s
+        replace(s, name=f"{namespace}/{s.name}") if counts[s.name] > 1 else s
         for s, namespace in zip(setups, namespaces, strict=True)
     ]
 
