@@ -13,11 +13,15 @@ so a cycle that never ends fails its test instead of holding it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import wait
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,6 +106,38 @@ contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
     (problem,) = unreachable(report, "us-tx")
     assert problem.startswith("cluster us-tx unreachable: discovery: "), problem
     assert "abcdefgh12345678" not in repr(report.problems)
+
+
+def test_a_discovery_cache_another_process_left_at_the_members_url_is_not_read(silent_apiserver: int) -> None:
+    """Found as a CI flake: the Kubernetes client's default discovery cache is /tmp/osrcp-<md5 of the URL>.json,
+    shared by every process and kept for good. A file left there by whatever answered at that URL before (here
+    an apps/v1 Deployment) was read instead of asking the member, so discovery "passed" without one request."""
+    import kubernetes
+    from kubernetes.dynamic.discovery import CacheEncoder, ResourceGroup
+    from kubernetes.dynamic.resource import Resource
+
+    url = f"http://127.0.0.1:{silent_apiserver}"
+    left = Path(tempfile.gettempdir()) / f"osrcp-{hashlib.md5(url.encode()).hexdigest()}.json"
+    deployment = Resource(
+        prefix="apis",
+        group="apps",
+        api_version="v1",
+        kind="Deployment",
+        namespaced=True,
+        verbs=["list", "get", "patch"],
+        name="deployments",
+        preferred=True,
+    )
+    cache = {
+        "library_version": kubernetes.__version__,
+        "version": {"kubernetes": {"major": "1", "minor": "30", "gitVersion": "v1.30.0"}},
+        "resources": {"apis": {"apps": {"v1": ResourceGroup(True, resources={"Deployment": [deployment]})}}},
+    }
+    left.write_text(json.dumps(cache, cls=CacheEncoder))
+    try:
+        test_a_member_apiserver_that_never_answers_stops_no_other_clusters_planning(silent_apiserver)
+    finally:
+        left.unlink(missing_ok=True)
 
 
 class Hung:

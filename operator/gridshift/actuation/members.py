@@ -23,10 +23,15 @@ the next read, whose errors are reported as before; credentials without `watch` 
 
 from __future__ import annotations
 
+import atexit
 import functools
+import itertools
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -952,19 +957,40 @@ def skipping_failures(extract: Callable[[Mapping[str, Any]], Any], kind: str) ->
 def _timed_dynamic_client() -> Any:
     """The Kubernetes DynamicClient, its requests that set no timeout of their own (discovery's: /version, /api,
     /apis, each group's resources) given the member's api timeout. Found in review: discovery had none, so a
-    member apiserver that accepted and never answered held the cycle of every cluster for good."""
+    member apiserver that accepted and never answered held the cycle of every cluster for good.
+
+    Its discovery cache is this process's own (`_discovery_cache_file`): by default the client reads and writes
+    /tmp/osrcp-<md5 of the server URL>.json, shared by every process on the machine and kept across restarts, so
+    a member was "discovered" from whatever answered at that URL before (another cluster, an older apiserver
+    version, a test's server on a reused port) without one request to it."""
     from kubernetes.dynamic import DynamicClient
 
     class TimedDynamicClient(DynamicClient):
         def __init__(self, client: Any, timeout_seconds: float) -> None:
             self.timeout_seconds = timeout_seconds  # before discovery, which __init__ runs
-            super().__init__(client)  # type: ignore[no-untyped-call]
+            super().__init__(client, cache_file=_discovery_cache_file())  # type: ignore[no-untyped-call]
 
         def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
             params.setdefault("_request_timeout", self.timeout_seconds)
             return super().request(method, path, body, **params)
 
     return TimedDynamicClient
+
+
+def _discovery_cache_file() -> str:
+    """A new file in a directory of this process's own, removed at exit: one per client, so each member's
+    discovery is its own and starts from its apiserver's answers."""
+    return os.path.join(_discovery_cache_dir(), f"{next(_DISCOVERY_CACHES)}.json")
+
+
+_DISCOVERY_CACHES = itertools.count()
+
+
+@functools.cache
+def _discovery_cache_dir() -> str:
+    directory = tempfile.mkdtemp(prefix="gridshift-discovery-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:
