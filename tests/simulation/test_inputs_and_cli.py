@@ -473,6 +473,9 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--frontier-plot", "x.png"], r"^--frontier-plot needs --carbon-price"),
         (["--plot", "/nonexistent/dir/x.png"], "--plot: cannot write /nonexistent/dir/x.png: /nonexistent/dir is not"),
         (["--jobs", "0"], "--jobs"),
+        # Found in review: each was ignored without the file it qualifies.
+        (["--trace-time-unit", "ms"], "^--trace-time-unit applies to --trace files"),
+        (["--prices-timezone", "Europe/Paris"], "^--prices-timezone applies to --prices files"),
         # Found before the replay (it ran the whole week, then ended in a traceback):
         (
             ["--gpus-per-market", "1", "--deployments", "3"],

@@ -425,6 +425,7 @@ def run(args: argparse.Namespace) -> int:
     from gridshift.simulation.runner import HindsightMethod, policy_minutes, prepare_replay, run_replay
 
     settings = build_settings(args)
+    _check_input_flags(args)
     carbon_prices = _check_output_flags(args)
     keep_freed_heap()
     try:
@@ -530,6 +531,17 @@ def _output(args: argparse.Namespace, result: Any, carbon: Any, frontier: dict[s
         print(f"wrote {args.plot}")
     if args.frontier_plot is not None:
         print(f"wrote {args.frontier_plot}")
+
+
+def _check_input_flags(args: argparse.Namespace) -> None:
+    """UsageError for a flag that only qualifies an input file when that file is not given: it would be ignored,
+    and the user would believe their timestamps were read as they said (found in review)."""
+    from gridshift.cli.usage import UsageError
+
+    if args.trace_time_unit != "auto" and not args.trace:
+        raise UsageError("--trace-time-unit applies to --trace files; the shipped traces' times are their own")
+    if args.prices_timezone and not args.prices:
+        raise UsageError("--prices-timezone applies to --prices files; the shipped prices are in UTC")
 
 
 def _check_output_flags(args: argparse.Namespace) -> list[float]:
