@@ -236,22 +236,27 @@ class _Filler:
                     continue
                 self.remove(i)
                 trial = self._better_than(base)
-                if trial is not None:
-                    base, improved = trial, True
-                    continue
-                for k in by_unit_cost[:8]:
-                    if k == i or not self.room(k):
-                        continue
-                    self.add(k)
-                    trial = self._better_than(base)
-                    if trial is not None:
-                        base, improved = trial, True
-                        break
-                    self.remove(k)
-                else:
+                if trial is None:
+                    trial = self._swap_in(i, by_unit_cost[:8], base)
+                if trial is None:
                     self.add(i)
+                else:
+                    base, improved = trial, True
             if not improved:
                 return
+
+    def _swap_in(self, removed: int, options: list[int], base: float) -> float | None:
+        """With a replica of `removed` taken out: the objective once one replica of the first of `options`
+        that brings it below `base` is added (that replica stays), or None, nothing added."""
+        for k in options:
+            if k == removed or not self.room(k):
+                continue
+            self.add(k)
+            trial = self._better_than(base)
+            if trial is not None:
+                return trial
+            self.remove(k)
+        return None
 
 
 class _Undo:
