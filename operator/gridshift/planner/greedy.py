@@ -19,7 +19,7 @@ deployments left short get room by moving other deployments' replicas out of the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
 
@@ -520,9 +520,15 @@ class _Joint:
     settings: PlannerSettings
     stop: Callable[[], bool] | None = None
 
-    def stopped(self, position: int) -> bool:
-        """Whether the deadline has passed, asked every _STOP_EVERY deployments of a pass."""
-        return self.stop is not None and position % _STOP_EVERY == 0 and self.stop()
+    def changeable(self) -> Iterator[tuple[DeploymentProblem, list[int]]]:
+        """The deployments a pass may change (not frozen, with options), in order, each with its counts, until
+        the deadline passes (asked every _STOP_EVERY deployments)."""
+        for position, deployment in enumerate(self.problem.deployments):
+            if self.stop is not None and position % _STOP_EVERY == 0 and self.stop():
+                return
+            if deployment.frozen or not deployment.options:
+                continue
+            yield deployment, self.counts[deployment.index]
 
 
 def _apply(counts: list[int], free: dict[Key, int], deployment: DeploymentProblem, source: int, target: int) -> None:
@@ -585,14 +591,9 @@ def _repair(joint: _Joint) -> None:
     A deployment served late can find the only pools it accepts taken by deployments that could have
     run elsewhere; this step moves those out, one replica at a time, while that lowers the objective.
     """
-    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
+    free, settings = joint.free, joint.settings
     threshold = settings.bound_violation_penalty_usd / 2
-    for position, short in enumerate(problem.deployments):
-        if joint.stopped(position):
-            return
-        if short.frozen or not short.options:
-            continue
-        mine = counts[short.index]
+    for short, mine in joint.changeable():
         for _ in range(short.max_replicas):
             value = deployment_objective(short, mine, settings)
             if value < threshold or sum(mine) >= short.max_replicas:
@@ -626,17 +627,12 @@ def _exchange(joint: _Joint) -> None:
     Served in regret order, early deployments take cheap pools that later ones valued more; this
     pass trades one replica at a time while the joint objective falls.
     """
-    problem, counts, free, settings = joint.problem, joint.counts, joint.free, joint.settings
+    problem, free, settings = joint.problem, joint.free, joint.settings
     per_deployment = min(_EXCHANGE_MAX_EVALUATIONS, settings.greedy_exchange_budget // max(1, len(problem.deployments)))
     if per_deployment <= 0:
         return
     pools, asked = _EXCHANGE_WIDE if per_deployment >= _EXCHANGE_MAX_EVALUATIONS // 2 else _EXCHANGE_NARROW
-    for position, mover in enumerate(problem.deployments):
-        if joint.stopped(position):
-            return
-        if mover.frozen or not mover.options:
-            continue
-        mine = counts[mover.index]
+    for mover, mine in joint.changeable():
         order = mover.by_unit_cost
         rank = {j: r for r, j in enumerate(order)}
         budget = per_deployment
