@@ -600,7 +600,11 @@ class RoutingSpec(ApiModel):
         default=None,
         max_length=253,
         pattern=DNS_SUBDOMAIN,
-        description="Gateway API HTTPRoute (same namespace) whose backendRef weights the operator sets.",
+        description=(
+            "Gateway API HTTPRoute (same namespace) whose backendRef weights the operator sets. One route, one "
+            "deployment: where several name it, the one created first sets its weights and the others report "
+            "RouteHeld."
+        ),
     )
 
 
