@@ -15,7 +15,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gridshift.api.carbon import CarbonPrice
-from gridshift.api.common import HttpUrl, Port
+from gridshift.api.common import (
+    CREDENTIAL_QUERY,
+    PROMETHEUS_CREDENTIAL,
+    HttpUrl,
+    Port,
+    credential_query_message,
+    refuse_credential_query,
+)
 from gridshift.planner.settings import PlannerSettings
 from gridshift.signals.labels import LabelScheme
 
@@ -30,6 +37,11 @@ _SCHEME_LABELS = tuple(
 )
 """Labels the operator's selectors already match on: a cluster label of the same name would ask each series
 for two values of one label, and match nothing."""
+_PROMETHEUS_URL_MESSAGE = credential_query_message(
+    "operator.prometheusUrl (GRIDSHIFT_PROMETHEUS_URL)",
+    "anyone who may read the operator's Deployment or the release's values",
+    PROMETHEUS_CREDENTIAL,
+)
 
 
 CLUSTER_READ_TIMEOUTS = 3
@@ -75,11 +87,15 @@ class OperatorSettings(BaseSettings):
             "disrupting), so one noisy sample does not move replicas."
         ),
     )
+    # Found in review: a proxy's ?api_key= was admitted (and documented) here, then sat in clear in the
+    # Deployment's env and the release's values; refused as in a RegionalCluster's URLs (CREDENTIAL_QUERY).
     prometheus_url: HttpUrl | None = Field(
         default=None,
+        json_schema_extra={"not": {"type": "string", "pattern": CREDENTIAL_QUERY}},
         description=(
             "Prometheus for clusters whose RegionalCluster sets no prometheusUrl; http(s), no user:password@ "
-            "(the URL reaches logs and the Deployment's env)."
+            "and no credential in the query string (the URL reaches logs and the Deployment's env): gridshift "
+            "has no Secret for a Prometheus credential, so put a proxy before Prometheus that adds it."
         ),
     )
     metrics_window_seconds: int = Field(
@@ -269,6 +285,11 @@ class OperatorSettings(BaseSettings):
                 "cannot hold two values of one label; name the label that holds the cluster"
             )
         return label
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _no_credential_in_prometheus_query(cls, url: str | None) -> str | None:
+        return url if url is None else refuse_credential_query(url, _PROMETHEUS_URL_MESSAGE)
 
     @model_validator(mode="after")
     def _planner_budget(self) -> OperatorSettings:

@@ -202,6 +202,50 @@ def test_a_credential_in_an_http_json_query_is_refused_at_admission_only(query: 
     assert RegionalCluster.model_validate(wire).spec.price_feed.http_json is not None
 
 
+PROXY = "https://proxy.example.test/prom"
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"prometheusUrl": f"{PROXY}?api_key=S3cr3tKey"}, "spec.prometheusUrl"),
+        (
+            {
+                "priceFeed": {
+                    "type": "prometheus",
+                    "prometheus": {"url": f"{PROXY}?tenant=a&token=S3cr3tKey", "query": "p"},
+                }
+            },
+            "spec.priceFeed.prometheus.url",
+        ),
+        (
+            {
+                "priceFeed": {"type": "static", "static": {"price": 80}},
+                "carbonFeed": {
+                    "type": "prometheus",
+                    "prometheus": {"url": f"{PROXY}?X-Api-Key=S3cr3tKey", "query": "c"},
+                },
+            },
+            "spec.carbonFeed.prometheus.url",
+        ),
+    ],
+)
+def test_a_credential_in_a_prometheus_query_is_refused_at_admission_only(spec: dict[str, Any], field: str) -> None:
+    # Found in review: docs/signals.md advised `?api_key=...` in a prometheusUrl, which every reader of the
+    # RegionalCluster (Kubernetes' view role) then read; httpJson.url refused it already, by the same rule.
+    wire = cluster({"type": "static", "static": {"price": 80}}, **spec)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(wire)
+    ((named, message),) = caught.value.problems
+    assert named == field
+    assert "must not carry a credential in its query string" in message and "proxy" in message
+    assert "S3cr3tKey" not in str(caught.value)
+    # A RegionalCluster stored before this rule keeps reading its Prometheus: the operator's read does not refuse it.
+    RegionalCluster.model_validate(wire)
+    # A parameter that is no credential (a proxy's tenant) is still admitted.
+    validate_object(cluster({"type": "static", "static": {"price": 80}}, prometheusUrl=f"{PROXY}?tenant=fleet"))
+
+
 def test_extra_args_may_set_anything_but_the_operators_flags() -> None:
     ok = deployment(
         engine={

@@ -247,7 +247,7 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
     apiserver ratchets CEL (unchanged values are not re-validated) as the operator's read does not refuse it.
     Stored here under the CRD without the rule, then the CRD is upgraded."""
     crd_path = CRD_DIR / "gridshift.dev_regionalclusters.yaml"
-    messages = ("url must not carry a credential",)
+    messages = ("url must not carry a credential", "prometheusUrl must not carry a credential")
 
     def without_rules(node: Any) -> Any:
         if isinstance(node, dict):
@@ -277,6 +277,8 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
                     "type": "httpJson",
                     "httpJson": {"url": "https://prices.example.test/api?apikey=S3cr3t"},
                 },
+                # The rule sits on the field, not on the spec: an update elsewhere in the spec still ratchets it.
+                "prometheusUrl": "https://proxy.example.test/prom?api_key=S3cr3t",
             },
         }
     )
@@ -289,6 +291,7 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
             hub.hub, "create", "--dry-run=server", "-f", "-", check=False, input=stored.replace("stored-", "new-")
         )
         assert new.returncode != 0 and all(m in new.stderr for m in messages), new.stderr
+        assert "S3cr3t" not in new.stderr, new.stderr  # a refused string field is quoted: the rules are not on it
         elsewhere = kubectl(
             hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge", "-p", '{"spec":{"pue":1.3}}',
             check=False,
@@ -314,6 +317,14 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
             "-p", '{"spec":{"priceFeed":{"httpJson":{"itemsPath":"data"}}}}', check=False,
         )  # fmt: skip
         assert in_the_feed.returncode != 0 and messages[0] in in_the_feed.stderr, in_the_feed.stderr
+        # The prometheusUrl rule sits on the spec, which the pue patch above changed: it lets the stored value
+        # stay (oldSelf), and refuses a changed one.
+        another_key = kubectl(
+            hub.hub, "patch", "rcluster", "stored-before-the-rules", "--type=merge",
+            "-p", '{"spec":{"prometheusUrl":"https://proxy.example.test/prom?api_key=An0ther"}}', check=False,
+        )  # fmt: skip
+        assert another_key.returncode != 0 and messages[1] in another_key.stderr, another_key.stderr
+        assert "An0ther" not in another_key.stderr, another_key.stderr
     finally:
         kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
         kubectl(hub.hub, "delete", "rcluster", "stored-before-the-rules", "--ignore-not-found", check=False)

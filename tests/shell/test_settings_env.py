@@ -67,6 +67,17 @@ def test_the_default_prometheus_url_is_an_http_url_without_user_info(monkeypatch
     assert load_operator_settings().prometheus_url == "http://prometheus.monitoring:9090"
 
 
+def test_a_credential_in_the_default_prometheus_url_stops_the_operator_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found in review: a proxy's key in the query string (docs/signals.md advised it) sat in clear in the
+    # Deployment's env; the chart's schema refuses it, and so does the operator for an env set another way.
+    monkeypatch.setenv("GRIDSHIFT_PROMETHEUS_URL", "https://proxy.example/prom?tenant=fleet&api_key=s3cr3t-key")
+    with pytest.raises(SettingsError, match=r"GRIDSHIFT_PROMETHEUS_URL: operator.prometheusUrl .* proxy") as caught:
+        load_operator_settings()
+    assert "s3cr3t" not in str(caught.value)
+
+
 def _startup_activity() -> Any:
     """kopf's startup activity, as `kopf run` runs it, over the shell's start handler alone."""
     from kopf._core.actions import lifecycles

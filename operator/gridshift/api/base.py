@@ -46,6 +46,10 @@ class CrossFieldRule:
     stored one: a rule added in a later version leaves objects admitted before it working. The apiserver
     ratchets CEL rules the same way (an update that leaves the field unchanged is not refused, Kubernetes
     1.30+)."""
+    optional_old_self: bool = False
+    """The CEL rule reads `oldSelf` (an optional: none on create), so that it can let a value stored before the
+    rule stay while the rest of the object changes. The apiserver ratchets a rule only on an object left
+    unchanged as a whole; a rule on a field of the spec needs this to ratchet that field alone."""
 
 
 ADMISSION = "gridshift.dev/admission"
@@ -83,7 +87,9 @@ class ApiModel(BaseModel):
         if cls.cross_field_rules:
             target = handler.resolve_ref_schema(json_schema)
             target["x-kubernetes-validations"] = [
-                {"rule": r.cel, "message": r.message, "fieldPath": f".{r.field}"} for r in cls.cross_field_rules
+                {"rule": r.cel, "message": r.message, "fieldPath": f".{r.field}"}
+                | ({"optionalOldSelf": True} if r.optional_old_self else {})
+                for r in cls.cross_field_rules
             ]
         return json_schema
 

@@ -91,6 +91,8 @@ class GbCarbonIntensityFeed(ApiModel):
 class PrometheusCarbonFeed(ApiModel):
     """A carbon-intensity metric (gCO2eq/kWh) the user already has in Prometheus."""
 
+    cross_field_rules = (feeds.PROMETHEUS_URL_RULE,)
+
     url: feeds.PrometheusUrl
     query: str = Field(
         min_length=1, max_length=4096, description="PromQL giving one series: the intensity now, gCO2eq/kWh."

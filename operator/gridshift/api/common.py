@@ -8,7 +8,9 @@ from decimal import ROUND_UP, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
+from pydantic.alias_generators import to_snake
 from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
 from gridshift.api.base import ApiModel, CrossFieldRule
 from gridshift.api.conditions import ConditionType
@@ -47,6 +49,76 @@ GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
 """A value of the node label nvidia.com/gpu.product: it becomes a nodeSelector, so it must be a label value."""
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
+CREDENTIAL_QUERY = (
+    r"(?i)^[^#]*[?&;]([a-z0-9]+[-_])*"
+    r"([a-z]*(token|secret|passw(or)?d)|(api|access|private|secret|subscription|client|app|auth)?key|pwd|sig(nature)?|auth)="
+)
+"""A query parameter (before any #fragment) that carries a credential, in RE2 (CEL's `matches`, no look-ahead),
+Python's and Go's JSON Schema `pattern` alike: a name ending in token, secret or password, a key (plain, or
+api/access/private/... key, with any prefix words: x-api-key, subscription-key), pwd, sig, signature or auth.
+Found in review: an httpJson url with ?apikey=... was admitted, where its own description sends credentials to
+headersSecretRef; then a prometheusUrl's ?api_key=... was, and was even documented. A pagination token
+(page_token) is refused too: the expression cannot tell it from a credential. Other parameters (a proxy's
+tenant=) stay allowed."""
+
+
+def credential_in_query(url: str) -> bool:
+    """Whether `url`'s query string carries a credential (CREDENTIAL_QUERY)."""
+    return re.search(CREDENTIAL_QUERY, url) is not None
+
+
+def credential_query_message(field: str, readers: str, instead: str) -> str:
+    """The refusal of a credential in `field`'s query string: who could read it there, and where it goes
+    instead. It never quotes the URL (the credential is in it)."""
+    return (
+        f"{field} must not carry a credential in its query string (token, apiKey, key, secret, password...): "
+        f"{readers} reads it; {instead}"
+    )
+
+
+def refuse_credential_query(url: str, message: str) -> str:
+    """`url`, or a validation error with `message` (credential_query_message) if its query carries a credential."""
+    if credential_in_query(url):
+        raise PydanticCustomError("credential_in_query", message)
+    return url
+
+
+def credential_query_rule(field: str, instead: str, *, optional: bool = False) -> CrossFieldRule:
+    """The rule of an object with the URL `field` (its wire name): a credential in its query string
+    (CREDENTIAL_QUERY) is refused where the object is admitted (the CRD's CEL, `gridshift validate`), with a
+    message naming `field` and saying where the credential goes `instead`. On the object, not on the field:
+    the apiserver quotes a refused string field's value (`Invalid value: "<url>"`), an object's never.
+
+    Admission only (CrossFieldRule.admission_only): a RegionalCluster stored before keeps working, and the
+    apiserver ratchets the rule while the object is unchanged. An `optional` field sits on the spec, which
+    every edit changes: its rule lets the stored value stay (oldSelf) while the rest of the spec changes."""
+    attribute = to_snake(field)
+    matches = f"self.{field}.matches('{CREDENTIAL_QUERY}')"
+    if optional:
+        kept = f"oldSelf.hasValue() && has(oldSelf.value().{field}) && oldSelf.value().{field} == self.{field}"
+        cel = f"!has(self.{field}) || !{matches} || ({kept})"
+    else:
+        cel = f"!{matches}"
+
+    def holds(obj: Any) -> bool:
+        url = getattr(obj, attribute)
+        return url is None or not credential_in_query(url)
+
+    return CrossFieldRule(
+        cel=cel,
+        message=credential_query_message(field, "anyone who may read this RegionalCluster", instead),
+        field=field,
+        holds=holds,
+        admission_only=True,
+        optional_old_self=optional,
+    )
+
+
+PROMETHEUS_CREDENTIAL = (
+    "gridshift has no Secret for a Prometheus credential: put a proxy before Prometheus that adds it (as a "
+    "header) and give the proxy's URL; parameters that are not credentials (tenant=) stay allowed"
+)
+"""Where a Prometheus credential goes instead of a URL's query string (credential_query_message's `instead`)."""
 Port = Annotated[int, Field(ge=1, le=65535)]
 # Kubernetes resource.Quantity, e.g. "8", "500m", "64Gi".
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"

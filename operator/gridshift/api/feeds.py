@@ -15,12 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field
 
 from gridshift.api.base import CrossFieldRule
-from gridshift.api.common import HttpUrl
+from gridshift.api.common import PROMETHEUS_CREDENTIAL, HttpUrl, credential_query_rule
 
 ApiEndpoint = Annotated[
     HttpUrl, Field(description="API base URL (override for a mirror or a test server); no user:password@.")
 ]
-PrometheusUrl = Annotated[HttpUrl, Field(description="Prometheus base URL; no user:password@.")]
+PrometheusUrl = Annotated[
+    HttpUrl, Field(description="Prometheus base URL; no user:password@, no credential in the query string.")
+]
+PROMETHEUS_URL_RULE = credential_query_rule("url", PROMETHEUS_CREDENTIAL)
+"""The rule of a Prometheus feed's settings (price and carbon): no credential in the url's query string."""
 TIME_ZONE_PATTERN = r"^[A-Za-z][-+A-Za-z0-9_]*(/[A-Za-z0-9][-+A-Za-z0-9_]*)*$"
 """The shape of an IANA zone name; the tz database itself: KNOWN_ZONE_RULE at admission, known_time_zone here."""
 KNOWN_ZONE_RULE = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -15,6 +14,7 @@ from gridshift.api.carbon import CarbonFeedSpec
 from gridshift.api.common import (
     CURRENCY_CODE,
     DNS_LABEL,
+    PROMETHEUS_CREDENTIAL,
     Condition,
     GpuType,
     HttpUrl,
@@ -22,20 +22,12 @@ from gridshift.api.common import (
     RegionName,
     SecretKeyRef,
     conditions_field,
+    credential_query_rule,
 )
 from gridshift.api.conditions import REGIONAL_CLUSTER_CONDITIONS, conditions_rule
 from gridshift.api.labels import HASH_HEX_DIGITS, digest
 
 NAMESPACE_PLACEHOLDER = "{namespace}"
-CREDENTIAL_QUERY = (
-    r"(?i)^[^#]*[?&;]([a-z0-9]+[-_])*"
-    r"([a-z]*(token|secret|passw(or)?d)|(api|access|private|secret|subscription|client|app|auth)?key|pwd|sig(nature)?|auth)="
-)
-"""A query parameter (before any #fragment) that carries a credential, in RE2 (CEL's `matches`, no look-ahead)
-and Python alike: a name ending in token, secret or password, a key (plain, or api/access/private/... key,
-with any prefix words: x-api-key, subscription-key), pwd, sig, signature or auth. Found in review: an httpJson
-url with ?apikey=... was admitted, where its own description sends credentials to headersSecretRef. A
-pagination token (page_token) is refused too: the expression cannot tell it from a credential."""
 ENTSOE_SDAC_SEQUENCE = 1
 """classificationSequence position of the SDAC day-ahead auction where a zone publishes several."""
 ENTSOE_MAX_SEQUENCE = 9
@@ -108,6 +100,8 @@ class EntsoeFeed(ApiModel):
 class PrometheusPriceFeed(ApiModel):
     """A price metric the user already has in Prometheus."""
 
+    cross_field_rules = (feeds.PROMETHEUS_URL_RULE,)
+
     url: feeds.PrometheusUrl
     query: str = Field(min_length=1, max_length=4096, description="PromQL giving one series: the current price.")
 
@@ -116,16 +110,9 @@ class HttpJsonFeed(ApiModel):
     """Any HTTP endpoint answering JSON with a list of priced intervals."""
 
     cross_field_rules = (
-        CrossFieldRule(
-            cel=f"!self.url.matches('{CREDENTIAL_QUERY}')",
-            message=(
-                "url must not carry a credential in its query string (token, apiKey, key, secret, password...): "
-                "anyone who may read this RegionalCluster reads it; send it as a header from a Secret "
-                "(headersSecretRef), or serve the prices through a proxy that adds it"
-            ),
-            field="url",
-            holds=lambda f: re.search(CREDENTIAL_QUERY, f.url) is None,
-            admission_only=True,
+        credential_query_rule(
+            "url",
+            "send it as a header from a Secret (headersSecretRef), or serve the prices through a proxy that adds it",
         ),
     )
 
@@ -322,6 +309,7 @@ class RegionalClusterSpec(MemberAccess):
             field="offerings",
             holds=lambda s: all(o.hourly_cost.currency in ("USD", s.price_feed.currency) for o in s.offerings),
         ),
+        credential_query_rule("prometheusUrl", PROMETHEUS_CREDENTIAL, optional=True),
     )
 
     region: RegionName = Field(description="Region name used in placement rules, e.g. eu-de.")
