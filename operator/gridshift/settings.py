@@ -25,6 +25,7 @@ from gridshift.api.common import (
 )
 from gridshift.planner.settings import PlannerSettings
 from gridshift.signals.labels import LabelScheme
+from gridshift.signals.promql import BUCKET_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ _SCHEME_LABELS = tuple(
 )
 """Labels the operator's selectors already match on: a cluster label of the same name would ask each series
 for two values of one label, and match nothing."""
+_QUERY_LABELS = (*_SCHEME_LABELS, BUCKET_LABEL)
+"""Labels a cluster label may not be: the selectors' (_SCHEME_LABELS), and the histogram bucket label the
+length-bucket queries group by (found in review: `le` was taken, and the bucket queries then selected the
+cluster and grouped the buckets by one label)."""
 _PROMETHEUS_URL_MESSAGE = credential_query_message(
     "operator.prometheusUrl (GRIDSHIFT_PROMETHEUS_URL)",
     "anyone who may read the operator's Deployment or the release's values",
@@ -144,13 +149,13 @@ class OperatorSettings(BaseSettings):
         default=None,
         min_length=1,
         pattern=PROMETHEUS_LABEL_NAME,
-        json_schema_extra={"not": {"anyOf": [{"type": "string", "pattern": "^__"}, {"enum": list(_SCHEME_LABELS)}]}},
+        json_schema_extra={"not": {"anyOf": [{"type": "string", "pattern": "^__"}, {"enum": list(_QUERY_LABELS)}]}},
         description=(
             "Prometheus label naming the member cluster, when one Prometheus (Thanos, Mimir) holds "
             "several clusters' series; unset when each cluster has its own. Unset while RegionalClusters "
             "share a Prometheus (one prometheusUrl, or none: prometheusUrl here) and workload namespaces, "
             "their demand is not read (their condition MetricsAmbiguous says so). A Prometheus label name "
-            f"(letters, digits, _), not starting with __ nor one of {', '.join(_SCHEME_LABELS)}."
+            f"(letters, digits, _), not starting with __ nor one of {', '.join(_QUERY_LABELS)}."
         ),
     )
     cold_start_seconds: float = Field(
@@ -283,6 +288,11 @@ class OperatorSettings(BaseSettings):
             raise ValueError(
                 f"the operator's selectors already match on {label} (and on {', '.join(_SCHEME_LABELS)}): a series "
                 "cannot hold two values of one label; name the label that holds the cluster"
+            )
+        if label == BUCKET_LABEL:
+            raise ValueError(
+                f"{label} is the histogram bucket label the queries group by (with the cluster label): "
+                "name the label that holds the cluster"
             )
         return label
 
