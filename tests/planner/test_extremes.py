@@ -6,7 +6,9 @@ Found in review (4 December 2026), each reproduced before its fix:
   saving of a few USD/h was never taken (search._Best._take);
 - a paybackHorizonHours of 1e-10 made the planning window zero long (ZeroDivisionError);
 - a demand of 5e-324 req/s, or a mean output of 5e-324 tokens, made a replica's tokens per hour 0
-  (ZeroDivisionError): each of these ended the planning cycle for every tenant.
+  (ZeroDivisionError): each of these ended the planning cycle for every tenant;
+- (5 December) the first of these again, on the cycle after the first: planner.reuse read the horizons over
+  the deployment's window without build_problem's floor.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner.plan import Plan
+from gridshift.planner.reuse import same_problem
 from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
 
 SOLVERS = [PlannerSettings(), PlannerSettings(milp_max_variables=0), PlannerSettings(exact_search=False)]
@@ -70,17 +73,23 @@ def test_a_payback_horizon_near_zero_plans() -> None:
         deployment("victim", 4.0, placements=[("a", H100, 1)]),
         deployment("other", 1.0, payback_hours=1e-10),
     ]
-    plan = make_plan(snapshot(deployments, clusters, {"a": flat_prices(0.1)}))
+    planned = snapshot(deployments, clusters, {"a": flat_prices(0.1)})
+    plan = make_plan(planned)
     assert placed(plan, "victim") == victim_alone()
     assert placed(plan, "other") == {"a": 1}
+    # The operator's other path from a snapshot: whether last cycle's plan still serves (found in review: it
+    # divided by the zero window build_problem's floor avoids, ending every tenant's cycle after the first).
+    assert same_problem(planned, planned, PlannerSettings())
 
 
 @pytest.mark.parametrize(("rps", "output"), [(1.0, 5e-324), (5e-324, 1.0), (1e-310, 1.0)])
 def test_vanishing_demand_figures_plan_with_finite_figures(rps: float, output: float) -> None:
     clusters = [cluster("a", gpus={H100: 16})]
     deployments = [deployment("victim", 4.0, placements=[("a", H100, 1)]), deployment("other", rps, output=output)]
-    plan = make_plan(snapshot(deployments, clusters, {"a": flat_prices(0.1)}))
+    planned = snapshot(deployments, clusters, {"a": flat_prices(0.1)})
+    plan = make_plan(planned)
     assert placed(plan, "victim") == victim_alone()
+    assert same_problem(planned, planned, PlannerSettings())
     for d in plan.deployments:
         for figure in (d.cost.usd_per_million_tokens, d.cost.joules_per_token):
             assert figure is None or math.isfinite(figure), (d.id, d.cost)

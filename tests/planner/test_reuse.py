@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 
 from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner.problem import MIN_WINDOW_HOURS
 from gridshift.planner.reuse import same_problem, windows
 from gridshift.planner.snapshot import CarbonHorizon, CarbonIntensity, EnergyPrice, Placement, PriceHorizon, Snapshot
 from gridshift.planner.synthetic import random_snapshot, with_synthetic_carbon
@@ -114,3 +115,16 @@ def test_carbon_horizons_are_read_over_the_windows_of_deployments_that_price_car
     assert targets(before) == targets(later(before, minutes=5))
     hourly = with_synthetic_carbon(flat(fleet(2)), 100.0, seed=2)
     assert not same_problem(hourly, later(hourly, minutes=5), SETTINGS)
+
+
+def test_a_horizon_of_a_fraction_of_a_second_is_compared_over_the_planners_shortest_window() -> None:
+    # Found in review: windows() had no floor where build_problem has one (problem.MIN_WINDOW_HOURS), so a
+    # paybackHorizonHours of 1e-10 (admitted: any above 0) made a zero window here, and the price mean divided
+    # by it ended the planning cycle of every tenant on the cycle after the first.
+    base = fleet(3)
+    first = base.deployments[0]
+    tiny = replace(first, requirements=replace(first.requirements, payback_horizon_hours=1e-10))
+    snapshot = replace(base, deployments=(tiny, *base.deployments[1:]))
+    assert same_problem(snapshot, snapshot, SETTINGS)
+    assert not same_problem(snapshot, later(snapshot, hours=2), SETTINGS)
+    assert min(w for w in windows(snapshot, SETTINGS) if w > 0) == MIN_WINDOW_HOURS

@@ -294,6 +294,14 @@ MIN_WINDOW_HOURS = 1.0 / 60.0
 admits any above 0) made the window zero seconds long, and the price mean divided by it."""
 
 
+def window_hours(required: Requirements, settings: PlannerSettings) -> float:
+    """The window a deployment's prices and carbon are read over: its paybackHorizonHours, capped at
+    max_horizon_hours, at least MIN_WINDOW_HOURS. One definition for build_problem and for planner.reuse,
+    which must read the horizons over the very windows build_problem does (found in review: reuse's copy had
+    no floor, and a 1e-10 h horizon ended every tenant's planning cycle there, dividing by a zero window)."""
+    return max(min(required.payback_horizon_hours, settings.max_horizon_hours), MIN_WINDOW_HOURS)
+
+
 def workload_of(deployment: Deployment) -> Workload:
     required = deployment.requirements
     observed = deployment.demand
@@ -577,7 +585,7 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
     shared_sites: dict[tuple[object, ...], list[_Site]] = {}
     for d_index, deployment in enumerate(snapshot.deployments):
         required = deployment.requirements
-        window = max(min(required.payback_horizon_hours, settings.max_horizon_hours), MIN_WINDOW_HOURS)
+        window = window_hours(required, settings)
         alike = _sites_key(deployment, window)
         sites = shared_sites.get(alike) if alike is not None else None
         if sites is None:

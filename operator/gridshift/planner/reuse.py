@@ -9,7 +9,8 @@ same problem. What the planner reads of a Snapshot (planner.problem.build_proble
 - `now`, only through each cluster's price horizon and carbon horizon: the price in force now and
   the mean price over a window from now (`prices.view`), the same two of carbon intensity
   (`carbon.carbon_view`), and whether a horizon is stale or empty. The windows are each deployment's
-  paybackHorizonHours capped at max_horizon_hours, and 0 (the price now).
+  paybackHorizonHours capped at max_horizon_hours, at least a minute (problem.window_hours), and 0 (the
+  price now).
 
 So two snapshots make the same problem when the first group is equal, the same clusters have
 horizons, and every horizon gives the same views at both instants for every window in use (and the
@@ -28,6 +29,7 @@ from typing import TypeVar
 
 from gridshift.planner.carbon import carbon_view
 from gridshift.planner.prices import view
+from gridshift.planner.problem import window_hours
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import CarbonHorizon, PriceHorizon, Snapshot
 
@@ -37,7 +39,7 @@ def windows(snapshot: Snapshot, settings: PlannerSettings, *, carbon: bool = Fal
     return frozenset(
         {0.0}
         | {
-            min(d.requirements.payback_horizon_hours, settings.max_horizon_hours)
+            window_hours(d.requirements, settings)
             for d in snapshot.deployments
             if not carbon or d.requirements.uses_carbon
         }
