@@ -208,7 +208,14 @@ def secret_value(
         )
     if key not in data:
         raise SecretMissing(f"Secret {namespace}/{name} has no key {key!r}")
-    return base64.b64decode(data[key]).decode()
+    try:
+        return base64.b64decode(data[key], validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        # Found in review: a kubeconfig of other bytes (UTF-16, a gzip) read "internal error
+        # (UnicodeDecodeError)". Every value gridshift reads is text; the error never quotes the value.
+        raise SecretMissing(
+            f"Secret {namespace}/{name} key {key!r} is not UTF-8 text (its value is not quoted here)"
+        ) from None
 
 
 def micro_time(instant: datetime | None) -> datetime | None:
