@@ -87,8 +87,8 @@ class Helm:
         )
 
     def render(self, *args: str) -> list[dict[str, Any]]:
-        """Objects of `helm template` with the given extra flags."""
-        return [doc for doc in yaml.safe_load_all(self.template(*args).stdout) if doc]
+        """Objects of `helm template` with the given extra flags; a mapping that writes a key twice fails."""
+        return [doc for doc in yaml.load_all(self.template(*args).stdout, Loader=UniqueKeyLoader) if doc]
 
     def notes(self, *args: str) -> str:
         """templates/NOTES.txt as `helm install` prints it, without a cluster: `helm template` never renders
@@ -119,6 +119,21 @@ class Helm:
         return self.run(
             "template", "gridshift-member", str(MEMBER_CHART_DIR), "--kube-version", KUBE_VERSION, *args, check=check
         )
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that writes a key twice. Helm and kubectl keep the last value
+    silently; strict readers (post-renderers, linters) refuse the manifest (found in review: commonLabels
+    setting a label the chart sets wrote it twice)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} written twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 @pytest.fixture(scope="session")

@@ -403,3 +403,31 @@ def test_scrape_timeout_never_exceeds_the_interval(helm: Helm, monitor: str) -> 
     assert f"{key}.scrapeTimeout 10s is longer than {key}.interval 5s" in proc.stderr
     compound = helm.template("--set", f"{key}.enabled=true", "--set", f"{key}.scrapeTimeout=1m30s", check=False)
     assert compound.returncode != 0 and "scrapeTimeout" in compound.stderr
+
+
+def test_labels_set_by_the_chart_and_by_values_are_one_map_on_every_object(helm: Helm) -> None:
+    # Found in review: each object's labels were the chart's lines with commonLabels and its own labels
+    # appended, so app.kubernetes.io/part-of (or a key in two of the maps) was written twice in one mapping.
+    objects = helm.render(  # Helm.render refuses a key written twice
+        "--set-json", 'commonLabels={"app.kubernetes.io/part-of": "acme", "team": "common"}',
+        "--set-json", 'podLabels={"team": "pod"}',
+        "--set-json", 'serviceAccount.labels={"team": "sa"}',
+        "--set-json", 'metrics.service.labels={"team": "svc"}',
+        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set-json", 'metrics.serviceMonitor.labels={"team": "sm"}',
+    )  # fmt: skip
+    for o in objects:
+        labels = o["metadata"].get("labels", {})
+        if labels.get("app.kubernetes.io/instance"):  # the chart's objects (CRDs included)
+            assert labels["app.kubernetes.io/part-of"] == "acme", (o["kind"], labels)
+    assert only(objects, "ServiceAccount")["metadata"]["labels"]["team"] == "sa"
+    assert only(objects, "ServiceMonitor")["metadata"]["labels"]["team"] == "sm"
+    assert only(objects, "Deployment")["metadata"]["labels"]["team"] == "common"
+    service = only(objects, "Service")["metadata"]["labels"]
+    assert (service["team"], service["app.kubernetes.io/component"]) == ("svc", "metrics")
+    pod = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert (pod["team"], pod["app.kubernetes.io/part-of"], pod["app.kubernetes.io/name"]) == (
+        "pod",
+        "acme",
+        "gridshift",
+    )

@@ -26,15 +26,23 @@ app.kubernetes.io/name: {{ include "gridshift.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{- /*
+An object's labels as one map (keys sorted): the chart's selector labels, over the object's own labels
+(the list after the root context, first wins), over commonLabels, over the chart's other labels. One map,
+not lines appended: found in review, commonLabels setting app.kubernetes.io/part-of, or the same key in
+commonLabels and serviceAccount.labels, wrote the key twice in one mapping, which strict YAML readers refuse.
+Use: `{{- include "gridshift.labels" (list . .Values.x.labels) | nindent 4 }}`; `(list .)` for none.
+*/ -}}
 {{- define "gridshift.labels" -}}
-helm.sh/chart: {{ include "gridshift.chart" . }}
-{{ include "gridshift.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: gridshift
-{{- with include "gridshift.commonLabels" . | fromYaml }}
-{{ toYaml . }}
+{{- $root := first . }}
+{{- $merged := include "gridshift.selectorLabels" $root | fromYaml }}
+{{- range $own := rest . }}
+{{- $merged = merge $merged ($own | default dict) }}
 {{- end }}
+{{- $merged = merge $merged (include "gridshift.commonLabels" $root | fromYaml | default dict) }}
+{{- $chart := dict "helm.sh/chart" (include "gridshift.chart" $root) "app.kubernetes.io/version" (toString $root.Chart.AppVersion) }}
+{{- $chart = merge $chart (dict "app.kubernetes.io/managed-by" $root.Release.Service "app.kubernetes.io/part-of" "gridshift") }}
+{{- toYaml (merge $merged $chart) }}
 {{- end }}
 
 {{- /* commonLabels, over global.commonLabels (an umbrella chart's): on every object and on the pods. */ -}}
