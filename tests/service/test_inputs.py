@@ -592,6 +592,37 @@ def test_user_profiles_replace_shipped_ones_for_the_same_model_gpu_and_size() ->
     assert profiles_from([parsed], [shipped]) == (shipped,)
 
 
+def test_a_profile_binds_to_the_model_source_never_to_a_served_name() -> None:
+    """Found in review: a GPUProfile for `chat` (an 8B profile) sized another tenant's 72B deployment that serves
+    as `chat`; the served name is a label each tenant picks, the source is the model."""
+    from gridshift.planner.problem import _profile_for, _profile_index
+
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    doc["spec"]["model"] = "chat"
+    chosen = profiles_from([Parsed("chat-8b", GPUProfile.model_validate(doc), None, doc)], [])
+    body = deployment_body("chat")
+    body["spec"]["model"]["source"] = "Qwen/Qwen2.5-72B-Instruct"
+    required = requirements_of(InferenceDeployment.model_validate(body).spec)
+    assert _profile_for(_profile_index(chosen), required, H100) is None
+
+
+def test_a_user_profile_for_the_source_wins_over_the_shipped_one_whatever_the_served_name() -> None:
+    from gridshift.planner.problem import _profile_for, _profile_index
+    from gridshift.profiles_catalog import default_performance_models
+
+    shipped = default_performance_models()
+    source = "meta-llama/Llama-3.1-8B-Instruct"
+    assert any((p.model, p.gpu_type, p.gpus_per_replica) == (source, H100, 1) for p in shipped)
+    doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    doc["spec"].update(model=source, prefillTokensPerSecond=1500)
+    chosen = profiles_from([Parsed("mine", GPUProfile.model_validate(doc), None, doc)], shipped)
+    body = deployment_body("chat")
+    body["spec"]["model"]["source"] = source
+    required = requirements_of(InferenceDeployment.model_validate(body).spec)
+    used = _profile_for(_profile_index(chosen), required, H100)
+    assert used is not None and used.prefill_tokens_per_s == 1500
+
+
 def test_measured_cost_without_tokens_is_none_and_joules_skip_clusters_without_them() -> None:
     def measured(*values: tuple[float | None, float | None]) -> MeasuredCost | None:
         return measured_cost(
@@ -644,7 +675,7 @@ def test_requirements_carry_every_field_the_planner_reads_from_the_spec() -> Non
     # The spec's own carbon price, not the operator's default (that is for specs that set none).
     required = requirements_of(InferenceDeployment.model_validate(body).spec, default_carbon_price=80.0)
     assert required == S.Requirements(
-        model_names=("meta-llama/Meta-Llama-3-8B-Instruct", "chat"),
+        model_names=("meta-llama/Meta-Llama-3-8B-Instruct",),
         gpu_types=(H100, "NVIDIA-L40S"),
         gpus_per_replica=2,
         ttft_slo_ms=500,

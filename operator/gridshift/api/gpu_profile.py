@@ -111,7 +111,14 @@ class GPUProfileSpec(ApiModel):
         ),
     )
 
-    model: str = Field(min_length=1, max_length=256, description="Model name or Hugging Face id.")
+    model: str = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "The model measured, as InferenceDeployments name its weights: spec.model.source (a Hugging Face id, "
+            "path or URI) or a variant's profileModel; never matched on servedName."
+        ),
+    )
     gpu_type: GpuType = Field(description="GPU type (the node label nvidia.com/gpu.product, a label value).")
     gpus_per_replica: Literal[1, 2, 4, 8] = Field(default=1, description="Tensor-parallel size measured.")
     idle_power_watts: float | None = Field(

@@ -261,7 +261,8 @@ class Requirements:
     """
 
     model_names: tuple[str, ...]
-    """Names a GPUProfile may carry for the model, tried in order (the model's source, then its served name)."""
+    """Names a GPUProfile may carry for the model, tried in order: the service gives the model's source only
+    (service.inputs.requirements_of), never its served name, which each tenant picks."""
     gpu_types: tuple[str, ...]
     gpus_per_replica: int
     ttft_slo_ms: float

@@ -110,7 +110,10 @@ def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: floa
     demand = spec.demand
     carbon = spec.carbon
     return S.Requirements(
-        model_names=(spec.model.source, spec.model.served_name),
+        # The source only: servedName is a label each tenant picks for its clients, not the model's identity.
+        # Found in review: matched too, a GPUProfile for `chat` (an 8B model) sized another tenant's 72B deployment
+        # serving as `chat`, and a user's profile keyed by a served name was shadowed by a shipped one.
+        model_names=(spec.model.source,),
         gpu_types=tuple(spec.replica.gpu_types),
         gpus_per_replica=spec.replica.gpus_per_replica,
         ttft_slo_ms=spec.slo.ttft_p95_ms,

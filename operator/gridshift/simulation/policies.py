@@ -261,7 +261,7 @@ class GridshiftPolicy:
     @staticmethod
     def _spec(setup: DeploymentSetup, prompt: float, output: float, step_hours: float) -> S.Requirements:
         return S.Requirements(
-            model_names=(setup.model, setup.name),
+            model_names=(setup.model,),
             gpu_types=(setup.gpu_type,),
             gpus_per_replica=setup.gpus_per_replica,
             ttft_slo_ms=setup.ttft_p95_ms,
