@@ -68,6 +68,17 @@ def test_fit_names_the_bad_field() -> None:
         fit_performance_model(points, model="m", gpu_type=H100, prefill_tokens_per_s=1e4)
 
 
+@pytest.mark.parametrize(
+    ("tiny", "field"),
+    [((5e-324, 400.0), r"points\[1\]\.step_time_ms is 4.94e-324"), ((10.0, 5e-324), r"points\[1\]\.power_watts")],
+)
+def test_fit_names_a_value_too_small_to_weigh(tiny: tuple[float, float], field: str) -> None:
+    # Found in review: refused as scipy's "array must not contain infs or NaNs", naming no field.
+    points = [ProfilePoint(8, 1024, 9.0, 400.0), ProfilePoint(16, 4096, *tiny)]
+    with pytest.raises(ValueError, match=field):
+        fit_performance_model(points, model="m", gpu_type=H100, prefill_tokens_per_s=1e4)
+
+
 def test_fit_needs_a_prefill_rate_from_somewhere() -> None:
     points = [ProfilePoint(8, 1024, 9.0, 400.0), ProfilePoint(16, 1024, 10.0, 420.0)]
     with pytest.raises(ValueError, match="prefill_tokens_per_s"):

@@ -139,9 +139,18 @@ class PerformanceModel:
 MIN_CONTEXT_SPREAD = 1.5
 
 
-def _relative_nnls(design: FloatArray, target: FloatArray) -> list[float]:
-    """Non-negative least squares on relative errors: small-batch points count as much as large ones."""
-    weighted = design / target[:, None]
+def _relative_nnls(design: FloatArray, target: FloatArray, field: str) -> list[float]:
+    """Non-negative least squares on relative errors: small-batch points count as much as large ones.
+
+    ValueError naming the point where a measured value (`field`) is so small that its weight overflows. Found in
+    review: a step time of 5e-324 ms reached the solver as infinity and was refused as "array must not contain
+    infs or NaNs", naming no field."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        weighted = design / target[:, None]
+    overflowed = ~np.isfinite(weighted).all(axis=1)
+    if overflowed.any():
+        index = int(np.argmax(overflowed))
+        raise ValueError(f"points[{index}].{field} is {target[index]:.3g}: too small to fit (its weight overflows)")
     scale = np.abs(weighted).max(axis=0)
     scale[scale == 0] = 1.0
     coefficients, _ = nnls(weighted / scale, np.ones_like(target))
@@ -156,16 +165,16 @@ def _fit_step(points: Sequence[ProfilePoint]) -> tuple[float, float, float]:
         # With (nearly) one context, KV positions and batch are proportional and cannot be told apart:
         # the slope per sequence is put on KV reads at the mean context. That extrapolates conservatively
         # to longer contexts and matches the memory-bound decode our H100 measurements show.
-        a, slope = _relative_nnls(np.column_stack([np.ones_like(batch), batch]), step)
+        a, slope = _relative_nnls(np.column_stack([np.ones_like(batch), batch]), step, "step_time_ms")
         return a, slope / float(context.mean()), 0.0
-    a, b, c = _relative_nnls(np.column_stack([np.ones_like(batch), batch * context, batch]), step)
+    a, b, c = _relative_nnls(np.column_stack([np.ones_like(batch), batch * context, batch]), step, "step_time_ms")
     return a, b, c
 
 
 def _fit_power(points: Sequence[ProfilePoint]) -> tuple[float, float, float, float]:
     batch = np.array([p.batch for p in points], dtype=float)
     power = np.array([p.power_watts for p in points], dtype=float)
-    p0, p1, p2 = _relative_nnls(np.column_stack([np.ones_like(batch), batch, np.log(batch)]), power)
+    p0, p1, p2 = _relative_nnls(np.column_stack([np.ones_like(batch), batch, np.log(batch)]), power, "power_watts")
     return p0, p1, p2, float(power.max())
 
 
