@@ -623,6 +623,52 @@ def test_a_user_profile_for_the_source_wins_over_the_shipped_one_whatever_the_se
     assert used is not None and used.prefill_tokens_per_s == 1500
 
 
+def _profile_doc(name: str, created: str | None = None, **spec: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
+    doc["metadata"] = {"name": name, **({"creationTimestamp": created} if created else {})}
+    doc["spec"].update(spec)
+    return doc
+
+
+def _parsed(*docs: dict[str, Any]) -> list[Parsed[GPUProfile]]:
+    return [Parsed(d["metadata"]["name"], GPUProfile.model_validate(d), None, d) for d in docs]
+
+
+def test_of_two_profiles_for_one_model_gpu_and_size_the_planner_uses_the_first_created_then_first_named() -> None:
+    # Found in review: the one whose name sorted last was used, silently.
+    first = _profile_doc("a-first", "2024-01-01T00:00:00Z", prefillTokensPerSecond=1000)
+    second = _profile_doc("b-second", "2024-02-01T00:00:00Z", prefillTokensPerSecond=2000)
+    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, second), [])] == [1000]
+    older = _profile_doc("z-older", "2023-12-01T00:00:00Z", prefillTokensPerSecond=3000)
+    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, second, older), [])] == [3000]
+    # Created in one second (the apiserver stamps whole seconds) or unstamped: by name.
+    twin = _profile_doc("a-by-name", "2024-01-01T00:00:00Z", prefillTokensPerSecond=4000)
+    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, twin), [])] == [4000]
+
+
+def test_a_profile_the_fit_misses_by_more_than_twice_leaves_the_shipped_one_in_place() -> None:
+    # Found in review: point 0's step time entered in seconds overstated capacity 3.6x, and the planner used it.
+    shipped = example_profile()
+    doc = _profile_doc("mine", idlePowerWatts=99)
+    doc["spec"]["points"][0]["stepTimeMs"] /= 1000
+    assert profiles_from(_parsed(doc), [shipped]) == (shipped,)
+    # A poor profile refused takes no place from a good one created after it.
+    good = _profile_doc("later", "2024-02-01T00:00:00Z", idlePowerWatts=99)
+    doc["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
+    assert [p.idle_power_watts for p in profiles_from(_parsed(doc, good), [shipped])] == [99.0]
+
+
+def test_every_shipped_and_example_profile_is_used_as_a_gpu_profile() -> None:
+    """The refusal of a poor fit keeps every profile gridshift ships (Llama-3.1-8B on B200 misses by 1.9x)."""
+    from gridshift.profiles_catalog import load_default_profiles
+    from gridshift.service.inputs import profile_uses
+
+    shipped = [Parsed(str(p.metadata["name"]), p, None, {}) for p in load_default_profiles()]
+    examples = _parsed(_profile_doc("example"))
+    for key, use in {**profile_uses(shipped), **profile_uses(examples)}.items():
+        assert use.model is not None and use.refusal is None, (key, use.refusal)
+
+
 def test_measured_cost_without_tokens_is_none_and_joules_skip_clusters_without_them() -> None:
     def measured(*values: tuple[float | None, float | None]) -> MeasuredCost | None:
         return measured_cost(

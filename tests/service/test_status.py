@@ -4,6 +4,7 @@ use, Events only for new decisions (with series for repeats), and nothing writte
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -1090,3 +1091,47 @@ def test_measured_demand_that_wobbles_rewrites_no_status() -> None:
         rate(410.0 if i % 2 else 390.0)
         writes += world.cycle().status_writes
     assert writes == 0, message(world.status(), "Ready")
+
+
+# ---------------------------------------------------------------- GPUProfiles the planner does not use
+
+
+def test_of_two_profiles_for_one_model_gpu_and_size_the_first_created_is_used_and_the_other_says_so() -> None:
+    # Found in review: both were Ready True, and the one whose name sorted last was used without a word.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body())
+    first, second = _profile([]), _profile([])
+    first["metadata"] = {"name": "z-first", "generation": 1, "creationTimestamp": "2024-01-01T00:00:00Z"}
+    second["metadata"] = {"name": "a-second", "generation": 1, "creationTimestamp": "2024-02-01T00:00:00Z"}
+    world.cycle()
+    world.service.run_cycle(list(world.deployments.values()), list(world.cluster_bodies.values()), [second, first])
+    used = world.hub.statuses[ObjectRef("GPUProfile", "", "z-first")]
+    held = world.hub.statuses[ObjectRef("GPUProfile", "", "a-second")]
+    assert conditions(used)["Ready"] == ("True", "Fitted")
+    assert conditions(held)["Ready"] == ("False", "Duplicate")
+    assert "GPUProfile z-first (created first) is used" in message(held, "Ready")
+
+
+def _seconds_for_ms(spec: dict[str, Any]) -> None:
+    spec["points"][0]["stepTimeMs"] /= 1000  # point 0 entered in seconds
+
+
+def _tiny_step(spec: dict[str, Any]) -> None:
+    spec["points"][0]["stepTimeMs"] = 1e-300
+
+
+@pytest.mark.parametrize("change", [_seconds_for_ms, _tiny_step])
+def test_a_profile_the_fit_misses_by_more_than_twice_is_not_used_and_names_the_point(change: Any) -> None:
+    # Found in review: one point in seconds overstated capacity 3.6x; one of 1e-300 ms made the fitted decode
+    # step 1e-300 ms. Each was Ready True (PoorFit True) and the planner used it.
+    from gridshift.service.status import profile_status
+
+    body = _profile([])
+    change(body["spec"])
+    status = profile_status(T0, body)
+    assert conditions(status) == {"Ready": ("False", "PoorFit"), "PoorFit": ("True", "ResidualsAboveTolerance")}
+    # The worst miss is another point, the fit drawn down to point 0: both are named, with their values.
+    said = message(status, "Ready")
+    assert re.search(r"points\[\d+\]\.stepTimeMs: measured [0-9.]+ ms, fitted [0-9.e+-]+ ms \(", said), said
+    assert f"the smallest stepTimeMs, points[0]: {body['spec']['points'][0]['stepTimeMs']:.4g}" in said
+    assert status["fit"]["points"] == 16

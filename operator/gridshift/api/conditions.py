@@ -419,6 +419,8 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
 class ProfileReadyReason(StrEnum):
     FITTED = "Fitted"
     INVALID = "Invalid"
+    POOR_FIT = "PoorFit"
+    DUPLICATE = "Duplicate"
 
 
 class PoorFitReason(StrEnum):
@@ -428,14 +430,29 @@ class PoorFitReason(StrEnum):
 
 
 GPU_PROFILE_CONDITIONS: tuple[ConditionType, ...] = (
-    _either(
+    _condition(
         "Ready",
-        "True when the planner's performance model could be fitted to the points (the profile is used).",
-        true=(ProfileReadyReason.FITTED, "Fitted; status.fit gives the residuals against the points."),
-        false=(
-            ProfileReadyReason.INVALID,
-            "The points cannot be fitted (the message names the field); the planner does not use it.",
-        ),
+        "True when the planner uses the profile: its performance model could be fitted to the points, within a "
+        "factor of 2 of each, and no profile created earlier is for the same model, GPU type and GPUs per replica. "
+        "Where it is not used, the shipped profile for the same, if any, is.",
+        ProfileReadyReason,
+        {
+            ProfileReadyReason.FITTED: ("True", "Fitted; status.fit gives the residuals against the points."),
+            ProfileReadyReason.INVALID: (
+                "False",
+                "The points cannot be fitted (the message names the field); the planner does not use it.",
+            ),
+            ProfileReadyReason.POOR_FIT: (
+                "False",
+                "The fit misses a point by more than a factor of 2 (a value mis-entered, seconds as ms?): the "
+                "planner does not use it. The message names the point, its measured and its fitted value.",
+            ),
+            ProfileReadyReason.DUPLICATE: (
+                "False",
+                "Another GPUProfile for the same model, GPU type and GPUs per replica was created first (then: its "
+                "name sorts first) and is used; the message names it. The planner does not use this one.",
+            ),
+        },
     ),
     _condition(
         "PoorFit",

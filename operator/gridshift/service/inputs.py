@@ -7,11 +7,13 @@ I/O (who is asked, and when) is the cycle's job. Also the --max-model-len a buil
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -20,11 +22,13 @@ from gridshift.actuation.members import Inventory, WorkloadState
 from gridshift.actuation.render import model_source
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
+from gridshift.api.conditions import ProfileReadyReason
 from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource, flag_value
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.planner.classes import classes_from_histograms, merged_histograms
+from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import kv_memory_for, model_architectures, performance_model
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
@@ -426,16 +430,110 @@ def _runs_nowhere(model: str, gpu_type: str, gpus: int) -> bool:
 
 
 def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
-    """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica)."""
+    """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica): those the
+    planner uses (`profile_uses`); one refused leaves the shipped one, if any, in place."""
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
-    for item in parsed:
-        if item.resource is not None:
-            try:
-                profile = performance_model(item.resource)
-            except ValueError:
-                continue  # not used: its own status says why (Ready False, Invalid), and no other is stopped
-            chosen[(profile.model, profile.gpu_type, profile.gpus_per_replica)] = profile
+    for use in profile_uses(parsed).values():
+        if use.model is not None and use.refusal is None:
+            chosen[(use.model.model, use.model.gpu_type, use.model.gpus_per_replica)] = use.model
     return tuple(chosen[k] for k in sorted(chosen))
+
+
+PROFILE_MISS_FACTOR = 2.0
+"""A GPUProfile whose fitted model misses a measured step time or power by more than this factor (either way) is
+not used. Found in review: one point's step time entered in seconds (0.0077 for 7.7 ms) drew the 1/measured-
+weighted fit to it, and capacity was overstated 3.6x, with only PoorFit True to say so; one of 1e-300 ms made
+the fitted decode step 1e-300 ms. The shipped profiles miss by at most 1.9x (Llama-3.1-8B on B200; the B200 ones
+are PoorFit True at the status's 25% tolerance): a factor of 2 keeps them and refuses a mis-entered unit (731x
+in that review's case). tests/service/test_inputs.py checks every shipped profile against it."""
+
+
+@dataclass(frozen=True)
+class ProfileUse:
+    """What the planner makes of one GPUProfile: its fitted model (None where it cannot be fitted), and why it is
+    not used (Ready's False reason and message), None where it is."""
+
+    resource: GPUProfile | None
+    model: PerformanceModel | None
+    refusal: tuple[ProfileReadyReason, str] | None = None
+
+
+def profile_uses(parsed: Sequence[Parsed[GPUProfile]]) -> dict[str, ProfileUse]:
+    """Each GPUProfile by its key: used, or why not. One used per (model, GPU type, GPUs per replica): of those
+    that are usable alone, the one created first (metadata.creationTimestamp, then name; as HTTPRoutes are held,
+    service.actuate.route_holders); each other says which one is used. Found in review: two such profiles were
+    both Ready and whichever name sorted last was used, without a word."""
+    uses = {item.key: _profile_use(item) for item in parsed}
+    claims: dict[tuple[str, str, int], list[tuple[datetime, str]]] = {}
+    for item in parsed:
+        model = uses[item.key].model
+        if model is not None and uses[item.key].refusal is None:
+            claim = (_created(item.body), item.key)
+            claims.setdefault((model.model, model.gpu_type, model.gpus_per_replica), []).append(claim)
+    for (name, gpu_type, gpus), claimants in sorted(claims.items()):
+        first = min(claimants)[1]
+        for _, key in claimants:
+            if key != first:
+                why = (
+                    f"GPUProfile {first} (created first) is used for {name} on {gpu_type} with {gpus} GPU(s) per "
+                    "replica; delete one of them, or change this one's model, gpuType or gpusPerReplica"
+                )
+                uses[key] = replace(uses[key], refusal=(ProfileReadyReason.DUPLICATE, why))
+    return uses
+
+
+def _profile_use(item: Parsed[GPUProfile]) -> ProfileUse:
+    if item.resource is None:
+        return ProfileUse(None, None, (ProfileReadyReason.INVALID, item.error or "refused by the model"))
+    try:
+        model = performance_model(item.resource)
+    except ValueError as error:
+        return ProfileUse(item.resource, None, (ProfileReadyReason.INVALID, str(error)))
+    miss = _worst_miss(model, item.resource)
+    refusal = None if miss is None else (ProfileReadyReason.POOR_FIT, miss)
+    return ProfileUse(item.resource, model, refusal)
+
+
+def _worst_miss(model: PerformanceModel, profile: GPUProfile) -> str | None:
+    """The point the fit misses most by ratio, where it is beyond PROFILE_MISS_FACTOR, named with its measured and
+    fitted value; None where every step time and power is within it.
+
+    The fit weighs each point by 1/measured, so one value far too small draws it down to itself and the worst
+    miss is another point: where the fit is below that point, the smallest value of the field is named too
+    (found in review: point 0 in seconds, the message named point 7 only)."""
+    points = profile.spec.points
+    misses: list[tuple[float, str, str, bool]] = []
+    for index, p in enumerate(points):
+        pairs = (
+            ("stepTimeMs", "ms", p.step_time_ms, model.step_time_ms(p.batch, max(p.context_tokens, 1))),
+            ("powerWatts", "W", p.power_watts, model.power_watts(p.batch)),
+        )
+        for field, unit, measured, fitted in pairs:
+            # A fitted value of 0 or below (or not finite) is the fit's degeneracy itself: the worst miss there is.
+            ratio = fitted / measured if fitted > 0 and math.isfinite(fitted) else 0.0
+            off = max(ratio, 1 / ratio) if ratio > 0 else math.inf
+            if off > PROFILE_MISS_FACTOR:
+                text = f"points[{index}].{field}: measured {measured:.4g} {unit}, fitted {fitted:.4g} {unit}"
+                misses.append((off, text, field, ratio < 1))
+    if not misses:
+        return None
+    off, text, field, below = max(misses, key=lambda m: m[0])
+    why = f"{text} ({off:.3g}x off): the fit must be within {PROFILE_MISS_FACTOR:g}x of every point"
+    if below:
+        values = [p.step_time_ms if field == "stepTimeMs" else p.power_watts for p in points]
+        least = min(range(len(values)), key=values.__getitem__)
+        why += f"; it is drawn to the smallest {field}, points[{least}]: {values[least]:.4g} (seconds entered as ms?)"
+    return why
+
+
+def _created(body: Mapping[str, Any]) -> datetime:
+    """metadata.creationTimestamp; one missing or unreadable sorts last (no profile is taken from an older one)."""
+    stamp = (body.get("metadata") or {}).get("creationTimestamp")
+    if isinstance(stamp, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(stamp)  # the apiserver writes RFC 3339 in UTC ("...Z")
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ from functools import partial
 from typing import Any
 
 from gridshift import redaction
-from gridshift.api import MigrationMode
+from gridshift.api import GPUProfile, MigrationMode
 from gridshift.api.conditions import ClusterReadyReason, SLOReason
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.hub.client import Hub, ObjectGone, ObjectRef
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.errors import describe
+from gridshift.service.inputs import ParseCache, profile_uses
 from gridshift.service.migrate import MigrationProgress
 from gridshift.service.state import (
     ClusterView,
@@ -165,6 +166,7 @@ class Reporter:
         self.hub = hub
         self.writes = writes
         """Where deployment status patches and Events go (bounded concurrency); None: written at once."""
+        self._profile_models = ParseCache(GPUProfile)
 
     def deployment(
         self,
@@ -250,14 +252,17 @@ class Reporter:
     def profiles(
         self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport, leading: Callable[[], bool]
     ) -> None:
-        """Each GPUProfile's fit (written when its spec changed, so in practice once per generation); none once
-        `leading` says the Lease may have lapsed."""
+        """Each GPUProfile's fit and whether the planner uses it (written when that changed: its spec, or another
+        profile for the same model, GPU type and size came or went); none once `leading` says the Lease may have
+        lapsed. Judged over every profile at once, as the planner's inputs are (service.inputs.profile_uses)."""
+        uses = profile_uses(self._profile_models.parse(bodies))
         for body in bodies:
             meta = body.get("metadata") or {}
             if meta.get("name"):
                 ref = ObjectRef("GPUProfile", "", str(meta["name"]))
+                use = uses.get(str(meta["name"]))
                 if not self._write_status(
-                    ref, body.get("status") or {}, partial(profile_status, now, body), report, leading
+                    ref, body.get("status") or {}, partial(profile_status, now, body, use), report, leading
                 ):
                     return
 

@@ -22,8 +22,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
-
 from gridshift import redaction
 from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
@@ -46,13 +44,11 @@ from gridshift.api.conditions import (
 )
 from gridshift.api.gpu_profile import GPUProfileStatus
 from gridshift.api.inference_deployment import DECISION_TARGET_MAX, CostSource, DemandSource, InferenceDeployment
-from gridshift.api.validation import problems_of
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens_from_energy
 from gridshift.planner.plan import DeploymentPlan
-from gridshift.profiles_catalog import performance_model
-from gridshift.service.inputs import MeasuredCost
+from gridshift.service.inputs import MeasuredCost, ProfileUse, parse_bodies, profile_uses
 from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
 from gridshift.service.state import ClusterView, ObservedDeployment, Refused
 
@@ -818,29 +814,24 @@ def _refusal(consequence: str, error: str) -> str:
     return f"the spec does not validate ({consequence}): {error}"
 
 
-def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The GPUProfile's status: whether the planner can fit its model, and the residuals against its points."""
+def profile_status(now: datetime, body: Mapping[str, Any], use: ProfileUse | None = None) -> dict[str, Any]:
+    """The GPUProfile's status: whether the planner uses it (Ready; `use`, service.inputs.profile_uses over every
+    GPUProfile, else this one judged alone), and the residuals of its fit against its points."""
     old: Mapping[str, Any] = body.get("status") or {}
     generation = (body.get("metadata") or {}).get("generation")
     condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
     status: dict[str, Any] = {"observedGeneration": generation if isinstance(generation, int) else None}
-    invalid: str | None = None
-    try:
+    if use is None:
         kept = {k: v for k, v in body.items() if k in ("apiVersion", "kind", "metadata", "spec")}
-        profile = GPUProfile.model_validate(kept)
-        model = performance_model(profile)
-    except ValidationError as error:
-        problem = "; ".join(f"{path}: {message}" for path, message in problems_of(error))
-        invalid = problem
-    except ValueError as error:
-        invalid = str(error)
-    if invalid is not None:
+        use = next(iter(profile_uses(parse_bodies([kept], GPUProfile)).values()))
+    profile, model = use.resource, use.model
+    if profile is None or model is None:
         status["conditions"] = [
             condition(
                 "Ready",
                 False,
                 ProfileReadyReason.INVALID,
-                f"not used by the planner: {invalid}",
+                f"not used by the planner: {use.refusal[1] if use.refusal else 'not fitted'}",
             ),
             condition("PoorFit", None, PoorFitReason.NOT_FITTED, ""),
         ]
@@ -866,11 +857,15 @@ def profile_status(now: datetime, body: Mapping[str, Any]) -> dict[str, Any]:
         p = points[power_worst]
         poor.append(f"power at batch {p.batch} is off by {power_max:.0%}")
     status["conditions"] = [
-        condition(
-            "Ready",
-            True,
-            ProfileReadyReason.FITTED,
-            f"fitted to {len(points)} points; largest errors: step time {step_max:.0%}, power {power_max:.0%}",
+        (
+            condition(
+                "Ready",
+                True,
+                ProfileReadyReason.FITTED,
+                f"fitted to {len(points)} points; largest errors: step time {step_max:.0%}, power {power_max:.0%}",
+            )
+            if use.refusal is None
+            else condition("Ready", False, use.refusal[0], f"not used by the planner: {use.refusal[1]}")
         ),
         condition(
             "PoorFit",

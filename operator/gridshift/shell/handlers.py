@@ -29,7 +29,8 @@ def essence(body: kopf.Body) -> dict[str, Any]:
     """What the service reads of an object; managedFields and annotations stay out of memory. The
     resourceVersion tells the service when to parse the object again (service.inputs.ParseCache); a
     deletionTimestamp, that the object is being deleted and must not be acted on (service.observe); the
-    creationTimestamp, which of several InferenceDeployments naming one HTTPRoute holds it (service.actuate)."""
+    creationTimestamp, which of several InferenceDeployments naming one HTTPRoute holds it (service.actuate), and
+    which of several GPUProfiles for one model, GPU type and size is used (service.inputs.profile_uses)."""
     meta = body.get("metadata", {})
     kept = (
         "name",
