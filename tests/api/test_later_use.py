@@ -166,6 +166,8 @@ def test_feed_urls_without_user_info_are_accepted(url: str) -> None:
         "https://h/api/key=1",
         "https://h/p#token=x",
         "https://h/a#?token=1",  # a fragment, not a query (found in review)
+        "https://h/p?partial_response=true&dedup=true&orgId=1&extra_label=tenant=a&nocache=1&step=30s",
+        "https://h/p?q=a%20b&bypass=1&compass=2&passage=3&keystone=4",
     ],
 )
 def test_a_query_without_a_credential_name_is_accepted(url: str) -> None:
@@ -190,6 +192,19 @@ def test_a_query_without_a_credential_name_is_accepted(url: str) -> None:
         "?pwd=S",
         "?a=1;token=S",
         "?page_token=S",
+        # Found in review of the Prometheus URLs' rule: these were admitted.
+        "?api%5Fkey=S",
+        "?%74oken=S",
+        "?authorization=S",
+        "?bearer=S",
+        "?jwt=S",
+        "?credentials=S",
+        "?pass=S",
+        "?access_token2=S",
+        "?api_token_v2=S",
+        "?apikey1=S",
+        "?token[]=S",
+        "?api.key=S",
     ],
 )
 def test_a_credential_in_an_http_json_query_is_refused_at_admission_only(query: str) -> None:

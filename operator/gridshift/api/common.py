@@ -50,16 +50,20 @@ GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=LABEL_VALUE)
 LabelValue = Annotated[str, Field(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")]
 HttpUrl = Annotated[str, Field(min_length=8, max_length=2048, pattern=HTTP_URL)]
 CREDENTIAL_QUERY = (
-    r"(?i)^[^#]*[?&;]([a-z0-9]+[-_])*"
-    r"([a-z]*(token|secret|passw(or)?d)|(api|access|private|secret|subscription|client|app|auth)?key|pwd|sig(nature)?|auth)="
+    r"(?i)^[^#]*[?&;]([^=&;#]*%[^=&;#]*=|([a-z0-9]+[-_.])*"
+    r"([a-z]*(token|secret|passw(or)?d|credentials?)|(api|access|private|secret|subscription|client|app|auth)?key"
+    r"|pwd|pass|sig(nature)?|auth(orization)?|bearer|jwt)([-_.]?v?[0-9]+)?[^=&;#a-z0-9]*=)"
 )
 """A query parameter (before any #fragment) that carries a credential, in RE2 (CEL's `matches`, no look-ahead),
-Python's and Go's JSON Schema `pattern` alike: a name ending in token, secret or password, a key (plain, or
-api/access/private/... key, with any prefix words: x-api-key, subscription-key), pwd, sig, signature or auth.
-Found in review: an httpJson url with ?apikey=... was admitted, where its own description sends credentials to
-headersSecretRef; then a prometheusUrl's ?api_key=... was, and was even documented. A pagination token
-(page_token) is refused too: the expression cannot tell it from a credential. Other parameters (a proxy's
-tenant=) stay allowed."""
+Python's and Go's JSON Schema `pattern` alike: a name ending in token, secret, password or credential(s), a key
+(plain, or api/access/private/... key), pwd, pass, sig, signature, auth, authorization, bearer or jwt, with any
+prefix words (x-api-key, subscription-key, api.key) and a version or punctuation suffix (access_token2,
+api_token_v2, token[]; no backslash, which a CEL string would read as an escape); and any parameter whose name is
+percent-encoded, which servers decode (api%5Fkey arrives as api_key) and this expression cannot. Found in review: an
+httpJson url with ?apikey=... was admitted, where its own description sends credentials to headersSecretRef; then a
+prometheusUrl's ?api_key=... was, and was even documented; then api%5Fkey, authorization, bearer, jwt, credentials
+and the suffixed spellings passed. A pagination token (page_token) is refused too: the expression cannot tell it
+from a credential. Other parameters (a proxy's tenant=, Thanos' partial_response=, dedup=) stay allowed."""
 
 
 def credential_in_query(url: str) -> bool:
