@@ -182,3 +182,21 @@ def test_only_complete_answers_count_as_the_members_progress(apiserver: _Apiserv
     answered = member.answered_at()
     assert answered is not None  # discovery's answer; the list, cut at its deadline after it, is none
     assert time.monotonic() - answered >= TIMEOUT - 0.05
+
+
+def test_discovery_is_asked_of_each_client_and_written_nowhere(
+    apiserver: _Apiserver, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found as a CI flake, then in review: the client's default discovery cache, /tmp/osrcp-<md5 of URL>.json,
+    # was shared by every process and kept, so a member was "discovered" from whatever answered at its URL
+    # before; a file per client instead piled up with each kubeconfig rotation in the chart's 64 MiB /tmp.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    asked: list[str] = []
+    monkeypatch.setattr(_Handler, "log_message", lambda self, *args: asked.append(self.path.split("?")[0]))
+    for _ in range(2):  # a second client for the same URL (a rotated kubeconfig) discovers afresh
+        error, _seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]))
+        assert isinstance(error, ClusterUnreachable) and " list Deployment " in str(error), error
+    assert asked.count("/apis") == 2, asked
+    assert list(tmp_path.iterdir()) == []

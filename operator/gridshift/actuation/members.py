@@ -23,15 +23,11 @@ the next read, whose errors are reported as before; credentials without `watch` 
 
 from __future__ import annotations
 
-import atexit
 import functools
-import itertools
 import json
 import logging
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -959,16 +955,23 @@ def _timed_dynamic_client() -> Any:
     /apis, each group's resources) given the member's api timeout. Found in review: discovery had none, so a
     member apiserver that accepted and never answered held the cycle of every cluster for good.
 
-    Its discovery cache is this process's own (`_discovery_cache_file`): by default the client reads and writes
+    Its discovery is kept in memory only, per client (`MemoryDiscoverer`): by default the client reads and writes
     /tmp/osrcp-<md5 of the server URL>.json, shared by every process on the machine and kept across restarts, so
     a member was "discovered" from whatever answered at that URL before (another cluster, an older apiserver
-    version, a test's server on a reused port) without one request to it."""
+    version, a test's server on a reused port) without one request to it. A file per client instead piled up
+    with each kubeconfig rotation in the chart's 64 MiB /tmp (found in review)."""
     from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.discovery import LazyDiscoverer
+
+    class MemoryDiscoverer(LazyDiscoverer):
+        def _write_cache(self) -> None:
+            """Nothing is written: the discovery lives as long as its client (one per member kubeconfig)."""
 
     class TimedDynamicClient(DynamicClient):
         def __init__(self, client: Any, timeout_seconds: float) -> None:
             self.timeout_seconds = timeout_seconds  # before discovery, which __init__ runs
-            super().__init__(client, cache_file=_discovery_cache_file())  # type: ignore[no-untyped-call]
+            # A cache file that can never exist (/dev/null is no directory): nothing is read from disk.
+            super().__init__(client, cache_file=NO_DISCOVERY_FILE, discoverer=MemoryDiscoverer)  # type: ignore[no-untyped-call]
 
         def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
             params.setdefault("_request_timeout", self.timeout_seconds)
@@ -977,20 +980,8 @@ def _timed_dynamic_client() -> Any:
     return TimedDynamicClient
 
 
-def _discovery_cache_file() -> str:
-    """A new file in a directory of this process's own, removed at exit: one per client, so each member's
-    discovery is its own and starts from its apiserver's answers."""
-    return os.path.join(_discovery_cache_dir(), f"{next(_DISCOVERY_CACHES)}.json")
-
-
-_DISCOVERY_CACHES = itertools.count()
-
-
-@functools.cache
-def _discovery_cache_dir() -> str:
-    directory = tempfile.mkdtemp(prefix="gridshift-discovery-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    return directory
+NO_DISCOVERY_FILE = os.path.join(os.devnull, "gridshift-discovery.json")
+"""The discovery cache path given to the Kubernetes client: under /dev/null, so it never exists to be read."""
 
 
 def _plain(client: Any, body: dict[str, Any]) -> dict[str, Any]:
