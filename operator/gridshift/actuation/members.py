@@ -182,6 +182,9 @@ class WorkloadState:
     generation: int | None = None
     """The InferenceDeployment's metadata.generation it was last rendered from (the GENERATION annotation),
     None where it does not say (rendered before gridshift wrote it down)."""
+    uid: str = ""
+    """The member Deployment's own metadata.uid: the same object listed through two RegionalClusters has the same
+    one, which tells that they name one member cluster (service.observe `_shared_members`); nobody can set it."""
 
     @property
     def owned(self) -> bool:
@@ -330,6 +333,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         owner_uid=uid,
         applied=applied_digest(obj, "Deployment") if owner is not None else "",
         generation=_whole((meta.get("annotations") or {}).get(L.GENERATION)),
+        uid=str(meta.get("uid") or ""),
         **_engine(obj, meta.get("annotations") or {}),
     )
 

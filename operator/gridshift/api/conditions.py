@@ -295,6 +295,7 @@ class ClusterReadyReason(StrEnum):
     KUBECONFIG_INVALID = "KubeconfigInvalid"
     PRICE_FEED_STALE = "PriceFeedStale"
     INVALID_SPEC = "InvalidSpec"
+    SHARED_MEMBER = "SharedMember"
 
 
 class ClusterStalledReason(StrEnum):
@@ -303,6 +304,7 @@ class ClusterStalledReason(StrEnum):
     KUBECONFIG_INVALID = "KubeconfigInvalid"
     PRICE_FEED_STALE = "PriceFeedStale"
     INVALID_SPEC = "InvalidSpec"
+    SHARED_MEMBER = "SharedMember"
     RECONCILED = "Reconciled"
 
 
@@ -352,6 +354,12 @@ REGIONAL_CLUSTER_CONDITIONS: tuple[ConditionType, ...] = (
                 "False",
                 "The spec does not validate against gridshift's model although the apiserver admitted it: the "
                 "cluster is not used; the message names each field. The other conditions are as last written.",
+            ),
+            C.SHARED_MEMBER: (
+                "False",
+                "Another RegionalCluster, created before this one, lists the same Deployments: both name one member "
+                "cluster and workload namespace. This one is not planned and writes nothing to the member; the other "
+                "keeps acting there. The message names it: delete one of the two.",
             ),
         },
     ),

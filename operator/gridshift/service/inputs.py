@@ -468,7 +468,7 @@ def profile_uses(parsed: Sequence[Parsed[GPUProfile]]) -> dict[str, ProfileUse]:
     for item in parsed:
         model = uses[item.key].model
         if model is not None and uses[item.key].refusal is None:
-            claim = (_created(item.body), item.key)
+            claim = (created_at(item.body), item.key)
             claims.setdefault((model.model, model.gpu_type, model.gpus_per_replica), []).append(claim)
     for (name, gpu_type, gpus), claimants in sorted(claims.items()):
         first = min(claimants)[1]
@@ -526,8 +526,9 @@ def _worst_miss(model: PerformanceModel, profile: GPUProfile) -> str | None:
     return why
 
 
-def _created(body: Mapping[str, Any]) -> datetime:
-    """metadata.creationTimestamp; one missing or unreadable sorts last (no profile is taken from an older one)."""
+def created_at(body: Mapping[str, Any]) -> datetime:
+    """metadata.creationTimestamp; one missing or unreadable sorts last (nothing is taken from an older object:
+    a GPUProfile, or a member cluster another RegionalCluster names too, service.observe)."""
     stamp = (body.get("metadata") or {}).get("creationTimestamp")
     if isinstance(stamp, str):
         with contextlib.suppress(ValueError):

@@ -159,7 +159,8 @@ class Observer:
         tenants = sorted({ns for ns, _ in live})
         usable = [c for c in clusters if c.resource is not None]
         labels = self._tenant_labels(tenants, usable, report)
-        views = self._observe_clusters(now, usable, tenants, labels, (live, on_hub), leaving, report)
+        seen = self._observe_clusters(now, usable, tenants, labels, (live, on_hub), leaving, report)
+        views, shared = _shared_members(seen, {c.key: inputs.created_at(c.body) for c in usable}, report)
         if self.settings.metrics_cluster_label is None:
             conflicts = _shared_prometheus(views, tenants, self.settings.prometheus_url)
             for view in views:
@@ -208,7 +209,9 @@ class Observer:
             prices={v.name: v.prices for v in views},
             carbon={v.name: v.carbon for v in views if v.carbon is not None},
         )
-        return Observation(snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused))
+        return Observation(
+            snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused), {v.name: v for v in shared}
+        )
 
     def member(self, name: str, access: MemberAccess) -> MemberCluster:
         """The member client of a cluster, made from its kubeconfig Secret (cached while the Secret is unchanged).
@@ -437,6 +440,7 @@ class Observer:
         # the record names is not reported: it holds no replica this process counts on.
         in_use = {w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded}
         unreadable = {n: reason for n, reason in unreadable.items() if n in wanted}
+        view.uids = frozenset(w.uid for w in found if w.uid)
         owned, view.kept = _owned(found, owners, leaving)
         view.workloads = [w for w in owned if w.owner_uid not in leaving]
         if unreadable:
@@ -475,6 +479,7 @@ class Observer:
         # Last known replicas, none counted as Ready: when the cluster returns they are reconciled.
         last = self._last_workloads.get(view.name, [])
         view.workloads = [replace(w, ready=0) for w in last if w.owner_uid not in leaving]
+        view.uids = frozenset(w.uid for w in last if w.uid)
         view.namespaces_in_use = tuple(sorted(recorded | {w.namespace for w in last}))
         report.errors.append(view.error)
 
@@ -634,6 +639,36 @@ def _shared_prometheus(views: Sequence[ClusterView], tenants: Sequence[str], def
                 "operator.metricsClusterLabel, or give each RegionalCluster a prometheusUrl of its own"
             )
     return out
+
+
+def _shared_members(
+    views: Sequence[ClusterView], created: Mapping[str, datetime], report: CycleReport
+) -> tuple[list[ClusterView], list[ClusterView]]:
+    """The clusters planned and acted on; and those that are not, each because a RegionalCluster created before it
+    (metadata.creationTimestamp, then name, as HTTPRoutes are held) lists one of the Deployments it lists: the
+    same metadata.uid, so the same object, in one member cluster and workload namespace. The first keeps acting
+    and counts those replicas as its own; a later one is neither planned nor written to (no scale, repair or
+    sweep) until one of the two is deleted, and says so (`shared_member`, reported here). `created`: each
+    cluster's creationTimestamp (inputs.created_at).
+
+    Found in review: two RegionalClusters naming one member (a rename done by creating the new one before
+    deleting the old) rendered the same object names, and the planner, counting the replicas once per cluster,
+    scaled the second's "surplus" down: the same Deployment, at 0 every third cycle, with no condition saying
+    why. By uid, not by the gridshift.dev/cluster label: an object gridshift did not write cannot make a
+    RegionalCluster stop, and one a RegionalCluster deleted since wrote (a rename done in order) stops none."""
+    order = sorted(views, key=lambda v: (created[v.name], v.name))
+    for i, view in enumerate(order):
+        holder = next((h for h in order[:i] if h.shared_member is None and h.uids & view.uids), None)
+        if holder is None:
+            continue
+        view.shared_member = (
+            f"cluster {view.name}: its member cluster is also RegionalCluster {holder.name}'s (both list the "
+            f"same Deployments in its workload namespaces), which was created first and acts there alone: "
+            f"{view.name} is not planned and writes nothing there. Delete one of the two RegionalClusters "
+            "(one per member cluster; to rename one, delete the old before creating the new)"
+        )
+        report.errors.append(view.shared_member)
+    return [v for v in views if v.shared_member is None], [v for v in views if v.shared_member is not None]
 
 
 def _replica_namespaces(view: ClusterView, tenants: Sequence[str]) -> set[str]:

@@ -250,7 +250,7 @@ class OperatorService:
             self.writes.drain()
         self._still_leading(report)  # a write fenced off mid-drain is reported as the lost Lease
         leading = partial(self._still_leading, report)  # statuses fenced patch by patch: one may outlast the Lease
-        for view in seen.views.values():
+        for view in (*seen.views.values(), *seen.held.values()):
             if not leading() or not self.reporter.cluster(now, view, report, leading):
                 break
         self.reporter.profiles(now, profile_bodies, report, leading)

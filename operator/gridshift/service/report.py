@@ -382,6 +382,8 @@ def _cluster_problems(view: ClusterView, report: CycleReport) -> None:
         )
     if view.metrics_conflict:
         report.problems.append(Problem(CycleErrorReason.METRICS_UNAVAILABLE, view.metrics_conflict, cluster=view.name))
+    if view.shared_member:
+        report.problems.append(Problem(CycleErrorReason.SHARED_MEMBER, view.shared_member, cluster=view.name))
     if view.foreign:
         report.problems.append(
             Problem(
@@ -413,7 +415,7 @@ def invalid_cluster_problems(
 ) -> None:
     """A RegionalCluster body that observe could not turn into a cluster view: refused, named."""
     named = {str(m.get("name")) for b in cluster_bodies if (m := b.get("metadata") or {}).get("name")}
-    for name in sorted(named - set(seen.views)):
+    for name in sorted(named - set(seen.views) - set(seen.held)):
         report.problems.append(
             Problem(
                 CycleErrorReason.INVALID_RESOURCE,

@@ -97,6 +97,11 @@ class ClusterView:
     namespaces_in_use: tuple[str, ...] = ()
     """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
     and those recorded before that could not be read."""
+    uids: frozenset[str] = frozenset()
+    """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
+    shared_member: str | None = None
+    """Why the cluster is neither planned nor written to: another RegionalCluster, created first, lists the same
+    member Deployments (service.observe `_shared_members`). Such a view is in Observation.held, not views."""
 
     @property
     def reachable(self) -> bool:
@@ -173,7 +178,12 @@ class Observation:
     snapshot: S.Snapshot
     deployments: tuple[ObservedDeployment, ...]
     views: Mapping[str, ClusterView]
+    """The clusters planned and acted on."""
     refused: tuple[Refused, ...] = ()
+    held: Mapping[str, ClusterView] = field(default_factory=dict)
+    """Clusters whose member cluster an earlier RegionalCluster names too (ClusterView.shared_member): only their
+    status is written. Found in review: planned as two clusters, the one Deployment was scaled down by one of them
+    as the other's surplus, to 0 every few cycles."""
 
 
 class CycleErrorReason(StrEnum):
@@ -185,6 +195,7 @@ class CycleErrorReason(StrEnum):
     PRICE_FEED_FAILED = "PriceFeedFailed"
     CARBON_FEED_FAILED = "CarbonFeedFailed"
     FOREIGN_OBJECTS = "ForeignObjects"
+    SHARED_MEMBER = "SharedMember"
     ACTUATION_FAILED = "ActuationFailed"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
     ROUTE_FAILED = "RouteFailed"
@@ -204,6 +215,10 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     CycleErrorReason.PRICE_FEED_FAILED: "A price feed's last fetch failed, or the feed cannot be built.",
     CycleErrorReason.CARBON_FEED_FAILED: "A carbon feed's last fetch failed, or the feed cannot be built.",
     CycleErrorReason.FOREIGN_OBJECTS: "Deployments labelled as gridshift's without owner annotations were found.",
+    CycleErrorReason.SHARED_MEMBER: (
+        "A RegionalCluster lists the same member Deployments as one created before it (one member cluster named "
+        "twice): it is not planned and writes nothing there (its Ready says SharedMember, naming the other)."
+    ),
     CycleErrorReason.ACTUATION_FAILED: "A member cluster refused a write for a deployment (retried next cycle).",
     CycleErrorReason.METRICS_UNAVAILABLE: (
         "A deployment's request rate could not be read from Prometheus, or a cluster's Prometheus is another's "

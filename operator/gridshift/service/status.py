@@ -701,6 +701,8 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     failure = cluster_failure(view)
     ready = failure or (ClusterReadyReason.PRICE_FEED_STALE if stale else ClusterReadyReason.REACHABLE)
     ready_message = view.error or (f"no fresh prices: {feed_error}" if stale else "")
+    if view.shared_member is not None:  # read or not: what it would write is the other RegionalCluster's to write
+        ready, ready_message = ClusterReadyReason.SHARED_MEMBER, view.shared_member
     condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
     status["conditions"] = [
         condition("Ready", ready is ClusterReadyReason.REACHABLE, ready, ready_message.rstrip(": ")),

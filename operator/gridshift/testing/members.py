@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from gridshift.actuation.members import (
     state_from_deployment,
 )
 from gridshift.actuation.render import Manifest
+
+_UIDS = itertools.count(1)
+"""Member object uids, unique across every fake (two fakes are two member clusters)."""
 
 
 @dataclass
@@ -107,6 +111,10 @@ class FakeMemberCluster:
                     self.name, manifest["kind"], namespace, meta["name"], owner_of(previous), wanted
                 )
             stored = copy.deepcopy(manifest)
+            # The apiserver gives each object a uid of its own on creation and keeps it: service.observe tells by
+            # it that two RegionalClusters list one member cluster.
+            uid = (previous or {}).get("metadata", {}).get("uid") or f"{self.name}-{next(_UIDS)}"
+            stored["metadata"]["uid"] = uid
             if manifest["kind"] == "Deployment":
                 ready = stored["spec"]["replicas"] if self.ready_immediately else 0
                 if previous is not None and not self.ready_immediately:
