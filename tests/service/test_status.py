@@ -665,7 +665,15 @@ def test_gpu_profile_status_reports_its_fit() -> None:
     points = _profile([])["spec"]["points"]
     points[-1] = {**points[-1], "stepTimeMs": points[-1]["stepTimeMs"] * 3}
     poor = profile_status(now, _profile(points))
-    assert conditions(poor)["PoorFit"] == ("True", "ResidualsAboveTolerance")
+    assert conditions(poor) == {"Ready": ("True", "Fitted"), "PoorFit": ("True", "ResidualsAboveTolerance")}
+    # Off by 4x: still a warning, and the profile is used (found in review: a first limit of 2x refused real
+    # ML.ENERGY measurements the step model cannot follow; service.inputs.PROFILE_MISS_FACTOR). Off by 11x: not.
+    for factor, ready in ((5, ("True", "Fitted")), (12, ("False", "PoorFit"))):
+        off = [*points[:-1], {**points[-1], "stepTimeMs": _profile([])["spec"]["points"][-1]["stepTimeMs"] * factor}]
+        judged = profile_status(now, _profile(off))
+        assert conditions(judged)["Ready"] == ready, factor
+        # No unit mistake is suggested where none is (found in review: said of a real 19.7 ms step).
+        assert "entered as" not in message(judged, "Ready")
     assert f"batch {points[-1]['batch']}" in message(poor, "PoorFit")
     # No prefill rate anywhere: the planner cannot use it.
     bare = [{k: v for k, v in p.items() if k != "prefillTokensPerSecond"} for p in points]

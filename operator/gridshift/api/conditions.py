@@ -441,7 +441,7 @@ GPU_PROFILE_CONDITIONS: tuple[ConditionType, ...] = (
     _condition(
         "Ready",
         "True when the planner uses the profile: its performance model could be fitted to the points, within a "
-        "factor of 2 of each, and no profile created earlier is for the same model, GPU type and GPUs per replica. "
+        "factor of 10 of each, and no profile created earlier is for the same model, GPU type and GPUs per replica. "
         "Where it is not used, the shipped profile for the same, if any, is.",
         ProfileReadyReason,
         {
@@ -452,7 +452,7 @@ GPU_PROFILE_CONDITIONS: tuple[ConditionType, ...] = (
             ),
             ProfileReadyReason.POOR_FIT: (
                 "False",
-                "The fit misses a point by more than a factor of 2 (a value mis-entered, seconds as ms?): the "
+                "The fit misses a point by more than a factor of 10 (a value mis-entered, seconds as ms?): the "
                 "planner does not use it. The message names the point, its measured and its fitted value.",
             ),
             ProfileReadyReason.DUPLICATE: (
