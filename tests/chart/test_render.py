@@ -431,3 +431,16 @@ def test_labels_set_by_the_chart_and_by_values_are_one_map_on_every_object(helm:
         "acme",
         "gridshift",
     )
+
+
+def test_an_empty_label_value_keeps_its_precedence(helm: Helm) -> None:
+    # Found in review of the one-map labels: sprig's merge takes "" for no value and filled it from the map
+    # below, so an object's own empty label gave way to commonLabels' value, and commonLabels' to global's.
+    objects = helm.render(
+        "--set", "global.commonLabels.g=global", "--set", "commonLabels.g=",
+        "--set", "commonLabels.e=common", "--set", "podLabels.e=", "--set", "serviceAccount.labels.e=",
+    )  # fmt: skip
+    assert only(objects, "ServiceAccount")["metadata"]["labels"]["e"] == ""
+    pod = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert (pod["e"], pod["g"]) == ("", "")
+    assert only(objects, "Deployment")["metadata"]["labels"]["g"] == ""

@@ -35,20 +35,43 @@ Use: `{{- include "gridshift.labels" (list . .Values.x.labels) | nindent 4 }}`; 
 */ -}}
 {{- define "gridshift.labels" -}}
 {{- $root := first . }}
-{{- $merged := include "gridshift.selectorLabels" $root | fromYaml }}
-{{- range $own := rest . }}
-{{- $merged = merge $merged ($own | default dict) }}
+{{- $merged := dict "helm.sh/chart" (include "gridshift.chart" $root) "app.kubernetes.io/version" (toString $root.Chart.AppVersion) }}
+{{- $_ := set $merged "app.kubernetes.io/managed-by" $root.Release.Service }}
+{{- $_ = set $merged "app.kubernetes.io/part-of" "gridshift" }}
+{{- /* Set from the lowest precedence up, never `merge`: it takes an empty value ("") for none and fills it. */}}
+{{- $layers := list (include "gridshift.commonLabels" $root | fromYaml | default dict) }}
+{{- range $own := reverse (rest .) }}
+{{- $layers = append $layers ($own | default dict) }}
 {{- end }}
-{{- $merged = merge $merged (include "gridshift.commonLabels" $root | fromYaml | default dict) }}
-{{- $chart := dict "helm.sh/chart" (include "gridshift.chart" $root) "app.kubernetes.io/version" (toString $root.Chart.AppVersion) }}
-{{- $chart = merge $chart (dict "app.kubernetes.io/managed-by" $root.Release.Service "app.kubernetes.io/part-of" "gridshift") }}
-{{- toYaml (merge $merged $chart) }}
+{{- $layers = append $layers (include "gridshift.selectorLabels" $root | fromYaml) }}
+{{- range $layer := $layers }}
+{{- range $key, $value := $layer }}
+{{- $_ = set $merged $key $value }}
+{{- end }}
+{{- end }}
+{{- toYaml $merged }}
+{{- end }}
+
+{{- /* The pods' labels as one map: the selector labels over podLabels over commonLabels (set, as above). */ -}}
+{{- define "gridshift.podLabels" -}}
+{{- $merged := dict }}
+{{- range $layer := list (include "gridshift.commonLabels" . | fromYaml | default dict) (.Values.podLabels | default dict) (include "gridshift.selectorLabels" . | fromYaml) }}
+{{- range $key, $value := $layer }}
+{{- $_ := set $merged $key $value }}
+{{- end }}
+{{- end }}
+{{- toYaml $merged }}
 {{- end }}
 
 {{- /* commonLabels, over global.commonLabels (an umbrella chart's): on every object and on the pods. */ -}}
 {{- define "gridshift.commonLabels" -}}
-{{- $global := (.Values.global | default dict).commonLabels | default dict }}
-{{- with merge (dict) (.Values.commonLabels | default dict) $global }}
+{{- $merged := dict }}
+{{- range $layer := list ((.Values.global | default dict).commonLabels | default dict) (.Values.commonLabels | default dict) }}
+{{- range $key, $value := $layer }}
+{{- $_ := set $merged $key $value }}
+{{- end }}
+{{- end }}
+{{- with $merged }}
 {{- toYaml . }}
 {{- end }}
 {{- end }}
