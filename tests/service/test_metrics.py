@@ -39,6 +39,16 @@ def test_a_fresh_registry_exposes_every_labelled_counter_at_zero() -> None:
     assert plans == {(("outcome", o), ("solver", s.value)): 0.0 for s in Solver for o in PLAN_OUTCOMES}
 
 
+def test_the_last_cycle_time_starts_at_the_operators_start() -> None:
+    # Found in review: it started at 0, so GridshiftCyclesStopped (time() - it > 600, for 5m) paged "the loop is
+    # stuck" 5 minutes after a fresh leader started, while its first cycle was still reading every member cold.
+    import time
+
+    before = time.time()
+    metrics = OperatorMetrics()
+    assert before <= samples(metrics, "gridshift_last_cycle_timestamp_seconds")[()] <= time.time()
+
+
 def test_a_cycle_failure_counts_on_the_series_already_exposed() -> None:
     metrics = OperatorMetrics()
     metrics.cycle_failed()
@@ -153,7 +163,9 @@ def test_a_leader_deposed_between_cycles_stops_exporting_its_plan_at_once() -> N
     first.elector._renewed_at = -1e9  # its renewals stopped succeeding: the second takes the Lease over
     assert world.cycle(second, advance=timedelta(seconds=20)).leader
     assert samples(first.metrics, "gridshift_leader") == {(): 0.0}
-    for name in ("gridshift_cluster_reachable", "gridshift_energy_price_usd_per_kwh", "gridshift_plan_solver_info"):
+    # The plan's objective and gap too (found in review: the deposed one exported its last, then every standby NaN).
+    leaders = ("gridshift_plan_solver_info", "gridshift_plan_objective_usd_per_hour", "gridshift_plan_gap_ratio")
+    for name in ("gridshift_cluster_reachable", "gridshift_energy_price_usd_per_kwh", *leaders):
         assert not samples(first.metrics, name), name
         assert samples(second.metrics, name), name
         asked = generate_latest(first.metrics.registry.restricted_registry([name])).decode()  # a scrape with name[]

@@ -9,6 +9,7 @@ from typing import Any
 from gridshift.actuation import labels as L
 from gridshift.service.state import CycleErrorReason
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.test_metrics import samples
 
 OLD, NEW = "eu-fr", "eu-de"
 """The RegionalCluster in use, and the one a rename creates for the same member: NEW sorts first by name, so the
@@ -59,6 +60,9 @@ def test_a_later_regional_cluster_naming_the_same_member_writes_nothing_and_says
     assert (ready["status"], ready["reason"]) == ("False", "SharedMember")
     assert f"RegionalCluster {OLD}'s" in ready["message"]
     assert _ready(world, OLD)["reason"] == "Reachable"
+    # Not used, as a refused cluster is not: its series stays, at 0 (found in review: it was dropped).
+    reachable = samples(world.service.metrics, "gridshift_cluster_reachable")
+    assert {labels[0][1]: value for labels, value in reachable.items()} == {OLD: 1.0, NEW: 0.0}
 
     world.deployments["chat"]["spec"]["demand"]["requestsPerSecond"] = 40.0  # the first still plans
     for _ in range(3):

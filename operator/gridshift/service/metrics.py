@@ -130,7 +130,8 @@ CYCLES = Declared(Counter, "gridshift_cycles", "Planning cycles run, leader or n
 LAST_CYCLE = Declared(
     Gauge,
     "gridshift_last_cycle_timestamp_seconds",
-    "Unix time the last planning cycle ended (a stuck loop stops advancing it).",
+    "Unix time the last planning cycle ended, or the operator started, before its first (a stuck loop stops "
+    "advancing it).",
 )
 CYCLE_ERRORS = Declared(
     Counter,
@@ -169,11 +170,13 @@ PLAN_OBJECTIVE = Declared(
     Gauge,
     "gridshift_plan_objective_usd_per_hour",
     "The last plan's objective: fleet cost per hour plus penalties, USD/h.",
+    leader_only=True,
 )
 PLAN_GAP = Declared(
     Gauge,
     "gridshift_plan_gap_ratio",
     "(objective - proven lower bound) / objective of the last plan; 0 if proven optimal, NaN without a bound.",
+    leader_only=True,
 )
 
 # -- clusters (leader only)
@@ -181,7 +184,7 @@ CLUSTER_REACHABLE = Declared(
     Gauge,
     "gridshift_cluster_reachable",
     "1 when the member cluster answered in the last cycle, else 0 (also while its spec is refused: InvalidSpec, "
-    "under its spec.region).",
+    "under its spec.region; and while another RegionalCluster names its member: SharedMember).",
     _CLUSTER,
     leader_only=True,
 )
@@ -327,6 +330,9 @@ class OperatorMetrics:
         self.planner_seconds = made(PLANNER_SECONDS)
         self.cycles = made(CYCLES)
         self.last_cycle = made(LAST_CYCLE)
+        # From the start, not 0: GridshiftCyclesStopped (time() - this > 600 for 5m) paged a fresh leader 5 minutes
+        # after it started, its first cycle, reading every member cold, still running (found in review).
+        self.last_cycle.set(time.time())
         self.cycle_errors = made(CYCLE_ERRORS)
         self.leader = made(LEADER)
         if leading is not None:
@@ -492,11 +498,14 @@ class OperatorMetrics:
             self._carbon(plan, labels[plan.id])
 
     def _refused(self, observation: Observation) -> None:
-        """Objects whose spec gridshift refuses (InvalidSpec) are not used: a deployment reads not Ready, a
-        cluster not reachable (under its spec's region; the region it was last exported with where that is
-        not a region name; none if neither). Found in review: their series were dropped, so alerts on `== 0`
-        went silent just when the object stopped being managed."""
+        """Objects whose spec gridshift refuses (InvalidSpec), and clusters held (SharedMember), are not used: a
+        deployment reads not Ready, a cluster not reachable (under its spec's region; the region it was last
+        exported with where that is not a region name; none if neither). Found in review: their series were dropped,
+        so alerts on `== 0` went silent just when the object stopped being managed."""
         regions = {key[0]: key[1] for key in self._exported[self.cluster_reachable]}
+        for name, held in observation.held.items():
+            # Held (SharedMember): not used either. Found in review: its series were dropped, as the refused' were.
+            self._set(self.cluster_reachable, 0, **{CLUSTER_LABEL: name, REGION_LABEL: held.resource.spec.region})
         for invalid in observation.refused:
             namespace, _, name = invalid.key.rpartition("/")
             if invalid.kind == "InferenceDeployment":
