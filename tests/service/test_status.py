@@ -752,6 +752,16 @@ def test_events_are_events_k8s_io_with_a_reporting_controller() -> None:
     assert event_body(cluster, "eu-de.1", T0, "op")["metadata"]["namespace"] == "default"
 
 
+def test_an_event_note_is_cut_to_the_apiservers_1024_bytes_not_characters() -> None:
+    # Found in review: cut at 1,024 characters, a note quoting a non-ASCII webhook denial was 1,074 bytes and the
+    # apiserver (events validation: Go's len(), in bytes) refused the Event: a rolled-back migration's Warning.
+    ref = ObjectRef("InferenceDeployment", "ml", "chat", "u-1")
+    note = "MigrationRolledBack: admission webhook denied: " + "Zugriff verweigert für ü " * 60
+    body = event_body(EventKey(ref, "MigrationRolledBack", "Migrate", note, EventType.WARNING), "c.1", T0, "op")
+    assert len(body["note"].encode()) <= 1024 < len(note.encode())
+    assert note.startswith(body["note"]) and len(body["note"].encode()) > 1020  # whole characters, nearly all
+
+
 def test_the_same_decision_taken_again_is_a_series_of_one_event() -> None:
     world = ServiceHarness(["eu-de"])
     body = deployment_body(rps=4.0)

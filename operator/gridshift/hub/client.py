@@ -95,6 +95,17 @@ def micro_time_text(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+EVENT_NOTE_BYTES = 1024
+"""The apiserver's limit on an Event's note, in bytes (events validation: Go's len(), NoteLengthLimit)."""
+
+
+def utf8_prefix(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose UTF-8 is at most `limit` bytes, never splitting a character. Found in
+    review: notes were cut at 1,024 characters, and one quoting a non-ASCII admission webhook's denial was 1,074
+    bytes, so the apiserver refused the Event (a rolled-back migration's one Warning, lost)."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
 def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[str, Any]:
     """A new events.k8s.io/v1 Event about key.ref (cluster-scoped objects' Events go to `default`)."""
     ref = key.ref
@@ -112,7 +123,7 @@ def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[s
         "reportingInstance": instance[:128],
         "action": key.action[:128],
         "reason": key.reason[:128],
-        "note": key.note[:1024],
+        "note": utf8_prefix(key.note, EVENT_NOTE_BYTES),
         "type": key.type.value,
         "regarding": regarding,
     }
