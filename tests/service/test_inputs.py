@@ -8,6 +8,7 @@ is finished requests plus the queue that an overloaded fleet builds.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -780,3 +781,59 @@ def test_measured_latency_is_the_worst_regions_p95_and_missing_when_unmeasured()
     assert (measured.ttft_p95_seconds, measured.tpot_p95_seconds) == (0.6, 0.05)
     unmeasured = measured_cost([cluster(None, None)])
     assert unmeasured is not None and (unmeasured.ttft_p95_seconds, unmeasured.tpot_p95_seconds) == (None, None)
+
+
+def test_a_refused_fit_names_the_point_field_unit_and_the_value_it_is_drawn_to() -> None:
+    # The message a user reads on Ready (service.inputs._worst_miss): the worst point by how far off, its field and
+    # unit, and, where a value far below the others drew the fit down, that value with the likely unit mistake.
+    from gridshift.api.conditions import ProfileReadyReason
+    from gridshift.service.inputs import profile_uses
+
+    doc = _profile_doc("mine")
+    doc["spec"]["points"][0]["stepTimeMs"] /= 1000  # seconds entered as ms
+    (use,) = profile_uses(_parsed(doc)).values()
+    assert use.refusal is not None and use.refusal[0] is ProfileReadyReason.POOR_FIT
+    said = use.refusal[1]
+    worst = re.match(
+        r"points\[(\d+)\]\.stepTimeMs: measured ([0-9.]+) ms, fitted ([0-9.e+-]+) ms \(([0-9.]+)x off\)", said
+    )
+    assert worst is not None, said
+    measured, fitted, off = float(worst[2]), float(worst[3]), float(worst[4])
+    assert off == pytest.approx(max(measured / fitted, fitted / measured), rel=1e-2) and off > 10
+    # The worst miss of all (no other point is off by more).
+    step = doc["spec"]["points"]
+    assert float(step[int(worst[1])]["stepTimeMs"]) == pytest.approx(measured, rel=1e-3)
+    assert use.model is not None
+    ratios = [use.model.step_time_ms(p["batch"], max(p["contextTokens"], 1)) / p["stepTimeMs"] for p in step]
+    assert int(worst[1]) == max(range(len(step)), key=lambda i: max(ratios[i], 1 / ratios[i]))
+    assert said.endswith(
+        f"; it is drawn to the smallest stepTimeMs, points[0]: {step[0]['stepTimeMs']:.4g} (seconds entered as ms?)"
+    )
+    # Power in kW as W: named in W, with its own hint.
+    doc = _profile_doc("kw")
+    doc["spec"]["points"][3]["powerWatts"] = doc["spec"]["points"][3]["powerWatts"] / 1000
+    doc["spec"].pop("idlePowerWatts", None)
+    (use,) = profile_uses(_parsed(doc)).values()
+    assert use.refusal is not None, "a power 1,000x too small was used"
+    assert re.search(r"points\[\d+\]\.powerWatts: measured [0-9.]+ W, fitted [0-9.e+-]+ W", use.refusal[1]), use.refusal
+    assert use.refusal[1].endswith("(kW entered as W?)"), use.refusal[1]
+
+
+def test_a_creation_time_without_an_offset_is_utc_and_orders_with_those_that_have_one() -> None:
+    from gridshift.service.inputs import created_at
+
+    naive = created_at({"metadata": {"creationTimestamp": "2024-01-01T00:00:00"}})
+    assert naive == datetime(2024, 1, 1, tzinfo=UTC)
+    assert naive < created_at({"metadata": {"creationTimestamp": "2024-01-01T00:00:01Z"}})
+    assert created_at({"metadata": {}}) > naive  # unstamped: last
+
+
+@pytest.mark.parametrize(
+    ("value", "length"),
+    [("8192", 8192), ("32k", 32_000), ("25.6k", 25_600), ("1m", 1_000_000), ("1g", 10**9),
+     ("32K", 32_768), ("1M", 2**20), ("1G", 2**30), ("0", None), ("-5", None), ("12x", None)],
+)  # fmt: skip
+def test_vllm_lengths_read_as_vllm_reads_them(value: str, length: int | None) -> None:
+    from gridshift.service.inputs import _vllm_length
+
+    assert _vllm_length(value) == length
