@@ -760,6 +760,8 @@ def test_an_event_note_is_cut_to_the_apiservers_1024_bytes_not_characters() -> N
     body = event_body(EventKey(ref, "MigrationRolledBack", "Migrate", note, EventType.WARNING), "c.1", T0, "op")
     assert len(body["note"].encode()) <= 1024 < len(note.encode())
     assert note.startswith(body["note"]) and len(body["note"].encode()) > 1020  # whole characters, nearly all
+    lone = EventKey(ref, "X", "Migrate", "quoted \ud83d here", EventType.WARNING)  # a lone surrogate from JSON
+    assert event_body(lone, "c.2", T0, "op")["note"] == "quoted ? here"
 
 
 def test_the_same_decision_taken_again_is_a_series_of_one_event() -> None:

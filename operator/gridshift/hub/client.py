@@ -103,7 +103,8 @@ def utf8_prefix(text: str, limit: int) -> str:
     """The longest prefix of `text` whose UTF-8 is at most `limit` bytes, never splitting a character. Found in
     review: notes were cut at 1,024 characters, and one quoting a non-ASCII admission webhook's denial was 1,074
     bytes, so the apiserver refused the Event (a rolled-back migration's one Warning, lost)."""
-    return text.encode()[:limit].decode(errors="ignore")
+    # A lone surrogate (json.loads of a quoted "\\ud83d") cannot be encoded: replaced, not raised (review).
+    return text.encode(errors="replace")[:limit].decode(errors="ignore")
 
 
 def event_body(key: EventKey, name: str, now: datetime, instance: str) -> dict[str, Any]:
