@@ -157,7 +157,12 @@ def test_the_sweep_makes_a_valid_profile_that_the_planner_fits(swept: tuple[Stub
     for point, level in zip(profile.spec.points, result.levels, strict=True):
         s = level.stats
         assert point.batch == max(1, round(s.running_batch)), level
-        assert s.mean_in_flight * 0.85 <= s.mean_decoding <= s.mean_in_flight, level
+        # The share of a request's time spent decoding, as measured: its tokens' gaps against its first token's
+        # wait. Found in CI on a machine at load 8-11: the stub's sleeps overran, prefill took a larger share and
+        # a fixed 0.85 x in flight failed (6.75 of 8) while the stub decoded all it was given.
+        decoding_ms = s.output_tokens / max(1, s.requests_completed) * s.itl_ms_mean
+        share = decoding_ms / (decoding_ms + (s.ttft_ms_p95 or 0.0))
+        assert s.mean_in_flight * share * 0.95 <= s.mean_decoding <= s.mean_in_flight, (share, level)
         assert s.mean_decoding == pytest.approx(s.output_tokens_per_s * s.itl_ms_mean / 1000.0, rel=0.1), level
     assert profile.spec.idle_power_watts == pytest.approx(IDLE_WATTS, rel=0.02)
     assert profile.spec.prefill_tokens_per_second == pytest.approx(behaviour.prefill_tokens_per_s, rel=0.4)
