@@ -33,6 +33,7 @@ from gridshift.service.inputs import (
     placements_of,
     planner_cluster,
     price_horizon,
+    profile_uses,
     profiles_from,
     requirements_of,
     selector_of,
@@ -583,14 +584,17 @@ def test_user_profiles_replace_shipped_ones_for_the_same_model_gpu_and_size() ->
     other = {**doc, "spec": {**doc["spec"], "gpusPerReplica": 2}}
     broken = Parsed("bad", None, "spec: broken", {})
     chosen = profiles_from(
-        [Parsed("u", user, None, doc), broken, Parsed("o", GPUProfile.model_validate(other), None, other)], [shipped]
+        profile_uses(
+            [Parsed("u", user, None, doc), broken, Parsed("o", GPUProfile.model_validate(other), None, other)]
+        ),
+        [shipped],
     )
     assert [(p.gpus_per_replica, p.idle_power_watts) for p in chosen] == [(1, 99.0), (2, 99.0)]
-    assert profiles_from([broken], [shipped]) == (shipped,)
+    assert profiles_from(profile_uses([broken]), [shipped]) == (shipped,)
     # Valid to the schema, implausible for its GPU (idle above every point): left out, the others kept.
     implausible = {**doc, "spec": {**doc["spec"], "idlePowerWatts": 5000}}
     parsed = Parsed("i", GPUProfile.model_validate(implausible), None, implausible)
-    assert profiles_from([parsed], [shipped]) == (shipped,)
+    assert profiles_from(profile_uses([parsed]), [shipped]) == (shipped,)
 
 
 def test_a_profile_binds_to_the_model_source_never_to_a_served_name() -> None:
@@ -600,7 +604,7 @@ def test_a_profile_binds_to_the_model_source_never_to_a_served_name() -> None:
 
     doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
     doc["spec"]["model"] = "chat"
-    chosen = profiles_from([Parsed("chat-8b", GPUProfile.model_validate(doc), None, doc)], [])
+    chosen = profiles_from(profile_uses([Parsed("chat-8b", GPUProfile.model_validate(doc), None, doc)]), [])
     body = deployment_body("chat")
     body["spec"]["model"]["source"] = "Qwen/Qwen2.5-72B-Instruct"
     required = requirements_of(InferenceDeployment.model_validate(body).spec)
@@ -616,7 +620,7 @@ def test_a_user_profile_for_the_source_wins_over_the_shipped_one_whatever_the_se
     assert any((p.model, p.gpu_type, p.gpus_per_replica) == (source, H100, 1) for p in shipped)
     doc = yaml.safe_load((REPO_ROOT / "examples" / "gpuprofile-llama3-8b-h100.yaml").read_text())
     doc["spec"].update(model=source, prefillTokensPerSecond=1500)
-    chosen = profiles_from([Parsed("mine", GPUProfile.model_validate(doc), None, doc)], shipped)
+    chosen = profiles_from(profile_uses([Parsed("mine", GPUProfile.model_validate(doc), None, doc)]), shipped)
     body = deployment_body("chat")
     body["spec"]["model"]["source"] = source
     required = requirements_of(InferenceDeployment.model_validate(body).spec)
@@ -639,12 +643,12 @@ def test_of_two_profiles_for_one_model_gpu_and_size_the_planner_uses_the_first_c
     # Found in review: the one whose name sorted last was used, silently.
     first = _profile_doc("a-first", "2024-01-01T00:00:00Z", prefillTokensPerSecond=1000)
     second = _profile_doc("b-second", "2024-02-01T00:00:00Z", prefillTokensPerSecond=2000)
-    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, second), [])] == [1000]
+    assert [p.prefill_tokens_per_s for p in profiles_from(profile_uses(_parsed(first, second)), [])] == [1000]
     older = _profile_doc("z-older", "2023-12-01T00:00:00Z", prefillTokensPerSecond=3000)
-    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, second, older), [])] == [3000]
+    assert [p.prefill_tokens_per_s for p in profiles_from(profile_uses(_parsed(first, second, older)), [])] == [3000]
     # Created in one second (the apiserver stamps whole seconds) or unstamped: by name.
     twin = _profile_doc("a-by-name", "2024-01-01T00:00:00Z", prefillTokensPerSecond=4000)
-    assert [p.prefill_tokens_per_s for p in profiles_from(_parsed(first, twin), [])] == [4000]
+    assert [p.prefill_tokens_per_s for p in profiles_from(profile_uses(_parsed(first, twin)), [])] == [4000]
 
 
 def test_a_profile_the_fit_misses_by_more_than_twice_leaves_the_shipped_one_in_place() -> None:
@@ -652,11 +656,11 @@ def test_a_profile_the_fit_misses_by_more_than_twice_leaves_the_shipped_one_in_p
     shipped = example_profile()
     doc = _profile_doc("mine", idlePowerWatts=99)
     doc["spec"]["points"][0]["stepTimeMs"] /= 1000
-    assert profiles_from(_parsed(doc), [shipped]) == (shipped,)
+    assert profiles_from(profile_uses(_parsed(doc)), [shipped]) == (shipped,)
     # A poor profile refused takes no place from a good one created after it.
     good = _profile_doc("later", "2024-02-01T00:00:00Z", idlePowerWatts=99)
     doc["metadata"]["creationTimestamp"] = "2024-01-01T00:00:00Z"
-    assert [p.idle_power_watts for p in profiles_from(_parsed(doc, good), [shipped])] == [99.0]
+    assert [p.idle_power_watts for p in profiles_from(profile_uses(_parsed(doc, good)), [shipped])] == [99.0]
 
 
 def test_every_shipped_and_example_profile_is_used_as_a_gpu_profile() -> None:

@@ -430,11 +430,11 @@ def _runs_nowhere(model: str, gpu_type: str, gpus: int) -> bool:
     return kv is not None and kv.kv_budget_bytes <= 0
 
 
-def profiles_from(parsed: Sequence[Parsed[GPUProfile]], defaults: Sequence[Any]) -> tuple[Any, ...]:
+def profiles_from(uses: Mapping[str, ProfileUse], defaults: Sequence[Any]) -> tuple[Any, ...]:
     """User GPUProfiles override shipped defaults for the same (model, GPU type, GPUs per replica): those the
-    planner uses (`profile_uses`); one refused leaves the shipped one, if any, in place."""
+    planner uses (`uses`, from `profile_uses`); one refused leaves the shipped one, if any, in place."""
     chosen: dict[tuple[str, str, int], Any] = {(p.model, p.gpu_type, p.gpus_per_replica): p for p in defaults}
-    for use in profile_uses(parsed).values():
+    for use in uses.values():
         if use.model is not None and use.refusal is None:
             chosen[(use.model.model, use.model.gpu_type, use.model.gpus_per_replica)] = use.model
     return tuple(chosen[k] for k in sorted(chosen))

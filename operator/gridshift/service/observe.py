@@ -148,7 +148,7 @@ class Observer:
         valid = [d for d in parsed_all if d.resource]
         refused = _refused("InferenceDeployment", parsed_all, report)
         clusters = self._cluster_models.parse(cluster_bodies)
-        profiles = self._profile_models.parse(profile_bodies)
+        profiles = inputs.profile_uses(self._profile_models.parse(profile_bodies))
         live = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in valid}
         # Every owner on the hub, refused ones too: their replicas are left as they run and hold their GPUs.
         on_hub = {_ns_name(d.body): str(d.body["metadata"].get("uid", "")) for d in parsed_all if _named(d.body)}
@@ -210,7 +210,7 @@ class Observer:
             carbon={v.name: v.carbon for v in views if v.carbon is not None},
         )
         return Observation(
-            snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused), {v.name: v for v in shared}
+            snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused), {v.name: v for v in shared}, profiles
         )
 
     def member(self, name: str, access: MemberAccess) -> MemberCluster:

@@ -253,7 +253,7 @@ class OperatorService:
         for view in (*seen.views.values(), *seen.held.values()):
             if not leading() or not self.reporter.cluster(now, view, report, leading):
                 break
-        self.reporter.profiles(now, profile_bodies, report, leading)
+        self.reporter.profiles(now, profile_bodies, seen.profiles, report, leading)
         self.reporter.refused(now, seen.refused, report, leading)  # objects the model refuses: InvalidSpec, named
         return self._finish(report, started, seen)
 

@@ -19,14 +19,14 @@ from functools import partial
 from typing import Any
 
 from gridshift import redaction
-from gridshift.api import GPUProfile, MigrationMode
+from gridshift.api import MigrationMode
 from gridshift.api.conditions import ClusterReadyReason, SLOReason
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.hub.client import Hub, ObjectGone, ObjectRef
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.errors import describe
-from gridshift.service.inputs import ParseCache, profile_uses
+from gridshift.service.inputs import ProfileUse
 from gridshift.service.migrate import MigrationProgress
 from gridshift.service.state import (
     ClusterView,
@@ -166,7 +166,6 @@ class Reporter:
         self.hub = hub
         self.writes = writes
         """Where deployment status patches and Events go (bounded concurrency); None: written at once."""
-        self._profile_models = ParseCache(GPUProfile)
 
     def deployment(
         self,
@@ -250,12 +249,17 @@ class Reporter:
         )
 
     def profiles(
-        self, now: datetime, bodies: Sequence[Mapping[str, Any]], report: CycleReport, leading: Callable[[], bool]
+        self,
+        now: datetime,
+        bodies: Sequence[Mapping[str, Any]],
+        uses: Mapping[str, ProfileUse],
+        report: CycleReport,
+        leading: Callable[[], bool],
     ) -> None:
         """Each GPUProfile's fit and whether the planner uses it (written when that changed: its spec, or another
         profile for the same model, GPU type and size came or went); none once `leading` says the Lease may have
-        lapsed. Judged over every profile at once, as the planner's inputs are (service.inputs.profile_uses)."""
-        uses = profile_uses(self._profile_models.parse(bodies))
+        lapsed. `uses`: the observe stage's judgement of every profile at once (Observation.profiles), the one the
+        planner's inputs were made of."""
         for body in bodies:
             meta = body.get("metadata") or {}
             if meta.get("name"):

@@ -19,7 +19,7 @@ from gridshift.api import InferenceDeployment, RegionalCluster
 from gridshift.api.regional_cluster import workload_namespace_for
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import Plan
-from gridshift.service.inputs import MeasuredCost
+from gridshift.service.inputs import MeasuredCost, ProfileUse
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.price_service import PriceReading
 
@@ -184,6 +184,9 @@ class Observation:
     """Clusters whose member cluster an earlier RegionalCluster names too (ClusterView.shared_member): only their
     status is written. Found in review: planned as two clusters, the one Deployment was scaled down by one of them
     as the other's surplus, to 0 every few cycles."""
+    profiles: Mapping[str, ProfileUse] = field(default_factory=dict)
+    """Each GPUProfile by name: used by the planner, or why not (service.inputs.profile_uses), judged once a cycle
+    for the snapshot's profiles and for their status."""
 
 
 class CycleErrorReason(StrEnum):
