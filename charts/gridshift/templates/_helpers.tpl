@@ -35,39 +35,34 @@ Use: `{{- include "gridshift.labels" (list . .Values.x.labels) | nindent 4 }}`; 
 */ -}}
 {{- define "gridshift.labels" -}}
 {{- $root := first . }}
-{{- $merged := dict "helm.sh/chart" (include "gridshift.chart" $root) "app.kubernetes.io/version" (toString $root.Chart.AppVersion) }}
-{{- $_ := set $merged "app.kubernetes.io/managed-by" $root.Release.Service }}
-{{- $_ = set $merged "app.kubernetes.io/part-of" "gridshift" }}
-{{- /* Set from the lowest precedence up, never `merge`: it takes an empty value ("") for none and fills it. */}}
-{{- $layers := list (include "gridshift.commonLabels" $root | fromYaml | default dict) }}
+{{- $chart := dict "helm.sh/chart" (include "gridshift.chart" $root) "app.kubernetes.io/version" (toString $root.Chart.AppVersion) }}
+{{- $chart = merge $chart (dict "app.kubernetes.io/managed-by" $root.Release.Service "app.kubernetes.io/part-of" "gridshift") }}
+{{- $layers := list $chart (include "gridshift.commonLabels" $root | fromYaml) }}
 {{- range $own := reverse (rest .) }}
-{{- $layers = append $layers ($own | default dict) }}
+{{- $layers = append $layers $own }}
 {{- end }}
-{{- $layers = append $layers (include "gridshift.selectorLabels" $root | fromYaml) }}
-{{- range $layer := $layers }}
-{{- range $key, $value := $layer }}
-{{- $_ = set $merged $key $value }}
-{{- end }}
-{{- end }}
-{{- toYaml $merged }}
+{{- include "gridshift.layered" (append $layers (include "gridshift.selectorLabels" $root | fromYaml)) }}
 {{- end }}
 
-{{- /* The pods' labels as one map: the selector labels over podLabels over commonLabels (set, as above). */ -}}
+{{- /* The pods' labels as one map: the selector labels over podLabels over commonLabels. */ -}}
 {{- define "gridshift.podLabels" -}}
-{{- $merged := dict }}
-{{- range $layer := list (include "gridshift.commonLabels" . | fromYaml | default dict) (.Values.podLabels | default dict) (include "gridshift.selectorLabels" . | fromYaml) }}
-{{- range $key, $value := $layer }}
-{{- $_ := set $merged $key $value }}
-{{- end }}
-{{- end }}
-{{- toYaml $merged }}
+{{- include "gridshift.layered" (list (include "gridshift.commonLabels" . | fromYaml) .Values.podLabels (include "gridshift.selectorLabels" . | fromYaml)) }}
 {{- end }}
 
 {{- /* commonLabels, over global.commonLabels (an umbrella chart's): on every object and on the pods. */ -}}
 {{- define "gridshift.commonLabels" -}}
+{{- include "gridshift.layered" (list (.Values.global | default dict).commonLabels .Values.commonLabels) }}
+{{- end }}
+
+{{- /*
+Maps (a list, lowest precedence first) as one, in YAML; nothing when all are empty. Each key is set from the
+lowest layer up, never `merge`d: merge takes an empty value ("") for none and fills it from the layer below
+(found in review: podLabels.e="" gave way to commonLabels' e).
+*/ -}}
+{{- define "gridshift.layered" -}}
 {{- $merged := dict }}
-{{- range $layer := list ((.Values.global | default dict).commonLabels | default dict) (.Values.commonLabels | default dict) }}
-{{- range $key, $value := $layer }}
+{{- range $layer := . }}
+{{- range $key, $value := ($layer | default dict) }}
 {{- $_ := set $merged $key $value }}
 {{- end }}
 {{- end }}
