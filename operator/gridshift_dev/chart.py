@@ -698,9 +698,13 @@ def alerts() -> tuple[Alert, ...]:
             f"max by ({where}) (gridshift_cluster_reachable) == 0",
             "5m",
             "warning",
-            "Member cluster {{ $labels.cluster }} ({{ $labels.region }}) is unreachable",
+            # Not only unreachable: a RegionalCluster held as SharedMember (another one names the same member
+            # cluster and acts on it) exports 0 too, and its page must not send the operator to the network.
+            "Member cluster {{ $labels.cluster }} ({{ $labels.region }}) is not in use (unreachable, refused or "
+            "shared)",
             "Its replicas are not counted as capacity and are replaced elsewhere. The RegionalCluster's Ready "
-            "condition says why (Unreachable, Forbidden, KubeconfigInvalid).",
+            "condition says why (Unreachable, Forbidden, KubeconfigInvalid, or SharedMember: another "
+            "RegionalCluster names the same member cluster and is the one that acts on it).",
             ("gridshift_cluster_reachable",),
         ),
         # Found in review: the window was [10m] with `for: 10m`, so one increment (MigrationRolledBack,
