@@ -220,7 +220,9 @@ class OperatorSettings(BaseSettings):
         le=600,
         description=(
             "Leader election: seconds a candidate waits, on its own clock, after the Lease last changed before "
-            "taking it over (client-go's default 15 s)."
+            "taking it over (client-go's default 15 s), never less than this whatever the Lease says; also the "
+            "start-up delay of a first install: an absent Lease, or one cleared by hand, is taken only once it "
+            "stayed so this long (a Lease released by a pod shutting down is taken at once)."
         ),
     )
     lease_renew_deadline_seconds: float = Field(

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,7 @@ def test_hub_adapter_works_as_the_chart_service_account(
     hub: Hub, installed_chart: Release, chart_sa_api_client: Any
 ) -> None:
     """gridshift's own hub adapter (secrets, status patches, events, the leader Lease) as the chart's SA."""
-    from gridshift.hub.client import KubeHub, ObjectRef, SecretMissing, SecretPurpose
+    from gridshift.hub.client import KubeHub, LeaseRecord, ObjectRef, SecretMissing, SecretPurpose
     from gridshift.hub.lease import LeaderElector, LeaseTiming
 
     ns = installed_chart.namespace
@@ -274,6 +275,9 @@ def test_hub_adapter_works_as_the_chart_service_account(
         )
         adapter.emit_event(ref, "Planned", "2 replicas in eu-de")
         timing = LeaseTiming(30, 20, 5)
+        # Released by an earlier operator (hub.lease.released): taken at once; an absent one only after 30 s.
+        released = LeaseRecord("", 30, None, datetime.now(UTC), 0, None)
+        assert adapter.write_lease("gridshift-leader", ns, released)  # a create: the chart grants it
         first = LeaderElector(adapter, "gridshift-leader", ns, "replica-a", timing)
         second = LeaderElector(adapter, "gridshift-leader", ns, "replica-b", timing)
         assert first.try_acquire_or_renew() is True and first.leading()

@@ -33,7 +33,15 @@ from tests.e2e.operator_env import (
     wait_until,
 )
 
-__all__ = ["MEMBER_WORKLOADS", "NAMESPACE", "PURPOSE_LABEL", "SecureWorld", "inference_deployment", "wait_until"]
+__all__ = [
+    "MEMBER_WORKLOADS",
+    "NAMESPACE",
+    "PURPOSE_LABEL",
+    "SecureWorld",
+    "inference_deployment",
+    "leave_released_lease",
+    "wait_until",
+]
 
 
 @dataclass
@@ -176,10 +184,23 @@ def secure(control_planes: Any) -> Iterator[SecureWorld]:
         patcher.undo()
 
 
+def leave_released_lease(fleet: Fleet, name: str = "gridshift-leader") -> None:
+    """The leader Lease as an earlier operator's shutdown leaves it (gridshift.hub.lease.released), whatever held
+    it before: a service leads at its first cycle. An absent Lease it would take only after the lease duration."""
+    fleet.hub("delete", "lease", "-n", NAMESPACE, name, "--ignore-not-found")
+    spec = {"holderIdentity": "", "leaseDurationSeconds": 15, "acquireTime": "2026-01-01T00:00:00.000000Z"}
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+    }
+    fleet.hub("create", "-f", "-", input=json.dumps({**lease, "spec": spec}))
+
+
 @pytest.fixture
 def world(secure: SecureWorld) -> Iterator[SecureWorld]:
-    """The module's world, cleaned after each test; no leader Lease left by an earlier operator."""
-    secure.fleet.hub("delete", "lease", "-n", NAMESPACE, "gridshift-leader", "--ignore-not-found")
+    """The module's world, cleaned after each test; the leader Lease released by an earlier operator."""
+    leave_released_lease(secure.fleet)
     try:
         yield secure
     finally:

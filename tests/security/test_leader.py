@@ -10,6 +10,7 @@ On the real hub's Lease:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
@@ -20,7 +21,7 @@ import pytest
 
 from gridshift.hub.client import KubeHub, LeaseRecord
 from gridshift.hub.lease import LeaderElector, LeaseTiming
-from tests.security.harness import NAMESPACE, SecureWorld, inference_deployment, unique
+from tests.security.harness import NAMESPACE, SecureWorld, inference_deployment, leave_released_lease, unique
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 
@@ -85,6 +86,7 @@ def test_a_leader_that_cannot_renew_stops_before_another_takes_over(world: Secur
     first_hub = _CutOff(hub_adapter(world))
     first = LeaderElector(first_hub, lease, NAMESPACE, "first", FAST)  # type: ignore[arg-type]
     second = LeaderElector(hub_adapter(world), lease, NAMESPACE, "second", FAST)
+    _released(world, lease)
     stops = [threading.Event(), threading.Event()]
     threads = [
         threading.Thread(target=first.run, args=(stops[0],), daemon=True),
@@ -116,11 +118,79 @@ def test_a_leader_that_cannot_renew_stops_before_another_takes_over(world: Secur
         world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
 
 
+def _released(world: SecureWorld, lease: str) -> None:
+    """Create `lease` as a shutdown leaves it (hub.lease.released): taken at once, an absent one after 4 s."""
+    assert hub_adapter(world).write_lease(lease, NAMESPACE, LeaseRecord("", 4, None, datetime.now(UTC), 0, None))
+
+
+def _sample_leaders(first: LeaderElector, second: LeaderElector, seconds: float) -> list[tuple[float, bool, bool]]:
+    """(seconds since the start, first leads, second leads), every 50 ms for `seconds`."""
+    start, samples = time.monotonic(), []
+    while time.monotonic() - start < seconds:
+        samples.append((time.monotonic() - start, first.leading(), second.leading()))
+        time.sleep(0.05)
+    return samples
+
+
+@pytest.mark.parametrize("how", ["deleted", "holder cleared"])
+def test_a_deleted_or_cleared_lease_never_gives_two_leaders(world: SecureWorld, how: str) -> None:
+    # Found in review: after `kubectl delete lease`, the standby created the Lease at once while the holder led on
+    # until its renew deadline: both led in 41 of 80 samples (~2 s here; ~10 s with the default settings). The
+    # holder now stops at its next renewal; the standby takes the Lease once it stayed free for the duration.
+    lease = unique("gone-lease")
+    first = LeaderElector(hub_adapter(world), lease, NAMESPACE, "first", FAST)
+    second = LeaderElector(hub_adapter(world), lease, NAMESPACE, "second", FAST)
+    _released(world, lease)
+    stops = [threading.Event(), threading.Event()]
+    threads = [
+        threading.Thread(target=e.run, args=(s,), daemon=True) for e, s in zip((first, second), stops, strict=True)
+    ]
+    threads[0].start()
+    time.sleep(1.0)
+    threads[1].start()
+    time.sleep(1.0)
+    try:
+        assert first.leading() and not second.leading()
+        if how == "deleted":
+            world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease)
+        else:
+            patch = json.dumps({"spec": {"holderIdentity": None}})
+            world.fleet.hub("patch", "lease", "-n", NAMESPACE, lease, "--type=merge", "-p", patch)
+        samples = _sample_leaders(first, second, 3 * FAST.duration_seconds)
+        both = [moment for moment, a, b in samples if a and b]
+        assert not both, f"two replicas led at once, {len(both)} of {len(samples)} samples from {both[0]:.2f} s"
+        assert any(a or b for moment, a, b in samples if moment > FAST.duration_seconds), "nobody led again"
+    finally:
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
+
+
+def test_a_released_lease_is_taken_over_at_once_on_the_real_api_server(world: SecureWorld) -> None:
+    # The record release() writes keeps its form (hub.lease.released) through the API server: the next replica
+    # takes it at its next attempt, not after the lease duration an absent or hand-cleared Lease waits.
+    lease = unique("released-lease")
+    first = LeaderElector(hub_adapter(world), lease, NAMESPACE, "first", FAST)
+    second = LeaderElector(hub_adapter(world), lease, NAMESPACE, "second", FAST)
+    try:
+        assert not first.try_acquire_or_renew(), "took an absent Lease at once"
+        time.sleep(FAST.duration_seconds)
+        assert first.try_acquire_or_renew() and first.leading()
+        assert not second.try_acquire_or_renew()
+        first.release()
+        assert not first.leading()
+        assert second.try_acquire_or_renew() and second.leading()
+    finally:
+        world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
+
+
 def test_a_cycle_writes_nothing_more_once_the_lease_may_have_lapsed(world: SecureWorld) -> None:
     name = unique("fenced")
     world.deploy(inference_deployment(name, rps=4.0))
     service = world.service(identity=unique("fenced-op"))
-    world.fleet.hub("delete", "lease", "-n", NAMESPACE, "gridshift-leader", check=False)
+    leave_released_lease(world.fleet)
     # The Lease lapses (renewals stop succeeding) right after the cycle has observed and planned.
     observe = service.observer.observe
 

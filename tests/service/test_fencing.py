@@ -94,6 +94,7 @@ class _WatchedHub(FakeHub):
 
 def test_release_stops_acting_before_it_hands_the_lease_over() -> None:
     hub = _WatchedHub()
+    hub.leave_released_lease("lease", "ns")  # an absent one is taken only after the lease duration
     elector = LeaderElector(hub, "lease", "ns", "me", LeaseTiming(), monotonic=lambda: 100.0)
     hub.elector = elector
     assert elector.try_acquire_or_renew() and elector.leading()
@@ -105,6 +106,7 @@ def test_release_stops_acting_before_it_hands_the_lease_over() -> None:
 
 def test_a_renewal_in_flight_when_leading_stops_does_not_restore_it() -> None:
     hub = FakeHub()
+    hub.leave_released_lease("lease", "ns")  # an absent one is taken only after the lease duration
     elector = LeaderElector(hub, "lease", "ns", "me", LeaseTiming(), monotonic=lambda: 100.0)
     assert elector.try_acquire_or_renew()
     write = hub.write_lease
@@ -164,6 +166,7 @@ def test_a_fractional_lease_duration_never_lets_two_replicas_lead() -> None:
     # Found in review: the Lease stored int(10.9) = 10 s, so another replica took over at 10.2 s while
     # this one, with a renew deadline of 10.5 s, still led.
     hub = FakeHub()
+    hub.leave_released_lease("lease", "ns")  # an absent one is taken only after the lease duration
     timing = LeaseTiming(duration_seconds=10.9, renew_deadline_seconds=10.5, retry_period_seconds=2.0)
     now = {"a": 0.0, "b": 0.0}
     a = LeaderElector(hub, "lease", "ns", "a", timing, monotonic=lambda: now["a"])

@@ -22,6 +22,11 @@ Rules (the reasons are client-go's):
   client-go's. The fence above is unchanged: `leading()` still ends `renew_deadline` after the last successful
   renewal was sent, even while a round that may yet succeed is under way.
 - Every write is a compare-and-swap on resourceVersion: of two candidates only one wins.
+- Stricter than client-go, which accepts a short overlap here (we promise two replicas never act at once):
+  a holder that reads the Lease naming another, finds it absent or its holder cleared, or loses a write to
+  409 Conflict stops leading at once; a candidate never trusts a record's leaseDurationSeconds shorter than
+  its own; an absent or cleared Lease is taken only once it stayed so for the lease duration (the start-up
+  delay of a first install), a `released` one at once (its holder stopped before writing it).
 """
 
 from __future__ import annotations
@@ -137,9 +142,15 @@ class LeaderElector:
         # while the holder still led (found in review). Its own renewal stays dated `now`: earlier is safe there.
         seen = self._monotonic()
         with self._lock:
-            if current is None or self._observed is None or _record_changed(self._observed, current):
+            if self._observed_at is None or _record_changed(self._observed, current):
                 self._observed, self._observed_at = current, seen
-            observed_at = self._observed_at if self._observed_at is not None else seen
+            observed_at = self._observed_at
+        if holding and (current is None or current.holder != self.identity):
+            # Another replica may take a Lease naming someone else, or a free one, from now on (a free one once
+            # it stayed free for the lease duration): found in review, the holder led on until its renew deadline
+            # while the replica that took the Lease over led too.
+            self._lose("the Lease is gone" if current is None else f"the Lease names {current.holder or 'nobody'}")
+            holding = False
         record = self._next_record(current, seen - observed_at)
         if record is None or seen >= deadline:
             return self._failed(holding, deadline)  # held by another, not yet expired; or too late to write
@@ -150,7 +161,9 @@ class LeaderElector:
             return self._failed(holding, deadline)
         answered = self._monotonic()
         if not won:
-            return self._failed(holding, deadline)
+            if holding:  # another writer changed the record since our read: it may be leading already
+                self._lose("another replica wrote the Lease first (409 Conflict)")
+            return False
         with self._lock:
             # Our own write observed when its answer came, as another replica's would be: dated when sent, a
             # lapsed holder judged its record expired before the standby did and took it back first.
@@ -180,6 +193,18 @@ class LeaderElector:
             return self.timing.retry_period_seconds
         return max(0.0, last + self.timing.retry_period_seconds - self._monotonic())
 
+    def _lose(self, why: str) -> None:
+        """Stop leading at once: the record this replica read or failed to write says another replica may lead
+        now. It takes the Lease again only as any candidate does."""
+        with self._lock:
+            self._renewed_at, self._round_start, self._lapsed = None, None, False
+        log.warning(
+            "leader lease %s/%s: %s: stopped leading (LeaseLost); taken again only as by any other replica",
+            self.namespace,
+            self.name,
+            why,
+        )
+
     def _lapse(self, why: str | None) -> None:
         """This replica may not renew the record naming it (a renewal or acquisition that came too late): it
         takes it again only once expired, as any candidate; `why` is logged once, when it led until now."""
@@ -196,23 +221,51 @@ class LeaderElector:
             )
 
     def _next_record(self, current: LeaseRecord | None, unchanged_for: float) -> LeaseRecord | None:
-        """The record to write after reading `current`, or None while another holds it unexpired by our clock
-        (a record naming this replica too, once it lapsed: it is taken again as any candidate would; a process
-        new under the same identity renews it at once, as client-go does: the one before it is gone)."""
+        """The record to write after reading `current` (unchanged for `unchanged_for` s by our clock), or None
+        while it may not be taken yet:
+        - held by another, until it stayed unchanged for the lease duration, its own or ours, whichever is
+          longer (a record naming this replica too, once it lapsed: it is taken again as any candidate would;
+          a process new under the same identity renews it at once, as client-go does: the one before it is gone);
+        - absent, or its holderIdentity cleared, until it stayed so for the lease duration (`_free`): whoever
+          held it may lead until its renew deadline, and nothing on the record says who that was or when;
+        - released by its holder on shutdown (`released`): taken at once, that holder stopped before writing it.
+        """
         wall = self._wall()
         # Whole seconds on the Lease (leaseDurationSeconds is an integer), rounded up: rounded down, a
         # duration of 10.9 s with a renew deadline of 10.5 s let another replica take over at 10 s
         # while this one still led (found in review).
         duration = math.ceil(self.timing.duration_seconds)
         if current is None:
-            return LeaseRecord(self.identity, duration, wall, wall, 0, None)
+            return (
+                LeaseRecord(self.identity, duration, wall, wall, 0, None) if self._free(None, unchanged_for) else None
+            )
+        if current.holder in (None, "") and not released(current) and not self._free(current, unchanged_for):
+            return None
         if current.holder not in (None, "") and (current.holder != self.identity or self._lapsed):
-            if unchanged_for < max(current.duration_seconds, 1):
+            # Never the record's duration alone: found in review, a leaseDurationSeconds set to 0 on the Lease let
+            # a standby take it over after 1 s while the holder, fenced at its renew deadline, still led.
+            if unchanged_for < max(current.duration_seconds, self.timing.duration_seconds):
                 return None  # held, and not yet expired by our own clock
             return LeaseRecord(self.identity, duration, wall, wall, current.transitions + 1, current.resource_version)
         acquired = current.acquire_time if current.holder == self.identity else wall
         transitions = current.transitions if current.holder == self.identity else current.transitions + 1
         return LeaseRecord(self.identity, duration, wall, acquired, transitions, current.resource_version)
+
+    def _free(self, current: LeaseRecord | None, unchanged_for: float) -> bool:
+        """Whether a Lease found absent or with no holder (not `released`) stayed so long enough to be taken.
+
+        Found in review: taken at once, a `kubectl delete lease` made a standby leader while the holder led on
+        until its next renewal (or its renew deadline, cut off from the hub): both acted for up to 10 s. Any
+        holder's last renewal was sent before the record was deleted or cleared, so it stops leading within its
+        renew deadline of the moment this replica first saw the record free; the lease duration (ours, or the
+        record's where longer) keeps the margin a held Lease has. This is the start-up delay of a first install
+        too: an absent Lease cannot tell a first start from a deleted one."""
+        wanted = (
+            self.timing.duration_seconds
+            if current is None
+            else max(current.duration_seconds, self.timing.duration_seconds)
+        )
+        return unchanged_for >= wanted
 
     def stop_leading(self) -> None:
         """Stop acting at once (`leading()` False from now on, renewals refused): the first step of a
@@ -240,13 +293,24 @@ class LeaderElector:
         try:
             current = self.hub.read_lease(self.name, self.namespace)
             if current is not None and current.holder == self.identity:
+                # Its form (`released`) tells the next leader that this replica stopped: taken at once.
                 self.hub.write_lease(self.name, self.namespace, replace(current, holder="", renew_time=None))
         except Exception as error:
             log.warning("leader lease %s/%s: release failed: %s", self.namespace, self.name, type(error).__name__)
 
 
-def _record_changed(before: LeaseRecord, after: LeaseRecord) -> bool:
-    """Whether the stored record moved since it was last observed (its resourceVersion, else its content)."""
+def released(record: LeaseRecord) -> bool:
+    """Whether `record` is as `LeaderElector.release` leaves it: no holderIdentity and no renewTime, its
+    acquireTime kept. A record cleared any other way (`kubectl delete`, `kubectl edit` of holderIdentity, a spec
+    removed) is not: nothing says its holder stopped."""
+    return not record.holder and record.renew_time is None and record.acquire_time is not None
+
+
+def _record_changed(before: LeaseRecord | None, after: LeaseRecord | None) -> bool:
+    """Whether the stored record moved since it was last observed (its resourceVersion, else its content); a
+    Lease absent both times did not."""
+    if before is None or after is None:
+        return before is not after
     if before.resource_version is not None and after.resource_version is not None:
         return before.resource_version != after.resource_version
     return (before.holder, before.renew_time, before.transitions) != (after.holder, after.renew_time, after.transitions)

@@ -7,6 +7,7 @@ import base64
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from gridshift.hub.client import (
@@ -125,6 +126,13 @@ class FakeHub:
         self.lease_versions += 1
         self.leases[(namespace, name)] = replace(record, resource_version=str(self.lease_versions))
         return True
+
+    def leave_released_lease(self, name: str, namespace: str) -> None:
+        """Store the Lease as a previous leader's shutdown leaves it (gridshift.hub.lease.released): a replica
+        takes it at once. An absent Lease is taken only once it stayed absent for the lease duration."""
+        self.lease_versions += 1
+        then = datetime(2026, 1, 1, tzinfo=UTC)
+        self.leases[(namespace, name)] = LeaseRecord("", 15, None, then, 0, str(self.lease_versions))
 
     def set_route_weights(self, namespace: str, name: str, weights: dict[str, int], clusters: set[str]) -> bool:
         route = self.routes.get((namespace, name))
