@@ -18,6 +18,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from gridshift.hub.client import Hub, KubeHub, ObjectGone, ObjectRef
+from gridshift.service.writes import Fenced
 from gridshift.testing import FakeHub
 
 
@@ -122,3 +123,23 @@ def test_kube_hub_reads_no_other_kind_before_its_status_patch() -> None:
     hub.patch_status(ObjectRef("GPUProfile", "", "llama", "uid-profile"), {"observedGeneration": 1})
     assert custom.get_cluster_custom_object.call_count == 0
     assert custom.patch_cluster_custom_object_status.call_args.args[4] == {"status": {"observedGeneration": 1}}
+
+
+def test_the_lease_lost_while_the_version_was_read_stops_the_status_patch() -> None:
+    # Found in review: the fence came before the read of the resourceVersion (up to the request timeout), and
+    # the patch after it went out unchecked: a deposed leader's status landed over the new leader's.
+    hub, custom = kube_hub_with({"name": "chat", "uid": "uid-old", "resourceVersion": "9"})
+    leading = [True]
+
+    def read_while_the_lease_passes(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        leading[0] = False
+        return {"metadata": {"name": "chat", "uid": "uid-old", "resourceVersion": "9"}}
+
+    def fence() -> None:
+        if not leading[0]:
+            raise Fenced("lapsed")
+
+    custom.get_namespaced_custom_object.side_effect = read_while_the_lease_passes
+    with pytest.raises(Fenced):
+        hub.patch_status(OLD, {"observedGeneration": 2}, fence=fence)
+    custom.patch_namespaced_custom_object_status.assert_not_called()

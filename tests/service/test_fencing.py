@@ -278,7 +278,7 @@ def test_a_regional_cluster_status_sent_again_on_409_is_fenced_before_each_send(
     sent: list[tuple[str, bool]] = []
     patch_status = world.hub.patch_status
 
-    def send(ref: ObjectRef, status: dict[str, Any]) -> None:
+    def send(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
         sent.append((ref.kind, world.service.elector.leading()))
         if ref.kind == "RegionalCluster" and sent.count(("RegionalCluster", True)) == 1:
             _lapse(world)  # the apiserver's answer came after the renew deadline

@@ -167,7 +167,7 @@ def member_with_scripted_apply(monkeypatch: pytest.MonkeyPatch, failures: int) -
     member = KubeMemberCluster("eu-de", KUBECONFIG)
     tries: list[int] = []
 
-    def apply_one(manifest: Any) -> None:
+    def apply_one(manifest: Any, fence: Any = None) -> None:
         tries.append(1)
         if len(tries) <= failures:
             raise conflict()
@@ -200,7 +200,7 @@ def test_a_member_apply_sent_again_on_409_is_fenced_before_each_send(monkeypatch
     member, leading = KubeMemberCluster("eu-de", KUBECONFIG), [True]
     tries: list[bool] = []
 
-    def apply_one(manifest: Any) -> None:
+    def apply_one(manifest: Any, fence: Any = None) -> None:
         tries.append(leading[0])
         leading[0] = False  # answered past the renew deadline
         raise conflict()

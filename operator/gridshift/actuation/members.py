@@ -629,14 +629,14 @@ class KubeMemberCluster:
         another writer, or a field taken by another manager between our read and our apply. Each try
         reads the object again, so ownership is judged on what is there now, and is fenced first: found in
         review, fenced once before the first, a retry force-applied after the Lease lapsed, over what the
-        new leader had written."""
+        new leader had written; and again right before the apply, after the read (`_apply_one`)."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, APPLY_CONFLICT_ATTEMPTS + 1):
             if fence is not None:
                 fence()
             try:
-                self._apply_one(manifest)
+                self._apply_one(manifest, fence)
                 return
             except ApiException as error:
                 if error.status != 409:
@@ -649,7 +649,7 @@ class KubeMemberCluster:
                         f"HTTP 409 Conflict {APPLY_CONFLICT_ATTEMPTS} times: {_message(error)}",
                     ) from None
 
-    def _apply_one(self, manifest: Manifest) -> None:
+    def _apply_one(self, manifest: Manifest, fence: Callable[[], None] | None = None) -> None:
         from kubernetes.client.exceptions import ApiException
 
         resource = self._resource(manifest["apiVersion"], manifest["kind"])
@@ -669,6 +669,10 @@ class KubeMemberCluster:
             version = (existing.get("metadata") or {}).get("resourceVersion")
             if version:
                 body = {**manifest, "metadata": {**meta, "resourceVersion": version}}
+        if fence is not None:
+            # Again after the read, which may have taken up to the request timeout: found in review, a replica
+            # fenced before it sent the read force-applied after its Lease had passed to another.
+            fence()
         try:
             applied = self._call(
                 lambda: resource.server_side_apply(

@@ -375,20 +375,21 @@ class KubeHub:
         apiserver's own optimistic-concurrency retry ran out under concurrent writers; each try reads the
         object again, so one deleted meanwhile is ObjectGone, never retried. `fence` comes before each try:
         found in review, fenced once before the first, a deposed leader's retry, conditional on the version
-        it read again, landed over the status the new leader had written meanwhile."""
+        it read again, landed over the status the new leader had written meanwhile. And again after that read, right
+        before the patch (`_patch_status`)."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             if fence is not None:
                 fence()
             try:
-                self._patch_status(ref, status)
+                self._patch_status(ref, status, fence)
                 return
             except ApiException as error:
                 if error.status != 409 or attempt == CONFLICT_ATTEMPTS:
                     raise
 
-    def _patch_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    def _patch_status(self, ref: ObjectRef, status: dict[str, Any], fence: Callable[[], None] | None = None) -> None:
         plural = PLURALS[ref.kind]
         body: dict[str, Any] = {"status": status}
         if ref.uid and ref.kind == "InferenceDeployment":
@@ -396,6 +397,8 @@ class KubeHub:
             # and the chart grants get on it alone (found in review: an InvalidSpec RegionalCluster's status,
             # sent with its uid, was refused every cycle).
             body["metadata"] = {"resourceVersion": self._current_version(ref)}
+            if fence is not None:
+                fence()  # again after that read (up to the request timeout): the Lease may have passed meanwhile
         if ref.namespace:
             self._custom.patch_namespaced_custom_object_status(
                 GROUP, VERSION, ref.namespace, plural, ref.name, body, _request_timeout=self._timeout
