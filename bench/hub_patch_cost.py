@@ -39,6 +39,7 @@ from bench.operator_scale import (  # noqa: E402
     component_pids,
     counting_prometheus,
     cpu_seconds,
+    renew_beside,
     world_file,
 )
 from gscluster import start_planes  # noqa: E402
@@ -88,13 +89,7 @@ def main() -> None:
         )
         service = real_service(settings, identity="patchcost")
         stop = threading.Event()
-
-        def renew() -> None:  # as the operator process does, beside the cycle
-            while not stop.is_set():
-                service.elector.try_acquire_or_renew()
-                stop.wait(service.elector.pause())
-
-        threading.Thread(target=renew, name="lease", daemon=True).start()
+        renew_beside(service, stop)  # as the operator process does, beside the cycle
         time.sleep(3)  # the apply's aftermath (watch fan-out) out of the window
         before = cpu_seconds(apiserver), cpu_seconds(etcd), time.process_time()
         hub_bodies = (

@@ -130,6 +130,26 @@ def release_setup_memory() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM from here on: the service's peak
 
 
+def renew_beside(service: Any, stop: threading.Event) -> None:
+    """Renew `service`'s Lease on a thread of its own until `stop`, as run_forever's task does, and return once it
+    leads: an absent Lease (a fresh hub) is taken only after leaseDurationSeconds (hub.lease), and a cycle run
+    before that is a standby's, which writes nothing (found in review: the first cycle measured 0 writes)."""
+
+    def renew() -> None:
+        while not stop.is_set():
+            service.elector.try_acquire_or_renew()
+            stop.wait(service.elector.pause())
+
+    threading.Thread(target=renew, name="lease", daemon=True).start()
+    wait = service.elector.timing.duration_seconds + 2 * service.elector.timing.renew_deadline_seconds
+    print(f"  waiting up to {wait:g} s for the leader Lease (a fresh hub's: after its duration)", file=sys.stderr)
+    deadline = time.monotonic() + wait
+    while not service.elector.leading():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the operator did not take the leader Lease within {wait:g} s")
+        time.sleep(0.2)
+
+
 def component_pids(world: Any, cluster: str) -> dict[str, int]:
     """{comm: pid} of one cluster's processes (kube-apiserver, etcd, ...)."""
     from gscluster.planes import cluster_dir
@@ -401,13 +421,7 @@ def run(args: argparse.Namespace) -> Result:
         # The Lease is renewed beside the cycles by a thread of its own, as run_forever's task does;
         # without it a cycle longer than the renew deadline fences itself off before writing.
         stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.is_set():
-                service.elector.try_acquire_or_renew()
-                stop.wait(service.elector.pause())
-
-        threading.Thread(target=renew, name="lease", daemon=True).start()
+        renew_beside(service, stop)
 
         hub_pids = component_pids(world, world.hub)
 

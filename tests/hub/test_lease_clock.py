@@ -426,3 +426,35 @@ def test_first_start_waits_the_lease_duration_and_a_released_lease_is_taken_at_o
     second = LeaderElector(hub, LEASE, NAMESPACE, "b", LeaseTiming(), clock)
     clock.now = 15.5
     assert second.try_acquire_or_renew() and second.leading()
+
+
+class BumpingHub(FakeHub):
+    """A hub where the Lease's resourceVersion moves between our read and our write, its holder unchanged: our
+    own earlier renewal landing late (its answer lost to a timeout), or `kubectl annotate lease`."""
+
+    def __init__(self, shared: FakeHub) -> None:
+        super().__init__()
+        self.shared, self.bumps = shared, 1
+
+    def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
+        found = self.shared.read_lease(name, namespace)
+        if found is not None and self.bumps:
+            self.bumps -= 1
+            self.shared.leases[(namespace, name)] = replace(found, resource_version="bumped")
+        return found
+
+    def write_lease(self, name: str, namespace: str, record: LeaseRecord, timeout_seconds: float | None = None) -> bool:
+        return self.shared.write_lease(name, namespace, record)
+
+
+def test_a_conflict_on_a_lease_that_still_names_the_holder_does_not_stop_it() -> None:
+    # Found in review: a 409 the holder's own late renewal (or an annotation) caused made it stop leading for a
+    # retry period, its cycle fenced mid-way and reported as LeaseLost, though nobody else could lead.
+    clock, hub, a, b = _a_leads_b_stands_by()
+    a.hub = BumpingHub(hub)
+    clock.now = 2.0
+    assert not a.try_acquire_or_renew()  # this round's write lost to the 409
+    assert a.leading(), "stopped leading on a conflict while the Lease still named it"
+    clock.now = 4.0
+    assert a.try_acquire_or_renew() and a.leading()
+    assert not b.try_acquire_or_renew() and not b.leading()

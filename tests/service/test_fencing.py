@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import types
 from collections.abc import Collection, Sequence
 from datetime import timedelta
@@ -26,6 +27,7 @@ from gridshift.hub.client import LeaseRecord, ObjectRef
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.service.state import CycleErrorReason
 from gridshift.service.writes import Fenced
+from gridshift.settings import OperatorSettings
 from gridshift.testing import FakeHub, FakeMemberCluster
 from tests.conftest import REPO_ROOT
 from tests.service.harness import H100, ServiceHarness, deployment_body
@@ -160,6 +162,46 @@ def test_on_shutdown_the_lease_is_handed_over_only_after_the_write_in_flight_end
     asyncio.run(run_then_stop())
     assert events == ["member write done", "lease handed over"]
     assert not world.service.elector.leading()
+
+
+def test_a_replica_that_takes_the_lease_plans_at_once_not_a_plan_interval_later() -> None:
+    # Found in review: the loop slept planIntervalSeconds (60 s by default) after its standby cycle, so a first
+    # install, or a failover, acted that long after the Lease was taken (the docs say the lease duration).
+    settings = OperatorSettings(
+        revalidate_delay_seconds=0,
+        plan_interval_seconds=60,
+        planner_time_budget_seconds=1,
+        lease_duration_seconds=2,
+        lease_renew_deadline_seconds=1.5,
+        lease_retry_period_seconds=0.25,
+    )
+    world = ServiceHarness(["eu-de"], settings=settings)
+    del world.hub.leases[(world.settings.namespace, "gridshift-leader")]  # a first install: no Lease yet
+    world.service.elector._monotonic = time.monotonic  # real time: the loop sleeps on asyncio's clock
+    world.add(deployment_body(rps=5.0))
+    cycles: list[bool] = []
+    run_cycle = world.service.run_cycle
+
+    def recorded(*args: Any) -> Any:
+        report = run_cycle(*args)
+        cycles.append(report.leader)
+        return report
+
+    world.service.run_cycle = recorded  # type: ignore[method-assign]
+
+    async def run_a_while() -> None:
+        loop = world.service.run_forever(list(world.deployments.values()), list(world.cluster_bodies.values()), [])
+        task = asyncio.create_task(loop)
+        for _ in range(100):  # 10 s at most: the Lease is taken after 2 s, the next cycle must follow
+            await asyncio.sleep(0.1)
+            if True in cycles:
+                break
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_a_while())
+    assert cycles[0] is False and True in cycles, f"cycles led: {cycles}"
 
 
 def test_a_fractional_lease_duration_never_lets_two_replicas_lead() -> None:

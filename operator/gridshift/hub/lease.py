@@ -161,9 +161,10 @@ class LeaderElector:
             return self._failed(holding, deadline)
         answered = self._monotonic()
         if not won:
-            if holding:  # another writer changed the record since our read: it may be leading already
+            if holding and not self._still_named(deadline):  # another replica may be leading already
                 self._lose("another replica wrote the Lease first (409 Conflict)")
-            return False
+                return False
+            return self._failed(holding, deadline)
         with self._lock:
             # Our own write observed when its answer came, as another replica's would be: dated when sent, a
             # lapsed holder judged its record expired before the standby did and took it back first.
@@ -192,6 +193,18 @@ class LeaderElector:
         if round_start is None or last is None:
             return self.timing.retry_period_seconds
         return max(0.0, last + self.timing.retry_period_seconds - self._monotonic())
+
+    def _still_named(self, deadline: float) -> bool:
+        """After a 409 on the holder's renewal: whether the Lease still names this replica. Found in review: our
+        own earlier renewal, whose answer was lost to a timeout but which the server applied, or a `kubectl
+        annotate` of the Lease, moved its resourceVersion; the holder stopped leading for a retry period, its
+        cycle fenced mid-way. Nobody else leads while the record names us; a failed read counts as not named."""
+        try:
+            current = self.hub.read_lease(self.name, self.namespace, timeout_seconds=deadline - self._monotonic())
+        except Exception as error:
+            log.warning("leader lease %s/%s: read failed: %s", self.namespace, self.name, type(error).__name__)
+            return False
+        return current is not None and current.holder == self.identity
 
     def _lose(self, why: str) -> None:
         """Stop leading at once: the record this replica read or failed to write says another replica may lead

@@ -136,9 +136,8 @@ class OperatorService:
         return {"cycles": 0} if self.last_report is None else self.last_report.health()
 
     async def run_forever(self, deployments: Any, clusters: Any, profiles: Any) -> None:
-        """The global planning loop: every planIntervalSeconds, or sooner when a spec changes.
-
-        The leader Lease is renewed beside it by a task of its own, in client-go's rounds (hub.lease)."""
+        """The planning loop: every planIntervalSeconds, sooner on a spec change or on taking the Lease (renewed
+        beside it by a task of its own, in client-go's rounds: hub.lease)."""
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         renewing = asyncio.create_task(self._renew_forever())
@@ -160,9 +159,8 @@ class OperatorService:
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-            # Hand over in order: stop acting (every write from now on is fenced), let a write already in
-            # flight end with its cycle (at most a Lease's duration, what a successor would wait anyway),
-            # and only then clear the Lease for the next leader.
+            # Hand over in order: stop acting (every write from now on is fenced), let a write in flight end with
+            # its cycle (at most a Lease's duration, what a successor would wait anyway), then clear the Lease.
             self.elector.stop_leading()
             with contextlib.suppress(TimeoutError):
                 cycle_over = asyncio.get_running_loop().run_in_executor(self._cycle_thread, lambda: None)
@@ -172,7 +170,9 @@ class OperatorService:
     async def _renew_forever(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await loop.run_in_executor(self._lease_thread, self.elector.try_acquire_or_renew)
+            led = self.elector.leading()
+            if await loop.run_in_executor(self._lease_thread, self.elector.try_acquire_or_renew) and not led:
+                self.request_replan()  # found in review: a new leader waited up to planIntervalSeconds to act
             await asyncio.sleep(self.elector.pause())  # client-go's spacing: within a renewal round and between
 
     async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
