@@ -904,7 +904,8 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     old_routing = fleet.routing
     old_steps = MigrationProgress.from_status(fleet.status).steps
     writes = len(fleet.writes)
-    kept_ready = _ready_in_batch(old_steps, fleet.observed_ready())
+    old_ready = fleet.observed_ready()
+    kept_ready = _ready_in_batch(old_steps, old_ready)
     progress, report = fleet.cycle(plan, timedelta(seconds=advance))
     wrote = len(fleet.writes) > writes
     if progress.steps and all(s.started_at in (None, fleet.now) for s in progress.steps):
@@ -927,10 +928,27 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     if any("not Ready within" in e for e in report.errors):
         shifted = [s for s in old_steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
         kept = shifted[-1].replicas if shifted else sum(memory.started_from.values())
+        kept -= _leftovers_taken_back(old_steps, before, fleet.desired, old_ready)
         total = sum(fleet.desired.values())
         assert total >= kept, f"roll-back left {total} replicas of the {kept} the routing counts on"
         if not fleet.unreachable and not fleet.refuse:
             assert total == kept + kept_ready  # the batch's replicas already Ready stay
+
+
+def _leftovers_taken_back(
+    steps: Sequence[StepRecord], before: Mapping[Key, int], after: Mapping[Key, int], ready: Mapping[Key, int]
+) -> int:
+    """Replicas a roll-back took back at a key the batch in flight waited on but started nothing at (replicas
+    an abandoned move left): only those not Ready, down to the Ready ones exactly."""
+    shifted = [i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
+    batch = steps[shifted[-1] + 1 if shifted else 0 :]
+    started = {s.key for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
+    taken = 0
+    for k in {s.key for s in batch if s.action is StepAction.WAIT_READY and s.key not in started}:
+        if after.get(k, 0) < before.get(k, 0):
+            assert after[k] == ready.get(k, 0), f"{k} taken back to {after[k]}, not its {ready.get(k, 0)} Ready"
+            taken += before[k] - after[k]
+    return taken
 
 
 def _ready_in_batch(steps: Sequence[StepRecord], ready: Mapping[Key, int]) -> int:
@@ -1412,22 +1430,25 @@ def test_a_roll_back_keeps_the_ready_replicas_of_a_key_that_is_part_ready() -> N
 def test_a_kept_replica_that_never_gets_ready_rolls_the_move_back_once_then_holds_it() -> None:
     # Found in review: a's third replica never got Ready; every move first waited on it, rolled back at the
     # timeout ("scaled back" though nothing was) and started again at once, for ever. The move still waits on
-    # it (make-before-break), but once the wait runs out it is held, and nothing is written meanwhile.
+    # it (make-before-break), but once the wait runs out it is taken back to the replicas Ready there (found in
+    # review: kept, it was waited on after every hold, for as long as it stayed) and a is held.
     fleet = Fleet.of(ready={"a": 2, "b": 2}, a=3, b=2)
     plan = fleet.plan({"a": 3, "b": 0, "c": 2})
     progress, _ = fleet.cycle(plan)
     assert actions(progress)[0] == ("WaitReady", "a", 3, "Running")
     _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     assert report.errors == [
-        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the replicas Ready; "
         "the wait on a ran out (2/3 Ready)"
     ]
+    assert fleet.writes == [("a", G, 2)] and fleet.ready == {key("a"): 2, key("b"): 2}  # nothing Ready stopped
+    plan = fleet.plan({"a": 3, "b": 0, "c": 2})
     for _ in range(3):  # through the hold (readyTimeoutSeconds)
         progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT / 4))
-        assert progress.steps == [] and report.errors == [] and fleet.writes == []
-    assert fleet.counts() == {"a": 3, "b": 2}
-    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT / 4))  # the hold is over: waited on again
-    assert actions(progress)[0] == ("WaitReady", "a", 3, "Running") and fleet.writes == []
+        assert progress.steps == [] and report.errors == [] and fleet.writes == [("a", G, 2)]
+    assert fleet.counts() == {"a": 2, "b": 2}
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT / 4))  # the hold is over: started again
+    assert progress.in_flight and ("a", G, 3) in fleet.writes
 
 
 def test_a_wait_on_a_kept_cluster_that_ran_out_holds_the_move_that_needs_it() -> None:
@@ -1439,14 +1460,16 @@ def test_a_wait_on_a_kept_cluster_that_ran_out_holds_the_move_that_needs_it() ->
     assert actions(progress)[0] == ("WaitReady", "a", 1, "Running")
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     assert report.errors == [
-        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the replicas Ready; "
         "the wait on a ran out (0/1 Ready)"
     ]
+    assert fleet.writes == [("a", G, 0)] and fleet.ready[key("b")] == 1
     assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a")})}
+    plan = fleet.plan({"a": 1})
     progress, report = fleet.cycle(plan)
-    assert progress.steps == [] and report.errors == [] and fleet.counts() == {"a": 1, "b": 1}
-    fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # the hold is over: waited on again
-    assert MigrationProgress.from_status(fleet.status).in_flight and fleet.writes == []
+    assert progress.steps == [] and report.errors == [] and fleet.counts() == {"b": 1}
+    fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))  # the hold is over: started again
+    assert MigrationProgress.from_status(fleet.status).in_flight and fleet.writes[-1] == ("a", G, 1)
 
 
 def test_a_growth_moves_weights_leave_out_a_kept_cluster_with_no_ready_replica() -> None:

@@ -19,6 +19,8 @@ The planner says which steps lead from the current placement to the target
   (MigrationRolledBack) through `MigrationProgress.rolled_back`, which says whether anything was scaled back.
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
   taking those replicas back would leave too few; a wait on one of theirs that crashed holds its key.
+  A wait on replicas already starting that no ScaleUp of the move started (left by an abandoned move)
+  takes them back to those Ready.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
@@ -476,7 +478,7 @@ class Migrations:
         counts this cycle; `cause`: what kept the replicas from being Ready, when it was a refused write."""
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
-        undo, kept, started = _batch_to_undo(steps, step, ready)
+        undo, kept, started, leftover = _batch_to_undo(steps, step, ready)
         for (cluster, gpu_type), replicas in undo.items():
             view = views.get(cluster)
             if view is not None and view.member is not None and view.reachable:
@@ -484,18 +486,15 @@ class Migrations:
                     report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
                 except MemberError as error:
                     report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
-        # Found in review: every roll-back said "scaled back" though one on a wait that started nothing (a kept
-        # cluster's replicas, or an earlier batch's that crashed) scaled nothing back.
-        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + (
-            "scaled back to the counts before the move" if undo else "nothing was scaled back"
-        )
+        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(undo, leftover)
         if kept:
             reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
-        if step.action is StepAction.WAIT_READY and not any(
-            s.key == step.key and s.action is StepAction.SCALE_UP for s in _batch(steps)
+        if step.action is StepAction.WAIT_READY and (
+            leftover is not None
+            or not any(s.key == step.key and s.action is StepAction.SCALE_UP for s in _batch(steps))
         ):
             # A wait this batch started nothing for (a kept cluster's replicas, or an earlier batch's that
-            # crashed): named, since no ScaleUp of the batch points at it.
+            # crashed): named, since no ScaleUp of the batch points at it (one of the batch's not yet done may).
             reason += f"; the wait on {step.cluster} ran out ({ready.get(step.key, 0)}/{step.replicas} Ready)"
         for each in steps:
             if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
@@ -544,10 +543,18 @@ class Migrations:
 
 def _batch_to_undo(
     steps: Sequence[StepRecord], failed: StepRecord, ready: Mapping[Key, int]
-) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None]]:
+) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None], Key | None]:
     """What a roll-back after `failed` takes back: each key the batch in flight (`_batch`) started, back to its
     count before the batch's first ScaleUp of it but not below its Ready replicas; the keys whose Ready
-    replicas are kept (all of them Ready, or part); and the keys held, with when their start began.
+    replicas are kept (all of them Ready, or part); the keys held, with when their start began; and the key of
+    a leftover taken back to its Ready replicas (see below), if any.
+
+    A wait in the batch that no ScaleUp of it started (the plan's first, on replicas already starting: what an
+    abandoned move left, or a kept cluster's that never got Ready) takes its key back to its Ready replicas.
+    Found in review: a replica left by a move abandoned mid-way (its cluster unreachable one cycle, a Frozen
+    spell) was never Ready, and each later move waited on it, ran out, scaled nothing back and held the key,
+    for as long as the replica stayed: an hour of a GPU that never served, where the same move uninterrupted
+    scaled it back at its timeout. A wait of an earlier batch, already shifted, takes nothing back (above).
 
     Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
     batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
@@ -569,9 +576,25 @@ def _batch_to_undo(
                     partly.add(s.key)
             if s.state is not StepState.PENDING:
                 started.setdefault(s.key, s.started_at)
+    leftover = None
     if failed.action is StepAction.WAIT_READY:
         started.setdefault(failed.key, failed.started_at)
-    return undo, kept | partly, started
+        if failed.key not in count and any(s is failed for s in batch):
+            # Its count is at least the wait's, above the replicas Ready: only replicas not Ready stop (a
+            # Deployment scaled down stops those first), so no Ready capacity is lost.
+            leftover, undo[failed.key] = failed.key, ready.get(failed.key, 0)
+    return undo, kept | partly, started, leftover
+
+
+def _scaled_back(undo: Mapping[Key, int], leftover: Key | None) -> str:
+    """What a roll-back scaled back, for its reason. Found in review: every roll-back said "scaled back" though
+    one on a wait that started nothing (an earlier batch's replica that crashed) scaled nothing back."""
+    written = list(undo)
+    if not written:
+        return "nothing was scaled back"
+    if written == [leftover]:
+        return "scaled back to the replicas Ready"
+    return "scaled back to the counts before the move"
 
 
 def _batch(steps: Sequence[StepRecord]) -> Sequence[StepRecord]:
