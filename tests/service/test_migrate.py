@@ -680,9 +680,12 @@ def test_a_roll_back_leaves_unreachable_clusters_alone_and_reports_a_refused_wri
     fleet.refuse = {"b": ActuationForbidden("b", "deployments.apps is forbidden")}
     _, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     assert fleet.writes == [("a", G, 1), ("b", G, 1)]  # nothing written in the roll-back
+    # Found in review: it said "scaled back to the counts before the move" though nothing was written. The member's
+    # words go to the errors alone; the reason, which also goes out as an Event, names the clusters.
     assert report.errors == [
         "ml/chat: roll-back in b: cluster b: forbidden: deployments.apps is forbidden",
-        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move",
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
+        "scaling back failed in a, b (refused or unreachable), left to a later wait's roll-back",
     ]
     assert report.member_writes == 0
 

@@ -2,7 +2,8 @@
 
 A move abandoned mid-way (its cluster did not answer one cycle, a Frozen spell) keeps the replicas it had
 started: the next plan waits on them first. When they never get Ready, that wait's roll-back takes them back
-to the replicas Ready there, as the same move uninterrupted does at its own timeout.
+to the replicas Ready there, as the same move uninterrupted does at its own timeout; and a scale-back the
+member refuses is said to have failed, not to have been done, and is taken back by a later roll-back.
 Throughout, eu-de's Ready replicas (all the serving capacity) never drop: make-before-break.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gridshift.actuation.members import ActuationForbidden
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 
 TIMEOUT = 180
@@ -105,3 +107,32 @@ def test_a_leftover_replica_that_is_part_ready_keeps_its_ready_ones() -> None:
     note = until_rolled_back(world)
     assert "scaled back to the replicas Ready; the wait on eu-fr ran out (1/2 Ready)" in note
     assert counts(world)["eu-fr"] == (1, 1)
+
+
+def refuse_writes(world: ServiceHarness, cluster: str) -> Callable[[], None]:
+    """Make `cluster` refuse every write, with a refusal that quotes something secret; returns the undo."""
+    member = world.members[cluster]
+
+    def refuse(manifests: Any, fence: Any = None) -> None:
+        raise ActuationForbidden(cluster, "admission webhook denied the request: token=s3cr3t")
+
+    member.apply = refuse  # type: ignore[method-assign]
+    return lambda: delattr(member, "apply")
+
+
+def test_a_refused_scale_back_is_said_to_have_failed_and_a_later_roll_back_takes_it_back() -> None:
+    # Found in review: the Event said "scaled back to the counts before the move" though eu-fr refused the write
+    # and its replica stayed, not Ready.
+    world, _ = moving_to_eu_fr()
+    allow = refuse_writes(world, "eu-fr")
+    note = until_rolled_back(world)
+    assert note.startswith(
+        f"replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
+        "scaling back failed in eu-fr (refused or unreachable), left to a later wait's roll-back;"
+    )
+    assert "s3cr3t" not in note and "admission webhook" not in note  # the member's words stay in the log
+    assert counts(world)["eu-fr"] == (1, 0)
+    allow()
+    note = until_rolled_back(world)  # the hold over, the next move waits on the leftover first
+    assert "scaled back to the replicas Ready; the wait on eu-fr ran out (0/1 Ready)" in note
+    assert counts(world)["eu-fr"] == (0, 0)

@@ -20,7 +20,8 @@ The planner says which steps lead from the current placement to the target
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
   taking those replicas back would leave too few; a wait on one of theirs that crashed holds its key.
   A wait on replicas already starting that no ScaleUp of the move started (left by an abandoned move)
-  takes them back to those Ready.
+  takes them back to those Ready. A scale-back the member refuses is said to have failed, and is left to
+  the roll-back of a later wait on those replicas.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
@@ -479,14 +480,10 @@ class Migrations:
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         undo, kept, started, leftover = _batch_to_undo(steps, step, ready)
-        for (cluster, gpu_type), replicas in undo.items():
-            view = views.get(cluster)
-            if view is not None and view.member is not None and view.reachable:
-                try:
-                    report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
-                except MemberError as error:
-                    report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
-        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(undo, leftover)
+        not_written = self._scale_back(deployment, undo, views, actuator, report)
+        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(
+            undo, not_written, leftover
+        )
         if kept:
             reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
         if step.action is StepAction.WAIT_READY and (
@@ -496,6 +493,11 @@ class Migrations:
             # A wait this batch started nothing for (a kept cluster's replicas, or an earlier batch's that
             # crashed): named, since no ScaleUp of the batch points at it (one of the batch's not yet done may).
             reason += f"; the wait on {step.cluster} ran out ({ready.get(step.key, 0)}/{step.replicas} Ready)"
+        if not_written:
+            # Found in review: a refused scale-back was reported as done. Only the cluster is named here (this
+            # goes out as an Event); the member's own words are in the cycle's errors, redacted when logged.
+            where = ", ".join(sorted({c for c, _ in not_written}))
+            reason += f"; scaling back failed in {where} (refused or unreachable), left to a later wait's roll-back"
         for each in steps:
             if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 each.state = StepState.ROLLED_BACK
@@ -515,6 +517,28 @@ class Migrations:
         report.problems.append(
             Problem(CycleErrorReason.MIGRATION_ROLLED_BACK, f"{deployment.id}: {reason}", deployment=deployment.id)
         )
+
+    @staticmethod
+    def _scale_back(
+        deployment: ObservedDeployment,
+        undo: Mapping[Key, int],
+        views: Mapping[str, ClusterView],
+        actuator: ReplicaSetter,
+        report: CycleReport,
+    ) -> set[Key]:
+        """Write a roll-back's counts; the keys whose write did not go out (refused, or the cluster not answering)."""
+        not_written: set[Key] = set()
+        for (cluster, gpu_type), replicas in undo.items():
+            view = views.get(cluster)
+            if view is None or view.member is None or not view.reachable:
+                not_written.add((cluster, gpu_type))
+                continue
+            try:
+                report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
+            except MemberError as error:
+                report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
+                not_written.add((cluster, gpu_type))
+        return not_written
 
     def _held(self, now: datetime, deployment_id: str, plan: DeploymentPlan) -> bool:
         """Whether the plan starts replicas, or waits on them, where a hold still runs (a plan made without the
@@ -586,10 +610,10 @@ def _batch_to_undo(
     return undo, kept | partly, started, leftover
 
 
-def _scaled_back(undo: Mapping[Key, int], leftover: Key | None) -> str:
+def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:
     """What a roll-back scaled back, for its reason. Found in review: every roll-back said "scaled back" though
     one on a wait that started nothing (an earlier batch's replica that crashed) scaled nothing back."""
-    written = list(undo)
+    written = [k for k in undo if k not in not_written]
     if not written:
         return "nothing was scaled back"
     if written == [leftover]:
