@@ -136,3 +136,93 @@ def test_a_refused_scale_back_is_said_to_have_failed_and_a_later_roll_back_takes
     note = until_rolled_back(world)  # the hold over, the next move waits on the leftover first
     assert "scaled back to the replicas Ready; the wait on eu-fr ran out (0/1 Ready)" in note
     assert counts(world)["eu-fr"] == (0, 0)
+
+
+# --- a kept cluster that carries traffic ---------------------------------------------------------------
+
+
+def set_ready(world: ServiceHarness, cluster: str, ready: int) -> None:
+    """`cluster`'s pods read `ready` Ready (at most its desired), as its kubelet reports them."""
+    for (kind, _, _), body in world.members[cluster].objects.items():
+        if kind == "Deployment":
+            body["status"] = {"readyReplicas": min(ready, body["spec"]["replicas"])}
+
+
+def moving_past_a_kept_eu_de() -> ServiceHarness:
+    """chat serving from eu-de (40% of the traffic), eu-fr and eu-nl, moving eu-nl's replicas to eu-se (prices
+    turned); the move keeps eu-de, whose 4 replicas it waits on first. New replicas are Ready once marked."""
+    prices = {"eu-de": 40.0, "eu-fr": 50.0, "eu-nl": 60.0, "eu-se": 500.0}
+    world = ServiceHarness(["eu-de", "eu-fr", "eu-nl", "eu-se"], prices=prices, gpus_per_cluster=4)
+    migration = {"mode": "Auto", "paybackHorizonHours": 6, "readyTimeoutSeconds": TIMEOUT}
+    world.add(deployment_body(rps=30.0, migration=migration))
+    world.cycle()
+    world.cycle()
+    for member in world.members.values():
+        member.ready_immediately = False
+    world.prices.update({"eu-nl": 900.0, "eu-se": 10.0})
+    assert counts(world)["eu-de"] == (4, 4)
+    assert {"cluster": "eu-de", "weight": 40} in world.status()["routing"]
+    return world
+
+
+def roll_back_of_the_wait_on_eu_de(world: ServiceHarness, ready_at: Callable[[int], int]) -> str:
+    """Cycles with eu-de's pods `ready_at(cycle)` Ready until the wait on them runs out (the fifth cycle, the
+    timeout being three); eu-de keeps its 4 replicas and its traffic throughout. The roll-back's error."""
+    for cycle in range(5):
+        set_ready(world, "eu-de", ready_at(cycle))
+        report = world.cycle()
+        assert counts(world)["eu-de"][0] == 4, f"eu-de scaled to {counts(world)['eu-de']} in cycle {cycle}"
+        assert {"cluster": "eu-de", "weight": 40} in world.status()["routing"]
+        rolled_back = [e for e in report.errors if "not Ready within" in e]
+        if rolled_back:
+            assert cycle == 4, f"rolled back in cycle {cycle}"
+            return rolled_back[0]
+    raise AssertionError(f"no roll-back: {counts(world)}")
+
+
+def test_a_kept_cluster_with_traffic_recovering_from_a_node_failure_is_not_scaled_back() -> None:
+    # Found in review of the leftover scale-back: eu-de's 4 pods restarted after a node failure and took longer
+    # than the timeout to load the model; the wait on them ran out and eu-de went 4 -> 0 desired while the route
+    # still sent it 40% of the requests. Its replicas carry traffic: nothing is scaled back, eu-de is held.
+    world = moving_past_a_kept_eu_de()
+    error = roll_back_of_the_wait_on_eu_de(world, lambda cycle: 0)
+    assert error == (
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
+        "the wait on eu-de ran out (0/4 Ready)"
+    )
+    set_ready(world, "eu-de", 4)  # the model loaded
+    world.cycle()
+    assert counts(world)["eu-de"] == (4, 4)
+    assert {"cluster": "eu-de", "weight": 40} in world.status()["routing"]
+
+
+def test_a_readiness_dip_at_the_timeout_stops_no_replica_of_a_kept_cluster_with_traffic() -> None:
+    # Found in review of the leftover scale-back: eu-de had 3 of 4 Ready (one pod stuck); in the cycle the wait
+    # on its 4 ran out two of them failed a readiness probe (overloaded), and eu-de went 4 -> 1 desired: three
+    # serving replicas stopped, with 40% of the traffic still routed there.
+    world = moving_past_a_kept_eu_de()
+    error = roll_back_of_the_wait_on_eu_de(world, lambda cycle: 1 if cycle == 4 else 3)
+    assert "nothing was scaled back; the wait on eu-de ran out (1/4 Ready)" in error
+    set_ready(world, "eu-de", 3)
+    world.cycle()
+    assert counts(world)["eu-de"] == (4, 3)
+
+
+def test_a_leftover_without_traffic_keeps_the_replicas_ready_before_a_dip_at_the_timeout() -> None:
+    # eu-fr's leftover (2 desired, 1 Ready) carries no traffic; in the cycle the wait on it runs out its Ready pod
+    # fails a readiness probe. The roll-back takes back only the replica never Ready: not the one Ready the cycle
+    # before, which the next move can route to.
+    world, body = moving_to_eu_fr()
+    world.members["eu-fr"].mark_all_ready()
+    for _ in range(8):  # the first batch finishes and the second starts its replica in eu-fr
+        world.cycle()
+        if counts(world)["eu-fr"] == (2, 1):
+            break
+    unreachable_one_cycle(world, body)
+    for _ in range(5):  # eu-de takes the traffic back, then the next move's wait on eu-fr's 2 runs its 180 s
+        assert not any("not Ready within" in e for e in world.cycle().errors)
+    assert not any(r["cluster"] == "eu-fr" and r["weight"] > 0 for r in world.status()["routing"])
+    set_ready(world, "eu-fr", 0)
+    report = world.cycle()
+    assert any("scaled back to the replicas Ready; the wait on eu-fr ran out (0/2 Ready)" in e for e in report.errors)
+    assert counts(world)["eu-fr"][0] == 1

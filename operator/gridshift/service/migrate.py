@@ -20,7 +20,8 @@ The planner says which steps lead from the current placement to the target
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
   taking those replicas back would leave too few; a wait on one of theirs that crashed holds its key.
   A wait on replicas already starting that no ScaleUp of the move started (left by an abandoned move)
-  takes them back to those Ready. A scale-back the member refuses is said to have failed, and is left to
+  takes them back to those Ready (now or last cycle) where the routing in force sends no traffic; a kept
+  cluster the routing counts on is only held. A scale-back the member refuses is said to have failed, and is left to
   the roll-back of a later wait on those replicas.
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
@@ -51,7 +52,7 @@ Steps are typed here (`StepRecord`, `StepState`) and converted to and from the w
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -479,7 +480,10 @@ class Migrations:
         counts this cycle; `cause`: what kept the replicas from being Ready, when it was a refused write."""
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
-        undo, kept, started, leftover = _batch_to_undo(steps, step, ready)
+        # Ready last cycle, capped at the count now (lowered by hand since): a roll-back never scales up.
+        desired = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
+        lately = {k: min(n, desired.get(k, 0)) for k, n in _ready_recorded(deployment.old_status).items()}
+        undo, kept, started, leftover = _batch_to_undo(steps, step, ready, _routed_nowhere(progress.routing), lately)
         not_written = self._scale_back(deployment, undo, views, actuator, report)
         reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(
             undo, not_written, leftover
@@ -566,7 +570,11 @@ class Migrations:
 
 
 def _batch_to_undo(
-    steps: Sequence[StepRecord], failed: StepRecord, ready: Mapping[Key, int]
+    steps: Sequence[StepRecord],
+    failed: StepRecord,
+    ready: Mapping[Key, int],
+    no_traffic: Callable[[str], bool],
+    ready_lately: Mapping[Key, int],
 ) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None], Key | None]:
     """What a roll-back after `failed` takes back: each key the batch in flight (`_batch`) started, back to its
     count before the batch's first ScaleUp of it but not below its Ready replicas; the keys whose Ready
@@ -574,11 +582,16 @@ def _batch_to_undo(
     a leftover taken back to its Ready replicas (see below), if any.
 
     A wait in the batch that no ScaleUp of it started (the plan's first, on replicas already starting: what an
-    abandoned move left, or a kept cluster's that never got Ready) takes its key back to its Ready replicas.
-    Found in review: a replica left by a move abandoned mid-way (its cluster unreachable one cycle, a Frozen
-    spell) was never Ready, and each later move waited on it, ran out, scaled nothing back and held the key,
-    for as long as the replica stayed: an hour of a GPU that never served, where the same move uninterrupted
-    scaled it back at its timeout. A wait of an earlier batch, already shifted, takes nothing back (above).
+    abandoned move left), in a cluster the routing in force sends nothing to (`no_traffic`), takes its key back
+    to its Ready replicas: now, or last cycle (`ready_lately`), whichever is more. Found in review: a replica
+    left by a move abandoned mid-way (its cluster unreachable one cycle, a Frozen spell) was never Ready, and
+    each later move waited on it, ran out, scaled nothing back and held the key, for as long as the replica
+    stayed: an hour of a GPU that never served, where the same move uninterrupted scaled it back at its
+    timeout. Found in review of that: a kept cluster the route sends traffic to is not taken back, however few
+    of its replicas are Ready (pods restarting after a node failure went 4 -> 0 while 40% of the requests still
+    went there; a readiness dip in the cycle the wait ran out stopped three serving replicas): the routing
+    counts on them, so the key is only held, as before. And a dip at the timeout must not stop replicas that
+    were Ready a cycle ago and come back. A wait of an earlier batch, already shifted, takes nothing back (above).
 
     Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
     batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
@@ -603,11 +616,34 @@ def _batch_to_undo(
     leftover = None
     if failed.action is StepAction.WAIT_READY:
         started.setdefault(failed.key, failed.started_at)
-        if failed.key not in count and any(s is failed for s in batch):
-            # Its count is at least the wait's, above the replicas Ready: only replicas not Ready stop (a
-            # Deployment scaled down stops those first), so no Ready capacity is lost.
-            leftover, undo[failed.key] = failed.key, ready.get(failed.key, 0)
+        back = max(ready.get(failed.key, 0), ready_lately.get(failed.key, 0))
+        leftover_of_the_batch = failed.key not in count and any(s is failed for s in batch)
+        if leftover_of_the_batch and no_traffic(failed.cluster) and back < failed.replicas:
+            # Its count is at least the wait's, above `back`: only replicas not Ready stop (a Deployment scaled
+            # down stops those first), so no Ready capacity is lost; and none the routing sends requests to.
+            leftover, undo[failed.key] = failed.key, back
     return undo, kept | partly, started, leftover
+
+
+def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:
+    """Whether the routing in force sends a cluster no request. Not known of any cluster while no routing is
+    recorded (a status written before any, or lost): then every cluster may carry traffic."""
+    routed = {r.cluster for r in routing if r.weight > 0}
+    return lambda cluster: bool(routing) and cluster not in routed
+
+
+def _ready_recorded(status: Mapping[str, Any]) -> dict[Key, int]:
+    """The Ready replicas per key that status.placements recorded last cycle; an entry that does not parse
+    (status edited by hand) is left out."""
+    recorded: dict[Key, int] = {}
+    placements = status.get("placements") if isinstance(status, Mapping) else None
+    for entry in placements if isinstance(placements, list) else []:
+        try:
+            key, n = (str(entry["cluster"]), str(entry["gpuType"])), int(entry["ready"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        recorded[key] = max(recorded.get(key, 0), n)
+    return recorded
 
 
 def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:
