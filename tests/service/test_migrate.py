@@ -931,7 +931,7 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     if any("not Ready within" in e for e in report.errors):
         shifted = [s for s in old_steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
         kept = shifted[-1].replicas if shifted else sum(memory.started_from.values())
-        kept -= _leftovers_taken_back(old_steps, before, fleet.desired, old_ready)
+        kept -= _leftovers_taken_back(old_steps, before, fleet.desired, old_ready, old_routing)
         total = sum(fleet.desired.values())
         assert total >= kept, f"roll-back left {total} replicas of the {kept} the routing counts on"
         if not fleet.unreachable and not fleet.refuse:
@@ -939,17 +939,26 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
 
 
 def _leftovers_taken_back(
-    steps: Sequence[StepRecord], before: Mapping[Key, int], after: Mapping[Key, int], ready: Mapping[Key, int]
+    steps: Sequence[StepRecord],
+    before: Mapping[Key, int],
+    after: Mapping[Key, int],
+    ready: Mapping[Key, int],
+    routing: Sequence[RouteWeight],
 ) -> int:
     """Replicas a roll-back took back at a key the batch in flight waited on but started nothing at (replicas
-    an abandoned move left): only those not Ready, down to the Ready ones exactly."""
+    an abandoned move left), in a cluster the routing in force sent no traffic to: only those not Ready, down
+    to the Ready ones exactly. The routing counts on no replica there, so these alone may leave fewer than it
+    counts on overall; a cluster with traffic (or any, while no routing is recorded) keeps its count."""
     shifted = [i for i, s in enumerate(steps) if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
     batch = steps[shifted[-1] + 1 if shifted else 0 :]
     started = {s.key for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
+    routed = {r.cluster for r in routing if r.weight > 0}
     taken = 0
     for k in {s.key for s in batch if s.action is StepAction.WAIT_READY and s.key not in started}:
         if after.get(k, 0) < before.get(k, 0):
+            assert routing and k[0] not in routed, f"{k} taken back to {after[k]} though traffic goes there"
             assert after[k] == ready.get(k, 0), f"{k} taken back to {after[k]}, not its {ready.get(k, 0)} Ready"
+            event("leftover without traffic taken back")
             taken += before[k] - after[k]
     return taken
 
