@@ -101,9 +101,11 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
     EventReason.MIGRATION_ROLLED_BACK: (
         "Warning",
         "A move's new replicas were not Ready within spec.migration.readyTimeoutSeconds (or a member cluster "
-        "refused its write that long): those not Ready were scaled back to the counts before the move (the message "
-        "says when nothing was), and no move starts replicas where the wait ran out again for a hold the message "
-        "gives (the timeout, doubled at each roll-back in a row).",
+        "refused its write that long): those not Ready were scaled back to the counts before the move, or to the "
+        "replicas Ready where the move waited on replicas it did not start in a cluster it routes no traffic to (the "
+        "message says when nothing was, and names the clusters where scaling back failed), and no move starts "
+        "replicas where the wait ran out again for a hold the message gives (the timeout, doubled at each roll-back "
+        "in a row).",
     ),
 }
 """Type and meaning of each Event reason (docs/status.md)."""

@@ -233,7 +233,8 @@ CYCLE_ERROR_REASONS: Mapping[CycleErrorReason, str] = {
     ),
     CycleErrorReason.MIGRATION_ROLLED_BACK: (
         "A migration's replicas were not Ready, or its member writes not taken, within readyTimeoutSeconds: the "
-        "batch in flight was scaled back to its counts before the move."
+        "batch in flight was scaled back to its counts before the move (or the message names where scaling back "
+        "failed)."
     ),
     CycleErrorReason.DEPLOYMENT_FAILED: "Acting on one deployment failed unexpectedly; the others went on.",
     CycleErrorReason.INVALID_RESOURCE: (
