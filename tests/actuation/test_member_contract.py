@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,7 +11,14 @@ from typing import Any
 import pytest
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import ClusterUnreachable, ForeignObject, MemberCluster, NamespaceMissing, Owner
+from gridshift.actuation.members import (
+    ClusterUnreachable,
+    ForeignObject,
+    ListingRefused,
+    MemberCluster,
+    NamespaceMissing,
+    Owner,
+)
 from gridshift.actuation.render import WorkloadTarget, applied_digest, render_workload
 from gridshift.api import InferenceDeploymentSpec
 from gridshift.testing import FakeMemberCluster
@@ -122,6 +130,36 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
     assert cluster.delete_deployment_objects(owner(gamma), [WORKLOADS]) == 4
     assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == []
 
+    # Nor by any value at all: objects whose label was changed after they were written (by hand, by GitOps, by a
+    # tenant) are their owner's still, by its annotations. Found in review: the finalizer deleted the others and
+    # completed, and the sweep found the relabelled Deployment as an orphan every cycle, deleted 0, said nothing.
+    delta = render_workload(SPEC, target("delta", 0))
+    cluster.apply(delta)
+    cluster.apply([_label_edited(m, "team-a.delta-edited") for m in delta])
+    assert cluster.delete_deployment_objects(Owner("team-a", "delta", "uid-impostor"), [WORKLOADS]) == 0
+    assert cluster.delete_deployment_objects(owner("delta"), [WORKLOADS]) == 4
+    assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == []
+    assert [o.name for o in cluster.owned_objects([WORKLOADS])] == []
+
+
+def check_refused_listing(cluster: MemberCluster, name: str, refused: str) -> None:
+    """Run against any MemberCluster whose credentials are refused the listing of namespace `refused` (a member
+    Role that does not cover a tenant's workload namespace): a deletion there says so, naming the namespace,
+    and never raises as if the owner's objects were seen (service.sweep decides what the refusal means)."""
+    with pytest.raises(ListingRefused, match=f"cluster {name}: forbidden: .*{refused}") as caught:
+        cluster.delete_deployment_objects(owner("alpha"), [refused])
+    assert caught.value.namespace == refused
+    # Whose credentials were refused is not told: the message reaches the tenant's status and Events.
+    assert "serviceaccount" not in str(caught.value) and "User" not in str(caught.value)
+
+
+def _label_edited(manifest: Any, value: str) -> Any:
+    """`manifest` with its own `gridshift.dev/deployment` label set to `value` (selectors untouched), as
+    `kubectl label --overwrite` leaves it."""
+    edited = copy.deepcopy(manifest)
+    edited["metadata"]["labels"][L.DEPLOYMENT] = value
+    return edited
+
 
 def _relabelled(manifest: Any, value: str) -> Any:
     """`manifest` with every `gridshift.dev/deployment` label, its selectors' included, set to `value`."""
@@ -134,6 +172,14 @@ def _relabelled(manifest: Any, value: str) -> Any:
 
 def test_fake_member_cluster_honours_the_contract() -> None:
     check_member_contract(FakeMemberCluster("c1", gpus={GPU: 16}, namespaces={WORKLOADS}), total_gpus=16)
+
+
+def test_fake_member_cluster_refuses_a_deletion_it_may_not_list() -> None:
+    # Found in review: the fake deleted nothing and answered 0 in a forbidden namespace, where the real adapter
+    # raised, so service tests never saw a deletion held for good by a tenant not onboarded on a cluster.
+    check_refused_listing(
+        FakeMemberCluster("c1", gpus={GPU: 8}, forbidden_namespaces={"gsw-team-x"}), "c1", "gsw-team-x"
+    )
 
 
 def test_fake_unreachable_cluster_raises_naming_it() -> None:

@@ -81,6 +81,15 @@ class ActuationForbidden(MemberError):
         super().__init__(cluster, f"cluster {cluster}: forbidden: {detail}")
 
 
+class ListingRefused(ActuationForbidden):
+    """`delete_deployment_objects` was refused the listing of `namespace` (403): nothing of it could be seen, so
+    whether the owner has objects there is unknown (the caller knows from what it recorded)."""
+
+    def __init__(self, cluster: str, namespace: str, kind: str) -> None:
+        super().__init__(cluster, f"list {kind} in {namespace} (HTTP 403)")
+        self.namespace = namespace
+
+
 class KubeconfigInvalid(MemberError):
     """The kubeconfig in the Secret cannot be used; the message says why without quoting it."""
 
@@ -267,7 +276,8 @@ class MemberCluster(Protocol):
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         """Delete every object of `owner` in `namespaces`; returns how many. Ownership is the owner annotations
         (UID included) of the objects labelled gridshift's, whatever their `gridshift.dev/deployment` value (one
-        an earlier release derived otherwise is the owner's too)."""
+        an earlier release derived otherwise, or one relabelled by hand, is the owner's too). ListingRefused
+        when a namespace's listing is refused (403): its objects, if any, could not be seen."""
         ...
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
@@ -583,7 +593,10 @@ class KubeMemberCluster:
             return fn()
         except ApiException as error:
             if error.status == 403:
-                raise ActuationForbidden(self.name, f"{what}: {error.reason}: {_message(error)}") from None
+                # Not the apiserver's text: it names the member credentials' identity ("User
+                # system:serviceaccount:..."), and this message reaches tenants' status and Events (found in
+                # review). `what` names the verb, kind and namespace, which is what the administrator needs.
+                raise ActuationForbidden(self.name, f"{what} (HTTP 403)") from None
             if not error.status:
                 # The client's transport error (status 0): its reason is urllib3's whole text (host, path).
                 raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)") from None
@@ -883,18 +896,21 @@ class KubeMemberCluster:
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         from kubernetes.client.exceptions import ApiException
 
-        # The owner's objects by every `gridshift.dev/deployment` value they may carry, then by its annotations:
-        # listed by today's value alone, an object labelled by an earlier release (row 53 relabelled names ending
-        # in -<16 hex>) was never deleted, by the finalizer or by the sweep that finds orphans by annotations
-        # (found in review: its replicas ran for ever, "swept" every cycle); listed by managed-by alone, each
-        # deletion read every gridshift object of the namespace (review: 800 objects a deletion at 400 owners).
-        values = ",".join(L.deployment_label_values(owner.namespace, owner.name))
-        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE},{L.DEPLOYMENT} in ({values})"
+        # Listed by the managed-by label alone and judged by the owner annotations, UID included: the
+        # `gridshift.dev/deployment` value is no proof of ownership. Listed by the owner's label values, an
+        # object whose label was changed (by hand, GitOps, an earlier release's derivation) was never deleted by
+        # the finalizer, nor by the sweep, which finds it by its annotations and deleted 0 every cycle, silently
+        # (found in review). The price: each deletion reads the namespace's gridshift objects of each kind.
+        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"
         deleted = 0
         for namespace in sorted(set(namespaces)):
             for api_version, kind in MANAGED_KINDS:
                 resource = self._resource(api_version, kind)
-                for obj in self._list(api_version, kind, namespace, selector):
+                try:
+                    listed = self._list(api_version, kind, namespace, selector)
+                except ActuationForbidden:
+                    raise ListingRefused(self.name, namespace, kind) from None
+                for obj in listed:
                     if not owned_by(obj, owner):
                         continue  # another owner's, or nobody's: not ours to delete
                     meta = obj["metadata"]

@@ -18,6 +18,7 @@ from gridshift.actuation.members import (
     ForeignObject,
     GpuInventory,
     Inventory,
+    ListingRefused,
     LiveObject,
     NamespaceMissing,
     Owner,
@@ -155,15 +156,19 @@ class FakeMemberCluster:
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         self._check()
-        # By the labels and the owner annotations, as the real adapter: the deployment label's value may be an
-        # earlier release's (review: the fake matched today's only, so service tests missed the orphans).
-        values = L.deployment_label_values(owner.namespace, owner.name)
+        # A refused listing raises, as the real adapter's: the fake skipped the refusal here, so service tests
+        # never saw a deletion held by a namespace the member's Role does not cover (found in review).
+        refused = sorted(self.forbidden_namespaces.intersection(namespaces))
+        if refused:
+            raise ListingRefused(self.name, refused[0], "Deployment")
+        # By the managed-by label and the owner annotations, as the real adapter: whatever the deployment
+        # label's value (an earlier release's, or one changed by hand: found in review, the fake matched the
+        # owner's values only, as the real adapter did, so neither deleted a relabelled object).
         doomed = [
             key
             for key, obj in self.objects.items()
             if key[1] in namespaces
-            and (labels := obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
-            and labels.get(L.DEPLOYMENT) in values
+            and (obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
             and owned_by(obj, owner)
         ]
         for key in doomed:
