@@ -566,3 +566,49 @@ def test_objects_a_cleanup_cut_short_left_are_swept_and_the_name_placed_again() 
     assert (ready["status"], ready["reason"]) == ("True", "Placed"), ready
     assert not report.errors, report.errors
     assert {owner_of(o) for o in member.objects.values()} == {("ml", "chat", "uid-chat-2")}
+
+
+def _finalizer_with(world: ServiceHarness, status: dict[str, Any]) -> Coroutine[Any, Any, None]:
+    """kopf's on.delete handler for chat, given chat's status as kopf passes it."""
+    memo = kopf.Memo(service=world.service)
+    return handlers.deleted(namespace="ml", name="chat", uid="uid-chat", memo=memo, status=status)
+
+
+def test_a_cluster_refusing_a_namespace_where_nothing_was_placed_does_not_hold_the_deletion() -> None:
+    # Found in review, on a real apiserver: a tenant not onboarded on a member (its Role does not cover the
+    # tenant's workload namespace, docs/security.md) could never finish deleting: the listing there answered
+    # 403, the finalizer was kept and retried every 30 s for good, and the 403 quoted the member credentials'
+    # identity into the tenant's status. gridshift could never write there: nothing of it can be there.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    assert _chat_objects(world) > 0 and "eu-fr" not in {p["cluster"] for p in world.status()["placements"]}
+    asyncio.run(_finalizer_with(world, world.status()))
+    assert _chat_objects(world) == 0
+    [warning] = [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+    assert warning.warning and warning.ref.name == "chat"
+    assert "cluster eu-fr" in warning.note and WORKLOADS in warning.note and "HTTP 403" in warning.note
+
+
+def test_a_cluster_refusing_a_namespace_where_replicas_are_recorded_holds_the_deletion_and_says_how_out() -> None:
+    world = ServiceHarness(["eu-fr"])
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    placed = _chat_objects(world)
+    assert placed > 0
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}  # the member Role revoked after the placement
+    # With the status, and without (unknown: every cluster counts as recorded), the finalizer stays and says why.
+    for finalizer, why in (
+        (_finalizer_with(world, world.status()), "its status records replicas there"),
+        (_finalizer(world.service), "whether it has replicas there is not known"),
+    ):
+        with pytest.raises(kopf.TemporaryError) as kept:
+            asyncio.run(finalizer)
+        message = str(kept.value)
+        assert f"cluster eu-fr: forbidden (HTTP 403) to list workload namespace {WORKLOADS}, and {why}" in message
+        assert "docs/install.md 'A deletion that stays Terminating'" in message
+    world.members["eu-fr"].forbidden_namespaces = set()
+    assert _chat_objects(world) == placed and not [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+    asyncio.run(_finalizer_with(world, world.status()))
+    assert _chat_objects(world) == 0

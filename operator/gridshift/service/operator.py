@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -59,7 +60,7 @@ from gridshift.service.migrate_auto import AutoMigrations, Migrated
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
 from gridshift.service.report import Reporter, invalid_cluster_problems, lease_lost_since, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
-from gridshift.service.sweep import Departures, delete_everywhere, finalize, sweep_orphans
+from gridshift.service.sweep import Departures, Recorded, delete_everywhere, finalize, sweep_orphans
 from gridshift.service.writes import WritePool
 from gridshift.settings import OperatorSettings
 
@@ -175,18 +176,16 @@ class OperatorService:
                 self.request_replan()  # found in review: a new leader waited up to planIntervalSeconds to act
             await asyncio.sleep(self.elector.pause())  # client-go's spacing: within a renewal round and between
 
-    async def delete_everywhere(self, namespace: str, name: str, uid: str) -> None:
+    async def delete_everywhere(self, namespace: str, name: str, uid: str, recorded: Recorded = None) -> None:
         """The finalizer's cleanup on the Lease holder, outwaiting a cycle running when it began (service.sweep)."""
-        owner = Owner(namespace, name, uid)
-        await finalize(self.departures, self.elector, owner, lambda: self.delete_from_members(namespace, name, uid))
+        delete = functools.partial(self.delete_from_members, namespace, name, uid, recorded)
+        await finalize(self.departures, self.elector, Owner(namespace, name, uid), delete)
 
-    def delete_from_members(self, namespace: str, name: str, uid: str) -> int:
+    def delete_from_members(self, namespace: str, name: str, uid: str, recorded: Recorded = None) -> int:
         """Remove a deleted InferenceDeployment's objects from every member cluster a RegionalCluster names.
-
-        Raises CleanupIncomplete if a cluster cannot be cleaned, so the finalizer stays and kopf retries:
-        nothing is left orphaned when the cluster returns (service.sweep).
-        """
-        return delete_everywhere(self.hub, self.observer, Owner(namespace, name, uid))
+        CleanupIncomplete if a cluster cannot be cleaned (the finalizer stays, kopf retries: nothing is left
+        orphaned when it returns); `recorded`: where its status records replicas (None: unknown; service.sweep)."""
+        return delete_everywhere(self.hub, self.observer, Owner(namespace, name, uid), recorded)
 
     # ------------------------------------------------------------------ the cycle
 

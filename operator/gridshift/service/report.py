@@ -67,6 +67,7 @@ class EventReason(StrEnum):
     SLO_AT_RISK = "SLOAtRisk"
     INFEASIBLE = "Infeasible"
     MIGRATION_ROLLED_BACK = "MigrationRolledBack"
+    CLEANUP_SKIPPED = "CleanupSkipped"
 
 
 EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
@@ -107,23 +108,34 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "replicas where the wait ran out again for a hold the message gives (the timeout, doubled at each roll-back "
         "in a row).",
     ),
+    EventReason.CLEANUP_SKIPPED: (
+        "Warning",
+        "On deletion: a member cluster refused the listing of the deployment's workload namespace (HTTP 403: its "
+        "member Role does not cover the tenant) and the status records no replicas there, so nothing there was "
+        "deleted and the deletion went on; the message names the cluster and the namespace.",
+    ),
 }
 """Type and meaning of each Event reason (docs/status.md)."""
 
-DECISION_EVENTS = tuple(r for r in EventReason if r is not EventReason.MIGRATION_ROLLED_BACK)
-"""The Event reasons that are decisions (gridshift_decisions_total); a roll-back is counted as a cycle error."""
+DECISION_EVENTS = tuple(
+    r for r in EventReason if r not in (EventReason.MIGRATION_ROLLED_BACK, EventReason.CLEANUP_SKIPPED)
+)
+"""The Event reasons that are decisions (gridshift_decisions_total); a roll-back is counted as a cycle error, and
+a cleanup skipped is the finalizer's, no decision."""
 
 
 class EventAction(StrEnum):
     PLACE = "Place"
     RECOMMEND = "Recommend"
     ROLL_BACK = "RollBack"
+    CLEAN_UP = "CleanUp"
 
 
 EVENT_ACTIONS: Mapping[EventAction, str] = {
     EventAction.PLACE: "Auto mode: gridshift carries the decision out (make-before-break).",
     EventAction.RECOMMEND: "Advisory mode: the decision is reported; nothing is changed in any member cluster.",
     EventAction.ROLL_BACK: "Auto mode: a move in flight was taken back (MigrationRolledBack).",
+    EventAction.CLEAN_UP: "The deletion's clean-up of the member clusters (CleanupSkipped).",
 }
 
 

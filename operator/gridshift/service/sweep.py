@@ -28,19 +28,21 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from gridshift.actuation.members import MemberError, Owner
+from gridshift import redaction
+from gridshift.actuation.members import ListingRefused, MemberError, Owner
 from gridshift.api import RegionalCluster
 from gridshift.api.regional_cluster import MemberAccess, workload_namespace_for
-from gridshift.hub.client import Hub, SecretMissing
+from gridshift.hub.client import Hub, ObjectRef, SecretMissing
 from gridshift.hub.lease import LeaderElector
 from gridshift.service import inputs
 from gridshift.service.errors import describe
 from gridshift.service.observe import Observer
+from gridshift.service.report import EventAction, EventReason
 from gridshift.service.state import CycleReport, Observation
 
 log = logging.getLogger("gridshift.service")
@@ -120,8 +122,18 @@ class Departures:
             self._marked.pop(uid, None)
 
 
-def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
-    """Delete `owner`'s objects from every RegionalCluster's member cluster; CleanupIncomplete if any failed."""
+Recorded = Collection[str] | None
+"""The clusters where a deleted InferenceDeployment's status records replicas (`recorded_clusters`); None: unknown."""
+
+
+def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Recorded = None) -> int:
+    """Delete `owner`'s objects from every RegionalCluster's member cluster; CleanupIncomplete if any failed.
+
+    `recorded`: the clusters where the owner's status records replicas or a migration step (`recorded_clusters`);
+    None: unknown, every cluster counts as recorded. A cluster that refuses the listing of the owner's workload
+    namespace (403: a tenant not onboarded there) and is not recorded holds no deletion: gridshift could never
+    write there (its apply is refused alike), so a Warning Event says what was not looked at, and it is let go.
+    Found in review: the refusal kept the finalizer for good, the deployment and its namespace Terminating."""
     deleted = 0
     failures: list[str] = []
     for parsed in inputs.parse_bodies(hub.regional_clusters(), RegionalCluster):
@@ -133,6 +145,12 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
         try:
             member = observer.member(parsed.key, access)
             count = member.delete_deployment_objects(owner, [namespace])
+        except ListingRefused as error:
+            if recorded is None or parsed.key in recorded:
+                failures.append(_refused_where_recorded(parsed.key, error.namespace, recorded is not None))
+            else:
+                _not_looked_at(hub, owner, parsed.key, error.namespace)
+            continue
         except (MemberError, SecretMissing) as error:
             failures.append(str(error))
             continue
@@ -144,6 +162,38 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner) -> int:
     if failures:
         raise CleanupIncomplete(f"{owner}: not cleaned up yet, will retry: " + "; ".join(failures))
     return deleted
+
+
+def recorded_clusters(status: Mapping[str, Any] | None) -> frozenset[str]:
+    """The clusters an InferenceDeployment's status says gridshift placed replicas in or was moving them to
+    (status.placements, status.migration): where its objects may be, whatever a member lets gridshift see."""
+    status = status or {}
+    named = [*(status.get("placements") or ()), *(status.get("migration") or ())]
+    return frozenset(str(entry["cluster"]) for entry in named if isinstance(entry, Mapping) and "cluster" in entry)
+
+
+def _refused_where_recorded(cluster: str, namespace: str, known: bool) -> str:
+    why = "its status records replicas there" if known else "whether it has replicas there is not known"
+    return (
+        f"cluster {cluster}: forbidden (HTTP 403) to list workload namespace {namespace}, and {why}: grant "
+        "gridshift's member Role there again, or see docs/install.md 'A deletion that stays Terminating'"
+    )
+
+
+def _not_looked_at(hub: Hub, owner: Owner, cluster: str, namespace: str) -> None:
+    """A Warning Event on `owner` (best effort: the deletion goes on without it): `cluster` was not cleaned."""
+    note = (
+        f"cluster {cluster}: workload namespace {namespace} not cleaned: forbidden (HTTP 403) to list, and no "
+        "replicas of this deployment are recorded there; the deletion goes on without it"
+    )
+    log.warning("%s: %s", owner, note)
+    ref = ObjectRef("InferenceDeployment", owner.namespace, owner.name, owner.uid)
+    try:
+        hub.emit_event(
+            ref, EventReason.CLEANUP_SKIPPED, redaction.redact(note), warning=True, action=EventAction.CLEAN_UP
+        )
+    except Exception as error:
+        log.warning("%s: Event %s not written: %s", owner, EventReason.CLEANUP_SKIPPED, describe(error))
 
 
 def _member_access(body: Mapping[str, Any]) -> MemberAccess | None:

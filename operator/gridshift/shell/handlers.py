@@ -9,13 +9,14 @@ is the service's Lease, so several replicas may run; kopf's own peering is not n
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from gridshift import redaction
 from gridshift.api import GROUP, VERSION
-from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete
+from gridshift.service.sweep import AwaitingLeader, CleanupIncomplete, recorded_clusters
 from gridshift.service.wiring import real_service
 from gridshift.settings import OperatorSettings, SettingsError, load_operator_settings
 from gridshift.shell import connections, listeners, logs
@@ -113,14 +114,20 @@ def spec_changed(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(*IDEP)
-async def deleted(namespace: str | None, name: str, uid: str, memo: kopf.Memo, **_: Any) -> None:
+async def deleted(
+    namespace: str | None, name: str, uid: str, memo: kopf.Memo, status: Mapping[str, Any] | None = None, **_: Any
+) -> None:
     # Every replica runs this; only the Lease holder completes it (service.sweep.require_leader), the others
     # retry about once a Lease duration. The holder lists the RegionalClusters itself, and keeps the
     # finalizer (kopf retries) until every member cluster is clean.
     # kopf stores a TemporaryError's text on the tenant's object (status.kopf, its annotations) and posts it as
     # an Event: redacted, whatever member error the text quotes (found in review).
     try:
-        await memo.service.delete_everywhere(namespace or "", name, uid)
+        # Where the status records replicas, a member refusing to list the workload namespace keeps the
+        # finalizer; elsewhere it does not (a tenant not onboarded on a cluster: service.sweep). kopf always passes
+        # the status ({} when none); None, from a caller that has none, counts every cluster as recorded.
+        recorded = None if status is None else recorded_clusters(status)
+        await memo.service.delete_everywhere(namespace or "", name, uid, recorded)
     except AwaitingLeader as error:
         raise kopf.TemporaryError(redaction.redact(str(error)), delay=error.retry_seconds) from None
     except CleanupIncomplete as error:
