@@ -157,7 +157,8 @@ def _label_edited(manifest: Any, value: str) -> Any:
     """`manifest` with its own `gridshift.dev/deployment` label set to `value` (selectors untouched), as
     `kubectl label --overwrite` leaves it."""
     edited = copy.deepcopy(manifest)
-    edited["metadata"]["labels"][L.DEPLOYMENT] = value
+    # A new dict: the rendered metadata may share its labels with the pod template (deepcopy keeps the sharing).
+    edited["metadata"]["labels"] = {**edited["metadata"]["labels"], L.DEPLOYMENT: value}
     return edited
 
 

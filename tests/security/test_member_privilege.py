@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from gridshift.service.sweep import CleanupIncomplete
 from tests.conftest import REPO_ROOT
 from tests.e2e.operator_env import regional_cluster
 from tests.security.harness import SecureWorld, inference_deployment, kubeconfig_text, unique, with_token
@@ -171,3 +172,28 @@ def _ready(world: SecureWorld, region: str, namespace: str) -> int:
     out = world.planes.kubectl(region, "get", "deployments", "-n", namespace, "-o", "json", check=False).stdout
     items = json.loads(out)["items"] if out.strip() else []
     return sum(int((d.get("status") or {}).get("readyReplicas") or 0) for d in items)
+
+
+def test_deleting_a_deployment_of_a_tenant_not_onboarded_on_a_member_completes(world: SecureWorld) -> None:
+    # Found in review, on real apiservers: the member's Role covering gsw-<team-a> only, the deletion of a
+    # team-x deployment listed gsw-<team-x> there, got 403, and kept its finalizer for good (Terminating, retried
+    # every 30 s), though gridshift never placed anything there; the 403 quoted the member ServiceAccount.
+    region = "eu-de"
+    ns_a = world.hub_namespace(unique("team-a"))
+    ns_x = world.hub_namespace(unique("team-x"))
+    manifests = least_member(world, region, f"gsw-{ns_a}", "gsw-{namespace}")
+    try:
+        service = world.service()
+        assert service.delete_from_members(ns_x, "x", "uid-never-placed", frozenset()) == 0  # nothing recorded
+        events = world.planes.kubectl("hub", "get", "events.events.k8s.io", "-n", ns_x, "-o", "json").stdout
+        notes = [e.get("note", "") for e in json.loads(events)["items"] if e.get("reason") == "CleanupSkipped"]
+        assert any(f"cluster least: workload namespace gsw-{ns_x}" in note for note in notes), notes
+        # Where the status records replicas in that cluster, the finalizer stays, saying why and how out.
+        with pytest.raises(CleanupIncomplete) as kept:
+            service.delete_from_members(ns_x, "x", "uid-placed", frozenset({"least"}))
+        message = str(kept.value)
+        assert f"cluster least: forbidden (HTTP 403) to list workload namespace gsw-{ns_x}" in message, message
+        assert "serviceaccount" not in message and "gridshift-least" not in message, message
+        assert service.delete_from_members(ns_a, "a", "uid-a", frozenset()) == 0  # an onboarded tenant's: listed
+    finally:
+        world.planes.kubectl(region, "delete", "-f", "-", "--wait=false", input=manifests, check=False)
