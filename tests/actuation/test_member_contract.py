@@ -130,16 +130,32 @@ def check_member_contract(cluster: MemberCluster, total_gpus: int) -> None:
     assert cluster.delete_deployment_objects(owner(gamma), [WORKLOADS]) == 4
     assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == []
 
-    # Nor by any value at all: objects whose label was changed after they were written (by hand, by GitOps, by a
-    # tenant) are their owner's still, by its annotations. Found in review: the finalizer deleted the others and
-    # completed, and the sweep found the relabelled Deployment as an orphan every cycle, deleted 0, said nothing.
+    # An object whose label was changed after it was written (by hand, by GitOps, by a tenant) is its owner's
+    # still, by its annotations, but a deletion lists by the owner's label values (review: by managed-by alone,
+    # each deletion read the whole namespace): the sweep, which lists by managed-by, finds it and deletes it by
+    # name, read again and deleted only if still the owner's by UID. Found in review: the sweep deleted by the
+    # owner's label values, and a relabelled Deployment was found as an orphan every cycle, deleted 0, silently.
     delta = render_workload(SPEC, target("delta", 0))
     cluster.apply(delta)
     cluster.apply([_label_edited(m, "team-a.delta-edited") for m in delta])
-    assert cluster.delete_deployment_objects(Owner("team-a", "delta", "uid-impostor"), [WORKLOADS]) == 0
-    assert cluster.delete_deployment_objects(owner("delta"), [WORKLOADS]) == 4
+
+    def found_of_delta() -> list[tuple[str, str]]:
+        found = [("Deployment", w.name) for w in cluster.workloads([WORKLOADS]) if w.deployment_name == "delta"]
+        return found + [
+            (o.kind, o.name) for o in cluster.owned_objects([WORKLOADS]) if o.owner and o.owner[1] == "delta"
+        ]
+
+    wait_for(lambda: len(found_of_delta()) == 4)
+    found = found_of_delta()
+    assert cluster.delete_deployment_objects(owner("delta"), [WORKLOADS]) == 0  # not listed by its values
+    impostor = Owner("team-a", "delta", "uid-impostor")
+    assert [cluster.delete_owned_object(impostor, kind, WORKLOADS, name) for kind, name in found] == [False] * 4
+    assert len(found_of_delta()) == 4
+    assert [cluster.delete_owned_object(owner("delta"), kind, WORKLOADS, name) for kind, name in found] == [True] * 4
     assert [w.deployment_name for w in cluster.workloads([WORKLOADS])] == []
-    assert [o.name for o in cluster.owned_objects([WORKLOADS])] == []
+    wait_for(lambda: found_of_delta() == [])
+    # Gone: nothing deleted, nothing raised (another sweep, or the finalizer's retry, was first).
+    assert not cluster.delete_owned_object(owner("delta"), found[0][0], WORKLOADS, found[0][1])
 
 
 def check_refused_listing(cluster: MemberCluster, name: str, refused: str) -> None:

@@ -274,10 +274,17 @@ class MemberCluster(Protocol):
         ...
 
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
-        """Delete every object of `owner` in `namespaces`; returns how many. Ownership is the owner annotations
-        (UID included) of the objects labelled gridshift's, whatever their `gridshift.dev/deployment` value (one
-        an earlier release derived otherwise, or one relabelled by hand, is the owner's too). ListingRefused
-        when a namespace's listing is refused (403): its objects, if any, could not be seen."""
+        """Delete every object of `owner` in `namespaces`; returns how many. Listed by the owner's
+        `gridshift.dev/deployment` values (today's and the one an earlier release derived), deleted where their
+        owner annotations (UID included) are the owner's. One whose label was changed since is not listed: the
+        sweep finds it by its annotations and deletes it with `delete_owned_object`. ListingRefused when a
+        namespace's listing is refused (403): its objects, if any, could not be seen."""
+        ...
+
+    def delete_owned_object(self, owner: Owner, kind: str, namespace: str, name: str) -> bool:
+        """Delete the object `kind` `namespace`/`name` if it is gridshift's and its owner annotations (UID
+        included) are `owner`'s when read now; True if it was deleted, False if it is gone or not (or no longer)
+        the owner's. What the sweep deletes the orphans it found with, whatever their labels' values."""
         ...
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
@@ -305,6 +312,9 @@ WORKLOAD_COMPANIONS = MANAGED_KINDS[1:]
 """The kinds written beside each Deployment, read back by `owned_objects`."""
 
 
+_API_VERSIONS = {kind: api_version for api_version, kind in MANAGED_KINDS}
+
+
 def owner_of(obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
     """(namespace, name, uid) from an object's owner annotations, or None when it has none."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
@@ -318,6 +328,12 @@ def owner_of(obj: Mapping[str, Any]) -> tuple[str, str, str] | None:
 def owned_by(obj: Mapping[str, Any], owner: Owner) -> bool:
     found = owner_of(obj)
     return found is not None and found[:2] == (owner.namespace, owner.name) and (not owner.uid or found[2] == owner.uid)
+
+
+def labelled_and_owned_by(obj: Mapping[str, Any], owner: Owner) -> bool:
+    """Labelled gridshift's (whatever its `gridshift.dev/deployment` value) and `owner`'s by its annotations."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return labels.get(L.MANAGED_BY) == L.MANAGED_BY_VALUE and owned_by(obj, owner)
 
 
 def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
@@ -896,12 +912,14 @@ class KubeMemberCluster:
     def delete_deployment_objects(self, owner: Owner, namespaces: Collection[str]) -> int:
         from kubernetes.client.exceptions import ApiException
 
-        # Listed by the managed-by label alone and judged by the owner annotations, UID included: the
-        # `gridshift.dev/deployment` value is no proof of ownership. Listed by the owner's label values, an
-        # object whose label was changed (by hand, GitOps, an earlier release's derivation) was never deleted by
-        # the finalizer, nor by the sweep, which finds it by its annotations and deleted 0 every cycle, silently
-        # (found in review). The price: each deletion reads the namespace's gridshift objects of each kind.
-        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE}"
+        # The owner's objects by every `gridshift.dev/deployment` value gridshift may have written, then by its
+        # annotations: listed by today's value alone, an object labelled by an earlier release (row 53 relabelled
+        # names ending in -<16 hex>) was never deleted; listed by managed-by alone, each deletion read every
+        # gridshift object of the namespace (review: 800 objects a deletion at 400 owners, quadratic in a bulk
+        # deletion). An object whose label was changed by hand is not listed here: the sweep finds it by its
+        # annotations, once its owner is gone from the hub, and deletes it by name (`delete_owned_object`).
+        values = ",".join(L.deployment_label_values(owner.namespace, owner.name))
+        selector = f"{L.MANAGED_BY}={L.MANAGED_BY_VALUE},{L.DEPLOYMENT} in ({values})"
         deleted = 0
         for namespace in sorted(set(namespaces)):
             for api_version, kind in MANAGED_KINDS:
@@ -935,6 +953,34 @@ class KubeMemberCluster:
                         self._wrote(kind, meta["namespace"], meta["name"], None)
                     deleted += 1
         return deleted
+
+    def delete_owned_object(self, owner: Owner, kind: str, namespace: str, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        api_version = _API_VERSIONS.get(kind)
+        if api_version is None:
+            raise ValueError(f"gridshift does not manage {kind} objects")
+        resource = self._resource(api_version, kind)
+        # Read now, not trusted from the sweep's listing: the owner annotations may have changed since, or the
+        # object been deleted and another put under its name (a cycle ago).
+        obj = self._get(resource, name, namespace)
+        if obj is None or not labelled_and_owned_by(obj, owner):
+            return False
+        uid = (obj.get("metadata") or {}).get("uid")
+        # The object judged ours, by its own uid: one put in its place since the read is left alone (409).
+        body = {"preconditions": {"uid": uid}} if uid else None
+        try:
+            self._call(
+                lambda: resource.delete(name=name, namespace=namespace, body=body, _request_timeout=self._timeout),
+                f"delete {kind} {namespace}/{name}",
+            )
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        if kind == "Deployment":
+            self._wrote(kind, namespace, name, None)
+        return True
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory:
         try:

@@ -24,6 +24,7 @@ from gridshift.actuation.members import (
     Owner,
     WorkloadState,
     gpu_quantity,
+    labelled_and_owned_by,
     live_object,
     owned_by,
     owner_of,
@@ -161,20 +162,32 @@ class FakeMemberCluster:
         refused = sorted(self.forbidden_namespaces.intersection(namespaces))
         if refused:
             raise ListingRefused(self.name, refused[0], "Deployment")
-        # By the managed-by label and the owner annotations, as the real adapter: whatever the deployment
-        # label's value (an earlier release's, or one changed by hand: found in review, the fake matched the
-        # owner's values only, as the real adapter did, so neither deleted a relabelled object).
+        # By the labels and the owner annotations, as the real adapter: the deployment label's value may be an
+        # earlier release's (review: the fake matched today's only, so service tests missed the orphans). One
+        # changed by hand is not matched, as in the real adapter: the sweep deletes it (`delete_owned_object`).
+        values = L.deployment_label_values(owner.namespace, owner.name)
         doomed = [
             key
             for key, obj in self.objects.items()
             if key[1] in namespaces
-            and (obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+            and (labels := obj["metadata"].get("labels") or {}).get(L.MANAGED_BY) == L.MANAGED_BY_VALUE
+            and labels.get(L.DEPLOYMENT) in values
             and owned_by(obj, owner)
         ]
         for key in doomed:
             del self.objects[key]
         self.writes += len(doomed)
         return len(doomed)
+
+    def delete_owned_object(self, owner: Owner, kind: str, namespace: str, name: str) -> bool:
+        self._check({namespace})
+        key = (kind, namespace, name)
+        obj = self.objects.get(key)
+        if obj is None or not labelled_and_owned_by(obj, owner):
+            return False
+        del self.objects[key]
+        self.writes += 1
+        return True
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory:
         self._check()
