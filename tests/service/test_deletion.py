@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
-from collections.abc import Collection, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import kopf
 import pytest
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import ClusterUnreachable, Owner, owned_by, owner_of
+from gridshift.actuation.members import ClusterUnreachable, Owner, owner_of
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
 from gridshift.service.operator import OperatorService
@@ -479,17 +479,45 @@ def test_the_sweep_deletes_orphans_an_earlier_release_labelled_otherwise() -> No
     assert world.cycle().member_writes == 0
 
 
+def test_a_deployment_relabelled_by_hand_outlives_the_finalizer_and_the_next_sweep_deletes_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found in review: a member Deployment whose gridshift.dev/deployment label was edited (kubectl label, GitOps)
+    # is not listed by the finalizer, which lists by the owner's label values (by managed-by alone, each deletion
+    # read the whole namespace); the finalizer completed without it, and the sweep, which found it by its owner
+    # annotations, deleted by those label values too: 0 deleted every cycle, nothing said, its replicas ran on.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    world.cycle()
+    member = world.members["eu-de"]
+    [(key, deployment)] = [(k, o) for k, o in member.objects.items() if k[0] == "Deployment"]
+    deployment["metadata"]["labels"][L.DEPLOYMENT] = "edited-by-hand"  # its own label, not its selector's
+    asyncio.run(_finalizer_with(world, world.status()))  # completes: what it lists by the owner's values went
+    assert sorted(member.objects) == [key]
+    _forget_and_delete(world)  # the finalizer let go: the hub deletes the object
+    with caplog.at_level("INFO", logger="gridshift.service"):
+        report = world.cycle()
+    assert member.objects == {}, sorted(member.objects)
+    assert report.member_writes == 1 and not report.errors, report.errors
+    assert any("swept" in r.getMessage() and key[2] in r.getMessage() for r in caplog.records)
+    assert world.cycle().member_writes == 0
+
+
 def test_a_sweep_that_deletes_nothing_counts_no_write_and_logs_no_sweep(caplog: pytest.LogCaptureFixture) -> None:
     # Found in review: the sweep counted a member write and logged "swept" whatever the deletion deleted (the
-    # orphan gone or replaced since the cycle listed it).
+    # orphan gone or replaced since the cycle listed it); and then, a sweep that deleted none of the orphans it
+    # found said nothing at all. It names what it found and did not delete.
     world = _placed_by_an_earlier_release()
     _forget_and_delete(world, RELABELLED)
     member = world.members["eu-de"]
-    member.delete_deployment_objects = lambda owner, namespaces: 0  # type: ignore[method-assign,assignment]
+    member.delete_owned_object = lambda owner, kind, namespace, name: False  # type: ignore[method-assign]
     with caplog.at_level("INFO", logger="gridshift.service"):
         report = world.cycle()
     assert report.member_writes == 0
     assert not any("swept" in r.getMessage() for r in caplog.records)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "not deleted" in r.getMessage()]
+    assert f"ml/{RELABELLED}" in warning and "Deployment " in warning and "NetworkPolicy " in warning, warning
 
 
 def test_a_deployment_naming_the_owner_with_another_uid_is_not_its_replicas_and_leaves_them_alone() -> None:
@@ -525,18 +553,18 @@ def _cut_short_after_the_deployment(world: ServiceHarness) -> list[Owner]:
     """eu-de's first deletion removes the owner's Deployment, then the cluster stops answering (ClusterUnreachable):
     a clean-up cut short midway, its Service, PodDisruptionBudget and NetworkPolicy left. The owners asked."""
     member = world.members["eu-de"]
-    delete = member.delete_deployment_objects
+    delete = member.delete_owned_object
     asked: list[Owner] = []
 
-    def cut_short(owner: Owner, namespaces: Collection[str]) -> int:
+    def cut_short(owner: Owner, kind: str, namespace: str, name: str) -> bool:
         asked.append(owner)
-        if len(asked) > 1:
-            return delete(owner, namespaces)
-        for key in [k for k, o in member.objects.items() if k[0] == "Deployment" and owned_by(o, owner)]:
-            del member.objects[key]
-        raise ClusterUnreachable(member.name, "connection reset after the Deployment's deletion")
+        deleted = delete(owner, kind, namespace, name)
+        if len(asked) == 1:
+            assert kind == "Deployment" and deleted  # the sweep deletes the Deployment first
+            raise ClusterUnreachable(member.name, "connection reset after the Deployment's deletion")
+        return deleted
 
-    member.delete_deployment_objects = cut_short  # type: ignore[method-assign]
+    member.delete_owned_object = cut_short  # type: ignore[method-assign]
     return asked
 
 

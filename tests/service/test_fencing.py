@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 import types
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -67,15 +67,15 @@ def test_the_orphan_sweep_stops_when_the_lease_lapses() -> None:
         del world.hub.deployments[("ml", name)]
     member = world.members["eu-de"]
     sent: list[tuple[str, bool]] = []
-    delete = member.delete_deployment_objects
+    delete = member.delete_owned_object
 
-    def lapsing(owner: Owner, namespaces: Collection[str]) -> int:
+    def lapsing(owner: Owner, kind: str, namespace: str, name: str) -> bool:
         sent.append((owner.name, world.service.elector.leading()))
-        deleted = delete(owner, namespaces)
+        deleted = delete(owner, kind, namespace, name)
         _lapse(world)
         return deleted
 
-    member.delete_deployment_objects = lapsing  # type: ignore[method-assign]
+    member.delete_owned_object = lapsing  # type: ignore[method-assign]
     world.cycle()
     assert len(sent) == 1 and sent[0][1]
 

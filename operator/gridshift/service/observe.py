@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from gridshift.actuation.members import (
+    MANAGED_KINDS,
     ClusterUnreachable,
     KubeconfigInvalid,
     LiveObject,
@@ -808,9 +809,27 @@ def _orphans(
     """Each owner, per member namespace, of objects of any kind here whose UID is not `on_hub` (the sweep asks the hub
     before it deletes). Found in review: only Deployments were looked at, and deletion removes the Deployment first,
     so a clean-up cut short after it left the owner's Service, PodDisruptionBudget and NetworkPolicy for good."""
-    owners = {(w.deployment_namespace, w.deployment_name, w.owner_uid, w.namespace) for w in found if w.owned}
-    owners |= {(*o.owner, o.namespace) for o in companions if o.owner is not None and o.owner[1]}
-    return sorted(Orphan(*owner) for owner in owners if on_hub.get(owner[:2]) != owner[2])
+    owners: dict[tuple[str, str, str, str], list[tuple[str, str]]] = {}
+    for w in found:
+        if w.owned:
+            owners.setdefault((w.deployment_namespace, w.deployment_name, w.owner_uid, w.namespace), []).append(
+                ("Deployment", w.name)
+            )
+    for o in companions:
+        if o.owner is not None and o.owner[1]:
+            owners.setdefault((*o.owner, o.namespace), []).append((o.kind, o.name))
+    return sorted(
+        Orphan(*owner, objects=tuple(sorted(objects, key=_deletion_order)))
+        for owner, objects in owners.items()
+        if on_hub.get(owner[:2]) != owner[2]
+    )
+
+
+def _deletion_order(found: tuple[str, str]) -> tuple[int, str]:
+    """In MANAGED_KINDS order, Deployments first, as `delete_deployment_objects` deletes: the replicas go before
+    the Service, PodDisruptionBudget and NetworkPolicy written beside them."""
+    kinds = [kind for _, kind in MANAGED_KINDS]
+    return (kinds.index(found[0]) if found[0] in kinds else len(kinds), found[1])
 
 
 def _demand(

@@ -43,6 +43,10 @@ class Orphan:
     owner_uid: str
     namespace: str
     """The member namespace holding its objects."""
+    objects: tuple[tuple[str, str], ...] = ()
+    """(kind, name) of each of its objects found there, Deployments first: what the sweep deletes, by name.
+    Found in review: the sweep deleted by the owner's label values, so an object whose `gridshift.dev/deployment`
+    label was changed by hand was found here every cycle and never deleted, and nothing said so."""
 
     @property
     def owner(self) -> Owner:

@@ -17,8 +17,9 @@ keeps the finalizer, and kopf retries), the one replica whose cycles may write.
 
 Sweep (each leader cycle): member objects of every kind gridshift writes whose owner annotations name an
 InferenceDeployment UID that is not live (service.observe's orphans: one owner per member namespace),
-confirmed against the hub API (the kopf index may still be filling after a restart), are deleted by that
-owner and UID; the Lease is checked before each owner's deletion.
+confirmed against the hub API (the kopf index may still be filling after a restart), are deleted: the very
+objects found, by name, each read again and deleted only if still that owner's by UID (`delete_owned_object`),
+whatever their `gridshift.dev/deployment` label says; the Lease is checked before each object's deletion.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gridshift import redaction
-from gridshift.actuation.members import ListingRefused, MemberError, Owner
+from gridshift.actuation.members import ListingRefused, MemberCluster, MemberError, Owner
 from gridshift.api import RegionalCluster
 from gridshift.api.regional_cluster import MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, ObjectRef, SecretMissing
@@ -43,7 +44,7 @@ from gridshift.service import inputs
 from gridshift.service.errors import describe
 from gridshift.service.observe import Observer
 from gridshift.service.report import EventAction, EventReason
-from gridshift.service.state import CycleReport, Observation
+from gridshift.service.state import CycleReport, Observation, Orphan
 
 log = logging.getLogger("gridshift.service")
 
@@ -240,13 +241,48 @@ def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport, leading: Cal
             try:
                 if hub.deployment_uid(owner.namespace, owner.name) == owner.uid:
                     continue  # live after all (this process's index is behind the hub)
-                count = view.member.delete_deployment_objects(owner, [orphan.namespace])
-                if count:  # none: gone or replaced since the listing (found in review: counted and logged anyway)
-                    deleted += count
-                    report.member_writes += 1
-                    log.info("swept orphaned objects of %s (uid %s) in %s", owner, owner.uid, view.name)
+                gone, lapsed = _delete_found(view.member, orphan, leading)
             except (MemberError, SecretMissing) as error:
                 report.errors.append(f"sweeping {owner} in {view.name}: {error}")
+                continue
             except Exception as error:
                 report.errors.append(f"sweeping {owner} in {view.name}: {describe(error)}")
+                continue
+            if gone:  # none: no member write (found in review: counted and logged anyway)
+                deleted += len(gone)
+                report.member_writes += 1
+                log.info("swept orphaned objects of %s (uid %s) in %s: %s", owner, owner.uid, view.name, _named(gone))
+            if lapsed:
+                return deleted  # the rest is the next leader's sweep
+            left = [found for found in orphan.objects if found not in gone]
+            if left:
+                # Found as the owner's a moment ago and not deleted: gone since (another replica's sweep, a
+                # finalizer's retry), or its owner annotations changed. Said, since the next cycle finds them again
+                # if they are still there (review: a sweep that deleted none of an orphan's objects said nothing).
+                log.warning(
+                    "orphaned objects of %s (uid %s) in %s not deleted: %s: gone, or no longer its by their owner "
+                    "annotations, since they were listed",
+                    owner,
+                    owner.uid,
+                    view.name,
+                    _named(left),
+                )
     return deleted
+
+
+def _delete_found(
+    member: MemberCluster, orphan: Orphan, leading: Callable[[], bool]
+) -> tuple[list[tuple[str, str]], bool]:
+    """Delete `orphan`'s objects as found (by name, each still its owner's by UID): the (kind, name) deleted, and
+    whether the Lease lapsed before the last was asked."""
+    gone: list[tuple[str, str]] = []
+    for kind, name in orphan.objects:
+        if not leading():
+            return gone, True
+        if member.delete_owned_object(orphan.owner, kind, orphan.namespace, name):
+            gone.append((kind, name))
+    return gone, False
+
+
+def _named(objects: Collection[tuple[str, str]]) -> str:
+    return ", ".join(f"{kind} {name}" for kind, name in objects)
