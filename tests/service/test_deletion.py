@@ -22,7 +22,7 @@ from gridshift.actuation.members import ClusterUnreachable, Owner, owner_of
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
 from gridshift.service.operator import OperatorService
-from gridshift.service.sweep import CleanupIncomplete, Departures
+from gridshift.service.sweep import CleanupIncomplete, Departures, recorded_clusters
 from gridshift.shell import handlers
 from gridshift.shell.handlers import essence
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
@@ -634,9 +634,91 @@ def test_a_cluster_refusing_a_namespace_where_replicas_are_recorded_holds_the_de
         with pytest.raises(kopf.TemporaryError) as kept:
             asyncio.run(finalizer)
         message = str(kept.value)
-        assert f"cluster eu-fr: forbidden (HTTP 403) to list workload namespace {WORKLOADS}, and {why}" in message
+        refused = f"cluster eu-fr: forbidden (HTTP 403) to list workload namespace {WORKLOADS} (Deployment)"
+        assert f"{refused}, and {why}" in message
         assert "docs/install.md 'A deletion that stays Terminating'" in message
     world.members["eu-fr"].forbidden_namespaces = set()
     assert _chat_objects(world) == placed and not [e for e in world.hub.events if e.reason == "CleanupSkipped"]
     asyncio.run(_finalizer_with(world, world.status()))
     assert _chat_objects(world) == 0
+
+
+def test_a_cluster_refusing_a_namespace_its_own_status_records_holds_the_deletion_after_a_restart() -> None:
+    # Found in review: after an operator restart (or a leader change), the first cycle rewrote chat's
+    # status.placements without eu-fr, whose namespace it could not read (the replicas there were known to the
+    # previous process only), and the deletion then let go of eu-fr, "no replicas recorded there", while 2 ran.
+    # The RegionalCluster's status.workloadNamespaces outlives the process and keeps the unreadable namespace.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 40.0})
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    world.cycle()
+    placed = _deployments_in(world, "eu-fr")
+    assert placed
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
+    world.cycle()
+    world.hub.leave_released_lease("gridshift-leader", "gridshift-system")
+    world.service = world.make_service("op-2")
+    world.cycle()
+    recorded = recorded_clusters(world.status())  # the new process's: eu-fr's replicas unknown to it
+    assert recorded is not None and "eu-fr" not in recorded
+    assert WORKLOADS in world.cluster_bodies["eu-fr"]["status"]["workloadNamespaces"]
+    with pytest.raises(kopf.TemporaryError) as kept:
+        asyncio.run(_finalizer_with(world, world.status()))
+    message = str(kept.value)
+    assert f"to list workload namespace {WORKLOADS} (Deployment), and RegionalCluster eu-fr's status records" in message
+    world.members["eu-fr"].forbidden_namespaces = set()
+    assert _deployments_in(world, "eu-fr") == placed and not [
+        e for e in world.hub.events if e.reason == "CleanupSkipped"
+    ]
+    asyncio.run(_finalizer_with(world, world.status()))
+    assert _chat_objects(world) == 0
+
+
+@pytest.mark.parametrize("status", [{}, {"kopf": {"progress": {}}}], ids=["none", "kopf-only"])
+def test_a_status_no_cycle_wrote_counts_as_unknown_and_holds_a_refused_deletion(status: dict[str, Any]) -> None:
+    # Found in review: kopf passes {} where there is no status, read as "recorded nowhere": chat's status write
+    # failed, its replicas were applied to eu-fr, the member Role was revoked, and the deletion let go of eu-fr.
+    world = ServiceHarness(["eu-fr"])
+    patch_status = world.hub.patch_status
+
+    def refused(ref: ObjectRef, body: dict[str, Any], fence: Any = None) -> None:
+        if ref.kind == "InferenceDeployment":
+            raise RuntimeError("status patch refused (a webhook)")
+        patch_status(ref, body, fence)
+
+    world.hub.patch_status = refused  # type: ignore[method-assign]
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    placed = _chat_objects(world)
+    assert placed and world.status() == {}
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
+    with pytest.raises(kopf.TemporaryError, match="whether it has replicas there is not known"):
+        asyncio.run(_finalizer_with(world, status))
+    world.members["eu-fr"].forbidden_namespaces = set()
+    assert _chat_objects(world) == placed and not [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+
+
+def test_a_spec_refused_from_the_start_was_never_placed_and_a_refused_namespace_does_not_hold_its_deletion() -> None:
+    # A status without placements counts as unknown and holds a refused deletion: the status of a spec refused
+    # from the start (refused_status) records placements [] all the same, so a tenant not onboarded on eu-fr can
+    # still delete it.
+    world = ServiceHarness(["eu-fr"])
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
+    body = deployment_body()
+    body["spec"]["capacity"] = {"minReplicas": 4, "maxReplicas": 2}  # admitted by an older CRD
+    world.add(body)
+    world.cycle()
+    status = world.status()
+    assert status["placements"] == [] and recorded_clusters(status) == frozenset()
+    assert any(c["reason"] == "InvalidSpec" for c in status["conditions"])
+    asyncio.run(_finalizer_with(world, status))
+    [warning] = [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+    assert f"workload namespace {WORKLOADS} not cleaned: forbidden (HTTP 403) to list (Deployment)" in warning.note
+
+
+def test_recorded_clusters_reads_placements_and_migration_and_none_as_unknown() -> None:
+    assert recorded_clusters(None) is None
+    assert recorded_clusters({}) is None
+    assert recorded_clusters({"placements": []}) == frozenset()
+    placements = [{"cluster": "eu-de"}, "odd"]
+    assert recorded_clusters({"placements": placements, "migration": [{"cluster": "eu-fr"}]}) == {"eu-de", "eu-fr"}

@@ -88,6 +88,7 @@ class ListingRefused(ActuationForbidden):
     def __init__(self, cluster: str, namespace: str, kind: str) -> None:
         super().__init__(cluster, f"list {kind} in {namespace} (HTTP 403)")
         self.namespace = namespace
+        self.kind = kind
 
 
 class KubeconfigInvalid(MemberError):

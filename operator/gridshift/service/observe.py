@@ -384,7 +384,7 @@ class Observer:
         status = parsed.body.get("status") or {}
         view = self._with_feeds(parsed.key, parsed.resource, status, own)
         view.error, view.failure = str(late), late
-        self._unread(view, _recorded_namespaces(status), leaving, own)
+        self._unread(view, recorded_namespaces(status), leaving, own)
         return view, own.errors
 
     def _with_feeds(
@@ -423,7 +423,7 @@ class Observer:
         `_observe_clusters`) but the adapters' caches."""
         view = self._with_feeds(name, cluster, old_status, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
-        recorded = _recorded_namespaces(old_status)
+        recorded = recorded_namespaces(old_status)
         namespaces = sorted(wanted | recorded)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
@@ -776,9 +776,10 @@ def flatten(index: Any) -> list[Mapping[str, Any]]:
 _DNS_LABEL = re.compile(DNS_LABEL)
 
 
-def _recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
+def recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
     """status.workloadNamespaces as written by an earlier cycle (of this process or another): what was
-    there when this process started, or before workloadNamespace changed, is read, counted and swept."""
+    there when this process started, or before workloadNamespace changed, is read, counted and swept; and a
+    deletion refused the listing of one of them keeps its finalizer (service.sweep)."""
     recorded = old_status.get("workloadNamespaces")
     if not isinstance(recorded, list):
         return set()

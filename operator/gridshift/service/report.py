@@ -111,8 +111,9 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
     EventReason.CLEANUP_SKIPPED: (
         "Warning",
         "On deletion: a member cluster refused the listing of the deployment's workload namespace (HTTP 403: its "
-        "member Role does not cover the tenant) and the status records no replicas there, so nothing there was "
-        "deleted and the deletion went on; the message names the cluster and the namespace.",
+        "member Role does not cover the tenant), and neither the deployment's status records replicas there nor "
+        "the RegionalCluster's status records that namespace in use, so nothing there was deleted and the "
+        "deletion went on; the message names the cluster, the namespace and the kind refused.",
     ),
 }
 """Type and meaning of each Event reason (docs/status.md)."""

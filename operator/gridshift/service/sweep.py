@@ -42,7 +42,7 @@ from gridshift.hub.client import Hub, ObjectRef, SecretMissing
 from gridshift.hub.lease import LeaderElector
 from gridshift.service import inputs
 from gridshift.service.errors import describe
-from gridshift.service.observe import Observer
+from gridshift.service.observe import Observer, recorded_namespaces
 from gridshift.service.report import EventAction, EventReason
 from gridshift.service.state import CycleReport, Observation, Orphan
 
@@ -132,8 +132,9 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Reco
 
     `recorded`: the clusters where the owner's status records replicas or a migration step (`recorded_clusters`);
     None: unknown, every cluster counts as recorded. A cluster that refuses the listing of the owner's workload
-    namespace (403: a tenant not onboarded there) and is not recorded holds no deletion: gridshift could never
-    write there (its apply is refused alike), so a Warning Event says what was not looked at, and it is let go.
+    namespace (403: a tenant not onboarded there) holds no deletion where neither the owner's status records
+    the cluster nor the RegionalCluster's own status records the namespace in use: gridshift could never write
+    there (its apply is refused alike), so a Warning Event says what was not looked at, and it is let go.
     Found in review: the refusal kept the finalizer for good, the deployment and its namespace Terminating."""
     deleted = 0
     failures: list[str] = []
@@ -147,10 +148,11 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Reco
             member = observer.member(parsed.key, access)
             count = member.delete_deployment_objects(owner, [namespace])
         except ListingRefused as error:
-            if recorded is None or parsed.key in recorded:
-                failures.append(_refused_where_recorded(parsed.key, error.namespace, recorded is not None))
+            held = _why_held(parsed.key, error.namespace, parsed.body, recorded)
+            if held is not None:
+                failures.append(_refused_where_recorded(parsed.key, error, held))
             else:
-                _not_looked_at(hub, owner, parsed.key, error.namespace)
+                _not_looked_at(hub, owner, parsed.key, error)
             continue
         except (MemberError, SecretMissing) as error:
             failures.append(str(error))
@@ -165,27 +167,49 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Reco
     return deleted
 
 
-def recorded_clusters(status: Mapping[str, Any] | None) -> frozenset[str]:
+def recorded_clusters(status: Mapping[str, Any] | None) -> Recorded:
     """The clusters an InferenceDeployment's status says gridshift placed replicas in or was moving them to
-    (status.placements, status.migration): where its objects may be, whatever a member lets gridshift see."""
-    status = status or {}
+    (status.placements, status.migration): where its objects may be, whatever a member lets gridshift see.
+
+    None (unknown) where the status has no placements record at all: no cycle wrote it (kopf passes {} then;
+    found in review: read as recorded nowhere, so a deletion whose status writes had failed let go of a cluster
+    it had applied to). Every status a cycle writes has placements ([] where none), a refused spec's too."""
+    if not isinstance(status, Mapping) or "placements" not in status:
+        return None
     named = [*(status.get("placements") or ()), *(status.get("migration") or ())]
     return frozenset(str(entry["cluster"]) for entry in named if isinstance(entry, Mapping) and "cluster" in entry)
 
 
-def _refused_where_recorded(cluster: str, namespace: str, known: bool) -> str:
-    why = "its status records replicas there" if known else "whether it has replicas there is not known"
+def _why_held(cluster: str, namespace: str, body: Mapping[str, Any], recorded: Recorded) -> str | None:
+    """Why a deletion refused the listing of `namespace` in `cluster` must keep its finalizer; None: it need not.
+
+    The RegionalCluster's status.workloadNamespaces counts too: it outlives the operator process, and keeps a
+    namespace that can no longer be read. Found in review: after a restart, the first cycle rewrote the owner's
+    status.placements without the cluster whose namespace it could not read (its replicas there were known to
+    the previous process only), and the deletion let go while they ran."""
+    if recorded is None:
+        return "whether it has replicas there is not known"
+    if cluster in recorded:
+        return "its status records replicas there"
+    status = body.get("status")
+    if namespace in recorded_namespaces(status if isinstance(status, Mapping) else {}):
+        return f"RegionalCluster {cluster}'s status records gridshift workloads in that namespace"
+    return None
+
+
+def _refused_where_recorded(cluster: str, refused: ListingRefused, why: str) -> str:
     return (
-        f"cluster {cluster}: forbidden (HTTP 403) to list workload namespace {namespace}, and {why}: grant "
-        "gridshift's member Role there again, or see docs/install.md 'A deletion that stays Terminating'"
+        f"cluster {cluster}: forbidden (HTTP 403) to list workload namespace {refused.namespace} "
+        f"({refused.kind}), and {why}: grant gridshift's member Role there again, or see docs/install.md "
+        "'A deletion that stays Terminating'"
     )
 
 
-def _not_looked_at(hub: Hub, owner: Owner, cluster: str, namespace: str) -> None:
+def _not_looked_at(hub: Hub, owner: Owner, cluster: str, refused: ListingRefused) -> None:
     """A Warning Event on `owner` (best effort: the deletion goes on without it): `cluster` was not cleaned."""
     note = (
-        f"cluster {cluster}: workload namespace {namespace} not cleaned: forbidden (HTTP 403) to list, and no "
-        "replicas of this deployment are recorded there; the deletion goes on without it"
+        f"cluster {cluster}: workload namespace {refused.namespace} not cleaned: forbidden (HTTP 403) to list "
+        f"({refused.kind}), and no replicas of this deployment are recorded there; the deletion goes on without it"
     )
     log.warning("%s: %s", owner, note)
     ref = ObjectRef("InferenceDeployment", owner.namespace, owner.name, owner.uid)

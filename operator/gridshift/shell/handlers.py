@@ -124,9 +124,9 @@ async def deleted(
     # an Event: redacted, whatever member error the text quotes (found in review).
     try:
         # Where the status records replicas, a member refusing to list the workload namespace keeps the
-        # finalizer; elsewhere it does not (a tenant not onboarded on a cluster: service.sweep). kopf always passes
-        # the status ({} when none); None, from a caller that has none, counts every cluster as recorded.
-        recorded = None if status is None else recorded_clusters(status)
+        # finalizer; elsewhere it does not (a tenant not onboarded on a cluster: service.sweep). kopf passes {}
+        # when there is no status: unknown, as None, so every cluster counts as recorded (service.sweep).
+        recorded = recorded_clusters(status)
         await memo.service.delete_everywhere(namespace or "", name, uid, recorded)
     except AwaitingLeader as error:
         raise kopf.TemporaryError(redaction.redact(str(error)), delay=error.retry_seconds) from None
