@@ -12,6 +12,7 @@ import pytest
 
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
+    ActuationForbidden,
     ClusterUnreachable,
     ForeignObject,
     ListingRefused,
@@ -167,6 +168,16 @@ def check_refused_listing(cluster: MemberCluster, name: str, refused: str) -> No
     assert caught.value.namespace == refused
     # Whose credentials were refused is not told: the message reaches the tenant's status and Events.
     assert "serviceaccount" not in str(caught.value) and "User" not in str(caught.value)
+    # In the real adapter's words, the fake's too (review: the fake's were the apiserver's, so service tests
+    # could not check what a tenant reads): the first kind a deletion lists is the Deployment.
+    assert str(caught.value) == f"cluster {name}: forbidden: list Deployment in {refused} (HTTP 403)"
+    assert caught.value.kind == "Deployment"
+    # A write there is refused at the read before it, in the same words.
+    manifests = render_workload(SPEC, replace(target("alpha", 1), workload_namespace=refused))
+    with pytest.raises(ActuationForbidden) as written:
+        cluster.apply(manifests)
+    first = manifests[0]["metadata"]["name"]
+    assert str(written.value) == f"cluster {name}: forbidden: get {manifests[0]['kind']} {refused}/{first} (HTTP 403)"
 
 
 def _label_edited(manifest: Any, value: str) -> Any:

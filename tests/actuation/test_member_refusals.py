@@ -5,6 +5,7 @@ remembers of a refusal from one read to the next."""
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 
 from gridshift.actuation.labels import DEPLOYMENT, MANAGED_BY, MANAGED_BY_VALUE, deployment_label_value
 from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster, Owner
-from tests.actuation.test_member_contract import check_refused_listing
+from gridshift.actuation.render import render_workload
+from tests.actuation.test_member_contract import SPEC, WORKLOADS, check_refused_listing, owner, target
 
 KUBECONFIG = {  # a member no test reaches: port 9 (discard) on localhost
     "apiVersion": "v1",
@@ -100,6 +102,9 @@ def test_a_deletion_refused_its_listing_names_the_namespace_not_the_credentials(
     member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
 
     class Refusing:
+        def __init__(self, kind: str) -> None:
+            self.kind = kind  # as a discovered resource: the adapter's messages name it
+
         def get(self, **_: Any) -> Any:
             error = ApiException(status=403, reason="Forbidden")
             error.body = json.dumps(
@@ -107,5 +112,30 @@ def test_a_deletion_refused_its_listing_names_the_namespace_not_the_credentials(
             )
             raise error
 
-    monkeypatch.setattr(member, "_resource", lambda api_version, kind: Refusing())
+    monkeypatch.setattr(member, "_resource", lambda api_version, kind: Refusing(kind))
     check_refused_listing(member, "eu-de", "gsw-team-x")
+
+
+def test_an_object_gone_between_the_deletions_listing_and_its_delete_counts_as_deleted_by_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found in review: a 404 on the delete (the sweep, or a retry, deleted it first) escaped as a raw
+    # NotFoundError, which the finalizer reported as an adapter bug instead of moving on.
+    from kubernetes.client.exceptions import ApiException
+
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+    deployment = copy.deepcopy(next(m for m in render_workload(SPEC, target("alpha", 1)) if m["kind"] == "Deployment"))
+    deployment["metadata"]["uid"] = "object-uid"
+
+    class Gone:
+        kind = "Deployment"
+
+        def delete(self, **_: Any) -> Any:
+            raise ApiException(status=404, reason="Not Found")
+
+    def listed(api_version: str, kind: str, namespace: str, selector: str) -> list[Any]:
+        return [deployment] if kind == "Deployment" else []
+
+    monkeypatch.setattr(member, "_list", listed)
+    monkeypatch.setattr(member, "_resource", lambda api_version, kind: Gone())
+    assert member.delete_deployment_objects(owner("alpha"), [WORKLOADS]) == 0

@@ -66,13 +66,17 @@ class FakeMemberCluster:
     """`answered_at`: time.monotonic() of the last call answered, set as each call (reachable) begins: the
     fake answers at once; a test that slows a call down wraps it, so the wrapped call answers when it ends."""
 
-    def _check(self, namespaces: Collection[str] = ()) -> None:
+    def _check(self, objects: Collection[tuple[str, str, str]] = ()) -> None:
+        """Reachable, and none of `objects` (kind, namespace, name) in a forbidden namespace: the real adapter
+        reads each object before it writes, so its 403 is '<verb> <kind> in ...', as the real adapter words it
+        (found in review: the fake's text, the apiserver's own, matched no message the real one writes)."""
         if not self.reachable:
             raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
         self.last_answer = time.monotonic()
-        refused = sorted(self.forbidden_namespaces.intersection(namespaces))
+        refused = sorted(o for o in objects if o[1] in self.forbidden_namespaces)
         if refused:
-            raise ActuationForbidden(self.name, f"cannot create deployments.apps in the namespace {refused[0]}")
+            kind, namespace, name = refused[0]
+            raise ActuationForbidden(self.name, f"get {kind} {namespace}/{name} (HTTP 403)")
 
     def _readable(self, namespaces: Collection[str], kinds: Collection[str]) -> set[str]:
         """`namespaces` less the forbidden ones, which `unreadable_namespaces` then names for each of `kinds`
@@ -82,7 +86,7 @@ class FakeMemberCluster:
         refused = sorted(self.forbidden_namespaces.intersection(namespaces))
         for kind in kinds:
             for n in refused:
-                refusal = f"cannot list deployments.apps in the namespace {n}"
+                refusal = f"list {kind} in {n} (HTTP 403)"
                 self._unreadable[(n, kind)] = ActuationForbidden(self.name, refusal)
         return set(namespaces) - set(refused)
 
@@ -95,7 +99,7 @@ class FakeMemberCluster:
         self.objects[(manifest["kind"], meta.get("namespace", ""), meta["name"])] = copy.deepcopy(manifest)
 
     def apply(self, manifests: Sequence[Manifest], fence: Callable[[], None] | None = None) -> None:
-        self._check({m["metadata"].get("namespace", "") for m in manifests})
+        self._check([(m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]) for m in manifests])
         if fence is not None:
             fence()  # before the one send, as KubeMemberCluster before each
         for manifest in manifests:
@@ -180,7 +184,7 @@ class FakeMemberCluster:
         return len(doomed)
 
     def delete_owned_object(self, owner: Owner, kind: str, namespace: str, name: str) -> bool:
-        self._check({namespace})
+        self._check([(kind, namespace, name)])
         key = (kind, namespace, name)
         obj = self.objects.get(key)
         if obj is None or not labelled_and_owned_by(obj, owner):
