@@ -623,13 +623,14 @@ def test_a_cluster_refusing_a_namespace_where_replicas_are_recorded_holds_the_de
     world = ServiceHarness(["eu-fr"])
     world.add(deployment_body(rps=5.0))
     world.cycle()
+    world.cycle()  # the cluster's status records the namespace from the cycle after the first apply there
     placed = _chat_objects(world)
     assert placed > 0
     world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}  # the member Role revoked after the placement
-    # With the status, and without (unknown: every cluster counts as recorded), the finalizer stays and says why.
+    # With the status, and without (unknown: the cluster's own record counts), the finalizer stays and says why.
     for finalizer, why in (
         (_finalizer_with(world, world.status()), "its status records replicas there"),
-        (_finalizer(world.service), "whether it has replicas there is not known"),
+        (_finalizer(world.service), "RegionalCluster eu-fr's status records gridshift workloads in that namespace"),
     ):
         with pytest.raises(kopf.TemporaryError) as kept:
             asyncio.run(finalizer)
@@ -675,9 +676,12 @@ def test_a_cluster_refusing_a_namespace_its_own_status_records_holds_the_deletio
 
 
 @pytest.mark.parametrize("status", [{}, {"kopf": {"progress": {}}}], ids=["none", "kopf-only"])
-def test_a_status_no_cycle_wrote_counts_as_unknown_and_holds_a_refused_deletion(status: dict[str, Any]) -> None:
+def test_a_status_no_cycle_wrote_holds_a_refused_deletion_only_where_the_cluster_records_the_namespace(
+    status: dict[str, Any],
+) -> None:
     # Found in review: kopf passes {} where there is no status, read as "recorded nowhere": chat's status write
     # failed, its replicas were applied to eu-fr, the member Role was revoked, and the deletion let go of eu-fr.
+    # The RegionalCluster's record (written from the cycle after the apply) holds it.
     world = ServiceHarness(["eu-fr"])
     patch_status = world.hub.patch_status
 
@@ -689,13 +693,34 @@ def test_a_status_no_cycle_wrote_counts_as_unknown_and_holds_a_refused_deletion(
     world.hub.patch_status = refused  # type: ignore[method-assign]
     world.add(deployment_body(rps=5.0))
     world.cycle()
+    world.cycle()
     placed = _chat_objects(world)
     assert placed and world.status() == {}
     world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
-    with pytest.raises(kopf.TemporaryError, match="whether it has replicas there is not known"):
+    with pytest.raises(kopf.TemporaryError, match="RegionalCluster eu-fr's status records gridshift workloads"):
         asyncio.run(_finalizer_with(world, status))
     world.members["eu-fr"].forbidden_namespaces = set()
     assert _chat_objects(world) == placed and not [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+
+
+@pytest.mark.parametrize("status", [{}, {"kopf": {"progress": {}}}], ids=["none", "kopf-only"])
+def test_a_deployment_deleted_before_its_first_cycle_is_not_held_by_a_cluster_that_never_recorded_its_namespace(
+    status: dict[str, Any],
+) -> None:
+    # Found in review: a status no cycle wrote held a refused deletion everywhere, and cycles write no status for
+    # a deployment leaving: a tenant not onboarded on eu-fr that deleted chat before its first cycle (or while no
+    # replica led) waited for good, the way out being the Role its administrator withheld.
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.members["eu-fr"].forbidden_namespaces = {WORKLOADS}
+    body = deployment_body(rps=5.0)
+    body["metadata"]["deletionTimestamp"] = DELETED_AT
+    world.add(body)
+    for _ in range(3):
+        world.cycle()  # this replica leads; no cycle writes the leaving deployment's status
+    assert world.status() == {}
+    asyncio.run(_finalizer_with(world, status))
+    [warning] = [e for e in world.hub.events if e.reason == "CleanupSkipped"]
+    assert "cluster eu-fr" in warning.note and WORKLOADS in warning.note
 
 
 def test_a_spec_refused_from_the_start_was_never_placed_and_a_refused_namespace_does_not_hold_its_deletion() -> None:

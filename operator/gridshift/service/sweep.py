@@ -131,10 +131,11 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Reco
     """Delete `owner`'s objects from every RegionalCluster's member cluster; CleanupIncomplete if any failed.
 
     `recorded`: the clusters where the owner's status records replicas or a migration step (`recorded_clusters`);
-    None: unknown, every cluster counts as recorded. A cluster that refuses the listing of the owner's workload
-    namespace (403: a tenant not onboarded there) holds no deletion where neither the owner's status records
-    the cluster nor the RegionalCluster's own status records the namespace in use: gridshift could never write
-    there (its apply is refused alike), so a Warning Event says what was not looked at, and it is let go.
+    None: unknown (only the RegionalCluster's record counts, `_why_held`). A cluster that refuses the listing of
+    the owner's workload namespace (403: a tenant not onboarded there) holds no deletion where neither the
+    owner's status records the cluster nor the RegionalCluster's own status records the namespace in use:
+    gridshift could never write there (its apply is refused alike), so a Warning Event says what was not looked
+    at, and it is let go.
     Found in review: the refusal kept the finalizer for good, the deployment and its namespace Terminating."""
     deleted = 0
     failures: list[str] = []
@@ -171,9 +172,9 @@ def recorded_clusters(status: Mapping[str, Any] | None) -> Recorded:
     """The clusters an InferenceDeployment's status says gridshift placed replicas in or was moving them to
     (status.placements, status.migration): where its objects may be, whatever a member lets gridshift see.
 
-    None (unknown) where the status has no placements record at all: no cycle wrote it (kopf passes {} then;
-    found in review: read as recorded nowhere, so a deletion whose status writes had failed let go of a cluster
-    it had applied to). Every status a cycle writes has placements ([] where none), a refused spec's too."""
+    None (unknown) where the status has no placements record at all: no cycle wrote it (kopf passes {} then);
+    every status a cycle writes has placements ([] where none), a refused spec's too. Where it is unknown, only
+    the RegionalCluster's record of the namespace holds a deletion a member refuses (`_why_held`)."""
     if not isinstance(status, Mapping) or "placements" not in status:
         return None
     named = [*(status.get("placements") or ()), *(status.get("migration") or ())]
@@ -186,10 +187,15 @@ def _why_held(cluster: str, namespace: str, body: Mapping[str, Any], recorded: R
     The RegionalCluster's status.workloadNamespaces counts too: it outlives the operator process, and keeps a
     namespace that can no longer be read. Found in review: after a restart, the first cycle rewrote the owner's
     status.placements without the cluster whose namespace it could not read (its replicas there were known to
-    the previous process only), and the deletion let go while they ran."""
-    if recorded is None:
-        return "whether it has replicas there is not known"
-    if cluster in recorded:
+    the previous process only), and the deletion let go while they ran.
+
+    An owner whose status no cycle wrote (`recorded` None) is held by that record alone: found in review, holding
+    it everywhere kept the finalizer for good where a tenant not onboarded on a member deleted a deployment
+    before its first cycle (or while no replica led), since cycles write no status for a deployment leaving.
+    Left: replicas applied in the one cycle before the cluster's record names the namespace, with the owner's
+    status writes failing and the member Role revoked in that cycle, are let go (the next sweep finds them
+    once the Role is back)."""
+    if recorded is not None and cluster in recorded:
         return "its status records replicas there"
     status = body.get("status")
     if namespace in recorded_namespaces(status if isinstance(status, Mapping) else {}):

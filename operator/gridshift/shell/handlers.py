@@ -125,7 +125,7 @@ async def deleted(
     try:
         # Where the status records replicas, a member refusing to list the workload namespace keeps the
         # finalizer; elsewhere it does not (a tenant not onboarded on a cluster: service.sweep). kopf passes {}
-        # when there is no status: unknown, as None, so every cluster counts as recorded (service.sweep).
+        # when there is no status: unknown, as None; then only the RegionalCluster's record counts (service.sweep).
         recorded = recorded_clusters(status)
         await memo.service.delete_everywhere(namespace or "", name, uid, recorded)
     except AwaitingLeader as error:
