@@ -34,6 +34,15 @@ def hub_adapter(world: SecureWorld) -> KubeHub:
     return KubeHub(config.new_client_from_config(str(world.planes.kubeconfigs[world.planes.hub])))
 
 
+def _stop(world: SecureWorld, lease: str, stops: list[threading.Event], threads: list[threading.Thread]) -> None:
+    """Stop the electors' threads and delete the test's Lease."""
+    for stop in stops:
+        stop.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
+
+
 def test_a_holder_with_a_slow_clock_that_keeps_renewing_is_never_displaced(world: SecureWorld) -> None:
     hub = hub_adapter(world)
     lease = unique("skew-lease")
@@ -111,11 +120,7 @@ def test_a_leader_that_cannot_renew_stops_before_another_takes_over(world: Secur
         assert became_second is not None, "the second replica never took over"
         assert not first.leading()
     finally:
-        for stop in stops:
-            stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
-        world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
+        _stop(world, lease, stops, threads)
 
 
 def _released(world: SecureWorld, lease: str) -> None:
@@ -161,11 +166,7 @@ def test_a_deleted_or_cleared_lease_never_gives_two_leaders(world: SecureWorld, 
         assert not both, f"two replicas led at once, {len(both)} of {len(samples)} samples from {both[0]:.2f} s"
         assert any(a or b for moment, a, b in samples if moment > FAST.duration_seconds), "nobody led again"
     finally:
-        for stop in stops:
-            stop.set()
-        for thread in threads:
-            thread.join(timeout=10)
-        world.fleet.hub("delete", "lease", "-n", NAMESPACE, lease, check=False)
+        _stop(world, lease, stops, threads)
 
 
 def test_a_released_lease_is_taken_over_at_once_on_the_real_api_server(world: SecureWorld) -> None:

@@ -49,6 +49,16 @@ def moving_to_eu_fr() -> tuple[ServiceHarness, dict[str, Any]]:
     return world, body
 
 
+def second_batch_started(world: ServiceHarness) -> None:
+    """eu-fr's first replica Ready (the first batch done), its second started and never Ready."""
+    world.members["eu-fr"].mark_all_ready()
+    for _ in range(8):
+        world.cycle()
+        if counts(world)["eu-fr"] == (2, 1):
+            break
+    assert counts(world)["eu-fr"] == (2, 1)
+
+
 def until_rolled_back(world: ServiceHarness, cycles: int = 12) -> str:
     """Cycles until a roll-back, whose MigrationRolledBack Event's note is returned; eu-de's Ready replicas
     never drop meanwhile."""
@@ -97,12 +107,7 @@ def test_a_leftover_replica_that_is_part_ready_keeps_its_ready_ones() -> None:
     # eu-fr's first replica got Ready before the move was abandoned, its second never does: the roll-back takes
     # eu-fr back to its one Ready replica, not to the count before the move (nothing Ready stops).
     world, body = moving_to_eu_fr()
-    world.members["eu-fr"].mark_all_ready()
-    for _ in range(8):  # the first batch finishes and the second starts its replica in eu-fr
-        world.cycle()
-        if counts(world)["eu-fr"] == (2, 1):
-            break
-    assert counts(world)["eu-fr"] == (2, 1)
+    second_batch_started(world)
     unreachable_one_cycle(world, body)
     note = until_rolled_back(world)
     assert "scaled back to the replicas Ready; the wait on eu-fr ran out (1/2 Ready)" in note
@@ -213,11 +218,7 @@ def test_a_leftover_without_traffic_keeps_the_replicas_ready_before_a_dip_at_the
     # fails a readiness probe. The roll-back takes back only the replica never Ready: not the one Ready the cycle
     # before, which the next move can route to.
     world, body = moving_to_eu_fr()
-    world.members["eu-fr"].mark_all_ready()
-    for _ in range(8):  # the first batch finishes and the second starts its replica in eu-fr
-        world.cycle()
-        if counts(world)["eu-fr"] == (2, 1):
-            break
+    second_batch_started(world)
     unreachable_one_cycle(world, body)
     for _ in range(5):  # eu-de takes the traffic back, then the next move's wait on eu-fr's 2 runs its 180 s
         assert not any("not Ready within" in e for e in world.cycle().errors)
