@@ -63,7 +63,7 @@ from pydantic import ValidationError
 from gridshift import redaction
 from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
-from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
+from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus, PlacementStatus
 from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction, percents
 from gridshift.planner.plan import DeploymentPlan
@@ -639,10 +639,11 @@ def _ready_recorded(status: Mapping[str, Any]) -> dict[Key, int]:
     placements = status.get("placements") if isinstance(status, Mapping) else None
     for entry in placements if isinstance(placements, list) else []:
         try:
-            key, n = (str(entry["cluster"]), str(entry["gpuType"])), int(entry["ready"])
-        except (KeyError, TypeError, ValueError, OverflowError):
+            placed = PlacementStatus.model_validate(entry)
+        except ValidationError:
             continue
-        recorded[key] = max(recorded.get(key, 0), n)
+        key = (placed.cluster, placed.gpu_type)
+        recorded[key] = max(recorded.get(key, 0), placed.ready)
     return recorded
 
 
