@@ -64,7 +64,7 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
         import httpx
 
         from gridshift.redaction import display_url
-        from gridshift.signals.http import get_body
+        from gridshift.signals.http import feed_http_client, get_body
         from gridshift.signals.prices import PriceFeedError
 
         try:
@@ -75,7 +75,7 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
         # echoed): either may hold a credential, and errors and the table's title name the feed.
         name = display_url(url.copy_with(query=None))
         try:
-            with httpx.Client() as client:
+            with feed_http_client() as client:
                 _, body = get_body(
                     client, name, source, timeout_seconds=timeout_seconds, max_body_bytes=64 * 1024 * 1024
                 )

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import yaml
 
 from gridshift import redaction
@@ -23,6 +22,7 @@ from gridshift.service.errors import describe
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
+from gridshift.signals.http import feed_http_client
 from gridshift.signals.labels import LabelScheme
 from gridshift.signals.metrics import MetricsSource, PrometheusMetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
@@ -178,7 +178,7 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
     # The write pool's threads, the Lease renewal and the cycle's own reads each hold a connection.
     hub = KubeHub(hub_api_client(settings.write_concurrency + 4), settings.api_timeout_seconds)
     clock = world_clock(settings.clock_url) if settings.clock_url else (lambda: datetime.now(UTC))
-    http = httpx.Client(timeout=settings.api_timeout_seconds)
+    http = feed_http_client(settings.api_timeout_seconds)  # keeps no cookies: shared by every cluster's feeds
     secrets = HubSecretResolver(hub, settings.namespace)
 
     def member(name: str, kubeconfig: str) -> MemberCluster:

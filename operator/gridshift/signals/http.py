@@ -14,6 +14,8 @@ request obeys one deadline.
 Credentials. A request URL may carry a token (ENTSO-E's `securityToken`), so no URL is ever put
 in a message here, and httpx's own request log line (INFO, with the full URL) is filtered at the
 source: `quiet_request_urls()` (run at import) strips query strings from URLs in httpx's records.
+One client serves every feed of every cluster (`feed_http_client`), so it keeps no cookies: a session
+cookie one cluster's endpoint sets must never go out with another cluster's requests to the same host.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -71,6 +74,18 @@ def quiet_request_urls() -> None:
 
 
 quiet_request_urls()
+
+
+def feed_http_client(timeout_seconds: float = 5.0) -> httpx.Client:
+    """The HTTP client the price and carbon feeds share, which neither stores nor sends a cookie.
+
+    httpx keeps every Set-Cookie it is answered in the client's jar and sends it back with each later
+    request to that host; one client serves the feeds of every cluster (each with its own credentials),
+    so a session cookie answered to cluster A's feed went out with cluster B's requests to the same
+    endpoint (found in review). A jar whose policy accepts no domain stores none, so none is ever sent;
+    no feed needs a cookie (each request carries its own credentials)."""
+    jar = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+    return httpx.Client(timeout=timeout_seconds, cookies=jar)
 
 
 # ---------------------------------------------------------------- total deadlines
