@@ -1,7 +1,8 @@
 """The observe stage: hub objects, member clusters, Prometheus and price feeds become one `Observation`.
 
 `Observer` owns the adapters' caches (member clients per kubeconfig, each keeping its member's objects
-by watch; managed price feeds per feed spec, metrics sources per Prometheus URL, and each cluster's
+by watch; managed price feeds per feed spec, one rebuilt for an edit that keeps its source starting
+from the old one's series; metrics sources per Prometheus URL, and each cluster's
 last known workloads) and asks each source once per cycle. Hub bodies are parsed once per
 resourceVersion (inputs.ParseCache) and a deployment's requirements translated once per parsed spec.
 The translations themselves are the pure functions of service.inputs.
@@ -31,7 +32,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from gridshift.actuation.members import (
     MANAGED_KINDS,
@@ -63,10 +64,10 @@ from gridshift.service.state import (
     Refused,
 )
 from gridshift.settings import CLUSTER_READ_TIMEOUTS, OperatorSettings
-from gridshift.signals.carbon_service import ManagedCarbonFeed
+from gridshift.signals.carbon_service import ManagedCarbonFeed, carbon_source_key
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, MetricsError, MetricsSource
-from gridshift.signals.price_service import ManagedPriceFeed
+from gridshift.signals.price_service import ManagedPriceFeed, price_source_key
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ FeedFactory = Callable[[str, RegionalCluster], ManagedPriceFeed]
 """(cluster name, RegionalCluster) -> managed price feed."""
 CarbonFeedFactory = Callable[[str, RegionalCluster], ManagedCarbonFeed]
 """(cluster name, RegionalCluster with a carbonFeed) -> managed carbon feed."""
+FeedT = TypeVar("FeedT", ManagedPriceFeed, ManagedCarbonFeed)
 
 
 class Observer:
@@ -104,9 +106,10 @@ class Observer:
         self._members: dict[str, tuple[str, MemberCluster]] = {}
         # The finalizers (service.sweep, kopf's threads) ask for member clients while a cycle does.
         self._members_lock = threading.Lock()
-        self._feeds: dict[str, tuple[str, ManagedPriceFeed]] = {}
+        # Each cluster's feed with its spec (JSON) and source key (signals.price_service.price_source_key).
+        self._feeds: dict[str, tuple[str, str, ManagedPriceFeed]] = {}
         self._carbon_feed_factory = carbon_feed_factory
-        self._carbon_feeds: dict[str, tuple[str, ManagedCarbonFeed]] = {}
+        self._carbon_feeds: dict[str, tuple[str, str, ManagedCarbonFeed]] = {}
         self._metrics: dict[str, MetricsSource] = {}
         # One thread per cluster queried at once (a dozen regions is the design point); a late query
         # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
@@ -240,14 +243,14 @@ class Observer:
     # ------------------------------------------------------------------ adapters, cached
 
     def _feed(self, name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
-        key = cluster.spec.price_feed.model_dump_json()
+        """The cluster's managed price feed, rebuilt when the spec changes (see _rebuilt)."""
+        spec = cluster.spec.price_feed
+        key = spec.model_dump_json()
         cached = self._feeds.get(name)
         if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None:
-            cached[1].close()  # the spec changed: its background refresh stops
-        feed = self._feed_factory(name, cluster)
-        self._feeds[name] = (key, feed)
+            return cached[2]
+        feed = self._rebuilt(cached, price_source_key(spec), lambda: self._feed_factory(name, cluster))
+        self._feeds[name] = (key, price_source_key(spec), feed)
         return feed
 
     def _carbon_feed(self, name: str, cluster: RegionalCluster) -> ManagedCarbonFeed | None:
@@ -256,21 +259,35 @@ class Observer:
         cached = self._carbon_feeds.get(name)
         key = spec.model_dump_json() if spec is not None else ""
         if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None:
-            self._carbon_feeds.pop(name)[1].close()
+            return cached[2]
         if spec is None or self._carbon_feed_factory is None:
+            if cached is not None:
+                self._carbon_feeds.pop(name)[2].close()
             return None
-        feed = self._carbon_feed_factory(name, cluster)
-        self._carbon_feeds[name] = (key, feed)
+        factory = self._carbon_feed_factory
+        feed = self._rebuilt(cached, carbon_source_key(spec), lambda: factory(name, cluster))
+        self._carbon_feeds[name] = (key, carbon_source_key(spec), feed)
+        return feed
+
+    @staticmethod
+    def _rebuilt(cached: tuple[str, str, FeedT] | None, source: str, build: Callable[[], FeedT]) -> FeedT:
+        """A feed built for a changed spec; the one it replaces stops refreshing. When both read the same
+        source (only fxToUsd, refreshSeconds or the like changed), the new one starts from the old one's last
+        good series, fetched when it was: found in review, an fxToUsd edit during an upstream outage emptied
+        the cluster's prices at once (PriceFeedStale, no horizon, and no error saying why)."""
+        if cached is not None:
+            cached[2].close()  # its background refresh stops
+        feed = build()
+        if cached is not None and cached[1] == source:
+            feed.carry_over(cached[2])
         return feed
 
     def _forget_clusters_except(self, names: set[str]) -> None:
         """Drop the adapters of RegionalClusters that are gone (their feeds stop refreshing)."""
         for name in [n for n in self._feeds if n not in names]:
-            self._feeds.pop(name)[1].close()
+            self._feeds.pop(name)[2].close()
         for name in [n for n in self._carbon_feeds if n not in names]:
-            self._carbon_feeds.pop(name)[1].close()
+            self._carbon_feeds.pop(name)[2].close()
         with self._members_lock:
             gone = [self._members.pop(n)[1] for n in list(self._members) if n not in names]
         for member in gone:

@@ -30,6 +30,7 @@ from gridshift.signals.feed_service import (
     Reading,
     build_managed,
     feed_token,
+    source_key,
 )
 from gridshift.signals.prices import PriceFeedError
 
@@ -101,6 +102,11 @@ def carbon_feed_adapter(spec: CarbonFeedSpec, context: AdapterContext) -> Carbon
     if spec.type is CarbonFeedType.STATIC and spec.static is not None:
         return StaticCarbonIntensityFeed(name, spec=spec.static, basis=basis, settings=settings)
     raise CarbonDataError(name, "type", f"no settings block for feed type {spec.type}")
+
+
+def carbon_source_key(spec: CarbonFeedSpec) -> str:
+    """What identifies the intensities a carbonFeed reads (feed_service.source_key): equal keys, same series."""
+    return source_key(spec, stale_after_sets_values=spec.type is CarbonFeedType.PROMETHEUS)
 
 
 def build_carbon_feed(spec: CarbonFeedSpec, **options: Unpack[FeedOptions]) -> ManagedCarbonFeed:

@@ -195,6 +195,29 @@ class ManagedFeed(Generic[SeriesT, ReadingT]):
         """Start no more refreshes; a refresh in flight stops at its deadline or next backoff, unrecorded."""
         self._closed.set()
 
+    def carry_over(self, previous: ManagedFeed[SeriesT, Any]) -> bool:
+        """Start from `previous`'s last good series, its fetch time and its last error, unless this feed has
+        fetched already; whether it did. For a feed replacing one that reads the same source (the owner
+        decides: signals.price_service.price_source_key), so an edit that changes no value read (fxToUsd,
+        refreshSeconds) loses nothing: found in review, an fxToUsd edit during an upstream outage dropped
+        the cluster's prices at once. Staleness still counts from the real fetch. The series is checked
+        again here, as of its fetch, as this feed checks its own (a new fxToUsd may put a price out of
+        bounds): one that fails is not carried over."""
+        with previous._lock:
+            series, last_good, error = previous._series, previous._last_good, previous._last_error
+        if series is None or last_good is None:
+            return False
+        try:
+            self._check(self.name, series, series.fetched_at)
+        except PriceFeedError:
+            return False
+        with self._lock:
+            if self._last_good is not None:
+                return False  # a fetch of its own landed first: newer than anything carried over
+            self._series, self._last_good = series, last_good
+            self._last_error = self._last_error or error
+        return True
+
     @property
     def refreshing(self) -> bool:
         """Whether a background refresh is in flight."""
@@ -451,6 +474,18 @@ class RefreshSpec(Protocol):
 
     @property
     def stale_after_seconds(self) -> float: ...
+
+
+def source_key(spec: Any, *, stale_after_sets_values: bool) -> str:
+    """What identifies the series a feed spec reads (price_source_key, carbon_source_key): the spec less the
+    fields that change no value read, so a feed rebuilt for an edit of those only may carry the old one's
+    series over (ManagedFeed.carry_over). fxToUsd converts downstream (the reading carries the rate) and
+    refreshSeconds only times fetches; staleAfterSeconds too, except where it sets how long a value holds
+    (`stale_after_sets_values`: the Prometheus feeds' `valid_for`). Everything else (type, URL, zone,
+    query, currency, unit, basis, the credentials' Secret reference) names the source or how its numbers
+    read: a change there starts from nothing."""
+    ignored = {"fx_to_usd", "refresh_seconds"} | (set() if stale_after_sets_values else {"stale_after_seconds"})
+    return str(spec.model_dump_json(exclude=ignored))
 
 
 def build_managed(

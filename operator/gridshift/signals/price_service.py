@@ -29,6 +29,7 @@ from gridshift.signals.feed_service import (
     feed_secret,
     feed_token,
     header_value_problem,
+    source_key,
 )
 from gridshift.signals.price_csv import CsvReplayPriceFeed
 from gridshift.signals.price_feeds import (
@@ -161,6 +162,11 @@ def price_feed_adapter(spec: PriceFeedSpec, context: AdapterContext) -> PriceFee
             base_directory=context.csv_base_directory,
         )
     raise PriceDataError(name, "type", f"no settings block for feed type {spec.type}")
+
+
+def price_source_key(spec: PriceFeedSpec) -> str:
+    """What identifies the prices a priceFeed reads (feed_service.source_key): equal keys, same series."""
+    return source_key(spec, stale_after_sets_values=spec.type is PriceFeedType.PROMETHEUS)
 
 
 def build_price_feed(spec: PriceFeedSpec, **options: Unpack[FeedOptions]) -> ManagedPriceFeed:
