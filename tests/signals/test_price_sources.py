@@ -61,6 +61,92 @@ def test_schedule_has_one_interval_per_local_hour_across_dst(local_midnight: dat
     assert day[0].start == local_midnight.astimezone(UTC)
 
 
+def _two_to_three(zone: str, horizon_hours: float = 8) -> SchedulePriceFeed:
+    """100 from 02:00 to 03:00 local every day, 10 otherwise."""
+    every_day = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    spec = ScheduleFeed(
+        timezone=zone, default_price=10, periods=[TariffPeriod(days=every_day, start_hour=2, end_hour=3, price=100)]
+    )
+    return SchedulePriceFeed(
+        "tariff",
+        spec=spec,
+        currency="EUR",
+        unit=EnergyUnit.MWH,
+        settings=PriceFeedSettings(horizon_hours=horizon_hours),
+    )
+
+
+def _shown(feed: SchedulePriceFeed, now: datetime) -> list[tuple[str, str, float]]:
+    """Each interval as (UTC start, local start with its offset, price)."""
+    return [
+        (i.start.strftime("%H:%MZ"), i.start.astimezone(feed.zone).strftime("%H:%M%z"), i.price)
+        for i in feed.fetch(now).intervals
+    ]
+
+
+def test_schedule_hours_follow_the_local_clock_across_a_half_hour_dst_change() -> None:
+    # Lord Howe, 2024-04-07: 02:00 +11:00 becomes 01:30 +10:30. Found in review: stepping one UTC hour from
+    # the local hour's start put every later interval at local :30, and 02:30-03:30 was priced as 02:00-03:00.
+    feed = _two_to_three("Australia/Lord_Howe")
+    assert _shown(feed, datetime(2024, 4, 6, 13, 0, tzinfo=UTC)) == [
+        ("13:00Z", "00:00+1100", 10.0),
+        ("14:00Z", "01:00+1100", 10.0),
+        ("15:00Z", "01:30+1030", 10.0),  # the half hour lived twice: still 01:xx
+        ("15:30Z", "02:00+1030", 100.0),
+        ("16:30Z", "03:00+1030", 10.0),
+        ("17:30Z", "04:00+1030", 10.0),
+        ("18:30Z", "05:00+1030", 10.0),
+        ("19:30Z", "06:00+1030", 10.0),
+        ("20:30Z", "07:00+1030", 10.0),
+    ]
+    # 2024-10-06: 02:00 +10:30 becomes 02:30 +11:00; half of 02:xx is left, at the tariff of 02:00.
+    assert _shown(feed, datetime(2024, 10, 5, 14, 30, tzinfo=UTC))[1:4] == [
+        ("15:30Z", "02:30+1100", 100.0),
+        ("16:00Z", "03:00+1100", 10.0),
+        ("17:00Z", "04:00+1100", 10.0),
+    ]
+
+
+def test_schedule_hours_follow_an_offset_change_that_is_not_on_the_hour() -> None:
+    # Chatham, 2024-09-29: 02:45 +12:45 becomes 03:45 +13:45, a quarter past the UTC hour.
+    feed = _two_to_three("Pacific/Chatham", horizon_hours=4)
+    assert _shown(feed, datetime(2024, 9, 28, 13, 20, tzinfo=UTC)) == [
+        ("13:15Z", "02:00+1245", 100.0),
+        ("14:00Z", "03:45+1345", 10.0),
+        ("14:15Z", "04:00+1345", 10.0),
+        ("15:15Z", "05:00+1345", 10.0),
+        ("16:15Z", "06:00+1345", 10.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # 25 hours: 02:00 lived twice, both at 02:00's tariff.
+        (
+            datetime(2024, 10, 26, 22, 30, tzinfo=UTC),
+            [("00:00+0200", 10.0), ("01:00+0200", 10.0), ("02:00+0200", 100.0), ("02:00+0100", 100.0)]
+            + [(f"{h:02d}:00+0100", 10.0) for h in range(3, 7)],
+        ),
+        # 23 hours: no 02:00 at all.
+        (
+            datetime(2024, 3, 30, 22, 30, tzinfo=UTC),
+            [("23:00+0100", 10.0), ("00:00+0100", 10.0), ("01:00+0100", 10.0)]
+            + [(f"{h:02d}:00+0200", 10.0) for h in range(3, 8)],
+        ),
+    ],
+    ids=["25h", "23h"],
+)
+def test_schedule_hours_across_an_hour_long_dst_change_are_whole_utc_hours(
+    now: datetime, expected: list[tuple[str, float]]
+) -> None:
+    feed = _two_to_three("Europe/Berlin")
+    shown = _shown(feed, now)
+    assert [(local, price) for _, local, price in shown] == expected
+    starts = [i.start for i in feed.fetch(now).intervals]
+    assert all(later - earlier == timedelta(hours=1) for earlier, later in itertools.pairwise(starts))
+
+
 def test_schedule_prices_follow_local_weekday_and_hour() -> None:
     # Saturday 2024-10-26 23:30 UTC is Sunday 01:30 CEST: the weekend night tariff (negative).
     series = schedule().fetch(datetime(2024, 10, 26, 23, 30, tzinfo=UTC))

@@ -91,17 +91,42 @@ class SchedulePriceFeed(ConfiguredFeed[ScheduleFeed]):
         return self._price_by_day_hour.get(key, self.spec.default_price)
 
     def fetch(self, now: datetime) -> PriceSeries:
-        # Step in UTC from the start of the local hour in progress: a DST change then just relabels
-        # the local hour (23 or 25 of them that day), and zones offset by 30 min stay aligned.
-        local_now = now.astimezone(self.zone)
-        start = local_now.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        hours = math.ceil(self.settings.horizon_hours)
+        # Each interval is one local wall-clock hour, or the part of one an offset change leaves: a DST change
+        # of an hour relabels the local hour (23 or 25 of them that day), and one of 30 minutes (Lord Howe)
+        # splits an hour there. Found in review: stepping one UTC hour from the start of the local hour put
+        # every interval after Lord Howe's change at local :30, each priced by the hour it started in.
+        start = now.astimezone(self.zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        end = start + math.ceil(self.settings.horizon_hours) * HOUR
         intervals = []
-        for step in range(hours):
-            slot = start + step * HOUR
+        slot = start
+        while slot < end:
+            following = self._next_boundary(slot)
             price = self.price_at_local(slot.astimezone(self.zone))
-            intervals.append(PriceInterval(slot, slot + HOUR, price, self.currency, self.unit, PriceKind.ACTUAL))
+            intervals.append(PriceInterval(slot, following, price, self.currency, self.unit, PriceKind.ACTUAL))
+            slot = following
         return validated_series(self.name, intervals, self.currency, now)
+
+    def _next_boundary(self, instant: datetime) -> datetime:
+        """The first instant after `instant` (UTC) where the local hour changes: the next local :00, or the
+        offset change before it, if one comes first (zones change offset at most once an hour)."""
+        local = instant.astimezone(self.zone)
+        into_hour = timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
+        candidate = instant + HOUR - into_hour
+        offset = local.utcoffset()
+        if (candidate - _SECOND).astimezone(self.zone).utcoffset() == offset:
+            return candidate
+        # The change comes first (Chatham's, at 02:45 local): found to the second, by halves.
+        low, high = 0, int((candidate - instant) / _SECOND) - 1  # seconds after `instant`: old offset, new one
+        while high - low > 1:
+            middle = (low + high) // 2
+            if (instant + middle * _SECOND).astimezone(self.zone).utcoffset() == offset:
+                low = middle
+            else:
+                high = middle
+        return instant + high * _SECOND
+
+
+_SECOND = timedelta(seconds=1)
 
 
 def _dig(document: Any, path: str, feed: str) -> Any:
