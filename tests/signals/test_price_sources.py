@@ -119,6 +119,24 @@ def test_schedule_hours_follow_an_offset_change_that_is_not_on_the_hour() -> Non
     ]
 
 
+@pytest.mark.parametrize("minute", [0, 10, 14])
+def test_the_local_hour_in_progress_may_begin_at_an_offset_change(minute: int) -> None:
+    # Chatham, 2024-09-29, 14:00Z-14:15Z: local 03:45-04:00 just after the change, no 03:00-03:45 that day.
+    # Found in regression review: the start of the local hour, read at the old offset, lay after now, and
+    # every fetch in that quarter hour failed with "no price for now".
+    feed = _two_to_three("Pacific/Chatham", horizon_hours=2)
+    assert _shown(feed, datetime(2024, 9, 28, 14, minute, tzinfo=UTC))[:2] == [
+        ("14:00Z", "03:45+1345", 10.0),
+        ("14:15Z", "04:00+1345", 10.0),
+    ]
+    # Lord Howe, 2024-04-07 15:10Z (01:40 +10:30): the hour in progress began at the change, 15:00Z.
+    assert _shown(_two_to_three("Australia/Lord_Howe"), datetime(2024, 4, 6, 15, 10, tzinfo=UTC))[0] == (
+        "15:00Z",
+        "01:30+1030",
+        10.0,
+    )
+
+
 @pytest.mark.parametrize(
     ("now", "expected"),
     [

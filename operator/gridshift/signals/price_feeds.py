@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -95,7 +95,13 @@ class SchedulePriceFeed(ConfiguredFeed[ScheduleFeed]):
         # of an hour relabels the local hour (23 or 25 of them that day), and one of 30 minutes (Lord Howe)
         # splits an hour there. Found in review: stepping one UTC hour from the start of the local hour put
         # every interval after Lord Howe's change at local :30, each priced by the hour it started in.
-        start = now.astimezone(self.zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        local = now.astimezone(self.zone)
+        start = now - timedelta(minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
+        # The local hour in progress may have begun at an offset change within it: found in regression review,
+        # from 03:45 to 04:00 after Chatham's change (02:45 +12:45 becomes 03:45 +13:45) the local 03:00 read
+        # at the old offset lay after `now`, and every fetch then failed with "no price for now".
+        while (following := self._next_boundary(start)) <= now:
+            start = following
         end = start + math.ceil(self.settings.horizon_hours) * HOUR
         intervals = []
         slot = start
