@@ -216,3 +216,20 @@ def test_a_carbon_source_change_starts_from_nothing(world: World, change: dict[s
     world.now += timedelta(minutes=5)
     _, carbon = world.read(edited(body, "carbonFeed", **change))
     assert carbon.series is None and carbon.stale
+
+
+def test_a_rebuild_that_fails_leaves_the_feed_in_use_open(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in regression review: the old feed was closed before the new one was built, so a build that
+    # raised left a closed feed cached, handed back again once the spec was reverted.
+    body = world.body()
+    world.read(body)
+    in_use = world.observer._feeds["eu-1"][2]
+
+    def refused(name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr(world.observer, "_feed_factory", refused)
+    with pytest.raises(RuntimeError):
+        world.read(edited(body, "priceFeed", fxToUsd=1.09))
+    assert world.observer._feed("eu-1", RegionalCluster.model_validate(body)) is in_use
+    assert not in_use._closed.is_set()

@@ -275,11 +275,11 @@ class Observer:
         source (only fxToUsd, refreshSeconds or the like changed), the new one starts from the old one's last
         good series, fetched when it was: found in review, an fxToUsd edit during an upstream outage emptied
         the cluster's prices at once (PriceFeedStale, no horizon, and no error saying why)."""
+        feed = build()  # first: a build that raises leaves the feed in use as it was, not closed and cached
         if cached is not None:
             cached[2].close()  # its background refresh stops
-        feed = build()
-        if cached is not None and cached[1] == source:
-            feed.carry_over(cached[2])
+            if cached[1] == source:
+                feed.carry_over(cached[2])
         return feed
 
     def _forget_clusters_except(self, names: set[str]) -> None:
