@@ -106,6 +106,9 @@ def test_a_recording_with_more_than_two_days_missing_is_refused_naming_it(shared
     (tmp_path / name).write_text("\n".join(kept(lines)) + "\n")
     with pytest.raises(SimulationInputError, match=rf"{name}: 49 hours without an intensity from 2024-03-04 02:00Z"):
         load_replay_carbon(replay, tmp_path)
+    # Within the recording's days it is a defect of the file, refused even where other days are unknown.
+    with pytest.raises(SimulationInputError, match=rf"{name}: 49 hours without an intensity"):
+        load_replay_carbon(replay, tmp_path, outside_unknown=True)
     gone.remove("2024-03-06 02:00")  # 48 hours: carried over, as prices are
     (tmp_path / name).write_text("\n".join(kept(lines)) + "\n")
     assert load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"][49] == pytest.approx(
@@ -256,3 +259,50 @@ def test_the_frontiers_cost_change_is_null_from_a_cost_at_or_below_zero() -> Non
     assert below["cost_change_pct"] is None and below["co2_change_pct"] == -40.0
     above = frontier_json(Scenario.OWNED, carbon, [point(0.0, 10.0, 100.0), point(200.0, 15.0, 60.0)])["summary"]
     assert above["cost_change_pct"] == 50.0
+
+
+def _prices_of_2023(tmp_path: Path) -> Path:
+    path = tmp_path / "DE-LU_prices_2023.csv"
+    hours = [f"2023-06-{1 + h // 24:02d}T{h % 24:02d}:00:00Z,{50 + h % 24}\n" for h in range(72)]
+    path.write_text("datetime_utc,DE-LU_EUR_per_MWh\n" + "".join(hours))
+    return path
+
+
+def _simulate_2023(tmp_path: Path, *extra: str) -> list[str]:
+    flags = ["--prices", str(_prices_of_2023(tmp_path)), "--markets", "DE-LU", "--start", "2023-06-01"]
+    flags += ["--days", "0.05", "--deployments", "1", "--scenario", "owned", "--json", "--no-progress", "--jobs", "1"]
+    return ["simulate", *flags, *extra]
+
+
+def test_prices_of_days_the_default_carbon_recordings_lack_run_with_carbon_unknown(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: a 2023 --prices file was refused ("no intensity between ...") over the default 2024
+    # recordings, though carbon was not asked for; a market without a recording already ran with co2 unknown.
+    from gridshift.cli.main import main
+
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(shared_data))
+    assert main(_simulate_2023(tmp_path)) == 0
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert document["carbon"]["markets_without_data"] == ["DE-LU"]
+    assert document["carbon"]["why_without_data"] == {
+        "DE-LU": "the recording covers 2024-01-01..2025-01-01, not the replayed days"
+    }
+    for policy in document["policies"].values():
+        assert policy["co2_kg"] is None and policy["g_co2_per_mtok"] is None
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "do not cover the replayed days (DE-LU 2024-01-01..2025-01-01)" in notes[0]
+
+
+def test_a_carbon_folder_given_that_lacks_the_replayed_days_is_refused_naming_carbon(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gridshift.cli.main import main
+
+    assert main(_simulate_2023(tmp_path, "--carbon", str(shared_data / "carbon-2024"))) == 2
+    err = capsys.readouterr().err
+    assert "error: --carbon: " in err and "DE-LU_carbon_2024_hourly.csv: no intensity from 2023-06-01 00:00Z" in err
+    assert main(_simulate_2023(tmp_path, "--carbon-price", "0,100")) == 2
+    err = capsys.readouterr().err
+    assert "--carbon-price: markets DE-LU have no carbon recording of the replayed days" in err

@@ -607,21 +607,33 @@ def replay_carbon(args: argparse.Namespace, replay: Any, prices: list[float]) ->
             raise UsageError(f"--carbon: {directory} is not a folder of carbon-intensity CSVs")
         return None
     try:
-        carbon = load_replay_carbon(replay, directory, CarbonBasis(args.carbon_basis))
+        # The default recordings are of 2024: a replay of other days, which did not ask for carbon, goes on
+        # with its carbon unknown (found in review: a 2023 --prices file was refused); a folder given is refused.
+        carbon = load_replay_carbon(
+            replay, directory, CarbonBasis(args.carbon_basis), outside_unknown=args.carbon is None
+        )
     except SimulationInputError as error:
-        raise UsageError(str(error)) from error
+        raise UsageError(f"--carbon: {error}" if args.carbon is not None else str(error)) from error
     if args.carbon is not None and not carbon.g_per_kwh:
         markets = ", ".join(m.name for m in replay.markets)
         raise UsageError(
             f"--carbon: {directory} has no {CARBON_FILE.format(market='<MARKET>')} for any market of the replay "
             f"({markets})"
         )
+    spans = ", ".join(f"{market} {span}" for market, span in carbon.uncovered.items())
     if prices and carbon.missing:
         # Found in review: the carbon-priced replays refused these markets only after the whole replay had
         # run (rc 2, its results thrown away); the sweep needs every market's intensities.
+        outside = f" of the replayed days (theirs cover {spans}; --carbon DIR gives others)" if spans else ""
         raise UsageError(
-            f"--carbon-price: markets {', '.join(carbon.missing)} have no carbon recording in {directory}; "
+            f"--carbon-price: markets {', '.join(carbon.missing)} have no carbon recording{outside} in {directory}; "
             "choose --markets among those with one, or leave out --carbon-price"
+        )
+    if spans:
+        print(
+            f"note: the carbon recordings in {directory} do not cover the replayed days ({spans}): co2_kg not "
+            "known; --carbon DIR gives recordings of those days",
+            file=sys.stderr,
         )
     return carbon
 
@@ -669,8 +681,12 @@ def print_carbon(document: dict[str, Any]) -> None:
             for policy, p in scenario["policies"].items()
         ]
         print(f"kgCO2eq ({carbon['basis']}, {name}): " + ", ".join(parts))
-    if carbon["markets_without_data"]:
-        print(f"no carbon recording for {', '.join(carbon['markets_without_data'])}: co2_kg not known")
+    without = [m for m in carbon["markets_without_data"] if carbon["why_without_data"][m] == "no recording"]
+    if without:
+        print(f"no carbon recording for {', '.join(without)}: co2_kg not known")
+    outside = [m for m in carbon["markets_without_data"] if m not in without]
+    if outside:
+        print(f"no carbon recording of the replayed days for {', '.join(outside)}: co2_kg not known")
     frontier = document.get("carbon_frontier")
     if frontier is not None:
         print(f"cost-vs-carbon frontier ({frontier['scenario']}):")

@@ -19,7 +19,7 @@ import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,9 @@ class ReplayCarbon:
     source: str
     g_per_kwh: Mapping[str, FloatArray]
     missing: tuple[str, ...]
-    """Markets of the replay without a recording."""
+    """Markets of the replay without a recording (or, see `uncovered`, without one of the replayed days)."""
+    uncovered: Mapping[str, str] = field(default_factory=dict)
+    """Markets of `missing` whose recording does not reach the replay's days, each with the days it covers."""
 
     def per_minute(self, replay: Replay) -> FloatArray | None:
         """Intensity of each market in each minute, shape (minutes, markets); None if a market has none."""
@@ -77,12 +79,20 @@ class ReplayCarbon:
 
 
 def load_replay_carbon(
-    replay: Replay, directory: Path | None = None, basis: CarbonBasis = CarbonBasis.LIFECYCLE
+    replay: Replay,
+    directory: Path | None = None,
+    basis: CarbonBasis = CarbonBasis.LIFECYCLE,
+    *,
+    outside_unknown: bool = False,
 ) -> ReplayCarbon:
-    """The recorded intensities of the replay's markets; SimulationInputError for an unreadable file."""
+    """The recorded intensities of the replay's markets; SimulationInputError for an unreadable file. With
+    `outside_unknown`, a recording that does not span the replay's days leaves its market's intensity unknown
+    (in `missing` and `uncovered`) instead of being refused: the default recordings are of 2024, and a replay
+    of other prices did not ask for carbon (found in review: a 2023 price file was refused over them)."""
     folder = directory or default_carbon_dir()
     found: dict[str, FloatArray] = {}
     missing: list[str] = []
+    uncovered: dict[str, str] = {}
     for market in replay.markets:
         path = folder / CARBON_FILE.format(market=market.name)
         if not path.is_file():
@@ -94,8 +104,22 @@ def load_replay_carbon(
             recording = read_carbon_csv(io.StringIO(_read_text(path)), feed=path.name, basis=basis, naive_timezone=None)
         except CarbonFeedError as error:
             raise SimulationInputError(str(error)) from error
-        found[market.name] = _intensities(recording, replay, len(market.usd_per_kwh), str(path))
-    return ReplayCarbon(basis, str(folder), found, tuple(missing))
+        try:
+            found[market.name] = _intensities(recording, replay, len(market.usd_per_kwh), str(path))
+        except SimulationInputError:
+            # Only a replay reaching outside the recording: a gap within it is a defect of the file, refused.
+            if not (outside_unknown and _outside(recording, replay)):
+                raise
+            missing.append(market.name)
+            uncovered[market.name] = recording.span()
+    return ReplayCarbon(basis, str(folder), found, tuple(missing), uncovered)
+
+
+def _outside(recording: CarbonRecording, replay: Replay) -> bool:
+    """Whether the replay's hours begin before the recording's first row or end after its last (a recording
+    without a row is a defect of its file, not of other days)."""
+    end = replay.start + timedelta(hours=replay.hours)
+    return len(recording) > 0 and (recording.first_start() > replay.start or recording.last_end() < end)
 
 
 def _intensities(recording: CarbonRecording, replay: Replay, hours: int, path: str) -> FloatArray:
@@ -111,8 +135,8 @@ def _intensities(recording: CarbonRecording, replay: Replay, hours: int, path: s
     values = hourly_means(((i.start, i.end, i.g_per_kwh) for i in window), begin, lead + hours)
     if np.isnan(values[lead : lead + replay.hours]).all():
         raise SimulationInputError(
-            f"{path}: no intensity between {replay.start:%Y-%m-%d} and "
-            f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d} (the recordings cover 2024)"
+            f"{path}: no intensity from {replay.start:%Y-%m-%d %H:%M}Z up to "
+            f"{replay.start + timedelta(hours=replay.hours):%Y-%m-%d %H:%M}Z (the recording covers {recording.span()})"
         )
     recorded = math.ceil((recording.rows_end - begin.timestamp()) / 3600)
     end = max(min(recorded, lead + hours), lead + replay.hours)  # through the look-ahead the recording reaches
@@ -168,6 +192,13 @@ def annotate(document: dict[str, Any], result: ReplayResult, carbon: ReplayCarbo
         "basis": carbon.basis.value,
         "source": "Electricity Maps 2024 hourly history (via HewlettPackard/green-dcc), " + carbon.source,
         "markets_without_data": list(carbon.missing),
+        # Why each is without: a market can lack a recording, or have one of other days than the replay's.
+        "why_without_data": {
+            m: f"the recording covers {carbon.uncovered[m]}, not the replayed days"
+            if m in carbon.uncovered
+            else "no recording"
+            for m in carbon.missing
+        },
     }
     return document
 
