@@ -456,3 +456,40 @@ def test_a_warm_start_keeps_each_class_group_s_own_replicas(workloads, profiles)
     replanned = make_plan(world, previous=replace(first, group_targets={}))
     assert not any("nothing changed" in step for step in replanned.search_steps)
     assert replanned.targets() == first.targets()
+
+
+def test_bench_mix_says_a_plan_leaving_a_class_unrouted_does_not_cover_demand() -> None:
+    # Found in review: `bench mix --ttft-ms 300`'s long-8rps plan routed no share of three classes (29% of the
+    # requests), yet planner_covers_demand was true: only the routes there were checked against the replicas.
+    from types import SimpleNamespace
+
+    from gridshift.cli.bench_mix import _Buckets, _scored_plan
+
+    classes = [SimpleNamespace(name="short", share=0.7), SimpleNamespace(name="long", share=0.3)]
+    workload = SimpleNamespace(classes=classes, requests_per_second=10.0)
+    buckets = _Buckets(("H100",), {(0, "H100"): 20.0, (1, "H100"): 20.0}, {(0, "H100"): 1.0, (1, "H100"): 1.0})
+    targets = (SimpleNamespace(gpu_type="H100", replicas=2),)
+
+    def plan(*routes: tuple[str, int]) -> SimpleNamespace:
+        routing = tuple(SimpleNamespace(request_class=c, gpu_type="H100", weight=w) for c, w in routes)
+        return SimpleNamespace(targets=targets, class_routing=routing)
+
+    assert _scored_plan(workload, buckets, {"H100": 2.0}, plan(("short", 100), ("long", 100)))["covered"]
+    assert not _scored_plan(workload, buckets, {"H100": 2.0}, plan(("short", 100)))["covered"]
+
+
+def test_bench_mix_at_a_tight_ttft_reports_the_long_workload_uncovered(capsys: pytest.CaptureFixture[str]) -> None:
+    # The review's case: at --ttft-ms 300 long-8rps's plan leaves its p5000/p10000 classes without a route.
+    import argparse
+    import json
+
+    from gridshift.cli import bench
+
+    parser = argparse.ArgumentParser(prog="gridshift")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "mix", "--ttft-ms", "300", "--json"])
+    assert args.handler(args) == 1  # the target is missed: a plan that does not serve its demand
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    row = next(r for r in lines[:-1] if r["workload"] == "long-8rps")
+    assert row["planner_covers_demand"] is False
+    assert lines[-1]["within_target"] is False
