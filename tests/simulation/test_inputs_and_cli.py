@@ -96,7 +96,8 @@ def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> 
     sparse = tmp_path / "sparse.csv"
     sparse.write_text(header + "2023-11-16 18:15:46,100,44\n2023-11-17 18:15:46,100,44\n")
     args = _parse(["--days", "0.05", "--deployments", "1", "--trace", str(sparse), "--no-progress"])
-    with pytest.raises(UsageError, match=r"sparse\.csv: the median gap between requests is 86,400 s"):
+    # Found in review: the one trace error without its flag's name.
+    with pytest.raises(UsageError, match=r"^--trace: .*sparse\.csv: the median gap between requests is 86,400 s"):
         args.handler(args)
     with pytest.raises(SimulationInputError, match=r"span 3,652,058 days .* is a timestamp wrong"):
         parse_trace(header + "0001-01-01 00:00:00,100,44\n9999-12-31 00:00:00,100,44\n", source="far")
@@ -695,3 +696,31 @@ def test_off_a_terminal_progress_is_plain_lines_on_stderr_and_no_progress_silenc
     percents = [int(line.split()[1].rstrip("%")) for line in lines]
     assert percents == sorted(percents) and percents[-1] == 100 and percents.count(100) == 1, lines
     assert any("USD/t" in line for line in lines), lines
+
+
+def test_a_fleet_too_small_is_refused_before_every_deployment_is_derived(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: 60 deployments were each derived (~0.3 s apiece: 21 s without a word) before the fleet
+    # check refused them; now the refusal comes at the first market the deployments overflow, and the
+    # preparation reports progress on stderr.
+    import gridshift.simulation.replay as replay_module
+
+    derived: list[str] = []
+    derive = replay_module._deployment
+
+    def counted(setup, *args, **kwargs):  # type: ignore[no-untyped-def]
+        derived.append(setup.name)
+        return derive(setup, *args, **kwargs)
+
+    monkeypatch.setattr(replay_module, "_deployment", counted)
+    args = _parse(["--days", "0.05", "--deployments", "40", "--gpus-per-market", "1", "--scenario", "owned"])
+    with pytest.raises(UsageError, match=r"needs \d+ GPUs at the deployments. peak, has 1, counting the first 1 of 40"):
+        args.handler(args)
+    assert len(derived) == 1
+    assert "simulate, preparing:   2% deployments" in capsys.readouterr().err
+    derived.clear()
+    args = _parse(["--days", "0.05", "--deployments", "40", "--gpus-per-market", "12", "--scenario", "owned"])
+    with pytest.raises(UsageError, match=r"too small.*has 12, counting the first \d+ of 40 deployments"):
+        args.handler(args)
+    assert 1 < len(derived) < 15

@@ -15,7 +15,7 @@ accounting and the hindsight bound share one model:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -409,8 +409,10 @@ def build_replay(
     prices: Sequence[MarketPrices],
     models: Sequence[PerformanceModel],
     planner_settings: PlannerSettings | None = None,
+    prepared: Callable[[Deployment], None] | None = None,
 ) -> Replay:
-    """Derive demand, capacities and prices; SimulationInputError naming what does not fit."""
+    """Derive demand, capacities and prices; SimulationInputError naming what does not fit. `prepared` sees
+    each deployment once derived (a fraction of a second each): it may refuse it, or report progress."""
     planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
     markets = _markets(settings, prices)
     market_names = {m.name for m in markets}
@@ -428,6 +430,8 @@ def build_replay(
         if setup.trace not in traces:
             raise SimulationInputError(f"deployment {setup.name}: no trace {setup.trace!r}")
         deployments.append(_deployment(setup, index[key], traces[setup.trace], settings, planner_settings))
+        if prepared is not None:
+            prepared(deployments[-1])
     return Replay(
         settings=settings,
         planner_settings=planner_settings,
