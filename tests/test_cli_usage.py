@@ -69,7 +69,8 @@ def test_a_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path, capsys: pytest
     path = tmp_path / "latin1.yaml"
     path.write_bytes("kind: Caf\xe9\n".encode("latin-1"))
     assert exit_code(["validate", str(path)]) == 2
-    assert "is not UTF-8 text" in capsys.readouterr().err
+    # Found in review: the sentence stopped at "YAML files must be".
+    assert "is not UTF-8 text (byte 9): YAML files must be UTF-8\n" in capsys.readouterr().err
 
 
 def test_usage_errors_stay_usage_errors_when_run_as_a_module() -> None:

@@ -435,7 +435,7 @@ def read_documents(path: Path) -> list[Any]:
     except OSError as error:
         raise DocumentsError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError as error:
-        raise DocumentsError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be") from None
+        raise DocumentsError(f"{path} is not UTF-8 text (byte {error.start}): YAML files must be UTF-8") from None
     except yaml.YAMLError as error:
         raise DocumentsError(f"{path} is not valid YAML: {error}") from None
     except RecursionError:
