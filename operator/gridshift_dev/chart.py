@@ -300,7 +300,11 @@ def _release_values() -> JsonDict:
     """Names, labels shared with an umbrella chart, and the CRDs."""
     return {
         "nameOverride": _string(
-            "Replaces the chart name in resource names (a DNS label).", pattern=DNS_LABEL, maxLength=63
+            "Replaces the chart name in resource names and in the Deployment's selector (a DNS label); "
+            "cannot change on an existing release that keeps its Deployment's name "
+            "(the selector is immutable: the chart refuses it).",
+            pattern=DNS_LABEL,
+            maxLength=63,
         ),
         "fullnameOverride": _string(
             "Replaces the release-derived full name of every resource (a DNS label).", pattern=DNS_LABEL, maxLength=63

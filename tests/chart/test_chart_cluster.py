@@ -97,8 +97,7 @@ def test_upgrade_changes_the_settings_and_keeps_the_crds(helm: Helm, hub: Hub, i
         str(CHART_DIR),
         "--namespace",
         ns,
-        "--reuse-values",
-        "--set",
+        "--set",  # values given again, as the README says (never --reuse-values)
         "operator.planIntervalSeconds=30",
         kubeconfig=hub.kubeconfig,
     )
@@ -111,6 +110,55 @@ def test_upgrade_changes_the_settings_and_keeps_the_crds(helm: Helm, hub: Hub, i
     assert [h["status"] for h in history][-1] == "deployed" and len(history) >= 2
     crd = yaml.safe_load(hub.kubectl("get", "crd", "inferencedeployments.gridshift.dev", "-o", "yaml").stdout)
     assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+
+
+def test_notes_crd_command_takes_over_crds_an_earlier_release_wrote(
+    helm: Helm, hub: Hub, installed_chart: Release
+) -> None:
+    """The crds.install=false notes' command applied over CRDs Helm wrote, as an older chart had them.
+
+    Found in review: without --force-conflicts the server-side apply was refused, a conflict with "helm",
+    for every field the new version changes. An older CRD is stood in for by one field Helm wrote (manager
+    "helm", as `helm upgrade` writes) with another value."""
+    import shlex
+
+    from .test_standards import pasted_commands
+
+    crd = "regionalclusters.gridshift.dev"
+    hub.kubectl(
+        "patch", "crd", crd, "--field-manager=helm", "--type=json",
+        "-p", '[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/description","value":"older"}]',
+    )  # fmt: skip
+    (command,) = [
+        c for c in pasted_commands(helm.notes("--set", "crds.install=false")) if c.startswith("helm template")
+    ]
+    rendering, applying = command.replace("\\\n", " ").split(" | ")
+    args = shlex.split(rendering)
+    manifest = helm.run("template", args[2], str(CHART_DIR), *args[6:]).stdout  # the chart here, not the registry's
+    proc = hub.kubectl(*shlex.split(applying)[1:], input=manifest, check=False)
+    assert proc.returncode == 0, proc.stderr
+    stored = yaml.safe_load(hub.kubectl("get", "crd", crd, "-o", "yaml").stdout)
+    assert stored["spec"]["versions"][0]["schema"]["openAPIV3Schema"].get("description") != "older"
+
+
+def test_an_upgrade_changing_the_deployments_selector_is_refused_naming_name_override(
+    helm: Helm, hub: Hub, installed_chart: Release
+) -> None:
+    # Found in review: release "gridshift" keeps its full name with nameOverride=shift, so its Deployment's
+    # immutable selector would change; the upgrade failed with the API server's "field is immutable".
+    ns = installed_chart.namespace
+    before = hub.kubectl("get", "deployment", "gridshift", "-n", ns, "-o", "jsonpath={.metadata.generation}").stdout
+    proc = helm.run(
+        "upgrade", installed_chart.name, str(CHART_DIR), "--namespace", ns, "--set", "nameOverride=shift",
+        kubeconfig=hub.kubeconfig, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert 'nameOverride: "shift" would change the selector of Deployment' in proc.stderr, proc.stderr
+    assert "app.kubernetes.io/name=gridshift to shift" in proc.stderr, proc.stderr
+    after = hub.kubectl("get", "deployment", "gridshift", "-n", ns, "-o", "jsonpath={.metadata.generation}").stdout
+    assert after == before
+    # `helm template` asks no cluster (lookup finds nothing): the value renders.
+    assert helm.run("template", "gridshift", str(CHART_DIR), "--set", "nameOverride=shift").returncode == 0
 
 
 def test_install_with_a_typo_is_refused(helm: Helm, hub: Hub) -> None:
