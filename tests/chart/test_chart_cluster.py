@@ -159,6 +159,15 @@ def test_an_upgrade_changing_the_deployments_selector_is_refused_naming_name_ove
     assert after == before
     # `helm template` asks no cluster (lookup finds nothing): the value renders.
     assert helm.run("template", "gridshift", str(CHART_DIR), "--set", "nameOverride=shift").returncode == 0
+    # Another release whose names collide is Helm's to refuse: found in regression review, it was told to keep
+    # the nameOverride "this release was installed with", though it was never installed.
+    proc = helm.run(
+        "install", "other", str(CHART_DIR), "--namespace", ns, "--set", "fullnameOverride=gridshift",
+        "--set", "nameOverride=foo", "--set", "crds.install=false", kubeconfig=hub.kubeconfig, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "nameOverride" not in proc.stderr, proc.stderr
+    assert "cannot be imported into the current release" in proc.stderr, proc.stderr
 
 
 def test_install_with_a_typo_is_refused(helm: Helm, hub: Hub) -> None:
