@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,32 @@ def test_a_carbon_folder_given_that_lacks_the_replayed_days_is_refused_naming_ca
     assert main(_simulate_2023(tmp_path, "--carbon-price", "0,100")) == 2
     err = capsys.readouterr().err
     assert "--carbon-price: markets DE-LU have no carbon recording of the replayed days" in err
+
+
+def test_a_gap_within_a_default_recording_is_refused_also_where_the_replay_reaches_past_it(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in regression review: a replay reaching past the recording's end took a 4-day gap inside it for
+    # "the recording covers 2024-01-01..2025-01-01, not the replayed days" and ran with carbon unknown.
+    from gridshift.cli.main import main
+
+    recorded = (shared_data / "carbon-2024" / "DE-LU_carbon_2024_hourly.csv").read_text().splitlines()
+    holed = [r for r in recorded if not r.startswith(("2024-12-24", "2024-12-25", "2024-12-26", "2024-12-27"))]
+    (tmp_path / "carbon-2024").mkdir()
+    (tmp_path / "carbon-2024" / "DE-LU_carbon_2024_hourly.csv").write_text("\n".join(holed) + "\n")
+    prices = tmp_path / "DE-LU_prices.csv"
+    hours = [
+        f"{datetime(2024, 12, 15, tzinfo=UTC) + timedelta(hours=h):%Y-%m-%dT%H:%M:%SZ},{50 + h % 24}\n"
+        for h in range(600)
+    ]
+    prices.write_text("datetime_utc,DE-LU_EUR_per_MWh\n" + "".join(hours))
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(tmp_path))
+    flags = ["simulate", "--prices", str(prices), "--markets", "DE-LU", "--start", "2024-12-27T12:00", "--days"]
+    rest = ["--deployments", "1", "--scenario", "owned", "--json", "--no-progress", "--jobs", "1"]
+    assert main([*flags, "6", *rest]) == 2  # reaches past the recording's end (2025-01-01)
+    assert "DE-LU_carbon_2024_hourly.csv: no intensity at or before 2024-12-27 12:00Z" in capsys.readouterr().err
+    # Past the end alone (no gap before it): carbon unknown, as for any replay of days not recorded, once more
+    # than 48 hours are past it (fewer are carried from the last row, as a gap within is).
+    monkeypatch.setenv("GRIDSHIFT_SHARED_DATA", str(shared_data))
+    assert main([*flags, "7", *rest]) == 0
+    assert json.loads(capsys.readouterr().out)["carbon"]["markets_without_data"] == ["DE-LU"]
