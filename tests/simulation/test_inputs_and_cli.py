@@ -7,6 +7,7 @@ import gzip
 import json
 import math
 import platform
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -698,29 +699,22 @@ def test_off_a_terminal_progress_is_plain_lines_on_stderr_and_no_progress_silenc
     assert any("USD/t" in line for line in lines), lines
 
 
-def test_a_fleet_too_small_is_refused_before_every_deployment_is_derived(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_fleet_too_small_is_refused_naming_every_short_market_after_progress(
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Found in review: 60 deployments were each derived (~0.3 s apiece: 21 s without a word) before the fleet
-    # check refused them; now the refusal comes at the first market the deployments overflow, and the
-    # preparation reports progress on stderr.
-    import gridshift.simulation.replay as replay_module
-
-    derived: list[str] = []
-    derive = replay_module._deployment
-
-    def counted(setup, *args, **kwargs):  # type: ignore[no-untyped-def]
-        derived.append(setup.name)
-        return derive(setup, *args, **kwargs)
-
-    monkeypatch.setattr(replay_module, "_deployment", counted)
-    args = _parse(["--days", "0.05", "--deployments", "40", "--gpus-per-market", "1", "--scenario", "owned"])
-    with pytest.raises(UsageError, match=r"needs \d+ GPUs at the deployments. peak, has 1, counting the first 1 of 40"):
-        args.handler(args)
-    assert len(derived) == 1
-    assert "simulate, preparing:   2% deployments" in capsys.readouterr().err
-    derived.clear()
+    # Found in review: 60 deployments were derived (~0.3 s apiece: 21 s) without a word before the fleet
+    # check refused them: the preparation reports progress on stderr. Found in regression review: refused at
+    # the first market the deployments overflowed, the message named a partial count, and a user took a run
+    # per market to find a fleet that fits; it names each short market with all the GPUs it needs.
     args = _parse(["--days", "0.05", "--deployments", "40", "--gpus-per-market", "12", "--scenario", "owned"])
-    with pytest.raises(UsageError, match=r"too small.*has 12, counting the first \d+ of 40 deployments"):
+    with pytest.raises(UsageError) as refused:
         args.handler(args)
-    assert 1 < len(derived) < 15
+    needs = re.findall(r"(\S+) needs (\d+) GPUs at the deployments' peak, has 12", str(refused.value))
+    assert len(needs) > 1, refused.value
+    err = capsys.readouterr().err
+    assert "simulate, preparing:   2% deployments" in err and "simulate, preparing: 100% deployments" in err, err
+    # The figures are the whole need: a fleet of the largest runs.
+    largest = max(int(n) for _, n in needs)
+    argv = ["--days", "0.05", "--deployments", "40", "--gpus-per-market", str(largest), "--scenario", "owned"]
+    args = _parse([*argv, "--no-progress", "--json"])
+    assert args.handler(args) == 0
