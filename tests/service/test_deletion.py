@@ -747,3 +747,31 @@ def test_recorded_clusters_reads_placements_and_migration_and_none_as_unknown() 
     assert recorded_clusters({"placements": []}) == frozenset()
     placements = [{"cluster": "eu-de"}, "odd"]
     assert recorded_clusters({"placements": placements, "migration": [{"cluster": "eu-fr"}]}) == {"eu-de", "eu-fr"}
+
+
+def test_an_orphan_whose_owner_the_hub_still_has_is_left_alone() -> None:
+    # Orphans are found against this process's index (kopf's), which may be behind the hub: a deployment just
+    # created, or listed by a watch that restarted, is missing from it while its replicas run. The sweep asks the
+    # hub (not a cache) before each deletion; the UID it answers is the owner's, so the replicas are a live
+    # tenant's and not one object of them is deleted, nor is the member asked to delete any.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=5.0))
+    world.cycle()
+    world.cycle()
+    member = world.members["eu-de"]
+    placed = copy.deepcopy(member.objects)
+    assert {k[0] for k in placed} == {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"}
+    del world.deployments["chat"]  # gone from the index only: the hub still has ml/chat, uid-chat
+    assert world.hub.deployment_uid("ml", "chat") == "uid-chat"
+    delete = member.delete_owned_object
+    asked: list[tuple[str, str, str]] = []
+
+    def recorded(owner: Owner, kind: str, namespace: str, name: str) -> bool:
+        asked.append((kind, namespace, name))
+        return delete(owner, kind, namespace, name)
+
+    member.delete_owned_object = recorded  # type: ignore[method-assign]
+    report = world.cycle()
+    assert asked == []
+    assert member.objects == placed
+    assert not report.errors, report.errors
