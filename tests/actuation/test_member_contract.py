@@ -180,6 +180,34 @@ def check_refused_listing(cluster: MemberCluster, name: str, refused: str) -> No
     assert str(written.value) == f"cluster {name}: forbidden: get {manifests[0]['kind']} {refused}/{first} (HTTP 403)"
 
 
+def check_unowned_objects_are_not_adopted(
+    cluster: MemberCluster, plant: Callable[[list[Any]], None], namespace: str = WORKLOADS
+) -> None:
+    """Run against any MemberCluster, `plant` putting objects in place as someone else would (the fake's
+    `plant`, kubectl on a real apiserver). Objects under the names gridshift renders, with its labels and
+    selectors but no owner annotations (copied by hand, a tenant's kubectl apply), are nobody's: ownership is
+    the annotations, never the labels, so each kind's apply refuses them (ForeignObject), and they stay as they
+    were, nobody's. Found in review: an apply that adopted them was caught only by luck, by a planted copy's
+    other selector making the real apiserver answer 422."""
+    manifests = render_workload(SPEC, replace(target("epsilon", 0), workload_namespace=namespace))
+    unowned = copy.deepcopy(manifests)
+    for manifest in unowned:
+        manifest["metadata"]["annotations"] = {
+            k: v for k, v in manifest["metadata"]["annotations"].items() if k not in (L.OWNER, L.OWNER_UID)
+        }
+    plant(unowned)
+    for manifest in manifests:
+        meta = manifest["metadata"]
+        refusal = f"{manifest['kind']} {namespace}/{meta['name']} exists and belongs to no gridshift deployment"
+        with pytest.raises(ForeignObject, match=f"{refusal}; not overwritten"):
+            cluster.apply([manifest])
+    [state] = [w for w in cluster.workloads([namespace]) if w.name == manifests[0]["metadata"]["name"]]
+    assert (state.owner_uid, state.owned) == ("", False)
+    companions = {(o.kind, o.name): o.owner for o in cluster.owned_objects([namespace])}
+    rest = [(m["kind"], m["metadata"]["name"]) for m in manifests[1:]]
+    assert {k: companions.get(k, "missing") for k in rest} == dict.fromkeys(rest)
+
+
 def _label_edited(manifest: Any, value: str) -> Any:
     """`manifest` with its own `gridshift.dev/deployment` label set to `value` (selectors untouched), as
     `kubectl label --overwrite` leaves it."""
@@ -200,6 +228,16 @@ def _relabelled(manifest: Any, value: str) -> Any:
 
 def test_fake_member_cluster_honours_the_contract() -> None:
     check_member_contract(FakeMemberCluster("c1", gpus={GPU: 16}, namespaces={WORKLOADS}), total_gpus=16)
+
+
+def test_fake_member_cluster_does_not_adopt_unowned_objects() -> None:
+    cluster = FakeMemberCluster("c1", gpus={GPU: 8}, namespaces={WORKLOADS})
+
+    def plant(manifests: list[Any]) -> None:
+        for manifest in manifests:
+            cluster.plant(manifest)
+
+    check_unowned_objects_are_not_adopted(cluster, plant)
 
 
 def test_fake_member_cluster_refuses_a_deletion_it_may_not_list() -> None:

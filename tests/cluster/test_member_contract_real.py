@@ -15,7 +15,15 @@ from gridshift.actuation import labels as L
 from gridshift.actuation.members import ForeignObject, KubeMemberCluster
 from gridshift.actuation.render import render_workload
 from gridshift.service.inputs import planner_cluster
-from tests.actuation.test_member_contract import GPU, SPEC, WORKLOADS, check_member_contract, owner, target
+from tests.actuation.test_member_contract import (
+    GPU,
+    SPEC,
+    WORKLOADS,
+    check_member_contract,
+    check_unowned_objects_are_not_adopted,
+    owner,
+    target,
+)
 from tests.service.test_inputs import eu_cluster
 
 from .helpers import fresh_namespace, kubectl_json, pod_condition, wait_for
@@ -33,6 +41,19 @@ def test_the_real_member_cluster_honours_the_contract(control_planes: Any) -> No
     finally:
         member.close()
         world.kubectl(region, "delete", "namespace", WORKLOADS, "--wait=false", check=False)
+
+
+def test_the_real_member_cluster_does_not_adopt_unowned_objects(control_planes: Any) -> None:
+    """The contract's case, planted with kubectl: the selectors are the ones gridshift renders, so a forced apply
+    over them would succeed (no 422 "field is immutable" to hide an adoption)."""
+    world, region = control_planes, "eu-de"
+    ns = fresh_namespace(world, region)
+    member = KubeMemberCluster(region, yaml.safe_load(world.kubeconfigs[region].read_text()), watch=False)
+    try:
+        check_unowned_objects_are_not_adopted(member, lambda manifests: world.apply(region, manifests), ns)
+    finally:
+        member.close()
+        world.kubectl(region, "delete", "namespace", ns, "--wait=false", check=False)
 
 
 def test_gpu_quantities_the_apiserver_stores_never_fail_the_observation(control_planes: Any) -> None:
