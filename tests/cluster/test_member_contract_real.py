@@ -197,3 +197,20 @@ def test_a_deletion_leaves_an_object_another_owner_put_in_place_after_our_listin
         member._list = listed_before_the_swap  # type: ignore[method-assign]
         member.delete_deployment_objects(owner("gone"), [ns])
         assert raced.owner_now() == "team-b/x"
+
+
+def test_a_sweep_deletion_leaves_an_object_another_owner_put_in_place_after_its_read(control_planes: Any) -> None:
+    """The sweep's deletion by name (`delete_owned_object`) reads the object, judges it ours, then deletes it: one
+    deleted and re-created by another owner in between (same name, new uid) is left alone, by the read's uid as
+    the delete's precondition (409), as `delete_deployment_objects` leaves one put in place after its listing."""
+    with _raced(control_planes, "swept") as raced:
+        meta, member = raced.ours["metadata"], raced.member
+        stale = member._get(member._resource("apps/v1", "Deployment"), meta["name"], meta["namespace"])
+        assert stale is not None
+        raced.swap()
+        reads = iter([stale])  # our read happened before their swap
+        real_get = member._get
+        member._get = lambda *args: next(reads, None) or real_get(*args)  # type: ignore[method-assign]
+        assert not member.delete_owned_object(owner("swept"), "Deployment", meta["namespace"], meta["name"])
+        assert next(reads, None) is None  # the stale read was the one judged
+        assert raced.owner_now() == "team-b/x"
