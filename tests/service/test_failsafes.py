@@ -644,3 +644,30 @@ def test_a_status_that_cannot_be_built_is_its_objects_problem_only(monkeypatch: 
     fr = condition(world.cluster_bodies["eu-fr"]["status"], "PriceFeedStale")
     assert fr[2] == "price feed 'eu-fr': url: endpoint answered 503"
     assert world.service.last_report is report  # the cycle ended: health and metrics see it
+
+
+def test_a_member_adapter_bug_is_its_clusters_problem_only_and_not_quoted() -> None:
+    # A bug in one member's adapter (here a KeyError from workloads(), on an object it did not expect) must not
+    # stop the cycle for the tenants of every other cluster, and its message (the adapter's input: a key, a value
+    # of the member's objects) is not quoted in the report or any status, only its type.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+
+    def broken(namespaces: Any) -> Any:
+        raise KeyError("token-s3cr3t")
+
+    world.members["eu-de"].workloads = broken  # type: ignore[method-assign]
+    world.add(deployment_body(rps=30.0))
+    for _ in range(2):
+        report = world.cycle()
+    # eu-de, the cheaper, is not read: the deployment is planned and placed in eu-fr, nothing written to eu-de.
+    placed = sum(w.desired for w in world.members["eu-fr"].workloads([WORKLOADS]))
+    assert placed > 0 and condition(world.status(), "Ready")[0] == "True", world.status()
+    assert not world.members["eu-de"].objects
+    message = "cluster eu-de: internal error (KeyError)"
+    assert [e for e in report.errors if "eu-de" in e] == [message], report.errors
+    quoted = json.dumps(
+        [report.errors, [p.message for p in report.problems], {str(k): v for k, v in world.hub.statuses.items()}],
+        default=str,
+    )
+    assert "s3cr3t" not in quoted
+    assert condition(world.cluster_bodies["eu-de"]["status"], "Ready")[2] == message
