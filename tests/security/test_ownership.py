@@ -92,6 +92,7 @@ def test_planted_deployments_are_neither_counted_nor_overwritten(world: SecureWo
     unowned["metadata"]["annotations"] = {}
     unowned["spec"]["replicas"] = 2
     world.planes.apply(region, [unowned])
+    squatted = unique("squatted")
     try:
         report = world.cycle(service)
         status = world.status("ml", victim)
@@ -103,12 +104,21 @@ def test_planted_deployments_are_neither_counted_nor_overwritten(world: SecureWo
 
         # 3. Someone else's object already under the name gridshift would give a new deployment's replicas:
         #    gridshift must not overwrite it, and says so on the deployment.
-        squatted = unique("squatted")
         squatter = copy.deepcopy(planted)
         squatter["metadata"]["namespace"] = MEMBER_WORKLOADS
         squatter["metadata"]["name"] = L.workload_name("ml", squatted, H100)
         squatter["metadata"]["annotations"] = {"owner": "someone else"}
         squatter["spec"]["replicas"] = 3
+        # With the selector gridshift renders for `squatted`: the victim's, copied, would make a forced apply over
+        # it a 422 ("field is immutable"), which refused an adoption by itself (review: an apply that adopted
+        # objects without owner annotations failed here only by that luck). The owner annotations alone refuse it.
+        value = L.deployment_label_value("ml", squatted)
+        for labels in (
+            squatter["metadata"]["labels"],
+            squatter["spec"]["selector"]["matchLabels"],
+            squatter["spec"]["template"]["metadata"]["labels"],
+        ):
+            labels[L.DEPLOYMENT] = value
         for other in world.planes.regions:
             world.planes.apply(other, [squatter])
         world.deploy(inference_deployment(squatted, rps=4.0))
@@ -136,3 +146,5 @@ def test_planted_deployments_are_neither_counted_nor_overwritten(world: SecureWo
             world.planes.kubectl(
                 other, "delete", "deployment", "-n", MEMBER_WORKLOADS, "-l", f"{L.DEPLOYMENT}=ml.{victim}", check=False
             )
+            squatters = f"{L.DEPLOYMENT}={L.deployment_label_value('ml', squatted)}"
+            world.planes.kubectl(other, "delete", "deployment", "-n", MEMBER_WORKLOADS, "-l", squatters, check=False)
