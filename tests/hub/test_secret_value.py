@@ -30,3 +30,24 @@ def test_a_value_that_is_not_utf8_text_names_the_secret_and_key_and_quotes_nothi
     message = str(raised.value)
     assert message.startswith("Secret gridshift-system/kc-eu-fr key 'kubeconfig' is not UTF-8 text"), message
     assert "s3cr3t" not in message and raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{}, {SECRET_PURPOSE_LABEL: SecretPurpose.PRICE_FEED_TOKEN.value}, {"purpose": "member-kubeconfig"}],
+    ids=["unlabelled", "labelled for another purpose", "another label"],
+)
+def test_a_secret_not_labelled_for_the_purpose_is_not_read(labels: dict[str, str]) -> None:
+    # Whoever may reference a Secret (a RegionalCluster's author) must not get gridshift to read any Secret of the
+    # namespace: only one its owner labelled for this purpose is read. A price-feed token's Secret, or one with no
+    # label, is refused however valid its value, and the refusal says which label to set, quoting no value.
+    value = base64.b64encode(b"apiVersion: v1 # s3cr3tvalue").decode()
+    with pytest.raises(SecretMissing) as raised:
+        secret_value(
+            "gridshift-system", "kc-eu-fr", "kubeconfig", SecretPurpose.MEMBER_KUBECONFIG, labels, {"kubeconfig": value}
+        )
+    message = str(raised.value)
+    assert message.startswith(
+        f"Secret gridshift-system/kc-eu-fr is not labelled {SECRET_PURPOSE_LABEL}=member-kubeconfig"
+    ), message
+    assert "s3cr3t" not in message
