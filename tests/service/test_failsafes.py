@@ -671,3 +671,32 @@ def test_a_member_adapter_bug_is_its_clusters_problem_only_and_not_quoted() -> N
     )
     assert "s3cr3t" not in quoted
     assert condition(world.cluster_bodies["eu-de"]["status"], "Ready")[2] == message
+
+
+def test_one_deployments_unexpected_error_stops_none_of_the_others_and_is_not_quoted() -> None:
+    # The per-deployment guard takes any exception, not gridshift's own (MemberError) alone: a bug met acting on
+    # one deployment (here a KeyError from its repair stage, on a field it did not expect) leaves the deployments
+    # after it acted on, and is that deployment's DeploymentFailed, by its type only (its message may quote what
+    # it read). Before: caught only by test_parallel_migrations, through a RuntimeError of the migrate stage.
+    world = ServiceHarness(["eu-de"])
+    for name in ("a", "b"):
+        body = deployment_body(name, rps=5.0)
+        body["metadata"]["uid"] = f"uid-{name}"
+        world.add(body)
+    repair_all = world.service.actuator.repair_all
+
+    def broken_for_a(deployment: Any, *args: Any) -> Any:
+        if deployment.id == "ml/a":
+            raise KeyError("token-s3cr3t")
+        return repair_all(deployment, *args)
+
+    world.service.actuator.repair_all = broken_for_a  # type: ignore[method-assign]
+    for _ in range(2):
+        report = world.cycle()
+    message = "ml/a: not acted on this cycle: internal error (KeyError)"
+    assert [e for e in report.errors if "not acted on" in e] == [message], report.errors
+    assert [(p.reason, p.deployment) for p in report.problems] == [(CycleErrorReason.DEPLOYMENT_FAILED, "ml/a")]
+    assert "s3cr3t" not in json.dumps([report.errors, [p.message for p in report.problems]])
+    # b, after a in the cycle's order, is acted on and reported.
+    assert "b" in {w.deployment_name for w in world.members["eu-de"].workloads([WORKLOADS])}
+    assert condition(world.status("b"), "Ready")[0] == "True", world.status("b")
