@@ -22,7 +22,7 @@ from gridshift.service import inputs
 from gridshift.service.observe import Observer
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
-from gridshift.signals.feed_service import MappingSecretResolver
+from gridshift.signals.feed_service import FeedOptions, MappingSecretResolver
 from gridshift.signals.price_service import ManagedPriceFeed, build_price_feed
 from gridshift.signals.settings import PriceFeedSettings, RetryPolicy
 from tests.service.harness import cluster_body
@@ -72,26 +72,17 @@ class World:
     def down(self) -> None:
         self.server.answer(Reply(status=503, body=b"down"))
 
-    def _price_feed(self, name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
-        return build_price_feed(
-            cluster.spec.price_feed,
-            name=name,
-            secrets=MappingSecretResolver({}),
-            http=self.http,
-            clock=lambda: self.now,
-            settings=SETTINGS,
+    def _options(self, name: str) -> FeedOptions:
+        return FeedOptions(
+            name=name, secrets=MappingSecretResolver({}), http=self.http, clock=lambda: self.now, settings=SETTINGS
         )
+
+    def _price_feed(self, name: str, cluster: RegionalCluster) -> ManagedPriceFeed:
+        return build_price_feed(cluster.spec.price_feed, **self._options(name))
 
     def _carbon_feed(self, name: str, cluster: RegionalCluster) -> ManagedCarbonFeed:
         assert cluster.spec.carbon_feed is not None
-        return build_carbon_feed(
-            cluster.spec.carbon_feed,
-            name=name,
-            secrets=MappingSecretResolver({}),
-            http=self.http,
-            clock=lambda: self.now,
-            settings=SETTINGS,
-        )
+        return build_carbon_feed(cluster.spec.carbon_feed, **self._options(name))
 
     def body(self) -> dict[str, Any]:
         body = cluster_body("eu-1")

@@ -34,10 +34,10 @@ PEAK_OFFPEAK = ScheduleFeed(
 )
 
 
-def schedule(horizon_hours: float = 24) -> SchedulePriceFeed:
+def schedule(horizon_hours: float = 24, spec: ScheduleFeed = PEAK_OFFPEAK) -> SchedulePriceFeed:
     return SchedulePriceFeed(
         "tariff",
-        spec=PEAK_OFFPEAK,
+        spec=spec,
         currency="EUR",
         unit=EnergyUnit.MWH,
         settings=PriceFeedSettings(horizon_hours=horizon_hours),
@@ -67,13 +67,7 @@ def _two_to_three(zone: str, horizon_hours: float = 8) -> SchedulePriceFeed:
     spec = ScheduleFeed(
         timezone=zone, default_price=10, periods=[TariffPeriod(days=every_day, start_hour=2, end_hour=3, price=100)]
     )
-    return SchedulePriceFeed(
-        "tariff",
-        spec=spec,
-        currency="EUR",
-        unit=EnergyUnit.MWH,
-        settings=PriceFeedSettings(horizon_hours=horizon_hours),
-    )
+    return schedule(horizon_hours, spec)
 
 
 def _shown(feed: SchedulePriceFeed, now: datetime) -> list[tuple[str, str, float]]:
