@@ -341,7 +341,11 @@ def test_recorded_dcgm_answer_is_parsed_with_its_pod_labels(
     assert len(samples) == 16
     vllm_gpu = [s for s in samples if s.labels["pod"] == "vllm-agg-0-vllmdecodeworker-s65j5"]
     assert [(s.labels["namespace"], s.labels["gpu"], s.value) for s in vllm_gpu] == [("dynamo-workload", "0", 113.611)]
-    assert local_server.requests[0].params == {"query": "DCGM_FI_DEV_POWER_USAGE", "time": f"{AT.timestamp():.3f}"}
+    assert local_server.requests[0].params == {
+        "query": "DCGM_FI_DEV_POWER_USAGE",
+        "time": f"{AT.timestamp():.3f}",
+        "partial_response": "false",
+    }
 
 
 def test_recorded_answer_as_watts_per_replica_sums_gpus_of_one_pod(
