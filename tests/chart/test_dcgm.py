@@ -117,3 +117,13 @@ def test_the_pod_monitor_says_to_list_every_workload_namespace() -> None:
     text = (DCGM / "vllm-podmonitor.yaml").read_text()
     assert "must list every workload namespace" in text and "per-tenant" in text
     assert "list every workload" in (DCGM / "README.md").read_text()
+
+
+def test_the_pod_monitor_bounds_what_a_replica_may_export(shared_data: Path) -> None:
+    # Found in review: a tenant's image exporting 510,000 histogram edges made one Prometheus answer of 64 MiB,
+    # which took the operator from 215 to 1,340 MiB (its limit is 1 GiB). The scrape is bounded at the source,
+    # far above what a real vLLM exports.
+    monitor = yaml.safe_load((DCGM / "vllm-podmonitor.yaml").read_text())
+    real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_text()
+    samples = sum(1 for line in real.splitlines() if line and not line.startswith("#"))
+    assert 10 * samples <= monitor["spec"]["sampleLimit"] <= 20_000
