@@ -289,6 +289,23 @@ def test_queries_beyond_the_in_flight_bound_wait_and_are_not_sent_past_the_deadl
     assert len(local_server.requests) <= 6, "queries were sent after the deadline"
 
 
+def test_no_retry_starts_past_the_callers_deadline(local_server: LocalServer) -> None:
+    # Found in review: a cycle gave up at its deadline, but each of its queries went on retrying (2 s, then 4 s),
+    # holding in-flight slots and sending an overloaded Prometheus three times the queries for ~36 s.
+    local_server.answer(Reply(status=503, body=b"overloaded"))
+    slept: list[float] = []
+    settings = MetricsSettings(deadline_seconds=1.0, retry=RetryPolicy(max_attempts=3, initial_backoff_seconds=2.0))
+    source = PrometheusMetricsSource(local_server.url, settings=settings, sleep=slept.append)
+    with pytest.raises(MetricsError, match="HTTP 503"):
+        source.cluster_signals([LLAMA], AT)
+    time.sleep(0.3)  # the queries still in flight when the first failure was raised end
+    assert slept == [] and len(local_server.requests) <= len(Signal)  # one try each: a retry would end past it
+    # Without a deadline the retries go on as before.
+    with pytest.raises(MetricsError, match="HTTP 503"):
+        source.query_vector("up", AT)
+    assert slept == [2.0, 4.0]
+
+
 def test_of_a_clusters_failing_queries_the_first_in_order_is_raised_whichever_fails_first(
     local_server: LocalServer, recording_sleep: RecordingSleep
 ) -> None:

@@ -276,16 +276,23 @@ class PrometheusMetricsSource:
         # URL made 24 clusters on one Thanos take 24 query times, 24.2 s at 1 s a query).
         self._in_flight = threading.BoundedSemaphore(self.settings.max_queries_in_flight)
 
-    def query_vector(self, promql: str, at: datetime, *, signal: str = "query") -> list[Sample]:
-        """Evaluates `promql` at `at`; retries transient failures, then raises MetricsError."""
+    def query_vector(
+        self, promql: str, at: datetime, *, signal: str = "query", deadline: float | None = None
+    ) -> list[Sample]:
+        """Evaluates `promql` at `at`; retries transient failures, then raises MetricsError. No retry starts at or
+        past `deadline` (time.monotonic), after which the caller uses no answer: found in review, queries a
+        cycle had given up on went on retrying for ~36 s, holding in-flight slots and tripling the load on an
+        overloaded Prometheus."""
         policy = self.settings.retry
         for attempt in range(1, policy.max_attempts + 1):
             try:
                 return self._query_once(promql, at, signal)
             except MetricsError as error:
-                if not error.retryable or attempt == policy.max_attempts:
+                pause = policy.backoff_seconds(attempt)
+                late = deadline is not None and time.monotonic() + pause >= deadline
+                if not error.retryable or attempt == policy.max_attempts or late:
                     raise
-                self._sleep(policy.backoff_seconds(attempt))
+                self._sleep(pause)
         raise AssertionError("unreachable: the last attempt raises")
 
     def _query_once(self, promql: str, at: datetime, signal: str) -> list[Sample]:
@@ -372,7 +379,7 @@ class PrometheusMetricsSource:
         if not self._in_flight.acquire(timeout=wait):
             raise self._late(signal)
         try:
-            return self.query_vector(promql, at, signal=signal)
+            return self.query_vector(promql, at, signal=signal, deadline=deadline)
         finally:
             self._in_flight.release()
 
