@@ -287,6 +287,46 @@ def test_clusters_sharing_a_prometheus_without_a_cluster_label_are_not_read_and_
     assert condition(own.cluster_bodies["eu-fr"]["status"], "MetricsAmbiguous") == ("False", "Distinct", "")
 
 
+def test_pods_whose_metrics_are_not_scraped_leave_the_demand_unknown_not_smaller() -> None:
+    # Found in review (a real Prometheus): a replica whose /metrics scrape fails still serves, and drops out of
+    # the sum; half the pods unscraped read 60 req/s as 30 and scaled 16 replicas to 10 in one cycle.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    world.add(deployment_body("chat", rps=60.0))
+    for _ in range(2):
+        world.cycle()
+    world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
+
+    def measure(rate: float) -> None:
+        world.metrics.set_signal(REF, Signal.REQUEST_RATE, rate)
+        world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, rate * 1000)
+        world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, rate * 200)
+
+    measure(60.0)
+    for _ in range(3):
+        world.cycle()
+    placed, ready = world.replicas(), world.ready()["eu-de"]
+    assert ready == placed["eu-de"] > 2, placed
+    measure(30.0)
+    world.metrics.set_signal(REF, Signal.REPLICAS_REPORTING, ready // 2)
+    for _ in range(3):
+        report = world.cycle()
+        assert world.replicas() == placed, "scaled on the pods that reported"
+    reason = f"{ready} Ready replicas in eu-de, {ready // 2} reporting vLLM metrics"
+    assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+    assert [p.message for p in report.problems] == [
+        f"ml/chat: request rate unknown (Prometheus: {reason}): never scaling below the Ready count"
+    ]
+    # Every Ready pod reports again: the measured 30 req/s is believed.
+    world.metrics.set_signal(REF, Signal.REPLICAS_REPORTING, ready)
+    for _ in range(3):
+        world.cycle()
+    assert condition(world.status(), "MetricsStale")[:2] == ("False", "MetricsFresh")
+    assert world.replicas()["eu-de"] < placed["eu-de"]
+
+
 def test_one_of_two_clusters_prometheus_failing_leaves_the_demand_unknown_not_the_others_share() -> None:
     # A mutation survived: a failed cluster's signals skipped (not unknown) made the other cluster's share the
     # whole demand, 16 replicas scaled to 2 with MetricsStale False.

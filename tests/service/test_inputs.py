@@ -41,7 +41,7 @@ from gridshift.service.inputs import (
 from gridshift.signals.carbon import CarbonInterval, CarbonSeries
 from gridshift.signals.carbon_service import CarbonReading
 from gridshift.signals.labels import DeploymentRef
-from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
+from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, UnreportedReplicas
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceInterval, PriceKind, PriceSeries
 from gridshift.signals.promql import Signal
@@ -302,6 +302,28 @@ def test_a_cluster_without_a_request_rate_makes_the_whole_demand_unknown_not_sma
     partial = DeploymentSignals(REF, AT, {Signal.REQUESTS_WAITING: 50.0, Signal.PROMPT_TOKEN_RATE: 900.0})
     for measured in ([signals(2.0, 0, 2000, 400), partial], [partial], []):
         assert observed_demand(prometheus_idep(), measured, 300) == S.ObservedDemand(None, 700, 150)
+
+
+def reporting(measured: DeploymentSignals, pods: float) -> DeploymentSignals:
+    return DeploymentSignals(measured.deployment, AT, {**measured.values, Signal.REPLICAS_REPORTING: pods})
+
+
+def test_fewer_pods_reporting_than_are_ready_make_the_demand_unknown_and_say_why() -> None:
+    # Found in review (a real Prometheus): one of two pods whose /metrics scrape failed (it still served) made
+    # 20 req/s read 9.99, and the planner scaled 16 replicas to 10 on the half it saw.
+    de, fr = reporting(signals(2.0, 0, 2000, 400), 2), reporting(signals(1.0, 0, 1000, 200), 1)
+    measured = observed_demand(prometheus_idep(), [de, fr], 300)
+    # Every Ready pod reports (or more: one not Ready yet, or terminating): the demand as before.
+    for ready in ([("eu-de", 2), ("eu-fr", 1)], [("eu-de", 1), ("eu-fr", 0)]):
+        assert observed_demand(prometheus_idep(), [de, fr], 300, ready) == measured == S.ObservedDemand(3.0, 1000, 200)
+    with pytest.raises(UnreportedReplicas, match=r"^3 Ready replicas in eu-fr, 1 reporting vLLM metrics$"):
+        observed_demand(prometheus_idep(), [de, fr], 300, [("eu-de", 2), ("eu-fr", 3)])
+    # No pod reporting at all (every scrape failing: the rates linger over their window, the gauge does not).
+    with pytest.raises(UnreportedReplicas, match=r"^2 Ready replicas in eu-de, 0 reporting"):
+        observed_demand(prometheus_idep(), [signals(2.0, 0, 2000, 400)], 300, [("eu-de", 2)])
+    # Static demand reads no metrics.
+    static = InferenceDeployment.model_validate(deployment_body(rps=3.0))
+    assert observed_demand(static, [de], 300, [("eu-de", 5)]).requests_per_second == 3.0
 
 
 def test_static_demand_is_the_spec_whatever_the_metrics_say() -> None:

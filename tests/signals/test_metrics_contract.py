@@ -115,7 +115,8 @@ class PrometheusWorld:
 
 @dataclass
 class FakeWorld:
-    source: FakeMetricsSource = field(default_factory=FakeMetricsSource)
+    # Only what a test sets, as the Prometheus stand-in answers (no default count of replicas reporting).
+    source: FakeMetricsSource = field(default_factory=lambda: FakeMetricsSource(every_replica_reports=False))
 
     def set(self, ref: DeploymentRef, signal: Signal, value: SignalValue) -> None:
         self.source.set_signal(ref, signal, value)
@@ -147,6 +148,7 @@ VALUES: dict[Signal, SignalValue] = {
     Signal.JOULES_PER_TOKEN: 0.165,
     Signal.PROMPT_TOKENS_BUCKETS: {"500.0": 80.0, "5000.0": 100.0, "+Inf": 100.0},
     Signal.GENERATION_TOKENS_BUCKETS: {"200.0": 100.0, "+Inf": 100.0},
+    Signal.REPLICAS_REPORTING: 2.0,
 }
 
 

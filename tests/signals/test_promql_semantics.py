@@ -105,6 +105,12 @@ def input_series() -> list[dict[str, str]]:
         {"series": dcgm("DCGM_FI_DEV_POWER_USAGE", 5, NS, "llama-c"), "values": "200x12"},
         {"series": dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 5, NS, "llama-c"), "values": "0+12000000x12"},
     ]
+    # llama-d's /metrics failed from minute 19 (it still serves): Prometheus marked its series stale at once, so
+    # at 20 m it is not among the replicas reporting. llama-a runs a second engine (data parallel): still one pod.
+    series += [
+        {"series": vllm("vllm:num_requests_running", "llama-d", "prod.llama", MODEL), "values": "1x18 stale"},
+        {"series": vllm("vllm:num_requests_running", "llama-a", "prod.llama", MODEL, engine="1"), "values": "0x20"},
+    ]
     # Another deployment in the same namespace: must never leak into prod.llama's figures.
     series += [
         {
@@ -174,6 +180,7 @@ def expectations(scheme: LabelScheme) -> list[dict[str, object]]:
         micro(queries[Signal.ITL_P95], 0.03),
         scalar(queries[Signal.REQUESTS_RUNNING], 8),
         scalar(queries[Signal.REQUESTS_WAITING], 3),
+        scalar(queries[Signal.REPLICAS_REPORTING], 2),  # llama-a and llama-b: llama-c stopped, llama-d stale
         scalar(queries[Signal.KV_CACHE_USAGE], 0.4),
         {
             "expr": queries[Signal.WATTS_PER_REPLICA],
@@ -260,6 +267,7 @@ def grouped_expectations(scheme: LabelScheme) -> list[dict[str, object]]:
         each(queries[Signal.ITL_P95], {"llama": 0.03, "legacy": 0.092, "both": 0.03}, scale=1e6),
         each(queries[Signal.REQUESTS_RUNNING], {"llama": 8, "other": 7, "legacy": 1}),
         each(queries[Signal.REQUESTS_WAITING], {"llama": 3}),
+        each(queries[Signal.REPLICAS_REPORTING], {"llama": 2, "other": 1, "legacy": 1}),
         each(queries[Signal.KV_CACHE_USAGE], {"llama": 0.4, "legacy": 0.7}),
         {
             "expr": queries[Signal.WATTS_PER_REPLICA],

@@ -275,9 +275,14 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
     ),
     _either(
         "MetricsStale",
-        "True when demand is read from Prometheus and the request rate is missing: the planner then never "
-        "scales below the Ready count.",
-        true=(MetricsReason.NO_DEMAND_METRICS, "No request rate for the deployment in Prometheus."),
+        "True when demand is read from Prometheus and the request rate is missing, or is summed over fewer "
+        "replica pods than are Ready in a cluster (a pod whose scrape fails still serves): the planner then "
+        "never scales below the Ready count.",
+        true=(
+            MetricsReason.NO_DEMAND_METRICS,
+            "No request rate for the deployment in Prometheus, or fewer of its pods report it than are Ready "
+            "(the cycle's MetricsUnavailable problem names the cluster and the counts).",
+        ),
         false=(MetricsReason.METRICS_FRESH, "The request rate is measured, or demand is Static."),
     ),
 )

@@ -32,7 +32,7 @@ from gridshift.planner.classes import classes_from_histograms, merged_histograms
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import kv_memory_for, model_architectures, performance_model
 from gridshift.signals.carbon_service import CarbonReading
-from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand
+from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, UnreportedReplicas
 from gridshift.signals.price_service import PriceReading
 from gridshift.signals.prices import PriceKind, usd_per_kwh
 from gridshift.signals.promql import Signal
@@ -270,7 +270,10 @@ def placements_by_deployment(
 
 
 def observed_demand(
-    idep: InferenceDeployment, signals: Sequence[DeploymentSignals], queue_drain_seconds: float = 300.0
+    idep: InferenceDeployment,
+    signals: Sequence[DeploymentSignals],
+    queue_drain_seconds: float = 300.0,
+    ready: Sequence[tuple[str, int]] | None = None,
 ) -> S.ObservedDemand:
     """Static demand from the spec, or the sum over clusters of what Prometheus measured.
 
@@ -282,6 +285,11 @@ def observed_demand(
     drain time is a setting of its own (OperatorSettings.queue_drain_seconds), never the rate
     window, or a 10 s window would read 600 waiting requests as +60 req/s.
     Missing metrics give None fields: the planner then never scales below the Ready count.
+
+    `ready`, where given, is for each of `signals` in its order the cluster's name and the deployment's Ready
+    replicas there: where fewer pods report (Signal.REPLICAS_REPORTING) UnreportedReplicas is raised, as the
+    sum leaves the others' traffic out. Found in review (a real Prometheus): one of two pods whose /metrics
+    failed for 22 s made 20 req/s read 9.99, and 60 req/s read as 30 scaled 16 replicas to 10 in one cycle.
     """
     demand = idep.spec.demand
     if demand.source is DemandSource.STATIC:
@@ -289,6 +297,7 @@ def observed_demand(
     rates = [s.scalar(Signal.REQUEST_RATE) for s in signals]
     if not signals or any(r is None for r in rates):
         return S.ObservedDemand(None, demand.mean_prompt_tokens, demand.mean_output_tokens)
+    _all_reporting(signals, ready)
     waiting = sum(s.scalar(Signal.REQUESTS_WAITING) or 0.0 for s in signals)
     finished = sum(r for r in rates if r is not None)
     total_rate = finished + waiting / queue_drain_seconds
@@ -308,6 +317,17 @@ def observed_demand(
         # Planning by class is opt-in (spec.demand.requestClasses); measured classes then replace the listed ones.
         request_classes=measured_classes(signals, longest_sequence(idep.spec)) if demand.request_classes else (),
     )
+
+
+def _all_reporting(signals: Sequence[DeploymentSignals], ready: Sequence[tuple[str, int]] | None) -> None:
+    """Raise UnreportedReplicas where a cluster's Ready replicas outnumber the pods reporting there. A pod just
+    turned Ready is not scraped yet for up to one scrape interval: that cycle holds the replicas, never more."""
+    if ready is None:
+        return
+    for measured, (cluster, count) in zip(signals, ready, strict=True):
+        reporting = measured.scalar(Signal.REPLICAS_REPORTING) or 0.0
+        if reporting < count:
+            raise UnreportedReplicas(f"{count} Ready replicas in {cluster}, {reporting:g} reporting vLLM metrics")
 
 
 def _believable(total_rate: float, finished: float, prompt_tokens_per_s: float, output_tokens_per_s: float) -> None:

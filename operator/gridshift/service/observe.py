@@ -186,9 +186,11 @@ class Observer:
         for parsed in deployments:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
-            signals = self._signals(parsed.resource, ns, name, running, measured)
+            by_cluster = self._signals(parsed.resource, ns, name, running, measured)
+            signals = None if by_cluster is None else list(by_cluster.values())
+            placed = placements.get((ns, name), ())
             demand, demand_problem = _demand(
-                parsed.resource, signals, self.settings.queue_drain_seconds, f"{ns}/{name}"
+                parsed.resource, by_cluster, placed, self.settings.queue_drain_seconds, f"{ns}/{name}"
             )
             known = self._requirements.get(parsed.key)
             if known is not None and known[0] is parsed.resource:
@@ -198,7 +200,7 @@ class Observer:
                     parsed.resource.spec, default_carbon_price=self.settings.default_carbon_price_usd_per_tonne
                 )
             requirements[parsed.key] = (parsed.resource, required)
-            planned = S.Deployment(ns, name, required, placements.get((ns, name), ()), demand)
+            planned = S.Deployment(ns, name, required, placed, demand)
             observed.append(
                 ObservedDeployment(
                     parsed.body, parsed.resource, planned, inputs.measured_cost(signals), demand_problem=demand_problem
@@ -545,11 +547,11 @@ class Observer:
         name: str,
         running: Mapping[str, frozenset[tuple[str, str]]],
         measured: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
-    ) -> list[DeploymentSignals] | None:
-        """Each cluster's vLLM/DCGM signals of the deployment; [] for Static demand, None when unknown."""
+    ) -> dict[str, DeploymentSignals] | None:
+        """Each cluster's vLLM/DCGM signals of the deployment, by cluster; {} for Static demand, None when unknown."""
         if idep.spec.demand.source is DemandSource.STATIC:
-            return []
-        out = []
+            return {}
+        out = {}
         for cluster, names in running.items():
             if (ns, name) not in names:
                 continue
@@ -557,7 +559,7 @@ class Observer:
             found = answers.get((ns, name)) if answers is not None else None
             if found is None:  # no Prometheus, cluster unreachable, or its query failed (reported once)
                 return None
-            out.append(found)
+            out[cluster] = found
         return out
 
     def _measure(
@@ -851,9 +853,14 @@ def _deletion_order(found: tuple[str, str]) -> tuple[int, str]:
 
 
 def _demand(
-    idep: InferenceDeployment, signals: Sequence[DeploymentSignals] | None, queue_drain_seconds: float, name: str
+    idep: InferenceDeployment,
+    signals: Mapping[str, DeploymentSignals] | None,
+    placed: Sequence[S.Placement],
+    queue_drain_seconds: float,
+    name: str,
 ) -> tuple[S.ObservedDemand, str | None]:
-    """The deployment's demand, and why it is unknown when its own measurements could not be used.
+    """The deployment's demand, and why it is unknown when its own measurements could not be used. `signals`:
+    each cluster's; `placed`: its replicas, whose Ready count per cluster the pods reporting must reach.
 
     Unknown (None) without measurements, or when they are not believed or cannot be read: the series come
     from the deployment's own replicas, so nothing in them may stop another deployment's planning."""
@@ -861,7 +868,8 @@ def _demand(
     if signals is None:
         return unknown, None
     try:
-        return inputs.observed_demand(idep, signals, queue_drain_seconds), None
+        ready = [(cluster, sum(p.ready for p in placed if p.cluster == cluster)) for cluster in signals]
+        return inputs.observed_demand(idep, list(signals.values()), queue_drain_seconds, ready), None
     except ImplausibleDemand as error:
         return unknown, str(error)
     except Exception as error:  # one deployment's series must not end the cycle for all

@@ -65,6 +65,12 @@ class ImplausibleDemand(ValueError):
     believed, and its demand is unknown this cycle. The message gives figures, never a label or URL."""
 
 
+class UnreportedReplicas(ImplausibleDemand):
+    """Fewer of a deployment's replica pods report vLLM metrics in a cluster than it has Ready there (a pod
+    whose /metrics scrape fails still serves): the measured rates leave its traffic out, and are not believed.
+    The message names the cluster and the counts."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """One series of an instant-vector answer."""

@@ -69,6 +69,10 @@ class Signal(StrEnum):
     """Requests finished over the rate window per prompt-length bucket (cumulative, by `le`)."""
     GENERATION_TOKENS_BUCKETS = "generation_tokens_requests_by_le"
     """Requests finished over the rate window per output-length bucket (cumulative, by `le`)."""
+    REPLICAS_REPORTING = "replicas_reporting"
+    """Replica pods whose vLLM gauges Prometheus holds now: a pod whose last scrape failed is not counted
+    (Prometheus marks its series stale at once), so the rates summed over fewer pods than are Ready are known
+    to be partial (service.inputs.observed_demand)."""
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,8 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
             f"histogram_quantile({q}, {renamed(buckets(VLLM_ITL_HISTOGRAM), buckets(VLLM_ITL_HISTOGRAM_LEGACY))})"
         ),
         Signal.REQUESTS_RUNNING: aggregate("sum", f"{VLLM_REQUESTS_RUNNING}{sel}"),
+        # Pods, not series: a vLLM server running several engines (data parallel) has one series per engine.
+        Signal.REPLICAS_REPORTING: aggregate("count", f"group by ({per_pod}) ({running})"),
         Signal.REQUESTS_WAITING: aggregate("sum", f"{VLLM_REQUESTS_WAITING}{sel}"),
         Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
         Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",

@@ -10,14 +10,21 @@ from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, MetricsError, Sample, SignalValue, signals_from_samples
 from gridshift.signals.promql import BUCKET_LABEL, PER_BUCKET_SIGNALS, PER_POD_SIGNALS, Signal
 
+EVERY_REPLICA = 1_000_000.0
+"""Signal.REPLICAS_REPORTING as the fake answers it by default: more pods than any deployment has Ready."""
+
 
 class FakeMetricsSource:
     """Holds signal values set by tests or the simulated world; answers like the Prometheus adapter."""
 
     name = "fake"
 
-    def __init__(self) -> None:
+    def __init__(self, *, every_replica_reports: bool = True) -> None:
+        """`every_replica_reports`: a deployment with any signal set and no Signal.REPLICAS_REPORTING answers
+        EVERY_REPLICA for it, as a Prometheus scraping each of its pods would (tests that set the rates alone
+        need not follow its Ready count); False answers only what was set (the contract test)."""
         self._values: dict[DeploymentRef, dict[Signal, SignalValue]] = {}
+        self._every_replica_reports = every_replica_reports
         self._failure: MetricsError | None = None
         self.queries = 0
         """Queries a Prometheus would have answered: one per signal per call, as the real adapter makes."""
@@ -50,8 +57,11 @@ class FakeMetricsSource:
 
     def _answer(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
         answers: dict[Signal, list[Sample]] = {}
+        values = dict(self._values.get(ref, {}))
+        if values and self._every_replica_reports:
+            values.setdefault(Signal.REPLICAS_REPORTING, EVERY_REPLICA)
         for signal in Signal:
-            value = self._values.get(ref, {}).get(signal)
+            value = values.get(signal)
             if value is None:
                 answers[signal] = []
             elif isinstance(value, Mapping):
