@@ -740,3 +740,40 @@ def test_one_deployments_unexpected_error_stops_none_of_the_others_and_is_not_qu
     # b, after a in the cycle's order, is acted on and reported.
     assert "b" in {w.deployment_name for w in world.members["eu-de"].workloads([WORKLOADS])}
     assert condition(world.status("b"), "Ready")[0] == "True", world.status("b")
+
+
+def test_pods_just_turned_ready_need_not_report_yet() -> None:
+    # Found in regression review: the pods a scale-up started turned Ready before Prometheus first scraped them
+    # (up to one scrape interval), and each such cycle read as metrics unavailable: MetricsStale, a cycle error,
+    # the GridshiftCycleErrors alert after every scale-up. Only pods Ready at the last status write must report.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    world.add(deployment_body("chat", rps=20.0))
+    for _ in range(2):
+        world.cycle()
+    world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
+
+    def measure(rate: float) -> None:
+        world.metrics.set_signal(REF, Signal.REQUEST_RATE, rate)
+        world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, rate * 1000)
+        world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, rate * 200)
+
+    measure(20.0)
+    for _ in range(3):
+        world.cycle()
+    steady = world.ready()["eu-de"]
+    world.metrics.set_signal(REF, Signal.REPLICAS_REPORTING, steady)  # the new pods are not scraped yet
+    world.members["eu-de"].ready_immediately = False
+    measure(60.0)
+    world.cycle()
+    assert world.replicas()["eu-de"] > steady
+    world.members["eu-de"].mark_all_ready()
+    report = world.cycle()
+    assert world.ready()["eu-de"] > steady
+    assert condition(world.status(), "MetricsStale")[:2] == ("False", "MetricsFresh")
+    assert report.problems == []
+    # A cycle later they were Ready at the last status write: each must report by now.
+    report = world.cycle()
+    assert [p.reason for p in report.problems] == [CycleErrorReason.METRICS_UNAVAILABLE]

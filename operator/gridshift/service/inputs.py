@@ -24,7 +24,13 @@ from gridshift.actuation.render import model_source
 from gridshift.api import GPUProfile, InferenceDeployment, InferenceDeploymentSpec, RegionalCluster
 from gridshift.api.common import LabelSelector
 from gridshift.api.conditions import ProfileReadyReason
-from gridshift.api.inference_deployment import MAX_MEAN_TOKENS, MAX_REQUESTS_PER_SECOND, DemandSource, flag_value
+from gridshift.api.inference_deployment import (
+    MAX_MEAN_TOKENS,
+    MAX_REQUESTS_PER_SECOND,
+    DemandSource,
+    PlacementStatus,
+    flag_value,
+)
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
@@ -267,6 +273,22 @@ def placements_by_deployment(
                 S.Placement(cluster=cluster, gpu_type=w.gpu_type, desired=w.desired, ready=w.ready)
             )
     return {key: tuple(placements) for key, placements in out.items()}
+
+
+def ready_recorded(status: Mapping[str, Any] | None) -> dict[tuple[str, str], int]:
+    """The Ready replicas per (cluster, GPU type) that an InferenceDeployment's status.placements recorded at
+    its last write (service.migrate's roll-back, service.observe's reporting check); an entry that does not
+    parse (status edited by hand) is left out."""
+    recorded: dict[tuple[str, str], int] = {}
+    placements = status.get("placements") if isinstance(status, Mapping) else None
+    for entry in placements if isinstance(placements, list) else []:
+        try:
+            placed = PlacementStatus.model_validate(entry)
+        except ValidationError:
+            continue
+        key = (placed.cluster, placed.gpu_type)
+        recorded[key] = max(recorded.get(key, 0), placed.ready)
+    return recorded
 
 
 def observed_demand(

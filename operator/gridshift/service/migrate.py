@@ -63,12 +63,13 @@ from pydantic import ValidationError
 from gridshift import redaction
 from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
-from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus, PlacementStatus
+from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import Key, RouteWeight, StepAction, percents
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import report_route_failure
+from gridshift.service.inputs import ready_recorded
 from gridshift.service.state import ClusterView, CycleErrorReason, CycleReport, ObservedDeployment, Problem
 from gridshift.service.writes import Fenced
 
@@ -482,7 +483,7 @@ class Migrations:
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         # Ready last cycle, capped at the count now (lowered by hand since): a roll-back never scales up.
         desired = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
-        lately = {k: min(n, desired.get(k, 0)) for k, n in _ready_recorded(deployment.old_status).items()}
+        lately = {k: min(n, desired.get(k, 0)) for k, n in ready_recorded(deployment.old_status).items()}
         undo, kept, started, leftover = _batch_to_undo(steps, step, ready, _routed_nowhere(progress.routing), lately)
         not_written = self._scale_back(deployment, undo, views, actuator, report)
         reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(
@@ -630,21 +631,6 @@ def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:
     recorded (a status written before any, or lost): then every cluster may carry traffic."""
     routed = {r.cluster for r in routing if r.weight > 0}
     return lambda cluster: bool(routing) and cluster not in routed
-
-
-def _ready_recorded(status: Mapping[str, Any]) -> dict[Key, int]:
-    """The Ready replicas per key that status.placements recorded last cycle; an entry that does not parse
-    (status edited by hand) is left out."""
-    recorded: dict[Key, int] = {}
-    placements = status.get("placements") if isinstance(status, Mapping) else None
-    for entry in placements if isinstance(placements, list) else []:
-        try:
-            placed = PlacementStatus.model_validate(entry)
-        except ValidationError:
-            continue
-        key = (placed.cluster, placed.gpu_type)
-        recorded[key] = max(recorded.get(key, 0), placed.ready)
-    return recorded
 
 
 def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:

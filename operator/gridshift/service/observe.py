@@ -189,9 +189,7 @@ class Observer:
             by_cluster = self._signals(parsed.resource, ns, name, running, measured)
             signals = None if by_cluster is None else list(by_cluster.values())
             placed = placements.get((ns, name), ())
-            demand, demand_problem = _demand(
-                parsed.resource, by_cluster, placed, self.settings.queue_drain_seconds, f"{ns}/{name}"
-            )
+            demand, demand_problem = _demand(parsed, by_cluster, placed, self.settings.queue_drain_seconds)
             known = self._requirements.get(parsed.key)
             if known is not None and known[0] is parsed.resource:
                 required = known[1]
@@ -852,28 +850,40 @@ def _deletion_order(found: tuple[str, str]) -> tuple[int, str]:
     return (kinds.index(found[0]) if found[0] in kinds else len(kinds), found[1])
 
 
+def _in_cluster(ready: Mapping[tuple[str, str], int], cluster: str) -> int:
+    return sum(n for (where, _), n in ready.items() if where == cluster)
+
+
 def _demand(
-    idep: InferenceDeployment,
+    parsed: inputs.Parsed[InferenceDeployment],
     signals: Mapping[str, DeploymentSignals] | None,
     placed: Sequence[S.Placement],
     queue_drain_seconds: float,
-    name: str,
 ) -> tuple[S.ObservedDemand, str | None]:
     """The deployment's demand, and why it is unknown when its own measurements could not be used. `signals`:
     each cluster's; `placed`: its replicas, whose Ready count per cluster the pods reporting must reach.
 
     Unknown (None) without measurements, or when they are not believed or cannot be read: the series come
     from the deployment's own replicas, so nothing in them may stop another deployment's planning."""
+    idep, status = parsed.resource, parsed.body.get("status")
+    assert idep is not None  # the observe stage plans parsed deployments only
     unknown = S.ObservedDemand(None, idep.spec.demand.mean_prompt_tokens, idep.spec.demand.mean_output_tokens)
     if signals is None:
         return unknown, None
     try:
-        ready = [(cluster, sum(p.ready for p in placed if p.cluster == cluster)) for cluster in signals]
+        # Counted where Ready now and at the last status write (the fewer): a pod just turned Ready may not be
+        # scraped yet (found in regression review: every scale-up read as metrics unavailable, a cycle error
+        # and an alert); one Ready a plan interval since has been. Without a status (a first cycle), none.
+        before = inputs.ready_recorded(status)
+        ready = [
+            (cluster, min(sum(p.ready for p in placed if p.cluster == cluster), _in_cluster(before, cluster)))
+            for cluster in signals
+        ]
         return inputs.observed_demand(idep, list(signals.values()), queue_drain_seconds, ready), None
     except ImplausibleDemand as error:
         return unknown, str(error)
     except Exception as error:  # one deployment's series must not end the cycle for all
         # Not a reading the operator refuses but a fault in reading it: logged with its traceback, so that a
         # bug is not taken for a Prometheus problem (self-review). The traceback names code, not the series.
-        _log.exception("demand of %s not computed", name)
+        _log.exception("demand of %s/%s not computed", *_ns_name(parsed.body))
         return unknown, describe(error)

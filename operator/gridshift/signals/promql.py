@@ -75,6 +75,12 @@ class Signal(StrEnum):
     to be partial (service.inputs.observed_demand)."""
 
 
+REPORTING_SECONDS = 35
+"""A replica pod counts as reporting (Signal.REPLICAS_REPORTING) if its vLLM gauge was scraped within this, s:
+two of dcgm/vllm-podmonitor.yaml's 15 s scrapes and a margin, so one failed scrape is tolerated and a pod
+silent for longer is not; its share of a 300 s rate window is then at most about a tenth short."""
+
+
 @dataclass(frozen=True)
 class QueryWindows:
     """Range windows of the rate() and increase() calls."""
@@ -175,7 +181,11 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
         ),
         Signal.REQUESTS_RUNNING: aggregate("sum", f"{VLLM_REQUESTS_RUNNING}{sel}"),
         # Pods, not series: a vLLM server running several engines (data parallel) has one series per engine.
-        Signal.REPLICAS_REPORTING: aggregate("count", f"group by ({per_pod}) ({running})"),
+        # Seen within REPORTING_SECONDS, not only at the last scrape: found in regression review, one failed
+        # scrape (a stale marker) dropped the pod at once while the rate over its 300 s window was 96% right.
+        Signal.REPLICAS_REPORTING: aggregate(
+            "count", f"group by ({per_pod}) (last_over_time({running}[{REPORTING_SECONDS}s]))"
+        ),
         Signal.REQUESTS_WAITING: aggregate("sum", f"{VLLM_REQUESTS_WAITING}{sel}"),
         Signal.KV_CACHE_USAGE: aggregate("avg", renamed(kv_current, kv_legacy)),
         Signal.WATTS_PER_REPLICA: f"sum by ({per_pod}) ({on_pods(power)})",
