@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from gridshift.api import MigrationMode
-from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner import Cluster, DeploymentPlan, PlannerSettings, make_plan
 from gridshift.planner.capacity import operating_point, replica_capacity
 from gridshift.planner.migration import StepAction
 from tests.planner.planner_world import (
@@ -375,6 +375,54 @@ def test_unknown_demand_keeps_the_replica_count() -> None:
     assert plan.total_replicas == 3
     assert plan.cost.usd_per_million_tokens is None
     assert any("demand unknown" in d for d in plan.explanation.details)
+
+
+def _unknown_demand_plan(placed: list[tuple[str, str, int]], clusters: list[Cluster]) -> DeploymentPlan:
+    world = snapshot(
+        [deployment("chat", None, placements=placed, gpu_types=(H100, A100))],
+        clusters,
+        {c.name: flat_prices(0.1) for c in clusters},
+    )
+    return make_plan(world).for_deployment("ns/chat")
+
+
+def test_unknown_demand_keeps_the_capacity_not_the_replica_count() -> None:
+    # Found in review: with the request rate unknown a replica counted 1 whatever its GPU, so 3 H100 went
+    # to 3 A100 at half the price and a third of the capacity ("saves 3.000 USD/h"), SLOAtRisk once the
+    # rate came back.
+    plan = _unknown_demand_plan(
+        [("a", H100, 3)],
+        [cluster("a", gpus={H100: 16}, gpu_hour=2.0), cluster("b", gpus={A100: 16}, gpu_hour=1.0)],
+    )
+    running = sum(t.current_desired * t.capacity_tokens_per_s_per_replica for t in plan.targets)
+    planned = sum(t.replicas * t.capacity_tokens_per_s_per_replica for t in plan.targets)
+    assert planned >= running - 1e-6
+    assert replicas_in(plan, "a") == 3 and replicas_in(plan, "b") == 0
+    assert "demand unknown (no request-rate metric): keeping at least the capacity of the 3 replica(s) running" in (
+        plan.explanation.details
+    )
+
+
+def test_unknown_demand_moves_only_to_as_much_capacity() -> None:
+    # A move that keeps the capacity still happens: 3 A100 to 1 H100 at a sixth of the cost, the H100
+    # started and Ready before the A100 stop (the make-before-break floor is in tokens/s too).
+    plan = _unknown_demand_plan(
+        [("a", A100, 3)],
+        [cluster("a", gpus={A100: 16}, gpu_hour=2.0), cluster("b", gpus={H100: 16}, gpu_hour=1.0)],
+    )
+    running = sum(t.current_desired * t.capacity_tokens_per_s_per_replica for t in plan.targets)
+    assert plan.capacity_tokens_per_s >= running
+    assert replicas_in(plan, "a") == 0 and replicas_in(plan, "b") == 1
+    actions = [s.action for s in plan.steps]
+    assert actions.index(StepAction.WAIT_READY) < actions.index(StepAction.SCALE_DOWN)
+
+
+def test_unknown_demand_with_nothing_running_starts_min_replicas_of_the_cheapest() -> None:
+    plan = _unknown_demand_plan(
+        [], [cluster("a", gpus={A100: 16}, gpu_hour=1.0), cluster("b", gpus={H100: 16}, gpu_hour=2.0)]
+    )
+    assert replicas_in(plan, "a") == 1 and replicas_in(plan, "b") == 0
+    assert "demand unknown (no request-rate metric): keeping at least 1 replica(s)" in plan.explanation.details
 
 
 def test_static_demand_is_sized_from_the_spec() -> None:

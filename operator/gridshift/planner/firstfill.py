@@ -76,13 +76,11 @@ def flatten(problem: Problem) -> Flat:
     for o in options:
         pools.setdefault(o.key, len(pools))
     sizes = np.fromiter((len(d.options) for d in problem.deployments), dtype=np.int64, count=len(problem.deployments))
-    known = np.repeat(np.fromiter((d.demand_known for d in problem.deployments), dtype=bool), sizes)
-    capacity = np.fromiter((o.capacity_tokens_per_s for o in options), dtype=np.float64, count=len(options))
     return Flat(
         owner=np.repeat(np.arange(len(problem.deployments), dtype=np.int64), sizes),
         pool=np.fromiter((pools[o.key] for o in options), dtype=np.int64, count=len(options)),
         gpus=np.fromiter((o.gpus for o in options), dtype=np.int64, count=len(options)),
-        unit=np.where(known, capacity, 1.0),
+        unit=np.fromiter((o.capacity_tokens_per_s for o in options), dtype=np.float64, count=len(options)),
         hourly=np.fromiter((o.hourly_usd for o in options), dtype=np.float64, count=len(options)),
         start=np.fromiter((o.start_per_hour_usd for o in options), dtype=np.float64, count=len(options)),
         current=np.fromiter((o.current for o in options), dtype=np.int64, count=len(options)),

@@ -92,13 +92,12 @@ def migration_steps(
     capacity_per_replica: Mapping[Key, float],
     needed: float,
     max_concurrent_moves: int,
-    routing_capacity: Mapping[Key, float] | None = None,
 ) -> tuple[MigrationStep, ...]:
     """Steps from the current placement (desired, ready) to `target`, never below the needed Ready capacity.
 
     `needed` is in the unit of `capacity_per_replica`. The floor kept at every step is the smallest of
     `needed`, the Ready capacity now and the target's capacity (one cannot keep more than one has).
-    ShiftRouting weighs by `routing_capacity` if given (demand unknown: the floor counts replicas)."""
+    ShiftRouting weighs by `capacity_per_replica`."""
     if all(target.get(k, 0) == n for k, n in desired.items()) and all(
         desired.get(k, 0) == n for k, n in target.items()
     ):
@@ -156,7 +155,7 @@ def migration_steps(
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
             stopping, removes = dict(removes), {}
         remaining = {k: now_desired[k] - stopping.get(k, 0) for k in keys}
-        weights = routing_weights(remaining, capacity_per_replica if routing_capacity is None else routing_capacity)
+        weights = routing_weights(remaining, capacity_per_replica)
         emit(StepAction.SHIFT_ROUTING, ("*", "*"), sum(remaining.values()), weights)
         for key in stopping:
             now_desired[key] = remaining[key]

@@ -1213,8 +1213,7 @@ def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
     that more is needed; `needed_tokens_per_s` and `capacity_tokens_per_s` carry the figures."""
     if deployment.deployment.requirements.static_requests_per_second is None and deployment.demand_known:
         return "needs more tokens/s within the SLO than fit"
-    unit = "tokens/s" if deployment.demand_known else "replicas"
-    return f"needs {deployment.coverage_target:.1f} {unit} within the SLO but only {covered:.1f} fit"
+    return f"needs {deployment.coverage_target:.1f} tokens/s within the SLO but only {covered:.1f} fit"
 
 
 def _deployment_plan(
@@ -1247,9 +1246,7 @@ def _deployment_plan(
         )
     infeasible = _infeasible_reason(deployment, counts, free, exhausted)
     needed = deployment.coverage_target
-    # Demand unknown: the floor counts replicas (unit 1), but requests still go by what a replica serves.
-    route_capacity = None if deployment.demand_known else _route_capacity(deployment, involved, strays)
-    steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves, route_capacity)
+    steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
     cost = _cost_prediction(problem, deployment, counts, powers, settings)
     targets = _targets(problem, deployment, counts, strays)
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
@@ -1315,18 +1312,6 @@ def _stray_targets(
             room -= desired
             out.append((cluster, gpu_type, desired, ready))
     return out
-
-
-def _route_capacity(
-    deployment: DeploymentProblem, involved: list[tuple[Option, int]], strays: list[tuple[str, str, int, int]]
-) -> dict[Key, float]:
-    """Requests per second a replica serves at its SLO, per key of the plan (a stray's as its GPU type's)."""
-    capacity = {o.key: o.capacity_rps for o, _ in involved}
-    for cluster, gpu_type, _, _ in strays:
-        capacity[(cluster, gpu_type)] = next(
-            (o.capacity_rps for o in deployment.options if o.gpu_type == gpu_type), 0.0
-        )
-    return capacity
 
 
 def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:

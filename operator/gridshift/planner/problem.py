@@ -163,7 +163,8 @@ class DeploymentProblem:
     window_hours: float
     options: list[Option]
     coverage_target: float
-    """Demand to cover, in the unit of `Option.capacity_tokens_per_s` (or replicas when demand is unknown)."""
+    """Demand to cover, in the unit of `Option.capacity_tokens_per_s` (demand unknown: the capacity running
+    now, see _unknown_demand_coverage)."""
     demand_known: bool
     min_replicas: int
     max_replicas: int
@@ -188,7 +189,9 @@ class DeploymentProblem:
     """The request-class group this problem serves (planner.classes); None: the whole deployment."""
 
     def unit_capacity(self, option: Option) -> float:
-        return option.capacity_tokens_per_s if self.demand_known else 1.0
+        # Tokens/s whether or not demand is known: counting replicas while it is not swapped fast GPUs for
+        # slow ones one for one (found in review: 3 H100 for 3 A100, a third of the capacity).
+        return option.capacity_tokens_per_s
 
     @cached_property
     def columns(self) -> OptionColumns:
@@ -196,14 +199,13 @@ class DeploymentProblem:
         # One pass over the options (one tuple per option, transposed by zip): at 10,000 deployments
         # this runs for 227,000 options inside the search's budget. `unit` is unit_capacity's rule,
         # inlined for that reason: change both together.
-        known = self.demand_known
         rows = [
             (
                 o.hourly_usd,
                 o.start_per_hour_usd,
                 o.current,
                 o.stale,
-                o.capacity_tokens_per_s if known else 1.0,
+                o.capacity_tokens_per_s,
                 o.region,
             )
             for o in self.options
@@ -808,20 +810,16 @@ def _deployment_problem(
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
-    if needed is None:
-        coverage = float(max(required.min_replicas, reachable_current))
-        notes.append(f"demand unknown (no request-rate metric): keeping at least {int(coverage)} replica(s)")
-    else:
-        coverage = needed
+    coverage = _unknown_demand_coverage(options, required.min_replicas, notes) if needed is None else needed
     regions = {o.region for o in options}
     min_regions = required.min_regions
     if min_regions > len(regions) and not frozen:
         notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
         min_regions = len(regions)
-    _charge_carbon_limits(options, coverage, demand_known, notes, scope.settings)
+    _charge_carbon_limits(options, coverage, notes, scope.settings)
     max_replicas = required.max_replicas
     if options and not frozen:
-        weakest = min((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+        weakest = min(o.capacity_tokens_per_s for o in options)
         # No more replicas than a minimal cover needs, so that a negative price does not buy idle
         # replicas; what is held now, plus room to spread over regions without stopping any (a move
         # limit may forbid stopping), stays allowed.
@@ -853,9 +851,25 @@ def _deployment_problem(
     )
 
 
-def _charge_carbon_limits(
-    options: list[Option], coverage: float, demand_known: bool, notes: list[str], settings: PlannerSettings
-) -> None:
+def _unknown_demand_coverage(options: list[Option], min_replicas: int, notes: list[str]) -> float:
+    """What to cover, in tokens/s, while the request rate is unknown: the capacity of the replicas running
+    now in reachable clusters, so that a move to another GPU type or cluster brings as much capacity as it
+    stops; and, with fewer running, that of minReplicas replicas of the weakest option, which any
+    minReplicas replicas cover: as before, minReplicas replicas of whatever costs least."""
+    running = sum(o.current * o.capacity_tokens_per_s for o in options)
+    running_count = sum(o.current for o in options)
+    floor = min_replicas * min((o.capacity_tokens_per_s for o in options), default=0.0)
+    if running_count and running >= floor:
+        notes.append(
+            "demand unknown (no request-rate metric): keeping at least the capacity of the "
+            f"{running_count} replica(s) running"
+        )
+        return running
+    notes.append(f"demand unknown (no request-rate metric): keeping at least {min_replicas} replica(s)")
+    return floor
+
+
+def _charge_carbon_limits(options: list[Option], coverage: float, notes: list[str], settings: PlannerSettings) -> None:
     """Add the carbon limit penalty to the objective of every option that breaks a limit now: per
     replica, carbon_limit_penalty_usd times the larger of its share of the demand and its share of the
     strongest replica's capacity, at most 1: a replica of the strongest type pays the whole penalty at
@@ -867,9 +881,9 @@ def _charge_carbon_limits(
     broken = [o for o in options if o.carbon_limit is not None or o.carbon_limit_on_start is not None]
     if not broken:
         return
-    strongest = max((o.capacity_tokens_per_s if demand_known else 1.0) for o in options)
+    strongest = max(o.capacity_tokens_per_s for o in options)
     for option in broken:
-        unit = option.capacity_tokens_per_s if demand_known else 1.0
+        unit = option.capacity_tokens_per_s
         share = max(unit / coverage if coverage > 0 else 0.0, unit / strongest if strongest > 0 else 1.0)
         # At most one whole penalty (found in review: at 0.01 req/s unit / coverage made one replica's 1e7 USD/h,
         # the shortfall penalty, so a limit no region met stopped every replica); not less than the strongest
