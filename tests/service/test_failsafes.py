@@ -9,6 +9,7 @@ does with them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,8 @@ from gridshift.api.common import CONDITION_MESSAGE_MAX
 from gridshift.api.conditions import PriceFeedReason
 from gridshift.api.labels import deployment_label_value
 from gridshift.hub.client import HubForbidden, ObjectRef
+from gridshift.planner import PlannerSettings
+from gridshift.planner.capacity import replica_capacity
 from gridshift.service import report as report_module
 from gridshift.service.state import CycleErrorReason
 from gridshift.service.status import _Conditions
@@ -29,7 +32,7 @@ from gridshift.signals.metrics import PrometheusMetricsSource
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import Signal
 from gridshift.testing import FakeMetricsSource
-from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body, example_profile
 from tests.signals.conftest import LocalServer, Reply, local_server
 
 __all__ = ["local_server"]
@@ -41,6 +44,66 @@ REF = DeploymentRef("ml", "chat", WORKLOADS, "chat")
 def condition(status: dict[str, Any], kind: str) -> tuple[str, str, str]:
     found = next(c for c in status["conditions"] if c["type"] == kind)
     return found["status"], found["reason"], found["message"]
+
+
+def test_missing_demand_metrics_never_trade_fast_gpus_for_slow_ones() -> None:
+    # Found in review: with Prometheus down, a replica counted 1 whatever its GPU, and H100 x4 went step
+    # by step to A100 x4 (a ninth of the capacity) under "never scaling below the Ready count".
+    h100 = example_profile()
+    slow = 1.675
+    a100 = dataclasses.replace(
+        h100,
+        gpu_type="NVIDIA-A100-SXM4-80GB",
+        step_base_ms=h100.step_base_ms * slow,
+        step_ms_per_kv_position=h100.step_ms_per_kv_position * slow,
+        step_ms_per_sequence=h100.step_ms_per_sequence * slow,
+        prefill_tokens_per_s=h100.prefill_tokens_per_s / slow,
+    )
+    world = ServiceHarness(
+        ["a", "b"],
+        settings=OperatorSettings(
+            revalidate_delay_seconds=15,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+        ),
+        profiles=[h100, a100],
+    )
+    world.members["b"].gpus = {a100.gpu_type: 16}
+    offering = {"gpuType": a100.gpu_type, "hourlyCost": {"amount": 0.5, "currency": "USD"}}
+    world.cluster_bodies["b"]["spec"]["offerings"] = [offering]
+    rps = {
+        model.gpu_type: replica_capacity(
+            model,
+            mean_prompt_tokens=1000,
+            mean_output_tokens=200,
+            tpot_slo_ms=50,
+            ttft_slo_ms=500,
+            settings=PlannerSettings(),
+        ).requests_per_second
+        for model in (h100, a100)
+    }
+    body = deployment_body(rps=10.0, replica={"gpuTypes": [H100, a100.gpu_type]})
+    world.add(body)
+    for _ in range(3):
+        world.cycle()
+    body["spec"]["demand"] = PROMETHEUS  # its series, then Prometheus goes down: the rate is unknown
+    in_a = DeploymentRef("ml", "chat", WORKLOADS, "chat", "a")
+    for signal, value in ((Signal.REQUEST_RATE, 10.0), (Signal.PROMPT_TOKEN_RATE, 10000.0)):
+        world.metrics.set_signal(in_a, signal, value)
+    world.metrics.set_signal(in_a, Signal.GENERATION_TOKEN_RATE, 2000.0)
+    world.metrics.fail("prometheus down", retryable=True)
+
+    def ready_rps() -> float:
+        ready = world.ready()
+        return ready.get("a", 0) * rps[H100] + ready.get("b", 0) * rps[a100.gpu_type]
+
+    held = ready_rps()
+    assert world.replicas().get("a", 0) > 0
+    for _ in range(8):
+        world.cycle()
+        assert ready_rps() >= held - 1e-6, (world.ready(), world.status().get("lastDecision"))
+    assert condition(world.status(), "MetricsStale")[0] == "True"
 
 
 def test_missing_demand_metrics_never_scale_below_what_runs_and_say_so() -> None:
@@ -63,7 +126,7 @@ def test_missing_demand_metrics_never_scale_below_what_runs_and_say_so() -> None
     assert condition(status, "MetricsStale") == (
         "True",
         "NoDemandMetrics",
-        "request rate unknown: never scaling below the Ready count",
+        "request rate unknown: never scaling below the capacity running",
     )
     assert "observedSlo" not in status
     # Metrics arrive: a small measured load is believed, and the fleet shrinks to it.
@@ -352,7 +415,7 @@ def test_one_of_two_clusters_prometheus_failing_leaves_the_demand_unknown_not_th
     assert condition(world.status(), "MetricsStale") == (
         "True",
         "NoDemandMetrics",
-        "request rate unknown: never scaling below the Ready count",
+        "request rate unknown: never scaling below the capacity running",
     )
     assert "observedSlo" not in world.status()
 

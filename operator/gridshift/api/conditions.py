@@ -277,7 +277,8 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
         "MetricsStale",
         "True when demand is read from Prometheus and the request rate is missing, or is summed over fewer "
         "replica pods than are Ready in a cluster (a pod whose scrape fails still serves): the planner then "
-        "never scales below the Ready count.",
+        "never scales below the capacity running (tokens/s at the SLO, not a replica count: a move to another "
+        "GPU type brings as much capacity as it stops).",
         true=(
             MetricsReason.NO_DEMAND_METRICS,
             "No request rate for the deployment in Prometheus, or fewer of its pods report it than are Ready "

@@ -306,7 +306,7 @@ def observed_demand(
     sizes and never makes them smaller. The queue is a stock, not a flow: its
     drain time is a setting of its own (OperatorSettings.queue_drain_seconds), never the rate
     window, or a 10 s window would read 600 waiting requests as +60 req/s.
-    Missing metrics give None fields: the planner then never scales below the Ready count.
+    Missing metrics give None fields: the planner then never scales below the capacity running.
 
     `ready`, where given, is for each of `signals` in its order the cluster's name and the deployment's Ready
     replicas there: where fewer pods report (Signal.REPLICAS_REPORTING) UnreportedReplicas is raised, as the

@@ -10,7 +10,7 @@ The translations themselves are the pure functions of service.inputs.
 Failure rules kept here: a broken feed, an invalid kubeconfig or an unreachable cluster is reported
 in the cycle report and its view (with a message that never quotes a credential), never fatal; an
 unreachable cluster's last known replicas are kept but none counts as Ready; metrics that cannot be
-read make a deployment's demand unknown (the planner then never scales below the Ready count), and so
+read make a deployment's demand unknown (the planner then never scales below the capacity running), and so
 do clusters whose series one Prometheus cannot tell apart (shared, workload namespaces in common, no
 operator.metricsClusterLabel): not read, rather than each counting the others' demand.
 

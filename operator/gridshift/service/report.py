@@ -462,7 +462,7 @@ def _deployment_problems(
                 CycleErrorReason.METRICS_UNAVAILABLE,
                 f"{deployment.id}: request rate unknown (Prometheus"
                 + ("" if deployment.demand_problem is None else f": {deployment.demand_problem}")
-                + "): never scaling below the Ready count",
+                + "): never scaling below the capacity running",
                 deployment=deployment.id,
             )
         )

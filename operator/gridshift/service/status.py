@@ -573,7 +573,7 @@ def deployment_status(
             "MetricsStale",
             no_metrics,
             MetricsReason.NO_DEMAND_METRICS if no_metrics else MetricsReason.METRICS_FRESH,
-            "request rate unknown: never scaling below the Ready count" if no_metrics else "",
+            "request rate unknown: never scaling below the capacity running" if no_metrics else "",
         ),
     ]
     status: dict[str, Any] = {
