@@ -380,7 +380,7 @@ def test_pods_whose_metrics_are_not_scraped_leave_the_demand_unknown_not_smaller
     reason = f"{ready} Ready replicas in eu-de, {ready // 2} reporting vLLM metrics"
     assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
     assert [p.message for p in report.problems] == [
-        f"ml/chat: request rate unknown (Prometheus: {reason}): never scaling below the Ready count"
+        f"ml/chat: request rate unknown (Prometheus: {reason}): never scaling below the capacity running"
     ]
     # Every Ready pod reports again: the measured 30 req/s is believed.
     world.metrics.set_signal(REF, Signal.REPLICAS_REPORTING, ready)
