@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -350,14 +351,14 @@ def test_clusters_sharing_a_prometheus_without_a_cluster_label_are_not_read_and_
     assert condition(own.cluster_bodies["eu-fr"]["status"], "MetricsAmbiguous") == ("False", "Distinct", "")
 
 
-def test_pods_whose_metrics_are_not_scraped_leave_the_demand_unknown_not_smaller() -> None:
-    # Found in review (a real Prometheus): a replica whose /metrics scrape fails still serves, and drops out of
-    # the sum; half the pods unscraped read 60 req/s as 30 and scaled 16 replicas to 10 in one cycle.
+def _measured_chat(rps: float) -> tuple[ServiceHarness, Callable[[float], None]]:
+    """ml/chat placed in eu-de for `rps` (Static for two cycles), then on Prometheus demand, and `measure(rate)`,
+    which sets its measured rates (1,000 prompt and 200 output tokens a request)."""
     world = ServiceHarness(
         ["eu-de"],
         settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
     )
-    world.add(deployment_body("chat", rps=60.0))
+    world.add(deployment_body("chat", rps=rps))
     for _ in range(2):
         world.cycle()
     world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
@@ -367,6 +368,13 @@ def test_pods_whose_metrics_are_not_scraped_leave_the_demand_unknown_not_smaller
         world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, rate * 1000)
         world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, rate * 200)
 
+    return world, measure
+
+
+def test_pods_whose_metrics_are_not_scraped_leave_the_demand_unknown_not_smaller() -> None:
+    # Found in review (a real Prometheus): a replica whose /metrics scrape fails still serves, and drops out of
+    # the sum; half the pods unscraped read 60 req/s as 30 and scaled 16 replicas to 10 in one cycle.
+    world, measure = _measured_chat(60.0)
     measure(60.0)
     for _ in range(3):
         world.cycle()
@@ -809,20 +817,7 @@ def test_pods_just_turned_ready_need_not_report_yet() -> None:
     # Found in regression review: the pods a scale-up started turned Ready before Prometheus first scraped them
     # (up to one scrape interval), and each such cycle read as metrics unavailable: MetricsStale, a cycle error,
     # the GridshiftCycleErrors alert after every scale-up. Only pods Ready at the last status write must report.
-    world = ServiceHarness(
-        ["eu-de"],
-        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
-    )
-    world.add(deployment_body("chat", rps=20.0))
-    for _ in range(2):
-        world.cycle()
-    world.deployments["chat"]["spec"]["demand"] = PROMETHEUS
-
-    def measure(rate: float) -> None:
-        world.metrics.set_signal(REF, Signal.REQUEST_RATE, rate)
-        world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, rate * 1000)
-        world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, rate * 200)
-
+    world, measure = _measured_chat(20.0)
     measure(20.0)
     for _ in range(3):
         world.cycle()
