@@ -42,8 +42,8 @@ class MetricsSettings:
     """Per HTTP request, s, all of it (connect, headers and body: signals.http.exchange, so a server
     that drips its answer is abandoned too): Prometheus' own default query timeout is 2 min, but a
     reconcile loop should give up well before that; these queries touch a few hundred series."""
-    max_concurrent_queries: int = 12
-    """Queries of one `cluster_signals` call in flight at once: 12, one per signal, so a cluster's queries all go
+    max_concurrent_queries: int = 13
+    """Queries of one `cluster_signals` call in flight at once: 13, one per signal, so a cluster's queries all go
     out together and it takes about as long as its slowest query. Each call has its own (found in review: one
     bound of 12 per Prometheus URL, shared by every cluster on it, made 24 clusters on one Thanos take 24 query
     times, past metricsDeadlineSeconds, where one after another they had taken 12)."""
