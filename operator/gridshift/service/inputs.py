@@ -309,9 +309,10 @@ def observed_demand(
     Missing metrics give None fields: the planner then never scales below the capacity running.
 
     `ready`, where given, is for each of `signals` in its order the cluster's name and the deployment's Ready
-    replicas there: where fewer pods report (Signal.REPLICAS_REPORTING) UnreportedReplicas is raised, as the
-    sum leaves the others' traffic out. Found in review (a real Prometheus): one of two pods whose /metrics
-    failed for 22 s made 20 req/s read 9.99, and 60 req/s read as 30 scaled 16 replicas to 10 in one cycle.
+    replicas there that must report (service.observe: Ready now and at the last status write): where fewer
+    report (Signal.REPLICAS_REPORTING) UnreportedReplicas is raised, as the sum leaves the others' traffic out.
+    Found in review (a real Prometheus): one of two pods whose /metrics failed for 22 s made 20 req/s read
+    9.99, and 60 req/s read as 30 scaled 16 replicas to 10 in one cycle.
     """
     demand = idep.spec.demand
     if demand.source is DemandSource.STATIC:
@@ -342,8 +343,8 @@ def observed_demand(
 
 
 def _all_reporting(signals: Sequence[DeploymentSignals], ready: Sequence[tuple[str, int]] | None) -> None:
-    """Raise UnreportedReplicas where a cluster's Ready replicas outnumber the pods reporting there. A pod just
-    turned Ready is not scraped yet for up to one scrape interval: that cycle holds the replicas, never more."""
+    """Raise UnreportedReplicas where a cluster's Ready replicas (`ready`: those that must report) outnumber the
+    pods reporting there."""
     if ready is None:
         return
     for measured, (cluster, count) in zip(signals, ready, strict=True):

@@ -249,8 +249,9 @@ class Observer:
         cached = self._feeds.get(name)
         if cached is not None and cached[0] == key:
             return cached[2]
-        feed = self._rebuilt(cached, price_source_key(spec), lambda: self._feed_factory(name, cluster))
-        self._feeds[name] = (key, price_source_key(spec), feed)
+        source = price_source_key(spec)
+        feed = self._rebuilt(cached, source, lambda: self._feed_factory(name, cluster))
+        self._feeds[name] = (key, source, feed)
         return feed
 
     def _carbon_feed(self, name: str, cluster: RegionalCluster) -> ManagedCarbonFeed | None:
@@ -265,8 +266,9 @@ class Observer:
                 self._carbon_feeds.pop(name)[2].close()
             return None
         factory = self._carbon_feed_factory
-        feed = self._rebuilt(cached, carbon_source_key(spec), lambda: factory(name, cluster))
-        self._carbon_feeds[name] = (key, carbon_source_key(spec), feed)
+        source = carbon_source_key(spec)
+        feed = self._rebuilt(cached, source, lambda: factory(name, cluster))
+        self._carbon_feeds[name] = (key, source, feed)
         return feed
 
     @staticmethod

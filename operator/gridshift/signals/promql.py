@@ -70,9 +70,9 @@ class Signal(StrEnum):
     GENERATION_TOKENS_BUCKETS = "generation_tokens_requests_by_le"
     """Requests finished over the rate window per output-length bucket (cumulative, by `le`)."""
     REPLICAS_REPORTING = "replicas_reporting"
-    """Replica pods whose vLLM gauges Prometheus holds now: a pod whose last scrape failed is not counted
-    (Prometheus marks its series stale at once), so the rates summed over fewer pods than are Ready are known
-    to be partial (service.inputs.observed_demand)."""
+    """Replica pods whose vLLM gauge was scraped within REPORTING_SECONDS: a pod silent for longer (its
+    /metrics failing while it serves) is not counted, so the rates summed over fewer pods than are Ready are
+    known to be partial (service.inputs.observed_demand)."""
 
 
 REPORTING_SECONDS = 35
