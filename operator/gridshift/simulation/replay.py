@@ -409,10 +409,10 @@ def build_replay(
     prices: Sequence[MarketPrices],
     models: Sequence[PerformanceModel],
     planner_settings: PlannerSettings | None = None,
-    prepared: Callable[[Deployment], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Replay:
-    """Derive demand, capacities and prices; SimulationInputError naming what does not fit. `prepared` sees
-    each deployment once derived (a fraction of a second each): it may refuse it, or report progress."""
+    """Derive demand, capacities and prices; SimulationInputError naming what does not fit. `progress(done,
+    total)` after each deployment is derived (a fraction of a second each)."""
     planner_settings = planner_settings or PlannerSettings(cold_start_seconds=settings.cold_start_seconds)
     markets = _markets(settings, prices)
     market_names = {m.name for m in markets}
@@ -430,8 +430,8 @@ def build_replay(
         if setup.trace not in traces:
             raise SimulationInputError(f"deployment {setup.name}: no trace {setup.trace!r}")
         deployments.append(_deployment(setup, index[key], traces[setup.trace], settings, planner_settings))
-        if prepared is not None:
-            prepared(deployments[-1])
+        if progress is not None:
+            progress(len(deployments), len(setups))
     return Replay(
         settings=settings,
         planner_settings=planner_settings,

@@ -32,7 +32,7 @@ from gridshift.simulation.policies import (
     StaticPolicy,
     forecast_sizing,
 )
-from gridshift.simulation.replay import Deployment, Replay, build_replay, default_deployments
+from gridshift.simulation.replay import Replay, build_replay, default_deployments
 from gridshift.simulation.settings import DeploymentSetup, Scenario, SimulationSettings
 
 POLICY_NAMES: tuple[str, ...] = ("static", "reactive", "greedy", "gridshift", "hindsight")
@@ -602,15 +602,7 @@ def prepare_replay(
     """The replay inputs with the default deployments unless `setups` are given; `progress(done, total)` after
     each deployment is derived (about 0.3 s each)."""
     chosen = list(setups) if setups is not None else default_deployments(settings, traces)
-    derived = 0
-
-    def prepared(deployment: Deployment) -> None:
-        nonlocal derived
-        derived += 1
-        if progress is not None:
-            progress(derived, len(chosen))
-
-    replay = build_replay(settings, chosen, traces, prices, models, prepared=prepared)
+    replay = build_replay(settings, chosen, traces, prices, models, progress=progress)
     _check_fleet(replay)
     return replay
 
