@@ -5,6 +5,15 @@ last known price carries on (a persistence forecast); before its first interval 
 applies. A horizon with no intervals has no price: callers substitute a fallback and treat the
 cluster as stale, so that an invented price never drives a move.
 
+Why persistence past the horizon's end: a review showed its worst case (one dear last hour counted for
+every unknown hour of a 24-hour window: 1.104 USD/h of savings claimed where the known prices gave
+0.019). The alternatives do worse on real prices: over every hour of 2024 in 17 markets, a 24-hour window
+past the day-ahead horizon, the window mean's median error is 0.050 of the mean price carrying the last
+hour, 0.079 carrying the known part's mean, 0.069 the last three hours' mean, 0.077 each hour's price a
+day before; persistence names the cheaper of two EUR markets in 0.9955 of 80,858 cases, the known
+mean in 0.9904 (bench/horizon_fill.py; both half-years agree). A day-ahead horizon ends at night, and
+the unknown hours are mostly night hours like its last one.
+
 Carbon intensity horizons are read by the same two functions (`step_at`, `step_mean`), so that
 "the value now" and "the window's mean" mean one thing for money and for carbon (planner.carbon).
 """
