@@ -150,6 +150,34 @@ def test_missing_demand_metrics_never_scale_below_what_runs_and_say_so() -> None
     assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
 
 
+def test_a_failed_signal_demand_is_not_made_of_is_reported_once_and_demand_still_read() -> None:
+    # Found in review: one tenant's replica made the cluster's prompt-token histogram answer too large, and every
+    # deployment of the cluster, other tenants' included, read MetricsStale. Only that signal is missing now.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    body = deployment_body(rps=30.0)
+    body["spec"]["demand"] = PROMETHEUS
+    world.add(body)
+    for signal, value in ((Signal.REQUEST_RATE, 1.0), (Signal.PROMPT_TOKEN_RATE, 1000.0)):
+        world.metrics.set_signal(REF, signal, value)
+    world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, 200.0)
+    world.metrics.fail_signal(Signal.PROMPT_TOKENS_BUCKETS, "body larger than 67108864 bytes")
+    for _ in range(3):  # replicas placed, then measured
+        report = world.cycle()
+    status = world.status()
+    assert condition(status, "MetricsStale") == ("False", "MetricsFresh", "")
+    assert status["observedSlo"]["requestsPerSecond"] == 1.0
+    assert [e for e in report.errors if "67108864" in e] == [
+        "metrics source 'fake', signal prompt_tokens_requests_by_le: body larger than 67108864 bytes"
+    ]
+    # One of the signals demand is made of fails the cluster, as before: demand unknown, MetricsStale.
+    world.metrics.fail_signal(Signal.REQUESTS_WAITING, "scripted failure")
+    world.cycle()
+    assert condition(world.status(), "MetricsStale")[:2] == ("True", "NoDemandMetrics")
+
+
 def stale_home_feed(*, fail: bool) -> ServiceHarness:
     """eu-de runs the deployment; its price jumps tenfold and eu-fr's falls, which pays back a move.
 

@@ -17,6 +17,7 @@ import pytest
 
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.metrics import (
+    DEMAND_SIGNALS,
     MetricsError,
     MetricsSource,
     PrometheusMetricsSource,
@@ -319,16 +320,91 @@ def test_of_a_clusters_failing_queries_the_first_in_order_is_raised_whichever_fa
 
     def respond(request: Request) -> Reply:
         query = request.params["query"]
-        if query == queries[Signal.ITL_P95]:  # fails last
+        # Signals demand is made of (DEMAND_SIGNALS): another's failure does not fail the call.
+        if query == queries[Signal.PROMPT_TOKEN_RATE]:  # fails last
             return Reply(status=400, body=failure, delay_seconds=0.3)
-        if query == queries[Signal.KV_CACHE_USAGE]:  # fails first
+        if query == queries[Signal.REQUESTS_WAITING]:  # fails first
             return Reply(status=400, body=failure)
         return Reply(body=vector([]))
 
     local_server.respond = respond
     with pytest.raises(MetricsError) as caught:
         adapter(local_server, recording_sleep).cluster_signals([LLAMA, MISTRAL], AT)
-    assert caught.value.signal == Signal.ITL_P95 and not caught.value.retryable
+    assert caught.value.signal == Signal.PROMPT_TOKEN_RATE and not caught.value.retryable
+
+
+def test_an_answer_over_the_cap_for_the_prompt_histogram_costs_that_signal_alone(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    # Found in review (a real Prometheus): one tenant's replica exported 1,000 prompt-token buckets with 70,000-
+    # character `le` values; the cluster's by-`le` answer passed the operator's cap, and the whole cluster, other
+    # tenants included, had no metrics. Here the answer passes a 64 KiB cap: demand is still read for every
+    # deployment, only the histogram is missing, its error kept for the cycle's problems.
+    settings = MetricsSettings(max_answer_bytes=64 * 1024, retry=RetryPolicy(max_attempts=1))
+    queries = build_grouped_queries(settings.labels, GroupScope(("gridshift-workloads",)), settings.windows)
+    labels = group_labels(settings.labels)
+    flood = vector([({**dict(zip(labels, group_key(settings.labels, MISTRAL), strict=True)), "le": "9" * 70_000}, 0.0)])
+    per_ref = [
+        (dict(zip(labels, group_key(settings.labels, ref), strict=True)), rate)
+        for ref, rate in ((LLAMA, 4.0), (MISTRAL, 2.0))
+    ]
+
+    def respond(request: Request) -> Reply:
+        query = request.params["query"]
+        if query == queries[Signal.PROMPT_TOKENS_BUCKETS]:
+            return Reply(body=flood)
+        if query in (queries[Signal.REQUEST_RATE], queries[Signal.REPLICAS_REPORTING]):
+            return Reply(body=vector(per_ref))
+        return Reply(body=vector([]))
+
+    local_server.respond = respond
+    source = PrometheusMetricsSource(local_server.url, settings=settings, sleep=recording_sleep)
+    answers = source.cluster_signals([LLAMA, MISTRAL], AT)
+    assert [answers[ref].scalar(Signal.REQUEST_RATE) for ref in (LLAMA, MISTRAL)] == [4.0, 2.0]
+    for ref in (LLAMA, MISTRAL):
+        assert Signal.PROMPT_TOKENS_BUCKETS in answers[ref].missing
+        assert set(answers[ref].failed) == {Signal.PROMPT_TOKENS_BUCKETS}
+        assert "prompt_tokens_requests_by_le" in answers[ref].failed[Signal.PROMPT_TOKENS_BUCKETS]
+
+
+@pytest.mark.parametrize("signal", sorted(DEMAND_SIGNALS))
+def test_a_failed_signal_demand_is_made_of_fails_the_whole_cluster(
+    local_server: LocalServer, recording_sleep: RecordingSleep, signal: Signal
+) -> None:
+    # Read as missing it would be read wrongly (no queue, the spec's mean lengths, no replica reporting).
+    queries = build_grouped_queries(MetricsSettings().labels, GroupScope(("gridshift-workloads",)), QueryWindows())
+    per_deployment = build_queries(MetricsSettings().labels, LLAMA, QueryWindows())
+    failure = json.dumps({"status": "error", "errorType": "bad_data", "error": "scripted failure"}).encode()
+
+    def respond(request: Request) -> Reply:
+        failing = request.params["query"] in (queries[signal], per_deployment[signal])
+        return Reply(status=400, body=failure) if failing else Reply(body=vector([]))
+
+    local_server.respond = respond
+    source = adapter(local_server, recording_sleep)
+    with pytest.raises(MetricsError) as grouped:
+        source.cluster_signals([LLAMA, MISTRAL], AT)
+    with pytest.raises(MetricsError) as single:
+        source.deployment_signals(LLAMA, AT)
+    assert grouped.value.signal == single.value.signal == signal
+
+
+def test_a_failed_signal_demand_is_not_made_of_is_missing_for_one_deployment_too(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    queries = build_queries(MetricsSettings().labels, LLAMA, QueryWindows())
+    failure = json.dumps({"status": "error", "errorType": "bad_data", "error": "scripted failure"}).encode()
+
+    def respond(request: Request) -> Reply:
+        query = request.params["query"]
+        if query == queries[Signal.TTFT_P95]:
+            return Reply(status=400, body=failure)
+        return Reply(body=vector([({}, 1.0)] if query == queries[Signal.REQUEST_RATE] else []))
+
+    local_server.respond = respond
+    measured = adapter(local_server, recording_sleep).deployment_signals(LLAMA, AT)
+    assert measured.scalar(Signal.REQUEST_RATE) == 1.0
+    assert Signal.TTFT_P95 in measured.missing and "scripted failure" in measured.failed[Signal.TTFT_P95]
 
 
 @pytest.mark.parametrize("retryable", [True, False])

@@ -573,7 +573,8 @@ class Observer:
         per signal) per cluster, clusters in parallel, all within metrics_deadline_seconds.
 
         A cluster without Prometheus, unreachable, failing or late maps to None: the demand of its
-        deployments is unknown this cycle (reported once per cluster, not once per deployment)."""
+        deployments is unknown this cycle (reported once per cluster, not once per deployment). A failed signal
+        demand is not made of (not in signals.metrics.DEMAND_SIGNALS) is only missing there, its error reported once."""
         wanted: dict[str, list[DeploymentRef]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
@@ -629,6 +630,8 @@ class Observer:
                 report.errors.append(f"metrics of cluster {cluster}: {describe(error)}")
                 continue
             out[cluster] = {(ref.namespace, ref.name): signals for ref, signals in answers.items()}
+            # A failed signal that demand is not made of is missing for every deployment there, and reported once.
+            report.errors.extend(sorted({error for signals in answers.values() for error in signals.failed.values()}))
         return out
 
 

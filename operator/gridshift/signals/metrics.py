@@ -6,6 +6,8 @@ Both answer `deployment_signals(ref, at)` (one deployment) and `cluster_signals(
 deployment of one cluster, one query per signal whatever their number, the queries sent at once: the
 operator's cycle uses this) the same way (tests/signals/test_metrics_contract.py).
 A signal with no series (no traffic yet, exporter missing) is reported missing, never as 0.
+A failed query of a signal demand is not read from (not in DEMAND_SIGNALS) leaves that signal missing, its error in
+`DeploymentSignals.failed`; one of DEMAND_SIGNALS that fails fails the call (MetricsError).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -46,6 +49,22 @@ from gridshift.signals.promql import (
     group_labels,
 )
 from gridshift.signals.settings import MetricsSettings
+
+DEMAND_SIGNALS = frozenset(
+    {
+        Signal.REQUEST_RATE,
+        Signal.REQUESTS_WAITING,
+        Signal.PROMPT_TOKEN_RATE,
+        Signal.GENERATION_TOKEN_RATE,
+        Signal.REPLICAS_REPORTING,
+    }
+)
+"""The signals measured demand is made of (service.inputs.observed_demand): when one's query fails, every deployment
+of the cluster has no metrics this cycle (demand unknown, replicas held), as one missing would be read wrongly (no
+queue, the spec's mean lengths, no replica reporting). Any other signal's failed query leaves that signal missing,
+as if it had no series, which its readers already take as not measured: request classes from the spec, no measured
+latency or J/token. Found in review: the by-`le` prompt-tokens answer, made too large by one tenant's replica, set
+every deployment of the cluster, other tenants' included, to no metrics (docs/security.md)."""
 
 
 class MetricsError(Exception):
@@ -92,6 +111,9 @@ class DeploymentSignals:
     observed_at: datetime
     values: Mapping[Signal, SignalValue] = field(default_factory=dict)
     """Signals that had data; a signal absent here is in `missing`."""
+    failed: Mapping[Signal, str] = field(default_factory=dict)
+    """Signals (never DEMAND_SIGNALS) whose query failed, with the error: missing too, and the same for every
+    deployment of the call (one query answers them all); the operator reports each error once per cluster."""
 
     @property
     def missing(self) -> frozenset[Signal]:
@@ -130,12 +152,14 @@ class MetricsSource(Protocol):
     """Where measured signals come from."""
 
     def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
-        """Every signal of `ref` evaluated at `at`; raises MetricsError when the source fails."""
+        """Every signal of `ref` evaluated at `at`; raises MetricsError when one of DEMAND_SIGNALS fails (another's
+        failure is in DeploymentSignals.failed)."""
         ...
 
     def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
         """Every signal of every ref (all in one member cluster), as `deployment_signals` gives each,
-        with one query per signal whatever the number of refs; raises MetricsError when the source fails."""
+        with one query per signal whatever the number of refs; raises MetricsError when the source fails (a
+        signal of DEMAND_SIGNALS fails; another's failure is in each ref's DeploymentSignals.failed)."""
         ...
 
 
@@ -340,11 +364,13 @@ class PrometheusMetricsSource:
         return _parse_vector(source, signal, result)
 
     def deployment_signals(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
-        # One after another, stopping at the first failure: one deployment, for the library and its tests
-        # (the operator's cycle asks cluster_signals).
+        # One after another, stopping at the first failure of DEMAND_SIGNALS: one deployment, for the library and
+        # its tests (the operator's cycle asks cluster_signals).
         queries = build_queries(self.settings.labels, ref, self.settings.windows)
-        answers = {signal: self.query_vector(promql, at, signal=signal) for signal, promql in queries.items()}
-        return signals_from_samples(self.name, ref, at, answers, self.settings.labels.pod_label)
+        answers, failed = gather(
+            {signal: partial(self.query_vector, promql, at, signal=signal) for signal, promql in queries.items()}
+        )
+        return replace(signals_from_samples(self.name, ref, at, answers, self.settings.labels.pod_label), failed=failed)
 
     def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
         scheme = self.settings.labels
@@ -371,8 +397,10 @@ class PrometheusMetricsSource:
                 pending.append((members, futures))
             for members, futures in pending:
                 # Read in the queries' order, so the error raised is the same whatever answers first.
-                answers = {signal: self._answer(future, signal, deadline) for signal, future in futures.items()}
-                out.update(split_grouped(self.name, members, at, answers, scheme))
+                answers, failed = gather(
+                    {signal: partial(self._answer, future, signal, deadline) for signal, future in futures.items()}
+                )
+                out.update(split_grouped(self.name, members, at, answers, scheme, failed))
         finally:
             # After a failure or past the deadline, queries not yet sent are not sent; one in flight ends by its
             # own timeout on its thread, its answer dropped (the caller no longer waits for it).
@@ -401,14 +429,35 @@ class PrometheusMetricsSource:
         )
 
 
+def gather(
+    reads: Mapping[Signal, Callable[[], list[Sample]]],
+) -> tuple[dict[Signal, list[Sample]], dict[Signal, str]]:
+    """Each signal's answer, read in order, and the errors of those that failed. A failure of one of DEMAND_SIGNALS
+    is raised; any other signal's leaves it with no series, its error kept, so one signal that cannot be answered
+    costs that signal alone (found in review: one tenant's by-`le` series made one answer too large, and every
+    deployment of the cluster had no metrics)."""
+    answers: dict[Signal, list[Sample]] = {}
+    failed: dict[Signal, str] = {}
+    for signal, read in reads.items():
+        try:
+            answers[signal] = read()
+        except MetricsError as error:
+            if signal in DEMAND_SIGNALS:
+                raise
+            answers[signal], failed[signal] = [], str(error)
+    return answers, failed
+
+
 def split_grouped(
     source: str,
     refs: Sequence[DeploymentRef],
     at: datetime,
     answers: Mapping[Signal, list[Sample]],
     scheme: LabelScheme,
+    failed: Mapping[Signal, str] | None = None,
 ) -> dict[DeploymentRef, DeploymentSignals]:
-    """Grouped answers (series labelled by `group_labels`) split into each ref's DeploymentSignals."""
+    """Grouped answers (series labelled by `group_labels`) split into each ref's DeploymentSignals; `failed` (signals
+    whose query failed, with the error, as `gather` gives them) is every ref's."""
     labels = group_labels(scheme)
     by_key: dict[tuple[str, ...], dict[Signal, list[Sample]]] = {}
     for signal, samples in answers.items():
@@ -419,7 +468,7 @@ def split_grouped(
     for ref in refs:
         found = by_key.get(group_key(scheme, ref), {})
         per_ref = {signal: found.get(signal, []) for signal in answers}
-        out[ref] = signals_from_samples(source, ref, at, per_ref, scheme.pod_label)
+        out[ref] = replace(signals_from_samples(source, ref, at, per_ref, scheme.pod_label), failed=dict(failed or {}))
     return out
 
 

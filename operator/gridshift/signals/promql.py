@@ -111,6 +111,12 @@ PER_POD_SIGNALS = frozenset({Signal.WATTS_PER_REPLICA})
 PER_BUCKET_SIGNALS = frozenset({Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_TOKENS_BUCKETS})
 """Signals answered with one series per histogram bucket, keyed by its `le` label."""
 BUCKET_LABEL = "le"
+PLAUSIBLE_BUCKET_EDGE = r"\+Inf|[0-9][0-9.e+-]{0,31}"
+"""The `le` values the by-`le` signals keep: a number as Prometheus clients write one (`1.0`, `1e+06`, `0.005`;
+a float's repr is at most 24 characters) or +Inf. Their answers carry `le` through, and a replica's image is its
+tenant's: found in review, 1,000 series with 70,000-character `le` values from one replica made the cluster's
+prompt-tokens answer exceed the operator's 64 MiB cap, and every tenant's demand there went unknown."""
+_PLAUSIBLE_EDGES = f"{BUCKET_LABEL}=~{promql_string(PLAUSIBLE_BUCKET_EDGE)}"
 
 
 def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by: tuple[str, ...]) -> dict[Signal, str]:
@@ -142,7 +148,7 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
         # so a sum by `le` over replicas of both was no cumulative histogram: the L4's 20k-100k prompts
         # were in no edge but +Inf. Only the edges every series has are kept (an edge's series count
         # equals the +Inf edge's, the largest), which merges the histograms on their common edges.
-        increase = f"increase({histogram}_bucket{sel}[{rate}])"
+        increase = f"increase({histogram}_bucket{sel[:-1]},{_PLAUSIBLE_EDGES}}}[{rate}])"  # sel is "{...}"
         per_edge = aggregate("count", increase, BUCKET_LABEL)
         every = f"{per_edge} == on ({', '.join(by)}) group_left {aggregate('max', per_edge)}"
         return f"{aggregate('sum', increase, BUCKET_LABEL)} and on ({', '.join((*by, BUCKET_LABEL))}) ({every})"

@@ -4,10 +4,18 @@ tests/signals/test_metrics_contract.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from gridshift.signals.labels import DeploymentRef
-from gridshift.signals.metrics import DeploymentSignals, MetricsError, Sample, SignalValue, signals_from_samples
+from gridshift.signals.metrics import (
+    DEMAND_SIGNALS,
+    DeploymentSignals,
+    MetricsError,
+    Sample,
+    SignalValue,
+    signals_from_samples,
+)
 from gridshift.signals.promql import BUCKET_LABEL, PER_BUCKET_SIGNALS, PER_POD_SIGNALS, Signal
 
 EVERY_REPLICA = 1_000_000.0
@@ -26,6 +34,7 @@ class FakeMetricsSource:
         self._values: dict[DeploymentRef, dict[Signal, SignalValue]] = {}
         self._every_replica_reports = every_replica_reports
         self._failure: MetricsError | None = None
+        self._failed: dict[Signal, MetricsError] = {}
         self.queries = 0
         """Queries a Prometheus would have answered: one per signal per call, as the real adapter makes."""
 
@@ -40,8 +49,14 @@ class FakeMetricsSource:
         """Makes every later read raise MetricsError until `recover()`."""
         self._failure = MetricsError(self.name, "all", message, retryable=retryable)
 
+    def fail_signal(self, signal: Signal, message: str) -> None:
+        """Makes `signal`'s query fail until `recover()`, as the Prometheus adapter takes it: the read raises for one
+        of DEMAND_SIGNALS; any other signal is missing for every deployment, its error in DeploymentSignals.failed."""
+        self._failed[signal] = MetricsError(self.name, signal, message, retryable=False)
+
     def recover(self) -> None:
         self._failure = None
+        self._failed.clear()
 
     def cluster_signals(self, refs: Sequence[DeploymentRef], at: datetime) -> dict[DeploymentRef, DeploymentSignals]:
         if self._failure is not None:
@@ -56,6 +71,9 @@ class FakeMetricsSource:
         return self._answer(ref, at)
 
     def _answer(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
+        for signal, error in self._failed.items():
+            if signal in DEMAND_SIGNALS:
+                raise error
         answers: dict[Signal, list[Sample]] = {}
         values = dict(self._values.get(ref, {}))
         if values and self._every_replica_reports:
@@ -69,4 +87,7 @@ class FakeMetricsSource:
                 answers[signal] = [Sample(labels={label: key}, value=v) for key, v in value.items()]
             else:
                 answers[signal] = [Sample(labels={}, value=value)]
-        return signals_from_samples(self.name, ref, at, answers, "pod")
+        for signal in self._failed:
+            answers[signal] = []
+        failed = {signal: str(error) for signal, error in self._failed.items()}
+        return replace(signals_from_samples(self.name, ref, at, answers, "pod"), failed=failed)
