@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from gridshift.signals import promql
 from gridshift.signals.labels import POD_LABEL_KEY, LabelScheme
@@ -127,3 +128,25 @@ def test_the_pod_monitor_bounds_what_a_replica_may_export(shared_data: Path) -> 
     real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_text()
     samples = sum(1 for line in real.splitlines() if line and not line.startswith("#"))
     assert 10 * samples <= monitor["spec"]["sampleLimit"] <= 20_000
+
+
+def test_the_pod_monitor_bounds_a_replicas_labels_above_the_real_scrape(shared_data: Path) -> None:
+    # Found in review: 1,000 buckets with 70,000-character `le` values, under sampleLimit, made one operator answer
+    # too large (Prometheus bounds no label by default). The limits leave the real scrape's labels room (a served
+    # model name, 128 at most, a model source, 512, a pod name, 253) and bound a hostile one. Cluster-free; with a
+    # real Prometheus: tests/signals/test_tenant_series.py.
+    spec = yaml.safe_load((DCGM / "vllm-podmonitor.yaml").read_text())["spec"]
+    real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_text()
+    series = _samples(real)
+    longest_value = max(len(v) for labels in series for v in labels.values())
+    longest_name = max(len(k) for labels in series for k in labels)
+    most_labels = max(len(labels) for labels in series)
+    target_labels = 9  # namespace, pod, container, endpoint, job, instance, and the PodMonitor's three relabelings
+    assert (longest_value, longest_name, most_labels) == (26, 24, 25)
+    assert 512 <= spec["labelValueLengthLimit"] <= 4096
+    assert 2 * longest_name <= spec["labelNameLengthLimit"] <= 256
+    assert 1.5 * (most_labels + 1 + target_labels) <= spec["labelLimit"] <= 128
+
+
+def _samples(text: str) -> list[dict[str, str]]:
+    return [dict(s.labels) for family in text_string_to_metric_families(text) for s in family.samples]

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import PrometheusMetricsSource
 from gridshift.signals.promql import Signal
 from gridshift.signals.settings import MetricsSettings, RetryPolicy
 from tests.cluster.helpers import wait_for
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.cluster
 
@@ -99,6 +101,16 @@ def scrape_job(name: str, address: str, path: str, ref: DeploymentRef, limits: d
     }
 
 
+def pod_monitor_limits() -> dict[str, int]:
+    spec = yaml.safe_load((REPO_ROOT / "dcgm" / "vllm-podmonitor.yaml").read_text())["spec"]
+    return {
+        "sample_limit": spec["sampleLimit"],
+        "label_limit": spec["labelLimit"],
+        "label_name_length_limit": spec["labelNameLengthLimit"],
+        "label_value_length_limit": spec["labelValueLengthLimit"],
+    }
+
+
 def scraped_twice(prom: Any, job: str) -> bool:
     # Two scrapes of the counters: rate() and increase() have a value from then on.
     answer = prom.query(f'count_over_time(up{{job="{job}"}}[1m])')["result"]
@@ -146,3 +158,25 @@ def test_an_answer_over_the_cap_leaves_only_that_signal_missing(prometheus_facto
     assert Signal.PROMPT_TOKENS_BUCKETS in victim.missing
     assert set(victim.failed) == {Signal.PROMPT_TOKENS_BUCKETS}
     assert Signal.GENERATION_TOKENS_BUCKETS not in victim.missing
+
+
+def test_the_pod_monitor_limits_fail_a_hostile_scrape_whole_and_pass_the_real_one(
+    prometheus_factory: Any, replicas: str, shared_data: Path
+) -> None:
+    # With dcgm/vllm-podmonitor.yaml's limits the long `le` values fail the attacker's scrape (up == 0, none of its
+    # series kept), while the real vLLM scrape, with every target label the PodMonitor adds, passes.
+    limits = pod_monitor_limits()
+    prom = prometheus_factory(
+        {},
+        extra_scrape_configs=[
+            scrape_job("victim", replicas, "/victim", VICTIM, limits),
+            scrape_job("attacker", replicas, "/long", ATTACKER, limits),
+        ],
+    )
+    wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
+    up = {r["metric"]["job"]: r["value"][1] for r in prom.query("up")["result"]}
+    assert up == {"victim": "1", "attacker": "0"}
+    assert not prom.query('{job="attacker",__name__=~"vllm:.*"}')["result"]
+    real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_text()
+    kept = prom.query('count({job="victim",__name__=~"vllm:.*"})')["result"][0]["value"][1]
+    assert int(kept) == sum(1 for line in real.splitlines() if line.startswith("vllm:"))
