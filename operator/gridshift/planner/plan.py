@@ -975,11 +975,20 @@ def _binding_constraints(
     if (
         total >= deployment.user_max_replicas
         and not deployment.frozen
-        and covered < deployment.coverage_target - 1e-9
+        and covered < deployment.demand_coverage - 1e-9
         and any(free.get(o.key, 0) >= o.gpus for o in options)
     ):
         binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
     weakest_used = min((deployment.unit_capacity(o) for o, _ in used), default=0.0)
+    # The scale-down band (problem._banded_coverage) raised what to cover, and without its weakest replica
+    # the plan would still cover the demand alone: the band kept that replica.
+    if (
+        not deployment.frozen
+        and deployment.coverage_target > deployment.demand_coverage + 1e-9
+        and total > deployment.min_replicas
+        and covered - weakest_used >= deployment.demand_coverage - 1e-9
+    ):
+        binding.append("scale-down band: a replica kept that demand alone no longer needs")
     # minReplicas binds only when the plan has exactly that many and demand alone would be covered with
     # fewer; below it (nothing placed, inventory short) it is unmet, not binding (found in review).
     if (
@@ -1161,7 +1170,8 @@ def _infeasible_reason(
     problems = []
     # The cause is said once, with the first problem it explains; the inventory is blamed only without one.
     cause = _short_because(deployment, counts, free, exhausted)
-    short = covered < deployment.coverage_target - 1e-6
+    # Judged on the demand alone: the margin the scale-down band holds is no SLO.
+    short = covered < deployment.demand_coverage - 1e-6
     if short:
         problems.append(f"{_shortfall(deployment, covered)} ({cause or 'inventory or maxReplicas binds'})")
     if sum(counts) < deployment.min_replicas:
@@ -1213,7 +1223,7 @@ def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
     that more is needed; `needed_tokens_per_s` and `capacity_tokens_per_s` carry the figures."""
     if deployment.deployment.requirements.static_requests_per_second is None and deployment.demand_known:
         return "needs more tokens/s within the SLO than fit"
-    return f"needs {deployment.coverage_target:.1f} tokens/s within the SLO but only {covered:.1f} fit"
+    return f"needs {deployment.demand_coverage:.1f} tokens/s within the SLO but only {covered:.1f} fit"
 
 
 def _deployment_plan(

@@ -164,7 +164,8 @@ class DeploymentProblem:
     options: list[Option]
     coverage_target: float
     """Demand to cover, in the unit of `Option.capacity_tokens_per_s` (demand unknown: the capacity running
-    now, see _unknown_demand_coverage)."""
+    now, see _unknown_demand_coverage), with what the scale-down band holds (_banded_coverage): every
+    solver and the objective read this one figure."""
     demand_known: bool
     min_replicas: int
     max_replicas: int
@@ -173,6 +174,9 @@ class DeploymentProblem:
     max_moves: int
     frozen: bool
     advisory: bool
+    demand_coverage: float = 0.0
+    """`coverage_target` without the scale-down band: what the demand alone needs. Feasibility is judged
+    on it (the band's margin is no SLO), and the explanation names the band where it kept a replica."""
     user_max_replicas: int = 0
     """spec.capacity.maxReplicas as written: an explanation names it only when the plan reaches it."""
     user_min_regions: int = 0
@@ -603,7 +607,9 @@ def build_problem(snapshot: Snapshot, settings: PlannerSettings) -> Problem:
             problems.extend(_class_problems(scope, deployment, workloads[d_index], extra))
             continue
         alternatives = _alternatives(extra, d_index, deployment.requirements, -1)
-        problems.append(_deployment_problem(scope, deployment, workloads[d_index], capacity, alternatives))
+        problems.append(
+            _deployment_problem(scope, deployment, workloads[d_index], capacity, alternatives, settings.scale_down_band)
+        )
     # Class groups make more problems than deployments: each problem's index is its position.
     for position, problem in enumerate(problems):
         problem.index = position
@@ -802,15 +808,23 @@ def _no_capacity_reason(entry: _Capacity, gpu_type: str, workload: Workload) -> 
 
 
 def _deployment_problem(
-    scope: _Scope, deployment: Deployment, workload: Workload, capacity: _Capacities, alternatives: _Alternatives
+    scope: _Scope,
+    deployment: Deployment,
+    workload: Workload,
+    capacity: _Capacities,
+    alternatives: _Alternatives,
+    band: float = 0.0,
 ) -> DeploymentProblem:
+    """One deployment's (or class group's) problem; `band`: the scale-down band (_banded_coverage)."""
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
     options, unreachable, strays, notes = _options(scope, deployment, workload, capacity, alternatives)
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
-    coverage = _unknown_demand_coverage(options, required.min_replicas, notes) if needed is None else needed
+    demand = _unknown_demand_coverage(options, required.min_replicas, notes) if needed is None else needed
+    # Unknown demand already keeps what runs; the band is for a measured or static rate only.
+    coverage = demand if needed is None else _banded_coverage(options, needed, band)
     regions = {o.region for o in options}
     min_regions = required.min_regions
     if min_regions > len(regions) and not frozen:
@@ -836,6 +850,7 @@ def _deployment_problem(
         window_hours=scope.window,
         options=options,
         coverage_target=coverage,
+        demand_coverage=demand,
         demand_known=demand_known,
         min_replicas=required.min_replicas,
         max_replicas=max_replicas,
@@ -849,6 +864,18 @@ def _deployment_problem(
         strays=strays,
         notes=notes,
     )
+
+
+def _banded_coverage(options: list[Option], needed: float, band: float) -> float:
+    """The coverage to keep for demand `needed` (tokens/s, with headroom) under the scale-down band
+    (PlannerSettings.scale_down_band): max(needed, min(running, needed x (1 + band))), `running` the
+    capacity of the replicas that run now in the deployment's options. More demand than runs is covered
+    at once; a replica stops only when the rest cover the demand with the band's margin, so a rate that
+    wobbles a few percent around a replica boundary does not start and stop one every cycle. It bounds
+    total capacity, not where it runs: a cheaper place can take the replicas as before. Stateless: the
+    replicas running now are the memory, as the HPA's stabilisation window is its."""
+    running = sum(o.current * o.capacity_tokens_per_s for o in options)
+    return max(needed, min(running, needed * (1.0 + band)))
 
 
 def _unknown_demand_coverage(options: list[Option], min_replicas: int, notes: list[str]) -> float:
@@ -1165,6 +1192,9 @@ def _class_problems(
             rate * group.fraction_of_deployment, group.mean_prompt_tokens, group.mean_output_tokens, required.headroom
         )
         own, alternatives = _group_capacities(scope.d_index, required, group, classes, extra)
+        # No scale-down band for class groups: a group's running replicas are those of its home GPU type, which
+        # the routing may hand to another group, so a band on them bought other types' replicas to keep their
+        # capacity (tests/planner/test_classes.py, 9 H100 running: 2 A100 started beside 7 H100).
         problem = _deployment_problem(scope, part, group_workload, own, alternatives)
         problem.group = group
         problem.user_max_replicas = required.max_replicas
