@@ -60,6 +60,20 @@ def test_each_plan_is_valued_over_the_step_it_is_applied_for(scenario: Scenario)
     assert policy.planner_settings.move_penalty_usd == expected
 
 
+def test_a_plan_gives_the_sizings_count_when_fewer_are_wanted_than_run() -> None:
+    # The sizing has its own scale-down rule (forecast.required_replicas holds a count through dips): the
+    # planner's scale-down band is off here, or a demand of (n - 1e-6) replicas x 1.05 kept the n + 1 running.
+    replay = _replay()
+    policy = GridshiftPolicy(replay, Scenario.RENTED)
+    assert policy.planner_settings.scale_down_band == 0.0
+    policy.required = policy.required.copy()
+    policy.required[:, 0] = 4
+    fleet = Fleet(replay, policy.plan(0, None))
+    assert int(fleet.targets.sum()) == 4
+    policy.required[:, 0] = 3
+    assert int(policy.plan(1, fleet).sum()) == 3
+
+
 def test_between_plans_a_rise_starts_replicas_in_the_cheapest_market_with_room_without_a_planner_call() -> None:
     prices = [hourly_prices("A", [50.0] * 4), hourly_prices("B", [10.0] * 4), hourly_prices("C", [20.0] * 4)]
     replay = flat_replay([setup("a", 15.0, "A")], prices, minutes=240, gpus_per_market=4)

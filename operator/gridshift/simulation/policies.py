@@ -252,11 +252,16 @@ class GridshiftPolicy:
         # accounting), so a move costs nothing at the margin and the planner's per-move risk premium (0.10 USD,
         # more than an owned replica's whole hour of power above idle at most prices) is not charged: with it
         # the replicas stayed where the sizing first put them.
-        self.planner_settings = (
+        planner_settings = (
             replace(replay.planner_settings, move_penalty_usd=0.0)
             if scenario == Scenario.OWNED
             else replay.planner_settings
         )
+        # No scale-down band: the planner is handed an exact replica count (`demand`), and the forecast sizing
+        # already has its own scale-down rule (forecast.required_replicas holds each count through dips of a
+        # cold start's minutes, and `scale_down` applies its falls). The band would keep replicas the sizing
+        # dropped (a demand of (n - 1e-6) replicas x 1.05 exceeds n replicas), and change every replay.
+        self.planner_settings = replace(planner_settings, scale_down_band=0.0)
 
     @staticmethod
     def _spec(setup: DeploymentSetup, prompt: float, output: float, step_hours: float) -> S.Requirements:
