@@ -22,6 +22,7 @@ from datetime import datetime
 import numpy as np
 
 from gridshift.modes import MigrationMode
+from gridshift.planner.band import hold_band
 from gridshift.planner.capacity import CapacityInputs, batch_at, power_at
 from gridshift.planner.cost import (
     carbon_usd_per_hour,
@@ -45,7 +46,7 @@ from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
-from gridshift.planner.solution import Solution, Solver, deployment_objective, moves
+from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
 
 # --- the budget of the whole call ---------------------------------------------------------------
 # With a clock, settings.time_budget_seconds bounds make_plan as a whole: the search gets what is left
@@ -184,11 +185,14 @@ class Plan:
     variable_count: int
     """Columns of the whole problem's MILP."""
     objective_usd_per_hour: float
-    """Fleet cost per hour (window mean, starts amortised over the payback window) plus penalties."""
+    """Fleet cost per hour (window mean, starts amortised over the payback window) plus penalties, of the
+    plan as assembled: with the replicas the scale-down band keeps (planner.band)."""
     bound_usd_per_hour: float | None
     """A lower bound on the objective: HiGHS's when it ran on the whole problem, else the LP relaxation's
     that priced the pools (gridshift.planner.pricing); None when neither finished."""
     proven_optimal: bool
+    """The search proved its plan optimal for the demand; what the scale-down band keeps after it, on GPUs
+    left free, is on top (the band is no demand, so no solver weighs it)."""
     budget_exhausted: bool
     """The time budget ended the search; the plan is the best found, and may differ between runs."""
     search_steps: tuple[str, ...]
@@ -304,18 +308,21 @@ def _plan_once(
         built = clock() - started
         left = budget - built - assembly_reserve(problem, built)
     result = search(problem, settings, clock=clock, previous=warm, budget=left)
+    # The one place the scale-down band applies: after the search, on the GPUs its plan leaves free.
+    solution = hold_band(problem, result.solution, settings)
+    held = solution is not result.solution
     return Plan(
         now=snapshot.now,
-        solver=result.solution.solver,
+        solver=solution.solver,
         variable_count=problem.variable_count,
-        objective_usd_per_hour=result.objective_usd_per_hour,
+        objective_usd_per_hour=objective(problem, solution, settings) if held else result.objective_usd_per_hour,
         bound_usd_per_hour=result.bound_usd_per_hour,
         proven_optimal=result.proven_optimal,
         budget_exhausted=result.budget_exhausted,
         search_steps=result.steps,
-        deployments=_assemble(problem, result.solution, settings, result.budget_exhausted),
+        deployments=_assemble(problem, solution, settings, result.budget_exhausted),
         snapshot=snapshot,
-        group_targets=_group_targets(problem, result.solution),
+        group_targets=_group_targets(problem, solution),
     )
 
 
@@ -436,7 +443,15 @@ def _assemble(
         problem,
         [
             _deployment_plan(
-                problem, deployment, list(counts), free, powers, alternatives[deployment.index], settings, exhausted
+                problem,
+                deployment,
+                list(counts),
+                free,
+                powers,
+                alternatives[deployment.index],
+                settings,
+                exhausted,
+                band_held=deployment.index in solution.band_held,
             )
             for deployment, counts in zip(problem.deployments, solution.counts, strict=True)
         ],
@@ -787,9 +802,11 @@ def _explain(
     alternatives: _Alternatives,
     ruled_out: int = 0,
     exhausted: bool = False,
+    band_held: bool = False,
 ) -> Explanation:
     """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
-    deployment run that the plan replaces (DeploymentProblem.strays): no option, so not in `counts`."""
+    deployment run that the plan replaces (DeploymentProblem.strays): no option, so not in `counts`.
+    `band_held`: the scale-down band added replicas to the search's plan (Solution.band_held)."""
     options = deployment.options
     used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
     current = list(deployment.columns.current)
@@ -819,7 +836,7 @@ def _explain(
         # is in money (found in review: a LowerCarbon move dearer in money "saved" its carbon cost). Only
         # deployments that use carbon have options with a carbon view (problem.py).
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
-    binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free)
+    binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
     alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted)
     # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
     # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
@@ -944,6 +961,7 @@ def _binding_constraints(
     started: int,
     stopped: int,
     free: Mapping[Key, int],
+    band_held: bool = False,
 ) -> list[str]:
     """The modes, prices, reachability and limits that shaped the plan, in the order users read them."""
     options = deployment.options
@@ -975,19 +993,14 @@ def _binding_constraints(
     if (
         total >= deployment.user_max_replicas
         and not deployment.frozen
-        and covered < deployment.demand_coverage - 1e-9
+        and covered < deployment.coverage_target - 1e-9
         and any(free.get(o.key, 0) >= o.gpus for o in options)
     ):
         binding.append(f"maxReplicas {deployment.user_max_replicas} reached")
     weakest_used = min((deployment.unit_capacity(o) for o, _ in used), default=0.0)
-    # The scale-down band (problem._banded_coverage) raised what to cover, and without its weakest replica
-    # the plan would still cover the demand alone: the band kept that replica.
-    if (
-        not deployment.frozen
-        and deployment.coverage_target > deployment.demand_coverage + 1e-9
-        and total > deployment.min_replicas
-        and covered - weakest_used >= deployment.demand_coverage - 1e-9
-    ):
+    # Named only where planner.band added replicas to the search's plan: judged from the counts alone, it
+    # was also named where minRegions or a mix of GPU types left a replica's worth above the demand (review).
+    if band_held:
         binding.append("scale-down band: a replica kept that demand alone no longer needs")
     # minReplicas binds only when the plan has exactly that many and demand alone would be covered with
     # fewer; below it (nothing placed, inventory short) it is unmet, not binding (found in review).
@@ -1170,8 +1183,7 @@ def _infeasible_reason(
     problems = []
     # The cause is said once, with the first problem it explains; the inventory is blamed only without one.
     cause = _short_because(deployment, counts, free, exhausted)
-    # Judged on the demand alone: the margin the scale-down band holds is no SLO.
-    short = covered < deployment.demand_coverage - 1e-6
+    short = covered < deployment.coverage_target - 1e-6
     if short:
         problems.append(f"{_shortfall(deployment, covered)} ({cause or 'inventory or maxReplicas binds'})")
     if sum(counts) < deployment.min_replicas:
@@ -1223,7 +1235,7 @@ def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
     that more is needed; `needed_tokens_per_s` and `capacity_tokens_per_s` carry the figures."""
     if deployment.deployment.requirements.static_requests_per_second is None and deployment.demand_known:
         return "needs more tokens/s within the SLO than fit"
-    return f"needs {deployment.demand_coverage:.1f} tokens/s within the SLO but only {covered:.1f} fit"
+    return f"needs {deployment.coverage_target:.1f} tokens/s within the SLO but only {covered:.1f} fit"
 
 
 def _deployment_plan(
@@ -1235,6 +1247,8 @@ def _deployment_plan(
     alternatives: _Alternatives,
     settings: PlannerSettings,
     exhausted: bool = False,
+    *,
+    band_held: bool = False,
 ) -> DeploymentPlan:
     required = deployment.deployment.requirements
     options = deployment.options
@@ -1263,7 +1277,7 @@ def _deployment_plan(
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
     ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
     explanation = _explain(
-        problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted
+        problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted, band_held
     )
     kept = [stray for stray in deployment.strays if stray not in strays]
     if kept:

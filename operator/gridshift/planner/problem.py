@@ -164,8 +164,8 @@ class DeploymentProblem:
     options: list[Option]
     coverage_target: float
     """Demand to cover, in the unit of `Option.capacity_tokens_per_s` (demand unknown: the capacity running
-    now, see _unknown_demand_coverage), with what the scale-down band holds (_banded_coverage): every
-    solver and the objective read this one figure."""
+    now, see _unknown_demand_coverage): every solver and the objective read this figure, without the
+    scale-down band (band_coverage)."""
     demand_known: bool
     min_replicas: int
     max_replicas: int
@@ -174,9 +174,11 @@ class DeploymentProblem:
     max_moves: int
     frozen: bool
     advisory: bool
-    demand_coverage: float = 0.0
-    """`coverage_target` without the scale-down band: what the demand alone needs. Feasibility is judged
-    on it (the band's margin is no SLO), and the explanation names the band where it kept a replica."""
+    band_coverage: float = 0.0
+    """What the scale-down band keeps, same unit (_banded_coverage): at least coverage_target, above it only
+    where replicas running now cover the demand with less than the band's margin to spare. No solver reads
+    it: the plan keeps replicas for it only on GPUs that the solved plan leaves free (planner.band), so the
+    band's margin never takes a GPU from another deployment's demand. 0: no band."""
     user_max_replicas: int = 0
     """spec.capacity.maxReplicas as written: an explanation names it only when the plan reaches it."""
     user_min_regions: int = 0
@@ -822,9 +824,9 @@ def _deployment_problem(
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
-    demand = _unknown_demand_coverage(options, required.min_replicas, notes) if needed is None else needed
+    coverage = _unknown_demand_coverage(options, required.min_replicas, notes) if needed is None else needed
     # Unknown demand already keeps what runs; the band is for a measured or static rate only.
-    coverage = demand if needed is None else _banded_coverage(options, needed, band)
+    band_coverage = coverage if needed is None else _banded_coverage(options, needed, band)
     regions = {o.region for o in options}
     min_regions = required.min_regions
     if min_regions > len(regions) and not frozen:
@@ -850,7 +852,7 @@ def _deployment_problem(
         window_hours=scope.window,
         options=options,
         coverage_target=coverage,
-        demand_coverage=demand,
+        band_coverage=band_coverage,
         demand_known=demand_known,
         min_replicas=required.min_replicas,
         max_replicas=max_replicas,
@@ -871,9 +873,9 @@ def _banded_coverage(options: list[Option], needed: float, band: float) -> float
     (PlannerSettings.scale_down_band): max(needed, min(running, needed x (1 + band))), `running` the
     capacity of the replicas that run now in the deployment's options. More demand than runs is covered
     at once; a replica stops only when the rest cover the demand with the band's margin, so a rate that
-    wobbles a few percent around a replica boundary does not start and stop one every cycle. It bounds
-    total capacity, not where it runs: a cheaper place can take the replicas as before. Stateless: the
-    replicas running now are the memory, as the HPA's stabilisation window is its."""
+    wobbles a few percent around a replica boundary does not start and stop one every cycle. Kept after the
+    search, on GPUs no deployment's demand wants (planner.band). Stateless: the replicas running now are
+    the memory, as the HPA's stabilisation window is its."""
     running = sum(o.current * o.capacity_tokens_per_s for o in options)
     return max(needed, min(running, needed * (1.0 + band)))
 

@@ -43,14 +43,15 @@ class PlannerSettings:
     scale_down_band: float = 0.05
     """Dead band on scale-down, a fraction of the demand to cover (demand already with its headroom): a
     deployment whose replicas running now cover its demand keeps at least min(their capacity, demand x
-    (1 + band)), so a replica stops only when the rest cover the demand with this margin; scale-up is not
-    delayed. Stateless, the planner's form of the HPA's scale-down stabilisation. Found in review: a 5-min
-    mean rate oscillating +-2% around a replica boundary, planned every minute, started and stopped 8
-    replicas in 40 cycles (0.2 USD and a 3-minute cold start each). 5%: wider than that few-percent noise
-    of a 5-minute rate mean; no more than one replica's share of a deployment of up to 20 replicas, so it
-    holds at most one replica there and a real drop still scales down. On total coverage only, not on
-    where it runs: price-driven moves go on. Not applied to deployments planned by request class
-    (docs/planner.md, "Scale-down band"). 0: no band."""
+    (1 + band)) where GPUs are left free after every deployment's demand (planner.band), so a replica
+    stops only when the rest cover the demand with this margin; scale-up is not delayed. Stateless, the
+    planner's form of the HPA's scale-down stabilisation. Found in review: a 5-min mean rate oscillating
+    +-2% around a replica boundary, planned every minute, started and stopped 8 replicas in 40 cycles
+    (0.2 USD and a 3-minute cold start each). 5%: wider than that few-percent noise of a 5-minute rate
+    mean; no more than one replica's share of a deployment of up to 20 replicas, so it holds at most one
+    replica there and a real drop still scales down. Price-driven moves go on and take the held replica
+    along. Not applied to deployments planned by request class (docs/planner.md, "Scale-down band").
+    0: no band."""
 
     # --- horizon and prices -------------------------------------------------------------------
     max_horizon_hours: float = 168.0

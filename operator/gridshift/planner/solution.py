@@ -32,6 +32,9 @@ class Solution:
 
     counts: tuple[tuple[int, ...], ...]
     solver: Solver
+    band_held: frozenset[int] = frozenset()
+    """Indices of the deployments to which the scale-down band added replicas after the search
+    (planner.band): their explanation names the band, and only theirs."""
 
 
 def moves(problem: DeploymentProblem, counts: tuple[int, ...] | list[int]) -> tuple[int, int]:
