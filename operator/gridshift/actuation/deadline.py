@@ -10,6 +10,11 @@ caller then reports the cluster unreachable (`members.KubeMemberCluster._call`).
 same through httpx's trace hook (`signals.http`); here the sockets are learnt by the connection classes
 `watch_connections` installs on a client's urllib3 pool manager, as a connection is made or reused
 inside the block (the block is per thread: a context variable says which deadline a socket is under).
+
+Writes get a shorter deadline near the end of the leader Lease (`WriteWindow`): the member client caps each
+write call at the seconds left before another replica may act, so a write started just inside the renew
+deadline cannot land after a standby took over. The window goes to the client object itself, not to the
+thread (a context variable would not follow the write pool's and the migrate stage's worker threads).
 """
 
 from __future__ import annotations
@@ -18,11 +23,29 @@ import contextlib
 import socket
 import threading
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Protocol
 
 from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+MIN_WRITE_SECONDS = 0.5
+"""A write with less time than this left in its window is not sent (`WriteWindow.refused`): a member apply
+takes a round trip and the apiserver's admission; one cut before it could answer only leaves its outcome
+unknown."""
+
+
+class WriteWindow(Protocol):
+    """How long a write sent now may take before another replica may act (the service's: the leader Lease's)."""
+
+    def seconds_left(self) -> float:
+        """Seconds a write sent now may take; 0 or less when none may be sent."""
+        ...
+
+    def refused(self, why: str) -> Exception:
+        """The error that says a write was not sent, or was cut, for want of time (the service's: Fenced)."""
+        ...
+
 
 _CURRENT: ContextVar[CallDeadline | None] = ContextVar("gridshift_member_call_deadline", default=None)
 

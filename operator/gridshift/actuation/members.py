@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.actuation import labels as L
-from gridshift.actuation.deadline import CallDeadline, watch_connections
+from gridshift.actuation.deadline import MIN_WRITE_SECONDS, CallDeadline, WriteWindow, watch_connections
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
@@ -289,6 +289,13 @@ class MemberCluster(Protocol):
         ...
 
     def gpu_inventory(self, namespaces: Collection[str]) -> Inventory: ...
+
+    def limit_writes(self, window: WriteWindow) -> None:
+        """Every write request from now on (apply, delete) ends within `window.seconds_left()` at its send, or
+        within the api timeout where that is sooner, and is not sent with under MIN_WRITE_SECONDS left; cut or
+        not sent for want of time, it raises `window.refused(...)` (the service's: Fenced). Reads are not
+        limited: one that answers late changes nothing (actuation.deadline)."""
+        ...
 
     def close(self) -> None:
         """Stop whatever the client keeps running (watches): the cluster is no longer used."""
@@ -572,6 +579,8 @@ class KubeMemberCluster:
         self._caches_lock = threading.Lock()
         self._answered_at: float | None = None
         """`answered_at`: set by `_call`, the one way every request goes out."""
+        self._write_window: WriteWindow | None = None
+        """`limit_writes`: None, every write gets the api timeout."""
 
     def __repr__(self) -> str:  # never show credentials
         return f"KubeMemberCluster({self.name!r})"
@@ -581,10 +590,25 @@ class KubeMemberCluster:
             self._dynamic = self._call(lambda: _timed_dynamic_client()(self._api_client, self._timeout), "discovery")
         return self._dynamic
 
-    def _call(self, fn: Any, what: str) -> Any:
+    def limit_writes(self, window: WriteWindow) -> None:
+        self._write_window = window
+
+    def _call(self, fn: Any, what: str, *, write: bool = False) -> Any:
         """`fn`'s answer, its errors as MemberErrors; every request in `fn` is over by the api timeout, whole
-        answer included (actuation.deadline), or the call raises ClusterUnreachable."""
-        deadline = CallDeadline(self._timeout)
+        answer included (actuation.deadline), or the call raises ClusterUnreachable. A `write` (one request: a
+        two-request write is two calls, each capped at its own send) is over by the write window where that is
+        sooner (`limit_writes`); cut by the window, it raises the window's refusal, not ClusterUnreachable: the
+        cluster may be fine, the Lease's margin ran out."""
+        seconds = self._timeout
+        window = self._write_window if write else None
+        if window is not None:
+            left = window.seconds_left()
+            if left < MIN_WRITE_SECONDS:
+                raise window.refused(
+                    f"cluster {self.name}: {what}: not sent, {max(left, 0):.1f} s left of the write window"
+                )
+            seconds = min(seconds, left)
+        deadline = CallDeadline(seconds)
         with deadline:
             try:
                 result = self._answer(fn, what)
@@ -595,6 +619,11 @@ class KubeMemberCluster:
                     raise
                 result = None  # whatever the cut answer raised: the deadline is why
         if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
+            if window is not None and seconds < self._timeout:
+                raise window.refused(
+                    f"cluster {self.name}: {what}: cut after {seconds:.1f} s at the end of the write window; "
+                    "whether it was applied is not known"
+                )
             raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
         self._answered_at = time.monotonic()
         return result
@@ -716,6 +745,7 @@ class KubeMemberCluster:
                     _request_timeout=self._timeout,
                 ),
                 f"apply {manifest['kind']} {namespace or ''}/{meta['name']}",
+                write=True,
             )
         except ApiException as error:
             if error.status == 404 and namespace:
@@ -945,6 +975,7 @@ class KubeMemberCluster:
                                 _request_timeout=self._timeout,
                             ),
                             f"delete {kind} {meta['namespace']}/{meta['name']}",
+                            write=True,
                         )
                     except ApiException as error:
                         # 404: gone since the listing (the sweep, or another deletion, was first): not ours to
@@ -976,6 +1007,7 @@ class KubeMemberCluster:
             self._call(
                 lambda: resource.delete(name=name, namespace=namespace, body=body, _request_timeout=self._timeout),
                 f"delete {kind} {namespace}/{name}",
+                write=True,
             )
         except ApiException as error:
             if error.status in (404, 409):

@@ -45,6 +45,12 @@ log = logging.getLogger("gridshift.lease")
 
 Monotonic = Callable[[], float]
 
+WRITE_ALLOWANCE_SECONDS = 1.0
+"""Kept off the end of a write's window (`LeaderElector.write_seconds_left`): the gap between computing the
+window and the request leaving, a deadline timer that fires late on a loaded machine, and the two replicas'
+clocks running at slightly different rates over the 15 s (ppm drift: microseconds). A second covers the first
+two with room; the window of a write started at the renew deadline is still 4 s with client-go's timings."""
+
 
 @dataclass(frozen=True)
 class LeaseTiming:
@@ -100,6 +106,21 @@ class LeaderElector:
         with self._lock:
             renewed = self._renewed_at
         return renewed is not None and self._monotonic() - renewed < self.timing.renew_deadline_seconds
+
+    def write_seconds_left(self) -> float:
+        """Seconds a write sent now may take before another replica may act on the Lease, less
+        WRITE_ALLOWANCE_SECONDS; 0 or less once that time passed or this replica holds no renewal.
+
+        A standby takes the Lease `duration` after it observed the record last change, and it observes our last
+        successful renewal no earlier than that renewal was sent (`_renewed_at`): so nothing another replica does
+        can start before `_renewed_at + duration`. `leading()` gates the start of a write; this bounds when it
+        may still land: found in review, a member write started just inside the renew deadline ran its whole
+        api timeout (10 s) and landed 5 s after a standby could have taken over (actuation.deadline's cap)."""
+        with self._lock:
+            renewed = self._renewed_at
+        if renewed is None:
+            return 0.0
+        return renewed + self.timing.duration_seconds - WRITE_ALLOWANCE_SECONDS - self._monotonic()
 
     def ensure(self) -> bool:
         """Try to acquire or renew unless a try happened within the retry period; then `leading()`."""

@@ -61,7 +61,7 @@ from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFact
 from gridshift.service.report import Reporter, invalid_cluster_problems, lease_lost_since, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import Departures, Recorded, delete_everywhere, finalize, sweep_orphans
-from gridshift.service.writes import WritePool
+from gridshift.service.writes import WritePool, members_within
 from gridshift.settings import OperatorSettings
 
 log = logging.getLogger("gridshift.service")
@@ -104,7 +104,7 @@ class OperatorService:
         self.observer = Observer(
             settings,
             hub,
-            member_factory,
+            members_within(member_factory, self.elector.write_seconds_left),  # writes end while no other may act
             metrics_factory,
             feed_factory,
             default_profiles,

@@ -15,6 +15,9 @@ A deployment's decision Events follow its status patch once the patch went out, 
 own: they change nothing and tell what that status now says (its lastDecision), and the next leader,
 finding that decision stored, sends none; fenced, they were lost (found in review of a fence tried there).
 Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
+
+Member writes are also bounded in time by the Lease (`LeaseWindow`, given to each member client by
+`members_within`): `leading()` says whether a write may start, the window how long it may run.
 """
 
 from __future__ import annotations
@@ -24,11 +27,39 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from gridshift.actuation.members import MemberCluster
+
 T = TypeVar("T")
 
 
 class Fenced(Exception):
-    """The write was not sent: this replica was no longer sure to hold the Lease."""
+    """The write was not sent, or was cut at the end of its Lease window (`LeaseWindow`): this replica was no
+    longer sure to hold the Lease."""
+
+
+class LeaseWindow:
+    """The leader Lease as a member client's write window (actuation.deadline.WriteWindow): each write ends
+    before another replica may act (`LeaderElector.write_seconds_left`); one that cannot is Fenced. Asked by
+    the client in whatever thread sends the write (the cycle's, the migrate stage's, a finalizer's)."""
+
+    def __init__(self, seconds_left: Callable[[], float]) -> None:
+        self.seconds_left = seconds_left
+
+    def refused(self, why: str) -> Exception:
+        return Fenced(f"{why} (leader Lease: no write may land once another replica may take the Lease over)")
+
+
+def members_within(
+    factory: Callable[[str, str], MemberCluster], seconds_left: Callable[[], float]
+) -> Callable[[str, str], MemberCluster]:
+    """`factory`, its member clients' writes limited to the Lease's window (`LeaseWindow`)."""
+
+    def member(name: str, kubeconfig: str) -> MemberCluster:
+        made = factory(name, kubeconfig)
+        made.limit_writes(LeaseWindow(seconds_left))
+        return made
+
+    return member
 
 
 class WritePool:

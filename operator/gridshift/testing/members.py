@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
+from gridshift.actuation.deadline import MIN_WRITE_SECONDS, WriteWindow
 from gridshift.actuation.members import (
     MANAGED_KINDS,
     WORKLOAD_COMPANIONS,
@@ -65,6 +66,26 @@ class FakeMemberCluster:
     last_answer: float | None = None
     """`answered_at`: time.monotonic() of the last call answered, set as each call (reachable) begins: the
     fake answers at once; a test that slows a call down wraps it, so the wrapped call answers when it ends."""
+    honour_write_window: bool = False
+    """Ask `write_window` before each write, as the real adapter does (refused under MIN_WRITE_SECONDS). Off by
+    default: the service harness hands one fake to every replica it runs, each replica's `limit_writes` replacing
+    the last one's, while a real replica has a client of its own; a test of one replica turns it on."""
+    write_window: WriteWindow | None = None
+    """The last `limit_writes`."""
+    write_seconds: list[float] = field(default_factory=list)
+    """The deadline each write got from `write_window` (the real adapter's cap; the fake answers at once)."""
+
+    def limit_writes(self, window: WriteWindow) -> None:
+        self.write_window = window
+
+    def _window(self, what: str) -> None:
+        """Before a write is sent: refused as the real adapter refuses one with too little time left."""
+        if self.write_window is None or not self.honour_write_window:
+            return
+        left = self.write_window.seconds_left()
+        if left < MIN_WRITE_SECONDS:
+            raise self.write_window.refused(f"cluster {self.name}: {what}: not sent, {max(left, 0):.1f} s left")
+        self.write_seconds.append(left)
 
     def _check(self, objects: Collection[tuple[str, str, str]] = ()) -> None:
         """Reachable, and none of `objects` (kind, namespace, name) in a forbidden namespace: the real adapter
@@ -102,6 +123,7 @@ class FakeMemberCluster:
         self._check([(m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]) for m in manifests])
         if fence is not None:
             fence()  # before the one send, as KubeMemberCluster before each
+        self._window("apply")
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in MANAGED_KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
@@ -179,8 +201,9 @@ class FakeMemberCluster:
             and owned_by(obj, owner)
         ]
         for key in doomed:
+            self._window(f"delete {key[0]} {key[1]}/{key[2]}")
             del self.objects[key]
-        self.writes += len(doomed)
+            self.writes += 1
         return len(doomed)
 
     def delete_owned_object(self, owner: Owner, kind: str, namespace: str, name: str) -> bool:
@@ -189,6 +212,7 @@ class FakeMemberCluster:
         obj = self.objects.get(key)
         if obj is None or not labelled_and_owned_by(obj, owner):
             return False
+        self._window(f"delete {kind} {namespace}/{name}")
         del self.objects[key]
         self.writes += 1
         return True
