@@ -14,6 +14,7 @@ from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.problem import build_problem
 from gridshift.planner.snapshot import Snapshot
 from tests.planner.planner_world import H100, NOW, cluster, deployment, flat_prices, snapshot
+from tests.planner.test_carbon import carbon_deployment, flat_carbon
 
 BAND_NOTE = "scale-down band"
 
@@ -155,3 +156,17 @@ def test_the_band_is_named_only_where_it_kept_a_replica() -> None:
     assert total(plan) == 2
     assert "minRegions 2" in plan.explanation.binding_constraints
     assert not any(b.startswith(BAND_NOTE) for b in plan.explanation.binding_constraints)
+
+
+def test_the_band_keeps_no_replica_where_it_breaks_a_carbon_limit() -> None:
+    # Found in regression review: 4 replicas in a, above the deployment's carbon limit; b is clean with room for
+    # the 3 the demand needs. Without the band all move to b; the band kept one in a and the explanation said
+    # "carbon limit broken in a: no capacity within the limit serves the demand".
+    chat = carbon_deployment(boundary_rps(3) / 1.02, max_intensity=400.0, placements=[("a", H100, 4)])
+    world = snapshot(
+        [chat], [cluster("a"), cluster("b", gpus={H100: 3})], {"a": flat_prices(0.02), "b": flat_prices(0.05)}
+    )
+    world = replace(world, carbon={"a": flat_carbon(450.0), "b": flat_carbon(50.0)})
+    plan = make_plan(world, PlannerSettings(scale_down_band=0.05)).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets if t.replicas} == {"b": 3}
+    assert not any("carbon limit broken" in c for c in plan.explanation.binding_constraints)

@@ -91,6 +91,11 @@ def _room(
     for j, option in enumerate(deployment.options):
         if kept[j] >= option.upper or free.get(option.key, 0) < option.gpus:
             continue
+        if option.carbon_limit is not None:
+            # Found in regression review: the band's margin has no price, so a replica was kept where it breaks
+            # a carbon limit (the cheapest option) and the explanation said no capacity within it served the
+            # demand, which the search had served. A margin never breaks a limit.
+            continue
         if kept[j] < current[j]:
             room.append(j)
         elif planned[j] > current[j]:
