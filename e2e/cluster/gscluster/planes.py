@@ -403,6 +403,9 @@ def _kwokctl_config(cluster: ClusterSpec, ports: list[int], bin_dir: Path, spec:
                 "name": "kube-controller-manager",
                 "extraArgs": [
                     {"key": "concurrent-deployment-syncs", "value": "5"},
+                    # Each controller as its own ServiceAccount, as kubeadm and managed clusters run it: the
+                    # member chart's admission policy lets only the ReplicaSet controller label replica pods.
+                    {"key": "use-service-account-credentials", "value": "true"},
                     {"key": "profiling", "value": "false"},
                     # One instance per cluster: a lease to win is only a way to die. On a loaded machine a
                     # renewal slower than its 10 s deadline makes the process exit ("leaderelection lost"),
