@@ -155,6 +155,29 @@ def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_
     assert observed_demand(InferenceDeployment.model_validate(body), [l4, h100], 300).request_classes == ()
 
 
+def test_a_token_histogram_failed_in_one_cluster_leaves_the_measured_classes_unknown() -> None:
+    # Found in review: the H100 cluster's prompt histogram query failed (a tenant's series over the answer cap) and
+    # the classes were rebuilt from the L4's short prompts alone, the long class gone while the rate counted both.
+    body = deployment_body()
+    body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-8B-Instruct"
+    body["spec"]["demand"] = {
+        "source": "Prometheus",
+        "requestClasses": [
+            {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+            {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
+        ],
+    }
+    idep = InferenceDeployment.model_validate(body)
+    l4, h100 = histogram_cluster(27_632, [500] * 900), histogram_cluster(131_072, [30_000] * 100)
+    assert len(observed_demand(idep, [l4, h100], 300).request_classes) == 2
+    for histogram in (Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_TOKENS_BUCKETS):
+        values = {s: v for s, v in h100.values.items() if s is not histogram}
+        failed = DeploymentSignals(REF, AT, values, failed={histogram: "body larger than 67108864 bytes"})
+        demand = observed_demand(idep, [l4, failed], 300)
+        # No classes measured (the spec's apply: planner.problem.classes_of); the rate still counts both clusters.
+        assert demand.request_classes == () and demand.requests_per_second == 2.0, histogram
+
+
 def test_the_longest_sequence_is_the_models_most_over_its_builds_and_unknown_for_an_unknown_model() -> None:
     from gridshift.service.inputs import longest_sequence
 
@@ -807,6 +830,37 @@ def test_measured_latency_is_the_worst_regions_p95_and_missing_when_unmeasured()
     assert (measured.ttft_p95_seconds, measured.tpot_p95_seconds) == (0.6, 0.05)
     unmeasured = measured_cost([cluster(None, None)])
     assert unmeasured is not None and (unmeasured.ttft_p95_seconds, unmeasured.tpot_p95_seconds) == (None, None)
+
+
+def test_a_signal_failed_in_one_cluster_is_unknown_never_the_other_clusters_figure() -> None:
+    # Found in review: TTFT, ITL and J/token queries failing in one cluster (latency 5 s there) read as the other
+    # cluster's 0.2 s, 20 ms and 0.5 J/token: "measured p95 latency within the SLO", and status.cost Measured.
+    from gridshift.service.status import _latency_above, _slo_state
+
+    idep = InferenceDeployment.model_validate(deployment_body())  # SLO: TTFT 500 ms, TPOT 50 ms
+    demand = {Signal.REQUEST_RATE: 5.0, Signal.GENERATION_TOKEN_RATE: 1000.0}
+    fast = {Signal.TTFT_P95: 0.2, Signal.ITL_P95: 0.02, Signal.JOULES_PER_TOKEN: 0.5}
+    failed = dict.fromkeys((Signal.TTFT_P95, Signal.ITL_P95, Signal.JOULES_PER_TOKEN), "HTTP 503")
+    a = DeploymentSignals(REF, AT, demand, failed=failed)
+    measured = measured_cost([a, DeploymentSignals(REF, AT, {**demand, **fast})])
+    assert measured is not None and measured.generation_tokens_per_second == 2000.0
+    assert (measured.ttft_p95_seconds, measured.tpot_p95_seconds, measured.joules_per_token) == (None, None, None)
+    assert _latency_above(idep, measured) is None
+    _, why = _slo_state(MigrationMode.AUTO, 1000.0, 5000.0, None, measured)
+    assert "within the SLO" not in why and "latency unknown" in why, why
+    # What the clusters that answered show is still a floor: above the SLO there, the SLO is missed.
+    slow = DeploymentSignals(REF, AT, {**demand, **fast, Signal.TTFT_P95: 0.9})
+    assert _latency_above(idep, measured_cost([a, slow])) == (
+        "measured p95 time to first token above the 500 ms SLO (status.observedSlo)"
+    )
+    # In one cluster, only ITL failing: the TTFT that answered does not make the latency "within the SLO".
+    one = DeploymentSignals(REF, AT, {**demand, Signal.TTFT_P95: 0.2}, failed={Signal.ITL_P95: "HTTP 503"})
+    alone = measured_cost([one])
+    assert alone is not None and alone.ttft_p95_seconds == 0.2 and alone.tpot_p95_seconds is None
+    assert "within the SLO" not in _slo_state(MigrationMode.AUTO, 1000.0, 5000.0, None, alone)[1]
+    # Nothing failed: as before.
+    healthy = measured_cost([DeploymentSignals(REF, AT, {**demand, **fast})])
+    assert "measured p95 latency within the SLO" in _slo_state(MigrationMode.AUTO, 1000.0, 5000.0, None, healthy)[1]
 
 
 def test_a_refused_fit_names_the_point_field_unit_and_the_value_it_is_drawn_to() -> None:

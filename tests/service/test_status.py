@@ -321,6 +321,25 @@ def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
     assert status["observedSlo"]["ttftP95Ms"] == 900.0
 
 
+def test_a_failed_latency_or_energy_query_is_shown_as_unknown_never_within_the_slo() -> None:
+    # Found in review: with TTFT's query failing, the ITL that answered made the SLO message "measured p95 latency
+    # within the SLO"; the failed figures must leave status.observedSlo and the measured cost, not stay as known.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    signals = {Signal.REQUEST_RATE: 4.0, Signal.PROMPT_TOKEN_RATE: 4000.0, Signal.GENERATION_TOKEN_RATE: 800.0}
+    status = measured(world, {**signals, Signal.JOULES_PER_TOKEN: 0.5, Signal.TTFT_P95: 0.2, Signal.ITL_P95: 0.03})
+    assert message(status, "SLOAtRisk").endswith("; measured p95 latency within the SLO")
+    world.metrics.fail_signal(Signal.TTFT_P95, "HTTP 503")
+    world.metrics.fail_signal(Signal.JOULES_PER_TOKEN, "HTTP 503")
+    status = settled(world, 1)
+    assert conditions(status)["Ready"] == ("True", "Placed")
+    assert message(status, "SLOAtRisk").endswith("; measured p95 latency unknown (a latency query failed)")
+    assert "ttftP95Ms" not in status["observedSlo"] and status["observedSlo"]["tpotP95Ms"] == 30.0
+    assert status["cost"]["source"] == "Predicted"
+
+
 def test_a_route_held_by_another_deployment_is_named_before_latency_above_the_slo() -> None:
     # Found in review: RouteHeld, moved behind Migrating, went behind measured latency too: both are Stalled, and
     # the tenant whose route another deployment holds was told only of the latency, not who holds it.

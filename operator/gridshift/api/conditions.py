@@ -250,7 +250,8 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
             L.WITHIN_SLO: (
                 "False",
                 "The Ready replicas' capacity covers the demand, and measured p95 latencies (when measured) "
-                "are within the SLO.",
+                "are within the SLO; where a latency query failed in a cluster the deployment runs in, the "
+                'message says "measured p95 latency unknown" (none is claimed within the SLO).',
             ),
             L.CAPACITY_SHORT: (
                 "True",

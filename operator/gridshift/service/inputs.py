@@ -383,7 +383,13 @@ def measured_classes(
 ) -> tuple[S.RequestClass, ...]:
     """Request-size classes from vLLM's prompt and generation token histograms, summed over the
     clusters on the edges they share (planner.classes.merged_histograms, classes_from_histograms),
-    no size above `longest_tokens`; empty when either histogram is missing."""
+    no size above `longest_tokens`; empty when either histogram is missing, or its query failed in any cluster.
+
+    A failed cluster is not left out as an empty histogram is (it may hold most of the requests): found in review,
+    one cluster's prompt histogram query failing rebuilt the classes from the other cluster alone, the long-prompt
+    class gone while the request rate still counted both; the spec's classes apply instead (problem.classes_of)."""
+    if any(s.failed.keys() & {Signal.PROMPT_TOKENS_BUCKETS, Signal.GENERATION_TOKENS_BUCKETS} for s in signals):
+        return ()
 
     def summed(signal: Signal) -> list[tuple[float, float]]:
         return merged_histograms([measured.buckets(signal) for measured in signals])
@@ -599,6 +605,19 @@ class MeasuredCost:
     """The worst (largest) p95 time to first token of the clusters it runs in: the SLO holds in each."""
     tpot_p95_seconds: float | None = None
     """The worst p95 inter-token latency (time per output token) of the clusters it runs in."""
+    unknown: frozenset[Signal] = frozenset()
+    """Signals whose query failed in a cluster the deployment runs in (DeploymentSignals.failed): their figures
+    above are None, unknown rather than unmeasured, whatever the other clusters answered."""
+    ttft_p95_at_least: float | None = None
+    """Where TTFT_P95 is unknown, the worst p95 of the clusters that answered: the p95 is at least that, so an
+    SLO it is above is missed (LatencyAboveSLO), though no figure is shown or called within the SLO."""
+    tpot_p95_at_least: float | None = None
+    """The same for ITL_P95."""
+
+    @property
+    def latency_unknown(self) -> bool:
+        """Whether a p95 latency query failed in a cluster: no latency is then said to be within the SLO."""
+        return bool(self.unknown & {Signal.TTFT_P95, Signal.ITL_P95})
 
 
 def _worst(values: Sequence[float | None]) -> float | None:
@@ -606,21 +625,38 @@ def _worst(values: Sequence[float | None]) -> float | None:
     return max(known) if known else None
 
 
+def _worst_known(
+    signals: Sequence[DeploymentSignals], signal: Signal, unknown: frozenset[Signal]
+) -> tuple[float | None, float | None]:
+    """The worst p95 over the clusters, None where `signal` failed in one; then the worst of those that answered
+    where it failed (a lower bound), else None."""
+    worst = _worst([s.scalar(signal) for s in signals])
+    return (None, worst) if signal in unknown else (worst, None)
+
+
 def measured_cost(signals: Sequence[DeploymentSignals] | None) -> MeasuredCost | None:
     """Token rate summed over clusters, J/token weighted by each cluster's token rate, and the worst
     cluster's p95 latencies (quantiles of separate clusters do not add up; the SLO binds each);
-    None without data."""
+    None without data. A signal whose query failed in any cluster is unknown (MeasuredCost.unknown), never
+    the other clusters' figure: found in review, a TTFT query failing where latency was 5 s read as the other
+    cluster's 0.2 s, "measured p95 latency within the SLO", and its J/token as the deployment's."""
     if not signals:
         return None
     tokens = [(s.scalar(Signal.GENERATION_TOKEN_RATE), s.scalar(Signal.JOULES_PER_TOKEN)) for s in signals]
     rate = sum(t for t, _ in tokens if t is not None)
     if rate <= 0:
         return None
+    unknown = frozenset(signal for s in signals for signal in s.failed)
     weighted = [(t, j) for t, j in tokens if t is not None and j is not None and t > 0]
     joules = sum(t * j for t, j in weighted) / sum(t for t, _ in weighted) if weighted else None
+    ttft, ttft_at_least = _worst_known(signals, Signal.TTFT_P95, unknown)
+    tpot, tpot_at_least = _worst_known(signals, Signal.ITL_P95, unknown)
     return MeasuredCost(
         rate,
-        joules,
-        ttft_p95_seconds=_worst([s.scalar(Signal.TTFT_P95) for s in signals]),
-        tpot_p95_seconds=_worst([s.scalar(Signal.ITL_P95) for s in signals]),
+        None if Signal.JOULES_PER_TOKEN in unknown else joules,
+        ttft_p95_seconds=ttft,
+        tpot_p95_seconds=tpot,
+        unknown=unknown,
+        ttft_p95_at_least=ttft_at_least,
+        tpot_p95_at_least=tpot_at_least,
     )

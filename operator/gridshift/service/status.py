@@ -340,7 +340,12 @@ def _slo_state(
         return SLOReason.DEMAND_UNKNOWN, "request rate unknown: capacity cannot be compared with demand"
     if latency:
         return SLOReason.LATENCY_ABOVE_SLO, latency
-    within = "; measured p95 latency within the SLO" if measured and _measures_latency(measured) else ""
+    within = ""
+    if measured is not None and measured.latency_unknown:
+        # Not "within" on the latency that answered: the failed one may be far above (found in review).
+        within = "; measured p95 latency unknown (a latency query failed)"
+    elif measured is not None and _measures_latency(measured):
+        within = "; measured p95 latency within the SLO"
     capacity = f"Ready capacity {_figure(ready_capacity)} tokens/s" if figures else "Ready capacity"
     demand = f"the {_figure(needed)} tokens/s the demand" if figures else "what the measured demand"
     if ready_capacity + _EPS < needed:
@@ -351,6 +356,7 @@ def _slo_state(
 
 def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> str | None:
     """Which measured p95 latency exceeds the SLO, as a message; None when none does (or none is measured).
+    Where a cluster's query failed, the worst of the others is a lower bound: above the SLO, the SLO is missed.
 
     The objective is named, the measured figure not: it moves with every scrape, and each new message was a
     status write a cycle while latency stayed above (review; it is in status.observedSlo, rewritten only when it
@@ -360,8 +366,8 @@ def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> 
     slo = idep.spec.slo
     over = []
     for what, seconds, objective_ms in (
-        ("time to first token", measured.ttft_p95_seconds, slo.ttft_p95_ms),
-        ("time per output token", measured.tpot_p95_seconds, slo.tpot_p95_ms),
+        ("time to first token", measured.ttft_p95_seconds or measured.ttft_p95_at_least, slo.ttft_p95_ms),
+        ("time per output token", measured.tpot_p95_seconds or measured.tpot_p95_at_least, slo.tpot_p95_ms),
     ):
         if seconds is not None and seconds * 1000 > objective_ms:
             over.append(f"p95 {what} above the {objective_ms:g} ms SLO")
