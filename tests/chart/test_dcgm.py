@@ -148,5 +148,22 @@ def test_the_pod_monitor_bounds_a_replicas_labels_above_the_real_scrape(shared_d
     assert 1.5 * (most_labels + 1 + target_labels) <= spec["labelLimit"] <= 128
 
 
+def test_the_pod_monitor_drops_unbounded_lora_labels_and_nothing_gridshift_reads() -> None:
+    # Found in review: vllm:lora_requests_info's adapter lists (1,159 characters for 40 adapters) failed a LoRA
+    # replica's whole scrape under labelValueLengthLimit. Dropped by name before the limits (a real Prometheus:
+    # tests/signals/test_tenant_series.py); no name the operator's queries or the chart's rules read may match.
+    endpoint = yaml.safe_load((DCGM / "vllm-podmonitor.yaml").read_text())["spec"]["podMetricsEndpoints"][0]
+    drops = [r for r in endpoint["metricRelabelings"] if r["action"] == "drop"]
+    assert drops and all(r["sourceLabels"] == ["__name__"] for r in drops)
+    read = {m for name in vars(promql) for m in re.findall(r"vllm:\w+", str(getattr(promql, name)))}
+    read |= set(
+        re.findall(r"vllm:\w+", (REPO_ROOT / "charts/gridshift/files/prometheus/gridshift.rules.yaml").read_text())
+    )
+    assert "vllm:num_requests_running" in read and "vllm:request_success_total" in read
+    dropped = [re.compile(r["regex"]) for r in drops]
+    assert any(d.fullmatch("vllm:lora_requests_info") for d in dropped)
+    assert not [m for m in read for d in dropped if d.fullmatch(m) or d.fullmatch(m + "_bucket")]
+
+
 def _samples(text: str) -> list[dict[str, str]]:
     return [dict(s.labels) for family in text_string_to_metric_families(text) for s in family.samples]

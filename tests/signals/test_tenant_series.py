@@ -78,9 +78,16 @@ def replicas(shared_data: Path) -> Iterator[str]:
         server.server_close()
 
 
-def scrape_job(name: str, address: str, path: str, ref: DeploymentRef, limits: dict[str, int]) -> dict[str, object]:
+def scrape_job(
+    name: str,
+    address: str,
+    path: str,
+    ref: DeploymentRef,
+    limits: dict[str, int],
+    metric_relabel_configs: list[dict[str, Any]] | None = None,
+) -> dict[str, object]:
     """What dcgm/vllm-podmonitor.yaml makes of one replica: the Prometheus Operator's target labels, the relabeled
-    gridshift ones, honor_labels false, its limits."""
+    gridshift ones, honor_labels false, its limits and metric relabelings."""
     labels = {
         "namespace": ref.workload_namespace,
         "pod": f"{ref.name}-0",
@@ -97,6 +104,7 @@ def scrape_job(name: str, address: str, path: str, ref: DeploymentRef, limits: d
         "metrics_path": path,
         "honor_labels": False,
         "static_configs": [{"targets": [address], "labels": labels}],
+        "metric_relabel_configs": metric_relabel_configs or [],
         **limits,
     }
 
@@ -109,6 +117,14 @@ def pod_monitor_limits() -> dict[str, int]:
         "label_name_length_limit": spec["labelNameLengthLimit"],
         "label_value_length_limit": spec["labelValueLengthLimit"],
     }
+
+
+def pod_monitor_metric_relabelings() -> list[dict[str, Any]]:
+    """The PodMonitor's metricRelabelings as the Prometheus Operator writes them into the scrape config."""
+    spec = yaml.safe_load((REPO_ROOT / "dcgm" / "vllm-podmonitor.yaml").read_text())["spec"]
+    names = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    endpoint = spec["podMetricsEndpoints"][0]
+    return [{names.get(k, k): v for k, v in rule.items()} for rule in endpoint.get("metricRelabelings", [])]
 
 
 def scraped_twice(prom: Any, job: str) -> bool:
@@ -165,12 +181,12 @@ def test_the_pod_monitor_limits_fail_a_hostile_scrape_whole_and_pass_the_real_on
 ) -> None:
     # With dcgm/vllm-podmonitor.yaml's limits the long `le` values fail the attacker's scrape (up == 0, none of its
     # series kept), while the real vLLM scrape, with every target label the PodMonitor adds, passes.
-    limits = pod_monitor_limits()
+    limits, relabelings = pod_monitor_limits(), pod_monitor_metric_relabelings()
     prom = prometheus_factory(
         {},
         extra_scrape_configs=[
-            scrape_job("victim", replicas, "/victim", VICTIM, limits),
-            scrape_job("attacker", replicas, "/long", ATTACKER, limits),
+            scrape_job("victim", replicas, "/victim", VICTIM, limits, relabelings),
+            scrape_job("attacker", replicas, "/long", ATTACKER, limits, relabelings),
         ],
     )
     wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
@@ -180,3 +196,40 @@ def test_the_pod_monitor_limits_fail_a_hostile_scrape_whole_and_pass_the_real_on
     real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_text()
     kept = prom.query('count({job="victim",__name__=~"vllm:.*"})')["result"][0]["value"][1]
     assert int(kept) == sum(1 for line in real.splitlines() if line.startswith("vllm:"))
+
+
+def test_a_lora_replica_under_load_passes_the_pod_monitor_whole(prometheus_factory: Any, shared_data: Path) -> None:
+    # Found in review: vLLM V1 with LoRA exports vllm:lora_requests_info, its waiting_lora_adapters label one
+    # comma-separated list of every adapter waiting (40 adapters: 1,159 characters, longer under more load), past
+    # labelValueLengthLimit: up == 0, every series of the replica dropped, its demand unknown when it mattered most.
+    # The PodMonitor drops that metric (gridshift reads none of its labels) before the limits are checked: the
+    # control job (limits, no relabeling) shows the limit alone would fail it, so the order is Prometheus's own.
+    real = (shared_data / "metrics-scrapes" / "vllm_v1_metrics_qwen2.5-0.5b_idle_full_scrape.prom").read_bytes()
+    adapters = ",".join(f"customer-{i:04d}-support-bot-v2" for i in range(40))
+    lora = (
+        f'vllm:lora_requests_info{{max_lora="8",running_lora_adapters="customer-0000-support-bot-v2",'
+        f'waiting_lora_adapters="{adapters}"}} 1.7e+09\n'
+    ).encode()
+    assert len(adapters) > pod_monitor_limits()["label_value_length_limit"]
+    server, address = exporter({"/lora": real + lora})
+    try:
+        limits = pod_monitor_limits()
+        prom = prometheus_factory(
+            {},
+            extra_scrape_configs=[
+                scrape_job("lora", address, "/lora", VICTIM, limits, pod_monitor_metric_relabelings()),
+                scrape_job("control", address, "/lora", ATTACKER, limits),
+            ],
+        )
+        wait_for(lambda: scraped_twice(prom, "lora") and scraped_twice(prom, "control"), 30, "two scrapes of each")
+        up = {r["metric"]["job"]: r["value"][1] for r in prom.query("up")["result"]}
+        assert up == {"lora": "1", "control": "0"}
+        assert not prom.query('{__name__="vllm:lora_requests_info"}')["result"]
+        kept = prom.query('count({job="lora",__name__=~"vllm:.*"})')["result"][0]["value"][1]
+        assert int(kept) == sum(1 for line in real.splitlines() if line.startswith(b"vllm:"))
+        settings = MetricsSettings(retry=RetryPolicy(max_attempts=1))
+        measured = PrometheusMetricsSource(prom.url, settings=settings).cluster_signals([VICTIM], datetime.now(UTC))
+        assert measured[VICTIM].scalar(Signal.REPLICAS_REPORTING) == 1.0 and not measured[VICTIM].failed
+    finally:
+        server.shutdown()
+        server.server_close()
