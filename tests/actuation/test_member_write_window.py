@@ -230,3 +230,21 @@ def test_the_second_request_of_a_two_request_write_is_capped_at_its_own_send(api
     assert "delete Deployment gridshift-workloads/llama-h100: cut after" in str(error), error
     assert 3.8 <= cut_after(error) <= 4.0, error  # 6 s left, less the read's 2 s (and its round trip)
     assert 5.5 <= seconds < 7.0, seconds
+
+
+def test_a_renewal_while_a_write_is_in_flight_lets_it_run_to_the_api_timeout(apiserver: _Apiserver) -> None:
+    # Found in regression review: the window was fixed when the write was sent, so a write sent 6 s after the
+    # renewal (8 s left) was cut and Fenced at 8 s although the Lease was renewed 2 s in and no standby could act.
+    # Judged again at its end, the window has grown: the write runs on to the api timeout (the dripping
+    # apiserver never answers, so it ends there, reported as the cluster's, as any write would be).
+    clock = Clock()
+    elector = leader(clock)
+    member = member_of(apiserver, elector)
+    aged(elector, clock, 6.0)
+    renewal = threading.Timer(2.0, elector.try_acquire_or_renew)
+    renewal.start()
+    error, seconds = timed(lambda: member.apply([deployment()]))
+    renewal.join()
+    assert elector.leading()
+    assert isinstance(error, ClusterUnreachable) and not isinstance(error, Fenced), error
+    assert API_TIMEOUT - 0.5 <= seconds < API_TIMEOUT + 1.5, seconds

@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
+from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
@@ -47,20 +49,37 @@ class WriteWindow(Protocol):
         ...
 
 
+_REARM_SECONDS = 0.05
+"""Time left below which a deadline that comes due ends the call rather than waiting on (timer granularity)."""
+
 _CURRENT: ContextVar[CallDeadline | None] = ContextVar("gridshift_member_call_deadline", default=None)
 
 
 class CallDeadline:
-    """Every member call in this block (this thread) ends by `seconds` from its start: see the module docstring."""
+    """Every member call in this block (this thread) ends by `seconds` from its start: see the module docstring.
 
-    def __init__(self, seconds: float) -> None:
+    With `window` (a write's: the seconds a write may still take, WriteWindow.seconds_left) the block ends by
+    the sooner of `seconds` and the window, judged again when the window's end comes: a window that grew
+    meanwhile (the leader Lease renewed while the write was in flight) lets the call go on, up to `seconds`.
+    Found in regression review: a write cut at the window fixed at its send was Fenced while the replica led
+    and no other could act. `cut_by_window` says whether the window, not `seconds`, ended it."""
+
+    def __init__(self, seconds: float, window: Callable[[], float] | None = None) -> None:
         self.seconds = seconds
         self.fired = False
+        self.cut_by_window = False
+        self._window = window
+        self._started = time.monotonic()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self._closed = False
+        self._timer = self._arm(seconds if window is None else min(seconds, window()))
         self._token: Token[CallDeadline | None] | None = None
+
+    def _arm(self, after: float) -> threading.Timer:
+        timer = threading.Timer(max(after, 0.0), self._fire)
+        timer.daemon = True
+        return timer
 
     def watch(self, sock: socket.socket) -> None:
         with self._lock:
@@ -70,8 +89,17 @@ class CallDeadline:
             _shut(sock)
 
     def _fire(self) -> None:
+        left = self.seconds - (time.monotonic() - self._started)
+        more = left if self._window is None else min(left, self._window())
         with self._lock:
+            if self._closed:
+                return
+            if more > _REARM_SECONDS:  # the window grew (a renewal): the call goes on
+                self._timer = self._arm(more)
+                self._timer.start()
+                return
             self.fired = True
+            self.cut_by_window = self._window is not None and left > _REARM_SECONDS
             sockets = list(self._sockets)
         for sock in sockets:
             _shut(sock)
@@ -82,7 +110,10 @@ class CallDeadline:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self._closed = True
+            timer = self._timer
+        timer.cancel()
         if self._token is not None:
             _CURRENT.reset(self._token)
 

@@ -607,8 +607,8 @@ class KubeMemberCluster:
                 raise window.refused(
                     f"cluster {self.name}: {what}: not sent, {max(left, 0):.1f} s left of the write window"
                 )
-            seconds = min(seconds, left)
-        deadline = CallDeadline(seconds)
+        deadline = CallDeadline(seconds, None if window is None else window.seconds_left)
+        sent = time.monotonic()
         with deadline:
             try:
                 result = self._answer(fn, what)
@@ -619,10 +619,10 @@ class KubeMemberCluster:
                     raise
                 result = None  # whatever the cut answer raised: the deadline is why
         if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
-            if window is not None and seconds < self._timeout:
+            if window is not None and deadline.cut_by_window:
                 raise window.refused(
-                    f"cluster {self.name}: {what}: cut after {seconds:.1f} s at the end of the write window; "
-                    "whether it was applied is not known"
+                    f"cluster {self.name}: {what}: cut after {time.monotonic() - sent:.1f} s at the end of the write "
+                    "window; whether it was applied is not known"
                 )
             raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
         self._answered_at = time.monotonic()
