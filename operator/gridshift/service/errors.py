@@ -11,10 +11,21 @@ from http import HTTPStatus
 
 from gridshift.actuation.members import MemberError
 from gridshift.hub.client import RouteConflict, RouteMissing, SecretMissing
+from gridshift.service.writes import Fenced
 from gridshift.signals.metrics import ImplausibleDemand, MetricsError
 from gridshift.signals.prices import PriceFeedError
 
-_SAFE = (MemberError, SecretMissing, RouteMissing, RouteConflict, MetricsError, ImplausibleDemand, PriceFeedError)
+# Fenced: its message names the cluster and the write (found in regression review: "internal error (Fenced)").
+_SAFE = (
+    MemberError,
+    SecretMissing,
+    RouteMissing,
+    RouteConflict,
+    MetricsError,
+    ImplausibleDemand,
+    PriceFeedError,
+    Fenced,
+)
 """gridshift's own errors, whose messages name objects and fields, never secrets."""
 
 
