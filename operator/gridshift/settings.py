@@ -61,6 +61,12 @@ namespace and kind, one after another, over 30 s with each call well within its 
 was planned again elsewhere (replicas doubled). A read given up on goes on in the background (its listings
 seed the watch caches for the next cycle) but its answer is dropped (service.observe)."""
 
+LEASE_WRITE_MARGIN_SECONDS = 1.5
+"""Least leaseDurationSeconds - leaseRenewDeadlineSeconds: hub.lease.WRITE_ALLOWANCE_SECONDS (1 s kept off a member
+write's window) + actuation.deadline.MIN_WRITE_SECONDS (0.5 s, the least a write is sent with), so that a write
+started just inside the renew deadline is never refused while the holder leads. Spelled out here, below those
+layers (tests/shell/test_settings_env.py holds it to their sum)."""
+
 
 class OperatorSettings(BaseSettings):
     """Settings of the gridshift operator process."""
@@ -318,6 +324,17 @@ class OperatorSettings(BaseSettings):
             raise ValueError(
                 "leaseRetryPeriodSeconds < leaseRenewDeadlineSeconds < leaseDurationSeconds must hold, got "
                 f"{self.lease_retry_period_seconds}, {self.lease_renew_deadline_seconds}, {self.lease_duration_seconds}"
+            )
+        # A member write may take until a standby may act, less WRITE_ALLOWANCE_SECONDS (hub.lease), and is not
+        # sent with under MIN_WRITE_SECONDS of that left: while the holder leads (renewal younger than the renew
+        # deadline) that must leave room, or writes are refused while it leads (found in regression review:
+        # duration 11, renew deadline 10.5 refused every write in the last 0.5 s of leading).
+        if self.lease_duration_seconds - self.lease_renew_deadline_seconds < LEASE_WRITE_MARGIN_SECONDS:
+            raise ValueError(
+                f"leaseDurationSeconds ({self.lease_duration_seconds}) must exceed leaseRenewDeadlineSeconds "
+                f"({self.lease_renew_deadline_seconds}) by at least {LEASE_WRITE_MARGIN_SECONDS:g} s: "
+                "a member write started just inside the renew deadline must still land before a standby may take "
+                "the Lease over"
             )
         return self
 

@@ -158,6 +158,13 @@ def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
     proc = helm.template("--set", "operator.leaseRenewDeadlineSeconds=20", check=False)
     assert proc.returncode != 0
     assert "leaseRetryPeriodSeconds (2) < leaseRenewDeadlineSeconds (20) < leaseDurationSeconds (15)" in proc.stderr
+    # A member write started just inside the renew deadline must land before a standby may act
+    # (settings.LEASE_WRITE_MARGIN_SECONDS): the operator refuses 11/10, and so does the chart.
+    proc = helm.template(
+        "--set", "operator.leaseDurationSeconds=11", "--set", "operator.leaseRenewDeadlineSeconds=10", check=False
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "leaseDurationSeconds (11) must exceed leaseRenewDeadlineSeconds (10) by at least 1.5 s" in proc.stderr
     env = {
         e["name"]: e.get("value")
         for e in pod_spec(

@@ -9,7 +9,9 @@ from typing import Any
 import kopf
 import pytest
 
-from gridshift.settings import SettingsError, load_operator_settings
+from gridshift.actuation.deadline import MIN_WRITE_SECONDS
+from gridshift.hub.lease import WRITE_ALLOWANCE_SECONDS
+from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS, SettingsError, load_operator_settings
 
 
 def test_a_bad_value_is_refused_naming_its_variable_and_not_quoting_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,3 +124,16 @@ def test_a_bad_value_fails_the_login_permanently_naming_its_variable(monkeypatch
     monkeypatch.setenv("GRIDSHIFT_HUB_CONNECTIONS", "many")
     with pytest.raises(kopf.PermanentError, match=r"^operator settings: GRIDSHIFT_HUB_CONNECTIONS: "):
         asyncio.run(handlers.login())
+
+
+def test_lease_settings_that_would_refuse_writes_while_leading_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Found in regression review: leaseDurationSeconds 11 with leaseRenewDeadlineSeconds 10.5 was accepted, and a
+    # member write in the last 0.5 s of leading was refused ("not sent, 0.0 s left"): the margin must hold a
+    # write's allowance and the least it is sent with.
+    assert LEASE_WRITE_MARGIN_SECONDS == WRITE_ALLOWANCE_SECONDS + MIN_WRITE_SECONDS
+    monkeypatch.setenv("GRIDSHIFT_LEASE_DURATION_SECONDS", "11")
+    monkeypatch.setenv("GRIDSHIFT_LEASE_RENEW_DEADLINE_SECONDS", "10.5")
+    with pytest.raises(SettingsError, match=r"leaseDurationSeconds \(11.0\) must exceed leaseRenewDeadlineSeconds"):
+        load_operator_settings()
+    monkeypatch.setenv("GRIDSHIFT_LEASE_DURATION_SECONDS", "12")
+    assert load_operator_settings().lease_duration_seconds == 12
