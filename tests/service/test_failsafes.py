@@ -863,3 +863,14 @@ def test_pods_just_turned_ready_need_not_report_yet() -> None:
     # A cycle later they were Ready at the last status write: each must report by now.
     report = world.cycle()
     assert [p.reason for p in report.problems] == [CycleErrorReason.METRICS_UNAVAILABLE]
+
+
+def test_a_fenced_write_is_described_by_its_own_message() -> None:
+    # Found in regression review: Fenced was not among gridshift's own errors, so a write cut at the end of the
+    # Lease's write window read "internal error (Fenced)" in the deployment's error, the sweep and the finalizer.
+    from gridshift.service.errors import describe
+    from gridshift.service.writes import Fenced, LeaseWindow
+
+    error = LeaseWindow(lambda: 0.0).refused("cluster eu-de: apply Deployment ns/chat: not sent, 0.0 s left")
+    assert isinstance(error, Fenced)
+    assert describe(error).startswith("cluster eu-de: apply Deployment ns/chat: not sent, 0.0 s left")
