@@ -26,14 +26,20 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
 def test_a_fresh_process_deletes_everywhere_before_the_finalizer_goes(world: SecureWorld) -> None:
     name = unique("del")
     world.deploy(inference_deployment(name, rps=30.0, capacity={"minReplicas": 2, "maxReplicas": 8, "minRegions": 2}))
+    leader = world.service()
     world.cycles_until(
-        world.service(),
+        leader,
         lambda: sum(1 for n in world.owned_replicas("ml", name).values() if n > 0) >= 2,
         "replicas in two regions",
     )
     uid = json.loads(world.fleet.hub("get", "idep", "-n", "ml", name, "-o", "json"))["metadata"]["uid"]
 
-    fresh = world.service(identity="not-the-leader")  # never ran a cycle: no member clients cached
+    # A fresh process that took the Lease over (the finalizer cleans on the leader only, service.sweep
+    # require_leader, and a member write ends before another replica may act: a process holding no Lease
+    # sends none): it never ran a cycle, so no member clients are cached.
+    leader.elector.release()
+    fresh = world.service(identity="fresh-leader")
+    assert fresh.elector.try_acquire_or_renew()
     deleted = fresh.delete_from_members("ml", name, uid)
     assert deleted >= 8  # Deployment, Service, PDB and NetworkPolicy in each of two regions
     for region in world.planes.regions:
