@@ -775,3 +775,20 @@ def test_an_orphan_whose_owner_the_hub_still_has_is_left_alone() -> None:
     assert asked == []
     assert member.objects == placed
     assert not report.errors, report.errors
+
+
+def test_a_cleanup_write_refused_for_the_lease_keeps_the_finalizer_and_names_the_cluster_once() -> None:
+    # A member delete sent with no time left of the Lease's write window is refused (Fenced); the finalizer stays
+    # and says so. Found in CI: the message read "cluster eu-fr: cluster eu-fr: delete ..." (the generic branch
+    # prefixed a message that names its cluster).
+    world = ServiceHarness(["eu-fr"])
+    world.add(deployment_body("chat", rps=5.0))
+    world.cycle()
+    assert _chat_objects(world) > 0
+    world.members["eu-fr"].honour_write_window = True
+    world.service.elector.stop_leading()  # no renewal held: no time left for a write
+    with pytest.raises(CleanupIncomplete) as caught:
+        world.service.delete_from_members("ml", "chat", "uid-chat")
+    assert "cluster eu-fr: delete Deployment" in str(caught.value) and "not sent" in str(caught.value)
+    assert "cluster eu-fr: cluster eu-fr" not in str(caught.value)
+    assert _chat_objects(world) > 0

@@ -45,6 +45,7 @@ from gridshift.service.errors import describe
 from gridshift.service.observe import Observer, recorded_namespaces
 from gridshift.service.report import EventAction, EventReason
 from gridshift.service.state import CycleReport, Observation, Orphan
+from gridshift.service.writes import Fenced
 
 log = logging.getLogger("gridshift.service")
 
@@ -155,7 +156,7 @@ def delete_everywhere(hub: Hub, observer: Observer, owner: Owner, recorded: Reco
             else:
                 _not_looked_at(hub, owner, parsed.key, error)
             continue
-        except (MemberError, SecretMissing) as error:
+        except (MemberError, SecretMissing, Fenced) as error:  # their messages name the cluster
             failures.append(str(error))
             continue
         except Exception as error:  # an adapter bug: keep the finalizer, never quote what failed
@@ -272,7 +273,7 @@ def sweep_orphans(hub: Hub, seen: Observation, report: CycleReport, leading: Cal
                 if hub.deployment_uid(owner.namespace, owner.name) == owner.uid:
                     continue  # live after all (this process's index is behind the hub)
                 gone, lapsed = _delete_found(view.member, orphan, leading)
-            except (MemberError, SecretMissing) as error:
+            except (MemberError, SecretMissing, Fenced) as error:
                 report.errors.append(f"sweeping {owner} in {view.name}: {error}")
                 continue
             except Exception as error:
