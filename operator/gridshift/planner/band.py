@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.solution import Solution, moves, option_cost
+from gridshift.planner.solution import Solution, free_gpus, moves, option_cost
 
 _EPS = 1e-9
 
@@ -22,7 +22,7 @@ def hold_band(problem: Problem, solution: Solution, settings: PlannerSettings) -
 
     Deployments are served in index order (snapshot order): the first takes a free GPU two would keep.
     Frozen deployments and class groups have no band (band_coverage at most coverage_target)."""
-    free = _free_gpus(problem, solution)
+    free = free_gpus(problem, solution)
     counts = list(solution.counts)
     held: set[int] = set()
     for deployment in problem.deployments:
@@ -33,17 +33,6 @@ def hold_band(problem: Problem, solution: Solution, settings: PlannerSettings) -
             counts[deployment.index] = kept
             held.add(deployment.index)
     return Solution(tuple(counts), solution.solver, frozenset(held)) if held else solution
-
-
-def _free_gpus(problem: Problem, solution: Solution) -> dict[tuple[str, str], int]:
-    """GPUs per pool that `solution` leaves free (the inventory counts what our replicas hold now as
-    available, as plan._assemble reads it)."""
-    free = dict(problem.inventory)
-    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
-        for option, count in zip(deployment.options, counts, strict=True):
-            if count:
-                free[option.key] = free.get(option.key, 0) - count * option.gpus
-    return free
 
 
 def _kept(

@@ -46,7 +46,7 @@ from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.snapshot import Snapshot
-from gridshift.planner.solution import Solution, Solver, deployment_objective, moves, objective
+from gridshift.planner.solution import Solution, Solver, deployment_objective, free_gpus, moves, objective
 
 # --- the budget of the whole call ---------------------------------------------------------------
 # With a clock, settings.time_budget_seconds bounds make_plan as a whole: the search gets what is left
@@ -430,13 +430,7 @@ def _assemble(
     only the options a plan uses where it can; the best alternative's shortlist reads every unused option
     once, in _all_covers). `exhausted`: the search was cut short by its time budget (the explanations say
     so where it, not the inventory or a payback, left a deployment short or unmoved)."""
-    free = dict(problem.inventory)
-    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
-        options = deployment.options
-        for j, count in enumerate(counts):
-            if count:
-                option = options[j]
-                free[option.key] = free.get(option.key, 0) - count * option.gpus
+    free = free_gpus(problem, solution)
     powers = _load_powers(problem, solution, settings)
     alternatives = _all_covers(problem, solution, settings)
     return _merge_class_groups(

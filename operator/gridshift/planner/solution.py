@@ -48,6 +48,17 @@ def moves(problem: DeploymentProblem, counts: tuple[int, ...] | list[int]) -> tu
     return added, removed
 
 
+def free_gpus(problem: Problem, solution: Solution) -> dict[tuple[str, str], int]:
+    """GPUs per pool that `solution` leaves free: the inventory (which counts what our replicas hold now as
+    available) less what its counts use. Read by plan assembly and by the scale-down band (planner.band)."""
+    free = dict(problem.inventory)
+    for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
+        for option, count in zip(deployment.options, counts, strict=True):
+            if count:
+                free[option.key] = free.get(option.key, 0) - count * option.gpus
+    return free
+
+
 def shortfall_penalty_per_unit(problem: DeploymentProblem, settings: PlannerSettings) -> float:
     """Objective cost of the whole demand left unserved: the penalty per replica-equivalent times replicas."""
     strongest = problem.strongest_unit
