@@ -49,6 +49,16 @@ class WriteWindow(Protocol):
         ...
 
 
+def write_seconds(window: WriteWindow, where: str) -> float:
+    """The seconds a write sent now may take under `window`; `window.refused(...)` with under MIN_WRITE_SECONDS
+    left, the write not sent. `where` names it ("cluster eu-de: apply Deployment ns/name"). The one check of the
+    member adapter and of its fake (gridshift.testing.FakeMemberCluster)."""
+    left = window.seconds_left()
+    if left < MIN_WRITE_SECONDS:
+        raise window.refused(f"{where}: not sent, {max(left, 0):.1f} s left of the write window")
+    return left
+
+
 _REARM_SECONDS = 0.05
 """Time left below which a deadline that comes due ends the call rather than waiting on (timer granularity)."""
 

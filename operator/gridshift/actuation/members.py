@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.actuation import labels as L
-from gridshift.actuation.deadline import MIN_WRITE_SECONDS, CallDeadline, WriteWindow, watch_connections
+from gridshift.actuation.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
@@ -602,11 +602,7 @@ class KubeMemberCluster:
         seconds = self._timeout
         window = self._write_window if write else None
         if window is not None:
-            left = window.seconds_left()
-            if left < MIN_WRITE_SECONDS:
-                raise window.refused(
-                    f"cluster {self.name}: {what}: not sent, {max(left, 0):.1f} s left of the write window"
-                )
+            write_seconds(window, f"cluster {self.name}: {what}")
         deadline = CallDeadline(seconds, None if window is None else window.seconds_left)
         sent = time.monotonic()
         with deadline:

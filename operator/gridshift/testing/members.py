@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.deadline import MIN_WRITE_SECONDS, WriteWindow
+from gridshift.actuation.deadline import WriteWindow, write_seconds
 from gridshift.actuation.members import (
     MANAGED_KINDS,
     WORKLOAD_COMPANIONS,
@@ -82,10 +82,7 @@ class FakeMemberCluster:
         """Before a write is sent: refused as the real adapter refuses one with too little time left."""
         if self.write_window is None or not self.honour_write_window:
             return
-        left = self.write_window.seconds_left()
-        if left < MIN_WRITE_SECONDS:
-            raise self.write_window.refused(f"cluster {self.name}: {what}: not sent, {max(left, 0):.1f} s left")
-        self.write_seconds.append(left)
+        self.write_seconds.append(write_seconds(self.write_window, f"cluster {self.name}: {what}"))
 
     def _check(self, objects: Collection[tuple[str, str, str]] = ()) -> None:
         """Reachable, and none of `objects` (kind, namespace, name) in a forbidden namespace: the real adapter
