@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import (
-    DEMAND_SIGNALS,
     DeploymentSignals,
     MetricsError,
     Sample,
     SignalValue,
+    gather,
     signals_from_samples,
 )
 from gridshift.signals.promql import BUCKET_LABEL, PER_BUCKET_SIGNALS, PER_POD_SIGNALS, Signal
@@ -71,23 +72,23 @@ class FakeMetricsSource:
         return self._answer(ref, at)
 
     def _answer(self, ref: DeploymentRef, at: datetime) -> DeploymentSignals:
-        for signal, error in self._failed.items():
-            if signal in DEMAND_SIGNALS:
-                raise error
-        answers: dict[Signal, list[Sample]] = {}
         values = dict(self._values.get(ref, {}))
         if values and self._every_replica_reports:
             values.setdefault(Signal.REPLICAS_REPORTING, EVERY_REPLICA)
-        for signal in Signal:
+
+        def read(signal: Signal) -> list[Sample]:
+            error = self._failed.get(signal)
+            if error is not None:
+                raise error
             value = values.get(signal)
             if value is None:
-                answers[signal] = []
-            elif isinstance(value, Mapping):
+                return []
+            if isinstance(value, Mapping):
                 label = BUCKET_LABEL if signal in PER_BUCKET_SIGNALS else "pod"
-                answers[signal] = [Sample(labels={label: key}, value=v) for key, v in value.items()]
-            else:
-                answers[signal] = [Sample(labels={}, value=value)]
-        for signal in self._failed:
-            answers[signal] = []
-        failed = {signal: str(error) for signal, error in self._failed.items()}
+                return [Sample(labels={label: key}, value=v) for key, v in value.items()]
+            return [Sample(labels={}, value=value)]
+
+        # The real adapter's rule, through its own code: a failed signal of DEMAND_SIGNALS raises, another's is
+        # missing with its error in `failed`.
+        answers, failed = gather({signal: partial(read, signal) for signal in Signal})
         return replace(signals_from_samples(self.name, ref, at, answers, "pod"), failed=failed)
