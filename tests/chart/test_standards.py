@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS
+
 from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub
 
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
@@ -164,7 +166,8 @@ def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
         "--set", "operator.leaseDurationSeconds=11", "--set", "operator.leaseRenewDeadlineSeconds=10", check=False
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "leaseDurationSeconds (11) must exceed leaseRenewDeadlineSeconds (10) by at least 1.5 s" in proc.stderr
+    margin = f"by at least {LEASE_WRITE_MARGIN_SECONDS:g} s"  # the template's literal, held to the operator's
+    assert f"leaseDurationSeconds (11) must exceed leaseRenewDeadlineSeconds (10) {margin}" in proc.stderr
     env = {
         e["name"]: e.get("value")
         for e in pod_spec(
