@@ -853,6 +853,13 @@ def test_a_signal_failed_in_one_cluster_is_unknown_never_the_other_clusters_figu
     assert _latency_above(idep, measured_cost([a, slow])) == (
         "measured p95 time to first token above the 500 ms SLO (status.observedSlo)"
     )
+    # The same floor for time per output token (a mutant dropping it survived the mutation sample).
+    dragging = DeploymentSignals(REF, AT, {**demand, **fast, Signal.ITL_P95: 0.08})
+    assert _latency_above(idep, measured_cost([a, dragging])) == (
+        "measured p95 time per output token above the 50 ms SLO (status.observedSlo)"
+    )
+    # A floor within the SLO says nothing either way: no message, and never "within the SLO".
+    assert _latency_above(idep, measured_cost([a, DeploymentSignals(REF, AT, {**demand, **fast})])) is None
     # In one cluster, only ITL failing: the TTFT that answered does not make the latency "within the SLO".
     one = DeploymentSignals(REF, AT, {**demand, Signal.TTFT_P95: 0.2}, failed={Signal.ITL_P95: "HTTP 503"})
     alone = measured_cost([one])

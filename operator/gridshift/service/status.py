@@ -365,10 +365,11 @@ def _latency_above(idep: InferenceDeployment, measured: MeasuredCost | None) -> 
         return None
     slo = idep.spec.slo
     over = []
-    for what, seconds, objective_ms in (
-        ("time to first token", measured.ttft_p95_seconds or measured.ttft_p95_at_least, slo.ttft_p95_ms),
-        ("time per output token", measured.tpot_p95_seconds or measured.tpot_p95_at_least, slo.tpot_p95_ms),
+    for what, known, at_least, objective_ms in (
+        ("time to first token", measured.ttft_p95_seconds, measured.ttft_p95_at_least, slo.ttft_p95_ms),
+        ("time per output token", measured.tpot_p95_seconds, measured.tpot_p95_at_least, slo.tpot_p95_ms),
     ):
+        seconds = at_least if known is None else known  # the floor stands in only where the figure is unknown
         if seconds is not None and seconds * 1000 > objective_ms:
             over.append(f"p95 {what} above the {objective_ms:g} ms SLO")
     return "measured " + " and ".join(over) + " (status.observedSlo)" if over else None
