@@ -128,10 +128,8 @@ def histogram_cluster(max_model_len: int, prompts: list[float]) -> DeploymentSig
     return DeploymentSignals(REF, AT, values)
 
 
-def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_model() -> None:
-    # Found in review: an L4 cluster (--max-model-len 27,632, edges to 20,000) and an H100 one (131,072,
-    # edges to 100,000), summed edge by edge, made a 141,421-token class out of the H100's 30,000-token
-    # prompts, above the model's 131,072 (capacity 0 on every GPU type).
+def two_class_body() -> dict[str, Any]:
+    """A measured Llama-3.1-8B deployment planned by two request classes (short and long prompts)."""
     body = deployment_body()
     body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-8B-Instruct"
     body["spec"]["demand"] = {
@@ -141,6 +139,14 @@ def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_
             {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
         ],
     }
+    return body
+
+
+def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_model() -> None:
+    # Found in review: an L4 cluster (--max-model-len 27,632, edges to 20,000) and an H100 one (131,072,
+    # edges to 100,000), summed edge by edge, made a 141,421-token class out of the H100's 30,000-token
+    # prompts, above the model's 131,072 (capacity 0 on every GPU type).
+    body = two_class_body()
     l4, h100 = histogram_cluster(27_632, [500] * 900), histogram_cluster(131_072, [30_000] * 100)
     demand = observed_demand(InferenceDeployment.model_validate(body), [l4, h100], 300)
     sizes = [(round(c.share, 3), c.prompt_tokens, c.prompt_p95_tokens) for c in demand.request_classes]
@@ -158,15 +164,7 @@ def test_clusters_token_histograms_with_different_edges_make_no_class_above_the_
 def test_a_token_histogram_failed_in_one_cluster_leaves_the_measured_classes_unknown() -> None:
     # Found in review: the H100 cluster's prompt histogram query failed (a tenant's series over the answer cap) and
     # the classes were rebuilt from the L4's short prompts alone, the long class gone while the rate counted both.
-    body = deployment_body()
-    body["spec"]["model"]["source"] = "meta-llama/Llama-3.1-8B-Instruct"
-    body["spec"]["demand"] = {
-        "source": "Prometheus",
-        "requestClasses": [
-            {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
-            {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.5},
-        ],
-    }
+    body = two_class_body()
     idep = InferenceDeployment.model_validate(body)
     l4, h100 = histogram_cluster(27_632, [500] * 900), histogram_cluster(131_072, [30_000] * 100)
     assert len(observed_demand(idep, [l4, h100], 300).request_classes) == 2

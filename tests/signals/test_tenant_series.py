@@ -133,6 +133,26 @@ def scraped_twice(prom: Any, job: str) -> bool:
     return bool(answer) and float(answer[0]["value"][1]) >= 2
 
 
+def victim_and_attacker(
+    prometheus_factory: Any,
+    replicas: str,
+    attacker_path: str,
+    limits: dict[str, int],
+    relabelings: list[dict[str, Any]] | None = None,
+) -> Any:
+    """A Prometheus scraping the real vLLM page as the victim and `attacker_path` as the attacker, both under
+    `limits`; returned once each has been scraped twice."""
+    prom = prometheus_factory(
+        {},
+        extra_scrape_configs=[
+            scrape_job("victim", replicas, "/victim", VICTIM, limits, relabelings),
+            scrape_job("attacker", replicas, attacker_path, ATTACKER, limits, relabelings),
+        ],
+    )
+    wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
+    return prom
+
+
 def measure(prom: Any) -> dict[DeploymentRef, Any]:
     settings = MetricsSettings(max_answer_bytes=CAP, retry=RetryPolicy(max_attempts=1))
     return PrometheusMetricsSource(prom.url, settings=settings).cluster_signals([VICTIM, ATTACKER], datetime.now(UTC))
@@ -141,14 +161,7 @@ def measure(prom: Any) -> dict[DeploymentRef, Any]:
 def test_hostile_bucket_labels_cost_no_other_tenant_its_demand(prometheus_factory: Any, replicas: str) -> None:
     # A Prometheus without label limits (only sampleLimit, as before): the `le` matcher keeps the long edges out of
     # the answer, so no signal fails, and the victim's histogram is read as well.
-    prom = prometheus_factory(
-        {},
-        extra_scrape_configs=[
-            scrape_job("victim", replicas, "/victim", VICTIM, {"sample_limit": 10_000}),
-            scrape_job("attacker", replicas, "/long", ATTACKER, {"sample_limit": 10_000}),
-        ],
-    )
-    wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
+    prom = victim_and_attacker(prometheus_factory, replicas, "/long", {"sample_limit": 10_000})
     assert prom.query('count(vllm:request_prompt_tokens_bucket{job="attacker"})')["result"][0]["value"][1] == "100"
     measured = measure(prom)
     victim = measured[VICTIM]
@@ -160,14 +173,7 @@ def test_hostile_bucket_labels_cost_no_other_tenant_its_demand(prometheus_factor
 def test_an_answer_over_the_cap_leaves_only_that_signal_missing(prometheus_factory: Any, replicas: str) -> None:
     # Edges no matcher can tell from real ones, too many for the cap: the prompt histogram is missing for the
     # cluster, its error kept for the cycle's problems; every deployment's demand is still read.
-    prom = prometheus_factory(
-        {},
-        extra_scrape_configs=[
-            scrape_job("victim", replicas, "/victim", VICTIM, {"sample_limit": 10_000}),
-            scrape_job("attacker", replicas, "/many", ATTACKER, {"sample_limit": 10_000}),
-        ],
-    )
-    wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
+    prom = victim_and_attacker(prometheus_factory, replicas, "/many", {"sample_limit": 10_000})
     measured = measure(prom)
     victim = measured[VICTIM]
     assert victim.scalar(Signal.REQUEST_RATE) == 0.0 and victim.scalar(Signal.REPLICAS_REPORTING) == 1.0
@@ -181,15 +187,9 @@ def test_the_pod_monitor_limits_fail_a_hostile_scrape_whole_and_pass_the_real_on
 ) -> None:
     # With dcgm/vllm-podmonitor.yaml's limits the long `le` values fail the attacker's scrape (up == 0, none of its
     # series kept), while the real vLLM scrape, with every target label the PodMonitor adds, passes.
-    limits, relabelings = pod_monitor_limits(), pod_monitor_metric_relabelings()
-    prom = prometheus_factory(
-        {},
-        extra_scrape_configs=[
-            scrape_job("victim", replicas, "/victim", VICTIM, limits, relabelings),
-            scrape_job("attacker", replicas, "/long", ATTACKER, limits, relabelings),
-        ],
+    prom = victim_and_attacker(
+        prometheus_factory, replicas, "/long", pod_monitor_limits(), pod_monitor_metric_relabelings()
     )
-    wait_for(lambda: scraped_twice(prom, "victim") and scraped_twice(prom, "attacker"), 30, "two scrapes of each")
     up = {r["metric"]["job"]: r["value"][1] for r in prom.query("up")["result"]}
     assert up == {"victim": "1", "attacker": "0"}
     assert not prom.query('{job="attacker",__name__=~"vllm:.*"}')["result"]
