@@ -52,7 +52,7 @@ _PROMETHEUS_URL_MESSAGE = credential_query_message(
 CLUSTER_READ_TIMEOUTS = 3
 """api_timeout_seconds a member cluster's read may go with none of its calls answered
 (`OperatorSettings.cluster_read_deadline_seconds`). Each call of a read ends within one api_timeout_seconds
-(actuation.deadline), and the first that fails ends the read, so a hung or dripping apiserver is given up on
+(gridshift.deadline), and the first that fails ends the read, so a hung or dripping apiserver is given up on
 within about one; 3 leave room for a call or two that the member's client makes besides the one waited on
 (discovery before a list), while staying far below the 60 s planning interval. How long the whole read takes
 is bounded apart (`cluster_read_cap_seconds`): found in review, a deadline on the whole read made a healthy but
@@ -63,7 +63,7 @@ seed the watch caches for the next cycle) but its answer is dropped (service.obs
 
 LEASE_WRITE_MARGIN_SECONDS = 1.5
 """Least leaseDurationSeconds - leaseRenewDeadlineSeconds: hub.lease.WRITE_ALLOWANCE_SECONDS (1 s kept off a member
-write's window) + actuation.deadline.MIN_WRITE_SECONDS (0.5 s, the least a write is sent with), so that a write
+write's window) + gridshift.deadline.MIN_WRITE_SECONDS (0.5 s, the least a write is sent with), so that a write
 started just inside the renew deadline is never refused while the holder leads. Spelled out here, below those
 layers (tests/shell/test_settings_env.py holds it to their sum)."""
 

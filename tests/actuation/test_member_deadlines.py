@@ -2,7 +2,7 @@
 
 A local HTTP server stands in for the member apiserver: discovery answered or not, the Deployment list
 answered a byte at a time, each well within the client's per-read timeout. Every call must end within
-the adapter's timeout, whole answer included (actuation.deadline), raising ClusterUnreachable naming the
+the adapter's timeout, whole answer included (gridshift.deadline), raising ClusterUnreachable naming the
 cluster and what it asked; before, the calls never ended and held the planning cycle of every cluster
 (found in review)."""
 

@@ -732,7 +732,7 @@ def test_a_transport_errors_text_is_not_quoted_by_describe_or_a_member_error() -
     assert describe(ApiException(status=500, reason=leak)) == "ApiException: HTTP 500 Internal Server Error"
     member = KubeMemberCluster.__new__(KubeMemberCluster)
     member.name = "eu-de"
-    member._timeout = 10.0  # each call runs under its total deadline (actuation.deadline)
+    member._timeout = 10.0  # each call runs under its total deadline (gridshift.deadline)
 
     def fail() -> None:
         raise ApiException(status=0, reason=leak)

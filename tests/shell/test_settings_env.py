@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 import pytest
 
-from gridshift.actuation.deadline import MIN_WRITE_SECONDS
+from gridshift.deadline import MIN_WRITE_SECONDS
 from gridshift.hub.lease import WRITE_ALLOWANCE_SECONDS
 from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS, SettingsError, load_operator_settings
 

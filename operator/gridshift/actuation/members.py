@@ -37,10 +37,10 @@ from typing import Any, ClassVar, Protocol
 
 from gridshift import redaction
 from gridshift.actuation import labels as L
-from gridshift.actuation.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
+from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
 
 FIELD_MANAGER = "gridshift"
 
@@ -294,7 +294,7 @@ class MemberCluster(Protocol):
         """Every write request from now on (apply, delete) ends within `window.seconds_left()` at its send, or
         within the api timeout where that is sooner, and is not sent with under MIN_WRITE_SECONDS left; cut or
         not sent for want of time, it raises `window.refused(...)` (the service's: Fenced). Reads are not
-        limited: one that answers late changes nothing (actuation.deadline)."""
+        limited: one that answers late changes nothing (gridshift.deadline)."""
         ...
 
     def close(self) -> None:
@@ -595,7 +595,7 @@ class KubeMemberCluster:
 
     def _call(self, fn: Any, what: str, *, write: bool = False) -> Any:
         """`fn`'s answer, its errors as MemberErrors; every request in `fn` is over by the api timeout, whole
-        answer included (actuation.deadline), or the call raises ClusterUnreachable. A `write` (one request: a
+        answer included (gridshift.deadline), or the call raises ClusterUnreachable. A `write` (one request: a
         two-request write is two calls, each capped at its own send) is over by the write window where that is
         sooner (`limit_writes`); cut by the window, it raises the window's refusal, not ClusterUnreachable: the
         cluster may be fine, the Lease's margin ran out."""

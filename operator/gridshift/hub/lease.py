@@ -115,7 +115,7 @@ class LeaderElector:
         successful renewal no earlier than that renewal was sent (`_renewed_at`): so nothing another replica does
         can start before `_renewed_at + duration`. `leading()` gates the start of a write; this bounds when it
         may still land: found in review, a member write started just inside the renew deadline ran its whole
-        api timeout (10 s) and landed 5 s after a standby could have taken over (actuation.deadline's cap)."""
+        api timeout (10 s) and landed 5 s after a standby could have taken over (gridshift.deadline's cap)."""
         with self._lock:
             renewed = self._renewed_at
         if renewed is None:

@@ -114,7 +114,7 @@ class Observer:
         # One thread per cluster queried at once (a dozen regions is the design point); a late query
         # keeps its thread until its own timeout, so the pool is larger than the usual fleet.
         self._metrics_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="gridshift-metrics")
-        # Member clusters are read in parallel too, each call within api_timeout_seconds (actuation.deadline) and
+        # Member clusters are read in parallel too, each call within api_timeout_seconds (gridshift.deadline) and
         # each cluster's read waited for while its calls keep answering (`_await_reads`). A read late keeps
         # its thread until its calls end (each within the api timeout, the first failure ending the read), and
         # the cluster is not read again meanwhile (`_reads`): at most one thread per cluster, so hung members

@@ -38,7 +38,7 @@ class Fenced(Exception):
 
 
 class LeaseWindow:
-    """The leader Lease as a member client's write window (actuation.deadline.WriteWindow): each write ends
+    """The leader Lease as a member client's write window (gridshift.deadline.WriteWindow): each write ends
     before another replica may act (`LeaderElector.write_seconds_left`); one that cannot is Fenced. Asked by
     the client in whatever thread sends the write (the cycle's, the migrate stage's, a finalizer's)."""
 

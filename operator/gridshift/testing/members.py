@@ -10,7 +10,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.deadline import WriteWindow, write_seconds
 from gridshift.actuation.members import (
     MANAGED_KINDS,
     WORKLOAD_COMPANIONS,
@@ -33,6 +32,7 @@ from gridshift.actuation.members import (
     state_from_deployment,
 )
 from gridshift.actuation.render import Manifest
+from gridshift.deadline import WriteWindow, write_seconds
 
 _UIDS = itertools.count(1)
 """Member object uids, unique across every fake (two fakes are two member clusters)."""

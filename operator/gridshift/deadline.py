@@ -1,4 +1,5 @@
-"""Total deadlines of member-cluster calls: a call to a member apiserver ends within its time, whatever the server does.
+"""Total deadlines of Kubernetes client calls: a call to a member apiserver (or a hub write) ends within its time,
+whatever the server does.
 
 The Kubernetes client's `_request_timeout` becomes urllib3's timeout, which limits each socket operation
 (`Timeout(total=...)` too: it only shortens each read's limit by the time the connect took), so an
