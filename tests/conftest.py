@@ -85,6 +85,14 @@ __all__ = [
 ]
 
 
+@pytest.fixture
+def dripping_apiserver() -> Iterator[Any]:
+    """A tests.dripping_apiserver.DrippingApiserver: reads answered, every write's answer dripped (write windows)."""
+    from tests.dripping_apiserver import serve
+
+    yield from serve()
+
+
 @pytest.fixture(autouse=True)
 def _no_operator_left_running() -> Iterator[None]:
     """Stops any operator process a test started and left running (its clean-up raised before `stop`): one left

@@ -8,12 +8,10 @@ could have taken the 15 s Lease over. The apiserver here answers discovery, and 
 
 from __future__ import annotations
 
-import http.server
-import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.service.writes import Fenced, LeaseWindow
 from gridshift.testing.hub import FakeHub
 from tests.actuation.test_member_deadlines import DISCOVERY
+from tests.dripping_apiserver import DrippingApiserver
 
 API_TIMEOUT = 10.0
 """The members' api timeout (apiTimeoutSeconds' default), s."""
@@ -32,75 +31,20 @@ OWNER = Owner("team-a", "llama", "uid-1")
 PATH = "/apis/apps/v1/namespaces/gridshift-workloads/deployments/llama-h100"
 
 
-class _Apiserver(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    read_seconds = 0.0
-    """How long a GET of the Deployment takes to answer (whole, at once)."""
-    stop = threading.Event()
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Apiserver
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _json(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        if path in DISCOVERY:
-            self._json(200, DISCOVERY[path])
-            return
-        self.server.stop.wait(self.server.read_seconds)
-        if path != PATH:
-            self._json(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
-            return
-        annotations = {L.OWNER: f"{OWNER.namespace}/{OWNER.name}", L.OWNER_UID: OWNER.uid}
-        meta = {
-            "name": "llama-h100",
-            "namespace": "gridshift-workloads",
-            "uid": "member-uid",
-            "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE},
-            "annotations": annotations,
-        }
-        self._json(200, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta})
-
-    def _drip(self) -> None:
-        """The write's answer a byte at a time, for as long as the client keeps its socket open."""
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "100000")
-        self.end_headers()
-        try:
-            while not self.server.stop.wait(0.1):
-                self.wfile.write(b" ")
-                self.wfile.flush()
-        except OSError:
-            pass  # the adapter gave up: its socket is shut
-
-    do_PATCH = _drip
-    do_DELETE = _drip
-
-
 @pytest.fixture
-def apiserver() -> Iterator[_Apiserver]:
-    server = _Apiserver(("127.0.0.1", 0), _Handler)
-    server.stop = threading.Event()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.stop.set()
-    server.shutdown()
-    server.server_close()
+def apiserver(dripping_apiserver: DrippingApiserver) -> DrippingApiserver:
+    """Discovery answered, the Deployment at PATH read (after `read_seconds`), every write's answer dripped."""
+    annotations = {L.OWNER: f"{OWNER.namespace}/{OWNER.name}", L.OWNER_UID: OWNER.uid}
+    meta = {
+        "name": "llama-h100",
+        "namespace": "gridshift-workloads",
+        "uid": "member-uid",
+        "labels": {L.MANAGED_BY: L.MANAGED_BY_VALUE},
+        "annotations": annotations,
+    }
+    dripping_apiserver.answers = DISCOVERY
+    dripping_apiserver.objects = {PATH: {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}}
+    return dripping_apiserver
 
 
 class Clock:
@@ -121,13 +65,13 @@ def leader(clock: Clock) -> LeaderElector:
     return elector
 
 
-def member_of(server: _Apiserver, elector: LeaderElector) -> KubeMemberCluster:
+def member_of(server: DrippingApiserver, elector: LeaderElector) -> KubeMemberCluster:
     kubeconfig = {
         "apiVersion": "v1",
         "kind": "Config",
         "current-context": "c",
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+        "clusters": [{"name": "c", "cluster": {"server": server.url}}],
         "users": [{"name": "u", "user": {"token": "abcdefgh12345678"}}],
     }
     member = KubeMemberCluster("eu-de", kubeconfig, timeout_seconds=API_TIMEOUT, watch=False)
@@ -165,7 +109,7 @@ def deployment() -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"replicas": 1}}
 
 
-def test_a_write_started_9_s_after_the_renewal_is_cut_5_s_later_as_fenced(apiserver: _Apiserver) -> None:
+def test_a_write_started_9_s_after_the_renewal_is_cut_5_s_later_as_fenced(apiserver: DrippingApiserver) -> None:
     # 9 s after the renewal the replica still leads (renew deadline 10 s); a standby may act 15 s after it, and
     # the write window keeps 1 s off that: 5 s. Before, the write ran its whole 10 s, landing at 19 s.
     clock = Clock()
@@ -181,7 +125,7 @@ def test_a_write_started_9_s_after_the_renewal_is_cut_5_s_later_as_fenced(apiser
     assert 4.9 <= cut_after(error) <= 5.0, error
 
 
-def test_under_normal_renewals_writes_get_the_whole_api_timeout(apiserver: _Apiserver) -> None:
+def test_under_normal_renewals_writes_get_the_whole_api_timeout(apiserver: DrippingApiserver) -> None:
     # A renewal every 2 s, each answered within 2 s: a write starts at most 4 s after the last renewal, with
     # 15 - 1 - 4 = 10 s left: the api timeout, as before. The dripping write is cut at the api timeout and
     # reported as the cluster's, as before (ClusterUnreachable).
@@ -204,7 +148,7 @@ def test_under_normal_renewals_writes_get_the_whole_api_timeout(apiserver: _Apis
     assert len(deadlines) == 1 and deadlines[0] >= API_TIMEOUT - 0.1, deadlines
 
 
-def test_no_write_is_sent_with_under_half_a_second_left(apiserver: _Apiserver) -> None:
+def test_no_write_is_sent_with_under_half_a_second_left(apiserver: DrippingApiserver) -> None:
     # 13.7 s after the renewal (a write asked for after the fence, say a finalizer's deletion), 0.3 s are left:
     # nothing is sent, and the refusal is the fence's.
     clock = Clock()
@@ -216,7 +160,7 @@ def test_no_write_is_sent_with_under_half_a_second_left(apiserver: _Apiserver) -
     assert seconds < 0.5, seconds
 
 
-def test_the_second_request_of_a_two_request_write_is_capped_at_its_own_send(apiserver: _Apiserver) -> None:
+def test_the_second_request_of_a_two_request_write_is_capped_at_its_own_send(apiserver: DrippingApiserver) -> None:
     # An orphan's deletion reads the object (GET, 2 s here) and then deletes it. Started 8 s after the renewal
     # with 6 s left, the read is a read (not capped); the DELETE goes out with 4 s left and is cut then: 6 s in
     # all, not the read's 2 s plus a whole api timeout (12 s, landing 20 s after the renewal).
@@ -232,7 +176,7 @@ def test_the_second_request_of_a_two_request_write_is_capped_at_its_own_send(api
     assert 5.5 <= seconds < 7.0, seconds
 
 
-def test_a_renewal_while_a_write_is_in_flight_lets_it_run_to_the_api_timeout(apiserver: _Apiserver) -> None:
+def test_a_renewal_while_a_write_is_in_flight_lets_it_run_to_the_api_timeout(apiserver: DrippingApiserver) -> None:
     # Found in regression review: the window was fixed when the write was sent, so a write sent 6 s after the
     # renewal (8 s left) was cut and Fenced at 8 s although the Lease was renewed 2 s in and no standby could act.
     # Judged again at its end, the window has grown: the write runs on to the api timeout (the dripping
