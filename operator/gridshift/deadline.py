@@ -12,10 +12,11 @@ same through httpx's trace hook (`signals.http`); here the sockets are learnt by
 `watch_connections` installs on a client's urllib3 pool manager, as a connection is made or reused
 inside the block (the block is per thread: a context variable says which deadline a socket is under).
 
-Writes get a shorter deadline near the end of the leader Lease (`WriteWindow`): the member client caps each
-write call at the seconds left before another replica may act, so a write started just inside the renew
-deadline cannot land after a standby took over. The window goes to the client object itself, not to the
-thread (a context variable would not follow the write pool's and the migrate stage's worker threads).
+Writes get a shorter deadline near the end of the leader Lease (`WriteWindow`): the member client, and the hub
+client for route weights and status (`hub.client.KubeHub._write`), cap each write call at the seconds left
+before another replica may act, so a write started just inside the renew deadline cannot land after a standby
+took over. The window goes to the client object itself, not to the thread (a context variable would not follow
+the write pool's and the migrate stage's worker threads).
 """
 
 from __future__ import annotations

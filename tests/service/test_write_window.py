@@ -3,7 +3,8 @@
 Found in review of a first attempt, which refused to start a member write unless the whole api timeout fitted
 before the Lease's end: renewals are a retry period after the previous answer, so with 1-2 s Lease requests its
 window was closed most of the time and the deployments late in a cycle got neither member writes nor status.
-The window now caps each write's deadline; a write starts whenever `leading()` says so, as before.
+The window now caps each write's deadline; a write starts whenever `leading()` says so, as before. The same holds
+for the hub's status writes, which the window caps too.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def test_with_slow_lease_requests_every_deployment_is_acted_on_and_reported_each
 
     hub = CountingHub()
     hub.__dict__.update(world.hub.__dict__)  # the harness's clusters, Secrets and released Lease
+    hub.honour_write_window = True  # the service hands the hub the Lease's window too (status, route weights)
     world.hub = hub
     world.members = {name: SlowMember(name, gpus={H100: 8}, honour_write_window=True) for name in world.clusters}
     world.service = world.make_service("op-0")
@@ -70,3 +72,4 @@ def test_with_slow_lease_requests_every_deployment_is_acted_on_and_reported_each
     seconds = [s for m in world.members.values() for s in m.write_seconds]
     # Every write got at least what is left at the renew deadline (15 - 1 - 10 = 4 s): none refused.
     assert min(seconds) >= 4.0, seconds
+    assert len(hub.write_seconds) >= len(NAMES) * 4 and min(hub.write_seconds) >= 4.0, hub.write_seconds

@@ -14,6 +14,12 @@ Secrets are read by purpose: a Secret must carry the label SECRET_PURPOSE_LABEL 
 it is read for, so that whoever may write a RegionalCluster cannot point a price feed's token at a
 member kubeconfig (and send it to a URL of their choice). HTTPRoutes are written only when they
 carry MANAGED_ROUTE_LABEL, with the resourceVersion they were read at (optimistic concurrency).
+
+The writes that change what other replicas act on, HTTPRoute weights (real traffic) and status, end before
+another replica may take the leader Lease over, as member writes do (`limit_writes`, gridshift.deadline): a
+route-weight PATCH from a deposed leader that landed after the new leader wrote its weights overwrote them.
+Events are not limited: they change nothing another replica reads, and a deployment's decision Events
+follow its status patch unfenced for that reason (service.writes); refused, they would only be lost.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import copy
 import os
 import secrets
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +39,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from gridshift.api import GROUP, VERSION
+from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
 
 PLURALS = {
     "InferenceDeployment": "inferencedeployments",
@@ -182,6 +190,11 @@ class RouteConflict(Exception):
     """The HTTPRoute changed between read and write; the next cycle reads it again."""
 
 
+class HubWriteTimeout(Exception):
+    """A hub write got no complete answer within the api timeout (gridshift.deadline); the message names the
+    write. Whether it was applied is not known."""
+
+
 @dataclass(frozen=True)
 class LeaseRecord:
     """The leader Lease as stored: who holds it, for how long, and its resourceVersion (for compare-and-swap)."""
@@ -302,6 +315,14 @@ class Hub(Protocol):
         when it changed after it was read."""
         ...
 
+    def limit_writes(self, window: WriteWindow) -> None:
+        """Every route-weight and status write request from now on ends within `window.seconds_left()` at its
+        send, judged again when that time comes (a renewal meanwhile lets it go on), or within the api timeout
+        where that is sooner, and is not sent with under MIN_WRITE_SECONDS left; cut or not sent for want of
+        time, it raises `window.refused(...)` (the service's: Fenced). Reads, Events and the Lease's own
+        requests are not limited (the hub module docstring)."""
+        ...
+
 
 class KubeHub:
     """The real hub, through the kubernetes client configured in-cluster or from a kubeconfig."""
@@ -319,6 +340,9 @@ class KubeHub:
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self._series: OrderedDict[EventKey, tuple[str, int]] = OrderedDict()
         """Event name and count of each Event emitted, for series updates on repeats."""
+        self._write_window: WriteWindow | None = None
+        """`limit_writes`: None, every write gets the api timeout (per socket operation, as before)."""
+        self._watched = watch_connections(api_client.rest_client.pool_manager)  # for CallDeadline (`_write`)
 
     def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         with _api_errors(
@@ -399,13 +423,20 @@ class KubeHub:
             body["metadata"] = {"resourceVersion": self._current_version(ref)}
             if fence is not None:
                 fence()  # again after that read (up to the request timeout): the Lease may have passed meanwhile
+        what = f"patch {ref.kind} {f'{ref.namespace}/' if ref.namespace else ''}{ref.name} status"
         if ref.namespace:
-            self._custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, plural, ref.name, body, _request_timeout=self._timeout
+            self._write(
+                lambda timeout: self._custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, ref.namespace, plural, ref.name, body, _request_timeout=timeout
+                ),
+                what,
             )
         else:
-            self._custom.patch_cluster_custom_object_status(
-                GROUP, VERSION, plural, ref.name, body, _request_timeout=self._timeout
+            self._write(
+                lambda timeout: self._custom.patch_cluster_custom_object_status(
+                    GROUP, VERSION, plural, ref.name, body, _request_timeout=timeout
+                ),
+                what,
             )
 
     def _current_version(self, ref: ObjectRef) -> str:
@@ -499,10 +530,48 @@ class KubeHub:
                 )
             }
         ):
-            self._custom.patch_namespaced_custom_object(
-                group, version, namespace, plural, name, patch, _request_timeout=self._timeout
+            self._write(
+                lambda timeout: self._custom.patch_namespaced_custom_object(
+                    group, version, namespace, plural, name, patch, _request_timeout=timeout
+                ),
+                f"patch HTTPRoute {namespace}/{name} weights",
             )
         return True
+
+    def limit_writes(self, window: WriteWindow) -> None:
+        self._write_window = window
+
+    def _write(self, send: Callable[[float], _Read], what: str) -> _Read:
+        """`send(request_timeout)`'s answer: one write request, under the write window where `limit_writes` set one
+        (not sent with under MIN_WRITE_SECONDS left, cut at the window's end as the window's refusal, cut at the
+        api timeout as HubWriteTimeout), as `members.KubeMemberCluster._call` does for member writes. The request
+        timeout stays the api timeout: it limits each socket operation only, and capped at the window as judged
+        at the send, it would cut a write that a renewal in flight let go on. Where the connections cannot be
+        watched (a SOCKS proxy's pools), that per-operation cap is the only one there is: capped there."""
+        window = self._write_window
+        if window is None:
+            return send(self._timeout)
+        left = write_seconds(window, f"hub: {what}")
+        deadline = CallDeadline(self._timeout, window.seconds_left)
+        sent = time.monotonic()
+        with deadline:
+            try:
+                answer = send(self._timeout if self._watched else min(self._timeout, left))
+            except Exception:
+                if deadline.fired:  # whatever the cut answer raised: the deadline is why
+                    raise self._cut(window, deadline, what, sent) from None
+                raise
+        if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
+            raise self._cut(window, deadline, what, sent)
+        return answer
+
+    def _cut(self, window: WriteWindow, deadline: CallDeadline, what: str, sent: float) -> Exception:
+        if deadline.cut_by_window:
+            return window.refused(
+                f"hub: {what}: cut after {time.monotonic() - sent:.1f} s at the end of the write window; whether "
+                "it was applied is not known"
+            )
+        return HubWriteTimeout(f"hub: {what}: no complete answer within {self._timeout:g} s")
 
     def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
         timeout = self._lease_timeout(timeout_seconds)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from gridshift.actuation.members import MemberError
-from gridshift.hub.client import RouteConflict, RouteMissing, SecretMissing
+from gridshift.hub.client import HubWriteTimeout, RouteConflict, RouteMissing, SecretMissing
 from gridshift.service.writes import Fenced
 from gridshift.signals.metrics import ImplausibleDemand, MetricsError
 from gridshift.signals.prices import PriceFeedError
@@ -21,6 +21,7 @@ _SAFE = (
     SecretMissing,
     RouteMissing,
     RouteConflict,
+    HubWriteTimeout,
     MetricsError,
     ImplausibleDemand,
     PriceFeedError,

@@ -61,7 +61,7 @@ from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFact
 from gridshift.service.report import Reporter, invalid_cluster_problems, lease_lost_since, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import Departures, Recorded, delete_everywhere, finalize, sweep_orphans
-from gridshift.service.writes import WritePool, members_within
+from gridshift.service.writes import LeaseWindow, WritePool, members_within
 from gridshift.settings import OperatorSettings
 
 log = logging.getLogger("gridshift.service")
@@ -101,6 +101,7 @@ class OperatorService:
             settings.lease_duration_seconds, settings.lease_renew_deadline_seconds, settings.lease_retry_period_seconds
         )
         self.elector = LeaderElector(hub, LEASE_NAME, settings.namespace, self.identity, timing, monotonic)
+        hub.limit_writes(LeaseWindow(self.elector.write_seconds_left))  # route weights and status too (hub.client)
         self.observer = Observer(
             settings,
             hub,

@@ -16,8 +16,9 @@ own: they change nothing and tell what that status now says (its lastDecision), 
 finding that decision stored, sends none; fenced, they were lost (found in review of a fence tried there).
 Idle cycles submit nothing: the report stage submits only non-empty patches (service.status).
 
-Member writes are also bounded in time by the Lease (`LeaseWindow`, given to each member client by
-`members_within`): `leading()` says whether a write may start, the window how long it may run.
+Member writes, and the hub's route-weight and status writes, are also bounded in time by the Lease
+(`LeaseWindow`, given to each member client by `members_within` and to the hub client by the service):
+`leading()` says whether a write may start, the window how long it may run.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class Fenced(Exception):
 
 
 class LeaseWindow:
-    """The leader Lease as a member client's write window (gridshift.deadline.WriteWindow): each write ends
+    """The leader Lease as a member or hub client's write window (gridshift.deadline.WriteWindow): each write ends
     before another replica may act (`LeaderElector.write_seconds_left`); one that cannot is Fenced. Asked by
     the client in whatever thread sends the write (the cycle's, the migrate stage's, a finalizer's)."""
 

@@ -1,5 +1,6 @@
 """`FakeHub`: the hub Protocol (gridshift.hub.client.Hub) in memory, recording status patches and Events
-(with series for repeats, as the real hub's events.k8s.io Events)."""
+(with series for repeats, as the real hub's events.k8s.io Events), its status and route-weight writes refused
+for want of time in the write window as KubeHub's are (`honour_write_window`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from gridshift.deadline import WriteWindow, write_seconds
 from gridshift.hub.client import (
     SECRET_PURPOSE_LABEL,
     EventKey,
@@ -65,6 +67,25 @@ class FakeHub:
     status_writes: int = 0
     route_writes: int = 0
     lease_versions: int = 0
+    honour_write_window: bool = False
+    """Ask `write_window` before each status or route-weight write, as KubeHub does (refused under
+    MIN_WRITE_SECONDS). Off by default: the service harness hands one fake hub to every replica it runs, each
+    replica's `limit_writes` replacing the last one's, while a real replica has a client of its own (as
+    FakeMemberCluster.honour_write_window); a test of one replica turns it on."""
+    write_window: WriteWindow | None = None
+    """The last `limit_writes`."""
+    write_seconds: list[float] = field(default_factory=list)
+    """The deadline each status or route-weight write got from `write_window` (KubeHub's cap; the fake answers
+    at once)."""
+
+    def limit_writes(self, window: WriteWindow) -> None:
+        self.write_window = window
+
+    def _window(self, what: str) -> None:
+        """Before a status or route-weight write is sent: refused as KubeHub refuses one with too little time left."""
+        if self.write_window is None or not self.honour_write_window:
+            return
+        self.write_seconds.append(write_seconds(self.write_window, f"hub: {what}"))
 
     def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         data = self.secrets.get((namespace, name))
@@ -101,6 +122,7 @@ class FakeHub:
             if uid is None or (ref.uid and ref.uid != uid):
                 raise ObjectGone(f"{ref.kind} {ref.namespace}/{ref.name} was deleted")
             target = replace(ref, uid=uid)
+        self._window(f"patch {ref.kind} {f'{ref.namespace}/' if ref.namespace else ''}{ref.name} status")
         self.statuses[target] = merge_patch(self.statuses.get(target, {}), status)
         self.status_writes += 1
 
@@ -140,7 +162,8 @@ class FakeHub:
             raise RouteMissing(f"HTTPRoute {namespace}/{name} not found")
         wanted = route_update(namespace, name, route, weights, clusters)
         if wanted is None:
-            return False
+            return False  # nothing sent: KubeHub asks the window only before the PATCH
+        self._window(f"patch HTTPRoute {namespace}/{name} weights")
         route.setdefault("spec", {})["rules"] = wanted
         self.route_writes += 1
         return True
