@@ -11,8 +11,9 @@ pure shrinkage shifts routing first and then scales down.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -222,3 +223,64 @@ def _stoppable(
             if not removes[key]:
                 del removes[key]
     return stopping
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A cluster whose API server did not answer this cycle, as the routing grace reads it (`routing_with_grace`)."""
+
+    cluster: str
+    since: datetime
+    """When its unreachable spell began (the service's record, never a clock read here)."""
+    reporting: int
+    """The deployment's replica pods there whose vLLM metrics Prometheus scraped lately (signals' replicas_reporting:
+    35 s): the data plane's own word that they still serve; 0 when none does or it could not be read."""
+
+
+def routing_with_grace(
+    proposed: Sequence[RouteWeight],
+    in_force: Sequence[RouteWeight],
+    away: Mapping[str, Unreachable],
+    now: datetime,
+    grace_seconds: float,
+) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
+    """The weights to publish, and why each unreachable cluster's weight in force is kept or dropped.
+
+    An unreachable cluster's replicas are not capacity, so `proposed` (the plan's weights) leaves it out; yet a
+    member whose API server alone is away still serves, and its traffic moved at once to clusters that cannot
+    absorb it (a cold start takes minutes) misses the SLO. So a cluster of `away` keeps its weight `in_force` (the
+    routing published last) while its unreachable spell is younger than `grace_seconds` and some of its pods report
+    fresh metrics; the other clusters share the rest as `proposed` does. Once the grace ends, or no pod reports (its
+    data plane may be down: the weight would be a black hole), `proposed` goes out as it is."""
+    kept: dict[str, float] = {}
+    notes: list[str] = []
+    routed = {r.cluster for r in proposed if r.weight > 0}
+    for route in in_force:
+        spell = away.get(route.cluster)
+        if spell is None or route.weight <= 0 or route.cluster in routed:
+            continue
+        until = spell.since + timedelta(seconds=grace_seconds)
+        head = f"cluster {route.cluster} unreachable since {_instant(spell.since)}"
+        if spell.reporting > 0 and now < until:
+            kept[route.cluster] = float(route.weight)
+            notes.append(
+                f"{head}: its weight {route.weight}% kept until {_instant(until)} while {spell.reporting} of its "
+                "pods report fresh vLLM metrics"
+            )
+        elif spell.reporting > 0:
+            notes.append(f"{head}: its weight {route.weight}% dropped to 0, the grace ended at {_instant(until)}")
+        else:
+            notes.append(
+                f"{head}: its weight {route.weight}% dropped to 0, none of its pods reports fresh vLLM metrics "
+                "(its data plane may be down)"
+            )
+    if not kept:
+        return tuple(proposed), tuple(notes)
+    others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0}
+    share, total = 100.0 - sum(kept.values()), sum(others.values())
+    exact = {**kept, **{c: w * share / total for c, w in others.items()}} if total > 0 else kept
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), tuple(notes)
+
+
+def _instant(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
