@@ -98,6 +98,18 @@ class OperatorSettings(BaseSettings):
             "disrupting), so one noisy sample does not move replicas."
         ),
     )
+    unreachable_routing_grace_seconds: float = Field(
+        default=180.0,
+        ge=0,
+        le=3600,
+        description=(
+            "Seconds an unreachable member cluster keeps the routing weight it had, while its replica pods still "
+            "report fresh vLLM metrics; 0 drops it at once. 180 s: three default planning cycles, so one slow or "
+            "lost answer from its API server moves no traffic, yet a cluster whose pods stop reporting loses its "
+            "weight at once and one away longer loses it within minutes. Its replicas are not counted as "
+            "capacity meanwhile."
+        ),
+    )
     # Found in review: a proxy's ?api_key= was admitted (and documented) here, then sat in clear in the
     # Deployment's env and the release's values; refused as in a RegionalCluster's URLs (CREDENTIAL_QUERY).
     prometheus_url: HttpUrl | None = Field(

@@ -65,7 +65,7 @@ from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
-from gridshift.planner.migration import Key, RouteWeight, StepAction, percents
+from gridshift.planner.migration import Key, RouteWeight, StepAction, Unreachable, percents, routing_with_grace
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import report_route_failure
@@ -181,6 +181,9 @@ class MigrationProgress:
     """Why a member cluster refused this cycle's write (the step waits and is retried next cycle)."""
     rolled_back: str | None = None
     """Why the move in flight was rolled back this cycle, and for how long it is held (a Warning Event)."""
+    grace: tuple[str, ...] = ()
+    """Why an unreachable cluster's weight was kept (the routing grace, until when) or dropped this cycle: a Warning
+    Event (RoutingGrace) and the cycle's log."""
     route_held: str | None = None
     """Why the HTTPRoute the deployment names carries another InferenceDeployment's weights, not its own
     (service.actuate.route_holders; set by the actuate stage): Ready False and Stalled, reason RouteHeld."""
@@ -242,8 +245,9 @@ class _Hold:
 class Migrations:
     """Starts, advances and rolls back the migrations of every deployment; see the module docstring."""
 
-    def __init__(self, revalidate_delay_seconds: float) -> None:
+    def __init__(self, revalidate_delay_seconds: float, routing_grace_seconds: float = 0.0) -> None:
         self._revalidate_delay = timedelta(seconds=revalidate_delay_seconds)
+        self._grace = routing_grace_seconds
         self._pending: dict[str, _PendingTarget] = {}
         self._paused: set[str] = set()
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
@@ -328,7 +332,14 @@ class Migrations:
                 # Nothing to move: the target runs now, route to it (to nothing, scaled to zero; not when
                 # replicas run that an infeasible plan keeps outside its targets). A move waiting for its
                 # revalidation keeps the routing as it is (its target may have no replica yet).
-                progress.routing = plan.routing
+                # The routing grace: an unreachable cluster keeps the weight in force while its pods still
+                # serve, for a while (nothing rebuilt elsewhere takes its traffic yet). A move routes by its own
+                # ShiftRouting step, once the capacity it rebuilt is Ready, as before.
+                away = _away(deployment, views, now - timedelta(seconds=self._grace))
+                progress.routing, progress.grace = routing_with_grace(
+                    plan.routing, progress.routing, away, now, self._grace
+                )
+                report.errors.extend(f"{deployment.id}: {note}" for note in progress.grace)
         self._advance(now, deployment, progress, views, actuator, report)
         return progress
 
@@ -732,6 +743,17 @@ def _over_ready(routing: tuple[RouteWeight, ...], ready: Mapping[Key, int]) -> t
     if not kept or len(kept) == len(routing):
         return routing
     return tuple(RouteWeight(c, w) for c, w in sorted(percents(kept).items()))
+
+
+def _away(deployment: ObservedDeployment, views: Mapping[str, ClusterView], ended: datetime) -> dict[str, Unreachable]:
+    """The unreachable clusters, as the routing grace reads them: when each spell began (`ended`, a grace already
+    over, where no observation says: no weight kept on no evidence), and the deployment's pods there reporting fresh
+    metrics."""
+    return {
+        name: Unreachable(name, view.unreachable_since or ended, deployment.reporting_away.get(name, 0))
+        for name, view in views.items()
+        if not view.reachable
+    }
 
 
 def _waits_on_unreachable(steps: Sequence[StepRecord], views: Mapping[str, ClusterView]) -> bool:

@@ -68,6 +68,7 @@ from gridshift.signals.carbon_service import ManagedCarbonFeed, carbon_source_ke
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.metrics import DeploymentSignals, ImplausibleDemand, MetricsError, MetricsSource
 from gridshift.signals.price_service import ManagedPriceFeed, price_source_key
+from gridshift.signals.promql import Signal
 
 _log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class Observer:
         self._reads: dict[str, Future[tuple[ClusterView, list[str]]]] = {}
         """Each cluster's latest read, by name: a late one still running is not started again."""
         self._last_workloads: dict[str, list[WorkloadState]] = {}
+        self._away: dict[str, datetime] = {}
+        """When each cluster unreachable now became so (ClusterView.unreachable_since)."""
         # Hub bodies are validated again only when they changed (inputs.ParseCache), and a deployment's
         # requirements translated again only when its parsed spec did.
         self._deployment_models = inputs.ParseCache(InferenceDeployment)
@@ -175,13 +178,14 @@ class Observer:
         refused += _refused("RegionalCluster", clusters, report)
         planner_clusters = []
         for view in views:
+            view.unreachable_since = self._spell(now, view)
             held, kept = _gpus(view.workloads or ()), _gpus(view.kept)
             cluster = inputs.planner_cluster(view.name, view.resource, view.inventory, held, kept)
             planner_clusters.append(replace(cluster, admitted_namespaces=view.admitted_namespaces))
         placements = inputs.placements_by_deployment({v.name: v.workloads for v in views})
         observed = []
         running = {v.name: _running(v) for v in views}
-        measured = self._measure(deployments, views, running, report)
+        measured, away = _apart(self._measure(deployments, views, running, report), views)
         requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
@@ -199,11 +203,8 @@ class Observer:
                 )
             requirements[parsed.key] = (parsed.resource, required)
             planned = S.Deployment(ns, name, required, placed, demand)
-            observed.append(
-                ObservedDeployment(
-                    parsed.body, parsed.resource, planned, inputs.measured_cost(signals), demand_problem=demand_problem
-                )
-            )
+            cost, reporting = inputs.measured_cost(signals), _reporting(ns, name, running, away)
+            observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, cost, demand_problem, reporting))
         self._requirements = requirements
         snapshot = S.Snapshot(
             now=now,
@@ -296,10 +297,23 @@ class Observer:
             member.close()
         for name in [n for n in self._last_workloads if n not in names]:
             self._last_workloads.pop(name, None)
+        for name in [n for n in self._away if n not in names]:
+            del self._away[name]
         for name in [n for n, read in self._reads.items() if n not in names and read.done()]:
             del self._reads[name]
 
     # ------------------------------------------------------------------ sources
+
+    def _spell(self, now: datetime, view: ClusterView) -> datetime | None:
+        """When the cluster's unreachable spell began (None while reachable): remembered from its first cycle, or,
+        for a process that finds one begun (a restart, a new leader), the Reachable=False condition's transition, so
+        that a failover does not grant the routing grace again."""
+        if view.reachable:
+            self._away.pop(view.name, None)
+            return None
+        if view.name not in self._away:
+            self._away[view.name] = _unreachable_recorded(view.old_status) or now
+        return self._away[view.name]
 
     def _observe_clusters(
         self,
@@ -598,7 +612,8 @@ class Observer:
         for cluster, refs in sorted(wanted.items()):
             view = by_name[cluster]
             url = view.resource.spec.prometheus_url or self.settings.prometheus_url
-            if url is None or view.inventory is None or view.metrics_conflict is not None:
+            # An unreachable cluster's Prometheus is asked too: its pods' metrics say whether they still serve.
+            if url is None or view.metrics_conflict is not None:
                 out[cluster] = None  # a shared Prometheus' conflict is reported once, by observe
                 continue
             source = self._metrics.get(url)
@@ -702,6 +717,51 @@ def _replica_namespaces(view: ClusterView, tenants: Sequence[str]) -> set[str]:
     were called ambiguous and their deployments' demand never read, though no namespace was in both."""
     admitted = tenants if view.admitted_namespaces is None else [t for t in tenants if t in view.admitted_namespaces]
     return Observer._workload_namespaces(view.resource, admitted) | set(view.namespaces_in_use)
+
+
+def _unreachable_recorded(status: Mapping[str, Any]) -> datetime | None:
+    """lastTransitionTime of a Reachable=False condition in a RegionalCluster's status; None when there is none or it
+    does not parse (status edited by hand)."""
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    for condition in conditions if isinstance(conditions, list) else ():
+        if (
+            isinstance(condition, Mapping)
+            and condition.get("type") == "Reachable"
+            and condition.get("status") == "False"
+        ):
+            try:
+                since = datetime.fromisoformat(str(condition.get("lastTransitionTime")))
+            except ValueError:
+                return None
+            return since if since.tzinfo is not None else None
+    return None
+
+
+Measured = dict[str, dict[tuple[str, str], DeploymentSignals] | None]
+
+
+def _apart(measured: Measured, views: Sequence[ClusterView]) -> tuple[Measured, Measured]:
+    """The answers demand is read from, and apart those of unreachable clusters: read for the routing grace alone
+    (service.migrate), their deployments' demand unknown as before."""
+    away = {v.name: measured.get(v.name) for v in views if not v.reachable}
+    return {c: None if c in away else answers for c, answers in measured.items()}, away
+
+
+def _reporting(
+    ns: str,
+    name: str,
+    running: Mapping[str, frozenset[tuple[str, str]]],
+    away: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
+) -> dict[str, int]:
+    """Per unreachable cluster holding the deployment's replicas, its pods there that report fresh vLLM metrics
+    (0 when that Prometheus gave no answer)."""
+    out = {}
+    for cluster, answers in away.items():
+        if (ns, name) in running.get(cluster, frozenset()):
+            signals = answers.get((ns, name)) if answers is not None else None
+            reporting = signals.scalar(Signal.REPLICAS_REPORTING) if signals is not None else None
+            out[cluster] = int(reporting or 0)
+    return out
 
 
 def _running(view: ClusterView) -> frozenset[tuple[str, str]]:

@@ -113,7 +113,7 @@ class OperatorService:
             carbon_feed_factory=carbon_feed_factory,
         )
         self.departures = Departures()
-        self.migrations = Migrations(settings.revalidate_delay_seconds)
+        self.migrations = Migrations(settings.revalidate_delay_seconds, settings.unreachable_routing_grace_seconds)
         self.actuator = Actuator(hub, fence=self.elector.leading)
         self.auto = AutoMigrations(self.migrations, self.actuator, self.elector.leading, settings.write_concurrency)
         self.writes = WritePool(settings.write_concurrency, fence=self.elector.leading)

@@ -68,6 +68,7 @@ class EventReason(StrEnum):
     INFEASIBLE = "Infeasible"
     MIGRATION_ROLLED_BACK = "MigrationRolledBack"
     CLEANUP_SKIPPED = "CleanupSkipped"
+    ROUTING_GRACE = "RoutingGrace"
 
 
 EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
@@ -108,6 +109,12 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "replicas where the wait ran out again for a hold the message gives (the timeout, doubled at each roll-back "
         "in a row).",
     ),
+    EventReason.ROUTING_GRACE: (
+        "Warning",
+        "A member cluster holding the deployment's replicas is unreachable: its routing weight is kept (the message "
+        "says until when: operator.unreachableRoutingGraceSeconds after the spell began) while its pods report fresh "
+        "vLLM metrics, or dropped to 0 when the grace ended or none reports; one Event per cycle it holds.",
+    ),
     EventReason.CLEANUP_SKIPPED: (
         "Warning",
         "On deletion: a member cluster refused the listing of the deployment's workload namespace (HTTP 403: its "
@@ -119,10 +126,12 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
 """Type and meaning of each Event reason (docs/status.md)."""
 
 DECISION_EVENTS = tuple(
-    r for r in EventReason if r not in (EventReason.MIGRATION_ROLLED_BACK, EventReason.CLEANUP_SKIPPED)
+    r
+    for r in EventReason
+    if r not in (EventReason.MIGRATION_ROLLED_BACK, EventReason.CLEANUP_SKIPPED, EventReason.ROUTING_GRACE)
 )
-"""The Event reasons that are decisions (gridshift_decisions_total); a roll-back is counted as a cycle error, and
-a cleanup skipped is the finalizer's, no decision."""
+"""The Event reasons that are decisions (gridshift_decisions_total); a roll-back is counted as a cycle error, a
+cleanup skipped is the finalizer's, and the routing grace follows a cluster's reachability: no decision."""
 
 
 class EventAction(StrEnum):
@@ -130,6 +139,7 @@ class EventAction(StrEnum):
     RECOMMEND = "Recommend"
     ROLL_BACK = "RollBack"
     CLEAN_UP = "CleanUp"
+    ROUTE = "Route"
 
 
 EVENT_ACTIONS: Mapping[EventAction, str] = {
@@ -137,6 +147,7 @@ EVENT_ACTIONS: Mapping[EventAction, str] = {
     EventAction.RECOMMEND: "Advisory mode: the decision is reported; nothing is changed in any member cluster.",
     EventAction.ROLL_BACK: "Auto mode: a move in flight was taken back (MigrationRolledBack).",
     EventAction.CLEAN_UP: "The deletion's clean-up of the member clusters (CleanupSkipped).",
+    EventAction.ROUTE: "Auto mode: an unreachable cluster's routing weight kept or dropped (RoutingGrace).",
 }
 
 
@@ -201,6 +212,8 @@ class Reporter:
         events = [_decision_event(decision)] if decision is not None else []
         if progress.rolled_back is not None:  # a Warning of its own: no decision changed, yet the move was undone
             events.append(_Event(EventReason.MIGRATION_ROLLED_BACK, progress.rolled_back, True, EventAction.ROLL_BACK))
+        if progress.grace:  # an unreachable cluster's weight kept or dropped (service.migrate, the routing grace)
+            events.append(_Event(EventReason.ROUTING_GRACE, "; ".join(progress.grace), True, EventAction.ROUTE))
         if not patch and not events:
             return composed
         meta = deployment.body["metadata"]

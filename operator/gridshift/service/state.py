@@ -103,6 +103,9 @@ class ClusterView:
     and those recorded before that could not be read."""
     uids: frozenset[str] = frozenset()
     """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
+    unreachable_since: datetime | None = None
+    """When this unreachable spell began (None while reachable): the first cycle it was not read, or the
+    RegionalCluster's Reachable=False transition when a restarted operator finds one (service.observe)."""
     shared_member: str | None = None
     """Why the cluster is neither planned nor written to: another RegionalCluster, created first, lists the same
     member Deployments (service.observe `_shared_members`). Such a view is in Observation.held, not views."""
@@ -146,6 +149,9 @@ class ObservedDeployment:
     """Cost figures measured through Prometheus over the metrics window, when there are any."""
     demand_problem: str | None = None
     """Why the measured demand was not used (implausible figures from the deployment's own replicas)."""
+    reporting_away: Mapping[str, int] = field(default_factory=dict)
+    """Per unreachable cluster holding its replicas, its pods there that report fresh vLLM metrics (signals'
+    replicas_reporting; 0 when Prometheus did not answer): the evidence the routing grace reads (service.migrate)."""
 
     @property
     def id(self) -> str:
