@@ -55,17 +55,10 @@ def replay(
         return sum(n * capacity.get(k, 0.0) for k, n in up.items())
 
     capacities = []
-    # A batch ends with the ScaleDowns after its ShiftRouting; the next step other than a ScaleDown opens the next.
     batches: list[dict[str, int]] = [{"started": 0, "stopped": 0, "ups": 0}]
-    shifted = False
     for position, step in enumerate(steps):
         assert step.index == position
         key = (step.cluster, step.gpu_type)
-        if shifted and step.action != StepAction.SCALE_DOWN:
-            batches.append({"started": 0, "stopped": 0, "ups": 0})
-        shifted = step.action in (StepAction.SHIFT_ROUTING, StepAction.SCALE_DOWN) and (
-            shifted or step.action == StepAction.SHIFT_ROUTING
-        )
         if step.action == StepAction.SCALE_UP:
             assert step.replicas > now[key]
             batches[-1]["started"] += step.replicas - now[key]
@@ -95,20 +88,20 @@ def replay(
             batches[-1]["stopped"] += now[key] - step.replicas
             now[key] = step.replicas
             up[key] = min(up[key], step.replicas)
+        if step.action == StepAction.SHIFT_ROUTING:
+            batches.append({"started": 0, "stopped": 0, "ups": 0})
         capacities.append(ready_capacity())
     assert now == goal, "the steps end at the target"
     removes = any(desired.get(k, 0) > goal[k] for k in keys)
     if removes:
         # A batch starts at most maxConcurrentMoves replicas, the first also the growth (those started beyond
-        # those stopped), and, while more are to start or when it started any (also the last: a move's leftover
-        # counted as shrinkage must not stop with the next start's source), stops no more than it started nor
-        # maxConcurrentMoves.
+        # those stopped), and, while more are to start, stops no more than it started nor maxConcurrentMoves.
         moves = max(1, max_concurrent_moves)
         started = sum(max(0, goal[k] - desired.get(k, 0)) for k in keys)
         growth = max(0, started - sum(max(0, desired.get(k, 0) - goal[k]) for k in keys))
         for index, batch in enumerate(batches):
             assert batch["started"] <= moves + (growth if index == 0 else 0)
-            if batch["ups"] or any(b["ups"] for b in batches[index + 1 :]):
+            if any(b["ups"] for b in batches[index + 1 :]):
                 assert batch["stopped"] <= min(batch["started"], moves)
     return capacities
 
@@ -261,33 +254,14 @@ def test_a_batch_stops_no_more_replicas_than_it_started_even_when_capacity_allow
     ]
 
 
-def test_the_replicas_stopped_beyond_those_started_go_in_a_batch_of_their_own() -> None:
-    # b: 3 -> a: 1 with nothing needed: one move (a started, one b stopped) and two b of shrinkage. Once the only
-    # a is Ready, its batch stops one b, as maxConcurrentMoves 1 allows; the other two go after it, as pure
-    # shrinkage does (they stopped with the move's b until review found a move's leftover stopped that way).
+def test_the_last_batch_stops_every_replica_left() -> None:
+    # b: 3 -> a: 1 with nothing needed: once the only a is Ready, all three b go in one step.
     steps = check({B: 3}, {B: 3}, {A: 1}, CAPACITY, 0.0, 1)
     assert brief(steps) == [
         (0, "ScaleUp", "a", "h100", 1),
         (1, "WaitReady", "a", "h100", 1),
-        (2, "ShiftRouting", "*", "*", 3, {"a": 33, "b": 67}),
-        (3, "ScaleDown", "b", "h100", 2),
-        (4, "ShiftRouting", "*", "*", 1, {"a": 100}),
-        (5, "ScaleDown", "b", "h100", 0),
-    ]
-
-
-def test_a_ready_replica_left_by_an_abandoned_move_stops_no_second_source_with_the_next_start() -> None:
-    # b: 3 -> a: 3, one move at a time, abandoned after a's second replica started; it got Ready since. The
-    # next plan is a: 2 + b: 2 -> a: 3: one start, two stops. a's third start stops one b (the move), the
-    # other b (the leftover's, shrinkage now) goes in a batch of its own: no batch stops two for one start.
-    steps = check({A: 2, B: 2}, {A: 2, B: 2}, {A: 3}, CAPACITY, 30.0, 1)
-    assert brief(steps) == [
-        (0, "ScaleUp", "a", "h100", 3),
-        (1, "WaitReady", "a", "h100", 3),
-        (2, "ShiftRouting", "*", "*", 4, {"a": 75, "b": 25}),
-        (3, "ScaleDown", "b", "h100", 1),
-        (4, "ShiftRouting", "*", "*", 3, {"a": 100}),
-        (5, "ScaleDown", "b", "h100", 0),
+        (2, "ShiftRouting", "*", "*", 1, {"a": 100}),
+        (3, "ScaleDown", "b", "h100", 0),
     ]
 
 
@@ -353,7 +327,7 @@ def test_replicas_not_ready_are_no_capacity_to_keep() -> None:
 
 def test_the_floor_never_exceeds_the_targets_capacity() -> None:
     # a: 3 x 10 -> c: 2 x 3 (6), need 25: the target cannot hold 25, so the floor is 6. One a goes per c
-    # started, then the last one (shrinkage) in a batch of its own once nothing is left to start.
+    # started, then the last two together once nothing is left to start.
     steps = check({A: 3}, {A: 3}, {C: 2}, CAPACITY, 25.0, 1)
     assert brief(steps) == [
         (0, "ScaleUp", "c", "l40s", 1),
@@ -362,24 +336,20 @@ def test_the_floor_never_exceeds_the_targets_capacity() -> None:
         (3, "ScaleDown", "a", "h100", 2),
         (4, "ScaleUp", "c", "l40s", 2),
         (5, "WaitReady", "c", "l40s", 2),
-        (6, "ShiftRouting", "*", "*", 3, {"a": 63, "c": 37}),  # 10 : 6
-        (7, "ScaleDown", "a", "h100", 1),
-        (8, "ShiftRouting", "*", "*", 2, {"c": 100}),
-        (9, "ScaleDown", "a", "h100", 0),
+        (6, "ShiftRouting", "*", "*", 2, {"c": 100}),
+        (7, "ScaleDown", "a", "h100", 0),
     ]
 
 
 def test_the_smallest_replicas_go_first() -> None:
-    # a: 1 x 10 + c: 1 x 3 -> b: 1 x 10, need 10: c (3) is taken down before a (10), the move's batch
-    # stopping c and the shrinkage's a.
+    # a: 1 x 10 + c: 1 x 3 -> b: 1 x 10, need 10: c (3) is taken down before a (10).
     steps = check({A: 1, C: 1}, {A: 1, C: 1}, {B: 1}, CAPACITY, 10.0, 1)
     assert brief(steps) == [
         (0, "ScaleUp", "b", "h100", 1),
         (1, "WaitReady", "b", "h100", 1),
-        (2, "ShiftRouting", "*", "*", 2, {"a": 50, "b": 50}),
+        (2, "ShiftRouting", "*", "*", 1, {"b": 100}),
         (3, "ScaleDown", "c", "l40s", 0),
-        (4, "ShiftRouting", "*", "*", 1, {"b": 100}),
-        (5, "ScaleDown", "a", "h100", 0),
+        (4, "ScaleDown", "a", "h100", 0),
     ]
 
 
@@ -436,7 +406,7 @@ def test_growing_from_zero_and_shrinking_to_zero_have_steps() -> None:
 def test_replicas_still_starting_that_the_target_drops_are_scaled_down() -> None:
     # a was asked for but has no Ready replica (and no entry in `ready` at all).
     steps = check({A: 2}, {}, {B: 1}, CAPACITY, 10.0, 1)
-    assert [(s.cluster, s.replicas) for s in steps if s.action == StepAction.SCALE_DOWN] == [("a", 1), ("a", 0)]
+    assert [(s.cluster, s.replicas) for s in steps if s.action == StepAction.SCALE_DOWN] == [("a", 0)]
 
 
 def test_replicas_the_target_keeps_are_waited_for_before_anything_goes() -> None:
@@ -541,8 +511,7 @@ def test_a_member_deployment_scaled_to_a_billion_replicas_is_planned_back_in_a_f
         (StepAction.SCALE_DOWN, "a", 10**9 - 2),
         (StepAction.SCALE_UP, "b", 4),
         (StepAction.WAIT_READY, "b", 4),
-        (StepAction.SCALE_DOWN, "a", 10**9 - 4),
-        (StepAction.SCALE_DOWN, "a", 0),  # the shrinkage, in a batch of its own
+        (StepAction.SCALE_DOWN, "a", 0),
     ]
 
 

@@ -1,17 +1,16 @@
 """Make-before-break migration steps and routing weights, as data.
 
 A migration goes in batches of at most maxConcurrentMoves moves (a replica started while another stops;
-replicas started beyond those stopped, growth, all go in the first batch; those stopped beyond those
-started, shrinkage, in a batch of their own after the last start): ScaleUp the target clusters,
-WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only as far as the
-Ready capacity left still covers what demand needs. Replicas already starting that the
+replicas started beyond those stopped, growth, all go in the first batch): ScaleUp the target
+clusters, WaitReady, ShiftRouting to the replicas that will remain, then ScaleDown sources, but only
+as far as the Ready capacity left still covers what demand needs. Replicas already starting that the
 target keeps are waited for before anything is taken away. Pure growth starts everything at once;
 pure shrinkage shifts routing first and then scales down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -139,12 +138,6 @@ def migration_steps(
     # stopped every start was a move, so {a:4, b:1} -> {a:4, c:6} started c's six one batch at a time.
     moves = max(1, max_concurrent_moves)
     batch_size = moves + max(0, len(adds) - sum(removes.values()))
-    # A batch that starts replicas stops no more than it started, nor maxConcurrentMoves, also the last: the
-    # replicas stopped beyond those started (shrinkage) go after it, in a batch of their own (ShiftRouting, then
-    # ScaleDown), as pure shrinkage does. Found in review: a move abandoned after a start (its cluster
-    # unreachable one cycle, a Frozen spell) left a replica that got Ready; the next plan counted it as
-    # shrinkage, and its last batch stopped it with the next start's source: with maxConcurrentMoves 1, one
-    # replica started and two stopped in one batch.
     while adds or removes:
         batch, adds, batch_size = adds[:batch_size], adds[batch_size:], moves
         started: list[Key] = []
@@ -157,32 +150,19 @@ def migration_steps(
         for key in started:
             emit(StepAction.WAIT_READY, key, now_desired[key])
             now_ready[key] = now_desired[key]
-        quota = min(len(batch), moves) if batch else sum(removes.values())
+        quota = min(len(batch), moves) if adds else sum(removes.values())
         stopping = _stoppable(removes, quota, now_desired, now_ready, capacity_per_replica, floor)
-        if not stopping and not adds and not batch:
+        if not stopping and not adds:
             # Only reachable when the floor cannot hold: take the rest down as the plan says.
             stopping, removes = dict(removes), {}
-        _stop(emit, keys, stopping, now_desired, now_ready, capacity_per_replica)
+        remaining = {k: now_desired[k] - stopping.get(k, 0) for k in keys}
+        weights = routing_weights(remaining, capacity_per_replica)
+        emit(StepAction.SHIFT_ROUTING, ("*", "*"), sum(remaining.values()), weights)
+        for key in stopping:
+            now_desired[key] = remaining[key]
+            now_ready[key] = min(now_ready[key], now_desired[key])
+            emit(StepAction.SCALE_DOWN, key, now_desired[key])
     return tuple(steps)
-
-
-def _stop(
-    emit: Callable[[StepAction, Key, int, tuple[RouteWeight, ...]], None],
-    keys: list[Key],
-    stopping: Mapping[Key, int],
-    now_desired: dict[Key, int],
-    now_ready: dict[Key, int],
-    capacity_per_replica: Mapping[Key, float],
-) -> None:
-    """The end of a batch: ShiftRouting to the replicas that remain, then a ScaleDown of each key `stopping`."""
-    remaining = {k: now_desired[k] - stopping.get(k, 0) for k in keys}
-    emit(
-        StepAction.SHIFT_ROUTING, ("*", "*"), sum(remaining.values()), routing_weights(remaining, capacity_per_replica)
-    )
-    for key in stopping:
-        now_desired[key] = remaining[key]
-        now_ready[key] = min(now_ready[key], now_desired[key])
-        emit(StepAction.SCALE_DOWN, key, now_desired[key], ())
 
 
 def _stoppable(
