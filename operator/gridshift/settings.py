@@ -208,9 +208,10 @@ class OperatorSettings(BaseSettings):
             "Seconds one call to a member cluster's API server may take, whole answer included: a server that "
             "does not answer, or drips its answer, is then given up on and the cluster is unreachable this cycle. "
             "A cluster's read in a cycle is given up on once none of its calls answered for 3 times this (and "
-            "after planIntervalSeconds in any case). Each request to the hub's own API server (reads, status "
-            "writes, Events, the leader Lease: less where its renewal round has less left) has this timeout too, "
-            "per network operation."
+            "after planIntervalSeconds in any case). Each request to the hub's own API server (reads, Events, the "
+            "leader Lease: less where its renewal round has less left) has this timeout too, per network "
+            "operation; status and HTTPRoute-weight writes have it as a total deadline, less where the Lease's "
+            "write window has less left."
         ),
     )
     hub_connections: int = Field(
