@@ -33,8 +33,28 @@ def test_grace_over_or_no_pod_reporting_gives_the_proposed_weights() -> None:
     assert "none of its pods reports fresh vLLM metrics" in silent[1][0]
 
 
-def test_reachable_clusters_and_weights_the_plan_gives_change_nothing() -> None:
-    """Only a weight the proposal leaves out is kept: a cluster the plan routes to keeps the plan's weight."""
+def test_reachable_clusters_change_nothing_and_an_unreachable_one_gets_at_most_its_graced_weight() -> None:
+    """A routing without unreachable clusters goes out as proposed. One that gives an unreachable cluster weight (the
+    weights in force while a move is in flight, or a ShiftRouting planned before it went away) is held to the grace
+    too: found in review, a move in flight kept such a weight until its ShiftRouting, with no pod reporting."""
     assert routing_with_grace(PROPOSED, IN_FORCE, {}, T0, 180) == (PROPOSED, ())
-    routed = (RouteWeight("b", 100),)
-    assert routing_with_grace(routed, IN_FORCE, {"b": Unreachable("b", T0, 2)}, T0, 180) == (routed, ())
+    shift = (RouteWeight("a", 50), RouteWeight("b", 50))
+    assert weights(routing_with_grace(shift, shift, {"b": Unreachable("b", T0, 2)}, T0, 180)[0]) == {"a": 50, "b": 50}
+    assert weights(routing_with_grace(shift, shift, {"b": Unreachable("b", T0, 0)}, T0, 180)[0]) == {"a": 100}
+    alone = (RouteWeight("b", 100),)  # nowhere else to send it: as proposed
+    assert routing_with_grace(alone, alone, {"b": Unreachable("b", T0, 0)}, T0, 180)[0] == alone
+
+
+def test_a_cluster_the_deployment_may_no_longer_use_loses_its_weight_at_once() -> None:
+    away = {"b": Unreachable("b", T0, reporting=2, usable=False)}
+    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180)
+    assert weights(routing) == {"a": 60, "c": 40}
+    assert "its weight 20% dropped to 0, the deployment may no longer run there" in notes[0]
+
+
+def test_metrics_not_measured_are_said_so_not_that_none_reports() -> None:
+    away = {"b": Unreachable("b", T0, reporting=0, unmeasured="no answer within the 20 s deadline")}
+    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180)
+    assert weights(routing) == {"a": 60, "c": 40}
+    assert "dropped to 0, its pods' vLLM metrics not measured (no answer within the 20 s deadline)" in notes[0]
+    assert "none of its pods reports" not in notes[0]

@@ -214,7 +214,13 @@ class Unreachable:
     """When its unreachable spell began (the service's record, never a clock read here)."""
     reporting: int
     """The deployment's replica pods there whose vLLM metrics Prometheus scraped lately (signals' replicas_reporting:
-    35 s): the data plane's own word that they still serve; 0 when none does or it could not be read."""
+    35 s): the data plane's own word that they still serve; 0 when none does or they were not measured."""
+    usable: bool = True
+    """Whether the deployment may still run there (the planner's eligibility rules: planner.plan.DeploymentPlan
+    .usable_away); False: its weight goes at once, as a reachable cluster's would."""
+    unmeasured: str | None = None
+    """Why its pods' metrics were not measured this cycle (Prometheus did not answer, its replicas there unknown),
+    when they were not: `reporting` is then 0 for want of a reading, not because none reports."""
 
 
 def routing_with_grace(
@@ -226,40 +232,51 @@ def routing_with_grace(
 ) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
     """The weights to publish, and why each unreachable cluster's weight in force is kept or dropped.
 
-    An unreachable cluster's replicas are not capacity, so `proposed` (the plan's weights) leaves it out; yet a
-    member whose API server alone is away still serves, and its traffic moved at once to clusters that cannot
-    absorb it (a cold start takes minutes) misses the SLO. So a cluster of `away` keeps its weight `in_force` (the
-    routing published last) while its unreachable spell is younger than `grace_seconds` and some of its pods report
-    fresh metrics; the other clusters share the rest as `proposed` does. Once the grace ends, or no pod reports (its
-    data plane may be down: the weight would be a black hole), `proposed` goes out as it is."""
+    An unreachable cluster's replicas are not capacity, so the plan's weights leave it out; yet a member whose API
+    server alone is away still serves, and its traffic moved at once to clusters that cannot absorb it (a cold
+    start takes minutes) misses the SLO. So a cluster of `away` keeps its weight `in_force` (the routing published
+    last, or the one a move's ShiftRouting publishes) while the grace holds it: the deployment may still run there,
+    its unreachable spell is younger than `grace_seconds`, and some of its pods report fresh metrics. Otherwise it
+    gets none, whatever `proposed` (the routing this cycle would publish: the plan's, or while a move is in flight
+    the weights in force or its ShiftRouting's) gives it: found in review, a move in flight kept an unreachable
+    cluster's weight until its ShiftRouting, with no pod reporting. The other clusters of `proposed` share the rest
+    in their proportions; where none is left to (every cluster it routes to is away), `proposed` goes out as it
+    is."""
     kept: dict[str, float] = {}
     notes: list[str] = []
-    routed = {r.cluster for r in proposed if r.weight > 0}
     for route in in_force:
         spell = away.get(route.cluster)
-        if spell is None or route.weight <= 0 or route.cluster in routed:
+        if spell is None or route.weight <= 0:
             continue
         until = spell.since + timedelta(seconds=grace_seconds)
-        head = f"cluster {route.cluster} unreachable since {_instant(spell.since)}"
-        if spell.reporting > 0 and now < until:
+        head = f"cluster {route.cluster} unreachable since {_instant(spell.since)}: its weight {route.weight}%"
+        dropped = _dropped(spell, now, until)
+        if dropped is None:
             kept[route.cluster] = float(route.weight)
             notes.append(
-                f"{head}: its weight {route.weight}% kept until {_instant(until)} while {spell.reporting} of its "
-                "pods report fresh vLLM metrics"
+                f"{head} kept until {_instant(until)} while {spell.reporting} of its pods report fresh vLLM metrics"
             )
-        elif spell.reporting > 0:
-            notes.append(f"{head}: its weight {route.weight}% dropped to 0, the grace ended at {_instant(until)}")
         else:
-            notes.append(
-                f"{head}: its weight {route.weight}% dropped to 0, none of its pods reports fresh vLLM metrics "
-                "(its data plane may be down)"
-            )
-    if not kept:
+            notes.append(f"{head} dropped to 0, {dropped}")
+    others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0 and r.cluster not in away}
+    if not kept and (not others or len(others) == sum(1 for r in proposed if r.weight > 0)):
         return tuple(proposed), tuple(notes)
-    others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0}
     share, total = 100.0 - sum(kept.values()), sum(others.values())
     exact = {**kept, **{c: w * share / total for c, w in others.items()}} if total > 0 else kept
     return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), tuple(notes)
+
+
+def _dropped(spell: Unreachable, now: datetime, until: datetime) -> str | None:
+    """Why the grace no longer holds an unreachable cluster's weight; None while it does."""
+    if not spell.usable:
+        return "the deployment may no longer run there (or the plan has none of its replicas there)"
+    if now >= until:
+        return f"the grace ended at {_instant(until)}"
+    if spell.reporting > 0:
+        return None
+    if spell.unmeasured is not None:
+        return f"its pods' vLLM metrics not measured ({spell.unmeasured})"
+    return "none of its pods reports fresh vLLM metrics (its data plane may be down)"
 
 
 def _instant(moment: datetime) -> str:

@@ -171,6 +171,10 @@ class DeploymentPlan:
     variants: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """The build (Requirements.variants name) replicas run per (cluster, GPU type), where it is not the
     model itself."""
+    usable_away: frozenset[str] = frozenset()
+    """The unreachable clusters holding its replicas where it may still run them (its eligibility rules: regions,
+    tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled): the only ones an unreachable
+    cluster's routing weight is kept in for a while (the routing grace, service.migrate)."""
 
     @property
     def total_replicas(self) -> int:
@@ -1305,6 +1309,7 @@ def _deployment_plan(
         capacity_tokens_per_s=_used_sum([o.capacity_tokens_per_s * n for o, n in involved if n], bool(options)),
         max_num_seqs={o.key: o.max_num_seqs for o in options},
         variants={o.key: o.variant for o in options if o.variant},
+        usable_away=deployment.usable_away,
     )
 
 
@@ -1723,4 +1728,5 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         max_num_seqs=max_num_seqs,
         class_routing=class_routing,
         variants=variants,
+        usable_away=frozenset().union(*(p.usable_away for p in plans)),
     )

@@ -184,6 +184,8 @@ class DeploymentProblem:
     user_min_regions: int = 0
     """spec.capacity.minRegions as written (min_regions may be lowered to the eligible regions)."""
     unreachable: list[tuple[str, str, int]] = field(default_factory=list)
+    usable_away: frozenset[str] = frozenset()
+    """The clusters of `unreachable` where the deployment may still run those replicas (`_usable_away`)."""
     strays: list[tuple[str, str, int, int]] = field(default_factory=list)
     """(cluster, GPU type, desired, ready) of replicas running where the deployment may no longer run
     (a region forbidden, a cluster that no longer admits it, a GPU type dropped or without profile):
@@ -741,16 +743,15 @@ def _options(
                     unreachable.append((cluster.name, gpu_type, placed.desired))
             continue
         for gpu_type in required.gpu_types:
-            offering = site.offerings.get(gpu_type)
             placed = current.get((cluster.name, gpu_type))
-            if offering is None or (site.excluded is not None and not frozen):
+            if (why := _ruled_out(site, gpu_type, frozen)) is not None:
                 if placed is not None and placed.desired > 0:
-                    why = site.excluded or f"offers no {gpu_type}"
                     notes.append(
                         f"{placed.desired} replica(s) in {cluster.name} will be removed once replicas elsewhere are "
                         f"Ready: cluster {why}"
                     )
                 continue
+            offering = site.offerings[gpu_type]
             entry = capacity.get((d_index, gpu_type))
             builds = alternatives.get((d_index, gpu_type), ())
             if builds:
@@ -793,6 +794,37 @@ def _options(
         more = f"; and {len(ruled_out) - _RULED_OUT_SHOWN} more" if len(ruled_out) > _RULED_OUT_SHOWN else ""
         notes.append(f"clusters ruled out: {shown}{more}")
     return options, unreachable, strays, notes
+
+
+def _ruled_out(site: _Site, gpu_type: str, frozen: bool) -> str | None:
+    """Why the deployment may not run replicas on `gpu_type` in the site's cluster (reachable or not), or None: the
+    cluster's eligibility (`_eligible_cluster`; a Frozen deployment keeps what it has), then its offering."""
+    if gpu_type in site.offerings and (site.excluded is None or frozen):
+        return None
+    return site.excluded or f"offers no {gpu_type}"
+
+
+def _usable_away(
+    scope: _Scope,
+    unreachable: Sequence[tuple[str, str, int]],
+    capacity: _Capacities,
+    alternatives: _Alternatives,
+) -> frozenset[str]:
+    """The unreachable clusters holding replicas of the deployment where it may still run them: by the rules that
+    make an option of a reachable cluster's (`_ruled_out`; a build of the model with SLO capacity on that GPU type).
+    Only these keep their routing weight for the routing grace (service.migrate): found in review, a region forbidden,
+    or a cluster no longer admitting the namespace, while it was away kept its traffic for the whole grace."""
+    sites = {site.cluster.name: site for site in scope.sites}
+    return frozenset(
+        cluster
+        for cluster, gpu_type, _ in unreachable
+        if (site := sites.get(cluster)) is not None
+        and _ruled_out(site, gpu_type, frozen=False) is None  # Frozen: no routing changes at all (service.migrate)
+        and any(
+            c is not None and c.rate > 0.0
+            for c in (capacity.get((scope.d_index, gpu_type)), *alternatives.get((scope.d_index, gpu_type), ()))
+        )
+    )
 
 
 def _no_capacity_reason(entry: _Capacity, gpu_type: str, workload: Workload) -> str:
@@ -863,6 +895,7 @@ def _deployment_problem(
         user_max_replicas=required.max_replicas,
         user_min_regions=required.min_regions,
         unreachable=unreachable,
+        usable_away=_usable_away(scope, unreachable, capacity, alternatives),
         strays=strays,
         notes=notes,
     )
