@@ -8,16 +8,17 @@ the service publishes (status.routing, the HTTPRoute's source) and says (a Routi
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.promql import Signal
-from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
 PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
 
 
-def spread_world(grace_seconds: float = 180.0, gpus: int = 1) -> ServiceHarness:
+def spread_world(grace_seconds: float = 180.0, gpus: int = 1, **settings: Any) -> ServiceHarness:
     """A deployment serving from two clusters at 50% each, its demand measured in both (every pod reporting). With
     one GPU per cluster, nothing can be rebuilt in `a` while `b` is away: the case the grace is for."""
     world = ServiceHarness(
@@ -29,6 +30,7 @@ def spread_world(grace_seconds: float = 180.0, gpus: int = 1) -> ServiceHarness:
             prometheus_url="http://prom",
             metrics_cluster_label="cluster",
             unreachable_routing_grace_seconds=grace_seconds,
+            **settings,
         ),
     )
     world.add(deployment_body(capacity={"minReplicas": 2, "maxReplicas": 2, "minRegions": 2}, demand=PROMETHEUS))
@@ -119,3 +121,72 @@ def test_an_event_names_the_cluster_says_unreachable_and_until_when() -> None:
     world.cycle()
     assert "cluster b unreachable" in grace_notes(world)[-1]
     assert "dropped to 0, none of its pods reports fresh vLLM metrics" in grace_notes(world)[-1]
+
+
+# Found in review (regressions of the grace; each fails on the code before the fix).
+
+
+def respec(world: ServiceHarness, placement: dict[str, Any]) -> None:
+    """A spec edit: the deployment's placement, and a capacity one region can meet."""
+    body = world.deployments["chat"]
+    body["spec"]["placement"] = placement
+    body["spec"]["capacity"] = {"minReplicas": 1, "maxReplicas": 2, "minRegions": 1}
+    body["metadata"]["generation"] = 2
+
+
+def test_a_region_forbidden_while_away_loses_its_weight_at_once() -> None:
+    world = spread_world()
+    world.members["b"].reachable = False
+    respec(world, {"forbiddenRegions": ["b"]})
+    world.cycle()
+    assert routing(world) == {"a": 100}
+    assert "its weight 50% dropped to 0, the deployment may no longer run there" in grace_notes(world)[-1]
+
+
+def test_a_region_no_longer_allowed_while_away_loses_its_weight_at_once() -> None:
+    world = spread_world()
+    world.members["b"].reachable = False
+    respec(world, {"allowedRegions": ["a"]})
+    world.cycle()
+    assert routing(world) == {"a": 100}
+
+
+def test_a_cluster_no_longer_admitting_the_namespace_while_away_loses_its_weight_at_once() -> None:
+    world = spread_world()
+    world.members["b"].reachable = False
+    world.cluster_bodies["b"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "other"}}
+    world.cluster_bodies["b"]["metadata"]["generation"] = 2
+    world.cycle()
+    assert routing(world) == {"a": 100}
+
+
+def test_a_move_in_flight_keeps_an_unreachable_weight_only_while_the_grace_holds_it() -> None:
+    """Before the grace, the weight was 0 when the move started; the move's ShiftRouting (up to readyTimeoutSeconds
+    away) must not keep it longer than the grace does."""
+    world = spread_world()
+    world.members["b"].reachable = False
+    world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}  # kept: nothing to rebuild in a yet
+    world.members["a"].gpus[H100] = 4  # room in a (a node autoscaler): a move starts there
+    world.members["a"].ready_immediately = False
+    world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
+    pods_reporting(world, "b", 0.0)  # and b's pods stop reporting
+    world.cycle()
+    assert [s["action"] for s in world.status()["migration"]][:2] == ["ScaleUp", "WaitReady"]
+    assert routing(world) == {"a": 100}
+    assert "none of its pods reports fresh vLLM metrics" in grace_notes(world)[-1]
+
+
+def test_a_move_in_flight_drops_an_unreachable_weight_when_the_grace_ends() -> None:
+    world = spread_world(grace_seconds=150.0)
+    world.members["b"].reachable = False
+    world.cycle()
+    world.members["a"].gpus[H100] = 4
+    world.members["a"].ready_immediately = False
+    world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
+    seen = []
+    for _ in range(3):  # 60, 120 s into the spell: kept; 180 s, past the 150 s grace: dropped, the move still waiting
+        world.cycle()
+        seen.append(routing(world))
+    assert seen == [{"a": 50, "b": 50}] * 2 + [{"a": 100}]
+    assert any(s["state"] == "Running" for s in world.status()["migration"])

@@ -323,6 +323,18 @@ class Migrations:
             # the admitted source scaled down, then the next plan moved everything back.
             report.errors.append(f"{deployment.id}: migration into {barred}, where it may no longer run, abandoned")
             progress.steps = []
+        # The routing grace, on whatever path publishes routing: an unreachable cluster keeps the weight in force
+        # only while the grace holds it (it may still run the deployment there, its spell is younger than the grace,
+        # its pods report fresh metrics); else it goes at once. Found in review: applied where the plan has no steps
+        # only, a move in flight kept an unreachable cluster's weight until its ShiftRouting (up to
+        # readyTimeoutSeconds), with no pod reporting and long after the grace.
+        away = _away(deployment, views, now - timedelta(seconds=self._grace), plan.usable_away)
+
+        def graced(proposed: tuple[RouteWeight, ...], in_force: tuple[RouteWeight, ...]) -> tuple[RouteWeight, ...]:
+            routing, progress.grace = routing_with_grace(proposed, in_force, away, now, self._grace)
+            return routing
+
+        proposed = progress.routing
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
             scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
@@ -332,15 +344,11 @@ class Migrations:
                 # Nothing to move: the target runs now, route to it (to nothing, scaled to zero; not when
                 # replicas run that an infeasible plan keeps outside its targets). A move waiting for its
                 # revalidation keeps the routing as it is (its target may have no replica yet).
-                # The routing grace: an unreachable cluster keeps the weight in force while its pods still
-                # serve, for a while (nothing rebuilt elsewhere takes its traffic yet). A move routes by its own
-                # ShiftRouting step, once the capacity it rebuilt is Ready, as before.
-                away = _away(deployment, views, now - timedelta(seconds=self._grace))
-                progress.routing, progress.grace = routing_with_grace(
-                    plan.routing, progress.routing, away, now, self._grace
-                )
-                report.errors.extend(f"{deployment.id}: {note}" for note in progress.grace)
-        self._advance(now, deployment, progress, views, actuator, report)
+                proposed = plan.routing
+        # A move's own ShiftRouting publishes its weights through `graced` too (`_advance`).
+        progress.routing = graced(proposed, progress.routing)
+        self._advance(now, deployment, progress, views, actuator, report, graced)
+        report.errors.extend(f"{deployment.id}: {note}" for note in progress.grace)
         return progress
 
     def _start(self, now: datetime, deployment: ObservedDeployment, plan: DeploymentPlan) -> list[StepRecord]:
@@ -389,8 +397,10 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
+        graced: Callable[[tuple[RouteWeight, ...], tuple[RouteWeight, ...]], tuple[RouteWeight, ...]] = lambda p, _: p,
     ) -> None:
-        """Carry out steps in order until one must wait; a finished migration leaves no steps."""
+        """Carry out steps in order until one must wait; a finished migration leaves no steps. `graced`: the
+        routing grace (`run`), which a ShiftRouting's weights go through."""
         ready = {(p.cluster, p.gpu_type): p.ready for p in deployment.planned.placements}
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         for step in progress.steps:
@@ -433,6 +443,7 @@ class Migrations:
                 # never writes it), nor when nothing is stopped after this step (a scale-up): holding
                 # there protects nothing and would keep every later plan waiting.
                 step.routing = _over_ready(step.routing, ready)
+                step.routing = graced(step.routing, step.routing)  # an unreachable cluster's weight: the grace's word
                 try:
                     report.member_writes += actuator.publish_routing(deployment, step.routing, views)
                 except Fenced:
@@ -745,12 +756,22 @@ def _over_ready(routing: tuple[RouteWeight, ...], ready: Mapping[Key, int]) -> t
     return tuple(RouteWeight(c, w) for c, w in sorted(percents(kept).items()))
 
 
-def _away(deployment: ObservedDeployment, views: Mapping[str, ClusterView], ended: datetime) -> dict[str, Unreachable]:
+def _away(
+    deployment: ObservedDeployment, views: Mapping[str, ClusterView], ended: datetime, usable: frozenset[str]
+) -> dict[str, Unreachable]:
     """The unreachable clusters, as the routing grace reads them: when each spell began (`ended`, a grace already
-    over, where no observation says: no weight kept on no evidence), and the deployment's pods there reporting fresh
-    metrics."""
+    over, where no observation says: no weight kept on no evidence), whether the deployment may still run there
+    (`usable`: the plan's DeploymentPlan.usable_away, the planner's own eligibility rules), and the deployment's pods
+    there reporting fresh metrics, or why they were not measured."""
     return {
-        name: Unreachable(name, view.unreachable_since or ended, deployment.reporting_away.get(name, 0))
+        name: Unreachable(
+            name,
+            view.unreachable_since or ended,
+            deployment.reporting_away.get(name, 0),
+            # Not measured (its replicas there unknown after a restart, so none planned there): that says why.
+            usable=name in usable or name in deployment.unmeasured_away,
+            unmeasured=deployment.unmeasured_away.get(name),
+        )
         for name, view in views.items()
         if not view.reachable
     }

@@ -152,6 +152,10 @@ class ObservedDeployment:
     reporting_away: Mapping[str, int] = field(default_factory=dict)
     """Per unreachable cluster holding its replicas, its pods there that report fresh vLLM metrics (signals'
     replicas_reporting; 0 when Prometheus did not answer): the evidence the routing grace reads (service.migrate)."""
+    unmeasured_away: Mapping[str, str] = field(default_factory=dict)
+    """Per unreachable cluster whose grace is running, why its pods' metrics were not measured (Prometheus did not
+    answer, its replicas there unknown since the operator started), where they were not: the routing grace says so,
+    not that none reports."""
 
     @property
     def id(self) -> str:
