@@ -7,12 +7,14 @@ the service publishes (status.routing, the HTTPRoute's source) and says (a Routi
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.promql import Signal
+from gridshift.testing import FakeMetricsSource
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
 PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
@@ -190,3 +192,57 @@ def test_a_move_in_flight_drops_an_unreachable_weight_when_the_grace_ends() -> N
         seen.append(routing(world))
     assert seen == [{"a": 50, "b": 50}] * 2 + [{"a": 100}]
     assert any(s["state"] == "Running" for s in world.status()["migration"])
+
+
+class Hanging(FakeMetricsSource):
+    """A Prometheus that answers only after `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.calls = 0
+
+    def cluster_signals(self, refs: Any, at: Any) -> Any:
+        self.calls += 1
+        time.sleep(self.seconds)
+        return super().cluster_signals(refs, at)
+
+
+def own_prometheus_for_b(world: ServiceHarness, source: FakeMetricsSource) -> None:
+    world.cluster_bodies["b"]["spec"]["prometheusUrl"] = "http://prom-b"
+    shared = world.metrics
+    world.service.observer._metrics_factory = lambda url: source if "prom-b" in str(url) else shared
+    world.service.observer._metrics.clear()
+
+
+def test_an_unreachable_prometheus_is_asked_only_while_the_grace_may_keep_a_weight() -> None:
+    world = spread_world(grace_seconds=60.0, metrics_deadline_seconds=1)
+    hanging = Hanging(1.5)
+    own_prometheus_for_b(world, hanging)
+    world.members["b"].reachable = False
+    report = world.cycle()  # within the grace: asked, its silence said as the grace's, and the weight dropped
+    assert hanging.calls == 1 and routing(world) == {"a": 100}
+    # Said as the grace's read, not as a reachable cluster's metrics error (the deployment's demand is unknown as
+    # before: b's replicas are not capacity).
+    assert not [e for e in report.errors if e.startswith("metrics of cluster b")]
+    assert (
+        "cluster b unreachable, its Prometheus read for the routing grace only: metrics of cluster b: no answer "
+        "within the 1 s deadline"
+    ) in report.errors
+    assert "its pods' vLLM metrics not measured (metrics of cluster b: no answer" in grace_notes(world)[-1]
+    for _ in range(2):  # no weight left there, and the grace over: not asked, no stall, no error line
+        started = time.monotonic()
+        report = world.cycle()
+        assert time.monotonic() - started < 1.0
+        assert not [e for e in report.errors if "prom" in e.lower() or "metrics of cluster b" in e]
+    assert hanging.calls == 1
+
+
+def test_a_restarted_operator_says_the_replicas_there_are_unknown() -> None:
+    world = spread_world()
+    world.members["b"].reachable = False
+    world.cycle()
+    world.service = world.make_service("op-1")
+    world.cycle()
+    assert routing(world) == {"a": 100}
+    assert "its pods' vLLM metrics not measured (its replicas there unknown" in grace_notes(world)[-1]

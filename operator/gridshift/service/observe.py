@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from gridshift.actuation.members import (
@@ -53,6 +53,7 @@ from gridshift.planner.profiles import PerformanceModel
 from gridshift.redaction import display_url
 from gridshift.service import inputs
 from gridshift.service.errors import describe
+from gridshift.service.migrate import routing_from_wire
 from gridshift.service.state import (
     ClusterView,
     CycleErrorReason,
@@ -127,6 +128,9 @@ class Observer:
         self._last_workloads: dict[str, list[WorkloadState]] = {}
         self._away: dict[str, datetime] = {}
         """When each cluster unreachable now became so (ClusterView.unreachable_since)."""
+        self._unmeasured: dict[str, str] = {}
+        """This cycle's unreachable clusters whose Prometheus was asked for the routing grace and gave no answer,
+        with why (ObservedDeployment.unmeasured_away)."""
         # Hub bodies are validated again only when they changed (inputs.ParseCache), and a deployment's
         # requirements translated again only when its parsed spec did.
         self._deployment_models = inputs.ParseCache(InferenceDeployment)
@@ -185,7 +189,7 @@ class Observer:
         placements = inputs.placements_by_deployment({v.name: v.workloads for v in views})
         observed = []
         running = {v.name: _running(v) for v in views}
-        measured, away = _apart(self._measure(deployments, views, running, report), views)
+        measured, away = _apart(self._measure(deployments, views, running, report, now), views)
         requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
@@ -203,8 +207,8 @@ class Observer:
                 )
             requirements[parsed.key] = (parsed.resource, required)
             planned = S.Deployment(ns, name, required, placed, demand)
-            cost, reporting = inputs.measured_cost(signals), _reporting(ns, name, running, away)
-            observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, cost, demand_problem, reporting))
+            cost, seen_away = inputs.measured_cost(signals), self._reporting(ns, name, running, away)
+            observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, cost, demand_problem, *seen_away))
         self._requirements = requirements
         snapshot = S.Snapshot(
             now=now,
@@ -582,37 +586,34 @@ class Observer:
         views: Sequence[ClusterView],
         running: Mapping[str, frozenset[tuple[str, str]]],
         report: CycleReport,
+        now: datetime,
     ) -> dict[str, dict[tuple[str, str], DeploymentSignals] | None]:
         """Every cluster's signals of the deployments running there: one `cluster_signals` call (one query
         per signal) per cluster, clusters in parallel, all within metrics_deadline_seconds.
 
         A cluster without Prometheus, unreachable, failing or late maps to None: the demand of its
         deployments is unknown this cycle (reported once per cluster, not once per deployment). A failed signal
-        demand is not made of (not in signals.metrics.DEMAND_SIGNALS) is only missing there, its error reported once."""
-        wanted: dict[str, list[DeploymentRef]] = {}
-        for parsed in deployments:
-            assert parsed.resource is not None
-            if parsed.resource.spec.demand.source is DemandSource.STATIC:
-                continue
-            ns, name = _ns_name(parsed.body)
-            for view in views:
-                if (ns, name) in running[view.name]:
-                    wanted.setdefault(view.name, []).append(
-                        DeploymentRef(
-                            ns,
-                            name,
-                            view.workload_namespace_for(ns),
-                            parsed.resource.spec.model.served_name,
-                            cluster=view.name if self.settings.metrics_cluster_label else None,
-                        )
-                    )
+        demand is not made of (not in signals.metrics.DEMAND_SIGNALS) is only missing there, its error reported once.
+
+        An unreachable cluster's Prometheus is asked only for the routing grace (`_wanted`), its errors said as such
+        and kept apart (`_unmeasured`): found in review, asked every cycle, a hanging one stalled every cycle for
+        metrics_deadline_seconds and its errors read as those of the reachable clusters' deployments."""
+        wanted = self._wanted(deployments, views, running, now)
+        away = {v.name for v in views if not v.reachable}
+        self._unmeasured = {}
+
+        def error(cluster: str, text: str) -> None:
+            if cluster in away:
+                self._unmeasured[cluster] = text
+                text = f"cluster {cluster} unreachable, its Prometheus read for the routing grace only: {text}"
+            report.errors.append(text)
+
         out: dict[str, dict[tuple[str, str], DeploymentSignals] | None] = {}
         pending: dict[str, Future[dict[DeploymentRef, DeploymentSignals]]] = {}
         by_name = {v.name: v for v in views}
         for cluster, refs in sorted(wanted.items()):
             view = by_name[cluster]
             url = view.resource.spec.prometheus_url or self.settings.prometheus_url
-            # An unreachable cluster's Prometheus is asked too: its pods' metrics say whether they still serve.
             if url is None or view.metrics_conflict is not None:
                 out[cluster] = None  # a shared Prometheus' conflict is reported once, by observe
                 continue
@@ -620,9 +621,9 @@ class Observer:
             if source is None:  # built once per URL: each holds a connection pool
                 try:
                     source = self._metrics[url] = self._metrics_factory(url)
-                except Exception as error:  # one cluster's metrics source must not stop the cycle
+                except Exception as problem:  # one cluster's metrics source must not stop the cycle
                     out[cluster] = None
-                    report.errors.append(f"metrics of cluster {cluster}: source not created: {describe(error)}")
+                    error(cluster, f"metrics of cluster {cluster}: source not created: {describe(problem)}")
                     continue
             # Prometheus evaluates at its own (wall-clock) time, whatever clock the planner runs on.
             pending[cluster] = self._metrics_pool.submit(source.cluster_signals, refs, self._metrics_clock())
@@ -632,22 +633,83 @@ class Observer:
             if not future.done():
                 future.cancel()  # a query still running ends by its own timeout; its answer is dropped
                 out[cluster] = None
-                report.errors.append(f"metrics of cluster {cluster}: no answer within the {deadline:g} s deadline")
+                error(cluster, f"metrics of cluster {cluster}: no answer within the {deadline:g} s deadline")
                 continue
             try:
                 answers = future.result()
-            except MetricsError as error:
+            except MetricsError as failed:
                 out[cluster] = None
-                report.errors.append(str(error))
+                error(cluster, str(failed))
                 continue
-            except Exception as error:  # an adapter bug must not stop planning for everyone else
+            except Exception as failed:  # an adapter bug must not stop planning for everyone else
                 out[cluster] = None
-                report.errors.append(f"metrics of cluster {cluster}: {describe(error)}")
+                error(cluster, f"metrics of cluster {cluster}: {describe(failed)}")
                 continue
             out[cluster] = {(ref.namespace, ref.name): signals for ref, signals in answers.items()}
             # A failed signal that demand is not made of is missing for every deployment there, and reported once.
-            report.errors.extend(sorted({error for signals in answers.values() for error in signals.failed.values()}))
+            for text in sorted({e for signals in answers.values() for e in signals.failed.values()}):
+                error(cluster, text)
         return out
+
+    def _wanted(
+        self,
+        deployments: Sequence[inputs.Parsed[InferenceDeployment]],
+        views: Sequence[ClusterView],
+        running: Mapping[str, frozenset[tuple[str, str]]],
+        now: datetime,
+    ) -> dict[str, list[DeploymentRef]]:
+        """Per cluster, the deployments to read the signals of: those running there, measured by Prometheus. In an
+        unreachable cluster (whose demand is not used), only those the routing grace may keep weight there for: the
+        routing in force (status.routing) gives it weight, and its spell is younger than the grace."""
+        grace = timedelta(seconds=self.settings.unreachable_routing_grace_seconds)
+        wanted: dict[str, list[DeploymentRef]] = {}
+        for parsed in deployments:
+            assert parsed.resource is not None
+            if parsed.resource.spec.demand.source is DemandSource.STATIC:
+                continue
+            ns, name = _ns_name(parsed.body)
+            routed = {
+                r.cluster for r in routing_from_wire((parsed.body.get("status") or {}).get("routing")) if r.weight
+            }
+            for view in views:
+                if (ns, name) not in running[view.name]:
+                    continue
+                since = view.unreachable_since
+                if not view.reachable and (view.name not in routed or since is None or now - since >= grace):
+                    continue
+                wanted.setdefault(view.name, []).append(
+                    DeploymentRef(
+                        ns,
+                        name,
+                        view.workload_namespace_for(ns),
+                        parsed.resource.spec.model.served_name,
+                        cluster=view.name if self.settings.metrics_cluster_label else None,
+                    )
+                )
+        return wanted
+
+    def _reporting(
+        self,
+        ns: str,
+        name: str,
+        running: Mapping[str, frozenset[tuple[str, str]]],
+        away: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """Per unreachable cluster holding the deployment's replicas, its pods there that report fresh vLLM metrics
+        (0 when not measured); and per unreachable cluster where they were not measured, why: its Prometheus gave
+        no answer (`_unmeasured`), or its replicas there are unknown (none listed since the operator started)."""
+        reporting, unmeasured = {}, {}
+        for cluster, answers in away.items():
+            if cluster not in self._last_workloads:
+                unmeasured[cluster] = "its replicas there unknown: none listed since the operator started"
+            elif (ns, name) in running.get(cluster, frozenset()):
+                signals = answers.get((ns, name)) if answers is not None else None
+                count = signals.scalar(Signal.REPLICAS_REPORTING) if signals is not None else None
+                reporting[cluster] = int(count or 0)
+                failed = signals.failed.get(Signal.REPLICAS_REPORTING) if signals is not None else None
+                if answers is None or failed is not None:  # no series at all is measured: none reports
+                    unmeasured[cluster] = failed or self._unmeasured.get(cluster, "its Prometheus was not asked")
+        return reporting, unmeasured
 
 
 def _shared_prometheus(views: Sequence[ClusterView], tenants: Sequence[str], default_url: str | None) -> dict[str, str]:
@@ -745,23 +807,6 @@ def _apart(measured: Measured, views: Sequence[ClusterView]) -> tuple[Measured, 
     (service.migrate), their deployments' demand unknown as before."""
     away = {v.name: measured.get(v.name) for v in views if not v.reachable}
     return {c: None if c in away else answers for c, answers in measured.items()}, away
-
-
-def _reporting(
-    ns: str,
-    name: str,
-    running: Mapping[str, frozenset[tuple[str, str]]],
-    away: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
-) -> dict[str, int]:
-    """Per unreachable cluster holding the deployment's replicas, its pods there that report fresh vLLM metrics
-    (0 when that Prometheus gave no answer)."""
-    out = {}
-    for cluster, answers in away.items():
-        if (ns, name) in running.get(cluster, frozenset()):
-            signals = answers.get((ns, name)) if answers is not None else None
-            reporting = signals.scalar(Signal.REPLICAS_REPORTING) if signals is not None else None
-            out[cluster] = int(reporting or 0)
-    return out
 
 
 def _running(view: ClusterView) -> frozenset[tuple[str, str]]:
