@@ -142,6 +142,24 @@ def test_a_healthy_deployment_is_placed_current_and_within_its_slo() -> None:
     assert all(c["observedGeneration"] == 1 and c["lastTransitionTime"] for c in status["conditions"])
 
 
+def test_a_move_made_for_min_regions_is_no_slo_warning_and_names_the_rule() -> None:
+    # Found in review: raising minRegions to 2 moved a replica with a Warning SLOAtRisk Event ("the current
+    # placement misses the SLO") and an empty explanation, while the SLO was met.
+    world = ServiceHarness(["a", "b"], prices={"a": 40.0, "b": 60.0})
+    body = deployment_body(rps=2.0, capacity={"minReplicas": 2, "maxReplicas": 16})
+    world.add(body)
+    settled(world)
+    body["spec"]["capacity"] = {"minReplicas": 2, "maxReplicas": 16, "minRegions": 2}
+    body["metadata"]["generation"] = 2
+    status = settled(world, 1)
+    decision = status["lastDecision"]
+    assert decision["reason"] == "PlacementRules", decision
+    assert "minRegions 2" in decision["explanation"], decision
+    assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO")
+    event = world.hub.events[-1]
+    assert event.reason == "PlacementRules" and not event.warning, event
+
+
 def test_a_deployment_short_of_capacity_is_not_ready_and_says_why() -> None:
     world = ServiceHarness(["eu-de"])
     world.add(deployment_body(rps=30.0, capacity={"minReplicas": 1, "maxReplicas": 2}))

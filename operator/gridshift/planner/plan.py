@@ -836,12 +836,11 @@ def _explain(
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
     alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted)
-    # Whether the running placement is at risk is judged without its carbon-limit penalty: that steers
-    # moves but is no SLO (at tiny demand it passed the bound penalty and read SLOAtRisk; review).
-    carbon_now = sum(o.carbon_penalty_usd * o.current for o in options) if uses_carbon else 0.0
-    reason = _reason(deployment, started, stopped, ruled_out, keep_objective - carbon_now, settings, infeasible_reason)
+    gaps = _current_gaps(deployment)
+    reason = _reason(deployment, started, stopped, ruled_out, infeasible_reason, gaps)
     if reason == "CheaperPlacement":
-        reason = _pure_move_reason([(deployment, counts, current)], free, money, saving)
+        reason = _pure_move_reason([(deployment, counts, current)], free, money)
+    details.extend(_gap_details(gaps, reason, sum(current)))
     if started and stopped and reason in ("ScaleUp", "ScaleDown"):
         details.append(f"also moves {min(started, stopped)} replica(s) to {_move_target(deployment, counts, binding)}")
     placed = ", ".join(f"{_label(o)} x{n}" for o, n in used) or "nothing"
@@ -875,22 +874,30 @@ def _pure_move_reason(
     parts: Sequence[tuple[DeploymentProblem, list[int], list[int]]],
     free: Mapping[Key, int],
     money: PlannerSettings,
-    saving: float | None,
 ) -> str:
-    """The reason of a move that starts as many replicas as it stops: CheaperPlacement, or LowerCarbon (made for
-    the carbon price or a carbon limit at no saving in money), or MakesRoom (found in review: a move that costs
-    this deployment more, out of a pool the fleet's plan fills with another deployment's replicas, read
-    CheaperPlacement). `parts`: (problem, counts, current) of the deployment, or of each of its class groups."""
-    uses_carbon = parts[0][0].deployment.requirements.uses_carbon
+    """The reason of a move that starts as many replicas as it stops, off a placement that covers the demand and
+    meets minReplicas and minRegions, read off what it spends and emits against the running placement: CheaperPlacement
+    where it spends less money (window mean, starts included), LowerCarbon where it does not but its carbon terms
+    (the carbon price's cost, a carbon limit's penalty) fall, MakesRoom where neither holds and it leaves a pool
+    the fleet's plan fills (or, failing that, where it costs this deployment more: the fleet's plan is then what
+    it serves). `parts`: (problem, counts, current) of the deployment, or of each of its class groups. Found in
+    review: LowerCarbon for any move of a carbon deployment not cheaper (its emissions 25 times up), and
+    CheaperPlacement for a move to capacity five times dearer."""
     spent = math.fsum(_money_spent(d, counts, money) for d, counts, _ in parts)
-    if uses_carbon and not (spent < math.fsum(_money_spent(d, current, money) for d, _, current in parts)):
-        return "LowerCarbon"
+    spent_now = math.fsum(_money_spent(d, current, money) for d, _, current in parts)
+    tie = 1e-9 * max(1.0, abs(spent_now))
+    if spent < spent_now - tie:
+        return "CheaperPlacement"
+    if parts[0][0].deployment.requirements.uses_carbon:
+        carbon = math.fsum(_carbon_terms(d, counts) for d, counts, _ in parts)
+        if carbon < math.fsum(_carbon_terms(d, current) for d, _, current in parts) - 1e-9:
+            return "LowerCarbon"
     left = any(
         n < o.current and free.get(o.key, 0) < o.gpus
         for d, counts, _ in parts
         for o, n in zip(d.options, counts, strict=True)
     )
-    if saving is not None and saving < 0 and left:
+    if left or spent > spent_now + tie:
         return "MakesRoom"
     return "CheaperPlacement"
 
@@ -920,11 +927,16 @@ def _money_spent(deployment: DeploymentProblem, counts: list[int], money: Planne
     """USD/h `counts` spends (window mean, starts amortised): the objective without penalties (`money`), less
     the internal carbon cost and carbon-limit penalty in the options' cost (and in their starts' where a carbon
     feed is stale)."""
-    carbon = sum(
+    return deployment_objective(deployment, counts, money) - _carbon_terms(deployment, counts)
+
+
+def _carbon_terms(deployment: DeploymentProblem, counts: Sequence[int]) -> float:
+    """USD/h of the carbon terms in `counts`' objective: the internal carbon cost, the carbon-limit penalty, and
+    the carbon held on starts where a feed is stale (0 for a deployment that does not use carbon)."""
+    return sum(
         (o.carbon_usd_per_hour + o.carbon_penalty_usd) * k + max(0, k - o.current) * o.carbon_start_per_hour_usd
         for o, k in zip(deployment.options, counts, strict=True)
     )
-    return deployment_objective(deployment, counts, money) - carbon
 
 
 def _has_penalty(deployment: DeploymentProblem, counts: Sequence[int], value: float) -> bool:
@@ -1146,26 +1158,66 @@ def _reason(
     started: int,
     stopped: int,
     ruled_out: int,
-    keep_objective: float,
-    settings: PlannerSettings,
     infeasible_reason: str | None,
+    gaps: tuple[bool, list[str]] = (False, []),
 ) -> str:
-    """The decision's reason: what the plan does, or why it cannot."""
+    """The decision's reason: what the plan does, or why it cannot. `gaps`: _current_gaps, what the running
+    placement leaves unmet. A move (replicas started and stopped) off a placement short of the demand is
+    SLOAtRisk, one off a placement that breaks minReplicas or minRegions PlacementRules, whatever the size of
+    the objective's penalty for it: found in review, a deployment short by under a tenth scored below
+    bound_violation_penalty_usd and its move to capacity five times dearer read CheaperPlacement (or ScaleDown,
+    2 A100 for 1 H100 as demand rose), and a move made for minRegions 2 read SLOAtRisk with the SLO met.
+    CheaperPlacement here is a pure move, which _pure_move_reason names from its cost and carbon."""
     if infeasible_reason:
         return "Infeasible"
     if deployment.frozen:
         return "Frozen"
     if not started and not stopped and not ruled_out:
         return "NoChange"
-    if started and stopped and keep_objective >= settings.bound_violation_penalty_usd:
+    short, rules = gaps
+    if started and stopped and short:
         return "SLOAtRisk"
-    if ruled_out:
+    if ruled_out or (started and stopped and rules):
         return "PlacementRules"
     if started > stopped:
         return "ScaleUp"
     if stopped > started:
         return "ScaleDown"
     return "CheaperPlacement"
+
+
+def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
+    """What the running placement (the replicas desired now) leaves unmet, read off its counts: whether its
+    capacity is below what the demand needs within the SLO (headroom included), and the minReplicas and
+    minRegions rules it breaks, in words. Replicas where the deployment may no longer run are no option and
+    count for nothing, as in the objective."""
+    if deployment.frozen or not deployment.options:
+        return False, []
+    columns = deployment.columns
+    covered = sum(map(operator.mul, columns.current, columns.unit))
+    short = deployment.coverage_target > 0 and covered < deployment.coverage_target * (1.0 - 1e-9)
+    rules = []
+    replicas = sum(columns.current)
+    if replicas < deployment.min_replicas:
+        rules.append(f"minReplicas {deployment.min_replicas} ({replicas} running)")
+    regions = {columns.region[j] for j, n in enumerate(columns.current) if n > 0}
+    if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
+        rules.append(f"minRegions {deployment.min_regions} ({len(regions)} region(s) running)")
+    return short, rules
+
+
+def _gap_details(gaps: tuple[bool, list[str]], reason: str, running: int) -> list[str]:
+    """The details that say why a plan off a placement with `gaps` changes it: for a move made for them
+    (SLOAtRisk, PlacementRules), and a scale-up of a running placement that breaks a rule (found in review:
+    a move made for minRegions 2 had no explanation). `running`: replicas desired now (none: a first
+    placement, which needs no such word)."""
+    short, rules = gaps
+    found = []
+    if short and reason == "SLOAtRisk":
+        found.append("the running placement does not cover what the demand needs within the SLO")
+    if rules and (reason in ("SLOAtRisk", "PlacementRules") or (reason == "ScaleUp" and running)):
+        found.append(f"the running placement breaks {', '.join(rules)}")
+    return found
 
 
 def _infeasible_reason(
@@ -1465,7 +1517,6 @@ def _merged_reason(
     plans: list[DeploymentPlan],
     targets: Sequence[TargetPlacement],
     fleet: _Fleet,
-    saving: float | None,
 ) -> str:
     """The reason of the class groups' plans together. Found in review: it was the first group's that
     changed anything, so moving one group's replicas to another's GPU type read ScaleUp for a net
@@ -1479,11 +1530,11 @@ def _merged_reason(
     started = sum(max(0, t.replicas - t.current_desired) for t in targets)
     stopped = sum(max(0, t.current_desired - t.replicas) for t in targets)
     # Above, the carried reasons: none of them holds here, and none is left to _reason to find.
-    reason = _reason(groups[0], started, stopped, 0, 0.0, fleet.settings, None)
+    reason = _reason(groups[0], started, stopped, 0, None)
     if reason != "CheaperPlacement":
         return reason
     parts = [(g, list(fleet.counts[g.index]), list(g.columns.current)) for g in groups]
-    return _pure_move_reason(parts, fleet.free, _without_penalties(fleet.settings), saving)
+    return _pure_move_reason(parts, fleet.free, _without_penalties(fleet.settings))
 
 
 def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[ClassRoute, ...]:
@@ -1680,7 +1731,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
     routing = tuple(RouteWeight(cluster, weight) for cluster, weight in sorted(percents(by_cluster).items()))
     savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
     saving = None if any(s is None for s in savings) else math.fsum(s or 0.0 for s in savings)
-    reason = _merged_reason(groups, plans, targets, fleet, saving)
+    reason = _merged_reason(groups, plans, targets, fleet)
     placed = ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in targets if t.replicas > 0) or "nothing"
     classes = "; ".join(
         f"{name} -> "

@@ -93,9 +93,14 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "Normal",
         "The plan replaces replicas running where the deployment may no longer run (a region forbidden or no "
         "longer allowed, a cluster excluded or no longer admitting its namespace, a GPU type dropped, without "
-        "a GPUProfile or unable to meet the SLO): they stop once those started elsewhere are Ready.",
+        "a GPUProfile or unable to meet the SLO): they stop once those started elsewhere are Ready; or moves "
+        "replicas because the running placement breaks minReplicas or minRegions (the message names the rule).",
     ),
-    EventReason.SLO_AT_RISK: ("Warning", "The plan moves replicas because the current placement misses the SLO."),
+    EventReason.SLO_AT_RISK: (
+        "Warning",
+        "The plan moves replicas because the current placement's capacity does not cover what the demand needs "
+        "within the SLO.",
+    ),
     EventReason.INFEASIBLE: (
         "Warning",
         "No placement serves the demand within the SLO (the Ready condition says why); what fits runs.",
@@ -158,10 +163,10 @@ DECISION_REASONS: Mapping[str, str] = {
     "NoChange": "The plan keeps the placement as it is.",
     "ScaleUp": "The plan adds replicas.",
     "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
-    "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped.",
+    "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped: it spends less.",
     "LowerCarbon": (
         "The plan moves replicas to lower-carbon capacity (carbon price or limits), as many as started as stopped, "
-        "at no saving in money."
+        "at no saving in money: its carbon cost or carbon-limit penalty falls."
     ),
     "MakesRoom": (
         "The plan moves replicas out of a pool it gives to other deployments, as many as started as stopped: "
@@ -169,9 +174,13 @@ DECISION_REASONS: Mapping[str, str] = {
     ),
     "PlacementRules": (
         "The plan replaces replicas running where the deployment may no longer run (make-before-break: they "
-        "stop after those started elsewhere are Ready)."
+        "stop after those started elsewhere are Ready), or moves replicas because the running placement breaks "
+        "minReplicas or minRegions (the explanation names the rule)."
     ),
-    "SLOAtRisk": "The plan moves replicas because the current placement leaves demand unserved within the SLO.",
+    "SLOAtRisk": (
+        "The plan moves replicas (starts some, stops others) because the current placement's capacity leaves "
+        "demand unserved within the SLO, however small the shortfall."
+    ),
     "Infeasible": "No placement covers the demand within the SLO and the spec's bounds; what fits is planned.",
     "Frozen": "Mode Frozen: the placement is kept whatever the plan would be.",
 }

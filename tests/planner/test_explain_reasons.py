@@ -1,0 +1,118 @@
+"""Decision reasons say what the plan does, read off its own figures (found in review).
+
+A move off a placement short of the demand is SLOAtRisk whatever the size of the objective's shortfall
+penalty (a small deployment short by under a tenth scored below bound_violation_penalty_usd, and its move
+to capacity five times dearer read CheaperPlacement, ScaleDown or LowerCarbon); a move made for minRegions
+is PlacementRules and names the rule (it read SLOAtRisk with the SLO met); LowerCarbon needs the carbon
+terms to fall and CheaperPlacement the money spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner import snapshot as S
+from gridshift.planner.capacity import replica_capacity
+from gridshift.planner.plan import _pure_move_reason, _without_penalties
+from gridshift.planner.problem import DeploymentProblem, build_problem
+from tests.planner.planner_world import (
+    A100,
+    A100_MODEL,
+    H100,
+    NOW,
+    cluster,
+    deployment,
+    flat_prices,
+    snapshot,
+)
+
+SETTINGS = PlannerSettings()
+
+
+def _a100_tokens_per_s() -> float:
+    """One A100 replica's output tokens/s within the test SLO (1000/250 tokens, TPOT 50 ms, TTFT 2 s)."""
+    return replica_capacity(
+        A100_MODEL, mean_prompt_tokens=1000, mean_output_tokens=250, tpot_slo_ms=50, ttft_slo_ms=2000, settings=SETTINGS
+    ).output_tokens_per_second
+
+
+def _rps(replicas: int, share: float) -> float:
+    """Requests/s whose need (headroom 1.2 included) is `share` of `replicas` A100 replicas' capacity."""
+    return replicas * _a100_tokens_per_s() * share / 250 / 1.2
+
+
+def _carbon(g_per_kwh: float) -> S.CarbonHorizon:
+    return S.CarbonHorizon(
+        tuple(S.CarbonIntensity(NOW + timedelta(hours=h), NOW + timedelta(hours=h + 1), g_per_kwh) for h in range(24))
+    )
+
+
+def _short_world(replicas: int, share: float, carbon_price: float = 0.0) -> S.Snapshot:
+    """`replicas` A100 at 1 USD/h run where the demand needs `share` of their capacity; H100 at 5 USD/h is
+    free elsewhere, and maxReplicas keeps the deployment at `replicas`. With a carbon price the H100 grid is
+    14 times dirtier."""
+    d = deployment(
+        "chat",
+        _rps(replicas, share),
+        gpu_types=[A100, H100],
+        max_replicas=replicas,
+        placements=[("a", A100, replicas)],
+    )
+    if carbon_price:
+        d = replace(d, requirements=replace(d.requirements, carbon_price_usd_per_tonne=carbon_price))
+    world = snapshot(
+        [d],
+        [cluster("a", gpus={A100: replicas}, gpu_hour=1.0), cluster("b", gpus={H100: 8}, gpu_hour=5.0)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    if carbon_price:
+        world = replace(world, carbon={"a": _carbon(50.0), "b": _carbon(700.0)})
+    return world
+
+
+@pytest.mark.parametrize(
+    ("replicas", "carbon_price", "was"),
+    [(1, 0.0, "CheaperPlacement"), (2, 0.0, "ScaleDown"), (1, 100.0, "LowerCarbon")],
+)
+def test_a_move_off_a_placement_short_of_demand_is_slo_at_risk(replicas: int, carbon_price: float, was: str) -> None:
+    plan = make_plan(_short_world(replicas, 1.05, carbon_price)).for_deployment("ns/chat")
+    moved = {(t.cluster, t.gpu_type): (t.replicas, t.current_desired) for t in plan.targets}
+    # The figures that make each old reason false: five times dearer, capacity up, emissions up.
+    assert moved[("a", A100)] == (0, replicas) and moved[("b", H100)] == (1, 0), moved
+    assert plan.cost.usd_per_hour > replicas * 1.0 + 1.0
+    assert plan.explanation.reason == "SLOAtRisk", (was, plan.explanation.summary)
+    assert "the running placement does not cover what the demand needs within the SLO" in plan.explanation.details
+
+
+def test_a_move_made_for_min_regions_is_placement_rules_and_names_the_rule() -> None:
+    d = deployment("chat", 2.0, min_replicas=2, min_regions=2, placements=[("a", H100, 2)])
+    world = snapshot(
+        [d],
+        [cluster("a", gpu_hour=4.0), cluster("b", gpu_hour=6.0)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 1, "b": 1}
+    assert plan.explanation.reason == "PlacementRules", plan.explanation.summary
+    assert "the running placement breaks minRegions 2 (1 region(s) running)" in plan.explanation.details
+
+
+def _covered_move(carbon_price: float) -> tuple[list[int], list[int], DeploymentProblem]:
+    """The world of _short_world with the demand covered, and the counts of a move from A100 to H100."""
+    (problem,) = build_problem(_short_world(1, 0.5, carbon_price), SETTINGS).deployments
+    current = list(problem.columns.current)
+    moved = [1 if (o.cluster, o.gpu_type) == ("b", H100) else 0 for o in problem.options]
+    return moved, current, problem
+
+
+def test_a_dearer_dirtier_move_is_neither_cheaper_placement_nor_lower_carbon() -> None:
+    # Found in review: with a carbon price, any pure move not cheaper read LowerCarbon, emissions 25 times up.
+    moved, current, problem = _covered_move(100.0)
+    reason = _pure_move_reason([(problem, moved, current)], {}, _without_penalties(SETTINGS))
+    assert reason not in ("LowerCarbon", "CheaperPlacement"), reason
+    back = _pure_move_reason([(problem, current, moved)], {}, _without_penalties(SETTINGS))
+    assert back == "CheaperPlacement"
