@@ -1,10 +1,10 @@
-"""Decision reasons say what the plan does, read off its own figures (found in review).
+"""Decision reasons and "not moved" details say what the plan does, read off its own figures (found in review).
 
 A move off a placement short of the demand is SLOAtRisk whatever the size of the objective's shortfall
 penalty (a small deployment short by under a tenth scored below bound_violation_penalty_usd, and its move
 to capacity five times dearer read CheaperPlacement, ScaleDown or LowerCarbon); a move made for minRegions
 is PlacementRules and names the rule (it read SLOAtRisk with the SLO met); LowerCarbon needs the carbon
-terms to fall and CheaperPlacement the money spent.
+terms to fall and CheaperPlacement the money spent; a "not moved to X" detail compares the whole cover at X.
 """
 
 from __future__ import annotations
@@ -116,3 +116,19 @@ def test_a_dearer_dirtier_move_is_neither_cheaper_placement_nor_lower_carbon() -
     assert reason not in ("LowerCarbon", "CheaperPlacement"), reason
     back = _pure_move_reason([(problem, current, moved)], {}, _without_penalties(SETTINGS))
     assert back == "CheaperPlacement"
+
+
+def test_not_moved_compares_the_whole_cover_there_not_one_replica() -> None:
+    # 1 H100 at 5 USD/h covers the demand; 6 A100 at 0.7 USD/h would: a start each, not paid back in 0.5 h.
+    d = deployment("chat", 7.33, gpu_types=[H100, A100], payback_hours=0.5, placements=[("a", H100, 1)])
+    world = snapshot(
+        [d],
+        [cluster("a", gpus={H100: 8}, gpu_hour=5.0), cluster("b", gpus={A100: 16}, gpu_hour=0.7)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.reason == "NoChange"
+    (note,) = [d for d in plan.explanation.details if d.startswith(f"not moved to b/{A100}")]
+    assert "per replica" not in note, note
+    assert "covering the demand there (6 replica(s)) would save 0.689" in note, note
+    assert "its 6 start(s) cost" in note and "not paid back within 0.5 h" in note, note
