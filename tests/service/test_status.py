@@ -142,6 +142,17 @@ def test_a_healthy_deployment_is_placed_current_and_within_its_slo() -> None:
     assert all(c["observedGeneration"] == 1 and c["lastTransitionTime"] for c in status["conditions"])
 
 
+def test_ready_with_demand_unknown_claims_no_coverage_of_the_demand() -> None:
+    # Found in review: Ready read "7/7 replicas Ready, covering the demand" beside SLOAtRisk Unknown
+    # DemandUnknown (Prometheus demand with no request rate): nothing compared capacity with demand.
+    world = ServiceHarness(["a"])
+    status = measured(world, {})
+    assert conditions(status)["SLOAtRisk"] == ("Unknown", "DemandUnknown")
+    assert conditions(status)["Ready"] == ("True", "Placed")
+    ready = message(status, "Ready")
+    assert "covering the demand" not in ready and "request rate unknown" in ready, ready
+
+
 def test_a_move_made_for_min_regions_is_no_slo_warning_and_names_the_rule() -> None:
     # Found in review: raising minRegions to 2 moved a replica with a Warning SLOAtRisk Event ("the current
     # placement misses the SLO") and an empty explanation, while the SLO was met.

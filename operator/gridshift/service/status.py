@@ -319,7 +319,15 @@ def deployment_health(
     still = ReconcilingReason.STARTING if starting else None
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
-    return health(ReadyReason.PLACED, f"{counts}, covering the demand", still)
+    return health(ReadyReason.PLACED, _placed_message(counts, needed), still)
+
+
+def _placed_message(counts: str, needed: float | None) -> str:
+    """Ready's message when Placed. With demand unknown, Ready means every replica kept is Ready, no more (found
+    in review: "covering the demand" beside SLOAtRisk Unknown DemandUnknown)."""
+    if needed is None:
+        return f"{counts}; request rate unknown, so coverage of the demand not judged"
+    return f"{counts}, covering the demand"
 
 
 def _slo_state(
