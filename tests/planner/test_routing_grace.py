@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gridshift.planner.migration import RouteWeight, Unreachable, routing_with_grace
+from gridshift.planner.migration import RouteWeight, Unreachable, routing_as_a_move_starts, routing_with_grace
 
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 IN_FORCE = (RouteWeight("a", 30), RouteWeight("b", 20), RouteWeight("c", 50))
@@ -35,8 +35,7 @@ def test_grace_over_or_no_pod_reporting_gives_the_proposed_weights() -> None:
 
 def test_reachable_clusters_change_nothing_and_an_unreachable_one_gets_at_most_its_graced_weight() -> None:
     """A routing without unreachable clusters goes out as proposed. One that gives an unreachable cluster weight (the
-    weights in force while a move is in flight, or a ShiftRouting planned before it went away) is held to the grace
-    too: found in review, a move in flight kept such a weight until its ShiftRouting, with no pod reporting."""
+    weights in force while a move waits to start) is held to the grace too."""
     assert routing_with_grace(PROPOSED, IN_FORCE, {}, T0, 180) == (PROPOSED, ())
     shift = (RouteWeight("a", 50), RouteWeight("b", 50))
     assert weights(routing_with_grace(shift, shift, {"b": Unreachable("b", T0, 2)}, T0, 180)[0]) == {"a": 50, "b": 50}
@@ -58,3 +57,30 @@ def test_metrics_not_measured_are_said_so_not_that_none_reports() -> None:
     assert weights(routing) == {"a": 60, "c": 40}
     assert "dropped to 0, its pods' vLLM metrics not measured (no answer within the 20 s deadline)" in notes[0]
     assert "none of its pods reports" not in notes[0]
+
+
+def test_every_routed_cluster_away_keeps_the_weights_and_says_why() -> None:
+    """Found in review: the weights went out as proposed while the notes said 'dropped to 0'."""
+    both = (RouteWeight("a", 50), RouteWeight("b", 50))
+    away = {c: Unreachable(c, T0, reporting=0) for c in ("a", "b")}
+    routing, notes = routing_with_grace(both, both, away, T0, 180)
+    assert routing == both
+    assert len(notes) == 2 and not [n for n in notes if "dropped" in n]
+    assert notes[0] == (
+        "cluster a unreachable since 2024-06-03T10:00:00+00:00: its weight 50% kept: every cluster the routing sends "
+        "traffic to is unreachable, there is nowhere else to send it"
+    )
+
+
+def test_a_move_that_starts_drops_every_unreachable_weight_graced_or_not() -> None:
+    away = {"b": Unreachable("b", T0, reporting=2)}  # the grace would hold it
+    routing, notes = routing_as_a_move_starts(IN_FORCE, away)
+    assert weights(routing) == {"a": 38, "c": 62}
+    assert notes == (
+        "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% dropped to 0, a move starts (the grace "
+        "keeps no weight into a move)",
+    )
+    assert routing_as_a_move_starts(IN_FORCE, {}) == (IN_FORCE, ())
+    alone = (RouteWeight("b", 100),)
+    routing, notes = routing_as_a_move_starts(alone, away)
+    assert routing == alone and "nowhere else to send it" in notes[0]

@@ -230,40 +230,77 @@ def routing_with_grace(
     now: datetime,
     grace_seconds: float,
 ) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
-    """The weights to publish, and why each unreachable cluster's weight in force is kept or dropped.
+    """The weights to publish while no move is in flight, and why each unreachable cluster's weight in force is kept
+    or dropped.
 
     An unreachable cluster's replicas are not capacity, so the plan's weights leave it out; yet a member whose API
     server alone is away still serves, and its traffic moved at once to clusters that cannot absorb it (a cold
     start takes minutes) misses the SLO. So a cluster of `away` keeps its weight `in_force` (the routing published
-    last, or the one a move's ShiftRouting publishes) while the grace holds it: the deployment may still run there,
-    its unreachable spell is younger than `grace_seconds`, and some of its pods report fresh metrics. Otherwise it
-    gets none, whatever `proposed` (the routing this cycle would publish: the plan's, or while a move is in flight
-    the weights in force or its ShiftRouting's) gives it: found in review, a move in flight kept an unreachable
-    cluster's weight until its ShiftRouting, with no pod reporting. The other clusters of `proposed` share the rest
-    in their proportions; where none is left to (every cluster it routes to is away), `proposed` goes out as it
-    is."""
+    last) while the grace holds it: the deployment may still run there, its unreachable spell is younger than
+    `grace_seconds`, and some of its pods report fresh metrics. Otherwise it gets none, whatever `proposed` (the
+    plan's routing, or the one in force while a move waits to start) gives it. The other clusters of `proposed` share
+    the rest in their proportions; where none is left to (every cluster it routes to is away), `proposed` goes out
+    as it is, and the notes say so rather than "dropped" (found in review: they said dropped while it went out)."""
     kept: dict[str, float] = {}
+    dropped: list[tuple[RouteWeight, str]] = []
     notes: list[str] = []
     for route in in_force:
         spell = away.get(route.cluster)
         if spell is None or route.weight <= 0:
             continue
         until = spell.since + timedelta(seconds=grace_seconds)
-        head = f"cluster {route.cluster} unreachable since {_instant(spell.since)}: its weight {route.weight}%"
-        dropped = _dropped(spell, now, until)
-        if dropped is None:
+        why = _dropped(spell, now, until)
+        if why is None:
             kept[route.cluster] = float(route.weight)
             notes.append(
-                f"{head} kept until {_instant(until)} while {spell.reporting} of its pods report fresh vLLM metrics"
+                f"{_head(route, spell)} kept until {_instant(until)} while {spell.reporting} of its pods report fresh "
+                "vLLM metrics"
             )
         else:
-            notes.append(f"{head} dropped to 0, {dropped}")
+            dropped.append((route, why))
     others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0 and r.cluster not in away}
-    if not kept and (not others or len(others) == sum(1 for r in proposed if r.weight > 0)):
+    if not kept and not others:
+        return tuple(proposed), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped)
+    notes += [f"{_head(r, away[r.cluster])} dropped to 0, {why}" for r, why in dropped]
+    if not kept and len(others) == sum(1 for r in proposed if r.weight > 0):
         return tuple(proposed), tuple(notes)
+    return _shared(kept, others), tuple(notes)
+
+
+def routing_as_a_move_starts(
+    in_force: Sequence[RouteWeight], away: Mapping[str, Unreachable]
+) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
+    """The routing in force when a move starts, and why each unreachable cluster's weight in it is dropped: the grace
+    keeps no weight into a move. A move in flight publishes routing only at its ShiftRouting, which may be
+    readyTimeoutSeconds away: found in review, a weight the grace kept lived that long, with no pod reporting and the
+    grace long over. The other clusters share it in their proportions; where none is left (every cluster routed to
+    is away), it stays as it is and the notes say so."""
+    dropped = [r for r in in_force if r.weight > 0 and r.cluster in away]
+    others = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in away}
+    if not dropped:
+        return tuple(in_force), ()
+    if not others:
+        return tuple(in_force), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r in dropped)
+    notes = (
+        f"{_head(r, away[r.cluster])} dropped to 0, a move starts (the grace keeps no weight into a move)"
+        for r in dropped
+    )
+    return _shared({}, others), tuple(notes)
+
+
+_NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"
+
+
+def _shared(kept: Mapping[str, float], others: Mapping[str, float]) -> tuple[RouteWeight, ...]:
+    """`kept` as it is, `others` sharing the rest of 100 in their proportions (`kept` scaled to 100 alone where no
+    other is left)."""
     share, total = 100.0 - sum(kept.values()), sum(others.values())
-    exact = {**kept, **{c: w * share / total for c, w in others.items()}} if total > 0 else kept
-    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), tuple(notes)
+    exact = {**kept, **{c: w * share / total for c, w in others.items()}} if total > 0 else dict(kept)
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items()))
+
+
+def _head(route: RouteWeight, spell: Unreachable) -> str:
+    return f"cluster {route.cluster} unreachable since {_instant(spell.since)}: its weight {route.weight}%"
 
 
 def _dropped(spell: Unreachable, now: datetime, until: datetime) -> str | None:
