@@ -910,7 +910,8 @@ class Migration:
 
 def _without_away(routing: tuple[RouteWeight, ...], away: Collection[str]) -> tuple[RouteWeight, ...]:
     """`routing` without the weights of the `away` clusters, the rest scaled back up to 100; as it is where nothing
-    else is left (docs/planner.md, "Routing grace")."""
+    else is left: the routing grace where it does not hold, and a move as it starts (docs/planner.md, "Routing
+    grace")."""
     rest = {r.cluster: float(r.weight) for r in routing if r.weight > 0 and r.cluster not in away}
     if not rest or len(rest) == sum(1 for r in routing if r.weight > 0):
         return routing
@@ -930,16 +931,18 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     wrote = len(fleet.writes) > writes
     if progress.steps and all(s.started_at in (None, fleet.now) for s in progress.steps):
         memory.started_from = before  # a migration started this cycle
-    # Routing changes only at a ShiftRouting step; but for an unreachable cluster's weight, which goes whenever the
-    # routing grace does not hold it (never here: no plan of this fleet lists a cluster usable while away).
-    old_routing = _without_away(old_routing, fleet.unreachable)
+    # Routing changes only at a ShiftRouting step while a move is in flight. As a move starts, or while none is in
+    # flight, an unreachable cluster's weight goes unless the routing grace holds it (never here: no plan of this
+    # fleet lists a cluster usable while away; docs/planner.md, "Routing grace").
+    graced = _without_away(old_routing, fleet.unreachable)
     if progress.steps:
         shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
-        assert progress.routing == (_without_away(shifted[-1].routing, fleet.unreachable) if shifted else old_routing)
+        started = all(s.started_at in (None, fleet.now) for s in progress.steps)
+        assert progress.routing == (shifted[-1].routing if shifted else graced if started else old_routing)
     elif plan.steps and not wrote:
-        assert progress.routing == old_routing, "routing moved though no migration step ran"
+        assert progress.routing == graced, "routing moved though no migration step ran"
     elif not plan.steps and not old_steps:
-        assert progress.routing == (_without_away(plan.routing, fleet.unreachable) or old_routing)
+        assert progress.routing == (_without_away(plan.routing, fleet.unreachable) or graced)
     # A WaitReady never waits past readyTimeoutSeconds: it is met, or the batch is rolled back.
     waiting = [s for s in progress.steps if s.action is StepAction.WAIT_READY and s.state is StepState.RUNNING]
     assert all(s.started_at is not None and fleet.now - s.started_at <= timedelta(seconds=TIMEOUT) for s in waiting)

@@ -70,12 +70,15 @@ def test_one_unreachable_cycle_with_fresh_metrics_keeps_the_weight() -> None:
     assert world.replicas() == {"a": 1, "b": 1}
 
 
-def test_capacity_rebuilt_elsewhere_takes_the_weight_once_ready_as_usual() -> None:
+def test_a_move_that_starts_while_away_drops_the_weight_at_once() -> None:
+    """Capacity rebuilt elsewhere is a move: the grace keeps no weight into it (a move publishes routing only at its
+    ShiftRouting, which may be readyTimeoutSeconds away), so b's share goes to a's Ready replica as the move starts."""
     world = spread_world(gpus=16)  # room in a: minReplicas 2 starts a second replica there
     world.members["b"].reachable = False
     world.cycle()
-    assert routing(world) == {"a": 50, "b": 50} and world.replicas()["a"] == 2
-    world.cycle()  # Ready: the move's ShiftRouting sends b's share to a, within the grace
+    assert routing(world) == {"a": 100} and world.replicas()["a"] == 2
+    assert "its weight 50% dropped to 0, a move starts" in grace_notes(world)[-1]
+    world.cycle()  # Ready: the move's ShiftRouting routes to a, as before the grace
     assert routing(world) == {"a": 100}
 
 
@@ -162,36 +165,132 @@ def test_a_cluster_no_longer_admitting_the_namespace_while_away_loses_its_weight
     assert routing(world) == {"a": 100}
 
 
-def test_a_move_in_flight_keeps_an_unreachable_weight_only_while_the_grace_holds_it() -> None:
-    """Before the grace, the weight was 0 when the move started; the move's ShiftRouting (up to readyTimeoutSeconds
-    away) must not keep it longer than the grace does."""
+def room_in_a(world: ServiceHarness) -> None:
+    """A node autoscaler adds GPUs in `a`: a move starts there, its replicas slow to get Ready."""
+    world.members["a"].gpus[H100] = 4
+    world.members["a"].ready_immediately = False
+    world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
+
+
+def test_a_move_that_starts_within_the_grace_drops_the_kept_weight_at_once() -> None:
+    """Found in review: a move started while the grace kept a weight carried it to the move's ShiftRouting, up to
+    readyTimeoutSeconds later, however the grace went meanwhile."""
     world = spread_world()
     world.members["b"].reachable = False
     world.cycle()
     assert routing(world) == {"a": 50, "b": 50}  # kept: nothing to rebuild in a yet
-    world.members["a"].gpus[H100] = 4  # room in a (a node autoscaler): a move starts there
-    world.members["a"].ready_immediately = False
-    world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
-    pods_reporting(world, "b", 0.0)  # and b's pods stop reporting
+    room_in_a(world)  # b's pods still report
     world.cycle()
     assert [s["action"] for s in world.status()["migration"]][:2] == ["ScaleUp", "WaitReady"]
     assert routing(world) == {"a": 100}
-    assert "none of its pods reports fresh vLLM metrics" in grace_notes(world)[-1]
+    assert "its weight 50% dropped to 0, a move starts" in grace_notes(world)[-1]
 
 
-def test_a_move_in_flight_drops_an_unreachable_weight_when_the_grace_ends() -> None:
-    world = spread_world(grace_seconds=150.0)
-    world.members["b"].reachable = False
-    world.cycle()
-    world.members["a"].gpus[H100] = 4
-    world.members["a"].ready_immediately = False
+def three_clusters(world_prices: dict[str, float]) -> ServiceHarness:
+    """Two replicas in a and b (50% each) of three one-GPU clusters, demand measured in all."""
+    world = ServiceHarness(
+        ["a", "b", "c"],
+        gpus_per_cluster=1,
+        settings=OperatorSettings(
+            revalidate_delay_seconds=0,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+            unreachable_routing_grace_seconds=180.0,
+        ),
+        prices=world_prices,
+    )
+    world.add(deployment_body(capacity={"minReplicas": 2, "maxReplicas": 2, "minRegions": 2}, demand=PROMETHEUS))
+    for cluster in "abc":
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
+        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
+        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    for _ in range(3):
+        world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}
     world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
+    world.members["c"].ready_immediately = False
+    return world
+
+
+def test_a_one_cycle_blip_during_a_move_changes_no_routing() -> None:
+    """A move in flight routes as before the grace, by its own ShiftRouting. Found in review: held to the grace there,
+    one cycle of b away with its pods silent took b's weight for the rest of the move, though b was back."""
+    world = three_clusters({"a": 50.0, "b": 50.0, "c": 500.0})
+    world.prices.update({"a": 900.0, "c": 10.0})  # a move from a to c starts; c's replica slow to get Ready
     seen = []
-    for _ in range(3):  # 60, 120 s into the spell: kept; 180 s, past the 150 s grace: dropped, the move still waiting
+    for cycle in range(7):
+        if cycle == 2:
+            world.members["b"].reachable = False
+            pods_reporting(world, "b", 0.0)
+        if cycle == 3:
+            world.members["b"].reachable = True
+            pods_reporting(world, "b", 1.0)
         world.cycle()
         seen.append(routing(world))
-    assert seen == [{"a": 50, "b": 50}] * 2 + [{"a": 100}]
-    assert any(s["state"] == "Running" for s in world.status()["migration"])
+        assert any(s["state"] == "Running" for s in world.status()["migration"])
+    assert seen == [{"a": 50, "b": 50}] * 7
+    assert grace_notes(world) == []
+
+
+def test_a_shift_routing_while_away_says_nothing_of_a_grace() -> None:
+    """Found in review: a move's ShiftRouting run while b was away raised a RoutingGrace Event saying b's weight was
+    kept, while the step gave b none (it has no Ready replica seen)."""
+    world = three_clusters({"a": 50.0, "b": 50.0, "c": 500.0})
+    world.deployments["chat"]["spec"]["capacity"] = {"minReplicas": 3, "maxReplicas": 3, "minRegions": 2}
+    world.deployments["chat"]["metadata"]["generation"] = 2
+    world.cycle()  # growth into c starts
+    world.members["b"].reachable = False
+    world.cycle()
+    world.members["c"].mark_all_ready()
+    world.cycle()  # the ShiftRouting
+    assert routing(world) == {"a": 51, "c": 49}
+    assert not [n for n in grace_notes(world) if "kept" in n]
+
+
+def test_every_cluster_away_leaves_the_weights_and_says_why_once() -> None:
+    """Found in review: with every routed cluster away and none graced, the weights went out as they were while the
+    note said 'dropped to 0', in an Event every cycle."""
+    world = spread_world()
+    for cluster in ("a", "b"):
+        pods_reporting(world, cluster, 0.0)
+        world.members[cluster].reachable = False
+    for _ in range(4):
+        world.cycle()
+        assert routing(world) == {"a": 50, "b": 50}
+    events = [e for e in world.hub.events if e.reason == "RoutingGrace"]
+    assert len(events) == 1 and events[0].occurrences == 1
+    assert "dropped" not in events[0].note
+    assert "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else" in events[0].note
+
+
+def test_a_kept_weight_is_said_once_then_its_drop() -> None:
+    world = spread_world(grace_seconds=150.0)
+    world.members["b"].reachable = False
+    for _ in range(4):  # 0, 60, 120 s kept; 180 s dropped
+        world.cycle()
+    events = [e for e in world.hub.events if e.reason == "RoutingGrace"]
+    assert [("kept until" in e.note, "grace ended" in e.note, e.occurrences) for e in events] == [
+        (True, False, 1),
+        (False, True, 1),
+    ]
+
+
+def test_a_static_demand_deployment_is_graced_too() -> None:
+    """Found in review: Static demand is never measured, so its pods' replicas_reporting was never read and the
+    grace never held (the note: 'its Prometheus was not asked'). The grace's read does not depend on demand's source."""
+    world = spread_world()
+    body = world.deployments["chat"]
+    body["spec"]["demand"] = {**PROMETHEUS, "source": "Static", "requestsPerSecond": 4.0}
+    body["metadata"]["generation"] = 2
+    world.cycle()
+    world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}
+    world.members["b"].reachable = False
+    world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}
+    assert "kept until" in grace_notes(world)[-1]
 
 
 class Hanging(FakeMetricsSource):
@@ -246,3 +345,21 @@ def test_a_restarted_operator_says_the_replicas_there_are_unknown() -> None:
     world.cycle()
     assert routing(world) == {"a": 100}
     assert "its pods' vLLM metrics not measured (its replicas there unknown" in grace_notes(world)[-1]
+
+
+def test_a_frozen_or_advisory_deployment_has_no_unreachable_prometheus_asked() -> None:
+    """The grace applies in Auto mode only (nor to a move in flight): found in review, a Frozen or Advisory
+    deployment's weight had a hanging Prometheus of an unreachable cluster asked, a stall of metrics_deadline_seconds
+    each cycle, for a grace that could not apply."""
+    for mode in ("Frozen", "Advisory"):
+        world = spread_world(metrics_deadline_seconds=1)
+        world.deployments["chat"]["spec"]["migration"]["mode"] = mode
+        world.deployments["chat"]["metadata"]["generation"] = 2
+        world.cycle()
+        hanging = Hanging(1.5)
+        own_prometheus_for_b(world, hanging)
+        world.members["b"].reachable = False
+        for _ in range(2):
+            report = world.cycle()
+            assert not [e for e in report.errors if "routing grace" in e]
+        assert hanging.calls == 0, mode

@@ -65,7 +65,15 @@ from gridshift.actuation.members import MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
-from gridshift.planner.migration import Key, RouteWeight, StepAction, Unreachable, percents, routing_with_grace
+from gridshift.planner.migration import (
+    Key,
+    RouteWeight,
+    StepAction,
+    Unreachable,
+    percents,
+    routing_as_a_move_starts,
+    routing_with_grace,
+)
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.snapshot import Snapshot
 from gridshift.service.actuate import report_route_failure
@@ -182,8 +190,9 @@ class MigrationProgress:
     rolled_back: str | None = None
     """Why the move in flight was rolled back this cycle, and for how long it is held (a Warning Event)."""
     grace: tuple[str, ...] = ()
-    """Why an unreachable cluster's weight was kept (the routing grace, until when) or dropped this cycle: a Warning
-    Event (RoutingGrace) and the cycle's log."""
+    """Why an unreachable cluster's weight was kept (the routing grace, until when) or dropped this cycle, when that
+    changed since the deployment's last notes: a Warning Event (RoutingGrace). The cycle's log has them every cycle
+    (`Migrations._route`)."""
     route_held: str | None = None
     """Why the HTTPRoute the deployment names carries another InferenceDeployment's weights, not its own
     (service.actuate.route_holders; set by the actuate stage): Ready False and Stalled, reason RouteHeld."""
@@ -253,6 +262,8 @@ class Migrations:
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
         self._holds: dict[str, dict[Key, _Hold]] = {}
         """Per deployment, where roll-backs hold new replicas (see `holds`); kept after they end, for doubling."""
+        self._said: dict[str, tuple[str, ...]] = {}
+        """Per deployment, the routing grace's notes of its last cycle with any (its RoutingGrace Event, `_route`)."""
         self._uids: dict[str, str] = {}
         """The metadata.uid each deployment's state above belongs to (see `forget`)."""
         self._holds_lock = threading.Lock()
@@ -265,11 +276,12 @@ class Migrations:
         readyTimeoutSeconds) outlived its deployment and kept a new one of the same name out of the cheap
         cluster, and the maps grew with every deployment ever seen."""
         with self._holds_lock:
-            for known in {*self._pending, *self._paused, *self._holds, *self._uids}:
+            for known in {*self._pending, *self._paused, *self._holds, *self._said, *self._uids}:
                 if known not in live or self._uids.get(known, live[known]) != live[known]:
                     self._pending.pop(known, None)
                     self._paused.discard(known)
                     self._holds.pop(known, None)
+                    self._said.pop(known, None)
                     self._uids.pop(known, None)
             self._uids.update(live)
 
@@ -323,33 +335,48 @@ class Migrations:
             # the admitted source scaled down, then the next plan moved everything back.
             report.errors.append(f"{deployment.id}: migration into {barred}, where it may no longer run, abandoned")
             progress.steps = []
-        # The routing grace, on whatever path publishes routing: an unreachable cluster keeps the weight in force
-        # only while the grace holds it (it may still run the deployment there, its spell is younger than the grace,
-        # its pods report fresh metrics); else it goes at once. Found in review: applied where the plan has no steps
-        # only, a move in flight kept an unreachable cluster's weight until its ShiftRouting (up to
-        # readyTimeoutSeconds), with no pod reporting and long after the grace.
-        away = _away(deployment, views, now - timedelta(seconds=self._grace), plan.usable_away)
-
-        def graced(proposed: tuple[RouteWeight, ...], in_force: tuple[RouteWeight, ...]) -> tuple[RouteWeight, ...]:
-            routing, progress.grace = routing_with_grace(proposed, in_force, away, now, self._grace)
-            return routing
-
-        proposed = progress.routing
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
             scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
                 p.desired > 0 for p in deployment.planned.placements
             )
+            proposed = progress.routing
             if not plan.steps and (plan.routing or scaled_to_zero):
                 # Nothing to move: the target runs now, route to it (to nothing, scaled to zero; not when
                 # replicas run that an infeasible plan keeps outside its targets). A move waiting for its
-                # revalidation keeps the routing as it is (its target may have no replica yet).
+                # revalidation keeps the routing in force (its target may have no replica yet), held to the grace.
                 proposed = plan.routing
-        # A move's own ShiftRouting publishes its weights through `graced` too (`_advance`).
-        progress.routing = graced(proposed, progress.routing)
-        self._advance(now, deployment, progress, views, actuator, report, graced)
-        report.errors.extend(f"{deployment.id}: {note}" for note in progress.grace)
+            self._route(now, deployment, progress, proposed, _away(deployment, views, now, self._grace, plan), report)
+        self._advance(now, deployment, progress, views, actuator, report)
         return progress
+
+    def _route(
+        self,
+        now: datetime,
+        deployment: ObservedDeployment,
+        progress: MigrationProgress,
+        proposed: tuple[RouteWeight, ...],
+        away: Mapping[str, Unreachable],
+        report: CycleReport,
+    ) -> None:
+        """The routing in force when no move was in flight: the routing grace's (docs/planner.md, "Routing grace").
+        While none starts, an unreachable cluster keeps its weight while the grace holds it (routing_with_grace). A
+        move that starts drops it at once: a move publishes routing only at its ShiftRouting, so a weight kept into
+        it lived up to readyTimeoutSeconds (found in review). A move in flight routes as it did before the grace:
+        applied there too, a one-cycle blip of a cluster took its weight for the rest of the move (review)."""
+        if progress.steps:
+            progress.routing, notes = routing_as_a_move_starts(progress.routing, away)
+        else:
+            progress.routing, notes = routing_with_grace(proposed, progress.routing, away, now, self._grace)
+        report.errors.extend(f"{deployment.id}: {note}" for note in notes)
+        # One RoutingGrace Event each time what it says changes, not one a cycle: a spell (or every cluster away,
+        # the weights left as they are) lasts many cycles, and the Event's note says until when.
+        if notes != self._said.get(deployment.id, ()):
+            progress.grace = notes
+        if notes:
+            self._said[deployment.id] = notes
+        else:
+            self._said.pop(deployment.id, None)
 
     def _start(self, now: datetime, deployment: ObservedDeployment, plan: DeploymentPlan) -> list[StepRecord]:
         """The plan's steps, once revalidated and not held by a roll-back (see the module docstring); [] while
@@ -397,10 +424,8 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-        graced: Callable[[tuple[RouteWeight, ...], tuple[RouteWeight, ...]], tuple[RouteWeight, ...]] = lambda p, _: p,
     ) -> None:
-        """Carry out steps in order until one must wait; a finished migration leaves no steps. `graced`: the
-        routing grace (`run`), which a ShiftRouting's weights go through."""
+        """Carry out steps in order until one must wait; a finished migration leaves no steps."""
         ready = {(p.cluster, p.gpu_type): p.ready for p in deployment.planned.placements}
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         for step in progress.steps:
@@ -443,7 +468,6 @@ class Migrations:
                 # never writes it), nor when nothing is stopped after this step (a scale-up): holding
                 # there protects nothing and would keep every later plan waiting.
                 step.routing = _over_ready(step.routing, ready)
-                step.routing = graced(step.routing, step.routing)  # an unreachable cluster's weight: the grace's word
                 try:
                     report.member_writes += actuator.publish_routing(deployment, step.routing, views)
                 except Fenced:
@@ -757,19 +781,20 @@ def _over_ready(routing: tuple[RouteWeight, ...], ready: Mapping[Key, int]) -> t
 
 
 def _away(
-    deployment: ObservedDeployment, views: Mapping[str, ClusterView], ended: datetime, usable: frozenset[str]
+    deployment: ObservedDeployment, views: Mapping[str, ClusterView], now: datetime, grace: float, plan: DeploymentPlan
 ) -> dict[str, Unreachable]:
-    """The unreachable clusters, as the routing grace reads them: when each spell began (`ended`, a grace already
-    over, where no observation says: no weight kept on no evidence), whether the deployment may still run there
-    (`usable`: the plan's DeploymentPlan.usable_away, the planner's own eligibility rules), and the deployment's pods
-    there reporting fresh metrics, or why they were not measured."""
+    """The unreachable clusters, as the routing grace reads them: when each spell began (a grace already over, where
+    no observation says: no weight kept on no evidence), whether the deployment may still run there (the plan's
+    DeploymentPlan.usable_away, the planner's own eligibility rules), and the deployment's pods there reporting fresh
+    metrics, or why they were not measured."""
+    ended = now - timedelta(seconds=grace)
     return {
         name: Unreachable(
             name,
             view.unreachable_since or ended,
             deployment.reporting_away.get(name, 0),
             # Not measured (its replicas there unknown after a restart, so none planned there): that says why.
-            usable=name in usable or name in deployment.unmeasured_away,
+            usable=name in plan.usable_away or name in deployment.unmeasured_away,
             unmeasured=deployment.unmeasured_away.get(name),
         )
         for name, view in views.items()

@@ -43,7 +43,7 @@ from gridshift.actuation.members import (
     MemberError,
     WorkloadState,
 )
-from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
+from gridshift.api import GPUProfile, InferenceDeployment, MigrationMode, RegionalCluster
 from gridshift.api.common import DNS_LABEL
 from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
@@ -53,7 +53,7 @@ from gridshift.planner.profiles import PerformanceModel
 from gridshift.redaction import display_url
 from gridshift.service import inputs
 from gridshift.service.errors import describe
-from gridshift.service.migrate import routing_from_wire
+from gridshift.service.migrate import MigrationProgress, routing_from_wire
 from gridshift.service.state import (
     ClusterView,
     CycleErrorReason,
@@ -659,24 +659,18 @@ class Observer:
         now: datetime,
     ) -> dict[str, list[DeploymentRef]]:
         """Per cluster, the deployments to read the signals of: those running there, measured by Prometheus. In an
-        unreachable cluster (whose demand is not used), only those the routing grace may keep weight there for: the
-        routing in force (status.routing) gives it weight, and its spell is younger than the grace."""
-        grace = timedelta(seconds=self.settings.unreachable_routing_grace_seconds)
+        unreachable cluster (whose demand is not used), only those the routing grace may keep weight there for
+        (`_graceable`), whatever their demand's source: the grace reads their pods' replicas_reporting alone."""
         wanted: dict[str, list[DeploymentRef]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
-            if parsed.resource.spec.demand.source is DemandSource.STATIC:
-                continue
+            static = parsed.resource.spec.demand.source is DemandSource.STATIC
             ns, name = _ns_name(parsed.body)
-            routed = {
-                r.cluster for r in routing_from_wire((parsed.body.get("status") or {}).get("routing")) if r.weight
-            }
             for view in views:
                 if (ns, name) not in running[view.name]:
                     continue
-                since = view.unreachable_since
-                if not view.reachable and (view.name not in routed or since is None or now - since >= grace):
-                    continue
+                if (view.reachable and static) or (not view.reachable and not self._graceable(parsed, view, now)):
+                    continue  # Static demand is not measured; an unreachable cluster is read for the grace only
                 wanted.setdefault(view.name, []).append(
                     DeploymentRef(
                         ns,
@@ -687,6 +681,22 @@ class Observer:
                     )
                 )
         return wanted
+
+    def _graceable(self, parsed: inputs.Parsed[InferenceDeployment], view: ClusterView, now: datetime) -> bool:
+        """Whether the routing grace may keep the deployment's weight in the unreachable cluster this cycle: Auto mode
+        with no move in flight (service.migrate routes a move, and Frozen or Advisory, as before the grace), the
+        routing in force (status.routing) gives the cluster weight, and its spell is younger than the grace. Found in
+        review: a Frozen or Advisory deployment's weight had a hanging Prometheus asked, stalling the cycle, for
+        nothing."""
+        assert parsed.resource is not None
+        grace = timedelta(seconds=self.settings.unreachable_routing_grace_seconds)
+        since = view.unreachable_since
+        if parsed.resource.spec.migration.mode is not MigrationMode.AUTO or since is None or now - since >= grace:
+            return False
+        status = parsed.body.get("status") or {}
+        if MigrationProgress.from_status(status).in_flight:
+            return False
+        return any(r.cluster == view.name and r.weight > 0 for r in routing_from_wire(status.get("routing")))
 
     def _reporting(
         self,

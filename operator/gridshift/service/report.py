@@ -116,9 +116,11 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
     ),
     EventReason.ROUTING_GRACE: (
         "Warning",
-        "A member cluster holding the deployment's replicas is unreachable: its routing weight is kept (the message "
-        "says until when: operator.unreachableRoutingGraceSeconds after the spell began) while its pods report fresh "
-        "vLLM metrics, or dropped to 0 when the grace ended or none reports; one Event per cycle it holds.",
+        "A member cluster holding the deployment's replicas is unreachable: while no move is in flight its routing "
+        "weight is kept (the message says until when: operator.unreachableRoutingGraceSeconds after the spell "
+        "began) while its pods report fresh vLLM metrics, else dropped to 0 (why: the grace ended, none reports, not "
+        "measured, a move starts), or left as it is when every routed cluster is away; one Event each time the "
+        "message changes.",
     ),
     EventReason.CLEANUP_SKIPPED: (
         "Warning",
