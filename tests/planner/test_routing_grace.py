@@ -72,15 +72,26 @@ def test_every_routed_cluster_away_keeps_the_weights_and_says_why() -> None:
     )
 
 
-def test_a_move_that_starts_drops_every_unreachable_weight_graced_or_not() -> None:
-    away = {"b": Unreachable("b", T0, reporting=2)}  # the grace would hold it
-    routing, notes = routing_as_a_move_starts(IN_FORCE, away)
-    assert weights(routing) == {"a": 38, "c": 62}
+def test_a_move_that_starts_keeps_a_graced_weight_and_drops_the_others() -> None:
+    """Found in review: dropping every unreachable weight as a move started put the whole load on the clusters left
+    for the cold start; keeping every one kept a silent cluster's weight up to readyTimeoutSeconds."""
+    now = T0 + timedelta(seconds=60)
+    graced = {"b": Unreachable("b", T0, reporting=2)}
+    routing, notes = routing_as_a_move_starts(IN_FORCE, graced, now, 180)
+    assert routing == IN_FORCE
     assert notes == (
-        "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% dropped to 0, a move starts (the grace "
-        "keeps no weight into a move)",
+        "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% kept into the move starting now (its "
+        "pods report fresh vLLM metrics, the grace runs to 2024-06-03T10:03:00+00:00): the move's ShiftRouting sets it",
     )
-    assert routing_as_a_move_starts(IN_FORCE, {}) == (IN_FORCE, ())
+    for spell, why in (
+        (Unreachable("b", T0, reporting=0), "none of its pods reports"),
+        (Unreachable("b", T0, reporting=2, usable=False), "may no longer run there"),
+        (Unreachable("b", T0 - timedelta(seconds=600), reporting=2), "the grace ended"),
+    ):
+        routing, notes = routing_as_a_move_starts(IN_FORCE, {"b": spell}, now, 180)
+        assert weights(routing) == {"a": 38, "c": 62}, spell
+        assert "its weight 20% dropped to 0 as a move starts, " in notes[0] and why in notes[0], notes
+    assert routing_as_a_move_starts(IN_FORCE, {}, now, 180) == (IN_FORCE, ())
     alone = (RouteWeight("b", 100),)
-    routing, notes = routing_as_a_move_starts(alone, away)
+    routing, notes = routing_as_a_move_starts(alone, {"b": Unreachable("b", T0, 0)}, now, 180)
     assert routing == alone and "nowhere else to send it" in notes[0]

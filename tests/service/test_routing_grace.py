@@ -70,16 +70,34 @@ def test_one_unreachable_cycle_with_fresh_metrics_keeps_the_weight() -> None:
     assert world.replicas() == {"a": 1, "b": 1}
 
 
-def test_a_move_that_starts_while_away_drops_the_weight_at_once() -> None:
-    """Capacity rebuilt elsewhere is a move: the grace keeps no weight into it (a move publishes routing only at its
-    ShiftRouting, which may be readyTimeoutSeconds away), so b's share goes to a's Ready replica as the move starts."""
+def test_a_move_that_starts_while_away_keeps_the_graced_weight_to_its_shift_routing() -> None:
+    """Capacity rebuilt elsewhere is a move. Found in review: dropping b's weight as it started put b's share on a's
+    one Ready replica for the whole cold start (before the grace, the weights in force stayed to the ShiftRouting).
+    b's pods report, so the grace holds its weight into the move; the move's ShiftRouting, once a's new replica is
+    Ready, sets the routing as before the grace."""
     world = spread_world(gpus=16)  # room in a: minReplicas 2 starts a second replica there
+    world.members["a"].ready_immediately = False
     world.members["b"].reachable = False
     world.cycle()
-    assert routing(world) == {"a": 100} and world.replicas()["a"] == 2
-    assert "its weight 50% dropped to 0, a move starts" in grace_notes(world)[-1]
-    world.cycle()  # Ready: the move's ShiftRouting routes to a, as before the grace
+    assert world.replicas()["a"] == 2
+    assert routing(world) == {"a": 50, "b": 50}
+    assert "its weight 50% kept into the move starting now" in grace_notes(world)[-1]
+    world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}  # waiting for a's new replica: held to the ShiftRouting
+    world.members["a"].mark_all_ready()
+    world.cycle()
+    assert routing(world) == {"a": 100}  # the ShiftRouting, once a's replicas are Ready
+
+
+def test_a_move_that_starts_while_away_with_no_pod_reporting_drops_the_weight_at_once() -> None:
+    world = spread_world(gpus=16)
+    world.members["a"].ready_immediately = False
+    pods_reporting(world, "b", 0.0)
+    world.members["b"].reachable = False
+    world.cycle()
+    assert world.replicas()["a"] == 2
     assert routing(world) == {"a": 100}
+    assert "its weight 50% dropped to 0 as a move starts, none of its pods reports" in grace_notes(world)[-1]
 
 
 def test_the_weight_drops_to_zero_once_the_grace_has_run_out() -> None:
@@ -172,9 +190,10 @@ def room_in_a(world: ServiceHarness) -> None:
     world.deployments["chat"]["spec"]["migration"]["readyTimeoutSeconds"] = 900
 
 
-def test_a_move_that_starts_within_the_grace_drops_the_kept_weight_at_once() -> None:
-    """Found in review: a move started while the grace kept a weight carried it to the move's ShiftRouting, up to
-    readyTimeoutSeconds later, however the grace went meanwhile."""
+def test_a_move_that_starts_within_the_grace_keeps_the_weight_only_while_its_pods_report() -> None:
+    """Found in review: a move started while the grace kept a weight carried it to the move's ShiftRouting however
+    the grace went; then, dropping every such weight as a move started overloaded the clusters left. The weight goes
+    into the move only where the grace holds it as the move starts."""
     world = spread_world()
     world.members["b"].reachable = False
     world.cycle()
@@ -182,8 +201,16 @@ def test_a_move_that_starts_within_the_grace_drops_the_kept_weight_at_once() -> 
     room_in_a(world)  # b's pods still report
     world.cycle()
     assert [s["action"] for s in world.status()["migration"]][:2] == ["ScaleUp", "WaitReady"]
-    assert routing(world) == {"a": 100}
-    assert "its weight 50% dropped to 0, a move starts" in grace_notes(world)[-1]
+    assert routing(world) == {"a": 50, "b": 50}
+    assert "its weight 50% kept into the move starting now" in grace_notes(world)[-1]
+
+    silent = spread_world()
+    silent.members["b"].reachable = False
+    silent.cycle()
+    pods_reporting(silent, "b", 0.0)
+    room_in_a(silent)
+    silent.cycle()
+    assert routing(silent) == {"a": 100}
 
 
 def three_clusters(world_prices: dict[str, float]) -> ServiceHarness:

@@ -268,24 +268,41 @@ def routing_with_grace(
 
 
 def routing_as_a_move_starts(
-    in_force: Sequence[RouteWeight], away: Mapping[str, Unreachable]
+    in_force: Sequence[RouteWeight], away: Mapping[str, Unreachable], now: datetime, grace_seconds: float
 ) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
-    """The routing in force when a move starts, and why each unreachable cluster's weight in it is dropped: the grace
-    keeps no weight into a move. A move in flight publishes routing only at its ShiftRouting, which may be
-    readyTimeoutSeconds away: found in review, a weight the grace kept lived that long, with no pod reporting and the
-    grace long over. The other clusters share it in their proportions; where none is left (every cluster routed to
-    is away), it stays as it is and the notes say so."""
-    dropped = [r for r in in_force if r.weight > 0 and r.cluster in away]
+    """The routing in force when a move starts, and why each unreachable cluster's weight in it is kept or dropped.
+
+    A move publishes routing only at its ShiftRouting, once the capacity it starts is Ready. An unreachable cluster's
+    weight the grace holds now (`routing_with_grace`'s rule) is kept into the move, to that ShiftRouting, as every
+    weight in force was before the grace: found in review, dropping it as the move started put the whole load on
+    the clusters left until the new capacity was Ready (one replica carrying two's traffic for the cold start).
+    One the grace does not hold is dropped at once: found in review, a weight kept into a move lived up to
+    readyTimeoutSeconds with no pod reporting. The other clusters share what is dropped in their proportions; where
+    none is left (every cluster routed to is away), it stays as it is and the notes say so."""
+    kept: list[tuple[RouteWeight, datetime]] = []
+    dropped: list[tuple[RouteWeight, str]] = []
+    for route in in_force:
+        spell = away.get(route.cluster)
+        if spell is None or route.weight <= 0:
+            continue
+        until = spell.since + timedelta(seconds=grace_seconds)
+        why = _dropped(spell, now, until)
+        if why is None:
+            kept.append((route, until))
+        else:
+            dropped.append((route, why))
+    notes = [
+        f"{_head(r, away[r.cluster])} kept into the move starting now (its pods report fresh vLLM metrics, the grace "
+        f"runs to {_instant(until)}): the move's ShiftRouting sets it"
+        for r, until in kept
+    ]
     others = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in away}
     if not dropped:
-        return tuple(in_force), ()
-    if not others:
-        return tuple(in_force), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r in dropped)
-    notes = (
-        f"{_head(r, away[r.cluster])} dropped to 0, a move starts (the grace keeps no weight into a move)"
-        for r in dropped
-    )
-    return _shared({}, others), tuple(notes)
+        return tuple(in_force), tuple(notes)
+    if not others and not kept:
+        return tuple(in_force), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped)
+    notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}" for r, why in dropped]
+    return _shared({r.cluster: float(r.weight) for r, _ in kept}, others), tuple(notes)
 
 
 _NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"

@@ -119,8 +119,8 @@ EVENT_REASONS: Mapping[EventReason, tuple[str, str]] = {
         "A member cluster holding the deployment's replicas is unreachable: while no move is in flight its routing "
         "weight is kept (the message says until when: operator.unreachableRoutingGraceSeconds after the spell "
         "began) while its pods report fresh vLLM metrics, else dropped to 0 (why: the grace ended, none reports, not "
-        "measured, a move starts), or left as it is when every routed cluster is away; one Event each time the "
-        "message changes.",
+        "measured); a move that starts keeps the weights the grace holds then to its ShiftRouting; or left as it is "
+        "when every routed cluster is away; one Event each time the message changes.",
     ),
     EventReason.CLEANUP_SKIPPED: (
         "Warning",
