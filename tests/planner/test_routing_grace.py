@@ -9,6 +9,7 @@ from gridshift.planner.migration import RouteWeight, Unreachable, routing_as_a_m
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 IN_FORCE = (RouteWeight("a", 30), RouteWeight("b", 20), RouteWeight("c", 50))
 PROPOSED = (RouteWeight("a", 60), RouteWeight("c", 40))  # b unreachable: the plan leaves it out
+SERVING = frozenset({"a", "c"})  # the clusters with Ready replicas
 
 
 def weights(routing: tuple[RouteWeight, ...]) -> dict[str, int]:
@@ -77,7 +78,7 @@ def test_a_move_that_starts_keeps_a_graced_weight_and_drops_the_others() -> None
     for the cold start; keeping every one kept a silent cluster's weight up to readyTimeoutSeconds."""
     now = T0 + timedelta(seconds=60)
     graced = {"b": Unreachable("b", T0, reporting=2)}
-    routing, notes = routing_as_a_move_starts(IN_FORCE, graced, now, 180)
+    routing, notes = routing_as_a_move_starts(IN_FORCE, graced, now, 180, SERVING)
     assert routing == IN_FORCE
     assert notes == (
         "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% kept into the move starting now (its "
@@ -88,10 +89,25 @@ def test_a_move_that_starts_keeps_a_graced_weight_and_drops_the_others() -> None
         (Unreachable("b", T0, reporting=2, usable=False), "may no longer run there"),
         (Unreachable("b", T0 - timedelta(seconds=600), reporting=2), "the grace ended"),
     ):
-        routing, notes = routing_as_a_move_starts(IN_FORCE, {"b": spell}, now, 180)
+        routing, notes = routing_as_a_move_starts(IN_FORCE, {"b": spell}, now, 180, SERVING)
         assert weights(routing) == {"a": 38, "c": 62}, spell
         assert "its weight 20% dropped to 0 as a move starts, " in notes[0] and why in notes[0], notes
-    assert routing_as_a_move_starts(IN_FORCE, {}, now, 180) == (IN_FORCE, ())
+    assert routing_as_a_move_starts(IN_FORCE, {}, now, 180, SERVING) == (IN_FORCE, ())
     alone = (RouteWeight("b", 100),)
-    routing, notes = routing_as_a_move_starts(alone, {"b": Unreachable("b", T0, 0)}, now, 180)
+    routing, notes = routing_as_a_move_starts(alone, {"b": Unreachable("b", T0, 0)}, now, 180, SERVING)
     assert routing == alone and "nowhere else to send it" in notes[0]
+
+
+def test_a_move_that_starts_keeps_a_weight_whose_pods_were_not_measured_and_feeds_no_cluster_without_ready() -> None:
+    """Found in review: after a restart (replicas unknown, so not measured) the weight was dropped as a move started,
+    where before the grace it stayed to the ShiftRouting; and a dropped share went partly to a reachable cluster
+    with no Ready replica (33% -> 49%)."""
+    now = T0 + timedelta(seconds=60)
+    unknown = {"b": Unreachable("b", T0, reporting=0, unmeasured="its replicas there unknown since a restart")}
+    routing, notes = routing_as_a_move_starts(IN_FORCE, unknown, now, 180, SERVING)
+    assert routing == IN_FORCE and "kept into the move starting now (its pods' vLLM metrics not measured" in notes[0]
+    silent = {"b": Unreachable("b", T0, reporting=0)}
+    routing, _ = routing_as_a_move_starts(IN_FORCE, silent, now, 180, frozenset({"a"}))  # c: no Ready replica
+    assert weights(routing) == {"a": 50, "c": 50}  # b's 20% to a alone; c keeps its own 50%, gains nothing
+    routing, notes = routing_as_a_move_starts(IN_FORCE, silent, now, 180, frozenset())
+    assert routing == IN_FORCE and "nowhere else to send it" in notes[0]

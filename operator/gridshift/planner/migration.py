@@ -10,7 +10,7 @@ pure shrinkage shifts routing first and then scales down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -268,18 +268,25 @@ def routing_with_grace(
 
 
 def routing_as_a_move_starts(
-    in_force: Sequence[RouteWeight], away: Mapping[str, Unreachable], now: datetime, grace_seconds: float
+    in_force: Sequence[RouteWeight],
+    away: Mapping[str, Unreachable],
+    now: datetime,
+    grace_seconds: float,
+    serving: Collection[str],
 ) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
     """The routing in force when a move starts, and why each unreachable cluster's weight in it is kept or dropped.
 
-    A move publishes routing only at its ShiftRouting, once the capacity it starts is Ready. An unreachable cluster's
-    weight the grace holds now (`routing_with_grace`'s rule) is kept into the move, to that ShiftRouting, as every
-    weight in force was before the grace: found in review, dropping it as the move started put the whole load on
-    the clusters left until the new capacity was Ready (one replica carrying two's traffic for the cold start).
-    One the grace does not hold is dropped at once: found in review, a weight kept into a move lived up to
-    readyTimeoutSeconds with no pod reporting. The other clusters share what is dropped in their proportions; where
-    none is left (every cluster routed to is away), it stays as it is and the notes say so."""
-    kept: list[tuple[RouteWeight, datetime]] = []
+    A move publishes routing only at its ShiftRouting, once the capacity it starts is Ready; before the grace, every
+    weight in force stayed to then. That stays so for an unreachable cluster the grace holds now
+    (`routing_with_grace`'s rule) and for one whose pods were not measured (after a restart its replicas are
+    unknown; its Prometheus did not answer): found in review, dropping those as the move started put the whole load
+    on the clusters left for the cold start. One the evidence rules out is dropped at once: the deployment may no
+    longer run there, the grace ended, or its pods were measured and none reports (found in review: kept into a
+    move, such a weight lived up to readyTimeoutSeconds). What is dropped goes to the other clusters routed to that
+    have Ready replicas (`serving`), in their proportions; never to a reachable cluster with none Ready (found in
+    review: a crashed cluster's share grew from 33% to 49%). Where no such cluster is left, the routing stays as it
+    is and the notes say so."""
+    kept: list[str] = []
     dropped: list[tuple[RouteWeight, str]] = []
     for route in in_force:
         spell = away.get(route.cluster)
@@ -287,22 +294,28 @@ def routing_as_a_move_starts(
             continue
         until = spell.since + timedelta(seconds=grace_seconds)
         why = _dropped(spell, now, until)
+        head = f"{_head(route, spell)} kept into the move starting now"
         if why is None:
-            kept.append((route, until))
+            kept.append(f"{head} (its pods report fresh vLLM metrics, the grace runs to {_instant(until)})")
+        elif spell.unmeasured is not None and spell.usable and now < until:
+            kept.append(f"{head} (its pods' vLLM metrics not measured: {spell.unmeasured}), as before the grace")
         else:
             dropped.append((route, why))
-    notes = [
-        f"{_head(r, away[r.cluster])} kept into the move starting now (its pods report fresh vLLM metrics, the grace "
-        f"runs to {_instant(until)}): the move's ShiftRouting sets it"
-        for r, until in kept
-    ]
-    others = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in away}
+    notes = [f"{note}: the move's ShiftRouting sets it" for note in kept]
+    gone = {r.cluster for r, _ in dropped}
+    takers = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in away}
+    takers = {c: w for c, w in takers.items() if c in serving}
     if not dropped:
         return tuple(in_force), tuple(notes)
-    if not others and not kept:
-        return tuple(in_force), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped)
+    if not takers:
+        return tuple(in_force), tuple(notes + [f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped])
     notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}" for r, why in dropped]
-    return _shared({r.cluster: float(r.weight) for r, _ in kept}, others), tuple(notes)
+    share = sum(float(r.weight) for r, _ in dropped)
+    total = sum(takers.values())
+    exact = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in gone}
+    for cluster, weight in takers.items():
+        exact[cluster] += share * weight / total
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), tuple(notes)
 
 
 _NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"

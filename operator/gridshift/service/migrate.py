@@ -361,13 +361,15 @@ class Migrations:
     ) -> None:
         """The routing in force when no move was in flight: the routing grace's (docs/planner.md, "Routing grace").
         While none starts, an unreachable cluster keeps its weight while the grace holds it (routing_with_grace). A
-        move that starts keeps the weights the grace holds then, to its ShiftRouting, and drops the others at once
-        (routing_as_a_move_starts; found in review: each way alone either overloaded the clusters left for the cold
-        start, or kept a weight with no pod reporting up to readyTimeoutSeconds). A move in flight routes as it did
+        move that starts keeps the weights the grace holds then (or whose pods were not measured), to its
+        ShiftRouting, and drops those the evidence rules out onto clusters with Ready replicas
+        (routing_as_a_move_starts; found in review: each simpler way either overloaded the clusters left for the
+        cold start, or kept a weight with no pod reporting up to readyTimeoutSeconds). A move in flight routes as it did
         before the grace: applied there too, a one-cycle blip of a cluster took its weight for the rest of the move
         (review)."""
         if progress.steps:
-            progress.routing, notes = routing_as_a_move_starts(progress.routing, away, now, self._grace)
+            serving = {p.cluster for p in deployment.planned.placements if p.ready > 0}
+            progress.routing, notes = routing_as_a_move_starts(progress.routing, away, now, self._grace, serving)
         else:
             progress.routing, notes = routing_with_grace(proposed, progress.routing, away, now, self._grace)
         report.errors.extend(f"{deployment.id}: {note}" for note in notes)
