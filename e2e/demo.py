@@ -768,7 +768,6 @@ def run(days: float, speed: float, plain: bool) -> int:
         end = START + timedelta(days=days)
         last: datetime | None = None
         started = time.monotonic()
-        abandoned: dict[str, float] = {}
         with screen:
             while True:
                 if operator.poll() is not None:
@@ -783,8 +782,6 @@ def run(days: float, speed: float, plain: bool) -> int:
                     raise SystemExit(
                         f"the operator wrote no status in {OPERATOR_SILENCE_S:.0f} s; its log ends:\n" + "\n".join(tail)
                     )
-                for replica in status["replicas"]:
-                    abandoned[replica["pod"]] = replica.get("abandoned", 0.0)
                 if last is not None and now > last:
                     ledger.add(last, now, sample_watts(status, ideps, idle_watts))
                 last = max(last or now, now)
@@ -799,7 +796,10 @@ def run(days: float, speed: float, plain: bool) -> int:
         unserved = sum(status.get("unservedRequests", {}).values())
         table, report = summary(ledger, watcher, days, unserved)
         report["realSeconds"] = round(time.monotonic() - started, 1)
-        report["abandonedRequests"] = round(sum(abandoned.values()))
+        # The world's per-deployment totals: replicas gone since count too, not only those running at the end.
+        totals = list(status.get("requests", {}).values())
+        report["abandonedRequests"] = round(sum(t["abandoned"] for t in totals))
+        report["droppedRequests"] = round(sum(t["dropped"] for t in totals))
         report["slowestSpeed"] = None if math.isinf(pace.slowest) else pace.slowest
         screen.console.print()
         screen.console.print(table)
@@ -811,8 +811,9 @@ def run(days: float, speed: float, plain: bool) -> int:
         )
         screen.say(
             f"The week took {report['realSeconds'] / 60:.1f} real minutes, {pacing}. Requests not served: "
-            f"{unserved:,.0f} sent before a deployment's first replica was Ready, "
-            f"{report['abandonedRequests']:,} given up after waiting 2 minutes in a full replica's queue."
+            f"{unserved:,.0f} sent to a cluster with no Ready replica, "
+            f"{report['abandonedRequests']:,} given up after waiting 2 minutes in a full replica's queue, "
+            f"{report['droppedRequests']:,} still in a stopping replica when its grace period ran out."
         )
         screen.say(
             f"(summary also in {(STATE / 'demo-summary.json').relative_to(REPO)}; operator log {log.relative_to(REPO)})"

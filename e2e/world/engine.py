@@ -132,7 +132,7 @@ def _le(bound: float) -> str:
 
 _SLOT_STATE = (
     "prefill_debt_s", "stall_s", "prompt_tokens", "generation_tokens", "requests_finished", "energy_j",
-    "running", "waiting", "kv_usage", "batch", "decode_busy_s", "batch_seconds", "abandoned",
+    "running", "waiting", "kv_usage", "batch", "decode_busy_s", "batch_seconds", "abandoned", "completed",
 )  # fmt: skip
 """Per-replica state that starts from zero with each new replica (a new vLLM process)."""
 _SLOT_FIELDS = (
@@ -188,6 +188,8 @@ class FleetEngine:
         its increase divided by decode_busy_s's."""
         self.abandoned = np.zeros(slots)
         """Requests whose client gave up waiting (CLIENT_TIMEOUT_S) before they were admitted (unscaled)."""
+        self.completed = np.zeros(slots)
+        """Requests finished (unscaled, unlike the exported `requests_finished`): what request accounting counts."""
 
     def _grow_slots(self) -> None:
         old = len(self.active)
@@ -232,8 +234,9 @@ class FleetEngine:
         self._regroup()
         return slot
 
-    def remove_replica(self, key: str) -> None:
-        """Stops a replica; its queued and running requests are lost with it."""
+    def remove_replica(self, key: str) -> int:
+        """Stops a replica; returns how many queued and running requests were lost with it (the caller
+        counts them: a stopped process fails its clients' requests)."""
         slot = self._keys.pop(key)
         self.active[slot] = False
         self._params[slot] = None
@@ -241,6 +244,11 @@ class FleetEngine:
         self._regroup()
         keep = self.r_slot[: self._n] != slot
         self._compact(keep)
+        return len(keep) - int(keep.sum())
+
+    def live_on(self, slot: int) -> int:
+        """Requests queued or running on `slot`."""
+        return int(np.count_nonzero(self.r_slot[: self._n] == slot))
 
     def mean_batch(self, slots: IntArray, since: tuple[FloatArray, FloatArray]) -> float:
         """Mean decode batch of `slots` since a `batch_marks()` reading, weighted by decoding time."""
@@ -333,11 +341,16 @@ class FleetEngine:
         """Sends each arrival to one of `slots`, drawn with probabilities proportional to `weights`."""
         if len(arrivals) == 0:
             return
-        total = float(weights.sum())
-        if len(slots) == 0 or total <= 0:
+        if len(slots) == 0:
             raise ValueError("route: no replica with a positive weight")
-        picks = self._rng.choice(len(slots), size=len(arrivals), p=weights / total)
-        self.enqueue(slots[picks], arrivals)
+        self.enqueue(slots[self.choose(weights, len(arrivals))], arrivals)
+
+    def choose(self, weights: FloatArray, count: int) -> IntArray:
+        """`count` indices into `weights`, drawn with probabilities proportional to them (the routing draw)."""
+        total = float(weights.sum())
+        if len(weights) == 0 or not total > 0:
+            raise ValueError("route: no replica with a positive weight")
+        return np.asarray(self._rng.choice(len(weights), size=count, p=weights / total), dtype=np.int64)
 
     # ------------------------------------------------------------------ time step
 
@@ -479,6 +492,7 @@ class FleetEngine:
             end = finish_time[finished]
             out = self.r_output[:n][done]
             self.requests_finished += _bincount(done_slot, minlength=slots) * scale
+            self.completed += _bincount(done_slot, minlength=slots)
             h[vm.E2E.name].observe(done_slot, end - arrival, scale)
             h[vm.QUEUE.name].observe(done_slot, admit_time - arrival, scale)
             h[vm.PREFILL.name].observe(done_slot, first_time - admit_time, scale)

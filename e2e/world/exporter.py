@@ -56,7 +56,10 @@ class VllmCollector(Collector):
         base_labels = ["engine", "model_name", *_TARGET_LABELS]
         with self.fleet.lock:
             engine = self.fleet.engine
-            replicas = [r for r in self.fleet.replicas.values() if r.cluster == self.cluster]
+            pods = self.fleet.clusters[self.cluster].pods
+            # A stopping replica is scraped while its pod is listed (Prometheus discovers pods, NotReady and
+            # terminating ones too); once the pod is gone, so is its target.
+            replicas = [r for r in self.fleet.replicas.values() if r.cluster == self.cluster and r.key in pods]
             running = GaugeMetricFamily(*vm.NUM_REQUESTS_RUNNING, labels=base_labels)
             waiting = GaugeMetricFamily(*vm.NUM_REQUESTS_WAITING, labels=base_labels)
             kv = GaugeMetricFamily(*vm.KV_CACHE_USAGE, labels=base_labels)

@@ -1,15 +1,25 @@
 """The fleet as the clusters show it: pods become simulated replicas, nodes become GPUs.
 
-`Fleet.sync` turns one cluster's snapshot into engine replicas (Running and Ready managed pods)
-and a GPU table (every GPU of every GPU node, held by a pod or idle). `Fleet.tick` feeds the load
-of each deployment to its replicas by the published routing weights, advances the engine, and
-integrates each GPU's energy. Callers hold `Fleet.lock` around both, and around reads.
+`Fleet.sync` turns one cluster's snapshot into engine replicas and a GPU table (every GPU of every
+GPU node, held by a pod or idle). A replica (a vLLM process) starts when its pod is first Running
+and Ready, keeps running (and being scraped) while the pod is Running whatever its readiness, and
+takes traffic only while Ready. When the pod stops (deleted, terminating, gone) the replica drains:
+no new requests, its queued and running ones go on for up to the pod's terminationGracePeriodSeconds,
+then what is left is dropped (the kubelet's SIGKILL).
+
+`Fleet.tick` feeds the load of each deployment by the published routing weights to the clusters,
+and in each cluster evenly to its Ready replicas; the share of a cluster with no Ready replica is
+unserved (the gateway's backend there has no endpoint and answers 503), never served elsewhere.
+It then advances the engine and integrates each GPU's energy. Every request that arrives ends up
+in exactly one of finished, abandoned (client timeout), dropped (its replica stopped) or unserved,
+or is still live (`Fleet.request_totals`). Callers hold `Fleet.lock` around both, and around reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +69,30 @@ class Replica:
     pod: PodInfo
     deployment: str
     slot: int
+    ready: bool = True
+    """Takes new requests: the pod is Ready (and not held NotReady by the readiness fault)."""
+    drain_until: float | None = None
+    """Simulated time its pod's grace period ends, once the pod stopped; None while it runs."""
+
+    @property
+    def routable(self) -> bool:
+        return self.ready and self.drain_until is None
+
+
+@dataclass(frozen=True)
+class RequestTotals:
+    """Where one deployment's requests went since the world started (unscaled counts)."""
+
+    arrived: float
+    finished: float
+    abandoned: float
+    """Given up by their client after CLIENT_TIMEOUT_S in a replica's queue."""
+    dropped: float
+    """Still queued or running when their replica's grace period ran out."""
+    unserved: float
+    """Sent to a cluster with no Ready replica (or none at all)."""
+    live: float
+    """Queued or running now."""
 
 
 @dataclass
@@ -118,6 +152,14 @@ class Fleet:
         self.held_not_ready: set[str] = set()
         """Pod keys the readiness fault keeps out of service even if the cluster says Ready."""
         self.unserved_requests: dict[str, float] = {}
+        """Per deployment: requests routed to a cluster with no Ready replica (503 at the gateway)."""
+        self.unserved_by_cluster: dict[str, dict[str, float]] = {}
+        """The same per deployment and cluster routed to ("" = no published weight and no Ready replica)."""
+        self.dropped_requests: dict[str, float] = {}
+        """Per deployment: requests a stopping replica still held when its grace period ran out."""
+        self.arrived_requests: dict[str, float] = {}
+        self._retired: dict[str, tuple[float, float]] = {}
+        """Per deployment: (finished, abandoned) of replicas gone, whose engine slots were reused."""
         self._trace_loads: dict[str, tuple[LoadSpec, TraceLoad]] = {}
         self._traces: dict[TraceName, Trace] = {}
         self.gpus: list[Gpu] = []
@@ -140,12 +182,18 @@ class Fleet:
         state.nodes = {node.name: node for node in snapshot.nodes}
         state.pods = {pod_key(cluster, p.namespace, p.name): p for p in snapshot.pods}
         self._assign_gpus(state)
-        wanted = {key: pod for key, pod in state.pods.items() if self._serves(key, pod, state)}
-        for key in [k for k, r in self.replicas.items() if r.cluster == cluster and k not in wanted]:
-            self.engine.remove_replica(key)
-            del self.replicas[key]
-        for key, pod in wanted.items():
-            if key in self.replicas:
+        for key, replica in [(k, r) for k, r in self.replicas.items() if r.cluster == cluster]:
+            pod = state.pods.get(key)
+            if pod is not None and pod.uid == replica.pod.uid and self._process_up(key, pod, state):
+                # The process outlives a readiness blip: counters go on, only new traffic stops.
+                replica.pod = pod
+                replica.ready = self._ready(key, pod)
+            else:
+                self._start_drain(replica)
+        for key, pod in state.pods.items():
+            # A replica starts when its pod is first Ready (vLLM's server is up); a pod of the same name
+            # (a new uid) waits until the old one's process is gone.
+            if key in self.replicas or not (self._process_up(key, pod, state) and self._ready(key, pod)):
                 continue
             node = state.nodes[pod.node or ""]
             performance = self.catalog.performance(
@@ -161,11 +209,37 @@ class Fleet:
         """The apiserver is down: pods keep serving as last seen (the data plane does not need it)."""
         self.clusters[cluster].reachable = False
 
-    def _serves(self, key: str, pod: PodInfo, state: _ClusterState) -> bool:
+    def _ready(self, key: str, pod: PodInfo) -> bool:
+        return pod.ready and key not in self.held_not_ready
+
+    def _start_drain(self, replica: Replica) -> None:
+        if replica.drain_until is None:
+            replica.drain_until = self.now_s + replica.pod.termination_grace_s
+            replica.ready = False
+
+    def _retire_drained(self) -> bool:
+        """Stops the draining replicas that are empty or out of grace; True if any stopped."""
+        done = [
+            r
+            for r in self.replicas.values()
+            if r.drain_until is not None and (self.now_s >= r.drain_until or self.engine.live_on(r.slot) == 0)
+        ]
+        for replica in done:
+            finished, abandoned = self._retired.get(replica.deployment, (0.0, 0.0))
+            slot = replica.slot
+            self._retired[replica.deployment] = (
+                finished + float(self.engine.completed[slot]),
+                abandoned + float(self.engine.abandoned[slot]),
+            )
+            lost = self.engine.remove_replica(replica.key)
+            self.dropped_requests[replica.deployment] = self.dropped_requests.get(replica.deployment, 0.0) + lost
+            del self.replicas[replica.key]
+        return bool(done)
+
+    def _process_up(self, key: str, pod: PodInfo, state: _ClusterState) -> bool:
+        """The pod's vLLM process can run: Running, not terminating, on a known node holding its GPUs."""
         return (
             pod.running
-            and pod.ready
-            and key not in self.held_not_ready
             and pod.node in state.nodes
             and pod.gpus > 0
             and pod.deployment is not None
@@ -252,54 +326,102 @@ class Fleet:
         self._trace_loads[deployment] = (spec, load)
         return load
 
+    def _cluster_targets(self, deployment: str) -> list[tuple[str, list[Replica], float]]:
+        """(cluster, its Ready replicas, weight) the deployment's requests go to: the published weights
+        (status.routing, read from the hub), each cluster's share whether or not it has a Ready replica."""
+        per_cluster: dict[str, list[Replica]] = {}
+        for replica in self.replicas.values():
+            if replica.deployment == deployment and replica.routable:
+                per_cluster.setdefault(replica.routing_cluster, []).append(replica)
+        published = {c: w for c, w in self.routing.get(deployment, {}).items() if w > 0}
+        if not published:
+            # No weights published: the route's own weights are not the world's to know; it splits evenly
+            # over the Ready replicas.
+            return [(c, members, float(len(members))) for c, members in per_cluster.items()]
+        return [(c, per_cluster.get(c, []), w) for c, w in sorted(published.items())]
+
     def replica_weights(self, deployment: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """Slots of the deployment's replicas and each one's share of its requests."""
-        members = [r for r in self.replicas.values() if r.deployment == deployment]
-        if not members:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        per_cluster: dict[str, int] = {}
-        for replica in members:
-            per_cluster[replica.routing_cluster] = per_cluster.get(replica.routing_cluster, 0) + 1
-        published = self.routing.get(deployment, {})
-        cluster_weight = {c: published.get(c, 0.0) for c in per_cluster}
-        if sum(cluster_weight.values()) <= 0:
-            # No published routing (or none to a cluster with replicas): split evenly over replicas.
-            cluster_weight = {c: float(n) for c, n in per_cluster.items()}
-        slots = np.array([r.slot for r in members], dtype=np.int64)
-        weights = np.array([cluster_weight[r.routing_cluster] / per_cluster[r.routing_cluster] for r in members])
-        return slots, weights
+        """Slots of the deployment's Ready replicas and each one's share of its requests; the shares sum
+        to less than the total weight where a weighted cluster has no Ready replica (that part is unserved)."""
+        slots: list[int] = []
+        weights: list[float] = []
+        for _, members, weight in self._cluster_targets(deployment):
+            slots += [r.slot for r in members]
+            weights += [weight / len(members)] * len(members)
+        return np.array(slots, dtype=np.int64), np.array(weights, dtype=np.float64)
+
+    def _dispatch(
+        self, deployment: str, targets: Sequence[tuple[str, Sequence[Replica], float]], arrivals: Arrivals
+    ) -> None:
+        """Each request to a target by weight, then evenly to one of its Ready replicas. A target with none
+        keeps its share: a gateway sends it to that backend, which has no endpoint and fails it (503)."""
+        slots: list[int] = []
+        weights: list[float] = []
+        names: list[str] = []
+        for cluster, members, weight in targets:
+            if weight <= 0:
+                continue
+            for replica in members or [None]:
+                slots.append(replica.slot if replica is not None else -1)
+                weights.append(weight / max(len(members), 1))
+                names.append(cluster)
+        if not slots:
+            self._count_unserved(deployment, "", len(arrivals))
+            return
+        picks = self.engine.choose(np.array(weights), len(arrivals))
+        chosen = np.array(slots, dtype=np.int64)[picks]
+        served = chosen >= 0
+        if served.any():
+            taken = Arrivals(arrivals.times_s[served], arrivals.prompt_tokens[served], arrivals.output_tokens[served])
+            self.engine.enqueue(chosen[served], taken)
+        failed, counts = np.unique(picks[~served], return_counts=True)
+        for index, count in zip(failed.tolist(), counts.tolist(), strict=True):
+            self._count_unserved(deployment, names[index], float(count))
+
+    def _count_unserved(self, deployment: str, cluster: str, count: float) -> None:
+        self.unserved_requests[deployment] = self.unserved_requests.get(deployment, 0.0) + count
+        per_cluster = self.unserved_by_cluster.setdefault(deployment, {})
+        per_cluster[cluster] = per_cluster.get(cluster, 0.0) + count
+
+    def request_totals(self, deployment: str) -> RequestTotals:
+        """Where the deployment's requests went: arrived = finished + abandoned + dropped + unserved + live."""
+        finished, abandoned = self._retired.get(deployment, (0.0, 0.0))
+        slots = np.array([r.slot for r in self.replicas.values() if r.deployment == deployment], dtype=np.int64)
+        engine = self.engine
+        live = np.isin(engine.r_slot[: engine.live_requests], slots)
+        return RequestTotals(
+            arrived=self.arrived_requests.get(deployment, 0.0),
+            finished=finished + float(engine.completed[slots].sum()),
+            abandoned=abandoned + float(engine.abandoned[slots].sum()),
+            dropped=self.dropped_requests.get(deployment, 0.0),
+            unserved=self.unserved_requests.get(deployment, 0.0),
+            live=float(np.count_nonzero(live)),
+        )
 
     def gpu_type_of(self, replica: Replica) -> str:
         node = self.clusters[replica.cluster].nodes.get(replica.pod.node or "")
         return node.gpu_product if node is not None else ""
 
-    def _route_by_class(
-        self,
-        deployment: str,
-        routes: ClassRoutes,
-        arrivals: Arrivals,
-        slots: npt.NDArray[np.int64],
-        weights: npt.NDArray[np.float64],
-    ) -> None:
-        """Each request to its size class's replicas, by the class's (cluster, GPU type) weights shared
-        evenly over the replicas there; a class with no weight on a running replica goes by `weights`."""
-        members = [r for r in self.replicas.values() if r.deployment == deployment]
-        keys = [(r.routing_cluster, self.gpu_type_of(r)) for r in members]
-        per_key: dict[tuple[str, str], int] = {}
-        for key in keys:
-            per_key[key] = per_key.get(key, 0) + 1
+    def _route_by_class(self, deployment: str, routes: ClassRoutes, arrivals: Arrivals) -> None:
+        """Each request to its size class's (cluster, GPU type) targets by the class's weights, shared evenly
+        over the Ready replicas there (a target with none fails its share); a class with no published
+        weight goes by the deployment's cluster weights."""
+        per_key: dict[tuple[str, str], list[Replica]] = {}
+        for replica in self.replicas.values():
+            if replica.deployment == deployment and replica.routable:
+                per_key.setdefault((replica.routing_cluster, self.gpu_type_of(replica)), []).append(replica)
         nearest = routes.nearest(arrivals.prompt_tokens, arrivals.output_tokens)
         for index, (name, _, _) in enumerate(routes.sizes):
             mask = nearest == index
             if not mask.any():
                 continue
             chosen = Arrivals(arrivals.times_s[mask], arrivals.prompt_tokens[mask], arrivals.output_tokens[mask])
-            published = routes.weights.get(name, {})
-            mine = np.array([published.get(k, 0.0) / per_key[k] for k in keys])
-            if mine.sum() > 0:
-                self.engine.route(np.array([r.slot for r in members], dtype=np.int64), mine, chosen)
+            published = {k: w for k, w in routes.weights.get(name, {}).items() if w > 0}
+            if published:
+                targets = [(k[0], per_key.get(k, []), w) for k, w in sorted(published.items())]
             else:
-                self.engine.route(slots, weights, chosen)
+                targets = self._cluster_targets(deployment)
+            self._dispatch(deployment, targets, chosen)
 
     def deployments(self) -> set[str]:
         return {r.deployment for r in self.replicas.values()} | set(self.loads)
@@ -315,16 +437,15 @@ class Fleet:
             arrivals = self._trace_load(deployment, spec).arrivals(t0, t1)
             if len(arrivals) == 0:
                 continue
-            slots, weights = self.replica_weights(deployment)
-            if len(slots) == 0:
-                self.unserved_requests[deployment] = self.unserved_requests.get(deployment, 0.0) + len(arrivals)
-                continue
+            self.arrived_requests[deployment] = self.arrived_requests.get(deployment, 0.0) + len(arrivals)
             routes = self.class_routing.get(deployment)
             if routes is not None:
-                self._route_by_class(deployment, routes, arrivals, slots, weights)
-                continue
-            self.engine.route(slots, weights, arrivals)
+                self._route_by_class(deployment, routes, arrivals)
+            else:
+                self._dispatch(deployment, self._cluster_targets(deployment), arrivals)
         self.engine.advance(t0, t1, counter_scale=counter_scale)
+        self.now_s = t1
+        if self._retire_drained():
+            self._rebuild_gpu_table()
         self._update_gpu_power()
         self.gpu_energy_mj += self.gpu_power_w * (t1 - t0) * 1000.0 * counter_scale
-        self.now_s = t1

@@ -22,6 +22,8 @@ from . import labels as L
 
 _MAX_NUM_SEQS_DEFAULT = 256
 """vLLM's --max-num-seqs default when the pod does not pass it."""
+DEFAULT_TERMINATION_GRACE_S = 30.0
+"""Kubernetes' terminationGracePeriodSeconds when a pod spec does not set it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class PodInfo:
     container: str = "vllm"
     model_source: str = ""
     """vLLM --model (weights' id), used to pick the GPU profile."""
+    termination_grace_s: float = DEFAULT_TERMINATION_GRACE_S
+    """spec.terminationGracePeriodSeconds: how long a stopping replica may drain its requests before
+    it is killed (the operator renders 60, actuation/render.py)."""
 
     @property
     def deployment(self) -> str | None:
@@ -146,7 +151,15 @@ def pod_from_manifest(pod: Mapping[str, Any]) -> PodInfo:
         max_num_seqs=int(seqs) if seqs and seqs.isdigit() else _MAX_NUM_SEQS_DEFAULT,
         container=container_name,
         model_source=_arg_value(args, "--model") or "",
+        termination_grace_s=_grace_seconds(spec.get("terminationGracePeriodSeconds")),
     )
+
+
+def _grace_seconds(value: object) -> float:
+    """spec.terminationGracePeriodSeconds, Kubernetes' default where absent (or not a whole number >= 0)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return DEFAULT_TERMINATION_GRACE_S
 
 
 def node_from_manifest(node: Mapping[str, Any]) -> NodeInfo | None:

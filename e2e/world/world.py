@@ -9,6 +9,7 @@ Tests drive it through the Python methods; anything else through the control ser
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -418,6 +419,8 @@ class World:
                     "batch": float(engine.batch[r.slot]),
                     "powerWatts": float(engine.power_w[r.slot]),
                     "abandoned": float(engine.abandoned[r.slot]),
+                    "ready": r.ready,
+                    "draining": r.drain_until is not None,
                     "profile": engine.params(r.key).performance.source,
                 }
                 for r in fleet.replicas.values()
@@ -429,6 +432,9 @@ class World:
             }
             routing = dict(fleet.routing)
             unserved = dict(fleet.unserved_requests)
+            unserved_by_cluster = {d: dict(c) for d, c in fleet.unserved_by_cluster.items()}
+            dropped = dict(fleet.dropped_requests)
+            requests = {d: dataclasses.asdict(fleet.request_totals(d)) for d in sorted(fleet.deployments())}
             gpus = len(fleet.gpus)
         return {
             **reading.as_json(),
@@ -442,6 +448,9 @@ class World:
             "loads": loads,
             "routing": routing,
             "unservedRequests": unserved,
+            "unservedRequestsByCluster": unserved_by_cluster,
+            "droppedRequests": dropped,
+            "requests": requests,
             "faults": self.faults(),
             "clusterErrors": dict(self.cluster_errors),
         }

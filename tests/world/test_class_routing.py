@@ -45,11 +45,12 @@ def test_requests_go_to_the_gpu_type_of_their_size_class(catalog: ProfileCatalog
     sent: list[tuple[str, np.ndarray]] = []
     by_slot = {r.slot: fleet.gpu_type_of(r) for r in fleet.replicas.values()}
 
-    def record(slots: Any, weights: Any, arrivals: Any) -> None:
-        for slot in slots[weights > 0]:
-            sent.append((by_slot[int(slot)], np.asarray(arrivals.prompt_tokens)))
+    def record(slots: Any, arrivals: Any) -> None:
+        # What each replica was actually sent (the router draws per request, then enqueues).
+        for slot in np.unique(slots):
+            sent.append((by_slot[int(slot)], np.asarray(arrivals.prompt_tokens)[slots == slot]))
 
-    fleet.engine.route = record  # type: ignore[method-assign]
+    fleet.engine.enqueue = record  # type: ignore[method-assign]
     fleet.tick(0.0, 30.0, counter_scale=1.0)
     to_small = np.concatenate([p for gpu, p in sent if gpu == L40S])
     to_big = np.concatenate([p for gpu, p in sent if gpu == H100])

@@ -138,10 +138,14 @@ def test_readiness_fault_holds_a_pod_out_then_releases_it(world: World, clusters
     body = {"cluster": "eu-de", "namespace": "workloads", "pod": "chat-eu", "delaySimSeconds": 1800}
     delayed = _control(world, "POST", "/faults/readiness", body).json()["readinessDelayed"]
     assert [d["pod"] for d in delayed] == ["chat-eu"]
-    assert "eu-de/workloads/chat-eu" not in world.fleet.replicas
+    key = "eu-de/workloads/chat-eu"
+    with world.fleet.lock:
+        # The vLLM process runs on (scraped, finishing its work) but takes no new request while NotReady.
+        assert not world.fleet.replicas[key].routable
+        assert world.fleet.replicas[key].slot not in world.fleet.replica_weights("default.chat")[0].tolist()
     assert not clusters["eu-de"].pods[("workloads", "chat-eu")].ready
     # 1800 simulated s = 5 real s at 360x.
-    _wait(lambda: "eu-de/workloads/chat-eu" in world.fleet.replicas, timeout=15)
+    _wait(lambda: world.fleet.replicas[key].routable, timeout=15)
     assert clusters["eu-de"].pods[("workloads", "chat-eu")].ready
 
 
@@ -169,6 +173,16 @@ def test_bad_control_requests_name_the_field(world: World, path: str, body: dict
     answer = _control(world, "POST", path, body)
     assert answer.status_code == 400
     assert field in answer.json()["error"]
+
+
+def test_status_says_where_every_request_went(world: World, routing: FakeRoutingReader) -> None:
+    routing.weights = {"default.chat": {"eu-de": 50, "eu-fr": 50}}  # eu-fr: no cluster, no replica
+    world.poll_once()
+    time.sleep(1)
+    totals = _control(world, "GET", "/status").json()["requests"]["default.chat"]
+    assert totals["unserved"] > 0
+    parts = ("finished", "abandoned", "dropped", "unserved", "live")
+    assert sum(totals[p] for p in parts) == pytest.approx(totals["arrived"])
 
 
 def test_load_can_be_set_per_deployment(world: World) -> None:
