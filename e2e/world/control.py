@@ -11,12 +11,14 @@
     POST /faults/apiserver           {"cluster": "eu-de", "down": true}
     POST /faults/readiness           {"cluster": "eu-de", "namespace": "ns", "pod": "p", "delaySimSeconds": 600}
 
-Bad input answers 400 with {"error": "..."} naming the field.
+Bad input answers 400 with {"error": "..."} naming the field. Once the simulation has died, every
+route answers 500 naming its error: a world serving frozen counters must not look healthy.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -30,6 +32,8 @@ class Controllable(Protocol):
     """What the control server drives: the World (world.World), named here so control.py needs no import of it."""
 
     clock: WorldClock
+    failure: str | None
+    """Why the simulation stopped, None while it runs."""
 
     def status(self) -> dict[str, Any]: ...
 
@@ -67,6 +71,16 @@ def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], defau
     return value
 
 
+def _number(body: dict[str, Any], name: str, default: Any = ..., *, minimum: float | None = None) -> float:
+    """A finite JSON number (Python's json reads Infinity and NaN, which no field here means)."""
+    value = float(_field(body, name, (int, float), default))
+    if not math.isfinite(value):
+        raise BadRequest(f"{name}: must be a finite number, got {value}")
+    if minimum is not None and value < minimum:
+        raise BadRequest(f"{name}: must be >= {minimum:g}, got {value}")
+    return value
+
+
 class ControlServer:
     def __init__(self, world: Controllable, port: int = 0, host: str = "127.0.0.1") -> None:
         self.world = world
@@ -91,6 +105,10 @@ class ControlServer:
                 if route is None:
                     known = sorted(f"{m} {p}" for m, p in routes)
                     self._reply(404, {"error": f"no route {method} {path}", "routes": known})
+                    return
+                failure = world.failure
+                if failure is not None:
+                    self._reply(500, {"error": f"world simulation stopped: {failure}"})
                     return
                 try:
                     body: dict[str, Any] = {}
@@ -134,7 +152,7 @@ class ControlServer:
         self._server.stop()
 
     def _set_clock(self, body: dict[str, Any]) -> Any:
-        speed = float(_field(body, "speed", (int, float)))
+        speed = _number(body, "speed")
         self.world.set_speed(speed)
         return self.world.clock.read().as_json()
 
@@ -143,9 +161,7 @@ class ControlServer:
         trace = _field(body, "trace", str, TraceName.CONVERSATION.value)
         if trace not in {t.value for t in TraceName}:
             raise BadRequest(f"trace: {trace!r} is not one of {[t.value for t in TraceName]}")
-        rate = float(_field(body, "ratePerSecond", (int, float)))
-        if rate < 0:
-            raise BadRequest(f"ratePerSecond: must be >= 0, got {rate}")
+        rate = _number(body, "ratePerSecond", minimum=0)
         self.world.set_load(deployment, LoadSpec(TraceName(trace), rate))
         return {"deployment": deployment, "trace": trace, "ratePerSecond": rate}
 
@@ -154,7 +170,7 @@ class ControlServer:
         mode = _field(body, "mode", str)
         if mode not in ("ok", "error", "stall"):
             raise BadRequest(f"mode: {mode!r} is not one of ok, error, stall")
-        stall = float(_field(body, "stallSeconds", (int, float), 30.0))
+        stall = _number(body, "stallSeconds", 30.0)
         self.world.set_feed_fault(zone, mode, stall)
         return self.world.faults()
 
@@ -171,6 +187,6 @@ class ControlServer:
             _field(body, "cluster", str),
             _field(body, "namespace", str),
             _field(body, "pod", str),
-            float(_field(body, "delaySimSeconds", (int, float))),
+            _number(body, "delaySimSeconds"),
         )
         return self.world.faults()

@@ -18,6 +18,7 @@ or is still live (`Fleet.request_totals`). Callers hold `Fleet.lock` around both
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,8 @@ class LoadSpec:
     """Mean requests per simulated second, over all the deployment's replicas."""
 
     def __post_init__(self) -> None:
-        if not (self.rate_per_s >= 0):
-            raise ValueError(f"load rate_per_s: must be >= 0, got {self.rate_per_s}")
+        if not (self.rate_per_s >= 0 and math.isfinite(self.rate_per_s)):
+            raise ValueError(f"load rate_per_s: must be a finite number >= 0, got {self.rate_per_s}")
 
 
 @dataclass(frozen=True)

@@ -161,6 +161,8 @@ class World:
         self.tick_s = settings.tick()
         self.sim_cpu_seconds = 0.0
         self._last_tick_real: float | None = None
+        self.failure: str | None = None
+        """Why the simulation thread died (None while it runs): the control server answers 500 with it."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -272,9 +274,20 @@ class World:
         return real / tick
 
     def _simulate(self) -> None:
-        while not self._stop.is_set():
-            if self.advance_to(self.sim_seconds()) == 0:
-                self._stop.wait(0.01)
+        try:
+            while not self._stop.is_set():
+                if self.advance_to(self.sim_seconds()) == 0:
+                    self._stop.wait(0.01)
+        except Exception as error:
+            self._fail(error)
+
+    def _fail(self, error: Exception) -> None:
+        """The simulation died: fail loudly. Exporters close (Prometheus marks every target down instead of
+        reading frozen counters as an idle fleet) and the control server answers 500 naming the error."""
+        log.exception("world simulation stopped")
+        self.failure = f"{type(error).__name__}: {error}"
+        for exporter in self.exporters.values():
+            exporter.stop()
 
     # ------------------------------------------------------------------ clusters
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -166,13 +167,36 @@ def test_feed_fault_through_the_control_server(world: World) -> None:
         ("/faults/exporter", {"cluster": "eu-de", "down": "yes"}, "down"),
         ("/faults/readiness", {"cluster": "eu-de", "namespace": "w", "pod": "p", "delaySimSeconds": -1}, "sim_seconds"),
         ("/load", {"deployment": "default.chat", "ratePerSecond": -2}, "ratePerSecond"),
+        ("/load", {"deployment": "default.chat", "ratePerSecond": float("inf")}, "ratePerSecond"),
+        ("/load", {"deployment": "default.chat", "ratePerSecond": float("nan")}, "ratePerSecond"),
+        ("/clock", {"speed": float("inf")}, "speed"),
+        ("/faults/feed", {"zone": "FR", "mode": "stall", "stallSeconds": float("nan")}, "stallSeconds"),
         ("/load", {"deployment": "default.chat", "trace": "chess", "ratePerSecond": 2}, "trace"),
     ],
 )
 def test_bad_control_requests_name_the_field(world: World, path: str, body: dict[str, object], field: str) -> None:
-    answer = _control(world, "POST", path, body)
+    # json.dumps writes Infinity and NaN (httpx's json= refuses them), as a careless client would.
+    answer = httpx.post(world.control.url + path, content=json.dumps(body), timeout=10)
     assert answer.status_code == 400
     assert field in answer.json()["error"]
+
+
+def test_a_dead_simulation_fails_loudly(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: an exception in a tick killed the sim thread silently while the exporters served
+    frozen counters (an idle, healthy-looking fleet) and the control server answered 200."""
+    url = world.exporters["eu-de"].url + "/metrics"
+    assert httpx.get(url).status_code == 200
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("tick exploded")
+
+    monkeypatch.setattr(world.fleet, "tick", broken)
+    _wait(lambda: not any(t.is_alive() for t in world._threads if t.name == "world-sim"))
+    answer = _control(world, "GET", "/status")
+    assert answer.status_code == 500
+    assert "tick exploded" in answer.json()["error"]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2)
 
 
 def test_status_says_where_every_request_went(world: World, routing: FakeRoutingReader) -> None:
