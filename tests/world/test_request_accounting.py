@@ -226,3 +226,9 @@ def test_every_request_ends_up_counted_exactly_once(catalog: ProfileCatalog) -> 
     totals = fleet.request_totals(CHAT)
     assert min(totals.finished, totals.abandoned, totals.dropped, totals.unserved) > 0, totals
     assert set(fleet.replicas) == {"eu-fr/workloads/c"}
+
+
+@pytest.mark.parametrize("rate", [float("inf"), float("nan"), -1.0])
+def test_a_load_rate_must_be_a_finite_number_at_least_zero(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate_per_s"):
+        LoadSpec(rate_per_s=rate)
