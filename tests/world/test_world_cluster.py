@@ -224,10 +224,17 @@ def test_readiness_delay_on_a_real_pod(world: World, control_planes: Any) -> Non
         conditions = json.loads(out)["status"].get("conditions", [])
         return str(next(c["status"] for c in conditions if c["type"] == "Ready"))
 
+    key = f"eu-fr/{NAMESPACE}/{pod}"
+
+    def routable() -> bool:
+        with world.fleet.lock:
+            return world.fleet.replicas[key].routable
+
     world.delay_readiness("eu-fr", NAMESPACE, pod, sim_seconds=1800)  # 10 real s at 180x
-    assert pod not in _replicas(world, "eu-fr")
+    # The vLLM process runs on (scraped, finishing its work); it only takes no new request while NotReady.
+    assert pod in _replicas(world, "eu-fr") and not routable()
     assert ready() == "False"
-    _wait(lambda: ready() == "True" and pod in _replicas(world, "eu-fr"), 40, "the pod Ready and serving again")
+    _wait(lambda: ready() == "True" and routable(), 40, "the pod Ready and serving again")
 
 
 def test_apiserver_stop_and_restart(world: World, control_planes: Any) -> None:
