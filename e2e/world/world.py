@@ -447,7 +447,9 @@ class World:
             unserved = dict(fleet.unserved_requests)
             unserved_by_cluster = {d: dict(c) for d, c in fleet.unserved_by_cluster.items()}
             dropped = dict(fleet.dropped_requests)
-            requests = {d: dataclasses.asdict(fleet.request_totals(d)) for d in sorted(fleet.deployments())}
+            # Deployments deleted since keep their totals: what their last requests met counts too.
+            counted = fleet.deployments() | set(fleet.arrived_requests)
+            requests = {d: dataclasses.asdict(fleet.request_totals(d)) for d in sorted(counted)}
             gpus = len(fleet.gpus)
         return {
             **reading.as_json(),

@@ -199,7 +199,9 @@ def test_a_dead_simulation_fails_loudly(world: World, monkeypatch: pytest.Monkey
         httpx.get(url, timeout=2)
 
 
-def test_status_says_where_every_request_went(world: World, routing: FakeRoutingReader) -> None:
+def test_status_says_where_every_request_went(
+    world: World, routing: FakeRoutingReader, clusters: dict[str, FakeClusterReader]
+) -> None:
     routing.weights = {"default.chat": {"eu-de": 50, "eu-fr": 50}}  # eu-fr: no cluster, no replica
     world.poll_once()
     time.sleep(1)
@@ -207,6 +209,13 @@ def test_status_says_where_every_request_went(world: World, routing: FakeRouting
     assert totals["unserved"] > 0
     parts = ("finished", "abandoned", "dropped", "unserved", "live")
     assert sum(totals[p] for p in parts) == pytest.approx(totals["arrived"])
+    # A deployment gone from the world (no replica, no load) keeps its totals.
+    clusters["eu-de"].remove_pod("workloads", "chat-eu")
+    clusters["us-tx"].remove_pod("workloads", "chat-us")
+    with world.fleet.lock:
+        world.fleet.default_load = None
+    _wait(lambda: not world.fleet.replicas)
+    assert _control(world, "GET", "/status").json()["requests"]["default.chat"]["arrived"] >= totals["arrived"]
 
 
 def test_load_can_be_set_per_deployment(world: World) -> None:
