@@ -10,7 +10,7 @@ pure shrinkage shifts routing first and then scales down.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -244,12 +244,7 @@ def routing_with_grace(
     kept: dict[str, float] = {}
     dropped: list[tuple[RouteWeight, str]] = []
     notes: list[str] = []
-    for route in in_force:
-        spell = away.get(route.cluster)
-        if spell is None or route.weight <= 0:
-            continue
-        until = spell.since + timedelta(seconds=grace_seconds)
-        why = _dropped(spell, now, until)
+    for route, spell, until, why in _judged(in_force, away, now, grace_seconds):
         if why is None:
             kept[route.cluster] = float(route.weight)
             notes.append(
@@ -288,12 +283,7 @@ def routing_as_a_move_starts(
     is and the notes say so."""
     kept: list[str] = []
     dropped: list[tuple[RouteWeight, str]] = []
-    for route in in_force:
-        spell = away.get(route.cluster)
-        if spell is None or route.weight <= 0:
-            continue
-        until = spell.since + timedelta(seconds=grace_seconds)
-        why = _dropped(spell, now, until)
+    for route, spell, until, why in _judged(in_force, away, now, grace_seconds):
         head = f"{_head(route, spell)} kept into the move starting now"
         if why is None:
             kept.append(f"{head} (its pods report fresh vLLM metrics, the grace runs to {_instant(until)})")
@@ -331,6 +321,18 @@ def _shared(kept: Mapping[str, float], others: Mapping[str, float]) -> tuple[Rou
 
 def _head(route: RouteWeight, spell: Unreachable) -> str:
     return f"cluster {route.cluster} unreachable since {_instant(spell.since)}: its weight {route.weight}%"
+
+
+def _judged(
+    in_force: Sequence[RouteWeight], away: Mapping[str, Unreachable], now: datetime, grace_seconds: float
+) -> Iterator[tuple[RouteWeight, Unreachable, datetime, str | None]]:
+    """Each weight in force of an unreachable cluster, its spell, when its grace ends, and why the grace no longer
+    holds it (None while it does)."""
+    for route in in_force:
+        spell = away.get(route.cluster)
+        if spell is not None and route.weight > 0:
+            until = spell.since + timedelta(seconds=grace_seconds)
+            yield route, spell, until, _dropped(spell, now, until)
 
 
 def _dropped(spell: Unreachable, now: datetime, until: datetime) -> str | None:
