@@ -160,6 +160,19 @@ class OperatorSettings(BaseSettings):
             "rate window does not inflate demand."
         ),
     )
+    max_num_seqs_interval_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Least seconds between two renderings of a new vLLM --max-num-seqs alone (same spec generation and "
+            "build) in one member Deployment: each is a new pod template, a rollout of every replica. 1800 s: ten "
+            "cold starts (coldStartSeconds), so rollouts take at most a tenth of the time, while the flag still "
+            "follows a lasting change of request sizes within half an hour; a planned value below half the live one "
+            "is rendered at once (an overloaded replica could decode twice the batch planned, its tokens near half "
+            "as fast). 0: no interval (the dead band alone)."
+        ),
+    )
     # Found in review: any string was taken (k8s-cluster, ""), and the label goes unescaped into every
     # PromQL selector and `by (...)`, so every query failed and demand was unknown everywhere, with no
     # error at install. Now a Prometheus label name, not reserved (__) nor one the selectors already use.

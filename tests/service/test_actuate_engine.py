@@ -3,6 +3,7 @@ and --max-num-seqs it runs, and --max-num-seqs follows measured request sizes on
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from gridshift.actuation import labels as L
@@ -118,12 +119,13 @@ def _measured_world() -> tuple[ServiceHarness, dict[str, Any], FakeMemberCluster
     return world, body, world.members["eu-de"]
 
 
-def _measure(world: ServiceHarness, mean_prompt_tokens: float) -> int:
-    """One cycle at 4 requests/s of `mean_prompt_tokens` and 200 output tokens; its member writes."""
+def _measure(world: ServiceHarness, mean_prompt_tokens: float, advance: timedelta = timedelta(minutes=1)) -> int:
+    """One cycle at 4 requests/s of `mean_prompt_tokens` and 200 output tokens, `advance` after the last; its
+    member writes."""
     world.metrics.set_signal(REF, Signal.REQUEST_RATE, 4.0)
     world.metrics.set_signal(REF, Signal.PROMPT_TOKEN_RATE, 4.0 * mean_prompt_tokens)
     world.metrics.set_signal(REF, Signal.GENERATION_TOKEN_RATE, 800.0)
-    return world.cycle().member_writes
+    return world.cycle(advance=advance).member_writes
 
 
 def test_max_num_seqs_does_not_follow_a_jitter_of_the_measured_prompt_length() -> None:
@@ -140,17 +142,20 @@ def test_max_num_seqs_does_not_follow_a_jitter_of_the_measured_prompt_length() -
 
 
 def test_max_num_seqs_follows_a_change_past_its_dead_band() -> None:
+    # Each change a rollout interval after the last (OperatorSettings.max_num_seqs_interval_seconds): within it a
+    # new value waits (tests/service/test_max_num_seqs_churn.py).
+    interval = timedelta(seconds=OperatorSettings().max_num_seqs_interval_seconds)
     world, _, member = _measured_world()
     assert _measure(world, 1000) == 1 and _max_num_seqs(member) == 9  # the edit's GENERATION annotation
     # Longer prompts: the batch at SLO capacity falls below the band (the narrow side), and is rendered.
-    assert _measure(world, 1200) == 1
+    assert _measure(world, 1200, interval) == 1
     lower = _max_num_seqs(member)
     assert lower < 9 * (1 - MAX_NUM_SEQS_KEEP_BELOW) - 1
     # A little shorter again: a batch one higher is within the band above the running value, kept.
     assert _measure(world, 1150) == 0 and _max_num_seqs(member) == lower
     # Back at 1000 tokens: 9 is past the band above, rendered.
     assert lower * (1 + MAX_NUM_SEQS_KEEP_ABOVE) + 1 < 9
-    assert _measure(world, 1000) == 1 and _max_num_seqs(member) == 9
+    assert _measure(world, 1000, interval) == 1 and _max_num_seqs(member) == 9
 
 
 def test_an_edited_slo_renders_its_max_num_seqs_at_once_even_within_the_band() -> None:

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
@@ -192,6 +193,9 @@ class WorkloadState:
     generation: int | None = None
     """The InferenceDeployment's metadata.generation it was last rendered from (the GENERATION annotation),
     None where it does not say (rendered before gridshift wrote it down)."""
+    max_num_seqs_since: datetime | None = None
+    """When its --max-num-seqs was last rendered a new value (the MAX_NUM_SEQS_SINCE annotation), None where it
+    does not say or the stamp does not parse."""
     uid: str = ""
     """The member Deployment's own metadata.uid: the same object listed through two RegionalClusters has the same
     one, which tells that they name one member cluster (service.observe `_shared_members`); nobody can set it."""
@@ -367,6 +371,7 @@ def state_from_deployment(obj: Mapping[str, Any]) -> WorkloadState | None:
         owner_uid=uid,
         applied=applied_digest(obj, "Deployment") if owner is not None else "",
         generation=_whole((meta.get("annotations") or {}).get(L.GENERATION)),
+        max_num_seqs_since=_instant((meta.get("annotations") or {}).get(L.MAX_NUM_SEQS_SINCE)),
         uid=str(meta.get("uid") or ""),
         **_engine(obj, meta.get("annotations") or {}),
     )
@@ -412,6 +417,17 @@ def _whole(text: Any) -> int | None:
     except (TypeError, ValueError):
         return None
     return value if value > 0 else None
+
+
+def _instant(text: Any) -> datetime | None:
+    """An RFC 3339 time with its offset, in UTC, else None (an annotation anyone may edit)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _template_gpu_type(obj: Mapping[str, Any]) -> str | None:

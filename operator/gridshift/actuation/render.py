@@ -78,6 +78,9 @@ class WorkloadTarget:
     Deployment whose build its weights, image and args do not tell apart (service.actuate.live_variant)."""
     generation: int | None = None
     """metadata.generation of the InferenceDeployment rendered (GENERATION annotation; None: not written)."""
+    max_num_seqs_since: str | None = None
+    """When `max_num_seqs` was first rendered (MAX_NUM_SEQS_SINCE annotation, RFC 3339; None: not written):
+    the live Deployment's stamp while it keeps its value, the cycle's time for a new one (service.actuate)."""
     secret_references: bool = False
     """Whether the spec's valueFrom Secret references are rendered: only into a workload namespace of the
     tenant's own, since any replica in a shared one could read any Secret there (planner.problem keeps such
@@ -292,6 +295,10 @@ def _deployment_annotations(target: WorkloadTarget, template: Manifest) -> dict[
         annotations[L.VARIANT] = target.variant
     if target.generation is not None:
         annotations[L.GENERATION] = str(target.generation)
+    if target.max_num_seqs_since is not None:
+        # Not in applied_digest's fields: it changes only with --max-num-seqs (the args tell a rollout already),
+        # and a stamp edited by hand is not worth a write; one removed only lets the next cap change through.
+        annotations[L.MAX_NUM_SEQS_SINCE] = target.max_num_seqs_since
     return annotations
 
 

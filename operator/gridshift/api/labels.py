@@ -35,6 +35,11 @@ GENERATION = "gridshift.dev/generation"
 """Annotation: the InferenceDeployment's metadata.generation a member Deployment was last rendered from (on
 the Deployment's metadata, not its pod template: a new value is no rollout). A value other than the spec's
 generation is an edit not yet applied there, which takes the planned --max-num-seqs past its dead band."""
+MAX_NUM_SEQS_SINCE = "gridshift.dev/max-num-seqs-since"
+"""Annotation: when (RFC 3339, UTC, whole seconds) a member Deployment's --max-num-seqs was last rendered a new
+value. On the Deployment's metadata, not its pod template (a new value is no rollout); read back so that an
+operator restart does not reset service.actuate's rollout interval (OperatorSettings.max_num_seqs_interval_seconds).
+"""
 OWNER = "gridshift.dev/owner"
 """Annotation: `<namespace>/<name>` of the owning InferenceDeployment on the hub (unbounded, exact)."""
 OWNER_UID = "gridshift.dev/owner-uid"

@@ -18,7 +18,11 @@ weights are refused (RouteHeld, reported as RouteFailed), since a route's every 
 What the engine runs (`_target`): the plan's variant and --max-num-seqs where the plan has an option for the
 (cluster, GPU type), else what the live Deployment runs; the plan's --max-num-seqs only once it leaves a dead
 band around the live value (MAX_NUM_SEQS_KEEP_*) or the Deployment was rendered from another generation of the
-spec (the GENERATION annotation: an edit not yet applied there), since each new value is a rollout.
+spec (the GENERATION annotation: an edit not yet applied there), since each new value is a rollout; and, past
+the band, a new value on the same generation and build at most once per `max_num_seqs_interval_seconds`
+(OperatorSettings) per member Deployment, unless the plan's is below half the live one (MAX_NUM_SEQS_UNSAFE_BELOW).
+When a value was last rendered is the member Deployment's MAX_NUM_SEQS_SINCE annotation (its metadata: no
+rollout), so an operator restart or a new leader keeps the interval.
 """
 
 from __future__ import annotations
@@ -62,6 +66,17 @@ queues requests (a longer TTFT for some) and keeps the SLO's TPOT for those it r
 MAX_NUM_SEQS_KEEP_SEQUENCES = 1
 """Sequences the dead band is widened by on both sides: the flag is the batch rounded up, so a batch that
 moved by a hair crosses a whole number (9.01 and 8.99 are 10 and 9)."""
+_STAMP = "%Y-%m-%dT%H:%M:%SZ"
+"""RFC 3339 in UTC, whole seconds: the MAX_NUM_SEQS_SINCE annotation's form."""
+MAX_NUM_SEQS_UNSAFE_BELOW = 0.5
+"""Fraction of the live --max-num-seqs below which a planned value is rendered within the rollout interval
+(OperatorSettings.max_num_seqs_interval_seconds) too. A live cap over twice the SLO batch B lets a replica past
+its planned load decode 2B, a step of a + 2gB (planner.capacity): near twice the planned step where g*B dominates,
+so every running request's TPOT breaks the SLO, not only the queued ones'. A live cap below the planned one is
+never rendered early: it queues requests at the planned load's edge (a longer TTFT for some), and the queue adds
+to the measured demand (service.inputs.observed_demand), which the planner meets with replicas. Found in review:
+the flag is TTFT-limited and moves about 3.7 times the mean prompt, so the dead band alone let the means of
+successive rate windows roll every replica six times in 30 s (10, 36, 23, 18, 15, 10, 7) on an unchanged spec."""
 
 
 class RouteHeld(RouteMissing):
@@ -126,9 +141,17 @@ class Rendered(NamedTuple):
 class Actuator:
     """Writes workloads and routes for this cycle; see the module docstring."""
 
-    def __init__(self, hub: Hub, fence: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        fence: Callable[[], bool] = lambda: True,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_num_seqs_interval_seconds: float = 1800.0,
+    ) -> None:
         self.hub = hub
         self._fence = fence
+        self._clock = clock
+        self._interval = max_num_seqs_interval_seconds
         self._max_num_seqs: dict[str, Mapping[tuple[str, str], int]] = {}
         self._variants: dict[str, Mapping[tuple[str, str], str]] = {}
         self._applied: dict[str, dict[Key, int]] = {}
@@ -245,9 +268,10 @@ class Actuator:
         live = self._current(deployment, view, gpu_type)
         live_engine: tuple[str, tuple[str, ...]] | None = None
         planned = self._max_num_seqs.get(deployment.id, {}).get((view.name, gpu_type))
+        now = self._clock()
         if planned is not None:
             variant = self._variants.get(deployment.id, {}).get((view.name, gpu_type), "")
-            max_num_seqs = _steady_max_num_seqs(deployment, live, variant, planned)
+            max_num_seqs = _steady_max_num_seqs(deployment, live, variant, planned, (now, self._interval))
         elif live is not None:
             told = live_variant(spec, live)
             variant, max_num_seqs = told or "", live.max_num_seqs or _DEFAULT_MAX_NUM_SEQS
@@ -267,6 +291,7 @@ class Actuator:
             variant=variant,
             max_model_len=max_model_len(spec, variant, gpu_type),
             generation=_generation(deployment),
+            max_num_seqs_since=_since(live, max_num_seqs, now),
             live_engine=live_engine,
             secret_references=NAMESPACE_PLACEHOLDER in view.resource.spec.workload_namespace,
         )
@@ -403,9 +428,17 @@ class Actuator:
         return replace(deployment.planned, placements=tuple(placements[k] for k in sorted(placements)))
 
 
-def _steady_max_num_seqs(deployment: ObservedDeployment, live: WorkloadState | None, variant: str, planned: int) -> int:
+def _steady_max_num_seqs(
+    deployment: ObservedDeployment,
+    live: WorkloadState | None,
+    variant: str,
+    planned: int,
+    interval: tuple[datetime, float] | None = None,
+) -> int:
     """The plan's --max-num-seqs, or the live Deployment's while the plan's is within the dead band around it
-    (MAX_NUM_SEQS_KEEP_BELOW, _ABOVE, _SEQUENCES) and it runs the build planned. A Deployment rendered from
+    (MAX_NUM_SEQS_KEEP_BELOW, _ABOVE, _SEQUENCES) and it runs the build planned, or while its value was rendered
+    less than `interval` = (now, seconds) ago (`_recent`) and the plan's is not below MAX_NUM_SEQS_UNSAFE_BELOW of
+    it. A Deployment rendered from
     another generation of the spec (an edit: a new SLO, image or build) takes the plan's, until one rendering
     from this generation was applied there; so does a Deployment that does not say its value.
 
@@ -423,7 +456,28 @@ def _steady_max_num_seqs(deployment: ObservedDeployment, live: WorkloadState | N
     running = live.max_num_seqs
     low = running * (1.0 - MAX_NUM_SEQS_KEEP_BELOW) - MAX_NUM_SEQS_KEEP_SEQUENCES
     high = running * (1.0 + MAX_NUM_SEQS_KEEP_ABOVE) + MAX_NUM_SEQS_KEEP_SEQUENCES
-    return running if low <= planned <= high else planned
+    if low <= planned <= high:
+        return running
+    if interval is not None and _recent(live, *interval) and planned >= running * MAX_NUM_SEQS_UNSAFE_BELOW:
+        return running
+    return planned
+
+
+def _recent(live: WorkloadState, now: datetime, seconds: float) -> bool:
+    """Whether the live Deployment's --max-num-seqs was rendered less than `seconds` before `now`. One that does
+    not say when (rendered before gridshift wrote it down, or the annotation removed) or says a time after `now`
+    (a clock set back, a hand edit) is not recent: one new value goes through and is stamped."""
+    since = live.max_num_seqs_since
+    return since is not None and since <= now and (now - since).total_seconds() < seconds
+
+
+def _since(live: WorkloadState | None, max_num_seqs: int, now: datetime) -> str | None:
+    """The MAX_NUM_SEQS_SINCE stamp to render with `max_num_seqs`: the live one while the value stays (None where
+    it has none: a value it kept is not stamped as new), else `now`."""
+    if live is not None and live.max_num_seqs == max_num_seqs:
+        stamp = live.max_num_seqs_since
+        return stamp.strftime(_STAMP) if stamp is not None else None
+    return now.astimezone(UTC).strftime(_STAMP)
 
 
 def _generation(deployment: ObservedDeployment) -> int | None:

@@ -114,7 +114,7 @@ class OperatorService:
         )
         self.departures = Departures()
         self.migrations = Migrations(settings.revalidate_delay_seconds, settings.unreachable_routing_grace_seconds)
-        self.actuator = Actuator(hub, fence=self.elector.leading)
+        self.actuator = Actuator(hub, self.elector.leading, clock, settings.max_num_seqs_interval_seconds)
         self.auto = AutoMigrations(self.migrations, self.actuator, self.elector.leading, settings.write_concurrency)
         self.writes = WritePool(settings.write_concurrency, fence=self.elector.leading)
         self.reporter = Reporter(hub, self.writes)
