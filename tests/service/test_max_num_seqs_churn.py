@@ -1,5 +1,4 @@
-"""--max-num-seqs (the pod template) on an unchanged spec: measured request sizes replace the spec's only over
-enough finished requests (service.inputs.MIN_MEASURED_REQUESTS), and a new value alone is rendered at most once per
+"""--max-num-seqs (the pod template) on an unchanged spec: a new value alone is rendered at most once per
 OperatorSettings.max_num_seqs_interval_seconds per member Deployment unless the live one is unsafe
 (service.actuate.MAX_NUM_SEQS_UNSAFE_BELOW). Reproductions from review: tests/e2e/test_measured_cost.py rolled
 eu-de's replicas six times in 30 s (10, 36, 23, 18, 15, 10, 7) as its first rate windows were measured."""
@@ -17,7 +16,6 @@ from gridshift.actuation import labels as L
 from gridshift.actuation.members import WorkloadState, state_from_deployment
 from gridshift.api import InferenceDeployment
 from gridshift.service import actuate
-from gridshift.service.inputs import MIN_MEASURED_REQUESTS, observed_demand
 from gridshift.settings import OperatorSettings
 from gridshift.signals.promql import Signal
 from gridshift.testing import FakeMemberCluster
@@ -73,10 +71,9 @@ def _changes(history: list[Any]) -> int:
     return sum(a[1] != b[1] for a, b in itertools.pairwise(history))
 
 
-@pytest.mark.parametrize("interval", [0.0, 1800.0])  # 0: the sample-size floor alone keeps it
-def test_the_e2e_readings_over_its_20_s_window_keep_the_pod_template(interval: float) -> None:
-    # 0.45-2.75 req/s over 20 s: 9-55 finished requests a window, too few for a mean; the spec's means stand.
-    world, body, member = _world(window=20, interval=interval)
+def test_the_e2e_readings_over_its_20_s_window_keep_the_pod_template() -> None:
+    # 0.45-2.75 req/s over 20 s: 9-55 finished requests a window, their means noisy; the interval holds the value.
+    world, body, member = _world(window=20)
     history = _run(world, member, E2E)
     assert body["metadata"]["generation"] == 1  # the spec never changed
     assert _changes(history) == 0, history
@@ -90,53 +87,12 @@ def test_the_e2e_readings_over_a_300_s_window_roll_the_replicas_at_most_once() -
     assert _changes(history) <= 1, history
 
 
-@pytest.mark.parametrize("interval", [0.0, 1800.0])
-def test_a_first_small_window_does_not_roll_out_and_back(interval: float) -> None:
+def test_a_first_small_window_does_not_roll_out_and_back() -> None:
     """Spec means -> a first window of ~9 finished requests (0.45/s over 20 s) -> the trace's own mean (= spec)."""
-    world, body, member = _world(window=20, interval=interval)
+    world, body, member = _world(window=20)
     history = _run(world, member, [(0.45, 906.2, 207.6), (3.0, 1155.0, 211.0), (3.0, 1155.0, 211.0)])
     assert body["metadata"]["generation"] == 1
     assert len({h for _, h in history}) == 1, history
-
-
-# ------------------------------------------------------------------ the sample-size floor
-
-
-def _signals(rate: float, prompt: float, output: float) -> Any:
-    from tests.service.test_inputs import signals
-
-    return signals(rate, 0, rate * prompt, rate * output)
-
-
-def _prometheus() -> InferenceDeployment:
-    return InferenceDeployment.model_validate(deployment_body(rps=4.0, demand=dict(DEMAND)))
-
-
-def test_the_floor_is_the_traces_prompt_spread_at_a_5_percent_standard_error() -> None:
-    # CV of prompt length 0.964 (Azure code trace), 0.960 (conversation): (CV / 0.05)^2.
-    assert MIN_MEASURED_REQUESTS == 372
-
-
-@pytest.mark.parametrize("window", [20, 300])
-def test_means_over_one_request_fewer_than_the_floor_are_the_specs(window: int) -> None:
-    rate = (MIN_MEASURED_REQUESTS - 1) / window
-    demand = observed_demand(_prometheus(), [_signals(rate, 900.0, 250.0)], 300, None, window)
-    assert demand.requests_per_second == pytest.approx(rate)  # the rate is measured all the same
-    assert (demand.mean_prompt_tokens, demand.mean_output_tokens) == (1155, 211)
-
-
-@pytest.mark.parametrize("window", [20, 300])
-def test_means_over_the_floor_of_requests_are_measured(window: int) -> None:
-    rate = MIN_MEASURED_REQUESTS / window
-    demand = observed_demand(_prometheus(), [_signals(rate, 900.0, 250.0)], 300, None, window)
-    assert demand.mean_prompt_tokens == pytest.approx(900.0) and demand.mean_output_tokens == pytest.approx(250.0)
-
-
-def test_the_floor_counts_the_requests_of_every_cluster() -> None:
-    half = MIN_MEASURED_REQUESTS / 2 / 300
-    alone = observed_demand(_prometheus(), [_signals(half, 900.0, 250.0)], 300, None, 300)
-    demand = observed_demand(_prometheus(), [_signals(half, 900.0, 250.0)] * 2, 300, None, 300)
-    assert alone.mean_prompt_tokens == 1155 and demand.mean_prompt_tokens == pytest.approx(900.0)
 
 
 # ------------------------------------------------------------------ the rollout interval
@@ -233,5 +189,8 @@ def test_the_stamp_is_read_back_from_the_deployments_metadata_not_its_pod_templa
     assert L.MAX_NUM_SEQS_SINCE not in (obj["spec"]["template"]["metadata"].get("annotations") or {})
     state = state_from_deployment(obj)
     assert state is not None and state.max_num_seqs_since == world.now - timedelta(minutes=1)
-    obj["metadata"]["annotations"][L.MAX_NUM_SEQS_SINCE] = "yesterday"
-    assert replace(state, max_num_seqs_since=None) == state_from_deployment(obj)
+    # Found in review: a stamp out of datetime's range once converted to UTC raised OverflowError, and the whole
+    # Deployment was skipped as not understood (its replicas uncounted, scaled 3 -> 1 the next cycle).
+    for garbled in ("yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-13-01T00:00:00Z"):
+        obj["metadata"]["annotations"][L.MAX_NUM_SEQS_SINCE] = garbled
+        assert replace(state, max_num_seqs_since=None) == state_from_deployment(obj), garbled

@@ -425,9 +425,11 @@ def _instant(text: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        # Converting to UTC can leave datetime's range (0001-01-01T00:00+01:00): found in review, the OverflowError
+        # skipped the whole Deployment as not understood, its replicas uncounted.
+        return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else None
 
 
 def _template_gpu_type(obj: Mapping[str, Any]) -> str | None:
