@@ -153,11 +153,11 @@ def test_a_planned_value_past_the_band_but_not_below_half_is_held_within_the_int
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 
 
-def _steady(planned: int, since: datetime | None, live: int = 20, interval: float = 1800.0) -> int:
+def _steady(planned: int, since: datetime | None, live: int = 20, interval: float = 1800.0, replicas: int = 1) -> int:
     body = deployment_body(rps=4.0, demand=dict(DEMAND))
     deployment: Any = type("Observed", (), {"body": body, "resource": InferenceDeployment.model_validate(body)})()
     running = WorkloadState(
-        "team-a", "chat", "H100", "w", "ns", 1, 1, variant="", max_num_seqs=live, generation=1,
+        "team-a", "chat", "H100", "w", "ns", replicas, replicas, variant="", max_num_seqs=live, generation=1,
         max_num_seqs_since=since,
     )  # fmt: skip
     return actuate._steady_max_num_seqs(deployment, running, "", planned, (NOW, interval))
@@ -194,3 +194,10 @@ def test_the_stamp_is_read_back_from_the_deployments_metadata_not_its_pod_templa
     for garbled in ("yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-13-01T00:00:00Z"):
         obj["metadata"]["annotations"][L.MAX_NUM_SEQS_SINCE] = garbled
         assert replace(state, max_num_seqs_since=None) == state_from_deployment(obj), garbled
+
+
+def test_a_deployment_at_0_replicas_takes_the_new_value_within_the_interval() -> None:
+    """Found in review: a Deployment kept at 0 replicas held the old value, so a migration's ScaleUp back started
+    its pods with it and the interval's end restarted them 16 minutes later; at 0 a new value rolls nothing."""
+    assert _steady(30, NOW, replicas=0) == 30 and _steady(30, NOW, replicas=1) == 20
+    assert _steady(22, NOW, replicas=0) == 20  # the dead band still holds: no write for a hair's move

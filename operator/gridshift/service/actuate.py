@@ -458,7 +458,11 @@ def _steady_max_num_seqs(
     high = running * (1.0 + MAX_NUM_SEQS_KEEP_ABOVE) + MAX_NUM_SEQS_KEEP_SEQUENCES
     if low <= planned <= high:
         return running
-    if interval is not None and _recent(live, *interval) and planned >= running * MAX_NUM_SEQS_UNSAFE_BELOW:
+    # The interval holds a value only where pods run it: at 0 replicas a new value rolls nothing, and held there it
+    # rolled the replicas a migration's or roll-back's ScaleUp started with the old one, once the interval ended
+    # (found in review: started at 10:15 with 5, restarted at 10:31 for the planned 14).
+    held = interval is not None and live.desired > 0 and _recent(live, *interval)
+    if held and planned >= running * MAX_NUM_SEQS_UNSAFE_BELOW:
         return running
     return planned
 
