@@ -11,7 +11,8 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -90,3 +91,23 @@ def serve() -> Iterator[DrippingApiserver]:
     server.stop.set()
     server.shutdown()
     server.server_close()
+
+
+def ended(call: Callable[[], Any], bound: float) -> tuple[BaseException | None, float]:
+    """What `call` raised (None if nothing) and after how many seconds; fails the test if it has not ended within
+    `bound` (a dripped call that never ends must not hang the test with it)."""
+    outcome: list[BaseException | None] = []
+    started = time.monotonic()
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert outcome, f"the call had not ended after {bound:g} s"
+    return outcome[0], time.monotonic() - started

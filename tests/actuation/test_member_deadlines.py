@@ -12,12 +12,13 @@ import http.server
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gridshift.actuation.members import ClusterUnreachable, KubeMemberCluster
+from tests.dripping_apiserver import ended
 
 TIMEOUT = 0.5
 """The adapter's timeout in these tests, s."""
@@ -122,31 +123,12 @@ def member_of(server: _Apiserver) -> KubeMemberCluster:
     return KubeMemberCluster("eu-de", kubeconfig, timeout_seconds=TIMEOUT, watch=False)
 
 
-def ended(call: Callable[[], Any]) -> tuple[BaseException | None, float]:
-    """What `call` raised, and after how many seconds; fails the test if it has not ended within BOUND."""
-    outcome: list[BaseException | None] = []
-    started = time.monotonic()
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(BOUND)
-    assert outcome, f"the call had not ended after {BOUND:g} s (timeout {TIMEOUT:g} s)"
-    return outcome[0], time.monotonic() - started
-
-
 @pytest.mark.parametrize("mode", ["silent", "drip"])
 def test_discovery_that_never_answers_or_drips_ends_within_the_timeout(apiserver: _Apiserver, mode: str) -> None:
     # Found in review: discovery (DynamicClient) had no timeout, so a member apiserver that accepted and never
     # answered held the call, and the cycle of every cluster, for good; one dripping held it as long as it did.
     apiserver.mode = mode
-    error, seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]))
+    error, seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]), BOUND)
     assert isinstance(error, ClusterUnreachable), error
     # Silent, discovery's own timeout and the deadline are due together: either may say so.
     assert str(error).startswith("cluster eu-de unreachable: discovery: "), error
@@ -159,7 +141,7 @@ def test_a_list_dripped_over_a_kept_alive_connection_ends_within_the_timeout(api
     # Discovery answered; the list's answer comes a byte at a time. The client's timeout limits each read, so
     # before, the list went on as long as the bytes came (found in review). The list reuses the connection
     # discovery opened: a kept-alive socket is under the deadline of the call that uses it.
-    error, seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]))
+    error, seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]), BOUND)
     assert isinstance(error, ClusterUnreachable), error
     assert str(error) == (
         f"cluster eu-de unreachable: list Deployment in gridshift-workloads: no complete answer within {TIMEOUT:g} s"
@@ -173,11 +155,11 @@ def test_only_complete_answers_count_as_the_members_progress(apiserver: _Apiserv
     # cycle of every cluster up to the cap.
     apiserver.mode = "silent"
     member = member_of(apiserver)
-    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]))
+    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]), BOUND)
     assert isinstance(error, ClusterUnreachable) and member.answered_at() is None
     apiserver.mode = "answer"  # discovery answered at once, the list dripped
     member = member_of(apiserver)
-    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]))
+    error, _ = ended(lambda: member.workloads(["gridshift-workloads"]), BOUND)
     assert isinstance(error, ClusterUnreachable), error
     answered = member.answered_at()
     assert answered is not None  # discovery's answer; the list, cut at its deadline after it, is none
@@ -196,7 +178,7 @@ def test_discovery_is_asked_of_each_client_and_written_nowhere(
     asked: list[str] = []
     monkeypatch.setattr(_Handler, "log_message", lambda self, *args: asked.append(self.path.split("?")[0]))
     for _ in range(2):  # a second client for the same URL (a rotated kubeconfig) discovers afresh
-        error, _seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]))
+        error, _seconds = ended(lambda: member_of(apiserver).workloads(["gridshift-workloads"]), BOUND)
         assert isinstance(error, ClusterUnreachable) and " list Deployment " in str(error), error
     assert asked.count("/apis") == 2, asked
     assert list(tmp_path.iterdir()) == []

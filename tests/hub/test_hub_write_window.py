@@ -12,8 +12,6 @@ The apiserver here (tests/dripping_apiserver.py) answers reads and drips every w
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -26,7 +24,7 @@ from gridshift.hub.lease import LeaderElector
 from gridshift.service.writes import Fenced, LeaseWindow
 from gridshift.testing import FakeHub
 from tests.actuation.test_member_write_window import API_TIMEOUT, Clock, aged, cut_after, leader
-from tests.dripping_apiserver import DrippingApiserver
+from tests.dripping_apiserver import DrippingApiserver, ended
 
 ROUTE_PATH = "/apis/gateway.networking.k8s.io/v1/namespaces/ml/httproutes/chat"
 DEPLOYMENT_PATH = "/apis/gridshift.dev/v1alpha1/namespaces/ml/inferencedeployments/chat"
@@ -72,26 +70,6 @@ WHAT = {
     "route weights": "hub: patch HTTPRoute ml/chat weights",
     "status": "hub: patch InferenceDeployment ml/chat status",
 }
-
-
-def ended(call: Callable[[], Any], bound: float) -> tuple[BaseException | None, float]:
-    """What `call` raised and after how many seconds; fails if it has not ended within `bound` (the old client's
-    dripped write never ended: the test must not hang with it)."""
-    outcome: list[BaseException | None] = []
-    started = time.monotonic()
-
-    def run() -> None:
-        try:
-            call()
-            outcome.append(None)
-        except BaseException as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(bound)
-    assert outcome, f"the write had not ended after {bound:g} s"
-    return outcome[0], time.monotonic() - started
 
 
 @pytest.mark.parametrize("write", sorted(WRITES))
