@@ -83,7 +83,10 @@ def test_a_hub_write_with_under_half_a_second_left_is_not_sent_and_is_fenced(
     aged(elector, clock, 13.7)
     error, seconds = ended(lambda: WRITES[write](hub), bound=3.0)
     assert isinstance(error, Fenced), error
-    assert re.search(rf"^{WHAT[write]}: not sent, 0\.[23] s left of the write window \(leader Lease", str(error)), error
+    # The time left is what remains after the read before the PATCH (real time: 0.1 s under a loaded CI run), so the
+    # message is held to "under MIN_WRITE_SECONDS", not to one figure.
+    left = re.search(rf"^{WHAT[write]}: not sent, (\d\.\d) s left of the write window \(leader Lease", str(error))
+    assert left is not None and float(left.group(1)) < MIN_WRITE_SECONDS, error
     assert apiserver.writes == [] and seconds < 1.0, (apiserver.writes, seconds)
 
 
