@@ -61,6 +61,15 @@ def write_seconds(window: WriteWindow, where: str) -> float:
     return left
 
 
+def window_cut(window: WriteWindow, where: str, sent: float) -> Exception:
+    """`window.refused(...)` for a write sent at `sent` (time.monotonic) that the window's end cut: whether it was
+    applied is not known. `where` as for `write_seconds`. The one message of the member and hub adapters."""
+    return window.refused(
+        f"{where}: cut after {time.monotonic() - sent:.1f} s at the end of the write window; whether it was "
+        "applied is not known"
+    )
+
+
 _REARM_SECONDS = 0.05
 """Time left below which a deadline that comes due ends the call rather than waiting on (timer granularity)."""
 

@@ -41,7 +41,7 @@ from gridshift.actuation import labels as L
 from gridshift.actuation.render import Manifest, applied_digest
 from gridshift.actuation.watch import WatchCache
 from gridshift.api.labels import owner_value
-from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
+from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, window_cut, write_seconds
 
 FIELD_MANAGER = "gridshift"
 
@@ -634,10 +634,7 @@ class KubeMemberCluster:
                 result = None  # whatever the cut answer raised: the deadline is why
         if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
             if window is not None and deadline.cut_by_window:
-                raise window.refused(
-                    f"cluster {self.name}: {what}: cut after {time.monotonic() - sent:.1f} s at the end of the write "
-                    "window; whether it was applied is not known"
-                )
+                raise window_cut(window, f"cluster {self.name}: {what}", sent)
             raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
         self._answered_at = time.monotonic()
         return result

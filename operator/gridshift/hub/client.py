@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from gridshift.api import GROUP, VERSION
-from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, write_seconds
+from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, window_cut, write_seconds
 
 PLURALS = {
     "InferenceDeployment": "inferencedeployments",
@@ -567,10 +567,7 @@ class KubeHub:
 
     def _cut(self, window: WriteWindow, deadline: CallDeadline, what: str, sent: float) -> Exception:
         if deadline.cut_by_window:
-            return window.refused(
-                f"hub: {what}: cut after {time.monotonic() - sent:.1f} s at the end of the write window; whether "
-                "it was applied is not known"
-            )
+            return window_cut(window, f"hub: {what}", sent)
         return HubWriteTimeout(f"hub: {what}: no complete answer within {self._timeout:g} s")
 
     def read_lease(self, name: str, namespace: str, timeout_seconds: float | None = None) -> LeaseRecord | None:
