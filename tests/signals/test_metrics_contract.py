@@ -312,6 +312,37 @@ def test_no_retry_starts_past_the_callers_deadline(local_server: LocalServer) ->
     assert slept == [2.0, 4.0]
 
 
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_servers_retry_after_is_honoured_within_the_deadline(
+    local_server: LocalServer, recording_sleep: RecordingSleep, status: int
+) -> None:
+    # prometheus-api-client's exception keeps no headers, so a Thanos or proxy shedding load with Retry-After: 15
+    # was asked again after 2 s and 4 s (the policy's own backoff); the adapter's per-thread headers say it.
+    local_server.answer(Reply(status=status, body=b"slow down", headers={"Retry-After": "15"}))
+    with pytest.raises(MetricsError, match=f"HTTP {status}") as caught:
+        adapter(local_server, recording_sleep).query_vector("up", AT)
+    assert recording_sleep.waits == [15.0, 15.0] and caught.value.retry_after_seconds == 15.0
+    # A wait that would end past the caller's deadline starts no retry, Retry-After or not.
+    settings = MetricsSettings(deadline_seconds=10.0, retry=RetryPolicy(max_attempts=3, initial_backoff_seconds=2.0))
+    slept: list[float] = []
+    source = PrometheusMetricsSource(local_server.url, settings=settings, sleep=slept.append)
+    with pytest.raises(MetricsError, match=f"HTTP {status}"):
+        source.cluster_signals([LLAMA], AT)
+    assert slept == []
+
+
+def test_retry_after_on_other_errors_and_its_absence_leave_the_policys_backoff(
+    local_server: LocalServer, recording_sleep: RecordingSleep
+) -> None:
+    local_server.answer(Reply(status=500, body=b"internal", headers={"Retry-After": "15"}))
+    with pytest.raises(MetricsError):
+        adapter(local_server, recording_sleep).query_vector("up", AT)
+    local_server.answer(Reply(status=429, body=b"slow down"))
+    with pytest.raises(MetricsError) as caught:
+        adapter(local_server, recording_sleep).query_vector("up", AT)
+    assert recording_sleep.waits == [2.0, 4.0, 2.0, 4.0] and caught.value.retry_after_seconds is None
+
+
 def test_of_a_clusters_failing_queries_the_first_in_order_is_raised_whichever_fails_first(
     local_server: LocalServer, recording_sleep: RecordingSleep
 ) -> None:

@@ -34,7 +34,7 @@ from urllib3.util.retry import Retry
 
 from gridshift import redaction
 from gridshift.redaction import display_url
-from gridshift.signals.http import HttpxAdapter, split_query
+from gridshift.signals.http import HttpxAdapter, retry_after_seconds, split_query
 from gridshift.signals.labels import DeploymentRef, LabelScheme
 from gridshift.signals.prices import PriceFetchError
 from gridshift.signals.promql import (
@@ -70,12 +70,16 @@ every deployment of the cluster, other tenants' included, to no metrics (docs/se
 class MetricsError(Exception):
     """A query could not be answered; `retryable` when trying again later may succeed."""
 
-    def __init__(self, source: str, signal: str, message: str, *, retryable: bool) -> None:
+    def __init__(
+        self, source: str, signal: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None
+    ) -> None:
         # Its text reaches status (service.errors passes it as it is): a remembered secret never does (self-review).
         super().__init__(redaction.redact(f"metrics source {source!r}, signal {signal}: {message}"))
         self.source = source
         self.signal = signal
         self.retryable = retryable
+        self.retry_after_seconds = retry_after_seconds
+        """What the server's `Retry-After` asked for (429 or 503), seconds; None without one."""
 
 
 class ImplausibleDemand(ValueError):
@@ -299,6 +303,7 @@ class PrometheusMetricsSource:
         )
         for prefix in (self.url, "http://", "https://"):
             session.mount(prefix, adapter)
+        self._adapter = adapter
         # Each cluster_signals call sends its queries at once on threads of its own (at most
         # max_concurrent_queries), so a cycle waits for a cluster's slowest query, not the sum of a dozen (found
         # in review: at 1.8 s a query, one after another, the cluster missed the 20 s metricsDeadlineSeconds).
@@ -318,7 +323,7 @@ class PrometheusMetricsSource:
             try:
                 return self._query_once(promql, at, signal)
             except MetricsError as error:
-                pause = policy.backoff_seconds(attempt)
+                pause = policy.backoff_seconds(attempt, error.retry_after_seconds)
                 late = deadline is not None and time.monotonic() + pause >= deadline
                 if not error.retryable or attempt == policy.max_attempts or late:
                     raise
@@ -338,7 +343,12 @@ class PrometheusMetricsSource:
         except PrometheusApiClientException as error:
             status, explanation = _explain_http_error(str(error))
             retryable = status is None or status == 429 or status >= 500
-            raise MetricsError(source, signal, f"HTTP {status}: {explanation}", retryable=retryable) from error
+            # prometheus-api-client's exception drops the headers; the adapter kept this thread's (a Thanos or
+            # proxy shedding load says how long to stay away, and 2 s then 4 s came back too early).
+            wait = retry_after_seconds(self._adapter.last_headers()) if status in (429, 503) else None
+            raise MetricsError(
+                source, signal, f"HTTP {status}: {explanation}", retryable=retryable, retry_after_seconds=wait
+            ) from error
         except requests.exceptions.Timeout as error:
             raise MetricsError(
                 source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
