@@ -185,6 +185,9 @@ class ServiceHarness:
             identity=identity,
             # The Lease is judged on each process's own monotonic clock: here, the simulated one.
             monotonic=lambda: (self.now - T0).total_seconds(),
+            # Prometheus is read at the cycle's time (each reading's rate window ends then), as it is in production,
+            # where both are the wall clock: measured request mixes gather windows that do not overlap by it.
+            metrics_clock=lambda: self.now,
             carbon_feed_factory=carbon_feed,
         )
 
