@@ -922,3 +922,70 @@ def test_vllm_lengths_read_as_vllm_reads_them(value: str, length: int | None) ->
     from gridshift.service.inputs import _vllm_length
 
     assert _vllm_length(value) == length
+
+
+# ---------------------------------------------------------------- measured class shares over enough requests
+
+
+def _mix(short: int, long: int, at: datetime = AT) -> DeploymentSignals:
+    """One cluster's 300 s window: `short` prompts of 500 tokens, `long` of 5,000, each with 200 output tokens."""
+    values = histogram_cluster(131_072, [500.0] * short + [5_000.0] * long).values
+    return DeploymentSignals(REF, at, {**values, Signal.REQUEST_RATE: (short + long) / 300})
+
+
+def _long_share(idep: InferenceDeployment, demand: S.ObservedDemand) -> float | None:
+    from gridshift.planner.problem import classes_of
+
+    planned = S.Deployment("ml", "chat", requirements_of(idep.spec), (), demand)
+    shares = {c.prompt_tokens > 1000: c.share for c in classes_of(planned)}
+    return shares.get(True)
+
+
+def _sampled(history: Any, *windows: DeploymentSignals) -> tuple[list[float | None], Any]:
+    from gridshift.service.inputs import sampled_classes
+
+    idep = InferenceDeployment.model_validate(two_class_body())
+    shares = []
+    for window in windows:
+        demand, history = sampled_classes(idep, observed_demand(idep, [window], 300), [window], history, (300, 100))
+        shares.append(_long_share(idep, demand))
+    return shares, history
+
+
+def test_a_mix_over_fewer_requests_than_the_floor_leaves_the_last_one_and_the_spec_before_any() -> None:
+    from gridshift.service.inputs import ClassHistory
+
+    minute = timedelta(minutes=5)
+    shares, history = _sampled(ClassHistory(), _mix(3, 3), _mix(190, 10, AT + minute), _mix(3, 3, AT + 2 * minute))
+    # 6 requests: the spec's 50/50 (none measured yet); 200: measured, 5% long; 6 again: the 5% stands.
+    assert shares[0] == pytest.approx(0.5) and shares[1] == pytest.approx(0.05) and shares[2] == shares[1]
+    assert history.gathering is not None and history.gathering.requests == 6
+
+
+def test_small_windows_are_gathered_until_they_count_the_floor_and_an_overlapping_one_is_not_counted_twice() -> None:
+    from gridshift.service.inputs import ClassHistory
+
+    shares, history = _sampled(ClassHistory(), _mix(190, 10))
+    windows = [_mix(20, 20, AT + timedelta(minutes=5 * i)) for i in (1, 2)]
+    overlapping = _mix(20, 20, AT + timedelta(minutes=11))  # 300 s back from 10:11 reaches into the last one
+    shares, history = _sampled(history, *windows, overlapping)
+    assert shares == [pytest.approx(0.05)] * 3 and history.gathering.requests == 80
+    shares, history = _sampled(history, _mix(20, 20, AT + timedelta(minutes=15)))  # 120 requests, half long
+    assert shares == [pytest.approx(0.5)] and history.gathering is None and history.trusted.requests == 120
+
+
+def test_a_window_of_enough_requests_is_planned_as_measured() -> None:
+    from gridshift.service.inputs import ClassHistory, sampled_classes
+
+    idep = InferenceDeployment.model_validate(two_class_body())
+    window = _mix(60, 40)
+    measured = observed_demand(idep, [window], 300)
+    demand, history = sampled_classes(idep, measured, [window], ClassHistory(), (300, 100))
+    assert demand == measured and history.trusted is not None and history.gathering is None
+    # A floor of 0 takes every window as measured.
+    tiny = _mix(1, 1, AT + timedelta(minutes=5))
+    demand, _ = sampled_classes(idep, observed_demand(idep, [tiny], 300), [tiny], history, (300, 0))
+    assert _long_share(idep, demand) == pytest.approx(0.5)
+    # No classes measured this cycle (no traffic; a histogram failed or empty): demand and history as they were.
+    quiet = observed_demand(idep, [_mix(0, 0)], 300)
+    assert sampled_classes(idep, quiet, [_mix(0, 0)], history, (300, 100)) == (quiet, history)

@@ -201,3 +201,89 @@ def test_a_deployment_at_0_replicas_takes_the_new_value_within_the_interval() ->
     its pods with it and the interval's end restarted them 16 minutes later; at 0 a new value rolls nothing."""
     assert _steady(30, NOW, replicas=0) == 30 and _steady(30, NOW, replicas=1) == 20
     assert _steady(22, NOW, replicas=0) == 20  # the dead band still holds: no write for a hair's move
+
+
+# ------------------------------------------------------------------ class shares over too few requests
+
+CLASSES = [
+    {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.9},
+    {"name": "long", "promptTokens": 5000, "outputTokens": 300, "share": 0.1},
+]
+PROMPT_EDGES, OUTPUT_EDGES = (100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0), (100.0, 200.0, 500.0)
+
+
+def _histogram(counts: dict[float, float], edges: tuple[float, ...]) -> dict[str, float]:
+    cumulative = {str(e): float(sum(n for size, n in counts.items() if size <= e)) for e in edges}
+    return {**cumulative, "+Inf": float(sum(counts.values()))}
+
+
+def _class_world(window: int = 300) -> tuple[ServiceHarness, FakeMemberCluster]:
+    settings = OperatorSettings(
+        revalidate_delay_seconds=0,
+        plan_interval_seconds=60,
+        prometheus_url="http://prom",
+        metrics_window_seconds=window,
+    )
+    world = ServiceHarness(["eu-de"], settings=settings)
+    demand = {"source": "Prometheus", "meanPromptTokens": 740, "meanOutputTokens": 165, "requestClasses": CLASSES}
+    world.add(deployment_body(rps=4.0, demand=demand))
+    for _ in range(2):  # no metrics yet: the spec's classes
+        world.cycle()
+    return world, world.members["eu-de"]
+
+
+def _window(world: ServiceHarness, short: float, long: float, window: int = 300) -> None:
+    """One rate window's readings: `short` requests of 300 prompt and 150 output tokens, `long` of 4,500 and 300."""
+    for signal, value in (
+        (Signal.REQUEST_RATE, (short + long) / window),
+        (Signal.REQUESTS_WAITING, 0.0),
+        (Signal.PROMPT_TOKEN_RATE, (short * 300 + long * 4500) / window),
+        (Signal.GENERATION_TOKEN_RATE, (short * 150 + long * 300) / window),
+    ):
+        world.metrics.set_signal(REF, signal, value)
+    prompt = _histogram({300.0: short, 4500.0: long}, PROMPT_EDGES)
+    world.metrics.set_signal(REF, Signal.PROMPT_TOKENS_BUCKETS, prompt)
+    world.metrics.set_signal(
+        REF, Signal.GENERATION_TOKENS_BUCKETS, _histogram({150.0: short, 300.0: long}, OUTPUT_EDGES)
+    )
+
+
+def _class_run(world: ServiceHarness, member: FakeMemberCluster, windows: list[tuple[float, float]], **kw: Any) -> Any:
+    history = [_template(member)]
+    for short, long in windows:
+        _window(world, short, long, **kw)
+        world.cycle()
+        history.append(_template(member))
+    return history
+
+
+STEADY = (1140.0, 60.0)  # 4 req/s over 300 s, 5% long
+
+
+def test_a_window_of_a_handful_of_long_requests_does_not_roll_the_replicas() -> None:
+    """Reproduced: 6 requests in a window, 3 of them long, read the long class (5% of the steady mix) as 50%;
+    --max-num-seqs went 21 -> 3, below half the live value, so it was rendered at once (every replica rolled) and
+    the steady windows' 21 after it was held by the rollout interval. Under the floor (100 requests) the steady mix
+    stands."""
+    world, member = _class_world()
+    steady = _class_run(world, member, [STEADY] * 3)
+    assert len(set(steady)) == 1, steady
+    history = _class_run(world, member, [(3.0, 3.0), (2.0, 4.0), STEADY])
+    assert set(history) == {steady[-1]}, history  # no rollout, no lowered cap left behind
+
+
+def test_a_sustained_shift_over_enough_requests_still_moves_the_value_at_once() -> None:
+    world, member = _class_world()
+    (live, template), *_ = _class_run(world, member, [STEADY] * 2)
+    shifted = _class_run(world, member, [(600.0, 600.0)])  # 4 req/s, half of them long: 1,200 requests
+    assert shifted[-1][0] < live * actuate.MAX_NUM_SEQS_UNSAFE_BELOW and shifted[-1][1] != template, shifted
+
+
+def test_a_sustained_shift_at_low_traffic_moves_the_value_once_enough_requests_are_gathered() -> None:
+    """Windows of 6 requests each (0.1 req/s over 60 s, windows that do not overlap), half of them long: gathered
+    until they count 100 requests, then planned; never the spec's or the old mix for ever."""
+    world, member = _class_world(window=60)
+    (live, template), *_ = _class_run(world, member, [(228.0, 12.0)] * 2, window=60)  # 4 req/s, 5% long
+    history = _class_run(world, member, [(3.0, 3.0)] * 17, window=60)
+    assert set(history[:-1]) == {(live, template)}, history  # 16 windows: 96 requests, under the floor
+    assert history[-1][0] < live * actuate.MAX_NUM_SEQS_UNSAFE_BELOW, history  # the 17th: 102, the new mix

@@ -91,8 +91,10 @@ def test_a_bucket_edge_that_is_no_number_is_passed_over() -> None:
         Signal.REQUEST_RATE: 1.0,
         Signal.PROMPT_TOKEN_RATE: 1000.0,
         Signal.GENERATION_TOKEN_RATE: 200.0,
-        Signal.PROMPT_TOKENS_BUCKETS: {"abc": 5.0, "nan": 6.0, "1000": 8.0, "+Inf": 10.0},
-        Signal.GENERATION_TOKENS_BUCKETS: {"100": 5.0, "+Inf": 10.0},
+        # 300 requests, as 1 req/s over the 300 s window counts: a mix over fewer is not planned on
+        # (OperatorSettings.class_share_min_requests), and the edges passed over must reach the planner.
+        Signal.PROMPT_TOKENS_BUCKETS: {"abc": 150.0, "nan": 180.0, "1000": 240.0, "+Inf": 300.0},
+        Signal.GENERATION_TOKENS_BUCKETS: {"100": 150.0, "+Inf": 300.0},
     }
     replicas, _ = run(values, classes=True)
     assert replicas == honest, replicas

@@ -14,7 +14,7 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -397,6 +397,99 @@ def measured_classes(
     return classes_from_histograms(
         summed(Signal.PROMPT_TOKENS_BUCKETS), summed(Signal.GENERATION_TOKENS_BUCKETS), longest_tokens=longest_tokens
     )
+
+
+@dataclass(frozen=True)
+class ClassSample:
+    """vLLM's two token histograms ((upper edge, cumulative count) pairs, summed over the clusters on the edges they
+    share) over one rate window, or over several that do not overlap, and the time they span."""
+
+    prompt: tuple[tuple[float, float], ...]
+    generation: tuple[tuple[float, float], ...]
+    start: datetime
+    end: datetime
+
+    @property
+    def requests(self) -> float:
+        """Finished requests counted (the largest cumulative count: +Inf's)."""
+        return max((count for _, count in self.prompt), default=0.0)
+
+    def joined(self, later: ClassSample) -> ClassSample:
+        """This sample and a later one that does not overlap it, added up (on the edges both have)."""
+        prompt = merged_histograms([self.prompt, later.prompt])
+        generation = merged_histograms([self.generation, later.generation])
+        return ClassSample(tuple(prompt), tuple(generation), self.start, later.end)
+
+
+def class_window(signals: Sequence[DeploymentSignals], window_seconds: float) -> ClassSample:
+    """The clusters' token histograms over this cycle's rate window (ending when they were read)."""
+    end = max(s.observed_at for s in signals)
+    return ClassSample(
+        tuple(merged_histograms([s.buckets(Signal.PROMPT_TOKENS_BUCKETS) for s in signals])),
+        tuple(merged_histograms([s.buckets(Signal.GENERATION_TOKENS_BUCKETS) for s in signals])),
+        end - timedelta(seconds=window_seconds),
+        end,
+    )
+
+
+@dataclass(frozen=True)
+class ClassHistory:
+    """A deployment's measured request mixes across cycles (service.observe keeps one per deployment). `trusted`: the
+    last sample of at least the floor's requests (OperatorSettings.class_share_min_requests), the one its classes
+    are made of; `gathering`: the windows since, each of fewer, added up until together they reach the floor."""
+
+    trusted: ClassSample | None = None
+    gathering: ClassSample | None = None
+
+    def after(self, window: ClassSample, min_requests: float) -> ClassHistory:
+        """The history once `window` is measured. A window of enough requests is trusted alone (the steady case:
+        planned as measured, as before the floor); a smaller one joins the gathering, unless it overlaps the last
+        window gathered (a rate window longer than the planning interval: its requests are partly counted
+        already), and the gathering is trusted once it counts enough. So a low-traffic deployment is still
+        planned on its measured mix, gathered over a longer span, not on the spec's forever (found in review of
+        the floor on mean sizes: below 1.24 req/s it planned on the spec's sizes for ever)."""
+        if window.requests >= min_requests:
+            return ClassHistory(window)
+        gathering = self.gathering
+        if gathering is None:
+            gathering = window
+        elif window.start >= gathering.end:
+            gathering = gathering.joined(window)
+        if gathering.requests >= min_requests:
+            return ClassHistory(gathering)
+        return ClassHistory(self.trusted, gathering)
+
+
+def sampled_classes(
+    idep: InferenceDeployment,
+    demand: S.ObservedDemand,
+    signals: Sequence[DeploymentSignals],
+    history: ClassHistory,
+    window: tuple[float, float],
+) -> tuple[S.ObservedDemand, ClassHistory]:
+    """`demand` (observed_demand) with its measured classes made of the history's trusted sample once this cycle's
+    window (`window` = (rate window s, the floor's requests)) is added: none (the spec's classes) before any.
+    Where no classes were measured this cycle (not planned by class, no traffic, a histogram missing or failed)
+    the demand and the history are as they were.
+
+    Reproduced (tests/service/test_max_num_seqs_churn.py): taken from each window as measured, a window of 6
+    requests, 3 of them of a long class whose share was 5%, planned that class at 50%, and --max-num-seqs fell
+    from 21 to 3, below half the live value (service.actuate.MAX_NUM_SEQS_UNSAFE_BELOW), so it was rendered at
+    once (every replica rolled) and the next steady window's 21 was then held by the rollout interval."""
+    if not demand.request_classes:
+        return demand, history
+    seconds, min_requests = window
+    sample = class_window(signals, seconds)
+    history = history.after(sample, min_requests)
+    if history.trusted is sample:
+        return demand, history  # this window's own classes, as observed_demand made them
+    trusted = history.trusted
+    classes = () if trusted is None else _classes_of(trusted, longest_sequence(idep.spec))
+    return replace(demand, request_classes=classes), history
+
+
+def _classes_of(sample: ClassSample, longest_tokens: float | None) -> tuple[S.RequestClass, ...]:
+    return classes_from_histograms(sample.prompt, sample.generation, longest_tokens=longest_tokens)
 
 
 def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:
