@@ -132,3 +132,29 @@ def test_not_moved_compares_the_whole_cover_there_not_one_replica() -> None:
     assert "per replica" not in note, note
     assert "covering the demand there (6 replica(s)) would save 0.689" in note, note
     assert "its 6 start(s) cost" in note and "not paid back within 0.5 h" in note, note
+
+
+def test_not_moved_weighs_the_alternative_against_the_dearest_option_and_the_plans_own_cost() -> None:
+    # Found in review: the plan runs 2 H100 at 2.0 USD/h (all of a's GPUs) and 1 A100 at 2.6 USD/h; c/H100 at
+    # 2.5 USD/h is cheaper than the A100 per unit of capacity and per replica, and the note set its whole
+    # cover against the H100 alone ("against 6.1423 USD/h on a/H100", 3 H100 where a has 2), a comparison
+    # that decided nothing: it names the A100 it was weighed against, and the plan's own cost.
+    d = deployment("chat", 18.0, gpu_types=[H100, A100], payback_hours=0.5, placements=[("a", H100, 2), ("b", A100, 1)])
+    world = snapshot(
+        [d],
+        [
+            cluster("a", gpus={H100: 2}, gpu_hour=2.0),
+            cluster("b", gpus={A100: 8}, gpu_hour=2.6),
+            cluster("c", gpus={H100: 16}, gpu_hour=2.5),
+        ],
+        {name: flat_prices(0.1) for name in "abc"},
+    )
+    plan = make_plan(world).for_deployment("ns/chat")
+    assert plan.explanation.reason == "NoChange"
+    assert {(t.cluster, t.gpu_type): t.replicas for t in plan.targets} == {("a", H100): 2, ("b", A100): 1}
+    (note,) = [d for d in plan.explanation.details if d.startswith(f"not moved to c/{H100}")]
+    assert f"per replica than b/{A100}" in note, note
+    assert f"on a/{H100}" not in note, note
+    cover = plan.explanation.alternative_usd_per_hour
+    assert cover is not None and cover > plan.cost.usd_per_hour
+    assert f"takes 3 replica(s) at {cover:.4f} USD/h against {plan.cost.usd_per_hour:.4f} USD/h" in note, note

@@ -835,7 +835,7 @@ def _explain(
         # deployments that use carbon have options with a carbon view (problem.py).
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
-    alternative, alternative_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted)
+    alternative, alt_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted, cost)
     gaps = _current_gaps(deployment)
     reason = _reason(deployment, started, stopped, ruled_out, infeasible_reason, gaps)
     if reason == "CheaperPlacement":
@@ -855,8 +855,8 @@ def _explain(
             summary += f"; costs {-saving:.3f} USD/h more than keeping the current placement"
         else:
             summary += f"; saves {saving:.3f} USD/h against keeping the current placement"
-    if alternative is not None and alternative_hourly is not None:
-        summary += f"; best alternative {alternative} at {_fixed(alternative_hourly, 3)} USD/h for the same demand"
+    if alternative is not None and alt_hourly is not None:
+        summary += f"; best alternative {alternative} at {_fixed(alt_hourly, 3)} USD/h for the same demand"
     if uses_carbon:
         summary += _carbon_summary(deployment, cost)
     return Explanation(
@@ -865,7 +865,7 @@ def _explain(
         details=tuple(details),
         binding_constraints=tuple(binding),
         alternative=alternative,
-        alternative_usd_per_hour=alternative_hourly,
+        alternative_usd_per_hour=alt_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
 
@@ -1072,13 +1072,15 @@ def _alternative(
     details: list[str],
     binding: list[str],
     alternatives: _Alternatives,
-    exhausted: bool = False,
+    exhausted: bool,
+    cost: CostPrediction,
 ) -> tuple[str | None, float | None]:
     """The best option not used: the one that would cover the demand most cheaply on its own (replicas
     needed x cost per hour now at the observed load, comparable across GPU types and with the plan's own
     cost), and why the plan did not move there (appended to details and binding). None where the plan
     places nothing (no demand, or nothing fits: no option to compare), and never a pool too small for one
-    replica (found in review: an empty pool was offered as the best alternative)."""
+    replica (found in review: an empty pool was offered as the best alternative). `cost`: the plan's own
+    (_cost_prediction)."""
     options = deployment.options
     unused, main, covers = alternatives.shortlist, alternatives.main, alternatives.covers
     if not unused:
@@ -1128,7 +1130,7 @@ def _alternative(
                 f"{covers[j].replicas} replica(s) there against {covers[main].replicas} on {_label(options[main])}"
             )
         else:
-            details.append(_payback_note(deployment, counts, alternatives, j, dearest, exhausted))
+            details.append(_payback_note(deployment, counts, alternatives, j, dearest, exhausted, cost.usd_per_hour))
     if not deployment.frozen:
         carbon_price = deployment.deployment.requirements.carbon_price_usd_per_tonne
         details.append(_why_won(options[main], option, covers, main, j, full, carbon_price))
@@ -1136,22 +1138,32 @@ def _alternative(
 
 
 def _payback_note(
-    deployment: DeploymentProblem, counts: list[int], alternatives: _Alternatives, j: int, dearest: int, exhausted: bool
+    deployment: DeploymentProblem,
+    counts: list[int],
+    alternatives: _Alternatives,
+    j: int,
+    dearest: int,
+    exhausted: bool,
+    plan_usd: float,
 ) -> str:
-    """Why the plan is not on option j, cheaper per unit of capacity and per replica than the plan's dearest,
-    in the figures of the whole cover there against the plan's main option alone (_all_covers): what it would
-    save per hour at today's price, and what starting its replicas costs. Found in review: "saves 4.3252 USD/h
-    per replica, but a start costs 0.1355 USD" set 1 H100 against 1 A100 where the demand needed 6 A100, so
-    the saving and the start cost said of different things."""
-    option, covers = deployment.options[j], alternatives.covers
-    there, here = covers[j], covers[alternatives.main]
+    """Why the plan is not on option j, cheaper per unit of capacity and per replica than the plan's `dearest`
+    option (what _alternative weighed it against), in the figures of the whole cover there (_all_covers)
+    against the plan's own cost per hour (`plan_usd`, _cost_prediction, on the same basis: price now, power at
+    the observed load): what it would save per hour at today's price, and what starting its replicas costs.
+    Found in review: "saves 4.3252 USD/h per replica, but a start costs 0.1355 USD" set 1 H100 against 1 A100
+    where the demand needed 6 A100, so the saving and the start cost said of different things; and the cover
+    there was set against the plan's main option alone, where a dearer one beside it was what j was weighed
+    against (a plan of 2 H100 and 1 A100: "takes 3 replica(s) at 7.6423 USD/h against 6.1423 USD/h on" the
+    H100, 3 of them where its pool had 2, with the plan at 6.724 USD/h)."""
+    option = deployment.options[j]
+    there = alternatives.covers[j]
     head = f"not moved to {_label(option)}"
-    gain = here.usd_per_hour - there.usd_per_hour
+    gain = plan_usd - there.usd_per_hour
     if gain <= 0:
         return (
-            f"{head}: cheaper per unit of capacity, but covering the demand there takes {there.replicas} "
-            f"replica(s) at {_fixed(there.usd_per_hour, 4)} USD/h against {_fixed(here.usd_per_hour, 4)} USD/h "
-            f"on {_label(deployment.options[alternatives.main])}"
+            f"{head}: cheaper per unit of capacity and per replica than {_label(deployment.options[dearest])}, but "
+            f"covering the demand there takes {there.replicas} replica(s) at {_fixed(there.usd_per_hour, 4)} USD/h "
+            f"against {_fixed(plan_usd, 4)} USD/h for the plan's placement"
         )
     starts = max(0, there.replicas - option.current)
     start_usd = starts * option.start_cost_usd
