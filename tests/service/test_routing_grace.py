@@ -390,3 +390,40 @@ def test_a_frozen_or_advisory_deployment_has_no_unreachable_prometheus_asked() -
             report = world.cycle()
             assert not [e for e in report.errors if "routing grace" in e]
         assert hanging.calls == 0, mode
+
+
+def test_a_region_forbidden_while_its_pods_are_not_measured_loses_its_weight_as_a_move_starts() -> None:
+    """Found in review (fifth): "not measured" (after a restart, b's replicas unknown; or b's Prometheus silent)
+    overrode eligibility, so a region forbidden (or a namespace no longer admitted) while b was away kept its 50% into
+    the move that started, up to readyTimeoutSeconds. Eligibility decides first; "not measured" keeps only an eligible
+    cluster's weight."""
+
+    def forbid_b(world: ServiceHarness, forbidden: list[str]) -> None:
+        world.members["a"].ready_immediately = False
+        world.members["b"].reachable = False
+        respec(world, {"forbiddenRegions": forbidden})
+        world.deployments["chat"]["spec"]["capacity"] = {"minReplicas": 2, "maxReplicas": 2, "minRegions": 1}
+
+    restarted = spread_world(gpus=16)
+    forbid_b(restarted, ["b"])
+    restarted.service = restarted.make_service("op-1")
+    silent = spread_world(gpus=16, metrics_deadline_seconds=1)
+    own_prometheus_for_b(silent, Hanging(1.5))
+    forbid_b(silent, ["b"])
+    barred = spread_world(gpus=16)  # b no longer admits the namespace: its own rule, which the hub still tells
+    forbid_b(barred, [])
+    barred.cluster_bodies["b"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "other"}}
+    barred.service = barred.make_service("op-1")
+    for world in (restarted, silent, barred):
+        world.cycle()
+        assert [s["action"] for s in world.status()["migration"]] == ["ScaleUp", "WaitReady", "ShiftRouting"]
+        assert routing(world) == {"a": 100}
+        note = grace_notes(world)[-1]
+        assert "its weight 50% dropped to 0 as a move starts, the deployment may no longer run there" in note
+    allowed = spread_world(gpus=16)  # b still eligible: its unknown replicas' weight kept into the move, as before
+    forbid_b(allowed, ["c"])
+    allowed.service = allowed.make_service("op-1")
+    allowed.cycle()
+    assert [s["action"] for s in allowed.status()["migration"]] == ["ScaleUp", "WaitReady", "ShiftRouting"]
+    assert routing(allowed) == {"a": 50, "b": 50}
+    assert "kept into the move starting now (its pods' vLLM metrics not measured" in grace_notes(allowed)[-1]

@@ -217,7 +217,7 @@ class Unreachable:
     35 s): the data plane's own word that they still serve; 0 when none does or they were not measured."""
     usable: bool = True
     """Whether the deployment may still run there (the planner's eligibility rules: planner.plan.DeploymentPlan
-    .usable_away); False: its weight goes at once, as a reachable cluster's would."""
+    .usable_away); False: its weight goes at once, as a reachable cluster's would, whatever `unmeasured` says."""
     unmeasured: str | None = None
     """Why its pods' metrics were not measured this cycle (Prometheus did not answer, its replicas there unknown),
     when they were not: `reporting` is then 0 for want of a reading, not because none reports."""
@@ -338,7 +338,7 @@ def _judged(
 def _dropped(spell: Unreachable, now: datetime, until: datetime) -> str | None:
     """Why the grace no longer holds an unreachable cluster's weight; None while it does."""
     if not spell.usable:
-        return "the deployment may no longer run there (or the plan has none of its replicas there)"
+        return "the deployment may no longer run there"
     if now >= until:
         return f"the grace ended at {_instant(until)}"
     if spell.reporting > 0:

@@ -172,9 +172,10 @@ class DeploymentPlan:
     """The build (Requirements.variants name) replicas run per (cluster, GPU type), where it is not the
     model itself."""
     usable_away: frozenset[str] = frozenset()
-    """The unreachable clusters holding its replicas where it may still run them (its eligibility rules: regions,
-    tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled): the only ones an unreachable
-    cluster's routing weight is kept in for a while (the routing grace, service.migrate)."""
+    """The unreachable clusters where it may still run its replicas (its eligibility rules: regions,
+    tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled; by the cluster's rules alone where
+    none of its replicas there is known): the only ones an unreachable cluster's routing weight is kept in for a while
+    (the routing grace, service.migrate), whatever is known of its pods."""
 
     @property
     def total_replicas(self) -> int:

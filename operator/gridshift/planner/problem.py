@@ -810,12 +810,21 @@ def _usable_away(
     capacity: _Capacities,
     alternatives: _Alternatives,
 ) -> frozenset[str]:
-    """The unreachable clusters holding replicas of the deployment where it may still run them: by the rules that
-    make an option of a reachable cluster's (`_ruled_out`; a build of the model with SLO capacity on that GPU type).
+    """The unreachable clusters where the deployment may still run its replicas: by the rules that make an option of
+    a reachable cluster's (`_ruled_out`; a build of the model with SLO capacity on that GPU type). Where none of its
+    replicas there is known (none listed since the operator started, or none runs there), by the cluster's own rules
+    (`_eligible_cluster`: regions, tenantNamespaceSelector, clusterSelector), which the hub still tells.
     Only these keep their routing weight for the routing grace (service.migrate): found in review, a region forbidden,
-    or a cluster no longer admitting the namespace, while it was away kept its traffic for the whole grace."""
+    or a cluster no longer admitting the namespace, while it was away kept its traffic for the whole grace; and
+    (fifth review) after a restart such a cluster's weight, its pods not measured, was kept into a move."""
     sites = {site.cluster.name: site for site in scope.sites}
-    return frozenset(
+    held = {cluster for cluster, _, _ in unreachable}
+    unlisted = frozenset(
+        s.cluster.name
+        for s in scope.sites
+        if not s.cluster.reachable and s.cluster.name not in held and s.excluded is None
+    )
+    return unlisted | frozenset(
         cluster
         for cluster, gpu_type, _ in unreachable
         if (site := sites.get(cluster)) is not None

@@ -797,8 +797,9 @@ def _away(
             name,
             view.unreachable_since or ended,
             deployment.reporting_away.get(name, 0),
-            # Not measured (its replicas there unknown after a restart, so none planned there): that says why.
-            usable=name in plan.usable_away or name in deployment.unmeasured_away,
+            # Eligibility first, whatever is known of its pods (fifth review: "not measured" kept a forbidden
+            # region's weight into a move); a cluster whose replicas are unknown is judged by its own rules there.
+            usable=name in plan.usable_away,
             unmeasured=deployment.unmeasured_away.get(name),
         )
         for name, view in views.items()
