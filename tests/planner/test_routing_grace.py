@@ -18,7 +18,7 @@ def weights(routing: tuple[RouteWeight, ...]) -> dict[str, int]:
 
 def test_kept_weight_stays_and_the_others_share_the_rest_as_proposed() -> None:
     away = {"b": Unreachable("b", T0, reporting=2)}
-    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0 + timedelta(seconds=60), 180)
+    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0 + timedelta(seconds=60), 180, SERVING)
     assert weights(routing) == {"a": 48, "b": 20, "c": 32}
     assert notes == (
         "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% kept until 2024-06-03T10:03:00+00:00 "
@@ -27,8 +27,10 @@ def test_kept_weight_stays_and_the_others_share_the_rest_as_proposed() -> None:
 
 
 def test_grace_over_or_no_pod_reporting_gives_the_proposed_weights() -> None:
-    late = routing_with_grace(PROPOSED, IN_FORCE, {"b": Unreachable("b", T0, 2)}, T0 + timedelta(seconds=180), 180)
-    silent = routing_with_grace(PROPOSED, IN_FORCE, {"b": Unreachable("b", T0, 0)}, T0, 180)
+    late = routing_with_grace(
+        PROPOSED, IN_FORCE, {"b": Unreachable("b", T0, 2)}, T0 + timedelta(seconds=180), 180, SERVING
+    )
+    silent = routing_with_grace(PROPOSED, IN_FORCE, {"b": Unreachable("b", T0, 0)}, T0, 180, SERVING)
     assert weights(late[0]) == weights(silent[0]) == {"a": 60, "c": 40}
     assert "dropped to 0, the grace ended at 2024-06-03T10:03:00+00:00" in late[1][0]
     assert "none of its pods reports fresh vLLM metrics" in silent[1][0]
@@ -37,24 +39,25 @@ def test_grace_over_or_no_pod_reporting_gives_the_proposed_weights() -> None:
 def test_reachable_clusters_change_nothing_and_an_unreachable_one_gets_at_most_its_graced_weight() -> None:
     """A routing without unreachable clusters goes out as proposed. One that gives an unreachable cluster weight (the
     weights in force while a move waits to start) is held to the grace too."""
-    assert routing_with_grace(PROPOSED, IN_FORCE, {}, T0, 180) == (PROPOSED, ())
+    assert routing_with_grace(PROPOSED, IN_FORCE, {}, T0, 180, SERVING) == (PROPOSED, ())
     shift = (RouteWeight("a", 50), RouteWeight("b", 50))
-    assert weights(routing_with_grace(shift, shift, {"b": Unreachable("b", T0, 2)}, T0, 180)[0]) == {"a": 50, "b": 50}
-    assert weights(routing_with_grace(shift, shift, {"b": Unreachable("b", T0, 0)}, T0, 180)[0]) == {"a": 100}
+    for reporting, expected in ((2, {"a": 50, "b": 50}), (0, {"a": 100})):
+        away = {"b": Unreachable("b", T0, reporting)}
+        assert weights(routing_with_grace(shift, shift, away, T0, 180, SERVING)[0]) == expected
     alone = (RouteWeight("b", 100),)  # nowhere else to send it: as proposed
-    assert routing_with_grace(alone, alone, {"b": Unreachable("b", T0, 0)}, T0, 180)[0] == alone
+    assert routing_with_grace(alone, alone, {"b": Unreachable("b", T0, 0)}, T0, 180, SERVING)[0] == alone
 
 
 def test_a_cluster_the_deployment_may_no_longer_use_loses_its_weight_at_once() -> None:
     away = {"b": Unreachable("b", T0, reporting=2, usable=False)}
-    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180)
+    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180, SERVING)
     assert weights(routing) == {"a": 60, "c": 40}
     assert "its weight 20% dropped to 0, the deployment may no longer run there" in notes[0]
 
 
 def test_metrics_not_measured_are_said_so_not_that_none_reports() -> None:
     away = {"b": Unreachable("b", T0, reporting=0, unmeasured="no answer within the 20 s deadline")}
-    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180)
+    routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180, SERVING)
     assert weights(routing) == {"a": 60, "c": 40}
     assert "dropped to 0, its pods' vLLM metrics not measured (no answer within the 20 s deadline)" in notes[0]
     assert "none of its pods reports" not in notes[0]
@@ -64,7 +67,7 @@ def test_every_routed_cluster_away_keeps_the_weights_and_says_why() -> None:
     """Found in review: the weights went out as proposed while the notes said 'dropped to 0'."""
     both = (RouteWeight("a", 50), RouteWeight("b", 50))
     away = {c: Unreachable(c, T0, reporting=0) for c in ("a", "b")}
-    routing, notes = routing_with_grace(both, both, away, T0, 180)
+    routing, notes = routing_with_grace(both, both, away, T0, 180, SERVING)
     assert routing == both
     assert len(notes) == 2 and not [n for n in notes if "dropped" in n]
     assert notes[0] == (
@@ -111,3 +114,24 @@ def test_a_move_that_starts_keeps_a_weight_whose_pods_were_not_measured_and_feed
     assert weights(routing) == {"a": 50, "c": 50}  # b's 20% to a alone; c keeps its own 50%, gains nothing
     routing, notes = routing_as_a_move_starts(IN_FORCE, silent, now, 180, frozenset())
     assert routing == IN_FORCE and "nowhere else to send it" in notes[0]
+
+
+def test_a_weight_dropped_while_a_move_waits_feeds_no_cluster_without_ready_replicas() -> None:
+    """Found in review (fifth): while a move waited for its revalidation (the routing in force proposed), a dropped
+    share went to every reachable routed cluster, one with no Ready replica too (33% -> 49%); as a move starts it went
+    to those with Ready replicas only. One rule for both: where none has Ready replicas, the weights stay as they are
+    and the note says why."""
+    silent = {"b": Unreachable("b", T0, reporting=0)}
+    routing, notes = routing_with_grace(IN_FORCE, IN_FORCE, silent, T0, 180, frozenset({"a"}))  # c: none Ready
+    assert weights(routing) == {"a": 50, "c": 50}  # b's 20% to a alone; c keeps its own 50%, gains nothing
+    assert "its weight 20% dropped to 0, none of its pods reports" in notes[0]
+    for starts in (False, True):
+        if starts:
+            routing, notes = routing_as_a_move_starts(IN_FORCE, silent, T0, 180, frozenset())
+        else:
+            routing, notes = routing_with_grace(IN_FORCE, IN_FORCE, silent, T0, 180, frozenset())
+        assert routing == IN_FORCE
+        assert notes == (
+            "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% kept: no reachable cluster the "
+            "routing sends traffic to has a Ready replica, there is nowhere else to send it",
+        )

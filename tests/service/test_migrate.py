@@ -908,14 +908,20 @@ class Migration:
     started_from: dict[Key, int]
 
 
-def _without_away(routing: tuple[RouteWeight, ...], away: Collection[str]) -> tuple[RouteWeight, ...]:
-    """`routing` without the weights of the `away` clusters, the rest scaled back up to 100; as it is where nothing
-    else is left: the routing grace where it does not hold, and a move as it starts (docs/planner.md, "Routing
-    grace")."""
+def _without_away(
+    routing: tuple[RouteWeight, ...], away: Collection[str], serving: Collection[str]
+) -> tuple[RouteWeight, ...]:
+    """`routing` without the weights of the `away` clusters, their share moved onto the rest that have Ready replicas
+    (`serving`) in their proportions; as it is where none such is left: the routing grace where it does not hold, and
+    a move as it starts (docs/planner.md, "Routing grace"; fifth review: a share went to a cluster with none Ready)."""
     rest = {r.cluster: float(r.weight) for r in routing if r.weight > 0 and r.cluster not in away}
-    if not rest or len(rest) == sum(1 for r in routing if r.weight > 0):
+    share = sum(float(r.weight) for r in routing if r.weight > 0 and r.cluster in away)
+    takers = {c: w for c, w in rest.items() if c in serving}
+    if not takers or not share:
         return routing
-    return tuple(RouteWeight(c, w) for c, w in sorted(percents(rest).items()))
+    total = sum(takers.values())
+    exact = {c: w + (share * w / total if c in takers else 0.0) for c, w in rest.items()}
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items()))
 
 
 def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory: Migration, advance: int = 60) -> None:
@@ -934,7 +940,8 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     # Routing changes only at a ShiftRouting step while a move is in flight. As a move starts, or while none is in
     # flight, an unreachable cluster's weight goes unless the routing grace holds it (never here: no plan of this
     # fleet lists a cluster usable while away; docs/planner.md, "Routing grace").
-    graced = _without_away(old_routing, fleet.unreachable)
+    serving = {c for (c, _), n in old_ready.items() if n > 0}
+    graced = _without_away(old_routing, fleet.unreachable, serving)
     if progress.steps:
         shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
         started = all(s.started_at in (None, fleet.now) for s in progress.steps)
@@ -942,7 +949,7 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     elif plan.steps and not wrote:
         assert progress.routing == graced, "routing moved though no migration step ran"
     elif not plan.steps and not old_steps:
-        assert progress.routing == (_without_away(plan.routing, fleet.unreachable) or graced)
+        assert progress.routing == (_without_away(plan.routing, fleet.unreachable, serving) or graced)
     # A WaitReady never waits past readyTimeoutSeconds: it is met, or the batch is rolled back.
     waiting = [s for s in progress.steps if s.action is StepAction.WAIT_READY and s.state is StepState.RUNNING]
     assert all(s.started_at is not None and fleet.now - s.started_at <= timedelta(seconds=TIMEOUT) for s in waiting)

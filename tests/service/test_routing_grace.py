@@ -427,3 +427,43 @@ def test_a_region_forbidden_while_its_pods_are_not_measured_loses_its_weight_as_
     assert [s["action"] for s in allowed.status()["migration"]] == ["ScaleUp", "WaitReady", "ShiftRouting"]
     assert routing(allowed) == {"a": 50, "b": 50}
     assert "kept into the move starting now (its pods' vLLM metrics not measured" in grace_notes(allowed)[-1]
+
+
+def test_a_weight_dropped_while_a_move_waits_goes_only_to_clusters_with_ready_replicas() -> None:
+    """Found in review (fifth): while a move waited for its revalidation, b's dropped 33% was spread over a and c,
+    though c had no Ready replica left (33% -> 49%). As when a move starts, it goes to a alone."""
+    world = ServiceHarness(
+        list("abcde"),
+        gpus_per_cluster=1,
+        settings=OperatorSettings(
+            revalidate_delay_seconds=300,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+            unreachable_routing_grace_seconds=180.0,
+        ),
+        prices={"a": 50.0, "b": 50.0, "c": 50.0, "d": 500.0, "e": 500.0},
+    )
+    world.add(deployment_body(capacity={"minReplicas": 3, "maxReplicas": 3, "minRegions": 3}, demand=PROMETHEUS))
+    for cluster in "abcde":
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
+        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
+        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    for _ in range(4):
+        world.cycle()
+    assert routing(world) == {"a": 34, "b": 33, "c": 33}
+    for (kind, _, _), body in world.members["c"].objects.items():
+        if kind == "Deployment":
+            body["status"] = {"readyReplicas": 0}  # c's replica crashed
+    for cluster in "cde":
+        world.members[cluster].ready_immediately = False
+    world.prices.update({"c": 900.0, "d": 10.0, "e": 10.0})  # a move from c, waiting for its revalidation
+    world.cycle()
+    world.members["b"].reachable = False
+    pods_reporting(world, "b", 0.0)
+    for _ in range(2):
+        world.cycle()
+        assert not world.status().get("migration")
+        assert routing(world) == {"a": 67, "c": 33}
+    assert "its weight 33% dropped to 0, none of its pods reports" in grace_notes(world)[-1]

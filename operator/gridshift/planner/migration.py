@@ -229,6 +229,7 @@ def routing_with_grace(
     away: Mapping[str, Unreachable],
     now: datetime,
     grace_seconds: float,
+    serving: Collection[str],
 ) -> tuple[tuple[RouteWeight, ...], tuple[str, ...]]:
     """The weights to publish while no move is in flight, and why each unreachable cluster's weight in force is kept
     or dropped.
@@ -240,7 +241,11 @@ def routing_with_grace(
     `grace_seconds`, and some of its pods report fresh metrics. Otherwise it gets none, whatever `proposed` (the
     plan's routing, or the one in force while a move waits to start) gives it. The other clusters of `proposed` share
     the rest in their proportions; where none is left to (every cluster it routes to is away), `proposed` goes out
-    as it is, and the notes say so rather than "dropped" (found in review: they said dropped while it went out)."""
+    as it is, and the notes say so rather than "dropped" (found in review: they said dropped while it went out).
+    Where the others must take more than `proposed` gives them (a weight dropped that it gave: the one in force,
+    while a move waits to start), the more goes only to those with Ready replicas (`serving`), and where none has one
+    `proposed` goes out as it is, as when a move starts (`_spread`; fifth review: a crashed cluster's share grew from
+    33% to 49%)."""
     kept: dict[str, float] = {}
     dropped: list[tuple[RouteWeight, str]] = []
     notes: list[str] = []
@@ -256,10 +261,16 @@ def routing_with_grace(
     others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0 and r.cluster not in away}
     if not kept and not others:
         return tuple(proposed), tuple(f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped)
-    notes += [f"{_head(r, away[r.cluster])} dropped to 0, {why}" for r, why in dropped]
+    said = [f"{_head(r, away[r.cluster])} dropped to 0, {why}" for r, why in dropped]
     if not kept and len(others) == sum(1 for r in proposed if r.weight > 0):
-        return tuple(proposed), tuple(notes)
-    return _shared(kept, others), tuple(notes)
+        return tuple(proposed), tuple(notes + said)
+    more = 100.0 - sum(kept.values()) - sum(others.values())
+    if others and more > 1e-9:
+        routing = _spread({**kept, **others}, more, set(others) & set(serving))
+        if routing is None:
+            return tuple(proposed), tuple(notes + [_nowhere(r, away, others) for r, _ in dropped])
+        return routing, tuple(notes + said)
+    return _shared(kept, others), tuple(notes + said)
 
 
 def routing_as_a_move_starts(
@@ -292,23 +303,40 @@ def routing_as_a_move_starts(
         else:
             dropped.append((route, why))
     notes = [f"{note}: the move's ShiftRouting sets it" for note in kept]
-    gone = {r.cluster for r, _ in dropped}
-    takers = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in away}
-    takers = {c: w for c, w in takers.items() if c in serving}
     if not dropped:
         return tuple(in_force), tuple(notes)
-    if not takers:
-        return tuple(in_force), tuple(notes + [f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped])
+    gone = {r.cluster for r, _ in dropped}
+    left = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in gone}
+    reachable = {c: w for c, w in left.items() if c not in away}
+    routing = _spread(left, sum(float(r.weight) for r, _ in dropped), set(reachable) & set(serving))
+    if routing is None:
+        return tuple(in_force), tuple(notes + [_nowhere(r, away, reachable) for r, _ in dropped])
     notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}" for r, why in dropped]
-    share = sum(float(r.weight) for r, _ in dropped)
-    total = sum(takers.values())
-    exact = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in gone}
-    for cluster, weight in takers.items():
-        exact[cluster] += share * weight / total
-    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), tuple(notes)
+    return routing, tuple(notes)
+
+
+def _spread(base: Mapping[str, float], share: float, takers: Collection[str]) -> tuple[RouteWeight, ...] | None:
+    """`base` with `share` (weights dropped) added to its clusters in `takers` (reachable, with Ready replicas), in
+    their proportions; None where none is left. The one rule for a dropped share, with or without a move starting:
+    never to a cluster with no Ready replica (found in review: a crashed cluster's share grew from 33% to 49%)."""
+    total = sum(w for c, w in base.items() if c in takers)
+    if total <= 0:
+        return None
+    exact = {c: w + (share * w / total if c in takers else 0.0) for c, w in base.items()}
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items()))
+
+
+def _nowhere(route: RouteWeight, away: Mapping[str, Unreachable], reachable: Collection[str]) -> str:
+    """The note for a weight the evidence drops that stays, there being no cluster to take it."""
+    if not reachable:
+        return f"{_head(route, away[route.cluster])} {_NOWHERE}"
+    return f"{_head(route, away[route.cluster])} {_NONE_READY}"
 
 
 _NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"
+_NONE_READY = (
+    "kept: no reachable cluster the routing sends traffic to has a Ready replica, there is nowhere else to send it"
+)
 
 
 def _shared(kept: Mapping[str, float], others: Mapping[str, float]) -> tuple[RouteWeight, ...]:

@@ -367,11 +367,11 @@ class Migrations:
         cold start, or kept a weight with no pod reporting up to readyTimeoutSeconds). A move in flight routes as it did
         before the grace: applied there too, a one-cycle blip of a cluster took its weight for the rest of the move
         (review)."""
+        serving = {p.cluster for p in deployment.planned.placements if p.ready > 0}
         if progress.steps:
-            serving = {p.cluster for p in deployment.planned.placements if p.ready > 0}
             progress.routing, notes = routing_as_a_move_starts(progress.routing, away, now, self._grace, serving)
         else:
-            progress.routing, notes = routing_with_grace(proposed, progress.routing, away, now, self._grace)
+            progress.routing, notes = routing_with_grace(proposed, progress.routing, away, now, self._grace, serving)
         report.errors.extend(f"{deployment.id}: {note}" for note in notes)
         # One RoutingGrace Event each time what it says changes, not one a cycle: a spell (or every cluster away,
         # the weights left as they are) lasts many cycles, and the Event's note says until when.
