@@ -467,3 +467,23 @@ def test_a_weight_dropped_while_a_move_waits_goes_only_to_clusters_with_ready_re
         assert not world.status().get("migration")
         assert routing(world) == {"a": 67, "c": 33}
     assert "its weight 33% dropped to 0, none of its pods reports" in grace_notes(world)[-1]
+
+
+def test_a_count_of_pods_reporting_that_changes_raises_no_event() -> None:
+    """Found in review (fifth): the Event was raised whenever its text changed, and the text counts the pods
+    reporting, so a count going 2, 1, 2 raised three Events while nothing about routing changed. One Event per
+    decision (cluster, unreachable since, weight, kept until or why dropped); the count stays in the cycle's log."""
+    world = spread_world()
+    world.members["b"].reachable = False
+    logs = []
+    for count in (2.0, 1.0, 2.0):
+        pods_reporting(world, "b", count)
+        report = world.cycle()
+        assert routing(world) == {"a": 50, "b": 50}
+        logs.append([e for e in report.errors if "kept until" in e])
+    events = [e for e in world.hub.events if e.reason == "RoutingGrace"]
+    assert [e.occurrences for e in events] == [1]
+    assert "while 2 of its pods report fresh vLLM metrics" in events[0].note
+    assert [len(lines) for lines in logs] == [1, 1, 1] and "while 1 of its pods report" in logs[1][0]
+    world.cycle()  # 180 s into the spell: the grace ends, a decision that changes
+    assert len(grace_notes(world)) == 2 and "dropped to 0, the grace ended" in grace_notes(world)[-1]

@@ -223,6 +223,20 @@ class Unreachable:
     when they were not: `reporting` is then 0 for want of a reading, not because none reports."""
 
 
+class GraceNote(str):
+    """One note of the routing grace, as the cycle's log says it; `decision` is the same without the count of pods
+    reporting (the cluster, since when, its weight, and kept until when or why dropped). A RoutingGrace Event is
+    raised when a decision changes, not the count (fifth review: a count going 2, 1, 2 raised three Events while
+    nothing about routing changed)."""
+
+    decision: str
+
+    def __new__(cls, decision: str, count: str = "") -> GraceNote:
+        note = super().__new__(cls, decision + count)
+        note.decision = decision
+        return note
+
+
 def routing_with_grace(
     proposed: Sequence[RouteWeight],
     in_force: Sequence[RouteWeight],
@@ -252,10 +266,8 @@ def routing_with_grace(
     for route, spell, until, why in _judged(in_force, away, now, grace_seconds):
         if why is None:
             kept[route.cluster] = float(route.weight)
-            notes.append(
-                f"{_head(route, spell)} kept until {_instant(until)} while {spell.reporting} of its pods report fresh "
-                "vLLM metrics"
-            )
+            count = f" while {spell.reporting} of its pods report fresh vLLM metrics"
+            notes.append(GraceNote(f"{_head(route, spell)} kept until {_instant(until)}", count))
         else:
             dropped.append((route, why))
     others = {r.cluster: float(r.weight) for r in proposed if r.weight > 0 and r.cluster not in away}

@@ -66,6 +66,7 @@ from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
 from gridshift.planner.migration import (
+    GraceNote,
     Key,
     RouteWeight,
     StepAction,
@@ -373,12 +374,14 @@ class Migrations:
         else:
             progress.routing, notes = routing_with_grace(proposed, progress.routing, away, now, self._grace, serving)
         report.errors.extend(f"{deployment.id}: {note}" for note in notes)
-        # One RoutingGrace Event each time what it says changes, not one a cycle: a spell (or every cluster away,
-        # the weights left as they are) lasts many cycles, and the Event's note says until when.
-        if notes != self._said.get(deployment.id, ()):
+        # One RoutingGrace Event each time what it decides changes, not one a cycle: a spell (or every cluster away,
+        # the weights left as they are) lasts many cycles, and the Event's note says until when. A count of pods
+        # reporting is in the log alone: each change of it raised an Event while routing stayed (fifth review).
+        decided = tuple(n.decision if isinstance(n, GraceNote) else n for n in notes)
+        if decided != self._said.get(deployment.id, ()):
             progress.grace = notes
-        if notes:
-            self._said[deployment.id] = notes
+        if decided:
+            self._said[deployment.id] = decided
         else:
             self._said.pop(deployment.id, None)
 
