@@ -29,7 +29,6 @@ from tests.planner.planner_world import (
     flat_prices,
     snapshot,
 )
-from tests.planner.test_classes import CLASS_SETTINGS, _two_class_world
 
 SETTINGS = PlannerSettings()
 
@@ -159,30 +158,3 @@ def test_not_moved_weighs_the_alternative_against_the_dearest_option_and_the_pla
     cover = plan.explanation.alternative_usd_per_hour
     assert cover is not None and cover > plan.cost.usd_per_hour
     assert f"takes 3 replica(s) at {cover:.4f} USD/h against {plan.cost.usd_per_hour:.4f} USD/h" in note, note
-
-
-@pytest.mark.parametrize(
-    ("running", "min_regions", "reason", "detail"),
-    [
-        # 3 H100 where the long class needs 7: the plan moves the A100 and adds 4 H100 (read ScaleUp).
-        ([("a", A100, 1, 1), ("a", H100, 3, 3)], 1, "SLOAtRisk", "does not cover what the demand needs"),
-        # minRegions 2 with every replica in a: A100 start in a and b for the short class (read ScaleUp).
-        ([("a", H100, 8, 8)], 2, "PlacementRules", "breaks minRegions 2 (1 region(s) running)"),
-    ],
-)
-def test_a_class_deployment_s_move_off_a_short_or_ruled_out_placement_says_so(
-    running: list[tuple[str, str, int, int]], min_regions: int, reason: str, detail: str
-) -> None:
-    # Found in review: a deployment planned per request class never read SLOAtRisk or PlacementRules, as no
-    # one class group both started and stopped replicas where the deployment did.
-    world = _two_class_world(running)
-    (chat,) = world.deployments
-    chat = replace(chat, requirements=replace(chat.requirements, min_regions=min_regions))
-    plan = make_plan(replace(world, deployments=(chat,)), CLASS_SETTINGS).deployments[0]
-    assert plan.class_routing, "planned per request class"
-    started = sum(max(0, t.replicas - t.current_desired) for t in plan.targets)
-    stopped = sum(max(0, t.current_desired - t.replicas) for t in plan.targets)
-    assert started > stopped > 0, plan.explanation.summary  # a move, and a net scale-up (the old reason)
-    assert {t.cluster for t in plan.targets if t.replicas} == {"a", "b"}
-    assert plan.explanation.reason == reason, plan.explanation.summary
-    assert any(detail in d for d in plan.explanation.details), plan.explanation.details

@@ -1227,53 +1227,24 @@ def _reason(
     return "CheaperPlacement"
 
 
-def _current_gaps(*groups: DeploymentProblem) -> tuple[bool, list[str]]:
+def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
     """What the running placement (the replicas desired now) leaves unmet, read off its counts: whether its
     capacity is below what the demand needs within the SLO (headroom included), and the minReplicas and
     minRegions rules it breaks, in words. Replicas where the deployment may no longer run are no option and
-    count for nothing, as in the objective. `groups`: a deployment's problem, or its class groups together
-    (the first carries minReplicas and minRegions, planner.problem._class_problems), whose running replicas
-    count for the deployment: found in review, a class-planned deployment never read SLOAtRisk or
-    PlacementRules, no one group both starting and stopping replicas where the deployment did."""
-    if any(g.frozen for g in groups) or not any(g.options for g in groups):
+    count for nothing, as in the objective."""
+    if deployment.frozen or not deployment.options:
         return False, []
-    columns = [g.columns for g in groups]
-    short = _running_short(groups)
+    columns = deployment.columns
+    covered = sum(map(operator.mul, columns.current, columns.unit))
+    short = deployment.coverage_target > 0 and covered < deployment.coverage_target * (1.0 - 1e-9)
     rules = []
-    replicas = sum(sum(c.current) for c in columns)
-    if replicas < groups[0].min_replicas:
-        rules.append(f"minReplicas {groups[0].min_replicas} ({replicas} running)")
-    regions = {c.region[j] for c in columns for j, n in enumerate(c.current) if n > 0}
-    if groups[0].min_regions >= 2 and len(regions) < groups[0].min_regions:
-        rules.append(f"minRegions {groups[0].min_regions} ({len(regions)} region(s) running)")
+    replicas = sum(columns.current)
+    if replicas < deployment.min_replicas:
+        rules.append(f"minReplicas {deployment.min_replicas} ({replicas} running)")
+    regions = {columns.region[j] for j, n in enumerate(columns.current) if n > 0}
+    if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
+        rules.append(f"minRegions {deployment.min_regions} ({len(regions)} region(s) running)")
     return short, rules
-
-
-def _running_short(groups: Sequence[DeploymentProblem]) -> bool:
-    """Whether the running replicas leave a group's demand short within the SLO. A group with replicas of its
-    own is served by them alone (_class_routes), so short where they are; the classes of one without go to
-    the deployment's running replicas, which it then shares with every group: short where, each running
-    replica's capacity being shared over the groups in proportion, the groups' needs take more than all of
-    it. One problem with none running: short where it has any demand."""
-    own = [g for g in groups if any(g.columns.current)]
-    if any(
-        g.coverage_target > 0
-        and sum(map(operator.mul, g.columns.current, g.columns.unit)) < g.coverage_target * (1.0 - 1e-9)
-        for g in own
-    ):
-        return True
-    if len(own) == len(groups):
-        return False
-    running: dict[Key, int] = {}
-    for g in own:
-        for o, n in zip(g.options, g.columns.current, strict=True):
-            running[o.key] = running.get(o.key, 0) + n
-    load = 0.0
-    for g in groups:
-        capacity = math.fsum(running.get(o.key, 0) * g.unit_capacity(o) for o in g.options)
-        if g.coverage_target > 0:
-            load += g.coverage_target / capacity if capacity > 0 else math.inf
-    return load > 1.0 + 1e-9
 
 
 def _gap_details(gaps: tuple[bool, list[str]], reason: str, running: int) -> list[str]:
@@ -1587,26 +1558,24 @@ def _merged_reason(
     plans: list[DeploymentPlan],
     targets: Sequence[TargetPlacement],
     fleet: _Fleet,
-) -> tuple[str, list[str]]:
-    """The reason of the class groups' plans together, and the details its running placement's gaps call for
-    (_gap_details). Found in review: it was the first group's that changed anything, so moving one group's
-    replicas to another's GPU type read ScaleUp for a net scale-down. Infeasible, Frozen, SLOAtRisk and
-    PlacementRules hold for the deployment when one group has them; otherwise _reason's rule on the merged
-    targets' starts and stops with the gaps of the groups' running replicas together (_current_gaps), a pure
-    move's reason (_pure_move_reason) judged over every group's counts."""
+) -> str:
+    """The reason of the class groups' plans together. Found in review: it was the first group's that
+    changed anything, so moving one group's replicas to another's GPU type read ScaleUp for a net
+    scale-down. Infeasible, Frozen, SLOAtRisk and PlacementRules hold for the deployment when one group
+    has them; otherwise _reason's rule on the merged targets' starts and stops, a pure move's reason
+    (_pure_move_reason) judged over every group's counts."""
     reasons = {p.explanation.reason for p in plans}
     for carried in ("Infeasible", "Frozen", "SLOAtRisk", "PlacementRules"):
         if carried in reasons:
-            return carried, []
+            return carried
     started = sum(max(0, t.replicas - t.current_desired) for t in targets)
     stopped = sum(max(0, t.current_desired - t.replicas) for t in targets)
-    gaps = _current_gaps(*groups)
-    # Above, Infeasible and Frozen: neither holds here, and neither is left to _reason to find.
-    reason = _reason(groups[0], started, stopped, 0, None, gaps)
-    if reason == "CheaperPlacement":
-        parts = [(g, list(fleet.counts[g.index]), list(g.columns.current)) for g in groups]
-        reason = _pure_move_reason(parts, fleet.free, _without_penalties(fleet.settings))
-    return reason, _gap_details(gaps, reason, sum(sum(g.columns.current) for g in groups))
+    # Above, the carried reasons: none of them holds here, and none is left to _reason to find.
+    reason = _reason(groups[0], started, stopped, 0, None)
+    if reason != "CheaperPlacement":
+        return reason
+    parts = [(g, list(fleet.counts[g.index]), list(g.columns.current)) for g in groups]
+    return _pure_move_reason(parts, fleet.free, _without_penalties(fleet.settings))
 
 
 def _class_routes(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) -> tuple[ClassRoute, ...]:
@@ -1803,7 +1772,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
     routing = tuple(RouteWeight(cluster, weight) for cluster, weight in sorted(percents(by_cluster).items()))
     savings = [p.explanation.saving_usd_per_hour_vs_current for p in plans]
     saving = None if any(s is None for s in savings) else math.fsum(s or 0.0 for s in savings)
-    reason, gap_details = _merged_reason(groups, plans, targets, fleet)
+    reason = _merged_reason(groups, plans, targets, fleet)
     placed = ", ".join(f"{t.cluster}/{t.gpu_type} x{t.replicas}" for t in targets if t.replicas > 0) or "nothing"
     classes = "; ".join(
         f"{name} -> "
@@ -1816,7 +1785,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         summary += f", {_fixed(cost.usd_per_million_tokens, 4)} USD/Mtok"
     if classes:
         summary += f"; request classes {classes}"
-    details = gap_details + [
+    details = [
         f"[{g.group.label if g.group else ''}] {d}"
         for g, p in zip(groups, plans, strict=True)
         for d in p.explanation.details
