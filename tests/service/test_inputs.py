@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gridshift.actuation.members import GpuInventory, Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
@@ -952,13 +955,15 @@ def _sampled(history: Any, *windows: DeploymentSignals) -> tuple[list[float | No
     return shares, history
 
 
-def test_a_mix_over_fewer_requests_than_the_floor_leaves_the_last_one_and_the_spec_before_any() -> None:
+def test_a_mix_over_fewer_requests_than_the_floor_leaves_the_last_one_and_is_measured_before_any() -> None:
     from gridshift.service.inputs import ClassHistory
 
     minute = timedelta(minutes=5)
-    shares, history = _sampled(ClassHistory(), _mix(3, 3), _mix(190, 10, AT + minute), _mix(3, 3, AT + 2 * minute))
-    # 6 requests: the spec's 50/50 (none measured yet); 200: measured, 5% long; 6 again: the 5% stands.
-    assert shares[0] == pytest.approx(0.5) and shares[1] == pytest.approx(0.05) and shares[2] == shares[1]
+    shares, history = _sampled(ClassHistory(), _mix(5, 1), _mix(190, 10, AT + minute), _mix(3, 3, AT + 2 * minute))
+    # 6 requests, none trusted yet (a new deployment, or a restart): as measured, 1/6 long, as before the floor,
+    # not the spec's 50/50 (found in review: after a leader change that rolled every replica). 200: measured,
+    # 5% long; 6 again, half long: the 5% stands.
+    assert shares[0] == pytest.approx(1 / 6) and shares[1] == pytest.approx(0.05) and shares[2] == shares[1]
     assert history.gathering is not None and history.gathering.requests == 6
 
 
@@ -986,6 +991,88 @@ def test_a_window_of_enough_requests_is_planned_as_measured() -> None:
     tiny = _mix(1, 1, AT + timedelta(minutes=5))
     demand, _ = sampled_classes(idep, observed_demand(idep, [tiny], 300), [tiny], history, (300, 0))
     assert _long_share(idep, demand) == pytest.approx(0.5)
-    # No classes measured this cycle (no traffic; a histogram failed or empty): demand and history as they were.
+    # No classes measured this cycle (no traffic; a histogram failed or empty): the trusted mix, the history as it was.
     quiet = observed_demand(idep, [_mix(0, 0)], 300)
-    assert sampled_classes(idep, quiet, [_mix(0, 0)], history, (300, 100)) == (quiet, history)
+    assert sampled_classes(idep, quiet, [_mix(0, 0)], history, (300, 100)) == (measured_as(quiet, measured), history)
+    # None trusted yet: as measured (the spec's classes, as before the floor).
+    assert sampled_classes(idep, quiet, [_mix(0, 0)], ClassHistory(), (300, 100)) == (quiet, ClassHistory())
+
+
+def measured_as(demand: S.ObservedDemand, classes_from: S.ObservedDemand) -> S.ObservedDemand:
+    return replace(demand, request_classes=classes_from.request_classes)
+
+
+def test_a_failed_histogram_query_keeps_the_trusted_mix() -> None:
+    """Found in review: one failed prompt-histogram query (a tenant can make it fail for a whole cluster: an answer
+    too large) put the spec's classes in for a cycle; --max-num-seqs fell below half and every replica rolled."""
+    from gridshift.service.inputs import ClassHistory, sampled_classes
+
+    idep = InferenceDeployment.model_validate(two_class_body())
+    shares, history = _sampled(ClassHistory(), _mix(190, 10))
+    window = _mix(190, 10, AT + timedelta(minutes=5))
+    values = {k: v for k, v in window.values.items() if k is not Signal.PROMPT_TOKENS_BUCKETS}
+    failed = replace(window, values=values, failed={Signal.PROMPT_TOKENS_BUCKETS: "answer too large"})
+    demand = observed_demand(idep, [failed], 300)
+    assert demand.request_classes == ()  # measured_classes leaves a failed histogram out
+    kept, after = sampled_classes(idep, demand, [failed], history, (300, 100))
+    assert _long_share(idep, kept) == pytest.approx(0.05) == shares[0] and after == history
+    # Demand unknown (no signals this cycle: the cluster's Prometheus failed): the trusted mix too.
+    unknown = S.ObservedDemand(None, 740, 165)
+    assert _long_share(idep, sampled_classes(idep, unknown, (), history, (300, 100))[0]) == pytest.approx(0.05)
+
+
+def test_a_small_window_overlapping_the_trusted_one_is_not_gathered() -> None:
+    """Found in review: a 300 s window read 60 s after the trusted one was gathered whole, 240 s of its requests
+    already in the trusted sample."""
+    from gridshift.service.inputs import ClassHistory
+
+    _, history = _sampled(ClassHistory(), _mix(114, 6))
+    _, history = _sampled(history, _mix(92, 4, AT + timedelta(minutes=1)))
+    assert history.gathering is None and history.trusted is not None and history.trusted.end == AT
+    _, history = _sampled(history, _mix(92, 4, AT + timedelta(minutes=5)))  # starts where the trusted one ended
+    assert history.gathering is not None and history.gathering.requests == 96
+
+
+def test_windows_each_consistent_alone_join_into_a_readable_mix() -> None:
+    """Found in review: a tenant's windows, each readable alone (counts falling from le=100 to le=1000 under a
+    +Inf; a window without +Inf), summed on their common edges into a share of 6.25, and the ValueError ended
+    every tenant's planning cycle (tests/service/test_tenant_measurements.py)."""
+    from gridshift.service.inputs import ClassHistory, ClassSample, _classes_of
+
+    def window(end: datetime, prompt: dict[float, float], generation: dict[float, float]) -> ClassSample:
+        return ClassSample(tuple(prompt.items()), tuple(generation.items()), end - timedelta(seconds=60), end)
+
+    first = window(AT, {100.0: 95.0, 1000.0: 10.0, math.inf: 99.0}, {200.0: 99.0, math.inf: 99.0})
+    second = window(AT + timedelta(seconds=60), {100.0: 5.0, 1000.0: 6.0}, {200.0: 6.0})
+    history = ClassHistory().after(first, 100).after(second, 100)
+    assert history.trusted is not None and history.trusted.requests == 101
+    classes = _classes_of(history.trusted, None)
+    assert classes and sum(c.share for c in classes) == pytest.approx(1.0)
+
+
+EDGES = st.one_of(
+    st.sampled_from([0.0, 5e-324, 1.0, 100.0, 1e3, 1e5, 2e6, 2e6 + 1, 1e300, math.inf]), st.floats(min_value=0)
+)
+HISTOGRAMS = st.dictionaries(EDGES, st.floats(min_value=0, allow_nan=False, allow_infinity=False), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    windows=st.lists(st.tuples(HISTOGRAMS, HISTOGRAMS, st.sampled_from([10, 60, 300, 600])), max_size=8),
+    floor=st.sampled_from([0.0, 1.0, 100.0]),
+    longest=st.sampled_from([None, 1, 8192]),
+)
+def test_any_finite_non_negative_histograms_make_a_history_and_classes_without_an_error(
+    windows: list[tuple[dict[float, float], dict[float, float], int]], floor: float, longest: int | None
+) -> None:
+    # The histograms are a tenant's replicas' own: no counts they send may raise (the review's fuzz: 8,602 errors).
+    from gridshift.service.inputs import ClassHistory, ClassSample, _classes_of
+
+    history, end = ClassHistory(), AT
+    for prompt, generation, step in windows:
+        end += timedelta(seconds=step)
+        sample = ClassSample(tuple(prompt.items()), tuple(generation.items()), end - timedelta(seconds=300), end)
+        history = history.after(sample, floor)
+        if history.trusted is not None:
+            classes = _classes_of(history.trusted, longest)
+            assert sum(c.share for c in classes) <= 1 + 1e-9

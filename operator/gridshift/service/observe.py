@@ -234,13 +234,21 @@ class Observer:
         mixes: dict[str, tuple[str, inputs.ClassHistory]],
     ) -> S.ObservedDemand:
         """`demand` with its measured classes taken over enough requests (inputs.sampled_classes); the deployment's
-        history carried into `mixes`, this cycle's. A deployment created again under its name starts afresh."""
+        history carried into `mixes`, this cycle's. A deployment created again under its name starts afresh.
+
+        The histograms are the deployment's own replicas' (a tenant's image): any error in its mix costs this
+        deployment its history, its window's classes planned as measured (as after a restart), never the cycle.
+        Found in review: a ValueError from one tenant's histograms here ended every tenant's planning cycle."""
         uid = str(parsed.body["metadata"].get("uid", ""))
         known = self._class_mixes.get(parsed.key)
         history = known[1] if known is not None and known[0] == uid else inputs.ClassHistory()
-        if signals and parsed.resource is not None:
+        if parsed.resource is not None:
             window = (self.settings.metrics_window_seconds, self.settings.class_share_min_requests)
-            demand, history = inputs.sampled_classes(parsed.resource, demand, signals, history, window)
+            try:
+                demand, history = inputs.sampled_classes(parsed.resource, demand, signals or (), history, window)
+            except Exception:
+                _log.exception("class mix of %s/%s not computed; its history is dropped", *_ns_name(parsed.body))
+                history = inputs.ClassHistory()
         mixes[parsed.key] = (uid, history)
         return demand
 
