@@ -113,25 +113,50 @@ def test_a_move_that_starts_keeps_a_weight_whose_pods_were_not_measured_and_feed
     routing, _ = routing_as_a_move_starts(IN_FORCE, silent, now, 180, frozenset({"a"}))  # c: no Ready replica
     assert weights(routing) == {"a": 50, "c": 50}  # b's 20% to a alone; c keeps its own 50%, gains nothing
     routing, notes = routing_as_a_move_starts(IN_FORCE, silent, now, 180, frozenset())
-    assert routing == IN_FORCE and "nowhere else to send it" in notes[0]
+    assert weights(routing) == {"a": 38, "c": 62} and "none of its pods reports" in notes[0]  # none Ready: to them all
 
 
 def test_a_weight_dropped_while_a_move_waits_feeds_no_cluster_without_ready_replicas() -> None:
     """Found in review (fifth): while a move waited for its revalidation (the routing in force proposed), a dropped
     share went to every reachable routed cluster, one with no Ready replica too (33% -> 49%); as a move starts it went
-    to those with Ready replicas only. One rule for both: where none has Ready replicas, the weights stay as they are
-    and the note says why."""
+    to those with Ready replicas only. One rule for both (`_spread`)."""
     silent = {"b": Unreachable("b", T0, reporting=0)}
     routing, notes = routing_with_grace(IN_FORCE, IN_FORCE, silent, T0, 180, frozenset({"a"}))  # c: none Ready
     assert weights(routing) == {"a": 50, "c": 50}  # b's 20% to a alone; c keeps its own 50%, gains nothing
     assert "its weight 20% dropped to 0, none of its pods reports" in notes[0]
-    for starts in (False, True):
-        if starts:
-            routing, notes = routing_as_a_move_starts(IN_FORCE, silent, T0, 180, frozenset())
-        else:
-            routing, notes = routing_with_grace(IN_FORCE, IN_FORCE, silent, T0, 180, frozenset())
-        assert routing == IN_FORCE
-        assert notes == (
-            "cluster b unreachable since 2024-06-03T10:00:00+00:00: its weight 20% kept: no reachable cluster the "
-            "routing sends traffic to has a Ready replica, there is nowhere else to send it",
-        )
+
+
+def test_a_weight_that_must_go_goes_even_where_no_routed_cluster_has_ready_replicas() -> None:
+    """Found in review (sixth): where no reachable routed cluster had a Ready replica, the routing in force went out
+    as it was, a forbidden cluster's weight (or one no longer admitting the tenant, or whose grace ended an hour ago)
+    with it, with no time limit. The weight goes; its share goes to the reachable routed clusters all the same (the
+    spread before the fifth review), and the note gives the real reason, with or without a move starting."""
+    later = T0 + timedelta(hours=1)
+    for spell, now, why in (
+        (Unreachable("b", T0, reporting=2, usable=False), T0, "the deployment may no longer run there"),
+        (Unreachable("b", T0, reporting=2, usable=False), later, "the deployment may no longer run there"),
+        (Unreachable("b", T0, reporting=0), later, "the grace ended at 2024-06-03T10:03:00+00:00"),
+        (Unreachable("b", T0, reporting=0), T0, "none of its pods reports fresh vLLM metrics"),
+    ):
+        for starts in (False, True):
+            if starts:
+                routing, notes = routing_as_a_move_starts(IN_FORCE, {"b": spell}, now, 180, frozenset())
+            else:
+                routing, notes = routing_with_grace(IN_FORCE, IN_FORCE, {"b": spell}, now, 180, frozenset())
+            assert weights(routing) == {"a": 38, "c": 62}, (spell, starts)
+            assert len(notes) == 1 and "its weight 20% dropped to 0" in notes[0] and why in notes[0], notes
+            assert "no reachable cluster the routing sends traffic to has a Ready replica" in notes[0]
+            assert "kept" not in notes[0]
+
+
+def test_a_weight_that_must_go_as_a_move_starts_goes_to_the_clusters_kept_where_every_other_is_away() -> None:
+    """Sixth review: as a move starts, a forbidden cluster's weight went on beside one the grace keeps where no
+    reachable cluster was routed to. It goes to those kept (as the grace does with no move: `_shared`); only where
+    none is left at all does the routing stay as it is (nowhere else to send it)."""
+    both = (RouteWeight("b", 40), RouteWeight("d", 60))
+    away = {"b": Unreachable("b", T0, reporting=2, usable=False), "d": Unreachable("d", T0, reporting=2)}
+    routing, notes = routing_as_a_move_starts(both, away, T0, 180, frozenset())
+    assert weights(routing) == {"d": 100}
+    dropped = [n for n in notes if "dropped" in n]
+    assert len(dropped) == 1 and "may no longer run there" in dropped[0] and "goes to those kept" in dropped[0]
+    assert weights(routing_with_grace(both, both, away, T0, 180, frozenset())[0]) == {"d": 100}

@@ -912,11 +912,12 @@ def _without_away(
     routing: tuple[RouteWeight, ...], away: Collection[str], serving: Collection[str]
 ) -> tuple[RouteWeight, ...]:
     """`routing` without the weights of the `away` clusters, their share moved onto the rest that have Ready replicas
-    (`serving`) in their proportions; as it is where none such is left: the routing grace where it does not hold, and
-    a move as it starts (docs/planner.md, "Routing grace"; fifth review: a share went to a cluster with none Ready)."""
+    (`serving`) in their proportions, onto the rest all the same where none has one; as it is where no cluster is
+    left: the routing grace where it does not hold, and a move as it starts (docs/planner.md, "Routing grace"; fifth
+    review: a share went to a cluster with none Ready; sixth: kept where none had one, a forbidden weight lived on)."""
     rest = {r.cluster: float(r.weight) for r in routing if r.weight > 0 and r.cluster not in away}
     share = sum(float(r.weight) for r in routing if r.weight > 0 and r.cluster in away)
-    takers = {c: w for c, w in rest.items() if c in serving}
+    takers = {c: w for c, w in rest.items() if c in serving} or rest
     if not takers or not share:
         return routing
     total = sum(takers.values())

@@ -487,3 +487,69 @@ def test_a_count_of_pods_reporting_that_changes_raises_no_event() -> None:
     assert [len(lines) for lines in logs] == [1, 1, 1] and "while 1 of its pods report" in logs[1][0]
     world.cycle()  # 180 s into the spell: the grace ends, a decision that changes
     assert len(grace_notes(world)) == 2 and "dropped to 0, the grace ended" in grace_notes(world)[-1]
+
+
+def crashed_world(revalidate_seconds: float) -> ServiceHarness:
+    """Five clusters, the chat's three replicas in a, b and c (34/33/33), a's and c's then crashed (none Ready), b
+    away with its pods still reporting; nothing new becomes Ready."""
+    world = ServiceHarness(
+        list("abcde"),
+        gpus_per_cluster=1,
+        settings=OperatorSettings(
+            revalidate_delay_seconds=revalidate_seconds,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+            unreachable_routing_grace_seconds=180.0,
+        ),
+        prices={"a": 50.0, "b": 50.0, "c": 50.0, "d": 500.0, "e": 500.0},
+    )
+    world.add(deployment_body(capacity={"minReplicas": 3, "maxReplicas": 3, "minRegions": 3}, demand=PROMETHEUS))
+    for cluster in "abcde":
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
+        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
+        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    for _ in range(4):
+        world.cycle()
+    assert routing(world) == {"a": 34, "b": 33, "c": 33}
+    for cluster in "ac":
+        for (kind, _, _), body in world.members[cluster].objects.items():
+            if kind == "Deployment":
+                body["status"] = {"readyReplicas": 0}
+    for cluster in "acde":
+        world.members[cluster].ready_immediately = False
+    world.members["b"].reachable = False
+    return world
+
+
+def test_a_cluster_no_longer_admitting_the_tenant_loses_its_weight_though_none_routed_has_ready_replicas() -> None:
+    """Found in review (sixth): while a move waited for its revalidation and no reachable routed cluster had a Ready
+    replica, the routing in force went out as it was: b, no longer admitting the namespace, kept its 33% with no time
+    limit. It goes at once, to a and c (the spread before the fifth review), and the note says why."""
+    world = crashed_world(revalidate_seconds=300)
+    world.cluster_bodies["b"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "other"}}
+    world.prices.update({"c": 900.0, "d": 10.0, "e": 10.0})  # a move from c, waiting for its revalidation
+    for _ in range(3):
+        world.cycle()
+        assert not world.status().get("migration")
+        assert routing(world) == {"a": 51, "c": 49}
+    assert grace_notes(world) == [
+        "cluster b unreachable since 2024-06-03T10:05:00+00:00: its weight 33% dropped to 0, the deployment may no "
+        "longer run there (no reachable cluster the routing sends traffic to has a Ready replica: its share goes to "
+        "them all)"
+    ]
+
+
+def test_a_region_forbidden_loses_its_weight_as_a_move_starts_though_none_routed_has_ready_replicas() -> None:
+    """Sixth review: the move-start path kept b's weight the same way (forbidden, into a move that never ends)."""
+    world = crashed_world(revalidate_seconds=300)
+    body = world.deployments["chat"]
+    body["spec"]["placement"] = {"forbiddenRegions": ["b"]}  # a move to d starts at once (a spec change)
+    body["metadata"]["generation"] = 2
+    for _ in range(3):
+        world.cycle()
+        assert [s["action"] for s in world.status()["migration"]][:2] == ["ScaleUp", "WaitReady"]
+        assert routing(world) == {"a": 51, "c": 49}
+    said = "its weight 33% dropped to 0 as a move starts, the deployment may no longer run there"
+    assert said in grace_notes(world)[-1]

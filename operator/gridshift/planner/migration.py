@@ -257,9 +257,10 @@ def routing_with_grace(
     the rest in their proportions; where none is left to (every cluster it routes to is away), `proposed` goes out
     as it is, and the notes say so rather than "dropped" (found in review: they said dropped while it went out).
     Where the others must take more than `proposed` gives them (a weight dropped that it gave: the one in force,
-    while a move waits to start), the more goes only to those with Ready replicas (`serving`), and where none has one
-    `proposed` goes out as it is, as when a move starts (`_spread`; fifth review: a crashed cluster's share grew from
-    33% to 49%)."""
+    while a move waits to start), the more goes to those with Ready replicas (`serving`), as when a move starts
+    (`_spread`; fifth review: a crashed cluster's share grew from 33% to 49%); where none has one, to them all. A
+    weight dropped is dropped whatever the others' state (sixth review: kept where none had a Ready replica, a
+    cluster no longer admitting the tenant kept its traffic with no time limit)."""
     kept: dict[str, float] = {}
     dropped: list[tuple[RouteWeight, str]] = []
     notes: list[str] = []
@@ -278,10 +279,8 @@ def routing_with_grace(
         return tuple(proposed), tuple(notes + said)
     more = 100.0 - sum(kept.values()) - sum(others.values())
     if others and more > 1e-9:
-        routing = _spread({**kept, **others}, more, set(others) & set(serving))
-        if routing is None:
-            return tuple(proposed), tuple(notes + [_nowhere(r, away, others) for r, _ in dropped])
-        return routing, tuple(notes + said)
+        routing, to = _spread({**kept, **others}, more, others, serving)
+        return routing, tuple(notes + [f"{note}{to}" for note in said])
     return _shared(kept, others), tuple(notes + said)
 
 
@@ -301,9 +300,10 @@ def routing_as_a_move_starts(
     on the clusters left for the cold start. One the evidence rules out is dropped at once: the deployment may no
     longer run there, the grace ended, or its pods were measured and none reports (found in review: kept into a
     move, such a weight lived up to readyTimeoutSeconds). What is dropped goes to the other clusters routed to that
-    have Ready replicas (`serving`), in their proportions; never to a reachable cluster with none Ready (found in
-    review: a crashed cluster's share grew from 33% to 49%). Where no such cluster is left, the routing stays as it
-    is and the notes say so."""
+    have Ready replicas (`serving`), in their proportions; to a reachable cluster with none Ready only where none has
+    one (found in review: a crashed cluster's share grew from 33% to 49%; sixth review: kept where none had a Ready
+    replica, a forbidden cluster's weight lived on into the move). Where every cluster left is away, they share it;
+    where none is left, the routing stays as it is and the notes say so."""
     kept: list[str] = []
     dropped: list[tuple[RouteWeight, str]] = []
     for route, spell, until, why in _judged(in_force, away, now, grace_seconds):
@@ -319,36 +319,38 @@ def routing_as_a_move_starts(
         return tuple(in_force), tuple(notes)
     gone = {r.cluster for r, _ in dropped}
     left = {r.cluster: float(r.weight) for r in in_force if r.weight > 0 and r.cluster not in gone}
-    reachable = {c: w for c, w in left.items() if c not in away}
-    routing = _spread(left, sum(float(r.weight) for r, _ in dropped), set(reachable) & set(serving))
-    if routing is None:
-        return tuple(in_force), tuple(notes + [_nowhere(r, away, reachable) for r, _ in dropped])
-    notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}" for r, why in dropped]
+    if not left:
+        return tuple(in_force), tuple(notes + [f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped])
+    reachable = [c for c in left if c not in away]
+    routing, to = _spread(left, sum(float(r.weight) for r, _ in dropped), reachable, serving)
+    notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}{to}" for r, why in dropped]
     return routing, tuple(notes)
 
 
-def _spread(base: Mapping[str, float], share: float, takers: Collection[str]) -> tuple[RouteWeight, ...] | None:
-    """`base` with `share` (weights dropped) added to its clusters in `takers` (reachable, with Ready replicas), in
-    their proportions; None where none is left. The one rule for a dropped share, with or without a move starting:
-    never to a cluster with no Ready replica (found in review: a crashed cluster's share grew from 33% to 49%)."""
-    total = sum(w for c, w in base.items() if c in takers)
-    if total <= 0:
-        return None
+def _spread(
+    base: Mapping[str, float], share: float, reachable: Collection[str], serving: Collection[str]
+) -> tuple[tuple[RouteWeight, ...], str]:
+    """`base` (not empty) with `share` (weights dropped) added in their proportions to its `reachable` clusters with
+    Ready replicas (`serving`); where none has one, to its reachable clusters all the same; where none is reachable,
+    to every cluster of `base` (those the grace keeps). Also what the drop's note adds where the share does not go to
+    Ready replicas. The one rule for a dropped share, with or without a move starting: a cluster with no Ready
+    replica gets none while one with them can take it (fifth review: a crashed cluster's share grew from 33% to 49%),
+    and a weight that must go goes, whatever the others' state (sixth review: kept where none had a Ready replica, a
+    cluster no longer admitting the tenant kept its traffic with no time limit)."""
+    tiers = (
+        ([c for c in base if c in reachable and c in serving], ""),
+        ([c for c in base if c in reachable], f" ({_NONE_READY})"),
+        (list(base), f" ({_ONLY_AWAY})"),
+    )
+    takers, to = next((t for t in tiers if sum(base[c] for c in t[0]) > 0), tiers[-1])
+    total = sum(base[c] for c in takers)
     exact = {c: w + (share * w / total if c in takers else 0.0) for c, w in base.items()}
-    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items()))
-
-
-def _nowhere(route: RouteWeight, away: Mapping[str, Unreachable], reachable: Collection[str]) -> str:
-    """The note for a weight the evidence drops that stays, there being no cluster to take it."""
-    if not reachable:
-        return f"{_head(route, away[route.cluster])} {_NOWHERE}"
-    return f"{_head(route, away[route.cluster])} {_NONE_READY}"
+    return tuple(RouteWeight(c, w) for c, w in sorted(percents(exact).items())), to
 
 
 _NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"
-_NONE_READY = (
-    "kept: no reachable cluster the routing sends traffic to has a Ready replica, there is nowhere else to send it"
-)
+_NONE_READY = "no reachable cluster the routing sends traffic to has a Ready replica: its share goes to them all"
+_ONLY_AWAY = "every other cluster the routing sends traffic to is unreachable: its share goes to those kept"
 
 
 def _shared(kept: Mapping[str, float], others: Mapping[str, float]) -> tuple[RouteWeight, ...]:
