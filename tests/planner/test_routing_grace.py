@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from gridshift.planner import make_plan
 from gridshift.planner.migration import RouteWeight, Unreachable, routing_as_a_move_starts, routing_with_grace
+from tests.planner.planner_world import A100, A100_MODEL, H100, cluster, deployment, flat_prices, snapshot
 
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 IN_FORCE = (RouteWeight("a", 30), RouteWeight("b", 20), RouteWeight("c", 50))
@@ -160,3 +162,30 @@ def test_a_weight_that_must_go_as_a_move_starts_goes_to_the_clusters_kept_where_
     dropped = [n for n in notes if "dropped" in n]
     assert len(dropped) == 1 and "may no longer run there" in dropped[0] and "goes to those kept" in dropped[0]
     assert weights(routing_with_grace(both, both, away, T0, 180, frozenset())[0]) == {"d": 100}
+
+
+def usable_away(
+    gpu_types: tuple[str, ...], placements: list[tuple[str, str, int]], b_offers: str, **kw: object
+) -> bool:
+    """Whether the plan judges b (away, offering `b_offers` alone) a cluster the deployment may still run in."""
+    dep = deployment("chat", 5.0, placements=placements, gpu_types=gpu_types)
+    a_offers = H100 if H100 in gpu_types else A100
+    clusters = [cluster("a", gpus={a_offers: 16}), cluster("b", gpus={b_offers: 16}, reachable=False)]
+    world = snapshot([dep], clusters, {"a": flat_prices(0.1), "b": flat_prices(0.1)}, **kw)  # type: ignore[arg-type]
+    return "b" in make_plan(world).for_deployment("ns/chat").usable_away
+
+
+def test_a_cluster_away_is_usable_only_on_a_gpu_type_of_the_spec_offered_and_profiled() -> None:
+    """Found in review (sixth): replicas known on a GPU type removed from spec.gpuTypes counted as none known, so b was
+    judged by its own rules alone and kept its weight into a move past the grace; with its replicas unknown (after a
+    restart), a cluster offering no GPU type of the spec, or only one without a profile, was usable too."""
+    a = ("a", H100, 1)
+    assert usable_away((H100,), [a, ("b", H100, 1)], H100)  # controls: known, and unknown, on a type it may use
+    assert usable_away((H100,), [a], H100)
+    assert usable_away((H100,), [a, ("b", A100, 1), ("b", H100, 1)], H100)  # one type still allowed there
+    assert not usable_away((H100,), [a, ("b", A100, 1)], A100)  # A100 no longer in the spec: its replicas ruled out
+    assert not usable_away((H100,), [a, ("b", A100, 1)], H100)  # the same, though b offers H100 (no replica on it)
+    assert not usable_away((H100,), [a], A100)  # unknown replicas: b offers no GPU type of the spec
+    no_profile = (A100_MODEL,)  # unknown replicas: b's only type of the spec has no GPUProfile
+    assert not usable_away((A100, H100), [("a", A100, 1)], H100, profiles=no_profile)
+    assert usable_away((A100, H100), [("a", A100, 1)], A100, profiles=no_profile)

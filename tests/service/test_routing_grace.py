@@ -7,6 +7,7 @@ the service publishes (status.routing, the HTTPRoute's source) and says (a Routi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.promql import Signal
 from gridshift.testing import FakeMetricsSource
-from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body, example_profile
 
 PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
 
@@ -553,3 +554,52 @@ def test_a_region_forbidden_loses_its_weight_as_a_move_starts_though_none_routed
         assert routing(world) == {"a": 51, "c": 49}
     said = "its weight 33% dropped to 0 as a move starts, the deployment may no longer run there"
     assert said in grace_notes(world)[-1]
+
+
+def test_replicas_on_a_gpu_type_removed_from_the_spec_lose_their_weight_as_a_move_starts() -> None:
+    """Found in review (sixth): b's replicas ran on A100, which the spec no longer lists; the planner counted them as
+    no replica known there and judged b by its own rules, so b kept its 50% into the move, past the grace's end."""
+    a100 = "NVIDIA-A100-SXM4-80GB"
+    h100 = example_profile()
+    world = ServiceHarness(
+        ["a", "b"],
+        gpus_per_cluster=16,
+        settings=OperatorSettings(
+            revalidate_delay_seconds=0,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+            unreachable_routing_grace_seconds=180.0,
+        ),
+        profiles=[h100, dataclasses.replace(h100, gpu_type=a100)],
+    )
+    world.members["b"].gpus = {a100: 16}
+    world.cluster_bodies["b"]["spec"]["offerings"] = [
+        {"gpuType": a100, "hourlyCost": {"amount": 2.0, "currency": "USD"}}
+    ]
+    body = deployment_body(
+        capacity={"minReplicas": 2, "maxReplicas": 2, "minRegions": 2},
+        demand=PROMETHEUS,
+        replica={"gpuTypes": [H100, a100]},
+    )
+    world.add(body)
+    for cluster in "ab":
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
+        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
+        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    for _ in range(3):
+        world.cycle()
+    assert routing(world) == {"a": 50, "b": 50}
+    world.members["a"].ready_immediately = False
+    world.members["b"].reachable = False  # b away, its pods still reporting
+    body["spec"]["capacity"] = {"minReplicas": 2, "maxReplicas": 2, "minRegions": 1}
+    body["spec"]["replica"] = {"gpuTypes": [H100]}  # A100 no longer accepted
+    body["metadata"]["generation"] = 2
+    for _ in range(4):  # past the grace's end
+        world.cycle()
+        assert [s["action"] for s in world.status()["migration"]][:2] == ["ScaleUp", "WaitReady"]
+        assert routing(world) == {"a": 100}
+    assert (
+        "its weight 50% dropped to 0 as a move starts, the deployment may no longer run there" in grace_notes(world)[-1]
+    )

@@ -806,33 +806,43 @@ def _ruled_out(site: _Site, gpu_type: str, frozen: bool) -> str | None:
 
 def _usable_away(
     scope: _Scope,
+    deployment: Deployment,
     unreachable: Sequence[tuple[str, str, int]],
     capacity: _Capacities,
     alternatives: _Alternatives,
 ) -> frozenset[str]:
     """The unreachable clusters where the deployment may still run its replicas: by the rules that make an option of
-    a reachable cluster's (`_ruled_out`; a build of the model with SLO capacity on that GPU type). Where none of its
-    replicas there is known (none listed since the operator started, or none runs there), by the cluster's own rules
-    (`_eligible_cluster`: regions, tenantNamespaceSelector, clusterSelector), which the hub still tells.
+    a reachable cluster's (`_ruled_out`; a GPU type of spec.gpuTypes with a build of the model with SLO capacity on
+    it), on the GPU types of its replicas known there; where none is known (none listed since the operator started,
+    or none runs there), on any GPU type the cluster offers (the cluster's own rules, `_eligible_cluster`: regions,
+    tenantNamespaceSelector, clusterSelector, which the hub still tells, and its offerings).
     Only these keep their routing weight for the routing grace (service.migrate): found in review, a region forbidden,
-    or a cluster no longer admitting the namespace, while it was away kept its traffic for the whole grace; and
-    (fifth review) after a restart such a cluster's weight, its pods not measured, was kept into a move."""
+    or a cluster no longer admitting the namespace, while it was away kept its traffic for the whole grace; (fifth
+    review) after a restart such a cluster's weight, its pods not measured, was kept into a move; (sixth review)
+    replicas on a GPU type removed from spec.gpuTypes counted as none known, so the cluster's own rules kept its
+    weight into a move, as did a cluster offering no GPU type of the spec, or none profiled."""
+    required = deployment.requirements
+    # Every replica known there, on any GPU type (`unreachable` lists only those of spec.gpuTypes).
+    held = {p.cluster for p in deployment.placements if p.desired > 0}
+
+    def may_run(site: _Site, gpu_type: str) -> bool:
+        return _ruled_out(site, gpu_type, frozen=False) is None and any(  # Frozen: no routing changes at all
+            c is not None and c.rate > 0.0
+            for c in (capacity.get((scope.d_index, gpu_type)), *alternatives.get((scope.d_index, gpu_type), ()))
+        )
+
     sites = {site.cluster.name: site for site in scope.sites}
-    held = {cluster for cluster, _, _ in unreachable}
     unlisted = frozenset(
         s.cluster.name
         for s in scope.sites
-        if not s.cluster.reachable and s.cluster.name not in held and s.excluded is None
+        if not s.cluster.reachable
+        and s.cluster.name not in held
+        and any(may_run(s, gpu_type) for gpu_type in required.gpu_types)
     )
     return unlisted | frozenset(
         cluster
         for cluster, gpu_type, _ in unreachable
-        if (site := sites.get(cluster)) is not None
-        and _ruled_out(site, gpu_type, frozen=False) is None  # Frozen: no routing changes at all (service.migrate)
-        and any(
-            c is not None and c.rate > 0.0
-            for c in (capacity.get((scope.d_index, gpu_type)), *alternatives.get((scope.d_index, gpu_type), ()))
-        )
+        if (site := sites.get(cluster)) is not None and may_run(site, gpu_type)
     )
 
 
@@ -857,8 +867,11 @@ def _deployment_problem(
     capacity: _Capacities,
     alternatives: _Alternatives,
     band: float = 0.0,
+    whole: Deployment | None = None,
 ) -> DeploymentProblem:
-    """One deployment's (or class group's) problem; `band`: the scale-down band (_banded_coverage)."""
+    """One deployment's (or class group's) problem; `band`: the scale-down band (_banded_coverage); `whole`: the
+    deployment a class group is part of, whose replicas known in a cluster away (all of them, not the group's share)
+    decide how `_usable_away` judges that cluster."""
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
     options, unreachable, strays, notes = _options(scope, deployment, workload, capacity, alternatives)
@@ -904,7 +917,7 @@ def _deployment_problem(
         user_max_replicas=required.max_replicas,
         user_min_regions=required.min_regions,
         unreachable=unreachable,
-        usable_away=_usable_away(scope, unreachable, capacity, alternatives),
+        usable_away=_usable_away(scope, whole or deployment, unreachable, capacity, alternatives),
         strays=strays,
         notes=notes,
     )
@@ -1239,7 +1252,7 @@ def _class_problems(
         # No scale-down band for class groups: a group's running replicas are those of its home GPU type, which
         # the routing may hand to another group, so a band on them bought other types' replicas to keep their
         # capacity (tests/planner/test_classes.py, 9 H100 running: 2 A100 started beside 7 H100).
-        problem = _deployment_problem(scope, part, group_workload, own, alternatives)
+        problem = _deployment_problem(scope, part, group_workload, own, alternatives, whole=deployment)
         problem.group = group
         problem.user_max_replicas = required.max_replicas
         problems.append(problem)
