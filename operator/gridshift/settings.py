@@ -173,21 +173,6 @@ class OperatorSettings(BaseSettings):
             "as fast). 0: no interval (the dead band alone)."
         ),
     )
-    class_share_min_requests: float = Field(
-        default=100.0,
-        ge=0,
-        le=1_000_000,
-        description=(
-            "Finished requests a measured request-class mix (vLLM's token histograms, spec.demand.requestClasses) "
-            "must count before the planner uses it, requests. A rate window with fewer adds its requests to the "
-            "windows after the last mix used (windows that do not overlap) until they count this many together; "
-            "meanwhile that mix stands (before any in this process, a restart's too, each window's as measured). "
-            "100: the standard error of a share, "
-            "sqrt(p(1-p)/n), is then at most 0.05 (binomial, at p = 0.5); a window of 6 requests, 3 of them long, "
-            "read a 5% class as 50% and took --max-num-seqs below half at once, past "
-            "maxNumSeqsIntervalSeconds. 0: every window's mix as measured."
-        ),
-    )
     # Found in review: any string was taken (k8s-cluster, ""), and the label goes unescaped into every
     # PromQL selector and `by (...)`, so every query failed and demand was unknown everywhere, with no
     # error at install. Now a Prometheus label name, not reserved (__) nor one the selectors already use.

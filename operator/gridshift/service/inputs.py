@@ -14,7 +14,7 @@ import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
@@ -397,136 +397,6 @@ def measured_classes(
     return classes_from_histograms(
         summed(Signal.PROMPT_TOKENS_BUCKETS), summed(Signal.GENERATION_TOKENS_BUCKETS), longest_tokens=longest_tokens
     )
-
-
-@dataclass(frozen=True)
-class ClassSample:
-    """vLLM's two token histograms ((upper edge, cumulative count) pairs, summed over the clusters on the edges they
-    share) over one rate window, or over several that do not overlap, and the time they span. Made cumulative on
-    construction (_cumulative), so a sample, and any sum of samples, is one classes_from_histograms can read.
-
-    Found in review: windows taken as read and summed (a tenant's counts falling from le=100 to le=1000, a window
-    without +Inf) made a class share of 6.25; the ValueError left the observe stage outside the per-deployment
-    guard and ended every tenant's planning cycle, every cycle."""
-
-    prompt: tuple[tuple[float, float], ...]
-    generation: tuple[tuple[float, float], ...]
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prompt", _cumulative(self.prompt))
-        object.__setattr__(self, "generation", _cumulative(self.generation))
-
-    @property
-    def requests(self) -> float:
-        """Finished requests counted by both histograms (the smaller of their last, largest, counts)."""
-        return min(self.prompt[-1][1] if self.prompt else 0.0, self.generation[-1][1] if self.generation else 0.0)
-
-    def joined(self, later: ClassSample) -> ClassSample:
-        """This sample and a later one that does not overlap it, added up (on the edges both have)."""
-        prompt = merged_histograms([self.prompt, later.prompt])
-        generation = merged_histograms([self.generation, later.generation])
-        return ClassSample(tuple(prompt), tuple(generation), self.start, later.end)
-
-
-def _cumulative(histogram: Iterable[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
-    """`histogram` ordered by edge, each count at least every count below it (so the last is the largest: the
-    total every share is taken of); empty where an edge is no number or a finite one is above the API's bound on
-    a mean length (MAX_MEAN_TOKENS: no request is that long; a size of 1e300 tokens overflowed), or a count is not
-    finite and >= 0 (an overflowing sum included): such a histogram counts nothing. Prometheus' increase()
-    extrapolates each bucket apart, so a real window may dip by a fraction between edges; a tenant's may be
-    anything."""
-    pairs = dict(histogram)
-    edges_ok = all(edge == math.inf or 0 <= edge <= MAX_MEAN_TOKENS for edge in pairs)
-    if not edges_ok or not all(math.isfinite(n) and n >= 0 for n in pairs.values()):
-        return ()
-    out, most = [], 0.0
-    for edge, count in sorted(pairs.items()):
-        most = max(most, count)
-        out.append((edge, most))
-    return tuple(out)
-
-
-def class_window(signals: Sequence[DeploymentSignals], window_seconds: float) -> ClassSample:
-    """The clusters' token histograms over this cycle's rate window (ending when they were read)."""
-    end = max(s.observed_at for s in signals)
-    return ClassSample(
-        tuple(merged_histograms([s.buckets(Signal.PROMPT_TOKENS_BUCKETS) for s in signals])),
-        tuple(merged_histograms([s.buckets(Signal.GENERATION_TOKENS_BUCKETS) for s in signals])),
-        end - timedelta(seconds=window_seconds),
-        end,
-    )
-
-
-@dataclass(frozen=True)
-class ClassHistory:
-    """A deployment's measured request mixes across cycles (service.observe keeps one per deployment). `trusted`: the
-    last sample of at least the floor's requests (OperatorSettings.class_share_min_requests), the one its classes
-    are made of; `gathering`: the windows since, each of fewer, added up until together they reach the floor."""
-
-    trusted: ClassSample | None = None
-    gathering: ClassSample | None = None
-
-    def after(self, window: ClassSample, min_requests: float) -> ClassHistory:
-        """The history once `window` is measured. A window of enough requests is trusted alone (the steady case:
-        planned as measured, as before the floor); a smaller one joins the gathering, unless it overlaps the last
-        window gathered or, first of a gathering, the trusted sample (a rate window longer than the planning
-        interval: its requests are partly counted already), and the gathering is trusted once it counts enough.
-        So a low-traffic deployment is still planned on its measured mix, gathered over a longer span, not on the
-        spec's forever (found in review of the floor on mean sizes: below 1.24 req/s it planned on the spec's
-        sizes for ever)."""
-        if window.requests >= min_requests:
-            return ClassHistory(window)
-        gathering = self.gathering
-        if gathering is not None:
-            gathering = gathering.joined(window) if window.start >= gathering.end else gathering
-        elif self.trusted is None or window.start >= self.trusted.end:
-            # Found in review: a 300 s window read 60 s after the trusted one was gathered whole, its first
-            # 240 s counted twice.
-            gathering = window
-        if gathering is not None and gathering.requests >= min_requests:
-            return ClassHistory(gathering)
-        return ClassHistory(self.trusted, gathering)
-
-
-def sampled_classes(
-    idep: InferenceDeployment,
-    demand: S.ObservedDemand,
-    signals: Sequence[DeploymentSignals],
-    history: ClassHistory,
-    window: tuple[float, float],
-) -> tuple[S.ObservedDemand, ClassHistory]:
-    """`demand` (observed_demand) with its measured classes made of the history's trusted sample once this cycle's
-    window (`window` = (rate window s, the floor's requests)) is added. Before any trusted sample (a new deployment,
-    or a restart or new leader: the history is in memory only) the window's classes as measured, as before the
-    floor: found in review, the spec's classes there took a low-traffic deployment's --max-num-seqs from 21 to 8
-    after a leader change, below half, and every replica rolled. Where no classes were measured this cycle (no
-    traffic, demand unknown, no `signals`, a histogram missing or failed) the trusted sample's stand where there
-    is one (found in review: one failed histogram query, which a tenant can cause for a whole cluster, put the
-    spec's classes in for a cycle and rolled every replica), and the history is as it was. Not planned by class,
-    or Static demand: `demand` as it is.
-
-    Reproduced (tests/service/test_max_num_seqs_churn.py): taken from each window as measured, a window of 6
-    requests, 3 of them of a long class whose share was 5%, planned that class at 50%, and --max-num-seqs fell
-    from 21 to 3, below half the live value (service.actuate.MAX_NUM_SEQS_UNSAFE_BELOW), so it was rendered at
-    once (every replica rolled) and the next steady window's 21 was then held by the rollout interval."""
-    spec = idep.spec.demand
-    if not spec.request_classes or spec.source is DemandSource.STATIC:
-        return demand, history
-    seconds, min_requests = window
-    if signals and demand.request_classes:
-        sample = class_window(signals, seconds)
-        history = history.after(sample, min_requests)
-        if sample.requests >= min_requests:
-            return demand, history  # this window's own classes, as observed_demand made them
-    if history.trusted is None:
-        return demand, history
-    return replace(demand, request_classes=_classes_of(history.trusted, longest_sequence(idep.spec))), history
-
-
-def _classes_of(sample: ClassSample, longest_tokens: float | None) -> tuple[S.RequestClass, ...]:
-    return classes_from_histograms(sample.prompt, sample.generation, longest_tokens=longest_tokens)
 
 
 def longest_sequence(spec: InferenceDeploymentSpec) -> int | None:

@@ -137,8 +137,6 @@ class Observer:
         self._cluster_models = inputs.ParseCache(RegionalCluster)
         self._profile_models = inputs.ParseCache(GPUProfile)
         self._requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
-        self._class_mixes: dict[str, tuple[str, inputs.ClassHistory]] = {}
-        """Each deployment's measured request mixes (by key, with its UID), kept while it is observed."""
         # Labels of tenant namespaces as last read, for a cycle whose read fails (tenantNamespaceSelector).
         self._namespace_labels_seen: dict[str, dict[str, str]] = {}
 
@@ -193,7 +191,6 @@ class Observer:
         running = {v.name: _running(v) for v in views}
         measured, away = _apart(self._measure(deployments, views, running, report, now), views)
         requirements: dict[str, tuple[InferenceDeployment, S.Requirements]] = {}
-        mixes: dict[str, tuple[str, inputs.ClassHistory]] = {}
         for parsed in deployments:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
@@ -201,7 +198,6 @@ class Observer:
             signals = None if by_cluster is None else list(by_cluster.values())
             placed = placements.get((ns, name), ())
             demand, demand_problem = _demand(parsed, by_cluster, placed, self.settings.queue_drain_seconds)
-            demand = self._class_mix(parsed, signals, demand, mixes)
             known = self._requirements.get(parsed.key)
             if known is not None and known[0] is parsed.resource:
                 required = known[1]
@@ -213,7 +209,7 @@ class Observer:
             planned = S.Deployment(ns, name, required, placed, demand)
             cost, seen_away = inputs.measured_cost(signals), self._reporting(ns, name, running, away)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, cost, demand_problem, *seen_away))
-        self._requirements, self._class_mixes = requirements, mixes
+        self._requirements = requirements
         snapshot = S.Snapshot(
             now=now,
             deployments=tuple(d.planned for d in observed),
@@ -225,32 +221,6 @@ class Observer:
         return Observation(
             snapshot, tuple(observed), {v.name: v for v in views}, tuple(refused), {v.name: v for v in shared}, profiles
         )
-
-    def _class_mix(
-        self,
-        parsed: inputs.Parsed[InferenceDeployment],
-        signals: Sequence[DeploymentSignals] | None,
-        demand: S.ObservedDemand,
-        mixes: dict[str, tuple[str, inputs.ClassHistory]],
-    ) -> S.ObservedDemand:
-        """`demand` with its measured classes taken over enough requests (inputs.sampled_classes); the deployment's
-        history carried into `mixes`, this cycle's. A deployment created again under its name starts afresh.
-
-        The histograms are the deployment's own replicas' (a tenant's image): any error in its mix costs this
-        deployment its history, its window's classes planned as measured (as after a restart), never the cycle.
-        Found in review: a ValueError from one tenant's histograms here ended every tenant's planning cycle."""
-        uid = str(parsed.body["metadata"].get("uid", ""))
-        known = self._class_mixes.get(parsed.key)
-        history = known[1] if known is not None and known[0] == uid else inputs.ClassHistory()
-        if parsed.resource is not None:
-            window = (self.settings.metrics_window_seconds, self.settings.class_share_min_requests)
-            try:
-                demand, history = inputs.sampled_classes(parsed.resource, demand, signals or (), history, window)
-            except Exception:
-                _log.exception("class mix of %s/%s not computed; its history is dropped", *_ns_name(parsed.body))
-                history = inputs.ClassHistory()
-        mixes[parsed.key] = (uid, history)
-        return demand
 
     def member(self, name: str, access: MemberAccess) -> MemberCluster:
         """The member client of a cluster, made from its kubeconfig Secret (cached while the Secret is unchanged).
