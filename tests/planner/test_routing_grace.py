@@ -164,6 +164,22 @@ def test_a_weight_that_must_go_as_a_move_starts_goes_to_the_clusters_kept_where_
     assert weights(routing_with_grace(both, both, away, T0, 180, frozenset())[0]) == {"d": 100}
 
 
+def test_a_dropped_share_goes_to_a_cluster_the_grace_keeps_that_serves_before_one_with_no_ready_replica() -> None:
+    """Found in review (seventh): a forbidden cluster's 30% went to a reachable cluster whose replicas had all
+    crashed (30% -> 60% of requests failing) while b, unreachable but kept by the grace with its pods reporting,
+    still served. b takes it; the reachable cluster with no Ready replica keeps only its own weight."""
+    in_force = (RouteWeight("a", 30), RouteWeight("b", 40), RouteWeight("c", 30))
+    away = {"b": Unreachable("b", T0, reporting=2), "c": Unreachable("c", T0, reporting=2, usable=False)}
+    for starts in (False, True):
+        if starts:
+            routing, notes = routing_as_a_move_starts(in_force, away, T0, 180, frozenset({"b", "c"}))
+        else:
+            routing, notes = routing_with_grace(in_force, in_force, away, T0, 180, frozenset({"b", "c"}))
+        assert weights(routing) == {"a": 30, "b": 70}, starts
+        dropped = [n for n in notes if "dropped" in n]
+        assert len(dropped) == 1 and "goes to those the grace keeps, whose replicas serve" in dropped[0], notes
+
+
 def usable_away(
     gpu_types: tuple[str, ...], placements: list[tuple[str, str, int]], b_offers: str, **kw: object
 ) -> bool:

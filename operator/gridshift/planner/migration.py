@@ -331,14 +331,17 @@ def _spread(
     base: Mapping[str, float], share: float, reachable: Collection[str], serving: Collection[str]
 ) -> tuple[tuple[RouteWeight, ...], str]:
     """`base` (not empty) with `share` (weights dropped) added in their proportions to its `reachable` clusters with
-    Ready replicas (`serving`); where none has one, to its reachable clusters all the same; where none is reachable,
-    to every cluster of `base` (those the grace keeps). Also what the drop's note adds where the share does not go to
-    Ready replicas. The one rule for a dropped share, with or without a move starting: a cluster with no Ready
-    replica gets none while one with them can take it (fifth review: a crashed cluster's share grew from 33% to 49%),
-    and a weight that must go goes, whatever the others' state (sixth review: kept where none had a Ready replica, a
-    cluster no longer admitting the tenant kept its traffic with no time limit)."""
+    Ready replicas (`serving`); where none has one, to the clusters the grace keeps whose replicas serve; where none
+    does, to its reachable clusters all the same; where none is reachable, to every cluster of `base` (those the grace
+    keeps). Also what the drop's note adds where the share does not go to a reachable cluster's Ready replicas. The
+    one rule for a dropped share, with or without a move starting: a cluster with no Ready replica gets none while
+    one with them can take it (fifth review: a crashed cluster's share grew from 33% to 49%; seventh: 30% to 60%
+    while a cluster kept by the grace still served), and a weight that must go goes, whatever the others' state
+    (sixth review: kept where none had a Ready replica, a cluster no longer admitting the tenant kept its traffic
+    with no time limit)."""
     tiers = (
         ([c for c in base if c in reachable and c in serving], ""),
+        ([c for c in base if c in serving], f" ({_KEPT_SERVING})"),
         ([c for c in base if c in reachable], f" ({_NONE_READY})"),
         (list(base), f" ({_ONLY_AWAY})"),
     )
@@ -349,6 +352,10 @@ def _spread(
 
 
 _NOWHERE = "kept: every cluster the routing sends traffic to is unreachable, there is nowhere else to send it"
+_KEPT_SERVING = (
+    "no reachable cluster the routing sends traffic to has a Ready replica: its share goes to those the grace keeps, "
+    "whose replicas serve"
+)
 _NONE_READY = "no reachable cluster the routing sends traffic to has a Ready replica: its share goes to them all"
 _ONLY_AWAY = "every other cluster the routing sends traffic to is unreachable: its share goes to those kept"
 
