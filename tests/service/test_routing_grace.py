@@ -556,6 +556,28 @@ def test_a_region_forbidden_loses_its_weight_as_a_move_starts_though_none_routed
     assert said in grace_notes(world)[-1]
 
 
+def test_a_dropped_share_goes_to_a_cluster_kept_by_the_grace_not_to_a_crashed_reachable_one() -> None:
+    """Found in review (seventh, eighth): a's replicas crashed (reachable, none Ready), b away and kept by the grace
+    (its pods report), c away and then forbidden: c's 33% went to a (34% -> 67% of requests failing) while b served.
+    The first fix read "serves" from the Ready counts, which are never read for a cluster away; the grace's own
+    evidence (pods reporting) says it now. As a move starts and while one waits."""
+    for spec_change in (True, False):
+        world = crashed_world(revalidate_seconds=300)
+        for (kind, _, _), body in world.members["c"].objects.items():
+            if kind == "Deployment":
+                body["status"] = {"readyReplicas": 1}
+        world.members["c"].reachable = False
+        if spec_change:  # a move starts at once
+            world.deployments["chat"]["spec"]["placement"] = {"forbiddenRegions": ["c"]}
+            world.deployments["chat"]["metadata"]["generation"] = 2
+        else:  # c no longer admits the tenant; a move from a waits for its revalidation
+            world.cluster_bodies["c"]["spec"]["tenantNamespaceSelector"] = {"matchLabels": {"team": "other"}}
+            world.prices.update({"a": 900.0, "d": 10.0, "e": 10.0})
+        world.cycle()
+        assert routing(world) == {"a": 34, "b": 66}, spec_change
+        assert "goes to those the grace keeps, whose replicas serve" in grace_notes(world)[-1]
+
+
 def test_replicas_on_a_gpu_type_removed_from_the_spec_lose_their_weight_as_a_move_starts() -> None:
     """Found in review (sixth): b's replicas ran on A100, which the spec no longer lists; the planner counted them as
     no replica known there and judged b by its own rules, so b kept its 50% into the move, past the grace's end."""

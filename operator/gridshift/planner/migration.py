@@ -279,7 +279,7 @@ def routing_with_grace(
         return tuple(proposed), tuple(notes + said)
     more = 100.0 - sum(kept.values()) - sum(others.values())
     if others and more > 1e-9:
-        routing, to = _spread({**kept, **others}, more, others, serving)
+        routing, to = _spread({**kept, **others}, more, others, {*serving, *kept})
         return routing, tuple(notes + [f"{note}{to}" for note in said])
     return _shared(kept, others), tuple(notes + said)
 
@@ -305,10 +305,14 @@ def routing_as_a_move_starts(
     replica, a forbidden cluster's weight lived on into the move). Where every cluster left is away, they share it;
     where none is left, the routing stays as it is and the notes say so."""
     kept: list[str] = []
+    # Kept by the grace: its pods report, so it serves. `serving` holds no cluster away (its Ready counts are not
+    # read), so a dropped share went to a crashed reachable cluster rather than to these (eighth review).
+    graced: set[str] = set()
     dropped: list[tuple[RouteWeight, str]] = []
     for route, spell, until, why in _judged(in_force, away, now, grace_seconds):
         head = f"{_head(route, spell)} kept into the move starting now"
         if why is None:
+            graced.add(route.cluster)
             kept.append(f"{head} (its pods report fresh vLLM metrics, the grace runs to {_instant(until)})")
         elif spell.unmeasured is not None and spell.usable and now < until:
             kept.append(f"{head} (its pods' vLLM metrics not measured: {spell.unmeasured}), as before the grace")
@@ -322,7 +326,7 @@ def routing_as_a_move_starts(
     if not left:
         return tuple(in_force), tuple(notes + [f"{_head(r, away[r.cluster])} {_NOWHERE}" for r, _ in dropped])
     reachable = [c for c in left if c not in away]
-    routing, to = _spread(left, sum(float(r.weight) for r, _ in dropped), reachable, serving)
+    routing, to = _spread(left, sum(float(r.weight) for r, _ in dropped), reachable, {*serving, *graced})
     notes += [f"{_head(r, away[r.cluster])} dropped to 0 as a move starts, {why}{to}" for r, why in dropped]
     return routing, tuple(notes)
 
@@ -331,7 +335,8 @@ def _spread(
     base: Mapping[str, float], share: float, reachable: Collection[str], serving: Collection[str]
 ) -> tuple[tuple[RouteWeight, ...], str]:
     """`base` (not empty) with `share` (weights dropped) added in their proportions to its `reachable` clusters with
-    Ready replicas (`serving`); where none has one, to the clusters the grace keeps whose replicas serve; where none
+    Ready replicas (`serving`, which the callers give the clusters the grace keeps too: their pods report); where
+    none has one, to the clusters the grace keeps whose replicas serve; where none
     does, to its reachable clusters all the same; where none is reachable, to every cluster of `base` (those the grace
     keeps). Also what the drop's note adds where the share does not go to a reachable cluster's Ready replicas. The
     one rule for a dropped share, with or without a move starting: a cluster with no Ready replica gets none while
