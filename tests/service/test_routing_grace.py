@@ -21,27 +21,37 @@ from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_bo
 PROMETHEUS = {"source": "Prometheus", "meanPromptTokens": 1000, "meanOutputTokens": 200}
 
 
+def grace_settings(revalidate_seconds: float = 0, grace_seconds: float = 180.0, **settings: Any) -> OperatorSettings:
+    """Cycles a minute apart, demand read per cluster from one Prometheus, the routing grace on."""
+    return OperatorSettings(
+        revalidate_delay_seconds=revalidate_seconds,
+        plan_interval_seconds=60,
+        prometheus_url="http://prom",
+        metrics_cluster_label="cluster",
+        unreachable_routing_grace_seconds=grace_seconds,
+        **settings,
+    )
+
+
+def measured(world: ServiceHarness, clusters: str) -> None:
+    """The chat's demand as every pod in `clusters` reports it: 2 req/s, 2,000 prompt and 400 output tok/s."""
+    for cluster in clusters:
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
+        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
+        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+
+
 def spread_world(grace_seconds: float = 180.0, gpus: int = 1, **settings: Any) -> ServiceHarness:
     """A deployment serving from two clusters at 50% each, its demand measured in both (every pod reporting). With
     one GPU per cluster, nothing can be rebuilt in `a` while `b` is away: the case the grace is for."""
     world = ServiceHarness(
         ["a", "b"],
         gpus_per_cluster=gpus,
-        settings=OperatorSettings(
-            revalidate_delay_seconds=0,
-            plan_interval_seconds=60,
-            prometheus_url="http://prom",
-            metrics_cluster_label="cluster",
-            unreachable_routing_grace_seconds=grace_seconds,
-            **settings,
-        ),
+        settings=grace_settings(grace_seconds=grace_seconds, **settings),
     )
     world.add(deployment_body(capacity={"minReplicas": 2, "maxReplicas": 2, "minRegions": 2}, demand=PROMETHEUS))
-    for cluster in ("a", "b"):
-        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
-        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
-        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
-        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    measured(world, "ab")
     for _ in range(3):
         world.cycle()
     assert routing(world) == {"a": 50, "b": 50}
@@ -219,21 +229,11 @@ def three_clusters(world_prices: dict[str, float]) -> ServiceHarness:
     world = ServiceHarness(
         ["a", "b", "c"],
         gpus_per_cluster=1,
-        settings=OperatorSettings(
-            revalidate_delay_seconds=0,
-            plan_interval_seconds=60,
-            prometheus_url="http://prom",
-            metrics_cluster_label="cluster",
-            unreachable_routing_grace_seconds=180.0,
-        ),
+        settings=grace_settings(),
         prices=world_prices,
     )
     world.add(deployment_body(capacity={"minReplicas": 2, "maxReplicas": 2, "minRegions": 2}, demand=PROMETHEUS))
-    for cluster in "abc":
-        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
-        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
-        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
-        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    measured(world, "abc")
     for _ in range(3):
         world.cycle()
     assert routing(world) == {"a": 50, "b": 50}
@@ -433,30 +433,8 @@ def test_a_region_forbidden_while_its_pods_are_not_measured_loses_its_weight_as_
 def test_a_weight_dropped_while_a_move_waits_goes_only_to_clusters_with_ready_replicas() -> None:
     """Found in review (fifth): while a move waited for its revalidation, b's dropped 33% was spread over a and c,
     though c had no Ready replica left (33% -> 49%). As when a move starts, it goes to a alone."""
-    world = ServiceHarness(
-        list("abcde"),
-        gpus_per_cluster=1,
-        settings=OperatorSettings(
-            revalidate_delay_seconds=300,
-            plan_interval_seconds=60,
-            prometheus_url="http://prom",
-            metrics_cluster_label="cluster",
-            unreachable_routing_grace_seconds=180.0,
-        ),
-        prices={"a": 50.0, "b": 50.0, "c": 50.0, "d": 500.0, "e": 500.0},
-    )
-    world.add(deployment_body(capacity={"minReplicas": 3, "maxReplicas": 3, "minRegions": 3}, demand=PROMETHEUS))
-    for cluster in "abcde":
-        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
-        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
-        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
-        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
-    for _ in range(4):
-        world.cycle()
-    assert routing(world) == {"a": 34, "b": 33, "c": 33}
-    for (kind, _, _), body in world.members["c"].objects.items():
-        if kind == "Deployment":
-            body["status"] = {"readyReplicas": 0}  # c's replica crashed
+    world = three_way_world(revalidate_seconds=300)
+    crash(world, "c")
     for cluster in "cde":
         world.members[cluster].ready_immediately = False
     world.prices.update({"c": 900.0, "d": 10.0, "e": 10.0})  # a move from c, waiting for its revalidation
@@ -490,34 +468,35 @@ def test_a_count_of_pods_reporting_that_changes_raises_no_event() -> None:
     assert len(grace_notes(world)) == 2 and "dropped to 0, the grace ended" in grace_notes(world)[-1]
 
 
-def crashed_world(revalidate_seconds: float) -> ServiceHarness:
-    """Five clusters, the chat's three replicas in a, b and c (34/33/33), a's and c's then crashed (none Ready), b
-    away with its pods still reporting; nothing new becomes Ready."""
+def three_way_world(revalidate_seconds: float) -> ServiceHarness:
+    """Five clusters, the chat's three replicas in a, b and c (34/33/33), d and e dear and empty."""
     world = ServiceHarness(
         list("abcde"),
         gpus_per_cluster=1,
-        settings=OperatorSettings(
-            revalidate_delay_seconds=revalidate_seconds,
-            plan_interval_seconds=60,
-            prometheus_url="http://prom",
-            metrics_cluster_label="cluster",
-            unreachable_routing_grace_seconds=180.0,
-        ),
+        settings=grace_settings(revalidate_seconds),
         prices={"a": 50.0, "b": 50.0, "c": 50.0, "d": 500.0, "e": 500.0},
     )
     world.add(deployment_body(capacity={"minReplicas": 3, "maxReplicas": 3, "minRegions": 3}, demand=PROMETHEUS))
-    for cluster in "abcde":
-        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
-        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
-        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
-        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    measured(world, "abcde")
     for _ in range(4):
         world.cycle()
     assert routing(world) == {"a": 34, "b": 33, "c": 33}
+    return world
+
+
+def crash(world: ServiceHarness, cluster: str, ready: int = 0) -> None:
+    """The chat's member Deployment in `cluster` reports `ready` Ready replicas (0: its replica crashed)."""
+    for (kind, _, _), body in world.members[cluster].objects.items():
+        if kind == "Deployment":
+            body["status"] = {"readyReplicas": ready}
+
+
+def crashed_world(revalidate_seconds: float) -> ServiceHarness:
+    """`three_way_world` with a's and c's replicas then crashed (none Ready), b away with its pods still reporting;
+    nothing new becomes Ready."""
+    world = three_way_world(revalidate_seconds)
     for cluster in "ac":
-        for (kind, _, _), body in world.members[cluster].objects.items():
-            if kind == "Deployment":
-                body["status"] = {"readyReplicas": 0}
+        crash(world, cluster)
     for cluster in "acde":
         world.members[cluster].ready_immediately = False
     world.members["b"].reachable = False
@@ -563,9 +542,7 @@ def test_a_dropped_share_goes_to_a_cluster_kept_by_the_grace_not_to_a_crashed_re
     evidence (pods reporting) says it now. As a move starts and while one waits."""
     for spec_change in (True, False):
         world = crashed_world(revalidate_seconds=300)
-        for (kind, _, _), body in world.members["c"].objects.items():
-            if kind == "Deployment":
-                body["status"] = {"readyReplicas": 1}
+        crash(world, "c", ready=1)  # c served when it went away
         world.members["c"].reachable = False
         if spec_change:  # a move starts at once
             world.deployments["chat"]["spec"]["placement"] = {"forbiddenRegions": ["c"]}
@@ -586,13 +563,7 @@ def test_replicas_on_a_gpu_type_removed_from_the_spec_lose_their_weight_as_a_mov
     world = ServiceHarness(
         ["a", "b"],
         gpus_per_cluster=16,
-        settings=OperatorSettings(
-            revalidate_delay_seconds=0,
-            plan_interval_seconds=60,
-            prometheus_url="http://prom",
-            metrics_cluster_label="cluster",
-            unreachable_routing_grace_seconds=180.0,
-        ),
+        settings=grace_settings(),
         profiles=[h100, dataclasses.replace(h100, gpu_type=a100)],
     )
     world.members["b"].gpus = {a100: 16}
@@ -605,11 +576,7 @@ def test_replicas_on_a_gpu_type_removed_from_the_spec_lose_their_weight_as_a_mov
         replica={"gpuTypes": [H100, a100]},
     )
     world.add(body)
-    for cluster in "ab":
-        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
-        world.metrics.set_signal(ref, Signal.REQUEST_RATE, 2.0)
-        world.metrics.set_signal(ref, Signal.PROMPT_TOKEN_RATE, 2000.0)
-        world.metrics.set_signal(ref, Signal.GENERATION_TOKEN_RATE, 400.0)
+    measured(world, "ab")
     for _ in range(3):
         world.cycle()
     assert routing(world) == {"a": 50, "b": 50}
