@@ -258,7 +258,8 @@ def routing_with_grace(
     as it is, and the notes say so rather than "dropped" (found in review: they said dropped while it went out).
     Where the others must take more than `proposed` gives them (a weight dropped that it gave: the one in force,
     while a move waits to start), the more goes to those with Ready replicas (`serving`), as when a move starts
-    (`_spread`; fifth review: a crashed cluster's share grew from 33% to 49%); where none has one, to them all. A
+    (`_spread`; fifth review: a crashed cluster's share grew from 33% to 49%); where none has one, to the clusters
+    the grace keeps, then to them all. A
     weight dropped is dropped whatever the others' state (sixth review: kept where none had a Ready replica, a
     cluster no longer admitting the tenant kept its traffic with no time limit)."""
     kept: dict[str, float] = {}
