@@ -141,3 +141,18 @@ def test_a_real_time_market_is_forecast_at_its_last_ended_hour() -> None:
     assert {round(i.usd_per_kwh * 1000.0, 6) for i in horizon} == {20.0}
     # B is day-ahead: its published hours as they are.
     assert replay.known_price_per_minute()[:, 1].tolist() == replay.price_per_minute()[:, 1].tolist()
+
+
+def test_a_real_time_markets_new_price_is_planned_with_when_it_arrives() -> None:
+    # A's price of hour 1 is known from minute 120 (real time), and A is then far cheaper than B. The scheduled
+    # plan for hour 2 came at minute 117, on A's hour-0 price (dear); without a plan when the new price arrives
+    # the replicas stayed in B until the plan at minute 177 (found with issue 14: on the default week the owned
+    # replay placed PJM on a two-hour-old price for the whole hour).
+    prices = [hourly_prices("A", [100.0, 1.0, 1.0, 1.0]), hourly_prices("B", [50.0] * 4)]
+    replay = flat_replay([setup("chat", 15.0, "B")], prices, minutes=4 * 60, real_time_markets=frozenset({"A"}))
+    policy = GridshiftPolicy(replay, Scenario.OWNED)
+    schedule = simulate(replay, policy, judge=False)
+    assert schedule.ready[119, 0, 0] == 0, "hour 1's price was seen before it ended"
+    cold = replay.settings.cold_start_minutes
+    ready = schedule.ready[120 + cold, 0]
+    assert ready[0] == ready.sum() > 0, f"minute {120 + cold}: Ready {ready.tolist()}, A known cheap since 120"

@@ -241,6 +241,12 @@ class GridshiftPolicy:
         self.energy_watts = power[:, None] * pue[None, :]
         self.gpus = gpus.astype(np.int64)
         self.local_scale_up = True
+        # A real-time market's price of an hour is known once the hour ends (Market.known_hourly). The scheduled
+        # plan comes a cold start before the hour, when the newest price it knows is two hours old; at the top of
+        # the hour the hour just ended is known, so plan again then (information, not a timer: with day-ahead
+        # prices alone nothing new arrives and no plan is added). Owned moves are free at the margin and keep
+        # serving until the new replica is Ready (make-before-break); rented ones are charged their cold start.
+        self.plan_on_new_price = any(market.real_time for market in replay.markets)
         # The plan applied now holds until the next scheduled replan: value it over that step at the hourly
         # day-ahead prices (receding horizon), not at a mean over the payback horizon (6 h by default), which
         # averages the hours the plan will not be in force for and kept replicas in markets that are dear now.
@@ -369,7 +375,7 @@ class GridshiftPolicy:
     def decide(self, minute: int, fleet: FleetView) -> IntArray | None:
         wanted = self.required[minute]
         planned = fleet.targets.sum(axis=1)
-        if (self.phase + minute + self.plan_lead) % self.replan == 0:
+        if (self.phase + minute + self.plan_lead) % self.replan == 0 or self.new_price_known(minute):
             targets = self.plan(minute, fleet)
         elif (wanted > planned).any():
             targets = self.scale_up(minute, fleet, wanted) if self.local_scale_up else self.plan(minute, fleet)
@@ -378,6 +384,10 @@ class GridshiftPolicy:
         else:
             return None
         return None if np.array_equal(targets, fleet.targets) else targets
+
+    def new_price_known(self, minute: int) -> bool:
+        """Whether a real-time market's price of the hour that just ended became known at this minute."""
+        return self.plan_on_new_price and minute > 0 and (self.phase + minute) % 60 == 0
 
     def _cost_now(self, minute: int) -> FloatArray:
         """Cost of one replica-hour of each deployment in each market at this minute's price (GPU-hour + power at
