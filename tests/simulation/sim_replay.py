@@ -91,11 +91,12 @@ def flat_replay(
     minutes: int,
     gpus_per_market: int = 16,
     traces: dict[str, TraceProfile] | None = None,
+    start: datetime = START,
     **settings_args: object,
 ) -> Replay:
     """A replay with no daily swing: demand is each deployment's peak rate times its trace's bursts."""
     settings = SimulationSettings(
-        start=START,
+        start=start,
         days=minutes / 1440.0,
         markets=tuple(p.market for p in prices),
         gpus_per_market=gpus_per_market,

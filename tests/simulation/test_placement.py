@@ -5,6 +5,8 @@ replicas stay put for an hourly difference smaller than that."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ from gridshift.simulation.policies import GridshiftPolicy
 from gridshift.simulation.replay import Replay
 from gridshift.simulation.runner import run_replay
 from gridshift.simulation.settings import Scenario
-from tests.simulation.sim_replay import flat_replay, hourly_prices, setup, shipped_replay
+from tests.simulation.sim_replay import START, flat_replay, hourly_prices, setup, shipped_replay
 
 HOURS = 6
 # A is cheapest in even hours, dearest in odd ones; B is flat and cheaper than A's 6-hour mean (55).
@@ -156,3 +158,22 @@ def test_a_real_time_markets_new_price_is_planned_with_when_it_arrives() -> None
     cold = replay.settings.cold_start_minutes
     ready = schedule.ready[120 + cold, 0]
     assert ready[0] == ready.sum() > 0, f"minute {120 + cold}: Ready {ready.tolist()}, A known cheap since 120"
+
+
+def test_a_new_real_time_price_is_planned_with_at_the_replay_minute_it_arrives_whatever_the_start() -> None:
+    # Prices are indexed by the replay's own hours (minute // 60), so A's hour-1 price is known from replay minute
+    # 120 whatever the wall-clock minute the replay starts at. Found in review: the extra plan was timed on the
+    # wall clock ((phase + minute) % 60), so a replay starting at :30 planned at 30, 90, 150 where nothing new was
+    # known, and used the price known at 120 only at the scheduled plan of 147.
+    start = START + timedelta(minutes=30)
+    prices = [hourly_prices("A", [100.0, 1.0, 1.0, 1.0, 1.0], start), hourly_prices("B", [50.0] * 5, start)]
+    replay = flat_replay(
+        [setup("chat", 15.0, "B")], prices, minutes=4 * 60, real_time_markets=frozenset({"A"}), start=start
+    )
+    known = replay.known_price_per_minute()[:, 0]
+    assert [m for m in range(1, replay.minutes) if known[m] != known[m - 1]] == [120]
+    policy = GridshiftPolicy(replay, Scenario.OWNED)
+    assert [m for m in range(1, replay.minutes) if policy.new_price_known(m)] == [60, 120, 180]
+    schedule = simulate(replay, policy, judge=False)
+    ready = schedule.ready[120 + replay.settings.cold_start_minutes, 0]
+    assert ready[0] == ready.sum() > 0, f"Ready {ready.tolist()}: A known cheap since minute 120"

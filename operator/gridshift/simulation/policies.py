@@ -13,7 +13,8 @@ markets have published them. None of them is tuned against the hindsight bound.
   right now (GPU-hour plus power at capacity x PUE x the current price), moving all of them there when
   that changes, at most once per cooldown; ignores cold-start costs and future prices.
 - gridshift: the real planner (gridshift.planner.make_plan) on a Snapshot of the fleet every
-  `replan_minutes`, and at once when the forecast-driven sizing (gridshift.simulation.forecast) asks for
+  `replan_minutes`, at each replay hour's start where a market is real-time (its price of the hour just ended
+  becomes known then), and at once when the forecast-driven sizing (gridshift.simulation.forecast) asks for
   more replicas than are planned; prices are the published day-ahead ones. When the sizing asks for fewer,
   the surplus is stopped that minute where a replica costs most now, without a new plan (the operator
   plans every minute; a planner call every minute of a week is too slow for a benchmark, and a
@@ -386,8 +387,10 @@ class GridshiftPolicy:
         return None if np.array_equal(targets, fleet.targets) else targets
 
     def new_price_known(self, minute: int) -> bool:
-        """Whether a real-time market's price of the hour that just ended became known at this minute."""
-        return self.plan_on_new_price and minute > 0 and (self.phase + minute) % 60 == 0
+        """Whether a real-time market's price of the hour that just ended became known at this minute. Prices are
+        indexed by the replay's own hours (minute // 60), so whatever minute of the hour the replay starts at
+        (found in review: timed on the wall clock, a replay from :30 planned where nothing new was known)."""
+        return self.plan_on_new_price and minute > 0 and minute % 60 == 0
 
     def _cost_now(self, minute: int) -> FloatArray:
         """Cost of one replica-hour of each deployment in each market at this minute's price (GPU-hour + power at

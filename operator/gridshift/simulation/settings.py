@@ -121,7 +121,9 @@ class SimulationSettings:
     rented_usd_per_gpu_hour_by_market: Mapping[str, float] = field(default_factory=dict)
     """Per-market override of the rented H100 price (USD per GPU-hour)."""
     replan_minutes: int = 60
-    """gridshift re-plans on this cadence, on the hour when prices change. It also re-plans in any minute where
+    """gridshift re-plans on this cadence, on the hour when prices change; with a real-time market, also at each
+    replay hour's start, when that market's price of the hour just ended becomes known. It also re-plans in any
+    minute where
     observed demand x (1 + headroom) outgrows what its replicas serve, as the operator (planning every minute)
     would. A plan every minute of a week is too slow for a benchmark; 15 instead of 60 costs 4x the planner
     calls and saves about 1% (docs/simulate.md)."""
