@@ -212,3 +212,13 @@ def test_a_cluster_away_is_usable_only_on_a_gpu_type_of_the_spec_offered_and_pro
     no_profile = (A100_MODEL,)  # unknown replicas: b's only type of the spec has no GPUProfile
     assert not usable_away((A100, H100), [("a", A100, 1)], H100, profiles=no_profile)
     assert usable_away((A100, H100), [("a", A100, 1)], A100, profiles=no_profile)
+
+
+def test_a_cluster_at_one_percent_keeps_its_share_beside_a_kept_weight() -> None:
+    """The smallest weight a routing gives is 1%: it is traffic like any other, neither dropped nor given away."""
+    away = {"b": Unreachable("b", T0, reporting=2)}
+    now = T0 + timedelta(seconds=60)
+    waiting = (RouteWeight("a", 1), RouteWeight("b", 99))  # the weights in force while a move waits to start
+    assert weights(routing_with_grace(waiting, waiting, away, now, 180, SERVING)[0]) == {"a": 1, "b": 99}
+    planned = (RouteWeight("a", 1), RouteWeight("c", 99))  # the plan's routing, b left out
+    assert weights(routing_with_grace(planned, IN_FORCE, away, now, 180, SERVING)[0]) == {"a": 1, "b": 20, "c": 79}
