@@ -1607,3 +1607,18 @@ def test_a_deployment_body_without_metadata_keeps_its_migration() -> None:
     progress = fleet.migrations.run(fleet.now + CYCLE, bare, plan, fleet.views(), fleet, report)
     assert report.errors == [] and progress.in_flight
     assert fleet.counts() == {"a": 1, "b": 2}
+
+
+def test_a_roll_back_of_several_clusters_names_each_hold_in_its_message() -> None:
+    # Two clusters started in one batch, neither Ready: the roll-back's message (its Event, status) lists both holds.
+    fleet = Fleet.of(a=1, c=4)
+    plan = fleet.plan({"a": 2, "b": 1, "c": 2}, max_moves=2)
+    fleet.cycle(plan)
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    until = (fleet.now + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
+    assert progress.rolled_back == (
+        f"replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move; "
+        f"no replica starts again in a ({G}) before {until}, b ({G}) before {until} (raise "
+        "spec.migration.readyTimeoutSeconds if replicas there take longer to start)"
+    )
+
