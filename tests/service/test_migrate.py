@@ -1622,3 +1622,15 @@ def test_a_roll_back_of_several_clusters_names_each_hold_in_its_message() -> Non
         "spec.migration.readyTimeoutSeconds if replicas there take longer to start)"
     )
 
+
+def test_a_deployment_paused_then_created_again_under_its_name_is_not_paused() -> None:
+    # A move in flight while Frozen is abandoned back in Auto; a deployment created again under the name is
+    # another one: its move in flight runs on (its status restored with steps, as from a backup).
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.cycle(fleet.plan({"a": 2}, mode=MigrationMode.FROZEN))
+    assert MigrationProgress.from_status(fleet.status).in_flight  # paused
+    fleet.migrations.forget({"ml/chat": "uid-1"})
+    fleet.migrations.forget({"ml/chat": "uid-2"})  # created again under its name
+    _, report = fleet.cycle(plan)
+    assert report.errors == []  # not "migration paused outside Auto abandoned"
+    assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and fleet.counts() == {"a": 1, "b": 2}
