@@ -1634,3 +1634,32 @@ def test_a_deployment_paused_then_created_again_under_its_name_is_not_paused() -
     _, report = fleet.cycle(plan)
     assert report.errors == []  # not "migration paused outside Auto abandoned"
     assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and fleet.counts() == {"a": 1, "b": 2}
+
+
+def test_a_grace_decision_is_said_again_after_cycles_that_said_nothing() -> None:
+    # One RoutingGrace Event per decision, not one a cycle; but once a cycle says nothing (b answered), the same
+    # decision met later (b away again, its spell's start given as before) is news again: the Event is raised again.
+    fleet = Fleet.of(a=1, b=1)
+    fleet.migrations = Migrations(0.0, routing_grace_seconds=180)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 50}, {"cluster": "b", "weight": 50}]
+    plan = replace(fleet.plan({"a": 1, "b": 1}), usable_away=frozenset({"b"}))
+    since = fleet.now
+    plain_views = fleet.views
+
+    def views() -> dict[str, ClusterView]:
+        out = plain_views()
+        for view in out.values():
+            view.unreachable_since = None if view.reachable else since
+        return out
+
+    fleet.views = views  # type: ignore[method-assign]
+    fleet.observed = lambda: replace(Fleet.observed(fleet), reporting_away={"b": 1})  # type: ignore[method-assign]
+    said = []
+    for away in ({"b"}, {"b"}, set(), {"b"}):
+        fleet.unreachable = away
+        progress, _ = fleet.cycle(plan, advance=timedelta(seconds=10))
+        said.append(progress.grace)
+        assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50))
+    until = (since + timedelta(seconds=180)).isoformat()
+    kept = f"cluster b unreachable since {since.isoformat()}: its weight 50% kept until {until}"
+    assert [[n.startswith(kept) for n in notes] for notes in said] == [[True], [], [], [True]]
