@@ -219,6 +219,21 @@ def test_the_longest_sequence_is_the_longest_max_model_len_rendered_on_the_gpu_t
     assert longest_sequence(InferenceDeployment.model_validate(body).spec) == 131_072
 
 
+def test_a_variant_with_weights_of_its_own_runs_the_max_model_len_of_those_weights() -> None:
+    # The base build (Llama-3 8B, 8,192 tokens) fits an L4 whole; the variant's Llama-3.1 8B (131,072) does not: its
+    # replicas there get the --max-model-len of its own weights, and that caps the longest sequence.
+    from gridshift.service.inputs import longest_sequence, max_model_len
+
+    l4 = "NVIDIA-L4"
+    body = deployment_body()
+    body["spec"]["replica"]["gpuTypes"] = [l4]
+    body["spec"]["variants"] = [{"name": "long", "profileModel": "x", "source": "meta-llama/Llama-3.1-8B-Instruct"}]
+    spec = InferenceDeployment.model_validate(body).spec
+    assert max_model_len(spec, "", l4) is None  # vLLM's default: the model's own 8,192
+    assert max_model_len(spec, "long", l4) == 27_632
+    assert longest_sequence(spec) == 27_632
+
+
 def test_the_longest_sequence_is_the_users_own_max_model_len_where_their_args_set_one() -> None:
     # Found in review: the +Inf bucket was capped at the model's 131,072 tokens while the user's args ran
     # replicas of 8,192, so the long requests' class was planned longer than any replica takes.
