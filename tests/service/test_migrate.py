@@ -404,6 +404,21 @@ def moving_a_to_b_with_b_ready() -> tuple[Fleet, DeploymentPlan]:
     return fleet, plan
 
 
+def test_a_waited_cluster_whose_replicas_vanish_before_the_routing_moves_is_waited_on_again() -> None:
+    # b's WaitReady is done but the hub refused the weights, then gridshift's Deployment in b is deleted by hand:
+    # no placement of b is observed at all. The move waits on b again (no traffic to b, no ScaleDown in a) rather
+    # than shifting traffic to replicas that are gone, and the cycle carries on without an error.
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    fleet.cycle(plan)
+    fleet.route_refused = None
+    del fleet.desired[key("b")]
+    del fleet.ready[key("b")]
+    progress, report = fleet.cycle(plan)
+    assert actions(progress)[1] == ("WaitReady", "b", 1, "Running") and not report.errors
+    assert fleet.routing == (RouteWeight("a", 100),) and fleet.counts() == {"a": 2}
+
+
 def test_weights_the_hub_does_not_take_hold_the_scale_down_behind_them() -> None:
     # The route must send traffic to b before a's replica stops: a ShiftRouting whose weights are
     # refused (a conflict, a 5xx) holds the migration there, cycle after cycle, until they are taken.
