@@ -215,7 +215,11 @@ class Fleet:
         self.now += advance
         report = CycleReport(leader=True, started_at=self.now)
         progress = self.migrations.run(self.now, self.observed(), plan, self.views(), self, report)
-        self.status = {"migration": [stored(s) for s in progress.steps], "routing": routing_to_wire(progress.routing)}
+        self.status = {
+            "migration": [stored(s) for s in progress.steps],
+            "routing": routing_to_wire(progress.routing),
+            "mode": plan.mode.value,  # as service.status writes it every cycle
+        }
         return progress, report
 
     def make_ready(self) -> None:
@@ -478,7 +482,7 @@ def test_modes_other_than_auto_keep_status_as_it_is_and_touch_nothing() -> None:
     for mode in (MigrationMode.ADVISORY, MigrationMode.FROZEN):
         fleet.make_ready()
         progress, report = fleet.cycle(fleet.plan({"c": 2}, mode=mode))
-        assert fleet.status == before and fleet.writes == writes
+        assert {**fleet.status, "mode": "Auto"} == before and fleet.writes == writes  # the mode is the plan's
         assert report.member_writes == 0 and report.errors == []
         assert progress.routing == routing_from_wire(before["routing"])
 
@@ -1056,6 +1060,21 @@ def test_random_migrations_keep_make_before_break_and_reach_their_target(
     assert fleet.status["migration"] == []
 
 
+def test_a_move_abandoned_for_a_cluster_gone_away_drops_its_weight_in_the_same_cycle() -> None:
+    # Found by test_random_migrations_keep_make_before_break_and_reach_their_target: a move whose ShiftRouting was
+    # done (b 50, c 50) was abandoned when b went away (b "would take 50% of the traffic with no Ready replica"),
+    # and the routing in force went out as it was, b's 50% with it, until the next cycle routed afresh.
+    fleet = Fleet.of(a=1, b=1, c=1)
+    target = {"a": 0, "b": 1, "c": 1}
+    fleet.unreachable = {"a"}
+    fleet.cycle(fleet.plan(target, 1))
+    assert fleet.routing == (RouteWeight("b", 50), RouteWeight("c", 50))
+    fleet.unreachable = {"b"}
+    progress, report = fleet.cycle(fleet.plan(target, 1))
+    assert progress.steps == [] and "migration abandoned, cluster b would take 50%" in report.errors[0]
+    assert fleet.routing == (RouteWeight("c", 100),)
+
+
 def test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready() -> None:
     # Found in review: a WaitReady was checked once, so the next batch's ShiftRouting sent half the traffic
     # to b after b's only replica crashed, and its ScaleDown stopped a's last Ready replica.
@@ -1106,6 +1125,29 @@ def test_a_migration_kept_through_frozen_is_planned_afresh_back_in_auto() -> Non
     fleet.make_ready()
     _, report = fleet.cycle(plan)
     assert report.errors == [] and fleet.counts() == {"a": 1, "b": 2}
+
+
+@pytest.mark.parametrize("lost", ["restart", "cycle not observed"])
+def test_a_migration_kept_through_frozen_is_abandoned_though_the_in_memory_mark_was_lost(lost: str) -> None:
+    # Found in review: the mark that a move was paused outside Auto lived in memory only, so a restart, a new
+    # leader, or one cycle the deployment was not observed in (its spec invalid for a cycle) lost it; back in Auto
+    # the stale move ran where the plan now keeps a at 2: a scaled to 1, then 0 (all traffic to b), then 2 again.
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    fleet.cycle(plan)
+    fleet.route_refused = None
+    for _ in range(2):
+        fleet.cycle(fleet.plan({"a": 2, "b": 1}, mode=MigrationMode.FROZEN))
+    if lost == "restart":
+        fleet.migrations = Migrations(0.0)
+    else:
+        fleet.migrations.forget({})
+        fleet.migrations.forget({"ml/chat": "uid-chat"})
+    for _ in range(3):
+        fleet.make_ready()
+        fleet.cycle(fleet.plan({"a": 2, "b": 1}))
+    assert [w for w in fleet.writes if w[0] == "a"] == []
+    assert fleet.counts() == {"a": 2, "b": 1} and fleet.routing == (RouteWeight("a", 67), RouteWeight("b", 33))
 
 
 def test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_deployment() -> None:
@@ -1646,6 +1688,7 @@ def test_a_deployment_paused_then_created_again_under_its_name_is_not_paused() -
     assert MigrationProgress.from_status(fleet.status).in_flight  # paused
     fleet.migrations.forget({"ml/chat": "uid-1"})
     fleet.migrations.forget({"ml/chat": "uid-2"})  # created again under its name
+    fleet.status["mode"] = "Auto"  # its status, restored from a backup taken in Auto
     _, report = fleet.cycle(plan)
     assert report.errors == []  # not "migration paused outside Auto abandoned"
     assert fleet.routing == (RouteWeight("a", 50), RouteWeight("b", 50)) and fleet.counts() == {"a": 1, "b": 2}

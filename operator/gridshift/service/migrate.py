@@ -309,9 +309,11 @@ class Migrations:
             if progress.in_flight:
                 self._paused.add(deployment.id)
             return progress
-        if deployment.id in self._paused and progress.in_flight:
+        if progress.in_flight and (deployment.id in self._paused or _written_outside_auto(deployment.old_status)):
             # Steps kept through a Frozen or Advisory spell were planned for a placement and prices since gone:
-            # resumed, they ran that stale move and then the move back (review). Planned afresh instead.
+            # resumed, they ran that stale move and then the move back (review). Planned afresh instead. The
+            # status's mode says it too: the in-memory mark is lost by a restart, a new leader, or a cycle the
+            # deployment was not observed in (review: the stale move then scaled a cluster the plan kept to 0).
             report.errors.append(f"{deployment.id}: migration paused outside Auto abandoned; planned afresh")
             progress.steps = []
         self._paused.discard(deployment.id)
@@ -336,6 +338,7 @@ class Migrations:
             # the admitted source scaled down, then the next plan moved everything back.
             report.errors.append(f"{deployment.id}: migration into {barred}, where it may no longer run, abandoned")
             progress.steps = []
+        was_in_flight = progress.in_flight
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
             scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
@@ -349,6 +352,12 @@ class Migrations:
                 proposed = plan.routing
             self._route(now, deployment, progress, proposed, _away(deployment, views, now, self._grace, plan), report)
         self._advance(now, deployment, progress, views, actuator, report)
+        if was_in_flight and not progress.steps:
+            # The move in flight ended or was abandoned this cycle: the routing in force is now no move's, and an
+            # unreachable cluster's weight in it goes (or the grace holds it) now, not a cycle later (found by the
+            # property test: a move abandoned for a cluster gone away left that cluster 50% for a cycle).
+            away = _away(deployment, views, now, self._grace, plan)
+            self._route(now, deployment, progress, progress.routing, away, report)
         return progress
 
     def _route(
@@ -712,6 +721,13 @@ def with_holds(snapshot: Snapshot, holds: Mapping[str, frozenset[Key]]) -> Snaps
         return snapshot
     deployments = tuple(replace(d, no_growth=holds[d.id]) if d.id in holds else d for d in snapshot.deployments)
     return replace(snapshot, deployments=deployments)
+
+
+def _written_outside_auto(status: Mapping[str, Any]) -> bool:
+    """Whether the deployment's status was last written in a mode other than Auto (`status.mode`, written every
+    cycle by service.status), so its steps in flight were kept through a Frozen or Advisory spell."""
+    mode = status.get("mode")
+    return isinstance(mode, str) and mode != MigrationMode.AUTO.value
 
 
 def _planned_for_another_spec(
