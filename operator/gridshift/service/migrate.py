@@ -258,6 +258,7 @@ class Migrations:
     def __init__(self, revalidate_delay_seconds: float, routing_grace_seconds: float = 0.0) -> None:
         self._revalidate_delay = timedelta(seconds=revalidate_delay_seconds)
         self._grace = routing_grace_seconds
+        self._grace_span = timedelta(seconds=routing_grace_seconds)
         self._pending: dict[str, _PendingTarget] = {}
         self._paused: set[str] = set()
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
@@ -355,8 +356,15 @@ class Migrations:
         if was_in_flight and not progress.steps:
             # The move in flight ended or was abandoned this cycle: the routing in force is now no move's, and an
             # unreachable cluster's weight in it goes (or the grace holds it) now, not a cycle later (found by the
-            # property test: a move abandoned for a cluster gone away left that cluster 50% for a cycle).
-            away = _away(deployment, views, now, self._grace, plan)
+            # property test: a move abandoned for a cluster gone away left that cluster 50% for a cycle). Pods not
+            # measured this cycle (observe asks no Prometheus for a deployment with a move in flight) keep their
+            # weight within the grace, to the next cycle's reading: dropped for it, a one-cycle blip of b's API
+            # server as the move ended put b's 50% on a's one replica for good (review).
+            away = {
+                name: spell
+                for name, spell in _away(deployment, views, now, self._grace, plan).items()
+                if not (spell.unmeasured is not None and spell.usable and now < spell.since + self._grace_span)
+            }
             self._route(now, deployment, progress, progress.routing, away, report)
         return progress
 
