@@ -1060,21 +1060,6 @@ def test_random_migrations_keep_make_before_break_and_reach_their_target(
     assert fleet.status["migration"] == []
 
 
-def test_a_move_abandoned_for_a_cluster_gone_away_drops_its_weight_in_the_same_cycle() -> None:
-    # Found by test_random_migrations_keep_make_before_break_and_reach_their_target: a move whose ShiftRouting was
-    # done (b 50, c 50) was abandoned when b went away (b "would take 50% of the traffic with no Ready replica"),
-    # and the routing in force went out as it was, b's 50% with it, until the next cycle routed afresh.
-    fleet = Fleet.of(a=1, b=1, c=1)
-    target = {"a": 0, "b": 1, "c": 1}
-    fleet.unreachable = {"a"}
-    fleet.cycle(fleet.plan(target, 1))
-    assert fleet.routing == (RouteWeight("b", 50), RouteWeight("c", 50))
-    fleet.unreachable = {"b"}
-    progress, report = fleet.cycle(fleet.plan(target, 1))
-    assert progress.steps == [] and "migration abandoned, cluster b would take 50%" in report.errors[0]
-    assert fleet.routing == (RouteWeight("c", 100),)
-
-
 def test_routing_and_scale_downs_wait_for_replicas_that_stopped_being_ready() -> None:
     # Found in review: a WaitReady was checked once, so the next batch's ShiftRouting sent half the traffic
     # to b after b's only replica crashed, and its ScaleDown stopped a's last Ready replica.

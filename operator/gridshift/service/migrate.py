@@ -258,7 +258,6 @@ class Migrations:
     def __init__(self, revalidate_delay_seconds: float, routing_grace_seconds: float = 0.0) -> None:
         self._revalidate_delay = timedelta(seconds=revalidate_delay_seconds)
         self._grace = routing_grace_seconds
-        self._grace_span = timedelta(seconds=routing_grace_seconds)
         self._pending: dict[str, _PendingTarget] = {}
         self._paused: set[str] = set()
         """Deployments whose migration was in flight while their mode was not Auto (see `run`)."""
@@ -339,7 +338,6 @@ class Migrations:
             # the admitted source scaled down, then the next plan moved everything back.
             report.errors.append(f"{deployment.id}: migration into {barred}, where it may no longer run, abandoned")
             progress.steps = []
-        was_in_flight = progress.in_flight
         if not progress.in_flight:
             progress.steps = self._start(now, deployment, plan)
             scaled_to_zero = not any(t.replicas > 0 for t in plan.targets) and not any(
@@ -353,19 +351,6 @@ class Migrations:
                 proposed = plan.routing
             self._route(now, deployment, progress, proposed, _away(deployment, views, now, self._grace, plan), report)
         self._advance(now, deployment, progress, views, actuator, report)
-        if was_in_flight and not progress.steps:
-            # The move in flight ended or was abandoned this cycle: the routing in force is now no move's, and an
-            # unreachable cluster's weight in it goes (or the grace holds it) now, not a cycle later (found by the
-            # property test: a move abandoned for a cluster gone away left that cluster 50% for a cycle). Pods not
-            # measured this cycle (observe asks no Prometheus for a deployment with a move in flight) keep their
-            # weight within the grace, to the next cycle's reading: dropped for it, a one-cycle blip of b's API
-            # server as the move ended put b's 50% on a's one replica for good (review).
-            away = {
-                name: spell
-                for name, spell in _away(deployment, views, now, self._grace, plan).items()
-                if not (spell.unmeasured is not None and spell.usable and now < spell.since + self._grace_span)
-            }
-            self._route(now, deployment, progress, progress.routing, away, report)
         return progress
 
     def _route(
