@@ -259,9 +259,8 @@ def routing_with_grace(
     Where the others must take more than `proposed` gives them (a weight dropped that it gave: the one in force,
     while a move waits to start), the more goes to those with Ready replicas (`serving`), as when a move starts
     (`_spread`; fifth review: a crashed cluster's share grew from 33% to 49%); where none has one, to the clusters
-    the grace keeps, then to them all. A
-    weight dropped is dropped whatever the others' state (sixth review: kept where none had a Ready replica, a
-    cluster no longer admitting the tenant kept its traffic with no time limit)."""
+    the grace keeps, then to them all. A weight dropped is dropped whatever the others' state (sixth review: kept
+    where none had a Ready replica, a cluster no longer admitting the tenant kept its traffic with no time limit)."""
     kept: dict[str, float] = {}
     dropped: list[tuple[RouteWeight, str]] = []
     notes: list[str] = []
@@ -336,15 +335,14 @@ def _spread(
     base: Mapping[str, float], share: float, reachable: Collection[str], serving: Collection[str]
 ) -> tuple[tuple[RouteWeight, ...], str]:
     """`base` (not empty) with `share` (weights dropped) added in their proportions to its `reachable` clusters with
-    Ready replicas (`serving`, which the callers give the clusters the grace keeps too: their pods report); where
-    none has one, to the clusters the grace keeps whose replicas serve; where none
-    does, to its reachable clusters all the same; where none is reachable, to every cluster of `base` (those the grace
-    keeps). Also what the drop's note adds where the share does not go to a reachable cluster's Ready replicas. The
-    one rule for a dropped share, with or without a move starting: a cluster with no Ready replica gets none while
-    one with them can take it (fifth review: a crashed cluster's share grew from 33% to 49%; seventh: 30% to 60%
-    while a cluster kept by the grace still served), and a weight that must go goes, whatever the others' state
-    (sixth review: kept where none had a Ready replica, a cluster no longer admitting the tenant kept its traffic
-    with no time limit)."""
+    Ready replicas (`serving`, which the callers give the clusters the grace keeps too: their pods report); where none
+    has one, to the clusters the grace keeps whose replicas serve; where none does, to its reachable clusters all the
+    same; where none is reachable, to every cluster of `base` (those the grace keeps). Also what the drop's note adds
+    where the share does not go to a reachable cluster's Ready replicas. The one rule for a dropped share, with or
+    without a move starting: a cluster with no Ready replica gets none while one with them can take it (fifth review: a
+    crashed cluster's share grew from 33% to 49%; seventh: 30% to 60% while a cluster kept by the grace still served),
+    and a weight that must go goes, whatever the others' state (sixth review: kept where none had a Ready replica, a
+    cluster no longer admitting the tenant kept its traffic with no time limit)."""
     tiers = (
         ([c for c in base if c in reachable and c in serving], ""),
         ([c for c in base if c in serving], f" ({_KEPT_SERVING})"),
