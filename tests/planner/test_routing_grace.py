@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gridshift.planner import make_plan
-from gridshift.planner.migration import RouteWeight, Unreachable, routing_as_a_move_starts, routing_with_grace
+from gridshift.planner.migration import (
+    RouteWeight,
+    Unmeasured,
+    Unreachable,
+    routing_as_a_move_starts,
+    routing_with_grace,
+)
 from tests.planner.planner_world import A100, A100_MODEL, H100, cluster, deployment, flat_prices, snapshot
 
 T0 = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
@@ -58,10 +64,13 @@ def test_a_cluster_the_deployment_may_no_longer_use_loses_its_weight_at_once() -
 
 
 def test_metrics_not_measured_are_said_so_not_that_none_reports() -> None:
-    away = {"b": Unreachable("b", T0, reporting=0, unmeasured="no answer within the 20 s deadline")}
+    away = {"b": Unreachable("b", T0, reporting=0, unmeasured=Unmeasured.NO_ANSWER)}
     routing, notes = routing_with_grace(PROPOSED, IN_FORCE, away, T0, 180, SERVING)
     assert weights(routing) == {"a": 60, "c": 40}
-    assert "dropped to 0, its pods' vLLM metrics not measured (no answer within the 20 s deadline)" in notes[0]
+    assert (
+        "dropped to 0, its pods' vLLM metrics not measured (its Prometheus gave no answer within the deadline)"
+        in notes[0]
+    )
     assert "none of its pods reports" not in notes[0]
 
 
@@ -108,7 +117,7 @@ def test_a_move_that_starts_keeps_a_weight_whose_pods_were_not_measured_and_feed
     where before the grace it stayed to the ShiftRouting; and a dropped share went partly to a reachable cluster
     with no Ready replica (33% -> 49%)."""
     now = T0 + timedelta(seconds=60)
-    unknown = {"b": Unreachable("b", T0, reporting=0, unmeasured="its replicas there unknown since a restart")}
+    unknown = {"b": Unreachable("b", T0, reporting=0, unmeasured=Unmeasured.REPLICAS_UNKNOWN)}
     routing, notes = routing_as_a_move_starts(IN_FORCE, unknown, now, 180, SERVING)
     assert routing == IN_FORCE and "kept into the move starting now (its pods' vLLM metrics not measured" in notes[0]
     silent = {"b": Unreachable("b", T0, reporting=0)}
@@ -158,7 +167,7 @@ def test_a_weight_that_must_go_as_a_move_starts_goes_to_the_clusters_kept_where_
     both = (RouteWeight("b", 40), RouteWeight("d", 60))
     for d, to in (
         (Unreachable("d", T0, reporting=2), "goes to those the grace keeps, whose replicas serve"),
-        (Unreachable("d", T0, reporting=0, unmeasured="Prometheus did not answer"), "goes to those kept"),
+        (Unreachable("d", T0, reporting=0, unmeasured=Unmeasured.FAILED), "goes to those kept"),
     ):
         away = {"b": Unreachable("b", T0, reporting=2, usable=False), "d": d}
         routing, notes = routing_as_a_move_starts(both, away, T0, 180, frozenset())

@@ -8,6 +8,7 @@ the service publishes (status.routing, the HTTPRoute's source) and says (a Routi
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -356,13 +357,40 @@ def test_an_unreachable_prometheus_is_asked_only_while_the_grace_may_keep_a_weig
         "cluster b unreachable, its Prometheus read for the routing grace only: metrics of cluster b: no answer "
         "within the 1 s deadline"
     ) in report.errors
-    assert "its pods' vLLM metrics not measured (metrics of cluster b: no answer" in grace_notes(world)[-1]
+    assert (
+        "its pods' vLLM metrics not measured (its Prometheus gave no answer within the deadline)"
+        in grace_notes(world)[-1]
+    )
     for _ in range(2):  # no weight left there, and the grace over: not asked, no stall, no error line
         started = time.monotonic()
         report = world.cycle()
         assert time.monotonic() - started < 1.0
         assert not [e for e in report.errors if "prom" in e.lower() or "metrics of cluster b" in e]
     assert hanging.calls == 1
+
+
+def test_a_failed_prometheus_is_said_in_fixed_words_to_the_tenant_its_error_to_the_operator_once() -> None:
+    """Found in review: the grace note (the tenant's RoutingGrace Event) quoted the metrics error whole: the admin's
+    metrics source, which tenants may not read (docs/rbac.md), and its server's answer, which can name other tenants'
+    namespaces (the query covers every workload namespace of the cluster). The tenant is told why in fixed words;
+    the error goes to the cycle's errors once (it was there twice: the grace note, logged as a problem, quoted it),
+    the cluster named."""
+    world = spread_world()
+    failing = FakeMetricsSource()
+    failing.name = "http://thanos-query.monitoring.svc:9090"
+    body = 'HTTP 503: upstream prometheus-b-0 overloaded; query={namespace=~"gridshift-ml|gridshift-payroll"}'
+    failing.fail(body, retryable=False)
+    own_prometheus_for_b(world, failing)
+    world.members["b"].reachable = False
+    report = world.cycle()
+    assert routing(world) == {"a": 100}
+    tenant_texts = [e.note for e in world.hub.events] + [json.dumps(world.status())]
+    assert not [t for t in tenant_texts if "thanos" in t or "payroll" in t or "prom-b" in t or "503" in t]
+    assert "dropped to 0, its pods' vLLM metrics not measured (its Prometheus query failed)" in grace_notes(world)[-1]
+    assert [e for e in report.errors if body in e] == [
+        "cluster b unreachable, its Prometheus read for the routing grace only: metrics source "
+        f"'http://thanos-query.monitoring.svc:9090', signal all: {body}"
+    ]
 
 
 def test_a_restarted_operator_says_the_replicas_there_are_unknown() -> None:

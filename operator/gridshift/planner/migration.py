@@ -205,6 +205,18 @@ def _stoppable(
     return stopping
 
 
+class Unmeasured(StrEnum):
+    """Why an unreachable cluster's pods' vLLM metrics were not measured, in the fixed words the routing grace's notes
+    say (a tenant's RoutingGrace Event): never the metrics error's own text, which names the metrics source (the
+    admin's prometheusUrl) and quotes its server's answer, which can name other tenants' namespaces (the query covers
+    the cluster's every workload namespace; docs/security.md row 78). The error itself goes to the cycle's errors."""
+
+    NO_ANSWER = "its Prometheus gave no answer within the deadline"
+    FAILED = "its Prometheus query failed"
+    NOT_ASKED = "its Prometheus was not asked"
+    REPLICAS_UNKNOWN = "its replicas there unknown: none listed since the operator started"
+
+
 @dataclass(frozen=True)
 class Unreachable:
     """A cluster whose API server did not answer this cycle, as the routing grace reads it (`routing_with_grace`)."""
@@ -218,7 +230,7 @@ class Unreachable:
     usable: bool = True
     """Whether the deployment may still run there (the planner's eligibility rules: planner.plan.DeploymentPlan
     .usable_away); False: its weight goes at once, as a reachable cluster's would, whatever `unmeasured` says."""
-    unmeasured: str | None = None
+    unmeasured: Unmeasured | None = None
     """Why its pods' metrics were not measured this cycle (Prometheus did not answer, its replicas there unknown),
     when they were not: `reporting` is then 0 for want of a reading, not because none reports."""
 

@@ -49,6 +49,7 @@ from gridshift.api.inference_deployment import DemandSource
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, MemberAccess, workload_namespace_for
 from gridshift.hub.client import Hub, SecretMissing, SecretPurpose
 from gridshift.planner import snapshot as S
+from gridshift.planner.migration import Unmeasured
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.redaction import display_url
 from gridshift.service import inputs
@@ -128,9 +129,9 @@ class Observer:
         self._last_workloads: dict[str, list[WorkloadState]] = {}
         self._away: dict[str, datetime] = {}
         """When each cluster unreachable now became so (ClusterView.unreachable_since)."""
-        self._unmeasured: dict[str, str] = {}
+        self._unmeasured: dict[str, Unmeasured] = {}
         """This cycle's unreachable clusters whose Prometheus was asked for the routing grace and gave no answer,
-        with why (ObservedDeployment.unmeasured_away)."""
+        with why (ObservedDeployment.unmeasured_away): a fixed reason, the error's text going to the cycle's errors."""
         # Hub bodies are validated again only when they changed (inputs.ParseCache), and a deployment's
         # requirements translated again only when its parsed spec did.
         self._deployment_models = inputs.ParseCache(InferenceDeployment)
@@ -597,14 +598,17 @@ class Observer:
 
         An unreachable cluster's Prometheus is asked only for the routing grace (`_wanted`), its errors said as such
         and kept apart (`_unmeasured`): found in review, asked every cycle, a hanging one stalled every cycle for
-        metrics_deadline_seconds and its errors read as those of the reachable clusters' deployments."""
+        metrics_deadline_seconds and its errors read as those of the reachable clusters' deployments. The grace is told
+        why in fixed words (`why`, planner.migration.Unmeasured), the error's text goes to the cycle's errors alone:
+        found in review, copied into the tenant's RoutingGrace Event it named the admin's metrics source and quoted
+        its server's answer (docs/security.md row 78)."""
         wanted = self._wanted(deployments, views, running, now)
         away = {v.name for v in views if not v.reachable}
         self._unmeasured = {}
 
-        def error(cluster: str, text: str) -> None:
+        def error(cluster: str, text: str, why: Unmeasured = Unmeasured.FAILED) -> None:
             if cluster in away:
-                self._unmeasured[cluster] = text
+                self._unmeasured[cluster] = why
                 text = f"cluster {cluster} unreachable, its Prometheus read for the routing grace only: {text}"
             report.errors.append(text)
 
@@ -633,7 +637,11 @@ class Observer:
             if not future.done():
                 future.cancel()  # a query still running ends by its own timeout; its answer is dropped
                 out[cluster] = None
-                error(cluster, f"metrics of cluster {cluster}: no answer within the {deadline:g} s deadline")
+                error(
+                    cluster,
+                    f"metrics of cluster {cluster}: no answer within the {deadline:g} s deadline",
+                    Unmeasured.NO_ANSWER,
+                )
                 continue
             try:
                 answers = future.result()
@@ -704,21 +712,23 @@ class Observer:
         name: str,
         running: Mapping[str, frozenset[tuple[str, str]]],
         away: Mapping[str, Mapping[tuple[str, str], DeploymentSignals] | None],
-    ) -> tuple[dict[str, int], dict[str, str]]:
+    ) -> tuple[dict[str, int], dict[str, Unmeasured]]:
         """Per unreachable cluster holding the deployment's replicas, its pods there that report fresh vLLM metrics
         (0 when not measured); and per unreachable cluster where they were not measured, why: its Prometheus gave
         no answer (`_unmeasured`), or its replicas there are unknown (none listed since the operator started)."""
-        reporting, unmeasured = {}, {}
+        reporting: dict[str, int] = {}
+        unmeasured: dict[str, Unmeasured] = {}
         for cluster, answers in away.items():
             if cluster not in self._last_workloads:
-                unmeasured[cluster] = "its replicas there unknown: none listed since the operator started"
+                unmeasured[cluster] = Unmeasured.REPLICAS_UNKNOWN
             elif (ns, name) in running.get(cluster, frozenset()):
                 signals = answers.get((ns, name)) if answers is not None else None
                 count = signals.scalar(Signal.REPLICAS_REPORTING) if signals is not None else None
                 reporting[cluster] = int(count or 0)
-                failed = signals.failed.get(Signal.REPLICAS_REPORTING) if signals is not None else None
-                if answers is None or failed is not None:  # no series at all is measured: none reports
-                    unmeasured[cluster] = failed or self._unmeasured.get(cluster, "its Prometheus was not asked")
+                failed = signals is not None and Signal.REPLICAS_REPORTING in signals.failed
+                if answers is None or failed:  # no series at all is measured: none reports
+                    why = Unmeasured.FAILED if failed else self._unmeasured.get(cluster, Unmeasured.NOT_ASKED)
+                    unmeasured[cluster] = why
         return reporting, unmeasured
 
 

@@ -18,6 +18,7 @@ from gridshift.actuation.members import Inventory, MemberCluster, Owner, Workloa
 from gridshift.api import InferenceDeployment, RegionalCluster
 from gridshift.api.regional_cluster import workload_namespace_for
 from gridshift.planner import snapshot as S
+from gridshift.planner.migration import Unmeasured
 from gridshift.planner.plan import Plan
 from gridshift.service.inputs import MeasuredCost, ProfileUse
 from gridshift.signals.carbon_service import CarbonReading
@@ -152,10 +153,10 @@ class ObservedDeployment:
     reporting_away: Mapping[str, int] = field(default_factory=dict)
     """Per unreachable cluster holding its replicas, its pods there that report fresh vLLM metrics (signals'
     replicas_reporting; 0 when Prometheus did not answer): the evidence the routing grace reads (service.migrate)."""
-    unmeasured_away: Mapping[str, str] = field(default_factory=dict)
+    unmeasured_away: Mapping[str, Unmeasured] = field(default_factory=dict)
     """Per unreachable cluster whose grace is running, why its pods' metrics were not measured (Prometheus did not
     answer, its replicas there unknown since the operator started), where they were not: the routing grace says so,
-    not that none reports."""
+    not that none reports. A fixed reason, never the error's text (tenant-visible: the RoutingGrace Event)."""
 
     @property
     def id(self) -> str:
