@@ -393,6 +393,20 @@ def test_a_failed_prometheus_is_said_in_fixed_words_to_the_tenant_its_error_to_t
     ]
 
 
+def test_a_prometheus_past_its_own_deadline_is_said_as_no_answer_not_as_a_failed_query() -> None:
+    """Found in review: the real source has the same deadline as the operator's wait (service.wiring), and when its
+    own fired first (about half the time) its MetricsError was said to the tenant as "its Prometheus query failed"
+    while the operator's log said no answer within the deadline."""
+    world = spread_world()
+    late = FakeMetricsSource()
+    late.fail("no answer within the 1 s deadline", retryable=True, timed_out=True)
+    own_prometheus_for_b(world, late)
+    world.members["b"].reachable = False
+    world.cycle()
+    assert routing(world) == {"a": 100}
+    assert "not measured (its Prometheus gave no answer within the deadline)" in grace_notes(world)[-1]
+
+
 def test_a_restarted_operator_says_the_replicas_there_are_unknown() -> None:
     world = spread_world()
     world.members["b"].reachable = False

@@ -647,7 +647,8 @@ class Observer:
                 answers = future.result()
             except MetricsError as failed:
                 out[cluster] = None
-                error(cluster, str(failed))
+                # The source's own deadline often fires before this wait's (wiring gives both one setting).
+                error(cluster, str(failed), Unmeasured.NO_ANSWER if failed.timed_out else Unmeasured.FAILED)
                 continue
             except Exception as failed:  # an adapter bug must not stop planning for everyone else
                 out[cluster] = None

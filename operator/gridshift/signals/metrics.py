@@ -71,7 +71,14 @@ class MetricsError(Exception):
     """A query could not be answered; `retryable` when trying again later may succeed."""
 
     def __init__(
-        self, source: str, signal: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None
+        self,
+        source: str,
+        signal: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after_seconds: float | None = None,
+        timed_out: bool = False,
     ) -> None:
         # Its text reaches status (service.errors passes it as it is): a remembered secret never does (self-review).
         super().__init__(redaction.redact(f"metrics source {source!r}, signal {signal}: {message}"))
@@ -80,6 +87,9 @@ class MetricsError(Exception):
         self.retryable = retryable
         self.retry_after_seconds = retry_after_seconds
         """What the server's `Retry-After` asked for (429 or 503), seconds; None without one."""
+        self.timed_out = timed_out
+        """No answer in time (a query's timeout, or the source's deadline): the routing grace says so in its own
+        fixed words, apart from a query that failed (service.observe, planner.migration.Unmeasured)."""
 
 
 class ImplausibleDemand(ValueError):
@@ -351,7 +361,11 @@ class PrometheusMetricsSource:
             ) from error
         except requests.exceptions.Timeout as error:
             raise MetricsError(
-                source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
+                source,
+                signal,
+                f"no answer within {self.settings.query_timeout_seconds} s",
+                retryable=True,
+                timed_out=True,
             ) from error
         except PriceFetchError as error:  # the exchange's cap on the answer (HttpxAdapter)
             raise MetricsError(source, signal, error.detail, retryable=False) from None
@@ -360,7 +374,11 @@ class PrometheusMetricsSource:
         except requests.exceptions.RequestException as error:
             if is_timeout(error):  # a body that stalls is a ConnectionError in requests
                 raise MetricsError(
-                    source, signal, f"no answer within {self.settings.query_timeout_seconds} s", retryable=True
+                    source,
+                    signal,
+                    f"no answer within {self.settings.query_timeout_seconds} s",
+                    retryable=True,
+                    timed_out=True,
                 ) from error
             raise MetricsError(source, signal, f"request failed ({type(error).__name__})", retryable=True) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
@@ -435,7 +453,11 @@ class PrometheusMetricsSource:
 
     def _late(self, signal: str) -> MetricsError:
         return MetricsError(
-            self.name, signal, f"no answer within the {self.settings.deadline_seconds:g} s deadline", retryable=True
+            self.name,
+            signal,
+            f"no answer within the {self.settings.deadline_seconds:g} s deadline",
+            retryable=True,
+            timed_out=True,
         )
 
 

@@ -46,9 +46,10 @@ class FakeMetricsSource:
             raise TypeError(f"{signal}: {'mapping (per pod or per le)' if keyed else 'float'} expected")
         self._values.setdefault(ref, {})[signal] = dict(value) if isinstance(value, Mapping) else float(value)
 
-    def fail(self, message: str, *, retryable: bool) -> None:
-        """Makes every later read raise MetricsError until `recover()`."""
-        self._failure = MetricsError(self.name, "all", message, retryable=retryable)
+    def fail(self, message: str, *, retryable: bool, timed_out: bool = False) -> None:
+        """Makes every later read raise MetricsError until `recover()` (`timed_out`: as the real source's own
+        deadline or a query's timeout raises it)."""
+        self._failure = MetricsError(self.name, "all", message, retryable=retryable, timed_out=timed_out)
 
     def fail_signal(self, signal: Signal, message: str) -> None:
         """Makes `signal`'s query fail until `recover()`, as the Prometheus adapter takes it: the read raises for one
