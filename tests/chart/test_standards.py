@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS
+from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS, OperatorSettings, load_operator_settings
 
 from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub
 
@@ -151,9 +151,54 @@ def test_a_planner_budget_not_below_the_plan_interval_is_refused_at_install(helm
     proc = helm.template("--set", "operator.planIntervalSeconds=2", check=False)
     assert proc.returncode != 0
     assert "plannerTimeBudgetSeconds (10) must be below planIntervalSeconds (2)" in proc.stderr
-    proc = helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=null")
-    assert proc.returncode == 0, "a null budget leaves the operator's own default and check"
+    # A null budget is the operator's default (10 s), which it refuses over a 2 s interval.
+    proc = helm.template(
+        "--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=null", check=False
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "plannerTimeBudgetSeconds (10) must be below planIntervalSeconds (2)" in proc.stderr
     assert helm.template("--set", "operator.planIntervalSeconds=2", "--set", "operator.plannerTimeBudgetSeconds=1")
+
+
+def _operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    env = pod_spec(objects)["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if e["name"].startswith("GRIDSHIFT_") and "value" in e}
+
+
+@pytest.mark.parametrize(
+    ("interval", "budget"),
+    [("2", "null"), ("null", "100"), ("11", "null"), ("null", "59"), ("null", "null"), ("2", "1.5")],
+)
+def test_a_null_setting_is_checked_as_the_operators_default(
+    helm: Helm, monkeypatch: pytest.MonkeyPatch, interval: str, budget: str
+) -> None:
+    """A null operator.* sets no env var, so the operator takes its default: the chart checks that, and
+    renders exactly what the operator then accepts. Found in review: a null budget (the operator's is 10 s)
+    with a 2 s interval rendered, and the operator refused to start (crash loop)."""
+    proc = helm.template(
+        "--set-json", f"operator.planIntervalSeconds={interval}",
+        "--set-json", f"operator.plannerTimeBudgetSeconds={budget}",
+        check=False,
+    )  # fmt: skip
+    given = {"plan_interval_seconds": interval, "planner_time_budget_seconds": budget}
+    effective = {
+        key: float(value) if value != "null" else OperatorSettings.model_fields[key].default
+        for key, value in given.items()
+    }
+    operator_refuses = effective["planner_time_budget_seconds"] >= effective["plan_interval_seconds"]
+    if operator_refuses:
+        assert proc.returncode != 0
+        expected = (
+            f"plannerTimeBudgetSeconds ({effective['planner_time_budget_seconds']:g}) must be below "
+            f"planIntervalSeconds ({effective['plan_interval_seconds']:g})"
+        )
+        assert expected in proc.stderr, proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    for name, value in _operator_env(objects).items():
+        monkeypatch.setenv(name, value)
+    load_operator_settings()  # what the operator does at start: the rendered env must not be refused
 
 
 def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:

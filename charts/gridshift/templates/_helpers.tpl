@@ -88,6 +88,23 @@ Use on its own line after the labels: `  {{- include "gridshift.annotations" (li
 {{- end }}
 {{- end }}
 
+{{- /*
+operator.* as the operator will read them, as JSON: each value over the operator's default
+(gridshift.operatorDefaults, generated from OperatorSettings), which a null value (no env var) leaves in
+force. The checks of the settings' cross-field rules read these, not the values: found in review, a null
+budget skipped the budget check, so a 2 s interval rendered and the operator (10 s default budget)
+refused to start, a crash loop.
+*/ -}}
+{{- define "gridshift.operatorSettings" -}}
+{{- $settings := include "gridshift.operatorDefaults" . | fromJson }}
+{{- range $key, $value := (.Values.operator | default dict) }}
+{{- if not (kindIs "invalid" $value) }}
+{{- $_ := set $settings $key $value }}
+{{- end }}
+{{- end }}
+{{- toJson $settings }}
+{{- end }}
+
 {{- define "gridshift.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "gridshift.fullname" .) .Values.serviceAccount.name }}
