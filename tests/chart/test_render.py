@@ -444,3 +444,14 @@ def test_an_empty_label_value_keeps_its_precedence(helm: Helm) -> None:
     pod = only(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert (pod["e"], pod["g"]) == ("", "")
     assert only(objects, "Deployment")["metadata"]["labels"]["g"] == ""
+
+
+def test_an_empty_annotation_value_keeps_its_precedence(helm: Helm) -> None:
+    # Found in review: the annotations were still `merge`d after the labels were layered, so an object's own
+    # empty annotation gave way to commonAnnotations' value, though values.yaml says the object's own wins.
+    objects = helm.render(
+        "--set-json", 'commonAnnotations={"team": "ml", "owner": "platform"}',
+        "--set-json", 'deploymentAnnotations={"team": ""}', "--set-json", 'serviceAccount.annotations={"owner": ""}',
+    )  # fmt: skip
+    assert only(objects, "Deployment")["metadata"]["annotations"] == {"team": "", "owner": "platform"}
+    assert only(objects, "ServiceAccount")["metadata"]["annotations"] == {"team": "ml", "owner": ""}

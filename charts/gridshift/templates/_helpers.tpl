@@ -74,17 +74,18 @@ lowest layer up, never `merge`d: merge takes an empty value ("") for none and fi
 {{- /*
 An `annotations:` block under an object's metadata (a newline first, indented by 2): its own annotations
 (the list after the root context, first wins) over commonAnnotations; nothing when both are empty.
+Layered as the labels are, not `merge`d (found in review: deploymentAnnotations.team="" gave way to
+commonAnnotations' team).
 Use on its own line after the labels: `  {{- include "gridshift.annotations" (list $ .Values.x.annotations) }}`
 */ -}}
 {{- define "gridshift.annotations" -}}
 {{- $root := first . }}
-{{- $merged := dict }}
-{{- range $own := rest . }}
-{{- $merged = merge $merged ($own | default dict) }}
+{{- $layers := list ($root.Values.commonAnnotations | default dict) }}
+{{- range $own := reverse (rest .) }}
+{{- $layers = append $layers $own }}
 {{- end }}
-{{- $merged = merge $merged ($root.Values.commonAnnotations | default dict) }}
-{{- with $merged }}
-{{- printf "\n  annotations:\n%s" (toYaml . | indent 4) }}
+{{- with include "gridshift.layered" $layers }}
+{{- printf "\n  annotations:\n%s" (. | indent 4) }}
 {{- end }}
 {{- end }}
 
