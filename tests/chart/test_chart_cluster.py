@@ -272,6 +272,11 @@ def test_namespace_editors_deploy_models_but_only_admins_register_clusters(hub: 
         while not can_i(hub, f"root-{team}", "create", "regionalclusters.gridshift.dev"):
             assert time.monotonic() < deadline, "admin never aggregated RegionalCluster write"
             time.sleep(1)
+        # docs/rbac.md: gridshift-view (aggregated into view, edit and admin) reads every kind's status; review
+        # found gpuprofiles/status missing.
+        while not can_i(hub, f"root-{team}", "get", "gpuprofiles.gridshift.dev", subresource="status"):
+            assert time.monotonic() < deadline, "admin never aggregated GPUProfile status read"
+            time.sleep(1)
     finally:
         hub.kubectl("delete", "clusterrolebinding", f"{team}-root", check=False)
         hub.kubectl("delete", "namespace", team, "--wait=false", check=False)

@@ -455,3 +455,19 @@ def test_an_empty_annotation_value_keeps_its_precedence(helm: Helm) -> None:
     )  # fmt: skip
     assert only(objects, "Deployment")["metadata"]["annotations"] == {"team": "", "owner": "platform"}
     assert only(objects, "ServiceAccount")["metadata"]["annotations"] == {"team": "ml", "owner": ""}
+
+
+def test_the_view_role_reads_every_gridshift_kind_and_its_status(rendered: list[dict[str, Any]]) -> None:
+    # Found in review: docs/rbac.md says gridshift-view reads the three kinds and their status, and the role
+    # left out gpuprofiles/status (a GPUProfile's fit). Read from the CRDs, so a new kind is held to it too.
+    crds = [o for o in rendered if o["kind"] == "CustomResourceDefinition"]
+    expected = set()
+    for crd in crds:
+        plural = crd["spec"]["names"]["plural"]
+        expected.add(plural)
+        if any("status" in (version.get("subresources") or {}) for version in crd["spec"]["versions"]):
+            expected.add(f"{plural}/status")
+    view = next(o for o in rendered if o["kind"] == "ClusterRole" and o["metadata"]["name"].endswith("-view"))
+    table = grants([view], "ClusterRole")
+    assert {resource for (group, resource) in table if group == "gridshift.dev"} == expected
+    assert all(verbs == {"get", "list", "watch"} for verbs in table.values())
