@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from gridshift.api.common import LABEL_KEY
+from gridshift.api.common import DNS_SUBDOMAIN, LABEL_KEY
 from gridshift.cli.crds import report_check
 from gridshift_dev import dashboard, status_doc
 
@@ -222,6 +222,35 @@ object with a bad label is refused by the API server after the install started, 
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 """The chart's selector labels: set again on the pods, the Deployment's selector no longer matches them."""
 DNS_LABEL = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
+OPTIONAL_DNS_SUBDOMAIN = f"^({DNS_SUBDOMAIN[1:-1]})?$"
+"""A DNS subdomain (a ServiceAccount's, PriorityClass' or Secret's name) or empty. Found in review: the schema
+took any string, and the API server refused the object after the install started (serviceAccount.name=Foo_Bar)."""
+
+
+def _dns_subdomain(description: str, *, optional: bool = False) -> JsonDict:
+    pattern = OPTIONAL_DNS_SUBDOMAIN if optional else DNS_SUBDOMAIN
+    return _string(description, pattern=pattern, maxLength=253, **({} if optional else {"minLength": 1}))
+
+
+def _pull_secret() -> JsonDict:
+    """One entry of imagePullSecrets: `{}` or an empty name was rendered and the API server refused the pods."""
+    return _closed("A Secret for pulling the image.", {"name": _dns_subdomain("Secret name.")}, required=["name"])
+
+
+def _network_peer() -> JsonDict:
+    """A NetworkPolicyPeer: `{}` rendered, and the API server refused it ("must specify a peer"); closed, so a
+    misspelt selector is refused naming it rather than dropped into such an empty peer."""
+    return {
+        "type": "object",
+        "description": "A peer allowed to scrape: podSelector and/or namespaceSelector, or ipBlock.",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "podSelector": _free_object("Pods (a label selector)."),
+            "namespaceSelector": _free_object("Namespaces (a label selector)."),
+            "ipBlock": {"type": "object", "description": "An IP block (cidr, except).", "required": ["cidr"]},
+        },
+    }
 
 
 def _label_map(description: str, *, reserved: tuple[str, ...] = ()) -> JsonDict:
@@ -340,7 +369,17 @@ def _release_values() -> JsonDict:
                 "imagePullSecrets": {
                     "type": "array",
                     "description": "Pull secrets added to the chart's (names or {name: ...}).",
-                    "items": {"type": ["string", "object"]},
+                    # Open objects: another subchart's format may carry more than the name gridshift renders.
+                    "items": {
+                        "anyOf": [
+                            _dns_subdomain("Secret name."),
+                            {
+                                "type": "object",
+                                "properties": {"name": _dns_subdomain("Secret name.")},
+                                "required": ["name"],
+                            },
+                        ]
+                    },
                 },
                 "commonLabels": _label_map(
                     "Labels on every object, under the chart's commonLabels.", reserved=SELECTOR_LABELS
@@ -384,7 +423,7 @@ def _operator_container_values() -> JsonDict:
             },
             required=["repository", "pullPolicy"],
         ),
-        "imagePullSecrets": _array("Secrets for pulling the image."),
+        "imagePullSecrets": _array("Secrets for pulling the image.", _pull_secret()),
         "command": _array("Container command.", {"type": "string"}),
         "extraArgs": _array("Arguments after the chart's kopf arguments.", {"type": "string"}),
         "logLevel": {
@@ -396,7 +435,7 @@ def _operator_container_values() -> JsonDict:
             "The operator's ServiceAccount.",
             {
                 "create": _boolean("Create it."),
-                "name": _string("Name; empty means the full name."),
+                "name": _dns_subdomain("Name (a DNS subdomain); empty means the full name.", optional=True),
                 "annotations": _string_map("Annotations."),
                 "labels": _label_map("Labels."),
             },
@@ -435,7 +474,7 @@ def _pod_values() -> JsonDict:
         "tolerations": _array("Tolerations."),
         "affinity": _free_object("Affinity."),
         "topologySpreadConstraints": _array("Topology spread constraints."),
-        "priorityClassName": _string("Priority class."),
+        "priorityClassName": _dns_subdomain("Priority class (a DNS subdomain).", optional=True),
         "extraEnv": _array("Extra container env entries."),
         "volumes": _array("Extra pod volumes."),
         "volumeMounts": _array("Extra volume mounts of the operator container."),
@@ -482,7 +521,7 @@ def _policy_values() -> JsonDict:
             "NetworkPolicy of the operator pods.",
             {
                 "enabled": _boolean("Create it."),
-                "metricsFrom": _array("Peers allowed to scrape metrics; empty: any."),
+                "metricsFrom": _array("Peers allowed to scrape metrics; empty: any.", _network_peer()),
                 "egress": _array("Egress rules; empty: egress unrestricted."),
             },
             required=["enabled"],

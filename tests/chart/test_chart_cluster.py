@@ -373,6 +373,22 @@ def member_rbac(hub: Hub, helm: Helm) -> Iterator[str]:
     hub.kubectl("delete", "-f", "-", "--ignore-not-found", "--timeout=60s", input=text, check=False)
 
 
+def test_the_longest_member_service_account_name_the_schema_takes_names_objects_the_api_server_takes(
+    hub: Hub, helm: Helm
+) -> None:
+    # values.schema.json caps serviceAccount.name at 234: the admission policy <name>-replica-pod-labels is then
+    # 253 long, the most the API server takes (review: the schema's 253 let it exceed that).
+    name = "a" * 234
+    text = helm.render_member(
+        "--set", f"serviceAccount.name={name}", "--set", "inventory.nodes=true",
+        "--show-only", "templates/admissionpolicy.yaml", "--show-only", "templates/inventory.yaml",
+    )  # fmt: skip
+    objects = [d for d in yaml.safe_load_all(text) if d]
+    assert max(len(d["metadata"]["name"]) for d in objects) == 253
+    proc = hub.kubectl("apply", "--dry-run=server", "-f", "-", input=text)
+    assert proc.stdout.count("(server dry run)") == len(objects), proc.stdout
+
+
 def test_member_role_allows_actuation_in_the_workload_namespace_only(hub: Hub, member_rbac: str) -> None:
     allowed = [
         (verb, kind, MEMBER_NAMESPACE)

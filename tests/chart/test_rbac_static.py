@@ -126,6 +126,9 @@ def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> N
         (["workloadNamespaces={gs-a,gs-a}"], r"/workloadNamespaces"),
         (["workloadNamespaces={Bad_NS}"], r"/workloadNamespaces/0"),
         (["podSecurity.enforce=strict"], r"/podSecurity/enforce"),
+        # Found in review: the admission policy is <name>-replica-pod-labels, and a name of 235 to 253 characters
+        # (the schema's old limit) made it longer than the API server's 253.
+        ([f"serviceAccount.name={'a' * 235}"], r"at '/serviceAccount/name'"),
         # Found in review: a null (Helm drops the key, past the key's own schema) rendered no workload
         # namespace and no Role at all, or failed with a nil-pointer template error.
         (["workloadNamespaces=null"], r"missing property 'workloadNamespaces'"),

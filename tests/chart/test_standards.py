@@ -491,3 +491,64 @@ def test_documented_hub_installs_name_the_namespace_and_a_published_image(docume
             sets = [command[i + 1] for i, arg in enumerate(command) if arg == "--set"]
             assert any(s.startswith("image.repository=") for s in sets), command
             assert any(s.startswith("image.digest=") for s in sets), command
+
+
+@pytest.mark.parametrize(
+    ("args", "path"),
+    [
+        # Found in review: each passed the schema, and the API server refused the object mid-install.
+        (("--set", "serviceAccount.name=Foo_Bar"), "/serviceAccount/name"),  # a DNS subdomain
+        (("--set", "priorityClassName=x_y"), "/priorityClassName"),
+        (("--set-json", "imagePullSecrets=[{}]"), "/imagePullSecrets/0"),
+        (("--set-json", 'imagePullSecrets=[{"name": ""}]'), "/imagePullSecrets/0/name"),
+        (("--set-json", "global.imagePullSecrets=[{}]"), "/global/imagePullSecrets/0"),
+        (("--set-json", 'global.imagePullSecrets=[""]'), "/global/imagePullSecrets/0"),
+        (("--set-json", "networkPolicy.metricsFrom=[{}]"), "/networkPolicy/metricsFrom/0"),  # "must specify a peer"
+        (("--set-json", 'networkPolicy.metricsFrom=[{"podselector": {}}]'), "/networkPolicy/metricsFrom/0"),
+    ],
+)
+def test_names_and_peers_the_api_server_refuses_are_refused_naming_them(
+    helm: Helm, args: tuple[str, ...], path: str
+) -> None:
+    proc = helm.template("--set", "networkPolicy.enabled=true", *args, check=False)
+    assert proc.returncode != 0 and f"at '{path}'" in proc.stderr, proc.stderr
+
+
+def test_valid_names_and_peers_render(helm: Helm, tmp_path: Path) -> None:
+    values = {
+        "serviceAccount": {"name": "ops.gridshift-operator"},
+        "priorityClassName": "system-cluster-critical",
+        "imagePullSecrets": [{"name": "pull.example"}],
+        "global": {"imagePullSecrets": ["shared", {"name": "other"}]},
+        "networkPolicy": {
+            "enabled": True,
+            "metricsFrom": [
+                {"namespaceSelector": {"matchLabels": {"name": "monitoring"}}, "podSelector": {}},
+                {"ipBlock": {"cidr": "10.0.0.0/8"}},
+            ],
+        },
+    }
+    objects = helm.render("--values", values_file(tmp_path, values))
+    spec = pod_spec(objects)
+    assert spec["serviceAccountName"] == "ops.gridshift-operator"
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert len(only(objects, "NetworkPolicy")["spec"]["ingress"][1]["from"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("release", "flags", "source"),
+    [
+        ("a.b", (), 'release name "a.b"'),  # Helm takes dots in a release name; a Service name has none
+        ("1gs", (), 'release name "1gs"'),  # a letter first (Kubernetes before 1.36)
+        ("gridshift", ("--set", "fullnameOverride=9gs"), 'fullnameOverride "9gs"'),
+    ],
+)
+def test_a_release_whose_metrics_service_name_is_invalid_is_refused_naming_it(
+    helm: Helm, release: str, flags: tuple[str, ...], source: str
+) -> None:
+    args = ("template", release, str(CHART_DIR), "--namespace", "gridshift-system", "--kube-version", KUBE_VERSION)
+    proc = helm.run(*args, *flags, check=False)
+    assert proc.returncode != 0
+    assert f"from the {source}), which the API server refuses: a Service name is a DNS-1035 label" in proc.stderr
+    assert helm.run(*args, *flags, "--set", "metrics.service.enabled=false").returncode == 0
+    assert helm.run(*args, *flags, "--set", "fullnameOverride=gs").returncode == 0
