@@ -536,19 +536,27 @@ def test_valid_names_and_peers_render(helm: Helm, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("release", "flags", "source"),
+    ("release", "flags", "source", "kube"),
     [
-        ("a.b", (), 'release name "a.b"'),  # Helm takes dots in a release name; a Service name has none
-        ("1gs", (), 'release name "1gs"'),  # a letter first (Kubernetes before 1.36)
-        ("gridshift", ("--set", "fullnameOverride=9gs"), 'fullnameOverride "9gs"'),
+        ("a.b", (), 'release name "a.b"', KUBE_VERSION),  # Helm takes dots in a release name; a Service name has none
+        ("1gs", (), 'release name "1gs"', "1.30.0"),  # a letter first before Kubernetes 1.36
+        ("gridshift", ("--set", "fullnameOverride=9gs"), 'fullnameOverride "9gs"', "1.35.2"),
     ],
 )
 def test_a_release_whose_metrics_service_name_is_invalid_is_refused_naming_it(
-    helm: Helm, release: str, flags: tuple[str, ...], source: str
+    helm: Helm, release: str, flags: tuple[str, ...], source: str, kube: str
 ) -> None:
-    args = ("template", release, str(CHART_DIR), "--namespace", "gridshift-system", "--kube-version", KUBE_VERSION)
+    args = ("template", release, str(CHART_DIR), "--namespace", "gridshift-system", "--kube-version", kube)
     proc = helm.run(*args, *flags, check=False)
     assert proc.returncode != 0
     assert f"from the {source}), which the API server refuses: a Service name is a DNS-1035 label" in proc.stderr
     assert helm.run(*args, *flags, "--set", "metrics.service.enabled=false").returncode == 0
     assert helm.run(*args, *flags, "--set", "fullnameOverride=gs").returncode == 0
+
+
+def test_a_release_name_with_a_digit_first_installs_from_kubernetes_1_36(helm: Helm) -> None:
+    """1.36's API server takes a Service name with a digit first (KEP-5311, on by default): such a release is not
+    refused there, as it must be before 1.36 (the test above)."""
+    for release, flags in (("1gs", ()), ("gridshift", ("--set", "fullnameOverride=9gs"))):
+        args = ("template", release, str(CHART_DIR), "--namespace", "gridshift-system", "--kube-version", KUBE_VERSION)
+        assert helm.run(*args, *flags).returncode == 0
