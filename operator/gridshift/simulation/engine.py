@@ -300,6 +300,9 @@ class Accounting:
     schedule carries no request-level verdict)."""
     slo_ok_minutes_fluid: int
     """Deployment-minutes within the planner's fluid model: rate per Ready replica at most its SLO capacity."""
+    slo_ok_minutes_by_deployment: IntArray
+    """`slo_ok_minutes` of each deployment (replay order): an SLO is per deployment, and the share over all
+    deployment-minutes hides one that misses often behind nine that do not (issue 14)."""
     deployment_minutes: int
     gpu_hours: float
     cost_by_minute: FloatArray
@@ -319,6 +322,11 @@ class Accounting:
     @property
     def slo_ok_fluid_pct(self) -> float:
         return 100.0 * self.slo_ok_minutes_fluid / self.deployment_minutes
+
+    @property
+    def slo_ok_pct_by_deployment(self) -> FloatArray:
+        minutes = self.deployment_minutes / max(len(self.slo_ok_minutes_by_deployment), 1)
+        return np.asarray(100.0 * self.slo_ok_minutes_by_deployment / minutes, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -389,6 +397,7 @@ def account(replay: Replay, schedule: Schedule, scenario: Scenario, rates: CostR
     served_rps = np.minimum(rates_rps, ready_total * limit[None, :])
     ok = np.where(ready_total > 0, rates_rps <= ready_total * capacity[None, :] * (1 + 1e-9), rates_rps <= 0)
     cost = float(cost_by_minute.sum())
+    verdict = ok if schedule.latency_ok is None else schedule.latency_ok
     return Accounting(
         cost_usd=cost,
         gpu_usd=gpu_usd,
@@ -396,8 +405,9 @@ def account(replay: Replay, schedule: Schedule, scenario: Scenario, rates: CostR
         energy_kwh=energy_kwh,
         served_tokens=float((served_rps * output[None, :]).sum() * 60.0),
         demand_tokens=float((rates_rps * output[None, :]).sum() * 60.0),
-        slo_ok_minutes=int(ok.sum() if schedule.latency_ok is None else schedule.latency_ok.sum()),
+        slo_ok_minutes=int(verdict.sum()),
         slo_ok_minutes_fluid=int(ok.sum()),
+        slo_ok_minutes_by_deployment=verdict.sum(axis=0).astype(np.int64),
         deployment_minutes=int(ok.size),
         gpu_hours=float((held * gpus[None, :, None]).sum() / 60.0),
         cost_by_minute=cost_by_minute,

@@ -31,15 +31,28 @@ def scenario_table(result: ReplayResult, scenario: ScenarioResult) -> Table:
         f"{len(replay.deployments)} deployments, markets {', '.join(m.name for m in replay.markets)}"
     )
     table = Table(title=title, title_justify="left")
-    for column in ("policy", "cost USD", "USD/Mtok", "energy kWh", "SLO ok % of minutes", "migrations", "GPU-hours"):
+    columns = (
+        "policy",
+        "cost USD",
+        "USD/Mtok",
+        "energy kWh",
+        "SLO ok % of minutes",
+        "worst deployment, SLO ok %",
+        "migrations",
+        "GPU-hours",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, policy in scenario.policies.items():
+        # The SLO is each deployment's own: the share over all of them can pass while one fails (issue 14).
+        worst = policy.worst_deployment()
         table.add_row(
             name,
             _money(policy.cost_usd),
             "-" if policy.usd_per_mtok is None else f"{policy.usd_per_mtok:.4f}",
             f"{policy.energy_kwh:,.1f}",
             f"{policy.slo_ok_minutes_pct:.2f}",
+            "-" if worst is None else f"{worst[0]} {worst[1]:.2f}",
             "-" if policy.migrations is None else f"{policy.migrations:.0f}",
             f"{policy.gpu_hours:,.1f}",
         )
