@@ -127,8 +127,17 @@ def test_member_chart_inventory_grants_are_opt_in_and_read_only(helm: Helm) -> N
         (["workloadNamespaces={Bad_NS}"], r"/workloadNamespaces/0"),
         (["podSecurity.enforce=strict"], r"/podSecurity/enforce"),
         # Found in review: the admission policy is <name>-replica-pod-labels, and a name of 235 to 253 characters
-        # (the schema's old limit) made it longer than the API server's 253.
-        ([f"serviceAccount.name={'a' * 235}"], r"at '/serviceAccount/name'"),
+        # (the schema's limit) made it longer than the API server's 253; the token Secret is <name>-token.
+        (
+            [f"serviceAccount.name={'a' * 235}"],
+            r"serviceAccount.name is 235 characters: the ValidatingAdmissionPolicy .*-replica-pod-labels, 254 .*"
+            r"at most 234 characters",
+        ),
+        (
+            [f"serviceAccount.name={'a' * 248}", "admissionPolicy.replicaPodLabels.enabled=false"],
+            r"serviceAccount.name is 248 characters: the token Secret .*-token, 254 .*at most 247 characters",
+        ),
+        ([f"serviceAccount.name={'a' * 254}", "serviceAccount.tokenSecret=false"], r"at '/serviceAccount/name'"),
         # Found in review: a null (Helm drops the key, past the key's own schema) rendered no workload
         # namespace and no Role at all, or failed with a nil-pointer template error.
         (["workloadNamespaces=null"], r"missing property 'workloadNamespaces'"),
