@@ -232,9 +232,17 @@ def _dns_subdomain(description: str, *, optional: bool = False) -> JsonDict:
     return _string(description, pattern=pattern, maxLength=253, **({} if optional else {"minLength": 1}))
 
 
-def _pull_secret() -> JsonDict:
-    """One entry of imagePullSecrets: `{}` or an empty name was rendered and the API server refused the pods."""
-    return _closed("A Secret for pulling the image.", {"name": _dns_subdomain("Secret name.")}, required=["name"])
+def _pull_secret(description: str, *, name_alone: bool = False) -> JsonDict:
+    """One entry of imagePullSecrets, `{name: ...}` (or, `name_alone`, the name itself). Open, and any name: the
+    API server takes a pod whose pull secret is `{}`, has an empty name (a warning) or one that names no possible
+    Secret (Foo_Bar, silently), and Helm installs one with more fields (a warning; dropped), so each installed
+    before and an umbrella chart may pass them (global.imagePullSecrets: [""]). The chart renders the non-empty
+    names alone (templates/_helpers.tpl)."""
+    return {
+        "type": ["string", "object"] if name_alone else "object",
+        "description": description,
+        "properties": {"name": {"type": ["string", "null"], "description": "Secret name; empty or null: left out."}},
+    }
 
 
 def _network_peer() -> JsonDict:
@@ -366,21 +374,10 @@ def _release_values() -> JsonDict:
             "description": "Values shared by an umbrella chart with its subcharts; unknown keys are ignored.",
             "properties": {
                 "imageRegistry": _string("Registry replacing the one of image.repository."),
-                "imagePullSecrets": {
-                    "type": "array",
-                    "description": "Pull secrets added to the chart's (names or {name: ...}).",
-                    # Open objects: another subchart's format may carry more than the name gridshift renders.
-                    "items": {
-                        "anyOf": [
-                            _dns_subdomain("Secret name."),
-                            {
-                                "type": "object",
-                                "properties": {"name": _dns_subdomain("Secret name.")},
-                                "required": ["name"],
-                            },
-                        ]
-                    },
-                },
+                "imagePullSecrets": _array(
+                    "Pull secrets added to the chart's (names or {name: ...}; empty names left out).",
+                    _pull_secret("A Secret name, or {name: ...}.", name_alone=True),
+                ),
                 "commonLabels": _label_map(
                     "Labels on every object, under the chart's commonLabels.", reserved=SELECTOR_LABELS
                 ),
@@ -423,7 +420,9 @@ def _operator_container_values() -> JsonDict:
             },
             required=["repository", "pullPolicy"],
         ),
-        "imagePullSecrets": _array("Secrets for pulling the image.", _pull_secret()),
+        "imagePullSecrets": _array(
+            "Secrets for pulling the image ({name: ...}; empty names left out).", _pull_secret("A Secret, {name: ...}.")
+        ),
         "command": _array("Container command.", {"type": "string"}),
         "extraArgs": _array("Arguments after the chart's kopf arguments.", {"type": "string"}),
         "logLevel": {

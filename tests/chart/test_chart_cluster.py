@@ -77,6 +77,21 @@ def test_template_applies_with_server_side_dry_run(helm: Helm, hub: Hub) -> None
         hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
 
+def test_empty_pull_secret_names_reach_the_api_server_as_no_entry(helm: Helm, hub: Hub) -> None:
+    # Found in review: the schema refused them, though the API server takes them with a warning; now they render
+    # as no entry at all, so there is no warning either.
+    empty = '[{"name": ""}, {}]'
+    manifest = helm.run(
+        "template", "gridshift", str(CHART_DIR), "--namespace", "default", "--kube-version", KUBE_VERSION,
+        "--set-json", f"imagePullSecrets={empty}", "--set-json", 'global.imagePullSecrets=["", "shared"]',
+        "--show-only", "templates/deployment.yaml",
+    ).stdout  # fmt: skip
+    deployment = yaml.safe_load(manifest)
+    assert deployment["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "shared"}]
+    proc = hub.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest)
+    assert "(server dry run)" in proc.stdout and "Warning" not in proc.stderr, proc.stderr
+
+
 def test_install_creates_every_object_and_working_crds(hub: Hub, installed_chart: Release) -> None:
     ns = installed_chart.namespace
     for kind in ("deployment", "serviceaccount", "role", "rolebinding", "service", "poddisruptionbudget"):

@@ -133,12 +133,20 @@ refused to start, a crash loop.
 {{- end }}
 {{- end }}
 
-{{- /* imagePullSecrets of the pods: the chart's and global.imagePullSecrets (names or {name: ...}). */ -}}
+{{- /*
+imagePullSecrets of the pods: the chart's and global.imagePullSecrets (names or {name: ...}), each name once.
+An empty name (`{}`, {name: ""}, global's "") is left out: the API server takes it with a warning, and
+an umbrella chart may pass one. The name alone: a LocalObjectReference has no other field.
+*/ -}}
 {{- define "gridshift.imagePullSecrets" -}}
 {{- $secrets := list }}
 {{- range concat (.Values.imagePullSecrets | default list) ((.Values.global | default dict).imagePullSecrets | default list) }}
-{{- $entry := kindIs "string" . | ternary (dict "name" .) . }}
-{{- if not (has $entry $secrets) }}
+{{- $name := . }}
+{{- if kindIs "map" . }}
+{{- $name = get . "name" | default "" }}
+{{- end }}
+{{- $entry := dict "name" $name }}
+{{- if and $name (not (has $entry $secrets)) }}
 {{- $secrets = append $secrets $entry }}
 {{- end }}
 {{- end }}
