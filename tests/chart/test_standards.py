@@ -5,6 +5,7 @@ relabelings, NOTES that hold for the packaged chart, upgrade notes, `helm lint -
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -199,6 +200,58 @@ def test_a_null_setting_is_checked_as_the_operators_default(
     for name, value in _operator_env(objects).items():
         monkeypatch.setenv(name, value)
     load_operator_settings()  # what the operator does at start: the rendered env must not be refused
+
+
+BUDGET_ENV = "GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS"
+BUDGET_OVER = "plannerTimeBudgetSeconds ({}) must be below planIntervalSeconds (5)"
+
+
+@pytest.mark.parametrize(
+    ("operator", "extra_env", "refusal"),
+    [
+        # Found in review: extraEnv's budget is what the operator reads, and it was checked as the default 10 s.
+        ({"planIntervalSeconds": 5, "plannerTimeBudgetSeconds": None}, [(BUDGET_ENV, "2")], None),
+        ({"planIntervalSeconds": 5, "plannerTimeBudgetSeconds": 1}, [(BUDGET_ENV, "6")], BUDGET_OVER.format(6)),
+        ({"planIntervalSeconds": 2}, [("GRIDSHIFT_PLAN_INTERVAL_SECONDS", "30")], None),
+        ({"planIntervalSeconds": None}, [("GRIDSHIFT_PLAN_INTERVAL_SECONDS", "5")], BUDGET_OVER.format(10)),
+        # The same name twice: Kubernetes gives the container the last.
+        ({"planIntervalSeconds": 5}, [(BUDGET_ENV, "20"), (BUDGET_ENV, " 2 ")], None),
+        ({"planIntervalSeconds": 5}, [(BUDGET_ENV, "2"), (BUDGET_ENV, "20")], BUDGET_OVER.format(20)),
+        ({}, [("gridshift_plan_interval_seconds", "5")], BUDGET_OVER.format(10)),  # names are case-insensitive
+        ({}, [("GRIDSHIFT_PROBE_PORT", "9090")], "probePort and metricsPort are both 9090"),
+        ({}, [("GRIDSHIFT_LEASE_DURATION_SECONDS", "11")], "leaseDurationSeconds (11) must exceed"),
+        ({}, [("GRIDSHIFT_LEASE_RETRY_PERIOD_SECONDS", "12")], "leaseRetryPeriodSeconds (12) < leaseRenewDeadline"),
+    ],
+)
+def test_extra_env_settings_are_checked_as_the_operator_reads_them(
+    helm: Helm,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    operator: dict[str, Any],
+    extra_env: list[tuple[str, str]],
+    refusal: str | None,
+) -> None:
+    """extraEnv follows the chart's env in the container, so its GRIDSHIFT_* entry is what the operator reads:
+    the chart's cross-field checks read that, and what renders is what the operator accepts."""
+    values = {"operator": operator, "extraEnv": [{"name": name, "value": value} for name, value in extra_env]}
+    proc = helm.template("--values", values_file(tmp_path, values), check=False)
+    if refusal is not None:
+        assert proc.returncode != 0 and refusal in proc.stderr, proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    for name, value in _operator_env(objects).items():
+        monkeypatch.setenv(name, value)
+    load_operator_settings()  # what the operator does at start: the rendered env must not be refused
+
+
+@pytest.mark.parametrize(
+    "value", [{"valueFrom": {"configMapKeyRef": {"name": "gs", "key": "budget"}}}, {"value": "1_0"}]
+)
+def test_an_extra_env_setting_the_chart_cannot_read_is_left_to_the_operator(helm: Helm, value: dict[str, Any]) -> None:
+    # The operator parses forms the chart does not ("1_0" is 10 to it) and refuses the rest at start, naming them.
+    entry = json.dumps([{"name": BUDGET_ENV, **value}])
+    assert helm.template("--set", "operator.planIntervalSeconds=5", "--set-json", f"extraEnv={entry}")
 
 
 def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:

@@ -103,6 +103,28 @@ refused to start, a crash loop.
 {{- $_ := set $settings $key $value }}
 {{- end }}
 {{- end }}
+{{- /*
+extraEnv comes after the chart's env in the container, and Kubernetes gives a name set twice its last value,
+so an extraEnv entry GRIDSHIFT_<KEY> is what the operator reads (its names are case-insensitive). Found in
+review: interval 5, a null budget and extraEnv's budget "2" was refused as the default 10 s. A number is
+taken; anything else (valueFrom, no value, "1_0", "abc") becomes null, and a check reading a null is left to
+the operator, which parses more forms than the chart can and refuses the rest at start naming them.
+*/ -}}
+{{- $names := dict }}
+{{- range $key, $_ := $settings }}
+{{- $_ := set $names (printf "GRIDSHIFT_%s" (snakecase $key | upper)) $key }}
+{{- end }}
+{{- range (.Values.extraEnv | default list) }}
+{{- $key := get $names (upper (toString (get . "name"))) }}
+{{- if $key }}
+{{- $value := trim (toString (get . "value")) }}
+{{- if and (hasKey . "value") (not (hasKey . "valueFrom")) (regexMatch "^[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?$" $value) }}
+{{- $_ := set $settings $key (float64 $value) }}
+{{- else }}
+{{- $_ := set $settings $key nil }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- toJson $settings }}
 {{- end }}
 
