@@ -65,6 +65,24 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
         ('{"timestamp": true, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: expected a number"),
         ('{"timestamp": 1, "input_length": "1_000", "output_length": 1}\n', r"line 1\.input_length: not a number"),
         ('{"timestamp": 1e30, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: 1e\+30 in ns is not"),
+        # Found in review: an OverflowError traceback (401 digits) and Python's digit limit naming no file or line.
+        (
+            '{"timestamp": 1, "input_length": 1, "output_length": 1}\n'
+            f'{{"timestamp": {"9" * 401}, "input_length": 1, "output_length": 5}}\n',
+            r"^bad: line 2\.timestamp: a number of 401 digits is not a date this replay can hold",
+        ),
+        (
+            f'{{"timestamp": {"1" * 5000}, "input_length": 1, "output_length": 5}}\n',
+            r"^bad: line 1\.timestamp: a number of 5,000 digits is not a date",
+        ),
+        (
+            f'{{"timestamp": 1, "input_length": -{"1" * 5000}, "output_length": 5}}\n',
+            r"^bad: line 1\.input_length: must be a non-negative number, got a number of 5,000 digits$",
+        ),
+        (
+            f'{{"timestamp": 1, "input_length": 1, "output_length": {"1" * 401}}}\n',
+            r"^bad: line 1\.output_length: a number of 401 digits is more tokens than any model's context",
+        ),
     ],
 )
 def test_bad_traces_name_the_field(text: str, message: str) -> None:

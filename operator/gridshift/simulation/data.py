@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -478,20 +478,47 @@ def _parse_time(text: str, where: str) -> tuple[datetime, bool]:
     return parsed.astimezone(UTC), False
 
 
+class _LongNumber(str):
+    """A JSON whole number of more than _MAX_JSON_DIGITS digits, kept as its text: int() refuses over 4300
+    digits (Python's own error, naming no file or line) and float() of a long int overflows (a traceback)."""
+
+
+_MAX_JSON_DIGITS = 300
+"""Most digits of a JSON whole number read as one: a float holds up to about 1.8e308. Found in review: a
+401-digit timestamp ended in an OverflowError traceback, a 5000-digit one in Python's digit limit."""
+
+
+def _json_int(text: str) -> int | _LongNumber:
+    return _LongNumber(text) if len(text.lstrip("-")) > _MAX_JSON_DIGITS else int(text)
+
+
+def _json_line(line: str) -> Any:
+    return json.loads(line, parse_int=_json_int)
+
+
+def _shown(value: object) -> str:
+    """`value` for a message: a long number by its digit count, not thousands of digits."""
+    if isinstance(value, _LongNumber):
+        return f"a number of {len(value.lstrip('-')):,} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
+
+
 def _parse_length(value: object, where: str) -> int:
     try:
         if isinstance(value, str) and "_" in value:
             raise ValueError("1_000 is Python's notation, not a trace's")  # float() reads it (review)
         number = float(str(value))
     except ValueError as error:
-        raise SimulationInputError(f"{where}: not a number: {value!r}") from error
-    if not math.isfinite(number) or number < 0:
-        raise SimulationInputError(f"{where}: must be a non-negative number, got {value!r}")
+        raise SimulationInputError(f"{where}: not a number: {_shown(value)}") from error
+    if math.isnan(number) or number < 0:
+        raise SimulationInputError(f"{where}: must be a non-negative number, got {_shown(value)}")
     if number > _MAX_REQUEST_TOKENS:
-        # Found in review: 1e300 reached numpy's int64 as an OverflowError traceback.
-        raise SimulationInputError(
-            f"{where}: {value!r} tokens is more than any model's context ({_MAX_REQUEST_TOKENS:,} at most)"
-        )
+        # Found in review: 1e300 reached numpy's int64 as an OverflowError traceback; a 401-digit count (float()
+        # reads it as inf) was "not a non-negative number", with every digit.
+        shown = _shown(value)
+        tokens = f"{shown} is more tokens" if isinstance(value, _LongNumber) else f"{shown} tokens is more"
+        raise SimulationInputError(f"{where}: {tokens} than any model's context ({_MAX_REQUEST_TOKENS:,} at most)")
     return round(number)
 
 
@@ -557,7 +584,7 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
     for line in text.splitlines():
         if line.strip():
             try:
-                stamp = json.loads(line).get("timestamp")
+                stamp = _json_line(line).get("timestamp")
             except (json.JSONDecodeError, AttributeError):
                 continue
             if isinstance(stamp, int | float) and not isinstance(stamp, bool):
@@ -567,7 +594,7 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _json_line(line)
         except json.JSONDecodeError as error:
             raise SimulationInputError(f"{source}: line {line_number}: not JSON ({error.msg})") from error
         if not isinstance(item, dict):
@@ -579,6 +606,10 @@ def _jsonl_records(text: str, source: str, time_unit: str) -> list[_Record]:
         stamp = item["timestamp"]
         if isinstance(stamp, bool):
             raise SimulationInputError(f"{where}.timestamp: expected a number or an ISO time, got {stamp!r}")
+        if isinstance(stamp, _LongNumber):
+            raise SimulationInputError(
+                f"{where}.timestamp: {_shown(stamp)} is not a date this replay can hold (see --trace-time-unit)"
+            )
         if isinstance(stamp, int | float):
             try:
                 moment = datetime.fromtimestamp(float(stamp) * seconds_per_unit, tz=UTC)
