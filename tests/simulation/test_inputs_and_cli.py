@@ -484,6 +484,9 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         (["--pue", "DE-LU=5"], "^--pue of DE-LU must be within"),
         (["--replan-minutes", "0"], "^--replan-minutes must be >= 1"),
         (["--gpus-per-market", "0"], "^--gpus-per-market must be >= 1"),
+        # Found in review: an OverflowError traceback in a worker; 2**63-1 ran and printed absurd costs.
+        (["--gpus-per-market", "99999999999999999999"], r"^--gpus-per-market must be at most 1,000,000 \(GPUs"),
+        (["--gpus-per-market", str(2**63 - 1)], r"^--gpus-per-market must be at most 1,000,000"),
         (["--diurnal-trough", "2"], "^--diurnal-trough must be within 0..1"),
         (["--markets", "DE-LU,DE-LU"], "^--markets: a market is listed twice"),
         (["--trace", "/tmp"], "^--trace: cannot read /tmp"),

@@ -57,6 +57,12 @@ planner's typical marginal costs (gridshift.planner.synthetic.GPU_TRAITS): H100 
 L40S 0.90, the order of 2024 on-demand prices of specialised GPU clouds (hyperscalers list more)."""
 
 
+MAX_GPUS_PER_MARKET = 1_000_000
+"""Most GPUs one market's cluster may offer: far beyond any site (the largest clusters hold some 100,000).
+Found in review: 99999999999999999999 overflowed numpy's int64 in a worker (a traceback), and 2**63-1 ran and
+printed absurd costs."""
+
+
 class Scenario(StrEnum):
     """How GPUs are paid for."""
 
@@ -174,6 +180,11 @@ class SimulationSettings:
                 raise ValueError(f"pue of {market} must be within 1.0..3.0, got {value}")
         if self.gpus_per_market < 1:
             raise ValueError(f"gpus_per_market must be >= 1, got {self.gpus_per_market}")
+        if self.gpus_per_market > MAX_GPUS_PER_MARKET:
+            raise ValueError(
+                f"gpus_per_market must be at most {MAX_GPUS_PER_MARKET:,} (GPUs in one market), "
+                f"got {self.gpus_per_market}"
+            )
         if self.replan_minutes < 1:
             raise ValueError(f"replan_minutes must be >= 1, got {self.replan_minutes}")
         if not 0 <= self.cold_start_seconds <= 86_400:
