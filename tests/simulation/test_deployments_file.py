@@ -37,6 +37,19 @@ def test_the_example_file_gives_its_deployments_with_the_fields_the_operator_rea
     assert (coder.model, coder.home_market, coder.trace) == ("Qwen/Qwen3-8B", "US-CAL-CISO", "code")
 
 
+def test_a_null_headroom_is_left_out_as_the_apiserver_stores_it(tmp_path: Path) -> None:
+    # Found in review: `headroom: null` was replayed at the API's default 0.2 (the raw document has the key),
+    # where the apiserver prunes the null and the replay reads a left-out headroom off the traffic.
+    settings = SimulationSettings(days=0.1)
+    read = {}
+    for name, headroom in (("absent", ""), ("null", "headroom: null"), ("set", "headroom: 0.2")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(EXAMPLE.read_text().replace("headroom: 0.15", headroom, 1))
+        read[name] = load_deployments(path, settings, TRACES)[0].headroom
+    assert read["absent"] != 0.2 and read["set"] == 0.2
+    assert read["null"] == read["absent"]
+
+
 def test_the_cli_replays_the_file_instead_of_the_built_in_set() -> None:
     args = build_parser().parse_args(
         ["simulate", "--deployments", str(EXAMPLE), "--days", "0.05", "--json", "--no-progress", "--jobs", "1"]

@@ -4,7 +4,8 @@ Every document is validated by the API models (`gridshift.api.validation.validat
 field paths as the admission webhook's); what the CR says is taken as the operator would take it:
 `spec.model.source` (the model a GPU profile is matched by), `spec.replica` (GPU type and count), `spec.slo`,
 `spec.capacity`, `spec.migration` and `spec.demand.headroom` (what the reactive baseline sizes with; gridshift
-sizes from its forecast). What only a replay needs comes from the same object:
+sizes from its forecast; left out or null, it is read off the traffic). What only a replay needs comes from the
+same object:
 
 - `spec.demand.requestsPerSecond`: the rate at the daily peak (required: a replay needs a load);
 - the home market: the first of `spec.placement.preferredRegions`, as a market name or its region name
@@ -73,7 +74,7 @@ def load_deployments(path: Path, settings: SimulationSettings, traces: Mapping[s
         except InvalidResource as error:
             raise SimulationInputError(f"{where}: {error}") from None
         assert isinstance(parsed, InferenceDeployment)
-        setup = _setup(parsed, document, where, len(setups), settings, traces)
+        setup = _setup(parsed, where, len(setups), settings, traces)
         # No namespace is kubectl's default one (where `kubectl apply -f` puts it with a context that names
         # none): found in review, {name: chat} beside {name: chat, namespace: default} replayed twice.
         key = (str(parsed.metadata.get("namespace") or "default"), setup.name)
@@ -156,7 +157,6 @@ def _home(resource: InferenceDeployment, where: str, index: int, markets: Sequen
 
 def _setup(
     resource: InferenceDeployment,
-    document: Mapping[str, Any],
     where: str,
     index: int,
     settings: SimulationSettings,
@@ -196,8 +196,11 @@ def _setup(
         peak_requests_per_second=float(peak),
         ttft_p95_ms=spec.slo.ttft_p95_ms,
         tpot_p95_ms=spec.slo.tpot_p95_ms,
+        # Set as the apiserver stores it: a null is pruned as if left out (kubectl, server-side apply), so the
+        # parsed object's own fields, not the raw document's keys. Found in review: `headroom: null` was taken
+        # as set and replayed at the API default 0.2, where leaving it out read it off the traffic (0.1).
         headroom=spec.demand.headroom
-        if "headroom" in (document.get("spec", {}).get("demand") or {})
+        if "headroom" in spec.demand.model_fields_set
         else burst_headroom_for(settings, traces[trace], peak, offset, home),
         home_market=home,
         trace_offset_minutes=offset,
