@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,36 @@ def test_a_bad_field_is_refused_naming_file_document_and_field(
         load_deployments(path, SimulationSettings(days=0.1), TRACES)
     assert f"--deployments: {path}" in str(caught.value)
     assert field in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            ("requestsPerSecond: 44", "requestsPerSecond: 100000"),
+            r"spec\.demand\.requestsPerSecond, spec\.capacity\.maxReplicas: deployment chat: its peak needs \d+ "
+            r"replicas, above maxReplicas 32",
+        ),
+        (
+            ("gpusPerReplica: 1", "gpusPerReplica: 8"),
+            r"spec\.model\.source, spec\.replica\.gpusPerReplica: deployment chat: no GPU profile for .* x8",
+        ),
+        (
+            ("ttftP95Ms: 1000", "ttftP95Ms: 1"),
+            r"spec\.slo\.ttftP95Ms, spec\.slo\.tpotP95Ms: deployment chat: .* cannot meet TTFT 1\.0 ms",
+        ),
+    ],
+)
+def test_what_the_replay_cannot_derive_names_the_file_document_and_fields(
+    edit: tuple[str, str], named: str, tmp_path: Path
+) -> None:
+    # Found in review: "error: deployment chat: its peak needs 11375 replicas, above maxReplicas 32", naming
+    # neither the file nor the fields to change, where validation errors name both.
+    path = tmp_path / "d.yaml"
+    path.write_text(EXAMPLE.read_text().replace(*edit, 1))
+    args = build_parser().parse_args(["simulate", "--deployments", str(path), "--days", "0.05", "--no-progress"])
+    with pytest.raises(UsageError, match=rf"^--deployments: {re.escape(str(path))} document 1: {named}"):
+        args.handler(args)
 
 
 def test_neither_a_count_nor_a_file_is_a_usage_error() -> None:

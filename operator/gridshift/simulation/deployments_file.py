@@ -208,4 +208,5 @@ def _setup(
         max_replicas=spec.capacity.max_replicas,
         max_concurrent_moves=spec.migration.max_concurrent_moves,
         payback_horizon_hours=spec.migration.payback_horizon_hours,
+        origin=where,
     )

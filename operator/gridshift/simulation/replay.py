@@ -347,6 +347,15 @@ def _previous_price(series: MarketPrices, start: datetime) -> float:
         return math.nan
 
 
+def _refused(setup: DeploymentSetup, fields: str, message: str) -> SimulationInputError:
+    """What the replay cannot derive for `setup`: a user's deployment names its file, document and `fields`
+    (found in review: "deployment chat: its peak needs 11375 replicas" said neither which file nor what to
+    change); a built-in one its name."""
+    if setup.origin:
+        return SimulationInputError(f"{setup.origin}: {fields}: deployment {setup.name}: {message}")
+    return SimulationInputError(f"deployment {setup.name}: {message}")
+
+
 def _deployment(
     setup: DeploymentSetup,
     model: PerformanceModel,
@@ -367,14 +376,18 @@ def _deployment(
         if minute_miss is not None:
             minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss)
     if capacity <= 0:
-        raise SimulationInputError(
-            f"deployment {setup.name}: {setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / "
-            f"TPOT {setup.tpot_p95_ms} ms even at one request"
+        raise _refused(
+            setup,
+            "spec.slo.ttftP95Ms, spec.slo.tpotP95Ms",
+            f"{setup.model} on {setup.gpu_type} cannot meet TTFT {setup.ttft_p95_ms} ms / TPOT {setup.tpot_p95_ms} ms "
+            "even at one request",
         )
     if minute_capacity is not None and minute_capacity <= 0:
-        raise SimulationInputError(
-            f"deployment {setup.name}: no request rate keeps a minute's p95 TTFT within {setup.ttft_p95_ms} ms with "
-            f"probability 1 - minute_miss ({settings.forecast.minute_miss}); raise --minute-miss or pass off"
+        raise _refused(
+            setup,
+            "spec.slo.ttftP95Ms",
+            f"no request rate keeps a minute's p95 TTFT within {setup.ttft_p95_ms} ms with probability "
+            f"1 - minute_miss ({settings.forecast.minute_miss}); raise --minute-miss or pass off",
         )
     bursts = superposed_trace(trace, copies, setup.trace_offset_minutes, minutes)
     zone = MARKET_TIMEZONES.get(setup.home_market, "UTC")
@@ -382,9 +395,10 @@ def _deployment(
     rate = setup.peak_requests_per_second * day * bursts
     needed = np.maximum(setup.min_replicas, np.ceil(rate / capacity - 1e-9)).astype(np.int64)
     if needed.max() > setup.max_replicas:
-        raise SimulationInputError(
-            f"deployment {setup.name}: its peak needs {int(needed.max())} replicas, above maxReplicas "
-            f"{setup.max_replicas}"
+        raise _refused(
+            setup,
+            "spec.demand.requestsPerSecond, spec.capacity.maxReplicas",
+            f"its peak needs {int(needed.max())} replicas, above maxReplicas {setup.max_replicas}",
         )
     return Deployment(
         setup=setup,
@@ -421,9 +435,10 @@ def build_replay(
     for setup in setups:
         key = (setup.model, setup.gpu_type, setup.gpus_per_replica)
         if key not in index:
-            raise SimulationInputError(
-                f"deployment {setup.name}: no GPU profile for {setup.model} on {setup.gpu_type} "
-                f"x{setup.gpus_per_replica}"
+            raise _refused(
+                setup,
+                "spec.model.source, spec.replica.gpusPerReplica",
+                f"no GPU profile for {setup.model} on {setup.gpu_type} x{setup.gpus_per_replica}",
             )
         if setup.home_market not in market_names:
             raise SimulationInputError(f"deployment {setup.name}: home market {setup.home_market} is not simulated")

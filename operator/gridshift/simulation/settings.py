@@ -96,6 +96,9 @@ class DeploymentSetup:
     max_replicas: int = 64
     max_concurrent_moves: int = 4
     payback_horizon_hours: float = 6.0
+    origin: str = ""
+    """Where a user's deployment was read (`--deployments: FILE document N`), so that what is refused while
+    the replay is derived names the file and the fields; empty for the built-in deployments."""
 
 
 @dataclass(frozen=True)
