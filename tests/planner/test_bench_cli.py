@@ -117,6 +117,13 @@ def test_bad_flags_are_usage_errors(flag: str, value: str) -> None:
         args.handler(args)
 
 
+def test_a_tightness_below_the_inventorys_floor_is_refused_not_raised_quietly() -> None:
+    # Found in review: 1e-9 was benched as 0.001 (the synthetic inventory's floor) and reported as 1e-09.
+    args = parse(["bench", "planner", "--deployments", "2", "--clusters", "1", "--tightness", "1e-9"])
+    with pytest.raises(UsageError, match=r"^--tightness must be within 0\.001\.\.1, got 1e-09$"):
+        args.handler(args)
+
+
 def test_the_lp_gap_is_left_out_where_penalties_fill_the_objective(capsys: pytest.CaptureFixture[str]) -> None:
     # Review: seed 0 serves one deployment short (a penalty in its objective): lp_gap_pct was 1,664,712% for a
     # plan proven optimal, and fed the summary's median.

@@ -141,6 +141,11 @@ def random_snapshot(
     ).snapshot
 
 
+MIN_OCCUPANCY = 1e-3
+"""Least share of the inventory a random instance's demand is sized to fill: below it, the inventory is sized
+for this share (bench planner refuses a --tightness below it)."""
+
+
 def random_instance(
     base_models: Sequence[PerformanceModel],
     *,
@@ -165,7 +170,7 @@ def random_instance(
         raise ValueError("base_models: none is on a GPU type the synthetic snapshot knows")
     specs = [_deployment_draw(rng, index, usable, types, clusters) for index in range(deployments)]
     gpus_needed = _servable(specs, profiles)
-    sized = int(gpus_needed / max(occupancy, 1e-3) / (clusters * gpu_types))
+    sized = int(gpus_needed / max(occupancy, MIN_OCCUPANCY) / (clusters * gpu_types))
     per_offering = max(INVENTORY_FLOOR_GPUS, sized)
     cluster_list, prices = _clusters(rng, clusters, types, per_offering, now, horizon_hours)
     snapshot = S.Snapshot(
