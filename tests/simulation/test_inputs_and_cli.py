@@ -90,6 +90,17 @@ def test_bad_traces_name_the_field(text: str, message: str) -> None:
         parse_trace(text, source="bad")
 
 
+def test_a_hidden_trace_file_is_named_without_its_dot(tmp_path: Path) -> None:
+    # Found in review: `.hidden.jsonl` was the trace '' and its deployments `-00`, `-01`.
+    lines = "".join(json.dumps({"timestamp": i, "input_length": 10, "output_length": 5}) + "\n" for i in range(200))
+    (tmp_path / ".hidden.jsonl").write_text(lines)
+    assert load_trace(tmp_path / ".hidden.jsonl").name == "hidden"
+    (tmp_path / "...").write_text(lines)
+    args = _parse(["--days", "0.05", "--deployments", "1", "--trace", str(tmp_path / "..."), "--no-progress"])
+    with pytest.raises(UsageError, match=r"^--trace: .*\.\.\.: a trace is named by its file's name"):
+        args.handler(args)
+
+
 def test_times_with_a_fraction_and_an_offset_keep_both() -> None:
     # Found in review: the offset's digits were read as more of the fraction and the offset dropped, so a trace
     # in Python's isoformat (which leaves out a zero fraction) was shifted two hours on most rows, not all.

@@ -397,13 +397,21 @@ def _check_market_keys(settings: Any, named: str | None) -> None:
 def _traces(args: argparse.Namespace) -> dict[str, Any]:
     """The replay's traces by name: --trace files (named by their file name), else the two shipped ones."""
     from gridshift.cli.usage import UsageError
-    from gridshift.simulation.data import SimulationInputError, load_trace, refuse_sparse_trace, shipped_trace
+    from gridshift.simulation.data import (
+        SimulationInputError,
+        load_trace,
+        refuse_sparse_trace,
+        shipped_trace,
+        trace_name,
+    )
 
     if not args.trace:
         return {"conv": shipped_trace("conv"), "code": shipped_trace("code")}
     traces = {}
     for path in args.trace:
-        name = path.name.split(".")[0]
+        name = trace_name(str(path))
+        if not name:
+            raise UsageError(f"--trace: {path}: a trace is named by its file's name, and none is left without dots")
         if name in traces:
             raise UsageError(f"--trace: two traces are named {name!r}; rename one file")
         try:

@@ -676,7 +676,7 @@ def _trace_profile(records: list[_Record], source: str) -> TraceProfile:
     if counts.sum() <= 0 or outputs.mean() <= 0 or prompts.mean() <= 0:
         raise SimulationInputError(f"{source}: the trace has no requests with tokens")
     return TraceProfile(
-        name=Path(source).name.split(".")[0],
+        name=trace_name(source),
         requests_per_minute=counts,
         mean_prompt_tokens=float(prompts.mean()),
         mean_output_tokens=float(outputs.mean()),
@@ -684,6 +684,12 @@ def _trace_profile(records: list[_Record], source: str) -> TraceProfile:
         output_tokens=outputs,
         arrival_seconds=seconds,
     )
+
+
+def trace_name(source: str) -> str:
+    """A trace's name: its file's name without extensions, and without a leading dot (found in review,
+    `.hidden.jsonl` was the trace '' and its deployments `-00`, `-01`); '' where no name is left."""
+    return Path(source).name.lstrip(".").split(".")[0]
 
 
 _MAX_TRACE_DAYS = 400
