@@ -511,6 +511,21 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         # Found in review: each was ignored without the file it qualifies.
         (["--trace-time-unit", "ms"], "^--trace-time-unit applies to --trace files"),
         (["--prices-timezone", "Europe/Paris"], "^--prices-timezone applies to --prices files"),
+        (
+            ["--scenario", "owned", "--gpu-price", "3", "--days", "0.05"],
+            "^--gpu-price prices rented GPUs; --scenario owned rents none",
+        ),
+        # Found in review: the last of each was taken, silently.
+        (
+            ["--pue", "DE-LU=1.3", "--pue", "DE-LU=1.9", "--days", "0.05"],
+            r"^--pue: DE-LU is given twice \(1\.3, 1\.9\): once each",
+        ),
+        (
+            ["--gpu-price", "DE-LU=3", "--gpu-price", " DE-LU=4", "--days", "0.05"],
+            r"^--gpu-price: DE-LU is given twice \(3, 4\)",
+        ),
+        (["--pue", "1.3", "--pue", "1.4", "--days", "0.05"], r"^--pue: one value for all at most, got 1\.3 and 1\.4"),
+        (["--fx", "EUR=1.1", "--fx", "EUR=1.2", "--days", "0.05"], r"^--fx: EUR is given twice"),
         # Found before the replay (it ran the whole week, then ended in a traceback):
         (
             ["--gpus-per-market", "1", "--deployments", "3"],

@@ -209,9 +209,16 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
             raise UsageError(f"{flag}: {value!r} is not [KEY=]NUMBER") from error
         if not math.isfinite(parsed):
             raise UsageError(f"{flag}: {value!r} is not a finite number")
+        # Once each, as --prices-timezone: found in review, `--pue DE-LU=1.3 --pue DE-LU=1.9` took the last.
         if not sep:
+            if plain is not None:
+                raise UsageError(f"{flag}: one value for all at most, got {plain:g} and {parsed:g}")
             plain = parsed
         else:
+            if key.strip() in keyed:
+                raise UsageError(
+                    f"{flag}: {key.strip()} is given twice ({keyed[key.strip()]:g}, {parsed:g}): once each"
+                )
             keyed[key.strip()] = parsed
     return plain, keyed
 
@@ -560,6 +567,8 @@ def _check_input_flags(args: argparse.Namespace) -> None:
         raise UsageError("--trace-time-unit applies to --trace files; the shipped traces' times are their own")
     if args.prices_timezone and not args.prices:
         raise UsageError("--prices-timezone applies to --prices files; the shipped prices are in UTC")
+    if args.gpu_price and args.scenario == "owned":
+        raise UsageError("--gpu-price prices rented GPUs; --scenario owned rents none (rented or both does)")
 
 
 def _check_output_flags(args: argparse.Namespace) -> list[float]:
