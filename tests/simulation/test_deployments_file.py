@@ -62,6 +62,20 @@ def test_the_cli_replays_the_file_instead_of_the_built_in_set() -> None:
     assert [d["name"] for d in document["deployments"]] == ["chat", "coder"]
 
 
+def test_the_json_gives_a_small_peak_rate_in_significant_digits(tmp_path: Path) -> None:
+    # Found in review: rounded to 3 places, a peak of 0.0001 req/s read 0.0 in the JSON.
+    path = tmp_path / "d.yaml"
+    path.write_text(EXAMPLE.read_text().replace("requestsPerSecond: 44", "requestsPerSecond: 0.000123456789", 1))
+    args = build_parser().parse_args(
+        ["simulate", "--deployments", str(path), "--days", "0.05", "--json", "--no-progress", "--jobs", "1"]
+    )
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert args.handler(args) == 0
+    peaks = [d["peak_requests_per_second"] for d in json.loads(buffer.getvalue())["deployments"]]
+    assert peaks == [0.000123457, 20.0]
+
+
 @pytest.mark.parametrize(
     ("edit", "field"),
     [

@@ -206,7 +206,8 @@ class ReplayResult:
                     "model": d.setup.model,
                     "trace": d.setup.trace,
                     "home_market": d.setup.home_market,
-                    "peak_requests_per_second": round(d.setup.peak_requests_per_second, 3),
+                    # Significant digits: found in review, 3 places showed a peak of 0.0001 req/s as 0.0.
+                    "peak_requests_per_second": float(f"{d.setup.peak_requests_per_second:.6g}"),
                     "headroom": d.setup.headroom,
                     "ttft_p95_ms": d.setup.ttft_p95_ms,
                     "tpot_p95_ms": d.setup.tpot_p95_ms,
