@@ -326,6 +326,16 @@ def test_a_wide_file_with_two_columns_for_one_market_is_refused(tmp_path: Path) 
         load_prices([path], fx_to_usd={"EUR": 1.0, "USD": 1.0}, markets=None, parser=price_csv_parser())
 
 
+def test_spaces_around_a_price_files_column_names_are_not_part_of_them(tmp_path: Path) -> None:
+    # Found in review: "no column 'DE-LU_EUR_per_MWh'; the file has:  DE-LU_EUR_per_MWh , FR_EUR_per_MWh".
+    path = tmp_path / "wide.csv"
+    path.write_text(
+        "time , DE-LU_EUR_per_MWh , FR_EUR_per_MWh\n2024-03-04T00:00:00Z,80,90\n2024-03-04T01:00:00Z,70,60\n"
+    )
+    prices = load_prices([path], fx_to_usd={"EUR": 1.0}, markets=None, parser=price_csv_parser())
+    assert {p.market: p.usd_per_kwh.tolist() for p in prices} == {"DE-LU": [0.08, 0.07], "FR": [0.09, 0.06]}
+
+
 def test_a_price_beyond_any_market_once_converted_is_refused(tmp_path: Path) -> None:
     # Found in review: 1e12 EUR/MWh was replayed (gridshift came out below the hindsight bound) and
     # 1e308 ended in a HiGHS failure; the operator's feeds refuse both.

@@ -174,6 +174,9 @@ def read_recording(
     header = next(rows, None)
     if header is None or len(header) < 2:
         raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
+    # Names without the spaces around them, as the simulator lists a file's markets: found in review,
+    # `time, DE-LU_EUR_per_MWh ,...` was refused as "no column 'DE-LU_EUR_per_MWh'; the file has:  DE-LU_EUR_per_MWh ".
+    header = [name.strip() for name in header]
     column = choose_column(header)
     if says_utc(header[0]):
         if naive_timezone is not None and not is_utc(naive_timezone):
