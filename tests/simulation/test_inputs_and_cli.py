@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.resources
 import json
 import math
 import platform
@@ -536,6 +537,8 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         ),
         (["--pue", "1.3", "--pue", "1.4", "--days", "0.05"], r"^--pue: one value for all at most, got 1\.3 and 1\.4"),
         (["--fx", "EUR=1.1", "--fx", "EUR=1.2", "--days", "0.05"], r"^--fx: EUR is given twice"),
+        (["--real-time-markets", "XX", "--days", "0.05"], "^--real-time-markets: no market XX in this replay"),
+        (["--real-time-markets", " , ", "--days", "0.05"], "^--real-time-markets: name the markets, or none"),
         # Found before the replay (it ran the whole week, then ended in a traceback):
         (
             ["--gpus-per-market", "1", "--deployments", "3"],
@@ -594,6 +597,30 @@ def test_json_has_every_policy_and_both_scenarios(tiny_json: dict[str, object]) 
     rented = scenarios["rented"]["policies"]
     # Renting GPUs costs far more than the electricity an owned fleet adds.
     assert rented["static"]["cost_usd"] > 10 * policies["static"]["cost_usd"]
+
+
+def test_the_json_names_the_markets_whose_prices_were_taken_as_real_time(tiny_json: dict[str, object]) -> None:
+    settings = tiny_json["settings"]
+    assert isinstance(settings, dict)
+    assert settings["real_time_markets"] == ["US-MIDA-PJM"]
+
+
+def test_which_markets_are_real_time_is_a_flag_and_said_for_a_users_prices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Found in review: real-time pricing was decided by the market's name alone, so a user's own day-ahead PJM
+    # prices got the two-hour lag and the extra hourly plan, and nothing said which markets were real-time.
+    from gridshift.simulation.data import DATA_PACKAGE, SHIPPED_PRICES
+
+    shipped = Path(str(importlib.resources.files(DATA_PACKAGE).joinpath(SHIPPED_PRICES)))
+    argv = ["--prices", str(shipped), "--markets", "DE-LU,US-MIDA-PJM", "--days", "0.05", "--deployments", "1"]
+    argv += ["--scenario", "owned", "--json", "--no-progress", "--jobs", "1"]
+    for extra, real_time in (([], ["US-MIDA-PJM"]), (["--real-time-markets", "none"], [])):
+        args = _parse([*argv, *extra])
+        assert args.handler(args) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["settings"]["real_time_markets"] == real_time
+        assert ("note: prices of US-MIDA-PJM are taken as real-time" in err) == (not extra)
 
 
 def test_identical_inputs_give_identical_results_in_one_process_or_two() -> None:

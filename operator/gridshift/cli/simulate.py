@@ -144,6 +144,14 @@ def _input_arguments(parser: Any) -> None:
         "US-CAL-CISO=UTC); a file of naive timestamps is refused without one",
     )
     parser.add_argument(
+        "--real-time-markets",
+        default=None,
+        metavar="MARKET,...|none",
+        help="markets whose prices are real-time (known once their hour has ended), not day-ahead: the online "
+        "policies see them with that lag (default: US-MIDA-PJM, real-time in the shipped and shared 2024 prices; "
+        "none: every market day-ahead)",
+    )
+    parser.add_argument(
         "--trace-time-unit",
         default="auto",
         choices=("auto", "s", "ms", "us", "ns"),
@@ -281,6 +289,7 @@ def build_settings(args: argparse.Namespace) -> Any:
             diurnal_trough=args.diurnal_trough,
             scenarios=scenarios,
             forecast=forecast,
+            **_real_time_markets(args.real_time_markets),
         )
     except ValueError as error:
         flags = (
@@ -294,6 +303,21 @@ def build_settings(args: argparse.Namespace) -> Any:
             "diurnal_trough",
         )
         raise naming_flags(error, flags) from error
+
+
+def _real_time_markets(text: str | None) -> dict[str, Any]:
+    """--real-time-markets (comma-separated markets, or none) as SimulationSettings' keyword; none given, its
+    default."""
+    if text is None:
+        return {}
+    from gridshift.cli.usage import UsageError
+
+    if text.strip().lower() == "none":
+        return {"real_time_markets": frozenset()}
+    markets = frozenset(m.strip() for m in text.split(",") if m.strip())
+    if not markets:
+        raise UsageError("--real-time-markets: name the markets, or none for every market day-ahead")
+    return {"real_time_markets": markets}
 
 
 def _minute_miss(value: str) -> float | None:
@@ -378,13 +402,14 @@ def _prices_timezones(values: list[str] | None) -> dict[str, Any]:
     return {"timezone": bare[0] if bare else None, "timezones": {m.strip(): z.strip() for m, z in pairs}}
 
 
-def _check_market_keys(settings: Any, named: str | None) -> None:
-    """--pue and --gpu-price keys must be markets of the replay: a typo left the default in place, silently.
-    A market without a known local time (it shapes its users' day) must be one --markets names (`named`):
+def _check_market_keys(settings: Any, args: argparse.Namespace) -> None:
+    """--pue, --gpu-price and --real-time-markets keys must be markets of the replay: a typo left the default in
+    place, silently. A market without a known local time (it shapes its users' day) must be one --markets names:
     found in review, prices_DE-LU_2024.csv was replayed as a market "prices" on UTC, unasked."""
     from gridshift.cli.usage import UsageError
     from gridshift.simulation.settings import MARKET_TIMEZONES
 
+    named = args.markets
     # With --markets, every market of the replay is one it named (spaces and all: they are stripped there).
     unknown_zone = [] if named else [m for m in settings.markets if m not in MARKET_TIMEZONES]
     if unknown_zone:
@@ -393,12 +418,24 @@ def _check_market_keys(settings: Any, named: str | None) -> None:
             f"name the file after a market (<MARKET>_anything.csv: {', '.join(MARKET_TIMEZONES)}), or name it "
             "with --markets to replay its users' day on UTC"
         )
-    for flag, keyed in (("--pue", settings.pue_by_market), ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market)):
+    keys = [("--pue", settings.pue_by_market), ("--gpu-price", settings.rented_usd_per_gpu_hour_by_market)]
+    if args.real_time_markets is not None:
+        keys.append(("--real-time-markets", settings.real_time_markets))
+    for flag, keyed in keys:
         unknown = sorted(set(keyed) - set(settings.markets))
         if unknown:
             raise UsageError(
                 f"{flag}: no market {', '.join(unknown)} in this replay; its markets: {', '.join(settings.markets)}"
             )
+    real_time = [m for m in settings.markets if m in settings.real_time_markets]
+    if args.prices and args.real_time_markets is None and real_time:
+        # Found in review: a user's own day-ahead PJM prices were replayed as real-time (a two-hour lag and an
+        # extra plan an hour), decided by the market's name alone, and nothing said so.
+        print(
+            f"note: prices of {', '.join(real_time)} are taken as real-time (known once their hour has ended), as "
+            "in the shipped and shared 2024 data; --real-time-markets none (or a list) if yours are day-ahead",
+            file=sys.stderr,
+        )
 
 
 def _traces(args: argparse.Namespace) -> dict[str, Any]:
@@ -461,7 +498,7 @@ def run(args: argparse.Namespace) -> int:
             named = str(error).startswith("--")
             raise SimulationInputError(f"--prices: {error}" if args.prices and not named else str(error)) from error
         settings = replace(settings, markets=tuple(p.market for p in prices))
-        _check_market_keys(settings, args.markets)
+        _check_market_keys(settings, args)
         traces = _traces(args)
         _, deployments_file = deployments_flag(args.deployments)
         setups = None

@@ -225,6 +225,7 @@ class ReplayResult:
                     m.name: settings.rented_price(m.name, settings.gpu_type) for m in self.replay.markets
                 },
                 "diurnal_trough": settings.diurnal_trough,
+                "real_time_markets": [m.name for m in self.replay.markets if m.real_time],
                 "sizing": {"z": settings.forecast.z, "minute_miss": settings.forecast.minute_miss},
             },
         }

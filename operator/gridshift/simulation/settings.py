@@ -151,7 +151,8 @@ class SimulationSettings:
     zone's real-time hourly LMP (shared/data README). The online policies see such a market's price of an
     hour only after it ends and forecast every later hour at the last one known (persistence); costs are
     billed at the real price. Found in review: gridshift read PJM's price of an hour before it began (owned
-    savings_captured 0.909 with the leak, 0.868 with a 2-hour lag)."""
+    savings_captured 0.909 with the leak, 0.868 with a 2-hour lag). The default holds for the shipped and shared
+    2024 prices; `simulate --real-time-markets` sets others (none for a user's day-ahead PJM file)."""
     price_publication_hour_utc: int = 12
     """Day-ahead prices of tomorrow are known from this UTC hour on (EPEX publishes about 12:45 CET, ERCOT and
     CAISO day-ahead results by early afternoon Central/Pacific); before it, prices are known to midnight."""
