@@ -67,8 +67,7 @@ def register(subparsers: Any) -> None:
         default=None,
         # The default lives in SimulationSettings alone; reading it here would import the simulation
         # package whenever the `gridshift` command starts, and the operator needs none of it.
-        help="GPUs each market's cluster offers, 1..1000000 (default: SimulationSettings.gpus_per_market, see "
-        "docs/simulate.md)",
+        help="GPUs each market's cluster offers, 1..1000000 (default: SimulationSettings.gpus_per_market)",
     )
     parser.add_argument(
         "--minute-miss",
