@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -206,8 +207,7 @@ class ReplayResult:
                     "model": d.setup.model,
                     "trace": d.setup.trace,
                     "home_market": d.setup.home_market,
-                    # Significant digits: found in review, 3 places showed a peak of 0.0001 req/s as 0.0.
-                    "peak_requests_per_second": float(f"{d.setup.peak_requests_per_second:.6g}"),
+                    "peak_requests_per_second": _shown_rate(d.setup.peak_requests_per_second),
                     "headroom": d.setup.headroom,
                     "ttft_p95_ms": d.setup.ttft_p95_ms,
                     "tpot_p95_ms": d.setup.tpot_p95_ms,
@@ -229,6 +229,15 @@ class ReplayResult:
                 "sizing": {"z": settings.forecast.z, "minute_miss": settings.forecast.minute_miss},
             },
         }
+
+
+def _shown_rate(value: float) -> float:
+    """A rate in 3 decimal places, or 3 significant digits where those show more: found in review, 3 places
+    showed a peak of 0.0001 req/s as 0.0; 6 significant digits instead changed every default deployment's peak
+    (61.097 -> 61.0974). A rate of 0.1 or more reads as before."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return round(value, max(3, 2 - math.floor(math.log10(abs(value)))))
 
 
 def _hourly(values: FloatArray, hours: int) -> FloatArray:
