@@ -195,11 +195,16 @@ def test_a_null_setting_is_checked_as_the_operators_default(
         )
         assert expected in proc.stderr, proc.stderr
         return
+    _the_operator_starts_with(proc, monkeypatch)
+
+
+def _the_operator_starts_with(proc: subprocess.CompletedProcess[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The render succeeded, and its operator env is one the operator accepts at start (load_operator_settings)."""
     assert proc.returncode == 0, proc.stderr
     objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
     for name, value in _operator_env(objects).items():
         monkeypatch.setenv(name, value)
-    load_operator_settings()  # what the operator does at start: the rendered env must not be refused
+    load_operator_settings()
 
 
 BUDGET_ENV = "GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS"
@@ -238,11 +243,7 @@ def test_extra_env_settings_are_checked_as_the_operator_reads_them(
     if refusal is not None:
         assert proc.returncode != 0 and refusal in proc.stderr, proc.stderr
         return
-    assert proc.returncode == 0, proc.stderr
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-    for name, value in _operator_env(objects).items():
-        monkeypatch.setenv(name, value)
-    load_operator_settings()  # what the operator does at start: the rendered env must not be refused
+    _the_operator_starts_with(proc, monkeypatch)
 
 
 @pytest.mark.parametrize(
