@@ -222,7 +222,20 @@ BUDGET_OVER = "plannerTimeBudgetSeconds ({}) must be below planIntervalSeconds (
         # The same name twice: Kubernetes gives the container the last.
         ({"planIntervalSeconds": 5}, [(BUDGET_ENV, "20"), (BUDGET_ENV, " 2 ")], None),
         ({"planIntervalSeconds": 5}, [(BUDGET_ENV, "2"), (BUDGET_ENV, "20")], BUDGET_OVER.format(20)),
-        ({}, [("gridshift_plan_interval_seconds", "5")], BUDGET_OVER.format(10)),  # names are case-insensitive
+        # The operator reads names in any case: one the chart does not write itself is read as it is...
+        (
+            {"planIntervalSeconds": 5, "plannerTimeBudgetSeconds": None},
+            [("gridshift_planner_time_budget_seconds", "6")],
+            BUDGET_OVER.format(6),
+        ),
+        # ...but beside the chart's own entry in another case, which the operator gets is not defined (found in
+        # review: the container's environment order decides), so it is refused.
+        (
+            {"planIntervalSeconds": 5, "plannerTimeBudgetSeconds": 6},
+            [("gridshift_planner_time_budget_seconds", "2")],
+            "extraEnv: gridshift_planner_time_budget_seconds differs from the chart's own "
+            "GRIDSHIFT_PLANNER_TIME_BUDGET_SECONDS (operator.plannerTimeBudgetSeconds) in case alone",
+        ),
         ({}, [("GRIDSHIFT_PROBE_PORT", "9090")], "probePort and metricsPort are both 9090"),
         ({}, [("GRIDSHIFT_LEASE_DURATION_SECONDS", "11")], "leaseDurationSeconds (11) must exceed"),
         ({}, [("GRIDSHIFT_LEASE_RETRY_PERIOD_SECONDS", "12")], "leaseRetryPeriodSeconds (12) < leaseRenewDeadline"),
@@ -253,6 +266,29 @@ def test_an_extra_env_setting_the_chart_cannot_read_is_left_to_the_operator(helm
     # The operator parses forms the chart does not ("1_0" is 10 to it) and refuses the rest at start, naming them.
     entry = json.dumps([{"name": BUDGET_ENV, **value}])
     assert helm.template("--set", "operator.planIntervalSeconds=5", "--set-json", f"extraEnv={entry}")
+
+
+def test_an_extra_env_value_beside_a_null_value_from_is_checked(helm: Helm) -> None:
+    # Found in review: valueFrom: null (which the apiserver drops) made the chart skip its check of the value the
+    # operator reads, and the operator refused to start.
+    entry = json.dumps([{"name": BUDGET_ENV, "value": "6", "valueFrom": None}])
+    proc = helm.template("--set", "operator.planIntervalSeconds=5", "--set-json", f"extraEnv={entry}", check=False)
+    assert proc.returncode != 0 and BUDGET_OVER.format(6) in proc.stderr, proc.stderr
+
+
+def test_ports_set_in_extra_env_are_the_ports_the_probes_and_scrapes_use(helm: Helm) -> None:
+    # Found in review: the container's ports (and so the named probe and scrape ports) stayed operator.probePort and
+    # operator.metricsPort while the operator listened on extraEnv's.
+    entries = json.dumps(
+        [{"name": "GRIDSHIFT_PROBE_PORT", "value": "8081"}, {"name": "GRIDSHIFT_METRICS_PORT", "value": "9091"}]
+    )
+    ports = {
+        p["name"]: p["containerPort"]
+        for p in pod_spec(helm.render("--set-json", f"extraEnv={entries}"))["containers"][0]["ports"]
+    }
+    assert ports == {"probes": 8081, "metrics": 9091}
+    ports = {p["name"]: p["containerPort"] for p in pod_spec(helm.render())["containers"][0]["ports"]}
+    assert ports == {"probes": 8080, "metrics": 9090}
 
 
 def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:

@@ -105,20 +105,30 @@ refused to start, a crash loop.
 {{- end }}
 {{- /*
 extraEnv comes after the chart's env in the container, and Kubernetes gives a name set twice its last value,
-so an extraEnv entry GRIDSHIFT_<KEY> is what the operator reads (its names are case-insensitive). Found in
-review: interval 5, a null budget and extraEnv's budget "2" was refused as the default 10 s. A number is
-taken; anything else (valueFrom, no value, "1_0", "abc") becomes null, and a check reading a null is left to
-the operator, which parses more forms than the chart can and refuses the rest at start naming them.
+so an extraEnv entry GRIDSHIFT_<KEY> is what the operator reads. Found in review: interval 5, a null budget
+and extraEnv's budget "2" was refused as the default 10 s. A number is taken; anything else (valueFrom, no
+value, "1_0", "abc") becomes null, and a check reading a null is left to the operator, which parses more
+forms than the chart can and refuses the rest at start naming them. The operator reads names in any case, but
+only the same name twice is resolved by Kubernetes (the last wins): a name differing from the chart's own entry
+in case alone leaves which the operator reads to the order of the container's environment, which is not
+defined (found in review: budget 6 in values, gridshift_planner_time_budget_seconds "2" in extraEnv, and the
+operator started or crash-looped), so it is refused where the chart writes that entry itself.
 */ -}}
 {{- $names := dict }}
 {{- range $key, $_ := $settings }}
 {{- $_ := set $names (printf "GRIDSHIFT_%s" (snakecase $key | upper)) $key }}
 {{- end }}
+{{- $written := .Values.operator | default dict }}
 {{- range (.Values.extraEnv | default list) }}
-{{- $key := get $names (upper (toString (get . "name"))) }}
+{{- $name := toString (get . "name") }}
+{{- $key := get $names (upper $name) }}
 {{- if $key }}
+{{- $canonical := printf "GRIDSHIFT_%s" (snakecase $key | upper) }}
+{{- if and (ne $name $canonical) (hasKey $written $key) (not (kindIs "invalid" (index $written $key))) }}
+{{- fail (printf "extraEnv: %s differs from the chart's own %s (operator.%s) in case alone; the operator reads names in any case and which of the two it gets is not defined: write it as %s, or set operator.%s instead" $name $canonical $key $canonical $key) }}
+{{- end }}
 {{- $value := trim (toString (get . "value")) }}
-{{- if and (hasKey . "value") (not (hasKey . "valueFrom")) (regexMatch "^[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?$" $value) }}
+{{- if and (hasKey . "value") (not (get . "valueFrom")) (regexMatch "^[-+]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([eE][-+]?[0-9]+)?$" $value) }}
 {{- $_ := set $settings $key (float64 $value) }}
 {{- else }}
 {{- $_ := set $settings $key nil }}
