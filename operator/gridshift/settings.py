@@ -355,7 +355,9 @@ class OperatorSettings(BaseSettings):
         # sent with under MIN_WRITE_SECONDS of that left: while the holder leads (renewal younger than the renew
         # deadline) that must leave room, or writes are refused while it leads (found in regression review:
         # duration 11, renew deadline 10.5 refused every write in the last 0.5 s of leading).
-        if self.lease_duration_seconds - self.lease_renew_deadline_seconds < LEASE_WRITE_MARGIN_SECONDS:
+        # Within a nanosecond: 4.1 - 2.6 is 1.4999999999999996 in binary, and the chart (decimal arithmetic) let
+        # such timings through to an operator that refused to start (found in review).
+        if self.lease_duration_seconds - self.lease_renew_deadline_seconds < LEASE_WRITE_MARGIN_SECONDS - 1e-9:
             raise ValueError(
                 f"leaseDurationSeconds ({self.lease_duration_seconds}) must exceed leaseRenewDeadlineSeconds "
                 f"({self.lease_renew_deadline_seconds}) by at least {LEASE_WRITE_MARGIN_SECONDS:g} s: "

@@ -137,3 +137,9 @@ def test_lease_settings_that_would_refuse_writes_while_leading_are_refused(monke
         load_operator_settings()
     monkeypatch.setenv("GRIDSHIFT_LEASE_DURATION_SECONDS", "12")
     assert load_operator_settings().lease_duration_seconds == 12
+    # A margin of exactly 1.5 s in decimal is one, though binary floats make 4.1 - 2.6 a hair less (found in review:
+    # the chart, which computes in decimal, rendered it, and the operator refused to start).
+    monkeypatch.setenv("GRIDSHIFT_LEASE_DURATION_SECONDS", "4.1")
+    monkeypatch.setenv("GRIDSHIFT_LEASE_RENEW_DEADLINE_SECONDS", "2.6")
+    monkeypatch.setenv("GRIDSHIFT_LEASE_RETRY_PERIOD_SECONDS", "1")
+    assert load_operator_settings().lease_duration_seconds == 4.1
