@@ -714,3 +714,19 @@ def test_a_zone_that_contradicts_a_time_column_saying_utc_is_refused(zone: str) 
         read_carbon_csv(io.StringIO(text), naive_timezone=ZoneInfo(zone))
     utc = read_carbon_csv(io.StringIO(text), naive_timezone=ZoneInfo("Etc/UTC"))
     assert datetime.fromtimestamp(utc.starts[0], UTC) == datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_a_csv_replay_column_named_with_the_files_spaces_still_matches() -> None:
+    """A header's names are read stripped (signals.recorded): found in review, a csvReplay.column that named a column
+    with the spaces the file writes (for the carbon recording the only setting that read it) was refused after that."""
+    from gridshift.signals.carbon_feeds import read_carbon_csv
+
+    prices = "datetime_utc, price_EUR_per_MWh\n2024-01-01T00:00Z,10\n2024-01-01T01:00Z,11\n"
+    for column in (" price_EUR_per_MWh", "price_EUR_per_MWh", None):
+        assert list(read_price_csv(io.StringIO(prices), column=column).values) == [10.0, 11.0]
+    carbon = (
+        "Datetime (UTC), Carbon Intensity gCO2eq/kWh (LCA) , Carbon Intensity gCO2eq/kWh (direct)\n"
+        "2024-01-01 00:00:00,100,80\n2024-01-01 01:00:00,101,81\n"
+    )
+    for name in (" Carbon Intensity gCO2eq/kWh (LCA) ", "Carbon Intensity gCO2eq/kWh (LCA)"):
+        assert list(read_carbon_csv(io.StringIO(carbon), column=name).values) == [100.0, 101.0]

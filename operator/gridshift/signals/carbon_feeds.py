@@ -411,7 +411,8 @@ CarbonRecording = Recording[CarbonInterval]
 def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: CarbonBasis) -> tuple[int, str]:
     named = list(enumerate(header))[1:]
     if column is not None:
-        matches = [(i, n) for i, n in named if n == column]
+        # Stripped as the header's names are (signals.recorded): a column named with the file's spaces still matches.
+        matches = [(i, n) for i, n in named if n == column.strip()]
         if not matches:
             raise CarbonDataError(feed, "csvReplay.column", f"no column {column!r}; the file has: {', '.join(header)}")
         named_basis = csv_column_basis(column)

@@ -56,7 +56,9 @@ def _choose_column(feed: str, header: Sequence[str], column: str | None) -> tupl
             raise PriceDataError(feed, "column", f"the file has {len(candidates)} price columns; name one of: {names}")
         index, name = candidates[0]
     else:
-        matches = [(i, n) for i, n in candidates if n == column]
+        # The header's names come stripped (signals.recorded); a column named with the spaces the file writes, which
+        # matched before that, still does (found in review: a stored csvReplay.column was refused after an upgrade).
+        matches = [(i, n) for i, n in candidates if n == column.strip()]
         if not matches:
             names = ", ".join(name for _, name in candidates)
             raise PriceDataError(feed, "column", f"no column {column!r}; the file has: {names}")
