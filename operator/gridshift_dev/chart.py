@@ -385,6 +385,9 @@ def _release_values() -> JsonDict:
         },
         "commonLabels": _label_map("Labels on every object and on the pods.", reserved=SELECTOR_LABELS),
         "commonAnnotations": _string_map("Annotations on every object but the RBAC roles and bindings."),
+        "singleOperatorCheck": _boolean(
+            "Refuse install/upgrade while another release's gridshift hub operator runs in the cluster."
+        ),
         "crds": _closed(
             "CustomResourceDefinitions of gridshift.dev.",
             {
@@ -575,6 +578,7 @@ def _policy_values() -> JsonDict:
 
 
 VALUES_THE_TEMPLATES_READ = (
+    "singleOperatorCheck",  # a null would skip the check without a word
     "crds",
     "image",
     "command",

@@ -185,6 +185,39 @@ def test_an_upgrade_changing_the_deployments_selector_is_refused_naming_name_ove
     assert "cannot be imported into the current release" in proc.stderr, proc.stderr
 
 
+def test_a_second_hub_operator_in_another_namespace_is_refused_naming_the_first(
+    helm: Helm, hub: Hub, installed_chart: Release
+) -> None:
+    # Found in review: a second release in another namespace deployed cleanly; its leader Lease is its namespace's,
+    # so both operators would lead and act on the same InferenceDeployments.
+    first = installed_chart
+    namespace = f"gs-second-{uuid.uuid4().hex[:6]}"
+    second = ["second", str(CHART_DIR), "--namespace", namespace, "--set", "crds.install=false"]
+    try:
+        proc = helm.run("install", *second, "--create-namespace", kubeconfig=hub.kubeconfig, check=False)
+        assert proc.returncode != 0
+        assert "another gridshift hub operator runs in this cluster" in proc.stderr, proc.stderr
+        assert f"Deployment {first.namespace}/gridshift of release {first.name} in namespace {first.namespace}" in (
+            proc.stderr
+        )
+        assert f"helm uninstall {first.name} --namespace {first.namespace}" in proc.stderr, proc.stderr
+        assert "second" not in helm.run("list", "-A", "-q", kubeconfig=hub.kubeconfig).stdout.split()
+        assert hub.kubectl("get", "deployment", "-n", namespace, "-o", "name").stdout.strip() == ""
+        # A server dry run asks the cluster too; `helm template` does not, and renders.
+        dry = helm.run("install", *second, "--dry-run=server", kubeconfig=hub.kubeconfig, check=False)
+        assert dry.returncode != 0 and "another gridshift hub operator" in dry.stderr, dry.stderr
+        assert helm.run("template", *second, kubeconfig=hub.kubeconfig).returncode == 0
+    finally:
+        helm.run("uninstall", "second", "--namespace", namespace, kubeconfig=hub.kubeconfig, check=False)
+        hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    # The first release finds only its own operator: its upgrades go on.
+    helm.run("upgrade", first.name, str(CHART_DIR), "--namespace", first.namespace, kubeconfig=hub.kubeconfig)
+    history = yaml.safe_load(
+        helm.run("history", first.name, "-n", first.namespace, "-o", "yaml", kubeconfig=hub.kubeconfig).stdout
+    )
+    assert history[-1]["status"] == "deployed"
+
+
 def test_install_with_a_typo_is_refused(helm: Helm, hub: Hub) -> None:
     proc = helm.run(
         "install",
