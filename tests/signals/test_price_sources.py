@@ -719,6 +719,7 @@ def test_a_zone_that_contradicts_a_time_column_saying_utc_is_refused(zone: str) 
 def test_a_csv_replay_column_named_with_the_files_spaces_still_matches() -> None:
     """A header's names are read stripped (signals.recorded): found in review, a csvReplay.column that named a column
     with the spaces the file writes (for the carbon recording the only setting that read it) was refused after that."""
+    from gridshift.signals.carbon import CarbonDataError
     from gridshift.signals.carbon_feeds import read_carbon_csv
 
     prices = "datetime_utc, price_EUR_per_MWh\n2024-01-01T00:00Z,10\n2024-01-01T01:00Z,11\n"
@@ -730,3 +731,9 @@ def test_a_csv_replay_column_named_with_the_files_spaces_still_matches() -> None
     )
     for name in (" Carbon Intensity gCO2eq/kWh (LCA) ", "Carbon Intensity gCO2eq/kWh (LCA)"):
         assert list(read_carbon_csv(io.StringIO(carbon), column=name).values) == [100.0, 101.0]
+    # Found in review of that: the basis was read off the name as given, and a trailing space hid "(direct)": direct
+    # intensities were served as life-cycle ones, what the basis rule exists to stop.
+    with pytest.raises(CarbonDataError, match="holds direct intensities but the feed's basis is lifecycle"):
+        read_carbon_csv(
+            io.StringIO(carbon), column="Carbon Intensity gCO2eq/kWh (direct) ", basis=CarbonBasis.LIFECYCLE
+        )

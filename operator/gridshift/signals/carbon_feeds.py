@@ -415,7 +415,7 @@ def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: 
         matches = [(i, n) for i, n in named if n == column.strip()]
         if not matches:
             raise CarbonDataError(feed, "csvReplay.column", f"no column {column!r}; the file has: {', '.join(header)}")
-        named_basis = csv_column_basis(column)
+        named_basis = csv_column_basis(column.strip())  # the name matched: a trailing space must not hide its basis
         if named_basis is not None and named_basis != basis.value:
             # Found in review: every value was tagged with the configured basis whatever the column said, so
             # DE-LU's direct 133 g/kWh passed for life-cycle (178). Admission refuses this pair (api.carbon);
