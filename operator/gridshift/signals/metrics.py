@@ -359,20 +359,12 @@ class PrometheusMetricsSource:
             raise MetricsError(
                 source, signal, f"HTTP {status}: {explanation}", retryable=retryable, retry_after_seconds=wait
             ) from error
-        except requests.exceptions.Timeout as error:
-            raise MetricsError(
-                source,
-                signal,
-                f"no answer within {self.settings.query_timeout_seconds} s",
-                retryable=True,
-                timed_out=True,
-            ) from error
         except PriceFetchError as error:  # the exchange's cap on the answer (HttpxAdapter)
             raise MetricsError(source, signal, error.detail, retryable=False) from None
         except requests.exceptions.JSONDecodeError as error:
             raise MetricsError(source, signal, f"answer is not JSON ({error})", retryable=False) from error
         except requests.exceptions.RequestException as error:
-            if is_timeout(error):  # a body that stalls is a ConnectionError in requests
+            if is_timeout(error):  # a Timeout, or a body that stalls (a ConnectionError in requests)
                 raise MetricsError(
                     source,
                     signal,
