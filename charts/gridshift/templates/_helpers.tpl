@@ -96,6 +96,12 @@ force. The checks of the settings' cross-field rules read these, not the values:
 budget skipped the budget check, so a 2 s interval rendered and the operator (10 s default budget)
 refused to start, a crash loop.
 */ -}}
+{{- /* The env var an operator.<key> is written to (OperatorSettings reads GRIDSHIFT_<KEY>): one spelling for the
+container's env and the checks that read extraEnv. */ -}}
+{{- define "gridshift.envName" -}}
+{{- printf "GRIDSHIFT_%s" (snakecase . | upper) }}
+{{- end }}
+
 {{- define "gridshift.operatorSettings" -}}
 {{- $settings := include "gridshift.operatorDefaults" . | fromJson }}
 {{- range $key, $value := (.Values.operator | default dict) }}
@@ -116,14 +122,14 @@ operator started or crash-looped), so it is refused where the chart writes that 
 */ -}}
 {{- $names := dict }}
 {{- range $key, $_ := $settings }}
-{{- $_ := set $names (printf "GRIDSHIFT_%s" (snakecase $key | upper)) $key }}
+{{- $_ := set $names (include "gridshift.envName" $key) $key }}
 {{- end }}
 {{- $written := .Values.operator | default dict }}
 {{- range (.Values.extraEnv | default list) }}
 {{- $name := toString (get . "name") }}
 {{- $key := get $names (upper $name) }}
 {{- if $key }}
-{{- $canonical := printf "GRIDSHIFT_%s" (snakecase $key | upper) }}
+{{- $canonical := include "gridshift.envName" $key }}
 {{- if and (ne $name $canonical) (hasKey $written $key) (not (kindIs "invalid" (index $written $key))) }}
 {{- fail (printf "extraEnv: %s differs from the chart's own %s (operator.%s) in case alone; the operator reads names in any case and which of the two it gets is not defined: write it as %s, or set operator.%s instead" $name $canonical $key $canonical $key) }}
 {{- end }}
