@@ -206,6 +206,7 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
     keyed: dict[str, float] = {}
     for value in values:
         key, sep, number = value.partition("=")
+        key = key.strip()
         if not sep and keyed_only:
             raise UsageError(f"{flag}: {value!r} needs the form CUR=NUMBER, e.g. EUR=1.08")
         if not sep:
@@ -222,11 +223,9 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
                 raise UsageError(f"{flag}: one value for all at most, got {plain:g} and {parsed:g}")
             plain = parsed
         else:
-            if key.strip() in keyed:
-                raise UsageError(
-                    f"{flag}: {key.strip()} is given twice ({keyed[key.strip()]:g}, {parsed:g}): once each"
-                )
-            keyed[key.strip()] = parsed
+            if key in keyed:
+                raise UsageError(f"{flag}: {key} is given twice ({keyed[key]:g}, {parsed:g}): once each")
+            keyed[key] = parsed
     return plain, keyed
 
 
