@@ -259,6 +259,22 @@ def test_extra_env_settings_are_checked_as_the_operator_reads_them(
     _the_operator_starts_with(proc, monkeypatch)
 
 
+def test_every_operator_env_entry_of_the_chart_is_refused_in_another_case_in_extra_env(helm: Helm) -> None:
+    """The operator reads GRIDSHIFT_* names in any case, so beside each entry the chart writes, one differing in case
+    alone leaves which it reads undefined. Found in review: gridshift_namespace was taken, the chart's own
+    GRIDSHIFT_NAMESPACE (the downward API's) being no operator.* value the check walked."""
+    env = pod_spec(helm.render())["containers"][0]["env"]
+    names = [e["name"] for e in env if e["name"].startswith("GRIDSHIFT_")]
+    assert "GRIDSHIFT_NAMESPACE" in names
+    for name in names:
+        entry = json.dumps([{"name": name.lower(), "value": "1"}])
+        proc = helm.template("--set-json", f"extraEnv={entry}", check=False)
+        refusal = f"extraEnv: {name.lower()} differs from the chart's own {name} "
+        assert proc.returncode != 0 and refusal in proc.stderr, (name, proc.stderr)
+    # POD_NAME the operator does not read: Kubernetes keeps pod_name apart, and so does the chart.
+    assert helm.template("--set-json", 'extraEnv=[{"name": "pod_name", "value": "x"}]')
+
+
 @pytest.mark.parametrize(
     "value", [{"valueFrom": {"configMapKeyRef": {"name": "gs", "key": "budget"}}}, {"value": "1_0"}]
 )

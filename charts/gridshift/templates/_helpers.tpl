@@ -102,6 +102,13 @@ container's env and the checks that read extraEnv. */ -}}
 {{- printf "GRIDSHIFT_%s" (snakecase . | upper) }}
 {{- end }}
 
+{{- /* The container's env entries the chart sets from the pod itself (the downward API), never from values: name
+to fieldPath. One list for the container's env and the extraEnv checks, which must know every name the chart
+writes (found in review: gridshift_namespace in extraEnv was not refused, the namespace entry being no operator.*). */ -}}
+{{- define "gridshift.podEnv" -}}
+{{- toJson (dict "GRIDSHIFT_NAMESPACE" "metadata.namespace" "POD_NAME" "metadata.name") }}
+{{- end }}
+
 {{- define "gridshift.operatorSettings" -}}
 {{- $settings := include "gridshift.operatorDefaults" . | fromJson }}
 {{- range $key, $value := (.Values.operator | default dict) }}
@@ -125,8 +132,15 @@ operator started or crash-looped), so it is refused where the chart writes that 
 {{- $_ := set $names (include "gridshift.envName" $key) $key }}
 {{- end }}
 {{- $written := .Values.operator | default dict }}
+{{- $podEnv := include "gridshift.podEnv" . | fromJson }}
 {{- range (.Values.extraEnv | default list) }}
 {{- $name := toString (get . "name") }}
+{{- /* The operator reads GRIDSHIFT_* in any case; POD_NAME it does not read, and Kubernetes keeps pod_name apart. */ -}}
+{{- range $own, $fieldPath := $podEnv }}
+{{- if and (hasPrefix "GRIDSHIFT_" $own) (eq (upper $name) $own) (ne $name $own) }}
+{{- fail (printf "extraEnv: %s differs from the chart's own %s (the pod's %s) in case alone; the operator reads names in any case and which of the two it gets is not defined: write it as %s, or leave it out" $name $own $fieldPath $own) }}
+{{- end }}
+{{- end }}
 {{- $key := get $names (upper $name) }}
 {{- if $key }}
 {{- $canonical := include "gridshift.envName" $key }}
