@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+import gridshift.settings as settings_module
 from gridshift.settings import OperatorSettings
 from gridshift_dev import chart as chart_cli
 
@@ -42,6 +43,12 @@ def test_check_flag_reports_a_stale_schema(tmp_path: Path) -> None:
     schema = copy / "values.schema.json"
     schema.write_text(schema.read_text().replace('"additionalProperties": false', '"additionalProperties": true', 1))
     assert chart_cli.stale_files(copy) == [schema]
+
+
+def test_check_flag_reports_a_lease_margin_the_chart_no_longer_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The chart's lease check reads the operator's margin through the generated template, so a change is caught.
+    monkeypatch.setattr(settings_module, "LEASE_WRITE_MARGIN_SECONDS", 2.0)
+    assert chart_cli.stale_files(CHART_DIR) == [CHART_DIR / chart_cli.OPERATOR_DEFAULTS_TEMPLATE]
 
 
 def test_chart_crds_are_the_repository_crds() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+import gridshift.settings as settings_module
 from gridshift.settings import LEASE_WRITE_MARGIN_SECONDS, OperatorSettings, load_operator_settings
+from gridshift_dev import chart as chart_cli
 
 from .conftest import CHART_DIR, KUBE_VERSION, REPO_ROOT, Helm, Hub
 
@@ -317,7 +320,7 @@ def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
         "--set", "operator.leaseDurationSeconds=11", "--set", "operator.leaseRenewDeadlineSeconds=10", check=False
     )  # fmt: skip
     assert proc.returncode != 0
-    margin = f"by at least {LEASE_WRITE_MARGIN_SECONDS:g} s"  # the template's literal, held to the operator's
+    margin = f"by at least {LEASE_WRITE_MARGIN_SECONDS:g} s"  # generated from the operator's constant
     assert f"leaseDurationSeconds (11) must exceed leaseRenewDeadlineSeconds (10) {margin}" in proc.stderr
     env = {
         e["name"]: e.get("value")
@@ -331,6 +334,23 @@ def test_inconsistent_lease_timings_are_refused_naming_them(helm: Helm) -> None:
     }  # fmt: skip
     assert (env["GRIDSHIFT_LEASE_DURATION_SECONDS"], env["GRIDSHIFT_LEASE_RENEW_DEADLINE_SECONDS"]) == ("30", "20")
     assert env["GRIDSHIFT_LEASE_RETRY_PERIOD_SECONDS"] == "4"
+
+
+def test_the_lease_margin_the_chart_checks_is_generated_from_the_operators(
+    helm: Helm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: the template held its own 1.5 literal, which a change of settings.LEASE_WRITE_MARGIN_SECONDS
+    left behind unnoticed by `chart --check`. A chart generated under another margin checks that one."""
+    monkeypatch.setattr(settings_module, "LEASE_WRITE_MARGIN_SECONDS", 3.0)
+    copy = tmp_path / "gridshift"
+    shutil.copytree(CHART_DIR, copy)
+    (copy / chart_cli.OPERATOR_DEFAULTS_TEMPLATE).write_text(chart_cli.operator_defaults_template())
+    args = ("template", "gridshift", str(copy), "--namespace", "gridshift-system", "--kube-version", KUBE_VERSION)
+    renew = ("--set", "operator.leaseRenewDeadlineSeconds=10")
+    proc = helm.run(*args, *renew, "--set", "operator.leaseDurationSeconds=12", check=False)
+    assert proc.returncode != 0
+    assert "leaseDurationSeconds (12) must exceed leaseRenewDeadlineSeconds (10) by at least 3 s" in proc.stderr
+    assert helm.run(*args, *renew, "--set", "operator.leaseDurationSeconds=13").returncode == 0
 
 
 def test_pod_monitor_scrapes_the_metrics_port_with_relabelings(helm: Helm, tmp_path: Path) -> None:
