@@ -256,10 +256,12 @@ def _pull_secret(description: str, *, name_alone: bool = False) -> JsonDict:
 
 def _network_peer() -> JsonDict:
     """A NetworkPolicyPeer: `{}` rendered, and the API server refused it ("must specify a peer"); closed, so a
-    misspelt selector is refused naming it rather than dropped into such an empty peer."""
+    misspelt selector is refused naming it rather than dropped into such an empty peer. An ipBlock stands alone:
+    beside a selector it passed here, and the API server refused the NetworkPolicy ("may not specify both ipBlock
+    and another peer"); two peers in the list allow either."""
     return {
         "type": "object",
-        "description": "A peer allowed to scrape: podSelector and/or namespaceSelector, or ipBlock.",
+        "description": "A peer allowed to scrape: podSelector and/or namespaceSelector, or ipBlock alone.",
         "additionalProperties": False,
         "minProperties": 1,
         "properties": {
@@ -267,6 +269,8 @@ def _network_peer() -> JsonDict:
             "namespaceSelector": _free_object("Namespaces (a label selector)."),
             "ipBlock": {"type": "object", "description": "An IP block (cidr, except).", "required": ["cidr"]},
         },
+        "if": {"required": ["ipBlock"]},
+        "then": {"properties": {"podSelector": False, "namespaceSelector": False}},
     }
 
 

@@ -625,6 +625,11 @@ def test_documented_hub_installs_name_the_namespace_and_a_published_image(docume
             assert any(s.startswith("image.digest=") for s in sets), command
 
 
+def _ip_block_beside(selector: str) -> str:
+    """metricsFrom holding one peer with an ipBlock and a selector."""
+    return json.dumps([{"ipBlock": {"cidr": "10.0.0.0/8"}, selector: {"matchLabels": {"a": "b"}}}])
+
+
 @pytest.mark.parametrize(
     ("args", "path"),
     [
@@ -633,6 +638,15 @@ def test_documented_hub_installs_name_the_namespace_and_a_published_image(docume
         (("--set", "priorityClassName=x_y"), "/priorityClassName"),
         (("--set-json", "networkPolicy.metricsFrom=[{}]"), "/networkPolicy/metricsFrom/0"),  # "must specify a peer"
         (("--set-json", 'networkPolicy.metricsFrom=[{"podselector": {}}]'), "/networkPolicy/metricsFrom/0"),
+        # A real kube-apiserver: "may not specify both ipBlock and another peer". The selector is named.
+        (
+            ("--set-json", f"networkPolicy.metricsFrom={_ip_block_beside('podSelector')}"),
+            "/networkPolicy/metricsFrom/0/podSelector",
+        ),
+        (
+            ("--set-json", f"networkPolicy.metricsFrom={_ip_block_beside('namespaceSelector')}"),
+            "/networkPolicy/metricsFrom/0/namespaceSelector",
+        ),
     ],
 )
 def test_names_and_peers_the_api_server_refuses_are_refused_naming_them(
