@@ -218,6 +218,75 @@ def test_a_second_hub_operator_in_another_namespace_is_refused_naming_the_first(
     assert history[-1]["status"] == "deployed"
 
 
+# The API server lists Deployments by namespace, then name, and the check names the first it finds: these tests'
+# namespaces sort before installed_chart's (gs-chart-), so that the old check, which counted them, named them.
+SORTS_FIRST = "gs-a"
+
+
+def _second_install_refusal(helm: Helm, hub: Hub) -> str:
+    """The refusal of a server dry run of another release, with installed_chart's operator running."""
+    args = ["second", str(CHART_DIR), "--namespace", f"gs-second-{uuid.uuid4().hex[:6]}", "--set", "crds.install=false"]
+    proc = helm.run("install", *args, "--dry-run=server", kubeconfig=hub.kubeconfig, check=False)
+    assert proc.returncode != 0 and "another gridshift hub operator runs in this cluster" in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_the_single_operator_check_finds_the_chart_installed_under_an_alias(
+    helm: Helm, hub: Hub, installed_chart: Release, tmp_path: Path
+) -> None:
+    # Found in review: a subchart under an alias is named the alias (helm.sh/chart: hub-0.1.0), which the check,
+    # knowing the operator by helm.sh/chart gridshift-<version>, passed over.
+    umbrella = tmp_path / "platform"
+    (umbrella / "templates").mkdir(parents=True)
+    dependency = {"name": "gridshift", "alias": "hub", "version": "0.1.0", "repository": f"file://{CHART_DIR}"}
+    chart = {"apiVersion": "v2", "name": "platform", "version": "1.0.0", "dependencies": [dependency]}
+    (umbrella / "Chart.yaml").write_text(yaml.safe_dump(chart))
+    helm.run("dependency", "build", str(umbrella))
+    namespace = f"{SORTS_FIRST}-alias-{uuid.uuid4().hex[:6]}"
+    try:
+        helm.run(
+            "install", "platform", str(umbrella), "--namespace", namespace, "--create-namespace",
+            "--set", "hub.singleOperatorCheck=false", "--set", "hub.crds.install=false", kubeconfig=hub.kubeconfig,
+        )  # fmt: skip
+        assert f"Deployment {namespace}/platform-hub of release platform" in _second_install_refusal(helm, hub)
+    finally:
+        helm.run("uninstall", "platform", "--namespace", namespace, kubeconfig=hub.kubeconfig, check=False)
+        hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def test_the_single_operator_check_skips_an_operator_being_deleted(
+    helm: Helm, hub: Hub, installed_chart: Release
+) -> None:
+    # Found in review: a Deployment kept by a finalizer (a foreground deletion: helm uninstall --cascade=foreground)
+    # after its release's uninstall still counted, and the next install was refused naming it.
+    namespace = f"{SORTS_FIRST}-leaving-{uuid.uuid4().hex[:6]}"
+    hub.kubectl("create", "namespace", namespace)
+    rendered = helm.run(
+        "template", "leaving", str(CHART_DIR), "--namespace", namespace, "--kube-version", KUBE_VERSION,
+        "--show-only", "templates/deployment.yaml",
+    ).stdout  # fmt: skip
+    deployment = yaml.safe_load(rendered)
+    deployment["metadata"]["finalizers"] = ["gridshift.dev/test-hold"]
+    name = deployment["metadata"]["name"]
+    try:
+        hub.kubectl("create", "-f", "-", input=json.dumps(deployment))
+        assert f"Deployment {namespace}/{name} " in _second_install_refusal(helm, hub)  # counted while it runs
+        hub.kubectl("delete", "deployment", name, "-n", namespace, "--wait=false")
+        deleted = hub.kubectl(
+            "get", "deployment", name, "-n", namespace, "-o", "jsonpath={.metadata.deletionTimestamp}"
+        )
+        assert deleted.stdout
+        refusal = _second_install_refusal(helm, hub)
+        assert namespace not in refusal, refusal
+        assert f"Deployment {installed_chart.namespace}/gridshift of release {installed_chart.name}" in refusal
+    finally:
+        hub.kubectl(
+            "patch", "deployment", name, "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+            check=False,
+        )  # fmt: skip
+        hub.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
 def test_install_with_a_typo_is_refused(helm: Helm, hub: Hub) -> None:
     proc = helm.run(
         "install",
