@@ -21,7 +21,7 @@ import re
 import threading
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -98,6 +98,31 @@ def remember_header(value: str) -> None:
             return
         remember(decoded)
         remember(decoded.partition(":")[2])
+
+
+class Secret:
+    """A credential an adapter holds for later use (a password it logs in with again): its value only through
+    `reveal()`, never in repr, str, vars() or a pickle. Remembered for redaction when made.
+
+    Found in review: the WattTime feed kept its whole Basic header in an attribute for its life, readable in
+    vars(feed) by whatever dumps an object's state (a debugger, a traceback printed with its locals)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        remember(value)
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Secret is not pickled or copied")
 
 
 def redact(text: str) -> str:

@@ -3,8 +3,10 @@ provider's requests carry (credentials never in errors)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,8 +15,10 @@ import httpx
 import pytest
 
 from gridshift import redaction
-from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec
+from gridshift.api.carbon import CarbonBasis, CarbonFeedSpec, WattTimeFeed
+from gridshift.api.common import SecretKeyRef
 from gridshift.signals.carbon import CarbonDataError, CarbonFetchError
+from gridshift.signals.carbon_feeds import WattTimeCarbonFeed
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
 from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.testing import FakeCarbonFeed
@@ -142,6 +146,29 @@ def test_watttime_logs_in_again_when_its_token_expires_and_never_shows_the_passw
     assert reading.error.field == "http.status"
     assert PASSWORD not in str(reading.error)
     assert redaction.redact(PASSWORD) != PASSWORD  # remembered: redacted wherever it would be logged
+
+
+def test_a_watttime_feed_keeps_no_credential_in_its_state_and_redacts_the_one_it_sends(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    # Found in review: the feed kept "Basic base64(user:password)" in an attribute for its life (in vars(feed)),
+    # and only that whole header was remembered: the base64 credentials alone, echoed by a server, were not.
+    _serve(local_server, _api(shared_data))
+    password = f"wt-{uuid.uuid4()}"
+    credentials = base64.b64encode(f"gridshift:{password}".encode()).decode()
+    spec = WattTimeFeed(
+        region="CAISO_NORTH",
+        username="gridshift",
+        password_secret_ref=SecretKeyRef(name="wt", key="password"),
+        endpoint=local_server.url,
+    )
+    feed = WattTimeCarbonFeed("us-west", spec=spec, password=password, http=httpx.Client(), settings=SETTINGS)
+    assert feed.fetch(NOW).intervals
+    (login,) = [r for r in local_server.requests if r.path == "/login"]
+    assert login.headers["authorization"] == f"Basic {credentials}"
+    state = f"{feed!r} {feed!s} {vars(feed)!r}"
+    assert password not in state and credentials not in state
+    assert credentials not in redaction.redact(f"refused {credentials}")
 
 
 def managed(feed: FakeCarbonFeed, clock: FakeClock, sleep: RecordingSleep) -> ManagedCarbonFeed:

@@ -249,8 +249,8 @@ class WattTimeCarbonFeed(ConfiguredFeed[WattTimeFeed]):
     http: httpx.Client = field(repr=False)
 
     def __post_init__(self, password: str) -> None:
-        self._basic = "Basic " + base64.b64encode(f"{self.spec.username}:{password}".encode()).decode()
-        redaction.remember(self._basic)
+        # Held for logging in again (the token lasts 30 minutes); the Basic header is built at each login only.
+        self._password = redaction.Secret(password)
         self._token: str | None = None
 
     def _call(self, path: str, *, headers: Mapping[str, str], params: Mapping[str, str] | None = None) -> bytes:
@@ -267,9 +267,11 @@ class WattTimeCarbonFeed(ConfiguredFeed[WattTimeFeed]):
         return body
 
     def _login(self) -> str:
-        document = _object(
-            self.name, "login", _json(self.name, self._call("/login", headers={"Authorization": self._basic}))
-        )
+        credentials = base64.b64encode(f"{self.spec.username}:{self._password.reveal()}".encode()).decode()
+        basic = f"Basic {credentials}"
+        # The header, the base64 credentials alone (a server may echo them) and the decoded user:password.
+        redaction.remember_header(basic)
+        document = _object(self.name, "login", _json(self.name, self._call("/login", headers={"Authorization": basic})))
         token = document.get("token")
         if not isinstance(token, str) or not token:
             raise CarbonDataError(self.name, "login.token", "the login answer holds no token")
