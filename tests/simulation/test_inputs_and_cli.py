@@ -544,6 +544,17 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
             ["--gpus-per-market", "1", "--deployments", "3"],
             r"too small.*DE-LU needs \d+ GPUs at the deployments. peak, has 1.*--gpus-per-market",
         ),
+        # Found in review: an impossible per-minute floor ended in a HiGHS traceback from the hindsight bound.
+        (
+            ["--minute-miss", "1e-7", "--days", "0.05"],
+            r"^deployment code-08: gridshift's per-minute floor .* needs \d+ replicas at its peak, above maxReplicas "
+            r"64; raise --minute-miss",
+        ),
+        (
+            ["--minute-miss", "1e-5", "--gpus-per-market", "19", "--days", "0.05"],
+            r"^the fleet is too small for gridshift's sizing: it asks \d+ GPUs .* the fleet has 95; .*--minute-miss "
+            r"1e-05.* deployment code-08",
+        ),
     ],
 )
 def test_bad_flags_are_usage_errors(argv: list[str], message: str) -> None:

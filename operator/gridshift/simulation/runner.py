@@ -657,3 +657,31 @@ def _check_fleet(replay: Replay) -> None:
             + "; ".join(short)
             + " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
         )
+    _check_sizing_fits(replay)
+
+
+def _check_sizing_fits(replay: Replay) -> None:
+    """Refuses a fleet too small for gridshift's own sizing in some minute, which the same-information bound
+    must place (found in review: --minute-miss 1e-5 with 19 GPUs a market ended in a HiGHS traceback). The
+    sizing is cached for run_replay, so this costs nothing more."""
+    gpus = np.asarray([d.gpus for d in replay.deployments])
+    sizing = forecast_sizing(replay) * gpus[None, :]
+    minute = int(np.argmax(sizing.sum(axis=1)))
+    fleet = sum(m.gpus for m in replay.markets)
+    if sizing[minute].sum() <= fleet:
+        return
+    message = (
+        f"the fleet is too small for gridshift's sizing: it asks {int(sizing[minute].sum())} GPUs in minute "
+        f"{minute}, the fleet has {fleet}"
+    )
+    miss = replay.settings.forecast.minute_miss
+    if miss is not None:
+        over = sizing[minute] - np.asarray([d.needed[minute] for d in replay.deployments]) * gpus
+        name = replay.deployments[int(np.argmax(over))].setup.name
+        message += (
+            f"; its per-minute floor (--minute-miss {miss}) asks most above the SLO's count for deployment {name}"
+            " (raise --minute-miss or pass off, or raise --gpus-per-market)"
+        )
+    else:
+        message += " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
+    raise SimulationInputError(message)
