@@ -653,6 +653,19 @@ def test_the_cli_and_the_settings_share_one_gpus_per_market_default() -> None:
     assert build_settings(args).gpus_per_market == SimulationSettings().gpus_per_market
 
 
+def test_the_same_value_given_twice_is_accepted_a_different_one_refused() -> None:
+    # Found in review: `--pue 1.3 --pue 1.3` was refused as "one value for all at most, got 1.3 and 1.3" since
+    # repeated keys became an error; the same value again is no conflict.
+    from gridshift.cli.simulate import build_settings
+
+    argv = ["--pue", "1.3", "--pue", "1.30", "--pue", "DE-LU=1.4", "--pue", " DE-LU=1.4", "--fx", "EUR=1.1"]
+    settings = build_settings(_parse([*argv, "--fx", "EUR=1.1", "--gpu-price", "3", "--gpu-price", "3"]))
+    assert settings.pue == 1.3 and settings.pue_by_market == {"DE-LU": 1.4}
+    assert settings.fx_to_usd["EUR"] == 1.1 and set(settings.rented_usd_per_gpu_hour.values()) == {3.0}
+    with pytest.raises(UsageError, match=r"^--pue: one value for all at most, got 1\.3 and 1\.31$"):
+        build_settings(_parse(["--pue", "1.3", "--pue", "1.31"]))
+
+
 def test_minute_miss_defaults_to_the_forecast_settings_and_is_checked() -> None:
     from gridshift.cli.simulate import build_settings, register
     from gridshift.simulation.forecast import ForecastSettings

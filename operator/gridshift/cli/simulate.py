@@ -217,13 +217,15 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
             raise UsageError(f"{flag}: {value!r} is not [KEY=]NUMBER") from error
         if not math.isfinite(parsed):
             raise UsageError(f"{flag}: {value!r} is not a finite number")
-        # Once each, as --prices-timezone: found in review, `--pue DE-LU=1.3 --pue DE-LU=1.9` took the last.
+        # One value each: found in review, `--pue DE-LU=1.3 --pue DE-LU=1.9` took the last. The same value again
+        # is no conflict (a script adding its flags to a user's may repeat one), so it is accepted, as
+        # argparse, Helm's --set and docker's -e accept any repeat; a different value stays refused.
         if not sep:
-            if plain is not None:
+            if plain is not None and parsed != plain:
                 raise UsageError(f"{flag}: one value for all at most, got {plain:g} and {parsed:g}")
             plain = parsed
         else:
-            if key in keyed:
+            if key in keyed and keyed[key] != parsed:
                 raise UsageError(f"{flag}: {key} is given twice ({keyed[key]:g}, {parsed:g}): once each")
             keyed[key] = parsed
     return plain, keyed
