@@ -104,7 +104,12 @@ CSV_COLUMN_SUFFIX_OF_BASIS = {"direct": "(direct)", "lifecycle": "(LCA)"}
 
 
 def csv_column_basis(column: str) -> str | None:
-    """The basis a csvReplay column's name says it holds (CSV_COLUMN_SUFFIX_OF_BASIS), or None."""
+    """The basis a csvReplay column's name says it holds (CSV_COLUMN_SUFFIX_OF_BASIS), or None.
+
+    Read off the name stripped, as the CSV reader matches it (signals.carbon_feeds) and as the CEL rule
+    reads it (trim()): found in review, admission read 'Carbon Intensity gCO2eq/kWh (direct) ' as naming no
+    basis, so a life-cycle feed on that column was admitted and then refused at its first read."""
+    column = column.strip()
     return next((basis for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items() if column.endswith(suffix)), None)
 
 
@@ -116,7 +121,7 @@ def _csv_column_matches_basis(feed: CarbonFeedSpec) -> bool:
 
 
 _CSV_COLUMN_BASIS_CEL = " && ".join(
-    f"(!self.csvReplay.column.endsWith('{suffix}') || self.basis == '{basis}')"
+    f"(!self.csvReplay.column.trim().endsWith('{suffix}') || self.basis == '{basis}')"
     for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items()
 )
 
