@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,30 @@ def test_what_the_replay_cannot_derive_names_the_file_document_and_fields(
     args = build_parser().parse_args(["simulate", "--deployments", str(path), "--days", "0.05", "--no-progress"])
     with pytest.raises(UsageError, match=rf"^--deployments: {re.escape(str(path))} document 1: {named}"):
         args.handler(args)
+
+
+def test_a_max_replicas_at_the_slo_peak_is_replayed_though_the_per_minute_floor_asks_more(tmp_path: Path) -> None:
+    # Found in regression review: a refusal added for an impossible --minute-miss compared the floor's count at the
+    # peak with maxReplicas, and refused (under the default floor, no flag given) a file that replayed before; the
+    # sizing holds its counts to maxReplicas, and only a fleet too small for them is refused (runner).
+    from gridshift.cli.simulate import price_csv_parser
+    from gridshift.profiles_catalog import default_performance_models
+    from gridshift.simulation.data import load_prices
+    from gridshift.simulation.runner import prepare_replay
+
+    settings = SimulationSettings(days=1.0)
+    prices = load_prices(
+        [], fx_to_usd=settings.fx_to_usd, markets=list(settings.markets), parser=price_csv_parser(), timezone=None
+    )
+    settings = replace(settings, markets=tuple(p.market for p in prices))
+    models = default_performance_models()
+    chat = prepare_replay(settings, TRACES, prices, models, load_deployments(EXAMPLE, settings, TRACES)).deployments[0]
+    peak = int(chat.needed.max())
+    assert chat.minute_capacity_rps is not None and chat.rate_rps.max() / chat.minute_capacity_rps > peak
+    path = tmp_path / "d.yaml"
+    path.write_text(EXAMPLE.read_text().replace("maxReplicas: 32", f"maxReplicas: {peak}", 1))
+    replay = prepare_replay(settings, TRACES, prices, models, load_deployments(path, settings, TRACES))
+    assert replay.deployments[0].setup.max_replicas == peak
 
 
 def test_neither_a_count_nor_a_file_is_a_usage_error() -> None:

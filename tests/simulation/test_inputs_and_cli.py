@@ -547,13 +547,20 @@ def test_a_currency_without_fx_is_refused(shared_data: Path) -> None:
         # Found in review: an impossible per-minute floor ended in a HiGHS traceback from the hindsight bound.
         (
             ["--minute-miss", "1e-7", "--days", "0.05"],
-            r"^deployment code-08: gridshift's per-minute floor .* needs \d+ replicas at its peak, above maxReplicas "
-            r"64; raise --minute-miss",
+            r"^the fleet is too small for gridshift's sizing: it asks \d+ GPUs .* the fleet has 120; its per-minute "
+            r"floor \(--minute-miss 1e-07\) makes the difference .* deployment code-08 \(raise --minute-miss",
         ),
         (
             ["--minute-miss", "1e-5", "--gpus-per-market", "19", "--days", "0.05"],
             r"^the fleet is too small for gridshift's sizing: it asks \d+ GPUs .* the fleet has 95; .*--minute-miss "
             r"1e-05.* deployment code-08",
+        ),
+        # Found in regression review: the floor was blamed whatever asked for the GPUs, and --minute-miss off then
+        # gave the same refusal; a fleet too small for the margin's count alone says to give more GPUs.
+        (
+            ["--days", "1", "--markets", "DE-LU", "--deployments", "3", "--gpus-per-market", "30"],
+            r"^the fleet is too small for gridshift's sizing: it asks 32 GPUs .* the fleet has 30 \(raise "
+            r"--gpus-per-market, or give fewer",
         ),
     ],
 )

@@ -165,15 +165,16 @@ class GreedyPolicy:
         return None if np.array_equal(targets, fleet.targets) else targets
 
 
-def forecast_sizing(replay: Replay) -> IntArray:
+def forecast_sizing(replay: Replay, *, floor: bool = True) -> IntArray:
     """gridshift's sizing of every minute, from the past alone: the Ready replicas asked for, the larger of the
-    forecast plus its margin over the SLO capacity and the forecast over the per-minute capacity.
+    forecast plus its margin over the SLO capacity and the forecast over the per-minute capacity (`floor`
+    False: the margin's count alone, not cached, for telling which of the two asks for a count).
 
     Causal (minute t reads rates before t), so computing it for the whole replay up front is what the
     policy would compute minute by minute; the same-information bound uses the same replicas.
     """
     cached = _SIZING.get(id(replay))
-    if cached is not None and cached[0] is replay:
+    if floor and cached is not None and cached[0] is replay:
         return cached[1]
     settings = replay.settings
     rates = np.stack([d.rate_rps for d in replay.deployments], axis=1)
@@ -184,6 +185,8 @@ def forecast_sizing(replay: Replay) -> IntArray:
     minute_capacity = None if any(f is None for f in floors) else np.asarray(floors, dtype=np.float64)
     low = np.asarray([d.setup.min_replicas for d in replay.deployments], dtype=np.int64)
     high = np.asarray([d.setup.max_replicas for d in replay.deployments], dtype=np.int64)
+    if not floor:
+        return required_replicas(sized, capacity, None, settings.cold_start_minutes, low, high)
     required = required_replicas(sized, capacity, minute_capacity, settings.cold_start_minutes, low, high)
     # One replay's sizing is asked for by the policy and by the same-information bound of every scenario
     # (about 1.4 s of CPU each time): keep the latest (a replay is immutable), computed before the runner forks.

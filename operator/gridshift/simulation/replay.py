@@ -400,16 +400,6 @@ def _deployment(
             "spec.demand.requestsPerSecond, spec.capacity.maxReplicas",
             f"its peak needs {int(needed.max())} replicas, above maxReplicas {setup.max_replicas}",
         )
-    if minute_capacity is not None and (floor := math.ceil(rate.max() / minute_capacity - 1e-9)) > setup.max_replicas:
-        # Found in review: --minute-miss 1e-7 asked 356 replicas of a 64-replica deployment; the sizing, held to
-        # maxReplicas, then asked more GPUs than the fleet has and the hindsight bound ended in a HiGHS traceback.
-        raise _refused(
-            setup,
-            "spec.capacity.maxReplicas",
-            f"gridshift's per-minute floor (a minute's p95 TTFT missed with probability at most minute_miss "
-            f"{settings.forecast.minute_miss}) needs {floor} replicas at its peak, above maxReplicas "
-            f"{setup.max_replicas}; raise --minute-miss or pass off",
-        )
     return Deployment(
         setup=setup,
         model=model,

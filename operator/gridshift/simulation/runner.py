@@ -663,11 +663,13 @@ def _check_fleet(replay: Replay) -> None:
 def _check_sizing_fits(replay: Replay) -> None:
     """Refuses a fleet too small for gridshift's own sizing in some minute, which the same-information bound
     must place (found in review: --minute-miss 1e-5 with 19 GPUs a market ended in a HiGHS traceback). The
-    sizing is cached for run_replay, so this costs nothing more."""
+    sizing is cached for run_replay, so this costs nothing more where the fleet fits. The refusal blames the
+    per-minute floor only where the margin's count alone would fit (found in regression review: it always
+    did, and `--minute-miss off` then gave the same refusal)."""
     gpus = np.asarray([d.gpus for d in replay.deployments])
+    fleet = sum(m.gpus for m in replay.markets)
     sizing = forecast_sizing(replay) * gpus[None, :]
     minute = int(np.argmax(sizing.sum(axis=1)))
-    fleet = sum(m.gpus for m in replay.markets)
     if sizing[minute].sum() <= fleet:
         return
     message = (
@@ -675,12 +677,12 @@ def _check_sizing_fits(replay: Replay) -> None:
         f"{minute}, the fleet has {fleet}"
     )
     miss = replay.settings.forecast.minute_miss
-    if miss is not None:
-        over = sizing[minute] - np.asarray([d.needed[minute] for d in replay.deployments]) * gpus
-        name = replay.deployments[int(np.argmax(over))].setup.name
+    margin = forecast_sizing(replay, floor=False) * gpus[None, :]
+    if miss is not None and margin.sum(axis=1).max() <= fleet:
+        name = replay.deployments[int(np.argmax(sizing[minute] - margin[minute]))].setup.name
         message += (
-            f"; its per-minute floor (--minute-miss {miss}) asks most above the SLO's count for deployment {name}"
-            " (raise --minute-miss or pass off, or raise --gpus-per-market)"
+            f"; its per-minute floor (--minute-miss {miss}) makes the difference (the margin's count alone fits), "
+            f"most for deployment {name} (raise --minute-miss or pass off, or raise --gpus-per-market)"
         )
     else:
         message += " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
