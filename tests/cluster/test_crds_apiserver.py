@@ -427,3 +427,29 @@ def test_kubectl_reads_yaml_as_gridshift_validate_does(
         assert proc.returncode == 0, msg
     else:
         assert proc.returncode != 0 and refused in msg, msg
+
+
+def _csv_column_cases() -> list[Any]:
+    from tests.api.test_carbon_api import SPACE_LIKE
+
+    return [pytest.param(after, id=f"U+{ord(after):04X}") for after in SPACE_LIKE]
+
+
+@pytest.mark.parametrize("after", _csv_column_cases())
+def test_a_csv_column_is_trimmed_alike_by_the_apiserver_and_the_operator(hub: Any, after: str) -> None:
+    """Found in review: a csvReplay column ending in '(direct)' then U+001F, basis lifecycle, was admitted by the
+    apiserver (CEL trim() keeps U+001C..U+001F) and refused by pydantic (str.strip() removes them)."""
+    from gridshift.api.validation import InvalidResource, validate_object
+    from tests.api.test_carbon_api import cluster
+
+    column = f"Carbon Intensity gCO₂eq/kWh (direct){after}"
+    doc = cluster({"type": "csvReplay", "basis": "lifecycle", "csvReplay": {"path": "/data/x.csv", "column": column}})
+    try:
+        validate_object(doc)
+        operator_admits = True
+    except InvalidResource:
+        operator_admits = False
+    proc = hub.kubectl(hub.hub, "create", "--dry-run=server", "-f", "-", input=json.dumps(doc), check=False)
+    assert (proc.returncode == 0) == operator_admits, f"operator admits: {operator_admits}; apiserver:\n{proc.stderr}"
+    if not operator_admits:
+        assert "spec.carbonFeed.csvReplay.column" in proc.stderr, proc.stderr

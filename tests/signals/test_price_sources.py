@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
 import json
@@ -21,6 +22,7 @@ from gridshift.signals.price_csv import CsvReplayPriceFeed, parse_price_csv, rea
 from gridshift.signals.price_feeds import PrometheusMetricPriceFeed, SchedulePriceFeed
 from gridshift.signals.prices import NoPriceDataError, PriceDataError, PriceFeed, PriceFetchError
 from gridshift.signals.settings import PriceFeedSettings
+from tests.api.test_carbon_api import SPACE_LIKE, UNICODE_WHITE_SPACE
 from tests.signals.conftest import LocalServer, Reply, Request
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -737,3 +739,23 @@ def test_a_csv_replay_column_named_with_the_files_spaces_still_matches() -> None
         read_carbon_csv(
             io.StringIO(carbon), column="Carbon Intensity gCO2eq/kWh (direct) ", basis=CarbonBasis.LIFECYCLE
         )
+
+
+@pytest.mark.parametrize("after", SPACE_LIKE, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_csv_replay_column_is_matched_and_read_stripped_as_admission_strips_it(after: str) -> None:
+    # Found in review: the reader stripped header names and the column with str.strip(), which also removes
+    # U+001C..U+001F, where admission's CEL trim() keeps them: '... (direct)' then U+001F with basis lifecycle was
+    # admitted by the apiserver and refused here. Now the reader refuses exactly what admission refuses
+    # (tests/api/test_carbon_api.py, same characters).
+    from gridshift.signals.carbon import CarbonDataError
+    from gridshift.signals.carbon_feeds import read_carbon_csv
+
+    name = f"Carbon Intensity gCO₂eq/kWh (direct){after}"
+    out = io.StringIO()
+    csv.writer(out).writerows([["Datetime (UTC)", name], ["2024-01-01 00:00:00", "80"], ["2024-01-01 01:00:00", "81"]])
+    if after in UNICODE_WHITE_SPACE:
+        with pytest.raises(CarbonDataError, match="holds direct intensities but the feed's basis is lifecycle"):
+            read_carbon_csv(io.StringIO(out.getvalue()), column=name, basis=CarbonBasis.LIFECYCLE)
+        return
+    recording = read_carbon_csv(io.StringIO(out.getvalue()), column=name, basis=CarbonBasis.LIFECYCLE)
+    assert list(recording.values) == [80.0, 81.0]

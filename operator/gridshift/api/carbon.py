@@ -16,7 +16,7 @@ from pydantic import Field
 
 from gridshift.api import feeds
 from gridshift.api.base import ApiModel, CrossFieldRule
-from gridshift.api.common import SecretKeyRef
+from gridshift.api.common import SecretKeyRef, strip_white_space
 
 CarbonPrice = Annotated[float, Field(ge=0, le=10_000)]
 """An internal carbon price, USD per tonne CO2eq: a deployment's spec.carbon, or the operator's default."""
@@ -108,8 +108,9 @@ def csv_column_basis(column: str) -> str | None:
 
     Read off the name stripped, as the CSV reader matches it (signals.carbon_feeds) and as the CEL rule
     reads it (trim()): found in review, admission read 'Carbon Intensity gCO2eq/kWh (direct) ' as naming no
-    basis, so a life-cycle feed on that column was admitted and then refused at its first read."""
-    column = column.strip()
+    basis, so a life-cycle feed on that column was admitted and then refused at its first read. Stripped of
+    Unicode White_Space only (strip_white_space), what trim() removes, not of all that str.strip() does."""
+    column = strip_white_space(column)
     return next((basis for basis, suffix in CSV_COLUMN_SUFFIX_OF_BASIS.items() if column.endswith(suffix)), None)
 
 

@@ -33,6 +33,21 @@ r"""Any character but a Unicode separator or control character. Not `\S`: the ap
 was admitted by the CRD and refused by the operator (dropped without a word); both engines read
 `\p{Z}` and `\p{Cc}` alike."""
 
+WHITE_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+"""Unicode White_Space, what CEL's trim() removes (cel-go: strings.TrimSpace, Go's unicode.IsSpace). Not
+Python's str.isspace(), which also holds U+001C..U+001F (bidi separators, not White_Space): found in review,
+a csvReplay column ending in '(direct)' then U+001F was admitted by the apiserver and refused by pydantic."""
+
+
+def strip_white_space(text: str) -> str:
+    """`text` without the Unicode White_Space around it (WHITE_SPACE): as CEL's trim() reads it, so admission's
+    two checks (pydantic, CEL) and the CSV reader's header names agree on where a name ends."""
+    return text.strip(WHITE_SPACE)
+
+
 VLLM_OPTION_VALUE = rf"^[^-\p{{Z}}\p{{Cc}}]{NO_SPACE}*$"
 """A value the operator passes to vLLM after a flag of its own (--model, --revision): no space, and no
 leading '-', which vLLM's argparse reads as the next flag (the replicas then crash-loop on a missing

@@ -49,6 +49,7 @@ from gridshift.api.carbon import (
     WattTimeFeed,
     csv_column_basis,
 )
+from gridshift.api.common import strip_white_space
 from gridshift.api.regional_cluster import EnergyUnit, PrometheusPriceFeed
 from gridshift.signals.carbon import (
     INTENSITIES,
@@ -414,10 +415,10 @@ def _carbon_column(feed: str, header: Sequence[str], column: str | None, basis: 
     named = list(enumerate(header))[1:]
     if column is not None:
         # Stripped as the header's names are (signals.recorded): a column named with the file's spaces still matches.
-        matches = [(i, n) for i, n in named if n == column.strip()]
+        matches = [(i, n) for i, n in named if n == strip_white_space(column)]
         if not matches:
             raise CarbonDataError(feed, "csvReplay.column", f"no column {column!r}; the file has: {', '.join(header)}")
-        named_basis = csv_column_basis(column.strip())  # the name matched: a trailing space must not hide its basis
+        named_basis = csv_column_basis(column)  # stripped as the name matched: a trailing space must not hide it
         if named_basis is not None and named_basis != basis.value:
             # Found in review: every value was tagged with the configured basis whatever the column said, so
             # DE-LU's direct 133 g/kWh passed for life-cycle (178). Admission refuses this pair (api.carbon);

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from gridshift.api.common import strip_white_space
 from gridshift.api.regional_cluster import CsvReplayFeed
 from gridshift.signals.prices import (
     PRICES,
@@ -58,7 +59,7 @@ def _choose_column(feed: str, header: Sequence[str], column: str | None) -> tupl
     else:
         # The header's names come stripped (signals.recorded); a column named with the spaces the file writes, which
         # matched before that, still does (found in review: a stored csvReplay.column was refused after an upgrade).
-        matches = [(i, n) for i, n in candidates if n == column.strip()]
+        matches = [(i, n) for i, n in candidates if n == strip_white_space(column)]
         if not matches:
             names = ", ".join(name for _, name in candidates)
             raise PriceDataError(feed, "column", f"no column {column!r}; the file has: {names}")

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Generic, Protocol, TextIO
 
+from gridshift.api.common import strip_white_space
 from gridshift.signals.fields import finite_number, utc_within_range
 from gridshift.signals.series import IntervalT, Measure
 from gridshift.signals.settings import PriceFeedSettings
@@ -148,7 +149,7 @@ offset from it ("Time (UTC+01:00)", "MTU (UTC+1)": found in review, they were re
 
 def says_utc(name: str) -> bool:
     """Whether a time column's header declares UTC itself (_UTC_HEADER)."""
-    return _UTC_HEADER.search(name.strip()) is not None
+    return _UTC_HEADER.search(strip_white_space(name)) is not None
 
 
 def is_utc(zone: tzinfo) -> bool:
@@ -176,7 +177,8 @@ def read_recording(
         raise measure.error(feed, "header", f"not {measure.a_one} CSV (needs a time column and {measure.a_one} column)")
     # Names without the spaces around them, as the simulator lists a file's markets: found in review,
     # `time, DE-LU_EUR_per_MWh ,...` was refused as "no column 'DE-LU_EUR_per_MWh'; the file has:  DE-LU_EUR_per_MWh ".
-    header = [name.strip() for name in header]
+    # Stripped of Unicode White_Space only, as admission reads a csvReplay.column (api.common.strip_white_space).
+    header = [strip_white_space(name) for name in header]
     column = choose_column(header)
     if says_utc(header[0]):
         if naive_timezone is not None and not is_utc(naive_timezone):

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
+from gridshift.api.common import strip_white_space
 from gridshift.arrays import FloatArray
 from gridshift.signals.recorded import is_utc, says_utc
 
@@ -174,9 +175,10 @@ def shipped_text(name: str) -> str:
 
 
 def price_columns(text: str) -> list[str]:
-    """Price column names of a price CSV (header fields after the time column)."""
+    """Price column names of a price CSV (header fields after the time column), stripped as the feeds' reader
+    strips them (signals.recorded)."""
     header = next(csv.reader(io.StringIO(text)), [])
-    return [name.strip() for name in header[1:]]
+    return [strip_white_space(name) for name in header[1:]]
 
 
 def market_of_file(path: str | Path) -> str:
