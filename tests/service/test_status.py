@@ -350,6 +350,30 @@ def test_measured_latency_above_the_slo_is_slo_at_risk_and_stalled() -> None:
     assert status["observedSlo"]["ttftP95Ms"] == 900.0
 
 
+def test_latency_above_the_slo_is_slo_at_risk_also_while_the_demand_is_unknown() -> None:
+    # Found in review: with p95 TTFT at 900 ms against 500 and one of two pods not reporting (demand unknown),
+    # Ready said SLOAtRisk but SLOAtRisk read Unknown DemandUnknown and gridshift_deployment_slo_at_risk fell to 0.
+    world = ServiceHarness(
+        ["eu-de"],
+        settings=OperatorSettings(revalidate_delay_seconds=0, plan_interval_seconds=60, prometheus_url="http://prom"),
+    )
+    rates = {Signal.REQUEST_RATE: 4.0, Signal.PROMPT_TOKEN_RATE: 4000.0, Signal.GENERATION_TOKEN_RATE: 800.0}
+    measured(world, {**rates, Signal.JOULES_PER_TOKEN: 0.5, Signal.TTFT_P95: 0.9, Signal.ITL_P95: 0.03})
+    world.metrics.set_signal(REF, Signal.REPLICAS_REPORTING, 1.0)  # fewer pods report than are Ready
+    status = settled(world, 2)
+    assert conditions(status)["MetricsStale"] == ("True", "NoDemandMetrics")
+    assert conditions(status)["Ready"] == ("False", "SLOAtRisk")
+    assert conditions(status)["SLOAtRisk"] == ("True", "LatencyAboveSLO")
+    assert message(status, "SLOAtRisk") == "measured p95 time to first token above the 500 ms SLO (status.observedSlo)"
+    at_risk = [
+        s.value
+        for family in world.service.metrics.registry.collect()
+        for s in family.samples
+        if s.name == "gridshift_deployment_slo_at_risk"
+    ]
+    assert at_risk == [1.0]
+
+
 def test_a_failed_latency_or_energy_query_is_shown_as_unknown_never_within_the_slo() -> None:
     # Found in review: with TTFT's query failing, the ITL that answered made the SLO message "measured p95 latency
     # within the SLO"; the failed figures must leave status.observedSlo and the measured cost, not stay as known.

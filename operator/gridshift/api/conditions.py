@@ -261,7 +261,8 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
             L.LATENCY_ABOVE_SLO: ("True", "Measured p95 TTFT or TPOT is above the SLO."),
             L.DEMAND_UNKNOWN: (
                 "Unknown",
-                "The request rate is not measured (MetricsStale): capacity cannot be compared with demand.",
+                "The request rate is not measured (MetricsStale): capacity cannot be compared with demand "
+                "(measured latency above the SLO still reads LatencyAboveSLO).",
             ),
             L.NOT_SERVED: ("Unknown", "Mode Advisory: gridshift serves nothing, there is no SLO to judge."),
         },
