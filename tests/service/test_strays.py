@@ -15,6 +15,7 @@ import pytest
 
 from gridshift.actuation import labels as L
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
+from tests.service.test_status import conditions, message
 
 
 def _forbid_region(world: ServiceHarness, body: dict[str, Any]) -> None:
@@ -57,6 +58,31 @@ def test_replicas_where_the_deployment_may_no_longer_run_are_moved_out_make_befo
             break
     assert world.replicas() == {"eu-de": placed["eu-fr"], "eu-fr": 0}
     assert world.status()["regions"] == "eu-de"
+
+
+def test_ready_replicas_in_a_region_since_forbidden_count_as_ready_capacity_while_they_serve() -> None:
+    # Found in review: only the plan's targets counted, so forbidding the region a deployment ran in read SLOAtRisk
+    # CapacityShort, "Ready capacity 0 tokens/s", and Ready False Starting, while its replicas there, all Ready,
+    # took all the traffic: as for any make-before-break move they count (at the unit the move's steps give them).
+    world, body, placed = _placed_in_eu_fr()
+    for member in world.members.values():
+        member.ready_immediately = False
+    _forbid_region(world, body)
+    for _ in range(3):
+        world.cycle()
+        status = world.status()
+        assert world.ready() == {"eu-de": 0, "eu-fr": placed["eu-fr"]}
+        assert status["routing"] == [{"cluster": "eu-fr", "weight": 100}]
+        assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO"), message(status, "SLOAtRisk")
+        assert conditions(status)["Ready"] == ("True", "Migrating")
+        assert conditions(status)["Reconciling"] == ("True", "Migrating")
+        at_risk = [
+            s.value
+            for family in world.service.metrics.registry.collect()
+            for s in family.samples
+            if s.name == "gridshift_deployment_slo_at_risk"
+        ]
+        assert at_risk == [0.0]
 
 
 def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:

@@ -171,6 +171,12 @@ class DeploymentPlan:
     variants: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """The build (Requirements.variants name) replicas run per (cluster, GPU type), where it is not the
     model itself."""
+    strays: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    """Per (cluster, GPU type) where replicas run where the deployment may no longer run (DeploymentProblem.strays:
+    those this plan stops and those kept for a later cycle within maxConcurrentMoves), a replica's capacity there
+    in tokens/s at the SLO, as the make-before-break steps count it (`_stray_unit`; 0 for a GPU type the
+    deployment has no option of). Their Ready replicas serve until the move replacing them is done: status counts
+    them as Ready capacity, and the deployment as Reconciling while the plan replaces them."""
     usable_away: frozenset[str] = frozenset()
     """The unreachable clusters where it may still run its replicas (its eligibility rules: regions,
     tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled; by the cluster's rules alone where
@@ -1402,6 +1408,7 @@ def _deployment_plan(
         capacity_tokens_per_s=_used_sum([o.capacity_tokens_per_s * n for o, n in involved if n], bool(options)),
         max_num_seqs={o.key: o.max_num_seqs for o in options},
         variants={o.key: o.variant for o in options if o.variant},
+        strays={(c, g): _stray_unit(deployment, g) for c, g, _, _ in deployment.strays},
         usable_away=deployment.usable_away,
     )
 
@@ -1820,5 +1827,6 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         max_num_seqs=max_num_seqs,
         class_routing=class_routing,
         variants=variants,
+        strays={k: v for p in reversed(plans) for k, v in p.strays.items()},  # a key two groups hold: the main one's
         usable_away=frozenset().union(*(p.usable_away for p in plans)),
     )

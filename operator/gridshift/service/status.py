@@ -230,8 +230,15 @@ def _ready_capacity(
     min_replicas: int, applied: S.Deployment, plan: DeploymentPlan, views: Mapping[str, ClusterView]
 ) -> tuple[bool, float, str]:
     """Whether the Ready replicas cover what the demand needs at the SLO (demand unknown: every replica the plan
-    keeps Ready), their capacity (tokens/s), and "n/m replicas Ready" for the messages."""
+    keeps Ready), their capacity (tokens/s), and "n/m replicas Ready" for the messages.
+
+    Ready replicas where the deployment may no longer run (plan.strays) serve until the move that replaces them
+    is done, and count at the unit the make-before-break steps give them. Found in review: only the plan's
+    targets counted, so forbidding the region a deployment ran in read SLOAtRisk CapacityShort ("Ready capacity 0
+    tokens/s") while its 7 Ready replicas there took all the traffic."""
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
+    for key, unit in plan.strays.items():  # a stray the plan stops is a target of 0 replicas, counted as 0
+        per_replica[key] = max(per_replica.get(key, 0.0), unit)
     ready = sum(p.ready for p in applied.placements)
     desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
     ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
