@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gridshift.actuation import labels as L
+from gridshift.settings import OperatorSettings
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 from tests.service.test_status import conditions, message
 
@@ -83,6 +84,32 @@ def test_ready_replicas_in_a_region_since_forbidden_count_as_ready_capacity_whil
             if s.name == "gridshift_deployment_slo_at_risk"
         ]
         assert at_risk == [0.0]
+
+
+def test_a_spec_change_is_reconciling_until_the_replicas_where_it_may_no_longer_run_stop() -> None:
+    # Found in review: with revalidateDelaySeconds 600, once the replicas in the allowed region were Ready the
+    # status read observedGeneration 2, Reconciling False Reconciled, migration [] (kstatus Current), while the
+    # forbidden region ran its replicas on until the decided scale-down, waiting on revalidation, ran.
+    world = ServiceHarness(["eu-de", "eu-fr"], settings=OperatorSettings(revalidate_delay_seconds=600))
+    body = deployment_body(rps=20.0)
+    body["spec"]["placement"] = {"allowedRegions": ["eu-de"]}
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    body["spec"]["placement"] = {"allowedRegions": ["eu-fr"]}
+    body["metadata"]["generation"] = 2
+    seen, waiting = [], []
+    for _ in range(15):
+        world.cycle()
+        status = world.status()
+        assert status["observedGeneration"] == 2
+        seen.append((world.replicas()["eu-de"] > 0, conditions(status)["Reconciling"], conditions(status)["Ready"]))
+        if world.ready()["eu-fr"] and not status["migration"] and world.replicas()["eu-de"]:
+            waiting.append(message(status, "Reconciling"))
+    assert all(reconciling == ("True", "Migrating") for running, reconciling, _ in seen if running), seen
+    assert seen[-1] == (False, ("False", "Reconciled"), ("True", "Placed")), seen
+    assert len(waiting) >= 5, seen  # 600 s of revalidation at a cycle a minute
+    assert all("may no longer run stop then (eu-de/NVIDIA-H100-80GB-HBM3 x7)" in m for m in waiting), waiting
 
 
 def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:

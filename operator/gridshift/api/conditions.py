@@ -151,8 +151,9 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
             ),
             R.MIGRATING: (
                 "True",
-                "A make-before-break move is in flight (status.migration); the Ready replicas cover the "
-                "demand throughout.",
+                "A make-before-break move is in flight (status.migration), or replicas run where the deployment "
+                "may no longer run until the move that stops them starts (revalidateDelaySeconds; the message "
+                "names them); the Ready replicas cover the demand throughout.",
             ),
             R.FROZEN: ("True", "Mode Frozen: the placement is kept as it is, and it covers the demand."),
             R.ADVISORY: (
@@ -215,7 +216,11 @@ INFERENCE_DEPLOYMENT_CONDITIONS: tuple[ConditionType, ...] = (
         "kstatus' abnormal-true condition: True while gridshift is changing the placement (kstatus: InProgress).",
         ReconcilingReason,
         {
-            K.MIGRATING: ("True", "A make-before-break move is in flight."),
+            K.MIGRATING: (
+                "True",
+                "A make-before-break move is in flight, or decided and waiting to stop replicas where the "
+                "deployment may no longer run (a spec change not yet carried out).",
+            ),
             K.STARTING: ("True", "Replicas are starting, or a scale-up waits for them to be Ready."),
             K.UNREACHABLE: ("True", "Capacity lost with an unreachable cluster is being replaced elsewhere."),
             K.RECONCILED: ("False", "Nothing is in progress."),

@@ -316,17 +316,39 @@ def deployment_health(
         return health(ReadyReason.ROUTE_HELD, f"{progress.route_held}; {counts}")
     if latency:
         return health(ReadyReason.SLO_AT_RISK, f"{latency}; {counts}")
-    if progress.in_flight and not frozen:  # Frozen: the steps are kept, not run (review: it read Migrating)
-        done = sum(1 for s in progress.steps if s.state is StepState.DONE)
-        return health(
-            ReadyReason.MIGRATING,
-            f"make-before-break move, {done}/{len(progress.steps)} steps done; {counts}",
-            ReconcilingReason.MIGRATING,
-        )
+    if (move := None if frozen else _move(progress, applied, plan)) is not None:
+        return health(ReadyReason.MIGRATING, f"{move}; {counts}", ReconcilingReason.MIGRATING)
     still = ReconcilingReason.STARTING if starting else None
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
     return health(ReadyReason.PLACED, _placed_message(counts, needed), still)
+
+
+def _move(progress: MigrationProgress, applied: S.Deployment, plan: DeploymentPlan) -> str | None:
+    """What Ready and Reconciling say of a move (Migrating): one in flight, or one decided that stops replicas where
+    the deployment may no longer run and waits to start; None without either. Not for Frozen: its steps are kept,
+    not run (review: it read Migrating)."""
+    if progress.in_flight:
+        done = sum(1 for s in progress.steps if s.state is StepState.DONE)
+        return f"make-before-break move, {done}/{len(progress.steps)} steps done"
+    if (strays := _strays_to_stop(applied, plan)) is not None:
+        return (
+            "make-before-break move decided, not started yet (revalidateDelaySeconds): replicas where the deployment "
+            f"may no longer run stop then ({strays})"
+        )
+    return None
+
+
+def _strays_to_stop(applied: S.Deployment, plan: DeploymentPlan) -> str | None:
+    """The replicas running where the deployment may no longer run that the Auto plan replaces and stops
+    (plan.strays; `cluster/GPU type xN`), or None. Until they stop the spec is not carried out: found in review, a
+    region forbidden read observedGeneration N, Reconciling False, once the replicas elsewhere were Ready, while
+    those in the forbidden region ran on for revalidateDelaySeconds (kstatus Current, so Flux went on)."""
+    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)  # else kept: stopping them takes it down
+    if plan.mode is not MigrationMode.AUTO or not replaced:
+        return None
+    running = [p for p in applied.placements if p.desired > 0 and (p.cluster, p.gpu_type) in plan.strays]
+    return ", ".join(f"{p.cluster}/{p.gpu_type} x{p.desired}" for p in running) or None
 
 
 def _placed_message(counts: str, needed: float | None) -> str:
