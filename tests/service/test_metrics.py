@@ -171,3 +171,41 @@ def test_a_leader_deposed_between_cycles_stops_exporting_its_plan_at_once() -> N
         asked = generate_latest(first.metrics.registry.restricted_registry([name])).decode()  # a scrape with name[]
         assert name not in asked
     assert samples(first.metrics, "gridshift_cycles_total")  # what every replica exports stays
+
+
+def test_a_deployment_not_acted_on_keeps_its_series_and_a_restarted_operator_reads_them_from_its_status() -> None:
+    # Found in review: a deployment whose action failed (DeploymentFailed) lost every gridshift_deployment_* series
+    # (not set that cycle, so dropped): GridshiftSLOAtRisk resolved just when acting on it failed.
+    from tests.service.harness import ServiceHarness, deployment_body
+
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=2000.0, capacity={"minReplicas": 1, "maxReplicas": 1}))  # short: SLO at risk
+    for _ in range(3):
+        world.cycle()
+    names = [
+        "gridshift_deployment_ready",
+        "gridshift_deployment_slo_at_risk",
+        "gridshift_deployment_desired_replicas",
+        "gridshift_deployment_ready_replicas",
+        "gridshift_deployment_predicted_cost_usd_per_hour",
+        "gridshift_deployment_ttft_slo_seconds",
+    ]
+    before = {name: samples(world.service.metrics, name) for name in names}
+    assert before["gridshift_deployment_slo_at_risk"] == {(("gridshift_dev_deployment", "ml.chat"),): 1.0}
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unexpected")
+
+    world.service.actuator.repair_all = boom  # type: ignore[method-assign]
+    report = world.cycle()
+    assert [p.reason.value for p in report.problems] == ["DeploymentFailed"]
+    assert {name: samples(world.service.metrics, name) for name in names} == before
+    world.service = world.make_service("op-1")  # restarted: nothing exported yet, and it fails again
+    world.service.actuator.repair_all = boom  # type: ignore[method-assign]
+    world.cycle()
+    assert samples(world.service.metrics, "gridshift_deployment_ready") == before["gridshift_deployment_ready"]
+    assert (
+        samples(world.service.metrics, "gridshift_deployment_slo_at_risk") == before["gridshift_deployment_slo_at_risk"]
+    )
+    ttft = "gridshift_deployment_ttft_slo_seconds"
+    assert samples(world.service.metrics, ttft) == before[ttft]

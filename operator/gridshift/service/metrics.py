@@ -430,6 +430,7 @@ class OperatorMetrics:
         self._plan(report)
         self._clusters(report, observation)
         self._deployments(report)
+        self._failed(report, observation)
         self._refused(observation)
         self._drop_unset()
 
@@ -496,6 +497,32 @@ class OperatorMetrics:
             for region, joules in plan.cost.joules_per_token_by_region.items():
                 self._set(self.predicted_joules, joules, **{DEPLOYMENT_LABEL: labels[plan.id], REGION_LABEL: region})
             self._carbon(plan, labels[plan.id])
+
+    def _failed(self, report: CycleReport, observation: Observation) -> None:
+        """Deployments not acted on this cycle (DeploymentFailed) keep the series they had: nothing new was learnt of
+        them. Where they had none (a new leader's first cycle), Ready and SLOAtRisk are those of the status as stored,
+        and the SLO objectives the spec's. Found in review: every gridshift_deployment_* series of such a deployment
+        was dropped, so GridshiftSLOAtRisk resolved, and `== 0` alerts went silent, just when acting on it failed."""
+        reported = {f"{o.namespace}/{o.name}" for o in report.outcomes}
+        failed = {p.deployment for p in report.problems if p.reason is CycleErrorReason.DEPLOYMENT_FAILED}
+        for deployment in observation.deployments:
+            if deployment.id not in failed or deployment.id in reported:
+                continue
+            one = {DEPLOYMENT_LABEL: deployment_label_value(deployment.planned.namespace, deployment.planned.name)}
+            kept = False
+            for gauge in self._leader_only:
+                if DEPLOYMENT_LABEL in gauge._labelnames:
+                    at = gauge._labelnames.index(DEPLOYMENT_LABEL)
+                    keys = {k for k in self._exported[gauge] if k[at] == one[DEPLOYMENT_LABEL]}
+                    self._setting.setdefault(gauge, set()).update(keys)
+                    kept = kept or bool(keys)
+            if not kept:
+                stored = {c.get("type"): c.get("status") for c in deployment.old_status.get("conditions") or []}
+                slo = deployment.resource.spec.slo
+                self._set(self.deployment_ready, 1 if stored.get("Ready") == "True" else 0, **one)
+                self._set(self.slo_at_risk, 1 if stored.get("SLOAtRisk") == "True" else 0, **one)
+                self._set(self.ttft_slo, slo.ttft_p95_ms / 1000, **one)
+                self._set(self.tpot_slo, slo.tpot_p95_ms / 1000, **one)
 
     def _refused(self, observation: Observation) -> None:
         """Objects whose spec gridshift refuses (InvalidSpec), and clusters held (SharedMember), are not used: a
