@@ -109,7 +109,9 @@ def test_a_spec_change_is_reconciling_until_the_replicas_where_it_may_no_longer_
     assert all(reconciling == ("True", "Migrating") for running, reconciling, _ in seen if running), seen
     assert seen[-1] == (False, ("False", "Reconciled"), ("True", "Placed")), seen
     assert len(waiting) >= 5, seen  # 600 s of revalidation at a cycle a minute
-    assert all("may no longer run stop then (eu-de/NVIDIA-H100-80GB-HBM3 x7)" in m for m in waiting), waiting
+    assert all("may no longer run stop when it runs (eu-de/NVIDIA-H100-80GB-HBM3 x7)" in m for m in waiting), waiting
+    # Found in review: the message said "(revalidateDelaySeconds)" whatever the move waited on, with the delay 0 too.
+    assert not any("revalidateDelaySeconds" in m for m in waiting), waiting
 
 
 def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:

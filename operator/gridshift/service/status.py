@@ -332,9 +332,10 @@ def _move(progress: MigrationProgress, applied: S.Deployment, plan: DeploymentPl
         done = sum(1 for s in progress.steps if s.state is StepState.DONE)
         return f"make-before-break move, {done}/{len(progress.steps)} steps done"
     if (strays := _strays_to_stop(applied, plan)) is not None:
+        # Not "(revalidateDelaySeconds)": found in review, it read so with the delay 0, the move waiting on its batch.
         return (
-            "make-before-break move decided, not started yet (revalidateDelaySeconds): replicas where the deployment "
-            f"may no longer run stop then ({strays})"
+            "make-before-break move decided, not under way yet: replicas where the deployment may no longer run "
+            f"stop when it runs ({strays})"
         )
     return None
 
