@@ -727,6 +727,37 @@ def test_replicas_are_kept_where_the_plan_has_nowhere_else_to_run_the_deployment
     assert not any(t.replicas == 0 and t.current_desired for t in plan.targets)
 
 
+def _stray_world(rps: float | None, forbidden: list[str]) -> DeploymentPlan:
+    """The plan for 10 replicas in b, a region the spec now forbids, at `rps` with minReplicas 0."""
+    world = snapshot(
+        [deployment("chat", rps, placements=[("b", H100, 10)], min_replicas=0, forbidden=forbidden)],
+        [cluster("a"), cluster("b")],
+        {"a": flat_prices(0.10), "b": flat_prices(0.10)},
+    )
+    return make_plan(world).for_deployment("ns/chat")
+
+
+@pytest.mark.parametrize("forbidden", [["b"], ["a", "b"]], ids=["a allowed", "nowhere allowed"])
+def test_strays_are_stopped_when_the_plan_wants_no_replica_at_all(forbidden: list[str]) -> None:
+    # Found in review: a region forbidden in the same spec change that scaled the deployment to zero (minReplicas 0,
+    # no demand) kept its 10 replicas there for ever, as if stopping them took it down.
+    plan = _stray_world(0.0, forbidden)
+    assert plan.total_replicas == 0
+    assert [(s.cluster, s.replicas) for s in plan.steps if s.action is StepAction.SCALE_DOWN] == [("b", 0)]
+    assert not any("still running outside the plan" in d for d in plan.explanation.details)
+    assert any("10 replica(s) in b will be removed (no demand, minReplicas 0)" in d for d in plan.explanation.details)
+    if forbidden == ["b"]:
+        assert plan.explanation.reason == "PlacementRules"
+
+
+@pytest.mark.parametrize("rps", [20.0, None], ids=["demand", "demand unknown"])
+def test_strays_with_demand_and_nowhere_else_to_run_are_kept_at_min_replicas_0(rps: float | None) -> None:
+    # Demand to serve (or unknown: what runs is kept) and no other region: stopping them would only take it down.
+    plan = _stray_world(rps, ["a", "b"])
+    assert plan.explanation.reason == "Infeasible" and plan.steps == ()
+    assert any("still running outside the plan, and not in its cost: b/" in d for d in plan.explanation.details)
+
+
 def test_stopping_stray_replicas_keeps_to_the_move_limit() -> None:
     # Hypothesis found it: 3 replicas started elsewhere and the strays stopped in the same plan made
     # more concurrent moves than maxConcurrentMoves allows; the strays now wait for a later cycle.

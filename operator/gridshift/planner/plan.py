@@ -1372,7 +1372,7 @@ def _deployment_plan(
     targets = _targets(problem, deployment, counts, strays)
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
-    ruled_out = sum(d for _, _, d, _ in deployment.strays) if any(n for _, n in involved) else 0
+    ruled_out = sum(d for _, _, d, _ in deployment.strays) if _replaces_strays(deployment, involved) else 0
     explanation = _explain(
         problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted, band_held
     )
@@ -1418,11 +1418,11 @@ def _stray_targets(
 ) -> list[tuple[str, str, int, int]]:
     """(cluster, GPU type, desired, ready) of the replicas running where the deployment may no longer
     run that this plan stops, once the target elsewhere is Ready (migration_steps). None where the plan
-    has nowhere else for the deployment (stopping them would only take it down); and only as many as
-    maxConcurrentMoves allows beside the plan's own starts and stops (a start and a stop make a move),
-    whole placements at a time: the rest go in a later cycle, once this one's starts are running.
-    Those kept this cycle are left out of the plan, as before it stopped any."""
-    if not deployment.strays or not any(n for _, n in involved):
+    has nowhere else for the deployment (`_replaces_strays`: stopping them would only take it down); and
+    only as many as maxConcurrentMoves allows beside the plan's own starts and stops (a start and a stop
+    make a move), whole placements at a time: the rest go in a later cycle, once this one's starts are
+    running. Those kept this cycle are left out of the plan, as before it stopped any."""
+    if not deployment.strays or not _replaces_strays(deployment, involved):
         return []
     started = sum(max(0, n - o.current) for o, n in involved)
     stopped = sum(max(0, o.current - n) for o, n in involved)
@@ -1435,6 +1435,16 @@ def _stray_targets(
             room -= desired
             out.append((cluster, gpu_type, desired, ready))
     return out
+
+
+def _replaces_strays(deployment: DeploymentProblem, involved: list[tuple[Option, int]]) -> bool:
+    """Whether the plan does without the strays: it has replicas elsewhere, or it wants none at all (a known
+    demand of 0 and minReplicas 0: scaled to zero, as it would be where it may run). Otherwise they are kept,
+    stopping them would only take the deployment down. Found in review: a region forbidden in the same spec
+    change that scaled the deployment to zero kept its 10 replicas there for ever, read Ready Placed."""
+    if any(n for _, n in involved):
+        return True
+    return deployment.demand_known and deployment.coverage_target <= 0 and deployment.min_replicas == 0
 
 
 def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:

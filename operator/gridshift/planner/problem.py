@@ -746,10 +746,7 @@ def _options(
             placed = current.get((cluster.name, gpu_type))
             if (why := _ruled_out(site, gpu_type, frozen)) is not None:
                 if placed is not None and placed.desired > 0:
-                    notes.append(
-                        f"{placed.desired} replica(s) in {cluster.name} will be removed once replicas elsewhere are "
-                        f"Ready: cluster {why}"
-                    )
+                    notes.append(_stray_note(placed.desired, cluster.name, why, workload, required.min_replicas))
                 continue
             offering = site.offerings[gpu_type]
             entry = capacity.get((d_index, gpu_type))
@@ -794,6 +791,14 @@ def _options(
         more = f"; and {len(ruled_out) - _RULED_OUT_SHOWN} more" if len(ruled_out) > _RULED_OUT_SHOWN else ""
         notes.append(f"clusters ruled out: {shown}{more}")
     return options, unreachable, strays, notes
+
+
+def _stray_note(desired: int, cluster: str, why: str, workload: Workload, min_replicas: int) -> str:
+    """What becomes of replicas where the deployment may no longer run: replaced elsewhere first, or, with no
+    demand and minReplicas 0, stopped at once, nothing replacing them (plan._replaces_strays)."""
+    if workload.needed_tokens_per_second == 0 and min_replicas == 0:
+        return f"{desired} replica(s) in {cluster} will be removed (no demand, minReplicas 0): cluster {why}"
+    return f"{desired} replica(s) in {cluster} will be removed once replicas elsewhere are Ready: cluster {why}"
 
 
 def _ruled_out(site: _Site, gpu_type: str, frozen: bool) -> str | None:
