@@ -114,6 +114,37 @@ def test_a_spec_change_is_reconciling_until_the_replicas_where_it_may_no_longer_
     assert not any("revalidateDelaySeconds" in m for m in waiting), waiting
 
 
+def test_a_region_forbidden_as_the_deployment_scales_to_zero_stops_its_replicas_there() -> None:
+    # Found in review: forbidding eu-fr in the spec change that set minReplicas 0 and the demand to 0 kept the 10
+    # replicas there for ever (the planner kept them as if stopping them took the deployment down), and status
+    # read Ready Placed "10/10 replicas Ready, covering the demand", Reconciling False Reconciled.
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"],
+        prices={"eu-de": 60.0, "eu-fr": 40.0},
+        settings=OperatorSettings(revalidate_delay_seconds=600),
+    )
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 10}
+    body["spec"]["capacity"]["minReplicas"] = 0
+    body["spec"]["demand"]["requestsPerSecond"] = 0.0
+    _forbid_region(world, body)
+    seen = []
+    for _ in range(15):
+        world.cycle()
+        status = world.status()
+        seen.append((world.replicas()["eu-fr"], conditions(status)["Reconciling"], conditions(status)["Ready"]))
+        if world.replicas()["eu-fr"]:
+            assert "scale to zero decided" in message(status, "Reconciling"), message(status, "Reconciling")
+    assert world.status()["lastDecision"]["reason"] == "PlacementRules"
+    assert all(reconciling == ("True", "Migrating") for running, reconciling, _ in seen if running), seen
+    assert seen[-1] == (0, ("False", "Reconciled"), ("True", "Placed")), seen
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 0}
+    assert message(world.status(), "Ready") == "0/0 replicas Ready, covering the demand"
+
+
 def test_advisory_replicas_in_a_forbidden_region_are_reported_not_touched() -> None:
     world, body, placed = _placed_in_eu_fr()
     body["spec"]["migration"]["mode"] = "Advisory"

@@ -177,6 +177,10 @@ class DeploymentPlan:
     in tokens/s at the SLO, as the make-before-break steps count it (`_stray_unit`; 0 for a GPU type the
     deployment has no option of). Their Ready replicas serve until the move replacing them is done: status counts
     them as Ready capacity, and the deployment as Reconciling while the plan replaces them."""
+    replaces_strays: bool = False
+    """Whether the plan does without its strays: stops them, this cycle or a later one within maxConcurrentMoves
+    (`_replaces_strays`: replicas elsewhere, or none wanted at all). False without strays, and where it keeps them
+    (nowhere else to run): status reads the deployment as Reconciling while those it replaces run."""
     usable_away: frozenset[str] = frozenset()
     """The unreachable clusters where it may still run its replicas (its eligibility rules: regions,
     tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled; by the cluster's rules alone where
@@ -1372,7 +1376,8 @@ def _deployment_plan(
     targets = _targets(problem, deployment, counts, strays)
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
-    ruled_out = sum(d for _, _, d, _ in deployment.strays) if _replaces_strays(deployment, involved) else 0
+    replaces_strays = bool(deployment.strays) and _replaces_strays(deployment, involved)
+    ruled_out = sum(d for _, _, d, _ in deployment.strays) if replaces_strays else 0
     explanation = _explain(
         problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted, band_held
     )
@@ -1409,6 +1414,7 @@ def _deployment_plan(
         max_num_seqs={o.key: o.max_num_seqs for o in options},
         variants={o.key: o.variant for o in options if o.variant},
         strays={(c, g): _stray_unit(deployment, g) for c, g, _, _ in deployment.strays},
+        replaces_strays=replaces_strays,
         usable_away=deployment.usable_away,
     )
 
@@ -1838,5 +1844,6 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         class_routing=class_routing,
         variants=variants,
         strays={k: v for p in reversed(plans) for k, v in p.strays.items()},  # a key two groups hold: the main one's
+        replaces_strays=any(p.replaces_strays for p in plans),
         usable_away=frozenset().union(*(p.usable_away for p in plans)),
     )

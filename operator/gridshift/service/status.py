@@ -333,8 +333,10 @@ def _move(progress: MigrationProgress, applied: S.Deployment, plan: DeploymentPl
         return f"make-before-break move, {done}/{len(progress.steps)} steps done"
     if (strays := _strays_to_stop(applied, plan)) is not None:
         # Not "(revalidateDelaySeconds)": found in review, it read so with the delay 0, the move waiting on its batch.
+        # A plan with no replica anywhere scales to zero: nothing is made before they break.
+        move = "make-before-break move" if plan.total_replicas else "scale to zero"
         return (
-            "make-before-break move decided, not under way yet: replicas where the deployment may no longer run "
+            f"{move} decided, not under way yet: replicas where the deployment may no longer run "
             f"stop when it runs ({strays})"
         )
     return None
@@ -344,9 +346,10 @@ def _strays_to_stop(applied: S.Deployment, plan: DeploymentPlan) -> str | None:
     """The replicas running where the deployment may no longer run that the Auto plan replaces and stops
     (plan.strays; `cluster/GPU type xN`), or None. Until they stop the spec is not carried out: found in review, a
     region forbidden read observedGeneration N, Reconciling False, once the replicas elsewhere were Ready, while
-    those in the forbidden region ran on for revalidateDelaySeconds (kstatus Current, so Flux went on)."""
-    replaced = any(t.reachable and t.replicas > 0 for t in plan.targets)  # else kept: stopping them takes it down
-    if plan.mode is not MigrationMode.AUTO or not replaced:
+    those in the forbidden region ran on for revalidateDelaySeconds (kstatus Current, so Flux went on). The plan
+    says whether it replaces them (DeploymentPlan.replaces_strays): with replicas elsewhere, or scaled to zero (no
+    demand, minReplicas 0: found in review, they were kept then and read Reconciled); not with nowhere else to run."""
+    if plan.mode is not MigrationMode.AUTO or not plan.replaces_strays:
         return None
     running = [p for p in applied.placements if p.desired > 0 and (p.cluster, p.gpu_type) in plan.strays]
     return ", ".join(f"{p.cluster}/{p.gpu_type} x{p.desired}" for p in running) or None
