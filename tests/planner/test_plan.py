@@ -748,6 +748,9 @@ def test_strays_are_stopped_when_the_plan_wants_no_replica_at_all(forbidden: lis
     assert any("10 replica(s) in b will be removed (no demand, minReplicas 0)" in d for d in plan.explanation.details)
     if forbidden == ["b"]:
         assert plan.explanation.reason == "PlacementRules"
+    # Found in regression review: their cost is in no option, and the summary claimed "saves 0.000 USD/h".
+    assert plan.explanation.saving_usd_per_hour_vs_current is None
+    assert "saves" not in plan.explanation.summary
 
 
 @pytest.mark.parametrize("rps", [20.0, None], ids=["demand", "demand unknown"])

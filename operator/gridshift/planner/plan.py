@@ -833,7 +833,9 @@ def _explain(
     )
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = None
-    if options and current_is_plain:
+    # Replicas the plan stops where the spec no longer lets them run have no option, so their cost is not in the
+    # objective: no saving is claimed (found in review: a scale to zero stopping ten of them "saved 0.000 USD/h").
+    if options and current_is_plain and not ruled_out:
         chosen_money = (
             deployment_objective(deployment, counts, money)
             if _has_penalty(deployment, counts, chosen_objective)
