@@ -833,8 +833,7 @@ def _explain(
     )
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = None
-    # Replicas the plan stops where the spec no longer lets them run have no option, so their cost is not in the
-    # objective: no saving is claimed (found in review: a scale to zero stopping ten of them "saved 0.000 USD/h").
+    # Strays it stops have no option, so no cost here: no saving (review: ten stopped "saved 0.000 USD/h").
     if options and current_is_plain and not ruled_out:
         chosen_money = (
             deployment_objective(deployment, counts, money)
