@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from gridshift.planner.capacity import (
     DISPERSION_WINDOWS_S,
+    MIX_NODES,
     PROMPT_QUANTILE_POINTS,
     CapacityInputs,
     CapacityLimit,
@@ -19,6 +20,7 @@ from gridshift.planner.capacity import (
     ReplicaCapacity,
     TrafficShape,
     _dispersion_at,
+    _latency,
     batch_at,
     capacity_requests_per_second,
     operating_point,
@@ -355,6 +357,7 @@ def test_capacity_of_many_pairs_at_once_matches_one_at_a_time() -> None:
         "dispersion_curve",
         "dispersion_rate",
         "minute_miss",
+        "prompt_mix_cv",
     )
     assert all(column.dtype == np.float64 for name, column in vars(inputs).items() if name not in measured)
     assert all(getattr(inputs, name) is None for name in measured)  # the settings' defaults apply
@@ -452,3 +455,61 @@ def test_the_measured_dispersion_is_read_at_its_windows_interpolated_in_log_and_
         assert at(between) == pytest.approx((curve[k] + curve[k + 1]) / 2.0, rel=1e-9)
     assert at(rate * windows[0] / 10.0) == pytest.approx(curve[0])
     assert at(rate * windows[-1] * 10.0) == pytest.approx(curve[-1])
+
+
+def _per_minute(prompt: float, mix: list[float] | None, allowed: float | None = 0.05) -> CapacityInputs:
+    """Measured-traffic pairs with a per-minute floor (a spread of prompts, bursty work), one per entry of `mix`."""
+    count = 1 if mix is None else len(mix)
+    prompts = np.geomspace(prompt / 8.0, prompt * 4.0, PROMPT_QUANTILE_POINTS)
+    traffic = TrafficShape(
+        prompt_quantiles=prompts * prompt / prompts.mean(),
+        dispersion_curve=np.linspace(1.5, 4.0, len(DISPERSION_WINDOWS_S)),
+        rate=2.0,
+    )
+    return CapacityInputs.of(
+        [H100_MODEL] * count,
+        [prompt] * count,
+        [200.0] * count,
+        [50.0] * count,
+        [1000.0] * count,
+        traffic=[traffic] * count,
+        minute_miss=allowed,
+        prompt_mix_cv=mix,
+    )
+
+
+def test_a_minutes_prompt_mix_lowers_the_per_minute_capacity_and_no_mix_changes_nothing() -> None:
+    """CapacityInputs.prompt_mix_cv (issue 14: conv-06 missed on the minute-to-minute spread of its mean prompt):
+    the larger the spread, the lower the per-minute capacity; a spread of 0 is the capacity without one; and
+    without a per-minute floor (the hour's p95 alone) the mix changes nothing."""
+    plain = float(capacity_requests_per_second(_per_minute(1000.0, None), SETTINGS)[0])
+    spread = capacity_requests_per_second(_per_minute(1000.0, [0.0, 0.02, 0.05, 0.1]), SETTINGS)
+    assert spread[0] == pytest.approx(plain, rel=1e-12)
+    assert plain > spread[1] > spread[2] > spread[3] > 0.0
+    assert spread[3] < 0.97 * plain  # a 10% spread of a minute's mean prompt costs more than a few per cent
+    hour = capacity_requests_per_second(_per_minute(1000.0, [0.0, 0.1], allowed=None), SETTINGS)
+    assert hour[0] == pytest.approx(hour[1], rel=1e-12) and hour[0] > plain
+
+
+def test_the_per_minute_capacity_under_a_mix_holds_the_mean_miss_over_the_mix_at_its_allowance() -> None:
+    """At the capacity found, the minute miss averaged over the mix (a minute's prompts all scaled by 1 + cv x u,
+    u standard normal) is the allowance: computed here by plain quadrature on a fine grid of u, not by the
+    model's Gauss-Hermite rule, and a little above the capacity it exceeds it."""
+    cv, allowed = 0.08, 0.05
+    inputs = _per_minute(1000.0, [cv], allowed)
+    rate = float(capacity_requests_per_second(inputs, SETTINGS)[0])
+    grid = np.linspace(-6.0, 6.0, 1201)
+    density = np.exp(-(grid**2) / 2.0)
+    density /= density.sum()
+
+    def mean_miss(at: float) -> float:
+        total = 0.0
+        for u, weight in zip(grid, density, strict=True):
+            scaled = _per_minute(1000.0 * (1.0 + cv * u), None, allowed)
+            latency = _latency(scaled, np.asarray([at]), SETTINGS)
+            total += weight * (float(latency.minute_miss[0]) if bool(latency.stable[0]) else 1.0)
+        return total
+
+    assert mean_miss(rate) == pytest.approx(allowed, abs=0.002)
+    assert mean_miss(1.02 * rate) > allowed
+    assert MIX_NODES >= 5

@@ -20,7 +20,7 @@ from gridshift.planner.capacity import (
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import TraceProfile, shipped_trace
-from gridshift.simulation.requests import Burstiness, measure, minute_latency, serve, steady_stream
+from gridshift.simulation.requests import Burstiness, measure, minute_latency, prompt_mix_cv, serve, steady_stream
 from tests.simulation.sim_replay import MEASURED_MODEL, models
 
 SETTINGS = PlannerSettings()
@@ -156,3 +156,29 @@ def test_the_capacity_holds_minute_by_minute(name: str, copies: int, ttft_slo: f
     assert hour_missed >= 0.1
     assert minute_rate < hour_rate
     assert minute_missed <= 2.0 * MINUTE_MISS
+
+
+def test_the_prompt_mix_spread_is_the_minute_means_and_shrinks_with_more_tenants() -> None:
+    """prompt_mix_cv: the coefficient of variation of the mean prompt from minute to minute over the copies'
+    requests together; more tenants mix more evenly; a trace of one prompt length has none."""
+    trace = shipped_trace("conv")
+    few, many = (prompt_mix_cv(trace, copies, offset=100) for copies in (2, 32))
+    assert few > many > 0.0
+    length = len(trace.requests_per_minute)
+    minute = np.minimum((trace.arrival_seconds // 60).astype(np.int64), length - 1)
+    tokens = np.bincount(minute, weights=trace.prompt_tokens.astype(float), minlength=length)
+    counts = np.bincount(minute, minlength=length)
+    cells = (np.arange(60) + 10) % length  # one copy: the trace's own minutes from the offset, looped
+    seen = counts[cells] > 0
+    means = tokens[cells][seen] / counts[cells][seen]
+    assert prompt_mix_cv(trace, 1, offset=10) == pytest.approx(means.std() / means.mean(), rel=1e-12)
+    flat = TraceProfile(
+        name="flat",
+        requests_per_minute=trace.requests_per_minute,
+        mean_prompt_tokens=1000.0,
+        mean_output_tokens=trace.mean_output_tokens,
+        prompt_tokens=np.full_like(trace.prompt_tokens, 1000),
+        output_tokens=trace.output_tokens,
+        arrival_seconds=trace.arrival_seconds,
+    )
+    assert prompt_mix_cv(flat, 8, offset=100) == 0.0

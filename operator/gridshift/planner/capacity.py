@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
@@ -78,6 +78,10 @@ _REMAINDER_GROUPS = 8
 
 DISPERSION_WINDOWS_S = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 """Windows at which a measured traffic gives the index of dispersion of its prompt work (TrafficShape)."""
+
+MIX_NODES = 7
+"""Gauss-Hermite points the minute miss is averaged over a minute's prompt mix with (CapacityInputs.prompt_mix_cv):
+exact for a polynomial of degree 13 in the mix's standard score, where the miss curve is smooth."""
 
 PROMPT_QUANTILE_POINTS = 40
 """A measured traffic's prompt lengths as quantiles at probabilities (j + 1/2) / 40 (TrafficShape)."""
@@ -160,6 +164,11 @@ class CapacityInputs:
     minute_miss: float | None = None
     """Measured-traffic pairs: also hold the SLO minute by minute, a minute's own p95 TTFT missing the objective
     with probability at most this (`_minute_miss`); None: the hour's p95 alone."""
+    prompt_mix_cv: FloatArray | None = None
+    """With minute_miss: the coefficient of variation of a minute's mean prompt length about the traffic's, per
+    pair. The mix of short and long prompts changes minute to minute, and every replica of a deployment sees its
+    minute's mix (requests are spread evenly), so this does not pool as replicas are added. The minute miss is
+    then the mean over the mix (`_mix_minute_miss`); None: every minute has the traffic's mix."""
 
     @staticmethod
     def of(
@@ -172,6 +181,7 @@ class CapacityInputs:
         work_dispersion: list[float] | None = None,
         traffic: list[TrafficShape] | None = None,
         minute_miss: float | None = None,
+        prompt_mix_cv: list[float] | None = None,
     ) -> CapacityInputs:
         def column(values: list[float]) -> FloatArray:
             return np.asarray(values, dtype=np.float64)
@@ -194,6 +204,7 @@ class CapacityInputs:
             dispersion_curve=None if traffic is None else np.stack([t.dispersion_curve for t in traffic]),
             dispersion_rate=None if traffic is None else column([t.rate for t in traffic]),
             minute_miss=minute_miss,
+            prompt_mix_cv=None if prompt_mix_cv is None else column(prompt_mix_cv),
         )
 
 
@@ -501,14 +512,45 @@ def _normal_tail(z: FloatArray) -> FloatArray:
 
 def _within_slo(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> npt.NDArray[np.bool_]:
     latency = _latency(inputs, rate, settings)
+    miss = latency.minute_miss
+    if inputs.prompt_mix_cv is not None and inputs.minute_miss is not None:
+        miss = _mix_minute_miss(inputs, rate, settings)
     ok: npt.NDArray[np.bool_] = (
         latency.stable
         & (latency.batch <= inputs.max_batch)
         & (latency.tpot_s * 1000.0 <= inputs.tpot_slo_ms)
         & (latency.ttft_s * 1000.0 <= inputs.ttft_slo_ms)
-        & (latency.minute_miss <= (1.0 if inputs.minute_miss is None else inputs.minute_miss))
+        & (miss <= (1.0 if inputs.minute_miss is None else inputs.minute_miss))
     )
     return ok
+
+
+def _mix_minute_miss(inputs: CapacityInputs, rate: FloatArray, settings: PlannerSettings) -> FloatArray:
+    """The minute miss averaged over a minute's prompt mix: every prompt length of the minute scaled by
+    1 + cv x u, u standard normal (Gauss-Hermite, MIX_NODES points). The index of dispersion of the prompt work
+    does not change under that scale, so the measured curve holds. A minute whose mix leaves the replica
+    unstable misses. The hour's p95 keeps the traffic's own mix (over an hour the mix averages out). The
+    points are rows of one call (each pair repeated MIX_NODES times): one pair's call is mostly fixed cost."""
+    assert inputs.prompt_mix_cv is not None
+    nodes, weights = np.polynomial.hermite_e.hermegauss(MIX_NODES)
+    weights = weights / weights.sum()
+    # A scale of at most zero would mean prompts of no length: far beyond any measured mix (cv ~0.01-0.05).
+    scale = np.maximum(1.0 + np.repeat(inputs.prompt_mix_cv, MIX_NODES) * np.tile(nodes, len(rate)), 0.05)
+    rows: dict[str, Any] = {}
+    for column in fields(inputs):
+        value = getattr(inputs, column.name)
+        rows[column.name] = np.repeat(value, MIX_NODES, axis=0) if isinstance(value, np.ndarray) else value
+    scaled = replace(
+        CapacityInputs(**rows),
+        mean_prompt_tokens=rows["mean_prompt_tokens"] * scale,
+        prompt_p95_tokens=None if inputs.prompt_p95_tokens is None else rows["prompt_p95_tokens"] * scale,
+        prompt_quantiles=None if inputs.prompt_quantiles is None else rows["prompt_quantiles"] * scale[:, None],
+        prompt_mix_cv=None,
+    )
+    latency = _latency(scaled, np.repeat(rate, MIX_NODES), settings)
+    miss = np.where(latency.stable, latency.minute_miss, 1.0).reshape(len(rate), MIX_NODES)
+    mean: FloatArray = miss @ weights
+    return mean
 
 
 def capacity_requests_per_second(inputs: CapacityInputs, settings: PlannerSettings) -> FloatArray:

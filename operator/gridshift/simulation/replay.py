@@ -27,7 +27,7 @@ from gridshift.planner.capacity import CapacityInputs, batch_at, capacity_reques
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.simulation.data import MarketPrices, SimulationInputError, TraceProfile
-from gridshift.simulation.requests import Burstiness, measure, steady_stream
+from gridshift.simulation.requests import Burstiness, measure, prompt_mix_cv, steady_stream
 from gridshift.simulation.settings import MARKET_TIMEZONES, DeploymentSetup, Scenario, SimulationSettings
 
 # Hours of prices beyond the replay's end that the planner's horizon may look at.
@@ -269,6 +269,7 @@ def _capacity(
     settings: PlannerSettings,
     burstiness: Burstiness | None = None,
     minute_miss: float | None = None,
+    mix_cv: float | None = None,
 ) -> float:
     inputs = CapacityInputs.of(
         [model],
@@ -280,6 +281,7 @@ def _capacity(
         None if burstiness is None else [burstiness.work_dispersion],
         None if burstiness is None else [burstiness.traffic],
         minute_miss,
+        None if mix_cv is None else [mix_cv],
     )
     return float(capacity_requests_per_second(inputs, settings)[0])
 
@@ -374,7 +376,10 @@ def _deployment(
         capacity = _capacity(model, setup, trace, planner_settings, burstiness)
         minute_miss = settings.forecast.minute_miss
         if minute_miss is not None:
-            minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss)
+            # The mix is measured on the calibration hour (measured_burstiness's), not on the replayed minutes.
+            length = len(trace.requests_per_minute)
+            mix = prompt_mix_cv(trace, copies, offset=(setup.trace_offset_minutes + length // 2) % length)
+            minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss, mix)
     if capacity <= 0:
         raise _refused(
             setup,
