@@ -49,6 +49,12 @@ def message(status: dict[str, Any], kind: str) -> str:
     return str(next(c["message"] for c in status["conditions"] if c["type"] == kind))
 
 
+def samples(world: ServiceHarness, name: str) -> list[float]:
+    """The values of metric `name` the operator exports now, every series."""
+    registry = world.service.metrics.registry
+    return [s.value for family in registry.collect() for s in family.samples if s.name == name]
+
+
 def settled(world: ServiceHarness, cycles: int = 3) -> dict[str, Any]:
     for _ in range(cycles):
         world.cycle()
@@ -365,13 +371,7 @@ def test_latency_above_the_slo_is_slo_at_risk_also_while_the_demand_is_unknown()
     assert conditions(status)["Ready"] == ("False", "SLOAtRisk")
     assert conditions(status)["SLOAtRisk"] == ("True", "LatencyAboveSLO")
     assert message(status, "SLOAtRisk") == "measured p95 time to first token above the 500 ms SLO (status.observedSlo)"
-    at_risk = [
-        s.value
-        for family in world.service.metrics.registry.collect()
-        for s in family.samples
-        if s.name == "gridshift_deployment_slo_at_risk"
-    ]
-    assert at_risk == [1.0]
+    assert samples(world, "gridshift_deployment_slo_at_risk") == [1.0]
 
 
 def test_a_failed_latency_or_energy_query_is_shown_as_unknown_never_within_the_slo() -> None:

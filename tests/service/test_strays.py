@@ -16,7 +16,7 @@ import pytest
 from gridshift.actuation import labels as L
 from gridshift.settings import OperatorSettings
 from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
-from tests.service.test_status import conditions, message
+from tests.service.test_status import conditions, message, samples
 
 
 def _forbid_region(world: ServiceHarness, body: dict[str, Any]) -> None:
@@ -77,13 +77,7 @@ def test_ready_replicas_in_a_region_since_forbidden_count_as_ready_capacity_whil
         assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO"), message(status, "SLOAtRisk")
         assert conditions(status)["Ready"] == ("True", "Migrating")
         assert conditions(status)["Reconciling"] == ("True", "Migrating")
-        at_risk = [
-            s.value
-            for family in world.service.metrics.registry.collect()
-            for s in family.samples
-            if s.name == "gridshift_deployment_slo_at_risk"
-        ]
-        assert at_risk == [0.0]
+        assert samples(world, "gridshift_deployment_slo_at_risk") == [0.0]
 
 
 def test_a_spec_change_is_reconciling_until_the_replicas_where_it_may_no_longer_run_stop() -> None:
