@@ -376,7 +376,8 @@ def _deployment(
         capacity = _capacity(model, setup, trace, planner_settings, burstiness)
         minute_miss = settings.forecast.minute_miss
         if minute_miss is not None:
-            # The mix is measured on the calibration hour (measured_burstiness's), not on the replayed minutes.
+            # The mix is measured on the calibration hour (measured_burstiness's); the shipped traces are under an
+            # hour long, so for them that hour is the whole loop the replay plays (as for the burstiness).
             length = len(trace.requests_per_minute)
             mix = prompt_mix_cv(trace, copies, offset=(setup.trace_offset_minutes + length // 2) % length)
             minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss, mix)
