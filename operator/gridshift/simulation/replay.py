@@ -298,9 +298,14 @@ def measured_burstiness(
     with its own seed, so the replay is not scored on the hour it was calibrated on (bench/simulate_bench.py
     checks the model against the request-level engine the same way)."""
     poisson = _capacity(model, setup, trace, settings)
-    length = len(trace.requests_per_minute)
-    offset = (setup.trace_offset_minutes + length // 2) % length
+    offset = calibration_offset(setup, trace)
     return measure(steady_stream(trace, copies, offset=offset, rate=0.75 * poisson, seed=CALIBRATION_SEED))
+
+
+def calibration_offset(setup: DeploymentSetup, trace: TraceProfile) -> int:
+    """First trace minute of the calibration hour: the other half of the trace from the replay's start."""
+    length = len(trace.requests_per_minute)
+    return (setup.trace_offset_minutes + length // 2) % length
 
 
 def _limit(model: PerformanceModel, trace: TraceProfile, settings: PlannerSettings) -> float:
@@ -378,8 +383,7 @@ def _deployment(
         if minute_miss is not None:
             # The mix is measured on the calibration hour (measured_burstiness's); the shipped traces are under an
             # hour long, so for them that hour is the whole loop the replay plays (as for the burstiness).
-            length = len(trace.requests_per_minute)
-            mix = prompt_mix_cv(trace, copies, offset=(setup.trace_offset_minutes + length // 2) % length)
+            mix = prompt_mix_cv(trace, copies, offset=calibration_offset(setup, trace))
             minute_capacity = _capacity(model, setup, trace, planner_settings, burstiness, minute_miss, mix)
     if capacity <= 0:
         raise _refused(

@@ -637,6 +637,10 @@ def prepare_replay(
     return replay
 
 
+_GIVE_MORE_GPUS = " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
+"""What a refusal for a fleet too small asks of the user (at the deployments' peaks, or for gridshift's sizing)."""
+
+
 def _check_fleet(replay: Replay) -> None:
     """Refuses a fleet too small for its deployments before anything is replayed: static holds every
     deployment's peak at home, which every other policy and the bounds then have room for (found in
@@ -652,11 +656,7 @@ def _check_fleet(replay: Replay) -> None:
         if n > m.gpus
     ]
     if short:
-        raise SimulationInputError(
-            "the fleet is too small for its deployments: "
-            + "; ".join(short)
-            + " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
-        )
+        raise SimulationInputError("the fleet is too small for its deployments: " + "; ".join(short) + _GIVE_MORE_GPUS)
     _check_sizing_fits(replay)
 
 
@@ -685,5 +685,5 @@ def _check_sizing_fits(replay: Replay) -> None:
             f"most for deployment {name} (raise --minute-miss or pass off, or raise --gpus-per-market)"
         )
     else:
-        message += " (raise --gpus-per-market, or give fewer or smaller deployments: --deployments)"
+        message += _GIVE_MORE_GPUS
     raise SimulationInputError(message)
