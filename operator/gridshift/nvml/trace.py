@@ -6,7 +6,6 @@ the trace's exact integral, so its counter and its sampled power agree as a real
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +15,7 @@ from typing import TypedDict, Unpack
 
 import numpy as np
 
+from gridshift.csv_rows import csv_rows, open_csv
 from gridshift.nvml.sampler import NvmlUnavailable, SamplerSettings, ThreadedPowerSampler
 
 
@@ -63,14 +63,8 @@ class PowerTrace:
         watts: list[float] = []
         lines: list[int] = []
         try:
-            # utf-8-sig: a BOM (a file saved by Excel) is not part of the header (review).
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                missing = {"t_s", "power_w"} - set(reader.fieldnames or ())
-                if missing:
-                    raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-                for row in reader:
-                    line = reader.line_num  # the physical line: blank lines and quoted newlines counted
+            with open_csv(path) as handle:
+                for line, row in csv_rows(handle, ("t_s", "power_w"), str(path)):
                     if (run is not None and row.get("run") != run) or (phase is not None and row.get("phase") != phase):
                         continue
                     times.append(_finite(row.get("t_s"), f"{path}, line {line}: t_s"))

@@ -6,13 +6,14 @@ Patel et al., "Splitwise", ISCA 2024); only the lengths are used, as the sweep s
 
 from __future__ import annotations
 
-import csv
 import itertools
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from gridshift.csv_rows import csv_rows, open_csv
 
 # Token ids drawn for prompts: above the special and byte tokens of common vocabularies (Llama 3's
 # 128k, Qwen's 151k, Mistral's 32k) and below the smallest of them.
@@ -45,8 +46,7 @@ def load_trace_shapes(
     Outputs shorter than 2 tokens are raised to 2 so each request has an inter-token gap.
     """
     try:
-        # utf-8-sig: a BOM (a file saved by Excel) is not part of the header (review).
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = open_csv(path)
     except OSError as error:
         raise ValueError(f"trace {path}: cannot read ({error.strerror})") from None
     with handle:
@@ -64,12 +64,8 @@ def _read_shapes(
 ) -> list[RequestShape]:
     """The rows of an open Azure-format trace as request shapes (at most `limit`)."""
     shapes: list[RequestShape] = []
-    reader = csv.DictReader(handle)
-    missing = {"ContextTokens", "GeneratedTokens"} - set(reader.fieldnames or ())
-    if missing:
-        raise ValueError(f"trace {path}: missing column(s) {sorted(missing)} (Azure trace format expected)")
-    for row in reader:
-        line = reader.line_num  # the physical line: blank lines and quoted newlines counted
+    columns = ("ContextTokens", "GeneratedTokens")
+    for line, row in csv_rows(handle, columns, f"trace {path}", " (Azure trace format expected)"):
         try:
             # A short row leaves None (a TypeError from int(): found in review as a traceback).
             cells = (row["ContextTokens"] or "", row["GeneratedTokens"] or "")
