@@ -973,11 +973,12 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
     # A WaitReady never waits past readyTimeoutSeconds: it is met, or the batch is rolled back.
     waiting = [s for s in progress.steps if s.action is StepAction.WAIT_READY and s.state is StepState.RUNNING]
     assert all(s.started_at is not None and fleet.now - s.started_at <= timedelta(seconds=TIMEOUT) for s in waiting)
-    for kind in ("not Ready within", "abandoned", "forbidden"):
+    for kind in ("not Ready within", "still refused after", "abandoned", "forbidden"):
         if any(kind in e for e in report.errors):
             event(kind)  # how often each path is taken: pytest --hypothesis-show-statistics
-    # A roll-back takes back the batch in flight, never a batch already shifted (its sources are gone).
-    if any("not Ready within" in e for e in report.errors):
+    # A roll-back takes back the batch in flight, never a batch already shifted (its sources are gone). Told by
+    # its problem, not its words: a write refused for the timeout is rolled back too, and says so (review).
+    if any(p.reason is CycleErrorReason.MIGRATION_ROLLED_BACK for p in report.problems):
         shifted = [s for s in old_steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
         kept = shifted[-1].replicas if shifted else sum(memory.started_from.values())
         kept -= _leftovers_taken_back(old_steps, before, fleet.desired, old_ready, old_routing)
@@ -1142,7 +1143,8 @@ def test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_depl
     fleet.refuse = {"b": ActuationForbidden("b", "cannot patch deployments")}
     fleet.cycle(fleet.plan({"b": 2}))
     progress, report = fleet.cycle(fleet.plan({"a": 4}), advance=timedelta(seconds=TIMEOUT + 1))
-    assert any("not Ready within readyTimeoutSeconds" in e for e in report.errors)
+    assert progress.rolled_back is not None
+    assert any(f"still refused after readyTimeoutSeconds={TIMEOUT}" in e for e in report.errors)
     assert progress.steps == []
     fleet.cycle(fleet.plan({"a": 4}))
     assert fleet.counts() == {"a": 4}
@@ -1344,6 +1346,37 @@ def test_a_write_refused_for_the_timeout_takes_back_what_its_batch_already_start
     assert progress.rolled_back is not None
     assert progress.rolled_back.startswith("ScaleUp in b refused (cluster b: forbidden: cannot patch deployments); ")
     assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a"), key("b")})}
+    # Found in review: the reason went on "replicas not Ready within readyTimeoutSeconds", and the hold advised
+    # raising the timeout: b's replica never started, and a longer timeout only waits longer on the refusal.
+    until = (fleet.now + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
+    assert progress.rolled_back == (
+        f"ScaleUp in b refused (cluster b: forbidden: cannot patch deployments); still refused after "
+        f"readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move; no replica starts again in "
+        f"a ({G}) before {until}, b ({G}) before {until}"
+    )
+
+
+def test_a_scale_down_refused_for_the_timeout_names_the_refusal_not_replicas_not_ready() -> None:
+    # Found in review: a ScaleDown the member refused (403: RBAC, or an object not gridshift's) for the whole
+    # timeout was rolled back as "replicas not Ready within readyTimeoutSeconds": every replica was Ready; the
+    # write was refused. The reason names the cluster, the write and the refusal as the member adapter words it.
+    fleet = Fleet.of(a=2, b=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 67}, {"cluster": "b", "weight": 33}]
+    plan = fleet.plan({"a": 2})
+    refusal = ActuationForbidden("b", "apply Deployment gridshift-workloads/ml-chat (HTTP 403)")
+    fleet.refuse = {"b": refusal}
+    progress, _ = fleet.cycle(plan)
+    assert actions(progress) == [("ShiftRouting", "*", 2, "Done"), ("ScaleDown", "b", 0, "Running")]
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    reason = (
+        "ScaleDown in b refused (cluster b: forbidden: apply Deployment gridshift-workloads/ml-chat (HTTP 403)); "
+        f"still refused after readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+    )
+    assert progress.rolled_back == reason
+    assert report.errors == [f"ml/chat: {refusal}", f"ml/chat: {reason}"]
+    assert [p.reason for p in report.problems] == [CycleErrorReason.MIGRATION_ROLLED_BACK]
+    assert progress.steps == [] and fleet.counts() == {"a": 2, "b": 1}
+    assert fleet.migrations.holds(fleet.now) == {}  # nothing was started: nothing to hold
 
 
 def test_a_finished_move_that_only_stops_replicas_at_a_held_key_does_not_end_its_run() -> None:

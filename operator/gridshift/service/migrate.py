@@ -27,7 +27,8 @@ The planner says which steps lead from the current placement to the target
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
 - A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
-  is rolled back the same way: a refused write held every later plan of the deployment.
+  is rolled back the same way: a refused write held every later plan of the deployment. Its reason names
+  the write and the member's refusal, not replicas not Ready.
 - After a roll-back, no replica starts where the rolled-back batch started them, nor where the
   wait that ran out was (each cluster and GPU type on its own) for a hold of readyTimeoutSeconds,
   doubled at each roll-back there in a row, at most ROLL_BACK_HOLD_MAX_FACTOR times: replicas that
@@ -459,8 +460,7 @@ class Migrations:
                     if refused_for > timedelta(seconds=timeout):
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way)
                         # is given up like a start that never becomes Ready: it held every later plan (review).
-                        cause = f"{step.action.value} in {step.cluster} refused ({step.message}); "
-                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report, cause)
+                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -530,20 +530,25 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-        cause: str = "",
     ) -> None:
-        """`failed`: the step that waited past the timeout (a WaitReady, or a refused write) and the Ready
-        counts this cycle; `cause`: what kept the replicas from being Ready, when it was a refused write."""
+        """`failed`: the step that waited past the timeout (a WaitReady, or a refused write: its message says
+        why it was refused) and the Ready counts this cycle."""
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
+        refused = step.action is not StepAction.WAIT_READY
         # Ready last cycle, capped at the count now (lowered by hand since): a roll-back never scales up.
         desired = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
         lately = {k: min(n, desired.get(k, 0)) for k, n in ready_recorded(deployment.old_status).items()}
         undo, kept, started, leftover = _batch_to_undo(steps, step, ready, _routed_nowhere(progress.routing), lately)
         not_written = self._scale_back(deployment, undo, views, actuator, report)
-        reason = f"{cause}replicas not Ready within readyTimeoutSeconds={timeout}; " + _scaled_back(
-            undo, not_written, leftover
-        )
+        if refused:
+            # Found in review: a refused write was said to leave "replicas not Ready", though a refused ScaleUp
+            # started none and a refused ScaleDown's were all Ready. The member's refusal is named instead, as the
+            # member adapter words it (the write and its HTTP status; a MemberError is redacted at the source).
+            cause = f"{step.action.value} in {step.cluster} refused ({step.message}); still refused after"
+        else:
+            cause = "replicas not Ready within"
+        reason = f"{cause} readyTimeoutSeconds={timeout}; " + _scaled_back(undo, not_written, leftover)
         if kept:
             reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
         if step.action is StepAction.WAIT_READY and (
@@ -568,10 +573,11 @@ class Migrations:
             where = ", ".join(
                 f"{c} ({g}) before {h.until.isoformat(timespec='seconds')}" for (c, g), h in sorted(holds.items())
             )
-            progress.rolled_back += (
-                f"; no replica starts again in {where} (raise spec.migration.readyTimeoutSeconds if replicas there "
-                "take longer to start)"
-            )
+            progress.rolled_back += f"; no replica starts again in {where}"
+            if not refused:  # a longer timeout only waits longer on a refusal
+                progress.rolled_back += (
+                    " (raise spec.migration.readyTimeoutSeconds if replicas there take longer to start)"
+                )
         report.errors.append(f"{deployment.id}: {reason}")
         # Counted by reason (gridshift_cycle_errors_total), not only logged: it left no other trace (review).
         report.problems.append(
