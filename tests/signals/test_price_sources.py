@@ -342,6 +342,24 @@ def test_a_header_naming_an_offset_from_utc_is_not_read_as_utc(header: str) -> N
     assert caught.value.field == "row 2.datetime" and "set csvReplay.timezone" in caught.value.detail
 
 
+@pytest.mark.parametrize("space", SPACE_LIKE, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("header", ["Datetime{}UTC", "UTC{}", "Datetime ({}UTC)"])
+def test_a_time_header_says_utc_only_between_the_white_space_that_ends_a_name(header: str, space: str) -> None:
+    # Found in review: the UTC header test parted words by Python's \s, which also holds U+001C..U+001F, where the
+    # reader strips names of Unicode White_Space only, as admission's trim() does: "Datetime<U+001F>UTC" was read
+    # as UTC though U+001F is part of the name to the rest of the reader, as a letter would be ("DatetimexUTC").
+    name = header.format(space)
+    out = io.StringIO()
+    csv.writer(out).writerows([[name, "Price (EUR/MWh)"], ["2024-07-01 12:00:00", "42"], ["2024-07-01 13:00:00", "43"]])
+    if space in UNICODE_WHITE_SPACE:
+        recording = read_price_csv(io.StringIO(out.getvalue()), naive_timezone=None)
+        assert [f"{i.start:%H:%MZ}" for i in recording.intervals()] == ["12:00Z", "13:00Z"]
+        return
+    with pytest.raises(PriceDataError) as caught:
+        read_price_csv(io.StringIO(out.getvalue()), naive_timezone=None)
+    assert caught.value.field == "row 2.datetime" and "set csvReplay.timezone" in caught.value.detail
+
+
 def test_a_price_recording_whose_header_says_utc_needs_no_zone(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("datetime_utc,Price (EUR/MWh)\n2024-07-01 12:00:00,42\n2024-07-01 13:00:00,43\n")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Generic, Protocol, TextIO
 
-from gridshift.api.common import strip_white_space
+from gridshift.api.common import WHITE_SPACE, strip_white_space
 from gridshift.signals.fields import finite_number, utc_within_range
 from gridshift.signals.series import IntervalT, Measure
 from gridshift.signals.settings import PriceFeedSettings
@@ -142,9 +142,13 @@ def _parse_time(
     return moment
 
 
-_UTC_HEADER = re.compile(r"(?i)(^|[\s_(\[])utc($|[\s_)\]])")
+_SPACE = re.escape(WHITE_SPACE)
+_UTC_HEADER = re.compile(rf"(?i)(^|[{_SPACE}_(\[])utc($|[{_SPACE}_)\]])")
 """A time column's header that declares UTC: "Datetime (UTC)", "datetime_utc", "UTC". Not one that names an
-offset from it ("Time (UTC+01:00)", "MTU (UTC+1)": found in review, they were read as UTC)."""
+offset from it ("Time (UTC+01:00)", "MTU (UTC+1)": found in review, they were read as UTC). Words are parted by
+Unicode White_Space (api.common.WHITE_SPACE), where the header's names end (strip_white_space), not by `\\s`,
+which also holds U+001C..U+001F: found in review, "Datetime<U+001F>UTC" and "UTC<U+001F>" were read as UTC while
+the reader and admission take U+001F for part of a name, as they would a letter."""
 
 
 def says_utc(name: str) -> bool:
@@ -184,7 +188,7 @@ def read_recording(
         if naive_timezone is not None and not is_utc(naive_timezone):
             # Found in review: a zone given besides a header saying UTC won, silently an hour or two off.
             raise measure.error(
-                feed, "header", f"the time column {header[0].strip()!r} says UTC; the zone given is {naive_timezone}"
+                feed, "header", f"the time column {header[0]!r} says UTC; the zone given is {naive_timezone}"
             )
         naive_timezone = UTC  # the file says so itself: Electricity Maps' "Datetime (UTC)"
     starts: array[float] = array("d")
