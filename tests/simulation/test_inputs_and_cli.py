@@ -765,6 +765,23 @@ def test_prices_timezone_takes_one_zone_for_all_or_one_per_market() -> None:
         _prices_timezones(["FR=UTC", "FR=Europe/Paris"])
 
 
+def test_prices_timezone_accepts_the_same_zone_again_and_refuses_another_naming_both() -> None:
+    # Found in review: `--prices-timezone X --prices-timezone X` was refused, where --pue, --gpu-price and --fx take
+    # the same value again (a script adding its flags to a user's may repeat one).
+    from gridshift.cli.simulate import _prices_timezones
+
+    again = ["Europe/Paris", "FR=Europe/Paris", "Europe/Paris", " FR = Europe/Paris"]
+    assert _prices_timezones(again) == {"timezone": "Europe/Paris", "timezones": {"FR": "Europe/Paris"}}
+    with pytest.raises(UsageError, match=r"^--prices-timezone: one ZONE for all files at most, got UTC and Etc/UTC$"):
+        _prices_timezones(["UTC", "UTC", "Etc/UTC"])
+    with pytest.raises(
+        UsageError, match=r"^--prices-timezone: each MARKET=ZONE once, FR is given twice \(UTC, Etc/UTC\)$"
+    ):
+        _prices_timezones(["FR=UTC", "DE-LU=UTC", "FR=UTC", "FR=Etc/UTC"])
+    with pytest.raises(UsageError, match=r"^--prices-timezone: '=UTC' names no market"):
+        _prices_timezones(["=UTC"])
+
+
 def test_a_price_file_error_naming_its_flag_is_not_prefixed_twice(tmp_path: Path) -> None:
     # Found in review: "--prices: --prices: market DE-LU is in both ...".
     rows = "Datetime,Price (EUR/MWh)\n2024-03-04T00:00:00Z,80\n2024-03-04T01:00:00Z,80\n"

@@ -392,14 +392,24 @@ def _prices_timezones(values: list[str] | None) -> dict[str, Any]:
     `timezones` (MARKET=ZONE)."""
     from gridshift.cli.usage import UsageError
 
-    bare = [v for v in values or () if "=" not in v]
+    # The same zone again is no conflict, as for --pue, --gpu-price and --fx (_pairs): found in review,
+    # `--prices-timezone X --prices-timezone X` was refused. A different one is, naming both.
+    bare = list(dict.fromkeys(v for v in values or () if "=" not in v))
     if len(bare) > 1:
-        raise UsageError(f"--prices-timezone: one ZONE for all files at most, got {', '.join(bare)}")
-    pairs = [v.split("=", 1) for v in values or () if "=" in v]
-    markets = [m.strip() for m, _ in pairs]
-    if len(set(markets)) != len(markets) or not all(markets):
-        raise UsageError(f"--prices-timezone: each MARKET=ZONE once, got {', '.join(values or ())}")
-    return {"timezone": bare[0] if bare else None, "timezones": {m.strip(): z.strip() for m, z in pairs}}
+        raise UsageError(f"--prices-timezone: one ZONE for all files at most, got {bare[0]} and {bare[1]}")
+    zones: dict[str, str] = {}
+    for value in values or ():
+        market, sep, zone = (part.strip() for part in value.partition("="))
+        if not sep:
+            continue
+        if not market:
+            raise UsageError(f"--prices-timezone: {value!r} names no market (MARKET=ZONE)")
+        if zones.get(market, zone) != zone:
+            raise UsageError(
+                f"--prices-timezone: each MARKET=ZONE once, {market} is given twice ({zones[market]}, {zone})"
+            )
+        zones[market] = zone
+    return {"timezone": bare[0] if bare else None, "timezones": zones}
 
 
 def _check_market_keys(settings: Any, args: argparse.Namespace) -> None:
