@@ -673,6 +673,33 @@ def test_the_same_value_given_twice_is_accepted_a_different_one_refused() -> Non
         build_settings(_parse(["--pue", "1.3", "--pue", "1.31"]))
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--pue", "1.3", "--pue", "1.30000000001"],
+            r"^--pue: one value for all at most, got 1\.3 and 1\.30000000001$",
+        ),
+        (
+            ["--pue", "DE-LU=1.3", "--pue", "DE-LU= 1.3000000001"],
+            r"^--pue: DE-LU is given twice \(1\.3, 1\.3000000001\)",
+        ),
+        (["--gpu-price", "3", "--gpu-price", "3.00000001"], r"got 3 and 3\.00000001$"),
+        (
+            ["--fx", "EUR=1.08", "--fx", "EUR=108e-2", "--fx", "EUR=1.0800001"],
+            r"^--fx: EUR is given twice \(108e-2, 1\.0800001\)",
+        ),
+    ],
+)
+def test_a_repeated_number_refused_is_printed_as_typed(argv: list[str], message: str) -> None:
+    # Found in review: `--pue 1.3 --pue 1.30000000001` was refused as "got 1.3 and 1.3", both printed with :g, which
+    # hid the difference it was refused for.
+    from gridshift.cli.simulate import build_settings
+
+    with pytest.raises(UsageError, match=message):
+        build_settings(_parse(argv))
+
+
 def test_minute_miss_defaults_to_the_forecast_settings_and_is_checked() -> None:
     from gridshift.cli.simulate import build_settings, register
     from gridshift.simulation.forecast import ForecastSettings

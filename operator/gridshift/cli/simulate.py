@@ -202,8 +202,10 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
     """`[KEY=]NUMBER` flags: (the unkeyed value, {key: value})."""
     from gridshift.cli.usage import UsageError
 
-    plain: float | None = None
-    keyed: dict[str, float] = {}
+    # Each value kept with its number as typed, which a refusal prints: found in review, `--pue 1.3 --pue
+    # 1.30000000001` was refused as "got 1.3 and 1.3", the values printed at a precision that hid their difference.
+    plain: tuple[float, str] | None = None
+    keyed: dict[str, tuple[float, str]] = {}
     for value in values:
         key, sep, number = value.partition("=")
         key = key.strip()
@@ -220,15 +222,16 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
         # One value each: found in review, `--pue DE-LU=1.3 --pue DE-LU=1.9` took the last. The same value again
         # is no conflict (a script adding its flags to a user's may repeat one), so it is accepted, as
         # argparse, Helm's --set and docker's -e accept any repeat; a different value stays refused.
+        typed = number.strip()
         if not sep:
-            if plain is not None and parsed != plain:
-                raise UsageError(f"{flag}: one value for all at most, got {plain:g} and {parsed:g}")
-            plain = parsed
+            if plain is not None and parsed != plain[0]:
+                raise UsageError(f"{flag}: one value for all at most, got {plain[1]} and {typed}")
+            plain = parsed, typed
         else:
-            if key in keyed and keyed[key] != parsed:
-                raise UsageError(f"{flag}: {key} is given twice ({keyed[key]:g}, {parsed:g}): once each")
-            keyed[key] = parsed
-    return plain, keyed
+            if key in keyed and keyed[key][0] != parsed:
+                raise UsageError(f"{flag}: {key} is given twice ({keyed[key][1]}, {typed}): once each")
+            keyed[key] = parsed, typed
+    return (None if plain is None else plain[0]), {key: number for key, (number, _) in keyed.items()}
 
 
 def build_settings(args: argparse.Namespace) -> Any:
