@@ -1456,8 +1456,13 @@ def _replaces_strays(deployment: DeploymentProblem, involved: list[tuple[Option,
 
 def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:
     """Capacity of a stray replica: a replica's capacity depends on its GPU type only, so that of any
-    option of the type; 0 where the deployment has none (its replicas there then count for nothing)."""
-    return next((deployment.unit_capacity(o) for o in deployment.options if o.gpu_type == gpu_type), 0.0)
+    option of the type; where the deployment has none (the type dropped from gpuTypes, or offered nowhere it may
+    run), its profile's (DeploymentProblem.stray_capacity); 0 without a profile either (its replicas there then
+    count for nothing: status says so)."""
+    return next(
+        (deployment.unit_capacity(o) for o in deployment.options if o.gpu_type == gpu_type),
+        deployment.stray_capacity.get(gpu_type, 0.0),
+    )
 
 
 def _used_sum(terms: list[float], any_options: bool) -> float:

@@ -190,6 +190,10 @@ class DeploymentProblem:
     """(cluster, GPU type, desired, ready) of replicas running where the deployment may no longer run
     (a region forbidden, a cluster that no longer admits it, a GPU type dropped or without profile):
     not options, so the plan scales them to 0, make-before-break (plan._deployment_plan)."""
+    stray_capacity: Mapping[str, float] = field(default_factory=dict)
+    """Per GPU type of `strays`, a replica's SLO capacity (unit of `Option.capacity_tokens_per_s`) from the
+    deployment's profile of that type, where no option of the type is left to give it (a type dropped from
+    gpuTypes, or no longer offered); absent without a profile (plan._stray_unit)."""
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution.aggregates)."""
@@ -397,12 +401,16 @@ _Alternatives = dict[tuple[int, str], tuple[_Capacity, ...]]
 
 
 def _capacities(snapshot: Snapshot, workloads: list[Workload], settings: PlannerSettings) -> _Capacities:
-    """SLO capacity, power and batch at capacity of every (deployment, GPU type) with a profile, in one pass."""
+    """SLO capacity, power and batch at capacity of every (deployment, GPU type) with a profile, in one pass: the
+    GPU types of spec.gpuTypes, and those its replicas run on outside them (a type since dropped: what a stray
+    there serves until it is replaced, DeploymentProblem.stray_capacity)."""
     profiles = _profile_index(snapshot.profiles)
     pair_keys: list[tuple[int, str]] = []
     pair_models: list[PerformanceModel] = []
     for d_index, deployment in enumerate(snapshot.deployments):
-        for gpu_type in deployment.requirements.gpu_types:
+        listed = deployment.requirements.gpu_types
+        running = {p.gpu_type for p in deployment.placements if p.desired > 0 and p.gpu_type not in listed}
+        for gpu_type in (*listed, *sorted(running)):
             model = _profile_for(profiles, deployment.requirements, gpu_type)
             if model is not None:
                 pair_keys.append((d_index, gpu_type))
@@ -924,8 +932,28 @@ def _deployment_problem(
         unreachable=unreachable,
         usable_away=_usable_away(scope, whole or deployment, unreachable, capacity, alternatives),
         strays=strays,
+        stray_capacity=_stray_capacity(scope.d_index, strays, options, capacity, workload),
         notes=notes,
     )
+
+
+def _stray_capacity(
+    d_index: int,
+    strays: Sequence[tuple[str, str, int, int]],
+    options: Sequence[Option],
+    capacity: _Capacities,
+    workload: Workload,
+) -> dict[str, float]:
+    """DeploymentProblem.stray_capacity: per GPU type of `strays` no option has, a replica's capacity there from the
+    model's own build at this workload (`capacity`; a variant's build is not known of a running replica). Found in
+    review: such strays counted 0, so status read SLOAtRisk CapacityShort while their Ready replicas served."""
+    optioned = {o.gpu_type for o in options}
+    out: dict[str, float] = {}
+    for _, gpu_type, _, _ in strays:
+        entry = capacity.get((d_index, gpu_type))
+        if gpu_type not in optioned and entry is not None and entry.rate > 0.0:
+            out[gpu_type] = entry.rate * workload.mean_output_tokens
+    return out
 
 
 def _banded_coverage(options: list[Option], needed: float, band: float) -> float:

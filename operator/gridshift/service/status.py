@@ -226,28 +226,47 @@ def _plan_problem(
     return ReadyReason.INFEASIBLE, why
 
 
+@dataclass(frozen=True)
+class _ReadyCapacity:
+    """What the Ready replicas serve: whether they cover the demand, their capacity (tokens/s), "n/m replicas
+    Ready" for the messages, and the Ready strays whose capacity nothing gives (`cluster/GPU type xN`, or "")."""
+
+    covered: bool
+    tokens_per_s: float
+    counts: str
+    unknown: str
+
+
 def _ready_capacity(
     min_replicas: int, applied: S.Deployment, plan: DeploymentPlan, views: Mapping[str, ClusterView]
-) -> tuple[bool, float, str]:
+) -> _ReadyCapacity:
     """Whether the Ready replicas cover what the demand needs at the SLO (demand unknown: every replica the plan
-    keeps Ready), their capacity (tokens/s), and "n/m replicas Ready" for the messages.
+    keeps Ready), and their capacity.
 
     Ready replicas where the deployment may no longer run (plan.strays) serve until the move that replaces them
-    is done, and count at the unit the make-before-break steps give them. Found in review: only the plan's
-    targets counted, so forbidding the region a deployment ran in read SLOAtRisk CapacityShort ("Ready capacity 0
-    tokens/s") while its 7 Ready replicas there took all the traffic."""
+    is done, and count at the unit the make-before-break steps give them: an option's of their GPU type, else the
+    deployment's profile of that type (a type dropped from gpuTypes, or no longer offered). Found in review: only
+    the plan's targets counted, so forbidding the region a deployment ran in read SLOAtRisk CapacityShort ("Ready
+    capacity 0 tokens/s") while its 7 Ready replicas there took all the traffic; and again for strays on a GPU type
+    no option had left. Where no profile gives a stray's capacity either, it counts 0 and is named (`unknown`), so
+    that a CapacityShort says what it leaves out rather than claim those replicas serve nothing."""
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     for key, unit in plan.strays.items():  # a stray the plan stops is a target of 0 replicas, counted as 0
         per_replica[key] = max(per_replica.get(key, 0.0), unit)
     ready = sum(p.ready for p in applied.placements)
     desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
     ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
+    unknown = ", ".join(
+        f"{p.cluster}/{p.gpu_type} x{p.ready}"
+        for p in applied.placements
+        if p.ready > 0 and (p.cluster, p.gpu_type) in plan.strays and per_replica[(p.cluster, p.gpu_type)] <= 0.0
+    )
     needed = plan.needed_tokens_per_s
     if needed is None:
         covered = ready >= desired and (desired > 0 or min_replicas == 0)
     else:
         covered = ready_capacity + _EPS >= needed and ready >= min_replicas
-    return covered, ready_capacity, f"{ready}/{desired} replicas Ready"
+    return _ReadyCapacity(covered, ready_capacity, f"{ready}/{desired} replicas Ready", unknown)
 
 
 def deployment_health(
@@ -269,14 +288,16 @@ def deployment_health(
     (SLOAtRisk), then a move in flight (Migrating)."""
     spec = idep.spec
     reachable = [p for p in applied.placements if p.cluster in views and views[p.cluster].reachable]
-    covered, ready_capacity, counts = _ready_capacity(spec.capacity.min_replicas, applied, plan, views)
-    needed = plan.needed_tokens_per_s
+    capacity = _ready_capacity(spec.capacity.min_replicas, applied, plan, views)
+    covered, counts, needed = capacity.covered, capacity.counts, plan.needed_tokens_per_s
     starting = any(p.ready < p.desired for p in reachable)
     lost = sorted({p.cluster for p in applied.placements if p.desired > 0 and p not in reachable})
     latency = _latency_above(idep, measured)
 
     static = spec.demand.source is DemandSource.STATIC
-    slo, slo_message = _slo_state(plan.mode, needed, ready_capacity, latency, measured, figures=static)
+    slo, slo_message = _slo_state(
+        plan.mode, needed, capacity.tokens_per_s, latency, measured, figures=static, unknown=capacity.unknown
+    )
 
     def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
         is_ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
@@ -370,11 +391,13 @@ def _slo_state(
     latency: str | None,
     measured: MeasuredCost | None,
     figures: bool = True,
+    unknown: str = "",
 ) -> tuple[SLOReason, str]:
     """The SLO state and its message: nothing served (Advisory), then measured latency, then unknown demand,
     then Ready capacity against what the demand needs. Without `figures` (measured demand) the message
     names no tokens/s: they move with every scrape, and each new message was a status write a cycle
-    (review; the rate is in status.observedSlo, rewritten only when it moves by a tenth).
+    (review; the rate is in status.observedSlo, rewritten only when it moves by a tenth). A CapacityShort
+    names the Ready strays it could not count (`unknown`: no profile gives their capacity), short of what is known.
 
     Latency is judged before demand: it is measured whether or not the request rate is (found in review: with
     p95 TTFT at 900 ms against 500 and one pod's scrape failing, Ready said SLOAtRisk while SLOAtRisk read
@@ -395,7 +418,15 @@ def _slo_state(
     demand = f"the {_figure(needed)} tokens/s the demand" if figures else "what the measured demand"
     if ready_capacity + _EPS < needed:
         rate = "" if figures else "; the rate is in status.observedSlo"
-        return SLOReason.CAPACITY_SHORT, f"{capacity} is below {demand} needs within the SLO (headroom included{rate})"
+        if unknown:
+            unknown = (
+                f"; not counted: Ready replicas where it may no longer run, whose capacity no GPUProfile gives "
+                f"({unknown}), serving until the move replaces them"
+            )
+        return (
+            SLOReason.CAPACITY_SHORT,
+            f"{capacity} is below {demand} needs within the SLO (headroom included{rate}){unknown}",
+        )
     return SLOReason.WITHIN_SLO, f"{capacity} covers {demand} needs{within}"
 
 

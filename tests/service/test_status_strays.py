@@ -1,0 +1,85 @@
+"""What status says of replicas where the deployment may no longer run (plan.strays) whose GPU type it no longer
+has as an option anywhere, of a deployment with nowhere allowed and nothing to serve, and of a move waiting on a
+stray cluster that is away."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from tests.service.harness import H100, ServiceHarness, deployment_body, example_profile
+from tests.service.test_status import conditions, message, samples
+
+A100 = "NVIDIA-A100-SXM4-80GB"
+
+
+def _offering(gpu_type: str) -> dict[str, Any]:
+    return {"gpuType": gpu_type, "hourlyCost": {"amount": 2.0, "currency": "USD"}}
+
+
+def _on_a100_in_b() -> tuple[ServiceHarness, dict[str, Any], int]:
+    """A deployment Ready on A100 in `b` (the only A100 cluster), `a` offering H100: world, body, replicas in b."""
+    h100 = example_profile()
+    world = ServiceHarness(["a", "b"], profiles=[h100, dataclasses.replace(h100, gpu_type=A100)])
+    world.members["b"].gpus = {A100: 16}
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(A100)]
+    body = deployment_body(rps=30.0, replica={"gpuTypes": [A100]})
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    placed = world.ready()
+    assert placed["a"] == 0 and placed["b"] > 0, placed
+    assert conditions(world.status())["SLOAtRisk"] == ("False", "WithinSLO")
+    return world, body, placed["b"]
+
+
+def _drop_a100_from_the_spec(world: ServiceHarness, body: dict[str, Any]) -> None:
+    body["spec"]["replica"] = {"gpuTypes": [H100]}
+    body["metadata"]["generation"] = 2
+
+
+def _b_stops_offering_a100(world: ServiceHarness, body: dict[str, Any]) -> None:
+    # The RegionalCluster no longer lists A100 (retired from the offer); the replicas on it run on meanwhile.
+    body["spec"]["replica"] = {"gpuTypes": [H100, A100]}
+    body["metadata"]["generation"] = 2
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(H100)]
+    world.cluster_bodies["b"]["metadata"]["resourceVersion"] = "2"
+
+
+@pytest.mark.parametrize("revoke", [_drop_a100_from_the_spec, _b_stops_offering_a100], ids=["gpuTypes", "offerings"])
+def test_ready_strays_on_a_gpu_type_no_longer_an_option_count_their_capacity_while_they_serve(revoke: Any) -> None:
+    # Found in review: a stray's capacity was that of an option of its GPU type, 0 where none is left (its type
+    # dropped from gpuTypes, or no longer offered): SLOAtRisk read CapacityShort, "Ready capacity 0 tokens/s",
+    # while its Ready replicas took all the traffic until the move replaced them.
+    world, body, running = _on_a100_in_b()
+    for member in world.members.values():
+        member.ready_immediately = False
+    revoke(world, body)
+    for _ in range(3):
+        world.cycle()
+        status = world.status()
+        assert world.ready()["b"] == running
+        assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO"), message(status, "SLOAtRisk")
+        assert conditions(status)["Ready"] == ("True", "Migrating"), message(status, "Ready")
+        assert samples(world, "gridshift_deployment_slo_at_risk") == [0.0]
+
+
+def test_ready_strays_whose_capacity_no_profile_gives_are_named_not_claimed_to_serve_nothing() -> None:
+    # The operator restarted with a catalog that has no A100 profile, and A100 dropped from gpuTypes: nothing gives
+    # the capacity of the replicas still running on A100. They count 0, and CapacityShort says it leaves them out.
+    world, body, running = _on_a100_in_b()
+    world.profiles = [example_profile()]
+    world.service = world.make_service(world.identity)
+    for member in world.members.values():
+        member.ready_immediately = False
+    _drop_a100_from_the_spec(world, body)
+    world.cycle()
+    status = world.status()
+    assert world.ready()["b"] == running
+    assert conditions(status)["SLOAtRisk"] == ("True", "CapacityShort")
+    assert (
+        f"not counted: Ready replicas where it may no longer run, whose capacity no GPUProfile gives (b/{A100} "
+        f"x{running}), serving until the move replaces them" in message(status, "SLOAtRisk")
+    ), message(status, "SLOAtRisk")
