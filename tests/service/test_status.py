@@ -200,6 +200,61 @@ def test_a_deployment_no_cluster_can_run_is_infeasible() -> None:
     assert world.hub.events[-1].reason == "Infeasible" and world.hub.events[-1].warning
 
 
+@pytest.mark.parametrize("demand", ["none", "unknown"])
+def test_a_deployment_with_nowhere_to_run_and_nothing_to_serve_is_placed_with_no_replica(demand: str) -> None:
+    # Found in review: every region forbidden, the demand 0 (or unknown, nothing running) and minReplicas 0 read
+    # Ready False Infeasible, Stalled: no replica anywhere is a plan that meets that spec.
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    body = deployment_body(
+        rps=0.0,
+        capacity={"minReplicas": 0, "maxReplicas": 4},
+        placement={"forbiddenRegions": ["eu-de", "eu-fr"]},
+    )
+    if demand == "unknown":
+        body["spec"]["demand"] = dict(PROMETHEUS)
+    world.add(body)
+    status = settled(world)
+    assert conditions(status)["Ready"] == ("True", "Placed"), message(status, "Ready")
+    assert conditions(status)["Stalled"] == ("False", "Reconciled")
+    assert status["desiredReplicas"] == 0 and world.replicas() == {"eu-de": 0, "eu-fr": 0}
+    assert status["lastDecision"]["reason"] != "Infeasible", status["lastDecision"]
+    assert "eu-de in forbiddenRegions" in status["lastDecision"]["explanation"]
+    assert "minRegions" not in status["lastDecision"]["explanation"]
+    assert not [e for e in world.hub.events if e.warning], world.hub.events
+
+
+def test_replicas_running_as_every_region_is_forbidden_with_the_demand_stop_and_read_placed() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    body = deployment_body(rps=10.0)
+    world.add(body)
+    settled(world, 2)
+    assert sum(world.replicas().values()) > 0
+    body["spec"]["capacity"]["minReplicas"] = 0
+    body["spec"]["demand"]["requestsPerSecond"] = 0.0
+    body["spec"]["placement"] = {"forbiddenRegions": ["eu-de", "eu-fr"]}
+    body["metadata"]["generation"] = 2
+    status = settled(world, 2)
+    assert world.replicas() == {"eu-de": 0, "eu-fr": 0}
+    assert conditions(status)["Ready"] == ("True", "Placed"), message(status, "Ready")
+    assert conditions(status)["Reconciling"] == ("False", "Reconciled")
+
+
+@pytest.mark.parametrize(
+    ("rps", "capacity"),
+    [(5.0, {"minReplicas": 0, "maxReplicas": 4}), (0.0, {"minReplicas": 1, "maxReplicas": 4})],
+    ids=["demand", "minReplicas"],
+)
+def test_a_deployment_with_nowhere_to_run_and_something_to_serve_stays_infeasible(
+    rps: float, capacity: dict[str, int]
+) -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.add(deployment_body(rps=rps, capacity=capacity, placement={"forbiddenRegions": ["eu-de", "eu-fr"]}))
+    status = settled(world)
+    assert conditions(status)["Ready"] == ("False", "Infeasible")
+    assert conditions(status)["Stalled"] == ("True", "Infeasible")
+    assert "eu-de in forbiddenRegions" in message(status, "Ready")
+
+
 def test_advisory_is_ready_as_advice_with_a_hypothetical_cost_and_no_slo_to_judge() -> None:
     world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 90.0, "eu-fr": 20.0})
     world.add(deployment_body(mode="Advisory"))

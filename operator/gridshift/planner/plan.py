@@ -1278,6 +1278,8 @@ def _infeasible_reason(
     if deployment.frozen:
         return None
     if not deployment.options:
+        if deployment.needs_nothing:
+            return None  # nothing to place, and nowhere to place it: no replica is the plan
         why = "; ".join(deployment.notes) or "no cluster offers an accepted GPU type"
         return f"no eligible cluster and GPU type: {why}"
     # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.

@@ -200,6 +200,17 @@ class DeploymentProblem:
     group: ClassGroup | None = None
     """The request-class group this problem serves (planner.classes); None: the whole deployment."""
 
+    @property
+    def needs_nothing(self) -> bool:
+        """Whether no replica anywhere is a plan that meets the spec: nothing to serve (a known demand of 0, or
+        demand unknown with none of its replicas running anywhere, which is all the rule for unknown demand keeps),
+        minReplicas 0, and minRegions 1 (more places a replica in each region, demand or not). Such a deployment
+        with nowhere it may run is not infeasible (plan._infeasible_reason): found in review, every region
+        forbidden and no demand read Infeasible."""
+        return _needs_nothing(
+            self.deployment, self.min_replicas, self.user_min_regions, self.coverage_target, self.demand_known
+        )
+
     def unit_capacity(self, option: Option) -> float:
         # Tokens/s whether or not demand is known: counting replicas while it is not swapped fast GPUs for
         # slow ones one for one (found in review: 3 H100 for 3 A100, a third of the capacity).
@@ -897,7 +908,10 @@ def _deployment_problem(
     regions = {o.region for o in options}
     min_regions = required.min_regions
     if min_regions > len(regions) and not frozen:
-        notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
+        if not _needs_nothing(deployment, required.min_replicas, min_regions, coverage, demand_known):
+            # Not where no replica is the plan: minRegions 1 spreads no replica (review: a NoChange explanation
+            # said "minRegions 1 cannot be met" beside 0/0 replicas Ready, covering the demand).
+            notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
         min_regions = len(regions)
     _charge_carbon_limits(options, coverage, notes, scope.settings)
     max_replicas = required.max_replicas
@@ -954,6 +968,15 @@ def _stray_capacity(
         if gpu_type not in optioned and entry is not None and entry.rate > 0.0:
             out[gpu_type] = entry.rate * workload.mean_output_tokens
     return out
+
+
+def _needs_nothing(
+    deployment: Deployment, min_replicas: int, min_regions: int, coverage: float, demand_known: bool
+) -> bool:
+    """DeploymentProblem.needs_nothing, from its parts (also before the problem is built)."""
+    if min_replicas > 0 or min_regions > 1 or coverage > 0:
+        return False
+    return demand_known or not any(p.desired > 0 for p in deployment.placements)
 
 
 def _banded_coverage(options: list[Option], needed: float, band: float) -> float:
