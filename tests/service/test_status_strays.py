@@ -1,6 +1,5 @@
-"""What status says of replicas where the deployment may no longer run (plan.strays) whose GPU type it no longer
-has as an option anywhere, of a deployment with nowhere allowed and nothing to serve, and of a move waiting on a
-stray cluster that is away."""
+"""What status says of Ready replicas where the deployment may no longer run (plan.strays) whose GPU type it no
+longer has as an option anywhere: a type dropped from gpuTypes, or no longer offered."""
 
 from __future__ import annotations
 
