@@ -396,10 +396,12 @@ def _prices_timezones(values: list[str] | None) -> dict[str, Any]:
     from gridshift.cli.usage import UsageError
 
     # The same zone again is no conflict, as for --pue, --gpu-price and --fx (_pairs): found in review,
-    # `--prices-timezone X --prices-timezone X` was refused. A different one is, naming both.
-    bare = list(dict.fromkeys(v for v in values or () if "=" not in v))
+    # `--prices-timezone X --prices-timezone X` was refused. A different one is, naming both (quoted: an empty or
+    # space-padded zone stays visible). A bare zone is stripped as a MARKET=ZONE's is, so " UTC" equals "UTC" in
+    # both forms (review).
+    bare = list(dict.fromkeys(v.strip() for v in values or () if "=" not in v))
     if len(bare) > 1:
-        raise UsageError(f"--prices-timezone: one ZONE for all files at most, got {bare[0]} and {bare[1]}")
+        raise UsageError(f"--prices-timezone: one ZONE for all files at most, got {bare[0]!r} and {bare[1]!r}")
     zones: dict[str, str] = {}
     for value in values or ():
         market, sep, zone = (part.strip() for part in value.partition("="))
@@ -409,7 +411,7 @@ def _prices_timezones(values: list[str] | None) -> dict[str, Any]:
             raise UsageError(f"--prices-timezone: {value!r} names no market (MARKET=ZONE)")
         if zones.get(market, zone) != zone:
             raise UsageError(
-                f"--prices-timezone: each MARKET=ZONE once, {market} is given twice ({zones[market]}, {zone})"
+                f"--prices-timezone: each MARKET=ZONE once, {market} is given twice ({zones[market]!r}, {zone!r})"
             )
         zones[market] = zone
     return {"timezone": bare[0] if bare else None, "timezones": zones}
