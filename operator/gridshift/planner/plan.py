@@ -834,7 +834,9 @@ def _explain(
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = None
     # Strays it stops have no option, so no cost here: no saving (review: ten stopped "saved 0.000 USD/h").
-    if options and current_is_plain and not ruled_out:
+    # Nor where the plan is infeasible: what it stops leaves demand unserved or a rule broken, and the money
+    # that saves is no saving (review: maxReplicas lowered below the demand "saved" 8.1 USD/h).
+    if options and current_is_plain and not ruled_out and infeasible_reason is None:
         chosen_money = (
             deployment_objective(deployment, counts, money)
             if _has_penalty(deployment, counts, chosen_objective)
