@@ -1282,7 +1282,11 @@ def _infeasible_reason(
     if not deployment.options:
         if deployment.needs_nothing:
             return None  # nothing to place, and nowhere to place it: no replica is the plan
-        why = "; ".join(deployment.notes) or "no cluster offers an accepted GPU type"
+        # Clusters that could run it but cannot be reached are the cause, named first (review: the only cluster
+        # lost read "minRegions 1 cannot be met", a rule the user never set).
+        away = sorted(deployment.usable_away)
+        lost = [f"{', '.join(away)} unreachable, no reachable cluster can run it"] if away else []
+        why = "; ".join([*lost, *deployment.notes]) or "no cluster offers an accepted GPU type"
         return f"no eligible cluster and GPU type: {why}"
     # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
     covered = sum(map(operator.mul, counts, deployment.columns.unit))

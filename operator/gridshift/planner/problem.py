@@ -908,9 +908,12 @@ def _deployment_problem(
     regions = {o.region for o in options}
     min_regions = required.min_regions
     if min_regions > len(regions) and not frozen:
-        if not _needs_nothing(deployment, required.min_replicas, min_regions, coverage, demand_known):
-            # Not where no replica is the plan: minRegions 1 spreads no replica (review: a NoChange explanation
-            # said "minRegions 1 cannot be met" beside 0/0 replicas Ready, covering the demand).
+        if min_regions >= 2:
+            # Only a spread the user asked for is named: minRegions 1 asks for no spread, and with no region at all
+            # the cause is elsewhere (the clusters ruled out, or unreachable: plan._infeasible_reason). Found in
+            # review: "minRegions 1 cannot be met" beside 0/0 replicas Ready, covering the demand, and as the
+            # reason of an Infeasible whose only cluster was unreachable. (A deployment that needs nothing has
+            # minRegions 1: DeploymentProblem.needs_nothing.)
             notes.append(f"minRegions {min_regions} cannot be met: only {len(regions)} eligible region(s) can run it")
         min_regions = len(regions)
     _charge_carbon_limits(options, coverage, notes, scope.settings)
