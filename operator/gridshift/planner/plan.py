@@ -253,10 +253,52 @@ def make_plan(
     with _collector_paused():
         started = clock() if clock is not None else 0.0
         warm = _warm_start(previous, snapshot)
+        steady = _steady_placements(previous, snapshot)
         advisory = frozenset(d.id for d in snapshot.deployments if d.requirements.mode is MigrationMode.ADVISORY)
         if not advisory:
-            return _plan_once(snapshot, settings, clock, warm, settings.time_budget_seconds - _spent(clock, started))
-        return _plan_with_advisory(snapshot, settings, clock, warm, advisory, started)
+            budget = settings.time_budget_seconds - _spent(clock, started)
+            return _plan_once(snapshot, settings, clock, warm, budget, steady)
+        return _plan_with_advisory(snapshot, settings, clock, warm, advisory, started, steady)
+
+
+def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, dict[Key, int]]:
+    """Per deployment caught in the middle of the previous plan's move, the placement that move leaves once its
+    stops are done (DeploymentProblem.steady): the replicas desired now, less those started ahead of stops not
+    made yet. Only where every pool lies between where the previous plan found it and its target (anything else
+    changed the placement since); none without a previous plan (after a restart the surge reads as replicas)."""
+    if previous is None or previous.snapshot is None:
+        return {}
+    before = {d.id: d for d in previous.snapshot.deployments}
+    targets = previous.targets()
+    found: dict[str, dict[Key, int]] = {}
+    for deployment in snapshot.deployments:
+        earlier = before.get(deployment.id)
+        target = targets.get(deployment.id)
+        if earlier is None or target is None:
+            continue
+        was = {(p.cluster, p.gpu_type): p.desired for p in earlier.placements}
+        now = {(p.cluster, p.gpu_type): p.desired for p in deployment.placements}
+        keys = sorted(set(was) | set(now) | set(target))
+        if any(
+            not min(was.get(k, 0), target.get(k, 0)) <= now.get(k, 0) <= max(was.get(k, 0), target.get(k, 0))
+            for k in keys
+        ):
+            continue
+        started = sum(
+            min(now.get(k, 0), target.get(k, 0)) - was.get(k, 0) for k in keys if target.get(k, 0) > was.get(k, 0)
+        )
+        stopped = sum(was.get(k, 0) - now.get(k, 0) for k in keys if target.get(k, 0) < was.get(k, 0))
+        surge = started - stopped
+        if surge <= 0:
+            continue
+        steady = dict(now)
+        for k in keys:
+            take = min(surge, max(0, now.get(k, 0) - target.get(k, 0)))
+            if take > 0:
+                steady[k] = now[k] - take
+                surge -= take
+        found[deployment.id] = steady
+    return found
 
 
 def _plan_with_advisory(
@@ -266,6 +308,7 @@ def _plan_with_advisory(
     warm: WarmStart | None,
     advisory: frozenset[str],
     started: float,
+    steady: Mapping[str, Mapping[Key, int]],
 ) -> Plan:
     """Advisory deployments change nothing, so the plan that acts must leave them their GPUs: it sees
     them as Frozen (found in review: a recommendation that vacated a pool let an Auto deployment plan a
@@ -282,10 +325,11 @@ def _plan_with_advisory(
         clock,
         _advisory_kept(warm, snapshot, advisory),
         share * budget - _spent(clock, started),
+        steady,
     )
     alone = _advisory_alone(snapshot, advisory, acting)
     left = budget - _spent(clock, started) if clock is not None else (1.0 - share) * budget
-    recommending = _plan_once(alone, settings, clock, warm, left)
+    recommending = _plan_once(alone, settings, clock, warm, left, steady)
     recommended = {plan.id: plan for plan in recommending.deployments}
     return replace(
         acting,
@@ -312,12 +356,22 @@ def _spent(clock: Clock | None, started: float) -> float:
 
 
 def _plan_once(
-    snapshot: Snapshot, settings: PlannerSettings, clock: Clock | None, warm: WarmStart | None, budget: float
+    snapshot: Snapshot,
+    settings: PlannerSettings,
+    clock: Clock | None,
+    warm: WarmStart | None,
+    budget: float,
+    steady: Mapping[str, Mapping[Key, int]] | None = None,
 ) -> Plan:
     """One build, search and assembly within `budget` seconds: of `clock`, or without one of the time
-    limits the search hands HiGHS (building and assembling come on top)."""
+    limits the search hands HiGHS (building and assembling come on top). `steady`: _steady_placements."""
     started = clock() if clock is not None else 0.0
     problem = build_problem(snapshot, settings)
+    for deployment in problem.deployments:
+        held = (steady or {}).get(deployment.deployment.id)
+        # A deployment planned by class: its groups share pools, the surge is no one group's (left as it is).
+        if held is not None and deployment.group is None:
+            deployment.steady = tuple(held.get(o.key, o.current) for o in deployment.options)
     left = budget
     if clock is not None:
         built = clock() - started
@@ -818,8 +872,10 @@ def _explain(
     `band_held`: the scale-down band added replicas to the search's plan (Solution.band_held)."""
     options = deployment.options
     used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
-    current = list(deployment.columns.current)
-    started, stopped = moves(deployment, counts)
+    # Against the placement a move in flight leaves (DeploymentProblem.steady), not its surge replica.
+    current = list(deployment.steady or deployment.columns.current)
+    started = sum(max(0, n - k) for n, k in zip(counts, current, strict=True))
+    stopped = sum(max(0, k - n) for n, k in zip(counts, current, strict=True))
     details = list(deployment.notes)
     uses_carbon = deployment.deployment.requirements.uses_carbon
     chosen_objective = deployment_objective(deployment, counts, settings)

@@ -199,6 +199,11 @@ class DeploymentProblem:
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution.aggregates)."""
     group: ClassGroup | None = None
     """The request-class group this problem serves (planner.classes); None: the whole deployment."""
+    steady: tuple[int, ...] | None = None
+    """Per option, the placement a make-before-break move in flight leaves once its stops are done: the replicas
+    desired now less the surge the move started ahead of them (plan._steady_placements, from the previous plan).
+    The decision's reason and saving are read against it, not against the surge (review: every later step of a
+    paced move read ScaleDown, each saving a whole replica). None: no move in flight, the replicas desired now."""
 
     @property
     def needs_nothing(self) -> bool:

@@ -164,7 +164,8 @@ QUIET_DECISIONS = frozenset({"NoChange", "Frozen"})
 DECISION_REASONS: Mapping[str, str] = {
     "NoChange": "The plan keeps the placement as it is.",
     "ScaleUp": "The plan adds replicas.",
-    "ScaleDown": "The plan removes replicas (also a later step of a move, once the new replicas count as placed).",
+    "ScaleDown": "The plan removes replicas (a step of a move in flight is read against the placement that move "
+    "leaves, without the replica it started ahead of a stop: a move, not a scale-down).",
     "CheaperPlacement": "The plan moves replicas to cheaper capacity, as many as started as stopped: it spends less.",
     "LowerCarbon": (
         "The plan moves replicas to lower-carbon capacity (carbon price or limits), as many as started as stopped, "

@@ -481,9 +481,9 @@ def _decision(
     """The lastDecision to store, and the change when it is a new decision.
 
     A decision is its placement (`decision_target`), mode and feasibility: while they hold, the stored
-    decision is kept as first written, its reason, figures and time included. The planner's reason
-    alone moves as a migration progresses (a move is CheaperPlacement, then ScaleDown against the
-    placement half-way), and its figures move with every price."""
+    decision is kept as first written, its reason, figures and time included. The planner's figures
+    move with every price (its reason and saving are read against the placement a move in flight
+    leaves, DeploymentProblem.steady: each step of a paced move is a move, not a scale-down)."""
     explanation = plan.explanation
     target = decision_target(plan)[:DECISION_TARGET_MAX]  # cut alike every cycle: still compared as it is stored
     previous = old.get("lastDecision") or {}
