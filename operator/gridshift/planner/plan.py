@@ -367,11 +367,7 @@ def _plan_once(
     limits the search hands HiGHS (building and assembling come on top). `steady`: _steady_placements."""
     started = clock() if clock is not None else 0.0
     problem = build_problem(snapshot, settings)
-    for deployment in problem.deployments:
-        held = (steady or {}).get(deployment.deployment.id)
-        # A deployment planned by class: its groups share pools, the surge is no one group's (left as it is).
-        if held is not None and deployment.group is None:
-            deployment.steady = tuple(held.get(o.key, o.current) for o in deployment.options)
+    _hold_steady(problem, steady or {})
     left = budget
     if clock is not None:
         built = clock() - started
@@ -393,6 +389,15 @@ def _plan_once(
         snapshot=snapshot,
         group_targets=_group_targets(problem, solution),
     )
+
+
+def _hold_steady(problem: Problem, steady: Mapping[str, Mapping[Key, int]]) -> None:
+    """DeploymentProblem.steady of each deployment `steady` (_steady_placements) holds, per option."""
+    for deployment in problem.deployments:
+        placement = steady.get(deployment.deployment.id)
+        # A deployment planned by class: its groups share pools, the surge is no one group's (left as it is).
+        if placement is not None and deployment.group is None:
+            deployment.steady = tuple(placement.get(o.key, o.current) for o in deployment.options)
 
 
 def _group_targets(problem: Problem, solution: Solution) -> dict[tuple[str, str], dict[Key, int]]:
@@ -605,15 +610,17 @@ def _cost_prediction(
     used = [j for j, count in enumerate(counts) if count > 0]
     capacity_rps = _used_sum([options[j].capacity_rps * counts[j] for j in used], bool(options))
     served_rps = workload.requests_per_second
+    priced = [(options[j], counts[j], powers[(deployment.index, j)]) for j in used]
+    away = _kept_away(deployment, counts, capacity_rps, settings)
+    priced += away
+    capacity_rps += sum(o.capacity_rps * n for o, n, _ in away)
     gpu_cost = energy_cost = power_total = grams = 0.0
     by_region: dict[str, float] = {}
     usd_by_region: dict[str, float] = {}
     watts_by_region: dict[str, float] = {}
     capacity_by_region: dict[str, float] = {}
     measured = bool(problem.carbon_views)
-    for j in used:
-        option, count = options[j], counts[j]
-        power = powers[(deployment.index, j)]
+    for option, count, power in priced:
         price = problem.price_views[option.cluster].now_usd_per_kwh
         gpus_here = count * option.gpus * option.gpu_hour_usd
         energy_here = energy_usd_per_hour(count * power, option.pue, price)
@@ -658,6 +665,33 @@ def _cost_prediction(
         power_watts_by_region=watts_by_region,
         output_tokens_per_s_by_region=tokens_by_region,
     )
+
+
+def _kept_away(
+    deployment: DeploymentProblem, counts: list[int], capacity_rps: float, settings: PlannerSettings
+) -> list[tuple[Option, int, float]]:
+    """(option, replicas, watts per replica) of the replicas the plan keeps in clusters it cannot reach, priced
+    (DeploymentProblem.away): all of them in mode Frozen, or where the plan has no reachable replica to replace
+    them (as status counts them desired: service.status._keeps_stranded). They serve what the reachable replicas
+    (`capacity_rps`) leave of the demand, idle beyond it (all of it with demand unknown: at capacity, as the
+    reachable ones). Found in review: they were priced at 0, status.cost read 0 USD/h while they ran."""
+    if not deployment.away or not (deployment.frozen or not any(counts)):
+        return []
+    kept = [(o, o.current) for o in deployment.away if o.current > 0]
+    served = deployment.workload.requests_per_second
+    if served is None:
+        return [(o, n, o.power_at_capacity_watts) for o, n in kept]
+    away_rps = sum(o.capacity_rps * n for o, n in kept)
+    share = min(1.0, max(0.0, served - capacity_rps) / away_rps) if away_rps > 0 else 0.0
+    workload = deployment.workload
+    watts = _powers_at_rates(
+        [o.model for o, _ in kept],
+        [o.capacity_rps * share for o, _ in kept],
+        [workload.mean_prompt_tokens] * len(kept),
+        [workload.mean_output_tokens] * len(kept),
+        settings,
+    )
+    return [(o, n, w) for (o, n), w in zip(kept, watts, strict=True)]
 
 
 def _label(option: Option) -> str:
@@ -872,10 +906,7 @@ def _explain(
     `band_held`: the scale-down band added replicas to the search's plan (Solution.band_held)."""
     options = deployment.options
     used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
-    # Against the placement a move in flight leaves (DeploymentProblem.steady), not its surge replica.
-    current = list(deployment.steady or deployment.columns.current)
-    started = sum(max(0, n - k) for n, k in zip(counts, current, strict=True))
-    stopped = sum(max(0, k - n) for n, k in zip(counts, current, strict=True))
+    current, started, stopped = _from_steady(deployment, counts)
     details = list(deployment.notes)
     uses_carbon = deployment.deployment.requirements.uses_carbon
     chosen_objective = deployment_objective(deployment, counts, settings)
@@ -890,8 +921,7 @@ def _explain(
     # The objective is already per hour (window mean, starts amortised over the window).
     saving = None
     # Strays it stops have no option, so no cost here: no saving (review: ten stopped "saved 0.000 USD/h").
-    # Nor where the plan is infeasible: what it stops leaves demand unserved or a rule broken, and the money
-    # that saves is no saving (review: maxReplicas lowered below the demand "saved" 8.1 USD/h).
+    # Nor for an infeasible plan: what it stops leaves demand unserved (review: maxReplicas cut "saved" 8.1 USD/h).
     if options and current_is_plain and not ruled_out and infeasible_reason is None:
         chosen_money = (
             deployment_objective(deployment, counts, money)
@@ -938,6 +968,15 @@ def _explain(
         alternative_usd_per_hour=alt_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
+
+
+def _from_steady(deployment: DeploymentProblem, counts: list[int]) -> tuple[list[int], int, int]:
+    """The placement a decision is read against, and the replicas `counts` starts and stops from it: the one a
+    move in flight leaves (DeploymentProblem.steady), not the one with its surge replica, else the current one."""
+    current = list(deployment.steady or deployment.columns.current)
+    started = sum(max(0, n - k) for n, k in zip(counts, current, strict=True))
+    stopped = sum(max(0, k - n) for n, k in zip(counts, current, strict=True))
+    return current, started, stopped
 
 
 def _pure_move_reason(

@@ -184,6 +184,11 @@ class DeploymentProblem:
     user_min_regions: int = 0
     """spec.capacity.minRegions as written (min_regions may be lowered to the eligible regions)."""
     unreachable: list[tuple[str, str, int]] = field(default_factory=list)
+    away: list[Option] = field(default_factory=list)
+    """Of `unreachable`, those whose price is known: each as the option it was while its cluster answered (the
+    offering the hub still tells, the feed's price, the profile's power), never searched (no option of the plan),
+    only to price the replicas a plan keeps there (plan._cost_prediction). Found in review: they were priced at 0.
+    Those without (the cluster offers the GPU type no more, no profile gives their power) are still left out."""
     usable_away: frozenset[str] = frozenset()
     """The clusters of `unreachable` where the deployment may still run those replicas (`_usable_away`)."""
     strays: list[tuple[str, str, int, int]] = field(default_factory=list)
@@ -817,6 +822,31 @@ def _options(
     return options, unreachable, strays, notes
 
 
+def _away_options(
+    scope: _Scope,
+    deployment: Deployment,
+    workload: Workload,
+    unreachable: Sequence[tuple[str, str, int]],
+    capacity: _Capacities,
+    alternatives: _Alternatives,
+) -> list[Option]:
+    """DeploymentProblem.away: the replicas of `unreachable` priced as the option they were (the model's own build's
+    profile, else the first build with capacity there: which one runs there is not known while it is away)."""
+    sites = {site.cluster.name: site for site in scope.sites}
+    placed = {(p.cluster, p.gpu_type): p for p in deployment.placements}
+    found = []
+    for cluster, gpu_type, _ in unreachable:
+        site = sites.get(cluster)
+        offering = site.offerings.get(gpu_type) if site is not None else None
+        key = (scope.d_index, gpu_type)
+        entry = next((c for c in (capacity.get(key), *alternatives.get(key, ())) if c is not None and c.rate > 0), None)
+        if site is not None and offering is not None and entry is not None:
+            found.append(
+                _option(scope, site, offering, entry, placed[(cluster, gpu_type)], deployment.requirements, workload)
+            )
+    return found
+
+
 def _stray_note(desired: int, cluster: str, why: str, workload: Workload, min_replicas: int) -> str:
     """What becomes of replicas where the deployment may no longer run: replaced elsewhere first, or, with no
     demand and minReplicas 0, stopped at once, nothing replacing them (plan._replaces_strays)."""
@@ -904,6 +934,7 @@ def _deployment_problem(
     required = deployment.requirements
     frozen = required.mode == MigrationMode.FROZEN
     options, unreachable, strays, notes = _options(scope, deployment, workload, capacity, alternatives)
+    away = _away_options(scope, deployment, workload, unreachable, capacity, alternatives)
     needed = workload.needed_tokens_per_second
     demand_known = needed is not None
     reachable_current = sum(o.current for o in options)
@@ -952,6 +983,7 @@ def _deployment_problem(
         user_max_replicas=required.max_replicas,
         user_min_regions=required.min_regions,
         unreachable=unreachable,
+        away=away,
         usable_away=_usable_away(scope, whole or deployment, unreachable, capacity, alternatives),
         strays=strays,
         stray_capacity=_stray_capacity(scope.d_index, strays, options, capacity, workload),
