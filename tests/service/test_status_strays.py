@@ -82,3 +82,37 @@ def test_ready_strays_whose_capacity_no_profile_gives_are_named_not_claimed_to_s
         f"not counted: Ready replicas where it may no longer run, whose capacity no GPUProfile gives (b/{A100} "
         f"x{running}), serving until the move replaces them" in message(status, "SLOAtRisk")
     ), message(status, "SLOAtRisk")
+
+
+def test_ready_strays_whose_profile_gives_no_capacity_at_the_slo_are_not_named_as_unknown() -> None:
+    # Found in review: the SLO tightened until A100's profile gives no capacity (the decision explains "A100 cannot
+    # meet the SLO even at batch 1"), while the replicas on A100 run on as strays. They count 0, rightly, but
+    # CapacityShort named them as replicas "whose capacity no GPUProfile gives": a profile gives it, and it is 0.
+    h100 = example_profile()
+    slow = dataclasses.replace(h100, gpu_type=A100, step_base_ms=h100.step_base_ms + 60.0)
+    world = ServiceHarness(["a", "b"], profiles=[h100, slow])
+    world.members["b"].gpus = {A100: 16}
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(A100)]
+    body = deployment_body(rps=5.0, replica={"gpuTypes": [A100]})
+    body["spec"]["slo"] = {"ttftP95Ms": 5000, "tpotP95Ms": 500}
+    world.add(body)
+    world.cycle()
+    world.cycle()
+    running = world.ready()["b"]
+    assert running > 0 and conditions(world.status())["SLOAtRisk"] == ("False", "WithinSLO")
+    for member in world.members.values():
+        member.ready_immediately = False
+    body["spec"]["slo"] = {"ttftP95Ms": 500, "tpotP95Ms": 50}
+    body["spec"]["replica"] = {"gpuTypes": [H100, A100]}
+    body["metadata"]["generation"] = 2
+    world.cycle()
+    status = world.status()
+    assert world.ready()["b"] == running
+    assert f"{A100} cannot meet the SLO even at batch 1" in status["lastDecision"]["explanation"]
+    assert conditions(status)["SLOAtRisk"] == ("True", "CapacityShort")
+    said = message(status, "SLOAtRisk")
+    assert "no GPUProfile gives" not in said, said
+    assert (
+        f"counted as 0: Ready replicas on a GPU type whose GPUProfile gives no capacity within the SLO "
+        f"(b/{A100} x{running}; lastDecision says why)" in said
+    ), said

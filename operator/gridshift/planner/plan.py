@@ -171,12 +171,13 @@ class DeploymentPlan:
     variants: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """The build (Requirements.variants name) replicas run per (cluster, GPU type), where it is not the
     model itself."""
-    strays: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    strays: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     """Per (cluster, GPU type) where replicas run where the deployment may no longer run (DeploymentProblem.strays:
     those this plan stops and those kept for a later cycle within maxConcurrentMoves), a replica's capacity there
-    in tokens/s at the SLO, as the make-before-break steps count it (`_stray_unit`; 0 for a GPU type the
-    deployment has no option of). Their Ready replicas serve until the move replacing them is done: status counts
-    them as Ready capacity, and the deployment as Reconciling while the plan replaces them."""
+    in tokens/s at the SLO, as the make-before-break steps count it (`_stray_unit`: 0.0 where its profile gives
+    none within the SLO; None where no profile gives it, which the steps count as 0). Their Ready replicas serve
+    until the move replacing them is done: status counts them as Ready capacity (names those of None), and the
+    deployment as Reconciling while the plan replaces them."""
     replaces_strays: bool = False
     """Whether the plan does without its strays: stops them, this cycle or a later one within maxConcurrentMoves
     (`_replaces_strays`: replicas elsewhere, or none wanted at all). False without strays, and where it keeps them
@@ -1468,7 +1469,7 @@ def _deployment_plan(
     for cluster, gpu_type, stray_desired, stray_ready in strays:
         key = (cluster, gpu_type)
         unit[key], target[key], desired[key], ready[key] = (
-            _stray_unit(deployment, gpu_type),
+            _stray_unit(deployment, gpu_type) or 0.0,
             0,
             stray_desired,
             stray_ready,
@@ -1557,14 +1558,14 @@ def _replaces_strays(deployment: DeploymentProblem, involved: list[tuple[Option,
     return deployment.demand_known and deployment.coverage_target <= 0 and deployment.min_replicas == 0
 
 
-def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float:
+def _stray_unit(deployment: DeploymentProblem, gpu_type: str) -> float | None:
     """Capacity of a stray replica: a replica's capacity depends on its GPU type only, so that of any
-    option of the type; where the deployment has none (the type dropped from gpuTypes, or offered nowhere it may
-    run), its profile's (DeploymentProblem.stray_capacity); 0 without a profile either (its replicas there then
-    count for nothing: status says so)."""
+    option of the type; where the deployment has none (the type dropped from gpuTypes, offered nowhere it may
+    run, or unable to meet the SLO), its profile's (DeploymentProblem.stray_capacity, 0.0 for the last); None
+    without a profile either (its replicas there then count for nothing, and status names them as unknown)."""
     return next(
         (deployment.unit_capacity(o) for o in deployment.options if o.gpu_type == gpu_type),
-        deployment.stray_capacity.get(gpu_type, 0.0),
+        deployment.stray_capacity.get(gpu_type),
     )
 
 

@@ -198,7 +198,8 @@ class DeploymentProblem:
     stray_capacity: Mapping[str, float] = field(default_factory=dict)
     """Per GPU type of `strays`, a replica's SLO capacity (unit of `Option.capacity_tokens_per_s`) from the
     deployment's profile of that type, where no option of the type is left to give it (a type dropped from
-    gpuTypes, or no longer offered); absent without a profile (plan._stray_unit)."""
+    gpuTypes, or no longer offered); 0.0 where the profile gives none (the SLO, or memory: no option for that
+    reason), absent without a profile: status names only the unknown ones (plan._stray_unit)."""
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution.aggregates)."""
@@ -1000,13 +1001,16 @@ def _stray_capacity(
 ) -> dict[str, float]:
     """DeploymentProblem.stray_capacity: per GPU type of `strays` no option has, a replica's capacity there from the
     model's own build at this workload (`capacity`; a variant's build is not known of a running replica). Found in
-    review: such strays counted 0, so status read SLOAtRisk CapacityShort while their Ready replicas served."""
+    review: such strays counted 0, so status read SLOAtRisk CapacityShort while their Ready replicas served. A
+    profile that gives no capacity (the type cannot meet the SLO) is an explicit 0.0, not absent: found in review,
+    status named such strays as ones no GPUProfile gives the capacity of, beside an explanation saying the
+    type cannot meet the SLO."""
     optioned = {o.gpu_type for o in options}
     out: dict[str, float] = {}
     for _, gpu_type, _, _ in strays:
         entry = capacity.get((d_index, gpu_type))
-        if gpu_type not in optioned and entry is not None and entry.rate > 0.0:
-            out[gpu_type] = entry.rate * workload.mean_output_tokens
+        if gpu_type not in optioned and entry is not None:
+            out[gpu_type] = max(0.0, entry.rate * workload.mean_output_tokens)
     return out
 
 

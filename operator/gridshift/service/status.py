@@ -229,12 +229,14 @@ def _plan_problem(
 @dataclass(frozen=True)
 class _ReadyCapacity:
     """What the Ready replicas serve: whether they cover the demand, their capacity (tokens/s), "n/m replicas
-    Ready" for the messages, and the Ready strays whose capacity nothing gives (`cluster/GPU type xN`, or "")."""
+    Ready" for the messages, the Ready strays whose capacity nothing gives (`unknown`: `cluster/GPU type xN`, or
+    ""), and those counted 0 because their GPUProfile gives no capacity within the SLO (`unable`, alike)."""
 
     covered: bool
     tokens_per_s: float
     counts: str
     unknown: str
+    unable: str = ""
 
 
 def _ready_capacity(
@@ -248,25 +250,37 @@ def _ready_capacity(
     deployment's profile of that type (a type dropped from gpuTypes, or no longer offered). Found in review: only
     the plan's targets counted, so forbidding the region a deployment ran in read SLOAtRisk CapacityShort ("Ready
     capacity 0 tokens/s") while its 7 Ready replicas there took all the traffic; and again for strays on a GPU type
-    no option had left. Where no profile gives a stray's capacity either, it counts 0 and is named (`unknown`), so
-    that a CapacityShort says what it leaves out rather than claim those replicas serve nothing."""
+    no option had left. Where no profile gives a stray's capacity either (plan.strays None), it counts 0 and is
+    named (`unknown`), so that a CapacityShort says what it leaves out rather than claim those replicas serve
+    nothing; where its profile gives 0 (the type cannot meet the SLO) it counts 0 as such (`unable`): found in
+    review, those were named as unknown beside an explanation saying why the type serves nothing."""
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     for key, unit in plan.strays.items():  # a stray the plan stops is a target of 0 replicas, counted as 0
-        per_replica[key] = max(per_replica.get(key, 0.0), unit)
+        per_replica[key] = max(per_replica.get(key, 0.0), unit or 0.0)
     ready = sum(p.ready for p in applied.placements)
     desired = sum(p.desired for p in applied.placements if counts_as_desired(p.cluster, views, plan))
     ready_capacity = sum(p.ready * per_replica.get((p.cluster, p.gpu_type), 0.0) for p in applied.placements)
-    unknown = ", ".join(
-        f"{p.cluster}/{p.gpu_type} x{p.ready}"
-        for p in applied.placements
-        if p.ready > 0 and (p.cluster, p.gpu_type) in plan.strays and per_replica[(p.cluster, p.gpu_type)] <= 0.0
-    )
     needed = plan.needed_tokens_per_s
     if needed is None:
         covered = ready >= desired and (desired > 0 or min_replicas == 0)
     else:
         covered = ready_capacity + _EPS >= needed and ready >= min_replicas
-    return _ReadyCapacity(covered, ready_capacity, f"{ready}/{desired} replicas Ready", unknown)
+    unknown, unable = _uncounted_strays(applied, plan, per_replica)
+    return _ReadyCapacity(covered, ready_capacity, f"{ready}/{desired} replicas Ready", unknown, unable)
+
+
+def _uncounted_strays(
+    applied: S.Deployment, plan: DeploymentPlan, per_replica: Mapping[tuple[str, str], float]
+) -> tuple[str, str]:
+    """The Ready strays counted 0 (`cluster/GPU type xN`, or ""): those no GPUProfile gives the capacity of
+    (plan.strays None), and those whose GPUProfile gives none within the SLO (0.0)."""
+    unknown: list[str] = []
+    unable: list[str] = []
+    for p in applied.placements:
+        key = (p.cluster, p.gpu_type)
+        if p.ready > 0 and key in plan.strays and per_replica[key] <= 0.0:
+            (unknown if plan.strays[key] is None else unable).append(f"{p.cluster}/{p.gpu_type} x{p.ready}")
+    return ", ".join(unknown), ", ".join(unable)
 
 
 def deployment_health(
@@ -296,7 +310,13 @@ def deployment_health(
 
     static = spec.demand.source is DemandSource.STATIC
     slo, slo_message = _slo_state(
-        plan.mode, needed, capacity.tokens_per_s, latency, measured, figures=static, unknown=capacity.unknown
+        plan.mode,
+        needed,
+        capacity.tokens_per_s,
+        latency,
+        measured,
+        figures=static,
+        uncounted=(capacity.unknown, capacity.unable),
     )
 
     def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
@@ -391,13 +411,14 @@ def _slo_state(
     latency: str | None,
     measured: MeasuredCost | None,
     figures: bool = True,
-    unknown: str = "",
+    uncounted: tuple[str, str] = ("", ""),
 ) -> tuple[SLOReason, str]:
     """The SLO state and its message: nothing served (Advisory), then measured latency, then unknown demand,
     then Ready capacity against what the demand needs. Without `figures` (measured demand) the message
     names no tokens/s: they move with every scrape, and each new message was a status write a cycle
     (review; the rate is in status.observedSlo, rewritten only when it moves by a tenth). A CapacityShort
-    names the Ready strays it could not count (`unknown`: no profile gives their capacity), short of what is known.
+    names the Ready strays it counted 0 (`uncounted`, _ReadyCapacity's `unknown` and `unable`): those no profile
+    gives the capacity of, short of what is known, and those whose profile gives none within the SLO.
 
     Latency is judged before demand: it is measured whether or not the request rate is (found in review: with
     p95 TTFT at 900 ms against 500 and one pod's scrape failing, Ready said SLOAtRisk while SLOAtRisk read
@@ -418,14 +439,21 @@ def _slo_state(
     demand = f"the {_figure(needed)} tokens/s the demand" if figures else "what the measured demand"
     if ready_capacity + _EPS < needed:
         rate = "" if figures else "; the rate is in status.observedSlo"
-        if unknown:
-            unknown = (
-                f"; not counted: Ready replicas where it may no longer run, whose capacity no GPUProfile gives "
-                f"({unknown}), serving until the move replaces them"
+        unknown, unable = uncounted
+        left_out = (
+            f"; not counted: Ready replicas where it may no longer run, whose capacity no GPUProfile gives "
+            f"({unknown}), serving until the move replaces them"
+            if unknown
+            else ""
+        )
+        if unable:
+            left_out += (
+                f"; counted as 0: Ready replicas on a GPU type whose GPUProfile gives no capacity within the SLO "
+                f"({unable}; lastDecision says why)"
             )
         return (
             SLOReason.CAPACITY_SHORT,
-            f"{capacity} is below {demand} needs within the SLO (headroom included{rate}){unknown}",
+            f"{capacity} is below {demand} needs within the SLO (headroom included{rate}){left_out}",
         )
     return SLOReason.WITHIN_SLO, f"{capacity} covers {demand} needs{within}"
 
