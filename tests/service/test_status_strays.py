@@ -18,13 +18,18 @@ def _offering(gpu_type: str) -> dict[str, Any]:
     return {"gpuType": gpu_type, "hourlyCost": {"amount": 2.0, "currency": "USD"}}
 
 
-def _on_a100_in_b() -> tuple[ServiceHarness, dict[str, Any], int]:
-    """A deployment Ready on A100 in `b` (the only A100 cluster), `a` offering H100: world, body, replicas in b."""
+def _on_a100_in_b(
+    rps: float = 30.0, classes: list[dict[str, Any]] | None = None
+) -> tuple[ServiceHarness, dict[str, Any], int]:
+    """A deployment Ready on A100 in `b` (the only A100 cluster), `a` offering H100: world, body, replicas in b;
+    planned by request class where `classes` are given (spec.demand.requestClasses)."""
     h100 = example_profile()
     world = ServiceHarness(["a", "b"], profiles=[h100, dataclasses.replace(h100, gpu_type=A100)])
     world.members["b"].gpus = {A100: 16}
     world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(A100)]
-    body = deployment_body(rps=30.0, replica={"gpuTypes": [A100]})
+    body = deployment_body(rps=rps, replica={"gpuTypes": [A100]})
+    if classes is not None:
+        body["spec"]["demand"]["requestClasses"] = classes
     world.add(body)
     world.cycle()
     world.cycle()
@@ -63,6 +68,29 @@ def test_ready_strays_on_a_gpu_type_no_longer_an_option_count_their_capacity_whi
         assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO"), message(status, "SLOAtRisk")
         assert conditions(status)["Ready"] == ("True", "Migrating"), message(status, "Ready")
         assert samples(world, "gridshift_deployment_slo_at_risk") == [0.0]
+
+
+@pytest.mark.parametrize("revoke", [_drop_a100_from_the_spec, _b_stops_offering_a100], ids=["gpuTypes", "offerings"])
+def test_ready_strays_of_a_deployment_planned_by_request_class_count_their_profiles_capacity(revoke: Any) -> None:
+    # Found in review: a class group's capacities were built on the GPU types of gpuTypes only, so with A100 dropped
+    # from them its strays there counted 0: CapacityShort "Ready capacity 0 tokens/s ... not counted: Ready replicas
+    # ... whose capacity no GPUProfile gives", while the A100 profile gave it. They count the group's mix on A100.
+    classes = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.8},
+        {"name": "long", "promptTokens": 6000, "outputTokens": 300, "share": 0.2},
+    ]
+    world, body, running = _on_a100_in_b(rps=5.0, classes=classes)
+    before = message(world.status(), "SLOAtRisk")
+    for member in world.members.values():
+        member.ready_immediately = False
+    revoke(world, body)
+    for _ in range(2):
+        world.cycle()
+        status = world.status()
+        assert world.ready()["b"] == running
+        assert conditions(status)["SLOAtRisk"] == ("False", "WithinSLO"), message(status, "SLOAtRisk")
+        assert message(status, "SLOAtRisk") == before
+        assert conditions(status)["Ready"] == ("True", "Migrating"), message(status, "Ready")
 
 
 def test_ready_strays_whose_capacity_no_profile_gives_are_named_not_claimed_to_serve_nothing() -> None:

@@ -430,9 +430,7 @@ def _capacities(snapshot: Snapshot, workloads: list[Workload], settings: Planner
     pair_keys: list[tuple[int, str]] = []
     pair_models: list[PerformanceModel] = []
     for d_index, deployment in enumerate(snapshot.deployments):
-        listed = deployment.requirements.gpu_types
-        running = {p.gpu_type for p in deployment.placements if p.desired > 0 and p.gpu_type not in listed}
-        for gpu_type in (*listed, *sorted(running)):
+        for gpu_type in (*deployment.requirements.gpu_types, *_running_outside(deployment)):
             model = _profile_for(profiles, deployment.requirements, gpu_type)
             if model is not None:
                 pair_keys.append((d_index, gpu_type))
@@ -456,6 +454,13 @@ def _capacities(snapshot: Snapshot, workloads: list[Workload], settings: Planner
             pair_keys, rates, pair_models, powers, batches, inputs.max_batch, strict=True
         )
     }
+
+
+def _running_outside(deployment: Deployment) -> list[str]:
+    """The GPU types the deployment's replicas run on outside spec.gpuTypes (a type since dropped), sorted: what
+    a stray there serves until it is replaced is read from the profile (DeploymentProblem.stray_capacity)."""
+    listed = deployment.requirements.gpu_types
+    return sorted({p.gpu_type for p in deployment.placements if p.desired > 0 and p.gpu_type not in listed})
 
 
 def max_num_seqs(model: PerformanceModel, batch_at_capacity: float, batch_limit: int | None = None) -> int:
@@ -1141,8 +1146,13 @@ def _extra_capacities(
         if not by_class and not required.variants:
             continue
         classes = classes_of(deployment) if by_class else ()
-        for gpu_type in required.gpu_types:
+        # A class-planned deployment's strays on a GPU type dropped from gpuTypes: the model's own build on each
+        # class, for the group holding them (_group_capacities; a variant's build is not known of a running replica).
+        dropped = _running_outside(deployment) if by_class else []
+        for gpu_type in (*required.gpu_types, *dropped):
             for variant, model in _builds(profiles, required, gpu_type):
+                if variant and gpu_type in dropped:
+                    continue
                 wanted: list[tuple[int, float, float, float, float]] = [
                     (
                         b,
@@ -1256,12 +1266,16 @@ def _group_capacities(
     group: ClassGroup,
     classes: tuple[RequestClass, ...],
     extra: Mapping[ExtraKey, _Capacity],
+    dropped: Sequence[str] = (),
 ) -> tuple[_Capacities, _Alternatives]:
-    """A group's replica on each GPU type, per build: the model's own, and the variants'."""
+    """A group's replica on each GPU type, per build: the model's own, and the variants'; and the model's own on
+    the GPU types its replicas run on outside gpuTypes (`dropped`, _running_outside: DeploymentProblem.stray_capacity,
+    the group's mix as on a listed type). Found in review: listed types only, so a class-planned deployment's strays
+    on a dropped type counted 0 and CapacityShort claimed no GPUProfile gave their capacity while one did."""
     routed = {share.request_class.name: share.requests_per_second for share in group.shares}
     own: _Capacities = {}
     alternatives: _Alternatives = {}
-    for gpu_type in required.gpu_types:
+    for gpu_type in (*required.gpu_types, *dropped):
         others: list[_Capacity] = []
         for variant in ["", *(v.name for v in required.variants)]:
             entries = [extra.get((d_index, gpu_type, variant, b)) for b in range(len(classes))]
@@ -1348,7 +1362,9 @@ def _class_problems(
         group_workload = Workload(
             rate * group.fraction_of_deployment, group.mean_prompt_tokens, group.mean_output_tokens, required.headroom
         )
-        own, alternatives = _group_capacities(scope.d_index, required, group, classes, extra)
+        own, alternatives = _group_capacities(
+            scope.d_index, required, group, classes, extra, _running_outside(deployment) if main else ()
+        )
         # No scale-down band for class groups: a group's running replicas are those of its home GPU type, which
         # the routing may hand to another group, so a band on them bought other types' replicas to keep their
         # capacity (tests/planner/test_classes.py, 9 H100 running: 2 A100 started beside 7 H100).
