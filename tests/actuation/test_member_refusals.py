@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gridshift.actuation.labels import DEPLOYMENT, MANAGED_BY, MANAGED_BY_VALUE, deployment_label_value
-from gridshift.actuation.members import ActuationForbidden, KubeMemberCluster, Owner
+from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, KubeMemberCluster, MemberError, Owner
 from gridshift.actuation.render import render_workload
 from tests.actuation.test_member_contract import SPEC, WORKLOADS, check_refused_listing, owner, target
 
@@ -139,3 +139,32 @@ def test_an_object_gone_between_the_deletions_listing_and_its_delete_counts_as_d
     monkeypatch.setattr(member, "_list", listed)
     monkeypatch.setattr(member, "_resource", lambda api_version, kind: Gone())
     assert member.delete_deployment_objects(owner("alpha"), [WORKLOADS]) == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "gist"),
+    [(422, "Unprocessable Entity", "HTTP 422 Unprocessable Entity"), (400, "Bad", "HTTP 400 Bad Request")],
+)
+def test_a_refusal_quoting_the_member_has_a_gist_without_its_words(status: int, reason: str, gist: str) -> None:
+    # Found in review: a migration rolled back after a refused write quoted the member's refusal whole in its
+    # Event; for a 400/422 that is the apiserver's or an admission webhook's text. The error keeps it (the log has
+    # it); its gist, what Events say, is the HTTP status with its standard phrase (not the answer's own reason).
+    from kubernetes.client.exceptions import ApiException
+
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+    error = ApiException(status=status, reason=reason)
+    error.body = json.dumps({"message": "admission webhook denied the request: token=s3cr3t"})
+
+    def refused() -> None:
+        raise error
+
+    with pytest.raises(MemberError) as caught:
+        member._answer(refused, "apply Deployment gsw/x")
+    assert "s3cr3t" in str(caught.value) and caught.value.status == status
+    assert caught.value.gist == gist
+
+
+def test_a_refusal_without_an_http_status_is_named_by_its_kind() -> None:
+    assert ActuationForbidden("eu-de", "list Deployment in gsw (HTTP 403)").gist == "HTTP 403 Forbidden"
+    assert ClusterUnreachable("eu-de", "no answer").gist == "unreachable"
+    assert MemberError("eu-de", "cluster eu-de: token=s3cr3t").gist == "refused"

@@ -1344,13 +1344,13 @@ def test_a_write_refused_for_the_timeout_takes_back_what_its_batch_already_start
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     assert fleet.writes == [("a", G, 2), ("a", G, 1)] and fleet.counts() == {"a": 1} and report.member_writes == 1
     assert progress.rolled_back is not None
-    assert progress.rolled_back.startswith("ScaleUp in b refused (cluster b: forbidden: cannot patch deployments); ")
+    assert progress.rolled_back.startswith("ScaleUp in b refused (HTTP 403 Forbidden); ")
     assert fleet.migrations.holds(fleet.now) == {"ml/chat": frozenset({key("a"), key("b")})}
     # Found in review: the reason went on "replicas not Ready within readyTimeoutSeconds", and the hold advised
     # raising the timeout: b's replica never started, and a longer timeout only waits longer on the refusal.
     until = (fleet.now + timedelta(seconds=TIMEOUT)).isoformat(timespec="seconds")
     assert progress.rolled_back == (
-        f"ScaleUp in b refused (cluster b: forbidden: cannot patch deployments); still refused after "
+        f"ScaleUp in b refused (HTTP 403 Forbidden); still refused after "
         f"readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move; no replica starts again in "
         f"a ({G}) before {until}, b ({G}) before {until}"
     )
@@ -1359,7 +1359,7 @@ def test_a_write_refused_for_the_timeout_takes_back_what_its_batch_already_start
 def test_a_scale_down_refused_for_the_timeout_names_the_refusal_not_replicas_not_ready() -> None:
     # Found in review: a ScaleDown the member refused (403: RBAC, or an object not gridshift's) for the whole
     # timeout was rolled back as "replicas not Ready within readyTimeoutSeconds": every replica was Ready; the
-    # write was refused. The reason names the cluster, the write and the refusal as the member adapter words it.
+    # write was refused. The reason names the write, the cluster and the refusal's HTTP status.
     fleet = Fleet.of(a=2, b=1)
     fleet.status["routing"] = [{"cluster": "a", "weight": 67}, {"cluster": "b", "weight": 33}]
     plan = fleet.plan({"a": 2})
@@ -1369,14 +1369,70 @@ def test_a_scale_down_refused_for_the_timeout_names_the_refusal_not_replicas_not
     assert actions(progress) == [("ShiftRouting", "*", 2, "Done"), ("ScaleDown", "b", 0, "Running")]
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
     reason = (
-        "ScaleDown in b refused (cluster b: forbidden: apply Deployment gridshift-workloads/ml-chat (HTTP 403)); "
-        f"still refused after readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+        f"ScaleDown in b refused (HTTP 403 Forbidden); still refused after readyTimeoutSeconds={TIMEOUT}; "
+        "nothing was scaled back"
     )
     assert progress.rolled_back == reason
     assert report.errors == [f"ml/chat: {refusal}", f"ml/chat: {reason}"]
     assert [p.reason for p in report.problems] == [CycleErrorReason.MIGRATION_ROLLED_BACK]
     assert progress.steps == [] and fleet.counts() == {"a": 2, "b": 1}
     assert fleet.migrations.holds(fleet.now) == {}  # nothing was started: nothing to hold
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        (
+            MemberError(
+                "b",
+                "cluster b: apply Deployment x: HTTP 400 Bad Request: admission webhook denied the "
+                "request: token=s3cr3t",
+                status=400,
+            ),
+            " (HTTP 400 Bad Request)",
+        ),
+        (MemberError("b", "cluster b: admission webhook denied the request: token=s3cr3t"), ""),
+        (ActuationForbidden("b", "admission webhook denied the request: token=s3cr3t"), " (HTTP 403 Forbidden)"),
+    ],
+)
+def test_a_refused_write_rolled_back_keeps_the_members_words_out_of_its_event(refusal: MemberError, said: str) -> None:
+    # Found in review: the roll-back's reason quoted the member's refusal whole, which for a 400/422 is the
+    # apiserver's or an admission webhook's text (redaction removes only the credentials gridshift knows), and it
+    # went out as the MigrationRolledBack Event. It names the write, the cluster and the HTTP status; the member's
+    # words are in the cycle's errors (the log) alone, as a refused scale-back's are.
+    fleet = Fleet.of(a=1)
+    fleet.refuse = {"b": refusal}
+    plan = fleet.plan({"a": 2, "b": 1}, max_moves=2)
+    fleet.cycle(plan)
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    reason = (
+        f"ScaleUp in b refused{said}; still refused after readyTimeoutSeconds={TIMEOUT}; "
+        "scaled back to the counts before the move"
+    )
+    assert progress.rolled_back is not None and progress.rolled_back.startswith(f"{reason}; no replica starts")
+    assert report.errors == [f"ml/chat: {refusal}", f"ml/chat: {reason}"]  # the log has the member's words
+    assert [p.message for p in report.problems] == [f"ml/chat: {reason}"]
+    assert "s3cr3t" not in progress.rolled_back and "webhook" not in progress.rolled_back
+
+
+@pytest.mark.parametrize("blocked", ["memberless", "timing out"])
+def test_a_write_to_a_cluster_that_never_answers_it_is_rolled_back_as_not_sent_not_refused(blocked: str) -> None:
+    # Found in review: a cluster the cycle's reads reached (so the move is not abandoned) that took no write for
+    # the timeout (no member client; every write timing out) was rolled back as "ScaleUp in b refused (cluster b
+    # unreachable; will retry); still refused after ...": nothing refused it, and nothing is retried.
+    steps = (MigrationStep(0, StepAction.SCALE_UP, "b", G, 2), MigrationStep(1, StepAction.WAIT_READY, "b", G, 2))
+    fleet = Fleet.of(a=2)
+    if blocked == "memberless":
+        fleet.memberless = {"b"}
+    else:
+        fleet.refuse = {"b": ClusterUnreachable("b", "get Deployment x: no complete answer within 10 s")}
+    plan = fleet.plan({"b": 2}, steps=steps)
+    fleet.cycle(plan)
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    reason = f"ScaleUp in b not sent: cluster b unreachable for readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+    assert progress.rolled_back is not None and progress.rolled_back.startswith(f"{reason}; no replica starts")
+    assert report.errors[-1] == f"ml/chat: {reason}"
+    assert [p.reason for p in report.problems] == [CycleErrorReason.MIGRATION_ROLLED_BACK]
 
 
 def test_a_finished_move_that_only_stops_replicas_at_a_held_key_does_not_end_its_run() -> None:

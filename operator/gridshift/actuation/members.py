@@ -34,6 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any, ClassVar, Protocol
 
 from gridshift import redaction
@@ -44,6 +45,8 @@ from gridshift.api.labels import owner_value
 from gridshift.deadline import CallDeadline, WriteWindow, watch_connections, window_cut, write_seconds
 
 FIELD_MANAGER = "gridshift"
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
 
 log = logging.getLogger("gridshift.members")
 
@@ -59,17 +62,33 @@ APPLY_CONFLICT_ATTEMPTS = 3
 class MemberError(Exception):
     """A member cluster refused or failed an operation; the message names the cluster and never holds credentials."""
 
-    def __init__(self, cluster: str, message: str) -> None:
+    kind = "refused"
+    """What `gist` says when the member answered no HTTP status."""
+
+    def __init__(self, cluster: str, message: str, *, status: int | None = None) -> None:
         # Messages quote the member apiserver's reason and Status message, and reach the RegionalCluster's
         # conditions, the cycle's errors and kopf's TemporaryError (stored on the tenant's object). Found in
         # review: a gateway answering 403/401 "token rejected: Bearer <token>" put the kubeconfig's token
         # there. A remembered credential (parse_kubeconfig remembers them) never does (as PriceFeedError).
         super().__init__(redaction.redact(message))
         self.cluster = cluster
+        self.status = status
+        """The HTTP status of the member's refusal, where it answered one."""
+
+    @property
+    def gist(self) -> str:
+        """The refusal in gridshift's words alone: the member's HTTP status, or what kind of refusal it is. Never
+        the message, which may quote the apiserver or an admission webhook (and whatever of the request they
+        echo): redaction removes only the credentials gridshift knows. For Event notes; the log has the message."""
+        if self.status is None:
+            return self.kind
+        return f"HTTP {self.status} {_PHRASES.get(self.status, '')}".rstrip()
 
 
 class ClusterUnreachable(MemberError):
     """The member cluster's apiserver did not answer (or answered 5xx)."""
+
+    kind = "unreachable"
 
     def __init__(self, cluster: str, detail: str) -> None:
         super().__init__(cluster, f"cluster {cluster} unreachable: {detail}")
@@ -79,7 +98,7 @@ class ActuationForbidden(MemberError):
     """The credentials lack a permission; the message names the verb and resource."""
 
     def __init__(self, cluster: str, detail: str) -> None:
-        super().__init__(cluster, f"cluster {cluster}: forbidden: {detail}")
+        super().__init__(cluster, f"cluster {cluster}: forbidden: {detail}", status=HTTPStatus.FORBIDDEN.value)
 
 
 class ListingRefused(ActuationForbidden):
@@ -95,12 +114,16 @@ class ListingRefused(ActuationForbidden):
 class KubeconfigInvalid(MemberError):
     """The kubeconfig in the Secret cannot be used; the message says why without quoting it."""
 
+    kind = "kubeconfig invalid"
+
     def __init__(self, cluster: str, detail: str) -> None:
         super().__init__(cluster, f"cluster {cluster}: kubeconfig invalid: {detail}")
 
 
 class NamespaceMissing(MemberError):
     """The workload namespace does not exist: its administrator creates it (charts/gridshift-member)."""
+
+    kind = "workload namespace missing"
 
     def __init__(self, cluster: str, namespace: str) -> None:
         super().__init__(
@@ -113,6 +136,8 @@ class NamespaceMissing(MemberError):
 
 class ForeignObject(MemberError):
     """An object gridshift would write exists and is not gridshift's (or another deployment's): left alone."""
+
+    kind = "an object in the way is not this deployment's"
 
     def __init__(self, cluster: str, kind: str, namespace: str, name: str, owner: str) -> None:
         super().__init__(
@@ -663,7 +688,9 @@ class KubeMemberCluster:
                 raise  # the callers know what a missing object or a conflict means for them
             # e.g. 422: the apiserver refused what gridshift rendered. Say what, never the request itself.
             raise MemberError(
-                self.name, f"cluster {self.name}: {what}: HTTP {error.status} {error.reason}: {_message(error)}"
+                self.name,
+                f"cluster {self.name}: {what}: HTTP {error.status} {error.reason}: {_message(error)}",
+                status=error.status,
             ) from None
         except (HTTPError, OSError) as error:
             raise ClusterUnreachable(self.name, f"{what}: {type(error).__name__}") from None
@@ -717,6 +744,7 @@ class KubeMemberCluster:
                         self.name,
                         f"cluster {self.name}: apply {manifest['kind']} {meta.get('namespace') or ''}/{meta['name']}: "
                         f"HTTP 409 Conflict {APPLY_CONFLICT_ATTEMPTS} times: {_message(error)}",
+                        status=HTTPStatus.CONFLICT.value,
                     ) from None
 
     def _apply_one(self, manifest: Manifest, fence: Callable[[], None] | None = None) -> None:

@@ -26,9 +26,11 @@ The planner says which steps lead from the current placement to the target
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
-- A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds
+- A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds,
+  or that never goes out to a cluster the cycle's reads reached (no member client, every write timing out),
   is rolled back the same way: a refused write held every later plan of the deployment. Its reason names
-  the write and the member's refusal, not replicas not Ready.
+  the write, the cluster and the refusal's HTTP status or kind (or that the cluster did not answer), not
+  replicas not Ready; the member's own words go to the log only.
 - After a roll-back, no replica starts where the rolled-back batch started them, nor where the
   wait that ran out was (each cluster and GPU type on its own) for a hold of readyTimeoutSeconds,
   doubled at each roll-back there in a row, at most ROLL_BACK_HOLD_MAX_FACTOR times: replicas that
@@ -62,7 +64,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from gridshift import redaction
-from gridshift.actuation.members import MemberError
+from gridshift.actuation.members import ClusterUnreachable, MemberError
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
@@ -455,12 +457,13 @@ class Migrations:
                     progress.steps = []
                     return
             if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
-                if not self._write(deployment, progress, step, views, actuator, report):
+                if (unsent := self._write(deployment, progress, step, views, actuator, report)) is not None:
                     refused_for = now - step.started_at
                     if refused_for > timedelta(seconds=timeout):
-                        # A write refused for as long as a start may take (RBAC, a foreign object in the way)
-                        # is given up like a start that never becomes Ready: it held every later plan (review).
-                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report)
+                        # A write refused for as long as a start may take (RBAC, a foreign object in the way), or
+                        # never answered by a cluster the cycle's reads reached (else the move was abandoned), is
+                        # given up like a start that never becomes Ready: it held every later plan (review).
+                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report, unsent)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -507,19 +510,20 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-    ) -> bool:
-        """A ScaleUp's or ScaleDown's member write; False (the step's message says why) when it did not go out."""
+    ) -> str | None:
+        """A ScaleUp's or ScaleDown's member write; None when it went out, else why not for a roll-back's reason
+        (`_not_sent`; the step's message says it for this cycle, the log has the member's words)."""
         view = views.get(step.cluster)
         if view is None or view.member is None or not view.reachable:
             step.message = f"cluster {step.cluster} unreachable; will retry"
-            return False
+            return ClusterUnreachable.kind
         try:
             report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
         except MemberError as error:
             step.message = progress.error = str(error)
             report.errors.append(f"{deployment.id}: {error}")
-            return False
-        return True
+            return error.gist
+        return None
 
     def _roll_back(
         self,
@@ -530,9 +534,10 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
+        unsent: str = "",
     ) -> None:
-        """`failed`: the step that waited past the timeout (a WaitReady, or a refused write: its message says
-        why it was refused) and the Ready counts this cycle."""
+        """`failed`: the step that waited past the timeout (a WaitReady, or a write that did not go out: `unsent`
+        says why, as `_write` returns it) and the Ready counts this cycle."""
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         refused = step.action is not StepAction.WAIT_READY
@@ -541,13 +546,9 @@ class Migrations:
         lately = {k: min(n, desired.get(k, 0)) for k, n in ready_recorded(deployment.old_status).items()}
         undo, kept, started, leftover = _batch_to_undo(steps, step, ready, _routed_nowhere(progress.routing), lately)
         not_written = self._scale_back(deployment, undo, views, actuator, report)
-        if refused:
-            # Found in review: a refused write was said to leave "replicas not Ready", though a refused ScaleUp
-            # started none and a refused ScaleDown's were all Ready. The member's refusal is named instead, as the
-            # member adapter words it (the write and its HTTP status; a MemberError is redacted at the source).
-            cause = f"{step.action.value} in {step.cluster} refused ({step.message}); still refused after"
-        else:
-            cause = "replicas not Ready within"
+        # Found in review: a refused write was said to leave "replicas not Ready", though a refused ScaleUp
+        # started none and a refused ScaleDown's were all Ready.
+        cause = _not_sent(step, unsent) if refused else "replicas not Ready within"
         reason = f"{cause} readyTimeoutSeconds={timeout}; " + _scaled_back(undo, not_written, leftover)
         if kept:
             reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
@@ -692,6 +693,21 @@ def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:
     recorded (a status written before any, or lost): then every cluster may carry traffic."""
     routed = {r.cluster for r in routing if r.weight > 0}
     return lambda cluster: bool(routing) and cluster not in routed
+
+
+def _not_sent(step: StepRecord, unsent: str) -> str:
+    """The head of the reason of a roll-back of a write that did not go out for readyTimeoutSeconds: the write, the
+    cluster and the refusal's gist (MemberError.gist: its HTTP status, or its kind), or that the cluster did not
+    answer. Found in review: the reason quoted the member's whole refusal, which for a 400/422 is the apiserver's
+    or an admission webhook's text (redaction removes only the credentials gridshift knows) and went out as an
+    Event, where the scale-back's refusal names only the cluster; and a cluster that did not answer read "refused
+    (cluster b unreachable; will retry)" in a reason that gives up. The member's words are in the cycle's errors
+    (the log) alone, from `_write`."""
+    write = f"{step.action.value} in {step.cluster}"
+    if unsent == ClusterUnreachable.kind:
+        return f"{write} not sent: cluster {step.cluster} unreachable for"
+    said = "" if unsent == MemberError.kind else f" ({unsent})"  # a bare MemberError: "refused (refused)"
+    return f"{write} refused{said}; still refused after"
 
 
 def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:
