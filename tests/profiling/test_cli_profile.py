@@ -17,7 +17,7 @@ from gridshift.api import GPUProfile
 from gridshift.api.common import DNS_SUBDOMAIN
 from gridshift.cli import profile as profile_cli
 from gridshift.cli.main import UsageError
-from gridshift.profiling import LevelMeasurement
+from gridshift.profiling import LevelMeasurement, LoadSettings
 from tests.nvml.test_nvml_adapter import stand_in_pynvml
 from tests.profiling.openai_stub import OpenAIStub, StubBehaviour
 from tests.profiling.test_load_statistics import closed_loop
@@ -569,3 +569,56 @@ def test_a_prometheus_host_idna_cannot_encode_is_a_meter_error() -> None:
     meter.begin_phase("idle")
     with pytest.raises(EnergyMeterError, match="unreachable"):
         meter.end_phase()
+
+
+def test_an_upper_case_scheme_is_an_http_url_and_a_refused_endpoint_shows_no_credential(
+    power_trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: `HTTP://ops:<password>@host/?api_key=<key>` passed the flag check (httpx lowercases the
+    # scheme), then LoadSettings refused it case-sensitively, quoting the password and the key.
+    with OpenAIStub(StubBehaviour(served_model="org/stub-8b")) as stub:
+        upper = stub.url.replace("http://", "HTTP://ops:S3cretPass@")  # (the stub routes no query string)
+        args = parse(
+            ["--endpoint", upper, "--served-model", "org/stub-8b", "--concurrency", "1,2", "--prompt-tokens", "8",
+             "--output-tokens", "64", "--power-trace", str(power_trace), "--gpu-type", "NVIDIA-L40S", *FAST]
+        )  # fmt: skip
+        assert profile_cli.run(args) == 0
+    out = capsys.readouterr()
+    assert "S3cretPass" not in out.out + out.err
+    with pytest.raises(ValueError, match="must be an http") as refused:
+        LoadSettings(endpoint="ftp://ops:S3cretPass@vllm:8000/?api_key=SECRETKEY123", served_model="m")
+    assert "S3cretPass" not in str(refused.value) and "SECRETKEY123" not in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'data: {"error": {"message": "no such route /v1/completions?api_key=SECRET%2FKEY123 (SECRET/KEY123)"}}',
+        "data: not json, asked with key SECRET/KEY123 by user S3cretPass",
+    ],
+)
+def test_a_streamed_error_or_bad_line_that_echoes_a_credential_does_not_show_it(line: str) -> None:
+    # Found in review: only a refusal's body was filtered; a streamed error chunk or a line that is not JSON was
+    # quoted whole, and a server echoing the path or a key's value showed it.
+    import asyncio
+    import time
+
+    import httpx
+
+    from gridshift.profiling import EndpointError, RequestShape, StreamRecord
+    from gridshift.profiling.load import stream_request
+    from gridshift.profiling.workload import PromptMaker
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=line + "\n\n", headers={"Content-Type": "text/event-stream"})
+
+    settings = LoadSettings(endpoint="http://ops:S3cretPass@vllm:8000/?api_key=SECRET%2FKEY123", served_model="m")
+    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
+
+    with pytest.raises(EndpointError, match="streamed") as refused:
+        asyncio.run(send())
+    assert "SECRET" not in str(refused.value) and "S3cretPass" not in str(refused.value), str(refused.value)

@@ -85,6 +85,26 @@ def _usage_tokens(chunk: dict[str, Any]) -> int | None:
     return None
 
 
+def _hidden(text: str, url: httpx.URL) -> str:
+    """`text` (a server's answer, an error's) without the URL's query, its values and its password, encoded or not.
+
+    A server may echo the path it was asked, or a key's value (review): the query may hold a key, and the
+    user:password@ a password. Found in review: only a refusal's body was so filtered; a streamed error or a
+    line that is not JSON was quoted whole, and could echo them too."""
+    query = url.query.decode(errors="replace")
+    raw_values = (pair.partition("=")[2] for pair in query.split("&"))  # as sent: percent-encoded
+    hidden = dict.fromkeys((query, *raw_values, *(value for _, value in url.params.multi_items())), "<query omitted>")
+    if url.userinfo:
+        hidden |= dict.fromkeys((url.userinfo.decode(errors="replace"), url.password), "<password omitted>")
+    # As quoted: JSON (a streamed error) and repr (a line that is not JSON) escape a value's quotes and backslashes.
+    forms = {
+        form: marker for value, marker in hidden.items() for form in (value, json.dumps(value)[1:-1], repr(value)[1:-1])
+    }
+    for form in sorted((f for f in forms if len(f) >= 4), key=len, reverse=True):
+        text = text.replace(form, forms[form])
+    return text
+
+
 async def stream_request(
     client: httpx.AsyncClient,
     settings: LoadSettings,
@@ -99,14 +119,7 @@ async def stream_request(
     try:
         async with client.stream("POST", url, json=body, timeout=settings.request_timeout_seconds) as response:
             if response.status_code != 200:
-                detail = (await response.aread()).decode(errors="replace")
-                # A server may echo the path it was asked, or a key's value (review): neither the query, which
-                # may hold a key, nor any of its values, encoded or not, is shown.
-                query = url.query.decode(errors="replace")
-                hidden = [query, *(value for _, value in url.params.multi_items())]
-                for text in sorted((h for h in hidden if len(h) >= 4), key=len, reverse=True):
-                    detail = detail.replace(text, "<query omitted>")
-                detail = detail[:500]
+                detail = _hidden((await response.aread()).decode(errors="replace"), url)[:500]
                 raise EndpointError(f"POST {shown} answered HTTP {response.status_code}: {detail}")
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
@@ -118,9 +131,11 @@ async def stream_request(
                 try:
                     chunk = json.loads(data)
                 except json.JSONDecodeError:
-                    raise EndpointError(f"POST {shown} streamed a line that is not JSON: {data[:200]!r}") from None
+                    line_shown = _hidden(repr(data), url)[:200]
+                    raise EndpointError(f"POST {shown} streamed a line that is not JSON: {line_shown}") from None
                 if "error" in chunk:
-                    raise EndpointError(f"POST {shown} streamed an error: {json.dumps(chunk['error'])[:500]}")
+                    error_shown = _hidden(json.dumps(chunk["error"]), url)[:500]
+                    raise EndpointError(f"POST {shown} streamed an error: {error_shown}")
                 counted = _usage_tokens(chunk)
                 previous = record.chunk_token_counts[-1] if record.chunk_token_counts else 0
                 if _chunk_has_text(chunk):
@@ -134,7 +149,7 @@ async def stream_request(
                     record.chunk_token_counts[-1] = counted
             record.completed = True
     except (httpx.HTTPError, UnicodeError) as error:  # UnicodeError: a host IDNA cannot encode (review)
-        raise EndpointError(f"POST {shown} failed: {type(error).__name__}: {error}") from error
+        raise EndpointError(f"POST {shown} failed: {type(error).__name__}: {_hidden(str(error), url)}") from error
     finally:
         record.ended_at = clock()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gridshift.redaction import display_url
+
 
 @dataclass(frozen=True)
 class LoadSettings:
@@ -42,8 +44,11 @@ class LoadSettings:
     """Seed of the random prompt token ids; fixed so sweeps are repeatable."""
 
     def __post_init__(self) -> None:
-        if not self.endpoint.startswith(("http://", "https://")):
-            raise ValueError(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
+        # Schemes are case-insensitive (RFC 3986 3.1), and the URL is shown as logs show it: found in review,
+        # `HTTP://user:password@host/?api_key=...` was refused, quoting the password and the key.
+        scheme, separator, _ = self.endpoint.partition("://")
+        if not separator or scheme.lower() not in ("http", "https"):
+            raise ValueError(f"endpoint must be an http(s) URL, got {display_url(self.endpoint)}")
         if not self.served_model:
             raise ValueError("served_model must not be empty")
         if not self.concurrency_levels or any(c < 1 for c in self.concurrency_levels):
