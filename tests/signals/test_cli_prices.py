@@ -13,7 +13,7 @@ import pytest
 
 from gridshift.cli import prices
 from gridshift.cli.main import UsageError
-from tests.signals.conftest import ENTSOE_FIXTURES, LocalServer, Reply
+from tests.signals.conftest import ENTSOE_FIXTURES, LocalServer, Reply, Request
 
 HOURLY = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_2024-10-08.xml"
 MIX = ENTSOE_FIXTURES / "hass-entso-e_BE_60M_15M_mix_2024-10-06_possibly-edited.xml"
@@ -225,3 +225,24 @@ def test_an_hours_only_offset_is_an_offset(tmp_path: Path, capsys: pytest.Captur
     path.write_text("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00+01,50\n2024-01-01 01:00:00+01,60\n")
     assert run(str(path), "--json") == 0
     assert json.loads(capsys.readouterr().out)[0]["start"] == "2023-12-31T23:00:00Z"
+
+
+def test_a_parse_error_quoting_an_echoed_credential_does_not_show_it(local_server: LocalServer) -> None:
+    # Found in review: the feed's name hid the query, but a parse error quoted the body, which echoed the path
+    # asked: `row 2.price_EUR_per_MWh: not a number: '/echo?securityToken=<token>'`. A password likewise.
+    def echo(request: Request) -> Reply:
+        query = "&".join(f"{key}={value}" for key, value in request.params.items())
+        body = f"time,price_EUR_per_MWh\n2024-01-01T00:00:00Z,{request.path}?{query}\n"
+        return Reply(body=body.encode(), content_type="text/csv")
+
+    local_server.respond = echo
+    source = local_server.url.replace("http://", "http://ops:Pa55-w0rd-echo@") + "/echo?securityToken=SECRETTOK999"
+    with pytest.raises(UsageError, match="not a number") as refused:
+        run(source, "--format", "csv")
+    assert "SECRETTOK999" not in str(refused.value), str(refused.value)
+    assert "/echo?" in str(refused.value)  # the rest of the quote is kept
+
+    local_server.respond = lambda request: Reply(body=b"time,price_EUR_per_MWh\n2024-01-01,Pa55-w0rd-echo\n")
+    with pytest.raises(UsageError) as refused:
+        run(source, "--format", "csv")
+    assert "Pa55-w0rd-echo" not in str(refused.value), str(refused.value)

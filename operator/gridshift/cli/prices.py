@@ -64,7 +64,7 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
         import httpx
 
         from gridshift.redaction import display_url
-        from gridshift.signals.http import feed_http_client, get_body
+        from gridshift.signals.http import feed_http_client, get_body, remember_url_secrets
         from gridshift.signals.prices import PriceFeedError
 
         try:
@@ -74,6 +74,8 @@ def _read_source(source: str, timeout_seconds: float) -> tuple[bytes, str]:
         # The feed is named without the query string and user:password@ (found in review: a password was
         # echoed): either may hold a credential, and errors and the table's title name the feed.
         name = display_url(url.copy_with(query=None))
+        # The server's answer may echo them, and errors quote its content: `run` redacts its errors of them.
+        remember_url_secrets(source)
         try:
             with feed_http_client() as client:
                 _, body = get_body(
@@ -129,6 +131,18 @@ def _guess_format(name: str, body: bytes) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the source's series; a UsageError's text redacted of the secrets a URL source carries (found in
+    review: a CSV row echoing the path it was asked was quoted by its parse error, `?securityToken=...` whole)."""
+    from gridshift.cli.usage import UsageError
+    from gridshift.redaction import redact
+
+    try:
+        return _print_series(args)
+    except UsageError as error:
+        raise UsageError(redact(str(error))) from None
+
+
+def _print_series(args: argparse.Namespace) -> int:
     from gridshift.api.regional_cluster import ENTSOE_MAX_SEQUENCE
     from gridshift.cli.usage import UsageError
     from gridshift.signals.entsoe import SDAC_SEQUENCE, parse_a44

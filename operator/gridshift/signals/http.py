@@ -310,6 +310,19 @@ def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), own
 
 
+def remember_url_secrets(url: str) -> None:
+    """Remember for redaction (`gridshift.redaction`) what of `url` may be a credential: its user:password@ and
+    password, and its query values (split_query). For a URL given on the command line, whose server's answer an
+    error may quote (a CSV row that echoes the path it was asked, `gridshift prices`)."""
+    try:
+        userinfo = httpx.URL(url).userinfo.decode(errors="replace")
+        split_query(url)
+    except (httpx.InvalidURL, ValueError):
+        return  # refused as not a valid URL before it is fetched
+    redaction.remember(userinfo)
+    redaction.remember(urllib.parse.unquote(userinfo.partition(":")[2]))
+
+
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """The seconds a `Retry-After` header asks for; None without one, or for an HTTP date."""
     value = headers.get("Retry-After") if headers is not None else None
