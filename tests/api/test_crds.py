@@ -134,6 +134,24 @@ def test_writing_removes_the_crds_no_longer_generated_so_that_check_passes_after
     assert main(["crds", "--check", "--out", str(tmp_path)]) == 0
 
 
+def test_check_gives_the_advice_writing_follows_for_a_file_it_does_not_generate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: --check told to run `gridshift crds` for a stray bad.yaml, which writing leaves, naming it
+    # to remove. Now --check says what writing says; and that writing removes an orphaned CRD of this group.
+    assert main(["crds", "--out", str(tmp_path)]) == 0
+    (tmp_path / "bad.yaml").write_text("kind: ConfigMap\n")
+    (tmp_path / "gridshift.dev_gpuprofiles.yaml").rename(tmp_path / "gridshift.dev_oldkinds.yaml")
+    capsys.readouterr()
+    assert main(["crds", "--check", "--out", str(tmp_path)]) == 1
+    checked = capsys.readouterr().err
+    assert f"stale: {tmp_path / 'bad.yaml'} is not generated from the API models; remove it" in checked, checked
+    assert f"stale: {tmp_path / 'gridshift.dev_oldkinds.yaml'} is no longer generated" in checked, checked
+    assert f"{tmp_path / 'gridshift.dev_gpuprofiles.yaml'} differs from the API models; run `gridshift crds`" in checked
+    assert main(["crds", "--out", str(tmp_path)]) == 1
+    assert f"stale: {tmp_path / 'bad.yaml'} is not generated from the API models; remove it" in capsys.readouterr().err
+
+
 def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Review: a file given as --out was a FileExistsError traceback, and --check read it as a folder.
     (tmp_path / "crds.yaml").write_text("")

@@ -22,8 +22,20 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+_DIFFERS = " differs from the API models; run `gridshift crds`"
+_ORPHAN = " is no longer generated from the API models; run `gridshift crds`, which removes it"
+_FOREIGN = " is not generated from the API models; remove it"
+"""What --check and writing say of a file: found in review, --check told to run `gridshift crds` for any YAML
+file it does not generate, which writing leaves (it removes only this API group's CRDs) and names to remove."""
+
+
 def stale_files(out: Path) -> list[str]:
     """Files under `out` that differ from (or are missing against) what the models generate."""
+    return [entry for entry, _ in _stale(out)]
+
+
+def _stale(out: Path) -> list[tuple[str, str]]:
+    """Each stale file (as stale_files names it) and what --check says of it."""
     from gridshift.api.crdgen import render_crds
 
     stale = []
@@ -35,12 +47,26 @@ def stale_files(out: Path) -> list[str]:
         except (OSError, UnicodeDecodeError) as error:
             # Found in review: a directory or a non-UTF-8 file in its place was a traceback, not a stale file.
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8"
-            stale.append(f"{path} (unreadable: {reason})")
+            stale.append((f"{path} (unreadable: {reason})", _DIFFERS))
             continue
         if current != text:
-            stale.append(str(path))
-    stale += [str(p) for p in sorted(out.glob("*.yaml")) if p.name not in expected]
-    return stale
+            stale.append((str(path), _DIFFERS))
+    extra = (p for p in sorted(out.glob("*.yaml")) if p.name not in expected)
+    return stale + [(str(p), _ORPHAN if _generated_once(p) else _FOREIGN) for p in extra]
+
+
+def _generated_once(path: Path) -> bool:
+    """Whether `path` holds a CRD of this API group (one the models generated once): writing removes those."""
+    from gridshift.api import GROUP
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(document, dict) or document.get("kind") != "CustomResourceDefinition":
+        return False
+    spec = document.get("spec")
+    return isinstance(spec, dict) and spec.get("group") == GROUP
 
 
 def report_check(stale: Sequence[object], *, stale_note: str, up_to_date: str) -> int:
@@ -61,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is not a directory")
     if args.check:
-        note = " differs from the API models; run `gridshift crds`"
-        return report_check(stale_files(out), stale_note=note, up_to_date=f"{out}/ is up to date with the API models")
+        stale = [entry + note for entry, note in _stale(out)]
+        return report_check(stale, stale_note="", up_to_date=f"{out}/ is up to date with the API models")
     expected = render_crds()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -81,21 +107,14 @@ def _remove_orphans(out: Path, expected: Mapping[str, str]) -> int:
     """Remove the CRDs of this API group that the models no longer generate (a renamed or dropped kind):
     `--check` reports every YAML file it does not generate, so one left behind failed it after every
     `gridshift crds` (review). Any other YAML file is named for the user to remove, and the exit is 1."""
-    from gridshift.api import GROUP
-
     left = 0
     for path in sorted(out.glob("*.yaml")):
         if path.name in expected:
             continue
-        try:
-            document = yaml.safe_load(path.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            document = None
-        ours = isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition"
-        if ours and isinstance(document.get("spec"), dict) and document["spec"].get("group") == GROUP:
+        if _generated_once(path):
             path.unlink()
             print(f"removed {path} (no longer generated)")
         else:
-            print(f"stale: {path} is not generated from the API models; remove it", file=sys.stderr)
+            print(f"stale: {path}{_FOREIGN}", file=sys.stderr)
             left += 1
     return 1 if left else 0
