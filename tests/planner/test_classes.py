@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -493,3 +494,71 @@ def test_bench_mix_at_a_tight_ttft_reports_the_long_workload_uncovered(capsys: p
     row = next(r for r in lines[:-1] if r["workload"] == "long-8rps")
     assert row["planner_covers_demand"] is False
     assert lines[-1]["within_target"] is False
+
+
+def test_bench_mix_allows_the_load_whole_percent_weights_put_on_a_type_and_no_more() -> None:
+    # Found in review: at --ttft-ms 1e6 --tpot-ms 1e4, short-64rps routed 34.194 replicas' worth to 34 L4s and
+    # was called uncovered: a flat 0.01 replica per class, where rounding a weight at 64 req/s moves more.
+    from types import SimpleNamespace
+
+    from gridshift.cli.bench_mix import _Buckets, _scored_plan
+
+    workload = SimpleNamespace(classes=[SimpleNamespace(name="only", share=1.0)], requests_per_second=64.0)
+    capacity = {(0, "L4"): 1.0, (0, "H100"): 100.0}
+    buckets = _Buckets(("L4", "H100"), capacity, dict.fromkeys(capacity, 1.0))
+    targets = (SimpleNamespace(gpu_type="L4", replicas=34), SimpleNamespace(gpu_type="H100", replicas=1))
+
+    def covered(l4_percent: int) -> bool:
+        routing = tuple(
+            SimpleNamespace(request_class="only", gpu_type=t, weight=w)
+            for t, w in (("L4", l4_percent), ("H100", 100 - l4_percent))
+        )
+        plan = SimpleNamespace(targets=targets, class_routing=routing)
+        return bool(_scored_plan(workload, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"])
+
+    # 54% is 34.56 L4s' worth: under one point (0.64) over 34, what rounding an exact 53.2% up may give.
+    assert covered(53) and covered(54)
+    # 55% is 35.2: more than one point over what 34 L4s serve, which no rounding explains.
+    assert not covered(55)
+
+
+def test_bench_mix_text_names_a_workload_whose_plan_does_not_cover_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: every row read ratio 1.0000, then "target <= 1.02: NOT met", and only --json said which
+    # plan did not cover its demand.
+    import argparse
+
+    from gridshift.cli import bench, bench_mix
+
+    scored = bench_mix._scored_plan
+
+    def short_64_uncovered(workload: Any, *rest: Any) -> dict[str, Any]:
+        result = scored(workload, *rest)
+        return {**result, "covered": result["covered"] and workload.name != "short-64rps"}
+
+    monkeypatch.setattr(bench_mix, "_scored_plan", short_64_uncovered)
+    parser = argparse.ArgumentParser(prog="gridshift")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "mix"])
+    assert args.handler(args) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("short-64rps "))
+    assert "NOT COVERED" in row, row
+    assert "NOT met; the plan does not cover the demand of short-64rps)" in out, out
+    assert sum("NOT COVERED" in line for line in out.splitlines()) == 1, out
+
+
+def test_bench_mix_at_the_reviews_loose_slo_covers_every_workload(capsys: pytest.CaptureFixture[str]) -> None:
+    # The review's command: short-64rps read planner_covers_demand false (rounding only) and the run exited 1.
+    import argparse
+    import json
+
+    from gridshift.cli import bench
+
+    parser = argparse.ArgumentParser(prog="gridshift")
+    bench.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "mix", "--ttft-ms", "1e6", "--tpot-ms", "1e4", "--json"])
+    assert args.handler(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(row["planner_covers_demand"] for row in lines[:-1]) and lines[-1]["within_target"]
