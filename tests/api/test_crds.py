@@ -152,6 +152,19 @@ def test_check_gives_the_advice_writing_follows_for_a_file_it_does_not_generate(
     assert f"stale: {tmp_path / 'bad.yaml'} is not generated from the API models; remove it" in capsys.readouterr().err
 
 
+def test_an_empty_out_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review: `crds --out ''` wrote the CRDs into the current directory without a word.
+    monkeypatch.chdir(tmp_path)
+    for check in ([], ["--check"]):
+        with pytest.raises(SystemExit) as refused:
+            main(["crds", *check, "--out", ""])
+        assert refused.value.code == 2
+        assert "argument --out: empty path" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_out_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Review: a file given as --out was a FileExistsError traceback, and --check read it as a folder.
     (tmp_path / "crds.yaml").write_text("")

@@ -622,3 +622,14 @@ def test_a_streamed_error_or_bad_line_that_echoes_a_credential_does_not_show_it(
     with pytest.raises(EndpointError, match="streamed") as refused:
         asyncio.run(send())
     assert "SECRET" not in str(refused.value) and "S3cretPass" not in str(refused.value), str(refused.value)
+
+
+def test_an_empty_gpu_type_is_said_to_be_empty_not_missing(power_trace: Path) -> None:
+    # Found in review: `--gpu-type '' --power-trace ...` read "--gpu-type is required", though it was given.
+    def args_of(trace: Path) -> list[str]:
+        return ["--endpoint", "http://127.0.0.1:1", "--served-model", "m", "--power-trace", str(trace)]
+
+    with pytest.raises(UsageError, match="--gpu-type is required with"):
+        profile_cli.run(parse(args_of(power_trace)))
+    with pytest.raises(UsageError, match="--gpu-type is empty: it is required with --prometheus or --power-trace"):
+        profile_cli.run(parse([*args_of(power_trace), "--gpu-type", ""]))

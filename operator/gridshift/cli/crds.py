@@ -17,7 +17,7 @@ def register(subparsers: Any) -> None:
         help="write crds/ from the API models (or --check that it is up to date)",
         description="Generate CustomResourceDefinitions from operator/gridshift/api.",
     )
-    parser.add_argument("--out", type=Path, default=Path("crds"), help="directory to write (default: crds)")
+    parser.add_argument("--out", type=_directory, default=Path("crds"), help="directory to write (default: crds)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale or missing file")
     parser.set_defaults(handler=run)
 
@@ -27,6 +27,14 @@ _ORPHAN = " is no longer generated from the API models; run `gridshift crds`, wh
 _FOREIGN = " is not generated from the API models; remove it"
 """What --check and writing say of a file: found in review, --check told to run `gridshift crds` for any YAML
 file it does not generate, which writing leaves (it removes only this API group's CRDs) and names to remove."""
+
+
+def _directory(text: str) -> Path:
+    """argparse type of --out: a path, not empty. Found in review: Path('') is '.', so `--out ''` (an unset
+    shell variable) wrote the CRDs into the current directory without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path: name the directory to write (default: crds)")
+    return Path(text)
 
 
 def stale_files(out: Path) -> list[str]:

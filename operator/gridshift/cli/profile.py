@@ -121,7 +121,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.prometheus and args.gpus:
         raise UsageError("--gpus selects NVML GPUs on this node; with --prometheus, --selector selects the GPUs")
     if (args.prometheus or args.power_trace) and not args.gpu_type:
-        raise UsageError("--gpu-type is required with --prometheus or --power-trace (NVML cannot tell it)")
+        # Given empty (`--gpu-type ''`, an unset shell variable), "is required" sent users looking for the flag.
+        problem = "is empty: it is required" if args.gpu_type is not None else "is required"
+        raise UsageError(f"--gpu-type {problem} with --prometheus or --power-trace (NVML cannot tell it)")
     if args.gpus_per_replica is not None and args.gpus_per_replica not in (1, 2, 4, 8):
         raise UsageError(f"--gpus-per-replica must be 1, 2, 4 or 8, got {args.gpus_per_replica}")
     # The profile's power is the sum over the GPUs measured: they must be the replica's (found in review: all 8
