@@ -143,7 +143,10 @@ def test_an_object_gone_between_the_deletions_listing_and_its_delete_counts_as_d
 
 @pytest.mark.parametrize(
     ("status", "reason", "gist"),
-    [(422, "Unprocessable Entity", "HTTP 422 Unprocessable Entity"), (400, "Bad", "HTTP 400 Bad Request")],
+    [
+        (422, "Unprocessable Entity", "HTTP 422 Unprocessable Entity"),
+        (400, "Bad", "HTTP 400 Bad Request"),
+    ],
 )
 def test_a_refusal_quoting_the_member_has_a_gist_without_its_words(status: int, reason: str, gist: str) -> None:
     # Found in review: a migration rolled back after a refused write quoted the member's refusal whole in its
@@ -162,6 +165,21 @@ def test_a_refusal_quoting_the_member_has_a_gist_without_its_words(status: int, 
         member._answer(refused, "apply Deployment gsw/x")
     assert "s3cr3t" in str(caught.value) and caught.value.status == status
     assert caught.value.gist == gist
+
+
+def test_a_5xx_is_unreachable_with_its_status_kept() -> None:
+    # Review: a 5xx answer to a write rolled back as "not sent: cluster b unreachable", its HTTP status lost; the
+    # member answered, and the roll-back's reason says with what (service.migrate._not_sent).
+    from kubernetes.client.exceptions import ApiException
+
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+
+    def failed() -> None:
+        raise ApiException(status=500, reason="Internal Server Error")
+
+    with pytest.raises(ClusterUnreachable) as caught:
+        member._answer(failed, "apply Deployment gsw/x")
+    assert caught.value.status == 500 and caught.value.gist == "HTTP 500 Internal Server Error"
 
 
 def test_a_refusal_without_an_http_status_is_named_by_its_kind() -> None:

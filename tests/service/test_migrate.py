@@ -1415,8 +1415,19 @@ def test_a_refused_write_rolled_back_keeps_the_members_words_out_of_its_event(re
     assert "s3cr3t" not in progress.rolled_back and "webhook" not in progress.rolled_back
 
 
-@pytest.mark.parametrize("blocked", ["memberless", "timing out"])
-def test_a_write_to_a_cluster_that_never_answers_it_is_rolled_back_as_not_sent_not_refused(blocked: str) -> None:
+@pytest.mark.parametrize(
+    ("blocked", "head"),
+    [
+        ("memberless", "ScaleUp in b not sent: cluster b unreachable for"),
+        # Review of the first wording ("not sent" for all three): a write the deadline cut may have been applied,
+        # and a 5xx is the member's answer, whose status the reason keeps.
+        ("timing out", "ScaleUp in b sent to cluster b, no complete answer (it may have been applied) within"),
+        ("failing", "ScaleUp in b failed in cluster b (HTTP 500 Internal Server Error); still failing after"),
+    ],
+)
+def test_a_write_to_a_cluster_that_never_answers_it_is_rolled_back_as_not_sent_not_refused(
+    blocked: str, head: str
+) -> None:
     # Found in review: a cluster the cycle's reads reached (so the move is not abandoned) that took no write for
     # the timeout (no member client; every write timing out) was rolled back as "ScaleUp in b refused (cluster b
     # unreachable; will retry); still refused after ...": nothing refused it, and nothing is retried.
@@ -1424,12 +1435,14 @@ def test_a_write_to_a_cluster_that_never_answers_it_is_rolled_back_as_not_sent_n
     fleet = Fleet.of(a=2)
     if blocked == "memberless":
         fleet.memberless = {"b"}
-    else:
+    elif blocked == "timing out":
         fleet.refuse = {"b": ClusterUnreachable("b", "get Deployment x: no complete answer within 10 s")}
+    else:
+        fleet.refuse = {"b": ClusterUnreachable("b", "apply Deployment x: HTTP 500 Internal Server Error", status=500)}
     plan = fleet.plan({"b": 2}, steps=steps)
     fleet.cycle(plan)
     progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
-    reason = f"ScaleUp in b not sent: cluster b unreachable for readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+    reason = f"{head} readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
     assert progress.rolled_back is not None and progress.rolled_back.startswith(f"{reason}; no replica starts")
     assert report.errors[-1] == f"ml/chat: {reason}"
     assert [p.reason for p in report.problems] == [CycleErrorReason.MIGRATION_ROLLED_BACK]

@@ -90,8 +90,8 @@ class ClusterUnreachable(MemberError):
 
     kind = "unreachable"
 
-    def __init__(self, cluster: str, detail: str) -> None:
-        super().__init__(cluster, f"cluster {cluster} unreachable: {detail}")
+    def __init__(self, cluster: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(cluster, f"cluster {cluster} unreachable: {detail}", status=status)
 
 
 class ActuationForbidden(MemberError):
@@ -683,7 +683,9 @@ class KubeMemberCluster:
                 # The client's transport error (status 0): its reason is urllib3's whole text (host, path).
                 raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)") from None
             if error.status >= 500:
-                raise ClusterUnreachable(self.name, f"{what}: HTTP {error.status} {error.reason}") from None
+                raise ClusterUnreachable(
+                    self.name, f"{what}: HTTP {error.status} {error.reason}", status=error.status
+                ) from None
             if error.status in (404, 409):
                 raise  # the callers know what a missing object or a conflict means for them
             # e.g. 422: the apiserver refused what gridshift rendered. Say what, never the request itself.

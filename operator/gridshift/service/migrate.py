@@ -516,7 +516,7 @@ class Migrations:
         view = views.get(step.cluster)
         if view is None or view.member is None or not view.reachable:
             step.message = f"cluster {step.cluster} unreachable; will retry"
-            return ClusterUnreachable.kind
+            return _NOT_SENT
         try:
             report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
         except MemberError as error:
@@ -702,12 +702,26 @@ def _not_sent(step: StepRecord, unsent: str) -> str:
     or an admission webhook's text (redaction removes only the credentials gridshift knows) and went out as an
     Event, where the scale-back's refusal names only the cluster; and a cluster that did not answer read "refused
     (cluster b unreachable; will retry)" in a reason that gives up. The member's words are in the cycle's errors
-    (the log) alone, from `_write`."""
+    (the log) alone, from `_write`.
+
+    Three cases, told apart because they leave different things behind (review of the first wording, which read
+    "not sent" for all of them): the write never left (no member client, the view unreachable: `_NOT_SENT`); it
+    went out and no complete answer came (ClusterUnreachable without a status: a transport error or the deadline
+    cut it, so it may have been applied); the member answered no (its gist: "HTTP 403 Forbidden", or a 5xx it
+    failed with, which ClusterUnreachable carries too)."""
     write = f"{step.action.value} in {step.cluster}"
-    if unsent == ClusterUnreachable.kind:
+    if unsent == _NOT_SENT:
         return f"{write} not sent: cluster {step.cluster} unreachable for"
+    if unsent == ClusterUnreachable.kind:
+        return f"{write} sent to cluster {step.cluster}, no complete answer (it may have been applied) within"
+    if unsent.startswith("HTTP 5"):
+        return f"{write} failed in cluster {step.cluster} ({unsent}); still failing after"
     said = "" if unsent == MemberError.kind else f" ({unsent})"  # a bare MemberError: "refused (refused)"
     return f"{write} refused{said}; still refused after"
+
+
+_NOT_SENT = "not sent"
+"""What `_write` returns for a write it never sent (no member client, or the cluster unreachable this cycle)."""
 
 
 def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:
