@@ -141,6 +141,6 @@ def test_ready_strays_whose_profile_gives_no_capacity_at_the_slo_are_not_named_a
     said = message(status, "SLOAtRisk")
     assert "no GPUProfile gives" not in said, said
     assert (
-        f"counted as 0: Ready replicas on a GPU type whose GPUProfile gives no capacity within the SLO "
-        f"(b/{A100} x{running}; lastDecision says why)" in said
+        f"counted as 0: Ready replicas on a GPU type whose GPUProfile gives it no capacity for this deployment's "
+        f"spec (b/{A100} x{running}: the SLO, memory, or a request class it cannot serve)" in said
     ), said

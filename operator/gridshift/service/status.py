@@ -448,8 +448,11 @@ def _slo_state(
         )
         if unable:
             left_out += (
-                f"; counted as 0: Ready replicas on a GPU type whose GPUProfile gives no capacity within the SLO "
-                f"({unable}; lastDecision says why)"
+                # Not "within the SLO", nor "lastDecision says why" (review): the profile's 0 may be its memory
+                # (weights, KV cache) or a request class the type cannot serve, and lastDecision explains only the
+                # GPU types still in spec.gpuTypes.
+                f"; counted as 0: Ready replicas on a GPU type whose GPUProfile gives it no capacity for this "
+                f"deployment's spec ({unable}: the SLO, memory, or a request class it cannot serve)"
             )
         return (
             SLOReason.CAPACITY_SHORT,
