@@ -516,10 +516,16 @@ def test_bench_mix_allows_the_load_whole_percent_weights_put_on_a_type_and_no_mo
         plan = SimpleNamespace(targets=targets, class_routing=routing)
         return bool(_scored_plan(workload, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"])
 
-    # 54% is 34.56 L4s' worth: under one point (0.64) over 34, what rounding an exact 53.2% up may give.
-    assert covered(53) and covered(54)
-    # 55% is 35.2: more than one point over what 34 L4s serve, which no rounding explains.
-    assert not covered(55)
+    # 34 L4s serve an exact share up to 53.125%, which largest remainder rounds to 53 (two routes: a weight lies at
+    # most half a point above its exact share, 0.32 L4s' worth here).
+    assert covered(53)
+    # 54% is 34.56 L4s' worth: no exact share 34 L4s serve rounds to it (review: a full point per route allowed it).
+    assert not covered(54) and not covered(55)
+    # A weight of 100 is exact: nothing is allowed for rounding (review: a single route got a full point).
+    l4_only = (SimpleNamespace(request_class="only", gpu_type="L4", weight=100),)
+    plan = SimpleNamespace(targets=(SimpleNamespace(gpu_type="L4", replicas=63),), class_routing=l4_only)
+    above = SimpleNamespace(classes=workload.classes, requests_per_second=63.3)  # 0.3 L4s' worth short
+    assert not _scored_plan(above, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
 
 
 def test_bench_mix_text_names_a_workload_whose_plan_does_not_cover_it(

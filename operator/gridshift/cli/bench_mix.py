@@ -182,11 +182,15 @@ def _scored_plan(workload: Any, buckets: _Buckets, prices: dict[str, float], pla
             continue
         usd += share / capacity * buckets.energy_usd[(b, route.gpu_type)]
         busy[route.gpu_type] = busy.get(route.gpu_type, 0.0) + share / capacity
-        # A whole-percent weight lies under 1 point above the exact share it rounds (largest remainder,
-        # planner.migration.percents): that point of the class's rate, in this type's replicas' worth, is what
-        # rounding alone can put on its replicas. Found in review: a flat 0.01 per class (0.08) called short-64rps
-        # uncovered at --ttft-ms 1e6, 34.194 replicas' worth on 34 L4s, where one point of a class is worth more.
-        rounding[route.gpu_type] = rounding.get(route.gpu_type, 0.0) + 0.01 * rate / capacity
+        # What rounding alone can put on this type's replicas: planner.migration.percents rounds up the r largest
+        # remainders of a class's k exact shares (k <= the GPU types, one route each here), which sum to r; each
+        # remainder is under 1, so the smallest rounded up is at least 1/(k - r + 1) >= 1/k, and a weight lies at
+        # most 1 - 1/k points above its exact share; a weight of 100 is exact. Found in review: a flat 0.01 per
+        # class (0.08) called short-64rps uncovered at --ttft-ms 1e6, 34.194 replicas' worth on 34 L4s, where a
+        # point of a class is worth more; then a full point per route was looser than rounding can cause.
+        if route.weight < 100:
+            points = 1.0 - 1.0 / len(buckets.types)
+            rounding[route.gpu_type] = rounding.get(route.gpu_type, 0.0) + points * 0.01 * rate / capacity
     covered = (
         covered
         and all(busy.get(t, 0.0) <= n + rounding.get(t, 0.0) + 1e-9 for t, n in replicas.items())
