@@ -624,6 +624,36 @@ def test_a_streamed_error_or_bad_line_that_echoes_a_credential_does_not_show_it(
     assert "SECRET" not in str(refused.value) and "S3cretPass" not in str(refused.value), str(refused.value)
 
 
+def test_a_streamed_error_keeps_the_words_a_short_query_value_shares() -> None:
+    # Review: with a query value of 4 characters hidden, "?max_tokens=1000&stream=true" turned the member's
+    # "max_tokens 1000 exceeds the limit 1000" into "max_tokens <query omitted> exceeds ...": values shorter than
+    # gridshift.redaction's MIN_SECRET_LENGTH are words, not secrets, as in the operator's logs.
+    import asyncio
+    import time
+
+    import httpx
+
+    from gridshift.profiling import EndpointError, RequestShape, StreamRecord
+    from gridshift.profiling.load import stream_request
+    from gridshift.profiling.workload import PromptMaker
+
+    line = 'data: {"error": {"message": "max_tokens 1000 exceeds the limit 1000", "retryable": true}}'
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=line + "\n\n", headers={"Content-Type": "text/event-stream"})
+
+    settings = LoadSettings(endpoint="http://vllm:8000/?max_tokens=1000&stream=true", served_model="m")
+    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
+
+    with pytest.raises(EndpointError, match="streamed") as refused:
+        asyncio.run(send())
+    assert "max_tokens 1000 exceeds the limit 1000" in str(refused.value), str(refused.value)
+
+
 def test_an_empty_gpu_type_is_said_to_be_empty_not_missing(power_trace: Path) -> None:
     # Found in review: `--gpu-type '' --power-trace ...` read "--gpu-type is required", though it was given.
     def args_of(trace: Path) -> list[str]:

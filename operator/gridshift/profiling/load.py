@@ -18,7 +18,7 @@ import numpy as np
 
 from gridshift.profiling.settings import LoadSettings
 from gridshift.profiling.workload import PromptMaker, RequestShape
-from gridshift.redaction import display_url
+from gridshift.redaction import MIN_SECRET_LENGTH, display_url
 
 
 def endpoint_url(endpoint: str, path: str) -> httpx.URL:
@@ -100,7 +100,10 @@ def _hidden(text: str, url: httpx.URL) -> str:
     forms = {
         form: marker for value, marker in hidden.items() for form in (value, json.dumps(value)[1:-1], repr(value)[1:-1])
     }
-    for form in sorted((f for f in forms if len(f) >= 4), key=len, reverse=True):
+    # As long as gridshift.redaction asks of a secret: shorter values are words ("true", "1000") that hiding would
+    # blank out of every message (review: a streamed "max_tokens 1000 exceeds the limit 1000" read
+    # "max_tokens <query omitted> exceeds ..." for an endpoint URL with ?max_tokens=1000).
+    for form in sorted((f for f in forms if len(f) >= MIN_SECRET_LENGTH), key=len, reverse=True):
         text = text.replace(form, forms[form])
     return text
 
