@@ -40,6 +40,74 @@ def test_each_step_of_a_paced_move_is_a_move_and_its_savings_add_up_to_the_moves
     assert 0 < sum(saved) <= whole_move + 0.01, (saved, whole_move)
 
 
+def _mid_move(world: ServiceHarness) -> None:
+    """Placed in eu-de, then prices flip: the move's first surge replica starts in eu-fr, not Ready yet."""
+    for _ in range(3):
+        world.cycle()
+    assert world.replicas() == {"eu-de": 10, "eu-fr": 0}
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    world.cycle()
+    assert world.replicas() == {"eu-de": 10, "eu-fr": 1}
+    assert world.ready() == {"eu-de": 10, "eu-fr": 0}
+
+
+def test_a_surge_replica_ready_only_after_several_cycles_is_still_a_step_of_the_move() -> None:
+    # Found in review: a surge replica that took more than one cycle to become Ready was in the previous
+    # plan's snapshot already, so every later cycle of that step read ScaleDown again, saving the replica.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    _mid_move(world)
+    reasons = []
+    for cycle in range(12):
+        if cycle % 4 == 3:
+            world.members["eu-fr"].mark_all_ready()
+        reasons.append(world.cycle().plan.deployments[0].explanation.reason)
+    assert world.replicas()["eu-fr"] >= 3  # the move went on, one step every four cycles
+    assert set(reasons) == {"CheaperPlacement"}, reasons
+    assert "ScaleDown" not in {e.reason for e in world.hub.events}
+
+
+def test_max_concurrent_moves_raised_mid_move_reads_as_a_move() -> None:
+    # Found in review: the surge two cycles old, maxConcurrentMoves raised to 2 read ScaleDown saving 2.49 USD/h
+    # (the surge replica counted as saved) and sent a ScaleDown Event.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    _mid_move(world)
+    for _ in range(2):
+        world.cycle()
+    assert world.replicas() == {"eu-de": 10, "eu-fr": 1}
+    first = world.status()["lastDecision"]
+    body["spec"]["migration"]["maxConcurrentMoves"] = 2
+    body["metadata"]["generation"] = 2
+    seen = len(world.hub.events)
+    world.cycle()
+    decision = world.status()["lastDecision"]
+    assert decision["reason"] == "CheaperPlacement", decision
+    # Two replicas moved instead of one: twice the saving of a step, not a replica's whole cost.
+    assert decision["estimatedSavingUsdPerHour"] <= 2 * first["estimatedSavingUsdPerHour"] + 0.01, (first, decision)
+    assert "ScaleDown" not in {e.reason for e in world.hub.events[seen:]}
+
+
+def test_frozen_mid_move_claims_nothing_against_the_placement_the_move_would_leave() -> None:
+    # Found in review: Frozen in the middle of a move stored estimatedSavingUsdPerHour -2.19 and "costs 2.190 USD/h
+    # more than keeping the current placement": read against the move's steady placement, which Frozen never makes.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    body = deployment_body(rps=30.0)
+    world.add(body)
+    _mid_move(world)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    for _ in range(2):
+        explanation = world.cycle().plan.deployments[0].explanation
+        assert world.replicas() == {"eu-de": 10, "eu-fr": 1}
+        assert explanation.reason == "Frozen"
+        assert explanation.saving_usd_per_hour_vs_current == 0.0
+        assert "more than keeping" not in explanation.summary
+        assert world.status()["lastDecision"]["estimatedSavingUsdPerHour"] == 0.0
+
+
 def test_an_infeasible_plan_claims_no_saving() -> None:
     # Found in review: maxReplicas lowered below what the demand needs read Infeasible with an
     # estimatedSavingUsdPerHour of 8.1: the replicas it stops leave demand unserved, which saves nothing.

@@ -219,6 +219,10 @@ class Plan:
     """Replicas per (cluster, GPU type) of each class group of a deployment split into groups, keyed
     (deployment id, the group's home GPU type): the next cycle's warm start of each group (`deployments`
     only has the groups merged)."""
+    steady: Mapping[str, Mapping[tuple[str, str], int]] = field(default_factory=dict, repr=False)
+    """Per deployment caught in the middle of a move, the placement that move leaves (_steady_placements): what
+    its decision was read against (not a class-planned one's: _hold_steady), carried to the next cycle while the
+    move is still in flight."""
 
     def for_deployment(self, deployment_id: str) -> DeploymentPlan:
         for plan in self.deployments:
@@ -258,15 +262,23 @@ def make_plan(
         advisory = frozenset(d.id for d in snapshot.deployments if d.requirements.mode is MigrationMode.ADVISORY)
         if not advisory:
             budget = settings.time_budget_seconds - _spent(clock, started)
-            return _plan_once(snapshot, settings, clock, warm, budget, steady)
-        return _plan_with_advisory(snapshot, settings, clock, warm, advisory, started, steady)
+            plan = _plan_once(snapshot, settings, clock, warm, budget, steady)
+        else:
+            plan = _plan_with_advisory(snapshot, settings, clock, warm, advisory, started, steady)
+        return replace(plan, steady=steady)
 
 
 def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, dict[Key, int]]:
     """Per deployment caught in the middle of the previous plan's move, the placement that move leaves once its
     stops are done (DeploymentProblem.steady): the replicas desired now, less those started ahead of stops not
-    made yet. Only where every pool lies between where the previous plan found it and its target (anything else
-    changed the placement since); none without a previous plan (after a restart the surge reads as replicas)."""
+    made yet. The move runs from the placement the previous plan read as current (its own steady placement while
+    a move was already in flight, Plan.steady, else the one it found) to its target; only where every pool lies
+    between that placement, or the one the previous plan found, and the target (anything else changed the
+    placement since). A surge replica stays in flight for as many cycles as it takes to become Ready: found in
+    review, read as a ScaleDown from the second cycle on, the surge being in the previous plan's snapshot already.
+    Only for mode Auto: Frozen and Advisory change nothing, no move is in flight (found in review: Frozen mid-move
+    read 'costs 2.190 USD/h more than keeping the current placement'). None without a previous plan (after a
+    restart the surge reads as replicas)."""
     if previous is None or previous.snapshot is None:
         return {}
     before = {d.id: d for d in previous.snapshot.deployments}
@@ -275,31 +287,44 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
     for deployment in snapshot.deployments:
         earlier = before.get(deployment.id)
         target = targets.get(deployment.id)
-        if earlier is None or target is None:
+        if earlier is None or target is None or deployment.requirements.mode is not MigrationMode.AUTO:
             continue
         was = {(p.cluster, p.gpu_type): p.desired for p in earlier.placements}
+        base = previous.steady.get(deployment.id, was)
         now = {(p.cluster, p.gpu_type): p.desired for p in deployment.placements}
-        keys = sorted(set(was) | set(now) | set(target))
-        if any(
-            not min(was.get(k, 0), target.get(k, 0)) <= now.get(k, 0) <= max(was.get(k, 0), target.get(k, 0))
-            for k in keys
-        ):
-            continue
-        started = sum(
-            min(now.get(k, 0), target.get(k, 0)) - was.get(k, 0) for k in keys if target.get(k, 0) > was.get(k, 0)
-        )
-        stopped = sum(was.get(k, 0) - now.get(k, 0) for k in keys if target.get(k, 0) < was.get(k, 0))
-        surge = started - stopped
-        if surge <= 0:
-            continue
-        steady = dict(now)
-        for k in keys:
-            take = min(surge, max(0, now.get(k, 0) - target.get(k, 0)))
-            if take > 0:
-                steady[k] = now[k] - take
-                surge -= take
-        found[deployment.id] = steady
+        steady = _move_left(base, was, target, now)
+        if steady is not None:
+            found[deployment.id] = steady
     return found
+
+
+def _move_left(
+    base: Mapping[Key, int], was: Mapping[Key, int], target: Mapping[Key, int], now: Mapping[Key, int]
+) -> dict[Key, int] | None:
+    """The placement `now` leaves once the stops of the move from `base` to `target` catch up with its starts
+    (_steady_placements; `was`: the desired replicas the move was planned from, `base` plus a surge in flight
+    then). Started: the replicas now above `base` where the target has more; stopped: those now below it where the
+    target has as many or fewer (a surge replica still running there counts as a stop owed). None where nothing
+    is owed, or `now` is not between them."""
+    keys = sorted(set(was) | set(base) | set(now) | set(target))
+    if any(
+        not min(base.get(k, 0), target.get(k, 0)) <= now.get(k, 0) <= max(was.get(k, 0), target.get(k, 0)) for k in keys
+    ):
+        return None
+    started = sum(
+        min(now.get(k, 0), target.get(k, 0)) - base.get(k, 0) for k in keys if target.get(k, 0) > base.get(k, 0)
+    )
+    stopped = sum(base.get(k, 0) - now.get(k, 0) for k in keys if target.get(k, 0) <= base.get(k, 0))
+    surge = started - stopped
+    if surge <= 0:
+        return None
+    steady = dict(now)
+    for k in keys:
+        take = min(surge, max(0, now.get(k, 0) - target.get(k, 0)))
+        if take > 0:
+            steady[k] = now[k] - take
+            surge -= take
+    return steady
 
 
 def _plan_with_advisory(
