@@ -79,3 +79,25 @@ def test_replicas_of_the_only_cluster_lost_keep_their_cost() -> None:
     assert cost["usdPerHour"] == pytest.approx(before, rel=0.01)
     assert cost["usdPerMillionTokens"] > 0
     assert _predicted_cost(world)["eu-de"] == pytest.approx(before, rel=0.01)
+
+
+def test_replicas_of_the_only_cluster_lost_keep_their_cost_per_token_when_planned_by_class() -> None:
+    # Found in review: planned by request class, the same case read status.cost 26.3 USD/h without
+    # usdPerMillionTokens and joulesPerToken: the groups' costs were added up over their reachable capacity, 0.
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=30.0)
+    body["spec"]["demand"]["requestClasses"] = [
+        {"name": "short", "promptTokens": 300, "outputTokens": 150, "share": 0.5},
+        {"name": "long", "promptTokens": 2000, "outputTokens": 300, "share": 0.5},
+    ]
+    world.add(body)
+    for _ in range(3):
+        world.cycle()
+    before = world.status()["cost"]
+    assert world.cycle().plan.deployments[0].class_routing  # planned by class
+    world.members["eu-de"].reachable = False
+    world.cycle()
+    cost = world.status()["cost"]
+    assert cost["usdPerHour"] == pytest.approx(before["usdPerHour"], rel=0.01)
+    assert cost["usdPerMillionTokens"] == pytest.approx(before["usdPerMillionTokens"], rel=0.01)
+    assert cost["joulesPerToken"] == pytest.approx(before["joulesPerToken"], rel=0.01)

@@ -111,6 +111,9 @@ class CostPrediction:
     output_tokens_per_s_by_region: Mapping[str, float] = field(default_factory=dict)
     """The served output tokens split by each region's share of the placement's capacity, as requests are
     routed (migration.routing_weights) and as each option's power was computed; empty without a demand."""
+    served_tokens_per_s: float | None = None
+    """The output tokens/s the placement serves (the demand, at most its capacity, replicas kept in unreachable
+    clusters included): what `usd_per_million_tokens` and `joules_per_token` are per; None without a demand."""
 
     @property
     def joules_per_token_by_region(self) -> dict[str, float]:
@@ -690,6 +693,7 @@ def _cost_prediction(
         usd_per_hour_by_region=usd_by_region,
         power_watts_by_region=watts_by_region,
         output_tokens_per_s_by_region=tokens_by_region,
+        served_tokens_per_s=served_tokens,
     )
 
 
@@ -1849,8 +1853,13 @@ def _merged_steps(groups: list[DeploymentProblem], plans: list[DeploymentPlan]) 
     return migration_steps(desired, ready, target, unit, needed, groups[0].max_moves)
 
 
-def _merged_cost(plans: list[DeploymentPlan], served_tokens: float | None) -> CostPrediction:
+def _merged_cost(plans: list[DeploymentPlan]) -> CostPrediction:
+    """The class groups' costs added up, per token over the tokens they serve: each group's as its own cost counts
+    them (_cost_prediction: replicas kept in an unreachable cluster serve too; found in review, a class-planned
+    deployment whose only cluster was lost had no $/Mtok, its groups' reachable capacity being 0)."""
     costs = [p.cost for p in plans]
+    served = [c.served_tokens_per_s for c in costs]
+    served_tokens = None if any(s is None for s in served) else math.fsum(s or 0.0 for s in served)
     total = math.fsum(c.usd_per_hour for c in costs)
     energy = math.fsum(c.energy_usd_per_hour for c in costs)
     power = math.fsum(c.power_watts for c in costs)
@@ -1907,10 +1916,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
     """The class groups' plans of one deployment as one: targets, steps and costs added up, the
     largest group's explanation with every group's details, and per-class routing."""
     main = plans[0]
-    served = None
-    if all(p.demand_tokens_per_s is not None for p in plans):
-        served = math.fsum(min(p.demand_tokens_per_s or 0.0, p.capacity_tokens_per_s) for p in plans)
-    cost = _merged_cost(plans, served)
+    cost = _merged_cost(plans)
     targets = _merged_targets(plans)
     class_routing = _class_routes(groups, plans)
     steps = _merged_steps(groups, plans)
