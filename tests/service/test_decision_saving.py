@@ -90,6 +90,22 @@ def test_max_concurrent_moves_raised_mid_move_reads_as_a_move() -> None:
     assert "ScaleDown" not in {e.reason for e in world.hub.events[seen:]}
 
 
+def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> None:
+    # Found in review: the surge in eu-fr two cycles old, eu-fr unreachable: the plan keeps eu-de's 10 and starts
+    # nothing, but the carried steady placement (eu-de 9, eu-fr 1) was read on eu-de alone, and lastDecision
+    # stored ScaleUp for every cycle eu-fr stayed lost.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    _mid_move(world)
+    world.cycle()
+    world.members["eu-fr"].reachable = False
+    for _ in range(2):
+        plan = world.cycle().plan.deployments[0]
+        assert world.replicas()["eu-de"] == 10
+        assert plan.explanation.reason == "NoChange", plan.explanation.summary
+    assert world.status()["lastDecision"]["reason"] != "ScaleUp"
+
+
 def test_frozen_mid_move_claims_nothing_against_the_placement_the_move_would_leave() -> None:
     # Found in review: Frozen in the middle of a move stored estimatedSavingUsdPerHour -2.19 and "costs 2.190 USD/h
     # more than keeping the current placement": read against the move's steady placement, which Frozen never makes.

@@ -425,8 +425,16 @@ def _hold_steady(problem: Problem, steady: Mapping[str, Mapping[Key, int]]) -> N
     for deployment in problem.deployments:
         placement = steady.get(deployment.deployment.id)
         # A deployment planned by class: its groups share pools, the surge is no one group's (left as it is).
-        if placement is not None and deployment.group is None:
-            deployment.steady = tuple(placement.get(o.key, o.current) for o in deployment.options)
+        if placement is None or deployment.group is not None:
+            continue
+        # A steady placement holding replicas where the plan has no option (a cluster since unreachable, a stray)
+        # cannot be read against the options alone (then the current placement is, as without a move): found in
+        # review, the surge's cluster lost mid-move left it one replica short in the cluster the move leaves, and
+        # the plan keeping what runs there read ScaleUp.
+        options = {o.key for o in deployment.options}
+        if any(n > 0 for key, n in placement.items() if key not in options):
+            continue
+        deployment.steady = tuple(placement.get(o.key, o.current) for o in deployment.options)
 
 
 def _group_targets(problem: Problem, solution: Solution) -> dict[tuple[str, str], dict[Key, int]]:
