@@ -521,11 +521,14 @@ def test_bench_mix_allows_the_load_whole_percent_weights_put_on_a_type_and_no_mo
     assert covered(53)
     # 54% is 34.56 L4s' worth: no exact share 34 L4s serve rounds to it (review: a full point per route allowed it).
     assert not covered(54) and not covered(55)
-    # A weight of 100 is exact: nothing is allowed for rounding (review: a single route got a full point).
+    # A weight of 100 may be rounded too (review: an exact 99.6% on L4 and 0.4% on H100 give L4 100): 63 L4s serve
+    # 99.6% of 63.253 req/s, and the whole rate is 0.253 L4s' worth over them, under half a point.
     l4_only = (SimpleNamespace(request_class="only", gpu_type="L4", weight=100),)
     plan = SimpleNamespace(targets=(SimpleNamespace(gpu_type="L4", replicas=63),), class_routing=l4_only)
-    above = SimpleNamespace(classes=workload.classes, requests_per_second=63.3)  # 0.3 L4s' worth short
-    assert not _scored_plan(above, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
+    rounded = SimpleNamespace(classes=workload.classes, requests_per_second=63 / 0.996)
+    assert _scored_plan(rounded, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
+    short = SimpleNamespace(classes=workload.classes, requests_per_second=63.33)  # 0.33 L4s' worth: more than that
+    assert not _scored_plan(short, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
 
 
 def test_bench_mix_text_names_a_workload_whose_plan_does_not_cover_it(
