@@ -1421,7 +1421,7 @@ def test_a_refused_write_rolled_back_keeps_the_members_words_out_of_its_event(re
         ("memberless", "ScaleUp in b not sent: cluster b unreachable for"),
         # Review of the first wording ("not sent" for all three): a write the deadline cut may have been applied,
         # and a 5xx is the member's answer, whose status the reason keeps.
-        ("timing out", "ScaleUp in b sent to cluster b, no complete answer (it may have been applied) within"),
+        ("timing out", "ScaleUp in b: no complete answer from cluster b (it may have been applied) within"),
         ("failing", "ScaleUp in b failed in cluster b (HTTP 500 Internal Server Error); still failing after"),
     ],
 )

@@ -705,15 +705,15 @@ def _not_sent(step: StepRecord, unsent: str) -> str:
     (the log) alone, from `_write`.
 
     Three cases, told apart because they leave different things behind (review of the first wording, which read
-    "not sent" for all of them): the write never left (no member client, the view unreachable: `_NOT_SENT`); it
-    went out and no complete answer came (ClusterUnreachable without a status: a transport error or the deadline
-    cut it, so it may have been applied); the member answered no (its gist: "HTTP 403 Forbidden", or a 5xx it
-    failed with, which ClusterUnreachable carries too)."""
+    "not sent" for all of them): the write never left (no member client, the view unreachable: `_NOT_SENT`); no
+    complete answer came (ClusterUnreachable without a status: a transport error or the deadline cut a call, the
+    apply or one before it, so whether it went out is not known, and it may have been applied); the member
+    answered no (its gist: "HTTP 403 Forbidden", or a 5xx it failed with, which ClusterUnreachable carries too)."""
     write = f"{step.action.value} in {step.cluster}"
     if unsent == _NOT_SENT:
         return f"{write} not sent: cluster {step.cluster} unreachable for"
     if unsent == ClusterUnreachable.kind:
-        return f"{write} sent to cluster {step.cluster}, no complete answer (it may have been applied) within"
+        return f"{write}: no complete answer from cluster {step.cluster} (it may have been applied) within"
     if unsent.startswith("HTTP 5"):
         return f"{write} failed in cluster {step.cluster} ({unsent}); still failing after"
     said = "" if unsent == MemberError.kind else f" ({unsent})"  # a bare MemberError: "refused (refused)"

@@ -230,7 +230,7 @@ def _plan_problem(
 class _ReadyCapacity:
     """What the Ready replicas serve: whether they cover the demand, their capacity (tokens/s), "n/m replicas
     Ready" for the messages, the Ready strays whose capacity nothing gives (`unknown`: `cluster/GPU type xN`, or
-    ""), and those counted 0 because their GPUProfile gives no capacity within the SLO (`unable`, alike)."""
+    ""), and those counted 0 because their GPUProfile gives none for the spec (`unable`, alike)."""
 
     covered: bool
     tokens_per_s: float
