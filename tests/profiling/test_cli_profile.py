@@ -590,6 +590,32 @@ def test_an_upper_case_scheme_is_an_http_url_and_a_refused_endpoint_shows_no_cre
     assert "S3cretPass" not in str(refused.value) and "SECRETKEY123" not in str(refused.value), str(refused.value)
 
 
+def _streamed_error(line: str, endpoint: str) -> str:
+    """The EndpointError's text when the server streams `line` back to a request made to `endpoint`."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from gridshift.profiling import EndpointError, RequestShape, StreamRecord
+    from gridshift.profiling.load import stream_request
+    from gridshift.profiling.workload import PromptMaker
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text=line + "\n\n", headers={"Content-Type": "text/event-stream"})
+
+    settings = LoadSettings(endpoint=endpoint, served_model="m")
+    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
+
+    async def send() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
+
+    with pytest.raises(EndpointError, match="streamed") as refused:
+        asyncio.run(send())
+    return str(refused.value)
+
+
 @pytest.mark.parametrize(
     "line",
     [
@@ -600,58 +626,17 @@ def test_an_upper_case_scheme_is_an_http_url_and_a_refused_endpoint_shows_no_cre
 def test_a_streamed_error_or_bad_line_that_echoes_a_credential_does_not_show_it(line: str) -> None:
     # Found in review: only a refusal's body was filtered; a streamed error chunk or a line that is not JSON was
     # quoted whole, and a server echoing the path or a key's value showed it.
-    import asyncio
-    import time
-
-    import httpx
-
-    from gridshift.profiling import EndpointError, RequestShape, StreamRecord
-    from gridshift.profiling.load import stream_request
-    from gridshift.profiling.workload import PromptMaker
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=line + "\n\n", headers={"Content-Type": "text/event-stream"})
-
-    settings = LoadSettings(endpoint="http://ops:S3cretPass@vllm:8000/?api_key=SECRET%2FKEY123", served_model="m")
-    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
-
-    async def send() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
-
-    with pytest.raises(EndpointError, match="streamed") as refused:
-        asyncio.run(send())
-    assert "SECRET" not in str(refused.value) and "S3cretPass" not in str(refused.value), str(refused.value)
+    said = _streamed_error(line, "http://ops:S3cretPass@vllm:8000/?api_key=SECRET%2FKEY123")
+    assert "SECRET" not in said and "S3cretPass" not in said, said
 
 
 def test_a_streamed_error_keeps_the_words_a_short_query_value_shares() -> None:
     # Review: with a query value of 4 characters hidden, "?max_tokens=1000&stream=true" turned the member's
     # "max_tokens 1000 exceeds the limit 1000" into "max_tokens <query omitted> exceeds ...": values shorter than
     # gridshift.redaction's MIN_SECRET_LENGTH are words, not secrets, as in the operator's logs.
-    import asyncio
-    import time
-
-    import httpx
-
-    from gridshift.profiling import EndpointError, RequestShape, StreamRecord
-    from gridshift.profiling.load import stream_request
-    from gridshift.profiling.workload import PromptMaker
-
     line = 'data: {"error": {"message": "max_tokens 1000 exceeds the limit 1000", "retryable": true}}'
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text=line + "\n\n", headers={"Content-Type": "text/event-stream"})
-
-    settings = LoadSettings(endpoint="http://vllm:8000/?max_tokens=1000&stream=true", served_model="m")
-    record = StreamRecord(shape=RequestShape(8, 8), started_at=0.0)
-
-    async def send() -> None:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-            await stream_request(client, settings, record, PromptMaker(1), time.monotonic)
-
-    with pytest.raises(EndpointError, match="streamed") as refused:
-        asyncio.run(send())
-    assert "max_tokens 1000 exceeds the limit 1000" in str(refused.value), str(refused.value)
+    said = _streamed_error(line, "http://vllm:8000/?max_tokens=1000&stream=true")
+    assert "max_tokens 1000 exceeds the limit 1000" in said, said
 
 
 def test_an_empty_gpu_type_is_said_to_be_empty_not_missing(power_trace: Path) -> None:
