@@ -521,14 +521,18 @@ def test_bench_mix_allows_the_load_whole_percent_weights_put_on_a_type_and_no_mo
     assert covered(53)
     # 54% is 34.56 L4s' worth: no exact share 34 L4s serve rounds to it (review: a full point per route allowed it).
     assert not covered(54) and not covered(55)
-    # A weight of 100 may be rounded too (review: an exact 99.6% on L4 and 0.4% on H100 give L4 100): 63 L4s serve
-    # 99.6% of 63.253 req/s, and the whole rate is 0.253 L4s' worth over them, under half a point.
+    # A weight of 100 may be rounded too (review: an exact 99.6% on L4 and 0.4% on H100 give L4 100): 63 L4s and an
+    # H100 serve 63.253 req/s, 99.6% on the L4s; the whole rate on them is 0.253 L4s' worth over, under half a point.
     l4_only = (SimpleNamespace(request_class="only", gpu_type="L4", weight=100),)
-    plan = SimpleNamespace(targets=(SimpleNamespace(gpu_type="L4", replicas=63),), class_routing=l4_only)
     rounded = SimpleNamespace(classes=workload.classes, requests_per_second=63 / 0.996)
+    plan = SimpleNamespace(targets=(SimpleNamespace(gpu_type="L4", replicas=63), targets[1]), class_routing=l4_only)
     assert _scored_plan(rounded, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
     short = SimpleNamespace(classes=workload.classes, requests_per_second=63.33)  # 0.33 L4s' worth: more than that
     assert not _scored_plan(short, buckets, {"L4": 1.0, "H100": 10.0}, plan)["covered"]
+    # Without the H100 the share is exact: 63 L4s alone do not serve 63.253 req/s (review: k over every GPU type
+    # called a one-type fleet covered).
+    alone = SimpleNamespace(targets=(SimpleNamespace(gpu_type="L4", replicas=63),), class_routing=l4_only)
+    assert not _scored_plan(rounded, buckets, {"L4": 1.0, "H100": 10.0}, alone)["covered"]
 
 
 def test_bench_mix_text_names_a_workload_whose_plan_does_not_cover_it(

@@ -183,14 +183,17 @@ def _scored_plan(workload: Any, buckets: _Buckets, prices: dict[str, float], pla
         usd += share / capacity * buckets.energy_usd[(b, route.gpu_type)]
         busy[route.gpu_type] = busy.get(route.gpu_type, 0.0) + share / capacity
         # What rounding alone can put on this type's replicas: planner.migration.percents rounds up the r largest
-        # remainders of a class's k exact shares (k <= the GPU types, one route each here), which sum to r; each
-        # remainder is under 1, so the smallest rounded up is at least 1/(k - r + 1) >= 1/k, and a weight lies at
-        # most 1 - 1/k points above its exact share, 100 included (the others' small shares rounded to 0: 99.6 and
-        # 0.4 give 100). Found in review: a flat 0.01 per class (0.08) called short-64rps uncovered at --ttft-ms
-        # 1e6, 34.194 replicas' worth on 34 L4s, where a point of a class is worth more; a full point per route was
-        # looser than rounding can cause; none for a weight of 100 called the exact optimum's fleet uncovered at
-        # --ttft-ms 600 --tpot-ms 80 (an exact 99.634% of a class on H100 rounded to 100).
-        points = 1.0 - 1.0 / len(buckets.types)
+        # remainders of a class's k exact shares (k <= the fleet's GPU types that can serve the class, one route
+        # each here), which sum to r; each remainder is under 1, so the smallest rounded up is at least
+        # 1/(k - r + 1) >= 1/k, and a weight lies at most 1 - 1/k points above its exact share, 100 included (the
+        # others' small shares rounded to 0: 99.6 and 0.4 give 100); with one such type the share is exact. Found
+        # in review: a flat 0.01 per class (0.08) called short-64rps uncovered at --ttft-ms 1e6, 34.194 replicas'
+        # worth on 34 L4s, where a point of a class is worth more; a full point per route was looser than rounding
+        # can cause; none for a weight of 100 called the exact optimum's fleet uncovered at --ttft-ms 600
+        # --tpot-ms 80 (an exact 99.634% of a class on H100 rounded to 100); k counted over every GPU type called a
+        # one-type fleet 0.5% short covered.
+        k = sum(1 for t, n in replicas.items() if n > 0 and buckets.capacity.get((b, t), 0.0) > 0)
+        points = 1.0 - 1.0 / max(k, 1)
         rounding[route.gpu_type] = rounding.get(route.gpu_type, 0.0) + points * 0.01 * rate / capacity
     covered = (
         covered
