@@ -106,6 +106,29 @@ def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> Non
     assert world.status()["lastDecision"]["reason"] != "ScaleUp"
 
 
+def test_a_lost_cluster_the_move_does_not_use_leaves_its_steps_moves() -> None:
+    # Found in review: eu-nl lost (its last-known replica still in the snapshot, replaced in eu-fr), then a paced
+    # move eu-de -> eu-fr and maxConcurrentMoves raised mid-move: eu-nl's replica was read as a stop the move owed,
+    # and the step read ScaleDown "saves 2.49 USD/h" with a ScaleDown Event.
+    world = ServiceHarness(["eu-de", "eu-fr", "eu-nl"], prices={"eu-de": 40.0, "eu-fr": 90.0, "eu-nl": 45.0})
+    body = deployment_body(rps=30.0, capacity={"minReplicas": 1, "maxReplicas": 16, "minRegions": 2})
+    world.add(body)
+    for _ in range(3):
+        world.cycle()
+    world.members["eu-nl"].reachable = False
+    for _ in range(3):
+        world.cycle()
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 400.0, "eu-fr": 10.0})
+    reasons = [world.cycle().plan.deployments[0].explanation.reason for _ in range(3)]
+    body["spec"]["migration"]["maxConcurrentMoves"] = 2
+    body["metadata"]["generation"] = 2
+    seen = len(world.hub.events)
+    reasons.append(world.cycle().plan.deployments[0].explanation.reason)
+    assert set(reasons) == {"CheaperPlacement"}, reasons
+    assert "ScaleDown" not in {e.reason for e in world.hub.events[seen:]}
+
+
 def test_frozen_mid_move_claims_nothing_against_the_placement_the_move_would_leave() -> None:
     # Found in review: Frozen in the middle of a move stored estimatedSavingUsdPerHour -2.19 and "costs 2.190 USD/h
     # more than keeping the current placement": read against the move's steady placement, which Frozen never makes.

@@ -286,16 +286,26 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
         return {}
     before = {d.id: d for d in previous.snapshot.deployments}
     targets = previous.targets()
+    lost = {c.name for c in snapshot.clusters if not c.reachable}
+
+    def reachable(placement: Mapping[Key, int]) -> dict[Key, int]:
+        return {key: n for key, n in placement.items() if key[0] not in lost}
+
     found: dict[str, dict[Key, int]] = {}
     for deployment in snapshot.deployments:
         earlier = before.get(deployment.id)
         target = targets.get(deployment.id)
         if earlier is None or target is None or deployment.requirements.mode is not MigrationMode.AUTO:
             continue
+        # A move into or within a cluster now unreachable cannot be followed (its replicas there are not options:
+        # found in review, the surge's cluster lost read ScaleUp); replicas left in one the move does not use are
+        # no part of it (review: a lost cluster's last-known replica read as a stop owed, then as a ScaleDown).
+        if any(n > 0 and key[0] in lost for key, n in target.items()):
+            continue
         was = {(p.cluster, p.gpu_type): p.desired for p in earlier.placements}
         base = previous.steady.get(deployment.id, was)
         now = {(p.cluster, p.gpu_type): p.desired for p in deployment.placements}
-        steady = _move_left(base, was, target, now)
+        steady = _move_left(reachable(base), reachable(was), reachable(target), reachable(now))
         if steady is not None:
             found[deployment.id] = steady
     return found
@@ -426,13 +436,6 @@ def _hold_steady(problem: Problem, steady: Mapping[str, Mapping[Key, int]]) -> N
         placement = steady.get(deployment.deployment.id)
         # A deployment planned by class: its groups share pools, the surge is no one group's (left as it is).
         if placement is None or deployment.group is not None:
-            continue
-        # A steady placement holding replicas where the plan has no option (a cluster since unreachable, a stray)
-        # cannot be read against the options alone (then the current placement is, as without a move): found in
-        # review, the surge's cluster lost mid-move left it one replica short in the cluster the move leaves, and
-        # the plan keeping what runs there read ScaleUp.
-        options = {o.key for o in deployment.options}
-        if any(n > 0 for key, n in placement.items() if key not in options):
             continue
         deployment.steady = tuple(placement.get(o.key, o.current) for o in deployment.options)
 
