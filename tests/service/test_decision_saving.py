@@ -106,6 +106,23 @@ def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> Non
     assert world.status()["lastDecision"]["reason"] != "ScaleUp"
 
 
+def test_the_surge_cluster_back_after_a_loss_reads_the_move_not_a_scale_down() -> None:
+    # Found in review: the steady placement dropped while eu-fr was lost, the surge replica there read as an
+    # eleventh replica once it was back: ScaleDown "saves 2.34 USD/h" every cycle, with a ScaleDown Event.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    world.add(deployment_body(rps=30.0))
+    _mid_move(world)
+    world.cycle()
+    world.members["eu-fr"].reachable = False
+    world.cycle()
+    world.members["eu-fr"].reachable = True
+    seen = len(world.hub.events)
+    for _ in range(2):
+        assert world.cycle().plan.deployments[0].explanation.reason == "CheaperPlacement"
+    assert world.replicas() == {"eu-de": 10, "eu-fr": 1}
+    assert "ScaleDown" not in {e.reason for e in world.hub.events[seen:]}
+
+
 def test_a_lost_cluster_the_move_does_not_use_leaves_its_steps_moves() -> None:
     # Found in review: eu-nl lost (its last-known replica still in the snapshot, replaced in eu-fr), then a paced
     # move eu-de -> eu-fr and maxConcurrentMoves raised mid-move: eu-nl's replica was read as a stop the move owed,

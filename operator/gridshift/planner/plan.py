@@ -261,17 +261,19 @@ def make_plan(
     with _collector_paused():
         started = clock() if clock is not None else 0.0
         warm = _warm_start(previous, snapshot)
-        steady = _steady_placements(previous, snapshot)
+        steady, carried = _steady_placements(previous, snapshot)
         advisory = frozenset(d.id for d in snapshot.deployments if d.requirements.mode is MigrationMode.ADVISORY)
         if not advisory:
             budget = settings.time_budget_seconds - _spent(clock, started)
             plan = _plan_once(snapshot, settings, clock, warm, budget, steady)
         else:
             plan = _plan_with_advisory(snapshot, settings, clock, warm, advisory, started, steady)
-        return replace(plan, steady=steady)
+        return replace(plan, steady={**carried, **steady})
 
 
-def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, dict[Key, int]]:
+def _steady_placements(
+    previous: Plan | None, snapshot: Snapshot
+) -> tuple[dict[str, dict[Key, int]], dict[str, dict[Key, int]]]:
     """Per deployment caught in the middle of the previous plan's move, the placement that move leaves once its
     stops are done (DeploymentProblem.steady): the replicas desired now, less those started ahead of stops not
     made yet. The move runs from the placement the previous plan read as current (its own steady placement while
@@ -281,9 +283,13 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
     review, read as a ScaleDown from the second cycle on, the surge being in the previous plan's snapshot already.
     Only for mode Auto: Frozen and Advisory change nothing, no move is in flight (found in review: Frozen mid-move
     read 'costs 2.190 USD/h more than keeping the current placement'). None without a previous plan (after a
-    restart the surge reads as replicas)."""
+    restart the surge reads as replicas).
+
+    Second: the steady placements carried to the next cycle unused (Plan.steady), those of moves into a cluster
+    lost this cycle: found in review, dropped, the move read ScaleDown "saves 2.34 USD/h" once the cluster was
+    back, its surge counted as an eleventh replica."""
     if previous is None or previous.snapshot is None:
-        return {}
+        return {}, {}
     before = {d.id: d for d in previous.snapshot.deployments}
     targets = previous.targets()
     lost = {c.name for c in snapshot.clusters if not c.reachable}
@@ -292,6 +298,7 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
         return {key: n for key, n in placement.items() if key[0] not in lost}
 
     found: dict[str, dict[Key, int]] = {}
+    carried: dict[str, dict[Key, int]] = {}
     for deployment in snapshot.deployments:
         earlier = before.get(deployment.id)
         target = targets.get(deployment.id)
@@ -301,6 +308,8 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
         # found in review, the surge's cluster lost read ScaleUp); replicas left in one the move does not use are
         # no part of it (review: a lost cluster's last-known replica read as a stop owed, then as a ScaleDown).
         if any(n > 0 and key[0] in lost for key, n in target.items()):
+            if deployment.id in previous.steady:
+                carried[deployment.id] = dict(previous.steady[deployment.id])
             continue
         was = {(p.cluster, p.gpu_type): p.desired for p in earlier.placements}
         base = previous.steady.get(deployment.id, was)
@@ -308,7 +317,7 @@ def _steady_placements(previous: Plan | None, snapshot: Snapshot) -> dict[str, d
         steady = _move_left(reachable(base), reachable(was), reachable(target), reachable(now))
         if steady is not None:
             found[deployment.id] = steady
-    return found
+    return found, carried
 
 
 def _move_left(
