@@ -225,7 +225,7 @@ class Plan:
     steady: Mapping[str, Mapping[tuple[str, str], int]] = field(default_factory=dict, repr=False)
     """Per deployment caught in the middle of a move, the placement that move leaves (_steady_placements): what
     its decision was read against (not a class-planned one's: _hold_steady), carried to the next cycle while the
-    move is still in flight."""
+    move is still in flight; also, unread, one carried through a cycle in which the move's cluster was lost."""
 
     def for_deployment(self, deployment_id: str) -> DeploymentPlan:
         for plan in self.deployments:
