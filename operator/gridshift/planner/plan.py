@@ -178,9 +178,9 @@ class DeploymentPlan:
     """Per (cluster, GPU type) where replicas run where the deployment may no longer run (DeploymentProblem.strays:
     those this plan stops and those kept for a later cycle within maxConcurrentMoves), a replica's capacity there
     in tokens/s at the SLO, as the make-before-break steps count it (`_stray_unit`: 0.0 where its profile gives
-    none within the SLO; None where no profile gives it, which the steps count as 0). Their Ready replicas serve
-    until the move replacing them is done: status counts them as Ready capacity (names those of None), and the
-    deployment as Reconciling while the plan replaces them."""
+    none for the spec: the SLO, memory, a request class; None where no profile gives it, which the steps count as
+    0). Their Ready replicas serve until the move replacing them is done: status counts them as Ready capacity
+    (names those of None), and the deployment as Reconciling while the plan replaces them."""
     replaces_strays: bool = False
     """Whether the plan does without its strays: stops them, this cycle or a later one within maxConcurrentMoves
     (`_replaces_strays`: replicas elsewhere, or none wanted at all). False without strays, and where it keeps them
@@ -1024,8 +1024,7 @@ def _from_steady(deployment: DeploymentProblem, counts: list[int]) -> tuple[list
     """The placement a decision is read against, and the replicas `counts` starts and stops from it: the one a
     move in flight leaves (DeploymentProblem.steady), not the one with its surge replica, else the current one."""
     current = list(deployment.steady or deployment.columns.current)
-    started = sum(max(0, n - k) for n, k in zip(counts, current, strict=True))
-    stopped = sum(max(0, k - n) for n, k in zip(counts, current, strict=True))
+    started, stopped = moves(deployment, counts, current)
     return current, started, stopped
 
 

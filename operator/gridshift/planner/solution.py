@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,10 +38,12 @@ class Solution:
     (planner.band): their explanation names the band, and only theirs."""
 
 
-def moves(problem: DeploymentProblem, counts: tuple[int, ...] | list[int]) -> tuple[int, int]:
-    """(replicas started, replicas stopped) to go from the current placement to `counts`."""
+def moves(
+    problem: DeploymentProblem, counts: tuple[int, ...] | list[int], start: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """(replicas started, replicas stopped) to go from the current placement (or `start`, per option) to `counts`."""
     added = removed = 0
-    for n, current in zip(counts, problem.columns.current, strict=True):
+    for n, current in zip(counts, problem.columns.current if start is None else start, strict=True):
         if n > current:
             added += n - current
         elif n < current:
