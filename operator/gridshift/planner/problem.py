@@ -844,13 +844,18 @@ def _away_options(
     for cluster, gpu_type, _ in unreachable:
         site = sites.get(cluster)
         offering = site.offerings.get(gpu_type) if site is not None else None
-        key = (scope.d_index, gpu_type)
-        entry = next((c for c in (capacity.get(key), *alternatives.get(key, ())) if c is not None and c.rate > 0), None)
+        entry = _serving_build(capacity, alternatives, (scope.d_index, gpu_type))
         if site is not None and offering is not None and entry is not None:
             found.append(
                 _option(scope, site, offering, entry, placed[(cluster, gpu_type)], deployment.requirements, workload)
             )
     return found
+
+
+def _serving_build(capacity: _Capacities, alternatives: _Alternatives, key: tuple[int, str]) -> _Capacity | None:
+    """The first build of the deployment that serves at some rate on the GPU type of `key`: the model's own, else
+    a variant's; None where none does."""
+    return next((c for c in (capacity.get(key), *alternatives.get(key, ())) if c is not None and c.rate > 0.0), None)
 
 
 def _stray_note(desired: int, cluster: str, why: str, workload: Workload, min_replicas: int) -> str:
@@ -891,9 +896,9 @@ def _usable_away(
     held = {p.cluster for p in deployment.placements if p.desired > 0}
 
     def may_run(site: _Site, gpu_type: str) -> bool:
-        return _ruled_out(site, gpu_type, frozen=False) is None and any(  # Frozen: no routing changes at all
-            c is not None and c.rate > 0.0
-            for c in (capacity.get((scope.d_index, gpu_type)), *alternatives.get((scope.d_index, gpu_type), ()))
+        return (  # Frozen: no routing changes at all
+            _ruled_out(site, gpu_type, frozen=False) is None
+            and _serving_build(capacity, alternatives, (scope.d_index, gpu_type)) is not None
         )
 
     sites = {site.cluster.name: site for site in scope.sites}
