@@ -252,7 +252,7 @@ def _ready_capacity(
     capacity 0 tokens/s") while its 7 Ready replicas there took all the traffic; and again for strays on a GPU type
     no option had left. Where no profile gives a stray's capacity either (plan.strays None), it counts 0 and is
     named (`unknown`), so that a CapacityShort says what it leaves out rather than claim those replicas serve
-    nothing; where its profile gives 0 (the type cannot meet the SLO) it counts 0 as such (`unable`): found in
+    nothing; where its profile gives 0 (the SLO, memory, a request class) it counts 0 as such (`unable`): found in
     review, those were named as unknown beside an explanation saying why the type serves nothing."""
     per_replica = {(t.cluster, t.gpu_type): t.capacity_tokens_per_s_per_replica for t in plan.targets}
     for key, unit in plan.strays.items():  # a stray the plan stops is a target of 0 replicas, counted as 0
@@ -273,7 +273,7 @@ def _uncounted_strays(
     applied: S.Deployment, plan: DeploymentPlan, per_replica: Mapping[tuple[str, str], float]
 ) -> tuple[str, str]:
     """The Ready strays counted 0 (`cluster/GPU type xN`, or ""): those no GPUProfile gives the capacity of
-    (plan.strays None), and those whose GPUProfile gives none within the SLO (0.0)."""
+    (plan.strays None), and those whose GPUProfile gives none for the spec (0.0)."""
     unknown: list[str] = []
     unable: list[str] = []
     for p in applied.placements:
@@ -418,7 +418,7 @@ def _slo_state(
     names no tokens/s: they move with every scrape, and each new message was a status write a cycle
     (review; the rate is in status.observedSlo, rewritten only when it moves by a tenth). A CapacityShort
     names the Ready strays it counted 0 (`uncounted`, _ReadyCapacity's `unknown` and `unable`): those no profile
-    gives the capacity of, short of what is known, and those whose profile gives none within the SLO.
+    gives the capacity of, short of what is known, and those whose profile gives none for the spec.
 
     Latency is judged before demand: it is measured whether or not the request rate is (found in review: with
     p95 TTFT at 900 ms against 500 and one pod's scrape failing, Ready said SLOAtRisk while SLOAtRisk read
