@@ -90,15 +90,21 @@ def test_max_concurrent_moves_raised_mid_move_reads_as_a_move() -> None:
     assert "ScaleDown" not in {e.reason for e in world.hub.events[seen:]}
 
 
-def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> None:
-    # Found in review: the surge in eu-fr two cycles old, eu-fr unreachable: the plan keeps eu-de's 10 and starts
-    # nothing, but the carried steady placement (eu-de 9, eu-fr 1) was read on eu-de alone, and lastDecision
-    # stored ScaleUp for every cycle eu-fr stayed lost.
+def _surge_cluster_lost_mid_move() -> ServiceHarness:
+    """A move's surge replica in eu-fr a cycle old, not Ready, and eu-fr then unreachable."""
     world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
     world.add(deployment_body(rps=30.0))
     _mid_move(world)
     world.cycle()
     world.members["eu-fr"].reachable = False
+    return world
+
+
+def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> None:
+    # Found in review: the surge in eu-fr two cycles old, eu-fr unreachable: the plan keeps eu-de's 10 and starts
+    # nothing, but the carried steady placement (eu-de 9, eu-fr 1) was read on eu-de alone, and lastDecision
+    # stored ScaleUp for every cycle eu-fr stayed lost.
+    world = _surge_cluster_lost_mid_move()
     for _ in range(2):
         plan = world.cycle().plan.deployments[0]
         assert world.replicas()["eu-de"] == 10
@@ -109,11 +115,7 @@ def test_the_surge_cluster_lost_mid_move_reads_no_change_not_a_scale_up() -> Non
 def test_the_surge_cluster_back_after_a_loss_reads_the_move_not_a_scale_down() -> None:
     # Found in review: the steady placement dropped while eu-fr was lost, the surge replica there read as an
     # eleventh replica once it was back: ScaleDown "saves 2.34 USD/h" every cycle, with a ScaleDown Event.
-    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
-    world.add(deployment_body(rps=30.0))
-    _mid_move(world)
-    world.cycle()
-    world.members["eu-fr"].reachable = False
+    world = _surge_cluster_lost_mid_move()
     world.cycle()
     world.members["eu-fr"].reachable = True
     seen = len(world.hub.events)
