@@ -207,8 +207,10 @@ def uninstall_log_redaction() -> None:
 
 
 def display_url(url: str | httpx.URL) -> str:
-    """`url` as logs and error messages may show it: without its query string (which may hold a token)
-    and without user:password@ (admission refuses those in feed URLs; this keeps any other out)."""
+    """`url` as logs and error messages may show it: without its query string (which may hold a token),
+    without user:password@ (admission refuses those in feed URLs; this keeps any other out) and without its
+    `#fragment` (never sent to the server, so nothing a reader needs; review, 6 December 2026: a
+    `#token=...` was shown whole)."""
     if isinstance(url, str):
         try:
             url = httpx.URL(url)
@@ -216,4 +218,6 @@ def display_url(url: str | httpx.URL) -> str:
             return "<unparsable URL omitted>"
     if url.userinfo:
         url = url.copy_with(userinfo=b"REDACTED")
+    if url.fragment:
+        url = url.copy_with(fragment=None)
     return f"{url.copy_with(query=None)}?<query omitted>" if url.query else str(url)

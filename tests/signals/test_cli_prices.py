@@ -152,6 +152,25 @@ def test_a_password_in_the_url_is_never_echoed(local_server: LocalServer, capsys
     assert "24 intervals" in out.out and "pa55w0rd" not in out.out + out.err
 
 
+def test_a_bare_query_token_and_a_fragment_are_never_echoed(
+    local_server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found in review (6 December 2026): a key passed bare (`?<key>`, no `name=`) was not remembered, so a server
+    # echoing what it was asked put it in the error; a `#fragment` stayed in the feed's name (errors, title).
+    def echo(request: Request) -> Reply:  # a price cell that quotes what was asked, as a CSV error row may
+        row = f"2024-01-01T00:00Z,{request.path}?{'&'.join(request.params)}"
+        return Reply(body=f"start,Price (EUR/MWh)\n{row}\n".encode(), content_type="text/csv")
+
+    local_server.respond = echo
+    with pytest.raises(UsageError, match=r"row 2\.Price \(EUR/MWh\): not a number") as refused:
+        run(local_server.url + "/x.csv?S3cr3tTokBare")
+    assert "S3cr3tTokBare" not in str(refused.value)
+    local_server.answer(Reply(status=404, body=b"no"))
+    with pytest.raises(UsageError, match="HTTP 404") as refused:
+        run(local_server.url + "/x.xml#token=S3cr3tFragment")
+    assert "S3cr3tFragment" not in str(refused.value)
+
+
 def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Found in review: the EU per-market files (French local time) were printed under "start (UTC)" as UTC.
     french = shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"

@@ -304,9 +304,14 @@ def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str
         for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items()
         if key not in reserved
     }
-    for values in own.values():
+    for key, values in own.items():
         for value in values:
             redaction.remember(value)
+        if not any(values):
+            # A key given bare (`?<key>`, no `name=`): parse_qs reads it as a name with a blank value. Found in
+            # review (6 December 2026): it was not remembered, and a server that echoed what it was asked put
+            # it in the feed's error. A bare word that is no secret costs a redacted word in a log.
+            redaction.remember(key)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), own
 
 
