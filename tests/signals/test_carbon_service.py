@@ -301,6 +301,22 @@ def test_electricity_maps_latest_hour_stands_until_the_next_is_published(
     assert later.error is not None and "no intensity for now" in str(later.error)
 
 
+def test_electricity_maps_history_sent_newest_first_reads_as_sent_oldest_first(
+    local_server: LocalServer, shared_data: Path
+) -> None:
+    # Found in review (6 December 2026): the latest hour was taken as the list's last item, so a history
+    # sent newest first (a proxy, a cache) held its oldest hour for now and read "no intensity for now".
+    api = _api(shared_data)
+    body = json.loads(api.electricity_maps("history", {"zone": "DE-LU"}, NOW).body)
+    latest = body["history"][-2]["carbonIntensity"]
+    body["history"] = body["history"][:-1][::-1]
+    local_server.answer(Reply(body=json.dumps(body).encode()))
+    reading = _electricity_maps_de_lu(local_server, FakeClock()).read()
+    assert reading.usable and reading.series is not None
+    current = reading.series.at(NOW)
+    assert current is not None and current.g_per_kwh == latest
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

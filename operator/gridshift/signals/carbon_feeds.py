@@ -145,11 +145,11 @@ def parse_electricity_maps(
             raise CarbonDataError(feed, f"{where}.emissionFactorType", f"unknown emission factor type {stated!r}")
         starts.append(_time(feed, f"{where}.datetime", item.get("datetime")))
         values.append((value, _EM_BASIS[stated] if stated is not None else basis))
-    step = _step_between(starts, HOUR)
-    return [
-        CarbonInterval(start, start + step, value, stated_basis, kind)
-        for start, (value, stated_basis) in zip(starts, values, strict=True)
-    ]
+    # Oldest first, as Electricity Maps sends it: the feed takes the last as the latest published hour
+    # (review, 6 December 2026: a history sent newest first held its oldest hour for now).
+    ordered = sorted(zip(starts, values, strict=True), key=lambda pair: pair[0])
+    step = _step_between([start for start, _ in ordered], HOUR)
+    return [CarbonInterval(start, start + step, value, stated_basis, kind) for start, (value, stated_basis) in ordered]
 
 
 @dataclass(eq=False, kw_only=True)
