@@ -957,7 +957,7 @@ def _explain(
     options = deployment.options
     used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
     current, started, stopped = _from_steady(deployment, counts)
-    details = list(deployment.notes)
+    details = _opening_details(deployment, infeasible_reason)
     uses_carbon = deployment.deployment.requirements.uses_carbon
     chosen_objective = deployment_objective(deployment, counts, settings)
     keep_objective = deployment_objective(deployment, current, settings)
@@ -1018,6 +1018,16 @@ def _explain(
         alternative_usd_per_hour=alt_hourly,
         saving_usd_per_hour_vs_current=saving,
     )
+
+
+def _opening_details(deployment: DeploymentProblem, infeasible_reason: str | None) -> list[str]:
+    """The details an explanation opens with: why the plan is infeasible, in the words of its infeasible_reason
+    (Ready's message), then the problem's notes that reason does not already hold (that of a deployment with
+    nowhere to run holds them all). Found in review: an Infeasible decision's explanation was empty, maxReplicas
+    cut below the demand or the only cluster unreachable, while Ready's message said why."""
+    if infeasible_reason is None:
+        return list(deployment.notes)
+    return [infeasible_reason, *(note for note in deployment.notes if note not in infeasible_reason)]
 
 
 def _from_steady(deployment: DeploymentProblem, counts: list[int]) -> tuple[list[int], int, int]:

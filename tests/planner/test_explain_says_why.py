@@ -1,0 +1,67 @@
+"""What a decision's explanation (status.lastDecision.explanation: its details) says of an Infeasible plan (found
+in review).
+
+An Infeasible decision's explanation was empty (maxReplicas cut below the demand, minRegions unmet, the only
+cluster unreachable) while Ready's message said why: it opens with that reason now, in the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from gridshift.planner import make_plan
+from gridshift.planner import snapshot as S
+from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
+
+
+def _max_replicas_cut() -> S.Snapshot:
+    d = deployment("chat", 40.0, max_replicas=1, placements=[("a", H100, 1)])
+    return snapshot([d], [cluster("a")], {"a": flat_prices(0.1)})
+
+
+def _min_regions_unmet() -> S.Snapshot:
+    # b is an eligible region with no GPU free: the plan spreads over one region of the two asked for.
+    d = deployment("chat", 1.0, min_regions=2, placements=[("a", H100, 1)])
+    return snapshot([d], [cluster("a"), cluster("b", gpus={H100: 0})], {"a": flat_prices(0.1), "b": flat_prices(0.1)})
+
+
+def _only_cluster_unreachable() -> S.Snapshot:
+    d = deployment("chat", 1.0, placements=[("a", H100, 1)])
+    return snapshot([d], [cluster("a", reachable=False)], {"a": flat_prices(0.1)})
+
+
+def _min_replicas_above_inventory() -> S.Snapshot:
+    d = deployment("chat", 1.0, min_replicas=4, placements=[("a", H100, 1)])
+    return snapshot([d], [cluster("a", gpus={H100: 2})], {"a": flat_prices(0.1)})
+
+
+@pytest.mark.parametrize(
+    "world",
+    [_max_replicas_cut, _min_regions_unmet, _only_cluster_unreachable, _min_replicas_above_inventory],
+    ids=["maxReplicas", "minRegions", "unreachable", "minReplicas"],
+)
+def test_an_infeasible_decision_explains_why_in_the_words_of_ready(world: Callable[[], S.Snapshot]) -> None:
+    plan = make_plan(world()).for_deployment("ns/chat")
+    assert not plan.feasible and plan.explanation.reason == "Infeasible"
+    assert plan.infeasible_reason
+    # The reason Ready's message gives (service.status._plan_problem), first, and said once.
+    assert plan.explanation.details[:1] == (plan.infeasible_reason,), plan.explanation.details
+    assert plan.explanation.details.count(plan.infeasible_reason) == 1
+
+
+def test_a_deployment_with_nowhere_to_run_says_each_note_once() -> None:
+    # Its infeasible reason holds the problem's notes (the clusters ruled out): the details do not repeat them.
+    d = deployment("chat", 1.0, forbidden=["a"], placements=[("a", H100, 1)])
+    plan = make_plan(snapshot([d], [cluster("a")], {"a": flat_prices(0.1)})).for_deployment("ns/chat")
+    assert plan.infeasible_reason and "a in forbiddenRegions" in plan.infeasible_reason
+    assert plan.explanation.details[:1] == (plan.infeasible_reason,), plan.explanation.details
+    assert "\n".join(plan.explanation.details).count("a in forbiddenRegions") == 1, plan.explanation.details
+
+
+def test_a_feasible_plan_has_no_infeasible_reason_in_its_details() -> None:
+    d = deployment("chat", 1.0, placements=[("a", H100, 1)])
+    plan = make_plan(snapshot([d], [cluster("a")], {"a": flat_prices(0.1)})).for_deployment("ns/chat")
+    assert plan.feasible and plan.explanation.reason == "NoChange"
+    assert plan.explanation.details == ()
