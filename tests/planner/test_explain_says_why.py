@@ -1,8 +1,10 @@
-"""What a decision's explanation (status.lastDecision.explanation: its details) says of an Infeasible plan (found
-in review).
+"""What a decision's explanation (status.lastDecision.explanation: its details) says of an Infeasible plan and of
+the replicas running where the deployment may no longer run (found in review).
 
 An Infeasible decision's explanation was empty (maxReplicas cut below the demand, minRegions unmet, the only
-cluster unreachable) while Ready's message said why: it opens with that reason now, in the same words.
+cluster unreachable) while Ready's message said why: it opens with that reason now, in the same words. A running
+placement's gaps counted only the replicas where the deployment may run ("breaks minReplicas 1 (0 running)") while
+the replicas in a region since forbidden ran and served: they are counted apart.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytest
 
 from gridshift.planner import make_plan
 from gridshift.planner import snapshot as S
-from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
+from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
 
 
 def _max_replicas_cut() -> S.Snapshot:
@@ -65,3 +67,37 @@ def test_a_feasible_plan_has_no_infeasible_reason_in_its_details() -> None:
     plan = make_plan(snapshot([d], [cluster("a")], {"a": flat_prices(0.1)})).for_deployment("ns/chat")
     assert plan.feasible and plan.explanation.reason == "NoChange"
     assert plan.explanation.details == ()
+
+
+@pytest.mark.parametrize(
+    ("spec", "placements", "said"),
+    [
+        (
+            {"forbidden": ["b"]},
+            [("b", H100, 1)],
+            "the running placement breaks minReplicas 1 (0 running where it may run; 1 where it may no longer run)",
+        ),
+        (
+            {"gpu_types": [H100]},
+            [("b", A100, 2)],
+            "the running placement breaks minReplicas 1 (0 running where it may run; 2 where it may no longer run)",
+        ),
+        (
+            {"forbidden": ["c"], "min_replicas": 2, "min_regions": 2},
+            [("a", H100, 1), ("c", H100, 1)],
+            "the running placement breaks minReplicas 2 (1 running where it may run; 1 where it may no longer run), "
+            "minRegions 2 (1 region(s) running where it may run)",
+        ),
+    ],
+    ids=["region forbidden", "GPU type dropped", "minRegions"],
+)
+def test_replicas_where_it_may_no_longer_run_are_counted_apart_not_as_none_running(
+    spec: dict[str, object], placements: list[tuple[str, str, int]], said: str
+) -> None:
+    # Status counts the Ready ones as serving until the move replacing them is done (docs/status.md): "0 running"
+    # beside them read as a deployment down.
+    d = deployment("chat", 1.0, placements=placements, **spec)
+    clusters = [cluster("a"), cluster("b", gpus={H100: 16, A100: 16}), cluster("c")]
+    plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "abc"})).for_deployment("ns/chat")
+    assert plan.replaces_strays and plan.explanation.reason == "PlacementRules", plan.explanation.summary
+    assert said in plan.explanation.details, plan.explanation.details

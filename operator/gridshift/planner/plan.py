@@ -1398,7 +1398,9 @@ def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
     """What the running placement (the replicas desired now) leaves unmet, read off its counts: whether its
     capacity is below what the demand needs within the SLO (headroom included), and the minReplicas and
     minRegions rules it breaks, in words. Replicas where the deployment may no longer run are no option and
-    count for nothing, as in the objective."""
+    count for nothing, as in the objective; but they run (status counts the Ready ones as serving until the move
+    replacing them is done), so the words count them apart. Found in review: "breaks minReplicas 1 (0 running)"
+    beside 1 Ready replica in a region since forbidden."""
     if deployment.frozen or not deployment.options:
         return False, []
     columns = deployment.columns
@@ -1406,11 +1408,14 @@ def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
     short = deployment.coverage_target > 0 and covered < deployment.coverage_target * (1.0 - 1e-9)
     rules = []
     replicas = sum(columns.current)
+    away = sum(desired for _, _, desired, _ in deployment.strays)
+    where = " where it may run" if away else ""
     if replicas < deployment.min_replicas:
-        rules.append(f"minReplicas {deployment.min_replicas} ({replicas} running)")
+        elsewhere = f"; {away} where it may no longer run" if away else ""
+        rules.append(f"minReplicas {deployment.min_replicas} ({replicas} running{where}{elsewhere})")
     regions = {columns.region[j] for j, n in enumerate(columns.current) if n > 0}
     if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
-        rules.append(f"minRegions {deployment.min_regions} ({len(regions)} region(s) running)")
+        rules.append(f"minRegions {deployment.min_regions} ({len(regions)} region(s) running{where})")
     return short, rules
 
 
