@@ -904,6 +904,62 @@ def test_the_same_decision_taken_again_is_a_series_of_one_event() -> None:
     assert reasons == [("ScaleUp", 1), ("ScaleUp", 2), ("ScaleDown", 1)], reasons
 
 
+def test_a_decision_whose_status_answer_was_cut_is_announced_once_the_status_shows_it() -> None:
+    # Found in review: the Event went out only after the status patch's answer, so a patch the apiserver applied
+    # whose answer was lost (a dropped connection, HubWriteTimeout) left the new lastDecision stored and no
+    # Event; the next cycle read that decision as the stored one and stayed silent, and no Event ever said it.
+    from gridshift.hub.client import HubWriteTimeout
+
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    announced = [(e.reason, e.occurrences) for e in world.hub.events]
+    patch_status = world.hub.patch_status
+
+    def applied_then_cut(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        patch_status(ref, status, fence)
+        if ref.kind == "InferenceDeployment":
+            raise HubWriteTimeout(f"hub: patch {ref.namespace}/{ref.name} status: no complete answer within 10 s")
+
+    world.hub.patch_status = applied_then_cut  # type: ignore[method-assign]
+    body["spec"]["demand"]["requestsPerSecond"] = 30.0
+    report = world.cycle()
+    assert [p.reason.value for p in report.problems] == ["StatusWriteFailed"] and report.events == 0
+    assert world.status()["lastDecision"]["reason"] == "ScaleUp"
+    world.hub.patch_status = patch_status  # type: ignore[method-assign]
+    report = world.cycle()
+    assert (report.events, report.decisions) == (1, ["ScaleUp"])
+    settled(world)
+    assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
+
+
+def test_a_decision_whose_status_was_never_written_is_announced_once_by_the_next_write() -> None:
+    # The other half of the cut answer: a patch refused, or cut before the apiserver applied it, stores nothing.
+    # The replicas were written all the same, so the next cycle's plan finds them running and reads NoChange: the
+    # ScaleUp was never announced either. One Event, not none, nor one per try.
+    from gridshift.hub.client import HubWriteTimeout
+
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    announced = [(e.reason, e.occurrences) for e in world.hub.events]
+    patch_status = world.hub.patch_status
+
+    def cut(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        if ref.kind == "InferenceDeployment":
+            raise HubWriteTimeout(f"hub: patch {ref.namespace}/{ref.name} status: no complete answer within 10 s")
+        patch_status(ref, status, fence)
+
+    world.hub.patch_status = cut  # type: ignore[method-assign]
+    body["spec"]["demand"]["requestsPerSecond"] = 30.0
+    world.cycle()
+    world.hub.patch_status = patch_status  # type: ignore[method-assign]
+    settled(world)
+    assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
+
+
 # ---------------------------------------------------------------- idle: nothing written
 
 

@@ -58,7 +58,7 @@ from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations, with_holds
 from gridshift.service.migrate_auto import AutoMigrations, Migrated
 from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
-from gridshift.service.report import Reporter, invalid_cluster_problems, lease_lost_since, log_cycle, log_problems
+from gridshift.service.report import Reporter, invalid_cluster_problems, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import Departures, Recorded, delete_everywhere, finalize, sweep_orphans
 from gridshift.service.writes import LeaseWindow, WritePool, members_within
@@ -213,7 +213,7 @@ class OperatorService:
         # 1. Lead: only the Lease holder plans and acts.
         report.leader = self.elector.ensure()
         if not report.leader:
-            lease_lost_since(self.last_report, report)
+            self.reporter.standing_by(self.last_report, report)
             return self._finish(report, started, None)
 
         # 2. Observe: one snapshot of hub objects, member clusters, metrics and prices; sweep orphans.

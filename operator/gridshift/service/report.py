@@ -5,12 +5,14 @@ Status is composed by service.status (from the observation, the plan and the mig
 and compared with what is stored; the merge patch is empty in an idle cycle, so nothing is written.
 An Event goes out only for a new decision (a new placement, mode or feasibility), with a message
 built from the decision's reason and placement alone, so that the same decision taken again reads
-the same and becomes a series of one Event.
+the same and becomes a series of one Event. A decision Event whose status patch raised (cut, timed out, refused)
+is held by the Reporter and sent by the first later cycle that still holds that decision (`_Unannounced`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -197,6 +199,11 @@ _CLUSTER_PROBLEM = {
 }
 
 
+UNANNOUNCED_MEMORY = 4096
+"""Most decision Events held unannounced at once (`Reporter`), oldest dropped first: one per deployment whose
+status patch failed, gone once announced or superseded; this bounds what deleted deployments leave behind."""
+
+
 class Reporter:
     """Writes each object's status and decision Events through the hub, and records the cycle's problems."""
 
@@ -204,6 +211,8 @@ class Reporter:
         self.hub = hub
         self.writes = writes
         """Where deployment status patches and Events go (bounded concurrency); None: written at once."""
+        self._unannounced: OrderedDict[ObjectRef, _Unannounced] = OrderedDict()
+        """Decision Events not sent because their deployment's status patch raised, by deployment."""
 
     def deployment(
         self,
@@ -219,8 +228,13 @@ class Reporter:
         _deployment_problems(deployment, applied, progress, report)
         report.outcomes.append(_outcome(deployment, applied, plan, composed, views))
         patch = status_patch(deployment.old_status, composed.status)
+        meta = deployment.body["metadata"]
+        ref = ObjectRef("InferenceDeployment", applied.namespace, applied.name, str(meta.get("uid", "")))
         change = composed.decision
         decision = change if change is not None and change.reason not in QUIET_DECISIONS else None
+        held = self._unannounced.pop(ref, None)
+        if decision is None and held is not None and held.identity == _identity(composed.status):
+            decision = held.decision  # still the decision: announced now (a new one supersedes it, unannounced)
         events = [_decision_event(decision)] if decision is not None else []
         if progress.rolled_back is not None:  # a Warning of its own: no decision changed, yet the move was undone
             events.append(_Event(EventReason.MIGRATION_ROLLED_BACK, progress.rolled_back, True, EventAction.ROLL_BACK))
@@ -228,8 +242,6 @@ class Reporter:
             events.append(_Event(EventReason.ROUTING_GRACE, "; ".join(progress.grace), True, EventAction.ROUTE))
         if not patch and not events:
             return composed
-        meta = deployment.body["metadata"]
-        ref = ObjectRef("InferenceDeployment", applied.namespace, applied.name, str(meta.get("uid", "")))
 
         def write() -> list[tuple[_Event, str | None]]:
             """The patch, then each Event with its failure as text (the patch's raises)."""
@@ -248,6 +260,8 @@ class Reporter:
             return written
 
         def done(outcome: list[tuple[_Event, str | None]] | BaseException) -> None:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ObjectGone) and decision is not None:
+                self._hold(ref, _Unannounced(_identity(composed.status), decision))
             if isinstance(outcome, ObjectGone | Fenced):
                 return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
             if isinstance(outcome, BaseException):
@@ -274,6 +288,24 @@ class Reporter:
         else:
             self.writes.submit(write, done)
         return composed
+
+    def _hold(self, ref: ObjectRef, unannounced: _Unannounced) -> None:
+        """Keep a decision Event its status patch kept from going out. Found in review: an Event went out only after
+        the patch's answer, and only for a decision that differs from the stored one, so a patch applied whose
+        answer was lost (a dropped connection, HubWriteTimeout, cut Fenced at its window's end) left the decision
+        stored and no Event, ever; and a patch not applied left the replicas written, which the next plan then
+        read as NoChange: no Event either. Held in this process only: a replica that takes the Lease over has none.
+        """
+        self._unannounced[ref] = unannounced
+        self._unannounced.move_to_end(ref)
+        while len(self._unannounced) > UNANNOUNCED_MEMORY:
+            self._unannounced.popitem(last=False)
+
+    def standing_by(self, last: CycleReport | None, report: CycleReport) -> None:
+        """A cycle that does not lead: the lost Lease reported (`lease_lost_since`), and the decision Events held
+        forgotten, since the replica that leads now writes those decisions and their Events as it finds them."""
+        self._unannounced.clear()
+        lease_lost_since(last, report)
 
     def cluster(self, now: datetime, view: ClusterView, report: CycleReport, leading: Callable[[], bool]) -> bool:
         """The RegionalCluster's status, fenced before each send; False: `leading` said the Lease may have lapsed,
@@ -378,6 +410,22 @@ class _Event:
     note: str
     warning: bool
     action: EventAction
+
+
+@dataclass(frozen=True)
+class _Unannounced:
+    """A decision whose Event was not sent: what identifies it in status (`_identity`) and the change itself."""
+
+    identity: tuple[Any, ...]
+    decision: DecisionChange
+
+
+def _identity(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes a decision the same one in a deployment's status (as service.status's `_decision` compares
+    them): its placement, the mode, and whether it is Infeasible; not its reason, which a NoChange replaces once
+    the plan finds the decision's replicas running."""
+    last = status.get("lastDecision") or {}
+    return last.get("target"), status.get("mode"), last.get("reason") == "Infeasible"
 
 
 def _decision_event(decision: DecisionChange) -> _Event:
