@@ -351,6 +351,74 @@ def test_a_tenant_namespace_left_by_a_forced_deletion_is_swept_after_a_restart()
     assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")  # nothing there any more
 
 
+def _deleted_cluster(world: ServiceHarness, name: str = "eu-de") -> dict[str, Any]:
+    """`kubectl delete regionalcluster NAME`: gone from the hub, its status with it; its body as it was applied."""
+    body = world.cluster_bodies.pop(name)
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.hub.statuses.pop(ObjectRef("RegionalCluster", "", name), None)
+    applied = copy.deepcopy(body)
+    applied.pop("status", None)
+    return applied
+
+
+def _created_again(world: ServiceHarness, body: dict[str, Any]) -> None:
+    """`kubectl apply` (or an Argo CD re-sync) of a RegionalCluster deleted before: same name, status empty."""
+    world.cluster_bodies[body["metadata"]["name"]] = body
+    world.hub.clusters = list(world.cluster_bodies.values())
+
+
+def test_a_tenant_namespace_left_while_its_regional_cluster_was_deleted_is_swept_once_it_is_created_again() -> None:
+    # Found in review: status.workloadNamespaces went with the deleted RegionalCluster, and the one created again
+    # under its name started empty. chat, the tenant's last deployment, deleted meanwhile (its finalizer cleans
+    # the clusters a RegionalCluster names: eu-de was none) left 10 replicas in gs-ml that no cycle read again:
+    # never swept, holding their GPUs for good. This process saw them in use there: it reads them again.
+    world = ServiceHarness(["eu-de"])
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gs-{namespace}"
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]
+    left = _deployments_in(world, "eu-de")
+    applied = _deleted_cluster(world)
+    world.cycle()
+    assert world.service.delete_from_members("ml", "chat", "uid-chat") == 0
+    _forget_and_delete(world)
+    world.cycle()
+    assert _deployments_in(world, "eu-de") == left and sum(left.values()) == 10  # the precondition
+    _created_again(world, applied)
+    world.cycle()
+    assert _deployments_in(world, "eu-de") == {}
+    world.cycle()
+    assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")  # nothing there any more
+
+
+def test_replicas_in_a_namespace_a_regional_cluster_created_again_no_longer_names_are_counted_and_cleaned() -> None:
+    # Found in review: eu-de deleted and applied again with a per-tenant workloadNamespace forgot the 10 replicas
+    # running in the shared namespace: not counted, the plan started 6 more in gs-ml on the 6 GPUs it read as free
+    # (the 16 all used, status 6 desired), and after chat's deletion the 10 ran for ever. As for the same change
+    # made in place (`_with_template_changed`): counted where they run, and swept after the deletion.
+    world = ServiceHarness(["eu-de"])
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    placed = _deployments_in(world, "eu-de")
+    applied = _deleted_cluster(world)
+    world.cycle()
+    applied["spec"]["workloadNamespace"] = "gs-{namespace}"
+    _created_again(world, applied)
+    for _ in range(3):
+        world.cycle()
+    assert _deployments_in(world, "eu-de") == placed
+    assert world.status()["desiredReplicas"] == sum(placed.values()) == 10
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == [WORKLOADS]
+    world.service.delete_from_members("ml", "chat", "uid-chat")
+    _forget_and_delete(world)
+    for _ in range(2):
+        world.cycle()
+    assert _deployments_in(world, "eu-de") == {}
+
+
 def test_a_namespace_whose_replicas_are_kept_while_unreadable_stays_recorded() -> None:
     # Found in review: replicas kept (not counted Ready) from a namespace the member would not list stayed in
     # the view but left status.workloadNamespaces when the record lacked it (its first write had failed):

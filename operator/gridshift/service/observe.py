@@ -127,6 +127,11 @@ class Observer:
         self._reads: dict[str, Future[tuple[ClusterView, list[str]]]] = {}
         """Each cluster's latest read, by name: a late one still running is not started again."""
         self._last_workloads: dict[str, list[WorkloadState]] = {}
+        self._in_use: dict[str, frozenset[str]] = {}
+        """Each cluster's namespaces in use as this process last saw them (ClusterView.namespaces_in_use)."""
+        self._departed: dict[str, frozenset[str]] = {}
+        """The namespaces in use of RegionalClusters gone from the hub, by name, until one of that name is read again
+        (`_observe_cluster`): one deleted and created again starts with an empty status.workloadNamespaces."""
         self._away: dict[str, datetime] = {}
         """When each cluster unreachable now became so (ClusterView.unreachable_since)."""
         self._unmeasured: dict[str, Unmeasured] = {}
@@ -302,6 +307,8 @@ class Observer:
             member.close()
         for name in [n for n in self._last_workloads if n not in names]:
             self._last_workloads.pop(name, None)
+        for name in [n for n in self._in_use if n not in names]:
+            self._departed[name] = self._departed.get(name, frozenset()) | self._in_use.pop(name)
         for name in [n for n in self._away if n not in names]:
             del self._away[name]
         for name in [n for n, read in self._reads.items() if n not in names and read.done()]:
@@ -360,12 +367,14 @@ class Observer:
                     # Here, not in the read's thread: a read late at the deadline that ends later must not
                     # replace what a later cycle knows (its answer is dropped with its thread).
                     self._last_workloads[view.name] = view.workloads
+                    self._departed.pop(view.name, None)  # read: what is still there is in use now
             else:
                 if read is not None:
                     read.cancel()  # still queued behind other clusters' reads: then never started
                 why = late.get(parsed.key, "its read begun by an earlier cycle has not ended")
                 view, errors = self._late(now, parsed, leaving, why)
                 view.admitted_namespaces = _admitted(parsed.resource, labels)
+            self._in_use[view.name] = frozenset(view.namespaces_in_use)
             views.append(view)
             report.errors.extend(errors)
         return views
@@ -422,7 +431,7 @@ class Observer:
         status = parsed.body.get("status") or {}
         view = self._with_feeds(parsed.key, parsed.resource, status, own)
         view.error, view.failure = str(late), late
-        self._unread(view, recorded_namespaces(status), leaving, own)
+        self._unread(view, recorded_namespaces(status) | self._departed.get(parsed.key, frozenset()), leaving, own)
         return view, own.errors
 
     def _with_feeds(
@@ -462,7 +471,11 @@ class Observer:
         view = self._with_feeds(name, cluster, old_status, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = recorded_namespaces(old_status)
-        namespaces = sorted(wanted | recorded)
+        # A RegionalCluster deleted and created again under its name: where its namespaces were in use, read as
+        # recorded ones, kept in use while the member is not read, and, read, in use only where gridshift's
+        # Deployments are (a namespace refused there is dropped: another member, or the chart dropped it).
+        departed = self._departed.get(name, frozenset())
+        namespaces = sorted(wanted | recorded | departed)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
         try:
@@ -473,7 +486,7 @@ class Observer:
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:
-            self._unread(view, recorded, leaving, report)
+            self._unread(view, recorded | departed, leaving, report)
             return view
         # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
         # the record names is not reported: it holds no replica this process counts on.

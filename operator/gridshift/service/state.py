@@ -101,7 +101,8 @@ class ClusterView:
     common, no operator.metricsClusterLabel): its deployments' demand is then not read."""
     namespaces_in_use: tuple[str, ...] = ()
     """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
-    and those recorded before that could not be read."""
+    and those recorded before that could not be read (the record of a RegionalCluster of the same name deleted
+    before, as this process saw it, too, until its member is read)."""
     uids: frozenset[str] = frozenset()
     """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
     unreachable_since: datetime | None = None
