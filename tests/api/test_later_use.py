@@ -9,6 +9,7 @@ the running operator gives at runtime.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,14 +17,23 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from gridshift.api.inference_deployment import OPERATOR_OWNED_VLLM_FLAGS, InferenceDeployment
-from gridshift.api.regional_cluster import PriceFeedSpec, RegionalCluster, ScheduleFeed
+from gridshift.api.regional_cluster import (
+    MAX_ABS_USD_PER_KWH,
+    MAX_USD_PER_GPU_HOUR,
+    PriceFeedSpec,
+    RegionalCluster,
+    ScheduleFeed,
+)
 from gridshift.api.validation import InvalidResource, validate_object
 from gridshift.cli.main import main
+from gridshift.service.state import CycleErrorReason
 from gridshift.signals.feed_service import MappingSecretResolver
 from gridshift.signals.price_service import build_price_feed
 from gridshift.signals.prices import PriceDataError
+from tests.service.harness import WORKLOADS, ServiceHarness, deployment_body
 
 
 def cluster(price_feed: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -360,3 +370,121 @@ def test_a_label_key_with_a_trailing_newline_is_refused_as_the_apiserver_refuses
     assert LabelSelector.model_validate({"matchLabels": {"app": "x"}})
     with pytest.raises(ValidationError):
         LabelSelector.model_validate({"matchLabels": {"app\n": "x"}})
+
+
+def with_schedule_prices(feed: dict[str, Any], *, default: float, period: float) -> dict[str, Any]:
+    schedule = {**feed["schedule"], "defaultPrice": default}
+    schedule["periods"] = [
+        {**schedule["periods"][0], "price": 1.0},
+        {"days": ["Tue"], "startHour": 0, "endHour": 24, "price": period},
+    ]
+    return {**feed, "schedule": schedule}
+
+
+@pytest.mark.parametrize(
+    ("feed", "field"),
+    [
+        ({"type": "static", "currency": "USD", "unit": "kWh", "static": {"price": 150}}, "spec.priceFeed.static.price"),
+        (
+            {"type": "static", "currency": "EUR", "fxToUsd": 1.1, "static": {"price": -100_000}},
+            "spec.priceFeed.static.price",
+        ),
+        (
+            {**with_schedule_prices(schedule(), default=80, period=120), "currency": "EUR", "fxToUsd": 1000},
+            "spec.priceFeed.schedule.periods",
+        ),
+        (
+            {**with_schedule_prices(schedule(), default=150, period=0.2), "currency": "USD", "unit": "kWh"},
+            "spec.priceFeed.schedule.defaultPrice",
+        ),
+    ],
+)
+def test_a_price_in_the_spec_beyond_any_market_is_refused_at_admission_only(feed: dict[str, Any], field: str) -> None:
+    # Found in review: `static: {price: 150}` per kWh was admitted, then every fetch failed naming
+    # intervals[0].price (a field the user never wrote) and the price stayed stale for good.
+    wire = cluster(feed)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(wire)
+    ((named, message),) = caught.value.problems
+    assert named == field
+    assert f"at most {MAX_ABS_USD_PER_KWH:g} USD/kWh" in message and "fxToUsd" in message
+    # A RegionalCluster stored before this rule is still read: the operator refuses its price at fetch, as before.
+    RegionalCluster.model_validate(wire)
+
+
+@pytest.mark.parametrize("unit", ["kWh", "MWh"])
+@pytest.mark.parametrize("fx", [1.0, 0.0072, 1.1, 1000.0])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_admission_and_a_fetch_agree_on_a_static_price_at_the_bound(unit: str, fx: float, sign: float) -> None:
+    """One bound, one conversion (api.regional_cluster.usd_per_kwh_of): a static price is admitted exactly when
+    a fetch of it is within MAX_ABS_USD_PER_KWH, to the last bit either side of the bound."""
+    per_unit = MAX_ABS_USD_PER_KWH / fx * (1.0 if unit == "kWh" else 1000.0)
+    now = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    for price in (sign * per_unit, sign * math.nextafter(per_unit, 0.0), sign * math.nextafter(per_unit, math.inf)):
+        if abs(price) > 100_000:
+            continue  # the field's own bound
+        currency = "USD" if fx == 1.0 else "EUR"
+        wire = cluster(
+            {"type": "static", "currency": currency, "fxToUsd": fx, "unit": unit, "static": {"price": price}}
+        )
+        parsed = RegionalCluster.model_validate(wire)
+        feed = build_price_feed(
+            parsed.spec.price_feed, name="c", secrets=MappingSecretResolver({}), http=httpx.Client(), clock=lambda: now
+        )
+        fetched = feed.read(force=True).error is None
+        try:
+            validate_object(wire)
+            admitted = True
+        except InvalidResource:
+            admitted = False
+        assert admitted == fetched, (price, unit, fx)
+
+
+def offering_cost(amount: float, currency: str = "USD", fx: float = 1.0) -> dict[str, Any]:
+    feed = {"type": "static", "currency": currency, "fxToUsd": fx, "static": {"price": 80}}
+    return cluster(
+        feed, offerings=[{"gpuType": "NVIDIA-H100-80GB-HBM3", "hourlyCost": {"amount": amount, "currency": currency}}]
+    )
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "fx"),
+    [
+        (1800.0, "JPY", 150.0),  # an inverted rate: JPY per USD, not USD per JPY
+        (1_000_000.0, "EUR", 1000.0),  # the most the fields alone allowed: 1e9 USD per GPU-hour
+        (MAX_USD_PER_GPU_HOUR + 0.01, "USD", 1.0),
+    ],
+)
+def test_an_offering_cost_beyond_any_cloud_is_refused_at_admission_and_at_read(
+    amount: float, currency: str, fx: float
+) -> None:
+    # Found in review: at about 1e7 USD per GPU-hour the planner's costs outweighed its minReplicas penalty and
+    # a deployment was scaled to 0, its message blaming inventory or maxReplicas.
+    wire = offering_cost(amount, currency, fx)
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(wire)
+    ((named, message),) = caught.value.problems
+    assert named == "spec.offerings"
+    assert "hourlyCost" in message and "fxToUsd" in message and f"{MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour" in message
+    with pytest.raises(ValidationError):  # what the operator's read (service.inputs) does with a stored one
+        RegionalCluster.model_validate(wire)
+
+
+def test_an_offering_cost_up_to_the_bound_is_accepted() -> None:
+    validate_object(offering_cost(MAX_USD_PER_GPU_HOUR))
+    validate_object(offering_cost(MAX_USD_PER_GPU_HOUR / 0.0067, "JPY", 0.0067))
+    validate_object(offering_cost(98.32 / 8))  # AWS p5.48xlarge on demand, per GPU
+
+
+def test_a_stored_cluster_with_a_cost_beyond_any_cloud_is_skipped_and_the_others_serve() -> None:
+    world = ServiceHarness(["eu-de", "eu-fr"])
+    world.cluster_bodies["eu-fr"]["spec"]["offerings"][0]["hourlyCost"] = {"amount": 1e6, "currency": "EUR"}
+    world.cluster_bodies["eu-fr"]["spec"]["priceFeed"].update({"currency": "EUR", "fxToUsd": 1000})
+    world.add(deployment_body(rps=4.0))
+    report = world.cycle()
+    invalid = [p for p in report.problems if p.reason is CycleErrorReason.INVALID_RESOURCE]
+    assert [p.cluster for p in invalid] == ["eu-fr"]
+    (ready,) = [c for c in world.cluster_bodies["eu-fr"]["status"]["conditions"] if c["type"] == "Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "spec.offerings" in ready["message"] and "USD per GPU-hour" in ready["message"]
+    assert world.members["eu-de"].workloads([WORKLOADS]) and not world.members["eu-fr"].workloads([WORKLOADS])

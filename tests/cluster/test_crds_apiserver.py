@@ -330,6 +330,59 @@ def test_an_object_stored_before_an_admission_only_rule_stays_updatable(hub: Any
         kubectl(hub.hub, "delete", "rcluster", "stored-before-the-rules", "--ignore-not-found", check=False)
 
 
+def test_a_price_stored_before_its_bound_stays_updatable(hub: Any) -> None:
+    """The bound on a price written in the spec (api.regional_cluster.MAX_ABS_USD_PER_KWH, admission only) on a
+    real apiserver: a static price stored before it still takes updates elsewhere in the spec and the operator's
+    status, a new one is refused naming the field, and so is an edit of the stored feed."""
+    crd_path = CRD_DIR / "gridshift.dev_regionalclusters.yaml"
+    message = "static.price is beyond any market's price"
+    old_crd = yaml.safe_load(crd_path.read_text())
+    for version in old_crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        feed = spec["properties"]["priceFeed"]
+        feed["x-kubernetes-validations"] = [r for r in feed["x-kubernetes-validations"] if message not in r["message"]]
+    stored = yaml.safe_dump(
+        {
+            "apiVersion": "gridshift.dev/v1alpha1",
+            "kind": "RegionalCluster",
+            "metadata": {"name": "price-stored-before-its-bound"},
+            "spec": {
+                "region": "us-x",
+                "kubeconfigSecretRef": {"name": "kc", "key": "kubeconfig"},
+                "offerings": [{"gpuType": "NVIDIA-H100-80GB-HBM3"}],
+                "priceFeed": {"type": "static", "currency": "USD", "unit": "kWh", "static": {"price": 150}},
+            },
+        }
+    )
+    kubectl = hub.kubectl
+    try:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(old_crd))
+        kubectl(hub.hub, "apply", "--server-side", "-f", "-", input=stored)
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        new = kubectl(
+            hub.hub, "create", "--dry-run=server", "-f", "-", check=False, input=stored.replace("price-", "new-")
+        )
+        assert new.returncode != 0 and "spec.priceFeed.static.price" in new.stderr and message in new.stderr, new.stderr
+        name = "price-stored-before-its-bound"
+        elsewhere = kubectl(
+            hub.hub, "patch", "rcluster", name, "--type=merge", "-p", '{"spec":{"pue":1.3}}', check=False
+        )
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        status = kubectl(
+            hub.hub, "patch", "rcluster", name, "--subresource=status", "--type=merge",
+            "-p", '{"status":{"reachable":true}}', check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        in_the_feed = kubectl(
+            hub.hub, "patch", "rcluster", name, "--type=merge",
+            "-p", '{"spec":{"priceFeed":{"refreshSeconds":600}}}', check=False,
+        )  # fmt: skip
+        assert in_the_feed.returncode != 0 and message in in_the_feed.stderr, in_the_feed.stderr
+    finally:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        kubectl(hub.hub, "delete", "rcluster", "price-stored-before-its-bound", "--ignore-not-found", check=False)
+
+
 def test_kube_hub_honours_the_status_contract_on_a_real_apiserver(hub: Any) -> None:
     """tests/hub/test_status_contract.py's contract with KubeHub: a deleted InferenceDeployment's late status
     never lands on one created again under its name (found in review). Also the machinery that makes KubeHub

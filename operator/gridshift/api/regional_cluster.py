@@ -45,11 +45,64 @@ class EnergyUnit(StrEnum):
     KWH = "kWh"
 
 
+KWH_PER_MWH = 1000.0
+MAX_ABS_USD_PER_KWH = 100.0
+"""Largest price magnitude planned with, in USD/kWh after fxToUsd: about ten times the highest market price
+cap (Australia's NEM, 17,500 AUD/MWh, about 11.5 USD/kWh). A price in the feed's currency passes
+signals.prices.MAX_ABS_PRICE_PER_MWH whatever the rate it is multiplied by, and fxToUsd may be up to 1000: 1e8
+USD/kWh was planned with, and above about 1e7 a replica cost more than the planner's penalty for going below
+minReplicas, so deployments were scaled to 0 (found in review, 3 December 2026). One bound for both places it
+is checked: a price a feed fetched (signals.prices) and a price written in the spec (static, schedule), refused
+at admission."""
+MAX_USD_PER_GPU_HOUR = 1000.0
+"""Largest offering cost, USD per GPU-hour after fxToUsd: about 80 times the dearest cloud list price per GPU
+(AWS p5.48xlarge on demand, 8 H100 for 98.32 USD/h, about 12.3 USD per GPU-hour, 2024), so no real price is
+refused, and far below where the planner goes wrong: a replica's GPUs over the planning window then cost less
+than its penalty for going below minReplicas (PlannerSettings.bound_violation_penalty_usd, 1e6 USD). Money.amount
+(up to 1e6) times fxToUsd (up to 1000) reached 1e9, and at about 1e7 USD per GPU-hour deployments were scaled to
+0 with a message blaming inventory (found in review); an inverted exchange rate is the likely typo."""
+
+
+def usd_per_kwh_of(price: float, unit: EnergyUnit, fx_to_usd: float) -> float:
+    """A price in a feed's currency per `unit`, in USD per kWh: the one conversion, written in CEL alike
+    (usd_per_kwh_cel), so that admission and the feeds' reads agree to the last bit at the bound."""
+    per_kwh = price / KWH_PER_MWH if unit is EnergyUnit.MWH else price
+    return per_kwh * fx_to_usd
+
+
+def usd_per_kwh_cel(price: str) -> str:
+    """usd_per_kwh_of in CEL, on a PriceFeedSpec (`self`), for the CEL expression `price`."""
+    return f"(self.unit == '{EnergyUnit.KWH.value}' ? {price} : {price} / {KWH_PER_MWH!r}) * self.fxToUsd"
+
+
+def within_price_bound_cel(price: str) -> str:
+    usd = usd_per_kwh_cel(price)
+    return f"{usd} <= {MAX_ABS_USD_PER_KWH!r} && {usd} >= {-MAX_ABS_USD_PER_KWH!r}"
+
+
+def _within_price_bound(price: float, feed: PriceFeedSpec) -> bool:
+    return abs(usd_per_kwh_of(price, feed.unit, feed.fx_to_usd)) <= MAX_ABS_USD_PER_KWH
+
+
+def price_bound_message(field: str) -> str:
+    return (
+        f"{field} is beyond any market's price once converted: |price| in the feed's unit and currency times "
+        f"fxToUsd must be at most {MAX_ABS_USD_PER_KWH:g} USD/kWh (check unit: MWh or kWh, and fxToUsd: USD per "
+        "one unit of the currency)"
+    )
+
+
 class Money(ApiModel):
     """An amount of money in a named currency."""
 
     amount: float = Field(ge=0, le=1_000_000, description="Amount; 0 for owned hardware whose cost is sunk.")
     currency: str = Field(default="USD", max_length=3, pattern=CURRENCY_CODE, description="ISO 4217 currency code.")
+
+
+def usd_per_gpu_hour(cost: Money, fx_to_usd: float) -> float:
+    """An offering's hourlyCost in USD: USD as it is, the price feed's currency times its fxToUsd (the only
+    other currency admitted)."""
+    return cost.amount if cost.currency == "USD" else cost.amount * fx_to_usd
 
 
 class GPUOffering(ApiModel):
@@ -242,6 +295,32 @@ class PriceFeedSpec(ApiModel):
             field="fxToUsd",
             holds=lambda s: s.currency != "USD" or s.fx_to_usd == 1.0,
         ),
+        # Prices written in the spec, refused where a fetch of them would be (signals.prices: every fetch
+        # failed, naming intervals[0].price, and the price stayed stale for good; found in review). Admission
+        # only: a RegionalCluster stored before keeps reading as it did, and the apiserver ratchets the rules
+        # while its priceFeed is unchanged.
+        CrossFieldRule(
+            cel=f"!has(self.static) || ({within_price_bound_cel('self.static.price')})",
+            message=price_bound_message("static.price"),
+            field="static.price",
+            holds=lambda s: s.static is None or _within_price_bound(s.static.price, s),
+            admission_only=True,
+        ),
+        CrossFieldRule(
+            cel=f"!has(self.schedule) || self.schedule.periods.all(p, {within_price_bound_cel('p.price')})",
+            message=price_bound_message("a schedule.periods[i].price"),
+            # CEL's fieldPath takes no list index: the list is named, its items' field in the message.
+            field="schedule.periods",
+            holds=lambda s: s.schedule is None or all(_within_price_bound(p.price, s) for p in s.schedule.periods),
+            admission_only=True,
+        ),
+        CrossFieldRule(
+            cel=f"!has(self.schedule) || ({within_price_bound_cel('self.schedule.defaultPrice')})",
+            message=price_bound_message("schedule.defaultPrice"),
+            field="schedule.defaultPrice",
+            holds=lambda s: s.schedule is None or _within_price_bound(s.schedule.default_price, s),
+            admission_only=True,
+        ),
     )
 
     type: PriceFeedType = Field(description="Which feed: entsoe, prometheus, httpJson, schedule, static, csvReplay.")
@@ -308,6 +387,23 @@ class RegionalClusterSpec(MemberAccess):
             message="hourlyCost.currency must be USD or the price feed's currency (converted with fxToUsd)",
             field="offerings",
             holds=lambda s: all(o.hourly_cost.currency in ("USD", s.price_feed.currency) for o in s.offerings),
+        ),
+        CrossFieldRule(
+            # Refused where the operator reads a stored object too (not admission only): such a cost outweighs
+            # the planner's penalties and scales deployments to 0 (MAX_USD_PER_GPU_HOUR).
+            cel=(
+                "self.offerings.all(o, !has(o.hourlyCost) || (o.hourlyCost.currency == 'USD' ? o.hourlyCost.amount"
+                f" : o.hourlyCost.amount * self.priceFeed.fxToUsd) <= {MAX_USD_PER_GPU_HOUR!r})"
+            ),
+            message=(
+                f"an offerings[i].hourlyCost (times priceFeed.fxToUsd unless in USD) must be at most "
+                f"{MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour, about 80 times the dearest cloud list price: check "
+                "fxToUsd (USD per one unit of the currency, not its inverse) and the amount (per GPU and hour)"
+            ),
+            field="offerings",
+            holds=lambda s: all(
+                usd_per_gpu_hour(o.hourly_cost, s.price_feed.fx_to_usd) <= MAX_USD_PER_GPU_HOUR for o in s.offerings
+            ),
         ),
         credential_query_rule("prometheusUrl", PROMETHEUS_CREDENTIAL, optional=True),
     )

@@ -31,7 +31,7 @@ from gridshift.api.inference_deployment import (
     PlacementStatus,
     flag_value,
 )
-from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
+from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER, usd_per_gpu_hour
 from gridshift.api.validation import problems_of
 from gridshift.planner import snapshot as S
 from gridshift.planner.classes import classes_from_histograms, merged_histograms
@@ -207,7 +207,7 @@ def planner_cluster(
             S.Offering(
                 gpu_type=offer.gpu_type,
                 available_gpus=free_for_us,
-                hourly_cost_usd=offer.hourly_cost.amount * currency_to_usd(cluster, offer.hourly_cost.currency),
+                hourly_cost_usd=usd_per_gpu_hour(offer.hourly_cost, cluster.spec.price_feed.fx_to_usd),
                 idle_power_watts=offer.idle_power_watts,
             )
         )

@@ -17,12 +17,12 @@ from enum import StrEnum
 from typing import ClassVar, Protocol
 
 from gridshift import redaction
-from gridshift.api.regional_cluster import EnergyUnit, PricePoint
+from gridshift.api.regional_cluster import KWH_PER_MWH, EnergyUnit, PricePoint, usd_per_kwh_of
+from gridshift.api.regional_cluster import MAX_ABS_USD_PER_KWH as MAX_ABS_USD_PER_KWH
 from gridshift.signals import series
 from gridshift.signals.series import Interval, IntervalCheck, Measure, Series
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
-KWH_PER_MWH = 1000.0
 
 
 class PriceKind(StrEnum):
@@ -157,14 +157,6 @@ VND/MWh is about 40,000 USD/MWh, ten times the highest price caps), far below wh
 document pricing 1e305 made the planner's window mean infinite (found in review, 3 December 2026)."""
 
 
-MAX_ABS_USD_PER_KWH = 100.0
-"""Largest price magnitude planned with, in USD/kWh after fxToUsd: about ten times the highest market price
-cap (Australia's NEM, 17,500 AUD/MWh, about 11.5 USD/kWh). A price in the feed's currency passes
-MAX_ABS_PRICE_PER_MWH whatever the rate it is multiplied by, and fxToUsd may be up to 1000: 1e8 USD/kWh
-was planned with, and above about 1e7 a replica cost more than the planner's penalty for going below
-minReplicas, so deployments were scaled to 0 (found in review, 3 December 2026)."""
-
-
 def _currency_and_unit(
     feed: str, expected_currency: str, fx_to_usd: float | None = None
 ) -> IntervalCheck[PriceInterval]:
@@ -214,8 +206,7 @@ def validate_intervals(
 
 def usd_per_kwh(interval: PriceInterval, fx_to_usd: float) -> float:
     """The interval's price in USD per kWh, with `fx_to_usd` USD per unit of its currency."""
-    per_kwh = interval.price / KWH_PER_MWH if interval.unit is EnergyUnit.MWH else interval.price
-    return per_kwh * fx_to_usd
+    return usd_per_kwh_of(interval.price, interval.unit, fx_to_usd)
 
 
 def to_usd_per_kwh(series: PriceSeries, fx_to_usd: float) -> list[PricePoint]:
