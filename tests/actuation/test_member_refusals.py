@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from gridshift.actuation.labels import DEPLOYMENT, MANAGED_BY, MANAGED_BY_VALUE, deployment_label_value
-from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, KubeMemberCluster, MemberError, Owner
+from gridshift.actuation.members import (
+    ActuationForbidden,
+    ClusterUnreachable,
+    KubeMemberCluster,
+    MemberError,
+    Owner,
+    RequestStage,
+)
 from gridshift.actuation.render import render_workload
 from tests.actuation.test_member_contract import SPEC, WORKLOADS, check_refused_listing, owner, target
 
@@ -162,7 +169,7 @@ def test_a_refusal_quoting_the_member_has_a_gist_without_its_words(status: int, 
         raise error
 
     with pytest.raises(MemberError) as caught:
-        member._answer(refused, "apply Deployment gsw/x")
+        member._answer(refused, "apply Deployment gsw/x", RequestStage.WRITE)
     assert "s3cr3t" in str(caught.value) and caught.value.status == status
     assert caught.value.gist == gist
 
@@ -178,7 +185,7 @@ def test_a_5xx_is_unreachable_with_its_status_kept() -> None:
         raise ApiException(status=500, reason="Internal Server Error")
 
     with pytest.raises(ClusterUnreachable) as caught:
-        member._answer(failed, "apply Deployment gsw/x")
+        member._answer(failed, "apply Deployment gsw/x", RequestStage.WRITE)
     assert caught.value.status == 500 and caught.value.gist == "HTTP 500 Internal Server Error"
 
 
@@ -186,3 +193,41 @@ def test_a_refusal_without_an_http_status_is_named_by_its_kind() -> None:
     assert ActuationForbidden("eu-de", "list Deployment in gsw (HTTP 403)").gist == "HTTP 403 Forbidden"
     assert ClusterUnreachable("eu-de", "no answer").gist == "unreachable"
     assert MemberError("eu-de", "cluster eu-de: token=s3cr3t").gist == "refused"
+
+
+@pytest.mark.parametrize(
+    ("get", "apply", "stage", "said"),
+    [
+        # Review: a 503 to the GET before the apply read "failed with HTTP 503" in a roll-back, though the apply
+        # never went out: the error says which request it ended (service.migrate words the roll-back by it).
+        (503, None, RequestStage.READ, "get Deployment "),
+        (0, None, RequestStage.READ, "get Deployment "),
+        (None, 504, RequestStage.WRITE, "apply Deployment "),
+        (None, 0, RequestStage.WRITE, "apply Deployment "),
+    ],
+)
+def test_a_failed_write_says_whether_it_failed_at_the_read_before_the_apply_or_at_the_apply(
+    monkeypatch: pytest.MonkeyPatch, get: int | None, apply: int | None, stage: RequestStage, said: str
+) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+    manifest = next(m for m in render_workload(SPEC, target("alpha", 1)) if m["kind"] == "Deployment")
+
+    class Resource:
+        kind = "Deployment"
+
+        def get(self, **_: Any) -> Any:
+            if get is not None:
+                raise ApiException(status=get, reason="Service Unavailable" if get else "")
+            raise ApiException(status=404, reason="Not Found")
+
+        def server_side_apply(self, **_: Any) -> Any:
+            assert apply is not None, "applied after a failed read"
+            raise ApiException(status=apply, reason="Gateway Timeout" if apply else "")
+
+    monkeypatch.setattr(member, "_resource", lambda api_version, kind: Resource())
+    with pytest.raises(ClusterUnreachable) as caught:
+        member.apply([manifest])
+    assert caught.value.stage is stage and said in str(caught.value)
+    assert caught.value.status == (get or apply or None)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, ClassVar, Protocol
 
@@ -59,13 +60,24 @@ APPLY_CONFLICT_ATTEMPTS = 3
 """Tries of one member apply answered 409 Conflict before it is reported as the step's failure."""
 
 
+class RequestStage(StrEnum):
+    """Which request of an operation a MemberError ended: what of a write may have changed the cluster."""
+
+    READ = "read"
+    """Discovery, or a read before the write (the object's GET): the write itself was never sent."""
+    WRITE = "write"
+    """The write request itself (apply, delete), or not known: it may have gone out, and been applied."""
+
+
 class MemberError(Exception):
     """A member cluster refused or failed an operation; the message names the cluster and never holds credentials."""
 
     kind = "refused"
     """What `gist` says when the member answered no HTTP status."""
 
-    def __init__(self, cluster: str, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, cluster: str, message: str, *, status: int | None = None, stage: RequestStage = RequestStage.WRITE
+    ) -> None:
         # Messages quote the member apiserver's reason and Status message, and reach the RegionalCluster's
         # conditions, the cycle's errors and kopf's TemporaryError (stored on the tenant's object). Found in
         # review: a gateway answering 403/401 "token rejected: Bearer <token>" put the kubeconfig's token
@@ -74,6 +86,9 @@ class MemberError(Exception):
         self.cluster = cluster
         self.status = status
         """The HTTP status of the member's refusal, where it answered one."""
+        self.stage = stage
+        """The request it ended (`KubeMemberCluster._call` knows which). WRITE where not known: a caller must not
+        read "never sent" into an error that does not say so (service.migrate words a roll-back by it)."""
 
     @property
     def gist(self) -> str:
@@ -90,15 +105,19 @@ class ClusterUnreachable(MemberError):
 
     kind = "unreachable"
 
-    def __init__(self, cluster: str, detail: str, *, status: int | None = None) -> None:
-        super().__init__(cluster, f"cluster {cluster} unreachable: {detail}", status=status)
+    def __init__(
+        self, cluster: str, detail: str, *, status: int | None = None, stage: RequestStage = RequestStage.WRITE
+    ) -> None:
+        super().__init__(cluster, f"cluster {cluster} unreachable: {detail}", status=status, stage=stage)
 
 
 class ActuationForbidden(MemberError):
     """The credentials lack a permission; the message names the verb and resource."""
 
-    def __init__(self, cluster: str, detail: str) -> None:
-        super().__init__(cluster, f"cluster {cluster}: forbidden: {detail}", status=HTTPStatus.FORBIDDEN.value)
+    def __init__(self, cluster: str, detail: str, *, stage: RequestStage = RequestStage.WRITE) -> None:
+        super().__init__(
+            cluster, f"cluster {cluster}: forbidden: {detail}", status=HTTPStatus.FORBIDDEN.value, stage=stage
+        )
 
 
 class ListingRefused(ActuationForbidden):
@@ -648,9 +667,10 @@ class KubeMemberCluster:
             write_seconds(window, f"cluster {self.name}: {what}")
         deadline = CallDeadline(seconds, None if window is None else window.seconds_left)
         sent = time.monotonic()
+        stage = RequestStage.WRITE if write else RequestStage.READ
         with deadline:
             try:
-                result = self._answer(fn, what)
+                result = self._answer(fn, what, stage)
             except Exception as error:
                 if not deadline.fired:
                     if not isinstance(error, ClusterUnreachable):
@@ -660,14 +680,14 @@ class KubeMemberCluster:
         if deadline.fired:  # an answer cut at the deadline may still have parsed: never trusted
             if window is not None and deadline.cut_by_window:
                 raise window_cut(window, f"cluster {self.name}: {what}", sent)
-            raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s")
+            raise ClusterUnreachable(self.name, f"{what}: no complete answer within {self._timeout:g} s", stage=stage)
         self._answered_at = time.monotonic()
         return result
 
     def answered_at(self) -> float | None:
         return self._answered_at
 
-    def _answer(self, fn: Any, what: str) -> Any:
+    def _answer(self, fn: Any, what: str, stage: RequestStage) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
@@ -678,13 +698,13 @@ class KubeMemberCluster:
                 # Not the apiserver's text: it names the member credentials' identity ("User
                 # system:serviceaccount:..."), and this message reaches tenants' status and Events (found in
                 # review). `what` names the verb, kind and namespace, which is what the administrator needs.
-                raise ActuationForbidden(self.name, f"{what} (HTTP 403)") from None
+                raise ActuationForbidden(self.name, f"{what} (HTTP 403)", stage=stage) from None
             if not error.status:
                 # The client's transport error (status 0): its reason is urllib3's whole text (host, path).
-                raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)") from None
+                raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)", stage=stage) from None
             if error.status >= 500:
                 raise ClusterUnreachable(
-                    self.name, f"{what}: HTTP {error.status} {error.reason}", status=error.status
+                    self.name, f"{what}: HTTP {error.status} {error.reason}", status=error.status, stage=stage
                 ) from None
             if error.status in (404, 409):
                 raise  # the callers know what a missing object or a conflict means for them
@@ -693,9 +713,10 @@ class KubeMemberCluster:
                 self.name,
                 f"cluster {self.name}: {what}: HTTP {error.status} {error.reason}: {_message(error)}",
                 status=error.status,
+                stage=stage,
             ) from None
         except (HTTPError, OSError) as error:
-            raise ClusterUnreachable(self.name, f"{what}: {type(error).__name__}") from None
+            raise ClusterUnreachable(self.name, f"{what}: {type(error).__name__}", stage=stage) from None
 
     def _resource(self, api_version: str, kind: str) -> Any:
         client = self._client()

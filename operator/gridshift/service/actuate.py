@@ -33,7 +33,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from gridshift.actuation.members import MemberError, WorkloadState
+from gridshift.actuation.members import MemberError, RequestStage, WorkloadState
 from gridshift.actuation.render import WorkloadTarget, applied_digest, engine_image, model_source, render_workload
 from gridshift.api import InferenceDeploymentSpec, MigrationMode
 from gridshift.api.regional_cluster import NAMESPACE_PLACEHOLDER
@@ -251,6 +251,12 @@ class Actuator:
                 if not sent:
                     raise
                 break  # as a lapse between two objects: the Deployment went out, the rest is the next leader's
+            except MemberError as error:
+                if sent:
+                    # An earlier object of the write went out (the Deployment, its count, first): a read failed
+                    # before this one's apply does not make the write unsent (service.migrate words its roll-back).
+                    error.stage = RequestStage.WRITE
+                raise
             sent.add(key)
         for r in stale:
             if (r.kind, r.name) in sent:
