@@ -16,10 +16,12 @@ from pydantic import ValidationError
 from gridshift.actuation import labels as L
 from gridshift.actuation.members import (
     ActuationForbidden,
+    ClusterUnreachable,
     ForeignObject,
     KubeconfigInvalid,
     MemberError,
     NamespaceMissing,
+    RequestStage,
 )
 from gridshift.api import InferenceDeploymentStatus, RegionalClusterStatus
 from gridshift.api.conditions import (
@@ -496,7 +498,9 @@ def test_a_member_that_refuses_writes_is_forbidden_and_a_foreign_object_fails_ac
     status = settled(world, 2)
     assert conditions(status)["Ready"] == ("False", "Forbidden")
     assert conditions(status)["Stalled"] == ("True", "Forbidden")
-    assert "forbidden" in message(status, "Ready")
+    # The refusal in gridshift's words (the write, the cluster, the HTTP status); the member's are the log's alone.
+    assert "ScaleUp in eu-de refused (HTTP 403 Forbidden); will retry" in message(status, "Ready")
+    assert "User cannot create" not in message(status, "Ready")
     assert {p.reason for p in world.cycle().problems} == {"Forbidden"}
 
 
@@ -1254,8 +1258,36 @@ def test_a_member_refusal_of_any_length_reaches_the_status_cut() -> None:
     assert not [e for e in report.errors if "ValidationError" in e], report.errors
     assert "unreachable" not in message(world.status(), "Ready")
     steps = world.status()["migration"]
-    assert any(s.get("message", "").startswith("cluster eu-fr: apply: HTTP 400") for s in steps), steps
+    # Since review: status says the refusal in gridshift's words alone (the member's are in the log, whole).
+    assert any(s.get("message", "") == "ScaleUp in eu-fr refused; will retry" for s in steps), steps
     assert all(len(s.get("message", "")) <= 4096 for s in steps)
+    assert any(denial in e for e in report.errors)
+    assert "admission webhook" not in str(world.status())
+
+
+def test_a_write_whose_deployment_went_out_before_a_read_failed_is_not_said_unsent() -> None:
+    # A workload's write is its objects one by one, the Deployment (its count) first: a read failing before a
+    # later object's apply (here a 503 to its GET) left the count applied, so the write may have taken effect.
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 300.0, "eu-fr": 50.0})
+    world.members["eu-fr"].reachable = False
+    world.add(deployment_body(rps=4.0))
+    settled(world)
+    member = world.members["eu-fr"]
+    apply = member.apply
+
+    def failing_after_the_deployment(manifests: Any, fence: Any = None) -> None:
+        if manifests[0]["kind"] != "Deployment":
+            what = f"get {manifests[0]['kind']} x: HTTP 503 Service Unavailable"
+            raise ClusterUnreachable("eu-fr", what, status=503, stage=RequestStage.READ)
+        apply(manifests, fence)
+
+    member.apply = failing_after_the_deployment  # type: ignore[method-assign]
+    member.reachable = True
+    world.cycle()
+    steps = world.status()["migration"]
+    assert steps[0]["message"] == (
+        "ScaleUp in eu-fr failed in cluster eu-fr (HTTP 503 Service Unavailable; it may have been applied); will retry"
+    ), steps
 
 
 def test_measured_demand_that_wobbles_rewrites_no_status() -> None:

@@ -29,8 +29,9 @@ The planner says which steps lead from the current placement to the target
 - A ScaleUp or ScaleDown the member refuses (RBAC, an object not gridshift's) for readyTimeoutSeconds,
   or that never goes out to a cluster the cycle's reads reached (no member client, every write timing out),
   is rolled back the same way: a refused write held every later plan of the deployment. Its reason names
-  the write, the cluster and the refusal's HTTP status or kind (or that the cluster did not answer), not
-  replicas not Ready; the member's own words go to the log only.
+  the write, the cluster and the refusal's HTTP status or kind (or that the cluster did not answer, or that
+  the write never went out), not replicas not Ready; so do the step's message and the Ready condition while
+  it is retried. The member's own words go to the log only.
 - After a roll-back, no replica starts where the rolled-back batch started them, nor where the
   wait that ran out was (each cluster and GPU type on its own) for a hold of readyTimeoutSeconds,
   doubled at each roll-back there in a row, at most ROLL_BACK_HOLD_MAX_FACTOR times: replicas that
@@ -64,7 +65,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from gridshift import redaction
-from gridshift.actuation.members import ClusterUnreachable, MemberError
+from gridshift.actuation.members import ClusterUnreachable, MemberError, RequestStage
 from gridshift.api import MigrationMode
 from gridshift.api.inference_deployment import STEP_MESSAGE_MAX, MigrationStepStatus
 from gridshift.hub.client import RouteMissing
@@ -190,7 +191,11 @@ class MigrationProgress:
     steps: list[StepRecord] = field(default_factory=list)
     routing: tuple[RouteWeight, ...] = ()
     error: str | None = None
-    """Why a member cluster refused this cycle's write (the step waits and is retried next cycle)."""
+    """Why a member cluster refused this cycle's write (the step waits and is retried next cycle), in the member's
+    words where it gave some: the log's (service.report), and what service.status.refusal_reason classifies."""
+    status_error: str | None = None
+    """The same in gridshift's words alone (the write, the cluster, the HTTP status: `_not_written`), as status says
+    it (the Ready condition's message); None where `error` is gridshift's own (a route not taken)."""
     rolled_back: str | None = None
     """Why the move in flight was rolled back this cycle, and for how long it is held (a Warning Event)."""
     grace: tuple[str, ...] = ()
@@ -457,13 +462,13 @@ class Migrations:
                     progress.steps = []
                     return
             if step.action in (StepAction.SCALE_UP, StepAction.SCALE_DOWN):
-                if (unsent := self._write(deployment, progress, step, views, actuator, report)) is not None:
+                if (unwritten := self._write(deployment, progress, step, views, actuator, report)) is not None:
                     refused_for = now - step.started_at
                     if refused_for > timedelta(seconds=timeout):
                         # A write refused for as long as a start may take (RBAC, a foreign object in the way), or
                         # never answered by a cluster the cycle's reads reached (else the move was abandoned), is
                         # given up like a start that never becomes Ready: it held every later plan (review).
-                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report, unsent)
+                        self._roll_back(now, deployment, progress, (step, ready), views, actuator, report, unwritten)
                     break
                 step.state = StepState.DONE
             elif step.action is StepAction.WAIT_READY:
@@ -510,19 +515,24 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-    ) -> str | None:
-        """A ScaleUp's or ScaleDown's member write; None when it went out, else why not for a roll-back's reason
-        (`_not_sent`; the step's message says it for this cycle, the log has the member's words)."""
+    ) -> _Unwritten | None:
+        """A ScaleUp's or ScaleDown's member write; None when it went through, else why not, for a roll-back's reason.
+        The step's message and status say it for this cycle in gridshift's words (`_not_written`); the member's own
+        are in the cycle's errors (the log) alone. Found in review: status.migration[].message and the Ready message
+        quoted the member's refusal (an admission webhook's text), which tenants read and which may echo what
+        redaction does not know; the roll-back's Event, a cycle later, said only its HTTP status."""
         view = views.get(step.cluster)
         if view is None or view.member is None or not view.reachable:
             step.message = f"cluster {step.cluster} unreachable; will retry"
-            return _NOT_SENT
+            return _Unwritten(None)
         try:
             report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
         except MemberError as error:
-            step.message = progress.error = str(error)
+            unwritten = _Unwritten(error.stage, error.status, error.gist, isinstance(error, ClusterUnreachable))
+            progress.error = str(error)
+            step.message = progress.status_error = f"{_not_written(step, unwritten)[0]}; will retry"
             report.errors.append(f"{deployment.id}: {error}")
-            return error.gist
+            return unwritten
         return None
 
     def _roll_back(
@@ -534,10 +544,10 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-        unsent: str = "",
+        unwritten: _Unwritten | None = None,
     ) -> None:
-        """`failed`: the step that waited past the timeout (a WaitReady, or a write that did not go out: `unsent`
-        says why, as `_write` returns it) and the Ready counts this cycle."""
+        """`failed`: the step that waited past the timeout (a WaitReady, or a write that did not go through:
+        `unwritten` says why, as `_write` returns it) and the Ready counts this cycle."""
         steps, (step, ready) = progress.steps, failed
         timeout = deployment.resource.spec.migration.ready_timeout_seconds
         refused = step.action is not StepAction.WAIT_READY
@@ -548,7 +558,7 @@ class Migrations:
         not_written = self._scale_back(deployment, undo, views, actuator, report)
         # Found in review: a refused write was said to leave "replicas not Ready", though a refused ScaleUp
         # started none and a refused ScaleDown's were all Ready.
-        cause = _not_sent(step, unsent) if refused else "replicas not Ready within"
+        cause = "replicas not Ready within" if unwritten is None else "".join(_not_written(step, unwritten))
         reason = f"{cause} readyTimeoutSeconds={timeout}; " + _scaled_back(undo, not_written, leftover)
         if kept:
             reason += f" (Ready replicas kept in {', '.join(sorted({c for c, _ in kept}))})"
@@ -695,33 +705,48 @@ def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:
     return lambda cluster: bool(routing) and cluster not in routed
 
 
-def _not_sent(step: StepRecord, unsent: str) -> str:
-    """The head of the reason of a roll-back of a write that did not go out for readyTimeoutSeconds: the write, the
-    cluster and the refusal's gist (MemberError.gist: its HTTP status, or its kind), or that the cluster did not
-    answer. Found in review: the reason quoted the member's whole refusal, which for a 400/422 is the apiserver's
-    or an admission webhook's text (redaction removes only the credentials gridshift knows) and went out as an
-    Event, where the scale-back's refusal names only the cluster; and a cluster that did not answer read "refused
-    (cluster b unreachable; will retry)" in a reason that gives up. The member's words are in the cycle's errors
-    (the log) alone, from `_write`.
+@dataclass(frozen=True)
+class _Unwritten:
+    """Why a ScaleUp's or ScaleDown's member write did not go through this cycle (`Migrations._write`), as typed
+    data: `_not_written` words it from these fields alone, never from the error's text."""
 
-    Three cases, told apart because they leave different things behind (review of the first wording, which read
-    "not sent" for all of them): the write never left (no member client, the view unreachable: `_NOT_SENT`); no
-    complete answer came (ClusterUnreachable without a status: a transport error or the deadline cut a call, the
-    apply or one before it, so whether it went out is not known, and it may have been applied); the member
-    answered no (its gist: "HTTP 403 Forbidden", or a 5xx it failed with, which ClusterUnreachable carries too)."""
-    write = f"{step.action.value} in {step.cluster}"
-    if unsent == _NOT_SENT:
-        return f"{write} not sent: cluster {step.cluster} unreachable for"
-    if unsent == ClusterUnreachable.kind:
-        return f"{write}: no complete answer from cluster {step.cluster} (it may have been applied) within"
-    if unsent.startswith("HTTP 5"):
-        return f"{write} failed in cluster {step.cluster} ({unsent}); still failing after"
-    said = "" if unsent == MemberError.kind else f" ({unsent})"  # a bare MemberError: "refused (refused)"
-    return f"{write} refused{said}; still refused after"
+    stage: RequestStage | None
+    """The request the member's error ended (MemberError.stage; READ: the write itself never went out); None when
+    no request was sent at all (no member client, the cluster unreachable this cycle)."""
+    status: int | None = None
+    """The member's HTTP status (MemberError.status), None where no answer came, or none was sent."""
+    gist: str = ""
+    """MemberError.gist: the HTTP status and its phrase, or the error's kind; never the member's words."""
+    failed: bool = False
+    """The cluster failed it (ClusterUnreachable: a 5xx, or no complete answer) rather than refused it."""
 
 
-_NOT_SENT = "not sent"
-"""What `_write` returns for a write it never sent (no member client, or the cluster unreachable this cycle)."""
+def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
+    """What became of a write that did not go through, in gridshift's words (the write, the cluster, the HTTP status
+    and phrase or the error's kind), and how a roll-back's reason goes on from there to "readyTimeoutSeconds=...":
+    status says the first while the write is retried (`_write`), the roll-back and its Event both once it is given
+    up. Found in review: the reason quoted the member's whole refusal, which for a 400/422 is the apiserver's or
+    an admission webhook's text (redaction removes only the credentials gridshift knows), and went out as an Event.
+
+    Five cases, told apart because they leave different things behind: the write never left (no member client,
+    the view unreachable: `stage` None); a read before it (discovery, the object's GET) failed or got no complete
+    answer, so the write was never sent (RequestStage.READ; review: a 503 to that GET read "failed with HTTP 503",
+    as if the apply had been answered); the write itself got no complete answer (a transport error, the deadline),
+    or a 5xx: whether it was applied is not known (Kubernetes' API conventions: a 500's outcome is unknown, a 504
+    may have completed); the member refused it (any other answer: its gist, e.g. "HTTP 403 Forbidden")."""
+    write, cluster = f"{step.action.value} in {step.cluster}", step.cluster
+    if why.stage is None:
+        return f"{write} not sent: cluster {cluster} unreachable", " for"
+    if not why.failed:
+        said = "" if why.gist == MemberError.kind else f" ({why.gist})"  # a bare MemberError: "refused (refused)"
+        return f"{write} refused{said}", "; still refused after"
+    if why.stage is RequestStage.READ:
+        if why.status is None:
+            return f"{write} not sent: no complete answer from cluster {cluster} to the read before it", " within"
+        return f"{write} not sent: the read before it failed in cluster {cluster} ({why.gist})", "; still failing after"
+    if why.status is None:
+        return f"{write}: no complete answer from cluster {cluster} (it may have been applied)", " within"
+    return f"{write} failed in cluster {cluster} ({why.gist}; it may have been applied)", "; still failing after"
 
 
 def _scaled_back(undo: Mapping[Key, int], not_written: set[Key], leftover: Key | None) -> str:

@@ -333,7 +333,7 @@ def deployment_health(
             f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
         )
     if progress.error is not None:
-        return health(refusal_reason(progress.error), f"{progress.error}; {counts}")
+        return health(refusal_reason(progress.error), f"{progress.status_error or progress.error}; {counts}")
     frozen = plan.mode is MigrationMode.FROZEN
     if not covered:
         if lost and not frozen:
