@@ -171,6 +171,16 @@ def test_a_bare_query_token_and_a_fragment_are_never_echoed(
     assert "S3cr3tFragment" not in str(refused.value)
 
 
+def test_only_a_bare_query_key_is_remembered_not_a_name_given_a_blank_value() -> None:
+    # Review (6 December 2026): `?name=` was remembered as if bare, and that name was then redacted from every
+    # message of the process (a Prometheus URL's `namespace=` blanked "namespace" in conditions and Events).
+    from gridshift.redaction import redact
+    from gridshift.signals.http import split_query
+
+    split_query("https://prices.example/day.csv?blankvaluedname=&S3cr3tBareKey2&format=csv")
+    assert redact("blankvaluedname S3cr3tBareKey2") == "blankvaluedname <redacted>"
+
+
 def test_naive_timestamps_need_their_time_zone(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Found in review: the EU per-market files (French local time) were printed under "start (UTC)" as UTC.
     french = shared_data / "prices-2024" / "FR_electricity_prices_2024.csv"

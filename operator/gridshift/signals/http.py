@@ -304,14 +304,16 @@ def split_query(url: str, reserved: Collection[str] = ()) -> tuple[str, dict[str
         for key, values in urllib.parse.parse_qs(parts.query, keep_blank_values=True).items()
         if key not in reserved
     }
-    for key, values in own.items():
+    for values in own.values():
         for value in values:
             redaction.remember(value)
-        if not any(values):
-            # A key given bare (`?<key>`, no `name=`): parse_qs reads it as a name with a blank value. Found in
-            # review (6 December 2026): it was not remembered, and a server that echoed what it was asked put
-            # it in the feed's error. A bare word that is no secret costs a redacted word in a log.
-            redaction.remember(key)
+    for piece in parts.query.split("&"):
+        if piece and "=" not in piece:
+            # A key given bare (`?<key>`, no `name=`), which parse_qs reads as a name with a blank value. Found
+            # in review (6 December 2026): it was not remembered, and a server that echoed what it was asked put
+            # it in the feed's error. Only bare pieces: an explicit `name=` is a parameter's name (review: every
+            # blank-valued name, `namespace=`, was redacted from every message for the process's life).
+            redaction.remember(urllib.parse.unquote_plus(piece))
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), own
 
 
