@@ -383,6 +383,72 @@ def test_a_price_stored_before_its_bound_stays_updatable(hub: Any) -> None:
         kubectl(hub.hub, "delete", "rcluster", "price-stored-before-its-bound", "--ignore-not-found", check=False)
 
 
+def test_an_offering_cost_stored_before_its_bound_stays_updatable(hub: Any) -> None:
+    """The bound on an offering's cost (api.regional_cluster.MAX_USD_PER_GPU_HOUR, admission only) on a real
+    apiserver. Its rule sits on the spec, which every edit changes (found in review: a stored cost beyond the
+    bound refused `{"spec":{"pue":1.3}}`): an edit that keeps the offering's cost and fxToUsd is accepted, as
+    are the operator's status and finalizer writes; a new such cluster is refused, and so is an edit of the
+    cost or of fxToUsd that leaves it beyond the bound; one that brings it within is accepted."""
+    crd_path = CRD_DIR / "gridshift.dev_regionalclusters.yaml"
+    message = "must be at most 1000 USD per GPU-hour"
+    old_crd = yaml.safe_load(crd_path.read_text())
+    for version in old_crd["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        spec["x-kubernetes-validations"] = [r for r in spec["x-kubernetes-validations"] if message not in r["message"]]
+    name = "cost-stored-before-its-bound"
+    h100 = {"gpuType": "NVIDIA-H100-80GB-HBM3", "hourlyCost": {"amount": 1800, "currency": "JPY"}}
+    stored = yaml.safe_dump(
+        {
+            "apiVersion": "gridshift.dev/v1alpha1",
+            "kind": "RegionalCluster",
+            "metadata": {"name": name},
+            "spec": {
+                "region": "ap-jp",
+                "kubeconfigSecretRef": {"name": "kc", "key": "kubeconfig"},
+                # An inverted rate (JPY per USD): 270,000 USD per GPU-hour, admitted before the bound.
+                "offerings": [h100],
+                "priceFeed": {"type": "static", "currency": "JPY", "fxToUsd": 150, "static": {"price": 0.1}},
+            },
+        }
+    )
+    kubectl = hub.kubectl
+
+    def patch(body: dict[str, Any], *flags: str) -> Any:
+        return kubectl(hub.hub, "patch", "rcluster", name, "--type=merge", *flags, "-p", json.dumps(body), check=False)
+
+    try:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", "-", input=yaml.safe_dump(old_crd))
+        kubectl(hub.hub, "apply", "--server-side", "-f", "-", input=stored)
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        new = kubectl(hub.hub, "create", "--dry-run=server", "-f", "-", check=False, input=stored.replace(name, "new"))
+        assert new.returncode != 0 and "spec.offerings" in new.stderr and message in new.stderr, new.stderr
+        a100 = {"gpuType": "NVIDIA-A100-SXM4-80GB", "hourlyCost": {"amount": 5, "currency": "JPY"}}  # 750 USD
+        for kept in (
+            {"spec": {"pue": 1.3}},
+            {"spec": {"priceFeed": {"refreshSeconds": 600}}},
+            {"spec": {"offerings": [{**h100, "maxGpus": 8}, a100]}},  # the stored cost kept, an offering added
+            {"metadata": {"finalizers": ["gridshift.dev/test"]}},
+            {"metadata": {"finalizers": None}},
+        ):
+            accepted = patch(kept)
+            assert accepted.returncode == 0, (kept, accepted.stderr)
+        status = patch({"status": {"reachable": True}}, "--subresource=status")
+        assert status.returncode == 0, status.stderr
+        for changed in (
+            {"spec": {"offerings": [{**h100, "hourlyCost": {"amount": 1900, "currency": "JPY"}}]}},
+            {"spec": {"priceFeed": {"fxToUsd": 100}}},  # still 180,000 USD per GPU-hour
+            {"spec": {"offerings": [a100, {**a100, "gpuType": "NVIDIA-L4", "hourlyCost": h100["hourlyCost"]}]}},
+        ):
+            refused = patch(changed)
+            assert refused.returncode != 0 and message in refused.stderr, (changed, refused.stderr)
+        fixed = patch({"spec": {"priceFeed": {"fxToUsd": 0.0067}}})  # USD per JPY: 12 USD per GPU-hour
+        assert fixed.returncode == 0, fixed.stderr
+    finally:
+        kubectl(hub.hub, "apply", "--server-side", "--force-conflicts", "-f", str(crd_path))
+        patch({"metadata": {"finalizers": None}})
+        kubectl(hub.hub, "delete", "rcluster", name, "--ignore-not-found", check=False)
+
+
 def test_kube_hub_honours_the_status_contract_on_a_real_apiserver(hub: Any) -> None:
     """tests/hub/test_status_contract.py's contract with KubeHub: a deleted InferenceDeployment's late status
     never lands on one created again under its name (found in review). Also the machinery that makes KubeHub

@@ -344,6 +344,15 @@ class PriceFeedSpec(ApiModel):
     csv_replay: CsvReplayFeed | None = Field(default=None, description="Settings for type csvReplay.")
 
 
+_KEPT_COST = (
+    "(oldSelf.hasValue() && oldSelf.value().offerings.exists(p, p.gpuType == o.gpuType && has(p.hourlyCost)"
+    " && p.hourlyCost == o.hourlyCost) && (o.hourlyCost.currency == 'USD'"
+    " || oldSelf.value().priceFeed.fxToUsd == self.priceFeed.fxToUsd))"
+)
+"""CEL, for an offering `o` of the spec: its hourlyCost is the one stored for its gpuType, at the stored fxToUsd
+unless in USD (the cost bound's ratchet: a value stored before the bound stays, an edit of it is checked)."""
+
+
 class MemberAccess(ApiModel):
     """What reaching a RegionalCluster's member cluster takes: its kubeconfig Secret and workload
     namespace. Read on its own (other fields ignored) where the rest of a RegionalCluster's spec does
@@ -389,11 +398,13 @@ class RegionalClusterSpec(MemberAccess):
             holds=lambda s: all(o.hourly_cost.currency in ("USD", s.price_feed.currency) for o in s.offerings),
         ),
         CrossFieldRule(
-            # Refused where the operator reads a stored object too (not admission only): such a cost outweighs
-            # the planner's penalties and scales deployments to 0 (MAX_USD_PER_GPU_HOUR).
+            # Admission only (found in review: refused at the operator's read, a cluster admitted before the
+            # bound became InvalidSpec and its running replicas were stranded there). On the spec, which every
+            # edit changes, so the apiserver would not ratchet it: an offering keeps the cost it was stored with
+            # (_KEPT_COST) while the rest of the spec changes; a changed cost, or fxToUsd, is checked.
             cel=(
                 "self.offerings.all(o, !has(o.hourlyCost) || (o.hourlyCost.currency == 'USD' ? o.hourlyCost.amount"
-                f" : o.hourlyCost.amount * self.priceFeed.fxToUsd) <= {MAX_USD_PER_GPU_HOUR!r})"
+                f" : o.hourlyCost.amount * self.priceFeed.fxToUsd) <= {MAX_USD_PER_GPU_HOUR!r} || {_KEPT_COST})"
             ),
             message=(
                 f"an offerings[i].hourlyCost (times priceFeed.fxToUsd unless in USD) must be at most "
@@ -404,6 +415,8 @@ class RegionalClusterSpec(MemberAccess):
             holds=lambda s: all(
                 usd_per_gpu_hour(o.hourly_cost, s.price_feed.fx_to_usd) <= MAX_USD_PER_GPU_HOUR for o in s.offerings
             ),
+            admission_only=True,
+            optional_old_self=True,
         ),
         credential_query_rule("prometheusUrl", PROMETHEUS_CREDENTIAL, optional=True),
     )
