@@ -411,6 +411,17 @@ def test_a_price_in_the_spec_beyond_any_market_is_refused_at_admission_only(feed
     RegionalCluster.model_validate(wire)
 
 
+def test_a_default_price_beyond_any_market_is_refused_though_no_period_leaves_it_in_use() -> None:
+    # Decided in review: periods covering the whole week never fetch defaultPrice, but 150 USD/kWh there is a
+    # typo all the same, and an edit of the periods would bring it into use.
+    week = [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "startHour": 0, "endHour": 24, "price": 0.2}]
+    feed = {**schedule(periods=week), "currency": "USD", "unit": "kWh"}
+    feed["schedule"]["defaultPrice"] = 150
+    with pytest.raises(InvalidResource) as caught:
+        validate_object(cluster(feed))
+    assert [named for named, _ in caught.value.problems] == ["spec.priceFeed.schedule.defaultPrice"]
+
+
 @pytest.mark.parametrize("unit", ["kWh", "MWh"])
 @pytest.mark.parametrize("fx", [1.0, 0.0072, 1.1, 1000.0])
 @pytest.mark.parametrize("sign", [1.0, -1.0])

@@ -295,10 +295,12 @@ class PriceFeedSpec(ApiModel):
             field="fxToUsd",
             holds=lambda s: s.currency != "USD" or s.fx_to_usd == 1.0,
         ),
-        # Prices written in the spec, refused where a fetch of them would be (signals.prices: every fetch
-        # failed, naming intervals[0].price, and the price stayed stale for good; found in review). Admission
-        # only: a RegionalCluster stored before keeps reading as it did, and the apiserver ratchets the rules
-        # while its priceFeed is unchanged.
+        # Prices written in the spec, refused at admission by the bound a fetch applies (signals.prices: every
+        # fetch of such a price failed, naming intervals[0].price, and the price stayed stale for good; found in
+        # review). A schedule's defaultPrice is refused whether or not its periods leave it in use (periods
+        # covering the whole week never fetch it): such a value is a typo, and a later edit of the periods
+        # would bring it into use. Admission only: a RegionalCluster stored before keeps reading as it did, and
+        # the apiserver ratchets the rules while its priceFeed is unchanged.
         CrossFieldRule(
             cel=f"!has(self.static) || ({within_price_bound_cel('self.static.price')})",
             message=price_bound_message("static.price"),
