@@ -964,6 +964,47 @@ def test_a_decision_whose_status_was_never_written_is_announced_once_by_the_next
     assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
 
 
+def test_a_held_decision_another_replica_announced_meanwhile_is_not_announced_again() -> None:
+    # Found in review: op-1's status patch and member writes failed (ScaleUp held), its Lease lapsed and op-2 took
+    # it over, decided that ScaleUp anew (nothing had been written) and announced it; op-2 then went, and op-1's
+    # renewing task took the Lease back with no standby cycle between (which forgets what is held): op-1's next
+    # cycle found its held decision stored and announced it a second time.
+    from gridshift.hub.client import HubWriteTimeout
+
+    world = ServiceHarness(["eu-de"])
+    body = deployment_body(rps=4.0)
+    world.add(body)
+    settled(world)
+    first, second = world.service, world.make_service("op-2")
+    world.cycle(service=second)  # a standby: it watches the Lease
+    announced = [(e.reason, e.occurrences) for e in world.hub.events]
+    patch_status, member = world.hub.patch_status, world.members["eu-de"]
+    apply = member.apply
+
+    def cut(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        if ref.kind == "InferenceDeployment":
+            raise HubWriteTimeout(f"hub: patch {ref.namespace}/{ref.name} status: no complete answer within 10 s")
+        patch_status(ref, status, fence)
+
+    def unreachable(manifests: Any, fence: Any = None) -> None:
+        raise ClusterUnreachable("eu-de", "connection reset")
+
+    world.hub.patch_status, member.apply = cut, unreachable  # type: ignore[method-assign]
+    body["spec"]["demand"]["requestsPerSecond"] = 30.0
+    report = world.cycle(service=first, advance=timedelta(seconds=5))
+    assert report.leader and report.events == 0  # the precondition: ScaleUp held
+    world.hub.patch_status, member.apply = patch_status, apply  # type: ignore[method-assign]
+    world.cycle(service=second, advance=timedelta(seconds=30))
+    report = world.cycle(service=second, advance=timedelta(seconds=30))
+    assert report.leader and report.decisions == ["ScaleUp"]  # op-2 announced it
+    for wait in (1, 30):  # op-1's renewing task: it reads op-2's record, then takes it once expired
+        world.now += timedelta(seconds=wait)
+        first.elector.try_acquire_or_renew()
+    report = world.cycle(service=first, advance=timedelta(seconds=1))
+    assert report.leader and report.events == 0
+    assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
+
+
 # ---------------------------------------------------------------- idle: nothing written
 
 
