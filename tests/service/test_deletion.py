@@ -21,10 +21,12 @@ from gridshift.actuation import labels as L
 from gridshift.actuation.members import ClusterUnreachable, Owner, owner_of
 from gridshift.actuation.render import Manifest
 from gridshift.hub.client import ObjectRef
+from gridshift.service.observe import DEPARTED_MEMORY
 from gridshift.service.operator import OperatorService
 from gridshift.service.sweep import CleanupIncomplete, Departures, recorded_clusters
 from gridshift.shell import handlers
 from gridshift.shell.handlers import essence
+from gridshift.testing import FakeMemberCluster
 from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body
 
 DELETED_AT = "2026-01-01T00:00:00Z"
@@ -417,6 +419,77 @@ def test_replicas_in_a_namespace_a_regional_cluster_created_again_no_longer_name
     for _ in range(2):
         world.cycle()
     assert _deployments_in(world, "eu-de") == {}
+
+
+def _per_tenant_chat_left_while_deleted(world: ServiceHarness) -> dict[str, Any]:
+    """eu-de with per-tenant namespaces, chat placed in gs-ml, eu-de deleted, then chat deleted while it is gone
+    (its finalizer skips eu-de, no RegionalCluster names it): eu-de's body as applied, to create it again."""
+    world.cluster_bodies["eu-de"]["spec"]["workloadNamespace"] = "gs-{namespace}"
+    world.hub.clusters = list(world.cluster_bodies.values())
+    world.add(deployment_body(rps=30.0))
+    world.cycle()
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]
+    applied = _deleted_cluster(world)
+    world.cycle()
+    assert world.service.delete_from_members("ml", "chat", "uid-chat") == 0
+    _forget_and_delete(world)
+    world.cycle()
+    return applied
+
+
+@pytest.mark.parametrize("rebuilt", [True, False], ids=["a-rebuilt-member", "the-tenant-rolebinding-dropped"])
+def test_a_remembered_namespace_the_member_refuses_is_dropped_and_the_cluster_reads_ready(rebuilt: bool) -> None:
+    # Found in review of 1066ae7: eu-de created again, its member refusing gs-ml (403), which only this process's
+    # memory of the deleted eu-de named: every namespace read was refused, so the whole cluster read Forbidden
+    # (Ready and Reachable False) every cycle, and gs-ml, recorded in status.workloadNamespaces, outlived restarts.
+    # As before that memory: Ready, no error, nothing recorded.
+    world = ServiceHarness(["eu-de"])
+    applied = _per_tenant_chat_left_while_deleted(world)
+    if rebuilt:  # applied again pointing at a member rebuilt since, where gs-ml is not provisioned
+        world.members["eu-de"] = FakeMemberCluster("eu-de", gpus={H100: 16}, forbidden_namespaces={"gs-ml"})
+    else:
+        world.members["eu-de"].forbidden_namespaces = {"gs-ml"}
+    _created_again(world, applied)
+    for _ in range(2):
+        report = world.cycle()
+        assert report.errors == []
+        status = world.cluster_bodies["eu-de"]["status"]
+        assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+        assert not status.get("workloadNamespaces")
+
+
+def test_a_remembered_namespace_is_not_recorded_while_the_member_is_not_read() -> None:
+    # Found in review of 1066ae7: recorded while the member was unreachable, the remembered namespace was the
+    # cluster's own from then on (status outlives the process): a member that refused it made the cluster
+    # Forbidden, and kept deletions' finalizers (service.sweep's `_why_held`). Remembered, it is read once the
+    # member answers, and what gridshift left there swept.
+    world = ServiceHarness(["eu-de"])
+    applied = _per_tenant_chat_left_while_deleted(world)
+    left = _deployments_in(world, "eu-de")
+    assert sum(left.values()) == 10  # the precondition
+    world.members["eu-de"].reachable = False
+    _created_again(world, applied)
+    world.cycle()
+    assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")
+    world.members["eu-de"].reachable = True
+    world.cycle()
+    assert _deployments_in(world, "eu-de") == {}
+
+
+def test_the_memory_of_deleted_regional_clusters_is_bounded() -> None:
+    # Found in review of 1066ae7: a name never created again kept its entry for the process's life, an empty one
+    # too. Nothing is kept for a cluster with nothing in use, and at most DEPARTED_MEMORY names, the longest gone
+    # dropped first.
+    world = ServiceHarness(["eu-de"])
+    world.cycle()
+    _deleted_cluster(world)
+    world.cycle()
+    observer = world.service.observer
+    assert "eu-de" not in observer._departed
+    observer._in_use = {f"c{i}": frozenset({"gs-ml"}) for i in range(DEPARTED_MEMORY + 2)}
+    observer._forget_clusters_except(set())
+    assert list(observer._departed) == [f"c{i}" for i in range(2, DEPARTED_MEMORY + 2)]
 
 
 def test_a_namespace_whose_replicas_are_kept_while_unreadable_stays_recorded() -> None:

@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -84,6 +85,10 @@ CarbonFeedFactory = Callable[[str, RegionalCluster], ManagedCarbonFeed]
 """(cluster name, RegionalCluster with a carbonFeed) -> managed carbon feed."""
 FeedT = TypeVar("FeedT", ManagedPriceFeed, ManagedCarbonFeed)
 
+DEPARTED_MEMORY = 256
+"""Most names of deleted RegionalClusters whose namespaces in use the Observer remembers (`Observer._departed`),
+the longest gone dropped first: a name never created again is otherwise kept for the process's life."""
+
 
 class Observer:
     """Reads every source once per cycle through cached adapters; see the module docstring."""
@@ -129,9 +134,10 @@ class Observer:
         self._last_workloads: dict[str, list[WorkloadState]] = {}
         self._in_use: dict[str, frozenset[str]] = {}
         """Each cluster's namespaces in use as this process last saw them (ClusterView.namespaces_in_use)."""
-        self._departed: dict[str, frozenset[str]] = {}
+        self._departed: OrderedDict[str, frozenset[str]] = OrderedDict()
         """The namespaces in use of RegionalClusters gone from the hub, by name, until one of that name is read again
-        (`_observe_cluster`): one deleted and created again starts with an empty status.workloadNamespaces."""
+        (`_observe_cluster`): one deleted and created again starts with an empty status.workloadNamespaces. None
+        kept for an empty set; at most DEPARTED_MEMORY names."""
         self._away: dict[str, datetime] = {}
         """When each cluster unreachable now became so (ClusterView.unreachable_since)."""
         self._unmeasured: dict[str, Unmeasured] = {}
@@ -308,7 +314,11 @@ class Observer:
         for name in [n for n in self._last_workloads if n not in names]:
             self._last_workloads.pop(name, None)
         for name in [n for n in self._in_use if n not in names]:
-            self._departed[name] = self._departed.get(name, frozenset()) | self._in_use.pop(name)
+            departed = self._departed.pop(name, frozenset()) | self._in_use.pop(name)
+            if departed:
+                self._departed[name] = departed  # the latest gone last: the first dropped is the longest gone
+        while len(self._departed) > DEPARTED_MEMORY:
+            self._departed.popitem(last=False)
         for name in [n for n in self._away if n not in names]:
             del self._away[name]
         for name in [n for n, read in self._reads.items() if n not in names and read.done()]:
@@ -431,7 +441,7 @@ class Observer:
         status = parsed.body.get("status") or {}
         view = self._with_feeds(parsed.key, parsed.resource, status, own)
         view.error, view.failure = str(late), late
-        self._unread(view, recorded_namespaces(status) | self._departed.get(parsed.key, frozenset()), leaving, own)
+        self._unread(view, recorded_namespaces(status), leaving, own)
         return view, own.errors
 
     def _with_feeds(
@@ -471,22 +481,24 @@ class Observer:
         view = self._with_feeds(name, cluster, old_status, report)
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = recorded_namespaces(old_status)
-        # A RegionalCluster deleted and created again under its name: where its namespaces were in use, read as
-        # recorded ones, kept in use while the member is not read, and, read, in use only where gridshift's
-        # Deployments are (a namespace refused there is dropped: another member, or the chart dropped it).
-        departed = self._departed.get(name, frozenset())
-        namespaces = sorted(wanted | recorded | departed)
+        # A RegionalCluster deleted and created again under its name: where its namespaces were in use, read too,
+        # and in use only where gridshift's Deployments are read. One only that memory names is never the cluster's
+        # (review: a member that refused it, rebuilt or its tenant's RoleBinding dropped, made the whole cluster
+        # Forbidden each cycle, and the namespace, recorded in status, outlived restarts): its refusal is neither
+        # reported nor counted against the cluster, and it is not recorded while the member is not read.
+        remembered = self._departed.get(name, frozenset()) - wanted - recorded
+        namespaces = sorted(wanted | recorded | remembered)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
         try:
             view.member = self.member(name, cluster.spec)
-            found, companions, unreadable, unlisted = _read_member(view.member, view, namespaces)
+            found, companions, unreadable, unlisted = _read_member(view.member, view, namespaces, remembered)
         except (MemberError, SecretMissing) as error:
             view.error, view.failure = str(error), error
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:
-            self._unread(view, recorded | departed, leaving, report)
+            self._unread(view, recorded, leaving, report)
             return view
         # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
         # the record names is not reported: it holds no replica this process counts on.
@@ -948,20 +960,22 @@ def recorded_namespaces(old_status: Mapping[str, Any]) -> set[str]:
 
 
 def _read_member(
-    member: MemberCluster, view: ClusterView, namespaces: Sequence[str]
+    member: MemberCluster, view: ClusterView, namespaces: Sequence[str], remembered: Collection[str] = frozenset()
 ) -> tuple[list[WorkloadState], list[LiveObject], dict[str, str], set[str]]:
     """The member's gridshift Deployments in `namespaces`, and its other objects (`owned_objects`), with its
     inventory and those objects' digests set on `view`; the namespaces the credentials may not read, with why
     (the adapter leaves them out); and of those, the ones whose Deployments could not be listed (what runs
-    there is unknown). Every namespace refused is the cluster's refusal, raised as before."""
+    there is unknown). Every namespace refused is the cluster's refusal, raised as before; `remembered` ones
+    (`Observer._departed`) do not count either way: the cluster reads as it would without them."""
     found = member.workloads(namespaces)
     view.inventory = member.gpu_inventory(namespaces)
     companions = member.owned_objects(namespaces)
     view.objects = {(o.kind, o.namespace, o.name): o.applied for o in companions}
     unlisted = {n for n in member.unreadable_namespaces("Deployment") if n in namespaces}
     refused = {n: error for n, error in member.unreadable_namespaces().items() if n in namespaces}
-    if refused and len(refused) == len(set(namespaces)):
-        raise next(iter(refused.values()))
+    own = {n: error for n, error in refused.items() if n not in remembered}
+    if own and len(own) == len(set(namespaces) - set(remembered)):
+        raise next(iter(own.values()))
     return found, companions, {n: str(error) for n, error in refused.items()}, unlisted
 
 

@@ -101,8 +101,8 @@ class ClusterView:
     common, no operator.metricsClusterLabel): its deployments' demand is then not read."""
     namespaces_in_use: tuple[str, ...] = ()
     """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
-    and those recorded before that could not be read (the record of a RegionalCluster of the same name deleted
-    before, as this process saw it, too, until its member is read)."""
+    and those recorded before that could not be read. Those a RegionalCluster of the same name deleted before had
+    in use, as this process saw them, only where found (service.observe's `Observer._departed`)."""
     uids: frozenset[str] = frozenset()
     """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
     unreachable_since: datetime | None = None
