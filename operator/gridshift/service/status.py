@@ -525,7 +525,7 @@ def _decision(
         and "time" in previous
     )
     if same:
-        return dict(previous), None
+        return _refreshed(previous, plan), None
     summary = _summary(plan, target)
     decision = {
         "time": now.isoformat(),
@@ -536,6 +536,21 @@ def _decision(
         "estimatedSavingUsdPerHour": sig(explanation.saving_usd_per_hour_vs_current),
     }
     return {k: v for k, v in decision.items() if v is not None}, DecisionChange(explanation.reason, summary, plan.mode)
+
+
+def _refreshed(previous: Mapping[str, Any], plan: DeploymentPlan) -> dict[str, Any]:
+    """The stored decision kept, its explanation refreshed where the plan is infeasible for another reason than
+    the one the explanation opens with (Ready's message changed with it): the decision is the same, so no Event.
+    Found in review: a spec adding minRegions 2 to a deployment infeasible for its maxReplicas left the
+    explanation saying the first reason only, and one stored before explanations opened with it stayed empty.
+    Only an explanation that opens with its reason is stored so: the rest moves with every price, and the
+    opening holds until the reason changes again, so it is not rewritten each cycle."""
+    kept = dict(previous)
+    details = plan.explanation.details
+    reason = plan.infeasible_reason
+    if reason and details[:1] == (reason,) and str(previous.get("explanation", "")).split("\n", 1)[0] != reason:
+        kept["explanation"] = "\n".join(details)[:16384]
+    return kept
 
 
 def _cost(
