@@ -10,10 +10,11 @@ the replicas in a region since forbidden ran and served: they are counted apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
-from gridshift.planner import make_plan
+from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
 from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
 
@@ -101,3 +102,71 @@ def test_replicas_where_it_may_no_longer_run_are_counted_apart_not_as_none_runni
     plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "abc"})).for_deployment("ns/chat")
     assert plan.replaces_strays and plan.explanation.reason == "PlacementRules", plan.explanation.summary
     assert said in plan.explanation.details, plan.explanation.details
+
+
+def test_minregions_above_the_eligible_regions_is_said_once() -> None:
+    # Found in review: "minRegions 3 exceeds the eligible regions", then the problem's note "minRegions 3 cannot be
+    # met: only 2 eligible region(s) can run it". Ready's reason says the count now; the note is not repeated.
+    d = deployment("chat", 1.0, min_regions=3, placements=[("a", H100, 1)])
+    clusters = [cluster("a"), cluster("b")]
+    plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "ab"})).for_deployment("ns/chat")
+    assert plan.infeasible_reason == "minRegions 3 exceeds the 2 eligible region(s)"
+    assert plan.explanation.details[:1] == (plan.infeasible_reason,), plan.explanation.details
+    assert [x for x in plan.explanation.details if "minRegions" in x] == [plan.infeasible_reason]
+
+
+def _classed(running: list[tuple[str, str, int, int]], **spec: object) -> S.Deployment:
+    chat = deployment("chat", 20.0, gpu_types=(H100, A100), **spec)
+    classes = (S.RequestClass("short", 200.0, 100.0, 0.7), S.RequestClass("long", 6000.0, 400.0, 0.3))
+    placements = tuple(S.Placement(*p) for p in running)
+    return replace(chat, requirements=replace(chat.requirements, request_classes=classes), placements=placements)
+
+
+def _offers(name: str, h100: float, a100: float) -> S.Cluster:
+    offerings = (S.Offering(H100, 8, h100, 75.5), S.Offering(A100, 8, a100, 75.5))
+    return S.Cluster(name=name, region=name, pue=1.2, offerings=offerings, labels={}, reachable=True)
+
+
+@pytest.mark.parametrize(
+    ("running", "spec"),
+    [([("a", H100, 1, 1)], {"max_replicas": 2}), ([("a", H100, 7, 7), ("b", A100, 1, 1)], {"min_regions": 3})],
+    ids=["maxReplicas", "minRegions"],
+)
+def test_a_class_planned_infeasible_decision_opens_with_its_reason(
+    running: list[tuple[str, str, int, int]], spec: dict[str, object]
+) -> None:
+    # Found in review: the groups' details in group order, "[short] b/A100 wins ..." before "[long] needs more
+    # tokens/s ...", and a group serving every class said the deployment's reason again under its label.
+    clusters = [_offers("a", 2.0, 0.9), _offers("b", 2.2, 0.8)]
+    world = snapshot([_classed(running, **spec)], clusters, {c.name: flat_prices(0.1) for c in clusters})
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=2.0)).for_deployment("ns/chat")
+    assert plan.infeasible_reason and plan.explanation.reason == "Infeasible"
+    assert plan.explanation.details[:1] == (plan.infeasible_reason,), plan.explanation.details
+    repeated = [x for x in plan.explanation.details[1:] if x.endswith(f"] {plan.infeasible_reason}")]
+    assert all(not x.startswith("[short+long]") for x in repeated), plan.explanation.details
+
+
+def test_replicas_kept_in_an_unreachable_cluster_it_may_use_are_not_said_to_be_none() -> None:
+    # Found in review: "(0 running where it may run; 1 where it may no longer run)" with 1 replica in unreachable a,
+    # a cluster the deployment may still run in.
+    d = deployment("chat", 1.0, min_replicas=2, forbidden=["b"], placements=[("a", H100, 1), ("b", H100, 1)])
+    clusters = [cluster("a", reachable=False), cluster("b"), cluster("c")]
+    plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "abc"})).for_deployment("ns/chat")
+    assert plan.explanation.reason == "PlacementRules", plan.explanation.summary
+    said = (
+        "the running placement breaks minReplicas 2 (0 running where it may run, 1 in unreachable a; "
+        "1 where it may no longer run)"
+    )
+    assert said in plan.explanation.details, plan.explanation.details
+
+
+def test_minregions_is_qualified_only_where_the_replicas_apart_hold_another_region() -> None:
+    # Found in review: "(1 region(s) running where it may run)" beside a stray on a dropped GPU type in region a,
+    # the one region counted: it adds no region, so the count needs no qualifier.
+    d = deployment("chat", 1.0, min_regions=2, gpu_types=[H100], placements=[("a", H100, 1), ("a", A100, 1)])
+    clusters = [cluster("a", gpus={H100: 16, A100: 16}), cluster("b")]
+    plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "ab"})).for_deployment("ns/chat")
+    assert plan.explanation.reason == "PlacementRules", plan.explanation.summary
+    assert "the running placement breaks minRegions 2 (1 region(s) running)" in plan.explanation.details, (
+        plan.explanation.details
+    )

@@ -986,7 +986,7 @@ def _explain(
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
     alternative, alt_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted, cost)
-    gaps = _current_gaps(deployment)
+    gaps = _current_gaps(deployment, {name: c.region for name, c in problem.clusters.items()})
     reason = _reason(deployment, started, stopped, ruled_out, infeasible_reason, gaps)
     if reason == "CheaperPlacement":
         reason = _pure_move_reason([(deployment, counts, current)], free, money)
@@ -1022,12 +1022,30 @@ def _explain(
 
 def _opening_details(deployment: DeploymentProblem, infeasible_reason: str | None) -> list[str]:
     """The details an explanation opens with: why the plan is infeasible, in the words of its infeasible_reason
-    (Ready's message), then the problem's notes that reason does not already hold (that of a deployment with
-    nowhere to run holds them all). Found in review: an Infeasible decision's explanation was empty, maxReplicas
-    cut below the demand or the only cluster unreachable, while Ready's message said why."""
+    (Ready's message), then the problem's notes that reason does not already say (that of a deployment with
+    nowhere to run holds them all, and its minRegions clause says what problem.py's note on minRegions above
+    the eligible regions says: found in review, said twice). Found in review: an Infeasible decision's
+    explanation was empty, maxReplicas cut below the demand or the only cluster unreachable, while Ready's
+    message said why."""
     if infeasible_reason is None:
         return list(deployment.notes)
-    return [infeasible_reason, *(note for note in deployment.notes if note not in infeasible_reason)]
+    said = {_unmet_spread_note(deployment)} if deployment.min_regions < deployment.user_min_regions else set()
+    return [infeasible_reason, *(n for n in deployment.notes if n not in infeasible_reason and n not in said)]
+
+
+def _regions_exceeded(deployment: DeploymentProblem) -> str:
+    """The infeasible reason's clause for minRegions above the regions the deployment may run in
+    (DeploymentProblem.min_regions: lowered to their number, build_problem)."""
+    return f"minRegions {deployment.user_min_regions} exceeds the {deployment.min_regions} eligible region(s)"
+
+
+def _unmet_spread_note(deployment: DeploymentProblem) -> str:
+    """The note build_problem adds where minRegions is above the eligible regions (and lowers min_regions to
+    their number): the same fact as _regions_exceeded, so the explanation leaves it out beside that clause."""
+    return (
+        f"minRegions {deployment.user_min_regions} cannot be met: only {deployment.min_regions} eligible region(s) "
+        "can run it"
+    )
 
 
 def _from_steady(deployment: DeploymentProblem, counts: list[int]) -> tuple[list[int], int, int]:
@@ -1394,13 +1412,16 @@ def _reason(
     return "CheaperPlacement"
 
 
-def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
+def _current_gaps(deployment: DeploymentProblem, region_of: Mapping[str, str]) -> tuple[bool, list[str]]:
     """What the running placement (the replicas desired now) leaves unmet, read off its counts: whether its
     capacity is below what the demand needs within the SLO (headroom included), and the minReplicas and
     minRegions rules it breaks, in words. Replicas where the deployment may no longer run are no option and
     count for nothing, as in the objective; but they run (status counts the Ready ones as serving until the move
     replacing them is done), so the words count them apart. Found in review: "breaks minReplicas 1 (0 running)"
-    beside 1 Ready replica in a region since forbidden."""
+    beside 1 Ready replica in a region since forbidden. Those in an unreachable cluster are named apart too (the
+    cluster's where it may still run: `usable_away`; else with those where it may no longer run): found in review,
+    "0 running where it may run" beside 1 replica kept in an unreachable cluster it may use. `region_of`: each
+    cluster's region, for the regions the replicas apart hold."""
     if deployment.frozen or not deployment.options:
         return False, []
     columns = deployment.columns
@@ -1408,15 +1429,34 @@ def _current_gaps(deployment: DeploymentProblem) -> tuple[bool, list[str]]:
     short = deployment.coverage_target > 0 and covered < deployment.coverage_target * (1.0 - 1e-9)
     rules = []
     replicas = sum(columns.current)
-    away = sum(desired for _, _, desired, _ in deployment.strays)
-    where = " where it may run" if away else ""
+    away = [(c, n) for c, _, n in deployment.unreachable if c in deployment.usable_away]
+    lost = [(c, n) for c, _, n in deployment.unreachable if c not in deployment.usable_away]
+    gone = sum(desired for _, _, desired, _ in deployment.strays) + sum(n for _, n in lost)
     if replicas < deployment.min_replicas:
-        elsewhere = f"; {away} where it may no longer run" if away else ""
-        rules.append(f"minReplicas {deployment.min_replicas} ({replicas} running{where}{elsewhere})")
+        said = f"{replicas} running{' where it may run' if gone else ''}{_unreachable_words(away)}"
+        if gone:
+            said += f"; {gone} where it may no longer run{_unreachable_words(lost, ' of them')}"
+        rules.append(f"minReplicas {deployment.min_replicas} ({said})")
     regions = {columns.region[j] for j, n in enumerate(columns.current) if n > 0}
     if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
-        rules.append(f"minRegions {deployment.min_regions} ({len(regions)} region(s) running{where})")
+        # Qualified only where replicas apart hold a region the count leaves out (review: "where it may run"
+        # beside a stray in a region already counted).
+        strayed = {region_of[c] for c, *_ in deployment.strays if c in region_of} | {
+            region_of[c] for c, _ in lost if c in region_of
+        }
+        elsewhere = [(c, n) for c, n in away if region_of.get(c) not in regions]
+        said = f"{len(regions)} region(s) running{' where it may run' if strayed - regions else ''}"
+        if elsewhere:
+            said += f", replicas in unreachable {', '.join(dict.fromkeys(c for c, _ in elsewhere))}"
+        rules.append(f"minRegions {deployment.min_regions} ({said})")
     return short, rules
+
+
+def _unreachable_words(held: list[tuple[str, int]], of: str = "") -> str:
+    """`held` (cluster, replicas) in unreachable clusters, in words: ", 1 in unreachable a" ('' for none)."""
+    if not held:
+        return ""
+    return f", {sum(n for _, n in held)}{of} in unreachable {', '.join(dict.fromkeys(c for c, _ in held))}"
 
 
 def _gap_details(gaps: tuple[bool, list[str]], reason: str, running: int) -> list[str]:
@@ -1468,7 +1508,7 @@ def _infeasible_reason(
             spread += f" (the search was cut short by its time budget: {_label(room[0])} has room)"
         problems.append(spread)
     if deployment.min_regions < deployment.user_min_regions:
-        problems.append(f"minRegions {deployment.user_min_regions} exceeds the eligible regions")
+        problems.append(_regions_exceeded(deployment))
     return "; ".join(problems) or None
 
 
@@ -1946,6 +1986,23 @@ def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Ke
     return max_num_seqs, variants
 
 
+def _merged_details(groups: list[DeploymentProblem], plans: list[DeploymentPlan], infeasible: str | None) -> list[str]:
+    """The class groups' details as one explanation's: an infeasible deployment's opens with its infeasible
+    reason, Ready's words, as one without classes does (_opening_details); then each group's details, labelled
+    with its classes. A group's own reason is left out where it is the deployment's whole reason and the group
+    serves every class (its label would add nothing: said twice). Found in review: in group order, "[short]
+    b/A100 wins ..." came before "[long] needs more tokens/s ...", the reason Ready gave."""
+    every = {s.request_class.name for g in groups if g.group for s in g.group.shares}
+    details = [infeasible] if infeasible else []
+    for g, p in zip(groups, plans, strict=True):
+        own = p.explanation.details
+        classes = {s.request_class.name for s in g.group.shares} if g.group else every
+        if infeasible and own[:1] == (infeasible,) and p.infeasible_reason == infeasible and classes == every:
+            own = own[1:]
+        details.extend(f"[{g.group.label if g.group else ''}] {d}" for d in own)
+    return details
+
+
 def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet: _Fleet) -> DeploymentPlan:
     """The class groups' plans of one deployment as one: targets, steps and costs added up, the
     largest group's explanation with every group's details, and per-class routing."""
@@ -1983,23 +2040,20 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         summary += f", {_fixed(cost.usd_per_million_tokens, 4)} USD/Mtok"
     if classes:
         summary += f"; request classes {classes}"
-    details = [
-        f"[{g.group.label if g.group else ''}] {d}"
-        for g, p in zip(groups, plans, strict=True)
-        for d in p.explanation.details
-    ]
+    reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
+    infeasible = "; ".join(reasons_infeasible) or None
+    details = _merged_details(groups, plans, infeasible)
     binding = list(dict.fromkeys(b for p in plans for b in p.explanation.binding_constraints))
     # A cluster one group avoids and another places replicas in breaks the deployment's carbon limit.
     broken = {b.removeprefix(_CARBON_BROKEN).split(":")[0] for b in binding if b.startswith(_CARBON_BROKEN)}
     binding = [b for b in binding if b not in {_carbon_avoided(c) for c in broken}]
     max_num_seqs, variants = _merged_engine(plans)
-    reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
     demand = [p.demand_tokens_per_s for p in plans]
     needed = [p.needed_tokens_per_s for p in plans]
     return replace(
         main,
-        feasible=not reasons_infeasible,
-        infeasible_reason="; ".join(reasons_infeasible) or None,
+        feasible=infeasible is None,
+        infeasible_reason=infeasible,
         targets=targets,
         steps=steps,
         routing=routing,
