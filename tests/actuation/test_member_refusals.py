@@ -15,8 +15,10 @@ from gridshift.actuation.labels import DEPLOYMENT, MANAGED_BY, MANAGED_BY_VALUE,
 from gridshift.actuation.members import (
     ActuationForbidden,
     ClusterUnreachable,
+    ForeignObject,
     KubeMemberCluster,
     MemberError,
+    NamespaceMissing,
     Owner,
     RequestStage,
 )
@@ -187,6 +189,32 @@ def test_a_5xx_is_unreachable_with_its_status_kept() -> None:
     with pytest.raises(ClusterUnreachable) as caught:
         member._answer(failed, "apply Deployment gsw/x", RequestStage.WRITE)
     assert caught.value.status == 500 and caught.value.gist == "HTTP 500 Internal Server Error"
+
+
+def test_a_403_and_a_missing_namespace_keep_gridshifts_own_words_for_status_and_not_the_apiservers() -> None:
+    # Review: status said only "refused (HTTP 403 Forbidden)" or "refused (workload namespace missing)", though the
+    # adapter's own text (the request refused; the namespace to create, and how) is what the administrator acts on.
+    # It is gridshift's alone: the apiserver's 403 text (naming the member credentials' identity) is never in it.
+    from kubernetes.client.exceptions import ApiException
+
+    member = KubeMemberCluster("eu-de", KUBECONFIG, watch=False)
+    error = ApiException(status=403, reason="Forbidden")
+    error.body = json.dumps({"message": 'User "system:serviceaccount:gs:gridshift" cannot patch deployments'})
+
+    def refused() -> None:
+        raise error
+
+    with pytest.raises(ActuationForbidden) as caught:
+        member._answer(refused, "apply Deployment gsw/chat-h100", RequestStage.WRITE)
+    assert caught.value.own_words == "forbidden: apply Deployment gsw/chat-h100 (HTTP 403)"
+    assert NamespaceMissing("eu-de", "gsw").own_words == (
+        "workload namespace 'gsw' does not exist; create it with gridshift's member RBAC (docs/rbac.md)"
+    )
+    # An ActuationForbidden whose detail the caller did not vouch for, a bare MemberError, and an object in the
+    # way (its owner may be another tenant's deployment) leave status the gist alone.
+    assert ActuationForbidden("eu-de", "deployments.apps is forbidden: User x").own_words == ""
+    assert MemberError("eu-de", "cluster eu-de: webhook says no", status=422).own_words == ""
+    assert ForeignObject.found("eu-de", "Deployment", "gsw", "x", ("ml", "chat", "u1"), None).own_words == ""
 
 
 def test_a_refusal_without_an_http_status_is_named_by_its_kind() -> None:

@@ -89,6 +89,14 @@ class MemberError(Exception):
         self.stage = stage
         """The request it ended (`KubeMemberCluster._call` knows which). WRITE where not known: a caller must not
         read "never sent" into an error that does not say so (service.migrate words a roll-back by it)."""
+        self.sent_before = False
+        """An earlier request of the same write went out before this error (service.actuate: the workload's
+        Deployment, with its count, before a later object's read or apply failed): the write may have taken
+        effect whatever this error says of its own request."""
+        self.own_words = ""
+        """The error whole in gridshift's own words, where its message is all gridshift's and tells the administrator
+        what to do (NamespaceMissing; ActuationForbidden naming the request gridshift made): tenants' status may say
+        it. "" where the message may quote the member (the apiserver, a webhook): status then says `gist` alone."""
 
     @property
     def gist(self) -> str:
@@ -114,10 +122,16 @@ class ClusterUnreachable(MemberError):
 class ActuationForbidden(MemberError):
     """The credentials lack a permission; the message names the verb and resource."""
 
-    def __init__(self, cluster: str, detail: str, *, stage: RequestStage = RequestStage.WRITE) -> None:
+    def __init__(
+        self, cluster: str, detail: str, *, stage: RequestStage = RequestStage.WRITE, own: bool = False
+    ) -> None:
+        """`own`: `detail` is gridshift's words alone (the request it made: verb, kind, namespace/name, never the
+        apiserver's text), so status may say it whole (`own_words`): the administrator needs which permission."""
         super().__init__(
             cluster, f"cluster {cluster}: forbidden: {detail}", status=HTTPStatus.FORBIDDEN.value, stage=stage
         )
+        if own:
+            self.own_words = redaction.redact(f"forbidden: {detail}")
 
 
 class ListingRefused(ActuationForbidden):
@@ -125,7 +139,7 @@ class ListingRefused(ActuationForbidden):
     whether the owner has objects there is unknown (the caller knows from what it recorded)."""
 
     def __init__(self, cluster: str, namespace: str, kind: str) -> None:
-        super().__init__(cluster, f"list {kind} in {namespace} (HTTP 403)")
+        super().__init__(cluster, f"list {kind} in {namespace} (HTTP 403)", own=True)
         self.namespace = namespace
         self.kind = kind
 
@@ -151,6 +165,9 @@ class NamespaceMissing(MemberError):
             "member RBAC (docs/rbac.md)",
         )
         self.namespace = namespace
+        self.own_words = redaction.redact(
+            f"workload namespace {namespace!r} does not exist; create it with gridshift's member RBAC (docs/rbac.md)"
+        )
 
 
 class ForeignObject(MemberError):
@@ -159,6 +176,9 @@ class ForeignObject(MemberError):
     kind = "an object in the way is not this deployment's"
 
     def __init__(self, cluster: str, kind: str, namespace: str, name: str, owner: str) -> None:
+        # No `own_words`, though the text is gridshift's: it names the object's owner (namespace, name, uid), which
+        # may be another tenant's InferenceDeployment, and tenants read their status. Status says `kind` alone; the
+        # log (the administrator's) has the owner.
         super().__init__(
             cluster,
             f"cluster {cluster}: {kind} {namespace}/{name} exists and belongs to {owner or 'no gridshift deployment'}; "
@@ -698,7 +718,7 @@ class KubeMemberCluster:
                 # Not the apiserver's text: it names the member credentials' identity ("User
                 # system:serviceaccount:..."), and this message reaches tenants' status and Events (found in
                 # review). `what` names the verb, kind and namespace, which is what the administrator needs.
-                raise ActuationForbidden(self.name, f"{what} (HTTP 403)", stage=stage) from None
+                raise ActuationForbidden(self.name, f"{what} (HTTP 403)", stage=stage, own=True) from None
             if not error.status:
                 # The client's transport error (status 0): its reason is urllib3's whole text (host, path).
                 raise ClusterUnreachable(self.name, f"{what}: no answer (transport error)", stage=stage) from None

@@ -254,8 +254,9 @@ class Actuator:
             except MemberError as error:
                 if sent:
                     # An earlier object of the write went out (the Deployment, its count, first): a read failed
-                    # before this one's apply does not make the write unsent (service.migrate words its roll-back).
-                    error.stage = RequestStage.WRITE
+                    # before this one's apply does not make the write unsent (service.migrate words its roll-back),
+                    # nor does a refusal of this one (sent_before: the migration remembers it may have gone out).
+                    error.stage, error.sent_before = RequestStage.WRITE, True
                 raise
             sent.add(key)
         for r in stale:

@@ -94,7 +94,7 @@ class FakeMemberCluster:
         refused = sorted(o for o in objects if o[1] in self.forbidden_namespaces)
         if refused:
             kind, namespace, name = refused[0]
-            raise ActuationForbidden(self.name, f"get {kind} {namespace}/{name} (HTTP 403)")
+            raise ActuationForbidden(self.name, f"get {kind} {namespace}/{name} (HTTP 403)", own=True)
 
     def _readable(self, namespaces: Collection[str], kinds: Collection[str]) -> set[str]:
         """`namespaces` less the forbidden ones, which `unreadable_namespaces` then names for each of `kinds`
@@ -105,7 +105,7 @@ class FakeMemberCluster:
         for kind in kinds:
             for n in refused:
                 refusal = f"list {kind} in {n} (HTTP 403)"
-                self._unreadable[(n, kind)] = ActuationForbidden(self.name, refusal)
+                self._unreadable[(n, kind)] = ActuationForbidden(self.name, refusal, own=True)
         return set(namespaces) - set(refused)
 
     def unreadable_namespaces(self, kind: str | None = None) -> Mapping[str, ActuationForbidden]:
