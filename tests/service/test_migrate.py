@@ -1521,6 +1521,83 @@ def test_a_refused_write_is_said_in_status_as_its_roll_back_says_it_never_in_the
     assert progress.rolled_back is not None and progress.rolled_back.startswith(f"{said}; still refused after")
 
 
+_MAY_HAVE_GONE_OUT = "an earlier try may have been applied"
+
+
+@pytest.mark.parametrize(
+    ("then", "said", "after"),
+    [
+        (
+            ClusterUnreachable(
+                "b", "get Deployment x: HTTP 503 Service Unavailable", status=503, stage=RequestStage.READ
+            ),
+            "ScaleUp in b: the read before it failed in cluster b "
+            f"(HTTP 503 Service Unavailable; {_MAY_HAVE_GONE_OUT})",
+            "; still failing after",
+        ),
+        (
+            ClusterUnreachable("b", "discovery: no complete answer within 10 s", stage=RequestStage.READ),
+            f"ScaleUp in b: no complete answer from cluster b to the read before it ({_MAY_HAVE_GONE_OUT})",
+            " within",
+        ),
+        (None, f"ScaleUp in b: cluster b unreachable ({_MAY_HAVE_GONE_OUT})", " for"),  # no member client now
+    ],
+)
+def test_a_write_that_may_have_gone_out_once_is_never_said_unsent_after(
+    then: MemberError | None, said: str, after: str
+) -> None:
+    # Found in review: an apply cut at its deadline (it may have been applied), then a 503 to the read before the
+    # next try, was rolled back as "not sent": only the last cycle's error was looked at. The step remembers, in
+    # status (a restarted operator reads it back), that a try may have gone out.
+    fleet = Fleet.of(a=2)
+    fleet.refuse = {"b": ClusterUnreachable("b", "apply Deployment x: no complete answer", stage=RequestStage.WRITE)}
+    plan = fleet.plan({"b": 2}, steps=_SCALE_UP_B)
+    progress, _ = fleet.cycle(plan)
+    assert (
+        progress.steps[0].message
+        == "ScaleUp in b: no complete answer from cluster b (it may have been applied); will retry"
+    )
+    fleet.refuse = {} if then is None else {"b": then}
+    fleet.memberless = {"b"} if then is None else set()
+    progress, _ = fleet.cycle(plan)
+    if then is not None:
+        assert progress.steps[0].message == progress.status_error == f"{said}; will retry"
+    stored_step = fleet.status["migration"][0]
+    progress, report = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT))
+    reason = f"{said}{after} readyTimeoutSeconds={TIMEOUT}; nothing was scaled back"
+    assert progress.rolled_back is not None and progress.rolled_back.startswith(f"{reason}; no replica starts")
+    assert "not sent" not in progress.rolled_back and report.errors[-1] == f"ml/chat: {reason}"
+    assert stored_step["maybeApplied"] is True
+
+
+def test_a_write_refused_first_then_failing_at_its_read_is_said_unsent() -> None:
+    # The memory is of a try that may have gone out only: a refusal of the apply itself applied nothing.
+    fleet = Fleet.of(a=2)
+    fleet.refuse = {"b": MemberError("b", "cluster b: apply Deployment x: HTTP 422: webhook", status=422)}
+    plan = fleet.plan({"b": 2}, steps=_SCALE_UP_B)
+    fleet.cycle(plan)
+    assert fleet.status["migration"][0]["maybeApplied"] is False
+    fleet.refuse = {"b": ClusterUnreachable("b", "get x: HTTP 503", status=503, stage=RequestStage.READ)}
+    progress, _ = fleet.cycle(plan)
+    assert progress.steps[0].message.startswith("ScaleUp in b not sent: the read before it failed")
+
+
+def test_the_roll_back_of_a_refused_write_promises_no_retry_in_status() -> None:
+    # Found in review: in the cycle the write was given up (its steps cleared, the MigrationRolledBack Event out),
+    # Ready still said "...; will retry": status_error was set by the try before the roll-back.
+    fleet = Fleet.of(a=2)
+    fleet.refuse = {"b": MemberError("b", "cluster b: apply Deployment x: HTTP 422: webhook", status=422)}
+    plan = fleet.plan({"b": 2}, steps=_SCALE_UP_B)
+    fleet.cycle(plan)
+    progress, _ = fleet.cycle(plan, advance=timedelta(seconds=TIMEOUT + 1))
+    reason = (
+        f"ScaleUp in b refused (HTTP 422 Unprocessable Entity); still refused after readyTimeoutSeconds={TIMEOUT}; "
+        "nothing was scaled back"
+    )
+    assert progress.rolled_back is not None and progress.steps == []
+    assert progress.status_error == f"migration rolled back: {reason}"
+
+
 def test_a_finished_move_that_only_stops_replicas_at_a_held_key_does_not_end_its_run() -> None:
     # Only replicas started and Ready somewhere end that key's run of roll-backs; stopping some there does not.
     fleet = Fleet.of(a=2, b=1)

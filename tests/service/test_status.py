@@ -31,6 +31,8 @@ from gridshift.api.conditions import (
 )
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.hub.client import EventKey, EventType, ObjectRef, SecretMissing, event_body
+from gridshift.service.report import EventReason
+from gridshift.service.state import CycleErrorReason
 from gridshift.service.status import refusal_reason
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
@@ -1329,6 +1331,113 @@ def test_a_write_whose_deployment_went_out_before_a_read_failed_is_not_said_unse
     assert steps[0]["message"] == (
         "ScaleUp in eu-fr failed in cluster eu-fr (HTTP 503 Service Unavailable; it may have been applied); will retry"
     ), steps
+
+
+def test_a_write_refused_after_its_deployment_went_out_is_never_said_unsent_after() -> None:
+    # Found in review: once a try of the write may have gone out (here the Deployment, with its count, before a
+    # later object's apply was refused), a later try failing at its read was said "not sent" in status and in the
+    # roll-back: only the last cycle's error was looked at. The step remembers it (status.migration[].maybeApplied).
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 300.0, "eu-fr": 50.0})
+    world.members["eu-fr"].reachable = False
+    world.add(deployment_body(rps=4.0))
+    settled(world)
+    member = world.members["eu-fr"]
+    apply = member.apply
+    tries: list[str] = []
+
+    def refusing_after_the_deployment(manifests: Any, fence: Any = None) -> None:
+        if manifests[0]["kind"] == "Deployment":
+            apply(manifests, fence)
+            return
+        tries.append(manifests[0]["kind"])
+        if len(tries) == 1:
+            raise ActuationForbidden("eu-fr", f"apply {manifests[0]['kind']} gsw/x (HTTP 403)", own=True)
+        what = f"get {manifests[0]['kind']} x: HTTP 503 Service Unavailable"
+        raise ClusterUnreachable("eu-fr", what, status=503, stage=RequestStage.READ)
+
+    member.apply = refusing_after_the_deployment  # type: ignore[method-assign]
+    member.reachable = True
+    world.cycle()
+    stored = world.status()["migration"][0]
+    said = []
+    for _ in range(40):
+        report = world.cycle()
+        said.append(message(world.status(), "Ready"))
+        said.extend(s.get("message", "") for s in world.status().get("migration") or [])
+        if any(p.reason is CycleErrorReason.MIGRATION_ROLLED_BACK for p in report.problems):
+            break
+    rolled_back = [e.note for e in world.hub.events if e.reason is EventReason.MIGRATION_ROLLED_BACK]
+    assert rolled_back and "an earlier try may have been applied" in rolled_back[-1]
+    assert said[0].startswith(
+        "ScaleUp in eu-fr: the read before it failed in cluster eu-fr (HTTP 503 Service Unavailable; an earlier try "
+        "may have been applied); will retry"
+    )
+    assert not [m for m in said + rolled_back if "not sent" in m]
+    assert stored["maybeApplied"] is True
+
+
+def test_ready_promises_no_retry_in_the_cycle_a_refused_write_is_rolled_back() -> None:
+    # Found in review: the cycle that gave the write up (steps cleared, the MigrationRolledBack Event out) still
+    # said "...; will retry" in Ready.
+    world = ServiceHarness(["eu-de"])
+
+    def refuse(manifests: Any, fence: Any = None) -> None:
+        raise MemberError("eu-de", "cluster eu-de: apply Deployment x: HTTP 422 Unprocessable Entity: no", status=422)
+
+    world.members["eu-de"].apply = refuse  # type: ignore[method-assign]
+    world.add(deployment_body())
+    for _ in range(40):
+        report = world.cycle()
+        if any(p.reason is CycleErrorReason.MIGRATION_ROLLED_BACK for p in report.problems):
+            break
+    status = world.status()
+    assert not status.get("migration")
+    assert conditions(status)["Ready"] == ("False", "ActuationFailed")
+    assert message(status, "Ready").startswith(
+        "migration rolled back: ScaleUp in eu-de refused (HTTP 422 Unprocessable Entity); still refused after "
+    )
+    assert "will retry" not in message(status, "Ready")
+
+
+@pytest.mark.parametrize(
+    ("refusal", "reason", "said"),
+    [
+        (
+            NamespaceMissing("eu-de", "gsw"),
+            "Forbidden",
+            "ScaleUp in eu-de refused: workload namespace 'gsw' does not exist; create it with gridshift's member "
+            "RBAC (docs/rbac.md); will retry",
+        ),
+        (  # as KubeMemberCluster raises it: the request it made, never the apiserver's text
+            ActuationForbidden("eu-de", "apply Deployment gsw/chat-h100 (HTTP 403)", own=True),
+            "Forbidden",
+            "ScaleUp in eu-de refused: forbidden: apply Deployment gsw/chat-h100 (HTTP 403); will retry",
+        ),
+        (
+            ForeignObject.found("eu-de", "Deployment", "gsw", "chat-h100", ("ml", "chat", "old-uid"), None),
+            "ActuationFailed",
+            "ScaleUp in eu-de refused (an object in the way is not this deployment's); will retry",
+        ),
+    ],
+)
+def test_a_refusal_gridshift_worded_itself_is_said_whole_in_status_and_a_foreign_owner_never(
+    refusal: MemberError, reason: str, said: str
+) -> None:
+    # Found in review: after status stopped quoting the member's words, it also hid gridshift's own, which tell the
+    # administrator what to do ("refused (workload namespace missing)", "refused (HTTP 403 Forbidden)"). The owner
+    # of an object in the way may be another tenant's deployment: the log names it, the tenant's status does not.
+    world = ServiceHarness(["eu-de"])
+
+    def refuse(manifests: Any, fence: Any = None) -> None:
+        raise refusal
+
+    world.members["eu-de"].apply = refuse  # type: ignore[method-assign]
+    world.add(deployment_body())
+    status = settled(world, 2)
+    assert conditions(status)["Ready"] == ("False", reason)
+    assert message(status, "Ready").startswith(said)
+    assert status["migration"][0]["message"] == said
+    assert "old-uid" not in str(status) and "ml/chat" not in str(status)
 
 
 def test_measured_demand_that_wobbles_rewrites_no_status() -> None:

@@ -787,6 +787,11 @@ class MigrationStepStatus(ApiModel):
     routing: list[RoutingWeight] = Field(default_factory=list, description="Weights a ShiftRouting step sets.")
     state: Literal["Pending", "Running", "Done", "Failed", "RolledBack"] = Field(description="Progress of the step.")
     started_at: datetime | None = Field(default=None, description="When the step started.")
+    maybe_applied: bool = Field(
+        default=False,
+        description="A try of this ScaleUp's or ScaleDown's write may have gone out (and been applied) though it "
+        "failed: its messages never say it was not sent.",
+    )
     message: str = Field(default="", max_length=STEP_MESSAGE_MAX, description="Details, e.g. why it was rolled back.")
 
 

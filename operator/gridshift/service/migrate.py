@@ -30,8 +30,10 @@ The planner says which steps lead from the current placement to the target
   or that never goes out to a cluster the cycle's reads reached (no member client, every write timing out),
   is rolled back the same way: a refused write held every later plan of the deployment. Its reason names
   the write, the cluster and the refusal's HTTP status or kind (or that the cluster did not answer, or that
-  the write never went out), not replicas not Ready; so do the step's message and the Ready condition while
-  it is retried. The member's own words go to the log only.
+  the write never went out, or that an earlier try may have been applied: remembered per step), not replicas
+  not Ready; so do the step's message and the Ready condition while it is retried (not once rolled back). The
+  member's own words go to the log only; gridshift's own, where they say what to do (`MemberError.own_words`), to
+  status too.
 - After a roll-back, no replica starts where the rolled-back batch started them, nor where the
   wait that ran out was (each cluster and GPU type on its own) for a hold of readyTimeoutSeconds,
   doubled at each roll-back there in a row, at most ROLL_BACK_HOLD_MAX_FACTOR times: replicas that
@@ -122,6 +124,11 @@ class StepRecord:
     routing: tuple[RouteWeight, ...] = ()
     started_at: datetime | None = None
     message: str = ""
+    maybe_applied: bool = False
+    """A try of this ScaleUp's or ScaleDown's write may have gone out (`_write`): a later try whose read fails, or
+    that never leaves, is not worded "not sent", nor is the roll-back. Found in review: a write whose apply timed
+    out (or whose Deployment went out before a later object failed) was rolled back as "not sent" because the last
+    cycle's try failed at the read before it. Persisted with the step (status.migration[].maybeApplied)."""
 
     @property
     def key(self) -> Key:
@@ -140,6 +147,7 @@ class StepRecord:
             routing=tuple(RouteWeight(r.cluster, r.weight) for r in step.routing),
             started_at=step.started_at,
             message=step.message,
+            maybe_applied=step.maybe_applied,
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -157,6 +165,8 @@ class StepRecord:
             wire["routing"] = routing_to_wire(self.routing)
         if self.started_at is not None:
             wire["startedAt"] = self.started_at.isoformat()
+        if self.maybe_applied:
+            wire["maybeApplied"] = True
         if self.message:
             # Cut to what the CRD stores: a member's refusal quoted whole (an admission webhook's list of
             # policies) failed the status's validation, and the deployment's status froze (review). Redacted
@@ -528,7 +538,8 @@ class Migrations:
         try:
             report.member_writes += actuator.set_replicas(deployment, view, step.gpu_type, step.replicas)
         except MemberError as error:
-            unwritten = _Unwritten(error.stage, error.status, error.gist, isinstance(error, ClusterUnreachable))
+            unwritten = _Unwritten.of(error)
+            step.maybe_applied = step.maybe_applied or unwritten.went_out  # any try's, for the step's life
             progress.error = str(error)
             step.message = progress.status_error = f"{_not_written(step, unwritten)[0]}; will retry"
             report.errors.append(f"{deployment.id}: {error}")
@@ -578,6 +589,10 @@ class Migrations:
             if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 each.state = StepState.ROLLED_BACK
                 each.message = reason
+        if unwritten is not None:
+            # This cycle's `_write` said "will retry": given up now, the steps cleared (review: Ready promised a retry
+            # in the cycle the MigrationRolledBack Event went out). Ready keeps the refusal's reason (progress.error).
+            progress.status_error = f"migration rolled back: {reason}"
         holds = self._hold(now, deployment.id, started, timeout)
         progress.rolled_back = reason
         if holds:
@@ -719,6 +734,18 @@ class _Unwritten:
     """MemberError.gist: the HTTP status and its phrase, or the error's kind; never the member's words."""
     failed: bool = False
     """The cluster failed it (ClusterUnreachable: a 5xx, or no complete answer) rather than refused it."""
+    own: str = ""
+    """MemberError.own_words: the refusal whole where gridshift alone wrote it and it says what to do (a workload
+    namespace to create, the permission a request lacks); "" otherwise (the gist is said)."""
+    went_out: bool = False
+    """This try may have changed the cluster: its write request got a 5xx or no complete answer, or an earlier
+    request of the same write went out (MemberError.sent_before). A refusal of the write itself applied nothing."""
+
+    @classmethod
+    def of(cls, error: MemberError) -> _Unwritten:
+        failed = isinstance(error, ClusterUnreachable)
+        went_out = error.sent_before or (failed and error.stage is RequestStage.WRITE)
+        return cls(error.stage, error.status, error.gist, failed, error.own_words, went_out)
 
 
 def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
@@ -733,17 +760,29 @@ def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
     answer, so the write was never sent (RequestStage.READ; review: a 503 to that GET read "failed with HTTP 503",
     as if the apply had been answered); the write itself got no complete answer (a transport error, the deadline),
     or a 5xx: whether it was applied is not known (Kubernetes' API conventions: a 500's outcome is unknown, a 504
-    may have completed); the member refused it (any other answer: its gist, e.g. "HTTP 403 Forbidden")."""
+    may have completed); the member refused it (any other answer: its gist, e.g. "HTTP 403 Forbidden", or gridshift's
+    own words where they say what to do, `_Unwritten.own`).
+
+    A try that was not sent says so only while no earlier try of the step may have gone out (StepRecord.maybe_applied;
+    found in review: an apply that timed out, then a 503 to the read before the next try, was rolled back as "not
+    sent"); else it says that an earlier try may have been applied."""
     write, cluster = f"{step.action.value} in {step.cluster}", step.cluster
+    earlier = "an earlier try may have been applied"
+    unsent, aside, also = (":", f" ({earlier})", f"; {earlier}") if step.maybe_applied else (" not sent:", "", "")
     if why.stage is None:
-        return f"{write} not sent: cluster {cluster} unreachable", " for"
+        return f"{write}{unsent} cluster {cluster} unreachable{aside}", " for"
     if not why.failed:
+        if why.own:
+            return f"{write} refused: {why.own}", "; still refused after"
         said = "" if why.gist == MemberError.kind else f" ({why.gist})"  # a bare MemberError: "refused (refused)"
         return f"{write} refused{said}", "; still refused after"
     if why.stage is RequestStage.READ:
         if why.status is None:
-            return f"{write} not sent: no complete answer from cluster {cluster} to the read before it", " within"
-        return f"{write} not sent: the read before it failed in cluster {cluster} ({why.gist})", "; still failing after"
+            return f"{write}{unsent} no complete answer from cluster {cluster} to the read before it{aside}", " within"
+        return (
+            f"{write}{unsent} the read before it failed in cluster {cluster} ({why.gist}{also})",
+            "; still failing after",
+        )
     if why.status is None:
         return f"{write}: no complete answer from cluster {cluster} (it may have been applied)", " within"
     return f"{write} failed in cluster {cluster} ({why.gist}; it may have been applied)", "; still failing after"
