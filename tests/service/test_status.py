@@ -966,11 +966,12 @@ def test_a_decision_whose_status_was_never_written_is_announced_once_by_the_next
     assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
 
 
-def test_a_held_decision_another_replica_announced_meanwhile_is_not_announced_again() -> None:
-    # Found in review: op-1's status patch and member writes failed (ScaleUp held), its Lease lapsed and op-2 took
-    # it over, decided that ScaleUp anew (nothing had been written) and announced it; op-2 then went, and op-1's
-    # renewing task took the Lease back with no standby cycle between (which forgets what is held): op-1's next
-    # cycle found its held decision stored and announced it a second time.
+def test_a_held_decision_is_announced_when_the_replica_that_decided_it_anew_could_not() -> None:
+    # Found in review of 17344cc, which dropped a held Event where another replica had stored the same decision
+    # (taken as announced by it): op-1 holds a ScaleUp (its patch and member writes failed), op-2 takes the Lease
+    # over and decides it anew, but op-2's own patch is applied with its answer cut, so op-2 holds it too and
+    # sends nothing; op-2 goes (its hold goes with it) and op-1 takes the Lease back. That rule dropped op-1's
+    # copy: no ScaleUp Event ever. At least once: op-1 sends it, once.
     from gridshift.hub.client import HubWriteTimeout
 
     world = ServiceHarness(["eu-de"])
@@ -988,22 +989,31 @@ def test_a_held_decision_another_replica_announced_meanwhile_is_not_announced_ag
             raise HubWriteTimeout(f"hub: patch {ref.namespace}/{ref.name} status: no complete answer within 10 s")
         patch_status(ref, status, fence)
 
+    def applied_then_cut(ref: ObjectRef, status: dict[str, Any], fence: Any = None) -> None:
+        patch_status(ref, status, fence)
+        if ref.kind == "InferenceDeployment":
+            raise HubWriteTimeout(f"hub: patch {ref.namespace}/{ref.name} status: no complete answer within 10 s")
+
     def unreachable(manifests: Any, fence: Any = None) -> None:
         raise ClusterUnreachable("eu-de", "connection reset")
 
     world.hub.patch_status, member.apply = cut, unreachable  # type: ignore[method-assign]
     body["spec"]["demand"]["requestsPerSecond"] = 30.0
     report = world.cycle(service=first, advance=timedelta(seconds=5))
-    assert report.leader and report.events == 0  # the precondition: ScaleUp held
+    assert report.leader and report.events == 0  # the precondition: ScaleUp held by op-1
     world.hub.patch_status, member.apply = patch_status, apply  # type: ignore[method-assign]
     world.cycle(service=second, advance=timedelta(seconds=30))
+    world.hub.patch_status = applied_then_cut  # type: ignore[method-assign]
     report = world.cycle(service=second, advance=timedelta(seconds=30))
-    assert report.leader and report.decisions == ["ScaleUp"]  # op-2 announced it
+    world.hub.patch_status = patch_status  # type: ignore[method-assign]
+    assert report.leader and report.events == 0  # op-2 stored the ScaleUp but holds its Event
+    assert world.status()["lastDecision"]["reason"] == "ScaleUp"
     for wait in (1, 30):  # op-1's renewing task: it reads op-2's record, then takes it once expired
         world.now += timedelta(seconds=wait)
         first.elector.try_acquire_or_renew()
     report = world.cycle(service=first, advance=timedelta(seconds=1))
-    assert report.leader and report.events == 0
+    assert report.leader
+    world.cycle(service=first, advance=timedelta(seconds=30))
     assert [(e.reason, e.occurrences) for e in world.hub.events] == [*announced, ("ScaleUp", 1)]
 
 

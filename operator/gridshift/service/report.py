@@ -234,10 +234,7 @@ class Reporter:
         decision = change if change is not None and change.reason not in QUIET_DECISIONS else None
         held = self._unannounced.pop(ref, None)
         if decision is None and held is not None and held.identity == _identity(composed.status):
-            # Still the decision: announced now (a new one supersedes it, unannounced), unless another replica that
-            # led meanwhile stored it as a decision of its own and so announced it (review: a Lease lapsed and taken
-            # back by the renewing task, with no standby cycle between, sent the same Event a second time).
-            decision = None if _announced_by_another(held, composed.status) else held.decision
+            decision = held.decision  # still the decision: announced now (a new one supersedes it, unannounced)
         events = [_decision_event(decision)] if decision is not None else []
         if progress.rolled_back is not None:  # a Warning of its own: no decision changed, yet the move was undone
             events.append(_Event(EventReason.MIGRATION_ROLLED_BACK, progress.rolled_back, True, EventAction.ROLL_BACK))
@@ -264,8 +261,7 @@ class Reporter:
 
         def done(outcome: list[tuple[_Event, str | None]] | BaseException) -> None:
             if isinstance(outcome, BaseException) and not isinstance(outcome, ObjectGone) and decision is not None:
-                stored = composed.status.get("lastDecision") or {}
-                self._hold(ref, _Unannounced(_identity(composed.status), decision, stored.get("time")))
+                self._hold(ref, _Unannounced(_identity(composed.status), decision))
             if isinstance(outcome, ObjectGone | Fenced):
                 return  # deleted mid-cycle (its finalizer handler cleans up), or no longer leading
             if isinstance(outcome, BaseException):
@@ -422,9 +418,6 @@ class _Unannounced:
 
     identity: tuple[Any, ...]
     decision: DecisionChange
-    time: str | None
-    """lastDecision.time in the status whose patch raised: a stored decision of another time was written by another
-    cycle (`_announced_by_another`)."""
 
 
 def _identity(status: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -433,14 +426,6 @@ def _identity(status: Mapping[str, Any]) -> tuple[Any, ...]:
     the plan finds the decision's replicas running."""
     last = status.get("lastDecision") or {}
     return last.get("target"), status.get("mode"), last.get("reason") == "Infeasible"
-
-
-def _announced_by_another(held: _Unannounced, status: Mapping[str, Any]) -> bool:
-    """Whether the decision `held` is stored in `status` as one that another replica decided anew and so announced:
-    a lastDecision of an Event's reason (not NoChange nor Frozen) that this process's held patch did not write (its
-    time). One stored as NoChange was announced by nobody: the held Event is still owed."""
-    last = status.get("lastDecision") or {}
-    return last.get("reason") not in QUIET_DECISIONS and last.get("time") != held.time
 
 
 def _decision_event(decision: DecisionChange) -> _Event:
