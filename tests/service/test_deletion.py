@@ -459,11 +459,12 @@ def test_a_remembered_namespace_the_member_refuses_is_dropped_and_the_cluster_re
         assert not status.get("workloadNamespaces")
 
 
-def test_a_remembered_namespace_is_not_recorded_while_the_member_is_not_read() -> None:
-    # Found in review of 1066ae7: recorded while the member was unreachable, the remembered namespace was the
-    # cluster's own from then on (status outlives the process): a member that refused it made the cluster
-    # Forbidden, and kept deletions' finalizers (service.sweep's `_why_held`). Remembered, it is read once the
-    # member answers, and what gridshift left there swept.
+@pytest.mark.parametrize("restart", [False, True], ids=["same-process", "restarted-in-the-outage"])
+def test_a_remembered_namespace_is_recorded_while_the_member_is_not_read(restart: bool) -> None:
+    # Found in review of 2313ad7, which stopped recording it while the member was not read: eu-de created again
+    # while its member was unreachable, the operator restarted (or another replica took the Lease over) during
+    # the outage, and gs-ml, named by no spec, tenant or status, was never read again: the 10 replicas left there
+    # ran for good. Recorded in status.workloadNamespaces, it outlives the process; read, swept, then dropped.
     world = ServiceHarness(["eu-de"])
     applied = _per_tenant_chat_left_while_deleted(world)
     left = _deployments_in(world, "eu-de")
@@ -471,10 +472,33 @@ def test_a_remembered_namespace_is_not_recorded_while_the_member_is_not_read() -
     world.members["eu-de"].reachable = False
     _created_again(world, applied)
     world.cycle()
-    assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]
+    if restart:
+        world.service = world.make_service("op-1")
     world.members["eu-de"].reachable = True
     world.cycle()
     assert _deployments_in(world, "eu-de") == {}
+    world.cycle()
+    assert not world.cluster_bodies["eu-de"]["status"].get("workloadNamespaces")
+
+
+def test_a_remembered_namespace_recorded_while_unread_then_refused_is_dropped_and_the_cluster_ready() -> None:
+    # Recorded while the member was unreachable (above), gs-ml is still only this process's memory of the deleted
+    # eu-de: its member refusing it once it answers is neither an error nor a reason to keep it recorded (2313ad7).
+    world = ServiceHarness(["eu-de"])
+    applied = _per_tenant_chat_left_while_deleted(world)
+    world.members["eu-de"].reachable = False
+    _created_again(world, applied)
+    world.cycle()
+    assert world.cluster_bodies["eu-de"]["status"]["workloadNamespaces"] == ["gs-ml"]  # the precondition
+    world.members["eu-de"].reachable = True
+    world.members["eu-de"].forbidden_namespaces = {"gs-ml"}
+    for _ in range(2):
+        report = world.cycle()
+        assert report.errors == []
+        status = world.cluster_bodies["eu-de"]["status"]
+        assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "True"
+        assert not status.get("workloadNamespaces")
 
 
 def test_the_memory_of_deleted_regional_clusters_is_bounded() -> None:

@@ -441,7 +441,8 @@ class Observer:
         status = parsed.body.get("status") or {}
         view = self._with_feeds(parsed.key, parsed.resource, status, own)
         view.error, view.failure = str(late), late
-        self._unread(view, recorded_namespaces(status), leaving, own)
+        remembered = self._departed.get(parsed.key, frozenset())  # recorded while unread: see `_observe_cluster`
+        self._unread(view, recorded_namespaces(status) | remembered, leaving, own)
         return view, own.errors
 
     def _with_feeds(
@@ -482,11 +483,12 @@ class Observer:
         wanted = self._workload_namespaces(cluster, tenants) | self._known_namespaces(name)
         recorded = recorded_namespaces(old_status)
         # A RegionalCluster deleted and created again under its name: where its namespaces were in use, read too,
-        # and in use only where gridshift's Deployments are read. One only that memory names is never the cluster's
-        # (review: a member that refused it, rebuilt or its tenant's RoleBinding dropped, made the whole cluster
-        # Forbidden each cycle, and the namespace, recorded in status, outlived restarts): its refusal is neither
-        # reported nor counted against the cluster, and it is not recorded while the member is not read.
-        remembered = self._departed.get(name, frozenset()) - wanted - recorded
+        # and, once read, in use only where gridshift's Deployments are. Its refusal is neither reported nor counted
+        # against the cluster (review: a member that refused it, rebuilt or its tenant's RoleBinding dropped, made
+        # the whole cluster Forbidden each cycle), also where this process recorded it while the member was not
+        # read: recorded then (review of 2313ad7: not recorded, a restart in the outage lost it and what gridshift
+        # left there was never swept); after a restart it is an ordinary recorded namespace.
+        remembered = self._departed.get(name, frozenset()) - wanted
         namespaces = sorted(wanted | recorded | remembered)
         unreadable: dict[str, str] = {}
         unlisted: set[str] = set()
@@ -498,11 +500,11 @@ class Observer:
         except Exception as error:  # an adapter bug must not stop the other clusters; never quote its input
             view.error = f"cluster {name}: {describe(error)}"
         if view.error is not None:
-            self._unread(view, recorded, leaving, report)
+            self._unread(view, recorded | remembered, leaving, report)
             return view
         # Recorded namespaces stay recorded while they cannot be read (what is there is unknown); one that only
         # the record names is not reported: it holds no replica this process counts on.
-        in_use = {w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded}
+        in_use = {w.namespace for w in found if w.owned} | {n for n in unreadable if n in recorded - remembered}
         unreadable = {n: reason for n, reason in unreadable.items() if n in wanted}
         view.uids = frozenset(w.uid for w in found if w.uid)
         owned, view.kept = _owned(found, owners, leaving)

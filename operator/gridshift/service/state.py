@@ -102,7 +102,8 @@ class ClusterView:
     namespaces_in_use: tuple[str, ...] = ()
     """Member namespaces holding gridshift's Deployments (status.workloadNamespaces): those found this cycle,
     and those recorded before that could not be read. Those a RegionalCluster of the same name deleted before had
-    in use, as this process saw them, only where found (service.observe's `Observer._departed`)."""
+    in use, as this process saw them (service.observe's `Observer._departed`): all while the member is not read,
+    then only where found."""
     uids: frozenset[str] = frozenset()
     """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
     unreachable_since: datetime | None = None
