@@ -16,6 +16,7 @@ import pytest
 
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
+from gridshift.planner.plan import _joined_reasons
 from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
 
 
@@ -115,15 +116,15 @@ def test_minregions_above_the_eligible_regions_is_said_once() -> None:
     assert [x for x in plan.explanation.details if "minRegions" in x] == [plan.infeasible_reason]
 
 
-def _classed(running: list[tuple[str, str, int, int]], **spec: object) -> S.Deployment:
-    chat = deployment("chat", 20.0, gpu_types=(H100, A100), **spec)
+def _classed(running: list[tuple[str, str, int, int]], rps: float = 20.0, **spec: object) -> S.Deployment:
+    chat = deployment("chat", rps, gpu_types=(H100, A100), **spec)
     classes = (S.RequestClass("short", 200.0, 100.0, 0.7), S.RequestClass("long", 6000.0, 400.0, 0.3))
     placements = tuple(S.Placement(*p) for p in running)
     return replace(chat, requirements=replace(chat.requirements, request_classes=classes), placements=placements)
 
 
-def _offers(name: str, h100: float, a100: float) -> S.Cluster:
-    offerings = (S.Offering(H100, 8, h100, 75.5), S.Offering(A100, 8, a100, 75.5))
+def _offers(name: str, h100: float, a100: float, gpus: int = 8) -> S.Cluster:
+    offerings = (S.Offering(H100, gpus, h100, 75.5), S.Offering(A100, gpus, a100, 75.5))
     return S.Cluster(name=name, region=name, pue=1.2, offerings=offerings, labels={}, reachable=True)
 
 
@@ -170,3 +171,22 @@ def test_minregions_is_qualified_only_where_the_replicas_apart_hold_another_regi
     assert "the running placement breaks minRegions 2 (1 region(s) running)" in plan.explanation.details, (
         plan.explanation.details
     )
+
+
+def test_class_groups_short_in_the_same_words_say_it_once() -> None:
+    # Found in review: both groups short of the demand in the same words, Ready's reason read "X; X" and the
+    # explanation said X four times ("X; X", "[short] X", "[long] X").
+    clusters = [_offers("a", 2.0, 0.9, gpus=1), _offers("b", 2.2, 0.8, gpus=1)]
+    world = snapshot([_classed([("a", H100, 1, 1)], rps=200.0)], clusters, {c.name: flat_prices(0.1) for c in clusters})
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=2.0)).for_deployment("ns/chat")
+    said = "needs more tokens/s within the SLO than fit (inventory or maxReplicas binds)"
+    assert plan.infeasible_reason == said
+    assert plan.explanation.details == (said,), plan.explanation.details
+
+
+def test_the_groups_reasons_are_joined_clause_by_clause_in_order() -> None:
+    # A shortfall's cause in parentheses may hold "; " itself (_short_because): it stays one clause.
+    short = "needs 5 more tokens/s (a roll-back holds a/H100; the search was cut short)"
+    joined = _joined_reasons([f"{short}; only 1 of minReplicas 2 placed", None, short])
+    assert joined == f"{short}; only 1 of minReplicas 2 placed"
+    assert _joined_reasons([None, None]) is None

@@ -1986,19 +1986,42 @@ def _merged_engine(plans: list[DeploymentPlan]) -> tuple[dict[Key, int], dict[Ke
     return max_num_seqs, variants
 
 
+def _joined_reasons(reasons: Iterable[str | None]) -> str | None:
+    """The class groups' infeasible reasons as the deployment's (Ready's message, and the explanation's opening):
+    each clause once, in order. Found in review: two groups short in the same words read "X; X". Clauses are split
+    at "; " outside parentheses only (a shortfall's cause in parentheses may hold "; " itself)."""
+    clauses: dict[str, None] = {}
+    for reason in reasons:
+        depth, start = 0, 0
+        for i, char in enumerate(reason or ""):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth == 0 and reason is not None and reason.startswith("; ", i):
+                clauses.setdefault(reason[start:i])
+                start = i + 2
+        if reason:
+            clauses.setdefault(reason[start:])
+    return "; ".join(clauses) or None
+
+
 def _merged_details(groups: list[DeploymentProblem], plans: list[DeploymentPlan], infeasible: str | None) -> list[str]:
     """The class groups' details as one explanation's: an infeasible deployment's opens with its infeasible
     reason, Ready's words, as one without classes does (_opening_details); then each group's details, labelled
-    with its classes. A group's own reason is left out where it is the deployment's whole reason and the group
-    serves every class (its label would add nothing: said twice). Found in review: in group order, "[short]
-    b/A100 wins ..." came before "[long] needs more tokens/s ...", the reason Ready gave."""
+    with its classes. The groups' own reasons are left out where each is the deployment's whole reason and those
+    groups together serve every class (their labels would add nothing: said again). Found in review: in group
+    order, "[short] b/A100 wins ..." came before "[long] needs more tokens/s ...", the reason Ready gave; and two
+    groups short in the same words said it four times ("X; X", "[short] X", "[long] X")."""
     every = {s.request_class.name for g in groups if g.group for s in g.group.shares}
+    repeating = [
+        infeasible is not None and p.infeasible_reason is not None and p.explanation.details[:1] == (infeasible,)
+        for p in plans
+    ]
+    covered: set[str] = set()
+    for g, repeats in zip(groups, repeating, strict=True):
+        if repeats:
+            covered |= {s.request_class.name for s in g.group.shares} if g.group else every
     details = [infeasible] if infeasible else []
-    for g, p in zip(groups, plans, strict=True):
-        own = p.explanation.details
-        classes = {s.request_class.name for s in g.group.shares} if g.group else every
-        if infeasible and own[:1] == (infeasible,) and p.infeasible_reason == infeasible and classes == every:
-            own = own[1:]
+    for g, p, repeats in zip(groups, plans, repeating, strict=True):
+        own = p.explanation.details[1:] if repeats and covered == every else p.explanation.details
         details.extend(f"[{g.group.label if g.group else ''}] {d}" for d in own)
     return details
 
@@ -2040,8 +2063,7 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         summary += f", {_fixed(cost.usd_per_million_tokens, 4)} USD/Mtok"
     if classes:
         summary += f"; request classes {classes}"
-    reasons_infeasible = [p.infeasible_reason for p in plans if p.infeasible_reason]
-    infeasible = "; ".join(reasons_infeasible) or None
+    infeasible = _joined_reasons(p.infeasible_reason for p in plans)
     details = _merged_details(groups, plans, infeasible)
     binding = list(dict.fromkeys(b for p in plans for b in p.explanation.binding_constraints))
     # A cluster one group avoids and another places replicas in breaks the deployment's carbon limit.
