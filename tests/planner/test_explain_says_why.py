@@ -17,7 +17,7 @@ import pytest
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
 from gridshift.planner.plan import _joined_reasons
-from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
+from tests.planner.planner_world import A100, H100, H100_MODEL, cluster, deployment, flat_prices, snapshot
 
 
 def _max_replicas_cut() -> S.Snapshot:
@@ -182,6 +182,36 @@ def test_class_groups_short_in_the_same_words_say_it_once() -> None:
     said = "needs more tokens/s within the SLO than fit (inventory or maxReplicas binds)"
     assert plan.infeasible_reason == said
     assert plan.explanation.details == (said,), plan.explanation.details
+
+
+def test_replicas_in_an_unreachable_cluster_are_judged_per_gpu_type() -> None:
+    # Found in review: a replica on A100, no GPUProfile for it, in unreachable a counted where the deployment may
+    # run because H100 in a may be used: "(1 running, 2 in unreachable a)".
+    d = deployment(
+        "chat", 1.0, min_replicas=4, gpu_types=[H100, A100], placements=[("a", H100, 1), ("a", A100, 1), ("b", H100, 1)]
+    )
+    clusters = [cluster("a", reachable=False, gpus={H100: 16, A100: 16}), cluster("b"), cluster("c")]
+    world = snapshot([d], clusters, {c: flat_prices(0.1) for c in "abc"}, profiles=[H100_MODEL])
+    plan = make_plan(world).for_deployment("ns/chat")
+    said = (
+        "the running placement breaks minReplicas 4 (1 running where it may run, 1 in unreachable a; "
+        "1 where it may no longer run, 1 of them in unreachable a)"
+    )
+    assert said in plan.explanation.details, plan.explanation.details
+
+
+def test_replicas_on_a_dropped_gpu_type_in_an_unreachable_cluster_count_where_it_may_no_longer_run() -> None:
+    # Found in review: counted nowhere, neither in the unreachable clusters (spec.gpuTypes only) nor as strays
+    # (reachable clusters only): "(1 running where it may run; 1 where it may no longer run)" beside 3 running.
+    placements = [("a", A100, 1), ("b", H100, 1), ("c", H100, 1)]
+    d = deployment("chat", 1.0, min_replicas=3, gpu_types=[H100], forbidden=["c"], placements=placements)
+    clusters = [cluster("a", reachable=False, gpus={H100: 16, A100: 16}), cluster("b"), cluster("c"), cluster("d")]
+    plan = make_plan(snapshot([d], clusters, {c: flat_prices(0.1) for c in "abcd"})).for_deployment("ns/chat")
+    said = (
+        "the running placement breaks minReplicas 3 (1 running where it may run; "
+        "2 where it may no longer run, 1 of them in unreachable a)"
+    )
+    assert said in plan.explanation.details, plan.explanation.details
 
 
 def test_the_groups_reasons_are_joined_clause_by_clause_in_order() -> None:

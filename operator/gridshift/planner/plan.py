@@ -45,7 +45,7 @@ from gridshift.planner.problem import DeploymentProblem, Option, Problem, build_
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.search import Clock, WarmStart, search
 from gridshift.planner.settings import PlannerSettings
-from gridshift.planner.snapshot import Snapshot
+from gridshift.planner.snapshot import Cluster, Snapshot
 from gridshift.planner.solution import Solution, Solver, deployment_objective, free_gpus, moves, objective
 
 # --- the budget of the whole call ---------------------------------------------------------------
@@ -986,7 +986,7 @@ def _explain(
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
     binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
     alternative, alt_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted, cost)
-    gaps = _current_gaps(deployment, {name: c.region for name, c in problem.clusters.items()})
+    gaps = _current_gaps(deployment, problem.clusters)
     reason = _reason(deployment, started, stopped, ruled_out, infeasible_reason, gaps)
     if reason == "CheaperPlacement":
         reason = _pure_move_reason([(deployment, counts, current)], free, money)
@@ -1412,7 +1412,7 @@ def _reason(
     return "CheaperPlacement"
 
 
-def _current_gaps(deployment: DeploymentProblem, region_of: Mapping[str, str]) -> tuple[bool, list[str]]:
+def _current_gaps(deployment: DeploymentProblem, clusters: Mapping[str, Cluster]) -> tuple[bool, list[str]]:
     """What the running placement (the replicas desired now) leaves unmet, read off its counts: whether its
     capacity is below what the demand needs within the SLO (headroom included), and the minReplicas and
     minRegions rules it breaks, in words. Replicas where the deployment may no longer run are no option and
@@ -1420,8 +1420,11 @@ def _current_gaps(deployment: DeploymentProblem, region_of: Mapping[str, str]) -
     replacing them is done), so the words count them apart. Found in review: "breaks minReplicas 1 (0 running)"
     beside 1 Ready replica in a region since forbidden. Those in an unreachable cluster are named apart too (the
     cluster's where it may still run: `usable_away`; else with those where it may no longer run): found in review,
-    "0 running where it may run" beside 1 replica kept in an unreachable cluster it may use. `region_of`: each
-    cluster's region, for the regions the replicas apart hold."""
+    "0 running where it may run" beside 1 replica kept in an unreachable cluster it may use. Those are judged per
+    GPU type, as the reachable strays are (_away_pools), and those on a GPU type dropped from spec.gpuTypes in an
+    unreachable cluster count where it may no longer run (_dropped_away): found in review, a replica on a GPU type
+    without a profile counted where it may run beside a usable one in the same cluster, and those on a dropped type
+    counted nowhere. `clusters`: the problem's, for their regions and reachability."""
     if deployment.frozen or not deployment.options:
         return False, []
     columns = deployment.columns
@@ -1429,8 +1432,9 @@ def _current_gaps(deployment: DeploymentProblem, region_of: Mapping[str, str]) -
     short = deployment.coverage_target > 0 and covered < deployment.coverage_target * (1.0 - 1e-9)
     rules = []
     replicas = sum(columns.current)
-    away = [(c, n) for c, _, n in deployment.unreachable if c in deployment.usable_away]
-    lost = [(c, n) for c, _, n in deployment.unreachable if c not in deployment.usable_away]
+    usable = _away_pools(deployment)
+    away = [(c, n) for c, g, n in deployment.unreachable if (c, g) in usable]
+    lost = [(c, n) for c, g, n in deployment.unreachable if (c, g) not in usable] + _dropped_away(deployment, clusters)
     gone = sum(desired for _, _, desired, _ in deployment.strays) + sum(n for _, n in lost)
     if replicas < deployment.min_replicas:
         said = f"{replicas} running{' where it may run' if gone else ''}{_unreachable_words(away)}"
@@ -1441,15 +1445,33 @@ def _current_gaps(deployment: DeploymentProblem, region_of: Mapping[str, str]) -
     if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
         # Qualified only where replicas apart hold a region the count leaves out (review: "where it may run"
         # beside a stray in a region already counted).
-        strayed = {region_of[c] for c, *_ in deployment.strays if c in region_of} | {
-            region_of[c] for c, _ in lost if c in region_of
+        strayed = {clusters[c].region for c, *_ in deployment.strays if c in clusters} | {
+            clusters[c].region for c, _ in lost if c in clusters
         }
-        elsewhere = [(c, n) for c, n in away if region_of.get(c) not in regions]
+        elsewhere = [(c, n) for c, n in away if c not in clusters or clusters[c].region not in regions]
         said = f"{len(regions)} region(s) running{' where it may run' if strayed - regions else ''}"
         if elsewhere:
             said += f", replicas in unreachable {', '.join(dict.fromkeys(c for c, _ in elsewhere))}"
         rules.append(f"minRegions {deployment.min_regions} ({said})")
     return short, rules
+
+
+def _away_pools(deployment: DeploymentProblem) -> set[Key]:
+    """The (cluster, GPU type) of `deployment.unreachable` where it may still run those replicas: a cluster of
+    `usable_away` (the cluster's own rules hold there) and a pool of `away` (the cluster offers the GPU type, and a
+    build of the model has SLO capacity on it): the rules problem._usable_away judges each such pool by."""
+    return {o.key for o in deployment.away if o.cluster in deployment.usable_away}
+
+
+def _dropped_away(deployment: DeploymentProblem, clusters: Mapping[str, Cluster]) -> list[tuple[str, int]]:
+    """(cluster, replicas desired) on GPU types dropped from spec.gpuTypes in unreachable clusters: neither in
+    `unreachable` (which lists spec.gpuTypes only) nor strays (reachable clusters only), yet they may still run."""
+    gpu_types = set(deployment.deployment.requirements.gpu_types)
+    return [
+        (p.cluster, p.desired)
+        for p in deployment.deployment.placements
+        if p.desired > 0 and p.gpu_type not in gpu_types and p.cluster in clusters and not clusters[p.cluster].reachable
+    ]
 
 
 def _unreachable_words(held: list[tuple[str, int]], of: str = "") -> str:
