@@ -259,3 +259,18 @@ def test_a_failed_write_says_whether_it_failed_at_the_read_before_the_apply_or_a
         member.apply([manifest])
     assert caught.value.stage is stage and said in str(caught.value)
     assert caught.value.status == (get or apply or None)
+
+
+def test_an_unreachable_member_fails_before_anything_is_sent_in_the_fake_as_in_the_real_adapter() -> None:
+    # Review (6 December 2026): the fake raised its ClusterUnreachable at the write stage, where the real adapter
+    # fails at discovery, before any request goes out; service tests then read "it may have been applied" and set
+    # status.migration[].maybeApplied where production says "not sent".
+    from gridshift.testing.members import FakeMemberCluster
+
+    manifest = next(m for m in render_workload(SPEC, target("alpha", 1)) if m["kind"] == "Deployment")
+    stages = []
+    for member in (KubeMemberCluster("eu-de", KUBECONFIG, watch=False), FakeMemberCluster("eu-de", reachable=False)):
+        with pytest.raises(ClusterUnreachable) as caught:
+            member.apply([manifest])
+        stages.append(caught.value.stage)
+    assert stages == [RequestStage.READ, RequestStage.READ]

@@ -1541,6 +1541,18 @@ _MAY_HAVE_GONE_OUT = "an earlier try may have been applied"
             " within",
         ),
         (None, f"ScaleUp in b: cluster b unreachable ({_MAY_HAVE_GONE_OUT})", " for"),  # no member client now
+        # Review (6 December 2026): a refusal after a try that may have gone out said "refused" alone, and the
+        # roll-back "nothing was scaled back", while the replica that went out ran on.
+        (
+            MemberError("b", "cluster b: apply Deployment x: HTTP 403: denied", status=403),
+            f"ScaleUp in b refused (HTTP 403 Forbidden); {_MAY_HAVE_GONE_OUT}",
+            "; still refused after",
+        ),
+        (
+            ActuationForbidden("b", "apply Service gsw/x (HTTP 403)", own=True),
+            f"ScaleUp in b refused: forbidden: apply Service gsw/x (HTTP 403); {_MAY_HAVE_GONE_OUT}",
+            "; still refused after",
+        ),
     ],
 )
 def test_a_write_that_may_have_gone_out_once_is_never_said_unsent_after(

@@ -765,17 +765,19 @@ def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
 
     A try that was not sent says so only while no earlier try of the step may have gone out (StepRecord.maybe_applied;
     found in review: an apply that timed out, then a 503 to the read before the next try, was rolled back as "not
-    sent"); else it says that an earlier try may have been applied."""
+    sent"); else it says that an earlier try may have been applied, a refusal too."""
     write, cluster = f"{step.action.value} in {step.cluster}", step.cluster
     earlier = "an earlier try may have been applied"
     unsent, aside, also = (":", f" ({earlier})", f"; {earlier}") if step.maybe_applied else (" not sent:", "", "")
     if why.stage is None:
         return f"{write}{unsent} cluster {cluster} unreachable{aside}", " for"
     if not why.failed:
+        # A refusal after a try that may have gone out says so too (review: it said "refused" alone, and the
+        # roll-back "nothing was scaled back", while a replica that went out ran on).
         if why.own:
-            return f"{write} refused: {why.own}", "; still refused after"
+            return f"{write} refused: {why.own}{also}", "; still refused after"
         said = "" if why.gist == MemberError.kind else f" ({why.gist})"  # a bare MemberError: "refused (refused)"
-        return f"{write} refused{said}", "; still refused after"
+        return f"{write} refused{said}{also}", "; still refused after"
     if why.stage is RequestStage.READ:
         if why.status is None:
             return f"{write}{unsent} no complete answer from cluster {cluster} to the read before it{aside}", " within"

@@ -22,6 +22,7 @@ from gridshift.actuation.members import (
     LiveObject,
     NamespaceMissing,
     Owner,
+    RequestStage,
     WorkloadState,
     gpu_quantity,
     labelled_and_owned_by,
@@ -89,7 +90,9 @@ class FakeMemberCluster:
         reads each object before it writes, so its 403 is '<verb> <kind> in ...', as the real adapter words it
         (found in review: the fake's text, the apiserver's own, matched no message the real one writes)."""
         if not self.reachable:
-            raise ClusterUnreachable(self.name, "fake cluster marked unreachable")
+            # The real adapter fails at discovery, before any request goes out (review: the default, the write
+            # stage, made service tests read "it may have been applied" where production says "not sent").
+            raise ClusterUnreachable(self.name, "fake cluster marked unreachable", stage=RequestStage.READ)
         self.last_answer = time.monotonic()
         refused = sorted(o for o in objects if o[1] in self.forbidden_namespaces)
         if refused:
