@@ -1369,6 +1369,11 @@ def test_a_write_refused_after_its_deployment_went_out_is_never_said_unsent_afte
     member.reachable = True
     world.cycle()
     stored = world.status()["migration"][0]
+    # Review (6 December 2026): the first try's refusal read "an earlier try may have been applied": there was none,
+    # this try's Deployment went out.
+    assert stored["message"] == (
+        "ScaleUp in eu-fr refused: forbidden: apply Service gsw/x (HTTP 403); part of the write went out; will retry"
+    )
     said = []
     for _ in range(40):
         report = world.cycle()

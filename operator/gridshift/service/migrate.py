@@ -740,12 +740,14 @@ class _Unwritten:
     went_out: bool = False
     """This try may have changed the cluster: its write request got a 5xx or no complete answer, or an earlier
     request of the same write went out (MemberError.sent_before). A refusal of the write itself applied nothing."""
+    part_out: bool = False
+    """An earlier request of this same try went out (MemberError.sent_before: the Deployment, with its count)."""
 
     @classmethod
     def of(cls, error: MemberError) -> _Unwritten:
         failed = isinstance(error, ClusterUnreachable)
         went_out = error.sent_before or (failed and error.stage is RequestStage.WRITE)
-        return cls(error.stage, error.status, error.gist, failed, error.own_words, went_out)
+        return cls(error.stage, error.status, error.gist, failed, error.own_words, went_out, error.sent_before)
 
 
 def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
@@ -773,11 +775,13 @@ def _not_written(step: StepRecord, why: _Unwritten) -> tuple[str, str]:
         return f"{write}{unsent} cluster {cluster} unreachable{aside}", " for"
     if not why.failed:
         # A refusal after a try that may have gone out says so too (review: it said "refused" alone, and the
-        # roll-back "nothing was scaled back", while a replica that went out ran on).
+        # roll-back "nothing was scaled back", while a replica that went out ran on); where part of this very try
+        # went out, it says that (review: the first try read "an earlier try may have been applied").
+        went = "; part of the write went out" if why.part_out else also
         if why.own:
-            return f"{write} refused: {why.own}{also}", "; still refused after"
+            return f"{write} refused: {why.own}{went}", "; still refused after"
         said = "" if why.gist == MemberError.kind else f" ({why.gist})"  # a bare MemberError: "refused (refused)"
-        return f"{write} refused{said}{also}", "; still refused after"
+        return f"{write} refused{said}{went}", "; still refused after"
     if why.stage is RequestStage.READ:
         if why.status is None:
             return f"{write}{unsent} no complete answer from cluster {cluster} to the read before it{aside}", " within"
