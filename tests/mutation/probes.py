@@ -230,8 +230,8 @@ PROBES = [
     Probe(
         "a refused member write is not recorded in progress.error",
         MIGRATE,
-        "step.message = progress.error = str(error)",
-        "step.message = str(error)",
+        "progress.error = str(error)",
+        "progress.error = None",
         (f"{T_MIGRATE}::test_a_refused_write_leaves_the_step_running_with_the_reason_and_is_retried",),
     ),
     Probe(
