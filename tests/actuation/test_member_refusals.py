@@ -210,11 +210,14 @@ def test_a_403_and_a_missing_namespace_keep_gridshifts_own_words_for_status_and_
     assert NamespaceMissing("eu-de", "gsw").own_words == (
         "workload namespace 'gsw' does not exist; create it with gridshift's member RBAC (docs/rbac.md)"
     )
-    # An ActuationForbidden whose detail the caller did not vouch for, a bare MemberError, and an object in the
-    # way (its owner may be another tenant's deployment) leave status the gist alone.
+    # An ActuationForbidden whose detail the caller did not vouch for and a bare MemberError leave status the gist
+    # alone; an object in the way is named without its owner (maybe another tenant's deployment), and says it was
+    # not overwritten (review: status had lost that).
     assert ActuationForbidden("eu-de", "deployments.apps is forbidden: User x").own_words == ""
     assert MemberError("eu-de", "cluster eu-de: webhook says no", status=422).own_words == ""
-    assert ForeignObject.found("eu-de", "Deployment", "gsw", "x", ("ml", "chat", "u1"), None).own_words == ""
+    foreign = ForeignObject.found("eu-de", "Deployment", "gsw", "x", ("ml", "chat", "u1"), None)
+    assert foreign.own_words == "Deployment gsw/x exists and is not this deployment's; not overwritten"
+    assert "chat" not in foreign.own_words and "u1" not in foreign.own_words
 
 
 def test_a_refusal_without_an_http_status_is_named_by_its_kind() -> None:

@@ -1431,7 +1431,8 @@ def test_ready_promises_no_retry_in_the_cycle_a_refused_write_is_rolled_back() -
         (
             ForeignObject.found("eu-de", "Deployment", "gsw", "chat-h100", ("ml", "chat", "old-uid"), None),
             "ActuationFailed",
-            "ScaleUp in eu-de refused (an object in the way is not this deployment's); will retry",
+            "ScaleUp in eu-de refused: Deployment gsw/chat-h100 exists and is not this deployment's; not overwritten; "
+            "will retry",
         ),
     ],
 )

@@ -176,13 +176,16 @@ class ForeignObject(MemberError):
     kind = "an object in the way is not this deployment's"
 
     def __init__(self, cluster: str, kind: str, namespace: str, name: str, owner: str) -> None:
-        # No `own_words`, though the text is gridshift's: it names the object's owner (namespace, name, uid), which
-        # may be another tenant's InferenceDeployment, and tenants read their status. Status says `kind` alone; the
-        # log (the administrator's) has the owner.
+        # `own_words` leave the owner out (namespace, name, uid), which may be another tenant's InferenceDeployment,
+        # and tenants read their status: the log (the administrator's) has it. The object's own name is the one
+        # this deployment writes, and "not overwritten" says what gridshift did (review: status lost it).
         super().__init__(
             cluster,
             f"cluster {cluster}: {kind} {namespace}/{name} exists and belongs to {owner or 'no gridshift deployment'}; "
             "not overwritten",
+        )
+        self.own_words = redaction.redact(
+            f"{kind} {namespace}/{name} exists and is not this deployment's; not overwritten"
         )
 
     @classmethod
