@@ -18,7 +18,7 @@ import yaml
 from gridshift.actuation.members import GpuInventory, Inventory, WorkloadState
 from gridshift.api import GPUProfile, InferenceDeployment, RegionalCluster
 from gridshift.api.carbon import CarbonBasis
-from gridshift.api.regional_cluster import EnergyUnit
+from gridshift.api.regional_cluster import EnergyUnit, Money, usd_per_gpu_hour
 from gridshift.modes import MigrationMode
 from gridshift.planner import snapshot as S
 from gridshift.service.inputs import (
@@ -26,7 +26,6 @@ from gridshift.service.inputs import (
     ParseCache,
     Parsed,
     carbon_horizon,
-    currency_to_usd,
     measured_cost,
     observed_demand,
     parse_bodies,
@@ -541,7 +540,9 @@ def eu_cluster(*, max_gpus: int | None = None, labels: dict[str, Any] | None = N
 
 def test_gpu_costs_are_converted_to_usd_once_with_the_feeds_rate() -> None:
     cluster = eu_cluster()
-    assert currency_to_usd(cluster, "USD") == 1.0 and currency_to_usd(cluster, "EUR") == 1.08
+    fx = cluster.spec.price_feed.fx_to_usd  # the one conversion (api.regional_cluster), which admission bounds too
+    assert usd_per_gpu_hour(Money(amount=1.0, currency="USD"), fx) == 1.0
+    assert usd_per_gpu_hour(Money(amount=1.0, currency="EUR"), fx) == 1.08
     planned = planner_cluster("eu-fr", cluster, Inventory(), {})
     assert [o.hourly_cost_usd for o in planned.offerings] == pytest.approx([2.268, 0.5])
 

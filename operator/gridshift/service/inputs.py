@@ -156,11 +156,6 @@ def requirements_of(spec: InferenceDeploymentSpec, *, default_carbon_price: floa
     )
 
 
-def currency_to_usd(cluster: RegionalCluster, currency: str) -> float:
-    """FX rate for money quoted in `currency` at this cluster (validated: USD or the feed's currency)."""
-    return 1.0 if currency == "USD" else cluster.spec.price_feed.fx_to_usd
-
-
 def planner_cluster(
     name: str,
     cluster: RegionalCluster,
