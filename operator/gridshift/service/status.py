@@ -61,6 +61,8 @@ PROFILE_FIT_TOLERANCE = 0.25
 A quarter: beyond it the capacity model's batch (and so the SLO capacity) is off by more than the
 default 20% demand headroom covers."""
 _EPS = 1e-6
+_EXPLANATION_CHARS = 16384
+"""status.lastDecision.explanation is cut to this many characters: the stored and the refreshed alike."""
 
 
 def sig(value: float | None, digits: int = 3) -> float | None:
@@ -532,7 +534,7 @@ def _decision(
         "reason": explanation.reason,
         "target": target,
         "summary": summary[:1024],
-        "explanation": "\n".join(explanation.details)[:16384],
+        "explanation": "\n".join(explanation.details)[:_EXPLANATION_CHARS],
         "estimatedSavingUsdPerHour": sig(explanation.saving_usd_per_hour_vs_current),
     }
     return {k: v for k, v in decision.items() if v is not None}, DecisionChange(explanation.reason, summary, plan.mode)
@@ -549,7 +551,7 @@ def _refreshed(previous: Mapping[str, Any], plan: DeploymentPlan) -> dict[str, A
     details = plan.explanation.details
     reason = plan.infeasible_reason
     if reason and details[:1] == (reason,) and str(previous.get("explanation", "")).split("\n", 1)[0] != reason:
-        kept["explanation"] = "\n".join(details)[:16384]
+        kept["explanation"] = "\n".join(details)[:_EXPLANATION_CHARS]
     return kept
 
 
