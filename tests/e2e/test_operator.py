@@ -271,15 +271,6 @@ def test_routing_weights_land_on_the_named_httproute(fleet: Fleet, operator: Ope
         delete(fleet, "routed")
 
 
-def kwokctl(world: Any, *args: str) -> None:
-    import subprocess
-
-    subprocess.run(
-        [str(world.bin_dir / "kwokctl"), *args], env=world.env(), check=True, capture_output=True, timeout=180
-    )
-
-
-# Last in the module: a region restarted by kwokctl may not turn new pods Ready again in this world.
 def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_returns(
     fleet: Fleet, operator: OperatorProcess, control_planes: Any
 ) -> None:
@@ -292,7 +283,7 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(lambda: not fleet.status("survivor").get("migration"), 60, "initial steps done")
         needed = fleet.status("survivor")["readyReplicas"]
         assert fleet.replicas("survivor")["eu-de"][0] == needed
-        kwokctl(control_planes, "stop", "cluster", "--name", "gs-eu-de")
+        control_planes.stop_cluster("eu-de")
         stopped = True
 
         def elsewhere_ready() -> bool:
@@ -306,7 +297,7 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(elsewhere_ready, 120, "capacity raised outside the lost region")
         ready_condition = next(c for c in fleet.status("survivor")["conditions"] if c["type"] == "Ready")
         assert "eu-de" in ready_condition["message"]
-        kwokctl(control_planes, "start", "cluster", "--name", "gs-eu-de")
+        control_planes.start_cluster("eu-de")
         stopped = False
 
         def settled() -> bool:
@@ -317,5 +308,5 @@ def test_a_lost_region_moves_capacity_and_leaves_nothing_orphaned_when_it_return
         wait_until(settled, 180, "no replicas beyond the plan once the region is back", every=2)
     finally:
         if stopped:
-            kwokctl(control_planes, "start", "cluster", "--name", "gs-eu-de")
+            control_planes.start_cluster("eu-de")
         delete(fleet, "survivor")

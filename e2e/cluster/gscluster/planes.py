@@ -249,6 +249,19 @@ class ControlPlanes:
         args = ["apply", "-f", "-"] + (["--server-side", "--force-conflicts"] if server_side else [])
         return self.kubectl(cluster, *args, input=text).stdout
 
+    def stop_cluster(self, cluster: str) -> None:
+        """Stops one cluster's processes (a region lost); its state stays for `start_cluster`."""
+        _kwokctl_checked(self.workdir, self.bin_dir, "stop", "cluster", "--name", f"{CLUSTER_PREFIX}{cluster}")
+
+    def start_cluster(self, cluster: str) -> None:
+        """Starts a stopped cluster again, its nodes managed by the new kwok controller.
+
+        kwok v0.8.0 only ever creates a node's Lease: the Leases the stopped controller held are never
+        taken over ("lease already exists"), so no pod on those nodes would leave Pending. Deleting them
+        lets the new controller create its own (it retries within about 40 s)."""
+        _kwokctl_checked(self.workdir, self.bin_dir, "start", "cluster", "--name", f"{CLUSTER_PREFIX}{cluster}")
+        self.kubectl(cluster, "delete", "leases", "--namespace", "kube-node-lease", "--all", "--wait=false")
+
     def rss_bytes(self) -> tuple[int, list[tuple[int, str, int]]]:
         """Resident memory of every process of this world (etcd, apiservers, ...)."""
         return _rss_of_matching(str(self.workdir))
@@ -301,6 +314,14 @@ def _kwokctl(workdir: Path, bin_dir: Path, *args: str, log: Path | None = None, 
         return subprocess.run(
             cmd, env=_kwok_env(workdir, bin_dir), stdout=fh, stderr=subprocess.STDOUT, timeout=timeout
         ).returncode
+
+
+def _kwokctl_checked(workdir: Path, bin_dir: Path, *args: str) -> None:
+    proc = subprocess.run(
+        [str(bin_dir / "kwokctl"), *args], env=_kwok_env(workdir, bin_dir), capture_output=True, text=True, timeout=180
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"kwokctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
 
 
 def _teardown_workdir(workdir: Path, bin_dir: Path, cluster_names: Sequence[str] | None = None) -> None:
