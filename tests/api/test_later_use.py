@@ -9,6 +9,7 @@ the running operator gives at runtime.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from datetime import UTC, datetime
@@ -512,3 +513,55 @@ def test_a_cluster_stored_with_a_cost_beyond_any_cloud_keeps_serving_its_replica
     assert world.ready() == {"eu-fr": serving}
     placements = world.status()["placements"]
     assert [(p["cluster"], p["ready"]) for p in placements] == [("eu-fr", serving)]
+
+
+def test_a_cluster_stored_with_a_cost_beyond_any_cloud_says_so_in_its_status() -> None:
+    # Found in review (6 December 2026): such a cluster, kept in use by the test above, read Ready with an empty
+    # message, and nothing named its cost; deployments avoided it or ran short, their messages blaming inventory.
+    world = ServiceHarness(["eu-fr"])
+    spec = world.cluster_bodies["eu-fr"]["spec"]
+    spec["priceFeed"].update({"currency": "EUR", "fxToUsd": 1.0})
+    spec["offerings"][0]["hourlyCost"] = {"amount": 1.0, "currency": "EUR"}
+    spec["offerings"].append({"gpuType": "NVIDIA-L4", "hourlyCost": {"amount": 0.8, "currency": "USD"}})
+    world.add(deployment_body(rps=4.0))
+    for _ in range(3):
+        world.cycle()
+    serving = world.ready()["eu-fr"]
+    assert serving > 0
+    assert conditions(world)["Ready"][:3] == ("True", "Reachable", "")
+    # Stored before the bound: an inverted fxToUsd (1,500 USD per GPU-hour) and an amount in USD cents (2e7).
+    spec["priceFeed"]["fxToUsd"] = 1000.0
+    spec["offerings"][0]["hourlyCost"]["amount"] = 1.5
+    spec["offerings"].append({"gpuType": "NVIDIA-A10G", "hourlyCost": {"amount": 20_000.0, "currency": "EUR"}})
+    for _ in range(3):
+        world.cycle()
+    ready, stalled, reachable = (conditions(world)[t] for t in ("Ready", "Stalled", "Reachable"))
+    # Reachability is still the truth Ready tells (the cluster is used, its replicas kept): its message adds the cost.
+    assert ready[:2] == ("True", "Reachable") and stalled[:3] == ("False", "Reconciled", "")
+    assert reachable[:3] == ("True", "Reachable", "")
+    message = ready[2]
+    bound = f"beyond the bound of {MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour"
+    assert "spec.offerings[0].hourlyCost (NVIDIA-H100-80GB-HBM3) is 1500 USD per GPU-hour" in message, message
+    assert "spec.offerings[2].hourlyCost (NVIDIA-A10G) is 2e+07 USD per GPU-hour" in message, message
+    assert "offerings[1]" not in message and bound in message and "in one edit" in message, message
+    assert world.ready() == {"eu-fr": serving}
+    # Said once: idle cycles (within the price's hour) write no status.
+    stored, writes = copy.deepcopy(world.cluster_bodies["eu-fr"]["status"]), world.hub.status_writes
+    for _ in range(3):
+        world.cycle()
+    assert world.cluster_bodies["eu-fr"]["status"] == stored and world.hub.status_writes == writes
+    # Brought within the bound in one edit (as admission takes it), the message goes.
+    spec["priceFeed"]["fxToUsd"] = 1.08
+    spec["offerings"][2]["hourlyCost"]["amount"] = 2.0
+    validate_object(world.cluster_bodies["eu-fr"])
+    world.cycle()
+    assert conditions(world)["Ready"][:3] == ("True", "Reachable", "")
+    assert world.ready() == {"eu-fr": serving}
+
+
+def conditions(world: ServiceHarness, cluster: str = "eu-fr") -> dict[str, tuple[str, str, str, str]]:
+    """The cluster's stored conditions by type: status, reason, message, lastTransitionTime."""
+    return {
+        c["type"]: (c["status"], c["reason"], c.get("message", ""), c["lastTransitionTime"])
+        for c in world.cluster_bodies[cluster]["status"]["conditions"]
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -378,6 +379,14 @@ class MemberAccess(ApiModel):
     )
 
 
+def costs_beyond_bound(offerings: Sequence[GPUOffering], fx_to_usd: float) -> list[tuple[int, float]]:
+    """Each offering whose hourlyCost is beyond MAX_USD_PER_GPU_HOUR once converted (usd_per_gpu_hour): its index
+    in `offerings` and that cost. Admission refuses them (RegionalClusterSpec's rule holds where this is empty); a
+    cluster stored before the bound keeps them and is planned with them, and its status names them."""
+    costs = ((i, usd_per_gpu_hour(o.hourly_cost, fx_to_usd)) for i, o in enumerate(offerings))
+    return [(i, usd) for i, usd in costs if usd > MAX_USD_PER_GPU_HOUR]
+
+
 class RegionalClusterSpec(MemberAccess):
     """Desired state of a RegionalCluster."""
 
@@ -414,9 +423,7 @@ class RegionalClusterSpec(MemberAccess):
                 "fxToUsd (USD per one unit of the currency, not its inverse) and the amount (per GPU and hour)"
             ),
             field="offerings",
-            holds=lambda s: all(
-                usd_per_gpu_hour(o.hourly_cost, s.price_feed.fx_to_usd) <= MAX_USD_PER_GPU_HOUR for o in s.offerings
-            ),
+            holds=lambda s: not costs_beyond_bound(s.offerings, s.price_feed.fx_to_usd),
             admission_only=True,
             optional_old_self=True,
         ),

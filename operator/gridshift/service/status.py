@@ -44,6 +44,7 @@ from gridshift.api.conditions import (
 )
 from gridshift.api.gpu_profile import GPUProfileStatus
 from gridshift.api.inference_deployment import DECISION_TARGET_MAX, CostSource, DemandSource, InferenceDeployment
+from gridshift.api.regional_cluster import MAX_USD_PER_GPU_HOUR, costs_beyond_bound
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
 from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens_from_energy
@@ -835,8 +836,9 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     if view.shared_member is not None:  # read or not: what it would write is the other RegionalCluster's to write
         ready, ready_message = ClusterReadyReason.SHARED_MEMBER, view.shared_member
     condition = _Conditions(now, old, generation if isinstance(generation, int) else None)
+    said = "; ".join(m for m in (ready_message.rstrip(": "), _costs_beyond_bound(view)) if m)
     status["conditions"] = [
-        condition("Ready", ready is ClusterReadyReason.REACHABLE, ready, ready_message.rstrip(": ")),
+        condition("Ready", ready is ClusterReadyReason.REACHABLE, ready, said),
         condition("Reachable", view.reachable, failure or ClusterReadyReason.REACHABLE, view.error or ""),
         condition(
             "Stalled",
@@ -877,6 +879,26 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     ):
         stored["lastCarbonFetch"] = old["lastCarbonFetch"]  # likewise for an unchanged intensity
     return stored
+
+
+def _costs_beyond_bound(view: ClusterView) -> str:
+    """Ready's words on the offerings whose cost is beyond admission's bound (docs/security.md row 81), "" where
+    none is. A cluster stored before the bound is planned with its costs as written (refusing it at the read
+    stranded its replicas), so without this it read Ready while deployments shunned it, their messages blaming
+    inventory. From the spec alone: the same words every cycle, written once."""
+    spec = view.resource.spec
+    found = [
+        f"spec.offerings[{i}].hourlyCost ({spec.offerings[i].gpu_type}) is {usd:g} USD per GPU-hour once converted"
+        for i, usd in costs_beyond_bound(spec.offerings, spec.price_feed.fx_to_usd)
+    ]
+    if not found:
+        return ""
+    return (
+        f"{'; '.join(found)}, beyond the bound of {MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour that admission holds: "
+        "stored before the bound, it is planned with as written, so deployments avoid this cluster or run short "
+        "of replicas; bring each within the bound in one edit (an edit that leaves one beyond it is refused; check "
+        "priceFeed.fxToUsd, USD per one unit of the currency, not its inverse)"
+    )
 
 
 def _carbon_status(
