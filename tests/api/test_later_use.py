@@ -540,17 +540,23 @@ def test_a_cluster_stored_with_a_cost_beyond_any_cloud_says_so_in_its_status() -
     assert ready[:2] == ("True", "Reachable") and stalled[:3] == ("False", "Reconciled", "")
     assert reachable[:3] == ("True", "Reachable", "")
     message = ready[2]
-    bound = f"beyond the bound of {MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour"
-    assert "spec.offerings[0].hourlyCost (NVIDIA-H100-80GB-HBM3) is 1500 USD per GPU-hour" in message, message
-    assert "spec.offerings[2].hourlyCost (NVIDIA-A10G) is 2e+07 USD per GPU-hour" in message, message
-    assert "offerings[1]" not in message and bound in message and "in one edit" in message, message
+    bound = f"beyond the bound of {MAX_USD_PER_GPU_HOUR:,g} USD per GPU-hour"
+    assert "spec.offerings[0].hourlyCost (NVIDIA-H100-80GB-HBM3) is 1,500.00 USD per GPU-hour" in message, message
+    assert "spec.offerings[2].hourlyCost (NVIDIA-A10G) is 20,000,000.00 USD per GPU-hour" in message, message
+    assert "offerings[1]" not in message and bound in message, message
+    # Review: it said "an edit that leaves one beyond it is refused", but admission keeps each stored cost.
+    assert "an edit that changes such a cost, or priceFeed.fxToUsd, is admitted only within the bound" in message
     assert world.ready() == {"eu-fr": serving}
     # Said once: idle cycles (within the price's hour) write no status.
     stored, writes = copy.deepcopy(world.cluster_bodies["eu-fr"]["status"]), world.hub.status_writes
     for _ in range(3):
         world.cycle()
     assert world.cluster_bodies["eu-fr"]["status"] == stored and world.hub.status_writes == writes
-    # Brought within the bound in one edit (as admission takes it), the message goes.
+    # Review: just beyond the bound it read "1000", equal to it; the figure shows as many decimals as it takes.
+    spec["offerings"][2]["hourlyCost"]["amount"] = 1000.0004 / 1000.0
+    world.cycle()
+    assert "(NVIDIA-A10G) is 1,000.0004 USD per GPU-hour" in conditions(world)["Ready"][2]
+    # Brought within the bound (as admission takes it), the message goes.
     spec["priceFeed"]["fxToUsd"] = 1.08
     spec["offerings"][2]["hourlyCost"]["amount"] = 2.0
     validate_object(world.cluster_bodies["eu-fr"])

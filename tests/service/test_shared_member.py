@@ -71,6 +71,19 @@ def test_a_later_regional_cluster_naming_the_same_member_writes_nothing_and_says
     assert replicas > 7 and cluster == OLD
 
 
+def test_a_shared_member_with_a_cost_beyond_the_bound_is_not_said_to_be_planned() -> None:
+    # Found in review: Ready's words on a cost stored beyond admission's bound said the cluster "is planned with
+    # as written" beside "is not planned and writes nothing there".
+    world = _renaming()
+    world.cluster_bodies[NEW]["spec"]["offerings"][0]["hourlyCost"] = {"amount": 1500.0, "currency": "USD"}
+    for _ in range(2):
+        world.cycle(advance=timedelta(minutes=5))
+    ready = _ready(world, NEW)
+    assert (ready["status"], ready["reason"]) == ("False", "SharedMember")
+    assert "hourlyCost" not in ready["message"] and "planned" not in ready["message"].split("not planned")[-1]
+    assert [(p["cluster"], p["desired"]) for p in world.status("chat")["placements"]] == [(OLD, 7)]
+
+
 def test_a_rename_that_deletes_the_old_regional_cluster_first_raises_nothing() -> None:
     world = _renaming()
     new = world.cluster_bodies.pop(NEW)

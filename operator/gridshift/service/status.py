@@ -885,20 +885,32 @@ def _costs_beyond_bound(view: ClusterView) -> str:
     """Ready's words on the offerings whose cost is beyond admission's bound (docs/security.md row 81), "" where
     none is. A cluster stored before the bound is planned with its costs as written (refusing it at the read
     stranded its replicas), so without this it read Ready while deployments shunned it, their messages blaming
-    inventory. From the spec alone: the same words every cycle, written once."""
+    inventory. From the spec alone: the same words every cycle, written once. None for a cluster held as another's
+    member (SharedMember): it is not planned (review: the words said it was)."""
     spec = view.resource.spec
     found = [
-        f"spec.offerings[{i}].hourlyCost ({spec.offerings[i].gpu_type}) is {usd:g} USD per GPU-hour once converted"
+        f"spec.offerings[{i}].hourlyCost ({spec.offerings[i].gpu_type}) is {_beyond(usd)} USD per GPU-hour once "
+        "converted"
         for i, usd in costs_beyond_bound(spec.offerings, spec.price_feed.fx_to_usd)
     ]
-    if not found:
+    if not found or view.shared_member is not None:
         return ""
     return (
-        f"{'; '.join(found)}, beyond the bound of {MAX_USD_PER_GPU_HOUR:g} USD per GPU-hour that admission holds: "
-        "stored before the bound, it is planned with as written, so deployments avoid this cluster or run short "
-        "of replicas; bring each within the bound in one edit (an edit that leaves one beyond it is refused; check "
-        "priceFeed.fxToUsd, USD per one unit of the currency, not its inverse)"
+        f"{'; '.join(found)}, beyond the bound of {MAX_USD_PER_GPU_HOUR:,g} USD per GPU-hour that admission holds: "
+        "stored before the bound, it is used as written wherever this cluster is planned, so deployments avoid it "
+        "or run short of replicas; an edit that changes such a cost, or priceFeed.fxToUsd, is admitted only within "
+        "the bound (check fxToUsd: USD per one unit of the currency, not its inverse)"
     )
+
+
+def _beyond(usd: float) -> str:
+    """`usd` (beyond MAX_USD_PER_GPU_HOUR) with as many decimals as it takes to read beyond it (review: 1000.0004
+    read "1000", equal to the bound)."""
+    for decimals in range(2, 13):
+        shown = f"{usd:,.{decimals}f}"
+        if float(shown.replace(",", "")) > MAX_USD_PER_GPU_HOUR:
+            return shown
+    return repr(usd)
 
 
 def _carbon_status(
