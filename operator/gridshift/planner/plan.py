@@ -114,6 +114,17 @@ class CostPrediction:
     served_tokens_per_s: float | None = None
     """The output tokens/s the placement serves (the demand, at most its capacity, replicas kept in unreachable
     clusters included): what `usd_per_million_tokens` and `joules_per_token` are per; None without a demand."""
+    unpriced: tuple[tuple[str, str, int], ...] = ()
+    """(cluster, GPU type, replicas) the placement keeps running that every figure above leaves out, their price or
+    power unknown (_unpriced): kept in an unreachable cluster that no longer tells their offering or whose GPU type no
+    GPUProfile gives a power for, kept by a Frozen deployment where it has no option, or kept outside the plan where
+    nothing can replace them. The figures are those of the rest alone ($/Mtok: their cost over the tokens they can
+    serve). Found in review: status.cost read cheaper than the deployment ran, with nothing saying so."""
+
+    @property
+    def unpriced_replicas(self) -> int:
+        """How many replicas the figures leave out (`unpriced`)."""
+        return sum(n for _, _, n in self.unpriced)
 
     @property
     def joules_per_token_by_region(self) -> dict[str, float]:
@@ -653,7 +664,10 @@ def _cost_prediction(
     counts: list[int],
     powers: dict[tuple[int, int], float],
     settings: PlannerSettings,
+    outside: Sequence[tuple[str, str, int, int]] = (),
 ) -> CostPrediction:
+    """The plan's cost; `outside`: strays it keeps running outside the plan (_deployment_plan), left out and counted
+    in `unpriced` with the rest it cannot price (_unpriced)."""
     workload = deployment.workload
     options = deployment.options
     used = [j for j, count in enumerate(counts) if count > 0]
@@ -714,7 +728,35 @@ def _cost_prediction(
         power_watts_by_region=watts_by_region,
         output_tokens_per_s_by_region=tokens_by_region,
         served_tokens_per_s=served_tokens,
+        unpriced=_unpriced(problem, deployment, counts, away, outside),
     )
+
+
+def _unpriced(
+    problem: Problem,
+    deployment: DeploymentProblem,
+    counts: list[int],
+    away: Sequence[tuple[Option, int, float]],
+    outside: Sequence[tuple[str, str, int, int]],
+) -> tuple[tuple[str, str, int], ...]:
+    """CostPrediction.unpriced: the replicas the plan keeps that `_cost_prediction` has no option to price: those
+    kept in unreachable clusters (`_kept_away`'s rule) without an option there (DeploymentProblem.away), a Frozen
+    deployment's in reachable clusters where it has none (no offering, no GPUProfile, the SLO out of reach), and the
+    strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted)."""
+    priced = {o.key for o in deployment.options} | {o.key for o, _, _ in away}
+    found: dict[tuple[str, str], int] = {}
+    if deployment.unreachable and (deployment.frozen or not any(counts)):
+        for cluster, gpu_type, desired in deployment.unreachable:
+            if (cluster, gpu_type) not in priced:
+                found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
+    if deployment.frozen:
+        for placed in deployment.deployment.placements:
+            key, known = (placed.cluster, placed.gpu_type), problem.clusters.get(placed.cluster)
+            if placed.desired > 0 and known is not None and known.reachable and key not in priced:
+                found[key] = found.get(key, 0) + placed.desired
+    for cluster, gpu_type, desired, _ in outside:
+        found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
+    return tuple((c, g, n) for (c, g), n in found.items())
 
 
 def _kept_away(
@@ -1602,7 +1644,8 @@ def _deployment_plan(
     infeasible = _infeasible_reason(deployment, counts, free, exhausted)
     needed = deployment.coverage_target
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
-    cost = _cost_prediction(problem, deployment, counts, powers, settings)
+    kept = [stray for stray in deployment.strays if stray not in strays]
+    cost = _cost_prediction(problem, deployment, counts, powers, settings, kept)
     targets = _targets(problem, deployment, counts, strays)
     # Strays are replaced by this plan when it places the deployment elsewhere (stopped this cycle, or
     # in a later one within maxConcurrentMoves): the rules, not the price, drive that plan.
@@ -1611,17 +1654,7 @@ def _deployment_plan(
     explanation = _explain(
         problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted, band_held
     )
-    kept = [stray for stray in deployment.strays if stray not in strays]
-    if kept:
-        # Found in review: "nothing; 0.000 USD/h" while a replica the plan cannot replace ran on.
-        running = ", ".join(f"{c}/{g} x{d}" for c, g, d, _ in kept)
-        explanation = replace(
-            explanation,
-            details=(
-                *explanation.details,
-                f"still running outside the plan, and not in its cost: {running}",
-            ),
-        )
+    explanation = replace(explanation, details=(*explanation.details, *_left_out(cost, kept)))
     # Routing reads the capacity of the target's keys only: those of the involved options. Requests go
     # where target replicas are Ready (a replica started earlier, or one that fell over, may not be yet:
     # a Service without Ready endpoints fails its share); where none is Ready, by the target.
@@ -1647,6 +1680,27 @@ def _deployment_plan(
         replaces_strays=replaces_strays,
         usable_away=deployment.usable_away,
     )
+
+
+def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -> list[str]:
+    """The explanation's words for the replicas the cost leaves out (CostPrediction.unpriced): the strays kept outside
+    the plan, then the rest, whose price or power is unknown. Found in review: "nothing; 0.000 USD/h" while a replica
+    the plan cannot replace ran on; and a cost without those kept in a cluster that no longer told their offering."""
+    lines = []
+    if kept:
+        lines.append(
+            "still running outside the plan, and not in its cost: " + _listed((c, g, d) for c, g, d, _ in kept)
+        )
+    outside = {(c, g) for c, g, _, _ in kept}
+    unknown = [(c, g, n) for c, g, n in cost.unpriced if (c, g) not in outside]
+    if unknown:
+        replicas = sum(n for _, _, n in unknown)
+        lines.append(f"cost excludes {replicas} replica(s), no price or power known for them: {_listed(unknown)}")
+    return lines
+
+
+def _listed(replicas: Iterable[tuple[str, str, int]]) -> str:
+    return ", ".join(f"{c}/{g} x{n}" for c, g, n in replicas)
 
 
 def _stray_targets(
@@ -1980,6 +2034,7 @@ def _merged_cost(plans: list[DeploymentPlan]) -> CostPrediction:
         output_tokens_per_s_by_region=(
             _summed_by_region(c.output_tokens_per_s_by_region for c in costs) if tokens_known else {}
         ),
+        unpriced=tuple(u for c in costs for u in c.unpriced),  # groups hold disjoint placements (by GPU type)
     )
 
 
