@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.service.harness import H100, ServiceHarness, deployment_body, example_profile
-from tests.service.test_status import conditions, message, samples
+from tests.service.test_status import conditions, message, samples, settled
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 
@@ -144,3 +144,17 @@ def test_ready_strays_whose_profile_gives_no_capacity_at_the_slo_are_not_named_a
         f"counted as 0: Ready replicas on a GPU type whose GPUProfile gives it no capacity for this deployment's "
         f"spec (b/{A100} x{running}: the SLO, memory, or a request class it cannot serve)" in said
     ), said
+
+
+def test_a_frozen_deployments_replicas_on_a_gpu_type_no_longer_offered_are_counted_out_of_its_cost() -> None:
+    # Frozen keeps them running, but with b's offering gone nothing gives their GPU-hour price: status.cost leaves them
+    # out and says so (found in review: it read 0 USD/h, cheaper than the deployment ran, with nothing saying so).
+    world, body, running = _on_a100_in_b()
+    assert "unpricedReplicas" not in world.status()["cost"]
+    _b_stops_offering_a100(world, body)
+    body["spec"]["migration"]["mode"] = "Frozen"
+    status = settled(world)
+    assert world.ready()["b"] == running
+    assert status["cost"]["unpricedReplicas"] == running, status["cost"]
+    said = f"cost excludes {running} replica(s), no price or power known for them: b/{A100} x{running}"
+    assert said in status["lastDecision"]["explanation"], status["lastDecision"]

@@ -715,6 +715,16 @@ class CostStatus(ApiModel):
     energy_share: float | None = Field(
         default=None, ge=0, le=1, description="Share of the cost that is electricity (the rest is GPU-hours)."
     )
+    unpriced_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Replicas kept running that the figures above leave out, their price or power unknown (kept in a "
+            "cluster that cannot be reached and no longer tells their offering, on a GPU type no GPUProfile gives a "
+            "power for, or outside the plan where nothing can replace them): the cost is that of the rest, and "
+            "status.lastDecision.explanation names them. Absent when every replica is priced."
+        ),
+    )
     source: CostSource | None = Field(
         default=None,
         description=(

@@ -575,6 +575,7 @@ def _cost(
         "gramsCo2PerMillionTokens": sig(cost.co2_grams_per_million_tokens),
         "kgCo2PerHour": sig(cost.co2_grams_per_hour / 1000.0) if cost.co2_grams_per_hour is not None else None,
         "carbonUsdPerHour": sig(cost.carbon_usd_per_hour) if cost.carbon_usd_per_hour else None,
+        "unpricedReplicas": cost.unpriced_replicas or None,
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
