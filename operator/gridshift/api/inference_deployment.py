@@ -722,7 +722,8 @@ class CostStatus(ApiModel):
             "Replicas kept running that the figures above leave out, their price or power unknown (kept in a "
             "cluster that cannot be reached and no longer tells their offering, on a GPU type no GPUProfile gives a "
             "power for, or outside the plan where nothing can replace them): the cost is that of the rest, and "
-            "status.lastDecision.explanation names them. Absent when every replica is priced."
+            "status.lastDecision.explanation names them when a decision is made (an edit that keeps the decision "
+            "updates this count, not the explanation). Absent when every replica is priced."
         ),
     )
     source: CostSource | None = Field(
