@@ -308,11 +308,13 @@ def test_intraday_series_beside_the_day_ahead_ones_are_not_read() -> None:
     assert "sequence" not in caught.value.detail.split("holds", 1)[1]  # no sequence reads an intraday series
 
 
-def test_a_sequence_position_that_is_not_a_number_is_refused_naming_it() -> None:
-    document = _de_lu_document(_de_lu_series("PT15M", SDAC_15M, sequence=1).replace(">1</class", ">one</class"))
+@pytest.mark.parametrize("text", ["one", "１", "0_1"])  # int() read the full-width 1 and 0_1 as 1
+def test_a_sequence_position_that_is_not_a_number_is_refused_naming_it(text: str) -> None:
+    document = _de_lu_document(_de_lu_series("PT15M", SDAC_15M, sequence=1).replace(">1</class", f">{text}</class"))
     with pytest.raises(PriceDataError) as caught:
         parse_a44(document)
     assert caught.value.field == "TimeSeries[0].classificationSequence_AttributeInstanceComponent.position"
+    assert caught.value.detail == f"not an integer: {text!r}"
 
 
 def test_a_series_without_a_contract_type_or_with_an_empty_position_is_read() -> None:
@@ -566,6 +568,22 @@ def _last_point_removed() -> str:
             _edit("<position>1</position>", "<position>one</position>"),
             "TimeSeries[0].Period[0].Point[0].position",
             "not an integer: 'one'",
+        ),
+        # int() and float() read "1_00" as 100 and full-width digits as ASCII ones (signals.fields.plain_number).
+        (
+            _edit("<position>1</position>", "<position>１</position>"),
+            "TimeSeries[0].Period[0].Point[0].position",
+            "not an integer: '１'",
+        ),
+        (
+            _edit("<price.amount>100</price.amount>", "<price.amount>1_00</price.amount>"),
+            "TimeSeries[0].Period[0].Point[8].price.amount",
+            "not a number: '1_00'",
+        ),
+        (
+            _edit("<resolution>PT60M</resolution>", "<resolution>PT６０M</resolution>"),
+            "TimeSeries[0].Period[0].resolution",
+            "not an ISO 8601 duration of days, hours or minutes: 'PT６０M'",
         ),
         (_edit("<position>1</position>", ""), "TimeSeries[0].Period[0].Point[0].position", "missing"),
         (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,6 +131,89 @@ CASES = {
         1,
         [],
     ),
+    # Python's float() and int() read "1_0" as 10, "６０" and "٦٠" as 60 and strip spaces: found in review, such
+    # prices and positions were read as numbers no feed writes. Each is refused naming its field (signals.fields).
+    "underscore-amount": (
+        "entsoe",
+        Reply(body=xml_edit(b">60.56<", b">6_0.56<")),
+        PriceDataError,
+        "TimeSeries[0].Period[0].Point[12].price.amount",
+        "not a number: '6_0.56'",
+        1,
+        [],
+    ),
+    "full-width-amount": (
+        "entsoe",
+        Reply(body=xml_edit(b">60.56<", ">６０.５６<".encode())),
+        PriceDataError,
+        "TimeSeries[0].Period[0].Point[12].price.amount",
+        "not a number: '６０.５６'",
+        1,
+        [],
+    ),
+    "underscore-position": (
+        "entsoe",
+        Reply(body=xml_edit(b"<position>12</position>", b"<position>1_2</position>")),
+        PriceDataError,
+        "TimeSeries[0].Period[0].Point[11].position",
+        "not an integer: '1_2'",
+        1,
+        [],
+    ),
+    "full-width-position": (
+        "entsoe",
+        Reply(body=xml_edit(b"<position>12</position>", "<position>１２</position>".encode())),
+        PriceDataError,
+        "TimeSeries[0].Period[0].Point[11].position",
+        "not an integer: '１２'",
+        1,
+        [],
+    ),
+    "full-width-resolution": (
+        "entsoe",
+        Reply(body=xml_edit(b"<resolution>PT60M</resolution>", "<resolution>PT６０M</resolution>".encode())),
+        PriceDataError,
+        "TimeSeries[0].Period[0].resolution",
+        "not an ISO 8601 duration of days, hours or minutes: 'PT６０M'",
+        1,
+        [],
+    ),
+    "spaced-json-string": (
+        "httpJson",
+        Reply(body=json_items((*HOUR_NOW, " 60.56 "))),
+        PriceDataError,
+        "items[0].eurPerMwh",
+        "not a number: ' 60.56 '",
+        1,
+        [],
+    ),
+    "arabic-indic-json-string": (
+        "httpJson",
+        Reply(body=json_items((*HOUR_NOW, "٦٠"))),
+        PriceDataError,
+        "items[0].eurPerMwh",
+        "not a number: '٦٠'",
+        1,
+        [],
+    ),
+    "nan-json-literal": (
+        "httpJson",
+        Reply(body=json_items((*HOUR_NOW, math.nan))),  # json.loads reads NaN, Infinity, -Infinity (not JSON)
+        PriceDataError,
+        "items[0].eurPerMwh",
+        "not a finite number: nan",
+        1,
+        [],
+    ),
+    "underscore-prometheus": (
+        "prometheus",
+        Reply(body=prometheus_vector("6_0.56")),
+        PriceDataError,
+        "data.result[0].value",
+        "not a number: '6_0.56'",
+        1,
+        [],
+    ),
     "currency-not-configured": (
         "entsoe",
         Reply(body=xml_edit(b">EUR<", b">USD<")),
@@ -223,6 +307,16 @@ CASES = {
         "HTTP 429",
         3,
         [30.0, 30.0],
+    ),
+    "http-429-retry-after-underscored": (
+        # float() read "1_0" as 10 s; not a delay-seconds (RFC 9110), so the policy's backoff is used.
+        "entsoe",
+        Reply(status=429, body=b"", headers={"Retry-After": "1_0"}),
+        PriceFetchError,
+        "http.status",
+        "HTTP 429",
+        3,
+        [2.0, 4.0],
     ),
     "http-500": ("entsoe", Reply(status=500, body=b"oops"), PriceFetchError, "http.status", "HTTP 500", 3, [2.0, 4.0]),
     "http-503-json": (

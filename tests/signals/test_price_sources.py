@@ -380,6 +380,10 @@ def test_csv_replay_timezone_must_be_an_iana_zone() -> None:
     [
         ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,ten\n", "row 2.Price (EUR/MWh)", "not a number"),
         ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,inf\n", "row 2.Price (EUR/MWh)", "not a finite"),
+        # float() reads these as 10, 12 and 60 (review): a recording's price is ASCII digits or refused.
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,1_0\n", "row 2.Price (EUR/MWh)", "not a number: '1_0'"),
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,１２\n", "row 2.Price (EUR/MWh)", "not a number: '１２'"),
+        ("Datetime,Price (EUR/MWh)\n2024-01-01 00:00:00,٦٠\n", "row 2.Price (EUR/MWh)", "not a number: '٦٠'"),
         ("Datetime,Price (EUR/MWh)\nyesterday,1\n", "row 2.datetime", "not an ISO 8601"),
         ("Datetime,Price (EUR/GWh)\n2024-01-01 00:00:00,1\n", "column 'Price (EUR/GWh)' unit", "unknown energy unit"),
         ("Datetime,Cost\n2024-01-01 00:00:00,1\n", "column", "does not say currency and unit"),

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from gridshift.api.regional_cluster import ENTSOE_SDAC_SEQUENCE, EntsoeFeed
-from gridshift.signals.fields import iso_time
+from gridshift.signals.fields import finite_number, iso_time, plain_integer
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import (
     NoPriceDataError,
@@ -183,16 +183,12 @@ def _parse_period(
         point_where = f"{where}.Point[{index}]"
         position_text = _text(point, _q("position"), feed, f"{point_where}.position")
         amount_text = _text(point, _q("price.amount"), feed, f"{point_where}.price.amount")
+        # Strictly, as every feed's numbers (signals.fields): int() and float() read "1_0" as 10 and "１２" as 12.
         try:
-            position = int(position_text)
+            position = plain_integer(position_text)
         except ValueError as error:
             raise PriceDataError(feed, f"{point_where}.position", f"not an integer: {position_text!r}") from error
-        try:
-            amount = float(amount_text)
-        except ValueError as error:
-            raise PriceDataError(feed, f"{point_where}.price.amount", f"not a number: {amount_text!r}") from error
-        if not math.isfinite(amount):
-            raise PriceDataError(feed, f"{point_where}.price.amount", f"not a finite number: {amount_text!r}")
+        amount = finite_number(feed, f"{point_where}.price.amount", amount_text)
         if not last_position < position <= slots:
             raise PriceDataError(
                 feed,
@@ -376,7 +372,7 @@ def _other_auction(series: ET.Element, where: str, feed: str, sequence: int) -> 
     if not text:
         return None
     try:
-        found = int(text)
+        found = plain_integer(text)
     except ValueError as error:
         raise PriceDataError(
             feed, f"{where}.classificationSequence_AttributeInstanceComponent.position", f"not an integer: {text!r}"

@@ -277,11 +277,19 @@ class PrometheusMetricPriceFeed(ConfiguredFeed[PrometheusPriceFeed]):
                 self.name, "prometheus.query", f"gave {count} series; it must give exactly one (the current value)"
             )
         try:
-            return float(result[0]["value"][1])
-        except (KeyError, IndexError, TypeError, ValueError) as error:
+            value = result[0]["value"][1]
+        except (KeyError, IndexError, TypeError) as error:
             raise PriceDataError(
                 self.name, "prometheus.query", f"result is not an instant vector ({error!r})"
             ) from error
+        if isinstance(value, str) and value in _PROMETHEUS_NOT_FINITE:
+            return _PROMETHEUS_NOT_FINITE[value]  # refused by the series check, naming intervals[0].price
+        # Anything else a plain number (signals.fields): float() read "1_0" as 10 and "１２" as 12.
+        return finite_number(self.name, "data.result[0].value", value)
+
+
+_PROMETHEUS_NOT_FINITE = {"NaN": math.nan, "+Inf": math.inf, "-Inf": -math.inf}
+"""How Prometheus writes a sample that is not a finite number (Go's strconv.FormatFloat)."""
 
 
 _MAX_WORDS = 300

@@ -125,7 +125,8 @@ def iso_duration(duration: timedelta) -> str:
     return f"PT{seconds:g}S"
 
 
-_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?$")
+# [0-9], not \d: \d matches every Unicode digit, and int() reads them ("PT１５M" was 15 minutes).
+_ISO_DURATION = re.compile(r"^P(?:([0-9]+)D)?(?:T(?:([0-9]+)H)?(?:([0-9]+)M)?)?$")
 
 
 def parse_iso_duration(text: str) -> timedelta:
