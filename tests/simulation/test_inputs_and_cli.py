@@ -65,6 +65,13 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
         ),
         ('{"timestamp": true, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: expected a number"),
         ('{"timestamp": 1, "input_length": "1_000", "output_length": 1}\n', r"line 1\.input_length: not a number"),
+        # float() read these as 12 (review): a count given as a string is ASCII digits, as a feed's (signals.fields).
+        ('{"timestamp": 1, "input_length": "١٢", "output_length": 1}\n', r"line 1\.input_length: not a number: '١٢'"),
+        ('{"timestamp": 1, "input_length": " 12 ", "output_length": 1}\n', r"line 1\.input_length: not a number: ' 1"),
+        (
+            "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,１２,1\n2023-11-16 18:09:00,1,1\n",
+            r"row 2\.ContextTokens: not a number: '１２'",
+        ),
         ('{"timestamp": 1e30, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: 1e\+30 in ns is not"),
         # Found in review: an OverflowError traceback (401 digits) and Python's digit limit naming no file or line.
         (
@@ -89,6 +96,17 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
 def test_bad_traces_name_the_field(text: str, message: str) -> None:
     with pytest.raises(SimulationInputError, match=message):
         parse_trace(text, source="bad")
+
+
+def test_a_csv_trace_with_spaces_around_its_cells_reads_as_without() -> None:
+    # The cells are read strictly (signals.fields.plain_number), after the spaces a CSV may put around them.
+    rows = [("2023-11-16 18:00:00", 100, 10), ("2023-11-16 18:00:30", 200, 20), ("2023-11-16 18:01:30", 300, 30)]
+    header = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+    tight = parse_trace(header + "".join(f"{t},{p},{o}\n" for t, p, o in rows), source="tight")
+    spaced = parse_trace(header + "".join(f"{t}, {p} ,\t{o}\n" for t, p, o in rows), source="spaced")
+    assert spaced.requests_per_minute.tolist() == tight.requests_per_minute.tolist() == [2.0]
+    assert spaced.mean_prompt_tokens == tight.mean_prompt_tokens
+    assert spaced.mean_output_tokens == tight.mean_output_tokens
 
 
 def test_a_hidden_trace_file_is_named_without_its_dot(tmp_path: Path) -> None:

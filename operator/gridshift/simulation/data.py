@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from gridshift.api.common import strip_white_space
 from gridshift.arrays import FloatArray
+from gridshift.signals.fields import plain_number
 from gridshift.signals.recorded import is_utc, says_utc
 
 DATA_PACKAGE = "gridshift.data"
@@ -507,12 +508,18 @@ def _shown(value: object) -> str:
 
 
 def _parse_length(value: object, where: str) -> int:
-    try:
-        if isinstance(value, str) and "_" in value:
-            raise ValueError("1_000 is Python's notation, not a trace's")  # float() reads it (review)
-        number = float(str(value))
-    except ValueError as error:
-        raise SimulationInputError(f"{where}: not a number: {_shown(value)}") from error
+    if isinstance(value, str) and not isinstance(value, _LongNumber):
+        # A string (a CSV cell, stripped by the caller, or a JSON string) as a feed's (signals.fields.plain_number):
+        # float() read "1_000", "١٢" and " 12 " (review).
+        try:
+            number = plain_number(value)
+        except ValueError as reason:
+            raise SimulationInputError(f"{where}: {reason}: {_shown(value)}") from None
+    else:
+        try:
+            number = float(str(value))
+        except ValueError as error:
+            raise SimulationInputError(f"{where}: not a number: {_shown(value)}") from error
     if math.isnan(number) or number < 0:
         raise SimulationInputError(f"{where}: must be a non-negative number, got {_shown(value)}")
     if number > _MAX_REQUEST_TOKENS:
@@ -652,8 +659,8 @@ def _csv_records(text: str, source: str) -> list[_Record]:
         records.append(
             (
                 kinds.parse(row[0], f"{where}.TIMESTAMP"),
-                _parse_length(row[1], f"{where}.ContextTokens"),
-                _parse_length(row[2], f"{where}.GeneratedTokens"),
+                _parse_length(row[1].strip(), f"{where}.ContextTokens"),  # "12, 5": the cell, not its spaces
+                _parse_length(row[2].strip(), f"{where}.GeneratedTokens"),
             )
         )
     return records
