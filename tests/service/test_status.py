@@ -31,6 +31,7 @@ from gridshift.api.conditions import (
 )
 from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.hub.client import EventKey, EventType, ObjectRef, SecretMissing, event_body
+from gridshift.service.migrate import MigrationProgress
 from gridshift.service.report import EventReason
 from gridshift.service.state import CycleErrorReason
 from gridshift.service.status import refusal_reason
@@ -127,10 +128,13 @@ def test_reason_and_last_transition_time_are_required() -> None:
 
 
 def test_refusals_are_classified_from_the_errors_members_raise() -> None:
-    assert refusal_reason(str(ActuationForbidden("eu-de", "apps/deployments create: Forbidden"))) == "Forbidden"
-    assert refusal_reason(str(NamespaceMissing("eu-de", "gridshift-ml"))) == "Forbidden"
+    def refused(error: Exception) -> MigrationProgress:
+        return MigrationProgress(error=str(error), failure=error)
+
+    assert refusal_reason(refused(ActuationForbidden("eu-de", "apps/deployments create: Forbidden"))) == "Forbidden"
+    assert refusal_reason(refused(NamespaceMissing("eu-de", "gridshift-ml"))) == "Forbidden"
     foreign = ForeignObject("eu-de", "Deployment", "w", "chat-h100", "other/one")
-    assert refusal_reason(str(foreign)) == "ActuationFailed"
+    assert refusal_reason(refused(foreign)) == "ActuationFailed"
 
 
 # ---------------------------------------------------------------- each case

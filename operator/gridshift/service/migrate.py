@@ -202,7 +202,10 @@ class MigrationProgress:
     routing: tuple[RouteWeight, ...] = ()
     error: str | None = None
     """Why a member cluster refused this cycle's write (the step waits and is retried next cycle), in the member's
-    words where it gave some: the log's (service.report), and what service.status.refusal_reason classifies."""
+    words where it gave some: the log's (service.report)."""
+    failure: Exception | None = None
+    """The error `error` words, typed (a MemberError of the member's write, or what the hub raised for the routing
+    weights): what service.status.refusal_reason classifies, by its type, never by its words."""
     status_error: str | None = None
     """The same in gridshift's words alone (the write, the cluster, the HTTP status: `_not_written`), as status says
     it (the Ready condition's message); None where `error` is gridshift's own (a route not taken)."""
@@ -503,6 +506,7 @@ class Migrations:
                     reason = report_route_failure(deployment, error, report)
                     if not isinstance(error, RouteMissing) and _scales_down_after(progress.steps, step):
                         step.message = progress.error = f"{reason}; will retry"
+                        progress.failure = error
                         break
                     step.message = reason
                 progress.routing = step.routing
@@ -541,6 +545,7 @@ class Migrations:
             unwritten = _Unwritten.of(error)
             step.maybe_applied = step.maybe_applied or unwritten.went_out  # any try's, for the step's life
             progress.error = str(error)
+            progress.failure = error
             step.message = progress.status_error = f"{_not_written(step, unwritten)[0]}; will retry"
             report.errors.append(f"{deployment.id}: {error}")
             return unwritten

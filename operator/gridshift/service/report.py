@@ -521,7 +521,7 @@ def _deployment_problems(
     deployment: ObservedDeployment, applied: S.Deployment, progress: MigrationProgress, report: CycleReport
 ) -> None:
     if progress.error is not None:
-        reason = refusal_reason(progress.error)
+        reason = refusal_reason(progress)
         report.problems.append(
             Problem(
                 CycleErrorReason.FORBIDDEN if reason.value == "Forbidden" else CycleErrorReason.ACTUATION_FAILED,

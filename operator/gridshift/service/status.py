@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from gridshift import redaction
-from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid
+from gridshift.actuation.members import ActuationForbidden, KubeconfigInvalid, NamespaceMissing
 from gridshift.api import GPUProfile, InferenceDeploymentStatus, MigrationMode, RegionalClusterStatus
 from gridshift.api.base import ApiModel
 from gridshift.api.common import CONDITION_MESSAGE_MAX
@@ -155,15 +155,16 @@ _SLO_STATUS = {
 }
 
 
-def refusal_reason(error: str) -> ReadyReason:
-    """Ready's reason for a member cluster's refusal, as MigrationProgress.error keeps it (its text).
+def refusal_reason(refused: MigrationProgress) -> ReadyReason:
+    """Ready's reason for this cycle's refused write (MigrationProgress.failure, the error raised), and the
+    cycle-error metric's (service.report): one rule, so status and metric agree.
 
-    ActuationForbidden and NamespaceMissing need an administrator (Forbidden); anything else, such as
-    an object of that name that is not gridshift's, is retried every cycle (ActuationFailed). The text
-    is the one gridshift.actuation.members writes: tests/service/test_status.py builds each error."""
-    if ": forbidden: " in error or ("workload namespace" in error and "does not exist" in error):
-        return ReadyReason.FORBIDDEN
-    return ReadyReason.ACTUATION_FAILED
+    ActuationForbidden, NamespaceMissing and the hub's HubForbidden (routing weights) need an administrator
+    (Forbidden); anything else, such as an object of that name that is not gridshift's, is retried every cycle
+    (ActuationFailed). Told by the error's type, not its text: found in review, the text (which quotes the member:
+    an admission webhook's "denied the request: forbidden: ...", an HTTP 400) read Forbidden."""
+    needs_admin = isinstance(refused.failure, ActuationForbidden | NamespaceMissing | HubForbidden)
+    return ReadyReason.FORBIDDEN if needs_admin else ReadyReason.ACTUATION_FAILED
 
 
 def decision_target(plan: DeploymentPlan) -> str:
@@ -336,7 +337,7 @@ def deployment_health(
             f"gridshift places and changes nothing; the plan would run {decision_target(plan)}",
         )
     if progress.error is not None:
-        return health(refusal_reason(progress.error), f"{progress.status_error or progress.error}; {counts}")
+        return health(refusal_reason(progress), f"{progress.status_error or progress.error}; {counts}")
     frozen = plan.mode is MigrationMode.FROZEN
     if not covered:
         if lost and not frozen:
