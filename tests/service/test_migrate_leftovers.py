@@ -140,7 +140,7 @@ def test_a_refused_scale_back_is_said_to_have_failed_and_a_later_roll_back_takes
     note = until_rolled_back(world)
     assert note.startswith(
         f"replicas not Ready within readyTimeoutSeconds={TIMEOUT}; nothing was scaled back; "
-        "scaling back failed in eu-fr (refused or unreachable), left to a later wait's roll-back;"
+        "scaling back refused in eu-fr, left to a later wait's roll-back;"
     )
     assert "s3cr3t" not in note and "admission webhook" not in note  # the member's words stay in the log
     assert counts(world)["eu-fr"] == (1, 0)

@@ -13,16 +13,18 @@ The planner says which steps lead from the current placement to the target
   that must wait ends the cycle's progress; the next cycle resumes from `status.migration`, so a
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
-  flight (done since the last ShiftRouting) whose replicas are not all Ready is scaled back to its count
-  before it (Ready ones stay: nothing already running is lost), the steps are cleared (planned afresh
-  next cycle) and the roll-back is counted and logged, and goes out as a Warning Event
+  flight (done since the last ShiftRouting, or running with a try that may have been applied) whose replicas are
+  not all Ready is scaled back to its count before it (Ready ones stay: nothing already running is lost), the
+  steps are cleared (planned afresh next cycle) and the roll-back is counted and logged, and goes out as a Warning Event
   (MigrationRolledBack) through `MigrationProgress.rolled_back`, which says whether anything was scaled back.
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
   taking those replicas back would leave too few; a wait on one of theirs that crashed holds its key.
   A wait on replicas already starting that no ScaleUp of the move started (left by an abandoned move)
   takes them back to those Ready (now or last cycle) where the routing in force sends no traffic; a kept
-  cluster the routing counts on is only held. A scale-back the member refuses is said to have failed, and is left to
-  the roll-back of a later wait on those replicas.
+  cluster the routing counts on is only held. A scale-back the member refuses is said to have been refused, and is
+  left to the roll-back of a later wait on those replicas, and so is one a cluster did not answer (never written again
+  from memory: a later move may have put traffic there since); the Ready condition of the roll-back's cycle names
+  those clusters (MigrationProgress.scale_back_pending).
 - A ShiftRouting or ScaleDown goes only while the replicas every earlier WaitReady saw Ready still are:
   one that lost them (a crash, an eviction, an unreachable cluster whose replicas are not counted) is
   waited on again, from then, under the same timeout.
@@ -58,7 +60,7 @@ Steps are typed here (`StepRecord`, `StepState`) and converted to and from the w
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -218,6 +220,9 @@ class MigrationProgress:
     route_held: str | None = None
     """Why the HTTPRoute the deployment names carries another InferenceDeployment's weights, not its own
     (service.actuate.route_holders; set by the actuate stage): Ready False and Stalled, reason RouteHeld."""
+    scale_back_pending: tuple[str, ...] = ()
+    """The clusters, sorted, that did not answer this cycle's roll-back (its scale-back there not written, left to a
+    later wait's roll-back): the Ready condition's message names them."""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> MigrationProgress:
@@ -570,8 +575,11 @@ class Migrations:
         # Ready last cycle, capped at the count now (lowered by hand since): a roll-back never scales up.
         desired = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
         lately = {k: min(n, desired.get(k, 0)) for k, n in ready_recorded(deployment.old_status).items()}
-        undo, kept, started, leftover = _batch_to_undo(steps, step, ready, _routed_nowhere(progress.routing), lately)
-        not_written = self._scale_back(deployment, undo, views, actuator, report)
+        seen = set(desired)  # the keys whose Deployment was observed: a scale-back never creates one
+        nowhere = _routed_nowhere(progress.routing)
+        undo, kept, started, leftover = _batch_to_undo(steps, step, ready, nowhere, lately, seen)
+        refused_back, unanswered = self._scale_back(deployment, undo, views, actuator, report)
+        not_written = refused_back | unanswered
         # Found in review: a refused write was said to leave "replicas not Ready", though a refused ScaleUp
         # started none and a refused ScaleDown's were all Ready.
         cause = "replicas not Ready within" if unwritten is None else "".join(_not_written(step, unwritten))
@@ -585,11 +593,17 @@ class Migrations:
             # A wait this batch started nothing for (a kept cluster's replicas, or an earlier batch's that
             # crashed): named, since no ScaleUp of the batch points at it (one of the batch's not yet done may).
             reason += f"; the wait on {step.cluster} ran out ({ready.get(step.key, 0)}/{step.replicas} Ready)"
-        if not_written:
+        if refused_back:
             # Found in review: a refused scale-back was reported as done. Only the cluster is named here (this
             # goes out as an Event); the member's own words are in the cycle's errors, redacted when logged.
-            where = ", ".join(sorted({c for c, _ in not_written}))
-            reason += f"; scaling back failed in {where} (refused or unreachable), left to a later wait's roll-back"
+            reason += f"; scaling back refused in {_clusters(refused_back)}, left to a later wait's roll-back"
+        if unanswered:
+            # Found in review: a cluster that did not answer was said to have "failed", and Ready said nothing. Not
+            # written again from memory (review of a first version that did: a later move put traffic on those
+            # replicas, and the remembered scale-back stopped them at a readiness dip): a later wait's roll-back.
+            progress.scale_back_pending = tuple(sorted({c for c, _ in unanswered}))
+            where = _clusters(unanswered)
+            reason += f"; roll-back not written in {where} (not answering), left to a later wait's roll-back"
         for each in steps:
             if each.state in (StepState.PENDING, StepState.RUNNING, StepState.DONE):
                 each.state = StepState.ROLLED_BACK
@@ -622,20 +636,24 @@ class Migrations:
         views: Mapping[str, ClusterView],
         actuator: ReplicaSetter,
         report: CycleReport,
-    ) -> set[Key]:
-        """Write a roll-back's counts; the keys whose write did not go out (refused, or the cluster not answering)."""
-        not_written: set[Key] = set()
+    ) -> tuple[set[Key], set[Key]]:
+        """Write a roll-back's counts; the keys whose write the member refused, and those a cluster did not answer
+        (unreachable, no member client, a 5xx or no complete answer: it may not have been applied)."""
+        refused: set[Key] = set()
+        unanswered: set[Key] = set()
         for (cluster, gpu_type), replicas in undo.items():
             view = views.get(cluster)
-            if view is None or view.member is None or not view.reachable:
-                not_written.add((cluster, gpu_type))
+            if view is None or not _answers(view):
+                unanswered.add((cluster, gpu_type))
                 continue
+            assert view.member is not None
             try:
                 report.member_writes += actuator.set_replicas(deployment, view, gpu_type, replicas)
             except MemberError as error:
                 report.errors.append(f"{deployment.id}: roll-back in {cluster}: {error}")
-                not_written.add((cluster, gpu_type))
-        return not_written
+                if not error.sent_before:  # else the Deployment, with the count, went out before a later object
+                    (unanswered if isinstance(error, ClusterUnreachable) else refused).add((cluster, gpu_type))
+        return refused, unanswered
 
     def _held(self, now: datetime, deployment_id: str, plan: DeploymentPlan) -> bool:
         """Whether the plan starts replicas, or waits on them, where a hold still runs (a plan made without the
@@ -668,6 +686,7 @@ def _batch_to_undo(
     ready: Mapping[Key, int],
     no_traffic: Callable[[str], bool],
     ready_lately: Mapping[Key, int],
+    seen: Collection[Key],
 ) -> tuple[dict[Key, int], set[Key], dict[Key, datetime | None], Key | None]:
     """What a roll-back after `failed` takes back: each key the batch in flight (`_batch`) started, back to its
     count before the batch's first ScaleUp of it but not below its Ready replicas; the keys whose Ready
@@ -691,14 +710,14 @@ def _batch_to_undo(
     kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
     the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
     batch = _batch(steps)
-    count = {s.key: s.replicas for s in batch if s.action is StepAction.SCALE_UP and s.state is StepState.DONE}
+    count = _counts_set(batch, seen)
     kept = {key for key, replicas in count.items() if ready.get(key, 0) >= replicas}
     undo: dict[Key, int] = {}  # each key back to its count before the batch's first ScaleUp of it
     partly: set[Key] = set()  # keys of the batch taken back to their Ready replicas, not below
     started: dict[Key, datetime | None] = {}  # where the batch started replicas (or tried to: a refused write)
     for s in batch:
         if s.action is StepAction.SCALE_UP and s.key not in kept:
-            if s.state is StepState.DONE and s.from_replicas is not None:
+            if _may_have_started(s, seen) and s.from_replicas is not None:
                 # Back to the count before the batch, but never below the replicas Ready now: a Deployment
                 # scaled down stops its not-Ready pods first, so those Ready keep serving.
                 back = undo.setdefault(s.key, max(s.from_replicas, min(ready.get(s.key, 0), count[s.key])))
@@ -716,6 +735,30 @@ def _batch_to_undo(
             # down stops those first), so no Ready capacity is lost; and none the routing sends requests to.
             leftover, undo[failed.key] = failed.key, back
     return undo, kept | partly, started, leftover
+
+
+def _answers(view: ClusterView) -> bool:
+    """Whether a cluster may be written to this cycle: reachable, with a member client."""
+    return view.member is not None and view.reachable
+
+
+def _clusters(keys: set[Key]) -> str:
+    return ", ".join(sorted({c for c, _ in keys}))
+
+
+def _counts_set(batch: Sequence[StepRecord], seen: Collection[Key]) -> dict[Key, int]:
+    """The count each key's last ScaleUp of `batch` set there, or may have (`_may_have_started`)."""
+    return {s.key: s.replicas for s in batch if s.action is StepAction.SCALE_UP and _may_have_started(s, seen)}
+
+
+def _may_have_started(step: StepRecord, seen: Collection[Key]) -> bool:
+    """Whether a ScaleUp's count may have gone out: done, or running with a try that may have been applied
+    (StepRecord.maybe_applied) where its cluster's Deployment of this deployment was observed (`seen`). Found in
+    review: a ScaleUp whose Deployment went out before the rest of its write was refused was not taken back by the
+    roll-back, so the replicas it started stayed, uncounted by the plan. Found in review of that: one whose write
+    never applied (a 5xx) had its scale-back create a 0-replica Deployment, Service, NetworkPolicy and PDB there."""
+    done = step.state is StepState.DONE
+    return done or (step.state is StepState.RUNNING and step.maybe_applied and step.key in seen)
 
 
 def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:

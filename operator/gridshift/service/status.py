@@ -324,9 +324,9 @@ def deployment_health(
     )
 
     def health(reason: ReadyReason, message: str, reconciling: ReconcilingReason | None = None) -> DeploymentHealth:
-        is_ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
-        reconciling = None if reason in _STALLED else reconciling
-        return DeploymentHealth(is_ready, reason, message, reconciling, slo, slo_message)
+        ready = reason in (ReadyReason.PLACED, ReadyReason.MIGRATING, ReadyReason.FROZEN, ReadyReason.ADVISORY)
+        message += _scale_back_pending(progress)
+        return DeploymentHealth(ready, reason, message, None if reason in _STALLED else reconciling, slo, slo_message)
 
     if plan.mode is not MigrationMode.FROZEN and not plan.feasible:
         reason, why = _plan_problem(plan, idep, applied.namespace, views)
@@ -367,6 +367,17 @@ def deployment_health(
     if frozen:
         return health(ReadyReason.FROZEN, f"placement kept as it is; {counts}", still)
     return health(ReadyReason.PLACED, _placed_message(counts, needed), still)
+
+
+def _scale_back_pending(progress: MigrationProgress) -> str:
+    """What Ready adds in the cycle a roll-back could not scale back a cluster that did not answer (MigrationProgress.
+    scale_back_pending), "" otherwise. Found in review: Ready read "migration rolled back: ..." while the replicas
+    there had not been scaled back. Not where a refused write was rolled back: Ready then quotes the roll-back's
+    reason, which says it."""
+    if not progress.scale_back_pending or progress.error is not None:
+        return ""
+    where = ", ".join(progress.scale_back_pending)
+    return f"; roll-back not written in {where} (not answering), left to a later wait's roll-back"
 
 
 def _move(progress: MigrationProgress, applied: S.Deployment, plan: DeploymentPlan) -> str | None:
