@@ -153,6 +153,10 @@ def test_traces_the_replay_cannot_hold_are_refused_before_it(tmp_path: Path) -> 
         parse_trace(header + "0001-01-01 00:00:00,100,44\n9999-12-31 00:00:00,100,44\n", source="far")
     with pytest.raises(SimulationInputError, match=r"row 2\.ContextTokens: '1e300' tokens is more than any model"):
         parse_trace(header + "2023-11-16 18:15:46,1e300,44\n2023-11-16 18:25:50,100,44\n", source="huge")
+    # Review of the strict reading: beyond any float, written plainly, it read "not a finite number".
+    for huge in ("1e400", "9" * 401):
+        with pytest.raises(SimulationInputError, match=r"row 2\.ContextTokens: '.*tokens is more than any model"):
+            parse_trace(header + f"2023-11-16 18:15:46,{huge},44\n2023-11-16 18:25:50,100,44\n", source="huge")
     args = _parse(["--days", "0.05", "--cold-start-seconds", "1e300", "--no-progress"])
     with pytest.raises(UsageError, match=r"^--cold-start-seconds must be within 0\.\.86400"):
         args.handler(args)

@@ -88,6 +88,12 @@ def plain_number(text: str) -> float:
     return number
 
 
+def overflows(text: str) -> bool:
+    """`text` is written plainly but beyond any float ("1e400", 401 digits): plain_number refuses it as not finite,
+    and a caller bounding the value may rather say it is too large."""
+    return _PLAIN_NUMBER.fullmatch(text) is not None and not math.isfinite(float(text))
+
+
 def plain_integer(text: str) -> int:
     """`text` as an int when it is an optional sign and ASCII digits (at most 4300, Python's own limit);
     ValueError otherwise ("1_0", " 12", "１２", "12.0")."""

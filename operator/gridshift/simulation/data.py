@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from gridshift.api.common import strip_white_space
 from gridshift.arrays import FloatArray
-from gridshift.signals.fields import plain_number
+from gridshift.signals.fields import overflows, plain_number
 from gridshift.signals.recorded import is_utc, says_utc
 
 DATA_PACKAGE = "gridshift.data"
@@ -514,7 +514,9 @@ def _parse_length(value: object, where: str) -> int:
         try:
             number = plain_number(value)
         except ValueError as reason:
-            raise SimulationInputError(f"{where}: {reason}: {_shown(value)}") from None
+            if not overflows(value):
+                raise SimulationInputError(f"{where}: {reason}: {_shown(value)}") from None
+            number = math.inf  # "1e400", 401 digits: more than any model's context, said below (review)
     else:
         try:
             number = float(str(value))
