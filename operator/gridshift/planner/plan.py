@@ -1538,7 +1538,11 @@ def _gap_details(gaps: tuple[bool, list[str]], reason: str, running: int) -> lis
 
 
 def _infeasible_reason(
-    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], exhausted: bool = False
+    deployment: DeploymentProblem,
+    counts: list[int],
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    exhausted: bool = False,
 ) -> str | None:
     if deployment.frozen:
         return None
@@ -1555,7 +1559,7 @@ def _infeasible_reason(
     covered = sum(map(operator.mul, counts, deployment.columns.unit))
     problems = []
     # The cause is said once, with the first problem it explains; the inventory is blamed only without one.
-    cause = _short_because(deployment, counts, free, exhausted)
+    cause = _short_because(deployment, counts, free, settings, exhausted)
     short = covered < deployment.coverage_target - 1e-6
     if short:
         problems.append(f"{_shortfall(deployment, covered)} ({cause or 'inventory or maxReplicas binds'})")
@@ -1582,12 +1586,19 @@ def _room(option: Option, count: int, free: Mapping[Key, int]) -> bool:
 
 
 def _short_because(
-    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], exhausted: bool
+    deployment: DeploymentProblem,
+    counts: list[int],
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    exhausted: bool,
 ) -> str | None:
     """Why a deployment below its cap has fewer replicas than it needs, where that is not the inventory:
-    a roll-back's hold on pools with free GPUs (Deployment.no_growth), or a search its time budget cut
-    short while a pool had room. None: the pools lack room, or the cap binds. Found in review: both read
-    "inventory or maxReplicas binds" (or "fit in free inventory") with 15 of 16 GPUs free and a cap of 16."""
+    a roll-back's hold on pools with free GPUs (Deployment.no_growth), a search its time budget cut
+    short while a pool had room, or, the search not cut short, pools with room where a replica costs more
+    than the objective's penalty for going without it (_priced_out). None: the pools lack room, or the cap
+    binds. Found in review: the first two read "inventory or maxReplicas binds" (or "fit in free
+    inventory") with 15 of 16 GPUs free and a cap of 16; so did the third, with the only pool left offered
+    at 5e6 USD per GPU-hour (a RegionalCluster stored before MAX_USD_PER_GPU_HOUR is planned at its cost)."""
     if sum(counts) >= deployment.max_replicas:
         return None
     options = list(zip(counts, deployment.options, strict=True))
@@ -1599,7 +1610,49 @@ def _short_because(
     room = [o for n, o in options if _room(o, n, free)]
     if exhausted and room:
         causes.append(f"the search was cut short by its time budget: {_label(room[0])} has room")
+    elif room:
+        causes.extend(_priced_out(deployment, counts, free, settings))
     return "; ".join(causes) or None
+
+
+_PRICED_OUT_NAMED = 3
+"""Pools a "has room, but a replica there costs more" cause names; the rest are counted ("and 2 more")."""
+
+
+def _priced_out(
+    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
+) -> list[str]:
+    """The pools with room where one more replica would not lower the deployment's objective: its cost
+    there (GPU-hours, energy, a start, a carbon limit's or a stale price's penalty) is at least the
+    shortfall and minReplicas penalties it would take off, so the search left it out by price, not for
+    want of GPUs. Every term is convex in the count (each replica takes off no more penalty than the one
+    before, and costs no less), so where one more does not lower the objective, no more do. Only the
+    configured GPU-hour cost is given as a figure: this is Ready's message, and the penalty it is weighed
+    against moves with the measured demand (_shortfall). A pool where one more replica would lower the objective (a
+    search that stopped short of the optimum without its budget running out) is not named: [] then."""
+    now = deployment_objective(deployment, counts, settings)
+    named = []
+    for j, (n, option) in enumerate(zip(counts, deployment.options, strict=True)):
+        more = [*counts[:j], n + 1, *counts[j + 1 :]]
+        if _room(option, n, free) and deployment_objective(deployment, more, settings) >= now:
+            named.append(f"{_label(option)} ({_priced_terms(option)})")
+    if not named:
+        return []
+    rest = len(named) - _PRICED_OUT_NAMED
+    shown = ", ".join(named[:_PRICED_OUT_NAMED]) + (f" and {rest} more" if rest > 0 else "")
+    has = "has" if len(named) == 1 else "have"
+    return [f"{shown} {has} room, but a replica there costs more than the penalty for going without it"]
+
+
+def _priced_terms(option: Option) -> str:
+    """A replica's configured GPU-hour cost at `option`, and the penalties its cost carries, in words."""
+    penalties = []
+    if option.carbon_limit or option.carbon_limit_on_start:
+        penalties.append("a carbon limit's penalty")
+    if option.stale:
+        penalties.append("a stale price's penalty")
+    gpus = f"{option.gpus * option.gpu_hour_usd:.2f} USD/h of GPU-hours"
+    return f"{gpus} with {' and '.join(penalties)}" if penalties else gpus
 
 
 def _shortfall(deployment: DeploymentProblem, covered: float) -> str:
@@ -1641,7 +1694,7 @@ def _deployment_plan(
             stray_desired,
             stray_ready,
         )
-    infeasible = _infeasible_reason(deployment, counts, free, exhausted)
+    infeasible = _infeasible_reason(deployment, counts, free, settings, exhausted)
     needed = deployment.coverage_target
     steps = migration_steps(desired, ready, target, unit, needed, deployment.max_moves)
     kept = [stray for stray in deployment.strays if stray not in strays]

@@ -1,0 +1,93 @@
+"""A deployment left short while a pool has room, the search not cut short and no roll-back holding it: the price
+is the cause, and the infeasible reason (Ready's message) says so (found in review, December 2026).
+
+A RegionalCluster stored before api.regional_cluster.MAX_USD_PER_GPU_HOUR keeps an offering beyond it and is planned
+at that cost. At a few times the bound a replica still costs far less than the shortfall penalty, and the plan
+places it; at millions of USD per GPU-hour the penalty for the last part of the demand (or for a replica short of
+minReplicas) is the cheaper, the plan leaves it short, and the reason read "inventory or maxReplicas binds" (or
+"fit in free inventory") with 8 GPUs free there. So did a demand half a percent of a replica above what runs, where
+the only pool with room breaks a carbon limit (its penalty, 1e5 USD/h, is more than that part of the demand's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from gridshift.api.regional_cluster import MAX_USD_PER_GPU_HOUR
+from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner import snapshot as S
+from gridshift.planner.problem import build_problem
+from tests.planner.planner_world import H100, NOW, cluster, deployment, flat_prices, snapshot
+
+DEAR = f"b/{H100}"
+
+
+def _world(gpu_hour: float, rps: float = 40.0, min_replicas: int = 1) -> S.Snapshot:
+    """One H100 at 2 USD/h in a, running; 8 H100 free in b at `gpu_hour` USD per GPU-hour. 40 requests/s need
+    about 4.5 replicas' capacity."""
+    d = deployment("chat", rps, min_replicas=min_replicas, placements=[("a", H100, 1)])
+    return snapshot(
+        [d],
+        [cluster("a", gpus={H100: 1}, gpu_hour=2.0), cluster("b", gpus={H100: 8}, gpu_hour=gpu_hour)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+
+
+def test_a_pool_a_few_times_beyond_the_bound_is_still_used_for_the_demand() -> None:
+    plan = make_plan(_world(5 * MAX_USD_PER_GPU_HOUR)).for_deployment("ns/chat")
+    assert plan.feasible, plan.infeasible_reason
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 1, "b": 4}
+
+
+def test_a_shortfall_left_because_the_pool_with_room_costs_more_names_the_price_not_inventory() -> None:
+    whole = make_plan(_world(5e6))
+    plan = whole.for_deployment("ns/chat")
+    # The fifth replica would cover a tenth of the demand: its 5e6 USD/h is more than that shortfall's penalty.
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 1, "b": 3}
+    assert not whole.budget_exhausted
+    assert plan.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit ({DEAR} (5000000.00 USD/h of GPU-hours) has room, "
+        "but a replica there costs more than the penalty for going without it)"
+    )
+    assert "inventory" not in plan.infeasible_reason
+    assert plan.explanation.details[:1] == (plan.infeasible_reason,)
+
+
+def test_replicas_short_of_min_replicas_by_price_name_the_price_not_free_inventory() -> None:
+    # Little demand, minReplicas 3: a replica in b costs more than the minReplicas penalty (1e6 USD/h).
+    plan = make_plan(_world(2e6, rps=1.0, min_replicas=3)).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 1}
+    assert plan.infeasible_reason == (
+        f"only 1 of minReplicas 3: {DEAR} (2000000.00 USD/h of GPU-hours) has room, "
+        "but a replica there costs more than the penalty for going without it"
+    )
+
+
+def _carbon(g_per_kwh: float) -> S.CarbonHorizon:
+    return S.CarbonHorizon(
+        tuple(S.CarbonIntensity(NOW + timedelta(hours=h), NOW + timedelta(hours=h + 1), g_per_kwh) for h in range(24))
+    )
+
+
+def _carbon_world(rps: float) -> S.Snapshot:
+    """2 H100 running in a (50 gCO2/kWh, full); 8 free in b at 700 gCO2/kWh, above maxGramsPerKwh 300."""
+    d = deployment("chat", rps, placements=[("a", H100, 2)])
+    d = replace(d, requirements=replace(d.requirements, carbon_max_g_per_kwh=300.0))
+    world = snapshot(
+        [d],
+        [cluster("a", gpus={H100: 2}), cluster("b", gpus={H100: 8})],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+    return replace(world, carbon={"a": _carbon(50.0), "b": _carbon(700.0)})
+
+
+def test_a_sliver_of_demand_left_rather_than_break_a_carbon_limit_names_the_penalty() -> None:
+    (problem,) = build_problem(_carbon_world(1.0), PlannerSettings()).deployments
+    rps = 2.005 * problem.strongest_unit / problem.coverage_target  # coverage_target is linear in the rate
+    plan = make_plan(_carbon_world(rps)).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 2}
+    assert plan.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit ({DEAR} (2.00 USD/h of GPU-hours with a carbon limit's "
+        "penalty) has room, but a replica there costs more than the penalty for going without it)"
+    )
