@@ -119,7 +119,8 @@ class CostPrediction:
     power unknown (_unpriced): kept in an unreachable cluster that no longer tells their offering or whose GPU type no
     GPUProfile gives a power for, kept by a Frozen deployment where it has no option, or kept outside the plan where
     nothing can replace them. The figures are those of the rest alone ($/Mtok: their cost over the tokens they can
-    serve). Found in review: status.cost read cheaper than the deployment ran, with nothing saying so."""
+    serve). Found in review: status.cost read cheaper than the deployment ran, with nothing saying so. Sorted by
+    cluster, then GPU type."""
 
     @property
     def unpriced_replicas(self) -> int:
@@ -742,7 +743,9 @@ def _unpriced(
     """CostPrediction.unpriced: the replicas the plan keeps that `_cost_prediction` has no option to price: those
     kept in unreachable clusters (`_kept_away`'s rule) without an option there (DeploymentProblem.away), a Frozen
     deployment's in reachable clusters where it has none (no offering, no GPUProfile, the SLO out of reach), and the
-    strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted)."""
+    strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted).
+    Sorted by cluster and GPU type: the explanation names them in this order, the same every cycle whatever order
+    the clusters and placements came in (found in review: it followed the snapshot's order)."""
     priced = {o.key for o in deployment.options} | {o.key for o, _, _ in away}
     found: dict[tuple[str, str], int] = {}
     if deployment.unreachable and (deployment.frozen or not any(counts)):
@@ -756,7 +759,7 @@ def _unpriced(
                 found[key] = found.get(key, 0) + placed.desired
     for cluster, gpu_type, desired, _ in outside:
         found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
-    return tuple((c, g, n) for (c, g), n in found.items())
+    return tuple(sorted((c, g, n) for (c, g), n in found.items()))
 
 
 def _kept_away(
@@ -1735,6 +1738,10 @@ def _deployment_plan(
     )
 
 
+_UNPRICED_SHOWN = 5
+"""Pools the "cost excludes ..." line names (the rest counted)."""
+
+
 def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -> list[str]:
     """The explanation's words for the replicas the cost leaves out (CostPrediction.unpriced): the strays kept outside
     the plan, then the rest, whose price or power is unknown. Found in review: "nothing; 0.000 USD/h" while a replica
@@ -1747,8 +1754,13 @@ def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -
     outside = {(c, g) for c, g, _, _ in kept}
     unknown = [(c, g, n) for c, g, n in cost.unpriced if (c, g) not in outside]
     if unknown:
+        # The first few pools by name (unpriced is sorted), the rest counted: found in review, a fleet's worth of
+        # pools made the line as long as the status cut allowed. The total counts them all.
         replicas = sum(n for _, _, n in unknown)
-        lines.append(f"cost excludes {replicas} replica(s), no price or power known for them: {_listed(unknown)}")
+        shown = _listed(unknown[:_UNPRICED_SHOWN])
+        more = len(unknown) - _UNPRICED_SHOWN
+        shown += f", and {more} more pool(s)" if more > 0 else ""
+        lines.append(f"cost excludes {replicas} replica(s), no price or power known for them: {shown}")
     return lines
 
 
@@ -2087,7 +2099,7 @@ def _merged_cost(plans: list[DeploymentPlan]) -> CostPrediction:
         output_tokens_per_s_by_region=(
             _summed_by_region(c.output_tokens_per_s_by_region for c in costs) if tokens_known else {}
         ),
-        unpriced=tuple(u for c in costs for u in c.unpriced),  # groups hold disjoint placements (by GPU type)
+        unpriced=tuple(sorted(u for c in costs for u in c.unpriced)),  # groups: disjoint placements (by GPU type)
     )
 
 
