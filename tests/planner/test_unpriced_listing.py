@@ -1,8 +1,10 @@
-"""The replicas a plan's cost leaves out (CostPrediction.unpriced): the explanation's line that names them kept short
-and in a fixed order.
+"""The replicas a plan's cost leaves out (CostPrediction.unpriced): all of them counted, and the explanation's line
+that names them kept short and in a fixed order.
 
-Found in review: the "cost excludes ..." line named every pool, in the order the clusters came in, so with many pools
-it was as long as the status cut allowed and could change between cycles that changed nothing."""
+Found in review: a Frozen deployment's replicas on a GPU type since dropped from spec.gpuTypes, in a cluster that
+cannot be reached, were neither priced nor counted (status.cost read low with nothing saying so); and the
+"cost excludes ..." line named every pool, in the order the snapshot listed them, so with many pools it was as long
+as the status cut allowed and could change between cycles that changed nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +14,31 @@ from tests.planner.planner_world import A100, H100, cluster, deployment, flat_pr
 
 def _excludes(plan: DeploymentPlan) -> list[str]:
     return [d for d in plan.explanation.details if d.startswith("cost excludes")]
+
+
+def test_a_frozen_deployments_replicas_on_a_dropped_gpu_type_in_an_unreachable_cluster_are_counted_out() -> None:
+    # Frozen keeps both: 1 H100 in a (priced) and 2 A100 in b, a type since dropped from gpuTypes, b unreachable.
+    # Before: the A100 replicas were in neither `unreachable` (spec.gpuTypes only) nor the reachable Frozen
+    # placements, so the cost left them out and unpriced was ().
+    d = deployment("chat", 1.0, placements=[("a", H100, 1), ("b", A100, 2)], gpu_types=[H100], mode="Frozen")
+    clusters = [cluster("a"), cluster("b", reachable=False, gpus={H100: 8, A100: 8})]
+    plan = make_plan(snapshot([d], clusters, {"a": flat_prices(0.1), "b": flat_prices(0.1)})).for_deployment("ns/chat")
+    assert plan.cost.usd_per_hour > 0
+    assert plan.cost.unpriced == (("b", A100, 2),)
+    assert plan.cost.unpriced_replicas == 2
+    said = f"cost excludes 2 replica(s), no price or power known for them: b/{A100} x2"
+    assert _excludes(plan) == [said], plan.explanation.details
+
+
+def test_a_dropped_gpu_type_in_an_unreachable_cluster_is_counted_once_beside_a_listed_one() -> None:
+    # b is unreachable and offers no H100 any more: its H100 replica (in `unreachable`) and its A100 one (a type
+    # dropped from gpuTypes) are both left out, each counted once.
+    placements = [("a", H100, 1), ("b", H100, 1), ("b", A100, 3)]
+    d = deployment("chat", 1.0, placements=placements, gpu_types=[H100], mode="Frozen")
+    clusters = [cluster("a"), cluster("b", reachable=False, gpus={A100: 8})]
+    plan = make_plan(snapshot([d], clusters, {"a": flat_prices(0.1), "b": flat_prices(0.1)})).for_deployment("ns/chat")
+    assert plan.cost.unpriced == (("b", A100, 3), ("b", H100, 1))
+    assert plan.cost.unpriced_replicas == 4
 
 
 def _many_pools(order: list[str]) -> tuple[Deployment, list[Cluster]]:

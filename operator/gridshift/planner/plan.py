@@ -742,7 +742,8 @@ def _unpriced(
 ) -> tuple[tuple[str, str, int], ...]:
     """CostPrediction.unpriced: the replicas the plan keeps that `_cost_prediction` has no option to price: those
     kept in unreachable clusters (`_kept_away`'s rule) without an option there (DeploymentProblem.away), a Frozen
-    deployment's in reachable clusters where it has none (no offering, no GPUProfile, the SLO out of reach), and the
+    deployment's elsewhere where it has none (in reachable clusters: no offering, no GPUProfile, the SLO out of
+    reach; in unreachable ones: a GPU type dropped from spec.gpuTypes, which `unreachable` does not list), and the
     strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted).
     Sorted by cluster and GPU type: the explanation names them in this order, the same every cycle whatever order
     the clusters and placements came in (found in review: it followed the snapshot's order)."""
@@ -753,9 +754,12 @@ def _unpriced(
             if (cluster, gpu_type) not in priced:
                 found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
     if deployment.frozen:
+        # Frozen keeps every replica (_targets). Those of `unreachable` were counted above; in an unreachable
+        # cluster the rest are on a type dropped from gpuTypes (found in review: counted nowhere, cost read low).
+        listed = {(c, g) for c, g, _ in deployment.unreachable}
         for placed in deployment.deployment.placements:
             key, known = (placed.cluster, placed.gpu_type), problem.clusters.get(placed.cluster)
-            if placed.desired > 0 and known is not None and known.reachable and key not in priced:
+            if placed.desired > 0 and known is not None and key not in priced and key not in listed:
                 found[key] = found.get(key, 0) + placed.desired
     for cluster, gpu_type, desired, _ in outside:
         found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
