@@ -569,7 +569,7 @@ def _last_point_removed() -> str:
             "TimeSeries[0].Period[0].Point[0].position",
             "not an integer: 'one'",
         ),
-        # int() and float() read "1_00" as 100 and full-width digits as ASCII ones (signals.fields.plain_number).
+        # int() and float() read "1_00" as 100 and full-width digits as ASCII ones (gridshift.numerals.plain_number).
         (
             _edit("<position>1</position>", "<position>１</position>"),
             "TimeSeries[0].Period[0].Point[0].position",

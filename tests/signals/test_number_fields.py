@@ -1,11 +1,13 @@
-"""A number written as text in a feed's answer or an input file is read strictly (signals.fields): what Python's
-float() and int() read beyond plain decimal notation is refused, and every plain number reads as float() reads it."""
+"""A number written as text in a feed's answer or an input file is read strictly (gridshift.numerals): what
+Python's float() and int() read beyond plain decimal notation is refused, and every plain number reads as float()
+reads it; a feed's field (signals.fields.finite_number) says so naming the field."""
 
 from __future__ import annotations
 
 import pytest
 
-from gridshift.signals.fields import finite_number, plain_integer, plain_number
+from gridshift.numerals import NotFinite, TooLarge, plain_integer, plain_number
+from gridshift.signals.fields import finite_number
 from gridshift.signals.prices import PriceDataError
 
 PLAIN = ["0", "60.56", "-127.5", "+5", ".5", "5.", "1e3", "1E-3", "-2.5e+2", "007", "9" * 300]
@@ -39,6 +41,16 @@ def test_a_plain_number_reads_as_float_reads_it(text: str) -> None:
 def test_anything_else_float_reads_is_refused(text: str, reason: str) -> None:
     with pytest.raises(ValueError, match=rf"^{reason}$"):
         plain_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("nan", NotFinite), ("-inf", NotFinite), ("1e999", TooLarge), ("-1e400", TooLarge)]
+)
+def test_a_number_beyond_any_float_is_told_apart_from_nan_and_infinities(text: str, kind: type[ValueError]) -> None:
+    # The simulator says a count of "1e400" tokens is more than any model's context, not that it is not finite.
+    with pytest.raises(NotFinite, match=r"^not a finite number$") as caught:
+        plain_number(text)
+    assert type(caught.value) is kind
 
 
 @pytest.mark.parametrize("text", ["1", "24", "+3", "-1", "0012"])

@@ -65,7 +65,7 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
         ),
         ('{"timestamp": true, "input_length": 1, "output_length": 1}\n', r"line 1\.timestamp: expected a number"),
         ('{"timestamp": 1, "input_length": "1_000", "output_length": 1}\n', r"line 1\.input_length: not a number"),
-        # float() read these as 12 (review): a count given as a string is ASCII digits, as a feed's (signals.fields).
+        # float() read these as 12 (review): a count given as a string is ASCII digits, as a feed's (numerals).
         ('{"timestamp": 1, "input_length": "١٢", "output_length": 1}\n', r"line 1\.input_length: not a number: '١٢'"),
         ('{"timestamp": 1, "input_length": " 12 ", "output_length": 1}\n', r"line 1\.input_length: not a number: ' 1"),
         (
@@ -99,7 +99,7 @@ def test_bad_traces_name_the_field(text: str, message: str) -> None:
 
 
 def test_a_csv_trace_with_spaces_around_its_cells_reads_as_without() -> None:
-    # The cells are read strictly (signals.fields.plain_number), after the spaces a CSV may put around them.
+    # The cells are read strictly (gridshift.numerals.plain_number), after the spaces a CSV may put around them.
     rows = [("2023-11-16 18:00:00", 100, 10), ("2023-11-16 18:00:30", 200, 20), ("2023-11-16 18:01:30", 300, 30)]
     header = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
     tight = parse_trace(header + "".join(f"{t},{p},{o}\n" for t, p, o in rows), source="tight")

@@ -33,7 +33,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from gridshift.api.regional_cluster import ENTSOE_SDAC_SEQUENCE, EntsoeFeed
-from gridshift.signals.fields import finite_number, iso_time, plain_integer
+from gridshift.numerals import plain_integer
+from gridshift.signals.fields import finite_number, iso_time
 from gridshift.signals.http import get_body
 from gridshift.signals.prices import (
     NoPriceDataError,
@@ -183,7 +184,7 @@ def _parse_period(
         point_where = f"{where}.Point[{index}]"
         position_text = _text(point, _q("position"), feed, f"{point_where}.position")
         amount_text = _text(point, _q("price.amount"), feed, f"{point_where}.price.amount")
-        # Strictly, as every feed's numbers (signals.fields): int() and float() read "1_0" as 10 and "１２" as 12.
+        # Strictly, as every feed's numbers (gridshift.numerals): int() and float() read "1_0" as 10 and "１２" as 12.
         try:
             position = plain_integer(position_text)
         except ValueError as error:

@@ -2,18 +2,18 @@
 feed and the field, in the error class of the feed's measure (signals.prices.PriceDataError by default,
 signals.carbon.CarbonDataError for carbon feeds). One copy for every feed.
 
-Also the one strict reading of a number written as text (plain_number, plain_integer), for feeds and for
-the input files read from outside (the simulator's traces import it from here)."""
+A number written as text is read by the one strict reading every reader of outside text shares
+(gridshift.numerals.plain_number); finite_number says what it refused, naming the feed and the field."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from gridshift import redaction
+from gridshift.numerals import plain_number
 from gridshift.signals.prices import PriceDataError
 from gridshift.signals.series import FeedErrorType
 
@@ -65,41 +65,6 @@ def iso_time(feed: str, field: str, value: object, error: FeedErrorType = PriceD
 def _shown(value: object) -> str:
     """A value for an error message, cut short (a hostile body may hold a 400-digit number)."""
     return redaction.excerpt(repr(value), 40, marker="...")
-
-
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
-_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-# Python's float() and int() read more than any feed or file writes: "1_000" (as 1000), " 12 " (spaces and
-# newlines stripped), "１２" and "١٢" (any Unicode decimal digits), "nan", "inf", "1e999" (as inf). A price or a
-# count written so is a mistake or a forgery, never a value to read: only ASCII digits, an optional sign,
-# fraction and exponent pass ([0-9], not \d, which matches every Unicode digit; fullmatch, as $ allows a "\n").
-
-
-def plain_number(text: str) -> float:
-    """`text` as a finite float when it is written plainly ("60.56", "-5", "+.5", "1e3"); ValueError "not a
-    finite number" for NaN or an infinity however spelled (and 1e999, which overflows), "not a number" for
-    anything else float() reads. A caller that reads a CSV cell strips it first (spaces are the file's layout)."""
-    if _PLAIN_NUMBER.fullmatch(text) is None:
-        raise ValueError("not a finite number" if _NOT_FINITE.fullmatch(text) else "not a number")
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError("not a finite number")
-    return number
-
-
-def overflows(text: str) -> bool:
-    """`text` is written plainly but beyond any float ("1e400", 401 digits): plain_number refuses it as not finite,
-    and a caller bounding the value may rather say it is too large."""
-    return _PLAIN_NUMBER.fullmatch(text) is not None and not math.isfinite(float(text))
-
-
-def plain_integer(text: str) -> int:
-    """`text` as an int when it is an optional sign and ASCII digits (at most 4300, Python's own limit);
-    ValueError otherwise ("1_0", " 12", "１２", "12.0")."""
-    if _PLAIN_INTEGER.fullmatch(text) is None:
-        raise ValueError("not an integer")
-    return int(text)
 
 
 def finite_number(feed: str, field: str, value: object, error: FeedErrorType = PriceDataError) -> float:

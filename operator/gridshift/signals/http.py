@@ -40,8 +40,8 @@ import requests.adapters
 import requests.structures
 
 from gridshift import redaction
+from gridshift.numerals import plain_number
 from gridshift.redaction import display_url
-from gridshift.signals.fields import plain_number
 from gridshift.signals.prices import PriceDataError, PriceFeedError, PriceFetchError
 
 # ---------------------------------------------------------------- credentials out of httpx's log
@@ -335,7 +335,7 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     """The seconds a `Retry-After` header asks for; None without one, or for an HTTP date."""
     value = headers.get("Retry-After") if headers is not None else None
     try:
-        # plain_number: float() read "nan", "inf" and "1_0" (signals.fields).
+        # plain_number: float() read "nan", "inf" and "1_0" (gridshift.numerals).
         return plain_number(value) if value is not None else None
     except ValueError:
         return None  # an HTTP date: rare for these APIs; the backoff policy decides instead

@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from gridshift.api.common import strip_white_space
 from gridshift.arrays import FloatArray
-from gridshift.signals.fields import overflows, plain_number
+from gridshift.numerals import TooLarge, plain_number
 from gridshift.signals.recorded import is_utc, says_utc
 
 DATA_PACKAGE = "gridshift.data"
@@ -509,14 +509,14 @@ def _shown(value: object) -> str:
 
 def _parse_length(value: object, where: str) -> int:
     if isinstance(value, str) and not isinstance(value, _LongNumber):
-        # A string (a CSV cell, stripped by the caller, or a JSON string) as a feed's (signals.fields.plain_number):
+        # A string (a CSV cell, stripped by the caller, or a JSON string) as a feed's (gridshift.numerals):
         # float() read "1_000", "١٢" and " 12 " (review).
         try:
             number = plain_number(value)
-        except ValueError as reason:
-            if not overflows(value):
-                raise SimulationInputError(f"{where}: {reason}: {_shown(value)}") from None
+        except TooLarge:
             number = math.inf  # "1e400", 401 digits: more than any model's context, said below (review)
+        except ValueError as reason:
+            raise SimulationInputError(f"{where}: {reason}: {_shown(value)}") from None
     else:
         try:
             number = float(str(value))

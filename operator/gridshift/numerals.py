@@ -1,0 +1,53 @@
+"""The one strict reading of a number written as text (plain_number, plain_integer), for every reader of text
+from outside: feeds' answers (signals), the simulator's traces (simulation), request traces (profiling) and
+power traces (nvml).
+
+Python's float() and int() read more than any feed or file writes: "1_000" (as 1000), " 12 " (spaces and
+newlines stripped), "１２" and "١٢" (any Unicode decimal digits), "nan", "inf", "1e999" (as inf). A price, a
+power or a count written so is a mistake or a forgery, never a value to read: only ASCII digits, an optional
+sign, fraction and exponent pass. A caller that reads a CSV cell strips it first (spaces are the file's layout);
+the caller names the file, feed or field in its own error. Below every other module (with `csv_rows`): the
+adapters that read numbers may not import each other.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+# [0-9], not \d, which matches every Unicode digit; fullmatch, as $ allows a "\n".
+
+
+class NotFinite(ValueError):
+    """plain_number's refusal of NaN or an infinity however spelled, or of a number too large for a float:
+    its message is "not a finite number"."""
+
+
+class TooLarge(NotFinite):
+    """plain_number's refusal of a number written plainly but beyond any float ("1e400", 401 digits, either
+    sign): "not a finite number" too, but a caller bounding the value may rather say it is too large."""
+
+
+def plain_number(text: str) -> float:
+    """`text` as a finite float when it is written plainly ("60.56", "-5", "+.5", "1e3"), as float() reads it;
+    NotFinite "not a finite number" for NaN or an infinity however spelled, TooLarge (a NotFinite) for a plain
+    number that overflows (1e999), ValueError "not a number" for anything else float() reads."""
+    if _PLAIN_NUMBER.fullmatch(text) is None:
+        if _NOT_FINITE.fullmatch(text):
+            raise NotFinite("not a finite number")
+        raise ValueError("not a number")
+    number = float(text)  # no digit limit for a float's text, unlike int()'s
+    if not math.isfinite(number):
+        raise TooLarge("not a finite number")
+    return number
+
+
+def plain_integer(text: str) -> int:
+    """`text` as an int when it is an optional sign and ASCII digits (at most 4300, Python's own limit);
+    ValueError otherwise ("1_0", " 12", "１２", "12.0")."""
+    if _PLAIN_INTEGER.fullmatch(text) is None:
+        raise ValueError("not an integer")
+    return int(text)
