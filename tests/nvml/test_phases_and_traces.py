@@ -207,6 +207,12 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
             r"line 3: t_s goes back \(0.5 on line 2, then 0.4\) and never forward: .* a step back begins the next",
         ),
         (b"t_s,power_w\n0.00,300\n0.02,\xff\n", r"not UTF-8 text"),
+        # float() read each of these (review): "1_0" as 10, full-width digits as ASCII ones, 1e999 as inf.
+        (b"t_s,power_w\n0.00,300\n0.02,3_10\n", r"line 3: power_w: not a number: '3_10'$"),
+        ("t_s,power_w\n0.00,300\n0.02,３１０\n".encode(), r"line 3: power_w: not a number: '３１０'$"),
+        ("t_s,power_w\n0.00,300\n٠.٠٢,310\n".encode(), r"line 3: t_s: not a number: '٠.٠٢'$"),
+        ("t_s,power_w\n0.00,300\n0.0２,310\n".encode(), r"line 3: t_s: not a number: '0.0２'$"),
+        (b"t_s,power_w\n0.00,300\n0.02,1e999\n", r"line 3: power_w: must be a finite number, got '1e999'$"),
     ],
 )
 def test_a_bad_power_trace_is_refused_naming_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:
@@ -217,6 +223,15 @@ def test_a_bad_power_trace_is_refused_naming_file_and_line(tmp_path: Path, body:
     with pytest.raises(ValueError, match=message) as caught:
         PowerTrace.from_csv(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_power_trace_with_spaces_around_its_cells_reads_as_without(tmp_path: Path) -> None:
+    # The spaces are the file's layout (float() stripped them; the strict reading strips them first).
+    tight, spaced = tmp_path / "tight.csv", tmp_path / "spaced.csv"
+    tight.write_text("t_s,power_w\n0,300\n0.02,310.5\n0.04,1e2\n")
+    spaced.write_text("t_s,power_w\n 0 ,300\n0.02,\t310.5\n0.04 , 1e2 \n")
+    expected = PowerTrace((0.0, 0.02, 0.04), (300.0, 310.5, 100.0), 0.06)
+    assert PowerTrace.from_csv(spaced) == PowerTrace.from_csv(tight) == expected
 
 
 def test_a_power_trace_saved_with_a_bom_is_read(tmp_path: Path) -> None:

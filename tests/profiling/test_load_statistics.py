@@ -186,6 +186,43 @@ def test_a_bad_request_trace_is_refused_naming_the_file(tmp_path: Path, body: by
     assert str(path) in str(caught.value)
 
 
+_AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # int() read each of these (review): "1_0" as 10, full-width and Arabic-Indic digits as ASCII ones.
+        ("0,100,4\n1,1_0,4\n", r"line 3: ContextTokens/GeneratedTokens must be integers; ContextTokens is '1_0' \("),
+        ("0,100,4\n1,１２,4\n", r"line 3: .* must be integers; ContextTokens is '１２' \(not an integer\)$"),
+        ("0,100,4\n1,100,1_0\n", r"line 3: .* must be integers; GeneratedTokens is '1_0' \(not an integer\)$"),
+        ("0,100,４\n", r"line 2: .* must be integers; GeneratedTokens is '４' \(not an integer\)$"),
+        ("0,١٢,4\n", r"line 2: .* must be integers; ContextTokens is '١٢' \(not an integer\)$"),
+        ("0,12.0,4\n", r"line 2: .* must be integers; ContextTokens is '12.0' \(not an integer\)$"),
+        ("0,100\n", r"line 2: .* must be integers; GeneratedTokens is missing \(the row is short\)$"),
+    ],
+)
+def test_a_token_count_written_other_than_plainly_is_refused_naming_the_cell(
+    tmp_path: Path, rows: str, message: str
+) -> None:
+    path = tmp_path / "trace.csv"
+    path.write_text(_AZURE_HEADER + rows, encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as caught:
+        load_trace_shapes(path, max_prompt_tokens=1000, max_output_tokens=100)
+    assert str(caught.value).startswith(f"trace {path}, line ")
+
+
+def test_a_request_trace_with_spaces_around_its_cells_reads_as_without(tmp_path: Path) -> None:
+    # The spaces are the file's layout (int() stripped them; the strict reading strips them first).
+    rows = [(0, 374, 44), (1, 396, 109), (2, 12, 1)]
+    tight, spaced = tmp_path / "tight.csv", tmp_path / "spaced.csv"
+    tight.write_text(_AZURE_HEADER + "".join(f"{t},{p},{o}\n" for t, p, o in rows))
+    spaced.write_text(_AZURE_HEADER + "".join(f"{t}, {p} ,\t{o}\n" for t, p, o in rows))
+    shapes = load_trace_shapes(tight, max_prompt_tokens=1000, max_output_tokens=100)
+    assert shapes == load_trace_shapes(spaced, max_prompt_tokens=1000, max_output_tokens=100)
+    assert shapes == [RequestShape(374, 44), RequestShape(396, 100), RequestShape(12, 2)]
+
+
 def test_the_profile_step_time_is_the_median_gap_not_the_mean_with_prefill_stalls() -> None:
     # Tokens every 10 ms, but one gap in ten is a 100 ms stall (a step carrying another request's prefill
     # chunk): the mean is about 19 ms, the step 10 ms. The capacity model adds such stalls itself, so the profile

@@ -6,7 +6,6 @@ the trace's exact integral, so its counter and its sampled power agree as a real
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
@@ -16,6 +15,7 @@ from typing import TypedDict, Unpack
 import numpy as np
 
 from gridshift.csv_rows import csv_rows, open_csv
+from gridshift.numerals import NotFinite, plain_number
 from gridshift.nvml.sampler import NvmlUnavailable, SamplerSettings, ThreadedPowerSampler
 
 
@@ -184,14 +184,14 @@ class TracePowerSampler(ThreadedPowerSampler):
 
 
 def _finite(text: str | None, where: str) -> float:
-    """One cell as a finite number; ValueError naming the file, line and column otherwise (found in review:
-    a short row was a TypeError traceback, `inf` an OverflowError, `abc` named neither file nor line)."""
+    """One cell as a finite number, read strictly (gridshift.numerals) after the spaces around it (the file's
+    layout); ValueError naming the file, line and column otherwise (found in review: a short row was a TypeError
+    traceback, `inf` an OverflowError, `abc` named neither file nor line, float() read "1_0" and "１２")."""
     if text is None:
         raise ValueError(f"{where}: missing (the row is short)")
     try:
-        value = float(text)
+        return plain_number(text.strip())
+    except NotFinite:  # NaN, an infinity, or 1e999 (float() reads it as inf)
+        raise ValueError(f"{where}: must be a finite number, got {text!r}") from None
     except ValueError:
         raise ValueError(f"{where}: not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{where}: must be a finite number, got {text!r}")
-    return value

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from gridshift.csv_rows import csv_rows, open_csv
+from gridshift.numerals import plain_integer
 
 # Token ids drawn for prompts: above the special and byte tokens of common vocabularies (Llama 3's
 # 128k, Qwen's 151k, Mistral's 32k) and below the smallest of them.
@@ -66,14 +67,7 @@ def _read_shapes(
     shapes: list[RequestShape] = []
     columns = ("ContextTokens", "GeneratedTokens")
     for line, row in csv_rows(handle, columns, f"trace {path}", " (Azure trace format expected)"):
-        try:
-            # A short row leaves None (a TypeError from int(): found in review as a traceback).
-            cells = (row["ContextTokens"] or "", row["GeneratedTokens"] or "")
-            if any("_" in cell for cell in cells):
-                raise ValueError("1_000 is Python's notation, not a trace's")  # int() reads it (review)
-            prompt, output = int(cells[0]), int(cells[1])
-        except ValueError:
-            raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be integers") from None
+        prompt, output = (_token_count(row[column], column, f"trace {path}, line {line}") for column in columns)
         if prompt < 0 or output < 0:
             # Found in review: -50 output tokens became 2, a negative prompt was dropped, without a word.
             raise ValueError(f"trace {path}, line {line}: ContextTokens/GeneratedTokens must be >= 0")
@@ -83,6 +77,19 @@ def _read_shapes(
         if limit is not None and len(shapes) >= limit:
             break
     return shapes
+
+
+def _token_count(cell: str | None, column: str, where: str) -> int:
+    """One cell as a whole number of tokens, read strictly (gridshift.numerals) after the spaces around it (the
+    file's layout); ValueError naming the file, line, column and cell otherwise. Found in review: int() read
+    "1_000", "１２" and "١٢" (a check for "_" alone caught the first), and a short row was a TypeError traceback."""
+    must = f"{where}: ContextTokens/GeneratedTokens must be integers"
+    if cell is None:
+        raise ValueError(f"{must}; {column} is missing (the row is short)")
+    try:
+        return plain_integer(cell.strip())
+    except ValueError as reason:  # "not an integer", or Python's own limit of 4300 digits
+        raise ValueError(f"{must}; {column} is {cell!r} ({reason})") from None
 
 
 def cycle_shapes(shapes: Sequence[RequestShape]) -> Iterator[RequestShape]:
