@@ -19,6 +19,8 @@ class FakePrometheus:
 
     def __init__(self) -> None:
         self.value_millijoules: float | None = 0.0
+        self.sample: object = None
+        """When set, the sample value written as it is (a string as Prometheus writes it, or anything else)."""
         self.series_seen = False
         """With value_millijoules None: whether a longer look back (last_over_time) finds the series."""
         self.status = 200
@@ -37,7 +39,8 @@ class FakePrometheus:
                 value = outer.value_millijoules
                 if value is None and outer.series_seen and "last_over_time(" in outer.queries[-1]["query"]:
                     value = 1.0
-                result = [] if value is None else [{"metric": {}, "value": [1764200000.0, str(value)]}]
+                sample = str(value) if outer.sample is None else outer.sample
+                result = [] if value is None else [{"metric": {}, "value": [1764200000.0, sample]}]
                 body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
                 self.send_response(outer.status)
                 self.send_header("Content-Type", "application/json")
@@ -160,3 +163,53 @@ def test_a_base_url_with_a_path_and_a_query_keeps_both(prometheus: FakePrometheu
     meter.end_phase()
     assert prometheus.paths == ["/prom/api/v1/query"]
     assert prometheus.queries[0]["token"] == "abcdefgh123" and "increase(" in prometheus.queries[0]["query"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "joules"),
+    [("12345", 12.345), ("0.001", 1e-6), ("1500000", 1500.0), ("1e-07", 1e-10), ("1.5e+21", 1.5e18), ("0", 0.0)],
+)
+def test_every_form_prometheus_writes_a_sample_in_reads(prometheus: FakePrometheus, sample: str, joules: float) -> None:
+    # Each as a real Prometheus 2.x answered vector(12345), vector(0.001), vector(1.5e6), vector(1e-7),
+    # vector(1.5e21), vector(0): Go's 'f' form, its 'e' form below 1e-6 and from 1e21 (util/jsonutil).
+    clock = StepClock(1000.0)
+    meter = meter_for(prometheus, clock, [])
+    prometheus.sample = sample
+    meter.begin_phase("idle")
+    clock.now += 30.0
+    assert meter.end_phase().energy_joules == pytest.approx(joules)
+
+
+@pytest.mark.parametrize(
+    ("sample", "words"),
+    [
+        ("NaN", "answered NaN (not a finite number)"),
+        ("+Inf", "answered +Inf (not a finite number)"),
+        ("-Inf", "answered -Inf (not a finite number)"),
+        ("nan", "answered a sample value that is no finite number"),
+        ("1e999", "answered a sample value that is no finite number"),
+        ("1_0", "answered a sample value that is no number"),
+        ("\uff11\uff12", "answered a sample value that is no number"),
+        (" 12", "answered a sample value that is no number"),
+        ("", "answered a sample value that is no number"),
+        ("-5", "answered a negative sample value (-5)"),
+        (True, "answered a sample value that is no string (bool)"),
+        (12345, "answered a sample value that is no string (int)"),
+    ],
+)
+def test_a_sample_that_is_no_finite_energy_is_refused_naming_the_query(
+    prometheus: FakePrometheus, sample: object, words: str
+) -> None:
+    # Found in review: float() read "NaN" as a NaN energy, kept in the profile without a word, and "1_0" as 10.
+    clock = StepClock(1000.0)
+    settings = PrometheusEnergySettings(url=f"{prometheus.url}/?token=secret-abc123", selector='pod="vllm-0"')
+    meter = PrometheusEnergyMeter(settings, clock=clock, sleep=lambda _: None)
+    prometheus.sample = sample
+    meter.begin_phase("decode_c8")
+    clock.now += 30.0
+    with pytest.raises(EnergyMeterError) as caught:
+        meter.end_phase()
+    message = str(caught.value)
+    assert words in message, message
+    assert 'to sum(increase(DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{pod="vllm-0"}[30s]))' in message, message
+    assert "secret-abc123" not in message and f"Prometheus at {prometheus.url}/?<query omitted>" in message

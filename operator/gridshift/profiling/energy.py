@@ -14,6 +14,7 @@ from typing import Protocol
 
 import httpx
 
+from gridshift.numerals import NotFinite, plain_number
 from gridshift.profiling.load import endpoint_url
 from gridshift.redaction import display_url
 
@@ -138,9 +139,15 @@ class PrometheusEnergyMeter:
             raise EnergyMeterError(f"Prometheus at {shown} answered HTTP {response.status_code} to {promql}")
         try:
             results = response.json()["data"]["result"]
-            return float(results[0]["value"][1]) if results else None
+            if not results:
+                return None
+            sample = results[0]["value"][1]
         except (ValueError, KeyError, IndexError, TypeError) as error:
             raise EnergyMeterError(f"Prometheus at {shown}: unexpected answer to {promql}") from error
+        try:
+            return _sample_value(sample)
+        except ValueError as error:
+            raise EnergyMeterError(f"Prometheus at {shown} answered {error} to {promql}") from error
 
     def _why_empty(self, name: str, duration: float, ended: float) -> str:
         """Why a phase's increase() was empty: too few samples inside it, or no series at all. Found in review:
@@ -158,3 +165,31 @@ class PrometheusEnergyMeter:
             f"no {DCGM_ENERGY_METRIC} series matches {selector} in Prometheus at {display_url(self._settings.url)} "
             f"in the last {lookback} s: is dcgm-exporter scraped, with Kubernetes pod labels on?"
         )
+
+
+_PROMETHEUS_NOT_FINITE = frozenset({"NaN", "+Inf", "-Inf"})
+"""How Prometheus writes a sample that is not a finite number (Go's strconv.FormatFloat)."""
+
+
+def _sample_value(sample: object) -> float:
+    """An instant vector's sample value as a number; ValueError saying what is wrong with it otherwise.
+
+    Prometheus writes every sample value as a JSON string, finite ones in Go's 'f' form, or its 'e' form
+    below 1e-6 and from 1e21 ("12345", "0.001", "1e-07", "1.5e+21"): plain_number reads each of these, and
+    refuses what float() took besides ("1_0", "１２", "nan", a JSON true). Found in review: float() read "NaN"
+    as a NaN energy, kept in the profile without a word. The value is quoted only where it is one of
+    Prometheus's own words, never text of unknown origin. Neither query asked is ever negative: a sum of
+    counter increases (increase() adjusts for resets) or a count of series."""
+    if not isinstance(sample, str):
+        raise ValueError(f"a sample value that is no string ({type(sample).__name__})")
+    if sample in _PROMETHEUS_NOT_FINITE:
+        raise ValueError(f"{sample} (not a finite number)")
+    try:
+        number = plain_number(sample)
+    except NotFinite:
+        raise ValueError("a sample value that is no finite number") from None
+    except ValueError:
+        raise ValueError("a sample value that is no number") from None
+    if number < 0:
+        raise ValueError(f"a negative sample value ({number:g})")
+    return number
