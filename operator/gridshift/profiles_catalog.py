@@ -12,6 +12,7 @@ A profile whose GPU type or model is not in those files keeps the batch limit it
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -84,7 +85,24 @@ def _positive(entry: Mapping[str, Any], key: str, where: str) -> float:
     value = _field(entry, key, where)
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"{where}.{key} must be a number > 0, got {value!r}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past any float: YAML reads 400 digits as one
+        number = math.inf
+    if not math.isfinite(number):  # YAML's .inf
+        raise ValueError(f"{where}.{key} must be a finite number, got {value!r}")
+    return number
+
+
+def _count(entry: Mapping[str, Any], key: str, where: str, *, least: int) -> int:
+    """A count in a data file, at least `least`: an int, or a float with no fraction (YAML's 4096.0); never a
+    bool, a string, NaN or 1.7. Found in review: int() read sliding_window_layers: 1.7 as 1, and "4" and true."""
+    value = _field(entry, key, where)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= least:
+        raise ValueError(f"{where}.{key} must be a number {'> 0' if least == 1 else f'>= {least}'}, got {value!r}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
+    return int(value)
 
 
 def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:
@@ -114,28 +132,45 @@ def parse_model_architectures(document: Mapping[str, Any], where: str = MODELS_F
     architectures: dict[str, ModelArchitecture] = {}
     for index, entry in enumerate(_field(document, "models", where)):
         at = f"{where} models[{index}]"
-        weights_gb = entry.get("weights_gb")
-        try:
-            architecture = ModelArchitecture(
-                parameters_billion=_positive(entry, "parameters_billion", at),
-                layers=int(_positive(entry, "layers", at)),
-                kv_heads=int(_positive(entry, "kv_heads", at)),
-                head_dim=int(_positive(entry, "head_dim", at)),
-                weight_bytes_per_parameter=float(entry.get("weight_bytes_per_parameter", 2)),
-                weights_bytes_override=None if weights_gb is None else _positive(entry, "weights_gb", at) * 1e9,
-                sliding_window_layers=int(entry.get("sliding_window_layers", 0)),
-                sliding_window_tokens=int(entry.get("sliding_window_tokens", 0)),
-                max_context_tokens=(
-                    None if entry.get("max_context_tokens") is None else int(_positive(entry, "max_context_tokens", at))
-                ),
-            )
-        except ValueError as error:
-            raise ValueError(f"{at}: {error}") from None
+        architecture = _model_architecture(entry, at)
         for model_id in _field(entry, "ids", at):
             if model_id in architectures:
                 raise ValueError(f"{at}.ids: {model_id} is listed twice")
             architectures[model_id] = architecture
     return architectures
+
+
+def _model_architecture(entry: Mapping[str, Any], at: str) -> ModelArchitecture:
+    """One models.yaml entry; a field left out or left empty (null) takes its default. Each field's read names
+    the file, entry and field itself; what relates fields to each other (ModelArchitecture's own checks) is
+    named by entry here."""
+
+    def given(key: str) -> bool:
+        return entry.get(key) is not None
+
+    parameters_billion = _positive(entry, "parameters_billion", at)
+    layers = _count(entry, "layers", at, least=1)
+    kv_heads = _count(entry, "kv_heads", at, least=1)
+    head_dim = _count(entry, "head_dim", at, least=1)
+    weight_bytes = _positive(entry, "weight_bytes_per_parameter", at) if given("weight_bytes_per_parameter") else 2.0
+    weights_bytes = _positive(entry, "weights_gb", at) * 1e9 if given("weights_gb") else None
+    window_layers = _count(entry, "sliding_window_layers", at, least=0) if given("sliding_window_layers") else 0
+    window_tokens = _count(entry, "sliding_window_tokens", at, least=0) if given("sliding_window_tokens") else 0
+    max_context = _count(entry, "max_context_tokens", at, least=1) if given("max_context_tokens") else None
+    try:
+        return ModelArchitecture(
+            parameters_billion=parameters_billion,
+            layers=layers,
+            kv_heads=kv_heads,
+            head_dim=head_dim,
+            weight_bytes_per_parameter=weight_bytes,
+            weights_bytes_override=weights_bytes,
+            sliding_window_layers=window_layers,
+            sliding_window_tokens=window_tokens,
+            max_context_tokens=max_context,
+        )
+    except ValueError as error:
+        raise ValueError(f"{at}: {error}") from None
 
 
 @functools.cache

@@ -117,6 +117,48 @@ def test_data_files_with_a_missing_or_bad_field_name_it() -> None:
         parse_model_architectures({"models": [good, good]})
 
 
+MODEL_ENTRY = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 8, "head_dim": 128, "source": "x"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("weight_bytes_per_parameter", "2", "must be a number > 0, got '2'"),
+        ("weight_bytes_per_parameter", True, "must be a number > 0, got True"),
+        ("weight_bytes_per_parameter", -2, "must be a number > 0, got -2"),
+        ("weight_bytes_per_parameter", float("nan"), "must be a number > 0, got nan"),
+        ("weight_bytes_per_parameter", float("inf"), "must be a finite number, got inf"),
+        ("sliding_window_layers", 1.7, "must be a whole number, got 1.7"),
+        ("sliding_window_layers", "4", "must be a number >= 0, got '4'"),
+        ("sliding_window_layers", True, "must be a number >= 0, got True"),
+        ("sliding_window_layers", -1, "must be a number >= 0, got -1"),
+        ("sliding_window_layers", float("nan"), "must be a number >= 0, got nan"),
+        ("sliding_window_tokens", -3, "must be a number >= 0, got -3"),
+        ("sliding_window_tokens", "4096", "must be a number >= 0, got '4096'"),
+        ("sliding_window_tokens", 0.5, "must be a whole number, got 0.5"),
+        ("layers", 32.9, "must be a whole number, got 32.9"),
+        ("max_context_tokens", 8192.5, "must be a whole number, got 8192.5"),
+    ],
+)
+def test_a_model_field_that_is_no_count_or_size_is_refused_naming_file_entry_and_field(
+    field: str, value: object, words: str
+) -> None:
+    # Found in review: float() and int() read a string "2", a true, 1.7 layers (as 1), a negative window and
+    # an infinite size, and the KV-memory batch limit was computed from them.
+    entries = [MODEL_ENTRY, {**MODEL_ENTRY, "ids": ["n"], field: value}]
+    with pytest.raises(ValueError) as caught:
+        parse_model_architectures({"models": entries})
+    assert str(caught.value) == f"models.yaml models[1].{field} {words}"
+
+
+def test_a_model_count_written_as_a_float_with_no_fraction_or_left_empty_reads_as_before() -> None:
+    written = {**MODEL_ENTRY, "sliding_window_layers": 16, "sliding_window_tokens": 4096, "max_context_tokens": 8192}
+    as_floats = {key: float(value) if isinstance(value, int) else value for key, value in written.items()}
+    assert parse_model_architectures({"models": [as_floats]}) == parse_model_architectures({"models": [written]})
+    empty = {**MODEL_ENTRY, "weight_bytes_per_parameter": None, "sliding_window_layers": None}
+    assert parse_model_architectures({"models": [empty]}) == parse_model_architectures({"models": [MODEL_ENTRY]})
+
+
 def test_synthetic_snapshots_scale_only_measured_profiles() -> None:
     # The scaled profiles sort before the measured ones they come from; were they bases, every
     # benchmark snapshot (and the planner's golden plans) would change with each shipped estimate.
