@@ -87,22 +87,31 @@ def _positive(entry: Mapping[str, Any], key: str, where: str) -> float:
         raise ValueError(f"{where}.{key} must be a number > 0, got {value!r}")
     try:
         number = float(value)
-    except OverflowError:  # an int past any float: YAML reads 400 digits as one
-        number = math.inf
+    except OverflowError:  # an int past any float: YAML reads 400 digits as one (not shown: past 4,300 digits
+        # Python refuses to print it)
+        raise ValueError(f"{where}.{key} must be a finite number, got a number beyond any float") from None
     if not math.isfinite(number):  # YAML's .inf
         raise ValueError(f"{where}.{key} must be a finite number, got {value!r}")
     return number
 
 
 def _count(entry: Mapping[str, Any], key: str, where: str, *, least: int) -> int:
-    """A count in a data file, at least `least`: an int, or a float with no fraction (YAML's 4096.0); never a
-    bool, a string, NaN or 1.7. Found in review: int() read sliding_window_layers: 1.7 as 1, and "4" and true."""
+    """A count in a data file, at least `least` and at most 2**53: an int, or a float with no fraction (YAML's
+    4096.0); never a bool, a string, NaN or 1.7. Found in review: int() read sliding_window_layers: 1.7 as 1, and
+    "4" and true; a 400-digit count (YAML reads it as one int) was kept and crashed the KV-memory arithmetic later,
+    naming no file; 0.5 layers was said not to be "> 0". 2**53: every count up to it is exact as a float, which the
+    planner's arithmetic turns it into, and any real count is far below it."""
     value = _field(entry, key, where)
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= least:
-        raise ValueError(f"{where}.{key} must be a number {'> 0' if least == 1 else f'>= {least}'}, got {value!r}")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError(f"{where}.{key} must be a whole number, got {value!r}")
+    wanted = f"{where}.{key} must be a whole number >= {least}"
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or not value >= least:
+        raise ValueError(f"{wanted}, got {value!r}")
+    if value > _LARGEST_COUNT:  # not shown: a 5,000-digit int cannot even be printed (Python's int limit)
+        raise ValueError(f"{wanted} and at most 2**53, got a number beyond it")
     return int(value)
+
+
+_LARGEST_COUNT = 2**53
 
 
 def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:

@@ -111,7 +111,7 @@ def test_data_files_with_a_missing_or_bad_field_name_it() -> None:
     with pytest.raises(ValueError, match=r"gpus.NVIDIA-L4: missing field memory_mib_reported"):
         parse_gpu_specs({"gpus": {"NVIDIA-L4": {"short_name": "L4", "memory_gb": 24}}})
     good = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 8, "head_dim": 128, "source": "x"}
-    with pytest.raises(ValueError, match=r"models\[0\].kv_heads must be a number > 0"):
+    with pytest.raises(ValueError, match=r"models\[0\].kv_heads must be a whole number >= 1, got 0"):
         parse_model_architectures({"models": [{**good, "kv_heads": 0}]})
     with pytest.raises(ValueError, match="m is listed twice"):
         parse_model_architectures({"models": [good, good]})
@@ -128,16 +128,22 @@ MODEL_ENTRY = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 
         ("weight_bytes_per_parameter", -2, "must be a number > 0, got -2"),
         ("weight_bytes_per_parameter", float("nan"), "must be a number > 0, got nan"),
         ("weight_bytes_per_parameter", float("inf"), "must be a finite number, got inf"),
-        ("sliding_window_layers", 1.7, "must be a whole number, got 1.7"),
-        ("sliding_window_layers", "4", "must be a number >= 0, got '4'"),
-        ("sliding_window_layers", True, "must be a number >= 0, got True"),
-        ("sliding_window_layers", -1, "must be a number >= 0, got -1"),
-        ("sliding_window_layers", float("nan"), "must be a number >= 0, got nan"),
-        ("sliding_window_tokens", -3, "must be a number >= 0, got -3"),
-        ("sliding_window_tokens", "4096", "must be a number >= 0, got '4096'"),
-        ("sliding_window_tokens", 0.5, "must be a whole number, got 0.5"),
-        ("layers", 32.9, "must be a whole number, got 32.9"),
-        ("max_context_tokens", 8192.5, "must be a whole number, got 8192.5"),
+        ("sliding_window_layers", 1.7, "must be a whole number >= 0, got 1.7"),
+        ("sliding_window_layers", "4", "must be a whole number >= 0, got '4'"),
+        ("sliding_window_layers", True, "must be a whole number >= 0, got True"),
+        ("sliding_window_layers", -1, "must be a whole number >= 0, got -1"),
+        ("sliding_window_layers", float("nan"), "must be a whole number >= 0, got nan"),
+        ("sliding_window_tokens", -3, "must be a whole number >= 0, got -3"),
+        ("sliding_window_tokens", "4096", "must be a whole number >= 0, got '4096'"),
+        ("sliding_window_tokens", 0.5, "must be a whole number >= 0, got 0.5"),
+        ("layers", 32.9, "must be a whole number >= 1, got 32.9"),
+        ("max_context_tokens", 8192.5, "must be a whole number >= 1, got 8192.5"),
+        ("layers", 0.5, "must be a whole number >= 1, got 0.5"),
+        ("kv_heads", 0, "must be a whole number >= 1, got 0"),
+        ("max_context_tokens", 10**400, "must be a whole number >= 1 and at most 2**53, got a number beyond it"),
+        ("layers", 1e300, "must be a whole number >= 1 and at most 2**53, got a number beyond it"),
+        ("sliding_window_tokens", float("inf"), "must be a whole number >= 0, got inf"),
+        ("weights_gb", 10**400, "must be a finite number, got a number beyond any float"),
     ],
 )
 def test_a_model_field_that_is_no_count_or_size_is_refused_naming_file_entry_and_field(
