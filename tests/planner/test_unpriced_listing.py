@@ -1,10 +1,11 @@
-"""The replicas a plan's cost leaves out (CostPrediction.unpriced): all of them counted, and the explanation's line
-that names them kept short and in a fixed order.
+"""The replicas a plan's cost leaves out (CostPrediction.unpriced): all of them counted, and the explanation's lines
+that name them kept short and in a fixed order.
 
 Found in review: a Frozen deployment's replicas on a GPU type since dropped from spec.gpuTypes, in a cluster that
-cannot be reached, were neither priced nor counted (status.cost read low with nothing saying so); and the
+cannot be reached, were neither priced nor counted (status.cost read low with nothing saying so); the
 "cost excludes ..." line named every pool, in the order the snapshot listed them, so with many pools it was as long
-as the status cut allowed and could change between cycles that changed nothing."""
+as the status cut allowed and could change between cycles that changed nothing; and so did its sibling, "still
+running outside the plan, and not in its cost: ..."."""
 
 from __future__ import annotations
 
@@ -68,3 +69,37 @@ def test_five_pools_are_all_named() -> None:
     plan = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
     listed = ", ".join(f"c{i}/{H100} x2" for i in range(1, 6))
     assert _excludes(plan) == [f"cost excludes 10 replica(s), no price or power known for them: {listed}"]
+
+
+def _outside(plan: DeploymentPlan) -> list[str]:
+    return [d for d in plan.explanation.details if d.startswith("still running outside the plan")]
+
+
+def _strays(order: list[str]) -> tuple[Deployment, list[Cluster]]:
+    """A deployment with 1 H100 replica in each of 8 reachable clusters and an SLO no GPU meets: none is an option,
+    nothing can replace them, so the plan keeps them all outside it. Placements and clusters listed in `order`."""
+    d = deployment("chat", 3.0, placements=[(c, H100, 1) for c in order], tpot_ms=1.0)
+    return d, [cluster(c) for c in order]
+
+
+def test_the_still_running_outside_line_names_a_few_pools_in_a_fixed_order_and_counts_the_rest() -> None:
+    # Before: every pool, in the snapshot's order (c5, c2, c8, ... for the last order), however many.
+    names = [f"c{i}" for i in range(1, 9)]
+    lines = []
+    for order in (names, names[::-1], ["c5", "c2", "c8", "c1", "c7", "c3", "c6", "c4"]):
+        d, clusters = _strays(order)
+        world = snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})
+        plan = make_plan(world).for_deployment("ns/chat")
+        assert plan.cost.unpriced_replicas == 8
+        assert not _excludes(plan)  # the strays are said once, on their own line
+        lines.append(_outside(plan))
+    listed = ", ".join(f"c{i}/{H100} x1" for i in range(1, 6))
+    said = f"still running outside the plan, and not in its cost: {listed}, and 3 more pool(s)"
+    assert lines == [[said]] * 3, lines
+
+
+def test_five_strays_pools_are_all_named_in_order() -> None:
+    d, clusters = _strays(["c3", "c1", "c5", "c2", "c4"])
+    plan = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
+    listed = ", ".join(f"c{i}/{H100} x1" for i in range(1, 6))
+    assert _outside(plan) == [f"still running outside the plan, and not in its cost: {listed}"]

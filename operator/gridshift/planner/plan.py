@@ -745,8 +745,8 @@ def _unpriced(
     deployment's elsewhere where it has none (in reachable clusters: no offering, no GPUProfile, the SLO out of
     reach; in unreachable ones: a GPU type dropped from spec.gpuTypes, which `unreachable` does not list), and the
     strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted).
-    Sorted by cluster and GPU type: the explanation names them in this order, the same every cycle whatever order
-    the clusters and placements came in (found in review: it followed the snapshot's order)."""
+    Sorted by cluster and GPU type, the same every cycle whatever order the clusters and placements came in (found
+    in review: it followed the snapshot's order); the explanation's lines sort what they name themselves (_listed)."""
     priced = {o.key for o in deployment.options} | {o.key for o, _, _ in away}
     found: dict[tuple[str, str], int] = {}
     if deployment.unreachable and (deployment.frozen or not any(counts)):
@@ -1742,8 +1742,8 @@ def _deployment_plan(
     )
 
 
-_UNPRICED_SHOWN = 5
-"""Pools the "cost excludes ..." line names (the rest counted)."""
+_POOLS_SHOWN = 5
+"""Pools a line of the replicas the cost leaves out names (the rest counted): `_listed`."""
 
 
 def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -> list[str]:
@@ -1758,18 +1758,20 @@ def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -
     outside = {(c, g) for c, g, _, _ in kept}
     unknown = [(c, g, n) for c, g, n in cost.unpriced if (c, g) not in outside]
     if unknown:
-        # The first few pools by name (unpriced is sorted), the rest counted: found in review, a fleet's worth of
-        # pools made the line as long as the status cut allowed. The total counts them all.
-        replicas = sum(n for _, _, n in unknown)
-        shown = _listed(unknown[:_UNPRICED_SHOWN])
-        more = len(unknown) - _UNPRICED_SHOWN
-        shown += f", and {more} more pool(s)" if more > 0 else ""
-        lines.append(f"cost excludes {replicas} replica(s), no price or power known for them: {shown}")
+        replicas = sum(n for _, _, n in unknown)  # every pool's, named or not
+        lines.append(f"cost excludes {replicas} replica(s), no price or power known for them: {_listed(unknown)}")
     return lines
 
 
 def _listed(replicas: Iterable[tuple[str, str, int]]) -> str:
-    return ", ".join(f"{c}/{g} x{n}" for c, g, n in replicas)
+    """(cluster, GPU type, replicas) pools as both lines of `_left_out` name them: by cluster, then GPU type, the
+    first `_POOLS_SHOWN`, then ", and N more pool(s)". Found in review: each line named every pool in the order the
+    snapshot listed them, so with a fleet's worth of pools it was as long as the status cut allowed and its words
+    (Ready's message, the stored explanation) changed between cycles that changed nothing."""
+    pools = sorted(replicas)
+    shown = ", ".join(f"{c}/{g} x{n}" for c, g, n in pools[:_POOLS_SHOWN])
+    more = len(pools) - _POOLS_SHOWN
+    return shown + (f", and {more} more pool(s)" if more > 0 else "")
 
 
 def _stray_targets(
