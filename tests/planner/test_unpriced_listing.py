@@ -9,7 +9,10 @@ running outside the plan, and not in its cost: ..."."""
 
 from __future__ import annotations
 
-from gridshift.planner import Cluster, Deployment, DeploymentPlan, make_plan
+from dataclasses import replace
+
+from gridshift.planner import Cluster, Deployment, DeploymentPlan, Offering, PlannerSettings, make_plan
+from gridshift.planner.snapshot import Placement, RequestClass
 from tests.planner.planner_world import A100, H100, cluster, deployment, flat_prices, snapshot
 
 
@@ -103,3 +106,27 @@ def test_five_strays_pools_are_all_named_in_order() -> None:
     plan = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
     listed = ", ".join(f"c{i}/{H100} x1" for i in range(1, 6))
     assert _outside(plan) == [f"still running outside the plan, and not in its cost: {listed}"]
+
+
+def _excludes_in_groups(plan: DeploymentPlan) -> list[str]:
+    return [d for d in plan.explanation.details if d.startswith("[") and "] cost excludes" in d]
+
+
+def test_a_class_planned_deployments_unpriced_pools_are_sorted_across_its_groups() -> None:
+    # Two class groups (short+long at home on A100, the group listed first, and long on H100), nothing free in the
+    # one reachable cluster, and each group's replicas in an unreachable cluster that no longer offers their type:
+    # z/A100 (the first group's) and c/H100 (the second's), both kept and unpriced. Merged group by group, the
+    # deployment's CostPrediction.unpriced would read z before c, against the order the type promises (by cluster,
+    # then GPU type; as one group's does). Status reads only its count; the groups' own lines are sorted apart.
+    chat = deployment("chat", 20.0, gpu_types=(H100, A100))
+    classes = (RequestClass("short", 200.0, 100.0, 0.7), RequestClass("long", 6000.0, 400.0, 0.3))
+    running = (Placement("c", H100, 2, 2), Placement("z", A100, 3, 3))
+    d = replace(chat, requirements=replace(chat.requirements, request_classes=classes), placements=running)
+    full = Cluster("a", "a", 1.2, (Offering(H100, 0, 2.0, 75.5), Offering(A100, 0, 0.9, 75.5)), {}, reachable=True)
+    clusters = [full, cluster("c", reachable=False, gpus={A100: 8}), cluster("z", reachable=False, gpus={H100: 8})]
+    world = snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=2.0)).for_deployment("ns/chat")
+    groups = [line.split("]")[0] for line in _excludes_in_groups(plan)]
+    assert groups == ["[short+long", "[long"], plan.explanation.details  # two groups, the A100 one first
+    assert plan.cost.unpriced == (("c", H100, 2), ("z", A100, 3))
+    assert plan.cost.unpriced_replicas == 5
