@@ -47,7 +47,18 @@ def plain_number(text: str) -> float:
 
 def plain_integer(text: str) -> int:
     """`text` as an int when it is an optional sign and ASCII digits (at most 4300, Python's own limit);
-    ValueError otherwise ("1_0", " 12", "１２", "12.0")."""
+    ValueError otherwise ("1_0", " 12", "１２", "12.0"; "more than 4,300 digits" in our words, not Python's advice
+    to raise its limit, which a reader of the message cannot act on: found in review)."""
     if _PLAIN_INTEGER.fullmatch(text) is None:
         raise ValueError("not an integer")
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:  # Python's limit on the digits int() converts (sys.get_int_max_str_digits)
+        raise ValueError("more than 4,300 digits") from None
+
+
+def shown(text: str) -> str:
+    """A cell as the caller's error message quotes it: its repr, or its first characters and its length when
+    longer than 40 (found in review: a 100 kB cell went whole into the message)."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= 40 else f"{quoted[:20]}... ({len(text):,} characters)"

@@ -213,6 +213,11 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
         ("t_s,power_w\n0.00,300\n٠.٠٢,310\n".encode(), r"line 3: t_s: not a number: '٠.٠٢'$"),
         ("t_s,power_w\n0.00,300\n0.0２,310\n".encode(), r"line 3: t_s: not a number: '0.0２'$"),
         (b"t_s,power_w\n0.00,300\n0.02,1e999\n", r"line 3: power_w: must be a finite number, got '1e999'$"),
+        # A broken cell of 100,000 characters went whole into the message (review).
+        (
+            b"t_s,power_w\n0.00,300\n0.02," + b"3" * 50_000 + b"x" * 50_000 + b"\n",
+            r"power_w: not a number: '3{19}\.\.\. \(100,000 characters\)$",
+        ),
     ],
 )
 def test_a_bad_power_trace_is_refused_naming_file_and_line(tmp_path: Path, body: bytes, message: str) -> None:

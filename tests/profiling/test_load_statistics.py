@@ -200,6 +200,9 @@ _AZURE_HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
         ("0,١٢,4\n", r"line 2: .* must be integers; ContextTokens is '١٢' \(not an integer\)$"),
         ("0,12.0,4\n", r"line 2: .* must be integers; ContextTokens is '12.0' \(not an integer\)$"),
         ("0,100\n", r"line 2: .* must be integers; GeneratedTokens is missing \(the row is short\)$"),
+        # Found in review: the whole cell went into the message, with Python's advice to raise its digit limit.
+        ("0," + "7" * 5000 + ",4\n", r"ContextTokens is '7{19}\.\.\. \(5,000 characters\) \(more than 4,300 digits\)$"),
+        ("0," + "7" * 100 + "x,4\n", r"ContextTokens is '7{19}\.\.\. \(101 characters\) \(not an integer\)$"),
     ],
 )
 def test_a_token_count_written_other_than_plainly_is_refused_naming_the_cell(

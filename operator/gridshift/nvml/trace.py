@@ -15,7 +15,7 @@ from typing import TypedDict, Unpack
 import numpy as np
 
 from gridshift.csv_rows import csv_rows, open_csv
-from gridshift.numerals import NotFinite, plain_number
+from gridshift.numerals import NotFinite, plain_number, shown
 from gridshift.nvml.sampler import NvmlUnavailable, SamplerSettings, ThreadedPowerSampler
 
 
@@ -192,6 +192,6 @@ def _finite(text: str | None, where: str) -> float:
     try:
         return plain_number(text.strip())
     except NotFinite:  # NaN, an infinity, or 1e999 (float() reads it as inf)
-        raise ValueError(f"{where}: must be a finite number, got {text!r}") from None
+        raise ValueError(f"{where}: must be a finite number, got {shown(text)}") from None
     except ValueError:
-        raise ValueError(f"{where}: not a number: {text!r}") from None
+        raise ValueError(f"{where}: not a number: {shown(text)}") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from gridshift.csv_rows import csv_rows, open_csv
-from gridshift.numerals import plain_integer
+from gridshift.numerals import plain_integer, shown
 
 # Token ids drawn for prompts: above the special and byte tokens of common vocabularies (Llama 3's
 # 128k, Qwen's 151k, Mistral's 32k) and below the smallest of them.
@@ -88,8 +88,8 @@ def _token_count(cell: str | None, column: str, where: str) -> int:
         raise ValueError(f"{must}; {column} is missing (the row is short)")
     try:
         return plain_integer(cell.strip())
-    except ValueError as reason:  # "not an integer", or Python's own limit of 4300 digits
-        raise ValueError(f"{must}; {column} is {cell!r} ({reason})") from None
+    except ValueError as reason:  # "not an integer", or "more than 4,300 digits"
+        raise ValueError(f"{must}; {column} is {shown(cell)} ({reason})") from None
 
 
 def cycle_shapes(shapes: Sequence[RequestShape]) -> Iterator[RequestShape]:
