@@ -7,6 +7,9 @@ places it; at millions of USD per GPU-hour the penalty for the last part of the 
 minReplicas) is the cheaper, the plan leaves it short, and the reason read "inventory or maxReplicas binds" (or
 "fit in free inventory") with 8 GPUs free there. So did a demand half a percent of a replica above what runs, where
 the only pool with room breaks a carbon limit (its penalty, 1e5 USD/h, is more than that part of the demand's).
+
+The cause is sought only for a deployment short or below minReplicas: it weighs every pool with room, for every
+deployment at plan assembly (found in review).
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+import gridshift.planner.plan as plan_module
 from gridshift.api.regional_cluster import MAX_USD_PER_GPU_HOUR
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
-from gridshift.planner.problem import build_problem
+from gridshift.planner.problem import DeploymentProblem, build_problem
+from gridshift.planner.solution import deployment_objective
 from tests.planner.planner_world import H100, NOW, cluster, deployment, flat_prices, snapshot
 
 DEAR = f"b/{H100}"
@@ -91,3 +98,40 @@ def test_a_sliver_of_demand_left_rather_than_break_a_carbon_limit_names_the_pena
         f"needs more tokens/s within the SLO than fit ({DEAR} (2.00 USD/h of GPU-hours with a carbon limit's "
         "penalty) has room, but a replica there costs more than the penalty for going without it)"
     )
+
+
+def _two_pools(rps: float, running: int = 1) -> S.Snapshot:
+    """`running` H100 in a at 2 USD/GPU-h, 4 there in all; 8 free in b at 5e6 USD/GPU-h."""
+    d = deployment("chat", rps, placements=[("a", H100, running)])
+    return snapshot(
+        [d],
+        [cluster("a", gpus={H100: 4}, gpu_hour=2.0), cluster("b", gpus={H100: 8}, gpu_hour=5e6)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+
+
+def _counts(problem: DeploymentProblem, placed: dict[str, int]) -> list[int]:
+    return [placed.get(o.cluster, 0) for o in problem.options]
+
+
+def _reason(problem: DeploymentProblem, placed: dict[str, int], settings: PlannerSettings) -> str | None:
+    """The infeasible reason of `placed` replicas per cluster, with the pools' free GPUs left by them."""
+    free = {("a", H100): 4 - placed.get("a", 0), ("b", H100): 8 - placed.get("b", 0)}
+    return plan_module._infeasible_reason(problem, _counts(problem, placed), free, settings)
+
+
+def test_a_deployment_neither_short_nor_below_min_replicas_weighs_no_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = PlannerSettings()
+    # 3 replicas run for 1 request/s: the optimiser's cap stays 3, so 1 placed is below it with room in a and b.
+    (problem,) = build_problem(_two_pools(1.0, running=3), settings).deployments
+    assert problem.max_replicas == 3
+    weighed: list[list[int]] = []
+
+    def counted(problem: DeploymentProblem, counts: list[int], settings: PlannerSettings) -> float:
+        weighed.append(list(counts))
+        return deployment_objective(problem, counts, settings)
+
+    monkeypatch.setattr(plan_module, "deployment_objective", counted)
+    assert _reason(problem, {"a": 1}, settings) is None
+    # Plan assembly runs this for every deployment: _priced_out's objectives were thrown away here (review).
+    assert weighed == []
