@@ -8,8 +8,10 @@ minReplicas) is the cheaper, the plan leaves it short, and the reason read "inve
 "fit in free inventory") with 8 GPUs free there. So did a demand half a percent of a replica above what runs, where
 the only pool with room breaks a carbon limit (its penalty, 1e5 USD/h, is more than that part of the demand's).
 
-The cause is sought only for a deployment short or below minReplicas: it weighs every pool with room, for every
-deployment at plan assembly (found in review).
+Price is named only where no pool with room would take one more replica at a lower objective: where one would
+but maxConcurrentMoves forbids it, the move limit is named instead (found in review: a 5e6 USD/GPU-h pool was
+blamed while maxConcurrentMoves 1 kept a second replica from a pool at 2 USD/GPU-h). The cause is sought only for
+a deployment short or below minReplicas: it weighs every pool with room, for every deployment at plan assembly.
 """
 
 from __future__ import annotations
@@ -100,6 +102,31 @@ def test_a_sliver_of_demand_left_rather_than_break_a_carbon_limit_names_the_pena
     )
 
 
+def _moves_world(rps: float) -> S.Snapshot:
+    """2 H100 running in a at 5e6 USD/GPU-h (full); 8 free in b at 2 USD/GPU-h; maxConcurrentMoves 1."""
+    d = deployment("chat", rps, max_moves=1, placements=[("a", H100, 2)])
+    return snapshot(
+        [d],
+        [cluster("a", gpus={H100: 2}, gpu_hour=5e6), cluster("b", gpus={H100: 8}, gpu_hour=2.0)],
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+
+
+def test_a_replica_kept_back_by_max_concurrent_moves_names_the_move_limit_not_the_price() -> None:
+    settings = PlannerSettings(scale_down_band=0)
+    (problem,) = build_problem(_moves_world(1.0), settings).deployments
+    rps = 1.3 * problem.strongest_unit / problem.coverage_target  # coverage_target is linear in the rate
+    whole = make_plan(_moves_world(rps), settings)
+    plan = whole.for_deployment("ns/chat")
+    # Both replicas in a stop and one starts in b: a second in b would lower the objective, but it is a second
+    # move (2 started against 2 stopped) beyond maxConcurrentMoves 1. a, emptied, has room at 5e6 USD/GPU-h.
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 0, "b": 1}
+    assert not whole.budget_exhausted
+    assert plan.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit (maxConcurrentMoves 1 binds: b/{H100} has room)"
+    )
+
+
 def _two_pools(rps: float, running: int = 1) -> S.Snapshot:
     """`running` H100 in a at 2 USD/GPU-h, 4 there in all; 8 free in b at 5e6 USD/GPU-h."""
     d = deployment("chat", rps, placements=[("a", H100, running)])
@@ -118,6 +145,21 @@ def _reason(problem: DeploymentProblem, placed: dict[str, int], settings: Planne
     """The infeasible reason of `placed` replicas per cluster, with the pools' free GPUs left by them."""
     free = {("a", H100): 4 - placed.get("a", 0), ("b", H100): 8 - placed.get("b", 0)}
     return plan_module._infeasible_reason(problem, _counts(problem, placed), free, settings)
+
+
+def test_no_price_is_blamed_where_a_pool_with_room_would_lower_the_objective() -> None:
+    settings = PlannerSettings()
+    (problem,) = build_problem(_two_pools(1.0), settings).deployments
+    rps = 2.1 * problem.strongest_unit / problem.coverage_target  # coverage_target is linear in the rate
+    (problem,) = build_problem(_two_pools(rps), settings).deployments
+    # Counts the search would not stop at: a third replica in a (room, 2 USD/GPU-h, within the move limit)
+    # covers the last tenth of the demand at a lower objective; one in b at 5e6 USD/GPU-h would not. b's
+    # price is not why the demand is short.
+    objective = {n: deployment_objective(problem, _counts(problem, {"a": n}), settings) for n in (2, 3)}
+    assert objective[3] < objective[2]
+    assert deployment_objective(problem, _counts(problem, {"a": 2, "b": 1}), settings) > objective[2]
+    reason = _reason(problem, {"a": 2}, settings)
+    assert reason == "needs more tokens/s within the SLO than fit (inventory or maxReplicas binds)"
 
 
 def test_a_deployment_neither_short_nor_below_min_replicas_weighs_no_pool(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1604,11 +1604,12 @@ def _short_because(
 ) -> str | None:
     """Why a deployment below its cap has fewer replicas than it needs, where that is not the inventory:
     a roll-back's hold on pools with free GPUs (Deployment.no_growth), a search its time budget cut
-    short while a pool had room, or, the search not cut short, pools with room where a replica costs more
-    than the objective's penalty for going without it (_priced_out). None: the pools lack room, or the cap
-    binds. Found in review: the first two read "inventory or maxReplicas binds" (or "fit in free
-    inventory") with 15 of 16 GPUs free and a cap of 16; so did the third, with the only pool left offered
-    at 5e6 USD per GPU-hour (a RegionalCluster stored before MAX_USD_PER_GPU_HOUR is planned at its cost)."""
+    short while a pool had room, or, the search not cut short, maxConcurrentMoves keeping a replica from a
+    pool with room where it would lower the objective, or pools with room where a replica costs more than
+    the objective's penalty for going without it (_priced_out). None: the pools lack room, or the cap binds.
+    Found in review: the first two read "inventory or maxReplicas binds" (or "fit in free inventory") with
+    15 of 16 GPUs free and a cap of 16; so did the last, with the only pool left offered at 5e6 USD per
+    GPU-hour (a RegionalCluster stored before MAX_USD_PER_GPU_HOUR is planned at its cost)."""
     if sum(counts) >= deployment.max_replicas:
         return None
     options = list(zip(counts, deployment.options, strict=True))
@@ -1632,25 +1633,40 @@ _PRICED_OUT_NAMED = 3
 def _priced_out(
     deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
 ) -> list[str]:
-    """The pools with room where one more replica would not lower the deployment's objective: its cost
-    there (GPU-hours, energy, a start, a carbon limit's or a stale price's penalty) is at least the
-    shortfall and minReplicas penalties it would take off, so the search left it out by price, not for
-    want of GPUs. Every term is convex in the count (each replica takes off no more penalty than the one
-    before, and costs no less), so where one more does not lower the objective, no more do. Only the
-    configured GPU-hour cost is given as a figure: this is Ready's message, and the penalty it is weighed
-    against moves with the measured demand (_shortfall). A pool where one more replica would lower the objective (a
-    search that stopped short of the optimum without its budget running out) is not named: [] then."""
+    """What one more replica at each pool with room says of the shortfall, the search not cut short. Where
+    one would lower the deployment's objective but take it past maxConcurrentMoves, the move limit is the
+    cause: "maxConcurrentMoves 2 binds: X has room" (the first such pool). Where one would lower it within
+    the limit (a search that stopped short of the optimum without its budget running out), price is not the
+    cause: [] then. Only where none would lower it are the pools named by price: a replica's cost there
+    (GPU-hours, energy, a start, a carbon limit's or a stale price's penalty) is at least the shortfall and
+    minReplicas penalties it would take off, so the search left it out by price, not for want of GPUs. Every
+    term is convex in the count (each replica takes off no more penalty than the one before, and costs no
+    less), so where one more does not lower the objective, no more do. Only the configured GPU-hour cost is
+    given as a figure: this is Ready's message, and the penalty it is weighed against moves with the
+    measured demand (_shortfall). Found in review: the price was named, and the move limit not, where a
+    pool left empty by price stood beside one that maxConcurrentMoves 1 kept from a second replica."""
     now = deployment_objective(deployment, counts, settings)
-    named = []
+    priced = []
+    blocked = []
+    lower = False
     for j, (n, option) in enumerate(zip(counts, deployment.options, strict=True)):
+        if not _room(option, n, free):
+            continue
         more = [*counts[:j], n + 1, *counts[j + 1 :]]
-        if _room(option, n, free) and deployment_objective(deployment, more, settings) >= now:
-            named.append(f"{_label(option)} ({_priced_terms(option)})")
-    if not named:
+        if deployment_objective(deployment, more, settings) >= now:
+            priced.append(option)
+        elif min(moves(deployment, more)) > deployment.max_moves:
+            blocked.append(option)
+        else:
+            lower = True
+    if blocked:
+        return [f"maxConcurrentMoves {deployment.max_moves} binds: {_label(blocked[0])} has room"]
+    if lower or not priced:
         return []
-    rest = len(named) - _PRICED_OUT_NAMED
-    shown = ", ".join(named[:_PRICED_OUT_NAMED]) + (f" and {rest} more" if rest > 0 else "")
-    has = "has" if len(named) == 1 else "have"
+    rest = len(priced) - _PRICED_OUT_NAMED
+    named = ", ".join(f"{_label(o)} ({_priced_terms(o)})" for o in priced[:_PRICED_OUT_NAMED])
+    shown = named + (f" and {rest} more" if rest > 0 else "")
+    has = "has" if len(priced) == 1 else "have"
     return [f"{shown} {has} room, but a replica there costs more than the penalty for going without it"]
 
 
