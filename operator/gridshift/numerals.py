@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
@@ -53,8 +54,8 @@ def plain_integer(text: str) -> int:
         raise ValueError("not an integer")
     try:
         return int(text)
-    except ValueError:  # Python's limit on the digits int() converts (sys.get_int_max_str_digits)
-        raise ValueError("more than 4,300 digits") from None
+    except ValueError:  # Python's limit on the digits int() converts: 4,300 unless PYTHONINTMAXSTRDIGITS says
+        raise ValueError(f"more than {sys.get_int_max_str_digits():,} digits") from None
 
 
 def shown(text: str) -> str:

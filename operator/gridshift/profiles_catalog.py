@@ -84,14 +84,14 @@ def _field(entry: Mapping[str, Any], key: str, where: str) -> Any:
 def _positive(entry: Mapping[str, Any], key: str, where: str) -> float:
     value = _field(entry, key, where)
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{where}.{key} must be a number > 0, got {value!r}")
+        raise ValueError(f"{where}.{key} must be a number > 0, got {_quoted(value)}")
     try:
         number = float(value)
     except OverflowError:  # an int past any float: YAML reads 400 digits as one (not shown: past 4,300 digits
         # Python refuses to print it)
         raise ValueError(f"{where}.{key} must be a finite number, got a number beyond any float") from None
     if not math.isfinite(number):  # YAML's .inf
-        raise ValueError(f"{where}.{key} must be a finite number, got {value!r}")
+        raise ValueError(f"{where}.{key} must be a finite number, got {_quoted(value)}")
     return number
 
 
@@ -105,13 +105,23 @@ def _count(entry: Mapping[str, Any], key: str, where: str, *, least: int) -> int
     wanted = f"{where}.{key} must be a whole number >= {least}"
     whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, bool) or not whole or not value >= least:
-        raise ValueError(f"{wanted}, got {value!r}")
+        raise ValueError(f"{wanted}, got {_quoted(value)}")
     if value > _LARGEST_COUNT:  # not shown: a 5,000-digit int cannot even be printed (Python's int limit)
         raise ValueError(f"{wanted} and at most 2**53, got a number beyond it")
     return int(value)
 
 
 _LARGEST_COUNT = 2**53
+
+
+def _quoted(value: object) -> str:
+    """A data file's value as its error quotes it: an int beyond 2**53 by its size alone (YAML reads 4,000 hex
+    digits as one int, which Python then refuses to print: found in review, a negative one raised Python's digit
+    limit error naming no file), anything else by its repr, cut to its first characters and length past 40."""
+    if isinstance(value, int) and abs(value) > _LARGEST_COUNT:
+        return "a number below -2**53" if value < 0 else "a number beyond 2**53"
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
 
 
 def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:

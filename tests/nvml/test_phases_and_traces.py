@@ -203,6 +203,10 @@ def test_counter_energy_is_divided_by_the_window_the_counter_covers() -> None:
         # steps back (each step back begins a phase) was "every sample has the same t_s".
         (b"t_s,power_w\n0.00,300\n0.02,-5\n", r"line 3: power_w must be >= 0 W, got '-5'"),
         (
+            b"t_s,power_w\n0.00,300\n0.02,-1." + b"0" * 100_000 + b"\n",
+            r"must be >= 0 W, got '-1\.0{16}\.\.\. \(100,003 characters\)$",
+        ),
+        (
             b"t_s,power_w\n0.5,300\n0.4,310\n0.3,320\n",
             r"line 3: t_s goes back \(0.5 on line 2, then 0.4\) and never forward: .* a step back begins the next",
         ),

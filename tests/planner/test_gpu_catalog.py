@@ -144,6 +144,18 @@ MODEL_ENTRY = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 
         ("layers", 1e300, "must be a whole number >= 1 and at most 2**53, got a number beyond it"),
         ("sliding_window_tokens", float("inf"), "must be a whole number >= 0, got inf"),
         ("weights_gb", 10**400, "must be a finite number, got a number beyond any float"),
+        # Python cannot print an int of 4,800 digits: its error named no file (review).
+        pytest.param(
+            "layers", -(16**4000), "must be a whole number >= 1, got a number below -2**53", id="layers-4800-digits"
+        ),
+        pytest.param(
+            "weights_gb", -(16**4000), "must be a number > 0, got a number below -2**53", id="weights-4800-digits"
+        ),
+        (
+            "sliding_window_tokens",
+            "x" * 100,
+            "must be a whole number >= 0, got 'xxxxxxxxxxxxxxxxxxx... (102 characters)",
+        ),
     ],
 )
 def test_a_model_field_that_is_no_count_or_size_is_refused_naming_file_entry_and_field(

@@ -72,7 +72,9 @@ class PowerTrace:
                     lines.append(line)
                     if watts[-1] < 0:
                         # Found in review: refused later, by PowerTrace, as "trace: watts must be >= 0", no line.
-                        raise ValueError(f"{path}, line {line}: power_w must be >= 0 W, got {row.get('power_w')!r}")
+                        raise ValueError(
+                            f"{path}, line {line}: power_w must be >= 0 W, got {shown(row.get('power_w') or '')}"
+                        )
         except UnicodeDecodeError as error:
             raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         except OSError as error:
