@@ -100,3 +100,108 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(shared_data: Path) -> 
         code = process.wait(timeout=60)
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert code == 141
+
+
+# Found in review (5 December 2026): feeds and input files read numbers strictly (gridshift.numerals), flags still
+# through int() and float(), which read "1_0" as 10, "１２" and "١٢" as 12, " 12 " as 12: `--deployments 1_000`
+# or `--seeds ١٢` was read silently. Parsed only (build_parser), so that the old code, which took these, fails
+# at once instead of running the command.
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["bench", "planner", "--deployments", "1_0"], "argument --deployments: not an integer: '1_0'"),
+        (["bench", "planner", "--seeds", "١٢"], "argument --seeds: not an integer: '١٢'"),
+        (["bench", "planner", "--repeat", "12.0"], "argument --repeat: not an integer: '12.0'"),
+        (["bench", "planner", "--tightness", "0.6 "], "argument --tightness: not a number: '0.6 '"),
+        (["bench", "mix", "--ttft-ms", "２000"], "argument --ttft-ms: not a number: '２000'"),
+        (["simulate", "--replan-minutes", "６０"], "argument --replan-minutes: not an integer: '６０'"),
+        (["simulate", "--jobs", " 2"], "argument --jobs: not an integer: ' 2'"),
+        (["simulate", "--days", "1_0.5"], "argument --days: not a number: '1_0.5'"),
+        (["prices", "--sequence", "1_0", "x.csv"], "argument --sequence: not an integer: '1_0'"),
+        (["prices", "--timeout", "1e999", "x.csv"], "argument --timeout: not a finite number: '1e999'"),
+        (["profile", "--endpoint", "http://x", "--concurrency", "１,2"], "argument --concurrency: expected comma-"),
+        (["profile", "--endpoint", "http://x", "--gpus", "0,1_0"], "argument --gpus: expected comma-separated"),
+        (["profile", "--endpoint", "http://x", "--prompt-tokens", "5_12"], "argument --prompt-tokens: not an int"),
+        (["profile", "--endpoint", "http://x", "--measure-seconds", "NaN"], "argument --measure-seconds: not a fin"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_number_flag_written_other_than_plainly_is_refused_naming_the_flag(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gridshift.cli.main import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--pue", "1_0"], "--pue: '1_0' is not [KEY=]NUMBER"),
+        (["--gpu-price", "DE-LU=２.5"], "--gpu-price: 'DE-LU=２.5' is not [KEY=]NUMBER"),
+        (["--fx", "EUR=1_0"], "--fx: 'EUR=1_0' is not [KEY=]NUMBER"),
+        (["--minute-miss", "0.0_5"], "--minute-miss: expected a probability within (0, 1) or off, got '0.0_5'"),
+        (["--deployments", "1_0"], "--deployments: '1_0' is neither a number of deployments nor a YAML file"),
+        # The check before plain_integer passed "+-12" to int(): a ValueError traceback.
+        (["--deployments=+-12"], "--deployments: '+-12' is neither a number of deployments nor a YAML file"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_a_simulate_number_read_by_its_handler_is_read_plainly_too(argv: list[str], named: str) -> None:
+    from gridshift.cli.main import build_parser
+    from gridshift.cli.simulate import build_settings
+    from gridshift.cli.usage import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        build_settings(build_parser().parse_args(["simulate", *argv]))
+    assert str(refused.value) == named
+
+
+def test_a_carbon_price_list_is_read_plainly_item_by_item() -> None:
+    from gridshift.cli.main import build_parser
+    from gridshift.cli.simulate import carbon_price_list
+    from gridshift.cli.usage import UsageError
+
+    def prices(text: str) -> list[float]:
+        return carbon_price_list(build_parser().parse_args(["simulate", "--carbon-price", text]).carbon_price)
+
+    assert prices("0, 50,100") == [0.0, 50.0, 100.0]  # spaces after a comma are the list's layout
+    with pytest.raises(UsageError, match=r"^--carbon-price: '1_0' is not a number \(USD per tonne\)$"):
+        prices("0,1_0")
+    with pytest.raises(UsageError, match=r"^--carbon-price: 'nan' is not a number"):
+        prices("nan")
+    with pytest.raises(UsageError, match=r"^--carbon-price: '1e999' must be within 0\.\.10000 USD/t$"):
+        prices("1e999")
+
+
+def test_number_flags_written_plainly_still_parse() -> None:
+    from gridshift.cli.main import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["bench", "planner", "--deployments", "20", "--seed", "-1", "--tightness", "+.5"])
+    assert (args.deployments, args.clusters, args.seed, args.tightness, args.budget) == (20, 12, -1, 0.5, None)
+    args = parser.parse_args(["profile", "--endpoint", "http://x", "--concurrency", "1, 2,4", "--gpus", "0"])
+    assert (args.concurrency, args.gpus, args.trace_limit) == ((1, 2, 4), (0,), 5000)
+    args = parser.parse_args(["simulate", "--replan-minutes", "+30", "--days", "1e-1", "--fx", "EUR = 1.08"])
+    assert (args.replan_minutes, args.days) == (30, 0.1)
+    from gridshift.cli.simulate import build_settings
+
+    assert build_settings(args).fx_to_usd["EUR"] == 1.08  # spaces around "=" are the pair's layout
+
+
+def test_a_huge_bad_flag_value_is_quoted_by_its_first_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    from gridshift.cli.main import build_parser
+
+    cases = [
+        (["bench", "planner", "--seeds", "1" * 5000], "argument --seeds: more than 4,300 digits: '1111"),
+        (["simulate", "--days", "1_" * 50_000], "argument --days: not a number: '1_1_"),
+    ]
+    for argv, named in cases:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(argv)
+        error = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage lines
+        assert named in error and error.endswith("characters)") and len(error) < 200, error[:300]

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gridshift.cli.usage import UsageError, finite_float
+from gridshift.cli.usage import UsageError, finite_float, plain_int
 
 SOLVERS = ("auto", "greedy", "milp", "neighbourhoods")
 
@@ -49,18 +49,20 @@ def register(subparsers: Any) -> None:
             "the gap to the optimum HiGHS proves for the same problem."
         ),
     )
-    planner.add_argument("--deployments", type=int, default=100, help="InferenceDeployments (default 100)")
-    planner.add_argument("--clusters", type=int, default=12, help="RegionalClusters (default 12)")
-    planner.add_argument("--gpu-types", type=int, default=3, help="GPU types per cluster, 1-4 (default 3)")
+    planner.add_argument("--deployments", type=plain_int, default=100, help="InferenceDeployments (default 100)")
+    planner.add_argument("--clusters", type=plain_int, default=12, help="RegionalClusters (default 12)")
+    planner.add_argument("--gpu-types", type=plain_int, default=3, help="GPU types per cluster, 1-4 (default 3)")
     planner.add_argument(
         "--tightness",
         type=finite_float,
         default=0.6,
         help="share of the GPU inventory the demand needs, 0.001..1 (default 0.6)",
     )
-    planner.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    planner.add_argument("--seeds", type=int, default=1, help="snapshots, seeds --seed, --seed+1, ... (default 1)")
-    planner.add_argument("--repeat", type=int, default=1, help="planning rounds timed per snapshot (default 1)")
+    planner.add_argument("--seed", type=plain_int, default=0, help="first seed (default 0)")
+    planner.add_argument(
+        "--seeds", type=plain_int, default=1, help="snapshots, seeds --seed, --seed+1, ... (default 1)"
+    )
+    planner.add_argument("--repeat", type=plain_int, default=1, help="planning rounds timed per snapshot (default 1)")
     planner.add_argument(
         "--budget", type=finite_float, default=None, help="PlannerSettings.time_budget_seconds (default: the setting's)"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gridshift.cli.usage import finite_float
+from gridshift.cli.usage import finite_float, plain_int
 
 
 def register(subparsers: Any) -> None:
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--sequence",
-        type=int,
+        type=plain_int,
         default=None,
         metavar="N",
         help=(

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from gridshift.cli.usage import finite_float
+from gridshift.cli.usage import finite_float, plain_int
+from gridshift.numerals import plain_integer, shown
 from gridshift.redaction import display_url
 
 if TYPE_CHECKING:
@@ -39,20 +40,22 @@ LoadSettings' defaults, so those are written in one place."""
 
 
 def _ints_at_least(minimum: int, meaning: str) -> Callable[[str], tuple[int, ...]]:
-    """An argparse type: comma-separated integers, each at least `minimum` (`meaning` names them in errors)."""
+    """An argparse type: comma-separated integers, each at least `minimum` (`meaning` names them in errors).
+    Each item is read by `numerals.plain_integer` once stripped: spaces around a comma are the list's layout
+    ("1, 2"), as around a CSV cell; "1_0", "１" and "١" are no integer, where int() read them (found in review)."""
 
     def parse(text: str) -> tuple[int, ...]:
         try:
-            values = tuple(int(part) for part in text.split(",") if part.strip())
+            values = tuple(plain_integer(part.strip()) for part in text.split(",") if part.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {shown(text)}") from None
         if not values or any(v < minimum for v in values):
-            raise argparse.ArgumentTypeError(f"expected {meaning}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {meaning}, got {shown(text)}")
         # A GPU index given twice would be sampled twice (its power counted double, the replica's GPU
         # count inferred one too many); a concurrency level twice, measured twice. argparse names the flag.
         repeated = sorted({v for v in values if values.count(v) > 1})
         if repeated:
-            raise argparse.ArgumentTypeError(f"expected each value once, got {text!r} (repeated: {repeated})")
+            raise argparse.ArgumentTypeError(f"expected each value once, got {shown(text)} (repeated: {repeated})")
         return values
 
     return parse
@@ -80,12 +83,12 @@ def register(subparsers: Any) -> None:
     )
     load = parser.add_argument_group("load")
     load.add_argument("--concurrency", type=_positive_ints)
-    load.add_argument("--prompt-tokens", type=int, help="prompt length without --trace")
-    load.add_argument("--output-tokens", type=int, help="output length without --trace")
+    load.add_argument("--prompt-tokens", type=plain_int, help="prompt length without --trace")
+    load.add_argument("--output-tokens", type=plain_int, help="output length without --trace")
     load.add_argument("--trace", type=Path, help="take request lengths from an Azure-format trace CSV")
-    load.add_argument("--trace-limit", type=int, default=5000, help="requests read from --trace")
-    load.add_argument("--max-prompt-tokens", type=int, default=8192, help="clip trace prompts to this")
-    load.add_argument("--max-output-tokens", type=int, default=1024, help="clip trace outputs to this")
+    load.add_argument("--trace-limit", type=plain_int, default=5000, help="requests read from --trace")
+    load.add_argument("--max-prompt-tokens", type=plain_int, default=8192, help="clip trace prompts to this")
+    load.add_argument("--max-output-tokens", type=plain_int, default=1024, help="clip trace outputs to this")
     load.add_argument("--warmup-seconds", type=finite_float, help="load before each window, s")
     load.add_argument("--measure-seconds", type=finite_float, help="measured window per level, s")
     load.add_argument("--idle-seconds", type=finite_float, help="idle-power phase first, s (0: skip)")
@@ -100,7 +103,7 @@ def register(subparsers: Any) -> None:
     )
     energy.add_argument("--power-trace", type=Path, help="replay a recorded power trace CSV instead (dry runs)")
     energy.add_argument("--gpu-type", help="nvidia.com/gpu.product of the GPUs (default: from NVML)")
-    energy.add_argument("--gpus-per-replica", type=int, help="tensor-parallel size (default: GPUs sampled)")
+    energy.add_argument("--gpus-per-replica", type=plain_int, help="tensor-parallel size (default: GPUs sampled)")
     output = parser.add_argument_group("output")
     output.add_argument("--name", help="metadata.name of the GPUProfile (default: from model, GPU type and TP)")
     output.add_argument("--output", "-o", type=Path, help="write the YAML here (default: stdout)")

@@ -6,14 +6,14 @@ import argparse
 import ctypes
 import importlib
 import json
-import math
 import os
 import sys
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from gridshift.cli.usage import finite_float
+from gridshift.cli.usage import finite_float, plain_int
+from gridshift.numerals import NotFinite, TooLarge, plain_integer, plain_number, shown
 
 _PIPED_WIDTH = 160
 """Columns of the tables when stdout is no terminal (a log, a file): wide enough for every column whole."""
@@ -57,13 +57,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--fx", action="append", default=[], metavar="CUR=USD", help="USD per unit of a currency, e.g. EUR=1.08"
     )
-    parser.add_argument("--replan-minutes", type=int, default=60, help="gridshift planning cadence (default: 60)")
+    parser.add_argument("--replan-minutes", type=plain_int, default=60, help="gridshift planning cadence (default: 60)")
     parser.add_argument(
         "--cold-start-seconds", type=finite_float, default=180.0, help="replica cold start (default: 180)"
     )
     parser.add_argument(
         "--gpus-per-market",
-        type=int,
+        type=plain_int,
         default=None,
         # The default lives in SimulationSettings alone; reading it here would import the simulation
         # package whenever the `gridshift` command starts, and the operator needs none of it.
@@ -98,7 +98,7 @@ def register(subparsers: Any) -> None:
         help="hindsight bound: fast (GPU-hours and electricity bounded apart) or lp (joint minute LP, slow)",
     )
     parser.add_argument(
-        "--jobs", type=int, default=None, help="processes to run the scenarios in (default: up to 2, one per CPU)"
+        "--jobs", type=plain_int, default=None, help="processes to run the scenarios in (default: up to 2, one per CPU)"
     )
     _carbon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -213,16 +213,18 @@ def _pairs(flag: str, values: list[str], *, keyed_only: bool) -> tuple[float | N
             raise UsageError(f"{flag}: {value!r} needs the form CUR=NUMBER, e.g. EUR=1.08")
         if not sep:
             key, number = "", value
+        # Read as numerals reads a feed's number ("1_0", "１" and "nan" refused, found in review); spaces around
+        # the "=" are the pair's layout, stripped as the key's are; an unkeyed value is one word, read as typed.
+        typed = number.strip() if sep else number
         try:
-            parsed = float(number)
-        except ValueError as error:
-            raise UsageError(f"{flag}: {value!r} is not [KEY=]NUMBER") from error
-        if not math.isfinite(parsed):
-            raise UsageError(f"{flag}: {value!r} is not a finite number")
+            parsed = plain_number(typed)
+        except NotFinite:
+            raise UsageError(f"{flag}: {shown(value)} is not a finite number") from None
+        except ValueError:
+            raise UsageError(f"{flag}: {shown(value)} is not [KEY=]NUMBER") from None
         # One value each: found in review, `--pue DE-LU=1.3 --pue DE-LU=1.9` took the last. The same value again
         # is no conflict (a script adding its flags to a user's may repeat one), so it is accepted, as
         # argparse, Helm's --set and docker's -e accept any repeat; a different value stays refused.
-        typed = number.strip()
         if not sep:
             if plain is not None and parsed != plain[0]:
                 raise UsageError(f"{flag}: one value for all at most, got {plain[1]} and {typed}")
@@ -329,12 +331,13 @@ def _minute_miss(value: str) -> float | None:
 
     if value.strip().lower() == "off":
         return None
+    refusal = UsageError(f"--minute-miss: expected a probability within (0, 1) or off, got {shown(value)}")
     try:
-        probability = float(value)
+        probability = plain_number(value)  # "0.0_5" was 0.05 by float() (found in review)
     except ValueError:
-        raise UsageError(f"--minute-miss: expected a probability within (0, 1) or off, got {value!r}") from None
+        raise refusal from None
     if not 0.0 < probability < 1.0:
-        raise UsageError(f"--minute-miss: expected a probability within (0, 1) or off, got {value!r}")
+        raise refusal
     return probability
 
 
@@ -342,13 +345,15 @@ def deployments_flag(value: str) -> tuple[int, Path | None]:
     """--deployments: (a count of built-in deployments, None) or (1, the InferenceDeployment YAML file)."""
     from gridshift.cli.usage import UsageError
 
-    text = str(value).strip()
-    # isascii: str.isdigit holds for "²", which int() refuses (review: a traceback).
-    if text.lstrip("+-").isdigit() and text.isascii():
-        return int(text), None
-    path = Path(text)
+    # A count as numerals reads one, the value as typed: int() read "1_0" and "١٢", and the check before this
+    # one passed "+-12" to int(), which raised (a traceback; found in review).
+    try:
+        return plain_integer(value), None
+    except ValueError:
+        pass
+    path = Path(value)
     if not path.is_file():
-        raise UsageError(f"--deployments: {text!r} is neither a number of deployments nor a YAML file")
+        raise UsageError(f"--deployments: {shown(value)} is neither a number of deployments nor a YAML file")
     return 1, path
 
 
@@ -661,12 +666,17 @@ def carbon_price_list(text: str | None) -> list[float]:
         return []
     prices = []
     for part in (p.strip() for p in text.split(",")):
+        # Each price as numerals reads one (float() read "1_0" and "１"; found in review), stripped: spaces after
+        # a comma are the list's layout. NaN is no number; a price beyond any float is out of range.
+        outside = UsageError(f"--carbon-price: {shown(part)} must be within 0..10000 USD/t")
         try:
-            value = float(part)
-        except ValueError as error:
-            raise UsageError(f"--carbon-price: {part!r} is not a number (USD per tonne)") from error
+            value = plain_number(part)
+        except TooLarge:
+            raise outside from None
+        except ValueError:
+            raise UsageError(f"--carbon-price: {shown(part)} is not a number (USD per tonne)") from None
         if not (value >= 0 and value <= 10_000):
-            raise UsageError(f"--carbon-price: {part} must be within 0..10000 USD/t")
+            raise outside
         prices.append(value)
     return prices
 

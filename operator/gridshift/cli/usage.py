@@ -8,8 +8,9 @@ and a UsageError imported from `gridshift.cli.main` was another class than the o
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Iterable
+
+from gridshift.numerals import NotFinite, plain_integer, plain_number, shown
 
 
 class UsageError(Exception):
@@ -17,15 +18,28 @@ class UsageError(Exception):
 
 
 def finite_float(text: str) -> float:
-    """argparse type of a float flag: NaN and infinities are refused by name (argparse adds the flag),
-    where a bound check alone let NaN through (every comparison with it is false)."""
+    """argparse type of a float flag, read as `numerals.plain_number` reads a feed's number: NaN, infinities and
+    1e999 are refused by name (argparse adds the flag), where a bound check alone let NaN through (every
+    comparison with it is false); "1_0.5", "１２" and " 12 " are no number, where float() read them (found in
+    review). Spaces around the value are refused, not stripped: a flag's value is one word the user typed, with
+    no layout to strip (unlike a CSV cell or an item of a comma-separated list), and numerals is strict."""
     try:
-        value = float(text)
+        return plain_number(text)
+    except NotFinite:
+        raise argparse.ArgumentTypeError(f"not a finite number: {shown(text)}") from None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"not a number: {shown(text)}") from None
+
+
+def plain_int(text: str) -> int:
+    """argparse type of an integer flag, read as `numerals.plain_integer` reads a count: an optional sign and
+    ASCII digits only, where int() read "1_000", "１２", "١٢" and " 12" (found in review: `--deployments 1_000`
+    was read silently). Spaces refused as in `finite_float`. argparse names the flag: "argument --seeds: not an
+    integer: '1_0'"; the value is quoted by its first characters where long (`numerals.shown`)."""
+    try:
+        return plain_integer(text)
+    except ValueError as error:  # "not an integer", or "more than 4,300 digits"
+        raise argparse.ArgumentTypeError(f"{error}: {shown(text)}") from None
 
 
 def naming_flags(error: ValueError, fields: Iterable[str], renamed: dict[str, str] | None = None) -> UsageError:
