@@ -1,8 +1,9 @@
 """The replicas a plan's cost leaves out (CostPrediction.unpriced): all of them counted, and the explanation's lines
 that name them kept short and in a fixed order.
 
-Found in review: a Frozen deployment's replicas on a GPU type since dropped from spec.gpuTypes, in a cluster that
-cannot be reached, were neither priced nor counted (status.cost read low with nothing saying so); the
+Found in review: a deployment's replicas on a GPU type since dropped from spec.gpuTypes, in a cluster that cannot
+be reached, were neither priced nor counted (Frozen; then Auto and Advisory with nothing reachable to replace them:
+status.cost read low, or 0 USD/h, with nothing saying so); the
 "cost excludes ..." line named every pool, in the order the snapshot listed them, so with many pools it was as long
 as the status cut allowed and could change between cycles that changed nothing; and so did its sibling, "still
 running outside the plan, and not in its cost: ..."."""
@@ -10,6 +11,8 @@ running outside the plan, and not in its cost: ..."."""
 from __future__ import annotations
 
 from dataclasses import replace
+
+import pytest
 
 from gridshift.planner import Cluster, Deployment, DeploymentPlan, Offering, PlannerSettings, make_plan
 from gridshift.planner.snapshot import Placement, RequestClass
@@ -43,6 +46,60 @@ def test_a_dropped_gpu_type_in_an_unreachable_cluster_is_counted_once_beside_a_l
     plan = make_plan(snapshot([d], clusters, {"a": flat_prices(0.1), "b": flat_prices(0.1)})).for_deployment("ns/chat")
     assert plan.cost.unpriced == (("b", A100, 3), ("b", H100, 1))
     assert plan.cost.unpriced_replicas == 4
+
+
+def _plan_of(d: Deployment, clusters: list[Cluster]) -> DeploymentPlan:
+    return make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
+
+
+@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
+def test_a_dropped_gpu_type_in_an_unreachable_cluster_nothing_replaces_is_counted_out_in_any_mode(mode: str) -> None:
+    # b is unreachable with 2 A100 replicas, a type since dropped from gpuTypes; a, the one reachable cluster, offers
+    # no H100, so nothing replaces them: they run on, kept as `unreachable`'s would be. Before: in neither
+    # `unreachable` nor the Frozen branch, so the plan read "Infeasible: nothing; 0.000 USD/h" with unpriced ().
+    d = deployment("chat", 1.0, placements=[("b", A100, 2)], gpu_types=[H100], mode=mode)
+    plan = _plan_of(d, [cluster("a", gpus={A100: 8}), cluster("b", reachable=False, gpus={H100: 8, A100: 8})])
+    assert plan.cost.usd_per_hour == 0.0
+    assert plan.cost.unpriced == (("b", A100, 2),)
+    assert plan.cost.unpriced_replicas == 2
+    said = f"cost excludes 2 replica(s), no price or power known for them: b/{A100} x2"
+    assert _excludes(plan) == [said], plan.explanation.details
+
+
+@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
+def test_a_dropped_gpu_type_beside_a_kept_priced_one_is_counted_once_and_not_priced(mode: str) -> None:
+    # b keeps 1 H100 (an accepted type b still offers: priced as the option it was, DeploymentProblem.away) and 2
+    # A100 (dropped: no price known) with nothing reachable to replace them: the H100 is priced, the A100 counted.
+    clusters = [cluster("a", gpus={A100: 8}), cluster("b", reachable=False, gpus={H100: 8, A100: 8})]
+    d = deployment("chat", 1.0, placements=[("b", H100, 1), ("b", A100, 2)], gpu_types=[H100], mode=mode)
+    plan = _plan_of(d, clusters)
+    h100_alone = _plan_of(deployment("chat", 1.0, placements=[("b", H100, 1)], gpu_types=[H100], mode=mode), clusters)
+    assert plan.cost.usd_per_hour > 0
+    assert plan.cost.usd_per_hour == pytest.approx(h100_alone.cost.usd_per_hour)  # the H100's price alone
+    assert plan.cost.unpriced == (("b", A100, 2),)
+
+
+def test_a_dropped_gpu_type_and_an_unoffered_one_in_an_unreachable_cluster_are_each_counted_once() -> None:
+    # b no longer offers H100: its H100 replica (in `unreachable`, no price) and its A100 ones (dropped) both run on,
+    # nothing reachable replacing them; each pool counted once.
+    placements = [("b", H100, 1), ("b", A100, 3)]
+    d = deployment("chat", 1.0, placements=placements, gpu_types=[H100])
+    plan = _plan_of(d, [cluster("a", gpus={A100: 8}), cluster("b", reachable=False, gpus={A100: 8})])
+    assert plan.cost.unpriced == (("b", A100, 3), ("b", H100, 1))
+    assert plan.cost.unpriced_replicas == 4
+
+
+@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
+def test_a_dropped_gpu_type_in_an_unreachable_cluster_the_plan_replaces_is_left_out_as_an_accepted_one_is(
+    mode: str,
+) -> None:
+    # a can run the deployment: the plan replaces b's replicas (stopped as strays once b answers again), so they are
+    # not in its cost, neither the accepted type's (H100) nor the dropped one's (A100), nor counted as unpriced.
+    d = deployment("chat", 1.0, placements=[("b", H100, 1), ("b", A100, 2)], gpu_types=[H100], mode=mode)
+    plan = _plan_of(d, [cluster("a"), cluster("b", reachable=False, gpus={H100: 8, A100: 8})])
+    assert any(t.cluster == "a" and t.replicas > 0 for t in plan.targets)
+    assert plan.cost.unpriced == ()
+    assert not _excludes(plan)
 
 
 def _many_pools(order: list[str]) -> tuple[Deployment, list[Cluster]]:

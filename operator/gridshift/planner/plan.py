@@ -741,26 +741,31 @@ def _unpriced(
     outside: Sequence[tuple[str, str, int, int]],
 ) -> tuple[tuple[str, str, int], ...]:
     """CostPrediction.unpriced: the replicas the plan keeps that `_cost_prediction` has no option to price: those
-    kept in unreachable clusters (`_kept_away`'s rule) without an option there (DeploymentProblem.away), a Frozen
-    deployment's elsewhere where it has none (in reachable clusters: no offering, no GPUProfile, the SLO out of
-    reach; in unreachable ones: a GPU type dropped from spec.gpuTypes, which `unreachable` does not list), and the
-    strays kept `outside` the plan. Placements in clusters the hub does not list are noted apart (not counted).
-    Sorted by cluster and GPU type, the same every cycle whatever order the clusters and placements came in (found
-    in review: it followed the snapshot's order); the explanation's lines sort what they name themselves (_listed)."""
+    kept in unreachable clusters (`_kept_away`'s rule) without an option there (DeploymentProblem.away) or on a GPU
+    type dropped from spec.gpuTypes (which `unreachable` does not list), a Frozen deployment's in reachable clusters
+    where it has none (no offering, no GPUProfile, the SLO out of reach), and the strays kept `outside` the plan.
+    Placements in clusters the hub does not list are noted apart (not counted). Each pool once: none is both priced
+    and counted here. Sorted by cluster and GPU type, the same every cycle whatever order the clusters and
+    placements came in (found in review: it followed the snapshot's order); the explanation's lines sort what they
+    name themselves (_listed)."""
     priced = {o.key for o in deployment.options} | {o.key for o, _, _ in away}
     found: dict[tuple[str, str], int] = {}
-    if deployment.unreachable and (deployment.frozen or not any(counts)):
+    kept_away = deployment.frozen or not any(counts)  # `_kept_away`'s rule: nothing reachable replaces them
+    if deployment.unreachable and kept_away:
         for cluster, gpu_type, desired in deployment.unreachable:
             if (cluster, gpu_type) not in priced:
                 found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
-    if deployment.frozen:
-        # Frozen keeps every replica (_targets). Those of `unreachable` were counted above; in an unreachable
-        # cluster the rest are on a type dropped from gpuTypes (found in review: counted nowhere, cost read low).
-        listed = {(c, g) for c, g, _ in deployment.unreachable}
-        for placed in deployment.deployment.placements:
-            key, known = (placed.cluster, placed.gpu_type), problem.clusters.get(placed.cluster)
-            if placed.desired > 0 and known is not None and key not in priced and key not in listed:
-                found[key] = found.get(key, 0) + placed.desired
+    # Frozen keeps every replica (_targets). Those of `unreachable` were counted above; in an unreachable cluster the
+    # rest are on a type dropped from gpuTypes, kept by the same rule as `unreachable`'s in any mode: found in
+    # review, counted nowhere (Frozen, then Auto and Advisory with nothing reachable to replace them: "nothing;
+    # 0.000 USD/h" while they ran). Where the plan replaces them they are left out, as `unreachable`'s are.
+    listed = {(c, g) for c, g, _ in deployment.unreachable}
+    for placed in deployment.deployment.placements:
+        key, known = (placed.cluster, placed.gpu_type), problem.clusters.get(placed.cluster)
+        if placed.desired <= 0 or known is None or key in priced or key in listed:
+            continue
+        if deployment.frozen or (kept_away and not known.reachable):
+            found[key] = found.get(key, 0) + placed.desired
     for cluster, gpu_type, desired, _ in outside:
         found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
     return tuple(sorted((c, g, n) for (c, g), n in found.items()))
