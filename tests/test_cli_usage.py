@@ -148,8 +148,19 @@ def test_a_number_flag_written_other_than_plainly_is_refused_naming_the_flag(
         (["--deployments", "1_0"], "--deployments: '1_0' is neither a number of deployments nor a YAML file"),
         # The check before plain_integer passed "+-12" to int(): a ValueError traceback.
         (["--deployments=+-12"], "--deployments: '+-12' is neither a number of deployments nor a YAML file"),
+        # A name past the file system's limit (ENAMETOOLONG) was an OSError traceback printing it whole (review).
+        (
+            ["--deployments", "9" * 5000],
+            "--deployments: '9999999999999999999... (5,000 characters) is neither a number "
+            "of deployments nor a YAML file",
+        ),
+        (
+            ["--deployments", "x" * 300],
+            "--deployments: 'xxxxxxxxxxxxxxxxxxx... (300 characters) is neither a number "
+            "of deployments nor a YAML file",
+        ),
     ],
-    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+    ids=lambda v: " ".join(v)[:40] if isinstance(v, list) else None,
 )
 def test_a_simulate_number_read_by_its_handler_is_read_plainly_too(argv: list[str], named: str) -> None:
     from gridshift.cli.main import build_parser

@@ -22,6 +22,7 @@ import yaml
 
 from gridshift.api import GPUProfile
 from gridshift.api.gpu_profile import GPUProfileSpec
+from gridshift.numerals import shown
 from gridshift.planner.kvmemory import KvMemory, ModelArchitecture
 from gridshift.planner.profiles import PerformanceModel, ProfilePoint, fit_performance_model
 
@@ -120,8 +121,13 @@ def _quoted(value: object) -> str:
     limit error naming no file), anything else by its repr, cut to its first characters and length past 40."""
     if isinstance(value, int) and abs(value) > _LARGEST_COUNT:
         return "a number below -2**53" if value < 0 else "a number beyond 2**53"
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
+    if isinstance(value, str):
+        return shown(value)
+    try:
+        text = repr(value)
+    except ValueError:  # a list or map holding such an int (review)
+        return f"a {type(value).__name__} holding a number too long to show"
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters of {type(value).__name__})"
 
 
 def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:

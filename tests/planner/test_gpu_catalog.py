@@ -149,12 +149,18 @@ MODEL_ENTRY = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 
             "layers", -(16**4000), "must be a whole number >= 1, got a number below -2**53", id="layers-4800-digits"
         ),
         pytest.param(
+            "layers",
+            [-(16**4000)],
+            "must be a whole number >= 1, got a list holding a number too long to show",
+            id="list-4800-digits",
+        ),
+        pytest.param(
             "weights_gb", -(16**4000), "must be a number > 0, got a number below -2**53", id="weights-4800-digits"
         ),
         (
             "sliding_window_tokens",
             "x" * 100,
-            "must be a whole number >= 0, got 'xxxxxxxxxxxxxxxxxxx... (102 characters)",
+            "must be a whole number >= 0, got 'xxxxxxxxxxxxxxxxxxx... (100 characters)",
         ),
     ],
 )

@@ -352,7 +352,11 @@ def deployments_flag(value: str) -> tuple[int, Path | None]:
     except ValueError:
         pass
     path = Path(value)
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # a name longer than the file system takes (ENAMETOOLONG): a traceback before (review)
+        is_file = False
+    if not is_file:
         raise UsageError(f"--deployments: {shown(value)} is neither a number of deployments nor a YAML file")
     return 1, path
 
