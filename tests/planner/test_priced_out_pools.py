@@ -10,14 +10,17 @@ the only pool with room breaks a carbon limit (its penalty, 1e5 USD/h, is more t
 
 Price is named only where no pool with room would take one more replica at a lower objective: where one would
 but maxConcurrentMoves forbids it, the move limit is named instead (found in review: a 5e6 USD/GPU-h pool was
-blamed while maxConcurrentMoves 1 kept a second replica from a pool at 2 USD/GPU-h). The cause is sought only for
+blamed while maxConcurrentMoves 1 kept a second replica from a pool at 2 USD/GPU-h), and binding_constraints names
+the limit too (found in review: it did only where a replica still ran where it ran). The cause is sought only for
 a deployment short or below minReplicas: it weighs every pool with room, for every deployment at plan assembly.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -27,7 +30,8 @@ from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
 from gridshift.planner.problem import DeploymentProblem, build_problem
 from gridshift.planner.solution import deployment_objective
-from tests.planner.planner_world import H100, NOW, cluster, deployment, flat_prices, snapshot
+from gridshift.planner.synthetic import random_snapshot
+from tests.planner.planner_world import A100_MODEL, H100, H100_MODEL, NOW, cluster, deployment, flat_prices, snapshot
 
 DEAR = f"b/{H100}"
 
@@ -102,14 +106,25 @@ def test_a_sliver_of_demand_left_rather_than_break_a_carbon_limit_names_the_pena
     )
 
 
-def _moves_world(rps: float) -> S.Snapshot:
-    """2 H100 running in a at 5e6 USD/GPU-h (full); 8 free in b at 2 USD/GPU-h; maxConcurrentMoves 1."""
-    d = deployment("chat", rps, max_moves=1, placements=[("a", H100, 2)])
+def _moves_world(
+    rps: float, *, running: int = 2, max_moves: int = 1, a_gpu_hour: float = 5e6, min_replicas: int = 1
+) -> S.Snapshot:
+    """`running` H100 running in a at `a_gpu_hour` USD/GPU-h (a holds no more); 8 free in b at 2 USD/GPU-h."""
+    d = deployment("chat", rps, max_moves=max_moves, min_replicas=min_replicas, placements=[("a", H100, running)])
     return snapshot(
         [d],
-        [cluster("a", gpus={H100: 2}, gpu_hour=5e6), cluster("b", gpus={H100: 8}, gpu_hour=2.0)],
+        [cluster("a", gpus={H100: running}, gpu_hour=a_gpu_hour), cluster("b", gpus={H100: 8}, gpu_hour=2.0)],
         {"a": flat_prices(0.1), "b": flat_prices(0.1)},
     )
+
+
+MOVES = PlannerSettings(scale_down_band=0)
+
+
+def _moves_demand(replicas: float, **world: Any) -> S.Snapshot:
+    """_moves_world with a demand of `replicas` replicas' worth (coverage_target is linear in the rate)."""
+    (problem,) = build_problem(_moves_world(1.0, **world), MOVES).deployments
+    return _moves_world(replicas * problem.strongest_unit / problem.coverage_target, **world)
 
 
 def test_a_replica_kept_back_by_max_concurrent_moves_names_the_move_limit_not_the_price() -> None:
@@ -125,6 +140,36 @@ def test_a_replica_kept_back_by_max_concurrent_moves_names_the_move_limit_not_th
     assert plan.infeasible_reason == (
         f"needs more tokens/s within the SLO than fit (maxConcurrentMoves 1 binds: b/{H100} has room)"
     )
+
+
+def test_the_move_limit_the_shortfall_s_cause_names_is_a_binding_constraint_too() -> None:
+    # Found in review: the cause said "maxConcurrentMoves 1 binds" while binding_constraints was empty, since
+    # the list named the limit only where a replica still ran where it ran (none does here: both in a stop).
+    plan = make_plan(_moves_demand(1.3), MOVES).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 0, "b": 1}
+    assert "maxConcurrentMoves 1 binds" in (plan.infeasible_reason or "")
+    assert plan.explanation.binding_constraints == ("maxConcurrentMoves 1",)
+
+
+def test_a_replica_short_of_min_replicas_kept_back_by_the_move_limit_names_it_in_both() -> None:
+    # Little demand, minReplicas 2: a replica in a (5e6 USD/h) costs more than the minReplicas penalty, so both
+    # stop; a second in b would be a second move. Not short of the demand, below minReplicas.
+    plan = make_plan(_moves_demand(0.1, min_replicas=2), MOVES).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 0, "b": 1}
+    assert plan.infeasible_reason == f"only 1 of minReplicas 2: maxConcurrentMoves 1 binds: b/{H100} has room"
+    assert plan.explanation.binding_constraints == ("maxConcurrentMoves 1",)
+
+
+def test_every_move_limit_cause_in_a_random_fleet_is_a_binding_constraint_too() -> None:
+    # The review measured random snapshots: 12 of 13 such causes had no limit in binding_constraints (3 of 3 here).
+    world = random_snapshot([H100_MODEL, A100_MODEL], deployments=30, clusters=4, gpu_types=2, seed=6, occupancy=0.9)
+    whole = make_plan(world)
+    assert not whole.budget_exhausted
+    named = [d for d in whole.deployments if "binds:" in (d.infeasible_reason or "")]
+    assert len(named) == 3
+    for plan in named:
+        limit = re.search(r"maxConcurrentMoves \d+", plan.infeasible_reason or "")
+        assert limit is not None and limit.group() in plan.explanation.binding_constraints, plan.explanation
 
 
 def _two_pools(rps: float, running: int = 1) -> S.Snapshot:

@@ -1038,7 +1038,7 @@ def _explain(
         # is in money (found in review: a LowerCarbon move dearer in money "saved" its carbon cost). Only
         # deployments that use carbon have options with a carbon view (problem.py).
         saving = _money_spent(deployment, current, money) - _money_spent(deployment, counts, money)
-    binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, band_held)
+    binding = _binding_constraints(problem, deployment, counts, used, started, stopped, free, settings, band_held)
     alternative, alt_hourly = _alternative(deployment, counts, free, details, binding, alternatives, exhausted, cost)
     gaps = _current_gaps(deployment, problem.clusters)
     reason = _reason(deployment, started, stopped, ruled_out, infeasible_reason, gaps)
@@ -1211,6 +1211,7 @@ def _binding_constraints(
     started: int,
     stopped: int,
     free: Mapping[Key, int],
+    settings: PlannerSettings,
     band_held: bool = False,
 ) -> list[str]:
     """The modes, prices, reachability and limits that shaped the plan, in the order users read them."""
@@ -1270,12 +1271,31 @@ def _binding_constraints(
         and covered - min(by_region.values()) >= deployment.coverage_target - 1e-9
     ):
         binding.append(f"minRegions {deployment.min_regions}")
-    # The move limit bound only if a replica that ran before still runs where it ran: with none left
-    # there, there was nothing more to move (found in review: a plan moving its only replica named it).
-    stayed = any(min(n, o.current) > 0 for o, n in zip(options, counts, strict=True))
-    if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
+    if _move_limit_binds(deployment, counts, started, stopped, free, settings):
         binding.append(f"maxConcurrentMoves {deployment.max_moves}")
     return binding
+
+
+def _move_limit_binds(
+    deployment: DeploymentProblem,
+    counts: list[int],
+    started: int,
+    stopped: int,
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+) -> bool:
+    """Whether maxConcurrentMoves kept a move the plan wanted: at the limit, a replica that ran before still
+    runs where it ran, so there was more to move (with none left there, there was nothing more: found in
+    review, a plan moving its only replica named it); or, short or below minReplicas, a pool has room where
+    one more replica would lower the objective but be a move too many, which the shortfall's cause names
+    ("maxConcurrentMoves 1 binds: X has room", _priced_out) by the same test, _kept_back. Found in review:
+    that cause was given with binding_constraints empty where nothing stayed (both replicas in a stopped for
+    one started in b), 12 of 13 such causes over random snapshots. `started`/`stopped`: from the steady
+    placement (_from_steady); _kept_back counts from the current one, as the search does."""
+    stayed = any(min(n, o.current) > 0 for o, n in zip(deployment.options, counts, strict=True))
+    if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
+        return True
+    return bool(_kept_back(deployment, counts, free, settings))
 
 
 def _carbon_avoided(cluster: str) -> str:
@@ -1567,11 +1587,8 @@ def _infeasible_reason(
         lost = [f"{', '.join(away)} unreachable, no reachable cluster can run it"] if away else []
         why = "; ".join([*lost, *deployment.notes]) or "no cluster offers an accepted GPU type"
         return f"no eligible cluster and GPU type: {why}"
-    # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
-    covered = sum(map(operator.mul, counts, deployment.columns.unit))
+    covered, short, below = _unmet(deployment, counts)
     problems = []
-    short = covered < deployment.coverage_target - 1e-6
-    below = sum(counts) < deployment.min_replicas
     # The cause is said once, with the first problem it explains; the inventory is blamed only without one.
     # Sought only where there is one to explain: _priced_out weighs every pool with room, and plan assembly
     # runs this for every deployment within make_plan's reserve (review: 2.5 s grew to 3.5 s at 10,000).
@@ -1593,6 +1610,14 @@ def _infeasible_reason(
     if deployment.min_regions < deployment.user_min_regions:
         problems.append(_regions_exceeded(deployment))
     return "; ".join(problems) or None
+
+
+def _unmet(deployment: DeploymentProblem, counts: list[int]) -> tuple[float, bool, bool]:
+    """(capacity covered, short of the demand, below minReplicas) of `counts`: where a shortfall's cause is
+    sought (_infeasible_reason), and the move limit it can name is weighed for binding_constraints (_kept_back)."""
+    # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
+    covered = sum(map(operator.mul, counts, deployment.columns.unit))
+    return covered, covered < deployment.coverage_target - 1e-6, sum(counts) < deployment.min_replicas
 
 
 def _room(option: Option, count: int, free: Mapping[Key, int]) -> bool:
@@ -1638,21 +1663,58 @@ _PRICED_OUT_NAMED = 3
 def _priced_out(
     deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
 ) -> list[str]:
-    """What one more replica at each pool with room says of the shortfall, the search not cut short. Where
-    one would lower the deployment's objective but take it past maxConcurrentMoves, the move limit is the
-    cause: "maxConcurrentMoves 2 binds: X has room" (the first such pool). Where one would lower it within
-    the limit (a search that stopped short of the optimum without its budget running out), price is not the
-    cause: [] then. Only where none would lower it are the pools named by price: a replica's cost there
-    (GPU-hours, energy, a start, a carbon limit's or a stale price's penalty) is at least the shortfall and
-    minReplicas penalties it would take off, so the search left it out by price, not for want of GPUs. Every
-    term is convex in the count (each replica takes off no more penalty than the one before, and costs no
-    less), so where one more does not lower the objective, no more do. Only the configured GPU-hour cost is
-    given as a figure: this is Ready's message, and the penalty it is weighed against moves with the
-    measured demand (_shortfall). Found in review: the price was named, and the move limit not, where a
-    pool left empty by price stood beside one that maxConcurrentMoves 1 kept from a second replica."""
+    """What one more replica at each pool with room says of the shortfall, the search not cut short
+    (_one_more). Where one would lower the deployment's objective but take it past maxConcurrentMoves, the
+    move limit is the cause: "maxConcurrentMoves 2 binds: X has room" (the first such pool), named also
+    beside a pool where one would lower it within the limit: the limit does keep a replica from X, and a
+    search stopped short of its optimum has no words of its own, while the inventory's are false there;
+    binding_constraints names the limit by the same test (_kept_back). Where one would lower it within the
+    limit and none is kept back, price is not the cause: [] then. Only where none would lower it are the
+    pools named by price: a replica's cost there (GPU-hours, energy, a start, a carbon limit's or a stale
+    price's penalty) is at least the shortfall and minReplicas penalties it would take off, so the search
+    left it out by price, not for want of GPUs. Every term is convex in the count (each replica takes off no
+    more penalty than the one before, and costs no less), so where one more does not lower the objective,
+    no more do. Only the configured GPU-hour cost is given as a figure: this is Ready's message, and the
+    penalty it is weighed against moves with the measured demand (_shortfall). Found in review: the price
+    was named, and the move limit not, where a pool left empty by price stood beside one that
+    maxConcurrentMoves 1 kept from a second replica."""
+    weighed = _one_more(deployment, counts, free, settings)
+    if weighed.blocked:
+        return [f"maxConcurrentMoves {deployment.max_moves} binds: {_label(weighed.blocked[0])} has room"]
+    priced = weighed.priced
+    if weighed.lower or not priced:
+        return []
+    rest = len(priced) - _PRICED_OUT_NAMED
+    named = ", ".join(f"{_label(o)} ({_priced_terms(o)})" for o in priced[:_PRICED_OUT_NAMED])
+    shown = named + (f" and {rest} more" if rest > 0 else "")
+    has = "has" if len(priced) == 1 else "have"
+    return [f"{shown} {has} room, but a replica there costs more than the penalty for going without it"]
+
+
+@dataclass(frozen=True)
+class _OneMore:
+    """One more replica at each pool with room, weighed by the deployment's objective (_one_more)."""
+
+    priced: tuple[Option, ...] = ()
+    """Pools where it would not lower the objective."""
+    blocked: tuple[Option, ...] = ()
+    """Pools where it would lower the objective, but be a move past maxConcurrentMoves."""
+    lower: bool = False
+    """Whether it would lower the objective within the limit at some pool."""
+
+
+def _one_more(
+    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
+) -> _OneMore:
+    """One more replica at each pool with room, the deployment below its cap, weighed by its objective: the
+    one test behind the shortfall's cause (_priced_out) and the move limit in binding_constraints
+    (_kept_back). A move is a replica started while another stops (moves): one started beyond those stopped
+    is growth, and breaks no move limit (migration.py)."""
+    if sum(counts) >= deployment.max_replicas:
+        return _OneMore()
     now = deployment_objective(deployment, counts, settings)
-    priced = []
-    blocked = []
+    priced: list[Option] = []
+    blocked: list[Option] = []
     lower = False
     for j, (n, option) in enumerate(zip(counts, deployment.options, strict=True)):
         if not _room(option, n, free):
@@ -1664,15 +1726,22 @@ def _priced_out(
             blocked.append(option)
         else:
             lower = True
-    if blocked:
-        return [f"maxConcurrentMoves {deployment.max_moves} binds: {_label(blocked[0])} has room"]
-    if lower or not priced:
-        return []
-    rest = len(priced) - _PRICED_OUT_NAMED
-    named = ", ".join(f"{_label(o)} ({_priced_terms(o)})" for o in priced[:_PRICED_OUT_NAMED])
-    shown = named + (f" and {rest} more" if rest > 0 else "")
-    has = "has" if len(priced) == 1 else "have"
-    return [f"{shown} {has} room, but a replica there costs more than the penalty for going without it"]
+    return _OneMore(tuple(priced), tuple(blocked), lower)
+
+
+def _kept_back(
+    deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
+) -> tuple[Option, ...]:
+    """The pools where one more replica would lower the objective of a deployment short or below minReplicas
+    but be a move past maxConcurrentMoves (_one_more's `blocked`): where the shortfall's cause names the move
+    limit, binding_constraints names it too. One more start is a move past the limit only where the plan
+    stops more than the limit and starts at least as many, so only there is anything weighed: plan assembly
+    explains every deployment, and the rest spend no objective on this."""
+    started, stopped = moves(deployment, counts)
+    if not started >= deployment.max_moves < stopped:
+        return ()
+    _, short, below = _unmet(deployment, counts)
+    return _one_more(deployment, counts, free, settings).blocked if short or below else ()
 
 
 def _priced_terms(option: Option) -> str:
