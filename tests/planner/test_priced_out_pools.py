@@ -11,8 +11,10 @@ the only pool with room breaks a carbon limit (its penalty, 1e5 USD/h, is more t
 Price is named only where no pool with room would take one more replica at a lower objective: where one would
 but maxConcurrentMoves forbids it, the move limit is named instead (found in review: a 5e6 USD/GPU-h pool was
 blamed while maxConcurrentMoves 1 kept a second replica from a pool at 2 USD/GPU-h), and binding_constraints names
-the limit too (found in review: it did only where a replica still ran where it ran). The cause is sought only for
-a deployment short or below minReplicas: it weighs every pool with room, for every deployment at plan assembly.
+the limit too (found in review: it did only where a replica still ran where it ran). A move is a replica started
+while another stops: one more start past the limit is named, one exactly at it or beyond the stops (growth) is not.
+The cause is sought only for a deployment short or below minReplicas: it weighs every pool with room, for every
+deployment at plan assembly.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from gridshift.api.regional_cluster import MAX_USD_PER_GPU_HOUR
 from gridshift.planner import PlannerSettings, make_plan
 from gridshift.planner import snapshot as S
 from gridshift.planner.problem import DeploymentProblem, build_problem
-from gridshift.planner.solution import deployment_objective
+from gridshift.planner.solution import deployment_objective, moves
 from gridshift.planner.synthetic import random_snapshot
 from tests.planner.planner_world import A100_MODEL, H100, H100_MODEL, NOW, cluster, deployment, flat_prices, snapshot
 
@@ -127,6 +129,21 @@ def _moves_demand(replicas: float, **world: Any) -> S.Snapshot:
     return _moves_world(replicas * problem.strongest_unit / problem.coverage_target, **world)
 
 
+def _said(world: S.Snapshot, placed: dict[str, int]) -> tuple[str | None, list[str]]:
+    """The infeasible reason and binding constraints of `placed` replicas per cluster (counts the search need not
+    stop at), with the GPUs they leave free: the shortfall's cause and the list, each by its own code path."""
+    problem = build_problem(world, MOVES)
+    (chat,) = problem.deployments
+    counts = _counts(chat, placed)
+    free = dict(problem.inventory)
+    for option, n in zip(chat.options, counts, strict=True):
+        free[option.key] -= n * option.gpus
+    used = [(o, n) for o, n in zip(chat.options, counts, strict=True) if n]
+    started, stopped = moves(chat, counts)  # nothing in flight: the steady placement is the current one
+    reason = plan_module._infeasible_reason(chat, counts, free, MOVES)
+    return reason, plan_module._binding_constraints(problem, chat, counts, used, started, stopped, free, MOVES)
+
+
 def test_a_replica_kept_back_by_max_concurrent_moves_names_the_move_limit_not_the_price() -> None:
     settings = PlannerSettings(scale_down_band=0)
     (problem,) = build_problem(_moves_world(1.0), settings).deployments
@@ -170,6 +187,45 @@ def test_every_move_limit_cause_in_a_random_fleet_is_a_binding_constraint_too() 
     for plan in named:
         limit = re.search(r"maxConcurrentMoves \d+", plan.infeasible_reason or "")
         assert limit is not None and limit.group() in plan.explanation.binding_constraints, plan.explanation
+
+
+@pytest.mark.parametrize("max_moves", [1, 2])
+def test_the_move_limit_is_named_one_move_past_it_not_at_it(max_moves: int) -> None:
+    # 2 in a stop, 1 starts in b. A second in b is a second move (2 started against 2 stopped): past
+    # maxConcurrentMoves 1, exactly at 2, where it is allowed, and so the limit is not why the demand is short.
+    reason, binding = _said(_moves_demand(1.3, max_moves=max_moves), {"b": 1})
+    named = max_moves == 1
+    assert (f"(maxConcurrentMoves 1 binds: b/{H100} has room)" in (reason or "")) is named, reason
+    assert ("maxConcurrentMoves" in (reason or "")) is named, reason
+    assert [b for b in binding if b.startswith("maxConcurrentMoves")] == ["maxConcurrentMoves 1"] * named, binding
+
+
+def test_replicas_started_beyond_those_stopped_are_growth_not_moves() -> None:
+    # 1 runs in a, maxConcurrentMoves 1, demand for 1.3 replicas: the search stops it and starts 2 in b, one
+    # move and one replica of growth (migration.py), and the plan is feasible.
+    world = _moves_demand(1.3, running=1)
+    plan = make_plan(world, MOVES).for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in plan.targets} == {"a": 0, "b": 2}
+    assert plan.feasible, plan.infeasible_reason
+    # Stopped at 1 in b, a second there is growth: no move limit keeps it back (nor is b's price the cause).
+    reason, binding = _said(world, {"b": 1})
+    assert reason is not None and "maxConcurrentMoves" not in reason and "costs more" not in reason, reason
+    assert not any(b.startswith("maxConcurrentMoves") for b in binding), binding
+
+
+def test_the_move_limit_is_named_where_it_keeps_a_replica_back_beside_a_pool_within_it() -> None:
+    # a at 2 USD/GPU-h: keeping one of its 2 replicas (one stop fewer) would lower the objective within the
+    # limit, a search stopped short of its optimum; a second in b would too, but as a second move. The limit
+    # does keep that replica from b: it is named, in the cause and in the list, not the inventory.
+    world = _moves_demand(1.3, a_gpu_hour=2.0)
+    (chat,) = build_problem(world, MOVES).deployments
+    placed = ({"b": 1}, {"a": 1, "b": 1}, {"b": 2})
+    now, in_a, in_b = (deployment_objective(chat, _counts(chat, p), MOVES) for p in placed)
+    assert in_a < now and in_b < now
+    assert min(moves(chat, _counts(chat, {"a": 1, "b": 1}))) <= 1 < min(moves(chat, _counts(chat, {"b": 2})))
+    reason, binding = _said(world, {"b": 1})
+    assert reason == f"needs more tokens/s within the SLO than fit (maxConcurrentMoves 1 binds: b/{H100} has room)"
+    assert binding == ["maxConcurrentMoves 1"]
 
 
 def _two_pools(rps: float, running: int = 1) -> S.Snapshot:
