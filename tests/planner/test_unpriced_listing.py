@@ -10,6 +10,7 @@ running outside the plan, and not in its cost: ..."."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -109,19 +110,26 @@ def _many_pools(order: list[str]) -> tuple[Deployment, list[Cluster]]:
     return d, [cluster("a"), *(cluster(c, reachable=False, gpus={A100: 8}) for c in order)]
 
 
-def test_the_cost_excludes_line_names_a_few_pools_in_a_fixed_order_and_counts_the_rest() -> None:
+def _planned_in_three_orders(build: Callable[[list[str]], tuple[Deployment, list[Cluster]]]) -> list[DeploymentPlan]:
+    """The plan of ns/chat for 8 pools c1..c8 built by `build` with placements and clusters in three orders: the
+    names', reversed, and shuffled (before: lines followed the snapshot's order, c5, c2, c8, ... for the last)."""
     names = [f"c{i}" for i in range(1, 9)]
-    lines = []
+    plans = []
     for order in (names, names[::-1], ["c5", "c2", "c8", "c1", "c7", "c3", "c6", "c4"]):
-        d, clusters = _many_pools(order)
-        plan = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters}))
-        cost = plan.for_deployment("ns/chat").cost
-        assert cost.unpriced_replicas == 16
-        assert cost.unpriced == tuple((c, H100, 2) for c in names)
-        lines.append(_excludes(plan.for_deployment("ns/chat")))
+        d, clusters = build(order)
+        plans.append(
+            make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
+        )
+    return plans
+
+
+def test_the_cost_excludes_line_names_a_few_pools_in_a_fixed_order_and_counts_the_rest() -> None:
+    plans = _planned_in_three_orders(_many_pools)
+    assert all(p.cost.unpriced_replicas == 16 for p in plans)
+    assert all(p.cost.unpriced == tuple((f"c{i}", H100, 2) for i in range(1, 9)) for p in plans)
     listed = ", ".join(f"c{i}/{H100} x2" for i in range(1, 6))
     said = f"cost excludes 16 replica(s), no price or power known for them: {listed}, and 3 more pool(s)"
-    assert lines == [[said]] * 3, lines
+    assert [_excludes(p) for p in plans] == [[said]] * 3
 
 
 def test_five_pools_are_all_named() -> None:
@@ -143,19 +151,12 @@ def _strays(order: list[str]) -> tuple[Deployment, list[Cluster]]:
 
 
 def test_the_still_running_outside_line_names_a_few_pools_in_a_fixed_order_and_counts_the_rest() -> None:
-    # Before: every pool, in the snapshot's order (c5, c2, c8, ... for the last order), however many.
-    names = [f"c{i}" for i in range(1, 9)]
-    lines = []
-    for order in (names, names[::-1], ["c5", "c2", "c8", "c1", "c7", "c3", "c6", "c4"]):
-        d, clusters = _strays(order)
-        world = snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})
-        plan = make_plan(world).for_deployment("ns/chat")
-        assert plan.cost.unpriced_replicas == 8
-        assert not _excludes(plan)  # the strays are said once, on their own line
-        lines.append(_outside(plan))
+    plans = _planned_in_three_orders(_strays)
+    assert all(p.cost.unpriced_replicas == 8 for p in plans)
+    assert not any(_excludes(p) for p in plans)  # the strays are said once, on their own line
     listed = ", ".join(f"c{i}/{H100} x1" for i in range(1, 6))
     said = f"still running outside the plan, and not in its cost: {listed}, and 3 more pool(s)"
-    assert lines == [[said]] * 3, lines
+    assert [_outside(p) for p in plans] == [[said]] * 3
 
 
 def test_five_strays_pools_are_all_named_in_order() -> None:
