@@ -4,7 +4,6 @@ longer has as an option anywhere: a type dropped from gpuTypes, or no longer off
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 import pytest
@@ -159,64 +158,3 @@ def test_a_frozen_deployments_replicas_on_a_gpu_type_no_longer_offered_are_count
     assert status["cost"]["unpricedReplicas"] == running, status["cost"]
     said = f"cost excludes {running} replica(s), no price or power known for them: b/{A100} x{running}"
     assert said in status["lastDecision"]["explanation"], status["lastDecision"]
-
-
-def _b_lost(mode: str, a_offers: str, *, drop: bool) -> tuple[dict[str, Any], int, dict[str, int]]:
-    """The deployment Ready on A100 in b, in `mode`; then b unreachable, `a` offering `a_offers` alone, and A100
-    dropped from gpuTypes (`drop`) or kept: its status after 3 cycles, the replicas in b, and each member's writes
-    over those cycles."""
-    world, body, running = _on_a100_in_b()
-    body["spec"]["migration"]["mode"] = mode
-    world.members["b"].reachable = False
-    if drop:
-        _drop_a100_from_the_spec(world, body)
-    else:
-        body["metadata"]["generation"] = 2
-    world.cluster_bodies["a"]["spec"]["offerings"] = [_offering(a_offers)]
-    world.cluster_bodies["a"]["metadata"]["resourceVersion"] = "2"
-    world.members["a"].gpus = {a_offers: 16}
-    before = {name: member.writes for name, member in world.members.items()}
-    status = settled(world)
-    assert samples(world, "gridshift_deployment_desired_replicas") == [status["desiredReplicas"]]
-    return status, running, {name: member.writes - before[name] for name, member in world.members.items()}
-
-
-def _counts(status: dict[str, Any]) -> tuple[Any, Any, str]:
-    """desiredReplicas, the decision's target, and Ready's "n/m replicas Ready" (or its Advisory words)."""
-    said = message(status, "Ready")
-    ready = re.search(r"\d+/\d+ replicas Ready", said)
-    return status["desiredReplicas"], status["lastDecision"]["target"], ready.group(0) if ready else said
-
-
-@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
-def test_replicas_on_a_dropped_gpu_type_in_a_lost_cluster_nothing_replaces_count_as_kept(mode: str) -> None:
-    # Found in review: with A100 dropped from gpuTypes, b unreachable and a offering A100 alone (nothing reachable
-    # can run the deployment), status read desiredReplicas 0, target "nothing" and "0/0 replicas Ready" while the 10
-    # replicas ran on in b; with A100 still accepted (a offering H100 alone: nothing replaces them either), "b/A100
-    # x10" and "0/10". The plan cannot stop them and nothing replaces them: kept, as the accepted type's are.
-    dropped, running, writes = _b_lost(mode, A100, drop=True)
-    accepted, _, accepted_writes = _b_lost(mode, H100, drop=False)
-    assert _counts(dropped) == (running, f"b/{A100} x{running}", f"0/{running} replicas Ready"), _counts(dropped)
-    assert _counts(dropped) == _counts(accepted)
-    assert dropped["cost"]["unpricedReplicas"] == running
-    assert writes == accepted_writes == {"a": 0, "b": 0}  # nothing written: a cannot run it, b cannot be reached
-
-
-def test_an_advisory_deployments_replicas_on_a_dropped_gpu_type_in_a_lost_cluster_count_while_they_run() -> None:
-    # Advisory acts on nothing: its replicas in unreachable b run on whatever it recommends. Found in review: with
-    # A100 dropped from gpuTypes they read desiredReplicas 0 where a can run the deployment, while an accepted
-    # type's, in the same world, read 10 (service.status._keeps_stranded). The decision is still a's alone.
-    dropped, running, writes = _b_lost("Advisory", H100, drop=True)
-    accepted, _, _ = _b_lost("Advisory", A100, drop=False)
-    assert dropped["desiredReplicas"] == accepted["desiredReplicas"] == running
-    assert dropped["lastDecision"]["target"] == f"a/{H100} x{running}"
-    assert writes == {"a": 0, "b": 0}
-
-
-def test_replicas_on_a_dropped_gpu_type_in_a_lost_cluster_an_auto_plan_replaces_do_not_count() -> None:
-    # a can run the deployment on H100: Auto replaces b's A100 replicas (stopped as strays once b answers), so they
-    # count neither as desired nor in the decision, as an accepted type's would not (guard).
-    status, running, writes = _b_lost("Auto", H100, drop=True)
-    assert _counts(status) == (running, f"a/{H100} x{running}", f"{running}/{running} replicas Ready"), _counts(status)
-    assert "unpricedReplicas" not in status["cost"]
-    assert writes["a"] > 0 and writes["b"] == 0

@@ -1945,7 +1945,6 @@ def _targets(
     for cluster, gpu_type, replicas in deployment.unreachable:
         placed = placements[(cluster, gpu_type)]
         targets.append(_uncounted(problem, cluster, gpu_type, replicas, placed.desired, placed.ready, False))
-    targets.extend(_dropped_unreachable(problem, deployment))
     if deployment.frozen:
         # Frozen keeps every replica, also those the planner has no option for (no profile, SLO not
         # reachable on that GPU): they stay, uncounted as capacity.
@@ -1966,23 +1965,6 @@ def _targets(
                     )
                 )
     return targets
-
-
-def _dropped_unreachable(problem: Problem, deployment: DeploymentProblem) -> list[TargetPlacement]:
-    """The replicas in unreachable clusters that `unreachable` does not list (a GPU type dropped from spec.gpuTypes),
-    listed as its are, in every mode: the plan cannot stop them, so whether they are kept is status's rule for both
-    (service.status._keeps_stranded: Frozen and Advisory keep them, Auto while no reachable target replaces them).
-    Found in review: listed for Frozen alone, so Auto and Advisory with nothing reachable to replace them read
-    desiredReplicas 0, "nothing", "0/0 replicas Ready" while they ran; Advisory with a replacement read 0 too, where
-    an accepted type's read as running. Where Auto replaces them they are stopped as strays once the cluster answers."""
-    listed = {(c, g) for c, g, _ in deployment.unreachable}
-    out = []
-    for placed in deployment.deployment.placements:
-        known = problem.clusters.get(placed.cluster)
-        key = (placed.cluster, placed.gpu_type)
-        if placed.desired > 0 and known is not None and not known.reachable and key not in listed:
-            out.append(_uncounted(problem, *key, placed.desired, placed.desired, placed.ready, False))
-    return out
 
 
 def _uncounted(
