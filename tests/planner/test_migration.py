@@ -13,9 +13,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gridshift.planner.migration import MigrationStep, RouteWeight, StepAction, migration_steps, routing_weights
+from gridshift.planner.migration import Key, MigrationStep, RouteWeight, StepAction, migration_steps, routing_weights
 
-Key = tuple[str, str]
 A, B, BA, C = ("a", "h100"), ("b", "h100"), ("b", "a100"), ("c", "l40s")
 KEYS = [A, B, BA, C]
 CAPACITY = {A: 10.0, B: 10.0, BA: 6.0, C: 3.0}

@@ -34,7 +34,7 @@ EUR_PER_MWH = 150.0
 STALE_AFTER_S = 3600
 
 
-class World:
+class FeedRig:
     """An Observer whose feed factories build the real managed feeds, synchronous, on one clock."""
 
     def __init__(self, server: LocalServer) -> None:
@@ -110,9 +110,9 @@ class World:
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
+def world() -> Iterator[FeedRig]:
     server = LocalServer()
-    world = World(server)
+    world = FeedRig(server)
     yield world
     world.http.close()
     server.close()
@@ -129,7 +129,7 @@ def edited(body: dict[str, Any], feed: str, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def test_an_fx_edit_during_an_outage_keeps_the_prices_converted_at_the_new_rate(world: World) -> None:
+def test_an_fx_edit_during_an_outage_keeps_the_prices_converted_at_the_new_rate(world: FeedRig) -> None:
     body = world.body()
     prices, _ = world.read(body)
     assert prices.usable
@@ -149,7 +149,7 @@ def test_an_fx_edit_during_an_outage_keeps_the_prices_converted_at_the_new_rate(
     assert prices.stale and prices.series is not None
 
 
-def test_prices_a_new_fx_rate_puts_out_of_bounds_are_not_carried_over(world: World) -> None:
+def test_prices_a_new_fx_rate_puts_out_of_bounds_are_not_carried_over(world: FeedRig) -> None:
     body = world.body()
     assert world.read(body)[0].usable
     world.down()
@@ -168,7 +168,7 @@ def test_prices_a_new_fx_rate_puts_out_of_bounds_are_not_carried_over(world: Wor
     ],
     ids=["url", "currency", "unit"],
 )
-def test_a_price_source_change_starts_from_nothing(world: World, change: dict[str, str]) -> None:
+def test_a_price_source_change_starts_from_nothing(world: FeedRig, change: dict[str, str]) -> None:
     body = world.body()
     assert world.read(body)[0].usable
     world.down()
@@ -179,7 +179,7 @@ def test_a_price_source_change_starts_from_nothing(world: World, change: dict[st
     assert inputs.price_horizon(prices).intervals == ()
 
 
-def test_a_carbon_refresh_edit_during_an_outage_keeps_the_intensity(world: World) -> None:
+def test_a_carbon_refresh_edit_during_an_outage_keeps_the_intensity(world: FeedRig) -> None:
     body = world.body()
     _, carbon = world.read(body)
     assert carbon.usable
@@ -200,7 +200,7 @@ def test_a_carbon_refresh_edit_during_an_outage_keeps_the_intensity(world: World
     ],
     ids=["query", "basis", "valid-for"],
 )
-def test_a_carbon_source_change_starts_from_nothing(world: World, change: dict[str, str]) -> None:
+def test_a_carbon_source_change_starts_from_nothing(world: FeedRig, change: dict[str, str]) -> None:
     body = world.body()
     assert world.read(body)[1].usable
     world.down()
@@ -209,7 +209,7 @@ def test_a_carbon_source_change_starts_from_nothing(world: World, change: dict[s
     assert carbon.series is None and carbon.stale
 
 
-def test_a_rebuild_that_fails_leaves_the_feed_in_use_open(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rebuild_that_fails_leaves_the_feed_in_use_open(world: FeedRig, monkeypatch: pytest.MonkeyPatch) -> None:
     # Found in regression review: the old feed was closed before the new one was built, so a build that
     # raised left a closed feed cached, handed back again once the spec was reverted.
     body = world.body()
