@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from gridshift.deadline import WriteWindow, write_seconds
 from gridshift.hub.client import (
     SECRET_PURPOSE_LABEL,
     EventKey,
@@ -25,6 +24,7 @@ from gridshift.hub.client import (
     route_update,
     secret_value,
 )
+from gridshift.testing.windows import FakeWriteWindow
 
 
 class RecordedEvent(NamedTuple):
@@ -39,7 +39,7 @@ class RecordedEvent(NamedTuple):
 
 
 @dataclass
-class FakeHub:
+class FakeHub(FakeWriteWindow):
     """In-memory hub for unit tests: records status patches and events, holds one lease table.
 
     `secrets` maps (namespace, name) to plain-text data; `secret_labels` to the Secret's labels (a Secret
@@ -67,25 +67,10 @@ class FakeHub:
     status_writes: int = 0
     route_writes: int = 0
     lease_versions: int = 0
-    honour_write_window: bool = False
-    """Ask `write_window` before each status or route-weight write, as KubeHub does (refused under
-    MIN_WRITE_SECONDS). Off by default: the service harness hands one fake hub to every replica it runs, each
-    replica's `limit_writes` replacing the last one's, while a real replica has a client of its own (as
-    FakeMemberCluster.honour_write_window); a test of one replica turns it on."""
-    write_window: WriteWindow | None = None
-    """The last `limit_writes`."""
-    write_seconds: list[float] = field(default_factory=list)
-    """The deadline each status or route-weight write got from `write_window` (KubeHub's cap; the fake answers
-    at once)."""
 
-    def limit_writes(self, window: WriteWindow) -> None:
-        self.write_window = window
-
-    def _window(self, what: str) -> None:
-        """Before a status or route-weight write is sent: refused as KubeHub refuses one with too little time left."""
-        if self.write_window is None or not self.honour_write_window:
-            return
-        self.write_seconds.append(write_seconds(self.write_window, f"hub: {what}"))
+    def _writer(self) -> str:
+        """As KubeHub's refusals name it; only status and route-weight writes ask the window, as KubeHub's do."""
+        return "hub"
 
     def read_secret(self, namespace: str, name: str, key: str, purpose: SecretPurpose) -> str:
         data = self.secrets.get((namespace, name))

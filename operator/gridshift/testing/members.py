@@ -33,14 +33,14 @@ from gridshift.actuation.members import (
     state_from_deployment,
 )
 from gridshift.actuation.render import Manifest
-from gridshift.deadline import WriteWindow, write_seconds
+from gridshift.testing.windows import FakeWriteWindow
 
 _UIDS = itertools.count(1)
 """Member object uids, unique across every fake (two fakes are two member clusters)."""
 
 
 @dataclass
-class FakeMemberCluster:
+class FakeMemberCluster(FakeWriteWindow):
     """In-memory member cluster: stores applied objects; Deployments become Ready at once unless told not to.
 
     `namespaces` are the namespaces that exist (None: any namespace exists); `nodes_visible` and
@@ -67,23 +67,10 @@ class FakeMemberCluster:
     last_answer: float | None = None
     """`answered_at`: time.monotonic() of the last call answered, set as each call (reachable) begins: the
     fake answers at once; a test that slows a call down wraps it, so the wrapped call answers when it ends."""
-    honour_write_window: bool = False
-    """Ask `write_window` before each write, as the real adapter does (refused under MIN_WRITE_SECONDS). Off by
-    default: the service harness hands one fake to every replica it runs, each replica's `limit_writes` replacing
-    the last one's, while a real replica has a client of its own; a test of one replica turns it on."""
-    write_window: WriteWindow | None = None
-    """The last `limit_writes`."""
-    write_seconds: list[float] = field(default_factory=list)
-    """The deadline each write got from `write_window` (the real adapter's cap; the fake answers at once)."""
 
-    def limit_writes(self, window: WriteWindow) -> None:
-        self.write_window = window
-
-    def _window(self, what: str) -> None:
-        """Before a write is sent: refused as the real adapter refuses one with too little time left."""
-        if self.write_window is None or not self.honour_write_window:
-            return
-        self.write_seconds.append(write_seconds(self.write_window, f"cluster {self.name}: {what}"))
+    def _writer(self) -> str:
+        """As the member adapter's refusals name it (gridshift.actuation.members); every write asks the window."""
+        return f"cluster {self.name}"
 
     def _check(self, objects: Collection[tuple[str, str, str]] = ()) -> None:
         """Reachable, and none of `objects` (kind, namespace, name) in a forbidden namespace: the real adapter
