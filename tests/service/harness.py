@@ -15,6 +15,7 @@ from gridshift.api.regional_cluster import EnergyUnit
 from gridshift.hub.client import ObjectRef
 from gridshift.planner.profiles import PerformanceModel
 from gridshift.profiles_catalog import performance_model
+from gridshift.service.observe import Sources
 from gridshift.service.operator import OperatorService
 from gridshift.service.state import CycleReport
 from gridshift.settings import OperatorSettings
@@ -174,21 +175,24 @@ class ServiceHarness:
                 sleep=lambda s: None,
             )
 
-        return OperatorService(
-            self.settings,
-            self.hub,
+        sources = Sources(
             member,
             metrics,
             feed,
-            clock=lambda: self.now,
             default_profiles=self.profiles,
-            identity=identity,
-            # The Lease is judged on each process's own monotonic clock: here, the simulated one.
-            monotonic=lambda: (self.now - T0).total_seconds(),
             # Prometheus is read at the cycle's time (each reading's rate window ends then), as it is in production,
             # where both are the wall clock: measured request mixes gather windows that do not overlap by it.
             metrics_clock=lambda: self.now,
             carbon_feed_factory=carbon_feed,
+        )
+        return OperatorService(
+            self.settings,
+            self.hub,
+            sources,
+            clock=lambda: self.now,
+            identity=identity,
+            # The Lease is judged on each process's own monotonic clock: here, the simulated one.
+            monotonic=lambda: (self.now - T0).total_seconds(),
         )
 
     def add(self, body: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from gridshift.api import RegionalCluster
 from gridshift.service import inputs
-from gridshift.service.observe import Observer
+from gridshift.service.observe import Observer, Sources
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
 from gridshift.signals.feed_service import FeedOptions, MappingSecretResolver
@@ -44,12 +44,14 @@ class FeedRig:
         self.observer = Observer(
             OperatorSettings(),
             hub=None,  # type: ignore[arg-type]  # the feeds never ask the hub
-            member_factory=lambda name, kubeconfig: pytest.fail("no member here"),
-            metrics_factory=lambda url: pytest.fail("no metrics here"),
-            feed_factory=self._price_feed,
-            default_profiles=(),
-            metrics_clock=lambda: self.now,
-            carbon_feed_factory=self._carbon_feed,
+            sources=Sources(
+                member_factory=lambda name, kubeconfig: pytest.fail("no member here"),
+                metrics_factory=lambda url: pytest.fail("no metrics here"),
+                feed_factory=self._price_feed,
+                default_profiles=(),
+                metrics_clock=lambda: self.now,
+                carbon_feed_factory=self._carbon_feed,
+            ),
         )
         start = NOW.replace(minute=0)
         items = [

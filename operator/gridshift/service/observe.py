@@ -31,8 +31,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from gridshift.actuation.members import (
@@ -85,6 +85,22 @@ CarbonFeedFactory = Callable[[str, RegionalCluster], ManagedCarbonFeed]
 """(cluster name, RegionalCluster with a carbonFeed) -> managed carbon feed."""
 FeedT = TypeVar("FeedT", ManagedPriceFeed, ManagedCarbonFeed)
 
+
+@dataclass(frozen=True)
+class Sources:
+    """What the Observer reads through besides the hub, injected at construction (service.wiring builds the real
+    adapters, tests the fakes of gridshift.testing): the factories of the adapters it caches, the shipped
+    performance models GPUProfiles override (inputs.profiles_from), and the clock Prometheus is read at."""
+
+    member_factory: MemberFactory
+    metrics_factory: MetricsFactory
+    feed_factory: FeedFactory
+    default_profiles: Sequence[PerformanceModel] = ()
+    metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    carbon_feed_factory: CarbonFeedFactory | None = None
+    """None: carbon feeds are not built (a cluster's carbonFeed is then not read)."""
+
+
 DEPARTED_MEMORY = 256
 """Most names of deleted RegionalClusters whose namespaces in use the Observer remembers (`Observer._departed`),
 the longest gone dropped first: a name never created again is otherwise kept for the process's life."""
@@ -93,30 +109,20 @@ the longest gone dropped first: a name never created again is otherwise kept for
 class Observer:
     """Reads every source once per cycle through cached adapters; see the module docstring."""
 
-    def __init__(
-        self,
-        settings: OperatorSettings,
-        hub: Hub,
-        member_factory: MemberFactory,
-        metrics_factory: MetricsFactory,
-        feed_factory: FeedFactory,
-        default_profiles: Sequence[PerformanceModel],
-        metrics_clock: Callable[[], datetime],
-        carbon_feed_factory: CarbonFeedFactory | None = None,
-    ) -> None:
+    def __init__(self, settings: OperatorSettings, hub: Hub, sources: Sources) -> None:
         self.settings = settings
         self.hub = hub
-        self._member_factory = member_factory
-        self._metrics_factory = metrics_factory
-        self._feed_factory = feed_factory
-        self._default_profiles = tuple(default_profiles)
-        self._metrics_clock = metrics_clock
+        self._member_factory = sources.member_factory
+        self._metrics_factory = sources.metrics_factory
+        self._feed_factory = sources.feed_factory
+        self._default_profiles = tuple(sources.default_profiles)
+        self._metrics_clock = sources.metrics_clock
         self._members: dict[str, tuple[str, MemberCluster]] = {}
         # The finalizers (service.sweep, kopf's threads) ask for member clients while a cycle does.
         self._members_lock = threading.Lock()
         # Each cluster's feed with its spec (JSON) and source key (signals.price_service.price_source_key).
         self._feeds: dict[str, tuple[str, str, ManagedPriceFeed]] = {}
-        self._carbon_feed_factory = carbon_feed_factory
+        self._carbon_feed_factory = sources.carbon_feed_factory
         self._carbon_feeds: dict[str, tuple[str, str, ManagedCarbonFeed]] = {}
         self._metrics: dict[str, MetricsSource] = {}
         # One thread per cluster queried at once (a dozen regions is the design point); a late query

@@ -41,6 +41,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -49,7 +50,6 @@ from gridshift.actuation.members import Owner
 from gridshift.hub.client import Hub
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.planner.plan import DeploymentPlan
-from gridshift.planner.profiles import PerformanceModel
 from gridshift.planner.settings import PlannerSettings
 from gridshift.service.actuate import Actuator
 from gridshift.service.decide import Decider
@@ -57,7 +57,7 @@ from gridshift.service.errors import describe
 from gridshift.service.metrics import OperatorMetrics
 from gridshift.service.migrate import Migrations, with_holds
 from gridshift.service.migrate_auto import AutoMigrations, Migrated
-from gridshift.service.observe import CarbonFeedFactory, FeedFactory, MemberFactory, MetricsFactory, Observer, flatten
+from gridshift.service.observe import Observer, Sources, flatten
 from gridshift.service.report import Reporter, invalid_cluster_problems, log_cycle, log_problems
 from gridshift.service.state import CycleErrorReason, CycleReport, Observation, ObservedDeployment, Problem
 from gridshift.service.sweep import Departures, Recorded, delete_everywhere, finalize, sweep_orphans
@@ -76,16 +76,11 @@ class OperatorService:
         self,
         settings: OperatorSettings,
         hub: Hub,
-        member_factory: MemberFactory,
-        metrics_factory: MetricsFactory,
-        feed_factory: FeedFactory,
+        sources: Sources,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        default_profiles: Sequence[PerformanceModel] = (),
         planner_settings: PlannerSettings | None = None,
         identity: str | None = None,
-        metrics_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
-        carbon_feed_factory: CarbonFeedFactory | None = None,
     ) -> None:
         self.settings = settings
         self.hub = hub
@@ -102,16 +97,9 @@ class OperatorService:
         )
         self.elector = LeaderElector(hub, LEASE_NAME, settings.namespace, self.identity, timing, monotonic)
         hub.limit_writes(LeaseWindow(self.elector.write_seconds_left))  # route weights and status too (hub.client)
-        self.observer = Observer(
-            settings,
-            hub,
-            members_within(member_factory, self.elector.write_seconds_left),  # writes end while no other may act
-            metrics_factory,
-            feed_factory,
-            default_profiles,
-            metrics_clock,
-            carbon_feed_factory=carbon_feed_factory,
-        )
+        # Member writes end while no other replica may act.
+        within = members_within(sources.member_factory, self.elector.write_seconds_left)
+        self.observer = Observer(settings, hub, replace(sources, member_factory=within))
         self.departures = Departures()
         self.migrations = Migrations(settings.revalidate_delay_seconds, settings.unreachable_routing_grace_seconds)
         self.actuator = Actuator(hub, self.elector.leading, clock, settings.max_num_seqs_interval_seconds)

@@ -19,6 +19,7 @@ from gridshift.api import RegionalCluster
 from gridshift.api.common import SecretKeyRef
 from gridshift.hub.client import Hub, KubeHub, SecretMissing, SecretPurpose
 from gridshift.service.errors import describe
+from gridshift.service.observe import Sources
 from gridshift.service.operator import OperatorService
 from gridshift.settings import OperatorSettings
 from gridshift.signals.carbon_service import ManagedCarbonFeed, build_carbon_feed
@@ -206,14 +207,5 @@ def real_service(settings: OperatorSettings, identity: str | None = None) -> Ope
         assert spec is not None  # the observer asks only for clusters that set one
         return build_carbon_feed(spec, name=name, secrets=secrets, http=http, clock=clock, background=True)
 
-    return OperatorService(
-        settings,
-        hub,
-        member,
-        metrics,
-        feed,
-        clock=clock,
-        default_profiles=default_performance_models(),
-        identity=identity,
-        carbon_feed_factory=carbon_feed,
-    )
+    sources = Sources(member, metrics, feed, default_performance_models(), carbon_feed_factory=carbon_feed)
+    return OperatorService(settings, hub, sources, clock=clock, identity=identity)
