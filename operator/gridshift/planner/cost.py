@@ -24,9 +24,15 @@ TOKENS_PER_MILLION = 1e6
 MILLISECONDS_PER_SECOND = 1000.0
 
 
+def usd_per_kwh_with_pue(pue: float, usd_per_kwh: float) -> float:
+    """What a kWh drawn by the GPUs costs the site: the grid price with the facility's PUE included (the
+    `...WithPue...` status field and metric; the plain price is the feed's)."""
+    return pue * usd_per_kwh
+
+
 def usd_per_watt_hour(pue: float, usd_per_kwh: float) -> float:
     """What one watt of GPU power costs per hour at a site: the price with the facility's PUE included."""
-    return pue * usd_per_kwh / WATT_HOURS_PER_KWH
+    return usd_per_kwh_with_pue(pue, usd_per_kwh) / WATT_HOURS_PER_KWH
 
 
 def energy_usd_per_hour(watts: float, pue: float, usd_per_kwh: float) -> float:

@@ -34,6 +34,7 @@ from prometheus_client.registry import RestrictedRegistry
 from gridshift.api import MigrationMode
 from gridshift.api.common import REGION_NAME
 from gridshift.api.labels import deployment_label_value
+from gridshift.planner.cost import usd_per_kwh_with_pue
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.planner.solution import Solver
 from gridshift.service.report import DECISION_EVENTS
@@ -463,7 +464,7 @@ class OperatorMetrics:
             current = view.prices.interval_at(now)
             if current is not None:
                 self._set(self.energy_price, current.usd_per_kwh, **where)
-                self._set(self.energy_price_with_pue, current.usd_per_kwh * cluster.pue, **where)
+                self._set(self.energy_price_with_pue, usd_per_kwh_with_pue(cluster.pue, current.usd_per_kwh), **where)
             for offering in cluster.offerings:
                 self._set(self.gpu_cost, offering.hourly_cost_usd, **where, **{GPU_TYPE_LABEL: offering.gpu_type})
             if view.resource.spec.carbon_feed is not None:

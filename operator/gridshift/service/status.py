@@ -47,7 +47,11 @@ from gridshift.api.inference_deployment import DECISION_TARGET_MAX, CostSource, 
 from gridshift.api.regional_cluster import MAX_USD_PER_GPU_HOUR, costs_beyond_bound
 from gridshift.hub.client import HubForbidden, SecretMissing
 from gridshift.planner import snapshot as S
-from gridshift.planner.cost import grams_per_million_tokens_from_energy, usd_per_million_tokens_from_energy
+from gridshift.planner.cost import (
+    grams_per_million_tokens_from_energy,
+    usd_per_kwh_with_pue,
+    usd_per_million_tokens_from_energy,
+)
 from gridshift.planner.plan import DeploymentPlan
 from gridshift.service.inputs import MeasuredCost, ProfileUse, parse_bodies, profile_uses
 from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
@@ -833,7 +837,7 @@ def cluster_status(now: datetime, view: ClusterView) -> dict[str, Any]:
     current = view.prices.interval_at(now)
     if current is not None:
         status["currentPriceUsdPerKwh"] = sig(current.usd_per_kwh, 4)
-        status["currentPriceWithPueUsdPerKwh"] = sig(current.usd_per_kwh * view.pue, 4)
+        status["currentPriceWithPueUsdPerKwh"] = sig(usd_per_kwh_with_pue(view.pue, current.usd_per_kwh), 4)
     if upcoming:
         status["priceHorizonEnd"] = upcoming[-1].end.isoformat()
         status["priceHorizon"] = [{"start": i.start.isoformat(), "usdPerKwh": sig(i.usd_per_kwh, 4)} for i in upcoming]
