@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -90,6 +90,19 @@ def price_bound_message(field: str) -> str:
         f"{field} is beyond any market's price once converted: |price| in the feed's unit and currency times "
         f"fxToUsd must be at most {MAX_ABS_USD_PER_KWH:g} USD/kWh (check unit: MWh or kWh, and fxToUsd: USD per "
         "one unit of the currency)"
+    )
+
+
+def _written_price_rule(block: str, price: str, read: Callable[[PriceFeedSpec], float | None]) -> CrossFieldRule:
+    """The admission rule on the one price written at `block.price` (wire names) of a price feed's optional
+    block: within the bound a fetch applies, once converted. `read` gives that price, None without the block."""
+    field = f"{block}.{price}"
+    return CrossFieldRule(
+        cel=f"!has(self.{block}) || ({within_price_bound_cel(f'self.{field}')})",
+        message=price_bound_message(field),
+        field=field,
+        holds=lambda s: (value := read(s)) is None or _within_price_bound(value, s),
+        admission_only=True,
     )
 
 
@@ -302,13 +315,7 @@ class PriceFeedSpec(ApiModel):
         # covering the whole week never fetch it): such a value is a typo, and a later edit of the periods
         # would bring it into use. Admission only: a RegionalCluster stored before keeps reading as it did, and
         # the apiserver ratchets the rules while its priceFeed is unchanged.
-        CrossFieldRule(
-            cel=f"!has(self.static) || ({within_price_bound_cel('self.static.price')})",
-            message=price_bound_message("static.price"),
-            field="static.price",
-            holds=lambda s: s.static is None or _within_price_bound(s.static.price, s),
-            admission_only=True,
-        ),
+        _written_price_rule("static", "price", lambda s: None if s.static is None else s.static.price),
         CrossFieldRule(
             cel=f"!has(self.schedule) || self.schedule.periods.all(p, {within_price_bound_cel('p.price')})",
             message=price_bound_message("a schedule.periods[i].price"),
@@ -317,12 +324,8 @@ class PriceFeedSpec(ApiModel):
             holds=lambda s: s.schedule is None or all(_within_price_bound(p.price, s) for p in s.schedule.periods),
             admission_only=True,
         ),
-        CrossFieldRule(
-            cel=f"!has(self.schedule) || ({within_price_bound_cel('self.schedule.defaultPrice')})",
-            message=price_bound_message("schedule.defaultPrice"),
-            field="schedule.defaultPrice",
-            holds=lambda s: s.schedule is None or _within_price_bound(s.schedule.default_price, s),
-            admission_only=True,
+        _written_price_rule(
+            "schedule", "defaultPrice", lambda s: None if s.schedule is None else s.schedule.default_price
         ),
     )
 
