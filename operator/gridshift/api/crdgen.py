@@ -130,6 +130,28 @@ def _resolve(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
     return node
 
 
+def _implied_default(prop: JsonDict) -> JsonDict | list[Any] | None:
+    """The default an optional property that states none is given, or None: only a list, a map or an
+    all-defaults object, never a nullable one (its absence means something)."""
+    if "default" in prop or prop.get("nullable"):
+        return None
+    # pydantic omits defaults made by default_factory; an optional list defaults to empty so
+    # CEL rules can read it without has() guards.
+    if prop.get("type") == "array":
+        return []
+    if prop.get("type") != "object":
+        return None
+    # Likewise an optional map (additionalProperties, no properties) defaults to empty: a selector
+    # with matchExpressions only must still pass `self.matchLabels.all(...)`.
+    if "properties" not in prop:
+        return {} if isinstance(prop.get("additionalProperties"), dict) else None
+    # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
+    # the default itself passes the object's CEL rules (the apiserver checks that).
+    if prop.get("required"):
+        return None
+    return {k: v["default"] for k, v in prop["properties"].items() if "default" in v}
+
+
 def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
     node = _resolve(node, defs)
     out: JsonDict = {}
@@ -167,37 +189,8 @@ def _structural(node: JsonDict, defs: dict[str, JsonDict]) -> JsonDict:
     if "properties" in out:
         required = set(out.get("required", []))
         for name, prop in out["properties"].items():
-            # pydantic omits defaults made by default_factory; an optional list defaults to empty so
-            # CEL rules can read it without has() guards.
-            if (
-                name not in required
-                and prop.get("type") == "array"
-                and "default" not in prop
-                and not prop.get("nullable")
-            ):
-                prop["default"] = []
-            # Likewise an optional map (additionalProperties, no properties) defaults to empty: a selector
-            # with matchExpressions only must still pass `self.matchLabels.all(...)`.
-            if (
-                name not in required
-                and prop.get("type") == "object"
-                and isinstance(prop.get("additionalProperties"), dict)
-                and "properties" not in prop
-                and not prop.get("nullable")
-                and "default" not in prop
-            ):
-                prop["default"] = {}
-            # An all-defaults sub-object gets its complete default, so the apiserver fills it in and
-            # the default itself passes the object's CEL rules (the apiserver checks that).
-            if (
-                name not in required
-                and prop.get("type") == "object"
-                and "properties" in prop
-                and not prop.get("nullable")
-                and "default" not in prop
-                and not prop.get("required")
-            ):
-                prop["default"] = {k: v["default"] for k, v in prop["properties"].items() if "default" in v}
+            if name not in required and (default := _implied_default(prop)) is not None:
+                prop["default"] = default
     if "enum" in out and "type" not in out:
         out["type"] = "integer" if all(isinstance(v, int) for v in out["enum"]) else "string"
     return out
