@@ -116,12 +116,21 @@ def _mounted(source: str | None) -> bool:
     return source is None or not source.startswith(_UNMOUNTED_SCHEMES)
 
 
+def _mounted_rule(*, optional: bool) -> CrossFieldRule:
+    """The rule on a model `source` (spec.model's, a variant's): a URI vLLM can open in gridshift's replicas.
+    `optional`: the CEL lets a source that is not set pass."""
+    return CrossFieldRule(
+        cel=f"!has(self.source) || ({_MOUNTED_CEL})" if optional else _MOUNTED_CEL,
+        message=_MOUNTED_MESSAGE,
+        field="source",
+        holds=lambda model: _mounted(model.source),
+    )
+
+
 class ModelSource(ApiModel):
     """Which model weights the replicas serve."""
 
-    cross_field_rules = (
-        CrossFieldRule(cel=_MOUNTED_CEL, message=_MOUNTED_MESSAGE, field="source", holds=lambda m: _mounted(m.source)),
-    )
+    cross_field_rules = (_mounted_rule(optional=False),)
 
     served_name: str = Field(
         min_length=1,
@@ -241,23 +250,30 @@ _OWNED_FLAGS_MESSAGE = (
 )
 
 
-class EngineSpec(ApiModel):
-    """The serving engine (vLLM) each replica runs."""
-
-    cross_field_rules = (
+def _extra_args_rules(instead: str, *, optional: bool) -> tuple[CrossFieldRule, CrossFieldRule]:
+    """The rules on vLLM `extraArgs` (the engine's, a variant's): they set no flag the operator sets (the message
+    ends with what to set `instead`), and they begin with a flag. `optional`: the CEL lets an absent list pass."""
+    absent = "!has(self.extraArgs) || " if optional else ""
+    return (
         CrossFieldRule(
-            cel=_NO_OWNED_FLAGS_CEL,
-            message=f"{_OWNED_FLAGS_MESSAGE}: use the spec's fields instead",
+            cel=f"{absent}{_NO_OWNED_FLAGS_CEL}",
+            message=f"{_OWNED_FLAGS_MESSAGE}: {instead}",
             field="extraArgs",
             holds=lambda engine: _no_owned_flags(engine.extra_args),
         ),
         CrossFieldRule(
-            cel=_LEADS_WITH_FLAG_CEL,
+            cel=f"{absent}{_LEADS_WITH_FLAG_CEL}",
             message=_LEADS_WITH_FLAG_MESSAGE,
             field="extraArgs",
             holds=lambda engine: _leads_with_flag(engine.extra_args),
         ),
     )
+
+
+class EngineSpec(ApiModel):
+    """The serving engine (vLLM) each replica runs."""
+
+    cross_field_rules = _extra_args_rules("use the spec's fields instead", optional=False)
 
     image: str = Field(
         default=DEFAULT_VLLM_IMAGE,
@@ -534,24 +550,8 @@ class ModelVariant(ApiModel):
     """Another build of the same model (e.g. fp8 or int4 weights) the planner may run instead."""
 
     cross_field_rules = (
-        CrossFieldRule(
-            cel=f"!has(self.extraArgs) || {_NO_OWNED_FLAGS_CEL}",
-            message=f"{_OWNED_FLAGS_MESSAGE}: set the variant's source and revision instead of --model",
-            field="extraArgs",
-            holds=lambda v: _no_owned_flags(v.extra_args),
-        ),
-        CrossFieldRule(
-            cel=f"!has(self.extraArgs) || {_LEADS_WITH_FLAG_CEL}",
-            message=_LEADS_WITH_FLAG_MESSAGE,
-            field="extraArgs",
-            holds=lambda v: _leads_with_flag(v.extra_args),
-        ),
-        CrossFieldRule(
-            cel=f"!has(self.source) || ({_MOUNTED_CEL})",
-            message=_MOUNTED_MESSAGE,
-            field="source",
-            holds=lambda v: _mounted(v.source),
-        ),
+        *_extra_args_rules("set the variant's source and revision instead of --model", optional=True),
+        _mounted_rule(optional=True),
     )
 
     name: str = Field(min_length=1, max_length=63, pattern=DNS_LABEL, description="Variant name, e.g. fp8.")
