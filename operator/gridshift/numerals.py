@@ -58,8 +58,14 @@ def plain_integer(text: str) -> int:
         raise ValueError(f"more than {sys.get_int_max_str_digits():,} digits") from None
 
 
-def shown(text: str) -> str:
-    """A cell as the caller's error message quotes it: its repr, or its first characters and its length when
-    longer than 40 (found in review: a 100 kB cell went whole into the message)."""
-    quoted = repr(text)
-    return quoted if len(quoted) <= 40 else f"{quoted[:20]}... ({len(text):,} characters)"
+def shown(value: object) -> str:
+    """A value as the caller's error message quotes it, the one place this cut is written: its repr, or past 40
+    characters its first 20 and its length (found in review: a 100 kB cell went whole into the message). A
+    string's length is its own (a cell's characters); any other value's is its repr's, its type named:
+    `'xxxxxxxxxxxxxxxxxxx... (100 characters)'`, `[1, 1, 1, 1, 1, 1, 1... (150 characters of list)`."""
+    quoted = repr(value)
+    if len(quoted) <= 40:
+        return quoted
+    if isinstance(value, str):
+        return f"{quoted[:20]}... ({len(value):,} characters)"
+    return f"{quoted[:20]}... ({len(quoted):,} characters of {type(value).__name__})"

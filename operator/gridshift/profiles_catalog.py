@@ -118,16 +118,13 @@ _LARGEST_COUNT = 2**53
 def _quoted(value: object) -> str:
     """A data file's value as its error quotes it: an int beyond 2**53 by its size alone (YAML reads 4,000 hex
     digits as one int, which Python then refuses to print: found in review, a negative one raised Python's digit
-    limit error naming no file), anything else by its repr, cut to its first characters and length past 40."""
+    limit error naming no file), anything else as gridshift.numerals.shown quotes it."""
     if isinstance(value, int) and abs(value) > _LARGEST_COUNT:
         return "a number below -2**53" if value < 0 else "a number beyond 2**53"
-    if isinstance(value, str):
-        return shown(value)
     try:
-        text = repr(value)
+        return shown(value)
     except ValueError:  # a list or map holding such an int (review)
         return f"a {type(value).__name__} holding a number too long to show"
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters of {type(value).__name__})"
 
 
 def parse_gpu_specs(document: Mapping[str, Any], where: str = GPUS_FILE) -> dict[str, GpuSpec]:

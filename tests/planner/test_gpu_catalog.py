@@ -162,6 +162,7 @@ MODEL_ENTRY = {"ids": ["m"], "parameters_billion": 8, "layers": 32, "kv_heads": 
             "x" * 100,
             "must be a whole number >= 0, got 'xxxxxxxxxxxxxxxxxxx... (100 characters)",
         ),
+        ("layers", [1] * 50, "must be a whole number >= 1, got [1, 1, 1, 1, 1, 1, 1... (150 characters of list)"),
     ],
 )
 def test_a_model_field_that_is_no_count_or_size_is_refused_naming_file_entry_and_field(

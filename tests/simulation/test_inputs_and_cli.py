@@ -91,6 +91,16 @@ def test_azure_csv_and_jsonl_traces_reduce_to_the_same_minutes(tmp_path: Path) -
             f'{{"timestamp": 1, "input_length": 1, "output_length": {"1" * 401}}}\n',
             r"^bad: line 1\.output_length: a number of 401 digits is more tokens than any model's context",
         ),
+        # A long value is cut as every reader's message cuts it (gridshift.numerals.shown): a string counted by its
+        # own characters (it said 102, its repr's), anything else by its repr's, its type named.
+        (
+            f'{{"timestamp": 1, "input_length": "{"x" * 100}", "output_length": 1}}\n',
+            r"^bad: line 1\.input_length: not a number: 'x{19}\.\.\. \(100 characters\)$",
+        ),
+        (
+            f'{{"timestamp": 1, "input_length": {[1] * 50}, "output_length": 1}}\n',
+            r"^bad: line 1\.input_length: not a number: \[1, 1, 1, 1, 1, 1, 1\.\.\. \(150 characters of list\)$",
+        ),
     ],
 )
 def test_bad_traces_name_the_field(text: str, message: str) -> None:

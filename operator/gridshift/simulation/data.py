@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from gridshift.api.common import strip_white_space
 from gridshift.arrays import FloatArray
-from gridshift.numerals import TooLarge, plain_number
+from gridshift.numerals import TooLarge, plain_number, shown
 from gridshift.signals.recorded import is_utc, says_utc
 
 DATA_PACKAGE = "gridshift.data"
@@ -500,11 +500,11 @@ def _json_line(line: str) -> Any:
 
 
 def _shown(value: object) -> str:
-    """`value` for a message: a long number by its digit count, not thousands of digits."""
+    """`value` for a message: a long number by its digit count, not thousands of digits; anything else as
+    gridshift.numerals.shown quotes it."""
     if isinstance(value, _LongNumber):
         return f"a number of {len(value.lstrip('-')):,} digits"
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
+    return shown(value)
 
 
 def _parse_length(value: object, where: str) -> int:
@@ -527,8 +527,8 @@ def _parse_length(value: object, where: str) -> int:
     if number > _MAX_REQUEST_TOKENS:
         # Found in review: 1e300 reached numpy's int64 as an OverflowError traceback; a 401-digit count (float()
         # reads it as inf) was "not a non-negative number", with every digit.
-        shown = _shown(value)
-        tokens = f"{shown} is more tokens" if isinstance(value, _LongNumber) else f"{shown} tokens is more"
+        quoted = _shown(value)
+        tokens = f"{quoted} is more tokens" if isinstance(value, _LongNumber) else f"{quoted} tokens is more"
         raise SimulationInputError(f"{where}: {tokens} than any model's context ({_MAX_REQUEST_TOKENS:,} at most)")
     return round(number)
 
