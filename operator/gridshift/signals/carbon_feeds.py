@@ -32,7 +32,6 @@ from dataclasses import InitVar, dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import requests
@@ -482,17 +481,7 @@ class CsvReplayCarbonIntensityFeed(ConfiguredFeed[CsvReplayCarbonFeed]):
 
     def __post_init__(self, base_directory: Path | None) -> None:
         choose = intensity_column(self.name, self.spec.column, self.basis)
-        self.replay = CsvReplay(
-            self.name,
-            INTENSITIES,
-            self.spec,
-            choose,
-            self.settings,
-            # Naive timestamps are refused unless the spec, or the time column's header, says whose time they
-            # are. Found in review: a file in local time was read as UTC, shifting each hour's intensity.
-            naive_timezone=None if self.spec.timezone is None else ZoneInfo(self.spec.timezone),
-            base_directory=base_directory,
-        )
+        self.replay = CsvReplay(self.name, INTENSITIES, self.spec, choose, self.settings, base_directory=base_directory)
 
     def fetch(self, now: datetime) -> CarbonSeries:
         return validated_carbon_series(self.name, self.replay.window(now), self.basis, now)

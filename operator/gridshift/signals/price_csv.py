@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import InitVar, dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from gridshift.api.common import strip_white_space
 from gridshift.api.regional_cluster import CsvReplayFeed
@@ -141,16 +140,7 @@ class CsvReplayPriceFeed(ConfiguredFeed[CsvReplayFeed]):
 
     def __post_init__(self, base_directory: Path | None) -> None:
         choose = price_column(self.name, self.spec.column)
-        self.replay = CsvReplay(
-            self.name,
-            PRICES,
-            self.spec,
-            choose,
-            self.settings,
-            # Naive timestamps are refused unless the spec says whose local time they are.
-            naive_timezone=None if self.spec.timezone is None else ZoneInfo(self.spec.timezone),
-            base_directory=base_directory,
-        )
+        self.replay = CsvReplay(self.name, PRICES, self.spec, choose, self.settings, base_directory=base_directory)
 
     @property
     def path(self) -> Path:

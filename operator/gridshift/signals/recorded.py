@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Generic, Protocol, TextIO
+from zoneinfo import ZoneInfo
 
 from gridshift.api.common import WHITE_SPACE, strip_white_space
 from gridshift.signals.fields import finite_number, utc_within_range
@@ -99,6 +100,9 @@ class ReplaySpec(Protocol):
 
     @property
     def offset_days(self) -> int: ...
+
+    @property
+    def timezone(self) -> str | None: ...
 
 
 ChooseColumn = Callable[[Sequence[str]], RecordedColumn[IntervalT]]
@@ -330,13 +334,14 @@ class CsvReplay(Generic[IntervalT]):
         choose_column: ChooseColumn[IntervalT],
         settings: PriceFeedSettings,
         *,
-        naive_timezone: tzinfo | None = UTC,
         base_directory: Path | None = None,
     ) -> None:
         self.name, self.measure, self.settings = name, measure, settings
         self.offset_days = spec.offset_days
         self._choose_column = choose_column
-        self._naive_timezone = naive_timezone
+        # Naive timestamps are refused unless the spec, or the time column's header, says whose time they are.
+        # Found in review: a file in local time was read as UTC, shifting each hour's intensity.
+        self._naive_timezone = None if spec.timezone is None else ZoneInfo(spec.timezone)
         relative = Path(spec.path)
         self.path = relative if relative.is_absolute() or base_directory is None else base_directory / relative
         self._recording: Recording[IntervalT] | None = None
