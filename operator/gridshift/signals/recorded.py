@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Generic, Protocol, TextIO
+from typing import Generic, TextIO, TypeAlias
 from zoneinfo import ZoneInfo
 
+from gridshift.api.carbon import CsvReplayCarbonFeed
 from gridshift.api.common import WHITE_SPACE, strip_white_space
+from gridshift.api.regional_cluster import CsvReplayFeed
 from gridshift.signals.fields import finite_number, utc_within_range
 from gridshift.signals.series import IntervalT, Measure
 from gridshift.signals.settings import PriceFeedSettings
@@ -92,17 +94,8 @@ class Recording(Generic[IntervalT]):
         return f"{self.first_start(shift):%Y-%m-%d}..{self.last_end(shift):%Y-%m-%d}"
 
 
-class ReplaySpec(Protocol):
-    """A csvReplay block (api.regional_cluster.CsvReplayFeed, api.carbon.CsvReplayCarbonFeed)."""
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def offset_days(self) -> int: ...
-
-    @property
-    def timezone(self) -> str | None: ...
+ReplaySpec: TypeAlias = CsvReplayFeed | CsvReplayCarbonFeed
+"""A csvReplay block, of a price feed or a carbon feed: the file, its shift and whose local time it writes."""
 
 
 ChooseColumn = Callable[[Sequence[str]], RecordedColumn[IntervalT]]
