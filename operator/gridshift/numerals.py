@@ -6,8 +6,9 @@ Python's float() and int() read more than any feed or file writes: "1_000" (as 1
 newlines stripped), "１２" and "١٢" (any Unicode decimal digits), "nan", "inf", "1e999" (as inf). A price, a
 power or a count written so is a mistake or a forgery, never a value to read: only ASCII digits, an optional
 sign, fraction and exponent pass. A caller that reads a CSV cell strips it first (spaces are the file's layout);
-the caller names the file, feed or field in its own error. Below every other module (with `csv_rows`): the
-adapters that read numbers may not import each other.
+the caller names the file, feed or field in its own error, quoting the value as `shown` cuts it (the one cut of
+a long value for an error message). Below every other module (with `csv_rows`): the adapters that read numbers
+may not import each other.
 """
 
 from __future__ import annotations
