@@ -7,7 +7,8 @@ newlines stripped), "１２" and "١٢" (any Unicode decimal digits), "nan", "in
 power or a count written so is a mistake or a forgery, never a value to read: only ASCII digits, an optional
 sign, fraction and exponent pass. A caller that reads a CSV cell strips it first (spaces are the file's layout);
 the caller names the file, feed or field in its own error, quoting the value as `shown` cuts it (the one cut of
-a long value for an error message). Below every other module (with `csv_rows`): the adapters that read numbers
+a long value for an error message about a file or flag; a feed's answer is quoted by signals.fields, which
+redacts remembered secrets first). Below every other module (with `csv_rows`): the adapters that read numbers
 may not import each other.
 """
 
@@ -60,8 +61,9 @@ def plain_integer(text: str) -> int:
 
 
 def shown(value: object) -> str:
-    """A value as the caller's error message quotes it, the one place this cut is written: its repr, or past 40
-    characters its first 20 and its length (found in review: a 100 kB cell went whole into the message). A
+    """A value as the caller's error message quotes it, the one place this cut is written for files and flags:
+    its repr, or past 40 characters its first 20 and its length (found in review: a 100 kB cell went whole into
+    the message). Not for a feed's answer: signals.fields quotes that after redacting remembered secrets. A
     string's length is its own (a cell's characters); any other value's is its repr's, its type named:
     `'xxxxxxxxxxxxxxxxxxx... (100 characters)'`, `[1, 1, 1, 1, 1, 1, 1... (150 characters of list)`."""
     quoted = repr(value)

@@ -267,7 +267,8 @@ def test_csv_replay_refuses_naive_times_unless_told_whose_they_are(shared_data: 
     with pytest.raises(PriceDataError) as caught:
         _replay(shared_data, "DE-LU_electricity_prices_2024.csv").fetch(datetime(2024, 7, 1, 12, tzinfo=UTC))
     assert caught.value.field == "row 2.datetime"
-    assert "set csvReplay.timezone" in caught.value.detail
+    assert "set csvReplay.timezone (gridshift simulate --prices: --prices-timezone)" in caught.value.detail
+    assert "Europe/Paris for the EU per-market files" in caught.value.detail
 
 
 @pytest.mark.parametrize(

@@ -128,8 +128,11 @@ def test_a_recording_in_local_time_is_refused_and_quarter_hours_are_averaged(tmp
     quarters = [f"2024-03-04 {h:02d}:{m:02d}:00,{100 * (m // 15 + 1)}" for h in range(24) for m in range(0, 60, 15)]
     quarters += [f"2024-03-{5 + h // 24:02d} {h % 24:02d}:00:00,250" for h in range(40)]
     (tmp_path / name).write_text("Datetime (Europe/Berlin),Carbon Intensity gCO2eq/kWh (LCA)\n" + "\n".join(quarters))
-    with pytest.raises(SimulationInputError, match="carries no UTC offset and the time column's header does not say"):
+    with pytest.raises(
+        SimulationInputError, match="carries no UTC offset and the time column's header does not say"
+    ) as e:
         load_replay_carbon(replay, tmp_path)
+    assert "--prices" not in str(e.value) and "prices-2024" not in str(e.value)  # the price files' hints (review)
     (tmp_path / name).write_text("Datetime (UTC),Carbon Intensity gCO2eq/kWh (LCA)\n" + "\n".join(quarters))
     hourly = load_replay_carbon(replay, tmp_path).g_per_kwh["US-CAL-CISO"]
     assert hourly[:3].tolist() == [250.0, 250.0, 250.0]  # (100 + 200 + 300 + 400) / 4, not 400
