@@ -436,6 +436,29 @@ def test_with_measured_traffic_at_a_trickle_a_decode_step_is_one_sequence_alone(
     assert point.tpot_p95_ms == pytest.approx(alone, rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    "measured",
+    [
+        {"prompt_p95_tokens": 4000.0},
+        {"work_dispersion": 5.0},
+        {"traffic": _flat_traffic(1000.0, 5.0)},
+    ],
+    ids=["prompt_p95_tokens", "work_dispersion", "traffic"],
+)
+def test_a_capacity_with_measured_traffic_reports_the_measured_latency_at_its_rate(measured: dict[str, object]) -> None:
+    """replica_capacity reads each measured input both where it finds the rate and where it reports the operating
+    point there: the binding p95 TTFT is the SLO exactly (mutation testing: a point taken with the defaults, or a
+    rate found with them, went unnoticed)."""
+    shared = {"mean_prompt_tokens": 1000.0, "mean_output_tokens": 250.0, "settings": SETTINGS}
+    found = replica_capacity(H100_MODEL, tpot_slo_ms=50.0, ttft_slo_ms=500.0, **shared, **measured)  # type: ignore[arg-type]
+    default = replica_capacity(H100_MODEL, tpot_slo_ms=50.0, ttft_slo_ms=500.0, **shared)  # type: ignore[arg-type]
+    assert found.requests_per_second != pytest.approx(default.requests_per_second, rel=1e-3)
+    assert found.limit is CapacityLimit.TTFT
+    assert found.ttft_p95_ms == pytest.approx(500.0, rel=1e-6)
+    there = operating_point(H100_MODEL, requests_per_second=found.requests_per_second, **shared, **measured)  # type: ignore[arg-type]
+    assert (found.batch, found.tpot_p95_ms, found.ttft_p95_ms) == (there.batch, there.tpot_p95_ms, there.ttft_p95_ms)
+
+
 def test_the_measured_dispersion_is_read_at_its_windows_interpolated_in_log_and_held_beyond() -> None:
     """_dispersion_at: windows counted in requests (rate x DISPERSION_WINDOWS_S); the measured value at each,
     linear in log(requests) between two, the end values held outside."""

@@ -666,21 +666,23 @@ def replica_capacity(
         work_dispersion,
         traffic,
     )
-    measured: dict[str, Any] = {
-        "prompt_p95_tokens": prompt_p95_tokens,
-        "work_dispersion": work_dispersion,
-        "traffic": traffic,
-    }
-    rate = float(capacity_requests_per_second(inputs, settings)[0])
-    if rate <= 0.0:
-        point = operating_point(
+
+    def point_at(requests_per_second: float) -> OperatingPoint:
+        """operating_point of this replica on this workload at `requests_per_second`."""
+        return operating_point(
             model,
-            requests_per_second=1e-12,
+            requests_per_second=requests_per_second,
             mean_prompt_tokens=mean_prompt_tokens,
             mean_output_tokens=mean_output_tokens,
             settings=settings,
-            **measured,
+            prompt_p95_tokens=prompt_p95_tokens,
+            work_dispersion=work_dispersion,
+            traffic=traffic,
         )
+
+    rate = float(capacity_requests_per_second(inputs, settings)[0])
+    if rate <= 0.0:
+        point = point_at(1e-12)
         return ReplicaCapacity(
             0.0,
             0.0,
@@ -691,22 +693,8 @@ def replica_capacity(
             model.idle_power_watts,
             CapacityLimit.UNREACHABLE_SLO,
         )
-    point = operating_point(
-        model,
-        requests_per_second=rate,
-        mean_prompt_tokens=mean_prompt_tokens,
-        mean_output_tokens=mean_output_tokens,
-        settings=settings,
-        **measured,
-    )
-    beyond = operating_point(
-        model,
-        requests_per_second=rate * (1 + 1e-6) + 1e-12,
-        mean_prompt_tokens=mean_prompt_tokens,
-        mean_output_tokens=mean_output_tokens,
-        settings=settings,
-        **measured,
-    )
+    point = point_at(rate)
+    beyond = point_at(rate * (1 + 1e-6) + 1e-12)
     if not beyond.feasible:
         kv_bound = model.batch_limit(mean_prompt_tokens + mean_output_tokens) < model.max_batch
         limit = CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
