@@ -148,12 +148,12 @@ def main() -> None:
             served = after_warmup(serve(model, stream, prefill_chunk_tokens=settings.prefill_chunk_tokens), stream)
             ttft = served.ttft_quantile(settings.latency_quantile) * 1000.0
             tpot = served.tpot_quantile(settings.latency_quantile) * 1000.0
-            ttft_ratio, tpot_ratio = predicted.ttft_p95_ms / ttft, predicted.tpot_p95_ms / tpot
+            ttft_ratio, tpot_ratio = predicted.predicted_ttft_p95_ms / ttft, predicted.predicted_tpot_p95_ms / tpot
             worst = max(worst, abs(ttft_ratio - 1.0), abs(tpot_ratio - 1.0))
             row = (
                 f"| {name} | {short} | {ttft_slo:g}/{tpot_slo:g} | {curve[1.0]:.2f} | {curve[15.0]:.2f} | "
-                f"{share:g} | {rate:.2f} | {predicted.ttft_p95_ms:,.0f} | {ttft:,.0f} | {ttft_ratio:.2f} | "
-                f"{predicted.tpot_p95_ms:.1f} | {tpot:.1f} | {tpot_ratio:.2f} |"
+                f"{share:g} | {rate:.2f} | {predicted.predicted_ttft_p95_ms:,.0f} | {ttft:,.0f} | {ttft_ratio:.2f} | "
+                f"{predicted.predicted_tpot_p95_ms:.1f} | {tpot:.1f} | {tpot_ratio:.2f} |"
             )
             if args.stepped:
                 run = simulate_replica(

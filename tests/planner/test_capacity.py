@@ -49,13 +49,13 @@ def capacity(prompt: float = 1000, output: float = 250, tpot: float = 50, ttft: 
 def test_capacity_meets_both_slos_and_is_bound_by_one() -> None:
     result = capacity()
     assert result.output_tokens_per_second > 0
-    assert result.tpot_p95_ms <= 50 + 1e-6
-    assert result.ttft_p95_ms <= 2000 + 1e-6
+    assert result.predicted_tpot_p95_ms <= 50 + 1e-6
+    assert result.predicted_ttft_p95_ms <= 2000 + 1e-6
     # The binding objective is met with (almost) no slack.
     if result.limit == CapacityLimit.TTFT:
-        assert result.ttft_p95_ms == pytest.approx(2000, rel=1e-3)
+        assert result.predicted_ttft_p95_ms == pytest.approx(2000, rel=1e-3)
     elif result.limit == CapacityLimit.TPOT:
-        assert result.tpot_p95_ms == pytest.approx(50, rel=1e-3)
+        assert result.predicted_tpot_p95_ms == pytest.approx(50, rel=1e-3)
 
 
 def test_capacity_is_consistent_with_littles_law() -> None:
@@ -141,8 +141,8 @@ def test_latency_rises_with_load(prompt: float, output: float, share: float) -> 
         settings=SETTINGS,
     )
     assert lower.batch <= result.batch + 1e-9
-    assert lower.ttft_p95_ms <= result.ttft_p95_ms + 1e-9
-    assert lower.tpot_p95_ms <= result.tpot_p95_ms + 1e-9
+    assert lower.predicted_ttft_p95_ms <= result.predicted_ttft_p95_ms + 1e-9
+    assert lower.predicted_tpot_p95_ms <= result.predicted_tpot_p95_ms + 1e-9
     assert lower.power_watts <= result.power_watts + 1e-9
     assert math.isfinite(lower.step_time_ms)
 
@@ -216,8 +216,8 @@ def test_operating_point_matches_the_queueing_model_worked_by_hand(
     )
     assert result.batch == pytest.approx(batch, rel=1e-9)
     assert result.step_time_ms == pytest.approx(step_ms, rel=1e-9)
-    assert result.tpot_p95_ms == pytest.approx(tpot_ms, rel=1e-9)
-    assert result.ttft_p95_ms == pytest.approx(ttft_ms, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(tpot_ms, rel=1e-9)
+    assert result.predicted_ttft_p95_ms == pytest.approx(ttft_ms, rel=1e-9)
     assert result.feasible
     # Power at the mean batch: 300 + 2 B + 10 ln B.
     assert result.power_watts == pytest.approx(300 + 2 * batch + 10 * math.log(batch), rel=1e-9)
@@ -227,8 +227,8 @@ def test_an_idle_replica_has_no_batch_and_idle_power() -> None:
     idle = point(0.0)
     assert idle.batch == 0.0
     assert idle.step_time_ms == pytest.approx(10.0)
-    assert idle.tpot_p95_ms == pytest.approx(10.0)
-    assert idle.ttft_p95_ms == pytest.approx(7 * 10.0 + 3550 / 20000 * 1000)  # its own p95 prompt only
+    assert idle.predicted_tpot_p95_ms == pytest.approx(10.0)
+    assert idle.predicted_ttft_p95_ms == pytest.approx(7 * 10.0 + 3550 / 20000 * 1000)  # its own p95 prompt only
     assert idle.power_watts == 100.0
     assert idle.feasible
 
@@ -243,8 +243,8 @@ def test_a_replica_past_saturation_is_infeasible_with_idle_power() -> None:
     assert beyond.power_watts == ROUND.idle_power_watts
     service = 1000 * (0.010 / 512 + 1 / 20000)
     placeholder_wait = 0.5 / 0.5 * 0.96 * service / 0.5 * math.log(0.5 / 0.05)
-    assert beyond.ttft_p95_ms == pytest.approx((placeholder_wait + 7 * 0.010 + 0.1775) * 1000, rel=1e-9)
-    assert beyond.tpot_p95_ms == pytest.approx(10.0 + 25.6, rel=1e-9)  # every step carries a chunk
+    assert beyond.predicted_ttft_p95_ms == pytest.approx((placeholder_wait + 7 * 0.010 + 0.1775) * 1000, rel=1e-9)
+    assert beyond.predicted_tpot_p95_ms == pytest.approx(10.0 + 25.6, rel=1e-9)  # every step carries a chunk
 
 
 def test_below_one_request_per_second_power_is_the_batchs() -> None:
@@ -271,8 +271,8 @@ def test_a_tpot_bound_capacity_meets_the_tpot_slo_exactly() -> None:
     assert result.output_tokens_per_second == pytest.approx(200 * 7.402422611, rel=1e-9)
     assert result.batch == pytest.approx(4.4 / 0.13, rel=1e-9)
     assert result.step_time_ms == pytest.approx(14.4, rel=1e-9)
-    assert result.tpot_p95_ms == pytest.approx(40.0, rel=1e-9)
-    assert by_hand(result.requests_per_second)["ttft_ms"] == pytest.approx(result.ttft_p95_ms, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(40.0, rel=1e-9)
+    assert by_hand(result.requests_per_second)["ttft_ms"] == pytest.approx(result.predicted_ttft_p95_ms, rel=1e-9)
     assert result.power_watts == pytest.approx(300 + 2 * result.batch + 10 * math.log(result.batch), rel=1e-9)
 
 
@@ -282,8 +282,8 @@ def test_a_ttft_bound_capacity_meets_the_ttft_slo_exactly() -> None:
     assert result.requests_per_second == pytest.approx(6.482722830, rel=1e-9)
     assert by_hand(result.requests_per_second)["ttft_ms"] == pytest.approx(600.0, rel=1e-9)
     assert by_hand(result.requests_per_second * (1 + 1e-6))["ttft_ms"] > 600.0
-    assert result.ttft_p95_ms == pytest.approx(600.0, rel=1e-9)
-    assert result.tpot_p95_ms == pytest.approx(by_hand(result.requests_per_second)["tpot_ms"], rel=1e-9)
+    assert result.predicted_ttft_p95_ms == pytest.approx(600.0, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(by_hand(result.requests_per_second)["tpot_ms"], rel=1e-9)
 
 
 def test_the_binding_limit_is_judged_just_past_the_capacity() -> None:
@@ -291,7 +291,7 @@ def test_the_binding_limit_is_judged_just_past_the_capacity() -> None:
     # although 1 req/s more would already exceed max_batch.
     result = capacity_of(1e6, 1000.0)
     assert result.limit == CapacityLimit.TTFT
-    assert result.ttft_p95_ms == pytest.approx(1000.0, rel=1e-9)
+    assert result.predicted_ttft_p95_ms == pytest.approx(1000.0, rel=1e-9)
     assert not point(result.requests_per_second + 1.0).feasible
 
 
@@ -309,7 +309,7 @@ def test_the_prefill_stall_sets_the_tpot_limit_where_5_percent_of_steps_carry_a_
     result = capacity_of(11.0, 1e9)
     assert result.limit == CapacityLimit.TPOT
     assert result.requests_per_second == pytest.approx(2.100840336, rel=1e-9)
-    assert result.tpot_p95_ms == pytest.approx(10.65, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(10.65, rel=1e-9)
 
 
 def test_capacity_is_not_capped_before_the_decode_room_runs_out() -> None:
@@ -327,7 +327,7 @@ def test_capacity_below_one_request_per_second_is_reported() -> None:
     result = capacity_of(60.0, 20000.0, prompt=8000.0, output=2000.0)
     assert 0.1 < result.requests_per_second < 1.0
     assert result.limit == CapacityLimit.TPOT
-    assert result.tpot_p95_ms == pytest.approx(60.0, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(60.0, rel=1e-9)
     assert result.output_tokens_per_second == pytest.approx(2000 * result.requests_per_second)
 
 
@@ -336,8 +336,8 @@ def test_an_unreachable_slo_reports_the_first_requests_latency_and_idle_power() 
     assert result.limit == CapacityLimit.UNREACHABLE_SLO
     assert (result.requests_per_second, result.output_tokens_per_second, result.batch) == (0.0, 0.0, 0.0)
     assert result.step_time_ms == pytest.approx(10.0, rel=1e-9)
-    assert result.tpot_p95_ms == pytest.approx(10.0, rel=1e-9)
-    assert result.ttft_p95_ms == pytest.approx(70.0 + 177.5, rel=1e-9)
+    assert result.predicted_tpot_p95_ms == pytest.approx(10.0, rel=1e-9)
+    assert result.predicted_ttft_p95_ms == pytest.approx(70.0 + 177.5, rel=1e-9)
     assert result.power_watts == ROUND.idle_power_watts
 
 
@@ -394,7 +394,7 @@ def test_measured_burstiness_and_prompt_tail_replace_the_defaults() -> None:
         prompt_p95_tokens=PROMPT * SETTINGS.prompt_p95_to_mean,
         work_dispersion=SETTINGS.arrival_scv + SETTINGS.prompt_length_scv,
     )
-    assert same.ttft_p95_ms == pytest.approx(default.ttft_p95_ms, rel=1e-12)
+    assert same.predicted_ttft_p95_ms == pytest.approx(default.predicted_ttft_p95_ms, rel=1e-12)
     bursty = operating_point(
         ROUND,
         requests_per_second=3.0,
@@ -403,8 +403,8 @@ def test_measured_burstiness_and_prompt_tail_replace_the_defaults() -> None:
         settings=SETTINGS,
         work_dispersion=5.0,
     )
-    assert bursty.ttft_p95_ms > default.ttft_p95_ms
-    assert bursty.tpot_p95_ms == pytest.approx(default.tpot_p95_ms)
+    assert bursty.predicted_ttft_p95_ms > default.predicted_ttft_p95_ms
+    assert bursty.predicted_tpot_p95_ms == pytest.approx(default.predicted_tpot_p95_ms)
 
 
 def _flat_traffic(prompt: float, dispersion: float) -> TrafficShape:
@@ -433,7 +433,7 @@ def test_with_measured_traffic_at_a_trickle_a_decode_step_is_one_sequence_alone(
         + H100_MODEL.step_ms_per_kv_position * (prompt + output / 2.0)
         + H100_MODEL.step_ms_per_sequence
     )
-    assert point.tpot_p95_ms == pytest.approx(alone, rel=1e-6)
+    assert point.predicted_tpot_p95_ms == pytest.approx(alone, rel=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -454,9 +454,13 @@ def test_a_capacity_with_measured_traffic_reports_the_measured_latency_at_its_ra
     default = replica_capacity(H100_MODEL, tpot_slo_ms=50.0, ttft_slo_ms=500.0, **shared)  # type: ignore[arg-type]
     assert found.requests_per_second != pytest.approx(default.requests_per_second, rel=1e-3)
     assert found.limit is CapacityLimit.TTFT
-    assert found.ttft_p95_ms == pytest.approx(500.0, rel=1e-6)
+    assert found.predicted_ttft_p95_ms == pytest.approx(500.0, rel=1e-6)
     there = operating_point(H100_MODEL, requests_per_second=found.requests_per_second, **shared, **measured)  # type: ignore[arg-type]
-    assert (found.batch, found.tpot_p95_ms, found.ttft_p95_ms) == (there.batch, there.tpot_p95_ms, there.ttft_p95_ms)
+    assert (found.batch, found.predicted_tpot_p95_ms, found.predicted_ttft_p95_ms) == (
+        there.batch,
+        there.predicted_tpot_p95_ms,
+        there.predicted_ttft_p95_ms,
+    )
 
 
 def test_the_measured_dispersion_is_read_at_its_windows_interpolated_in_log_and_held_beyond() -> None:

@@ -37,8 +37,8 @@ def test_below_capacity_simulated_latency_is_within_the_slo_and_near_the_predict
     )
     assert run.stable
     assert run.ttft_p95_ms <= 1000.0 and run.tpot_p95_ms <= 50.0
-    assert run.ttft_p95_ms == pytest.approx(predicted.ttft_p95_ms, rel=0.5)
-    assert run.tpot_p95_ms == pytest.approx(predicted.tpot_p95_ms, rel=0.25)
+    assert run.ttft_p95_ms == pytest.approx(predicted.predicted_ttft_p95_ms, rel=0.5)
+    assert run.tpot_p95_ms == pytest.approx(predicted.predicted_tpot_p95_ms, rel=0.25)
     assert run.mean_batch == pytest.approx(predicted.batch, rel=0.6)
 
 

@@ -76,7 +76,7 @@ def test_flat_dispersion_and_one_prompt_length_give_kingmans_exponential_tail(di
     theta = dispersion * service / (2.0 * (1.0 - rho))
     own = math.ceil(prompt / chunk) * step_s + prompt / model.prefill_tokens_per_s
     own += 0.5 * step_s * (1.0 - math.exp(-point.batch))
-    assert point.ttft_p95_ms / 1000.0 == pytest.approx(own + theta * math.log(rho / 0.05), rel=1e-6)
+    assert point.predicted_ttft_p95_ms / 1000.0 == pytest.approx(own + theta * math.log(rho / 0.05), rel=1e-6)
 
 
 def _calibration_hour(model: PerformanceModel, trace: TraceProfile, copies: int, ttft_slo: float) -> Burstiness:
@@ -122,8 +122,8 @@ def test_capacity_from_measured_traffic_is_the_request_level_capacity(name: str,
             traffic=seen.traffic,
         )
         ttft, tpot = _p95(model, trace, copies, share * capacity)
-        assert predicted.ttft_p95_ms == pytest.approx(ttft, rel=0.15)
-        assert predicted.tpot_p95_ms == pytest.approx(tpot, rel=0.15)
+        assert predicted.predicted_ttft_p95_ms == pytest.approx(ttft, rel=0.15)
+        assert predicted.predicted_tpot_p95_ms == pytest.approx(tpot, rel=0.15)
 
 
 @pytest.mark.parametrize(("name", "copies", "ttft_slo"), [("code", 18, 2000.0), ("conv", 11, 1000.0)])

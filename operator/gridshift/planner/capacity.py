@@ -106,8 +106,9 @@ class ReplicaCapacity:
     output_tokens_per_second: float
     batch: float
     step_time_ms: float
-    tpot_p95_ms: float
-    ttft_p95_ms: float
+    predicted_tpot_p95_ms: float
+    """The model's p95 time per output token at this rate (the SLO's objective is `tpot_slo_ms`)."""
+    predicted_ttft_p95_ms: float
     power_watts: float
     limit: CapacityLimit
 
@@ -118,8 +119,8 @@ class OperatingPoint:
 
     batch: float
     step_time_ms: float
-    tpot_p95_ms: float
-    ttft_p95_ms: float
+    predicted_tpot_p95_ms: float
+    predicted_ttft_p95_ms: float
     power_watts: float
     feasible: bool
 
@@ -636,8 +637,8 @@ def operating_point(
     return OperatingPoint(
         batch=batch,
         step_time_ms=float(latency.step_s[0]) * 1000.0,
-        tpot_p95_ms=float(latency.tpot_s[0]) * 1000.0,
-        ttft_p95_ms=float(latency.ttft_s[0]) * 1000.0,
+        predicted_tpot_p95_ms=float(latency.tpot_s[0]) * 1000.0,
+        predicted_ttft_p95_ms=float(latency.ttft_s[0]) * 1000.0,
         power_watts=power,
         feasible=feasible,
     )
@@ -688,8 +689,8 @@ def replica_capacity(
             0.0,
             0.0,
             point.step_time_ms,
-            point.tpot_p95_ms,
-            point.ttft_p95_ms,
+            point.predicted_tpot_p95_ms,
+            point.predicted_ttft_p95_ms,
             model.idle_power_watts,
             CapacityLimit.UNREACHABLE_SLO,
         )
@@ -698,7 +699,7 @@ def replica_capacity(
     if not beyond.feasible:
         kv_bound = model.batch_limit(mean_prompt_tokens + mean_output_tokens) < model.max_batch
         limit = CapacityLimit.KV_MEMORY if kv_bound else CapacityLimit.MAX_BATCH
-    elif beyond.tpot_p95_ms > tpot_slo_ms:
+    elif beyond.predicted_tpot_p95_ms > tpot_slo_ms:
         limit = CapacityLimit.TPOT
     else:
         limit = CapacityLimit.TTFT
@@ -714,8 +715,8 @@ def _capacity_at(
         output_tokens_per_second=rate * mean_output_tokens,
         batch=point.batch,
         step_time_ms=point.step_time_ms,
-        tpot_p95_ms=point.tpot_p95_ms,
-        ttft_p95_ms=point.ttft_p95_ms,
+        predicted_tpot_p95_ms=point.predicted_tpot_p95_ms,
+        predicted_ttft_p95_ms=point.predicted_ttft_p95_ms,
         power_watts=point.power_watts,
         limit=limit,
     )
