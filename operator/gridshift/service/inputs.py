@@ -608,6 +608,11 @@ class MeasuredCost:
     SLO it is above is missed (LatencyAboveSLO), though no figure is shown or called within the SLO."""
     tpot_p95_at_least: float | None = None
     """The same for ITL_P95."""
+    tokens_by_cluster: tuple[tuple[str, float], ...] = ()
+    """`generation_tokens_per_second` as each cluster measured it, (cluster, tokens/s) for those with a rate
+    (measured_cost_by_cluster): vLLM's series are summed per deployment and cluster, so this is as fine as the
+    measured rate splits (not by GPU type). service.status leaves out the clusters whose replicas status.cost
+    cannot price."""
 
     @property
     def latency_unknown(self) -> bool:
@@ -627,6 +632,15 @@ def _worst_known(
     where it failed (a lower bound), else None."""
     worst = _worst([s.scalar(signal) for s in signals])
     return (None, worst) if signal in unknown else (worst, None)
+
+
+def measured_cost_by_cluster(by_cluster: Mapping[str, DeploymentSignals] | None) -> MeasuredCost | None:
+    """measured_cost of each cluster's signals, with the token rate each measured (MeasuredCost.tokens_by_cluster)."""
+    cost = measured_cost(None if by_cluster is None else list(by_cluster.values()))
+    if cost is None or by_cluster is None:
+        return cost
+    rates = ((cluster, s.scalar(Signal.GENERATION_TOKEN_RATE)) for cluster, s in sorted(by_cluster.items()))
+    return replace(cost, tokens_by_cluster=tuple((c, t) for c, t in rates if t is not None))
 
 
 def measured_cost(signals: Sequence[DeploymentSignals] | None) -> MeasuredCost | None:

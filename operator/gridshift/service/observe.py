@@ -213,7 +213,6 @@ class Observer:
             assert parsed.resource is not None
             ns, name = _ns_name(parsed.body)
             by_cluster = self._signals(parsed.resource, ns, name, running, measured)
-            signals = None if by_cluster is None else list(by_cluster.values())
             placed = placements.get((ns, name), ())
             demand, demand_problem = _demand(parsed, by_cluster, placed, self.settings.queue_drain_seconds)
             known = self._requirements.get(parsed.key)
@@ -225,7 +224,7 @@ class Observer:
                 )
             requirements[parsed.key] = (parsed.resource, required)
             planned = S.Deployment(ns, name, required, placed, demand)
-            cost, seen_away = inputs.measured_cost(signals), self._reporting(ns, name, running, away)
+            cost, seen_away = inputs.measured_cost_by_cluster(by_cluster), self._reporting(ns, name, running, away)
             observed.append(ObservedDeployment(parsed.body, parsed.resource, planned, cost, demand_problem, *seen_away))
         self._requirements = requirements
         snapshot = S.Snapshot(

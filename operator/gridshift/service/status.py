@@ -572,9 +572,30 @@ def _refreshed(previous: Mapping[str, Any], plan: DeploymentPlan) -> dict[str, A
     return kept
 
 
+def _priced_token_rate(plan: DeploymentPlan, applied: S.Deployment, measured: MeasuredCost) -> float | None:
+    """The measured output tokens/s of the replicas status.cost prices: those of every cluster but the ones where
+    it runs only replicas it leaves out (CostPrediction.unpriced); None where a cluster runs or plans both kinds,
+    the measured rate summing them there (vLLM's series are read per cluster, not per GPU type).
+
+    Found in review: a Measured usdPerMillionTokens divided the priced replicas' GPU-hours by the tokens every
+    replica served, so it read low by the unpriced ones' share, unflagged. Where they share a cluster with priced
+    ones no measured split is known: a split by Ready replicas would credit one GPU type with another's tokens
+    under a source that says Measured, so the figure is left out and `unpricedReplicas` says why."""
+    unpriced = {(cluster, gpu_type) for cluster, gpu_type, _ in plan.cost.unpriced}
+    if not unpriced:
+        return measured.generation_tokens_per_second
+    pools = {(p.cluster, p.gpu_type) for p in applied.placements if p.desired > 0 or p.ready > 0}
+    pools |= {(t.cluster, t.gpu_type) for t in plan.targets if t.replicas > 0}
+    left_out = {cluster for cluster, _ in unpriced}
+    if any(cluster in left_out for cluster, _ in pools - unpriced):
+        return None
+    return sum(tokens for cluster, tokens in measured.tokens_by_cluster if cluster not in left_out)
+
+
 def _cost(
     now: datetime,
     plan: DeploymentPlan,
+    applied: S.Deployment,
     measured: MeasuredCost | None,
     old: Mapping[str, Any],
     refresh: bool,
@@ -605,7 +626,7 @@ def _cost(
         out["usdPerMillionTokens"] = sig(
             usd_per_million_tokens_from_energy(
                 cost.gpu_usd_per_hour,
-                measured.generation_tokens_per_second,
+                _priced_token_rate(plan, applied, measured),
                 measured.joules_per_token,
                 usd_per_watt_hour,
             ),
@@ -733,7 +754,7 @@ def deployment_status(
         "desiredReplicas": desired,
         "placements": placements,
         "routing": routing_to_wire(progress.routing),
-        "cost": _cost(now, plan, deployment.measured, old, refresh),
+        "cost": _cost(now, plan, applied, deployment.measured, old, refresh),
         "lastDecision": decision,
         "migration": [s.to_wire() for s in progress.steps],
         "conditions": conditions,

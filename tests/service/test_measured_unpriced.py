@@ -1,0 +1,112 @@
+"""A Measured status.cost of a deployment some of whose replicas it cannot price (unpricedReplicas): its
+usdPerMillionTokens is the priced replicas' cost over the tokens they served, or absent where no measurement
+splits their tokens from the others'."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION
+from gridshift.planner.snapshot import Placement
+from gridshift.service.inputs import MeasuredCost
+from gridshift.service.status import _priced_token_rate
+from gridshift.settings import OperatorSettings
+from gridshift.signals.labels import DeploymentRef
+from gridshift.signals.promql import Signal
+from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body, example_profile
+from tests.service.test_status import PROMETHEUS, settled
+
+A100 = "NVIDIA-A100-SXM4-80GB"
+TOKENS = {"a": 600.0, "b": 200.0}
+"""Each cluster's measured output tokens/s."""
+JOULES_PER_TOKEN = 2.0
+
+
+def _offering(gpu_type: str) -> dict[str, Any]:
+    return {"gpuType": gpu_type, "hourlyCost": {"amount": 2.0, "currency": "USD"}}
+
+
+def _frozen_over_a_and_b_with_b_unpriced() -> ServiceHarness:
+    """Frozen on H100 in `a` and A100 in `b` (minRegions 2), then `b` stops offering A100: its replicas run on,
+    unpriced; each cluster measured at its TOKENS and JOULES_PER_TOKEN (one Prometheus, series told apart by a
+    cluster label)."""
+    h100 = example_profile()
+    world = ServiceHarness(
+        ["a", "b"],
+        profiles=[h100, dataclasses.replace(h100, gpu_type=A100)],
+        settings=OperatorSettings(
+            revalidate_delay_seconds=0,
+            plan_interval_seconds=60,
+            prometheus_url="http://prom",
+            metrics_cluster_label="cluster",
+        ),
+    )
+    world.members["b"].gpus = {A100: 16}
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(A100)]
+    body = deployment_body(
+        rps=4.0, replica={"gpuTypes": [H100, A100]}, capacity={"minReplicas": 2, "maxReplicas": 16, "minRegions": 2}
+    )
+    world.add(body)
+    settled(world)
+    assert world.ready()["a"] > 0 and world.ready()["b"] > 0, world.ready()
+    body["spec"]["migration"]["mode"] = "Frozen"
+    body["metadata"]["generation"] = 2
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(H100)]
+    world.cluster_bodies["b"]["metadata"]["resourceVersion"] = "2"
+    settled(world)
+    body["spec"]["demand"] = dict(PROMETHEUS)
+    body["metadata"]["generation"] = 3
+    for cluster, tokens in TOKENS.items():
+        ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
+        for signal, value in {
+            Signal.REQUEST_RATE: 2.0,
+            Signal.PROMPT_TOKEN_RATE: 2000.0,
+            Signal.GENERATION_TOKEN_RATE: tokens,
+            Signal.JOULES_PER_TOKEN: JOULES_PER_TOKEN,
+        }.items():
+            world.metrics.set_signal(ref, signal, value)
+    settled(world)
+    return world
+
+
+def test_a_measured_cost_per_million_tokens_is_over_the_priced_replicas_tokens_alone() -> None:
+    # Found in review: the priced replicas' GPU-hours over the tokens every replica served (a's 600 tokens/s and
+    # b's 200), so it read a quarter below what a's replicas cost per token, with only unpricedReplicas beside it.
+    world = _frozen_over_a_and_b_with_b_unpriced()
+    status = world.status()
+    cost = status["cost"]
+    assert cost["source"] == "Measured" and cost["unpricedReplicas"] == world.ready()["b"], cost
+    assert status["observedSlo"]["outputTokensPerSecond"] == sum(TOKENS.values())  # every replica's, as measured
+    gpu_usd_per_hour = 2.0 * world.ready()["a"]  # a's H100 replicas (one GPU each), the only ones priced
+    assert cost["usdPerHour"] * (1.0 - cost["energyShare"]) == pytest.approx(gpu_usd_per_hour, rel=0.01)
+    energy_usd_per_million = JOULES_PER_TOKEN * TOKENS_PER_MILLION / SECONDS_PER_HOUR * 1.2 * 50.0 / 1e6
+    tokens_millions_per_hour = TOKENS["a"] * SECONDS_PER_HOUR / TOKENS_PER_MILLION  # a's alone
+    expected = gpu_usd_per_hour / tokens_millions_per_hour + energy_usd_per_million
+    assert cost["usdPerMillionTokens"] == pytest.approx(expected, rel=0.05), cost  # two significant digits
+
+
+def _planned(cost_unpriced: tuple[tuple[str, str, int], ...], *targets: tuple[str, str, int]) -> Any:
+    """The two parts of a DeploymentPlan `_priced_token_rate` reads: the cost's unpriced pools and the targets."""
+    planned = tuple(SimpleNamespace(cluster=c, gpu_type=g, replicas=n) for c, g, n in targets)
+    return SimpleNamespace(cost=SimpleNamespace(unpriced=cost_unpriced), targets=planned)
+
+
+def _applied(*pools: tuple[str, str, int]) -> Any:
+    return SimpleNamespace(placements=tuple(Placement(c, g, n, n) for c, g, n in pools))
+
+
+def test_the_priced_token_rate_leaves_out_a_cluster_of_unpriced_replicas_and_refuses_a_mixed_one() -> None:
+    measured = MeasuredCost(1000.0, 2.0, tokens_by_cluster=(("a", 600.0), ("b", 400.0)))
+    every = _applied(("a", H100, 2), ("b", A100, 2))
+    assert _priced_token_rate(_planned(()), every, measured) == 1000.0
+    assert _priced_token_rate(_planned((("b", A100, 2),)), every, measured) == 600.0
+    # b also runs priced H100 replicas: its 400 tokens/s are not split by GPU type, so no figure is made up.
+    mixed = _applied(("a", H100, 2), ("b", A100, 2), ("b", H100, 1))
+    assert _priced_token_rate(_planned((("b", A100, 2),)), mixed, measured) is None
+    # The same where the plan puts priced replicas beside them (a move starting there): they serve from b too.
+    assert _priced_token_rate(_planned((("b", A100, 2),), ("a", H100, 2), ("b", H100, 1)), every, measured) is None
+    assert _priced_token_rate(_planned((("b", A100, 2),), ("a", H100, 3), ("b", H100, 0)), every, measured) == 600.0
