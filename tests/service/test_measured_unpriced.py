@@ -13,7 +13,7 @@ import pytest
 from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION
 from gridshift.planner.snapshot import Placement
 from gridshift.service.inputs import MeasuredCost
-from gridshift.service.status import _priced_token_rate
+from gridshift.service.status import _measured_moved, _priced_token_rate
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.promql import Signal
@@ -34,6 +34,16 @@ def _frozen_over_a_and_b_with_b_unpriced() -> ServiceHarness:
     """Frozen on H100 in `a` and A100 in `b` (minRegions 2), then `b` stops offering A100: its replicas run on,
     unpriced; each cluster measured at its TOKENS and JOULES_PER_TOKEN (one Prometheus, series told apart by a
     cluster label)."""
+    world, body = _frozen_over_a_and_b()
+    _b_stops_offering_a100(world)
+    settled(world)
+    _measure(world, body, TOKENS)
+    settled(world)
+    return world
+
+
+def _frozen_over_a_and_b() -> tuple[ServiceHarness, dict[str, Any]]:
+    """Frozen on H100 in `a` and A100 in `b` (minRegions 2), every replica priced; the world and its body."""
     h100 = example_profile()
     world = ServiceHarness(
         ["a", "b"],
@@ -55,22 +65,36 @@ def _frozen_over_a_and_b_with_b_unpriced() -> ServiceHarness:
     assert world.ready()["a"] > 0 and world.ready()["b"] > 0, world.ready()
     body["spec"]["migration"]["mode"] = "Frozen"
     body["metadata"]["generation"] = 2
+    return world, body
+
+
+def _b_stops_offering_a100(world: ServiceHarness) -> None:
     world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(H100)]
     world.cluster_bodies["b"]["metadata"]["resourceVersion"] = "2"
-    settled(world)
-    body["spec"]["demand"] = dict(PROMETHEUS)
-    body["metadata"]["generation"] = 3
-    for cluster, tokens in TOKENS.items():
+
+
+def _measure(world: ServiceHarness, body: dict[str, Any], tokens: dict[str, float]) -> None:
+    """Prometheus demand (once), each cluster's output tokens/s at `tokens`, the rest as TOKENS measures them."""
+    if body["spec"]["demand"] != PROMETHEUS:
+        body["spec"]["demand"] = dict(PROMETHEUS)
+        body["metadata"]["generation"] += 1
+    for cluster, rate in tokens.items():
         ref = DeploymentRef("ml", "chat", WORKLOADS, "chat", cluster)
         for signal, value in {
             Signal.REQUEST_RATE: 2.0,
             Signal.PROMPT_TOKEN_RATE: 2000.0,
-            Signal.GENERATION_TOKEN_RATE: tokens,
+            Signal.GENERATION_TOKEN_RATE: rate,
             Signal.JOULES_PER_TOKEN: JOULES_PER_TOKEN,
         }.items():
             world.metrics.set_signal(ref, signal, value)
-    settled(world)
-    return world
+
+
+def _expected_usd_per_million_tokens(world: ServiceHarness, priced_tokens_per_second: float) -> float:
+    gpu_usd_per_hour = 2.0 * world.ready()["a"]  # a's H100 replicas (one GPU each), the only ones priced
+    energy_usd_per_million = JOULES_PER_TOKEN * TOKENS_PER_MILLION / SECONDS_PER_HOUR * 1.2 * 50.0 / 1e6
+    return (
+        gpu_usd_per_hour / (priced_tokens_per_second * SECONDS_PER_HOUR / TOKENS_PER_MILLION) + energy_usd_per_million
+    )
 
 
 def test_a_measured_cost_per_million_tokens_is_over_the_priced_replicas_tokens_alone() -> None:
@@ -110,3 +134,49 @@ def test_the_priced_token_rate_leaves_out_a_cluster_of_unpriced_replicas_and_ref
     # The same where the plan puts priced replicas beside them (a move starting there): they serve from b too.
     assert _priced_token_rate(_planned((("b", A100, 2),), ("a", H100, 2), ("b", H100, 1)), every, measured) is None
     assert _priced_token_rate(_planned((("b", A100, 2),), ("a", H100, 3), ("b", H100, 0)), every, measured) == 600.0
+
+
+def test_a_measured_cost_is_rewritten_when_tokens_move_between_priced_and_unpriced_clusters() -> None:
+    # Found in review: only the total tokens/s and J/token were checked for drift, so a's 600 tokens/s falling to
+    # 200 while b's rose to 600 (800 in all) kept 0.96 USD/Mtok where a's replicas now cost 2.8.
+    world = _frozen_over_a_and_b_with_b_unpriced()
+    before = world.status()["cost"]
+    _measure(world, world.deployments["chat"], {"a": 630.0, "b": 170.0})  # jitter: within a tenth, no write
+    assert settled(world)["cost"] == before
+    _measure(world, world.deployments["chat"], {"a": 200.0, "b": 600.0})
+    status = settled(world)
+    cost = status["cost"]
+    assert status["observedSlo"]["outputTokensPerSecond"] == sum(TOKENS.values())  # the total held
+    assert cost["usdPerMillionTokens"] == pytest.approx(_expected_usd_per_million_tokens(world, 200.0), rel=0.05)
+    assert cost["time"] != before["time"] and before["pricedOutputTokensPerSecond"] == TOKENS["a"], before
+    assert cost["pricedOutputTokensPerSecond"] == 200.0, cost
+
+
+def test_a_stored_measured_cost_takes_in_a_cluster_ceasing_to_offer_a_gpu_type() -> None:
+    # Found in review: with measurements steady and no spec edit, b ceasing to offer A100 left the stored Measured
+    # cost pricing b's replicas, without unpricedReplicas, though Predicted figures would leave them out.
+    world, body = _frozen_over_a_and_b()
+    settled(world)
+    _measure(world, body, TOKENS)
+    every = settled(world)["cost"]
+    assert every["source"] == "Measured" and "unpricedReplicas" not in every, every
+    assert "pricedOutputTokensPerSecond" not in every, every  # observedSlo's rate, where every replica is priced
+    _b_stops_offering_a100(world)
+    cost = settled(world)["cost"]
+    assert cost.get("unpricedReplicas") == world.ready()["b"], cost
+    assert cost["usdPerMillionTokens"] == pytest.approx(_expected_usd_per_million_tokens(world, TOKENS["a"]), rel=0.05)
+    assert cost["pricedOutputTokensPerSecond"] == TOKENS["a"], cost
+
+
+def test_a_figure_left_out_while_a_cluster_mixed_both_kinds_returns_when_it_no_longer_does() -> None:
+    # Found in review: a Measured cost stored without usdPerMillionTokens (b ran priced and unpriced replicas) was
+    # kept once b ran only unpriced ones, the measured inputs being steady: absent for good.
+    mixed = {"usdPerHour": 2.0, "joulesPerToken": 2.0, "source": "Measured", "unpricedReplicas": 1}
+    old = {"cost": mixed, "observedSlo": {"outputTokensPerSecond": 800.0}}
+    measured = MeasuredCost(800.0, 2.0, tokens_by_cluster=(("a", 600.0), ("b", 200.0)))
+    assert not _measured_moved(measured, {"unpricedReplicas": 1}, old)
+    assert _measured_moved(measured, {"unpricedReplicas": 1, "pricedOutputTokensPerSecond": 600.0}, old)
+    stored = {"cost": {**mixed, "pricedOutputTokensPerSecond": 600.0}, "observedSlo": old["observedSlo"]}
+    assert _measured_moved(measured, {"unpricedReplicas": 1}, stored)  # and the other way: b now mixes them
+    assert not _measured_moved(measured, {"unpricedReplicas": 1, "pricedOutputTokensPerSecond": 570.0}, stored)
+    assert _measured_moved(measured, {"unpricedReplicas": 2, "pricedOutputTokensPerSecond": 600.0}, stored)

@@ -726,6 +726,16 @@ class CostStatus(ApiModel):
             "updates this count, not the explanation). Absent when every replica is priced."
         ),
     )
+    priced_output_tokens_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Where a Measured cost leaves unpricedReplicas out: the measured output tokens/s of the replicas it "
+            "prices (those of the clusters running no unpriced ones), the tokens usdPerMillionTokens is over. "
+            "Absent when every replica is priced, and where a cluster runs both (vLLM's token rate is not split "
+            "by GPU type), usdPerMillionTokens then absent too."
+        ),
+    )
     source: CostSource | None = Field(
         default=None,
         description=(

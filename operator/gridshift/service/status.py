@@ -616,7 +616,14 @@ def _cost(
     }
     previous: Mapping[str, Any] = old.get("cost") or {}
     if measured is not None and measured.joules_per_token is not None and plan.mode is not MigrationMode.ADVISORY:
-        if not refresh and previous.get("source") == CostSource.MEASURED.value and not _measured_moved(measured, old):
+        priced_tokens = _priced_token_rate(plan, applied, measured)
+        # Stored only beside unpricedReplicas: where every replica is priced it is observedSlo's token rate.
+        out["pricedOutputTokensPerSecond"] = sig(priced_tokens) if cost.unpriced else None
+        if (
+            not refresh
+            and previous.get("source") == CostSource.MEASURED.value
+            and not _measured_moved(measured, out, old)
+        ):
             return dict(previous)
         out["source"] = CostSource.MEASURED.value
         # Measured energy priced where the placement draws it (USD per GPU watt-hour, PUE included): the plan's
@@ -626,7 +633,7 @@ def _cost(
         out["usdPerMillionTokens"] = sig(
             usd_per_million_tokens_from_energy(
                 cost.gpu_usd_per_hour,
-                _priced_token_rate(plan, applied, measured),
+                priced_tokens,
                 measured.joules_per_token,
                 usd_per_watt_hour,
             ),
@@ -645,19 +652,27 @@ def _cost(
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _measured_moved(measured: MeasuredCost, old: Mapping[str, Any]) -> bool:
+def _measured_moved(measured: MeasuredCost, out: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     """Whether what a stored Measured cost was computed from moved by more than MEASURED_DRIFT: the J/token it
-    holds, or the tokens/s status.observedSlo holds (rewritten by the same rule, in the same cycle).
+    holds, the tokens/s status.observedSlo holds (rewritten by the same rule, in the same cycle), or the priced
+    replicas' tokens/s it holds beside unpricedReplicas (`out`'s, this cycle's); or whether unpricedReplicas, or
+    a priced token rate at all, came or went.
 
     Found in review: the drift was judged on the cost's USD/Mtok and gCO2/Mtok, which move with the price and
     the grid's intensity now: with owned GPUs a price move of a tenth rewrote status.cost, one write per price
-    interval and measured deployment, though docs/status.md says never for a price change alone."""
+    interval and measured deployment, though docs/status.md says never for a price change alone. Found in
+    review too: tokens moving from priced replicas' clusters to unpriced ones' at a steady total left
+    usdPerMillionTokens at a third of its worth, one left out while clusters mixed both stayed out after, and
+    a cluster ceasing to offer a GPU type left the stored cost without unpricedReplicas."""
     stored: Mapping[str, Any] = old.get("cost") or {}
     joules = stored.get("joulesPerToken")
     tokens = (old.get("observedSlo") or {}).get("outputTokensPerSecond")
+    priced = stored.get("pricedOutputTokensPerSecond")
     return (
         _steady(joules, sig(measured.joules_per_token, 2)) != joules
         or _steady(tokens, sig(measured.generation_tokens_per_second)) != tokens
+        or _steady(priced, out.get("pricedOutputTokensPerSecond")) != priced
+        or stored.get("unpricedReplicas") != out.get("unpricedReplicas")
     )
 
 
