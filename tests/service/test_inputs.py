@@ -321,6 +321,19 @@ def test_measured_cost_weights_joules_by_token_rate() -> None:
     assert measured_cost([]) is None and measured_cost(None) is None
 
 
+def test_measured_cost_by_cluster_keeps_each_clusters_token_rate_where_it_has_one() -> None:
+    # status.cost's usdPerMillionTokens is over the clusters' rates whose replicas it prices (test_measured_unpriced).
+    from gridshift.service.inputs import measured_cost_by_cluster
+
+    b = DeploymentSignals(REF, AT, {Signal.GENERATION_TOKEN_RATE: 100.0, Signal.JOULES_PER_TOKEN: 0.6})
+    a = DeploymentSignals(REF, AT, {Signal.GENERATION_TOKEN_RATE: 300.0, Signal.JOULES_PER_TOKEN: 0.2})
+    silent = DeploymentSignals(REF, AT, {Signal.JOULES_PER_TOKEN: 0.4})  # no token rate: not listed
+    measured = measured_cost_by_cluster({"b": b, "c": silent, "a": a})
+    assert measured is not None and measured.tokens_by_cluster == (("a", 300.0), ("b", 100.0))
+    assert measured.generation_tokens_per_second == 400.0 and measured.joules_per_token == 0.3
+    assert measured_cost_by_cluster({}) is None and measured_cost_by_cluster(None) is None
+
+
 # --- fail-safe: missing metrics give unknown demand, never zero -------------------------------------------
 
 
