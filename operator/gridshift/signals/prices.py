@@ -103,7 +103,13 @@ class PriceSeries(Series[PriceInterval]):
 
 
 PRICES: Measure[PriceInterval] = Measure(
-    one="price", many="prices", field="price", error=PriceDataError, no_data=NoPriceDataError
+    one="price",
+    many="prices",
+    field="price",
+    error=PriceDataError,
+    no_data=NoPriceDataError,
+    timezone_flag=" (gridshift simulate --prices: --prices-timezone)",
+    local_time_example=" (Europe/Paris for the EU per-market files of prices-2024)",
 )
 
 

@@ -121,17 +121,15 @@ def _parse_time(
     if parsed.tzinfo is not None:
         return utc_within_range(feed, where, parsed, repr(text.strip()), measure.error)
     if naive_timezone is None:
-        # simulate's flag and the shipped files in local time are the price recordings' (found in review: a
-        # carbon recording's refusal named --prices-timezone, which a carbon file does not read)
-        prices = measure.one == "price"
-        flag = " (gridshift simulate --prices: --prices-timezone)" if prices else ""
-        example = " (Europe/Paris for the EU per-market files of prices-2024)" if prices else ""
+        # The flag and the example are the measure's (found in review: a carbon recording's refusal named
+        # --prices-timezone, which a carbon file does not read).
         raise measure.error(
             feed,
             where,
             f"{text.strip()!r} carries no UTC offset and the time column's header does not say UTC: set "
-            f"csvReplay.timezone{flag} to whose local time the file's times are{example}, or write the offsets, or "
-            "name the time column 'Datetime (UTC)' if they are UTC",
+            f"csvReplay.timezone{measure.timezone_flag} to whose local time the file's times are"
+            f"{measure.local_time_example}, or write the offsets, or name the time column 'Datetime (UTC)' if they "
+            "are UTC",
         )
     moment = utc_within_range(feed, where, parsed, repr(text.strip()), measure.error, naive_timezone)
     if moment.astimezone(naive_timezone).replace(tzinfo=None) != parsed:

@@ -85,6 +85,10 @@ class Measure(Generic[IntervalT]):
     """Raised for a value or series that cannot be trusted."""
     no_data: FeedErrorType
     """Raised when a recording has nothing for the window asked."""
+    timezone_flag: str = ""
+    """Where else a recording's zone is set, in a naive time's refusal: the price recordings' simulate flag."""
+    local_time_example: str = ""
+    """The shipped recordings of this measure written in local time, named in the same refusal."""
 
     @property
     def a_one(self) -> str:
