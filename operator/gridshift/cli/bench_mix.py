@@ -20,15 +20,12 @@ saving of the best mix over it.
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import math
 import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any
 
 from gridshift.cli.usage import UsageError, finite_float
@@ -80,13 +77,17 @@ def bench_workloads() -> tuple[Any, ...]:
     """Rates x sizes from the shipped Azure traces (planner.synthetic_mix.mix_workloads)."""
     from gridshift.planner.synthetic_mix import mix_workloads
 
-    return mix_workloads(_trace("AzureLLMInferenceTrace_conv.csv.gz"), _trace("AzureLLMInferenceTrace_code.csv.gz"))
+    return mix_workloads(_sizes("conv"), _sizes("code"))
 
 
-def _trace(name: str) -> list[tuple[float, float]]:
-    source = resources.files("gridshift.data").joinpath("traces").joinpath(name)
-    with gzip.open(source.open("rb"), "rt") as handle:
-        return [(float(r["ContextTokens"]), float(r["GeneratedTokens"])) for r in csv.DictReader(handle)]
+def _sizes(name: str) -> list[tuple[float, float]]:
+    """(prompt, output) tokens of each request of a shipped trace, read by the one trace parser (strict numbers,
+    clear errors) rather than a second csv reader of the same file."""
+    from gridshift.simulation.data import shipped_trace
+
+    trace = shipped_trace(name)
+    prompts, outputs = trace.prompt_tokens.astype(float).tolist(), trace.output_tokens.astype(float).tolist()
+    return list(zip(prompts, outputs, strict=True))
 
 
 @dataclass(frozen=True)
