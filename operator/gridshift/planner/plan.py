@@ -1286,12 +1286,13 @@ def _move_limit_binds(
 ) -> bool:
     """Whether maxConcurrentMoves kept a move the plan wanted: at the limit, a replica that ran before still
     runs where it ran, so there was more to move (with none left there, there was nothing more: found in
-    review, a plan moving its only replica named it); or, short or below minReplicas, a pool has room where
-    one more replica would lower the objective but be a move too many, which the shortfall's cause names
-    ("maxConcurrentMoves 1 binds: X has room", _priced_out) by the same test, _kept_back. Found in review:
-    that cause was given with binding_constraints empty where nothing stayed (both replicas in a stopped for
-    one started in b), 12 of 13 such causes over random snapshots. `started`/`stopped`: from the steady
-    placement (_from_steady); _kept_back counts from the current one, as the search does."""
+    review, a plan moving its only replica named it); or, short, below minReplicas or in fewer regions than
+    minRegions, a pool has room where one more replica would lower the objective but be a move too many, which
+    the shortfall's or the spread's cause names ("maxConcurrentMoves 1 binds: X has room", _priced_out, _spread)
+    by the same test, _kept_back. Found in review: that cause was given with binding_constraints empty where
+    nothing stayed (both replicas in a stopped for one started in b), 12 of 13 such causes over random
+    snapshots. `started`/`stopped`: from the steady placement (_from_steady); _kept_back counts from the current
+    one, as the search does."""
     stayed = any(min(n, o.current) > 0 for o, n in zip(deployment.options, counts, strict=True))
     if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
         return True
@@ -1598,15 +1599,10 @@ def _infeasible_reason(
     if below:
         fit = " fit in free inventory" if cause is None else " placed" if short else f": {cause}"
         problems.append(f"only {sum(counts)} of minReplicas {deployment.min_replicas}{fit}")
-    regions = {o.region for n, o in zip(counts, deployment.options, strict=True) if n > 0}
-    if deployment.min_regions >= 2 and len(regions) < deployment.min_regions:
-        spread = f"spread over {len(regions)} of minRegions {deployment.min_regions}"
-        room = [
-            o for n, o in zip(counts, deployment.options, strict=True) if o.region not in regions and _room(o, n, free)
-        ]
-        if exhausted and room and not (cause and problems):
-            spread += f" (the search was cut short by its time budget: {_label(room[0])} has room)"
-        problems.append(spread)
+    regions = _regions(deployment, counts)
+    if _too_few_regions(deployment, regions):
+        # The cause once: where a clause above named one, it is not said again here.
+        problems.append(_spread(deployment, counts, regions, free, settings, exhausted, said=bool(cause and problems)))
     if deployment.min_regions < deployment.user_min_regions:
         problems.append(_regions_exceeded(deployment))
     return "; ".join(problems) or None
@@ -1618,6 +1614,49 @@ def _unmet(deployment: DeploymentProblem, counts: list[int]) -> tuple[float, boo
     # n x unit_capacity(option), in option order: columns.unit is unit_capacity's rule.
     covered = sum(map(operator.mul, counts, deployment.columns.unit))
     return covered, covered < deployment.coverage_target - 1e-6, sum(counts) < deployment.min_replicas
+
+
+def _regions(deployment: DeploymentProblem, counts: list[int]) -> set[str]:
+    """The regions `counts` places replicas in."""
+    return {o.region for n, o in zip(counts, deployment.options, strict=True) if n > 0}
+
+
+def _too_few_regions(deployment: DeploymentProblem, regions: set[str]) -> bool:
+    """Whether replicas in `regions` leave minRegions unmet: where the infeasible reason says so (_spread), and the
+    move limit it can name is weighed for binding_constraints (_kept_back), as for a shortfall (_unmet)."""
+    return deployment.min_regions >= 2 and len(regions) < deployment.min_regions
+
+
+def _spread(
+    deployment: DeploymentProblem,
+    counts: list[int],
+    regions: set[str],
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    exhausted: bool,
+    said: bool,
+) -> str:
+    """The infeasible reason's clause for minRegions unmet, with its cause where the pools with room in another
+    region show one and `said` (a cause given with a clause before) is False: the search cut short by its time
+    budget, or, not cut short, maxConcurrentMoves keeping from such a pool a replica that would lower the
+    objective (_kept_back, the test binding_constraints names the limit by). Found in review: a plan stopping both
+    replicas in a dear region and starting one in b said "spread over 1 of minRegions 2" alone, with nothing in
+    binding_constraints, where a replica in c (room, 3 USD/GPU-h) was a second move past maxConcurrentMoves 1."""
+    spread = f"spread over {len(regions)} of minRegions {deployment.min_regions}"
+    if said:
+        return spread
+    if exhausted:
+        room = [
+            o for n, o in zip(counts, deployment.options, strict=True) if o.region not in regions and _room(o, n, free)
+        ]
+        return spread + (f" (the search was cut short by its time budget: {_label(room[0])} has room)" if room else "")
+    kept = [o for o in _kept_back(deployment, counts, free, settings) if o.region not in regions]
+    return spread + (f" ({_move_limit_words(deployment, kept[0])})" if kept else "")
+
+
+def _move_limit_words(deployment: DeploymentProblem, option: Option) -> str:
+    """The move limit as the cause of what `option` (a pool with room) was kept from: _kept_back's pools."""
+    return f"maxConcurrentMoves {deployment.max_moves} binds: {_label(option)} has room"
 
 
 def _room(option: Option, count: int, free: Mapping[Key, int]) -> bool:
@@ -1680,7 +1719,7 @@ def _priced_out(
     maxConcurrentMoves 1 kept from a second replica."""
     weighed = _one_more(deployment, counts, free, settings)
     if weighed.blocked:
-        return [f"maxConcurrentMoves {deployment.max_moves} binds: {_label(weighed.blocked[0])} has room"]
+        return [_move_limit_words(deployment, weighed.blocked[0])]
     priced = weighed.priced
     if weighed.lower or not priced:
         return []
@@ -1732,16 +1771,20 @@ def _one_more(
 def _kept_back(
     deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
 ) -> tuple[Option, ...]:
-    """The pools where one more replica would lower the objective of a deployment short or below minReplicas
-    but be a move past maxConcurrentMoves (_one_more's `blocked`): where the shortfall's cause names the move
-    limit, binding_constraints names it too. One more start is a move past the limit only where the plan
-    stops more than the limit and starts at least as many, so only there is anything weighed: plan assembly
-    explains every deployment, and the rest spend no objective on this."""
+    """The pools where one more replica would lower the objective of a deployment short, below minReplicas or
+    in fewer regions than minRegions, but be a move past maxConcurrentMoves (_one_more's `blocked`): where the
+    shortfall's cause (_priced_out) or the spread's (_spread) names the move limit, binding_constraints names it
+    too. One more start is a move past the limit only where the plan stops more than the limit and starts at
+    least as many, so only there is anything weighed: plan assembly explains every deployment, and the rest
+    spend no objective on this. Found in review: minRegions kept from its second region by the limit was not
+    weighed, so neither the reason nor binding_constraints named the limit."""
     started, stopped = moves(deployment, counts)
     if not started >= deployment.max_moves < stopped:
         return ()
     _, short, below = _unmet(deployment, counts)
-    return _one_more(deployment, counts, free, settings).blocked if short or below else ()
+    if short or below or _too_few_regions(deployment, _regions(deployment, counts)):
+        return _one_more(deployment, counts, free, settings).blocked
+    return ()
 
 
 def _priced_terms(option: Option) -> str:
