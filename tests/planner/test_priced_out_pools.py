@@ -81,6 +81,27 @@ def test_replicas_short_of_min_replicas_by_price_name_the_price_not_free_invento
     )
 
 
+def test_many_pools_priced_out_are_named_as_every_list_of_pools_is_a_few_in_a_fixed_order_then_counted() -> None:
+    # _world with b's 8 H100 at 5e6 USD/GPU-h spread over 7 clusters b1..b7 of 2 H100 each, listed out of order.
+    # Found in review: this cause named the first 3 in the snapshot's order, then " and 4 more", where the lines of
+    # the replicas the cost leaves out name 5 by cluster and GPU type, then ", and N more pool(s)" (_listed): one
+    # list of pools, one cap and one wording now.
+    order = ["b5", "b2", "b7", "b1", "b6", "b3", "b4"]
+    d = deployment("chat", 40.0, placements=[("a", H100, 1)])
+    clusters = [cluster("a", gpus={H100: 1}), *(cluster(c, gpus={H100: 2}, gpu_hour=5e6) for c in order)]
+    whole = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters}))
+    plan = whole.for_deployment("ns/chat")
+    assert not whole.budget_exhausted
+    placed = {t.cluster: t.replicas for t in plan.targets}  # which of the alike b's the search fills is a tie
+    with_room = sorted(c for c in order if placed.get(c, 0) < 2)
+    assert len(with_room) > 5
+    listed = ", ".join(f"{c}/{H100} (5000000.00 USD/h of GPU-hours)" for c in with_room[:5])
+    assert plan.infeasible_reason == (
+        f"needs more tokens/s within the SLO than fit ({listed}, and {len(with_room) - 5} more pool(s) have room, "
+        "but a replica there costs more than the penalty for going without it)"
+    )
+
+
 def _carbon(g_per_kwh: float) -> S.CarbonHorizon:
     return S.CarbonHorizon(
         tuple(S.CarbonIntensity(NOW + timedelta(hours=h), NOW + timedelta(hours=h + 1), g_per_kwh) for h in range(24))

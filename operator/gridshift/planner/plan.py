@@ -802,6 +802,24 @@ def _label(option: Option) -> str:
     return f"{option.cluster}/{option.gpu_type}"
 
 
+_POOLS_NAMED = 5
+"""Pools a list of them names before it counts the rest: _some_pools, the one cap of every such list."""
+
+
+def _some_pools(pools: Iterable[tuple[Key, str]]) -> str:
+    """(pool, its words) as the explanation lists pools: by cluster, then GPU type, the first `_POOLS_NAMED`, then
+    ", and N more pool(s)", the count covering the rest, so the words stay short and the same from cycle to cycle
+    whatever order the snapshot listed them in. Every list of pools goes through it: the pools a shortfall's cause
+    prices out (_priced_out) and the replicas the cost leaves out (_listed). Found in review: the first named 3 in the
+    snapshot's order, then " and N more", the second 5, then ", and N more pool(s)"; and the second had named every
+    pool in the snapshot's order, as long as the status cut allowed, its words changing between cycles that changed
+    nothing."""
+    ordered = sorted(pools, key=operator.itemgetter(0))
+    shown = ", ".join(words for _, words in ordered[:_POOLS_NAMED])
+    more = len(ordered) - _POOLS_NAMED
+    return shown + (f", and {more} more pool(s)" if more > 0 else "")
+
+
 @dataclass(frozen=True)
 class _Cover:
     """One option alone covering the deployment's need: replicas, and GPU and energy cost per hour (and the
@@ -1695,10 +1713,6 @@ def _short_because(
     return "; ".join(causes) or None
 
 
-_PRICED_OUT_NAMED = 3
-"""Pools a "has room, but a replica there costs more" cause names; the rest are counted ("and 2 more")."""
-
-
 def _priced_out(
     deployment: DeploymentProblem, counts: list[int], free: Mapping[Key, int], settings: PlannerSettings
 ) -> list[str]:
@@ -1709,11 +1723,11 @@ def _priced_out(
     search stopped short of its optimum has no words of its own, while the inventory's are false there;
     binding_constraints names the limit by the same test (_kept_back). Where one would lower it within the
     limit and none is kept back, price is not the cause: [] then. Only where none would lower it are the
-    pools named by price: a replica's cost there (GPU-hours, energy, a start, a carbon limit's or a stale
-    price's penalty) is at least the shortfall and minReplicas penalties it would take off, so the search
-    left it out by price, not for want of GPUs. Every term is convex in the count (each replica takes off no
-    more penalty than the one before, and costs no less), so where one more does not lower the objective,
-    no more do. Only the configured GPU-hour cost is given as a figure: this is Ready's message, and the
+    pools named by price (a few, then counted: _some_pools): a replica's cost there (GPU-hours, energy, a start,
+    a carbon limit's or a stale price's penalty) is at least the shortfall and minReplicas penalties it would take
+    off, so the search left it out by price, not for want of GPUs. Every term is convex in the count (each
+    replica takes off no more penalty than the one before, and costs no less), so where one more does not lower
+    the objective, no more do. Only the configured GPU-hour cost is given as a figure: this is Ready's message, and the
     penalty it is weighed against moves with the measured demand (_shortfall). Found in review: the price
     was named, and the move limit not, where a pool left empty by price stood beside one that
     maxConcurrentMoves 1 kept from a second replica."""
@@ -1723,9 +1737,7 @@ def _priced_out(
     priced = weighed.priced
     if weighed.lower or not priced:
         return []
-    rest = len(priced) - _PRICED_OUT_NAMED
-    named = ", ".join(f"{_label(o)} ({_priced_terms(o)})" for o in priced[:_PRICED_OUT_NAMED])
-    shown = named + (f" and {rest} more" if rest > 0 else "")
+    shown = _some_pools((o.key, f"{_label(o)} ({_priced_terms(o)})") for o in priced)
     has = "has" if len(priced) == 1 else "have"
     return [f"{shown} {has} room, but a replica there costs more than the penalty for going without it"]
 
@@ -1878,10 +1890,6 @@ def _deployment_plan(
     )
 
 
-_POOLS_SHOWN = 5
-"""Pools a line of the replicas the cost leaves out names (the rest counted): `_listed`."""
-
-
 def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -> list[str]:
     """The explanation's words for the replicas the cost leaves out (CostPrediction.unpriced): the strays kept outside
     the plan, then the rest, whose price or power is unknown. Found in review: "nothing; 0.000 USD/h" while a replica
@@ -1900,14 +1908,8 @@ def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -
 
 
 def _listed(replicas: Iterable[tuple[str, str, int]]) -> str:
-    """(cluster, GPU type, replicas) pools as both lines of `_left_out` name them: by cluster, then GPU type, the
-    first `_POOLS_SHOWN`, then ", and N more pool(s)". Found in review: each line named every pool in the order the
-    snapshot listed them, so with a fleet's worth of pools it was as long as the status cut allowed and its words
-    (Ready's message, the stored explanation) changed between cycles that changed nothing."""
-    pools = sorted(replicas)
-    shown = ", ".join(f"{c}/{g} x{n}" for c, g, n in pools[:_POOLS_SHOWN])
-    more = len(pools) - _POOLS_SHOWN
-    return shown + (f", and {more} more pool(s)" if more > 0 else "")
+    """(cluster, GPU type, replicas) pools as both lines of `_left_out` name them, "c/GPU x2" each (_some_pools)."""
+    return _some_pools(((c, g), f"{c}/{g} x{n}") for c, g, n in replicas)
 
 
 def _stray_targets(
