@@ -16,7 +16,8 @@ while another stops: one more start past the limit is named, one exactly at it o
 The cause is sought only for a deployment short or below minReplicas: it weighs every pool with room, for every
 deployment at plan assembly. minRegions unmet ("spread over 1 of minRegions 2") names the move limit by the same test
 where it keeps a replica from a pool with room in another region, and binding_constraints names it too (found in
-review: neither did, where a replica in a second region was a move past the limit).
+review: neither did, where a replica in a second region was a move past the limit). Many pools priced out, held by a
+roll-back or unreachable are named as every list of pools is: 5 by cluster and GPU type, then counted (_some_pools).
 """
 
 from __future__ import annotations
@@ -99,6 +100,37 @@ def test_many_pools_priced_out_are_named_as_every_list_of_pools_is_a_few_in_a_fi
     assert plan.infeasible_reason == (
         f"needs more tokens/s within the SLO than fit ({listed}, and {len(with_room) - 5} more pool(s) have room, "
         "but a replica there costs more than the penalty for going without it)"
+    )
+
+
+OUT_OF_ORDER = ["5", "2", "7", "1", "6", "3", "4"]
+"""Seven clusters' suffixes as a snapshot may list them: every list of pools names the first 5 by cluster."""
+
+
+def test_replicas_in_many_unreachable_clusters_are_a_short_binding_constraint_in_a_fixed_order() -> None:
+    # Found in review: the binding constraint named every unreachable pool in the snapshot's order (u5, u2, u7, ...),
+    # uncapped, while other lists of pools name 5 by cluster and GPU type and count the rest. Shown in status.
+    names = [f"u{n}" for n in OUT_OF_ORDER]
+    d = deployment("chat", 1.0, placements=[(c, H100, 1) for c in names])
+    clusters = [cluster("a", gpus={H100: 8}), *(cluster(c, reachable=False) for c in names)]
+    plan = make_plan(snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
+    (lost,) = [b for b in plan.explanation.binding_constraints if b.startswith("unreachable")]
+    named = ", ".join(f"u{n}/{H100} x1" for n in range(1, 6))
+    assert lost == f"unreachable: {named}, and 2 more pool(s) not counted as capacity"
+
+
+def test_a_roll_back_s_hold_on_many_pools_names_them_as_every_list_of_pools() -> None:
+    # Found in review: the held pools were named all, in the snapshot's order. Short of the demand, minReplicas 14:
+    # a hold on each of seven clusters with free GPUs keeps it at one replica in each.
+    names = [f"h{n}" for n in OUT_OF_ORDER]
+    chat = deployment("chat", 1.0, min_replicas=14, max_replicas=16, placements=[(c, H100, 1) for c in names])
+    held = replace(chat, no_growth=frozenset((c, H100) for c in names))
+    clusters = [cluster(c, gpus={H100: 4}) for c in names]
+    plan = make_plan(snapshot([held], clusters, {c.name: flat_prices(0.1) for c in clusters})).for_deployment("ns/chat")
+    assert plan.total_replicas == 7
+    named = ", ".join(f"h{n}/{H100}" for n in range(1, 6))
+    assert plan.infeasible_reason == (
+        f"only 7 of minReplicas 14: {named}, and 2 more pool(s): a recent roll-back holds growth there"
     )
 
 

@@ -809,11 +809,13 @@ _POOLS_NAMED = 5
 def _some_pools(pools: Iterable[tuple[Key, str]]) -> str:
     """(pool, its words) as the explanation lists pools: by cluster, then GPU type, the first `_POOLS_NAMED`, then
     ", and N more pool(s)", the count covering the rest, so the words stay short and the same from cycle to cycle
-    whatever order the snapshot listed them in. Every list of pools goes through it: the pools a shortfall's cause
-    prices out (_priced_out) and the replicas the cost leaves out (_listed). Found in review: the first named 3 in the
-    snapshot's order, then " and N more", the second 5, then ", and N more pool(s)"; and the second had named every
-    pool in the snapshot's order, as long as the status cut allowed, its words changing between cycles that changed
-    nothing."""
+    whatever order the snapshot listed them in. Every list of pools a cause, a binding constraint or the cost names
+    goes through it: the pools a shortfall's cause prices out (_priced_out) or a roll-back holds (_short_because),
+    the replicas the cost leaves out and those in unreachable clusters (_listed). The summary's placement is not
+    such a list: it is the plan, listed whole. Found in review: the first named 3 in the snapshot's order, then
+    " and N more", the second 5, then ", and N more pool(s)"; the second, the unreachable and the held had named
+    every pool in the snapshot's order (the unreachable ones in binding_constraints, shown in status), their words
+    changing between cycles that changed nothing."""
     ordered = sorted(pools, key=operator.itemgetter(0))
     shown = ", ".join(words for _, words in ordered[:_POOLS_NAMED])
     more = len(ordered) - _POOLS_NAMED
@@ -1252,8 +1254,7 @@ def _binding_constraints(
     if not deployment.frozen:
         binding.extend(_carbon_limits(deployment, counts, started, stopped))
     if deployment.unreachable:
-        lost = ", ".join(f"{c}/{g} x{n}" for c, g, n in deployment.unreachable)
-        binding.append(f"unreachable: {lost} not counted as capacity")
+        binding.append(f"unreachable: {_listed(deployment.unreachable)} not counted as capacity")
     total = sum(counts)
     covered = sum(n * deployment.unit_capacity(o) for o, n in used)
     # maxReplicas binds only where another replica would serve demand left unserved and a pool has room
@@ -1690,10 +1691,11 @@ def _short_because(
     exhausted: bool,
 ) -> str | None:
     """Why a deployment below its cap has fewer replicas than it needs, where that is not the inventory:
-    a roll-back's hold on pools with free GPUs (Deployment.no_growth), a search its time budget cut
-    short while a pool had room, or, the search not cut short, maxConcurrentMoves keeping a replica from a
-    pool with room where it would lower the objective, or pools with room where a replica costs more than
-    the objective's penalty for going without it (_priced_out). None: the pools lack room, or the cap binds.
+    a roll-back's hold on pools with free GPUs (Deployment.no_growth; named as _some_pools lists them), a search
+    its time budget cut short while a pool had room, or, the search not cut short, maxConcurrentMoves keeping a
+    replica from a pool with room where it would lower the objective, or pools with room where a replica costs
+    more than the objective's penalty for going without it (_priced_out). None: the pools lack room, or the cap
+    binds.
     Found in review: the first two read "inventory or maxReplicas binds" (or "fit in free inventory") with
     15 of 16 GPUs free and a cap of 16; so did the last, with the only pool left offered at 5e6 USD per
     GPU-hour (a RegionalCluster stored before MAX_USD_PER_GPU_HOUR is planned at its cost)."""
@@ -1704,7 +1706,7 @@ def _short_because(
     held = [o for n, o in options if o.key in hold and n >= o.current and free.get(o.key, 0) >= o.gpus]
     causes = []
     if held:
-        causes.append(f"{', '.join(_label(o) for o in held)}: a recent roll-back holds growth there")
+        causes.append(f"{_some_pools((o.key, _label(o)) for o in held)}: a recent roll-back holds growth there")
     room = [o for n, o in options if _room(o, n, free)]
     if exhausted and room:
         causes.append(f"the search was cut short by its time budget: {_label(room[0])} has room")
@@ -1908,7 +1910,8 @@ def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -
 
 
 def _listed(replicas: Iterable[tuple[str, str, int]]) -> str:
-    """(cluster, GPU type, replicas) pools as both lines of `_left_out` name them, "c/GPU x2" each (_some_pools)."""
+    """(cluster, GPU type, replicas) pools as both lines of `_left_out` and the unreachable binding constraint name
+    them, "c/GPU x2" each (_some_pools)."""
     return _some_pools(((c, g), f"{c}/{g} x{n}") for c, g, n in replicas)
 
 
