@@ -132,6 +132,39 @@ def test_a_search_cut_short_by_the_budget_is_said_so_not_blamed_on_inventory_or_
     assert make_plan(world).for_deployment("ns/dear").targets != dear.targets
 
 
+def test_min_regions_unmet_by_a_search_cut_short_names_the_budget_and_a_pool_with_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The spread clause's own cause (plan._spread): the build spends the budget, so the plan is what runs now, both
+    # replicas in region a, minRegions 2, while b and c (each its own region) have room. Not short of the demand nor
+    # of minReplicas, no clause before it gives a cause: this one names the budget (found in review: nothing pinned
+    # it; the move limit's words, or none, passed every planner test in its place).
+    from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
+
+    clock = FakeClock()
+    build = plan_module.build_problem
+
+    def slow_build(*args: Any, **kwargs: Any) -> Problem:
+        problem = build(*args, **kwargs)
+        clock.now += 5.0
+        return problem
+
+    monkeypatch.setattr(plan_module, "build_problem", slow_build)
+    d = deployment("chat", 0.5, min_regions=2, placements=[("a", H100, 2)])
+    clusters = [cluster("a", gpus={H100: 2}), cluster("b", gpus={H100: 8}), cluster("c", gpus={H100: 8})]
+    world = snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})
+    plan = make_plan(world, PlannerSettings(time_budget_seconds=1.0), clock=clock)
+    assert plan.budget_exhausted
+    chat = plan.for_deployment("ns/chat")
+    assert {t.cluster: t.replicas for t in chat.targets} == {"a": 2}
+    assert chat.infeasible_reason == (
+        f"spread over 1 of minRegions 2 (the search was cut short by its time budget: b/{H100} has room)"
+    )
+    # With the time it needs, it spreads.
+    monkeypatch.setattr(plan_module, "build_problem", build)
+    assert make_plan(world).for_deployment("ns/chat").feasible
+
+
 @pytest.mark.parametrize("spent_by", ["nothing", "the pricing LP", "re-validating the running placement"])
 def test_a_budget_too_short_for_the_pricing_lp_still_fills_what_the_running_placement_leaves_short(
     monkeypatch: pytest.MonkeyPatch, spent_by: str
