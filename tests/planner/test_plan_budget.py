@@ -79,16 +79,22 @@ def test_the_assembly_reserve_grows_with_size_and_with_a_slow_build() -> None:
     assert plan_module.assembly_reserve(large, 4 * estimate) == pytest.approx(4 * fast)
 
 
-def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+def _build_spends_the_budget(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A clock that the problem's build moves 5 s on, past any budget these tests give: the plan is what runs now."""
     clock = FakeClock()
     build = plan_module.build_problem
 
     def slow_build(*args: Any, **kwargs: Any) -> Problem:
         problem = build(*args, **kwargs)
-        clock.now += 5.0  # past the whole budget
+        clock.now += 5.0
         return problem
 
     monkeypatch.setattr(plan_module, "build_problem", slow_build)
+    return clock
+
+
+def test_a_budget_spent_by_the_build_still_gives_a_valid_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _build_spends_the_budget(monkeypatch)
     plan = make_plan(_mid_size(40), PlannerSettings(time_budget_seconds=1.0), clock=clock)
     assert plan.budget_exhausted
     assert len(plan.deployments) == 40
@@ -102,15 +108,7 @@ def test_a_search_cut_short_by_the_budget_is_said_so_not_blamed_on_inventory_or_
     # 0.13 USD start. Here the build spends the budget: the plan is what runs now.
     from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
 
-    clock = FakeClock()
-    build = plan_module.build_problem
-
-    def slow_build(*args: Any, **kwargs: Any) -> Problem:
-        problem = build(*args, **kwargs)
-        clock.now += 5.0
-        return problem
-
-    monkeypatch.setattr(plan_module, "build_problem", slow_build)
+    clock = _build_spends_the_budget(monkeypatch)
     world = snapshot(
         [deployment("new", 20.0, min_replicas=2), deployment("dear", 3.0, placements=[("b", H100, 2)])],
         [cluster("a", gpus={H100: 16}), cluster("b", gpus={H100: 16})],
@@ -141,15 +139,7 @@ def test_min_regions_unmet_by_a_search_cut_short_names_the_budget_and_a_pool_wit
     # it; the move limit's words, or none, passed every planner test in its place).
     from tests.planner.planner_world import H100, cluster, deployment, flat_prices, snapshot
 
-    clock = FakeClock()
-    build = plan_module.build_problem
-
-    def slow_build(*args: Any, **kwargs: Any) -> Problem:
-        problem = build(*args, **kwargs)
-        clock.now += 5.0
-        return problem
-
-    monkeypatch.setattr(plan_module, "build_problem", slow_build)
+    clock = _build_spends_the_budget(monkeypatch)
     d = deployment("chat", 0.5, min_regions=2, placements=[("a", H100, 2)])
     clusters = [cluster("a", gpus={H100: 2}), cluster("b", gpus={H100: 8}), cluster("c", gpus={H100: 8})]
     world = snapshot([d], clusters, {c.name: flat_prices(0.1) for c in clusters})
@@ -161,7 +151,7 @@ def test_min_regions_unmet_by_a_search_cut_short_names_the_budget_and_a_pool_wit
         f"spread over 1 of minRegions 2 (the search was cut short by its time budget: b/{H100} has room)"
     )
     # With the time it needs, it spreads.
-    monkeypatch.setattr(plan_module, "build_problem", build)
+    monkeypatch.undo()
     assert make_plan(world).for_deployment("ns/chat").feasible
 
 
