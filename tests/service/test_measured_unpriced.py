@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
+from gridshift.modes import MigrationMode
 from gridshift.planner.cost import SECONDS_PER_HOUR, TOKENS_PER_MILLION
+from gridshift.planner.plan import CostPrediction
 from gridshift.planner.snapshot import Placement
 from gridshift.service.inputs import MeasuredCost
-from gridshift.service.status import _measured_moved, _priced_token_rate
+from gridshift.service.status import _cost, _measured_moved, _priced_token_rate
 from gridshift.settings import OperatorSettings
 from gridshift.signals.labels import DeploymentRef
 from gridshift.signals.promql import Signal
-from tests.service.harness import H100, WORKLOADS, ServiceHarness, deployment_body, example_profile
-from tests.service.test_status import PROMETHEUS, settled
+from tests.service.harness import H100, T0, WORKLOADS, ServiceHarness, deployment_body, example_profile
+from tests.service.test_status import PROMETHEUS, samples, settled
 
 A100 = "NVIDIA-A100-SXM4-80GB"
 TOKENS = {"a": 600.0, "b": 200.0}
@@ -180,3 +182,61 @@ def test_a_figure_left_out_while_a_cluster_mixed_both_kinds_returns_when_it_no_l
     assert _measured_moved(measured, {"unpricedReplicas": 1}, stored)  # and the other way: b now mixes them
     assert not _measured_moved(measured, {"unpricedReplicas": 1, "pricedOutputTokensPerSecond": 570.0}, stored)
     assert _measured_moved(measured, {"unpricedReplicas": 2, "pricedOutputTokensPerSecond": 600.0}, stored)
+
+
+def _b_offers_a100_again(world: ServiceHarness) -> None:
+    world.cluster_bodies["b"]["spec"]["offerings"] = [_offering(A100)]
+    world.cluster_bodies["b"]["metadata"]["resourceVersion"] = "3"
+
+
+def test_a_stored_predicted_cost_takes_in_unpriced_replicas_and_nothing_else_without_a_new_decision() -> None:
+    # Found in review: the stored Predicted cost was kept until a new decision, so b ceasing to offer A100 (its
+    # replicas kept, Frozen, now unpriced) left 4.05 USD/h pricing them and no unpricedReplicas beside it.
+    world, _ = _frozen_over_a_and_b()
+    every = settled(world)
+    assert every["cost"]["source"] == "Predicted" and "unpricedReplicas" not in every["cost"], every["cost"]
+    _b_stops_offering_a100(world)
+    status = settled(world)
+    cost = status["cost"]
+    assert status["lastDecision"] == every["lastDecision"]  # no new decision: the same placement is kept
+    assert cost.get("unpricedReplicas") == world.ready()["b"] and cost["time"] != every["cost"]["time"], cost
+    assert cost["usdPerHour"] * (1.0 - cost["energyShare"]) == pytest.approx(2.0 * world.ready()["a"], rel=0.01)
+    # A price change alone is still no news (docs/status.md): neither the energy price nor the GPU-hour's.
+    world.prices["a"] = 400.0
+    world.cluster_bodies["a"]["spec"]["offerings"][0]["hourlyCost"]["amount"] = 3.0
+    world.cluster_bodies["a"]["metadata"]["resourceVersion"] = "2"
+    assert settled(world)["cost"] == cost
+    assert sum(samples(world, "gridshift_deployment_predicted_cost_usd_per_hour")) > 1.4 * cost["usdPerHour"]
+    # And back: priced again, rewritten (at the prices of now), unpricedReplicas gone.
+    _b_offers_a100_again(world)
+    again = settled(world)["cost"]
+    assert "unpricedReplicas" not in again and again["time"] != cost["time"], again
+    assert again["usdPerHour"] > cost["usdPerHour"]
+
+
+@pytest.mark.parametrize(("mode", "source"), [("Frozen", "Predicted"), ("Advisory", "Hypothetical")])
+def test_a_stored_cost_as_decided_is_rewritten_for_unpriced_replicas_only(mode: str, source: str) -> None:
+    stored = {"usdPerHour": 4.05, "usdPerMillionTokens": 1.41, "source": source, "time": "2024-06-03T10:00:00Z"}
+    plan = _plan_costing(mode, usd_per_hour=2.02, unpriced=())
+    assert _cost(T0, plan, _applied(), None, {"cost": stored}, refresh=False) == stored  # a price change alone
+    plan = _plan_costing(mode, usd_per_hour=2.02, unpriced=(("b", A100, 1),))
+    cost = _cost(T0, plan, _applied(), None, {"cost": stored}, refresh=False)
+    assert cost["usdPerHour"] == 2.02 and cost["unpricedReplicas"] == 1 and cost["source"] == source, cost
+    assert _cost(T0, plan, _applied(), None, {"cost": cost}, refresh=False) == cost  # then kept as it is
+    plan = _plan_costing(mode, usd_per_hour=2.5, unpriced=(("b", A100, 2),))
+    assert _cost(T0, plan, _applied(), None, {"cost": cost}, refresh=False)["unpricedReplicas"] == 2
+
+
+def _plan_costing(mode: str, usd_per_hour: float, unpriced: tuple[tuple[str, str, int], ...]) -> Any:
+    """The parts of a DeploymentPlan `_cost` reads without a measured cost: its mode and its CostPrediction."""
+    cost = CostPrediction(
+        usd_per_hour=usd_per_hour,
+        gpu_usd_per_hour=usd_per_hour,
+        energy_usd_per_hour=0.0,
+        usd_per_million_tokens=None,
+        joules_per_token=None,
+        energy_share=0.0,
+        power_watts=700.0,
+        unpriced=unpriced,
+    )
+    return SimpleNamespace(cost=cost, mode=MigrationMode(mode), targets=())

@@ -600,8 +600,9 @@ def _cost(
     old: Mapping[str, Any],
     refresh: bool,
 ) -> dict[str, Any]:
-    """status.cost: the plan's figures as decided (refreshed with `refresh`), measured ones when there are; a
-    Measured cost is recomputed, at this cycle's prices, when its measured inputs move (`_measured_moved`)."""
+    """status.cost: the plan's figures as decided (refreshed with `refresh`, or where unpricedReplicas changed),
+    measured ones when there are; a Measured cost is recomputed, at this cycle's prices, when its measured inputs
+    move (`_measured_moved`)."""
     cost = plan.cost
     out: dict[str, Any] = {
         "usdPerHour": sig(cost.usd_per_hour),
@@ -646,8 +647,16 @@ def _cost(
             out["gramsCo2PerMillionTokens"] = sig(
                 grams_per_million_tokens_from_energy(measured.joules_per_token, grams_per_watt_hour), 2
             )
-    elif not refresh and previous.get("source") == out["source"] and "time" in previous:
-        return dict(previous)  # as decided: a price change alone is not news (metrics carry the live figure)
+    elif (
+        not refresh
+        and previous.get("source") == out["source"]
+        and "time" in previous
+        and previous.get("unpricedReplicas") == out["unpricedReplicas"]
+    ):
+        # As decided: a price change alone is not news (metrics carry the live figure). Replicas becoming
+        # unpriced (or priced again) are: found in review, a cluster ceasing to offer a Frozen deployment's GPU
+        # type left the stored cost pricing its replicas, with no unpricedReplicas, until a new decision.
+        return dict(previous)
     out["time"] = now.isoformat()
     return {k: v for k, v in out.items() if v is not None}
 
