@@ -1,6 +1,7 @@
 """A Measured status.cost of a deployment some of whose replicas it cannot price (unpricedReplicas): its
 usdPerMillionTokens is the priced replicas' cost over the tokens they served, or absent where no measurement
-splits their tokens from the others'."""
+splits their tokens from the others' or a cluster of them measured none. And a cost as decided (Predicted,
+Hypothetical) rewritten when unpricedReplicas changes, never for a price alone."""
 
 from __future__ import annotations
 
@@ -240,3 +241,42 @@ def _plan_costing(mode: str, usd_per_hour: float, unpriced: tuple[tuple[str, str
         unpriced=unpriced,
     )
     return SimpleNamespace(cost=cost, mode=MigrationMode(mode), targets=())
+
+
+def test_a_measured_cost_per_million_tokens_is_left_out_where_a_cluster_of_priced_replicas_measured_no_tokens() -> None:
+    # Found in review: b's output-token series absent (its replicas Ready and priced), the Measured usdPerMillionTokens
+    # divided a's and b's GPU-hours by a's tokens alone, reading high under source Measured, with nothing saying so.
+    world, body = _frozen_over_a_and_b()
+    settled(world)
+    _measure(world, body, TOKENS)
+    every = settled(world)["cost"]
+    assert every["source"] == "Measured" and every["usdPerMillionTokens"] > 0, every
+    world.metrics.clear_signal(DeploymentRef("ml", "chat", WORKLOADS, "chat", "b"), Signal.GENERATION_TOKEN_RATE)
+    status = settled(world)
+    cost = status["cost"]
+    assert world.ready()["b"] > 0 and status["observedSlo"]["outputTokensPerSecond"] == TOKENS["a"]  # as measured
+    assert cost["source"] == "Measured" and "usdPerMillionTokens" not in cost, cost
+    assert cost["joulesPerToken"] == JOULES_PER_TOKEN and "unpricedReplicas" not in cost, cost
+    # Measured there again, though the total moves by less than a tenth: the figure returns.
+    _measure(world, body, {"b": 20.0})
+    back = settled(world)["cost"]
+    assert back["usdPerMillionTokens"] > 0 and back["time"] != cost["time"], back
+    # A failed query of it fails the cluster's whole read (a demand signal): no Measured cost at all.
+    world.metrics.fail_signal(Signal.GENERATION_TOKEN_RATE, "HTTP 503")
+    assert settled(world)["cost"]["source"] == "Predicted"
+
+
+def test_the_priced_token_rate_is_unknown_where_a_cluster_of_ready_priced_replicas_measured_none() -> None:
+    measured = MeasuredCost(600.0, 2.0, tokens_by_cluster=(("a", 600.0),))  # b: no series, or its query failed
+    every = _applied(("a", H100, 2), ("b", A100, 2))
+    both = _planned((), ("a", H100, 2), ("b", A100, 2))
+    assert _priced_token_rate(both, every, measured) is None
+    # b's replicas not Ready (a move starting there, not scraped yet): they serve nothing, a's tokens are all.
+    starting = SimpleNamespace(placements=(Placement("a", H100, 2, 2), Placement("b", A100, 2, 0)))
+    assert _priced_token_rate(both, starting, measured) == 600.0
+    # b's replicas unpriced: its tokens are left out anyway; beside an unpriced c, b's missing ones are not.
+    assert _priced_token_rate(_planned((("b", A100, 2),), ("a", H100, 2), ("b", A100, 2)), every, measured) == 600.0
+    with_c = _applied(("a", H100, 2), ("b", A100, 2), ("c", A100, 1))
+    assert _priced_token_rate(_planned((("c", A100, 1),), ("a", H100, 2), ("b", A100, 2)), with_c, measured) is None
+    # Ready replicas where the plan prices none (drained after a move) are in neither the cost nor the question.
+    assert _priced_token_rate(_planned((), ("a", H100, 2)), every, measured) == 600.0

@@ -698,7 +698,13 @@ class CostStatus(ApiModel):
     """
 
     usd_per_hour: float | None = Field(default=None, description="Total cost rate, USD per hour.")
-    usd_per_million_tokens: float | None = Field(default=None, description="USD per million output tokens served.")
+    usd_per_million_tokens: float | None = Field(
+        default=None,
+        description=(
+            "USD per million output tokens served. A Measured one is absent where no measured token rate covers "
+            "the replicas it prices (see pricedOutputTokensPerSecond)."
+        ),
+    )
     joules_per_token: float | None = Field(default=None, description="GPU energy per output token, joules.")
     grams_co2_per_million_tokens: float | None = Field(
         default=None,
@@ -732,8 +738,9 @@ class CostStatus(ApiModel):
         description=(
             "Where a Measured cost leaves unpricedReplicas out: the measured output tokens/s of the replicas it "
             "prices (those of the clusters running no unpriced ones), the tokens usdPerMillionTokens is over. "
-            "Absent when every replica is priced, and where a cluster runs both (vLLM's token rate is not split "
-            "by GPU type), usdPerMillionTokens then absent too."
+            "Absent when every replica is priced; and where a cluster runs both (vLLM's token rate is not split "
+            "by GPU type) or a cluster of Ready priced replicas measured no token rate, usdPerMillionTokens then "
+            "absent too."
         ),
     )
     source: CostSource | None = Field(

@@ -52,7 +52,7 @@ from gridshift.planner.cost import (
     usd_per_kwh_with_pue,
     usd_per_million_tokens_from_energy,
 )
-from gridshift.planner.plan import DeploymentPlan
+from gridshift.planner.plan import CostPrediction, DeploymentPlan
 from gridshift.service.inputs import MeasuredCost, ProfileUse, parse_bodies, profile_uses
 from gridshift.service.migrate import MigrationProgress, StepState, routing_to_wire
 from gridshift.service.state import ClusterView, ObservedDeployment, Refused
@@ -580,8 +580,17 @@ def _priced_token_rate(plan: DeploymentPlan, applied: S.Deployment, measured: Me
     Found in review: a Measured usdPerMillionTokens divided the priced replicas' GPU-hours by the tokens every
     replica served, so it read low by the unpriced ones' share, unflagged. Where they share a cluster with priced
     ones no measured split is known: a split by Ready replicas would credit one GPU type with another's tokens
-    under a source that says Measured, so the figure is left out and `unpricedReplicas` says why."""
+    under a source that says Measured, so the figure is left out and `unpricedReplicas` says why.
+
+    None too where a cluster the plan prices replicas in, Ready there, measured no token rate (no series, or its
+    query failed): found in review, the priced replicas' GPU-hours were over the other clusters' tokens alone, so
+    usdPerMillionTokens read high under a source that says Measured. Replicas not Ready there serve nothing yet:
+    a move's new cluster, not yet scraped, leaves the figure in."""
     unpriced = {(cluster, gpu_type) for cluster, gpu_type, _ in plan.cost.unpriced}
+    serving = {p.cluster for p in applied.placements if p.ready > 0}
+    priced = {t.cluster for t in plan.targets if t.replicas > 0 and (t.cluster, t.gpu_type) not in unpriced}
+    if (priced & serving) - {cluster for cluster, _ in measured.tokens_by_cluster}:
+        return None
     if not unpriced:
         return measured.generation_tokens_per_second
     pools = {(p.cluster, p.gpu_type) for p in applied.placements if p.desired > 0 or p.ready > 0}
@@ -620,33 +629,13 @@ def _cost(
         priced_tokens = _priced_token_rate(plan, applied, measured)
         # Stored only beside unpricedReplicas: where every replica is priced it is observedSlo's token rate.
         out["pricedOutputTokensPerSecond"] = sig(priced_tokens) if cost.unpriced else None
+        out.update(_measured_figures(cost, measured.joules_per_token, priced_tokens))
         if (
             not refresh
             and previous.get("source") == CostSource.MEASURED.value
             and not _measured_moved(measured, out, old)
         ):
             return dict(previous)
-        out["source"] = CostSource.MEASURED.value
-        # Measured energy priced where the placement draws it (USD per GPU watt-hour, PUE included): the plan's
-        # energy cost over its power. It was the predicted USD/h over measured tokens (review: with owned GPUs,
-        # 0.033 USD/Mtok beside 2 J/token that cost 0.067 at the price, and the chart's rules said 0.067).
-        usd_per_watt_hour = cost.energy_usd_per_hour / cost.power_watts if cost.power_watts > 0 else 0.0
-        out["usdPerMillionTokens"] = sig(
-            usd_per_million_tokens_from_energy(
-                cost.gpu_usd_per_hour,
-                priced_tokens,
-                measured.joules_per_token,
-                usd_per_watt_hour,
-            ),
-            2,
-        )
-        out["joulesPerToken"] = sig(measured.joules_per_token, 2)
-        if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
-            # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
-            grams_per_watt_hour = cost.co2_grams_per_hour / cost.power_watts
-            out["gramsCo2PerMillionTokens"] = sig(
-                grams_per_million_tokens_from_energy(measured.joules_per_token, grams_per_watt_hour), 2
-            )
     elif (
         not refresh
         and previous.get("source") == out["source"]
@@ -661,18 +650,50 @@ def _cost(
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _measured_figures(cost: CostPrediction, joules_per_token: float, priced_tokens: float | None) -> dict[str, Any]:
+    """A Measured status.cost's own figures (the rest are the plan's): usdPerMillionTokens over `priced_tokens`
+    (none without them), the measured `joules_per_token`, and gramsCo2PerMillionTokens where the plan has an
+    intensity."""
+    # Measured energy priced where the placement draws it (USD per GPU watt-hour, PUE included): the plan's
+    # energy cost over its power. It was the predicted USD/h over measured tokens (review: with owned GPUs,
+    # 0.033 USD/Mtok beside 2 J/token that cost 0.067 at the price, and the chart's rules said 0.067).
+    usd_per_watt_hour = cost.energy_usd_per_hour / cost.power_watts if cost.power_watts > 0 else 0.0
+    figures: dict[str, Any] = {
+        "source": CostSource.MEASURED.value,
+        "usdPerMillionTokens": sig(
+            usd_per_million_tokens_from_energy(
+                cost.gpu_usd_per_hour,
+                priced_tokens,
+                joules_per_token,
+                usd_per_watt_hour,
+            ),
+            2,
+        ),
+        "joulesPerToken": sig(joules_per_token, 2),
+    }
+    if cost.co2_grams_per_hour is not None and cost.power_watts > 0:
+        # Measured GPU energy per token x the placement's grams per GPU watt-hour (PUE x intensity).
+        grams_per_watt_hour = cost.co2_grams_per_hour / cost.power_watts
+        figures["gramsCo2PerMillionTokens"] = sig(
+            grams_per_million_tokens_from_energy(joules_per_token, grams_per_watt_hour), 2
+        )
+    return figures
+
+
 def _measured_moved(measured: MeasuredCost, out: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
     """Whether what a stored Measured cost was computed from moved by more than MEASURED_DRIFT: the J/token it
     holds, the tokens/s status.observedSlo holds (rewritten by the same rule, in the same cycle), or the priced
-    replicas' tokens/s it holds beside unpricedReplicas (`out`'s, this cycle's); or whether unpricedReplicas, or
-    a priced token rate at all, came or went.
+    replicas' tokens/s it holds beside unpricedReplicas (`out`'s, this cycle's); or whether unpricedReplicas, a
+    priced token rate, or a usdPerMillionTokens at all (`out`'s: `_priced_token_rate`), came or went.
 
     Found in review: the drift was judged on the cost's USD/Mtok and gCO2/Mtok, which move with the price and
     the grid's intensity now: with owned GPUs a price move of a tenth rewrote status.cost, one write per price
     interval and measured deployment, though docs/status.md says never for a price change alone. Found in
     review too: tokens moving from priced replicas' clusters to unpriced ones' at a steady total left
     usdPerMillionTokens at a third of its worth, one left out while clusters mixed both stayed out after, and
-    a cluster ceasing to offer a GPU type left the stored cost without unpricedReplicas."""
+    a cluster ceasing to offer a GPU type left the stored cost without unpricedReplicas. And a usdPerMillionTokens
+    left out while a cluster of priced replicas measured no tokens stayed out once it did, where every replica is
+    priced (no pricedOutputTokensPerSecond) and its tokens were under a tenth of the total."""
     stored: Mapping[str, Any] = old.get("cost") or {}
     joules = stored.get("joulesPerToken")
     tokens = (old.get("observedSlo") or {}).get("outputTokensPerSecond")
@@ -682,6 +703,7 @@ def _measured_moved(measured: MeasuredCost, out: Mapping[str, Any], old: Mapping
         or _steady(tokens, sig(measured.generation_tokens_per_second)) != tokens
         or _steady(priced, out.get("pricedOutputTokensPerSecond")) != priced
         or stored.get("unpricedReplicas") != out.get("unpricedReplicas")
+        or ("usdPerMillionTokens" in stored) != (out.get("usdPerMillionTokens") is not None)
     )
 
 

@@ -46,6 +46,10 @@ class FakeMetricsSource:
             raise TypeError(f"{signal}: {'mapping (per pod or per le)' if keyed else 'float'} expected")
         self._values.setdefault(ref, {})[signal] = dict(value) if isinstance(value, Mapping) else float(value)
 
+    def clear_signal(self, ref: DeploymentRef, signal: Signal) -> None:
+        """Makes `signal` of `ref` have no series, as Prometheus answers for one it holds none of."""
+        self._values.get(ref, {}).pop(signal, None)
+
     def fail(self, message: str, *, retryable: bool, timed_out: bool = False) -> None:
         """Makes every later read raise MetricsError until `recover()` (`timed_out`: as the real source's own
         deadline or a query's timeout raises it)."""
