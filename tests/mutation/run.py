@@ -7,8 +7,10 @@ stripping a leading `src/`. Our source root is `operator/` (not a package: it wo
 Mutated modules are then `gridshift.planner.migration` etc., as the tests import them.
 
 The module list, thresholds and test files come from `modules.toml`; equivalent mutants (listed in
-`equivalent_mutants.toml` with a reason and the mutated line, checked on every run) are left out of
-the score. `--sample` tests a fixed-seed sample per module (CI); the default tests every mutant.
+`equivalent_mutants.toml` with a reason and the mutated line) are left out of the score; those lines
+are checked against mutants made in memory (test_config.py, and here before mutmut starts) and against
+the ones mutmut wrote (after the run). `--sample` tests a fixed-seed sample per module (CI); the
+default tests every mutant.
 Exits 1 when a module is below its threshold, 2 on a set-up or configuration error.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import functools
 import os
@@ -24,11 +27,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -159,7 +166,7 @@ def prepare(modules: list[Module], *, fresh: bool) -> None:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
-    pyproject = (REPO / "pyproject.toml").read_text() + mutmut_config(modules)
+    pyproject = mutmut_pyproject(modules)
     config = WORK / "pyproject.toml"
     if not config.exists() or config.read_text() != pyproject:
         config.write_text(pyproject)
@@ -242,30 +249,55 @@ def module_of(mutant: str, modules: list[Module]) -> Module | None:
     return None
 
 
+def mutmut_pyproject(modules: list[Module]) -> str:
+    """The work folder's pyproject.toml: ours plus the generated [tool.mutmut] section."""
+    return (REPO / "pyproject.toml").read_text() + mutmut_config(modules)
+
+
 @functools.cache
-def mutated_functions(path: Path) -> tuple[str, dict[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
-    """Source and functions (by name) of a mutated file; parsed once, they are large."""
-    source = path.read_text()
-    functions = {
+def mutated_file(path: Path) -> str:
+    """A file of mutmut's `mutants/` copy, read once: they are large (one copy of a function per mutant)."""
+    return path.read_text()
+
+
+@functools.cache
+def mutated_functions(source: str) -> dict[str, ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions (by name) of a mutated file's source; parsed once per source."""
+    return {
         node.name: node
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
-    return source, functions
 
 
-def mutant_diff(mutant: str, module: Module) -> tuple[int, list[str]]:
-    """(line in the original file, changed lines as '-old' / '+new') of one mutant, from the mutated file."""
-    mutated = WORK / "mutants" / "src" / module.path
-    source, functions = mutated_functions(mutated)
-    name = mutant.removeprefix(module.dotted + ".")
+@functools.cache
+def source_lines(source: str) -> list[str]:
+    """Lines as ast numbers them (from 1: index 0 is line 1), ends dropped."""
+    return re.split(r"\r\n|\r|\n", source)
+
+
+def changed_lines(source: str, name: str) -> tuple[int, list[str]] | None:
+    """What mutant `name` (x_f__mutmut_3, xǁClassǁf__mutmut_3) changes in a mutated module's `source`.
+
+    (lines from the def line to the first changed one, changed lines as '-old' / '+new'), from its
+    function against the `__mutmut_orig` copy mutmut writes beside it; None when there is no such
+    mutant. The one reading of "what line does this mutant change": the real run's mutants/ files and
+    the in-memory generation of `equivalent_problems` both go through here.
+    """
+    functions = mutated_functions(source)
     orig_name = name.rpartition("__mutmut_")[0] + "__mutmut_orig"
     if name not in functions or orig_name not in functions:
-        raise SetupError(f"{mutant}: not found in {mutated}")
+        return None
+
+    lines_of_source = source_lines(source)
 
     def body(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
-        text = ast.get_source_segment(source, node) or ""
-        return text.splitlines()[1:]  # the def line differs by name only
+        # ast.get_source_segment without the def line (it differs by name only), from lines split once:
+        # get_source_segment splits the whole (large) source on every call.
+        lines = lines_of_source[node.lineno : node.end_lineno]
+        if lines and node.end_col_offset is not None:  # the offset counts UTF-8 bytes
+            lines[-1] = lines[-1].encode()[: node.end_col_offset].decode()
+        return lines
 
     original, changed = body(functions[orig_name]), body(functions[name])
     lines = [
@@ -275,16 +307,32 @@ def mutant_diff(mutant: str, module: Module) -> tuple[int, list[str]]:
     ]
     opcodes = difflib.SequenceMatcher(a=original, b=changed).get_opcodes()
     offset = next((i1 for tag, i1, _i2, _j1, _j2 in opcodes if tag != "equal"), 0)
-    return function_line(module, name) + 1 + offset, lines
+    return 1 + offset, lines
+
+
+def mutant_diff(mutant: str, module: Module) -> tuple[int, list[str]]:
+    """(line in the original file, changed lines as '-old' / '+new') of one mutant, from the mutated file."""
+    mutated = WORK / "mutants" / "src" / module.path
+    name = mutant.removeprefix(module.dotted + ".")
+    found = changed_lines(mutated_file(mutated), name)
+    if found is None:
+        raise SetupError(f"{mutant}: not found in {mutated}")
+    offset, lines = found
+    return function_line(module, name) + offset, lines
+
+
+def split_mangled(mangled: str) -> tuple[str | None, str]:
+    """(class or None, function) of a mutant's function: x_f__mutmut_3 or xǁClassǁf__mutmut_3."""
+    base = mangled.rpartition("__mutmut_")[0] or mangled
+    if base.startswith("x_"):
+        return None, base[2:]
+    _, owner, function = base.split("ǁ")
+    return owner, function
 
 
 def function_line(module: Module, mangled: str) -> int:
     """Line of the original function's def in operator/<path> (x_f or xǁClassǁf)."""
-    base = mangled.rpartition("__mutmut_")[0]
-    if base.startswith("x_"):
-        wanted, owner = base[2:], None
-    else:
-        _, owner, wanted = base.split("ǁ")
+    owner, wanted = split_mangled(mangled)
     tree = ast.parse((REPO / "operator" / module.path).read_text())
     scopes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == owner] if owner else [tree]
     for scope in scopes:
@@ -294,28 +342,159 @@ def function_line(module: Module, mangled: str) -> int:
     return 0
 
 
-def check_equivalents(equivalents: dict[str, Equivalent], modules: list[Module], statuses: dict[str, str]) -> None:
-    """Every listed mutant still exists, still makes the recorded change, and (when run) was not killed."""
-    problems = []
+def equivalent_problems(
+    equivalents: dict[str, Equivalent], modules: list[Module], mutated_source: Callable[[Module], str]
+) -> dict[str, str]:
+    """Listed mutant -> why its entry is stale: it is gone, or it no longer changes the recorded line.
+
+    `mutated_source` gives a module's mutated source: the real run's mutants/ file, or
+    `mutants_in_memory`'s (make test, in seconds).
+    """
+    problems = {}
     for equivalent in equivalents.values():
         module = module_of(equivalent.mutant, modules)
         if module is None:
-            problems.append(f"{equivalent.mutant}: not a mutant of a module in modules.toml")
+            problems[equivalent.mutant] = f"{equivalent.mutant}: not a mutant of a module in modules.toml"
             continue
-        if equivalent.mutant not in statuses:
-            problems.append(f"{equivalent.mutant}: no such mutant any more (the function changed); review the entry")
-            continue
-        _, lines = mutant_diff(equivalent.mutant, module)
-        added = [line[1:].strip() for line in lines if line.startswith("+")]
-        if equivalent.line not in added:
-            problems.append(
-                f"{equivalent.mutant}: now changes {added!r}, not {equivalent.line!r} (the function changed); "
-                "review the entry"
+        found = changed_lines(mutated_source(module), equivalent.mutant.removeprefix(module.dotted + "."))
+        if found is None:
+            problems[equivalent.mutant] = (
+                f"{equivalent.mutant}: no such mutant any more (the function changed); review the entry"
             )
-        elif statuses[equivalent.mutant] in DETECTED:
-            problems.append(f"{equivalent.mutant}: listed as equivalent but a test kills it; remove the entry")
+            continue
+        added = [line[1:].strip() for line in found[1] if line.startswith("+")]
+        if equivalent.line not in added:
+            problems[equivalent.mutant] = (
+                f"{equivalent.mutant}: stored line {equivalent.line!r}, but the mutant now changes {added!r} "
+                "(the function changed); review the entry"
+            )
+    return problems
+
+
+def check_equivalents(equivalents: dict[str, Equivalent], modules: list[Module], statuses: dict[str, str]) -> None:
+    """Every listed mutant still exists, still makes the recorded change, and (when run) was not killed."""
+    problems = equivalent_problems(equivalents, modules, lambda m: mutated_file(WORK / "mutants" / "src" / m.path))
+    for name in equivalents:
+        if name not in problems and statuses.get(name) in DETECTED:
+            problems[name] = f"{name}: listed as equivalent but a test kills it; remove the entry"
     if problems:
-        raise SetupError("equivalent_mutants.toml is out of date:\n  " + "\n  ".join(problems))
+        raise SetupError(out_of_date(list(problems.values())))
+
+
+def out_of_date(problems: list[str]) -> str:
+    return "equivalent_mutants.toml is out of date:\n  " + "\n  ".join(problems)
+
+
+def original_source(module: Module) -> str:
+    return (REPO / "operator" / module.path).read_text()
+
+
+def mutants_in_memory(
+    modules: list[Module], functions: dict[str, set[str]], read: Callable[[Module], str] = original_source
+) -> dict[str, str]:
+    """Module path -> the named mutants ({x_f__mutmut_3, xǁClassǁf__mutmut_7, ...}) of that module, each with
+    its function's `__mutmut_orig` copy, as mutmut writes them to mutants/, made in memory by mutmut's code.
+
+    mutmut's mutate_file_contents renders every mutant of a module (half a minute for ours); here only the
+    named ones are (see render_mutants). mutmut's config() (do_not_mutate_patterns) is read from the cwd:
+    from a copy of the work folder's pyproject.toml here.
+    """
+    mutmut = mutmut_generator()
+    sources = {}
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "pyproject.toml").write_text(mutmut_pyproject(modules))
+        try:
+            with contextlib.chdir(folder):
+                mutmut.reset_config()
+                if mutmut.config().mutate_only_covered_lines:
+                    raise SetupError("mutate_only_covered_lines: mutants_in_memory cannot tell which lines run")
+            for module in modules:
+                if functions.get(module.path):
+                    sources[module.path] = render_mutants(mutmut, module, read(module), functions[module.path])
+        finally:
+            mutmut.reset_config()  # mutmut keeps config() in a global: leave none read from a folder that is gone
+    return sources
+
+
+def mutmut_generator() -> SimpleNamespace:
+    """The parts of mutmut (3.8.1, mutmut.mutation.file_mutation: internals, not an API) that make mutants.
+
+    A mutmut that moved them fails here, one that changed what they do fails test_config's comparison
+    with its mutate_file_contents: neither passes silently.
+    """
+    try:
+        import libcst  # mutmut's parser
+        from mutmut.configuration import config, reset_config
+        from mutmut.mutation.file_mutation import (
+            create_mutations,
+            function_trampoline_arrangement,
+            group_by_top_level_node,
+        )
+        from mutmut.mutation.trampoline_templates import mangle_function_name
+    except ImportError as error:
+        raise SetupError(
+            f"cannot import mutmut's generator ({error}): `make setup` installs mutmut; if it is installed, its "
+            "internals moved: mutants_in_memory was written against mutmut 3.8.1's mutmut.mutation.file_mutation"
+        ) from error
+    return SimpleNamespace(
+        libcst=libcst,
+        config=config,
+        reset_config=reset_config,
+        create_mutations=create_mutations,
+        function_trampoline_arrangement=function_trampoline_arrangement,
+        group_by_top_level_node=group_by_top_level_node,
+        mangle_function_name=mangle_function_name,
+    )
+
+
+def render_mutants(mutmut: SimpleNamespace, module: Module, code: str, wanted: set[str]) -> str:
+    """The `wanted` mutants of `code`, each beside its function's `__mutmut_orig` copy.
+
+    As mutate_file_contents: create_mutations finds the mutations; combine_mutations_to_source groups them
+    by function (group_by_top_level_node), goes through the module's functions and its classes' methods,
+    and renders each group with function_trampoline_arrangement, mutant n being the group's n-th. Here
+    only the wanted n-th is rendered (alone, so it comes out as `__mutmut_1` and is renamed).
+    """
+    cst = mutmut.libcst
+    tree, mutations, _, _ = mutmut.create_mutations(f"src/{module.path}", code)
+    groups = mutmut.group_by_top_level_node(mutations)
+    parts = []
+    for owner, function in top_level_functions(tree, cst):
+        mangled = mutmut.mangle_function_name(name=function.name.value, class_name=owner)
+        group = groups.get(function, [])
+        for name in sorted(wanted):
+            base, _, number = name.rpartition("__mutmut_")
+            if base != mangled or not number.isdigit() or not 1 <= int(number) <= len(group):
+                continue
+            _, nodes, _, _ = mutmut.function_trampoline_arrangement(
+                function, [group[int(number) - 1]], class_name=owner
+            )
+            by_name = {node.name.value: node for node in nodes if isinstance(node, cst.FunctionDef)}
+            mutant = by_name[f"{mangled}__mutmut_1"].with_changes(name=cst.Name(name))
+            parts += [tree.code_for_node(by_name[f"{mangled}__mutmut_orig"]), tree.code_for_node(mutant)]
+    return "\n".join(parts)
+
+
+def top_level_functions(tree: Any, cst: Any) -> Iterator[tuple[str | None, Any]]:
+    """(class or None, FunctionDef) of the functions mutmut mutates: top-level ones and top-level classes' methods."""
+    for statement in tree.body:
+        if isinstance(statement, cst.FunctionDef):
+            yield None, statement
+        elif isinstance(statement, cst.ClassDef) and isinstance(statement.body, cst.IndentedBlock):
+            for method in statement.body.body:
+                if isinstance(method, cst.FunctionDef):
+                    yield statement.name.value, method
+
+
+def stale_equivalents(equivalents: dict[str, Equivalent], modules: list[Module]) -> list[str]:
+    """`equivalent_problems` against mutants generated in memory: no mutmut run, a few seconds."""
+    functions: dict[str, set[str]] = {}
+    for name in equivalents:
+        module = module_of(name, modules)
+        if module is not None:
+            functions.setdefault(module.path, set()).add(name.removeprefix(module.dotted + "."))
+    sources = mutants_in_memory(modules, functions)
+    return sorted(equivalent_problems(equivalents, modules, lambda m: sources[m.path]).values())
 
 
 def choose_sample(names: list[str], modules: list[Module], per_module: int, seed: int) -> list[str]:
@@ -398,6 +577,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.per_module is not None:
             per_module = args.per_module
         seed = args.seed if args.seed is not None else int(os.environ.get("MUTATION_SEED", seed))
+        stale = stale_equivalents(equivalents, modules)
+        if stale:  # in seconds, before minutes of mutmut (check_equivalents looks again at what it wrote)
+            raise SetupError(out_of_date(stale))
         prepare(modules, fresh=not args.keep)
         log = WORK / "mutmut.log"
         started = time.monotonic()
