@@ -338,7 +338,7 @@ def function_line(module: Module, mangled: str) -> int:
     for scope in scopes:
         for node in scope.body:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == wanted:
-                return node.lineno + len(node.decorator_list)
+                return node.lineno  # the def line: decorators have lines of their own in the ast (3.8+)
     return 0
 
 
