@@ -1668,9 +1668,14 @@ def _spread(
         room = [
             o for n, o in zip(counts, deployment.options, strict=True) if o.region not in regions and _room(o, n, free)
         ]
-        return spread + (f" (the search was cut short by its time budget: {_label(room[0])} has room)" if room else "")
+        return spread + (f" ({_budget_words(room[0])})" if room else "")
     kept = [o for o in _kept_back(deployment, counts, free, settings) if o.region not in regions]
     return spread + (f" ({_move_limit_words(deployment, kept[0])})" if kept else "")
+
+
+def _budget_words(option: Option) -> str:
+    """The time budget as the cause of what `option` (a pool with room) did not get: _spread's, _short_because's."""
+    return f"the search was cut short by its time budget: {_label(option)} has room"
 
 
 def _move_limit_words(deployment: DeploymentProblem, option: Option) -> str:
@@ -1709,7 +1714,7 @@ def _short_because(
         causes.append(f"{_some_pools((o.key, _label(o)) for o in held)}: a recent roll-back holds growth there")
     room = [o for n, o in options if _room(o, n, free)]
     if exhausted and room:
-        causes.append(f"the search was cut short by its time budget: {_label(room[0])} has room")
+        causes.append(_budget_words(room[0]))
     elif room:
         causes.extend(_priced_out(deployment, counts, free, settings))
     return "; ".join(causes) or None
