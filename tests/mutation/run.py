@@ -31,7 +31,7 @@ import tempfile
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -486,14 +486,20 @@ def top_level_functions(tree: Any, cst: Any) -> Iterator[tuple[str | None, Any]]
                     yield statement.name.value, method
 
 
-def stale_equivalents(equivalents: dict[str, Equivalent], modules: list[Module]) -> list[str]:
-    """`equivalent_problems` against mutants generated in memory: no mutmut run, a few seconds."""
+def functions_by_module(mutants: Iterable[str], modules: list[Module]) -> dict[str, set[str]]:
+    """Module path -> the mutants' names within it (x_f__mutmut_3), as mutants_in_memory takes them; mutants of
+    no listed module are left out (equivalent_problems reports those)."""
     functions: dict[str, set[str]] = {}
-    for name in equivalents:
+    for name in mutants:
         module = module_of(name, modules)
         if module is not None:
             functions.setdefault(module.path, set()).add(name.removeprefix(module.dotted + "."))
-    sources = mutants_in_memory(modules, functions)
+    return functions
+
+
+def stale_equivalents(equivalents: dict[str, Equivalent], modules: list[Module]) -> list[str]:
+    """`equivalent_problems` against mutants generated in memory: no mutmut run, a few seconds."""
+    sources = mutants_in_memory(modules, functions_by_module(equivalents, modules))
     return sorted(equivalent_problems(equivalents, modules, lambda m: sources[m.path]).values())
 
 

@@ -48,11 +48,8 @@ def test_a_survivor_is_reported_at_the_line_it_changes_in_the_original_file() ->
     modules, _, _ = run.load_modules()
     wanted = set(run.load_equivalents())
     wanted |= {f"gridshift.planner.capacity.xǁCapacityInputsǁof__mutmut_{i}" for i in (1, 2, 3)}
-    by_module: dict[str, set[str]] = {}
-    for name in wanted:
-        module = run.module_of(name, modules)
-        assert module is not None, name
-        by_module.setdefault(module.path, set()).add(name.removeprefix(module.dotted + "."))
+    assert all(run.module_of(name, modules) is not None for name in wanted)
+    by_module = run.functions_by_module(wanted, modules)
     sources = run.mutants_in_memory(modules, by_module)
     checked = 0
     for module in modules:
