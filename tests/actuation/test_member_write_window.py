@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from gridshift.actuation import labels as L
-from gridshift.actuation.members import ClusterUnreachable, KubeMemberCluster, Owner
+from gridshift.actuation.members import ClusterUnreachable, KubeMemberCluster, MemberCluster, Owner
 from gridshift.hub.lease import LeaderElector, LeaseTiming
 from gridshift.service.writes import Fenced, LeaseWindow
+from gridshift.testing import FakeMemberCluster
 from gridshift.testing.hub import FakeHub
 from tests.actuation.test_member_deadlines import DISCOVERY
 from tests.dripping_apiserver import DrippingApiserver
@@ -192,3 +193,38 @@ def test_a_renewal_while_a_write_is_in_flight_lets_it_run_to_the_api_timeout(api
     assert elector.leading()
     assert isinstance(error, ClusterUnreachable) and not isinstance(error, Fenced), error
     assert API_TIMEOUT - 0.5 <= seconds < API_TIMEOUT + 1.5, seconds
+
+
+def check_write_window_contract(member: MemberCluster, written: Callable[[], object]) -> None:
+    """Any MemberCluster whose write window has 0.3 s left (`limit_writes`) and that holds OWNER's llama-h100
+    Deployment: neither an apply nor a deletion is sent, each Fenced with the refusal naming the object as the
+    real adapter words it, and nothing changes (`written`: what the member holds or was sent, before == after).
+    Found in review: the fake named a whole batch "apply", the real adapter each object ("apply Deployment
+    ns/name"), so service tests read wording production never writes."""
+    member.limit_writes(LeaseWindow(lambda: 0.3))
+    before = written()
+    where = {
+        "apply": "cluster eu-de: apply Deployment gridshift-workloads/new-h100",
+        "delete": "cluster eu-de: delete Deployment gridshift-workloads/llama-h100",
+    }
+    writes: dict[str, Callable[[], object]] = {
+        "apply": lambda: member.apply([deployment()]),
+        "delete": lambda: member.delete_owned_object(OWNER, "Deployment", "gridshift-workloads", "llama-h100"),
+    }
+    for name, write in writes.items():
+        with pytest.raises(Fenced, match=rf"^{re.escape(where[name])}: not sent, 0\.3 s left of the write window"):
+            write()
+    assert written() == before
+
+
+def test_the_fake_member_honours_the_write_window_contract() -> None:
+    member = FakeMemberCluster("eu-de", honour_write_window=True)
+    held = {**deployment(), "metadata": {**deployment()["metadata"], "name": "llama-h100"}}
+    held["metadata"]["labels"] = {L.MANAGED_BY: L.MANAGED_BY_VALUE}
+    member.plant(held)
+    check_write_window_contract(member, lambda: (member.writes, repr(member.objects)))
+
+
+def test_the_kube_member_honours_the_write_window_contract(apiserver: DrippingApiserver) -> None:
+    member = member_of(apiserver, leader(Clock()))
+    check_write_window_contract(member, lambda: list(apiserver.writes))

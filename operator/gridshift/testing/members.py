@@ -110,7 +110,8 @@ class FakeMemberCluster(FakeWriteWindow):
         self._check([(m["kind"], m["metadata"].get("namespace", ""), m["metadata"]["name"]) for m in manifests])
         if fence is not None:
             fence()  # before the one send, as KubeMemberCluster before each
-        self._window("apply")
+        for m in manifests:  # one write per object, each asking the window and named as the real adapter's
+            self._window(f"apply {m['kind']} {m['metadata'].get('namespace', '')}/{m['metadata']['name']}")
         for manifest in manifests:
             if (manifest["apiVersion"], manifest["kind"]) not in MANAGED_KINDS:
                 raise ValueError(f"gridshift does not manage {manifest['kind']} objects")
