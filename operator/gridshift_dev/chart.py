@@ -985,13 +985,23 @@ def _cost_rules(keys: _RuleKeys) -> list[JsonDict]:
         _rule(
             n.usd_per_mtok,
             f"""
-              {n.cost}
-            / on ({group_keys})
-              (({n.token_rate} > 0) * {_number(SECONDS_PER_HOUR)})
-            * {_number(TOKENS_PER_MILLION)}
+              (
+                {n.cost}
+              / on ({group_keys})
+                (({n.token_rate} > 0) * {_number(SECONDS_PER_HOUR)})
+              * {_number(TOKENS_PER_MILLION)}
+              )
+            unless on ({group_keys})
+              (
+                {n.replica_info}
+              unless on ({REGION_LABEL}, {GPU_TYPE_LABEL})
+                {n.gpu_hour_price}
+              )
             """,
             "USD per million generated tokens; none while no token is generated (an idle replica's cost "
-            "over no tokens was +Inf).",
+            "over no tokens was +Inf), and none where a replica pod's GPU type has no hourly price in its region "
+            "(its GPUs are left out of the cost but its tokens are in the rate, which read low: found in review, "
+            "as status.cost leaves usdPerMillionTokens out beside unpricedReplicas).",
         ),
         _rule(
             n.predicted_cost_max,

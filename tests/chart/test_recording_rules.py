@@ -307,3 +307,62 @@ def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_t
         [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_gpu_type_has_no_price(tmp_path: Path) -> None:
+    """ml.mix serves 1,000 tokens/s on an H100 and 1,000 on an L40S in eu-de, whose operator prices no L40S (the
+    cluster stopped offering it: status.cost's unpricedReplicas), and 1,000 on an H100 in eu-fr. The L40S's GPUs
+    are not in eu-de's cost, so eu-de's cost over all its tokens read half the H100's figure (found in review).
+    Now eu-de has no USD/Mtok, and the deployment's figure is eu-fr's alone; ml.b, priced in full, is unchanged."""
+    from gridshift_dev import dashboard
+    from gridshift_dev.chart import operator_metric_names
+
+    scheme = LabelScheme()
+    out = []
+    pods = {  # pod -> (deployment, region, GPU type); each serves 1,000 tokens/s and draws 700 W
+        "mix-de-h100": ("ml.mix", "eu-de", H100),
+        "mix-de-l40s": ("ml.mix", "eu-de", L40S),
+        "mix-fr-h100": ("ml.mix", "eu-fr", H100),
+        "b-de": ("ml.b", "eu-de", H100),
+    }
+    for gpu, (pod, (deployment, region, gpu_type)) in enumerate(pods.items()):
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
+        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: gpu_type}
+        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
+        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, 1000.0 * 60))
+        out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, 700.0, 0))
+        out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, 700.0 * 60 * 1000))
+    for region in ("eu-de", "eu-fr"):
+        where = {"cluster": region, REGION_LABEL: region}
+        out.append(series(RULE_NAMES.gpu_hour_price, where | {GPU_TYPE_LABEL: H100}, 2.0, 0))
+        out.append(series(RULE_NAMES.energy_price, where, 0.1, 0))
+    per_mtok = round((2.0 + 0.7 * 0.1) / 1000 / 3600 * 1e6, 6)  # one H100 at 2 USD/h and 0.1 USD/kWh, 1,000/s
+    deployment_query = dict(dashboard.panel_queries(RULE_NAMES, operator_metric_names()))[
+        "USD per million tokens per deployment"
+    ]
+
+    def rounded(expr: str, samples: list[tuple[str, str | None, float]]) -> dict[str, Any]:
+        return {
+            "expr": f"round(({expr}) * 1e6) / 1e6",
+            "eval_time": "30m",
+            "exp_samples": [
+                {"labels": labels(**{scheme.deployment_label: d} | ({REGION_LABEL: r} if r else {})), "value": v}
+                for d, r, v in samples
+            ],
+        }
+
+    expectations = [
+        rounded(RULE_NAMES.usd_per_mtok, [("ml.b", "eu-de", per_mtok), ("ml.mix", "eu-fr", per_mtok)]),
+        rounded(deployment_query, [("ml.b", None, per_mtok), ("ml.mix", None, per_mtok)]),
+    ]
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": out, "promql_expr_test": expectations}],
+    }
+    test_file = tmp_path / "unpriced_test.yaml"
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
