@@ -691,6 +691,7 @@ class RuleNames:
     gpu_cost: str = "gridshift_deployment_region:gpu_cost_usd_per_hour:sum"
     energy_cost: str = "gridshift_deployment_region:energy_cost_usd_per_hour:sum"
     cost: str = "gridshift_deployment_region:cost_usd_per_hour:sum"
+    unpriced_replicas: str = "gridshift_deployment_region:unpriced_replicas:count"
     usd_per_mtok: str = "gridshift_deployment_region:usd_per_million_tokens:ratio_rate5m"
     predicted_cost_max: str = "gridshift_deployment_region:predicted_cost_usd_per_hour:max"
     measured_over_predicted: str = "gridshift_deployment_region:cost_measured_over_predicted:ratio"
@@ -983,6 +984,19 @@ def _cost_rules(keys: _RuleKeys) -> list[JsonDict]:
         ),
         _rule(n.cost, f"{n.gpu_cost} + on ({group_keys}) {n.energy_cost}", "Total serving cost, USD/h."),
         _rule(
+            n.unpriced_replicas,
+            f"""
+            count by ({group_keys}) (
+                ({n.replica_info} unless on ({REGION_LABEL}, {GPU_TYPE_LABEL}) {n.gpu_hour_price})
+              or
+                ({n.replica_info} unless on ({pod_keys}) {n.pod_gpus})
+            )
+            """,
+            "Replica pods of each deployment in each region whose GPUs the cost leaves out: their GPU type has no "
+            "hourly price there (no longer offered), or they have no DCGM series. Their tokens are in the token "
+            "rate, so no USD/Mtok is given there (found in review: it read low by their share).",
+        ),
+        _rule(
             n.usd_per_mtok,
             f"""
               (
@@ -992,16 +1006,10 @@ def _cost_rules(keys: _RuleKeys) -> list[JsonDict]:
               * {_number(TOKENS_PER_MILLION)}
               )
             unless on ({group_keys})
-              (
-                {n.replica_info}
-              unless on ({REGION_LABEL}, {GPU_TYPE_LABEL})
-                {n.gpu_hour_price}
-              )
+              {n.unpriced_replicas}
             """,
             "USD per million generated tokens; none while no token is generated (an idle replica's cost "
-            "over no tokens was +Inf), and none where a replica pod's GPU type has no hourly price in its region "
-            "(its GPUs are left out of the cost but its tokens are in the rate, which read low: found in review, "
-            "as status.cost leaves usdPerMillionTokens out beside unpricedReplicas).",
+            "over no tokens was +Inf), and none where a replica's GPUs are out of the cost (unpriced_replicas).",
         ),
         _rule(
             n.predicted_cost_max,

@@ -109,15 +109,16 @@ def _placement_panels(deployment: str, region: str, only: str) -> tuple[Panel, .
 
 def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
     """What serving costs: USD per million tokens, J per token, and measured against predicted cost."""
-    # The regions whose USD/Mtok the rules give: one where a replica's GPU type has no hourly price has a cost
-    # without that replica's GPUs over tokens with them (found in review: it read low), and is left out.
-    priced_cost = f"({n.cost}{only} and on ({deployment}, {_names()[1]}) {n.usd_per_mtok}{only})"
+    # A region where a replica's GPUs are out of the cost (no hourly price for its GPU type, no DCGM series) is
+    # left out, tokens and all (found in review: it read low). By the rules' own count, not by the region's
+    # USD/Mtok, which an idle region lacks: review, its cost was dropped from the deployment's figure.
+    priced_cost = f"({n.cost}{only} unless on ({deployment}, {_names()[1]}) {n.unpriced_replicas}{only})"
     return (
         Panel(
             "USD per million tokens per deployment",
             "Measured: GPU-hours plus electricity (PUE included) over the output tokens served, from vLLM and "
             "DCGM series through the chart's recording rules (metrics.prometheusRule); a region where a replica's "
-            "GPU type has no hourly price is left out.",
+            "GPUs are out of the cost (no hourly price for its GPU type, no DCGM series) is left out.",
             "currencyUSD",
             (
                 Query(

@@ -216,7 +216,7 @@ def test_rules_use_the_operator_metric_and_label_names() -> None:
     for name in (VLLM_GENERATION_TOKENS, DCGM_TOTAL_ENERGY, DCGM_POWER, scheme.deployment_label, REGION_LABEL):
         assert name in text
     records = [r["record"] for g in yaml.safe_load(text)["groups"] for r in g["rules"] if "record" in r]
-    assert len(records) == len(set(records)) == 12
+    assert len(records) == len(set(records)) == 13
     # One label scheme: no rule renames a label to join the operator's series with vLLM's and DCGM's.
     assert "label_replace" not in text
 
@@ -309,29 +309,35 @@ def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_t
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_gpu_type_has_no_price(tmp_path: Path) -> None:
+def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_is_out_of_the_cost(tmp_path: Path) -> None:
     """ml.mix serves 1,000 tokens/s on an H100 and 1,000 on an L40S in eu-de, whose operator prices no L40S (the
     cluster stopped offering it: status.cost's unpricedReplicas), and 1,000 on an H100 in eu-fr. The L40S's GPUs
     are not in eu-de's cost, so eu-de's cost over all its tokens read half the H100's figure (found in review).
-    Now eu-de has no USD/Mtok, and the deployment's figure is eu-fr's alone; ml.b, priced in full, is unchanged."""
+    ml.n's second eu-de replica has no DCGM series: its GPUs are out of the cost in the same way. Now neither
+    region has a USD/Mtok, and a deployment's figure leaves them out. ml.b, priced in full, serves in eu-de and
+    holds an idle replica in eu-fr: that region's cost stays in ml.b's figure (review: dropped by a first fix)."""
     from gridshift_dev import dashboard
     from gridshift_dev.chart import operator_metric_names
 
     scheme = LabelScheme()
     out = []
-    pods = {  # pod -> (deployment, region, GPU type); each serves 1,000 tokens/s and draws 700 W
-        "mix-de-h100": ("ml.mix", "eu-de", H100),
-        "mix-de-l40s": ("ml.mix", "eu-de", L40S),
-        "mix-fr-h100": ("ml.mix", "eu-fr", H100),
-        "b-de": ("ml.b", "eu-de", H100),
+    pods = {  # pod -> (deployment, region, GPU type, tokens/s, DCGM series); each GPU draws 700 W
+        "mix-de-h100": ("ml.mix", "eu-de", H100, 1000.0, True),
+        "mix-de-l40s": ("ml.mix", "eu-de", L40S, 1000.0, True),
+        "mix-fr-h100": ("ml.mix", "eu-fr", H100, 1000.0, True),
+        "n-de-a": ("ml.n", "eu-de", H100, 1000.0, True),
+        "n-de-b": ("ml.n", "eu-de", H100, 1000.0, False),
+        "b-de": ("ml.b", "eu-de", H100, 1000.0, True),
+        "b-fr-idle": ("ml.b", "eu-fr", H100, 0.0, True),
     }
-    for gpu, (pod, (deployment, region, gpu_type)) in enumerate(pods.items()):
+    for gpu, (pod, (deployment, region, gpu_type, tokens, dcgm)) in enumerate(pods.items()):
         target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
         vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: gpu_type}
         out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
-        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, 1000.0 * 60))
-        out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, 700.0, 0))
-        out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, 700.0 * 60 * 1000))
+        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
+        if dcgm:
+            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, 700.0, 0))
+            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, 700.0 * 60 * 1000))
     for region in ("eu-de", "eu-fr"):
         where = {"cluster": region, REGION_LABEL: region}
         out.append(series(RULE_NAMES.gpu_hour_price, where | {GPU_TYPE_LABEL: H100}, 2.0, 0))
@@ -352,8 +358,9 @@ def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_gpu_type_has
         }
 
     expectations = [
+        rounded(RULE_NAMES.unpriced_replicas, [("ml.mix", "eu-de", 1), ("ml.n", "eu-de", 1)]),
         rounded(RULE_NAMES.usd_per_mtok, [("ml.b", "eu-de", per_mtok), ("ml.mix", "eu-fr", per_mtok)]),
-        rounded(deployment_query, [("ml.b", None, per_mtok), ("ml.mix", None, per_mtok)]),
+        rounded(deployment_query, [("ml.b", None, 2 * per_mtok), ("ml.mix", None, per_mtok)]),
     ]
     tests = {
         "rule_files": [str(RULES)],
