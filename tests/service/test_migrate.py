@@ -1646,6 +1646,30 @@ def test_a_pure_shrink_stops_no_replica_before_the_hub_takes_its_weights() -> No
     assert fleet.counts() == {"a": 2} and fleet.routing == (RouteWeight("a", 100),)
 
 
+def test_refused_weights_hold_a_scale_down_behind_them_that_is_not_the_last_step() -> None:
+    # The planner ends each batch with its ScaleDowns, but the hold must not depend on a ScaleDown being the
+    # move's last step: here a shrink of b comes first and a growth batch of a after it. Steps as carried out
+    # (a plan, or a status.migration read back) are held at any ScaleDown still to come, not only a final one.
+    fleet = Fleet.of(a=2, b=1)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 67}, {"cluster": "b", "weight": 33}]
+    steps = (
+        MigrationStep(0, StepAction.SHIFT_ROUTING, ROUTING_CLUSTER, "*", 2, routing=(RouteWeight("a", 100),)),
+        MigrationStep(1, StepAction.SCALE_DOWN, "b", G, 0),
+        MigrationStep(2, StepAction.SCALE_UP, "a", G, 3),
+        MigrationStep(3, StepAction.WAIT_READY, "a", G, 3),
+    )
+    plan = fleet.plan({"a": 3}, steps=steps)
+    fleet.route_refused = RuntimeError("hub answered 500")
+    for _ in range(2):
+        progress, _ = fleet.cycle(plan)
+        assert fleet.counts() == {"a": 2, "b": 1} and fleet.writes == []  # b still takes a third of the traffic
+        assert actions(progress)[:2] == [("ShiftRouting", "*", 2, "Running"), ("ScaleDown", "b", 0, "Pending")]
+        assert progress.error == "routing weights not published: internal error (RuntimeError); will retry"
+    fleet.route_refused = None
+    progress, _ = fleet.cycle(plan)
+    assert fleet.routing == (RouteWeight("a", 100),) and fleet.counts() == {"a": 3}
+
+
 def test_a_kept_cluster_that_lost_its_ready_replicas_gets_no_traffic_and_no_source_stops() -> None:
     # Found in review (4 December 2026): a moves to b while c is kept. c had no WaitReady (it was Ready when
     # the move was planned), so when its replicas crashed mid-move the ShiftRouting sent it half the traffic
