@@ -233,3 +233,22 @@ def test_a_leftover_without_traffic_keeps_the_replicas_ready_before_a_dip_at_the
     report = world.cycle()
     assert any("scaled back to the replicas Ready; the wait on eu-fr ran out (0/2 Ready)" in e for e in report.errors)
     assert counts(world)["eu-fr"][0] == 1
+
+
+def test_a_leftover_whose_deployment_was_deleted_by_hand_is_not_started_again_by_its_roll_back() -> None:
+    # eu-fr's leftover (2 desired, 1 Ready last cycle, no traffic) has its Deployment deleted by hand in the cycle
+    # the wait on it runs out. Its Ready replica of last cycle is capped at the count there now, none: the
+    # roll-back scales nothing up, and its Event counts no Ready replica where none is.
+    world, body = moving_to_eu_fr()
+    second_batch_started(world)
+    unreachable_one_cycle(world, body)
+    for _ in range(5):  # as above: the next move's wait on eu-fr's 2 runs its 180 s
+        assert not rolled_back(world.cycle())
+    recorded = [(p["desired"], p["ready"]) for p in world.status()["placements"] if p["cluster"] == "eu-fr"]
+    assert recorded == [(2, 1)]  # what the roll-back reads as Ready last cycle
+    objects = world.members["eu-fr"].objects
+    for deployment in [k for k in objects if k[0] == "Deployment"]:
+        del objects[deployment]
+    report = world.cycle()
+    assert any("scaled back to the replicas Ready; the wait on eu-fr ran out (0/2 Ready)" in e for e in report.errors)
+    assert counts(world)["eu-fr"] == (0, 0)
