@@ -1138,6 +1138,27 @@ def test_a_migration_kept_through_frozen_is_abandoned_though_the_in_memory_mark_
     assert fleet.counts() == {"a": 2, "b": 1} and fleet.routing == (RouteWeight("a", 67), RouteWeight("b", 33))
 
 
+def test_a_migration_kept_through_frozen_is_abandoned_though_no_status_written_outside_auto_says_so() -> None:
+    # The other way round: the Frozen cycles' status writes never reached the apiserver (a conflict, the hub
+    # away), so status.mode still reads Auto; the mark in memory alone says the move was paused.
+    fleet, plan = moving_a_to_b_with_b_ready()
+    fleet.route_refused = RuntimeError("hub answered 500")
+    fleet.cycle(plan)
+    fleet.route_refused = None
+    written = copy.deepcopy(fleet.status)
+    for _ in range(2):
+        fleet.cycle(fleet.plan({"a": 2, "b": 1}, mode=MigrationMode.FROZEN))
+    fleet.status = written
+    assert fleet.status["mode"] == MigrationMode.AUTO.value
+    _, report = fleet.cycle(fleet.plan({"a": 2, "b": 1}))
+    assert "ml/chat: migration paused outside Auto abandoned; planned afresh" in report.errors
+    for _ in range(2):
+        fleet.make_ready()
+        fleet.cycle(fleet.plan({"a": 2, "b": 1}))
+    assert [w for w in fleet.writes if w[0] == "a"] == []
+    assert fleet.counts() == {"a": 2, "b": 1} and fleet.routing == (RouteWeight("a", 67), RouteWeight("b", 33))
+
+
 def test_a_write_refused_for_the_ready_timeout_is_rolled_back_and_frees_the_deployment() -> None:
     # Found in review: a ScaleUp the member refused (RBAC) stayed Running for ever and held every later plan,
     # growth included (30 cycles later: 2 replicas against a plan for 4).
