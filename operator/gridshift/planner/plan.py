@@ -197,6 +197,15 @@ class DeploymentPlan:
     """Whether the plan does without its strays: stops them, this cycle or a later one within maxConcurrentMoves
     (`_replaces_strays`: replicas elsewhere, or none wanted at all). False without strays, and where it keeps them
     (nowhere else to run): status reads the deployment as Reconciling while those it replaces run."""
+    held_away: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Per (cluster, GPU type), the replicas an Auto or Advisory deployment holds in a cluster it cannot reach on a GPU
+    type dropped from spec.gpuTypes (`_held_away`): the plan wants none of them, yet cannot stop them while the
+    cluster is away. No target lists them (where the cluster answers they are strays, which the decision leaves
+    out; Frozen keeps them among its targets), nothing plans with them; status counts them as desired by the rule
+    of the unreachable targets (service.status.counts_as_desired: while no reachable target replaces them, always
+    in Advisory). Found in review: counted nowhere, an Auto or Advisory deployment whose replicas ran on only there
+    read desiredReplicas 0 and "0/0 replicas Ready"; listed as unreachable targets instead (a431c88, reverted), its
+    decision flipped between "b/A100 x10" and "nothing" with each change of b's reachability."""
     usable_away: frozenset[str] = frozenset()
     """The unreachable clusters where it may still run its replicas (its eligibility rules: regions,
     tenantNamespaceSelector, clusterSelector, the GPU type offered and profiled; by the cluster's rules alone where
@@ -1893,8 +1902,23 @@ def _deployment_plan(
         variants={o.key: o.variant for o in options if o.variant},
         strays={(c, g): _stray_unit(deployment, g) for c, g, _, _ in deployment.strays},
         replaces_strays=replaces_strays,
+        held_away=_held_away(problem, deployment),
         usable_away=deployment.usable_away,
     )
+
+
+def _held_away(problem: Problem, deployment: DeploymentProblem) -> dict[Key, int]:
+    """DeploymentPlan.held_away: the placements in unreachable clusters the problem knows that `unreachable` does not
+    list (spec.gpuTypes' types only), none for a Frozen deployment (_targets lists them)."""
+    if deployment.frozen:
+        return {}
+    listed = {(c, g) for c, g, _ in deployment.unreachable}
+    held: dict[Key, int] = {}
+    for placed in deployment.deployment.placements:
+        known, key = problem.clusters.get(placed.cluster), (placed.cluster, placed.gpu_type)
+        if placed.desired > 0 and known is not None and not known.reachable and key not in listed:
+            held[key] = held.get(key, 0) + placed.desired
+    return held
 
 
 def _left_out(cost: CostPrediction, kept: Sequence[tuple[str, str, int, int]]) -> list[str]:
@@ -2390,5 +2414,6 @@ def _merged(groups: list[DeploymentProblem], plans: list[DeploymentPlan], fleet:
         variants=variants,
         strays={k: v for p in reversed(plans) for k, v in p.strays.items()},  # a key two groups hold: the main one's
         replaces_strays=any(p.replaces_strays for p in plans),
+        held_away={k: v for p in plans for k, v in p.held_away.items()},  # the main group's: no group's home type
         usable_away=frozenset().union(*(p.usable_away for p in plans)),
     )
