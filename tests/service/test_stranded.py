@@ -1,13 +1,17 @@
 """Replicas stranded in a cluster that cannot be reached: what Ready says when they are all the deployment has,
-and what they cost while the plan keeps them (Frozen, or nothing reachable replaces them)."""
+what they cost while the plan keeps them (Frozen, or nothing reachable replaces them), and whether they count as
+desired (also on a GPU type dropped from spec.gpuTypes while the cluster was away)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from tests.service.harness import ServiceHarness, deployment_body
+from tests.service.harness import H100, ServiceHarness, deployment_body, example_profile
+from tests.service.test_metrics import samples
+from tests.service.test_status import settled
 
 
 def _ready(world: ServiceHarness) -> dict[str, Any]:
@@ -101,3 +105,76 @@ def test_replicas_of_the_only_cluster_lost_keep_their_cost_per_token_when_planne
     assert cost["usdPerHour"] == pytest.approx(before["usdPerHour"], rel=0.01)
     assert cost["usdPerMillionTokens"] == pytest.approx(before["usdPerMillionTokens"], rel=0.01)
     assert cost["joulesPerToken"] == pytest.approx(before["joulesPerToken"], rel=0.01)
+
+
+A100 = "NVIDIA-A100-SXM4-80GB"
+
+
+def _desired_by_region(world: ServiceHarness) -> dict[str, float]:
+    return {
+        dict(k)["region"]: v for k, v in samples(world.service.metrics, "gridshift_deployment_desired_replicas").items()
+    }
+
+
+def _lost_then_gpu_type_dropped(world: ServiceHarness, body: dict[str, Any], mode: str, dropped: bool) -> None:
+    """The deployment placed in eu-de (on H100), set to `mode`, eu-de lost, then (`dropped`) H100 taken out of
+    spec.gpuTypes (A100 left) while eu-de is away: the hub cannot stop its replicas there."""
+    world.add(body)
+    settled(world, 2)
+    body["spec"]["migration"]["mode"] = mode
+    body["metadata"]["generation"] = 2
+    settled(world, 2)
+    world.members["eu-de"].reachable = False
+    if dropped:
+        body["spec"]["replica"]["gpuTypes"] = [A100]
+        body["metadata"]["generation"] = 3
+
+
+@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
+def test_replicas_on_a_gpu_type_dropped_while_their_only_cluster_is_lost_stay_desired_and_decide_nothing(
+    mode: str,
+) -> None:
+    # Found in review: nothing reachable replaces them, so they run on (the cost counts them, unpriced), yet no target
+    # named them: desiredReplicas 0, no region, "0/0 replicas Ready", where eu-de reachable read 10 (its replicas
+    # then strays the plan keeps outside it). Listed as unreachable targets instead (a431c88, reverted), the decision
+    # flipped between "eu-de/H100 x10" and "nothing" with each change of eu-de's reachability, an Event each time.
+    world = ServiceHarness(["eu-de"])
+    _lost_then_gpu_type_dropped(world, deployment_body(rps=30.0), mode, dropped=True)
+    status = settled(world, 2)
+    decided, events = status["lastDecision"], len([e for e in world.hub.events if e.reason != "RoutingGrace"])
+    assert decided["target"] == "nothing"  # the plan wants none of them, as when eu-de answers
+    for reachable in (True, False, True, False):
+        world.members["eu-de"].reachable = reachable
+        status = settled(world, 2)
+        assert (status["desiredReplicas"], status["regions"]) == (10, "eu-de"), (reachable, status)
+        assert f"{10 if reachable else 0}/10 replicas Ready" in _ready(world)["message"], _ready(world)
+        assert _desired_by_region(world) == {"eu-de": 10.0}
+        assert status["lastDecision"] == decided  # reachability alone is no new decision ...
+    assert len([e for e in world.hub.events if e.reason != "RoutingGrace"]) == events  # ... and no Event
+    assert status["cost"]["unpricedReplicas"] == 10
+
+
+@pytest.mark.parametrize("dropped", [False, True], ids=["H100 accepted", "H100 dropped"])
+@pytest.mark.parametrize("mode", ["Auto", "Advisory"])
+def test_a_lost_clusters_replicas_count_desired_alike_whether_their_gpu_type_is_accepted_or_dropped(
+    mode: str, dropped: bool
+) -> None:
+    # eu-fr (A100) can replace them. Auto does (eu-fr/A100 x10: the stranded ones are not desired, as before the
+    # fix; the replicas it places are the same either way); Advisory acts on nothing, so those in eu-de stay desired.
+    # Before: Advisory with H100 dropped read desiredReplicas 0 and no region while its 10 replicas ran on.
+    h100 = example_profile()
+    world = ServiceHarness(
+        ["eu-de", "eu-fr"], prices={"eu-de": 20.0, "eu-fr": 90.0}, profiles=[h100, replace(h100, gpu_type=A100)]
+    )
+    world.members["eu-fr"].gpus = {A100: 16}
+    world.cluster_bodies["eu-fr"]["spec"]["offerings"] = [
+        {"gpuType": A100, "hourlyCost": {"amount": 2.0, "currency": "USD"}}
+    ]
+    body = deployment_body(rps=30.0, replica={"gpuTypes": [H100, A100]})
+    _lost_then_gpu_type_dropped(world, body, mode, dropped)
+    status = settled(world, 3)
+    assert status["lastDecision"]["target"] == f"eu-fr/{A100} x10"
+    placed = "eu-fr" if mode == "Auto" else "eu-de"
+    assert (status["desiredReplicas"], status["regions"]) == (10, placed), status
+    assert _desired_by_region(world) == {placed: 10.0}
+    assert world.replicas()["eu-fr"] == (10 if mode == "Auto" else 0)

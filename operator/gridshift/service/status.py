@@ -823,11 +823,14 @@ def counts_as_desired(cluster: str, views: Mapping[str, ClusterView], plan: Depl
     Auto places their replacements in reachable clusters when it can). Found in review: during an outage
     desiredReplicas and gridshift_deployment_desired_replicas counted both the stranded replicas and their
     replacements (Desired 14 for a decision of 7); and then, in review of that fix, a Frozen deployment
-    whose cluster was lost showed Desired 0 though nothing replaced its replicas."""
+    whose cluster was lost showed Desired 0 though nothing replaced its replicas; and (again) those on a GPU type
+    dropped from gpuTypes while their cluster was away, which no target lists (DeploymentPlan.held_away), showed
+    Desired 0 in Auto and Advisory modes though they ran on: counted by the same rule."""
     view = views.get(cluster)
     if view is not None and view.reachable:
         return True
-    if not any(t.cluster == cluster and t.replicas > 0 for t in plan.targets):
+    held = any(c == cluster for c, _ in plan.held_away)
+    if not held and not any(t.cluster == cluster and t.replicas > 0 for t in plan.targets):
         return False
     return _keeps_stranded(plan, as_decided=False)
 
