@@ -691,7 +691,7 @@ def _batch_to_undo(
     """What a roll-back after `failed` takes back: each key the batch in flight (`_batch`) started, back to its
     count before the batch's first ScaleUp of it but not below its Ready replicas; the keys whose Ready
     replicas are kept (all of them Ready, or part); the keys held, with when their start began; and the key of
-    a leftover taken back to its Ready replicas (see below), if any.
+    a leftover taken back to its Ready replicas (see below; where its Deployment is), if any.
 
     A wait in the batch that no ScaleUp of it started (the plan's first, on replicas already starting: what an
     abandoned move left), in a cluster the routing in force sends nothing to (`no_traffic`), takes its key back
@@ -708,7 +708,11 @@ def _batch_to_undo(
     Found in review: when a replica an earlier batch had shifted traffic to crashed and its wait ran out, the
     batch in flight was undone instead: its cluster's Ready replica was stopped and held, the crashed one
     kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
-    the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started)."""
+    the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started).
+
+    A leftover is taken back only where its Deployment is (`seen`: observed this cycle), as a ScaleUp running is
+    (`_may_have_started`): found in review, one deleted by hand in the cycle its wait ran out was created again,
+    with 0 replicas, by its scale-back."""
     batch = _batch(steps)
     count = _counts_set(batch, seen)
     kept = {key for key, replicas in count.items() if ready.get(key, 0) >= replicas}
@@ -733,7 +737,9 @@ def _batch_to_undo(
         if leftover_of_the_batch and no_traffic(failed.cluster) and back < failed.replicas:
             # Its count is at least the wait's, above `back`: only replicas not Ready stop (a Deployment scaled
             # down stops those first), so no Ready capacity is lost; and none the routing sends requests to.
-            leftover, undo[failed.key] = failed.key, back
+            leftover = failed.key
+            if failed.key in seen:  # else its Deployment is gone (deleted by hand): the scale-back created it again
+                undo[failed.key] = back
     return undo, kept | partly, started, leftover
 
 
