@@ -89,6 +89,35 @@ def test_a_scale_up_refused_after_its_deployment_went_out_keeps_its_ready_replic
     assert counts(world)["eu-fr"] == (1, 1)
 
 
+def test_a_scale_up_whose_deployment_first_went_out_in_the_cycle_it_ran_out_is_scaled_back() -> None:
+    # Found in review: eu-fr refused the ScaleUp's Deployment until its last try, which sent the Deployment (1
+    # replica) and was refused its Service. The roll-back read eu-fr's Deployment as not there (not observed at the
+    # cycle's start) and scaled nothing back: the replica it started ran on, never Ready, uncounted by the plan.
+    world = serving_from_eu_de()
+    member = world.members["eu-fr"]
+    apply = member.apply
+    refuse_the_deployment = True
+
+    def refusing(manifests: Any, fence: Any = None) -> None:
+        if manifests[0]["kind"] == "Deployment" and not refuse_the_deployment:
+            apply(manifests, fence)
+            return
+        raise ActuationForbidden("eu-fr", f"apply {manifests[0]['kind']} gsw/x (HTTP 403)", own=True)
+
+    member.apply = refusing  # type: ignore[method-assign]
+    member.reachable = True
+    for _ in range(4):  # the ScaleUp's first cycle, then its 180 s
+        assert not rolled_back(world.cycle())
+    assert counts(world)["eu-fr"] == (0, 0)
+    refuse_the_deployment = False
+    assert rolled_back(world.cycle()) == [
+        "ml/chat: ScaleUp in eu-fr refused: forbidden: apply Service gsw/x (HTTP 403); part of the write went out; "
+        f"still refused after readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move"
+    ]
+    assert counts(world)["eu-fr"] == (0, 0)
+    assert counts(world)["eu-de"] == (2, 2)
+
+
 def test_a_scale_back_of_a_scale_up_that_may_have_gone_out_is_said_refused_where_refused() -> None:
     # Its Deployment went out on the first try; then eu-fr refused every write (its RBAC revoked): the scale-back is
     # refused too, and the roll-back says so rather than "scaled back".

@@ -575,7 +575,11 @@ class Migrations:
         # Ready last cycle, capped at the count now (lowered by hand since): a roll-back never scales up.
         desired = {(p.cluster, p.gpu_type): p.desired for p in deployment.planned.placements}
         lately = {k: min(n, desired.get(k, 0)) for k, n in ready_recorded(deployment.old_status).items()}
-        seen = set(desired)  # the keys whose Deployment was observed: a scale-back never creates one
+        # The keys whose Deployment was observed, or went out in this cycle's try of the failed write (part of it
+        # did: the Deployment first, `_Unwritten.part_out`; review: its replicas ran on after the roll-back, as the
+        # Deployment was not there at the cycle's start). A scale-back never creates one. No other write of this
+        # cycle can matter: a step's clock starts when it is first reached, so the steps before it were done earlier.
+        seen = set(desired) | ({step.key} if unwritten is not None and unwritten.part_out else set())
         nowhere = _routed_nowhere(progress.routing)
         undo, kept, started, leftover = _batch_to_undo(steps, step, ready, nowhere, lately, seen)
         refused_back, unanswered = self._scale_back(deployment, undo, views, actuator, report)
@@ -710,9 +714,9 @@ def _batch_to_undo(
     kept and never held. Only replicas that are not Ready go back, and the held keys are those that failed:
     the batch's not Ready and the one whose wait ran out (also a kept cluster's, which no ScaleUp started).
 
-    A leftover is taken back only where its Deployment is (`seen`: observed this cycle), as a ScaleUp running is
-    (`_may_have_started`): found in review, one deleted by hand in the cycle its wait ran out was created again,
-    with 0 replicas, by its scale-back."""
+    A leftover is taken back only where its Deployment is (`seen`: observed this cycle, or sent by the failed
+    write), as a ScaleUp running is (`_may_have_started`): found in review, one deleted by hand in the cycle its
+    wait ran out was created again, with 0 replicas, by its scale-back."""
     batch = _batch(steps)
     count = _counts_set(batch, seen)
     kept = {key for key, replicas in count.items() if ready.get(key, 0) >= replicas}
@@ -759,7 +763,7 @@ def _counts_set(batch: Sequence[StepRecord], seen: Collection[Key]) -> dict[Key,
 
 def _may_have_started(step: StepRecord, seen: Collection[Key]) -> bool:
     """Whether a ScaleUp's count may have gone out: done, or running with a try that may have been applied
-    (StepRecord.maybe_applied) where its cluster's Deployment of this deployment was observed (`seen`). Found in
+    (StepRecord.maybe_applied) where its cluster's Deployment of this deployment is known to be (`seen`). Found in
     review: a ScaleUp whose Deployment went out before the rest of its write was refused was not taken back by the
     roll-back, so the replicas it started stayed, uncounted by the plan. Found in review of that: one whose write
     never applied (a 5xx) had its scale-back create a 0-replica Deployment, Service, NetworkPolicy and PDB there."""
