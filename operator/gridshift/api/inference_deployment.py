@@ -837,7 +837,10 @@ class InferenceDeploymentStatus(ApiModel):
     desired_replicas: int | None = Field(
         default=None,
         ge=0,
-        description="Desired replicas: in reachable clusters, and in unreachable ones while nothing replaces them.",
+        description=(
+            "Desired replicas: in reachable clusters, and in unreachable ones while nothing replaces them "
+            "(always in Advisory, which replaces nothing)."
+        ),
     )
     placements: list[PlacementStatus] = Field(default_factory=list, description="Replicas per cluster.")
     routing: list[RoutingWeight] = Field(default_factory=list, description="Traffic weights per cluster.")

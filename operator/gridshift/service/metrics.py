@@ -274,7 +274,8 @@ PREDICTED_JOULES = Declared(
 DESIRED_REPLICAS = Declared(
     Gauge,
     "gridshift_deployment_desired_replicas",
-    "Replicas gridshift wants in a region (those stranded in an unreachable cluster while nothing replaces them).",
+    "Replicas gridshift wants in a region (those stranded in an unreachable cluster while nothing replaces them; "
+    "in Advisory, always).",
     _DEPLOYMENT_REGION,
     leader_only=True,
 )
