@@ -89,6 +89,32 @@ def input_series() -> list[dict[str, str]]:
     return out
 
 
+def rounded(expr: str, samples: list[tuple[str, str | None, float]]) -> dict[str, Any]:
+    """A promtool expectation at 30 m: `expr` to 6 decimals, one sample per (deployment, region or None, value)."""
+    deployment = LabelScheme().deployment_label
+    return {
+        "expr": f"round(({expr}) * 1e6) / 1e6",
+        "eval_time": "30m",
+        "exp_samples": [
+            {"labels": labels(**{deployment: d} | ({REGION_LABEL: r} if r else {})), "value": v} for d, r, v in samples
+        ],
+    }
+
+
+def promtool_passes(test_file: Path, input_series: list[dict[str, str]], expectations: list[dict[str, Any]]) -> None:
+    """`promtool test rules` of the chart's rules on `input_series` (1-minute samples) meets `expectations`."""
+    tests = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": expectations}],
+    }
+    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
+    proc = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def expected_samples() -> dict[str, list[dict[str, Any]]]:
     """What each rule must give, computed here from PODS (not from PromQL)."""
     scheme = LabelScheme()
@@ -278,16 +304,6 @@ def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_t
     for title, expr in dashboard.panel_queries(RULE_NAMES, operator_metric_names()):
         queries.setdefault(title, expr)
 
-    def rounded(expr: str, samples: list[tuple[str, str, float]]) -> dict[str, Any]:
-        return {
-            "expr": f"round(({expr}) * 1e6) / 1e6",
-            "eval_time": "30m",
-            "exp_samples": [
-                {"labels": labels(**{scheme.deployment_label: d} | ({REGION_LABEL: r} if r else {})), "value": v}
-                for d, r, v in samples
-            ],
-        }
-
     expectations = [
         rounded(RULE_NAMES.usd_per_mtok, [("ml.b", "eu-de", round(cost_de / 1000 / 3600 * 1e6, 6))]),
         rounded(
@@ -296,17 +312,7 @@ def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_t
         rounded(RULE_NAMES.joules_per_token, [("ml.b", "eu-de", 0.7), ("ml.b", "eu-fr", 0.7)]),
         rounded(queries["J per token per deployment"], [("ml.b", "", 0.7)]),
     ]
-    test_file = tmp_path / "per_token_test.yaml"
-    tests = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": out, "promql_expr_test": expectations}],
-    }
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    proc = subprocess.run(
-        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool_passes(tmp_path / "per_token_test.yaml", out, expectations)
 
 
 def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_is_out_of_the_cost(tmp_path: Path) -> None:
@@ -347,29 +353,9 @@ def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_is_out_of_th
         "USD per million tokens per deployment"
     ]
 
-    def rounded(expr: str, samples: list[tuple[str, str | None, float]]) -> dict[str, Any]:
-        return {
-            "expr": f"round(({expr}) * 1e6) / 1e6",
-            "eval_time": "30m",
-            "exp_samples": [
-                {"labels": labels(**{scheme.deployment_label: d} | ({REGION_LABEL: r} if r else {})), "value": v}
-                for d, r, v in samples
-            ],
-        }
-
     expectations = [
         rounded(RULE_NAMES.unpriced_replicas, [("ml.mix", "eu-de", 1), ("ml.n", "eu-de", 1)]),
         rounded(RULE_NAMES.usd_per_mtok, [("ml.b", "eu-de", per_mtok), ("ml.mix", "eu-fr", per_mtok)]),
         rounded(deployment_query, [("ml.b", None, 2 * per_mtok), ("ml.mix", None, per_mtok)]),
     ]
-    tests = {
-        "rule_files": [str(RULES)],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": out, "promql_expr_test": expectations}],
-    }
-    test_file = tmp_path / "unpriced_test.yaml"
-    test_file.write_text(yaml.safe_dump(tests, sort_keys=False))
-    proc = subprocess.run(
-        [str(PROMTOOL), "test", "rules", str(test_file)], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool_passes(tmp_path / "unpriced_test.yaml", out, expectations)
