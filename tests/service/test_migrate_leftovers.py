@@ -254,3 +254,24 @@ def test_a_leftover_whose_deployment_was_deleted_by_hand_is_not_started_again_by
     assert any("; nothing was scaled back; the wait on eu-fr ran out (0/2 Ready)" in e for e in report.errors)
     assert counts(world)["eu-fr"] == (0, 0)
     assert not [k for k in objects if k[0] == "Deployment"]
+
+
+def test_a_done_scale_up_whose_deployment_was_deleted_by_hand_is_not_started_again_by_its_roll_back() -> None:
+    # The second batch's ScaleUp of eu-fr (1 -> 2) is done and its wait runs; eu-fr's Deployment is deleted by hand.
+    # When the wait runs out, the roll-back takes nothing back there: no Deployment is created, no replica started.
+    # Found in review: a done ScaleUp's scale-back was written without asking whether its Deployment was there, so
+    # it applied eu-fr's count before the batch, 1, creating the Deployment and starting a GPU replica the user had
+    # removed, and said "scaled back to the counts before the move".
+    world, _ = moving_to_eu_fr()
+    second_batch_started(world)
+    objects = world.members["eu-fr"].objects
+    for deployment in [k for k in objects if k[0] == "Deployment"]:
+        del objects[deployment]
+    said = ""
+    for _ in range(8):
+        said = " ".join(rolled_back(world.cycle()))
+        if said:
+            break
+    assert said and "scaled back to the counts before the move" not in said, said
+    assert not [k for k in objects if k[0] == "Deployment"], objects.keys()
+    assert counts(world)["eu-fr"] == (0, 0)

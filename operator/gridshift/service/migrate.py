@@ -762,13 +762,16 @@ def _counts_set(batch: Sequence[StepRecord], seen: Collection[Key]) -> dict[Key,
 
 
 def _may_have_started(step: StepRecord, seen: Collection[Key]) -> bool:
-    """Whether a ScaleUp's count may have gone out: done, or running with a try that may have been applied
-    (StepRecord.maybe_applied) where its cluster's Deployment of this deployment is known to be (`seen`). Found in
-    review: a ScaleUp whose Deployment went out before the rest of its write was refused was not taken back by the
-    roll-back, so the replicas it started stayed, uncounted by the plan. Found in review of that: one whose write
-    never applied (a 5xx) had its scale-back create a 0-replica Deployment, Service, NetworkPolicy and PDB there."""
+    """Whether a ScaleUp's count may have gone out and still stands: done, or running with a try that may have been
+    applied (StepRecord.maybe_applied), where its cluster's Deployment of this deployment is known to be (`seen`).
+    Found in review: a ScaleUp whose Deployment went out before the rest of its write was refused was not taken back
+    by the roll-back, so the replicas it started stayed, uncounted by the plan. Found in review of that: one whose
+    write never applied (a 5xx) had its scale-back create a 0-replica Deployment, Service, NetworkPolicy and PDB
+    there. And a done one whose Deployment was deleted by hand since had its scale-back create it again, at the
+    count before the batch: a replica started that the user had removed (a cluster that does not answer keeps its
+    last known Deployments, so `seen` holds them there)."""
     done = step.state is StepState.DONE
-    return done or (step.state is StepState.RUNNING and step.maybe_applied and step.key in seen)
+    return step.key in seen and (done or (step.state is StepState.RUNNING and step.maybe_applied))
 
 
 def _routed_nowhere(routing: Sequence[RouteWeight]) -> Callable[[str], bool]:
