@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from gridshift.actuation.members import ActuationForbidden, ClusterUnreachable, Inventory, MemberError, RequestStage
@@ -968,6 +968,14 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
         shifted = [s for s in progress.steps if s.action is StepAction.SHIFT_ROUTING and s.state is StepState.DONE]
         started = all(s.started_at in (None, fleet.now) for s in progress.steps)
         assert progress.routing == (shifted[-1].routing if shifted else graced if started else old_routing)
+    elif plan.steps and not wrote and _abandoned_for_a_cluster_away(old_steps, old_routing, fleet.unreachable, report):
+        # The documented known gap (docs/planner.md, "Known gap": a move abandoned in `_advance` because a cluster
+        # it routes to went away leaves that cluster's weight for one more cycle). Routing again in that cycle was
+        # tried and reverted (ff56525): observe reads no pods away while a move is in flight, so a one-cycle blip
+        # then dropped a serving cluster's weight for good. So here, and only here, the routing in force stays
+        # exactly as it was; the next cycle, no move in flight, is held to `graced` again by the branches here.
+        event("move abandoned for a cluster away: routing left one cycle")
+        assert progress.routing == old_routing, "a move abandoned for a cluster away moved the routing"
     elif plan.steps and not wrote:
         assert progress.routing == graced, "routing moved though no migration step ran"
     elif not plan.steps and not old_steps:
@@ -988,6 +996,18 @@ def _check_cycle(fleet: Fleet, target: Mapping[str, int], max_moves: int, memory
         assert total >= kept, f"roll-back left {total} replicas of the {kept} the routing counts on"
         if not fleet.unreachable and not fleet.refuse:
             assert total == kept + kept_ready  # the batch's replicas already Ready stay
+
+
+def _abandoned_for_a_cluster_away(
+    old_steps: Sequence[StepRecord], old_routing: Sequence[RouteWeight], away: Collection[str], report: CycleReport
+) -> bool:
+    """Whether this cycle abandoned the move in flight at a ShiftRouting or ScaleDown (`_advance`: "migration
+    abandoned, cluster X would take N% of the traffic with no Ready replica") while a cluster the routing in force
+    gives weight to was away: the case docs/planner.md names as a known gap (its weight stays for one more cycle)."""
+    in_flight = any(not s.state.finished for s in old_steps)
+    routed_away = any(r.weight > 0 and r.cluster in away for r in old_routing)
+    said = any("migration abandoned, cluster " in e and "with no Ready replica" in e for e in report.errors)
+    return in_flight and routed_away and said
 
 
 def _leftovers_taken_back(
@@ -1027,6 +1047,22 @@ def _ready_in_batch(steps: Sequence[StepRecord], ready: Mapping[Key, int]) -> in
 
 
 @settings(max_examples=300, deadline=None)
+@example(  # a move abandoned for a cluster away: its weight stays one cycle (docs/planner.md, "Known gap")
+    start={"a": 1, "b": 1, "c": 1},
+    not_ready={"a": 0, "b": 0, "c": 0},
+    target={"a": 1, "b": 0, "c": 1},
+    max_moves=1,
+    revalidate=0.0,
+    events=[("unreachable", "b"), ("unreachable", "a")],
+)
+@example(  # the same, a still away a cycle later: its weight goes then (the lag is one cycle, no more)
+    start={"a": 1, "b": 1, "c": 1},
+    not_ready={"a": 0, "b": 0, "c": 0},
+    target={"a": 1, "b": 0, "c": 1},
+    max_moves=1,
+    revalidate=0.0,
+    events=[("unreachable", "b"), ("unreachable", "a"), ("unreachable", "a")],
+)
 @given(
     start=COUNTS,
     not_ready=COUNTS,
