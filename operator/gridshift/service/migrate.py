@@ -14,7 +14,8 @@ The planner says which steps lead from the current placement to the target
   restarted operator carries on where it stopped.
 - A WaitReady not met within readyTimeoutSeconds rolls the move back: every ScaleUp of the batch in
   flight (done since the last ShiftRouting, or running with a try that may have been applied) whose replicas are
-  not all Ready is scaled back to its count before it (Ready ones stay: nothing already running is lost), the
+  not all Ready, where its Deployment is observed (a scale-back never creates one), is scaled back to its count
+  before it (Ready ones stay: nothing already running is lost), the
   steps are cleared (planned afresh next cycle) and the roll-back is counted and logged, and goes out as a Warning Event
   (MigrationRolledBack) through `MigrationProgress.rolled_back`, which says whether anything was scaled back.
   Batches already shifted stay: their sources were scaled down once their replicas were Ready, so
