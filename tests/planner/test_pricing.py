@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import highspy
 import numpy as np
@@ -10,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from scipy.sparse import csc_matrix
 
-from gridshift.planner import PlannerSettings, make_plan
+from gridshift.planner import PlannerSettings, Snapshot, make_plan
 from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import column_lp, solve_milp
@@ -72,6 +73,46 @@ def test_the_search_runs_the_priced_greedy_and_keeps_the_better_plan() -> None:
     penalised = plan.objective_usd_per_hour > sum(d.cost.usd_per_hour for d in plan.deployments) * 10
     heuristic = [s for s in plan.search_steps if s.startswith(("greedy at LP pool prices", "greedy:"))]
     assert penalised or not heuristic, plan.search_steps
+
+
+def test_penalties_no_plan_can_avoid_do_not_run_the_heuristic_greedies() -> None:
+    # Issue 13: a deployment that the whole inventory cannot serve made every plan "penalised", so the
+    # heuristic greedy at LP prices and the plain greedy ran for nothing (0.35 CPU-s each at 1,000).
+    from gridshift.planner.search import search
+
+    problem = build_problem(_with_unservable([deployment("other", 5.0)]), SETTINGS)
+    result = search(problem, SETTINGS)
+    assert violations(problem, result.solution) == []
+    assert result.objective_usd_per_hour > 1e6  # "huge" pays its shortfall
+    heuristic = [s for s in result.steps if s.startswith(("greedy at LP pool prices", "greedy:"))]
+    assert heuristic == [], result.steps
+
+
+def _with_unservable(extra: list[Any]) -> Snapshot:
+    clusters = [cluster("a", gpus={H100: 8}, gpu_hour=2.0), cluster("b", gpus={H100: 8}, gpu_hour=3.0)]
+    return snapshot(
+        [deployment("huge", 10_000.0, max_replicas=2), deployment("small", 5.0), *extra],
+        clusters,
+        {"a": flat_prices(0.1), "b": flat_prices(0.1)},
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [deployment("many", 1.0, min_replicas=20, max_replicas=32)],
+        [deployment("big", 300.0, max_replicas=16), deployment("mid", 100.0, max_replicas=16)],
+    ],
+)
+def test_the_unavoidable_penalty_is_below_the_penalty_of_the_plan_found(extra: list[Any]) -> None:
+    from gridshift.planner.search import _unavoidable_penalty, search, usd_per_hour
+
+    problem = build_problem(_with_unservable(extra), SETTINGS)
+    result = search(problem, SETTINGS)
+    penalty = result.objective_usd_per_hour - usd_per_hour(problem, result.solution, SETTINGS)
+    unavoidable = _unavoidable_penalty(problem, SETTINGS)
+    assert 0 < unavoidable <= penalty * (1 + 1e-9) + 1e-6, result.steps
 
 
 # --- The compact LP's array build equals the plain one (one Python step per LP column) ---
