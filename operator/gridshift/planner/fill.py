@@ -90,6 +90,27 @@ def exact_fill(
     return None if best is None else (best[1], False)
 
 
+def ranked_fills(
+    problem: DeploymentProblem,
+    free: Mapping[Key, int],
+    settings: PlannerSettings,
+    extra: Sequence[float],
+    k: int,
+) -> list[list[int]]:
+    """Up to `k` least-cost counts of the enumeration (as `exact_fill`), cheapest first, those within
+    maxConcurrentMoves; where one of them breaks it, also up to `k` of each move-limited candidate
+    (keeping only the running replicas that fit, keeping all of them). Columns of the restricted
+    master (gridshift.planner.master); empty where the enumeration does not apply."""
+    if problem.frozen or not problem.options or problem.min_regions > 2:
+        return []
+    found = _ranked_counts(problem, settings, _slot_types(problem, free, settings, extra, False, False), k)
+    if any(min(moves(problem, counts)) > problem.max_moves for counts in found):
+        for keep_only, keep_all in ((True, False), (False, True)):
+            types = _slot_types(problem, free, settings, extra, keep_only, keep_all)
+            found.extend(_ranked_counts(problem, settings, types, k))
+    return [counts for counts in found if min(moves(problem, counts)) <= problem.max_moves]
+
+
 def priced_objective(
     problem: DeploymentProblem, counts: Sequence[int], settings: PlannerSettings, extra: Sequence[float]
 ) -> float:
@@ -167,12 +188,21 @@ def _slot_types(
 
 def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: list[_Type] | None) -> list[int] | None:
     """The least-cost counts over every n (module docstring), or None when `types` is None or no n is feasible."""
+    found = _ranked_counts(problem, settings, types, 1)
+    return found[0] if found else None
+
+
+def _ranked_counts(
+    problem: DeploymentProblem, settings: PlannerSettings, types: list[_Type] | None, k: int
+) -> list[list[int]]:
+    """Up to `k` feasible counts of least cost over every n, cheapest first (ties: the first n in the
+    enumeration); empty when `types` is None or no n is feasible."""
     if types is None:
-        return None
+        return []
     if not types:
-        return [0] * len(problem.options)
+        return [[0] * len(problem.options)]
     if math.prod(len(t.cost) + 1 for t in types) > _MAX_COMBINATIONS:
-        return None
+        return []
     grids = np.meshgrid(*[np.arange(len(t.cost) + 1) for t in types], indexing="ij")
     n = [grid.ravel() for grid in grids]
     total = np.zeros(len(n[0]), dtype=np.int64)
@@ -194,18 +224,34 @@ def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: l
     region = np.zeros(len(total), dtype=np.int64)
     if problem.min_regions >= 2:
         cost, swap_type, region = _mend_regions(problem, types, n, total, cost, big)
-    best = int(np.argmin(np.where(feasible, cost, np.inf)))
-    if not feasible[best]:
-        return None
+    return [
+        _counts_at(problem, types, n, swap_type, region, int(b)) for b in _least(np.where(feasible, cost, np.inf), k)
+    ]
+
+
+def _least(cost: FloatArray, k: int) -> list[int]:
+    """Indices of the `k` least finite costs, cheapest first, ties by index."""
+    if k == 1:
+        best = int(np.argmin(cost))
+        return [best] if np.isfinite(cost[best]) else []
+    picked = np.argpartition(cost, k - 1)[:k] if len(cost) > k else np.arange(len(cost))
+    picked = picked[np.lexsort((picked, cost[picked]))]
+    return [int(b) for b in picked if np.isfinite(cost[b])]
+
+
+def _counts_at(
+    problem: DeploymentProblem, types: list[_Type], n: list[IntArray], swap_type: IntArray, region: IntArray, b: int
+) -> list[int]:
+    """The counts of the enumeration's vector `b` (its slots, mended by its swap where it has one)."""
     counts = [0] * len(problem.options)
     for t, count in zip(types, n, strict=True):
-        for j in t.option[: count[best]]:
+        for j in t.option[: count[b]]:
             counts[int(j)] += 1
-    g = int(swap_type[best])
+    g = int(swap_type[b])
     if g >= 0:
         t = types[g]
-        counts[int(t.option[n[g][best] - 1])] -= 1
-        counts[int(t.outside_option[region[best]])] += 1
+        counts[int(t.option[n[g][b] - 1])] -= 1
+        counts[int(t.outside_option[region[b]])] += 1
     return counts
 
 

@@ -14,7 +14,11 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
    lower bound until HiGHS proves a better one. Above _PRICING_SAMPLE movable deployments the LP
    prices an evenly spaced sample of them against the same share of the inventory (no bound then):
    the whole LP takes 12 CPU-s at 10,000;
-4. HiGHS branch and bound on the whole problem, started from the incumbent, with
+4. where the whole problem is too large for HiGHS (settings.milp_max_variables) and the LP priced all
+   of it: the restricted master (gridshift.planner.master), one replica pattern per deployment from
+   the plans above and the exact fill at the LP's and the master's pool prices, chosen jointly by an
+   LP, then a MILP on the deployments it leaves fractional and their neighbours;
+   otherwise HiGHS branch and bound on the whole problem, started from the incumbent, with
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
 5. otherwise, or when that did not prove optimality, large-neighbourhood search: HiGHS re-solves
@@ -42,9 +46,10 @@ from typing import Protocol
 
 from gridshift.planner.firstfill import first_fill
 from gridshift.planner.greedy import best_fill, solve_greedy
+from gridshift.planner.master import restricted_master
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, build_model, run_milp
-from gridshift.planner.pricing import pool_prices
+from gridshift.planner.pricing import PoolPrices, pool_prices
 from gridshift.planner.problem import DeploymentProblem, Problem
 from gridshift.planner.settings import PlannerSettings
 from gridshift.planner.solution import (
@@ -64,6 +69,9 @@ _PRICING_SAMPLE = 1_000
 # A sampled LP gets this share of the time left instead: at that size the fills cannot finish within
 # a budget of seconds anyway, and without prices they are far worse (the plain greedy's fill).
 _SAMPLED_PRICING_SHARE = 0.5
+# The restricted master (after the sweep) starts only with this much left: about what its columns, LPs
+# and pricing rounds take at 1,000 deployments (0.9 CPU-s in research), with some time for its MILP.
+_MASTER_MIN_SECONDS = 1.0
 # Deployments the sweep (large problems) re-fills between two offers of its changes.
 _SWEEP_CHUNK = 256
 # Passes of the sweep, while the last one changed anything and the budget lasts.
@@ -326,6 +334,9 @@ class _Best:
     unavoidable: float | None = None
     """_unavoidable_penalty of the problem (None until _penalised first needs it)."""
 
+    plans: list[Solution] = field(default_factory=list)
+    """Every valid plan offered whole (not in parts), in order: the restricted master's columns."""
+
     current: Solution | None = None
     """The running placement, re-validated: where the first fill starts."""
 
@@ -346,6 +357,7 @@ class _Best:
             # A solver bug must never reach the cluster: the candidate is dropped, and says why.
             self.steps.append(f"{step}: invalid, dropped ({problems[0]})")
             return False
+        self.plans.append(candidate)
         value = objective(self.problem, candidate, self.settings)
         return self._take(candidate, value, None, step)
 
@@ -408,12 +420,10 @@ def search(
             best.steps.append("nothing changed since the previous plan, proven optimal: kept")
             return SearchResult(best.solution, best.value, None, True, False, tuple(best.steps))
     # The LP's bound until HiGHS proves a better one (it always does: it starts from a tighter LP).
-    bound = _priced_greedy(problem, settings, best, deadline)
-    large = len(problem.movable) > _PRICING_SAMPLE
-    # Large problems: the sweep from the first fill had the time the greedy would need (it was cut short).
-    if not large and deadline.allows(0.0) and (bound is None or _penalised(problem, best, settings)):
-        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
-        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
+    prices = _priced_greedy(problem, settings, best, deadline)
+    bound = None if prices is None else prices.bound
+    _plain_greedy(problem, settings, best, deadline, bound)
+    _master(problem, settings, best, deadline, prices, bound)
     optimal = False
     size = problem.variable_count
     if not settings.exact_search:
@@ -468,11 +478,11 @@ def _tighter(bound: float | None, other: float | None) -> float | None:
     return other if bound is None else bound if other is None else max(bound, other)
 
 
-def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> float | None:
+def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline) -> PoolPrices | None:
     """The greedy at each pool's LP shadow price (gridshift.planner.pricing), each deployment filled
     exactly at those prices (gridshift.planner.fill); where that plan leaves penalties, the greedy
     with its heuristic fill at the same prices too; then the sweep (`_sweep`). Returns the LP's
-    lower bound on the objective, or None when the LP did not finish or priced a sample only."""
+    prices (with its lower bound on the objective unless it priced a sample), or None when it did not finish."""
     if deadline.left() < settings.min_solver_seconds:
         # Too little time for HiGHS, but the search began with some: the first fill without prices
         # still runs (see `_first_fill`). "Began with": the budget it was handed, not what re-validating
@@ -528,7 +538,51 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # first fill from 5,175 to 2,798 USD/h in 0.7 CPU-s, which the neighbourhoods had not reached in
     # 10 s (2,805; optimum 2,706.13).
     _sweep(problem, settings, best, deadline, prices.per_gpu)
-    return prices.bound
+    return prices
+
+
+def _plain_greedy(
+    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, bound: float | None
+) -> None:
+    """The greedy without prices, where the LP did not finish or the incumbent pays penalties some plan
+    might avoid; not above _PRICING_SAMPLE movable deployments, where the sweep from the first fill had
+    the time the greedy would need (it was cut short)."""
+    large = len(problem.movable) > _PRICING_SAMPLE
+    if not large and deadline.allows(0.0) and (bound is None or _penalised(problem, best, settings)):
+        greedy = solve_greedy(problem, settings, stop=lambda: not deadline.allows(0.0))
+        best.offer(greedy, "greedy" + (" (cut short by the budget)" if deadline.exhausted else ""))
+
+
+def _master(
+    problem: Problem,
+    settings: PlannerSettings,
+    best: _Best,
+    deadline: _Deadline,
+    prices: PoolPrices | None,
+    bound: float | None,
+) -> None:
+    """The restricted master (gridshift.planner.master) from the plans seen so far, where the whole
+    problem is too large for HiGHS (settings.milp_max_variables), the LP priced all of it, its bound
+    does not already prove the incumbent and the incumbent pays no penalty a plan could avoid;
+    offered like any other plan, so it never makes the plan worse."""
+    if not settings.exact_search or problem.variable_count <= settings.milp_max_variables:
+        return
+    if prices is None or prices.sampled:
+        return
+    if bound is not None and best.value - bound <= _proof_gap(problem, best.solution, settings):
+        return
+    # Where the incumbent still pays penalties some plan could avoid, the MILP over the columns (penalties
+    # of millions against costs of thousands) ran into its time limit and found nothing better (1,000 x
+    # 0.8, seed 2: 232M USD/h against 16M for the optimum); the neighbourhoods, which take the groups
+    # holding penalties first, get the time instead.
+    if _penalised(problem, best, settings):
+        return
+    # Not `allows`: a no there would end the search, and the neighbourhoods may still use what is left.
+    if deadline.exhausted or deadline.left() < _MASTER_MIN_SECONDS:
+        return
+    found = restricted_master(problem, settings, best.solution, best.plans, prices.per_gpu, deadline)
+    cut = " (cut short by the budget)" if deadline.exhausted else ""
+    best.offer(found.solution, f"restricted master ({found.summary}){cut}")
 
 
 def _first_fill(

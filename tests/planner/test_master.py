@@ -1,0 +1,91 @@
+"""The restricted master (gridshift.planner.master, issue 13): its plan keeps every hard constraint
+(bounds, inventory, Frozen placements, maxConcurrentMoves), keeps minRegions where the plan it
+starts from does, is offered by the search like any other plan, and is the same on every run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from gridshift.planner import PlannerSettings
+from gridshift.planner.firstfill import first_fill
+from gridshift.planner.greedy import solve_greedy
+from gridshift.planner.master import restricted_master
+from gridshift.planner.pricing import pool_prices
+from gridshift.planner.problem import Problem, build_problem
+from gridshift.planner.search import _Deadline, revalidated_current, search, violations
+from gridshift.planner.solution import Solution, moves
+from gridshift.planner.synthetic import random_snapshot
+from gridshift.profiles_catalog import default_performance_models
+
+SETTINGS = PlannerSettings()
+
+
+def _problem(seed: int, occupancy: float, deployments: int) -> Problem:
+    world = random_snapshot(
+        default_performance_models(), deployments=deployments, clusters=4, gpu_types=2, seed=seed, occupancy=occupancy
+    )
+    return build_problem(world, SETTINGS)
+
+
+def _regions(problem: Problem, solution: Solution) -> list[int]:
+    return [
+        len({o.region for o, n in zip(d.options, c, strict=True) if n > 0})
+        for d, c in zip(problem.deployments, solution.counts, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seed", "occupancy", "deployments"), [(1, 0.6, 60), (5, 0.5, 60), (2, 0.9, 120), (3, 0.9, 120), (4, 1.0, 120)]
+)
+def test_the_masters_plan_keeps_bounds_inventory_move_limits_and_min_regions(
+    seed: int, occupancy: float, deployments: int
+) -> None:
+    problem = _problem(seed, occupancy, deployments)
+    prices = pool_prices(problem, SETTINGS)
+    current = revalidated_current(problem)
+    filled = first_fill(problem, SETTINGS, current, pool_prices=prices.per_gpu)
+    greedy = solve_greedy(problem, SETTINGS, pool_prices=prices.per_gpu, exact=True)
+    assert greedy is not None
+    plans = [p for p in (current, filled, greedy) if not violations(problem, p)]
+    found = restricted_master(problem, SETTINGS, plans[-1], plans, prices.per_gpu, _Deadline(None, 30.0))
+    assert found.solution is not None, found.summary
+    assert violations(problem, found.solution) == []
+    for deployment, counts in zip(problem.deployments, found.solution.counts, strict=True):
+        assert deployment.frozen or min(moves(deployment, counts)) <= deployment.max_moves
+    if occupancy > 0.6:
+        return
+    # With GPUs to spare, minRegions (a penalty, not a constraint) is kept wherever the plan it starts
+    # from keeps it.
+    before, after = _regions(problem, plans[-1]), _regions(problem, found.solution)
+    for deployment in problem.movable:
+        if deployment.min_regions >= 2 and before[deployment.index] >= deployment.min_regions:
+            assert after[deployment.index] >= deployment.min_regions, deployment.deployment.id
+    # The same on every run (HiGHS on one thread, a fixed seed, well within its time limits here; where
+    # penalties dominate, the MILP may stop at its time limit instead, as the neighbourhoods' do).
+    assert "time limit" not in found.summary
+    again = restricted_master(problem, SETTINGS, plans[-1], plans, prices.per_gpu, _Deadline(None, 30.0))
+    assert again == found
+
+
+def test_the_search_offers_the_masters_plan() -> None:
+    # The master runs where the whole problem is too large for HiGHS (milp_max_variables): here always.
+    settings = replace(SETTINGS, milp_max_variables=0, neighbourhood_passes=1)
+    problem = build_problem(
+        random_snapshot(default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=0.5),
+        settings,
+    )
+    first = search(problem, settings, budget=30.0)
+    assert any(step.startswith("restricted master (") for step in first.steps), first.steps
+    assert violations(problem, first.solution) == []
+
+
+def test_the_search_leaves_penalties_a_plan_could_avoid_to_the_neighbourhoods() -> None:
+    settings = replace(SETTINGS, milp_max_variables=0, neighbourhood_passes=1)
+    problem = build_problem(
+        random_snapshot(default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=0.9),
+        settings,
+    )
+    result = search(problem, settings, budget=30.0)
+    assert not any(step.startswith("restricted master (") for step in result.steps), result.steps
