@@ -14,7 +14,7 @@ from gridshift.planner.greedy import solve_greedy
 from gridshift.planner.master import restricted_master
 from gridshift.planner.pricing import pool_prices
 from gridshift.planner.problem import Problem, build_problem
-from gridshift.planner.search import _Deadline, revalidated_current, search, violations
+from gridshift.planner.search import SearchResult, _Deadline, revalidated_current, search, violations
 from gridshift.planner.solution import Solution, moves
 from gridshift.planner.synthetic import random_snapshot
 from gridshift.profiles_catalog import default_performance_models
@@ -69,23 +69,23 @@ def test_the_masters_plan_keeps_bounds_inventory_move_limits_and_min_regions(
     assert again == found
 
 
-def test_the_search_offers_the_masters_plan() -> None:
-    # The master runs where the whole problem is too large for HiGHS (milp_max_variables): here always.
+def _searched(occupancy: float) -> tuple[Problem, SearchResult]:
+    """120 deployments on 4 clusters x 2 GPU types, searched where the whole problem is too large for HiGHS
+    (milp_max_variables 0): the master's condition on size always holds."""
     settings = replace(SETTINGS, milp_max_variables=0, neighbourhood_passes=1)
-    problem = build_problem(
-        random_snapshot(default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=0.5),
-        settings,
+    world = random_snapshot(
+        default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=occupancy
     )
-    first = search(problem, settings, budget=30.0)
+    problem = build_problem(world, settings)
+    return problem, search(problem, settings, budget=30.0)
+
+
+def test_the_search_offers_the_masters_plan() -> None:
+    problem, first = _searched(0.5)
     assert any(step.startswith("restricted master (") for step in first.steps), first.steps
     assert violations(problem, first.solution) == []
 
 
 def test_the_search_leaves_penalties_a_plan_could_avoid_to_the_neighbourhoods() -> None:
-    settings = replace(SETTINGS, milp_max_variables=0, neighbourhood_passes=1)
-    problem = build_problem(
-        random_snapshot(default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=0.9),
-        settings,
-    )
-    result = search(problem, settings, budget=30.0)
+    _, result = _searched(0.9)
     assert not any(step.startswith("restricted master (") for step in result.steps), result.steps
