@@ -768,13 +768,16 @@ def _unpriced(
     # rest are on a type dropped from gpuTypes, kept by the same rule as `unreachable`'s in any mode: found in
     # review, counted nowhere (Frozen, then Auto and Advisory with nothing reachable to replace them: "nothing;
     # 0.000 USD/h" while they ran). Where the plan replaces them they are left out, as `unreachable`'s are.
-    listed = {(c, g) for c, g, _ in deployment.unreachable}
-    for placed in deployment.deployment.placements:
-        key, known = (placed.cluster, placed.gpu_type), problem.clusters.get(placed.cluster)
-        if placed.desired <= 0 or known is None or key in priced or key in listed:
-            continue
-        if deployment.frozen or (kept_away and not known.reachable):
-            found[key] = found.get(key, 0) + placed.desired
+    if deployment.frozen:
+        listed = {(c, g) for c, g, _ in deployment.unreachable}
+        for placed in deployment.deployment.placements:
+            key = (placed.cluster, placed.gpu_type)
+            if placed.desired > 0 and placed.cluster in problem.clusters and key not in priced and key not in listed:
+                found[key] = found.get(key, 0) + placed.desired
+    elif kept_away:  # Auto and Advisory: those DeploymentPlan.held_away names, one rule for both
+        for key, desired in _held_away(problem, deployment).items():
+            if key not in priced:
+                found[key] = found.get(key, 0) + desired
     for cluster, gpu_type, desired, _ in outside:
         found[(cluster, gpu_type)] = found.get((cluster, gpu_type), 0) + desired
     return tuple(sorted((c, g, n) for (c, g), n in found.items()))
