@@ -246,16 +246,25 @@ def _solve_lp(
     negated dual of its row, >= 0); None when HiGHS did not reach the optimum."""
     picked = np.arange(len(columns.owner))
     lp = _model(columns, picked, np.arange(deployments), deployments, capacity)
-    limit = budget.allot(min(_LP_SECONDS, budget.left()))
-    highs = new_highs(budget.backstop(limit), {"solver": "simplex"}, budget.stopper(limit))
-    highs.passModel(lp)
-    budget.after_highs(timed_run(highs, budget.highs_clock()))
+    highs = _run(lp, _LP_SECONDS, {"solver": "simplex"}, budget)
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
     solution = highs.getSolution()
     duals = np.asarray(solution.row_dual[: len(columns.keys)])
     prices = {key: max(0.0, -float(duals[i])) for i, key in enumerate(columns.keys)}
     return np.asarray(solution.col_value), prices
+
+
+def _run(
+    lp: highspy.HighsLp, seconds: float, options: Mapping[str, float | bool | str], budget: Budget
+) -> highspy.Highs:
+    """HiGHS run on `lp` for at most `seconds` of what the budget has left (allotted, stopped and backed up by
+    it, its clock's rate learnt from the run); the solved instance."""
+    limit = budget.allot(min(seconds, budget.left()))
+    highs = new_highs(budget.backstop(limit), options, budget.stopper(limit))
+    highs.passModel(lp)
+    budget.after_highs(timed_run(highs, budget.highs_clock()))
+    return highs
 
 
 def _fix_and_solve(
@@ -283,11 +292,7 @@ def _fix_and_solve(
         return chosen, f"master LP integral: {len(columns.owner)} columns"
     lp = _model(columns, picked, position_of, len(open_), left)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * len(picked)
-    limit = budget.allot(min(_MILP_SECONDS, budget.left()))
-    options: dict[str, float | bool | str] = {"mip_rel_gap": 0.0, "mip_abs_gap": _MILP_ABSOLUTE_GAP}
-    highs = new_highs(budget.backstop(limit), options, budget.stopper(limit))
-    highs.passModel(lp)
-    budget.after_highs(timed_run(highs, budget.highs_clock()))
+    highs = _run(lp, _MILP_SECONDS, {"mip_rel_gap": 0.0, "mip_abs_gap": _MILP_ABSOLUTE_GAP}, budget)
     values = np.asarray(highs.getSolution().col_value) if highs.getInfo().primal_solution_status == 2 else None
     what = f"{len(columns.owner)} columns, {fractional} fractional deployments, {len(open_)} re-solved by HiGHS"
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
