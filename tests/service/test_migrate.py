@@ -1751,6 +1751,47 @@ def test_a_kept_cluster_that_lost_its_ready_replicas_gets_no_traffic_and_no_sour
     assert fleet.counts() == {"b": 2, "c": 2}
 
 
+def test_a_shift_routing_is_judged_by_the_weights_it_publishes_not_by_those_in_force() -> None:
+    # c runs but the routing in force gives it nothing (replicas an abandoned move left); the move a -> b keeps c
+    # and its ShiftRouting gives c half the traffic. c's replicas crash: the weights that would go out send half
+    # the traffic where none is Ready, though those in force (all to a, Ready) are fine. Abandoned, nothing sent.
+    fleet = Fleet.of(a=2, c=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2, "c": 2}, max_moves=2)
+    fleet.cycle(plan)  # ScaleUp b, waiting for it
+    fleet.make_ready()
+    fleet.ready[key("c")] = 0
+    progress, report = fleet.cycle(plan)
+    abandoned = "ml/chat: migration abandoned, cluster c would take 50% of the traffic with no Ready replica"
+    assert f"{abandoned}; planned afresh" in report.errors
+    assert fleet.routes == [] and fleet.counts() == {"a": 2, "b": 2, "c": 2} and progress.steps == []
+
+
+def test_a_move_away_from_a_source_whose_replicas_crashed_shifts_the_traffic_to_the_ready_target() -> None:
+    # The reverse: a, all the traffic in force, lost its Ready replicas once b's were Ready. The ShiftRouting's own
+    # weights (all to b) have a Ready replica everywhere: the move goes on rather than leave the traffic on a.
+    fleet = Fleet.of(a=2)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}]
+    plan = fleet.plan({"b": 2}, max_moves=2)
+    fleet.cycle(plan)  # ScaleUp b, waiting for it
+    fleet.make_ready()
+    fleet.ready[key("a")] = 0
+    progress, report = fleet.cycle(plan)
+    assert report.errors == [] and progress.steps == []
+    assert fleet.routing == (RouteWeight("b", 100),) and fleet.counts() == {"b": 2}
+
+
+def test_a_move_into_several_clusters_no_longer_usable_names_each_in_its_abandon() -> None:
+    # b and c stop admitting the namespace mid-move (no generation changes): the plan made now has no option there.
+    # The move is abandoned and its reason (report.errors, logged) names both clusters, comma-separated.
+    fleet = Fleet.of(a=4)
+    fleet.cycle(fleet.plan({"b": 2, "c": 2}, max_moves=2))  # ScaleUp b, waiting for it; c's batch after it
+    plan = replace(fleet.plan({"a": 4}), max_num_seqs={key("a"): 64})
+    _, report = fleet.cycle(plan)
+    assert "ml/chat: migration into b, c, where it may no longer run, abandoned" in report.errors
+    assert "c" not in fleet.counts()
+
+
 def test_a_scale_up_past_max_replicas_written_into_status_is_never_sent() -> None:
     # Found in review (4 December 2026): status.migration is trusted as the operator wrote it, and a ScaleUp to
     # 100,000 replicas edited in by hand (status write rights) was sent to the member cluster as written.
@@ -1954,6 +1995,20 @@ def test_a_scale_down_stops_no_source_while_the_weights_in_force_send_traffic_wh
     assert progress.steps == [] and fleet.counts() == {"a": 2, "b": 1} and ("b", G, 0) not in fleet.writes
 
 
+def test_a_weight_of_zero_in_force_is_no_traffic_for_a_scale_down_to_guard() -> None:
+    # status.routing may list a cluster at 0% (the CRD admits weights from 0: status written by hand, or by another
+    # writer than gridshift's percents, which leave zeros out). b there takes no traffic, so its replica not being
+    # Ready stops no ScaleDown: b is stopped, with no "would take 0% of the traffic" abandon.
+    fleet = Fleet.of(a=2, b=1, ready={"a": 2})
+    fleet.status["routing"] = [{"cluster": "a", "weight": 100}, {"cluster": "b", "weight": 0}]
+    fleet.status["migration"] = [
+        {"index": 0, "action": "ScaleDown", "cluster": "b", "gpuType": G, "replicas": 0, "state": "Pending"}
+    ]
+    progress, report = fleet.cycle(fleet.plan({"a": 2}))
+    assert report.errors == [] and progress.steps == []
+    assert fleet.writes == [("b", G, 0)] and fleet.counts() == {"a": 2}
+
+
 def test_weights_the_hub_refuses_hold_no_later_batch_when_nothing_is_stopped_after_them() -> None:
     # Growth in two batches: the first ShiftRouting is followed by a ScaleUp, not a ScaleDown. Holding the move
     # on weights the hub refuses would protect nothing: the second batch starts in the same cycle.
@@ -2052,3 +2107,27 @@ def test_a_grace_decision_is_said_again_after_cycles_that_said_nothing() -> None
     until = (since + timedelta(seconds=180)).isoformat()
     kept = f"cluster b unreachable since {since.isoformat()}: its weight 50% kept until {until}"
     assert [[n.startswith(kept) for n in notes] for notes in said] == [[True], [], [], [True]]
+
+
+def test_a_migrations_made_without_a_routing_grace_keeps_no_unreachable_weight_even_as_its_spell_begins() -> None:
+    # routing_grace_seconds defaults to no grace (the service passes operator.unreachableRoutingGraceSeconds): a
+    # cluster away since this very cycle, its pods reporting and the deployment still usable there, loses its
+    # weight at once, as the other tests of this fleet (built with that default) take for granted.
+    fleet = Fleet.of(a=1, b=1)
+    fleet.migrations = Migrations(0.0)
+    fleet.status["routing"] = [{"cluster": "a", "weight": 50}, {"cluster": "b", "weight": 50}]
+    plan = replace(fleet.plan({"a": 1, "b": 1}), usable_away=frozenset({"b"}))
+    plain_views = fleet.views
+
+    def views() -> dict[str, ClusterView]:
+        out = plain_views()
+        for view in out.values():
+            view.unreachable_since = None if view.reachable else fleet.now  # away since this cycle
+        return out
+
+    fleet.views = views  # type: ignore[method-assign]
+    fleet.observed = lambda: replace(Fleet.observed(fleet), reporting_away={"b": 1})  # type: ignore[method-assign]
+    fleet.unreachable = {"b"}
+    progress, _ = fleet.cycle(plan)
+    assert fleet.routing == (RouteWeight("a", 100),)
+    assert [n.endswith(f"dropped to 0, the grace ended at {fleet.now.isoformat()}") for n in progress.grace] == [True]
