@@ -221,12 +221,12 @@ def test_builders_give_the_expected_values_on_the_real_engine(select_by: SelectB
     promtool_passes(expectations(LabelScheme(select_by=select_by)), tmp_path / "signals_test.yaml")
 
 
-def promtool_passes(tests: list[dict[str, object]], path: Path) -> None:
-    """`promtool test rules` evaluates `tests` on input_series(); every expectation must hold."""
+def promtool_passes(tests: list[dict[str, object]], path: Path, extra: list[dict[str, str]] | None = None) -> None:
+    """`promtool test rules` evaluates `tests` on input_series() and `extra`; every expectation must hold."""
     document = {
         "rule_files": [],
         "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series(), "promql_expr_test": tests}],
+        "tests": [{"interval": "1m", "input_series": input_series() + (extra or []), "promql_expr_test": tests}],
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     assert PROMTOOL is not None
@@ -293,3 +293,61 @@ def test_grouped_queries_give_each_deployment_its_own_value_on_the_real_engine(
     select_by: SelectBy, tmp_path: Path
 ) -> None:
     promtool_passes(grouped_expectations(LabelScheme(select_by=select_by)), tmp_path / "grouped_test.yaml")
+
+
+# --- J/token of the pods measured ----------------------------------------------------------------------
+
+HALF = DeploymentRef("prod", "half", NS, "half-model")
+
+
+def half_measured_series() -> list[dict[str, str]]:
+    """prod.half: half-a holds GPU 6 (400 W) and half-b has no DCGM series (no pod mapping, its exporter down,
+    or a new pod before its first scrape); each generates 6,000 tokens/min."""
+    series = []
+    for pod in ("half-a", "half-b"):
+        series += [
+            {"series": vllm("vllm:num_requests_running", pod, "prod.half", HALF.served_model_name), "values": "2x20"},
+            {
+                "series": vllm("vllm:generation_tokens_total", pod, "prod.half", HALF.served_model_name),
+                "values": "0+6000x20",
+            },
+        ]
+    series += [
+        {"series": dcgm("DCGM_FI_DEV_POWER_USAGE", 6, NS, "half-a"), "values": "400x20"},
+        {"series": dcgm("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 6, NS, "half-a"), "values": "1000000+24000000x20"},
+    ]
+    return series
+
+
+@pytest.mark.parametrize("select_by", list(SelectBy))
+def test_joules_per_token_divides_by_the_tokens_of_the_pods_measured_alone(select_by: SelectBy, tmp_path: Path) -> None:
+    """Found in review: J/token divided the energy of the pods with DCGM series by the tokens of every pod, so
+    prod.half's half-b, with no DCGM series, counted its tokens and not its energy: 400 W over 200 tokens/s,
+    2 J/token, half the 4 J/token of the pod measured. It reads half-a's 400 J/s over its 100 tokens/s, per
+    deployment and grouped; prod.llama, every pod measured, is unchanged."""
+    scheme = LabelScheme(select_by=select_by)
+    key = scheme.deployment_label if select_by is SelectBy.DEPLOYMENT_LABEL else scheme.model_name_label
+    llama = (630000 + 90000) / (270000 + 60000)  # as in expectations()
+    grouped = build_grouped_queries(scheme, GroupScope((NS,)), QueryWindows())[Signal.JOULES_PER_TOKEN]
+    names = {"prod.llama": MODEL, "prod.half": HALF.served_model_name}
+
+    def group(deployment: str) -> str:
+        value = deployment if select_by is SelectBy.DEPLOYMENT_LABEL else names[deployment]
+        return f'{{namespace="{NS}", {key}="{value}"}}'
+
+    tests: list[dict[str, object]] = [
+        {
+            "expr": f"round(({build_queries(scheme, HALF, QueryWindows())[Signal.JOULES_PER_TOKEN]}) * 1e6)",
+            "eval_time": "20m",
+            "exp_samples": [{"labels": "{}", "value": 4_000_000}],
+        },
+        {
+            "expr": f"round(({grouped}) * 1e6)",
+            "eval_time": "20m",
+            "exp_samples": [
+                {"labels": group("prod.llama"), "value": round(llama * 1e6)},
+                {"labels": group("prod.half"), "value": 4_000_000},
+            ],
+        },
+    ]
+    promtool_passes(tests, tmp_path / "measured_test.yaml", half_measured_series())

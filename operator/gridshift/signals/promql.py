@@ -153,11 +153,11 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
         every = f"{per_edge} == on ({', '.join(by)}) group_left {aggregate('max', per_edge)}"
         return f"{aggregate('sum', increase, BUCKET_LABEL)} and on ({', '.join((*by, BUCKET_LABEL))}) ({every})"
 
-    # DCGM series lack the deployment's labels: they are joined to vLLM's running gauge, one series per
-    # replica pod (present as soon as vLLM serves), on the pod labels both share (join_labels).
-    # Energy over a window is joined to the pods seen in that window (last_over_time), not only those
-    # serving now: the tokens it is divided by count every pod of the window, so a replica stopped within
-    # it (a scale-down) had its tokens counted and its energy not (found in review: J/token biased low).
+    # DCGM series lack the deployment's labels: joined to vLLM's running gauge, one series per replica pod, on
+    # the pod labels both share (join_labels); energy to the pods seen in its window (last_over_time), as a pod
+    # stopped within it (a scale-down) had its tokens counted, not its energy (review: J/token biased low).
+    # J/token's tokens are those of the pods with an energy series: a pod without DCGM series (no mapping,
+    # exporter down, new) counted its tokens, not its energy (review, 7 December 2026: one of two read half).
     running = f"{VLLM_REQUESTS_RUNNING}{sel}"
     seen = f"last_over_time({running}[{energy_window}])"
     if by:
@@ -176,7 +176,7 @@ def _queries(scheme: LabelScheme, windows: QueryWindows, sel: str, dsel: str, by
     kv_current, kv_legacy = f"{VLLM_KV_CACHE_USAGE}{sel}", f"{VLLM_KV_CACHE_USAGE_LEGACY}{sel}"
     power = _dcgm(f"{DCGM_POWER}{dsel}", scheme)
     energy = _dcgm(f"increase({DCGM_TOTAL_ENERGY}{dsel}[{energy_window}])", scheme)
-    tokens = aggregate("sum", f"increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}])")
+    tokens = aggregate("sum", f"increase({VLLM_GENERATION_TOKENS}{sel}[{energy_window}]) and on ({on}) {energy}")
     return {
         Signal.REQUEST_RATE: summed(VLLM_REQUEST_SUCCESS),
         Signal.PROMPT_TOKEN_RATE: summed(VLLM_PROMPT_TOKENS),
