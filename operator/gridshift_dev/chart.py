@@ -946,10 +946,19 @@ def _energy_rules(keys: _RuleKeys) -> list[JsonDict]:
                 last_over_time({n.replica_info}[15m])
               )
             / on ({group_keys})
-              (sum by ({group_keys}) (rate({VLLM_GENERATION_TOKENS}{{{deployment}!=""}}[15m])) > 0)
+              (
+                sum by ({group_keys}) (
+                  rate({VLLM_GENERATION_TOKENS}{{{deployment}!=""}}[15m])
+                  and on ({pod_keys})
+                  rate({DCGM_TOTAL_ENERGY}{{{dcgm_workload}}}[15m])
+                )
+                > 0
+              )
             """,
-            "J per generated token over 15 min (the window the operator's J/token query uses), the energy of "
-            "every replica pod seen in it (the tokens count them all); none while no token is generated.",
+            "J per generated token over 15 min (the window the operator's J/token query uses): the energy of "
+            "every replica pod seen in it over the tokens of the pods with DCGM series, the same pods (found in "
+            "review: a pod without DCGM series counted its tokens and not its energy, reading low by its share); "
+            "none while they generate no token.",
         ),
     ]
 

@@ -129,14 +129,17 @@ def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
         ),
         Panel(
             "J per token per deployment",
-            "Measured GPU energy per output token (DCGM energy over vLLM tokens), and the planner's prediction "
-            "from the deployment's GPU profile (dashed): each region's predicted J/token weighted by the tokens "
-            "it serves, as the measured line weighs them (the operator's status.cost.joulesPerToken when the "
-            "tokens split as planned).",
+            "Measured GPU energy per output token (DCGM energy over the vLLM tokens of the same pods: each "
+            "region's J/token over 15 min, as the operator reads it), and the planner's prediction from the "
+            "deployment's GPU profile (dashed); both weigh each region's J/token by the tokens it serves, as the "
+            "operator's status.cost.joulesPerToken weighs its clusters (the prediction, when the tokens split "
+            "as planned).",
             "J",
             (
+                # Found in review: the region's power over all its tokens read low by the share of a pod without
+                # DCGM series (its tokens counted, not its energy); the rule divides by the measured pods' tokens.
                 Query(
-                    _per_token(deployment, f"{n.power_watts}{only}", f"{n.token_rate}{only}", ""),
+                    _token_weighted(deployment, f"{n.joules_per_token}{only}", f"{n.token_rate}{only}"),
                     "{{" + deployment + "}} measured",
                 ),
                 # Found in review: `max by (deployment)` of the per-region prediction showed the worst region
@@ -171,16 +174,23 @@ def _per_token(deployment: str, numerator: str, tokens: str, scale: str) -> str:
     )
 
 
-def _predicted_per_token(deployment: str, token_rate: str, only: str) -> str:
-    """The planner's J/token of a deployment: each region's prediction (one series over operator replicas)
-    times the tokens that region serves, over the tokens of the regions with a prediction (the others' tokens
+def _token_weighted(deployment: str, per_region: str, tokens: str) -> str:
+    """A deployment's figure from each region's `per_region` figure (one series per deployment and region)
+    times the tokens that region serves, over the tokens of the regions with a figure (the others' tokens
     counted alone would lower it), when they are positive."""
     keys = f"{deployment}, {_names()[1]}"
-    predicted = f"max by ({keys}) (gridshift_deployment_predicted_joules_per_token{only})"
     return (
-        f"sum by ({deployment}) ({predicted} * on ({keys}) {token_rate}{only}) "
-        f"/ (sum by ({deployment}) ({token_rate}{only} and on ({keys}) {predicted}) > 0)"
+        f"sum by ({deployment}) ({per_region} * on ({keys}) {tokens}) "
+        f"/ (sum by ({deployment}) ({tokens} and on ({keys}) {per_region}) > 0)"
     )
+
+
+def _predicted_per_token(deployment: str, token_rate: str, only: str) -> str:
+    """The planner's J/token of a deployment: each region's prediction (one series over operator replicas)
+    weighted by the tokens that region serves (_token_weighted)."""
+    keys = f"{deployment}, {_names()[1]}"
+    predicted = f"max by ({keys}) (gridshift_deployment_predicted_joules_per_token{only})"
+    return _token_weighted(deployment, predicted, f"{token_rate}{only}")
 
 
 def _planner_panels() -> tuple[Panel, ...]:

@@ -359,3 +359,42 @@ def test_usd_per_million_tokens_leaves_out_a_region_where_a_replica_is_out_of_th
         rounded(deployment_query, [("ml.b", None, 2 * per_mtok), ("ml.mix", None, per_mtok)]),
     ]
     promtool_passes(tmp_path / "unpriced_test.yaml", out, expectations)
+
+
+def test_joules_per_token_divides_by_the_tokens_of_the_pods_with_dcgm_series_alone(tmp_path: Path) -> None:
+    """ml.n serves 1,000 tokens/s on each of two H100 pods in eu-de, n-de-a drawing 700 W and n-de-b without
+    DCGM series (no pod mapping, its exporter down, or new before its first scrape), and 1,000 tokens/s at
+    350 W in eu-fr. eu-de's J/token divided n-de-a's energy by both pods' tokens: 0.35 for n-de-a's 0.7 (found
+    in review). Now it is n-de-a's 0.7, and the dashboard's measured line weighs each region's J/token by the
+    tokens it serves, (0.7 x 2,000 + 0.35 x 1,000) / 3,000, where it read eu-de's 700 W and eu-fr's 350 W over
+    every token, 0.35. ml.quiet's measured pod generates nothing beside one without DCGM series: no J/token
+    (the energy over the other pod's tokens was a figure), rather than +Inf."""
+    from gridshift_dev import dashboard
+    from gridshift_dev.chart import operator_metric_names
+
+    scheme = LabelScheme()
+    out = []
+    pods = {  # pod -> (deployment, region, tokens/s, watts or None without DCGM series)
+        "n-de-a": ("ml.n", "eu-de", 1000.0, 700.0),
+        "n-de-b": ("ml.n", "eu-de", 1000.0, None),
+        "n-fr": ("ml.n", "eu-fr", 1000.0, 350.0),
+        "quiet-a": ("ml.quiet", "eu-de", 0.0, 100.0),
+        "quiet-b": ("ml.quiet", "eu-de", 1000.0, None),
+    }
+    for gpu, (pod, (deployment, region, tokens, watts)) in enumerate(pods.items()):
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
+        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: H100}
+        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
+        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
+        if watts is not None:
+            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, watts, 0))
+            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, watts * 60 * 1000))
+    queries: dict[str, str] = {}  # each panel's first query: the measured figure
+    for title, expr in dashboard.panel_queries(RULE_NAMES, operator_metric_names()):
+        queries.setdefault(title, expr)
+
+    expectations = [
+        rounded(RULE_NAMES.joules_per_token, [("ml.n", "eu-de", 0.7), ("ml.n", "eu-fr", 0.35)]),
+        rounded(queries["J per token per deployment"], [("ml.n", None, round((0.7 * 2000 + 0.35 * 1000) / 3000, 6))]),
+    ]
+    promtool_passes(tmp_path / "unmeasured_test.yaml", out, expectations)
