@@ -139,7 +139,7 @@ def _cost_panels(n: Any, deployment: str, only: str) -> tuple[Panel, ...]:
                 # Found in review: the region's power over all its tokens read low by the share of a pod without
                 # DCGM series (its tokens counted, not its energy); the rule divides by the measured pods' tokens.
                 Query(
-                    _token_weighted(deployment, f"{n.joules_per_token}{only}", f"{n.token_rate}{only}"),
+                    _token_weighted(deployment, f"{n.joules_per_token}{only}", f"{n.token_rate}{only}", match=""),
                     "{{" + deployment + "}} measured",
                 ),
                 # Found in review: `max by (deployment)` of the per-region prediction showed the worst region
@@ -174,14 +174,19 @@ def _per_token(deployment: str, numerator: str, tokens: str, scale: str) -> str:
     )
 
 
-def _token_weighted(deployment: str, per_region: str, tokens: str) -> str:
-    """A deployment's figure from each region's `per_region` figure (one series per deployment and region)
-    times the tokens that region serves, over the tokens of the regions with a figure (the others' tokens
-    counted alone would lower it), when they are positive."""
+def _token_weighted(deployment: str, per_region: str, tokens: str, match: str | None = None) -> str:
+    """A deployment's figure from each region's `per_region` figure times the tokens that region serves, over
+    the tokens of the regions with a figure (the others' tokens counted alone would lower it), when they are
+    positive. `match` pairs the two sides: by default on deployment and region (`per_region` one series per
+    pair); "" pairs series with the same labels, for two recording rules grouped alike: where several
+    Prometheus servers evaluate the rules under one query layer (Thanos, Mimir), two clusters of one region
+    differ by an external label only, and pairing on deployment and region failed the whole panel with a
+    many-to-many error (found in review)."""
     keys = f"{deployment}, {_names()[1]}"
+    on = f"on ({keys}) " if match is None else match
     return (
-        f"sum by ({deployment}) ({per_region} * on ({keys}) {tokens}) "
-        f"/ (sum by ({deployment}) ({tokens} and on ({keys}) {per_region}) > 0)"
+        f"sum by ({deployment}) ({per_region} * {on}{tokens}) "
+        f"/ (sum by ({deployment}) ({tokens} and {on}{per_region}) > 0)"
     )
 
 

@@ -398,3 +398,25 @@ def test_joules_per_token_divides_by_the_tokens_of_the_pods_with_dcgm_series_alo
         rounded(queries["J per token per deployment"], [("ml.n", None, round((0.7 * 2000 + 0.35 * 1000) / 3000, 6))]),
     ]
     promtool_passes(tmp_path / "unmeasured_test.yaml", out, expectations)
+
+
+def test_the_measured_j_per_token_line_weighs_two_clusters_of_one_region_under_one_query_layer(tmp_path: Path) -> None:
+    """Where several Prometheus servers evaluate the rules under one query layer (Thanos, Mimir), two clusters
+    in one region give two rule series per deployment and region, told apart by an external label. The
+    measured line paired J/token and tokens on deployment and region: a many-to-many error failed the whole
+    panel (found in review). It pairs series with the same labels: (0.5 x 1,000 + 1.0 x 3,000) / 4,000."""
+    from gridshift_dev import dashboard
+    from gridshift_dev.chart import operator_metric_names
+
+    deployment = LabelScheme().deployment_label
+    out = []
+    for cluster, joules, tokens in (("de-1", 0.5, 1000), ("de-2", 1.0, 3000)):
+        rule_labels = labels(**{deployment: "ml.x", REGION_LABEL: "eu-de", "cluster": cluster})
+        out.append({"series": RULE_NAMES.joules_per_token + rule_labels, "values": f"{joules:g}x{MINUTES}"})
+        out.append({"series": RULE_NAMES.token_rate + rule_labels, "values": f"{tokens:g}x{MINUTES}"})
+    measured = next(
+        expr
+        for title, expr in dashboard.panel_queries(RULE_NAMES, operator_metric_names())
+        if title == "J per token per deployment"
+    )
+    promtool_passes(tmp_path / "two_clusters_test.yaml", out, [rounded(measured, [("ml.x", None, 0.875)])])
