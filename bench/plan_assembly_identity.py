@@ -6,13 +6,17 @@ Every case hashes repr() of the built Problem's parts and of the assembled Plan 
 round-trip exactly, mappings in insertion order), so two trees that print the same lines built the
 same options and assembled the same plans byte for byte.
 
+Plans hash with the fields repr leaves out (group_targets, steady); --full prints the text hashed.
+
 Usage (repo root):
   PYTHONPATH=/path/to/old/operator .venv/bin/python bench/plan_assembly_identity.py > old.txt
   PYTHONPATH=operator .venv/bin/python bench/plan_assembly_identity.py > new.txt && cmp old.txt new.txt
+  ... bench/plan_assembly_identity.py --sizes 50 200 1000 --seeds 0 1 2 3 4   (every seed at every size)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from collections.abc import Callable, Iterator
@@ -79,11 +83,11 @@ def _decorated(snapshot: S.Snapshot, seed: int) -> S.Snapshot:
     return replace(snapshot, deployments=tuple(deployments), clusters=tuple(clusters), prices=prices)
 
 
-def _cases() -> Iterator[tuple[str, S.Snapshot]]:
+def _cases(sizes: list[int] | None, seeds: list[int] | None) -> Iterator[tuple[str, S.Snapshot]]:
     models = default_performance_models()
-    for size in (30, 200, 1000):
+    for size in sizes or (30, 200, 1000):
         for tightness in (0.4, 0.8):
-            for seed in (0, 1) if size < 1000 else (0,):
+            for seed in seeds if seeds is not None else (0, 1) if size < 1000 else (0,):
                 snap = random_snapshot(
                     models, deployments=size, clusters=12, gpu_types=3, seed=seed, occupancy=tightness
                 )
@@ -93,8 +97,19 @@ def _cases() -> Iterator[tuple[str, S.Snapshot]]:
                 yield name + "-decorated", _decorated(with_synthetic_carbon(snap, 0.0, seed=seed), seed)
 
 
+_FULL: list[bool] = [False]
+
+
 def _digest(value: Any) -> str:
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+    text = repr(value)
+    if _FULL[0]:
+        print(text)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plan_text(plan: Any) -> Any:
+    """The plan with the fields its repr leaves out."""
+    return (plan, dict(plan.group_targets), dict(plan.steady))
 
 
 def _fixed(fill: bool, seen: dict[str, str]) -> Callable[..., SearchResult]:
@@ -121,16 +136,22 @@ def _fixed(fill: bool, seen: dict[str, str]) -> Callable[..., SearchResult]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", help="deployments per case (default 30 200 1000)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds at every size (default 0 1, and 0 at 1000)")
+    parser.add_argument("--full", action="store_true", help="also print the text each digest hashes")
+    args = parser.parse_args()
+    _FULL[0] = args.full
     settings = PlannerSettings()
-    for name, snap in _cases():
+    for name, snap in _cases(args.sizes, args.seeds):
         for fill in (False, True):
             seen: dict[str, str] = {}
             setattr(plan_module, "search", _fixed(fill, seen))  # noqa: B010 - the stand-in, as a monkeypatch
             first = make_plan(snap, settings)
             again = make_plan(snap, settings, previous=first)
             print(
-                f"{name} fill={fill} problem={seen['problem']} plan={_digest(first)} "
-                f"with-previous={_digest(again)} deployments={len(first.deployments)}",
+                f"{name} fill={fill} problem={seen['problem']} plan={_digest(_plan_text(first))} "
+                f"with-previous={_digest(_plan_text(again))} deployments={len(first.deployments)}",
                 flush=True,
             )
     return 0

@@ -862,32 +862,36 @@ def _cover_replicas(deployment: DeploymentProblem, option: Option) -> int:
     return max(1, deployment.min_replicas, need)
 
 
-def _candidates(problem: Problem, deployment: DeploymentProblem, counts: Sequence[int]) -> tuple[list[int], int]:
+def _candidates(
+    problem: Problem, deployment: DeploymentProblem, counts: Sequence[int]
+) -> tuple[list[int], int, dict[int, int]]:
     """The options an alternative may be (unused, and able to hold the whole cover: the pool has the GPUs and
     the option's bound, maxReplicas included, admits that many; found in review, an empty pool was offered,
-    then a pool of 1 GPU "for the same demand" that needed 2 replicas, and 16 replicas against maxReplicas 5)
-    and the plan's main option (-1: the plan places nothing, so no alternative)."""
+    then a pool of 1 GPU "for the same demand" that needed 2 replicas, and 16 replicas against maxReplicas 5),
+    the plan's main option (-1: the plan places nothing, so no alternative), and the cover of each of the
+    shortlist (_cover_replicas, the arithmetic inlined: this loop reads every unused option of the fleet)."""
     options = deployment.options
     used = [j for j, n in enumerate(counts) if n > 0]
     if not used:
-        return [], -1
-
-    cover = {j: _cover_replicas(deployment, options[j]) for j, n in enumerate(counts) if n == 0}
-    unused = [
-        j
-        for j, n in cover.items()
-        if n <= options[j].upper and problem.inventory.get(options[j].key, 0) >= n * options[j].gpus
-    ]
-    unit = deployment.unit_capacity
-
-    def at_full_load(k: int) -> float:
-        return cover[k] * options[k].hourly_cost_now_usd
-
+        return [], -1, {}
+    inventory = problem.inventory
+    target = deployment.coverage_target
+    least = max(1, deployment.min_replicas)
+    # (cost at full load, index, cover) of each candidate: sorted, the cheapest at full load first, ties by index.
     # Valued at the observed load only for the few cheapest at full load: at 1,000 deployments all of
     # them (22,000 options) took 0.1-0.2 CPU-s, against 0.3 for the whole plan's assembly.
-    shortlist = sorted(unused, key=lambda k: (at_full_load(k), k))[:_ALTERNATIVE_SHORTLIST]
-    main = max(used, key=lambda k: (counts[k] * unit(options[k]), -options[k].hourly_usd))
-    return sorted(shortlist), main
+    ranked = []
+    for j, n in enumerate(counts):
+        if n == 0:
+            option = options[j]
+            unit = option.capacity_tokens_per_s  # deployment.unit_capacity(option)
+            cover = max(least, math.ceil(target / unit - 1e-9) if unit > 0 else 1)
+            if cover <= option.upper and inventory.get(option.key, 0) >= cover * option.gpus:
+                ranked.append((cover * option.hourly_cost_now_usd, j, cover))
+    shortlist = sorted(ranked)[:_ALTERNATIVE_SHORTLIST]
+    unit_of = deployment.unit_capacity
+    main = max(used, key=lambda k: (counts[k] * unit_of(options[k]), -options[k].hourly_usd))
+    return sorted(j for _, j, _ in shortlist), main, {j: cover for _, j, cover in shortlist}
 
 
 @dataclass(frozen=True)
@@ -914,14 +918,14 @@ def _all_covers(problem: Problem, solution: Solution, settings: PlannerSettings)
     for deployment, counts in zip(problem.deployments, solution.counts, strict=True):
         if deployment.frozen:
             counts = tuple(o.current for o in deployment.options)
-        unused, main = _candidates(problem, deployment, counts)
+        unused, main, covers = _candidates(problem, deployment, counts)
         found.append(_Alternatives(unused, main))
         if not unused:
             continue
         served = deployment.workload.requests_per_second
         for k in [*unused, main]:
             option = deployment.options[k]
-            n = _cover_replicas(deployment, option)
+            n = covers[k] if k in covers else _cover_replicas(deployment, option)
             capacity = option.capacity_rps
             keys.append((deployment.index, k, n))
             models.append(option.model)
@@ -1881,7 +1885,9 @@ def _deployment_plan(
     explanation = _explain(
         problem, deployment, counts, free, settings, cost, infeasible, alternatives, ruled_out, exhausted, band_held
     )
-    explanation = replace(explanation, details=(*explanation.details, *_left_out(cost, kept)))
+    left_out = _left_out(cost, kept)
+    if left_out:  # most plans leave nothing out: no copy (dataclasses.replace reads every field)
+        explanation = replace(explanation, details=(*explanation.details, *left_out))
     # Routing reads the capacity of the target's keys only: those of the involved options. Requests go
     # where target replicas are Ready (a replica started earlier, or one that fell over, may not be yet:
     # a Service without Ready endpoints fails its share); where none is Ready, by the target.
