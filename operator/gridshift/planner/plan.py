@@ -1050,7 +1050,8 @@ def _explain(
     details = _opening_details(deployment, infeasible_reason)
     uses_carbon = deployment.deployment.requirements.uses_carbon
     chosen_objective = deployment_objective(deployment, counts, settings)
-    keep_objective = deployment_objective(deployment, current, settings)
+    # A plan that keeps the placement (most of a fleet's) has the same objective: not summed twice.
+    keep_objective = chosen_objective if counts == current else deployment_objective(deployment, current, settings)
     # Against a placement that leaves demand unserved or breaks minReplicas/minRegions, a "saving"
     # would only count the penalty (a replica added for minReplicas "saved" 999,998 USD/h, found in
     # review); and the plan's own penalties (a stale cluster's changes, a shortfall) are not money.
@@ -1257,7 +1258,8 @@ def _binding_constraints(
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:
         binding.append("mode Advisory: plan reported, nothing changed")
-    price_stale = sorted({o.cluster for o, stale in zip(options, deployment.columns.stale, strict=True) if stale})
+    stales = deployment.columns.stale
+    price_stale = sorted({o.cluster for o, stale in zip(options, stales, strict=True) if stale}) if any(stales) else []
     # A stale carbon feed holds the carbon terms only (problem._option): price-driven changes go on there.
     carbon_stale = sorted({o.cluster for o in options if o.carbon_stale})
     if price_stale:
@@ -1328,8 +1330,12 @@ def _move_limit_binds(
     nothing stayed (both replicas in a stopped for one started in b), 12 of 13 such causes over random
     snapshots. `started`/`stopped`: from the steady placement (_from_steady); _kept_back counts from the current
     one, as the search does."""
-    stayed = any(min(n, o.current) > 0 for o, n in zip(deployment.options, counts, strict=True))
-    if min(started, stopped) >= deployment.max_moves and started and stopped and stayed:
+    if (
+        min(started, stopped) >= deployment.max_moves
+        and started
+        and stopped
+        and any(min(n, o.current) > 0 for o, n in zip(deployment.options, counts, strict=True))  # one stayed
+    ):
         return True
     return bool(_kept_back(deployment, counts, free, settings))
 
