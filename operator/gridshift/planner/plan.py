@@ -1044,8 +1044,7 @@ def _explain(
     """Why the plan is what it is. `ruled_out`: replicas running where the spec no longer lets the
     deployment run that the plan replaces (DeploymentProblem.strays): no option, so not in `counts`.
     `band_held`: the scale-down band added replicas to the search's plan (Solution.band_held)."""
-    options = deployment.options
-    used = [(options[j], n) for j, n in enumerate(counts) if n > 0]
+    used = [(o, n) for o, n in zip(deployment.options, counts, strict=True) if n > 0]
     current, started, stopped = _from_steady(deployment, counts)
     details = _opening_details(deployment, infeasible_reason)
     uses_carbon = deployment.deployment.requirements.uses_carbon
@@ -1063,7 +1062,7 @@ def _explain(
     saving = None
     # Strays it stops have no option, so no cost here: no saving (review: ten stopped "saved 0.000 USD/h").
     # Nor for an infeasible plan: what it stops leaves demand unserved (review: maxReplicas cut "saved" 8.1 USD/h).
-    if options and current_is_plain and not ruled_out and infeasible_reason is None:
+    if deployment.options and current_is_plain and not ruled_out and infeasible_reason is None:
         chosen_money = (
             deployment_objective(deployment, counts, money)
             if _has_penalty(deployment, counts, chosen_objective)
