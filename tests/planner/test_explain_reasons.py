@@ -158,3 +158,26 @@ def test_not_moved_weighs_the_alternative_against_the_dearest_option_and_the_pla
     cover = plan.explanation.alternative_usd_per_hour
     assert cover is not None and cover > plan.cost.usd_per_hour
     assert f"takes 3 replica(s) at {cover:.4f} USD/h against {plan.cost.usd_per_hour:.4f} USD/h" in note, note
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_alternatives_shortlist_covers_are_the_cover_of_each_option_alone(seed: int) -> None:
+    """_candidates works out each unused option's cover inline (it reads every unused option of the fleet):
+    the arithmetic must stay _cover_replicas's (unit capacity, coverage target, minReplicas), or the
+    alternative a plan explains would be priced at another replica count than the planner's own."""
+    from gridshift.planner.plan import _candidates, _cover_replicas
+    from gridshift.planner.synthetic import random_snapshot
+    from gridshift.profiles_catalog import default_performance_models
+
+    snap = random_snapshot(default_performance_models(), deployments=40, clusters=6, gpu_types=3, seed=seed)
+    problem = build_problem(snap, SETTINGS)
+    checked = 0
+    for d in problem.deployments:
+        # The running placement, and one replica on the first option: both leave options unused.
+        for counts in ([o.current for o in d.options], [1] + [0] * (len(d.options) - 1)):
+            shortlist, _, covers = _candidates(problem, d, counts)
+            assert sorted(covers) == shortlist
+            for j, cover in covers.items():
+                assert cover == _cover_replicas(d, d.options[j]), (d.id, j)
+                checked += 1
+    assert checked > 100
