@@ -101,6 +101,21 @@ def rounded(expr: str, samples: list[tuple[str, str | None, float]]) -> dict[str
     }
 
 
+def h100_pod_series(pods: dict[str, tuple[str, str, float, float | None]]) -> list[dict[str, str]]:
+    """One H100 replica pod each: pod -> (deployment, region, tokens/s, watts, or None without DCGM series)."""
+    scheme = LabelScheme()
+    out = []
+    for gpu, (pod, (deployment, region, tokens, watts)) in enumerate(pods.items()):
+        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
+        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: H100}
+        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
+        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
+        if watts is not None:
+            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, watts, 0))
+            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, watts * 60 * 1000))
+    return out
+
+
 def promtool_passes(test_file: Path, input_series: list[dict[str, str]], expectations: list[dict[str, Any]]) -> None:
     """`promtool test rules` of the chart's rules on `input_series` (1-minute samples) meets `expectations`."""
     tests = {
@@ -279,22 +294,13 @@ def test_usd_per_million_tokens_covers_the_same_regions_above_and_below_and_no_t
     from gridshift_dev import dashboard
     from gridshift_dev.chart import operator_metric_names
 
-    scheme = LabelScheme()
-    out = []
     pods = {  # pod -> (deployment, region, tokens/s, watts or None without DCGM series)
         "b-de": ("ml.b", "eu-de", 1000.0, 700.0),
         "b-fr": ("ml.b", "eu-fr", 1000.0, 700.0),
         "b-nl": ("ml.b", "eu-nl", 1000.0, None),
         "idle": ("ml.idle", "eu-de", 0.0, 100.0),
     }
-    for gpu, (pod, (deployment, region, tokens, watts)) in enumerate(pods.items()):
-        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
-        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: H100}
-        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
-        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
-        if watts is not None:
-            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, watts, 0))
-            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, watts * 60 * 1000))
+    out = h100_pod_series(pods)
     for region in ("eu-de", "eu-fr", "eu-nl"):
         where = {"cluster": region, REGION_LABEL: region}
         out.append(series(RULE_NAMES.gpu_hour_price, where | {GPU_TYPE_LABEL: H100}, 2.0, 0))
@@ -372,8 +378,6 @@ def test_joules_per_token_divides_by_the_tokens_of_the_pods_with_dcgm_series_alo
     from gridshift_dev import dashboard
     from gridshift_dev.chart import operator_metric_names
 
-    scheme = LabelScheme()
-    out = []
     pods = {  # pod -> (deployment, region, tokens/s, watts or None without DCGM series)
         "n-de-a": ("ml.n", "eu-de", 1000.0, 700.0),
         "n-de-b": ("ml.n", "eu-de", 1000.0, None),
@@ -381,14 +385,7 @@ def test_joules_per_token_divides_by_the_tokens_of_the_pods_with_dcgm_series_alo
         "quiet-a": ("ml.quiet", "eu-de", 0.0, 100.0),
         "quiet-b": ("ml.quiet", "eu-de", 1000.0, None),
     }
-    for gpu, (pod, (deployment, region, tokens, watts)) in enumerate(pods.items()):
-        target = {scheme.namespace_label: WORKLOADS, scheme.pod_label: pod, REGION_LABEL: region}
-        vllm = target | {scheme.deployment_label: deployment, GPU_TYPE_LABEL: H100}
-        out.append(series(VLLM_REQUESTS_RUNNING, vllm, 1, 0))
-        out.append(series(VLLM_GENERATION_TOKENS, vllm, 1000, tokens * 60))
-        if watts is not None:
-            out.append(series(DCGM_POWER, target | {"gpu": str(gpu)}, watts, 0))
-            out.append(series(DCGM_TOTAL_ENERGY, target | {"gpu": str(gpu)}, 0, watts * 60 * 1000))
+    out = h100_pod_series(pods)
     queries: dict[str, str] = {}  # each panel's first query: the measured figure
     for title, expr in dashboard.panel_queries(RULE_NAMES, operator_metric_names()):
         queries.setdefault(title, expr)
