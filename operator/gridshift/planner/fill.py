@@ -30,11 +30,13 @@ _MAX_COMBINATIONS, are not handled (None: the caller's fill serves).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from gridshift.arrays import FloatArray, IntArray
 from gridshift.planner.migration import Key
@@ -120,6 +122,58 @@ def priced_objective(
     )
 
 
+@dataclass(frozen=True)
+class _Static:
+    """One deployment's options as arrays (what `_slot_types` reads on every call): built once per
+    deployment (`_static`), because the greedy, the sweep and the restricted master's pricing rounds
+    fill each deployment thousands of times at 1,000 deployments."""
+
+    keys: list[Key]
+    gpus: IntArray
+    upper: IntArray
+    current: IntArray
+    window_cost: FloatArray
+    start_cost: FloatArray
+    stale: npt.NDArray[np.bool_]
+    type_of: IntArray
+    """Per option, its GPU type's position among the types in order of first appearance."""
+    region: IntArray
+    """Per option, its region's position among the regions in order of first appearance."""
+    regions: int
+    units: list[float]
+    """Per type, the unit (capacity per replica) of its first option."""
+
+
+def _static(problem: DeploymentProblem) -> _Static:
+    found = problem.fill_cache.get("static")
+    if isinstance(found, _Static):
+        return found
+    columns = problem.columns
+    types: dict[str, int] = {}
+    regions: dict[str, int] = {}
+    units: list[float] = []
+    for j, option in enumerate(problem.options):
+        if option.gpu_type not in types:
+            types[option.gpu_type] = len(types)
+            units.append(columns.unit[j])
+        regions.setdefault(option.region, len(regions))
+    static = _Static(
+        keys=[o.key for o in problem.options],
+        gpus=np.asarray([o.gpus for o in problem.options], dtype=np.int64),
+        upper=np.asarray([o.upper for o in problem.options], dtype=np.int64),
+        current=np.asarray(columns.current, dtype=np.int64),
+        window_cost=np.asarray(columns.window_cost, dtype=np.float64),
+        start_cost=np.asarray(columns.start_cost, dtype=np.float64),
+        stale=np.asarray(columns.stale, dtype=bool),
+        type_of=np.asarray([types[o.gpu_type] for o in problem.options], dtype=np.int64),
+        region=np.asarray([regions[o.region] for o in problem.options], dtype=np.int64),
+        regions=len(regions),
+        units=units,
+    )
+    problem.fill_cache["static"] = static
+    return static
+
+
 def _slot_types(
     problem: DeploymentProblem,
     free: Mapping[Key, int],
@@ -130,53 +184,46 @@ def _slot_types(
 ) -> list[_Type] | None:
     """Per GPU type its slots (the objective's constant part, the stale-stop penalty of every running
     replica, is left out: it is the same for every fill). None when keeping every running replica is
-    asked for and cannot be done."""
+    asked for and cannot be done. Per option in order: its kept slots, then its new ones; each type's
+    slots are those in that order, sorted (stably) by cost, forced ones first."""
     cap = problem.max_replicas
-    stale_penalty = settings.stale_change_penalty_usd
-    columns = problem.columns
-    regions: dict[str, int] = {}
-    per_type: dict[str, tuple[list[float], list[int], list[int], list[bool], float]] = {}
-    firsts: dict[str, list[tuple[float, int, int]]] = {}
-    for j, option in enumerate(problem.options):
-        region = regions.setdefault(option.region, len(regions))
-        upper = max(0, min(option.upper, free.get(option.key, 0) // option.gpus if option.gpus else option.upper))
-        keep = min(option.current, upper)
-        if keep_all and keep < option.current:
-            return None
-        new = 0 if keep_only else min(upper - keep, cap)
-        keep = min(keep, cap)
-        price = columns.window_cost[j] + extra[j]
-        keep_cost, new_cost = price, price + columns.start_cost[j]
-        if option.stale:
-            # |n - current| x penalty = current x penalty, less it per kept replica, plus it per new one.
-            keep_cost -= stale_penalty
-            new_cost += stale_penalty
-        slots = per_type.setdefault(option.gpu_type, ([], [], [], [], columns.unit[j]))
-        slots[0].extend([keep_cost] * keep + [new_cost] * new)
-        slots[1].extend([j] * (keep + new))
-        slots[2].extend([region] * (keep + new))
-        slots[3].extend([keep_all] * keep + [False] * new)
-        if keep + new > 0:
-            firsts.setdefault(option.gpu_type, []).append((keep_cost if keep else new_cost, region, j))
-    if keep_all and sum(problem.columns.current) > cap:
+    static = _static(problem)
+    room = np.asarray([free.get(key, 0) for key in static.keys], dtype=np.int64)
+    by_room = np.where(static.gpus > 0, room // np.maximum(static.gpus, 1), static.upper)
+    upper = np.maximum(0, np.minimum(static.upper, by_room))
+    keep = np.minimum(static.current, upper)
+    if keep_all and (bool((keep < static.current).any()) or int(static.current.sum()) > cap):
         return None
+    new = np.zeros_like(keep) if keep_only else np.minimum(upper - keep, cap)
+    keep = np.minimum(keep, cap)
+    price = static.window_cost + np.asarray(extra, dtype=np.float64)
+    keep_cost, new_cost = price, price + static.start_cost
+    if static.stale.any():
+        # |n - current| x penalty = current x penalty, less it per kept replica, plus it per new one.
+        penalty = settings.stale_change_penalty_usd
+        keep_cost = np.where(static.stale, keep_cost - penalty, keep_cost)
+        new_cost = np.where(static.stale, new_cost + penalty, new_cost)
+    options = len(static.keys)
+    # Interleaved per option: (kept, new), so that np.repeat lays the slots out in option order.
+    counts = np.stack((keep, new), axis=1).ravel()
+    slot_cost = np.repeat(np.stack((keep_cost, new_cost), axis=1).ravel(), counts)
+    slot_option = np.repeat(np.repeat(np.arange(options, dtype=np.int64), 2), counts)
+    slot_forced = np.repeat(np.tile(np.asarray([keep_all, False]), options), counts)
+    slot_type = static.type_of[slot_option]
+    first_cost = np.where(keep > 0, keep_cost, new_cost)
+    present = keep + new > 0
     types: list[_Type] = []
-    for gpu_type, (costs, options, slot_regions, forced, unit) in per_type.items():
-        cost = np.asarray(costs, dtype=np.float64)
-        must = np.asarray(forced, dtype=bool)
+    for g, unit in enumerate(static.units):
+        mask = slot_type == g
+        cost, option, must = slot_cost[mask], slot_option[mask], slot_forced[mask]
         # Forced slots first (all of them must be taken), then the rest by cost; ties by position.
         order = np.lexsort((np.arange(len(cost)), cost, ~must))[:cap]
-        outside = np.full(len(regions), np.inf)
-        outside_option = np.full(len(regions), -1, dtype=np.int64)
-        for first_cost, region, j in firsts.get(gpu_type, []):
-            for r in range(len(regions)):
-                if r != region and first_cost < outside[r]:
-                    outside[r], outside_option[r] = first_cost, j
+        outside, outside_option = _outside(static, present & (static.type_of == g), first_cost)
         types.append(
             _Type(
                 cost=cost[order],
-                option=np.asarray(options, dtype=np.int64)[order],
-                region=np.asarray(slot_regions, dtype=np.int64)[order],
+                option=option[order],
+                region=static.region[option[order]],
                 unit=unit,
                 forced=int(must.sum()),
                 outside=outside,
@@ -184,6 +231,27 @@ def _slot_types(
             )
         )
     return types
+
+
+def _outside(static: _Static, eligible: npt.NDArray[np.bool_], first_cost: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Per region r: the cheapest first slot of the `eligible` options outside r (inf when none) and its
+    option (-1), the first option in order among equal costs."""
+    candidates = np.flatnonzero(eligible)
+    outside = np.full(static.regions, np.inf)
+    outside_option = np.full(static.regions, -1, dtype=np.int64)
+    if len(candidates) == 0:
+        return outside, outside_option
+    grid = np.where(
+        static.region[candidates][None, :] != np.arange(static.regions)[:, None],
+        first_cost[candidates][None, :],
+        np.inf,
+    )
+    at = np.argmin(grid, axis=1)
+    best = grid[np.arange(static.regions), at]
+    found = np.isfinite(best)
+    outside[found] = best[found]
+    outside_option[found] = candidates[at[found]]
+    return outside, outside_option
 
 
 def _best_counts(problem: DeploymentProblem, settings: PlannerSettings, types: list[_Type] | None) -> list[int] | None:
@@ -203,8 +271,7 @@ def _ranked_counts(
         return [[0] * len(problem.options)]
     if math.prod(len(t.cost) + 1 for t in types) > _MAX_COMBINATIONS:
         return []
-    grids = np.meshgrid(*[np.arange(len(t.cost) + 1) for t in types], indexing="ij")
-    n = [grid.ravel() for grid in grids]
+    n = _grid(tuple(len(t.cost) + 1 for t in types))
     total = np.zeros(len(n[0]), dtype=np.int64)
     cost = np.zeros(len(n[0]))
     covered = np.zeros(len(n[0]))
@@ -227,6 +294,17 @@ def _ranked_counts(
     return [
         _counts_at(problem, types, n, swap_type, region, int(b)) for b in _least(np.where(feasible, cost, np.inf), k)
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _grid(sizes: tuple[int, ...]) -> list[IntArray]:
+    """Every replica vector n with n_g < sizes[g], one array per type (read-only: shared between calls,
+    since the same few shapes recur thousands of times in a search)."""
+    grids = np.meshgrid(*[np.arange(size) for size in sizes], indexing="ij")
+    n = [grid.ravel() for grid in grids]
+    for array in n:
+        array.flags.writeable = False
+    return n
 
 
 def _least(cost: FloatArray, k: int) -> list[int]:

@@ -203,6 +203,8 @@ class DeploymentProblem:
     notes: list[str] = field(default_factory=list)
     aggregate_cache: dict[tuple[int, ...], object] = field(default_factory=dict, repr=False, compare=False)
     """Solver scratch: totals of recently evaluated counts (gridshift.planner.solution.aggregates)."""
+    fill_cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    """Solver scratch: the options as arrays for the exact fill (gridshift.planner.fill), built once."""
     group: ClassGroup | None = None
     """The request-class group this problem serves (planner.classes); None: the whole deployment."""
     steady: tuple[int, ...] | None = None
