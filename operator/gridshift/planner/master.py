@@ -15,11 +15,16 @@ the compact LP's pool prices on the whole inventory (gridshift.planner.fill.rank
    columns use; HiGHS branch and bound picks one column each for those, on the GPUs the fixed ones
    leave.
 
+With less than `_FULL_SECONDS` left (a 2 s budget at 1,000 deployments), a short form: no pricing at the
+compact LP's prices, the pricing rounds only for the deployments the MILP re-solves, fewer of them freed
+(`_SHORT_FREED`) but also every deployment whose LP column is not the incumbent's, and the MILP started from
+the incumbent (then a feasible point) with HiGHS options that find improvements sooner.
+
 The result is a valid plan (every column respects its deployment's bounds and move limit; the pool
 rows hold the inventory), which the search offers like any other: it never makes the plan worse.
 At 1,000 deployments x 12 clusters x 3 GPU types and the default 10 s budget the search's plans
 ended 0.04-0.96% above the optimum on seeds 0-4 (0.14-2.05% without it), the step taking 2-3 CPU-s
-(docs/planner.md, "Results", seventh round); a 2 s budget does not reach it.
+(docs/planner.md, "Results", seventh round); a 2 s budget reaches the short form only.
 
 No clock is read here: the search passes its deadline (`Budget`), asked between steps and handed to
 HiGHS as time limits and interrupt callbacks.
@@ -57,6 +62,17 @@ _MILP_SECONDS = 1.5
 """Time limit of the fix-and-solve MILP (0.6-1.0 CPU-s at 1,000 deployments in research)."""
 _MILP_ABSOLUTE_GAP = 0.5
 """USD/h: HiGHS stops the fix-and-solve MILP within this of its optimum."""
+_FULL_SECONDS = 2.5
+"""With less than this left the step is cut to fit (`_short_rounds`, the MILP from the incumbent): the full
+step took 2-3 CPU-s at 1,000 deployments (seventh round)."""
+_SHORT_FREED = 150
+"""`_FREED` when short of time: at a 2 s budget, 150 beside the fractional ones and those the LP moved gave
+0.86-2.7% at 1,000 x 0.4 on seeds 1, 3 and 4 where 300 gave 0.91-3.6 (its MILP stopped sooner)."""
+_SHORT_MILP_OPTIONS: Mapping[str, float | bool | str] = {"mip_pool_soft_limit": 10, "mip_lp_age_limit": 1}
+"""HiGHS options of the MILP when short of time: a small cut pool whose cuts age out after one round. On the
+MILP of 1,000 x 0.4, seed 0, at a 2 s budget (708 columns, 251 rows, the incumbent as start), HiGHS's
+defaults found nothing better in 0.25 s and proved the optimum in 2.3; with these, 46 of the 48 USD/h the
+optimum saves in 0.3 s and the proof in 0.7 (its root spent the time managing cuts)."""
 _INTEGRAL = 1e-6
 """A column's LP value within this of 0 or 1 counts as integral."""
 
@@ -90,7 +106,7 @@ class _Columns:
     cost: list[float] = field(default_factory=list)
     pools: list[IntArray] = field(default_factory=list)
     gpus: list[FloatArray] = field(default_factory=list)
-    seen: set[tuple[int, tuple[int, ...]]] = field(default_factory=set)
+    seen: dict[tuple[int, tuple[int, ...]], int] = field(default_factory=dict)
     row: dict[Key, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,7 +119,7 @@ class _Columns:
         key = (position, tuple(counts))
         if key in self.seen:
             return False
-        self.seen.add(key)
+        self.seen[key] = len(self.owner)
         use = np.zeros(len(self.keys))
         for option, count in zip(deployment.options, counts, strict=True):
             if count:
@@ -144,12 +160,19 @@ def restricted_master(
     for position, deployment in enumerate(movable):
         for plan in (incumbent, *plans):
             columns.add(position, deployment, plan.counts[deployment.index], settings)
-    if not _priced_columns(movable, columns, free, settings, prices, 1, budget):
+    short = budget.left() < _FULL_SECONDS
+    if short:
+        x = _short_rounds(movable, columns, free, capacity, settings, budget)
+    elif not _priced_columns(movable, columns, free, settings, prices, 1, budget):
         return MasterResult(None, "cut short by the budget while adding columns")
-    x = _rounds(movable, columns, free, capacity, settings, budget)
+    else:
+        x = _rounds(movable, columns, free, capacity, settings, budget)
     if x is None:
         return MasterResult(None, "master LP not solved within the time limit")
-    chosen, summary = _fix_and_solve(columns, len(movable), capacity, x, budget)
+    # Short of time, the MILP starts from the incumbent (its columns are in the master): it then returns a plan
+    # at least as good however soon the budget stops it.
+    start = np.asarray([columns.seen[(p, tuple(incumbent.counts[d.index]))] for p, d in enumerate(movable)])
+    chosen, summary = _fix_and_solve(columns, len(movable), capacity, x, budget, start if short else None)
     if chosen is None:
         return MasterResult(None, summary)
     counts = list(incumbent.counts)
@@ -182,6 +205,39 @@ def _rounds(
     return np.concatenate((x, np.zeros(len(columns.owner) - len(x))))
 
 
+def _short_rounds(
+    movable: list[DeploymentProblem],
+    columns: _Columns,
+    free: Mapping[Key, int],
+    capacity: FloatArray,
+    settings: PlannerSettings,
+    budget: Budget,
+) -> FloatArray | None:
+    """With less than `_FULL_SECONDS` left: the master LP over the plans' columns, then `_ROUNDS` pricing
+    rounds at its duals for the deployments the MILP will re-solve only (the fractional ones after the
+    first LP and `_SHORT_FREED` of `_freed`'s), each followed by the master LP again; the last LP's column
+    values as `_rounds`. Pricing every deployment takes about 0.3 CPU-s a round at 1,000 deployments; a
+    2 s budget leaves the whole step 0.4-0.7, and these rounds take 0.05-0.07 each (docs/planner.md,
+    "Eighth round")."""
+    solved = _solve_lp(columns, len(movable), capacity, budget)
+    if solved is None:
+        return None
+    x, duals = solved
+    owner = np.asarray(columns.owner, dtype=np.int64)
+    fixed = np.full(len(movable), -1, dtype=np.int64)
+    whole = np.flatnonzero(x > 1 - _INTEGRAL)
+    fixed[owner[whole]] = whole
+    scope = sorted({*np.flatnonzero(fixed < 0).tolist(), *_freed(columns, owner, fixed, x, _SHORT_FREED).tolist()})
+    for _ in range(_ROUNDS):
+        if not _priced_columns(movable, columns, free, settings, duals, _PRICED_COLUMNS, budget, scope):
+            break
+        solved = _solve_lp(columns, len(movable), capacity, budget)
+        if solved is None:
+            break
+        x, duals = solved
+    return np.concatenate((x, np.zeros(len(columns.owner) - len(x))))
+
+
 def _free_capacity(problem: Problem, keys: list[Key]) -> FloatArray:
     """GPUs per pool (in `keys`' order) less those the deployments the master leaves alone hold
     (Frozen ones: their running placement)."""
@@ -202,13 +258,16 @@ def _priced_columns(
     prices: Mapping[Key, float],
     k: int,
     budget: Budget,
+    scope: Sequence[int] | None = None,
 ) -> int | None:
-    """Each deployment's `k` best vectors at `prices` on the whole inventory (fill.ranked_fills) added
-    as columns; how many were new (None: the budget ended it)."""
+    """Each deployment's (of `scope`: positions among `movable`, all when None) `k` best vectors at
+    `prices` on the whole inventory (fill.ranked_fills) added as columns; how many were new (None: the
+    budget ended it)."""
     added = 0
-    for position, deployment in enumerate(movable):
+    for asked, position in enumerate(range(len(movable)) if scope is None else scope):
+        deployment = movable[position]
         # About 0.3 ms per deployment: the deadline is asked every 64.
-        if position % 64 == 0 and not budget.allows(0.0):
+        if asked % 64 == 0 and not budget.allows(0.0):
             return None
         extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
         for counts in ranked_fills(deployment, free, settings, extra, k):
@@ -256,29 +315,46 @@ def _solve_lp(
 
 
 def _run(
-    lp: highspy.HighsLp, seconds: float, options: Mapping[str, float | bool | str], budget: Budget
+    lp: highspy.HighsLp,
+    seconds: float,
+    options: Mapping[str, float | bool | str],
+    budget: Budget,
+    start: FloatArray | None = None,
 ) -> highspy.Highs:
     """HiGHS run on `lp` for at most `seconds` of what the budget has left (allotted, stopped and backed up by
-    it, its clock's rate learnt from the run); the solved instance."""
+    it, its clock's rate learnt from the run), from the column values `start` where given; the solved
+    instance."""
     limit = budget.allot(min(seconds, budget.left()))
     highs = new_highs(budget.backstop(limit), options, budget.stopper(limit))
     highs.passModel(lp)
+    if start is not None:
+        highs.setSolution(len(start), np.arange(len(start), dtype=np.int32), start)
     budget.after_highs(timed_run(highs, budget.highs_clock()))
     return highs
 
 
 def _fix_and_solve(
-    columns: _Columns, deployments: int, capacity: FloatArray, x: FloatArray, budget: Budget
+    columns: _Columns,
+    deployments: int,
+    capacity: FloatArray,
+    x: FloatArray,
+    budget: Budget,
+    start: IntArray | None = None,
 ) -> tuple[list[int] | None, str]:
     """Fix the LP-integral deployments at their column except those `_freed` names, and let HiGHS pick
-    one column each for the rest on the GPUs the fixed ones leave. Returns the column per deployment
-    (None: HiGHS found none) and what happened."""
+    one column each for the rest on the GPUs the fixed ones leave. With `start` (the incumbent's column
+    per deployment): `_SHORT_FREED` freed instead of `_FREED`, and also every LP-integral deployment
+    whose column is not the incumbent's, so that the incumbent is a feasible start for HiGHS. Returns
+    the column per deployment (None: HiGHS found none) and what happened."""
     owner = np.asarray(columns.owner, dtype=np.int64)
     fixed = np.full(deployments, -1, dtype=np.int64)
     whole = np.flatnonzero(x > 1 - _INTEGRAL)
     fixed[owner[whole]] = whole
-    freed = _freed(columns, owner, fixed, x)
+    fractional = int(np.sum(fixed < 0))
+    freed = _freed(columns, owner, fixed, x, _FREED if start is None else _SHORT_FREED)
     fixed[freed] = -1
+    if start is not None:
+        fixed[fixed != start] = -1
     left = capacity.copy()
     for c in fixed[fixed >= 0]:
         left[columns.pools[c]] -= columns.gpus[c]
@@ -287,14 +363,18 @@ def _fix_and_solve(
     position_of[open_] = np.arange(len(open_))
     picked = np.flatnonzero(position_of[owner] >= 0)
     chosen = [int(c) for c in fixed]
-    fractional = len(open_) - len(freed)
     if len(open_) == 0:
         return chosen, f"master LP integral: {len(columns.owner)} columns"
     lp = _model(columns, picked, position_of, len(open_), left)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * len(picked)
-    highs = _run(lp, _MILP_SECONDS, {"mip_rel_gap": 0.0, "mip_abs_gap": _MILP_ABSOLUTE_GAP}, budget)
+    initial = None if start is None else np.isin(picked, start[open_]).astype(np.float64)
+    options: dict[str, float | bool | str] = {"mip_rel_gap": 0.0, "mip_abs_gap": _MILP_ABSOLUTE_GAP}
+    if start is not None:
+        options.update(_SHORT_MILP_OPTIONS)
+    highs = _run(lp, _MILP_SECONDS, options, budget, initial)
     values = np.asarray(highs.getSolution().col_value) if highs.getInfo().primal_solution_status == 2 else None
     what = f"{len(columns.owner)} columns, {fractional} fractional deployments, {len(open_)} re-solved by HiGHS"
+    what += "" if start is None else " from the incumbent"
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         what += " (stopped by its time limit)"
     if values is None or len(values) != len(picked):
@@ -306,8 +386,8 @@ def _fix_and_solve(
     return chosen, what
 
 
-def _freed(columns: _Columns, owner: IntArray, fixed: IntArray, x: FloatArray) -> npt.NDArray[np.int64]:
-    """The `_FREED` dearest LP-integral deployments whose column uses a pool that a fractional
+def _freed(columns: _Columns, owner: IntArray, fixed: IntArray, x: FloatArray, count: int) -> npt.NDArray[np.int64]:
+    """The `count` dearest LP-integral deployments whose column uses a pool that a fractional
     deployment's columns (with a value > 0) use."""
     touched = np.zeros(len(columns.keys), dtype=bool)
     for c in np.flatnonzero((x > _INTEGRAL) & (fixed[owner] < 0)):
@@ -316,4 +396,4 @@ def _freed(columns: _Columns, owner: IntArray, fixed: IntArray, x: FloatArray) -
     near = [int(c) for c in fixed[fixed >= 0] if touched[columns.pools[c]].any()]
     # Dearest first; ties by deployment (determinism).
     near.sort(key=lambda c: (-cost[c], columns.owner[c]))
-    return np.asarray([columns.owner[c] for c in near[:_FREED]], dtype=np.int64)
+    return np.asarray([columns.owner[c] for c in near[:count]], dtype=np.int64)

@@ -17,7 +17,8 @@ Order of work (each step only ever replaces the incumbent by a valid plan with a
 4. where the whole problem is too large for HiGHS (settings.milp_max_variables) and the LP priced all
    of it: the restricted master (gridshift.planner.master), one replica pattern per deployment from
    the plans above and the exact fill at the LP's and the master's pool prices, chosen jointly by an
-   LP, then a MILP on the deployments it leaves fractional and their neighbours;
+   LP, then a MILP on the deployments it leaves fractional and their neighbours (short of time, under
+   _MASTER_FIRST_SECONDS left after the greedies: between the sweep's first pass and its others);
    otherwise HiGHS branch and bound on the whole problem, started from the incumbent, with
    `whole_problem_share` of the time left, when the problem has at most
    `settings.milp_max_variables` columns;
@@ -63,15 +64,29 @@ from gridshift.planner.solution import (
 
 _PRICING_SHARE = 0.25
 """At most this share of the time left goes to the LP that prices the pools."""
+# With at least _PRICING_FLOOR_FROM seconds left the LP gets at least _PRICING_FLOOR_SECONDS, up to
+# _PRICING_FLOOR_SHARE of them: at 1,000 deployments and a 2 s make_plan budget its 25% (0.38-0.4 CPU-s)
+# was about what the LP takes (0.3-0.5 CPU-s on the loaded 2-core machine), so it failed in 3 of 8 runs
+# of one seed, and the plan was then the greedy without prices (24% above HiGHS's bound instead of 3.4%;
+# docs/planner.md, "Eighth round"). Below that, as before: there the LP's overrun cost the fills their time.
+_PRICING_FLOOR_FROM = 1.2
+_PRICING_FLOOR_SECONDS = 0.6
+_PRICING_FLOOR_SHARE = 0.4
 # Above this many movable deployments the pools are priced on an evenly spaced sample of this many
 # (pricing.pool_prices): the compact LP takes about 0.3 CPU-s at 1,000 deployments and 12 at 10,000.
 _PRICING_SAMPLE = 1_000
 # A sampled LP gets this share of the time left instead: at that size the fills cannot finish within
 # a budget of seconds anyway, and without prices they are far worse (the plain greedy's fill).
 _SAMPLED_PRICING_SHARE = 0.5
-# The restricted master (after the sweep) starts only with this much left: about what its columns, LPs
-# and pricing rounds take at 1,000 deployments (0.9 CPU-s in research), with some time for its MILP.
-_MASTER_MIN_SECONDS = 1.0
+# The restricted master starts only with this much left: about what its short form (master.py,
+# _FULL_SECONDS) takes at 1,000 deployments before its MILP (two LPs and a few hundred fills: 0.2-0.3 CPU-s).
+_MASTER_MIN_SECONDS = 0.35
+# Without a clock each HiGHS call is charged its whole time limit (0.5 s per master LP): the master then
+# needs this much, as before the short form, or its LPs would leave its MILP nothing.
+_MASTER_MIN_UNCLOCKED = 1.0
+# With less than this left after the greedies (large problems), the sweep makes one pass before the restricted
+# master and the rest after it: at 1,000 deployments and a 2 s budget, the greedies end with about 0.6-0.9 s left.
+_MASTER_FIRST_SECONDS = 1.5
 # Deployments the sweep (large problems) re-fills between two offers of its changes.
 _SWEEP_CHUNK = 256
 # Passes of the sweep, while the last one changed anything and the budget lasts.
@@ -340,6 +355,9 @@ class _Best:
     current: Solution | None = None
     """The running placement, re-validated: where the first fill starts."""
 
+    mastered: bool = False
+    """Whether the restricted master ran (before the sweep when time is short, else after it): once only."""
+
     scale: float = 1.0
     """What the running placement costs per hour without penalties (usd_per_hour): the size of a plan's
     cost, against which a candidate's improvement is told from rounding (see _take)."""
@@ -498,7 +516,10 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # so that HiGHS's later limits still fit the budget.
     left = deadline.left()
     sampled = len(problem.movable) > _PRICING_SAMPLE
-    limit = deadline.allot(left * (_SAMPLED_PRICING_SHARE if sampled else _PRICING_SHARE))
+    share = left * (_SAMPLED_PRICING_SHARE if sampled else _PRICING_SHARE)
+    if left >= _PRICING_FLOOR_FROM:
+        share = max(share, min(_PRICING_FLOOR_SECONDS, _PRICING_FLOOR_SHARE * left))
+    limit = deadline.allot(share)
     prices = pool_prices(
         problem,
         settings,
@@ -537,6 +558,12 @@ def _priced_greedy(problem: Problem, settings: PlannerSettings, best: _Best, dea
     # penalties the incumbent may still be the first fill. At 1,000 x 0.4, seed 4, the sweep took the
     # first fill from 5,175 to 2,798 USD/h in 0.7 CPU-s, which the neighbourhoods had not reached in
     # 10 s (2,805; optimum 2,706.13).
+    mastered = not prices.sampled and problem.variable_count > settings.milp_max_variables
+    if mastered and deadline.left() < _MASTER_FIRST_SECONDS:
+        # Short of time (a 2 s budget at 1,000 deployments): one pass of the sweep (most of its gain), then
+        # the restricted master, which re-prices the deployments jointly, and the sweep's other passes after it.
+        _sweep(problem, settings, best, deadline, prices.per_gpu, 1)
+        _master(problem, settings, best, deadline, prices, prices.bound)
     _sweep(problem, settings, best, deadline, prices.per_gpu)
     return prices
 
@@ -565,7 +592,7 @@ def _master(
     problem is too large for HiGHS (settings.milp_max_variables), the LP priced all of it, its bound
     does not already prove the incumbent and the incumbent pays no penalty a plan could avoid;
     offered like any other plan, so it never makes the plan worse."""
-    if not settings.exact_search or problem.variable_count <= settings.milp_max_variables:
+    if best.mastered or not settings.exact_search or problem.variable_count <= settings.milp_max_variables:
         return
     if prices is None or prices.sampled:
         return
@@ -578,8 +605,9 @@ def _master(
     if _penalised(problem, best, settings):
         return
     # Not `allows`: a no there would end the search, and the neighbourhoods may still use what is left.
-    if deadline.exhausted or deadline.left() < _MASTER_MIN_SECONDS:
+    if deadline.exhausted or deadline.left() < (_MASTER_MIN_SECONDS if deadline.clock else _MASTER_MIN_UNCLOCKED):
         return
+    best.mastered = True
     found = restricted_master(problem, settings, best.solution, best.plans, prices.per_gpu, deadline)
     cut = " (cut short by the budget)" if deadline.exhausted else ""
     best.offer(found.solution, f"restricted master ({found.summary}){cut}")
@@ -612,7 +640,12 @@ def _first_fill(
 
 
 def _sweep(
-    problem: Problem, settings: PlannerSettings, best: _Best, deadline: _Deadline, prices: Mapping[Key, float]
+    problem: Problem,
+    settings: PlannerSettings,
+    best: _Best,
+    deadline: _Deadline,
+    prices: Mapping[Key, float],
+    passes: int = _SWEEP_PASSES,
 ) -> None:
     """Each deployment in turn (those paying penalties first, then the dearest per unit of demand)
     takes its exact fill at the pool prices (greedy.best_fill) on the GPUs the others leave, where
@@ -628,7 +661,7 @@ def _sweep(
         ]
     steps = len(best.steps)
     improved = 0
-    for _ in range(_SWEEP_PASSES):
+    for _ in range(passes):
         parts = best.parts
         assert parts is not None
         worth = [(-parts[d.index] / max(d.coverage_target, 1e-9), d.index) for d in problem.movable]
