@@ -63,7 +63,7 @@ _MILP_SECONDS = 1.5
 _MILP_ABSOLUTE_GAP = 0.5
 """USD/h: HiGHS stops the fix-and-solve MILP within this of its optimum."""
 _FULL_SECONDS = 2.5
-"""With less than this left the step is cut to fit (`_short_rounds`, the MILP from the incumbent): the full
+"""With less than this left the step is cut to fit (`_rounds` short, the MILP from the incumbent): the full
 step took 2-3 CPU-s at 1,000 deployments (seventh round)."""
 _SHORT_FREED = 150
 """`_FREED` when short of time: at a 2 s budget, 150 beside the fractional ones and those the LP moved gave
@@ -161,12 +161,9 @@ def restricted_master(
         for plan in (incumbent, *plans):
             columns.add(position, deployment, plan.counts[deployment.index], settings)
     short = budget.left() < _FULL_SECONDS
-    if short:
-        x = _short_rounds(movable, columns, free, capacity, settings, budget)
-    elif not _priced_columns(movable, columns, free, settings, prices, 1, budget):
+    if not short and not _priced_columns(movable, columns, free, settings, prices, 1, budget):
         return MasterResult(None, "cut short by the budget while adding columns")
-    else:
-        x = _rounds(movable, columns, free, capacity, settings, budget)
+    x = _rounds(movable, columns, free, capacity, settings, budget, short)
     if x is None:
         return MasterResult(None, "master LP not solved within the time limit")
     # Short of time, the MILP starts from the incumbent (its columns are in the master): it then returns a plan
@@ -188,46 +185,19 @@ def _rounds(
     capacity: FloatArray,
     settings: PlannerSettings,
     budget: Budget,
+    short: bool,
 ) -> FloatArray | None:
-    """The master LP, then `_ROUNDS` pricing rounds each followed by the master LP again, while the
-    budget lasts: the last LP's column values (0 for columns added after it), None when the first
-    LP was not solved."""
-    x: FloatArray | None = None
-    for round_ in range(_ROUNDS + 1):
-        solved = _solve_lp(columns, len(movable), capacity, budget)
-        if solved is None:
-            break
-        x, duals = solved
-        if round_ == _ROUNDS or not _priced_columns(movable, columns, free, settings, duals, _PRICED_COLUMNS, budget):
-            break
-    if x is None:
-        return None
-    return np.concatenate((x, np.zeros(len(columns.owner) - len(x))))
-
-
-def _short_rounds(
-    movable: list[DeploymentProblem],
-    columns: _Columns,
-    free: Mapping[Key, int],
-    capacity: FloatArray,
-    settings: PlannerSettings,
-    budget: Budget,
-) -> FloatArray | None:
-    """With less than `_FULL_SECONDS` left: the master LP over the plans' columns, then `_ROUNDS` pricing
-    rounds at its duals for the deployments the MILP will re-solve only (the fractional ones after the
-    first LP and `_SHORT_FREED` of `_freed`'s), each followed by the master LP again; the last LP's column
-    values as `_rounds`. Pricing every deployment takes about 0.3 CPU-s a round at 1,000 deployments; a
-    2 s budget leaves the whole step 0.4-0.7, and these rounds take 0.05-0.07 each (docs/planner.md,
-    "Eighth round")."""
+    """The master LP, then `_ROUNDS` pricing rounds at its duals each followed by the master LP again, while
+    the budget lasts: the last LP's column values (0 for columns added after it), None when the first LP was
+    not solved. `short` (less than `_FULL_SECONDS` left): the rounds price the deployments the MILP will
+    re-solve only (the fractional ones after the first LP and `_SHORT_FREED` of `_freed`'s). Pricing every
+    deployment takes about 0.3 CPU-s a round at 1,000 deployments; a 2 s budget leaves the whole step
+    0.4-0.7, and these rounds take 0.05-0.07 each (docs/planner.md, "Eighth round")."""
     solved = _solve_lp(columns, len(movable), capacity, budget)
     if solved is None:
         return None
     x, duals = solved
-    owner = np.asarray(columns.owner, dtype=np.int64)
-    fixed = np.full(len(movable), -1, dtype=np.int64)
-    whole = np.flatnonzero(x > 1 - _INTEGRAL)
-    fixed[owner[whole]] = whole
-    scope = sorted({*np.flatnonzero(fixed < 0).tolist(), *_freed(columns, owner, fixed, x, _SHORT_FREED).tolist()})
+    scope = _short_scope(columns, len(movable), x) if short else None
     for _ in range(_ROUNDS):
         if not _priced_columns(movable, columns, free, settings, duals, _PRICED_COLUMNS, budget, scope):
             break
@@ -236,6 +206,16 @@ def _short_rounds(
             break
         x, duals = solved
     return np.concatenate((x, np.zeros(len(columns.owner) - len(x))))
+
+
+def _short_scope(columns: _Columns, deployments: int, x: FloatArray) -> list[int]:
+    """The positions the short form prices: those fractional in the master LP's `x`, and `_freed`'s
+    `_SHORT_FREED`."""
+    owner = np.asarray(columns.owner, dtype=np.int64)
+    fixed = np.full(deployments, -1, dtype=np.int64)
+    whole = np.flatnonzero(x > 1 - _INTEGRAL)
+    fixed[owner[whole]] = whole
+    return sorted({*np.flatnonzero(fixed < 0).tolist(), *_freed(columns, owner, fixed, x, _SHORT_FREED).tolist()})
 
 
 def _free_capacity(problem: Problem, keys: list[Key]) -> FloatArray:
