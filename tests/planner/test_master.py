@@ -21,6 +21,7 @@ from gridshift.planner.search import SearchResult, _Deadline, revalidated_curren
 from gridshift.planner.solution import Solution, moves, objective
 from gridshift.planner.synthetic import random_snapshot
 from gridshift.profiles_catalog import default_performance_models
+from tests.planner.test_plan_budget import FakeClock
 
 SETTINGS = PlannerSettings()
 
@@ -116,16 +117,6 @@ def test_short_of_time_the_master_starts_its_milp_from_the_incumbent(
     assert objective(problem, found.solution, SETTINGS) <= objective(problem, plans[-1], SETTINGS) + 1e-6
 
 
-class _StillClock:
-    """A clock that moves only when a test moves it (tests/planner/test_plan_budget.py's FakeClock)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_short_of_time_the_master_runs_between_the_sweeps_first_pass_and_its_others() -> None:
     """Under search._MASTER_FIRST_SECONDS left after the greedies (here 1.4 s on a clock that never moves),
     the sweep makes one pass, then the restricted master, then the sweep's other passes: each `_sweep` call
@@ -136,7 +127,7 @@ def test_short_of_time_the_master_runs_between_the_sweeps_first_pass_and_its_oth
         default_performance_models(), deployments=120, clusters=4, gpu_types=2, seed=2, occupancy=0.5
     )
     problem = build_problem(world, settings)
-    result = search(problem, settings, clock=_StillClock(), budget=1.4)
+    result = search(problem, settings, clock=FakeClock(), budget=1.4)
     kinds = [
         "master" if step.startswith("restricted master (") else "sweep" if step.startswith("sweep") else "other"
         for step in result.steps
@@ -150,7 +141,7 @@ def test_the_pricing_lp_gets_its_floor_where_its_share_is_too_short(monkeypatch:
     """With 1.6 s left the LP's 25% share is 0.4 s; the floor (search._PRICING_FLOOR_*) gives it
     min(0.6, 40%) = 0.6 s. An LP that takes 0.5 s on the search's clock is then priced; held to its share,
     it would be interrupted and the plan would be the greedy's without prices."""
-    clock = _StillClock()
+    clock = FakeClock()
     real = search_module.pool_prices
 
     def half_a_second_lp(*args: Any, **kwargs: Any) -> PoolPrices:
@@ -183,7 +174,7 @@ def test_when_its_milp_is_stopped_at_once_the_short_master_still_returns_the_inc
     greedy = solve_greedy(problem, SETTINGS, pool_prices=prices.per_gpu, exact=True)
     assert greedy is not None
     plans = [p for p in (current, greedy) if not violations(problem, p)]
-    found = restricted_master(problem, SETTINGS, plans[-1], plans, prices.per_gpu, _Deadline(_StillClock(), 2.0))
+    found = restricted_master(problem, SETTINGS, plans[-1], plans, prices.per_gpu, _Deadline(FakeClock(), 2.0))
     assert "from the incumbent" in found.summary
     assert "stopped by its time limit" in found.summary, found.summary
     assert found.solution is not None, found.summary
