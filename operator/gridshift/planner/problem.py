@@ -556,12 +556,8 @@ def _option(
         settings.cold_start_seconds / 3600.0 * (gpus * gpu_hour + idle_watts * site.now_usd_per_watt_hour)
         + settings.move_penalty_usd
     )
-    if site.carbon is None:  # _carbon_terms' answer without carbon, tested here: no call per option
-        carbon_hourly, carbon_start, carbon_limit, stale_limit = 0.0, 0.0, None, None
-    else:
-        carbon_hourly, carbon_start, carbon_limit, stale_limit = _carbon_terms(
-            scope, site, capacity, required, workload
-        )
+    carbon_hourly, carbon_start, carbon_limit, stale_limit = _carbon_terms(scope, site, capacity, required, workload)
+    if site.carbon is not None:
         idle_carbon = carbon_usd_per_hour(
             grams_co2_per_hour(idle_watts, site.cluster.pue, _carbon_now(scope, site.carbon)),
             required.carbon_price_usd_per_tonne,
