@@ -869,14 +869,12 @@ def _candidates(
     the option's bound, maxReplicas included, admits that many; found in review, an empty pool was offered,
     then a pool of 1 GPU "for the same demand" that needed 2 replicas, and 16 replicas against maxReplicas 5),
     the plan's main option (-1: the plan places nothing, so no alternative), and the cover of each of the
-    shortlist (_cover_replicas, the arithmetic inlined: this loop reads every unused option of the fleet)."""
+    shortlist (_cover_replicas, worked out once here for _all_covers)."""
     options = deployment.options
     used = [j for j, n in enumerate(counts) if n > 0]
     if not used:
         return [], -1, {}
     inventory = problem.inventory
-    target = deployment.coverage_target
-    least = max(1, deployment.min_replicas)
     # (cost at full load, index, cover) of each candidate: sorted, the cheapest at full load first, ties by index.
     # Valued at the observed load only for the few cheapest at full load: at 1,000 deployments all of
     # them (22,000 options) took 0.1-0.2 CPU-s, against 0.3 for the whole plan's assembly.
@@ -884,8 +882,7 @@ def _candidates(
     for j, n in enumerate(counts):
         if n == 0:
             option = options[j]
-            unit = option.capacity_tokens_per_s  # deployment.unit_capacity(option)
-            cover = max(least, math.ceil(target / unit - 1e-9) if unit > 0 else 1)
+            cover = _cover_replicas(deployment, option)
             if cover <= option.upper and inventory.get(option.key, 0) >= cover * option.gpus:
                 ranked.append((cover * option.hourly_cost_now_usd, j, cover))
     shortlist = sorted(ranked)[:_ALTERNATIVE_SHORTLIST]
@@ -1257,8 +1254,7 @@ def _binding_constraints(
         binding.append("mode Frozen: placement kept as is")
     if deployment.advisory:
         binding.append("mode Advisory: plan reported, nothing changed")
-    stales = deployment.columns.stale
-    price_stale = sorted({o.cluster for o, stale in zip(options, stales, strict=True) if stale}) if any(stales) else []
+    price_stale = sorted({o.cluster for o, stale in zip(options, deployment.columns.stale, strict=True) if stale})
     # A stale carbon feed holds the carbon terms only (problem._option): price-driven changes go on there.
     carbon_stale = sorted({o.cluster for o in options if o.carbon_stale})
     if price_stale:
