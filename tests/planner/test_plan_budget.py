@@ -338,3 +338,22 @@ def test_make_plan_restores_the_collector_when_it_raises(monkeypatch: pytest.Mon
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_reading_at_the_deadline_by_highs_clock_ends_the_search() -> None:
+    """HiGHS's clock is read just before and just after its run. Found by the budget property (a clock
+    stepping 0.5 s): the reading before the master's LP came at the deadline and did not end the search,
+    so the reading after the run was a second one past it. Now any reading there ends it: the one after
+    the run is that last reading, and the clock is not read again."""
+    from gridshift.planner.search import _Deadline
+    from tests.planner.test_properties import SteppingClock
+
+    clock = SteppingClock(0.5)  # readings 0.5, 1.0, 1.5, ...
+    deadline = _Deadline(clock, 1.0)  # started at 0.5: the deadline is 1.5
+    assert deadline.left() == 0.5
+    read = deadline.highs_clock()
+    assert read is not None
+    assert read() == 1.5
+    assert deadline.exhausted
+    assert read() == 1.5
+    assert clock.readings == [0.5, 1.0, 1.5]
