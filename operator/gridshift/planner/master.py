@@ -168,8 +168,12 @@ def restricted_master(
         return MasterResult(None, "master LP not solved within the time limit")
     # Short of time, the MILP starts from the incumbent (its columns are in the master): it then returns a plan
     # at least as good however soon the budget stops it.
-    start = np.asarray([columns.seen[(p, tuple(incumbent.counts[d.index]))] for p, d in enumerate(movable)])
-    chosen, summary = _fix_and_solve(columns, len(movable), capacity, x, budget, start if short else None)
+    start = (
+        np.asarray([columns.seen[(p, tuple(incumbent.counts[d.index]))] for p, d in enumerate(movable)])
+        if short
+        else None
+    )
+    chosen, summary = _fix_and_solve(columns, len(movable), capacity, x, budget, start)
     if chosen is None:
         return MasterResult(None, summary)
     counts = list(incumbent.counts)
