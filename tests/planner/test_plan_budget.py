@@ -357,3 +357,17 @@ def test_a_reading_at_the_deadline_by_highs_clock_ends_the_search() -> None:
     assert deadline.exhausted
     assert read() == 1.5
     assert clock.readings == [0.5, 1.0, 1.5]
+
+
+def test_a_run_whose_clock_span_is_one_reading_teaches_no_rate() -> None:
+    """Where the reading before HiGHS's run ends the search, the reading after it is that same reading: a
+    span of 0 over a run of HiGHS's seconds is no measure of the clock's rate (found in review: the rate fell
+    to its floor, and the backstop of a later run grew from 0.25 s to 5)."""
+    from gridshift.planner.milp import RunTime
+    from gridshift.planner.search import _Deadline
+
+    deadline = _Deadline(FakeClock(), 1.0)
+    deadline.after_highs(RunTime(highs_seconds=0.5, clock_span=(101.0, 101.0)))
+    assert deadline.rate == 1.0
+    deadline.after_highs(RunTime(highs_seconds=0.5, clock_span=(101.0, 101.25)))
+    assert deadline.rate == 0.5

@@ -225,7 +225,9 @@ class _Deadline:
         before, now = run.clock_span
         if now - self.started >= self.budget:
             self.exhausted = True
-        if run.highs_seconds >= _RATE_MIN_SECONDS:
+        # No span, no rate: where the reading before the run ended the search, the one after it is that same
+        # reading (review: the rate fell to its floor, and a later run's backstop grew from 0.25 s to 5).
+        if run.highs_seconds >= _RATE_MIN_SECONDS and now > before:
             self.rate = min(1.0, max(_RATE_FLOOR, (now - before) / run.highs_seconds))
 
     def end(self) -> None:
