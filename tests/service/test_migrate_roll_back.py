@@ -1,6 +1,7 @@
 """What a roll-back leaves behind, through the whole service (the in-memory harness): the replicas a ScaleUp's
 write may have started before the member refused the rest of it (never creating objects where none went out), and
-a scale-back a cluster that does not answer cannot take (said, left to a later wait's roll-back).
+a scale-back a cluster that does not answer cannot take (said, left to a later wait's roll-back), and one written
+where the namespace's Deployments are not listed since the ScaleUp (their last read count is not what runs).
 
 Throughout, eu-de's Ready replicas (all the serving capacity) never drop: make-before-break.
 """
@@ -238,3 +239,80 @@ def test_a_scale_back_never_creates_objects_where_a_scale_up_never_applied() -> 
     until_rolled_back(world)
     assert member.objects == {}
     assert counts(world)["eu-de"][1] >= 1
+
+
+# --- a scale-back where the namespace's listing is refused since the ScaleUp ----------------------------------
+
+CHAT_WORKLOADS = "gridshift-ml"
+"""chat's workload namespace in each cluster (a per-tenant workloadNamespace), beside team-x's."""
+
+
+def chat_in(world: ServiceHarness, cluster: str) -> tuple[int, int]:
+    """chat's (desired, Ready) replicas in `cluster`, as the member holds them (not as the operator read them)."""
+    member = world.members[cluster]
+    workloads = [w for w in type(member).workloads(member, [CHAT_WORKLOADS]) if w.deployment_name == "chat"]
+    return sum(w.desired for w in workloads), sum(w.ready for w in workloads)
+
+
+def second_batch_started_per_tenant() -> ServiceHarness:
+    """chat (tenant ml) moving from eu-de to eu-fr as in `moving_to_eu_fr`, each tenant's replicas in a namespace
+    of its own (team-x's deployment beside it): eu-fr's first replica Ready, its second just started, never Ready."""
+    world = ServiceHarness(["eu-de", "eu-fr"], prices={"eu-de": 40.0, "eu-fr": 90.0})
+    for body in world.cluster_bodies.values():
+        body["spec"]["workloadNamespace"] = "gridshift-{namespace}"
+    migration = {"mode": "Auto", "paybackHorizonHours": 6, "readyTimeoutSeconds": TIMEOUT}
+    world.add(deployment_body(rps=30.0, migration=migration))
+    other = deployment_body("other", rps=1.0)
+    other["metadata"].update(namespace="team-x", uid="uid-x")
+    world.add(other)
+    world.cycle()
+    world.cycle()
+    world.members["eu-fr"].ready_immediately = False
+    world.prices.update({"eu-de": 900.0, "eu-fr": 10.0})
+    world.cycle()
+    assert chat_in(world, "eu-fr") == (1, 0)
+    world.members["eu-fr"].mark_all_ready()
+    for _ in range(8):
+        world.cycle()
+        if chat_in(world, "eu-fr") == (2, 1):
+            return world
+    raise AssertionError(f"no second batch: {chat_in(world, 'eu-fr')}")
+
+
+def listing_refused(world: ServiceHarness, cluster: str, namespace: str) -> Callable[[], None]:
+    """`cluster`'s member Role loses list on Deployments in `namespace` (get and apply still granted): they are not
+    read there, so the operator keeps the ones it last read; returns the undo."""
+    member = world.members[cluster]
+    workloads = member.workloads
+
+    def listing(namespaces: Any) -> Any:
+        member.forbidden_namespaces = {namespace}
+        try:
+            return workloads(namespaces)
+        finally:
+            member.forbidden_namespaces = set()
+
+    member.workloads = listing  # type: ignore[method-assign]
+    return lambda: delattr(member, "workloads")
+
+
+def test_a_scale_up_whose_namespace_is_not_listed_since_is_scaled_back_to_its_count_before() -> None:
+    # Found in review: eu-fr's second batch scaled chat there 1 -> 2; from the next cycle eu-fr refused to list
+    # chat's workload namespace, so the operator kept eu-fr's Deployment as last read, at 1. The roll-back's
+    # scale-back to 1 was compared with that stale count: the Deployment was not written (only its Service, PDB and
+    # NetworkPolicy), its never-Ready replica ran on, and the Event said "scaled back to the counts before the move".
+    world = second_batch_started_per_tenant()
+    listing_refused(world, "eu-fr", CHAT_WORKLOADS)
+    serving = chat_in(world, "eu-de")[1]
+    for _ in range(12):
+        report = world.cycle()
+        assert chat_in(world, "eu-de")[1] >= serving, "Ready capacity dropped"
+        if roll_backs := rolled_back(report):
+            break
+    else:
+        raise AssertionError(f"no roll-back: {chat_in(world, 'eu-fr')}")
+    assert roll_backs == [
+        f"ml/chat: replicas not Ready within readyTimeoutSeconds={TIMEOUT}; scaled back to the counts before the move"
+    ]
+    assert any(f"namespace {CHAT_WORKLOADS} not read" in e for e in report.errors), report.errors
+    assert chat_in(world, "eu-fr") == (1, 1)  # the first batch's replica, Ready, serves on

@@ -176,13 +176,17 @@ class Actuator:
         self._rendered_before, self._rendered = self._rendered, {}
 
     def set_replicas(self, deployment: ObservedDeployment, view: ClusterView, gpu_type: str, replicas: int) -> int:
-        """Apply the workload with `replicas` unless it already has that count and those objects. Returns writes."""
+        """Apply the workload with `replicas` unless it is read to have that count (this cycle: not where its
+        namespace's Deployments were not listed, `ClusterView.unlisted`) and those objects. Returns writes."""
         assert view.member is not None
         target = self._target(deployment, view, gpu_type, replicas)
         rendered = self._render(deployment.resource.spec, target)
         current = self._current(deployment, view, gpu_type)
-        if current is None or current.desired != replicas:
-            stale = rendered  # a new count (or a new workload): every object, as before
+        if current is None or current.desired != replicas or current.namespace in view.unlisted:
+            # A new count (or a new workload): every object, as before. So where the namespace's Deployments were
+            # not listed this cycle: `current` is the last read, not what runs (review: a roll-back's scale-back to
+            # the count read before the ScaleUp was taken as done, and the never-Ready replica ran on).
+            stale = rendered
         else:
             stale = self._differing(view, rendered, current.applied)
         if not stale:

@@ -521,6 +521,7 @@ class Observer:
             # Only where the Deployments could not be listed, not read ones again (review: counted once more each
             # cycle where the Services alone were refused, and one deleted there kept for good).
             read = {(w.namespace, w.name) for w in found}
+            view.unlisted = frozenset(unlisted)
             view.workloads += [
                 replace(w, ready=0)
                 for w in self._last_workloads.get(name, [])

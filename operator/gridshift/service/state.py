@@ -104,6 +104,9 @@ class ClusterView:
     and those recorded before that could not be read. Those a RegionalCluster of the same name deleted before had
     in use, as this process saw them (service.observe's `Observer._departed`): all while the member is not read,
     then only where found."""
+    unlisted: frozenset[str] = frozenset()
+    """Member namespaces whose Deployments the credentials may not list this cycle: `workloads` there are the last
+    read (none Ready), their counts not known now, so service.actuate writes a count there whatever they say."""
     uids: frozenset[str] = frozenset()
     """metadata.uid of every gridshift-labelled Deployment listed here (the last known, when not read)."""
     unreachable_since: datetime | None = None
