@@ -716,6 +716,20 @@ def test_a_dtd_is_refused_wherever_it_stands_and_in_any_encoding() -> None:
     assert caught.value.detail.startswith("malformed or truncated XML")
 
 
+def test_a_dtd_that_declares_no_entities_is_refused_past_the_head_too() -> None:
+    # A price document never has a DOCTYPE, entities or not (an external one names a server to fetch from, an
+    # internal subset can default attributes). Past the 4 KiB head, or in UTF-16, only expat's DOCTYPE handler
+    # sees one: an otherwise valid day of prices must still be refused, not parsed.
+    doctype = '<!DOCTYPE Publication_MarketDocument SYSTEM "https://prices.invalid/a44.dtd">'
+    declaration = '<?xml version="1.0" encoding="utf-8"?>'
+    padded = _edit(declaration, f"{declaration}<!--{' ' * 5000}-->{doctype}")
+    utf16 = _edit(declaration, f'<?xml version="1.0" encoding="utf-16"?>{doctype}')
+    for body in (padded.encode(), utf16.encode("utf-16")):
+        with pytest.raises(PriceDataError) as caught:
+            parse_a44(body, feed="eu-be", expected_area_eic=BE)
+        assert (caught.value.field, caught.value.detail) == ("document", "declares a DTD or entities; refused")
+
+
 def test_the_default_feed_name_is_entsoe() -> None:
     with pytest.raises(PriceDataError) as caught:
         parse_a44(b"")
