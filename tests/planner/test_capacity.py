@@ -415,6 +415,21 @@ def _flat_traffic(prompt: float, dispersion: float) -> TrafficShape:
     )
 
 
+def test_a_traffic_shape_of_the_wrong_size_or_rate_is_refused_saying_what_was_expected() -> None:
+    # A measurement taken with other windows or quantile points would be read against the wrong grid: refused,
+    # naming what it lacks, before any capacity is computed from it.
+    good = _flat_traffic(500.0, 2.0)
+    cases = [
+        (dict(dispersion_curve=good.dispersion_curve[:-1]), f"{len(DISPERSION_WINDOWS_S)} dispersion windows expected"),
+        (dict(prompt_quantiles=np.full(10, 500.0)), f"{PROMPT_QUANTILE_POINTS} prompt quantiles expected"),
+        (dict(rate=0.0), "TrafficShape.rate must be > 0, got 0.0"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError) as caught:
+            replace(good, **change)
+        assert message in str(caught.value), change
+
+
 def test_with_measured_traffic_at_a_trickle_a_decode_step_is_one_sequence_alone() -> None:
     """At 0.01 requests/s almost no step carries a prefill chunk or another sequence, so the measured-traffic
     p95 TPOT is one sequence's step: base + KV x (prompt + output / 2) + per sequence, to the bisection's
