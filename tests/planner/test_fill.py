@@ -126,3 +126,16 @@ def test_a_replica_cap_too_large_to_enumerate_leaves_the_fill_to_the_greedy() ->
     found = exact_fill(huge, free, SETTINGS, [0.0] * len(huge.options))
     assert found is None or not found[1]
     assert exact_fill(wide, free, SETTINGS, [0.0] * len(wide.options)) is not None
+
+
+def test_the_k_least_costs_break_ties_by_the_lowest_index() -> None:
+    # argpartition kept an arbitrary member of a tie at the k-th place (here index 5 of the zeros at 2-7);
+    # the batched fills (gridshift.planner.batchfill) rely on the lowest index winning.
+    from gridshift.planner.fill import _least
+
+    cost = np.asarray([1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 1.0, 2.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 1.0])
+    cost = np.concatenate((cost, [2.0, 0.0, 2.0, 2.0, 0.0, 1.0, 2.0, 1.0, 0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 2.0, 0.0]))
+    assert _least(cost, 3) == [2, 3, 4]
+    assert _least(np.asarray([np.inf, 3.0, np.inf, 3.0]), 3) == [1, 3]
+    assert _least(np.asarray([np.inf, np.inf]), 2) == []
+    assert _least(np.asarray([2.0, 1.0, 1.0, np.inf]), 5) == [1, 2, 0]

@@ -315,9 +315,17 @@ def _least(cost: FloatArray, k: int) -> list[int]:
     if k == 1:
         best = int(np.argmin(cost))
         return [best] if np.isfinite(cost[best]) else []
-    picked = np.argpartition(cost, k - 1)[:k] if len(cost) > k else np.arange(len(cost))
-    picked = picked[np.lexsort((picked, cost[picked]))]
-    return [int(b) for b in picked if np.isfinite(cost[b])]
+    # A stable selection, not argpartition's (which keeps an arbitrary member of a tie at the k-th place):
+    # every index costing at most the k-th least, in index order, then a stable sort by cost, so that
+    # ties go to the lowest index and gridshift.planner.batchfill's stable sort agrees by construction.
+    finite = np.isfinite(cost)
+    if len(cost) > k:
+        kth = np.partition(cost, k - 1)[k - 1]
+        picked = np.flatnonzero(cost <= kth if np.isfinite(kth) else finite)
+    else:
+        picked = np.flatnonzero(finite)
+    picked = picked[np.argsort(cost[picked], kind="stable")][:k]
+    return [int(b) for b in picked]
 
 
 def _counts_at(
