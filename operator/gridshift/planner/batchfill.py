@@ -1,0 +1,403 @@
+"""The k best fills of many deployments at once, on one inventory at one set of pool prices (numpy).
+
+The restricted master's pricing rounds (gridshift.planner.master) ask every deployment for its k best
+fills on the whole inventory at the master LP's duals: fill.ranked_fills once per deployment, about
+0.3 ms each at 1,000 deployments, mostly numpy's per-call overhead. The deployments are independent
+there (same `free`, same prices), so this module computes them together and returns, per deployment,
+exactly the list ranked_fills returns (same counts, same order). It owns that batched computation and
+nothing else; fill.py stays the definition.
+
+Why the lists are identical, step by step (fill's module docstring says why the method is exact):
+
+- slots: every option's kept then new slots, laid out in option order as fill._slot_types does, sorted
+  per (deployment, GPU type) by (forced first, cost, position) and cut at the replica cap: the same
+  slots in the same order, and the same forced counts, units and "cheapest slot outside region r"
+  (the first option in order among equal costs, as fill._outside's argmin);
+- enumeration: deployments with the same number of types share one grid of replica vectors n, either
+  their own shape or a padded box (the cap rounded up to a power of two); vectors beyond a type's slots
+  are infeasible. Padding keeps the lexicographic order of the vectors, hence which tie comes first.
+  Each cost is built with the same float operations in the same order as fill._ranked_counts (prefix
+  sums by sequential cumsum, per type in order, then the shortfall, minReplicas and minRegions terms);
+- selection: the k least finite costs, ties by the lowest index (k argmins, as fill._least, stable);
+- maxConcurrentMoves: where a main-pass fill breaks it, the keep-only and keep-all passes are batched
+  the same way, and the fills within the limit are kept in ranked_fills' order (pass, then rank).
+
+What is not batched goes through fill.ranked_fills itself: deployments with a replica cap above
+`WIDE` (their padded slot arrays would dominate memory and time). Frozen deployments, those without
+options and minRegions above 2 get no fills, as in ranked_fills. No clock: the caller chunks the
+deployments (one Batch per chunk) and asks its budget between chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridshift.arrays import BoolArray, FloatArray, IntArray
+from gridshift.planner.fill import _MAX_COMBINATIONS, _grid, _static, ranked_fills
+from gridshift.planner.migration import Key
+from gridshift.planner.problem import DeploymentProblem
+from gridshift.planner.settings import PlannerSettings
+from gridshift.planner.solution import shortfall_penalty_per_unit
+
+WIDE = 24
+"""Deployments with a replica cap above this go through fill.ranked_fills (at 1,000 x 12 x 3 about 1.4%)."""
+_BOX_LIMIT = 20_000
+"""A group's padded box (cap rounded up to a power of two, per type) at most this many vectors, else its own shape."""
+_CELLS = 2_000_000
+"""At most this many (deployment, vector) costs per enumeration step: rows of a group are chunked to it."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Options of a list of deployments flattened (per option: its deployment `owner`, its position
+    `local` in it), and per deployment its fields the enumeration reads. Built once (`batch`) and
+    re-used over pricing rounds."""
+
+    deployments: list[DeploymentProblem]
+    pools: list[Key]
+    pool: IntArray
+    owner: IntArray
+    local: IntArray
+    offsets: IntArray
+    sizes: IntArray
+    gpus: IntArray
+    upper: IntArray
+    current: IntArray
+    window_cost: FloatArray
+    start_cost: FloatArray
+    stale: BoolArray
+    type_of: IntArray
+    region: IntArray
+    types: IntArray
+    regions: int
+    units: FloatArray
+    cap: IntArray
+    min_replicas: IntArray
+    min_regions: IntArray
+    max_moves: IntArray
+    target: FloatArray
+    penalty_per_unit: FloatArray
+    batched: BoolArray
+    """Deployments this module enumerates; the others that get fills go through fill.ranked_fills."""
+    looped: BoolArray
+    big: float
+    stale_penalty: float
+
+
+def batch(deployments: Sequence[DeploymentProblem], settings: PlannerSettings) -> Batch:
+    """The arrays of `deployments` (fill._static's per deployment, concatenated)."""
+    deployments = list(deployments)
+    statics = [_static(d) for d in deployments]
+    sizes = np.asarray([len(d.options) for d in deployments], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+    owner = np.repeat(np.arange(len(deployments), dtype=np.int64), sizes)
+    keys = [key for s in statics for key in s.keys]
+    pools = sorted(set(keys))
+    row = {key: i for i, key in enumerate(pools)}
+    types = np.asarray([len(s.units) for s in statics], dtype=np.int64)
+    units = np.zeros((len(deployments), max(1, int(types.max(initial=0)))))
+    for i, s in enumerate(statics):
+        units[i, : len(s.units)] = s.units
+
+    def joined(name: str, dtype: type) -> np.ndarray:
+        parts = [getattr(s, name) for s in statics]
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    applies = np.asarray([not d.frozen and bool(d.options) and d.min_regions <= 2 for d in deployments], dtype=bool)
+    cap = np.asarray([d.max_replicas for d in deployments], dtype=np.int64)
+    return Batch(
+        deployments=deployments,
+        pools=pools,
+        pool=np.asarray([row[key] for key in keys], dtype=np.int64),
+        owner=owner,
+        local=np.arange(len(keys), dtype=np.int64) - offsets[owner],
+        offsets=offsets,
+        sizes=sizes,
+        gpus=joined("gpus", np.int64),
+        upper=joined("upper", np.int64),
+        current=joined("current", np.int64),
+        window_cost=joined("window_cost", np.float64),
+        start_cost=joined("start_cost", np.float64),
+        stale=joined("stale", np.bool_),
+        type_of=joined("type_of", np.int64),
+        region=joined("region", np.int64),
+        types=types,
+        regions=max(1, max((s.regions for s in statics), default=1)),
+        units=units,
+        cap=cap,
+        min_replicas=np.asarray([d.min_replicas for d in deployments], dtype=np.int64),
+        min_regions=np.asarray([d.min_regions for d in deployments], dtype=np.int64),
+        max_moves=np.asarray([d.max_moves for d in deployments], dtype=np.int64),
+        target=np.asarray([d.coverage_target for d in deployments], dtype=np.float64),
+        penalty_per_unit=np.asarray([shortfall_penalty_per_unit(d, settings) for d in deployments], dtype=np.float64),
+        batched=applies & (cap <= WIDE),
+        looped=applies & (cap > WIDE),
+        big=settings.bound_violation_penalty_usd,
+        stale_penalty=settings.stale_change_penalty_usd,
+    )
+
+
+@dataclass(frozen=True)
+class _Slots:
+    """Per (deployment, type) its slots, cheapest first, padded to `width` (cost inf, option -1)."""
+
+    ok: BoolArray
+    cost: FloatArray
+    option: IntArray
+    region: IntArray
+    length: IntArray
+    forced: IntArray
+    outside: FloatArray
+    outside_option: IntArray
+
+
+def _slots(b: Batch, free: IntArray, price: FloatArray, rows: BoolArray, keep_only: bool, keep_all: bool) -> _Slots:
+    """fill._slot_types for the deployments `rows` at once (`free`, `price`: per pool of b.pools)."""
+    count, types = len(b.deployments), b.units.shape[1]
+    room = free[b.pool]
+    by_room = np.where(b.gpus > 0, room // np.maximum(b.gpus, 1), b.upper)
+    upper = np.maximum(0, np.minimum(b.upper, by_room))
+    keep = np.minimum(b.current, upper)
+    ok = rows.copy()
+    if keep_all:
+        short = np.bincount(b.owner, weights=keep < b.current, minlength=count) > 0
+        ok &= ~short & (np.bincount(b.owner, weights=b.current, minlength=count) <= b.cap)
+    cap = b.cap[b.owner]
+    new = np.zeros_like(keep) if keep_only else np.minimum(upper - keep, cap)
+    keep = np.minimum(keep, cap)
+    live = ok[b.owner]
+    keep, new = np.where(live, keep, 0), np.where(live, new, 0)
+    value = b.window_cost + price[b.pool] * b.gpus
+    keep_cost, new_cost = value, value + b.start_cost
+    if b.stale.any():
+        keep_cost = np.where(b.stale, keep_cost - b.stale_penalty, keep_cost)
+        new_cost = np.where(b.stale, new_cost + b.stale_penalty, new_cost)
+    options = len(keep)
+    counts = np.stack((keep, new), axis=1).ravel()
+    slot_cost = np.repeat(np.stack((keep_cost, new_cost), axis=1).ravel(), counts)
+    slot_option = np.repeat(np.repeat(np.arange(options, dtype=np.int64), 2), counts)
+    must = np.repeat(np.tile(np.asarray([keep_all, False]), options), counts)
+    group = b.owner[slot_option] * types + b.type_of[slot_option]
+    forced = np.bincount(group, weights=must, minlength=count * types).astype(np.int64).reshape(count, types)
+    # Per (deployment, type): forced slots first, then by cost, ties by position (fill._slot_types' lexsort).
+    order = np.lexsort((np.arange(len(slot_cost)), slot_cost, ~must, group))
+    in_group = group[order]
+    rank = np.arange(len(order)) - np.searchsorted(in_group, np.arange(count * types))[in_group]
+    width = max(1, int(b.cap[ok].max(initial=0)))
+    take = rank < b.cap[in_group // types]
+    order, in_group, rank = order[take], in_group[take], rank[take]
+    cost = np.full((count * types, width), np.inf)
+    option = np.full((count * types, width), -1, dtype=np.int64)
+    cost[in_group, rank] = slot_cost[order]
+    option[in_group, rank] = slot_option[order]
+    length = np.bincount(in_group, minlength=count * types).astype(np.int64).reshape(count, types)
+    option = option.reshape(count, types, width)
+    region = np.where(option >= 0, b.region[np.maximum(option, 0)], -1)
+    first_cost = np.where(keep > 0, keep_cost, new_cost)
+    outside, outside_option = _outside(b, keep + new > 0, first_cost)
+    return _Slots(ok, cost.reshape(count, types, width), option, region, length, forced, outside, outside_option)
+
+
+def _outside(b: Batch, present: BoolArray, first_cost: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Per (deployment, type, region r): the cheapest first slot of the present options of that type
+    outside r, inf when none, and its option (-1): the first in order among equal costs (fill._outside)."""
+    count, types, regions = len(b.deployments), b.units.shape[1], b.regions
+    widest = int(b.sizes.max(initial=1))
+    cost = np.full((count, widest), np.inf)
+    of_type = np.full((count, widest), -1, dtype=np.int64)
+    in_region = np.full((count, widest), -1, dtype=np.int64)
+    cost[b.owner, b.local] = np.where(present, first_cost, np.inf)
+    of_type[b.owner, b.local] = b.type_of
+    in_region[b.owner, b.local] = b.region
+    outside = np.full((count, types, regions), np.inf)
+    outside_option = np.full((count, types, regions), -1, dtype=np.int64)
+    away = in_region[:, None, :] != np.arange(regions)[None, :, None]
+    for g in range(types):
+        grid = np.where((of_type[:, None, :] == g) & away, cost[:, None, :], np.inf)
+        at = np.argmin(grid, axis=2)
+        best = np.take_along_axis(grid, at[..., None], axis=2)[..., 0]
+        found = np.isfinite(best)
+        outside[:, g] = np.where(found, best, np.inf)
+        outside_option[:, g] = np.where(found, at + b.offsets[:-1, None], -1)
+    return outside, outside_option
+
+
+def _groups(b: Batch, sl: _Slots) -> dict[tuple[int, ...], list[int]]:
+    """The deployments to enumerate, by grid shape: a padded box where small enough, else their own
+    shape; those whose own shape is over fill._MAX_COMBINATIONS are left out (no fills, as fill)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for d in np.flatnonzero(sl.ok).tolist():
+        shape = tuple((sl.length[d, : b.types[d]] + 1).tolist())
+        if int(np.prod(shape)) > _MAX_COMBINATIONS:
+            continue
+        cap = int(b.cap[d])
+        side = min(1 << max(cap - 1, 0).bit_length(), sl.cost.shape[2])
+        box = (max(side, cap) + 1,) * len(shape)
+        groups.setdefault(box if int(np.prod(box)) <= _BOX_LIMIT else shape, []).append(d)
+    return groups
+
+
+def _costs(
+    b: Batch, sl: _Slots, rows: IntArray, n: list[IntArray], prefix: FloatArray
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """fill._ranked_counts' cost of every vector of `n` for each deployment of `rows` (inf where
+    infeasible), with its minRegions swap (type, -1: none) and region."""
+    size = len(n[0])
+    total = np.zeros(size, dtype=np.int64)
+    cost = np.zeros((len(rows), size))
+    covered = np.zeros((len(rows), size))
+    feasible = np.ones((len(rows), size), dtype=bool)
+    for g, count in enumerate(n):
+        cost += prefix[rows, g][:, count]
+        covered += b.units[rows, g][:, None] * count
+        total += count
+        feasible &= (count[None, :] >= sl.forced[rows, g][:, None]) & (count[None, :] <= sl.length[rows, g][:, None])
+    feasible &= total[None, :] <= b.cap[rows][:, None]
+    target = b.target[rows][:, None]
+    positive = target > 0
+    shortfall = np.maximum(0.0, 1.0 - covered / np.where(positive, target, 1.0))
+    cost = np.where(positive, cost + b.penalty_per_unit[rows][:, None] * shortfall, cost)
+    cost += b.big * np.maximum(0, b.min_replicas[rows][:, None] - total[None, :])
+    swap_type = np.full((len(rows), size), -1, dtype=np.int64)
+    at = np.zeros((len(rows), size), dtype=np.int64)
+    two = b.min_regions[rows] >= 2
+    if two.any():
+        cost[two], swap_type[two], at[two] = _mend(b, sl, rows[two], n, total, cost[two])
+    with np.errstate(invalid="ignore"):
+        return np.where(feasible, cost, np.inf), swap_type, at
+
+
+def _mend(
+    b: Batch, sl: _Slots, rows: IntArray, n: list[IntArray], total: IntArray, cost: FloatArray
+) -> tuple[FloatArray, IntArray, IntArray]:
+    """fill._mend_regions for `rows` at once (vectors beyond a type's slots may get any value: they are
+    infeasible)."""
+    size = len(total)
+    region = np.full((len(rows), size), -1, dtype=np.int64)
+    spread = np.zeros((len(rows), size), dtype=bool)
+    for g, count in enumerate(n):
+        used = (count > 0)[None, :] & (sl.length[rows, g] > 0)[:, None]
+        first = sl.region[rows, g, 0][:, None]
+        same = np.concatenate(
+            (np.ones((len(rows), 1), dtype=bool), np.cumsum(sl.region[rows, g] != first, axis=1) == 0), axis=1
+        )
+        spread |= used & ~same[:, np.minimum(count, same.shape[1] - 1)]
+        spread |= used & (region >= 0) & (region != first)
+        region = np.where(used & (region < 0), first, region)
+    single = ~spread & (region >= 0)
+    at = np.maximum(region, 0)
+    swap = np.full((len(rows), size), np.inf)
+    swap_type = np.full((len(rows), size), -1, dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        for g, count in enumerate(n):
+            last = np.concatenate((np.zeros((len(rows), 1)), sl.cost[rows, g]), axis=1)
+            out = np.take_along_axis(sl.outside[rows, g], at, axis=1)
+            movable = (count[None, :] > 0) & (count[None, :] > sl.forced[rows, g][:, None])
+            delta = np.where(movable, out - last[:, np.minimum(count, last.shape[1] - 1)], np.inf)
+            better = delta < swap
+            swap = np.where(better, delta, swap)
+            swap_type = np.where(better, g, swap_type)
+    swap = np.where(total[None, :] >= 2, swap, np.inf)
+    use = single & (swap < b.big)
+    missing = np.where(total[None, :] == 0, b.min_regions[rows][:, None], np.where(single, 1, 0))
+    return cost + np.where(use, swap, b.big * missing), np.where(use, swap_type, -1), at
+
+
+def _least(cost: FloatArray, k: int) -> tuple[IntArray, IntArray]:
+    """Per row its `k` least finite costs, cheapest first, ties by the lowest index (fill._least):
+    (row, vector) pairs in row then rank order, and each one's rank."""
+    cost = cost.copy()
+    picked = []
+    for _ in range(min(k, cost.shape[1])):
+        at = np.argmin(cost, axis=1)
+        found = np.isfinite(cost[np.arange(len(cost)), at])
+        picked.append(np.where(found, at, -1))
+        cost[np.arange(len(cost)), at] = np.inf
+    best = np.stack(picked, axis=1)
+    row, rank = np.nonzero(best >= 0)
+    return np.stack((row, best[row, rank])), rank
+
+
+def _enumerate(b: Batch, sl: _Slots, k: int) -> tuple[IntArray, IntArray, IntArray]:
+    """fill._ranked_counts for every deployment of `sl.ok`: (deployment, rank, padded counts) per fill."""
+    count, types, _ = sl.cost.shape
+    prefix = np.concatenate((np.zeros((count, types, 1)), np.cumsum(sl.cost, axis=2)), axis=2)
+    found: list[tuple[IntArray, IntArray, IntArray]] = []
+    for shape, members in _groups(b, sl).items():
+        n = _grid(shape)
+        step = max(1, _CELLS // len(n[0]))
+        for start in range(0, len(members), step):
+            rows = np.asarray(members[start : start + step], dtype=np.int64)
+            cost, swap_type, at = _costs(b, sl, rows, n, prefix)
+            (row, vector), rank = _least(cost, k)
+            counts = _counts(b, sl, rows[row], [c[vector] for c in n], swap_type[row, vector], at[row, vector])
+            found.append((rows[row], rank, counts))
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, int(b.sizes.max(initial=1))), dtype=np.int64)
+    return tuple(np.concatenate(part) for part in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+def _counts(b: Batch, sl: _Slots, rows: IntArray, n: list[IntArray], swap_type: IntArray, at: IntArray) -> IntArray:
+    """Per fill (deployment `rows[i]`, vector n[.][i]) its counts, padded to the widest deployment: the
+    first n_g slots of each type, mended by its swap where it has one (fill._counts_at)."""
+    widest = int(b.sizes.max(initial=1))
+    flat = np.zeros(len(rows) * widest, dtype=np.int64)
+    base = b.offsets[rows][:, None]
+    start = np.arange(len(rows), dtype=np.int64)[:, None] * widest
+    width = sl.option.shape[2]
+    for g, count in enumerate(n):
+        take = np.arange(width)[None, :] < count[:, None]
+        flat += np.bincount((start + sl.option[rows, g] - base)[take], minlength=len(flat))
+    swapped = np.flatnonzero(swap_type >= 0)
+    if len(swapped):
+        kind = swap_type[swapped]
+        last = np.stack(n, axis=1)[swapped, kind] - 1
+        here = start[swapped, 0] - base[swapped, 0]
+        np.subtract.at(flat, here + sl.option[rows[swapped], kind, last], 1)
+        np.add.at(flat, here + sl.outside_option[rows[swapped], kind, at[swapped]], 1)
+    return flat.reshape(len(rows), widest)
+
+
+def _within_moves(b: Batch, rows: IntArray, counts: IntArray) -> BoolArray:
+    """Per fill, whether it keeps its deployment's maxConcurrentMoves (solution.moves)."""
+    widest = counts.shape[1]
+    padded = np.zeros((len(b.deployments), widest), dtype=np.int64)
+    padded[b.owner, b.local] = b.current
+    current = padded[rows]
+    added = np.maximum(counts - current, 0).sum(axis=1)
+    removed = np.maximum(current - counts, 0).sum(axis=1)
+    return np.asarray(np.minimum(added, removed) <= b.max_moves[rows], dtype=bool)
+
+
+def ranked_fills_batch(
+    b: Batch, free: Mapping[Key, int], prices: Mapping[Key, float], settings: PlannerSettings, k: int
+) -> list[list[list[int]]]:
+    """Per deployment of `b`, what fill.ranked_fills(deployment, free, settings, extra, k) returns with
+    extra[j] = prices[pool of option j] x its GPUs (0 for a pool without a price)."""
+    free_pool = np.asarray([free.get(key, 0) for key in b.pools], dtype=np.int64)
+    price_pool = np.asarray([prices.get(key, 0.0) for key in b.pools], dtype=np.float64)
+    d0, r0, c0 = _enumerate(b, _slots(b, free_pool, price_pool, b.batched, False, False), k)
+    ok0 = _within_moves(b, d0, c0)
+    broke = np.zeros(len(b.deployments), dtype=bool)
+    broke[d0[~ok0]] = True
+    parts = [(d0, np.zeros_like(d0), r0, c0, ok0)]
+    if broke.any():
+        for stage, (keep_only, keep_all) in enumerate(((True, False), (False, True)), start=1):
+            d, r, c = _enumerate(b, _slots(b, free_pool, price_pool, broke, keep_only, keep_all), k)
+            parts.append((d, np.full_like(d, stage), r, c, _within_moves(b, d, c)))
+    owner, number, rank, counts, within = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # ranked_fills' order: the main pass's fills by rank, then the keep-only pass's, then the keep-all one's.
+    kept = np.flatnonzero(within)
+    kept = kept[np.lexsort((rank[kept], number[kept], owner[kept]))]
+    out: list[list[list[int]]] = [[] for _ in b.deployments]
+    for position, row in zip(owner[kept].tolist(), counts[kept].tolist(), strict=True):
+        out[position].append(row[: b.sizes[position]])
+    for position in np.flatnonzero(b.looped).tolist():
+        deployment = b.deployments[position]
+        extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
+        out[position] = ranked_fills(deployment, free, settings, extra, k)
+    return out
