@@ -380,7 +380,14 @@ def ranked_fills_batch(
     extra[j] = prices[pool of option j] x its GPUs (0 for a pool without a price)."""
     free_pool = np.asarray([free.get(key, 0) for key in b.pools], dtype=np.int64)
     price_pool = np.asarray([prices.get(key, 0.0) for key in b.pools], dtype=np.float64)
-    d0, r0, c0 = _enumerate(b, _slots(b, free_pool, price_pool, b.batched, False, False), k)
+    if not b.batched.any():  # (nothing to enumerate: the arrays below assume some option)
+        d0, r0, c0 = (
+            np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, int(b.sizes.max(initial=1))), dtype=np.int64),
+        )
+    else:
+        d0, r0, c0 = _enumerate(b, _slots(b, free_pool, price_pool, b.batched, False, False), k)
     ok0 = _within_moves(b, d0, c0)
     broke = np.zeros(len(b.deployments), dtype=bool)
     broke[d0[~ok0]] = True
