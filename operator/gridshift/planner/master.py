@@ -4,7 +4,8 @@ A pattern (column) is a complete vector of one deployment's replica counts withi
 its bounds and the inventory. Per movable deployment the columns are its counts in each valid plan
 the search has seen (the running placement, the first fill, the greedies at pool prices: their fills
 on the inventory the others leave are the columns that pack), and the exact fill's best vector at
-the compact LP's pool prices on the whole inventory (gridshift.planner.fill.ranked_fills). Then:
+the compact LP's pool prices on the whole inventory (gridshift.planner.fill.ranked_fills, computed for many
+deployments at once by gridshift.planner.batchfill). Then:
 
 1. the **master LP**: each deployment a convex combination of its columns, each pool within the GPUs
    Frozen deployments leave (HiGHS simplex);
@@ -42,7 +43,7 @@ import numpy.typing as npt
 from scipy.sparse import csc_matrix
 
 from gridshift.arrays import FloatArray, IntArray
-from gridshift.planner.fill import ranked_fills
+from gridshift.planner.batchfill import Batch, batch, ranked_fills_batch
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, column_lp, new_highs, timed_run
 from gridshift.planner.problem import DeploymentProblem, Problem
@@ -52,6 +53,9 @@ from gridshift.planner.solution import Solution, Solver, deployment_objective
 _ROUNDS = 2
 """Pricing rounds (each: the enumeration at the master's duals, then the master LP again)."""
 _PRICED_COLUMNS = 2
+_PRICING_CHUNK = 256
+"""Deployments priced together (batchfill): 256 took 0.10 CPU-s a round at 1,000 deployments (k=2), 128 0.125,
+all 1,000 at once 0.083; the budget is asked between chunks (about 25 ms apart)."""
 """Columns a pricing round adds per deployment (its enumeration's best vectors at the duals)."""
 _FREED = 300
 """LP-integral deployments freed beside the fractional ones, dearest first. 120 left penalties at
@@ -108,6 +112,8 @@ class _Columns:
     gpus: list[FloatArray] = field(default_factory=list)
     seen: dict[tuple[int, tuple[int, ...]], int] = field(default_factory=dict)
     row: dict[Key, int] = field(default_factory=dict)
+    batches: dict[tuple[int, ...], Batch] = field(default_factory=dict)
+    """The pricing's deployments as arrays (batchfill.batch), per chunk of positions: built once per search."""
 
     def __post_init__(self) -> None:
         self.row = {key: i for i, key in enumerate(self.keys)}
@@ -195,8 +201,9 @@ def _rounds(
     the budget lasts: the last LP's column values (0 for columns added after it), None when the first LP was
     not solved. `short` (less than `_FULL_SECONDS` left): the rounds price the deployments the MILP will
     re-solve only (the fractional ones after the first LP and `_SHORT_FREED` of `_freed`'s). Pricing every
-    deployment takes about 0.3 CPU-s a round at 1,000 deployments; a 2 s budget leaves the whole step
-    0.4-0.7, and these rounds take 0.05-0.07 each (docs/planner.md, "Eighth round")."""
+    deployment takes about 0.1 CPU-s a round at 1,000 deployments (batchfill; 0.25 one by one, docs/planner.md,
+    "Ninth round"); a 2 s budget leaves the whole step 0.4-0.7, and these rounds took 0.05-0.07 each one by one
+    ("Eighth round")."""
     solved = _solve_lp(columns, len(movable), capacity, budget)
     if solved is None:
         return None
@@ -245,17 +252,21 @@ def _priced_columns(
     scope: Sequence[int] | None = None,
 ) -> int | None:
     """Each deployment's (of `scope`: positions among `movable`, all when None) `k` best vectors at
-    `prices` on the whole inventory (fill.ranked_fills) added as columns; how many were new (None: the
-    budget ended it)."""
+    `prices` on the whole inventory (fill.ranked_fills' lists, batchfill.ranked_fills_batch) added as columns
+    in position order; how many were new (None: the budget ended it)."""
     added = 0
-    for asked, position in enumerate(range(len(movable)) if scope is None else scope):
-        deployment = movable[position]
-        # About 0.3 ms per deployment: the deadline is asked every 64.
-        if asked % 64 == 0 and not budget.allows(0.0):
+    positions = list(range(len(movable)) if scope is None else scope)
+    for start in range(0, len(positions), _PRICING_CHUNK):
+        # About 0.1 ms per deployment: the deadline is asked every `_PRICING_CHUNK`.
+        if not budget.allows(0.0):
             return None
-        extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
-        for counts in ranked_fills(deployment, free, settings, extra, k):
-            added += columns.add(position, deployment, counts, settings)
+        chunk = tuple(positions[start : start + _PRICING_CHUNK])
+        if chunk not in columns.batches:
+            columns.batches[chunk] = batch([movable[position] for position in chunk], settings)
+        fills = ranked_fills_batch(columns.batches[chunk], free, prices, settings, k)
+        for position, found in zip(chunk, fills, strict=True):
+            for counts in found:
+                added += columns.add(position, movable[position], counts, settings)
     return added
 
 
