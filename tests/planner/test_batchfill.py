@@ -3,7 +3,7 @@
 Random small problems (synthetic.random_snapshot) twisted per deployment into the cases the batch must
 get right: stale prices, Frozen, no options, minRegions 2 and 3, a binding maxConcurrentMoves (the
 keep-only and keep-all passes), caps above batchfill.WIDE and over fill._MAX_COMBINATIONS, pools with
-nothing free, ties in cost; at k 1 to 3 and zero, random, tied and LP-dual prices."""
+nothing free, ties in cost; at k 1 to 3 and zero, random, tied, LP-dual and -inf or hugely negative prices."""
 
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ def _prices(problem: Problem, kind: str, rng: np.random.Generator) -> dict[Key, 
         return {key: float(rng.integers(0, 3)) for key in problem.inventory}
     if kind == "random":
         return {key: float(rng.uniform(0.0, 3.0)) for key in problem.inventory if rng.random() < 0.8}
+    if kind == "negative":
+        # -inf, and prices so negative that a fill's cost overflows to -inf: no fill (the least *finite* costs).
+        choices = [-np.inf, -1e308, -1e300, -50.0, 0.0, 1.0]
+        return {key: float(rng.choice(choices)) for key in problem.inventory}
     return {}
 
 
@@ -103,7 +107,7 @@ def _check(seed: int, gpu_types: int, occupancy: float, prices: str, free: str, 
     seed=st.integers(0, 10_000),
     gpu_types=st.integers(1, 3),
     occupancy=st.sampled_from([0.3, 0.6, 0.9]),
-    prices=st.sampled_from(["zero", "random", "tied", "duals"]),
+    prices=st.sampled_from(["zero", "random", "tied", "duals", "negative"]),
     free=st.sampled_from(["all", "some", "none"]),
     k=st.integers(1, 3),
     chunk=st.sampled_from([1, 7, 64]),
@@ -116,7 +120,14 @@ def test_the_batched_fills_are_the_loops(
 
 @pytest.mark.parametrize(
     ("seed", "gpu_types", "prices", "free", "k"),
-    [(0, 3, "duals", "all", 2), (1, 2, "tied", "some", 1), (2, 3, "zero", "all", 2), (3, 1, "random", "some", 3)],
+    [
+        (0, 3, "duals", "all", 2),
+        (1, 2, "tied", "some", 1),
+        (2, 3, "zero", "all", 2),
+        (3, 1, "random", "some", 3),
+        (4, 3, "negative", "all", 2),
+        (5, 2, "negative", "some", 3),
+    ],
 )
 def test_pinned_problems_give_the_loops_fills(seed: int, gpu_types: int, prices: str, free: str, k: int) -> None:
     assert _check(seed, gpu_types, 0.6, prices, free, k, 64) > 0

@@ -139,3 +139,25 @@ def test_the_k_least_costs_break_ties_by_the_lowest_index() -> None:
     assert _least(np.asarray([np.inf, 3.0, np.inf, 3.0]), 3) == [1, 3]
     assert _least(np.asarray([np.inf, np.inf]), 2) == []
     assert _least(np.asarray([2.0, 1.0, 1.0, np.inf]), 5) == [1, 2, 0]
+
+
+def test_the_k_least_costs_are_finite_ones() -> None:
+    # -inf (a price of -inf, or one so negative that the cost overflows) and NaN are no fills: `cost <= kth`
+    # let -inf through and spent picks on it. Random arrays with ties, +-inf and NaN against a plain sort.
+    from gridshift.planner.batchfill import _least as batched
+    from gridshift.planner.fill import _least
+
+    assert _least(np.asarray([2.0, -np.inf, 1.0, np.nan, 1.0]), 2) == [2, 4]
+    assert _least(np.asarray([-np.inf, 3.0]), 1) == [1]
+    assert _least(np.asarray([-np.inf, np.nan]), 2) == []
+    rng = np.random.default_rng(0)
+    for trial in range(3_000):
+        size, k = int(rng.integers(1, 40)), int(rng.integers(1, 8))
+        cost = rng.integers(0, 5, size).astype(float)
+        draw = rng.random(size)
+        cost[draw < 0.15] = np.inf
+        cost[draw > 0.9 - 0.2 * (trial % 2)] = -np.inf
+        cost[(draw > 0.4) & (draw < 0.45)] = np.nan
+        want = sorted((i for i in range(size) if np.isfinite(cost[i])), key=lambda i: (cost[i], i))[:k]
+        assert _least(cost, k) == want, (cost.tolist(), k)
+        assert batched(cost[None, :], k)[0][1].tolist() == want, (cost.tolist(), k)

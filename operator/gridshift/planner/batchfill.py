@@ -308,8 +308,9 @@ def _mend(
 
 def _least(cost: FloatArray, k: int) -> tuple[IntArray, IntArray]:
     """Per row its `k` least finite costs, cheapest first, ties by the lowest index (fill._least):
-    (row, vector) pairs in row then rank order, and each one's rank."""
-    cost = cost.copy()
+    (row, vector) pairs in row then rank order, and each one's rank. -inf and NaN are no fills (set to inf
+    first: argmin would pick -inf)."""
+    cost = np.where(np.isfinite(cost), cost, np.inf)
     picked = []
     for _ in range(min(k, cost.shape[1])):
         at = np.argmin(cost, axis=1)

@@ -312,18 +312,20 @@ def _grid(sizes: tuple[int, ...]) -> list[IntArray]:
 
 def _least(cost: FloatArray, k: int) -> list[int]:
     """Indices of the `k` least finite costs, cheapest first, ties by index."""
+    # Finite ones only: -inf (a price of -inf, or one so negative that a cost overflows) and NaN are not
+    # fills, and left in they would take picks (-inf is the least, and `cost <= kth` lets it through).
+    cost = np.where(np.isfinite(cost), cost, np.inf)
     if k == 1:
         best = int(np.argmin(cost))
         return [best] if np.isfinite(cost[best]) else []
     # A stable selection, not argpartition's (which keeps an arbitrary member of a tie at the k-th place):
     # every index costing at most the k-th least, in index order, then a stable sort by cost, so that
     # ties go to the lowest index and gridshift.planner.batchfill's stable sort agrees by construction.
-    finite = np.isfinite(cost)
     if len(cost) > k:
         kth = np.partition(cost, k - 1)[k - 1]
-        picked = np.flatnonzero(cost <= kth if np.isfinite(kth) else finite)
+        picked = np.flatnonzero(cost <= kth if np.isfinite(kth) else np.isfinite(cost))
     else:
-        picked = np.flatnonzero(finite)
+        picked = np.flatnonzero(np.isfinite(cost))
     picked = picked[np.argsort(cost[picked], kind="stable")][:k]
     return [int(b) for b in picked]
 
