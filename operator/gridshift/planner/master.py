@@ -53,10 +53,10 @@ from gridshift.planner.solution import Solution, Solver, deployment_objective
 _ROUNDS = 2
 """Pricing rounds (each: the enumeration at the master's duals, then the master LP again)."""
 _PRICED_COLUMNS = 2
+"""Columns a pricing round adds per deployment (its enumeration's best vectors at the duals)."""
 _PRICING_CHUNK = 256
 """Deployments priced together (batchfill): 256 took 0.10 CPU-s a round at 1,000 deployments (k=2), 128 0.125,
 all 1,000 at once 0.083; the budget is asked between chunks (about 25 ms apart)."""
-"""Columns a pricing round adds per deployment (its enumeration's best vectors at the duals)."""
 _FREED = 300
 """LP-integral deployments freed beside the fractional ones, dearest first. 120 left penalties at
 1,000 x 0.8 in research; 300 reached 0.2-1.0%."""
