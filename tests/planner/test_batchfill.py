@@ -148,3 +148,41 @@ def test_every_twist_is_met_and_some_break_the_move_limit() -> None:
             if twist == "moves" and twisted.limits_moves:
                 broke += 1
     assert broke > 0
+
+
+def _wide(cap: int, min_regions: int, copies: int) -> list[DeploymentProblem]:
+    """`copies` of a three-type deployment at replica cap `cap` (its options' bounds raised to it)."""
+    problem = _problem(0, 3, 0.4)
+    three = next(d for d in problem.deployments if len({o.gpu_type for o in d.options}) == 3 and not d.frozen)
+    options = [replace(o, upper=max(o.upper, cap)) for o in three.options]
+    return [
+        replace(three, max_replicas=cap, min_regions=min_regions, options=options, fill_cache={}) for _ in range(copies)
+    ]
+
+
+def test_deployments_with_large_enumerations_go_through_the_loop() -> None:
+    # Three GPU types at a cap of 24 and minRegions 2 enumerate 25^3 vectors: batched they took twice the
+    # loop's CPU and 290 MiB for 256 of them (docs/planner.md, "Ninth round"); decided by the enumeration's
+    # size, not only by the cap.
+    for cap, min_regions, looped in ((8, 2, False), (24, 2, True), (16, 1, False), (24, 1, True)):
+        deployment = _wide(cap, min_regions, 1)[0]
+        assert batch([deployment], SETTINGS).looped.tolist() == [looped], (cap, min_regions)
+
+
+def test_a_batch_of_wide_deployments_keeps_its_memory_to_a_few_tens_of_mib() -> None:
+    # 256 batched deployments of 20^3 vectors (minRegions 1, the most batched): 2M cells a step held 140 MiB.
+    import tracemalloc
+
+    deployments = _wide(19, 1, 256)
+    problem = _problem(0, 3, 0.4)
+    free = dict(problem.inventory)
+    b = batch(deployments, SETTINGS)
+    assert b.batched.all()
+    tracemalloc.start()
+    try:
+        got = ranked_fills_batch(b, free, {}, SETTINGS, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 * 2**20, peak / 2**20
+    assert got[0] == ranked_fills(deployments[0], free, SETTINGS, [0.0] * len(deployments[0].options), 2)

@@ -23,13 +23,17 @@ Why the lists are identical, step by step (fill's module docstring says why the 
   the same way, and the fills within the limit are kept in ranked_fills' order (pass, then rank).
 
 What is not batched goes through fill.ranked_fills itself: deployments with a replica cap above
-`WIDE` (their padded slot arrays would dominate memory and time). Frozen deployments, those without
-options and minRegions above 2 get no fills, as in ranked_fills. No clock: the caller chunks the
-deployments (one Batch per chunk) and asks its budget between chunks.
+`WIDE` (their padded slot arrays would dominate memory and time) and those whose enumeration may meet
+more than `LOOP_ABOVE` replica vectors (`vectors`: there the batch's per-vector work costs more than the
+loop's per-call overhead saves). Frozen deployments, those without options and minRegions above 2 get
+no fills, as in ranked_fills. A call's memory is bounded by `_CELLS` (costs per enumeration step), not
+by the deployments' number or shape. No clock: the caller chunks the deployments (one Batch per chunk)
+and asks its budget between chunks.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,10 +48,36 @@ from gridshift.planner.solution import shortfall_penalty_per_unit
 
 WIDE = 24
 """Deployments with a replica cap above this go through fill.ranked_fills (at 1,000 x 12 x 3 about 1.4%)."""
-_BOX_LIMIT = 20_000
-"""A group's padded box (cap rounded up to a power of two, per type) at most this many vectors, else its own shape."""
-_CELLS = 2_000_000
-"""At most this many (deployment, vector) costs per enumeration step: rows of a group are chunked to it."""
+LOOP_ABOVE = (8_000, 1_000)
+"""Deployments whose enumeration may meet more replica vectors than this (`vectors`; at minRegions 1, 2) go
+through fill.ranked_fills: past it the batch's per-vector work outweighs the loop's per-call overhead. 256
+three-type deployments, CPU ms a deployment batched / looped: minRegions 2 at 729 vectors 0.32 / 0.42, 1,331
+0.49 / 0.45, 15,625 2.52 / 1.22; minRegions 1 (no mending) at 4,913 0.30 / 0.34, 15,625 0.68 / 0.56."""
+_BOX_LIMIT = 1_000
+"""A group's padded box (cap rounded up to a power of two, per type) at most this many vectors, else its own
+shape (a box far above a deployment's own shape costs more than the groups it saves)."""
+_CELLS = 200_000
+"""At most this many (deployment, vector) costs per enumeration step: rows of a group are chunked to it
+(1.6 MB an array, a dozen of them alive in `_costs` and `_mend`: at most 30 MiB traced a call)."""
+
+
+def vectors(deployment: DeploymentProblem) -> int:
+    """An upper bound on the replica vectors the deployment's enumeration meets: per GPU type its slots
+    (the options' bounds summed, at most the replica cap) plus one, multiplied (fill._ranked_counts)."""
+    static = _static(deployment)
+    slots = [0] * len(static.units)
+    for g, upper in zip(static.type_of.tolist(), static.upper.tolist(), strict=True):
+        slots[g] += max(0, upper)
+    return math.prod(min(n, max(0, deployment.max_replicas)) + 1 for n in slots)
+
+
+def _applies(deployment: DeploymentProblem) -> bool:
+    return not deployment.frozen and bool(deployment.options) and deployment.min_regions <= 2
+
+
+def _batched(deployment: DeploymentProblem) -> bool:
+    limit = LOOP_ABOVE[1] if deployment.min_regions >= 2 else LOOP_ABOVE[0]
+    return _applies(deployment) and deployment.max_replicas <= WIDE and vectors(deployment) <= limit
 
 
 @dataclass(frozen=True)
@@ -106,7 +136,8 @@ def batch(deployments: Sequence[DeploymentProblem], settings: PlannerSettings) -
         parts = [getattr(s, name) for s in statics]
         return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
-    applies = np.asarray([not d.frozen and bool(d.options) and d.min_regions <= 2 for d in deployments], dtype=bool)
+    applies = np.asarray([_applies(d) for d in deployments], dtype=bool)
+    batched = np.asarray([_batched(d) for d in deployments], dtype=bool)
     cap = np.asarray([d.max_replicas for d in deployments], dtype=np.int64)
     return Batch(
         deployments=deployments,
@@ -133,8 +164,8 @@ def batch(deployments: Sequence[DeploymentProblem], settings: PlannerSettings) -
         max_moves=np.asarray([d.max_moves for d in deployments], dtype=np.int64),
         target=np.asarray([d.coverage_target for d in deployments], dtype=np.float64),
         penalty_per_unit=np.asarray([shortfall_penalty_per_unit(d, settings) for d in deployments], dtype=np.float64),
-        batched=applies & (cap <= WIDE),
-        looped=applies & (cap > WIDE),
+        batched=batched,
+        looped=applies & ~batched,
         big=settings.bound_violation_penalty_usd,
         stale_penalty=settings.stale_change_penalty_usd,
     )
