@@ -43,7 +43,7 @@ import numpy.typing as npt
 from scipy.sparse import csc_matrix
 
 from gridshift.arrays import FloatArray, IntArray
-from gridshift.planner.batchfill import Batch, batch, ranked_fills_batch
+from gridshift.planner.batchfill import Batch, batch, ranked_fills_batch, work
 from gridshift.planner.migration import Key
 from gridshift.planner.milp import RunTime, column_lp, new_highs, timed_run
 from gridshift.planner.problem import DeploymentProblem, Problem
@@ -55,8 +55,12 @@ _ROUNDS = 2
 _PRICED_COLUMNS = 2
 """Columns a pricing round adds per deployment (its enumeration's best vectors at the duals)."""
 _PRICING_CHUNK = 256
-"""Deployments priced together (batchfill): 256 took 0.10 CPU-s a round at 1,000 deployments (k=2), 128 0.125,
-all 1,000 at once 0.083; the budget is asked between chunks (about 25 ms apart)."""
+"""Deployments priced together (batchfill) at most: 256 took 0.10 CPU-s a round at 1,000 deployments (k=2),
+128 0.125, all 1,000 at once 0.083; the budget is asked between chunks."""
+_PRICING_WORK = 50_000.0
+"""A chunk's estimated CPU microseconds at most (batchfill.work): 43 deployments of three GPU types at a
+replica cap of 24 and minRegions 2 (fill.ranked_fills, about 1.2 ms each), fewer than the 64 between main's
+budget checks; at 1,000 x 12 x 3 a chunk of 256 common ones is 30,000 (seeds 0-2), so they stay 256."""
 _FREED = 300
 """LP-integral deployments freed beside the fractional ones, dearest first. 120 left penalties at
 1,000 x 0.8 in research; 300 reached 0.2-1.0%."""
@@ -255,12 +259,10 @@ def _priced_columns(
     `prices` on the whole inventory (fill.ranked_fills' lists, batchfill.ranked_fills_batch) added as columns
     in position order; how many were new (None: the budget ended it)."""
     added = 0
-    positions = list(range(len(movable)) if scope is None else scope)
-    for start in range(0, len(positions), _PRICING_CHUNK):
-        # About 0.1 ms per deployment: the deadline is asked every `_PRICING_CHUNK`.
+    for chunk in _chunks(movable, list(range(len(movable)) if scope is None else scope)):
+        # The deadline is asked every chunk: at most `_PRICING_WORK` microseconds estimated.
         if not budget.allows(0.0):
             return None
-        chunk = tuple(positions[start : start + _PRICING_CHUNK])
         if chunk not in columns.batches:
             columns.batches[chunk] = batch([movable[position] for position in chunk], settings)
         fills = ranked_fills_batch(columns.batches[chunk], free, prices, settings, k)
@@ -268,6 +270,24 @@ def _priced_columns(
             for counts in found:
                 added += columns.add(position, movable[position], counts, settings)
     return added
+
+
+def _chunks(movable: list[DeploymentProblem], positions: list[int]) -> list[tuple[int, ...]]:
+    """`positions` in order, cut into chunks of at most `_PRICING_CHUNK` deployments and `_PRICING_WORK`
+    estimated microseconds (a deployment over it alone)."""
+    chunks: list[tuple[int, ...]] = []
+    chunk: list[int] = []
+    spent = 0.0
+    for position in positions:
+        cost = work(movable[position])
+        if chunk and (len(chunk) == _PRICING_CHUNK or spent + cost > _PRICING_WORK):
+            chunks.append(tuple(chunk))
+            chunk, spent = [], 0.0
+        chunk.append(position)
+        spent += cost
+    if chunk:
+        chunks.append(tuple(chunk))
+    return chunks
 
 
 def _matrix(columns: _Columns, picked: IntArray, position_of: IntArray, deployments: int) -> csc_matrix:
