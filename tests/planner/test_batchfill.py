@@ -209,3 +209,31 @@ def test_the_pricing_asks_its_budget_by_work_not_by_count() -> None:
     common = [replace(d, fill_cache={}) for d in problem.movable] * 12
     assert len(common) >= 256
     assert len(master_module._chunks(common, list(range(len(common))))[0]) == 256
+
+
+def test_a_batch_on_many_clusters_keeps_its_memory_and_its_chunks_to_their_cpu() -> None:
+    # 80 clusters, four GPU types: 320 options and 80 regions a deployment. _outside's options x regions
+    # grid held 124 MiB for a chunk of 256, and work() (vectors only) put 256 of them, 0.1 CPU-s, in one
+    # chunk where main asked its budget every 64 (0.03-0.06 s).
+    import tracemalloc
+
+    import gridshift.planner.master as master_module
+
+    world = random_snapshot(default_performance_models(), deployments=256, clusters=80, gpu_types=4, seed=0)
+    problem = build_problem(world, SETTINGS)
+    movable = list(problem.movable)
+    free = dict(problem.inventory)
+    rng = np.random.default_rng(0)
+    prices = {key: float(rng.uniform(0, 3)) for key in free}
+    assert len(master_module._chunks(movable, list(range(len(movable))))[0]) < 200
+    b = batch(movable, SETTINGS)
+    tracemalloc.start()
+    try:
+        got = ranked_fills_batch(b, free, prices, SETTINGS, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 2**20, peak / 2**20
+    for deployment, fills in list(zip(movable, got, strict=True))[:: len(movable) // 16]:
+        extra = [prices.get(o.key, 0.0) * o.gpus for o in deployment.options]
+        assert fills == ranked_fills(deployment, free, SETTINGS, extra, 2)

@@ -61,6 +61,12 @@ _CELLS = 200_000
 (1.6 MB an array, a dozen of them alive in `_costs` and `_mend`: at most 30 MiB traced a call)."""
 
 
+_PER_OPTION = 1.2
+"""`work`'s CPU microseconds an option (slots, their sort, `_outside`): what the estimate missed on fleets
+with many clusters (1,000 deployments, four types, 40 / 80 clusters: 80 / 170 options a deployment, a chunk
+of 256 estimated 0.046 s took 0.07 / 0.10 s batched; 0.8-1.3 us an option over it)."""
+
+
 def vectors(deployment: DeploymentProblem) -> int:
     """An upper bound on the replica vectors the deployment's enumeration meets: per GPU type its slots
     (the options' bounds summed, at most the replica cap) plus one, multiplied (fill._ranked_counts)."""
@@ -82,10 +88,11 @@ def _batched(deployment: DeploymentProblem) -> bool:
 
 def work(deployment: DeploymentProblem) -> float:
     """The estimated CPU microseconds of the deployment's fills (measured as LOOP_ABOVE's figures): here,
-    0.1 ms plus 0.15 us a vector it is enumerated on (its box or its own shape, as `_groups`; 0.035 at
-    minRegions 1), in fill.ranked_fills 0.3 ms plus 0.055 us a vector (0.017). What the caller's chunks
-    are bounded by, so that a chunk's time does not depend on how many wide deployments it holds. Cached
-    in the deployment's fill_cache (asked every pricing round)."""
+    0.1 ms plus `_PER_OPTION` an option plus 0.15 us a vector it is enumerated on (its box or its own
+    shape, as `_groups`; 0.035 at minRegions 1), in fill.ranked_fills 0.3 ms plus the same an option plus
+    0.055 us a vector (0.017). What the caller's chunks are bounded by, so that a chunk's time does not
+    depend on how many wide deployments, or options, it holds. Cached in the deployment's fill_cache
+    (asked every pricing round)."""
     found = deployment.fill_cache.get("work")
     if isinstance(found, float):
         return found
@@ -99,11 +106,12 @@ def _work(deployment: DeploymentProblem) -> float:
         return 1.0
     two = deployment.min_regions >= 2
     size = vectors(deployment)
+    per_option = _PER_OPTION * len(deployment.options)
     if not _batched(deployment):
-        return 300.0 + min(size, _MAX_COMBINATIONS) * (0.055 if two else 0.017)
+        return 300.0 + per_option + min(size, _MAX_COMBINATIONS) * (0.055 if two else 0.017)
     cap, types = deployment.max_replicas, len(_static(deployment).units)
     box = (max(1 << max(cap - 1, 0).bit_length(), cap) + 1) ** types
-    return 100.0 + (box if box <= _BOX_LIMIT else size) * (0.15 if two else 0.035)
+    return 100.0 + per_option + (box if box <= _BOX_LIMIT else size) * (0.15 if two else 0.035)
 
 
 @dataclass(frozen=True)
@@ -260,26 +268,35 @@ def _slots(b: Batch, free: IntArray, price: FloatArray, rows: BoolArray, keep_on
 
 def _outside(b: Batch, present: BoolArray, first_cost: FloatArray) -> tuple[FloatArray, IntArray]:
     """Per (deployment, type, region r): the cheapest first slot of the present options of that type
-    outside r, inf when none, and its option (-1): the first in order among equal costs (fill._outside)."""
+    outside r, inf when none, and its option (-1): the first in order among equal costs (fill._outside).
+    Per (deployment, type) only two options are needed: the cheapest of all, `best`, and the cheapest
+    outside best's region; r gets the second where it is best's region, else the first. O(options), not
+    options x regions (at 80 clusters, 320 options and 80 regions, that grid was 124 MiB a call). Ordered
+    as argmin orders: NaN first (argmin returns it), then by cost, then by position."""
     count, types, regions = len(b.deployments), b.units.shape[1], b.regions
-    widest = int(b.sizes.max(initial=1))
-    cost = np.full((count, widest), np.inf)
-    of_type = np.full((count, widest), -1, dtype=np.int64)
-    in_region = np.full((count, widest), -1, dtype=np.int64)
-    cost[b.owner, b.local] = np.where(present, first_cost, np.inf)
-    of_type[b.owner, b.local] = b.type_of
-    in_region[b.owner, b.local] = b.region
-    outside = np.full((count, types, regions), np.inf)
-    outside_option = np.full((count, types, regions), -1, dtype=np.int64)
-    away = in_region[:, None, :] != np.arange(regions)[None, :, None]
-    for g in range(types):
-        grid = np.where((of_type[:, None, :] == g) & away, cost[:, None, :], np.inf)
-        at = np.argmin(grid, axis=2)
-        best = np.take_along_axis(grid, at[..., None], axis=2)[..., 0]
-        found = np.isfinite(best)
-        outside[:, g] = np.where(found, best, np.inf)
-        outside_option[:, g] = np.where(found, at + b.offsets[:-1, None], -1)
-    return outside, outside_option
+    cost = np.where(present, first_cost, np.inf)
+    group = b.owner * types + b.type_of
+    nan = np.isnan(cost)
+    order = np.lexsort((np.arange(len(cost)), np.where(nan, 0.0, cost), ~nan, group))
+    best = _first(order, group, count * types)
+    best_region = np.where(best >= 0, b.region[np.maximum(best, 0)], -1)
+    away = order[b.region[order] != best_region[group[order]]]
+    second = _first(away, group, count * types)
+    pick = np.where(best_region[:, None] == np.arange(regions)[None, :], second[:, None], best[:, None]).reshape(
+        count, types, regions
+    )
+    value = np.where(pick >= 0, cost[np.maximum(pick, 0)], np.inf)
+    found = np.isfinite(value)
+    return np.where(found, value, np.inf), np.where(found, pick, -1)
+
+
+def _first(order: IntArray, group: IntArray, groups: int) -> IntArray:
+    """Per group, the first option of `order` in it (-1: none)."""
+    first = np.full(groups, -1, dtype=np.int64)
+    at = group[order]
+    head = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1]))) if len(order) else np.zeros(0, dtype=np.int64)
+    first[at[head]] = order[head]
+    return first
 
 
 def _groups(b: Batch, sl: _Slots) -> dict[tuple[int, ...], list[int]]:

@@ -60,7 +60,8 @@ _PRICING_CHUNK = 256
 _PRICING_WORK = 50_000.0
 """A chunk's estimated CPU microseconds at most (batchfill.work): 43 deployments of three GPU types at a
 replica cap of 24 and minRegions 2 (fill.ranked_fills, about 1.2 ms each), fewer than the 64 between main's
-budget checks; at 1,000 x 12 x 3 a chunk of 256 common ones is 30,000 (seeds 0-2), so they stay 256."""
+budget checks; at 1,000 x 12 x 3 a chunk of 256 common ones is 33,000-42,000 (seeds 0-2), so they stay 256;
+at 80 clusters (320 options a deployment) 90-135."""
 _FREED = 300
 """LP-integral deployments freed beside the fractional ones, dearest first. 120 left penalties at
 1,000 x 0.8 in research; 300 reached 0.2-1.0%."""
