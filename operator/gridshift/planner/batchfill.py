@@ -110,8 +110,14 @@ def _work(deployment: DeploymentProblem) -> float:
     if not _batched(deployment):
         return 300.0 + per_option + min(size, _MAX_COMBINATIONS) * (0.055 if two else 0.017)
     cap, types = deployment.max_replicas, len(_static(deployment).units)
-    box = (max(1 << max(cap - 1, 0).bit_length(), cap) + 1) ** types
+    box = (max(_side(cap), cap) + 1) ** types
     return 100.0 + per_option + (box if box <= _BOX_LIMIT else size) * (0.15 if two else 0.035)
+
+
+def _side(cap: int) -> int:
+    """A padded box's side before the + 1: the replica cap rounded up to a power of two (1 for a cap of 0 or 1),
+    so that deployments of nearby caps share one enumeration grid (`_groups`, and `work`'s estimate of it)."""
+    return 1 << max(cap - 1, 0).bit_length()
 
 
 @dataclass(frozen=True)
@@ -308,7 +314,7 @@ def _groups(b: Batch, sl: _Slots) -> dict[tuple[int, ...], list[int]]:
         if int(np.prod(shape)) > _MAX_COMBINATIONS:
             continue
         cap = int(b.cap[d])
-        side = min(1 << max(cap - 1, 0).bit_length(), sl.cost.shape[2])
+        side = min(_side(cap), sl.cost.shape[2])
         box = (max(side, cap) + 1,) * len(shape)
         groups.setdefault(box if int(np.prod(box)) <= _BOX_LIMIT else shape, []).append(d)
     return groups
@@ -411,9 +417,14 @@ def _enumerate(b: Batch, sl: _Slots, k: int) -> tuple[IntArray, IntArray, IntArr
             counts = _counts(b, sl, rows[row], [c[vector] for c in n], swap_type[row, vector], at[row, vector])
             found.append((rows[row], rank, counts))
     if not found:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros((0, int(b.sizes.max(initial=1))), dtype=np.int64)
+        return _no_fills(b)
     return tuple(np.concatenate(part) for part in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+def _no_fills(b: Batch) -> tuple[IntArray, IntArray, IntArray]:
+    """`_enumerate`'s answer when nothing is enumerated: no (deployment, rank, padded counts)."""
+    empty = np.zeros(0, dtype=np.int64)
+    return empty, empty, np.zeros((0, int(b.sizes.max(initial=1))), dtype=np.int64)
 
 
 def _counts(b: Batch, sl: _Slots, rows: IntArray, n: list[IntArray], swap_type: IntArray, at: IntArray) -> IntArray:
@@ -456,11 +467,7 @@ def ranked_fills_batch(
     free_pool = np.asarray([free.get(key, 0) for key in b.pools], dtype=np.int64)
     price_pool = np.asarray([prices.get(key, 0.0) for key in b.pools], dtype=np.float64)
     if not b.batched.any():  # (nothing to enumerate: the arrays below assume some option)
-        d0, r0, c0 = (
-            np.zeros(0, dtype=np.int64),
-            np.zeros(0, dtype=np.int64),
-            np.zeros((0, int(b.sizes.max(initial=1))), dtype=np.int64),
-        )
+        d0, r0, c0 = _no_fills(b)
     else:
         d0, r0, c0 = _enumerate(b, _slots(b, free_pool, price_pool, b.batched, False, False), k)
     ok0 = _within_moves(b, d0, c0)
